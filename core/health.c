@@ -3,6 +3,7 @@
  * apps' origin handed over, CORS, the kept answer, then the log line and the counts. */
 #include "health.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,18 +139,59 @@ static void health_count(health *hl, double seconds) {
   hl->stats.count++;
 }
 
-/* The line the Lua server writes for a request (orket.serve, REQUEST_LINE): its keys
- * sorted, the absent ones (auth, note) left out, key null. */
+static const char *const health_line_names[HEALTH_LINE_FIELDS] = {
+    "\"addr\":", "\"auth\":", "\"key\":", "\"method\":", "\"note\":", "\"route\":", "\"status\":", "\"t\":",
+    "\"us\":"};
+
+/* A whole number below 1e14 in digits, as jsonout_number's %.14g writes it, without the
+ * formatting's cost (every line has two); others through jsonout_number. */
+static int health_number(jsonout_buf *b, double d) {
+  if (!(d > -1e14 && d < 1e14) || d != (double)(long long)d || (d == 0 && signbit(d))) return jsonout_number(b, d);
+  long long x = (long long)d;
+  char num[24], *p = num + sizeof num;
+  unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+  do *--p = (char)('0' + u % 10); while ((u /= 10) != 0);
+  if (x < 0) *--p = '-';
+  jsonout_raw(b, p, (size_t)(num + sizeof num - p));
+  return 0;
+}
+
+int health_line_write(jsonout_buf *b, const health_value *v) {
+  int first = 1;
+  for (int i = 0; i < HEALTH_LINE_FIELDS; i++) {
+    if (v[i].kind == HEALTH_ABSENT) continue;
+    const char *name = health_line_names[i];
+    if (first) jsonout_raw(b, "{", 1);
+    else jsonout_raw(b, ",", 1);
+    first = 0;
+    jsonout_raw(b, name, strlen(name));
+    switch (v[i].kind) {
+    case HEALTH_STRING: jsonout_string(b, v[i].s, v[i].n); break;
+    case HEALTH_NUMBER:
+      if (health_number(b, v[i].d) != 0) return -1;
+      break;
+    case HEALTH_TRUE: jsonout_raw(b, "true", 4); break;
+    case HEALTH_FALSE: jsonout_raw(b, "false", 5); break;
+    default: jsonout_raw(b, "null", 4); break;
+    }
+  }
+  jsonout_raw(b, first ? "{}" : "}", first ? 2 : 1);
+  return 0;
+}
+
+static health_value health_str(const char *s) { return (health_value){HEALTH_STRING, s, strlen(s), 0}; }
+
+/* /health's line: auth and note absent, key null */
 static void health_line(health *hl, jsonout_buf *b, const char *addr, long long us) {
-  jsonout_raw(b, "{\"addr\":", 8);
-  jsonout_string(b, addr, strlen(addr));
-  static const char mid[] = ",\"key\":null,\"method\":\"GET\",\"route\":\"/health\",\"status\":200,\"t\":";
-  jsonout_raw(b, mid, sizeof mid - 1);
-  const char *t = health_stamp(hl);
-  jsonout_string(b, t, strlen(t));
-  char num[32];
-  int k = snprintf(num, sizeof num, ",\"us\":%lld}", us);
-  jsonout_raw(b, num, (size_t)k);
+  health_value v[HEALTH_LINE_FIELDS] = {{HEALTH_ABSENT, NULL, 0, 0}};
+  v[HEALTH_LINE_ADDR] = health_str(addr);
+  v[HEALTH_LINE_KEY].kind = HEALTH_NULL;
+  v[HEALTH_LINE_METHOD] = health_str("GET");
+  v[HEALTH_LINE_ROUTE] = health_str("/health");
+  v[HEALTH_LINE_STATUS] = (health_value){HEALTH_NUMBER, NULL, 0, 200};
+  v[HEALTH_LINE_T] = health_str(health_stamp(hl));
+  v[HEALTH_LINE_US] = (health_value){HEALTH_NUMBER, NULL, 0, (double)us};
+  health_line_write(b, v);
 }
 
 int health_answer(health *hl, httpd_quick *q, double now_ms, jsonout_buf *line) {

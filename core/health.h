@@ -50,6 +50,22 @@ void health_free(health *hl);
  * takers use): 1 answered, with its log line in *line (cleared first; its bytes out of
  * memory: line->oom); 0 declined, nothing sent and nothing counted. */
 int health_answer(health *hl, httpd_quick *q, double now_ms, jsonout_buf *line);
+
+/* A request's log line (docs/serve.md, "Logs"), the one format of every route's, /health's
+ * here and the Lua server's: an object of these fields in this (sorted) order, absent ones
+ * left out. */
+enum { HEALTH_LINE_ADDR, HEALTH_LINE_AUTH, HEALTH_LINE_KEY, HEALTH_LINE_METHOD, HEALTH_LINE_NOTE,
+       HEALTH_LINE_ROUTE, HEALTH_LINE_STATUS, HEALTH_LINE_T, HEALTH_LINE_US, HEALTH_LINE_FIELDS };
+typedef struct health_value {
+  enum { HEALTH_ABSENT, HEALTH_NULL, HEALTH_STRING, HEALTH_NUMBER, HEALTH_TRUE, HEALTH_FALSE } kind;
+  const char *s; /* HEALTH_STRING: n bytes, any bytes */
+  size_t n;
+  double d;      /* HEALTH_NUMBER */
+} health_value;
+/* Appends the line of v[HEALTH_LINE_FIELDS] (no newline), its bytes those of jsonout's
+ * encoding of the same fields. -> 0, or -1 for a number that is NaN or infinite (the line
+ * then partly written). */
+int health_line_write(jsonout_buf *b, const health_value *v);
 const health_stats *health_stats_of(const health *hl);
 
 #endif

@@ -26,14 +26,22 @@ typedef struct pp_strv {
 
 enum { PP_HEADERS, PP_STREAM, PP_DONE };
 
+/* What the pumps to one upstream share (httpproxy_kept_new), each pump holding a reference. */
+struct httpproxy_kept {
+  size_t refs;
+  http_opts up;      /* but url, method, headers and body, which are each request's */
+  char *unix_socket; /* up.unix_socket's copy */
+  pp_strv lines, pass, cookies;
+  int with_cookies;
+  size_t pass_max, queue_high, whole_max;
+};
+
 struct httpproxy {
   http_req *up;
   httpd_req *req;
   httpproxy_done_fn done;
   void *ud;
-  pp_strv lines, pass, cookies;
-  int with_cookies;
-  size_t pass_max, queue_high, whole_max;
+  httpproxy_kept *k;
   char *body;
   int phase;
   int stepping;     /* inside pp_step: a notice meanwhile only asks for another pass */
@@ -124,7 +132,7 @@ static void pp_finish(httpproxy *p) {
  * memcpy, not a malloc and a format per line. Returns the count. */
 static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
   size_t n = 0, room = 0;
-  for (size_t i = 0; i < p->lines.n && n < PP_MAX_LINES; i++) out[n++] = p->lines.v[i];
+  for (size_t i = 0; i < p->k->lines.n && n < PP_MAX_LINES; i++) out[n++] = p->k->lines.v[i];
   const char *name, *value;
   /* the room first: each passed line as "Name: value" or "Set-Cookie: value", and its NUL */
   for (size_t i = 0; http_header_at(p->up, i, &name, &value) == 0; i++) room += strlen(name) + strlen(value) + 13;
@@ -134,12 +142,12 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
     /* an empty value would make libmicrohttpd refuse the whole answer */
     if (value[strspn(value, " \t")] == '\0' || strpbrk(value, "\r\n")) continue;
     size_t nl = strlen(name), vl = strlen(value);
-    if (pp_has(&p->pass, name, nl) && vl <= p->pass_max) {
+    if (pp_has(&p->k->pass, name, nl) && vl <= p->k->pass_max) {
       memcpy(at, name, nl);
       memcpy(at + nl, ": ", 2);
       memcpy(at + nl + 2, value, vl + 1);
-    } else if (p->with_cookies && strcmp(name, "set-cookie") == 0 && vl <= PP_COOKIE_MAX) {
-      if (!httpproxy_cookie(value, (const char *const *)p->cookies.v, p->cookies.n, at + 12, vl + 1)) continue;
+    } else if (p->k->with_cookies && strcmp(name, "set-cookie") == 0 && vl <= PP_COOKIE_MAX) {
+      if (!httpproxy_cookie(value, (const char *const *)p->k->cookies.v, p->k->cookies.n, at + 12, vl + 1)) continue;
       memcpy(at, "Set-Cookie: ", 12);
     } else {
       continue;
@@ -218,7 +226,7 @@ static int pp_answer(httpproxy *p) {
      * is the one its GET's body has (RFC 9110 8.6), so it is passed as it is, or none */
     rc = httpd_respond_head(p->req, p->status, lines, nl, pp_length(p->up));
   } else if (http_finished(p->up) && http_error(p->up, NULL, NULL) == NULL &&
-             pp_queued_bytes(p->up) <= p->whole_max) {
+             pp_queued_bytes(p->up) <= p->k->whole_max) {
     /* an answer in one piece (the usual small one) is answered from it, not a copy */
     size_t len = 0;
     const char *one = "";
@@ -235,7 +243,7 @@ static int pp_answer(httpproxy *p) {
   free(owned);
   if (rc != 0) pp_refused(p, rc);
   if (!streaming) return 0;
-  httpd_stream_drain_at(p->req, p->queue_high / 2);
+  httpd_stream_drain_at(p->req, p->k->queue_high / 2);
   p->phase = PP_STREAM;
   return 1;
 }
@@ -251,7 +259,7 @@ static int pp_pump(httpproxy *p) {
       http_event_at(p->up, p->next_ev, &d, &l);
       /* a slow client is waited for (its queue drains to half), never dropped for the
        * upstream's speed; meanwhile the transfer pauses at its read-ahead */
-      if (httpd_stream_queued(p->req) + l > p->queue_high && !httpd_stream_drained(p->req)) return 1;
+      if (httpd_stream_queued(p->req) + l > p->k->queue_high && !httpd_stream_drained(p->req)) return 1;
       if (httpd_stream_send(p->req, d, l) != 0) {
         pp_fail(p, "the client left", "");
         return 0;
@@ -316,23 +324,70 @@ static void pp_on_client(httpd_req *r, void *ud) {
   pp_step(ud);
 }
 
+httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
+  httpproxy_kept *k = calloc(1, sizeof *k);
+  if (k == NULL) return NULL;
+  k->refs = 1;
+  if (pp_strv_copy(&k->lines, o->lines, o->nlines) != 0 || pp_strv_copy(&k->pass, o->pass, o->npass) != 0 ||
+      pp_strv_copy(&k->cookies, o->cookies, o->ncookies) != 0 ||
+      (o->up.unix_socket && (k->unix_socket = strdup(o->up.unix_socket)) == NULL)) {
+    httpproxy_kept_unref(k);
+    return NULL;
+  }
+  k->up = o->up;
+  k->up.url = k->up.method = NULL;
+  k->up.headers = NULL;
+  k->up.nheaders = 0;
+  k->up.body = NULL;
+  k->up.body_len = 0;
+  k->up.unix_socket = k->unix_socket;
+  k->with_cookies = o->cookies != NULL;
+  k->pass_max = o->pass_max ? o->pass_max : PP_PASS_MAX;
+  k->queue_high = o->queue_high ? o->queue_high : PP_QUEUE_HIGH;
+  k->whole_max = o->whole_max ? o->whole_max : PP_WHOLE_MAX;
+  return k;
+}
+
+void httpproxy_kept_unref(httpproxy_kept *k) {
+  if (k == NULL || --k->refs > 0) return;
+  free(k->lines.v);
+  free(k->pass.v);
+  free(k->cookies.v);
+  free(k->unix_socket);
+  free(k);
+}
+
 httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts *o, httpproxy_done_fn done,
                            void *ud, char *err, size_t errlen) {
-  httpproxy *p = calloc(1, sizeof *p);
-  if (p == NULL || pp_strv_copy(&p->lines, o->lines, o->nlines) != 0 ||
-      pp_strv_copy(&p->pass, o->pass, o->npass) != 0 || pp_strv_copy(&p->cookies, o->cookies, o->ncookies) != 0) {
-    if (p) httpproxy_free(p);
+  httpproxy_kept *k = httpproxy_kept_new(o);
+  if (k == NULL) {
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
+  httpproxy *p = httpproxy_start_kept(c, req, k, &o->up, done, ud, err, errlen);
+  httpproxy_kept_unref(k);
+  return p;
+}
+
+httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
+                                httpproxy_done_fn done, void *ud, char *err, size_t errlen) {
+  httpproxy *p = calloc(1, sizeof *p);
+  if (p == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  k->refs++;
+  p->k = k;
   p->req = req;
   p->done = done;
   p->ud = ud;
-  p->with_cookies = o->cookies != NULL;
-  p->pass_max = o->pass_max ? o->pass_max : PP_PASS_MAX;
-  p->queue_high = o->queue_high ? o->queue_high : PP_QUEUE_HIGH;
-  p->whole_max = o->whole_max ? o->whole_max : PP_WHOLE_MAX;
-  http_opts up = o->up;
+  http_opts up = k->up;
+  up.url = each->url;
+  up.method = each->method;
+  up.headers = each->headers;
+  up.nheaders = each->nheaders;
+  up.body = each->body;
+  up.body_len = each->body_len;
   if (up.max_queued == 0) up.max_queued = PP_AHEAD; /* never read without bound */
   up.framing = FRAME_RAW;
   up.take = NULL;
@@ -371,9 +426,7 @@ void httpproxy_free(httpproxy *p) {
    * answer cut, not end as if whole */
   if (p->phase == PP_STREAM) httpd_stream_cut(p->req);
   if (p->up) http_release(p->up);
-  free(p->lines.v);
-  free(p->pass.v);
-  free(p->cookies.v);
+  httpproxy_kept_unref(p->k);
   free(p->body);
   free(p->message);
   free(p);

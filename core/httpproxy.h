@@ -46,6 +46,18 @@ typedef void (*httpproxy_done_fn)(httpproxy *p, void *ud);
 httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts *o, httpproxy_done_fn done,
                            void *ud, char *err, size_t errlen);
 
+/* What every pump to one upstream shares, made once from o (copied) but for up's url,
+ * method, headers and body, which are each request's: the socket, timeouts and limits, the
+ * answer's lines, the names passed back, the cookies refused. Counted references: each
+ * pump started with it holds one. NULL out of memory. */
+typedef struct httpproxy_kept httpproxy_kept;
+httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o);
+void httpproxy_kept_unref(httpproxy_kept *k);
+/* httpproxy_start with k's shared part and each's url, method, headers and body (the rest
+ * of each is not read); httpproxy_start is this with a kept part made for the one pump. */
+httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
+                                httpproxy_done_fn done, void *ud, char *err, size_t errlen);
+
 /* Once done: the status sent to the client (the upstream's; 502 for one outside 200-599), 499
  * when the client left before any answer, or 0 when nothing was sent because the upstream
  * failed first or the server refused its headers (the owner answers: message says why). message: why the answer broke off or

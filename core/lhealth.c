@@ -1,6 +1,7 @@
 /* lhealth.c: Lua module `orket.c.health`, the binding of health.c (orket serve's GET
  * /health answered inside libmicrohttpd's callback). new{...} -> health, handed to a
- * server with srv:quick({"/health"}, health); health:stats() -> count, sum, {counts}.
+ * server with srv:quick({"/health"}, health); health:stats() -> count, sum, {counts};
+ * line(...) -> a request's log line, the format /health's is written in (for every route).
  * Each answer's log line goes to the log function given, on the main thread, protected:
  * its error is reported, never thrown into libmicrohttpd. */
 #include <lauxlib.h>
@@ -182,6 +183,46 @@ static int lhl_tostring(lua_State *L) {
   return 1;
 }
 
+/* Upvalue 1 of line: a buffer kept between lines (no allocation per request's line). */
+static int lhl_buf_gc(lua_State *L) {
+  jsonout_free(lua_touserdata(L, 1));
+  return 0;
+}
+
+/* line(addr, auth, key, method, note, route, status, t, us) -> a request's log line (see
+ * health.h), the fields in their sorted order: nil leaves one out, cjson.null writes null;
+ * each a string, a number, a boolean or cjson.null (another value raises). Its bytes are
+ * jsonout.encode's of the same fields. */
+static int lhl_line(lua_State *L) {
+  health_value v[HEALTH_LINE_FIELDS];
+  for (int i = 0; i < HEALTH_LINE_FIELDS; i++) {
+    int a = i + 1;
+    v[i] = (health_value){HEALTH_ABSENT, NULL, 0, 0};
+    switch (lua_type(L, a)) {
+    case LUA_TNONE:
+    case LUA_TNIL: break;
+    case LUA_TSTRING: v[i].kind = HEALTH_STRING, v[i].s = lua_tolstring(L, a, &v[i].n); break;
+    case LUA_TNUMBER: v[i].kind = HEALTH_NUMBER, v[i].d = lua_tonumber(L, a); break;
+    case LUA_TBOOLEAN: v[i].kind = lua_toboolean(L, a) ? HEALTH_TRUE : HEALTH_FALSE; break;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, a) == NULL) {
+        v[i].kind = HEALTH_NULL;
+        break;
+      }
+      /* fall through */
+    default: return luaL_typeerror(L, a, "string, number, boolean or cjson.null");
+    }
+  }
+  jsonout_buf *b = lua_touserdata(L, lua_upvalueindex(1));
+  b->len = 0;
+  b->oom = 0;
+  if (health_line_write(b, v) != 0) return luaL_error(L, "a log line's number must not be NaN or infinite");
+  if (b->oom) return luaL_error(L, "out of memory");
+  lua_pushlstring(L, b->p, b->len);
+  if (b->cap > 4096) jsonout_free(b); /* a long line's buffer is not kept */
+  return 1;
+}
+
 static const luaL_Reg lhl_methods[] = {
     {"stats", lhl_stats},
     {"close", lhl_close},
@@ -208,5 +249,13 @@ int luaopen_orket_health(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_newlib(L, lhl_funcs);
+  jsonout_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, lhl_buf_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushcclosure(L, lhl_line, 1);
+  lua_setfield(L, -2, "line");
   return 1;
 }

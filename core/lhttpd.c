@@ -20,6 +20,7 @@
 #define LHD_SRV "orket.httpd.server"
 #define LHD_REQ "orket.httpd.request"
 #define LHD_BLOB "orket.httpd.blob"
+#define LHD_KEPT "orket.httpd.proxy_kept"
 #define LHD_MAX_HEADERS 64
 
 typedef struct lhd_srv {
@@ -140,20 +141,21 @@ static size_t lhd_header_lines(lua_State *L, int idx, const char **out, int argn
 
 /* ---- the proxy -------------------------------------------------------------------------- */
 
-/* Strings from the array in field `name` of the table at index 2 (absent: none). */
-static size_t lhd_proxy_strings(lua_State *L, const char *name, const char **out, int lines) {
-  if (lua_getfield(L, 2, name) == LUA_TNIL) {
+/* Strings from the array in field `name` of the table at index t (absent: none); fn names
+ * the function in messages. */
+static size_t lhd_proxy_strings(lua_State *L, int t, const char *fn, const char *name, const char **out, int lines) {
+  if (lua_getfield(L, t, name) == LUA_TNIL) {
     lua_pop(L, 1);
     return 0;
   }
-  if (!lua_istable(L, -1)) luaL_error(L, "bad argument #1 to 'proxy' (%s must be an array of strings)", name);
+  if (!lua_istable(L, -1)) luaL_error(L, "bad argument #1 to '%s' (%s must be an array of strings)", fn, name);
   lua_Integer n = luaL_len(L, -1);
-  if (n > LHD_MAX_HEADERS) luaL_error(L, "bad argument #1 to 'proxy' (%s holds more than %d)", name, LHD_MAX_HEADERS);
+  if (n > LHD_MAX_HEADERS) luaL_error(L, "bad argument #1 to '%s' (%s holds more than %d)", fn, name, LHD_MAX_HEADERS);
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     if (v == NULL || strpbrk(v, "\r\n") || (lines && strchr(v, ':') == NULL))
-      luaL_error(L, "bad argument #1 to 'proxy' (%s[%d] must be a %s without line breaks)", name, (int)i,
+      luaL_error(L, "bad argument #1 to '%s' (%s[%d] must be a %s without line breaks)", fn, name, (int)i,
                  lines ? "\"Name: value\" string" : "string");
     out[i - 1] = v;
     lua_pop(L, 1); /* the table, on the stack until the pump has copied them, keeps it */
@@ -163,13 +165,13 @@ static size_t lhd_proxy_strings(lua_State *L, const char *name, const char **out
 }
 
 /* Names the pump never passes back: they frame this hop's answer, which is the server's own. */
-static void lhd_proxy_check_pass(lua_State *L, const char *const *pass, size_t n) {
+static void lhd_proxy_check_pass(lua_State *L, const char *fn, const char *const *pass, size_t n) {
   static const char *const hop[] = {"connection", "content-length", "keep-alive", "proxy-connection",
                                     "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"};
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < sizeof hop / sizeof hop[0]; j++) /* (first letters first: 81 calls a request) */
       if ((pass[i][0] | 0x20) == hop[j][0] && strcasecmp(pass[i], hop[j]) == 0)
-        luaL_error(L, "bad argument #1 to 'proxy' (pass[%d] names %s, which belongs to this hop)", (int)i + 1, hop[j]);
+        luaL_error(L, "bad argument #1 to '%s' (pass[%d] names %s, which belongs to this hop)", fn, (int)i + 1, hop[j]);
 }
 
 /* The method goes on the upstream's request line as given: only those serve proxies. */
@@ -181,26 +183,86 @@ static void lhd_proxy_check_method(lua_State *L, const char *m) {
   luaL_error(L, "bad argument #1 to 'proxy' (method must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)");
 }
 
-static size_t lhd_proxy_size(lua_State *L, const char *name) {
-  lua_getfield(L, 2, name);
+static size_t lhd_proxy_size(lua_State *L, int t, const char *fn, const char *name) {
+  lua_getfield(L, t, name);
   int ok = 1;
   lua_Integer v = lua_isnil(L, -1) ? 0 : lua_tointegerx(L, -1, &ok);
   if (!ok || v < 0 || v > ((lua_Integer)1 << 40))
-    luaL_error(L, "bad argument #1 to 'proxy' (%s must be a non-negative integer)", name);
+    luaL_error(L, "bad argument #1 to '%s' (%s must be a non-negative integer)", fn, name);
   lua_pop(L, 1);
   return (size_t)v;
 }
 
-static const char *lhd_proxy_string(lua_State *L, const char *name, int required, size_t *len) {
-  lua_getfield(L, 2, name);
+static const char *lhd_proxy_string(lua_State *L, int t, const char *fn, const char *name, int required, size_t *len) {
+  lua_getfield(L, t, name);
   if (lua_isnil(L, -1) && !required) {
     lua_pop(L, 1);
     return NULL;
   }
-  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (%s must be a string)", name);
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad argument #1 to '%s' (%s must be a string)", fn, name);
   const char *v = lua_tolstring(L, -1, len);
   lua_pop(L, 1); /* the table keeps it */
   return v;
+}
+
+/* The array parts of a proxy's options, pointers into the options' table. */
+typedef struct lhd_proxy_lists {
+  const char *lines[LHD_MAX_HEADERS], *pass[LHD_MAX_HEADERS], *cookies[LHD_MAX_HEADERS];
+} lhd_proxy_lists;
+
+/* The options every request to one upstream shares (see req:proxy), from the table at t. */
+static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts *o, lhd_proxy_lists *l) {
+  size_t ulen = 0;
+  o->up.unix_socket = lhd_proxy_string(L, t, fn, "unix_socket", 0, &ulen);
+  if (o->up.unix_socket && (o->up.unix_socket[0] != '/' || strlen(o->up.unix_socket) != ulen || ulen >= 108))
+    luaL_error(L, "bad argument #1 to '%s' (unix_socket must be an absolute path shorter than 108 bytes)", fn);
+  o->up.connect_timeout_ms = (long)lhd_proxy_size(L, t, fn, "connect_timeout_ms");
+  o->up.total_timeout_ms = (long)lhd_proxy_size(L, t, fn, "total_timeout_ms");
+  o->up.max_bytes = lhd_proxy_size(L, t, fn, "max_bytes");
+  o->up.max_queued = lhd_proxy_size(L, t, fn, "read_ahead");
+  o->lines = l->lines;
+  o->nlines = lhd_proxy_strings(L, t, fn, "lines", l->lines, 1);
+  o->pass = l->pass;
+  o->npass = lhd_proxy_strings(L, t, fn, "pass", l->pass, 0);
+  lhd_proxy_check_pass(L, fn, l->pass, o->npass);
+  o->pass_max = lhd_proxy_size(L, t, fn, "pass_max");
+  if (lua_getfield(L, t, "cookies") != LUA_TNIL) o->cookies = l->cookies;
+  lua_pop(L, 1);
+  o->ncookies = lhd_proxy_strings(L, t, fn, "cookies", l->cookies, 0);
+  o->queue_high = lhd_proxy_size(L, t, fn, "queue_high");
+  o->whole_max = lhd_proxy_size(L, t, fn, "whole_max");
+}
+
+/* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, total_timeout_ms=, max_bytes=,
+ *   read_ahead=, lines=, pass=, pass_max=, cookies=, queue_high=, whole_max=} -> kept:
+ * those options of req:proxy checked and copied once, for the many requests to one
+ * upstream (req:proxy{..., kept=}): each request then reads only its own url, method,
+ * headers and body. */
+static int lhd_kept_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  httpproxy_opts o;
+  memset(&o, 0, sizeof o);
+  lhd_proxy_lists l;
+  lhd_proxy_shared(L, 1, "proxy_kept", &o, &l);
+  httpproxy_kept **k = lua_newuserdatauv(L, sizeof *k, 0);
+  *k = NULL; /* made closed, then the resource */
+  luaL_setmetatable(L, LHD_KEPT);
+  *k = httpproxy_kept_new(&o);
+  if (*k == NULL) return luaL_error(L, "out of memory");
+  return 1;
+}
+
+static int lhd_kept_gc(lua_State *L) {
+  httpproxy_kept **k = luaL_checkudata(L, 1, LHD_KEPT);
+  httpproxy_kept_unref(*k); /* the pumps started with it hold their own references */
+  *k = NULL;
+  return 0;
+}
+
+static int lhd_kept_tostring(lua_State *L) {
+  httpproxy_kept **k = luaL_checkudata(L, 1, LHD_KEPT);
+  lua_pushstring(L, *k ? "proxy options" : "proxy options (closed)");
+  return 1;
 }
 
 /* status, note | nil, message: the pump's outcome (see httpproxy_status); the pump is freed */
@@ -250,43 +312,35 @@ static void lhd_proxy_cancel(rt_wait *w) {
  * Answers the request with the upstream's answer (httpproxy.h), waiting until it is over:
  * the status sent (499: the client left first) and why it broke off, if it did, and the
  * body bytes sent; nil when the upstream failed before anything was sent (the caller
- * answers). */
+ * answers). With kept= (httpd.proxy_kept) the options it holds are its, and the table's
+ * own of those are not read: only url, method, headers and body. */
 static int lhd_proxy(lua_State *L) {
   lhd_req *q = lhd_check(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (q->waiting || q->px) return luaL_error(L, "httpd: another task already waits on this request");
   rt_wait_require(L);
-  const char *hdrs[LHD_MAX_HEADERS], *lines[LHD_MAX_HEADERS], *pass[LHD_MAX_HEADERS], *cookies[LHD_MAX_HEADERS];
+  const char *hdrs[LHD_MAX_HEADERS];
   httpproxy_opts o;
   memset(&o, 0, sizeof o);
-  o.up.url = lhd_proxy_string(L, "url", 1, NULL);
+  o.up.url = lhd_proxy_string(L, 2, "proxy", "url", 1, NULL);
   if (strncmp(o.up.url, "http://", 7) != 0) luaL_error(L, "bad argument #1 to 'proxy' (url must start with http://)");
-  size_t ulen = 0;
-  o.up.unix_socket = lhd_proxy_string(L, "unix_socket", 0, &ulen);
-  if (o.up.unix_socket && (o.up.unix_socket[0] != '/' || strlen(o.up.unix_socket) != ulen || ulen >= 108))
-    luaL_error(L, "bad argument #1 to 'proxy' (unix_socket must be an absolute path shorter than 108 bytes)");
-  o.up.method = lhd_proxy_string(L, "method", 0, NULL);
+  o.up.method = lhd_proxy_string(L, 2, "proxy", "method", 0, NULL);
   lhd_proxy_check_method(L, o.up.method);
-  o.up.body = lhd_proxy_string(L, "body", 0, &o.up.body_len);
+  o.up.body = lhd_proxy_string(L, 2, "proxy", "body", 0, &o.up.body_len);
   o.up.headers = hdrs;
-  o.up.nheaders = lhd_proxy_strings(L, "headers", hdrs, 1);
-  o.up.connect_timeout_ms = (long)lhd_proxy_size(L, "connect_timeout_ms");
-  o.up.total_timeout_ms = (long)lhd_proxy_size(L, "total_timeout_ms");
-  o.up.max_bytes = lhd_proxy_size(L, "max_bytes");
-  o.up.max_queued = lhd_proxy_size(L, "read_ahead");
-  o.lines = lines;
-  o.nlines = lhd_proxy_strings(L, "lines", lines, 1);
-  o.pass = pass;
-  o.npass = lhd_proxy_strings(L, "pass", pass, 0);
-  lhd_proxy_check_pass(L, pass, o.npass);
-  o.pass_max = lhd_proxy_size(L, "pass_max");
-  if (lua_getfield(L, 2, "cookies") != LUA_TNIL) o.cookies = cookies;
-  lua_pop(L, 1);
-  o.ncookies = lhd_proxy_strings(L, "cookies", cookies, 0);
-  o.queue_high = lhd_proxy_size(L, "queue_high");
-  o.whole_max = lhd_proxy_size(L, "whole_max");
+  o.up.nheaders = lhd_proxy_strings(L, 2, "proxy", "headers", hdrs, 1);
+  httpproxy_kept *kept = NULL;
+  if (lua_getfield(L, 2, "kept") != LUA_TNIL) {
+    httpproxy_kept **k = luaL_testudata(L, -1, LHD_KEPT);
+    if (k == NULL || *k == NULL) luaL_error(L, "bad argument #1 to 'proxy' (kept must be an open httpd.proxy_kept)");
+    kept = *k;
+  }
+  lua_pop(L, 1); /* the options' table keeps it */
+  lhd_proxy_lists l;
+  if (kept == NULL) lhd_proxy_shared(L, 2, "proxy", &o, &l);
   char err[256];
-  q->px = httpproxy_start(lhttp_client(L), q->r, &o, lhd_proxy_done, q, err, sizeof err);
+  q->px = kept ? httpproxy_start_kept(lhttp_client(L), q->r, kept, &o.up, lhd_proxy_done, q, err, sizeof err)
+               : httpproxy_start(lhttp_client(L), q->r, &o, lhd_proxy_done, q, err, sizeof err);
   if (q->px == NULL) {
     lua_pushnil(L);
     lua_pushstring(L, err);
@@ -898,9 +952,17 @@ static const luaL_Reg lhd_blob_meta[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg lhd_kept_meta[] = {
+    {"__gc", lhd_kept_gc},
+    {"__close", lhd_kept_gc},
+    {"__tostring", lhd_kept_tostring},
+    {NULL, NULL},
+};
+
 static const luaL_Reg lhd_funcs[] = {
     {"listen", lhd_listen},
     {"blob", lhd_blob_new},
+    {"proxy_kept", lhd_kept_new},
     {"parse_listen", lhd_parse_listen},
     {"is_loopback", lhd_is_loopback},
     {NULL, NULL},
@@ -922,6 +984,8 @@ int luaopen_orket_httpd(lua_State *L) {
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, LHD_BLOB)) luaL_setfuncs(L, lhd_blob_meta, 0);
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, LHD_KEPT)) luaL_setfuncs(L, lhd_kept_meta, 0);
   lua_pop(L, 1);
   luaL_newlib(L, lhd_funcs);
   return 1;

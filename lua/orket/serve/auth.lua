@@ -20,7 +20,7 @@ Auth.__index = Auth
 --- address; token: the local token writes need before any key exists (without one, only
 --- the unix socket writes)
 function M.new(db, dir, loopback, token)
-  return setmetatable({ db = db, dir = dir, loopback = loopback, token = token }, Auth)
+  return setmetatable({ db = db, dir = dir, loopback = loopback, token = token, hosts = {}, nhosts = 0 }, Auth)
 end
 
 -- Local use's identity, one table for every request (never changed by them)
@@ -37,6 +37,20 @@ function M.loopback_host(h)
   return LOOPBACK_HOSTS[name] or name:match("^127%.%d+%.%d+%.%d+$") ~= nil
 end
 
+-- loopback_host of a Host, kept for the few a server is sent (a browser's, a proxy's): a
+-- page's every request asks it. Past 64 names the kept ones are dropped, so hostile Hosts
+-- cannot grow it.
+local function loopback_known(self, h)
+  if h == nil then return false end
+  local known = self.hosts[h]
+  if known == nil then
+    if self.nhosts >= 64 then self.hosts, self.nhosts = {}, 0 end
+    known = M.loopback_host(h)
+    self.hosts[h], self.nhosts = known, self.nhosts + 1
+  end
+  return known
+end
+
 --- auth:check(req) -> identity {id=, name=, role=} | nil, status, code, message, why
 --- (why: for the server's log only: malformed, unknown, wrong, revoked, missing, store: ...;
 --- 503 when the store cannot be read)
@@ -48,7 +62,7 @@ function Auth:check(req)
     self.keyed = self.oidc ~= nil or keys.any_made(self.db)
   end
   if self.loopback and not self.keyed then
-    if not M.loopback_host(req.headers.host) then
+    if not loopback_known(self, req.headers.host) then
       return nil, 403, "forbidden", "without API keys only loopback host names are served; create a key "
         .. "(orket keys create) to serve other names", "host"
     end

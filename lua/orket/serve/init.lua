@@ -181,6 +181,7 @@ function M.new(o)
     main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
   }, Server)
   self.router = M.router()
+  self.app_routes = sandboxes.app_routes(self.router)
   self.metrics = metrics.new()
   local ss, cerr, audit_s = web.settings(o.dir)
   if not ss then
@@ -244,17 +245,17 @@ function Server:checkpoint(force, db, dir)
   if not ok then self:_log { event = "error", message = "audit checkpoint: " .. tostring(perr) } end
 end
 
-function Server:_log(fields)
+-- the log lines' stamp, its text made once a second (every request has one)
+function Server:_stamp()
   local now = os.time()
-  if now ~= self.log_sec then -- the stamp's text, made once a second (every request has one)
-    self.log_sec, self.log_t = now, os.date("!%Y-%m-%dT%H:%M:%SZ", now)
-  end
-  fields.t = self.log_t
-  self.log(jsonout.encode(fields))
+  if now ~= self.log_sec then self.log_sec, self.log_t = now, os.date("!%Y-%m-%dT%H:%M:%SZ", now) end
+  return self.log_t
 end
 
--- A request's log line: its keys sorted once (jsonout.shape), not per line.
-local REQUEST_LINE = jsonout.shape { "method", "route", "status", "us", "key", "addr", "auth", "note", "t" }
+function Server:_log(fields)
+  fields.t = self:_stamp()
+  self.log(jsonout.encode(fields))
+end
 
 local function now_ms() return uv.now() end
 
@@ -285,9 +286,12 @@ function Server:_dispatch(req, ctx)
     return
   end
   if web.front(self, req, ctx) then return end -- the web board's files, CORS
-  local segs, perr = router_mod.segments(req.path)
-  if not segs then return fail(req, ctx, 400, "bad_path", perr) end
-  local route, status_or_params, allowed, scoped, proj = self:_route(req, segs)
+  local route, status_or_params, allowed, scoped, proj = self:_app_route(req)
+  if not route then
+    local segs, perr = router_mod.segments(req.path)
+    if not segs then return fail(req, ctx, 400, "bad_path", perr) end
+    route, status_or_params, allowed, scoped, proj = self:_route(req, segs)
+  end
   if not route then
     local status = status_or_params
     if status == 405 then
@@ -381,6 +385,16 @@ function Server:_route(req, segs)
   return r, p, a, true, self.projects[pname]
 end
 
+-- The sandbox proxy's route, as _route gives it, known from the path without the router
+-- (a page's many requests to an app come this way: orket.serve.sandboxes.app_path) | nil
+function Server:_app_route(req)
+  local route = self.app_routes[req.method]
+  if not route then return nil end
+  local id, rest = sandboxes.app_path(req.path)
+  if not id then return nil end
+  return route, { id = id, path = rest }, nil, false, self.projects[projects.DEFAULT]
+end
+
 -- A request in flight until _serve returns or raises: a raise (its log line, metrics or
 -- checkpoint failing) must not leave it counted, or stop() would wait for it.
 function Server:_handle(req)
@@ -401,8 +415,9 @@ function Server:_serve(req)
   if ctx.audited then self:checkpoint(false, ctx.db, ctx.dir) end
   local us = (uv.hrtime() - t0) // 1000
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
-  self:_log(setmetatable({ method = req.method, route = ctx.route, status = ctx.status or 500,
-    us = us, key = ctx.key or cjson.null, addr = req.remote, auth = ctx.auth, note = ctx.note }, REQUEST_LINE))
+  -- the request's line, made in C from its fields (core/health.c: /health's is the same)
+  self.log(chealth.line(req.remote, ctx.auth, ctx.key or cjson.null, req.method, ctx.note, ctx.route,
+    ctx.status or 500, self:_stamp(), us))
   req:close()
 end
 

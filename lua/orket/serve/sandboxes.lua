@@ -11,6 +11,7 @@ local writes = require "orket.serve.writes"
 local cjson = require "cjson.safe"
 local inert = require "orket.inert"
 local rt = require "orket.c.runtime"
+local httpd = require "orket.c.httpd"
 local uv = require "luv"
 local config = require "orket.config"
 
@@ -49,23 +50,26 @@ end
 -- each read the store. A sandbox another process stopped meanwhile answers 502 (its socket
 -- is gone) instead of 409, for at most that long; one this server stops is forgotten at once.
 M.ROW_TTL_MS = 1000
-local recent = setmetatable({}, { __mode = "k" }) -- db -> {id -> {row=, at=}}
-local function forget(db, id)
-  if recent[db] then recent[db][id] = nil end
+-- db -> {id's text -> {row=, at=}}: found by the request's own text, with no search to
+-- read it as a number
+local recent = setmetatable({}, { __mode = "k" })
+local function forget(db)
+  recent[db] = nil -- every entry of the row, whatever text named it (stops are rare)
 end
 
 local function named_recent(ctx)
-  local id = routes.whole(ctx.params.id or "")
+  local raw = ctx.params.id or ""
   local rows = recent[ctx.db]
   if not rows then
     rows = {}
     recent[ctx.db] = rows
   end
   local now = uv.now()
-  local hit = id and rows[id]
+  local hit = rows[raw]
   if hit and now - hit.at < M.ROW_TTL_MS then return hit.row end
   local row, st, doc = named(ctx)
-  if row then rows[row.id] = { row = row, at = now } end
+  -- kept under the id's own text only ("07" is read each time): as many entries as rows
+  if row and raw == tostring(row.id) then rows[raw] = { row = row, at = now } end
   return row, st, doc
 end
 
@@ -170,7 +174,7 @@ local function start(_, ctx)
 end
 
 local function stop_one(ctx, row)
-  forget(ctx.db, row.id)
+  forget(ctx.db)
   local sb = mine(ctx.db)[row.id]
   if sb then
     sb:stop("stopped through the API")
@@ -228,9 +232,15 @@ M.PASS_OUT = { "content-type", "cache-control", "etag", "last-modified", "locati
 local enc = urlencode.encode
 
 local function target_url(path, query)
-  local segs = {}
-  for seg in (path or ""):gmatch("[^/]+") do segs[#segs + 1] = enc(seg) end
-  local url = "http://sandbox/" .. table.concat(segs, "/")
+  path = path or ""
+  local url
+  if not path:find("[^%w%-%._~/]") and not path:find("//", 1, true) and path:byte(1) ~= 47 and path:byte(-1) ~= 47 then
+    url = "http://sandbox/" .. path -- most paths: nothing to encode, segments as they are
+  else
+    local segs = {}
+    for seg in path:gmatch("[^/]+") do segs[#segs + 1] = enc(seg) end
+    url = "http://sandbox/" .. table.concat(segs, "/")
+  end
   if not query or next(query) == nil then return url end
   local names = {}
   for k in pairs(query) do names[#names + 1] = k end
@@ -252,17 +262,24 @@ end
 local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"
 local NONE = {}
 
--- The fixed lines of a sandbox's answers, made once per sandbox (and origin kind), not per
--- request; collected with the sandbox's last use
-local fixed_lines = setmetatable({}, { __mode = "v" })
-local function lines_of(id, own)
-  local key = own and -id or id
-  local lines = fixed_lines[key]
-  if not lines then
-    lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. id, not own and CSP or nil }
-    fixed_lines[key] = lines
+-- What every request to a sandbox's app shares (its socket, the limits, the answer's fixed
+-- lines, the headers passed back), checked and copied once per sandbox and origin kind
+-- (httpd.proxy_kept), not per request; collected with the sandbox's last use. An app on
+-- its own origin has one own (orket.serve.apps' OWN_ORIGIN): its pass and cookies are kept
+-- with the socket's options
+local kept_api = setmetatable({}, { __mode = "v" }) -- socket -> kept
+local kept_own = setmetatable({}, { __mode = "v" })
+local function kept_of(row, own)
+  local by_socket = own and kept_own or kept_api
+  local kept = by_socket[row.socket]
+  if not kept then
+    kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = 5000, total_timeout_ms = M.PROXY_TIMEOUT_MS,
+      max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
+      lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
+      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies }
+    by_socket[row.socket] = kept
   end
-  return lines
+  return kept
 end
 
 --- forward(req, ctx, row, url [, own]) -> as a handler: req passed to the app of sandbox
@@ -283,15 +300,11 @@ function M.forward(req, ctx, row, url, own)
   end
   local headers = {}
   for k, v in pairs(req.headers or {}) do
-    if PASS_IN[k] and not v:find("[\r\n]") then headers[#headers + 1] = k .. ": " .. v end
+    if PASS_IN[k] and not v:find("\n", 1, true) and not v:find("\r", 1, true) then headers[#headers + 1] = k .. ": " .. v end
   end
   for _, h in ipairs(own and own.headers(req) or NONE) do headers[#headers + 1] = h end
-  local status, note = req:proxy { url = url, unix_socket = row.socket,
-    method = req.method == "HEAD" and "GET" or req.method, headers = headers, body = body, connect_timeout_ms = 5000,
-    total_timeout_ms = M.PROXY_TIMEOUT_MS, max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD,
-    queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
-    lines = lines_of(row.id, own ~= nil),
-    pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies }
+  local status, note = req:proxy { url = url, method = req.method == "HEAD" and "GET" or req.method, headers = headers,
+    body = body, kept = kept_of(row, own) }
   if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(note)) end
   ctx.status, ctx.note = status, note
 end
@@ -300,7 +313,7 @@ end
 --- own through its handle (signalling its owner would signal the server), another's
 --- through its owner (orket.sandboxes.service.stop)
 function M.stop_sandbox(db, id)
-  forget(db, id)
+  forget(db)
   local sb = mine(db)[id]
   if sb then
     sb:stop("its bug-fix phase ended")
@@ -313,7 +326,7 @@ end
 --- stop_all(db): stops the sandboxes this server owns (it is stopping)
 function M.stop_all(db)
   for id, sb in pairs(mine(db)) do
-    forget(db, id)
+    forget(db)
     sb:stop("the server stopped")
     mine(db)[id] = nil
   end
@@ -324,6 +337,41 @@ local SANDBOX = { type = "object", required = { "id", "status", "port", "socket"
   target = { type = "string" }, port = { type = "integer" }, socket = { type = "string" },
   command = { type = "array", items = { type = "string" } }, detail = { type = { "string", "null" } } } }
 local ONE = { type = "object", required = { "sandbox" }, properties = { sandbox = SANDBOX } }
+
+-- ---- the proxy's routes known from the path ----------------------------------------------
+
+local APP_PREFIX = "/v1/sandboxes/"
+
+--- app_path(path) -> id, rest | nil: the raw id and rest of a path of the proxy's route
+--- (/v1/sandboxes/{id}/app/{path*}) as the router would give them (orket.serve.router), with
+--- a few plain searches instead of the path's split and the route tree's walk. nil for any
+--- path it is not sure of (an escape, a control byte, a backslash, a segment that is empty
+--- or starts with "."): those go the router's way, which refuses or routes them.
+function M.app_path(path)
+  if #path > 2048 or path:find(APP_PREFIX, 1, true) ~= 1 then return nil end
+  local slash = path:find("/", 15, true)
+  if not slash or path:sub(slash, slash + 3) ~= "/app" then return nil end
+  local rest = path:sub(slash + 4)
+  if rest ~= "" and rest:byte(1) ~= 47 then return nil end -- /app.../: another route
+  local id = path:sub(15, slash - 1)
+  if id == "" or id:byte(1) == 46 or rest:find("//", 1, true) or rest:find("/.", 1, true)
+    or path:find("[%%%z\1-\31\127\\]") then
+    return nil
+  end
+  if rest:byte(-1) == 47 then rest = rest:sub(1, -2) end -- "/a/" is "/a", as the router has it
+  return id, rest:sub(2)
+end
+
+--- app_routes(router) -> {method -> route}: the proxy's route of each method (HEAD: GET's),
+--- as the router matches them
+function M.app_routes(router)
+  local out = {}
+  for _, m in ipairs { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE" } do
+    local r = router:match(m, { "v1", "sandboxes", "1", "app", "x" })
+    out[m] = assert(r and r.handler == proxy and r, "the proxy's route is not the router's")
+  end
+  return out
+end
 
 --- add(router): the sandbox routes
 function M.add(router)

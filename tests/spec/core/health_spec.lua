@@ -63,3 +63,41 @@ describe("orket.c.ratelimit", function()
     assert.has_error(function() crl.new(0 / 0, 1) end, "bad argument #1 to 'new' (a finite rate > 0 expected)")
   end)
 end)
+
+describe("orket.c.health.line", function()
+  local jsonout = require "orket.jsonout"
+  local cjson = require "cjson"
+  local SHAPE = jsonout.shape { "method", "route", "status", "us", "key", "addr", "auth", "note", "t" }
+  -- a request's log line is made in C (every route's, /health's too): its bytes must be
+  -- those jsonout.encode gives the same fields
+  it("writes the bytes jsonout.encode writes for the same fields", function()
+    local values = { "GET", "/v1/sandboxes/{id}/app/{path}", "", "a\"b\\c\n\0\127é\255", "https://x/y", 0, -1, 7, 200,
+      123456789012345, 99999999999999, -99999999999999, 1e14, 2 ^ 53, 0.5, -0.0, 1e-7, 3.14159265358979, true, false,
+      cjson.null }
+    local function one(f)
+      local want = jsonout.encode(setmetatable({ addr = f[1], auth = f[2], key = f[3], method = f[4], note = f[5],
+        route = f[6], status = f[7], t = f[8], us = f[9] }, SHAPE))
+      assert.equal(want, ch.line(f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9]))
+    end
+    for i, v in ipairs(values) do
+      for field = 1, 9 do
+        local f = { "127.0.0.1", nil, cjson.null, "GET", nil, "/x", 200, "2026-01-01T00:00:00Z", 12 }
+        f[field] = v
+        one(f)
+        f[field] = values[#values - i + 1]
+        f[(field % 9) + 1] = nil
+        one(f)
+      end
+    end
+    one({})
+    assert.equal('{"addr":"unix","key":null,"method":"GET","route":"/health","status":200,"t":"T","us":3}',
+      ch.line("unix", nil, cjson.null, "GET", nil, "/health", 200, "T", 3))
+  end)
+
+  it("refuses what a log line cannot hold", function()
+    assert.has_error(function() ch.line({}) end)
+    assert.has_error(function() ch.line(nil, print) end)
+    assert.has_error(function() ch.line(nil, nil, nil, nil, nil, nil, 0 / 0) end)
+    assert.has_error(function() ch.line(nil, nil, nil, nil, nil, nil, math.huge) end)
+  end)
+end)

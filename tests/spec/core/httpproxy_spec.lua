@@ -6,6 +6,7 @@ local http = require "orket.c.http"
 local H = require "tests.helpers"
 local task = require "orket.task"
 local uv = require "luv"
+local rt_sleep = require("orket.c.runtime").sleep
 
 -- A front server whose every request is proxied to the upstream at sock with opts (its
 -- own fields win), the outcomes kept in order
@@ -96,6 +97,24 @@ local function fetch(url, o)
     for _, p in ipairs(ev) do parts[#parts + 1] = p end
   end
   return status, headers, table.concat(parts)
+end
+
+-- What req:proxy raises for each of options, on one request of a server of its own
+local function proxy_errors(options)
+  local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+  local errs = {}
+  task.spawn(function()
+    local req = srv:accept()
+    for _, o in ipairs(options) do
+      local ok, e = pcall(req.proxy, req, o)
+      errs[#errs + 1] = not ok and e or "accepted"
+    end
+    req:respond(200, {}, "")
+    req:close()
+  end)
+  fetch("http://127.0.0.1:" .. srv:port() .. "/")
+  srv:close()
+  return errs
 end
 
 describe("req:proxy", function()
@@ -523,28 +542,17 @@ describe("req:proxy", function()
   end)
 
   it("checks its arguments", function()
-    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
-    local errs = {}
-    task.spawn(function()
-      local req = srv:accept()
-      for _, o in ipairs {
-        { url = "ftp://x" },
-        { url = "http://x", unix_socket = "relative" },
-        { url = "http://x", lines = { "no colon" } },
-        { url = "http://x", pass = { 3 } },
-        { url = "http://x", max_bytes = -1 },
-        { url = "http://x", pass = { "etag", "Content-Length" } },
-        { url = "http://x", pass = { "transfer-encoding" } },
-        { url = "http://x", method = "GET / HTTP/1.1\r\nX-Injected: 1\r\nX:" },
-        { url = "http://x", method = "TRACE" },
-      } do
-        local ok, e = pcall(req.proxy, req, o)
-        errs[#errs + 1] = not ok and e or "accepted"
-      end
-      req:respond(200, {}, "")
-      req:close()
-    end)
-    fetch("http://127.0.0.1:" .. srv:port() .. "/")
+    local errs = proxy_errors {
+      { url = "ftp://x" },
+      { url = "http://x", unix_socket = "relative" },
+      { url = "http://x", lines = { "no colon" } },
+      { url = "http://x", pass = { 3 } },
+      { url = "http://x", max_bytes = -1 },
+      { url = "http://x", pass = { "etag", "Content-Length" } },
+      { url = "http://x", pass = { "transfer-encoding" } },
+      { url = "http://x", method = "GET / HTTP/1.1\r\nX-Injected: 1\r\nX:" },
+      { url = "http://x", method = "TRACE" },
+    }
     assert.matches("url must start with http://", errs[1])
     assert.matches("unix_socket must be an absolute path", errs[2])
     assert.matches("lines%[1%] must be", errs[3])
@@ -554,6 +562,81 @@ describe("req:proxy", function()
     assert.matches("pass%[1%] names transfer%-encoding", errs[7])
     assert.matches("method must be one of GET, HEAD", errs[8])
     assert.matches("method must be one of", errs[9])
+  end)
+
+  -- httpd.proxy_kept: the options every request to one upstream shares, checked and copied
+  -- once; each request gives only its url, method, headers and body
+  it("answers through kept options as through the same options given each time", function()
+    local app, sock = upstream(function(req)
+      req:respond(201, { "Content-Type: application/json", "ETag: \"v1\"", "Set-Cookie: a=1", "Set-Cookie: s=2",
+        "X-Secret: no" }, '{"path":"' .. req.path .. '"}')
+    end)
+    local o = { unix_socket = sock, total_timeout_ms = 30000, lines = { "X-Mark: yes" },
+      pass = { "content-type", "etag" }, cookies = { "s" } }
+    local kept = httpd.proxy_kept(o)
+    assert.equal("proxy options", tostring(kept))
+    o.lines[1], o.unix_socket = "X-Mark: changed", "/nowhere" -- copied: later changes are not seen
+    local srv, base, outcomes = front("/nowhere/either", { kept = kept })
+    for i = 1, 3 do
+      local status, headers, body = fetch(base .. "/x/" .. i)
+      assert.equal(201, status)
+      assert.equal('{"path":"/x/' .. i .. '"}', body)
+      assert.equal("yes", headers["x-mark"])
+      assert.equal('"v1"', headers.etag)
+      assert.equal("a=1", headers["set-cookie"]) -- s refused, a passed
+      assert.is_nil(headers["x-secret"])
+    end
+    H.wait_for(function() return outcomes[3] end, "the outcomes")
+    getmetatable(kept).__close(kept)
+    getmetatable(kept).__close(kept) -- idempotent
+    assert.equal("proxy options (closed)", tostring(kept))
     srv:close()
+    app:close()
+  end)
+
+  it("keeps its options for a pump still running when they are closed", function()
+    local release = false
+    local app, sock = upstream(function(req)
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, { "Content-Type: text/plain" }, "late")
+    end)
+    local kept = httpd.proxy_kept { unix_socket = sock, total_timeout_ms = 30000, lines = { "X-Mark: kept" },
+      pass = { "content-type" } }
+    local srv, base = front("/nowhere", { kept = kept })
+    local got
+    task.spawn(function() got = { fetch(base .. "/slow") } end)
+    rt_sleep(200)
+    getmetatable(kept).__close(kept) -- the pump's own reference keeps them
+    kept = nil
+    collectgarbage()
+    release = true
+    H.wait_for(function() return got end, "the answer", 10000)
+    assert.equal(200, got[1])
+    assert.equal("late", got[3])
+    assert.equal("kept", got[2]["x-mark"])
+    srv:close()
+    app:close()
+  end)
+
+  it("checks kept options' arguments, and refuses a closed one", function()
+    for _, c in ipairs {
+      { { unix_socket = "relative" }, "bad argument #1 to 'proxy_kept' %(unix_socket must be an absolute path" },
+      { { lines = { "no colon" } }, "bad argument #1 to 'proxy_kept' %(lines%[1%] must be" },
+      { { pass = { "etag", "Content-Length" } }, "pass%[2%] names content%-length, which belongs to this hop" },
+      { { max_bytes = -1 }, "max_bytes must be a non%-negative integer" },
+      { { cookies = { false } }, "cookies%[1%] must be a string" },
+    } do
+      local ok, e = pcall(httpd.proxy_kept, c[1])
+      assert.is_false(ok)
+      assert.matches(c[2], e)
+    end
+    assert.has_error(function() httpd.proxy_kept() end)
+    local closed = httpd.proxy_kept {}
+    getmetatable(closed).__close(closed)
+    local errs = proxy_errors { { url = "http://x", kept = closed }, { url = "http://x", kept = "no" },
+      { url = "ftp://x", kept = httpd.proxy_kept {} } }
+    assert.matches("kept must be an open httpd.proxy_kept", errs[1])
+    assert.matches("kept must be an open httpd.proxy_kept", errs[2])
+    assert.matches("url must start with http://", errs[3])
   end)
 end)

@@ -72,6 +72,44 @@ describe("orket.serve.router", function()
   end)
 end)
 
+describe("orket.serve.sandboxes.app_path", function()
+  local sandboxes = require "orket.serve.sandboxes"
+  -- the proxy's route known from the path must be the router's, parameters and all: every
+  -- path it answers for is checked against the router's split and match
+  it("gives the proxy's route and parameters as the router does, and declines what it is not sure of", function()
+    local r = serve.router()
+    local routes = sandboxes.app_routes(r)
+    local pieces = { "", "/", "//", "/a", "/a/", "/a//b", "/.", "/..", "/./x", "/../x", "/.well-known/x", "/a.js",
+      "/a%20b", "/a%2fb", "/a\\b", "/a\tb", "/x/y/z.css", "/a/b/", "/%2e%2e", "s", "/-_~!$&'()*+,;=:@" }
+    local ids = { "1", "42", "", ".", "..", "x", "%31", "1.5" }
+    local answered = 0
+    for _, id in ipairs(ids) do
+      for _, rest in ipairs(pieces) do
+        for _, m in ipairs { "GET", "HEAD", "POST", "DELETE" } do
+          local path = "/v1/sandboxes/" .. id .. "/app" .. rest
+          local fid, frest = sandboxes.app_path(path)
+          if fid then
+            answered = answered + 1
+            local segs = assert(router.segments(path), path)
+            local route, params = r:match(m, segs)
+            assert.equal(route, routes[m], path)
+            assert.same(params, { id = fid, path = frest }, path)
+          end
+        end
+      end
+    end
+    assert.is_true(answered > 100)
+    assert.same({ "1", "x/y/z.css" }, { sandboxes.app_path("/v1/sandboxes/1/app/x/y/z.css") })
+    assert.same({ "1", "" }, { sandboxes.app_path("/v1/sandboxes/1/app") })
+    assert.same({ "1", "a/b" }, { sandboxes.app_path("/v1/sandboxes/1/app/a/b/") })
+    for _, p in ipairs { "/v1/sandboxes/1/apps", "/v1/sandboxes/1/logs", "/v1/sandboxes/1", "/v1/sandboxes//app",
+      "/v1/sandboxes/1/app/a%2fb", "/v1/sandboxes/1/app/..", "/v1/sandboxes/1/app//", "/x/v1/sandboxes/1/app",
+      "/v1/sandboxes/1/app/" .. string.rep("a", 2100) } do
+      assert.is_nil(sandboxes.app_path(p), p)
+    end
+  end)
+end)
+
 describe("orket.serve.ratelimit", function()
   it("takes tokens, refills them and says how long to wait", function()
     local l = ratelimit.new { rate = 2, burst = 3 }
