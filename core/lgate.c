@@ -76,7 +76,8 @@ static void lg_copy_field(lua_State *L, int idx, char *out, size_t outlen) {
   snprintf(out, outlen, "%s", s ? s : "");
 }
 
-/* input.predicate(i) -> matched | nil, err */
+/* input.predicate(i, input) -> matched | nil, err (input: the table check was given, so
+ * one function serves every check) */
 static int lg_predicate(void *ud, size_t rule, gate_decision *d) {
   lg_cb *cb = ud;
   lua_State *L = cb->L;
@@ -87,7 +88,8 @@ static int lg_predicate(void *ud, size_t rule, gate_decision *d) {
     return -1;
   }
   lua_pushinteger(L, (lua_Integer)rule + 1);
-  if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+  lua_pushvalue(L, cb->input);
+  if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
     snprintf(d->reason, sizeof d->reason, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
     lua_pop(L, 1);
     return -1;

@@ -239,10 +239,14 @@ end
 
 -- The ctx a tool handler (or recover) gets.
 local function tool_ctx(run, job, card)
-  -- what a tool reads on its own (search_files) obeys the policies read_file obeys
-  local function may_read(path)
-    return run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = card,
-      tools = job.tools, policies = job.policies }.verdict == "allow"
+  -- what a tool reads on its own (search_files) obeys the policies read_file obeys, on the
+  -- card of the call in hand: one function per turn, not a closure per call
+  job.call_card = card
+  if not job.may_read then
+    job.may_read = function(path)
+      return run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = job.call_card,
+        tools = job.tools, policies = job.policies }.verdict == "allow"
+    end
   end
   if job.move == nil then job.move = gitwork.mover(run, job) or false end
   -- the team's seats, listed once per settings (a reload brings new settings); the
@@ -250,7 +254,65 @@ local function tool_ctx(run, job, card)
   if job.seats_of ~= run.settings then job.seats, job.seats_of = settings_mod.seats(run.settings), run.settings end
   return { fs = job.fs or run.workspace, board = run.board, move = job.move or nil, memory = run.memory, card = card,
     actor = job.actor,
-    may_read = may_read, seats = job.seats }
+    may_read = job.may_read, seats = job.seats }
+end
+
+-- The gate's recorder for the turn's calls (one per turn): an allowed call's decision is
+-- recorded in its tool_calls row (gate_code), a refusal in rows of its own. x: the call in
+-- hand's state (execute's).
+local function gate_recorder(run, job)
+  local function record(kind, d)
+    local x = job.exec
+    if kind == "gate_decision" and d.verdict == "allow" then
+      x.allowed_by = d.code or "ALLOWED"
+    elseif kind == "gate_decision" then
+      assert(run.db:record_gate_decision { turn = x.turn_id, tool = d.tool, verdict = d.verdict, code = d.code,
+        reason = d.reason, remedy = d.remedy, run = job.run, card = job.card_id, seat = job.seat })
+    elseif kind == "policy_violation" then
+      assert(run.db:record_violation { turn = x.turn_id, card = job.card_id, seat = job.seat,
+        rule = d.code or "denied", attempt = d.what, detail = d.why, remedy = d.how_to_fix, run = job.run })
+    end
+  end
+  return record
+end
+
+-- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=} in, x.res out.
+local function execute_tx(run, job, x)
+  local call, turn_id, key, card = x.call, x.turn_id, x.key, x.card
+  job.exec = x
+  job.gate_record = job.gate_record or gate_recorder(run, job)
+  local decision = run.gate {
+    actor = job.actor, tool = call.name, args = call.arguments, card = gate_mod.card_facts(run.board, card),
+    counters = x.counters, allowed = job.role.tools, record = job.gate_record, tools = job.tools, policies = job.policies,
+    -- arguments the model sent that are not a JSON object are refused, never run as {}
+    args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,
+  }
+  local asked, res
+  if decision.verdict == "ask" then
+    -- an approved request lets this exact call through; otherwise it is held for a developer
+    decision, asked = approvals.on_ask(run, job, turn_id, call, card, decision)
+  end
+  local tools = job.tools or run.tools
+  if asked then
+    res = asked
+  elseif decision.verdict == "allow" then
+    local def = tools:get(call.name)
+    if gate_mod.effect(def).outside then
+      x.res = { effect = true, id = assert(run.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
+        arguments = call.arguments, gate_code = x.allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
+      return true
+    end
+    res = tools:run(call.name, call.arguments, tool_ctx(run, job, card))
+    if res.ok and run.count then run.count(x.counters, def, call.arguments) end
+  else
+    res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
+      error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
+  end
+  x.res = res
+  assert(run.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
+    result = res, ok = res.ok, error_code = res.code, gate_code = x.allowed_by, run = job.run, card = job.card_id,
+    seat = job.seat })
+  return true
 end
 
 -- Gates and runs one call in a savepoint of the step's transaction, with its records;
@@ -258,56 +320,10 @@ end
 -- (effect = "write") is not run here: its write-ahead intent is recorded and the result is
 -- {effect = true, id = tool_calls row}; the step commits, runs it and records the result.
 local function execute(run, job, turn_id, key, call, counters, card)
-  local actor = job.actor
-  local res
-  local ok, err = run.db:tx(function()
-    local allowed_by
-    local function record(kind, d)
-      if kind == "gate_decision" and d.verdict == "allow" then
-        -- an allowed call's decision is recorded in its tool_calls row (gate_code)
-        allowed_by = d.code or "ALLOWED"
-      elseif kind == "gate_decision" then
-        assert(run.db:record_gate_decision { turn = turn_id, tool = d.tool, verdict = d.verdict, code = d.code,
-          reason = d.reason, remedy = d.remedy, run = job.run, card = job.card_id, seat = job.seat })
-      elseif kind == "policy_violation" then
-        assert(run.db:record_violation { turn = turn_id, card = job.card_id, seat = job.seat,
-          rule = d.code or "denied", attempt = d.what, detail = d.why, remedy = d.how_to_fix, run = job.run })
-      end
-    end
-    local decision = run.gate {
-      actor = actor, tool = call.name, args = call.arguments, card = gate_mod.card_facts(run.board, card), counters = counters,
-      allowed = job.role.tools, record = record, tools = job.tools, policies = job.policies,
-      -- arguments the model sent that are not a JSON object are refused, never run as {}
-      args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,
-    }
-    local asked
-    if decision.verdict == "ask" then
-      -- an approved request lets this exact call through; otherwise it is held for a developer
-      decision, asked = approvals.on_ask(run, job, turn_id, call, card, decision)
-    end
-    local tools = job.tools or run.tools
-    if asked then
-      res = asked
-    elseif decision.verdict == "allow" then
-      local def = tools:get(call.name)
-      if gate_mod.effect(def).outside then
-        res = { effect = true, id = assert(run.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
-          arguments = call.arguments, gate_code = allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
-        return true
-      end
-      res = tools:run(call.name, call.arguments, tool_ctx(run, job, card))
-      if res.ok and run.count then run.count(counters, def, call.arguments) end
-    else
-      res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
-        error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
-    end
-    assert(run.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
-      result = res, ok = res.ok, error_code = res.code, gate_code = allowed_by, run = job.run, card = job.card_id,
-      seat = job.seat })
-    return true
-  end)
-  if not ok then res = { ok = false, error = "engine: " .. tostring(err), code = "EENGINE" } end
-  return res
+  local x = { turn_id = turn_id, key = key, call = call, counters = counters, card = card }
+  local ok, err = run.db:tx(execute_tx, run, job, x)
+  if not ok then return { ok = false, error = "engine: " .. tostring(err), code = "EENGINE" } end
+  return x.res
 end
 
 -- Runs a "write" call's effect between two transactions of its step. p: {call=, card=,
