@@ -334,12 +334,13 @@ local function tool_ctx(ctx)
   if ctx == nil then return {} end
   local card, actor = ctx.card, ctx.actor
   local card_id = type(card) == "table" and card.id or nil
-  local host_actor = type(actor) == "table" and { seat = actor.seat, roles = scriptenv.copy(actor.roles) } or nil
+  -- the views' own (out of the script's reach): the host's seat and roles, not copies
+  local host_actor = type(actor) == "table" and { seat = actor.seat, roles = actor.roles } or nil
   local epic = type(card) == "table" and (card.type == "epic" and card.id or card.parent) or nil
   local board, memory
   if ctx.board and card_id and host_actor then
     board = view_of(BOARD_MT, { what = "board", board = ctx.board, move = ctx.move, card_id = card_id,
-      actor = host_actor, epic = epic, seats = ctx.seats and scriptenv.copy(ctx.seats) })
+      actor = host_actor, epic = epic, seats = ctx.seats })
   end
   if ctx.memory and card_id then
     memory = view_of(MEMORY_MT, { what = "memory", memory = ctx.memory, card_id = card_id, actor = host_actor })

@@ -643,7 +643,8 @@ function M.run(run, job)
   local first = assert(run.db:read(function()
     local o, c, r = before_step(run, job, step)
     if o or r then return { o, c, r } end
-    return { nil, c, nil, table.pack(roles.messages(job.role, make_context(run, job, c, st.history))) }
+    -- the card is this step's copy (before_step), the role's to keep: not copied again
+    return { nil, c, nil, table.pack(roles.messages(job.role, make_context(run, job, c, st.history), true)) }
   end))
   local out, card, rec, built = first[1], first[2], first[3], first[4]
   if out then return out end
@@ -656,7 +657,7 @@ function M.run(run, job)
     if not rec then
       -- the role builds its messages from one snapshot of the board and memory
       built = built or assert(run.db:read(function()
-        return table.pack(roles.messages(job.role, make_context(run, job, card, st.history)))
+        return table.pack(roles.messages(job.role, make_context(run, job, card, st.history), true))
       end))
       local msgs, merr = built[1], built[2]
       built = nil
