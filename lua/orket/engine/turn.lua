@@ -237,11 +237,13 @@ local function call_model(run, job, req)
   end
 end
 
--- The ctx a tool handler (or recover) gets.
-local function tool_ctx(run, job, card)
+-- The ctx a tool handler (or recover) gets. own: the handler may have card itself (its
+-- only use is this handler's call), else it gets a copy.
+local function tool_ctx(run, job, card, own)
   -- what a tool reads on its own (search_files) obeys the policies read_file obeys, on the
-  -- card of the call in hand: one function per turn, not a closure per call
-  job.call_card = card
+  -- card of the call in hand as the call began (the handler may change its own card): one
+  -- function per turn, not a closure per call
+  job.call_card = { id = card.id, status = card.status, type = card.type, worked_by = card.worked_by }
   if not job.may_read then
     job.may_read = function(path)
       return run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = job.call_card,
@@ -254,7 +256,7 @@ local function tool_ctx(run, job, card)
   if job.seats_of ~= run.settings then job.seats, job.seats_of = settings_mod.seats(run.settings), run.settings end
   return { fs = job.fs or run.workspace, board = run.board, move = job.move or nil, memory = run.memory, card = card,
     actor = job.actor,
-    may_read = job.may_read, seats = job.seats }
+    may_read = job.may_read, seats = job.seats, own_card = own }
 end
 
 -- The gate's recorder for the turn's calls (one per turn): an allowed call's decision is
@@ -302,7 +304,8 @@ local function execute_tx(run, job, x)
         arguments = call.arguments, gate_code = x.allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
       return true
     end
-    res = tools:run(call.name, call.arguments, tool_ctx(run, job, card))
+    -- the card is this call's read (step_calls), used no more once the handler has it
+    res = tools:run(call.name, call.arguments, tool_ctx(run, job, card, true))
     if res.ok and run.count then run.count(x.counters, def, call.arguments) end
   else
     res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
