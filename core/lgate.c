@@ -146,6 +146,41 @@ static const char *const *lg_strlist(lua_State *L, int t, const char *k, jv_aren
   return v;
 }
 
+/* A list of strings the caller hands check (allowed, commands) -> arena array, as
+ * lg_strlist; nil or false: none. Anything else is the caller's mistake, raised as
+ * orket.gate's check raises it: it no longer walks the lists in Lua first, which for a
+ * role's tools at every call cost as much again as this whole check. */
+static const char *const *lg_input_list(lua_State *L, int t, const char *k, jv_arena *a, size_t *n) {
+  *n = 0;
+  int ty = lua_getfield(L, t, k);
+  if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (ty != LUA_TTABLE) {
+    luaL_where(L, 2);
+    lua_pushfstring(L, "bad argument #1 to 'check' (%s must be a list of strings)", k);
+    lua_concat(L, 2);
+    lua_error(L);
+  }
+  size_t len = lua_rawlen(L, -1);
+  const char **v = jv_alloc(a, (len ? len : 1) * sizeof *v);
+  if (v == NULL) luaL_error(L, "gate: out of memory");
+  for (size_t i = 0; i < len; i++) {
+    v[i] = lua_rawgeti(L, -1, (lua_Integer)i + 1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);
+    if (v[i] == NULL) {
+      luaL_where(L, 2);
+      lua_pushfstring(L, "bad argument #1 to 'check' (%s[%d] must be a string)", k, (int)i + 1);
+      lua_concat(L, 2);
+      lua_error(L);
+    }
+  }
+  lua_pop(L, 1);
+  *n = len;
+  return v;
+}
+
 /* limits[k], or default_limits[k] when limits has none (or is absent): the Lua layer
  * hands both rather than merging them into a fresh table at every call. */
 static long long lg_limit(lua_State *L, int t, const char *k) {
@@ -337,14 +372,12 @@ static int lg_check(lua_State *L) {
   in.tool_known = lua_toboolean(L, -1);
   lua_pop(L, 1);
   in.effect = lg_optstr(L, 1, "effect");
-  in.commands = lg_strlist(L, 1, "commands", a, &in.n_commands);
+  in.commands = lg_input_list(L, 1, "commands", a, &in.n_commands);
   lua_getfield(L, 1, "schema");
   in.schema = lg_schema_at(L, -1, a);
   lua_pop(L, 1); /* a compiled schema stays alive in input.schema */
-  lua_getfield(L, 1, "allowed");
-  in.restrict_tools = lua_istable(L, -1);
-  lua_pop(L, 1);
-  in.allowed = lg_strlist(L, 1, "allowed", a, &in.n_allowed);
+  in.allowed = lg_input_list(L, 1, "allowed", a, &in.n_allowed);
+  in.restrict_tools = in.allowed != NULL;
   in.card_id = lg_optstr(L, 1, "card_id");
   in.card_status = lg_optstr(L, 1, "card_status");
   in.card_type = lg_optstr(L, 1, "card_type");

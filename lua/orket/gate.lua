@@ -114,9 +114,10 @@ function M.check(input)
   local _ <close> = t == scratch and RELEASE or nil
   t.seat, t.roles, t.tool = actor.seat, roles, input.tool
   t.tool_known, t.schema = def ~= nil, def and (def.compiled_schema or def.parameters)
-  t.effect, t.commands = def and def.effect, input.commands and list_of_strings(input.commands, "commands") or nil
+  -- the lists are gate.c's to check (it walks them anyway): a walk here too was as dear
+  t.effect, t.commands = def and def.effect, input.commands
   t.fixed_status, t.fixed_reason = def and def.status, def and def.wait_reason
-  t.allowed = input.allowed and list_of_strings(input.allowed, "allowed") or nil
+  t.allowed = input.allowed
   t.args, t.args_error = input.args == nil and NO_ARGS or input.args, args_error
   t.card_id, t.card_status, t.card_type = card.id and tostring(card.id), card.status, card.type
   t.card_worked_by, t.card_deps_done = card.worked_by, card.deps_done
