@@ -739,49 +739,56 @@ function Run:open_execution()
   return st
 end
 
+-- pick_round's transaction: the view brought up to date, then the picks, each prepared
+-- (jobs gets the jobs). -> true, changed, others
+local function round_picks(run, st, room, jobs)
+  local changed, others, lease = false, false, st.lease
+  st.view:refresh()
+  if room > 0 then
+    -- a worker starts only the cards it holds a lease on, claimed in the view's order
+    local cands, state
+    if lease then
+      cands = lease:candidates(st.view, st.busy, run.run_id, function() return room - #jobs end)
+    else
+      cands, state = st.view:candidates(st.busy)
+    end
+    for c in cands, state do
+      if #jobs >= room or run.stopping then break end
+      local job, acted = run:prepare(c)
+      changed = changed or acted
+      if job then
+        st.busy[c.id] = true
+        jobs[#jobs + 1] = job
+      end
+    end
+  end
+  if lease then
+    lease:release_idle(st.busy, run.run_id)
+    -- Whether other workers still hold cards is asked in this same transaction: its
+    -- time is the one the claims above saw, so a lease that ran out since cannot read
+    -- as neither live (to claim) nor held (to wait for), ending the run as stalled.
+    if st.inflight == 0 and #jobs == 0 and not changed and not st.denied then others = lease:others_busy(run.run_id) end
+  end
+  return true, changed, others
+end
+
 -- One round's picks: the board's news and every pick share one transaction (one lock, one
 -- snapshot); the turns start after it commits, so none runs inside it. -> jobs, changed,
 -- others (other workers still hold cards), after (callbacks for once it committed) | nil,
 -- err. Crash point: a kill inside it rolls the round back whole (the claims of a worker's
 -- leases, the moves prepare made); nothing of a turn is written here.
 function Run:pick_round(st)
-  local changed, others = false, false
   local jobs, after = {}, {}
-  local lease = st.lease
   -- the turns this round may start: taken from the worker's share before the round (its
   -- transaction may wait on the store while another run's round goes), the rest given back
   local room = st.conc - st.inflight
   if st.share then room = st.share:take(self.run_id, room) end
   st.denied = st.share ~= nil and room == 0 and st.share:queued(self.run_id)
   self.round_after = after
-  local ok, err = self.db:tx(function()
-    st.view:refresh()
-    if room > 0 then
-      -- a worker starts only the cards it holds a lease on, claimed in the view's order
-      local cands = lease and lease:candidates(st.view, st.busy, self.run_id,
-        function() return room - #jobs end) or st.view:candidates(st.busy)
-      for c in cands do
-        if #jobs >= room or self.stopping then break end
-        local job, acted = self:prepare(c)
-        changed = changed or acted
-        if job then
-          st.busy[c.id] = true
-          jobs[#jobs + 1] = job
-        end
-      end
-    end
-    if lease then
-      lease:release_idle(st.busy, self.run_id)
-      -- Whether other workers still hold cards is asked in this same transaction: its
-      -- time is the one the claims above saw, so a lease that ran out since cannot read
-      -- as neither live (to claim) nor held (to wait for), ending the run as stalled.
-      if st.inflight == 0 and #jobs == 0 and not changed and not st.denied then others = lease:others_busy(self.run_id) end
-    end
-    return true
-  end)
+  local ok, changed, others = self.db:tx(round_picks, self, st, room, jobs)
   self.round_after = nil
   if st.share then st.share:give(self.run_id, ok and room - #jobs or room) end
-  if not ok then return nil, err end
+  if not ok then return nil, changed end
   return jobs, changed, others, after
 end
 

@@ -243,7 +243,12 @@ local function tool_ctx(run, job, card, own)
   -- what a tool reads on its own (search_files) obeys the policies read_file obeys, on the
   -- card of the call in hand as the call began (the handler may change its own card): one
   -- function per turn, not a closure per call
-  job.call_card = { id = card.id, status = card.status, type = card.type, worked_by = card.worked_by }
+  local facts = job.call_card
+  if not facts then
+    facts = {}
+    job.call_card = facts
+  end
+  facts.id, facts.status, facts.type, facts.worked_by = card.id, card.status, card.type, card.worked_by
   if not job.may_read then
     job.may_read = function(path)
       return run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = job.call_card,
@@ -254,9 +259,16 @@ local function tool_ctx(run, job, card, own)
   -- the team's seats, listed once per settings (a reload brings new settings); the
   -- registry hands the handler its own copy
   if job.seats_of ~= run.settings then job.seats, job.seats_of = settings_mod.seats(run.settings), run.settings end
-  return { fs = job.fs or run.workspace, board = run.board, move = job.move or nil, memory = run.memory, card = card,
-    actor = job.actor,
-    may_read = job.may_read, seats = job.seats, own_card = own }
+  -- the host's side of the ctx, read by the registry as the call begins (it builds the
+  -- handler's own): one table for the turn, written again for each call
+  local ctx = job.tool_ctx
+  if not ctx then
+    ctx = {}
+    job.tool_ctx = ctx
+  end
+  ctx.fs, ctx.board, ctx.move, ctx.memory, ctx.card = job.fs or run.workspace, run.board, job.move or nil, run.memory, card
+  ctx.actor, ctx.may_read, ctx.seats, ctx.own_card, ctx.tests = job.actor, job.may_read, job.seats, own, nil
+  return ctx
 end
 
 -- The gate's recorder for the turn's calls (one per turn): an allowed call's decision is
