@@ -422,14 +422,9 @@ end
 M.result_message = result_message
 
 -- Until a fresh turn's first commit moves its card from ready to in_progress, the turn
--- sees the card as that commit will leave it.
+-- sees the card as that commit will leave it. card: the board's copy, the caller's own.
 local function as_claimed(job, card)
-  if job.begun == false and job.claim and card.status == "ready" then
-    local c = {}
-    for k, v in pairs(card) do c[k] = v end
-    c.status = "in_progress"
-    return c
-  end
+  if job.begun == false and job.claim and card.status == "ready" then card.status = "in_progress" end
   return card
 end
 
