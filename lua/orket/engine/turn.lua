@@ -638,6 +638,14 @@ local function commit_step(run, job, st, n, model, rec)
   end
 end
 
+-- The first step's read transaction (run): its checks, then the role's messages
+local function first_read(run, job, st)
+  local o, c, r = before_step(run, job, 1)
+  if o or r then return { o, c, r } end
+  -- the card is this step's copy (before_step), the role's to keep: not copied again
+  return { nil, c, nil, table.pack(roles.messages(job.role, make_context(run, job, c, st.history), true)) }
+end
+
 --- run(run, job) -> outcome {ended = "handed_in"|"stopped"|"budget"|"model_error"|"role_error"|"canceled",
 ---   detail = text, class = model error class, recorded = true when the turn's end records
 ---   are written (run:end_turn_records, in the last step's transaction)}
@@ -650,12 +658,7 @@ function M.run(run, job)
   local step = 1
   -- The first step's checks and its messages share one read transaction (the later steps'
   -- checks run in the step before's commit): one snapshot, and one BEGIN and COMMIT fewer.
-  local first = assert(run.db:read(function()
-    local o, c, r = before_step(run, job, step)
-    if o or r then return { o, c, r } end
-    -- the card is this step's copy (before_step), the role's to keep: not copied again
-    return { nil, c, nil, table.pack(roles.messages(job.role, make_context(run, job, c, st.history), true)) }
-  end))
+  local first = assert(run.db:read(first_read, run, job, st))
   local out, card, rec, built = first[1], first[2], first[3], first[4]
   if out then return out end
   while true do
