@@ -76,7 +76,8 @@ static void lg_copy_field(lua_State *L, int idx, char *out, size_t outlen) {
   snprintf(out, outlen, "%s", s ? s : "");
 }
 
-/* input.predicate(i) -> matched | nil, err */
+/* input.predicate(i, input) -> matched | nil, err (input: the table check was given, so
+ * one function serves every check) */
 static int lg_predicate(void *ud, size_t rule, gate_decision *d) {
   lg_cb *cb = ud;
   lua_State *L = cb->L;
@@ -87,7 +88,8 @@ static int lg_predicate(void *ud, size_t rule, gate_decision *d) {
     return -1;
   }
   lua_pushinteger(L, (lua_Integer)rule + 1);
-  if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+  lua_pushvalue(L, cb->input);
+  if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
     snprintf(d->reason, sizeof d->reason, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
     lua_pop(L, 1);
     return -1;
@@ -112,17 +114,6 @@ static const char *lg_optstr(lua_State *L, int t, const char *k) {
   return s;
 }
 
-static long long lg_optint(lua_State *L, int t, const char *table, const char *k) {
-  long long v = 0;
-  if (lua_getfield(L, t, table) == LUA_TTABLE) {
-    lua_getfield(L, -1, k);
-    v = (long long)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
 /* A list of strings at t[k] -> arena array (pointers into the Lua strings). */
 static const char *const *lg_strlist(lua_State *L, int t, const char *k, jv_arena *a, size_t *n) {
   *n = 0;
@@ -144,17 +135,77 @@ static const char *const *lg_strlist(lua_State *L, int t, const char *k, jv_aren
   return v;
 }
 
-/* limits[k], or default_limits[k] when limits has none (or is absent): the Lua layer
- * hands both rather than merging them into a fresh table at every call. */
-static long long lg_limit(lua_State *L, int t, const char *k) {
-  int top = lua_gettop(L);
-  long long v = 0;
-  int ty = LUA_TNIL;
-  if (lua_getfield(L, t, "limits") == LUA_TTABLE) ty = lua_getfield(L, -1, k);
-  if (ty == LUA_TNIL && lua_getfield(L, t, "default_limits") == LUA_TTABLE) ty = lua_getfield(L, -1, k);
-  if (ty != LUA_TNIL) v = (long long)lua_tointeger(L, -1);
-  lua_settop(L, top);
+/* A list of strings the caller hands check (allowed, commands) -> arena array, as
+ * lg_strlist; nil or false: none. Anything else is the caller's mistake, raised as
+ * orket.gate's check raises it: it no longer walks the lists in Lua first, which for a
+ * role's tools at every call cost as much again as this whole check. */
+static const char *const *lg_input_list(lua_State *L, int t, const char *k, jv_arena *a, size_t *n) {
+  *n = 0;
+  int ty = lua_getfield(L, t, k);
+  if (ty == LUA_TNIL || (ty == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (ty != LUA_TTABLE) {
+    luaL_where(L, 2);
+    lua_pushfstring(L, "bad argument #1 to 'check' (%s must be a list of strings)", k);
+    lua_concat(L, 2);
+    lua_error(L);
+  }
+  size_t len = lua_rawlen(L, -1);
+  const char **v = jv_alloc(a, (len ? len : 1) * sizeof *v);
+  if (v == NULL) luaL_error(L, "gate: out of memory");
+  for (size_t i = 0; i < len; i++) {
+    v[i] = lua_rawgeti(L, -1, (lua_Integer)i + 1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1);
+    if (v[i] == NULL) {
+      luaL_where(L, 2);
+      lua_pushfstring(L, "bad argument #1 to 'check' (%s[%d] must be a string)", k, (int)i + 1);
+      lua_concat(L, 2);
+      lua_error(L);
+    }
+  }
+  lua_pop(L, 1);
+  *n = len;
   return v;
+}
+
+/* The integer at field k of the table on top of the stack (0 when none). */
+static long long lg_int_at(lua_State *L, const char *k) {
+  lua_getfield(L, -1, k);
+  long long v = (long long)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* t[scope] = {calls, bytes, files} -> c (zeros when absent): the table read once. */
+static void lg_counters(lua_State *L, int t, const char *scope, gate_counters *c) {
+  c->calls = c->bytes = c->files = 0;
+  if (lua_getfield(L, t, scope) == LUA_TTABLE) {
+    c->calls = lg_int_at(L, "calls");
+    c->bytes = lg_int_at(L, "bytes");
+    c->files = lg_int_at(L, "files");
+  }
+  lua_pop(L, 1);
+}
+
+/* Each limit: limits[k], or default_limits[k] when limits has none (or is absent): the
+ * Lua layer hands both rather than merging them into a fresh table at every call, and
+ * each table is looked up once here, not once a limit. */
+static void lg_limits(lua_State *L, int t, gate_limits *out) {
+  static const char *const keys[] = {"calls_turn", "calls_run", "bytes_turn", "bytes_run", "files_turn", "files_run"};
+  long long *fields[] = {&out->calls_turn, &out->calls_run, &out->bytes_turn,
+                         &out->bytes_run, &out->files_turn, &out->files_run};
+  int top = lua_gettop(L);
+  int lim = lua_getfield(L, t, "limits") == LUA_TTABLE ? top + 1 : 0;
+  int def = lua_getfield(L, t, "default_limits") == LUA_TTABLE ? top + 2 : 0;
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    int ty = lim ? lua_getfield(L, lim, keys[i]) : LUA_TNIL;
+    if (ty == LUA_TNIL && def) ty = lua_getfield(L, def, keys[i]);
+    *fields[i] = ty != LUA_TNIL ? (long long)lua_tointeger(L, -1) : 0;
+    lua_settop(L, top + 2);
+  }
+  lua_settop(L, top);
 }
 
 static const char *const lg_verdicts[] = {"allow", "deny", "ask"};
@@ -335,14 +386,12 @@ static int lg_check(lua_State *L) {
   in.tool_known = lua_toboolean(L, -1);
   lua_pop(L, 1);
   in.effect = lg_optstr(L, 1, "effect");
-  in.commands = lg_strlist(L, 1, "commands", a, &in.n_commands);
+  in.commands = lg_input_list(L, 1, "commands", a, &in.n_commands);
   lua_getfield(L, 1, "schema");
   in.schema = lg_schema_at(L, -1, a);
   lua_pop(L, 1); /* a compiled schema stays alive in input.schema */
-  lua_getfield(L, 1, "allowed");
-  in.restrict_tools = lua_istable(L, -1);
-  lua_pop(L, 1);
-  in.allowed = lg_strlist(L, 1, "allowed", a, &in.n_allowed);
+  in.allowed = lg_input_list(L, 1, "allowed", a, &in.n_allowed);
+  in.restrict_tools = in.allowed != NULL;
   in.card_id = lg_optstr(L, 1, "card_id");
   in.card_status = lg_optstr(L, 1, "card_status");
   in.card_type = lg_optstr(L, 1, "card_type");
@@ -350,22 +399,16 @@ static int lg_check(lua_State *L) {
   lua_getfield(L, 1, "card_deps_done");
   in.card_deps_open = !lua_isnil(L, -1) && !lua_toboolean(L, -1);
   lua_pop(L, 1);
-  in.turn.calls = lg_optint(L, 1, "turn", "calls");
-  in.turn.bytes = lg_optint(L, 1, "turn", "bytes");
-  in.turn.files = lg_optint(L, 1, "turn", "files");
-  in.run.calls = lg_optint(L, 1, "run", "calls");
-  in.run.bytes = lg_optint(L, 1, "run", "bytes");
-  in.run.files = lg_optint(L, 1, "run", "files");
-  in.limits.calls_turn = lg_limit(L, 1, "calls_turn");
-  in.limits.calls_run = lg_limit(L, 1, "calls_run");
-  in.limits.bytes_turn = lg_limit(L, 1, "bytes_turn");
-  in.limits.bytes_run = lg_limit(L, 1, "bytes_run");
-  in.limits.files_turn = lg_limit(L, 1, "files_turn");
-  in.limits.files_run = lg_limit(L, 1, "files_run");
-  long long v;
-  if ((v = lg_optint(L, 1, "schema_limits", "max_depth")) > 0) in.schema_limits.max_depth = (int)v;
-  if ((v = lg_optint(L, 1, "schema_limits", "max_string")) > 0) in.schema_limits.max_string = (size_t)v;
-  if ((v = lg_optint(L, 1, "schema_limits", "max_items")) > 0) in.schema_limits.max_items = (size_t)v;
+  lg_counters(L, 1, "turn", &in.turn);
+  lg_counters(L, 1, "run", &in.run);
+  lg_limits(L, 1, &in.limits);
+  if (lua_getfield(L, 1, "schema_limits") == LUA_TTABLE) {
+    long long v;
+    if ((v = lg_int_at(L, "max_depth")) > 0) in.schema_limits.max_depth = (int)v;
+    if ((v = lg_int_at(L, "max_string")) > 0) in.schema_limits.max_string = (size_t)v;
+    if ((v = lg_int_at(L, "max_items")) > 0) in.schema_limits.max_items = (size_t)v;
+  }
+  lua_pop(L, 1);
   lg_rules(L, 1, a, &in);
   in.predicate = lg_predicate;
   lg_cb cb = {L, 1};

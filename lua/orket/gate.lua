@@ -48,6 +48,37 @@ local function summarize(args, raw)
   return clip(ok and json or "(arguments not encodable)")
 end
 
+-- What a policy predicate is shown, made only when a rule has one and gate.c asks: gate.c
+-- calls this with the rule's index and the table check handed it. One function for every
+-- check, not a closure (and its upvalues) per call.
+local function predicate(i, t)
+  local call = t.call
+  if not call then
+    call = { tool = t.tool, args = t.call_args, seat = t.seat, roles = t.roles, card = t.call_card, status = t.card_status }
+    t.call = call
+  end
+  return t.policies:predicate(i, call)
+end
+
+-- The table check hands gate.c, kept from one check to the next rather than made (a
+-- thousand bytes) for each: every field is written at every check. A check inside another
+-- (from a policy predicate) gets a fresh one.
+local scratch, scratch_busy = {}, false
+local RELEASE = setmetatable({}, { __close = function() scratch_busy = false end })
+local NO_ARGS = {} -- gate.c only reads it
+
+-- A recorded decision's args, summarized when first read: its metatable holds the input
+-- it came from, and one function serves every decision (a closure per check was a
+-- closure, its upvalues and a metatable).
+local function lazy_args(t, k)
+  if k ~= "args" then return nil end
+  local input = getmetatable(t).input
+  local raw = input.args_error and type(input.raw_args) == "string" and input.raw_args or nil
+  local v = summarize(input.args, raw)
+  rawset(t, "args", v)
+  return v
+end
+
 --- check{actor={seat=, roles={}}, tool=, args=, args_error=, raw_args=, card=,
 ---       counters={turn=, run=}, limits=, tools=registry, policies=set, allowed={tool names},
 ---       record=fn, commands={program names}} -> {verdict="allow"|"deny"|"ask", code=, reason=, remedy=, rule=}
@@ -78,41 +109,31 @@ function M.check(input)
   local limits = input.limits or nil -- false: the defaults, as nil
   if limits ~= nil and type(limits) ~= "table" then error("bad argument #1 to 'check' (limits must be a table)", 2) end
 
-  -- what a policy predicate is shown: made only when a rule has one and gate.c asks
-  local call
-  local predicate = policies and function(i)
-    call = call or { tool = input.tool, args = input.args, seat = actor.seat, roles = roles,
-      card = card.id, status = card.status }
-    return policies:predicate(i, call)
-  end or nil
-  local d = cgate.check {
-    seat = actor.seat, roles = roles, tool = input.tool,
-    tool_known = def ~= nil, schema = def and (def.compiled_schema or def.parameters),
-    effect = def and def.effect, commands = input.commands and list_of_strings(input.commands, "commands") or nil,
-    fixed_status = def and def.status, fixed_reason = def and def.wait_reason,
-    allowed = input.allowed and list_of_strings(input.allowed, "allowed") or nil,
-    args = input.args == nil and {} or input.args, args_error = args_error,
-    card_id = card.id and tostring(card.id), card_status = card.status, card_type = card.type,
-    card_worked_by = card.worked_by, card_deps_done = card.deps_done,
-    turn = counters.turn, run = counters.run, limits = limits, default_limits = M.DEFAULT_LIMITS,
-    schema_limits = input.schema_limits,
-    rules = policies and (policies.compiled or policies.rules) or nil,
-    predicate = predicate,
-  }
+  local t = scratch
+  if scratch_busy then t = {} else scratch_busy = true end
+  local _ <close> = t == scratch and RELEASE or nil
+  t.seat, t.roles, t.tool = actor.seat, roles, input.tool
+  t.tool_known, t.schema = def ~= nil, def and (def.compiled_schema or def.parameters)
+  -- the lists are gate.c's to check (it walks them anyway): a walk here too was as dear
+  t.effect, t.commands = def and def.effect, input.commands
+  t.fixed_status, t.fixed_reason = def and def.status, def and def.wait_reason
+  t.allowed = input.allowed
+  t.args, t.args_error = input.args == nil and NO_ARGS or input.args, args_error
+  t.card_id, t.card_status, t.card_type = card.id and tostring(card.id), card.status, card.type
+  t.card_worked_by, t.card_deps_done = card.worked_by, card.deps_done
+  t.turn, t.run, t.limits, t.default_limits = counters.turn, counters.run, limits, M.DEFAULT_LIMITS
+  t.schema_limits = input.schema_limits
+  t.rules = policies and (policies.compiled or policies.rules) or nil
+  t.predicate, t.policies, t.call_args, t.call_card, t.call = policies and predicate or nil, policies, input.args, card.id, nil
+  local d = cgate.check(t)
   local record = input.record
   if record then
     -- args (the arguments' JSON, cut at 500 bytes) is encoded only when the recorder
     -- reads it: the engine keeps an allowed call's decision in its tool_calls row
-    local args = input.args
     record("gate_decision", setmetatable({
       tool = input.tool, seat = actor.seat, card = card.id,
       verdict = d.verdict, code = d.code, reason = d.reason, remedy = d.remedy,
-    }, { __index = function(t, k)
-      if k ~= "args" then return nil end
-      local v = summarize(args, raw_args)
-      rawset(t, "args", v)
-      return v
-    end }))
+    }, { __index = lazy_args, input = input }))
     if d.verdict == "deny" then
       record("policy_violation", {
         what = input.tool .. " " .. summarize(input.args, raw_args), why = d.reason, how_to_fix = d.remedy,

@@ -309,23 +309,36 @@ function Order:refresh()
   if rebuild then self:rebuild() end
 end
 
---- order:each([skip]) -> iterator over the runnable cards in order (the cached cards: read
---- them, never change them; whole cards when the order has an on_put, else cards of id,
---- type, parent, priority and status); skip(id) -> true leaves a card out.
-function Order:each(skip)
+--- order:next_after(j [, busy]) -> j, card, dependents | nil: the first runnable card in
+--- order after place j (0: from the start) that busy (id -> true) does not hold; the cached
+--- card, as each gives it. A caller walking the order keeps j instead of a closure.
+function Order:next_after(j, busy)
   local ready, cards = self.ready, self.cards
-  local head = self.head
-  while ready[head] and not ready[head].live do head = head + 1 end
-  self.head = head
-  local j = head - 1
+  if j == 0 then
+    local head = self.head
+    while ready[head] and not ready[head].live do head = head + 1 end
+    self.head = head
+    j = head - 1
+  end
+  while true do
+    j = j + 1
+    local e = ready[j]
+    if not e then return nil end
+    local c = cards[e.id]
+    if e.live and c.status == "ready" and not (busy and busy[e.id]) then return j, c, e.n end
+  end
+end
+
+--- order:each() -> iterator over the runnable cards in order (the cached cards: read them,
+--- never change them; whole cards when the order has an on_put, else cards of id, type,
+--- parent, priority and status), with their dependents' count
+function Order:each()
+  local j = 0
   return function()
-    while true do
-      j = j + 1
-      local e = ready[j]
-      if not e then return nil end
-      local c = cards[e.id]
-      if e.live and c.status == "ready" and not (skip and skip(e.id)) then return c, e.n end
-    end
+    local c, n
+    j, c, n = self:next_after(j)
+    if j == nil then return nil end
+    return c, n
   end
 end
 

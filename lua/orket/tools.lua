@@ -205,6 +205,16 @@ local function out(v, msg, code)
   return v
 end
 
+-- The board's answer for a card (get, transition, and the host's move, which answers as
+-- transition does) is the caller's own copy (docs/board.md), which the view keeps nothing
+-- of: handed to the script as it is, not copied again.
+local function own(v, msg, code)
+  if v == nil then
+    return nil, type(msg) == "string" and msg or nil, type(code) == "string" and code or nil
+  end
+  return v
+end
+
 local function plain_opts(opts, op, fields)
   if opts == nil then return {} end
   if type(opts) ~= "table" then error("bad argument #2 to '" .. op .. "' (options table expected)", 3) end
@@ -240,7 +250,7 @@ function BOARD_FN.get(view, id)
     return nil, string.format("board: card %q is not visible to tools (your card, its epic and the cards it "
       .. "depends on are)", id), "EPERM"
   end
-  return out(b.board:get(id))
+  return own(b.board:get(id))
 end
 
 --- view:history() -> the events of the card being worked, oldest first
@@ -270,8 +280,8 @@ function BOARD_FN.transition(view, to, opts)
   local o = plain_opts(opts, "transition", { reason = true, note = true })
   local how = { actor = b.actor, reason = o.reason, note = o.note }
   -- the host's way of moving a card when it has one (the engine's: done merges the card's branch)
-  if b.move then return out(b.move(b.card_id, to, how)) end
-  return out(b.board:transition(b.card_id, to, how))
+  if b.move then return own(b.move(b.card_id, to, how)) end
+  return own(b.board:transition(b.card_id, to, how))
 end
 
 local CREATE_FIELDS = { summary = true, description = true, seat = true, priority = true, depends_on = true,
@@ -329,24 +339,27 @@ end
 -- The ctx a handler sees: its own copies of the card and the actor, and views of the
 -- workspace, the board and the memory. The actor the views act as is the engine's. The
 -- host's ctx.move(id, to, opts), when given, is how the board view moves the card (the
--- engine's: orket.engine.gitwork.mover); else the board's transition.
+-- engine's: orket.engine.gitwork.mover), answering as board:transition does; else the
+-- board's transition. ctx.own_card: ctx.card is the host's copy for this call, which it
+-- keeps nothing of, so the handler gets it as it is.
 local function tool_ctx(ctx)
   if ctx == nil then return {} end
   local card, actor = ctx.card, ctx.actor
   local card_id = type(card) == "table" and card.id or nil
-  local host_actor = type(actor) == "table" and { seat = actor.seat, roles = scriptenv.copy(actor.roles) } or nil
+  -- the views' own (out of the script's reach): the host's seat and roles, not copies
+  local host_actor = type(actor) == "table" and { seat = actor.seat, roles = actor.roles } or nil
   local epic = type(card) == "table" and (card.type == "epic" and card.id or card.parent) or nil
   local board, memory
   if ctx.board and card_id and host_actor then
     board = view_of(BOARD_MT, { what = "board", board = ctx.board, move = ctx.move, card_id = card_id,
-      actor = host_actor, epic = epic, seats = ctx.seats and scriptenv.copy(ctx.seats) })
+      actor = host_actor, epic = epic, seats = ctx.seats })
   end
   if ctx.memory and card_id then
     memory = view_of(MEMORY_MT, { what = "memory", memory = ctx.memory, card_id = card_id, actor = host_actor })
   end
   return {
     fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read), board = board, memory = memory,
-    card = card and scriptenv.copy(card), actor = actor and scriptenv.copy(actor),
+    card = card and (ctx.own_card and card or scriptenv.copy(card)), actor = actor and scriptenv.copy(actor),
     seats = ctx.seats and scriptenv.copy(ctx.seats),
     tests = ctx.tests and scriptenv.copy(ctx.tests),
   }

@@ -66,7 +66,8 @@ end
 --- holds, claiming them in the view's order a few at a time: want() says how many more
 --- cards the caller can start. Runs inside the scheduling round's transaction.
 function Lease:candidates(view, busy, run_id, want)
-  local it, done = view:candidates(busy), false
+  local it, state = view:candidates(busy)
+  local done = false
   local ready, i, cards = {}, 0, {}
   return function()
     while true do
@@ -77,7 +78,7 @@ function Lease:candidates(view, busy, run_id, want)
       ready, i, cards = {}, 0, {}
       local ids = {}
       while #ids < math.max(16, need * 4) do
-        local c = it()
+        local c = it(state)
         if not c then
           done = true
           break

@@ -111,12 +111,16 @@ end
 --- toolkit's default shape around its system prompt) under the script budget, on a copy of
 --- ctx, and copies the result as plain data. The tools' parameter schemas are not copied:
 --- the role gets read-only views of them (orket.engine.schemas), the same every step.
-function M.messages(role, ctx)
-  local specs = ctx.tools
+--- own_card: ctx.card is a copy the caller made for this call and keeps no more (the
+--- engine's turn: the board's copy of the card for this step), so it is handed over as is.
+function M.messages(role, ctx, own_card)
+  local specs, card = ctx.tools, ctx.card
   ctx.tools = nil
+  if own_card then ctx.card = nil end
   local arg, aerr = scriptenv.copy(ctx)
-  ctx.tools = specs
+  ctx.tools, ctx.card = specs, card
   if not arg then error("bad argument #2 to 'messages' (" .. tostring(aerr) .. ")", 2) end
+  if own_card then arg.card = card end
   if type(specs) == "table" then arg.tools = schemas.tools(specs) end
   arg.dialect = role.dialect
   local ok, res, code

@@ -405,24 +405,20 @@ end
 
 --- begin_records(job) -> true | nil, msg, CODE: writes a fresh turn's begin once: the
 --- ready -> in_progress move (when prepare saw the card ready) and the turn_begin event.
---- Called inside the turn's first transaction (turn.lua's first step, or end_turn_records).
+--- Called inside the turn's first transaction (turn.lua's first step, record_failure, or
+--- end_turn_records), whose savepoint it needs no other of: a refused move writes nothing
+--- (the transition has its own), and a raise rolls back the caller's transaction.
 function Run:begin_records(job)
   if job.begun ~= false then return true end
-  local ok, err, code = self.db:tx(function()
-    if job.claim then
-      if assert(self.board:status(job.card_id)) == "ready" then
-        local t, terr, tcode = self.board:transition(job.card_id, "in_progress",
-          { actor = job.actor, note = "turn " .. job.turn })
-        if not t then return nil, terr, tcode end
-      end
-    end
-    self.db:event { kind = "turn_begin", card = job.card_id, run = self.run_id, actor = job.seat,
-      data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name, experiment = job.experiment } }
-    -- the card's arms, chosen as its first turn was prepared, are fixed from here on
-    if job.arms then store_experiments.record(self.db, job.card_id, job.arms) end
-    return true
-  end)
-  if not ok then return nil, err, code end
+  if job.claim and assert(self.board:status(job.card_id)) == "ready" then
+    local t, terr, tcode = self.board:transition(job.card_id, "in_progress",
+      { actor = job.actor, note = "turn " .. job.turn })
+    if not t then return nil, terr, tcode end
+  end
+  self.db:event { kind = "turn_begin", card = job.card_id, run = self.run_id, actor = job.seat,
+    data = { turn = job.turn, phase = job.phase, seat = job.seat, role = job.role.name, experiment = job.experiment } }
+  -- the card's arms, chosen as its first turn was prepared, are fixed from here on
+  if job.arms then store_experiments.record(self.db, job.card_id, job.arms) end
   job.begun = true -- the caller resets it when its transaction does not commit
   return true
 end
@@ -578,12 +574,15 @@ function Run:finish_turn(job, out)
   fault.hit("turn_end")
 end
 
+-- take_turn's to-be-closed value: one metatable for every turn, not a closure per turn
+local LEAVE = { __close = function(v) gitwork.leave(v.job) end }
+
 --- take_turn(job) -> outcome: one turn of a prepared job, from its start to its recorded
 --- end: in the card's git worktree (orket.engine.gitwork: made on its first turn, main
 --- merged in after a conflict), the turn itself (orket.engine.turn), then finish_turn.
 function Run:take_turn(job)
   -- the worktree's view is closed however the turn ends (an error in finish_turn included)
-  local _ <close> = setmetatable({}, { __close = function() gitwork.leave(job) end })
+  local _ <close> = setmetatable({ job = job }, LEAVE)
   -- a server's runs make worktrees one per turn of its loop (orket.engine.pace)
   if self.engine.pace then self.engine.pace() end
   local ok, out, code = gitwork.enter(self, job)
@@ -740,50 +739,63 @@ function Run:open_execution()
   return st
 end
 
+-- pick_round's transaction: the view brought up to date, then the picks, each prepared
+-- (jobs gets the jobs). -> true, changed, others
+local function round_picks(run, st, room, jobs)
+  local changed, others, lease = false, false, st.lease
+  st.view:refresh()
+  if room > 0 then
+    -- a worker starts only the cards it holds a lease on, claimed in the view's order
+    local cands, state
+    if lease then
+      cands = lease:candidates(st.view, st.busy, run.run_id, function() return room - #jobs end)
+    else
+      cands, state = st.view:candidates(st.busy)
+    end
+    for c in cands, state do
+      if #jobs >= room or run.stopping then break end
+      local job, acted = run:prepare(c)
+      changed = changed or acted
+      if job then
+        st.busy[c.id] = true
+        jobs[#jobs + 1] = job
+      end
+    end
+  end
+  if lease then
+    lease:release_idle(st.busy, run.run_id)
+    -- Whether other workers still hold cards is asked in this same transaction: its
+    -- time is the one the claims above saw, so a lease that ran out since cannot read
+    -- as neither live (to claim) nor held (to wait for), ending the run as stalled.
+    if st.inflight == 0 and #jobs == 0 and not changed and not st.denied then others = lease:others_busy(run.run_id) end
+  end
+  return true, changed, others
+end
+
 -- One round's picks: the board's news and every pick share one transaction (one lock, one
 -- snapshot); the turns start after it commits, so none runs inside it. -> jobs, changed,
 -- others (other workers still hold cards), after (callbacks for once it committed) | nil,
 -- err. Crash point: a kill inside it rolls the round back whole (the claims of a worker's
 -- leases, the moves prepare made); nothing of a turn is written here.
 function Run:pick_round(st)
-  local changed, others = false, false
   local jobs, after = {}, {}
-  local lease = st.lease
   -- the turns this round may start: taken from the worker's share before the round (its
   -- transaction may wait on the store while another run's round goes), the rest given back
   local room = st.conc - st.inflight
   if st.share then room = st.share:take(self.run_id, room) end
   st.denied = st.share ~= nil and room == 0 and st.share:queued(self.run_id)
   self.round_after = after
-  local ok, err = self.db:tx(function()
-    st.view:refresh()
-    if room > 0 then
-      -- a worker starts only the cards it holds a lease on, claimed in the view's order
-      local cands = lease and lease:candidates(st.view, st.busy, self.run_id,
-        function() return room - #jobs end) or st.view:candidates(st.busy)
-      for c in cands do
-        if #jobs >= room or self.stopping then break end
-        local job, acted = self:prepare(c)
-        changed = changed or acted
-        if job then
-          st.busy[c.id] = true
-          jobs[#jobs + 1] = job
-        end
-      end
-    end
-    if lease then
-      lease:release_idle(st.busy, self.run_id)
-      -- Whether other workers still hold cards is asked in this same transaction: its
-      -- time is the one the claims above saw, so a lease that ran out since cannot read
-      -- as neither live (to claim) nor held (to wait for), ending the run as stalled.
-      if st.inflight == 0 and #jobs == 0 and not changed and not st.denied then others = lease:others_busy(self.run_id) end
-    end
-    return true
-  end)
+  local ok, changed, others = self.db:tx(round_picks, self, st, room, jobs)
   self.round_after = nil
   if st.share then st.share:give(self.run_id, ok and room - #jobs or room) end
-  if not ok then return nil, err end
+  if not ok then return nil, changed end
   return jobs, changed, others, after
+end
+
+-- A turn's task's body (start_jobs): the turn, then a worker's lease on its card
+local function turn_task(run, st, job)
+  local out = run:take_turn(job)
+  if st.lease then run:after_lease(job, out) end
 end
 
 -- Starts each picked job in a task of its own: a verification or a push (verify.lua,
@@ -813,10 +825,7 @@ function Run:start_jobs(st, jobs)
         -- an error here is Orket's own (a turn's failures are its outcomes): it ends the
         -- run failed, said on stderr with its traceback, rather than leaving the run waiting
         -- for a task that is gone
-        local ok, terr = xpcall(function()
-          local out = self:take_turn(job)
-          if st.lease then self:after_lease(job, out) end
-        end, debug.traceback)
+        local ok, terr = xpcall(turn_task, debug.traceback, self, st, job)
         -- (a read the lost store failed raises too: that is the store's loss, which ends the
         -- run as journal_broken says, not a bug of Orket's)
         local internal = not ok and not self:journal_broken(job.card_id)

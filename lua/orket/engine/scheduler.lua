@@ -103,7 +103,21 @@ local function sorted_set(v, set, busy)
   return out
 end
 
---- view:candidates(busy) -> iterator over cards to start: review, then in progress, then ready
+-- View:candidates' iterator (for c in f, s): s = {first=, i=, order=, j=, busy=}
+local function next_candidate(s)
+  local i = s.i + 1
+  s.i = i
+  local c = s.first[i]
+  if c then return c end
+  local j = s.j
+  if not j then return nil end
+  j, c = s.order:next_after(j, s.busy)
+  s.j = j
+  return c
+end
+
+--- view:candidates(busy) -> iterator, state over cards to start: review, then in progress, then
+--- ready (for c in view:candidates(busy); called by hand: it(state))
 function View:candidates(busy)
   if not self.order then
     local list = M.candidates(self.board, self.target, M.scope(self.board, self.target), busy, self.issue_order)
@@ -115,14 +129,9 @@ function View:candidates(busy)
   end
   local first = sorted_set(self, self.review, busy)
   for _, c in ipairs(sorted_set(self, self.working, busy)) do first[#first + 1] = c end
-  -- the cached card: a card started in this pass is still ready here, busy says it is not
-  local rest = self.order:each(function(id) return busy[id] end)
-  local i = 0
-  return function()
-    i = i + 1
-    if first[i] then return first[i] end
-    return (rest())
-  end
+  -- one state table for the walk, no closures: first, then the order's (the cached card: a
+  -- card started in this pass is still ready here, busy says it is not)
+  return next_candidate, { first = first, i = 0, order = self.order, j = 0, busy = busy }
 end
 
 -- Words of the comment the engine blocks a card with when its turns ran out without one

@@ -26,6 +26,9 @@ local M = {}
 M.DEFAULT_MAX_OUTPUT = 4096
 
 M.SCOPES = { "card", "epic", "rock", "run", "day" }
+-- each scope's budget's name in orket.lua, made once (check runs before every model call)
+local BUDGET_KEYS = {}
+for i, s in ipairs(M.SCOPES) do BUDGET_KEYS[i] = "cost_per_" .. s end
 -- the scopes whose budget makes the card wait (the others end the run)
 M.CARD_SCOPES = { card = true, epic = true, rock = true }
 
@@ -65,8 +68,9 @@ end
 
 --- guard(run, job) -> a to-be-closed value releasing the job's hold when the turn ends in any
 --- way (returned, raised, or its task cancelled while the call was in flight)
+local GUARD = { __close = function(g) M.release(g.run, g.job) end } -- one for every turn
 function M.guard(run, job)
-  return setmetatable({}, { __close = function() M.release(run, job) end })
+  return setmetatable({ run = run, job = job }, GUARD)
 end
 
 --- record(run, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
@@ -137,7 +141,7 @@ end
 function M.check(run, job, req)
   local b = run.settings.budgets
   local any = false
-  for _, s in ipairs(M.SCOPES) do any = any or b["cost_per_" .. s] ~= nil end
+  for _, key in ipairs(BUDGET_KEYS) do any = any or b[key] ~= nil end
   if not any then return nil end
   local price = M.price(run, job.model)
   if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it

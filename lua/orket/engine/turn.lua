@@ -237,20 +237,97 @@ local function call_model(run, job, req)
   end
 end
 
--- The ctx a tool handler (or recover) gets.
-local function tool_ctx(run, job, card)
-  -- what a tool reads on its own (search_files) obeys the policies read_file obeys
-  local function may_read(path)
-    return run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = card,
-      tools = job.tools, policies = job.policies }.verdict == "allow"
+-- The ctx a tool handler (or recover) gets. own: the handler may have card itself (its
+-- only use is this handler's call), else it gets a copy.
+local function tool_ctx(run, job, card, own)
+  -- what a tool reads on its own (search_files) obeys the policies read_file obeys, on the
+  -- card of the call in hand as the call began (the handler may change its own card): one
+  -- function per turn, not a closure per call
+  local facts = job.call_card
+  if not facts then
+    facts = {}
+    job.call_card = facts
+  end
+  facts.id, facts.status, facts.type, facts.worked_by = card.id, card.status, card.type, card.worked_by
+  if not job.may_read then
+    job.may_read = function(path)
+      return run.gate { actor = job.actor, tool = "read_file", args = { path = path }, card = job.call_card,
+        tools = job.tools, policies = job.policies }.verdict == "allow"
+    end
   end
   if job.move == nil then job.move = gitwork.mover(run, job) or false end
   -- the team's seats, listed once per settings (a reload brings new settings); the
   -- registry hands the handler its own copy
   if job.seats_of ~= run.settings then job.seats, job.seats_of = settings_mod.seats(run.settings), run.settings end
-  return { fs = job.fs or run.workspace, board = run.board, move = job.move or nil, memory = run.memory, card = card,
-    actor = job.actor,
-    may_read = may_read, seats = job.seats }
+  -- the host's side of the ctx, read by the registry as the call begins (it builds the
+  -- handler's own): one table for the turn, written again for each call
+  local ctx = job.tool_ctx
+  if not ctx then
+    ctx = {}
+    job.tool_ctx = ctx
+  end
+  ctx.fs, ctx.board, ctx.move, ctx.memory, ctx.card = job.fs or run.workspace, run.board, job.move or nil, run.memory, card
+  ctx.actor, ctx.may_read, ctx.seats, ctx.own_card, ctx.tests = job.actor, job.may_read, job.seats, own, nil
+  return ctx
+end
+
+-- The gate's recorder for the turn's calls (one per turn): an allowed call's decision is
+-- recorded in its tool_calls row (gate_code), a refusal in rows of its own. x: the call in
+-- hand's state (execute's).
+local function gate_recorder(run, job)
+  local function record(kind, d)
+    local x = job.exec
+    if kind == "gate_decision" and d.verdict == "allow" then
+      x.allowed_by = d.code or "ALLOWED"
+    elseif kind == "gate_decision" then
+      assert(run.db:record_gate_decision { turn = x.turn_id, tool = d.tool, verdict = d.verdict, code = d.code,
+        reason = d.reason, remedy = d.remedy, run = job.run, card = job.card_id, seat = job.seat })
+    elseif kind == "policy_violation" then
+      assert(run.db:record_violation { turn = x.turn_id, card = job.card_id, seat = job.seat,
+        rule = d.code or "denied", attempt = d.what, detail = d.why, remedy = d.how_to_fix, run = job.run })
+    end
+  end
+  return record
+end
+
+-- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=} in, x.res out.
+local function execute_tx(run, job, x)
+  local call, turn_id, key, card = x.call, x.turn_id, x.key, x.card
+  job.exec = x
+  job.gate_record = job.gate_record or gate_recorder(run, job)
+  local decision = run.gate {
+    actor = job.actor, tool = call.name, args = call.arguments, card = gate_mod.card_facts(run.board, card),
+    counters = x.counters, allowed = job.role.tools, record = job.gate_record, tools = job.tools, policies = job.policies,
+    -- arguments the model sent that are not a JSON object are refused, never run as {}
+    args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,
+  }
+  local asked, res
+  if decision.verdict == "ask" then
+    -- an approved request lets this exact call through; otherwise it is held for a developer
+    decision, asked = approvals.on_ask(run, job, turn_id, call, card, decision)
+  end
+  local tools = job.tools or run.tools
+  if asked then
+    res = asked
+  elseif decision.verdict == "allow" then
+    local def = tools:get(call.name)
+    if gate_mod.effect(def).outside then
+      x.res = { effect = true, id = assert(run.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
+        arguments = call.arguments, gate_code = x.allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
+      return true
+    end
+    -- the card is this call's read (step_calls), used no more once the handler has it
+    res = tools:run(call.name, call.arguments, tool_ctx(run, job, card, true))
+    if res.ok and run.count then run.count(x.counters, def, call.arguments) end
+  else
+    res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
+      error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
+  end
+  x.res = res
+  assert(run.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
+    result = res, ok = res.ok, error_code = res.code, gate_code = x.allowed_by, run = job.run, card = job.card_id,
+    seat = job.seat })
+  return true
 end
 
 -- Gates and runs one call in a savepoint of the step's transaction, with its records;
@@ -258,56 +335,10 @@ end
 -- (effect = "write") is not run here: its write-ahead intent is recorded and the result is
 -- {effect = true, id = tool_calls row}; the step commits, runs it and records the result.
 local function execute(run, job, turn_id, key, call, counters, card)
-  local actor = job.actor
-  local res
-  local ok, err = run.db:tx(function()
-    local allowed_by
-    local function record(kind, d)
-      if kind == "gate_decision" and d.verdict == "allow" then
-        -- an allowed call's decision is recorded in its tool_calls row (gate_code)
-        allowed_by = d.code or "ALLOWED"
-      elseif kind == "gate_decision" then
-        assert(run.db:record_gate_decision { turn = turn_id, tool = d.tool, verdict = d.verdict, code = d.code,
-          reason = d.reason, remedy = d.remedy, run = job.run, card = job.card_id, seat = job.seat })
-      elseif kind == "policy_violation" then
-        assert(run.db:record_violation { turn = turn_id, card = job.card_id, seat = job.seat,
-          rule = d.code or "denied", attempt = d.what, detail = d.why, remedy = d.how_to_fix, run = job.run })
-      end
-    end
-    local decision = run.gate {
-      actor = actor, tool = call.name, args = call.arguments, card = gate_mod.card_facts(run.board, card), counters = counters,
-      allowed = job.role.tools, record = record, tools = job.tools, policies = job.policies,
-      -- arguments the model sent that are not a JSON object are refused, never run as {}
-      args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,
-    }
-    local asked
-    if decision.verdict == "ask" then
-      -- an approved request lets this exact call through; otherwise it is held for a developer
-      decision, asked = approvals.on_ask(run, job, turn_id, call, card, decision)
-    end
-    local tools = job.tools or run.tools
-    if asked then
-      res = asked
-    elseif decision.verdict == "allow" then
-      local def = tools:get(call.name)
-      if gate_mod.effect(def).outside then
-        res = { effect = true, id = assert(run.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
-          arguments = call.arguments, gate_code = allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
-        return true
-      end
-      res = tools:run(call.name, call.arguments, tool_ctx(run, job, card))
-      if res.ok and run.count then run.count(counters, def, call.arguments) end
-    else
-      res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
-        error = "denied: " .. tostring(decision.reason or decision.code), remedy = decision.remedy }
-    end
-    assert(run.db:record_tool_call { turn = turn_id, call_id = key, tool = call.name, arguments = call.arguments,
-      result = res, ok = res.ok, error_code = res.code, gate_code = allowed_by, run = job.run, card = job.card_id,
-      seat = job.seat })
-    return true
-  end)
-  if not ok then res = { ok = false, error = "engine: " .. tostring(err), code = "EENGINE" } end
-  return res
+  local x = { turn_id = turn_id, key = key, call = call, counters = counters, card = card }
+  local ok, err = run.db:tx(execute_tx, run, job, x)
+  if not ok then return { ok = false, error = "engine: " .. tostring(err), code = "EENGINE" } end
+  return x.res
 end
 
 -- Runs a "write" call's effect between two transactions of its step. p: {call=, card=,
@@ -391,14 +422,9 @@ end
 M.result_message = result_message
 
 -- Until a fresh turn's first commit moves its card from ready to in_progress, the turn
--- sees the card as that commit will leave it.
+-- sees the card as that commit will leave it. card: the board's copy, the caller's own.
 local function as_claimed(job, card)
-  if job.begun == false and job.claim and card.status == "ready" then
-    local c = {}
-    for k, v in pairs(card) do c[k] = v end
-    c.status = "in_progress"
-    return c
-  end
+  if job.begun == false and job.claim and card.status == "ready" then card.status = "in_progress" end
   return card
 end
 
@@ -612,6 +638,14 @@ local function commit_step(run, job, st, n, model, rec)
   end
 end
 
+-- The first step's read transaction (run): its checks, then the role's messages
+local function first_read(run, job, st)
+  local o, c, r = before_step(run, job, 1)
+  if o or r then return { o, c, r } end
+  -- the card is this step's copy (before_step), the role's to keep: not copied again
+  return { nil, c, nil, table.pack(roles.messages(job.role, make_context(run, job, c, st.history), true)) }
+end
+
 --- run(run, job) -> outcome {ended = "handed_in"|"stopped"|"budget"|"model_error"|"role_error"|"canceled",
 ---   detail = text, class = model error class, recorded = true when the turn's end records
 ---   are written (run:end_turn_records, in the last step's transaction)}
@@ -624,11 +658,7 @@ function M.run(run, job)
   local step = 1
   -- The first step's checks and its messages share one read transaction (the later steps'
   -- checks run in the step before's commit): one snapshot, and one BEGIN and COMMIT fewer.
-  local first = assert(run.db:read(function()
-    local o, c, r = before_step(run, job, step)
-    if o or r then return { o, c, r } end
-    return { nil, c, nil, table.pack(roles.messages(job.role, make_context(run, job, c, st.history))) }
-  end))
+  local first = assert(run.db:read(first_read, run, job, st))
   local out, card, rec, built = first[1], first[2], first[3], first[4]
   if out then return out end
   while true do
@@ -640,7 +670,7 @@ function M.run(run, job)
     if not rec then
       -- the role builds its messages from one snapshot of the board and memory
       built = built or assert(run.db:read(function()
-        return table.pack(roles.messages(job.role, make_context(run, job, card, st.history)))
+        return table.pack(roles.messages(job.role, make_context(run, job, card, st.history), true))
       end))
       local msgs, merr = built[1], built[2]
       built = nil

@@ -312,6 +312,20 @@ describe("gate.check", function()
       "bad argument #1 to 'check' (args_error must be a string)")
   end)
 
+  it("refuses lists of tool names and programs that are not lists of strings", function()
+    -- what a role's tools and orket.lua's commands are checked by: nil or false is none
+    assert.has_error(function() gate.check { tool = "read_file", allowed = { "read_file", 3 } } end,
+      "bad argument #1 to 'check' (allowed[2] must be a string)")
+    assert.has_error(function() gate.check { tool = "read_file", allowed = "read_file" } end,
+      "bad argument #1 to 'check' (allowed must be a list of strings)")
+    assert.has_error(function() gate.check { tool = "read_file", commands = { true } } end,
+      "bad argument #1 to 'check' (commands[1] must be a string)")
+    assert.has_error(function() gate.check { tool = "read_file", actor = { roles = { {} } } } end,
+      "bad argument #1 to 'check' (actor.roles[1] must be a string)")
+    assert.equal("ROLE_FORBIDDEN", gate.check { tool = "read_file", tools = reg, allowed = {} }.code)
+    assert.equal("ALLOWED", gate.check { tool = "read_file", tools = reg, args = { path = "a" }, allowed = false }.code)
+  end)
+
   it("decides the same from compiled schemas and rules as from the tables", function()
     local cgate = require "orket.c.gate"
     local set = policies [[
