@@ -145,6 +145,16 @@ describe("a sandbox's app on an origin of its own", function()
     assert.is_nil(ch["set-cookie"]:find("orket_session", 1, true))
     assert.is_nil(ch["content-security-policy"]) -- a page of its own origin, not an opaque one
     assert.equal(tostring(id), ch["x-orket-sandbox"])
+    -- the same app through the API's proxy: an opaque origin, none of its cookies; each way
+    -- keeps its own answer lines (orket.serve.sandboxes' kept options, by socket and way)
+    local pst, _, ph = H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/app/cookies", total_timeout_ms = 10000,
+      headers = { "Authorization: Bearer " .. op } }
+    assert.equal(200, pst)
+    assert.matches("^sandbox allow%-scripts", ph["content-security-policy"])
+    assert.is_nil(ph["set-cookie"])
+    _, _, ch = app(s, id, "/cookies", { cookie = cookie })
+    assert.is_nil(ch["content-security-policy"])
+    assert.matches("theme=dark", ch["set-cookie"], 1, true)
     -- a redirect it builds from its Host stays on its origin
     local gst, _, gh = app(s, id, "/go", { cookie = cookie })
     assert.equal(302, gst)

@@ -6,7 +6,6 @@ local http = require "orket.c.http"
 local H = require "tests.helpers"
 local task = require "orket.task"
 local uv = require "luv"
-local rt_sleep = require("orket.c.runtime").sleep
 
 -- A front server whose every request is proxied to the upstream at sock with opts (its
 -- own fields win), the outcomes kept in order
@@ -595,8 +594,9 @@ describe("req:proxy", function()
   end)
 
   it("keeps its options for a pump still running when they are closed", function()
-    local release = false
+    local release, arrived = false, false
     local app, sock = upstream(function(req)
+      arrived = true
       H.wait_for(function() return release end, "the release", 10000)
       req:respond(200, { "Content-Type: text/plain" }, "late")
     end)
@@ -605,7 +605,8 @@ describe("req:proxy", function()
     local srv, base = front("/nowhere", { kept = kept })
     local got
     task.spawn(function() got = { fetch(base .. "/slow") } end)
-    rt_sleep(200)
+    -- the app has the request: the pump is running, holding its reference
+    H.wait_for(function() return arrived end, "the proxied request", 10000)
     getmetatable(kept).__close(kept) -- the pump's own reference keeps them
     kept = nil
     collectgarbage()

@@ -275,6 +275,23 @@ describe("orket.serve.auth", function()
     assert.is_false(auth.loopback_host(nil))
   end)
 
+  it("keeps its answers for at most 64 Host names, and answers the same past them", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = assert(require("orket.store").open(dir .. "/orket.db"))
+    local a = auth.new(db, dir, true)
+    local function check(host)
+      return a:check { method = "GET", path = "/v1/board", remote = "127.0.0.1", headers = { host = host } }
+    end
+    for i = 1, 200 do
+      local _, status = check("h" .. i .. ".example")
+      assert.equal(403, status)
+      assert.is_true(a.nhosts <= 64)
+      assert.is_true(check("localhost:" .. i).local_use)
+    end
+    db:close()
+  end)
+
   it("reads the store once a request until a key exists, and sees the first key another connection made", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
