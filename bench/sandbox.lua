@@ -66,6 +66,11 @@ local function offered()
   if PARTS.proxy and not os.execute("command -v wrk >/dev/null 2>&1") then
     return nil, "wrk is not installed (make bench-deps)"
   end
+  -- the floors are bench targets of their own (make bench builds them); without one the
+  -- proxy's part would fail halfway, with a sandbox and a server up
+  for _, f in ipairs(PARTS.proxy and { MHDFLOOR, PROXYFLOOR } or {}) do
+    if not uv.fs_access(f, "x") then return nil, f .. " is not built (make bench builds it)" end
+  end
   return true
 end
 

@@ -64,7 +64,12 @@ end
 -- thousand bytes) for each: every field is written at every check. A check inside another
 -- (from a policy predicate) gets a fresh one.
 local scratch, scratch_busy = {}, false
-local RELEASE = setmetatable({}, { __close = function() scratch_busy = false end })
+-- Released with the call's own values dropped: a call's arguments (a file's whole content)
+-- are not kept alive until the next check.
+local RELEASE = setmetatable({}, { __close = function()
+  scratch.args, scratch.call_args, scratch.call, scratch.schema = nil, nil, nil, nil
+  scratch_busy = false
+end })
 local NO_ARGS = {} -- gate.c only reads it
 
 -- A recorded decision's args, summarized when first read: its metatable holds the input

@@ -436,6 +436,12 @@ describe("board card cache", function()
     local again = assert(b:get("A"))
     assert.equal("ready", again.status)
     assert.same({}, again.depends_on)
+    -- a move's answer too: the engine hands it to tool scripts as it is
+    local moved = assert(b:transition("A", "in_progress", { actor = DEV }))
+    moved.status, moved.depends_on[1] = "blocked", "Y"
+    again = assert(b:get("A"))
+    assert.equal("in_progress", again.status)
+    assert.same({}, again.depends_on)
   end)
 
   it("sees this board's transitions and creates at once", function()
