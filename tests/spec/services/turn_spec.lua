@@ -88,3 +88,47 @@ describe("a turn's brief", function()
     assert.equal(1, #history)
   end)
 end)
+
+describe("what a turn hands to a tool", function()
+  after_each(H.cleanup)
+
+  -- The card a call's handler gets is the board's copy for that step, handed over without
+  -- another copy: whatever the handler does to it (and keeps doing to what it kept) must
+  -- never reach the gate's facts for the next call, the board, or another card's turn.
+  it("is the handler's own: changing the card it got changes no later decision nor the board", function()
+    local function run(spoil)
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", F.STANDARD)
+      local tools, kept = F.tools(), {}
+      local run_tool = tools.run
+      function tools:run(name, args, ctx)
+        local r = run_tool(self, name, args, ctx)
+        -- after its work: the card it got, and every one it kept from earlier calls
+        if spoil and ctx.card then
+          kept[#kept + 1] = ctx.card
+          for _, c in ipairs(kept) do
+            c.id, c.status, c.type, c.worked_by, c.depends_on = "E-4", "done", "epic", "nobody", { "NOPE" }
+          end
+        end
+        return r
+      end
+      local seen = {}
+      local function gate(input)
+        local c = input.card or {}
+        seen[#seen + 1] = string.format("%s %s %s %s", input.tool, tostring(c.id), tostring(c.status), tostring(c.type))
+        return F.gate(input)
+      end
+      -- bounded: a spoiled board could leave the run with nothing it can do
+      local e = F.engine(db, b, { tools = tools, gate = gate, config = { budgets = { wall_ms_per_run = 20000 } } })
+      local id = assert(e:start("E"))
+      assert.equal("done", (e:execute(id)))
+      local state = F.board_state(b)
+      db:close()
+      table.sort(seen) -- cards' turns interleave in any order (PostgreSQL's reads wait)
+      return state, table.concat(seen, "\n")
+    end
+    local state, seen = run(false)
+    local spoiled_state, spoiled_seen = run(true)
+    assert.equal(state, spoiled_state)
+    assert.equal(seen, spoiled_seen)
+  end)
+end)
