@@ -3,7 +3,6 @@
  * apps' origin handed over, CORS, the kept answer, then the log line and the counts. */
 #include "health.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,19 +142,6 @@ static const char *const health_line_names[HEALTH_LINE_FIELDS] = {
     "\"addr\":", "\"auth\":", "\"key\":", "\"method\":", "\"note\":", "\"route\":", "\"status\":", "\"t\":",
     "\"us\":"};
 
-/* A whole number below 1e14 in digits, as jsonout_number's %.14g writes it, without the
- * formatting's cost (every line has two); others through jsonout_number. */
-static int health_number(jsonout_buf *b, double d) {
-  if (!(d > -1e14 && d < 1e14) || d != (double)(long long)d || (d == 0 && signbit(d))) return jsonout_number(b, d);
-  long long x = (long long)d;
-  char num[24], *p = num + sizeof num;
-  unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
-  do *--p = (char)('0' + u % 10); while ((u /= 10) != 0);
-  if (x < 0) *--p = '-';
-  jsonout_raw(b, p, (size_t)(num + sizeof num - p));
-  return 0;
-}
-
 int health_line_write(jsonout_buf *b, const health_value *v) {
   int first = 1;
   for (int i = 0; i < HEALTH_LINE_FIELDS; i++) {
@@ -168,7 +154,7 @@ int health_line_write(jsonout_buf *b, const health_value *v) {
     switch (v[i].kind) {
     case HEALTH_STRING: jsonout_string(b, v[i].s, v[i].n); break;
     case HEALTH_NUMBER:
-      if (health_number(b, v[i].d) != 0) return -1;
+      if (jsonout_number(b, v[i].d) != 0) return -1;
       break;
     case HEALTH_TRUE: jsonout_raw(b, "true", 4); break;
     case HEALTH_FALSE: jsonout_raw(b, "false", 5); break;

@@ -1,6 +1,8 @@
 /* inert.c: strict UTF-8 decoding and the invisible characters (see inert.h). */
 #include "inert.h"
 
+#include <string.h>
+
 static int inert_cont(const unsigned char *s, size_t n, size_t i) {
   return i < n && s[i] >= 0x80 && s[i] <= 0xbf;
 }
@@ -28,6 +30,33 @@ int inert_decode(const unsigned char *s, size_t n, uint32_t *cp) {
   if (!inert_cont(s, n, 3)) return 0;
   *cp = ((b & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6) | (s[3] & 0x3fu);
   return 4;
+}
+
+/* Eight bytes at a time while they are ASCII (nearly all of what is recorded), the strict
+ * decoder for the rest: the check runs over every record's JSON text, a request's whole
+ * messages among them, where Lua's utf8.len decoded it character by character. */
+int inert_valid(const char *p, size_t n) {
+  const unsigned char *s = (const unsigned char *)p;
+  size_t i = 0;
+  while (i < n) {
+    if (n - i >= 8) {
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if ((w & UINT64_C(0x8080808080808080)) == 0) {
+        i += 8;
+        continue;
+      }
+    }
+    if (s[i] < 0x80) {
+      i++;
+      continue;
+    }
+    uint32_t cp;
+    int len = inert_decode(s + i, n - i, &cp);
+    if (len == 0) return 0;
+    i += (size_t)len;
+  }
+  return 1;
 }
 
 int inert_invisible(uint32_t cp) {

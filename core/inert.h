@@ -12,6 +12,11 @@
  * decoded here: a byte below 0x80 gives 0 too). */
 int inert_decode(const unsigned char *s, size_t n, uint32_t *cp);
 
+/* Whether the n bytes at p are all strictly valid UTF-8 (inert_decode's rules; ASCII and
+ * NUL are characters): the text both stores keep as it is (orket.store.records escapes
+ * anything else before it is stored). */
+int inert_valid(const char *p, size_t n);
+
 /* Whether cp is shown escaped: C1 controls, and the invisible format characters that hide
  * text or reorder it (bidi embeddings, overrides and isolates, marks, zero-width spaces,
  * word joiners, the BOM, interlinear annotations, tag characters). ZWJ/ZWNJ stay. */

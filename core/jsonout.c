@@ -102,6 +102,18 @@ void jsonout_string(jsonout_buf *b, const char *str, size_t n) {
 
 int jsonout_number(jsonout_buf *b, double d) {
   if (!isfinite(d)) return -1;
+  /* A whole number below 1e14, the usual one (a count, a status, microseconds), is its
+   * digits, as %.14g writes it, without the formatting's cost; -0 and the rest go through
+   * it. */
+  if (d > -1e14 && d < 1e14 && d == (double)(long long)d && !(d == 0 && signbit(d))) {
+    long long x = (long long)d;
+    char num[24], *p = num + sizeof num;
+    unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+    do *--p = (char)('0' + u % 10); while ((u /= 10) != 0);
+    if (x < 0) *--p = '-';
+    jsonout_raw(b, p, (size_t)(num + sizeof num - p));
+    return 0;
+  }
   char e[32];
   int k = snprintf(e, sizeof e, "%.14g", d);
   jsonout_raw(b, e, (size_t)k);

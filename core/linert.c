@@ -1,4 +1,4 @@
-/* linert.c: Lua module `orket.c.inert`: decode(s, i) and invisible(cp), inert.c's rules for
+/* linert.c: Lua module `orket.c.inert`: decode(s, i), valid(s) and invisible(cp), inert.c's rules for
  * orket.inert, so the terminal's rules and the printed JSON's (jsonout.c) are one
  * implementation. */
 #include <lauxlib.h>
@@ -25,6 +25,14 @@ static int linert_decode(lua_State *L) {
   return 2;
 }
 
+/* valid(s) -> whether s is all strictly valid UTF-8 (inert_valid) */
+static int linert_valid(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushboolean(L, inert_valid(s, n));
+  return 1;
+}
+
 /* invisible(cp) -> whether code point cp is shown escaped (see inert.h) */
 static int linert_invisible(lua_State *L) {
   lua_Integer cp = luaL_checkinteger(L, 1);
@@ -35,6 +43,7 @@ static int linert_invisible(lua_State *L) {
 static const luaL_Reg linert_funcs[] = {
     {"decode", linert_decode},
     {"invisible", linert_invisible},
+    {"valid", linert_valid},
     {NULL, NULL},
 };
 

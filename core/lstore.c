@@ -447,19 +447,10 @@ static int lst_clear_file_error(lua_State *L) {
   return 0;
 }
 
-/* text_valid(s) -> whether s is kept as it is (store_text_valid) */
-static int lst_text_valid(lua_State *L) {
-  size_t len;
-  const char *p = luaL_checklstring(L, 1, &len);
-  lua_pushboolean(L, store_text_valid(p, len));
-  return 1;
-}
-
 static const luaL_Reg lst_funcs[] = {
     {"open", lst_open},
     {"file_error", lst_file_error},
     {"clear_file_error", lst_clear_file_error},
-    {"text_valid", lst_text_valid},
     {NULL, NULL},
 };
 

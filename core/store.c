@@ -13,8 +13,6 @@
 
 #include <sqlite3.h>
 
-#include "inert.h"
-
 typedef struct store_slot {
   char *sql;
   uint32_t hash;
@@ -600,31 +598,4 @@ int store_set_version(store *s, int version) {
   char sql[64];
   snprintf(sql, sizeof sql, "PRAGMA user_version = %d", version);
   return store_exec(s, sql);
-}
-
-/* Eight bytes at a time while they are ASCII (nearly all of what is recorded), the strict
- * decoder for the rest: the check runs over every record's JSON text, a request's whole
- * messages among them, where Lua's utf8.len decoded it character by character. */
-int store_text_valid(const char *p, size_t n) {
-  const unsigned char *s = (const unsigned char *)p;
-  size_t i = 0;
-  while (i < n) {
-    if (n - i >= 8) {
-      uint64_t w;
-      memcpy(&w, s + i, 8);
-      if ((w & UINT64_C(0x8080808080808080)) == 0) {
-        i += 8;
-        continue;
-      }
-    }
-    if (s[i] < 0x80) {
-      i++;
-      continue;
-    }
-    uint32_t cp;
-    int len = inert_decode(s + i, n - i, &cp);
-    if (len == 0) return 0;
-    i += (size_t)len;
-  }
-  return 1;
 }

@@ -126,11 +126,6 @@ int store_cached(store *s);
  * current while it and store_data_version both stay the same. */
 uint64_t store_cards_generation(store *s);
 
-/* Whether the n bytes at p are text both stores keep as it is: strictly valid UTF-8 (no
- * overlongs, no surrogates, nothing past U+10FFFF; NUL is a character). Anything else is
- * escaped before it is stored (orket.store.records). */
-int store_text_valid(const char *p, size_t n);
-
 /* PRAGMA data_version: moves when another connection (in any process) commits. -1 on
  * error (see store_error). */
 int64_t store_data_version(store *s);

@@ -335,6 +335,7 @@ end
 function Order:each()
   local j = 0
   return function()
+    if j == nil then return nil end -- done: asked again, still done
     local c, n
     j, c, n = self:next_after(j)
     if j == nil then return nil end

@@ -196,23 +196,20 @@ local function bound(view, what, op)
   return b
 end
 
--- A host answer handed to the script: plain copies of data, strings for errors.
-local function out(v, msg, code)
-  if v == nil then
-    return nil, type(msg) == "string" and msg or nil, type(code) == "string" and code or nil
-  end
-  if type(v) == "table" then return (scriptenv.copy(v)) end
-  return v
-end
-
--- The board's answer for a card (get, transition, and the host's move, which answers as
--- transition does) is the caller's own copy (docs/board.md), which the view keeps nothing
--- of: handed to the script as it is, not copied again.
+-- A host answer the script may have as it is (the board's answer for a card, get,
+-- transition and the host's move, which answers as transition does, is the caller's own
+-- copy, docs/board.md, which the view keeps nothing of): strings for errors.
 local function own(v, msg, code)
   if v == nil then
     return nil, type(msg) == "string" and msg or nil, type(code) == "string" and code or nil
   end
   return v
+end
+
+-- A host answer handed to the script: plain copies of data, strings for errors.
+local function out(v, msg, code)
+  if type(v) == "table" then return (scriptenv.copy(v)) end
+  return own(v, msg, code)
 end
 
 local function plain_opts(opts, op, fields)

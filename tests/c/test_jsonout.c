@@ -37,8 +37,11 @@ TEST(test_jsonout_strings) {
 }
 
 TEST(test_jsonout_numbers) {
-  const double in[] = {0.1, 1e15, 3, -0.0, 1.0 / 3, 9007199254740992.0};
-  const char *want[] = {"0.1", "1e+15", "3", "-0", "0.33333333333333", "9.007199254741e+15"};
+  /* whole numbers below 1e14 take a path of their own: it must write %.14g's bytes */
+  const double in[] = {0.1, 1e15, 3, -0.0, 1.0 / 3, 9007199254740992.0, 0, -42, 99999999999999.0,
+                       -99999999999999.0, 1e14, -1e14, 2.5};
+  const char *want[] = {"0.1", "1e+15", "3", "-0", "0.33333333333333", "9.007199254741e+15", "0", "-42",
+                        "99999999999999", "-99999999999999", "1e+14", "-1e+14", "2.5"};
   for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
     jsonout_buf b = {0};
     CHECK(t, jsonout_number(&b, in[i]) == 0);
@@ -79,4 +82,35 @@ TEST(test_inert_decode) {
   CHECK(t, inert_decode((const unsigned char *)"", 0, &cp) == 0);
   CHECK(t, inert_invisible(0x202e) && inert_invisible(0x9f) && inert_invisible(0xe007f));
   CHECK(t, !inert_invisible(0x200c) && !inert_invisible(0x200d) && !inert_invisible(0xe9));
+}
+
+/* inert_valid agrees with strict UTF-8 (Lua's utf8.len, which it replaced) on both
+ * of its paths: the eight-byte ASCII run and the byte-by-byte rest. */
+TEST(test_inert_valid) {
+  static const struct {
+    const char *s;
+    size_t n;
+    int valid;
+  } cases[] = {
+      {"", 0, 1},
+      {"plain ascii, longer than eight bytes", 36, 1},
+      {"nul\0inside", 10, 1},
+      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf", 19, 1},
+      {"\xc0\x80", 2, 0},                  /* overlong NUL */
+      {"\xe0\x80\xaf", 3, 0},              /* overlong '/' */
+      {"\xed\xa0\x80", 3, 0},              /* surrogate */
+      {"\xf4\x90\x80\x80", 4, 0},          /* past U+10FFFF */
+      {"\xf8\x88\x80\x80\x80", 5, 0},      /* five bytes */
+      {"\x80", 1, 0},                      /* a lone continuation byte */
+      {"abcdefg\xc3", 8, 0},               /* cut inside the last character */
+      {"abcdefgh\xff", 9, 0},              /* after a full ASCII word */
+      {"abc\xe2\x82\xac" "defghijk", 14, 1}, /* a character across the word boundary */
+      {"abcdefghijklmnop\xe2\x82", 18, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (inert_valid(cases[i].s, cases[i].n) != cases[i].valid) {
+      fprintf(stderr, "inert_valid case %zu\n", i);
+      CHECK(t, 0);
+    }
+  }
 }

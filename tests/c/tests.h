@@ -67,6 +67,7 @@
   X(test_jsonout_raw_empty)                \
   X(test_otlpspan_bytes)                   \
   X(test_inert_decode)                     \
+  X(test_inert_valid)                      \
   X(test_workspace_mount_id)               \
   X(test_workspace_bind_mount)             \
   X(test_workspace_fd_exhaustion)          \
@@ -116,8 +117,7 @@
   X(test_store_cache_same_address)         \
   X(test_store_deep_savepoints)            \
   X(test_store_reset_clears_bindings)      \
-  X(test_store_columns_stamp)              \
-  X(test_store_text_valid)
+  X(test_store_columns_stamp)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

@@ -18,14 +18,19 @@ function M.decode(s, plus)
   return out
 end
 
+--- plain(path) -> whether the path holds no escape, control byte or backslash: its
+--- segments are then what it says, with nothing to decode or refuse but "." and ".."
+--- (most paths; one search for the whole path instead of two per segment, each search
+--- running the step-counted matcher, orket.c.pattern)
+function M.plain(path)
+  return not path:find("[%%%z\1-\31\127\\]")
+end
+
 --- segments(path) -> array of decoded segments | nil, why
 function M.segments(path)
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" or #path > 2048 then return nil, "the path must start with /" end
   local segs = {}
-  -- most paths have no escape, control byte or backslash anywhere: their segments are
-  -- taken as they are, with one search for the whole path instead of two per segment
-  -- (each search runs the step-counted matcher, orket.c.pattern)
-  local plain = not path:find("[%%%z\1-\31\127\\]")
+  local plain = M.plain(path)
   for raw in path:sub(2):gmatch("[^/]*") do
     local seg = plain and raw or M.decode(raw)
     if not seg then return nil, "the path has an invalid escape or a control character" end

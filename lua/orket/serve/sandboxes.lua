@@ -6,6 +6,7 @@ local service = require "orket.sandboxes.service"
 local ops = require "orket.store.sandboxes"
 local jsonout = require "orket.jsonout"
 local routes = require "orket.serve.routes"
+local router_mod = require "orket.serve.router"
 local urlencode = require "orket.urlencode"
 local writes = require "orket.serve.writes"
 local cjson = require "cjson.safe"
@@ -347,15 +348,17 @@ local APP_PREFIX = "/v1/sandboxes/"
 --- a few plain searches instead of the path's split and the route tree's walk. nil for any
 --- path it is not sure of (an escape, a control byte, a backslash, a segment that is empty
 --- or starts with "."): those go the router's way, which refuses or routes them.
+local ID_AT = #APP_PREFIX + 1
+
 function M.app_path(path)
   if #path > 2048 or path:find(APP_PREFIX, 1, true) ~= 1 then return nil end
-  local slash = path:find("/", 15, true)
+  local slash = path:find("/", ID_AT, true)
   if not slash or path:sub(slash, slash + 3) ~= "/app" then return nil end
   local rest = path:sub(slash + 4)
   if rest ~= "" and rest:byte(1) ~= 47 then return nil end -- /app.../: another route
-  local id = path:sub(15, slash - 1)
+  local id = path:sub(ID_AT, slash - 1)
   if id == "" or id:byte(1) == 46 or rest:find("//", 1, true) or rest:find("/.", 1, true)
-    or path:find("[%%%z\1-\31\127\\]") then
+    or not router_mod.plain(path) then
     return nil
   end
   if rest:byte(-1) == 47 then rest = rest:sub(1, -2) end -- "/a/" is "/a", as the router has it

@@ -6,7 +6,7 @@
 -- conn:depth() and conn:run().
 local json = require "cjson.safe"
 local inert = require "orket.inert"
-local text_valid = require("orket.c.store").text_valid
+local text_valid = require("orket.c.inert").valid
 
 local M = {}
 
