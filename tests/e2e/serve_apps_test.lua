@@ -30,7 +30,8 @@ require('http').createServer((req, res) => {
     }
     res.setHeader('Content-Type', 'application/json');
     res.end(JSON.stringify({ mark: mark, url: req.url, method: req.method, body: body, host: req.headers.host,
-      cookie: req.headers.cookie || null, authorization: req.headers.authorization || null }));
+      cookie: req.headers.cookie || null, authorization: req.headers.authorization || null,
+      ctype: req.headers['content-type'] || null, clen: req.headers['content-length'] || null }));
   });
 }).listen(Number(process.env.PORT), '127.0.0.1');
 ]]
@@ -164,6 +165,24 @@ describe("a sandbox's app on an origin of its own", function()
       headers = { "Content-Type: application/x-www-form-urlencoded" } })
     assert.equal(200, ast, atext)
     assert.equal("text=hi", cjson.decode(atext).body)
+    assert.equal("application/x-www-form-urlencoded", cjson.decode(atext).ctype)
+    -- the app is told no type the client did not send, and no body a DELETE did not have
+    ast, atext = app(s, id, "/notes/1", { cookie = cookie, method = "DELETE" })
+    assert.equal(200, ast, atext)
+    echo = cjson.decode(atext)
+    assert.equal("DELETE", echo.method)
+    assert.equal(cjson.null, echo.ctype)
+    assert.equal(cjson.null, echo.clen)
+    ast, atext = app(s, id, "/notes", { cookie = cookie, method = "POST", body = '{"a":1}', headers = { "Content-Type:" } })
+    assert.equal(200, ast, atext)
+    echo = cjson.decode(atext)
+    assert.equal('{"a":1}', echo.body)
+    assert.equal(cjson.null, echo.ctype)
+    assert.equal("7", echo.clen)
+    -- a method the proxy does not pass is refused as one, not as the server's failure
+    local mst, _, mh = app(s, id, "/x", { cookie = cookie, method = "PROPFIND" })
+    assert.equal(405, mst)
+    assert.equal("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", mh.allow)
 
     -- bound to the sandbox: not another's origin
     assert.equal(401, (app(s, other, "/", { cookie = cookie })))

@@ -30,6 +30,9 @@ M.MAX_TICKETS = 1024
 M.MAX_SESSIONS = 4096
 
 local SAFE = { GET = true, HEAD = true, OPTIONS = true }
+-- what the proxy passes (req:proxy, core/lhttpd.c): another method is refused before it
+local PROXIED = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true }
+local ALLOW = "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 -- Orket's own cookies: never passed to an app, never set by one
 local OWN = { [M.COOKIE] = true, [session.COOKIE] = true, [localuse.COOKIE] = true }
 -- what else crosses on the app's own origin, beyond orket.serve.sandboxes' lists: what a
@@ -255,6 +258,9 @@ local QUERY_OK = "^[%w%-%._~!$&'()*+,;=:@/?%%]*$"
 function Apps:handle(req, ctx, id)
   ctx.route = "(app)"
   if req.path == M.TICKET_PATH and req.method == "GET" then return self:_redeem(req, ctx, id) end
+  if not PROXIED[req.method] then
+    return text(req, ctx, 405, "The app's origin passes GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS only.", { ALLOW })
+  end
   local who, why = self:_person(req, ctx.db, id)
   if not who then
     ctx.auth = why
