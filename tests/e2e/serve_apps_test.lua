@@ -466,6 +466,14 @@ http://*.apps.localhost:%d {
     assert.equal(0, H.orket("users enable alice", { cwd = dir }).status)
     cookie = opened(s, id, person_board())
     assert.equal(200, (app(s, id, "/echo", { cookie = cookie })))
+    assert.equal(200, (app(s, id, "/echo", { cookie = cookie, method = "POST", body = "a=1" })))
+    -- made a viewer of the project: the app's session opened before reads and writes no more
+    assert.equal(0, H.orket("projects grant default alice viewer", { cwd = dir }).status)
+    assert.equal(200, (app(s, id, "/echo", { cookie = cookie })))
+    assert.equal(403, (app(s, id, "/echo", { cookie = cookie, method = "POST", body = "a=2" })))
+    -- an operator again: the session writes again (never above the role it was opened with)
+    assert.equal(0, H.orket("projects grant default alice operator", { cwd = dir }).status)
+    assert.equal(200, (app(s, id, "/echo", { cookie = cookie, method = "POST", body = "a=3" })))
     -- no longer a member of the project the sandbox is of: the same
     assert.equal(0, H.orket("projects revoke default alice", { cwd = dir }).status)
     assert.equal(401, (app(s, id, "/echo", { cookie = cookie })))

@@ -179,47 +179,62 @@ end
 
 -- the person behind a grant, if a person: still active and a member of the default
 -- project, whose sandboxes apps are (docs/teams.md) -> why not | nil
-local function person_gone(db, name)
-  if not name then return nil end
+-- A person's role in the default project now, never above their key's (cap) | nil, why
+-- they may act no more (disabled, not a member)
+local function person_role(db, name, cap)
   local u = users.get(db, name)
-  if not u or u.disabled_at then return "disabled" end
-  if not projects.role_in(db, accounts.identity(u.name, u.role), projects.DEFAULT) then return "not_member" end
+  if not u or u.disabled_at then return nil, "disabled" end
+  local role = projects.role_in(db, accounts.identity(u.name, u.role), projects.DEFAULT)
+  if not role then return nil, "not_member" end
+  return cap and projects.lower(role, cap) or role
 end
 
--- why a grant's person may act no more | nil: the board's session signed out, expired or
--- its key revoked; the key revoked; local use ended; the person disabled or out of the project
-local function ended(db, e)
+-- The role a key acts with now: its person's (capped by its own) or its own
+local function key_role(db, k)
+  if k.user_name then return person_role(db, k.user_name, k.role) end
+  return k.role
+end
+
+-- The role a grant's person may act with now | nil, why they may act no more: the board's
+-- session signed out, expired or its key revoked; the key revoked; local use ended; the
+-- person disabled or out of the project. Asked at each request, so that a person made a
+-- viewer since the ticket reads the app and writes no more.
+local function current_role(db, e)
   if e.board then
     local row = sessions.lookup(db, e.board) -- a key's session, else a person's
     if row then
-      if row.revoked_at or row.expires <= os.time() then return "app_board_ended" end
-      return person_gone(db, row.user_name)
+      if row.revoked_at or row.expires <= os.time() then return nil, "app_board_ended" end
+      return key_role(db, row)
     end
     local p = users.session_lookup(db, e.board)
-    if not p or p.expires <= os.time() then return "app_board_ended" end
-    return person_gone(db, p.name)
+    if not p or p.expires <= os.time() then return nil, "app_board_ended" end
+    return person_role(db, p.name)
   elseif e.key then
     local k = keys_store.get(db, e.key)
-    if not k or k.revoked_at then return "revoked" end
-    return person_gone(db, k.user_name)
+    if not k or k.revoked_at then return nil, "revoked" end
+    return key_role(db, k)
   elseif e.local_use and keys.total_count(db) > 0 then
-    return "app_local_ended" -- a key exists now: local use has ended
+    return nil, "app_local_ended" -- a key exists now: local use has ended
   end
+  return e.role
 end
 
--- the person of the request's app cookie, still signed in, for sandbox id | nil, why
+-- the person of the request's app cookie, still signed in, for sandbox id, and the role
+-- they act with now | nil, why
 function Apps:_person(req, db, id)
   local token = cookie.get(req, M.COOKIE)
   if type(token) ~= "string" or #token ~= 64 or not token:match("^%x+$") then return nil, "app_missing" end
   local h = digest(token)
   local e = grants.get(db, h, "session")
   if not e or e.sandbox ~= id then return nil, "app_unknown" end
-  local why = dead(e) and "app_expired" or ended(db, e)
-  if why then
+  local role, why
+  if dead(e) then why = "app_expired" else role, why = current_role(db, e) end
+  if not role then
     grants.delete(db, h)
     return nil, why
   end
-  return e
+  -- never above the role the ticket was made with
+  return e, projects.lower(role, e.role)
 end
 
 -- The request's cookies but Orket's own, for the app
@@ -261,14 +276,14 @@ function Apps:handle(req, ctx, id)
   if not PROXIED[req.method] then
     return text(req, ctx, 405, "The app's origin passes GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS only.", { ALLOW })
   end
-  local who, why = self:_person(req, ctx.db, id)
+  local who, role = self:_person(req, ctx.db, id) -- role: who acts with now; without who, why not
   if not who then
-    ctx.auth = why
+    ctx.auth = role
     return text(req, ctx, 401, "Open this app from Orket's board (its Sandboxes list: Open the app): "
       .. "the app's origin takes no key, only the sign-in the board hands over.")
   end
   ctx.key = who.key
-  if not SAFE[req.method] and not keys.allows(who.role, "operator") then
+  if not SAFE[req.method] and not keys.allows(role, "operator") then
     return text(req, ctx, 403, "Writing to the app needs the operator role.")
   end
   if req.too_large then return text(req, ctx, 413, "The request body is larger than the server accepts.") end
