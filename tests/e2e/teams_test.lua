@@ -175,6 +175,11 @@ describe("one server, many projects", function()
     assert.equal(201, st)
     local ro = { "Authorization: Bearer " .. doc.key, JSON }
     assert.equal(403, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", ro, { body = "no" })))
+    -- and says so: a viewer, with no session (no CSRF token, no end) when sent as a Bearer token
+    st, doc = req(s, "GET", "/v1/session", ro)
+    assert.same({ 200, "viewer", "bob" }, { st, doc.role, doc.user.name })
+    assert.is_nil(doc.expires_at)
+    assert.is_nil(doc.csrf)
     -- nor mints a stronger key; and a server admin's viewer key is no admin
     assert.equal(403, (req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })))
     st, doc = req(s, "POST", "/v1/me/keys", root, { name = "root-ro", role = "viewer" })
