@@ -41,7 +41,9 @@ local function ready(_, ctx)
     end)
     if terr ~= "probe" then problems[#problems + 1] = "the store cannot be written: " .. tostring(terr) end
   end
-  local cfg, cerr = config.load_or_defaults(ctx.dir)
+  -- orket.lua resolved as a run's start resolves it (its settings checked too): a file that
+  -- loads but names a forge without a remote refuses every run
+  local cfg, cerr = config.settings(ctx.dir, true)
   if not cfg then problems[#problems + 1] = cerr end
   if #problems > 0 then return 503, { status = "not_ready", problems = jsonout.array(problems) } end
   return 200, { status = "ready" }
