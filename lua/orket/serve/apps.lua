@@ -293,10 +293,12 @@ function Apps:handle(req, ctx, id)
   local names = {}
   for k in pairs(type(req.query) == "table" and req.query or {}) do names[#names + 1] = k end
   table.sort(names)
+  -- the query's names and values come as sent, but for a "+", which libmicrohttpd turns
+  -- into a space (a space cannot come any other way: it is not decoded from %20): written
+  -- back, a form's GET ("q=a+b") reaches the app as the browser sent it
   local q = {}
   for i, k in ipairs(names) do
-    local v = req.query[k]
-    q[i] = (v == "" and k) or (k .. "=" .. v)
+    q[i] = (k:gsub(" ", "+")) .. "=" .. (req.query[k]:gsub(" ", "+"))
   end
   local query = table.concat(q, "&")
   if not query:match(QUERY_OK) then return text(req, ctx, 400, "The query has characters a URL may not hold.") end
