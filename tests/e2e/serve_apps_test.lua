@@ -114,6 +114,27 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal(401, (app(s, id, "/", { cookie = board })))
     assert.equal(403, (app(s, id, "/__orket/ticket?t=" .. string.rep("a", 64))))
 
+    -- one key's share of the waiting tickets (each used up as it is redeemed): 16, then
+    -- 429, so that no key fills the server's and keeps everyone else from opening apps
+    local function ticket()
+      local tst, ttext, th = H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/open", total_timeout_ms = 10000,
+        headers = { "Cookie: " .. board } }
+      return tst, ttext, lower(th)
+    end
+    local waiting = {}
+    for i = 1, 16 do
+      local tst, ttext, th = ticket()
+      assert.equal(303, tst, ttext)
+      waiting[i] = th.location:match("t=(%x+)$")
+    end
+    local tst, ttext, th = ticket()
+    assert.equal(429, tst, ttext)
+    assert.equal("60", th["retry-after"])
+    assert.equal(303, (H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/open", total_timeout_ms = 10000,
+      headers = { "Authorization: Bearer " .. viewer } })) -- another key's share is its own
+    assert.equal(303, (app(s, id, "/__orket/ticket?t=" .. waiting[1])))
+    assert.equal(303, (ticket())) -- one redeemed, one more may wait
+    assert.equal(303, (app(s, id, "/__orket/ticket?t=" .. waiting[2])))
     local cookie, rh = opened(s, id, board)
     local set = rh["set-cookie"]
     assert.matches("^orket_app=%x+; Path=/; HttpOnly; SameSite=Lax; Max%-Age=%d+$", set)

@@ -27,6 +27,7 @@ M.TICKET_PATH = "/__orket/ticket"
 M.TICKET_TTL_S = 60
 M.TTL_S = session.TTL_S -- an app session ends with the board's, and 8 hours after it began at most
 M.MAX_TICKETS = 1024
+M.TICKETS_PER_KEY = 16 -- waiting tickets of one key or person (429 past it)
 M.MAX_SESSIONS = 4096
 
 local SAFE = { GET = true, HEAD = true, OPTIONS = true }
@@ -126,12 +127,19 @@ local function open(req, ctx)
       ctx.server.auth.token) then
     role = "viewer"
   end
-  local db = ctx.db
-  if grants.live(db, "ticket", os.time()) >= M.MAX_TICKETS then
+  local db, key, now = ctx.db, who.key_id or who.id, os.time()
+  -- a key's share of the tickets waiting (each is used up as it is redeemed): one key
+  -- cannot fill the server's and keep everyone else from opening apps
+  if grants.of_key(db, "ticket", key, now) >= M.TICKETS_PER_KEY then
+    ctx.headers = ctx.headers or {}
+    table.insert(ctx.headers, "Retry-After: " .. M.TICKET_TTL_S)
+    return err(429, "rate_limited", "too many of your app tickets are waiting; open the app with one of them, or retry in a minute")
+  end
+  if grants.live(db, "ticket", now) >= M.MAX_TICKETS then
     return err(503, "busy", "too many app tickets waiting; retry in a minute")
   end
   local token = crypto.random_id(32)
-  grants.insert(db, digest(token), "ticket", { sandbox = math.tointeger(row.id), key = who.key_id or who.id,
+  grants.insert(db, digest(token), "ticket", { sandbox = math.tointeger(row.id), key = key,
     local_use = who.local_use,
     board = who.session, board_expires = who.expires, role = role, start = start, expires_s = os.time() + M.TICKET_TTL_S })
   local url = apps:origin(math.tointeger(row.id), req) .. M.TICKET_PATH .. "?t=" .. token
