@@ -182,6 +182,10 @@ describe("one server, many projects", function()
     assert.is_nil(doc.csrf)
     -- nor mints a stronger key; and a server admin's viewer key is no admin
     assert.equal(403, (req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })))
+    -- nor a person one stronger than their strongest role anywhere: bob is no admin
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-admin", role = "admin" })
+    assert.equal(403, st)
+    assert.matches("your strongest role is developer", doc.error.message)
     st, doc = req(s, "POST", "/v1/me/keys", root, { name = "root-ro", role = "viewer" })
     assert.equal(201, st)
     local root_ro = { "Authorization: Bearer " .. doc.key, JSON }
