@@ -11,6 +11,7 @@ local card_view = require "orket.views.card"
 local status_view = require "orket.views.status"
 local experiments_view = require "orket.views.experiments"
 local config = require "orket.config"
+local projects = require "orket.serve.projects"
 local oa = require "orket.serve.openapi"
 local errors = require "orket.errors"
 
@@ -111,6 +112,8 @@ local function stream(req, ctx, filter)
   s:send("retry: 2000\n\n")
   local srv = ctx.server
   local still = srv and ctx.who and function() return srv:still_allowed(req, ctx) end
+  -- the rows about the server's people are its admins' (local use is the one person there is)
+  filter.people = not ctx.who or ctx.who.local_use or (srv ~= nil and projects.server_admin(srv.db, ctx.who))
   if ctx.hub:follow(s, filter, after, still) then s:wait_gone() end
   ctx.hub:forget(s)
 end
