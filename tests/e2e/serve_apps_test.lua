@@ -267,9 +267,13 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal(403, (H.fetch { url = s.url .. "/v1/board", total_timeout_ms = 10000,
       headers = { "Sec-Fetch-Site: same-site", "Sec-Fetch-Mode: cors", "Origin: http://" .. id .. ".sandbox.localhost:" .. s.port } }))
     assert.equal(200, (H.fetch { url = s.url .. "/v1/board", total_timeout_ms = 10000 }))
-    -- a key made: local use, and the app sessions it made, end
+    -- a key made: local use, and the app sessions and tickets it made, end
+    local _, _, th = H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/open", total_timeout_ms = 10000,
+      headers = { "Cookie: orket_local=" .. s.token } }
+    local waiting = lower(th).location:match("t=(%x+)$")
     H.api_key(dir, "op", "operator")
     assert.equal(401, (app(s, id, "/", { cookie = with_token })))
+    assert.equal(403, (app(s, id, "/__orket/ticket?t=" .. waiting)))
     assert.equal(0, s.stop())
   end)
 

@@ -160,33 +160,6 @@ local function text(req, ctx, status, msg, extra)
   req:respond(status, h, msg .. "\n")
 end
 
--- GET /__orket/ticket?t=...: the ticket (used up whatever follows) for the app's cookie
-function Apps:_redeem(req, ctx, id)
-  local t = type(req.query) == "table" and req.query.t
-  local d = type(t) == "string" and #t == 64 and t:match("^%x+$") and digest(t)
-  local e = d and grants.take(ctx.db, d, "ticket")
-  if not e or dead(e) or e.sandbox ~= id then
-    ctx.auth = "app_ticket"
-    return text(req, ctx, 403, "This link to the app has expired or was used already: open the app again from Orket's board.")
-  end
-  if grants.live(ctx.db, "session", os.time()) >= M.MAX_SESSIONS then
-    return text(req, ctx, 503, "Too many people have this server's apps open; retry later.")
-  end
-  local token = crypto.random_id(32)
-  local expires_s = os.time() + M.TTL_S
-  if e.board_expires then expires_s = math.min(expires_s, e.board_expires) end
-  grants.insert(ctx.db, digest(token), "session", { sandbox = id, key = e.key, local_use = e.local_use, board = e.board,
-    role = e.role, expires_s = expires_s })
-  ctx.key = e.key
-  -- host-only (no Domain): the cookie goes to this app's host and nowhere else; Lax, so
-  -- that the redirect chain begun on the board's site carries it
-  local c = string.format("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", M.COOKIE, token,
-    math.max(0, expires_s - os.time()), session.secure(req) and "; Secure" or "")
-  return text(req, ctx, 303, "", { "Location: " .. e.start, c })
-end
-
--- the person behind a grant, if a person: still active and a member of the default
--- project, whose sandboxes apps are (docs/teams.md) -> why not | nil
 -- A person's role in the default project now, never above their key's (cap) | nil, why
 -- they may act no more (disabled, not a member)
 local function person_role(db, name, cap)
@@ -225,6 +198,32 @@ local function current_role(db, e)
     return nil, "app_local_ended" -- a key exists now: local use has ended
   end
   return e.role
+end
+
+-- GET /__orket/ticket?t=...: the ticket (used up whatever follows) for the app's cookie
+function Apps:_redeem(req, ctx, id)
+  local t = type(req.query) == "table" and req.query.t
+  local d = type(t) == "string" and #t == 64 and t:match("^%x+$") and digest(t)
+  local e = d and grants.take(ctx.db, d, "ticket")
+  -- and its person may still act (a ticket of local use ends when the first key is made)
+  if not e or dead(e) or e.sandbox ~= id or not current_role(ctx.db, e) then
+    ctx.auth = "app_ticket"
+    return text(req, ctx, 403, "This link to the app has expired or was used already: open the app again from Orket's board.")
+  end
+  if grants.live(ctx.db, "session", os.time()) >= M.MAX_SESSIONS then
+    return text(req, ctx, 503, "Too many people have this server's apps open; retry later.")
+  end
+  local token = crypto.random_id(32)
+  local expires_s = os.time() + M.TTL_S
+  if e.board_expires then expires_s = math.min(expires_s, e.board_expires) end
+  grants.insert(ctx.db, digest(token), "session", { sandbox = id, key = e.key, local_use = e.local_use, board = e.board,
+    role = e.role, expires_s = expires_s })
+  ctx.key = e.key
+  -- host-only (no Domain): the cookie goes to this app's host and nowhere else; Lax, so
+  -- that the redirect chain begun on the board's site carries it
+  local c = string.format("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s", M.COOKIE, token,
+    math.max(0, expires_s - os.time()), session.secure(req) and "; Secure" or "")
+  return text(req, ctx, 303, "", { "Location: " .. e.start, c })
 end
 
 -- the person of the request's app cookie, still signed in, for sandbox id, and the role
