@@ -20,6 +20,7 @@ require('http').createServer((req, res) => {
         'wide=1; Domain=localhost; Path=/', 'orket_session=stolen; Path=/']);
       return res.end('set');
     }
+    if (req.url === '/broken') return req.socket.end('NOT HTTP\r\n\r\n');
     if (req.url === '/go') {
       res.writeHead(302, { Location: 'http://' + req.headers.host + '/landed' });
       return res.end();
@@ -204,6 +205,11 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal('{"a":1}', echo.body)
     assert.equal(cjson.null, echo.ctype)
     assert.equal("7", echo.clen)
+    -- an answer that is not HTTP: 502, and what libcurl made of it in the log, not the answer
+    local bst, btext = app(s, id, "/broken", { cookie = cookie })
+    assert.equal(502, bst)
+    assert.matches("gave no answer that could be passed on", btext, 1, true)
+    assert.is_nil(btext:lower():find("http/0.9", 1, true))
     -- a method the proxy does not pass is refused as one, not as the server's failure
     local mst, _, mh = app(s, id, "/x", { cookie = cookie, method = "PROPFIND" })
     assert.equal(405, mst)

@@ -316,7 +316,12 @@ function M.forward(req, ctx, row, url, own)
   for _, h in ipairs(own and own.headers(req) or NONE) do headers[#headers + 1] = h end
   local status, note = req:proxy { url = url, method = req.method == "HEAD" and "GET" or req.method, headers = headers,
     body = body, kept = kept_of(row, own) }
-  if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(note)) end
+  if not status then
+    -- what libcurl said of it is for the log line, not the client (the app's own log says more)
+    ctx.note = "sandbox " .. row.id .. ": " .. tostring(note)
+    return err(502, "bad_gateway", string.format("sandbox %d's app gave no answer that could be passed on "
+      .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id))
+  end
   ctx.status, ctx.note = status, note
 end
 
