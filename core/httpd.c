@@ -492,13 +492,19 @@ static void hd_refuse_raw(int fd, unsigned status) {
       ? "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}"
       : "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger than the server accepts\"}}";
   char msg[512];
-  int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+  int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\n"
+                   "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
                    "Content-Length: %zu\r\n\r\n%s", status, reason, strlen(body), body);
   if (n > 0 && (size_t)n < sizeof msg) {
     ssize_t rc = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT); /* best effort */
     (void)rc;
   }
   shutdown(fd, SHUT_WR);
+}
+
+/* A connection's silence timeout (libmicrohttpd's, in seconds) set to s. */
+static void hd_silence(httpd *h, struct MHD_Connection *conn, unsigned s) {
+  if (conn) h->mhd.set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, s);
 }
 
 /* ---- MHD callbacks (no MHD_run in here; owner code only through the quick function) ------ */
@@ -753,6 +759,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
   if (r->hc) {
     r->hc->deadline = 0;
     r->hc->body_phase = 0;
+    if (r->h->o.body_timeout_ms / 1000 + 3 > r->h->o.idle_timeout_s) hd_silence(h, conn, r->h->o.idle_timeout_s);
   }
   r->suspended = 1;
   h->mhd.suspend_connection(conn);
@@ -1231,6 +1238,11 @@ int httpd_read_body(httpd_req *r) {
   if (r->hc) {
     r->hc->deadline = uv_now(r->h->loop) + r->h->o.body_timeout_ms;
     r->hc->body_phase = 1;
+    /* libmicrohttpd's silence timeout would close a client gone quiet mid-body as the
+     * deadline passes (or before it), and the 408 would never be sent: while the body is
+     * read it waits past the deadline and the sweep's period (a second at most) */
+    unsigned s = (unsigned)(r->h->o.body_timeout_ms / 1000) + 3;
+    if (s > r->h->o.idle_timeout_s) hd_silence(r->h, r->conn, s);
   }
   hd_resume(r);
   return 0;

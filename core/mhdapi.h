@@ -20,7 +20,7 @@
   X(lookup_connection_value) X(suspend_connection) X(resume_connection)                   \
   X(create_response_from_buffer) X(create_response_from_buffer_with_free_callback_cls)    \
   X(create_response_from_callback) X(add_response_header) X(queue_response)               \
-  X(destroy_response) X(set_response_options)
+  X(destroy_response) X(set_response_options) X(set_connection_option)
 
 typedef struct mhdapi {
   void *lib;

@@ -378,9 +378,11 @@ CODES.no_secret = {
 }
 CODES.forbidden = {
   status = 403,
-  means = "the key's role may not do this, a keyless server saw a foreign host or origin, or a page of "
-    .. "another origin (a sandbox's app) used the board's session",
-  remedy = "a key with a higher role (`orket keys create`); the board's session acts only for the board's own page",
+  means = "the key's role may not do this, a write with the board's session came without its CSRF token, a "
+    .. "keyless server saw a foreign host or origin, or a page of another origin (a sandbox's app) used the "
+    .. "board's session (the message says which)",
+  remedy = "for a role: a key with a higher role (`orket keys create`); for the session: send `X-CSRF-Token` as "
+    .. "signing in gave it, from the board's own page only",
 }
 CODES.not_found = { status = 404, means = "no such route, card or run", remedy = "" }
 CODES.method_not_allowed = { status = 405, means = "the route exists with another method", remedy = "" }

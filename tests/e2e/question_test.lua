@@ -66,6 +66,31 @@ describe("request_input end to end", function()
     assert.matches("local:[%w._-]+: use sqlite", table.concat(bodies, "\n"))
   end)
 
+  it("blocks an answered card whose turns are spent once, and the run ends", function()
+    -- before, the block left a ready card as it was while the budget said it was spent:
+    -- the scheduler picked it again at once, forever, and never let a signal in
+    local dir = F.scripted_project { name = "ask", script = SCRIPT, settings = "budgets = { turns_per_card = 1 }\n",
+      epics = { ["ask.json"] = [[
+{ "id": "ASK", "name": "Pick a database", "issues": [
+  { "id": "ASK-1", "summary": "Write the chosen database to db.txt", "seat": "senior_developer" } ] }
+]] } }
+    assert.equal(3, H.orket("run ASK --json", { cwd = dir }).status)
+    assert.equal(0, H.orket('answer ASK-1 "something else"', { cwd = dir }).status)
+    local r = H.orket("resume --json", { cwd = dir, wrap = "timeout -s KILL 60" })
+    assert.equal(1, r.status, r.stderr)
+    local blocked, ended = 0, nil
+    for line in r.stdout:gmatch("[^\n]+") do
+      local ev = cjson.decode(line)
+      if ev.type == "card_blocked" then blocked = blocked + 1 end
+      if ev.type == "run_end" then ended = ev end
+    end
+    assert.equal(1, blocked)
+    assert.equal("failed", ended.status)
+    local c = card(dir, "ASK-1")
+    assert.same({ "blocked", "resource" }, { c.card.status, c.card.wait_reason })
+    assert.matches("budgets.turns_per_card", c.comments[#c.comments].body, 1, true)
+  end)
+
   it("answering a requirements review starts the card's rejection count over", function()
     local dir = project()
     H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") ..

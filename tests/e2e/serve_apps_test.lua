@@ -20,6 +20,7 @@ require('http').createServer((req, res) => {
         'wide=1; Domain=localhost; Path=/', 'orket_session=stolen; Path=/']);
       return res.end('set');
     }
+    if (req.url === '/broken') return req.socket.end('NOT HTTP\r\n\r\n');
     if (req.url === '/go') {
       res.writeHead(302, { Location: 'http://' + req.headers.host + '/landed' });
       return res.end();
@@ -30,7 +31,8 @@ require('http').createServer((req, res) => {
     }
     res.setHeader('Content-Type', 'application/json');
     res.end(JSON.stringify({ mark: mark, url: req.url, method: req.method, body: body, host: req.headers.host,
-      cookie: req.headers.cookie || null, authorization: req.headers.authorization || null }));
+      cookie: req.headers.cookie || null, authorization: req.headers.authorization || null,
+      ctype: req.headers['content-type'] || null, clen: req.headers['content-length'] || null }));
   });
 }).listen(Number(process.env.PORT), '127.0.0.1');
 ]]
@@ -113,6 +115,27 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal(401, (app(s, id, "/", { cookie = board })))
     assert.equal(403, (app(s, id, "/__orket/ticket?t=" .. string.rep("a", 64))))
 
+    -- one key's share of the waiting tickets (each used up as it is redeemed): 16, then
+    -- 429, so that no key fills the server's and keeps everyone else from opening apps
+    local function ticket()
+      local tst, ttext, th = H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/open", total_timeout_ms = 10000,
+        headers = { "Cookie: " .. board } }
+      return tst, ttext, lower(th)
+    end
+    local waiting = {}
+    for i = 1, 16 do
+      local tst, ttext, th = ticket()
+      assert.equal(303, tst, ttext)
+      waiting[i] = th.location:match("t=(%x+)$")
+    end
+    local tst, ttext, th = ticket()
+    assert.equal(429, tst, ttext)
+    assert.equal("60", th["retry-after"])
+    assert.equal(303, (H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/open", total_timeout_ms = 10000,
+      headers = { "Authorization: Bearer " .. viewer } })) -- another key's share is its own
+    assert.equal(303, (app(s, id, "/__orket/ticket?t=" .. waiting[1])))
+    assert.equal(303, (ticket())) -- one redeemed, one more may wait
+    assert.equal(303, (app(s, id, "/__orket/ticket?t=" .. waiting[2])))
     local cookie, rh = opened(s, id, board)
     local set = rh["set-cookie"]
     assert.matches("^orket_app=%x+; Path=/; HttpOnly; SameSite=Lax; Max%-Age=%d+$", set)
@@ -126,6 +149,10 @@ describe("a sandbox's app on an origin of its own", function()
     local echo = cjson.decode(atext)
     assert.equal(mark, echo.mark)
     assert.equal("/echo/a%20b?x=1%262", echo.url)
+    -- a form's GET as a browser sends it: "+" for a space, an empty field
+    ast, atext = app(s, id, "/echo?q=hello+world&e=&x=1", { cookie = cookie })
+    assert.equal(200, ast, atext)
+    assert.equal("/echo?e=&q=hello+world&x=1", cjson.decode(atext).url)
     assert.equal(id .. ".sandbox.localhost:" .. s.port, echo.host)
     assert.equal("theme=light", echo.cookie)
     assert.equal(cjson.null, echo.authorization)
@@ -164,6 +191,29 @@ describe("a sandbox's app on an origin of its own", function()
       headers = { "Content-Type: application/x-www-form-urlencoded" } })
     assert.equal(200, ast, atext)
     assert.equal("text=hi", cjson.decode(atext).body)
+    assert.equal("application/x-www-form-urlencoded", cjson.decode(atext).ctype)
+    -- the app is told no type the client did not send, and no body a DELETE did not have
+    ast, atext = app(s, id, "/notes/1", { cookie = cookie, method = "DELETE" })
+    assert.equal(200, ast, atext)
+    echo = cjson.decode(atext)
+    assert.equal("DELETE", echo.method)
+    assert.equal(cjson.null, echo.ctype)
+    assert.equal(cjson.null, echo.clen)
+    ast, atext = app(s, id, "/notes", { cookie = cookie, method = "POST", body = '{"a":1}', headers = { "Content-Type:" } })
+    assert.equal(200, ast, atext)
+    echo = cjson.decode(atext)
+    assert.equal('{"a":1}', echo.body)
+    assert.equal(cjson.null, echo.ctype)
+    assert.equal("7", echo.clen)
+    -- an answer that is not HTTP: 502, and what libcurl made of it in the log, not the answer
+    local bst, btext = app(s, id, "/broken", { cookie = cookie })
+    assert.equal(502, bst)
+    assert.matches("gave no answer that could be passed on", btext, 1, true)
+    assert.is_nil(btext:lower():find("http/0.9", 1, true))
+    -- a method the proxy does not pass is refused as one, not as the server's failure
+    local mst, _, mh = app(s, id, "/x", { cookie = cookie, method = "PROPFIND" })
+    assert.equal(405, mst)
+    assert.equal("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", mh.allow)
 
     -- bound to the sandbox: not another's origin
     assert.equal(401, (app(s, other, "/", { cookie = cookie })))
@@ -223,9 +273,13 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal(403, (H.fetch { url = s.url .. "/v1/board", total_timeout_ms = 10000,
       headers = { "Sec-Fetch-Site: same-site", "Sec-Fetch-Mode: cors", "Origin: http://" .. id .. ".sandbox.localhost:" .. s.port } }))
     assert.equal(200, (H.fetch { url = s.url .. "/v1/board", total_timeout_ms = 10000 }))
-    -- a key made: local use, and the app sessions it made, end
+    -- a key made: local use, and the app sessions and tickets it made, end
+    local _, _, th = H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/open", total_timeout_ms = 10000,
+      headers = { "Cookie: orket_local=" .. s.token } }
+    local waiting = lower(th).location:match("t=(%x+)$")
     H.api_key(dir, "op", "operator")
     assert.equal(401, (app(s, id, "/", { cookie = with_token })))
+    assert.equal(403, (app(s, id, "/__orket/ticket?t=" .. waiting)))
     assert.equal(0, s.stop())
   end)
 
@@ -447,6 +501,14 @@ http://*.apps.localhost:%d {
     assert.equal(0, H.orket("users enable alice", { cwd = dir }).status)
     cookie = opened(s, id, person_board())
     assert.equal(200, (app(s, id, "/echo", { cookie = cookie })))
+    assert.equal(200, (app(s, id, "/echo", { cookie = cookie, method = "POST", body = "a=1" })))
+    -- made a viewer of the project: the app's session opened before reads and writes no more
+    assert.equal(0, H.orket("projects grant default alice viewer", { cwd = dir }).status)
+    assert.equal(200, (app(s, id, "/echo", { cookie = cookie })))
+    assert.equal(403, (app(s, id, "/echo", { cookie = cookie, method = "POST", body = "a=2" })))
+    -- an operator again: the session writes again (never above the role it was opened with)
+    assert.equal(0, H.orket("projects grant default alice operator", { cwd = dir }).status)
+    assert.equal(200, (app(s, id, "/echo", { cookie = cookie, method = "POST", body = "a=3" })))
     -- no longer a member of the project the sandbox is of: the same
     assert.equal(0, H.orket("projects revoke default alice", { cwd = dir }).status)
     assert.equal(401, (app(s, id, "/echo", { cookie = cookie })))

@@ -65,6 +65,7 @@ describe("orket serve admin routes", function()
     st, doc = call(s, "POST", "/v1/keys/ci/revoke", admin)
     assert.equal(200, st)
     assert.equal(401, (call(s, "GET", "/v1/board", viewer)))
+    assert.equal(409, (call(s, "DELETE", "/v1/keys/ci", admin))) -- by name too: revoked already
     st, doc = call(s, "GET", "/v1/keys", admin)
     assert.is_string(doc.keys[4].revoked_at)
     assert.is_string(doc.keys[3].revoked_at)

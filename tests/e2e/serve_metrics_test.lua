@@ -69,6 +69,11 @@ describe("orket serve /metrics after a run", function()
     assert.equal(409, st, cjson.encode(doc))
     local api_code = doc.error.code
     local _, _, text = H.api(s, "GET", "/metrics", op)
+    -- a HEAD says the length a GET's body has (RFC 9110 9.3.2), within what a scrape adds
+    local hst, _, hh = H.fetch { url = s.url .. "/metrics", method = "HEAD", headers = { "Authorization: Bearer " .. op } }
+    assert.equal(200, hst)
+    local hlen = tonumber(hh["Content-Length"] or hh["content-length"])
+    assert.is_true(hlen > #text * 0.9, tostring(hlen) .. " against " .. #text)
     text = "\n" .. text
     H.write(dir .. "/metrics.txt", text:sub(2))
     local pt = io.popen("promtool check metrics < " .. H.quote(dir .. "/metrics.txt") .. " 2>&1; echo rc=$?")

@@ -232,6 +232,8 @@ describe("orket serve runs", function()
       local rst, rdoc = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)
       assert.equal(202, rst)
       assert.equal(id, rdoc.run.id)
+      -- running again: the interruption's end is not its end
+      assert.same({ "running", cjson.null }, { rdoc.run.state, rdoc.run.ended_at })
     end
     for _, id in ipairs { a, b } do
       wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "done" end,

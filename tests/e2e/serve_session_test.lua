@@ -235,6 +235,22 @@ describe("orket serve: sessions", function()
     assert.equal(0, s.stop())
   end)
 
+  it("keeps a key's 20 newest sessions, however many sign-ins come in one second", function()
+    local dir = H.example("webapp")
+    local op = key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local jars = {}
+    for i = 1, 22 do
+      local st, _, h = sign_in(s, op)
+      assert.equal(200, st)
+      jars[i] = "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);")
+    end
+    for i = 1, 22 do
+      assert.equal(i <= 2 and 401 or 200, (req(s, "GET", "/v1/board", { jars[i] })), "sign-in " .. i)
+    end
+    assert.equal(0, s.stop())
+  end)
+
   it("marks the cookie Secure behind a proxy on this machine that says https", function()
     local dir = H.example("webapp")
     local op = key(dir, "ops", "operator")

@@ -123,6 +123,19 @@ describe("one server, many projects", function()
     -- a project that does not exist answers as one that is not yours
     st, doc = req(s, "GET", "/v1/projects/nope/board", alice)
     assert.same({ 404, "no such project, or not yours" }, { st, doc.error.message })
+    -- nor does the default project's journal show it: the rows about the server's people
+    -- (accounts, keys, sessions, projects' members) are its admins' alone
+    local ev = H.stream { url = s.url .. "/v1/events?after=0", headers = { alice[1] } }
+    assert.equal(200, (req(s, "POST", "/v1/cards/API-2/comments", alice, { body = "the replay's end" })))
+    H.wait_for(function() return ev.text():find("event: comment", 1, true) end, "alice's comment on her stream: "
+      .. tostring(ev.status) .. " " .. ev.text():sub(1, 300))
+    local seen = ev.text()
+    ev.close()
+    assert.matches("event: import", seen, 1, true)
+    for _, kind in ipairs { "member_grant", "member_revoke", "project_add", "user_add", "session_start" } do
+      assert.is_nil(seen:find("event: " .. kind, 1, true), kind)
+    end
+    assert.is_nil(seen:find('"notes"', 1, true))
     assert.equal(0, s.stop())
   end)
 
@@ -175,8 +188,17 @@ describe("one server, many projects", function()
     assert.equal(201, st)
     local ro = { "Authorization: Bearer " .. doc.key, JSON }
     assert.equal(403, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", ro, { body = "no" })))
+    -- and says so: a viewer, with no session (no CSRF token, no end) when sent as a Bearer token
+    st, doc = req(s, "GET", "/v1/session", ro)
+    assert.same({ 200, "viewer", "bob" }, { st, doc.role, doc.user.name })
+    assert.is_nil(doc.expires_at)
+    assert.is_nil(doc.csrf)
     -- nor mints a stronger key; and a server admin's viewer key is no admin
     assert.equal(403, (req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })))
+    -- nor a person one stronger than their strongest role anywhere: bob is no admin
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-admin", role = "admin" })
+    assert.equal(403, st)
+    assert.matches("your strongest role is developer", doc.error.message)
     st, doc = req(s, "POST", "/v1/me/keys", root, { name = "root-ro", role = "viewer" })
     assert.equal(201, st)
     local root_ro = { "Authorization: Bearer " .. doc.key, JSON }

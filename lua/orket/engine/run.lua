@@ -100,18 +100,21 @@ local function seat_actor(run, seat)
 end
 
 -- The records of blocking a card: a comment saying why and the move to blocked, in one
--- transaction (a savepoint of the caller's). true | nil, msg, CODE.
+-- transaction (a savepoint of the caller's). true, moved | nil, msg, CODE. A card that has
+-- left the statuses a turn works from (handed in meanwhile, done) is left as it is (moved
+-- false); a ready one is blocked too: a card whose turns ran out, answered since.
 -- The move is the engine's (a reviewer's own moves out of code_review are only done or in_progress),
 -- journaled under the seat whose turn it ends.
+local BLOCKABLE = { ready = true, in_progress = true, code_review = true }
 local function block_records(run, id, actor, reason, why, to)
   return run.db:tx(function()
     local status = assert(run.board:status(id))
-    if status ~= "in_progress" and status ~= "code_review" then return true end
+    if not BLOCKABLE[status] then return true, false end
     assert(run.board:comment(id, { author = "orket", body = why }))
     local t, terr, tcode = run.board:transition(id, to or "blocked",
       { actor = { seat = actor.seat, roles = actor.roles, by = "engine" }, reason = reason, note = why })
     if not t then return nil, terr, tcode end
-    return true
+    return true, true
   end)
 end
 
@@ -127,12 +130,15 @@ function Run:after_commit(fn)
 end
 
 -- Moves a card to blocked with a reason and a comment saying why (one transaction).
+-- -> whether the card moved
 function Run:block(card, actor, reason, why)
-  local ok, err = block_records(self, card.id, actor, reason, why)
+  local ok, moved = block_records(self, card.id, actor, reason, why)
+  if ok and not moved then return false end
   self:after_commit(function()
-    self:emit { type = "card_blocked", card = card.id, reason = reason, detail = why, error = not ok and err or nil }
+    self:emit { type = "card_blocked", card = card.id, reason = reason, detail = why, error = not ok and moved or nil }
     fault.hit("after_transition")
   end)
+  return ok ~= nil
 end
 
 -- A routing choice: the value, or nil plus why the card cannot be scheduled when a
@@ -266,7 +272,9 @@ function Run:turns_spent(card, turns, phase)
     why = string.format("Stopped after %d work turns (budgets.turns_per_card); raise the budget or split "
       .. "the issue, then 'orket retry %s' puts it back to ready.", used, card.id)
   end
-  self:block(card, seat_actor(self, worker), "resource", why)
+  -- a card the block could not move is left out of this run's rounds: picked again, it
+  -- would be found spent again, and the round would never end
+  if not self:block(card, seat_actor(self, worker), "resource", why) then self:skip(card, why) end
   return true
 end
 

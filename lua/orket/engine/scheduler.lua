@@ -8,6 +8,7 @@ local task = require "orket.task"
 local approvals = require "orket.actions.approvals"
 local review = require "orket.engine.review"
 local ready = require "orket.ready"
+local comments = require "orket.store.comments"
 
 local M = {}
 
@@ -148,6 +149,16 @@ end
 -- What a card that does not move waits for, in words, and the command that gets it
 -- moving: a blocked card is retried (after its cause is fixed), a waiting one answered,
 -- a card handed in for testing retried (on to review).
+-- Whether a card's system block was its turn's own failure (a role's, a tool's, a
+-- script's: the engine's comment "The turn failed: ..."), not the model's
+local function turn_failed(board, id)
+  local all = comments.of_card(board.db, id)
+  for i = #all, 1, -1 do
+    if all[i].author == "orket" then return all[i].body:find("^The turn failed") ~= nil end
+  end
+  return false
+end
+
 local function unstick(board, c)
   local id = c.id
   if c.status == "waiting_for_developer" then
@@ -164,7 +175,10 @@ local function unstick(board, c)
     return "waiting for the developer", string.format("orket answer %s \"your answer\"",
       c.wait_reason == "input" and review.reviewed_card(board.db, id) or id)
   elseif c.status == "blocked" then
-    if c.wait_reason == "system" then
+    if c.wait_reason == "system" and turn_failed(board, id) then
+      return "blocked: the turn failed", string.format("fix what the card's last comment names (a role, a tool or "
+        .. "a script), then orket retry %s", id)
+    elseif c.wait_reason == "system" then
       return "blocked: the model or a role failed", string.format("once the model answers again, orket retry %s", id)
     elseif c.wait_reason == "resource" and called_no_tool(board, id) then
       return "blocked: the model called no tool",

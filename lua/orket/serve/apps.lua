@@ -27,9 +27,13 @@ M.TICKET_PATH = "/__orket/ticket"
 M.TICKET_TTL_S = 60
 M.TTL_S = session.TTL_S -- an app session ends with the board's, and 8 hours after it began at most
 M.MAX_TICKETS = 1024
+M.TICKETS_PER_KEY = 16 -- waiting tickets of one key or person (429 past it)
 M.MAX_SESSIONS = 4096
 
 local SAFE = { GET = true, HEAD = true, OPTIONS = true }
+-- what the proxy passes (req:proxy, core/lhttpd.c): another method is refused before it
+local PROXIED = { GET = true, HEAD = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true }
+local ALLOW = "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 -- Orket's own cookies: never passed to an app, never set by one
 local OWN = { [M.COOKIE] = true, [session.COOKIE] = true, [localuse.COOKIE] = true }
 -- what else crosses on the app's own origin, beyond orket.serve.sandboxes' lists: what a
@@ -123,12 +127,19 @@ local function open(req, ctx)
       ctx.server.auth.token) then
     role = "viewer"
   end
-  local db = ctx.db
-  if grants.live(db, "ticket", os.time()) >= M.MAX_TICKETS then
+  local db, key, now = ctx.db, who.key_id or who.id, os.time()
+  -- a key's share of the tickets waiting (each is used up as it is redeemed): one key
+  -- cannot fill the server's and keep everyone else from opening apps
+  if grants.of_key(db, "ticket", key, now) >= M.TICKETS_PER_KEY then
+    ctx.headers = ctx.headers or {}
+    table.insert(ctx.headers, "Retry-After: " .. M.TICKET_TTL_S)
+    return err(429, "rate_limited", "too many of your app tickets are waiting; open the app with one of them, or retry in a minute")
+  end
+  if grants.live(db, "ticket", now) >= M.MAX_TICKETS then
     return err(503, "busy", "too many app tickets waiting; retry in a minute")
   end
   local token = crypto.random_id(32)
-  grants.insert(db, digest(token), "ticket", { sandbox = math.tointeger(row.id), key = who.key_id or who.id,
+  grants.insert(db, digest(token), "ticket", { sandbox = math.tointeger(row.id), key = key,
     local_use = who.local_use,
     board = who.session, board_expires = who.expires, role = role, start = start, expires_s = os.time() + M.TICKET_TTL_S })
   local url = apps:origin(math.tointeger(row.id), req) .. M.TICKET_PATH .. "?t=" .. token
@@ -149,12 +160,53 @@ local function text(req, ctx, status, msg, extra)
   req:respond(status, h, msg .. "\n")
 end
 
+-- A person's role in the default project now, never above their key's (cap) | nil, why
+-- they may act no more (disabled, not a member)
+local function person_role(db, name, cap)
+  local u = users.get(db, name)
+  if not u or u.disabled_at then return nil, "disabled" end
+  local role = projects.role_in(db, accounts.identity(u.name, u.role), projects.DEFAULT)
+  if not role then return nil, "not_member" end
+  return cap and projects.lower(role, cap) or role
+end
+
+-- The role a key acts with now: its person's (capped by its own) or its own
+local function key_role(db, k)
+  if k.user_name then return person_role(db, k.user_name, k.role) end
+  return k.role
+end
+
+-- The role a grant's person may act with now | nil, why they may act no more: the board's
+-- session signed out, expired or its key revoked; the key revoked; local use ended; the
+-- person disabled or out of the project. Asked at each request, so that a person made a
+-- viewer since the ticket reads the app and writes no more.
+local function current_role(db, e)
+  if e.board then
+    local row = sessions.lookup(db, e.board) -- a key's session, else a person's
+    if row then
+      if row.revoked_at or row.expires <= os.time() then return nil, "app_board_ended" end
+      return key_role(db, row)
+    end
+    local p = users.session_lookup(db, e.board)
+    if not p or p.expires <= os.time() then return nil, "app_board_ended" end
+    return person_role(db, p.name)
+  elseif e.key then
+    local k = keys_store.get(db, e.key)
+    if not k or k.revoked_at then return nil, "revoked" end
+    return key_role(db, k)
+  elseif e.local_use and keys.total_count(db) > 0 then
+    return nil, "app_local_ended" -- a key exists now: local use has ended
+  end
+  return e.role
+end
+
 -- GET /__orket/ticket?t=...: the ticket (used up whatever follows) for the app's cookie
 function Apps:_redeem(req, ctx, id)
   local t = type(req.query) == "table" and req.query.t
   local d = type(t) == "string" and #t == 64 and t:match("^%x+$") and digest(t)
   local e = d and grants.take(ctx.db, d, "ticket")
-  if not e or dead(e) or e.sandbox ~= id then
+  -- and its person may still act (a ticket of local use ends when the first key is made)
+  if not e or dead(e) or e.sandbox ~= id or not current_role(ctx.db, e) then
     ctx.auth = "app_ticket"
     return text(req, ctx, 403, "This link to the app has expired or was used already: open the app again from Orket's board.")
   end
@@ -174,49 +226,22 @@ function Apps:_redeem(req, ctx, id)
   return text(req, ctx, 303, "", { "Location: " .. e.start, c })
 end
 
--- the person behind a grant, if a person: still active and a member of the default
--- project, whose sandboxes apps are (docs/teams.md) -> why not | nil
-local function person_gone(db, name)
-  if not name then return nil end
-  local u = users.get(db, name)
-  if not u or u.disabled_at then return "disabled" end
-  if not projects.role_in(db, accounts.identity(u.name, u.role), projects.DEFAULT) then return "not_member" end
-end
-
--- why a grant's person may act no more | nil: the board's session signed out, expired or
--- its key revoked; the key revoked; local use ended; the person disabled or out of the project
-local function ended(db, e)
-  if e.board then
-    local row = sessions.lookup(db, e.board) -- a key's session, else a person's
-    if row then
-      if row.revoked_at or row.expires <= os.time() then return "app_board_ended" end
-      return person_gone(db, row.user_name)
-    end
-    local p = users.session_lookup(db, e.board)
-    if not p or p.expires <= os.time() then return "app_board_ended" end
-    return person_gone(db, p.name)
-  elseif e.key then
-    local k = keys_store.get(db, e.key)
-    if not k or k.revoked_at then return "revoked" end
-    return person_gone(db, k.user_name)
-  elseif e.local_use and keys.total_count(db) > 0 then
-    return "app_local_ended" -- a key exists now: local use has ended
-  end
-end
-
--- the person of the request's app cookie, still signed in, for sandbox id | nil, why
+-- the person of the request's app cookie, still signed in, for sandbox id, and the role
+-- they act with now | nil, why
 function Apps:_person(req, db, id)
   local token = cookie.get(req, M.COOKIE)
   if type(token) ~= "string" or #token ~= 64 or not token:match("^%x+$") then return nil, "app_missing" end
   local h = digest(token)
   local e = grants.get(db, h, "session")
   if not e or e.sandbox ~= id then return nil, "app_unknown" end
-  local why = dead(e) and "app_expired" or ended(db, e)
-  if why then
+  local role, why
+  if dead(e) then why = "app_expired" else role, why = current_role(db, e) end
+  if not role then
     grants.delete(db, h)
     return nil, why
   end
-  return e
+  -- never above the role the ticket was made with
+  return e, projects.lower(role, e.role)
 end
 
 -- The request's cookies but Orket's own, for the app
@@ -255,14 +280,17 @@ local QUERY_OK = "^[%w%-%._~!$&'()*+,;=:@/?%%]*$"
 function Apps:handle(req, ctx, id)
   ctx.route = "(app)"
   if req.path == M.TICKET_PATH and req.method == "GET" then return self:_redeem(req, ctx, id) end
-  local who, why = self:_person(req, ctx.db, id)
+  if not PROXIED[req.method] then
+    return text(req, ctx, 405, "The app's origin passes GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS only.", { ALLOW })
+  end
+  local who, role = self:_person(req, ctx.db, id) -- role: who acts with now; without who, why not
   if not who then
-    ctx.auth = why
+    ctx.auth = role
     return text(req, ctx, 401, "Open this app from Orket's board (its Sandboxes list: Open the app): "
       .. "the app's origin takes no key, only the sign-in the board hands over.")
   end
   ctx.key = who.key
-  if not SAFE[req.method] and not keys.allows(who.role, "operator") then
+  if not SAFE[req.method] and not keys.allows(role, "operator") then
     return text(req, ctx, 403, "Writing to the app needs the operator role.")
   end
   if req.too_large then return text(req, ctx, 413, "The request body is larger than the server accepts.") end
@@ -272,10 +300,12 @@ function Apps:handle(req, ctx, id)
   local names = {}
   for k in pairs(type(req.query) == "table" and req.query or {}) do names[#names + 1] = k end
   table.sort(names)
+  -- the query's names and values come as sent, but for a "+", which libmicrohttpd turns
+  -- into a space (a space cannot come any other way: it is not decoded from %20): written
+  -- back, a form's GET ("q=a+b") reaches the app as the browser sent it
   local q = {}
   for i, k in ipairs(names) do
-    local v = req.query[k]
-    q[i] = (v == "" and k) or (k .. "=" .. v)
+    q[i] = (k:gsub(" ", "+")) .. "=" .. (req.query[k]:gsub(" ", "+"))
   end
   local query = table.concat(q, "&")
   if not query:match(QUERY_OK) then return text(req, ctx, 400, "The query has characters a URL may not hold.") end

@@ -12,17 +12,23 @@ local M = {}
 
 local err, whole = routes.err, routes.whole
 
+-- The query's parameters of these names, each a whole number from 1, set in into -> into |
+-- nil, why (a bad_query, as every route's malformed query is)
+local function counts(q, names, into)
+  for _, k in ipairs(names) do
+    if q[k] ~= nil then
+      into[k] = whole(q[k])
+      if not into[k] or into[k] < 1 then return nil, "?" .. k .. "= takes a whole number from 1" end
+    end
+  end
+  return into
+end
+
 local function diff(_, ctx)
   local id = ctx.params.id
   if not board_mod.open(ctx.db):get(id) then return err(404, "not_found", "no card " .. id) end
-  local q = ctx.query
-  local caps = {}
-  for _, k in ipairs { "max_files", "max_bytes" } do
-    if q[k] ~= nil then
-      caps[k] = whole(q[k])
-      if not caps[k] or caps[k] < 1 then return err(400, "bad_request", "?" .. k .. "= takes a whole number from 1") end
-    end
-  end
+  local caps, bad = counts(ctx.query, { "max_files", "max_bytes" }, {})
+  if not caps then return err(400, "bad_query", bad) end
   caps.max_files = caps.max_files and math.min(caps.max_files, change.MAX_FILES)
   caps.max_bytes = caps.max_bytes and math.min(caps.max_bytes, change.MAX_BYTES)
   local doc, e, code = change.of(ctx.db, ctx.dir, id, caps)
@@ -35,13 +41,8 @@ end
 
 local function list(_, ctx)
   local q = ctx.query
-  local opts = { card = q.card, rule = q.rule }
-  for _, k in ipairs { "before", "limit" } do
-    if q[k] ~= nil then
-      opts[k] = whole(q[k])
-      if not opts[k] or opts[k] < 1 then return err(400, "bad_request", "?" .. k .. "= takes a whole number from 1") end
-    end
-  end
+  local opts, bad = counts(q, { "before", "limit" }, { card = q.card, rule = q.rule })
+  if not opts then return err(400, "bad_query", bad) end
   local rows, e = violations.list(ctx.db, opts)
   if not rows then return err(500, "internal", e) end
   local out = {}

@@ -162,8 +162,19 @@ function Hub:_gather(notes, info)
   end
 end
 
+--- people(kind) -> whether a journal row of this kind is about the server's people (its
+--- accounts, keys, sessions and projects' members, journaled in the default project's
+--- store): a server admin's, not every viewer's, or projects a person is not a member of
+--- would show through the default project's stream (docs/teams.md, "Visible only to members")
+function M.people(kind)
+  if type(kind) ~= "string" then return false end
+  return kind == "project_add" or (kind:find("^user_") or kind:find("^member_") or kind:find("^key_")
+    or kind:find("^session_")) ~= nil
+end
+
 local function matches(sub, r)
   return (sub.run == nil or sub.run == r.run_id) and (sub.card == nil or sub.card == r.card_id)
+    and (sub.people or not M.people(r.kind))
 end
 
 function Hub:_drop(stream)
@@ -269,7 +280,8 @@ function Hub:broadcast(text)
   end
 end
 
---- hub:follow(stream, filter, after[, still]): replays rows after id `after` (waiting for
+--- hub:follow(stream, filter, after[, still]): filter {run=, card=, people= whether the
+--- people's rows go too}; replays rows after id `after` (waiting for
 --- the client to take them, REPLAY_HIGH at a time, so a long replay is never queued whole), then subscribes
 --- the stream for live rows. `after` nil: live only, from now. Returns false when the
 --- client left. still() -> whether its caller may still read it, asked at each heartbeat.
@@ -285,16 +297,18 @@ function Hub:follow(stream, filter, after, still)
       local rows = M.fetch(self.db, cursor, filter, BATCH)
       if #rows == 0 and self.last == seen then break end
       for _, r in ipairs(rows) do
-        local msg = M.message(r)
-        if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
-        if not stream:send(msg) then return false end
+        if filter.people or not M.people(r.kind) then
+          local msg = M.message(r)
+          if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
+          if not stream:send(msg) then return false end
+        end
         cursor = r.id
       end
       if stream:drain() then return false end -- gone
     end
   end
   -- No wait between the last (empty) fetch and here: nothing can slip between the two.
-  self.subs[stream] = { run = filter.run, card = filter.card, cursor = cursor, still = still }
+  self.subs[stream] = { run = filter.run, card = filter.card, people = filter.people, cursor = cursor, still = still }
   return true
 end
 

@@ -176,7 +176,11 @@ function M.new(o)
       o.log(jsonout.encode { event = "error", message = "no unix socket: " .. tostring(uerr), t = os.date("!%Y-%m-%dT%H:%M:%SZ") })
     end
   end
+  -- the socket file this server made: a server started after it in the same project takes
+  -- the path over with a file of its own, which this one's stop must leave alone
+  local ust = usrv and uv.fs_stat(o.unix)
   local self = setmetatable({ srv = srv, usrv = usrv, unix = usrv and o.unix, dir = o.dir, db = o.db, limits = l,
+    unix_id = ust and { dev = ust.dev, ino = ust.ino },
     log = o.log or function() end, inflight = 0, blobs = {}, nblobs = 0,
     main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
   }, Server)
@@ -450,7 +454,9 @@ function Server:stop()
   self.srv:close()
   if self.usrv then
     self.usrv:close()
-    os.remove(self.unix) -- the socket file: nothing listens on it any more
+    -- the socket file: nothing listens on it any more, unless another server took the path
+    local st, id = uv.fs_stat(self.unix), self.unix_id
+    if st and id and st.dev == id.dev and st.ino == id.ino then os.remove(self.unix) end
   end
   self.health:close() -- no server calls it now: the limiter lent back, its counts kept for /metrics
 end

@@ -152,12 +152,14 @@ M.total_count = sk.total_count
 --- any_made(db) -> whether any key or person was ever made (one read)
 M.any_made = sk.any_made
 
---- revoke(db, which[, actor]) -> {id, name, role} | nil, msg, CODE; which: an id or an
---- active key's name; actor as for create
+--- revoke(db, which[, actor]) -> {id, name, role} | nil, msg, CODE; which: an id or a
+--- key's name (the active one of that name; EALREADY when every key of it is revoked);
+--- actor as for create
 function M.revoke(db, which, actor)
   local found
   local ok, err, code = db:tx(function()
-    found = sk.get(db, which) or sk.active_named(db, which)
+    -- by id, else the active key of that name, else (to say it is revoked already) the last
+    found = sk.get(db, which) or sk.active_named(db, which) or sk.last_named(db, which)
     if not found then return nil, "no key with id or name '" .. which .. "' ('orket keys list' shows them)", "ENOENT" end
     if found.revoked_at then return nil, "key " .. found.id .. " was revoked already", "EALREADY" end
     sk.revoke(db, found.id)

@@ -17,18 +17,22 @@ local uv = require "luv"
 local M = {}
 
 M.MAX_SESSIONS = 1024
+-- sessions of one key (a person's keys together: who.id): its oldest one ends when it
+-- makes one more, so that one key cannot fill the server's and shut every other key out
+M.MAX_PER_KEY = 32
 M.IDLE_MS = 30 * 60 * 1000 -- a session unused this long is forgotten
 
 local err = routes.err
 local KNOWN = {}
 for _, v in ipairs(server.VERSIONS) do KNOWN[v] = true end
 
--- The sessions of a server, by its store handle: id -> {s = session, key =, used =}
+-- The sessions of a server, by its store handle: by_id: id -> {s = session, key =, used =};
+-- n: how many; of_key: key -> how many
 local registries = setmetatable({}, { __mode = "k" })
 local function sessions_of(db)
   local r = registries[db]
   if not r then
-    r = { by_id = {}, n = 0 }
+    r = { by_id = {}, n = 0, of_key = {} }
     registries[db] = r
   end
   return r
@@ -36,14 +40,29 @@ end
 
 local function now() return uv.now() end
 
+local function drop(reg, id)
+  local e = reg.by_id[id]
+  e.s:close()
+  reg.by_id[id], reg.n = nil, reg.n - 1
+  local left = reg.of_key[e.key] - 1
+  reg.of_key[e.key] = left > 0 and left or nil
+end
+
 local function forget_idle(reg)
   local t = now()
   for id, e in pairs(reg.by_id) do
-    if t - e.used > M.IDLE_MS then
-      e.s:close()
-      reg.by_id[id], reg.n = nil, reg.n - 1
-    end
+    if t - e.used > M.IDLE_MS then drop(reg, id) end
   end
+end
+
+-- The key's least recently used session ends when it is at its cap
+local function make_room(reg, key)
+  if (reg.of_key[key] or 0) < M.MAX_PER_KEY then return end
+  local oldest, at
+  for id, e in pairs(reg.by_id) do
+    if e.key == key and (not at or e.used < at) then oldest, at = id, e.used end
+  end
+  drop(reg, oldest)
 end
 
 -- A browser's Origin (DNS rebinding): loopback origins and orket.lua's serve.cors only.
@@ -143,6 +162,8 @@ local function post(req, ctx)
   local entry
   if kind == "request" and msg.method == "initialize" and not sid then
     forget_idle(reg)
+    local key = key_of(ctx)
+    make_room(reg, key)
     if reg.n >= M.MAX_SESSIONS then return err(503, "busy", "too many MCP sessions; end some (DELETE /mcp)") end
     local who = ctx.who and { id = ctx.who.id, role = ctx.who.role } or { role = "operator" }
     local s = server.new { db = ctx.db, dir = ctx.dir, who = who,
@@ -150,7 +171,8 @@ local function post(req, ctx)
     local res = s:handle(msg, kind)
     if not res.result then return rpc_reply(req, ctx, 400, res) end
     sid = crypto.random_id(16)
-    reg.by_id[sid], reg.n = { s = s, key = key_of(ctx), used = now() }, reg.n + 1
+    reg.by_id[sid], reg.n = { s = s, key = key, used = now() }, reg.n + 1
+    reg.of_key[key] = (reg.of_key[key] or 0) + 1
     ctx.note = "mcp initialize"
     return rpc_reply(req, ctx, 200, res, { "Mcp-Session-Id: " .. sid })
   end
@@ -177,8 +199,7 @@ local function delete(req, ctx)
   local sid = req.headers["mcp-session-id"]
   local entry = sid and reg.by_id[sid]
   if not entry or entry.key ~= key_of(ctx) then return err(404, "not_found", "no such MCP session") end
-  entry.s:close()
-  reg.by_id[sid], reg.n = nil, reg.n - 1
+  drop(reg, sid)
   reply(req, ctx, 204)
 end
 
@@ -198,11 +219,7 @@ end
 --- close_all(db): every MCP session of the server using db ends
 function M.close_all(db)
   local reg = sessions_of(db)
-  for id, e in pairs(reg.by_id) do
-    e.s:close()
-    reg.by_id[id] = nil
-  end
-  reg.n = 0
+  for id in pairs(reg.by_id) do drop(reg, id) end
 end
 
 return M

@@ -330,8 +330,8 @@ local function handler(req, ctx)
   local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown, ctx.hub:journal_reads(),
     ctx.db.backend == "pg" and ctx.hub:notified() or nil)
   ctx.status = 200
-  req:respond(200, { "Content-Type: text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store" },
-    req.method == "HEAD" and "" or text)
+  -- for a HEAD too: libmicrohttpd sends its length and no body (RFC 9110 9.3.2)
+  req:respond(200, { "Content-Type: text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store" }, text)
 end
 
 --- add(router): GET /metrics (viewer: once keys exist, a scraper sends one as a Bearer token)

@@ -13,6 +13,7 @@ local team = require "orket.serve.team"
 local admin = require "orket.serve.admin"
 local routes = require "orket.serve.routes"
 local sp = require "orket.store.projects"
+local projects = require "orket.serve.projects"
 local sk = require "orket.store.keys"
 
 local M = {}
@@ -47,13 +48,31 @@ local function my_keys(_, ctx)
   return 200, keys.list_doc(ctx.db, user)
 end
 
+-- The highest role a person holds: admin for a server admin, else their strongest in any
+-- project (a developer's is an operator key's)
+local function highest(db, who, user)
+  if projects.server_admin(db, who) then return "admin" end
+  local best
+  for _, m in ipairs(sp.of_user(db, user)) do
+    if not best or keys.RANK[m.role] > keys.RANK[best] then best = m.role end
+  end
+  return best
+end
+
 local function my_key_create(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
-  local cap = ctx.who.cap
-  if cap and not keys.allows(cap, ctx.body.role) then
+  local cap, want = ctx.who.cap, ctx.body.role
+  if cap and not keys.allows(cap, want) then
     -- a key makes no key stronger than itself: a viewer key cannot mint an operator key
     return err(403, "forbidden", "a " .. cap .. " key makes keys of its role or lower")
+  end
+  -- nor a person one stronger than they are anywhere: a key's stored role is what it
+  -- would act with the day its person were promoted
+  local top = highest(ctx.db, ctx.who, user)
+  if not top or not keys.allows(top, want) then
+    return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be that or lower",
+      tostring(top or "none (a member of no project)")))
   end
   return key_create(ctx, user)
 end

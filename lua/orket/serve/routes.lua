@@ -11,6 +11,7 @@ local card_view = require "orket.views.card"
 local status_view = require "orket.views.status"
 local experiments_view = require "orket.views.experiments"
 local config = require "orket.config"
+local projects = require "orket.serve.projects"
 local oa = require "orket.serve.openapi"
 local errors = require "orket.errors"
 
@@ -41,7 +42,9 @@ local function ready(_, ctx)
     end)
     if terr ~= "probe" then problems[#problems + 1] = "the store cannot be written: " .. tostring(terr) end
   end
-  local cfg, cerr = config.load_or_defaults(ctx.dir)
+  -- orket.lua resolved as a run's start resolves it (its settings checked too): a file that
+  -- loads but names a forge without a remote refuses every run
+  local cfg, cerr = config.settings(ctx.dir, true)
   if not cfg then problems[#problems + 1] = cerr end
   if #problems > 0 then return 503, { status = "not_ready", problems = jsonout.array(problems) } end
   return 200, { status = "ready" }
@@ -109,6 +112,8 @@ local function stream(req, ctx, filter)
   s:send("retry: 2000\n\n")
   local srv = ctx.server
   local still = srv and ctx.who and function() return srv:still_allowed(req, ctx) end
+  -- the rows about the server's people are its admins' (local use is the one person there is)
+  filter.people = not ctx.who or ctx.who.local_use or (srv ~= nil and projects.server_admin(srv.db, ctx.who))
   if ctx.hub:follow(s, filter, after, still) then s:wait_gone() end
   ctx.hub:forget(s)
 end

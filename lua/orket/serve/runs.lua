@@ -31,9 +31,10 @@ local function or_null(v) if v == nil then return null end return v end
 function M.doc(db, dir, row)
   local data = cjson.decode(row.data or "{}") or {}
   local live = M.registry(db).live[row.id] ~= nil
-  return { id = row.id, target = row.target, kind = row.kind,
-    state = live and "running" or project.run_state(dir, row.status, row.id, data.workers == true),
-    started_at = row.started_at, ended_at = or_null(row.ended_at), model = or_null(type(data.model) == "string"
+  local state = live and "running" or project.run_state(dir, row.status, row.id, data.workers == true)
+  -- a resumed run's row keeps the end of its interruption until it ends again
+  return { id = row.id, target = row.target, kind = row.kind, state = state, started_at = row.started_at,
+    ended_at = state ~= "running" and or_null(row.ended_at) or null, model = or_null(type(data.model) == "string"
       and data.model or nil), concurrency = or_null(math.tointeger(data.concurrency)), live = live }
 end
 

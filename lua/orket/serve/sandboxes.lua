@@ -262,6 +262,8 @@ end
 
 local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"
 local NONE = {}
+-- the methods whose request without a body is usual (RFC 9110 9.3.5, 9.3.7)
+local BODILESS = { DELETE = true, OPTIONS = true }
 
 -- What every request to a sandbox's app shares (its socket, the limits, the answer's fixed
 -- lines, the headers passed back), checked and copied once per sandbox and origin kind
@@ -294,19 +296,32 @@ function M.forward(req, ctx, row, url, own)
     return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
   end
   local body
+  local rh = req.headers or NONE
   if req.method ~= "GET" and req.method ~= "HEAD" then
     local text, berr = req:body()
     if not text then return err(400, "bad_request", tostring(berr)) end
-    body = text
+    -- a DELETE or OPTIONS sent without a body goes on without one, not with a length of 0
+    if text ~= "" or not BODILESS[req.method] or rh["content-length"] or rh["transfer-encoding"] then body = text end
   end
-  local headers = {}
-  for k, v in pairs(req.headers or {}) do
-    if PASS_IN[k] and not v:find("\n", 1, true) and not v:find("\r", 1, true) then headers[#headers + 1] = k .. ": " .. v end
+  local headers, typed = {}, false
+  for k, v in pairs(rh) do
+    if PASS_IN[k] and not v:find("\n", 1, true) and not v:find("\r", 1, true) then
+      headers[#headers + 1] = k .. ": " .. v
+      if k == "content-type" then typed = true end
+    end
   end
+  -- libcurl labels a body it sends as a form unless told otherwise: the app is told no type
+  -- the client did not send (an empty line keeps libcurl's default out)
+  if body and not typed then headers[#headers + 1] = "Content-Type:" end
   for _, h in ipairs(own and own.headers(req) or NONE) do headers[#headers + 1] = h end
   local status, note = req:proxy { url = url, method = req.method == "HEAD" and "GET" or req.method, headers = headers,
     body = body, kept = kept_of(row, own) }
-  if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(note)) end
+  if not status then
+    -- what libcurl said of it is for the log line, not the client (the app's own log says more)
+    ctx.note = "sandbox " .. row.id .. ": " .. tostring(note)
+    return err(502, "bad_gateway", string.format("sandbox %d's app gave no answer that could be passed on "
+      .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id))
+  end
   ctx.status, ctx.note = status, note
 end
 

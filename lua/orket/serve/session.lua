@@ -11,6 +11,7 @@ local cookie = require "orket.serve.cookie"
 local crypto = require "orket.c.crypto"
 local httpd = require "orket.c.httpd"
 local keys = require "orket.serve.keys"
+local projects = require "orket.serve.projects"
 local routes = require "orket.serve.routes"
 local sessions = require "orket.store.sessions"
 local users = require "orket.store.users"
@@ -171,6 +172,12 @@ function M.start_person(req, ctx, who)
   end)
 end
 
+-- The role a session's answer names: the key's, or the person's account role, never above
+-- their key's own (a personal key's cap). Their role in each project is /v1/projects'.
+local function own_role(who)
+  return who.cap and projects.lower(who.role, who.cap) or who.role
+end
+
 -- POST /v1/session {key} | {user, password}: a key, or a person's name and password, for
 -- a session. A wrong one counts as a failed authentication (the same limit as a wrong
 -- Bearer key).
@@ -218,7 +225,7 @@ local function sign_in(req, ctx)
   ctx.key = who.id
   local token, expires
   if who.user then token, expires = M.start_person(req, ctx, who) else token, expires = start(req, ctx, who, insert) end
-  return 200, { role = who.role, key = not who.user and { id = who.id, name = who.name } or nil,
+  return 200, { role = own_role(who), key = not who.user and { id = who.id, name = who.name } or nil,
     user = who.user and { name = who.user } or nil, csrf = M.csrf_of(token), expires_at = expires_at(expires) }
 end
 
@@ -227,11 +234,12 @@ end
 local function whoami(_, ctx)
   local who = ctx.who
   if who.local_use then return 200, { role = who.role, ["local"] = true } end
+  -- a key sent as a Bearer token has no session: no CSRF token, no end
+  local ends = who.expires and expires_at(who.expires) or nil
   if who.user then
-    return 200, { role = who.role, user = { name = who.user }, csrf = who.csrf, expires_at = expires_at(who.expires) }
+    return 200, { role = own_role(who), user = { name = who.user }, csrf = who.csrf, expires_at = ends }
   end
-  return 200, { role = who.role, key = { id = who.id, name = who.name }, csrf = who.csrf,
-    expires_at = who.expires and expires_at(who.expires) or nil }
+  return 200, { role = who.role, key = { id = who.id, name = who.name }, csrf = who.csrf, expires_at = ends }
 end
 
 -- DELETE /v1/session: signs out (the CSRF check came first, as for any write).

@@ -23,6 +23,13 @@ function M.live(db, kind, now)
   return assert(db:row("SELECT count(*) AS n FROM app_grants WHERE kind = ?", kind)).n
 end
 
+--- of_key(db, kind, key, now) -> how many grants of kind made with key (a key's id, or a
+--- person's identity) have not ended
+function M.of_key(db, kind, key, now)
+  return assert(db:row("SELECT count(*) AS n FROM app_grants WHERE kind = ? AND key_id = ? AND expires > ?",
+    kind, key, now)).n
+end
+
 --- insert(db, hash, kind, g): a grant {sandbox, key, local_use, board, board_expires, role,
 --- start, expires_s}
 function M.insert(db, hash, kind, g)

@@ -9,6 +9,13 @@ function M.name_taken(db, name)
   return db:row("SELECT 1 AS x FROM api_keys WHERE name = ? AND revoked_at IS NULL", name) ~= nil
 end
 
+--- last_named(db, name) -> {id, name, role, hash, user_name, revoked_at} of the newest key
+--- of that name, revoked or not | nil
+function M.last_named(db, name)
+  return db:row("SELECT id, name, role, hash, user_name, " .. db.dialect.time("revoked_at")
+    .. " FROM api_keys WHERE name = ? ORDER BY api_keys.created_at DESC, id DESC LIMIT 1", name)
+end
+
 --- insert(db, id, name, role, hash[, user]): a key created now (user: the person it is of)
 function M.insert(db, id, name, role, hash, user)
   assert(db:run("INSERT INTO api_keys (id, name, role, hash, created_at, user_name) VALUES (?, ?, ?, ?, "

@@ -26,10 +26,18 @@ function M.delete_expired(db, now)
 end
 
 --- keep_newest(db, key_id, n) -> changes | nil, msg, CODE: all but the key's n sessions
---- that expire last end
+--- that expire last end (the later made first among those of one second: sign-ins in one
+--- second end the oldest, never one just made)
 function M.keep_newest(db, key_id, n)
-  return db:run([[DELETE FROM sessions WHERE key_id = ?1 AND hash NOT IN
-    (SELECT hash FROM sessions WHERE key_id = ?1 ORDER BY expires DESC LIMIT ?2)]], key_id, n)
+  return db:run("DELETE FROM sessions WHERE key_id = ?1 AND hash NOT IN (SELECT hash FROM sessions WHERE key_id = ?1 "
+    .. "ORDER BY expires DESC, " .. M.newest_first(db) .. " LIMIT ?2)", key_id, n)
+end
+
+--- newest_first(db) -> SQL ordering sessions of one second the later made first:
+--- PostgreSQL's created_at is the transaction's microsecond; SQLite's a millisecond, so
+--- its rows' order of writing decides between sign-ins of one millisecond
+function M.newest_first(db)
+  return db.dialect.name == "sqlite" and "created_at DESC, rowid DESC" or "created_at DESC"
 end
 
 --- insert(db, hash, key_id, expires) -> changes | nil, msg, CODE: a session created now

@@ -2,6 +2,8 @@
 -- accounts) as named operations op(db, ...) -> plain Lua values; a store error raises.
 -- Only a password's Argon2id hash is stored, and a BLAKE2b of each session token. Written
 -- once for both backends (orket.store.dialect).
+local sessions = require "orket.store.sessions"
+
 local M = {}
 
 --- insert(db, name, role, hash): a person added now
@@ -67,11 +69,11 @@ function M.sessions_end(db, name)
 end
 
 --- sessions_trim(db, name, keep, now): expired sessions end, and all but the person's keep
---- sessions that expire last
+--- sessions that expire last (the later made first, as sessions.keep_newest)
 function M.sessions_trim(db, name, keep, now)
   assert(db:run("DELETE FROM user_sessions WHERE expires <= ?", now))
-  assert(db:run([[DELETE FROM user_sessions WHERE user_name = ?1 AND hash NOT IN
-    (SELECT hash FROM user_sessions WHERE user_name = ?1 ORDER BY expires DESC LIMIT ?2)]], name, keep))
+  assert(db:run("DELETE FROM user_sessions WHERE user_name = ?1 AND hash NOT IN (SELECT hash FROM user_sessions "
+    .. "WHERE user_name = ?1 ORDER BY expires DESC, " .. sessions.newest_first(db) .. " LIMIT ?2)", name, keep))
 end
 
 return M

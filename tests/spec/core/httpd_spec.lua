@@ -644,6 +644,28 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  it("answers 408 to a body that stops arriving, however long its silence timeout", function()
+    -- the body's deadline past libmicrohttpd's silence timeout (serve's defaults: 30 s both,
+    -- the deadlines looked at once a second): the 408 must reach the client, the silence
+    -- must not close the connection first
+    local srv = serve({ body_timeout_ms = 2500, idle_timeout_s = 2 }, function(req)
+      if req:body() then req:respond(200) end
+    end)
+    local c, got = raw(srv:port(), "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":")
+    for _ = 1, 2000 do
+      if select(2, got()) then break end
+      orket.sleep(5)
+    end
+    local text = got()
+    assert.matches("^HTTP/1.1 408 Request Timeout\r\n", text)
+    -- as every answer of serve's: JSON in UTF-8, never cached
+    assert.matches("\r\nContent-Type: application/json; charset=utf-8\r\n", text, 1, true)
+    assert.matches("\r\nCache-Control: no-store\r\n", text, 1, true)
+    assert.matches('{"error":{"code":"timeout",', text, 1, true)
+    c:close()
+    srv:close()
+  end)
+
   it("checks its arguments and reports a busy port", function()
     assert.has_error(function() httpd.listen() end, "bad argument #1 to 'listen' (table expected, got no value)")
     assert.has_error(function() httpd.listen { host = "127.0.0.1", port = 70000 } end,

@@ -649,6 +649,7 @@ describe("engine", function()
         { id = "E-1", summary = "down" }, { id = "E-2", summary = "after down", depends_on = { "E-1" } },
         { id = "E-3", summary = "chain", depends_on = { "E-2" } }, { id = "E-4", summary = "dropped" },
         { id = "E-5", summary = "after dropped", depends_on = { "E-4" } }, { id = "E-6", summary = "tested" },
+        { id = "E-7", summary = "a role that fails" },
       })
       local CODER = { seat = "senior_developer", roles = { "coder" } }
       assert(b:transition("E-1", "in_progress", { actor = CODER }))
@@ -656,6 +657,10 @@ describe("engine", function()
       assert(b:cancel("E-4", { actor = PERSON, reason = "not needed" }))
       assert(b:transition("E-6", "in_progress", { actor = CODER }))
       assert(b:transition("E-6", "ready_for_testing", { actor = CODER }))
+      -- a turn that failed by its own scripts (the engine's comment says so), not the model's
+      assert(b:transition("E-7", "in_progress", { actor = CODER }))
+      assert(b:comment("E-7", { author = "orket", body = "The turn failed: ./roles/coder.lua:1: attempt to index a nil value" }))
+      assert(b:transition("E-7", "blocked", { actor = CODER, reason = "system" }))
       local next_step = {}
       for _, st in ipairs(scheduler.stuck(b, scheduler.scope(b, { id = "E", type = "epic" }), { run = 4 })) do
         next_step[st.card] = st.next
@@ -666,6 +671,7 @@ describe("engine", function()
         ["E-3"] = "once the model answers again, orket retry E-1",
         ["E-5"] = 'orket cancel E-5 "reason", or drop E-4 from its depends_on and orket import',
         ["E-6"] = "orket retry E-6",
+        ["E-7"] = "fix what the card's last comment names (a role, a tool or a script), then orket retry E-7",
       }, next_step)
       db:close()
     end)
