@@ -3,6 +3,7 @@
 -- luv pipe server where it must misbehave; clients are orket.c.http and raw luv sockets.
 local httpd = require "orket.c.httpd"
 local http = require "orket.c.http"
+local F = require "tests.fixtures"
 local H = require "tests.helpers"
 local task = require "orket.task"
 local uv = require "luv"
@@ -390,6 +391,63 @@ describe("req:proxy", function()
 
   it("holds the upstream back with the default read-ahead and queue", function()
     holds_back {}
+  end)
+
+  -- The total timeout is the app's own time: a slow client's reading, the transfer paused
+  -- for it, is not counted (the app answers at once; the client takes it after the
+  -- timeout has passed twice over)
+  it("counts none of a slow client's reading toward the app's total timeout", function()
+    local total = 16 * 1024 * 1024 -- more than the socket buffers on both hops hold
+    local app, sock = upstream(function(req) F.stream_at_once(req, total, "t") end)
+    local srv, _, outcomes = front(sock, { total_timeout_ms = 1000 })
+    local c = uv.new_tcp()
+    local got, closed, asked = 0, false, false
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", function() asked = true end)
+    end)
+    H.wait_for(function() return asked end, "the request sent")
+    orket.sleep(2200)
+    assert.is_nil(outcomes[1]) -- held back, not cut
+    c:read_start(function(_, d)
+      if d then got = got + #d else closed = true end
+    end)
+    H.wait_for(function() return closed end, "the answer's end", 10000)
+    c:close()
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = total }, outcomes[1])
+    assert.is_true(got > total, "got " .. got) -- the body, its chunk framing and headers
+    srv:close()
+    app:close()
+  end)
+
+  -- A client that never reads is closed by the server's own idle timeout (no byte either
+  -- way), which the proxy's stream does not hold off, and the app's transfer goes with it
+  it("lets the server's idle timeout close a client that never reads", function()
+    local app_done
+    local app, sock = upstream(function(req)
+      F.stream_at_once(req, 64 * 1024 * 1024, "n") -- never sent whole
+      app_done = true
+    end)
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, idle_timeout_s = 1 })
+    local outcome
+    task.spawn(function()
+      local req = srv:accept()
+      outcome = { req:proxy { url = "http://app/", unix_socket = sock, total_timeout_ms = 60000 } }
+      req:close()
+    end)
+    local c = uv.new_tcp()
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+    end)
+    H.wait_for(function() return outcome end, "the outcome", 10000)
+    assert.equal(200, outcome[1])
+    assert.equal("the client left", outcome[2])
+    H.wait_for(function() return app_done end, "the upstream's end")
+    c:close()
+    srv:close()
+    app:close()
   end)
 
   it("stops the upstream's transfer when the client leaves mid-answer", function()
