@@ -223,8 +223,9 @@ M.APP_AHEAD = 32 * 1024
 M.WHOLE_MAX = M.APP_AHEAD
 -- the request headers passed on to the app: never the caller's key or cookies (the app is
 -- the agents' code), nor what belongs to this hop
-local PASS_IN = { accept = true, ["accept-language"] = true, ["content-type"] = true, ["if-none-match"] = true,
-  ["if-modified-since"] = true, range = true, ["user-agent"] = true }
+-- (picked from the request by the pump, in C: no table or string of them made in Lua)
+local PASS_IN = { "accept", "accept-language", "content-type", "if-none-match", "if-modified-since", "range",
+  "user-agent" }
 -- the answer's headers passed back (each value under 4 KiB): never Set-Cookie (the app
 -- would set cookies on this server's origin), nor what belongs to this hop
 M.PASS_OUT = { "content-type", "cache-control", "etag", "last-modified", "location", "content-language",
@@ -261,7 +262,6 @@ local function proxy(req, ctx)
 end
 
 local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"
-local NONE = {}
 
 -- What every request to a sandbox's app shares (its socket, the limits, the answer's fixed
 -- lines, the headers passed back), checked and copied once per sandbox and origin kind
@@ -277,7 +277,7 @@ local function kept_of(row, own)
     kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = 5000, total_timeout_ms = M.PROXY_TIMEOUT_MS,
       max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
       lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
-      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies }
+      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN }
     by_socket[row.socket] = kept
   end
   return kept
@@ -299,13 +299,8 @@ function M.forward(req, ctx, row, url, own)
     if not text then return err(400, "bad_request", tostring(berr)) end
     body = text
   end
-  local headers = {}
-  for k, v in pairs(req.headers or {}) do
-    if PASS_IN[k] and not v:find("\n", 1, true) and not v:find("\r", 1, true) then headers[#headers + 1] = k .. ": " .. v end
-  end
-  for _, h in ipairs(own and own.headers(req) or NONE) do headers[#headers + 1] = h end
-  local status, note = req:proxy { url = url, method = req.method == "HEAD" and "GET" or req.method, headers = headers,
-    body = body, kept = kept_of(row, own) }
+  local status, note = req:proxy { url = url, method = req.method == "HEAD" and "GET" or req.method,
+    headers = own and own.headers(req), body = body, kept = kept_of(row, own) }
   if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(note)) end
   ctx.status, ctx.note = status, note
 end

@@ -141,6 +141,29 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- pass_in: the request's own headers of those names go to the app, picked in C as
+  -- req.headers has them (a repeated name joined), before the headers given
+  it("passes the request's headers named in pass_in, and no other, before the lines given", function()
+    local seen
+    local app, sock = upstream(function(req)
+      seen = req.headers
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    local srv, _, outcomes = front(sock, { pass_in = { "accept", "x-twice", "range" }, headers = { "X-Given: 1" } })
+    local got = exchange(srv:port(), "GET /h HTTP/1.1\r\nHost: x\r\nACCEPT: text/plain\r\nX-Twice: a\r\n"
+      .. "Authorization: Bearer secret\r\nCookie: c=1\r\nx-twice: b\r\nConnection: close\r\n\r\n")
+    assert.matches("^HTTP/1.1 200", got)
+    assert.equal("text/plain", seen.accept)
+    assert.equal("a, b", seen["x-twice"])
+    assert.equal("1", seen["x-given"])
+    assert.is_nil(seen.range) -- not sent: no line
+    assert.is_nil(seen.authorization)
+    assert.is_nil(seen.cookie)
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    srv:close()
+    app:close()
+  end)
+
   it("passes the upstream's cookies host-only, never those of the names refused", function()
     local app, sock = upstream(function(req)
       req:respond(200, { "Set-Cookie: a=1; Domain=example.com; Path=/", "Set-Cookie: orket_app=stolen",
@@ -609,6 +632,7 @@ describe("req:proxy", function()
       { url = "http://x", pass = { "transfer-encoding" } },
       { url = "http://x", method = "GET / HTTP/1.1\r\nX-Injected: 1\r\nX:" },
       { url = "http://x", method = "TRACE" },
+      { url = "http://x", pass_in = { "accept", "Transfer-Encoding" } },
     }
     assert.matches("url must start with http://", errs[1])
     assert.matches("unix_socket must be an absolute path", errs[2])
@@ -619,6 +643,7 @@ describe("req:proxy", function()
     assert.matches("pass%[1%] names transfer%-encoding", errs[7])
     assert.matches("method must be one of GET, HEAD", errs[8])
     assert.matches("method must be one of", errs[9])
+    assert.matches("pass_in%[2%] names transfer%-encoding, which belongs to this hop", errs[10])
   end)
 
   -- httpd.proxy_kept: the options every request to one upstream shares, checked and copied
