@@ -62,14 +62,15 @@ function Auth:check(req)
     self.keyed = self.oidc ~= nil or keys.any_made(self.db)
   end
   if self.loopback and not self.keyed then
-    if not loopback_known(self, req.headers.host) then
+    local headers = req.headers -- each field of a request is a call into C
+    if not loopback_known(self, headers.host) then
       return nil, 403, "forbidden", "without API keys only loopback host names are served; create a key "
         .. "(orket keys create) to serve other names", "host"
     end
     if session.foreign_write(req) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
     -- a page of another origin (a sandbox's app among them) reads nothing either, but from
     -- the origins serve.cors lists
-    local o = req.headers.origin
+    local o = headers.origin
     if session.foreign_page(req) and not (o and self.cors and self.cors[o:lower()]) then
       return nil, 403, "forbidden", "a request from a page of another web origin", "origin"
     end

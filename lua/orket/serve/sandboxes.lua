@@ -290,16 +290,17 @@ end
 --- may not set (its other Set-Cookie pass, host-only)}; without it the answer carries the
 --- CSP sandbox policy instead.
 function M.forward(req, ctx, row, url, own)
+  local method = req.method -- each field of a request is a call into C: read once
   if row.status ~= "healthy" and row.status ~= "unhealthy" then
     return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
   end
   local body
-  if req.method ~= "GET" and req.method ~= "HEAD" then
+  if method ~= "GET" and method ~= "HEAD" then
     local text, berr = req:body()
     if not text then return err(400, "bad_request", tostring(berr)) end
     body = text
   end
-  local status, note = req:proxy { url = url, method = req.method == "HEAD" and "GET" or req.method,
+  local status, note = req:proxy { url = url, method = method == "HEAD" and "GET" or method,
     headers = own and own.headers(req), body = body, kept = kept_of(row, own) }
   if not status then return err(502, "bad_gateway", "sandbox " .. row.id .. ": " .. tostring(note)) end
   ctx.status, ctx.note = status, note
