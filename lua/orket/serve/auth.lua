@@ -37,18 +37,26 @@ function M.loopback_host(h)
   return LOOPBACK_HOSTS[name] or name:match("^127%.%d+%.%d+%.%d+$") ~= nil
 end
 
--- loopback_host of a Host, kept for the few a server is sent (a browser's, a proxy's): a
--- page's every request asks it. Past 64 names the kept ones are dropped, so hostile Hosts
--- cannot grow it.
-local function loopback_known(self, h)
-  if h == nil then return false end
-  local known = self.hosts[h]
+--- kept_per_host(owner, host, fn) -> fn(owner, host) (never nil), kept in owner.hosts for
+--- the few Host names a server is sent (a browser's, a proxy's): a page's every request
+--- asks. Past 64 names (owner.nhosts) the kept ones are dropped, so hostile Hosts cannot
+--- grow it.
+function M.kept_per_host(owner, host, fn)
+  local known = owner.hosts[host]
   if known == nil then
-    if self.nhosts >= 64 then self.hosts, self.nhosts = {}, 0 end
-    known = M.loopback_host(h)
-    self.hosts[h], self.nhosts = known, self.nhosts + 1
+    if owner.nhosts >= 64 then owner.hosts, owner.nhosts = {}, 0 end
+    known = fn(owner, host)
+    owner.hosts[host], owner.nhosts = known, owner.nhosts + 1
   end
   return known
+end
+
+local function loopback_of(_, h) return M.loopback_host(h) end
+
+-- loopback_host of a Host, kept per name
+local function loopback_known(self, h)
+  if h == nil then return false end
+  return M.kept_per_host(self, h, loopback_of)
 end
 
 --- auth:check(req) -> identity {id=, name=, role=} | nil, status, code, message, why

@@ -387,13 +387,13 @@ function Server:_route(req, segs)
 end
 
 -- The sandbox proxy's route, as _route gives it, known from the path without the router
--- (a page's many requests to an app come this way: orket.serve.sandboxes.app_path) | nil
+-- (a page's many requests to an app come this way: orket.serve.sandboxes.app_route) | nil
 function Server:_app_route(req)
   local route = self.app_routes[req.method]
   if not route then return nil end
-  local id, rest = sandboxes.app_path(req.path)
+  local id, rest, clean = sandboxes.app_route(req.path)
   if not id then return nil end
-  return route, { id = id, path = rest }, nil, false, self.projects[projects.DEFAULT]
+  return route, { id = id, path = rest, clean = clean }, nil, false, self.projects[projects.DEFAULT]
 end
 
 -- A request in flight until _serve returns or raises: a raise (its log line, metrics or

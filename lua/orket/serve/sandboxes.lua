@@ -233,10 +233,13 @@ M.PASS_OUT = { "content-type", "cache-control", "etag", "last-modified", "locati
 
 local enc = urlencode.encode
 
-local function target_url(path, query)
+-- (clean: app_route found the whole path plain, nothing to encode in it and no empty
+-- segment: the checks below would say so again)
+local function target_url(path, query, clean)
   path = path or ""
   local url
-  if not path:find("[^%w%-%._~/]") and not path:find("//", 1, true) and path:byte(1) ~= 47 and path:byte(-1) ~= 47 then
+  if clean or (not path:find("[^%w%-%._~/]") and not path:find("//", 1, true) and path:byte(1) ~= 47
+      and path:byte(-1) ~= 47) then
     url = "http://sandbox/" .. path -- most paths: nothing to encode, segments as they are
   else
     local segs = {}
@@ -258,7 +261,7 @@ end
 local function proxy(req, ctx)
   local row, st, doc = named_recent(ctx)
   if not row then return st, doc end
-  return M.forward(req, ctx, row, target_url(ctx.params.path, ctx.query))
+  return M.forward(req, ctx, row, target_url(ctx.params.path, ctx.query, ctx.params.clean))
 end
 
 local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"
@@ -339,26 +342,33 @@ local ONE = { type = "object", required = { "sandbox" }, properties = { sandbox 
 
 local APP_PREFIX = "/v1/sandboxes/"
 
---- app_path(path) -> id, rest | nil: the raw id and rest of a path of the proxy's route
+--- app_route(path) -> id, rest, clean | nil: the raw id and rest of a path of the proxy's route
 --- (/v1/sandboxes/{id}/app/{path*}) as the router would give them (orket.serve.router), with
 --- a few plain searches instead of the path's split and the route tree's walk. nil for any
 --- path it is not sure of (an escape, a control byte, a backslash, a segment that is empty
---- or starts with "."): those go the router's way, which refuses or routes them.
+--- or starts with "."): those go the router's way, which refuses or routes them. clean: the
+--- whole path is of unreserved characters and slashes, rest then the app's URL path as it is.
 local ID_AT = #APP_PREFIX + 1
 
-function M.app_path(path)
+function M.app_route(path)
   if #path > 2048 or path:find(APP_PREFIX, 1, true) ~= 1 then return nil end
   local slash = path:find("/", ID_AT, true)
   if not slash or path:sub(slash, slash + 3) ~= "/app" then return nil end
   local rest = path:sub(slash + 4)
   if rest ~= "" and rest:byte(1) ~= 47 then return nil end -- /app.../: another route
   local id = path:sub(ID_AT, slash - 1)
-  if id == "" or id:byte(1) == 46 or rest:find("//", 1, true) or rest:find("/.", 1, true)
-    or not router_mod.plain(path) then
-    return nil
-  end
+  if id == "" or id:byte(1) == 46 or rest:find("//", 1, true) or rest:find("/.", 1, true) then return nil end
+  -- one search for both: a path of unreserved characters is plain too (orket.serve.router)
+  local clean = not path:find("[^%w%-%._~/]")
+  if not clean and not router_mod.plain(path) then return nil end
   if rest:byte(-1) == 47 then rest = rest:sub(1, -2) end -- "/a/" is "/a", as the router has it
-  return id, rest:sub(2)
+  return id, rest:sub(2), clean
+end
+
+--- app_path(path) -> id, rest | nil: app_route's first two
+function M.app_path(path)
+  local id, rest = M.app_route(path)
+  return id, rest
 end
 
 --- app_routes(router) -> {method -> route}: the proxy's route of each method (HEAD: GET's),
