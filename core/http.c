@@ -103,6 +103,7 @@ struct http_req {
   size_t received, max_bytes;
   size_t max_queued;    /* 0: no bound; else the transfer pauses past it (paused) */
   int paused;
+  uint64_t paused_at;   /* when it paused: the deadlines move by the time spent so */
   uint64_t start, last_rx;
   long first_byte_ms, idle_ms, total_ms;
   int got_byte;
@@ -340,6 +341,24 @@ static void http_frame_status(http_req *r, frame_status st) {
 
 static void http_arm(http_req *r);
 
+/* A paused transfer waits for its owner, not for the server: the time it spends so is the
+ * owner's, and none of its deadlines counts it (a large answer to a slow reader was cut at
+ * the total or idle timeout however quick the server). The timer stops until it resumes;
+ * an owner that never takes its events is the owner's to end. */
+static void http_pause_clock(http_req *r) {
+  r->paused = 1;
+  r->paused_at = uv_now(r->c->loop);
+  uv_timer_stop(&r->timer);
+}
+
+static void http_resume_clock(http_req *r) {
+  uint64_t spent = uv_now(r->c->loop) - r->paused_at;
+  r->paused = 0;
+  r->start += spent;
+  r->last_rx += spent;
+  http_arm(r);
+}
+
 static void http_touch(http_req *r) {
   int first = !r->got_byte;
   r->got_byte = 1;
@@ -399,7 +418,7 @@ static size_t http_on_body(char *p, size_t size, size_t n, void *ud) {
   if (r->max_queued && r->ev_len > 0 && r->ev_len + len > r->max_queued) {
     /* the owner is behind: stop reading from the server (libcurl keeps this piece and
      * hands it over again when http_events_clear resumes the transfer) */
-    r->paused = 1;
+    http_pause_clock(r);
     return CURL_WRITEFUNC_PAUSE;
   }
   r->received += len;
@@ -626,6 +645,7 @@ static void http_on_deadline(uv_timer_t *t) {
 /* Arms the timer for the nearest deadline. Received bytes move the idle deadline without
  * touching the timer (cheap per chunk); the timer re-checks when it fires. */
 static void http_arm(http_req *r) {
+  if (r->paused) return; /* the clock stands still until it resumes */
   uint64_t now = uv_now(r->c->loop), due = UINT64_MAX;
   if (r->total_ms) due = r->start + (uint64_t)r->total_ms;
   if (!r->got_byte && r->first_byte_ms && r->start + (uint64_t)r->first_byte_ms < due)
@@ -910,7 +930,7 @@ void http_events_clear(http_req *r) {
   r->ev_len = 0;
   if (r->paused && r->easy && r->c) {
     http_client *c = r->c;
-    r->paused = 0;
+    http_resume_clock(r);
     /* libcurl hands the kept piece over from inside this call (queued as an event) */
     c->api.easy_pause(r->easy, CURLPAUSE_CONT);
     /* and what has arrived meanwhile is read now, not at libcurl's next timeout, so an

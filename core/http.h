@@ -34,7 +34,8 @@ typedef struct http_opts {
   size_t max_event;            /* longest SSE event / NDJSON line (0: 1 MiB) */
   size_t max_queued;           /* bytes of events queued for the owner past which the
                                   transfer pauses (nothing more is read from the server)
-                                  until the owner takes them; 0: no bound */
+                                  until the owner takes them; 0: no bound. Time
+                                  spent paused counts toward no timeout */
   const char *unix_socket;     /* connect to this unix socket's path instead of the URL's
                                   host and port (NULL: over TCP); the URL still names the
                                   Host header and the path */

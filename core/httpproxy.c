@@ -31,7 +31,7 @@ struct httpproxy_kept {
   size_t refs;
   http_opts up;      /* but url, method, headers and body, which are each request's */
   char *unix_socket; /* up.unix_socket's copy */
-  pp_strv lines, pass, cookies;
+  pp_strv lines, pass, cookies, pass_in;
   int with_cookies;
   size_t pass_max, queue_high, whole_max;
 };
@@ -330,6 +330,7 @@ httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
   k->refs = 1;
   if (pp_strv_copy(&k->lines, o->lines, o->nlines) != 0 || pp_strv_copy(&k->pass, o->pass, o->npass) != 0 ||
       pp_strv_copy(&k->cookies, o->cookies, o->ncookies) != 0 ||
+      pp_strv_copy(&k->pass_in, o->pass_in, o->npass_in) != 0 ||
       (o->up.unix_socket && (k->unix_socket = strdup(o->up.unix_socket)) == NULL)) {
     httpproxy_kept_unref(k);
     return NULL;
@@ -353,6 +354,7 @@ void httpproxy_kept_unref(httpproxy_kept *k) {
   free(k->lines.v);
   free(k->pass.v);
   free(k->cookies.v);
+  free(k->pass_in.v);
   free(k->unix_socket);
   free(k);
 }
@@ -367,6 +369,47 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
   httpproxy *p = httpproxy_start_kept(c, req, k, &o->up, done, ud, err, errlen);
   httpproxy_kept_unref(k);
   return p;
+}
+
+/* The request's header lines to the upstream: pass_in's from the client's request, then
+ * each's own, in one allocation (the pointers, then the bytes; freed by the caller once the
+ * transfer has copied them). NULL out of memory. */
+static const char **pp_request_lines(const httpproxy_kept *k, const httpd_req *req, const http_opts *each, size_t *n) {
+  const char *name, *value;
+  size_t room = 0;
+  if (k->pass_in.n > 0)
+    for (size_t i = 0; httpd_header_at(req, i, &name, &value) == 0; i++)
+      if (pp_has(&k->pass_in, name, strlen(name))) room += strlen(name) + strlen(value) + 4;
+  size_t most = k->pass_in.n + each->nheaders;
+  const char **lines = malloc(most * sizeof *lines + room + 1);
+  if (lines == NULL) return NULL;
+  char *at = (char *)(lines + most);
+  *n = 0;
+  for (size_t j = 0; room > 0 && j < k->pass_in.n; j++) {
+    const char *want = k->pass_in.v[j];
+    size_t wl = strlen(want), o = 0;
+    for (size_t i = 0; httpd_header_at(req, i, &name, &value) == 0; i++) {
+      if (strcasecmp(name, want) != 0) continue;
+      size_t vl = strlen(value);
+      if (o == 0) {
+        memcpy(at, want, wl);
+        memcpy(at + wl, ": ", 2);
+        o = wl + 2;
+      } else {
+        memcpy(at + o, ", ", 2); /* as the request's headers table joins a repeated name */
+        o += 2;
+      }
+      memcpy(at + o, value, vl);
+      o += vl;
+    }
+    if (o == 0) continue;
+    at[o] = '\0';
+    if (strpbrk(at + wl, "\r\n")) continue; /* never a line of the client's making */
+    lines[(*n)++] = at;
+    at += o + 1;
+  }
+  for (size_t i = 0; i < each->nheaders; i++) lines[(*n)++] = each->headers[i];
+  return lines;
 }
 
 httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
@@ -384,8 +427,13 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
   http_opts up = k->up;
   up.url = each->url;
   up.method = each->method;
-  up.headers = each->headers;
-  up.nheaders = each->nheaders;
+  const char **lines = pp_request_lines(k, req, each, &up.nheaders);
+  if (lines == NULL) {
+    httpproxy_free(p);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  up.headers = lines;
   up.body = each->body;
   up.body_len = each->body_len;
   if (up.max_queued == 0) up.max_queued = PP_AHEAD; /* never read without bound */
@@ -402,6 +450,7 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
     up.body = p->body;
   }
   p->up = http_start(c, &up, pp_on_up, p, err, errlen);
+  free(lines); /* the transfer holds its own copy (a header list) */
   if (p->up == NULL) {
     httpproxy_free(p);
     return NULL;

@@ -33,6 +33,11 @@ typedef struct httpproxy_opts {
                                    host-only (its Domain attribute removed), but never
                                    a cookie of these names */
   size_t ncookies;
+  const char *const *pass_in;   /* the client's request headers passed to the upstream
+                                   (lower-case names), each as "name: value", a name sent
+                                   more than once as one line joined with ", ", one whose
+                                   value holds a line break not at all; before up.headers */
+  size_t npass_in;
   size_t queue_high;            /* 0: 128 KiB */
   size_t whole_max;             /* 0: 256 KiB (in effect no more than up.max_queued) */
 } httpproxy_opts;
@@ -53,8 +58,9 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
 typedef struct httpproxy_kept httpproxy_kept;
 httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o);
 void httpproxy_kept_unref(httpproxy_kept *k);
-/* httpproxy_start with k's shared part and each's url, method, headers and body (the rest
- * of each is not read); httpproxy_start is this with a kept part made for the one pump. */
+/* httpproxy_start with k's shared part and each's url, method, headers (after those of
+ * pass_in) and body (the rest of each is not read); httpproxy_start is this with a kept
+ * part made for the one pump. */
 httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
                                 httpproxy_done_fn done, void *ud, char *err, size_t errlen);
 

@@ -164,14 +164,16 @@ static size_t lhd_proxy_strings(lua_State *L, int t, const char *fn, const char 
   return (size_t)n;
 }
 
-/* Names the pump never passes back: they frame this hop's answer, which is the server's own. */
-static void lhd_proxy_check_pass(lua_State *L, const char *fn, const char *const *pass, size_t n) {
+/* Names the pump never passes on (in pass_in) or back (pass): they frame this hop's request
+ * or answer, which is the server's own. */
+static void lhd_proxy_check_pass(lua_State *L, const char *fn, const char *what, const char *const *pass, size_t n) {
   static const char *const hop[] = {"connection", "content-length", "keep-alive", "proxy-connection",
                                     "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"};
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < sizeof hop / sizeof hop[0]; j++) /* (first letters first: 81 calls a request) */
       if ((pass[i][0] | 0x20) == hop[j][0] && strcasecmp(pass[i], hop[j]) == 0)
-        luaL_error(L, "bad argument #1 to '%s' (pass[%d] names %s, which belongs to this hop)", fn, (int)i + 1, hop[j]);
+        luaL_error(L, "bad argument #1 to '%s' (%s[%d] names %s, which belongs to this hop)", fn, what, (int)i + 1,
+                   hop[j]);
 }
 
 /* The method goes on the upstream's request line as given: only those serve proxies. */
@@ -207,7 +209,7 @@ static const char *lhd_proxy_string(lua_State *L, int t, const char *fn, const c
 
 /* The array parts of a proxy's options, pointers into the options' table. */
 typedef struct lhd_proxy_lists {
-  const char *lines[LHD_MAX_HEADERS], *pass[LHD_MAX_HEADERS], *cookies[LHD_MAX_HEADERS];
+  const char *lines[LHD_MAX_HEADERS], *pass[LHD_MAX_HEADERS], *cookies[LHD_MAX_HEADERS], *pass_in[LHD_MAX_HEADERS];
 } lhd_proxy_lists;
 
 /* The options every request to one upstream shares (see req:proxy), from the table at t. */
@@ -224,17 +226,20 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
   o->nlines = lhd_proxy_strings(L, t, fn, "lines", l->lines, 1);
   o->pass = l->pass;
   o->npass = lhd_proxy_strings(L, t, fn, "pass", l->pass, 0);
-  lhd_proxy_check_pass(L, fn, l->pass, o->npass);
+  lhd_proxy_check_pass(L, fn, "pass", l->pass, o->npass);
   o->pass_max = lhd_proxy_size(L, t, fn, "pass_max");
   if (lua_getfield(L, t, "cookies") != LUA_TNIL) o->cookies = l->cookies;
   lua_pop(L, 1);
   o->ncookies = lhd_proxy_strings(L, t, fn, "cookies", l->cookies, 0);
+  o->pass_in = l->pass_in;
+  o->npass_in = lhd_proxy_strings(L, t, fn, "pass_in", l->pass_in, 0);
+  lhd_proxy_check_pass(L, fn, "pass_in", l->pass_in, o->npass_in);
   o->queue_high = lhd_proxy_size(L, t, fn, "queue_high");
   o->whole_max = lhd_proxy_size(L, t, fn, "whole_max");
 }
 
 /* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, total_timeout_ms=, max_bytes=,
- *   read_ahead=, lines=, pass=, pass_max=, cookies=, queue_high=, whole_max=} -> kept:
+ *   read_ahead=, lines=, pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=} -> kept:
  * those options of req:proxy checked and copied once, for the many requests to one
  * upstream (req:proxy{..., kept=}): each request then reads only its own url, method,
  * headers and body. */
@@ -307,8 +312,10 @@ static void lhd_proxy_cancel(rt_wait *w) {
 
 /* req:proxy{url=, unix_socket=, method=, headers={"Name: value", ...}, body=,
  *   connect_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines={"Name: value", ...},
- *   pass={name, ...}, pass_max=, cookies={name, ...}, queue_high=, whole_max=}
+ *   pass={name, ...}, pass_max=, cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=}
  *   -> status, note, bytes | nil, message
+ * pass_in: the request's own headers of those (lower-case) names go to the upstream, each
+ * line as req.headers has it (a repeated name joined with ", "), before headers' lines.
  * Answers the request with the upstream's answer (httpproxy.h), waiting until it is over:
  * the status sent (499: the client left first) and why it broke off, if it did, and the
  * body bytes sent; nil when the upstream failed before anything was sent (the caller

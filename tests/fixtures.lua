@@ -170,6 +170,18 @@ function F.sandbox_request(sock, path, o)
   return status, table.concat(parts)
 end
 
+--- stream_at_once(req, total, char): answers an orket.c.httpd request with total bytes of
+--- char, streamed as fast as its client takes them (a queue of 256 KiB at most)
+function F.stream_at_once(req, total, char)
+  local s = assert(req:stream(200, {}))
+  local piece = string.rep(char, 16 * 1024)
+  for _ = 1, total // #piece do
+    if s:queued() > 256 * 1024 and s:drain(128 * 1024) then return end
+    if not s:send(piece) then return end
+  end
+  s:close()
+end
+
 --- sandbox_list(dir [, all]) -> `orket sandbox list --json`'s rows, the command checked.
 function F.sandbox_list(dir, all)
   local r = H.orket("sandbox list --json" .. (all and " --all" or ""), { cwd = dir })

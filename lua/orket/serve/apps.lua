@@ -19,6 +19,7 @@ local grants = require "orket.store.app_grants"
 local users = require "orket.store.users"
 local accounts = require "orket.serve.accounts"
 local projects = require "orket.serve.projects"
+local auth = require "orket.serve.auth"
 
 local M = {}
 
@@ -56,19 +57,25 @@ function M.new(template)
   local scheme, base, port = template:match("^(https?)://{id}%.([^:]+)(.*)$")
   assert(scheme, "serve.app_origin: not an origin template")
   return setmetatable({ scheme = scheme, base = base, port = port, dot_base = "." .. base,
-    pattern = "^(%d+)%." .. base:gsub("%p", "%%%0") .. "$" }, Apps)
+    pattern = "^(%d+)%." .. base:gsub("%p", "%%%0") .. "$", hosts = {}, nhosts = 0 }, Apps)
 end
 
---- apps:sandbox_of(req) -> the sandbox id the request's Host names | nil (the API's)
-function Apps:sandbox_of(req)
-  local host = req.headers.host
-  if type(host) ~= "string" or #host > 255 then return nil end
+-- The sandbox id a Host names, or false
+local function id_of_host(self, host)
   host = host:lower()
   -- the API's requests (most) name no app: one plain search says so, where the pattern
   -- would run the step-counted matcher twice (orket.c.pattern)
-  if not host:find(self.dot_base, 1, true) then return nil end
+  if not host:find(self.dot_base, 1, true) then return false end
   local id = host:gsub(":%d+$", ""):match(self.pattern)
-  return id and math.tointeger(tonumber(id))
+  return id and math.tointeger(tonumber(id)) or false
+end
+
+--- apps:sandbox_of(req) -> the sandbox id the request's Host names | nil (the API's), kept
+--- per Host (orket.serve.auth.kept_per_host)
+function Apps:sandbox_of(req)
+  local host = req.headers.host
+  if type(host) ~= "string" or #host > 255 then return nil end
+  return auth.kept_per_host(self, host, id_of_host) or nil
 end
 
 --- apps:origin(id, req) -> the origin of sandbox id's app, as the browser that sent req

@@ -37,18 +37,26 @@ function M.loopback_host(h)
   return LOOPBACK_HOSTS[name] or name:match("^127%.%d+%.%d+%.%d+$") ~= nil
 end
 
--- loopback_host of a Host, kept for the few a server is sent (a browser's, a proxy's): a
--- page's every request asks it. Past 64 names the kept ones are dropped, so hostile Hosts
--- cannot grow it.
-local function loopback_known(self, h)
-  if h == nil then return false end
-  local known = self.hosts[h]
+--- kept_per_host(owner, host, fn) -> fn(owner, host) (never nil), kept in owner.hosts for
+--- the few Host names a server is sent (a browser's, a proxy's): a page's every request
+--- asks. Past 64 names (owner.nhosts) the kept ones are dropped, so hostile Hosts cannot
+--- grow it.
+function M.kept_per_host(owner, host, fn)
+  local known = owner.hosts[host]
   if known == nil then
-    if self.nhosts >= 64 then self.hosts, self.nhosts = {}, 0 end
-    known = M.loopback_host(h)
-    self.hosts[h], self.nhosts = known, self.nhosts + 1
+    if owner.nhosts >= 64 then owner.hosts, owner.nhosts = {}, 0 end
+    known = fn(owner, host)
+    owner.hosts[host], owner.nhosts = known, owner.nhosts + 1
   end
   return known
+end
+
+local function loopback_of(_, h) return M.loopback_host(h) end
+
+-- loopback_host of a Host, kept per name
+local function loopback_known(self, h)
+  if h == nil then return false end
+  return M.kept_per_host(self, h, loopback_of)
 end
 
 --- auth:check(req) -> identity {id=, name=, role=} | nil, status, code, message, why
@@ -62,14 +70,15 @@ function Auth:check(req)
     self.keyed = self.oidc ~= nil or keys.any_made(self.db)
   end
   if self.loopback and not self.keyed then
-    if not loopback_known(self, req.headers.host) then
+    local headers = req.headers -- each field of a request is a call into C
+    if not loopback_known(self, headers.host) then
       return nil, 403, "forbidden", "without API keys only loopback host names are served; create a key "
         .. "(orket keys create) to serve other names", "host"
     end
     if session.foreign_write(req) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
     -- a page of another origin (a sandbox's app among them) reads nothing either, but from
     -- the origins serve.cors lists
-    local o = req.headers.origin
+    local o = headers.origin
     if session.foreign_page(req) and not (o and self.cors and self.cors[o:lower()]) then
       return nil, 403, "forbidden", "a request from a page of another web origin", "origin"
     end

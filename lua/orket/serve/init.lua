@@ -280,7 +280,8 @@ end
 
 -- The request's whole way; ctx collects what the log line says.
 function Server:_dispatch(req, ctx)
-  local ok, retry = self.by_addr:take(req.remote, now_ms())
+  local remote = req.remote -- each field of a request is a call into C: read once
+  local ok, retry = self.by_addr:take(remote, now_ms())
   if not ok then return too_many(req, ctx, retry, "requests from this address") end
   -- a sandbox's app, on an origin of its own (its Host): never the API's routes
   local app = self.apps:sandbox_of(req)
@@ -317,11 +318,11 @@ function Server:_dispatch(req, ctx)
   if route.role then
     -- failed authentication is limited apart, and checked before the key is: a guesser
     -- is slowed down whatever it sends
-    local wait = self.auth_fails:empty(req.remote, now_ms())
+    local wait = self.auth_fails:empty(remote, now_ms())
     if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
     local who, st, code, msg, why = self.auth:check(req)
     if not who then
-      if st == 401 then self.auth_fails:take(req.remote, now_ms()) end
+      if st == 401 then self.auth_fails:take(remote, now_ms()) end
       ctx.auth = why
       return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil)
     end
@@ -390,13 +391,13 @@ function Server:_route(req, segs)
 end
 
 -- The sandbox proxy's route, as _route gives it, known from the path without the router
--- (a page's many requests to an app come this way: orket.serve.sandboxes.app_path) | nil
+-- (a page's many requests to an app come this way: orket.serve.sandboxes.app_route) | nil
 function Server:_app_route(req)
   local route = self.app_routes[req.method]
   if not route then return nil end
-  local id, rest = sandboxes.app_path(req.path)
+  local id, rest, clean = sandboxes.app_route(req.path)
   if not id then return nil end
-  return route, { id = id, path = rest }, nil, false, self.projects[projects.DEFAULT]
+  return route, { id = id, path = rest, clean = clean }, nil, false, self.projects[projects.DEFAULT]
 end
 
 -- A request in flight until _serve returns or raises: a raise (its log line, metrics or

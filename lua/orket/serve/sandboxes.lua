@@ -223,8 +223,9 @@ M.APP_AHEAD = 32 * 1024
 M.WHOLE_MAX = M.APP_AHEAD
 -- the request headers passed on to the app: never the caller's key or cookies (the app is
 -- the agents' code), nor what belongs to this hop
-local PASS_IN = { accept = true, ["accept-language"] = true, ["content-type"] = true, ["if-none-match"] = true,
-  ["if-modified-since"] = true, range = true, ["user-agent"] = true }
+-- (picked from the request by the pump, in C: no table or string of them made in Lua)
+local PASS_IN = { "accept", "accept-language", "content-type", "if-none-match", "if-modified-since", "range",
+  "user-agent" }
 -- the answer's headers passed back (each value under 4 KiB): never Set-Cookie (the app
 -- would set cookies on this server's origin), nor what belongs to this hop
 M.PASS_OUT = { "content-type", "cache-control", "etag", "last-modified", "location", "content-language",
@@ -232,10 +233,13 @@ M.PASS_OUT = { "content-type", "cache-control", "etag", "last-modified", "locati
 
 local enc = urlencode.encode
 
-local function target_url(path, query)
+-- (clean: app_route found the whole path plain, nothing to encode in it and no empty
+-- segment: the checks below would say so again)
+local function target_url(path, query, clean)
   path = path or ""
   local url
-  if not path:find("[^%w%-%._~/]") and not path:find("//", 1, true) and path:byte(1) ~= 47 and path:byte(-1) ~= 47 then
+  if clean or (not path:find("[^%w%-%._~/]") and not path:find("//", 1, true) and path:byte(1) ~= 47
+      and path:byte(-1) ~= 47) then
     url = "http://sandbox/" .. path -- most paths: nothing to encode, segments as they are
   else
     local segs = {}
@@ -257,11 +261,10 @@ end
 local function proxy(req, ctx)
   local row, st, doc = named_recent(ctx)
   if not row then return st, doc end
-  return M.forward(req, ctx, row, target_url(ctx.params.path, ctx.query))
+  return M.forward(req, ctx, row, target_url(ctx.params.path, ctx.query, ctx.params.clean))
 end
 
 local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"
-local NONE = {}
 -- the methods whose request without a body is usual (RFC 9110 9.3.5, 9.3.7)
 local BODILESS = { DELETE = true, OPTIONS = true }
 
@@ -279,7 +282,7 @@ local function kept_of(row, own)
     kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = 5000, total_timeout_ms = M.PROXY_TIMEOUT_MS,
       max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
       lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
-      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies }
+      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN }
     by_socket[row.socket] = kept
   end
   return kept
@@ -292,29 +295,27 @@ end
 --- may not set (its other Set-Cookie pass, host-only)}; without it the answer carries the
 --- CSP sandbox policy instead.
 function M.forward(req, ctx, row, url, own)
+  local method = req.method -- each field of a request is a call into C: read once
   if row.status ~= "healthy" and row.status ~= "unhealthy" then
     return err(409, "not_running", string.format("sandbox %d is %s", row.id, row.status))
   end
-  local body
-  local rh = req.headers or NONE
-  if req.method ~= "GET" and req.method ~= "HEAD" then
+  local body, typeless
+  if method ~= "GET" and method ~= "HEAD" then
     local text, berr = req:body()
     if not text then return err(400, "bad_request", tostring(berr)) end
+    local rh = req.headers
     -- a DELETE or OPTIONS sent without a body goes on without one, not with a length of 0
-    if text ~= "" or not BODILESS[req.method] or rh["content-length"] or rh["transfer-encoding"] then body = text end
+    if text ~= "" or not BODILESS[method] or rh["content-length"] or rh["transfer-encoding"] then body = text end
+    typeless = body ~= nil and rh["content-type"] == nil
   end
-  local headers, typed = {}, false
-  for k, v in pairs(rh) do
-    if PASS_IN[k] and not v:find("\n", 1, true) and not v:find("\r", 1, true) then
-      headers[#headers + 1] = k .. ": " .. v
-      if k == "content-type" then typed = true end
-    end
-  end
+  local headers = own and own.headers(req)
   -- libcurl labels a body it sends as a form unless told otherwise: the app is told no type
   -- the client did not send (an empty line keeps libcurl's default out)
-  if body and not typed then headers[#headers + 1] = "Content-Type:" end
-  for _, h in ipairs(own and own.headers(req) or NONE) do headers[#headers + 1] = h end
-  local status, note = req:proxy { url = url, method = req.method == "HEAD" and "GET" or req.method, headers = headers,
+  if typeless then
+    headers = headers or {}
+    headers[#headers + 1] = "Content-Type:"
+  end
+  local status, note = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
     body = body, kept = kept_of(row, own) }
   if not status then
     -- what libcurl said of it is for the log line, not the client (the app's own log says more)
@@ -358,26 +359,33 @@ local ONE = { type = "object", required = { "sandbox" }, properties = { sandbox 
 
 local APP_PREFIX = "/v1/sandboxes/"
 
---- app_path(path) -> id, rest | nil: the raw id and rest of a path of the proxy's route
+--- app_route(path) -> id, rest, clean | nil: the raw id and rest of a path of the proxy's route
 --- (/v1/sandboxes/{id}/app/{path*}) as the router would give them (orket.serve.router), with
 --- a few plain searches instead of the path's split and the route tree's walk. nil for any
 --- path it is not sure of (an escape, a control byte, a backslash, a segment that is empty
---- or starts with "."): those go the router's way, which refuses or routes them.
+--- or starts with "."): those go the router's way, which refuses or routes them. clean: the
+--- whole path is of unreserved characters and slashes, rest then the app's URL path as it is.
 local ID_AT = #APP_PREFIX + 1
 
-function M.app_path(path)
+function M.app_route(path)
   if #path > 2048 or path:find(APP_PREFIX, 1, true) ~= 1 then return nil end
   local slash = path:find("/", ID_AT, true)
   if not slash or path:sub(slash, slash + 3) ~= "/app" then return nil end
   local rest = path:sub(slash + 4)
   if rest ~= "" and rest:byte(1) ~= 47 then return nil end -- /app.../: another route
   local id = path:sub(ID_AT, slash - 1)
-  if id == "" or id:byte(1) == 46 or rest:find("//", 1, true) or rest:find("/.", 1, true)
-    or not router_mod.plain(path) then
-    return nil
-  end
+  if id == "" or id:byte(1) == 46 or rest:find("//", 1, true) or rest:find("/.", 1, true) then return nil end
+  -- one search for both: a path of unreserved characters is plain too (orket.serve.router)
+  local clean = not path:find("[^%w%-%._~/]")
+  if not clean and not router_mod.plain(path) then return nil end
   if rest:byte(-1) == 47 then rest = rest:sub(1, -2) end -- "/a/" is "/a", as the router has it
-  return id, rest:sub(2)
+  return id, rest:sub(2), clean
+end
+
+--- app_path(path) -> id, rest | nil: app_route's first two
+function M.app_path(path)
+  local id, rest = M.app_route(path)
+  return id, rest
 end
 
 --- app_routes(router) -> {method -> route}: the proxy's route of each method (HEAD: GET's),

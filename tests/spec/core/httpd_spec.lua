@@ -1,6 +1,7 @@
 -- orket.c.httpd: the server binding on the shared loop: accept, body, respond, streams,
 -- caps, argument errors and closing. Clients are orket.c.http and raw luv sockets.
 local httpd = require "orket.c.httpd"
+local F = require "tests.fixtures"
 local H = require "tests.helpers"
 local task = require "orket.task"
 local uv = require "luv"
@@ -264,6 +265,38 @@ describe("orket.c.httpd", function()
     assert.equal(4 * 1024 * 1024, n)
     assert.is_true(waited > 0)
     srv:close()
+  end)
+
+  -- A transfer paused at max_queued waits for its owner, not for the server: that wait is
+  -- the owner's time, and neither the total nor the idle timeout counts it (a large answer
+  -- to a slow reader was cut at the total, or at the idle time, however quick the server).
+  local function paused_past(timeouts)
+    local total = 1024 * 1024
+    local srv, base = serve({}, function(req) F.stream_at_once(req, total, "p") end)
+    local o = { url = base .. "/", max_queued = 32 * 1024 }
+    for k, v in pairs(timeouts) do o[k] = v end
+    local r <close> = assert(require("orket.c.http").request(o))
+    assert.equal(200, (r:headers()))
+    H.wait_for(function() return r:ready() end, "a first part")
+    orket.sleep(900) -- past both timeouts, paused all along
+    assert.is_true(r:received() <= 64 * 1024, "received " .. r:received())
+    local n = 0
+    while true do
+      local ev, e = r:read()
+      assert(ev ~= nil, e)
+      if ev == false then break end
+      for _, x in ipairs(ev) do n = n + #x end
+    end
+    assert.equal(total, n)
+    srv:close()
+  end
+
+  it("counts none of the time a transfer waits paused for its owner toward its total timeout", function()
+    paused_past { total_timeout_ms = 400 }
+  end)
+
+  it("counts none of the time a transfer waits paused for its owner toward its idle timeout", function()
+    paused_past { total_timeout_ms = 30000, idle_timeout_ms = 300 }
   end)
 
   -- libmicrohttpd hands a stream's reader most of its connection's memory as the buffer

@@ -3,6 +3,7 @@
 -- luv pipe server where it must misbehave; clients are orket.c.http and raw luv sockets.
 local httpd = require "orket.c.httpd"
 local http = require "orket.c.http"
+local F = require "tests.fixtures"
 local H = require "tests.helpers"
 local task = require "orket.task"
 local uv = require "luv"
@@ -136,6 +137,29 @@ describe("req:proxy", function()
     assert.equal(tostring(#body), headers["content-length"]) -- whole: sent with its length
     H.wait_for(function() return outcomes[1] end, "the outcome")
     assert.same({ status = 201, bytes = #body }, outcomes[1])
+    srv:close()
+    app:close()
+  end)
+
+  -- pass_in: the request's own headers of those names go to the app, picked in C as
+  -- req.headers has them (a repeated name joined), before the headers given
+  it("passes the request's headers named in pass_in, and no other, before the lines given", function()
+    local seen
+    local app, sock = upstream(function(req)
+      seen = req.headers
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    local srv, _, outcomes = front(sock, { pass_in = { "accept", "x-twice", "range" }, headers = { "X-Given: 1" } })
+    local got = exchange(srv:port(), "GET /h HTTP/1.1\r\nHost: x\r\nACCEPT: text/plain\r\nX-Twice: a\r\n"
+      .. "Authorization: Bearer secret\r\nCookie: c=1\r\nx-twice: b\r\nConnection: close\r\n\r\n")
+    assert.matches("^HTTP/1.1 200", got)
+    assert.equal("text/plain", seen.accept)
+    assert.equal("a, b", seen["x-twice"])
+    assert.equal("1", seen["x-given"])
+    assert.is_nil(seen.range) -- not sent: no line
+    assert.is_nil(seen.authorization)
+    assert.is_nil(seen.cookie)
+    H.wait_for(function() return outcomes[1] end, "the outcome")
     srv:close()
     app:close()
   end)
@@ -392,6 +416,65 @@ describe("req:proxy", function()
     holds_back {}
   end)
 
+  -- The total timeout is the app's own time: a slow client's reading, the transfer paused
+  -- for it, is not counted (the app answers at once; the client takes it after the
+  -- timeout has passed twice over)
+  it("counts none of a slow client's reading toward the app's total timeout", function()
+    local total = 16 * 1024 * 1024 -- more than the socket buffers on both hops hold
+    local app, sock = upstream(function(req) F.stream_at_once(req, total, "t") end)
+    -- (the app's own time: as long as the 16 MiB take with a client that reads, which the
+    -- tests above give 2 s)
+    local srv, _, outcomes = front(sock, { total_timeout_ms = 2000 })
+    local c = uv.new_tcp()
+    local got, closed, asked = 0, false, false
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", function() asked = true end)
+    end)
+    H.wait_for(function() return asked end, "the request sent")
+    orket.sleep(4200)
+    assert.is_nil(outcomes[1]) -- held back, not cut
+    c:read_start(function(_, d)
+      if d then got = got + #d else closed = true end
+    end)
+    H.wait_for(function() return closed end, "the answer's end", 10000)
+    c:close()
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = total }, outcomes[1])
+    assert.is_true(got > total, "got " .. got) -- the body, its chunk framing and headers
+    srv:close()
+    app:close()
+  end)
+
+  -- A client that never reads is closed by the server's own idle timeout (no byte either
+  -- way), which the proxy's stream does not hold off, and the app's transfer goes with it
+  it("lets the server's idle timeout close a client that never reads", function()
+    local app_done
+    local app, sock = upstream(function(req)
+      F.stream_at_once(req, 64 * 1024 * 1024, "n") -- never sent whole
+      app_done = true
+    end)
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, idle_timeout_s = 1 })
+    local outcome
+    task.spawn(function()
+      local req = srv:accept()
+      outcome = { req:proxy { url = "http://app/", unix_socket = sock, total_timeout_ms = 60000 } }
+      req:close()
+    end)
+    local c = uv.new_tcp()
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /never HTTP/1.1\r\nHost: x\r\n\r\n")
+    end)
+    H.wait_for(function() return outcome end, "the outcome", 10000)
+    assert.equal(200, outcome[1])
+    assert.equal("the client left", outcome[2])
+    H.wait_for(function() return app_done end, "the upstream's end")
+    c:close()
+    srv:close()
+    app:close()
+  end)
+
   it("stops the upstream's transfer when the client leaves mid-answer", function()
     local app_done
     local app, sock = upstream(function(req)
@@ -551,6 +634,7 @@ describe("req:proxy", function()
       { url = "http://x", pass = { "transfer-encoding" } },
       { url = "http://x", method = "GET / HTTP/1.1\r\nX-Injected: 1\r\nX:" },
       { url = "http://x", method = "TRACE" },
+      { url = "http://x", pass_in = { "accept", "Transfer-Encoding" } },
     }
     assert.matches("url must start with http://", errs[1])
     assert.matches("unix_socket must be an absolute path", errs[2])
@@ -561,6 +645,7 @@ describe("req:proxy", function()
     assert.matches("pass%[1%] names transfer%-encoding", errs[7])
     assert.matches("method must be one of GET, HEAD", errs[8])
     assert.matches("method must be one of", errs[9])
+    assert.matches("pass_in%[2%] names transfer%-encoding, which belongs to this hop", errs[10])
   end)
 
   -- httpd.proxy_kept: the options every request to one upstream shares, checked and copied

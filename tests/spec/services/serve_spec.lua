@@ -94,6 +94,14 @@ describe("orket.serve.sandboxes.app_path", function()
             local route, params = r:match(m, segs)
             assert.equal(route, routes[m], path)
             assert.same(params, { id = fid, path = frest }, path)
+            -- clean: the rest is the app's URL path as it is (nothing the proxy would encode)
+            local cid, crest, clean = sandboxes.app_route(path)
+            assert.same({ fid, frest }, { cid, crest }, path)
+            if clean then
+              assert.is_nil(crest:find("[^%w%-%._~/]"), path)
+              assert.is_nil(crest:find("//", 1, true), path)
+              assert.is_true(crest:byte(1) ~= 47 and crest:byte(-1) ~= 47, path)
+            end
           end
         end
       end

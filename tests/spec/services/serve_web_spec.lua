@@ -136,6 +136,13 @@ describe("orket.serve.apps", function()
       assert.is_nil(of(h), h)
     end
     assert.is_nil(a:sandbox_of { headers = {} })
+    -- kept per Host, for 64 names at most, and the same answers past them
+    for i = 1, 200 do
+      assert.equal(i, of(i .. ".sandbox.localhost:8765"))
+      assert.is_nil(of("h" .. i .. ".example"))
+      assert.is_true(a.nhosts <= 64)
+    end
+    assert.equal(3, of("3.sandbox.localhost:8765"))
     assert.equal("http://3.sandbox.localhost:8765", a:origin(3, { headers = { host = "127.0.0.1:8765" } }))
     assert.equal("http://3.sandbox.localhost", a:origin(3, { headers = { host = "board" } }))
     local b = apps.new("https://{id}.apps.example")
