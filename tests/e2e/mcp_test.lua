@@ -351,14 +351,18 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     assert.equal(404, (post(s, viewer, call("get_card", { id = "NOTES-1" }), with)))
     -- one key holds 32 sessions at most: its oldest ends when it makes one more, so that
     -- no key fills the server's and shuts the others out (the 2025-03-26 one is its oldest)
-    local newest
-    for _ = 1, 32 do
+    local mine = {}
+    for i = 1, 32 do
       local ist, _, ih = post(s, viewer, INIT)
       assert.equal(200, ist)
-      newest = { "Mcp-Session-Id: " .. ih["mcp-session-id"], "MCP-Protocol-Version: 2025-11-25" }
+      mine[i] = { "Mcp-Session-Id: " .. ih["mcp-session-id"], "MCP-Protocol-Version: 2025-11-25" }
     end
     assert.equal(404, (post(s, viewer, '{"jsonrpc":"2.0","id":1,"method":"ping"}', old)))
-    assert.equal(200, (post(s, viewer, '{"jsonrpc":"2.0","id":1,"method":"ping"}', newest)))
+    -- an initialize refused makes no session, so it ends none of the 32
+    assert.equal(400, (post(s, viewer, '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}')))
+    for i, with_i in ipairs(mine) do
+      assert.equal(200, (post(s, viewer, '{"jsonrpc":"2.0","id":1,"method":"ping"}', with_i)), "session " .. i)
+    end
     -- an operator writes, as itself
     local _, odoc, oh = post(s, op, INIT)
     assert.matches("file issues", odoc.result.instructions)

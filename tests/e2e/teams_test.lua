@@ -205,6 +205,18 @@ describe("one server, many projects", function()
     assert.equal(403, (req(s, "GET", "/v1/users", root_ro)))
     assert.equal(403, (req(s, "POST", "/v1/cards/API-2/comments", root_ro, { body = "no" })))
     assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", root_ro)))
+    -- nor reads the journal's rows about people, which are the server's admins' (its person's
+    -- session does); a comment of root's marks the end of both replays
+    local capped = H.stream { url = s.url .. "/v1/events?after=0", headers = { root_ro[1] } }
+    local full = H.stream { url = s.url .. "/v1/events?after=0", headers = { root[1] } }
+    assert.equal(200, (req(s, "POST", "/v1/cards/API-2/comments", root, { body = "the replays' end" })))
+    for _, ev in ipairs { capped, full } do
+      H.wait_for(function() return ev.text():find("event: comment", 1, true) end, "root's comment")
+      ev.close()
+    end
+    assert.is_nil(capped.text():find("event: member_grant", 1, true))
+    assert.is_nil(capped.text():find("event: user_add", 1, true))
+    assert.matches("event: member_grant", full.text(), 1, true)
     st, doc = req(s, "GET", "/v1/me/keys", bob)
     assert.same({ 200, 3, "bob-ci" }, { st, #doc.keys, doc.keys[2].name })
     assert.is_nil(doc.keys[2].key)

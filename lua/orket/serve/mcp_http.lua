@@ -163,13 +163,15 @@ local function post(req, ctx)
   if kind == "request" and msg.method == "initialize" and not sid then
     forget_idle(reg)
     local key = key_of(ctx)
-    make_room(reg, key)
-    if reg.n >= M.MAX_SESSIONS then return err(503, "busy", "too many MCP sessions; end some (DELETE /mcp)") end
+    -- at the server's cap, the caller's own oldest would make room for it: counted as gone
+    local mine = (reg.of_key[key] or 0) >= M.MAX_PER_KEY and 1 or 0
+    if reg.n - mine >= M.MAX_SESSIONS then return err(503, "busy", "too many MCP sessions; end some (DELETE /mcp)") end
     local who = ctx.who and { id = ctx.who.id, role = ctx.who.role } or { role = "operator" }
     local s = server.new { db = ctx.db, dir = ctx.dir, who = who,
       log = function(f) if ctx.server then ctx.server:_log(f) end end }
     local res = s:handle(msg, kind)
     if not res.result then return rpc_reply(req, ctx, 400, res) end
+    make_room(reg, key) -- only once the new one is made: a refused initialize ends none
     sid = crypto.random_id(16)
     reg.by_id[sid], reg.n = { s = s, key = key, used = now() }, reg.n + 1
     reg.of_key[key] = (reg.of_key[key] or 0) + 1

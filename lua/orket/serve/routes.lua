@@ -103,6 +103,13 @@ local function after_of(req, ctx)
   return n
 end
 
+-- Whether who reads the journal's rows about the server's people: a server admin (a
+-- personal key capped below admin is none), local use, or the server's own caller
+local function people_reader(srv, who)
+  if not who or who.local_use then return true end
+  return srv ~= nil and projects.server_admin(srv.db, who) and (not who.cap or who.cap == "admin")
+end
+
 local function stream(req, ctx, filter)
   local after = after_of(req, ctx)
   if after == false then return err(400, "bad_request", "Last-Event-ID and ?after= take a journal id (a whole number)") end
@@ -111,9 +118,16 @@ local function stream(req, ctx, filter)
   ctx.status = 200
   s:send("retry: 2000\n\n")
   local srv = ctx.server
-  local still = srv and ctx.who and function() return srv:still_allowed(req, ctx) end
   -- the rows about the server's people are its admins' (local use is the one person there is)
-  filter.people = not ctx.who or ctx.who.local_use or (srv ~= nil and projects.server_admin(srv.db, ctx.who))
+  filter.people = people_reader(srv, ctx.who)
+  -- asked at each heartbeat: a caller who may read no more, or who reads the people's rows
+  -- and is no admin now (demoted), is ended; reconnected, they get what they may read
+  local still = srv and ctx.who and function()
+    if not srv:still_allowed(req, ctx) then return false end
+    if not filter.people or ctx.who.local_use then return true end
+    local now = srv.auth:check(req)
+    return now ~= nil and people_reader(srv, now)
+  end
   if ctx.hub:follow(s, filter, after, still) then s:wait_gone() end
   ctx.hub:forget(s)
 end
