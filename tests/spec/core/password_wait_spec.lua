@@ -65,6 +65,21 @@ describe("password checks on the thread pool", function()
     assert.same({ 0, 0 }, { crypto.password_checks() })
   end)
 
+  it("a sign-in's check, a known name's or an unknown one's, waits in its task", function()
+    local accounts = require "orket.serve.accounts"
+    local db = assert(require("orket.store").open(H.tmpdir() .. "/orket.db"))
+    local h = assert(accounts.hash("alice", "viewer", "alice-password"))
+    assert(accounts.add(db, "alice", "viewer", h, "test"))
+    assert.has_error(function() accounts.add(db, "bob", "viewer", "bob-password", "test") end)
+    for _, case in ipairs { { "alice", "wrong-password", "wrong" }, { "nobody", "x", "unknown" } } do
+      local t = task.spawn(accounts.verify, db, case[1], case[2])
+      assert.equal("running", t.state) -- the loop goes on meanwhile
+      assert.same({ true, nil, case[3] }, { t:join() })
+    end
+    assert.equal("user:alice", assert(accounts.verify(db, "alice", "alice-password")).id)
+    db:close()
+  end)
+
   it("is called in a task, and refuses a password out of bounds before waiting", function()
     assert.is_false(crypto.password_verify("not a hash", "x")) -- a changed row is data
     assert.is_false(crypto.password_verify(string.rep("$", 300), "x"))
