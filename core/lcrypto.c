@@ -215,7 +215,6 @@ static int cry_pw_wait(lua_State *L, int op, const char *pass, size_t len, const
   if (p == NULL) return luaL_error(L, "password check: out of memory");
   memcpy(p->pass, pass, len);
   p->passlen = len;
-  p->w.co_ref = LUA_NOREF; /* until the wait begins, an end finishes nothing */
   p->job.op = op;
   p->job.pass = p->pass;
   p->job.passlen = len;
@@ -225,13 +224,14 @@ static int cry_pw_wait(lua_State *L, int op, const char *pass, size_t len, const
     memcpy(p->job.hash, hash, hlen);
     p->job.hashlen = hlen;
   }
+  rt_wait_begin(L, &p->w, cry_pw_cancel); /* before the job can end: its done runs from the loop */
   int rc = pwcheck_submit(q, &p->job);
-  if (rc != 0) {
-    cry_pw_free(p);
+  if (rc != 0) { /* never started: the wait is let go, and cry_pw_cancel frees the job */
+    lua_pushthread(L);
+    rt_wait_cancel_thread(L, -1);
+    lua_pop(L, 1);
     return luaL_error(L, "password check: cannot start: %s", uv_strerror(rc));
   }
-  /* its done runs from the loop, so only after this yield */
-  rt_wait_begin(L, &p->w, cry_pw_cancel);
   return rt_wait_yield(L);
 }
 

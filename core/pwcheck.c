@@ -83,6 +83,7 @@ int pwcheck_submit(pwcheck *q, pwjob *j) {
 int pwcheck_cancel(pwjob *j) {
   if (j->running) return 0;
   pwcheck *q = j->q;
+  if (q == NULL) return 1; /* never submitted */
   pwjob *prev = NULL;
   for (pwjob *p = q->head; p != NULL; prev = p, p = p->next) {
     if (p != j) continue;
@@ -95,7 +96,7 @@ int pwcheck_cancel(pwjob *j) {
     q->waiting--;
     return 1;
   }
-  return 1; /* neither running nor waiting: never submitted, or over */
+  return 1; /* neither running nor waiting: over */
 }
 
 void pwcheck_close(pwcheck *q) {
