@@ -1,15 +1,21 @@
 /* lcrypto.c: Lua module `orket.c.crypto`, the few primitives Orket needs from libsodium:
  * content hashes (BLAKE2b) for journal and resume identities, random ids and bytes from
  * the kernel's generator, constant-time comparison for secrets and signatures, webhook
- * signatures (hmac.h) and local accounts' password hashes (password.h). */
+ * signatures (hmac.h) and local accounts' password hashes (password.h), made and checked
+ * on the loop's thread pool (pwcheck.h) while the calling task waits. */
+#include <stdlib.h>
+#include <string.h>
+
 #include <sodium.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "await.h"
 #include "hmac.h"
 #include "modules.h"
 #include "password.h"
+#include "pwcheck.h"
 
 #define CRY_MAX_HASH crypto_generichash_BYTES_MAX
 
@@ -125,31 +131,140 @@ static int cry_verify_webhook(lua_State *L) {
   return 3;
 }
 
-/* ---- local accounts' passwords (password.h) ---- */
+/* ---- local accounts' passwords (password.h, on the thread pool: pwcheck.h) ---- */
 
-/* password_hash(pass) -> the encoded Argon2id hash | nil, msg, "ENOMEM" */
+static const char CRY_PWCHECK = 'p'; /* registry key: the state's queue of password jobs */
+
+static int cry_pwq_gc(lua_State *L) {
+  pwcheck **pq = lua_touserdata(L, 1);
+  pwcheck_close(*pq); /* a job still running frees it when it ends, after the state */
+  *pq = NULL;
+  return 0;
+}
+
+/* the state's queue (NULL when none was made yet and make is 0) */
+static pwcheck *cry_pwq(lua_State *L, int make) {
+  int t = lua_rawgetp(L, LUA_REGISTRYINDEX, &CRY_PWCHECK);
+  pwcheck *q = t == LUA_TUSERDATA ? *(pwcheck **)lua_touserdata(L, -1) : NULL;
+  lua_pop(L, 1);
+  if (q != NULL || !make) return q;
+  pwcheck **pq = lua_newuserdatauv(L, sizeof *pq, 0);
+  *pq = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, cry_pwq_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  *pq = pwcheck_new(&rt_get(L)->loop, PWCHECK_RUNNING);
+  if (*pq == NULL) luaL_error(L, "password check: out of memory");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &CRY_PWCHECK);
+  return *pq;
+}
+
+/* One hash or check: the job and a copy of the password, wiped when freed. */
+typedef struct cry_pw {
+  rt_wait w; /* first: the cancel callback gets this address */
+  pwjob job;
+  int cancelled;
+  size_t passlen;
+  char pass[];
+} cry_pw;
+
+static void cry_pw_free(cry_pw *p) {
+  sodium_memzero(p->pass, p->passlen);
+  free(p);
+}
+
+static int cry_pw_results(lua_State *L, void *ud) {
+  const pwjob *j = &((cry_pw *)ud)->job;
+  if (j->op == PWJOB_VERIFY) {
+    lua_pushboolean(L, j->rc == 1);
+    return 1;
+  }
+  if (j->rc == 0) {
+    lua_pushstring(L, j->hash);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushliteral(L, "password_hash: Argon2id could not get the memory it needs");
+  lua_pushliteral(L, "ENOMEM");
+  return 3;
+}
+
+/* on the loop's thread, when the job ended */
+static void cry_pw_done(pwjob *j) {
+  cry_pw *p = (cry_pw *)((char *)j - offsetof(cry_pw, job));
+  if (!p->cancelled) rt_wait_finish(&p->w, cry_pw_results, p);
+  cry_pw_free(p);
+}
+
+/* A waiting job leaves the queue; a running one cannot be stopped: it ends on its thread
+ * and cry_pw_done frees it without touching the Lua state. */
+static void cry_pw_cancel(rt_wait *w) {
+  cry_pw *p = (cry_pw *)w;
+  if (pwcheck_cancel(&p->job))
+    cry_pw_free(p);
+  else
+    p->cancelled = 1;
+}
+
+/* Queues the job and waits for it. hash is the one to check (VERIFY) or NULL (HASH). */
+static int cry_pw_wait(lua_State *L, int op, const char *pass, size_t len, const char *hash, size_t hlen) {
+  rt_wait_require(L); /* before the allocations, so that its error leaks nothing */
+  pwcheck *q = cry_pwq(L, 1);
+  cry_pw *p = calloc(1, sizeof *p + len + 1);
+  if (p == NULL) return luaL_error(L, "password check: out of memory");
+  memcpy(p->pass, pass, len);
+  p->passlen = len;
+  p->job.op = op;
+  p->job.pass = p->pass;
+  p->job.passlen = len;
+  p->job.done = cry_pw_done;
+  /* a longer one is no hash: hashlen 0 is checked as no match */
+  if (hash != NULL && hlen < sizeof p->job.hash) {
+    memcpy(p->job.hash, hash, hlen);
+    p->job.hashlen = hlen;
+  }
+  rt_wait_begin(L, &p->w, cry_pw_cancel); /* before the job can end: its done runs from the loop */
+  int rc = pwcheck_submit(q, &p->job);
+  if (rc != 0) { /* never started: the wait is let go, and cry_pw_cancel frees the job */
+    lua_pushthread(L);
+    rt_wait_cancel_thread(L, -1);
+    lua_pop(L, 1);
+    return luaL_error(L, "password check: cannot start: %s", uv_strerror(rc));
+  }
+  return rt_wait_yield(L);
+}
+
+/* password_hash(pass) -> the encoded Argon2id hash | nil, msg, "ENOMEM". Waits (call it in
+ * a task) while the pool hashes. */
 static int cry_password_hash(lua_State *L) {
   size_t len;
   const char *pass = luaL_checklstring(L, 1, &len);
   luaL_argcheck(L, len > 0 && len <= PASSWORD_MAXLEN, 1, "a password must be 1 to 1024 bytes");
-  char out[PASSWORD_HASHMAX];
-  if (password_hash(out, pass, len) != 0) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "password_hash: Argon2id could not get the memory it needs");
-    lua_pushliteral(L, "ENOMEM");
-    return 3;
-  }
-  lua_pushstring(L, out);
-  return 1;
+  return cry_pw_wait(L, PWJOB_HASH, pass, len, NULL, 0);
 }
 
-/* password_verify(hash, pass) -> whether pass matches hash (false for a hash that is not one) */
+/* password_verify(hash, pass) -> whether pass matches hash (false for a hash that is not
+ * one). Waits (call it in a task) while the pool checks. */
 static int cry_password_verify(lua_State *L) {
   size_t hlen, len;
   const char *hash = luaL_checklstring(L, 1, &hlen);
   const char *pass = luaL_checklstring(L, 2, &len);
-  lua_pushboolean(L, len <= PASSWORD_MAXLEN && password_verify(hash, hlen, pass, len));
-  return 1;
+  if (len > PASSWORD_MAXLEN) { /* too long to be one: its cost is not the sender's to set */
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  return cry_pw_wait(L, PWJOB_VERIFY, pass, len, hash, hlen);
+}
+
+/* password_checks() -> running, waiting: the password jobs of this state */
+static int cry_password_checks(lua_State *L) {
+  int running = 0, waiting = 0;
+  pwcheck *q = cry_pwq(L, 0);
+  if (q != NULL) pwcheck_counts(q, &running, &waiting);
+  lua_pushinteger(L, running);
+  lua_pushinteger(L, waiting);
+  return 2;
 }
 
 static const luaL_Reg cry_funcs[] = {
@@ -163,6 +278,7 @@ static const luaL_Reg cry_funcs[] = {
     {"verify_webhook", cry_verify_webhook},
     {"password_hash", cry_password_hash},
     {"password_verify", cry_password_verify},
+    {"password_checks", cry_password_checks},
     {NULL, NULL},
 };
 

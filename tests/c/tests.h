@@ -113,6 +113,7 @@
   X(test_confine_spec_services)            \
   X(test_ratelimit_buckets)                \
   X(test_ratelimit_bounded)                \
+  X(test_pwcheck_queue)                    \
   X(test_health_answers)                   \
   X(test_store_cache_same_address)         \
   X(test_store_deep_savepoints)            \

@@ -2,6 +2,7 @@
 -- with (orket.serve.accounts). A password is read from the terminal (twice, echo off) or
 -- from the environment variable --password-env names, never from the command line.
 local jsonout = require "orket.jsonout"
+local task = require "orket.task"
 
 local USAGE = "orket users add NAME --role viewer|operator|admin [--password-env VAR] | users list [--json] | "
   .. "users disable NAME | users enable NAME  [-C DIR]"
@@ -52,8 +53,8 @@ local function words(args, cli)
   return o
 end
 
--- users add's password, the name and role checked before it is asked and its length after
--- -> password | nil, exit status (the error said)
+-- users add's password hash, the name and role checked before the password is asked and
+-- its length after -> hash | nil, exit status (the error said)
 local function new_password(accounts, o, cli)
   local ok, cerr = accounts.check(o.name, o.role, string.rep("x", accounts.MIN_PASSWORD))
   if not ok then return nil, cli.usage_error(cmd, "%s", cerr) end
@@ -62,9 +63,14 @@ local function new_password(accounts, o, cli)
     cli.err("users: %s", perr)
     return nil, 1
   end
-  ok, cerr = accounts.check(o.name, o.role, pass)
-  if not ok then return nil, cli.usage_error(cmd, "%s", cerr) end
-  return pass
+  -- hashed on the loop's thread pool (orket.c.crypto): a task waits for it
+  local done, hash, herr, code = task.spawn(accounts.hash, o.name, o.role, pass):join()
+  if done and code == "EUSAGE" then return nil, cli.usage_error(cmd, "%s", herr) end
+  if not (done and hash) then
+    cli.err("users: %s", done and herr or hash)
+    return nil, 1
+  end
+  return hash
 end
 
 -- users list -> exit status
@@ -85,10 +91,10 @@ local function list_people(accounts, db, json)
 end
 
 -- users add, disable or enable -> exit status
-local function change(accounts, db, o, pass, cli)
+local function change(accounts, db, o, hash, cli)
   local actor, localuse = cli.operator()
   local res, err, code = localuse.audited(db, "user_" .. o.sub, nil, function()
-    if o.sub == "add" then return accounts.add(db, o.name, o.role, pass, actor.seat) end
+    if o.sub == "add" then return accounts.add(db, o.name, o.role, hash, actor.seat) end
     return accounts.set_disabled(db, o.name, o.sub == "disable", actor.seat)
   end)
   db:close()
@@ -111,15 +117,15 @@ function cmd.run(args, cli)
   local o, st = words(args, cli)
   if not o then return st end
   local accounts = require "orket.serve.accounts" -- lazy: as the store
-  local pass
+  local hash
   if o.sub == "add" then
-    pass, st = new_password(accounts, o, cli)
-    if not pass then return st end
+    hash, st = new_password(accounts, o, cli)
+    if not hash then return st end
   end
   local db = cli.open_store(o.dir, false, o.sub == "list")
   if not db then return 1 end
   if o.sub == "list" then return list_people(accounts, db, o.json) end
-  return change(accounts, db, o, pass, cli)
+  return change(accounts, db, o, hash, cli)
 end
 
 return cmd

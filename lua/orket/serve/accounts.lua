@@ -23,25 +23,42 @@ function M.check_name(name)
   return true
 end
 
---- check(name, role, password) -> true | nil, msg: a new person's fields
-function M.check(name, role, password)
+-- a new person's name and role -> true | nil, msg
+local function check_person(name, role)
   local ok, nerr = M.check_name(name)
   if not ok then return nil, nerr end
   if not keys.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, operator or admin" end
+  return true
+end
+
+--- check(name, role, password) -> true | nil, msg: a new person's fields
+function M.check(name, role, password)
+  local ok, perr = check_person(name, role)
+  if not ok then return nil, perr end
   if type(password) ~= "string" or #password < M.MIN_PASSWORD or #password > M.MAX_PASSWORD then
     return nil, string.format("a password must be %d to %d bytes", M.MIN_PASSWORD, M.MAX_PASSWORD)
   end
   return true
 end
 
---- add(db, name, role, password, actor[, project]) -> {name, role} | nil, msg, CODE
---- (EUSAGE, EEXIST): the person, a member of project (default: "default") with role
-function M.add(db, name, role, password, actor, project)
+--- hash(name, role, password) -> hash | nil, msg, CODE (EUSAGE, ENOMEM): a new person's
+--- fields checked and the password's Argon2id hash made, for add. Argon2id takes a good
+--- fraction of a second: it runs on the loop's thread pool while the calling task waits
+--- (orket.c.crypto), so call it in a task and before any transaction (one cannot wait).
+function M.hash(name, role, password)
   local ok, cerr = M.check(name, role, password)
   if not ok then return nil, cerr, "EUSAGE" end
-  -- hashed before the transaction: Argon2id takes a good fraction of a second
-  local hash, herr, hcode = crypto.password_hash(password)
-  if not hash then return nil, herr, hcode end
+  return crypto.password_hash(password)
+end
+
+--- add(db, name, role, hash, actor[, project]) -> {name, role} | nil, msg, CODE
+--- (EUSAGE, EEXIST): the person, a member of project (default: "default") with role, and
+--- their password's hash (from hash)
+function M.add(db, name, role, hash, actor, project)
+  local ok, cerr = check_person(name, role)
+  if not ok then return nil, cerr, "EUSAGE" end
+  -- a password given in its place would be stored as it is
+  assert(type(hash) == "string" and hash:match("^%$argon2id%$"), "add: hash must be an Argon2id hash (accounts.hash)")
   return db:tx(function()
     if users.get(db, name) then return nil, "a person named '" .. name .. "' exists already", "EEXIST" end
     users.insert(db, name, role, hash)
@@ -82,7 +99,9 @@ function M.count(db) return users.count(db) end
 local decoy
 
 --- verify(db, name, password) -> identity {id, name, role, user} | nil, why (unknown,
---- wrong, disabled: for the server's log only; the answer says the same for each)
+--- wrong, disabled: for the server's log only; the answer says the same for each). Waits
+--- (in a task) while the loop's thread pool checks the password: at most two checks run
+--- at once, the others wait their turn (orket.c.crypto).
 function M.verify(db, name, password)
   if type(name) ~= "string" or type(password) ~= "string" then return nil, "malformed" end
   local row = M.check_name(name) and users.get(db, name) or nil

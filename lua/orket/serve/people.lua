@@ -109,8 +109,11 @@ local function add(_, ctx)
   local b = ctx.body
   local known = ctx.server.projects
   if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
+  -- hashed before the transaction, which cannot wait on the thread pool
+  local hash, herr, hcode = accounts.hash(b.name, b.role, b.password)
+  if not hash then return refused(herr, hcode) end
   local res, msg, code = admin.in_tx(ctx, "user_add", function(by)
-    return accounts.add(ctx.db, b.name, b.role, b.password, by, b.project)
+    return accounts.add(ctx.db, b.name, b.role, hash, by, b.project)
   end)
   if not res then return refused(msg, code) end
   return 201, { name = res.name, role = res.role }
