@@ -56,4 +56,26 @@ describe("password sign-ins sent together", function()
     assert.equal(429, (H.request(s, "POST", "/v1/session", { JSON }, { user = "alice", password = "wrong five" })))
     assert.equal(0, s.stop())
   end)
+
+  it("keep one address to its limit when its tries come together", function()
+    -- the limit is asked before the check and again after it: tries waiting on the pool
+    -- meanwhile cannot all pass the first question before any failure is counted
+    local dir = H.example("webapp")
+    H.ok(H.orket("users add alice --role operator --password-env PW", { cwd = dir, env = { PW = PASS } }), "users add")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "auth_fail_burst=2,auth_fail_rate=0.0001" } })
+    local tasks = {}
+    for i = 1, 8 do
+      tasks[i] = task.spawn(function()
+        return (H.request(s, "POST", "/v1/session", { JSON }, { user = "alice", password = "wrong " .. i }))
+      end)
+    end
+    local seen = { [401] = 0, [429] = 0 }
+    for i = 1, 8 do
+      local done, st = tasks[i]:join()
+      assert.is_true(done, st)
+      seen[st] = (seen[st] or 0) + 1
+    end
+    assert.same({ [401] = 2, [429] = 6 }, seen)
+    assert.equal(0, s.stop())
+  end)
 end)

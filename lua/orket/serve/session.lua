@@ -182,6 +182,13 @@ local function own_role(who)
   return who.cap and projects.lower(who.role, who.cap) or who.role
 end
 
+-- 429: too many failed authentications from the address; retry after wait s
+local function limited(ctx, wait)
+  ctx.headers = ctx.headers or {}
+  table.insert(ctx.headers, "Retry-After: " .. wait)
+  return err(429, "rate_limited", "too many failed authentications from this address; retry after " .. wait .. " s")
+end
+
 -- POST /v1/session {key} | {user, password}: a key, or a person's name and password, for
 -- a session. A wrong one counts as a failed authentication (the same limit as a wrong
 -- Bearer key).
@@ -190,11 +197,7 @@ local function sign_in(req, ctx)
   -- could sign a browser in with that site's key)
   local fails, now = ctx.server.auth_fails, uv.now()
   local wait = fails:empty(req.remote, now)
-  if wait then
-    ctx.headers = ctx.headers or {}
-    table.insert(ctx.headers, "Retry-After: " .. wait)
-    return err(429, "rate_limited", "too many failed authentications from this address; retry after " .. wait .. " s")
-  end
+  if wait then return limited(ctx, wait) end
   local b = ctx.body
   if (b.key == nil) == (b.user == nil) or (b.user ~= nil) ~= (b.password ~= nil) then
     return err(400, "bad_request", "send {\"key\"} or {\"user\", \"password\"}")
@@ -208,6 +211,13 @@ local function sign_in(req, ctx)
     if down then -- the directory's failure, not the person's: no failed authentication counted
       ctx.auth = why
       return err(502, "provider_unavailable", "the directory cannot be asked just now; try again")
+    end
+    -- the check waited (the thread pool, or the directory): tries from this address sent
+    -- alongside it may have failed meanwhile, and one past the limit is not told how it went
+    wait = fails:empty(req.remote, uv.now())
+    if wait then
+      ctx.auth = "limited after the check"
+      return limited(ctx, wait)
     end
   else
     local pepper = keys.pepper(ctx.dir, false)
