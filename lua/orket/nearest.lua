@@ -50,9 +50,12 @@ end
 --   "orket.lua: KEY: unknown setting (settings: a, b)"
 --   "... PATH: unknown field (an issue's fields: a, b)"   orket.import
 --   "... unknown field 'KEY' (fields: a, b)"        roles, tools, routing.lua (policies: "... in deny rule (fields: ...)")
+--   "... no role named "KEY" (roles: a, b)"          a team's, a policy's or a command's name of a role
 -- PATH's last part is the name: a.b.KEY, a[1].KEY, or a["KEY "] for a name that is no identifier.
 local function unknown_in(msg)
   local key, list = msg:match("unknown field '([^']*)'[^(\n]*%(fields: ([^)\n]*)%)")
+  if key then return key, list end
+  key, list = msg:match('no %a+ named "([^"\n]*)"[^(\n]*%([^:)\n]*: ([^)\n]*)%)')
   if key then return key, list end
   local path, what
   path, what, list = msg:match("([^%s][^\n]-): unknown (%a+)[^(\n]*%([^:)\n]*: ([^)\n]*)%)")
@@ -62,8 +65,8 @@ local function unknown_in(msg)
   return key, list
 end
 
---- hint(msg) -> msg, with "; did you mean 'NAME'?" added when it says a field or setting is
---- unknown and a known one is near. One place for every such error (orket.settings,
+--- hint(msg) -> msg, with "; did you mean 'NAME'?" added when it says a field, a setting or
+--- a named thing (a role) is unknown and a known one is near. One place for every such error (orket.settings,
 --- orket.import, roles, tools, policies, routing.lua, the store's settings), so the hint is
 --- there whichever module found the field.
 function M.hint(msg)

@@ -35,7 +35,13 @@ describe("orket.nearest", function()
       nearest.hint("r.lua:3: unknown field 'sytem' (fields: name, system)\ntraceback"))
     assert.equal("p.lua:2: unknown field 'toool' in deny rule (fields: tool, role); did you mean 'tool'?",
       nearest.hint("p.lua:2: unknown field 'toool' in deny rule (fields: tool, role)"))
+    -- a name of a role, as orket.lua's team, `orket validate` and `orket gate` give it
+    assert.equal([[orket.lua:18: team.dev.roles[1]: no role named "testr" (roles: coder, tester); did you mean 'tester'?]],
+      nearest.hint([[orket.lua:18: team.dev.roles[1]: no role named "testr" (roles: coder, tester)]]))
+    assert.equal([[--role codr: no role named "codr" after the reload (roles: coder); did you mean 'coder'?]],
+      nearest.hint([[--role codr: no role named "codr" after the reload (roles: coder)]]))
     for _, same in ipairs {
+      [[--role zzz: no role named "zzz" (roles: coder, tester)]], -- nothing near
       "orket.lua: store.host: unknown setting (known: url)",   -- nothing near
       "epics/x.json: issues[0].summary: must be a string",    -- no unknown field
       "unknown command 'frobnicate'",
