@@ -72,6 +72,22 @@ describe("orket CLI", function()
     assert.equal(2, r.status)
   end)
 
+  it("refuses an empty directory argument as a usage error naming it, never taking it for /", function()
+    -- (`init ""` is refused by the same parser entry, checked in cmdline_spec: run here on a
+    -- parser that took it, it would write a project into /)
+    local dir = H.tmpdir()
+    for _, c in ipairs {
+      { "validate ''", "orket: DIR is an empty word; give a directory\nusage: orket validate [DIR]\n" },
+      { "import ''", "orket: DIR is an empty word; give a directory\nusage: orket import [DIR]\n" },
+      { "board -C ''", "orket: -C needs a directory, not an empty word\nusage: orket board " },
+      { "runs -C ''", "orket: -C needs a directory, not an empty word\nusage: orket runs " },
+    } do
+      local r = H.orket(c[1], { cwd = dir })
+      assert.equal(2, r.status, c[1] .. ": " .. r.stderr)
+      assert.equal(c[2], r.stderr:sub(1, #c[2]), c[1])
+    end
+  end)
+
   it("says what to do under a refusal on a terminal: the code's remedy, from orket.errors", function()
     local dir = H.tmpdir()
     assert.equal(0, H.orket("init .", { cwd = dir }).status)

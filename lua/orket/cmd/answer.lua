@@ -14,7 +14,7 @@ cmd.args = {
   usage = "orket answer CARD [--] \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [-C DIR]",
   text = "to answer text that starts with '-'",
   { "CARD", key = "card", missing = "answer needs a card id" },
-  { "TEXT", many = true, key = "text" },
+  { "TEXT", many = true, key = "text", empty = true },
   { "--approve", help = "let the call the card waits on run once (the note goes to the model)" },
   { "--deny", help = "refuse the call, with the reason the model reads" },
   cmdline.DIR,

@@ -155,7 +155,7 @@ end
 -- The words: [DIR], --yes, or --forge with its repository and URL (checked as given).
 cmd.args = { usage = "orket init [DIR] [--yes | --forge gitea|github [--repo OWNER/NAME] [--forge-url URL]]",
   extra = "init takes at most one directory",
-  { "DIR", optional = true },
+  { "DIR", optional = true, what = "a directory" },
   { "--yes" },
   { "--forge", value = "gitea|github", what = "gitea or github", check = function(v)
     if FORGES[v] then return v end

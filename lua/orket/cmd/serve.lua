@@ -23,7 +23,7 @@ local web = require "orket.serve.web"
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
 cmd.args = {
   text = "a directory", extra = "serve takes one directory",
-  { "DIR", optional = true, key = "project" },
+  { "DIR", optional = true, key = "project", what = "a directory" },
   { "--listen", value = "HOST:PORT", what = "HOST:PORT" },
   { "--workers", value = "N", what = "a number",
     check = function(v)
