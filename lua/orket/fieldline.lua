@@ -104,9 +104,11 @@ function M.place(msg, read, default_file, anchor)
   -- roles, tools and routing.lua name an unknown field in quotes
   local quoted = text:match("unknown field '([%a_][%w_]*)'")
   if quoted then key = quoted end
-  local lua = file and file:match("%.lua$")
+  -- a card's anchor ({pattern, nth}) already names the object; the value in force is
+  -- sought in a settings file, where a later statement replaces an earlier one
+  local lua = file and file:match("%.lua$") and type(anchor) ~= "table"
   if not anchor and lua and parent then anchor = M.table_set(parent) end
-  if lua and type(anchor) == "string" then anchor = { anchor, "last" } end
+  if lua and anchor then anchor = { anchor, "last" } end
   if path and path:match("^[%a_][%w_]*%[%d+%]$") and anchor and not quoted then
     -- the message is about the object itself (issues[2]): the line of its id
     line = M.at(file and read(file), anchor)
