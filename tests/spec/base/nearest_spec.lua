@@ -51,4 +51,28 @@ describe("orket.nearest", function()
     end
     assert.equal(42, nearest.hint(42))
   end)
+
+  it("reads a long one-line message in a number of steps that grows with its length, not its square", function()
+    -- matching steps are charged to a script call's instruction budget: a budget of 1M
+    -- holds a few passes over 30 KB, where rescanning the line from each of its starts
+    -- takes some 400M (a 20,000-id dependency cycle took minutes to print)
+    local scriptenv = require "orket.scriptenv"
+    local ids = {}
+    for i = 1, 3000 do ids[i] = "C-" .. i end
+    ids[#ids + 1] = "C-1"
+    local cycle = "epics/c.json: dependency cycle: " .. table.concat(ids, " -> ")
+    local function hint(msg)
+      local box = scriptenv.new { instructions = 1000000, timeout_ms = 0 }
+      local ok, res = box:pcall(nearest.hint, msg)
+      assert.is_true(ok, res)
+      return res
+    end
+    assert.equal(cycle, hint(cycle))
+    local tail = "; orket.lua: serve.cros: unknown setting (known: cors)"
+    assert.equal(cycle .. tail .. "; did you mean 'cors'?", hint(cycle .. tail))
+    -- many ": unknown" with no list after them: each is given up on once
+    local many = ("x: unknown setting "):rep(1500)
+    assert.equal(many, hint(many))
+    assert.equal(many .. "(known: cors)", hint(many .. "(known: cors)"))
+  end)
 end)
