@@ -17,6 +17,14 @@ local function on_path()
   return { PATH = bin .. ":" .. os.getenv("PATH") }
 end
 
+-- what is in dir (a sorted `find`, named from dir's own name), with find's options
+local function tree(dir, opts)
+  local p = io.popen("cd " .. H.quote(dir .. "/..") .. " && find " .. H.quote(dir:match("[^/]+$")) .. " " .. (opts or "") .. " | sort")
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
 describe("orket init", function()
   after_each(H.cleanup)
 
@@ -88,15 +96,27 @@ describe("orket init", function()
     local r = H.orket("init pre", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("epics/old.json:1: .*; init removed what it had created in pre, so it can be run again\n$", r.stderr)
-    local p = io.popen("cd " .. H.quote(dir) .. " && find pre | sort")
-    assert.equal("pre\npre/epics\npre/epics/old.json\n", p:read("a"))
-    p:close()
+    assert.equal("pre\npre/epics\npre/epics/old.json\n", tree(dir .. "/pre"))
     assert.equal("{bad", H.read(dir .. "/pre/epics/old.json"))
     -- the second try meets the same problem, not a half-made project
     r = H.orket("init pre", { cwd = dir })
     assert.equal(1, r.status)
     assert.not_matches("already", r.stderr)
     write(dir .. "/pre/epics/old.json", '{ "id": "OLD", "name": "Old", "issues": [] }')
+    r = H.orket("init pre", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+  end)
+
+  it("undoes a failure at the workspace's repository too, so the run again it offers works", function()
+    local dir = H.tmpdir()
+    local ws = H.quote(dir .. "/pre/workspace")
+    assert(os.execute("mkdir -p " .. ws .. " && cd " .. ws .. " && git init -q -b master . && echo code > a.c"
+      .. " && git add a.c && git -c user.name=t -c user.email=t@t commit -qm work"))
+    local r = H.orket("init pre", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("not refs/heads/main.*; init removed what it had created in pre, so it can be run again\n$", r.stderr)
+    assert.equal("pre\npre/workspace\n", tree(dir .. "/pre", "-maxdepth 1"))
+    assert(os.execute("git -C " .. ws .. " branch -q -m master main"))
     r = H.orket("init pre", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
   end)

@@ -69,11 +69,15 @@ cmd.shell_quote = shell_quote
 -- leave what was there before untouched.
 local function undo_list()
   local made = {}
+  -- -> the first path it could not remove (something not made here is in it), or nil
   function made.undo()
+    local left
     for i = #made, 1, -1 do
       local m = made[i]
       if m.dir then uv.fs_rmdir(m.path) else os.remove(m.path) end
+      if not left and uv.fs_lstat(m.path) then left = m.path end
     end
+    return left
   end
   return made
 end
@@ -127,7 +131,9 @@ local function create(dir, texts, made, files)
   -- last, so a failure before leaves no repository behind: workspace/ is a git repository
   -- with main's first commit; each card gets its branch and worktree on its first turn
   -- (docs/git.md)
-  local git, gerr = gitwork.open(dir .. "/workspace", dir .. "/.orket/worktrees")
+  -- opening takes .orket/git.lock (made here, so removed with .orket on a failure)
+  made[#made + 1] = { path = orket_dir .. "/git.lock" }
+  local git, gerr = gitwork.open(dir .. "/workspace", orket_dir .. "/worktrees")
   if not git then return nil, gerr end
   git.repo:close()
   return r
@@ -382,8 +388,12 @@ function cmd.run(args, cli)
   local made = undo_list()
   local r, err = create(dir, texts, made, files)
   if not r then
-    made.undo()
-    cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
+    local left = made.undo()
+    if left then
+      cli.err("%s; init could not remove %s, which it had created: remove it before running init again", err, left)
+    else
+      cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
+    end
     return 1
   end
   say_made(dir, o, texts, r, cli)
