@@ -293,11 +293,13 @@ function Ctx:id(t, path, derived)
   local v = self:str(t, path, "id")
   if v == nil then
     if derived == nil or derived == "" then self:fail(self:field(path, "id"), "cannot derive an id; give one") end
+    if not board_mod.id_ok(derived) then
+      self:fail(self:field(path, "id"), "the id derived, %q, is no usable id (an id is %s); give one", derived,
+        board_mod.ID_RULE)
+    end
     return derived, true
   end
-  if not v:match("^[%w][%w_.%-]*$") then
-    self:fail(self:field(path, "id"), "bad id %q: use letters, digits, '_', '.', '-'", v)
-  end
+  if not board_mod.id_ok(v) then self:fail(self:field(path, "id"), "bad id %q: an id is %s", v, board_mod.ID_RULE) end
   return v
 end
 

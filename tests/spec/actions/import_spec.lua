@@ -192,6 +192,17 @@ describe("import", function()
     { "duplicate ids", { ["a.json"] = [[{"id":"A","issues":[{"id":"X","summary":"a"}]}]],
         ["b.json"] = [[{"id":"B","issues":[{"id":"X","summary":"b"}]}]] },
       'epics/b.json:1: issues[0]: card id "X" is already used by epics/a.json issues[0]; give one of them an explicit id' },
+    -- an id names the card's git branch: what git's ref-name rules refuse is refused here
+    { "an id ending in .lock", { ["a.json"] = [[{"id":"A","issues":[{"id":"X.lock","summary":"a"}]}]] },
+      [[epics/a.json:1: issues[0].id: bad id "X.lock": an id is a letter or digit, then letters, digits, '_', '.', '-', ]]
+      .. [[without '..' and not ending in '.' or '.lock' (it names the card's git branch)]] },
+    { "an id holding ..", { ["a.json"] = [[{"id":"A","issues":[{"id":"A..B","summary":"a"}]}]] },
+      [[issues[0].id: bad id "A..B": an id is a letter or digit]] },
+    { "an id ending in .", { ["a.json"] = [[{"id":"a.","issues":[]}]] }, [[epics/a.json:1: id: bad id "a.": an id is]] },
+    { "an id not starting with a letter or digit", { ["a.json"] = [[{"id":"_a","issues":[]}]] },
+      [[id: bad id "_a": an id is a letter or digit, then]] },
+    { "an id derived from a file name git cannot name", { ["v1..2.json"] = [[{"issues":[]}]] },
+      [[epics/v1..2.json: id: the id derived, "v1..2", is no usable id (an id is a letter or digit]] },
     { "two issue keys", { ["a.json"] = [[{"id":"A","issues":[],"stories":[]}]] },
       "epics/a.json:1: stories: give issues under one key only (found issues and stories)" },
     { "a rock naming an unknown epic", { ["r.json"] = [[{"id":"R","epics":[{"epic":"nope","department":"core"}]}]] },
