@@ -72,6 +72,16 @@ describe("orket init", function()
     assert.matches([[next: cd 'it'\''s' && orket run START]], r.stdout, 1, true)
   end)
 
+  it("names a project whose directory's name is not UTF-8 so that it validates", function()
+    local dir = H.tmpdir()
+    local r = H.orket("init 'bad'$(printf '\\377')'dir'", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    -- the byte that is no UTF-8 becomes U+FFFD, the rest of the name is kept
+    assert.matches('name = "bad\u{FFFD}dir"', H.read(dir .. "/bad\255dir/orket.lua"), 1, true)
+    local v = H.orket("validate", { cwd = dir .. "/bad\255dir" })
+    assert.equal(0, v.status, v.stdout .. v.stderr)
+  end)
+
   it("names the binary by the path it was run by when orket is not on PATH, a line that works", function()
     local dir = H.tmpdir()
     assert(os.execute("mkdir " .. H.quote(dir .. "/b") .. " && ln -s " .. H.quote(H.BIN) .. " " .. H.quote(dir .. "/b/orket")))

@@ -361,6 +361,17 @@ local function say_made(dir, o, texts, r, cli)
   end
 end
 
+-- A directory's name as a project's name, which orket.lua needs in UTF-8: each byte that
+-- is no part of a UTF-8 character becomes U+FFFD, the rest is kept.
+local function utf8_name(s)
+  local ok, at = utf8.len(s)
+  while not ok do
+    s = s:sub(1, at - 1) .. "\u{FFFD}" .. s:sub(at + 1)
+    ok, at = utf8.len(s, at + 3)
+  end
+  return s
+end
+
 function cmd.run(args, cli)
   local dir, o = options(args, cli)
   if not dir then return o end
@@ -372,7 +383,7 @@ function cmd.run(args, cli)
   end
   local name = uv.fs_realpath(".") or "project"
   if dir ~= "." then name = dir end
-  name = name:match("([^/]+)/*$") or "project"
+  name = utf8_name(name:match("([^/]+)/*$") or "project")
   if not (o.forge or o.yes) and uv.guess_handle(0) == "tty" and uv.guess_handle(1) == "tty" then
     if not wizard(o, name) then
       cli.err("init cancelled; nothing was changed")
