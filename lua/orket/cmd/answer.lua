@@ -39,7 +39,8 @@ local function checked(o, cli)
     end
     return decision, words[1]
   end
-  if #words ~= 1 then return nil, nil, cli.usage_error(cmd, "answer needs a card id and the answer text") end
+  if #words > 1 then return nil, nil, cli.usage_error(cmd, "give the answer text as one argument (quote it)") end
+  if #words == 0 then return nil, nil, cli.usage_error(cmd, "answer needs a card id and the answer text") end
   if not words[1]:find("%S") then return nil, nil, cli.usage_error(cmd, "the answer is empty") end
   return nil, words[1]
 end
