@@ -31,11 +31,17 @@ local M = {}
 M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory",
   help = "the project's directory (default: the current one)" }
 
+--- integer(word) -> the integer a word of decimal digits (with an optional '-') says, or nil:
+--- not Lua's tonumber, which takes 1e3, 0x10 and " 5" too
+function M.integer(v)
+  return type(v) == "string" and v:match("^%-?%d+$") and math.tointeger(tonumber(v)) or nil
+end
+
 --- at_least(min, message) -> a check taking an integer of at least min, refusing
 --- anything else with message.
 function M.at_least(min, message)
   return function(v)
-    local n = math.tointeger(tonumber(v))
+    local n = M.integer(v)
     if not n or n < min then return nil, message end
     return n
   end

@@ -83,7 +83,7 @@ end
 
 -- A run number: an integer, else the usage error RUN's.
 local function run_number(v)
-  local id = math.tointeger(tonumber(v))
+  local id = cmdline.integer(v)
   if not id then return nil, "RUN must be a run number" end
   return id
 end

@@ -2,10 +2,11 @@
 -- 'orket answer'), from its journal: recorded model responses and tool calls are not repeated.
 local run_cmd = require "orket.cmd.run"
 local runs = require "orket.store.runs"
+local cmdline = require "orket.cmdline"
 
 local cmd = { name = "resume", summary = "continue an interrupted or stalled run",
   args = run_cmd.options { "RUN", optional = true, key = "target",
-    check = function(v) return math.tointeger(tonumber(v)) and v, "RUN must be a run number (see 'orket runs')" end } }
+    check = function(v) return cmdline.integer(v) and v, "RUN must be a run number (see 'orket runs')" end } }
 cmd.help = [[
 Continues RUN (default: the latest run that is not done) where it stopped. Model responses
 and tool calls already in the journal are used as recorded, so nothing is asked or done twice.]]
@@ -15,7 +16,7 @@ and tool calls already in the journal are used as recorded, so nothing is asked 
 local function find_run(db, target)
   local row, err
   if target then
-    row, err = runs.get(db, math.tointeger(tonumber(target)))
+    row, err = runs.get(db, cmdline.integer(target))
   else
     row, err = runs.latest_not_done(db)
   end

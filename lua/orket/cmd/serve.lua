@@ -27,7 +27,7 @@ cmd.args = {
   { "--listen", value = "HOST:PORT", what = "HOST:PORT" },
   { "--workers", value = "N", what = "a number",
     check = function(v)
-      local n = math.tointeger(tonumber(v))
+      local n = cmdline.integer(v)
       if not n or n < 0 or n > 64 then return nil, "--workers needs an integer from 0 to 64" end
       return n
     end },

@@ -35,6 +35,12 @@ describe("cmdline.parse", function()
       { { "X", "--model" }, "--model needs a model" },
       { { "X", "-C" }, "-C needs a directory" },
       { { "X", "--lease-ms", "3" }, "--lease-ms needs at least 30" },
+      -- a number is decimal digits: not what Lua's tonumber also reads
+      { { "X", "--lease-ms", "1e3" }, "--lease-ms needs at least 30" },
+      { { "X", "--lease-ms", "0x40" }, "--lease-ms needs at least 30" },
+      { { "X", "--lease-ms", " 50" }, "--lease-ms needs at least 30" },
+      { { "X", "--lease-ms", "50 " }, "--lease-ms needs at least 30" },
+      { { "X", "--lease-ms", "40.0" }, "--lease-ms needs at least 30" },
       { { "X", "--role" }, "--role needs ROLE" },
       -- an empty word is no value: "" for a directory would be the filesystem's root
       { { "X", "--model", "" }, "--model needs a model, not an empty word" },
