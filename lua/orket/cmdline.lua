@@ -37,6 +37,13 @@ function M.integer(v)
   return type(v) == "string" and v:match("^%-?%d+$") and math.tointeger(tonumber(v)) or nil
 end
 
+--- dir_args(name) -> the declaration of a command whose only argument is the project's
+--- directory, given as DIR or as every other command's -C DIR
+function M.dir_args(name)
+  return { extra = name .. " takes at most one directory",
+    { "DIR", optional = true, key = "dir", default = ".", what = "a directory" }, M.DIR }
+end
+
 --- at_least(min, message) -> a check taking an integer of at least min, refusing
 --- anything else with message.
 function M.at_least(min, message)

@@ -77,8 +77,8 @@ describe("orket CLI", function()
     -- parser that took it, it would write a project into /)
     local dir = H.tmpdir()
     for _, c in ipairs {
-      { "validate ''", "orket: DIR is an empty word; give a directory\nusage: orket validate [DIR]\n" },
-      { "import ''", "orket: DIR is an empty word; give a directory\nusage: orket import [DIR]\n" },
+      { "validate ''", "orket: DIR is an empty word; give a directory\nusage: orket validate [DIR] [-C DIR]\n" },
+      { "import ''", "orket: DIR is an empty word; give a directory\nusage: orket import [DIR] [-C DIR]\n" },
       { "board -C ''", "orket: -C needs a directory, not an empty word\nusage: orket board " },
       { "runs -C ''", "orket: -C needs a directory, not an empty word\nusage: orket runs " },
     } do
@@ -86,6 +86,19 @@ describe("orket CLI", function()
       assert.equal(2, r.status, c[1] .. ": " .. r.stderr)
       assert.equal(c[2], r.stderr:sub(1, #c[2]), c[1])
     end
+  end)
+
+  it("takes the project's directory as -C DIR in validate and import too, as every command does", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local r = H.orket("validate -C p", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("^ok: orket.lua, 1 epic", r.stdout)
+    r = H.orket("import -C p", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    r = H.orket("validate -C nowhere", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: nowhere: not a directory\n", r.stderr)
   end)
 
   it("says what to do under a refusal on a terminal: the code's remedy, from orket.errors", function()
