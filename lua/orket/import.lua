@@ -474,10 +474,17 @@ local function shape(f, v)
     local p = ctx:idx(key, i)
     ctx.anchor = ctx:anchor_of(t)
     if type(t) ~= "table" then ctx:fail(p, "must be an object") end
+    local known = #ctx.unknowns
     ctx:unknown(t, p, "issue")
     local issue = common(ctx, t, p, { type = "issue", parent = epic.id })
     local title = issue.summary or issue.name
-    if not title or not title:find("%S") then ctx:fail(p, "needs a summary or a name") end
+    if not title or not title:find("%S") then
+      -- a misspelt summary ("sumary") is the likelier fault: said as its unknown field, which
+      -- names the field meant
+      local u = ctx.unknowns[known + 1]
+      if u then error({ import_error = u.message, anchor = u.anchor }, 0) end
+      ctx:fail(p, "needs a summary or a name")
+    end
     issue.id = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
     issue.verification = ctx:checks_text(t, p)
     issue.anchor = ctx.anchor
