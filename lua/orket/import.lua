@@ -439,7 +439,7 @@ local function shape(f, v)
   if kind == "rock" or (kind == nil and v.epics ~= nil) then
     ctx:unknown(v, "", "rock")
     local rock = common(ctx, v, "", { type = "rock", department = f.department })
-    rock.id = ctx:id(v, "", f.stem)
+    rock.id, rock.derived = ctx:id(v, "", f.stem)
     rock.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
     if type(v.epics) ~= "table" then ctx:fail("epics", "must be an array of {epic=, department=}") end
     ctx:array(v.epics, "epics", "{epic=, department=}")
@@ -457,7 +457,7 @@ local function shape(f, v)
   end
   ctx:unknown(v, "", "epic")
   local epic = common(ctx, v, "", { type = "epic", department = f.department })
-  epic.id = ctx:id(v, "", f.stem)
+  epic.id, epic.derived = ctx:id(v, "", f.stem)
   epic.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
   cards[1] = epic
   local key, list
@@ -485,7 +485,7 @@ local function shape(f, v)
       if u then error({ import_error = u.message, anchor = u.anchor }, 0) end
       ctx:fail(p, "needs a summary or a name")
     end
-    issue.id = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
+    issue.id, issue.derived = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
     issue.verification = ctx:checks_text(t, p)
     issue.anchor = ctx.anchor
     ctx.anchor = nil
@@ -523,8 +523,10 @@ function M.link(parsed)
     for _, c in ipairs(p.cards) do
       local prev = by_id[c.id]
       if prev then
-        bad(c.anchor, "%s: %s: card id %q is already used by %s%s; give one of them an explicit id",
-          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or "")
+        -- a derived id is mended by giving one; two given ids only by changing one
+        bad(c.anchor, "%s: %s: card id %q is already used by %s%s; %s",
+          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or "",
+          (c.derived or prev.derived) and "give one of them an explicit id" or "change one of the two ids")
       else
         by_id[c.id] = c
         defs[#defs + 1] = c

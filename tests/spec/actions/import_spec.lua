@@ -194,7 +194,9 @@ describe("import", function()
       "epics/a.json:1: issues[0].sumary: unknown field (an issue's fields: " },
     { "duplicate ids", { ["a.json"] = [[{"id":"A","issues":[{"id":"X","summary":"a"}]}]],
         ["b.json"] = [[{"id":"B","issues":[{"id":"X","summary":"b"}]}]] },
-      'epics/b.json:1: issues[0]: card id "X" is already used by epics/a.json issues[0]; give one of them an explicit id' },
+      'epics/b.json:1: issues[0]: card id "X" is already used by epics/a.json issues[0]; change one of the two ids' },
+    { "a derived id already used", { ["a.json"] = [[{"id":"A","issues":[{"id":"A-x","summary":"a"},{"summary":"x"}]}]] },
+      'epics/a.json:1: issues[1]: card id "A-x" is already used by epics/a.json issues[0]; give one of them an explicit id' },
     -- an id names the card's git branch: what git's ref-name rules refuse is refused here
     { "an id ending in .lock", { ["a.json"] = [[{"id":"A","issues":[{"id":"X.lock","summary":"a"}]}]] },
       [[epics/a.json:1: issues[0].id: bad id "X.lock": an id is a letter or digit, then letters, digits, '_', '.', '-', ]]
