@@ -6,6 +6,7 @@
 -- On a terminal and without options it asks first (orket.terminal.ask): name, model,
 -- forge, example or empty.
 local uv = require "luv"
+local json = require "cjson.safe"
 local import = require "orket.import"
 local project = require "orket.project"
 local gitwork = require "orket.engine.gitwork"
@@ -337,8 +338,13 @@ end
 -- What init made, and the command to run next.
 local function say_made(dir, o, texts, r, cli)
   local cd = dir == "." and "" or ("cd " .. shell_quote(dir) .. " && ")
-  local said = { "orket.lua", texts["epics/start.json"] and string.format("epics/start.json (epic START, %d issues)", r.cards - 1)
-    or "epics/ (empty)" }
+  -- START's issues as its file holds them: r.cards counts epics/ files that were there too
+  local start = texts["epics/start.json"] and json.decode(texts["epics/start.json"])
+  local issues = start and #(start.issues or {}) or 0
+  local others = r.cards - (start and issues + 1 or 0)
+  local said = { "orket.lua", start and string.format("epics/start.json (epic START, %d issues)", issues)
+    or others == 0 and "epics/ (empty)" or nil }
+  if others > 0 then said[#said + 1] = string.format("%d more card%s from epics/", others, others == 1 and "" or "s") end
   if texts["script.lua"] then said[#said + 1] = "script.lua (offline model)" end
   said[#said + 1] = "workspace/ (git)"
   io.stdout:write(string.format("created a project in %s: %s\n", dir, table.concat(said, ", ")))
