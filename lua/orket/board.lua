@@ -21,6 +21,19 @@ Board.__index = Board
 M.PRIORITY = { high = 3, medium = 2, low = 1 }
 M.PRIORITY_MIN, M.PRIORITY_MAX = 0, 10
 
+--- ID_RULE: what a card id may be, said by every refusal of one. The work of card ID lives
+--- on the git branch orket/ID, so the id keeps git's branch-name rules (check-ref-format)
+--- as well: no "..", and no "." or ".lock" at its end.
+M.ID_RULE = "a letter or digit, then letters, digits, '_', '.', '-', without '..' "
+  .. "and not ending in '.' or '.lock' (it names the card's git branch)"
+
+--- id_ok(id) -> whether id keeps ID_RULE: the one check of import's ids, explicit or
+--- derived, and of create's
+function M.id_ok(id)
+  return id:match("^[%w][%w_.%-]*$") ~= nil and not id:find("..", 1, true)
+    and id:sub(-1) ~= "." and id:sub(-5) ~= ".lock"
+end
+
 --- priority(v) -> number | nil, msg: numbers in [0, 10], or "High"/"Medium"/"Low"
 --- (any case).
 function M.priority(v)
@@ -568,8 +581,8 @@ function Board:create(spec)
     end
     local id = spec.id
     if id then
-      if not id:match("^[%w][%w_.%-]*$") then
-        return nil, string.format("board: bad card id %q (letters, digits, '_', '.', '-')", id), "EINVAL"
+      if not M.id_ok(id) then
+        return nil, string.format("board: bad card id %q: an id is %s", id, M.ID_RULE), "EINVAL"
       end
       if cards.exists(db, id) then
         return nil, string.format("board: card %q already exists", id), "EEXIST"

@@ -201,14 +201,16 @@ local function asks_help(cmd, args)
   return false
 end
 
---- split_values(args [, upto]) -> args with each "--name=value" among the first upto words
---- (default all) before any "--" made the two words "--name" "value": the one parser
---- (orket.cmdline) and the few commands' own take both spellings of an option with a value. A flag given a value ("--json=1") leaves a stray word its parser
---- refuses.
+--- split_values(args [, upto]) -> args with each "--name=value" or "-N=value" among the
+--- first upto words (default all) before any "--" made the two words "--name" "value": the
+--- one parser (orket.cmdline) then takes both spellings of every option with a value, long
+--- or short (-C=DIR), and refuses an empty one ("--model="). A flag given a value
+--- ("--json=1") leaves a stray word its parser refuses.
 function M.split_values(args, upto)
   local out, last = {}, upto or #args
   for i, a in ipairs(args) do
-    local name, value = a:match("^(%-%-%a[%w-]*)=(.*)$")
+    local name, value = a:match("^(%-%a)=(.*)$")
+    if not name then name, value = a:match("^(%-%-%a[%w-]*)=(.*)$") end
     if i <= last and name then
       out[#out + 1] = name
       out[#out + 1] = value

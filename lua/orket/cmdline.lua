@@ -16,7 +16,10 @@
 -- alias = "-j" is another name of it. Any entry may carry check = fn(value) -> value | nil,
 -- message (a message naming the argument, as a usage error), and `what` (the missing-value
 -- error: "-C needs a directory"). Positionals are required unless optional or many (missing
--- = the error when one is not given); an option is when required = true.
+-- = the error when one is not given); an option is when required = true. An empty word
+-- ("") is refused for an option's value and for a positional (never a directory, an id or
+-- a number: `orket init ""` would make "/" the project), unless the entry has empty = true
+-- (free text that may be empty) or is rest (a script's words are its own).
 -- The declaration's own fields:
 --   text  = "a note"  what free text is called in the unknown-option error ("put -- before it")
 --   extra = "give one run number, not '%s' as well"   a word no positional takes (%s: it)
@@ -28,11 +31,24 @@ local M = {}
 M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory",
   help = "the project's directory (default: the current one)" }
 
+--- integer(word) -> the integer a word of decimal digits (with an optional '-') says, or nil:
+--- not Lua's tonumber, which takes 1e3, 0x10 and " 5" too
+function M.integer(v)
+  return type(v) == "string" and v:match("^%-?%d+$") and math.tointeger(tonumber(v)) or nil
+end
+
+--- dir_args(name) -> the declaration of a command whose only argument is the project's
+--- directory, given as DIR or as every other command's -C DIR
+function M.dir_args(name)
+  return { extra = name .. " takes at most one directory",
+    { "DIR", optional = true, key = "dir", default = ".", what = "a directory" }, M.DIR }
+end
+
 --- at_least(min, message) -> a check taking an integer of at least min, refusing
 --- anything else with message.
 function M.at_least(min, message)
   return function(v)
-    local n = math.tointeger(tonumber(v))
+    local n = M.integer(v)
     if not n or n < min then return nil, message end
     return n
   end
@@ -68,7 +84,12 @@ local function index(decl)
 end
 
 -- Applies an entry's check, then stores the value (appended when the entry repeats).
-local function store(o, e, v)
+-- name: the option as given (-C, or --workspace for its alias), for the empty-word error.
+local function store(o, e, v, name)
+  if v == "" and not e.empty and not e.rest then
+    if name then return nil, string.format("%s needs %s, not an empty word", name, e.what or e.value) end
+    return nil, string.format("%s is an empty word%s", e[1], e.what and ("; give " .. e.what) or "")
+  end
   if e.check then
     local got, msg = e.check(v)
     if not got then return nil, msg end
@@ -130,7 +151,7 @@ function M.parse(decl, args)
     elseif e and e.value then
       local v = args[i + 1]
       if v == nil then return nil, string.format("%s needs %s", a, e.what or e.value) end
-      local ok, msg = store(o, e, v)
+      local ok, msg = store(o, e, v, a)
       if not ok then return nil, msg end
       i = i + 1
       if e.last then options = false end

@@ -4,25 +4,41 @@
 -- only ever points a person at a line. Also a file's text read whole, and written whole.
 local M = {}
 
+-- The start and end of anchor's match in text: anchor is a pattern or {pattern, nth}, nth a
+-- count or "last" (the value in force: a later `x = {` replaces an earlier one). -> s, e | nil
+local function find(text, anchor)
+  local pat, nth = anchor, 1
+  if type(anchor) == "table" then pat, nth = anchor[1], anchor[2] or 1 end
+  local s, e, at, n = nil, nil, 0, 0
+  while nth == "last" or n < nth do
+    local s2, e2 = text:find(pat, at + 1)
+    if not s2 then
+      if nth == "last" then break end
+      return nil
+    end
+    s, e, at, n = s2, e2, s2, n + 1
+  end
+  return s, e
+end
+
+-- The number of the line the byte at pos is on.
+local function line_at(text, pos)
+  return select(2, text:sub(1, pos):gsub("\n", "")) + 1
+end
+
 --- of(text, key[, anchor]) -> the line where `key` is set (Lua `key =` or JSON `"key":`),
 --- searching from the `{` that opens the object where anchor matches, or nil. anchor is a
---- Lua pattern or {pattern, nth}: the nth match (two cards with the same id in one file).
+--- Lua pattern or {pattern, nth}: the nth match (two cards with the same id in one file),
+--- or the last one when nth is "last".
 function M.of(text, key, anchor)
   if not text or not key then return nil end
   local skip = 0
   if anchor then
-    local pat, nth = anchor, 1
-    if type(anchor) == "table" then pat, nth = anchor[1], anchor[2] or 1 end
-    local at, stop = 0, nil
-    for _ = 1, nth do
-      local s, e = text:find(pat, at + 1)
-      if not s then stop = nil break end
-      at, stop = e, e
-    end
+    local _, stop = find(text, anchor)
     -- the last '{' up to the end of the match: a card's fields come in any order (sorted
     -- keys put depends_on before id), a seat's `name = {` ends with its brace
     local open = stop and text:sub(1, stop):match(".*(){")
-    if open then skip = select(2, text:sub(1, open):gsub("\n", "")) end
+    if open then skip = line_at(text, open) - 1 end
   end
   local n = 0
   local kpat = "%f[%w_]" .. key:gsub("%p", "%%%0") .. "%f[^%w_]%s*="
@@ -37,15 +53,8 @@ end
 --- at(text, anchor) -> the line where anchor (a pattern or {pattern, nth}) matches, or nil
 function M.at(text, anchor)
   if not text or not anchor then return nil end
-  local pat, nth = anchor, 1
-  if type(anchor) == "table" then pat, nth = anchor[1], anchor[2] or 1 end
-  local s, at = nil, 0
-  for _ = 1, nth do
-    s = text:find(pat, at + 1)
-    if not s then return nil end
-    at = s
-  end
-  return select(2, text:sub(1, s):gsub("\n", "")) + 1
+  local s = find(text, anchor)
+  return s and line_at(text, s)
 end
 
 --- id_set(id) -> the pattern of the place where a card's id is set (JSON "id": "X", Lua id = "X")
@@ -63,11 +72,27 @@ function M.table_set(name)
   return "%f[%w_]" .. name:gsub("%p", "%%%0") .. "%s*=%s*{"
 end
 
+-- In a Lua file, the line of the last statement that sets parent.key (`models.default = ...`,
+-- `team.senior_developer.roles = ...`) or, for a name of the file's own (no parent), the last
+-- `key =` at a line's start: the guides add such lines at the end of orket.lua, and the value
+-- in force is the one set last. -> line | nil
+local function last_statement(text, key, parent)
+  local pat = parent and ("%f[%w_]" .. parent:gsub("%p", "%%%0") .. "%s*%.%s*" .. key:gsub("%p", "%%%0") .. "%s*=")
+    or ("^" .. key:gsub("%p", "%%%0") .. "%s*=")
+  local n, found = 0, nil
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:find(pat) then found = n end
+  end
+  return found
+end
+
 --- place(msg, read [, default_file, anchor]) -> file, line | nil, text: where a message
 --- "file:line: text" or "file: field.path: text" points. Without a line, the field's last
 --- name locates it in read(file)'s text, searched from the object where anchor matches or,
 --- for "a.b.c" in a Lua file, from the table `b = {`; a message naming no file is about
---- default_file.
+--- default_file. In a Lua file, the line that set the value in force: the last `b = {`
+--- (a string anchor's last match), or a later `b.c = ...` statement.
 function M.place(msg, read, default_file, anchor)
   local file, line, text = msg:match("^([^:%s]+):(%d+): ?(.*)$")
   if file then return file, tonumber(line), text end
@@ -75,13 +100,15 @@ function M.place(msg, read, default_file, anchor)
   if not file then file, text = default_file, msg end
   local path = text:match("^([%w_%.%[%]]+)[: ]")
   local key = path and (path:match("([%a_][%w_]*)[%[%d%]]*$"))
+  local parent = path and path:match("([%a_][%w_]*)%.[%a_][%w_]*[%[%d%]]*$")
   -- roles, tools and routing.lua name an unknown field in quotes
   local quoted = text:match("unknown field '([%a_][%w_]*)'")
   if quoted then key = quoted end
-  if not anchor and path and file and file:match("%.lua$") then
-    local parent = path:match("([%a_][%w_]*)%.[%a_][%w_]*[%[%d%]]*$")
-    if parent then anchor = M.table_set(parent) end
-  end
+  -- a card's anchor ({pattern, nth}) already names the object; the value in force is
+  -- sought in a settings file, where a later statement replaces an earlier one
+  local lua = file and file:match("%.lua$") and type(anchor) ~= "table"
+  if not anchor and lua and parent then anchor = M.table_set(parent) end
+  if lua and anchor then anchor = { anchor, "last" } end
   if path and path:match("^[%a_][%w_]*%[%d+%]$") and anchor and not quoted then
     -- the message is about the object itself (issues[2]): the line of its id
     line = M.at(file and read(file), anchor)
@@ -90,6 +117,8 @@ function M.place(msg, read, default_file, anchor)
     local src = file and read(file)
     line = M.of(src, key, anchor)
     if not line and anchor then line = M.of(src, key) end
+    local last = src and lua and not quoted and last_statement(src, key, parent)
+    if last and (not line or last > line) then line = last end
   end
   return file, line, text
 end

@@ -293,11 +293,13 @@ function Ctx:id(t, path, derived)
   local v = self:str(t, path, "id")
   if v == nil then
     if derived == nil or derived == "" then self:fail(self:field(path, "id"), "cannot derive an id; give one") end
+    if not board_mod.id_ok(derived) then
+      self:fail(self:field(path, "id"), "the id derived, %q, is no usable id (an id is %s); give one", derived,
+        board_mod.ID_RULE)
+    end
     return derived, true
   end
-  if not v:match("^[%w][%w_.%-]*$") then
-    self:fail(self:field(path, "id"), "bad id %q: use letters, digits, '_', '.', '-'", v)
-  end
+  if not board_mod.id_ok(v) then self:fail(self:field(path, "id"), "bad id %q: an id is %s", v, board_mod.ID_RULE) end
   return v
 end
 
@@ -437,7 +439,7 @@ local function shape(f, v)
   if kind == "rock" or (kind == nil and v.epics ~= nil) then
     ctx:unknown(v, "", "rock")
     local rock = common(ctx, v, "", { type = "rock", department = f.department })
-    rock.id = ctx:id(v, "", f.stem)
+    rock.id, rock.derived = ctx:id(v, "", f.stem)
     rock.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
     if type(v.epics) ~= "table" then ctx:fail("epics", "must be an array of {epic=, department=}") end
     ctx:array(v.epics, "epics", "{epic=, department=}")
@@ -455,7 +457,7 @@ local function shape(f, v)
   end
   ctx:unknown(v, "", "epic")
   local epic = common(ctx, v, "", { type = "epic", department = f.department })
-  epic.id = ctx:id(v, "", f.stem)
+  epic.id, epic.derived = ctx:id(v, "", f.stem)
   epic.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
   cards[1] = epic
   local key, list
@@ -472,11 +474,18 @@ local function shape(f, v)
     local p = ctx:idx(key, i)
     ctx.anchor = ctx:anchor_of(t)
     if type(t) ~= "table" then ctx:fail(p, "must be an object") end
+    local known = #ctx.unknowns
     ctx:unknown(t, p, "issue")
     local issue = common(ctx, t, p, { type = "issue", parent = epic.id })
     local title = issue.summary or issue.name
-    if not title or not title:find("%S") then ctx:fail(p, "needs a summary or a name") end
-    issue.id = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
+    if not title or not title:find("%S") then
+      -- a misspelt summary ("sumary") is the likelier fault: said as its unknown field, which
+      -- names the field meant
+      local u = ctx.unknowns[known + 1]
+      if u then error({ import_error = u.message, anchor = u.anchor }, 0) end
+      ctx:fail(p, "needs a summary or a name")
+    end
+    issue.id, issue.derived = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
     issue.verification = ctx:checks_text(t, p)
     issue.anchor = ctx.anchor
     ctx.anchor = nil
@@ -514,8 +523,10 @@ function M.link(parsed)
     for _, c in ipairs(p.cards) do
       local prev = by_id[c.id]
       if prev then
-        bad(c.anchor, "%s: %s: card id %q is already used by %s%s; give one of them an explicit id",
-          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or "")
+        -- a derived id is mended by giving one; two given ids only by changing one
+        bad(c.anchor, "%s: %s: card id %q is already used by %s%s; %s",
+          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or "",
+          (c.derived or prev.derived) and "give one of them an explicit id" or "change one of the two ids")
       else
         by_id[c.id] = c
         defs[#defs + 1] = c

@@ -50,20 +50,62 @@ end
 --   "orket.lua: KEY: unknown setting (settings: a, b)"
 --   "... PATH: unknown field (an issue's fields: a, b)"   orket.import
 --   "... unknown field 'KEY' (fields: a, b)"        roles, tools, routing.lua (policies: "... in deny rule (fields: ...)")
+--   "... no role named "KEY" (roles: a, b)"          a team's, a policy's or a command's name of a role
 -- PATH's last part is the name: a.b.KEY, a[1].KEY, or a["KEY "] for a name that is no identifier.
+-- Every scan below moves forward only, so a long one-line message (a cycle through thousands
+-- of ids) costs its length, not its length squared as an unanchored ".-" pattern would.
+
+-- the last name of PATH: a["KEY"], or the run of a.b.KEY, a[1].KEY or KEY[2] that only
+-- brackets and digits follow
+local function last_name(path)
+  if path:sub(-2) == '"]' then
+    local i = path:find('["', 1, true)
+    if i and i <= #path - 3 then return path:sub(i + 2, -3) end
+  end
+  local t = #path + 1 -- where the trailing brackets and digits begin
+  while t > 1 and path:find("^[%[%d%]]", t - 1) do t = t - 1 end
+  for run, stop in path:gmatch("([^%.%[%]]+)()") do
+    if stop >= t then return run end
+  end
+end
+
+-- "PATH: unknown WHAT (...: LIST)": the first on its line after a word, as
+-- msg:match("([^%s][^\n]-): unknown (%a+)[^(\n]*%([^:)\n]*: ([^)\n]*)%)") would find it
+local function unknown_path(msg)
+  local from, line, nl, first = 1, 1, msg:find("\n", 1, true), nil
+  while true do
+    local at, stop, what = msg:find(": unknown (%a+)", from)
+    if not at then return nil end
+    while nl and nl < at do line, nl, first = nl + 1, msg:find("\n", nl + 1, true), nil end
+    first = first or msg:find("[^%s]", line) or #msg + 1
+    -- the list is in the first parentheses after it, on its line
+    local open = msg:find("[(\n]", stop + 1)
+    local list = open and msg:byte(open) == 40 and msg:match("^[^:)\n]*: ([^)\n]*)%)", open + 1)
+    if list and first < at then
+      local path = msg:sub(first, at - 1)
+      return path, what, list
+    end
+    -- what lies before those parentheses ends no other match: go on past them
+    from = list and at + 1 or (open or #msg) + 1
+  end
+end
+
 local function unknown_in(msg)
   local key, list = msg:match("unknown field '([^']*)'[^(\n]*%(fields: ([^)\n]*)%)")
   if key then return key, list end
+  key, list = msg:match('no %a+ named "([^"\n]*)"[^(\n]*%([^:)\n]*: ([^)\n]*)%)')
+  if key then return key, list end
   local path, what
-  path, what, list = msg:match("([^%s][^\n]-): unknown (%a+)[^(\n]*%([^:)\n]*: ([^)\n]*)%)")
+  path, what, list = unknown_path(msg)
   if not path or (what ~= "setting" and what ~= "field") then return nil end
-  path = path:match(".*: (.-)$") or path
-  key = path:match('%["(.*)"%]$') or path:match("([^%.%[%]]+)[%[%d%]]*$")
-  return key, list
+  -- after the path's last ": " (orket.lua: KEY)
+  local cut, i = 0, path:find(": ", 1, true)
+  while i do cut, i = i + 1, path:find(": ", i + 1, true) end
+  return last_name(path:sub(cut + 1)), list
 end
 
---- hint(msg) -> msg, with "; did you mean 'NAME'?" added when it says a field or setting is
---- unknown and a known one is near. One place for every such error (orket.settings,
+--- hint(msg) -> msg, with "; did you mean 'NAME'?" added when it says a field, a setting or
+--- a named thing (a role) is unknown and a known one is near. One place for every such error (orket.settings,
 --- orket.import, roles, tools, policies, routing.lua, the store's settings), so the hint is
 --- there whichever module found the field.
 function M.hint(msg)

@@ -278,6 +278,24 @@ function safe.collectgarbage(opt)
   error("collectgarbage: only \"count\" is allowed in scripts", 2)
 end
 
+--- compile(source, chunkname[, env]) -> fn | nil, "name[:line]: message": Lua's load of a
+--- text chunk, the one way the host compiles a file. The parser's own errors reach the
+--- innermost message handler: a text nested too deeply (250 `{`) raises "C stack overflow"
+--- through it, and under `orket`'s own handler (orket.cli, which answers a table) load gave
+--- that table back as its message. Compiled under a pcall of its own, no handler is
+--- called and the message is Lua's text, given the chunk's name where Lua gives none.
+function M.compile(source, chunkname, env)
+  local ok, fn, err
+  if env == nil then ok, fn, err = pcall(load, source, chunkname, "t")
+  else ok, fn, err = pcall(load, source, chunkname, "t", env) end
+  if ok and fn then return fn end
+  err = tostring(ok and err or fn)
+  local name = chunkname and chunkname:gsub("^[@=]", "") or "?"
+  if err:sub(1, #name + 1) == name .. ":" then return nil, err end
+  if err == "C stack overflow" then err = "nested too deeply to compile (C stack overflow)" end
+  return nil, name .. ": " .. err
+end
+
 local function make_load(env)
   return function(chunk, name, mode, chunk_env)
     if mode ~= nil and mode ~= "t" then
@@ -346,7 +364,7 @@ function Box:load(source, chunkname)
     error("bad argument #1 to 'load' (string expected, got " .. type(source) .. ")", 2)
   end
   if source:byte(1) == 27 then return nil, (chunkname or self.name) .. ": binary chunks are not allowed", "ESYNTAX" end
-  local fn, err = load(source, "@" .. (chunkname or self.name), "t", self.env)
+  local fn, err = M.compile(source, "@" .. (chunkname or self.name), self.env)
   if not fn then return nil, err, "ESYNTAX" end
   return fn
 end

@@ -165,8 +165,9 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
     for _, seat in ipairs(settings.seats(s)) do
       for i, r in ipairs(team[seat].roles) do
         if not by_name[r] and not broken[r] then
-          add(out, dir, string.format("orket.lua: team.%s.roles[%d]: no role named %q", seat, i, r), nil,
-            fieldline.table_set(seat))
+          -- the roles known, as a run's message gives them: the nearest is named (orket.nearest)
+          add(out, dir, string.format("orket.lua: team.%s.roles[%d]: no role named %q (roles: %s)", seat, i, r,
+            table.concat(names_of(by_name), ", ")), nil, fieldline.table_set(seat))
         end
       end
     end

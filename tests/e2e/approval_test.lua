@@ -64,6 +64,18 @@ describe("approvals end to end", function()
     assert.is_true(n >= 2, "the row names no `orket answer` to approve and to refuse: " .. row)
   end)
 
+  it("shows a request of a card canceled while it waited as no longer answerable", function()
+    local dir = project()
+    run_to_wait(dir)
+    assert.equal(0, H.orket('cancel CLEAN-1 "not needed"', { cwd = dir }).status)
+    local text = H.orket("card CLEAN-1", { cwd = dir }).stdout
+    assert.matches('#1 %S+ unanswered, the card is canceled: delete_file {"path":"old.txt"}', text)
+    assert.not_matches("answer: orket answer", text, 1, true)
+    local r = H.orket("answer CLEAN-1 --approve", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("CLEAN-1 is canceled, not waiting for an approval", r.stderr, 1, true)
+  end)
+
   it("waits for approval, then deletes the file once approved and finishes the card", function()
     local dir = project()
     run_to_wait(dir)

@@ -177,6 +177,26 @@ describe("orket import, board and card", function()
     assert.equal("orket: " .. ex .. "/.orket/orket.db: database disk image is malformed\n", r.stderr)
   end)
 
+  -- log and resume read one run: a store that cannot be read is not "no run N"
+  sqlite_it("reports a damaged store as damaged, not as a run that does not exist, in log and resume", function()
+    local ex = H.example("notes")
+    assert.equal(0, H.orket("run NOTES", { cwd = ex }).status)
+    -- the runs table's pages overwritten: the store opens, a read of a run fails
+    local db = assert(require("orket.project").open_store(ex, false))
+    local root = assert(db:row("SELECT rootpage FROM sqlite_master WHERE name = 'runs'")).rootpage
+    local page = assert(db:row("PRAGMA page_size")).page_size
+    db:close()
+    local f = assert(io.open(ex .. "/.orket/orket.db", "r+b"))
+    f:seek("set", (root - 1) * page)
+    f:write(string.rep("\255\0\127garbage", page // 10))
+    f:close()
+    for _, c in ipairs { "log 1", "log", "log 1 --json", "resume 1", "resume", "runs" } do
+      local r = H.orket(c, { cwd = ex })
+      assert.equal(1, r.status, c .. ": " .. r.stderr)
+      assert.equal("orket: .orket/orket.db: database disk image is malformed\n", r.stderr, c)
+    end
+  end)
+
   it("says so when .orket is a file, not a directory", function()
     local ex = example()
     H.write(ex .. "/.orket", "")

@@ -72,6 +72,35 @@ describe("orket CLI", function()
     assert.equal(2, r.status)
   end)
 
+  it("refuses an empty directory argument as a usage error naming it, never taking it for /", function()
+    -- (`init ""` is refused by the same parser entry, checked in cmdline_spec: run here on a
+    -- parser that took it, it would write a project into /)
+    local dir = H.tmpdir()
+    for _, c in ipairs {
+      { "validate ''", "orket: DIR is an empty word; give a directory\nusage: orket validate [DIR] [-C DIR]\n" },
+      { "import ''", "orket: DIR is an empty word; give a directory\nusage: orket import [DIR] [-C DIR]\n" },
+      { "board -C ''", "orket: -C needs a directory, not an empty word\nusage: orket board " },
+      { "runs -C ''", "orket: -C needs a directory, not an empty word\nusage: orket runs " },
+    } do
+      local r = H.orket(c[1], { cwd = dir })
+      assert.equal(2, r.status, c[1] .. ": " .. r.stderr)
+      assert.equal(c[2], r.stderr:sub(1, #c[2]), c[1])
+    end
+  end)
+
+  it("takes the project's directory as -C DIR in validate and import too, as every command does", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local r = H.orket("validate -C p", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("^ok: orket.lua, 1 epic", r.stdout)
+    r = H.orket("import -C p", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    r = H.orket("validate -C nowhere", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: nowhere: not a directory\n", r.stderr)
+  end)
+
   it("says what to do under a refusal on a terminal: the code's remedy, from orket.errors", function()
     local dir = H.tmpdir()
     assert.equal(0, H.orket("init .", { cwd = dir }).status)
@@ -96,6 +125,13 @@ describe("orket CLI", function()
     r = H.orket("answer START-1 -x", { cwd = dir })
     assert.equal(2, r.status)
     assert.matches("unknown option '%-x'", r.stderr)
+    -- an extra word is said as such, not blamed as a missing one
+    r = H.orket("answer START-1 a b", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("^orket: give the answer text as one argument %(quote it%)\n", r.stderr)
+    r = H.orket("answer START-1", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("^orket: answer needs a card id and the answer text\n", r.stderr)
     -- after --, text that starts with '-' is the answer (START-1 is not waiting: refused as such)
     r = H.orket("answer START-1 -- -x", { cwd = dir })
     assert.equal(1, r.status)
@@ -125,6 +161,16 @@ describe("orket CLI", function()
     r = H.orket("sandbox compose --out=" .. H.quote(dir .. "/a=b"), { cwd = p })
     assert.equal(0, r.status, r.stderr)
     assert.is_truthy(H.read(dir .. "/a=b/compose.yaml"))
+    -- a short option too (every usage line says [-C DIR]), and an empty value is refused
+    r = H.orket("runs --json -C=" .. H.quote(p), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches('"target":"START"', r.stdout, 1, true)
+    r = H.orket("run START --model=", { cwd = p })
+    assert.equal(2, r.status, r.stderr)
+    assert.matches("orket: --model needs a value, not an empty word\nusage: orket run ", r.stderr, 1, true)
+    r = H.orket("board -C=", { cwd = p })
+    assert.equal(2, r.status, r.stderr)
+    assert.matches("orket: -C needs a directory, not an empty word\n", r.stderr, 1, true)
     -- a flag given a value is refused, not taken for the flag
     r = H.orket("runs --json=yes", { cwd = p })
     assert.equal(2, r.status)

@@ -141,4 +141,35 @@ describe("docs/guide", function()
     end
     assert.is_true(n >= 40, "found only " .. n .. " codes")
   end)
+
+  it("troubleshooting.md quotes, in its common situations, messages the code prints", function()
+    local section = guide("troubleshooting"):match("\n## Common situations\n(.-)\n## ") or
+      guide("troubleshooting"):match("\n## Common situations\n(.*)$")
+    local sources = {}
+    local p = io.popen("cd " .. H.quote(H.ROOT) .. " && find lua core -name '*.lua' -o -name '*.c'")
+    for f in p:lines() do sources[#sources + 1] = H.read(H.ROOT .. "/" .. f) end
+    p:close()
+    local n = 0
+    for lead in section:gmatch("\n%*%*(.-)%*%*") do
+      for quote in lead:gmatch('"([^"]+)"') do
+        quote = quote:gsub("%s+", " ") -- as the paragraph wraps it
+        n = n + 1
+        -- a value the message holds (CARD, 0.0.0.0) is filled in: each piece around it is
+        -- in one source
+        local pieces = {}
+        for piece in (quote:gsub("%f[%w]%u%u+%f[%W]", "\0"):gsub("%d[%d.]*", "\0") .. "\0"):gmatch("([^\0]*)\0") do
+          piece = piece:match("^%s*(.-)%s*$")
+          if #piece >= 3 then pieces[#pieces + 1] = piece end
+        end
+        local found = false
+        for _, text in ipairs(sources) do
+          local all = true
+          for _, piece in ipairs(pieces) do all = all and text:find(piece, 1, true) ~= nil end
+          if all then found = true break end
+        end
+        assert.is_true(#pieces > 0 and found, "troubleshooting.md quotes \"" .. quote .. "\", which no source prints")
+      end
+    end
+    assert.is_true(n >= 5, "found only " .. n .. " quoted messages")
+  end)
 end)

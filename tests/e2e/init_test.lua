@@ -17,6 +17,14 @@ local function on_path()
   return { PATH = bin .. ":" .. os.getenv("PATH") }
 end
 
+-- what is in dir (a sorted `find`, named from dir's own name), with find's options
+local function tree(dir, opts)
+  local p = io.popen("cd " .. H.quote(dir .. "/..") .. " && find " .. H.quote(dir:match("[^/]+$")) .. " " .. (opts or "") .. " | sort")
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
 describe("orket init", function()
   after_each(H.cleanup)
 
@@ -64,6 +72,16 @@ describe("orket init", function()
     assert.matches([[next: cd 'it'\''s' && orket run START]], r.stdout, 1, true)
   end)
 
+  it("names a project whose directory's name is not UTF-8 so that it validates", function()
+    local dir = H.tmpdir()
+    local r = H.orket("init 'bad'$(printf '\\377')'dir'", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    -- the byte that is no UTF-8 becomes U+FFFD, the rest of the name is kept
+    assert.matches('name = "bad\u{FFFD}dir"', H.read(dir .. "/bad\255dir/orket.lua"), 1, true)
+    local v = H.orket("validate", { cwd = dir .. "/bad\255dir" })
+    assert.equal(0, v.status, v.stdout .. v.stderr)
+  end)
+
   it("names the binary by the path it was run by when orket is not on PATH, a line that works", function()
     local dir = H.tmpdir()
     assert(os.execute("mkdir " .. H.quote(dir .. "/b") .. " && ln -s " .. H.quote(H.BIN) .. " " .. H.quote(dir .. "/b/orket")))
@@ -88,9 +106,7 @@ describe("orket init", function()
     local r = H.orket("init pre", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("epics/old.json:1: .*; init removed what it had created in pre, so it can be run again\n$", r.stderr)
-    local p = io.popen("cd " .. H.quote(dir) .. " && find pre | sort")
-    assert.equal("pre\npre/epics\npre/epics/old.json\n", p:read("a"))
-    p:close()
+    assert.equal("pre\npre/epics\npre/epics/old.json\n", tree(dir .. "/pre"))
     assert.equal("{bad", H.read(dir .. "/pre/epics/old.json"))
     -- the second try meets the same problem, not a half-made project
     r = H.orket("init pre", { cwd = dir })
@@ -99,6 +115,29 @@ describe("orket init", function()
     write(dir .. "/pre/epics/old.json", '{ "id": "OLD", "name": "Old", "issues": [] }')
     r = H.orket("init pre", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
+  end)
+
+  it("undoes a failure at the workspace's repository too, so the run again it offers works", function()
+    local dir = H.tmpdir()
+    local ws = H.quote(dir .. "/pre/workspace")
+    assert(os.execute("mkdir -p " .. ws .. " && cd " .. ws .. " && git init -q -b master . && echo code > a.c"
+      .. " && git add a.c && git -c user.name=t -c user.email=t@t commit -qm work"))
+    local r = H.orket("init pre", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("not refs/heads/main.*; init removed what it had created in pre, so it can be run again\n$", r.stderr)
+    assert.equal("pre\npre/workspace\n", tree(dir .. "/pre", "-maxdepth 1"))
+    assert(os.execute("git -C " .. ws .. " branch -q -m master main"))
+    r = H.orket("init pre", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+  end)
+
+  it("counts START's own issues, and says the other cards it imported apart", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/pre/epics"))
+    write(dir .. "/pre/epics/mine.json", '{ "id": "MINE", "name": "Mine", "issues": [ { "id": "M-1", "summary": "m" } ] }')
+    local r = H.orket("init pre", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("epics/start.json (epic START, 2 issues), 2 more cards from epics/, ", r.stdout, 1, true)
   end)
 
   it("refuses to overwrite a project and names the file", function()

@@ -213,6 +213,40 @@ describe("orket run outside a project", function()
   end)
 end)
 
+describe("a Lua file nested too deeply to compile", function()
+  after_each(H.cleanup)
+
+  -- Lua's parser stops at 200 levels; its error reached orket's own handler, which made
+  -- it a traceback (import) or "table: 0x..." (every other command)
+  it("is named by every command that loads it, never a traceback or a table", function()
+    local deep = ("{"):rep(250) .. ("}"):rep(250)
+    local p = project()
+    H.write(p .. "/epics/deep.lua", "return " .. deep .. "\n")
+    local want = "epics/deep.lua: nested too deeply to compile (C stack overflow)"
+    local r = H.orket("import", { cwd = p })
+    assert.equal(1, r.status, r.stderr)
+    assert.equal("orket: " .. want .. "\n", r.stderr)
+    assert.matches(want, H.orket("validate", { cwd = p }).stdout, 1, true)
+    os.remove(p .. "/epics/deep.lua")
+    local cfg = H.read(p .. "/orket.lua")
+    H.write(p .. "/orket.lua", cfg .. "x = " .. deep .. "\n")
+    want = "orket.lua: nested too deeply to compile (C stack overflow)"
+    assert.matches(want, H.orket("validate", { cwd = p }).stdout, 1, true)
+    r = H.orket("run START", { cwd = p })
+    assert.equal(1, r.status, r.stderr)
+    assert.equal("orket: " .. want .. "\n", r.stderr)
+    H.write(p .. "/orket.lua", cfg)
+    os.execute("mkdir -p " .. H.quote(p .. "/roles"))
+    H.write(p .. "/roles/deep.lua", "return " .. deep .. "\n")
+    assert.matches("roles/deep.lua: nested too deeply to compile (C stack overflow)",
+      H.orket("validate", { cwd = p }).stdout, 1, true)
+    r = H.orket("lua roles/deep.lua", { cwd = p })
+    assert.equal(1, r.status, r.stderr)
+    assert.equal("orket: roles/deep.lua: nested too deeply to compile (C stack overflow)\n", r.stderr)
+    untouched(p)
+  end)
+end)
+
 describe("a budget error in orket.lua", function()
   after_each(H.cleanup)
 

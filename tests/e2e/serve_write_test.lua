@@ -141,6 +141,12 @@ describe("orket serve writes", function()
     st, doc = call(s, "POST", "/v1/cards", op, "{not json")
     assert.equal(400, st)
     assert.equal("bad_json", doc.error.code)
+    -- an id git cannot name the card's branch by is refused now, not at the card's first turn
+    for _, id in ipairs { "X.lock", "A..B", "a." } do
+      st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "x", id = id })
+      assert.equal(400, st, id)
+      assert.matches("not ending in '.' or '.lock'", doc.error.message, 1, true)
+    end
     local _, board_before = call(s, "GET", "/v1/board", op)
     st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "Metrics", priority = "High" })
     assert.equal(201, st)

@@ -147,4 +147,19 @@ describe("orket validate", function()
     assert.is_nil(v.stdout:find('no role named "tester"', 1, true), v.stdout)
     assert.equal(#want - 1, #lines_of(v.stdout) - 1)
   end)
+
+  it("names the line that set the value in force, when orket.lua sets a field again below", function()
+    local p = project()
+    -- as the guides change a seat: a line added at the end of orket.lua
+    local cfg = H.read(p .. "/orket.lua")
+    local n = select(2, cfg:gsub("\n", ""))
+    H.write(p .. "/orket.lua", cfg .. 'team.senior_developer = { roles = { "codr" } }\n'
+      .. 'models.default = "nosuch:model"\nconcurrency = 0\n')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches(string.format('orket.lua:%d: team.senior_developer.roles[1]: no role named "codr" '
+      .. "(roles: architect, coder, integrity_guard); did you mean 'coder'?", n + 1), v.stdout, 1, true)
+    assert.matches(string.format("orket.lua:%d: models.default names provider 'nosuch'", n + 2), v.stdout, 1, true)
+    assert.matches(string.format("orket.lua:%d: concurrency", n + 3), v.stdout, 1, true)
+  end)
 end)

@@ -14,7 +14,7 @@ cmd.args = {
   usage = "orket answer CARD [--] \"text\" | CARD --approve [\"note\"] | CARD --deny \"reason\" [-C DIR]",
   text = "to answer text that starts with '-'",
   { "CARD", key = "card", missing = "answer needs a card id" },
-  { "TEXT", many = true, key = "text" },
+  { "TEXT", many = true, key = "text", empty = true },
   { "--approve", help = "let the call the card waits on run once (the note goes to the model)" },
   { "--deny", help = "refuse the call, with the reason the model reads" },
   cmdline.DIR,
@@ -39,7 +39,8 @@ local function checked(o, cli)
     end
     return decision, words[1]
   end
-  if #words ~= 1 then return nil, nil, cli.usage_error(cmd, "answer needs a card id and the answer text") end
+  if #words > 1 then return nil, nil, cli.usage_error(cmd, "give the answer text as one argument (quote it)") end
+  if #words == 0 then return nil, nil, cli.usage_error(cmd, "answer needs a card id and the answer text") end
   if not words[1]:find("%S") then return nil, nil, cli.usage_error(cmd, "the answer is empty") end
   return nil, words[1]
 end

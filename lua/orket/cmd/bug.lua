@@ -11,7 +11,7 @@ cmd.args = {
   usage = "orket bug ROCK [--] \"what goes wrong\" [--body TEXT] [--fingerprint KEY] [--json] [-C DIR]",
   text = "for text that starts with '-'", extra = "give the text as one argument (quote it)",
   { "ROCK", key = "rock", missing = "bug needs a rock id" },
-  { "TEXT", key = "text", optional = true },
+  { "TEXT", key = "text", optional = true, empty = true },
   { "--body", value = "TEXT", what = "the bug's description", help = "its description (at most 64 KiB)" },
   { "--fingerprint", value = "KEY", what = "a key", help = "an open bug with the same key gets the report as a comment" },
   { "--json", help = "print {\"card\": ID, \"duplicate\": BOOL, \"rock\": the rock whose run works it}" },

@@ -10,7 +10,7 @@ cmd.args = {
   usage = "orket cancel CARD [--] \"reason\" [-C DIR]",
   text = "for a reason that starts with '-'", extra = "give the reason as one argument (quote it)",
   { "CARD", key = "card", missing = "cancel needs a card id" },
-  { "REASON", key = "reason", optional = true },
+  { "REASON", key = "reason", optional = true, empty = true },
   cmdline.DIR,
 }
 cmd.help = [[

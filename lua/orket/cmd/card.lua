@@ -102,14 +102,17 @@ end
 local function approvals_and_commits(w, g)
   if #g.asks > 0 then
     w[#w + 1] = "\napprovals:"
+    -- an undecided request is answered only while its card waits for it (orket answer refuses otherwise)
+    local open = g.card.status == "waiting_for_developer"
     for _, a in ipairs(g.asks) do
-      local state = not a.decision and "pending" or (a.decision == "approve" and (a.used_at and "approved, used" or "approved, not used yet") or "refused")
+      local state = not a.decision and (open and "pending" or "unanswered, the card is " .. g.card.status)
+        or (a.decision == "approve" and (a.used_at and "approved, used" or "approved, not used yet") or "refused")
       w[#w + 1] = string.format("  #%d %s %s: %s", a.id, a.requested_at, state, inert.line(approvals.describe(a)))
       w[#w + 1] = "      asked by " .. inert.line(a.seat) .. ": " .. inert.line(a.reason or a.rule)
       if a.decision then
         w[#w + 1] = string.format("      %s by %s at %s%s", a.decision == "approve" and "approved" or "refused",
           inert.line(a.decided_by), a.decided_at, a.note and (": " .. body(a.note, "        ")) or "")
-      else
+      elseif open then
         w[#w + 1] = string.format("      answer: orket answer %s --approve [\"note\"] | --deny \"reason\"", inert.line(g.card.id))
       end
     end

@@ -20,7 +20,7 @@ cmd.help = [[
 Decides one tool call as the gate would during a run, without running it.
 Exit status: 0 allow, 1 deny, 4 ask, 2 usage error.]]
 cmd.args = {
-  usage = "orket gate check --role ROLE --tool TOOL --args JSON [--seat SEAT] [--card ID | --card-status S]\n" ..
+  usage = "orket gate check --role ROLE --tool TOOL [--args JSON] [--seat SEAT] [--card ID | --card-status S]\n" ..
     "                  [--allow-tools a,b,...] [--workspace DIR] [--json]",
   { "check", key = "subcommand", missing = "gate needs a subcommand (check)",
     check = function(v) return v == "check" and v, "unknown gate subcommand '" .. v .. "'" end },

@@ -4,7 +4,7 @@ local project = require "orket.project"
 local uv = require "luv"
 
 local cmd = { name = "import", summary = "load a project's epics/ into its board",
-  args = { extra = "import takes at most one directory", { "DIR", optional = true, key = "dir", default = "." } } }
+  args = require("orket.cmdline").dir_args("import") }
 cmd.help = [[
 Reads DIR/epics/*.json and *.lua (and one level of department folders), checks every file,
 then writes all cards in one transaction to DIR/.orket/orket.db. Re-importing updates

@@ -6,6 +6,7 @@
 -- On a terminal and without options it asks first (orket.terminal.ask): name, model,
 -- forge, example or empty.
 local uv = require "luv"
+local json = require "cjson.safe"
 local import = require "orket.import"
 local project = require "orket.project"
 local gitwork = require "orket.engine.gitwork"
@@ -69,11 +70,15 @@ cmd.shell_quote = shell_quote
 -- leave what was there before untouched.
 local function undo_list()
   local made = {}
+  -- -> the first path it could not remove (something not made here is in it), or nil
   function made.undo()
+    local left
     for i = #made, 1, -1 do
       local m = made[i]
       if m.dir then uv.fs_rmdir(m.path) else os.remove(m.path) end
+      if not left and uv.fs_lstat(m.path) then left = m.path end
     end
+    return left
   end
   return made
 end
@@ -127,7 +132,9 @@ local function create(dir, texts, made, files)
   -- last, so a failure before leaves no repository behind: workspace/ is a git repository
   -- with main's first commit; each card gets its branch and worktree on its first turn
   -- (docs/git.md)
-  local git, gerr = gitwork.open(dir .. "/workspace", dir .. "/.orket/worktrees")
+  -- opening takes .orket/git.lock (made here, so removed with .orket on a failure)
+  made[#made + 1] = { path = orket_dir .. "/git.lock" }
+  local git, gerr = gitwork.open(dir .. "/workspace", orket_dir .. "/worktrees")
   if not git then return nil, gerr end
   git.repo:close()
   return r
@@ -155,7 +162,7 @@ end
 -- The words: [DIR], --yes, or --forge with its repository and URL (checked as given).
 cmd.args = { usage = "orket init [DIR] [--yes | --forge gitea|github [--repo OWNER/NAME] [--forge-url URL]]",
   extra = "init takes at most one directory",
-  { "DIR", optional = true },
+  { "DIR", optional = true, what = "a directory" },
   { "--yes" },
   { "--forge", value = "gitea|github", what = "gitea or github", check = function(v)
     if FORGES[v] then return v end
@@ -331,8 +338,13 @@ end
 -- What init made, and the command to run next.
 local function say_made(dir, o, texts, r, cli)
   local cd = dir == "." and "" or ("cd " .. shell_quote(dir) .. " && ")
-  local said = { "orket.lua", texts["epics/start.json"] and string.format("epics/start.json (epic START, %d issues)", r.cards - 1)
-    or "epics/ (empty)" }
+  -- START's issues as its file holds them: r.cards counts epics/ files that were there too
+  local start = texts["epics/start.json"] and json.decode(texts["epics/start.json"])
+  local issues = start and #(start.issues or {}) or 0
+  local others = r.cards - (start and issues + 1 or 0)
+  local said = { "orket.lua", start and string.format("epics/start.json (epic START, %d issues)", issues)
+    or others == 0 and "epics/ (empty)" or nil }
+  if others > 0 then said[#said + 1] = string.format("%d more card%s from epics/", others, others == 1 and "" or "s") end
   if texts["script.lua"] then said[#said + 1] = "script.lua (offline model)" end
   said[#said + 1] = "workspace/ (git)"
   io.stdout:write(string.format("created a project in %s: %s\n", dir, table.concat(said, ", ")))
@@ -355,6 +367,17 @@ local function say_made(dir, o, texts, r, cli)
   end
 end
 
+-- A directory's name as a project's name, which orket.lua needs in UTF-8: each byte that
+-- is no part of a UTF-8 character becomes U+FFFD, the rest is kept.
+local function utf8_name(s)
+  local ok, at = utf8.len(s)
+  while not ok do
+    s = s:sub(1, at - 1) .. "\u{FFFD}" .. s:sub(at + 1)
+    ok, at = utf8.len(s, at + 3)
+  end
+  return s
+end
+
 function cmd.run(args, cli)
   local dir, o = options(args, cli)
   if not dir then return o end
@@ -366,7 +389,7 @@ function cmd.run(args, cli)
   end
   local name = uv.fs_realpath(".") or "project"
   if dir ~= "." then name = dir end
-  name = name:match("([^/]+)/*$") or "project"
+  name = utf8_name(name:match("([^/]+)/*$") or "project")
   if not (o.forge or o.yes) and uv.guess_handle(0) == "tty" and uv.guess_handle(1) == "tty" then
     if not wizard(o, name) then
       cli.err("init cancelled; nothing was changed")
@@ -382,8 +405,12 @@ function cmd.run(args, cli)
   local made = undo_list()
   local r, err = create(dir, texts, made, files)
   if not r then
-    made.undo()
-    cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
+    local left = made.undo()
+    if left then
+      cli.err("%s; init could not remove %s, which it had created: remove it before running init again", err, left)
+    else
+      cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
+    end
     return 1
   end
   say_made(dir, o, texts, r, cli)

@@ -83,7 +83,7 @@ end
 
 -- A run number: an integer, else the usage error RUN's.
 local function run_number(v)
-  local id = math.tointeger(tonumber(v))
+  local id = cmdline.integer(v)
   if not id then return nil, "RUN must be a run number" end
   return id
 end
@@ -280,11 +280,15 @@ end
 local function document(dir, id, cli)
   local db = cli.open_store(dir, false, true)
   if not db then return nil end
-  id = id or runs.latest_id(db)
   if not id then
-    db:close()
-    cli.err("no runs yet; start one with 'orket run EPIC'")
-    return nil
+    -- the newest run; a store that cannot be read says so, not "no runs yet"
+    local recent, rerr = runs.recent(db, 1)
+    id = recent and recent[1] and recent[1].id
+    if not id then
+      db:close()
+      cli.err("%s", rerr or "no runs yet; start one with 'orket run EPIC'")
+      return nil
+    end
   end
   local doc, derr = view.json_doc(db, dir, id)
   db:close()

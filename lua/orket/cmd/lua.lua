@@ -4,6 +4,7 @@
 local task = require "orket.task"
 local orket_api = require "orket"
 local rt = require "orket.c.runtime"
+local compile = require("orket.scriptenv").compile
 
 local cmd = { name = "lua", summary = "run a trusted Lua script with the runtime" }
 cmd.args = {
@@ -24,13 +25,13 @@ local function load_file(file)
   f:close()
   if src:byte(1) == 27 then return nil, file .. ": precompiled chunks are not run" end
   src = src:gsub("^#![^\n]*", "")
-  return load(src, "@" .. file, "t")
+  return compile(src, "@" .. file)
 end
 
 -- The chunk to run: -e CODE, standard input for '-', else the file -> fn | nil, message.
 local function load_chunk(code, file)
-  if code then return load(code, "=(command line)", "t") end
-  if file == "-" then return load(io.stdin:read("a"), "=stdin", "t") end
+  if code then return compile(code, "=(command line)") end
+  if file == "-" then return compile(io.stdin:read("a"), "=stdin") end
   return load_file(file)
 end
 

@@ -2,31 +2,41 @@
 -- 'orket answer'), from its journal: recorded model responses and tool calls are not repeated.
 local run_cmd = require "orket.cmd.run"
 local runs = require "orket.store.runs"
+local cmdline = require "orket.cmdline"
 
 local cmd = { name = "resume", summary = "continue an interrupted or stalled run",
   args = run_cmd.options { "RUN", optional = true, key = "target",
-    check = function(v) return math.tointeger(tonumber(v)) and v, "RUN must be a run number (see 'orket runs')" end } }
+    check = function(v) return cmdline.integer(v) and v, "RUN must be a run number (see 'orket runs')" end } }
 cmd.help = [[
 Continues RUN (default: the latest run that is not done) where it stopped. Model responses
 and tool calls already in the journal are used as recorded, so nothing is asked or done twice.]]
+
+-- The run to resume: target's, else the latest not done -> row | nil, message. A store that
+-- cannot be read gives its own message (ECORRUPT: the file is damaged), never "no run".
+local function find_run(db, target)
+  local row, err
+  if target then
+    row, err = runs.get(db, cmdline.integer(target))
+  else
+    row, err = runs.latest_not_done(db)
+  end
+  if row or err then return row, err end
+  if target then return nil, "no run " .. target .. " (see 'orket runs')" end
+  local recent, rerr = runs.recent(db, 1)
+  if not recent then return nil, rerr end
+  return nil, recent[1] and "no run to resume (every run is done)"
+    or "no run to resume: nothing has run yet; start one with 'orket run EPIC'"
+end
 
 function cmd.run(args, cli)
   local o, st = run_cmd.parse(args, cli, cmd)
   if not o then return st end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local row
-  if o.target then
-    row = runs.get(db, math.tointeger(tonumber(o.target)))
-  else
-    row = runs.latest_not_done(db)
-  end
-  local any = row or runs.any(db)
+  local row, err = find_run(db, o.target)
   db:close()
   if not row then
-    cli.err("%s", o.target and ("no run " .. o.target .. " (see 'orket runs')")
-      or any and "no run to resume (every run is done)"
-      or "no run to resume: nothing has run yet; start one with 'orket run EPIC'")
+    cli.err("%s", err)
     return 1
   end
   if row.status == "done" then

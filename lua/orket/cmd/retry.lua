@@ -14,7 +14,7 @@ cmd.args = {
   usage = "orket retry CARD [--] [\"note\"] [-C DIR]",
   text = "for a note that starts with '-'", extra = "give the note as one argument (quote it)",
   { "CARD", key = "card", missing = "retry needs a card id" },
-  { "NOTE", key = "note", optional = true },
+  { "NOTE", key = "note", optional = true, empty = true },
   cmdline.DIR,
 }
 cmd.help = [[

@@ -164,9 +164,12 @@ local function take_lock(e, o, resume_id)
     lock:release()
     return nil, cerr
   end
-  local target = o.target
-  if resume_id then target = (runs.get(e.db, resume_id) or {}).target end
-  local other, why
+  local target, other, why = o.target, nil, nil
+  if resume_id then
+    -- a store that cannot be read is said, not taken for a run with no target to check
+    local row, rerr = runs.get(e.db, resume_id)
+    target, other, why = row and row.target, rerr ~= nil, rerr
+  end
   if target then other, why = claims.conflict(o.dir, e.db, e.board, target, { own_run_lock = true }) end
   if not other and not resume_id then other, why = recorded.unfinished_overlap(e.db, e.board, o.target) end
   if other then

@@ -575,7 +575,7 @@ end
 -- a sandbox id: a positive integer, else the error naming the subcommand
 local function id_word(what)
   return function(v)
-    local id = math.tointeger(tonumber(v))
+    local id = cmdline.integer(v)
     if not id or id < 1 then
       return nil, string.format("sandbox %s needs a sandbox id (a number, see orket sandbox list), got '%s'", what, v)
     end

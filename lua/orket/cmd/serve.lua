@@ -23,11 +23,11 @@ local web = require "orket.serve.web"
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
 cmd.args = {
   text = "a directory", extra = "serve takes one directory",
-  { "DIR", optional = true, key = "project" },
+  { "DIR", optional = true, key = "project", what = "a directory" },
   { "--listen", value = "HOST:PORT", what = "HOST:PORT" },
   { "--workers", value = "N", what = "a number",
     check = function(v)
-      local n = math.tointeger(tonumber(v))
+      local n = cmdline.integer(v)
       if not n or n < 0 or n > 64 then return nil, "--workers needs an integer from 0 to 64" end
       return n
     end },

@@ -4,7 +4,7 @@ local validate = require "orket.validate"
 local uv = require "luv"
 
 local cmd = { name = "validate", summary = "check a project's config, epics, roles, tools and policies",
-  args = { extra = "validate takes at most one directory", { "DIR", optional = true, key = "dir", default = "." } } }
+  args = require("orket.cmdline").dir_args("validate") }
 cmd.help = [[
 Loads every file the way 'orket run' would, each on its own, without running anything, and
 prints every problem found (file:line: message) in one pass, not only the first. Also checks,

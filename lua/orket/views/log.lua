@@ -20,15 +20,20 @@ local M = {}
 --- result as the JSON text the journal holds), transitions (the board moves the run made:
 --- at, card, actor, from, to) and usage (the run's tokens by kind and cost by currency,
 --- docs/cost.md: {calls, priced, input, cached, output, cost = {CURRENCY = micro-units}}).
+--- A store that cannot be read gives its own message and CODE (ECORRUPT: the file is
+--- damaged), never "no run".
 function M.json_doc(db, dir, id)
-  local run = runs.get(db, id)
-  if not run then return nil, string.format("no run %s (see 'orket runs')", tostring(id)) end
+  local run, rerr, rcode = runs.get(db, id)
+  if rerr then return nil, rerr, rcode end
+  if not run then return nil, string.format("no run %s (see 'orket runs')", tostring(id)), "ENOENT" end
   local events = {}
   for _, ev in ipairs(db:events { run = id }) do
     local d = ev.data
     local item = { id = ev.id, at = ev.at, kind = ev.kind, card = ev.card, actor = ev.actor, data = d }
     if ev.kind == "turn" then
-      local t = turns.get(db, d.id) or {}
+      local t, terr, tcode = turns.get(db, d.id)
+      if terr then return nil, terr, tcode end -- not a turn shown empty
+      t = t or {}
       local req = cjson.decode(t.request or "{}") or {}
       local resp = cjson.decode(t.response or "{}") or {}
       local td = cjson.decode(t.data or "{}") or {}

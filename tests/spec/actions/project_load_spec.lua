@@ -83,6 +83,23 @@ describe("import of epics that would lose or stall cards", function()
     refused({ ["x.lua"] = "return {\n id = \n" }, "epics/x.lua:3: unexpected symbol near <eof>")
   end)
 
+  it("places a settings file's error at the line that set the value in force, a card's at its own", function()
+    local cfg = table.concat({
+      "models = {", '  default = "a:b",', "}", "team = {",
+      '  dev = { roles = { "coder" } },', "}", "concurrency = 3",
+      'team.dev = { roles = { "codr" } }', 'models.default = "x:y"', "concurrency = 0", "",
+    }, "\n")
+    local function read() return cfg end
+    local function line_of(msg, anchor) return select(2, fieldline.place(msg, read, nil, anchor)) end
+    assert.equal(8, line_of('orket.lua: team.dev.roles[1]: no role named "codr"', fieldline.table_set("dev")))
+    assert.equal(9, line_of("orket.lua: models.default names provider 'x'"))
+    assert.equal(10, line_of("orket.lua: concurrency: must be an integer"))
+    -- a card's anchor names the card: a later line of the same name elsewhere is not its
+    local epic = '{ id = "X-1",\n  priority = "Soon" },\n{ id = "X-2",\npriority = 2 }\n'
+    assert.equal(2, select(2, fieldline.place("epics/x.lua: issues[0].priority: unknown priority",
+      function() return epic end, nil, { fieldline.id_set("X-1"), 1 })))
+  end)
+
   it("gives validate the anchor of the card a field error is about", function()
     local text = '{\n "id": "X",\n "priority": "High",\n "issues": [\n  { "id": "X-1", "summary": "a",\n'
       .. '    "priority": "High" },\n  { "id": "X-2", "summary": "b",\n    "priority": "Soon" } ] }\n'

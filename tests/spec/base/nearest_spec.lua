@@ -35,7 +35,13 @@ describe("orket.nearest", function()
       nearest.hint("r.lua:3: unknown field 'sytem' (fields: name, system)\ntraceback"))
     assert.equal("p.lua:2: unknown field 'toool' in deny rule (fields: tool, role); did you mean 'tool'?",
       nearest.hint("p.lua:2: unknown field 'toool' in deny rule (fields: tool, role)"))
+    -- a name of a role, as orket.lua's team, `orket validate` and `orket gate` give it
+    assert.equal([[orket.lua:18: team.dev.roles[1]: no role named "testr" (roles: coder, tester); did you mean 'tester'?]],
+      nearest.hint([[orket.lua:18: team.dev.roles[1]: no role named "testr" (roles: coder, tester)]]))
+    assert.equal([[--role codr: no role named "codr" after the reload (roles: coder); did you mean 'coder'?]],
+      nearest.hint([[--role codr: no role named "codr" after the reload (roles: coder)]]))
     for _, same in ipairs {
+      [[--role zzz: no role named "zzz" (roles: coder, tester)]], -- nothing near
       "orket.lua: store.host: unknown setting (known: url)",   -- nothing near
       "epics/x.json: issues[0].summary: must be a string",    -- no unknown field
       "unknown command 'frobnicate'",
@@ -44,5 +50,29 @@ describe("orket.nearest", function()
       assert.equal(same, nearest.hint(same))
     end
     assert.equal(42, nearest.hint(42))
+  end)
+
+  it("reads a long one-line message in a number of steps that grows with its length, not its square", function()
+    -- matching steps are charged to a script call's instruction budget: a budget of 1M
+    -- holds a few passes over 30 KB, where rescanning the line from each of its starts
+    -- takes some 400M (a 20,000-id dependency cycle took minutes to print)
+    local scriptenv = require "orket.scriptenv"
+    local ids = {}
+    for i = 1, 3000 do ids[i] = "C-" .. i end
+    ids[#ids + 1] = "C-1"
+    local cycle = "epics/c.json: dependency cycle: " .. table.concat(ids, " -> ")
+    local function hint(msg)
+      local box = scriptenv.new { instructions = 1000000, timeout_ms = 0 }
+      local ok, res = box:pcall(nearest.hint, msg)
+      assert.is_true(ok, res)
+      return res
+    end
+    assert.equal(cycle, hint(cycle))
+    local tail = "; orket.lua: serve.cros: unknown setting (known: cors)"
+    assert.equal(cycle .. tail .. "; did you mean 'cors'?", hint(cycle .. tail))
+    -- many ": unknown" with no list after them: each is given up on once
+    local many = ("x: unknown setting "):rep(1500)
+    assert.equal(many, hint(many))
+    assert.equal(many .. "(known: cors)", hint(many .. "(known: cors)"))
   end)
 end)

@@ -118,6 +118,27 @@ describe("script environment", function()
     assert.matches("binary", e2)
   end)
 
+  it("compiles a text nested too deeply into a message naming the file, under any handler", function()
+    local deep = "return " .. ("{"):rep(250) .. ("}"):rep(250)
+    -- orket.cli's handler answers a table: Lua's parser raises its C stack overflow
+    -- through the innermost handler, and load handed that table back as its message
+    local ok, fn, err, code = xpcall(function()
+      return scriptenv.new {}:load(deep, "epics/deep.lua")
+    end, function(e) return { internal = e } end)
+    assert.is_true(ok)
+    assert.is_nil(fn)
+    assert.equal("epics/deep.lua: nested too deeply to compile (C stack overflow)", err)
+    assert.equal("ESYNTAX", code)
+    ok, fn, err = xpcall(scriptenv.compile, debug.traceback, deep, "=stdin")
+    assert.is_true(ok)
+    assert.is_nil(fn)
+    assert.equal("stdin: nested too deeply to compile (C stack overflow)", err)
+    -- Lua's own messages as they are, and the host's environment when none is given
+    assert.same({ nil, "x.lua:2: unexpected symbol near <eof>" }, { scriptenv.compile("x =\n", "@x.lua") })
+    assert.equal(_G, scriptenv.compile("return _ENV", "=x")())
+    assert.same({ a = 1 }, scriptenv.compile("return _ENV", "=x", { a = 1 })())
+  end)
+
   it("load inside a script defaults to the script's environment, not the host's", function()
     local ok, v = run("secret = 41 return load('return secret + 1')()")
     assert.is_true(ok)

@@ -89,6 +89,12 @@ describe("board", function()
     assert.equal(2, #b:list { status = { "ready" }, type = "issue" })
     assert.same({ nil, 'board: unknown status "finished"', "ESTATUS" }, { b:list { status = "finished" } })
     assert.same({ nil, 'board: card "X-1" already exists', "EEXIST" }, { b:create { parent = "E", summary = "s", id = "X-1" } })
+    -- the rule import keeps: an id git cannot name a branch by is refused, not failed at its run
+    for _, bad in ipairs { "X.lock", "A..B", "a.", "-rf" } do
+      assert.same({ nil, 'board: bad card id "' .. bad .. '": an id is ' .. board_mod.ID_RULE, "EINVAL" },
+        { b:create { parent = "E", summary = "s", id = bad } })
+    end
+    assert.matches("not ending in '.' or '.lock'", board_mod.ID_RULE, 1, true)
     assert.same({ nil, 'board: depends_on[1]: unknown card "Q"', "ENOENT" }, { b:create { parent = "E", summary = "s", depends_on = { "Q" } } })
     -- its own epic or rock: a dependency that could never be met, as import refuses
     assert.same({ nil, 'board: depends_on[2]: "E" is the epic the new card belongs to; it could never start '

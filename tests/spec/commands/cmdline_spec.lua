@@ -35,13 +35,57 @@ describe("cmdline.parse", function()
       { { "X", "--model" }, "--model needs a model" },
       { { "X", "-C" }, "-C needs a directory" },
       { { "X", "--lease-ms", "3" }, "--lease-ms needs at least 30" },
+      -- a number is decimal digits: not what Lua's tonumber also reads
+      { { "X", "--lease-ms", "1e3" }, "--lease-ms needs at least 30" },
+      { { "X", "--lease-ms", "0x40" }, "--lease-ms needs at least 30" },
+      { { "X", "--lease-ms", " 50" }, "--lease-ms needs at least 30" },
+      { { "X", "--lease-ms", "50 " }, "--lease-ms needs at least 30" },
+      { { "X", "--lease-ms", "40.0" }, "--lease-ms needs at least 30" },
       { { "X", "--role" }, "--role needs ROLE" },
+      -- an empty word is no value: "" for a directory would be the filesystem's root
+      { { "X", "--model", "" }, "--model needs a model, not an empty word" },
+      { { "X", "-C", "" }, "-C needs a directory, not an empty word" },
+      { { "X", "--role", "" }, "--role needs ROLE, not an empty word" },
+      { { "" }, "TARGET is an empty word" },
     }
     for _, c in ipairs(cases) do
       local o, msg = cmdline.parse(DECL, c[1])
       assert.is_nil(o)
       assert.equal(c[2], msg)
     end
+  end)
+
+  it("takes an empty word where the entry says it may be empty, and in a script's words", function()
+    local decl = { { "CARD" }, { "NOTE", optional = true, empty = true }, { "--why", value = "W", empty = true } }
+    assert.same({ card = "X", note = "", why = "" }, cmdline.parse(decl, { "X", "", "--why", "" }))
+    decl = { { "ARGS", many = true, rest = true, key = "words" } }
+    assert.same({ words = { "f.lua", "" } }, cmdline.parse(decl, { "f.lua", "" }))
+  end)
+
+  it("refuses an empty directory for every command that takes one, naming the argument", function()
+    local cli = require "orket.cli"
+    local seen = {}
+    for _, name in ipairs(cli.COMMANDS) do
+      local decl = cli.load_command(name).args or {}
+      local first
+      for _, e in ipairs(decl) do
+        if e[1] == "-C" then
+          local o, msg = cmdline.parse(decl, { "-C", "" })
+          assert.is_nil(o, name)
+          assert.equal("-C needs a directory, not an empty word", msg, name)
+          seen["-C"] = true
+        elseif e[1]:sub(1, 1) ~= "-" then
+          first = first or e
+        end
+      end
+      if first and first[1] == "DIR" then
+        local o, msg = cmdline.parse(decl, { "" })
+        assert.is_nil(o, name)
+        assert.equal("DIR is an empty word; give a directory", msg, name)
+        seen[name] = true
+      end
+    end
+    for _, name in ipairs { "-C", "init", "validate", "import", "serve", "worker" } do assert.is_true(seen[name], name) end
   end)
 
   it("says how to pass text that starts with '-', refuses words where nothing is declared", function()
