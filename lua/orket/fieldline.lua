@@ -72,13 +72,54 @@ function M.table_set(name)
   return "%f[%w_]" .. name:gsub("%p", "%%%0") .. "%s*=%s*{"
 end
 
+-- A Lua file's text with its comments blanked (their newlines kept, so lines count the
+-- same): a commented-out `review = {...}` or `models.default = ...` is not where a value is
+-- set. Strings are stepped over whole ('...', "...", [[...]], [==[...]==]), so a "--" in
+-- one is no comment.
+local function code_only(text)
+  local out, i, n = {}, 1, #text
+  while i <= n do
+    local s = text:find("[-'\"%[]", i)
+    if not s then out[#out + 1] = text:sub(i) break end
+    out[#out + 1] = text:sub(i, s - 1)
+    local c = text:sub(s, s)
+    local long = text:match("^%[(=*)%[", s)
+    if c == "-" and text:sub(s, s + 1) == "--" then
+      local eq = text:match("^%-%-%[(=*)%[", s)
+      local stop = eq and select(2, text:find("]" .. eq .. "]", s, true)) or (text:find("\n", s, true) or n + 1) - 1
+      stop = stop or n
+      out[#out + 1] = (text:sub(s, stop):gsub("[^\n]", " "))
+      i = stop + 1
+    elseif long then
+      local stop = select(2, text:find("]" .. long .. "]", s, true)) or n
+      out[#out + 1] = text:sub(s, stop)
+      i = stop + 1
+    elseif c == "'" or c == '"' then
+      local j = s + 1
+      while j <= n do
+        local d = text:sub(j, j)
+        if d == "\\" then j = j + 2
+        elseif d == c or d == "\n" then break
+        else j = j + 1 end
+      end
+      out[#out + 1] = text:sub(s, j)
+      i = j + 1
+    else
+      out[#out + 1] = c
+      i = s + 1
+    end
+  end
+  return table.concat(out)
+end
+M.code_only = code_only
+
 -- In a Lua file, the line of the last statement that sets parent.key (`models.default = ...`,
 -- `team.senior_developer.roles = ...`) or, for a name of the file's own (no parent), the last
 -- `key =` at a line's start: the guides add such lines at the end of orket.lua, and the value
 -- in force is the one set last. -> line | nil
 local function last_statement(text, key, parent)
-  local pat = parent and ("%f[%w_]" .. parent:gsub("%p", "%%%0") .. "%s*%.%s*" .. key:gsub("%p", "%%%0") .. "%s*=")
-    or ("^" .. key:gsub("%p", "%%%0") .. "%s*=")
+  local pat = parent and ("^%s*" .. parent:gsub("%p", "%%%0") .. "%s*%.%s*" .. key:gsub("%p", "%%%0") .. "%s*=%f[^=]")
+    or ("^" .. key:gsub("%p", "%%%0") .. "%s*=%f[^=]")
   local n, found = 0, nil
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
@@ -115,6 +156,7 @@ function M.place(msg, read, default_file, anchor)
   end
   if key and not line then
     local src = file and read(file)
+    if src and lua then src = code_only(src) end
     line = M.of(src, key, anchor)
     if not line and anchor then line = M.of(src, key) end
     local last = src and lua and not quoted and last_statement(src, key, parent)

@@ -94,6 +94,14 @@ describe("import of epics that would lose or stall cards", function()
     assert.equal(8, line_of('orket.lua: team.dev.roles[1]: no role named "codr"', fieldline.table_set("dev")))
     assert.equal(9, line_of("orket.lua: models.default names provider 'x'"))
     assert.equal(10, line_of("orket.lua: concurrency: must be an integer"))
+    -- a line commented out sets nothing: `orket init --forge` writes such trailing ones
+    cfg = table.concat({
+      'review = { escalate_after = 2, human = "yes" }', "-- review = { human = true }",
+      "models.default = 5", "if models.default == 5 then end", '-- models.default = "ollama:y"',
+      'local note = "models.default = 1 -- in a string"', "--[[ models.default = 2", "]]", "",
+    }, "\n")
+    assert.equal(1, line_of("orket.lua: review.human: must be a boolean", fieldline.table_set("review")))
+    assert.equal(3, line_of("orket.lua: models.default: must be a string"))
     -- a card's anchor names the card: a later line of the same name elsewhere is not its
     local epic = '{ id = "X-1",\n  priority = "Soon" },\n{ id = "X-2",\npriority = 2 }\n'
     assert.equal(2, select(2, fieldline.place("epics/x.lua: issues[0].priority: unknown priority",
