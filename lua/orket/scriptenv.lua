@@ -291,8 +291,9 @@ function M.compile(source, chunkname, env)
   if ok and fn then return fn end
   err = tostring(ok and err or fn)
   local name = chunkname and chunkname:gsub("^[@=]", "") or "?"
-  if err:sub(1, #name + 1) == name .. ":" then return nil, err end
-  if err == "C stack overflow" then err = "nested too deeply to compile (C stack overflow)" end
+  if err == "C stack overflow" then return nil, name .. ": nested too deeply to compile (C stack overflow)" end
+  -- Lua named the chunk itself ("name:line: ...", a long name shortened to "...tail")
+  if err:find("^[^\n]-:%d+:") then return nil, err end
   return nil, name .. ": " .. err
 end
 

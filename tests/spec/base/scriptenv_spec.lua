@@ -135,6 +135,10 @@ describe("script environment", function()
     assert.equal("stdin: nested too deeply to compile (C stack overflow)", err)
     -- Lua's own messages as they are, and the host's environment when none is given
     assert.same({ nil, "x.lua:2: unexpected symbol near <eof>" }, { scriptenv.compile("x =\n", "@x.lua") })
+    -- a long name, which Lua shortens in its message to "...tail", is not put before it again
+    local long = "/tmp/" .. string.rep("a", 70) .. "/bad.lua"
+    local _, lerr = scriptenv.compile("local x = = 1", "@" .. long)
+    assert.matches("^%.%.%.a+/bad%.lua:1: unexpected symbol near '='$", lerr)
     assert.equal(_G, scriptenv.compile("return _ENV", "=x")())
     assert.same({ a = 1 }, scriptenv.compile("return _ENV", "=x", { a = 1 })())
   end)
