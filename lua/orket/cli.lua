@@ -201,17 +201,24 @@ local function asks_help(cmd, args)
   return false
 end
 
---- split_values(args [, upto]) -> args with each "--name=value" or "-N=value" among the
---- first upto words (default all) before any "--" made the two words "--name" "value": the
---- one parser (orket.cmdline) then takes both spellings of every option with a value, long
---- or short (-C=DIR), and refuses an empty one ("--model="). A flag given a value
---- ("--json=1") leaves a stray word its parser refuses.
-function M.split_values(args, upto)
+--- split_values(args [, upto [, decl]]) -> args with each "--name=value" or "-N=value"
+--- among the first upto words (default all) before any "--" made the two words "--name"
+--- "value": the one parser (orket.cmdline) then takes both spellings of every option with a
+--- value, long or short (-C=DIR), and refuses an empty one ("--model="). A flag given a value
+--- ("--json=1") leaves a stray word its parser refuses. decl: the command's arguments; the
+--- word after one of its options with a value is that value, never split ("--body -E=1").
+function M.split_values(args, upto, decl)
+  local valued = {}
+  for _, e in ipairs(decl or {}) do
+    if e.value then
+      for _, n in ipairs { e[1], e.alias } do valued[n] = true end
+    end
+  end
   local out, last = {}, upto or #args
   for i, a in ipairs(args) do
     local name, value = a:match("^(%-%a)=(.*)$")
     if not name then name, value = a:match("^(%-%-%a[%w-]*)=(.*)$") end
-    if i <= last and name then
+    if i <= last and name and not valued[args[i - 1]] then
       out[#out + 1] = name
       out[#out + 1] = value
     else
@@ -268,7 +275,7 @@ function M.main(argv)
   end
   local args = {}
   for i = 2, #argv do args[#args + 1] = argv[i] end
-  args = M.split_values(args, cmd.words_after)
+  args = M.split_values(args, cmd.words_after, cmd.args)
   args[0] = argv[0]
   M.argv0 = argv[0]
   if asks_help(cmd, args) then

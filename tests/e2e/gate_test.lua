@@ -84,6 +84,10 @@ describe("orket gate check", function()
     -- --allow-tools replaces the role's list
     r = H.orket("gate check --role integrity_guard --allow-tools read_file,write_file " .. write)
     assert.equal(0, r.status, r.stdout)
+    -- an empty list is a role with no tool at all, not a missing value
+    r = H.orket("gate check --role coder --allow-tools '' " .. write)
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("ROLE_FORBIDDEN", r.stdout, 1, true)
     -- a project's roles/ overrides a built-in role by name
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. dir .. "/roles")

@@ -12,7 +12,7 @@ cmd.args = {
   text = "for text that starts with '-'", extra = "give the text as one argument (quote it)",
   { "ROCK", key = "rock", missing = "bug needs a rock id" },
   { "TEXT", key = "text", optional = true, empty = true },
-  { "--body", value = "TEXT", what = "the bug's description", help = "its description (at most 64 KiB)" },
+  { "--body", value = "TEXT", what = "the bug's description", empty = true, help = "its description (at most 64 KiB)" },
   { "--fingerprint", value = "KEY", what = "a key", help = "an open bug with the same key gets the report as a comment" },
   { "--json", help = "print {\"card\": ID, \"duplicate\": BOOL, \"rock\": the rock whose run works it}" },
   cmdline.DIR,

@@ -34,8 +34,8 @@ cmd.args = {
     .. "type, who worked it and whether its dependencies are done, as a\nrun would see them" },
   { "--card-status", value = "S", what = "a value", key = "status",
     help = "instead of --card: the status of a card being worked (default\nin_progress)" },
-  { "--allow-tools", value = "LIST", what = "a value", key = "allow",
-    help = "the tools the role may use, comma-separated, instead of the\nrole's own list" },
+  { "--allow-tools", value = "LIST", what = "a value", key = "allow", empty = true, -- "": no tool at all
+    help = "the tools the role may use, comma-separated, instead of the\nrole's own list (\"\": none)" },
   { "--workspace", value = "DIR", what = "a value", default = ".",
     help = "the project whose roles/, policies/ and tools/ apply (default .)" },
   { "--json", help = "print the decision as JSON" },

@@ -60,6 +60,20 @@ describe("cmdline.parse", function()
     assert.same({ card = "X", note = "", why = "" }, cmdline.parse(decl, { "X", "", "--why", "" }))
     decl = { { "ARGS", many = true, rest = true, key = "words" } }
     assert.same({ words = { "f.lua", "" } }, cmdline.parse(decl, { "f.lua", "" }))
+    -- the commands' own: free text, and a list where empty means none
+    local cli = require "orket.cli"
+    local bug = cmdline.parse(cli.load_command("bug").args, { "R", "title", "--body", "" })
+    assert.same({ "R", "title", "" }, { bug.rock, bug.text, bug.body })
+    local gate = cmdline.parse(cli.load_command("gate").args, { "check", "--role", "coder", "--tool", "read_file",
+      "--allow-tools", "" })
+    assert.equal("", gate.allow)
+  end)
+
+  it("splits name=value words, but never an option's value that looks like one", function()
+    local cli = require "orket.cli"
+    local decl = cli.load_command("bug").args
+    assert.same({ "R", "s", "--body", "-E=1 fails" }, cli.split_values({ "R", "s", "--body", "-E=1 fails" }, nil, decl))
+    assert.same({ "R", "s", "--body", "x", "-C", "d" }, cli.split_values({ "R", "s", "--body=x", "-C=d" }, nil, decl))
   end)
 
   it("refuses an empty directory for every command that takes one, naming the argument", function()
