@@ -122,6 +122,16 @@ end
 
 -- The card as stored (the cache's own table when cached): read it, never change it.
 function Board:_peek(id)
+  -- a card cached under the connection's current stamp: found without _fresh's call (the
+  -- board's reads are most of a step's, and most are of cards it holds)
+  local cache = self.cache
+  if cache then
+    local c = cache[id]
+    if c then
+      local gen, dv = self.db.conn:cards_stamp()
+      if gen and gen == self.cache_gen and dv == self.cache_dv and self.cached < CACHE_MAX then return c, true end
+    end
+  end
   local fresh = self:_fresh()
   local c = fresh and self.cache[id]
   if not c then

@@ -133,10 +133,18 @@ function Registry:get(name) return self.by_name[name] end
 --- what lets the engine ask the model client to keep their encoded JSON (fixed_tools).
 --- Role scripts see read-only views of them (orket.engine.schemas, through roles.messages).
 function Registry:specs(names)
-  local out = {}
-  for _, n in ipairs(names or self.names) do
-    local d = self.by_name[n]
-    if d then out[#out + 1] = d.spec end
+  -- walked as ipairs walks (to the first nil), by index: no C call per name
+  local list, by_name = names or self.names, self.by_name
+  local out, k, i = {}, 0, 1
+  local n = list[1]
+  while n ~= nil do
+    local d = by_name[n]
+    if d then
+      k = k + 1
+      out[k] = d.spec
+    end
+    i = i + 1
+    n = list[i]
   end
   return out
 end

@@ -1,5 +1,6 @@
 /* test_gate.c: globs, the schema validator, the gate's check order and the tool-call scan,
  * on hand-built values (no Lua). */
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -398,6 +399,50 @@ TEST(test_gate_nested_paths) {
 }
 
 /* The one table of effect kinds: what each means to the gate and the engine. */
+/* The decision's texts are cut to their buffers as snprintf cuts them: an allowed call's
+ * reason for a tool name longer than the buffer, and an argument's name in a refusal cut
+ * to 100 bytes (the gate writes both without snprintf). */
+TEST(test_gate_texts_cut) {
+  static char tool[1100], key[151], want[1024], part[128];
+  memset(tool, 't', sizeof tool - 1);
+  memset(key, 'k', sizeof key - 1);
+  const char *fk[] = {"type", "format"};
+  size_t pl[2];
+  jv pathv[] = {jstr("string"), jstr("path")};
+  const char *pk[] = {key};
+  size_t pkl[1];
+  jv pv[] = {jobj(fk, pl, pathv, 2)};
+  const char *sk[] = {"type", "properties"};
+  size_t sl[2];
+  jv sv[] = {jstr("object"), jobj(pk, pkl, pv, 1)};
+  jv schema = jobj(sk, sl, sv, 2);
+  size_t al[1];
+  jv av[] = {jstr("src/a.c")};
+  jv args = jobj(pk, al, av, 1);
+  gate_input in;
+  memset(&in, 0, sizeof in);
+  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
+  in.schema_limits = lim;
+  in.seat = "dev";
+  in.tool = tool;
+  in.tool_known = 1;
+  in.effect = "write";
+  in.schema = &schema;
+  in.args = &args;
+  gate_decision d;
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "ALLOWED");
+  memset(want, 't', sizeof want - 1); /* the name alone fills the reason's 1023 bytes */
+  CHECK_STR(t, d.reason, want);
+  CHECK_STR(t, d.remedy, "");
+  av[0] = jstr("../x");
+  in.tool = "w";
+  gate_check(&in, &d);
+  CHECK_STR(t, d.code, "PATH_ESCAPE");
+  snprintf(part, sizeof part, "argument '%.100s'", key);
+  CHECK(t, strstr(d.reason, part) != NULL);
+}
+
 TEST(test_gate_effects) {
   unsigned f;
   CHECK(t, gate_effect_flags("write", &f) == 0);

@@ -40,6 +40,7 @@
   X(test_schema_validate)                \
   X(test_gate_order)                     \
   X(test_gate_nested_paths)              \
+  X(test_gate_texts_cut)                 \
   X(test_gate_effects)                   \
   X(test_gate_command_ask)               \
   X(test_pattern_cases)                  \

@@ -172,28 +172,42 @@ end
 --- place; so what it was sorted from is kept beside it and compared, name by name, first.
 local tool_orders = setmetatable({}, { __mode = "k" }) -- roles -> {names -> {from=, list=}}
 
+-- Writes list's names into `from` after place n, as ipairs walks it (up to the first nil)
+-- but by index: ipairs' step is a C call per name, most of this walk's cost. -> n, changed
+local function note_names(from, n, list, changed)
+  local i = 1
+  local v = list[1]
+  while v ~= nil do
+    n = n + 1
+    if from[n] ~= v then from[n], changed = v, true end
+    i = i + 1
+    v = list[i]
+  end
+  return n, changed
+end
+
 -- Writes into `from` what the order of names depends on (each role's name and tools, a
 -- false after each role's, then names) -> whether anything differed from what it held.
 -- Written out rather than through a helper: it runs for every turn a run prepares.
 local function order_inputs(from, roles, names)
   local n, changed = 0, false
-  for _, rn in ipairs(roles.names or {}) do
+  local rnames, by_name = roles.names, roles.by_name
+  local i = 1
+  local rn = rnames and rnames[1]
+  while rn ~= nil do
     n = n + 1
     if from[n] ~= rn then from[n], changed = rn, true end
-    local r = roles.by_name[rn]
-    for _, t in ipairs(r and r.tools or {}) do
-      n = n + 1
-      if from[n] ~= t then from[n], changed = t, true end
-    end
+    local r = by_name[rn]
+    local tools = r and r.tools
+    if tools then n, changed = note_names(from, n, tools, changed) end
     n = n + 1
     if from[n] ~= false then from[n], changed = false, true end
+    i = i + 1
+    rn = rnames[i]
   end
-  for _, t in ipairs(names) do
-    n = n + 1
-    if from[n] ~= t then from[n], changed = t, true end
-  end
+  n, changed = note_names(from, n, names, changed)
   if #from ~= n then
-    for i = #from, n + 1, -1 do from[i] = nil end
+    for k = #from, n + 1, -1 do from[k] = nil end
     changed = true
   end
   return changed

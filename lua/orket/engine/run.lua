@@ -169,16 +169,20 @@ end
 -- not use up the workers' budget, so a card rejected again and again reaches escalation and
 -- the requirements review with the default budgets; a reviewer that never decides is still
 -- bounded. The retry event is read only when a count reaches the budget.
-local function turns_used(run, card, turns, review_phase)
-  local function count(since)
-    local n = 0
-    for _, t in ipairs(turns) do
-      if t.id > since and (t.phase == "review") == review_phase then n = n + 1 end
-    end
-    return n
+local function count_turns(turns, review_phase, since)
+  local n = 0
+  for i = 1, #turns do
+    local t = turns[i]
+    if t.id > since and (t.phase == "review") == review_phase then n = n + 1 end
   end
-  local used = count(0)
-  if used >= run.settings.budgets.turns_per_card then used = count(recorded.last_retry(run.db, card.id)) end
+  return n
+end
+
+local function turns_used(run, card, turns, review_phase)
+  local used = count_turns(turns, review_phase, 0)
+  if used >= run.settings.budgets.turns_per_card then
+    used = count_turns(turns, review_phase, recorded.last_retry(run.db, card.id))
+  end
   return used
 end
 

@@ -54,8 +54,9 @@ function M.tools(specs)
   for i = 1, #out do
     local s = out[i]
     local p = s.parameters
+    -- a schema seen before is found here without a call (every step sees the same ones)
     out[i] = { name = s.name, description = s.description,
-      parameters = type(p) == "table" and M.view(p) or p }
+      parameters = view_of[p] or (type(p) == "table" and M.view(p) or p) }
   end
   return out
 end

@@ -161,8 +161,12 @@ function M.has_child_outside(db, id, statuses)
   return db:row(CHILD_OUTSIDE[#statuses], id, table.unpack(statuses)) ~= nil
 end
 
-local OPEN_DEPS = [[SELECT count(*) AS n FROM dependencies d JOIN cards t ON t.id = d.depends_on
-  WHERE (d.card_id = ?1 OR d.card_id = ?2) AND t.status <> 'done']]
+-- id's count, then epic's unless it is id again: `d.card_id = ?1 OR d.card_id = ?2` read both
+-- through a temporary b-tree (to count a row once), built at every call, 47k against 19k
+local OPEN_DEPS = [[SELECT (SELECT count(*) FROM dependencies d JOIN cards t ON t.id = d.depends_on
+    WHERE d.card_id = ?1 AND t.status <> 'done')
+  + (SELECT count(*) FROM dependencies d JOIN cards t ON t.id = d.depends_on
+    WHERE d.card_id = ?2 AND ?2 <> ?1 AND t.status <> 'done') AS n]]
 
 --- open_dependencies(db, id, epic) -> how many of the cards that id or epic (its epic, or
 --- id again) depend on are not done

@@ -6,9 +6,11 @@ local M = {}
 
 --- of(db, card) -> array of {experiment=, arm=, model=, role=}: the card's arms, by
 --- experiment ({} before its first work turn)
+-- one text (not joined per call): the store's statement cache finds it by its address
+local OF = "SELECT experiment, arm, model, role FROM experiment_cards WHERE card_id = ? ORDER BY experiment"
+
 function M.of(db, card)
-  return assert(db:rows("SELECT experiment, arm, model, role FROM experiment_cards WHERE card_id = ? "
-    .. "ORDER BY experiment", card))
+  return assert(db:rows(OF, card))
 end
 
 --- record(db, card, arms): writes the card's arms ({experiment=, arm=, model=, role=}...)

@@ -3,12 +3,18 @@
 -- checked. Each is op(db, ...) -> plain Lua values: passed as 1/0, times as ISO text, on
 -- either backend (written once: orket.store.dialect).
 local json = require "cjson.safe"
+local dialect = require "orket.store.dialect"
 
 local M = {}
+local sql = dialect.statement
 
 --- checks(db, card_id) -> the card's stored checks, decoded | nil (none, or not JSON)
+-- built once per dialect: a text made again per call misses the store's statement cache's
+-- quick find (by the text's address) and is hashed whole, every turn of a hand-in
+local CHECKS = sql(function(d) return "SELECT " .. d.json("verification") .. " FROM cards WHERE id = ?" end)
+
 function M.checks(db, card_id)
-  local row = db:row("SELECT " .. db.dialect.json("verification") .. " FROM cards WHERE id = ?", card_id)
+  local row = db:row(CHECKS(db), card_id)
   return row and row.verification and json.decode(row.verification) or nil
 end
 
@@ -37,9 +43,15 @@ local function all(d)
     .. "layers, " .. d.time("at")
 end
 
+-- the row of the card's highest id, found through max(): ORDER BY id DESC LIMIT 1 made SQLite
+-- build a temporary b-tree at every call (a reviewer's every turn), five times this read
+local LAST = sql(function(d)
+  return "SELECT " .. all(d) .. " FROM verifications WHERE id = (SELECT max(id) FROM verifications WHERE card_id = ?)"
+end)
+
 --- last(db, card_id) -> the card's latest verification row | nil
 function M.last(db, card_id)
-  return db:row("SELECT " .. all(db.dialect) .. " FROM verifications WHERE card_id = ? ORDER BY id DESC LIMIT 1", card_id)
+  return db:row(LAST(db), card_id)
 end
 
 --- results(db, card_id) -> the card's verification rows, oldest first ({} on a store error)
