@@ -3,6 +3,9 @@
 -- Used by tests/spec/tree/imports_spec.lua; run it to see the report:
 --   build/orket lua scripts/imports.lua [ROOT]   cycles (of modules and of folders), forbidden edges and unexplained lazy
 --                                                requires (exit 1 if any), ROOT default: orket's home
+-- a Lua string's end, as the error-line search reads it (one scan of quoted text)
+local quoted_end = require("orket.fieldline").quoted_end
+
 local M = {}
 
 -- The layers, top to bottom (docs/architecture.md draws the same table; the spec checks its order). A module may
@@ -73,13 +76,7 @@ function M.tokens(src)
         advance_to(src:find("\n", i, true) or n + 1)
       end
     elseif c == '"' or c == "'" then
-      local j = i + 1
-      while j <= n do
-        local d = src:sub(j, j)
-        if d == "\\" then j = j + 2
-        elseif d == c or d == "\n" then break
-        else j = j + 1 end
-      end
+      local j = quoted_end(src, i)
       toks[#toks + 1] = { kind = "string", text = src:sub(i + 1, j - 1), line = line }
       advance_to(j + 1)
     elseif c == "[" and long_open(src, i) then

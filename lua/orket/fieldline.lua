@@ -72,6 +72,19 @@ function M.table_set(name)
   return "%f[%w_]" .. name:gsub("%p", "%%%0") .. "%s*=%s*{"
 end
 
+--- quoted_end(text, s) -> where the Lua string quoted at s ends: its closing quote, or the
+--- end of its line or of the text for one left open (escapes stepped over)
+function M.quoted_end(text, s)
+  local q, j, n = text:sub(s, s), s + 1, #text
+  while j <= n do
+    local d = text:sub(j, j)
+    if d == "\\" then j = j + 2
+    elseif d == q or d == "\n" then return j
+    else j = j + 1 end
+  end
+  return j
+end
+
 -- A Lua file's text with its comments blanked (their newlines kept, so lines count the
 -- same): a commented-out `review = {...}` or `models.default = ...` is not where a value is
 -- set. Strings are stepped over whole ('...', "...", [[...]], [==[...]==]), so a "--" in
@@ -95,13 +108,7 @@ local function code_only(text)
       out[#out + 1] = text:sub(s, stop)
       i = stop + 1
     elseif c == "'" or c == '"' then
-      local j = s + 1
-      while j <= n do
-        local d = text:sub(j, j)
-        if d == "\\" then j = j + 2
-        elseif d == c or d == "\n" then break
-        else j = j + 1 end
-      end
+      local j = M.quoted_end(text, s)
       out[#out + 1] = text:sub(s, j)
       i = j + 1
     else
