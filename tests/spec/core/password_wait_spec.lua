@@ -49,8 +49,9 @@ describe("password checks on the thread pool", function()
     assert.same({ 2, 3 }, { crypto.password_checks() })
     for i = 1, 5 do assert.same({ true, i == 4 }, { tasks[i]:join() }) end
     assert.same({ 0, 0 }, { crypto.password_checks() })
-    -- the third starts only when one of the first two ended: it cannot end before both
-    assert.same({ 1, 2 }, { math.min(ends[1], ends[2]), math.max(ends[1], ends[2]) })
+    -- the third starts only when one of the first two has ended, so the first to end is one
+    -- of those two (the third may still end before the other, on a busy machine)
+    assert.is_true(ends[1] == 1 or ends[1] == 2, "first ended: " .. tostring(ends[1]))
   end)
 
   it("lets a cancelled task go, running or waiting, and goes on with the rest", function()
