@@ -377,9 +377,11 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
 static const char **pp_request_lines(const httpproxy_kept *k, const httpd_req *req, const http_opts *each, size_t *n) {
   const char *name, *value;
   size_t room = 0;
-  if (k->pass_in.n > 0)
+  /* counted as the copy below writes: once per pass_in name, for each header it matches
+   * (a name given twice, in any case, is paid for twice, never overrun) */
+  for (size_t j = 0; j < k->pass_in.n; j++)
     for (size_t i = 0; httpd_header_at(req, i, &name, &value) == 0; i++)
-      if (pp_has(&k->pass_in, name, strlen(name))) room += strlen(name) + strlen(value) + 4;
+      if (strcasecmp(name, k->pass_in.v[j]) == 0) room += strlen(name) + strlen(value) + 4;
   size_t most = k->pass_in.n + each->nheaders;
   const char **lines = malloc(most * sizeof *lines + room + 1);
   if (lines == NULL) return NULL;

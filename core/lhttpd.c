@@ -168,12 +168,18 @@ static size_t lhd_proxy_strings(lua_State *L, int t, const char *fn, const char 
  * or answer, which is the server's own. */
 static void lhd_proxy_check_pass(lua_State *L, const char *fn, const char *what, const char *const *pass, size_t n) {
   static const char *const hop[] = {"connection", "content-length", "keep-alive", "proxy-connection",
-                                    "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"};
-  for (size_t i = 0; i < n; i++)
+                                    "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade",
+                                    /* a request's own: libcurl sets them for the upstream */
+                                    "host", "expect", "proxy-authorization"};
+  for (size_t i = 0; i < n; i++) {
     for (size_t j = 0; j < sizeof hop / sizeof hop[0]; j++) /* (first letters first: 81 calls a request) */
       if ((pass[i][0] | 0x20) == hop[j][0] && strcasecmp(pass[i], hop[j]) == 0)
         luaL_error(L, "bad argument #1 to '%s' (%s[%d] names %s, which belongs to this hop)", fn, what, (int)i + 1,
                    hop[j]);
+    for (size_t j = 0; j < i; j++) /* a name twice would pass its header twice */
+      if (strcasecmp(pass[i], pass[j]) == 0)
+        luaL_error(L, "bad argument #1 to '%s' (%s[%d] names %s again)", fn, what, (int)i + 1, pass[j]);
+  }
 }
 
 /* The method goes on the upstream's request line as given: only those serve proxies. */

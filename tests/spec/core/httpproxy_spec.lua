@@ -709,6 +709,10 @@ describe("req:proxy", function()
       { { unix_socket = "relative" }, "bad argument #1 to 'proxy_kept' %(unix_socket must be an absolute path" },
       { { lines = { "no colon" } }, "bad argument #1 to 'proxy_kept' %(lines%[1%] must be" },
       { { pass = { "etag", "Content-Length" } }, "pass%[2%] names content%-length, which belongs to this hop" },
+      -- a name twice, in any case, would pass its header twice (and was once counted once)
+      { { pass_in = { "x-a", "accept", "X-A" } }, "pass_in%[3%] names x%-a again" },
+      { { pass_in = { "accept", "Host" } }, "pass_in%[2%] names host, which belongs to this hop" },
+      { { pass_in = { "Proxy-Authorization" } }, "pass_in%[1%] names proxy%-authorization, which belongs to this hop" },
       { { max_bytes = -1 }, "max_bytes must be a non%-negative integer" },
       { { cookies = { false } }, "cookies%[1%] must be a string" },
     } do
