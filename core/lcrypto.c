@@ -193,7 +193,9 @@ static int cry_pw_results(lua_State *L, void *ud) {
 /* on the loop's thread, when the job ended */
 static void cry_pw_done(pwjob *j) {
   cry_pw *p = (cry_pw *)((char *)j - offsetof(cry_pw, job));
-  if (!p->cancelled) rt_wait_finish(&p->w, cry_pw_results, p);
+  /* a queue closed with its Lua state (a check started while the runtime closed, after
+   * every wait was cancelled) has no task to resume */
+  if (!p->cancelled && !pwcheck_closed(j->q)) rt_wait_finish(&p->w, cry_pw_results, p);
   cry_pw_free(p);
 }
 

@@ -59,10 +59,12 @@ static void pw_after(uv_work_t *w, int status) {
   pwjob *j = w->data;
   pwcheck *q = j->q;
   if (status != 0) j->rc = status; /* UV_ECANCELED: never asked for, but a job not run is no match */
-  j->running = 0;
   q->running--;
   pw_start_waiting(q); /* before done: what done queues comes after those already waiting */
-  j->done(j);          /* may free j */
+  /* still running until now: a waiting job failing to start calls its done, whose Lua may
+   * cancel this one; cancelled while running, it is flagged, never freed before its done */
+  j->running = 0;
+  j->done(j); /* may free j */
   if (q->closed && q->running == 0) free(q);
 }
 
@@ -98,6 +100,8 @@ int pwcheck_cancel(pwjob *j) {
   }
   return 1; /* neither running nor waiting: over */
 }
+
+int pwcheck_closed(const pwcheck *q) { return q->closed; }
 
 void pwcheck_close(pwcheck *q) {
   if (q == NULL) return;

@@ -55,6 +55,9 @@ int pwcheck_cancel(pwjob *j);
  * ends (after its done). No job may still wait (cancel them first). */
 void pwcheck_close(pwcheck *q);
 
+/* Whether q was closed (its owner gone): a job's done must then touch nothing of it. */
+int pwcheck_closed(const pwcheck *q);
+
 /* How many run and how many wait. */
 void pwcheck_counts(const pwcheck *q, int *running, int *waiting);
 

@@ -111,8 +111,12 @@ function M.verify(db, name, password)
     return nil, "unknown"
   end
   if not crypto.password_verify(row.hash, password) then return nil, "wrong" end
-  if row.disabled_at then return nil, "disabled" end
-  return M.identity(row.name, row.role)
+  -- the check waited on the thread pool: the person as they are now (disabled, given
+  -- another role or password meanwhile), not as they were read before it
+  local now = users.get(db, name)
+  if not now or now.hash ~= row.hash then return nil, "wrong" end
+  if now.disabled_at then return nil, "disabled" end
+  return M.identity(now.name, now.role)
 end
 
 --- identity(name, role) -> the identity a person's requests carry

@@ -78,6 +78,11 @@ describe("password checks on the thread pool", function()
       assert.same({ true, nil, case[3] }, { t:join() })
     end
     assert.equal("user:alice", assert(accounts.verify(db, "alice", "alice-password")).id)
+    -- disabled while her check waits: the answer is the person as she is when it ends
+    local t = task.spawn(accounts.verify, db, "alice", "alice-password")
+    assert.equal("running", t.state)
+    require("orket.store.users").set_disabled(db, "alice", true)
+    assert.same({ true, nil, "disabled" }, { t:join() })
     db:close()
   end)
 
