@@ -109,7 +109,9 @@ local BLOCKABLE = { ready = true, in_progress = true, code_review = true }
 local function block_records(run, id, actor, reason, why, to)
   return run.db:tx(function()
     local status = assert(run.board:status(id))
-    if not BLOCKABLE[status] then return true, false end
+    -- a ready card only to blocked (a money budget's waiting_for_developer is a turn's end,
+    -- which the state machine does not take from ready)
+    if not BLOCKABLE[status] or (status == "ready" and (to or "blocked") ~= "blocked") then return true, false end
     assert(run.board:comment(id, { author = "orket", body = why }))
     local t, terr, tcode = run.board:transition(id, to or "blocked",
       { actor = { seat = actor.seat, roles = actor.roles, by = "engine" }, reason = reason, note = why })
