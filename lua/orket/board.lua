@@ -23,14 +23,16 @@ M.PRIORITY_MIN, M.PRIORITY_MAX = 0, 10
 
 --- ID_RULE: what a card id may be, said by every refusal of one. The work of card ID lives
 --- on the git branch orket/ID, so the id keeps git's branch-name rules (check-ref-format)
---- as well: no "..", and no "." or ".lock" at its end.
-M.ID_RULE = "a letter or digit, then letters, digits, '_', '.', '-', without '..' "
+--- as well: no "..", and no "." or ".lock" at its end; and at most 100 bytes, ASCII, as the
+--- repository's layer takes a card (core/gitrepo: gitrepo_card_valid, the same rule).
+M.ID_RULE = "a letter or digit, then letters, digits, '_', '.', '-' (ASCII, 100 at most), without '..' "
   .. "and not ending in '.' or '.lock' (it names the card's git branch)"
 
 --- id_ok(id) -> whether id keeps ID_RULE: the one check of import's ids, explicit or
---- derived, and of create's
+--- derived (a file name's too: a name of other letters gives an id no branch could take),
+--- and of create's
 function M.id_ok(id)
-  return id:match("^[%w][%w_.%-]*$") ~= nil and not id:find("..", 1, true)
+  return #id <= 100 and id:match("^[%w][%w_.%-]*$") ~= nil and not id:find("..", 1, true)
     and id:sub(-1) ~= "." and id:sub(-5) ~= ".lock"
 end
 

@@ -199,8 +199,10 @@ describe("import", function()
       'epics/a.json:1: issues[1]: card id "A-x" is already used by epics/a.json issues[0]; give one of them an explicit id' },
     -- an id names the card's git branch: what git's ref-name rules refuse is refused here
     { "an id ending in .lock", { ["a.json"] = [[{"id":"A","issues":[{"id":"X.lock","summary":"a"}]}]] },
-      [[epics/a.json:1: issues[0].id: bad id "X.lock": an id is a letter or digit, then letters, digits, '_', '.', '-', ]]
-      .. [[without '..' and not ending in '.' or '.lock' (it names the card's git branch)]] },
+      [[epics/a.json:1: issues[0].id: bad id "X.lock": an id is a letter or digit, then letters, digits, '_', '.', '-' ]]
+      .. [[(ASCII, 100 at most), without '..' and not ending in '.' or '.lock' (it names the card's git branch)]] },
+    { "an id longer than a branch of a card may be", { ["a.json"] = '{"id":"A","issues":[{"id":"' .. string.rep("x", 101)
+      .. '","summary":"a"}]}' }, [[issues[0].id: bad id "]] .. string.rep("x", 101) .. [[": an id is]] },
     { "an id holding ..", { ["a.json"] = [[{"id":"A","issues":[{"id":"A..B","summary":"a"}]}]] },
       [[issues[0].id: bad id "A..B": an id is a letter or digit]] },
     { "an id ending in .", { ["a.json"] = [[{"id":"a.","issues":[]}]] }, [[epics/a.json:1: id: bad id "a.": an id is]] },
