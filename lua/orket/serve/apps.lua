@@ -167,20 +167,24 @@ local function text(req, ctx, status, msg, extra)
   req:respond(status, h, msg .. "\n")
 end
 
--- A person's role in the default project now, never above their key's (cap) | nil, why
--- they may act no more (disabled, not a member)
-local function person_role(db, name, cap)
-  local u = users.get(db, name)
-  if not u or u.disabled_at then return nil, "disabled" end
-  local role = projects.role_in(db, accounts.identity(u.name, u.role), projects.DEFAULT)
+-- The role an identity has in the default project, whose sandboxes apps are | nil, why not
+local function role_of(db, who, why)
+  if not who then return nil, why end
+  local role = projects.role_in(db, who, projects.DEFAULT)
   if not role then return nil, "not_member" end
-  return cap and projects.lower(role, cap) or role
+  return role
 end
 
--- The role a key acts with now: its person's (capped by its own) or its own
+-- A person's role now | nil, why they may act no more (disabled, not a member)
+local function person_role(db, name)
+  local u = users.get(db, name)
+  if not u or u.disabled_at then return nil, "disabled" end
+  return role_of(db, accounts.identity(u.name, u.role))
+end
+
+-- The role a key acts with now: its person's, never above its own (accounts.of_key), or its own
 local function key_role(db, k)
-  if k.user_name then return person_role(db, k.user_name, k.role) end
-  return k.role
+  return role_of(db, accounts.of_key(db, { id = k.key_id or k.id, name = k.name, role = k.role, user = k.user_name }))
 end
 
 -- The role a grant's person may act with now | nil, why they may act no more: the board's

@@ -329,8 +329,7 @@ function Server:_dispatch(req, ctx)
     ctx.key, ctx.who = who.key_id or who.id, who
     local role
     if route.server then
-      role = projects.server_admin(self.db, who) and "admin" or "viewer"
-      if who.cap then role = projects.lower(role, who.cap) end -- a personal key never exceeds its role
+      role = projects.server_role(self.db, who)
     else
       -- a project's route: the caller's role in it; one they are not a member of is
       -- answered as one that does not exist

@@ -60,6 +60,13 @@ function M.server_admin(db, who)
   return who.role == "admin" -- a key of the server's own (no person): as before, its role
 end
 
+--- server_role(db, who) -> the identity's role on the server's own routes (people, keys,
+--- projects): admin for a server admin, else viewer; a personal key never above its own
+function M.server_role(db, who)
+  local role = M.server_admin(db, who) and "admin" or "viewer"
+  return who.cap and M.lower(role, who.cap) or role
+end
+
 --- role_in(db, who, project) -> the identity's role in the project | nil (not a member).
 --- Local use acts as the operator everywhere; a server admin is admin everywhere; a key
 --- without a person acts in the default project only, with its own role; a person has the

@@ -103,11 +103,12 @@ local function after_of(req, ctx)
   return n
 end
 
--- Whether who reads the journal's rows about the server's people: a server admin (a
--- personal key capped below admin is none), local use, or the server's own caller
+-- Whether who reads the journal's rows about the server's people: whoever has the admin
+-- role on the server's own routes (a personal key capped below admin has not), local use,
+-- or the server's own caller
 local function people_reader(srv, who)
   if not who or who.local_use then return true end
-  return srv ~= nil and projects.server_admin(srv.db, who) and (not who.cap or who.cap == "admin")
+  return srv ~= nil and projects.server_role(srv.db, who) == "admin"
 end
 
 local function stream(req, ctx, filter)
