@@ -119,6 +119,22 @@ TEST(test_schema_validate) {
   CHECK_STR(t, e.msg, "args: must be at most 0.5");
 }
 
+/* The input of a check of a known tool by seat dev: its effect, schema and arguments, the
+ * default limits, the rest zero (each test sets what else it needs). */
+static gate_input known_tool(const char *tool, const char *effect, const jv *schema, const jv *args) {
+  gate_input in;
+  memset(&in, 0, sizeof in);
+  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
+  in.schema_limits = lim;
+  in.seat = "dev";
+  in.tool = tool;
+  in.tool_known = 1;
+  in.effect = effect;
+  in.schema = schema;
+  in.args = args;
+  return in;
+}
+
 TEST(test_gate_order) {
   jv fmt = jstr("path"), t_string = jstr("string");
   const char *pk[] = {"type", "format"};
@@ -138,18 +154,9 @@ TEST(test_gate_order) {
   jv av[] = {jstr("src/a.c")};
   jv args = jobj(ak, al, av, 1);
   const char *roles[] = {"coder"};
-  gate_input in;
-  memset(&in, 0, sizeof in);
-  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
-  in.schema_limits = lim;
-  in.seat = "dev";
+  gate_input in = known_tool("write_file", "write", &schema, &args);
   in.roles = roles;
   in.n_roles = 1;
-  in.tool = "write_file";
-  in.tool_known = 1;
-  in.effect = "write";
-  in.schema = &schema;
-  in.args = &args;
   gate_decision d;
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "ALLOWED");
@@ -318,18 +325,9 @@ TEST(test_gate_nested_paths) {
   jv args = jobj(rk, argl, argv_, 2);
 
   const char *roles[] = {"coder"};
-  gate_input in;
-  memset(&in, 0, sizeof in);
-  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
-  in.schema_limits = lim;
-  in.seat = "dev";
+  gate_input in = known_tool("apply_edits", "write", &schema, &args);
   in.roles = roles;
   in.n_roles = 1;
-  in.tool = "apply_edits";
-  in.tool_known = 1;
-  in.effect = "write";
-  in.schema = &schema;
-  in.args = &args;
   gate_decision d;
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "ALLOWED");
@@ -419,16 +417,7 @@ TEST(test_gate_texts_cut) {
   size_t al[1];
   jv av[] = {jstr("src/a.c")};
   jv args = jobj(pk, al, av, 1);
-  gate_input in;
-  memset(&in, 0, sizeof in);
-  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
-  in.schema_limits = lim;
-  in.seat = "dev";
-  in.tool = tool;
-  in.tool_known = 1;
-  in.effect = "write";
-  in.schema = &schema;
-  in.args = &args;
+  gate_input in = known_tool(tool, "write", &schema, &args);
   gate_decision d;
   gate_check(&in, &d);
   CHECK_STR(t, d.code, "ALLOWED");
@@ -475,16 +464,7 @@ TEST(test_gate_command_ask) {
   jv schema;
   memset(&schema, 0, sizeof schema);
   schema.type = JV_OBJ; /* {}: any arguments */
-  gate_input in;
-  memset(&in, 0, sizeof in);
-  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
-  in.schema_limits = lim;
-  in.seat = "dev";
-  in.tool = "run_command";
-  in.tool_known = 1;
-  in.effect = "process";
-  in.schema = &schema;
-  in.args = &args;
+  gate_input in = known_tool("run_command", "process", &schema, &args);
   gate_decision d;
   gate_check(&in, &d);
   CHECK(t, d.verdict == GATE_ASK);
