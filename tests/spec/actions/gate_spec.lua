@@ -539,6 +539,11 @@ describe("policy.load", function()
   it("names the file and line of a bad rule", function()
     local msg = load_err("\n\ndeny { tool = 'x', paht = 'a' }")
     assert.matches("bad.lua:3: unknown field 'paht' in deny rule", msg, 1, true)
+    -- of several unknown fields the misspelt one, whatever the table's order
+    for _ = 1, 5 do
+      msg = load_err("deny { aaa = 1, bbb = 2, ccc = 3, ddd = 4, tol = 'x', eee = 5, path = {} }")
+      assert.matches("bad.lua:1: unknown field 'tol' in deny rule", msg, 1, true)
+    end
     msg = load_err("ask { path = {} }")
     assert.matches("ask.path must be a glob or a list of globs", msg, 1, true)
     local code
