@@ -558,11 +558,16 @@ end
 local TEXT_FIELDS = { "summary", "description", "note", "requirements", "acceptance", "seat", "name" }
 
 --- board:create{parent=epic_id, summary=, description=, seat=, priority=, depends_on={...},
----   requirements=, acceptance=, note=, name=, id=, actor=} -> card | nil, msg, CODE
---- Files a new issue under an epic. id defaults to "<EPIC>-<n>" with the next free n.
+---   requirements=, acceptance=, note=, name=, id=, actor=, seats=} -> card | nil, msg, CODE
+--- Files a new issue under an epic. id defaults to "<EPIC>-<n>" with the next free n; an id,
+--- given or made so, keeps ID_RULE (EINVAL). seats: the team's seats, when the caller knows
+--- them; a seat not among them is refused (EINVAL), naming the seats.
 function Board:create(spec)
   if type(spec) ~= "table" then error("bad argument #1 to 'create' (table expected)", 2) end
   check_id(spec.parent, "create")
+  if spec.seats ~= nil and type(spec.seats) ~= "table" then
+    error("bad argument #1 to 'create' (field 'seats' must be an array of seats)", 2)
+  end
   for _, f in ipairs(TEXT_FIELDS) do
     if spec[f] ~= nil and type(spec[f]) ~= "string" then
       error(string.format("bad argument #1 to 'create' (field '%s' must be a string)", f), 2)
@@ -572,6 +577,15 @@ function Board:create(spec)
   local deps = spec.depends_on or {}
   if type(deps) ~= "table" then error("bad argument #1 to 'create' (field 'depends_on' must be an array of ids)", 2) end
   if not (spec.summary or ""):find("%S") then return nil, "board: a new card needs a summary", "EINVAL" end
+  if spec.seat ~= nil and spec.seats then
+    local known = false
+    for _, seat in ipairs(spec.seats) do known = known or seat == spec.seat end
+    -- a card for a seat nobody holds would go to routing's guess, or fail at its first turn
+    if not known then
+      return nil, string.format("board: seat %q is not a seat of this team (seats: %s)", tostring(spec.seat),
+        table.concat(spec.seats, ", ")), "EINVAL"
+    end
+  end
   local priority = 2
   if spec.priority ~= nil then
     local p, perr = M.priority(spec.priority)
@@ -605,6 +619,11 @@ function Board:create(spec)
         id = spec.parent .. "-" .. n
         n = n + 1
       until not cards.exists(db, id)
+      -- a long epic id leaves no room for "-n" within ID_RULE's 100 bytes
+      if not M.id_ok(id) then
+        return nil, string.format("board: the new card's id %q would break the id rule (%s); give it an id",
+          id, M.ID_RULE), "EINVAL"
+      end
     end
     -- the new card's epic and that epic's rock: it waits for its dependencies, and they
     -- for their cards, so a dependency on one of them could never be met (as import refuses)

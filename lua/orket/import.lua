@@ -13,6 +13,7 @@ local scriptfile = require "orket.scriptfile"
 local crypto = require "orket.c.crypto"
 local scriptenv = require "orket.scriptenv"
 local fieldline = require "orket.fieldline"
+local nearest = require "orket.nearest"
 
 local M = {}
 M.MAX_FILE = 16 * 1024 * 1024
@@ -366,9 +367,10 @@ for k in pairs(M.IGNORED) do IGNORED_ORDER[#IGNORED_ORDER + 1] = k end
 table.sort(IGNORED_ORDER)
 local WHOSE = { issue = "an issue's", epic = "an epic's", rock = "a rock's", rock_epic = "a rock's epic entry's" }
 
--- Records each field of t that `kind` does not have (sorted, so the output is stable) in
--- self.unknowns as {message=, anchor=}; a name that is no identifier ("depends_on ") is
--- shown quoted, path["depends_on "], so the space can be seen.
+-- Records each field of t that `kind` does not have (a misspelt one first, then by name:
+-- orket.nearest.ordered) in self.unknowns as {message=, anchor=, field= (its path)}; a name
+-- that is no identifier ("depends_on ") is shown quoted, path["depends_on "], so the space
+-- can be seen.
 function Ctx:unknown(t, path, kind)
   local f, extra = FIELDS[kind], {}
   for k in pairs(t) do
@@ -379,13 +381,26 @@ function Ctx:unknown(t, path, kind)
       extra[#extra + 1] = tostring(k)
     end
   end
-  table.sort(extra)
-  for _, k in ipairs(extra) do
+  -- a misspelt field first ("sumary"): its hint names the field meant, and a missing
+  -- summary is said as it (Ctx's issues); then the rest, the same order each time
+  for _, k in ipairs(nearest.ordered(extra, f.text)) do
     local where = k:match("^[%a_][%w_]*$") and self:field(path, k) or string.format("%s[%q]", path, k)
     local line = fieldline.of(self.source, k, self.anchor) or fieldline.of(self.source, k)
     self.unknowns[#self.unknowns + 1] = { message = string.format("%s%s: %s: unknown field (%s fields: %s)",
-      self.file, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor }
+      self.file, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor, field = where }
   end
+end
+
+-- said(fw, from) -> the message of the unknown field fw[from], and the paths of those after
+-- it (at most 10): orket validate lists each with its line
+local function said(fw, from)
+  local n = #fw - from
+  if n < 1 then return fw[from].message end
+  local out = {}
+  for i = from + 1, math.min(#fw, from + 10) do out[#out + 1] = fw[i].field end
+  if n > 10 then out[#out + 1] = "..." end
+  return string.format("%s (and %d more unknown field%s: %s; 'orket validate' lists them)", fw[from].message, n,
+    n > 1 and "s" or "", table.concat(out, ", "))
 end
 
 -- Counts a field of the original's that is read and ignored (one note per field and file,
@@ -482,7 +497,7 @@ local function shape(f, v)
       -- a misspelt summary ("sumary") is the likelier fault: said as its unknown field, which
       -- names the field meant
       local u = ctx.unknowns[known + 1]
-      if u then error({ import_error = u.message, anchor = u.anchor }, 0) end
+      if u then error({ import_error = said(ctx.unknowns, known + 1), anchor = u.anchor }, 0) end
       ctx:fail(p, "needs a summary or a name")
     end
     issue.id, issue.derived = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
@@ -596,12 +611,7 @@ local function load_files(dir)
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
       error(cards, 0)
     end
-    if fw[1] then
-      -- the first, and how many more: orket validate lists them all
-      local more = #fw > 1 and string.format(" (and %d more unknown field%s: 'orket validate' lists them)",
-        #fw - 1, #fw > 2 and "s" or "") or ""
-      return nil, fw[1].message .. more, "EINVAL", fw[1].anchor
-    end
+    if fw[1] then return nil, said(fw, 1), "EINVAL", fw[1].anchor end
     parsed[#parsed + 1] = { file = f, cards = cards }
     table.move(notes, 1, #notes, #warnings + 1, warnings)
   end

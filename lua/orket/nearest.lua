@@ -80,28 +80,30 @@ local function unknown_path(msg)
     first = first or msg:find("[^%s]", line) or #msg + 1
     -- the list is in the first parentheses after it, on its line
     local open = msg:find("[(\n]", stop + 1)
-    local list = open and msg:byte(open) == 40 and msg:match("^[^:)\n]*: ([^)\n]*)%)", open + 1)
+    local list, after
+    if open and msg:byte(open) == 40 then list, after = msg:match("^[^:)\n]*: ([^)\n]*)%)()", open + 1) end
     if list and first < at then
       local path = msg:sub(first, at - 1)
-      return path, what, list
+      return path, what, list, after
     end
     -- what lies before those parentheses ends no other match: go on past them
     from = list and at + 1 or (open or #msg) + 1
   end
 end
 
+-- -> the unknown name, the list of known ones, and where the list's parentheses end
 local function unknown_in(msg)
-  local key, list = msg:match("unknown field '([^']*)'[^(\n]*%(fields: ([^)\n]*)%)")
-  if key then return key, list end
-  key, list = msg:match('no %a+ named "([^"\n]*)"[^(\n]*%([^:)\n]*: ([^)\n]*)%)')
-  if key then return key, list end
+  local key, list, after = msg:match("unknown field '([^']*)'[^(\n]*%(fields: ([^)\n]*)%)()")
+  if key then return key, list, after end
+  key, list, after = msg:match('no %a+ named "([^"\n]*)"[^(\n]*%([^:)\n]*: ([^)\n]*)%)()')
+  if key then return key, list, after end
   local path, what
-  path, what, list = unknown_path(msg)
+  path, what, list, after = unknown_path(msg)
   if not path or (what ~= "setting" and what ~= "field") then return nil end
   -- after the path's last ": " (orket.lua: KEY)
   local cut, i = 0, path:find(": ", 1, true)
   while i do cut, i = i + 1, path:find(": ", i + 1, true) end
-  return last_name(path:sub(cut + 1)), list
+  return last_name(path:sub(cut + 1)), list, after
 end
 
 --- hint(msg) -> msg, with "; did you mean 'NAME'?" added when it says a field, a setting or
@@ -110,12 +112,27 @@ end
 --- there whichever module found the field.
 function M.hint(msg)
   if type(msg) ~= "string" or msg:find("did you mean", 1, true) then return msg end
-  local key, list = unknown_in(msg)
+  local key, list, after = unknown_in(msg)
   local near = key and M.nearest(key, list)
   if not near then return msg end
-  -- after the first line's end: a traceback or a second line stays below it
-  local first, rest = msg:match("^([^\n]*)(.*)$")
-  return first .. "; did you mean '" .. near .. "'?" .. rest
+  -- right after the known names' list: what the message adds after it (the other unknown
+  -- names, a traceback on the lines below) stays after the hint, which is about this name
+  return msg:sub(1, after - 1) .. "; did you mean '" .. near .. "'?" .. msg:sub(after)
+end
+
+--- ordered(words, names) -> a new array of words: those with a known name near them
+--- first (the likelier typos: their hint names the field meant), then the rest, each part
+--- in byte order. names: as nearest takes them. Every report of several unknown names
+--- orders them so, the same way each time.
+function M.ordered(words, names)
+  local near, far = {}, {}
+  for _, w in ipairs(words) do
+    local part = M.nearest(w, names) and near or far
+    part[#part + 1] = w
+  end
+  table.sort(near)
+  table.sort(far)
+  return table.move(far, 1, #far, #near + 1, near)
 end
 
 return M

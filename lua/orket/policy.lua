@@ -8,6 +8,7 @@ local scriptfile = require "orket.scriptfile"
 local cgate = require "orket.c.gate"
 local rt = require "orket.c.runtime"
 local detach = require("orket.c.plain").detach
+local nearest = require "orket.nearest"
 
 local M = {}
 
@@ -16,6 +17,7 @@ local FIELDS = {
   path = "globs", outside = "globs", args = "args", when = "function",
   reason = "string", remedy = "string",
 }
+local FIELD_LIST = "tool, role, seat, card, status, path, outside, args, when, reason, remedy"
 
 local function check_glob(g, where)
   if type(g) ~= "string" or g == "" then error(where .. " must be a non-empty glob string", 0) end
@@ -31,13 +33,19 @@ local function compile(level, spec, where)
   if not copy then error(where .. ": " .. level .. ": " .. derr, 0) end
   spec = copy
   local rule = { level = level, name = where }
+  -- an unknown field said before any other problem, a misspelt one first, the same each time
+  local unknown = {}
+  for k in pairs(spec) do
+    if FIELDS[k] == nil then unknown[#unknown + 1] = tostring(k) end
+  end
+  if unknown[1] then
+    error(where .. ": unknown field '" .. nearest.ordered(unknown, FIELD_LIST)[1] .. "' in " .. level ..
+      " rule (fields: " .. FIELD_LIST .. ")", 0)
+  end
   for k, v in pairs(spec) do
     local kind = FIELDS[k]
     local fw = where .. ": " .. level .. "." .. tostring(k)
-    if kind == nil then
-      error(where .. ": unknown field '" .. tostring(k) .. "' in " .. level ..
-        " rule (fields: tool, role, seat, card, status, path, outside, args, when, reason, remedy)", 0)
-    elseif kind == "glob" then
+    if kind == "glob" then
       rule[k] = check_glob(v, fw)
     elseif kind == "globs" then
       local list = type(v) == "string" and { v } or v

@@ -300,16 +300,7 @@ function BOARD_FN.create(view, spec)
   if type(spec) ~= "table" then error("bad argument #1 to 'create' (table expected)", 2) end
   local o = plain_opts(spec, "create", CREATE_FIELDS)
   if not b.epic then return nil, "board: the card being worked has no epic to add an issue to", "EINVAL" end
-  if o.seat ~= nil and b.seats then
-    local known = false
-    for _, seat in ipairs(b.seats) do known = known or seat == o.seat end
-    -- a card for a seat nobody holds would go to routing's guess, or nowhere
-    if not known then
-      return nil, string.format("board: seat %q is not a seat of this team (seats: %s)", tostring(o.seat),
-        table.concat(b.seats, ", ")), "EINVAL"
-    end
-  end
-  o.parent, o.actor = b.epic, b.actor
+  o.parent, o.actor, o.seats = b.epic, b.actor, b.seats
   return out(b.board:create(o))
 end
 

@@ -215,7 +215,8 @@ describe("orket validate", function()
     imp = H.orket("import", { cwd = p })
     assert.equal(1, imp.status, imp.stderr)
     assert.matches("^orket: epics/typo%.json:1: owner: unknown field %(an epic's fields: [^\n]*cards%) "
-      .. "%(and 2 more unknown fields: 'orket validate' lists them%)\n$", imp.stderr)
+      .. '%(and 2 more unknown fields: issues%[0%]%.seet, issues%[1%]%["depends_on "%]; '
+      .. "'orket validate' lists them%)\n$", imp.stderr)
     assert.is_nil(H.orket("board", { cwd = p }).stdout:find("TY", 1, true))
     -- orket.lua's settings and a role script's fields, by the same hint
     write(p .. "/orket.lua", H.read(p .. "/orket.lua") .. "concurency = 2\nserve = { cros = {} }\n")

@@ -66,9 +66,11 @@ describe("orket serve: the web board's files", function()
     assert.is_nil(body:find("%son%a+="))
     assert.is_nil(body:find("https?://"))
     -- revalidation: the same ETag gets a 304 without the body
-    local st304, b304 = req(s, "GET", "/", { "If-None-Match: " .. h.etag })
+    local st304, b304, h304 = req(s, "GET", "/", { "If-None-Match: " .. h.etag })
     assert.equal(304, st304)
     assert.equal("", b304)
+    -- its Content-Length, when it has one, is the page's (RFC 9110 8.6), never a 0 of its own
+    assert.equal(tostring(#body), h304["content-length"])
     for path, ctype in pairs { ["/app.js"] = "text/javascript; charset=utf-8", ["/app.css"] = "text/css; charset=utf-8",
       ["/icon.svg"] = "image/svg+xml", ["/index.html"] = "text/html; charset=utf-8" } do
       local fst, fbody, fh = req(s, "GET", path)

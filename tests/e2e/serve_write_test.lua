@@ -147,9 +147,21 @@ describe("orket serve writes", function()
       assert.equal(400, st, id)
       assert.matches("not ending in '.' or '.lock'", doc.error.message, 1, true)
     end
+    -- a card id over ID_RULE's 100 bytes, within the schema's 128
+    st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "x", id = ("A"):rep(101) })
+    assert.equal(400, st)
+    assert.matches("100 at most", doc.error.message, 1, true)
+    -- a seat the team does not have is refused now, naming the field and the team's seats,
+    -- not failed at the card's first turn
+    st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "x", seat = "nobody" })
+    assert.equal(400, st)
+    conforms(api, "POST", "/v1/cards", 400, doc)
+    assert.equal('seat "nobody" is not a seat of this team (seats: integrity_guard, lead_architect, senior_developer)',
+      doc.error.message)
     local _, board_before = call(s, "GET", "/v1/board", op)
-    st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "Metrics", priority = "High" })
+    st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "Metrics", priority = "High", seat = "lead_architect" })
     assert.equal(201, st)
+    assert.equal("lead_architect", doc.card.seat)
     conforms(api, "POST", "/v1/cards", 201, doc)
     local new_id = doc.card.id
     assert.is_string(new_id)

@@ -3,6 +3,7 @@
 -- its defaults, for the importer (an epic file's cards) and for the checks' runner
 -- (orket.sandboxes.accept). Pure data: it runs nothing.
 local cjson = require "cjson.safe"
+local nearest = require "orket.nearest"
 
 local M = {}
 
@@ -86,8 +87,8 @@ local function unknown(t, known, list)
   for k in pairs(t) do
     if not known[k] then keys[#keys + 1] = tostring(k) end
   end
-  table.sort(keys)
-  if keys[1] then return keys[1], "unknown field (fields: " .. list .. ")" end
+  -- a misspelt one first, the same each time
+  if keys[1] then return nearest.ordered(keys, list)[1], "unknown field (fields: " .. list .. ")" end
 end
 
 local function opt_str(t, k, max)

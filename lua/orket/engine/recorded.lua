@@ -36,7 +36,8 @@ end
 --- not ended): a new run would ask the model and run the tools of that turn again, where
 --- `orket resume` goes on from its journal. A run stopped before any turn began left
 --- nothing half done and is no obstacle. Ask it with the project's run lock held, so no
---- such run is still going. message: what to tell whoever wanted the new run.
+--- such run is still going. message: what to tell whoever wanted the new run. A store
+--- that cannot be read raises (its message): no answer is not "no such run".
 function M.unfinished_overlap(db, board, target)
   local overlaps = claims.overlaps
   for _, r in ipairs(runs.unfinished(db)) do

@@ -6,6 +6,7 @@ local scriptfile = require "orket.scriptfile"
 local prompt = require "orket.engine.prompt"
 local schemas = require "orket.engine.schemas"
 local rt = require "orket.c.runtime"
+local nearest = require "orket.nearest"
 
 local M = {}
 
@@ -28,9 +29,9 @@ local function validate(def, file, stem)
   for k in next, def do
     if not KEYS[k] then unknown[#unknown + 1] = tostring(k) end
   end
-  table.sort(unknown)
-  for _, k in ipairs(unknown) do
-    bad("unknown field '" .. k .. "' (fields: name, intent, tools, model, dialect, system, build)")
+  local fields = "name, intent, tools, model, dialect, system, build"
+  for _, k in ipairs(nearest.ordered(unknown, fields)) do -- a misspelt one first
+    bad("unknown field '" .. k .. "' (fields: " .. fields .. ")")
   end
   local name = rawget(def, "name") or stem
   if type(name) ~= "string" or not name:match("^[%w_]+$") then bad("name must be a word") end

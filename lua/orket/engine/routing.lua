@@ -6,6 +6,7 @@ local scriptenv = require "orket.scriptenv"
 local scriptfile = require "orket.scriptfile"
 local settings = require "orket.settings"
 local uv = require "luv"
+local nearest = require "orket.nearest"
 
 local M = {}
 
@@ -62,6 +63,7 @@ function M.builtin.model(t)
 end
 
 local NAMES = { worker = true, reviewer = true, escalation = true, model = true }
+local ROUTING_FIELDS = "worker, reviewer, escalation, model"
 
 --- load(path) -> routing | nil, "file:line: message", CODE. A missing file gives the
 --- built-in routing. The file returns a table of some of worker/reviewer/escalation/model.
@@ -74,10 +76,16 @@ function M.load(path)
   local ok, def, code = scriptfile.run(box, path) -- detached: reading it runs no script code
   if not ok then return nil, def, code end
   if type(def) ~= "table" then return nil, path .. ": must return a table of routing functions", "EINVAL" end
+  -- an unknown field said before any other problem, a misspelt one first, the same each time
+  local unknown = {}
+  for k in next, def do
+    if not NAMES[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  if unknown[1] then
+    return nil, path .. ": unknown field '" .. nearest.ordered(unknown, ROUTING_FIELDS)[1] .. "' (fields: "
+      .. ROUTING_FIELDS .. ")", "EINVAL"
+  end
   for k, f in next, def do
-    if not NAMES[k] then
-      return nil, path .. ": unknown field '" .. tostring(k) .. "' (fields: worker, reviewer, escalation, model)", "EINVAL"
-    end
     if type(f) ~= "function" then return nil, path .. ": " .. k .. " must be a function", "EINVAL" end
     r.fns[k] = function(...)
       local cok, v = box:pcall(f, ...)

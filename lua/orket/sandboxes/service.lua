@@ -714,9 +714,10 @@ function M.list(db, all)
   return ops.list(db, all)
 end
 
---- get(db, id) -> the sandbox's row | nil: a live row whose owner is gone is marked exited
---- first (a server killed and started again would otherwise read its old sandbox healthy
---- while nothing answers on its socket)
+--- get(db, id) -> the sandbox's row | nil (no such sandbox); raises on a store error (not
+--- "no such sandbox"). A live row whose owner is gone is marked exited first (a server
+--- killed and started again would otherwise read its old sandbox healthy while nothing
+--- answers on its socket)
 function M.get(db, id)
   local row = ops.get(db, id)
   if row and ops.LIVE[row.status] and not owner_alive(row) then

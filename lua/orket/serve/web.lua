@@ -91,7 +91,9 @@ local function static(req, ctx, name)
   headers[3] = M.csp(ctx.server.branding) -- the logo's origin, when branding names one
   if req.headers["if-none-match"] == etag then
     ctx.status = 304
-    return req:respond(304, headers, "")
+    -- the body is not sent with a 304; given, its length is the Content-Length, which must
+    -- be the page's (RFC 9110 8.6), as a HEAD's is
+    return req:respond(304, headers, body)
   end
   ctx.status = 200
   return req:respond(200, headers, body)

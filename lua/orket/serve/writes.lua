@@ -17,6 +17,8 @@ local aftermerge = require "orket.engine.aftermerge"
 local sj = require "orket.store.journal_reads"
 local openapi = require "orket.serve.openapi"
 local audit_chain = require "orket.audit.chain"
+local config = require "orket.config"
+local settings = require "orket.settings"
 
 local M = {}
 
@@ -109,6 +111,12 @@ end
 local function create(_, ctx)
   local spec = {}
   for k, v in pairs(ctx.body) do spec[k] = v end
+  if spec.seat ~= nil then
+    -- the board refuses a seat the team lacks (it would fail at the card's first turn)
+    local cfg, s = config.settings(ctx.dir, true)
+    if not cfg then return err(409, "project_error", "seat: the project's team cannot be read: " .. tostring(s)) end
+    spec.seats = settings.seats(s)
+  end
   local st, r = do_write(ctx, "create", nil, function(b, actor)
     spec.actor = actor
     if spec.priority ~= nil then

@@ -14,6 +14,7 @@ local runlimits = require "orket.settings.runlimits"
 local pgurl = require "orket.store.pgurl"
 local cost = require "orket.cost"
 local secret = require "orket.settings.secret"
+local nearest = require "orket.nearest"
 
 local M = {}
 
@@ -671,14 +672,14 @@ function M.list()
   return table.concat(names, ", ")
 end
 
---- unknown(data) -> sorted list of top-level keys of orket.lua's data that are no setting
+--- unknown(data) -> the top-level keys of orket.lua's data that are no setting, a misspelt
+--- one first (orket.nearest.ordered: the first is the one said when only one is)
 function M.unknown(data)
   local out = {}
   for k in pairs(data) do
     if not M.SETTINGS[k] then out[#out + 1] = tostring(k) end
   end
-  table.sort(out)
-  return out
+  return nearest.ordered(out, M.list())
 end
 
 local function unknown_message(k) return "orket.lua: " .. k .. ": unknown setting (settings: " .. M.list() .. ")" end

@@ -38,6 +38,15 @@ function M.twin(name, ops)
   return out
 end
 
+--- row(db, sql, ...) -> the first row | nil (no row); raises the store's message on a store
+--- error, as the operations' reads do (a damaged file is then named by orket.cli): a read
+--- that failed must not pass for one that found nothing
+function M.row(db, sql, ...)
+  local r, err = db:row(sql, ...)
+  if r == nil and err ~= nil then error(err, 0) end
+  return r
+end
+
 -- the operations modules that have a PostgreSQL twin (the specs check that each of its
 -- functions stands for one of the module's)
 M.MODULES = { "journal_reads", "turns", "memory", "cards", "metrics", "leases", "sandboxes" }

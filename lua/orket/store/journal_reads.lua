@@ -8,6 +8,7 @@
 -- inside JSON (json_extract against ->>) have a PostgreSQL twin (orket.store.pg.journal_reads).
 local cjson = require "cjson.safe"
 local dialect = require "orket.store.dialect"
+local one = require("orket.store.backend").row
 
 local M = {}
 local sql = dialect.statement
@@ -24,22 +25,22 @@ end
 
 --- has_open_turn(db, run) -> true when a turn of the run began and did not end
 function M.has_open_turn(db, run)
-  return db:row([[SELECT 1 AS x FROM events b WHERE b.run_id = ?1 AND b.kind = 'turn_begin'
+  return one(db, [[SELECT 1 AS x FROM events b WHERE b.run_id = ?1 AND b.kind = 'turn_begin'
     AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND t.run_id = ?1 AND t.kind = 'turn_end'
       AND t.id > b.id AND json_extract(t.data, '$.turn') = json_extract(b.data, '$.turn')) LIMIT 1]], run) ~= nil
 end
 
 --- last_retry(db, card) -> the id of the card's last "retry" event, 0 when none
 function M.last_retry(db, card)
-  local row = db:row("SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'retry'", card)
-  return row and row.id or 0
+  local r = one(db, "SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'retry'", card)
+  return r and r.id or 0
 end
 
 --- recorded_step(db, run, card, turn, step) -> {id=, response=<raw JSON text>} | nil: the
 --- first turns row of that step of the card's turn in the run. The card's "turn" events
 --- name their turns rows (record_turn writes both in one transaction).
 function M.recorded_step(db, run, card, turn, step)
-  return db:row([[SELECT t.id, t.response FROM events e CROSS JOIN turns t
+  return one(db, [[SELECT t.id, t.response FROM events e CROSS JOIN turns t
     ON t.id = json_extract(e.data, '$.id')
     WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn' AND t.turn = ?3
     AND json_extract(t.data, '$.step') = ?4 ORDER BY t.id LIMIT 1]], run, card, turn, step)
@@ -50,7 +51,7 @@ local TOOL_CALL = sql(function(d)
   return "SELECT id, " .. d.json("result") .. " FROM tool_calls WHERE turn_id = ? AND call_id = ? LIMIT 1"
 end)
 function M.tool_call(db, turn_id, call_id)
-  return db:row(TOOL_CALL(db), turn_id, call_id)
+  return one(db, TOOL_CALL(db), turn_id, call_id)
 end
 
 --- run_tokens(db, run) -> prompt + completion tokens of every turn of the run
@@ -59,24 +60,24 @@ local RUN_TOKENS = sql(function(d)
     .. " AS n FROM turns WHERE run_id = ?"
 end)
 function M.run_tokens(db, run)
-  local row = db:row(RUN_TOKENS(db), run)
-  return row and row.n or 0
+  local r = one(db, RUN_TOKENS(db), run)
+  return r and r.n or 0
 end
 
 --- card_tokens(db, run, card, after) -> prompt + completion tokens of the card's turns in
 --- the run journaled after event id `after`
 function M.card_tokens(db, run, card, after)
-  local row = db:row([[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0) AS n
+  local r = one(db, [[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0) AS n
     FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
     WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn' AND e.id > ?3]], run, card, after)
-  return row and row.n or 0
+  return r and r.n or 0
 end
 
 --- turns_called_tools(db, run, card, review, after) -> true when one of the card's review
 --- turns (review true) or work turns (false) in the run, journaled after event id `after`,
 --- has a tool call or a gate decision
 function M.turns_called_tools(db, run, card, review, after)
-  return db:row([[SELECT 1 AS x FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
+  return one(db, [[SELECT 1 AS x FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
     WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn' AND e.id > ?3
     AND (json_extract(t.data, '$.phase') = 'review') = ?4
     AND (EXISTS (SELECT 1 FROM tool_calls c WHERE c.turn_id = t.id)
@@ -103,28 +104,28 @@ local LAST_TRANSITION = sql(function(d)
     .. "ORDER BY id DESC LIMIT 1"
 end)
 function M.last_transition(db, card)
-  local row = db:row(LAST_TRANSITION(db), card)
-  if not row then return nil end
-  local d = cjson.decode(row.data)
+  local r = one(db, LAST_TRANSITION(db), card)
+  if not r then return nil end
+  local d = cjson.decode(r.data)
   d = type(d) == "table" and d or {}
-  return { id = row.id, from = d.from, to = d.to, data = d }
+  return { id = r.id, from = d.from, to = d.to, data = d }
 end
 
 --- last_handin(db, card) -> the id of the card's last transition out of in_progress, 0 when none
 function M.last_handin(db, card)
-  local r = db:row([[SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'transition'
+  local r = one(db, [[SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'transition'
     AND json_extract(data, '$.from') = 'in_progress']], card)
   return r and r.id or 0
 end
 
 --- run_moves(db, run) -> the transition events {at, card_id, actor, data (decoded, {}
---- when unreadable)} of
---- a runs row, oldest first ({} on a store error): those tagged with its id, and for a run
---- from before version 8 (untagged_upto) the untagged ones in its time window
+--- when unreadable)} of a runs row, oldest first (raises on a store error): those tagged
+--- with its id, and for a run from before version 8 (untagged_upto) the untagged ones in
+--- its time window
 function M.run_moves(db, run)
-  local rows = db:rows([[SELECT at, card_id, actor, data FROM events WHERE kind = 'transition'
+  local rows = assert(db:rows([[SELECT at, card_id, actor, data FROM events WHERE kind = 'transition'
       AND (run_id = ?1 OR (run_id IS NULL AND id <= ?2 AND at >= ?3 AND (?4 IS NULL OR at <= ?4)))
-      ORDER BY id]], run.id, run.untagged_upto, run.started_at, run.ended_at) or {}
+      ORDER BY id]], run.id, run.untagged_upto, run.started_at, run.ended_at))
   for _, m in ipairs(rows) do m.data = cjson.decode(m.data) or {} end
   return rows
 end
@@ -141,8 +142,8 @@ end
 --- api_writes(db, after, limit) -> up to limit "api_write" events after id `after`, oldest
 --- first: {id, at, card, actor, data (decoded, {} when unreadable)}
 function M.api_writes(db, after, limit)
-  local rows = db:rows([[SELECT id, at, card_id AS card, actor, data FROM events
-    WHERE kind = 'api_write' AND id > ? ORDER BY id LIMIT ?]], after, limit)
+  local rows = assert(db:rows([[SELECT id, at, card_id AS card, actor, data FROM events
+    WHERE kind = 'api_write' AND id > ? ORDER BY id LIMIT ?]], after, limit))
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
   return rows
 end
@@ -188,25 +189,25 @@ end
 
 --- last_cancel(db, card) -> {actor=, note=} of the card's last move to canceled | nil
 function M.last_cancel(db, card)
-  return db:row([[SELECT actor, json_extract(data, '$.note') AS note FROM events WHERE card_id = ?
+  return one(db, [[SELECT actor, json_extract(data, '$.note') AS note FROM events WHERE card_id = ?
     AND kind = 'transition' AND json_extract(data, '$.to') = 'canceled' ORDER BY id DESC LIMIT 1]], card)
 end
 
 --- last_merge_mark(db, card) -> the kind of the card's last "merge_conflict" or
 --- "merge_main" event | nil
 function M.last_merge_mark(db, card)
-  local r = db:row([[SELECT kind FROM events WHERE card_id = ? AND kind IN ('merge_conflict', 'merge_main')
+  local r = one(db, [[SELECT kind FROM events WHERE card_id = ? AND kind IN ('merge_conflict', 'merge_main')
     ORDER BY id DESC LIMIT 1]], card)
   return r and r.kind
 end
 
 --- commits(db, card) -> the card's "commit" events, oldest first: {run_id, actor, data
---- (decoded, {} when unreadable)} ({} on a store error)
+--- (decoded, {} when unreadable)}
 local COMMITS = sql(function(d)
   return "SELECT run_id, actor, " .. d.json("data") .. " FROM events WHERE card_id = ? AND kind = 'commit' ORDER BY id"
 end)
 function M.commits(db, card)
-  local rows = db:rows(COMMITS(db), card) or {}
+  local rows = assert(db:rows(COMMITS(db), card))
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
   return rows
 end
@@ -217,7 +218,7 @@ local LAST_MERGE = sql(function(d)
   return "SELECT " .. d.json("data") .. " FROM events WHERE card_id = ? AND kind = 'merge' ORDER BY id DESC LIMIT 1"
 end)
 function M.last_merge(db, card)
-  local m = db:row(LAST_MERGE(db), card)
+  local m = one(db, LAST_MERGE(db), card)
   return m and (cjson.decode(m.data) or {})
 end
 

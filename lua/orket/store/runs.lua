@@ -1,6 +1,9 @@
 -- orket.store.runs: reads of the runs table (one row per `orket run`; written by the
--- store's record_run and finish_run) as named operations op(db, ...) -> plain Lua values.
+-- store's record_run and finish_run) as named operations op(db, ...) -> plain Lua values;
+-- a failing read raises, with the store's message (a damaged file: orket.cli names it).
 -- Written once for both backends (orket.store.dialect).
+local one = require("orket.store.backend").row
+
 local M = {}
 
 -- every column, times as ISO text and data as its JSON text on either backend
@@ -11,40 +14,41 @@ end
 
 --- get(db, id) -> the run's row (every column) | nil
 function M.get(db, id)
-  return db:row("SELECT " .. all(db.dialect) .. " FROM runs WHERE id = ?", id)
+  return one(db, "SELECT " .. all(db.dialect) .. " FROM runs WHERE id = ?", id)
 end
 
 --- recent(db, limit) -> up to limit rows (every column), newest first
 function M.recent(db, limit)
-  return db:rows("SELECT " .. all(db.dialect) .. " FROM runs ORDER BY id DESC LIMIT ?", limit)
+  return assert(db:rows("SELECT " .. all(db.dialect) .. " FROM runs ORDER BY id DESC LIMIT ?", limit))
 end
 
 --- running(db) -> up to 1,000 runs stored as running {id, status, target, kind, started_at, data}
 function M.running(db)
   local d = db.dialect
-  return db:rows("SELECT id, status, target, kind, " .. d.time("started_at") .. ", " .. d.json("data")
-    .. " FROM runs WHERE status = 'running' LIMIT 1000")
+  return assert(db:rows("SELECT id, status, target, kind, " .. d.time("started_at") .. ", " .. d.json("data")
+    .. " FROM runs WHERE status = 'running' LIMIT 1000"))
 end
 
 --- unfinished(db) -> array of {id=, target=, status=} of the runs still marked running or
---- interrupted, newest first ({} when the store cannot be read)
+--- interrupted, newest first (raises on a store error: an empty list would let a new run
+--- redo the turns such a run left half done)
 function M.unfinished(db)
-  return db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC") or {}
+  return assert(db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC"))
 end
 
 --- latest_not_done(db) -> {id, status} of the newest run not done | nil
 function M.latest_not_done(db)
-  return db:row("SELECT id, status FROM runs WHERE status IS NULL OR status <> 'done' ORDER BY id DESC LIMIT 1")
+  return one(db, "SELECT id, status FROM runs WHERE status IS NULL OR status <> 'done' ORDER BY id DESC LIMIT 1")
 end
 
---- latest_id(db) -> the newest run's id | nil (no run)
+--- latest_id(db) -> the newest run's id | nil (no run); raises on a store error
 function M.latest_id(db)
-  return (db:row("SELECT max(id) AS id FROM runs") or {}).id
+  return assert(db:row("SELECT max(id) AS id FROM runs")).id
 end
 
---- any(db) -> true when a run was ever recorded
+--- any(db) -> true when a run was ever recorded; raises on a store error
 function M.any(db)
-  return db:row("SELECT 1 AS x FROM runs LIMIT 1") ~= nil
+  return one(db, "SELECT 1 AS x FROM runs LIMIT 1") ~= nil
 end
 
 --- summaries(db) -> every run, newest first: {id, target, kind, status, started_at,

@@ -2,6 +2,8 @@
 -- keeps it): one row per sandbox started, its state and its owner. Each is op(db, ...) ->
 -- plain Lua values; times are ISO text. The uptimes' arithmetic on times is each backend's
 -- own (orket.store.pg.sandboxes); the rest is written once (orket.store.dialect).
+local one = require("orket.store.backend").row
+
 local M = {}
 
 -- the states a sandbox may still be running in (its owner alive)
@@ -29,17 +31,18 @@ function M.set_socket(db, id, path)
   assert(db:run("UPDATE sandboxes SET socket = ? WHERE id = ?", path, id))
 end
 
---- get(db, id) -> the row | nil
+--- get(db, id) -> the row | nil (no such sandbox); raises on a store error
 function M.get(db, id)
-  return db:row("SELECT " .. all(db.dialect) .. " FROM sandboxes WHERE id = ?", id)
+  return one(db, "SELECT " .. all(db.dialect) .. " FROM sandboxes WHERE id = ?", id)
 end
 
---- list(db, all) -> rows, newest first: the live ones, or every one when all
+--- list(db, all) -> rows, newest first: the live ones, or every one when all (raises on a
+--- store error)
 function M.list(db, every)
   local cols = all(db.dialect)
-  if every then return db:rows("SELECT " .. cols .. " FROM sandboxes ORDER BY id DESC") or {} end
-  return db:rows("SELECT " .. cols .. " FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy') "
-    .. "ORDER BY id DESC") or {}
+  if every then return assert(db:rows("SELECT " .. cols .. " FROM sandboxes ORDER BY id DESC")) end
+  return assert(db:rows("SELECT " .. cols .. " FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy') "
+    .. "ORDER BY id DESC"))
 end
 
 --- set_status(db, id, status, detail): a live state (healthy_at set when healthy), or an
@@ -54,10 +57,10 @@ function M.set_status(db, id, status, detail, exit)
     .. "WHERE id = ?5", status, detail, exit.code, exit.signal, id))
 end
 
---- ports(db) -> {port = true} of the live sandboxes
+--- ports(db) -> {port = true} of the live sandboxes (raises on a store error)
 function M.ports(db)
   local out = {}
-  for _, r in ipairs(db:rows("SELECT port FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy')") or {}) do
+  for _, r in ipairs(assert(db:rows("SELECT port FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy')"))) do
     out[r.port] = true
   end
   return out

@@ -461,6 +461,13 @@ describe("gate.check", function()
     end
     assert.has_error(function() check { tool = "write_file", args = { path = "b" }, limits = 3 } end,
       "bad argument #1 to 'check' (limits must be a table)")
+    -- a proxy (limits given through __pairs or __index) is refused, not read as no limits
+    local real = { files_turn = 1 }
+    local proxy = setmetatable({}, { __pairs = function() return next, real, nil end, __index = real })
+    for _, p in ipairs { proxy, setmetatable({ files_turn = 1 }, {}), setmetatable({}, { __metatable = false }) } do
+      assert.has_error(function() check { tool = "write_file", args = { path = "b", content = "x" }, counters = c, limits = p } end,
+        "bad argument #1 to 'check' (limits must be a plain table of numbers, not one with a metatable)")
+    end
   end)
 
   it("confines paths nested in objects and lists, naming the argument", function()
@@ -539,6 +546,11 @@ describe("policy.load", function()
   it("names the file and line of a bad rule", function()
     local msg = load_err("\n\ndeny { tool = 'x', paht = 'a' }")
     assert.matches("bad.lua:3: unknown field 'paht' in deny rule", msg, 1, true)
+    -- of several unknown fields the misspelt one, whatever the table's order
+    for _ = 1, 5 do
+      msg = load_err("deny { aaa = 1, bbb = 2, ccc = 3, ddd = 4, tol = 'x', eee = 5, path = {} }")
+      assert.matches("bad.lua:1: unknown field 'tol' in deny rule", msg, 1, true)
+    end
     msg = load_err("ask { path = {} }")
     assert.matches("ask.path must be a glob or a list of globs", msg, 1, true)
     local code

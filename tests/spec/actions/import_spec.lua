@@ -192,6 +192,13 @@ describe("import", function()
     { "a misspelt summary as the unknown field it is, not as a missing summary",
       { ["a.json"] = [[{"id":"A","issues":[{"sumary":"a"}]}]] },
       "epics/a.json:1: issues[0].sumary: unknown field (an issue's fields: " },
+    -- with another unknown field before it by name: the misspelt one is said, with the others
+    { "a misspelt summary first among unknown fields, the others named",
+      { ["a.json"] = [[{"id":"A","issues":[{"aaa":1,"sumary":"a","zzz":2}]}]] },
+      "epics/a.json:1: issues[0].sumary: unknown field (an issue's fields: " },
+    { "the others named after the first, as many as there are",
+      { ["a.json"] = [[{"id":"A","issues":[{"aaa":1,"sumary":"a","zzz":2}]}]] },
+      "verification) (and 2 more unknown fields: issues[0].aaa, issues[0].zzz; 'orket validate' lists them)" },
     { "duplicate ids", { ["a.json"] = [[{"id":"A","issues":[{"id":"X","summary":"a"}]}]],
         ["b.json"] = [[{"id":"B","issues":[{"id":"X","summary":"b"}]}]] },
       'epics/b.json:1: issues[0]: card id "X" is already used by epics/a.json issues[0]; change one of the two ids' },

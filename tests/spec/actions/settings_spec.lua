@@ -106,6 +106,12 @@ describe("engine settings", function()
     end
   end)
 
+  it("say a misspelt setting first among unknown ones, whatever the others' names", function()
+    assert.same({ "teams", "aaa", "zzz" }, settings.unknown { zzz = 1, teams = {}, aaa = 2, team = {} })
+    assert.equal("orket.lua: teams: unknown setting (settings: " .. settings.list() .. ")",
+      settings.check({ aaa = 1, teams = {} })[1])
+  end)
+
   it("are one schema: check reports every problem of orket.lua at once, resolve the first", function()
     assert.matches("^audit, budgets, bug_fix, concurrency, context, experiments, git, ", settings.list())
     assert.matches(", sandbox, serve, sign_in, store, team, telemetry, updates, verify, vision$", settings.list())

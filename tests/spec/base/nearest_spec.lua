@@ -52,6 +52,18 @@ describe("orket.nearest", function()
     assert.equal(42, nearest.hint(42))
   end)
 
+  it("orders unknown names with a near one first, then the rest, each part by name", function()
+    local names = "id, name, summary, seat, priority"
+    assert.same({ "sumary", "aaa", "zzz" }, nearest.ordered({ "zzz", "sumary", "aaa" }, names))
+    assert.same({ "prority", "sumary", "aaa" }, nearest.ordered({ "sumary", "aaa", "prority" }, names))
+    assert.same({}, nearest.ordered({}, names))
+    -- the hint follows the known names' list, before what the message adds after it
+    assert.equal("e.json:1: issues[0].sumary: unknown field (an issue's fields: id, summary); did you mean "
+      .. "'summary'? (and 1 more unknown field: issues[0].aaa)",
+      nearest.hint("e.json:1: issues[0].sumary: unknown field (an issue's fields: id, summary) (and 1 more "
+        .. "unknown field: issues[0].aaa)"))
+  end)
+
   it("reads a long one-line message in a number of steps that grows with its length, not its square", function()
     -- matching steps are charged to a script call's instruction budget: a budget of 1M
     -- holds a few passes over 30 KB, where rescanning the line from each of its starts

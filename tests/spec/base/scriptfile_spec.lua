@@ -56,6 +56,16 @@ describe("scriptfile.read", function()
     assert.matches("routing%.lua: cannot read: No such file or directory$", err)
   end)
 
+  it("says a routing.lua's misspelt field first among unknown ones", function()
+    local routing = require "orket.engine.routing"
+    local dir = H.tmpdir()
+    H.write(dir .. "/routing.lua", "return { aaa = 1, bbb = 2, ccc = 3, ddd = 4, wroker = function() end, eee = 5 }\n")
+    local r, err, code = routing.load(dir .. "/routing.lua")
+    assert.is_nil(r)
+    assert.equal("EINVAL", code)
+    assert.equal(dir .. "/routing.lua: unknown field 'wroker' (fields: worker, reviewer, escalation, model)", err)
+  end)
+
   it("lists every entry named like a script, of any kind, sorted", function()
     local dir = H.tmpdir()
     H.write(dir .. "/b.lua", "")

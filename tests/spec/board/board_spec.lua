@@ -108,6 +108,29 @@ describe("board", function()
     assert.has_error(function() b:get(1) end, "bad argument #1 to 'get' (card id string expected, got number)")
   end)
 
+  it("refuses a seat the team lacks, and an id made from a long epic's that breaks the id rule", function()
+    local seats = { "developer", "reviewer" }
+    assert.same({ nil, 'board: seat "nobody" is not a seat of this team (seats: developer, reviewer)', "EINVAL" },
+      { b:create { parent = "E", summary = "s", seat = "nobody", seats = seats } })
+    assert.equal("developer", assert(b:create { parent = "E", summary = "s", seat = "developer", seats = seats }).seat)
+    -- without the team's seats (a caller that does not know them) the seat is taken as given
+    assert(b:create { parent = "E", summary = "s", seat = "nobody" })
+    assert.has_error(function() b:create { parent = "E", summary = "s", seats = "developer" } end,
+      "bad argument #1 to 'create' (field 'seats' must be an array of seats)")
+    -- an epic id of 99 bytes is within the rule; its issue's "-1" is not
+    local long = ("L"):rep(99)
+    assert(db:tx(function()
+      require("orket.store.imports").insert_card(db, { id = long, type = "epic", parent = "R", priority = 2 })
+      return true
+    end))
+    local card, msg, code = b:create { parent = long, summary = "s" }
+    assert.is_nil(card)
+    assert.equal("EINVAL", code)
+    assert.matches('the new card\'s id "' .. long .. '-1" would break the id rule', msg, 1, true)
+    assert.equal(101, #(long .. "-1"))
+    assert.equal("LONG-1", assert(b:create { parent = long, summary = "s", id = "LONG-1" }).id)
+  end)
+
   it("orders ready work by dependencies, priority, dependents, then age", function()
     local function mk(summary, prio, deps) return assert(b:create { parent = "E", summary = summary, priority = prio, depends_on = deps }).id end
     local low_old = mk("low old", 1)

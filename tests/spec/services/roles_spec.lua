@@ -22,6 +22,22 @@ local function ctx(reg)
     tools = reg:specs { "write_file", "update_issue_status" }, project = { name = "p" } }
 end
 
+describe("roles.load_file", function()
+  after_each(H.cleanup)
+
+  it("lists a role's unknown fields with the misspelt one first", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/r.lua", 'return { intent = "x", tools = {}, system = "s", aaa = 1, sytem = "t", zzz = 2 }')
+    local r, err, code, problems = roles.load_file(dir .. "/r.lua")
+    assert.is_nil(r)
+    assert.equal("EINVAL", code)
+    local fields = " (fields: name, intent, tools, model, dialect, system, build)"
+    assert.same({ dir .. "/r.lua: unknown field 'sytem'" .. fields, dir .. "/r.lua: unknown field 'aaa'" .. fields,
+      dir .. "/r.lua: unknown field 'zzz'" .. fields }, problems)
+    assert.equal(problems[1], err)
+  end)
+end)
+
 describe("roles.messages", function()
   after_each(H.cleanup)
 

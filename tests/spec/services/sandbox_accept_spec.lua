@@ -70,6 +70,9 @@ describe("sandbox checks", function()
       norm_err { http = { path = "/", headers = { X = "a\r\nB: c" } } })
     assert.equal("http.statuss: unknown field (fields: name, method, path, body, headers, status, json, contains, "
       .. "timeout_ms, service)", norm_err { http = { path = "/", statuss = 200 } })
+    -- the misspelt one of several, not the first by name
+    assert.equal("http.statuss: unknown field (fields: name, method, path, body, headers, status, json, contains, "
+      .. "timeout_ms, service)", norm_err { http = { path = "/", aaa = 1, statuss = 200 } })
     assert.equal("http.timeout_ms: must be an integer between 1 and 120000",
       norm_err { http = { path = "/", timeout_ms = 0 } })
     assert.equal("browser.selector: is required: the CSS selector of an element the page must show",

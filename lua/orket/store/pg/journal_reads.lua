@@ -3,6 +3,7 @@
 -- for json_extract; ids in event data are cast to bigint to join turns.
 local cjson = require "cjson.safe"
 local iso = require("orket.store.pgdb").iso
+local one = require("orket.store.backend").row
 
 local M = {}
 
@@ -15,27 +16,27 @@ end
 M.split_marks = require("orket.store.journal_reads").split_marks
 
 function M.has_open_turn(db, run)
-  return db:row([[SELECT 1 AS x FROM events b WHERE b.run_id = $1 AND b.kind = 'turn_begin'
+  return one(db, [[SELECT 1 AS x FROM events b WHERE b.run_id = $1 AND b.kind = 'turn_begin'
     AND NOT EXISTS (SELECT 1 FROM events t WHERE t.card_id = b.card_id AND t.run_id = $1 AND t.kind = 'turn_end'
       AND t.id > b.id AND (t.data->'turn') = (b.data->'turn')) LIMIT 1]], run) ~= nil
 end
 
 function M.recorded_step(db, run, card, turn, step)
-  return db:row([[SELECT t.id, t.response::text AS response FROM events e JOIN turns t
+  return one(db, [[SELECT t.id, t.response::text AS response FROM events e JOIN turns t
     ON t.id = (e.data->>'id')::bigint
     WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'turn' AND t.turn = $3
     AND (t.data->>'step')::numeric = $4 ORDER BY t.id LIMIT 1]], run, card, turn, step)
 end
 
 function M.card_tokens(db, run, card, after)
-  local row = db:row([[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)::int8 AS n
+  local r = one(db, [[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)::int8 AS n
     FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
     WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'turn' AND e.id > $3]], run, card, after)
-  return row and row.n or 0
+  return r and r.n or 0
 end
 
 function M.turns_called_tools(db, run, card, review, after)
-  return db:row([[SELECT 1 AS x FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
+  return one(db, [[SELECT 1 AS x FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
     WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'turn' AND e.id > $3
     AND ((t.data->>'phase') = 'review') = $4
     AND (EXISTS (SELECT 1 FROM tool_calls c WHERE c.turn_id = t.id)
@@ -44,16 +45,16 @@ function M.turns_called_tools(db, run, card, review, after)
 end
 
 function M.last_handin(db, card)
-  local r = db:row([[SELECT max(id) AS id FROM events WHERE card_id = $1 AND kind = 'transition'
+  local r = one(db, [[SELECT max(id) AS id FROM events WHERE card_id = $1 AND kind = 'transition'
     AND (data->>'from') = 'in_progress']], card)
   return r and r.id or 0
 end
 
 function M.run_moves(db, run)
-  local rows = db:rows("SELECT " .. iso("at") .. [[, card_id, actor, data::text AS data FROM events
+  local rows = assert(db:rows("SELECT " .. iso("at") .. [[, card_id, actor, data::text AS data FROM events
       WHERE kind = 'transition' AND (run_id = $1 OR (run_id IS NULL AND id <= $2::int8 AND at >= $3::timestamptz
       AND ($4::timestamptz IS NULL OR at <= $4::timestamptz))) ORDER BY id]],
-    run.id, run.untagged_upto, run.started_at, run.ended_at) or {}
+    run.id, run.untagged_upto, run.started_at, run.ended_at))
   for _, m in ipairs(rows) do m.data = cjson.decode(m.data) or {} end
   return rows
 end
@@ -66,14 +67,14 @@ function M.model_exchanges(db, run)
 end
 
 function M.api_writes(db, after, limit)
-  local rows = db:rows("SELECT id, " .. iso("at") .. [[, card_id AS card, actor, data::text AS data FROM events
-    WHERE kind = 'api_write' AND id > $1 ORDER BY id LIMIT $2]], after, limit)
+  local rows = assert(db:rows("SELECT id, " .. iso("at") .. [[, card_id AS card, actor, data::text AS data FROM events
+    WHERE kind = 'api_write' AND id > $1 ORDER BY id LIMIT $2]], after, limit))
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
   return rows
 end
 
 function M.last_cancel(db, card)
-  return db:row([[SELECT actor, data->>'note' AS note FROM events WHERE card_id = $1
+  return one(db, [[SELECT actor, data->>'note' AS note FROM events WHERE card_id = $1
     AND kind = 'transition' AND (data->>'to') = 'canceled' ORDER BY id DESC LIMIT 1]], card)
 end
 

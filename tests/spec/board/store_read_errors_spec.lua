@@ -1,0 +1,103 @@
+-- A store read that fails raises the store's message: the runs, journal and sandbox reads
+-- once answered such a failure as "nothing there" (no run, no move, no sandbox), so a new
+-- run could redo the turns a killed run left half done, and a sandbox read as gone.
+local H = require "tests.helpers"
+local store = require "orket.store"
+local runs = require "orket.store.runs"
+local sj = require "orket.store.journal_reads"
+local sandboxes = require "orket.store.sandboxes"
+local service = require "orket.sandboxes.service"
+local recorded = require "orket.engine.recorded"
+
+local BROKEN = "orket.db: database disk image is malformed"
+
+-- The store's contract for a read that fails: nil, the message, a CODE (orket.c.store,
+-- orket.store.pgdb), here for every statement.
+local function failing(db)
+  local function fail() return nil, BROKEN, "ECORRUPT" end
+  return { dialect = db.dialect, backend = db.backend, row = fail, rows = fail }
+end
+
+-- each call (name -> function) raises the store's message
+local function each_raises(calls)
+  for name, call in pairs(calls) do
+    local ok, err = pcall(call)
+    assert.is_false(ok, name)
+    assert.equal(BROKEN, tostring(err):sub(-#BROKEN), name) -- after a position, when there is one
+  end
+end
+
+describe("store reads that fail", function()
+  local db
+  before_each(function() db = assert(store.open(H.tmpdir() .. "/orket.db")) end)
+  after_each(function()
+    db:close()
+    H.cleanup()
+  end)
+
+  it("raise the store's message from the runs reads", function()
+    local run = db:record_run { target = "E", kind = "epic" }
+    local bad = failing(db)
+    each_raises {
+      unfinished = function() return runs.unfinished(bad) end,
+      latest_id = function() return runs.latest_id(bad) end,
+      any = function() return runs.any(bad) end,
+      get = function() return runs.get(bad, run) end,
+      recent = function() return runs.recent(bad, 5) end,
+      running = function() return runs.running(bad) end,
+      latest_not_done = function() return runs.latest_not_done(bad) end,
+    }
+    -- and a store that answers still tells "none" from a failure
+    assert.is_true(runs.any(db))
+    assert.is_nil(runs.get(db, run + 1))
+  end)
+
+  it("raise the store's message from the journal's reads", function()
+    local run = db:record_run { target = "E", kind = "epic" }
+    local row = runs.get(db, run)
+    local bad = failing(db)
+    each_raises {
+      run_moves = function() return sj.run_moves(bad, row) end,
+      has_open_turn = function() return sj.has_open_turn(bad, run) end,
+      last_retry = function() return sj.last_retry(bad, "E-1") end,
+      recorded_step = function() return sj.recorded_step(bad, run, "E-1", 1, 1) end,
+      tool_call = function() return sj.tool_call(bad, 1, "c1") end,
+      run_tokens = function() return sj.run_tokens(bad, run) end,
+      card_tokens = function() return sj.card_tokens(bad, run, "E-1", 0) end,
+      turns_called_tools = function() return sj.turns_called_tools(bad, run, "E-1", false, 0) end,
+      last_transition = function() return sj.last_transition(bad, "E-1") end,
+      last_handin = function() return sj.last_handin(bad, "E-1") end,
+      api_writes = function() return sj.api_writes(bad, 0, 10) end,
+      last_cancel = function() return sj.last_cancel(bad, "E-1") end,
+      last_merge_mark = function() return sj.last_merge_mark(bad, "E-1") end,
+      commits = function() return sj.commits(bad, "E-1") end,
+      last_merge = function() return sj.last_merge(bad, "E-1") end,
+    }
+    assert.same({}, sj.run_moves(db, row))
+    assert.is_false(sj.has_open_turn(db, run))
+  end)
+
+  it("raise from the sandbox reads, not 'no such sandbox'", function()
+    local bad = failing(db)
+    each_raises {
+      service_get = function() return service.get(bad, 1) end,
+      get = function() return sandboxes.get(bad, 1) end,
+      list = function() return sandboxes.list(bad, true) end,
+      live = function() return sandboxes.list(bad, false) end,
+      ports = function() return sandboxes.ports(bad) end,
+    }
+    assert.is_nil(service.get(db, 1))
+  end)
+
+  it("stop a new run's check for a killed run's half-done turn, on a real statement that fails", function()
+    local run = db:record_run { target = "E", kind = "epic" }
+    db:event { kind = "turn_begin", card = "E", run = run, data = { turn = 1 } }
+    local board = require("orket.board").open(db)
+    assert.equal(run, (recorded.unfinished_overlap(db, board, "E") or {}).id)
+    -- the runs table unreadable: the check raises instead of finding no such run
+    assert(db:exec("ALTER TABLE runs RENAME TO runs_gone"))
+    local ok, err = pcall(recorded.unfinished_overlap, db, board, "E")
+    assert.is_false(ok)
+    assert.matches("no such table: runs", err, 1, true)
+  end)
+end)
