@@ -12,7 +12,7 @@ ARG BROWSER=0
 FROM ${BASE} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev libsqlite3-dev \
-      libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev libyajl-dev libmicrohttpd-dev libseccomp-dev lua-busted libgit2-dev libpq-dev lua-yaml libcjose-dev libldap-dev \
+      libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev libyajl-dev libmicrohttpd-dev libseccomp-dev lua-busted libgit2-dev libpq-dev lua-yaml libcjose-dev libldap-dev libmimalloc-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -28,7 +28,7 @@ ARG BROWSER
 # signing people in (all seven with dlopen: no NEEDED entry names them, so nothing but this
 # list keeps them in the image).
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      liblua5.4-0 lua-luv lua-cjson lua-yaml libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 libcjose0 libldap-2.5-0 \
+      liblua5.4-0 lua-luv lua-cjson lua-yaml libuv1 libsqlite3-0 libcurl4 libsodium23 libedit2 libyajl2 libgit2-1.5 libmicrohttpd12 libseccomp2 libpq5 libcjose0 libldap-2.5-0 libmimalloc2.0 \
       ca-certificates curl \
     && if [ "$BROWSER" = 1 ]; then apt-get install -y --no-install-recommends chromium-headless-shell chromium-driver; fi \
     && rm -rf /var/lib/apt/lists/* \

@@ -25,7 +25,7 @@ override CFLAGS += -std=c11 -D_DEFAULT_SOURCE $(WARN) $(shell pkg-config --cflag
 # from (no /proc, argv[0] names no file); build with the PREFIX you install to.
 override CFLAGS += -DORKET_PREFIX='"$(PREFIX)"'
 
-LDLIBS  += $(shell pkg-config --libs $(LINKPKGS) 2>/dev/null) -lm -ldl -lpthread
+LDLIBS  += $(shell pkg-config --libs $(LINKPKGS) 2>/dev/null) -lmimalloc -lm -ldl -lpthread
 
 CORE_SRC := $(filter-out core/main.c core/confine_main.c,$(wildcard core/*.c)) $(wildcard core/gitrepo/*.c)
 CORE_OBJ := $(CORE_SRC:core/%.c=$(BUILD)/core/%.o)

@@ -11,10 +11,10 @@ set -eu
 # loads with dlopen (libcurl, libpq, libgit2, libmicrohttpd, libcjose, libldap; their runtime
 # libraries come with them); lua-yaml (LibYAML's binding) reads a repository's compose file for
 # its sandbox. libcjose checks sign-in tokens against a provider's JWKS, libldap binds people
-# to a directory (docs/teams.md).
+# to a directory (docs/teams.md). mimalloc allocates the Lua heap's blocks (core/memcap.c).
 PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
 libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev \
-libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev lua-yaml libcjose-dev libldap-dev"
+libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev lua-yaml libcjose-dev libldap-dev libmimalloc-dev"
 # The tests: busted runs the specs; prometheus for its promtool, which checks orket serve's
 # /metrics; chromium's headless shell and its WebDriver for the browser tests and browser
 # checks (chromium itself comes with chromium-driver); postgresql for the
