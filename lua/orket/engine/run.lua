@@ -980,15 +980,24 @@ function Run:conclude(target)
     -- the run's row stays "running" (it shows as killed): said, not raised
     if not self.journal_failed then error(ferr, 0) end
   end
-  -- the checks of the sandboxes this run deployed: waited for, their skipped ones said
-  gitwork.deploys_end(self)
+  -- the checks of the sandboxes this run deployed: waited for, their skipped ones said; with
+  -- the store gone they cannot be read, and the run's end must still be said
+  local tokens
+  if self.journal_failed then
+    pcall(gitwork.deploys_end, self)
+    local tok, n = pcall(recorded.tokens, self.db, self.run_id, nil)
+    tokens = tok and n or self.tokens_used
+  else
+    gitwork.deploys_end(self)
+    tokens = recorded.tokens(self.db, self.run_id, nil)
+  end
   if #stuck > 0 then self:emit { type = "stall", cards = stuck, reason = reason } end
   -- the cards that wait for a person's answer or approval: a stalled run may be only that
   local waiting = {}
   for _, s in ipairs(stuck) do
     if s.waits_for == "input" or s.waits_for == "approval" or s.waits_for == "budget" then waiting[#waiting + 1] = s.card end
   end
-  self:emit { type = "run_end", status = status, reason = reason, tokens = recorded.tokens(self.db, self.run_id, nil),
+  self:emit { type = "run_end", status = status, reason = reason, tokens = tokens,
     canceled = #canceled > 0 and canceled or nil, waiting = #waiting > 0 and waiting or nil }
   return status, { stuck = stuck, reason = reason, canceled = canceled, waiting = waiting }
 end
