@@ -283,12 +283,16 @@ function M.main(argv)
     return M.EXIT.ok
   end
   cstore.clear_file_error()
+  require("orket.store.backend").last_failure = nil
   reported = nil
   -- A damaged, read-only or full database file is the user's to fix, not a bug: where a
   -- command raised a store error (assert(db:rows(...))), say which file and what is wrong,
   -- without a traceback. Anything else stays an internal error with its traceback.
   local ok, status = xpcall(cmd.run, function(e)
     local msg = cstore.file_error()
+    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = msg } end
+    -- a read that the store could not answer (PostgreSQL gone, SQLite busy): said as such
+    msg = require("orket.store.backend").last_failure
     if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = msg } end
     return { internal = debug.traceback(tostring(e), 2) }
   end, args, M)

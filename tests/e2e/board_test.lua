@@ -197,6 +197,21 @@ describe("orket import, board and card", function()
     end
   end)
 
+  -- a read the store refuses without its file being at fault (a table gone; on PostgreSQL a
+  -- server that went away) is said in one line too: not a traceback, not "no run N"
+  sqlite_it("reports a store's refused read in one line in log and resume", function()
+    local ex = H.example("notes")
+    assert.equal(0, H.orket("run NOTES", { cwd = ex }).status)
+    local db = assert(require("orket.project").open_store(ex, false))
+    assert(db:exec("ALTER TABLE runs RENAME TO runs_gone"))
+    db:close()
+    for _, c in ipairs { "log 1", "resume 1" } do
+      local r = H.orket(c, { cwd = ex })
+      assert.equal(1, r.status, c .. ": " .. r.stderr)
+      assert.matches("^orket: [^\n]*no such table: runs\n$", r.stderr, nil, false)
+    end
+  end)
+
   it("says so when .orket is a file, not a directory", function()
     local ex = example()
     H.write(ex .. "/.orket", "")

@@ -43,7 +43,11 @@ end
 --- that failed must not pass for one that found nothing
 function M.row(db, sql, ...)
   local r, err = db:row(sql, ...)
-  if r == nil and err ~= nil then error(err, 0) end
+  if r == nil and err ~= nil then
+    -- kept for orket.cli, which says a store's failure in one line, not as a bug of Orket's
+    M.last_failure = err
+    error(err, 0)
+  end
   return r
 end
 
