@@ -113,12 +113,6 @@ function M.check(input)
   -- not copied into a fresh table at every call
   local limits = input.limits or nil -- false: the defaults, as nil
   if limits ~= nil and type(limits) ~= "table" then error("bad argument #1 to 'check' (limits must be a table)", 2) end
-  -- limits are data, read by gate.c a field at a time: a proxy's __pairs was never asked
-  -- (its limits silently the defaults), and honouring __pairs or __index would run the
-  -- proxy's code inside the gate's decision. So a table with a metatable is refused.
-  if limits and getmetatable(limits) ~= nil then
-    error("bad argument #1 to 'check' (limits must be a plain table of numbers, not one with a metatable)", 2)
-  end
 
   local t = scratch
   if scratch_busy then t = {} else scratch_busy = true end
