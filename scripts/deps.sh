@@ -11,7 +11,7 @@ set -eu
 # loads with dlopen (libcurl, libpq, libgit2, libmicrohttpd, libcjose, libldap; their runtime
 # libraries come with them); lua-yaml (LibYAML's binding) reads a repository's compose file for
 # its sandbox. libcjose checks sign-in tokens against a provider's JWKS, libldap binds people
-# to a directory (docs/teams.md). mimalloc allocates the Lua heap's blocks (core/memcap.c).
+# to a directory (docs/teams.md). mimalloc is the process's allocator (docs/engine.md, "The allocator").
 PKGS="build-essential pkg-config liblua5.4-dev lua-luv-dev libuv1-dev \
 libsqlite3-dev libcurl4-openssl-dev libsodium-dev lua-cjson-dev libedit-dev \
 libyajl-dev libgit2-dev libmicrohttpd-dev libseccomp-dev libpq-dev lua-yaml libcjose-dev libldap-dev libmimalloc-dev"
