@@ -94,7 +94,8 @@ end)
 
 describe("a money budget", function()
   it("is an amount and a currency, beside the token budgets", function()
-    local s = assert(settings.resolve { budgets = { cost_per_card = "0.50 USD", tokens_per_card = 10 } })
+    local s = assert(settings.resolve { budgets = { cost_per_card = "0.50 USD", tokens_per_card = 10 },
+      models = { prices = { ["openai:m"] = USD } } })
     assert.same({ micros = 500000, currency = "USD", text = "0.50 USD" }, s.budgets.cost_per_card)
     assert.equal(10, s.budgets.tokens_per_card)
     assert.is_nil(s.budgets.cost_per_run)
@@ -109,5 +110,14 @@ describe("a money budget", function()
       settings.check { budgets = { cost_per_run = "1 XYZ" } })
     assert.same({ "orket.lua: budgets.cost_per_epic: must not be negative (got -1)" },
       settings.check { budgets = { cost_per_epic = "-1 EUR" } })
+  end)
+
+  it("refuses a currency no price bills in: such a budget would never stop a call", function()
+    local prices = { ["openai:m"] = USD, ["openai:n"] = { input = 1, cached_input = 1, output = 1, currency = "GBP" } }
+    assert.same({ "orket.lua: budgets.cost_per_day: is in EUR, but models.prices bills only in GBP, USD, so no call "
+      .. "would ever count against it" }, settings.check { budgets = { cost_per_day = "1 EUR" }, models = { prices = prices } })
+    assert.same({ "orket.lua: budgets.cost_per_run: is in USD, but no model has a price (models.prices), so no call "
+      .. "would ever count against it" }, settings.check { budgets = { cost_per_run = "1 USD" } })
+    assert.same({}, settings.check { budgets = { cost_per_day = "1 GBP" }, models = { prices = prices } })
   end)
 end)
