@@ -287,19 +287,30 @@ static double cw_number_value(const char *s, size_t n) {
 }
 
 static chatwire_int cw_int_of(double d) {
-  chatwire_int r = {0, 0};
+  chatwire_int r = {0, 0, 0, 0.0};
   if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && floor(d) == d) {
     r.v = (long long)d;
-    r.set = 1;
+    r.set = r.whole = 1;
   }
   return r;
 }
 
-/* A token count: a number that is a whole number, or a string holding one (servers that
- * quote their numbers); anything else is no count. */
+/* A count as it arrived: a whole number in v, or any other number in num (the caller
+ * refuses it: a fraction or 1e30 is a server's mistake, not an absent count). */
+static chatwire_int cw_count_of(double d) {
+  chatwire_int r = cw_int_of(d);
+  if (!r.set) {
+    r.set = 1;
+    r.num = d;
+  }
+  return r;
+}
+
+/* A token count: a number, or a string holding one (servers that quote their numbers);
+ * anything else is no count. */
 static chatwire_int cw_count(int type, const unsigned char *s, size_t n) {
-  chatwire_int none = {0, 0};
-  if (type == V_NUM) return cw_int_of(cw_number_value((const char *)s, n));
+  chatwire_int none = {0, 0, 0, 0.0};
+  if (type == V_NUM) return cw_count_of(cw_number_value((const char *)s, n));
   if (type != V_STR || n == 0 || n >= 64 || memchr(s, 'n', n) || memchr(s, 'N', n)) return none;
   char buf[64], *end;
   memcpy(buf, s, n);
@@ -308,7 +319,7 @@ static chatwire_int cw_count(int type, const unsigned char *s, size_t n) {
   if (end == buf) return none;
   while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r' || *end == '\f' || *end == '\v') end++;
   if (*end != '\0') return none;
-  return cw_int_of(d);
+  return cw_count_of(d);
 }
 
 /* Watches the container about to be skipped: its kind into *kind, its text into *span. */

@@ -38,10 +38,15 @@ typedef struct chatwire_call {
   int args_json;         /* Ollama: args is a JSON value's text (an object), not a string */
 } chatwire_call;
 
-/* One optional integer (token counts). */
+/* One optional integer (token counts). A count that arrived as a number that is no whole
+ * number in v's range (1.5, 1e30, a text too long to read) is set but not whole, its value
+ * in num, so that the caller refuses it by what the server said rather than reading it
+ * as no count at all (docs/llm.md). */
 typedef struct chatwire_int {
   long long v;
   int set;
+  int whole;  /* v holds it */
+  double num; /* set && !whole: the number as it arrived (maybe NaN: unreadable) */
 } chatwire_int;
 
 /* One piece of an event as it is applied (for callers that show the answer as it comes):

@@ -184,6 +184,15 @@ static void lh_push_buf(lua_State *L, const chatwire_buf *b) {
 
 static const char *const lh_failures[] = {NULL, "json", "not_object", "error", "malformed"};
 
+/* A count into the table on top, when one arrived: an integer, or the number as it
+ * arrived when it is no whole number (the caller refuses it). */
+static void lh_set_count(lua_State *L, const chatwire_int *c, const char *field) {
+  if (!c->set) return;
+  if (c->whole) lua_pushinteger(L, (lua_Integer)c->v);
+  else lua_pushnumber(L, (lua_Number)c->num);
+  lua_setfield(L, -2, field);
+}
+
 /* The decoded state as a table: {content=, calls={{id=, name=, arguments=, arguments_json=},
  * ...}, finish=, usage={prompt=, completion=} | nil, id=, model=, done=, deltas=,
  * first_delta_ms=, failed=, why=, why_string=} (absent fields are nil; see chatwire.h for
@@ -223,18 +232,9 @@ static void lh_push_decoded(lua_State *L, const chatwire *w, uint64_t first_delt
   }
   if (w->has_usage) {
     lua_createtable(L, 0, 2);
-    if (w->prompt.set) {
-      lua_pushinteger(L, (lua_Integer)w->prompt.v);
-      lua_setfield(L, -2, "prompt");
-    }
-    if (w->completion.set) {
-      lua_pushinteger(L, (lua_Integer)w->completion.v);
-      lua_setfield(L, -2, "completion");
-    }
-    if (w->cached.set) {
-      lua_pushinteger(L, (lua_Integer)w->cached.v);
-      lua_setfield(L, -2, "cached");
-    }
+    lh_set_count(L, &w->prompt, "prompt");
+    lh_set_count(L, &w->completion, "completion");
+    lh_set_count(L, &w->cached, "cached");
     lua_setfield(L, -2, "usage");
   }
   if (w->has_id) {

@@ -83,25 +83,79 @@ function M.prices(t)
   return out
 end
 
--- (a * b) / UNIT, rounded half up, on integers
-local function scaled(n) return (n + M.UNIT // 2) // M.UNIT end
+-- The most tokens of one kind a call may report: 2^31 - 1, far beyond any model's
+-- context. With prices below a billion a unit, no product of the two passes 2^63.
+M.MAX_TOKENS = 2147483647
+
+-- The most a call's cost is counted as, in micro-units: a billion units, more than any
+-- budget or price may be, so sums of many such calls still fit an integer.
+M.MAX_COST = 1000000000 * M.UNIT
+
+local USAGE_FIELDS = { "prompt_tokens", "completion_tokens", "cached_tokens" }
+
+--- usage_error(u) -> nil | why: a reported usage {prompt_tokens=, completion_tokens=,
+--- cached_tokens=} (each optional) whose counts are not whole numbers from 0 to
+--- MAX_TOKENS, or whose cached tokens are more than its prompt: a server's (or a
+--- gateway's) mistake no cost may be made of (a negative count would lower the day's
+--- spending below its budget).
+function M.usage_error(u)
+  for _, k in ipairs(USAGE_FIELDS) do
+    local v = u[k]
+    if v ~= nil and (math.type(v) ~= "integer" or v < 0 or v > M.MAX_TOKENS) then
+      return string.format("%s is %s, not a token count (a whole number from 0 to %d)", k,
+        math.type(v) == "float" and string.format("%.17g", v) or tostring(v), M.MAX_TOKENS)
+    end
+  end
+  if u.cached_tokens and u.prompt_tokens and u.cached_tokens > u.prompt_tokens then
+    return string.format("cached_tokens (%d) is more than prompt_tokens (%d), which count them", u.cached_tokens,
+      u.prompt_tokens)
+  end
+end
+
+-- A count as the cost takes it: from 0 to MAX_TOKENS whatever came (usage_error refused
+-- the rest before; a usage recorded earlier may not have been checked).
+local function count(n)
+  n = math.tointeger(n) or 0
+  return math.max(0, math.min(n, M.MAX_TOKENS))
+end
+
+-- sum of tokens * price / UNIT over the pairs, rounded half up once, at most MAX_COST:
+-- each price's whole units and its fraction apart, so no product passes 2^63 (a count
+-- below 2^31 times a price below 10^15)
+local function priced(pairs_, round_up)
+  local whole, frac = 0, 0
+  for i = 1, #pairs_, 2 do
+    local n, p = pairs_[i], pairs_[i + 1]
+    whole, frac = whole + n * (p // M.UNIT), frac + n * (p % M.UNIT)
+  end
+  local r = round_up and (frac + M.UNIT - 1) // M.UNIT or (frac + M.UNIT // 2) // M.UNIT
+  return math.min(whole + r, M.MAX_COST)
+end
 
 --- of(price, usage) -> micro-units | nil: a call's cost from the provider's usage
 --- {prompt_tokens (cached included), cached_tokens, completion_tokens, estimated}. nil
 --- when there is no price or the usage was estimated (the provider reported none).
+--- From 0 to MAX_COST, whatever the counts.
 function M.of(price, u)
   if not price or not u or u.estimated then return nil end
-  local prompt = math.tointeger(u.prompt_tokens) or 0
-  local cached = math.min(math.tointeger(u.cached_tokens) or 0, prompt)
-  local out = math.tointeger(u.completion_tokens) or 0
-  return scaled((prompt - cached) * price.input + cached * price.cached_input + out * price.output)
+  local prompt = count(u.prompt_tokens)
+  local cached = math.min(count(u.cached_tokens), prompt)
+  local out = count(u.completion_tokens)
+  return priced({ prompt - cached, price.input, cached, price.cached_input, out, price.output })
 end
 
 --- estimate(price, prompt_tokens, max_output_tokens) -> micro-units | nil: the most a call
 --- not yet sent may cost: its whole prompt uncached, its whole allowance of output.
 function M.estimate(price, prompt, max_out)
   if not price then return nil end
-  return (prompt * price.input + max_out * price.output + M.UNIT - 1) // M.UNIT
+  return priced({ count(prompt), price.input, count(max_out), price.output }, true)
+end
+
+--- plus(a, b) -> a + b for amounts from 0 up, at most math.maxinteger: a sum that never
+--- wraps to a negative
+function M.plus(a, b)
+  if b > 0 and a > math.maxinteger - b then return math.maxinteger end
+  return a + b
 end
 
 --- format(micros, currency) -> "0.0042 USD": at least two decimals, at most six
@@ -116,7 +170,7 @@ end
 
 --- add(sums, currency, micros): sums[currency] += micros (nil: nothing known to add)
 function M.add(sums, currency, micros)
-  if micros and currency then sums[currency] = (sums[currency] or 0) + micros end
+  if micros and currency then sums[currency] = M.plus(sums[currency] or 0, micros) end
   return sums
 end
 

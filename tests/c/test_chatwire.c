@@ -2,6 +2,7 @@
  * across events, usage and finish reason, Ollama's done line and calls, the pieces handed
  * to a caller as they are applied, and failures (sticky, and leaving state untouched).
  * tests/spec/core/chatwire_spec.lua covers the wire formats' rules event by event. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,8 +28,13 @@ TEST(test_chatwire_openai_content) {
   CHECK(t, w.has_id && tc_eq(&w.id, "c1") && w.has_model && tc_eq(&w.model, "m"));
   CHECK(t, w.has_finish && tc_eq(&w.finish, "stop"));
   CHECK(t, w.has_usage && w.prompt.set && w.prompt.v == 11 && w.completion.set && w.completion.v == 2);
-  CHECK(t, tc_take(&w, "{\"usage\":{\"prompt_tokens\":1.5}}") == 1); /* not an integer: nil */
-  CHECK(t, w.has_usage && !w.prompt.set && !w.completion.set);
+  /* a number that is no whole count arrives as it is, for the caller to refuse; a
+   * negative one too: it is whole, and no count */
+  CHECK(t, tc_take(&w, "{\"usage\":{\"prompt_tokens\":1.5,\"completion_tokens\":\"1e999\"}}") == 1);
+  CHECK(t, w.has_usage && w.prompt.set && !w.prompt.whole && w.prompt.num == 1.5);
+  CHECK(t, w.completion.set && !w.completion.whole && isinf(w.completion.num));
+  CHECK(t, tc_take(&w, "{\"usage\":{\"prompt_tokens\":-5000000000,\"completion_tokens\":\"x\"}}") == 1);
+  CHECK(t, w.prompt.set && w.prompt.whole && w.prompt.v == -5000000000LL && !w.completion.set);
   chatwire_free(&w);
 }
 

@@ -37,6 +37,7 @@ budgets = %s
 end
 
 local function run(dir) return fake.run_events(dir) end
+local function run_target(dir, target) return fake.run_events(dir, target) end
 
 local function requests() return #fake.log() end
 
@@ -138,5 +139,25 @@ describe("a money budget (" .. B.name() .. ")", function()
     assert.equal("run", evs.budget_reached[1].scope)
     assert.is_nil(evs.card_blocked)
     assert.equal("stalled", evs.run_end[1].status)
+  end)
+
+  it("holds against a server that reports a negative usage: the call fails, the day's budget still counts", function()
+    -- a negative count priced would take 12,500 USD off the day's spending; refused, the
+    -- card waits as after any model failure, asked once (each try is billed)
+    local hostile = "prompt=-5000000000,chunks=200"
+    local dir = project([[{ turns_per_card = 3 }]], hostile, 2)
+    local evs = run_target(dir, "M-1")
+    assert.equal(1, requests())
+    assert.is_nil(evs.model)
+    assert.matches("The model failed %(bad_request%): openai: the answer's usage is refused: prompt_tokens is %-5000000000, "
+      .. "not a token count %(a whole number from 0 to 2147483647%)", evs.card_blocked[1].detail)
+    assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find(" %-%d"))
+    -- the same day, a model that answers as it should: the day's budget stops its first call
+    local text = H.read(dir .. "/orket.lua"):gsub("prompt=%-5000000000,chunks=200", MODEL)
+    H.write(dir .. "/orket.lua", (text:gsub("budgets = { turns_per_card = 3 }", 'budgets = { turns_per_card = 3, cost_per_day = "0.01 USD" }')))
+    evs = run_target(dir, "M-2")
+    assert.equal(1, requests())
+    assert.same({ "day", "USD" }, { evs.budget_reached[1].scope, evs.budget_reached[1].currency })
+    assert.is_true(evs.budget_reached[1].spent >= 0)
   end)
 end)

@@ -85,6 +85,20 @@ describe("a model call's cost", function()
     assert.equal(0, s.stop())
   end)
 
+  it("is never made of counts that are no counts: the call fails, naming the count", function()
+    for _, case in ipairs {
+      { "openai", "prompt=10000000000000", "prompt_tokens is 10000000000000" }, -- past 2^31 - 1: wrapped the cost
+      { "openai", "prompt=1.5", "prompt_tokens is 1.5" },
+      { "openai", "prompt=10,cached=20", "cached_tokens %(20%) is more than prompt_tokens %(10%)" },
+      { "ollama", "prompt=-7", "prompt_tokens is %-7" },
+    } do
+      local evs = run(project(case[1], case[2]))
+      assert.is_nil(evs.model, case[2])
+      assert.matches("The model failed %(bad_request%): " .. case[1] .. ": the answer's usage is refused: " .. case[3],
+        evs.card_blocked[1].detail)
+    end
+  end)
+
   it("is unknown, not 0, when the provider reports no usage", function()
     local evs = run(project("openai", "no_usage"))
     assert.is_nil(evs.model[1].cost)

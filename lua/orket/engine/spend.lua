@@ -84,7 +84,7 @@ function M.record(run, job, usage)
   if micros and run.spend then
     -- the running totals of this card's scopes grow by the call
     for key, t in pairs(run.spend.totals) do
-      if t.applies[job.card_id] and t.currency == price.currency then t.micros = t.micros + micros end
+      if t.applies[job.card_id] and t.currency == price.currency then t.micros = cost.plus(t.micros, micros) end
     end
   end
   return out

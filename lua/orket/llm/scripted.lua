@@ -8,6 +8,8 @@ local cpattern = require "orket.c.pattern"
 local cenv = require "orket.c.scriptenv"
 local fieldline = require "orket.fieldline"
 local scriptfile = require "orket.scriptfile"
+local nearest = require "orket.nearest"
+local cost = require "orket.cost"
 
 local M = {}
 
@@ -28,12 +30,35 @@ local MATCH_KEYS = { role = true, card = true, seat = true, run = true, turn = t
 local REPLY_KEYS = { content = true, tool_calls = true, finish_reason = true, usage = true,
   delay_ms = true, error = true, chunks = true }
 
+-- A reply's usage: the counts a server reports, checked as one's are (orket.cost). A field
+-- the provider does not read (`input`, `output`) would leave the counts estimated, unnoticed.
+local USAGE_KEYS = { "prompt_tokens", "completion_tokens", "cached_tokens" }
+
+local function check_usage(u, at)
+  if type(u) ~= "table" then return nil, at .. " must be a table {" .. table.concat(USAGE_KEYS, "=, ") .. "=}" end
+  for k in pairs(u) do
+    local known = false
+    for _, name in ipairs(USAGE_KEYS) do known = known or k == name end
+    if not known then
+      return nil, nearest.hint(string.format("%s.%s: unknown field (usage fields: %s)", at, tostring(k),
+        table.concat(USAGE_KEYS, ", ")))
+    end
+  end
+  local why = cost.usage_error(u)
+  if why then return nil, at .. "." .. why end
+  return true
+end
+
 local function check_reply(r, at)
   if type(r) ~= "table" then return nil, at .. " must be a table" end
   for k in pairs(r) do
     if not REPLY_KEYS[k] then return nil, at .. "." .. tostring(k) .. " is not a reply field (content, tool_calls, finish_reason, usage, delay_ms, error, chunks)" end
   end
   if r.content ~= nil and type(r.content) ~= "string" then return nil, at .. ".content must be a string" end
+  if r.usage ~= nil then
+    local ok, err = check_usage(r.usage, at .. ".usage")
+    if not ok then return nil, err end
+  end
   if r.delay_ms ~= nil and (type(r.delay_ms) ~= "number" or r.delay_ms < 0) then return nil, at .. ".delay_ms must be a number >= 0" end
   if r.error ~= nil then
     if type(r.error) ~= "table" or not common.CLASSES[r.error.class] then

@@ -6,6 +6,7 @@ local http = require "orket.c.http"
 local rt = require "orket.c.runtime"
 local json = require "cjson.safe"
 local common = require "orket.llm.common"
+local cost = require "orket.cost"
 
 local M = {}
 
@@ -190,6 +191,12 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     end
     return nil, calls
   end
+  -- a count that is no count (negative, a fraction, past any context) fails the call:
+  -- priced, it would lower what the budgets see spent. Never retried (the class of a
+  -- response past the size cap): each try is billed, and a server that says it once
+  -- says it again.
+  local why = usage and cost.usage_error(usage)
+  if why then return nil, common.err("bad_request", p.conf.kind .. ": the answer's usage is refused: " .. why) end
   return {
     content = content, tool_calls = calls, finish_reason = finish,
     usage = common.finish_usage(usage, req.messages, content, calls),

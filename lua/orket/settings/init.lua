@@ -291,12 +291,31 @@ local function money(v, path)
   return { micros = m, currency = currency, text = v }
 end
 
+-- The currencies models.prices bills in, sorted (its own check reports a bad price).
+local function priced_currencies(cfg)
+  local prices = type(cfg.models) == "table" and cfg.models.prices
+  local seen, out = {}, {}
+  for _, p in pairs(type(prices) == "table" and prices or {}) do
+    local c = type(p) == "table" and p.currency
+    if type(c) == "string" and not seen[c] then seen[c], out[#out + 1] = true, c end
+  end
+  table.sort(out)
+  return seen, out
+end
+
 local function budgets(cfg)
   local src, plain = cfg.budgets, {}
   if type(src) ~= "table" then return section(cfg, "budgets", M.DEFAULTS.budgets) end
   local spent = {}
+  local priced, currencies = priced_currencies(cfg)
   for k, v in pairs(src) do
     if M.MONEY_BUDGETS[k] then spent[k] = money(v, "budgets." .. k) else plain[k] = v end
+    -- a budget counts only the calls priced in its currency: in another, it never stops one
+    if spent[k] and not priced[spent[k].currency] then
+      fail("budgets." .. k, "is in %s, but %s, so no call would ever count against it", spent[k].currency,
+        #currencies == 0 and "no model has a price (models.prices)"
+          or ("models.prices bills only in " .. table.concat(currencies, ", ")))
+    end
   end
   local out = section({ budgets = plain }, "budgets", M.DEFAULTS.budgets)
   for k, v in pairs(spent) do out[k] = v end

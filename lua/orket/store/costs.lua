@@ -31,8 +31,10 @@ function M.rows(db, f)
     end
   end
   local cost, cached = d.json_int("t.data", "cost"), d.json_int("t.data", "cached_tokens")
+  -- a cost below 0 (recorded before usages were checked) counts as none spent
+  local spent = "CASE WHEN " .. cost .. " < 0 THEN 0 ELSE " .. cost .. " END"
   local q = "SELECT t.model AS model, " .. d.json_text("t.data", "currency") .. " AS currency, "
-    .. d.integer("COALESCE(SUM(" .. cost .. "), 0)") .. " AS micros, "
+    .. d.integer("COALESCE(SUM(" .. spent .. "), 0)") .. " AS micros, "
     .. d.integer("COUNT(" .. cost .. ")") .. " AS priced, " .. d.integer("COUNT(*)") .. " AS calls, "
     .. d.integer("COALESCE(SUM(t.prompt_tokens), 0)") .. " AS input, "
     .. d.integer("COALESCE(SUM(" .. cached .. "), 0)") .. " AS cached, "

@@ -415,6 +415,21 @@ describe("scripted provider", function()
     H.write(dir .. "/bad.lua", "return { rules = { { role = 'x', reply = { text = 'hi' } } } }")
     assert.has_error(function() llm.new { providers = { s = { kind = "scripted", file = dir .. "/bad.lua" } } } end,
       "llm.new: " .. dir .. "/bad.lua:1: rules[1].reply.text is not a reply field (content, tool_calls, finish_reason, usage, delay_ms, error, chunks)")
+    -- a reply's usage: the three counts a server reports, each a count, a typo named with its line
+    local function refused(usage)
+      H.write(dir .. "/usage.lua", "return { rules = {\n  { role = 'x', reply = { content = 'hi',\n    usage = " .. usage
+        .. " } } } }")
+      local ok, err = pcall(llm.new, { providers = { s = { kind = "scripted", file = dir .. "/usage.lua" } } })
+      assert.is_false(ok)
+      return (tostring(err):gsub("^llm%.new: " .. dir:gsub("%p", "%%%0") .. "/", ""))
+    end
+    assert.equal("usage.lua:3: rules[1].reply.usage.prompt_token: unknown field (usage fields: prompt_tokens, "
+      .. "completion_tokens, cached_tokens); did you mean 'prompt_tokens'?", refused("{ prompt_token = 10 }"))
+    assert.matches("^usage.lua:3: rules%[1%]%.reply%.usage%.input: unknown field %(usage fields: ", refused("{ input = 1000, output = 500 }"))
+    assert.equal("usage.lua:3: rules[1].reply.usage.prompt_tokens is 10000000000000, not a token count (a whole number "
+      .. "from 0 to 2147483647)", refused("{ prompt_tokens = 10000000000000 }"))
+    assert.matches("usage%.completion_tokens is %-1, not a token count", refused("{ completion_tokens = -1 }"))
+    assert.matches("rules%[1%]%.reply%.usage must be a table", refused("5"))
     H.write(dir .. "/evil.lua", "io.open('/etc/passwd')")
     assert.has_error(function() llm.new { providers = { s = { kind = "scripted", file = dir .. "/evil.lua" } } } end)
   end)

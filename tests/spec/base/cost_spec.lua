@@ -92,9 +92,41 @@ describe("a call's cost", function()
   end)
 end)
 
+describe("a call's cost from counts out of range", function()
+  local MAX = { input = 999999999999999, cached_input = 999999999999999, output = 999999999999999, currency = "USD" }
+
+  it("never goes below 0 nor wraps, and sums stop at the largest integer", function()
+    local huge = { prompt_tokens = 10000000000000, completion_tokens = cost.MAX_TOKENS }
+    -- counts past MAX_TOKENS are taken as MAX_TOKENS: 2147483647 * (2.50 + 10) micro-units, half up
+    assert.equal(26843545588, cost.of(cost.price(USD, "p"), huge))
+    assert.equal(cost.MAX_COST, cost.of(MAX, { prompt_tokens = cost.MAX_TOKENS, cached_tokens = 1, completion_tokens = cost.MAX_TOKENS }))
+    assert.equal(0, cost.of(cost.price(USD, "p"), { prompt_tokens = -5000000000, completion_tokens = -1 }))
+    assert.equal(cost.MAX_COST, cost.estimate(MAX, cost.MAX_TOKENS, cost.MAX_TOKENS))
+    -- below the caps, the same amounts as before: rounded once
+    assert.equal(8250, cost.of(cost.price(USD, "p"), { prompt_tokens = 4000, cached_tokens = 3000, completion_tokens = 200 }))
+    assert.equal(1, cost.of({ input = 1, cached_input = 0, output = 0 }, { prompt_tokens = 500000 }))
+    assert.equal(math.maxinteger, cost.plus(math.maxinteger - 1, cost.MAX_COST))
+    assert.same({ USD = math.maxinteger }, cost.add({ USD = math.maxinteger }, "USD", 5))
+  end)
+
+  it("refuses a reported usage that is no count, naming it", function()
+    local function why(u) return cost.usage_error(u) end
+    assert.equal("prompt_tokens is -5, not a token count (a whole number from 0 to 2147483647)", why { prompt_tokens = -5 })
+    assert.equal("completion_tokens is 1.5, not a token count (a whole number from 0 to 2147483647)", why { completion_tokens = 1.5 })
+    assert.equal("cached_tokens is 2147483648, not a token count (a whole number from 0 to 2147483647)",
+      why { cached_tokens = 2147483648 })
+    assert.matches("prompt_tokens is inf", why { prompt_tokens = math.huge })
+    assert.matches("prompt_tokens is %-?nan", why { prompt_tokens = 0 / 0 })
+    assert.equal("cached_tokens (9) is more than prompt_tokens (8), which count them", why { prompt_tokens = 8, cached_tokens = 9 })
+    assert.is_nil(why { prompt_tokens = 0, completion_tokens = cost.MAX_TOKENS, cached_tokens = 0 })
+    assert.is_nil(why {})
+  end)
+end)
+
 describe("a money budget", function()
   it("is an amount and a currency, beside the token budgets", function()
-    local s = assert(settings.resolve { budgets = { cost_per_card = "0.50 USD", tokens_per_card = 10 } })
+    local s = assert(settings.resolve { budgets = { cost_per_card = "0.50 USD", tokens_per_card = 10 },
+      models = { prices = { ["openai:m"] = USD } } })
     assert.same({ micros = 500000, currency = "USD", text = "0.50 USD" }, s.budgets.cost_per_card)
     assert.equal(10, s.budgets.tokens_per_card)
     assert.is_nil(s.budgets.cost_per_run)
@@ -109,5 +141,14 @@ describe("a money budget", function()
       settings.check { budgets = { cost_per_run = "1 XYZ" } })
     assert.same({ "orket.lua: budgets.cost_per_epic: must not be negative (got -1)" },
       settings.check { budgets = { cost_per_epic = "-1 EUR" } })
+  end)
+
+  it("refuses a currency no price bills in: such a budget would never stop a call", function()
+    local prices = { ["openai:m"] = USD, ["openai:n"] = { input = 1, cached_input = 1, output = 1, currency = "GBP" } }
+    assert.same({ "orket.lua: budgets.cost_per_day: is in EUR, but models.prices bills only in GBP, USD, so no call "
+      .. "would ever count against it" }, settings.check { budgets = { cost_per_day = "1 EUR" }, models = { prices = prices } })
+    assert.same({ "orket.lua: budgets.cost_per_run: is in USD, but no model has a price (models.prices), so no call "
+      .. "would ever count against it" }, settings.check { budgets = { cost_per_run = "1 USD" } })
+    assert.same({}, settings.check { budgets = { cost_per_day = "1 GBP" }, models = { prices = prices } })
   end)
 end)

@@ -310,6 +310,18 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  it("costs: a cost below 0 (recorded before usages were checked) counts as none spent", function()
+    local db = open()
+    local costs = require "orket.store.costs"
+    local run = db:record_run { target = "E", kind = "epic" }
+    for i, c in ipairs { -4999999990, 7 } do
+      db:record_turn { run = run, card = "E-1", seat = "dev", turn = i, model = "m", prompt_tokens = 1,
+        data = { cost = c, currency = "USD" } }
+    end
+    assert.same({ USD = 7 }, costs.totals(db, { card = "E-1" }).cost)
+    db:close()
+  end)
+
   it("memory: every word a prefix, any may match, a card filter, tags as arrays", function()
     local db = open()
     local sm = require "orket.store.memory"

@@ -262,10 +262,12 @@ WANT.openai = {
   two_objects = { failed = "transient: openai: malformed stream event (more than one JSON value (the first ends at byte 14)): {\"choices\":[]}{\"choices\":[]}" },
   unclosed = { failed = "transient: openai: malformed stream event (parse error: premature EOF): {\"choices\":[" },
   usage_array = { calls = {  }, content = "a", delivered = true, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = {  } },
-  usage_bad_strings = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = {  } },
+  -- a number that is no whole count comes as it is (orket.cost.usage_error refuses it);
+  -- a text that is no number is no count
+  usage_bad_strings = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { prompt_tokens = 1.5 } },
   usage_replaced = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { completion_tokens = 9 } },
   usage_strings = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { completion_tokens = 2, prompt_tokens = 11 } },
-  usage_variants = { calls = {  }, content = "a", delivered = true, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { prompt_tokens = 7 } },
+  usage_variants = { calls = {  }, content = "a", delivered = true, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { completion_tokens = 1.5, prompt_tokens = 7 } },
   usage_cached = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { cached_tokens = 64, completion_tokens = 2, prompt_tokens = 90 } },
   usage_cached_bad = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { prompt_tokens = 90 } },
   usage_cached_list = { calls = {  }, content = "", delivered = false, finish = "stop", id = "chatcmpl-1", model = "gpt", usage = { prompt_tokens = 90 } },
