@@ -78,32 +78,78 @@ end
 
 local tool_texts = setmetatable({}, { __mode = "k" }) -- fixed tool entry -> its JSON text
 
+-- Joined lists: first entry -> up to JOINED_MAX records {entry1, ..., entryN, text=}, the
+-- newest first. The engine hands a fresh list every turn (registry:specs), so a list is
+-- known by its entries, compared in order at every request: a list with other entries, in
+-- another order, or of another length (a role's own list, a list a hot reload made from new
+-- entries, a list changed in place) is joined again, never served stale.
+local joined = setmetatable({}, { __mode = "k" })
+local JOINED_MAX = 4 -- lists kept per first entry (the roles' lists share their first tools)
+
+-- Whether kept holds tools' entries, as ipairs walks tools (to its first nil), by index:
+-- ipairs' step is a C call per entry.
+local function same_entries(kept, tools)
+  local i = 1
+  local t = tools[1]
+  while t ~= nil do
+    if kept[i] ~= t then return false end
+    i = i + 1
+    t = tools[i]
+  end
+  return kept[i] == nil
+end
+
+-- The JSON text of tools' list from each entry's kept text (made here at its first use),
+-- kept as a record of the entries -> record | nil when an entry cannot be encoded.
+local function join(tools)
+  local parts, rec = {}, {}
+  for i, t in ipairs(tools) do
+    local text = tool_texts[t]
+    if not text then
+      -- keys sorted: the same tools are the same bytes in every process (lua-cjson's
+      -- order follows the table's hash, which differs between processes), so a server's
+      -- prompt cache keeps them across restarts, resumes and workers
+      local ok, enc = pcall(jsonout.encode, wire_tool(t))
+      if not ok then return nil end
+      text = enc
+      tool_texts[t] = text
+    end
+    parts[i], rec[i] = text, t
+  end
+  rec.text = "[" .. table.concat(parts, ",") .. "]"
+  return rec
+end
+
 --- wire_tools(req) -> tools, text: req.tools as the wire formats send them, either as a
 --- list of tables for the body (tools) or, with req.fixed_tools, as the JSON text of that
 --- list (text), for the transport to join into the encoded body; nil, nil without tools.
 --- fixed_tools is the caller's word that the entries and the tables in them do not
---- change: each entry's text is made once and kept (weak, by entry). The tools are most of
---- a request (their schemas) and the same every step. An entry that cannot be encoded
---- gives the tables, whose encoding with the body then reports the error.
+--- change: each entry's text is made once and kept (weak, by entry), and so is the text of
+--- the whole list (by its entries, in order: see joined). The tools are most of a request
+--- (their schemas) and the same every step. An entry that cannot be encoded gives the
+--- tables, whose encoding with the body then reports the error.
 function M.wire_tools(req)
   local tools = req.tools
   if not tools or #tools == 0 then return nil, nil end
-  if req.fixed_tools then
-    local parts = {}
-    for i, t in ipairs(tools) do
-      local text = tool_texts[t]
-      if not text then
-        -- keys sorted: the same tools are the same bytes in every process (lua-cjson's
-        -- order follows the table's hash, which differs between processes), so a server's
-        -- prompt cache keeps them across restarts, resumes and workers
-        local ok, enc = pcall(jsonout.encode, wire_tool(t))
-        text = ok and enc or nil
-        if not text then break end
-        tool_texts[t] = text
+  local first = tools[1]
+  if req.fixed_tools and first ~= nil then
+    local recs = joined[first]
+    if recs then
+      for i = 1, #recs do
+        local rec = recs[i]
+        if same_entries(rec, tools) then return nil, rec.text end
       end
-      parts[i] = text
     end
-    if #parts == #tools then return nil, "[" .. table.concat(parts, ",") .. "]" end
+    local rec = join(tools)
+    if rec then
+      if not recs then
+        recs = {}
+        joined[first] = recs
+      end
+      table.insert(recs, 1, rec)
+      recs[JOINED_MAX + 1] = nil
+      return nil, rec.text
+    end
   end
   local list = {}
   for i, t in ipairs(tools) do list[i] = wire_tool(t) end
