@@ -25,7 +25,9 @@ void *memcap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     m->denied++;
     return NULL;
   }
-  void *p = realloc(ptr, nsize);
+  /* A new block through malloc: realloc(NULL, n) is malloc behind a few more checks, and
+   * most of a Lua state's calls here are new blocks. */
+  void *p = ptr ? realloc(ptr, nsize) : malloc(nsize);
   if (p == NULL) return NULL;
   m->used = m->used - old + nsize;
   if (m->used > m->peak) m->peak = m->used;
