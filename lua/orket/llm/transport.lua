@@ -259,8 +259,9 @@ function M.chat(p, model, req)
     if res then
       -- a server that echoes the key back (in the answer, a tool call, or any other field
       -- such as the model name or the response id) must not get it into the journal, the
-      -- log or a card: every string of the result is masked, keys included
-      if p.secrets then res = common.mask(res, p.secrets) end
+      -- log or a card: every string of the result is masked, keys included (a provider
+      -- without a key has nothing to mask: the walk is skipped)
+      if p.secrets and p.secrets[1] then res = common.mask(res, p.secrets) end
       res.provider = p.name
       res.attempts = n
       res.timings = { first_token_ms = first_token, total_ms = rt.now() - t0 }

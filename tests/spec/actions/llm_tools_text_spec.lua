@@ -4,6 +4,7 @@ local common = require "orket.llm.common"
 local cjson = require "cjson"
 local tools = require "orket.tools"
 local H = require "tests.helpers"
+local calls = require "tests.calls"
 
 local function entry(name, description)
   return { name = name, description = description or name,
@@ -24,17 +25,7 @@ end
 
 -- table.concat's calls while f runs: a list's text is joined with it, so none means the
 -- text kept for the list was given
-local function joins(f)
-  local concat, n = table.concat, 0
-  table.concat = function(...)
-    n = n + 1
-    return concat(...)
-  end
-  local ok, err = pcall(f)
-  table.concat = concat
-  assert(ok, err)
-  return n
-end
+local function joins(f) return calls(table, "concat", f) end
 
 describe("the tools' text of a fixed tool list", function()
   after_each(H.cleanup)
