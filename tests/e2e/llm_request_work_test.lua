@@ -77,3 +77,82 @@ describe("fixed tool entries", function()
       "bad argument #1 to 'chat' (tools[1].description must be a string)")
   end)
 end)
+
+describe("a request body's members other than its messages", function()
+  before_each(function() fake.reset() end)
+
+  local tools = { { name = "a", description = "a", parameters = { type = "object", properties = {} } } }
+
+  -- the requests the server saw since the last reset, decoded
+  local function seen()
+    local out = {}
+    for _, e in ipairs(fake.log()) do
+      if e.request then out[#out + 1] = e.request end
+    end
+    return out
+  end
+
+  it("are sent as the request asks, whatever was sent before", function()
+    local c = client(nil)
+    local cases = {
+      { model = "oa:ok", max_tokens = 10 },
+      { model = "oa:ok", max_tokens = 20 },
+      { model = "oa:ok", max_tokens = 20, tool_choice = "required" },
+      { model = "oa:ok", max_tokens = 20, tool_choice = "none", stream = false },
+      { model = "oa:other", max_tokens = 20, tool_choice = "none" },
+      { model = "oa:other", tools_off = true },
+      { model = "oa:other", options = { temperature = 0.5 } },
+      { model = "oa:other", tool_choice = { name = "a" } },
+      { model = "ol:ok", max_tokens = 10 },
+      { model = "ol:ok", max_tokens = 30 },
+      { model = "ol:ok", options = { num_ctx = 99 } },
+    }
+    for round = 1, 2 do -- the second time, from what was kept
+      fake.reset()
+      for _, k in ipairs(cases) do
+        assert(c:chat { model = k.model, messages = USER, tools = not k.tools_off and tools or nil, fixed_tools = true,
+          max_tokens = k.max_tokens, tool_choice = k.tool_choice, stream = k.stream, options = k.options })
+      end
+      local got = seen()
+      assert.equal(#cases, #got)
+      for i, k in ipairs(cases) do
+        local r, what = got[i], k.model .. " case " .. i .. " round " .. round
+        assert.equal(k.model:match(":(.*)"), r.model, what)
+        assert.same(USER[1].content, r.messages[1].content, what)
+        assert.equal(not k.tools_off and "a" or nil, r.tools and r.tools[1]["function"].name, what)
+        if k.model:match("^oa") then
+          assert.equal(k.max_tokens, r.max_tokens, what)
+          assert.same(type(k.tool_choice) == "table" and { type = "function", ["function"] = { name = "a" } }
+            or k.tool_choice, r.tool_choice, what)
+          assert.equal(k.stream ~= false, r.stream, what)
+          assert.equal(k.options and 0.5 or nil, r.temperature, what)
+        else
+          assert.equal(k.max_tokens, r.options and r.options.num_predict, what)
+          assert.equal(k.options and 99 or nil, r.options and r.options.num_ctx, what)
+        end
+      end
+    end
+  end)
+
+  it("are encoded once for requests that differ only in their messages", function()
+    local c = client(nil)
+    local json = require "cjson.safe"
+    local encode, whole = json.encode, 0
+    json.encode = function(v, ...)
+      if type(v) == "table" and v.model ~= nil then whole = whole + 1 end
+      return encode(v, ...)
+    end
+    local ok, err = pcall(function()
+      for i = 1, 3 do
+        assert(c:chat { messages = { { role = "user", content = "turn " .. i } }, tools = tools, fixed_tools = true,
+          max_tokens = 10 })
+      end
+    end)
+    json.encode = encode
+    assert(ok, err)
+    assert.equal(1, whole)
+    local got = seen()
+    assert.equal("turn 3", got[3].messages[1].content)
+    assert.equal(10, got[3].max_tokens)
+  end)
+end)
