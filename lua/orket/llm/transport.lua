@@ -115,7 +115,8 @@ local function request_text(p, body, tools_text, req, model, stream)
   body.messages = nil -- the table is build's, made for this request
   local tails, key, tail = p.request_tails, nil, nil
   if req.options == nil and body.tools == nil and type(req.tool_choice) ~= "table" then
-    key = model .. "\0" .. tostring(stream) .. "\0" .. tostring(req.max_tokens) .. "\0" .. tostring(req.tool_choice)
+    -- the model last: the fields before it hold no NUL, so no two requests share a key
+    key = tostring(stream) .. "\0" .. tostring(req.max_tokens) .. "\0" .. tostring(req.tool_choice) .. "\0" .. model
     local by_tools = tails and tails[key]
     tail = by_tools and by_tools[tools_text or false]
   end
