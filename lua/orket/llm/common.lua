@@ -409,6 +409,20 @@ function M.tool_call(id, name, raw, args)
   return call
 end
 
+-- s as utf8_result keeps it -> s, escaped: where names the field (a string, or for a call
+-- its index with field), written into escaped (a list made when first needed) only when s
+-- held such bytes: a reply's fields are checked at every request, and seldom need it.
+local function storable(s, escaped, where, field)
+  if type(s) ~= "string" then return s, escaped end
+  local out, at = inert.bytes(s)
+  if at then
+    escaped = escaped or {}
+    local what = field and string.format("tool_calls[%d].%s", where, field) or where
+    escaped[#escaped + 1] = string.format("%s (byte %d)", what, at)
+  end
+  return out, escaped
+end
+
 --- utf8_result(result) -> result with the model's text made storable: both stores keep text
 --- as UTF-8 (PostgreSQL refuses other bytes), and the model's output is hostile. Content,
 --- call ids and names with bytes that are not UTF-8 keep them as \xNN (result.escaped
@@ -416,26 +430,26 @@ end
 --- through arguments_error (the model sees why and can send it again), its raw_arguments
 --- kept escaped the same way. The one place every provider's reply passes.
 function M.utf8_result(r)
-  local escaped = {}
-  local function fix(s, what)
-    if type(s) ~= "string" then return s end
-    local out, at = inert.bytes(s)
-    if at then escaped[#escaped + 1] = string.format("%s (byte %d)", what, at) end
-    return out
-  end
-  r.content = fix(r.content, "content")
-  for i, c in ipairs(r.tool_calls or {}) do
-    local at = "tool_calls[" .. i .. "]"
-    c.id, c.name = fix(c.id, at .. ".id"), fix(c.name, at .. ".name")
+  local escaped
+  r.content, escaped = storable(r.content, escaped, "content")
+  -- walked as ipairs walks (to the first nil), by index
+  local calls, i = r.tool_calls, 1
+  local c = calls and calls[1] or nil
+  while c ~= nil do
+    c.id, escaped = storable(c.id, escaped, i, "id")
+    c.name, escaped = storable(c.name, escaped, i, "name")
     local raw, bad = inert.bytes(c.raw_arguments or "")
     if bad then
-      escaped[#escaped + 1] = string.format("%s.arguments (byte %d)", at, bad)
+      escaped = escaped or {}
+      escaped[#escaped + 1] = string.format("tool_calls[%d].arguments (byte %d)", i, bad)
       c.raw_arguments, c.arguments = raw, {}
       c.arguments_error = string.format("arguments are not valid UTF-8 (byte %d of the arguments' JSON is "
         .. "not part of a UTF-8 character, shown here as \\xNN); send the text as UTF-8", bad)
     end
+    i = i + 1
+    c = calls[i]
   end
-  if #escaped > 0 then r.escaped = escaped end
+  if escaped then r.escaped = escaped end
   return r
 end
 
