@@ -25,7 +25,8 @@ void *memcap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     m->denied++;
     return NULL;
   }
-  /* a new block: malloc, not realloc(NULL, n), which goes through realloc's checks first */
+  /* A new block through malloc: realloc(NULL, n) is malloc behind a few more checks, and
+   * most of a Lua state's calls here are new blocks. */
   void *p = ptr ? realloc(ptr, nsize) : malloc(nsize);
   if (p == NULL) return NULL;
   m->used = m->used - old + nsize;

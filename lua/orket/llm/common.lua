@@ -78,32 +78,78 @@ end
 
 local tool_texts = setmetatable({}, { __mode = "k" }) -- fixed tool entry -> its JSON text
 
+-- Joined lists: first entry -> up to JOINED_MAX records {entry1, ..., entryN, text=}, the
+-- newest first. The engine hands a fresh list every turn (registry:specs), so a list is
+-- known by its entries, compared in order at every request: a list with other entries, in
+-- another order, or of another length (a role's own list, a list a hot reload made from new
+-- entries, a list changed in place) is joined again, never served stale.
+local joined = setmetatable({}, { __mode = "k" })
+local JOINED_MAX = 4 -- lists kept per first entry (the roles' lists share their first tools)
+
+-- Whether kept holds tools' entries, as ipairs walks tools (to its first nil), by index:
+-- ipairs' step is a C call per entry.
+local function same_entries(kept, tools)
+  local i = 1
+  local t = tools[1]
+  while t ~= nil do
+    if kept[i] ~= t then return false end
+    i = i + 1
+    t = tools[i]
+  end
+  return kept[i] == nil
+end
+
+-- The JSON text of tools' list from each entry's kept text (made here at its first use),
+-- kept as a record of the entries -> record | nil when an entry cannot be encoded.
+local function join(tools)
+  local parts, rec = {}, {}
+  for i, t in ipairs(tools) do
+    local text = tool_texts[t]
+    if not text then
+      -- keys sorted: the same tools are the same bytes in every process (lua-cjson's
+      -- order follows the table's hash, which differs between processes), so a server's
+      -- prompt cache keeps them across restarts, resumes and workers
+      local ok, enc = pcall(jsonout.encode, wire_tool(t))
+      if not ok then return nil end
+      text = enc
+      tool_texts[t] = text
+    end
+    parts[i], rec[i] = text, t
+  end
+  rec.text = "[" .. table.concat(parts, ",") .. "]"
+  return rec
+end
+
 --- wire_tools(req) -> tools, text: req.tools as the wire formats send them, either as a
 --- list of tables for the body (tools) or, with req.fixed_tools, as the JSON text of that
 --- list (text), for the transport to join into the encoded body; nil, nil without tools.
 --- fixed_tools is the caller's word that the entries and the tables in them do not
---- change: each entry's text is made once and kept (weak, by entry). The tools are most of
---- a request (their schemas) and the same every step. An entry that cannot be encoded
---- gives the tables, whose encoding with the body then reports the error.
+--- change: each entry's text is made once and kept (weak, by entry), and so is the text of
+--- the whole list (by its entries, in order: see joined). The tools are most of a request
+--- (their schemas) and the same every step. An entry that cannot be encoded gives the
+--- tables, whose encoding with the body then reports the error.
 function M.wire_tools(req)
   local tools = req.tools
   if not tools or #tools == 0 then return nil, nil end
-  if req.fixed_tools then
-    local parts = {}
-    for i, t in ipairs(tools) do
-      local text = tool_texts[t]
-      if not text then
-        -- keys sorted: the same tools are the same bytes in every process (lua-cjson's
-        -- order follows the table's hash, which differs between processes), so a server's
-        -- prompt cache keeps them across restarts, resumes and workers
-        local ok, enc = pcall(jsonout.encode, wire_tool(t))
-        text = ok and enc or nil
-        if not text then break end
-        tool_texts[t] = text
+  local first = tools[1]
+  if req.fixed_tools and first ~= nil then
+    local recs = joined[first]
+    if recs then
+      for i = 1, #recs do
+        local rec = recs[i]
+        if same_entries(rec, tools) then return nil, rec.text end
       end
-      parts[i] = text
     end
-    if #parts == #tools then return nil, "[" .. table.concat(parts, ",") .. "]" end
+    local rec = join(tools)
+    if rec then
+      if not recs then
+        recs = {}
+        joined[first] = recs
+      end
+      table.insert(recs, 1, rec)
+      recs[JOINED_MAX + 1] = nil
+      return nil, rec.text
+    end
   end
   local list = {}
   for i, t in ipairs(tools) do list[i] = wire_tool(t) end
@@ -363,6 +409,20 @@ function M.tool_call(id, name, raw, args)
   return call
 end
 
+-- s as utf8_result keeps it -> s, escaped: where names the field (a string, or for a call
+-- its index with field), written into escaped (a list made when first needed) only when s
+-- held such bytes: a reply's fields are checked at every request, and seldom need it.
+local function storable(s, escaped, where, field)
+  if type(s) ~= "string" then return s, escaped end
+  local out, at = inert.bytes(s)
+  if at then
+    escaped = escaped or {}
+    local what = field and string.format("tool_calls[%d].%s", where, field) or where
+    escaped[#escaped + 1] = string.format("%s (byte %d)", what, at)
+  end
+  return out, escaped
+end
+
 --- utf8_result(result) -> result with the model's text made storable: both stores keep text
 --- as UTF-8 (PostgreSQL refuses other bytes), and the model's output is hostile. Content,
 --- call ids and names with bytes that are not UTF-8 keep them as \xNN (result.escaped
@@ -370,26 +430,26 @@ end
 --- through arguments_error (the model sees why and can send it again), its raw_arguments
 --- kept escaped the same way. The one place every provider's reply passes.
 function M.utf8_result(r)
-  local escaped = {}
-  local function fix(s, what)
-    if type(s) ~= "string" then return s end
-    local out, at = inert.bytes(s)
-    if at then escaped[#escaped + 1] = string.format("%s (byte %d)", what, at) end
-    return out
-  end
-  r.content = fix(r.content, "content")
-  for i, c in ipairs(r.tool_calls or {}) do
-    local at = "tool_calls[" .. i .. "]"
-    c.id, c.name = fix(c.id, at .. ".id"), fix(c.name, at .. ".name")
+  local escaped
+  r.content, escaped = storable(r.content, escaped, "content")
+  -- walked as ipairs walks (to the first nil), by index
+  local calls, i = r.tool_calls, 1
+  local c = calls and calls[1] or nil
+  while c ~= nil do
+    c.id, escaped = storable(c.id, escaped, i, "id")
+    c.name, escaped = storable(c.name, escaped, i, "name")
     local raw, bad = inert.bytes(c.raw_arguments or "")
     if bad then
-      escaped[#escaped + 1] = string.format("%s.arguments (byte %d)", at, bad)
+      escaped = escaped or {}
+      escaped[#escaped + 1] = string.format("tool_calls[%d].arguments (byte %d)", i, bad)
       c.raw_arguments, c.arguments = raw, {}
       c.arguments_error = string.format("arguments are not valid UTF-8 (byte %d of the arguments' JSON is "
         .. "not part of a UTF-8 character, shown here as \\xNN); send the text as UTF-8", bad)
     end
+    i = i + 1
+    c = calls[i]
   end
-  if #escaped > 0 then r.escaped = escaped end
+  if escaped then r.escaped = escaped end
   return r
 end
 

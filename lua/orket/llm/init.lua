@@ -124,6 +124,10 @@ end
 
 local CHOICES = { auto = true, none = true, required = true }
 
+-- Fixed tool entries (fixed_tools: the caller's word that they do not change) found well
+-- formed: checked once, not at every request that lists them.
+local checked_tools = setmetatable({}, { __mode = "k" })
+
 -- level: the caller to blame (3 from a Client method: the method's caller)
 local function check_request(req, level)
   level = level or 3
@@ -137,10 +141,14 @@ local function check_request(req, level)
   local tools = req.tools
   if tools ~= nil then
     if type(tools) ~= "table" then bad("tools must be a list of {name=, description=, parameters=}") end
+    local fixed = req.fixed_tools == true
     for i, t in ipairs(tools) do
-      if type(t) ~= "table" or type(t.name) ~= "string" then bad("tools[" .. i .. "].name must be a string") end
-      if t.description ~= nil and type(t.description) ~= "string" then bad("tools[" .. i .. "].description must be a string") end
-      if t.parameters ~= nil and type(t.parameters) ~= "table" then bad("tools[" .. i .. "].parameters must be a table (a JSON schema)") end
+      if not (fixed and checked_tools[t]) then
+        if type(t) ~= "table" or type(t.name) ~= "string" then bad("tools[" .. i .. "].name must be a string") end
+        if t.description ~= nil and type(t.description) ~= "string" then bad("tools[" .. i .. "].description must be a string") end
+        if t.parameters ~= nil and type(t.parameters) ~= "table" then bad("tools[" .. i .. "].parameters must be a table (a JSON schema)") end
+        if fixed then checked_tools[t] = true end
+      end
     end
   end
   if req.fixed_tools ~= nil and type(req.fixed_tools) ~= "boolean" then bad("fixed_tools must be true or false") end

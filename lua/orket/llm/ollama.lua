@@ -21,6 +21,7 @@ local function message(m)
 end
 
 --- build(provider, model, req, stream) -> url, body[, tools text]: as orket.llm.openai's
+--- (its members but messages, too, are a function of what openai's are)
 function M.build(p, model, req, stream)
   local body = { model = model, stream = stream, messages = {} }
   for i, m in ipairs(req.messages) do body.messages[i] = message(m) end

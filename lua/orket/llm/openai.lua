@@ -58,6 +58,8 @@ end
 --- text of body.tools, given instead of it (common.wire_tools)]. The provider's
 --- cache_marks: "cache_prompt" asks llama.cpp's server to keep its cache (older servers
 --- do not by default); "cache_control" marks the prompt's stable parts (mark_cache).
+--- Without req.options, every member but messages is a function of the provider, model,
+--- stream, req.max_tokens, req.tool_choice and the tools: the transport keeps their text.
 function M.build(p, model, req, stream)
   local body = { model = model, stream = stream, messages = {} }
   for i, m in ipairs(req.messages) do body.messages[i] = message(m) end

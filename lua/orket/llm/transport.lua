@@ -102,16 +102,54 @@ local function request_headers(p, wire, stream)
   return headers
 end
 
+-- Kept texts of a request body's members other than its messages, per provider; past this
+-- many the provider's are dropped and made again (a caller varying max_tokens, say).
+local TAILS_MAX = 32
+
+-- The text of body (from wire.build): its messages, encoded per request, then the text of
+-- its other members and the tools' (tools_text, from common.wire_tools), as its last
+-- member. Without options, a tool_choice table or tools given as tables, the other members
+-- are a function of the provider, the model, stream, max_tokens, tool_choice and the tools
+-- (see the wire formats' build), so their text is kept and reused. -> text | nil, message
+local function request_text(p, body, tools_text, req, model, stream)
+  local msgs = body.messages
+  body.messages = nil -- the table is build's, made for this request
+  local tails, key, tail = p.request_tails, nil, nil
+  if req.options == nil and body.tools == nil and type(req.tool_choice) ~= "table" then
+    -- the model last: the fields before it hold no NUL, so no two requests share a key
+    key = tostring(stream) .. "\0" .. tostring(req.max_tokens) .. "\0" .. tostring(req.tool_choice) .. "\0" .. model
+    local by_tools = tails and tails[key]
+    tail = by_tools and by_tools[tools_text or false]
+  end
+  if not tail then
+    local rest, err = json.encode(body)
+    if not rest then return nil, err end
+    -- body holds model and stream at least: its text is an object with members
+    assert(rest:byte(1) == 0x7b and rest:byte(-1) == 0x7d and #rest > 2, "llm: a request body must be a JSON object with members")
+    tail = "," .. rest:sub(2, -2) .. (tools_text and (',"tools":' .. tools_text) or "") .. "}"
+    if key then
+      if not tails or tails.n >= TAILS_MAX then
+        tails = { n = 0 }
+        p.request_tails = tails
+      end
+      local by_tools = tails[key]
+      if not by_tools then
+        by_tools = {}
+        tails[key] = by_tools
+      end
+      by_tools[tools_text or false] = tail
+      tails.n = tails.n + 1
+    end
+  end
+  local text, err = json.encode(msgs)
+  if not text then return nil, err end
+  return '{"messages":' .. text .. tail
+end
+
 local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local url, body, tools_text = wire.build(p.conf, model, req, stream)
-  local encoded, jerr = json.encode(body)
+  local encoded, jerr = request_text(p, body, tools_text, req, model, stream)
   if not encoded then return nil, common.err("bad_request", "llm: cannot encode the request: " .. tostring(jerr)) end
-  -- the tools' JSON made once (fixed_tools) goes in as the body's last member: body is an
-  -- object with members (model, messages), so its text ends in its closing brace
-  if tools_text then
-    assert(encoded:byte(-1) == 0x7d, "llm: a request body with tools must be a JSON object")
-    encoded = encoded:sub(1, -2) .. ',"tools":' .. tools_text .. "}"
-  end
   local headers = request_headers(p, wire, stream)
   local t = p.timeouts
   local total = t.total_ms
@@ -266,8 +304,9 @@ function M.chat(p, model, req)
     if res then
       -- a server that echoes the key back (in the answer, a tool call, or any other field
       -- such as the model name or the response id) must not get it into the journal, the
-      -- log or a card: every string of the result is masked, keys included
-      if p.secrets then res = common.mask(res, p.secrets) end
+      -- log or a card: every string of the result is masked, keys included (a provider
+      -- without a key has nothing to mask: the walk is skipped)
+      if p.secrets and p.secrets[1] then res = common.mask(res, p.secrets) end
       res.provider = p.name
       res.attempts = n
       res.timings = { first_token_ms = first_token, total_ms = rt.now() - t0 }
