@@ -6,6 +6,7 @@
 local uv = require "luv"
 local nearest = require "orket.nearest"
 local cstore = require "orket.c.store"
+local backend = require "orket.store.backend"
 local inert = require "orket.inert"
 local errors = require "orket.errors"
 local task = require "orket.task"
@@ -283,7 +284,7 @@ function M.main(argv)
     return M.EXIT.ok
   end
   cstore.clear_file_error()
-  require("orket.store.backend").last_failure = nil
+  backend.last_failure = nil
   reported = nil
   -- A damaged, read-only or full database file is the user's to fix, not a bug: where a
   -- command raised a store error (assert(db:rows(...))), say which file and what is wrong,
@@ -292,7 +293,7 @@ function M.main(argv)
     local msg = cstore.file_error()
     if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = msg } end
     -- a read that the store could not answer (PostgreSQL gone, SQLite busy): said as such
-    msg = require("orket.store.backend").last_failure
+    msg = backend.last_failure
     if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = msg } end
     return { internal = debug.traceback(tostring(e), 2) }
   end, args, M)
