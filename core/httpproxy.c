@@ -293,7 +293,8 @@ static void pp_step(httpproxy *p) {
   do {
     p->again = 0;
     if (httpd_gone(p->req)) { /* the client left (or, streaming, the end was sent) */
-      if (p->phase == PP_HEADERS) p->status = 499;
+      /* unanswered here: the client left, or the server closed and sent it 503 */
+      if (p->phase == PP_HEADERS) p->status = httpd_answered(p->req) ? 503 : 499;
       else if (!http_finished(p->up)) pp_fail(p, "the client left", "");
       go = 0;
     } else if (p->phase == PP_HEADERS) {
@@ -458,8 +459,8 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
     return NULL;
   }
   httpd_set_notify(req, pp_on_client, p);
-  /* a client that leaves before the app answers stops the transfer at once (a pipelined
-   * next request ends the watch: then it is seen when the answer goes) */
+  /* a client that leaves before the app answers stops the transfer at once (one that
+   * sent its next request early too) */
   httpd_watch_gone(req);
   return p;
 }
