@@ -774,14 +774,26 @@ static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen)
 }
 
 /* "POST scheme://host[:port]" from the URL, for messages: no path query, no user info. */
+static size_t http_put(char *out, size_t o, size_t n, const char *s, size_t len) {
+  if (o + 1 >= n) return o;
+  if (len > n - 1 - o) len = n - 1 - o; /* cut, as snprintf would */
+  memcpy(out + o, s, len);
+  return o + len;
+}
+
+/* (copied piece by piece, not formatted: it is made for every request, its message for
+ * the few that fail) */
 static void http_describe(char *out, size_t n, const char *method, const char *url) {
   const char *p = strstr(url, "://");
   const char *host = p ? p + 3 : url;
   const char *at = strpbrk(host, "@/?#");
   if (at && *at == '@') host = at + 1;
-  size_t hl = strcspn(host, "/?#");
-  int sl = p ? (int)(p - url) : 0;
-  snprintf(out, n, "%s %.*s%s%.*s", method, sl, url, p ? "://" : "", (int)hl, host);
+  size_t hl = strcspn(host, "/?#"), o = 0;
+  o = http_put(out, o, n, method, strlen(method));
+  o = http_put(out, o, n, " ", 1);
+  if (p) o = http_put(out, o, n, url, (size_t)(p - url) + 3);
+  o = http_put(out, o, n, host, hl);
+  out[o] = '\0';
 }
 
 http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, void *ud,
@@ -915,6 +927,14 @@ int http_header_at(const http_req *r, size_t i, const char **name, const char **
   }
   *name = p;
   *value = p + strlen(p) + 1;
+  return 0;
+}
+
+int http_header_next(const http_req *r, size_t *at, const char **name, const char **value) {
+  if (!r->headers_done || *at >= r->hlen) return -1;
+  *name = r->hbuf + *at;
+  *value = *name + strlen(*name) + 1;
+  *at = (size_t)(*value - r->hbuf) + strlen(*value) + 1;
   return 0;
 }
 

@@ -76,6 +76,9 @@ int http_headers_done(const http_req *r);
 size_t http_header_count(const http_req *r);
 /* name is lower-cased; returns 0, or -1 past the end. */
 int http_header_at(const http_req *r, size_t i, const char **name, const char **value);
+/* The headers in order, in one walk: *at is 0 for the first, moved past each one given;
+ * 0, or -1 past the end. */
+int http_header_next(const http_req *r, size_t *at, const char **name, const char **value);
 
 /* Queued events not yet taken: count, each one, then clear (which resumes a transfer
  * paused at max_queued). */

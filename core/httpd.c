@@ -270,8 +270,10 @@ static void hd_on_watch(uv_poll_t *p, int status, int events) {
     char c;
     ssize_t n = recv(r->hc->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) gone = 1;
-    else if (n > 0) { /* the client sent more (a pipelined request): MHD reads it later */
-      hd_unwatch(r);
+    else if (n > 0) {
+      /* the client sent more (its next request, early), which MHD reads later: the socket
+       * stays readable, so from now on only its hang-up or an error is watched for */
+      uv_poll_start(&w->poll, UV_DISCONNECT, hd_on_watch);
       return;
     }
   }
@@ -1217,6 +1219,8 @@ int httpd_too_large(const httpd_req *r) {
 }
 
 int httpd_gone(const httpd_req *r) { return r->conn == NULL || r->h == NULL || r->client_left; }
+
+int httpd_answered(const httpd_req *r) { return r->answered; }
 
 int httpd_watch_gone(httpd_req *r) {
   if (httpd_gone(r) || r->answered || !r->suspended || r->body_state == HTTPD_BODY_READING) return -1;

@@ -76,12 +76,15 @@ long long httpd_content_length(const httpd_req *r);
 int httpd_too_large(const httpd_req *r);
 /* 1 when the client is gone or the request was answered and sent. */
 int httpd_gone(const httpd_req *r);
+/* 1 once the request was answered: by its owner, or with 503 by httpd_free. */
+int httpd_answered(const httpd_req *r);
 /* Watches an unanswered request's connection (its body read or never asked for) for the
  * client leaving meanwhile: libmicrohttpd does not look at a connection while the request
  * waits, so without it a client's leaving is seen only when the request is answered. Once
  * seen, httpd_gone is 1 and notify is called. Stops when the request is answered (a
- * stream goes on being watched), or when the client sends more (a pipelined request).
- * 0, or -1 when it cannot watch. */
+ * stream goes on being watched). A client that sends more meanwhile (its next request,
+ * early) is then watched for its hang-up alone (a half-close counts as leaving, as it
+ * does without those bytes). 0, or -1 when it cannot watch. */
 int httpd_watch_gone(httpd_req *r);
 
 /* Body state: HTTPD_BODY_NONE until asked for, then READING, then one of the rest. */

@@ -68,10 +68,23 @@ static int pp_strv_copy(pp_strv *s, const char *const *v, size_t n) {
   return 0;
 }
 
+/* name lower-case (as the upstream's are), s's names lower-cased by httpproxy_kept_new */
 static int pp_has(const pp_strv *s, const char *name, size_t len) {
   for (size_t i = 0; i < s->n; i++)
-    if (strncasecmp(s->v[i], name, len) == 0 && s->v[i][len] == '\0') return 1;
+    if (s->v[i][0] == name[0] && memcmp(s->v[i], name, len) == 0 && s->v[i][len] == '\0') return 1;
   return 0;
+}
+
+static char pp_lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c; }
+
+static void pp_strv_lower(pp_strv *s) {
+  for (size_t i = 0; i < s->n; i++)
+    for (char *c = s->v[i]; *c; c++) *c = pp_lower(*c);
+}
+
+/* A request header's name (as sent) is want, in any case: the first byte first */
+static int pp_named(const char *name, const char *want) {
+  return pp_lower(name[0]) == pp_lower(want[0]) && strcasecmp(name, want) == 0;
 }
 
 /* Whether a cookie attribute (what follows a ';') is Domain: browsers trim spaces and tabs
@@ -135,10 +148,10 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
   for (size_t i = 0; i < p->k->lines.n && n < PP_MAX_LINES; i++) out[n++] = p->k->lines.v[i];
   const char *name, *value;
   /* the room first: each passed line as "Name: value" or "Set-Cookie: value", and its NUL */
-  for (size_t i = 0; http_header_at(p->up, i, &name, &value) == 0; i++) room += strlen(name) + strlen(value) + 13;
+  for (size_t i = 0; http_header_next(p->up, &i, &name, &value) == 0;) room += strlen(name) + strlen(value) + 13;
   char *buf = *owned = room ? malloc(room) : NULL, *at = buf;
   if (buf == NULL) return n;
-  for (size_t i = 0; n < PP_MAX_LINES && http_header_at(p->up, i, &name, &value) == 0; i++) {
+  for (size_t i = 0; n < PP_MAX_LINES && http_header_next(p->up, &i, &name, &value) == 0;) {
     /* an empty value would make libmicrohttpd refuse the whole answer */
     if (value[strspn(value, " \t")] == '\0' || strpbrk(value, "\r\n")) continue;
     size_t nl = strlen(name), vl = strlen(value);
@@ -197,7 +210,7 @@ static void pp_refused(httpproxy *p, int rc) {
 /* The upstream's Content-Length, UINT64_MAX when it gave none (or one not a number). */
 static uint64_t pp_length(const http_req *up) {
   const char *name, *value;
-  for (size_t i = 0; http_header_at(up, i, &name, &value) == 0; i++) {
+  for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;) {
     if (strcmp(name, "content-length") != 0) continue;
     size_t n = strspn(value, "0123456789");
     if (n == 0 || n > 18 || value[n + strspn(value + n, " \t")] != '\0') return UINT64_MAX;
@@ -293,7 +306,8 @@ static void pp_step(httpproxy *p) {
   do {
     p->again = 0;
     if (httpd_gone(p->req)) { /* the client left (or, streaming, the end was sent) */
-      if (p->phase == PP_HEADERS) p->status = 499;
+      /* unanswered here: the client left, or the server closed and sent it 503 */
+      if (p->phase == PP_HEADERS) p->status = httpd_answered(p->req) ? 503 : 499;
       else if (!http_finished(p->up)) pp_fail(p, "the client left", "");
       go = 0;
     } else if (p->phase == PP_HEADERS) {
@@ -335,6 +349,7 @@ httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
     httpproxy_kept_unref(k);
     return NULL;
   }
+  pp_strv_lower(&k->pass); /* compared with the upstream's lower-cased names */
   k->up = o->up;
   k->up.url = k->up.method = NULL;
   k->up.headers = NULL;
@@ -381,7 +396,7 @@ static const char **pp_request_lines(const httpproxy_kept *k, const httpd_req *r
    * (a name given twice, in any case, is paid for twice, never overrun) */
   for (size_t j = 0; j < k->pass_in.n; j++)
     for (size_t i = 0; httpd_header_at(req, i, &name, &value) == 0; i++)
-      if (strcasecmp(name, k->pass_in.v[j]) == 0) room += strlen(name) + strlen(value) + 4;
+      if (pp_named(name, k->pass_in.v[j])) room += strlen(name) + strlen(value) + 4;
   size_t most = k->pass_in.n + each->nheaders;
   const char **lines = malloc(most * sizeof *lines + room + 1);
   if (lines == NULL) return NULL;
@@ -391,7 +406,7 @@ static const char **pp_request_lines(const httpproxy_kept *k, const httpd_req *r
     const char *want = k->pass_in.v[j];
     size_t wl = strlen(want), o = 0;
     for (size_t i = 0; httpd_header_at(req, i, &name, &value) == 0; i++) {
-      if (strcasecmp(name, want) != 0) continue;
+      if (!pp_named(name, want)) continue;
       size_t vl = strlen(value);
       if (o == 0) {
         memcpy(at, want, wl);
@@ -458,8 +473,8 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
     return NULL;
   }
   httpd_set_notify(req, pp_on_client, p);
-  /* a client that leaves before the app answers stops the transfer at once (a pipelined
-   * next request ends the watch: then it is seen when the answer goes) */
+  /* a client that leaves before the app answers stops the transfer at once (one that
+   * sent its next request early too) */
   httpd_watch_gone(req);
   return p;
 }

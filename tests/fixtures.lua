@@ -2,8 +2,9 @@
 -- project `orket init` made; the scripted team (a coder and a reviewer played by script.lua),
 -- and its script that writes a file per card and hands it in (the forge files); the appender
 -- team (a role and a tool whose effect, a line per card, shows when it is applied twice); the
--- forge's test secrets; a request to a sandbox's app through its socket; a server roomy
--- enough for a browser's many requests, and the cards its board shows.
+-- forge's test secrets; a request to a sandbox's app through its socket; a server run in
+-- the test's own process; a server roomy enough for a browser's many requests, and the
+-- cards its board shows.
 local H = require "tests.helpers"
 
 local F = {}
@@ -202,6 +203,19 @@ end
 --- ROOMY: H.serve's options for a server a browser test asks many times from one address in
 --- a few seconds: the rate limits out of the way (each page load without a session asks
 --- once and is refused, so failed authentications too)
+--- served(o) -> server, stop: orket.serve.new(o) running in a task of this process;
+--- stop() stops it, waits for its run to end and closes o.db
+function F.served(o)
+  local task = require "orket.task"
+  local srv = assert(require("orket.serve").new(o))
+  local running = task.spawn(srv.run, srv)
+  return srv, function()
+    task.spawn(srv.stop, srv):join()
+    running:join()
+    o.db:close()
+  end
+end
+
 F.ROOMY = { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000,"
   .. "auth_fail_rate=100,auth_fail_burst=1000" } }
 

@@ -1,5 +1,5 @@
--- orket.serve: the HTTP API of a project (orket serve). Each request runs in a task of
--- its own: rate limit by address, route, authenticate (orket.serve.auth) and authorise by
+-- orket.serve: the HTTP API of a project (orket serve). Each request runs in a task (one
+-- kept, once its request is done, for a request to come): rate limit by address, route, authenticate (orket.serve.auth) and authorise by
 -- role, rate limit by key, then the handler (orket.serve.routes). Errors are JSON
 -- {"error":{"code","message"}}; one JSON line per request goes to the log (method, route,
 -- status, microseconds, key id: never a key, a cookie or the raw path). A plain GET
@@ -181,7 +181,7 @@ function M.new(o)
   local ust = usrv and uv.fs_stat(o.unix)
   local self = setmetatable({ srv = srv, usrv = usrv, unix = usrv and o.unix, dir = o.dir, db = o.db, limits = l,
     unix_id = ust and { dev = ust.dev, ino = ust.ino },
-    log = o.log or function() end, inflight = 0, blobs = {}, nblobs = 0,
+    log = o.log or function() end, inflight = 0, blobs = {}, nblobs = 0, idle = {},
     main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
   }, Server)
   self.router = M.router()
@@ -425,11 +425,34 @@ function Server:_serve(req)
   req:close()
 end
 
+-- A request's task is kept, once its request is done, for a request to come: a task a
+-- request made a coroutine and the task's tables, and grew the coroutine's stack again,
+-- each time. M.MAX_IDLE wait at most (a burst's others end); a request takes the last one
+-- to have waited, or starts another.
+M.MAX_IDLE = 64
+
+local function worker(self, req)
+  while req do
+    self:_handle(req)
+    local idle = self.idle
+    if #idle >= M.MAX_IDLE or self.stopping then return end
+    idle[#idle + 1] = coroutine.running()
+    req = coroutine.yield() -- nil: the server stops
+  end
+end
+
 local function accept_all(self, srv)
+  local idle = self.idle
   while true do
     local req = srv:accept()
     if not req then break end
-    task.spawn(self._handle, self, req)
+    local co = idle[#idle]
+    if co then
+      idle[#idle] = nil
+      task.resume(co, req)
+    else
+      task.spawn(worker, self, req)
+    end
   end
 end
 
@@ -452,6 +475,9 @@ function Server:stop()
   while self.inflight > 0 and uv.now() < deadline do rt.sleep(10) end
   for _, p in pairs(self.projects) do self:checkpoint(true, p.db, p.dir) end -- each audit's tail signed before the server goes
   self.srv:close()
+  local idle = self.idle
+  self.idle = {}
+  for i = #idle, 1, -1 do task.resume(idle[i], nil) end -- the waiting tasks end
   if self.usrv then
     self.usrv:close()
     -- the socket file: nothing listens on it any more, unless another server took the path

@@ -359,16 +359,11 @@ local ONE = { type = "object", required = { "sandbox" }, properties = { sandbox 
 
 local APP_PREFIX = "/v1/sandboxes/"
 
---- app_route(path) -> id, rest, clean | nil: the raw id and rest of a path of the proxy's route
---- (/v1/sandboxes/{id}/app/{path*}) as the router would give them (orket.serve.router), with
---- a few plain searches instead of the path's split and the route tree's walk. nil for any
---- path it is not sure of (an escape, a control byte, a backslash, a segment that is empty
---- or starts with "."): those go the router's way, which refuses or routes them. clean: the
---- whole path is of unreserved characters and slashes, rest then the app's URL path as it is.
 local ID_AT = #APP_PREFIX + 1
 
-function M.app_route(path)
-  if #path > 2048 or path:find(APP_PREFIX, 1, true) ~= 1 then return nil end
+-- app_route's answer, worked out
+local function route_of(path)
+  if path:find(APP_PREFIX, 1, true) ~= 1 then return nil end
   local slash = path:find("/", ID_AT, true)
   if not slash or path:sub(slash, slash + 3) ~= "/app" then return nil end
   local rest = path:sub(slash + 4)
@@ -380,6 +375,31 @@ function M.app_route(path)
   if not clean and not router_mod.plain(path) then return nil end
   if rest:byte(-1) == 47 then rest = rest:sub(1, -2) end -- "/a/" is "/a", as the router has it
   return id, rest:sub(2), clean
+end
+
+-- app_route's answers kept per path, KEPT_PATHS at most (then all dropped, so hostile
+-- paths cannot grow it): a page asks for the same few paths again and again, and each
+-- answer took five searches of the path, one of them character by character
+local KEPT_PATHS = 256
+local kept_paths, nkept = {}, 0
+local NOT_APP = {}
+
+--- app_route(path) -> id, rest, clean | nil: the raw id and rest of a path of the proxy's route
+--- (/v1/sandboxes/{id}/app/{path*}) as the router would give them (orket.serve.router), with
+--- a few plain searches instead of the path's split and the route tree's walk. nil for any
+--- path it is not sure of (an escape, a control byte, a backslash, a segment that is empty
+--- or starts with "."): those go the router's way, which refuses or routes them. clean: the
+--- whole path is of unreserved characters and slashes, rest then the app's URL path as it is.
+function M.app_route(path)
+  local k = kept_paths[path]
+  if k == nil then
+    if #path > 2048 then return nil end
+    local id, rest, clean = route_of(path)
+    k = id and { id, rest, clean } or NOT_APP
+    if nkept >= KEPT_PATHS then kept_paths, nkept = {}, 0 end
+    kept_paths[path], nkept = k, nkept + 1
+  end
+  return k[1], k[2], k[3]
 end
 
 --- app_path(path) -> id, rest | nil: app_route's first two

@@ -7,6 +7,7 @@ local F = require "tests.fixtures"
 local H = require "tests.helpers"
 local task = require "orket.task"
 local uv = require "luv"
+local rt = require "orket.c.runtime"
 
 -- A front server whose every request is proxied to the upstream at sock with opts (its
 -- own fields win), the outcomes kept in order
@@ -505,33 +506,70 @@ describe("req:proxy", function()
     app:close()
   end)
 
-  -- libmicrohttpd does not look at a request's connection while it waits for its answer:
-  -- the client's leaving is watched for, and stops the transfer at once, not when (if
-  -- ever) the app answers
-  it("stops the upstream's transfer when the client leaves before the answer", function()
+  -- An app that takes requests and never answers them (asked: how many it read)
+  local function mute_app()
     local sock = H.tmpdir() .. "/mute.sock"
     local app = uv.new_pipe(false)
-    local asked, app_saw_end = false, false
+    local seen = { asked = false, ends = 0 }
     assert(app:bind(sock))
     app:listen(16, function()
       local c = uv.new_pipe(false)
       app:accept(c)
-      c:read_start(function(_, d) -- never answers
-        if d then asked = true else app_saw_end = true; c:close() end
+      c:read_start(function(_, d)
+        if d then seen.asked = true else seen.ends = seen.ends + 1; c:close() end
       end)
     end)
+    return app, sock, seen
+  end
+
+  -- A client that asks the mute app, sends early (when given) its next request, then
+  -- leaves: the pump must say 499 and stop the transfer to the app
+  local function left_before_answer(early)
+    local app, sock, seen = mute_app()
     local srv, _, outcomes = front(sock)
     local c = uv.new_tcp()
     c:connect("127.0.0.1", srv:port(), function(e)
       assert(not e, e)
       c:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
     end)
-    H.wait_for(function() return asked end, "the request at the app")
+    H.wait_for(function() return seen.asked end, "the request at the app")
+    if early then
+      c:write(early)
+      rt.sleep(100) -- the watch sees those bytes first
+    end
     c:close()
     H.wait_for(function() return outcomes[1] end, "the outcome")
     assert.equal(499, outcomes[1].status)
-    H.wait_for(function() return app_saw_end end, "the transfer's end at the app")
+    H.wait_for(function() return seen.ends > 0 end, "the transfer's end at the app")
     srv:close()
+    app:close()
+  end
+
+  -- libmicrohttpd does not look at a request's connection while it waits for its answer:
+  -- the client's leaving is watched for, and stops the transfer at once, not when (if
+  -- ever) the app answers
+  it("stops the upstream's transfer when the client leaves before the answer", function()
+    left_before_answer()
+  end)
+
+  -- a client that sent its next request early (pipelining) and then left is still seen
+  -- leaving: its bytes waiting on the socket must not end the watch
+  it("stops the upstream's transfer when the client sends its next request early, then leaves", function()
+    left_before_answer("GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+  end)
+
+  -- the server closed (serve's drain over) while the app had not answered: libmicrohttpd
+  -- was given 503 for it, and that is what the pump says was sent (serve logs it)
+  it("says 503 was sent when the server closes while the app has not answered", function()
+    local app, sock, seen = mute_app()
+    local srv, url, outcomes = front(sock)
+    local got
+    task.spawn(function() got = { fetch(url .. "/slow") } end)
+    H.wait_for(function() return seen.asked end, "the request at the app")
+    srv:close()
+    H.wait_for(function() return outcomes[1] and got end, "the outcome and the answer")
+    assert.equal(503, got[1])
+    assert.equal(503, outcomes[1].status)
     app:close()
   end)
 

@@ -513,14 +513,8 @@ describe("orket.serve limits and messages", function()
     if orket_lua then H.write(dir .. "/orket.lua", orket_lua) end
     local db = require("tests.backends").open_store()
     local lines = {}
-    local srv = assert(serve.new { dir = dir, db = db, host = "127.0.0.1", port = 0,
-      limits = limits and assert(serve.limits(limits)), log = function(line) lines[#lines + 1] = line end })
-    local running = task.spawn(srv.run, srv)
-    local function stop()
-      task.spawn(srv.stop, srv):join()
-      running:join()
-      db:close()
-    end
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = limits and assert(serve.limits(limits)), log = function(line) lines[#lines + 1] = line end }
     return srv, lines, stop, db
   end
   -- collects until weak[1] is gone, a loop turn between tries (closed handles' callbacks let
