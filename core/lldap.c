@@ -33,7 +33,7 @@ typedef struct ll_req {
   ldapapi api;
   char *url, *base_dn, *user_attr, *bind_dn, *bind_password, *group_base_dn, *name, *password;
   size_t namelen, pwlen;
-  int timeout_ms, rc, cancelled;
+  int timeout_ms, rc, cancelled, lookup; /* lookup: no password, ldapbind_lookup */
   char dn[1024], err[512];
   char *groups[LDAPBIND_MAX_GROUPS];
   size_t ngroups;
@@ -69,8 +69,11 @@ static int ll_on_group(void *ud, const char *cn) {
 static void ll_work(uv_work_t *wk) {
   ll_req *q = wk->data;
   ldapbind_opts o = {q->url, q->bind_dn, q->bind_password, q->base_dn, q->user_attr, q->group_base_dn, q->timeout_ms};
-  q->rc = ldapbind_verify(&q->api, &o, q->name, q->namelen, q->password, q->pwlen, q->dn, sizeof q->dn, ll_on_group, q,
-                          q->err, sizeof q->err);
+  if (q->lookup)
+    q->rc = ldapbind_lookup(&q->api, &o, q->name, q->namelen, q->dn, sizeof q->dn, ll_on_group, q, q->err, sizeof q->err);
+  else
+    q->rc = ldapbind_verify(&q->api, &o, q->name, q->namelen, q->password, q->pwlen, q->dn, sizeof q->dn, ll_on_group,
+                            q, q->err, sizeof q->err);
 }
 
 static int ll_results(lua_State *L, void *ud) {
@@ -145,11 +148,11 @@ static char *ll_copy(const char *s, size_t n) {
  *   timeout_ms=}, name, password) -> {dn=, groups={cn...}} | nil, msg, code (EAUTH: no such
  *   person or a wrong password; EUNAVAILABLE: the directory is down or failed; EINVAL: an
  *   empty password, a bad name). Waits (call it in a task) while the check runs. */
-static int ll_verify(lua_State *L) {
+static int ll_start(lua_State *L, int lookup) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  size_t nlen, plen;
+  size_t nlen, plen = 0;
   const char *name = luaL_checklstring(L, 2, &nlen);
-  const char *pw = luaL_checklstring(L, 3, &plen);
+  const char *pw = lookup ? "" : luaL_checklstring(L, 3, &plen);
   lua_getfield(L, 1, "timeout_ms");
   lua_Integer t = luaL_optinteger(L, -1, 5000);
   lua_pop(L, 1);
@@ -165,6 +168,7 @@ static int ll_verify(lua_State *L) {
   if (q == NULL) return luaL_error(L, "verify: out of memory");
   q->api = *api;
   q->timeout_ms = (int)t;
+  q->lookup = lookup;
   q->url = ll_field(L, q, "url", 1);
   q->base_dn = ll_field(L, q, "base_dn", 1);
   q->bind_dn = ll_field(L, q, "bind_dn", 0);
@@ -191,8 +195,15 @@ static int ll_verify(lua_State *L) {
   return rt_wait_yield(L);
 }
 
+static int ll_verify(lua_State *L) { return ll_start(L, 0); }
+
+/* lookup(opts, name) -> as verify, without the person's password: their entry found and
+ *   their groups listed as the service (bind_dn, or anonymous); EAUTH: no such person. */
+static int ll_lookup(lua_State *L) { return ll_start(L, 1); }
+
 static const luaL_Reg ll_funcs[] = {
     {"verify", ll_verify},
+    {"lookup", ll_lookup},
     {NULL, NULL},
 };
 

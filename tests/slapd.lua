@@ -1,7 +1,8 @@
 -- tests.slapd: Debian's slapd, started by a test in a temp dir on a unix socket (ldapi), with
--- a small directory: people alice and bob (passwords "alice-pw", "bob-pw") and carol (a
--- person in no group), under ou=people,dc=example,dc=org; groups devs (groupOfNames, alice)
--- and admins (posixGroup, memberUid bob) under ou=groups. start() -> {url, dir, stop()} | nil,
+-- a small directory: people alice and bob (passwords "alice-pw", "bob-pw"), carol (a
+-- person in no group) and Dave (written with a capital, "dave-pw"), under
+-- ou=people,dc=example,dc=org; groups devs (groupOfNames, alice) and admins (posixGroup,
+-- memberUid bob and Dave) under ou=groups. start() -> {url, dir, stop()} | nil,
 -- why (slapd not installed: the test is pending with that reason).
 local H = require "tests.helpers"
 
@@ -48,6 +49,13 @@ cn: Carol
 sn: C
 userPassword: carol-pw
 
+dn: uid=Dave,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: Dave
+cn: Dave
+sn: D
+userPassword: dave-pw
+
 dn: cn=devs,ou=groups,dc=example,dc=org
 objectClass: groupOfNames
 cn: devs
@@ -58,6 +66,7 @@ objectClass: posixGroup
 cn: admins
 gidNumber: 500
 memberUid: bob
+memberUid: Dave
 ]]
 
 local CONF = [[

@@ -463,6 +463,22 @@ describe("group claims giving project roles: a map for a project not hosted", fu
   end)
 end)
 
+-- a project signing people in through the directory d (orket.lua's sign_in, with ldap_extra
+-- fields in its ldap table and extra fields in the section)
+local function ldap_project(d, ldap_extra, extra)
+  local dir = H.example("webapp")
+  H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. string.format([[
+
+sign_in = {
+  ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
+    timeout_ms = 2000, %s },
+  roles = { devs = "operator", admins = "admin" },
+  %s
+}
+]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN, ldap_extra or "", extra or ""))
+  return dir
+end
+
 describe("sign-in through an LDAP directory", function()
   local d, why
   setup(function() d, why = slapd.start() end)
@@ -472,19 +488,27 @@ describe("sign-in through an LDAP directory", function()
   end)
   after_each(function() H.kill_servers() end)
 
+  it("are named in lower case whichever case the name is typed in, with the groups that list the "
+    .. "directory's own spelling", function()
+    if not d then return pending(why) end
+    local dir = ldap_project(d)
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    -- uid=Dave, listed as memberUid Dave (a posixGroup's memberUid is compared with case)
+    for _, typed in ipairs { "Dave", "dave", "DAVE" } do
+      local st, doc = req(s, "POST", "/v1/session", { JSON }, { user = typed, password = "dave-pw" })
+      assert.same({ 200, "dave", "admin" }, { st, doc.user and doc.user.name, doc.role }, typed)
+    end
+    assert.same({ "dave:admin" }, users_of(dir))
+    local st = req(s, "POST", "/v1/session", { JSON }, { user = "Dave", password = "wrong" })
+    assert.equal(401, st)
+    s.stop()
+  end)
+
   it("signs a person in with the directory's password and groups, refuses an injected name, "
     .. "says when the directory is down, and ends a disabled person's session", function()
     if not d then return pending(why) end
-    local dir = H.example("webapp")
-    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. string.format([[
-
-sign_in = {
-  ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
-    timeout_ms = 2000 },
-  roles = { devs = "operator", admins = "admin" },
-  project_roles = { default = { devs = "viewer" } }, -- the default project's role from the groups, not roles
-}
-]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN))
+    -- the default project's role from the groups, not roles
+    local dir = ldap_project(d, nil, 'project_roles = { default = { devs = "viewer" } },')
     ok(H.orket("users add carol --role viewer --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
     local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
     local function sign_in(user, pw) return req(s, "POST", "/v1/session", { JSON }, { user = user, password = pw }) end

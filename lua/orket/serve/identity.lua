@@ -99,11 +99,14 @@ function M.federated(db, person, source, subject, project_roles)
 end
 
 --- verify(db, signin, name, password) -> identity | nil, why (for the log only)[, code]: a
---- name and password, checked by the local account of that name, else by the LDAP
+--- name (in any case) and password, checked by the local account of that name, else by the LDAP
 --- directory when sign_in.ldap is set (signin: orket.settings.signin's section); code
 --- EUNAVAILABLE when the directory could not be asked (not the person's failure)
 function M.verify(db, signin, name, password)
   if type(name) ~= "string" or type(password) ~= "string" then return nil, "malformed" end
+  -- a person's name here is lower case; a directory matches names without case (uid,
+  -- sAMAccountName), as "Dave" typed for uid=Dave: taken in lower case, as OIDC's are
+  name = name:lower()
   local row = accounts.check_name(name) and users.get(db, name) or nil
   if not (signin and signin.ldap) or (row and source_of(row) ~= "ldap") then
     return accounts.verify(db, name, password)
