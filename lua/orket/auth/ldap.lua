@@ -10,21 +10,39 @@ local M = {}
 
 M.TIMEOUT_MS = 5000
 
---- verify(cfg, roles, name, password) -> {name, role, dn, groups} | nil, msg, code: cfg is
---- sign_in.ldap; EAUTH for no such person, a wrong password or no role; EUNAVAILABLE when
---- the directory cannot be reached; EINVAL for an empty password
-function M.verify(cfg, roles, name, password)
+-- the options of orket.c.ldap for cfg | nil, msg, code (the bind password unavailable)
+local function options(cfg)
   -- the environment variable bind_password_env, else secret "NAME" (orket.settings.secret)
   local bind_password, perr, pcode = secret.value(cfg.bind_password, cfg.bind_password_env)
   if perr then return nil, perr, pcode end
-  local opts = { url = cfg.url, base_dn = cfg.base_dn, user_attr = cfg.user_attr or "uid", bind_dn = cfg.bind_dn,
+  return { url = cfg.url, base_dn = cfg.base_dn, user_attr = cfg.user_attr or "uid", bind_dn = cfg.bind_dn,
     bind_password = bind_password,
     group_base_dn = cfg.group_base_dn, timeout_ms = cfg.timeout_ms or M.TIMEOUT_MS }
-  local who, err, code = ldap.verify(opts, name, password)
+end
+
+-- the person the directory's answer (who: {dn, groups}) makes name | nil, msg, code
+local function person(cfg, roles, name, who, err, code)
   if not who then return nil, err, code end
   local role = signin.role_of(who.groups, roles or {}, cfg.default_role)
   if not role then return nil, "none of this person's groups has a role on this server", "EAUTH" end
   return { name = name, role = role, dn = who.dn, groups = who.groups }
+end
+
+--- verify(cfg, roles, name, password) -> {name, role, dn, groups} | nil, msg, code: cfg is
+--- sign_in.ldap; EAUTH for no such person, a wrong password or no role; EUNAVAILABLE when
+--- the directory cannot be reached; EINVAL for an empty password
+function M.verify(cfg, roles, name, password)
+  local opts, err, code = options(cfg)
+  if not opts then return nil, err, code end
+  return person(cfg, roles, name, ldap.verify(opts, name, password))
+end
+
+--- lookup(cfg, roles, name) -> as verify, without the person's password: the server's
+--- look at someone signed in (their entry and groups, as the search's own bind sees them)
+function M.lookup(cfg, roles, name)
+  local opts, err, code = options(cfg)
+  if not opts then return nil, err, code end
+  return person(cfg, roles, name, ldap.lookup(opts, name))
 end
 
 return M
