@@ -143,7 +143,14 @@ function Auth:_person(req)
   local who, why, serr = nil, "no pepper", nil
   if self.pepper then who, why, serr = keys.verify(self.db, self.pepper, token) end
   if why == "store" then return session.unavailable(serr) end
-  if not who then return nil, 401, "unauthorized", "the API key is not valid", why end
+  if not who then
+    -- the local token of a start before any key or person: not a key, and over now
+    if localuse.looks_like(token) then
+      return nil, 401, "unauthorized", "the local token works only before any key or person exists and without "
+        .. "sign_in.oidc: sign in as a person, or send an API key ('orket keys create')", "local token"
+    end
+    return nil, 401, "unauthorized", "the API key is not valid", why
+  end
   who, why = accounts.of_key(self.db, who)
   if not who then return nil, 401, "unauthorized", "the key's person was disabled", why end
   return who
