@@ -500,12 +500,23 @@ local function ldap_project(d, ldap_extra, extra)
 
 sign_in = {
   ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
-    timeout_ms = 2000, %s },
+    %s %s },
   roles = { devs = "operator", admins = "admin" },
   %s
 }
-]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN, ldap_extra or "", extra or ""))
+]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN, (ldap_extra or ""):find("timeout_ms") and "" or "timeout_ms = 2000,",
+    ldap_extra or "", extra or ""))
   return dir
+end
+
+-- established_to(port) -> the TCP connections to this machine's port that are open (/proc/net/tcp)
+local function established_to(port)
+  local n = 0
+  for line in io.lines("/proc/net/tcp") do
+    local lport, state = line:match("^%s*%d+: %x+:(%x+) %x+:%x+ (%x%x)")
+    if lport and tonumber(lport, 16) == port and state == "01" then n = n + 1 end
+  end
+  return n
 end
 
 describe("sign-in through an LDAP directory", function()
@@ -611,6 +622,41 @@ member: uid=Dave,ou=people,dc=example,dc=org
     H.wait_for(function() return req(s, "GET", "/v1/session", dave_key) == 502 end, "the grace to end")
     d.start()
     assert.equal(200, (req(s, "GET", "/v1/session", dave_key)))
+    s.stop()
+  end)
+
+  it("keeps the directory's checks to a few at once: a hanging directory does not hold up a local account's "
+    .. "sign-in", function()
+    if not d then return pending(why) end
+    local dir = ldap_project(d, "timeout_ms = 30000,")
+    ok(H.orket("users add root --role admin --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    local out = H.tmpdir()
+    os.execute("kill -STOP " .. d.pid) -- the directory hangs: each check waits its timeout_ms
+    local resumed = false
+    local ok_run, err = pcall(function()
+      for i = 1, 6 do
+        os.execute(string.format("curl -s -o /dev/null -w '%%{http_code}' -H %s -d %s %s/v1/session >%s/%d.tmp 2>&1 && "
+          .. "mv %s/%d.tmp %s/%d &", H.quote(JSON), H.quote('{"user":"alice","password":"alice-pw"}'), s.url, out, i,
+          out, i, out, i))
+      end
+      -- the six are all in (their connections to the server open), waiting for the directory or their turn
+      H.wait_for(function() return established_to(s.port) >= 6 end, "the directory's sign-ins to be sent")
+      local st, doc = req(s, "POST", "/v1/session", { JSON }, { user = "root", password = "local password" })
+      assert.same({ 200, "admin" }, { st, doc and doc.role })
+      -- answered while every directory sign-in still waits
+      local done = {}
+      for i = 1, 6 do if H.read(out .. "/" .. i) then done[#done + 1] = i end end
+      assert.same({}, done)
+      os.execute("kill -CONT " .. d.pid)
+      resumed = true
+      for i = 1, 6 do
+        local code = H.wait_for(function() return H.read(out .. "/" .. i) end, "directory sign-in " .. i)
+        assert.equal("200", code, i)
+      end
+    end)
+    if not resumed then os.execute("kill -CONT " .. d.pid) end
+    assert(ok_run, err)
     s.stop()
   end)
 

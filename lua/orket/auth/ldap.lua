@@ -3,12 +3,29 @@
 -- filter escaping, binds as it, lists their groups), and the role their groups give
 -- (sign_in.roles). The service's bind password is named by an environment variable.
 local ldap = require "orket.c.ldap"
+local rt = require "orket.c.runtime"
+local semaphore = require "orket.semaphore"
 local secret = require "orket.settings.secret"
 local signin = require "orket.settings.signin"
 
 local M = {}
 
 M.TIMEOUT_MS = 5000
+M.IN_FLIGHT = 2 -- directory checks running at once in this process
+
+-- Each check holds a thread of libuv's pool (libldap's calls block) for up to a few
+-- timeout_ms: a directory that hangs must not take them all, or local accounts' Argon2,
+-- files and DNS wait behind it. The others wait their turn, at most timeout_ms.
+local gate = semaphore.new(M.IN_FLIGHT)
+
+-- fn(opts, ...) with a slot of the gate | nil, msg, EUNAVAILABLE (none came within timeout_ms)
+local function gated(opts, fn, ...)
+  local slot <close> = gate:hold(rt.now() + opts.timeout_ms)
+  if not slot then
+    return nil, "the directory is busy: " .. M.IN_FLIGHT .. " checks are waiting on it already", "EUNAVAILABLE"
+  end
+  return fn(opts, ...)
+end
 
 -- the options of orket.c.ldap for cfg | nil, msg, code (the bind password unavailable)
 local function options(cfg)
@@ -34,7 +51,7 @@ end
 function M.verify(cfg, roles, name, password)
   local opts, err, code = options(cfg)
   if not opts then return nil, err, code end
-  return person(cfg, roles, name, ldap.verify(opts, name, password))
+  return person(cfg, roles, name, gated(opts, ldap.verify, name, password))
 end
 
 --- lookup(cfg, roles, name) -> as verify, without the person's password: the server's
@@ -42,7 +59,7 @@ end
 function M.lookup(cfg, roles, name)
   local opts, err, code = options(cfg)
   if not opts then return nil, err, code end
-  return person(cfg, roles, name, ldap.lookup(opts, name))
+  return person(cfg, roles, name, gated(opts, ldap.lookup, name))
 end
 
 return M
