@@ -76,9 +76,13 @@ function Directory:check(db, who)
     return nil, 502, "provider_unavailable", "the directory has not confirmed this person lately; try again",
       "ldap: not confirmed"
   end
-  p.busy = true
-  local ok, person, err, code = pcall(ldap.lookup, self.signin.ldap, self.signin.roles, who.user)
-  p.busy = false
+  local ok, person, err, code
+  do
+    -- not busy again however the look ends, the request's task cancelled included
+    local _ <close> = setmetatable({}, { __close = function() p.busy = false end })
+    p.busy = true
+    ok, person, err, code = pcall(ldap.lookup, self.signin.ldap, self.signin.roles, who.user)
+  end
   if not ok then person, err, code = nil, person, "EUNAVAILABLE" end
   if person then
     local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles)
