@@ -114,15 +114,16 @@ static char *ll_field(lua_State *L, ll_req *q, const char *name, int required) {
     lua_pop(L, 1);
     return NULL;
   }
+  const char *fn = q->lookup ? "lookup" : "verify"; /* a literal: outlives q */
   if (lua_type(L, -1) != LUA_TSTRING) {
     ll_free(q);
-    luaL_error(L, "bad argument #1 to 'verify' (%s must be a string)", name);
+    luaL_error(L, "bad argument #1 to '%s' (%s must be a string)", fn, name);
   }
   char *s = strdup(lua_tostring(L, -1));
   lua_pop(L, 1);
   if (s == NULL) {
     ll_free(q);
-    luaL_error(L, "verify: out of memory");
+    luaL_error(L, "%s: out of memory", fn);
   }
   return s;
 }
@@ -149,6 +150,7 @@ static char *ll_copy(const char *s, size_t n) {
  *   person or a wrong password; EUNAVAILABLE: the directory is down or failed; EINVAL: an
  *   empty password, a bad name). Waits (call it in a task) while the check runs. */
 static int ll_start(lua_State *L, int lookup) {
+  const char *fn = lookup ? "lookup" : "verify"; /* for its errors */
   luaL_checktype(L, 1, LUA_TTABLE);
   size_t nlen, plen = 0;
   const char *name = luaL_checklstring(L, 2, &nlen);
@@ -156,16 +158,16 @@ static int ll_start(lua_State *L, int lookup) {
   lua_getfield(L, 1, "timeout_ms");
   lua_Integer t = luaL_optinteger(L, -1, 5000);
   lua_pop(L, 1);
-  if (t < 1 || t > 600000) luaL_error(L, "bad argument #1 to 'verify' (timeout_ms must be 1 to 600000)");
+  if (t < 1 || t > 600000) luaL_error(L, "bad argument #1 to '%s' (timeout_ms must be 1 to 600000)", fn);
   lua_getfield(L, 1, "user_attr");
   const char *attr = luaL_optstring(L, -1, "uid");
-  if (!ll_attr_ok(attr)) luaL_error(L, "bad argument #1 to 'verify' (user_attr must be an attribute name)");
+  if (!ll_attr_ok(attr)) luaL_error(L, "bad argument #1 to '%s' (user_attr must be an attribute name)", fn);
   lua_pop(L, 1);
   const ldapapi *api = ll_api(L);
   orket_rt *rt = rt_get(L);
   rt_wait_require(L); /* before the allocations, so that its error leaks nothing */
   ll_req *q = calloc(1, sizeof *q);
-  if (q == NULL) return luaL_error(L, "verify: out of memory");
+  if (q == NULL) return luaL_error(L, "%s: out of memory", fn);
   q->api = *api;
   q->timeout_ms = (int)t;
   q->lookup = lookup;
@@ -181,7 +183,7 @@ static int ll_start(lua_State *L, int lookup) {
   q->pwlen = plen;
   if (q->user_attr == NULL || q->name == NULL || q->password == NULL) {
     ll_free(q);
-    return luaL_error(L, "verify: out of memory");
+    return luaL_error(L, "%s: out of memory", fn);
   }
   q->work.data = q;
   rt_wait_begin(L, &q->w, ll_cancel);

@@ -48,7 +48,7 @@ end
 --- directory:seen(name): the directory vouched for name just now (a sign-in)
 function Directory:seen(name) self:_of(name).at = uv.now() end
 
--- disabled(db, name, why) -> nil, 401...: the directory says the person is gone
+-- gone(db, name, why) -> nil, 401, ...: the directory says the person is gone: disabled
 local function gone(db, name, why)
   local ok, err = db:tx(function()
     local r, rerr = accounts.set_disabled(db, name, true, "ldap")

@@ -140,5 +140,6 @@ describe("LDAP sign-in", function()
     assert.has_error(function() ldap.verify(opts { user_attr = "uid=x)(" }, "alice", "alice-pw") end,
       "bad argument #1 to 'verify' (user_attr must be an attribute name)")
     assert.has_error(function() ldap.verify({}, "alice", "x") end, "bad argument #1 to 'verify' (url must be a string)")
+    assert.has_error(function() ldap.lookup({}, "alice") end, "bad argument #1 to 'lookup' (url must be a string)")
   end)
 end)
