@@ -60,13 +60,45 @@ static int lb_groups(const ldapapi *api, LDAP *ld, const ldapbind_opts *o, const
   return LDAPBIND_OK;
 }
 
-/* finds the one entry whose user_attr is name: its DN into dn */
+/* whether a and b (n bytes) are equal but for ASCII case */
+static int lb_same_but_case(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = (char)(y - 'A' + 'a');
+    if (x != y) return 0;
+  }
+  return 1;
+}
+
+/* the entry's own spelling of its user_attr into own (a name is matched without case, a
+ * posixGroup's memberUid with it): name itself when the value is missing or unusable */
+static void lb_own_name(const ldapapi *api, LDAP *ld, LDAPMessage *e, const ldapbind_opts *o, const char *name,
+                        size_t namelen, char *own, size_t ownlen) {
+  struct berval **v = api->ldap_get_values_len(ld, e, o->user_attr);
+  int got = 0;
+  for (int i = 0; v && v[i] && !got; i++) {
+    /* the value the search matched: the name, but for case */
+    if (v[i]->bv_len != namelen || v[i]->bv_len >= ownlen || memchr(v[i]->bv_val, '\0', v[i]->bv_len)) continue;
+    if (!lb_same_but_case(v[i]->bv_val, name, namelen)) continue;
+    memcpy(own, v[i]->bv_val, v[i]->bv_len);
+    own[v[i]->bv_len] = '\0';
+    got = 1;
+  }
+  if (v) api->ldap_value_free_len(v);
+  if (!got) {
+    memcpy(own, name, namelen);
+    own[namelen] = '\0';
+  }
+}
+
+/* finds the one entry whose user_attr is name: its DN into dn, its spelling of the name into own */
 static int lb_find(const ldapapi *api, LDAP *ld, const ldapbind_opts *o, const char *name, size_t namelen,
-                   struct timeval *tv, char *dn, size_t dnlen, char *err, size_t errlen) {
+                   struct timeval *tv, char *dn, size_t dnlen, char *own, size_t ownlen, char *err, size_t errlen) {
   char filter[1200];
   if (lb_filter(api, filter, sizeof filter, o->user_attr, name, namelen) != 0)
     return lb_fail(err, errlen, LDAPBIND_BAD, "search", "the filter cannot be made");
-  char *attrs[] = {LDAP_NO_ATTRS, NULL};
+  char *attrs[] = {(char *)o->user_attr, NULL};
   LDAPMessage *res = NULL;
   /* size limit 2: one entry is the person, a second says the name is ambiguous */
   int rc = api->ldap_search_ext_s(ld, o->base_dn, LDAP_SCOPE_SUBTREE, filter, attrs, 0, NULL, NULL, tv, 2, &res);
@@ -80,19 +112,23 @@ static int lb_find(const ldapapi *api, LDAP *ld, const ldapbind_opts *o, const c
     if (res) api->ldap_msgfree(res);
     return lb_fail(err, errlen, LDAPBIND_REFUSED, "search", n == 0 ? "no such person" : "several people have this name");
   }
-  char *d = api->ldap_get_dn(ld, api->ldap_first_entry(ld, res));
+  LDAPMessage *e = api->ldap_first_entry(ld, res);
+  char *d = api->ldap_get_dn(ld, e);
   int ok = d != NULL && strlen(d) < dnlen;
   if (ok) memcpy(dn, d, strlen(d) + 1);
+  lb_own_name(api, ld, e, o, name, namelen, own, ownlen);
   if (d) api->ldap_memfree(d);
   api->ldap_msgfree(res);
   return ok ? LDAPBIND_OK : lb_fail(err, errlen, LDAPBIND_DOWN, "search", "the entry's DN cannot be read");
 }
 
-int ldapbind_verify(const ldapapi *api, const ldapbind_opts *o, const char *name, size_t namelen, const char *password,
+/* verify's steps, or lookup's when password is NULL: no bind as the person, the groups
+ * searched as the service */
+static int lb_check(const ldapapi *api, const ldapbind_opts *o, const char *name, size_t namelen, const char *password,
                     size_t pwlen, char *dn, size_t dnlen, ldapbind_group_fn on_group, void *ud, char *err,
                     size_t errlen) {
   /* an empty password would be an unauthenticated bind, which succeeds (RFC 4513 5.1.2) */
-  if (pwlen == 0) return lb_fail(err, errlen, LDAPBIND_BAD, "bind", "an empty password is refused");
+  if (password != NULL && pwlen == 0) return lb_fail(err, errlen, LDAPBIND_BAD, "bind", "an empty password is refused");
   if (namelen == 0 || namelen > LDAPBIND_MAX_NAME || memchr(name, '\0', namelen))
     return lb_fail(err, errlen, LDAPBIND_BAD, "name", "empty, too long or holding a NUL");
   LDAP *ld = NULL;
@@ -105,19 +141,32 @@ int ldapbind_verify(const ldapapi *api, const ldapbind_opts *o, const char *name
   api->ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
   api->ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
   int out = LDAPBIND_OK;
+  char own[LDAPBIND_MAX_NAME + 1];
   if (o->bind_dn != NULL) {
     const char *spw = o->bind_password ? o->bind_password : "";
     rc = lb_bind(api, ld, o->bind_dn, spw, strlen(spw));
     if (rc != LDAP_SUCCESS) out = lb_fail(err, errlen, LDAPBIND_DOWN, "the service's bind failed", api->ldap_err2string(rc));
   }
-  if (out == LDAPBIND_OK) out = lb_find(api, ld, o, name, namelen, &tv, dn, dnlen, err, errlen);
-  if (out == LDAPBIND_OK) {
+  if (out == LDAPBIND_OK) out = lb_find(api, ld, o, name, namelen, &tv, dn, dnlen, own, sizeof own, err, errlen);
+  if (out == LDAPBIND_OK && password != NULL) {
     rc = lb_bind(api, ld, dn, password, pwlen);
     if (rc == LDAP_INVALID_CREDENTIALS) out = lb_fail(err, errlen, LDAPBIND_REFUSED, "bind", "wrong password");
     else if (rc != LDAP_SUCCESS) out = lb_fail(err, errlen, LDAPBIND_DOWN, "the bind failed", api->ldap_err2string(rc));
   }
   if (out == LDAPBIND_OK && o->group_base_dn != NULL)
-    out = lb_groups(api, ld, o, dn, name, namelen, &tv, on_group, ud, err, errlen);
+    out = lb_groups(api, ld, o, dn, own, strlen(own), &tv, on_group, ud, err, errlen);
   api->ldap_unbind_ext_s(ld, NULL, NULL);
   return out;
+}
+
+int ldapbind_verify(const ldapapi *api, const ldapbind_opts *o, const char *name, size_t namelen, const char *password,
+                    size_t pwlen, char *dn, size_t dnlen, ldapbind_group_fn on_group, void *ud, char *err,
+                    size_t errlen) {
+  /* NULL would be a lookup: a caller's missing password is an empty one */
+  return lb_check(api, o, name, namelen, password ? password : "", pwlen, dn, dnlen, on_group, ud, err, errlen);
+}
+
+int ldapbind_lookup(const ldapapi *api, const ldapbind_opts *o, const char *name, size_t namelen, char *dn,
+                    size_t dnlen, ldapbind_group_fn on_group, void *ud, char *err, size_t errlen) {
+  return lb_check(api, o, name, namelen, NULL, 0, dn, dnlen, on_group, ud, err, errlen);
 }

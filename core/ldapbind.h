@@ -36,4 +36,10 @@ int ldapbind_verify(const ldapapi *api, const ldapbind_opts *o, const char *name
                     size_t pwlen, char *dn, size_t dnlen, ldapbind_group_fn on_group, void *ud, char *err,
                     size_t errlen);
 
+/* Looks name up as the service (bind_dn, or anonymous) without the person's password, as a
+ * server re-checking someone signed in does: the same results as ldapbind_verify, the
+ * groups searched as the service. */
+int ldapbind_lookup(const ldapapi *api, const ldapbind_opts *o, const char *name, size_t namelen, char *dn,
+                    size_t dnlen, ldapbind_group_fn on_group, void *ud, char *err, size_t errlen);
+
 #endif

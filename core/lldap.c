@@ -33,7 +33,7 @@ typedef struct ll_req {
   ldapapi api;
   char *url, *base_dn, *user_attr, *bind_dn, *bind_password, *group_base_dn, *name, *password;
   size_t namelen, pwlen;
-  int timeout_ms, rc, cancelled;
+  int timeout_ms, rc, cancelled, lookup; /* lookup: no password, ldapbind_lookup */
   char dn[1024], err[512];
   char *groups[LDAPBIND_MAX_GROUPS];
   size_t ngroups;
@@ -69,8 +69,11 @@ static int ll_on_group(void *ud, const char *cn) {
 static void ll_work(uv_work_t *wk) {
   ll_req *q = wk->data;
   ldapbind_opts o = {q->url, q->bind_dn, q->bind_password, q->base_dn, q->user_attr, q->group_base_dn, q->timeout_ms};
-  q->rc = ldapbind_verify(&q->api, &o, q->name, q->namelen, q->password, q->pwlen, q->dn, sizeof q->dn, ll_on_group, q,
-                          q->err, sizeof q->err);
+  if (q->lookup)
+    q->rc = ldapbind_lookup(&q->api, &o, q->name, q->namelen, q->dn, sizeof q->dn, ll_on_group, q, q->err, sizeof q->err);
+  else
+    q->rc = ldapbind_verify(&q->api, &o, q->name, q->namelen, q->password, q->pwlen, q->dn, sizeof q->dn, ll_on_group,
+                            q, q->err, sizeof q->err);
 }
 
 static int ll_results(lua_State *L, void *ud) {
@@ -111,15 +114,16 @@ static char *ll_field(lua_State *L, ll_req *q, const char *name, int required) {
     lua_pop(L, 1);
     return NULL;
   }
+  const char *fn = q->lookup ? "lookup" : "verify"; /* a literal: outlives q */
   if (lua_type(L, -1) != LUA_TSTRING) {
     ll_free(q);
-    luaL_error(L, "bad argument #1 to 'verify' (%s must be a string)", name);
+    luaL_error(L, "bad argument #1 to '%s' (%s must be a string)", fn, name);
   }
   char *s = strdup(lua_tostring(L, -1));
   lua_pop(L, 1);
   if (s == NULL) {
     ll_free(q);
-    luaL_error(L, "verify: out of memory");
+    luaL_error(L, "%s: out of memory", fn);
   }
   return s;
 }
@@ -145,26 +149,28 @@ static char *ll_copy(const char *s, size_t n) {
  *   timeout_ms=}, name, password) -> {dn=, groups={cn...}} | nil, msg, code (EAUTH: no such
  *   person or a wrong password; EUNAVAILABLE: the directory is down or failed; EINVAL: an
  *   empty password, a bad name). Waits (call it in a task) while the check runs. */
-static int ll_verify(lua_State *L) {
+static int ll_start(lua_State *L, int lookup) {
+  const char *fn = lookup ? "lookup" : "verify"; /* for its errors */
   luaL_checktype(L, 1, LUA_TTABLE);
-  size_t nlen, plen;
+  size_t nlen, plen = 0;
   const char *name = luaL_checklstring(L, 2, &nlen);
-  const char *pw = luaL_checklstring(L, 3, &plen);
+  const char *pw = lookup ? "" : luaL_checklstring(L, 3, &plen);
   lua_getfield(L, 1, "timeout_ms");
   lua_Integer t = luaL_optinteger(L, -1, 5000);
   lua_pop(L, 1);
-  if (t < 1 || t > 600000) luaL_error(L, "bad argument #1 to 'verify' (timeout_ms must be 1 to 600000)");
+  if (t < 1 || t > 600000) luaL_error(L, "bad argument #1 to '%s' (timeout_ms must be 1 to 600000)", fn);
   lua_getfield(L, 1, "user_attr");
   const char *attr = luaL_optstring(L, -1, "uid");
-  if (!ll_attr_ok(attr)) luaL_error(L, "bad argument #1 to 'verify' (user_attr must be an attribute name)");
+  if (!ll_attr_ok(attr)) luaL_error(L, "bad argument #1 to '%s' (user_attr must be an attribute name)", fn);
   lua_pop(L, 1);
   const ldapapi *api = ll_api(L);
   orket_rt *rt = rt_get(L);
   rt_wait_require(L); /* before the allocations, so that its error leaks nothing */
   ll_req *q = calloc(1, sizeof *q);
-  if (q == NULL) return luaL_error(L, "verify: out of memory");
+  if (q == NULL) return luaL_error(L, "%s: out of memory", fn);
   q->api = *api;
   q->timeout_ms = (int)t;
+  q->lookup = lookup;
   q->url = ll_field(L, q, "url", 1);
   q->base_dn = ll_field(L, q, "base_dn", 1);
   q->bind_dn = ll_field(L, q, "bind_dn", 0);
@@ -177,7 +183,7 @@ static int ll_verify(lua_State *L) {
   q->pwlen = plen;
   if (q->user_attr == NULL || q->name == NULL || q->password == NULL) {
     ll_free(q);
-    return luaL_error(L, "verify: out of memory");
+    return luaL_error(L, "%s: out of memory", fn);
   }
   q->work.data = q;
   rt_wait_begin(L, &q->w, ll_cancel);
@@ -191,8 +197,15 @@ static int ll_verify(lua_State *L) {
   return rt_wait_yield(L);
 }
 
+static int ll_verify(lua_State *L) { return ll_start(L, 0); }
+
+/* lookup(opts, name) -> as verify, without the person's password: their entry found and
+ *   their groups listed as the service (bind_dn, or anonymous); EAUTH: no such person. */
+static int ll_lookup(lua_State *L) { return ll_start(L, 1); }
+
 static const luaL_Reg ll_funcs[] = {
     {"verify", ll_verify},
+    {"lookup", ll_lookup},
     {NULL, NULL},
 };
 

@@ -1,7 +1,8 @@
 -- tests.slapd: Debian's slapd, started by a test in a temp dir on a unix socket (ldapi), with
--- a small directory: people alice and bob (passwords "alice-pw", "bob-pw") and carol (a
--- person in no group), under ou=people,dc=example,dc=org; groups devs (groupOfNames, alice)
--- and admins (posixGroup, memberUid bob) under ou=groups. start() -> {url, dir, stop()} | nil,
+-- a small directory: people alice and bob (passwords "alice-pw", "bob-pw"), carol (a
+-- person in no group) and Dave (written with a capital, "dave-pw"), under
+-- ou=people,dc=example,dc=org; groups devs (groupOfNames, alice) and admins (posixGroup,
+-- memberUid bob and Dave) under ou=groups. start() -> {url, dir, stop()} | nil,
 -- why (slapd not installed: the test is pending with that reason).
 local H = require "tests.helpers"
 
@@ -48,6 +49,13 @@ cn: Carol
 sn: C
 userPassword: carol-pw
 
+dn: uid=Dave,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: Dave
+cn: Dave
+sn: D
+userPassword: dave-pw
+
 dn: cn=devs,ou=groups,dc=example,dc=org
 objectClass: groupOfNames
 cn: devs
@@ -58,6 +66,7 @@ objectClass: posixGroup
 cn: admins
 gidNumber: 500
 memberUid: bob
+memberUid: Dave
 ]]
 
 local CONF = [[
@@ -83,18 +92,10 @@ function M.url_of(path)
   return "ldapi://" .. path:gsub("/", "%%2F")
 end
 
-function M.start()
-  if H.sh("test -x /usr/sbin/slapd && test -x /usr/sbin/slapadd") ~= 0 then
-    return nil, "slapd is not installed (Debian: apt-get install slapd)"
-  end
-  local dir = H.tmpdir()
-  os.execute("mkdir -p " .. H.quote(dir .. "/db"))
-  H.write(dir .. "/slapd.conf", (CONF:gsub("DIR", dir)))
-  H.write(dir .. "/data.ldif", LDIF)
-  local rc, out = H.sh(string.format("/usr/sbin/slapadd -f %s -l %s", H.quote(dir .. "/slapd.conf"), H.quote(dir .. "/data.ldif")))
-  if rc ~= 0 then error("slapadd failed: " .. out) end
+-- launch(dir, url) -> pid: slapd started on the directory's database in dir, once it answers
+local function launch(dir, url)
   local sock = dir .. "/ldapi"
-  local url = M.url_of(sock)
+  os.remove(dir .. "/run.pid")
   -- -d 0: in the foreground (its pid is the one started), logging nothing
   os.execute(string.format("/usr/sbin/slapd -f %s -h %s -d 0 >%s 2>&1 & echo $! >%s", H.quote(dir .. "/slapd.conf"),
     H.quote(url), H.quote(dir .. "/slapd.log"), H.quote(dir .. "/run.pid")))
@@ -107,10 +108,36 @@ function M.start()
     local _, _, code = ldap.verify({ url = url, base_dn = M.PEOPLE, timeout_ms = 1000 }, "nobody", "x")
     return code ~= "EUNAVAILABLE" or not H.alive(pid)
   end, "slapd to answer")
-  local s = { url = url, dir = dir, pid = pid }
+  return pid
+end
+
+function M.start()
+  if H.sh("test -x /usr/sbin/slapd && test -x /usr/sbin/slapadd") ~= 0 then
+    return nil, "slapd is not installed (Debian: apt-get install slapd)"
+  end
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/db"))
+  H.write(dir .. "/slapd.conf", (CONF:gsub("DIR", dir)))
+  H.write(dir .. "/data.ldif", LDIF)
+  local rc, out = H.sh(string.format("/usr/sbin/slapadd -f %s -l %s", H.quote(dir .. "/slapd.conf"), H.quote(dir .. "/data.ldif")))
+  if rc ~= 0 then error("slapadd failed: " .. out) end
+  local url = M.url_of(dir .. "/ldapi")
+  local s = { url = url, dir = dir, pid = launch(dir, url) }
   function s.stop()
-    os.execute("kill -TERM " .. pid)
-    H.wait_for(function() return not H.alive(pid) end, "slapd to stop")
+    os.execute("kill -TERM " .. s.pid)
+    H.wait_for(function() return not H.alive(s.pid) end, "slapd to stop")
+  end
+  -- s.start(): slapd again, on the same directory and socket, after stop()
+  function s.start() s.pid = launch(dir, url) end
+  -- s.modify(ldif): the directory changed (slapmodify's LDIF: changetype add, modify,
+  -- delete), slapd stopped for it and started again
+  function s.modify(ldif)
+    s.stop()
+    H.write(dir .. "/change.ldif", ldif)
+    local mrc, mout = H.sh(string.format("/usr/sbin/slapmodify -f %s -l %s", H.quote(dir .. "/slapd.conf"),
+      H.quote(dir .. "/change.ldif")))
+    if mrc ~= 0 then error("slapmodify failed: " .. mout) end
+    s.start()
   end
   return s
 end

@@ -364,7 +364,7 @@ CODES.bad_query = { status = 400, means = "a query parameter is malformed", reme
 CODES.unauthorized = {
   status = 401,
   means = "no key, a malformed, unknown, wrong or revoked key; before the first key, a write without the local token",
-  remedy = "send `Authorization: Bearer ork_...`; `orket keys list`; before any key, write over `.orket/serve.sock` or send the token in `.orket/serve.token` (docs/serve.md)",
+  remedy = "send `Authorization: Bearer ork_...` (`orket keys list`), or sign in as a person; only before any key or person exists (and without `sign_in.oidc`), write over `.orket/serve.sock` or send the token in `.orket/serve.token` (docs/serve.md)",
 }
 CODES.bad_signature = {
   status = 401,

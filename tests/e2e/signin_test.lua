@@ -151,6 +151,35 @@ describe("sign-in through an OpenID Connect provider", function()
     p.stop()
   end)
 
+  it("stops a personal key a provider's person made sign_in.oidc.key_lifetime_days after it was made", function()
+    local port = H.free_port()
+    local callback = "http://127.0.0.1:" .. port .. "/v1/sign-in/oidc/callback"
+    local p, why = oidc.start { redirect_uri = callback, accounts = { root = { groups = { "admins" } } } }
+    if not p then return pending(why) end
+    local dir = project(p.issuer, port)
+    local s = serve(dir, port)
+    -- a token of ten minutes traded for a key
+    local st, doc = req(s, "POST", "/v1/me/keys", { JSON, "Authorization: Bearer " .. oidc.id_token(p, callback, "root") },
+      { name = "forever", role = "admin" })
+    assert.equal(201, st)
+    local kh, id = { "Authorization: Bearer " .. doc.key }, doc.id
+    -- made_days_ago(n): the key's creation moved n days back
+    local function made_days_ago(n)
+      local db = assert(require("orket.project").open_store(dir, false))
+      assert(db:run("UPDATE api_keys SET created_at = ? WHERE id = ?",
+        os.date("!%Y-%m-%dT%H:%M:%S.000Z", os.time() - n * 86400), id))
+      db:close()
+    end
+    made_days_ago(29)
+    assert.equal(200, (req(s, "GET", "/v1/users", kh)))
+    made_days_ago(31) -- the default lifetime is 30 days
+    st, doc = req(s, "GET", "/v1/users", kh)
+    assert.equal(401, st)
+    assert.matches("more than 30 days old", doc.error.message, 1, true)
+    s.stop()
+    p.stop()
+  end)
+
   it("takes the provider's tokens as API bearers, and refuses an expired one, another audience's, "
     .. "one signed by a key not in the JWKS, an unsigned one, a tampered one", function()
     local port = H.free_port()
@@ -463,6 +492,33 @@ describe("group claims giving project roles: a map for a project not hosted", fu
   end)
 end)
 
+-- a project signing people in through the directory d (orket.lua's sign_in, with ldap_extra
+-- fields in its ldap table and extra fields in the section)
+local function ldap_project(d, ldap_extra, extra)
+  local dir = H.example("webapp")
+  H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. string.format([[
+
+sign_in = {
+  ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
+    %s %s },
+  roles = { devs = "operator", admins = "admin" },
+  %s
+}
+]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN, (ldap_extra or ""):find("timeout_ms") and "" or "timeout_ms = 2000,",
+    ldap_extra or "", extra or ""))
+  return dir
+end
+
+-- established_to(port) -> the TCP connections to this machine's port that are open (/proc/net/tcp)
+local function established_to(port)
+  local n = 0
+  for line in io.lines("/proc/net/tcp") do
+    local lport, state = line:match("^%s*%d+: %x+:(%x+) %x+:%x+ (%x%x)")
+    if lport and tonumber(lport, 16) == port and state == "01" then n = n + 1 end
+  end
+  return n
+end
+
 describe("sign-in through an LDAP directory", function()
   local d, why
   setup(function() d, why = slapd.start() end)
@@ -472,19 +528,143 @@ describe("sign-in through an LDAP directory", function()
   end)
   after_each(function() H.kill_servers() end)
 
+  it("are named in lower case whichever case the name is typed in, with the groups that list the "
+    .. "directory's own spelling", function()
+    if not d then return pending(why) end
+    local dir = ldap_project(d)
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    -- uid=Dave, listed as memberUid Dave (a posixGroup's memberUid is compared with case)
+    for _, typed in ipairs { "Dave", "dave", "DAVE" } do
+      local st, doc = req(s, "POST", "/v1/session", { JSON }, { user = typed, password = "dave-pw" })
+      assert.same({ 200, "dave", "admin" }, { st, doc.user and doc.user.name, doc.role }, typed)
+    end
+    assert.same({ "dave:admin" }, users_of(dir))
+    local st = req(s, "POST", "/v1/session", { JSON }, { user = "Dave", password = "wrong" })
+    assert.equal(401, st)
+    s.stop()
+  end)
+
+  it("looks at its people again while they use keys and sessions: one gone from the directory is disabled, "
+    .. "one whose groups changed gets their new role, and a directory down leaves the last answer for a while, "
+    .. "then none", function()
+    if not d then return pending(why) end
+    d.modify([[
+dn: uid=erin,ou=people,dc=example,dc=org
+changetype: add
+objectClass: inetOrgPerson
+uid: erin
+cn: Erin
+sn: E
+userPassword: erin-pw
+
+dn: cn=admins,ou=groups,dc=example,dc=org
+changetype: modify
+add: memberUid
+memberUid: erin
+]])
+    local dir = ldap_project(d, "recheck_s = 1, grace_s = 6,")
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    -- signed_in(user, pw) -> their session's Cookie header, and their new admin key's headers
+    local function signed_in(user, pw)
+      local st, doc, h = req(s, "POST", "/v1/session", { JSON }, { user = user, password = pw })
+      assert.same({ 200, "admin" }, { st, doc.role }, user)
+      local cookie = "Cookie: " .. h["set-cookie"]:match("(orket_session=ors_%x+)")
+      local kst, kdoc = req(s, "POST", "/v1/me/keys", { JSON, cookie, "X-CSRF-Token: " .. doc.csrf },
+        { name = user .. "-ci", role = "admin" })
+      assert.equal(201, kst, user)
+      return cookie, { "Authorization: Bearer " .. kdoc.key }
+    end
+    local erin_session, erin_key = signed_in("erin", "erin-pw")
+    local _, dave_key = signed_in("dave", "dave-pw")
+    assert.equal(200, (req(s, "GET", "/v1/users", erin_key)))
+    assert.equal(200, (req(s, "GET", "/v1/users", dave_key)))
+    -- erin leaves the company; Dave moves from the admins to the developers. Neither signs in.
+    d.modify([[
+dn: cn=admins,ou=groups,dc=example,dc=org
+changetype: modify
+delete: memberUid
+memberUid: erin
+-
+delete: memberUid
+memberUid: Dave
+
+dn: uid=erin,ou=people,dc=example,dc=org
+changetype: delete
+
+dn: cn=devs,ou=groups,dc=example,dc=org
+changetype: modify
+add: member
+member: uid=Dave,ou=people,dc=example,dc=org
+]])
+    orket.sleep(1100) -- recheck_s since the sign-ins
+    local st, doc = req(s, "POST", "/v1/users", erin_key, { name = "mallory", role = "admin", password = "correct horse battery 9" })
+    assert.same({ 401, "the directory no longer gives this person a role here; they were disabled" },
+      { st, doc.error and doc.error.message })
+    assert.equal(401, (req(s, "GET", "/v1/board", { erin_session })))
+    local people = cjson.decode(ok(H.orket("users list --json", { cwd = dir }), "users list").stdout).users
+    local disabled = {}
+    for _, u in ipairs(people) do disabled[u.name] = u.disabled_at ~= nil end
+    assert.same({ erin = true, dave = false }, disabled)
+    local audited = {}
+    for line in ok(H.orket("audit export", { cwd = dir }), "audit export").stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if e.action == "user_disable" then audited[#audited + 1] = e.actor .. " " .. e.route end
+    end
+    assert.same({ "ldap directory" }, audited)
+    st, doc = req(s, "GET", "/v1/session", dave_key)
+    assert.same({ 200, "operator" }, { st, doc.role })
+    assert.equal(403, (req(s, "GET", "/v1/users", dave_key)))
+
+    -- the directory cannot be reached: the last answer stands for grace_s, then Dave is refused
+    d.stop()
+    orket.sleep(1100)
+    assert.equal(200, (req(s, "GET", "/v1/session", dave_key)))
+    H.wait_for(function() return req(s, "GET", "/v1/session", dave_key) == 502 end, "the grace to end")
+    d.start()
+    assert.equal(200, (req(s, "GET", "/v1/session", dave_key)))
+    s.stop()
+  end)
+
+  it("keeps the directory's checks to a few at once: a hanging directory does not hold up a local account's "
+    .. "sign-in", function()
+    if not d then return pending(why) end
+    local dir = ldap_project(d, "timeout_ms = 30000,")
+    ok(H.orket("users add root --role admin --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    local out = H.tmpdir()
+    os.execute("kill -STOP " .. d.pid) -- the directory hangs: each check waits its timeout_ms
+    local resumed = false
+    local ok_run, err = pcall(function()
+      for i = 1, 6 do
+        os.execute(string.format("curl -s -o /dev/null -w '%%{http_code}' -H %s -d %s %s/v1/session >%s/%d.tmp 2>&1 && "
+          .. "mv %s/%d.tmp %s/%d &", H.quote(JSON), H.quote('{"user":"alice","password":"alice-pw"}'), s.url, out, i,
+          out, i, out, i))
+      end
+      -- the six are all in (their connections to the server open), waiting for the directory or their turn
+      H.wait_for(function() return established_to(s.port) >= 6 end, "the directory's sign-ins to be sent")
+      local st, doc = req(s, "POST", "/v1/session", { JSON }, { user = "root", password = "local password" })
+      assert.same({ 200, "admin" }, { st, doc and doc.role })
+      -- answered while every directory sign-in still waits
+      local done = {}
+      for i = 1, 6 do if H.read(out .. "/" .. i) then done[#done + 1] = i end end
+      assert.same({}, done)
+      os.execute("kill -CONT " .. d.pid)
+      resumed = true
+      for i = 1, 6 do
+        local code = H.wait_for(function() return H.read(out .. "/" .. i) end, "directory sign-in " .. i)
+        assert.equal("200", code, i)
+      end
+    end)
+    if not resumed then os.execute("kill -CONT " .. d.pid) end
+    assert(ok_run, err)
+    s.stop()
+  end)
+
   it("signs a person in with the directory's password and groups, refuses an injected name, "
     .. "says when the directory is down, and ends a disabled person's session", function()
     if not d then return pending(why) end
-    local dir = H.example("webapp")
-    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. string.format([[
-
-sign_in = {
-  ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
-    timeout_ms = 2000 },
-  roles = { devs = "operator", admins = "admin" },
-  project_roles = { default = { devs = "viewer" } }, -- the default project's role from the groups, not roles
-}
-]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN))
+    -- the default project's role from the groups, not roles
+    local dir = ldap_project(d, nil, 'project_roles = { default = { devs = "viewer" } },')
     ok(H.orket("users add carol --role viewer --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
     local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
     local function sign_in(user, pw) return req(s, "POST", "/v1/session", { JSON }, { user = user, password = pw }) end

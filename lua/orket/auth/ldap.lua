@@ -3,28 +3,63 @@
 -- filter escaping, binds as it, lists their groups), and the role their groups give
 -- (sign_in.roles). The service's bind password is named by an environment variable.
 local ldap = require "orket.c.ldap"
+local rt = require "orket.c.runtime"
+local semaphore = require "orket.semaphore"
 local secret = require "orket.settings.secret"
 local signin = require "orket.settings.signin"
 
 local M = {}
 
 M.TIMEOUT_MS = 5000
+M.IN_FLIGHT = 2 -- directory checks running at once in this process
+
+-- Each check holds a thread of libuv's pool (libldap's calls block) for up to a few
+-- timeout_ms: a directory that hangs must not take them all, or local accounts' Argon2,
+-- files and DNS wait behind it. The others wait their turn, at most timeout_ms.
+local gate = semaphore.new(M.IN_FLIGHT)
+
+-- fn(opts, ...) with a slot of the gate | nil, msg, EUNAVAILABLE (none came within timeout_ms)
+local function gated(opts, fn, ...)
+  local slot <close> = gate:hold(rt.now() + opts.timeout_ms)
+  if not slot then
+    return nil, "the directory is busy: " .. M.IN_FLIGHT .. " checks are waiting on it already", "EUNAVAILABLE"
+  end
+  return fn(opts, ...)
+end
+
+-- the options of orket.c.ldap for cfg | nil, msg, code (the bind password unavailable)
+local function options(cfg)
+  -- the environment variable bind_password_env, else secret "NAME" (orket.settings.secret)
+  local bind_password, perr, pcode = secret.value(cfg.bind_password, cfg.bind_password_env)
+  if perr then return nil, perr, pcode end
+  return { url = cfg.url, base_dn = cfg.base_dn, user_attr = cfg.user_attr or "uid", bind_dn = cfg.bind_dn,
+    bind_password = bind_password,
+    group_base_dn = cfg.group_base_dn, timeout_ms = cfg.timeout_ms or M.TIMEOUT_MS }
+end
+
+-- the person the directory's answer (who: {dn, groups}) makes name | nil, msg, code
+local function person(cfg, roles, name, who, err, code)
+  if not who then return nil, err, code end
+  local role = signin.role_of(who.groups, roles or {}, cfg.default_role)
+  if not role then return nil, "none of this person's groups has a role on this server", "EAUTH" end
+  return { name = name, role = role, dn = who.dn, groups = who.groups }
+end
 
 --- verify(cfg, roles, name, password) -> {name, role, dn, groups} | nil, msg, code: cfg is
 --- sign_in.ldap; EAUTH for no such person, a wrong password or no role; EUNAVAILABLE when
 --- the directory cannot be reached; EINVAL for an empty password
 function M.verify(cfg, roles, name, password)
-  -- the environment variable bind_password_env, else secret "NAME" (orket.settings.secret)
-  local bind_password, perr, pcode = secret.value(cfg.bind_password, cfg.bind_password_env)
-  if perr then return nil, perr, pcode end
-  local opts = { url = cfg.url, base_dn = cfg.base_dn, user_attr = cfg.user_attr or "uid", bind_dn = cfg.bind_dn,
-    bind_password = bind_password,
-    group_base_dn = cfg.group_base_dn, timeout_ms = cfg.timeout_ms or M.TIMEOUT_MS }
-  local who, err, code = ldap.verify(opts, name, password)
-  if not who then return nil, err, code end
-  local role = signin.role_of(who.groups, roles or {}, cfg.default_role)
-  if not role then return nil, "none of this person's groups has a role on this server", "EAUTH" end
-  return { name = name, role = role, dn = who.dn, groups = who.groups }
+  local opts, err, code = options(cfg)
+  if not opts then return nil, err, code end
+  return person(cfg, roles, name, gated(opts, ldap.verify, name, password))
+end
+
+--- lookup(cfg, roles, name) -> as verify, without the person's password: the server's
+--- look at someone signed in (their entry and groups, as the search's own bind sees them)
+function M.lookup(cfg, roles, name)
+  local opts, err, code = options(cfg)
+  if not opts then return nil, err, code end
+  return person(cfg, roles, name, gated(opts, ldap.lookup, name))
 end
 
 return M

@@ -4,6 +4,7 @@
 local serve = require "orket.serve"
 local keys = require "orket.serve.keys"
 local localuse = require "orket.serve.localuse"
+local signin = require "orket.serve.signin"
 local executor = require "orket.engine.executor"
 local httpd = require "orket.c.httpd"
 local task = require "orket.task"
@@ -72,8 +73,8 @@ local function given_key()
 end
 
 -- The store, with the given key adopted and, before any key, the local token made
--- (writes then need this user's unix socket or that token: localuse) -> db, local token |
--- nil (the error printed).
+-- (writes then need this user's unix socket or that token: localuse) -> db, local token
+-- (false: no key yet, but people sign in, so local use is over) | nil (the error printed).
 local function open_keyed(dir, host, given, source, cli)
   local db = cli.open_store(dir, false, true)
   if not db then return nil end
@@ -94,6 +95,9 @@ local function open_keyed(dir, host, given, source, cli)
       .. "or listen on a loopback address (127.0.0.1)", host)
   end
   if keys.total_count(db) > 0 then return db end
+  -- a person, or a provider set up, ends local use (orket.serve.auth): a token would be refused
+  local section = signin.load(dir)
+  if keys.any_made(db) or (section and section.oidc) then return db, false end
   local token, terr = localuse.create_token(dir)
   if not token then return fail("%s", terr) end
   return db, token
@@ -102,7 +106,11 @@ end
 local function announce(server, host, token)
   local shown = host:find(":", 1, true) and ("[" .. host .. "]") or host
   io.stdout:write(string.format("orket serve: listening on http://%s:%d\n", shown, server:port()))
-  if token then
+  if token == false then
+    io.stdout:write(string.format("orket serve: no API key yet, and people sign in: the web board at http://%s:%d/ "
+      .. "(a person's name and password, or the identity provider); a key: 'orket keys create NAME --role ROLE'\n",
+      shown, server:port()))
+  elseif token then
     io.stdout:write(string.format("orket serve: no API key yet; the web board with the local token: "
       .. "http://%s:%d/?token=%s (also in %s; writes need it, or the unix socket %s)\n", shown, server:port(), token,
       localuse.TOKEN_FILE, localuse.SOCKET))
@@ -227,7 +235,7 @@ function cmd.run(args, cli)
   end
   local db, token = open_keyed(dir, host, given, source, cli)
   if not db then return 1 end
-  local server, others = new_server(dir, db, token, { host = host, port = port, limits = limits }, cli)
+  local server, others = new_server(dir, db, token or nil, { host = host, port = port, limits = limits }, cli)
   if not server then return 1 end
   local signals = go_live(server, db, host, token)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)

@@ -119,9 +119,14 @@ function M.verify(db, name, password)
   return M.identity(now.name, now.role)
 end
 
---- identity(name, role) -> the identity a person's requests carry
-function M.identity(name, role)
-  return { id = M.PREFIX .. name, name = name, role = role, user = name }
+--- source_of(hash) -> how a person signs in, as their row's hash says: "oidc" or "ldap"
+--- (orket.serve.identity's mark), else "local"
+function M.source_of(hash) return type(hash) == "string" and hash:match("^!(%l+):") or "local" end
+
+--- identity(name, role[, hash]) -> the identity a person's requests carry (source: how
+--- they sign in, when their row's hash is given)
+function M.identity(name, role, hash)
+  return { id = M.PREFIX .. name, name = name, role = role, user = name, source = hash and M.source_of(hash) or nil }
 end
 
 --- of_key(db, key) -> identity | nil, why: a valid key {id, name, role, user} as who it
@@ -131,7 +136,7 @@ function M.of_key(db, k)
   if not k.user then return k end
   local row = users.get(db, k.user)
   if not row or row.disabled_at then return nil, "disabled" end
-  local who = M.identity(row.name, row.role)
+  local who = M.identity(row.name, row.role, row.hash)
   who.key_id, who.key_name, who.cap = k.id, k.name, k.role
   return who
 end

@@ -10,6 +10,8 @@ local session = require "orket.serve.session"
 local localuse = require "orket.serve.localuse"
 local jwt = require "orket.auth.jwt"
 local signin = require "orket.serve.signin"
+local signin_settings = require "orket.settings.signin"
+local stored_keys = require "orket.store.keys"
 
 local M = {}
 
@@ -61,7 +63,9 @@ end
 
 --- auth:check(req) -> identity {id=, name=, role=} | nil, status, code, message, why
 --- (why: for the server's log only: malformed, unknown, wrong, revoked, missing, store: ...;
---- 503 when the store cannot be read)
+--- 503 when the store cannot be read). A directory's person is looked up again when it is
+--- time (orket.serve.directory: the call may wait for the directory); a provider's
+--- person's key is refused past its lifetime.
 function Auth:check(req)
   -- keys are never deleted (revoking keeps the row), so once one exists it always will:
   -- the store is asked (one read) until then, not on every request after
@@ -88,6 +92,38 @@ function Auth:check(req)
     end
     return M.LOCAL
   end
+  local who, st, code, msg, why = self:_person(req)
+  if not who then return nil, st, code, msg, why end
+  if who.source == "ldap" and self.directory then
+    local fine, looked
+    fine, st, code, msg, why = self.directory:check(self.db, who)
+    if not fine then return nil, st, code, msg, why end
+    looked = st
+    -- the directory answered: their role as it is now (their groups may have changed)
+    if looked then return self:_person(req) end
+  elseif who.source == "oidc" and who.key_id then
+    return self:_lasting(who)
+  end
+  return who
+end
+
+-- A personal key of a provider's person works sign_in.oidc.key_lifetime_days after it was
+-- made: the provider cannot be asked about a person without their token, so a key must
+-- not outlive what it vouched for indefinitely (docs/teams.md, "Offboarding")
+function Auth:_lasting(who)
+  local days = self.oidc and self.oidc.cfg.key_lifetime_days or signin_settings.KEY_LIFETIME_DAYS
+  local cutoff = os.date("!%Y-%m-%dT%H:%M:%S.000Z", os.time() - days * 86400)
+  local old, serr = stored_keys.made_before(self.db, who.key_id, cutoff)
+  if old == nil then return session.unavailable(serr) end
+  if old then
+    return nil, 401, "unauthorized", string.format("this key of a person of the identity provider is more than %d "
+      .. "days old (sign_in.oidc.key_lifetime_days): sign in again and make a new one", days), "key_expired"
+  end
+  return who
+end
+
+-- who the request's session, key or provider token is (before the directory's look)
+function Auth:_person(req)
   local h = req.headers.authorization
   if not h and session.token_of(req) then -- the web board
     -- its cookie acts for the board's own page only: never for a page of another origin,
@@ -107,7 +143,14 @@ function Auth:check(req)
   local who, why, serr = nil, "no pepper", nil
   if self.pepper then who, why, serr = keys.verify(self.db, self.pepper, token) end
   if why == "store" then return session.unavailable(serr) end
-  if not who then return nil, 401, "unauthorized", "the API key is not valid", why end
+  if not who then
+    -- the local token of a start before any key or person: not a key, and over now
+    if localuse.looks_like(token) then
+      return nil, 401, "unauthorized", "the local token works only before any key or person exists and without "
+        .. "sign_in.oidc: sign in as a person, or send an API key ('orket keys create')", "local token"
+    end
+    return nil, 401, "unauthorized", "the API key is not valid", why
+  end
   who, why = accounts.of_key(self.db, who)
   if not who then return nil, 401, "unauthorized", "the key's person was disabled", why end
   return who

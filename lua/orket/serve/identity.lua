@@ -6,7 +6,8 @@
 -- says where the person comes from, and binds the name to that one subject: a name is not
 -- unique at every provider (a person may choose their preferred_username), so another
 -- subject giving the same name is refused, never taken for them. Their role, and their
--- roles in the projects sign_in.project_roles names, follow their groups at each sign-in.
+-- roles in the projects sign_in.project_roles names, follow their groups at each sign-in
+-- (and, for the directory's people, at each look orket.serve.directory takes between).
 -- So `orket users disable NAME` ends a federated person's sessions at once too, and the
 -- journal names every person "user:NAME" alike.
 local accounts = require "orket.serve.accounts"
@@ -24,9 +25,7 @@ local M = {}
 --- "ldap") whom the provider calls subject
 function M.mark(source, subject) return "!" .. source .. ":" .. crypto.hash(source .. "\0" .. subject, 16) end
 
-local function source_of(row)
-  return row.hash:match("^!(%l+):") or "local"
-end
+local function source_of(row) return accounts.source_of(row.hash) end
 
 -- memberships(person, project_roles) -> project -> role | false: what the person's groups
 -- make them in each project the map names (false: none), and in the default project,
@@ -83,7 +82,7 @@ function M.federated(db, person, source, subject, project_roles)
   local want = memberships(person, project_roles)
   local seen = users.get(db, name)
   if seen and refusal(seen) then return nil, refusal(seen), "EAUTH" end
-  if seen and seen.role == role and settled(db, name, want) then return accounts.identity(name, role) end
+  if seen and seen.role == role and settled(db, name, want) then return accounts.identity(name, role, mark) end
   return db:tx(function()
     local row = users.get(db, name)
     if row and refusal(row) then return nil, refusal(row), "EAUTH" end
@@ -94,16 +93,19 @@ function M.federated(db, person, source, subject, project_roles)
       db:event { kind = "user_role", actor = source, data = { name = name, role = role, was = row.role } }
     end
     follow_groups(db, name, want, source)
-    return accounts.identity(name, role)
+    return accounts.identity(name, role, mark)
   end)
 end
 
 --- verify(db, signin, name, password) -> identity | nil, why (for the log only)[, code]: a
---- name and password, checked by the local account of that name, else by the LDAP
+--- name (in any case) and password, checked by the local account of that name, else by the LDAP
 --- directory when sign_in.ldap is set (signin: orket.settings.signin's section); code
 --- EUNAVAILABLE when the directory could not be asked (not the person's failure)
 function M.verify(db, signin, name, password)
   if type(name) ~= "string" or type(password) ~= "string" then return nil, "malformed" end
+  -- a person's name here is lower case; a directory matches names without case (uid,
+  -- sAMAccountName), as "Dave" typed for uid=Dave: taken in lower case, as OIDC's are
+  name = name:lower()
   local row = accounts.check_name(name) and users.get(db, name) or nil
   if not (signin and signin.ldap) or (row and source_of(row) ~= "ldap") then
     return accounts.verify(db, name, password)

@@ -74,6 +74,9 @@ function M.cookie(token)
   return string.format("Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Strict", M.COOKIE, token)
 end
 
+--- looks_like(s) -> whether s has the local token's shape ("ort_" and hex digits)
+function M.looks_like(s) return type(s) == "string" and s:match("^ort_%x+$") ~= nil end
+
 --- matches(given, token) -> whether given is the token (constant time)
 M.matches = matches
 

@@ -118,7 +118,7 @@ function M.check_person(db, req, token, h)
     return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
       .. "signing in returned", "csrf"
   end
-  local who = accounts.identity(row.name, row.role)
+  local who = accounts.identity(row.name, row.role, row.hash)
   who.session, who.csrf, who.expires = h, M.csrf_of(token), row.expires
   return who
 end
@@ -212,6 +212,9 @@ local function sign_in(req, ctx)
       ctx.auth = why
       return err(502, "provider_unavailable", "the directory cannot be asked just now; try again")
     end
+    -- the directory vouched for them just now: their keys need no look for a while
+    local dirs = ctx.server.auth and ctx.server.auth.directory
+    if who and who.source == "ldap" and dirs then dirs:seen(who.user) end
     -- the check waited (the thread pool, or the directory): tries from this address sent
     -- alongside it may have failed meanwhile, and one past the limit is not told how it went
     wait = fails:empty(req.remote, uv.now())

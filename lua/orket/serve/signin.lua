@@ -6,6 +6,7 @@
 -- (orket.serve.session). API bearer tokens of the same provider are checked by bearer().
 local config = require "orket.config"
 local cookie = require "orket.serve.cookie"
+local directory = require "orket.serve.directory"
 local oidc = require "orket.auth.oidc"
 local openapi = require "orket.serve.openapi"
 local identity = require "orket.serve.identity"
@@ -37,6 +38,8 @@ function M.attach(server, dir)
   server.oidc = s.oidc and oidc.new(s.oidc, s.roles) or nil
   server.auth.oidc = server.oidc
   server.auth.project_roles = s.project_roles
+  -- the directory's people looked at again while they use their keys and sessions
+  server.auth.directory = s.ldap and directory.new(s) or nil
   return true
 end
 

@@ -18,6 +18,9 @@ M.ROLES = { viewer = 1, operator = 2, admin = 3 }
 M.PROJECT_ROLES = { viewer = 1, developer = 2, admin = 3 } -- a project's roles (docs/teams.md, "Roles")
 M.MAX_GROUPS = 256 -- groups named in one map
 M.MAX_SKEW_S = 300
+M.RECHECK_S = 300           -- sign_in.ldap.recheck_s's default
+M.GRACE_S = 3600            -- sign_in.ldap.grace_s's default
+M.KEY_LIFETIME_DAYS = 30    -- sign_in.oidc.key_lifetime_days's default
 
 local function fail(path, fmt, ...)
   error({ settings_error = "orket.lua: sign_in" .. (path ~= "" and "." .. path or "") .. ": " .. string.format(fmt, ...) }, 0)
@@ -112,6 +115,9 @@ local OIDC = {
   clock_skew_s = function(v, p) return whole(v, p, 0, M.MAX_SKEW_S) end,
   timeout_ms = function(v, p) return whole(v, p, 100, 60000) end,
   default_role = role,
+  -- days a personal key of a provider's person works (the provider cannot be asked about
+  -- them without their token: docs/teams.md, "Offboarding")
+  key_lifetime_days = function(v, p) return whole(v, p, 1, 3650) end,
 }
 local OIDC_REQUIRED = { "issuer", "client_id", "redirect_uri" }
 
@@ -128,6 +134,11 @@ local LDAP = {
   group_base_dn = function(v, p) return str(v, p) end,
   timeout_ms = function(v, p) return whole(v, p, 100, 60000) end,
   default_role = role,
+  -- a person's entry and groups looked up again when their key or session is used this
+  -- long after the last look; while the directory cannot be reached, the last answer
+  -- holds for grace_s, then they are refused (docs/teams.md, "Offboarding")
+  recheck_s = function(v, p) return whole(v, p, 1, 86400) end,
+  grace_s = function(v, p) return whole(v, p, 0, 604800) end,
 }
 local LDAP_REQUIRED = { "url", "base_dn" }
 
@@ -153,10 +164,10 @@ function M.section(src)
   for k, v in pairs(src) do
     if k == "oidc" then
       out.oidc = fields(v, "oidc", OIDC, OIDC_REQUIRED, "issuer, client_id, client_secret, client_secret_env, redirect_uri, scopes, "
-        .. "groups_claim, name_claim, api_audience, clock_skew_s, timeout_ms, default_role")
+        .. "groups_claim, name_claim, api_audience, clock_skew_s, timeout_ms, default_role, key_lifetime_days")
     elseif k == "ldap" then
       out.ldap = fields(v, "ldap", LDAP, LDAP_REQUIRED, "url, bind_dn, bind_password, bind_password_env, base_dn, user_attr, "
-        .. "group_base_dn, timeout_ms, default_role")
+        .. "group_base_dn, timeout_ms, default_role, recheck_s, grace_s")
     elseif k == "roles" then
       out.roles = group_map(v, "roles", M.ROLES)
     elseif k == "project_roles" then

@@ -72,4 +72,12 @@ function M.write_probe(db)
   return db:run("UPDATE api_keys SET name = name WHERE false")
 end
 
+--- made_before(db, id, t) -> whether key id was made before t (a stored time, ISO 8601 UTC)
+--- | nil, msg (the store cannot be read)
+function M.made_before(db, id, t)
+  local row, err = db:row("SELECT 1 AS old FROM api_keys WHERE id = ? AND created_at < ?", id, t)
+  if row == nil and err then return nil, err end
+  return row ~= nil
+end
+
 return M

@@ -50,9 +50,9 @@ function M.session_insert(db, hash, name, expires)
     .. ", ?)", hash, name, expires))
 end
 
---- session_lookup(db, hash) -> {name, expires, role, disabled_at} | nil
+--- session_lookup(db, hash) -> {name, expires, role, hash (the person's), disabled_at} | nil
 function M.session_lookup(db, hash)
-  return db:row("SELECT s.user_name AS name, s.expires, u.role, " .. db.dialect.time("u.disabled_at", "disabled_at")
+  return db:row("SELECT s.user_name AS name, s.expires, u.role, u.hash, " .. db.dialect.time("u.disabled_at", "disabled_at")
     .. " FROM user_sessions s JOIN users u ON u.name = s.user_name WHERE s.hash = ?", hash)
 end
 

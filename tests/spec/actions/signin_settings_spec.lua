@@ -45,6 +45,17 @@ describe("sign_in settings", function()
     refused({ ldap = { url = "ldap://x", base_dn = "dc=x", bind_password = "pw" } },
       'sign_in.ldap.bind_password: must be secret "NAME"')
     refused("yes", "^orket.lua: sign_in: must be a table")
+    refused({ ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 0 } },
+      "sign_in.ldap.recheck_s: must be a whole number from 1 to 86400")
+    refused({ ldap = { url = "ldap://x", base_dn = "dc=x", grace_s = 1.5 } },
+      "sign_in.ldap.grace_s: must be a whole number from 0 to 604800")
+    refused(with { key_lifetime_days = 0 }, "sign_in.oidc.key_lifetime_days: must be a whole number from 1 to 3650")
+  end)
+
+  it("takes how often the directory's people are looked at again, and how long a provider's people's keys last", function()
+    local s = assert(settings.resolve { sign_in = { oidc = with({ key_lifetime_days = 7 }).oidc,
+      ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 60, grace_s = 0 } } }).sign_in
+    assert.same({ 60, 0, 7 }, { s.ldap.recheck_s, s.ldap.grace_s, s.oidc.key_lifetime_days })
   end)
 
   it("takes a group map per project, each project's name and role checked", function()

@@ -33,6 +33,20 @@ describe("LDAP sign-in", function()
     assert.same({ "admins" }, bob.groups)
   end)
 
+  it("looks a person up without their password, as the service sees them, with the directory's own spelling",
+    function()
+    if not s then return pending(why) end
+    local who = assert(ldap.lookup(opts(), "alice"))
+    assert.same({ "uid=alice," .. slapd.PEOPLE, { "devs" } }, { who.dn, who.groups })
+    -- uid=Dave, found as dave, in the posixGroup that lists memberUid Dave
+    who = assert(ldap.lookup(opts { bind_dn = slapd.ADMIN_DN, bind_password = slapd.ADMIN_PW }, "dave"))
+    assert.same({ "uid=Dave," .. slapd.PEOPLE, { "admins" } }, { who.dn, who.groups })
+    local none, msg, code = ldap.lookup(opts(), "nobody")
+    assert.same({ nil, "EAUTH" }, { none, code })
+    assert.matches("no such person", msg)
+    assert.equal("admin", assert(auth_ldap.lookup(opts(), { admins = "admin" }, "dave")).role)
+  end)
+
   it("binds as the service with a password from the secret store (secret \"NAME\")", function()
     if not s then return pending(why) end
     local dir = H.tmpdir()
@@ -126,5 +140,6 @@ describe("LDAP sign-in", function()
     assert.has_error(function() ldap.verify(opts { user_attr = "uid=x)(" }, "alice", "alice-pw") end,
       "bad argument #1 to 'verify' (user_attr must be an attribute name)")
     assert.has_error(function() ldap.verify({}, "alice", "x") end, "bad argument #1 to 'verify' (url must be a string)")
+    assert.has_error(function() ldap.lookup({}, "alice") end, "bad argument #1 to 'lookup' (url must be a string)")
   end)
 end)

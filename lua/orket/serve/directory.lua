@@ -1,0 +1,103 @@
+-- orket.serve.directory: the LDAP directory's people checked again while they use the server,
+-- not only when they sign in (docs/teams.md, "Offboarding"). A person of the directory whose
+-- key or session is used more than sign_in.ldap.recheck_s after this server last looked is
+-- looked up again (orket.auth.ldap's lookup: the search's own bind, no password, on the
+-- thread pool), and the request waits for the answer: gone from the directory, or in no
+-- group that gives a role, or their name now another entry's, they are disabled as
+-- `orket users disable` does (sessions ended, keys refused; journaled and audited with
+-- the actor "ldap"); their groups changed, their roles follow as at a sign-in
+-- (orket.serve.identity). While one look is under way, the person's other requests are
+-- answered from the last one. A directory that cannot be reached leaves the last answer
+-- standing for sign_in.ldap.grace_s after the last good look (counted from the server's
+-- start for someone it has not looked at yet), then the person is refused (fail closed)
+-- until it answers again. What was last seen is this process's memory: each server looks
+-- for itself.
+local accounts = require "orket.serve.accounts"
+local audit_chain = require "orket.audit.chain"
+local identity = require "orket.serve.identity"
+local ldap = require "orket.auth.ldap"
+local signin_settings = require "orket.settings.signin"
+local uv = require "luv"
+
+local M = {}
+
+local Directory = {}
+Directory.__index = Directory
+
+M.MAX_PEOPLE = 100000 -- names remembered; past it the memory starts again (each is looked at anew)
+
+--- new(signin) -> directory: signin is orket.settings.signin's section, with ldap set
+function M.new(signin)
+  local cfg = signin.ldap
+  return setmetatable({ signin = signin, people = {}, count = 0, started = uv.now(),
+    recheck_ms = (cfg.recheck_s or signin_settings.RECHECK_S) * 1000,
+    grace_ms = (cfg.grace_s or signin_settings.GRACE_S) * 1000 }, Directory)
+end
+
+-- the memory of name (made when new: its last good look counted from the server's start)
+function Directory:_of(name)
+  local p = self.people[name]
+  if not p then
+    if self.count >= M.MAX_PEOPLE then self.people, self.count = {}, 0 end
+    p = { at = self.started }
+    self.people[name], self.count = p, self.count + 1
+  end
+  return p
+end
+
+--- directory:seen(name): the directory vouched for name just now (a sign-in)
+function Directory:seen(name) self:_of(name).at = uv.now() end
+
+-- gone(db, name, why) -> nil, 401, ...: the directory says the person is gone: disabled
+local function gone(db, name, why)
+  local ok, err = db:tx(function()
+    local r, rerr = accounts.set_disabled(db, name, true, "ldap")
+    if not r then return nil, rerr end
+    if r.changed then audit_chain.record(db, { actor = "ldap", action = "user_disable", route = "directory" }) end
+    return true
+  end)
+  if not ok then
+    return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(err)
+  end
+  return nil, 401, "unauthorized", "the directory no longer gives this person a role here; they were disabled",
+    "ldap gone: " .. tostring(why)
+end
+
+--- directory:check(db, who) -> true[, looked (the directory answered: their roles may
+--- have changed, read them again)] | nil, status, code, message, why: who is a person of the directory (source "ldap")
+--- whose key or session a request uses; waits for the directory when it is time to look
+function Directory:check(db, who)
+  local p, now = self:_of(who.user), uv.now()
+  if now - p.at < self.recheck_ms then return true end
+  -- a look under way, or a caller that cannot wait (not in a task): the last answer,
+  -- within the grace
+  if p.busy or not coroutine.isyieldable() then
+    if now - p.at < self.grace_ms then return true end
+    return nil, 502, "provider_unavailable", "the directory has not confirmed this person lately; try again",
+      "ldap: not confirmed"
+  end
+  local ok, person, err, code
+  do
+    -- not busy again however the look ends, the request's task cancelled included
+    local _ <close> = setmetatable({}, { __close = function() p.busy = false end })
+    p.busy = true
+    ok, person, err, code = pcall(ldap.lookup, self.signin.ldap, self.signin.roles, who.user)
+  end
+  if not ok then person, err, code = nil, person, "EUNAVAILABLE" end
+  if person then
+    local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles)
+    if id then
+      p.at = uv.now()
+      return true, true
+    end
+    -- another entry holds the name now, or the person was disabled meanwhile
+    if fcode == "EAUTH" then return gone(db, who.user, ferr) end
+    return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)
+  end
+  if code == "EAUTH" then return gone(db, who.user, err) end
+  if uv.now() - p.at < self.grace_ms then return true end
+  return nil, 502, "provider_unavailable", "the directory cannot be reached to confirm this person; try again",
+    "ldap: " .. tostring(err)
+end
+
+return M

@@ -1,0 +1,59 @@
+-- orket.serve.directory: when a signed-in person of the directory is looked at again, and
+-- what a request gets while a look is under way, after one was cancelled, and while the
+-- directory is down (within the grace, then after it). The directory here is a stand-in
+-- whose lookup waits until the test lets it answer "cannot be reached"; the e2e test
+-- (tests/e2e/signin_test.lua) runs the same against slapd.
+local semaphore = require "orket.semaphore"
+local task = require "orket.task"
+local uv = require "luv"
+
+local fake = { calls = 0, wait = true }
+local answers = semaphore.new(0)
+function fake.lookup()
+  fake.calls = fake.calls + 1
+  if fake.wait then answers:acquire() end
+  return nil, "cannot reach the directory", "EUNAVAILABLE"
+end
+package.loaded["orket.auth.ldap"] = fake
+local directory = require "orket.serve.directory"
+
+-- a directory whose last look at erin was long ago
+local function stale(grace_s)
+  local d = directory.new { ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 1, grace_s = grace_s } }
+  d:seen("erin")
+  d.people.erin.at = uv.now() - 10000
+  return d
+end
+
+local ERIN = { user = "erin" }
+
+describe("the directory's people looked at again", function()
+  before_each(function() fake.calls, fake.wait = 0, true end)
+
+  it("answers a person's other requests from the last look while one is under way, and is not left busy by a "
+    .. "cancelled one", function()
+    local d = stale(3600)
+    local first = task.spawn(d.check, d, nil, ERIN)
+    assert.equal(1, fake.calls)
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    assert.equal(1, fake.calls)
+    first:cancel()
+    assert.is_false(d.people.erin.busy)
+    -- the next request looks again; the directory down, the last answer stands within the grace
+    local again = task.spawn(d.check, d, nil, ERIN)
+    assert.equal(2, fake.calls)
+    answers:release()
+    assert.same({ true, true }, { again:join() })
+  end)
+
+  it("refuses the person once the directory has been down past the grace", function()
+    fake.wait = false
+    local d = stale(5)
+    local ok, fine, status, code = task.spawn(d.check, d, nil, ERIN):join()
+    assert.same({ true, nil, 502, "provider_unavailable" }, { ok, fine, status, code })
+    -- a recent look needs none
+    d:seen("erin")
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    assert.equal(1, fake.calls)
+  end)
+end)
