@@ -338,6 +338,58 @@ describe("one server, many projects", function()
     assert.matches("serve.branding.colors.accent", r.stderr, 1, true)
   end)
 
+  it("names whom each people and key change was about in the audit's chain, which verify protects", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    ok(H.orket("keys create bob-cli --role viewer --for bob", { cwd = dir }), "keys create")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    assert.equal(200, (req(s, "PUT", "/v1/users/alice/projects/notes", root, { role = "viewer" })))
+    assert.equal(200, (req(s, "DELETE", "/v1/users/alice/projects/notes", root)))
+    assert.equal(200, (req(s, "POST", "/v1/users/bob/disable", root)))
+    local st, doc = req(s, "POST", "/v1/users/alice/keys", root, { name = "alice-ci", role = "viewer" })
+    assert.equal(201, st)
+    local key_id = doc.id
+    st, doc = req(s, "GET", "/v1/audit", root)
+    local by = {}
+    for _, e in ipairs(doc.entries) do by[e.action] = e.subject end
+    assert.same({ person = "alice", project = "notes", role = "viewer" }, by.member_grant)
+    assert.same({ person = "alice", project = "notes" }, by.member_revoke)
+    assert.same({ person = "bob", role = "viewer" }, by.user_disable)
+    assert.same({ person = "alice", key = "alice-ci", keyid = key_id, role = "viewer" }, by.key_create)
+    assert.is_nil(doc.entries[1].key)
+    assert.equal(0, s.stop())
+    -- the chain holds the same, the command's writes too, and never a key's secret
+    local r = ok(H.orket("audit export", { cwd = dir }), "export")
+    local details = {}
+    for l in r.stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.kind == "write" then details[#details + 1] = e.route .. " " .. e.action .. " " .. tostring(e.detail) end
+    end
+    local all = table.concat(details, "\n")
+    for _, want in ipairs { "cli project_add project=notes", "cli user_add person=alice project=default role=operator",
+      "cli member_revoke person=bob project=default", "cli member_grant person=bob project=notes role=developer",
+      "cli key_create key=bob-cli keyid=", "/v1/users/{name}/projects/{project} member_grant person=alice project=notes role=viewer",
+      "/v1/users/{name}/disable user_disable person=bob role=viewer",
+      "/v1/users/{name}/keys key_create key=alice-ci keyid=" .. key_id .. " person=alice role=viewer" } do
+      assert.matches(want, all, 1, true)
+    end
+    ok(H.orket("audit verify", { cwd = dir }), "verify")
+    -- whoever rewrites whom a grant was about, in the store, is caught
+    H.write(dir .. "/t.lua", [[
+local db = assert(require("orket.project").open_store(".", false))
+if db.backend == "pg" then assert(db:exec("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+else assert(db:exec("DROP TRIGGER IF EXISTS audit_log_append_only")) end
+assert(db:run("UPDATE audit_log SET detail = 'person=mallory project=notes role=admin' WHERE action = 'member_grant'"
+  .. " AND route <> 'cli'"))
+db:close()
+]])
+    ok(H.orket("lua t.lua", { cwd = dir }), "tamper")
+    r = H.orket("audit verify", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("was changed: its hash does not match its content (write by user:root)", r.stdout, 1, true)
+  end)
+
   it("ends a person's open event stream once they leave the project or are disabled", function()
     local dir = two_projects()
     local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = ROOMY.env.ORKET_SERVE_LIMITS .. ",heartbeat_ms=100" } })

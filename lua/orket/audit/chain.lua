@@ -45,11 +45,34 @@ local function append(db, row, clock)
   return row
 end
 
---- record(db, e): the write e {actor=, action=, card=, route=} appended to the chain. Call
---- it inside the transaction of the write it records (serve's writes do, with their
---- api_write event).
+-- a subject's value as one word: bytes other than letters, digits and . _ - : @ as %XX
+local function word(v)
+  return (tostring(v):gsub("[^%w._:@-]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+--- subject(t) -> text | nil: whom or what a write was about ({person=, project=, role=,
+--- key=, keyid=}: never a secret) as the entry's detail, "name=value" words in name
+--- order, so that the entry's hash covers it. An entry written before subjects were
+--- recorded has none, and its hash is what it was.
+function M.subject(t)
+  if not t or next(t) == nil then return nil end
+  local names = {}
+  for k in pairs(t) do names[#names + 1] = k end
+  table.sort(names)
+  local out = {}
+  for i, k in ipairs(names) do
+    assert(k:match("^%l+$"), "audit subject: a field's name is lowercase letters")
+    out[i] = k .. "=" .. word(t[k])
+  end
+  return table.concat(out, " ")
+end
+
+--- record(db, e): the write e {actor=, action=, card=, route=, subject=} appended to the
+--- chain, its subject (M.subject) as the entry's detail. Call it inside the transaction
+--- of the write it records (serve's writes do, with their api_write event).
 function M.record(db, e)
-  local row = append(db, { kind = "write", actor = e.actor, action = e.action, card = e.card, route = e.route })
+  local row = append(db, { kind = "write", actor = e.actor, action = e.action, card = e.card, route = e.route,
+    detail = M.subject(e.subject) })
   ops.insert(db, row)
   return row
 end

@@ -96,7 +96,7 @@ local function change(accounts, db, o, hash, cli)
   local res, err, code = localuse.audited(db, "user_" .. o.sub, nil, function()
     if o.sub == "add" then return accounts.add(db, o.name, o.role, hash, actor.seat) end
     return accounts.set_disabled(db, o.name, o.sub == "disable", actor.seat)
-  end)
+  end, accounts.subject)
   db:close()
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end

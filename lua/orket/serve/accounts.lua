@@ -66,7 +66,7 @@ function M.add(db, name, role, hash, actor, project)
     -- also the server's
     projects.set_role(db, project or "default", name, role == "operator" and "developer" or role)
     db:event { kind = "user_add", actor = actor or "cli", data = { name = name, role = role, project = project } }
-    return { name = name, role = role }
+    return { name = name, role = role, project = project or "default" }
   end)
 end
 
@@ -83,6 +83,12 @@ function M.set_disabled(db, name, disabled, actor)
     end
     return { name = name, role = row.role, changed = changed }
   end)
+end
+
+--- subject(res) -> whom a people change was about, for the audit (orket.audit.chain's
+--- subject), from its result: {name|user, project, role}
+function M.subject(res)
+  return { person = res.user or res.name, project = res.project, role = res.role }
 end
 
 --- list(db) -> array of {name, role, created_at, disabled_at}

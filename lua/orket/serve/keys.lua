@@ -152,7 +152,7 @@ M.total_count = sk.total_count
 --- any_made(db) -> whether any key or person was ever made (one read)
 M.any_made = sk.any_made
 
---- revoke(db, which[, actor]) -> {id, name, role} | nil, msg, CODE; which: an id or a
+--- revoke(db, which[, actor]) -> {id, name, role, user} | nil, msg, CODE; which: an id or a
 --- key's name (the active one of that name; EALREADY when every key of it is revoked);
 --- actor as for create
 function M.revoke(db, which, actor)
@@ -168,7 +168,14 @@ function M.revoke(db, which, actor)
     return true
   end)
   if not ok then return nil, err, code end
-  return { id = found.id, name = found.name, role = found.role }
+  return { id = found.id, name = found.name, role = found.role, user = found.user_name }
+end
+
+--- subject(info) -> whom a key change was about, for the audit (orket.audit.chain's
+--- subject): the key's name, id and role, and its person; never its secret
+function M.subject(a, b)
+  local info = type(a) == "table" and a or b -- create answers key, info; revoke info
+  return { key = info.name, keyid = info.id, role = info.role, person = info.user }
 end
 
 --- verify(db, pepper, token) -> {id, name, role} | nil, reason[, store message]: an active

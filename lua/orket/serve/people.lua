@@ -29,7 +29,7 @@ end
 local function key_create(ctx, user)
   local key, info, code = admin.in_tx(ctx, "key_create", function(by)
     return keys.create(ctx.db, ctx.dir, ctx.body.name, ctx.body.role, by, user)
-  end)
+  end, keys.subject)
   if not key then return admin.refused(info, code) end
   return 201, { id = info.id, name = info.name, role = info.role, user = user, key = key }
 end
@@ -37,7 +37,8 @@ end
 local function key_revoke(ctx, user, id)
   local row = sk.get(ctx.db, id)
   if not row or row.user_name ~= user then return err(404, "not_found", "no key " .. tostring(id) .. " of " .. user) end
-  local info, msg, code = admin.in_tx(ctx, "key_revoke", function(by) return keys.revoke(ctx.db, id, by) end)
+  local info, msg, code = admin.in_tx(ctx, "key_revoke", function(by) return keys.revoke(ctx.db, id, by) end,
+    keys.subject)
   if not info then return admin.refused(msg, code) end
   return 200, { id = info.id, name = info.name, role = info.role, revoked = true }
 end
@@ -114,7 +115,7 @@ local function add(_, ctx)
   if not hash then return refused(herr, hcode) end
   local res, msg, code = admin.in_tx(ctx, "user_add", function(by)
     return accounts.add(ctx.db, b.name, b.role, hash, by, b.project)
-  end)
+  end, accounts.subject)
   if not res then return refused(msg, code) end
   return 201, { name = res.name, role = res.role }
 end
@@ -123,7 +124,7 @@ local function set_disabled(disabled)
   return function(_, ctx)
     local res, msg, code = admin.in_tx(ctx, disabled and "user_disable" or "user_enable", function(by)
       return accounts.set_disabled(ctx.db, ctx.params.name, disabled, by)
-    end)
+    end, accounts.subject)
     if not res then return refused(msg, code) end
     return 200, { name = res.name, role = res.role, disabled = disabled, changed = res.changed }
   end
@@ -133,14 +134,15 @@ local function grant(_, ctx)
   local p = ctx.params
   local res, msg, code = admin.in_tx(ctx, "member_grant", function(by)
     return team.grant(ctx.db, ctx.server.projects, p.project, p.name, ctx.body.role, by)
-  end)
+  end, accounts.subject)
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, role = res.role }
 end
 
 local function revoke(_, ctx)
   local p = ctx.params
-  local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by) return team.revoke(ctx.db, p.project, p.name, by) end)
+  local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by) return team.revoke(ctx.db, p.project, p.name, by) end,
+    accounts.subject)
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, revoked = true }
 end

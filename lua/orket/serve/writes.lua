@@ -65,13 +65,16 @@ local function principal(ctx)
 end
 M.principal = principal
 
---- audited(ctx, e): the write e {card=, run=, actor=, action=} journaled (an api_write
---- event) and appended to the audit's hash chain (orket.audit.chain), in the caller's
---- transaction; the server signs a checkpoint once the request is answered.
+--- audited(ctx, e): the write e {card=, run=, actor=, action=, subject=} journaled (an
+--- api_write event) and appended to the audit's hash chain (orket.audit.chain), in the
+--- caller's transaction; the server signs a checkpoint once the request is answered.
+--- subject: whom a people or key change was about ({person=, project=, role=, key=,
+--- keyid=}), which the chain's hash then covers.
 function M.audited(ctx, e)
   local db = ctx.db
-  db:event { kind = "api_write", card = e.card, run = e.run, actor = e.actor, data = { action = e.action, route = ctx.route } }
-  audit_chain.record(db, { actor = e.actor, action = e.action, card = e.card, route = ctx.route })
+  db:event { kind = "api_write", card = e.card, run = e.run, actor = e.actor,
+    data = { action = e.action, route = ctx.route, subject = e.subject } }
+  audit_chain.record(db, { actor = e.actor, action = e.action, card = e.card, route = ctx.route, subject = e.subject })
   ctx.audited = true
 end
 
@@ -182,7 +185,8 @@ local function audit(_, ctx)
   local out = {}
   for _, r in ipairs(sj.api_writes(ctx.db, after, limit)) do
     local d = r.data
-    out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route }
+    out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route,
+      subject = d.subject }
   end
   return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }
 end
@@ -197,7 +201,9 @@ local SUMMARIES = {
 local AUDIT = { type = "object", additionalProperties = true, required = { "entries" }, properties = {
   entries = { type = "array", items = { type = "object", additionalProperties = true, required = { "id", "at", "actor", "action", "route" },
     properties = { id = { type = "integer" }, at = { type = "string" }, card = { type = "string" },
-      actor = { type = "string" }, action = { type = "string" }, route = { type = "string" } } } },
+      actor = { type = "string" }, action = { type = "string" }, route = { type = "string" },
+      subject = { type = "object", description = "whom a people or key change was about: person, project, role, key, keyid",
+        additionalProperties = { type = "string" } } } } },
   next = { type = "integer" } } }
 
 --- add(router): the write routes (operator) and the audit (viewer)
