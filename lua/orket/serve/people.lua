@@ -123,11 +123,33 @@ end
 local function set_disabled(disabled)
   return function(_, ctx)
     local res, msg, code = admin.in_tx(ctx, disabled and "user_disable" or "user_enable", function(by)
-      return accounts.set_disabled(ctx.db, ctx.params.name, disabled, by)
+      return accounts.set_disabled(ctx.db, ctx.params.name, disabled, by, true)
     end, accounts.subject)
     if not res then return refused(msg, code) end
     return 200, { name = res.name, role = res.role, disabled = disabled, changed = res.changed }
   end
+end
+
+-- PUT /v1/users/{name}/password: hashed before the transaction, as add's; the person's
+-- other password sessions end (the caller's own is kept when it is theirs)
+local function set_password(_, ctx)
+  local name, who = ctx.params.name, ctx.who
+  local hash, herr, hcode = accounts.hash_password(ctx.body.password)
+  if not hash then return refused(herr, hcode) end
+  local keep = who.user == name and not who.key_session and who.session or nil
+  local res, msg, code = admin.in_tx(ctx, "user_password", function(by)
+    return accounts.set_password(ctx.db, name, hash, by, keep)
+  end, accounts.subject)
+  if not res then return refused(msg, code) end
+  return 200, { name = res.name, password_set = true }
+end
+
+local function set_role(_, ctx)
+  local res, msg, code = admin.in_tx(ctx, "user_role", function(by)
+    return accounts.set_role(ctx.db, ctx.params.name, ctx.body.role, by)
+  end, accounts.subject)
+  if not res then return refused(msg, code) end
+  return 200, { name = res.name, role = res.role, was = res.was, admin = res.role == "admin", changed = res.changed }
 end
 
 local function grant(_, ctx)
@@ -171,6 +193,11 @@ local ADDED = { type = "object", additionalProperties = false, required = { "nam
   properties = { name = { type = "string" }, role = ROLE } }
 local SWITCHED = { type = "object", additionalProperties = false, required = { "name", "role", "disabled", "changed" },
   properties = { name = { type = "string" }, role = ROLE, disabled = { type = "boolean" }, changed = { type = "boolean" } } }
+local PASSWORD_SET = { type = "object", additionalProperties = false, required = { "name", "password_set" },
+  properties = { name = { type = "string" }, password_set = { type = "boolean" } } }
+local ROLE_SET = { type = "object", additionalProperties = false, required = { "name", "role", "was", "admin", "changed" },
+  properties = { name = { type = "string" }, role = ROLE, was = ROLE, admin = { type = "boolean" },
+    changed = { type = "boolean" } } }
 local MEMBER = { type = "object", additionalProperties = false, required = { "project", "user" },
   properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" } } }
 
@@ -201,6 +228,15 @@ function M.add(router)
     summary = "Disable a person: their sessions end at once, their keys stop", responses = ok(SWITCHED) })
   r("POST", "/v1/users/{name}/enable", { handler = set_disabled(false), name = "users_enable",
     summary = "Enable a person again", responses = ok(SWITCHED) })
+  r("PUT", "/v1/users/{name}/password", { handler = set_password, body = "json", name = "users_password",
+    errors = { 409 }, schema = { type = "object", additionalProperties = false, required = { "password" },
+      properties = { password = { type = "string", minLength = 1, maxLength = 1024 } } },
+    summary = "Set a person's password: the sessions they signed in to with it end",
+    responses = ok(PASSWORD_SET) })
+  r("PUT", "/v1/users/{name}/role", { handler = set_role, body = "json", name = "users_role", errors = { 409 },
+    schema = { type = "object", additionalProperties = false, required = { "role" }, properties = { role = ROLE } },
+    summary = "Set a person's account role: admin makes a server admin (the last one stays)",
+    responses = ok(ROLE_SET) })
   r("PUT", "/v1/users/{name}/projects/{project}", { handler = grant, body = "json", name = "users_grant",
     schema = { type = "object", additionalProperties = false, required = { "role" }, properties = { role = PROJECT_ROLE } },
     summary = "Give a person a role in a project", responses = ok(MEMBER) })
