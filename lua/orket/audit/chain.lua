@@ -97,7 +97,10 @@ function M.checkpoint(db, dir, opts)
     local out = {}
     local head = ops.head(db)
     if not head then return out end -- nothing to sign: no key is made yet
-    local signer, serr, scode = keyfile.signer(dir)
+    -- the key the chain is signed with so far: this host signs with it, or not at all
+    local last = ops.last_signed(db)
+    local signed_by = last > 0 and M.detail(ops.get(db, last) or {}).key or nil
+    local signer, serr, scode = keyfile.signer(dir, signed_by)
     if not signer then return nil, serr, scode end
     if opts.retention_days then
       local cutoff = now_iso(clock_mod.new { offset = -opts.retention_days * clock_mod.DAY,
