@@ -470,6 +470,31 @@ db:close()
     assert.is_nil(r.stdout:find(NEW, 1, true))
   end)
 
+  it("keeps key names per person, so that one person's key says nothing of another's", function()
+    local dir = two_projects()
+    ok(H.orket("keys create ci --role viewer", { cwd = dir }), "the server's own key named ci")
+    local s = H.serve(dir)
+    local alice, bob = sign_in(s, "alice"), sign_in(s, "bob")
+    local st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "ci", role = "viewer" })
+    assert.equal(201, st)
+    local bob_id = doc.id
+    st = req(s, "POST", "/v1/me/keys", alice, { name = "ci", role = "viewer" })
+    assert.equal(201, st)
+    -- one's own name twice is still refused, saying nothing of anyone else
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "ci", role = "viewer" })
+    assert.same({ 409, "a key named 'ci' exists already among bob's keys; revoke it first or choose another name" },
+      { st, doc.error.message })
+    assert.equal(0, s.stop())
+    -- a name several hold is revoked by its id; the name alone is refused, naming each
+    local r = H.orket("keys revoke ci", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("3 keys are named 'ci': revoke one by its id: ", r.stderr, 1, true)
+    assert.matches(bob_id .. " (bob)", r.stderr, 1, true)
+    r = ok(H.orket("keys revoke " .. bob_id, { cwd = dir }), "revoke by id")
+    assert.matches("revoked key " .. bob_id .. " (ci, viewer)", r.stdout, 1, true)
+    r = ok(H.orket("keys create ci --role viewer --for bob", { cwd = dir }), "bob's ci again")
+  end)
+
   it("ends a person's open event stream once they leave the project or are disabled", function()
     local dir = two_projects()
     local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = ROOMY.env.ORKET_SERVE_LIMITS .. ",heartbeat_ms=100" } })

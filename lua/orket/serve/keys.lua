@@ -85,8 +85,9 @@ function M.create(db, dir, name, role, actor, user)
   if not pepper then return nil, perr, pcode end
   local id, secret = crypto.random_id(8), crypto.random_id(32)
   local ok, err, code = db:tx(function()
-    if sk.name_taken(db, name) then
-      return nil, "a key named '" .. name .. "' exists already; revoke it first or choose another name", "EEXIST"
+    if sk.name_taken(db, name, user) then
+      return nil, "a key named '" .. name .. "' exists already" .. (user and (" among " .. user .. "'s keys") or "")
+        .. "; revoke it first or choose another name", "EEXIST"
     end
     if user and not users.get(db, user) then
       return nil, "no person named '" .. tostring(user) .. "'", "ENOENT"
@@ -158,8 +159,19 @@ M.any_made = sk.any_made
 function M.revoke(db, which, actor)
   local found
   local ok, err, code = db:tx(function()
-    -- by id, else the active key of that name, else (to say it is revoked already) the last
-    found = sk.get(db, which) or sk.active_named(db, which) or sk.last_named(db, which)
+    -- by id, else the active key of that name, else (to say it is revoked already) the last;
+    -- several people may each have a key of one name: then only an id says which
+    found = sk.get(db, which)
+    if not found then
+      local named = sk.active_named(db, which)
+      if #named > 1 then
+        local whose = {}
+        for i, k in ipairs(named) do whose[i] = k.id .. " (" .. (k.user_name or "the server's") .. ")" end
+        return nil, string.format("%d keys are named '%s': revoke one by its id: %s", #named, which,
+          table.concat(whose, ", ")), "EUSAGE"
+      end
+      found = named[1] or sk.last_named(db, which)
+    end
     if not found then return nil, "no key with id or name '" .. which .. "' ('orket keys list' shows them)", "ENOENT" end
     if found.revoked_at then return nil, "key " .. found.id .. " was revoked already", "EALREADY" end
     sk.revoke(db, found.id)

@@ -538,6 +538,15 @@ CREATE TRIGGER events_notify AFTER INSERT ON events REFERENCING NEW TABLE AS ins
   FOR EACH STATEMENT EXECUTE FUNCTION orket_events_notify();
 ]],
   },
+  {
+    version = 16,
+    sqlite = 25,
+    name = "a key's name is unique among its person's keys (SQLite 25)",
+    sql = [[
+DROP INDEX api_keys_active_name;
+CREATE UNIQUE INDEX api_keys_active_name ON api_keys(coalesce(user_name, ''), name) WHERE revoked_at IS NULL;
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.
