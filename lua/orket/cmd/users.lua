@@ -5,8 +5,9 @@
 local jsonout = require "orket.jsonout"
 local task = require "orket.task"
 
-local USAGE = "orket users add NAME --role viewer|operator|admin [--password-env VAR] | users list [--json] | "
-  .. "users disable NAME | users enable NAME | users passwd NAME [--password-env VAR] | "
+local USAGE = "orket users add NAME --role viewer|operator|admin [--password-env VAR | --password-stdin] | "
+  .. "users list [--json] | users disable NAME | users enable NAME | users passwd NAME [--password-env VAR | "
+  .. "--password-stdin] | "
   .. "users role NAME viewer|operator|admin  [-C DIR]"
 local cmd = { summary = "add, list, disable and enable the people who sign in to orket serve, set their password "
   .. "and role", usage = USAGE }
@@ -15,16 +16,24 @@ A local account is a person with a name, a role and a password, for a server wit
 identity provider. Only the password's Argon2id hash is stored. The person signs in to the
 web board with name and password (or POST /v1/session {"user", "password"}), and the
 journal and the audit name them as user:NAME. add asks the password on the terminal
-(twice), or reads it from the environment variable --password-env names; it is never an
-argument, which other users could read in the process list. disable ends the person's
+(twice), or reads it from the environment variable --password-env names, or as the first
+line of standard input with --password-stdin (for a script); it is never an argument,
+which other users could read in the process list. disable ends the person's
 sessions at once, also in a running 'orket serve'; enable lets them sign in again. passwd
-sets a person's password (asked, or from --password-env, as for add) and ends the
+sets a person's password (asked, or from --password-env or --password-stdin, as for add) and ends the
 sessions they signed in to with the old one. role sets their account's role: admin makes
 them a server admin, another role unmakes one; the last enabled admin keeps it. See
 docs/teams.md.]]
 
--- the new password: from the named variable, else asked twice on the terminal
-local function password(env)
+-- the new password: from the named variable, or standard input's first line, else asked
+-- twice on the terminal
+local function password(env, stdin)
+  if stdin then
+    -- capped: a password is 1024 bytes at most (a longer line is refused by its check)
+    local line = (io.stdin:read(1026) or ""):match("^([^\n]*)"):gsub("\r$", "")
+    if line == "" then return nil, "--password-stdin: standard input's first line is empty" end
+    return line
+  end
   if env then
     local v = os.getenv(env)
     if not v or v == "" then return nil, "--password-env " .. env .. ": that environment variable is unset or empty" end
@@ -40,7 +49,8 @@ end
 -- The words: {dir, sub, name, role, env, json} | nil, exit status (the usage error said)
 local function words(args, cli)
   local o = {}
-  local dir, pos = cli.words(cmd, args, { ["--json"] = function() o.json = true end }, "a person's name", {
+  local flags = { ["--json"] = function() o.json = true end, ["--password-stdin"] = function() o.stdin = true end }
+  local dir, pos = cli.words(cmd, args, flags, "a person's name", {
     ["--role"] = { what = "viewer, operator or admin", set = function(v) o.role = v end },
     ["--password-env"] = { what = "the name of an environment variable", set = function(v) o.env = v end },
   })
@@ -57,9 +67,10 @@ local function words(args, cli)
     return nil, cli.usage_error(cmd, need[known[o.sub]], o.sub)
   end
   if o.role and o.sub ~= "add" then return nil, cli.usage_error(cmd, "--role goes with users add") end
-  if o.env and o.sub ~= "add" and o.sub ~= "passwd" then
-    return nil, cli.usage_error(cmd, "--password-env goes with users add and users passwd")
+  if (o.env or o.stdin) and o.sub ~= "add" and o.sub ~= "passwd" then
+    return nil, cli.usage_error(cmd, "--password-env and --password-stdin go with users add and users passwd")
   end
+  if o.env and o.stdin then return nil, cli.usage_error(cmd, "give --password-env or --password-stdin, not both") end
   if o.json and o.sub ~= "list" then return nil, cli.usage_error(cmd, "--json goes with users list") end
   if o.sub == "add" and not o.role then return nil, cli.usage_error(cmd, "users add needs --role viewer, operator or admin") end
   return o
@@ -70,7 +81,7 @@ end
 local function new_password(accounts, o, cli)
   local ok, cerr = accounts.check(o.name, o.role or "viewer", string.rep("x", accounts.MIN_PASSWORD))
   if not ok then return nil, cli.usage_error(cmd, "%s", cerr) end
-  local pass, perr = password(o.env)
+  local pass, perr = password(o.env, o.stdin)
   if not pass then
     cli.err("users: %s", perr)
     return nil, 1
