@@ -98,8 +98,8 @@ function M.checkpoint(db, dir, opts)
     local head = ops.head(db)
     if not head then return out end -- nothing to sign: no key is made yet
     -- the key the chain is signed with so far: this host signs with it, or not at all
-    local last = ops.last_signed(db)
-    local signed_by = last > 0 and M.detail(ops.get(db, last) or {}).key or nil
+    local signed_seq = ops.last_signed(db)
+    local signed_by = signed_seq > 0 and M.detail(ops.get(db, signed_seq) or {}).key or nil
     local signer, serr, scode = keyfile.signer(dir, signed_by)
     if not signer then return nil, serr, scode end
     if opts.retention_days then
@@ -116,7 +116,7 @@ function M.checkpoint(db, dir, opts)
         head = out.retention
       end
     end
-    local since = math.tointeger(tonumber(head.seq)) - ops.last_signed(db)
+    local since = math.tointeger(tonumber(head.seq)) - (out.retention and out.retention.seq or signed_seq)
     if since > 0 and (opts.force or since >= every) then
       out.checkpoint = signed(db, signer, "checkpoint", "key=" .. signer.pk, opts.clock)
     end
