@@ -215,6 +215,8 @@ describe("one server, many projects", function()
       ev.close()
     end
     assert.is_nil(capped.text():find("event: member_grant", 1, true))
+    assert.is_nil(capped.text():find('"subject":', 1, true)) -- bob's key_create, an API write about people
+    assert.matches('"subject":{', full.text(), 1, true)
     assert.is_nil(capped.text():find("event: user_add", 1, true))
     assert.matches("event: member_grant", full.text(), 1, true)
     st, doc = req(s, "GET", "/v1/me/keys", bob)
@@ -358,6 +360,10 @@ describe("one server, many projects", function()
     assert.same({ person = "bob", role = "viewer" }, by.user_disable)
     assert.same({ person = "alice", key = "alice-ci", keyid = key_id, role = "viewer" }, by.key_create)
     assert.is_nil(doc.entries[1].key)
+    -- whom is the server's admins' to read: a member of the default project sees who acted only
+    st, doc = req(s, "GET", "/v1/audit", sign_in(s, "alice"))
+    assert.equal(200, st)
+    for _, e in ipairs(doc.entries) do assert.is_nil(e.subject, e.action) end
     assert.equal(0, s.stop())
     -- the chain holds the same, the command's writes too, and never a key's secret
     local r = ok(H.orket("audit export", { cwd = dir }), "export")

@@ -183,10 +183,13 @@ local function audit(_, ctx)
   if not after or not limit or limit < 1 then return err(400, "bad_query", "?after= and ?limit= take whole numbers") end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
   local out = {}
+  -- whom a people change was about is the server's admins' to read, as the journal's
+  -- rows about people are (docs/teams.md, "Visible only to members")
+  local people = routes.people_reader(ctx.server, ctx.who)
   for _, r in ipairs(sj.api_writes(ctx.db, after, limit)) do
     local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route,
-      subject = d.subject }
+      subject = people and d.subject or nil }
   end
   return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }
 end
