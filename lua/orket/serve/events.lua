@@ -171,7 +171,8 @@ function M.people(kind, data)
   if type(kind) ~= "string" then return false end
   -- an API write that names whom it was about (orket.serve.writes' subject: a grant, a
   -- key, a person) is about people too; a card's write names no subject
-  if kind == "api_write" then return type(data) == "string" and data:find('"subject":', 1, true) ~= nil end
+  -- (PostgreSQL's jsonb text has a space after the colon)
+  if kind == "api_write" then return type(data) == "string" and data:find('"subject"%s*:') ~= nil end
   return kind == "project_add" or (kind:find("^user_") or kind:find("^member_") or kind:find("^key_")
     or kind:find("^session_")) ~= nil
 end
