@@ -165,6 +165,9 @@ assert(db:run("UPDATE audit_log SET actor = ? WHERE seq = 4", a))]])
     assert.matches("the audit in the store is signed with key " .. pk, r.stderr, 1, true)
     assert.matches("this host has none; a new one is not made", r.stderr, 1, true)
     assert.is_nil(require("luv").fs_stat(two .. "/.orket/audit.key"))
+    r = verify(two)
+    assert.equal(1, r.status)
+    assert.matches("but the store has signed checkpoints: copy .orket/audit.pub", r.stderr, 1, true)
     -- one made apart (or before this check): refused too, and verify names it as another key
     script(two, [[
 local ach = require "orket.c.auditchain"
