@@ -35,7 +35,7 @@ M.GROUPS = {
     "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT",
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
-    "ELOCKED",
+    "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EAUDITKEY",
     "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
   { name = "http", title = "The HTTP API (`orket serve`)", codes = {
@@ -355,6 +355,21 @@ CODES.EFAIL = {
 CODES.ELOCKED = {
   means = "another process holds the project's run lock",
   remedy = "wait for it, or stop it; `orket runs` shows it",
+}
+CODES.ELASTADMIN = {
+  status = 409,
+  means = "the change would leave the server with no enabled admin to manage people and keys",
+  remedy = "make another person a server admin first (`orket users role NAME admin`)",
+}
+CODES.ESERVERADMIN = {
+  status = 409,
+  means = "the person is a server admin, an admin of every project whatever their memberships",
+  remedy = "take the server's admin role away first (`orket users role NAME operator`), then their projects",
+}
+CODES.EAUDITKEY = {
+  means = "the audit in the store is signed with another key than this host's `.orket/audit.key` (or it has none)",
+  remedy = "copy `.orket/audit.key` and `.orket/audit.pub` from the server that signed it, to every server of "
+    .. "the store ([audit.md](../audit.md#several-servers))",
 }
 -- The HTTP API (`orket serve`)
 CODES.bad_request = { status = 400, means = "a field of the request is wrong (the message names it)", remedy = "" }

@@ -150,6 +150,43 @@ assert(db:run("UPDATE audit_log SET actor = ? WHERE seq = 4", a))]])
     refused(dir, ".orket/audit.head does not verify")
   end)
 
+  it("has a second server of the store sign with the store's key or not at all, and names another key", function()
+    local dir = project(25)
+    local pk = H.read(dir .. "/.orket/audit.pub"):match("%x+")
+    -- a second host: the same project and store, its own .orket/ without the audit's key
+    local two = H.tmpdir()
+    local cst, cout = H.sh(string.format("cp -a '%s/.' '%s/' && rm -f '%s/.orket/audit.key' '%s/.orket/audit.pub' "
+      .. "'%s/.orket/audit.head'", dir, two, two, two, two))
+    assert(cst == 0, cout)
+    H.write(two .. "/orket.lua", (H.read(two .. "/orket.lua") or "") .. "\naudit = { checkpoint_every = 10 }\n")
+    script(two, [[assert(db:tx(function() chain.record(db, { actor = "k", action = "comment", card = "API-2" }) return true end))]])
+    local r = H.orket("audit checkpoint", { cwd = two })
+    assert.equal(1, r.status)
+    assert.matches("the audit in the store is signed with key " .. pk, r.stderr, 1, true)
+    assert.matches("this host has none; a new one is not made", r.stderr, 1, true)
+    assert.is_nil(require("luv").fs_stat(two .. "/.orket/audit.key"))
+    r = verify(two)
+    assert.equal(1, r.status)
+    assert.matches("but the store has signed checkpoints: copy .orket/audit.pub", r.stderr, 1, true)
+    -- one made apart (or before this check): refused too, and verify names it as another key
+    script(two, [[
+local ach = require "orket.c.auditchain"
+local seed = ach.new_seed()
+local f = assert(io.open(".orket/audit.key", "wb")); f:write(seed); f:close()
+assert(require("luv").fs_chmod(".orket/audit.key", 384))
+f = assert(io.open(".orket/audit.pub", "w")); f:write(ach.public_key(seed), "\n"); f:close()
+]])
+    r = H.orket("audit checkpoint", { cwd = two })
+    assert.equal(1, r.status)
+    assert.matches("this host's is ", r.stderr, 1, true)
+    refused(two, "checkpoint 11 is signed with another key (" .. pk .. ") than .orket/audit.pub")
+    -- the store's key given to the second host: it signs, and both verify
+    assert(H.sh(string.format("cp -p '%s/.orket/audit.key' '%s/.orket/audit.pub' '%s/.orket/'", dir, dir, two)))
+    ok(H.orket("audit checkpoint", { cwd = two }), "checkpoint with the store's key")
+    r = ok(verify(two), "verify")
+    assert.matches("verified", r.stdout, 1, true)
+  end)
+
   it("removes entries past the retention whole, with a signed record verify accepts", function()
     local dir = project(25)
     H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. "\naudit = { retention_days = 30 }\n")

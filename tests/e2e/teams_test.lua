@@ -29,8 +29,8 @@ local function req(s, method, path, headers, body)
 end
 
 -- a person signed in: {cookie header, csrf header}
-local function sign_in(s, user)
-  local st, doc, h = req(s, "POST", "/v1/session", { JSON }, { user = user, password = PASS })
+local function sign_in(s, user, password)
+  local st, doc, h = req(s, "POST", "/v1/session", { JSON }, { user = user, password = password or PASS })
   assert(st == 200, "sign-in of " .. user .. ": " .. tostring(st))
   return { "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);"), "X-CSRF-Token: " .. doc.csrf, JSON }
 end
@@ -232,6 +232,8 @@ describe("one server, many projects", function()
       ev.close()
     end
     assert.is_nil(capped.text():find("event: member_grant", 1, true))
+    assert.is_nil(capped.text():find('"subject"%s*:')) -- bob's key_create, an API write about people
+    assert.matches('"subject"%s*:%s*{', full.text())
     assert.is_nil(capped.text():find("event: user_add", 1, true))
     assert.matches("event: member_grant", full.text(), 1, true)
     st, doc = req(s, "GET", "/v1/me/keys", bob)
@@ -353,6 +355,173 @@ describe("one server, many projects", function()
     r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("serve.branding.colors.accent", r.stderr, 1, true)
+  end)
+
+  it("names whom each people and key change was about in the audit's chain, which verify protects", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    ok(H.orket("keys create bob-cli --role viewer --for bob", { cwd = dir }), "keys create")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    assert.equal(200, (req(s, "PUT", "/v1/users/alice/projects/notes", root, { role = "viewer" })))
+    assert.equal(200, (req(s, "DELETE", "/v1/users/alice/projects/notes", root)))
+    assert.equal(200, (req(s, "POST", "/v1/users/bob/disable", root)))
+    local st, doc = req(s, "POST", "/v1/users/alice/keys", root, { name = "alice-ci", role = "viewer" })
+    assert.equal(201, st)
+    local key_id = doc.id
+    st, doc = req(s, "GET", "/v1/audit", root)
+    local by = {}
+    for _, e in ipairs(doc.entries) do by[e.action] = e.subject end
+    assert.same({ person = "alice", project = "notes", role = "viewer" }, by.member_grant)
+    assert.same({ person = "alice", project = "notes" }, by.member_revoke)
+    assert.same({ person = "bob", role = "viewer" }, by.user_disable)
+    assert.same({ person = "alice", key = "alice-ci", keyid = key_id, role = "viewer" }, by.key_create)
+    assert.is_nil(doc.entries[1].key)
+    -- whom is the server's admins' to read: a member of the default project sees who acted only
+    st, doc = req(s, "GET", "/v1/audit", sign_in(s, "alice"))
+    assert.equal(200, st)
+    for _, e in ipairs(doc.entries) do assert.is_nil(e.subject, e.action) end
+    assert.equal(0, s.stop())
+    -- the chain holds the same, the command's writes too, and never a key's secret
+    local r = ok(H.orket("audit export", { cwd = dir }), "export")
+    local details = {}
+    for l in r.stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.kind == "write" then details[#details + 1] = e.route .. " " .. e.action .. " " .. tostring(e.detail) end
+    end
+    local all = table.concat(details, "\n")
+    for _, want in ipairs { "cli project_add project=notes", "cli user_add person=alice project=default role=operator",
+      "cli member_revoke person=bob project=default", "cli member_grant person=bob project=notes role=developer",
+      "cli key_create key=bob-cli keyid=", "/v1/users/{name}/projects/{project} member_grant person=alice project=notes role=viewer",
+      "/v1/users/{name}/disable user_disable person=bob role=viewer",
+      "/v1/users/{name}/keys key_create key=alice-ci keyid=" .. key_id .. " person=alice role=viewer" } do
+      assert.matches(want, all, 1, true)
+    end
+    ok(H.orket("audit verify", { cwd = dir }), "verify")
+    -- whoever rewrites whom a grant was about, in the store, is caught
+    H.write(dir .. "/t.lua", [[
+local db = assert(require("orket.project").open_store(".", false))
+if db.backend == "pg" then assert(db:exec("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+else assert(db:exec("DROP TRIGGER IF EXISTS audit_log_append_only")) end
+assert(db:run("UPDATE audit_log SET detail = 'person=mallory project=notes role=admin' WHERE action = 'member_grant'"
+  .. " AND route <> 'cli'"))
+db:close()
+]])
+    ok(H.orket("lua t.lua", { cwd = dir }), "tamper")
+    r = H.orket("audit verify", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("was changed: its hash does not match its content (write by user:root)", r.stdout, 1, true)
+  end)
+
+  it("sets a person's password and server-admin role, and keeps the last enabled admin", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local s = H.serve(dir)
+    local root, bob = sign_in(s, "root"), sign_in(s, "bob")
+    -- a server admin is an admin of every project: taking them out of one would change nothing
+    local st, doc = req(s, "DELETE", "/v1/users/root/projects/default", root)
+    assert.same({ 409, "conflict" }, { st, doc.error.code })
+    assert.matches("root is a server admin, an admin of every project", doc.error.message, 1, true)
+    local r = H.orket("projects revoke default root", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("take that away first ('orket users role root operator')", r.stderr, 1, true)
+    -- the last enabled admin neither disables nor demotes themselves, here or on the machine
+    st, doc = req(s, "POST", "/v1/users/root/disable", root)
+    assert.same({ 409, "conflict" }, { st, doc.error.code })
+    assert.matches("root is the last enabled server admin", doc.error.message, 1, true)
+    st, doc = req(s, "PUT", "/v1/users/root/role", root, { role = "operator" })
+    assert.equal(409, st)
+    r = H.orket("users role root viewer", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("root is the last enabled server admin", r.stderr, 1, true)
+    assert.equal(200, (req(s, "GET", "/v1/users", root)))
+    -- alice made an admin on the machine, then unmade one through the API; then root may go
+    r = ok(H.orket("users role alice admin", { cwd = dir }), "users role")
+    assert.matches("alice is admin now (was operator)", r.stdout, 1, true)
+    local alice = sign_in(s, "alice")
+    assert.equal(200, (req(s, "GET", "/v1/users", alice)))
+    st, doc = req(s, "PUT", "/v1/users/alice/role", root, { role = "operator" })
+    assert.same({ 200, "operator", "admin", false, true }, { st, doc.role, doc.was, doc.admin, doc.changed })
+    assert.equal(403, (req(s, "GET", "/v1/users", alice)))
+    assert.equal(400, (req(s, "PUT", "/v1/users/alice/role", root, { role = "developer" })))
+    assert.equal(404, (req(s, "PUT", "/v1/users/nobody/role", root, { role = "viewer" })))
+    -- a password set by an admin: the person's password sessions end, the old password stops
+    local NEW = "a brand new passphrase"
+    st, doc = req(s, "PUT", "/v1/users/bob/password", { root[1], JSON }, { password = NEW })
+    assert.equal(403, st) -- a session's write without its CSRF token
+    assert.equal(400, (req(s, "PUT", "/v1/users/bob/password", root, { password = "short" })))
+    st, doc = req(s, "PUT", "/v1/users/bob/password", root, { password = NEW })
+    assert.same({ 200, "bob", true }, { st, doc.name, doc.password_set })
+    assert.equal(401, (req(s, "GET", "/v1/projects", bob)))
+    assert.equal(401, (req(s, "POST", "/v1/session", { JSON }, { user = "bob", password = PASS })))
+    assert.equal(200, (req(s, "POST", "/v1/session", { JSON }, { user = "bob", password = NEW })))
+    -- root's own: his other session ends, the one he set it with goes on
+    local root2 = sign_in(s, "root")
+    assert.equal(200, (req(s, "PUT", "/v1/users/root/password", root, { password = NEW })))
+    assert.equal(200, (req(s, "GET", "/v1/users", root)))
+    assert.equal(401, (req(s, "GET", "/v1/users", root2)))
+    -- on the machine the last admin is disabled all the same (a leaver is never kept), with a word
+    r = ok(H.orket("users disable root", { cwd = dir }), "disable root")
+    assert.matches("no enabled server admin is left", r.stderr, 1, true)
+    assert.equal(401, (req(s, "GET", "/v1/users", root)))
+    ok(H.orket("users enable root", { cwd = dir }), "enable root")
+    root = sign_in(s, "root", NEW)
+    -- on the machine, from the environment, never an argument
+    r = ok(H.orket("users passwd alice --password-env PW2", { cwd = dir, env = { PW2 = NEW } }), "users passwd")
+    assert.matches("set the password of alice", r.stdout, 1, true)
+    assert.equal(401, (req(s, "GET", "/v1/projects", alice)))
+    assert.equal(200, (req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = NEW })))
+    -- or as standard input's first line, for a script
+    ok(H.orket("users passwd alice --password-stdin", { cwd = dir, stdin = "piped passphrase\nignored\n" }), "stdin")
+    assert.equal(200, (req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = "piped passphrase" })))
+    r = H.orket("users passwd alice --password-stdin", { cwd = dir, stdin = "\n" })
+    assert.equal(1, r.status)
+    assert.matches("standard input's first line is empty", r.stderr, 1, true)
+    r = H.orket("users passwd alice --role admin", { cwd = dir })
+    assert.equal(2, r.status)
+    r = H.orket("users role alice", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("users role needs NAME and a role", r.stderr, 1, true)
+    -- each audited with whom it was about
+    st, doc = req(s, "GET", "/v1/audit?limit=200", root)
+    local seen = {}
+    for _, e in ipairs(doc.entries) do
+      if e.subject then seen[#seen + 1] = e.action .. " " .. e.subject.person .. " " .. tostring(e.subject.role) end
+    end
+    local all = table.concat(seen, "\n")
+    for _, want in ipairs { "user_role alice operator", "user_password bob nil", "user_password root nil" } do
+      assert.matches(want, all, 1, true)
+    end
+    assert.equal(0, s.stop())
+    r = ok(H.orket("audit export", { cwd = dir }), "export")
+    assert.matches('"action":"user_role","actor":"local:[^"]*","at":"[^"]*","detail":"person=alice role=admin"', r.stdout)
+    assert.matches('"action":"user_password","actor":"local:[^"]*","at":"[^"]*","detail":"person=alice"', r.stdout)
+    assert.is_nil(r.stdout:find(NEW, 1, true))
+  end)
+
+  it("keeps key names per person, so that one person's key says nothing of another's", function()
+    local dir = two_projects()
+    ok(H.orket("keys create ci --role viewer", { cwd = dir }), "the server's own key named ci")
+    local s = H.serve(dir)
+    local alice, bob = sign_in(s, "alice"), sign_in(s, "bob")
+    local st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "ci", role = "viewer" })
+    assert.equal(201, st)
+    local bob_id = doc.id
+    st = req(s, "POST", "/v1/me/keys", alice, { name = "ci", role = "viewer" })
+    assert.equal(201, st)
+    -- one's own name twice is still refused, saying nothing of anyone else
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "ci", role = "viewer" })
+    assert.same({ 409, "a key named 'ci' exists already among bob's keys; revoke it first or choose another name" },
+      { st, doc.error.message })
+    assert.equal(0, s.stop())
+    -- a name several hold is revoked by its id; the name alone is refused, naming each
+    local r = H.orket("keys revoke ci", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("3 keys are named 'ci': revoke one by its id: ", r.stderr, 1, true)
+    assert.matches(bob_id .. " (bob)", r.stderr, 1, true)
+    r = ok(H.orket("keys revoke " .. bob_id, { cwd = dir }), "revoke by id")
+    assert.matches("revoked key " .. bob_id .. " (ci, viewer)", r.stdout, 1, true)
+    r = ok(H.orket("keys create ci --role viewer --for bob", { cwd = dir }), "bob's ci again")
   end)
 
   it("ends a person's open event stream once they leave the project or are disabled", function()

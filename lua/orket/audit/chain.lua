@@ -45,11 +45,34 @@ local function append(db, row, clock)
   return row
 end
 
---- record(db, e): the write e {actor=, action=, card=, route=} appended to the chain. Call
---- it inside the transaction of the write it records (serve's writes do, with their
---- api_write event).
+-- a subject's value as one word: bytes other than letters, digits and . _ - : @ as %XX
+local function word(v)
+  return (tostring(v):gsub("[^%w._:@-]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+--- subject(t) -> text | nil: whom or what a write was about ({person=, project=, role=,
+--- key=, keyid=}: never a secret) as the entry's detail, "name=value" words in name
+--- order, so that the entry's hash covers it. An entry written before subjects were
+--- recorded has none, and its hash is what it was.
+function M.subject(t)
+  if not t or next(t) == nil then return nil end
+  local names = {}
+  for k in pairs(t) do names[#names + 1] = k end
+  table.sort(names)
+  local out = {}
+  for i, k in ipairs(names) do
+    assert(k:match("^%l+$"), "audit subject: a field's name is lowercase letters")
+    out[i] = k .. "=" .. word(t[k])
+  end
+  return table.concat(out, " ")
+end
+
+--- record(db, e): the write e {actor=, action=, card=, route=, subject=} appended to the
+--- chain, its subject (M.subject) as the entry's detail. Call it inside the transaction
+--- of the write it records (serve's writes do, with their api_write event).
 function M.record(db, e)
-  local row = append(db, { kind = "write", actor = e.actor, action = e.action, card = e.card, route = e.route })
+  local row = append(db, { kind = "write", actor = e.actor, action = e.action, card = e.card, route = e.route,
+    detail = M.subject(e.subject) })
   ops.insert(db, row)
   return row
 end
@@ -74,7 +97,10 @@ function M.checkpoint(db, dir, opts)
     local out = {}
     local head = ops.head(db)
     if not head then return out end -- nothing to sign: no key is made yet
-    local signer, serr, scode = keyfile.signer(dir)
+    -- the key the chain is signed with so far: this host signs with it, or not at all
+    local signed_seq = ops.last_signed(db)
+    local signed_by = signed_seq > 0 and M.detail(ops.get(db, signed_seq) or {}).key or nil
+    local signer, serr, scode = keyfile.signer(dir, signed_by)
     if not signer then return nil, serr, scode end
     if opts.retention_days then
       local cutoff = now_iso(clock_mod.new { offset = -opts.retention_days * clock_mod.DAY,
@@ -90,7 +116,7 @@ function M.checkpoint(db, dir, opts)
         head = out.retention
       end
     end
-    local since = math.tointeger(tonumber(head.seq)) - ops.last_signed(db)
+    local since = math.tointeger(tonumber(head.seq)) - (out.retention and out.retention.seq or signed_seq)
     if since > 0 and (opts.force or since >= every) then
       out.checkpoint = signed(db, signer, "checkpoint", "key=" .. signer.pk, opts.clock)
     end

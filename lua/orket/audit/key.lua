@@ -19,13 +19,26 @@ local function home(dir) return (dir or ".") .. "/.orket" end
 -- writes path whole (a part file renamed onto it) with mode
 local write = require("orket.fieldline").write_whole
 
---- signer(dir) -> {seed=, pk=} | nil, msg, CODE: the project's signing key, made on first
---- use (with its audit.pub). A key file that is not 32 bytes, or that other users may
---- read, is refused (EINVAL, EPERM).
-function M.signer(dir)
+-- nil, msg, "EAUDITKEY": the store's chain was signed under signed_by (hex) by another
+-- host, and this one has another key, or none (which it would make)
+local function another_key(path, signed_by, pk)
+  return nil, string.format("%s: the audit in the store is signed with key %s (its newest checkpoint), %s: "
+    .. "copy .orket/audit.key and .orket/audit.pub from the server that signed it (every server of one store "
+    .. "signs with the same key), or verify would find every checkpoint of one of them forged", path, signed_by,
+    pk and ("this host's is " .. pk) or "and this host has none; a new one is not made"), "EAUDITKEY"
+end
+
+--- signer(dir[, signed_by]) -> {seed=, pk=} | nil, msg, CODE: the project's signing key,
+--- made on first use (with its audit.pub). A key file that is not 32 bytes, or that other
+--- users may read, is refused (EINVAL, EPERM). signed_by: the public key (hex) of the
+--- store's newest checkpoint, when it has one: a key of this host that is not it is
+--- refused, and none is made (EAUDITKEY), so that a second server of one store does not
+--- sign with a key of its own.
+function M.signer(dir, signed_by)
   local path = home(dir) .. "/" .. M.KEY
   local st = uv.fs_stat(path)
   local seed
+  if not st and signed_by then return another_key(path, signed_by) end
   if st then
     if st.mode & 0x3f ~= 0 then
       return nil, string.format("%s: other users may read the audit's signing key; chmod 600 it", path), "EPERM"
@@ -50,6 +63,7 @@ function M.signer(dir)
     end
   end
   local pk = ach.public_key(seed)
+  if signed_by and signed_by ~= pk then return another_key(path, signed_by, pk) end
   local pub_path = home(dir) .. "/" .. M.PUB
   if read(pub_path) ~= pk .. "\n" then
     local ok, err, code = write(pub_path, pk .. "\n", 420)

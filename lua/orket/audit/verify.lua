@@ -44,7 +44,15 @@ function M.verify(db, pk, head)
       end
       if r.kind == "checkpoint" or r.kind == "retention" then
         local d = chain.detail(r)
-        if not r.sig or not ach.verify(pk, h, r.sig) or d.key ~= pk then
+        local other = d.key ~= pk and r.sig and type(d.key) == "string" and #d.key == 64 and d.key:match("^%x+$")
+        if other and ach.verify(d.key, h, r.sig) then
+          -- whole and signed, but not under the key this host trusts: another server's key,
+          -- or a forger's; either way its entries are not vouched for
+          problem("%s %d is signed with another key (%s) than .orket/audit.pub (%s): entries %d to %d are not "
+            .. "verified. If another server of this store signed it, give every server the same .orket/audit.key "
+            .. "and audit.pub (docs/audit.md); if not, someone signed it in the key's stead", r.kind, seq, d.key, pk,
+            last_cp + 1, seq)
+        elseif not r.sig or not ach.verify(pk, h, r.sig) or d.key ~= pk then
           problem("%s %d does not verify under the audit's public key: an entry from %d to %d was changed, removed "
             .. "or reordered after it was signed", r.kind, seq, last_cp + 1, seq)
         else

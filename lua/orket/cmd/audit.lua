@@ -44,7 +44,9 @@ local function verify(cli, dir, db)
     local ops = require "orket.store.audit" -- lazy: as the store
     if ops.last_signed(db) > 0 or head then
       db:close()
-      cli.err("audit: %s", perr)
+      -- the store's checkpoints were signed on another server of it (docs/audit.md)
+      cli.err("audit: %s, but the store has signed checkpoints: copy .orket/audit.pub (and audit.key, to sign) "
+        .. "from the server that signed them", perr)
       return 1
     end
     pk = string.rep("0", 64)

@@ -45,7 +45,7 @@ local function create(db, o, cli)
   local actor = cli.operator().seat
   local key, info, code = localuse.audited(db, "key_create", nil, function()
     return keys.create(db, o.dir, o.words[1], o.role, actor, o.person)
-  end)
+  end, keys.subject)
   if not key then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", info) end
     cli.err("%s", info)
@@ -60,7 +60,8 @@ end
 
 local function revoke(db, o, cli)
   local actor = cli.operator().seat
-  local info, err = localuse.audited(db, "key_revoke", nil, function() return keys.revoke(db, o.words[1], actor) end)
+  local info, err = localuse.audited(db, "key_revoke", nil, function() return keys.revoke(db, o.words[1], actor) end,
+    keys.subject)
   if not info then
     cli.err("%s", err)
     return 1

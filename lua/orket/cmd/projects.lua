@@ -62,6 +62,7 @@ end
 
 local function change(db, o, cli)
   local team = require "orket.serve.team" -- lazy: as known_projects
+  local accounts = require "orket.serve.accounts" -- lazy: as known_projects
   local actor = cli.operator().seat
   local res, err, code
   local known = {}
@@ -73,7 +74,9 @@ local function change(db, o, cli)
     revoke = function() return team.revoke(db, w[1], w[2], actor) end,
   }
   local kinds = { add = "project_add", grant = "member_grant", revoke = "member_revoke" }
-  res, err, code = localuse.audited(db, kinds[o.sub], nil, acts[o.sub])
+  -- whom the change was about, in the audit: the project added, or the person and role
+  local function subject(r) return o.sub == "add" and { project = r.name } or accounts.subject(r) end
+  res, err, code = localuse.audited(db, kinds[o.sub], nil, acts[o.sub], subject)
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
     cli.fail(code, "projects: %s", err)

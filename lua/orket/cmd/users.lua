@@ -1,24 +1,39 @@
--- orket users add|list|disable|enable: the local accounts people sign in to the web board
--- with (orket.serve.accounts). A password is read from the terminal (twice, echo off) or
--- from the environment variable --password-env names, never from the command line.
+-- orket users add|list|disable|enable|passwd|role: the local accounts people sign in to
+-- the web board with (orket.serve.accounts). A password is read from the terminal (twice,
+-- echo off) or from the environment variable --password-env names, never from the command
+-- line.
 local jsonout = require "orket.jsonout"
 local task = require "orket.task"
 
-local USAGE = "orket users add NAME --role viewer|operator|admin [--password-env VAR] | users list [--json] | "
-  .. "users disable NAME | users enable NAME  [-C DIR]"
-local cmd = { summary = "add, list, disable and enable the people who sign in to orket serve", usage = USAGE }
+local USAGE = "orket users add NAME --role viewer|operator|admin [--password-env VAR | --password-stdin] | "
+  .. "users list [--json] | users disable NAME | users enable NAME | users passwd NAME [--password-env VAR | "
+  .. "--password-stdin] | "
+  .. "users role NAME viewer|operator|admin  [-C DIR]"
+local cmd = { summary = "add, list, disable and enable the people who sign in to orket serve, set their password "
+  .. "and role", usage = USAGE }
 cmd.help = [[
 A local account is a person with a name, a role and a password, for a server without an
 identity provider. Only the password's Argon2id hash is stored. The person signs in to the
 web board with name and password (or POST /v1/session {"user", "password"}), and the
 journal and the audit name them as user:NAME. add asks the password on the terminal
-(twice), or reads it from the environment variable --password-env names; it is never an
-argument, which other users could read in the process list. disable ends the person's
-sessions at once, also in a running 'orket serve'; enable lets them sign in again. See
-docs/serve.md.]]
+(twice), or reads it from the environment variable --password-env names, or as the first
+line of standard input with --password-stdin (for a script); it is never an argument,
+which other users could read in the process list. disable ends the person's
+sessions at once, also in a running 'orket serve'; enable lets them sign in again. passwd
+sets a person's password (asked, or from --password-env or --password-stdin, as for add) and ends the
+sessions they signed in to with the old one. role sets their account's role: admin makes
+them a server admin, another role unmakes one; the last enabled admin keeps it. See
+docs/teams.md.]]
 
--- the new password: from the named variable, else asked twice on the terminal
-local function password(env)
+-- the new password: from the named variable, or standard input's first line, else asked
+-- twice on the terminal
+local function password(env, stdin)
+  if stdin then
+    -- capped: a password is 1024 bytes at most (a longer line is refused by its check)
+    local line = (io.stdin:read(1026) or ""):match("^([^\n]*)"):gsub("\r$", "")
+    if line == "" then return nil, "--password-stdin: standard input's first line is empty" end
+    return line
+  end
   if env then
     local v = os.getenv(env)
     if not v or v == "" then return nil, "--password-env " .. env .. ": that environment variable is unset or empty" end
@@ -34,20 +49,28 @@ end
 -- The words: {dir, sub, name, role, env, json} | nil, exit status (the usage error said)
 local function words(args, cli)
   local o = {}
-  local dir, pos = cli.words(cmd, args, { ["--json"] = function() o.json = true end }, "a person's name", {
+  local flags = { ["--json"] = function() o.json = true end, ["--password-stdin"] = function() o.stdin = true end }
+  local dir, pos = cli.words(cmd, args, flags, "a person's name", {
     ["--role"] = { what = "viewer, operator or admin", set = function(v) o.role = v end },
     ["--password-env"] = { what = "the name of an environment variable", set = function(v) o.env = v end },
   })
   if not dir then return nil, pos end
   o.dir, o.sub, o.name = dir, pos[1], pos[2]
-  local known = { add = 2, list = 1, disable = 2, enable = 2 }
+  o.new_role = pos[3]
+  local known = { add = 2, list = 1, disable = 2, enable = 2, passwd = 2, role = 3 }
   if not known[o.sub] then
-    return nil, cli.usage_error(cmd, o.sub and ("unknown users command '" .. o.sub .. "'") or "users needs add, list, disable or enable")
+    return nil, cli.usage_error(cmd, o.sub and ("unknown users command '" .. o.sub .. "'")
+      or "users needs add, list, disable, enable, passwd or role")
   end
   if #pos ~= known[o.sub] then
-    return nil, cli.usage_error(cmd, known[o.sub] == 2 and "users %s needs one NAME" or "users %s takes no other word", o.sub)
+    local need = { "users %s takes no other word", "users %s needs one NAME", "users %s needs NAME and a role" }
+    return nil, cli.usage_error(cmd, need[known[o.sub]], o.sub)
   end
-  if (o.role or o.env) and o.sub ~= "add" then return nil, cli.usage_error(cmd, "--role and --password-env go with users add") end
+  if o.role and o.sub ~= "add" then return nil, cli.usage_error(cmd, "--role goes with users add") end
+  if (o.env or o.stdin) and o.sub ~= "add" and o.sub ~= "passwd" then
+    return nil, cli.usage_error(cmd, "--password-env and --password-stdin go with users add and users passwd")
+  end
+  if o.env and o.stdin then return nil, cli.usage_error(cmd, "give --password-env or --password-stdin, not both") end
   if o.json and o.sub ~= "list" then return nil, cli.usage_error(cmd, "--json goes with users list") end
   if o.sub == "add" and not o.role then return nil, cli.usage_error(cmd, "users add needs --role viewer, operator or admin") end
   return o
@@ -56,15 +79,17 @@ end
 -- users add's password hash, the name and role checked before the password is asked and
 -- its length after -> hash | nil, exit status (the error said)
 local function new_password(accounts, o, cli)
-  local ok, cerr = accounts.check(o.name, o.role, string.rep("x", accounts.MIN_PASSWORD))
+  local ok, cerr = accounts.check(o.name, o.role or "viewer", string.rep("x", accounts.MIN_PASSWORD))
   if not ok then return nil, cli.usage_error(cmd, "%s", cerr) end
-  local pass, perr = password(o.env)
+  local pass, perr = password(o.env, o.stdin)
   if not pass then
     cli.err("users: %s", perr)
     return nil, 1
   end
   -- hashed on the loop's thread pool (orket.c.crypto): a task waits for it
-  local done, hash, herr, code = task.spawn(accounts.hash, o.name, o.role, pass):join()
+  local done, hash, herr, code
+  if o.sub == "add" then done, hash, herr, code = task.spawn(accounts.hash, o.name, o.role, pass):join()
+  else done, hash, herr, code = task.spawn(accounts.hash_password, pass):join() end
   if done and code == "EUSAGE" then return nil, cli.usage_error(cmd, "%s", herr) end
   if not (done and hash) then
     cli.err("users: %s", done and herr or hash)
@@ -90,13 +115,27 @@ local function list_people(accounts, db, json)
   return 0
 end
 
--- users add, disable or enable -> exit status
+-- what each change says it did
+local SAID = {
+  add = function(res) return string.format("added %s (%s)", res.name, res.role) end,
+  passwd = function(res) return string.format("set the password of %s; their password sessions ended", res.name) end,
+  role = function(res)
+    return string.format("%s is %s now%s", res.name, res.role, res.changed and (" (was " .. res.was .. ")") or ", as before")
+  end,
+}
+
+-- users add, disable, enable, passwd or role -> exit status
 local function change(accounts, db, o, hash, cli)
   local actor, localuse = cli.operator()
-  local res, err, code = localuse.audited(db, "user_" .. o.sub, nil, function()
-    if o.sub == "add" then return accounts.add(db, o.name, o.role, hash, actor.seat) end
+  local acts = {
+    add = function() return accounts.add(db, o.name, o.role, hash, actor.seat) end,
+    passwd = function() return accounts.set_password(db, o.name, hash, actor.seat) end,
+    role = function() return accounts.set_role(db, o.name, o.new_role, actor.seat) end,
+  }
+  local action = o.sub == "passwd" and "user_password" or "user_" .. o.sub
+  local res, err, code = localuse.audited(db, action, nil, acts[o.sub] or function()
     return accounts.set_disabled(db, o.name, o.sub == "disable", actor.seat)
-  end)
+  end, accounts.subject)
   db:close()
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
@@ -104,11 +143,15 @@ local function change(accounts, db, o, hash, cli)
     return 1
   end
   cli.say_operator()
-  if o.sub == "add" then
-    io.stdout:write(string.format("added %s (%s)\n", res.name, res.role))
+  if SAID[o.sub] then
+    io.stdout:write(SAID[o.sub](res), "\n")
   else
     io.stdout:write(string.format("%s %s (%s)%s\n", o.sub == "disable" and "disabled" or "enabled", res.name, res.role,
       res.changed and "" or ", as it was already"))
+    if res.no_admin_left then
+      cli.err("users: no enabled server admin is left: people and keys are managed on this machine only until "
+        .. "'orket users role NAME admin' makes one")
+    end
   end
   return 0
 end
@@ -118,7 +161,7 @@ function cmd.run(args, cli)
   if not o then return st end
   local accounts = require "orket.serve.accounts" -- lazy: as the store
   local hash
-  if o.sub == "add" then
+  if o.sub == "add" or o.sub == "passwd" then
     hash, st = new_password(accounts, o, cli)
     if not hash then return st end
   end

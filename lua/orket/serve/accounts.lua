@@ -31,14 +31,18 @@ local function check_person(name, role)
   return true
 end
 
---- check(name, role, password) -> true | nil, msg: a new person's fields
-function M.check(name, role, password)
-  local ok, perr = check_person(name, role)
-  if not ok then return nil, perr end
+local function check_password(password)
   if type(password) ~= "string" or #password < M.MIN_PASSWORD or #password > M.MAX_PASSWORD then
     return nil, string.format("a password must be %d to %d bytes", M.MIN_PASSWORD, M.MAX_PASSWORD)
   end
   return true
+end
+
+--- check(name, role, password) -> true | nil, msg: a new person's fields
+function M.check(name, role, password)
+  local ok, perr = check_person(name, role)
+  if not ok then return nil, perr end
+  return check_password(password)
 end
 
 --- hash(name, role, password) -> hash | nil, msg, CODE (EUSAGE, ENOMEM): a new person's
@@ -66,23 +70,100 @@ function M.add(db, name, role, hash, actor, project)
     -- also the server's
     projects.set_role(db, project or "default", name, role == "operator" and "developer" or role)
     db:event { kind = "user_add", actor = actor or "cli", data = { name = name, role = role, project = project } }
-    return { name = name, role = role }
+    return { name = name, role = role, project = project or "default" }
   end)
 end
 
---- set_disabled(db, name, disabled, actor) -> {name, role, changed} | nil, msg, "ENOENT".
---- Disabling ends every session of the person in the same transaction.
-function M.set_disabled(db, name, disabled, actor)
+-- nil, msg, "ELASTADMIN" when row is the last enabled server admin, whom doing would
+-- take away: no one could manage people or keys then but the local operator
+local function last_admin(db, row, doing)
+  if row.role == "admin" and not row.disabled_at and users.other_admins(db, row.name) == 0 then
+    return nil, string.format("%s is the last enabled server admin: make another person an admin first "
+      .. "('orket users role NAME admin') before %s", row.name, doing), "ELASTADMIN"
+  end
+end
+
+--- set_disabled(db, name, disabled, actor[, keep_admin]) -> {name, role, changed,
+--- no_admin_left} | nil, msg, CODE (ENOENT, ELASTADMIN). Disabling ends every session of
+--- the person in the same transaction. keep_admin (the people API): the last enabled
+--- server admin is not disabled, which would leave the API with nobody to manage people;
+--- on the server's machine it is (a leaver is never kept), and no_admin_left says so.
+function M.set_disabled(db, name, disabled, actor, keep_admin)
   return db:tx(function()
     local row = users.get(db, name)
     if not row then return nil, "no person named '" .. tostring(name) .. "'", "ENOENT" end
+    local _, last, code = last_admin(db, row, "disabling them")
+    if disabled and last and keep_admin then return nil, last, code end
     local changed = users.set_disabled(db, name, disabled) > 0
     if disabled then users.sessions_end(db, name) end
     if changed then
       db:event { kind = disabled and "user_disable" or "user_enable", actor = actor or "cli", data = { name = name } }
     end
-    return { name = name, role = row.role, changed = changed }
+    return { name = name, role = row.role, changed = changed, no_admin_left = disabled and last ~= nil }
   end)
+end
+
+-- nil, msg, "EUSAGE" when row is a person of a provider or directory, whose password and
+-- role are theirs (set again at each sign-in), not the server's
+local function local_only(row, what)
+  local source = row.hash:match("^!(%l+):")
+  if source then
+    return nil, string.format("%s signs in through %s: their %s is the provider's, not this server's", row.name,
+      source == "ldap" and "the directory (LDAP)" or "the provider (" .. source .. ")", what), "EUSAGE"
+  end
+end
+
+--- set_password(db, name, hash, actor[, keep]) -> {name} | nil, msg, CODE (ENOENT,
+--- EUSAGE): the person's new password, as its Argon2id hash (from hash_password); every
+--- session they signed in to with a password ends in the same transaction, but keep (the
+--- hash of the caller's own session, when the person changes their own)
+function M.set_password(db, name, hash, actor, keep)
+  assert(type(hash) == "string" and hash:match("^%$argon2id%$"), "set_password: hash must be an Argon2id hash")
+  return db:tx(function()
+    local row = users.get(db, name)
+    if not row then return nil, "no person named '" .. tostring(name) .. "'", "ENOENT" end
+    local no, msg, code = local_only(row, "password")
+    if msg then return no, msg, code end
+    users.set_hash(db, name, hash)
+    users.password_sessions_end(db, name, keep)
+    db:event { kind = "user_password", actor = actor or "cli", data = { name = name } }
+    return { name = name }
+  end)
+end
+
+--- hash_password(password) -> hash | nil, msg, CODE: a new password checked and hashed,
+--- as hash does for a new person (a task, before any transaction)
+function M.hash_password(password)
+  local ok, perr = check_password(password)
+  if not ok then return nil, perr, "EUSAGE" end
+  return crypto.password_hash(password)
+end
+
+--- set_role(db, name, role, actor) -> {name, role, was, changed} | nil, msg, CODE (ENOENT,
+--- EUSAGE, ELASTADMIN): the person's account role; admin makes them a server admin (an
+--- admin of every project, who manages people and keys), another role unmakes one. Their
+--- roles in projects stay as granted. The last enabled server admin keeps the role.
+function M.set_role(db, name, role, actor)
+  if not keys.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, operator or admin", "EUSAGE" end
+  return db:tx(function()
+    local row = users.get(db, name)
+    if not row then return nil, "no person named '" .. tostring(name) .. "'", "ENOENT" end
+    local no, msg, code = local_only(row, "role")
+    if msg then return no, msg, code end
+    if role ~= "admin" then
+      no, msg, code = last_admin(db, row, "taking the role away")
+      if msg then return no, msg, code end
+    end
+    local changed = users.set_role(db, name, role) > 0
+    if changed then db:event { kind = "user_role", actor = actor or "cli", data = { name = name, role = role, was = row.role } } end
+    return { name = name, role = role, was = row.role, changed = changed }
+  end)
+end
+
+--- subject(res) -> whom a people change was about, for the audit (orket.audit.chain's
+--- subject), from its result: {name|user, project, role}
+function M.subject(res)
+  return { person = res.user or res.name, project = res.project, role = res.role }
 end
 
 --- list(db) -> array of {name, role, created_at, disabled_at}

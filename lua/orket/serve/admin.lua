@@ -11,22 +11,24 @@ local M = {}
 local err = routes.err
 
 --- refused(msg, code) -> a keys or people refusal as an answer
-local STATUS = { EUSAGE = 400, EEXIST = 409, ENOENT = 404, EALREADY = 409 }
-local CODES = { EUSAGE = "bad_request", EEXIST = "conflict", ENOENT = "not_found", EALREADY = "conflict" }
+local STATUS = { EUSAGE = 400, EEXIST = 409, ENOENT = 404, EALREADY = 409, ELASTADMIN = 409, ESERVERADMIN = 409 }
+local CODES = { EUSAGE = "bad_request", EEXIST = "conflict", ENOENT = "not_found", EALREADY = "conflict",
+  ELASTADMIN = "conflict", ESERVERADMIN = "conflict" }
 function M.refused(msg, code)
   if STATUS[code] then return err(STATUS[code], CODES[code], msg) end
   return err(500, "internal", msg)
 end
 
---- in_tx(ctx, action, fn) -> fn's results: fn() runs in one transaction with the audit
--- event (its journal event is nested in it, so both or neither are kept)
-function M.in_tx(ctx, action, fn)
+--- in_tx(ctx, action, fn[, subject]) -> fn's results: fn() runs in one transaction with
+-- the audit event (its journal event is nested in it, so both or neither are kept);
+-- subject(a, b) -> whom the change was about, from fn's results, for the audit
+function M.in_tx(ctx, action, fn, subject)
   local db, by = ctx.db, writes.principal(ctx).seat
   local a, b, c
   local ok, e, code = db:tx(function()
     a, b, c = fn(by)
     if not a then return nil, b, c end
-    writes.audited(ctx, { actor = by, action = action })
+    writes.audited(ctx, { actor = by, action = action, subject = subject and subject(a, b) })
     return true
   end)
   if not ok then return nil, e, code end
@@ -38,7 +40,7 @@ local function list(_, ctx) return 200, keys.list_doc(ctx.db) end
 local function create(_, ctx)
   local key, info, code = M.in_tx(ctx, "key_create", function(by)
     return keys.create(ctx.db, ctx.dir, ctx.body.name, ctx.body.role, by)
-  end)
+  end, keys.subject)
   if not key then return M.refused(info, code) end
   return 201, { id = info.id, name = info.name, role = info.role, user = info.user, key = key }
 end
@@ -46,7 +48,7 @@ end
 local function revoke(_, ctx)
   local info, msg, code = M.in_tx(ctx, "key_revoke", function(by)
     return keys.revoke(ctx.db, ctx.params.id, by)
-  end)
+  end, keys.subject)
   if not info then return M.refused(msg, code) end
   return 200, { id = info.id, name = info.name, role = info.role, revoked = true }
 end

@@ -162,19 +162,24 @@ function Hub:_gather(notes, info)
   end
 end
 
---- people(kind) -> whether a journal row of this kind is about the server's people (its
+--- people(kind, data) -> whether a journal row of this kind (and data, its JSON text) is
+--- about the server's people (its
 --- accounts, keys, sessions and projects' members, journaled in the default project's
 --- store): a server admin's, not every viewer's, or projects a person is not a member of
 --- would show through the default project's stream (docs/teams.md, "Visible only to members")
-function M.people(kind)
+function M.people(kind, data)
   if type(kind) ~= "string" then return false end
+  -- an API write that names whom it was about (orket.serve.writes' subject: a grant, a
+  -- key, a person) is about people too; a card's write names no subject
+  -- (PostgreSQL's jsonb text has a space after the colon)
+  if kind == "api_write" then return type(data) == "string" and data:find('"subject"%s*:') ~= nil end
   return kind == "project_add" or (kind:find("^user_") or kind:find("^member_") or kind:find("^key_")
     or kind:find("^session_")) ~= nil
 end
 
 local function matches(sub, r)
   return (sub.run == nil or sub.run == r.run_id) and (sub.card == nil or sub.card == r.card_id)
-    and (sub.people or not M.people(r.kind))
+    and (sub.people or not M.people(r.kind, r.data))
 end
 
 function Hub:_drop(stream)
@@ -297,7 +302,7 @@ function Hub:follow(stream, filter, after, still)
       local rows = M.fetch(self.db, cursor, filter, BATCH)
       if #rows == 0 and self.last == seen then break end
       for _, r in ipairs(rows) do
-        if filter.people or not M.people(r.kind) then
+        if filter.people or not M.people(r.kind, r.data) then
           local msg = M.message(r)
           if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
           if not stream:send(msg) then return false end

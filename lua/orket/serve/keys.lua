@@ -85,8 +85,9 @@ function M.create(db, dir, name, role, actor, user)
   if not pepper then return nil, perr, pcode end
   local id, secret = crypto.random_id(8), crypto.random_id(32)
   local ok, err, code = db:tx(function()
-    if sk.name_taken(db, name) then
-      return nil, "a key named '" .. name .. "' exists already; revoke it first or choose another name", "EEXIST"
+    if sk.name_taken(db, name, user) then
+      return nil, "a key named '" .. name .. "' exists already" .. (user and (" among " .. user .. "'s keys") or "")
+        .. "; revoke it first or choose another name", "EEXIST"
     end
     if user and not users.get(db, user) then
       return nil, "no person named '" .. tostring(user) .. "'", "ENOENT"
@@ -152,14 +153,25 @@ M.total_count = sk.total_count
 --- any_made(db) -> whether any key or person was ever made (one read)
 M.any_made = sk.any_made
 
---- revoke(db, which[, actor]) -> {id, name, role} | nil, msg, CODE; which: an id or a
+--- revoke(db, which[, actor]) -> {id, name, role, user} | nil, msg, CODE; which: an id or a
 --- key's name (the active one of that name; EALREADY when every key of it is revoked);
 --- actor as for create
 function M.revoke(db, which, actor)
   local found
   local ok, err, code = db:tx(function()
-    -- by id, else the active key of that name, else (to say it is revoked already) the last
-    found = sk.get(db, which) or sk.active_named(db, which) or sk.last_named(db, which)
+    -- by id, else the active key of that name, else (to say it is revoked already) the last;
+    -- several people may each have a key of one name: then only an id says which
+    found = sk.get(db, which)
+    if not found then
+      local named = sk.active_named(db, which)
+      if #named > 1 then
+        local whose = {}
+        for i, k in ipairs(named) do whose[i] = k.id .. " (" .. (k.user_name or "the server's") .. ")" end
+        return nil, string.format("%d keys are named '%s': revoke one by its id: %s", #named, which,
+          table.concat(whose, ", ")), "EUSAGE"
+      end
+      found = named[1] or sk.last_named(db, which)
+    end
     if not found then return nil, "no key with id or name '" .. which .. "' ('orket keys list' shows them)", "ENOENT" end
     if found.revoked_at then return nil, "key " .. found.id .. " was revoked already", "EALREADY" end
     sk.revoke(db, found.id)
@@ -168,7 +180,14 @@ function M.revoke(db, which, actor)
     return true
   end)
   if not ok then return nil, err, code end
-  return { id = found.id, name = found.name, role = found.role }
+  return { id = found.id, name = found.name, role = found.role, user = found.user_name }
+end
+
+--- subject(info) -> whom a key change was about, for the audit (orket.audit.chain's
+--- subject): the key's name, id and role, and its person; never its secret
+function M.subject(a, b)
+  local info = type(a) == "table" and a or b -- create answers key, info; revoke info
+  return { key = info.name, keyid = info.id, role = info.role, person = info.user }
 end
 
 --- verify(db, pepper, token) -> {id, name, role} | nil, reason[, store message]: an active

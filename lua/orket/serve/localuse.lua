@@ -92,15 +92,17 @@ end
 --- as_operator() -> the actor of a command's write to cards: the local operator, a person
 function M.as_operator() return { seat = M.operator(), roles = {}, by = "person" } end
 
---- audited(db, action, card, fn) -> fn's results: fn() in one transaction with an entry of
---- the audit's hash chain naming the local operator (a command's write, as the server's
---- writes are audited: docs/audit.md)
-function M.audited(db, action, card, fn)
+--- audited(db, action, card, fn[, subject]) -> fn's results: fn() in one transaction with
+--- an entry of the audit's hash chain naming the local operator (a command's write, as the
+--- server's writes are audited: docs/audit.md); subject(a, b) -> whom a people or key
+--- change was about, from fn's results (orket.audit.chain's subject)
+function M.audited(db, action, card, fn, subject)
   local a, b, c, d
   local ok, e, code = db:tx(function()
     a, b, c, d = fn()
     if not a then return nil, b, c end
-    audit_chain.record(db, { actor = M.operator(), action = action, card = card, route = "cli" })
+    audit_chain.record(db, { actor = M.operator(), action = action, card = card, route = "cli",
+      subject = subject and subject(a, b) })
     return true
   end)
   if not ok and a then return nil, e, code end -- the audit failed: the write was rolled back with it

@@ -29,7 +29,7 @@ end
 local function key_create(ctx, user)
   local key, info, code = admin.in_tx(ctx, "key_create", function(by)
     return keys.create(ctx.db, ctx.dir, ctx.body.name, ctx.body.role, by, user)
-  end)
+  end, keys.subject)
   if not key then return admin.refused(info, code) end
   return 201, { id = info.id, name = info.name, role = info.role, user = user, key = key }
 end
@@ -37,7 +37,8 @@ end
 local function key_revoke(ctx, user, id)
   local row = sk.get(ctx.db, id)
   if not row or row.user_name ~= user then return err(404, "not_found", "no key " .. tostring(id) .. " of " .. user) end
-  local info, msg, code = admin.in_tx(ctx, "key_revoke", function(by) return keys.revoke(ctx.db, id, by) end)
+  local info, msg, code = admin.in_tx(ctx, "key_revoke", function(by) return keys.revoke(ctx.db, id, by) end,
+    keys.subject)
   if not info then return admin.refused(msg, code) end
   return 200, { id = info.id, name = info.name, role = info.role, revoked = true }
 end
@@ -114,7 +115,7 @@ local function add(_, ctx)
   if not hash then return refused(herr, hcode) end
   local res, msg, code = admin.in_tx(ctx, "user_add", function(by)
     return accounts.add(ctx.db, b.name, b.role, hash, by, b.project)
-  end)
+  end, accounts.subject)
   if not res then return refused(msg, code) end
   return 201, { name = res.name, role = res.role }
 end
@@ -122,25 +123,48 @@ end
 local function set_disabled(disabled)
   return function(_, ctx)
     local res, msg, code = admin.in_tx(ctx, disabled and "user_disable" or "user_enable", function(by)
-      return accounts.set_disabled(ctx.db, ctx.params.name, disabled, by)
-    end)
+      return accounts.set_disabled(ctx.db, ctx.params.name, disabled, by, true)
+    end, accounts.subject)
     if not res then return refused(msg, code) end
     return 200, { name = res.name, role = res.role, disabled = disabled, changed = res.changed }
   end
+end
+
+-- PUT /v1/users/{name}/password: hashed before the transaction, as add's; the person's
+-- other password sessions end (the caller's own is kept when it is theirs)
+local function set_password(_, ctx)
+  local name, who = ctx.params.name, ctx.who
+  local hash, herr, hcode = accounts.hash_password(ctx.body.password)
+  if not hash then return refused(herr, hcode) end
+  local keep = who.user == name and not who.key_session and who.session or nil
+  local res, msg, code = admin.in_tx(ctx, "user_password", function(by)
+    return accounts.set_password(ctx.db, name, hash, by, keep)
+  end, accounts.subject)
+  if not res then return refused(msg, code) end
+  return 200, { name = res.name, password_set = true }
+end
+
+local function set_role(_, ctx)
+  local res, msg, code = admin.in_tx(ctx, "user_role", function(by)
+    return accounts.set_role(ctx.db, ctx.params.name, ctx.body.role, by)
+  end, accounts.subject)
+  if not res then return refused(msg, code) end
+  return 200, { name = res.name, role = res.role, was = res.was, admin = res.role == "admin", changed = res.changed }
 end
 
 local function grant(_, ctx)
   local p = ctx.params
   local res, msg, code = admin.in_tx(ctx, "member_grant", function(by)
     return team.grant(ctx.db, ctx.server.projects, p.project, p.name, ctx.body.role, by)
-  end)
+  end, accounts.subject)
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, role = res.role }
 end
 
 local function revoke(_, ctx)
   local p = ctx.params
-  local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by) return team.revoke(ctx.db, p.project, p.name, by) end)
+  local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by) return team.revoke(ctx.db, p.project, p.name, by) end,
+    accounts.subject)
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, revoked = true }
 end
@@ -169,6 +193,11 @@ local ADDED = { type = "object", additionalProperties = false, required = { "nam
   properties = { name = { type = "string" }, role = ROLE } }
 local SWITCHED = { type = "object", additionalProperties = false, required = { "name", "role", "disabled", "changed" },
   properties = { name = { type = "string" }, role = ROLE, disabled = { type = "boolean" }, changed = { type = "boolean" } } }
+local PASSWORD_SET = { type = "object", additionalProperties = false, required = { "name", "password_set" },
+  properties = { name = { type = "string" }, password_set = { type = "boolean" } } }
+local ROLE_SET = { type = "object", additionalProperties = false, required = { "name", "role", "was", "admin", "changed" },
+  properties = { name = { type = "string" }, role = ROLE, was = ROLE, admin = { type = "boolean" },
+    changed = { type = "boolean" } } }
 local MEMBER = { type = "object", additionalProperties = false, required = { "project", "user" },
   properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" } } }
 
@@ -199,6 +228,15 @@ function M.add(router)
     summary = "Disable a person: their sessions end at once, their keys stop", responses = ok(SWITCHED) })
   r("POST", "/v1/users/{name}/enable", { handler = set_disabled(false), name = "users_enable",
     summary = "Enable a person again", responses = ok(SWITCHED) })
+  r("PUT", "/v1/users/{name}/password", { handler = set_password, body = "json", name = "users_password",
+    errors = { 409 }, schema = { type = "object", additionalProperties = false, required = { "password" },
+      properties = { password = { type = "string", minLength = 1, maxLength = 1024 } } },
+    summary = "Set a person's password: the sessions they signed in to with it end",
+    responses = ok(PASSWORD_SET) })
+  r("PUT", "/v1/users/{name}/role", { handler = set_role, body = "json", name = "users_role", errors = { 409 },
+    schema = { type = "object", additionalProperties = false, required = { "role" }, properties = { role = ROLE } },
+    summary = "Set a person's account role: admin makes a server admin (the last one stays)",
+    responses = ok(ROLE_SET) })
   r("PUT", "/v1/users/{name}/projects/{project}", { handler = grant, body = "json", name = "users_grant",
     schema = { type = "object", additionalProperties = false, required = { "role" }, properties = { role = PROJECT_ROLE } },
     summary = "Give a person a role in a project", responses = ok(MEMBER) })

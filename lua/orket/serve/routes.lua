@@ -110,6 +110,7 @@ local function people_reader(srv, who)
   if not who or who.local_use then return true end
   return srv ~= nil and projects.server_role(srv.db, who) == "admin"
 end
+M.people_reader = people_reader
 
 local function stream(req, ctx, filter)
   local after = after_of(req, ctx)

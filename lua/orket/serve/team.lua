@@ -56,9 +56,16 @@ function M.grant(db, known, project, user, role, actor)
   end)
 end
 
---- revoke(db, project, user, actor) -> {project, user} | nil, msg, "ENOENT"
+--- revoke(db, project, user, actor) -> {project, user} | nil, msg, CODE (ENOENT,
+--- ESERVERADMIN: a server admin is an admin of every project, member or not, so taking
+--- them out of one would change nothing but say it did)
 function M.revoke(db, project, user, actor)
   return db:tx(function()
+    local row = users.get(db, user)
+    if row and row.role == "admin" then
+      return nil, string.format("%s is a server admin, an admin of every project whatever their memberships: "
+        .. "take that away first ('orket users role %s operator')", user, user), "ESERVERADMIN"
+    end
     if sp.remove(db, project, user) == 0 then
       return nil, "'" .. tostring(user) .. "' is not a member of '" .. tostring(project) .. "'", "ENOENT"
     end

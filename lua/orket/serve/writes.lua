@@ -67,13 +67,16 @@ local function principal(ctx)
 end
 M.principal = principal
 
---- audited(ctx, e): the write e {card=, run=, actor=, action=} journaled (an api_write
---- event) and appended to the audit's hash chain (orket.audit.chain), in the caller's
---- transaction; the server signs a checkpoint once the request is answered.
+--- audited(ctx, e): the write e {card=, run=, actor=, action=, subject=} journaled (an
+--- api_write event) and appended to the audit's hash chain (orket.audit.chain), in the
+--- caller's transaction; the server signs a checkpoint once the request is answered.
+--- subject: whom a people or key change was about ({person=, project=, role=, key=,
+--- keyid=}), which the chain's hash then covers.
 function M.audited(ctx, e)
   local db = ctx.db
-  db:event { kind = "api_write", card = e.card, run = e.run, actor = e.actor, data = { action = e.action, route = ctx.route } }
-  audit_chain.record(db, { actor = e.actor, action = e.action, card = e.card, route = ctx.route })
+  db:event { kind = "api_write", card = e.card, run = e.run, actor = e.actor,
+    data = { action = e.action, route = ctx.route, subject = e.subject } }
+  audit_chain.record(db, { actor = e.actor, action = e.action, card = e.card, route = ctx.route, subject = e.subject })
   ctx.audited = true
 end
 
@@ -188,9 +191,13 @@ local function audit(_, ctx)
   if not after or not limit or limit < 1 then return err(400, "bad_query", "?after= and ?limit= take whole numbers") end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
   local out = {}
+  -- whom a people change was about is the server's admins' to read, as the journal's
+  -- rows about people are (docs/teams.md, "Visible only to members")
+  local people = routes.people_reader(ctx.server, ctx.who)
   for _, r in ipairs(sj.api_writes(ctx.db, after, limit)) do
     local d = r.data
-    out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route }
+    out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route,
+      subject = people and d.subject or nil }
   end
   return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }
 end
@@ -205,7 +212,9 @@ local SUMMARIES = {
 local AUDIT = { type = "object", additionalProperties = true, required = { "entries" }, properties = {
   entries = { type = "array", items = { type = "object", additionalProperties = true, required = { "id", "at", "actor", "action", "route" },
     properties = { id = { type = "integer" }, at = { type = "string" }, card = { type = "string" },
-      actor = { type = "string" }, action = { type = "string" }, route = { type = "string" } } } },
+      actor = { type = "string" }, action = { type = "string" }, route = { type = "string" },
+      subject = { type = "object", description = "whom a people or key change was about: person, project, role, key, keyid",
+        additionalProperties = { type = "string" } } } } },
   next = { type = "integer" } } }
 
 --- add(router): the write routes (operator) and the audit (viewer)

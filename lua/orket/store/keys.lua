@@ -4,9 +4,11 @@
 -- (orket.store.dialect).
 local M = {}
 
---- name_taken(db, name) -> true when a key not revoked has that name
-function M.name_taken(db, name)
-  return db:row("SELECT 1 AS x FROM api_keys WHERE name = ? AND revoked_at IS NULL", name) ~= nil
+--- name_taken(db, name[, user]) -> true when a key not revoked of the person (user), or
+--- of the server's own (no user), has that name: names are unique per person
+function M.name_taken(db, name, user)
+  return db:row("SELECT 1 AS x FROM api_keys WHERE name = ? AND coalesce(user_name, '') = ? AND revoked_at IS NULL",
+    name, user or "") ~= nil
 end
 
 --- last_named(db, name) -> {id, name, role, hash, user_name, revoked_at} of the newest key
@@ -55,10 +57,11 @@ function M.get(db, id)
     .. " FROM api_keys WHERE id = ?", id)
 end
 
---- active_named(db, name) -> {id, name, role, hash, user_name, revoked_at} of the key not revoked of that name | nil
+--- active_named(db, name) -> array of {id, name, role, hash, user_name, revoked_at}: the
+--- keys not revoked of that name (one per person at most), oldest first
 function M.active_named(db, name)
-  return db:row("SELECT id, name, role, hash, user_name, " .. db.dialect.time("revoked_at")
-    .. " FROM api_keys WHERE name = ? AND revoked_at IS NULL", name)
+  return assert(db:rows("SELECT id, name, role, hash, user_name, " .. db.dialect.time("revoked_at")
+    .. " FROM api_keys WHERE name = ? AND revoked_at IS NULL ORDER BY api_keys.created_at, id", name))
 end
 
 --- revoke(db, id): the key revoked now

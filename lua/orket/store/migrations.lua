@@ -677,4 +677,15 @@ ALTER TABLE api_keys ADD COLUMN user_name TEXT REFERENCES users(name);
       end
     end,
   },
+  {
+    version = 26,
+    name = "a key's name is unique among its person's keys",
+    -- An active key's name was unique across every person, so a person making a key
+    -- learnt from the refusal that someone else held one of that name. Names are now
+    -- unique per person (the server's own keys, of no person, among themselves).
+    sql = [[
+DROP INDEX api_keys_active_name;
+CREATE UNIQUE INDEX api_keys_active_name ON api_keys(coalesce(user_name, ''), name) WHERE revoked_at IS NULL;
+]],
+  },
 }

@@ -547,6 +547,15 @@ CREATE TRIGGER events_notify AFTER INSERT ON events REFERENCING NEW TABLE AS ins
     -- with the list's constant array and builds nothing: only the version moves, so both
     -- backends name the same SQLite schema.
   },
+  {
+    version = 17,
+    sqlite = 26,
+    name = "a key's name is unique among its person's keys (SQLite 26)",
+    sql = [[
+DROP INDEX api_keys_active_name;
+CREATE UNIQUE INDEX api_keys_active_name ON api_keys(coalesce(user_name, ''), name) WHERE revoked_at IS NULL;
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -44,6 +44,17 @@ function M.set_role(db, name, role)
   return (assert(db:run("UPDATE users SET role = ? WHERE name = ? AND role <> ?", role, name, role)))
 end
 
+--- other_admins(db, name) -> how many people other than name are enabled server admins
+function M.other_admins(db, name)
+  return assert(db:row("SELECT count(*) AS n FROM users WHERE role = 'admin' AND disabled_at IS NULL AND name <> ?",
+    name)).n
+end
+
+--- set_hash(db, name, hash) -> changes: the person's password, as its Argon2id hash
+function M.set_hash(db, name, hash)
+  return (assert(db:run("UPDATE users SET hash = ? WHERE name = ?", hash, name)))
+end
+
 --- session_insert(db, hash, name, expires): a person's session created now
 function M.session_insert(db, hash, name, expires)
   assert(db:run("INSERT INTO user_sessions (hash, user_name, created_at, expires) VALUES (?, ?, " .. db.dialect.now
@@ -66,6 +77,12 @@ end
 function M.sessions_end(db, name)
   assert(db:run("DELETE FROM sessions WHERE key_id IN (SELECT id FROM api_keys WHERE user_name = ?)", name))
   return (assert(db:run("DELETE FROM user_sessions WHERE user_name = ?", name)))
+end
+
+--- password_sessions_end(db, name[, keep]) -> changes: every session the person signed in
+--- to with their password ends, but the one whose hash is keep
+function M.password_sessions_end(db, name, keep)
+  return (assert(db:run("DELETE FROM user_sessions WHERE user_name = ? AND hash <> ?", name, keep or "")))
 end
 
 --- sessions_trim(db, name, keep, now): expired sessions end, and all but the person's keep
