@@ -71,7 +71,9 @@ static int pp_strv_copy(pp_strv *s, const char *const *v, size_t n) {
 /* name lower-case (as the upstream's are), s's names lower-cased by httpproxy_kept_new */
 static int pp_has(const pp_strv *s, const char *name, size_t len) {
   for (size_t i = 0; i < s->n; i++)
-    if (s->v[i][0] == name[0] && memcmp(s->v[i], name, len) == 0 && s->v[i][len] == '\0') return 1;
+    /* strncmp stops at the entry's end, and its length is asked only of a match: an entry
+     * shorter than name is never read past */
+    if (s->v[i][0] == name[0] && strncmp(s->v[i], name, len) == 0 && strlen(s->v[i]) == len) return 1;
   return 0;
 }
 

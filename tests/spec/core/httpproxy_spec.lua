@@ -194,6 +194,25 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- a passed name is matched whole: an app's header longer than a pass name with the same
+  -- first letters is not that name (and is compared without reading past the shorter one:
+  -- the sanitizer build reads out of bounds otherwise)
+  it("matches passed names whole, for an app's header longer than one of them", function()
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Security-Policy: x\r\n"
+      .. "Content-Encoding: identity\r\nContent-Type: text/plain\r\nContent-R: no\r\n\r\nok")
+    local srv, base, outcomes = front(sock, { pass = { "content-type", "content-r", "content-range" } })
+    local status, headers, body = fetch(base .. "/")
+    assert.equal(200, status)
+    assert.equal("ok", body)
+    assert.equal("text/plain", headers["content-type"])
+    assert.equal("no", headers["content-r"])
+    assert.is_nil(headers["content-security-policy"])
+    assert.is_nil(headers["content-encoding"])
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    srv:close()
+    app:close()
+  end)
+
   -- RFC 9110 15: a status is 100-599; any other the app gives is a bad gateway's
   it("answers 502 for an app's status past 599", function()
     for _, code in ipairs { 600, 999 } do
