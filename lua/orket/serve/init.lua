@@ -431,9 +431,14 @@ end
 -- to have waited, or starts another.
 M.MAX_IDLE = 64
 
-local function worker(self, req)
+-- first: {req}, emptied at once. The task's body keeps its arguments for as long as it runs,
+-- and a waiting task must hold no request (its headers carry credentials).
+local function worker(self, first)
+  local req = first[1]
+  first[1] = nil
   while req do
     self:_handle(req)
+    req = nil
     local idle = self.idle
     if #idle >= M.MAX_IDLE or self.stopping then return end
     idle[#idle + 1] = coroutine.running()
@@ -451,7 +456,7 @@ local function accept_all(self, srv)
       idle[#idle] = nil
       task.resume(co, req)
     else
-      task.spawn(worker, self, req)
+      task.spawn(worker, self, { req })
     end
   end
 end

@@ -36,6 +36,24 @@ describe("orket.serve's request tasks", function()
     stop()
   end)
 
+  -- a request's headers carry its credentials: once answered, nothing of a waiting task
+  -- keeps it (neither the task's first argument nor its last request)
+  it("holds no request while it waits", function()
+    local srv, url, _, stop = server()
+    local kept = setmetatable({}, { __mode = "k" })
+    local handle = srv._handle
+    srv._handle = function(self, req)
+      kept[req] = true
+      return handle(self, req)
+    end
+    for _ = 1, 3 do assert.equal(200, (H.fetch { url = url })) end
+    assert.equal(1, #srv.idle)
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(kept))
+    stop()
+  end)
+
   it("keeps at most MAX_IDLE tasks of a burst, and ends them when the server stops", function()
     local was = serve.MAX_IDLE
     serve.MAX_IDLE = 2
