@@ -235,9 +235,12 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   -- says it again.
   local why = usage and cost.usage_error(usage)
   if why then return nil, common.err("bad_request", p.conf.kind .. ": the answer's usage is refused: " .. why) end
+  local note
+  if usage then usage, note = cost.counted(usage) end
+  usage = common.finish_usage(usage, req.messages, content, calls)
+  usage.note = note
   return {
-    content = content, tool_calls = calls, finish_reason = finish,
-    usage = common.finish_usage(usage, req.messages, content, calls),
+    content = content, tool_calls = calls, finish_reason = finish, usage = usage,
     model = smodel or model, request_id = h["x-request-id"] or id,
   }
 end
