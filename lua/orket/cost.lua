@@ -163,6 +163,13 @@ function M.estimate(price, prompt, max_out)
   return priced({ count(prompt), price.input, count(max_out), price.output }, true)
 end
 
+--- spent(micros) -> a recorded call's cost as counted: one below 0 (recorded before usages
+--- were checked) as 0 (the store's sums: orket.store.costs.spent)
+function M.spent(micros)
+  if type(micros) ~= "number" or micros >= 0 then return micros end
+  return 0
+end
+
 --- plus(a, b) -> a + b for amounts from 0 up, at most math.maxinteger: a sum that never
 --- wraps to a negative
 function M.plus(a, b)

@@ -98,6 +98,25 @@ describe("a model call's cost", function()
     end
   end)
 
+  it("shows a cost below 0 recorded before usages were checked as 0, in orket log and its JSON", function()
+    local dir = project("openai", "prompt=4000,cached=3000,chunks=200")
+    run(dir)
+    do
+      local db <close> = assert(require("orket.project").open_store(dir))
+      assert(db:record_turn { run = 1, card = "M-1", seat = "senior_developer", turn = 9, model = "old", prompt_tokens = 1,
+        completion_tokens = 1, data = { step = 1, cost = -4999999990, currency = "USD" } })
+    end
+    local doc = cjson.decode(H.orket("log 1 --json", { cwd = dir }).stdout)
+    local shown = {}
+    for _, ev in ipairs(doc.events) do
+      if ev.turn then shown[#shown + 1] = ev.turn.cost end
+    end
+    assert.same({ 8250, 0 }, shown)
+    local log = H.orket("log 1", { cwd = dir }).stdout
+    assert.matches("1%+1 tokens, 0%.00 USD", log)
+    assert.is_nil(log:find("%-4999"))
+  end)
+
   it("reads more cached than prompt tokens as a relay of Anthropic's models counts them: never cheaper", function()
     local dir = project("openai", "prompt=4000,cached=5000,chunks=200")
     local evs = run(dir)

@@ -16,6 +16,14 @@ local FILTERS = {
   { "after_turn", "t.id > ?", 1 },
 }
 
+--- spent(d, col) -> SQL of the cost (integer micro-units) in the JSON column col of
+--- dialect d, a cost below 0 (recorded before usages were checked) counted as 0: every
+--- sum of costs (here, /metrics) reads this one
+function M.spent(d, col)
+  local cost = d.json_int(col, "cost")
+  return "CASE WHEN " .. cost .. " < 0 THEN 0 ELSE " .. cost .. " END"
+end
+
 --- rows(db, f) -> array of {model=, currency=, micros=, priced=, calls=, input=, cached=,
 --- output=}, one per model and currency, for the calls matching every filter of
 --- f {run=, card=, epic=, rock=, since= (a stored time's text), after_turn= (turns id)}.
@@ -31,8 +39,7 @@ function M.rows(db, f)
     end
   end
   local cost, cached = d.json_int("t.data", "cost"), d.json_int("t.data", "cached_tokens")
-  -- a cost below 0 (recorded before usages were checked) counts as none spent
-  local spent = "CASE WHEN " .. cost .. " < 0 THEN 0 ELSE " .. cost .. " END"
+  local spent = M.spent(d, "t.data")
   local q = "SELECT t.model AS model, " .. d.json_text("t.data", "currency") .. " AS currency, "
     .. d.integer("COALESCE(SUM(" .. spent .. "), 0)") .. " AS micros, "
     .. d.integer("COUNT(" .. cost .. ")") .. " AS priced, " .. d.integer("COUNT(*)") .. " AS calls, "

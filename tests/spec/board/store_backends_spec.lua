@@ -319,6 +319,8 @@ describe("store on " .. B.name(), function()
         data = { cost = c, currency = "USD" } }
     end
     assert.same({ USD = 7 }, costs.totals(db, { card = "E-1" }).cost)
+    -- and so in /metrics' sums
+    assert.same({ { model = "m", currency = "USD", micros = 7 } }, require("orket.store.metrics").costs(db, 10))
     db:close()
   end)
 
