@@ -124,6 +124,26 @@ function M.counted(u)
     .. "the cached ones out, priced as %d prompt tokens, %d of them cached", c, p, out.prompt_tokens, c)
 end
 
+--- storable_usage(u) -> {prompt_tokens=, completion_tokens=, cached_tokens=}: a usage's
+--- counts as they came, each not an integer as its text ("-1.5", "nan"), so JSON holds it
+function M.storable_usage(u)
+  local out = {}
+  for _, k in ipairs(USAGE_FIELDS) do
+    local v = u[k]
+    if math.type(v) == "integer" then out[k] = v elseif v ~= nil then out[k] = string.format("%.17g", v) end
+  end
+  return out
+end
+
+--- plausible(v) -> the count a refused usage's value (or its storable_usage text) may be
+--- taken as: a count from 0 to MAX_TOKENS as it is, a fraction in range rounded up; 0 for
+--- the rest (below 0, NaN, past any context)
+function M.plausible(v)
+  v = tonumber(v)
+  if not v or v ~= v or v < 0 or v > M.MAX_TOKENS then return 0 end
+  return math.tointeger(math.ceil(v)) or 0
+end
+
 -- A count as the cost takes it: from 0 to MAX_TOKENS whatever came (usage_error refused
 -- the rest before; a usage recorded earlier may not have been checked).
 local function count(n)

@@ -124,6 +124,15 @@ describe("a call's cost from counts out of range", function()
     assert.is_nil(why { prompt_tokens = 1e4, completion_tokens = 12.0, cached_tokens = 2 ^ 10 })
   end)
 
+  it("keeps a refused usage's counts as JSON holds them, and takes the plausible part of each", function()
+    local kept = cost.storable_usage { prompt_tokens = -5, completion_tokens = 1.5, cached_tokens = 0 / 0, other = 1 }
+    assert.same({ -5, "1.5" }, { kept.prompt_tokens, kept.completion_tokens })
+    assert.matches("^%-?nan$", kept.cached_tokens)
+    assert.is_nil(kept.other)
+    assert.same({ 0, 2, 0, 0, 7, 0, cost.MAX_TOKENS }, { cost.plausible(-5), cost.plausible("1.5"), cost.plausible("nan"),
+      cost.plausible(math.huge), cost.plausible(7), cost.plausible(cost.MAX_TOKENS + 1), cost.plausible(cost.MAX_TOKENS) })
+  end)
+
   it("counts an accepted usage as integers", function()
     local u, note = cost.counted { prompt_tokens = 1e4, completion_tokens = 12.0, cached_tokens = 2 ^ 10 }
     assert.same({ prompt_tokens = 10000, completion_tokens = 12, cached_tokens = 1024 }, u)
