@@ -3,6 +3,8 @@
 -- A turns row's data holds cached_tokens, cost (integer micro-units) and currency when
 -- known (orket.engine.spend writes them; docs/cost.md). Written once for both backends
 -- (orket.store.dialect's JSON pieces).
+local cost = require "orket.cost"
+
 local M = {}
 
 -- Each filter: its SQL condition on a call's row r (turns, or the calls below), how many
@@ -36,8 +38,8 @@ end
 --- dialect d, a cost below 0 (recorded before usages were checked) counted as 0: every
 --- sum of costs (here, /metrics) reads this one
 function M.spent(d, col)
-  local cost = d.json_int(col, "cost")
-  return "CASE WHEN " .. cost .. " < 0 THEN 0 ELSE " .. cost .. " END"
+  local c = d.json_int(col, "cost")
+  return "CASE WHEN " .. c .. " < 0 THEN 0 ELSE " .. c .. " END"
 end
 
 --- charged_tokens(d, col) -> SQL of the tokens a model_failure event's data col charged
@@ -83,7 +85,8 @@ function M.totals(db, f)
   local out = { cost = {}, calls = 0, priced = 0, input = 0, cached = 0, output = 0 }
   for _, r in ipairs(M.rows(db, f)) do
     for _, k in ipairs { "calls", "priced", "input", "cached", "output" } do out[k] = out[k] + (r[k] or 0) end
-    if r.currency and (r.priced or 0) > 0 then out.cost[r.currency] = (out.cost[r.currency] or 0) + r.micros end
+    -- a sum that never wraps to a negative
+    if r.currency and (r.priced or 0) > 0 then cost.add(out.cost, r.currency, r.micros) end
   end
   return out
 end

@@ -334,6 +334,12 @@ describe("store on " .. B.name(), function()
     assert.same({}, costs.totals(db, { card = "E-2" }).cost)
     -- and so in /metrics' sums
     assert.same({ { model = "m", currency = "USD", micros = 7 } }, require("orket.store.metrics").costs(db, 10))
+    -- the sum over models stops at the largest integer, never wraps to a negative
+    for i, m in ipairs { "big1", "big2" } do
+      db:record_turn { run = run, card = "E-2", seat = "dev", turn = 10 + i, model = m, prompt_tokens = 1,
+        data = { cost = math.maxinteger // 2 + 1, currency = "USD" } }
+    end
+    assert.same({ USD = math.maxinteger }, costs.totals(db, { card = "E-2" }).cost)
     db:close()
   end)
 
