@@ -152,19 +152,26 @@ describe("a money budget (" .. B.name() .. ")", function()
     assert.same({ "run", "USD" }, { reached.scope, reached.currency })
     -- the journal keeps each charge and the counts the server sent
     local db <close> = assert(require("orket.project").open_store(dir))
-    local spent, tokens = 0, 0
+    local spent, tokens, n = 0, 0, 0
     for _, r in ipairs(db:rows("SELECT data FROM events WHERE kind = 'model_failure' ORDER BY id")) do
       local d = cjson.decode(r.data)
       assert.same({ prompt_tokens = -5, completion_tokens = 200 }, d.refused_usage)
       assert.equal(4096, d.completion_tokens)
       assert.is_true(d.cost > 4096 * 10 and d.prompt_tokens > 0, r.data)
-      spent, tokens = spent + d.cost, tokens + d.prompt_tokens + d.completion_tokens
+      spent, tokens, n = spent + d.cost, tokens + d.prompt_tokens + d.completion_tokens, n + 1
     end
-    assert.equal(spent, reached.spent)
-    assert.is_true(spent <= 100000 and spent + reached.estimate > 100000, tostring(spent))
+    assert.is_true(reached.spent <= 100000 and reached.spent + reached.estimate > 100000, tostring(reached.spent))
     -- the run's usage counts them, as calls and tokens of a known cost
     local usage = require("orket.store.costs").totals(db, { run = 1 })
-    assert.same({ 2, 2, tokens, { USD = spent } }, { usage.calls, usage.priced, usage.input + usage.output, usage.cost })
+    assert.same({ n, n, tokens, { USD = spent } }, { usage.calls, usage.priced, usage.input + usage.output, usage.cost })
+    -- on SQLite each failure is written before the next task runs; on PostgreSQL the write
+    -- waits, and the stop the budget makes may cancel the other call's write in flight
+    -- (as it would a response's): the run's own totals counted it all the same
+    if B.name() == "pg" then
+      assert.is_true(n >= 1 and spent <= reached.spent, tostring(spent))
+    else
+      assert.same({ 2, reached.spent }, { n, spent })
+    end
   end)
 
   it("counts a refused answer's charge against the token budgets", function()
