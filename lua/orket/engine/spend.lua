@@ -1,5 +1,6 @@
 -- orket.engine.spend: the money side of model calls (docs/cost.md). After a call: its
--- tokens by kind and its cost from the provider's usage and the model's price (record).
+-- tokens by kind and its cost from the provider's usage and the model's price (record),
+-- or the charge of a call whose answer's usage was refused, billed all the same (refused).
 -- Before a call: the money budgets (budgets.cost_per_card, _epic, _rock, _run, _day),
 -- checked against what the scope spent plus the most the call may cost, so a run never
 -- spends more than one call past a budget (check). A card's budget that would be passed
@@ -73,9 +74,6 @@ function M.guard(run, job)
   return setmetatable({ run = run, job = job }, GUARD)
 end
 
---- record(run, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
---- holds of a call's money (cost nil: no price, or no usage reported); the call's hold goes
---- as its cost comes in
 -- the running totals of the job's card's scopes grow by a call's cost
 local function add_spent(run, job, price, micros)
   if not (micros and run.spend) then return end
@@ -84,6 +82,9 @@ local function add_spent(run, job, price, micros)
   end
 end
 
+--- record(run, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
+--- holds of a call's money (cost nil: no price, or no usage reported); the call's hold goes
+--- as its cost comes in
 function M.record(run, job, usage)
   M.release(run, job)
   local price = M.price(run, job.model)
