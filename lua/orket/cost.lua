@@ -95,21 +95,53 @@ local USAGE_FIELDS = { "prompt_tokens", "completion_tokens", "cached_tokens" }
 
 --- usage_error(u) -> nil | why: a reported usage {prompt_tokens=, completion_tokens=,
 --- cached_tokens=} (each optional) whose counts are not whole numbers from 0 to
---- MAX_TOKENS, or whose cached tokens are more than its prompt: a server's (or a
---- gateway's) mistake no cost may be made of (a negative count would lower the day's
---- spending below its budget).
+--- MAX_TOKENS: a server's (or a gateway's) mistake no cost may be made of (a negative
+--- count would lower the day's spending below its budget). A whole float (12.0, 1e4) is a
+--- whole number.
 function M.usage_error(u)
   for _, k in ipairs(USAGE_FIELDS) do
     local v = u[k]
-    if v ~= nil and (math.type(v) ~= "integer" or v < 0 or v > M.MAX_TOKENS) then
+    local n = type(v) == "number" and math.tointeger(v)
+    if v ~= nil and (not n or n < 0 or n > M.MAX_TOKENS) then
       return string.format("%s is %s, not a token count (a whole number from 0 to %d)", k,
         math.type(v) == "float" and string.format("%.17g", v) or tostring(v), M.MAX_TOKENS)
     end
   end
-  if u.cached_tokens and u.prompt_tokens and u.cached_tokens > u.prompt_tokens then
-    return string.format("cached_tokens (%d) is more than prompt_tokens (%d), which count them", u.cached_tokens,
-      u.prompt_tokens)
+end
+
+--- counted(u) -> usage, note | nil: a usage usage_error accepted, its counts as integers.
+--- More cached than prompt tokens is read as Anthropic counts (a relay of its models):
+--- prompt_tokens leaving the cache reads out. Priced as prompt + cached tokens, cached
+--- ones among them, it costs at least what any other reading would; note says so.
+function M.counted(u)
+  local out = {}
+  for k, v in pairs(u) do out[k] = v end
+  for _, k in ipairs(USAGE_FIELDS) do out[k] = out[k] ~= nil and math.tointeger(out[k]) or nil end
+  local p, c = out.prompt_tokens, out.cached_tokens
+  if not (p and c and c > p) then return out end
+  out.prompt_tokens = math.min(p + c, M.MAX_TOKENS)
+  return out, string.format("cached_tokens (%d) is more than prompt_tokens (%d): read as prompt tokens that leave "
+    .. "the cached ones out, priced as %d prompt tokens, %d of them cached", c, p, out.prompt_tokens, c)
+end
+
+--- storable_usage(u) -> {prompt_tokens=, completion_tokens=, cached_tokens=}: a usage's
+--- counts as they came, each not an integer as its text ("-1.5", "nan"), so JSON holds it
+function M.storable_usage(u)
+  local out = {}
+  for _, k in ipairs(USAGE_FIELDS) do
+    local v = u[k]
+    if math.type(v) == "integer" then out[k] = v elseif v ~= nil then out[k] = string.format("%.17g", v) end
   end
+  return out
+end
+
+--- plausible(v) -> the count a refused usage's value (or its storable_usage text) may be
+--- taken as: a count from 0 to MAX_TOKENS as it is, a fraction in range rounded up; 0 for
+--- the rest (below 0, NaN, past any context)
+function M.plausible(v)
+  v = tonumber(v)
+  if not v or v ~= v or v < 0 or v > M.MAX_TOKENS then return 0 end
+  return math.tointeger(math.ceil(v)) or 0
 end
 
 -- A count as the cost takes it: from 0 to MAX_TOKENS whatever came (usage_error refused
@@ -149,6 +181,13 @@ end
 function M.estimate(price, prompt, max_out)
   if not price then return nil end
   return priced({ count(prompt), price.input, count(max_out), price.output }, true)
+end
+
+--- spent(micros) -> a recorded call's cost as counted: one below 0 (recorded before usages
+--- were checked) as 0 (the store's sums: orket.store.costs.spent)
+function M.spent(micros)
+  if type(micros) ~= "number" or micros >= 0 then return micros end
+  return 0
 end
 
 --- plus(a, b) -> a + b for amounts from 0 up, at most math.maxinteger: a sum that never

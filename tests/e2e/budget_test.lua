@@ -141,6 +141,59 @@ describe("a money budget (" .. B.name() .. ")", function()
     assert.equal("stalled", evs.run_end[1].status)
   end)
 
+  it("charges a call whose answer's usage is refused: the run's budget stops the run before every card is asked", function()
+    -- each answer's usage is refused, yet each call is billed: charged its estimate (about
+    -- 0.045 USD, its whole allowance of output), two calls fill the run's 0.10 USD, and the
+    -- third is never sent
+    local dir = project([[{ turns_per_card = 3, cost_per_run = "0.10 USD" }]], "prompt=-5,chunks=200", 5)
+    local evs = run(dir)
+    assert.equal(2, requests())
+    local reached = evs.budget_reached[1]
+    assert.same({ "run", "USD" }, { reached.scope, reached.currency })
+    -- the journal keeps each charge and the counts the server sent
+    local db <close> = assert(require("orket.project").open_store(dir))
+    local spent, tokens, n = 0, 0, 0
+    for _, r in ipairs(db:rows("SELECT data FROM events WHERE kind = 'model_failure' ORDER BY id")) do
+      local d = cjson.decode(r.data)
+      assert.same({ prompt_tokens = -5, completion_tokens = 200 }, d.refused_usage)
+      assert.equal(4096, d.completion_tokens)
+      assert.is_true(d.cost > 4096 * 10 and d.prompt_tokens > 0, r.data)
+      spent, tokens, n = spent + d.cost, tokens + d.prompt_tokens + d.completion_tokens, n + 1
+    end
+    assert.is_true(reached.spent <= 100000 and reached.spent + reached.estimate > 100000, tostring(reached.spent))
+    -- the run's usage counts them, as calls and tokens of a known cost
+    local usage = require("orket.store.costs").totals(db, { run = 1 })
+    assert.same({ n, n, tokens, { USD = spent } }, { usage.calls, usage.priced, usage.input + usage.output, usage.cost })
+    -- on SQLite each failure is written before the next task runs; on PostgreSQL the write
+    -- waits, and the stop the budget makes may cancel the other call's write in flight
+    -- (as it would a response's): the run's own totals counted it all the same
+    if B.name() == "pg" then
+      assert.is_true(n >= 1 and spent <= reached.spent, tostring(spent))
+    else
+      assert.same({ 2, reached.spent }, { n, spent })
+    end
+  end)
+
+  it("counts a refused answer's charge against the token budgets", function()
+    -- one card at a time: token budgets hold no room for the calls in flight
+    local dir = project("{ turns_per_card = 3, tokens_per_run = 5000 }\nconcurrency = 1", "prompt=-5,chunks=200", 3)
+    local evs = run(dir)
+    -- the call is charged its whole allowance of output (4096 tokens) and its prompt: past
+    -- the run's 5000 tokens, no other card is asked
+    assert.equal(1, requests())
+    assert.matches("the run's token budget %(budgets.tokens_per_run = 5000%) ran out", evs.run_end[1].reason)
+    -- the refused answer is journaled with its charge, and the run's tokens count it
+    local db <close> = assert(require("orket.project").open_store(dir))
+    local tokens, n = 0, 0
+    for _, r in ipairs(db:rows("SELECT data FROM events WHERE kind = 'model_failure' ORDER BY id")) do
+      local d = cjson.decode(r.data)
+      tokens, n = tokens + d.prompt_tokens + d.completion_tokens, n + 1
+    end
+    assert.is_true(n == 1 and tokens > 5000, tostring(n))
+    assert.equal(tokens, evs.run_end[1].tokens)
+    assert.equal(tokens, require("orket.store.journal_reads").run_tokens(db, 1))
+  end)
+
   it("holds against a server that reports a negative usage: the call fails, the day's budget still counts", function()
     -- a negative count priced would take 12,500 USD off the day's spending; refused, the
     -- card waits as after any model failure, asked once (each try is billed)
@@ -158,6 +211,7 @@ describe("a money budget (" .. B.name() .. ")", function()
     evs = run_target(dir, "M-2")
     assert.equal(1, requests())
     assert.same({ "day", "USD" }, { evs.budget_reached[1].scope, evs.budget_reached[1].currency })
-    assert.is_true(evs.budget_reached[1].spent >= 0)
+    -- the refused call counts at its estimate: its whole allowance of output and more
+    assert.is_true(evs.budget_reached[1].spent > 4096 * 10, tostring(evs.budget_reached[1].spent))
   end)
 end)

@@ -89,7 +89,6 @@ describe("a model call's cost", function()
     for _, case in ipairs {
       { "openai", "prompt=10000000000000", "prompt_tokens is 10000000000000" }, -- past 2^31 - 1: wrapped the cost
       { "openai", "prompt=1.5", "prompt_tokens is 1.5" },
-      { "openai", "prompt=10,cached=20", "cached_tokens %(20%) is more than prompt_tokens %(10%)" },
       { "ollama", "prompt=-7", "prompt_tokens is %-7" },
     } do
       local evs = run(project(case[1], case[2]))
@@ -97,6 +96,38 @@ describe("a model call's cost", function()
       assert.matches("The model failed %(bad_request%): " .. case[1] .. ": the answer's usage is refused: " .. case[3],
         evs.card_blocked[1].detail)
     end
+  end)
+
+  it("shows a cost below 0 recorded before usages were checked as 0, in orket log and its JSON", function()
+    local dir = project("openai", "prompt=4000,cached=3000,chunks=200")
+    run(dir)
+    do
+      local db <close> = assert(require("orket.project").open_store(dir))
+      assert(db:record_turn { run = 1, card = "M-1", seat = "senior_developer", turn = 9, model = "old", prompt_tokens = 1,
+        completion_tokens = 1, data = { step = 1, cost = -4999999990, currency = "USD" } })
+    end
+    local doc = cjson.decode(H.orket("log 1 --json", { cwd = dir }).stdout)
+    local shown = {}
+    for _, ev in ipairs(doc.events) do
+      if ev.turn then shown[#shown + 1] = ev.turn.cost end
+    end
+    assert.same({ 8250, 0 }, shown)
+    local log = H.orket("log 1", { cwd = dir }).stdout
+    assert.matches("1%+1 tokens, 0%.00 USD", log)
+    assert.is_nil(log:find("%-4999"))
+  end)
+
+  it("reads more cached than prompt tokens as a relay of Anthropic's models counts them: never cheaper", function()
+    local dir = project("openai", "prompt=4000,cached=5000,chunks=200")
+    local evs = run(dir)
+    local m = evs.model[1]
+    -- 4000 uncached * 2.50 + 5000 cached * 1.25 + 200 out * 10, per million, in micro-USD
+    assert.same({ 9000, 5000, 200, 18250, "USD" }, { m.prompt_tokens, m.cached_tokens, m.completion_tokens, m.cost, m.currency })
+    -- the reading is noted in the call's record
+    local db <close> = assert(require("orket.project").open_store(dir))
+    local usage = cjson.decode(db:row("SELECT response FROM turns ORDER BY id LIMIT 1").response).usage
+    assert.matches("^cached_tokens %(5000%) is more than prompt_tokens %(4000%): read as prompt tokens that leave the cached ones out",
+      usage.note)
   end)
 
   it("is unknown, not 0, when the provider reports no usage", function()

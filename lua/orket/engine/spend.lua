@@ -1,5 +1,6 @@
 -- orket.engine.spend: the money side of model calls (docs/cost.md). After a call: its
--- tokens by kind and its cost from the provider's usage and the model's price (record).
+-- tokens by kind and its cost from the provider's usage and the model's price (record),
+-- or the charge of a call whose answer's usage was refused, billed all the same (refused).
 -- Before a call: the money budgets (budgets.cost_per_card, _epic, _rock, _run, _day),
 -- checked against what the scope spent plus the most the call may cost, so a run never
 -- spends more than one call past a budget (check). A card's budget that would be passed
@@ -73,6 +74,14 @@ function M.guard(run, job)
   return setmetatable({ run = run, job = job }, GUARD)
 end
 
+-- the running totals of the job's card's scopes grow by a call's cost
+local function add_spent(run, job, price, micros)
+  if not (micros and run.spend) then return end
+  for _, t in pairs(run.spend.totals) do
+    if t.applies[job.card_id] and t.currency == price.currency then t.micros = cost.plus(t.micros, micros) end
+  end
+end
+
 --- record(run, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
 --- holds of a call's money (cost nil: no price, or no usage reported); the call's hold goes
 --- as its cost comes in
@@ -80,14 +89,8 @@ function M.record(run, job, usage)
   M.release(run, job)
   local price = M.price(run, job.model)
   local micros = cost.of(price, usage)
-  local out = { cached_tokens = usage and usage.cached_tokens, cost = micros, currency = micros and price.currency or nil }
-  if micros and run.spend then
-    -- the running totals of this card's scopes grow by the call
-    for key, t in pairs(run.spend.totals) do
-      if t.applies[job.card_id] and t.currency == price.currency then t.micros = cost.plus(t.micros, micros) end
-    end
-  end
-  return out
+  add_spent(run, job, price, micros)
+  return { cached_tokens = usage and usage.cached_tokens, cost = micros, currency = micros and price.currency or nil }
 end
 
 -- The cards a scope's total covers, as a set, and the scope's id for this card.
@@ -102,13 +105,14 @@ local function scope_of(run, scope, card)
   return grand and grand.type == "rock" and grand.id or nil
 end
 
--- The scope's running total, read once.
+-- The scope's running total, read once, counting from mark {turns id, events id}.
+local NO_MARK = { 0, 0 }
 local function total(run, scope, id, mark, currency, card_id)
   run.spend = run.spend or { totals = {}, warned = {}, waiters = {} }
-  local key = string.format("%s:%s@%d:%s", scope, tostring(id), mark, currency)
+  local key = string.format("%s:%s@%d:%s", scope, tostring(id), mark[1], currency)
   local t = run.spend.totals[key]
   if not t then
-    local f = { after_turn = mark }
+    local f = { after_turn = mark[1], after_event = mark[2] }
     if scope == "day" then f.since = id .. "T00:00:00.000Z" else f[scope] = id end
     local micros = costs.totals(run.db, f).cost[currency] or 0
     -- on PostgreSQL the read waits, and another turn may have made the total meanwhile:
@@ -123,13 +127,40 @@ local function total(run, scope, id, mark, currency, card_id)
   return t, key
 end
 
--- The most the request may cost: its whole prompt uncached (estimated from its bytes) and
--- its whole allowance of output.
-local function estimate(price, req)
+-- The most tokens the request may use: its prompt (estimated from its bytes) and its
+-- whole allowance of output.
+local function estimate_tokens(req)
   local n = common.messages_chars(req.messages)
   for _, t in ipairs(req.tools or {}) do n = n + #(cjson.encode(t) or "") end
-  local max_out = req.max_tokens or M.DEFAULT_MAX_OUTPUT
-  return cost.estimate(price, common.estimate_tokens(n), max_out)
+  return common.estimate_tokens(n), req.max_tokens or M.DEFAULT_MAX_OUTPUT
+end
+
+-- The most the request may cost: its whole prompt uncached and its whole allowance of
+-- output.
+local function estimate(price, req)
+  return cost.estimate(price, estimate_tokens(req))
+end
+
+--- refused(run, job, req, counts) -> nil (counts nil) | the charge of a call whose answer's
+--- usage was refused (counts: its storable counts, orket.cost.storable_usage): the provider
+--- billed it, so it is charged as what the call may have cost before it was sent (the
+--- estimate its hold took), or its counts that may be counts when they come to more:
+--- {prompt_tokens=, completion_tokens=, cost= (nil: no price), currency=, refused_usage=
+--- counts}. The call's hold goes as the charge joins the running totals of its money and
+--- token budgets; the journal's model_failure event keeps it for later sums
+--- (orket.store.costs, the token budgets' reads).
+function M.refused(run, job, req, counts)
+  if type(counts) ~= "table" then return nil end
+  local prompt, out = estimate_tokens(req)
+  prompt = math.max(prompt, cost.plausible(counts.prompt_tokens))
+  out = math.max(out, cost.plausible(counts.completion_tokens))
+  local price = M.price(run, job.model)
+  local micros = cost.estimate(price, prompt, out)
+  add_spent(run, job, price, micros)
+  M.release(run, job)
+  run:add_tokens(prompt + out, job.card_id)
+  return { model = job.model, prompt_tokens = prompt, completion_tokens = out, cost = micros,
+    currency = micros and price.currency or nil, refused_usage = counts }
 end
 
 --- check(run, job, req) -> nil | outcome {ended = "budget", detail=, money = {scope=, id=,
@@ -146,14 +177,14 @@ function M.check(run, job, req)
   local price = M.price(run, job.model)
   if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it
   local card = assert(run.board:get(job.card_id))
-  local mark = costs.approved_after(run.db, card.id)
+  local mark = { costs.approved_after(run.db, card.id) }
   local est = estimate(price, req)
   local held, limits, room = {}, {}, false
   for _, s in ipairs(M.SCOPES) do
     local budget = b["cost_per_" .. s]
     local id = budget and budget.currency == price.currency and scope_of(run, s, card)
     if id then
-      local t, key = total(run, s, id, M.CARD_SCOPES[s] and mark or 0, price.currency, card.id)
+      local t, key = total(run, s, id, M.CARD_SCOPES[s] and mark or NO_MARK, price.currency, card.id)
       local money = { scope = s, id = id, spent = t.micros, estimate = est, budget = budget.micros, currency = price.currency }
       if t.micros * 5 >= budget.micros * 4 and not run.spend.warned[key] then
         run.spend.warned[key] = true

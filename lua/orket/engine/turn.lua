@@ -129,8 +129,9 @@ M.context = make_context
 -- both to the model client in order (Engine:observe_journal), so a provider that counts its
 -- answers (scripted sequences) counts this one too. A canceled call is not: the run was
 -- stopped, and the resumed run asks again, as an uninterrupted one asked once.
-local function record_failure(run, job, req, class, msg)
-  if class == "canceled" or run.stopping then return end
+local function record_failure(run, job, req, class, msg, charged)
+  -- a charged call (its answer's usage refused) was answered and billed, stopping or not
+  if class == "canceled" or (run.stopping and not charged) then return end
   local begun = job.begun
   local ok, err = run.db:tx(function()
     run:check_lease(job)
@@ -140,7 +141,11 @@ local function record_failure(run, job, req, class, msg)
     run:begin_records(job)
     run.db:event { kind = "model_failure", card = job.card_id, run = job.run, actor = job.seat,
       data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = class,
-        error = msg, request = { model = req.model, messages = req.messages } } }
+        error = msg, request = { model = req.model, messages = req.messages },
+        -- an answer whose usage was refused, charged (spend.refused): what the sums count
+        model = charged and charged.model, prompt_tokens = charged and charged.prompt_tokens,
+        completion_tokens = charged and charged.completion_tokens, cost = charged and charged.cost,
+        currency = charged and charged.currency, refused_usage = charged and charged.refused_usage } }
     return true
   end)
   if not ok and job.lease_lost then error(err, 0) end
@@ -211,9 +216,11 @@ local function call_model(run, job, req)
     if over then return nil, over.detail, "budget", over end
     local res, msg, class, failure = run.llm:chat(req)
     if res then return res end
+    -- a refused usage's call was billed: charged, not only released
+    local charged = spend.refused(run, job, req, type(failure) == "table" and failure.refused_usage)
     spend.release(run, job)
     class = class or "transient"
-    record_failure(run, job, req, class, msg)
+    record_failure(run, job, req, class, msg, charged)
     if left then
       over = wall_left(run, job)
       if over then return nil, over.detail, "budget", over end

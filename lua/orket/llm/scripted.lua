@@ -36,13 +36,16 @@ local USAGE_KEYS = { "prompt_tokens", "completion_tokens", "cached_tokens" }
 
 local function check_usage(u, at)
   if type(u) ~= "table" then return nil, at .. " must be a table {" .. table.concat(USAGE_KEYS, "=, ") .. "=}" end
+  -- the first unknown field by name, so the message is the same at every load
+  local unknown
   for k in pairs(u) do
     local known = false
     for _, name in ipairs(USAGE_KEYS) do known = known or k == name end
-    if not known then
-      return nil, nearest.hint(string.format("%s.%s: unknown field (usage fields: %s)", at, tostring(k),
-        table.concat(USAGE_KEYS, ", ")))
-    end
+    if not known and (unknown == nil or tostring(k) < tostring(unknown)) then unknown = k end
+  end
+  if unknown ~= nil then
+    return nil, nearest.hint(string.format("%s.%s: unknown field (usage fields: %s)", at, tostring(unknown),
+      table.concat(USAGE_KEYS, ", ")))
   end
   local why = cost.usage_error(u)
   if why then return nil, at .. "." .. why end
@@ -247,11 +250,16 @@ function M.chat(s, pname, model, req)
     calls[i] = common.tool_call(c.id or ("call_" .. i), c.name, nil, scriptenv.copy(c.arguments or {}))
     emit { type = "tool_call", index = i, id = calls[i].id, name = c.name, arguments_delta = calls[i].raw_arguments }
   end
-  local u = r.usage
+  -- counted as a server's are: whole floats (1e4) as integers, more cached than prompt
+  -- tokens read as Anthropic counts
+  local u, note
+  if r.usage then u, note = cost.counted(r.usage) end
+  local usage = common.finish_usage(u, req.messages, content, calls)
+  usage.note = note
   return {
     content = content, tool_calls = calls,
     finish_reason = r.finish_reason or (#calls > 0 and "tool_calls" or "stop"),
-    usage = common.finish_usage(u, req.messages, content, calls),
+    usage = usage,
     timings = { first_token_ms = first, total_ms = rt.now() - t0 },
     model = model, provider = pname, attempts = 1,
   }

@@ -234,10 +234,18 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   -- response past the size cap): each try is billed, and a server that says it once
   -- says it again.
   local why = usage and cost.usage_error(usage)
-  if why then return nil, common.err("bad_request", p.conf.kind .. ": the answer's usage is refused: " .. why) end
+  if why then
+    -- the provider billed the call all the same: the caller charges it (orket.engine.spend)
+    -- and keeps the counts for the operator
+    return nil, common.err("bad_request", p.conf.kind .. ": the answer's usage is refused: " .. why,
+      { refused_usage = cost.storable_usage(usage) })
+  end
+  local note
+  if usage then usage, note = cost.counted(usage) end
+  usage = common.finish_usage(usage, req.messages, content, calls)
+  usage.note = note
   return {
-    content = content, tool_calls = calls, finish_reason = finish,
-    usage = common.finish_usage(usage, req.messages, content, calls),
+    content = content, tool_calls = calls, finish_reason = finish, usage = usage,
     model = smodel or model, request_id = h["x-request-id"] or id,
   }
 end
@@ -315,7 +323,7 @@ function M.chat(p, model, req)
     local msg = common.redact(err.message, p.secrets)
     if err.refused_local then msg = nothing_listening(p) end
     local elapsed = rt.now() - t0
-    local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = false }
+    local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = false, refused_usage = err.refused_usage }
     -- Retry what may pass next time, unless tokens were already shown to the caller.
     if not err.retryable or delivered or n >= p.retry.max_attempts then
       failure.final = err.retryable and not delivered

@@ -3,43 +3,79 @@
 -- A turns row's data holds cached_tokens, cost (integer micro-units) and currency when
 -- known (orket.engine.spend writes them; docs/cost.md). Written once for both backends
 -- (orket.store.dialect's JSON pieces).
+local cost = require "orket.cost"
+
 local M = {}
 
--- Each filter: its SQL condition on turns t and how many parameters it takes.
+-- Each filter: its SQL condition on a call's row r (turns, or the calls below), how many
+-- parameters it takes, and whether it holds for the calls of turns rows ("turns") or of
+-- charged model failures ("failures") only. after_turn marks a turns id, after_event an
+-- events id: a scope counted from a moment names both.
 local FILTERS = {
-  { "run", "t.run_id = ?", 1 },
-  { "card", "t.card_id = ?", 1 },
-  { "epic", "t.card_id IN (SELECT id FROM cards WHERE id = ? OR parent = ?)", 2 },
-  { "rock", "t.card_id IN (SELECT id FROM cards WHERE id = ? OR parent = ? OR parent IN "
+  { "run", "r.run_id = ?", 1 },
+  { "card", "r.card_id = ?", 1 },
+  { "epic", "r.card_id IN (SELECT id FROM cards WHERE id = ? OR parent = ?)", 2 },
+  { "rock", "r.card_id IN (SELECT id FROM cards WHERE id = ? OR parent = ? OR parent IN "
     .. "(SELECT id FROM cards WHERE parent = ?))", 3 },
-  { "since", "t.created_at >= ?", 1 },
-  { "after_turn", "t.id > ?", 1 },
+  { "since", "r.at >= ?", 1 },
+  { "after_turn", "r.id > ?", 1, "turns" },
+  { "after_event", "r.id > ?", 1, "failures" },
 }
+
+-- A source of calls as rows r (id, run_id, card_id, at, model, data): the turns, and the
+-- model failures whose answer's usage was refused, charged as the call's estimate
+-- (orket.engine.spend.refused), whose data holds the charged tokens and cost.
+local function sources(d)
+  return {
+    { "turns", "(SELECT id, run_id, card_id, created_at AS at, model, data, prompt_tokens, completion_tokens FROM turns)" },
+    { "failures", "(SELECT id, run_id, card_id, at, " .. d.json_text("data", "model") .. " AS model, data, "
+      .. d.json_int("data", "prompt_tokens") .. " AS prompt_tokens, " .. d.json_int("data", "completion_tokens")
+      .. " AS completion_tokens FROM events WHERE kind = 'model_failure')" },
+  }
+end
+
+--- spent(d, col) -> SQL of the cost (integer micro-units) in the JSON column col of
+--- dialect d, a cost below 0 (recorded before usages were checked) counted as 0: every
+--- sum of costs (here, /metrics) reads this one
+function M.spent(d, col)
+  local c = d.json_int(col, "cost")
+  return "CASE WHEN " .. c .. " < 0 THEN 0 ELSE " .. c .. " END"
+end
+
+--- charged_tokens(d, col) -> SQL of the tokens a model_failure event's data col charged
+--- (its answer's usage was refused: orket.engine.spend.refused), 0 for any other
+function M.charged_tokens(d, col)
+  return "COALESCE(" .. d.json_int(col, "prompt_tokens") .. " + " .. d.json_int(col, "completion_tokens") .. ", 0)"
+end
 
 --- rows(db, f) -> array of {model=, currency=, micros=, priced=, calls=, input=, cached=,
 --- output=}, one per model and currency, for the calls matching every filter of
---- f {run=, card=, epic=, rock=, since= (a stored time's text), after_turn= (turns id)}.
---- input counts every prompt token (cached ones too); priced counts the calls with a cost.
+--- f {run=, card=, epic=, rock=, since= (a stored time's text), after_turn= (turns id),
+--- after_event= (events id)}. input counts every prompt token (cached ones too); priced
+--- counts the calls with a cost. A call whose answer's usage was refused counts as charged.
 function M.rows(db, f)
   local d = db.dialect
-  local where, args = {}, {}
-  for _, flt in ipairs(FILTERS) do
-    local v = f and f[flt[1]]
-    if v ~= nil then
-      where[#where + 1] = flt[2]
-      for _ = 1, flt[3] do args[#args + 1] = v end
+  local parts, args = {}, {}
+  for _, src in ipairs(sources(d)) do
+    local name, from = src[1], src[2]
+    local where = { name == "failures" and (d.json_int("r.data", "prompt_tokens") .. " IS NOT NULL") or "1 = 1" }
+    for _, flt in ipairs(FILTERS) do
+      local v = f and f[flt[1]]
+      if v ~= nil and (flt[4] == nil or flt[4] == name) then
+        where[#where + 1] = flt[2]
+        for _ = 1, flt[3] do args[#args + 1] = v end
+      end
     end
+    parts[#parts + 1] = "SELECT r.model AS model, " .. d.json_text("r.data", "currency") .. " AS currency, "
+      .. d.json_int("r.data", "cost") .. " AS cost, " .. M.spent(d, "r.data") .. " AS spent, r.prompt_tokens AS pt, "
+      .. d.json_int("r.data", "cached_tokens") .. " AS cached, r.completion_tokens AS ct FROM " .. from
+      .. " r WHERE " .. table.concat(where, " AND ")
   end
-  local cost, cached = d.json_int("t.data", "cost"), d.json_int("t.data", "cached_tokens")
-  -- a cost below 0 (recorded before usages were checked) counts as none spent
-  local spent = "CASE WHEN " .. cost .. " < 0 THEN 0 ELSE " .. cost .. " END"
-  local q = "SELECT t.model AS model, " .. d.json_text("t.data", "currency") .. " AS currency, "
-    .. d.integer("COALESCE(SUM(" .. spent .. "), 0)") .. " AS micros, "
-    .. d.integer("COUNT(" .. cost .. ")") .. " AS priced, " .. d.integer("COUNT(*)") .. " AS calls, "
-    .. d.integer("COALESCE(SUM(t.prompt_tokens), 0)") .. " AS input, "
-    .. d.integer("COALESCE(SUM(" .. cached .. "), 0)") .. " AS cached, "
-    .. d.integer("COALESCE(SUM(t.completion_tokens), 0)") .. " AS output FROM turns t"
-    .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "") .. " GROUP BY 1, 2 ORDER BY 1, 2"
+  local q = "SELECT model, currency, " .. d.integer("COALESCE(SUM(spent), 0)") .. " AS micros, "
+    .. d.integer("COUNT(cost)") .. " AS priced, " .. d.integer("COUNT(*)") .. " AS calls, "
+    .. d.integer("COALESCE(SUM(pt), 0)") .. " AS input, " .. d.integer("COALESCE(SUM(cached), 0)") .. " AS cached, "
+    .. d.integer("COALESCE(SUM(ct), 0)") .. " AS output FROM (" .. table.concat(parts, " UNION ALL ")
+    .. ") c GROUP BY 1, 2 ORDER BY 1, 2"
   return assert(db:rows(q, table.unpack(args)))
 end
 
@@ -49,17 +85,20 @@ function M.totals(db, f)
   local out = { cost = {}, calls = 0, priced = 0, input = 0, cached = 0, output = 0 }
   for _, r in ipairs(M.rows(db, f)) do
     for _, k in ipairs { "calls", "priced", "input", "cached", "output" } do out[k] = out[k] + (r[k] or 0) end
-    if r.currency and (r.priced or 0) > 0 then out.cost[r.currency] = (out.cost[r.currency] or 0) + r.micros end
+    -- a sum that never wraps to a negative
+    if r.currency and (r.priced or 0) > 0 then cost.add(out.cost, r.currency, r.micros) end
   end
   return out
 end
 
---- approved_after(db, card) -> the turns id the card's last budget_approved event marks
---- (0: none): a person approved going on, so its money budgets count the calls after it
+--- approved_after(db, card) -> turn, event: the turns id the card's last budget_approved
+--- event marks and that event's id (0, 0: none): a person approved going on, so its money
+--- budgets count the calls after it (filters after_turn, after_event)
 function M.approved_after(db, card)
-  local row = db:row("SELECT " .. db.dialect.json_int("data", "turn") .. " AS turn FROM events WHERE card_id = ? "
+  local row = db:row("SELECT id, " .. db.dialect.json_int("data", "turn") .. " AS turn FROM events WHERE card_id = ? "
     .. "AND kind = 'budget_approved' ORDER BY id DESC LIMIT 1", card)
-  return row and row.turn or 0
+  if not row then return 0, 0 end
+  return row.turn or 0, row.id
 end
 
 --- last_turn(db) -> the newest turns row's id (0: none): a mark later sums start after

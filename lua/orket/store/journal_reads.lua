@@ -9,6 +9,7 @@
 local cjson = require "cjson.safe"
 local dialect = require "orket.store.dialect"
 local one = require("orket.store.backend").row
+local costs = require "orket.store.costs"
 
 local M = {}
 local sql = dialect.statement
@@ -54,20 +55,24 @@ function M.tool_call(db, turn_id, call_id)
   return one(db, TOOL_CALL(db), turn_id, call_id)
 end
 
---- run_tokens(db, run) -> prompt + completion tokens of every turn of the run
+--- run_tokens(db, run) -> prompt + completion tokens of every turn of the run, and of its
+--- charged model failures
 local RUN_TOKENS = sql(function(d)
   return "SELECT " .. d.integer("COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0)")
-    .. " AS n FROM turns WHERE run_id = ?"
+    .. " + (SELECT " .. d.integer("COALESCE(SUM(" .. costs.charged_tokens(d, "e.data") .. "), 0)")
+    .. " FROM events e WHERE e.run_id = ? AND e.kind = 'model_failure') AS n FROM turns WHERE run_id = ?"
 end)
 function M.run_tokens(db, run)
-  local r = one(db, RUN_TOKENS(db), run)
+  local r = one(db, RUN_TOKENS(db), run, run)
   return r and r.n or 0
 end
 
 --- card_tokens(db, run, card, after) -> prompt + completion tokens of the card's turns in
---- the run journaled after event id `after`
+--- the run journaled after event id `after`, and of its charged model failures
 function M.card_tokens(db, run, card, after)
-  local r = one(db, [[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0) AS n
+  local r = one(db, [[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)
+    + (SELECT COALESCE(SUM(]] .. costs.charged_tokens(db.dialect, "e.data") .. [[), 0) FROM events e WHERE e.card_id = ?2
+      AND +e.run_id = ?1 AND e.kind = 'model_failure' AND e.id > ?3) AS n
     FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
     WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn' AND e.id > ?3]], run, card, after)
   return r and r.n or 0

@@ -1,6 +1,8 @@
 -- orket.store.metrics: the aggregate reads /metrics makes at scrape time (orket.serve.metrics),
 -- as named operations op(db, ...) -> arrays of rows or counts. `limit` bounds the label
 -- values a family can get from the store.
+local costs = require "orket.store.costs"
+
 local M = {}
 
 --- cards(db, limit) -> {type, status, n} per type and status
@@ -31,10 +33,10 @@ function M.models(db, limit)
 end
 
 --- costs(db, limit) -> {model, currency, micros} by model and currency: the calls with a
---- cost (docs/cost.md)
+--- cost (docs/cost.md), a cost below 0 counted as 0 (orket.store.costs.spent)
 function M.costs(db, limit)
   return db:rows([[SELECT ]] .. MODEL .. [[ AS model, json_extract(data, '$.currency') AS currency,
-    SUM(json_extract(data, '$.cost')) AS micros FROM turns WHERE json_extract(data, '$.cost') IS NOT NULL
+    SUM(]] .. costs.spent(db.dialect, "data") .. [[) AS micros FROM turns WHERE json_extract(data, '$.cost') IS NOT NULL
     GROUP BY 1, 2 ORDER BY 1, 2 LIMIT ?]], limit)
 end
 

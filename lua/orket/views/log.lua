@@ -8,6 +8,7 @@ local runs = require "orket.store.runs"
 local sj = require "orket.store.journal_reads"
 local project = require "orket.project"
 local costs = require "orket.store.costs"
+local cost = require "orket.cost"
 
 local M = {}
 
@@ -37,7 +38,7 @@ function M.json_doc(db, dir, id)
       local req = cjson.decode(t.request or "{}") or {}
       local resp = cjson.decode(t.response or "{}") or {}
       local td = cjson.decode(t.data or "{}") or {}
-      item.turn = { step = td.step, model = t.model, cached_tokens = td.cached_tokens, cost = td.cost,
+      item.turn = { step = td.step, model = t.model, cached_tokens = td.cached_tokens, cost = cost.spent(td.cost),
         currency = td.currency, summarized = td.summarized,
         -- the provider that answered (older records: the one the request named, "provider:model")
         provider = resp.provider or (type(req.model) == "string" and req.model:match("^([^:]+):")) or nil,

@@ -430,6 +430,12 @@ describe("scripted provider", function()
       .. "from 0 to 2147483647)", refused("{ prompt_tokens = 10000000000000 }"))
     assert.matches("usage%.completion_tokens is %-1, not a token count", refused("{ completion_tokens = -1 }"))
     assert.matches("rules%[1%]%.reply%.usage must be a table", refused("5"))
+    -- a whole float is a whole number, answered as an integer
+    H.write(dir .. "/usage.lua", "return { rules = { { role = 'x', reply = { content = 'hi', usage = { prompt_tokens = 1e4, "
+      .. "completion_tokens = 2^3, cached_tokens = 10 / 2 } } } } }")
+    local u = llm.new({ providers = { s = { kind = "scripted", file = dir .. "/usage.lua" } } }):chat {
+      model = "s:m", messages = USER, meta = { role = "x" } }.usage
+    assert.same({ 10000, 8, 5, "integer" }, { u.prompt_tokens, u.completion_tokens, u.cached_tokens, math.type(u.prompt_tokens) })
     H.write(dir .. "/evil.lua", "io.open('/etc/passwd')")
     assert.has_error(function() llm.new { providers = { s = { kind = "scripted", file = dir .. "/evil.lua" } } } end)
   end)

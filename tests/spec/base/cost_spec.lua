@@ -117,9 +117,42 @@ describe("a call's cost from counts out of range", function()
       why { cached_tokens = 2147483648 })
     assert.matches("prompt_tokens is inf", why { prompt_tokens = math.huge })
     assert.matches("prompt_tokens is %-?nan", why { prompt_tokens = 0 / 0 })
-    assert.equal("cached_tokens (9) is more than prompt_tokens (8), which count them", why { prompt_tokens = 8, cached_tokens = 9 })
+    assert.equal("prompt_tokens is 12, not a token count (a whole number from 0 to 2147483647)", why { prompt_tokens = "12" })
     assert.is_nil(why { prompt_tokens = 0, completion_tokens = cost.MAX_TOKENS, cached_tokens = 0 })
     assert.is_nil(why {})
+    -- a whole float is a whole number
+    assert.is_nil(why { prompt_tokens = 1e4, completion_tokens = 12.0, cached_tokens = 2 ^ 10 })
+  end)
+
+  it("keeps a refused usage's counts as JSON holds them, and takes the plausible part of each", function()
+    local kept = cost.storable_usage { prompt_tokens = -5, completion_tokens = 1.5, cached_tokens = 0 / 0, other = 1 }
+    assert.same({ -5, "1.5" }, { kept.prompt_tokens, kept.completion_tokens })
+    assert.matches("^%-?nan$", kept.cached_tokens)
+    assert.is_nil(kept.other)
+    assert.same({ 0, 2, 0, 0, 7, 0, cost.MAX_TOKENS }, { cost.plausible(-5), cost.plausible("1.5"), cost.plausible("nan"),
+      cost.plausible(math.huge), cost.plausible(7), cost.plausible(cost.MAX_TOKENS + 1), cost.plausible(cost.MAX_TOKENS) })
+  end)
+
+  it("counts an accepted usage as integers", function()
+    local u, note = cost.counted { prompt_tokens = 1e4, completion_tokens = 12.0, cached_tokens = 2 ^ 10 }
+    assert.same({ prompt_tokens = 10000, completion_tokens = 12, cached_tokens = 1024 }, u)
+    assert.equal("integer", math.type(u.prompt_tokens))
+    assert.is_nil(note)
+  end)
+
+  it("reads more cached than prompt tokens as Anthropic counts: priced as prompt + cached, never cheaper", function()
+    local u, note = cost.counted { prompt_tokens = 4000, cached_tokens = 5000, completion_tokens = 200 }
+    assert.same({ prompt_tokens = 9000, cached_tokens = 5000, completion_tokens = 200 }, u)
+    assert.equal("cached_tokens (5000) is more than prompt_tokens (4000): read as prompt tokens that leave the cached "
+      .. "ones out, priced as 9000 prompt tokens, 5000 of them cached", note)
+    local p = assert(cost.price({ input = "2.50", cached_input = "1.25", output = 10, currency = "USD" }, "p"))
+    -- 4000 * 2.50 + 5000 * 1.25 + 200 * 10: above the 4000 prompt tokens all cached (5000
+    -- clamped) or all uncached
+    assert.equal(18250, cost.of(p, u))
+    assert.is_true(cost.of(p, u) >= cost.of(p, { prompt_tokens = 4000, cached_tokens = 4000, completion_tokens = 200 }))
+    assert.is_true(cost.of(p, u) >= cost.of(p, { prompt_tokens = 4000, completion_tokens = 200 }))
+    -- never past the most a count may be
+    assert.equal(cost.MAX_TOKENS, cost.counted { prompt_tokens = 7, cached_tokens = cost.MAX_TOKENS }.prompt_tokens)
   end)
 end)
 

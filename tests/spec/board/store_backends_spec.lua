@@ -319,6 +319,27 @@ describe("store on " .. B.name(), function()
         data = { cost = c, currency = "USD" } }
     end
     assert.same({ USD = 7 }, costs.totals(db, { card = "E-1" }).cost)
+    -- a charged model failure (its answer's usage refused) counts as a call of its charge,
+    -- tokens and money, in every scope; a failure with no charge counts as none
+    local sj = require "orket.store.journal_reads"
+    local before = sj.run_tokens(db, run)
+    db:event { kind = "model_failure", card = "E-1", run = run, data = { class = "transient", error = "x" } }
+    local ev = db:event { kind = "model_failure", card = "E-1", run = run, data = { class = "bad_request", model = "m",
+      prompt_tokens = 100, completion_tokens = 4096, cost = 41250, currency = "USD", refused_usage = { prompt_tokens = -5 } } }
+    local t = costs.totals(db, { card = "E-1", run = run, epic = "E", since = "2000-01-01T00:00:00.000Z" })
+    assert.same({ cost = { USD = 41257 }, calls = 3, priced = 3, input = 102, cached = 0, output = 4096 }, t)
+    assert.same({ before + 4196, before + 4196 }, { sj.run_tokens(db, run), sj.card_tokens(db, run, "E-1", 0) })
+    assert.equal(0, sj.card_tokens(db, run, "E-1", ev)) -- counted from after it
+    assert.same({}, costs.totals(db, { card = "E-1", after_turn = costs.last_turn(db), after_event = ev }).cost)
+    assert.same({}, costs.totals(db, { card = "E-2" }).cost)
+    -- and so in /metrics' sums
+    assert.same({ { model = "m", currency = "USD", micros = 7 } }, require("orket.store.metrics").costs(db, 10))
+    -- the sum over models stops at the largest integer, never wraps to a negative
+    for i, m in ipairs { "big1", "big2" } do
+      db:record_turn { run = run, card = "E-2", seat = "dev", turn = 10 + i, model = m, prompt_tokens = 1,
+        data = { cost = math.maxinteger // 2 + 1, currency = "USD" } }
+    end
+    assert.same({ USD = math.maxinteger }, costs.totals(db, { card = "E-2" }).cost)
     db:close()
   end)
 

@@ -4,6 +4,7 @@
 local cjson = require "cjson.safe"
 local iso = require("orket.store.pgdb").iso
 local one = require("orket.store.backend").row
+local costs = require "orket.store.costs"
 
 local M = {}
 
@@ -29,7 +30,9 @@ function M.recorded_step(db, run, card, turn, step)
 end
 
 function M.card_tokens(db, run, card, after)
-  local r = one(db, [[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)::int8 AS n
+  local r = one(db, [[SELECT (COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)
+    + (SELECT COALESCE(SUM(]] .. costs.charged_tokens(db.dialect, "e.data") .. [[), 0) FROM events e
+      WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'model_failure' AND e.id > $3))::int8 AS n
     FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
     WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'turn' AND e.id > $3]], run, card, after)
   return r and r.n or 0

@@ -1,5 +1,7 @@
 -- orket.store.pg.metrics: orket.store.metrics' operations on PostgreSQL (same names and
 -- shapes: sums as integers).
+local costs = require "orket.store.costs"
+
 local M = {}
 
 function M.card_turns(db)
@@ -16,7 +18,7 @@ end
 
 function M.costs(db, limit)
   return db:rows([[SELECT ]] .. MODEL .. [[ AS model, data->>'currency' AS currency,
-    SUM((data->>'cost')::int8)::int8 AS micros FROM turns WHERE data->>'cost' IS NOT NULL
+    SUM(]] .. costs.spent(db.dialect, "data") .. [[)::int8 AS micros FROM turns WHERE data->>'cost' IS NOT NULL
     GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1]], limit)
 end
 
