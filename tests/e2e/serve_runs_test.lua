@@ -267,6 +267,43 @@ describe("orket serve runs", function()
     assert.equal("done", card_status(dir, "A-1"))
   end)
 
+  it("sees a run a server of another folder executes on one PostgreSQL store as running, and refuses its resume", function()
+    if require("tests.backends").name() ~= "pg" then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
+    end
+    local dir = project { "A-1" }
+    local op = key(dir, "ops", "operator")
+    -- a second folder of the same project and store (its orket.lua names the database; the
+    -- key pepper copied, as docs/guide/deploying.md says), with no run lock of the first
+    local dir2 = H.tmpdir()
+    os.execute(string.format("cp -R %s/. %s && rm -rf %s/.orket/runs", H.quote(dir), H.quote(dir2), H.quote(dir2)))
+    local s = start(dir, { env = LIMITS })
+    local s2 = start(dir2, { env = LIMITS })
+    local st, run = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st)
+    local id = math.tointeger(run.run.id)
+    local _, there = call(s2, "GET", "/v1/runs/" .. id, op)
+    assert.same({ "running", false }, { there.run.state, there.run.live })
+    assert.equal("running", cjson.decode(H.orket("runs --json", { cwd = dir2 }).stdout).runs[1].status)
+    local rst, refused = call(s2, "POST", "/v1/runs/" .. id .. "/resume", op)
+    assert.equal(409, rst)
+    assert.matches("run " .. id .. " %(A%) is working on the same target now", refused.error.message)
+    local sst, stopped = call(s2, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(409, sst)
+    assert.matches("going in another process", stopped.error.message)
+    -- stopped where it goes, it is resumed in the other folder's server and ends there, once
+    assert.equal(202, (call(s, "POST", "/v1/runs/" .. id .. "/stop", op)))
+    wait_for(function() return select(2, call(s2, "GET", "/v1/runs/" .. id, op)).run.state == "interrupted" end,
+      "run " .. id .. " interrupted")
+    H.write(dir2 .. "/script.lua", script())
+    assert.equal(202, (call(s2, "POST", "/v1/runs/" .. id .. "/resume", op)))
+    wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "done" end,
+      "run " .. id .. " done", 3000)
+    assert.equal("done", card_status(dir, "A-1"))
+    assert.equal(0, s.stop())
+    assert.equal(0, s2.stop())
+  end)
+
   it("exits cleanly with a luv handle left open", function()
     local dir = H.tmpdir()
     H.write(dir .. "/open.lua", [[

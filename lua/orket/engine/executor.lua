@@ -11,8 +11,8 @@ local task = require "orket.task"
 local setup = require "orket.engine.setup"
 local reload = require "orket.engine.reload"
 local claims = require "orket.engine.claims"
+local runlease = require "orket.engine.runlease"
 local recorded = require "orket.engine.recorded"
-local project = require "orket.project"
 
 local M = {}
 
@@ -52,11 +52,17 @@ local function launch(dir, db, e, id, lk)
   local reg = M.registry(db)
   local entry = { id = id, e = e, lock = lk, watcher = reload.watch(e) }
   reg.live[id] = entry
+  -- its lease lapsed (the store away longer than the lease): another process may resume it
+  runlease.keep(db, id, function()
+    if reg.log then reg.log { event = "error", run = id, message = "run lease lost: the run stops here" } end
+    e:stop()
+  end)
   entry.task = task.spawn(function()
     rt.sleep(1)
     local ok, res = pcall(e.execute, e, id)
     entry.watcher:close()
     e.close_all()
+    runlease.drop(db, id)
     claims.release(dir, id, lk)
     reg.live[id] = nil
     if not ok and reg.log then reg.log { event = "error", run = id, message = tostring(res) } end
@@ -83,6 +89,12 @@ local function claim_and(dir, db, e, target, resuming, make, no_hold)
   if no_hold then return id end
   local lk, lerr = claims.hold(dir, id)
   if not lk then return nil, "conflict", lerr end
+  -- the store's lease, seen by every process of the store whatever its folder
+  local holder = runlease.take(db, id)
+  if holder then
+    claims.release(dir, id, lk)
+    return nil, "conflict", string.format("run %d is going in another process of this store (%s)", id, holder)
+  end
   return id, lk
 end
 
@@ -133,11 +145,11 @@ end
 function M.stop(dir, db, row)
   local entry = M.registry(db).live[row.id]
   if not entry then
-    local pid = claims.is_live(dir, row.id)
+    local pid = claims.is_live(dir, row.id, db)
     if pid then
-      return nil, "conflict", string.format("run %d is going in another process (%d); stop it there", row.id, pid)
+      return nil, "conflict", string.format("run %d is going in another process (%s); stop it there", row.id, pid)
     end
-    return nil, "conflict", string.format("run %d is not going (%s)", row.id, project.run_state(dir, row.status, row.id))
+    return nil, "conflict", string.format("run %d is not going (%s)", row.id, claims.state(dir, db, row.status, row.id))
   end
   entry.e:stop()
   return true

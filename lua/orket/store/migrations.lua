@@ -629,4 +629,21 @@ INSERT INTO project_members (project, user_name, role)
 ALTER TABLE api_keys ADD COLUMN user_name TEXT REFERENCES users(name);
 ]],
   },
+  {
+    version = 25,
+    name = "run leases: which process executes which run, seen by every process of the store",
+    -- A run executed inside `orket serve` was live only by a lock file in its project folder,
+    -- so a server of the same PostgreSQL store in another folder read it as killed and could
+    -- resume it: the run went twice at once. The executing process now keeps a lease row here,
+    -- renewed while it works and dropped when the run ends; a run is killed (resumable) only
+    -- once its lease has lapsed, wherever the asking process runs. owner: host/pid/nonce.
+    sql = [[
+CREATE TABLE run_leases (
+  run_id      INTEGER PRIMARY KEY REFERENCES runs(id),
+  owner       TEXT NOT NULL,
+  acquired_at TEXT NOT NULL,
+  expires_at  TEXT NOT NULL
+);
+]],
+  },
 }

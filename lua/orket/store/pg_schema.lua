@@ -538,6 +538,19 @@ CREATE TRIGGER events_notify AFTER INSERT ON events REFERENCING NEW TABLE AS ins
   FOR EACH STATEMENT EXECUTE FUNCTION orket_events_notify();
 ]],
   },
+  {
+    version = 16,
+    sqlite = 25,
+    name = "run leases: which process executes which run (SQLite 25)",
+    sql = [[
+CREATE TABLE run_leases (
+  run_id      bigint PRIMARY KEY REFERENCES runs(id),
+  owner       text NOT NULL,
+  acquired_at timestamptz NOT NULL,
+  expires_at  timestamptz NOT NULL
+);
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.
