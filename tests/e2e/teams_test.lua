@@ -316,6 +316,28 @@ describe("one server, many projects", function()
     assert.equal(0, s.stop())
   end)
 
+  it("refuses one store hosted as two projects, at `orket projects add` and at the server's start, naming both", function()
+    local pg = require("tests.backends").name() == "pg"
+    local dir = H.example("notes")
+    local other = H.example("notes", { import = false })
+    if pg then
+      -- the other folder's orket.lua names the default project's database (a copied orket.lua)
+      local url = H.read(dir .. "/orket.lua"):match("store = { url = (%b\"\") }")
+      H.write(other .. "/orket.lua", (H.read(other .. "/orket.lua"):gsub("store = { url = %b\"\" }", "store = { url = " .. url .. " }")))
+      local r = H.orket("projects add " .. other .. " --name mirror", { cwd = dir })
+      assert.equal(1, r.status, r.stdout)
+      assert.matches("projects 'default' %(.-%) and 'mirror' %(.-%) are one store %(the same PostgreSQL database%)", r.stderr)
+      assert.equal(1, #cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects) -- not added
+    end
+    -- orket.lua's serve.projects names the same store again (on SQLite: the default's own folder)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nserve = { projects = { mirror = %q } }\n",
+      pg and other or "."))
+    local r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir, wrap = "timeout 60" })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("projects 'default' %(.-%) and 'mirror' %(.-%) are one store %(the same "
+      .. (pg and "PostgreSQL database" or "SQLite file"), r.stderr)
+  end)
+
   it("serves local use every project as the operator, and no people's routes", function()
     local dir = H.example("webapp")
     local other = H.example("notes")

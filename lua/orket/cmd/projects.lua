@@ -60,6 +60,29 @@ local function list(db, o, cli)
   return 0
 end
 
+-- own_store(db, o) -> nil | msg, CODE: the project `add` names is not a store the server
+-- serves already, compared by the stores themselves (orket.serve.projects.one_store), before
+-- the add's transaction (whose uncommitted writes no other connection sees). A project whose
+-- store does not open is left out: a SQLite project not imported yet has none.
+local function own_store(db, o)
+  local projects = require "orket.serve.projects" -- lazy: as known_projects
+  local team = require "orket.serve.team" -- lazy: as known_projects
+  local real, name, code = team.resolve(uv.fs_realpath(o.dir) or o.dir, o.words[1], o.name)
+  if not real then return nil end -- the add says why
+  local cand = projects.open(real, true)
+  if not cand then return nil end
+  local list, opened = {}, { cand }
+  for _, p in ipairs(known_projects(o, db) or {}) do
+    local pdb = p.name == projects.DEFAULT and db or projects.open(p.dir, true)
+    if pdb then list[#list + 1] = { name = p.name, dir = p.dir, db = pdb } end
+    if pdb and pdb ~= db then opened[#opened + 1] = pdb end
+  end
+  list[#list + 1] = { name = name, dir = real, db = cand }
+  local msg = projects.one_store(list)
+  for _, pdb in ipairs(opened) do pdb:close() end
+  return msg, code or "EEXIST"
+end
+
 local function change(db, o, cli)
   local team = require "orket.serve.team" -- lazy: as known_projects
   local actor = cli.operator().seat
@@ -100,7 +123,11 @@ function cmd.run(args, cli)
   end
   local db = cli.open_store(o.dir, false, o.sub == "list")
   if not db then return 1 end
-  local status = (o.sub == "list" and list or change)(db, o, cli)
+  local shared, scode
+  if o.sub == "add" then shared, scode = own_store(db, o) end
+  local status = 1
+  if shared then cli.fail(scode, "projects: %s", shared)
+  else status = (o.sub == "list" and list or change)(db, o, cli) end
   db:close()
   return status
 end

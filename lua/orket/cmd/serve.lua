@@ -16,8 +16,6 @@ local sandboxes = require "orket.serve.sandboxes"
 local service = require "orket.sandboxes.service"
 local cmdline = require "orket.cmdline"
 local projects = require "orket.serve.projects"
-local project = require "orket.project"
-local pgurl = require "orket.store.pgurl"
 local web = require "orket.serve.web"
 
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
@@ -177,14 +175,19 @@ local function open_projects(dir, db)
   local names, nerr = projects.named(db, uv.fs_realpath(dir) or dir, (web.settings(dir) or {}).projects)
   if not names then return nil, nerr end
   local out = {}
-  local function own_env(name) if name ~= pgurl.ENV then return os.getenv(name) end end
   for _, p in ipairs(names) do
-    local pdb, perr = project.open_store(p.dir, false, false, own_env)
+    local pdb, perr = projects.open(p.dir)
     if not pdb then
       close_all(out)
       return nil, "project '" .. p.name .. "' (" .. p.dir .. "): " .. tostring(perr)
     end
     out[#out + 1] = { name = p.name, dir = p.dir, db = pdb }
+  end
+  -- one store served as two projects: each one's members would read and write the other
+  local same = projects.one_store({ { name = projects.DEFAULT, dir = dir, db = db }, table.unpack(out) })
+  if same then
+    close_all(out)
+    return nil, same
   end
   return out
 end

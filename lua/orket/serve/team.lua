@@ -20,10 +20,10 @@ local function record(db, kind, actor, data)
   db:event { kind = kind, actor = actor, data = data }
 end
 
---- add_project(db, base, dir, name, actor) -> {name, dir} | nil, msg, CODE (EUSAGE,
---- EEXIST, ENOENT): a project directory (an orket project: orket.lua or .orket/) this
---- server hosts from its next start; name defaults to the directory's own
-function M.add_project(db, base, dir, name, actor)
+--- resolve(base, dir, name) -> real dir, name | nil, msg, CODE (EUSAGE, EEXIST, ENOENT):
+--- the project directory `orket projects add` names (an orket project: orket.lua or
+--- .orket/) and its name, by default the directory's own
+function M.resolve(base, dir, name)
   local real = uv.fs_realpath(dir:sub(1, 1) == "/" and dir or (base .. "/" .. dir))
   if not real or not (uv.fs_stat(real .. "/orket.lua") or uv.fs_stat(real .. "/.orket")) then
     return nil, dir .. " is not a project directory (no orket.lua or .orket/ there)", "ENOENT"
@@ -33,6 +33,15 @@ function M.add_project(db, base, dir, name, actor)
   local ok, nerr = team_settings.project_name(name)
   if not ok then return nil, nerr .. " (give one with --name)", "EUSAGE" end
   if name == team_settings.DEFAULT_PROJECT then return nil, "\"default\" names the server's own project", "EUSAGE" end
+  return real, name
+end
+
+--- add_project(db, base, dir, name, actor) -> {name, dir} | nil, msg, CODE (as resolve's):
+--- a project this server hosts from its next start
+function M.add_project(db, base, dir, name, actor)
+  local real, rname, rcode = M.resolve(base, dir, name)
+  if not real then return nil, rname, rcode end
+  name = rname
   return db:tx(function()
     if sp.get(db, name) then return nil, "a project named '" .. name .. "' exists already", "EEXIST" end
     if sp.by_dir(db, real) then return nil, real .. " is served already", "EEXIST" end

@@ -631,12 +631,16 @@ ALTER TABLE api_keys ADD COLUMN user_name TEXT REFERENCES users(name);
   },
   {
     version = 25,
-    name = "run leases: which process executes which run, seen by every process of the store",
+    name = "run leases: which process executes which run; the store's identity",
     -- A run executed inside `orket serve` was live only by a lock file in its project folder,
     -- so a server of the same PostgreSQL store in another folder read it as killed and could
     -- resume it: the run went twice at once. The executing process now keeps a lease row here,
     -- renewed while it works and dropped when the run ends; a run is killed (resumable) only
     -- once its lease has lapsed, wherever the asking process runs. owner: host/pid/nonce.
+    -- store_identity: one random id made with the store (a copy of the store keeps it), and
+    -- a probe a server writes at its start and reads back through each of its projects: a
+    -- project that reads another's probe is the same store (one PostgreSQL database named
+    -- twice, whatever the URL), which a copy never is.
     sql = [[
 CREATE TABLE run_leases (
   run_id      INTEGER PRIMARY KEY REFERENCES runs(id),
@@ -644,6 +648,12 @@ CREATE TABLE run_leases (
   acquired_at TEXT NOT NULL,
   expires_at  TEXT NOT NULL
 );
+CREATE TABLE store_identity (
+  id         TEXT PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  probe      TEXT
+);
+INSERT INTO store_identity (id, created_at) VALUES (lower(hex(randomblob(16))), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
 ]],
   },
 }

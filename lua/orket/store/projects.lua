@@ -20,6 +20,20 @@ function M.insert(db, name, dir)
   assert(db:run("INSERT INTO projects (name, dir, added_at) VALUES (?, ?, " .. db.dialect.now .. ")", name, dir))
 end
 
+--- store_id(db) -> the store's own id, made with it (store_identity; a copy keeps it) | nil
+function M.store_id(db)
+  local r = db:row("SELECT id FROM store_identity LIMIT 1")
+  return r and r.id
+end
+
+--- probe(db[, word]) -> the probe word the store holds now (word written first, in a
+--- transaction of its own)
+function M.probe(db, word)
+  if word then assert(db:tx(function() return db:run("UPDATE store_identity SET probe = ?", word) end)) end
+  local r = db:row("SELECT probe FROM store_identity LIMIT 1")
+  return r and r.probe
+end
+
 --- role_of(db, project, user) -> the person's role in the project | nil
 function M.role_of(db, project, user)
   local r = db:row("SELECT role FROM project_members WHERE project = ? AND user_name = ?", project, user)
