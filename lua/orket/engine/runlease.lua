@@ -36,8 +36,7 @@ function M.dead(owner)
   if h ~= host then return false end
   pid = math.tointeger(tonumber(pid))
   if not pid or pid == uv.os_getpid() then return false end
-  local ok, _, code = uv.kill(pid, 0)
-  return not ok and code == "ESRCH"
+  return uv.fs_stat("/proc/" .. pid) == nil
 end
 
 --- holders(db) -> {[run id] = owner} of the runs whose lease is live and whose owner is not
