@@ -338,6 +338,45 @@ describe("one server, many projects", function()
       .. (pg and "PostgreSQL database" or "SQLite file"), r.stderr)
   end)
 
+  it("serves the other projects when one is gone, that one a 503 naming it; orket projects remove stops hosting it", function()
+    local dir = H.example("notes")
+    local other, gone = H.example("notes"), H.example("notes")
+    ok(H.orket("projects add " .. other .. " --name other", { cwd = dir }), "projects add other")
+    ok(H.orket("projects add " .. gone .. " --name gone", { cwd = dir }), "projects add gone")
+    add(dir, "alice", "operator")
+    ok(H.orket("projects grant gone alice developer", { cwd = dir }), "grant")
+    ok(H.orket("projects grant other alice viewer", { cwd = dir }), "grant")
+    os.execute("rm -rf " .. H.quote(gone)) -- the team moved or deleted its project
+    local s = H.serve(dir)
+    local alice = sign_in(s, "alice")
+    assert.equal(200, (req(s, "GET", "/v1/projects/other/board", alice)))
+    local st, doc = req(s, "GET", "/v1/projects/gone/board", alice)
+    assert.equal(503, st)
+    assert.equal("project_unavailable", doc.error.code)
+    assert.matches("project 'gone' %(.-%) is unavailable: ", doc.error.message)
+    local _, listed = req(s, "GET", "/v1/projects", alice)
+    local names = {}
+    for _, p in ipairs(listed.projects) do names[#names + 1] = p.name end
+    assert.same({ "default", "gone", "other" }, names)
+    local rst, ready = req(s, "GET", "/ready")
+    assert.equal(200, rst) -- ready for the others
+    assert.equal(1, ready.projects_unavailable) -- counted: a project's name is for its members
+    assert.matches('"project":"gone"', s.log(), 1, true)
+    -- no longer hosted, its memberships gone with it
+    local r = ok(H.orket("projects remove gone", { cwd = dir }), "projects remove")
+    assert.matches("removed project gone %(.-%) and its 1 membership%(s%)", r.stdout)
+    r = H.orket("projects remove gone", { cwd = dir })
+    assert.same({ 1, "orket: projects: no project named 'gone' was added\n" }, { r.status, r.stderr })
+    assert.equal(2, H.orket("projects remove default", { cwd = dir }).status)
+    local all = cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects
+    assert.same({ "default", "other" }, { all[1].name, all[2].name, all[3] })
+    assert.matches('"action":"project_remove"', H.orket("audit export", { cwd = dir }).stdout, 1, true)
+    assert.equal(0, s.stop())
+    s = H.serve(dir)
+    assert.equal(404, (req(s, "GET", "/v1/projects/gone/board", sign_in(s, "alice"))))
+    assert.equal(0, s.stop())
+  end)
+
   it("serves local use every project as the operator, and no people's routes", function()
     local dir = H.example("webapp")
     local other = H.example("notes")

@@ -1,4 +1,4 @@
--- orket projects [list|add|grant|revoke]: the projects one `orket serve` hosts and who is
+-- orket projects [list|add|remove|grant|revoke]: the projects one `orket serve` hosts and who is
 -- a member of each (orket.serve.team, docs/teams.md). Run in the server's own project
 -- (the default one), whose store holds the people; changes take effect at the next start
 -- for projects, at once for members. Writes act as the local operator, and say so.
@@ -7,12 +7,13 @@ local cmdline = require "orket.cmdline"
 local localuse = require "orket.serve.localuse"
 local uv = require "luv"
 
-local cmd = { name = "projects", summary = "list and add the projects orket serve hosts; grant roles in them" }
+local cmd = { name = "projects", summary = "list, add and remove the projects orket serve hosts; grant roles in them" }
 cmd.args = {
-  usage = "orket projects [list [--json] | add DIR [--name NAME] | grant PROJECT PERSON ROLE | revoke PROJECT PERSON]  [-C DIR]",
+  usage = "orket projects [list [--json] | add DIR [--name NAME] | remove NAME | grant PROJECT PERSON ROLE "
+    .. "| revoke PROJECT PERSON]  [-C DIR]",
   text = "a word",
-  { "list|add|grant|revoke", key = "sub", optional = true,
-    check = cmdline.one_of({ "list", "add", "grant", "revoke" }, "unknown projects command '%s'") },
+  { "list|add|remove|grant|revoke", key = "sub", optional = true,
+    check = cmdline.one_of({ "list", "add", "remove", "grant", "revoke" }, "unknown projects command '%s'") },
   { "WORDS", key = "words", many = true },
   { "--name", value = "NAME", what = "a project's name", help = "the added project's name (default: its directory's)" },
   { "--json", help = "list the projects as JSON" },
@@ -22,10 +23,11 @@ cmd.help = [[
 Without a word, or with list, shows the projects this server hosts: "default" (the
 project orket serve runs in), those named in orket.lua's serve.projects, and those added
 with add, each with its members and their roles. add DIR hosts the project in DIR from
-the server's next start. grant PROJECT PERSON ROLE makes a person (orket users add) a
+the server's next start; remove NAME stops hosting an added project from the next start
+and drops its memberships (its folder and store are left as they are). grant PROJECT PERSON ROLE makes a person (orket users add) a
 viewer, developer or admin of a project; revoke takes that away. See docs/teams.md.]]
 
-local WORDS = { list = 0, add = 1, grant = 3, revoke = 2 }
+local WORDS = { list = 0, add = 1, remove = 1, grant = 3, revoke = 2 }
 
 local function known_projects(o, db)
   local projects = require "orket.serve.projects" -- lazy: these load the store and settings
@@ -94,8 +96,12 @@ local function change(db, o, cli)
     add = function() return team.add_project(db, uv.fs_realpath(o.dir) or o.dir, w[1], o.name, actor) end,
     grant = function() return team.grant(db, known, w[1], w[2], w[3], actor) end,
     revoke = function() return team.revoke(db, w[1], w[2], actor) end,
+    remove = function()
+      local web = require "orket.serve.web" -- lazy: as known_projects
+      return team.remove_project(db, w[1], (web.settings(o.dir) or {}).projects, actor)
+    end,
   }
-  local kinds = { add = "project_add", grant = "member_grant", revoke = "member_revoke" }
+  local kinds = { add = "project_add", grant = "member_grant", revoke = "member_revoke", remove = "project_remove" }
   res, err, code = localuse.audited(db, kinds[o.sub], nil, acts[o.sub])
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
@@ -105,7 +111,9 @@ local function change(db, o, cli)
   cli.say_operator()
   local said = { add = { "added project %s (%s); served from the next start", res.name, res.dir },
     grant = { "%s: %s is %s now", res.project, res.user, res.role },
-    revoke = { "%s: %s is no longer a member", res.project, res.user } }
+    revoke = { "%s: %s is no longer a member", res.project, res.user },
+    remove = { "removed project %s (%s) and its %d membership(s); not served from the next start", res.name, res.dir,
+      res.members } }
   local s = said[o.sub]
   io.stdout:write(string.format(s[1], table.unpack(s, 2)), "\n")
   return 0

@@ -51,6 +51,28 @@ function M.add_project(db, base, dir, name, actor)
   end)
 end
 
+--- remove_project(db, name, configured, actor) -> {name, dir, members} | nil, msg, CODE
+--- (EUSAGE, ENOENT): a project added with `orket projects add` is not hosted from the
+--- server's next start, and its memberships go with it (members: how many), so a project
+--- added later under the name starts with none. configured: orket.lua's serve.projects,
+--- whose projects are removed there.
+function M.remove_project(db, name, configured, actor)
+  if name == team_settings.DEFAULT_PROJECT then return nil, "\"default\" is the server's own project", "EUSAGE" end
+  return db:tx(function()
+    local row = sp.get(db, name)
+    if not row then
+      if (configured or {})[name] then
+        return nil, "project '" .. name .. "' is named in orket.lua's serve.projects: remove it there", "EUSAGE"
+      end
+      return nil, "no project named '" .. tostring(name) .. "' was added", "ENOENT"
+    end
+    sp.delete(db, name)
+    local n = sp.clear_members(db, name)
+    record(db, "project_remove", actor, { name = name, dir = row.dir, members = n })
+    return { name = name, dir = row.dir, members = n }
+  end)
+end
+
 --- grant(db, known, project, user, role, actor) -> {project, user, role} | nil, msg, CODE:
 --- the person's role in the project (known: set of project names this server hosts)
 function M.grant(db, known, project, user, role, actor)

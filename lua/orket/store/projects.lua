@@ -34,6 +34,14 @@ function M.probe(db, word)
   return r and r.probe
 end
 
+--- delete(db, name) -> changes: the added project is no longer hosted
+function M.delete(db, name) return (assert(db:run("DELETE FROM projects WHERE name = ?", name))) end
+
+--- clear_members(db, project) -> changes: nobody is a member of the project any more
+function M.clear_members(db, project)
+  return (assert(db:run("DELETE FROM project_members WHERE project = ?", project)))
+end
+
 --- role_of(db, project, user) -> the person's role in the project | nil
 function M.role_of(db, project, user)
   local r = db:row("SELECT role FROM project_members WHERE project = ? AND user_name = ?", project, user)
