@@ -377,6 +377,38 @@ describe("one server, many projects", function()
     assert.equal(0, s.stop())
   end)
 
+  it("drops the members of a project name that names another store now, and says so at the server's start", function()
+    local dir = H.example("notes")
+    local oldteam, hr = H.example("notes"), H.example("notes")
+    local conf = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", oldteam))
+    add(dir, "bob", "viewer")
+    ok(H.orket("projects revoke default bob", { cwd = dir }), "revoke")
+    ok(H.orket("projects grant team bob developer", { cwd = dir }), "grant")
+    local s = H.serve(dir)
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
+    assert.equal(0, s.stop())
+    -- oldteam retired, its name given to HR's project
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", hr))
+    s = H.serve(dir)
+    assert.equal(404, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
+    assert.matches("project 'team' names another store than before %(.-%): its 1 earlier membership%(s%) were dropped", s.log())
+    assert.equal(0, s.stop())
+    local function members()
+      for _, p in ipairs(cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects) do
+        if p.name == "team" then return #p.members end
+      end
+    end
+    assert.equal(0, members())
+    -- granted again, bob is a member of HR's project, and stays one
+    ok(H.orket("projects grant team bob viewer", { cwd = dir }), "grant again")
+    s = H.serve(dir)
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
+    assert.is_nil(s.log():find("project_rebound", 1, true))
+    assert.equal(0, s.stop())
+    assert.equal(1, members())
+  end)
+
   it("serves local use every project as the operator, and no people's routes", function()
     local dir = H.example("webapp")
     local other = H.example("notes")

@@ -85,6 +85,23 @@ local function own_store(db, o)
   return msg, code or "EEXIST"
 end
 
+-- rebound(db, o, cli): before a grant, the project's name is bound to the store it names
+-- now (orket.serve.team.rebind): memberships left from another store of that name are
+-- dropped first, and said, so the grant is not dropped at the server's next start
+local function rebound(db, o, cli)
+  local projects = require "orket.serve.projects" -- lazy: as known_projects
+  for _, p in ipairs(known_projects(o, db) or {}) do
+    if p.name == o.words[1] and p.name ~= projects.DEFAULT then
+      local pdb = projects.open(p.dir, true)
+      if not pdb then return end
+      local sid = require("orket.store.projects").store_id(pdb) -- lazy: as known_projects
+      pdb:close()
+      local r = require("orket.serve.team").rebind(db, p.name, sid, cli.operator().seat) -- lazy: as known_projects
+      if r then cli.err("projects: %s", projects.rebound_text(r)) end
+    end
+  end
+end
+
 local function change(db, o, cli)
   local team = require "orket.serve.team" -- lazy: as known_projects
   local actor = cli.operator().seat
@@ -133,6 +150,7 @@ function cmd.run(args, cli)
   if not db then return 1 end
   local shared, scode
   if o.sub == "add" then shared, scode = own_store(db, o) end
+  if o.sub == "grant" then rebound(db, o, cli) end
   local status = 1
   if shared then cli.fail(scode, "projects: %s", shared)
   else status = (o.sub == "list" and list or change)(db, o, cli) end

@@ -16,6 +16,8 @@ local sandboxes = require "orket.serve.sandboxes"
 local service = require "orket.sandboxes.service"
 local cmdline = require "orket.cmdline"
 local projects = require "orket.serve.projects"
+local team = require "orket.serve.team"
+local store_projects = require "orket.store.projects"
 local web = require "orket.serve.web"
 
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
@@ -192,6 +194,8 @@ local function open_projects(dir, db)
     close_all(out)
     return nil, same
   end
+  -- a name that names another store than before: its old members are not this one's
+  for _, p in ipairs(out) do p.rebound = team.rebind(db, p.name, store_projects.store_id(p.db), localuse.operator()) end
   return out, down
 end
 
@@ -209,6 +213,9 @@ local function new_server(dir, db, token, where, cli)
   end
   if server then
     for _, p in ipairs(down) do server:_log { event = "error", project = p.name, message = p.unavailable } end
+    for _, p in ipairs(others) do
+      if p.rebound then server:_log { event = "project_rebound", project = p.name, message = projects.rebound_text(p.rebound) } end
+    end
     return server, others
   end
   if others then close_all(others) end

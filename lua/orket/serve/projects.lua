@@ -77,6 +77,12 @@ function M.one_store(list)
   return nil
 end
 
+--- rebound_text(r) -> what a project's rebinding (orket.serve.team.rebind) did, in words
+function M.rebound_text(r)
+  return string.format("project '%s' names another store than before (store id %s, was %s): its %d earlier "
+    .. "membership(s) were dropped; grant its people again (orket projects grant)", r.name, r.to, r.from, r.members)
+end
+
 --- scope(segs) -> project name, the segments of the route inside it | nil: a path of the
 --- form /v1/projects/{p}/REST is REST's route (under /v1 first, else as it is: /mcp)
 function M.scope(segs)

@@ -67,10 +67,33 @@ function M.remove_project(db, name, configured, actor)
       return nil, "no project named '" .. tostring(name) .. "' was added", "ENOENT"
     end
     sp.delete(db, name)
+    sp.bind(db, name, nil)
     local n = sp.clear_members(db, name)
     record(db, "project_remove", actor, { name = name, dir = row.dir, members = n })
     return { name = name, dir = row.dir, members = n }
   end)
+end
+
+--- rebind(db, name, store_id, actor) -> nil | {name, from, to, members}: the project name
+--- is served on store store_id (orket.store.projects.store_id) now. Its memberships were
+--- granted for the store it named before: when that was another store (orket.lua's
+--- serve.projects pointed elsewhere, or the name reused), they are dropped (members: how
+--- many), journaled, so the old members get nothing of the new project. A name served for
+--- the first time is bound to its store.
+function M.rebind(db, name, store_id, actor)
+  if not store_id then return nil end
+  local out
+  assert(db:tx(function()
+    local was = sp.bound(db, name)
+    if was == store_id then return true end
+    sp.bind(db, name, store_id)
+    if was then
+      out = { name = name, from = was, to = store_id, members = sp.clear_members(db, name) }
+      record(db, "project_rebound", actor, out)
+    end
+    return true
+  end))
+  return out
 end
 
 --- grant(db, known, project, user, role, actor) -> {project, user, role} | nil, msg, CODE:

@@ -631,7 +631,7 @@ ALTER TABLE api_keys ADD COLUMN user_name TEXT REFERENCES users(name);
   },
   {
     version = 25,
-    name = "run leases: which process executes which run; the store's identity",
+    name = "run leases: which process executes which run; the store's identity; which store a project name names",
     -- A run executed inside `orket serve` was live only by a lock file in its project folder,
     -- so a server of the same PostgreSQL store in another folder read it as killed and could
     -- resume it: the run went twice at once. The executing process now keeps a lease row here,
@@ -640,7 +640,9 @@ ALTER TABLE api_keys ADD COLUMN user_name TEXT REFERENCES users(name);
     -- store_identity: one random id made with the store (a copy of the store keeps it), and
     -- a probe a server writes at its start and reads back through each of its projects: a
     -- project that reads another's probe is the same store (one PostgreSQL database named
-    -- twice, whatever the URL), which a copy never is.
+    -- twice, whatever the URL), which a copy never is. project_stores (in the server's own
+    -- store): the store id each hosted project's name was last served with, so memberships
+    -- granted in one project do not pass to another store given the same name.
     sql = [[
 CREATE TABLE run_leases (
   run_id      INTEGER PRIMARY KEY REFERENCES runs(id),
@@ -652,6 +654,11 @@ CREATE TABLE store_identity (
   id         TEXT PRIMARY KEY,
   created_at TEXT NOT NULL,
   probe      TEXT
+);
+CREATE TABLE project_stores (
+  project  TEXT PRIMARY KEY,
+  store_id TEXT NOT NULL,
+  bound_at TEXT NOT NULL
 );
 INSERT INTO store_identity (id, created_at) VALUES (lower(hex(randomblob(16))), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
 ]],

@@ -541,7 +541,7 @@ CREATE TRIGGER events_notify AFTER INSERT ON events REFERENCING NEW TABLE AS ins
   {
     version = 16,
     sqlite = 25,
-    name = "run leases: which process executes which run; the store's identity (SQLite 25)",
+    name = "run leases: which process executes which run; the store's identity; which store a project name names (SQLite 25)",
     sql = [[
 CREATE TABLE run_leases (
   run_id      bigint PRIMARY KEY REFERENCES runs(id),
@@ -553,6 +553,11 @@ CREATE TABLE store_identity (
   id         text PRIMARY KEY,
   created_at timestamptz NOT NULL,
   probe      text
+);
+CREATE TABLE project_stores (
+  project  text PRIMARY KEY,
+  store_id text NOT NULL,
+  bound_at timestamptz NOT NULL
 );
 INSERT INTO store_identity (id, created_at) VALUES (replace(gen_random_uuid()::text, '-', ''), now());
 ]],
