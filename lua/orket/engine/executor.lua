@@ -57,7 +57,7 @@ local function say(reg, fields) if reg.log then reg.log(fields) end end
 -- (store_back) the wait takes the lease again itself.
 local function keep_lease(db, reg, entry)
   runlease.keep(db, entry.id, function()
-    if entry.waiting then return end
+    if entry.waiting or not entry.e then return end
     say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here" })
     entry.e:stop()
   end)
@@ -121,7 +121,12 @@ local function launch(dir, db, e, id, lk)
       -- a SQLite file that failed (full, read-only) is said and left to `orket resume`
       entry.carried = (entry.carried or 0) + 1
       if lost and db.backend == "pg" and entry.carried <= M.CARRY_ON then
-        entry.e = store_back(dir, db, reg, entry, lost)
+        local bok, back = pcall(store_back, dir, db, reg, entry, lost)
+        entry.waiting = false
+        if not bok then
+          say(reg, { event = "error", run = id, message = "run " .. id .. " is not carried on: " .. tostring(back) })
+        end
+        entry.e = bok and back or nil
         if entry.e then entry.watcher = reload.watch(entry.e) end
       elseif lost then
         say(reg, { event = "error", run = id, message = string.format("run %d stopped: the store failed (%s); "
