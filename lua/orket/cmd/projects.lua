@@ -24,8 +24,9 @@ Without a word, or with list, shows the projects this server hosts: "default" (t
 project orket serve runs in), those named in orket.lua's serve.projects, and those added
 with add, each with its members and their roles. add DIR hosts the project in DIR from
 the server's next start; remove NAME stops hosting an added project from the next start
-and drops its memberships (its folder and store are left as they are). grant PROJECT PERSON ROLE makes a person (orket users add) a
-viewer, developer or admin of a project; revoke takes that away. See docs/teams.md.]]
+and drops its memberships (its folder and store are left as they are). grant PROJECT
+PERSON ROLE makes a person (orket users add) a viewer, developer or admin of a project;
+revoke takes that away. See docs/teams.md.]]
 
 local WORDS = { list = 0, add = 1, remove = 1, grant = 3, revoke = 2 }
 
