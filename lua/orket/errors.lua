@@ -43,6 +43,7 @@ M.GROUPS = {
     "forbidden", "not_found", "method_not_allowed", "timeout", "conflict", "project_error", "not_running",
     "too_large", "unsupported_media_type", "bad_config", "not_started", "stale", "rate_limited", "internal",
     "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping", "unavailable", "provider_unavailable",
+    "project_unavailable",
   } },
 }
 
@@ -472,6 +473,9 @@ CODES.busy = { status = 503, means = "the store stayed locked", remedy = "retry"
 CODES.stopping = { status = 503, means = "the server is shutting down", remedy = "retry against the next one" }
 CODES.unavailable = { status = 503, means = "the store cannot be reached just now (PostgreSQL's primary lost, a standby not yet promoted)",
   remedy = "retry; servers and workers reconnect by themselves once a primary answers (docs/workers.md)" }
+CODES.project_unavailable = { status = 503,
+  means = "a project this server hosts could not be opened at its start (its folder or its database gone); the others are served",
+  remedy = "bring its folder or database back and restart the server, or stop hosting it: `orket projects remove NAME` (docs/teams.md)" }
 
 CODES.ELOOP = { means = "a path has too many symbolic links, or one where none may be", remedy = "" }
 CODES.ENAMETOOLONG = { means = "a path or a name is too long", remedy = "" }

@@ -6,6 +6,16 @@
 local H = require "tests.helpers"
 local PG = require "tests.pg"
 
+-- notes_done() -> the notes example's board once `orket run NOTES` ended on SQLite (what a
+-- run through a fault must end as) | nil, why PostgreSQL's programs are not here
+local function notes_done()
+  local ok, why = PG.available()
+  if not ok then return nil, why end
+  local ref = H.example("notes")
+  assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
+  return H.board_state(ref)
+end
+
 describe("a store whose primary fails over to its standby", function()
   after_each(function()
     H.kill_servers()
@@ -67,11 +77,8 @@ describe("a store whose primary fails over to its standby", function()
   end)
 
   it("keeps `orket worker` working: it waits for the store, then the board ends as without the failover", function()
-    local ok, why = PG.available()
-    if not ok then return pending("skipped: " .. why) end
-    local ref = H.example("notes")
-    assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
-    local want = H.board_state(ref)
+    local want, why = notes_done()
+    if not want then return pending("skipped: " .. why) end
     local primary = PG.start { commits_survive_kill = true }
     local standby
     local dir = H.example("notes", { import = false })
@@ -158,5 +165,38 @@ db:close()
         assert.equal(id .. "\n", H.read(dir .. "/workspace/" .. id .. ".line"), id .. "'s effect")
       end
     end
+  end)
+
+  it("keeps a run inside `orket serve` through a restart of its database: it waits, says so, then ends done", function()
+    local want, why = notes_done()
+    if not want then return pending("skipped: " .. why) end
+    local primary = PG.start { commits_survive_kill = true }
+    finally(function() primary.stop() end)
+    local dir = H.example("notes", { import = false })
+    -- every answer takes 0.7 s: the database goes while a turn is out
+    local script = PG.on(dir, primary.url, 700)
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" } })
+    local st, run = H.api(s, "POST", "/v1/runs", op, { target = "NOTES" })
+    assert.equal(201, st)
+    local id = math.tointeger(run.run.id)
+    H.wait_for(function()
+      local _, d = H.api(s, "GET", "/v1/runs/" .. id, op)
+      return d and d.run and d.run.usage.calls >= 1
+    end, "the run's first model call", 600)
+    orket.sleep(300)
+    primary.kill() -- a restart of about three seconds
+    orket.sleep(3000)
+    primary.restart()
+    H.wait_for(function()
+      local _, d = H.api(s, "GET", "/v1/runs/" .. id, op)
+      return d and d.run and d.run.state == "done"
+    end, "the run to end done", 6000)
+    local log = s.log()
+    assert.matches('"message":"run ' .. id .. ' stopped: the store was lost', log, 1, true)
+    assert.matches('"event":"run_resumed"', log, 1, true)
+    assert.equal(0, s.stop())
+    H.write(dir .. "/script.lua", script)
+    assert.equal(want, H.board_state(dir))
   end)
 end)

@@ -84,6 +84,18 @@ local function card_status(dir, id)
   return H.card_json(dir, id).card.status
 end
 
+-- two_folders() -> dir, an operator key, dir2 | nil (on SQLite): the project (A-1 slow) and a
+-- second folder of it on the same PostgreSQL store (its orket.lua names the database; the
+-- key pepper copied, as docs/guide/deploying.md says), with no run lock of the first
+local function two_folders()
+  if require("tests.backends").name() ~= "pg" then return nil end
+  local dir = project { "A-1" }
+  local op = key(dir, "ops", "operator")
+  local dir2 = H.tmpdir()
+  os.execute(string.format("cp -R %s/. %s && rm -rf %s/.orket/runs", H.quote(dir), H.quote(dir2), H.quote(dir2)))
+  return dir, op, dir2
+end
+
 local LIMITS = { ORKET_SERVE_LIMITS = "poll_ms=20,auth_fail_burst=100" }
 
 describe("orket serve runs", function()
@@ -265,6 +277,60 @@ describe("orket serve runs", function()
     local last = cjson.decode(r.stdout:match("([^\n]+)\n$"))
     assert.same({ "run_end", "done" }, { last.type, last.status })
     assert.equal("done", card_status(dir, "A-1"))
+  end)
+
+  it("sees a run a server of another folder executes on one PostgreSQL store as running, and refuses its resume", function()
+    local dir, op, dir2 = two_folders()
+    if not dir then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
+    end
+    local s = start(dir, { env = LIMITS })
+    local s2 = start(dir2, { env = LIMITS })
+    local st, run = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st)
+    local id = math.tointeger(run.run.id)
+    local _, there = call(s2, "GET", "/v1/runs/" .. id, op)
+    assert.same({ "running", false }, { there.run.state, there.run.live })
+    assert.equal("running", cjson.decode(H.orket("runs --json", { cwd = dir2 }).stdout).runs[1].status)
+    local rst, refused = call(s2, "POST", "/v1/runs/" .. id .. "/resume", op)
+    assert.equal(409, rst)
+    assert.matches("run " .. id .. " %(A%) is working on the same target now", refused.error.message)
+    local sst, stopped = call(s2, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(409, sst)
+    assert.matches("going in another process", stopped.error.message)
+    -- stopped where it goes, it is resumed in the other folder's server and ends there, once
+    assert.equal(202, (call(s, "POST", "/v1/runs/" .. id .. "/stop", op)))
+    wait_for(function() return select(2, call(s2, "GET", "/v1/runs/" .. id, op)).run.state == "interrupted" end,
+      "run " .. id .. " interrupted")
+    H.write(dir2 .. "/script.lua", script())
+    assert.equal(202, (call(s2, "POST", "/v1/runs/" .. id .. "/resume", op)))
+    wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "done" end,
+      "run " .. id .. " done", 3000)
+    assert.equal("done", card_status(dir, "A-1"))
+    assert.equal(0, s.stop())
+    assert.equal(0, s2.stop())
+  end)
+
+  it("sees an `orket run` of another folder on one PostgreSQL store as running, and refuses its resume", function()
+    local dir, op, dir2 = two_folders()
+    if not dir then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
+    end
+    os.execute(string.format("cd %s && { %s run A --json >r.out 2>r.err & echo $! >r.pid; wait $!; echo $? >r.rc; } "
+      .. ">/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
+    local pid = wait_for(function() return tonumber((H.read(dir .. "/r.pid") or ""):match("%d+")) end, "the run's pid")
+    finally(function() os.execute("kill -KILL " .. pid .. " 2>/dev/null") end)
+    wait_for(function() return (H.read(dir .. "/r.out") or ""):find('"turn_start"', 1, true) end, "the run's first turn")
+    local s2 = start(dir2, { env = LIMITS })
+    local _, there = call(s2, "GET", "/v1/runs/1", op)
+    assert.same({ "running", false }, { there.run.state, there.run.live })
+    local rst, refused = call(s2, "POST", "/v1/runs/1/resume", op)
+    assert.equal(409, rst)
+    assert.matches("run 1 %(A%) is working on the same target now", refused.error.message)
+    os.execute("kill -INT " .. pid)
+    wait_for(function() return (H.read(dir .. "/r.rc") or ""):match("%d+") end, "the run to stop")
+    assert.equal("interrupted", select(2, call(s2, "GET", "/v1/runs/1", op)).run.state)
+    assert.equal(0, s2.stop())
   end)
 
   it("exits cleanly with a luv handle left open", function()

@@ -335,6 +335,99 @@ describe("one server, many projects", function()
     assert.equal(0, s.stop())
   end)
 
+  it("refuses one store hosted as two projects, at `orket projects add` and at the server's start, naming both", function()
+    local pg = require("tests.backends").name() == "pg"
+    local dir = H.example("notes")
+    local other = H.example("notes", { import = false })
+    if pg then
+      -- the other folder's orket.lua names the default project's database (a copied orket.lua)
+      local url = H.read(dir .. "/orket.lua"):match("store = { url = (%b\"\") }")
+      H.write(other .. "/orket.lua", (H.read(other .. "/orket.lua"):gsub("store = { url = %b\"\" }", "store = { url = " .. url .. " }")))
+      local r = H.orket("projects add " .. other .. " --name mirror", { cwd = dir })
+      assert.equal(1, r.status, r.stdout)
+      assert.matches("projects 'default' %(.-%) and 'mirror' %(.-%) are one store %(the same PostgreSQL database%)", r.stderr)
+      assert.equal(1, #cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects) -- not added
+    end
+    -- orket.lua's serve.projects names the same store again (on SQLite: the default's own folder)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nserve = { projects = { mirror = %q } }\n",
+      pg and other or "."))
+    local r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir, wrap = "timeout 60" })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("projects 'default' %(.-%) and 'mirror' %(.-%) are one store %(the same "
+      .. (pg and "PostgreSQL database" or "SQLite file"), r.stderr)
+  end)
+
+  it("serves the other projects when one is gone, that one a 503 naming it; orket projects remove stops hosting it", function()
+    local dir = H.example("notes")
+    local other, gone = H.example("notes"), H.example("notes")
+    ok(H.orket("projects add " .. other .. " --name other", { cwd = dir }), "projects add other")
+    ok(H.orket("projects add " .. gone .. " --name gone", { cwd = dir }), "projects add gone")
+    add(dir, "alice", "operator")
+    ok(H.orket("projects grant gone alice developer", { cwd = dir }), "grant")
+    ok(H.orket("projects grant other alice viewer", { cwd = dir }), "grant")
+    os.execute("rm -rf " .. H.quote(gone)) -- the team moved or deleted its project
+    local s = H.serve(dir)
+    local alice = sign_in(s, "alice")
+    assert.equal(200, (req(s, "GET", "/v1/projects/other/board", alice)))
+    local st, doc = req(s, "GET", "/v1/projects/gone/board", alice)
+    assert.equal(503, st)
+    assert.equal("project_unavailable", doc.error.code)
+    assert.matches("project 'gone' %(.-%) is unavailable: ", doc.error.message)
+    local _, listed = req(s, "GET", "/v1/projects", alice)
+    local names = {}
+    for _, p in ipairs(listed.projects) do names[#names + 1] = p.name end
+    assert.same({ "default", "gone", "other" }, names)
+    local rst, ready = req(s, "GET", "/ready")
+    assert.equal(200, rst) -- ready for the others
+    assert.equal(1, ready.projects_unavailable) -- counted: a project's name is for its members
+    assert.matches('"project":"gone"', s.log(), 1, true)
+    -- no longer hosted, its memberships gone with it
+    local r = ok(H.orket("projects remove gone", { cwd = dir }), "projects remove")
+    assert.matches("removed project gone %(.-%) and its 1 membership%(s%)", r.stdout)
+    r = H.orket("projects remove gone", { cwd = dir })
+    assert.same({ 1, "orket: projects: no project named 'gone' was added\n" }, { r.status, r.stderr })
+    assert.equal(2, H.orket("projects remove default", { cwd = dir }).status)
+    local all = cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects
+    assert.same({ "default", "other" }, { all[1].name, all[2].name, all[3] })
+    assert.matches('"action":"project_remove"', H.orket("audit export", { cwd = dir }).stdout, 1, true)
+    assert.equal(0, s.stop())
+    s = H.serve(dir)
+    assert.equal(404, (req(s, "GET", "/v1/projects/gone/board", sign_in(s, "alice"))))
+    assert.equal(0, s.stop())
+  end)
+
+  it("drops the members of a project name that names another store now, and says so at the server's start", function()
+    local dir = H.example("notes")
+    local oldteam, hr = H.example("notes"), H.example("notes")
+    local conf = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", oldteam))
+    add(dir, "bob", "viewer")
+    ok(H.orket("projects revoke default bob", { cwd = dir }), "revoke")
+    ok(H.orket("projects grant team bob developer", { cwd = dir }), "grant")
+    local s = H.serve(dir)
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
+    assert.equal(0, s.stop())
+    -- oldteam retired, its name given to HR's project
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", hr))
+    s = H.serve(dir)
+    assert.equal(404, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
+    assert.matches("project 'team' names another store than before %(.-%): its 1 earlier membership%(s%) were dropped", s.log())
+    assert.equal(0, s.stop())
+    local function members()
+      for _, p in ipairs(cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects) do
+        if p.name == "team" then return #p.members end
+      end
+    end
+    assert.equal(0, members())
+    -- granted again, bob is a member of HR's project, and stays one
+    ok(H.orket("projects grant team bob viewer", { cwd = dir }), "grant again")
+    s = H.serve(dir)
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
+    assert.is_nil(s.log():find("project_rebound", 1, true))
+    assert.equal(0, s.stop())
+    assert.equal(1, members())
+  end)
+
   it("serves local use every project as the operator, and no people's routes", function()
     local dir = H.example("webapp")
     local other = H.example("notes")

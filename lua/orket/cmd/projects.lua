@@ -1,4 +1,4 @@
--- orket projects [list|add|grant|revoke]: the projects one `orket serve` hosts and who is
+-- orket projects [list|add|remove|grant|revoke]: the projects one `orket serve` hosts and who is
 -- a member of each (orket.serve.team, docs/teams.md). Run in the server's own project
 -- (the default one), whose store holds the people; changes take effect at the next start
 -- for projects, at once for members. Writes act as the local operator, and say so.
@@ -7,12 +7,13 @@ local cmdline = require "orket.cmdline"
 local localuse = require "orket.serve.localuse"
 local uv = require "luv"
 
-local cmd = { name = "projects", summary = "list and add the projects orket serve hosts; grant roles in them" }
+local cmd = { name = "projects", summary = "list, add and remove the projects orket serve hosts; grant roles in them" }
 cmd.args = {
-  usage = "orket projects [list [--json] | add DIR [--name NAME] | grant PROJECT PERSON ROLE | revoke PROJECT PERSON]  [-C DIR]",
+  usage = "orket projects [list [--json] | add DIR [--name NAME] | remove NAME | grant PROJECT PERSON ROLE "
+    .. "| revoke PROJECT PERSON]  [-C DIR]",
   text = "a word",
-  { "list|add|grant|revoke", key = "sub", optional = true,
-    check = cmdline.one_of({ "list", "add", "grant", "revoke" }, "unknown projects command '%s'") },
+  { "list|add|remove|grant|revoke", key = "sub", optional = true,
+    check = cmdline.one_of({ "list", "add", "remove", "grant", "revoke" }, "unknown projects command '%s'") },
   { "WORDS", key = "words", many = true },
   { "--name", value = "NAME", what = "a project's name", help = "the added project's name (default: its directory's)" },
   { "--json", help = "list the projects as JSON" },
@@ -22,10 +23,12 @@ cmd.help = [[
 Without a word, or with list, shows the projects this server hosts: "default" (the
 project orket serve runs in), those named in orket.lua's serve.projects, and those added
 with add, each with its members and their roles. add DIR hosts the project in DIR from
-the server's next start. grant PROJECT PERSON ROLE makes a person (orket users add) a
-viewer, developer or admin of a project; revoke takes that away. See docs/teams.md.]]
+the server's next start; remove NAME stops hosting an added project from the next start
+and drops its memberships (its folder and store are left as they are). grant PROJECT
+PERSON ROLE makes a person (orket users add) a viewer, developer or admin of a project;
+revoke takes that away. See docs/teams.md.]]
 
-local WORDS = { list = 0, add = 1, grant = 3, revoke = 2 }
+local WORDS = { list = 0, add = 1, remove = 1, grant = 3, revoke = 2 }
 
 local function known_projects(o, db)
   local projects = require "orket.serve.projects" -- lazy: these load the store and settings
@@ -60,6 +63,46 @@ local function list(db, o, cli)
   return 0
 end
 
+-- own_store(db, o) -> nil | msg, CODE: the project `add` names is not a store the server
+-- serves already, compared by the stores themselves (orket.serve.projects.one_store), before
+-- the add's transaction (whose uncommitted writes no other connection sees). A project whose
+-- store does not open is left out: a SQLite project not imported yet has none.
+local function own_store(db, o)
+  local projects = require "orket.serve.projects" -- lazy: as known_projects
+  local team = require "orket.serve.team" -- lazy: as known_projects
+  local real, name, code = team.resolve(uv.fs_realpath(o.dir) or o.dir, o.words[1], o.name)
+  if not real then return nil end -- the add says why
+  local cand = projects.open(real, true)
+  if not cand then return nil end
+  local list, opened = {}, { cand }
+  for _, p in ipairs(known_projects(o, db) or {}) do
+    local pdb = p.name == projects.DEFAULT and db or projects.open(p.dir, true)
+    if pdb then list[#list + 1] = { name = p.name, dir = p.dir, db = pdb } end
+    if pdb and pdb ~= db then opened[#opened + 1] = pdb end
+  end
+  list[#list + 1] = { name = name, dir = real, db = cand }
+  local msg = projects.one_store(list)
+  for _, pdb in ipairs(opened) do pdb:close() end
+  return msg, code or "EEXIST"
+end
+
+-- rebound(db, o, cli): before a grant, the project's name is bound to the store it names
+-- now (orket.serve.team.rebind): memberships left from another store of that name are
+-- dropped first, and said, so the grant is not dropped at the server's next start
+local function rebound(db, o, cli)
+  local projects = require "orket.serve.projects" -- lazy: as known_projects
+  for _, p in ipairs(known_projects(o, db) or {}) do
+    if p.name == o.words[1] and p.name ~= projects.DEFAULT then
+      local pdb = projects.open(p.dir, true)
+      if not pdb then return end
+      local sid = require("orket.store.projects").store_id(pdb) -- lazy: as known_projects
+      pdb:close()
+      local r = require("orket.serve.team").rebind(db, p.name, sid, cli.operator().seat) -- lazy: as known_projects
+      if r then cli.err("projects: %s", projects.rebound_text(r)) end
+    end
+  end
+end
+
 local function change(db, o, cli)
   local team = require "orket.serve.team" -- lazy: as known_projects
   local accounts = require "orket.serve.accounts" -- lazy: as known_projects
@@ -72,10 +115,18 @@ local function change(db, o, cli)
     add = function() return team.add_project(db, uv.fs_realpath(o.dir) or o.dir, w[1], o.name, actor) end,
     grant = function() return team.grant(db, known, w[1], w[2], w[3], actor) end,
     revoke = function() return team.revoke(db, w[1], w[2], actor) end,
+    remove = function()
+      local web = require "orket.serve.web" -- lazy: as known_projects
+      return team.remove_project(db, w[1], (web.settings(o.dir) or {}).projects, actor)
+    end,
   }
-  local kinds = { add = "project_add", grant = "member_grant", revoke = "member_revoke" }
-  -- whom the change was about, in the audit: the project added, or the person and role
-  local function subject(r) return o.sub == "add" and { project = r.name } or accounts.subject(r) end
+  local kinds = { add = "project_add", grant = "member_grant", revoke = "member_revoke", remove = "project_remove" }
+  -- whom the change was about, in the audit: the project added or removed, or the person and role
+  local function subject(r)
+    if o.sub == "add" then return { project = r.name } end
+    if o.sub == "remove" then return { project = w[1] } end
+    return accounts.subject(r)
+  end
   res, err, code = localuse.audited(db, kinds[o.sub], nil, acts[o.sub], subject)
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
@@ -85,7 +136,9 @@ local function change(db, o, cli)
   cli.say_operator()
   local said = { add = { "added project %s (%s); served from the next start", res.name, res.dir },
     grant = { "%s: %s is %s now", res.project, res.user, res.role },
-    revoke = { "%s: %s is no longer a member", res.project, res.user } }
+    revoke = { "%s: %s is no longer a member", res.project, res.user },
+    remove = { "removed project %s (%s) and its %d membership(s); not served from the next start", res.name, res.dir,
+      res.members } }
   local s = said[o.sub]
   io.stdout:write(string.format(s[1], table.unpack(s, 2)), "\n")
   return 0
@@ -103,7 +156,12 @@ function cmd.run(args, cli)
   end
   local db = cli.open_store(o.dir, false, o.sub == "list")
   if not db then return 1 end
-  local status = (o.sub == "list" and list or change)(db, o, cli)
+  local shared, scode
+  if o.sub == "add" then shared, scode = own_store(db, o) end
+  if o.sub == "grant" then rebound(db, o, cli) end
+  local status = 1
+  if shared then cli.fail(scode, "projects: %s", shared)
+  else status = (o.sub == "list" and list or change)(db, o, cli) end
   db:close()
   return status
 end

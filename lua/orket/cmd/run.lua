@@ -12,6 +12,7 @@ local import = require "orket.import"
 local status_view = require "orket.views.status"
 local recorded = require "orket.engine.recorded"
 local claims = require "orket.engine.claims"
+local runlease = require "orket.engine.runlease"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
 local bugs = require "orket.actions.bugs"
@@ -248,8 +249,16 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   end
   warn(id)
   lock:tag(id) -- so `orket runs` can tell this run from one that was killed
+  -- and its lease in the store, so processes of the store in other folders see it live too
+  local holder = runlease.take(e.db, id)
   claim:release()
+  if holder then return nil, cli.err("run %d is going in another process of this store (%s)", id, holder) end
+  runlease.keep(e.db, id, function()
+    cli.err("run %d stops: its lease in the store lapsed (the store was away too long)", id)
+    e:stop()
+  end)
   local status = e:execute(id)
+  runlease.drop(e.db, id)
   -- a person's file the merges could not take is named here, once, as `orket status` does
   local vdoc = status_view.of_project(o.dir)
   local vnote = status_view.note(vdoc)

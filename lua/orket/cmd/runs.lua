@@ -3,7 +3,7 @@ local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local store_runs = require "orket.store.runs"
 local lease = require "orket.engine.lease"
-local project = require "orket.project"
+local claims = require "orket.engine.claims"
 local cmdline = require "orket.cmdline"
 local costs = require "orket.store.costs"
 local cost = require "orket.cost"
@@ -13,12 +13,9 @@ local cmd = { name = "runs", summary = "list runs and their state", args = {
   cmdline.DIR,
 } }
 
-function cmd.run(args, cli)
-  local o, st = cli.parse(cmd, args)
-  if not o then return st end
-  local dir, json = o.dir, o.json
-  local db = cli.open_store(dir, false, true)
-  if not db then return 1 end
+-- Every run with its cost and the state to show (a run another folder's server executes
+-- is live by its lease in the store)
+local function summaries(dir, db)
   local rows = store_runs.summaries(db)
   for _, r in ipairs(rows) do
     local t = costs.totals(db, { run = r.id })
@@ -27,8 +24,18 @@ function cmd.run(args, cli)
   end
   local left = {} -- runs left to workers (orket worker)
   for _, r in ipairs(lease.ops(db).queued(db)) do left[r.id] = true end
+  for _, r in ipairs(rows) do r.status = claims.state(dir, db, r.status, r.id, left[r.id]) end
+  return rows
+end
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  local dir, json = o.dir, o.json
+  local db = cli.open_store(dir, false, true)
+  if not db then return 1 end
+  local rows = summaries(dir, db)
   db:close()
-  for _, r in ipairs(rows) do r.status = project.run_state(dir, r.status, r.id, left[r.id]) end
   if json then
     io.stdout:write(jsonout.encode { format = "orket.runs/1", runs = jsonout.array(rows) }, "\n")
     return 0

@@ -17,8 +17,8 @@ local sandboxes = require "orket.serve.sandboxes"
 local service = require "orket.sandboxes.service"
 local cmdline = require "orket.cmdline"
 local projects = require "orket.serve.projects"
-local project = require "orket.project"
-local pgurl = require "orket.store.pgurl"
+local team = require "orket.serve.team"
+local store_projects = require "orket.store.projects"
 local web = require "orket.serve.web"
 
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
@@ -180,35 +180,52 @@ end
 
 -- The other projects this server hosts (orket.serve.projects), their stores opened: each
 -- its own SQLite file, or its orket.lua's store.url (ORKET_DATABASE_URL names the default
--- project's) -> array of {name, dir, db} | nil, msg
+-- project's) -> array of {name, dir, db}, array of {name, dir, unavailable = why} | nil,
+-- msg. A project whose store does not open (its folder or database gone) is unavailable:
+-- the others are served all the same, and its routes say why (orket.serve).
 local function open_projects(dir, db)
   local names, nerr = projects.named(db, uv.fs_realpath(dir) or dir, (web.settings(dir) or {}).projects)
   if not names then return nil, nerr end
-  local out = {}
-  local function own_env(name) if name ~= pgurl.ENV then return os.getenv(name) end end
+  local out, down = {}, {}
   for _, p in ipairs(names) do
-    local pdb, perr = project.open_store(p.dir, false, false, own_env)
-    if not pdb then
-      close_all(out)
-      return nil, "project '" .. p.name .. "' (" .. p.dir .. "): " .. tostring(perr)
+    local pdb, perr = projects.open(p.dir)
+    if pdb then out[#out + 1] = { name = p.name, dir = p.dir, db = pdb }
+    else
+      down[#down + 1] = { name = p.name, dir = p.dir, unavailable = string.format("project '%s' (%s) is unavailable: %s; "
+        .. "the server's log says so at its start (orket projects remove %s stops hosting it)", p.name, p.dir,
+        tostring(perr), p.name) }
     end
-    out[#out + 1] = { name = p.name, dir = p.dir, db = pdb }
   end
-  return out
+  -- one store served as two projects: each one's members would read and write the other
+  local same = projects.one_store({ { name = projects.DEFAULT, dir = dir, db = db }, table.unpack(out) })
+  if same then
+    close_all(out)
+    return nil, same
+  end
+  -- a name that names another store than before: its old members are not this one's
+  for _, p in ipairs(out) do p.rebound = team.rebind(db, p.name, store_projects.store_id(p.db), localuse.operator()) end
+  return out, down
 end
 
 -- The server, on its projects -> server, the other projects | nil (the error said, the
 -- default project's store closed)
 local function new_server(dir, db, token, where, cli)
   local others, err = open_projects(dir, db)
+  local down = others and err or {}
   local server
   if others then
     -- stderr is unbuffered: the line and its newline in one write, one system call a request
     server, err = serve.new { dir = dir, db = db, host = where.host, port = where.port, limits = where.limits,
-      unix = dir .. "/" .. localuse.SOCKET, local_token = token, projects = others,
+      unix = dir .. "/" .. localuse.SOCKET, local_token = token, projects = others, unavailable = down,
       log = function(line) io.stderr:write(line .. "\n") end }
   end
-  if server then return server, others end
+  if server then
+    for _, p in ipairs(down) do server:_log { event = "error", project = p.name, message = p.unavailable } end
+    for _, p in ipairs(others) do
+      if p.rebound then server:_log { event = "project_rebound", project = p.name, message = projects.rebound_text(p.rebound) } end
+    end
+    return server, others
+  end
   if others then close_all(others) end
   if token then localuse.remove_token(dir, token) end
   db:close()

@@ -7,7 +7,9 @@
 -- holds .orket/runs/ID.lock for each run it executes, and each `orket worker` working run
 -- ID holds .orket/runs/ID.PID.lock (several workers share a run: each works the cards it
 -- holds a lease on, orket.engine.lease; a worker on another machine is known by its
--- leases in the store). Deciding that a run may go,
+-- leases in the store). Those locks are seen only by processes sharing the folder: a run
+-- executed by `orket serve` is also leased in the store (orket.engine.runlease), so a
+-- process of the same PostgreSQL store in another folder sees it live too. Deciding that a run may go,
 -- recording it and taking its lock happen under .orket/claim.lock (held for milliseconds,
 -- never across a model call), so two processes cannot both decide yes. Contract:
 -- docs/serve.md, "Runs".
@@ -15,6 +17,8 @@ local lockfile = require "orket.c.lockfile"
 local uv = require "luv"
 local lease = require "orket.engine.lease"
 local store_runs = require "orket.store.runs"
+local runlease = require "orket.engine.runlease"
+local project = require "orket.project"
 
 local M = {}
 
@@ -77,8 +81,9 @@ function M.live(dir, o)
   return out, busy
 end
 
---- is_live(dir, id) -> pid | nil: run id is going in some process (its lock is held)
-function M.is_live(dir, id)
+--- is_live(dir, id[, db]) -> pid | owner | nil: run id is going in some process (its lock
+--- is held, or, with db, its lease in the store is live: the owner's name)
+function M.is_live(dir, id, db)
   local held, pid = lockfile.probe(run_path(dir, id))
   if held then return pid or 0 end
   local rheld, rpid, tag = lockfile.probe(home(dir) .. "/run.lock")
@@ -86,7 +91,16 @@ function M.is_live(dir, id)
   for _, r in ipairs(M.live(dir, { own_run_lock = true })) do
     if r.id == id then return r.pid or 0 end
   end
-  return nil
+  return db and runlease.holders(db)[id] or nil
+end
+
+--- state(dir, db, status, id[, workers]) -> the state to show for run id
+--- (orket.project.run_state), "running" also when another process of the store, in
+--- another folder, holds its lease
+function M.state(dir, db, status, id, workers)
+  local st = project.run_state(dir, status, id, workers)
+  if st == "killed" and runlease.holders(db)[id] then return "running" end
+  return st
 end
 
 --- chain(board, id) -> set of id and its ancestors
@@ -117,6 +131,12 @@ function M.conflict(dir, db, board, target, o)
     if not seen[l.run] then
       seen[l.run] = true
       runs[#runs + 1] = { id = l.run, pid = "worker " .. l.worker, by = "worker" }
+    end
+  end
+  for id, owner in pairs(runlease.holders(db)) do
+    if not seen[id] then
+      seen[id] = true
+      runs[#runs + 1] = { id = id, pid = owner, by = "serve" }
     end
   end
   if o and o.except then

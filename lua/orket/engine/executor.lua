@@ -11,8 +11,9 @@ local task = require "orket.task"
 local setup = require "orket.engine.setup"
 local reload = require "orket.engine.reload"
 local claims = require "orket.engine.claims"
+local runlease = require "orket.engine.runlease"
+local store_runs = require "orket.store.runs"
 local recorded = require "orket.engine.recorded"
-local project = require "orket.project"
 
 local M = {}
 
@@ -46,20 +47,96 @@ local function engine(dir, db, model, concurrency)
   return nil, "project_error", tostring(msg)
 end
 
+M.STORE_WAIT_MS = 300000 -- how long a run stopped by a lost store waits for it before it is left killed
+M.CARRY_ON = 3 -- how many times one launch of a run carries on after its store came back
+
+local function say(reg, fields) if reg.log then reg.log(fields) end end
+
+-- The run's lease kept (orket.engine.runlease); lapsed (the store away longer than the
+-- lease), the run stops: another process may resume it. While the run waits for its store
+-- (store_back) the wait takes the lease again itself.
+local function keep_lease(db, reg, entry)
+  runlease.keep(db, entry.id, function()
+    if entry.waiting or not entry.e then return end
+    say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here" })
+    entry.e:stop()
+  end)
+end
+
+-- After a run stopped because its store was lost (a PostgreSQL restart or failover): waits
+-- for the store to answer (M.STORE_WAIT_MS at most; the server stopping or the run stopped
+-- ends the wait), then a fresh engine carries the run on from its journal, under the same
+-- lock, its lease taken again -> the new engine | nil (the run is left: killed, resumable).
+local function store_back(dir, db, reg, entry, why)
+  local id = entry.id
+  say(reg, { event = "error", run = id, message = string.format("run %d stopped: the store was lost (%s); it carries on "
+    .. "here once the store answers (waiting %d s at most)", id, tostring(why), M.STORE_WAIT_MS // 1000) })
+  entry.waiting = true
+  local deadline, row = rt.now() + M.STORE_WAIT_MS, nil
+  while not (reg.closing or entry.stopped) and rt.now() < deadline do
+    row = select(2, pcall(store_runs.get, db, id))
+    if type(row) == "table" then break end
+    rt.sleep(500)
+  end
+  entry.waiting = false
+  local e, holder, kind, msg
+  if type(row) ~= "table" or reg.closing or entry.stopped then
+    msg = reg.closing and "the server is stopping" or entry.stopped and "it was stopped"
+      or "the store did not answer in time"
+  elseif row.status == "done" then
+    msg = "it is done"
+  else
+    holder = runlease.take(db, id)
+    if holder then msg = "another process resumed it (" .. holder .. ")" else e, kind, msg = engine(dir, db) end
+  end
+  if not e then
+    say(reg, { event = "error", run = id, message = string.format("run %d is not carried on: %s; resume it "
+      .. "(POST /v1/runs/%d/resume, orket resume %d)", id, tostring(msg), id, id), kind = kind })
+    return nil
+  end
+  keep_lease(db, reg, entry)
+  say(reg, { event = "run_resumed", run = id, message = string.format("run %d carries on: the store answers again", id) })
+  return e
+end
+
 -- Runs e's run id in a task of its own (it starts on the loop's next turn); when it ends,
--- its scripts watcher, engine and lock go.
+-- its scripts watcher, engine and lock go. A run the loss of its store stopped waits for the
+-- store and carries on (store_back), where before it was left killed without a word.
 local function launch(dir, db, e, id, lk)
   local reg = M.registry(db)
   local entry = { id = id, e = e, lock = lk, watcher = reload.watch(e) }
   reg.live[id] = entry
+  keep_lease(db, reg, entry)
   entry.task = task.spawn(function()
     rt.sleep(1)
-    local ok, res = pcall(e.execute, e, id)
-    entry.watcher:close()
-    e.close_all()
+    local ok, res, report
+    while entry.e do
+      ok, res, report = pcall(entry.e.execute, entry.e, id)
+      entry.watcher:close()
+      entry.e.close_all()
+      local lost = ok and type(report) == "table" and report.store_lost
+      entry.e = nil
+      -- a database server that comes back carries the run on, a few times at most (a store
+      -- that answers but refuses every write, its disk full, would stop it again and again);
+      -- a SQLite file that failed (full, read-only) is said and left to `orket resume`
+      entry.carried = (entry.carried or 0) + 1
+      if lost and db.backend == "pg" and entry.carried <= M.CARRY_ON then
+        local bok, back = pcall(store_back, dir, db, reg, entry, lost)
+        entry.waiting = false
+        if not bok then
+          say(reg, { event = "error", run = id, message = "run " .. id .. " is not carried on: " .. tostring(back) })
+        end
+        entry.e = bok and back or nil
+        if entry.e then entry.watcher = reload.watch(entry.e) end
+      elseif lost then
+        say(reg, { event = "error", run = id, message = string.format("run %d stopped: the store failed (%s); "
+          .. "resume it once the store can be written (POST /v1/runs/%d/resume, orket resume %d)", id, lost, id, id) })
+      end
+    end
+    runlease.drop(db, id)
     claims.release(dir, id, lk)
     reg.live[id] = nil
-    if not ok and reg.log then reg.log { event = "error", run = id, message = tostring(res) } end
+    if not ok then say(reg, { event = "error", run = id, message = tostring(res) }) end
   end)
   return entry
 end
@@ -83,6 +160,12 @@ local function claim_and(dir, db, e, target, resuming, make, no_hold)
   if no_hold then return id end
   local lk, lerr = claims.hold(dir, id)
   if not lk then return nil, "conflict", lerr end
+  -- the store's lease, seen by every process of the store whatever its folder
+  local holder = runlease.take(db, id)
+  if holder then
+    claims.release(dir, id, lk)
+    return nil, "conflict", string.format("run %d is going in another process of this store (%s)", id, holder)
+  end
   return id, lk
 end
 
@@ -133,13 +216,14 @@ end
 function M.stop(dir, db, row)
   local entry = M.registry(db).live[row.id]
   if not entry then
-    local pid = claims.is_live(dir, row.id)
+    local pid = claims.is_live(dir, row.id, db)
     if pid then
-      return nil, "conflict", string.format("run %d is going in another process (%d); stop it there", row.id, pid)
+      return nil, "conflict", string.format("run %d is going in another process (%s); stop it there", row.id, pid)
     end
-    return nil, "conflict", string.format("run %d is not going (%s)", row.id, project.run_state(dir, row.status, row.id))
+    return nil, "conflict", string.format("run %d is not going (%s)", row.id, claims.state(dir, db, row.status, row.id))
   end
-  entry.e:stop()
+  entry.stopped = true -- a run waiting for its store waits no more
+  if entry.e then entry.e:stop() end
   return true
 end
 
@@ -147,7 +231,9 @@ end
 function M.stop_all(db)
   local reg = M.registry(db)
   reg.closing = true
-  for _, entry in pairs(reg.live) do entry.e:stop() end
+  for _, entry in pairs(reg.live) do
+    if entry.e then entry.e:stop() end
+  end
 end
 
 --- wait_all(db): waits for the live runs to end (inside a task or from the main thread)

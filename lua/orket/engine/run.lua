@@ -999,7 +999,9 @@ function Run:conclude(target)
   end
   self:emit { type = "run_end", status = status, reason = reason, tokens = tokens,
     canceled = #canceled > 0 and canceled or nil, waiting = #waiting > 0 and waiting or nil }
-  return status, { stuck = stuck, reason = reason, canceled = canceled, waiting = waiting }
+  -- store_lost: why the store failed under the run (a server waits for it and carries on)
+  return status, { stuck = stuck, reason = reason, canceled = canceled, waiting = waiting,
+    store_lost = self.journal_failed }
 end
 
 --- settle(target): brings an epic or rock target and its epics in line with their issues

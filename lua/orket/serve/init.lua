@@ -158,12 +158,13 @@ function M.router()
   return r
 end
 
---- new{dir=, db=, host=, port=, limits=, log=fn(line), unix=, local_token=, projects=} ->
+--- new{dir=, db=, host=, port=, limits=, log=fn(line), unix=, local_token=, projects=, unavailable=} ->
 --- server | nil, msg, CODE. unix: a path where this user's processes are served too (a unix
 --- socket, mode 0600); local_token: what a write needs before any key exists
 --- (orket.serve.localuse); projects: the other projects served, {name, dir, db} each (their
 --- stores opened and closed by the caller), dir and db being the default project's
---- (orket.serve.projects)
+--- (orket.serve.projects); unavailable: those whose store did not open, {name, dir,
+--- unavailable = why} each (their routes answer 503 with why)
 function M.new(o)
   local l = o.limits or M.limits()
   local srv, err, code = listen(l, { host = o.host, port = o.port })
@@ -221,6 +222,13 @@ function M.new(o)
     self.projects[p.name] = { name = p.name, dir = p.dir, db = p.db, hub = routes.events.new(p.db, hub_opts) }
     self.project_names[#self.project_names + 1] = p.name
   end
+  -- projects whose store did not open: listed to their members, every route of theirs a 503
+  self.unavailable = {}
+  for _, p in ipairs(o.unavailable or {}) do
+    self.unavailable[p.name] = p
+    self.project_names[#self.project_names + 1] = p.name
+  end
+  table.sort(self.project_names, function(a, b) return a == projects.DEFAULT or (b ~= projects.DEFAULT and a < b) end)
   -- a group map for a project this server does not host would grant nothing: a mistake
   for name in pairs(self.signin.project_roles or {}) do
     if not self.projects[name] then
@@ -335,6 +343,7 @@ function Server:_dispatch(req, ctx)
       -- answered as one that does not exist
       role = proj and projects.role_in(self.db, who, proj.name)
       if not role then return fail(req, ctx, 404, "not_found", "no such project, or not yours") end
+      if proj.unavailable then return fail(req, ctx, 503, "project_unavailable", proj.unavailable) end
       ctx.who = member(proj, who, role)
     end
     if not keys.allows(role, route.role) then
@@ -386,7 +395,7 @@ function Server:_route(req, segs)
   end
   local r, p, a = self.router:match(req.method, inner)
   if not r and p == 404 then r, p, a = self.router:match(req.method, bare) end
-  return r, p, a, true, self.projects[pname]
+  return r, p, a, true, self.projects[pname] or self.unavailable[pname]
 end
 
 -- The sandbox proxy's route, as _route gives it, known from the path without the router

@@ -11,6 +11,8 @@ local keys = require "orket.serve.keys"
 local jsonout = require "orket.jsonout"
 local cjson = require "cjson"
 local uv = require "luv"
+local project = require "orket.project"
+local pgurl = require "orket.store.pgurl"
 
 local M = {}
 
@@ -36,6 +38,49 @@ function M.named(db, base, configured)
   for name, dir in pairs(by) do list[#list + 1] = { name = name, dir = dir } end
   table.sort(list, function(a, b) return a.name < b.name end)
   return list
+end
+
+--- open(dir[, reading]) -> db | nil, msg, CODE: a hosted project's store: its own SQLite file
+--- or its orket.lua's store.url (ORKET_DATABASE_URL names the default project's, never another's)
+function M.open(dir, reading)
+  return project.open_store(dir, false, reading, function(name)
+    if name ~= pgurl.ENV then return os.getenv(name) end
+  end)
+end
+
+-- words for a project's store in a message
+local function kind_of(db) return db.backend == "pg" and "the same PostgreSQL database" or "the same SQLite file" end
+
+--- one_store(list) -> nil | msg: list of {name, dir, db} (their stores open); the message
+--- names the first two projects that are one store. Two projects on one store would each
+--- show and write the other's board, journal, audit and runs to the other's members. Told by
+--- the store itself, not its path or URL (host aliases, users, a database named twice): a
+--- word written through each project is read back through every one; a project that reads
+--- another's word is the same store (a copy of a store never is). A store that cannot be
+--- written (read-only) is left out.
+function M.one_store(list)
+  local whose = {}
+  for i, p in ipairs(list) do
+    local word = string.format("%s/%d/%d/%d", uv.os_gethostname() or "", uv.os_getpid(), uv.hrtime(), i)
+    if pcall(sp.probe, p.db, word) then whose[word] = i end
+  end
+  for i, p in ipairs(list) do
+    local ok, word = pcall(sp.probe, p.db)
+    local k = ok and whose[word]
+    if k and k ~= i then
+      local a, b = list[math.min(i, k)], list[math.max(i, k)]
+      return string.format("projects '%s' (%s) and '%s' (%s) are one store (%s): each project needs a store of its "
+        .. "own (its own store.url database); stop hosting one (orket projects remove NAME, or orket.lua's serve.projects)",
+        a.name, a.dir, b.name, b.dir, kind_of(p.db))
+    end
+  end
+  return nil
+end
+
+--- rebound_text(r) -> what a project's rebinding (orket.serve.team.rebind) did, in words
+function M.rebound_text(r)
+  return string.format("project '%s' names another store than before (store id %s, was %s): its %d earlier "
+    .. "membership(s) were dropped; grant its people again (orket projects grant)", r.name, r.to, r.from, r.members)
 end
 
 --- scope(segs) -> project name, the segments of the route inside it | nil: a path of the

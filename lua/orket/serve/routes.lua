@@ -46,8 +46,13 @@ local function ready(_, ctx)
   -- loads but names a forge without a remote refuses every run
   local cfg, cerr = config.settings(ctx.dir, true)
   if not cfg then problems[#problems + 1] = cerr end
-  if #problems > 0 then return 503, { status = "not_ready", problems = jsonout.array(problems) } end
-  return 200, { status = "ready" }
+  -- hosted projects that did not open are counted, not a 503: the server serves the others.
+  -- Counted only: /ready needs no key, and a project's name is for its members (the log names it)
+  local down = 0
+  for _ in pairs(ctx.server and ctx.server.unavailable or {}) do down = down + 1 end
+  down = down > 0 and down or nil
+  if #problems > 0 then return 503, { status = "not_ready", problems = jsonout.array(problems), projects_unavailable = down } end
+  return 200, { status = "ready", projects_unavailable = down }
 end
 
 -- A whole board is large (about 400 KB of JSON for 1,000 cards) and took about 15 ms to
@@ -171,7 +176,9 @@ function M.add(router)
   router:add("GET", "/health", { handler = health, name = "health", summary = "Alive",
     responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ok" } } } } } })
   router:add("GET", "/ready", { handler = ready, name = "ready", summary = "Takes writes and loads orket.lua",
-    responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ready" } } } },
+    responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ready" } },
+      projects_unavailable = { type = "integer",
+        description = "how many hosted projects did not open at the start (each answers 503; the log names them)" } } },
       [503] = json({ type = "object", required = { "status", "problems" }, properties = { status = { enum = { "not_ready" } },
         problems = { type = "array", items = { type = "string" } } } }, "not ready, and why") } })
   router:add("GET", "/v1/board", { handler = board, role = "viewer", name = "board", summary = "The board (orket.board/1)",

@@ -10,7 +10,6 @@ local claims = require "orket.engine.claims"
 local routes = require "orket.serve.routes"
 local runs_store = require "orket.store.runs"
 local log_view = require "orket.views.log"
-local project = require "orket.project"
 local writes = require "orket.serve.writes"
 local board = require "orket.board"
 local oa = require "orket.serve.openapi"
@@ -31,7 +30,7 @@ local function or_null(v) if v == nil then return null end return v end
 function M.doc(db, dir, row)
   local data = cjson.decode(row.data or "{}") or {}
   local live = M.registry(db).live[row.id] ~= nil
-  local state = live and "running" or project.run_state(dir, row.status, row.id, data.workers == true)
+  local state = live and "running" or claims.state(dir, db, row.status, row.id, data.workers == true)
   -- a resumed run's row keeps the end of its interruption until it ends again
   return { id = row.id, target = row.target, kind = row.kind, state = state, started_at = row.started_at,
     ended_at = state ~= "running" and or_null(row.ended_at) or null, model = or_null(type(data.model) == "string"

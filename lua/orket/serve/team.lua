@@ -20,10 +20,10 @@ local function record(db, kind, actor, data)
   db:event { kind = kind, actor = actor, data = data }
 end
 
---- add_project(db, base, dir, name, actor) -> {name, dir} | nil, msg, CODE (EUSAGE,
---- EEXIST, ENOENT): a project directory (an orket project: orket.lua or .orket/) this
---- server hosts from its next start; name defaults to the directory's own
-function M.add_project(db, base, dir, name, actor)
+--- resolve(base, dir, name) -> real dir, name | nil, msg, CODE (EUSAGE, EEXIST, ENOENT):
+--- the project directory `orket projects add` names (an orket project: orket.lua or
+--- .orket/) and its name, by default the directory's own
+function M.resolve(base, dir, name)
   local real = uv.fs_realpath(dir:sub(1, 1) == "/" and dir or (base .. "/" .. dir))
   if not real or not (uv.fs_stat(real .. "/orket.lua") or uv.fs_stat(real .. "/.orket")) then
     return nil, dir .. " is not a project directory (no orket.lua or .orket/ there)", "ENOENT"
@@ -33,6 +33,15 @@ function M.add_project(db, base, dir, name, actor)
   local ok, nerr = team_settings.project_name(name)
   if not ok then return nil, nerr .. " (give one with --name)", "EUSAGE" end
   if name == team_settings.DEFAULT_PROJECT then return nil, "\"default\" names the server's own project", "EUSAGE" end
+  return real, name
+end
+
+--- add_project(db, base, dir, name, actor) -> {name, dir} | nil, msg, CODE (as resolve's):
+--- a project this server hosts from its next start
+function M.add_project(db, base, dir, name, actor)
+  local real, rname, rcode = M.resolve(base, dir, name)
+  if not real then return nil, rname, rcode end
+  name = rname
   return db:tx(function()
     if sp.get(db, name) then return nil, "a project named '" .. name .. "' exists already", "EEXIST" end
     if sp.by_dir(db, real) then return nil, real .. " is served already", "EEXIST" end
@@ -40,6 +49,51 @@ function M.add_project(db, base, dir, name, actor)
     record(db, "project_add", actor, { name = name, dir = real })
     return { name = name, dir = real }
   end)
+end
+
+--- remove_project(db, name, configured, actor) -> {name, dir, members} | nil, msg, CODE
+--- (EUSAGE, ENOENT): a project added with `orket projects add` is not hosted from the
+--- server's next start, and its memberships go with it (members: how many), so a project
+--- added later under the name starts with none. configured: orket.lua's serve.projects,
+--- whose projects are removed there.
+function M.remove_project(db, name, configured, actor)
+  if name == team_settings.DEFAULT_PROJECT then return nil, "\"default\" is the server's own project", "EUSAGE" end
+  return db:tx(function()
+    local row = sp.get(db, name)
+    if not row then
+      if (configured or {})[name] then
+        return nil, "project '" .. name .. "' is named in orket.lua's serve.projects: remove it there", "EUSAGE"
+      end
+      return nil, "no project named '" .. tostring(name) .. "' was added", "ENOENT"
+    end
+    sp.delete(db, name)
+    sp.bind(db, name, nil)
+    local n = sp.clear_members(db, name)
+    record(db, "project_remove", actor, { name = name, dir = row.dir, members = n })
+    return { name = name, dir = row.dir, members = n }
+  end)
+end
+
+--- rebind(db, name, store_id, actor) -> nil | {name, from, to, members}: the project name
+--- is served on store store_id (orket.store.projects.store_id) now. Its memberships were
+--- granted for the store it named before: when that was another store (orket.lua's
+--- serve.projects pointed elsewhere, or the name reused), they are dropped (members: how
+--- many), journaled, so the old members get nothing of the new project. A name served for
+--- the first time is bound to its store.
+function M.rebind(db, name, store_id, actor)
+  if not store_id then return nil end
+  local out
+  assert(db:tx(function()
+    local was = sp.bound(db, name)
+    if was == store_id then return true end
+    sp.bind(db, name, store_id)
+    if was then
+      out = { name = name, from = was, to = store_id, members = sp.clear_members(db, name) }
+      record(db, "project_rebound", actor, out)
+    end
+    return true
+  end))
+  return out
 end
 
 --- grant(db, known, project, user, role, actor) -> {project, user, role} | nil, msg, CODE:

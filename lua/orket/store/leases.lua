@@ -105,4 +105,50 @@ function M.queued_for(db, target)
   return r and r.id
 end
 
+-- Run leases (the run_leases table): the process executing a whole run (`orket serve`)
+-- holds its run's row while it works, so every process of the store, whatever its folder,
+-- sees the run live. Contract: docs/store.md, "Several servers".
+
+--- run_take(db, run, owner, ttl_ms[, over]) -> nil | {owner=}: run leased to owner until
+--- ttl_ms from now, unless another owner's lease on it is live (that holder is returned).
+--- over: a holder known dead (its process is gone) whose live lease is taken all the same.
+function M.run_take(db, run, owner, ttl_ms, over)
+  check_ttl(ttl_ms, "run_take")
+  local r = db:row("SELECT owner, expires_at > orket_now() AS live FROM run_leases WHERE run_id = ?", run)
+  if r and r.live == 1 and r.owner ~= owner and r.owner ~= over then return { owner = r.owner } end
+  assert(db:run([[INSERT INTO run_leases (run_id, owner, acquired_at, expires_at)
+    VALUES (?1, ?2, orket_now(), ]] .. EXPIRES:gsub("%?", "?3") .. [[)
+    ON CONFLICT (run_id) DO UPDATE SET owner = excluded.owner, acquired_at = excluded.acquired_at,
+      expires_at = excluded.expires_at]], run, owner, ttl_ms))
+  return nil
+end
+
+--- run_renew(db, owner, ttl_ms) -> set {run_id = true} of the runs owner still holds, each
+--- now leased until ttl_ms from now (a lapsed lease is not renewed: the run may be resumed
+--- elsewhere already)
+function M.run_renew(db, owner, ttl_ms)
+  check_ttl(ttl_ms, "run_renew")
+  local held = {}
+  for _, r in ipairs(assert(db:rows("UPDATE run_leases SET expires_at = " .. EXPIRES
+      .. " WHERE owner = ? AND expires_at > orket_now() RETURNING run_id", ttl_ms, owner))) do
+    held[r.run_id] = true
+  end
+  return held
+end
+
+--- run_drop(db, run, owner) -> number of leases dropped (owner's on run)
+function M.run_drop(db, run, owner)
+  return (assert(db:run("DELETE FROM run_leases WHERE run_id = ? AND owner = ?", run, owner)))
+end
+
+--- run_holders(db) -> array of {run=, owner=} of the live run leases, by run id
+function M.run_holders(db)
+  local out = {}
+  for _, r in ipairs(assert(db:rows([[SELECT run_id, owner FROM run_leases WHERE expires_at > orket_now()
+      ORDER BY run_id]]))) do
+    out[#out + 1] = { run = r.run_id, owner = r.owner }
+  end
+  return out
+end
+
 return require("orket.store.backend").twin("leases", M)

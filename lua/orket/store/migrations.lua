@@ -688,4 +688,38 @@ DROP INDEX api_keys_active_name;
 CREATE UNIQUE INDEX api_keys_active_name ON api_keys(coalesce(user_name, ''), name) WHERE revoked_at IS NULL;
 ]],
   },
+  {
+    version = 27,
+    name = "run leases: which process executes which run; the store's identity; which store a project name names",
+    -- A run executed inside `orket serve` was live only by a lock file in its project folder,
+    -- so a server of the same PostgreSQL store in another folder read it as killed and could
+    -- resume it: the run went twice at once. The executing process now keeps a lease row here,
+    -- renewed while it works and dropped when the run ends; a run is killed (resumable) only
+    -- once its lease has lapsed, wherever the asking process runs. owner: host/pid/nonce.
+    -- store_identity: one random id made with the store (a copy of the store keeps it), and
+    -- a probe a server writes at its start and reads back through each of its projects: a
+    -- project that reads another's probe is the same store (one PostgreSQL database named
+    -- twice, whatever the URL), which a copy never is. project_stores (in the server's own
+    -- store): the store id each hosted project's name was last served with, so memberships
+    -- granted in one project do not pass to another store given the same name.
+    sql = [[
+CREATE TABLE run_leases (
+  run_id      INTEGER PRIMARY KEY REFERENCES runs(id),
+  owner       TEXT NOT NULL,
+  acquired_at TEXT NOT NULL,
+  expires_at  TEXT NOT NULL
+);
+CREATE TABLE store_identity (
+  id         TEXT PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  probe      TEXT
+);
+CREATE TABLE project_stores (
+  project  TEXT PRIMARY KEY,
+  store_id TEXT NOT NULL,
+  bound_at TEXT NOT NULL
+);
+INSERT INTO store_identity (id, created_at) VALUES (lower(hex(randomblob(16))), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+]],
+  },
 }

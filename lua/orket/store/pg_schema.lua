@@ -556,6 +556,30 @@ DROP INDEX api_keys_active_name;
 CREATE UNIQUE INDEX api_keys_active_name ON api_keys(coalesce(user_name, ''), name) WHERE revoked_at IS NULL;
 ]],
   },
+  {
+    version = 18,
+    sqlite = 27,
+    name = "run leases: which process executes which run; the store's identity; which store a project name names (SQLite 27)",
+    sql = [[
+CREATE TABLE run_leases (
+  run_id      bigint PRIMARY KEY REFERENCES runs(id),
+  owner       text NOT NULL,
+  acquired_at timestamptz NOT NULL,
+  expires_at  timestamptz NOT NULL
+);
+CREATE TABLE store_identity (
+  id         text PRIMARY KEY,
+  created_at timestamptz NOT NULL,
+  probe      text
+);
+CREATE TABLE project_stores (
+  project  text PRIMARY KEY,
+  store_id text NOT NULL,
+  bound_at timestamptz NOT NULL
+);
+INSERT INTO store_identity (id, created_at) VALUES (replace(gen_random_uuid()::text, '-', ''), now());
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -20,6 +20,50 @@ function M.insert(db, name, dir)
   assert(db:run("INSERT INTO projects (name, dir, added_at) VALUES (?, ?, " .. db.dialect.now .. ")", name, dir))
 end
 
+--- store_id(db) -> the store's own id, made with it (store_identity; a copy of a SQLite
+--- file keeps it) | nil. On PostgreSQL the database's oid is part of it: a database made
+--- from another as a template, or restored from its dump, is another store.
+function M.store_id(db)
+  if db.backend == "pg" then
+    local r = db:row("SELECT s.id || ':' || d.oid::text AS id FROM store_identity s, pg_database d "
+      .. "WHERE d.datname = current_database() LIMIT 1")
+    return r and r.id
+  end
+  local r = db:row("SELECT id FROM store_identity LIMIT 1")
+  return r and r.id
+end
+
+--- probe(db[, word]) -> the probe word the store holds now (word written first, in a
+--- transaction of its own)
+function M.probe(db, word)
+  if word then assert(db:tx(function() return db:run("UPDATE store_identity SET probe = ?", word) end)) end
+  local r = db:row("SELECT probe FROM store_identity LIMIT 1")
+  return r and r.probe
+end
+
+--- delete(db, name) -> changes: the added project is no longer hosted
+function M.delete(db, name) return (assert(db:run("DELETE FROM projects WHERE name = ?", name))) end
+
+--- clear_members(db, project) -> changes: nobody is a member of the project any more
+function M.clear_members(db, project)
+  return (assert(db:run("DELETE FROM project_members WHERE project = ?", project)))
+end
+
+--- bound(db, project) -> the store id the project's name was last served with | nil
+function M.bound(db, project)
+  local r = db:row("SELECT store_id FROM project_stores WHERE project = ?", project)
+  return r and r.store_id
+end
+
+--- bind(db, project, store_id): the project's name names that store now (nil: no store)
+function M.bind(db, project, store_id)
+  assert(db:run("DELETE FROM project_stores WHERE project = ?", project))
+  if store_id then
+    assert(db:run("INSERT INTO project_stores (project, store_id, bound_at) VALUES (?, ?, " .. db.dialect.now .. ")",
+      project, store_id))
+  end
+end
+
 --- role_of(db, project, user) -> the person's role in the project | nil
 function M.role_of(db, project, user)
   local r = db:row("SELECT role FROM project_members WHERE project = ? AND user_name = ?", project, user)

@@ -31,7 +31,7 @@ describe("store.open", function()
     assert.equal(1, db:row("PRAGMA foreign_keys").foreign_keys)
     assert.equal(cstore.BUSY_TIMEOUT_MS, db:row("PRAGMA busy_timeout").timeout)
     assert.same({ "api_keys", "app_grants", "approvals", "audit_log", "bugfix_phases", "bugs", "cards", "comments", "dependencies", "events", "experiment_cards", "gate_decisions", "imported_files", "leases", "memory",
-      "memory_fts", "project_members", "projects", "pull_requests", "rate_buckets", "review_cycles", "runs", "sandboxes", "sessions", "tool_calls", "turns", "user_sessions", "users", "verifications",
+      "memory_fts", "project_members", "project_stores", "projects", "pull_requests", "rate_buckets", "review_cycles", "run_leases", "runs", "sandboxes", "sessions", "store_identity", "tool_calls", "turns", "user_sessions", "users", "verifications",
       "violations",
       "webhook_deliveries" }, tables(db))
     db:close()

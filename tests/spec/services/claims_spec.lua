@@ -76,6 +76,35 @@ describe("claims", function()
     assert.is_true(rfree, tostring(rclaim))
   end)
 
+  it("sees a run leased in the store by a process elsewhere as live, and one of this host whose process is gone as not", function()
+    local dir, db, b = project()
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local id = record(db, "E", "epic")
+    local far = "another-host.example/4242/00ff"
+    assert(db:tx(function() return leases.run_take(db, id, far, 60000) == nil end))
+    assert.equal(far, runlease.holders(db)[id])
+    assert.equal(far, claims.is_live(dir, id, db))
+    assert.equal("running", claims.state(dir, db, "running", id))
+    local other, why = claims.conflict(dir, db, b, "E-1")
+    assert.equal(id, other.id)
+    assert.matches("process another%-host%.example/4242/00ff", why)
+    assert.equal(far, runlease.take(db, id)) -- refused: its owner's lease is live
+    -- an owner on this host whose pid is gone is dead at once, its lease taken over
+    local dead = string.format("%s/%d/00ff", require("luv").os_gethostname(), 2 ^ 22 + 7)
+    assert(db:tx(function()
+      leases.run_drop(db, id, far)
+      return leases.run_take(db, id, dead, 60000) == nil
+    end))
+    assert.is_nil(runlease.holders(db)[id])
+    assert.equal("killed", claims.state(dir, db, "running", id))
+    assert.is_nil(runlease.take(db, id))
+    assert.equal(runlease.owner(), runlease.holders(db)[id])
+    runlease.drop(db, id)
+    assert.is_nil(runlease.holders(db)[id])
+    db:close()
+  end)
+
   it("overlaps a target with itself, its ancestors and what is under it, never with a sibling", function()
     local _, db, b = project()
     assert.is_true(claims.overlaps(b, "E", "E-1"))

@@ -112,4 +112,45 @@ function M.queued_for(q, target)
   return r and r.id
 end
 
+--- run_take(q, run, owner, ttl_ms[, over]) -> nil | {owner=} (see orket.store.leases):
+--- one upsert whose WHERE re-reads the row, so two processes never both take one run
+function M.run_take(q, run, owner, ttl_ms, over)
+  check_ttl(ttl_ms, "run_take")
+  local rows = assert(q:query([[INSERT INTO run_leases (run_id, owner, acquired_at, expires_at)
+    VALUES ($1, $2, now(), now() + $3 * interval '1 millisecond')
+    ON CONFLICT (run_id) DO UPDATE SET owner = EXCLUDED.owner, acquired_at = EXCLUDED.acquired_at,
+      expires_at = EXCLUDED.expires_at
+    WHERE run_leases.expires_at <= now() OR run_leases.owner = EXCLUDED.owner OR run_leases.owner = $4::text
+    RETURNING run_id]], run, owner, ttl_ms, over))
+  if rows[1] then return nil end
+  local h = assert(q:query("SELECT owner FROM run_leases WHERE run_id = $1", run))[1]
+  return { owner = h and h.owner or "?" }
+end
+
+--- run_renew(q, owner, ttl_ms) -> set {run_id = true} of the runs owner still holds
+function M.run_renew(q, owner, ttl_ms)
+  check_ttl(ttl_ms, "run_renew")
+  local held = {}
+  for _, r in ipairs(assert(q:query([[UPDATE run_leases SET expires_at = now() + $2 * interval '1 millisecond'
+      WHERE owner = $1 AND expires_at > now() RETURNING run_id]], owner, ttl_ms))) do
+    held[r.run_id] = true
+  end
+  return held
+end
+
+--- run_drop(q, run, owner) -> number of leases dropped
+function M.run_drop(q, run, owner)
+  local _, n = assert(q:query("DELETE FROM run_leases WHERE run_id = $1 AND owner = $2", run, owner))
+  return n
+end
+
+--- run_holders(q) -> array of {run=, owner=} of the live run leases, by run id
+function M.run_holders(q)
+  local out = {}
+  for _, r in ipairs(assert(q:query("SELECT run_id, owner FROM run_leases WHERE expires_at > now() ORDER BY run_id"))) do
+    out[#out + 1] = { run = r.run_id, owner = r.owner }
+  end
+  return out
+end
+
 return M

@@ -1,0 +1,118 @@
+-- orket.engine.runlease: a process's leases on the whole runs it executes (`orket serve`),
+-- kept in the store (orket.store.leases' run_* operations), so that every process of one
+-- store sees which runs are live wherever its project folder is: the folder's run lock
+-- files (orket.engine.claims) are seen only by processes sharing that folder. A lease is
+-- renewed every third of its time and dropped when the run ends; a process killed leaves
+-- its lease to lapse, and one on this host whose pid is gone is dead at once. A lease
+-- found lost at a renewal (the store was away longer than the lease) stops its run, which
+-- another process may have resumed. Contract: docs/store.md, "Several servers".
+local uv = require "luv"
+local task = require "orket.task"
+local leases = require "orket.store.leases"
+
+local M = {}
+
+M.TTL_MS = 15000
+
+local host = uv.os_gethostname() or "localhost"
+local me -- this process's owner name, made at its first use
+
+--- owner() -> this process's name in run_leases: host/pid/nonce (a pid reused after a
+--- restart is another owner)
+function M.owner()
+  if not me then
+    local b = uv.random(6)
+    me = string.format("%s/%d/%s", host, uv.os_getpid(), (b or tostring(os.time())):gsub(".", function(c)
+      return string.format("%02x", c:byte())
+    end))
+  end
+  return me
+end
+
+--- dead(owner) -> true when owner is a process of this host that is gone (its lease can be
+--- taken before it lapses); another host's process is never known dead here
+function M.dead(owner)
+  local h, pid = tostring(owner):match("^(.*)/(%d+)/%x+$")
+  if h ~= host then return false end
+  pid = math.tointeger(tonumber(pid))
+  if not pid or pid == uv.os_getpid() then return false end
+  return uv.fs_stat("/proc/" .. pid) == nil
+end
+
+--- holders(db) -> {[run id] = owner} of the runs whose lease is live and whose owner is not
+--- known dead
+function M.holders(db)
+  local out = {}
+  for _, h in ipairs(leases.run_holders(db)) do
+    if not M.dead(h.owner) then out[h.run] = h.owner end
+  end
+  return out
+end
+
+--- take(db, id) -> nil | owner: run id leased to this process (in a transaction of its
+--- own), or the owner whose live lease keeps it
+function M.take(db, id)
+  local held
+  assert(db:tx(function()
+    local h = leases.run_take(db, id, M.owner(), M.TTL_MS)
+    if h and M.dead(h.owner) then h = leases.run_take(db, id, M.owner(), M.TTL_MS, h.owner) end
+    held = h and h.owner or nil
+    return true
+  end))
+  return held
+end
+
+-- This process's runs, per store: {timer=, runs = {id -> on_lost}}
+local keepers = setmetatable({}, { __mode = "k" })
+
+local function renew(db, k)
+  local ok, held = pcall(function()
+    return assert(db:tx(function() return leases.run_renew(db, M.owner(), M.TTL_MS) end))
+  end)
+  if not ok then return end -- the store away: renewed at the next tick, if it is back before the lease lapses
+  for id, on_lost in pairs(k.runs) do
+    if not held[id] then
+      k.runs[id] = nil
+      on_lost(id)
+    end
+  end
+end
+
+--- keep(db, id, on_lost): this process renews run id's lease until drop(); on_lost(id) is
+--- called once if a renewal finds it lapsed
+function M.keep(db, id, on_lost)
+  local k = keepers[db]
+  if not k then
+    k = { runs = {} }
+    keepers[db] = k
+  end
+  k.runs[id] = on_lost
+  if k.timer then return end
+  local period = M.TTL_MS // 3
+  k.timer = uv.new_timer()
+  k.timer:start(period, period, function()
+    if k.renewing then return end
+    k.renewing = true
+    task.spawn(function()
+      renew(db, k)
+      k.renewing = false
+    end)
+  end)
+  k.timer:unref()
+end
+
+--- drop(db, id): the run is over in this process: its lease goes (a store away leaves it to
+--- lapse)
+function M.drop(db, id)
+  local k = keepers[db]
+  if k then
+    k.runs[id] = nil
+    if not next(k.runs) and k.timer then
+      k.timer:close()
+      k.timer = nil
+    end
+  end
+  pcall(function() assert(db:tx(function() leases.run_drop(db, id, M.owner()); return true end)) end)
+end
+
+return M
