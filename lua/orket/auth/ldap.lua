@@ -54,12 +54,17 @@ function M.verify(cfg, roles, name, password)
   return person(cfg, roles, name, gated(opts, ldap.verify, name, password))
 end
 
---- lookup(cfg, roles, name) -> as verify, without the person's password: the server's
---- look at someone signed in (their entry and groups, as the search's own bind sees them)
+--- lookup(cfg, roles, name) -> {name, role (nil: their groups give none), dn, groups} |
+--- nil, msg, code: the server's look at someone signed in, without their password (their
+--- entry and groups, as the search's own bind sees them); EAUTH only for no entry of that
+--- name under a base_dn that exists, EUNAVAILABLE for anything about the directory
 function M.lookup(cfg, roles, name)
   local opts, err, code = options(cfg)
   if not opts then return nil, err, code end
-  return person(cfg, roles, name, gated(opts, ldap.lookup, name))
+  local who, lerr, lcode = gated(opts, ldap.lookup, name)
+  if not who then return nil, lerr, lcode end
+  return { name = name, role = signin.role_of(who.groups, roles or {}, cfg.default_role), dn = who.dn,
+    groups = who.groups }
 end
 
 return M

@@ -46,6 +46,22 @@ describe("the directory's people looked at again", function()
     assert.same({ true, true }, { again:join() })
   end)
 
+  it("answers from the last look while one is under way even when grace_s is below recheck_s, and refuses "
+    .. "while one is under way after one that ended the grace", function()
+    local d = stale(0)
+    local first = task.spawn(d.check, d, nil, ERIN)
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    answers:release()
+    local ok, fine, status = first:join()
+    assert.same({ true, nil, 502 }, { ok, fine, status })
+    -- the last look ended the grace: a request during the next one is refused too
+    local again = task.spawn(d.check, d, nil, ERIN)
+    ok, fine, status = task.spawn(d.check, d, nil, ERIN):join()
+    assert.same({ true, nil, 502 }, { ok, fine, status })
+    answers:release()
+    again:join()
+  end)
+
   it("refuses the person once the directory has been down past the grace", function()
     fake.wait = false
     local d = stale(5)
