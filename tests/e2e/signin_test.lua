@@ -172,10 +172,22 @@ describe("sign-in through an OpenID Connect provider", function()
     end
     made_days_ago(29)
     assert.equal(200, (req(s, "GET", "/v1/users", kh)))
+    -- on day 29 the key cannot make its successor, nor can a session opened with it: only
+    -- the provider's word (a sign-in's session, its token) makes a key
+    st, doc = req(s, "POST", "/v1/me/keys", { JSON, kh[1] }, { name = "successor", role = "admin" })
+    assert.same({ 403, "forbidden" }, { st, doc.error and doc.error.code })
+    assert.matches("key_lifetime_days", doc.error.message, 1, true)
+    local sst, sdoc, sh = req(s, "POST", "/v1/session", { JSON }, { key = kh[1]:match("ork_%S+") })
+    assert.equal(200, sst)
+    local cookie = "Cookie: " .. sh["set-cookie"]:match("(orket_session=ors_%x+)")
+    st = req(s, "POST", "/v1/me/keys", { JSON, cookie, "X-CSRF-Token: " .. sdoc.csrf }, { name = "successor", role = "admin" })
+    assert.equal(403, st)
     made_days_ago(31) -- the default lifetime is 30 days
     st, doc = req(s, "GET", "/v1/users", kh)
     assert.equal(401, st)
     assert.matches("more than 30 days old", doc.error.message, 1, true)
+    -- and so does the session it opened
+    assert.equal(401, (req(s, "GET", "/v1/users", { cookie })))
     s.stop()
     p.stop()
   end)
