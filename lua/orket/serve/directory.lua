@@ -26,6 +26,7 @@ local M = {}
 local Directory = {}
 Directory.__index = Directory
 
+M.RETRY_S = 30 -- a look that found the directory unreachable is not taken again for this long (at most recheck_s)
 M.MAX_PEOPLE = 100000 -- names remembered; past it the memory starts again (each is looked at anew)
 
 --- new(signin[, log]) -> directory: signin is orket.settings.signin's section, with ldap
@@ -34,7 +35,8 @@ function M.new(signin, log)
   local cfg = signin.ldap
   return setmetatable({ signin = signin, log = log, people = {}, count = 0, started = uv.now(),
     recheck_ms = (cfg.recheck_s or signin_settings.RECHECK_S) * 1000,
-    grace_ms = (cfg.grace_s or signin_settings.GRACE_S) * 1000 }, Directory)
+    grace_ms = (cfg.grace_s or signin_settings.GRACE_S) * 1000,
+    retry_ms = math.min(M.RETRY_S, cfg.recheck_s or signin_settings.RECHECK_S) * 1000 }, Directory)
 end
 
 -- the memory of name (made when new: its last good look counted from the server's start)
@@ -72,6 +74,9 @@ end
 function Directory:check(db, who)
   local p, now = self:_of(who.user), uv.now()
   if now - p.at < self.recheck_ms then return true end
+  -- a look that found the directory unreachable lately, within the grace: its answer
+  -- stands a while, so that each request of the person does not wait timeout_ms again
+  if p.failed and now - p.failed < self.retry_ms and now - p.at < self.grace_ms then return true end
   -- a look under way: the last one's answer (within the grace, or the directory's refusal
   -- that ended it), whatever grace_s and recheck_s are; a caller that cannot wait (not in
   -- a task): the last answer, within the grace
@@ -91,7 +96,8 @@ function Directory:check(db, who)
   if not ok then person, err, code = nil, person, "EUNAVAILABLE" end
   if person then return self:_answered(db, p, who, person) end
   if code == "EAUTH" then return gone(db, who.user, err) end
-  if uv.now() - p.at < self.grace_ms then return true end
+  p.failed = uv.now()
+  if p.failed - p.at < self.grace_ms then return true end
   p.down = true
   return nil, 502, "provider_unavailable", "the directory cannot be reached to confirm this person; try again",
     "ldap: " .. tostring(err)
@@ -115,7 +121,7 @@ function Directory:_answered(db, p, who, person)
   end
   local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles)
   if id then
-    p.at, p.down = uv.now(), false
+    p.at, p.down, p.failed = uv.now(), false, nil
     return true, not blind
   end
   -- another entry holds the name now, or the person was disabled meanwhile

@@ -62,6 +62,20 @@ describe("the directory's people looked at again", function()
     again:join()
   end)
 
+  it("does not wait for the directory again at each request after a look found it unreachable", function()
+    fake.wait = false
+    local d = directory.new { ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 60, grace_s = 3600 } }
+    d:seen("erin")
+    d.people.erin.at = uv.now() - 61000
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    assert.equal(1, fake.calls)
+    -- a while later it is asked again
+    d.people.erin.failed = uv.now() - directory.RETRY_S * 1000
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    assert.equal(2, fake.calls)
+  end)
+
   it("refuses the person once the directory has been down past the grace", function()
     fake.wait = false
     local d = stale(5)
