@@ -1,6 +1,7 @@
 /* ldapbind.c: a name and password checked by an LDAP directory (see ldapbind.h). One
  * connection per check: a search bound as the service, a bind as the person on the same
- * connection, then the groups, searched as the person. Each step has the timeout. */
+ * connection, then the groups, searched as the person (a lookup, without the password:
+ * as the service). Each step has the timeout. */
 #include "ldapbind.h"
 
 #include <stdio.h>
@@ -92,8 +93,13 @@ static void lb_own_name(const ldapapi *api, LDAP *ld, LDAPMessage *e, const ldap
   }
 }
 
-/* finds the one entry whose user_attr is name: its DN into dn, its spelling of the name into own */
-static int lb_find(const ldapapi *api, LDAP *ld, const ldapbind_opts *o, const char *name, size_t namelen,
+/* finds the one entry whose user_attr is name: its DN into dn, its spelling of the name into
+ * own. REFUSED only for what is about the person (no entry under a base that exists; for
+ * verify, several too); a missing base_dn (noSuchObject: a typo, a replica still loading)
+ * or any failed search is about the directory, DOWN, so that a lookup never takes it for
+ * a person gone. A lookup's "several" is DOWN too: a second entry with someone's name does
+ * not end them. */
+static int lb_find(const ldapapi *api, LDAP *ld, const ldapbind_opts *o, const char *name, size_t namelen, int lookup,
                    struct timeval *tv, char *dn, size_t dnlen, char *own, size_t ownlen, char *err, size_t errlen) {
   char filter[1200];
   if (lb_filter(api, filter, sizeof filter, o->user_attr, name, namelen) != 0)
@@ -105,12 +111,12 @@ static int lb_find(const ldapapi *api, LDAP *ld, const ldapbind_opts *o, const c
   int n = res ? api->ldap_count_entries(ld, res) : 0;
   if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
     if (res) api->ldap_msgfree(res);
-    return lb_fail(err, errlen, rc == LDAP_NO_SUCH_OBJECT ? LDAPBIND_REFUSED : LDAPBIND_DOWN, "the search failed",
-                   api->ldap_err2string(rc));
+    return lb_fail(err, errlen, LDAPBIND_DOWN, "the search failed", api->ldap_err2string(rc));
   }
   if (n != 1) {
     if (res) api->ldap_msgfree(res);
-    return lb_fail(err, errlen, LDAPBIND_REFUSED, "search", n == 0 ? "no such person" : "several people have this name");
+    return lb_fail(err, errlen, n == 0 || !lookup ? LDAPBIND_REFUSED : LDAPBIND_DOWN, "search",
+                   n == 0 ? "no such person" : "several people have this name");
   }
   LDAPMessage *e = api->ldap_first_entry(ld, res);
   char *d = api->ldap_get_dn(ld, e);
@@ -147,7 +153,8 @@ static int lb_check(const ldapapi *api, const ldapbind_opts *o, const char *name
     rc = lb_bind(api, ld, o->bind_dn, spw, strlen(spw));
     if (rc != LDAP_SUCCESS) out = lb_fail(err, errlen, LDAPBIND_DOWN, "the service's bind failed", api->ldap_err2string(rc));
   }
-  if (out == LDAPBIND_OK) out = lb_find(api, ld, o, name, namelen, &tv, dn, dnlen, own, sizeof own, err, errlen);
+  if (out == LDAPBIND_OK)
+    out = lb_find(api, ld, o, name, namelen, password == NULL, &tv, dn, dnlen, own, sizeof own, err, errlen);
   if (out == LDAPBIND_OK && password != NULL) {
     rc = lb_bind(api, ld, dn, password, pwlen);
     if (rc == LDAP_INVALID_CREDENTIALS) out = lb_fail(err, errlen, LDAPBIND_REFUSED, "bind", "wrong password");

@@ -30,7 +30,7 @@ typedef int (*ldapbind_group_fn)(void *ud, const char *cn);
 /* Checks name and password. Returns LDAPBIND_OK (dn, of dnlen bytes, holds the entry's DN;
  * on_group was called for each group listing it as member or memberUid), LDAPBIND_REFUSED
  * (no such person, several, or a wrong password: err says which, for the log only),
- * LDAPBIND_DOWN (the directory cannot be reached or failed) or LDAPBIND_BAD (an empty
+ * LDAPBIND_DOWN (the directory cannot be reached or failed, base_dn missing included) or LDAPBIND_BAD (an empty
  * password, a name too long or with a NUL: refused before any request). */
 int ldapbind_verify(const ldapapi *api, const ldapbind_opts *o, const char *name, size_t namelen, const char *password,
                     size_t pwlen, char *dn, size_t dnlen, ldapbind_group_fn on_group, void *ud, char *err,
@@ -38,7 +38,8 @@ int ldapbind_verify(const ldapapi *api, const ldapbind_opts *o, const char *name
 
 /* Looks name up as the service (bind_dn, or anonymous) without the person's password, as a
  * server re-checking someone signed in does: the same results as ldapbind_verify, the
- * groups searched as the service. */
+ * groups searched as the service, and REFUSED only for no entry of that name (several is
+ * DOWN: the directory's fault, not a sign the person left). */
 int ldapbind_lookup(const ldapapi *api, const ldapbind_opts *o, const char *name, size_t namelen, char *dn,
                     size_t dnlen, ldapbind_group_fn on_group, void *ud, char *err, size_t errlen);
 

@@ -2,8 +2,9 @@
 -- a small directory: people alice and bob (passwords "alice-pw", "bob-pw"), carol (a
 -- person in no group) and Dave (written with a capital, "dave-pw"), under
 -- ou=people,dc=example,dc=org; groups devs (groupOfNames, alice) and admins (posixGroup,
--- memberUid bob and Dave) under ou=groups. start() -> {url, dir, stop()} | nil,
--- why (slapd not installed: the test is pending with that reason).
+-- memberUid bob and Dave) under ou=groups. start([opts]) -> {url, dir, stop()} | nil,
+-- why (slapd not installed: the test is pending with that reason); opts.acl: access lines
+-- put before the last one (everything readable by all), as a site's own ACLs.
 local H = require "tests.helpers"
 
 local M = {}
@@ -84,8 +85,14 @@ rootdn "cn=admin,dc=example,dc=org"
 rootpw admin-pw
 directory DIR/db
 access to attrs=userPassword by anonymous auth by * none
+ACL
 access to * by * read
 ]]
+
+-- a common site ACL: who belongs to which group is for authenticated users (a person
+-- bound as themselves) only, not anonymous searches
+M.MEMBERS_FOR_USERS = "access to attrs=member,memberUid by users read by * none"
+
 
 --- url_of(socket) -> the ldapi:// URL of a unix socket path
 function M.url_of(path)
@@ -111,13 +118,14 @@ local function launch(dir, url)
   return pid
 end
 
-function M.start()
+function M.start(opts)
   if H.sh("test -x /usr/sbin/slapd && test -x /usr/sbin/slapadd") ~= 0 then
     return nil, "slapd is not installed (Debian: apt-get install slapd)"
   end
   local dir = H.tmpdir()
   os.execute("mkdir -p " .. H.quote(dir .. "/db"))
-  H.write(dir .. "/slapd.conf", (CONF:gsub("DIR", dir)))
+  local acl = opts and opts.acl or ""
+  H.write(dir .. "/slapd.conf", (CONF:gsub("DIR", dir):gsub("ACL\n", function() return acl .. "\n" end)))
   H.write(dir .. "/data.ldif", LDIF)
   local rc, out = H.sh(string.format("/usr/sbin/slapadd -f %s -l %s", H.quote(dir .. "/slapd.conf"), H.quote(dir .. "/data.ldif")))
   if rc ~= 0 then error("slapadd failed: " .. out) end

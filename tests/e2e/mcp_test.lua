@@ -392,6 +392,25 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     assert.equal(0, s.stop())
   end)
 
+  it("acts in a session with its person's role as it is at each request, not as it was at initialize", function()
+    local dir = H.example("notes")
+    local r = H.orket("users add bob --role operator --password-env PW", { cwd = dir, env = { PW = "correct horse battery" } })
+    assert.equal(0, r.status, r.stderr)
+    local bob = H.api_key(dir, "bob-ci --for bob", "operator")
+    local s = H.serve(dir)
+    local st, _, hdrs = post(s, bob, INIT)
+    assert.equal(200, st)
+    local with = { "Mcp-Session-Id: " .. hdrs["mcp-session-id"], "MCP-Protocol-Version: 2025-11-25" }
+    local _, w = post(s, bob, call("comment", { id = "NOTES-1", body = "as an operator" }), with)
+    assert.is_nil(w.result.isError)
+    assert.equal(0, H.orket("projects grant default bob viewer", { cwd = dir }).status)
+    _, w = post(s, bob, call("comment", { id = "NOTES-1", body = "as a viewer" }), with)
+    assert.is_true(w.result.isError)
+    assert.equal("forbidden", w.result.structuredContent.error.code)
+    assert.equal(1, #H.card_json(dir, "NOTES-1").comments)
+    assert.equal(0, s.stop())
+  end)
+
   -- A peer from npm against /mcp with an operator's key: the project, the key and the
   -- server, or nothing (the skip said) when npm cannot install the peer.
   local function serve_for_peer(peer)

@@ -273,11 +273,12 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal(403, (H.fetch { url = s.url .. "/v1/board", total_timeout_ms = 10000,
       headers = { "Sec-Fetch-Site: same-site", "Sec-Fetch-Mode: cors", "Origin: http://" .. id .. ".sandbox.localhost:" .. s.port } }))
     assert.equal(200, (H.fetch { url = s.url .. "/v1/board", total_timeout_ms = 10000 }))
-    -- a key made: local use, and the app sessions and tickets it made, end
+    -- a person added (as a key made): local use, and the app sessions and tickets it made, end
     local _, _, th = H.fetch { url = s.url .. "/v1/sandboxes/" .. id .. "/open", total_timeout_ms = 10000,
       headers = { "Cookie: orket_local=" .. s.token } }
     local waiting = lower(th).location:match("t=(%x+)$")
-    H.api_key(dir, "op", "operator")
+    local r = H.orket("users add alice --role operator --password-env PW", { cwd = dir, env = { PW = "correct horse battery" } })
+    assert.equal(0, r.status, r.stderr)
     assert.equal(401, (app(s, id, "/", { cookie = with_token })))
     assert.equal(403, (app(s, id, "/__orket/ticket?t=" .. waiting)))
     assert.equal(0, s.stop())
@@ -511,6 +512,35 @@ http://*.apps.localhost:%d {
     assert.equal(200, (app(s, id, "/echo", { cookie = cookie, method = "POST", body = "a=3" })))
     -- no longer a member of the project the sandbox is of: the same
     assert.equal(0, H.orket("projects revoke default alice", { cwd = dir }).status)
+    assert.equal(401, (app(s, id, "/echo", { cookie = cookie })))
+    assert.equal(0, s.stop())
+  end)
+
+  it("ends an app opened with a provider's person's key when the key passes its lifetime, as the API does", function()
+    if skip then return pending(skip) end
+    local mark = "sbo" .. math.random(1, 1e9)
+    local dir = H.node_project(SERVER, mark)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local root = H.api_key(dir, "root", "admin")
+    -- a person of an OpenID Connect provider, as a sign-in through it keeps them
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.users").insert(db, "olivia", "operator", require("orket.serve.identity").mark("oidc", "iss\0o"))
+    db:close()
+    assert.equal(0, H.orket("projects grant default olivia operator", { cwd = dir }).status)
+    local s = H.serve(dir)
+    local st, doc, text = H.api(s, "POST", "/v1/users/olivia/keys", root, { name = "olivia-ci", role = "operator" })
+    assert.equal(201, st, text)
+    local key, key_id = doc.key, doc.id
+    st, doc, text = H.api(s, "POST", "/v1/sandboxes", root, {})
+    assert.equal(201, st, text)
+    local id = math.tointeger(doc.sandbox.id)
+    local cookie = opened(s, id, (signed_in(s, key)))
+    assert.equal(200, (app(s, id, "/echo", { cookie = cookie })))
+    db = assert(require("orket.project").open_store(dir, false))
+    assert(db:run("UPDATE api_keys SET created_at = ? WHERE id = ?",
+      os.date("!%Y-%m-%dT%H:%M:%S.000Z", os.time() - 31 * 86400), key_id))
+    db:close()
+    assert.equal(401, (H.api(s, "GET", "/v1/session", key)))
     assert.equal(401, (app(s, id, "/echo", { cookie = cookie })))
     assert.equal(0, s.stop())
   end)

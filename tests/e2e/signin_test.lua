@@ -172,10 +172,22 @@ describe("sign-in through an OpenID Connect provider", function()
     end
     made_days_ago(29)
     assert.equal(200, (req(s, "GET", "/v1/users", kh)))
+    -- on day 29 the key cannot make its successor, nor can a session opened with it: only
+    -- the provider's word (a sign-in's session, its token) makes a key
+    st, doc = req(s, "POST", "/v1/me/keys", { JSON, kh[1] }, { name = "successor", role = "admin" })
+    assert.same({ 403, "forbidden" }, { st, doc.error and doc.error.code })
+    assert.matches("key_lifetime_days", doc.error.message, 1, true)
+    local sst, sdoc, sh = req(s, "POST", "/v1/session", { JSON }, { key = kh[1]:match("ork_%S+") })
+    assert.equal(200, sst)
+    local cookie = "Cookie: " .. sh["set-cookie"]:match("(orket_session=ors_%x+)")
+    st = req(s, "POST", "/v1/me/keys", { JSON, cookie, "X-CSRF-Token: " .. sdoc.csrf }, { name = "successor", role = "admin" })
+    assert.equal(403, st)
     made_days_ago(31) -- the default lifetime is 30 days
     st, doc = req(s, "GET", "/v1/users", kh)
     assert.equal(401, st)
     assert.matches("more than 30 days old", doc.error.message, 1, true)
+    -- and so does the session it opened
+    assert.equal(401, (req(s, "GET", "/v1/users", { cookie })))
     s.stop()
     p.stop()
   end)
@@ -492,22 +504,77 @@ describe("group claims giving project roles: a map for a project not hosted", fu
   end)
 end)
 
--- a project signing people in through the directory d (orket.lua's sign_in, with ldap_extra
--- fields in its ldap table and extra fields in the section)
-local function ldap_project(d, ldap_extra, extra)
-  local dir = H.example("webapp")
-  H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. string.format([[
+-- orket.lua's sign_in through the directory d, with ldap_extra fields in its ldap table and
+-- extra fields in the section; o.anonymous: no bind_dn (the look searches anonymously);
+-- o.base_dn: another base_dn
+local function ldap_section(d, ldap_extra, extra, o)
+  o = o or {}
+  return string.format([[
 
 sign_in = {
-  ldap = { url = %q, base_dn = %q, group_base_dn = %q, bind_dn = %q, bind_password_env = "LDAP_PW",
+  ldap = { url = %q, base_dn = %q, group_base_dn = %q, %s
     %s %s },
   roles = { devs = "operator", admins = "admin" },
   %s
 }
-]], d.url, slapd.PEOPLE, slapd.GROUPS, slapd.ADMIN_DN, (ldap_extra or ""):find("timeout_ms") and "" or "timeout_ms = 2000,",
-    ldap_extra or "", extra or ""))
-  return dir
+]], d.url, o.base_dn or slapd.PEOPLE, slapd.GROUPS,
+    o.anonymous and "" or string.format('bind_dn = %q, bind_password_env = "LDAP_PW",', slapd.ADMIN_DN),
+    (ldap_extra or ""):find("timeout_ms") and "" or "timeout_ms = 2000,", ldap_extra or "", extra or "")
 end
+
+-- a project signing people in through the directory d (ldap_section's arguments)
+local function ldap_project(d, ldap_extra, extra, o)
+  local dir = H.example("webapp")
+  local base = H.read(dir .. "/orket.lua") or ""
+  H.write(dir .. "/orket.lua", base .. ldap_section(d, ldap_extra, extra, o))
+  return dir, base
+end
+
+-- who is disabled among the project's people: name -> true | false
+local function disabled_of(dir)
+  local people = cjson.decode(ok(H.orket("users list --json", { cwd = dir }), "users list").stdout).users
+  local disabled = {}
+  for _, u in ipairs(people) do disabled[u.name] = u.disabled_at ~= nil end
+  return disabled
+end
+
+describe("a directory whose groups only a person bound as themselves may read", function()
+  local d, why
+  setup(function() d, why = slapd.start { acl = slapd.MEMBERS_FOR_USERS } end)
+  teardown(function()
+    if d then d.stop() end
+    H.cleanup()
+  end)
+  after_each(function() H.kill_servers() end)
+
+  it("keeps its people and their roles when an anonymous look sees none of their groups, and says so once",
+    function()
+    if not d then return pending(why) end
+    local dir = ldap_project(d, "recheck_s = 1, grace_s = 600,", nil, { anonymous = true })
+    local s = H.serve(dir)
+    -- the groups read as alice herself at the sign-in
+    local st, doc, h = req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = "alice-pw" })
+    assert.same({ 200, "operator" }, { st, doc.role })
+    local cookie = "Cookie: " .. h["set-cookie"]:match("(orket_session=ors_%x+)")
+    for _ = 1, 2 do
+      orket.sleep(1100) -- recheck_s since the last look
+      st, doc = req(s, "GET", "/v1/session", { cookie })
+      assert.same({ 200, "operator" }, { st, doc.role })
+    end
+    assert.same({ alice = false }, disabled_of(dir))
+    local _, told = s.log():gsub("lists no group of this person", "")
+    assert.equal(1, told)
+    -- her entry gone is still seen, and ends her
+    d.modify([[
+dn: uid=alice,ou=people,dc=example,dc=org
+changetype: delete
+]])
+    orket.sleep(1100)
+    assert.equal(401, (req(s, "GET", "/v1/session", { cookie })))
+    assert.same({ alice = true }, disabled_of(dir))
+    s.stop()
+  end)
+end)
 
 -- established_to(port) -> the TCP connections to this machine's port that are open (/proc/net/tcp)
 local function established_to(port)
@@ -601,10 +668,7 @@ member: uid=Dave,ou=people,dc=example,dc=org
     assert.same({ 401, "the directory no longer gives this person a role here; they were disabled" },
       { st, doc.error and doc.error.message })
     assert.equal(401, (req(s, "GET", "/v1/board", { erin_session })))
-    local people = cjson.decode(ok(H.orket("users list --json", { cwd = dir }), "users list").stdout).users
-    local disabled = {}
-    for _, u in ipairs(people) do disabled[u.name] = u.disabled_at ~= nil end
-    assert.same({ erin = true, dave = false }, disabled)
+    assert.same({ erin = true, dave = false }, disabled_of(dir))
     local audited = {}
     for line in ok(H.orket("audit export", { cwd = dir }), "audit export").stdout:gmatch("[^\n]+") do
       local e = cjson.decode(line)
@@ -622,6 +686,30 @@ member: uid=Dave,ou=people,dc=example,dc=org
     H.wait_for(function() return req(s, "GET", "/v1/session", dave_key) == 502 end, "the grace to end")
     d.start()
     assert.equal(200, (req(s, "GET", "/v1/session", dave_key)))
+    s.stop()
+  end)
+
+  it("takes a base_dn the directory does not hold for the directory's failure at a look, not for its people "
+    .. "gone", function()
+    if not d then return pending(why) end
+    local dir, base = ldap_project(d, "recheck_s = 1, grace_s = 3,")
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    local st, doc, h = req(s, "POST", "/v1/session", { JSON }, { user = "bob", password = "bob-pw" })
+    assert.same({ 200, "admin" }, { st, doc.role })
+    local cookie = "Cookie: " .. h["set-cookie"]:match("(orket_session=ors_%x+)")
+    local kst, kdoc = req(s, "POST", "/v1/me/keys", { JSON, cookie, "X-CSRF-Token: " .. doc.csrf },
+      { name = "bob-ci", role = "admin" })
+    assert.equal(201, kst)
+    local key = { "Authorization: Bearer " .. kdoc.key }
+    s.stop()
+    -- a typo in base_dn (or a replica whose suffix is not loaded yet): noSuchObject
+    H.write(dir .. "/orket.lua", base .. ldap_section(d, "recheck_s = 1, grace_s = 3,", nil,
+      { base_dn = "ou=nobody," .. slapd.SUFFIX }))
+    s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    orket.sleep(1100) -- recheck_s since the start
+    assert.equal(200, (req(s, "GET", "/v1/session", key)))
+    H.wait_for(function() return req(s, "GET", "/v1/session", key) == 502 end, "the grace to end")
+    assert.same({ bob = false }, disabled_of(dir))
     s.stop()
   end)
 

@@ -11,20 +11,26 @@ local signin = require "orket.settings.signin"
 local M = {}
 
 M.TIMEOUT_MS = 5000
-M.IN_FLIGHT = 2 -- directory checks running at once in this process
+M.IN_FLIGHT = 1 -- sign-ins' directory checks running at once in this process
+M.LOOKS_IN_FLIGHT = 1 -- and, apart, the server's looks at people signed in
 
 -- Each check holds a thread of libuv's pool (libldap's calls block) for up to a few
 -- timeout_ms: a directory that hangs must not take them all, or local accounts' Argon2,
--- files and DNS wait behind it. The others wait their turn, at most timeout_ms.
-local gate = semaphore.new(M.IN_FLIGHT)
+-- files and DNS wait behind it. The others wait their turn, at most timeout_ms. Looks
+-- have a gate of their own: anyone can queue sign-ins, and they must not hold up (or
+-- time out) the looks that keep people's access current.
+local gates = { verify = semaphore.new(M.IN_FLIGHT), lookup = semaphore.new(M.LOOKS_IN_FLIGHT) }
 
--- fn(opts, ...) with a slot of the gate | nil, msg, EUNAVAILABLE (none came within timeout_ms)
-local function gated(opts, fn, ...)
+-- ldap[which](opts, ...) with a slot of which's gate | nil, msg, EUNAVAILABLE (none came
+-- within timeout_ms)
+local function gated(which, opts, ...)
+  local gate = gates[which]
   local slot <close> = gate:hold(rt.now() + opts.timeout_ms)
   if not slot then
-    return nil, "the directory is busy: " .. M.IN_FLIGHT .. " checks are waiting on it already", "EUNAVAILABLE"
+    return nil, "the directory is busy: " .. gate.limit .. " " .. which .. " checks are waiting on it already",
+      "EUNAVAILABLE"
   end
-  return fn(opts, ...)
+  return ldap[which](opts, ...)
 end
 
 -- the options of orket.c.ldap for cfg | nil, msg, code (the bind password unavailable)
@@ -51,15 +57,20 @@ end
 function M.verify(cfg, roles, name, password)
   local opts, err, code = options(cfg)
   if not opts then return nil, err, code end
-  return person(cfg, roles, name, gated(opts, ldap.verify, name, password))
+  return person(cfg, roles, name, gated("verify", opts, name, password))
 end
 
---- lookup(cfg, roles, name) -> as verify, without the person's password: the server's
---- look at someone signed in (their entry and groups, as the search's own bind sees them)
+--- lookup(cfg, roles, name) -> {name, role (nil: their groups give none), dn, groups} |
+--- nil, msg, code: the server's look at someone signed in, without their password (their
+--- entry and groups, as the search's own bind sees them); EAUTH only for no entry of that
+--- name under a base_dn that exists, EUNAVAILABLE for anything about the directory
 function M.lookup(cfg, roles, name)
   local opts, err, code = options(cfg)
   if not opts then return nil, err, code end
-  return person(cfg, roles, name, gated(opts, ldap.lookup, name))
+  local who, lerr, lcode = gated("lookup", opts, name)
+  if not who then return nil, lerr, lcode end
+  return { name = name, role = signin.role_of(who.groups, roles or {}, cfg.default_role), dn = who.dn,
+    groups = who.groups }
 end
 
 return M

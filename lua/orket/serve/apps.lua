@@ -175,38 +175,56 @@ local function role_of(db, who, why)
   return role
 end
 
--- A person's role now | nil, why they may act no more (disabled, not a member)
-local function person_role(db, name)
-  local u = users.get(db, name)
-  if not u or u.disabled_at then return nil, "disabled" end
-  return role_of(db, accounts.identity(u.name, u.role))
+-- load() -> identity | nil, why, as the rest of the server takes it: also vouched for by
+-- auth (orket.serve.auth's vouch: the directory's look, a provider's key's lifetime), read
+-- again when the directory's look may have changed their role
+local function vouched(a, load)
+  local who, why = load()
+  if not who or not (a and who.source) then return who, why end
+  local fine, looked, _, _, vwhy = a:vouch(who)
+  if not fine then return nil, vwhy end
+  if looked then return load() end
+  return who
+end
+
+-- A person's role now | nil, why they may act no more (disabled, not a member, the
+-- directory's or the key's lifetime's word)
+local function person_role(db, a, name)
+  return role_of(db, vouched(a, function()
+    local u = users.get(db, name)
+    if not u or u.disabled_at then return nil, "disabled" end
+    return accounts.identity(u.name, u.role, u.hash)
+  end))
 end
 
 -- The role a key acts with now: its person's, never above its own (accounts.of_key), or its own
-local function key_role(db, k)
-  return role_of(db, accounts.of_key(db, { id = k.key_id or k.id, name = k.name, role = k.role, user = k.user_name }))
+local function key_role(db, a, k)
+  return role_of(db, vouched(a, function()
+    return accounts.of_key(db, { id = k.key_id or k.id, name = k.name, role = k.role, user = k.user_name })
+  end))
 end
 
 -- The role a grant's person may act with now | nil, why they may act no more: the board's
 -- session signed out, expired or its key revoked; the key revoked; local use ended; the
--- person disabled or out of the project. Asked at each request, so that a person made a
--- viewer since the ticket reads the app and writes no more.
-local function current_role(db, e)
+-- person disabled, out of the project, or no longer vouched for as the server's other
+-- requests are (a: the server's orket.serve.auth). Asked at each request, so that a person
+-- made a viewer since the ticket reads the app and writes no more.
+local function current_role(db, a, e)
   if e.board then
     local row = sessions.lookup(db, e.board) -- a key's session, else a person's
     if row then
       if row.revoked_at or row.expires <= os.time() then return nil, "app_board_ended" end
-      return key_role(db, row)
+      return key_role(db, a, row)
     end
     local p = users.session_lookup(db, e.board)
     if not p or p.expires <= os.time() then return nil, "app_board_ended" end
-    return person_role(db, p.name)
+    return person_role(db, a, p.name)
   elseif e.key then
     local k = keys_store.get(db, e.key)
     if not k or k.revoked_at then return nil, "revoked" end
-    return key_role(db, k)
-  elseif e.local_use and keys.total_count(db) > 0 then
-    return nil, "app_local_ended" -- a key exists now: local use has ended
+    return key_role(db, a, k)
+  elseif e.local_use and keys.any_made(db) then
+    return nil, "app_local_ended" -- a key or a person exists now: local use has ended
   end
   return e.role
 end
@@ -217,7 +235,7 @@ function Apps:_redeem(req, ctx, id)
   local d = type(t) == "string" and #t == 64 and t:match("^%x+$") and digest(t)
   local e = d and grants.take(ctx.db, d, "ticket")
   -- and its person may still act (a ticket of local use ends when the first key is made)
-  if not e or dead(e) or e.sandbox ~= id or not current_role(ctx.db, e) then
+  if not e or dead(e) or e.sandbox ~= id or not current_role(ctx.db, ctx.server.auth, e) then
     ctx.auth = "app_ticket"
     return text(req, ctx, 403, "This link to the app has expired or was used already: open the app again from Orket's board.")
   end
@@ -239,14 +257,14 @@ end
 
 -- the person of the request's app cookie, still signed in, for sandbox id, and the role
 -- they act with now | nil, why
-function Apps:_person(req, db, id)
+function Apps:_person(req, db, a, id)
   local token = cookie.get(req, M.COOKIE)
   if type(token) ~= "string" or #token ~= 64 or not token:match("^%x+$") then return nil, "app_missing" end
   local h = digest(token)
   local e = grants.get(db, h, "session")
   if not e or e.sandbox ~= id then return nil, "app_unknown" end
   local role, why
-  if dead(e) then why = "app_expired" else role, why = current_role(db, e) end
+  if dead(e) then why = "app_expired" else role, why = current_role(db, a, e) end
   if not role then
     grants.delete(db, h)
     return nil, why
@@ -294,7 +312,7 @@ function Apps:handle(req, ctx, id)
   if not PROXIED[req.method] then
     return text(req, ctx, 405, "The app's origin passes GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS only.", { ALLOW })
   end
-  local who, role = self:_person(req, ctx.db, id) -- role: who acts with now; without who, why not
+  local who, role = self:_person(req, ctx.db, ctx.server.auth, id) -- role: who acts with now; without who, why not
   if not who then
     ctx.auth = role
     return text(req, ctx, 401, "Open this app from Orket's board (its Sandboxes list: Open the app): "

@@ -94,17 +94,26 @@ function Auth:check(req)
   end
   local who, st, code, msg, why = self:_person(req)
   if not who then return nil, st, code, msg, why end
-  if who.source == "ldap" and self.directory then
-    local fine, looked
-    fine, st, code, msg, why = self.directory:check(self.db, who)
-    if not fine then return nil, st, code, msg, why end
-    looked = st
-    -- the directory answered: their role as it is now (their groups may have changed)
-    if looked then return self:_person(req) end
-  elseif who.source == "oidc" and who.key_id then
-    return self:_lasting(who)
-  end
+  local fine
+  fine, st, code, msg, why = self:vouch(who)
+  if not fine then return nil, st, code, msg, why end
+  -- the directory answered: their role as it is now (their groups may have changed)
+  if st then return self:_person(req) end
   return who
+end
+
+--- auth:vouch(who) -> true[, looked (the directory answered: read their role again)] |
+--- nil, status, code, message, why: whether the person a credential names may still act,
+--- beyond the store: a directory's person as the directory says now (orket.serve.directory:
+--- may wait for it), a provider's person's key within its lifetime. Every way a person's
+--- credential is taken asks it (requests here, apps' sessions on their own origins).
+function Auth:vouch(who)
+  if who.source == "ldap" and self.directory then return self.directory:check(self.db, who) end
+  if who.source == "oidc" and who.key_id then
+    local fine, st, code, msg, why = self:_lasting(who)
+    if not fine then return nil, st, code, msg, why end
+  end
+  return true
 end
 
 -- A personal key of a provider's person works sign_in.oidc.key_lifetime_days after it was

@@ -2,12 +2,14 @@
 -- not only when they sign in (docs/teams.md, "Offboarding"). A person of the directory whose
 -- key or session is used more than sign_in.ldap.recheck_s after this server last looked is
 -- looked up again (orket.auth.ldap's lookup: the search's own bind, no password, on the
--- thread pool), and the request waits for the answer: gone from the directory, or in no
--- group that gives a role, or their name now another entry's, they are disabled as
--- `orket users disable` does (sessions ended, keys refused; journaled and audited with
--- the actor "ldap"); their groups changed, their roles follow as at a sign-in
--- (orket.serve.identity). While one look is under way, the person's other requests are
--- answered from the last one. A directory that cannot be reached leaves the last answer
+-- thread pool), and the request waits for the answer: no entry of theirs under a base_dn
+-- that exists, or in groups none of which gives a role, or their name now another entry's,
+-- they are disabled as `orket users disable` does (sessions ended, keys refused; journaled
+-- and audited with the actor "ldap"); their groups changed, their roles follow as at a
+-- sign-in (orket.serve.identity); no group seen at all, their roles stay (the look's bind
+-- may not be allowed to read groups). A missing base_dn or a failed search is the
+-- directory's failure, never the person's. While one look is under way, the person's other
+-- requests are answered from the last one. A directory that cannot be reached leaves the last answer
 -- standing for sign_in.ldap.grace_s after the last good look (counted from the server's
 -- start for someone it has not looked at yet), then the person is refused (fail closed)
 -- until it answers again. What was last seen is this process's memory: each server looks
@@ -24,14 +26,17 @@ local M = {}
 local Directory = {}
 Directory.__index = Directory
 
+M.RETRY_S = 30 -- a look that found the directory unreachable is not taken again for this long (at most recheck_s)
 M.MAX_PEOPLE = 100000 -- names remembered; past it the memory starts again (each is looked at anew)
 
---- new(signin) -> directory: signin is orket.settings.signin's section, with ldap set
-function M.new(signin)
+--- new(signin[, log]) -> directory: signin is orket.settings.signin's section, with ldap
+--- set; log(fields): the server's log line (what a look could not tell)
+function M.new(signin, log)
   local cfg = signin.ldap
-  return setmetatable({ signin = signin, people = {}, count = 0, started = uv.now(),
+  return setmetatable({ signin = signin, log = log, people = {}, count = 0, started = uv.now(),
     recheck_ms = (cfg.recheck_s or signin_settings.RECHECK_S) * 1000,
-    grace_ms = (cfg.grace_s or signin_settings.GRACE_S) * 1000 }, Directory)
+    grace_ms = (cfg.grace_s or signin_settings.GRACE_S) * 1000,
+    retry_ms = math.min(M.RETRY_S, cfg.recheck_s or signin_settings.RECHECK_S) * 1000 }, Directory)
 end
 
 -- the memory of name (made when new: its last good look counted from the server's start)
@@ -69,8 +74,13 @@ end
 function Directory:check(db, who)
   local p, now = self:_of(who.user), uv.now()
   if now - p.at < self.recheck_ms then return true end
-  -- a look under way, or a caller that cannot wait (not in a task): the last answer,
-  -- within the grace
+  -- a look that found the directory unreachable lately, within the grace: its answer
+  -- stands a while, so that each request of the person does not wait timeout_ms again
+  if p.failed and now - p.failed < self.retry_ms and now - p.at < self.grace_ms then return true end
+  -- a look under way: the last one's answer (within the grace, or the directory's refusal
+  -- that ended it), whatever grace_s and recheck_s are; a caller that cannot wait (not in
+  -- a task): the last answer, within the grace
+  if p.busy and not p.down then return true end
   if p.busy or not coroutine.isyieldable() then
     if now - p.at < self.grace_ms then return true end
     return nil, 502, "provider_unavailable", "the directory has not confirmed this person lately; try again",
@@ -84,20 +94,39 @@ function Directory:check(db, who)
     ok, person, err, code = pcall(ldap.lookup, self.signin.ldap, self.signin.roles, who.user)
   end
   if not ok then person, err, code = nil, person, "EUNAVAILABLE" end
-  if person then
-    local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles)
-    if id then
-      p.at = uv.now()
-      return true, true
-    end
-    -- another entry holds the name now, or the person was disabled meanwhile
-    if fcode == "EAUTH" then return gone(db, who.user, ferr) end
-    return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)
-  end
+  if person then return self:_answered(db, p, who, person) end
   if code == "EAUTH" then return gone(db, who.user, err) end
-  if uv.now() - p.at < self.grace_ms then return true end
+  p.failed = uv.now()
+  if p.failed - p.at < self.grace_ms then return true end
+  p.down = true
   return nil, 502, "provider_unavailable", "the directory cannot be reached to confirm this person; try again",
     "ldap: " .. tostring(err)
+end
+
+-- The directory found the person's entry (person: orket.auth.ldap's lookup). Groups it
+-- lists give their roles as at a sign-in; none listed cannot tell a person taken out of
+-- every group from a bind that may not read groups (ACLs often let only the person see
+-- them, as at a sign-in), so their roles stay those of their last sign-in.
+function Directory:_answered(db, p, who, person)
+  local blind = self.signin.ldap.group_base_dn ~= nil and #person.groups == 0
+  if blind then
+    person.keep_roles = true
+    if not p.blind and self.log then
+      self.log { event = "directory", user = who.user, message = "the directory's look lists no group of this "
+        .. "person: their roles stay those of their last sign-in (can bind_dn read the groups?)" }
+    end
+    p.blind = true
+  elseif not person.role then
+    return gone(db, who.user, "none of this person's groups has a role on this server")
+  end
+  local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles)
+  if id then
+    p.at, p.down, p.failed = uv.now(), false, nil
+    return true, not blind
+  end
+  -- another entry holds the name now, or the person was disabled meanwhile
+  if fcode == "EAUTH" then return gone(db, who.user, ferr) end
+  return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)
 end
 
 return M

@@ -64,7 +64,7 @@ end
 --- federated(db, person, source, subject, project_roles) -> identity | nil, msg, code: the
 --- person {name, role, groups} a provider (source "oidc" or "ldap") vouched for as
 --- subject, added or given their groups' role now, and their memberships of the projects
---- sign_in.project_roles names. Refused: a name that is not a valid person's name, a name
+--- sign_in.project_roles names (person.keep_roles: only checked, roles left as they are). Refused: a name that is not a valid person's name, a name
 --- kept for another way of signing in or another subject, a disabled person.
 function M.federated(db, person, source, subject, project_roles)
   local name, role = person.name, person.role
@@ -79,9 +79,13 @@ function M.federated(db, person, source, subject, project_roles)
     if row.disabled_at then return "this person was disabled" end
   end
   -- the common case read without a write: known, bound to this subject, roles unchanged
-  local want = memberships(person, project_roles)
   local seen = users.get(db, name)
   if seen and refusal(seen) then return nil, refusal(seen), "EAUTH" end
+  if person.keep_roles then
+    if not seen then return nil, "this person is not known here", "EAUTH" end
+    return accounts.identity(name, seen.role, mark)
+  end
+  local want = memberships(person, project_roles)
   if seen and seen.role == role and settled(db, name, want) then return accounts.identity(name, role, mark) end
   return db:tx(function()
     local row = users.get(db, name)

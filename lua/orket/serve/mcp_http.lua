@@ -121,6 +121,9 @@ local function session_of(ctx, sid)
   local entry = sessions_of(ctx.db).by_id[sid]
   if not entry or entry.key ~= key_of(ctx) then return nil end
   entry.used = now()
+  -- the role this request was checked with (its person's now: demoted, or their
+  -- directory's groups changed), not the one of initialize
+  if ctx.who then entry.s.who.role = ctx.who.role end
   return entry
 end
 

@@ -64,6 +64,12 @@ local function my_key_create(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
   local cap, want = ctx.who.cap, ctx.body.role
+  if ctx.who.source == "oidc" and ctx.who.key_id then
+    -- a provider's person's key ends key_lifetime_days after it was made: a key it made
+    -- would renew it forever, the provider never asked again
+    return err(403, "forbidden", "a person of the identity provider makes keys with a session of a sign-in or the "
+      .. "provider's token, not with a key or its session (keys last sign_in.oidc.key_lifetime_days)")
+  end
   if cap and not keys.allows(cap, want) then
     -- a key makes no key stronger than itself: a viewer key cannot mint an operator key
     return err(403, "forbidden", "a " .. cap .. " key makes keys of its role or lower")

@@ -39,7 +39,7 @@ function M.attach(server, dir)
   server.auth.oidc = server.oidc
   server.auth.project_roles = s.project_roles
   -- the directory's people looked at again while they use their keys and sessions
-  server.auth.directory = s.ldap and directory.new(s) or nil
+  server.auth.directory = s.ldap and directory.new(s, function(fields) server:_log(fields) end) or nil
   return true
 end
 

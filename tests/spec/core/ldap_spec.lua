@@ -45,6 +45,14 @@ describe("LDAP sign-in", function()
     assert.same({ nil, "EAUTH" }, { none, code })
     assert.matches("no such person", msg)
     assert.equal("admin", assert(auth_ldap.lookup(opts(), { admins = "admin" }, "dave")).role)
+    -- a base_dn the directory does not hold is its failure, not the person's absence
+    none, msg, code = ldap.lookup(opts { base_dn = "ou=nobody," .. slapd.SUFFIX }, "alice")
+    assert.same({ nil, "EUNAVAILABLE" }, { none, code })
+    assert.matches("No such object", msg)
+    -- a person found in no group: no role, told apart from no person
+    local carol = assert(auth_ldap.lookup(opts(), ROLES, "carol"))
+    assert.same({ "uid=carol," .. slapd.PEOPLE, {} }, { carol.dn, carol.groups })
+    assert.is_nil(carol.role)
   end)
 
   it("binds as the service with a password from the secret store (secret \"NAME\")", function()

@@ -46,6 +46,36 @@ describe("the directory's people looked at again", function()
     assert.same({ true, true }, { again:join() })
   end)
 
+  it("answers from the last look while one is under way even when grace_s is below recheck_s, and refuses "
+    .. "while one is under way after one that ended the grace", function()
+    local d = stale(0)
+    local first = task.spawn(d.check, d, nil, ERIN)
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    answers:release()
+    local ok, fine, status = first:join()
+    assert.same({ true, nil, 502 }, { ok, fine, status })
+    -- the last look ended the grace: a request during the next one is refused too
+    local again = task.spawn(d.check, d, nil, ERIN)
+    ok, fine, status = task.spawn(d.check, d, nil, ERIN):join()
+    assert.same({ true, nil, 502 }, { ok, fine, status })
+    answers:release()
+    again:join()
+  end)
+
+  it("does not wait for the directory again at each request after a look found it unreachable", function()
+    fake.wait = false
+    local d = directory.new { ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 60, grace_s = 3600 } }
+    d:seen("erin")
+    d.people.erin.at = uv.now() - 61000
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    assert.equal(1, fake.calls)
+    -- a while later it is asked again
+    d.people.erin.failed = uv.now() - directory.RETRY_S * 1000
+    assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
+    assert.equal(2, fake.calls)
+  end)
+
   it("refuses the person once the directory has been down past the grace", function()
     fake.wait = false
     local d = stale(5)
