@@ -241,9 +241,10 @@ local function sign_in(req, ctx)
   end
   ctx.key = who.id
   local token, expires
-  -- a provider's person's key opens a session of that key (its lifetime and its limits
-  -- kept: docs/teams.md, "Offboarding"), not one of a sign-in
-  local person = who.user and not (who.key_id and who.source == "oidc")
+  -- a person's key opens a session of that key, not one of a sign-in: its role's cap (a
+  -- key made for reading opens no session that writes) and a provider's person's key's
+  -- lifetime (docs/teams.md, "Offboarding") are kept
+  local person = who.user and not who.key_id
   if person then token, expires = M.start_person(req, ctx, who) else token, expires = start(req, ctx, who, insert) end
   return 200, { role = own_role(who), key = not who.user and { id = who.id, name = who.name } or nil,
     user = who.user and { name = who.user } or nil, csrf = M.csrf_of(token), expires_at = expires_at(expires) }
