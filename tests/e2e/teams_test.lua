@@ -212,6 +212,14 @@ describe("one server, many projects", function()
     assert.is_nil(doc.csrf)
     -- nor mints a stronger key; and a server admin's viewer key is no admin
     assert.equal(403, (req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })))
+    -- nor opens a session that writes: a session opened with it is the key's, a viewer
+    local ro_key = ro[1]:match("Bearer (%S+)")
+    local h
+    st, doc, h = req(s, "POST", "/v1/session", { JSON }, { key = ro_key })
+    assert.same({ 200, "viewer" }, { st, doc.role })
+    local ro_session = { "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);"), "X-CSRF-Token: " .. doc.csrf, JSON }
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/board", ro_session)))
+    assert.equal(403, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", ro_session, { body = "no" })))
     -- nor a person one stronger than their strongest role anywhere: bob is no admin
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-admin", role = "admin" })
     assert.equal(403, st)
