@@ -3,7 +3,7 @@
 -- store sees which runs are live wherever its project folder is: the folder's run lock
 -- files (orket.engine.claims) are seen only by processes sharing that folder. A lease is
 -- renewed every third of its time and dropped when the run ends; a process killed leaves
--- its lease to lapse, and one on this host whose pid is gone is dead at once. A lease
+-- its lease to lapse, and one of this boot and pid namespace whose pid is gone is dead at once. A lease
 -- found lost at a renewal (the store was away longer than the lease) stops its run, which
 -- another process may have resumed. Contract: docs/store.md, "Several servers".
 local uv = require "luv"
@@ -17,23 +17,40 @@ M.TTL_MS = 15000
 local host = uv.os_gethostname() or "localhost"
 local me -- this process's owner name, made at its first use
 
---- owner() -> this process's name in run_leases: host/pid/nonce (a pid reused after a
---- restart is another owner)
+-- Where this process's pids mean something: the kernel's boot id and its pid namespace's
+-- inode ("<boot id>.<inode>"), nil where /proc does not say. A host name does not name a pid
+-- namespace (containers sharing the host's name each have their own), so another process's
+-- pid is looked up in /proc only when its owner names this same place.
+local function read_place()
+  local f = io.open("/proc/sys/kernel/random/boot_id")
+  local boot = f and f:read("l")
+  if f then f:close() end
+  local ns = uv.fs_readlink("/proc/self/ns/pid")
+  ns = ns and ns:match("^pid:%[(%d+)%]$")
+  boot = boot and boot:match("^[%x%-]+$")
+  if boot and ns then return boot .. "." .. ns end
+end
+local place = read_place()
+M.place = place
+
+--- owner() -> this process's name in run_leases: host/place/pid/nonce, place being where its
+--- pid means something (boot id and pid namespace; "-" where unknown); a pid reused after a
+--- restart is another owner
 function M.owner()
   if not me then
     local b = uv.random(6)
-    me = string.format("%s/%d/%s", host, uv.os_getpid(), (b or tostring(os.time())):gsub(".", function(c)
-      return string.format("%02x", c:byte())
-    end))
+    me = string.format("%s/%s/%d/%s", host, place or "-", uv.os_getpid(),
+      (b or tostring(os.time())):gsub(".", function(c) return string.format("%02x", c:byte()) end))
   end
   return me
 end
 
---- dead(owner) -> true when owner is a process of this host that is gone (its lease can be
---- taken before it lapses); another host's process is never known dead here
+--- dead(owner) -> true when owner is a process of this boot and pid namespace that is gone
+--- (its lease can be taken before it lapses); any other process (another host, another
+--- container, an owner named before places were) is never known dead here
 function M.dead(owner)
-  local h, pid = tostring(owner):match("^(.*)/(%d+)/%x+$")
-  if h ~= host then return false end
+  local where, pid = tostring(owner):match("^.*/([^/]+)/(%d+)/%x+$")
+  if not place or where ~= place then return false end
   pid = math.tointeger(tonumber(pid))
   if not pid or pid == uv.os_getpid() then return false end
   return uv.fs_stat("/proc/" .. pid) == nil
