@@ -167,7 +167,7 @@ db:close()
     end
   end)
 
-  it("keeps a run inside `orket serve` through a restart of its database: it waits, says so, then ends done", function()
+  it("keeps a run inside `orket serve` through a restart of its database: it waits, says so, takes no git leftovers, then ends done", function()
     local want, why = notes_done()
     if not want then return pending("skipped: " .. why) end
     local primary = PG.start { commits_survive_kill = true }
@@ -186,12 +186,16 @@ db:close()
     end, "the run's first model call", 600)
     orket.sleep(300)
     primary.kill() -- a restart of about three seconds
+    -- another run's ref lock in flight: the run carried on takes no crash's leftovers
+    local inflight = dir .. "/workspace/.git/refs/heads/inflight.lock"
+    H.write(inflight, "another run's\n")
     orket.sleep(3000)
     primary.restart()
     H.wait_for(function()
       local _, d = H.api(s, "GET", "/v1/runs/" .. id, op)
       return d and d.run and d.run.state == "done"
     end, "the run to end done", 6000)
+    assert.equal("another run's\n", H.read(inflight), "a lock the carried-on run's git recovery removed")
     local log = s.log()
     assert.matches('"message":"run ' .. id .. ' stopped: the store was lost', log, 1, true)
     assert.matches('"event":"run_resumed"', log, 1, true)

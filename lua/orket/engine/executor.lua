@@ -89,6 +89,14 @@ local function store_back(dir, db, reg, entry, why)
     holder = runlease.take(db, id)
     if holder then msg = "another process resumed it (" .. holder .. ")" else e, kind, msg = engine(dir, db) end
   end
+  if e then
+    -- as a start beside other runs (claim_and): the server's other runs went on, or started,
+    -- and their git work may be in flight, so no crash's leftovers are taken (this run's own
+    -- git state was not left by a crash); and the store's failure flag, which they may yet
+    -- need, is left to them: this run counts only failures after its own start
+    e.no_git_recover = true
+    e.carry_on = true
+  end
   if not e then
     say(reg, { event = "error", run = id, message = string.format("run %d is not carried on: %s; resume it "
       .. "(POST /v1/runs/%d/resume, orket resume %d)", id, tostring(msg), id, id), kind = kind })
