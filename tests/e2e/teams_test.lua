@@ -380,6 +380,14 @@ describe("one server, many projects", function()
     local rst, ready = req(s, "GET", "/ready")
     assert.equal(200, rst) -- ready for the others
     assert.equal(1, ready.projects_unavailable) -- counted: a project's name is for its members
+    -- routes without a key answer for it as for a project that does not exist (never a
+    -- handler without its database, and nothing said to a stranger of its being there)
+    for _, m in ipairs { { "GET", "/ready" }, { "GET", "/health" }, { "POST", "/webhooks/github" } } do
+      local gst, gdoc = req(s, m[1], "/v1/projects/gone" .. m[2], { JSON }, m[1] == "POST" and {} or nil)
+      local nst, ndoc = req(s, m[1], "/v1/projects/nope" .. m[2], { JSON }, m[1] == "POST" and {} or nil)
+      assert.same({ 404, "not_found" }, { nst, ndoc.error.code }, m[2])
+      assert.same({ nst, ndoc.error.code }, { gst, gdoc and gdoc.error and gdoc.error.code }, m[2])
+    end
     assert.matches('"project":"gone"', s.log(), 1, true)
     -- no longer hosted, its memberships gone with it
     local r = ok(H.orket("projects remove gone", { cwd = dir }), "projects remove")

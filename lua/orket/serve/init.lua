@@ -315,8 +315,9 @@ function Server:_dispatch(req, ctx)
   end
   ctx.route = scoped and ("/v1/projects/{p}" .. route.pattern:gsub("^/v1", "")) or route.pattern
   -- the server's own routes (people, keys, sign-in) are not a project's; a project's route
-  -- without a key answers only for a project that exists (with one: after the key, below)
-  if scoped and (route.server or (not proj and not route.role)) then
+  -- without a key answers only for a project that exists and opened (with one: after the
+  -- key, below): one whose store did not open is, to a stranger, one that does not exist
+  if scoped and (route.server or ((not proj or proj.unavailable) and not route.role)) then
     return fail(req, ctx, 404, "not_found", "no such project, or not yours")
   end
   if route.guard then -- what a route refuses before any key (MCP's Origin and Host)
@@ -371,6 +372,8 @@ function Server:_dispatch(req, ctx)
     local sok, serr = writes.check(route, value)
     if not sok then return fail(req, ctx, 400, "bad_request", serr) end
   end
+  -- no handler without its project's database (every path to here answered an unavailable one)
+  assert(not (proj and proj.unavailable), "a route of an unavailable project reached its handler")
   local hstatus, doc = route.handler(req, ctx)
   if hstatus then return send(req, ctx, hstatus, doc) end
 end
