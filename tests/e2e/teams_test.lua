@@ -357,6 +357,26 @@ describe("one server, many projects", function()
       .. (pg and "PostgreSQL database" or "SQLite file"), r.stderr)
   end)
 
+  it("starts when sign_in.project_roles maps groups into a project that is gone, that one left out", function()
+    local dir, gone = H.example("notes"), H.example("notes")
+    ok(H.orket("projects add " .. gone .. " --name gone", { cwd = dir }), "projects add gone")
+    os.execute("rm -rf " .. H.quote(gone))
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. [[
+
+sign_in = {
+  oidc = { issuer = "http://127.0.0.1:1", client_id = "orket", client_secret_env = "OIDC_SECRET",
+    redirect_uri = "http://127.0.0.1:1/v1/sign-in/oidc/callback", timeout_ms = 2000 },
+  project_roles = { gone = { devs = "viewer" } },
+}
+]])
+    local s = H.serve(dir, { env = { OIDC_SECRET = "client-secret-for-tests" } })
+    local st, ready = req(s, "GET", "/ready")
+    assert.equal(200, st)
+    assert.equal(1, ready.projects_unavailable)
+    assert.matches('"project":"gone"', s.log(), 1, true)
+    assert.equal(0, s.stop())
+  end)
+
   it("serves the other projects when one is gone, that one a 503 naming it; orket projects remove stops hosting it", function()
     local dir = H.example("notes")
     local other, gone = H.example("notes"), H.example("notes")

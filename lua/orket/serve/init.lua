@@ -229,9 +229,10 @@ function M.new(o)
     self.project_names[#self.project_names + 1] = p.name
   end
   table.sort(self.project_names, function(a, b) return a == projects.DEFAULT or (b ~= projects.DEFAULT and a < b) end)
-  -- a group map for a project this server does not host would grant nothing: a mistake
+  -- a group map for a project this server does not host would grant nothing: a mistake;
+  -- one whose store did not open is hosted, left out as everywhere else (logged, a 503)
   for name in pairs(self.signin.project_roles or {}) do
-    if not self.projects[name] then
+    if not (self.projects[name] or self.unavailable[name]) then
       srv:close()
       if usrv then usrv:close() end
       self.health:close() -- the limiter lent back
