@@ -63,6 +63,15 @@ local function keep_lease(db, reg, entry)
   end)
 end
 
+-- Each step of e's run is written only while this process holds the run's lease; found
+-- another's, the run stops (orket.engine.runlease.guard)
+local function fence(db, reg, entry, e)
+  runlease.guard(db, entry.id, e, function()
+    say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here" })
+    e:stop()
+  end)
+end
+
 -- After a run stopped because its store was lost (a PostgreSQL restart or failover): waits
 -- for the store to answer (M.STORE_WAIT_MS at most; the server stopping or the run stopped
 -- ends the wait), then a fresh engine carries the run on from its journal, under the same
@@ -96,6 +105,7 @@ local function store_back(dir, db, reg, entry, why)
     -- need, is left to them: this run counts only failures after its own start
     e.no_git_recover = true
     e.carry_on = true
+    fence(db, reg, entry, e)
   end
   if not e then
     say(reg, { event = "error", run = id, message = string.format("run %d is not carried on: %s; resume it "
@@ -115,6 +125,7 @@ local function launch(dir, db, e, id, lk)
   local entry = { id = id, e = e, lock = lk, watcher = reload.watch(e) }
   reg.live[id] = entry
   keep_lease(db, reg, entry)
+  fence(db, reg, entry, e)
   entry.task = task.spawn(function()
     rt.sleep(1)
     local ok, res, report

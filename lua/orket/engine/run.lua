@@ -533,8 +533,15 @@ end
 
 --- check_lease(job): in a worker (engine.lease set), raises unless the worker's lease on
 --- job's card is live, marking job.lease_lost; called first in each transaction that writes
---- for a turn, so a worker that lost its card writes nothing more for it.
+--- for a turn, so a worker that lost its card writes nothing more for it. A run whose
+--- process holds its lease in the store (engine.run_fence: orket.engine.runlease.fence)
+--- writes nothing once that lease is another's (the run resumed elsewhere).
 function Run:check_lease(job)
+  local fence = self.engine.run_fence
+  if fence and not fence() then
+    job.lease_lost = true
+    error("run " .. tostring(self.run_id) .. ": its lease is another process's now", 0)
+  end
   local lease = self.lease
   if not lease then return end
   local ok, err = pcall(lease.check, lease, job.card_id)

@@ -3,9 +3,11 @@
 -- store sees which runs are live wherever its project folder is: the folder's run lock
 -- files (orket.engine.claims) are seen only by processes sharing that folder. A lease is
 -- renewed every third of its time and dropped when the run ends; a process killed leaves
--- its lease to lapse, and one of this boot and pid namespace whose pid is gone is dead at once. A lease
--- found lost at a renewal (the store was away longer than the lease) stops its run, which
--- another process may have resumed. Contract: docs/store.md, "Several servers".
+-- its lease to lapse, and one of this boot and pid namespace whose pid is gone is dead at
+-- once. A lease that lapsed while the store was away is renewed if its row still names this process
+-- (nobody took it); one found another's, at a renewal or in a step's transaction (guard,
+-- fence), stops its run, whose steps are no longer written here. Contract: docs/store.md,
+-- "Several servers".
 local uv = require "luv"
 local task = require "orket.task"
 local leases = require "orket.store.leases"
@@ -79,28 +81,68 @@ function M.take(db, id)
   return held
 end
 
--- This process's runs, per store: {timer=, runs = {id -> on_lost}}
+-- This process's runs, per store: {timer=, runs = {id -> on_lost}, sure = {id -> ms: the
+-- monotonic time before the query that last found the lease held}}
 local keepers = setmetatable({}, { __mode = "k" })
 
+local function ms() return uv.hrtime() // 1000000 end
+
 local function renew(db, k)
+  local sent = ms()
   local ok, held = pcall(function()
     return assert(db:tx(function() return leases.run_renew(db, M.owner(), M.TTL_MS) end))
   end)
-  if not ok then return end -- the store away: renewed at the next tick, if it is back before the lease lapses
+  if not ok then return end -- the store away: renewed at the next tick (a lapsed lease nobody took is ours still)
   for id, on_lost in pairs(k.runs) do
-    if not held[id] then
-      k.runs[id] = nil
+    if held[id] then
+      k.sure[id] = sent
+    else
+      k.runs[id], k.sure[id] = nil, nil
       on_lost(id)
     end
   end
 end
 
+--- guard(db, id, e, on_lost): each step of engine e's run id is written only while this
+--- process holds the run's lease (e.run_fence, asked by Run:check_lease in the step's
+--- transaction); the first time it is found another's, on_lost(id) is called on the loop's
+--- next turn (not inside that transaction: it stops the run)
+function M.guard(db, id, e, on_lost)
+  local lost = false
+  e.run_fence = function()
+    if M.fence(db, id) then return true end
+    if not lost then
+      lost = true
+      local t = uv.new_timer()
+      t:start(0, 0, function()
+        t:close()
+        task.spawn(on_lost, id)
+      end)
+    end
+    return false
+  end
+end
+
+--- fence(db, id) -> whether this process still holds run id's lease, asked in the caller's
+--- transaction (each step's) so that a step is written only by the lease's holder. Cheap:
+--- the store is asked only when the last renewal that found it held is older than half the
+--- lease (the store away meanwhile, or the loop held up), and then it is renewed at once.
+function M.fence(db, id)
+  local k = keepers[db]
+  local sure = k and k.sure[id]
+  local now = ms()
+  if sure and now - sure < M.TTL_MS // 2 then return true end
+  local held = leases.run_fence(db, id, M.owner(), M.TTL_MS)
+  if k and held then k.sure[id] = now end
+  return held
+end
+
 --- keep(db, id, on_lost): this process renews run id's lease until drop(); on_lost(id) is
---- called once if a renewal finds it lapsed
+--- called once if a renewal finds it another's (lapsed and taken)
 function M.keep(db, id, on_lost)
   local k = keepers[db]
   if not k then
-    k = { runs = {} }
+    k = { runs = {}, sure = {} }
     keepers[db] = k
   end
   k.runs[id] = on_lost
@@ -123,7 +165,7 @@ end
 function M.drop(db, id)
   local k = keepers[db]
   if k then
-    k.runs[id] = nil
+    k.runs[id], k.sure[id] = nil, nil
     if not next(k.runs) and k.timer then
       k.timer:close()
       k.timer = nil

@@ -122,6 +122,35 @@ describe("claims", function()
     db:close()
   end)
 
+  it("fences a run's steps by its lease: held, lapsed but nobody's since (renewed), taken by another (refused)", function()
+    local _, db = project()
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local luv = require "luv"
+    local id = record(db, "E", "epic")
+    assert.is_nil(runlease.take(db, id))
+    local function fenced() return assert(db:tx(function() return { runlease.fence(db, id) } end))[1] end
+    assert.is_true(fenced())
+    -- lapsed (the store away longer than the lease), the row still ours: nobody took it
+    assert(db:tx(function() return leases.run_take(db, id, runlease.owner(), 1) == nil end))
+    local t0 = luv.hrtime()
+    while luv.hrtime() - t0 < 20e6 do end -- past its millisecond
+    assert.is_nil(runlease.holders(db)[id])
+    assert.is_true(fenced())
+    assert.equal(runlease.owner(), runlease.holders(db)[id]) -- renewed by the fence
+    assert(db:tx(function() return leases.run_take(db, id, runlease.owner(), 1) == nil end))
+    t0 = luv.hrtime()
+    while luv.hrtime() - t0 < 20e6 do end
+    assert.is_true(assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000) end))[id])
+    -- taken by another process (resumed elsewhere once it lapsed): no step is written here
+    local far = "another-host.example/x.1/4242/00ff"
+    assert(db:tx(function() return leases.run_take(db, id, far, 60000, runlease.owner()) == nil end))
+    assert.is_false(fenced())
+    assert.is_nil(assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000) end))[id])
+    assert.equal(far, runlease.holders(db)[id])
+    db:close()
+  end)
+
   it("overlaps a target with itself, its ancestors and what is under it, never with a sibling", function()
     local _, db, b = project()
     assert.is_true(claims.overlaps(b, "E", "E-1"))
