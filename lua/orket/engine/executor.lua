@@ -52,24 +52,24 @@ M.CARRY_ON = 3 -- how many times one launch of a run carries on after its store 
 
 local function say(reg, fields) if reg.log then reg.log(fields) end end
 
--- The run's lease kept (orket.engine.runlease); lapsed (the store away longer than the
--- lease), the run stops: another process may resume it. While the run waits for its store
+-- The run's lease kept (orket.engine.runlease); found another's (it lapsed while the store
+-- was away, and another process took it), the run stops. While the run waits for its store
 -- (store_back) the wait takes the lease again itself.
+local function lease_lost(reg, entry, e)
+  if entry.waiting or not e or entry.lost == e then return end
+  entry.lost = e -- said once per engine (a renewal and a step may both find it)
+  say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here" })
+  e:stop()
+end
+
 local function keep_lease(db, reg, entry)
-  runlease.keep(db, entry.id, function()
-    if entry.waiting or not entry.e then return end
-    say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here" })
-    entry.e:stop()
-  end)
+  runlease.keep(db, entry.id, function() lease_lost(reg, entry, entry.e) end)
 end
 
 -- Each step of e's run is written only while this process holds the run's lease; found
 -- another's, the run stops (orket.engine.runlease.guard)
 local function fence(db, reg, entry, e)
-  runlease.guard(db, entry.id, e, function()
-    say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here" })
-    e:stop()
-  end)
+  runlease.guard(db, entry.id, e, function() lease_lost(reg, entry, e) end)
 end
 
 -- After a run stopped because its store was lost (a PostgreSQL restart or failover): waits
