@@ -72,6 +72,23 @@ local function fence(db, reg, entry, e)
   runlease.guard(db, entry.id, e, function() lease_lost(reg, entry, e) end)
 end
 
+-- Waits for the store to be back for entry's run (M.STORE_WAIT_MS at most; the server
+-- stopping or the run stopped ends the wait) -> its row, the holder of its lease (nil: taken
+-- here) | nil. Back means written, not only read: a standby that answers but is not yet
+-- promoted (read-only) is waited for, as a store that does not answer.
+local function wait_store(db, reg, entry)
+  local deadline = rt.now() + M.STORE_WAIT_MS
+  while not (reg.closing or entry.stopped) and rt.now() < deadline do
+    local ok, row = pcall(store_runs.get, db, entry.id)
+    if ok and type(row) == "table" then
+      if row.status == "done" then return row end
+      local tok, holder = pcall(runlease.take, db, entry.id)
+      if tok then return row, holder end
+    end
+    rt.sleep(500)
+  end
+end
+
 -- After a run stopped because its store was lost (a PostgreSQL restart or failover): waits
 -- for the store to answer (M.STORE_WAIT_MS at most; the server stopping or the run stopped
 -- ends the wait), then a fresh engine carries the run on from its journal, under the same
@@ -81,22 +98,18 @@ local function store_back(dir, db, reg, entry, why)
   say(reg, { event = "error", run = id, message = string.format("run %d stopped: the store was lost (%s); it carries on "
     .. "here once the store answers (waiting %d s at most)", id, tostring(why), M.STORE_WAIT_MS // 1000) })
   entry.waiting = true
-  local deadline, row = rt.now() + M.STORE_WAIT_MS, nil
-  while not (reg.closing or entry.stopped) and rt.now() < deadline do
-    row = select(2, pcall(store_runs.get, db, id))
-    if type(row) == "table" then break end
-    rt.sleep(500)
-  end
+  local row, holder = wait_store(db, reg, entry)
   entry.waiting = false
-  local e, holder, kind, msg
-  if type(row) ~= "table" or reg.closing or entry.stopped then
+  local e, kind, msg
+  if not row or reg.closing or entry.stopped then
     msg = reg.closing and "the server is stopping" or entry.stopped and "it was stopped"
       or "the store did not answer in time"
   elseif row.status == "done" then
     msg = "it is done"
+  elseif holder then
+    msg = "another process resumed it (" .. holder .. ")"
   else
-    holder = runlease.take(db, id)
-    if holder then msg = "another process resumed it (" .. holder .. ")" else e, kind, msg = engine(dir, db) end
+    e, kind, msg = engine(dir, db)
   end
   if e then
     -- as a start beside other runs (claim_and): the server's other runs went on, or started,
