@@ -16,6 +16,33 @@ local function notes_done()
   return H.board_state(ref)
 end
 
+-- serving_run() -> primary, dir, script, s, op, id: `orket serve` on a server of its own
+-- (stopped at the test's end), run id of the notes example out in its first model call;
+-- every answer takes 0.7 s, so the database goes while a turn is out
+local function serving_run()
+  local primary = PG.start { commits_survive_kill = true }
+  finally(function() primary.stop() end)
+  local dir = H.example("notes", { import = false })
+  local script = PG.on(dir, primary.url, 700)
+  local op = H.api_key(dir, "ops", "operator")
+  local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" } })
+  local st, run = H.api(s, "POST", "/v1/runs", op, { target = "NOTES" })
+  assert.equal(201, st)
+  local id = math.tointeger(run.run.id)
+  H.wait_for(function()
+    local _, d = H.api(s, "GET", "/v1/runs/" .. id, op)
+    return d and d.run and d.run.usage.calls >= 1
+  end, "the run's first model call", 600)
+  return primary, dir, script, s, op, id
+end
+
+local function ended_done(s, op, id)
+  H.wait_for(function()
+    local _, d = H.api(s, "GET", "/v1/runs/" .. id, op)
+    return d and d.run and d.run.state == "done"
+  end, "the run to end done", 6000)
+end
+
 describe("a store whose primary fails over to its standby", function()
   after_each(function()
     H.kill_servers()
@@ -167,33 +194,50 @@ db:close()
     end
   end)
 
-  it("keeps a run inside `orket serve` through a restart of its database: it waits, says so, then ends done", function()
+  it("keeps a run inside `orket serve` through a restart of its database: it waits, says so, takes no git leftovers, then ends done", function()
     local want, why = notes_done()
     if not want then return pending("skipped: " .. why) end
-    local primary = PG.start { commits_survive_kill = true }
-    finally(function() primary.stop() end)
-    local dir = H.example("notes", { import = false })
-    -- every answer takes 0.7 s: the database goes while a turn is out
-    local script = PG.on(dir, primary.url, 700)
-    local op = H.api_key(dir, "ops", "operator")
-    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" } })
-    local st, run = H.api(s, "POST", "/v1/runs", op, { target = "NOTES" })
-    assert.equal(201, st)
-    local id = math.tointeger(run.run.id)
-    H.wait_for(function()
-      local _, d = H.api(s, "GET", "/v1/runs/" .. id, op)
-      return d and d.run and d.run.usage.calls >= 1
-    end, "the run's first model call", 600)
+    local primary, dir, script, s, op, id = serving_run()
     orket.sleep(300)
     primary.kill() -- a restart of about three seconds
+    -- another run's ref lock in flight: the run carried on takes no crash's leftovers
+    local inflight = dir .. "/workspace/.git/refs/heads/inflight.lock"
+    H.write(inflight, "another run's\n")
     orket.sleep(3000)
     primary.restart()
-    H.wait_for(function()
-      local _, d = H.api(s, "GET", "/v1/runs/" .. id, op)
-      return d and d.run and d.run.state == "done"
-    end, "the run to end done", 6000)
+    ended_done(s, op, id)
+    assert.equal("another run's\n", H.read(inflight), "a lock the carried-on run's git recovery removed")
     local log = s.log()
     assert.matches('"message":"run ' .. id .. ' stopped: the store was lost', log, 1, true)
+    assert.matches('"event":"run_resumed"', log, 1, true)
+    assert.equal(0, s.stop())
+    H.write(dir .. "/script.lua", script)
+    assert.equal(want, H.board_state(dir))
+  end)
+
+  it("keeps a run inside `orket serve` waiting while its database comes back read-only, then carries it on", function()
+    local want, why = notes_done()
+    if not want then return pending("skipped: " .. why) end
+    local primary, dir, script, s, op, id = serving_run()
+    -- it comes back answering reads but refusing writes, as a standby not yet promoted
+    local admin = assert(require("orket.c.pg").connect(primary.url))
+    assert(admin:query("ALTER SYSTEM SET default_transaction_read_only = on"))
+    admin:close()
+    orket.sleep(300)
+    primary.kill()
+    orket.sleep(1000)
+    primary.restart()
+    H.wait_for(function() return s.log():find("run " .. id .. " stopped: the store was lost", 1, true) end,
+      "the run to stop", 600)
+    orket.sleep(2000) -- its wait reads the store and is refused its lease's write, again and again
+    admin = assert(require("orket.c.pg").connect(primary.url))
+    assert(admin:query("SET default_transaction_read_only = off"))
+    assert(admin:query("ALTER SYSTEM RESET default_transaction_read_only"))
+    assert(admin:query("SELECT pg_reload_conf()"))
+    admin:close()
+    ended_done(s, op, id)
+    local log = s.log()
+    assert.is_nil(log:find("is not carried on", 1, true))
     assert.matches('"event":"run_resumed"', log, 1, true)
     assert.equal(0, s.stop())
     H.write(dir .. "/script.lua", script)

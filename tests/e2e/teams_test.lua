@@ -17,6 +17,23 @@ local function ok(r, what)
   return r
 end
 
+-- the PostgreSQL URL a project folder's orket.lua names (tests.backends.project) | nil
+local function pg_url(dir)
+  local url
+  for u in H.read(dir .. "/orket.lua"):gmatch('store = { url = "([^"]+)" }') do url = u end
+  return url
+end
+
+-- on PostgreSQL, the folder's database is given an id of its own, as a database made by
+-- its own migration has (the tests' databases are copies of one template, which keeps it)
+local function own_identity(dir)
+  local url = pg_url(dir)
+  if not url then return end
+  local db = assert(require("orket.store").open_url(url))
+  assert(db:run("UPDATE store_identity SET id = md5(random()::text)"))
+  db:close()
+end
+
 local function add(dir, name, role)
   return ok(H.orket("users add " .. name .. " --role " .. role .. " --password-env PW", { cwd = dir,
     env = { PW = PASS } }), "users add " .. name)
@@ -365,6 +382,26 @@ describe("one server, many projects", function()
       .. (pg and "PostgreSQL database" or "SQLite file"), r.stderr)
   end)
 
+  it("starts when sign_in.project_roles maps groups into a project that is gone, that one left out", function()
+    local dir, gone = H.example("notes"), H.example("notes")
+    ok(H.orket("projects add " .. gone .. " --name gone", { cwd = dir }), "projects add gone")
+    os.execute("rm -rf " .. H.quote(gone))
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. [[
+
+sign_in = {
+  oidc = { issuer = "http://127.0.0.1:1", client_id = "orket", client_secret_env = "OIDC_SECRET",
+    redirect_uri = "http://127.0.0.1:1/v1/sign-in/oidc/callback", timeout_ms = 2000 },
+  project_roles = { gone = { devs = "viewer" } },
+}
+]])
+    local s = H.serve(dir, { env = { OIDC_SECRET = "client-secret-for-tests" } })
+    local st, ready = req(s, "GET", "/ready")
+    assert.equal(200, st)
+    assert.equal(1, ready.projects_unavailable)
+    assert.matches('"project":"gone"', s.log(), 1, true)
+    assert.equal(0, s.stop())
+  end)
+
   it("serves the other projects when one is gone, that one a 503 naming it; orket projects remove stops hosting it", function()
     local dir = H.example("notes")
     local other, gone = H.example("notes"), H.example("notes")
@@ -388,6 +425,14 @@ describe("one server, many projects", function()
     local rst, ready = req(s, "GET", "/ready")
     assert.equal(200, rst) -- ready for the others
     assert.equal(1, ready.projects_unavailable) -- counted: a project's name is for its members
+    -- routes without a key answer for it as for a project that does not exist (never a
+    -- handler without its database, and nothing said to a stranger of its being there)
+    for _, m in ipairs { { "GET", "/ready" }, { "GET", "/health" }, { "POST", "/webhooks/github" } } do
+      local gst, gdoc = req(s, m[1], "/v1/projects/gone" .. m[2], { JSON }, m[1] == "POST" and {} or nil)
+      local nst, ndoc = req(s, m[1], "/v1/projects/nope" .. m[2], { JSON }, m[1] == "POST" and {} or nil)
+      assert.same({ 404, "not_found" }, { nst, ndoc.error.code }, m[2])
+      assert.same({ nst, ndoc.error.code }, { gst, gdoc and gdoc.error and gdoc.error.code }, m[2])
+    end
     assert.matches('"project":"gone"', s.log(), 1, true)
     -- no longer hosted, its memberships gone with it
     local r = ok(H.orket("projects remove gone", { cwd = dir }), "projects remove")
@@ -416,6 +461,7 @@ describe("one server, many projects", function()
     assert.equal(200, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
     assert.equal(0, s.stop())
     -- oldteam retired, its name given to HR's project
+    own_identity(hr)
     H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", hr))
     s = H.serve(dir)
     assert.equal(404, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
@@ -434,6 +480,44 @@ describe("one server, many projects", function()
     assert.is_nil(s.log():find("project_rebound", 1, true))
     assert.equal(0, s.stop())
     assert.equal(1, members())
+  end)
+
+  it("keeps the members of a project whose store was restored from a backup, or moved", function()
+    local dir, team = H.example("notes"), H.example("notes")
+    local conf = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", team))
+    add(dir, "bob", "viewer")
+    ok(H.orket("projects grant team bob developer", { cwd = dir }), "grant")
+    local s = H.serve(dir)
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
+    assert.equal(0, s.stop())
+    -- the store restored: on PostgreSQL into a new database (another oid: a dump restored,
+    -- a cluster moved), on SQLite its folder copied elsewhere
+    local restored = H.tmpdir() .. "/restored"
+    os.execute("cp -a " .. H.quote(team) .. " " .. H.quote(restored))
+    local url = pg_url(team)
+    if url then
+      local old = url:match("^postgres[ql]*://[^/]*/([^?]+)")
+      local new = old .. "_r"
+      local admin = assert(require("orket.c.pg").connect(os.getenv("ORKET_TEST_DATABASE_URL")))
+      assert(admin:query("CREATE DATABASE " .. new .. " TEMPLATE " .. old))
+      finally(function()
+        admin:query("DROP DATABASE IF EXISTS " .. new .. " WITH (FORCE)")
+        admin:close()
+      end)
+      H.write(restored .. "/orket.lua", H.read(restored .. "/orket.lua") .. string.format("\nstore = { url = %q }\n",
+        (url:gsub("/" .. old, "/" .. new, 1))))
+    end
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", restored))
+    s = H.serve(dir)
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", sign_in(s, "bob"))))
+    assert.is_nil(s.log():find("names another store", 1, true))
+    assert.equal(0, s.stop())
+    -- a binding made when the database's oid was part of the id names the same store
+    local sp = require "orket.store.projects"
+    assert.is_true(sp.same_store("5e1f:16384", "5e1f"))
+    assert.is_false(sp.same_store("5e1f:16384", "77aa"))
+    assert.is_false(sp.same_store("5e1f", "77aa"))
   end)
 
   it("serves local use every project as the operator, and no people's routes", function()

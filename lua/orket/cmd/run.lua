@@ -229,6 +229,20 @@ local function say_phase_moved(e, o, emit)
   end
 end
 
+-- The run's lease in the store kept, and each of its steps written only while it is this
+-- process's (orket.engine.runlease); found another's, the run stops
+local function keep_lease(e, id, cli)
+  local said
+  local function lost()
+    if said then return end
+    said = true
+    cli.err("run %d stops: its lease in the store is another process's now (the store was away too long)", id)
+    e:stop()
+  end
+  runlease.keep(e.db, id, lost)
+  runlease.guard(e.db, id, e, lost)
+end
+
 -- The run itself, in a task: started (or resumed), recorded, worked -> its status, the
 -- view's note for a terminal | nil.
 local function work(e, o, resume_id, lock, claim, emit, cli)
@@ -253,10 +267,7 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   local holder = runlease.take(e.db, id)
   claim:release()
   if holder then return nil, cli.err("run %d is going in another process of this store (%s)", id, holder) end
-  runlease.keep(e.db, id, function()
-    cli.err("run %d stops: its lease in the store lapsed (the store was away too long)", id)
-    e:stop()
-  end)
+  keep_lease(e, id, cli)
   local status = e:execute(id)
   runlease.drop(e.db, id)
   -- a person's file the merges could not take is named here, once, as `orket status` does

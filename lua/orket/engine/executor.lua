@@ -52,15 +52,41 @@ M.CARRY_ON = 3 -- how many times one launch of a run carries on after its store 
 
 local function say(reg, fields) if reg.log then reg.log(fields) end end
 
--- The run's lease kept (orket.engine.runlease); lapsed (the store away longer than the
--- lease), the run stops: another process may resume it. While the run waits for its store
+-- The run's lease kept (orket.engine.runlease); found another's (it lapsed while the store
+-- was away, and another process took it), the run stops. While the run waits for its store
 -- (store_back) the wait takes the lease again itself.
+local function lease_lost(reg, entry, e)
+  if entry.waiting or not e or entry.lost == e then return end
+  entry.lost = e -- said once per engine (a renewal and a step may both find it)
+  say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here" })
+  e:stop()
+end
+
 local function keep_lease(db, reg, entry)
-  runlease.keep(db, entry.id, function()
-    if entry.waiting or not entry.e then return end
-    say(reg, { event = "error", run = entry.id, message = "run lease lost: the run stops here" })
-    entry.e:stop()
-  end)
+  runlease.keep(db, entry.id, function() lease_lost(reg, entry, entry.e) end)
+end
+
+-- Each step of e's run is written only while this process holds the run's lease; found
+-- another's, the run stops (orket.engine.runlease.guard)
+local function fence(db, reg, entry, e)
+  runlease.guard(db, entry.id, e, function() lease_lost(reg, entry, e) end)
+end
+
+-- Waits for the store to be back for entry's run (M.STORE_WAIT_MS at most; the server
+-- stopping or the run stopped ends the wait) -> its row, the holder of its lease (nil: taken
+-- here) | nil. Back means written, not only read: a standby that answers but is not yet
+-- promoted (read-only) is waited for, as a store that does not answer.
+local function wait_store(db, reg, entry)
+  local deadline = rt.now() + M.STORE_WAIT_MS
+  while not (reg.closing or entry.stopped) and rt.now() < deadline do
+    local ok, row = pcall(store_runs.get, db, entry.id)
+    if ok and type(row) == "table" then
+      if row.status == "done" then return row end
+      local tok, holder = pcall(runlease.take, db, entry.id)
+      if tok then return row, holder end
+    end
+    rt.sleep(500)
+  end
 end
 
 -- After a run stopped because its store was lost (a PostgreSQL restart or failover): waits
@@ -72,22 +98,27 @@ local function store_back(dir, db, reg, entry, why)
   say(reg, { event = "error", run = id, message = string.format("run %d stopped: the store was lost (%s); it carries on "
     .. "here once the store answers (waiting %d s at most)", id, tostring(why), M.STORE_WAIT_MS // 1000) })
   entry.waiting = true
-  local deadline, row = rt.now() + M.STORE_WAIT_MS, nil
-  while not (reg.closing or entry.stopped) and rt.now() < deadline do
-    row = select(2, pcall(store_runs.get, db, id))
-    if type(row) == "table" then break end
-    rt.sleep(500)
-  end
+  local row, holder = wait_store(db, reg, entry)
   entry.waiting = false
-  local e, holder, kind, msg
-  if type(row) ~= "table" or reg.closing or entry.stopped then
+  local e, kind, msg
+  if not row or reg.closing or entry.stopped then
     msg = reg.closing and "the server is stopping" or entry.stopped and "it was stopped"
       or "the store did not answer in time"
   elseif row.status == "done" then
     msg = "it is done"
+  elseif holder then
+    msg = "another process resumed it (" .. holder .. ")"
   else
-    holder = runlease.take(db, id)
-    if holder then msg = "another process resumed it (" .. holder .. ")" else e, kind, msg = engine(dir, db) end
+    e, kind, msg = engine(dir, db)
+  end
+  if e then
+    -- as a start beside other runs (claim_and): the server's other runs went on, or started,
+    -- and their git work may be in flight, so no crash's leftovers are taken (this run's own
+    -- git state was not left by a crash); and the store's failure flag, which they may yet
+    -- need, is left to them: this run counts only failures after its own start
+    e.no_git_recover = true
+    e.carry_on = true
+    fence(db, reg, entry, e)
   end
   if not e then
     say(reg, { event = "error", run = id, message = string.format("run %d is not carried on: %s; resume it "
@@ -107,6 +138,7 @@ local function launch(dir, db, e, id, lk)
   local entry = { id = id, e = e, lock = lk, watcher = reload.watch(e) }
   reg.live[id] = entry
   keep_lease(db, reg, entry)
+  fence(db, reg, entry, e)
   entry.task = task.spawn(function()
     rt.sleep(1)
     local ok, res, report

@@ -32,7 +32,9 @@ local FIXED = {
 }
 local SCRIPTS = { roles = true, tools = true, policies = true, routing = true, mcp = true }
 local STATE = { current = true, run_id = true, stop_requested = true, started_runs = true, reloads = true,
-  no_git_recover = true }
+  no_git_recover = true,
+  carry_on = true, -- a run carried on beside others after its store came back (orket.engine.executor)
+  run_fence = true } -- () -> whether this process still holds the run's lease (orket.engine.runlease.fence)
 M.FIELDS = { fixed = FIXED, scripts = SCRIPTS, state = STATE }
 
 local fields_of = setmetatable({}, { __mode = "k" }) -- engine -> the table holding its fields

@@ -50,8 +50,8 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "git_failed", "tokens_used", "card_tokens_used", "spend", "card_clock", "run_deadline", "round_after",
-  "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed" } do
+  "journal_failed", "journal_base", "git_failed", "tokens_used", "card_tokens_used", "spend", "card_clock",
+  "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed" } do
   FIELDS[k] = true
 end
 
@@ -70,6 +70,7 @@ function M.new(engine, id)
     stopping = false,  -- no new turns; execute returns "interrupted" unless halted or journal_failed
     halted = nil,      -- the run budget that ended the run (run_budget_spent)
     journal_failed = nil, -- the store's file error that ended the run (journal_broken)
+    journal_base = nil, -- a carried-on run's mark of the store's failures at its start (db:journal_mark)
     git_failed = nil, -- the repository's disk full, which ended the run (git_broken)
     internal_failed = nil, -- an error in Orket's own code that ended a turn's task (start_jobs)
     tokens_used = nil, -- running total of the run's tokens (run_tokens)
@@ -508,7 +509,7 @@ end
 --- `orket resume` continues once the store can be written.
 function Run:journal_broken(card)
   if self.journal_failed then return true end
-  local msg = self.db:journal_error()
+  local msg = self.db:journal_error(self.journal_base)
   if not msg then return false end
   self.journal_failed = msg
   self:emit { type = "journal_error", card = card, error = msg }
@@ -532,8 +533,15 @@ end
 
 --- check_lease(job): in a worker (engine.lease set), raises unless the worker's lease on
 --- job's card is live, marking job.lease_lost; called first in each transaction that writes
---- for a turn, so a worker that lost its card writes nothing more for it.
+--- for a turn, so a worker that lost its card writes nothing more for it. A run whose
+--- process holds its lease in the store (engine.run_fence: orket.engine.runlease.fence)
+--- writes nothing once that lease is another's (the run resumed elsewhere).
 function Run:check_lease(job)
+  local fence = self.engine.run_fence
+  if fence and not fence() then
+    job.lease_lost = true
+    error("run " .. tostring(self.run_id) .. ": its lease is another process's now", 0)
+  end
   local lease = self.lease
   if not lease then return end
   local ok, err = pcall(lease.check, lease, job.card_id)
@@ -703,8 +711,11 @@ function Run:open_execution()
   if not run then error("bad argument #1 to 'execute' (no run " .. tostring(run_id) .. ")", 3) end
   local data = json.decode(run.data or "{}") or {}
   -- journal_broken reports what fails from here on; a worker's runs share their store, and
-  -- the worker clears its failure itself once none of them is in flight (orket.engine.runset)
-  if not self.share then self.db:clear_journal_error() end
+  -- the worker clears its failure itself once none of them is in flight (orket.engine.runset);
+  -- a run carried on beside a server's other runs counts only failures after its start
+  -- (db:journal_mark), the flag left to the runs that met it
+  if self.engine.carry_on and self.db.journal_mark then self.journal_base = self.db:journal_mark()
+  elseif not self.share then self.db:clear_journal_error() end
   self.model = self.model or data.model
   local st = { conc = self.engine.concurrency or data.concurrency or self.settings.concurrency,
     target = assert(self.board:get(run.target)), busy = {}, inflight = 0, lease = self.lease, share = self.share }

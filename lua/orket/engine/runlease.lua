@@ -3,9 +3,11 @@
 -- store sees which runs are live wherever its project folder is: the folder's run lock
 -- files (orket.engine.claims) are seen only by processes sharing that folder. A lease is
 -- renewed every third of its time and dropped when the run ends; a process killed leaves
--- its lease to lapse, and one on this host whose pid is gone is dead at once. A lease
--- found lost at a renewal (the store was away longer than the lease) stops its run, which
--- another process may have resumed. Contract: docs/store.md, "Several servers".
+-- its lease to lapse, and one of this boot and pid namespace whose pid is gone is dead at
+-- once. A lease that lapsed while the store was away is renewed if its row still names this process
+-- (nobody took it); one found another's, at a renewal or in a step's transaction (guard,
+-- fence), stops its run, whose steps are no longer written here. Contract: docs/store.md,
+-- "Several servers".
 local uv = require "luv"
 local task = require "orket.task"
 local leases = require "orket.store.leases"
@@ -17,23 +19,40 @@ M.TTL_MS = 15000
 local host = uv.os_gethostname() or "localhost"
 local me -- this process's owner name, made at its first use
 
---- owner() -> this process's name in run_leases: host/pid/nonce (a pid reused after a
---- restart is another owner)
+-- Where this process's pids mean something: the kernel's boot id and its pid namespace's
+-- inode ("<boot id>.<inode>"), nil where /proc does not say. A host name does not name a pid
+-- namespace (containers sharing the host's name each have their own), so another process's
+-- pid is looked up in /proc only when its owner names this same place.
+local function read_place()
+  local f = io.open("/proc/sys/kernel/random/boot_id")
+  local boot = f and f:read("l")
+  if f then f:close() end
+  local ns = uv.fs_readlink("/proc/self/ns/pid")
+  ns = ns and ns:match("^pid:%[(%d+)%]$")
+  boot = boot and boot:match("^[%x%-]+$")
+  if boot and ns then return boot .. "." .. ns end
+end
+local place = read_place()
+M.place = place
+
+--- owner() -> this process's name in run_leases: host/place/pid/nonce, place being where its
+--- pid means something (boot id and pid namespace; "-" where unknown); a pid reused after a
+--- restart is another owner
 function M.owner()
   if not me then
     local b = uv.random(6)
-    me = string.format("%s/%d/%s", host, uv.os_getpid(), (b or tostring(os.time())):gsub(".", function(c)
-      return string.format("%02x", c:byte())
-    end))
+    me = string.format("%s/%s/%d/%s", host, place or "-", uv.os_getpid(),
+      (b or tostring(os.time())):gsub(".", function(c) return string.format("%02x", c:byte()) end))
   end
   return me
 end
 
---- dead(owner) -> true when owner is a process of this host that is gone (its lease can be
---- taken before it lapses); another host's process is never known dead here
+--- dead(owner) -> true when owner is a process of this boot and pid namespace that is gone
+--- (its lease can be taken before it lapses); any other process (another host, another
+--- container, an owner named before places were) is never known dead here
 function M.dead(owner)
-  local h, pid = tostring(owner):match("^(.*)/(%d+)/%x+$")
-  if h ~= host then return false end
+  local where, pid = tostring(owner):match("^.*/([^/]+)/(%d+)/%x+$")
+  if not place or where ~= place then return false end
   pid = math.tointeger(tonumber(pid))
   if not pid or pid == uv.os_getpid() then return false end
   return uv.fs_stat("/proc/" .. pid) == nil
@@ -62,28 +81,68 @@ function M.take(db, id)
   return held
 end
 
--- This process's runs, per store: {timer=, runs = {id -> on_lost}}
+-- This process's runs, per store: {timer=, runs = {id -> on_lost}, sure = {id -> ms: the
+-- monotonic time before the query that last found the lease held}}
 local keepers = setmetatable({}, { __mode = "k" })
 
+local function ms() return uv.hrtime() // 1000000 end
+
 local function renew(db, k)
+  local sent = ms()
   local ok, held = pcall(function()
     return assert(db:tx(function() return leases.run_renew(db, M.owner(), M.TTL_MS) end))
   end)
-  if not ok then return end -- the store away: renewed at the next tick, if it is back before the lease lapses
+  if not ok then return end -- the store away: renewed at the next tick (a lapsed lease nobody took is ours still)
   for id, on_lost in pairs(k.runs) do
-    if not held[id] then
-      k.runs[id] = nil
+    if held[id] then
+      k.sure[id] = sent
+    else
+      k.runs[id], k.sure[id] = nil, nil
       on_lost(id)
     end
   end
 end
 
+--- guard(db, id, e, on_lost): each step of engine e's run id is written only while this
+--- process holds the run's lease (e.run_fence, asked by Run:check_lease in the step's
+--- transaction); the first time it is found another's, on_lost(id) is called on the loop's
+--- next turn (not inside that transaction: it stops the run)
+function M.guard(db, id, e, on_lost)
+  local lost = false
+  e.run_fence = function()
+    if M.fence(db, id) then return true end
+    if not lost then
+      lost = true
+      local t = uv.new_timer()
+      t:start(0, 0, function()
+        t:close()
+        task.spawn(on_lost, id)
+      end)
+    end
+    return false
+  end
+end
+
+--- fence(db, id) -> whether this process still holds run id's lease, asked in the caller's
+--- transaction (each step's) so that a step is written only by the lease's holder. Cheap:
+--- the store is asked only when the last renewal that found it held is older than half the
+--- lease (the store away meanwhile, or the loop held up), and then it is renewed at once.
+function M.fence(db, id)
+  local k = keepers[db]
+  local sure = k and k.sure[id]
+  local now = ms()
+  if sure and now - sure < M.TTL_MS // 2 then return true end
+  local held = leases.run_fence(db, id, M.owner(), M.TTL_MS)
+  if k and held then k.sure[id] = now end
+  return held
+end
+
 --- keep(db, id, on_lost): this process renews run id's lease until drop(); on_lost(id) is
---- called once if a renewal finds it lapsed
+--- called once if a renewal finds it another's (lapsed and taken)
 function M.keep(db, id, on_lost)
   local k = keepers[db]
   if not k then
-    k = { runs = {} }
+    k = { runs = {}, sure = {} }
     keepers[db] = k
   end
   k.runs[id] = on_lost
@@ -106,7 +165,7 @@ end
 function M.drop(db, id)
   local k = keepers[db]
   if k then
-    k.runs[id] = nil
+    k.runs[id], k.sure[id] = nil, nil
     if not next(k.runs) and k.timer then
       k.timer:close()
       k.timer = nil

@@ -229,9 +229,10 @@ function M.new(o)
     self.project_names[#self.project_names + 1] = p.name
   end
   table.sort(self.project_names, function(a, b) return a == projects.DEFAULT or (b ~= projects.DEFAULT and a < b) end)
-  -- a group map for a project this server does not host would grant nothing: a mistake
+  -- a group map for a project this server does not host would grant nothing: a mistake;
+  -- one whose store did not open is hosted, left out as everywhere else (logged, a 503)
   for name in pairs(self.signin.project_roles or {}) do
-    if not self.projects[name] then
+    if not (self.projects[name] or self.unavailable[name]) then
       srv:close()
       if usrv then usrv:close() end
       self.health:close() -- the limiter lent back
@@ -315,8 +316,9 @@ function Server:_dispatch(req, ctx)
   end
   ctx.route = scoped and ("/v1/projects/{p}" .. route.pattern:gsub("^/v1", "")) or route.pattern
   -- the server's own routes (people, keys, sign-in) are not a project's; a project's route
-  -- without a key answers only for a project that exists (with one: after the key, below)
-  if scoped and (route.server or (not proj and not route.role)) then
+  -- without a key answers only for a project that exists and opened (with one: after the
+  -- key, below): one whose store did not open is, to a stranger, one that does not exist
+  if scoped and (route.server or ((not proj or proj.unavailable) and not route.role)) then
     return fail(req, ctx, 404, "not_found", "no such project, or not yours")
   end
   if route.guard then -- what a route refuses before any key (MCP's Origin and Host)
@@ -371,6 +373,8 @@ function Server:_dispatch(req, ctx)
     local sok, serr = writes.check(route, value)
     if not sok then return fail(req, ctx, 400, "bad_request", serr) end
   end
+  -- no handler without its project's database (every path to here answered an unavailable one)
+  assert(not (proj and proj.unavailable), "a route of an unavailable project reached its handler")
   local hstatus, doc = route.handler(req, ctx)
   if hstatus then return send(req, ctx, hstatus, doc) end
 end

@@ -79,7 +79,8 @@ end
 --- granted for the store it named before: when that was another store (orket.lua's
 --- serve.projects pointed elsewhere, or the name reused), they are dropped (members: how
 --- many), journaled, so the old members get nothing of the new project. A name served for
---- the first time is bound to its store.
+--- the first time is bound to its store; the same store restored from a backup (its id
+--- is in its data) keeps them.
 function M.rebind(db, name, store_id, actor)
   if not store_id then return nil end
   local out
@@ -87,7 +88,7 @@ function M.rebind(db, name, store_id, actor)
     local was = sp.bound(db, name)
     if was == store_id then return true end
     sp.bind(db, name, store_id)
-    if was then
+    if was and not sp.same_store(was, store_id) then
       out = { name = name, from = was, to = store_id, members = sp.clear_members(db, name) }
       record(db, "project_rebound", actor, out)
     end

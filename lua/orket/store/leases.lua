@@ -124,16 +124,26 @@ function M.run_take(db, run, owner, ttl_ms, over)
 end
 
 --- run_renew(db, owner, ttl_ms) -> set {run_id = true} of the runs owner still holds, each
---- now leased until ttl_ms from now (a lapsed lease is not renewed: the run may be resumed
---- elsewhere already)
+--- now leased until ttl_ms from now. A lapsed lease whose row still names owner is renewed
+--- too: nobody took it (a resume elsewhere takes the row, run_take, which names its owner).
 function M.run_renew(db, owner, ttl_ms)
   check_ttl(ttl_ms, "run_renew")
   local held = {}
   for _, r in ipairs(assert(db:rows("UPDATE run_leases SET expires_at = " .. EXPIRES
-      .. " WHERE owner = ? AND expires_at > orket_now() RETURNING run_id", ttl_ms, owner))) do
+      .. " WHERE owner = ? RETURNING run_id", ttl_ms, owner))) do
     held[r.run_id] = true
   end
   return held
+end
+
+--- run_fence(db, run, owner, ttl_ms) -> whether owner still holds run's lease (renewed
+--- until ttl_ms from now), in the caller's transaction: a step written after it is written
+--- by the lease's holder (SQLite's BEGIN IMMEDIATE, PostgreSQL's row lock, keep a take out
+--- until the step commits)
+function M.run_fence(db, run, owner, ttl_ms)
+  check_ttl(ttl_ms, "run_fence")
+  return assert(db:rows("UPDATE run_leases SET expires_at = " .. EXPIRES:gsub("%?", "?3")
+    .. " WHERE run_id = ?1 AND owner = ?2 RETURNING run_id", run, owner, ttl_ms))[1] ~= nil
 end
 
 --- run_drop(db, run, owner) -> number of leases dropped (owner's on run)

@@ -180,16 +180,26 @@ end
 -- notes a failure of the store (the first since clear_journal_error) and passes the
 -- answer on as it was
 function DB:_note(a, err, code, state)
-  if a == nil and not self.failure and store_failure(code, state) then
-    self.failure = string.format("PostgreSQL: %s", tostring(err):gsub("%s+$", ""))
+  if a == nil and store_failure(code, state) then
+    local msg = string.format("PostgreSQL: %s", tostring(err):gsub("%s+$", ""))
+    self.failure = self.failure or msg
+    -- counted for journal_mark: a run carried on beside others sees only its own
+    self.failures, self.last_failure = (self.failures or 0) + 1, msg
   end
   return a, err, code, state
 end
 
---- db:journal_error() -> message | nil: the last failure of the server itself (gone,
---- refusing connections, out of disk, an I/O error) since clear_journal_error(); SQLite's
---- store answers the same for its file. A run that meets one ends (Run:journal_broken).
-function DB:journal_error() return self.failure end
+--- db:journal_error([since]) -> message | nil: the first failure of the server itself
+--- (gone, refusing connections, out of disk, an I/O error) since clear_journal_error(), or
+--- with since (a journal_mark()) the last one after that mark; SQLite's store answers the
+--- same for its file. A run that meets one ends (Run:journal_broken).
+function DB:journal_error(since)
+  if since then return (self.failures or 0) > since and self.last_failure or nil end
+  return self.failure
+end
+--- db:journal_mark() -> n: a mark of the failures so far, for journal_error(since): a run's
+--- own count of them, without clearing the flag other runs of this handle may need
+function DB:journal_mark() return self.failures or 0 end
 function DB:clear_journal_error() self.failure = nil end
 
 -- ---- transactions -------------------------------------------------------------------

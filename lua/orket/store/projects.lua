@@ -20,17 +20,19 @@ function M.insert(db, name, dir)
   assert(db:run("INSERT INTO projects (name, dir, added_at) VALUES (?, ?, " .. db.dialect.now .. ")", name, dir))
 end
 
---- store_id(db) -> the store's own id, made with it (store_identity; a copy of a SQLite
---- file keeps it) | nil. On PostgreSQL the database's oid is part of it: a database made
---- from another as a template, or restored from its dump, is another store.
+--- store_id(db) -> the store's own id, made with it (store_identity) | nil. Its data
+--- carries it: a copy of a SQLite file, a PostgreSQL dump restored, a cluster moved or a
+--- database made from another as a template keeps it, so a backup restored keeps its
+--- members (docs/teams.md); two such copies hosted at once are told apart by the probe.
 function M.store_id(db)
-  if db.backend == "pg" then
-    local r = db:row("SELECT s.id || ':' || d.oid::text AS id FROM store_identity s, pg_database d "
-      .. "WHERE d.datname = current_database() LIMIT 1")
-    return r and r.id
-  end
   local r = db:row("SELECT id FROM store_identity LIMIT 1")
   return r and r.id
+end
+
+--- same_store(bound, id) -> whether a project_stores binding names store id: its own id,
+--- or "ID:OID" as PostgreSQL stores were bound before (the database's oid was part of it)
+function M.same_store(bound, id)
+  return bound == id or (type(bound) == "string" and bound:match("^(.*):%d+$") == id)
 end
 
 --- probe(db[, word]) -> the probe word the store holds now (word written first, in a

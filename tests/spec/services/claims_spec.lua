@@ -76,7 +76,7 @@ describe("claims", function()
     assert.is_true(rfree, tostring(rclaim))
   end)
 
-  it("sees a run leased in the store by a process elsewhere as live, and one of this host whose process is gone as not", function()
+  it("sees a run leased in the store by a process elsewhere (another host, another pid namespace) as live, and one of this pid namespace whose process is gone as not", function()
     local dir, db, b = project()
     local runlease = require "orket.engine.runlease"
     local leases = require "orket.store.leases"
@@ -90,8 +90,25 @@ describe("claims", function()
     assert.equal(id, other.id)
     assert.matches("process another%-host%.example/4242/00ff", why)
     assert.equal(far, runlease.take(db, id)) -- refused: its owner's lease is live
-    -- an owner on this host whose pid is gone is dead at once, its lease taken over
-    local dead = string.format("%s/%d/00ff", require("luv").os_gethostname(), 2 ^ 22 + 7)
+    -- one of this host's name but another pid namespace (a container sharing the host's
+    -- name) or another boot is never judged dead by its pid: its lease is live until it lapses
+    local luv = require "luv"
+    assert.is_string(runlease.place, "this process's boot id and pid namespace are read")
+    local boot, ns = runlease.place:match("^(.*)%.(%d+)$")
+    for _, where in ipairs { boot .. "." .. (ns + 1), "0-0." .. ns, "-" } do
+      local other_ns = string.format("%s/%s/%d/00ff", luv.os_gethostname(), where, 2 ^ 22 + 7)
+      assert(db:tx(function()
+        leases.run_drop(db, id, far)
+        return leases.run_take(db, id, other_ns, 60000, far) == nil
+      end))
+      assert.is_false(runlease.dead(other_ns))
+      assert.equal(other_ns, runlease.holders(db)[id])
+      assert.equal(other_ns, runlease.take(db, id))
+      far = other_ns
+    end
+    -- an owner of this boot and pid namespace whose pid is gone is dead at once, its lease
+    -- taken over
+    local dead = string.format("%s/%s/%d/00ff", luv.os_gethostname(), runlease.place, 2 ^ 22 + 7)
     assert(db:tx(function()
       leases.run_drop(db, id, far)
       return leases.run_take(db, id, dead, 60000) == nil
@@ -102,6 +119,35 @@ describe("claims", function()
     assert.equal(runlease.owner(), runlease.holders(db)[id])
     runlease.drop(db, id)
     assert.is_nil(runlease.holders(db)[id])
+    db:close()
+  end)
+
+  it("fences a run's steps by its lease: held, lapsed but nobody's since (renewed), taken by another (refused)", function()
+    local _, db = project()
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local luv = require "luv"
+    local id = record(db, "E", "epic")
+    assert.is_nil(runlease.take(db, id))
+    local function fenced() return assert(db:tx(function() return { runlease.fence(db, id) } end))[1] end
+    assert.is_true(fenced())
+    -- lapsed (the store away longer than the lease), the row still ours: nobody took it
+    assert(db:tx(function() return leases.run_take(db, id, runlease.owner(), 1) == nil end))
+    local t0 = luv.hrtime()
+    while luv.hrtime() - t0 < 20e6 do end -- past its millisecond
+    assert.is_nil(runlease.holders(db)[id])
+    assert.is_true(fenced())
+    assert.equal(runlease.owner(), runlease.holders(db)[id]) -- renewed by the fence
+    assert(db:tx(function() return leases.run_take(db, id, runlease.owner(), 1) == nil end))
+    t0 = luv.hrtime()
+    while luv.hrtime() - t0 < 20e6 do end
+    assert.is_true(assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000) end))[id])
+    -- taken by another process (resumed elsewhere once it lapsed): no step is written here
+    local far = "another-host.example/x.1/4242/00ff"
+    assert(db:tx(function() return leases.run_take(db, id, far, 60000, runlease.owner()) == nil end))
+    assert.is_false(fenced())
+    assert.is_nil(assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000) end))[id])
+    assert.equal(far, runlease.holders(db)[id])
     db:close()
   end)
 

@@ -127,15 +127,24 @@ function M.run_take(q, run, owner, ttl_ms, over)
   return { owner = h and h.owner or "?" }
 end
 
---- run_renew(q, owner, ttl_ms) -> set {run_id = true} of the runs owner still holds
+--- run_renew(q, owner, ttl_ms) -> set {run_id = true} of the runs owner still holds (its
+--- lapsed leases nobody took too)
 function M.run_renew(q, owner, ttl_ms)
   check_ttl(ttl_ms, "run_renew")
   local held = {}
   for _, r in ipairs(assert(q:query([[UPDATE run_leases SET expires_at = now() + $2 * interval '1 millisecond'
-      WHERE owner = $1 AND expires_at > now() RETURNING run_id]], owner, ttl_ms))) do
+      WHERE owner = $1 RETURNING run_id]], owner, ttl_ms))) do
     held[r.run_id] = true
   end
   return held
+end
+
+--- run_fence(q, run, owner, ttl_ms) -> whether owner still holds run's lease, renewed; the
+--- row stays locked until the caller's transaction ends, so a take waits for the step
+function M.run_fence(q, run, owner, ttl_ms)
+  check_ttl(ttl_ms, "run_fence")
+  return assert(q:query([[UPDATE run_leases SET expires_at = now() + $3 * interval '1 millisecond'
+      WHERE run_id = $1 AND owner = $2 RETURNING run_id]], run, owner, ttl_ms))[1] ~= nil
 end
 
 --- run_drop(q, run, owner) -> number of leases dropped
