@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
 /* a filter "(ATTR=VALUE)" with VALUE escaped by libldap; 0, or -1 */
@@ -61,17 +62,6 @@ static int lb_groups(const ldapapi *api, LDAP *ld, const ldapbind_opts *o, const
   return LDAPBIND_OK;
 }
 
-/* whether a and b (n bytes) are equal but for ASCII case */
-static int lb_same_but_case(const char *a, const char *b, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = (char)(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = (char)(y - 'A' + 'a');
-    if (x != y) return 0;
-  }
-  return 1;
-}
-
 /* the entry's own spelling of its user_attr into own (a name is matched without case, a
  * posixGroup's memberUid with it): name itself when the value is missing or unusable */
 static void lb_own_name(const ldapapi *api, LDAP *ld, LDAPMessage *e, const ldapbind_opts *o, const char *name,
@@ -81,7 +71,7 @@ static void lb_own_name(const ldapapi *api, LDAP *ld, LDAPMessage *e, const ldap
   for (int i = 0; v && v[i] && !got; i++) {
     /* the value the search matched: the name, but for case */
     if (v[i]->bv_len != namelen || v[i]->bv_len >= ownlen || memchr(v[i]->bv_val, '\0', v[i]->bv_len)) continue;
-    if (!lb_same_but_case(v[i]->bv_val, name, namelen)) continue;
+    if (strncasecmp(v[i]->bv_val, name, namelen) != 0) continue;
     memcpy(own, v[i]->bv_val, v[i]->bv_len);
     own[v[i]->bv_len] = '\0';
     got = 1;
