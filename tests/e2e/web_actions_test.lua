@@ -144,12 +144,17 @@ describe("the web board's actions in Chromium", function()
       wd:type(wd:find("#answer-text"), "Use the blue one.")
       wd:press("#answer-button")
       reached(X, "ready", "the answer")
-      -- a comment
+      -- a comment, once the pane is drawn for ready (the answer form gone): typed while the
+      -- pane still moved, the click could land on what the redraw moved under it
+      H.wait_for(function() return not visible(wd, "#answer-button") end, "the pane drawn for ready", 10000)
       wd:type(wd:find("#comment-text"), "Looked at it in the browser.")
+      assert.equal("Looked at it in the browser.", wd:js("return document.getElementById('comment-text').value"))
       wd:press("#comment-button")
       H.wait_for(function()
+        local shown = wd:js("return document.getElementById('detail-error').textContent")
+        if shown and shown ~= "" then error("the comment: the page says: " .. shown, 0) end
         for _, c in ipairs(card(X).comments) do if c.body == "Looked at it in the browser." then return true end end
-      end, "the comment", 3000)
+      end, "the comment", 10000)
       H.wait_for(function() return (wd:text_of("#comments") or ""):find("Looked at it in the browser.", 1, true) end,
         "the comment in the page", 3000)
 
