@@ -496,14 +496,15 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
      * changed hands), so whatever is there goes before the card's files are written */
     struct stat st;
     if (lstat(ip, &st) != 0 && gr_dir_used(adir) && gr_empty_dir(adir, e) != 0) goto out;
-    /* a spare handle served another directory: libgit2 keys what it caches of a working
-     * tree's .gitattributes and .gitignore files by their path inside it, so that goes */
     gr_mark was = {0};
     struct stat sst;
     if (stat(astate, &sst) != 0) {
       gr_fail(e, "EIO", "cannot read %s: %s", astate, strerror(errno));
       goto out;
     }
+    /* a spare handle served another directory (or this one by another name): libgit2 keys
+     * what it caches of a working tree's .gitattributes and .gitignore files by their path
+     * inside it, so that goes */
     if (r->nspare) {
       gr_spare_take(r, &sst, &w, &was, &idx, &sfd);
       rc = g->attr_cache_flush(w);
@@ -516,9 +517,12 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
      * file of main) by the next card to take the directory */
     if (rc == 0 && idx == NULL) {
       sfd = open(astate, O_PATH | O_DIRECTORY | O_CLOEXEC);
-      char fp[64];
-      snprintf(fp, sizeof fp, "/proc/self/fd/%d/index", sfd);
-      if (sfd >= 0 && access(fp, F_OK) != 0 && errno != ENOENT) { /* no /proc: by its path */
+      char dp[32], fp[64];
+      snprintf(dp, sizeof dp, "/proc/self/fd/%d", sfd);
+      snprintf(fp, sizeof fp, "%s/index", dp);
+      struct stat via;
+      /* no /proc (or not this process's): by its path */
+      if (sfd >= 0 && (stat(dp, &via) != 0 || !gr_same_dir(&via, &sst))) {
         close(sfd);
         sfd = -1;
       }
