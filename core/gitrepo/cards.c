@@ -347,6 +347,7 @@ int gitrepo_status(gitrepo *r, const char *card, gr_paths *out, gr_err *e) {
 void gr_att_drop(gitrepo *r, size_t i) {
   const gitapi *g = &r->git;
   g->repository_free(r->att[i].w);
+  if (r->att[i].state_fd >= 0) close(r->att[i].state_fd);
   free(r->att[i].turns.v);
   r->att[i] = r->att[r->natt - 1];
   r->natt--;
@@ -433,13 +434,40 @@ static int gr_set_workdir(const gitapi *g, git_repository *w, const char *dir) {
   return g->repository_set_workdir(w, dir, 0);
 }
 
+void gr_spare_free(gitrepo *r, size_t i, int handle) {
+  const gitapi *g = &r->git;
+  g->index_free(r->spare[i].idx);
+  r->spare[i].idx = NULL;
+  if (r->spare[i].state_fd >= 0) close(r->spare[i].state_fd);
+  r->spare[i].state_fd = -1;
+  if (handle) g->repository_free(r->spare[i].w);
+}
+
+/* Takes a spare handle for the state directory st: the one kept with that directory's index
+ * (its index and descriptor come along), else the last one (any index kept with it goes). */
+static void gr_spare_take(gitrepo *r, const struct stat *st, git_repository **w, gr_mark *was, git_index **idx,
+                          int *sfd) {
+  size_t i = r->nspare - 1;
+  for (size_t j = 0; j < r->nspare; j++)
+    if (r->spare[j].idx && gr_same_dir(&r->spare[j].state_st, st)) i = j;
+  *w = r->spare[i].w;
+  *was = r->spare[i].index;
+  if (r->spare[i].idx && gr_same_dir(&r->spare[i].state_st, st)) {
+    *idx = r->spare[i].idx;
+    *sfd = r->spare[i].state_fd;
+  } else {
+    gr_spare_free(r, i, 0);
+  }
+  r->spare[i] = r->spare[--r->nspare];
+}
+
 int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *state, int *switched, gr_err *e) {
   const gitapi *g = &r->git;
   char adir[PATH_MAX], astate[PATH_MAX], bname[GR_CARD_MAX + 16], ip[PATH_MAX + 8];
   git_reference *br = NULL;
   git_repository *w = NULL;
   git_index *idx = NULL;
-  int rc, ret = -1;
+  int rc, ret = -1, sfd = -1;
   *switched = 0;
   if (gr_check_card(card, e) != 0 || gr_abspath(dir, adir, sizeof adir, e) != 0 ||
       gr_abspath(state, astate, sizeof astate, e) != 0)
@@ -468,23 +496,47 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
      * changed hands), so whatever is there goes before the card's files are written */
     struct stat st;
     if (lstat(ip, &st) != 0 && gr_dir_used(adir) && gr_empty_dir(adir, e) != 0) goto out;
-    /* a spare handle served another directory: libgit2 keys what it caches of a working
-     * tree's .gitattributes and .gitignore files by their path inside it, so that goes */
     gr_mark was = {0};
+    struct stat sst;
+    if (stat(astate, &sst) != 0) {
+      gr_fail(e, "EIO", "cannot read %s: %s", astate, strerror(errno));
+      goto out;
+    }
+    /* a spare handle served another directory (or this one by another name): libgit2 keys
+     * what it caches of a working tree's .gitattributes and .gitignore files by their path
+     * inside it, so that goes */
     if (r->nspare) {
-      w = r->spare[--r->nspare].w;
-      was = r->spare[r->nspare].index;
+      gr_spare_take(r, &sst, &w, &was, &idx, &sfd);
       rc = g->attr_cache_flush(w);
     } else {
       rc = g->repository_open_ext(&w, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
     }
-    if (rc < 0 || (rc = gr_set_workdir(g, w, adir)) < 0 || (rc = g->index_open(&idx, ip)) < 0) {
+    /* the index opened through the state directory's descriptor, not its path: the
+     * directory is renamed as it is parked and taken again (engine/gitwork.lua), and an index
+     * opened by path would have to be read again whole (parsed and hashed: it holds every
+     * file of main) by the next card to take the directory */
+    if (rc == 0 && idx == NULL) {
+      sfd = open(astate, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      char dp[32], fp[64];
+      snprintf(dp, sizeof dp, "/proc/self/fd/%d", sfd);
+      snprintf(fp, sizeof fp, "%s/index", dp);
+      struct stat via;
+      /* no /proc (or not this process's): by its path */
+      if (sfd >= 0 && (stat(dp, &via) != 0 || !gr_same_dir(&via, &sst))) {
+        close(sfd);
+        sfd = -1;
+      }
+      rc = g->index_open(&idx, sfd >= 0 ? fp : ip);
+    }
+    if (rc < 0 || (rc = gr_set_workdir(g, w, adir)) < 0) {
       gr_git(g, e, rc, adir);
       goto out;
     }
     g->repository_set_index(w, idx);
     a = &r->att[r->natt];
     memset(a, 0, sizeof *a);
+    a->state_fd = sfd;
+    sfd = -1;
     snprintf(a->card, sizeof a->card, "%s", card);
     snprintf(a->ref, sizeof a->ref, "refs/heads/%s", bname);
     snprintf(a->dir, sizeof a->dir, "%s", adir);
@@ -553,6 +605,7 @@ out:
   g->index_free(idx);
   g->repository_free(w);
   g->reference_free(br);
+  if (sfd >= 0) close(sfd);
   return ret;
 }
 
@@ -763,11 +816,17 @@ int gitrepo_detach(gitrepo *r, const char *card, const gr_paths *only, int *deta
   if (gr_refresh_repo(g, &wd, &updated, e) != 0) return -1;
   if (!whole && (whole = gr_clear_paths(g, &wd, card, only, e)) < 0) return -1;
   if (whole && gr_clear_for_next(g, &wd, card, e) != 0) return -1;
-  if (r->nspare < GR_SPARE_MAX) { /* kept for the next card (gitrepo_attach), which gives it
-                                    * an index of its own: this one's entries go now */
+  if (r->nspare < GR_SPARE_MAX) { /* kept for the next card (gitrepo_attach); its index
+                                    * with it while opened through the state directory */
+    git_index *idx = NULL;
+    if (a->state_fd >= 0 && g->repository_index(&idx, a->w) < 0) idx = NULL;
     g->repository_set_index(a->w, NULL);
     r->spare[r->nspare].w = a->w;
-    r->spare[r->nspare++].index = a->settled;
+    r->spare[r->nspare].index = a->settled;
+    r->spare[r->nspare].idx = idx;
+    r->spare[r->nspare].state_fd = idx ? a->state_fd : -1;
+    r->spare[r->nspare++].state_st = a->state_st;
+    if (idx) a->state_fd = -1;
     a->w = NULL;
   }
   gr_att_drop(r, (size_t)(a - r->att));

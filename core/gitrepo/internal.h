@@ -58,6 +58,9 @@ typedef struct gr_att {
   char ref[GR_CARD_MAX + 32];
   char dir[PATH_MAX], state[PATH_MAX];
   struct stat dir_st, state_st;
+  /* state_fd: the state directory, held open (O_PATH) while the index is opened through it
+   * (-1: by its path); see gitrepo_attach */
+  int state_fd;
   /* settled: this handle last left the directory's index matching the branch's tip; while
    * neither has changed since, gr_refresh_repo has nothing to do (gr_mark_holds, gr_at_tip) */
   gr_mark settled;
@@ -92,6 +95,12 @@ struct gitrepo {
   struct {
     git_repository *w;
     gr_mark index; /* what it knew of its directory's index, which moves with the directory */
+    /* the directory's index itself, opened through state_fd (the state directory, which a
+     * rename does not change), kept for the next attach of that very state directory
+     * (state_st); NULL and -1: none kept */
+    git_index *idx;
+    int state_fd;
+    struct stat state_st;
   } spare[GR_SPARE_MAX];
   size_t nspare;
   size_t view_diverged; /* paths the view's last refresh recorded as diverged (view.c) */
@@ -190,6 +199,9 @@ int gr_open_card(gitrepo *r, const char *card, gr_wd *wd, gr_err *e);
  * libgit2's status reads .gitignore files). */
 int gr_status_repo(const gitapi *g, const gr_wd *wd, gr_paths *out, gr_err *e);
 void gr_att_drop(gitrepo *r, size_t i);
+/* Frees what spare handle i keeps of its directory (its index, the state directory's
+ * descriptor), and the handle too when handle is set. */
+void gr_spare_free(gitrepo *r, size_t i, int handle);
 
 /* checkout.c */
 /* Writes the marker: stage about oid, synced when sync asks (and when made, with its

@@ -213,7 +213,7 @@ void gitrepo_close(gitrepo *r) {
   gr_forget(r, NULL);
   while (r->natt) gr_att_drop(r, r->natt - 1);
   free(r->att);
-  while (r->nspare) g->repository_free(r->spare[--r->nspare].w);
+  while (r->nspare) gr_spare_free(r, --r->nspare, 1);
   g->repository_free(r->walk);
   g->tree_free(r->view_tip);
   g->repository_free(r->repo);

@@ -7,6 +7,7 @@
 #include "tests.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdio.h>
@@ -872,6 +873,47 @@ done:
   tg_end(r, base);
 }
 
+
+/* A card directory parked and taken again (both directories renamed, as engine/gitwork.lua
+ * does) keeps the index its handle last had in memory: the next card's attach does not read
+ * the index file again (parsed and hashed, it holds every file of main). Seen here by its
+ * bytes replaced in place, its stamp (size, mtime, inode) and checksum kept: only a read of
+ * the whole file would notice. */
+TEST(test_gitrepo_card_dir_index_kept) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], p[1400], pool[600], state[600];
+  char pool2[600], state2[600];
+  gr_err e;
+  int sw, det;
+  gr_commit_kind ck = GR_CLEAN;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  snprintf(pool, sizeof pool, "%s/.pool-X", base);
+  snprintf(state, sizeof state, "%s/.pool-X.state", base);
+  snprintf(pool2, sizeof pool2, "%s/Y", base);
+  snprintf(state2, sizeof state2, "%s/Y.state", base);
+  CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_write(pool, "x.txt", "x\n") == 0);
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 && det == 1);
+  CHECK(t, rename(state, state2) == 0 && rename(pool, pool2) == 0);
+  snprintf(p, sizeof p, "%s/index", state2);
+  struct stat st;
+  int fd = open(p, O_RDWR);
+  CHECK(t, fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0);
+  if (fd >= 0) {
+    /* all but the trailing checksum, which libgit2 compares besides the stamp */
+    for (off_t i = 0; i + 20 < st.st_size; i++) CHECK(t, pwrite(fd, "\377", 1, i) == 1);
+    struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    CHECK(t, futimens(fd, ts) == 0);
+    close(fd);
+  }
+  /* Y begins at main, which lacks X's file: the switch removes it */
+  CHECK(t, gitrepo_attach(r, "Y", pool2, state2, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(pool2, "x.txt", buf, sizeof buf), "(missing)");
+  CHECK(t, gitrepo_detach(r, "Y", NULL, &det, &e) == 0 && det == 1);
+  tg_end(r, base);
+}
 
 /* Conflicts without text markers: a delete/modify keeps the modified file, a binary file the
  * card's version; both are named. */
