@@ -48,6 +48,9 @@ struct store {
   int64_t dv;
   uint64_t stamps;                    /* the last stamp given to a slot */
   int last_slot;                      /* of the statement store_prepare last returned */
+  int keep;                           /* a slot + 1 that eviction must spare, 0: none */
+  int pend;                           /* the lowest savepoint level not yet opened, 0: none */
+  uint64_t shares;                    /* bit L: level L rides on an earlier level's savepoint */
   store_slot cache[STORE_CACHE_SIZE];
   store_memo memo[STORE_MEMO_SIZE];
   char err[512];
@@ -274,6 +277,12 @@ store *store_open(const char *path, int mode, char *err, size_t errlen, const ch
   return s;
 }
 
+static store_stmt *store_lookup(store *s, const char *sql);
+static int store_control(store *s, const char *sql);
+static int store_open_pending(store *s);
+static const char *store_savepoint_sql(int verb, int level, char *buf, size_t len);
+enum { STORE_SP_SAVEPOINT, STORE_SP_RELEASE, STORE_SP_ROLLBACK_TO };
+
 void store_close(store *s) {
   if (s == NULL) return;
   for (int i = 0; i < STORE_CACHE_SIZE; i++) {
@@ -287,6 +296,7 @@ void store_close(store *s) {
 }
 
 int store_exec(store *s, const char *sql) {
+  if (s->pend != 0 && store_open_pending(s) != 0) return -1; /* a script may write */
   int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
   return rc == SQLITE_OK ? 0 : store_fail(s, rc);
 }
@@ -309,7 +319,7 @@ static store_stmt *store_reuse(store *s, int slot) {
   return (store_stmt *)s->cache[slot].st;
 }
 
-store_stmt *store_prepare(store *s, const char *sql) {
+static store_stmt *store_lookup(store *s, const char *sql) {
   store_memo *m = store_memo_of(s, sql);
   if (m->sql == sql) {
     store_slot *c = &s->cache[m->slot];
@@ -352,7 +362,8 @@ store_stmt *store_prepare(store *s, const char *sql) {
   }
   if (free_slot < 0) { /* full: evict round-robin (cheap and fair enough for a hot set) */
     free_slot = s->next_evict;
-    s->next_evict = (s->next_evict + 1) % STORE_CACHE_SIZE;
+    if (free_slot + 1 == s->keep) free_slot = (free_slot + 1) % STORE_CACHE_SIZE;
+    s->next_evict = (free_slot + 1) % STORE_CACHE_SIZE;
     sqlite3_finalize(s->cache[free_slot].st);
     free(s->cache[free_slot].sql);
   } else {
@@ -362,6 +373,37 @@ store_stmt *store_prepare(store *s, const char *sql) {
   *m = (store_memo){sql, free_slot};
   s->last_slot = free_slot;
   return (store_stmt *)st;
+}
+
+/* Savepoints are opened when first needed. A nested transaction that writes nothing
+ * (most of a step's reads) needs none, and levels opened one inside another with no write
+ * between them start from the same state, so one savepoint, the outermost's, serves them
+ * all: rolling back an inner one is rolling back to it (the others it serves stay open),
+ * and only its owner releases it. Before a statement that writes, the levels still
+ * waiting (pend and above) get that one savepoint. Levels past 63 open theirs at once. */
+static int store_open_pending(store *s) {
+  char buf[48];
+  int level = s->pend;
+  s->pend = 0;
+  if (store_control(s, store_savepoint_sql(STORE_SP_SAVEPOINT, level, buf, sizeof buf)) != 0) {
+    s->pend = level;
+    return -1;
+  }
+  for (int l = level + 1; l < s->depth; l++) s->shares |= (uint64_t)1 << l;
+  return 0;
+}
+
+/* The cached statement for sql; with levels waiting for their savepoint and a statement
+ * that writes, the savepoint is opened first (sparing the statement's slot). */
+store_stmt *store_prepare(store *s, const char *sql) {
+  store_stmt *st = store_lookup(s, sql);
+  if (st == NULL || s->pend == 0 || sqlite3_stmt_readonly(ST(st))) return st;
+  int slot = s->last_slot;
+  s->keep = slot + 1;
+  int rc = store_open_pending(s);
+  s->keep = 0;
+  s->last_slot = slot;
+  return rc == 0 ? st : NULL;
 }
 
 uint64_t store_columns_stamp(store *s, store_stmt *st, int *slot) {
@@ -502,7 +544,7 @@ int store_depth(store *s) { return s->depth; }
  * savepoint statements run several times a step, and sqlite3_exec would parse them every
  * time. 0 or -1 with the error recorded. */
 static int store_control(store *s, const char *sql) {
-  store_stmt *st = store_prepare(s, sql);
+  store_stmt *st = store_lookup(s, sql);
   if (st == NULL) return -1;
   int rc = sqlite3_step(ST(st));
   if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -517,7 +559,6 @@ static int store_control(store *s, const char *sql) {
 /* A savepoint statement: "VERB orket_txN". The usual levels are constants, so the text
  * keeps its address and the statement cache finds it at once (store_memo); deeper ones
  * are written into buf. */
-enum { STORE_SP_SAVEPOINT, STORE_SP_RELEASE, STORE_SP_ROLLBACK_TO };
 #define STORE_SP_LEVELS 6
 
 static const char *store_savepoint_sql(int verb, int level, char *buf, size_t len) {
@@ -545,8 +586,15 @@ static int store_open_tx(store *s, int write) {
     s->now_len = 0; /* a new transaction takes a new time */
     s->write_tx = write;
     s->dv_known = 0;
+    s->pend = 0;
+    s->shares = 0;
     sql = write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED";
+  } else if (s->depth < 64) { /* opened before its first write (store_open_pending) */
+    if (s->pend == 0) s->pend = s->depth;
+    s->depth++;
+    return 0;
   } else {
+    if (s->pend != 0 && store_open_pending(s) != 0) return -1;
     sql = store_savepoint_sql(STORE_SP_SAVEPOINT, s->depth, buf, sizeof buf);
   }
   if (store_control(s, sql) != 0) return -1;
@@ -558,6 +606,21 @@ int store_begin(store *s) { return store_open_tx(s, 1); }
 
 int store_begin_read(store *s) { return store_open_tx(s, 0); }
 
+/* Closes level's share of the savepoints when it has none of its own: -> 1 when it was
+ * still waiting for one (it wrote nothing) or rode on an earlier level's, 0 when it owns
+ * one (or is past 63). */
+static int store_riding(store *s, int level) {
+  if (s->pend != 0 && s->pend <= level) {
+    if (s->pend == level) s->pend = 0;
+    return 1;
+  }
+  if (level < 64 && (s->shares >> level & 1)) {
+    s->shares &= ~((uint64_t)1 << level);
+    return 1;
+  }
+  return 0;
+}
+
 int store_commit(store *s) {
   char buf[48];
   if (s->depth == 0) {
@@ -566,8 +629,12 @@ int store_commit(store *s) {
     s->file_error = 0;
     return -1;
   }
-  const char *sql = s->depth == 1 ? "COMMIT"
-                                  : store_savepoint_sql(STORE_SP_RELEASE, s->depth - 1, buf, sizeof buf);
+  int level = s->depth - 1;
+  if (level > 0 && store_riding(s, level)) { /* nothing of its own to release */
+    s->depth--;
+    return 0;
+  }
+  const char *sql = level == 0 ? "COMMIT" : store_savepoint_sql(STORE_SP_RELEASE, level, buf, sizeof buf);
   if (store_control(s, sql) != 0) return -1; /* still open: the caller rolls back */
   s->depth--;
   return 0;
@@ -579,16 +646,28 @@ int store_rollback(store *s) {
   s->cards_gen++; /* rows read inside may be gone */
   s->depth--;
   int rc;
-  if (s->depth == 0) {
+  int level = s->depth;
+  if (level == 0) {
     rc = store_control(s, "ROLLBACK");
+  } else if (s->pend != 0 && s->pend <= level) { /* it wrote nothing */
+    if (s->pend == level) s->pend = 0;
+    rc = 0;
+  } else if (level < 64 && (s->shares >> level & 1)) {
+    /* back to the savepoint it rides on (the state it began in), which stays open */
+    s->shares &= ~((uint64_t)1 << level);
+    int owner = level - 1;
+    while (owner > 0 && (s->shares >> owner & 1)) owner--;
+    rc = store_control(s, store_savepoint_sql(STORE_SP_ROLLBACK_TO, owner, buf, sizeof buf));
   } else {
-    rc = store_control(s, store_savepoint_sql(STORE_SP_ROLLBACK_TO, s->depth, buf, sizeof buf));
-    if (rc == 0) rc = store_control(s, store_savepoint_sql(STORE_SP_RELEASE, s->depth, buf, sizeof buf));
+    rc = store_control(s, store_savepoint_sql(STORE_SP_ROLLBACK_TO, level, buf, sizeof buf));
+    if (rc == 0) rc = store_control(s, store_savepoint_sql(STORE_SP_RELEASE, level, buf, sizeof buf));
   }
   /* SQLite may have rolled the whole transaction back itself (e.g. on SQLITE_FULL);
    * then there is nothing left to undo and the error is not worth reporting. */
   if (rc != 0 && sqlite3_get_autocommit(s->db)) {
     s->depth = 0;
+    s->pend = 0;
+    s->shares = 0;
     return 0;
   }
   return rc;

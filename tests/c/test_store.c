@@ -91,6 +91,56 @@ TEST(test_store_deep_savepoints) {
   remove_temp(dir);
 }
 
+/* Savepoints open at a level's first write, one for levels nested with no write between
+ * them: each level still rolls back to the state it began in, alone. */
+TEST(test_store_lazy_savepoints) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE x (v INTEGER)") == 0);
+  CHECK(t, select_int(s, "SELECT count(*) FROM x") == 0);
+  CHECK(t, store_begin(s) == 0);
+  int cached = store_cached(s);
+  /* levels that only read open no savepoint (no statement for one is ever prepared) */
+  CHECK(t, store_begin(s) == 0 && store_begin(s) == 0);
+  CHECK(t, select_int(s, "SELECT count(*) FROM x") == 0);
+  CHECK(t, store_rollback(s) == 0 && store_commit(s) == 0);
+  CHECK(t, store_cached(s) == cached);
+  CHECK(t, store_exec(s, "INSERT INTO x VALUES (1)") == 0);
+  /* three levels, no write between their starts: one savepoint for the three */
+  CHECK(t, store_begin(s) == 0 && store_begin(s) == 0 && store_begin(s) == 0);
+  CHECK(t, store_exec(s, "INSERT INTO x VALUES (2)") == 0);
+  CHECK(t, store_commit(s) == 0);                                 /* the innermost's 2 kept */
+  CHECK(t, store_exec(s, "INSERT INTO x VALUES (3)") == 0);
+  CHECK(t, store_begin(s) == 0);
+  CHECK(t, store_exec(s, "INSERT INTO x VALUES (4)") == 0);
+  CHECK(t, store_rollback(s) == 0);                               /* 4 goes, alone */
+  CHECK(t, select_int(s, "SELECT sum(v) FROM x") == 6);
+  CHECK(t, store_rollback(s) == 0);                               /* the middle: 2 and 3 go */
+  CHECK(t, select_int(s, "SELECT sum(v) FROM x") == 1);
+  CHECK(t, store_exec(s, "INSERT INTO x VALUES (5)") == 0);      /* the outer level's, still open */
+  CHECK(t, store_begin(s) == 0 && store_begin(s) == 0);
+  CHECK(t, store_exec(s, "INSERT INTO x VALUES (7)") == 0);
+  CHECK(t, store_rollback(s) == 0);                               /* 7 goes */
+  CHECK(t, store_exec(s, "INSERT INTO x VALUES (8)") == 0);
+  CHECK(t, store_commit(s) == 0);
+  CHECK(t, store_rollback(s) == 0);                               /* 5 and 8 go */
+  CHECK(t, select_int(s, "SELECT sum(v) FROM x") == 1);
+  CHECK(t, store_depth(s) == 1);
+  CHECK(t, store_commit(s) == 0);
+  CHECK(t, select_int(s, "SELECT sum(v) FROM x") == 1);
+  /* a statement that writes through store_prepare opens the savepoint too */
+  CHECK(t, store_begin(s) == 0 && store_begin(s) == 0);
+  store_stmt *st = store_prepare(s, "INSERT INTO x VALUES (?)");
+  CHECK(t, st != NULL && store_bind_int(st, 1, 10) == 0 && store_step(st) == STORE_DONE);
+  if (st) store_reset(st);
+  CHECK(t, store_rollback(s) == 0);
+  CHECK(t, select_int(s, "SELECT sum(v) FROM x") == 1);
+  CHECK(t, store_commit(s) == 0);
+  store_close(s);
+  remove_temp(dir);
+}
+
 /* Bound text is not copied (store_bind_text): store_reset ends the statement's use and
  * clears it, so a later use never reads a caller's buffer that has changed since. */
 TEST(test_store_reset_clears_bindings) {

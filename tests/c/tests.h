@@ -119,6 +119,7 @@
   X(test_health_answers)                   \
   X(test_store_cache_same_address)         \
   X(test_store_deep_savepoints)            \
+  X(test_store_lazy_savepoints)            \
   X(test_store_reset_clears_bindings)      \
   X(test_store_columns_stamp)
 

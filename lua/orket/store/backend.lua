@@ -51,6 +51,16 @@ function M.row(db, sql, ...)
   return r
 end
 
+--- rows(db, sql, ...) -> the rows (an array, {} for none); raises as row does
+function M.rows(db, sql, ...)
+  local r, err = db:rows(sql, ...)
+  if r == nil then
+    M.last_failure = err
+    error(err or "store: a read failed", 0)
+  end
+  return r
+end
+
 -- the operations modules that have a PostgreSQL twin (the specs check that each of its
 -- functions stands for one of the module's)
 M.MODULES = { "journal_reads", "turns", "memory", "cards", "metrics", "leases", "sandboxes" }

@@ -9,6 +9,9 @@
 -- connection: the board's reads are the engine's hottest path.
 local cjson = require "cjson"
 local dialect = require "orket.store.dialect"
+-- a one-row read that fails raises (orket.store.backend.row): a lost store must not read as
+-- no such card
+local one = require("orket.store.backend").row
 
 local M = {}
 local sql = dialect.statement
@@ -25,11 +28,8 @@ local ALL_DEPS = "SELECT card_id, depends_on FROM dependencies ORDER BY card_id,
 
 --- get(db, id) -> the card with depends_on | nil
 function M.get(db, id)
-  local c, err = db:row(GET, id)
-  if c == nil then
-    if err then error(err, 0) end
-    return nil
-  end
+  local c = one(db, GET, id)
+  if c == nil then return nil end
   local deps = {}
   for i, d in ipairs(assert(db:rows(GET_DEPS, id))) do deps[i] = d.depends_on end
   c.depends_on = deps
@@ -117,22 +117,22 @@ end
 
 --- head(db, id) -> {id, type, parent, status} of the card | nil
 function M.head(db, id)
-  return db:row("SELECT id, type, parent, status FROM cards WHERE id = ?", id)
+  return one(db, "SELECT id, type, parent, status FROM cards WHERE id = ?", id)
 end
 
 --- exists(db, id) -> true when a card with that id exists
 function M.exists(db, id)
-  return db:row("SELECT 1 AS x FROM cards WHERE id = ?", id) ~= nil
+  return one(db, "SELECT 1 AS x FROM cards WHERE id = ?", id) ~= nil
 end
 
 --- is_issue(db, id) -> true when the card exists and is an issue
 function M.is_issue(db, id)
-  return db:row("SELECT id FROM cards WHERE id = ? AND type = 'issue'", id) ~= nil
+  return one(db, "SELECT id FROM cards WHERE id = ? AND type = 'issue'", id) ~= nil
 end
 
 --- child_count(db, id) -> how many cards have id as their parent
 function M.child_count(db, id)
-  return assert(db:row("SELECT count(*) AS n FROM cards WHERE parent = ?", id)).n
+  return one(db, "SELECT count(*) AS n FROM cards WHERE parent = ?", id).n
 end
 
 --- child_statuses(db, id) -> {status, n} for each status among the children of id
@@ -158,7 +158,7 @@ end })
 --- first (the cards_parent index's own order): the older children are the likelier to be
 --- finished, where child_statuses counts them all (1,000 rows under a large epic).
 function M.has_child_outside(db, id, statuses)
-  return db:row(CHILD_OUTSIDE[#statuses], id, table.unpack(statuses)) ~= nil
+  return one(db, CHILD_OUTSIDE[#statuses], id, table.unpack(statuses)) ~= nil
 end
 
 -- id's count, then epic's unless it is id again: `d.card_id = ?1 OR d.card_id = ?2` read both
@@ -171,7 +171,7 @@ local OPEN_DEPS = [[SELECT (SELECT count(*) FROM dependencies d JOIN cards t ON 
 --- open_dependencies(db, id, epic) -> how many of the cards that id or epic (its epic, or
 --- id again) depend on are not done
 function M.open_dependencies(db, id, epic)
-  return assert(db:row(OPEN_DEPS, id, epic)).n
+  return one(db, OPEN_DEPS, id, epic).n
 end
 
 local SET_STATUS = sql(function(d)

@@ -48,20 +48,18 @@ function M.charged_tokens(d, col)
   return "COALESCE(" .. d.json_int(col, "prompt_tokens") .. " + " .. d.json_int(col, "completion_tokens") .. ", 0)"
 end
 
---- rows(db, f) -> array of {model=, currency=, micros=, priced=, calls=, input=, cached=,
---- output=}, one per model and currency, for the calls matching every filter of
---- f {run=, card=, epic=, rock=, since= (a stored time's text), after_turn= (turns id),
---- after_event= (events id)}. input counts every prompt token (cached ones too); priced
---- counts the calls with a cost. A call whose answer's usage was refused counts as charged.
-function M.rows(db, f)
-  local d = db.dialect
+--- query(d, f) -> SQL, args: the statement of rows(db, f) in dialect d (its plan is
+--- checked for indexes: a budget reads it before each model call)
+function M.query(d, f)
   local parts, args = {}, {}
   for _, src in ipairs(sources(d)) do
     local name, from = src[1], src[2]
     local where = { name == "failures" and (d.json_int("r.data", "prompt_tokens") .. " IS NOT NULL") or "1 = 1" }
     for _, flt in ipairs(FILTERS) do
       local v = f and f[flt[1]]
-      if v ~= nil and (flt[4] == nil or flt[4] == name) then
+      -- a mark of 0 (none) holds for every call: as a condition it would lead SQLite to
+      -- read the ids' whole range in place of the day's or the card's index
+      if v ~= nil and (flt[4] == nil or (flt[4] == name and v ~= 0)) then
         where[#where + 1] = flt[2]
         for _ = 1, flt[3] do args[#args + 1] = v end
       end
@@ -76,6 +74,16 @@ function M.rows(db, f)
     .. d.integer("COALESCE(SUM(pt), 0)") .. " AS input, " .. d.integer("COALESCE(SUM(cached), 0)") .. " AS cached, "
     .. d.integer("COALESCE(SUM(ct), 0)") .. " AS output FROM (" .. table.concat(parts, " UNION ALL ")
     .. ") c GROUP BY 1, 2 ORDER BY 1, 2"
+  return q, args
+end
+
+--- rows(db, f) -> array of {model=, currency=, micros=, priced=, calls=, input=, cached=,
+--- output=}, one per model and currency, for the calls matching every filter of
+--- f {run=, card=, epic=, rock=, since= (a stored time's text), after_turn= (turns id),
+--- after_event= (events id)}. input counts every prompt token (cached ones too); priced
+--- counts the calls with a cost. A call whose answer's usage was refused counts as charged.
+function M.rows(db, f)
+  local q, args = M.query(db.dialect, f)
   return assert(db:rows(q, table.unpack(args)))
 end
 

@@ -722,4 +722,20 @@ CREATE TABLE project_stores (
 INSERT INTO store_identity (id, created_at) VALUES (lower(hex(randomblob(16))), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
 ]],
   },
+  {
+    version = 28,
+    name = "money budgets' sums read by index",
+    -- A money budget's total is read before every model call: the day's by the calls'
+    -- times, a card's (its epic's, its rock's) by card, a run's by run, over the turns and
+    -- the charged model failures. Only a run's turns had an index, so each check read
+    -- every turn or every event of the journal and a long-lived project's calls slowed.
+    -- The failures' indexes hold model_failure events alone: no other event's insert
+    -- writes them.
+    sql = [[
+CREATE INDEX turns_at ON turns(created_at);
+CREATE INDEX turns_card ON turns(card_id, id);
+CREATE INDEX events_model_failure_at ON events(at) WHERE kind = 'model_failure';
+CREATE INDEX events_model_failure_run ON events(run_id, id) WHERE kind = 'model_failure';
+]],
+  },
 }

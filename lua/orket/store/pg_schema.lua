@@ -580,6 +580,17 @@ CREATE TABLE project_stores (
 INSERT INTO store_identity (id, created_at) VALUES (replace(gen_random_uuid()::text, '-', ''), now());
 ]],
   },
+  {
+    version = 19,
+    sqlite = 28,
+    name = "money budgets' sums read by index (SQLite 28)",
+    sql = [[
+CREATE INDEX turns_at ON turns(created_at);
+CREATE INDEX turns_card ON turns(card_id, id);
+CREATE INDEX events_model_failure_at ON events(at) WHERE kind = 'model_failure';
+CREATE INDEX events_model_failure_run ON events(run_id, id) WHERE kind = 'model_failure';
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -3,6 +3,7 @@
 -- plain Lua values; times are ISO text. The uptimes' arithmetic on times is each backend's
 -- own (orket.store.pg.sandboxes); the rest is written once (orket.store.dialect).
 local one = require("orket.store.backend").row
+local many = require("orket.store.backend").rows
 
 local M = {}
 
@@ -67,10 +68,11 @@ function M.ports(db)
 end
 
 --- uptimes(db, limit) -> {id=, status=, uptime_s=} of the live sandboxes as recorded (the
---- seconds since each started), at most limit, oldest first
+--- seconds since each started), at most limit, oldest first (raises on a store error: a
+--- failed read is not "no sandboxes")
 function M.uptimes(db, limit)
-  return db:rows("SELECT id, status, (julianday('now') - julianday(started_at)) * 86400.0 AS uptime_s "
-    .. "FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy') ORDER BY id LIMIT ?", limit) or {}
+  return many(db, "SELECT id, status, (julianday('now') - julianday(started_at)) * 86400.0 AS uptime_s "
+    .. "FROM sandboxes WHERE status IN ('starting', 'healthy', 'unhealthy') ORDER BY id LIMIT ?", limit)
 end
 
 return require("orket.store.backend").twin("sandboxes", M)

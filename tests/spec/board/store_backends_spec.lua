@@ -343,6 +343,57 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  -- A money budget reads its scope's total before every model call: each scope's sum is
+  -- read by an index, never by the whole journal (SQLite's plan has no SCAN and no range
+  -- of every id; PostgreSQL's, with sequential scans priced out, no Seq Scan).
+  it("costs: each budget scope's sum reads turns and model failures by an index", function()
+    local db = open()
+    local costs = require "orket.store.costs"
+    local run = db:record_run { target = "E", kind = "epic" }
+    db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, model = "m", prompt_tokens = 1,
+      data = { cost = 5, currency = "USD" } }
+    local scopes = {
+      day = { { since = "2000-01-01T00:00:00.000Z", after_turn = 0, after_event = 0 }, "turns_at", "events_model_failure_at" },
+      run = { { run = run, after_turn = 0, after_event = 0 }, "turns_run", "events_model_failure_run" },
+      -- a card's failures: by its events, or (PostgreSQL's choice on a journal of none) by
+      -- an index of model failures alone
+      card = { { card = "E-1", after_turn = 1, after_event = 1 }, "turns_card", "events_card",
+        "events_model_failure_run", "events_model_failure_at" },
+      epic = { { epic = "E", after_turn = 0, after_event = 0 }, "turns_card", "events_card",
+        "events_model_failure_run", "events_model_failure_at" },
+    }
+    for name, s in pairs(scopes) do
+      local q, args = costs.query(db.dialect, s[1])
+      local plan = {}
+      assert(db:tx(function()
+        local explain = "EXPLAIN QUERY PLAN "
+        if B.name() == "pg" then
+          assert(db:exec("SET LOCAL enable_seqscan = off"))
+          explain = "EXPLAIN "
+        end
+        for _, r in ipairs(assert(db:rows(explain .. q, table.unpack(args)))) do
+          plan[#plan + 1] = r.detail or r["QUERY PLAN"]
+        end
+        return true
+      end))
+      plan = table.concat(plan, "\n")
+      for _, t in ipairs { "turns", "events" } do
+        assert.is_nil(plan:find("SCAN " .. t, 1, true), name .. ": " .. plan)
+        assert.is_nil(plan:find("Seq Scan on " .. t, 1, true), name .. ": " .. plan)
+        assert.is_nil(plan:find(t .. " USING INTEGER PRIMARY KEY", 1, true), name .. ": " .. plan)
+      end
+      assert.truthy(plan:find(s[2], 1, true), name .. " reads turns by " .. s[2] .. ": " .. plan)
+      local by
+      for i = 3, #s do by = by or plan:find(s[i], 1, true) end
+      assert.truthy(by, name .. " reads events by " .. s[3] .. ": " .. plan)
+    end
+    -- the same figures as before
+    assert.same({ USD = 5 }, costs.totals(db, scopes.day[1]).cost)
+    assert.same({ USD = 5 }, costs.totals(db, scopes.run[1]).cost)
+    assert.same({ USD = 5 }, costs.totals(db, scopes.epic[1]).cost)
+    db:close()
+  end)
+
   it("memory: every word a prefix, any may match, a card filter, tags as arrays", function()
     local db = open()
     local sm = require "orket.store.memory"

@@ -1,6 +1,7 @@
--- A store read that fails raises the store's message: the runs, journal and sandbox reads
--- once answered such a failure as "nothing there" (no run, no move, no sandbox), so a new
--- run could redo the turns a killed run left half done, and a sandbox read as gone.
+-- A store read that fails raises the store's message: the runs, journal, card and sandbox
+-- reads once answered such a failure as "nothing there" (no run, no move, no card, no
+-- sandbox), so a new run could redo the turns a killed run left half done, a sandbox read
+-- as gone and a lost store as "no such card".
 local H = require "tests.helpers"
 local store = require "orket.store"
 local runs = require "orket.store.runs"
@@ -87,6 +88,46 @@ describe("store reads that fail", function()
       ports = function() return sandboxes.ports(bad) end,
     }
     assert.is_nil(service.get(db, 1))
+  end)
+
+  it("raise from the card reads, not 'no such card'", function()
+    local cards = require "orket.store.cards"
+    local bad = failing(db)
+    each_raises {
+      get = function() return cards.get(bad, "E-1") end,
+      head = function() return cards.head(bad, "E-1") end,
+      exists = function() return cards.exists(bad, "E-1") end,
+      is_issue = function() return cards.is_issue(bad, "E-1") end,
+      child_count = function() return cards.child_count(bad, "E") end,
+      has_child_outside = function() return cards.has_child_outside(bad, "E", { "done" }) end,
+      open_dependencies = function() return cards.open_dependencies(bad, "E-1", "E") end,
+      uptimes = function() return sandboxes.uptimes(bad, 10) end,
+    }
+    -- a store that answers still tells "none" from a failure
+    assert.is_false(cards.exists(db, "E-1"))
+    assert.is_false(cards.is_issue(db, "E-1"))
+    assert.is_nil(cards.head(db, "E-1"))
+    assert.same({}, sandboxes.uptimes(db, 10))
+  end)
+
+  it("raise from the card reads on a real statement that fails, and keep its message for the command line", function()
+    local cards = require "orket.store.cards"
+    local backend = require "orket.store.backend"
+    require("orket.store.imports").insert_card(db, { id = "E", type = "epic", name = "epic", priority = 1, seat = "developer" })
+    assert.is_true(cards.exists(db, "E"))
+    assert(db:exec("ALTER TABLE cards RENAME TO cards_gone"))
+    backend.last_failure = nil
+    for name, call in pairs {
+      exists = function() return cards.exists(db, "E") end,
+      is_issue = function() return cards.is_issue(db, "E") end,
+      head = function() return cards.head(db, "E") end,
+    } do
+      local ok, err = pcall(call)
+      assert.is_false(ok, name)
+      assert.matches("no such table: cards", err, 1, true)
+      assert.equal(err, backend.last_failure)
+    end
+    assert(db:exec("ALTER TABLE cards_gone RENAME TO cards"))
   end)
 
   it("stop a new run's check for a killed run's half-done turn, on a real statement that fails", function()

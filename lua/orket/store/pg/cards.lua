@@ -7,6 +7,7 @@
 -- turn files) keep the order they were written in.
 local iso = require("orket.store.pgdb").iso
 local cjson = require "cjson"
+local one = require("orket.store.backend").row
 
 local M = {}
 
@@ -27,11 +28,8 @@ end
 local GET = "SELECT " .. COLUMNS .. DEPS .. " FROM cards WHERE id = $1"
 
 function M.get(db, id)
-  local c, err = db:row(GET, id)
-  if c == nil then
-    if err then error(err, 0) end
-    return nil
-  end
+  local c = one(db, GET, id)
+  if c == nil then return nil end
   return with_deps({ c })[1]
 end
 
@@ -78,7 +76,7 @@ local CHILD_OUTSIDE = setmetatable({}, { __index = function(t, n)
 end })
 
 function M.has_child_outside(db, id, statuses)
-  return db:row(CHILD_OUTSIDE[#statuses], id, table.unpack(statuses)) ~= nil
+  return one(db, CHILD_OUTSIDE[#statuses], id, table.unpack(statuses)) ~= nil
 end
 
 return M
