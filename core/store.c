@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -393,11 +394,26 @@ static int store_open_pending(store *s) {
   return 0;
 }
 
+/* SQLite calls SAVEPOINT, RELEASE, ROLLBACK, BEGIN and COMMIT read-only, yet a caller's
+ * own one sent inside a level still waiting for its savepoint would end up around ours
+ * (RELEASE of the caller's would release ours too): they count as writes. */
+static int store_txn_control(const char *sql) {
+  static const char *const words[] = {"SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT", "END"};
+  while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r') sql++;
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+    size_t n = strlen(words[i]);
+    if (strncasecmp(sql, words[i], n) == 0 && !(sql[n] >= 'A' && sql[n] <= 'Z') && !(sql[n] >= 'a' && sql[n] <= 'z') &&
+        sql[n] != '_')
+      return 1;
+  }
+  return 0;
+}
+
 /* The cached statement for sql; with levels waiting for their savepoint and a statement
  * that writes, the savepoint is opened first (sparing the statement's slot). */
 store_stmt *store_prepare(store *s, const char *sql) {
   store_stmt *st = store_lookup(s, sql);
-  if (st == NULL || s->pend == 0 || sqlite3_stmt_readonly(ST(st))) return st;
+  if (st == NULL || s->pend == 0 || (sqlite3_stmt_readonly(ST(st)) && !store_txn_control(sql))) return st;
   int slot = s->last_slot;
   s->keep = slot + 1;
   int rc = store_open_pending(s);
@@ -630,6 +646,14 @@ int store_commit(store *s) {
     return -1;
   }
   int level = s->depth - 1;
+  /* SQLite rolls the whole transaction back on some errors (SQLITE_FULL, OR ROLLBACK):
+   * a level without a savepoint of its own must not report its commit as done then */
+  if (level > 0 && sqlite3_get_autocommit(s->db)) {
+    snprintf(s->err, sizeof s->err, "store: the transaction is gone: SQLite rolled it back after an earlier error");
+    s->code = "ESQL";
+    s->file_error = 0;
+    return -1;
+  }
   if (level > 0 && store_riding(s, level)) { /* nothing of its own to release */
     s->depth--;
     return 0;

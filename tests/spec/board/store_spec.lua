@@ -533,3 +533,58 @@ describe("store concurrency and crashes", function()
     db:close()
   end)
 end)
+
+-- Nested levels open their savepoint at their first write (core/store.c); these are the
+-- cases where that could commit part of a failed transaction.
+describe("nested transactions without a savepoint of their own", function()
+  after_each(H.cleanup)
+  local function values(c)
+    local t = {}
+    for _, r in ipairs(c:rows("SELECT v FROM x ORDER BY v")) do t[#t + 1] = r.v end
+    return table.concat(t, ",")
+  end
+  local function open()
+    local c = assert(cstore.open(H.tmpdir() .. "/sp.db"))
+    assert(c:exec("CREATE TABLE x (v INTEGER PRIMARY KEY)"))
+    assert(c:run("INSERT INTO x VALUES (1)"))
+    return c
+  end
+
+  it("report a transaction SQLite rolled back itself, so nothing after it is committed", function()
+    local c = open()
+    local ok = c:tx(function()
+      assert(c:run("INSERT INTO x VALUES (10)"))
+      assert(c:tx(function()
+        assert(c:tx(function()
+          assert(c:run("INSERT INTO x VALUES (20)"))
+          c:run("INSERT OR ROLLBACK INTO x VALUES (1)") -- its failure unchecked: SQLite ends the transaction
+          return true
+        end))
+        assert(c:run("INSERT INTO x VALUES (30)"))
+        return true
+      end))
+      return true
+    end)
+    assert.is_nil(ok)
+    assert.equal("1", values(c))
+    assert.equal(0, c:depth())
+    c:close()
+  end)
+
+  it("keep a caller's own savepoint statements inside the level's", function()
+    local c = open()
+    assert(c:tx(function()
+      assert(c:run("INSERT INTO x VALUES (2)"))
+      local ok = c:tx(function()
+        assert(c:run("SAVEPOINT mine"))
+        assert(c:run("INSERT INTO x VALUES (3)"))
+        assert(c:run("RELEASE mine"))
+        return nil, "the level fails after its own savepoint work"
+      end)
+      assert.is_nil(ok)
+      return true
+    end))
+    assert.equal("1,2", values(c))
+    c:close()
+  end)
+end)
