@@ -398,7 +398,7 @@ static int store_open_pending(store *s) {
  * own one sent inside a level still waiting for its savepoint would end up around ours
  * (RELEASE of the caller's would release ours too): they count as writes. */
 static int store_txn_control(const char *sql) {
-  static const char *const words[] = {"SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT", "END"};
+  static const char *const words[] = {"savepoint", "release", "rollback", "begin", "commit", "end"};
   while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r') sql++;
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
     size_t n = strlen(words[i]);
