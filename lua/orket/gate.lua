@@ -169,7 +169,8 @@ function M.counters_add(counters, def, args)
   if def and type(args) == "table" then
     bytes, files = cgate.measure(def.compiled_schema or def.parameters or {}, args, def.effect)
   end
-  for _, scope in ipairs(SCOPES) do
+  for i = 1, #SCOPES do
+    local scope = SCOPES[i]
     local c = counters[scope] or {}
     counters[scope] = c
     c.calls = (c.calls or 0) + 1

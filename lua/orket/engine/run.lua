@@ -921,7 +921,7 @@ function Run:execute()
       close_execution(self, st)
       error(changed, 0)
     end
-    for _, f in ipairs(after) do f() end
+    for i = 1, #after do after[i]() end
     self:start_jobs(st, jobs)
     if not self:wait_round(st, changed, others) then break end
   end

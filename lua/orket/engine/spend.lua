@@ -171,8 +171,14 @@ end
 --- budget_warning event once per scope when 80% of it is spent.
 function M.check(run, job, req)
   local b = run.settings.budgets
+  -- by index, stopping at the first: this runs before every model call
   local any = false
-  for _, key in ipairs(BUDGET_KEYS) do any = any or b[key] ~= nil end
+  for i = 1, #BUDGET_KEYS do
+    if b[BUDGET_KEYS[i]] ~= nil then
+      any = true
+      break
+    end
+  end
   if not any then return nil end
   local price = M.price(run, job.model)
   if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it
