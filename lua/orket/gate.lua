@@ -30,8 +30,11 @@ M.DEFAULT_LIMITS = {
 local function list_of_strings(v, what)
   if v == nil then return {} end
   if type(v) ~= "table" then error("bad argument #1 to 'check' (" .. what .. " must be a list of strings)", 3) end
-  for i, s in ipairs(v) do
+  local i, s = 1, v[1]
+  while s ~= nil do -- as ipairs walks it, by index
     if type(s) ~= "string" then error("bad argument #1 to 'check' (" .. what .. "[" .. i .. "] must be a string)", 3) end
+    i = i + 1
+    s = v[i]
   end
   return v
 end
