@@ -11,7 +11,6 @@
 -- fits only once those in flight end waits for them (wait_room). A card
 -- waiting on its budget goes on once a person approves (orket.actions.answer) or raises
 -- the budget (release_raised).
-local cjson = require "cjson.safe"
 local cost = require "orket.cost"
 local costs = require "orket.store.costs"
 local common = require "orket.llm.common"
@@ -130,8 +129,7 @@ end
 -- The most tokens the request may use: its prompt (estimated from its bytes) and its
 -- whole allowance of output.
 local function estimate_tokens(req)
-  local n = common.messages_chars(req.messages)
-  for _, t in ipairs(req.tools or {}) do n = n + #(cjson.encode(t) or "") end
+  local n = common.messages_chars(req.messages) + common.tools_chars(req)
   return common.estimate_tokens(n), req.max_tokens or M.DEFAULT_MAX_OUTPUT
 end
 
