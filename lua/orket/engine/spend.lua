@@ -32,12 +32,24 @@ for i, s in ipairs(M.SCOPES) do BUDGET_KEYS[i] = "cost_per_" .. s end
 -- the scopes whose budget makes the card wait (the others end the run)
 M.CARD_SCOPES = { card = true, epic = true, rock = true }
 
+-- Each models.prices entry's price, by the entry (weak): the check and the record read it
+-- at every call, and making it anew from its text cost more than either. Settings are not
+-- changed in place; a reload's are new tables, whose prices are made anew.
+local kept_prices = setmetatable({}, { __mode = "k" })
+
 --- price(run, spec) -> the price of "provider:model" | nil (none set)
 function M.price(run, spec)
   local models = run.settings.models
   local t = models and models.prices
-  if type(t) ~= "table" or spec == nil or t[spec] == nil then return nil end
-  return (cost.price(t[spec], "models.prices")) -- checked when orket.lua was read
+  if type(t) ~= "table" or spec == nil then return nil end
+  local v = t[spec]
+  if type(v) ~= "table" then return nil end -- a table: checked when orket.lua was read
+  local p = kept_prices[v]
+  if not p then
+    p = cost.price(v, "models.prices")
+    kept_prices[v] = p
+  end
+  return p
 end
 
 --- release(run, job): the job's call in flight no longer holds its estimate (its cost is

@@ -1,12 +1,13 @@
 -- orket.engine.spend's estimate of a call not yet sent, as a refused usage is charged: the
 -- same number whether its tools' characters are counted at the call or kept for the list,
--- and a reloaded tool list's own.
+-- and a reloaded tool list's own; a model's price, made once per price entry.
 local H = require "tests.helpers"
 local F = require "tests.fixtures"
 local spend = require "orket.engine.spend"
 local tools = require "orket.tools"
 local calls = require "tests.calls"
 local cjson = require "cjson.safe"
+local cost = require "orket.cost"
 
 local PRICE = { input = "0.15", cached_input = "0.075", output = "0.60", currency = "USD" }
 local run = { settings = { models = { prices = { ["p:m"] = PRICE } } }, add_tokens = function() end }
@@ -76,5 +77,22 @@ describe("a call's estimate under a money budget", function()
     local after = charged(after_req)
     assert.equal(counted(after_req), after)
     assert.equal(before + 10, after)
+  end)
+end)
+
+describe("a model's price under a money budget", function()
+  it("is made once per price entry, and anew from a reload's", function()
+    local prices = { ["p:m"] = { input = "0.15", cached_input = "0.075", output = "0.60", currency = "USD" } }
+    local r = { settings = { models = { prices = prices } } }
+    local first = spend.price(r, "p:m")
+    assert.same({ input = 150000, cached_input = 75000, output = 600000, currency = "USD" }, first)
+    -- the check and the record ask at every call: the price made the first time
+    local again
+    assert.equal(0, calls(cost, "price", function() again = spend.price(r, "p:m") end))
+    assert.equal(first, again)
+    assert.is_nil(spend.price(r, "p:other"))
+    -- a reload's settings are new tables
+    r.settings = { models = { prices = { ["p:m"] = { input = "1", cached_input = "0.5", output = "2", currency = "EUR" } } } }
+    assert.same({ input = 1000000, cached_input = 500000, output = 2000000, currency = "EUR" }, spend.price(r, "p:m"))
   end)
 end)
