@@ -15,7 +15,9 @@
 -- orchestration alone, without git's noise. Three rounds, each its own floors; the
 -- targets' figures with min/median/max over them, peak RSS against `orket version` plus
 -- the store's page cache.
---   build/orket lua bench/engine.lua [ISSUES] [nogit|profile|profile-vm|profile-alloc|parts [CONCURRENCY [nogit]]]
+--   build/orket lua bench/engine.lua [ISSUES] [nogit|profile|profile-vm|profile-alloc|parts [CONCURRENCY [nogit]]] [money]
+-- "money" (last) prices the two seats' models and sets a run's money budget too high to
+-- reach, so every model call also pays the budget's check (its estimate, its totals).
 -- With "profile" only one run is made (concurrency 1 unless given), under orket.profile
 -- (model time not charged), and its costliest lines are printed per turn; "profile-vm"
 -- counts Lua VM instructions instead of wall time, so the git and SQLite calls' time is
@@ -48,6 +50,7 @@ local FLOOR_DIR = arg and arg[2] == "journal-floor" and arg[3]
 -- "nogit": only the no-git run at concurrency 1 and its journal floor, one line (for
 -- alternating two builds: a cut's before and after)
 local NOGIT_ONLY = arg and arg[2] == "nogit"
+local MONEY = arg and arg[#arg] == "money"
 local prof
 local journal_floor
 
@@ -105,7 +108,12 @@ end
 
 -- The benchmark's epic (bench/project.lua), imported.
 local function project(n)
-  local dir = require("bench.project").make(n, fake.url .. "/v1", { description = true })
+  local dir = require("bench.project").make(n, fake.url .. "/v1", { description = true, extra = MONEY and [[
+local price = { input = "0.15", cached_input = "0.075", output = "0.60", currency = "USD" }
+models.prices = { ["fake:tool=update_issue_status,arg_status=code_review"] = price,
+  ["fake:tool=update_issue_status,arg_status=done"] = price }
+budgets.cost_per_run = "1000000 USD"
+]] or nil })
   local store = require "orket.store"
   local db = assert(store.open(dir .. "/.orket/orket.db"))
   assert(require("orket.import").import(db, dir))

@@ -24,6 +24,16 @@ function F.model_server(teardown)
   return fake
 end
 
+--- note_tool(dir, description): writes dir/note.lua, a read tool "note" with that
+--- description; writing it again with another is a hot reload's edit of a tool
+function F.note_tool(dir, description)
+  H.write(dir .. "/note.lua", string.format([[
+return { name = "note", description = %q, effect = "read",
+  parameters = { type = "object", properties = { text = { type = "string" } }, required = { "text" } },
+  handler = function(args) return { ok = true } end }
+]], description))
+end
+
 function F.initialized(folders)
   local dir = H.tmpdir()
   local r = H.orket("init p", { cwd = dir })

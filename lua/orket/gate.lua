@@ -30,8 +30,11 @@ M.DEFAULT_LIMITS = {
 local function list_of_strings(v, what)
   if v == nil then return {} end
   if type(v) ~= "table" then error("bad argument #1 to 'check' (" .. what .. " must be a list of strings)", 3) end
-  for i, s in ipairs(v) do
+  local i, s = 1, v[1]
+  while s ~= nil do -- as ipairs walks it, by index
     if type(s) ~= "string" then error("bad argument #1 to 'check' (" .. what .. "[" .. i .. "] must be a string)", 3) end
+    i = i + 1
+    s = v[i]
   end
   return v
 end
@@ -169,7 +172,8 @@ function M.counters_add(counters, def, args)
   if def and type(args) == "table" then
     bytes, files = cgate.measure(def.compiled_schema or def.parameters or {}, args, def.effect)
   end
-  for _, scope in ipairs(SCOPES) do
+  for i = 1, #SCOPES do
+    local scope = SCOPES[i]
     local c = counters[scope] or {}
     counters[scope] = c
     c.calls = (c.calls or 0) + 1

@@ -7,16 +7,28 @@ local M = {}
 
 local function size(m)
   local n = #(m.content or "")
-  for _, c in ipairs(m.tool_calls or {}) do n = n + #(c.raw_arguments or "") + #(c.name or "") end
+  local calls = m.tool_calls
+  if calls then
+    local i, c = 1, calls[1]
+    while c ~= nil do -- as ipairs walks them, by index
+      n = n + #(c.raw_arguments or "") + #(c.name or "")
+      i = i + 1
+      c = calls[i]
+    end
+  end
   return n
 end
 
 -- history -> array of steps, each an array of messages starting at an assistant message
 local function steps_of(history)
   local steps = {}
-  for _, m in ipairs(history) do
+  local i, m = 1, history[1]
+  while m ~= nil do -- as ipairs walks it, by index
     if m.role == "assistant" or #steps == 0 then steps[#steps + 1] = {} end
-    table.insert(steps[#steps], m)
+    local step = steps[#steps]
+    step[#step + 1] = m
+    i = i + 1
+    m = history[i]
   end
   return steps
 end
@@ -110,7 +122,8 @@ function M.recall(memory, card, opts)
   local q = (card.summary or "") .. " " .. (card.description or "")
   local rows = memory:recall(q:sub(1, 2000), { limit = math.min(100, opts.recall * 2) }) or {}
   local out, now = {}, os.time()
-  for _, r in ipairs(rows) do
+  for i = 1, #rows do -- the store's rows, without holes
+    local r = rows[i]
     local age = age_days(r.created_at, now)
     if opts.memory_max_age_days == 0 or age <= opts.memory_max_age_days then
       out[#out + 1] = { card = r.card, text = r.text, age_days = age }

@@ -161,12 +161,22 @@ local function role_for(engine, seat, phase)
   local s = engine.settings.team[seat]
   if not s then return nil end
   local want = (phase == "review" and "integrity_guard") or (phase == "escalation" and "architect") or nil
-  for _, r in ipairs(s.roles) do
-    if want and r == want then return engine.roles.by_name[r] end
+  -- the seat's roles walked as ipairs walks them, by index: this runs at every turn's prepare
+  local roles = s.roles
+  if want then
+    local i, r = 1, roles[1]
+    while r ~= nil do
+      if r == want then return engine.roles.by_name[r] end
+      i = i + 1
+      r = roles[i]
+    end
+    return nil
   end
-  if want then return nil end
-  for _, r in ipairs(s.roles) do
+  local i, r = 1, roles[1]
+  while r ~= nil do
     if r ~= "integrity_guard" then return engine.roles.by_name[r] end
+    i = i + 1
+    r = roles[i]
   end
   return engine.roles.by_name[s.roles[1]]
 end

@@ -80,11 +80,14 @@ end
 
 --- user_brief(ctx) -> the first user message: brief, dependencies, comments, verification, memory
 function M.user_brief(ctx)
+  -- each part is one string ("" when empty): kept in order without a list to walk
   local parts = { M.brief(ctx.card) }
-  for _, s in ipairs { M.dependencies(ctx.deps), M.comments(ctx.comments), M.verification(ctx.verification),
-      M.memory(ctx.memory) } do
-    if s ~= "" then parts[#parts + 1] = s end
-  end
+  local deps, comments = M.dependencies(ctx.deps), M.comments(ctx.comments)
+  local verification, memory = M.verification(ctx.verification), M.memory(ctx.memory)
+  if deps ~= "" then parts[#parts + 1] = deps end
+  if comments ~= "" then parts[#parts + 1] = comments end
+  if verification ~= "" then parts[#parts + 1] = verification end
+  if memory ~= "" then parts[#parts + 1] = memory end
   return table.concat(parts, "\n\n")
 end
 

@@ -16,7 +16,8 @@ local M = {}
 function M.turns(db, run, card)
   local list, by_n = {}, {}
   local marks, merge = sj.card_marks(db, run, card)
-  for _, ev in ipairs(marks) do
+  for i = 1, #marks do -- the store's rows, without holes
+    local ev = marks[i]
     if ev.kind == "turn_begin" then
       local t = { turn = ev.data.turn, phase = ev.data.phase, seat = ev.data.seat, role = ev.data.role, open = true,
         id = ev.id }

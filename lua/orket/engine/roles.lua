@@ -97,13 +97,18 @@ end
 
 local function check_messages(msgs, file)
   if type(msgs) ~= "table" or #msgs == 0 then return nil, file .. ": build must return a non-empty array of messages" end
-  for i, m in ipairs(msgs) do
+  -- walked as ipairs walks (to the first nil), by index: no C call per message
+  local i, m = 1, msgs[1]
+  while m ~= nil do
     if type(m) ~= "table" or type(m.role) ~= "string" then
       return nil, string.format("%s: message %d needs a role", file, i)
     end
-    if m.content ~= nil and type(m.content) ~= "string" then
+    local content = m.content
+    if content ~= nil and type(content) ~= "string" then
       return nil, string.format("%s: message %d: content must be a string", file, i)
     end
+    i = i + 1
+    m = msgs[i]
   end
   return msgs
 end

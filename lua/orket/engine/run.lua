@@ -77,7 +77,7 @@ function M.new(engine, id)
     card_tokens_used = nil, -- card id -> running total (card_tokens)
     card_clock = nil,  -- card id -> when its wall budget started (turn.lua)
     run_deadline = nil, -- rt.now() when wall_ms_per_run runs out
-    round_after = nil, -- inside a scheduling round: what runs after it commits (after_commit)
+    round_after = nil, -- inside a scheduling round: what runs after it commits (after_commit); false after
     waker = nil,       -- the scheduler's waker while execute loops
     main_push = nil,   -- {again=} while main is pushed to git.remote (gitwork.push_main)
     forge_publishing = nil, -- true while pull requests are published (orket.engine.pull_request)
@@ -811,7 +811,9 @@ function Run:pick_round(st)
   st.denied = st.share ~= nil and room == 0 and st.share:queued(self.run_id)
   self.round_after = after
   local ok, changed, others = self.db:tx(round_picks, self, st, room, jobs)
-  self.round_after = nil
+  -- false, not nil: the field stays set, so the next round's write is a plain one, not
+  -- the run's field check (a nil write goes through __newindex each time)
+  self.round_after = false
   if st.share then st.share:give(self.run_id, ok and room - #jobs or room) end
   if not ok then return nil, changed end
   return jobs, changed, others, after
@@ -834,7 +836,8 @@ function Run:start_jobs(st, jobs)
     if st.share then st.share:give(self.run_id, 1) end
     st.waker:wake()
   end
-  for _, job in ipairs(jobs) do
+  for i = 1, #jobs do -- pick_round's list, without holes
+    local job = jobs[i]
     st.inflight = st.inflight + 1
     local t
     if job.verify or job.forge then
@@ -910,7 +913,11 @@ function Run:execute()
   local st = self:open_execution()
   while not self.stopping do
     -- a turn that saw a run budget run out ended itself (e.halted); the others stop here
-    self.halted = self.halted or self:run_budget_spent()
+    -- written only when it says something (a nil write goes through __newindex each round)
+    if not self.halted then
+      local spent = self:run_budget_spent()
+      if spent then self.halted = spent end
+    end
     if self.halted then
       self:stop()
       break
@@ -921,7 +928,7 @@ function Run:execute()
       close_execution(self, st)
       error(changed, 0)
     end
-    for _, f in ipairs(after) do f() end
+    for i = 1, #after do after[i]() end
     self:start_jobs(st, jobs)
     if not self:wait_round(st, changed, others) then break end
   end

@@ -129,7 +129,8 @@ function View:candidates(busy)
     end
   end
   local first = sorted_set(self, self.review, busy)
-  for _, c in ipairs(sorted_set(self, self.working, busy)) do first[#first + 1] = c end
+  local working = sorted_set(self, self.working, busy)
+  for i = 1, #working do first[#first + 1] = working[i] end -- sorted_set's list, without holes
   -- one state table for the walk, no closures: first, then the order's (the cached card: a
   -- card started in this pass is still ready here, busy says it is not)
   return next_candidate, { first = first, i = 0, order = self.order, j = 0, busy = busy }

@@ -11,7 +11,6 @@
 -- fits only once those in flight end waits for them (wait_room). A card
 -- waiting on its budget goes on once a person approves (orket.actions.answer) or raises
 -- the budget (release_raised).
-local cjson = require "cjson.safe"
 local cost = require "orket.cost"
 local costs = require "orket.store.costs"
 local common = require "orket.llm.common"
@@ -33,12 +32,24 @@ for i, s in ipairs(M.SCOPES) do BUDGET_KEYS[i] = "cost_per_" .. s end
 -- the scopes whose budget makes the card wait (the others end the run)
 M.CARD_SCOPES = { card = true, epic = true, rock = true }
 
+-- Each models.prices entry's price, by the entry (weak): the check and the record read it
+-- at every call, and making it anew from its text cost more than either. Settings are not
+-- changed in place; a reload's are new tables, whose prices are made anew.
+local kept_prices = setmetatable({}, { __mode = "k" })
+
 --- price(run, spec) -> the price of "provider:model" | nil (none set)
 function M.price(run, spec)
   local models = run.settings.models
   local t = models and models.prices
-  if type(t) ~= "table" or spec == nil or t[spec] == nil then return nil end
-  return (cost.price(t[spec], "models.prices")) -- checked when orket.lua was read
+  if type(t) ~= "table" or spec == nil then return nil end
+  local v = t[spec]
+  if type(v) ~= "table" then return nil end -- a table: checked when orket.lua was read
+  local p = kept_prices[v]
+  if not p then
+    p = cost.price(v, "models.prices")
+    kept_prices[v] = p
+  end
+  return p
 end
 
 --- release(run, job): the job's call in flight no longer holds its estimate (its cost is
@@ -130,8 +141,7 @@ end
 -- The most tokens the request may use: its prompt (estimated from its bytes) and its
 -- whole allowance of output.
 local function estimate_tokens(req)
-  local n = common.messages_chars(req.messages)
-  for _, t in ipairs(req.tools or {}) do n = n + #(cjson.encode(t) or "") end
+  local n = common.messages_chars(req.messages) + common.tools_chars(req)
   return common.estimate_tokens(n), req.max_tokens or M.DEFAULT_MAX_OUTPUT
 end
 
@@ -171,8 +181,14 @@ end
 --- budget_warning event once per scope when 80% of it is spent.
 function M.check(run, job, req)
   local b = run.settings.budgets
+  -- by index, stopping at the first: this runs before every model call
   local any = false
-  for _, key in ipairs(BUDGET_KEYS) do any = any or b[key] ~= nil end
+  for i = 1, #BUDGET_KEYS do
+    if b[BUDGET_KEYS[i]] ~= nil then
+      any = true
+      break
+    end
+  end
   if not any then return nil end
   local price = M.price(run, job.model)
   if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it

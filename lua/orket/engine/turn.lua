@@ -635,10 +635,14 @@ local function commit_step(run, job, st, n, model, rec)
     end
     first_done = true
     -- after_model and after_tool are where the response and each result are durable
-    for k, ev in ipairs(sp.events) do
-      sp.events[k] = nil
+    local events = sp.events
+    local k, ev = 1, events[1]
+    while ev ~= nil do -- as ipairs walks them, by index
+      events[k] = nil
       run:emit(ev)
       if ev.type == "model" then fault.hit("after_model") elseif ev.type == "tool" then fault.hit("after_tool") end
+      k = k + 1
+      ev = events[k]
     end
     if not sp.pending then return sp.out, sp.next_card, sp.next_rec end
     sp.pending.res = run_effect(run, job, sp.pending, st.counters)

@@ -120,6 +120,28 @@ local function join(tools)
   return rec
 end
 
+-- The kept record of tools' list (see joined): the one of the same entries, or joined now
+-- and kept -> record | nil when an entry cannot be encoded (nothing is kept then).
+local function kept_list(tools)
+  local first = tools[1]
+  local recs = joined[first]
+  if recs then
+    for i = 1, #recs do
+      local rec = recs[i]
+      if same_entries(rec, tools) then return rec end
+    end
+  end
+  local rec = join(tools)
+  if not rec then return nil end
+  if not recs then
+    recs = {}
+    joined[first] = recs
+  end
+  table.insert(recs, 1, rec)
+  recs[JOINED_MAX + 1] = nil
+  return rec
+end
+
 --- wire_tools(req) -> tools, text: req.tools as the wire formats send them, either as a
 --- list of tables for the body (tools) or, with req.fixed_tools, as the JSON text of that
 --- list (text), for the transport to join into the encoded body; nil, nil without tools.
@@ -131,29 +153,42 @@ end
 function M.wire_tools(req)
   local tools = req.tools
   if not tools or #tools == 0 then return nil, nil end
-  local first = tools[1]
-  if req.fixed_tools and first ~= nil then
-    local recs = joined[first]
-    if recs then
-      for i = 1, #recs do
-        local rec = recs[i]
-        if same_entries(rec, tools) then return nil, rec.text end
-      end
-    end
-    local rec = join(tools)
-    if rec then
-      if not recs then
-        recs = {}
-        joined[first] = recs
-      end
-      table.insert(recs, 1, rec)
-      recs[JOINED_MAX + 1] = nil
-      return nil, rec.text
-    end
+  if req.fixed_tools and tools[1] ~= nil then
+    local rec = kept_list(tools)
+    if rec then return nil, rec.text end
   end
   local list = {}
   for i, t in ipairs(tools) do list[i] = wire_tool(t) end
   return list, nil
+end
+
+-- The characters of the entries, each encoded as it is given (not as the wire sends it;
+-- one that cannot be encoded counts none): what a request's estimate has always counted.
+local function entries_chars(tools)
+  local n = 0
+  for _, t in ipairs(tools) do n = n + #(json.encode(t) or "") end
+  return n
+end
+
+--- tools_chars(req) -> the characters req.tools count for in the request's estimate
+--- (spend's, before a call under a money budget). With req.fixed_tools, counted once per
+--- list and kept with its text (see joined): encoding every schema at every call cost more
+--- than the rest of the budget's check. The same number either way.
+function M.tools_chars(req)
+  local tools = req.tools
+  if not tools then return 0 end
+  if req.fixed_tools and tools[1] ~= nil then
+    local rec = kept_list(tools)
+    if rec then
+      local n = rec.chars
+      if not n then
+        n = entries_chars(tools)
+        rec.chars = n
+      end
+      return n
+    end
+  end
+  return entries_chars(tools)
 end
 
 --- err(class, message, extra) -> a failure record {class=, message=, retryable=, ...}

@@ -129,44 +129,55 @@ local CHOICES = { auto = true, none = true, required = true }
 local checked_tools = setmetatable({}, { __mode = "k" })
 
 -- level: the caller to blame (3 from a Client method: the method's caller)
+local function bad(level, msg) error("bad argument #1 to 'chat' (" .. msg .. ")", level + 1) end
+
 local function check_request(req, level)
   level = level or 3
-  local function bad(msg) error("bad argument #1 to 'chat' (" .. msg .. ")", level + 1) end
-  if type(req) ~= "table" then bad("table expected, got " .. type(req)) end
-  if type(req.messages) ~= "table" or #req.messages == 0 then bad("messages must be a non-empty list") end
-  for i, m in ipairs(req.messages) do
-    if type(m) ~= "table" or type(m.role) ~= "string" then bad("messages[" .. i .. "].role must be a string") end
-    if m.content ~= nil and type(m.content) ~= "string" then bad("messages[" .. i .. "].content must be a string") end
+  if type(req) ~= "table" then bad(level, "table expected, got " .. type(req)) end
+  local msgs = req.messages
+  if type(msgs) ~= "table" or #msgs == 0 then bad(level, "messages must be a non-empty list") end
+  -- walked as ipairs walks (to the first nil), by index: no C call per message
+  local i, m = 1, msgs[1]
+  while m ~= nil do
+    if type(m) ~= "table" or type(m.role) ~= "string" then bad(level, "messages[" .. i .. "].role must be a string") end
+    local c = m.content
+    if c ~= nil and type(c) ~= "string" then bad(level, "messages[" .. i .. "].content must be a string") end
+    i = i + 1
+    m = msgs[i]
   end
   local tools = req.tools
   if tools ~= nil then
-    if type(tools) ~= "table" then bad("tools must be a list of {name=, description=, parameters=}") end
+    if type(tools) ~= "table" then bad(level, "tools must be a list of {name=, description=, parameters=}") end
     local fixed = req.fixed_tools == true
-    for i, t in ipairs(tools) do
+    i = 1
+    local t = tools[1]
+    while t ~= nil do
       if not (fixed and checked_tools[t]) then
-        if type(t) ~= "table" or type(t.name) ~= "string" then bad("tools[" .. i .. "].name must be a string") end
-        if t.description ~= nil and type(t.description) ~= "string" then bad("tools[" .. i .. "].description must be a string") end
-        if t.parameters ~= nil and type(t.parameters) ~= "table" then bad("tools[" .. i .. "].parameters must be a table (a JSON schema)") end
+        if type(t) ~= "table" or type(t.name) ~= "string" then bad(level, "tools[" .. i .. "].name must be a string") end
+        if t.description ~= nil and type(t.description) ~= "string" then bad(level, "tools[" .. i .. "].description must be a string") end
+        if t.parameters ~= nil and type(t.parameters) ~= "table" then bad(level, "tools[" .. i .. "].parameters must be a table (a JSON schema)") end
         if fixed then checked_tools[t] = true end
       end
+      i = i + 1
+      t = tools[i]
     end
   end
-  if req.fixed_tools ~= nil and type(req.fixed_tools) ~= "boolean" then bad("fixed_tools must be true or false") end
+  if req.fixed_tools ~= nil and type(req.fixed_tools) ~= "boolean" then bad(level, "fixed_tools must be true or false") end
   local tc = req.tool_choice
   if tc ~= nil and not (CHOICES[tc] or (type(tc) == "table" and type(tc.name) == "string")) then
-    bad('tool_choice must be "auto", "none", "required" or {name = TOOL}')
+    bad(level, 'tool_choice must be "auto", "none", "required" or {name = TOOL}')
   end
-  if req.on_delta ~= nil and type(req.on_delta) ~= "function" then bad("on_delta must be a function") end
+  if req.on_delta ~= nil and type(req.on_delta) ~= "function" then bad(level, "on_delta must be a function") end
   local t = req.timeout_ms
   if t ~= nil and (type(t) ~= "number" or not (t > 0) or t == math.huge) then
-    bad("timeout_ms must be a positive number of milliseconds")
+    bad(level, "timeout_ms must be a positive number of milliseconds")
   end
-  if req.stream ~= nil and type(req.stream) ~= "boolean" then bad("stream must be true or false") end
-  if req.options ~= nil and type(req.options) ~= "table" then bad("options must be a table") end
+  if req.stream ~= nil and type(req.stream) ~= "boolean" then bad(level, "stream must be true or false") end
+  if req.options ~= nil and type(req.options) ~= "table" then bad(level, "options must be a table") end
   if req.max_tokens ~= nil and (math.type(req.max_tokens) ~= "integer" or req.max_tokens < 1) then
-    bad("max_tokens must be a positive integer")
+    bad(level, "max_tokens must be a positive integer")
   end
-  if req.meta ~= nil and type(req.meta) ~= "table" then bad("meta must be a table") end
+  if req.meta ~= nil and type(req.meta) ~= "table" then bad(level, "meta must be a table") end
 end
 
 --- check_request(req[, level]) raises on a malformed chat request, as client:chat does,

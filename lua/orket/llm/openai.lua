@@ -61,8 +61,14 @@ end
 --- Without req.options, every member but messages is a function of the provider, model,
 --- stream, req.max_tokens, req.tool_choice and the tools: the transport keeps their text.
 function M.build(p, model, req, stream)
-  local body = { model = model, stream = stream, messages = {} }
-  for i, m in ipairs(req.messages) do body.messages[i] = message(m) end
+  local msgs = {}
+  local body = { model = model, stream = stream, messages = msgs }
+  local i, m = 1, req.messages[1]
+  while m ~= nil do -- as ipairs walks them, by index
+    msgs[i] = message(m)
+    i = i + 1
+    m = req.messages[i]
+  end
   if p.cache_marks == "cache_prompt" then body.cache_prompt = true
   elseif p.cache_marks == "cache_control" then mark_cache(body.messages) end
   if stream then body.stream_options = { include_usage = true } end
@@ -97,8 +103,9 @@ function M.finish(st, streamed)
   if streamed and d.finish == nil then
     return nil, common.err("transient", "openai: the stream ended before a finish_reason")
   end
-  local calls = {}
-  for _, c in ipairs(d.calls) do
+  local calls, dcalls = {}, d.calls
+  for i = 1, #dcalls do -- the decoder's own list, without holes
+    local c = dcalls[i]
     if c.name then calls[#calls + 1] = common.tool_call(c.id, c.name, c.arguments) end
   end
   local finish = d.finish or (#calls > 0 and "tool_calls" or "stop")

@@ -84,15 +84,21 @@ local function stream_state(hr, wire, started, emit_deltas, emit)
   return st
 end
 
+-- The provider's table under field, made at its first use.
+local function kept(p, field)
+  local t = p[field]
+  if not t then
+    t = {}
+    p[field] = t
+  end
+  return t
+end
+
 -- Runs one HTTP attempt. Returns a result, or nil and a failure record.
 -- The request header lines for a provider, streamed or not: the same with every request,
 -- so made once (the HTTP binding then reuses its header list too).
 local function request_headers(p, wire, stream)
-  local cache = p.request_headers
-  if not cache then
-    cache = {}
-    p.request_headers = cache
-  end
+  local cache = kept(p, "request_headers")
   local headers = cache[stream]
   if headers then return headers end
   headers = { "Content-Type: application/json", "Accept: " .. (stream and (wire.framing == "sse" and "text/event-stream" or "application/x-ndjson") or "application/json") }
@@ -116,8 +122,17 @@ local function request_text(p, body, tools_text, req, model, stream)
   body.messages = nil -- the table is build's, made for this request
   local tails, key, tail = p.request_tails, nil, nil
   if req.options == nil and body.tools == nil and type(req.tool_choice) ~= "table" then
-    -- the model last: the fields before it hold no NUL, so no two requests share a key
-    key = tostring(stream) .. "\0" .. tostring(req.max_tokens) .. "\0" .. tostring(req.tool_choice) .. "\0" .. model
+    -- the model last: the fields before it hold no NUL, so no two requests share a key.
+    -- Each model's last key is kept with what it was made of (its requests repeat them;
+    -- seats on different models take turns), emptied with the tails' keep below.
+    local keys = kept(p, "request_keys")
+    local last = keys[model]
+    if last and last[1] == stream and last[2] == req.max_tokens and last[3] == req.tool_choice then
+      key = last[4]
+    else
+      key = tostring(stream) .. "\0" .. tostring(req.max_tokens) .. "\0" .. tostring(req.tool_choice) .. "\0" .. model
+      keys[model] = { stream, req.max_tokens, req.tool_choice, key }
+    end
     local by_tools = tails and tails[key]
     tail = by_tools and by_tools[tools_text or false]
   end
@@ -131,6 +146,7 @@ local function request_text(p, body, tools_text, req, model, stream)
       if not tails or tails.n >= TAILS_MAX then
         tails = { n = 0 }
         p.request_tails = tails
+        p.request_keys = nil
       end
       local by_tools = tails[key]
       if not by_tools then

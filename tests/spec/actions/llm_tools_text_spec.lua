@@ -4,6 +4,7 @@ local common = require "orket.llm.common"
 local cjson = require "cjson"
 local tools = require "orket.tools"
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local calls = require "tests.calls"
 
 local function entry(name, description)
@@ -63,15 +64,7 @@ describe("the tools' text of a fixed tool list", function()
 
   it("follows a hot reload of the registry, whose entries are new", function()
     local dir = H.tmpdir()
-    local function write(description)
-      local f = assert(io.open(dir .. "/note.lua", "w"))
-      f:write(string.format([[
-return { name = "note", description = %q, effect = "read",
-  parameters = { type = "object", properties = { text = { type = "string" } }, required = { "text" } },
-  handler = function(args) return { ok = true } end }
-]], description))
-      f:close()
-    end
+    local function write(description) F.note_tool(dir, description) end
     write("first words")
     local reg = assert(tools.load_dirs { H.ROOT .. "/tools", dir })
     local before = text_of(reg:specs())
