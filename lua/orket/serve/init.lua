@@ -188,6 +188,12 @@ function M.new(o)
   self.router = M.router()
   self.app_routes = sandboxes.app_routes(self.router)
   self.metrics = metrics.new()
+  -- the sandbox proxy's requests end in C when their pump does (orket.serve.sandboxes.forward):
+  -- their counts are added in from there, their log lines come from there
+  self.app_route_name = self.app_routes.GET.pattern
+  self.app_tally = httpd.proxy_tally { route = self.app_route_name, buckets = metrics.BUCKETS, log = log_of(self),
+    fail_headers = JSON_HEADERS }
+  self.metrics:count_elsewhere(self.app_route_name, nil, self.app_tally)
   local ss, cerr, audit_s = web.settings(o.dir)
   if not ss then
     srv:close()
@@ -423,8 +429,9 @@ end
 
 function Server:_serve(req)
   local t0 = uv.hrtime()
-  local ctx = { db = self.db, dir = self.dir, hub = self.hub, metrics = self.metrics, route = "-", server = self }
+  local ctx = { db = self.db, dir = self.dir, hub = self.hub, metrics = self.metrics, route = "-", server = self, t0 = t0 }
   local ok, err = xpcall(self._dispatch, debug.traceback, self, req, ctx)
+  if ok and ctx.ended then return end -- its end is the proxy's pump's, in C (sandboxes.forward)
   if not ok then
     self:_log { event = "error", route = ctx.route, message = tostring(err) }
     if not ctx.status then fail(req, ctx, 500, "internal", "the server failed; its log says why") end
@@ -490,7 +497,7 @@ function Server:stop()
   if self.usrv then self.usrv:stop_accepting() end
   for _, p in pairs(self.projects) do p.hub:close() end
   local deadline = uv.now() + self.limits.drain_ms
-  while self.inflight > 0 and uv.now() < deadline do rt.sleep(10) end
+  while (self.inflight > 0 or self.app_tally:active() > 0) and uv.now() < deadline do rt.sleep(10) end
   for _, p in pairs(self.projects) do self:checkpoint(true, p.db, p.dir) end -- each audit's tail signed before the server goes
   self.srv:close()
   local idle = self.idle
