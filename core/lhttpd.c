@@ -562,6 +562,10 @@ static int lhd_proxy(lua_State *L) {
   if (lua_getfield(L, 2, "tally") != LUA_TNIL) {
     tally = luaL_testudata(L, -1, LHD_TALLY);
     if (tally == NULL || tally->route == NULL) luaL_error(L, "bad argument #1 to 'proxy' (tally must be an httpd.proxy_tally)");
+    const char *more[LHD_MAX_HEADERS]; /* checked before the pump starts: nothing raises after */
+    lua_getfield(L, 2, "fail_more");
+    lhd_header_lines(L, lua_gettop(L), more, 1);
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
   lhd_proxy_lists l;
@@ -576,10 +580,6 @@ static int lhd_proxy(lua_State *L) {
     return 2;
   }
   if (tally) { /* ends in C: this task goes on */
-    const char *more[LHD_MAX_HEADERS];
-    lua_getfield(L, 2, "fail_more");
-    lhd_header_lines(L, lua_gettop(L), more, 1);
-    lua_pop(L, 1);
     lua_getfield(L, 2, "t0");
     q->t0 = (uint64_t)lua_tointeger(L, -1);
     lua_pop(L, 1);

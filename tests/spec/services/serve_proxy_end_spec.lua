@@ -132,4 +132,26 @@ describe("orket.serve's proxied requests", function()
     assert.equal(503, l and l.status)
     up:close()
   end)
+
+  it("refuses a tally's bad options before any pump starts", function()
+    local log = function() end
+    assert.has_error(function() httpd.proxy_tally { buckets = {}, log = log } end)
+    assert.has_error(function() httpd.proxy_tally { route = "/r", buckets = { 1, 1 }, log = log } end)
+    assert.has_error(function() httpd.proxy_tally { route = "/r", buckets = {}, log = log, fail_headers = { "a\nb: c" } } end)
+    local tally = httpd.proxy_tally { route = "/r", buckets = { 0.1, 1 }, log = log, fail_headers = { "X-A: 1" } }
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+    local err
+    task.spawn(function()
+      local req = srv:accept()
+      local ok, e = pcall(req.proxy, req, { url = "http://app/", unix_socket = H.tmpdir() .. "/none.sock",
+        tally = tally, t0 = 0, fail_more = { "no colon here" } })
+      err = not ok and e or "accepted"
+      req:respond(200, {}, "")
+      req:close()
+    end)
+    assert.equal(200, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/" }))
+    srv:close()
+    assert.matches("headers must be", err)
+    assert.equal(0, tally:active())
+  end)
 end)
