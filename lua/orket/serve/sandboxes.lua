@@ -324,13 +324,13 @@ function M.forward(req, ctx, row, url, own)
     headers[#headers + 1] = "Content-Type:"
   end
   local kept = kept_of(row, own)
-  local server = ctx.server
-  -- the API's route: the request ends in C when the pump does (its 502, with ctx.headers as
-  -- send adds them, the counts, the log line: httpd.proxy_tally), and this task goes on at once
-  if server and not own and ctx.route == server.app_route_name then
+  -- the request ends in C when the pump does (its 502, with ctx.headers as send adds them,
+  -- the counts, the log line: httpd.proxy_tally of its route), and this task goes on at once
+  local tally = ctx.server and ctx.server.tallies[ctx.route]
+  if tally then
     local failed = failed_of[kept]
     local started, serr = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
-      body = body, kept = kept, tally = server.app_tally, t0 = ctx.t0, key = ctx.key, fail_body = failed[1],
+      body = body, kept = kept, tally = tally, t0 = ctx.t0, key = ctx.key, fail_body = failed[1],
       fail_more = ctx.headers, fail_note = failed[2] }
     if started then
       ctx.ended = true
