@@ -27,8 +27,7 @@ struct health {
   httpd_kept **kept;  /* the whole answers, made at their first use: [0] without CORS,
                          [1 + i] with the allowed origin i's */
   health_stats stats;
-  time_t stamp_sec;   /* the log line's "t", made once a second */
-  char stamp[32];
+  health_stamp stamp; /* the log line's "t", made once a second */
 };
 
 static char *health_dup(const char *a, const char *b) {
@@ -72,7 +71,7 @@ health *health_new(const health_opts *o, const char **err) {
   hl->by_addr = o->by_addr;
   hl->nbuckets = o->nbuckets;
   if (o->nbuckets) memcpy(hl->buckets, o->buckets, o->nbuckets * sizeof *o->buckets);
-  hl->stamp_sec = (time_t)-1;
+  hl->stamp.sec = (time_t)-1;
   hl->headers = calloc(o->nheaders + 1, sizeof *hl->headers);
   hl->cors = calloc(o->ncors + 1, sizeof *hl->cors);
   hl->cors_lines = calloc(o->ncors + 1, sizeof *hl->cors_lines);
@@ -116,26 +115,26 @@ static int health_on_app_origin(const health *hl, const char *host) {
   return n > hl->app_len && strncasecmp(host + n - hl->app_len, hl->app_suffix, hl->app_len) == 0;
 }
 
-static const char *health_stamp(health *hl) {
+const char *health_stamp_of(health_stamp *st) {
   time_t now = time(NULL);
-  if (now != hl->stamp_sec) {
+  if (now != st->sec) {
     struct tm tm;
-    if (gmtime_r(&now, &tm) == NULL || strftime(hl->stamp, sizeof hl->stamp, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-      hl->stamp[0] = '\0';
-    hl->stamp_sec = now;
+    if (gmtime_r(&now, &tm) == NULL || strftime(st->text, sizeof st->text, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+      st->text[0] = '\0';
+    st->sec = now;
   }
-  return hl->stamp;
+  return st->text;
 }
 
-static void health_count(health *hl, double seconds) {
-  for (size_t i = 0; i < hl->nbuckets; i++) {
-    if (seconds <= hl->buckets[i]) {
-      hl->stats.counts[i]++;
+void health_stats_count(health_stats *s, const double *buckets, size_t nbuckets, double seconds) {
+  for (size_t i = 0; i < nbuckets; i++) {
+    if (seconds <= buckets[i]) {
+      s->counts[i]++;
       break;
     }
   }
-  hl->stats.sum += seconds;
-  hl->stats.count++;
+  s->sum += seconds;
+  s->count++;
 }
 
 static const char *const health_line_names[HEALTH_LINE_FIELDS] = {
@@ -175,7 +174,7 @@ static void health_line(health *hl, jsonout_buf *b, const char *addr, long long 
   v[HEALTH_LINE_METHOD] = health_str("GET");
   v[HEALTH_LINE_ROUTE] = health_str("/health");
   v[HEALTH_LINE_STATUS] = (health_value){HEALTH_NUMBER, NULL, 0, 200};
-  v[HEALTH_LINE_T] = health_str(health_stamp(hl));
+  v[HEALTH_LINE_T] = health_str(health_stamp_of(&hl->stamp));
   v[HEALTH_LINE_US] = (health_value){HEALTH_NUMBER, NULL, 0, (double)us};
   health_line_write(b, v);
 }
@@ -202,7 +201,7 @@ int health_answer(health *hl, httpd_quick *q, double now_ms, jsonout_buf *line) 
   }
   if (httpd_quick_respond_kept(q, 200, lines, n, hl->body, &hl->kept[which]) != 0) return 0;
   long long us = (long long)((uv_hrtime() - t0) / 1000);
-  health_count(hl, (double)us / 1e6);
+  health_stats_count(&hl->stats, hl->buckets, hl->nbuckets, (double)us / 1e6);
   health_line(hl, line, q->remote, us);
   return 1;
 }

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "httpd.h"
 #include "jsonout.h"
@@ -67,5 +68,15 @@ typedef struct health_value {
  * then partly written). */
 int health_line_write(jsonout_buf *b, const health_value *v);
 const health_stats *health_stats_of(const health *hl);
+/* s counts one answer handled in seconds, in the first of buckets (rising) at or above it. */
+void health_stats_count(health_stats *s, const double *buckets, size_t nbuckets, double seconds);
+
+/* A log line's "t" (UTC, to the second), its text made once a second: sec (time_t)-1 at
+ * first. */
+typedef struct health_stamp {
+  time_t sec;
+  char text[32];
+} health_stamp;
+const char *health_stamp_of(health_stamp *st);
 
 #endif

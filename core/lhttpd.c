@@ -10,6 +10,7 @@
 #include <lua.h>
 
 #include "await.h"
+#include "health.h"
 #include "httpd.h"
 #include "httpproxy.h"
 #include "lhealth.h"
@@ -21,6 +22,7 @@
 #define LHD_REQ "orket.httpd.request"
 #define LHD_BLOB "orket.httpd.blob"
 #define LHD_KEPT "orket.httpd.proxy_kept"
+#define LHD_TALLY "orket.httpd.proxy_tally"
 #define LHD_MAX_HEADERS 64
 
 typedef struct lhd_srv {
@@ -36,14 +38,23 @@ typedef struct lhd_srv {
   void *c_quick_ud;
 } lhd_srv;
 
-enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE, LHD_WAIT_PROXY };
+enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE, LHD_WAIT_PROXY, LHD_ENDS_IN_C };
+
+typedef struct lhd_tally lhd_tally;
 
 typedef struct lhd_req {
   rt_wait w;
   httpd_req *r; /* NULL once closed */
   int waiting;
   httpproxy *px; /* while req:proxy pumps */
+  /* req:proxy{..., tally=}: the pump ends the request in C (LHD_ENDS_IN_C); the request
+   * and the options' table are kept from collection until then */
+  lhd_tally *tally;
+  int self_ref, opts_ref;
+  uint64_t t0;
 } lhd_req;
+
+static void lhd_tally_drop(lua_State *L, lhd_req *q);
 
 /* ---- requests -------------------------------------------------------------------------- */
 
@@ -316,6 +327,204 @@ static void lhd_proxy_cancel(rt_wait *w) {
   if (q->r) httpd_set_notify(q->r, lhd_notify, q);
 }
 
+/* ---- the proxy's end in C ---------------------------------------------------------------- */
+
+#define LHD_MAX_STATUS 600 /* a pump's status is 200-599, 499 or 503 (httpproxy_status) */
+
+/* What a proxied request's end records, for every request to one route (httpd.proxy_tally):
+ * the route's counts and the log line, made here, so that the request's task is not resumed
+ * for them. */
+struct lhd_tally {
+  lua_State *L; /* the main thread, where the log function runs */
+  int log_ref;  /* LUA_NOREF once collected */
+  char *route;
+  double buckets[HEALTH_MAX_BUCKETS];
+  size_t nbuckets;
+  health_stats stats;
+  uint64_t by_status[LHD_MAX_STATUS];
+  char *fail_headers[LHD_MAX_HEADERS]; /* the 502's lines when nothing came to pass on */
+  size_t nfail;
+  size_t active; /* pumps that will end here */
+  health_stamp stamp;
+  jsonout_buf line;
+};
+
+/* The request no longer ends in C: its references dropped (it may be collected after). */
+static void lhd_tally_drop(lua_State *L, lhd_req *q) {
+  int self_ref = q->self_ref, opts_ref = q->opts_ref;
+  q->tally->active--;
+  q->tally = NULL;
+  if (q->waiting == LHD_ENDS_IN_C) q->waiting = LHD_IDLE;
+  luaL_unref(L, LUA_REGISTRYINDEX, opts_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, self_ref); /* q may be collected from here on */
+}
+
+static health_value lhd_str_at(lua_State *L, int idx) {
+  health_value v = {HEALTH_ABSENT, NULL, 0, 0};
+  if (lua_type(L, idx) == LUA_TSTRING) v.kind = HEALTH_STRING, v.s = lua_tolstring(L, idx, &v.n);
+  return v;
+}
+
+/* The pump is done: the 502 when nothing came to pass on, as the caller would answer it,
+ * then the counts, the log line (to the log function, protected) and the request closed. */
+static void lhd_proxy_ended(httpproxy *px, void *ud) {
+  lhd_req *q = ud;
+  lhd_tally *t = q->tally;
+  lua_State *L = t->L;
+  int top = lua_gettop(L);
+  const char *msg;
+  unsigned st = httpproxy_status(px, &msg);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, q->opts_ref); /* top + 1: the options */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, q->self_ref);
+  lua_getiuservalue(L, -1, 1);                    /* top + 3: the request's fields */
+  if (msg) lua_pushstring(L, msg);                /* top + 4: the note */
+  else lua_pushnil(L);
+  httpproxy_free(px);
+  q->px = NULL;
+  if (st == 0) {
+    if (q->r) {
+      const char *lines[2 * LHD_MAX_HEADERS];
+      size_t n = 0, len;
+      for (; n < t->nfail; n++) lines[n] = t->fail_headers[n];
+      if (lua_getfield(L, top + 1, "fail_more") == LUA_TTABLE) /* checked by req:proxy */
+        for (lua_Integer i = 1; n < 2 * LHD_MAX_HEADERS && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+          lines[n++] = lua_tostring(L, -1);
+          lua_pop(L, 1); /* the table keeps it */
+        }
+      lua_getfield(L, top + 1, "fail_body");
+      const char *body = lua_tolstring(L, -1, &len);
+      if (body) httpd_respond(q->r, 502, lines, n, body, len);
+      lua_settop(L, top + 4);
+    }
+    st = 502;
+    lua_getfield(L, top + 1, "fail_note");
+    if (lua_isnil(L, top + 4)) lua_pushliteral(L, "nil"); /* as tostring(nil) */
+    else lua_pushvalue(L, top + 4);
+    lua_concat(L, 2);
+    lua_replace(L, top + 4);
+  }
+  long long us = (long long)((uv_hrtime() - q->t0) / 1000);
+  health_stats_count(&t->stats, t->buckets, t->nbuckets, (double)us / 1e6);
+  t->by_status[st < LHD_MAX_STATUS ? st : 0]++;
+  health_value v[HEALTH_LINE_FIELDS] = {{HEALTH_ABSENT, NULL, 0, 0}};
+  lua_getfield(L, top + 3, "remote"); /* top + 5 */
+  v[HEALTH_LINE_ADDR] = lhd_str_at(L, top + 5);
+  lua_getfield(L, top + 1, "key");    /* top + 6 */
+  v[HEALTH_LINE_KEY] = lhd_str_at(L, top + 6);
+  if (v[HEALTH_LINE_KEY].kind == HEALTH_ABSENT) v[HEALTH_LINE_KEY].kind = HEALTH_NULL;
+  lua_getfield(L, top + 3, "method"); /* top + 7 */
+  v[HEALTH_LINE_METHOD] = lhd_str_at(L, top + 7);
+  v[HEALTH_LINE_NOTE] = lhd_str_at(L, top + 4);
+  v[HEALTH_LINE_ROUTE] = (health_value){HEALTH_STRING, t->route, strlen(t->route), 0};
+  v[HEALTH_LINE_STATUS] = (health_value){HEALTH_NUMBER, NULL, 0, (double)st};
+  const char *stamp = health_stamp_of(&t->stamp);
+  v[HEALTH_LINE_T] = (health_value){HEALTH_STRING, stamp, strlen(stamp), 0};
+  v[HEALTH_LINE_US] = (health_value){HEALTH_NUMBER, NULL, 0, (double)us};
+  t->line.len = 0;
+  t->line.oom = 0;
+  if (health_line_write(&t->line, v) == 0 && !t->line.oom && t->log_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->log_ref);
+    lua_pushlstring(L, t->line.p, t->line.len);
+    if (rt_pcall(L, 1, 0) != LUA_OK) rt_report(rt_get(L), L);
+  }
+  if (t->line.cap > 4096) jsonout_free(&t->line);
+  if (q->r) {
+    httpd_set_notify(q->r, NULL, NULL);
+    httpd_release(q->r);
+    q->r = NULL;
+  }
+  lhd_tally_drop(L, q);
+  lua_settop(L, top);
+}
+
+/* httpd.proxy_tally{route=, buckets={rising seconds}, log=fn(line), fail_headers={"Name:
+ * value", ...}} -> tally: given to req:proxy{..., tally=, t0=, key=, fail_body=, fail_more=,
+ * fail_note=}, the request ends when its pump does, here: no task waits for it. t0:
+ * uv.hrtime() when the request's handling began; key: the log line's key (nil: null);
+ * fail_body: the 502's body when the upstream failed before anything was sent (its lines
+ * fail_headers, then fail_more's), fail_note its note's start (the pump's message follows). tally:stats() -> count, sum (seconds),
+ * {count per bucket, not cumulative}, {status -> count}; tally:active() -> the requests
+ * still to end here. */
+static int lhd_tally_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "route"); /* 2 */
+  const char *route = lua_tostring(L, -1);
+  if (route == NULL) return luaL_argerror(L, 1, "route must be a string");
+  lua_getfield(L, 1, "log");
+  luaL_argcheck(L, lua_isfunction(L, -1), 1, "log must be a function");
+  lua_getfield(L, 1, "buckets");
+  luaL_argcheck(L, lua_istable(L, -1), 1, "buckets must be a list of rising numbers");
+  lua_Integer nb = luaL_len(L, -1);
+  luaL_argcheck(L, nb <= HEALTH_MAX_BUCKETS, 1, "at most 32 buckets");
+  lua_getfield(L, 1, "fail_headers");
+  const char *lines[LHD_MAX_HEADERS];
+  size_t nfail = lhd_header_lines(L, lua_gettop(L), lines, 1);
+  lhd_tally *t = lua_newuserdatauv(L, sizeof *t, 0);
+  memset(t, 0, sizeof *t);
+  t->log_ref = LUA_NOREF;
+  t->stamp.sec = (time_t)-1;
+  luaL_setmetatable(L, LHD_TALLY);
+  for (lua_Integer i = 1; i <= nb; i++) {
+    lua_rawgeti(L, 4, i); /* the buckets */
+    int isnum;
+    double d = lua_tonumberx(L, -1, &isnum);
+    lua_pop(L, 1);
+    if (!isnum || (i > 1 && !(d > t->buckets[i - 2]))) return luaL_argerror(L, 1, "buckets must be a list of rising numbers");
+    t->buckets[i - 1] = d;
+  }
+  t->nbuckets = (size_t)nb;
+  t->route = strdup(route);
+  if (t->route == NULL) return luaL_error(L, "out of memory");
+  for (size_t i = 0; i < nfail; i++) {
+    t->fail_headers[i] = strdup(lines[i]);
+    if (t->fail_headers[i] == NULL) return luaL_error(L, "out of memory");
+    t->nfail = i + 1;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  t->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  lua_pushvalue(L, 3); /* log */
+  t->log_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+static int lhd_tally_stats(lua_State *L) {
+  lhd_tally *t = luaL_checkudata(L, 1, LHD_TALLY);
+  lua_pushinteger(L, (lua_Integer)t->stats.count);
+  lua_pushnumber(L, t->stats.sum);
+  lua_createtable(L, (int)t->nbuckets, 0);
+  for (size_t i = 0; i < t->nbuckets; i++) {
+    lua_pushinteger(L, (lua_Integer)t->stats.counts[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_newtable(L);
+  for (int st = 0; st < LHD_MAX_STATUS; st++) {
+    if (t->by_status[st] == 0) continue;
+    lua_pushinteger(L, (lua_Integer)t->by_status[st]);
+    lua_rawseti(L, -2, st);
+  }
+  return 4;
+}
+
+static int lhd_tally_active(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)((lhd_tally *)luaL_checkudata(L, 1, LHD_TALLY))->active);
+  return 1;
+}
+
+/* Collected only once no request ends here (each one's options keep it) */
+static int lhd_tally_gc(lua_State *L) {
+  lhd_tally *t = luaL_checkudata(L, 1, LHD_TALLY);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->log_ref);
+  t->log_ref = LUA_NOREF;
+  free(t->route);
+  t->route = NULL;
+  for (size_t i = 0; i < t->nfail; i++) free(t->fail_headers[i]);
+  t->nfail = 0;
+  jsonout_free(&t->line);
+  return 0;
+}
+
 /* req:proxy{url=, unix_socket=, method=, headers={"Name: value", ...}, body=,
  *   connect_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines={"Name: value", ...},
  *   pass={name, ...}, pass_max=, cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=}
@@ -349,15 +558,40 @@ static int lhd_proxy(lua_State *L) {
     kept = *k;
   }
   lua_pop(L, 1); /* the options' table keeps it */
+  lhd_tally *tally = NULL;
+  if (lua_getfield(L, 2, "tally") != LUA_TNIL) {
+    tally = luaL_testudata(L, -1, LHD_TALLY);
+    if (tally == NULL || tally->route == NULL) luaL_error(L, "bad argument #1 to 'proxy' (tally must be an httpd.proxy_tally)");
+    const char *more[LHD_MAX_HEADERS]; /* checked before the pump starts: nothing raises after */
+    lua_getfield(L, 2, "fail_more");
+    lhd_header_lines(L, lua_gettop(L), more, 1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   lhd_proxy_lists l;
   if (kept == NULL) lhd_proxy_shared(L, 2, "proxy", &o, &l);
   char err[256];
-  q->px = kept ? httpproxy_start_kept(lhttp_client(L), q->r, kept, &o.up, lhd_proxy_done, q, err, sizeof err)
-               : httpproxy_start(lhttp_client(L), q->r, &o, lhd_proxy_done, q, err, sizeof err);
+  httpproxy_done_fn done = tally ? lhd_proxy_ended : lhd_proxy_done;
+  q->px = kept ? httpproxy_start_kept(lhttp_client(L), q->r, kept, &o.up, done, q, err, sizeof err)
+               : httpproxy_start(lhttp_client(L), q->r, &o, done, q, err, sizeof err);
   if (q->px == NULL) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
+  }
+  if (tally) { /* ends in C: this task goes on */
+    lua_getfield(L, 2, "t0");
+    q->t0 = (uint64_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    q->tally = tally;
+    tally->active++;
+    q->waiting = LHD_ENDS_IN_C;
+    lua_pushvalue(L, 2);
+    q->opts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 1);
+    q->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 1);
+    return 1;
   }
   rt_wait_begin(L, &q->w, lhd_proxy_cancel);
   q->waiting = LHD_WAIT_PROXY;
@@ -548,6 +782,7 @@ static int lhd_close(lua_State *L) {
   lhd_req *q = luaL_checkudata(L, 1, LHD_REQ);
   if (q->r == NULL) return 0;
   httpd_req *r = q->r;
+  if (q->tally) lhd_tally_drop(L, q); /* no line, no count: its end was taken from the pump */
   if (q->px) { /* the pump stops with the request (its waiting task is woken below) */
     httpproxy_free(q->px);
     q->px = NULL;
@@ -972,10 +1207,17 @@ static const luaL_Reg lhd_kept_meta[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg lhd_tally_methods[] = {
+    {"stats", lhd_tally_stats},
+    {"active", lhd_tally_active},
+    {NULL, NULL},
+};
+
 static const luaL_Reg lhd_funcs[] = {
     {"listen", lhd_listen},
     {"blob", lhd_blob_new},
     {"proxy_kept", lhd_kept_new},
+    {"proxy_tally", lhd_tally_new},
     {"parse_listen", lhd_parse_listen},
     {"is_loopback", lhd_is_loopback},
     {NULL, NULL},
@@ -999,6 +1241,13 @@ int luaopen_orket_httpd(lua_State *L) {
   if (luaL_newmetatable(L, LHD_BLOB)) luaL_setfuncs(L, lhd_blob_meta, 0);
   lua_pop(L, 1);
   if (luaL_newmetatable(L, LHD_KEPT)) luaL_setfuncs(L, lhd_kept_meta, 0);
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, LHD_TALLY)) {
+    lua_pushcfunction(L, lhd_tally_gc);
+    lua_setfield(L, -2, "__gc");
+    luaL_newlib(L, lhd_tally_methods);
+    lua_setfield(L, -2, "__index");
+  }
   lua_pop(L, 1);
   luaL_newlib(L, lhd_funcs);
   return 1;

@@ -305,9 +305,12 @@ local OWN_ORIGIN = { headers = pass_in, pass = PASS_BACK, cookies = OWN_NAMES }
 local PATH_OK = "^/[%w%-%._~!$&'()*+,;=:@/%%]*$"
 local QUERY_OK = "^[%w%-%._~!$&'()*+,;=:@/?%%]*$"
 
+-- the route a request to an app's origin is logged and counted under
+M.ROUTE = "(app)"
+
 --- apps:handle(req, ctx, id) -> as a handler: a request to sandbox id's origin
 function Apps:handle(req, ctx, id)
-  ctx.route = "(app)"
+  ctx.route = M.ROUTE
   if req.path == M.TICKET_PATH and req.method == "GET" then return self:_redeem(req, ctx, id) end
   if not PROXIED[req.method] then
     return text(req, ctx, 405, "The app's origin passes GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS only.", { ALLOW })

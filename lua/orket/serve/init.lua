@@ -188,6 +188,15 @@ function M.new(o)
   self.router = M.router()
   self.app_routes = sandboxes.app_routes(self.router)
   self.metrics = metrics.new()
+  -- the sandbox proxy's requests, on the API's route and on an app's origin, end in C when
+  -- their pump does (orket.serve.sandboxes.forward): route -> its tally, whose counts are
+  -- added in to the metrics and which writes their log lines
+  self.tallies = {}
+  for _, route in ipairs { self.app_routes.GET.pattern, apps.ROUTE } do
+    self.tallies[route] = httpd.proxy_tally { route = route, buckets = metrics.BUCKETS, log = log_of(self),
+      fail_headers = JSON_HEADERS }
+    self.metrics:count_elsewhere(route, nil, self.tallies[route])
+  end
   local ss, cerr, audit_s = web.settings(o.dir)
   if not ss then
     srv:close()
@@ -423,8 +432,9 @@ end
 
 function Server:_serve(req)
   local t0 = uv.hrtime()
-  local ctx = { db = self.db, dir = self.dir, hub = self.hub, metrics = self.metrics, route = "-", server = self }
+  local ctx = { db = self.db, dir = self.dir, hub = self.hub, metrics = self.metrics, route = "-", server = self, t0 = t0 }
   local ok, err = xpcall(self._dispatch, debug.traceback, self, req, ctx)
+  if ok and ctx.ended then return end -- its end is the proxy's pump's, in C (sandboxes.forward)
   if not ok then
     self:_log { event = "error", route = ctx.route, message = tostring(err) }
     if not ctx.status then fail(req, ctx, 500, "internal", "the server failed; its log says why") end
@@ -481,6 +491,14 @@ function Server:run()
   if side then side:join() end
 end
 
+-- whether a proxied request that ends in C is still running
+function Server:_proxied()
+  for _, tally in pairs(self.tallies) do
+    if tally:active() > 0 then return true end
+  end
+  return false
+end
+
 --- server:stop(): stops accepting, ends the event streams, lets requests in flight finish
 --- (for drain_ms at most), then closes; run() returns. Call it inside a task.
 function Server:stop()
@@ -490,7 +508,7 @@ function Server:stop()
   if self.usrv then self.usrv:stop_accepting() end
   for _, p in pairs(self.projects) do p.hub:close() end
   local deadline = uv.now() + self.limits.drain_ms
-  while self.inflight > 0 and uv.now() < deadline do rt.sleep(10) end
+  while (self.inflight > 0 or self:_proxied()) and uv.now() < deadline do rt.sleep(10) end
   for _, p in pairs(self.projects) do self:checkpoint(true, p.db, p.dir) end -- each audit's tail signed before the server goes
   self.srv:close()
   local idle = self.idle

@@ -89,7 +89,9 @@ function M.new() return setmetatable({ requests = {}, durations = {}, refusals =
 
 --- counters:count_elsewhere(route, status, source): requests answered with status on route
 --- are also counted by source (source:stats() -> count, sum seconds, {count per bucket of
---- M.BUCKETS, not cumulative}: /health's, counted in C), added in when /metrics renders
+--- M.BUCKETS, not cumulative}: /health's, counted in C), added in when /metrics renders.
+--- status nil: source:stats() gives a fourth value, {status -> count} (the proxied requests
+--- that end in C: httpd.proxy_tally)
 function Counters:count_elsewhere(route, status, source)
   self.elsewhere[#self.elsewhere + 1] = { route = route, status = status, source = source }
 end
@@ -100,10 +102,12 @@ local function merged(counters)
   for k, v in pairs(counters.requests) do requests[k] = v end
   for k, h in pairs(counters.durations) do durations[k] = h end
   for _, e in ipairs(counters.elsewhere) do
-    local n, sum, counts = e.source:stats()
+    local n, sum, counts, statuses = e.source:stats()
     if n > 0 then
-      local key = e.route .. "\0" .. e.status
-      requests[key] = (requests[key] or 0) + n
+      for status, sn in pairs(statuses or { [e.status] = n }) do
+        local key = e.route .. "\0" .. status
+        requests[key] = (requests[key] or 0) + sn
+      end
       local h, m = durations[e.route] or new_hist(M.BUCKETS), new_hist(M.BUCKETS)
       for i = 1, #M.BUCKETS do m.counts[i] = (h.counts[i] or 0) + (counts[i] or 0) end
       m.sum, m.count = h.sum + sum, h.count + n

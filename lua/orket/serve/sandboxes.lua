@@ -275,6 +275,12 @@ local BODILESS = { DELETE = true, OPTIONS = true }
 -- with the socket's options
 local kept_api = setmetatable({}, { __mode = "v" }) -- socket -> kept
 local kept_own = setmetatable({}, { __mode = "v" })
+-- kept -> {body, note}: the 502's body and the log's note start of a request that ends in C
+local failed_of = setmetatable({}, { __mode = "k" })
+local function bad_gateway(row)
+  return err(502, "bad_gateway", string.format("sandbox %d's app gave no answer that could be passed on "
+    .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id))
+end
 local function kept_of(row, own)
   local by_socket = own and kept_own or kept_api
   local kept = by_socket[row.socket]
@@ -284,6 +290,8 @@ local function kept_of(row, own)
       lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
       pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN }
     by_socket[row.socket] = kept
+    local _, doc = bad_gateway(row)
+    failed_of[kept] = { jsonout.encode(doc) .. "\n", "sandbox " .. row.id .. ": " }
   end
   return kept
 end
@@ -315,13 +323,28 @@ function M.forward(req, ctx, row, url, own)
     headers = headers or {}
     headers[#headers + 1] = "Content-Type:"
   end
+  local kept = kept_of(row, own)
+  -- the request ends in C when the pump does (its 502, with ctx.headers as send adds them,
+  -- the counts, the log line: httpd.proxy_tally of its route), and this task goes on at once
+  local tally = ctx.server and ctx.server.tallies[ctx.route]
+  if tally then
+    local failed = failed_of[kept]
+    local started, serr = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
+      body = body, kept = kept, tally = tally, t0 = ctx.t0, key = ctx.key, fail_body = failed[1],
+      fail_more = ctx.headers, fail_note = failed[2] }
+    if started then
+      ctx.ended = true
+      return
+    end
+    ctx.note = "sandbox " .. row.id .. ": " .. tostring(serr)
+    return bad_gateway(row)
+  end
   local status, note = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
-    body = body, kept = kept_of(row, own) }
+    body = body, kept = kept }
   if not status then
     -- what libcurl said of it is for the log line, not the client (the app's own log says more)
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(note)
-    return err(502, "bad_gateway", string.format("sandbox %d's app gave no answer that could be passed on "
-      .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id))
+    return bad_gateway(row)
   end
   ctx.status, ctx.note = status, note
 end

@@ -1,0 +1,157 @@
+-- orket.serve's sandbox proxy on the API's route: the request ends in C when its pump does
+-- (httpd.proxy_tally: the 502 when the app gave nothing to pass on, the counts, the log
+-- line), and the request's task is free for the next request meanwhile.
+local httpd = require "orket.c.httpd"
+local ops = require "orket.store.sandboxes"
+local task = require "orket.task"
+local uv = require "luv"
+local cjson = require "cjson"
+local H = require "tests.helpers"
+local F = require "tests.fixtures"
+
+local ROUTE = "/v1/sandboxes/{id}/app/{path}"
+
+describe("orket.serve's proxied requests", function()
+  after_each(function() H.cleanup() end)
+
+  -- a local-use server of a store with one healthy sandbox reached at sock; its log lines kept
+  local function server(sock, limits)
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits }
+    -- after the start, which ends the sandboxes whose owner is gone
+    local pid = uv.os_getpid() -- owned by this process, which lives: not reconciled as ended
+    local id = ops.insert(db, { target = "main", port = 0, socket = sock, command = "[]", owner_pid = pid,
+      owner_start = require("orket.sandboxes.service").start_time(pid) })
+    ops.set_status(db, id, "healthy")
+    local lines = {}
+    srv.log = function(line) lines[#lines + 1] = cjson.decode(line) end
+    return srv, "http://127.0.0.1:" .. srv:port() .. "/v1/sandboxes/" .. id .. "/app", lines, stop, id
+  end
+
+  -- an app on a unix socket whose every request runs handle(req) in a task
+  local function app(handle)
+    local sock = H.tmpdir() .. "/app.sock"
+    local up = assert(httpd.listen { unix = sock })
+    task.spawn(function()
+      while true do
+        local req = up:accept()
+        if not req then return end
+        task.spawn(function()
+          handle(req)
+          req:close()
+        end)
+      end
+    end)
+    return up, sock
+  end
+
+  -- the proxied lines of the log
+  local function proxied(lines)
+    local out = {}
+    for _, l in ipairs(lines) do
+      if l.route == ROUTE then out[#out + 1] = l end
+    end
+    return out
+  end
+
+  it("frees the request's task while the app answers, and logs and counts the answer", function()
+    local gate = false
+    local up, sock = app(function(req)
+      H.wait_for(function() return gate end, "the gate")
+      req:respond(201, { "Content-Type: text/plain" }, "made " .. req.path)
+    end)
+    local srv, url, lines, stop = server(sock)
+    local got
+    task.spawn(function() got = { H.fetch { url = url .. "/notes" } } end)
+    H.wait_for(function() return srv.tallies[ROUTE]:active() == 1 end, "the pump")
+    -- the task went back to wait for a request while the pump still runs
+    assert.equal(1, #srv.idle)
+    assert.equal(0, srv.inflight)
+    assert.equal(0, #proxied(lines))
+    gate = true
+    H.wait_for(function() return got ~= nil end, "the answer")
+    assert.equal(201, got[1])
+    assert.equal("made /notes", got[2])
+    H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+    local l = proxied(lines)[1]
+    assert.same({ "127.0.0.1", cjson.null, "GET", 201 }, { l.addr, l.key, l.method, l.status })
+    assert.is_nil(l.auth)
+    assert.equal("number", type(l.us))
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", l.t)
+    assert.equal(0, srv.tallies[ROUTE]:active())
+    local m = require("orket.serve.metrics")
+    local text = m.render(srv.db, srv.metrics, 0)
+    assert.matches('orket_http_requests_total{route="' .. ROUTE:gsub("%p", "%%%0") .. '",status="201"} 1', text)
+    assert.matches('orket_http_request_duration_seconds_count{route="' .. ROUTE:gsub("%p", "%%%0") .. '"} 1', text)
+    stop()
+    up:close()
+  end)
+
+  it("answers 502 as JSON when the app gives nothing to pass on, its reason in the log only", function()
+    local sock = H.tmpdir() .. "/raw.sock"
+    local raw = uv.new_pipe(false)
+    assert(raw:bind(sock))
+    raw:listen(16, function()
+      local c = uv.new_pipe(false)
+      raw:accept(c)
+      c:write("not http at all\r\n\r\n", function() c:close() end)
+    end)
+    local srv, url, lines, stop, id = server(sock)
+    local st, body, headers = H.fetch { url = url .. "/x" }
+    assert.equal(502, st, body)
+    assert.matches("^application/json", headers["content-type"])
+    assert.equal("Origin", headers.vary) -- as every answer of the API
+    local doc = cjson.decode(body)
+    assert.equal("bad_gateway", doc.error.code)
+    assert.matches("gave no answer that could be passed on", doc.error.message, 1, true)
+    H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+    local l = proxied(lines)[1]
+    assert.equal(502, l.status)
+    assert.equal("sandbox " .. id .. ": ", l.note:sub(1, #("sandbox " .. id .. ": ")))
+    assert.is_true(#l.note > #("sandbox " .. id .. ": "))
+    assert.matches('status="502"} 1', require("orket.serve.metrics").render(srv.db, srv.metrics, 0), 1, true)
+    stop()
+    raw:close()
+  end)
+
+  it("is waited for by the stop, and answered 503 and logged when the stop comes first", function()
+    local up, sock = app(function(req) req:wait_gone() end) -- never answers
+    local srv, url, lines, stop = server(sock, require("orket.serve").limits("drain_ms=300"))
+    local got
+    task.spawn(function() got = { H.fetch { url = url .. "/slow" } } end)
+    H.wait_for(function() return srv.tallies[ROUTE]:active() == 1 end, "the pump")
+    local t0 = uv.now()
+    stop()
+    assert.is_true(uv.now() - t0 >= 250, "the stop waited for the request")
+    H.wait_for(function() return got ~= nil end, "the answer")
+    assert.equal(503, got[1])
+    assert.equal(0, srv.tallies[ROUTE]:active())
+    local l = proxied(lines)[1]
+    assert.equal(503, l and l.status)
+    up:close()
+  end)
+
+  it("refuses a tally's bad options before any pump starts", function()
+    local log = function() end
+    assert.has_error(function() httpd.proxy_tally { buckets = {}, log = log } end)
+    assert.has_error(function() httpd.proxy_tally { route = "/r", buckets = { 1, 1 }, log = log } end)
+    assert.has_error(function() httpd.proxy_tally { route = "/r", buckets = {}, log = log, fail_headers = { "a\nb: c" } } end)
+    local tally = httpd.proxy_tally { route = "/r", buckets = { 0.1, 1 }, log = log, fail_headers = { "X-A: 1" } }
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+    local err
+    task.spawn(function()
+      local req = srv:accept()
+      local ok, e = pcall(req.proxy, req, { url = "http://app/", unix_socket = H.tmpdir() .. "/none.sock",
+        tally = tally, t0 = 0, fail_more = { "no colon here" } })
+      err = not ok and e or "accepted"
+      req:respond(200, {}, "")
+      req:close()
+    end)
+    assert.equal(200, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/" }))
+    srv:close()
+    assert.matches("headers must be", err)
+    assert.equal(0, tally:active())
+  end)
+end)
