@@ -6,6 +6,7 @@ local cost = require "orket.cost"
 local counts = require "orket.store.metrics"
 local sandboxes = require "orket.store.sandboxes"
 local runs = require "orket.serve.runs"
+local errors = require "orket.errors"
 
 local M = {}
 
@@ -331,8 +332,13 @@ end
 
 local function handler(req, ctx)
   local shown = runs.shown_states(ctx.db, ctx.dir)
-  local text = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown, ctx.hub:journal_reads(),
+  local text, rerr = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown, ctx.hub:journal_reads(),
     ctx.db.backend == "pg" and ctx.hub:notified() or nil)
+  -- an empty 200 would be a good scrape with no samples: every series would go stale unseen
+  if not text then
+    ctx.note = "store: " .. tostring(rerr)
+    return errors.answer(503, "unavailable", "the store cannot be read just now; try again")
+  end
   ctx.status = 200
   -- for a HEAD too: libmicrohttpd sends its length and no body (RFC 9110 9.3.2)
   req:respond(200, { "Content-Type: text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store" }, text)
