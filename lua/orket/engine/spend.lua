@@ -33,9 +33,26 @@ for i, s in ipairs(M.SCOPES) do BUDGET_KEYS[i] = "cost_per_" .. s end
 M.CARD_SCOPES = { card = true, epic = true, rock = true }
 
 -- Each models.prices entry's price, by the entry (weak): the check and the record read it
--- at every call, and making it anew from its text cost more than either. Settings are not
--- changed in place; a reload's are new tables, whose prices are made anew.
+-- at every call, and making it anew from its text cost more than either. A reload's entries
+-- are new tables; the REPL may edit one in place, so the fields it was made from are kept
+-- and compared at each read (a few fields against making the price again).
 local kept_prices = setmetatable({}, { __mode = "k" })
+
+local function same_fields(v, from)
+  local n = 0
+  for k, x in pairs(v) do
+    if from[k] ~= x then return false end
+    n = n + 1
+  end
+  return n == from.n_
+end
+
+local function fields_of(v)
+  local from, n = {}, 0
+  for k, x in pairs(v) do from[k], n = x, n + 1 end
+  from.n_ = n
+  return from
+end
 
 --- price(run, spec) -> the price of "provider:model" | nil (none set)
 function M.price(run, spec)
@@ -44,11 +61,10 @@ function M.price(run, spec)
   if type(t) ~= "table" or spec == nil then return nil end
   local v = t[spec]
   if type(v) ~= "table" then return nil end -- a table: checked when orket.lua was read
-  local p = kept_prices[v]
-  if not p then
-    p = cost.price(v, "models.prices")
-    kept_prices[v] = p
-  end
+  local kept = kept_prices[v]
+  if kept and same_fields(v, kept.from) then return kept.price end
+  local p = cost.price(v, "models.prices")
+  kept_prices[v] = { price = p, from = fields_of(v) }
   return p
 end
 

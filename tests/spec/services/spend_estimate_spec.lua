@@ -95,4 +95,17 @@ describe("a model's price under a money budget", function()
     r.settings = { models = { prices = { ["p:m"] = { input = "1", cached_input = "0.5", output = "2", currency = "EUR" } } } }
     assert.same({ input = 1000000, cached_input = 500000, output = 2000000, currency = "EUR" }, spend.price(r, "p:m"))
   end)
+
+  it("follows an entry edited in place, as the REPL may", function()
+    local entry = { input = "0.15", cached_input = "0.075", output = "0.60", currency = "USD" }
+    local r = { settings = { models = { prices = { ["p:m"] = entry } } } }
+    assert.equal(150000, spend.price(r, "p:m").input)
+    entry.input = "3"
+    assert.equal(3000000, spend.price(r, "p:m").input)
+    -- a field no price has makes the entry no price, as it would be read afresh
+    entry.discount = "0.1"
+    assert.is_nil(spend.price(r, "p:m"))
+    entry.discount = nil
+    assert.equal(3000000, spend.price(r, "p:m").input)
+  end)
 end)
