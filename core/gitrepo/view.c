@@ -26,7 +26,12 @@
  *    recovery), finishing what is left (3).
  * 7. A recorded path stays diverged until the disk holds what main holds there (the person
  *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
- *    again and forgets those that no longer differ. */
+ *    again and forgets those that no longer differ.
+ * 8. libgit2 never reads the view. main's index is opened on its own file, with no repository
+ *    behind it: the repository's index would, when written, compare its racy entries with
+ *    the working tree, opening each .gitattributes and .gitignore on their way by name (a
+ *    FIFO there blocked every run for good, a huge one was read whole). The one comparison
+ *    that write made for us is done here with our own reads (vw_index_set). */
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -283,8 +288,20 @@ static void vw_prune_dirs(int root, const char *path) {
   }
 }
 
+/* 1 when the disk at it's path still holds M's side. */
+static int vw_still(const gitapi *g, int root, const vw_item *it) {
+  const char *leaf;
+  int dfd = vw_parent(root, it->path, 0, &leaf);
+  vw_side d;
+  vw_disk(g, dfd, leaf, &d);
+  if (dfd >= 0) close(dfd);
+  return vw_holds(g, &d, &it->m, 1);
+}
+
 /* Sets the index entry of it's path to side m (removed when m is nothing), its stat data
- * from the disk when the disk holds m (done), else none: git then compares the content. */
+ * from the disk when the disk holds m (done), else none: git then compares the content.
+ * The content is checked again after the stat (invariant 8): a person's write since pass 2,
+ * in the same clock tick and of the same size, would otherwise be taken for main's. */
 static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item *it) {
   if (it->m.kind == VW_NONE || it->m.kind == VW_DIR || it->m.kind == VW_OTHER) {
     if (g->index_get_bypath(idx, it->path, 0) == NULL) return 0;
@@ -297,7 +314,7 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
   en.mode = it->m.kind == VW_LINK ? GIT_FILEMODE_LINK : it->m.kind == VW_EXEC ? GIT_FILEMODE_BLOB_EXECUTABLE
                                                                                : GIT_FILEMODE_BLOB;
   struct stat st;
-  if (it->done && fstatat(root, it->path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (it->done && fstatat(root, it->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && vw_still(g, root, it)) {
     en.ctime.seconds = (int32_t)st.st_ctim.tv_sec;
     en.ctime.nanoseconds = (uint32_t)st.st_ctim.tv_nsec;
     en.mtime.seconds = (int32_t)st.st_mtim.tv_sec;
@@ -395,14 +412,19 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   }
   tip_tree = *g->commit_tree_id(tc);
   g->commit_free(tc);
-  if ((rc = g->repository_index(&idx, repo)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
+  char ip[PATH_MAX];
+  if ((size_t)snprintf(ip, sizeof ip, "%sindex", g->repository_path(repo)) >= sizeof ip) {
+    gr_fail(e, "EINVAL", "gitdir path too long");
+    goto out;
+  }
+  if ((rc = g->index_open(&idx, ip)) < 0) { /* on its own file (invariant 8) */
     gr_git(g, e, rc, "main's index");
     goto out;
   }
   if (!s.has_base) {
     /* a repository from before the view had a state: its index was kept at what the files
      * were last checked out as; else (no index that can say) main's tree */
-    if (g->index_has_conflicts(idx) || g->index_write_tree(&s.base, idx) < 0) s.base = tip_tree;
+    if (g->index_has_conflicts(idx) || g->index_write_tree_to(&s.base, idx, repo) < 0) s.base = tip_tree;
     s.has_base = 1;
   }
   if (g->oid_equal(&s.base, &tip_tree)) {
@@ -419,7 +441,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   /* a base gone from the object database (a person's gc): the index's tree stands in, as
    * for a repository with no state yet */
   if (!base && g->tree_lookup(&base, repo, &s.base) < 0 &&
-      (g->index_has_conflicts(idx) || g->index_write_tree(&s.base, idx) < 0 || g->oid_equal(&s.base, &tip_tree))) {
+      (g->index_has_conflicts(idx) || g->index_write_tree_to(&s.base, idx, repo) < 0 || g->oid_equal(&s.base, &tip_tree))) {
     s.base = tip_tree; /* nothing to go by: the view is taken to hold main */
     ret = 0;
     goto out;
