@@ -43,7 +43,8 @@
 #include <unistd.h>
 
 #define GR_VIEW_STATE "orket-view"       /* in main's gitdir */
-#define GR_VIEW_MAGIC "orket-view 1 "    /* then the base tree's hex id and a newline */
+#define GR_VIEW_MAGIC "orket-view 2 "    /* then the base tree's hex id, a newline, why it is behind, a newline */
+#define GR_VIEW_MAGIC1 "orket-view 1 "   /* as written before: no line saying why */
 #define GR_VIEW_STATE_MAX ((size_t)8 << 20)
 #define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is compared by size only */
 #define GR_VIEW_TMP ".orket-view.tmp"
@@ -62,6 +63,7 @@ typedef struct vw_side {
 typedef struct vw_state {
   int has_base;
   git_oid base;
+  char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
   gr_paths diverged;
 } vw_state;
 
@@ -89,13 +91,23 @@ static void vw_read(const gitrepo *r, vw_state *s) {
   }
   close(fd);
   size_t m = strlen(GR_VIEW_MAGIC);
-  if (buf && n >= m + GIT_OID_HEXSZ + 1 && memcmp(buf, GR_VIEW_MAGIC, m) == 0 && buf[m + GIT_OID_HEXSZ] == '\n') {
+  int v1 = buf && n >= m && memcmp(buf, GR_VIEW_MAGIC1, m) == 0;
+  if (buf && n >= m + GIT_OID_HEXSZ + 1 && (v1 || memcmp(buf, GR_VIEW_MAGIC, m) == 0) && buf[m + GIT_OID_HEXSZ] == '\n') {
     char hex[GIT_OID_HEXSZ + 1];
     memcpy(hex, buf + m, GIT_OID_HEXSZ);
     hex[GIT_OID_HEXSZ] = '\0';
     s->has_base = r->git.oid_fromstr(&s->base, hex) == 0;
+    size_t i = m + GIT_OID_HEXSZ + 1;
+    const char *nl = v1 ? NULL : memchr(buf + i, '\n', n - i);
+    if (nl) { /* why the view is behind, one line */
+      size_t wl = (size_t)(nl - (buf + i));
+      snprintf(s->why, sizeof s->why, "%.*s", (int)(wl < sizeof s->why ? wl : sizeof s->why - 1), buf + i);
+      i += wl + 1;
+    } else if (!v1) {
+      i = n; /* cut short */
+    }
     /* then each diverged path, NUL-ended (a path may hold a newline) */
-    for (size_t i = m + GIT_OID_HEXSZ + 1; s->has_base && i < n;) {
+    for (; s->has_base && i < n;) {
       size_t len = strnlen(buf + i, n - i);
       if (i + len >= n) break; /* cut short: the rest is lost, as if never recorded */
       if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
@@ -121,6 +133,8 @@ static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
     return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
   }
   fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
+  for (const char *w = s->why; *w; w++) fputc(*w == '\n' ? ' ' : *w, f);
+  fputc('\n', f);
   for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
   int bad = ferror(f);
   if (fclose(f) != 0) bad = 1;
@@ -130,6 +144,21 @@ static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
     return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
   }
   return 0;
+}
+
+/* Keeps why a refresh failed in the state, its base and paths as they were, so that
+ * gitrepo_view_status can say why the view is behind main until a refresh succeeds (a
+ * successful one writes the state without it). Best effort: a state that cannot be written
+ * leaves the view behind, said without the reason. */
+static void vw_behind_why(gitrepo *r, const gr_err *why) {
+  vw_state s;
+  gr_err ignored;
+  vw_read(r, &s);
+  if (s.has_base) {
+    snprintf(s.why, sizeof s.why, "%.*s", (int)sizeof s.why - 1, why->msg);
+    (void)vw_write(r, &s, &ignored);
+  }
+  gr_paths_free(&s.diverged);
 }
 
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e) {
@@ -524,6 +553,7 @@ out:
   if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
   g->index_free(idx);
   r->view_diverged = *diverged;
+  if (ret != 0) vw_behind_why(r, e);
   return ret;
 }
 
@@ -545,7 +575,7 @@ size_t gitrepo_view_last(const gitrepo *r) { return r->view_diverged; }
 
 const gr_paths *gitrepo_view_last_paths(const gitrepo *r) { return &r->view_named; }
 
-int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, gr_err *e) {
+int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *behind, size_t cap, gr_err *e) {
   const gitapi *g = &r->git;
   vw_state s;
   git_commit *tc = NULL;
@@ -554,12 +584,16 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, gr_err *e
   int rc, root = -1, ret = -1, dropped = 0;
   *out = NULL;
   *count = 0;
+  if (cap) behind[0] = '\0';
   vw_read(r, &s);
   if ((rc = g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN)) < 0 ||
       (rc = g->commit_lookup(&tc, r->repo, &tip)) < 0 || (rc = g->commit_tree(&tree, tc)) < 0) {
     gr_git(g, e, rc, "main");
     goto out;
   }
+  /* the last refresh failed (its why kept) and none has reached main's tree since (a base
+   * other than main's tree alone says nothing: a person's commit in the view moves main) */
+  if (cap && s.has_base && s.why[0] && !g->oid_equal(&s.base, g->tree_id(tree))) snprintf(behind, cap, "%s", s.why);
   const char *wd = g->repository_workdir(r->repo);
   if (wd == NULL || (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
     gr_fail(e, "EIO", "cannot open main's working tree %s: %s", wd ? wd : "(none)", strerror(errno));

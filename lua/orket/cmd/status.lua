@@ -36,7 +36,10 @@ function cmd.run(args, cli)
     return 0
   end
   local out = { string.format("main is at %s\n", doc.main:sub(1, 12)) }
-  if #doc.diverged == 0 then
+  if doc.behind then out[#out + 1] = inert.line(status_view.behind_line(doc.behind.reason)) .. "\n" end
+  if #doc.diverged == 0 and doc.behind then
+    out[#out + 1] = "nothing of yours is recorded where main changed before that\n"
+  elseif #doc.diverged == 0 then
     out[#out + 1] = "workspace/ shows main: nothing of yours differs from it where main changed\n"
   else
     out[#out + 1] = string.format("workspace/ keeps your version where main has another (%d path%s); "

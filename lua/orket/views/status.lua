@@ -16,6 +16,16 @@ local function take_main(path, main)
   return { { "git", "-C", "workspace", "checkout", "main", "--", path } }
 end
 
+-- What catches a view up that is behind main: any refresh (recover() removes a lock a
+-- killed git left, then refreshes; a person's live git must end first).
+M.CATCH_UP = "it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'; "
+  .. "until then 'git -C workspace status' shows main's newer files as changes of yours"
+
+--- behind_line(reason) -> the one line that says main's view could not follow main, and why
+function M.behind_line(reason)
+  return string.format("workspace/ is behind main: its refresh failed (%s); %s", tostring(reason), M.CATCH_UP)
+end
+
 local function keep_view(path)
   return {
     { "git", "-C", "workspace", "add", "-A", "--", path },
@@ -34,14 +44,15 @@ end
 function M.of_repo(repo)
   local main, herr, hcode = repo:head("main")
   if not main then return nil, herr, hcode end
-  local paths, err, code = repo:view_status()
+  local paths, err, code = repo:view_status() -- err: why the view is behind main, if it is
   if not paths then return nil, err, code end
+  local behind = err and { reason = err, catch_up = M.CATCH_UP } or nil
   local diverged = {}
   for i, p in ipairs(paths) do
     diverged[i] = { path = p.path, main = p.main, view = p.view,
       take_main = commands(take_main(p.path, p.main)), keep_view = commands(keep_view(p.path)) }
   end
-  return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged) }
+  return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind }
 end
 
 --- of_project(dir) -> the document | nil, msg, CODE: the project at dir (ENOENT: its
@@ -54,16 +65,17 @@ function M.of_project(dir)
   return doc, derr, dcode
 end
 
---- note(doc) -> one line naming the diverged paths, or nil when there are none: what a
---- run's output says after its merges
+--- note(doc) -> one line naming the diverged paths (and one saying the view is behind main),
+--- or nil when there are none: what a run's output says after its merges
 function M.note(doc)
   local n = doc and #doc.diverged or 0
-  if n == 0 then return nil end
+  local behind = doc and doc.behind and M.behind_line(doc.behind.reason)
+  if n == 0 then return behind end
   local names = {}
   for i = 1, math.min(n, 5) do names[i] = doc.diverged[i].path end
   return string.format("workspace/ keeps your version of %s where main has another (%d path%s); "
     .. "'orket status' shows both and how to take main's or keep yours",
-    table.concat(names, ", ") .. (n > 5 and ", ..." or ""), n, n == 1 and "" or "s")
+    table.concat(names, ", ") .. (n > 5 and ", ..." or ""), n, n == 1 and "" or "s") .. (behind and ("\n" .. behind) or "")
 end
 
 return M
