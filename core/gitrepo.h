@@ -272,6 +272,9 @@ typedef struct gr_view_path {
   const char *view_kind;         /* what the view (the disk) has there */
   char view_id[GR_OID_HEX + 1];  /* the blob id its content would have ("" when not a file or symlink) */
   int64_t view_size;             /* -1 when nothing is there */
+  char *view_at;                 /* malloc'd, NULL but when the view's side is what sits on the way
+                                    to path: a file or symlink of a person's at this leading path,
+                                    where main has a directory */
 } gr_view_path;
 void gr_view_paths_free(gr_view_path *v, size_t n);
 

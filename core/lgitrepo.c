@@ -585,7 +585,7 @@ static void lgr_push_side(lua_State *L, const char *kind, const char *id, int64_
   }
 }
 
-/* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size=}}...}, behind:
+/* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size= [, at=]}}...}, behind:
  * the paths where main's view holds a person's version rather than main's, and why the view
  * is behind main (nil when it holds main's tip) (gitrepo.h) */
 static int lgr_view_status(lua_State *L) {
@@ -604,6 +604,10 @@ static int lgr_view_status(lua_State *L) {
     lgr_push_side(L, v[i].main_kind, v[i].main_id, v[i].main_size);
     lua_setfield(L, -2, "main");
     lgr_push_side(L, v[i].view_kind, v[i].view_id, v[i].view_size);
+    if (v[i].view_at) {
+      lua_pushstring(L, v[i].view_at);
+      lua_setfield(L, -2, "at");
+    }
     lua_setfield(L, -2, "view");
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }

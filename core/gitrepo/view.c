@@ -560,8 +560,34 @@ out:
 /* ---- what the view shows a person ---- */
 
 void gr_view_paths_free(gr_view_path *v, size_t n) {
-  for (size_t i = 0; v && i < n; i++) free(v[i].path);
+  for (size_t i = 0; v && i < n; i++) {
+    free(v[i].path);
+    free(v[i].view_at);
+  }
   free(v);
+}
+
+/* What blocks the way to path when a leading component is not a directory (a person's file
+ * or symlink where main has a directory): that component's length, and what it holds in
+ * *d; 0 when nothing does. */
+static size_t vw_in_way(const gitapi *g, int root, const char *path, vw_side *d) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *slash = strchr(p, '/'); slash; slash = strchr(slash + 1, '/')) {
+    struct stat st;
+    *slash = '\0';
+    int there = fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (there && !S_ISDIR(st.st_mode)) {
+      const char *leaf;
+      int dfd = vw_parent(root, p, 0, &leaf);
+      vw_disk(g, dfd, leaf, d);
+      if (dfd >= 0) close(dfd);
+      return strlen(p);
+    }
+    if (!there) return 0;
+    *slash = '/';
+  }
+  return 0;
 }
 
 static void vw_hex(const gitapi *g, const vw_side *s, char *out) {
@@ -621,12 +647,14 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
     const char *leaf;
     int dfd = vw_parent(root, path, 0, &leaf);
     vw_disk(g, dfd, leaf, &d);
+    size_t way = dfd < 0 ? vw_in_way(g, root, path, &d) : 0; /* else nothing, as far as path goes */
     if (dfd >= 0) close(dfd);
     if (vw_holds(g, &d, &m, 1) || (m.kind == VW_DIR && d.kind == VW_DIR)) { /* invariant 7 */
       dropped = 1;
       continue;
     }
-    if ((v[k].path = strdup(path)) == NULL) {
+    if ((v[k].path = strdup(path)) == NULL || (way && (v[k].view_at = strndup(path, way)) == NULL)) {
+      free(v[k].path);
       gr_view_paths_free(v, k);
       gr_fail(e, "ENOMEM", "out of memory");
       goto out;

@@ -11,6 +11,7 @@ local function side(s)
   local t = s.kind
   if s.id then t = t .. " " .. s.id:sub(1, 12) end
   if s.size then t = t .. string.format(" (%d bytes)", s.size) end
+  if s.at then t = t .. " at " .. s.at .. ", in the way" end
   return t
 end
 

@@ -10,10 +10,21 @@ local M = {}
 M.FORMAT = "orket.status/1"
 
 -- The commands, as argument lists run from the project's directory (a person's shell
--- quotes them; a client shows them as it likes).
-local function take_main(path, main)
-  if main.kind == "none" then return { { "rm", "-r", "--", "workspace/" .. path } } end
-  return { { "git", "-C", "workspace", "checkout", "main", "--", path } }
+-- quotes them; a client shows them as it likes). Taking main's version replaces the
+-- person's file at the path; what git would delete besides (a directory of theirs at the
+-- path, with all it holds, or their file or symlink on the way to it, view.at) is first
+-- moved aside to NAME.yours, never deleted (a numbered backup keeps one already there).
+local function take_main(path, main, view)
+  local out, aside = {}, view.at or (view.kind == "directory" and path)
+  if aside then
+    out[1] = { "mv", "--backup=numbered", "-T", "--", "workspace/" .. aside, "workspace/" .. aside .. ".yours" }
+  end
+  if main.kind ~= "none" then
+    out[#out + 1] = { "git", "-C", "workspace", "checkout", "main", "--", path }
+  elseif not aside then
+    out[1] = { "rm", "--", "workspace/" .. path }
+  end
+  return out
 end
 
 -- What catches a view up that is behind main: any refresh (recover() removes a lock a
@@ -26,10 +37,12 @@ function M.behind_line(reason)
   return string.format("workspace/ is behind main: its refresh failed (%s); %s", tostring(reason), M.CATCH_UP)
 end
 
-local function keep_view(path)
+-- Keeping the person's version commits it: what sits on the way (view.at) is what is theirs.
+local function keep_view(path, view)
+  local keep = view.at or path
   return {
-    { "git", "-C", "workspace", "add", "-A", "--", path },
-    { "git", "-C", "workspace", "commit", "-m", "Keep my version of " .. path, "--", path },
+    { "git", "-C", "workspace", "add", "-A", "--", keep },
+    { "git", "-C", "workspace", "commit", "-m", "Keep my version of " .. keep, "--", keep },
   }
 end
 
@@ -50,7 +63,7 @@ function M.of_repo(repo)
   local diverged = {}
   for i, p in ipairs(paths) do
     diverged[i] = { path = p.path, main = p.main, view = p.view,
-      take_main = commands(take_main(p.path, p.main)), keep_view = commands(keep_view(p.path)) }
+      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.view)) }
   end
   return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind }
 end

@@ -705,6 +705,47 @@ describe("orket.c.gitrepo", function()
     assert.is_nil(require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout).behind)
   end)
 
+  it("names a person's file on the way to a path main adds, and takes main's version without losing theirs", function()
+    local proj = H.tmpdir()
+    local pws = proj .. "/workspace"
+    sh("mkdir -p " .. pws)
+    H.write(pws .. "/README", "hello\n")
+    local r <close> = assert(G.init(pws, WHO))
+    local p = assert(r:worktree("W1", proj .. "/wt/W1"))
+    sh("mkdir -p " .. p .. "/dir")
+    H.write(p .. "/dir/d.txt", "the card's d\n")
+    H.write(p .. "/hello.txt", "the card's hello\n")
+    assert(r:commit("W1", { name = WHO.name, email = WHO.email, message = "work" }))
+    -- the person's: a file where main brings a directory, a directory where main brings a file
+    H.write(pws .. "/dir", "my file\n")
+    sh("mkdir -p " .. pws .. "/hello.txt")
+    H.write(pws .. "/hello.txt/mine.md", "notes\n")
+    assert.equal(2, assert(r:merge_to_main("W1", GUARD)).diverged)
+    local doc = assert(require("orket.views.status").of_project(proj))
+    local by = {}
+    for _, d in ipairs(doc.diverged) do by[d.path] = d end
+    -- what the view has there is named: the file in the way, not "nothing"
+    assert.same({ kind = "file", size = 8, at = "dir" }, { kind = by["dir/d.txt"].view.kind,
+      size = by["dir/d.txt"].view.size, at = by["dir/d.txt"].view.at })
+    assert.equal("directory", by["hello.txt"].view.kind)
+    assert.same({ "git", "-C", "workspace", "add", "-A", "--", "dir" }, by["dir/d.txt"].keep_view[1])
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.matches("yours:%s+file %x+ %(8 bytes%) at dir, in the way", text.stdout)
+    -- taking main's version moves the person's aside; nothing of theirs is lost
+    for _, d in ipairs(doc.diverged) do
+      for _, argv in ipairs(d.take_main) do
+        local words = {}
+        for i, w in ipairs(argv) do words[i] = H.quote(w) end
+        sh("cd " .. H.quote(proj) .. " && " .. table.concat(words, " ") .. " >/dev/null 2>&1")
+      end
+    end
+    assert.equal("the card's d\n", H.read(pws .. "/dir/d.txt"))
+    assert.equal("the card's hello\n", H.read(pws .. "/hello.txt"))
+    assert.equal("my file\n", H.read(pws .. "/dir.yours"))
+    assert.equal("notes\n", H.read(pws .. "/hello.txt.yours/mine.md"))
+    assert.same({}, assert(r:view_status()))
+  end)
+
   it("tells up to date and fast-forward apart past the near search, by one merge base", function()
     -- 20 commits a card: more than the breadth-first look at recent commits covers
     local function twenty(card, dir, file)
