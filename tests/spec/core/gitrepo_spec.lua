@@ -671,13 +671,20 @@ describe("orket.c.gitrepo", function()
     assert.has_error(function() closed:view_status() end)
   end)
 
-  it("says main's view is behind main, and why, while a person's git holds main's index; until a refresh succeeds", function()
+  -- A project as orket makes it (its repository at workspace/, so `orket status -C` reads it)
+  -- and a card's directory: proj, its workspace, the repository, the card's directory.
+  local function project(card)
     local proj = H.tmpdir()
     local pws = proj .. "/workspace"
     sh("mkdir -p " .. pws)
     H.write(pws .. "/README", "hello\n")
-    local r <close> = assert(G.init(pws, WHO))
-    local p = assert(r:worktree("L1", proj .. "/wt/L1"))
+    local r = assert(G.init(pws, WHO))
+    return proj, pws, r, assert(r:worktree(card, proj .. "/wt/" .. card))
+  end
+
+  it("says main's view is behind main, and why, while a person's git holds main's index; until a refresh succeeds", function()
+    local proj, pws, r0, p = project("L1")
+    local r <close> = r0
     H.write(p .. "/new.txt", "the card's\n")
     assert(r:commit("L1", { name = WHO.name, email = WHO.email, message = "work" }))
     H.write(pws .. "/.git/index.lock", "") -- a person's `git add` running
@@ -706,12 +713,8 @@ describe("orket.c.gitrepo", function()
   end)
 
   it("names a person's file on the way to a path main adds, and takes main's version without losing theirs", function()
-    local proj = H.tmpdir()
-    local pws = proj .. "/workspace"
-    sh("mkdir -p " .. pws)
-    H.write(pws .. "/README", "hello\n")
-    local r <close> = assert(G.init(pws, WHO))
-    local p = assert(r:worktree("W1", proj .. "/wt/W1"))
+    local proj, pws, r0, p = project("W1")
+    local r <close> = r0
     sh("mkdir -p " .. p .. "/dir")
     H.write(p .. "/dir/d.txt", "the card's d\n")
     H.write(p .. "/hello.txt", "the card's hello\n")
