@@ -4,7 +4,10 @@ local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local status_view = require "orket.views.status"
 
-local cmd = { summary = "show where workspace/ differs from main", usage = "orket status [--json] [-C DIR]" }
+-- (not every difference from main: a person's edit where no merge changed the path is git's
+-- to show, docs/git.md)
+local cmd = { summary = "show where main's merges changed a path that workspace/ keeps your version of, "
+  .. "and whether workspace/ is behind main", usage = "orket status [--json] [-C DIR]" }
 
 local function side(s)
   if s.kind == "none" then return "nothing" end

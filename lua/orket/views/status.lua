@@ -72,6 +72,12 @@ end
 --- workspace is not a repository)
 function M.of_project(dir)
   local repo, err, code = gitrepo.open(dir .. "/workspace")
+  local folder = not repo and code == "ENOENT" and io.open(dir .. "/workspace") -- without its repository
+  if folder then
+    folder:close()
+    return nil, "workspace/ has no git repository: the next 'orket run' makes one of what workspace/ holds "
+      .. "(the history of a removed one is not brought back)", code
+  end
   if not repo then return nil, err, code end
   local doc, derr, dcode = M.of_repo(repo)
   repo:close()
