@@ -31,7 +31,11 @@
  *    behind it: the repository's index would, when written, compare its racy entries with
  *    the working tree, opening each .gitattributes and .gitignore on their way by name (a
  *    FIFO there blocked every run for good, a huge one was read whole). The one comparison
- *    that write made for us is done here with our own reads (vw_index_set). */
+ *    that write made for us is done here with our own reads (vw_index_set).
+ * 9. The view follows main only while main is checked out there: with a person's branch or a
+ *    detached commit checked out, the refresh writes nothing and says why (the view is then
+ *    behind main); checking main out again brings main's files, and the next refresh finds
+ *    them done. */
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -432,6 +436,14 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   *diverged = 0;
   gr_paths_free(&r->view_named);
   vw_read(r, &s);
+  /* a person's branch (or a detached commit) checked out in the view: main's files are not
+   * theirs to get, nor main's entries their index; the view waits, said (invariant 9) */
+  char on[256];
+  int head = gr_head_on_main(g, repo, on, sizeof on, e);
+  if (head == 0)
+    gr_fail(e, "EINVAL", "workspace/ has %s checked out, not main: it follows main again once main is checked out "
+            "there (git -C workspace checkout main)", on);
+  if (head != 1) goto out;
   git_commit *tc = NULL;
   git_oid tip;
   if ((rc = g->reference_name_to_id(&tip, repo, "refs/heads/" GR_MAIN)) < 0 ||

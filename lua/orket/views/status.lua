@@ -29,7 +29,7 @@ end
 
 -- What catches a view up that is behind main: any refresh (recover() removes a lock a
 -- killed git left, then refreshes; a person's live git must end first).
-M.CATCH_UP = "it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'; "
+M.CATCH_UP = "once that is settled it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'; "
   .. "until then 'git -C workspace status' shows main's newer files as changes of yours"
 
 --- behind_line(reason) -> the one line that says main's view could not follow main, and why
@@ -84,17 +84,17 @@ function M.of_project(dir)
   return doc, derr, dcode
 end
 
---- note(doc) -> one line naming the diverged paths (and one saying the view is behind main),
---- or nil when there are none: what a run's output says after its merges
+--- note(doc) -> one line naming the diverged paths, or nil when there are none: what a
+--- run's output says after its merges (a view behind main is said at the merge, by its
+--- git view_stale event)
 function M.note(doc)
   local n = doc and #doc.diverged or 0
-  local behind = doc and doc.behind and M.behind_line(doc.behind.reason)
-  if n == 0 then return behind end
+  if n == 0 then return nil end
   local names = {}
   for i = 1, math.min(n, 5) do names[i] = doc.diverged[i].path end
   return string.format("workspace/ keeps your version of %s where main has another (%d path%s); "
     .. "'orket status' shows both and how to take main's or keep yours",
-    table.concat(names, ", ") .. (n > 5 and ", ..." or ""), n, n == 1 and "" or "s") .. (behind and ("\n" .. behind) or "")
+    table.concat(names, ", ") .. (n > 5 and ", ..." or ""), n, n == 1 and "" or "s")
 end
 
 return M

@@ -749,6 +749,33 @@ describe("orket.c.gitrepo", function()
     assert.same({}, assert(r:view_status()))
   end)
 
+  for _, case in ipairs {
+    { what = "a branch", checkout = "checkout -q -b my-feature", why = "refs/heads/my%-feature checked out, not main" },
+    { what = "a detached commit", checkout = "checkout -q --detach", why = "a detached commit checked out, not main" },
+  } do
+    it("leaves " .. case.what .. " a person checked out in workspace/ alone; the view follows once main is back", function()
+      local _, pws, r0, p = project("B1")
+      local r <close> = r0
+      H.write(p .. "/b.txt", "the card's\n")
+      assert(r:commit("B1", { name = WHO.name, email = WHO.email, message = "work" }))
+      sh("git -C " .. H.quote(pws) .. " " .. case.checkout)
+      local m = assert(r:merge_to_main("B1", GUARD)) -- the merge stands
+      assert.matches(case.why, m.stale)
+      -- nothing of main's written into the person's checkout, nothing staged there
+      assert.is_nil(io.open(pws .. "/b.txt"))
+      local git = io.popen("git -C " .. H.quote(pws) .. " status --porcelain")
+      assert.equal("", git:read("a"))
+      git:close()
+      -- a run, a resume and orket status open the repository as ever, and hear why
+      local again <close> = assert(G.open(pws))
+      assert.matches(case.why, select(2, assert(again:view_status())))
+      sh("git -C " .. H.quote(pws) .. " checkout -q main")
+      assert.equal(0, assert(r:view_refresh()))
+      assert.equal("the card's\n", H.read(pws .. "/b.txt"))
+      assert.is_nil(select(2, assert(r:view_status())))
+    end)
+  end
+
   it("tells up to date and fast-forward apart past the near search, by one merge base", function()
     -- 20 commits a card: more than the breadth-first look at recent commits covers
     local function twenty(card, dir, file)
