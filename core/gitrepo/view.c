@@ -550,7 +550,10 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   s.base = tip_tree;
   ret = 0;
 out:
-  if (ret == 0) ret = vw_write(r, &s, e);
+  if (ret == 0) {
+    s.why[0] = '\0'; /* the view holds main's tree: nothing left behind */
+    ret = vw_write(r, &s, e);
+  }
   if (ret == 0 && target && g->oid_equal(&s.base, g->tree_id(target))) { /* the next refresh's base */
     g->tree_free(r->view_tip);
     r->view_tip = target;

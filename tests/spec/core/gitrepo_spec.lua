@@ -710,6 +710,12 @@ describe("orket.c.gitrepo", function()
     text = H.orket("status -C " .. H.quote(proj))
     assert.not_matches("behind", text.stdout)
     assert.is_nil(require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout).behind)
+    -- the failure is forgotten once a refresh succeeded: a person's own commit moving main
+    -- later is no view behind main
+    H.write(pws .. "/mine.txt", "mine\n")
+    sh("git -C " .. H.quote(pws) .. " add mine.txt && git -C " .. H.quote(pws)
+      .. " -c user.name=p -c user.email=p@p commit -qm mine")
+    assert.is_nil(select(2, assert(r:view_status())))
   end)
 
   it("names a person's file on the way to a path main adds, and takes main's version without losing theirs", function()
