@@ -17,7 +17,9 @@
  *    changed, not what main holds.
  * 4. Anything else at such a path is the person's: never written, moved or deleted. It is
  *    recorded as diverged, and its index entry is set to M's only where the index held B's,
- *    so that `git status` shows the person's file as a change against main.
+ *    so that `git status` shows the person's file as a change against main. A version the
+ *    person committed in the view (main's history since the base holds it, the index and the
+ *    disk unchanged) stands for B's: it is main's, not their work in progress.
  * 5. Files are written under a temporary name and renamed into place in their directory;
  *    a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is never
  *    followed); a directory is removed only when empty.
@@ -365,6 +367,52 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
   return g->index_add(idx, &en) < 0 ? -1 : 1;
 }
 
+/* 1 when main's history since the view's base holds blob id at path: a version a person
+ * committed in the view, moving main, before this refresh (the walk stops at the base's
+ * commit's side; at most GR_VIEW_WALK commits are looked at). */
+#define GR_VIEW_WALK 64
+static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base,
+                         const char *path, const git_oid *id) {
+  git_revwalk *walk = NULL;
+  git_oid c;
+  int found = 0;
+  if (g->revwalk_new(&walk, repo) < 0 || g->revwalk_push(walk, tip) < 0) {
+    g->revwalk_free(walk);
+    return 0;
+  }
+  for (int k = 0; !found && k < GR_VIEW_WALK && g->revwalk_next(&c, walk) == 0; k++) {
+    git_commit *cm = NULL;
+    git_tree *t = NULL;
+    git_tree_entry *te = NULL;
+    if (g->commit_lookup(&cm, repo, &c) == 0 && g->commit_tree(&t, cm) == 0 && !g->oid_equal(g->tree_id(t), base) &&
+        g->tree_entry_bypath(&te, t, path) == 0)
+      found = g->oid_equal(g->tree_entry_id(te), id);
+    g->tree_entry_free(te);
+    g->tree_free(t);
+    g->commit_free(cm);
+  }
+  g->revwalk_free(walk);
+  return found;
+}
+
+/* An index entry ie that is neither B's nor M's, whose file the disk holds unchanged, and
+ * which main's history since the base holds: the person committed it in the view, which
+ * moved main, so it is what the view held there, not their work in progress (invariant 4
+ * keeps that): it stands for B's side. Else it stays theirs. */
+static void vw_committed(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base, int root,
+                         vw_item *it, const git_index_entry *ie) {
+  vw_side was = {.kind = vw_kind_of_mode(ie->mode), .hashed = 1, .id = ie->id}, d;
+  if (was.kind != VW_FILE && was.kind != VW_EXEC && was.kind != VW_LINK) return;
+  const char *leaf;
+  int dfd = vw_parent(root, it->path, 0, &leaf);
+  vw_disk(g, dfd, leaf, &d);
+  if (dfd >= 0) close(dfd);
+  if (!vw_holds(g, &d, &was, 1) || !vw_in_history(g, repo, tip, base, it->path, &ie->id)) return;
+  was.size = d.size;
+  it->b = was;
+  it->index_ok = 1;
+}
+
 /* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
  * turned symlink, or back, is one write in pass 2, a rename over it: removed here and
  * written there, a crash in between would leave nothing, which reads as a person's
@@ -504,6 +552,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
     items[i].index_ok = vw_index_is(g, ie, &items[i].b) || vw_index_is(g, ie, &items[i].m);
+    if (!items[i].index_ok && ie) vw_committed(g, repo, &tip, &s.base, root, &items[i], ie);
   }
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)

@@ -782,6 +782,41 @@ describe("orket.c.gitrepo", function()
     end)
   end
 
+  -- a person's a.txt in workspace/ while a card also writes it: committed (main's history, so
+  -- the view follows), committed then edited again, or only staged (theirs: kept, staged)
+  for _, case in ipairs {
+    { what = "a person's own commit", git = "add a.txt && git -C %s -c user.name=p -c user.email=p@p commit -qm p",
+      after = nil, view = "agent\n", diverged = 0, status = "" },
+    { what = "a person's edit after their commit", git = "add a.txt && git -C %s -c user.name=p -c user.email=p@p commit -qm p",
+      after = "person again\n", view = "person again\n", diverged = 1 },
+    { what = "a person's staged file", git = "add a.txt", view = "person\n", diverged = 1, status = "M  a.txt\n" },
+  } do
+    it("follows main where a card's merge changed " .. case.what .. " only when main's history holds it", function()
+      local _, pws, r0, p = project("P1")
+      local r <close> = r0
+      H.write(p .. "/a.txt", "agent\n")
+      assert(r:commit("P1", { name = WHO.name, email = WHO.email, message = "work" }))
+      H.write(pws .. "/a.txt", "person\n")
+      sh("git -C " .. H.quote(pws) .. " " .. case.git:format(H.quote(pws)))
+      if case.after then H.write(pws .. "/a.txt", case.after) end
+      local m, _, code = r:merge_to_main("P1", GUARD)
+      if code == "ECONFLICT" then -- main moved by the person's commit: merged into the card, resolved
+        assert.equal("conflict", assert(r:merge_from_main("P1", WHO)).kind)
+        H.write(p .. "/a.txt", "agent\n")
+        assert(r:commit("P1", { name = WHO.name, email = WHO.email, message = "resolve" }))
+        m = r:merge_to_main("P1", GUARD)
+      end
+      assert(m)
+      assert.equal(case.diverged, m.diverged)
+      assert.equal(case.view, H.read(pws .. "/a.txt"))
+      if case.status then -- no staged revert of the card's change; a person's staging stays
+        local git = io.popen("git -C " .. H.quote(pws) .. " status --porcelain")
+        assert.equal(case.status, git:read("a"))
+        git:close()
+      end
+    end)
+  end
+
   it("tells up to date and fast-forward apart past the near search, by one merge base", function()
     -- 20 commits a card: more than the breadth-first look at recent commits covers
     local function twenty(card, dir, file)
