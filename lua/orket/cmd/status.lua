@@ -6,8 +6,8 @@ local status_view = require "orket.views.status"
 
 -- (not every difference from main: a person's edit where no merge changed the path is git's
 -- to show, docs/git.md)
-local cmd = { summary = "show where main's merges changed a path that workspace/ keeps your version of, "
-  .. "and whether workspace/ is behind main", usage = "orket status [--json] [-C DIR]" }
+local cmd = { summary = "show paths main's merges changed where workspace/ keeps yours, and if it is behind main",
+  usage = "orket status [--json] [-C DIR]" }
 
 local function side(s)
   if s.kind == "none" then return "nothing" end

@@ -10,7 +10,7 @@ describe("orket status", function()
     local r = H.orket("help status")
     assert.equal(0, r.status, r.stderr)
     assert.not_matches("differs from main", r.stdout)
-    assert.matches("where main's merges changed a path", r.stdout)
+    assert.matches("paths main's merges changed where workspace/ keeps yours", r.stdout)
     assert.matches("behind main", r.stdout)
   end)
 
