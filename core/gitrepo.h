@@ -272,12 +272,17 @@ typedef struct gr_view_path {
   const char *view_kind;         /* what the view (the disk) has there */
   char view_id[GR_OID_HEX + 1];  /* the blob id its content would have ("" when not a file or symlink) */
   int64_t view_size;             /* -1 when nothing is there */
+  char *view_at;                 /* malloc'd, NULL but when the view's side is what sits on the way
+                                    to path: a file or symlink of a person's at this leading path,
+                                    where main has a directory */
 } gr_view_path;
 void gr_view_paths_free(gr_view_path *v, size_t n);
 
 /* The recorded diverged paths that still differ from main's tip, sorted (*out malloc'd:
  * gr_view_paths_free); those that no longer differ are forgotten. Reads, and never writes,
- * the view's files. */
-int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *n, gr_err *e);
+ * the view's files. behind (cap bytes) gets why the view is behind main when its last
+ * refresh failed and none has caught up since; "" otherwise. */
+#define GR_VIEW_WHY 512
+int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *n, char *behind, size_t cap, gr_err *e);
 
 #endif

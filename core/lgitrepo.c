@@ -585,14 +585,16 @@ static void lgr_push_side(lua_State *L, const char *kind, const char *id, int64_
   }
 }
 
-/* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size=}}...}:
- * the paths where main's view holds a person's version rather than main's (gitrepo.h) */
+/* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size= [, at=]}}...}, behind:
+ * the paths where main's view holds a person's version rather than main's, and why the view
+ * is behind main (nil when it holds main's tip) (gitrepo.h) */
 static int lgr_view_status(lua_State *L) {
   lgr *o = lgr_check(L);
   gr_view_path *v = NULL;
   size_t n = 0;
+  char behind[GR_VIEW_WHY];
   gr_err e;
-  if (gitrepo_view_status(o->r, &v, &n, &e) != 0) return lgr_fail(L, &e);
+  if (gitrepo_view_status(o->r, &v, &n, behind, sizeof behind, &e) != 0) return lgr_fail(L, &e);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
     luaL_checkstack(L, 4, "view status");
@@ -602,11 +604,17 @@ static int lgr_view_status(lua_State *L) {
     lgr_push_side(L, v[i].main_kind, v[i].main_id, v[i].main_size);
     lua_setfield(L, -2, "main");
     lgr_push_side(L, v[i].view_kind, v[i].view_id, v[i].view_size);
+    if (v[i].view_at) {
+      lua_pushstring(L, v[i].view_at);
+      lua_setfield(L, -2, "at");
+    }
     lua_setfield(L, -2, "view");
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   gr_view_paths_free(v, n);
-  return 1;
+  if (!behind[0]) return 1;
+  lua_pushstring(L, behind);
+  return 2;
 }
 
 /* repo:view_refresh() -> diverged: main's view brought to main's tip (idempotent); the

@@ -134,6 +134,8 @@ int gr_git(const gitapi *g, gr_err *e, int rc, const char *what);
  * written there unsynced (libgit2's syncs are off: repo.c): called before a ref move (the
  * objects it will name) and after it (the move, its reflog). 0, or -1 with e set (EIO). */
 int gr_sync(const gitapi *g, git_repository *repo, gr_err *e);
+/* 1 when repo's HEAD is refs/heads/main, 0 when not (target: what it is on), -1 with e set. */
+int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t cap, gr_err *e);
 
 /* ---- the view (view.c) ---- */
 

@@ -226,18 +226,28 @@ void gitrepo_close(gitrepo *r) {
 
 const char *gitrepo_path(const gitrepo *r) { return r->path; }
 
-/* Refuses a repository gitrepo cannot work with: bare, or HEAD on a branch other than main. */
-static int gr_check_shape(const gitapi *g, git_repository *repo, gr_err *e) {
-  if (g->repository_is_bare(repo)) return gr_fail(e, "EINVAL", "the repository is bare; the workspace needs a working tree");
+int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t cap, gr_err *e) {
   git_reference *head = NULL;
   int rc = g->reference_lookup(&head, repo, "HEAD");
   if (rc < 0) return gr_git(g, e, rc, "HEAD");
   const char *t = g->reference_type(head) == GIT_REFERENCE_SYMBOLIC ? g->reference_symbolic_target(head) : NULL;
   int ok = t && strcmp(t, "refs/heads/" GR_MAIN) == 0;
-  char target[256];
-  snprintf(target, sizeof target, "%s", t ? t : "a detached commit");
+  snprintf(target, cap, "%s", t ? t : "a detached commit");
   g->reference_free(head);
-  if (!ok) return gr_fail(e, "EINVAL", "HEAD is on %s, not refs/heads/" GR_MAIN "; check out main in %s", target, "the workspace");
+  return ok;
+}
+
+/* Refuses a repository gitrepo cannot work with: bare, or without main while HEAD is on
+ * another branch (a repository of someone's on master). A person's branch checked out
+ * while main exists stops nothing: main is its ref, and only the view waits (view.c). */
+static int gr_check_shape(const gitapi *g, git_repository *repo, gr_err *e) {
+  if (g->repository_is_bare(repo)) return gr_fail(e, "EINVAL", "the repository is bare; the workspace needs a working tree");
+  char target[256];
+  git_oid main;
+  int ok = gr_head_on_main(g, repo, target, sizeof target, e);
+  if (ok < 0) return -1;
+  if (!ok && g->reference_name_to_id(&main, repo, "refs/heads/" GR_MAIN) < 0)
+    return gr_fail(e, "EINVAL", "HEAD is on %s, not refs/heads/" GR_MAIN "; check out main in %s", target, "the workspace");
   return 0;
 }
 

@@ -17,7 +17,9 @@
  *    changed, not what main holds.
  * 4. Anything else at such a path is the person's: never written, moved or deleted. It is
  *    recorded as diverged, and its index entry is set to M's only where the index held B's,
- *    so that `git status` shows the person's file as a change against main.
+ *    so that `git status` shows the person's file as a change against main. A version the
+ *    person committed in the view (main's history since the base holds it, the index and the
+ *    disk unchanged) stands for B's: it is main's, not their work in progress.
  * 5. Files are written under a temporary name and renamed into place in their directory;
  *    a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is never
  *    followed); a directory is removed only when empty.
@@ -26,7 +28,16 @@
  *    recovery), finishing what is left (3).
  * 7. A recorded path stays diverged until the disk holds what main holds there (the person
  *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
- *    again and forgets those that no longer differ. */
+ *    again and forgets those that no longer differ.
+ * 8. libgit2 never reads the view. main's index is opened on its own file, with no repository
+ *    behind it: the repository's index would, when written, compare its racy entries with
+ *    the working tree, opening each .gitattributes and .gitignore on their way by name (a
+ *    FIFO there blocked every run for good, a huge one was read whole). The one comparison
+ *    that write made for us is done here with our own reads (vw_index_set).
+ * 9. The view follows main only while main is checked out there: with a person's branch or a
+ *    detached commit checked out, the refresh writes nothing and says why (the view is then
+ *    behind main); checking main out again brings main's files, and the next refresh finds
+ *    them done. */
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -38,7 +49,8 @@
 #include <unistd.h>
 
 #define GR_VIEW_STATE "orket-view"       /* in main's gitdir */
-#define GR_VIEW_MAGIC "orket-view 1 "    /* then the base tree's hex id and a newline */
+#define GR_VIEW_MAGIC "orket-view 2 "    /* then the base tree's hex id, a newline, why it is behind, a newline */
+#define GR_VIEW_MAGIC1 "orket-view 1 "   /* as written before: no line saying why */
 #define GR_VIEW_STATE_MAX ((size_t)8 << 20)
 #define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is compared by size only */
 #define GR_VIEW_TMP ".orket-view.tmp"
@@ -57,6 +69,7 @@ typedef struct vw_side {
 typedef struct vw_state {
   int has_base;
   git_oid base;
+  char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
   gr_paths diverged;
 } vw_state;
 
@@ -84,13 +97,23 @@ static void vw_read(const gitrepo *r, vw_state *s) {
   }
   close(fd);
   size_t m = strlen(GR_VIEW_MAGIC);
-  if (buf && n >= m + GIT_OID_HEXSZ + 1 && memcmp(buf, GR_VIEW_MAGIC, m) == 0 && buf[m + GIT_OID_HEXSZ] == '\n') {
+  int v1 = buf && n >= m && memcmp(buf, GR_VIEW_MAGIC1, m) == 0;
+  if (buf && n >= m + GIT_OID_HEXSZ + 1 && (v1 || memcmp(buf, GR_VIEW_MAGIC, m) == 0) && buf[m + GIT_OID_HEXSZ] == '\n') {
     char hex[GIT_OID_HEXSZ + 1];
     memcpy(hex, buf + m, GIT_OID_HEXSZ);
     hex[GIT_OID_HEXSZ] = '\0';
     s->has_base = r->git.oid_fromstr(&s->base, hex) == 0;
+    size_t i = m + GIT_OID_HEXSZ + 1;
+    const char *nl = v1 ? NULL : memchr(buf + i, '\n', n - i);
+    if (nl) { /* why the view is behind, one line */
+      size_t wl = (size_t)(nl - (buf + i));
+      snprintf(s->why, sizeof s->why, "%.*s", (int)(wl < sizeof s->why ? wl : sizeof s->why - 1), buf + i);
+      i += wl + 1;
+    } else if (!v1) {
+      i = n; /* cut short */
+    }
     /* then each diverged path, NUL-ended (a path may hold a newline) */
-    for (size_t i = m + GIT_OID_HEXSZ + 1; s->has_base && i < n;) {
+    for (; s->has_base && i < n;) {
       size_t len = strnlen(buf + i, n - i);
       if (i + len >= n) break; /* cut short: the rest is lost, as if never recorded */
       if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
@@ -116,6 +139,8 @@ static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
     return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
   }
   fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
+  for (const char *w = s->why; *w; w++) fputc(*w == '\n' ? ' ' : *w, f);
+  fputc('\n', f);
   for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
   int bad = ferror(f);
   if (fclose(f) != 0) bad = 1;
@@ -125,6 +150,21 @@ static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
     return gr_fail(e, "EIO", "cannot write %s: %s", p, strerror(err));
   }
   return 0;
+}
+
+/* Keeps why a refresh failed in the state, its base and paths as they were, so that
+ * gitrepo_view_status can say why the view is behind main until a refresh succeeds (a
+ * successful one writes the state without it). Best effort: a state that cannot be written
+ * leaves the view behind, said without the reason. */
+static void vw_behind_why(gitrepo *r, const gr_err *why) {
+  vw_state s;
+  gr_err ignored;
+  vw_read(r, &s);
+  if (s.has_base) {
+    snprintf(s.why, sizeof s.why, "%.*s", (int)sizeof s.why - 1, why->msg);
+    (void)vw_write(r, &s, &ignored);
+  }
+  gr_paths_free(&s.diverged);
 }
 
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e) {
@@ -283,8 +323,20 @@ static void vw_prune_dirs(int root, const char *path) {
   }
 }
 
+/* 1 when the disk at it's path still holds M's side. */
+static int vw_still(const gitapi *g, int root, const vw_item *it) {
+  const char *leaf;
+  int dfd = vw_parent(root, it->path, 0, &leaf);
+  vw_side d;
+  vw_disk(g, dfd, leaf, &d);
+  if (dfd >= 0) close(dfd);
+  return vw_holds(g, &d, &it->m, 1);
+}
+
 /* Sets the index entry of it's path to side m (removed when m is nothing), its stat data
- * from the disk when the disk holds m (done), else none: git then compares the content. */
+ * from the disk when the disk holds m (done), else none: git then compares the content.
+ * The content is checked again after the stat (invariant 8): a person's write since pass 2,
+ * in the same clock tick and of the same size, would otherwise be taken for main's. */
 static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item *it) {
   if (it->m.kind == VW_NONE || it->m.kind == VW_DIR || it->m.kind == VW_OTHER) {
     if (g->index_get_bypath(idx, it->path, 0) == NULL) return 0;
@@ -297,7 +349,7 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
   en.mode = it->m.kind == VW_LINK ? GIT_FILEMODE_LINK : it->m.kind == VW_EXEC ? GIT_FILEMODE_BLOB_EXECUTABLE
                                                                                : GIT_FILEMODE_BLOB;
   struct stat st;
-  if (it->done && fstatat(root, it->path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (it->done && fstatat(root, it->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && vw_still(g, root, it)) {
     en.ctime.seconds = (int32_t)st.st_ctim.tv_sec;
     en.ctime.nanoseconds = (uint32_t)st.st_ctim.tv_nsec;
     en.mtime.seconds = (int32_t)st.st_mtim.tv_sec;
@@ -313,6 +365,52 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
       cur->mtime.seconds == en.mtime.seconds && cur->mtime.nanoseconds == en.mtime.nanoseconds)
     return 0;
   return g->index_add(idx, &en) < 0 ? -1 : 1;
+}
+
+/* 1 when main's history since the view's base holds blob id at path: a version a person
+ * committed in the view, moving main, before this refresh (the walk stops at the base's
+ * commit's side; at most GR_VIEW_WALK commits are looked at). */
+#define GR_VIEW_WALK 64
+static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base,
+                         const char *path, const git_oid *id) {
+  git_revwalk *walk = NULL;
+  git_oid c;
+  int found = 0;
+  if (g->revwalk_new(&walk, repo) < 0 || g->revwalk_push(walk, tip) < 0) {
+    g->revwalk_free(walk);
+    return 0;
+  }
+  for (int k = 0; !found && k < GR_VIEW_WALK && g->revwalk_next(&c, walk) == 0; k++) {
+    git_commit *cm = NULL;
+    git_tree *t = NULL;
+    git_tree_entry *te = NULL;
+    if (g->commit_lookup(&cm, repo, &c) == 0 && g->commit_tree(&t, cm) == 0 && !g->oid_equal(g->tree_id(t), base) &&
+        g->tree_entry_bypath(&te, t, path) == 0)
+      found = g->oid_equal(g->tree_entry_id(te), id);
+    g->tree_entry_free(te);
+    g->tree_free(t);
+    g->commit_free(cm);
+  }
+  g->revwalk_free(walk);
+  return found;
+}
+
+/* An index entry ie that is neither B's nor M's, whose file the disk holds unchanged, and
+ * which main's history since the base holds: the person committed it in the view, which
+ * moved main, so it is what the view held there, not their work in progress (invariant 4
+ * keeps that): it stands for B's side. Else it stays theirs. */
+static void vw_committed(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base, int root,
+                         vw_item *it, const git_index_entry *ie) {
+  vw_side was = {.kind = vw_kind_of_mode(ie->mode), .hashed = 1, .id = ie->id}, d;
+  if (was.kind != VW_FILE && was.kind != VW_EXEC && was.kind != VW_LINK) return;
+  const char *leaf;
+  int dfd = vw_parent(root, it->path, 0, &leaf);
+  vw_disk(g, dfd, leaf, &d);
+  if (dfd >= 0) close(dfd);
+  if (!vw_holds(g, &d, &was, 1) || !vw_in_history(g, repo, tip, base, it->path, &ie->id)) return;
+  was.size = d.size;
+  it->b = was;
+  it->index_ok = 1;
 }
 
 /* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
@@ -386,6 +484,14 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   *diverged = 0;
   gr_paths_free(&r->view_named);
   vw_read(r, &s);
+  /* a person's branch (or a detached commit) checked out in the view: main's files are not
+   * theirs to get, nor main's entries their index; the view waits, said (invariant 9) */
+  char on[256];
+  int head = gr_head_on_main(g, repo, on, sizeof on, e);
+  if (head == 0)
+    gr_fail(e, "EINVAL", "workspace/ has %s checked out, not main: it follows main again once main is checked out "
+            "there (git -C workspace checkout main)", on);
+  if (head != 1) goto out;
   git_commit *tc = NULL;
   git_oid tip;
   if ((rc = g->reference_name_to_id(&tip, repo, "refs/heads/" GR_MAIN)) < 0 ||
@@ -395,14 +501,19 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   }
   tip_tree = *g->commit_tree_id(tc);
   g->commit_free(tc);
-  if ((rc = g->repository_index(&idx, repo)) < 0 || (rc = g->index_read(idx, 0)) < 0) {
+  char ip[PATH_MAX];
+  if ((size_t)snprintf(ip, sizeof ip, "%sindex", g->repository_path(repo)) >= sizeof ip) {
+    gr_fail(e, "EINVAL", "gitdir path too long");
+    goto out;
+  }
+  if ((rc = g->index_open(&idx, ip)) < 0) { /* on its own file (invariant 8) */
     gr_git(g, e, rc, "main's index");
     goto out;
   }
   if (!s.has_base) {
     /* a repository from before the view had a state: its index was kept at what the files
      * were last checked out as; else (no index that can say) main's tree */
-    if (g->index_has_conflicts(idx) || g->index_write_tree(&s.base, idx) < 0) s.base = tip_tree;
+    if (g->index_has_conflicts(idx) || g->index_write_tree_to(&s.base, idx, repo) < 0) s.base = tip_tree;
     s.has_base = 1;
   }
   if (g->oid_equal(&s.base, &tip_tree)) {
@@ -419,7 +530,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   /* a base gone from the object database (a person's gc): the index's tree stands in, as
    * for a repository with no state yet */
   if (!base && g->tree_lookup(&base, repo, &s.base) < 0 &&
-      (g->index_has_conflicts(idx) || g->index_write_tree(&s.base, idx) < 0 || g->oid_equal(&s.base, &tip_tree))) {
+      (g->index_has_conflicts(idx) || g->index_write_tree_to(&s.base, idx, repo) < 0 || g->oid_equal(&s.base, &tip_tree))) {
     s.base = tip_tree; /* nothing to go by: the view is taken to hold main */
     ret = 0;
     goto out;
@@ -441,6 +552,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
     items[i].index_ok = vw_index_is(g, ie, &items[i].b) || vw_index_is(g, ie, &items[i].m);
+    if (!items[i].index_ok && ie) vw_committed(g, repo, &tip, &s.base, root, &items[i], ie);
   }
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
@@ -487,7 +599,10 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   s.base = tip_tree;
   ret = 0;
 out:
-  if (ret == 0) ret = vw_write(r, &s, e);
+  if (ret == 0) {
+    s.why[0] = '\0'; /* the view holds main's tree: nothing left behind */
+    ret = vw_write(r, &s, e);
+  }
   if (ret == 0 && target && g->oid_equal(&s.base, g->tree_id(target))) { /* the next refresh's base */
     g->tree_free(r->view_tip);
     r->view_tip = target;
@@ -502,14 +617,41 @@ out:
   if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
   g->index_free(idx);
   r->view_diverged = *diverged;
+  if (ret != 0) vw_behind_why(r, e);
   return ret;
 }
 
 /* ---- what the view shows a person ---- */
 
 void gr_view_paths_free(gr_view_path *v, size_t n) {
-  for (size_t i = 0; v && i < n; i++) free(v[i].path);
+  for (size_t i = 0; v && i < n; i++) {
+    free(v[i].path);
+    free(v[i].view_at);
+  }
   free(v);
+}
+
+/* What blocks the way to path when a leading component is not a directory (a person's file
+ * or symlink where main has a directory): that component's length, and what it holds in
+ * *d; 0 when nothing does. */
+static size_t vw_in_way(const gitapi *g, int root, const char *path, vw_side *d) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *slash = strchr(p, '/'); slash; slash = strchr(slash + 1, '/')) {
+    struct stat st;
+    *slash = '\0';
+    int there = fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (there && !S_ISDIR(st.st_mode)) {
+      const char *leaf;
+      int dfd = vw_parent(root, p, 0, &leaf);
+      vw_disk(g, dfd, leaf, d);
+      if (dfd >= 0) close(dfd);
+      return strlen(p);
+    }
+    if (!there) return 0;
+    *slash = '/';
+  }
+  return 0;
 }
 
 static void vw_hex(const gitapi *g, const vw_side *s, char *out) {
@@ -523,7 +665,7 @@ size_t gitrepo_view_last(const gitrepo *r) { return r->view_diverged; }
 
 const gr_paths *gitrepo_view_last_paths(const gitrepo *r) { return &r->view_named; }
 
-int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, gr_err *e) {
+int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *behind, size_t cap, gr_err *e) {
   const gitapi *g = &r->git;
   vw_state s;
   git_commit *tc = NULL;
@@ -532,12 +674,16 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, gr_err *e
   int rc, root = -1, ret = -1, dropped = 0;
   *out = NULL;
   *count = 0;
+  if (cap) behind[0] = '\0';
   vw_read(r, &s);
   if ((rc = g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN)) < 0 ||
       (rc = g->commit_lookup(&tc, r->repo, &tip)) < 0 || (rc = g->commit_tree(&tree, tc)) < 0) {
     gr_git(g, e, rc, "main");
     goto out;
   }
+  /* the last refresh failed (its why kept) and none has reached main's tree since (a base
+   * other than main's tree alone says nothing: a person's commit in the view moves main) */
+  if (cap && s.has_base && s.why[0] && !g->oid_equal(&s.base, g->tree_id(tree))) snprintf(behind, cap, "%s", s.why);
   const char *wd = g->repository_workdir(r->repo);
   if (wd == NULL || (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
     gr_fail(e, "EIO", "cannot open main's working tree %s: %s", wd ? wd : "(none)", strerror(errno));
@@ -565,12 +711,14 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, gr_err *e
     const char *leaf;
     int dfd = vw_parent(root, path, 0, &leaf);
     vw_disk(g, dfd, leaf, &d);
+    size_t way = dfd < 0 ? vw_in_way(g, root, path, &d) : 0; /* else nothing, as far as path goes */
     if (dfd >= 0) close(dfd);
     if (vw_holds(g, &d, &m, 1) || (m.kind == VW_DIR && d.kind == VW_DIR)) { /* invariant 7 */
       dropped = 1;
       continue;
     }
-    if ((v[k].path = strdup(path)) == NULL) {
+    if ((v[k].path = strdup(path)) == NULL || (way && (v[k].view_at = strndup(path, way)) == NULL)) {
+      free(v[k].path);
       gr_view_paths_free(v, k);
       gr_fail(e, "ENOMEM", "out of memory");
       goto out;

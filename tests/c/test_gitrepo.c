@@ -580,7 +580,7 @@ TEST(test_gitrepo_view) {
   CHECK_STR(t, tg_read(ws, "hello.txt", buf, sizeof buf), "draft\n");
   CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
   CHECK_STR(t, tg_index_blob(ws, "hello.txt", buf, sizeof buf), "hi\n"); /* git status: yours vs main's */
-  CHECK(t, gitrepo_view_status(r, &v, &n, &e) == 0 && n == 1);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && n == 1);
   const gr_view_path *d = tg_diverged(v, n, "hello.txt");
   CHECK(t, d && strcmp(d->main_kind, "file") == 0 && d->main_size == 3 && strcmp(d->view_kind, "file") == 0 &&
                d->view_size == 6 && strlen(d->main_id) == 40 && strcmp(d->main_id, d->view_id) != 0);
@@ -603,7 +603,7 @@ TEST(test_gitrepo_view) {
   CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "staged a\n");
   CHECK_STR(t, tg_index_blob(ws, "a.txt", buf, sizeof buf), "staged a\n"); /* their staging is kept */
   CHECK_STR(t, tg_read(ws, "c.txt", buf, sizeof buf), "c\n");
-  CHECK(t, gitrepo_view_status(r, &v, &n, &e) == 0 && n == 4);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && n == 4);
   d = tg_diverged(v, n, "b.txt");
   CHECK(t, d && strcmp(d->view_kind, "none") == 0 && d->view_size == -1 && strcmp(d->main_kind, "file") == 0);
   CHECK(t, tg_diverged(v, n, "README") && tg_diverged(v, n, "a.txt") && !tg_diverged(v, n, "c.txt"));
@@ -611,7 +611,7 @@ TEST(test_gitrepo_view) {
 
   /* taking main's version ends a divergence */
   CHECK(t, tg_write(ws, "hello.txt", "hi\n") == 0 && tg_write(ws, "b.txt", "b2\n") == 0);
-  CHECK(t, gitrepo_view_status(r, &v, &n, &e) == 0 && n == 2);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && n == 2);
   CHECK(t, !tg_diverged(v, n, "hello.txt") && !tg_diverged(v, n, "b.txt"));
   gr_view_paths_free(v, n);
 
@@ -638,7 +638,7 @@ TEST(test_gitrepo_view) {
   CHECK(t, tg_card_change(r, base, "C5", c5, id) == 0);
   CHECK(t, gitrepo_merge_to_main(r, "C5", &tg_who, id, &kind, &conf, &e) == 0);
   CHECK_STR(t, tg_read(ws, "f", buf, sizeof buf), "a person's f\n");
-  CHECK(t, gitrepo_view_status(r, &v, &n, &e) == 0 && tg_diverged(v, n, "f/x") != NULL);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && tg_diverged(v, n, "f/x") != NULL);
   gr_view_paths_free(v, n);
 
   /* main moved, the view not refreshed (a kill between the two): recovery catches up, and a

@@ -131,6 +131,15 @@ describe("orket serve's guards", function()
     local st, answer, text = H.api(s, "POST", path, op, body)
     assert.equal(200, st, text)
     assert.equal(cjson.decode(body).to, answer.card.status)
+    -- an issue's move to done is its reviewer's, as the page says: an operator's is refused
+    assert.matches("a key's\n#   move of an issue to done is refused %(409 EREVIEWER%)", doc)
+    for _, to in ipairs { "in_progress", "code_review" } do
+      st, answer, text = H.api(s, "POST", "/v1/cards/API-1/move", op, { to = to })
+      assert.equal(200, st, text)
+    end
+    st, answer = H.api(s, "POST", "/v1/cards/API-1/move", op, { to = "done" })
+    assert.equal(409, st)
+    assert.equal("EREVIEWER", answer.error.code)
     assert.equal(0, s.stop())
   end)
 

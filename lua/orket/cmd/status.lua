@@ -4,13 +4,17 @@ local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local status_view = require "orket.views.status"
 
-local cmd = { summary = "show where workspace/ differs from main", usage = "orket status [--json] [-C DIR]" }
+-- (not every difference from main: a person's edit where no merge changed the path is git's
+-- to show, docs/git.md)
+local cmd = { summary = "show paths main's merges changed where workspace/ keeps yours, and if it is behind main",
+  usage = "orket status [--json] [-C DIR]" }
 
 local function side(s)
   if s.kind == "none" then return "nothing" end
   local t = s.kind
   if s.id then t = t .. " " .. s.id:sub(1, 12) end
   if s.size then t = t .. string.format(" (%d bytes)", s.size) end
+  if s.at then t = t .. " at " .. s.at .. ", in the way" end
   return t
 end
 
@@ -36,7 +40,10 @@ function cmd.run(args, cli)
     return 0
   end
   local out = { string.format("main is at %s\n", doc.main:sub(1, 12)) }
-  if #doc.diverged == 0 then
+  if doc.behind then out[#out + 1] = inert.line(status_view.behind_line(doc.behind.reason)) .. "\n" end
+  if #doc.diverged == 0 and doc.behind then
+    out[#out + 1] = "nothing of yours is recorded where main changed before that\n"
+  elseif #doc.diverged == 0 then
     out[#out + 1] = "workspace/ shows main: nothing of yours differs from it where main changed\n"
   else
     out[#out + 1] = string.format("workspace/ keeps your version where main has another (%d path%s); "

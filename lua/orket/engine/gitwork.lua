@@ -522,6 +522,9 @@ function M.mover(run, job)
       return nil, "board: " .. id .. ": " .. res.why, "ECONFLICT"
     end
     job.merged = res.merge
+    if res.merge and res.merge.stale then -- main moved, its view could not follow: said now
+      run:emit { type = "git", card = id, action = "view_stale", error = res.merge.stale }
+    end
     return res.card
   end
 end

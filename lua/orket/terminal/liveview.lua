@@ -5,6 +5,7 @@
 -- in, so specs drive it with a string buffer and a fake clock. Contract: docs/engine.md.
 local common = require "orket.llm.common" -- how attempts and durations read
 local inert = require "orket.inert"
+local status_view = require "orket.views.status" -- the line saying main's view is behind
 local uv = require "luv"
 
 local M = {}
@@ -124,6 +125,8 @@ function View:event(ev)
   elseif t == "card_blocked" then
     self:set_status(ev.card, "blocked")
     self:note(string.format("%s blocked (%s): %s", ev.card, tostring(ev.reason), tostring(ev.detail)))
+  elseif t == "git" and ev.action == "view_stale" then
+    self:note(status_view.behind_line(ev.error)) -- main's view could not follow a merge
   elseif t == "card_skipped" then
     self:note(string.format("%s skipped: %s", ev.card, tostring(ev.reason)))
   elseif t == "sandbox" and ev.action == "deploy" then

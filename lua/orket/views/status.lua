@@ -10,16 +10,39 @@ local M = {}
 M.FORMAT = "orket.status/1"
 
 -- The commands, as argument lists run from the project's directory (a person's shell
--- quotes them; a client shows them as it likes).
-local function take_main(path, main)
-  if main.kind == "none" then return { { "rm", "-r", "--", "workspace/" .. path } } end
-  return { { "git", "-C", "workspace", "checkout", "main", "--", path } }
+-- quotes them; a client shows them as it likes). Taking main's version replaces the
+-- person's file at the path; what git would delete besides (a directory of theirs at the
+-- path, with all it holds, or their file or symlink on the way to it, view.at) is first
+-- moved aside to NAME.yours, never deleted (a numbered backup keeps one already there).
+local function take_main(path, main, view)
+  local out, aside = {}, view.at or (view.kind == "directory" and path)
+  if aside then
+    out[1] = { "mv", "--backup=numbered", "-T", "--", "workspace/" .. aside, "workspace/" .. aside .. ".yours" }
+  end
+  if main.kind ~= "none" then
+    out[#out + 1] = { "git", "-C", "workspace", "checkout", "main", "--", path }
+  elseif not aside then
+    out[1] = { "rm", "--", "workspace/" .. path }
+  end
+  return out
 end
 
-local function keep_view(path)
+-- What catches a view up that is behind main: any refresh (recover() removes a lock a
+-- killed git left, then refreshes; a person's live git must end first).
+M.CATCH_UP = "once that is settled it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'; "
+  .. "until then 'git -C workspace status' shows main's newer files as changes of yours"
+
+--- behind_line(reason) -> the one line that says main's view could not follow main, and why
+function M.behind_line(reason)
+  return string.format("workspace/ is behind main: its refresh failed (%s); %s", tostring(reason), M.CATCH_UP)
+end
+
+-- Keeping the person's version commits it: what sits on the way (view.at) is what is theirs.
+local function keep_view(path, view)
+  local keep = view.at or path
   return {
-    { "git", "-C", "workspace", "add", "-A", "--", path },
-    { "git", "-C", "workspace", "commit", "-m", "Keep my version of " .. path, "--", path },
+    { "git", "-C", "workspace", "add", "-A", "--", keep },
+    { "git", "-C", "workspace", "commit", "-m", "Keep my version of " .. keep, "--", keep },
   }
 end
 
@@ -34,20 +57,27 @@ end
 function M.of_repo(repo)
   local main, herr, hcode = repo:head("main")
   if not main then return nil, herr, hcode end
-  local paths, err, code = repo:view_status()
+  local paths, err, code = repo:view_status() -- err: why the view is behind main, if it is
   if not paths then return nil, err, code end
+  local behind = err and { reason = err, catch_up = M.CATCH_UP } or nil
   local diverged = {}
   for i, p in ipairs(paths) do
     diverged[i] = { path = p.path, main = p.main, view = p.view,
-      take_main = commands(take_main(p.path, p.main)), keep_view = commands(keep_view(p.path)) }
+      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.view)) }
   end
-  return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged) }
+  return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind }
 end
 
 --- of_project(dir) -> the document | nil, msg, CODE: the project at dir (ENOENT: its
 --- workspace is not a repository)
 function M.of_project(dir)
   local repo, err, code = gitrepo.open(dir .. "/workspace")
+  local folder = not repo and code == "ENOENT" and io.open(dir .. "/workspace") -- without its repository
+  if folder then
+    folder:close()
+    return nil, "workspace/ has no git repository: the next 'orket run' makes one of what workspace/ holds "
+      .. "(the history of a removed one is not brought back)", code
+  end
   if not repo then return nil, err, code end
   local doc, derr, dcode = M.of_repo(repo)
   repo:close()
@@ -55,7 +85,8 @@ function M.of_project(dir)
 end
 
 --- note(doc) -> one line naming the diverged paths, or nil when there are none: what a
---- run's output says after its merges
+--- run's output says after its merges (a view behind main is said at the merge, by its
+--- git view_stale event)
 function M.note(doc)
   local n = doc and #doc.diverged or 0
   if n == 0 then return nil end

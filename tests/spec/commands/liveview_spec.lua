@@ -150,6 +150,16 @@ describe("live view", function()
       last(t))
   end)
 
+  it("notes a merge whose view could not follow main, why, and what catches it up", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "git", action = "view_stale", card = "N-1", error = "git: main's index: the index is locked" }
+    assert.matches("^workspace/ is behind main: its refresh failed %(git: main's index: the index is locked%); once that is "
+      .. "settled it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'", last(t))
+  end)
+
   it("notes a sandbox check that could not run, and lists it in the summary", function()
     local t = fake()
     local v = t.view

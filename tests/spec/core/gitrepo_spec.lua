@@ -671,6 +671,152 @@ describe("orket.c.gitrepo", function()
     assert.has_error(function() closed:view_status() end)
   end)
 
+  -- A project as orket makes it (its repository at workspace/, so `orket status -C` reads it)
+  -- and a card's directory: proj, its workspace, the repository, the card's directory.
+  local function project(card)
+    local proj = H.tmpdir()
+    local pws = proj .. "/workspace"
+    sh("mkdir -p " .. pws)
+    H.write(pws .. "/README", "hello\n")
+    local r = assert(G.init(pws, WHO))
+    return proj, pws, r, assert(r:worktree(card, proj .. "/wt/" .. card))
+  end
+
+  it("says main's view is behind main, and why, while a person's git holds main's index; until a refresh succeeds", function()
+    local proj, pws, r0, p = project("L1")
+    local r <close> = r0
+    H.write(p .. "/new.txt", "the card's\n")
+    assert(r:commit("L1", { name = WHO.name, email = WHO.email, message = "work" }))
+    H.write(pws .. "/.git/index.lock", "") -- a person's `git add` running
+    local m = assert(r:merge_to_main("L1", GUARD)) -- the merge stands
+    assert.matches("index is locked", m.stale)
+    local list, behind = assert(r:view_status())
+    assert.same({}, list)
+    assert.matches("main's index: the index is locked", behind)
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.equal(0, text.status, text.stderr)
+    assert.matches("workspace/ is behind main: its refresh failed %(git: main's index: the index is locked", text.stdout)
+    assert.matches("catches up at the next merge into main, or at the next 'orket run'", text.stdout)
+    local json = H.orket("status --json -C " .. H.quote(proj))
+    local doc = require("cjson").decode(json.stdout)
+    assert.matches("index is locked", doc.behind.reason)
+    assert.matches("orket run", doc.behind.catch_up)
+    os.remove(pws .. "/.git/index.lock") -- the person's git ended
+    assert.equal(0, assert(r:view_refresh()))
+    list, behind = assert(r:view_status())
+    assert.same({}, list)
+    assert.is_nil(behind)
+    assert.equal("the card's\n", H.read(pws .. "/new.txt"))
+    text = H.orket("status -C " .. H.quote(proj))
+    assert.not_matches("behind", text.stdout)
+    assert.is_nil(require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout).behind)
+    -- the failure is forgotten once a refresh succeeded: a person's own commit moving main
+    -- later is no view behind main
+    H.write(pws .. "/mine.txt", "mine\n")
+    sh("git -C " .. H.quote(pws) .. " add mine.txt && git -C " .. H.quote(pws)
+      .. " -c user.name=p -c user.email=p@p commit -qm mine")
+    assert.is_nil(select(2, assert(r:view_status())))
+  end)
+
+  it("names a person's file on the way to a path main adds, and takes main's version without losing theirs", function()
+    local proj, pws, r0, p = project("W1")
+    local r <close> = r0
+    sh("mkdir -p " .. p .. "/dir")
+    H.write(p .. "/dir/d.txt", "the card's d\n")
+    H.write(p .. "/hello.txt", "the card's hello\n")
+    assert(r:commit("W1", { name = WHO.name, email = WHO.email, message = "work" }))
+    -- the person's: a file where main brings a directory, a directory where main brings a file
+    H.write(pws .. "/dir", "my file\n")
+    sh("mkdir -p " .. pws .. "/hello.txt")
+    H.write(pws .. "/hello.txt/mine.md", "notes\n")
+    assert.equal(2, assert(r:merge_to_main("W1", GUARD)).diverged)
+    local doc = assert(require("orket.views.status").of_project(proj))
+    local by = {}
+    for _, d in ipairs(doc.diverged) do by[d.path] = d end
+    -- what the view has there is named: the file in the way, not "nothing"
+    assert.same({ kind = "file", size = 8, at = "dir" }, { kind = by["dir/d.txt"].view.kind,
+      size = by["dir/d.txt"].view.size, at = by["dir/d.txt"].view.at })
+    assert.equal("directory", by["hello.txt"].view.kind)
+    assert.same({ "git", "-C", "workspace", "add", "-A", "--", "dir" }, by["dir/d.txt"].keep_view[1])
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.matches("yours:%s+file %x+ %(8 bytes%) at dir, in the way", text.stdout)
+    -- taking main's version moves the person's aside; nothing of theirs is lost
+    for _, d in ipairs(doc.diverged) do
+      for _, argv in ipairs(d.take_main) do
+        local words = {}
+        for i, w in ipairs(argv) do words[i] = H.quote(w) end
+        sh("cd " .. H.quote(proj) .. " && " .. table.concat(words, " ") .. " >/dev/null 2>&1")
+      end
+    end
+    assert.equal("the card's d\n", H.read(pws .. "/dir/d.txt"))
+    assert.equal("the card's hello\n", H.read(pws .. "/hello.txt"))
+    assert.equal("my file\n", H.read(pws .. "/dir.yours"))
+    assert.equal("notes\n", H.read(pws .. "/hello.txt.yours/mine.md"))
+    assert.same({}, assert(r:view_status()))
+  end)
+
+  for _, case in ipairs {
+    { what = "a branch", checkout = "checkout -q -b my-feature", why = "refs/heads/my%-feature checked out, not main" },
+    { what = "a detached commit", checkout = "checkout -q --detach", why = "a detached commit checked out, not main" },
+  } do
+    it("leaves " .. case.what .. " a person checked out in workspace/ alone; the view follows once main is back", function()
+      local _, pws, r0, p = project("B1")
+      local r <close> = r0
+      H.write(p .. "/b.txt", "the card's\n")
+      assert(r:commit("B1", { name = WHO.name, email = WHO.email, message = "work" }))
+      sh("git -C " .. H.quote(pws) .. " " .. case.checkout)
+      local m = assert(r:merge_to_main("B1", GUARD)) -- the merge stands
+      assert.matches(case.why, m.stale)
+      -- nothing of main's written into the person's checkout, nothing staged there
+      assert.is_nil(io.open(pws .. "/b.txt"))
+      local git = io.popen("git -C " .. H.quote(pws) .. " status --porcelain")
+      assert.equal("", git:read("a"))
+      git:close()
+      -- a run, a resume and orket status open the repository as ever, and hear why
+      local again <close> = assert(G.open(pws))
+      assert.matches(case.why, select(2, assert(again:view_status())))
+      sh("git -C " .. H.quote(pws) .. " checkout -q main")
+      assert.equal(0, assert(r:view_refresh()))
+      assert.equal("the card's\n", H.read(pws .. "/b.txt"))
+      assert.is_nil(select(2, assert(r:view_status())))
+    end)
+  end
+
+  -- a person's a.txt in workspace/ while a card also writes it: committed (main's history, so
+  -- the view follows), committed then edited again, or only staged (theirs: kept, staged)
+  for _, case in ipairs {
+    { what = "a person's own commit", git = "add a.txt && git -C %s -c user.name=p -c user.email=p@p commit -qm p",
+      after = nil, view = "agent\n", diverged = 0, status = "" },
+    { what = "a person's edit after their commit", git = "add a.txt && git -C %s -c user.name=p -c user.email=p@p commit -qm p",
+      after = "person again\n", view = "person again\n", diverged = 1 },
+    { what = "a person's staged file", git = "add a.txt", view = "person\n", diverged = 1, status = "M  a.txt\n" },
+  } do
+    it("follows main where a card's merge changed " .. case.what .. " only when main's history holds it", function()
+      local _, pws, r0, p = project("P1")
+      local r <close> = r0
+      H.write(p .. "/a.txt", "agent\n")
+      assert(r:commit("P1", { name = WHO.name, email = WHO.email, message = "work" }))
+      H.write(pws .. "/a.txt", "person\n")
+      sh("git -C " .. H.quote(pws) .. " " .. case.git:format(H.quote(pws)))
+      if case.after then H.write(pws .. "/a.txt", case.after) end
+      local m, _, code = r:merge_to_main("P1", GUARD)
+      if code == "ECONFLICT" then -- main moved by the person's commit: merged into the card, resolved
+        assert.equal("conflict", assert(r:merge_from_main("P1", WHO)).kind)
+        H.write(p .. "/a.txt", "agent\n")
+        assert(r:commit("P1", { name = WHO.name, email = WHO.email, message = "resolve" }))
+        m = r:merge_to_main("P1", GUARD)
+      end
+      assert(m)
+      assert.equal(case.diverged, m.diverged)
+      assert.equal(case.view, H.read(pws .. "/a.txt"))
+      if case.status then -- no staged revert of the card's change; a person's staging stays
+        local git = io.popen("git -C " .. H.quote(pws) .. " status --porcelain")
+        assert.equal(case.status, git:read("a"))
+        git:close()
+      end
+    end)
+  end
+
   it("tells up to date and fast-forward apart past the near search, by one merge base", function()
     -- 20 commits a card: more than the breadth-first look at recent commits covers
     local function twenty(card, dir, file)

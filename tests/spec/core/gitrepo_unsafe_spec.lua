@@ -124,6 +124,45 @@ out.remove = { repo:worktree_remove("X1") }
     end)
   end
 
+  -- main's view is a person's folder: a file there that git reads by name is never opened by a
+  -- merge's refresh (a FIFO would block it for good, a huge one would be read whole), and the
+  -- view still follows. Several merges: each refresh writes main's index with the files it
+  -- just wrote, which libgit2's own index write compared with the working tree.
+  for _, case in ipairs {
+    { what = "a FIFO .gitattributes", make = "mkfifo .gitattributes" },
+    { what = "a FIFO .gitignore", make = "mkfifo .gitignore" },
+    { what = "a 256 MiB .gitattributes", make = "truncate -s 256M .gitattributes" },
+  } do
+    it("merges into main and refreshes the view past " .. case.what .. " in it, never opening it", function()
+      sh("cd " .. H.quote(ws) .. " && " .. case.make)
+      local out = child(base, ws, string.format([[
+local function hwm()
+  for l in io.lines("/proc/self/status") do
+    local k = l:match("^VmHWM:%%s*(%%d+)")
+    if k then return tonumber(k) end
+  end
+end
+local before = hwm()
+out.merges = {}
+for i = 1, 3 do
+  local f = assert(io.open(%q .. "/f" .. i .. ".txt", "w"))
+  f:write("card " .. i .. "\n")
+  f:close()
+  assert(repo:commit("X1", { name = WHO.name, email = WHO.email, message = "turn " .. i }))
+  local m = assert(repo:merge_to_main("X1", WHO))
+  out.merges[i] = { kind = m.kind, stale = m.stale or false, diverged = m.diverged }
+end
+out.grew_kib = hwm() - before
+]], wtp))
+      for i = 1, 3 do
+        assert.same({ kind = "fastforward", stale = false, diverged = 0 }, out.merges[i])
+        assert.equal("card " .. i .. "\n", H.read(ws .. "/f" .. i .. ".txt"))
+      end
+      -- the view's own work is a few small files; reading the file whole would be 256 MiB
+      assert.is_true(out.grew_kib < 64 * 1024, "peak RSS grew by " .. out.grew_kib .. " KiB")
+    end)
+  end
+
   -- A repository elsewhere, with a hook and a config that would run programs under git (not
   -- libgit2): the marker file is written only if something runs them.
   local function planted(marker)

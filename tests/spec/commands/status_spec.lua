@@ -1,0 +1,28 @@
+-- orket status's words: its help says what it lists (the paths main's merges changed where
+-- workspace/ keeps a person's version, and a view behind main), and a workspace without a
+-- repository is told what makes one (the next run), not to run orket init on a project.
+local H = require "tests.helpers"
+
+describe("orket status", function()
+  after_each(H.cleanup)
+
+  it("says in its help what it lists, not every difference from main", function()
+    local r = H.orket("help status")
+    assert.equal(0, r.status, r.stderr)
+    assert.not_matches("differs from main", r.stdout)
+    assert.matches("paths main's merges changed where workspace/ keeps yours", r.stdout)
+    assert.matches("behind main", r.stdout)
+  end)
+
+  it("tells a project whose workspace/ lost its repository that the next run makes one", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/workspace")))
+    for _, args in ipairs { "status", "status --json" } do
+      local r = H.orket(args .. " -C " .. H.quote(dir))
+      assert.equal(1, r.status)
+      assert.not_matches("run orket init", r.stderr)
+      assert.matches("workspace/ has no git repository: the next 'orket run' makes one", r.stderr)
+      assert.matches("history of a removed one is not brought back", r.stderr)
+    end
+  end)
+end)
