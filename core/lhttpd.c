@@ -381,6 +381,9 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   else lua_pushnil(L);
   httpproxy_free(px);
   q->px = NULL;
+  /* the log function below may close the server, whose shutdown would reach the freed pump
+   * through the request's notify */
+  if (q->r) httpd_set_notify(q->r, NULL, NULL);
   if (st == 0) {
     if (q->r) {
       const char *lines[2 * LHD_MAX_HEADERS];
@@ -566,8 +569,22 @@ static int lhd_proxy(lua_State *L) {
     lua_getfield(L, 2, "fail_more");
     lhd_header_lines(L, lua_gettop(L), more, 1);
     lua_pop(L, 1);
+    /* the end reads these inside libcurl's and libmicrohttpd's callbacks, where a raise
+     * would unwind through them */
+    if (lua_getfield(L, 2, "fail_body") != LUA_TSTRING || lua_getfield(L, 2, "fail_note") != LUA_TSTRING)
+      luaL_error(L, "bad argument #1 to 'proxy' (fail_body and fail_note must be strings with tally)");
+    int kt = lua_getfield(L, 2, "key");
+    if (kt != LUA_TNIL && kt != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (key must be a string)");
+    lua_pop(L, 3);
   }
   lua_pop(L, 1);
+  int opts_ref = LUA_NOREF, self_ref = LUA_NOREF;
+  if (tally) { /* taken before the pump starts: nothing may fail once it runs */
+    lua_pushvalue(L, 2);
+    opts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 1);
+    self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   lhd_proxy_lists l;
   if (kept == NULL) lhd_proxy_shared(L, 2, "proxy", &o, &l);
   char err[256];
@@ -575,6 +592,8 @@ static int lhd_proxy(lua_State *L) {
   q->px = kept ? httpproxy_start_kept(lhttp_client(L), q->r, kept, &o.up, done, q, err, sizeof err)
                : httpproxy_start(lhttp_client(L), q->r, &o, done, q, err, sizeof err);
   if (q->px == NULL) {
+    luaL_unref(L, LUA_REGISTRYINDEX, opts_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, self_ref);
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
@@ -586,10 +605,8 @@ static int lhd_proxy(lua_State *L) {
     q->tally = tally;
     tally->active++;
     q->waiting = LHD_ENDS_IN_C;
-    lua_pushvalue(L, 2);
-    q->opts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_pushvalue(L, 1);
-    q->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    q->opts_ref = opts_ref;
+    q->self_ref = self_ref;
     lua_pushboolean(L, 1);
     return 1;
   }

@@ -133,6 +133,35 @@ describe("orket.serve's proxied requests", function()
     up:close()
   end)
 
+  -- the sanitizer build's layer is what sees a read of the freed pump here
+  it("lets the log line's function close the server the request came through", function()
+    local sock = H.tmpdir() .. "/hangup.sock"
+    local raw = uv.new_pipe(false)
+    assert(raw:bind(sock))
+    raw:listen(16, function()
+      local c = uv.new_pipe(false)
+      raw:accept(c)
+      c:close()
+    end)
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+    local logged
+    local tally = httpd.proxy_tally { route = "/r", buckets = { 0.1, 1 }, fail_headers = { "X-A: 1" },
+      log = function(line)
+        logged = cjson.decode(line)
+        srv:close()
+      end }
+    task.spawn(function()
+      local req = srv:accept()
+      req:proxy { url = "http://app/", unix_socket = sock, tally = tally, t0 = uv.hrtime(), fail_body = "bad\n",
+        fail_note = "note: " }
+    end)
+    H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/" }
+    H.wait_for(function() return logged ~= nil end, "the log line")
+    assert.equal(502, logged.status)
+    assert.equal(0, tally:active())
+    raw:close()
+  end)
+
   it("refuses a tally's bad options before any pump starts", function()
     local log = function() end
     assert.has_error(function() httpd.proxy_tally { buckets = {}, log = log } end)
@@ -140,18 +169,27 @@ describe("orket.serve's proxied requests", function()
     assert.has_error(function() httpd.proxy_tally { route = "/r", buckets = {}, log = log, fail_headers = { "a\nb: c" } } end)
     local tally = httpd.proxy_tally { route = "/r", buckets = { 0.1, 1 }, log = log, fail_headers = { "X-A: 1" } }
     local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
-    local err
+    local err, err2, err3
     task.spawn(function()
       local req = srv:accept()
       local ok, e = pcall(req.proxy, req, { url = "http://app/", unix_socket = H.tmpdir() .. "/none.sock",
         tally = tally, t0 = 0, fail_more = { "no colon here" } })
       err = not ok and e or "accepted"
+      -- the end reads these inside the pump's callbacks, where nothing may raise
+      local ok2, e2 = pcall(req.proxy, req, { url = "http://app/", unix_socket = H.tmpdir() .. "/none.sock",
+        tally = tally, t0 = 0, fail_body = "{}" })
+      err2 = not ok2 and e2 or "accepted"
+      local ok3, e3 = pcall(req.proxy, req, { url = "http://app/", unix_socket = H.tmpdir() .. "/none.sock",
+        tally = tally, t0 = 0, fail_body = "{}", fail_note = "n", key = 7 })
+      err3 = not ok3 and e3 or "accepted"
       req:respond(200, {}, "")
       req:close()
     end)
     assert.equal(200, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/" }))
     srv:close()
     assert.matches("headers must be", err)
+    assert.matches("fail_body and fail_note must be strings", err2, 1, true)
+    assert.matches("key must be a string", err3, 1, true)
     assert.equal(0, tally:active())
   end)
 end)
