@@ -444,15 +444,18 @@ void gr_spare_free(gitrepo *r, size_t i, int handle) {
 }
 
 /* Takes a spare handle for the state directory st: the one kept with that directory's index
- * (its index and descriptor come along), else the last one (any index kept with it goes). */
-static void gr_spare_take(gitrepo *r, const struct stat *st, git_repository **w, gr_mark *was, git_index **idx,
-                          int *sfd) {
+ * (its index and descriptor come along while the index file is there: has_index), else the
+ * last one (any index kept with it goes). With its file gone the kept index no longer says
+ * what the directory holds (the attach empties it), and libgit2 keeps a loaded index's
+ * entries when its file is missing, so the switch would write nothing. */
+static void gr_spare_take(gitrepo *r, const struct stat *st, int has_index, git_repository **w, gr_mark *was,
+                          git_index **idx, int *sfd) {
   size_t i = r->nspare - 1;
   for (size_t j = 0; j < r->nspare; j++)
     if (r->spare[j].idx && gr_same_dir(&r->spare[j].state_st, st)) i = j;
   *w = r->spare[i].w;
   *was = r->spare[i].index;
-  if (r->spare[i].idx && gr_same_dir(&r->spare[i].state_st, st)) {
+  if (has_index && r->spare[i].idx && gr_same_dir(&r->spare[i].state_st, st)) {
     *idx = r->spare[i].idx;
     *sfd = r->spare[i].state_fd;
   } else {
@@ -495,7 +498,8 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     /* no index: nothing tells what the directory holds (a new one, or a crash while it
      * changed hands), so whatever is there goes before the card's files are written */
     struct stat st;
-    if (lstat(ip, &st) != 0 && gr_dir_used(adir) && gr_empty_dir(adir, e) != 0) goto out;
+    int has_index = lstat(ip, &st) == 0;
+    if (!has_index && gr_dir_used(adir) && gr_empty_dir(adir, e) != 0) goto out;
     gr_mark was = {0};
     struct stat sst;
     if (stat(astate, &sst) != 0) {
@@ -506,7 +510,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
      * what it caches of a working tree's .gitattributes and .gitignore files by their path
      * inside it, so that goes */
     if (r->nspare) {
-      gr_spare_take(r, &sst, &w, &was, &idx, &sfd);
+      gr_spare_take(r, &sst, has_index, &w, &was, &idx, &sfd);
       rc = g->attr_cache_flush(w);
     } else {
       rc = g->repository_open_ext(&w, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);

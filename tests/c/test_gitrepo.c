@@ -912,6 +912,18 @@ TEST(test_gitrepo_card_dir_index_kept) {
   CHECK(t, gitrepo_attach(r, "Y", pool2, state2, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(pool2, "x.txt", buf, sizeof buf), "(missing)");
   CHECK(t, gitrepo_detach(r, "Y", NULL, &det, &e) == 0 && det == 1);
+  /* parked again and its index file removed meanwhile (a person resetting the directory):
+   * the kept index no longer says what the directory holds, so it is dropped, the directory
+   * emptied and Z's whole tree written */
+  CHECK(t, rename(state2, state) == 0 && rename(pool2, pool) == 0);
+  snprintf(p, sizeof p, "%s/index", state);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, rename(state, state2) == 0 && rename(pool, pool2) == 0);
+  CHECK(t, gitrepo_attach(r, "Z", pool2, state2, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(pool2, "README", buf, sizeof buf), "hello\n");
+  gr_paths left = {0};
+  CHECK(t, gitrepo_status(r, "Z", &left, &e) == 0 && left.n == 0);
+  gr_paths_free(&left);
   tg_end(r, base);
 }
 
