@@ -536,6 +536,13 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
       gr_git(g, e, rc, adir);
       goto out;
     }
+    /* read before the descriptor is handed over (a failure closes it at out); the state
+     * directory's identity is the descriptor's own, the one its index is opened through */
+    struct stat dst;
+    if (stat(adir, &dst) != 0 || (sfd >= 0 && fstat(sfd, &sst) != 0)) {
+      gr_fail(e, "EIO", "cannot read %s: %s", adir, strerror(errno));
+      goto out;
+    }
     g->repository_set_index(w, idx);
     a = &r->att[r->natt];
     memset(a, 0, sizeof *a);
@@ -545,10 +552,8 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     snprintf(a->ref, sizeof a->ref, "refs/heads/%s", bname);
     snprintf(a->dir, sizeof a->dir, "%s", adir);
     snprintf(a->state, sizeof a->state, "%s", astate);
-    if (stat(adir, &a->dir_st) != 0 || stat(astate, &a->state_st) != 0) {
-      gr_fail(e, "EIO", "cannot read %s: %s", adir, strerror(errno));
-      goto out;
-    }
+    a->dir_st = dst;
+    a->state_st = sst;
     /* the index a parked directory takes along is the one its last card's handle left: its
      * stamp says whether this directory is that one */
     a->settled = was;

@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <git2.h>
 
 static const gr_sig tg_who = {"senior_developer (coder)", "senior_developer@orket.invalid"};
@@ -60,6 +61,29 @@ int __wrap_fsync(int fd) {
 int __wrap_syncfs(int fd) {
   tg_log_sync(fd, "syncfs:");
   return tg_sync_skip ? 0 : __real_syncfs(fd);
+}
+
+/* stat as the core calls it here (-Wl,--wrap=stat): fails for the path tg_stat_fail, so a
+ * test reaches an error path that needs a directory gone at one precise moment. */
+int __real_stat(const char *path, struct stat *st);
+int __wrap_stat(const char *path, struct stat *st);
+static const char *tg_stat_fail;
+int __wrap_stat(const char *path, struct stat *st) {
+  if (tg_stat_fail && strcmp(path, tg_stat_fail) == 0) {
+    errno = ENOENT;
+    return -1;
+  }
+  return __real_stat(path, st);
+}
+
+/* Descriptors this process holds (-1: /proc cannot tell). */
+static int tg_open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL) return -1;
+  int n = 0;
+  for (struct dirent *de; (de = readdir(d)) != NULL;) n += de->d_name[0] != '.';
+  closedir(d);
+  return n;
 }
 
 
@@ -892,6 +916,12 @@ TEST(test_gitrepo_card_dir_index_kept) {
   snprintf(state, sizeof state, "%s/.pool-X.state", base);
   snprintf(pool2, sizeof pool2, "%s/Y", base);
   snprintf(state2, sizeof state2, "%s/Y.state", base);
+  /* the directory unreadable as the attach records it: the attach fails and holds nothing */
+  int fds = tg_open_fds();
+  tg_stat_fail = pool;
+  CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == -1);
+  tg_stat_fail = NULL;
+  CHECK(t, fds < 0 || tg_open_fds() == fds);
   CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, tg_write(pool, "x.txt", "x\n") == 0);
   CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
