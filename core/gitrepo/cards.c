@@ -357,19 +357,46 @@ static int gr_same_dir(const struct stat *a, const struct stat *b) {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* card's attached directory while it is still the one attached (the directory and the
- * state directory the very ones), else NULL (and forgotten). */
+/* 1 while a's directory and state directory are the very ones it attached. */
+static int gr_att_current(const gr_att *a) {
+  struct stat d, s;
+  return stat(a->dir, &d) == 0 && stat(a->state, &s) == 0 && gr_same_dir(&d, &a->dir_st) &&
+         gr_same_dir(&s, &a->state_st);
+}
+
+/* card's attached directory while it is still the one attached, else NULL (and forgotten). */
 static gr_att *gr_attached(gitrepo *r, const char *card) {
   for (size_t i = 0; i < r->natt; i++) {
     gr_att *a = &r->att[i];
     if (strcmp(a->card, card) != 0) continue;
-    struct stat d, s;
-    if (stat(a->dir, &d) == 0 && stat(a->state, &s) == 0 && gr_same_dir(&d, &a->dir_st) && gr_same_dir(&s, &a->state_st))
-      return a;
+    if (gr_att_current(a)) return a;
     gr_att_drop(r, i);
     return NULL;
   }
   return NULL;
+}
+
+/* Attachments that hold their state directory's descriptor at most: attachments are not
+ * bounded (recovery attaches every card directory; a worker keeps those of cards another
+ * finished), and one descriptor each would run a process out of them near a thousand
+ * cards. Beyond it an index is opened by its path, as where /proc is missing. */
+#define GR_ATT_FDS 64
+
+/* 1 when one more attachment may hold a descriptor; at the cap, those whose directories
+ * have moved on are forgotten first (their card's next look-up would forget them). */
+static int gr_att_fd_free(gitrepo *r) {
+  size_t n = 0;
+  for (size_t i = 0; i < r->natt; i++) n += r->att[i].state_fd >= 0;
+  if (n < GR_ATT_FDS) return 1;
+  n = 0;
+  for (size_t i = r->natt; i-- > 0;) {
+    if (r->att[i].state_fd < 0) continue;
+    if (gr_att_current(&r->att[i]))
+      n++;
+    else
+      gr_att_drop(r, i);
+  }
+  return n < GR_ATT_FDS;
 }
 
 /* Removes everything inside the directory fd (consumed), depth-limited; entries are opened
@@ -520,7 +547,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
      * opened by path would have to be read again whole (parsed and hashed: it holds every
      * file of main) by the next card to take the directory */
     if (rc == 0 && idx == NULL) {
-      sfd = open(astate, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      sfd = gr_att_fd_free(r) ? open(astate, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
       char dp[32], fp[64];
       snprintf(dp, sizeof dp, "/proc/self/fd/%d", sfd);
       snprintf(fp, sizeof fp, "%s/index", dp);

@@ -957,6 +957,44 @@ TEST(test_gitrepo_card_dir_index_kept) {
   tg_end(r, base);
 }
 
+/* Many cards attached at once and none detached (as a run's recovery leaves them, or a
+ * worker's cards finished by another): the attachments do not each hold a descriptor, so a
+ * process with a modest descriptor limit attaches them all. */
+TEST(test_gitrepo_card_dir_many) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], buf[256], dir[600], state[600], card[16];
+  gr_err e;
+  int sw, det;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  struct rlimit saved, tight;
+  CHECK(t, getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int fds = tg_open_fds();
+  if (fds < 0) fds = 64; /* no /proc: a guess at what is open, the limit still well above it */
+  tight = saved;
+  tight.rlim_cur = (rlim_t)fds + 160;
+  if (tight.rlim_cur > saved.rlim_cur) tight.rlim_cur = saved.rlim_cur;
+  CHECK(t, setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  int failed = 0;
+  for (int i = 0; i < 240 && !failed; i++) {
+    snprintf(card, sizeof card, "C%d", i);
+    snprintf(dir, sizeof dir, "%s/cards/%s", base, card);
+    snprintf(state, sizeof state, "%s/state/%s", base, card);
+    if (gitrepo_attach(r, card, dir, state, &sw, &e) != 0) {
+      fprintf(stderr, "    attach %d: %s\n", i, e.msg);
+      failed = 1;
+    }
+  }
+  CHECK(t, !failed);
+  /* the first and the last still work as attached */
+  snprintf(dir, sizeof dir, "%s/cards/C0", base);
+  CHECK_STR(t, tg_read(dir, "README", buf, sizeof buf), "hello\n");
+  CHECK(t, gitrepo_detach(r, "C0", NULL, &det, &e) == 0 && det == 1);
+  CHECK(t, gitrepo_detach(r, "C239", NULL, &det, &e) == 0 && det == 1);
+  CHECK(t, setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  tg_end(r, base);
+}
+
 /* Conflicts without text markers: a delete/modify keeps the modified file, a binary file the
  * card's version; both are named. */
 TEST(test_gitrepo_conflict_kinds) {
