@@ -76,6 +76,18 @@ int __wrap_stat(const char *path, struct stat *st) {
   return __real_stat(path, st);
 }
 
+/* 1 when /proc/self/fd/N names the directory dir opened as descriptor N. */
+static int tg_proc_names_dir(const char *dir) {
+  struct stat want, via;
+  char p[64];
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+  int ok = stat(p, &via) == 0 && stat(dir, &want) == 0 && via.st_dev == want.st_dev && via.st_ino == want.st_ino;
+  close(fd);
+  return ok;
+}
+
 /* Descriptors this process holds (-1: /proc cannot tell). */
 static int tg_open_fds(void) {
   DIR *d = opendir("/proc/self/fd");
@@ -929,8 +941,11 @@ TEST(test_gitrepo_card_dir_index_kept) {
   CHECK(t, rename(state, state2) == 0 && rename(pool, pool2) == 0);
   snprintf(p, sizeof p, "%s/index", state2);
   struct stat st;
-  int fd = open(p, O_RDWR);
-  CHECK(t, fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0);
+  /* the index is kept only where /proc names a descriptor (else it is opened by path and
+   * the replaced bytes would be read) */
+  int fd = tg_proc_names_dir(state2) ? open(p, O_RDWR) : -2;
+  if (fd == -2) SKIP(t, "the kept index's part: /proc/self/fd does not name a directory's descriptor here");
+  CHECK(t, fd != -1 && (fd < 0 || (fstat(fd, &st) == 0 && st.st_size > 0)));
   if (fd >= 0) {
     /* all but the trailing checksum, which libgit2 compares besides the stamp */
     for (off_t i = 0; i + 20 < st.st_size; i++) CHECK(t, pwrite(fd, "\377", 1, i) == 1);
