@@ -826,7 +826,8 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
   for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) ret = gr_remove_rel(root, scan.skip.v[i], e);
 out:
   /* what was staged here stays in memory no longer; after a clean pass there is nothing to
-   * undo but fresher file stamps, and the handle's next directory comes with its own index */
+   * undo but fresher file stamps (the files' real ones), which stay in the index kept with
+   * the parked directory (gitrepo_detach) and are written with its next change */
   if (idx && !(ret == 0 && same)) (void)g->index_read(idx, 1);
   free(before);
   gr_scan_free(&scan);
