@@ -91,9 +91,10 @@ $(BUILD)/orket-confine: $(BUILD)/core/confine_main.o $(BUILD)/core/confine.o $(B
 # The C tests also call libgit2 themselves (repositories set up behind gitrepo's back), so
 # they link it: gitrepo's dlopen then finds the very library already loaded. The core's
 # fsync and syncfs calls go through the tests' own wrappers (--wrap), which note what was
-# synced: how the git tests see which writes were made durable before what.
+# synced: how the git tests see which writes were made durable before what (and stat, which
+# a test makes fail for one path).
 $(BUILD)/test_core: $(CORE_OBJ) $(CTEST_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--wrap=fsync -Wl,--wrap=syncfs $^ $(LDLIBS) \
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--wrap=fsync -Wl,--wrap=syncfs -Wl,--wrap=stat $^ $(LDLIBS) \
 		$(shell pkg-config --libs libgit2 2>/dev/null) -lutil -o $@
 
 # Drives `orket repl` on a pseudo-terminal for the end-to-end tests.

@@ -357,19 +357,46 @@ static int gr_same_dir(const struct stat *a, const struct stat *b) {
   return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* card's attached directory while it is still the one attached (the directory and the
- * state directory the very ones), else NULL (and forgotten). */
+/* 1 while a's directory and state directory are the very ones it attached. */
+static int gr_att_current(const gr_att *a) {
+  struct stat d, s;
+  return stat(a->dir, &d) == 0 && stat(a->state, &s) == 0 && gr_same_dir(&d, &a->dir_st) &&
+         gr_same_dir(&s, &a->state_st);
+}
+
+/* card's attached directory while it is still the one attached, else NULL (and forgotten). */
 static gr_att *gr_attached(gitrepo *r, const char *card) {
   for (size_t i = 0; i < r->natt; i++) {
     gr_att *a = &r->att[i];
     if (strcmp(a->card, card) != 0) continue;
-    struct stat d, s;
-    if (stat(a->dir, &d) == 0 && stat(a->state, &s) == 0 && gr_same_dir(&d, &a->dir_st) && gr_same_dir(&s, &a->state_st))
-      return a;
+    if (gr_att_current(a)) return a;
     gr_att_drop(r, i);
     return NULL;
   }
   return NULL;
+}
+
+/* Attachments that hold their state directory's descriptor at most: attachments are not
+ * bounded (recovery attaches every card directory; a worker keeps those of cards another
+ * finished), and one descriptor each would run a process out of them near a thousand
+ * cards. Beyond it an index is opened by its path, as where /proc is missing. */
+#define GR_ATT_FDS 64
+
+/* 1 when one more attachment may hold a descriptor; at the cap, those whose directories
+ * have moved on are forgotten first (their card's next look-up would forget them). */
+static int gr_att_fd_free(gitrepo *r) {
+  size_t n = 0;
+  for (size_t i = 0; i < r->natt; i++) n += r->att[i].state_fd >= 0;
+  if (n < GR_ATT_FDS) return 1;
+  n = 0;
+  for (size_t i = r->natt; i-- > 0;) {
+    if (r->att[i].state_fd < 0) continue;
+    if (gr_att_current(&r->att[i]))
+      n++;
+    else
+      gr_att_drop(r, i);
+  }
+  return n < GR_ATT_FDS;
 }
 
 /* Removes everything inside the directory fd (consumed), depth-limited; entries are opened
@@ -444,15 +471,18 @@ void gr_spare_free(gitrepo *r, size_t i, int handle) {
 }
 
 /* Takes a spare handle for the state directory st: the one kept with that directory's index
- * (its index and descriptor come along), else the last one (any index kept with it goes). */
-static void gr_spare_take(gitrepo *r, const struct stat *st, git_repository **w, gr_mark *was, git_index **idx,
-                          int *sfd) {
+ * (its index and descriptor come along while the index file is there: has_index), else the
+ * last one (any index kept with it goes). With its file gone the kept index no longer says
+ * what the directory holds (the attach empties it), and libgit2 keeps a loaded index's
+ * entries when its file is missing, so the switch would write nothing. */
+static void gr_spare_take(gitrepo *r, const struct stat *st, int has_index, git_repository **w, gr_mark *was,
+                          git_index **idx, int *sfd) {
   size_t i = r->nspare - 1;
   for (size_t j = 0; j < r->nspare; j++)
     if (r->spare[j].idx && gr_same_dir(&r->spare[j].state_st, st)) i = j;
   *w = r->spare[i].w;
   *was = r->spare[i].index;
-  if (r->spare[i].idx && gr_same_dir(&r->spare[i].state_st, st)) {
+  if (has_index && r->spare[i].idx && gr_same_dir(&r->spare[i].state_st, st)) {
     *idx = r->spare[i].idx;
     *sfd = r->spare[i].state_fd;
   } else {
@@ -495,7 +525,8 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     /* no index: nothing tells what the directory holds (a new one, or a crash while it
      * changed hands), so whatever is there goes before the card's files are written */
     struct stat st;
-    if (lstat(ip, &st) != 0 && gr_dir_used(adir) && gr_empty_dir(adir, e) != 0) goto out;
+    int has_index = lstat(ip, &st) == 0;
+    if (!has_index && gr_dir_used(adir) && gr_empty_dir(adir, e) != 0) goto out;
     gr_mark was = {0};
     struct stat sst;
     if (stat(astate, &sst) != 0) {
@@ -506,7 +537,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
      * what it caches of a working tree's .gitattributes and .gitignore files by their path
      * inside it, so that goes */
     if (r->nspare) {
-      gr_spare_take(r, &sst, &w, &was, &idx, &sfd);
+      gr_spare_take(r, &sst, has_index, &w, &was, &idx, &sfd);
       rc = g->attr_cache_flush(w);
     } else {
       rc = g->repository_open_ext(&w, r->path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
@@ -516,7 +547,7 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
      * opened by path would have to be read again whole (parsed and hashed: it holds every
      * file of main) by the next card to take the directory */
     if (rc == 0 && idx == NULL) {
-      sfd = open(astate, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      sfd = gr_att_fd_free(r) ? open(astate, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
       char dp[32], fp[64];
       snprintf(dp, sizeof dp, "/proc/self/fd/%d", sfd);
       snprintf(fp, sizeof fp, "%s/index", dp);
@@ -532,6 +563,13 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
       gr_git(g, e, rc, adir);
       goto out;
     }
+    /* read before the descriptor is handed over (a failure closes it at out); the state
+     * directory's identity is the descriptor's own, the one its index is opened through */
+    struct stat dst;
+    if (stat(adir, &dst) != 0 || (sfd >= 0 && fstat(sfd, &sst) != 0)) {
+      gr_fail(e, "EIO", "cannot read %s: %s", adir, strerror(errno));
+      goto out;
+    }
     g->repository_set_index(w, idx);
     a = &r->att[r->natt];
     memset(a, 0, sizeof *a);
@@ -541,10 +579,8 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     snprintf(a->ref, sizeof a->ref, "refs/heads/%s", bname);
     snprintf(a->dir, sizeof a->dir, "%s", adir);
     snprintf(a->state, sizeof a->state, "%s", astate);
-    if (stat(adir, &a->dir_st) != 0 || stat(astate, &a->state_st) != 0) {
-      gr_fail(e, "EIO", "cannot read %s: %s", adir, strerror(errno));
-      goto out;
-    }
+    a->dir_st = dst;
+    a->state_st = sst;
     /* the index a parked directory takes along is the one its last card's handle left: its
      * stamp says whether this directory is that one */
     a->settled = was;
@@ -790,7 +826,8 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
   for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) ret = gr_remove_rel(root, scan.skip.v[i], e);
 out:
   /* what was staged here stays in memory no longer; after a clean pass there is nothing to
-   * undo but fresher file stamps, and the handle's next directory comes with its own index */
+   * undo but fresher file stamps (the files' real ones), which stay in the index kept with
+   * the parked directory (gitrepo_detach) and are written with its next change */
   if (idx && !(ret == 0 && same)) (void)g->index_read(idx, 1);
   free(before);
   gr_scan_free(&scan);

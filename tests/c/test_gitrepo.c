@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <git2.h>
 
 static const gr_sig tg_who = {"senior_developer (coder)", "senior_developer@orket.invalid"};
@@ -60,6 +61,41 @@ int __wrap_fsync(int fd) {
 int __wrap_syncfs(int fd) {
   tg_log_sync(fd, "syncfs:");
   return tg_sync_skip ? 0 : __real_syncfs(fd);
+}
+
+/* stat as the core calls it here (-Wl,--wrap=stat): fails for the path tg_stat_fail, so a
+ * test reaches an error path that needs a directory gone at one precise moment. */
+int __real_stat(const char *path, struct stat *st);
+int __wrap_stat(const char *path, struct stat *st);
+static const char *tg_stat_fail;
+int __wrap_stat(const char *path, struct stat *st) {
+  if (tg_stat_fail && strcmp(path, tg_stat_fail) == 0) {
+    errno = ENOENT;
+    return -1;
+  }
+  return __real_stat(path, st);
+}
+
+/* 1 when /proc/self/fd/N names the directory dir opened as descriptor N. */
+static int tg_proc_names_dir(const char *dir) {
+  struct stat want, via;
+  char p[64];
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+  int ok = stat(p, &via) == 0 && stat(dir, &want) == 0 && via.st_dev == want.st_dev && via.st_ino == want.st_ino;
+  close(fd);
+  return ok;
+}
+
+/* Descriptors this process holds (-1: /proc cannot tell). */
+static int tg_open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (d == NULL) return -1;
+  int n = 0;
+  for (struct dirent *de; (de = readdir(d)) != NULL;) n += de->d_name[0] != '.';
+  closedir(d);
+  return n;
 }
 
 
@@ -892,6 +928,12 @@ TEST(test_gitrepo_card_dir_index_kept) {
   snprintf(state, sizeof state, "%s/.pool-X.state", base);
   snprintf(pool2, sizeof pool2, "%s/Y", base);
   snprintf(state2, sizeof state2, "%s/Y.state", base);
+  /* the directory unreadable as the attach records it: the attach fails and holds nothing */
+  int fds = tg_open_fds();
+  tg_stat_fail = pool;
+  CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == -1);
+  tg_stat_fail = NULL;
+  CHECK(t, fds < 0 || tg_open_fds() == fds);
   CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK(t, tg_write(pool, "x.txt", "x\n") == 0);
   CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
@@ -899,8 +941,11 @@ TEST(test_gitrepo_card_dir_index_kept) {
   CHECK(t, rename(state, state2) == 0 && rename(pool, pool2) == 0);
   snprintf(p, sizeof p, "%s/index", state2);
   struct stat st;
-  int fd = open(p, O_RDWR);
-  CHECK(t, fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0);
+  /* the index is kept only where /proc names a descriptor (else it is opened by path and
+   * the replaced bytes would be read) */
+  int fd = tg_proc_names_dir(state2) ? open(p, O_RDWR) : -2;
+  if (fd == -2) SKIP(t, "the kept index's part: /proc/self/fd does not name a directory's descriptor here");
+  CHECK(t, fd != -1 && (fd < 0 || (fstat(fd, &st) == 0 && st.st_size > 0)));
   if (fd >= 0) {
     /* all but the trailing checksum, which libgit2 compares besides the stamp */
     for (off_t i = 0; i + 20 < st.st_size; i++) CHECK(t, pwrite(fd, "\377", 1, i) == 1);
@@ -912,6 +957,70 @@ TEST(test_gitrepo_card_dir_index_kept) {
   CHECK(t, gitrepo_attach(r, "Y", pool2, state2, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
   CHECK_STR(t, tg_read(pool2, "x.txt", buf, sizeof buf), "(missing)");
   CHECK(t, gitrepo_detach(r, "Y", NULL, &det, &e) == 0 && det == 1);
+  /* parked again and its index file removed meanwhile (a person resetting the directory):
+   * the kept index no longer says what the directory holds, so it is dropped, the directory
+   * emptied and Z's whole tree written */
+  CHECK(t, rename(state2, state) == 0 && rename(pool2, pool) == 0);
+  snprintf(p, sizeof p, "%s/index", state);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, rename(state, state2) == 0 && rename(pool, pool2) == 0);
+  CHECK(t, gitrepo_attach(r, "Z", pool2, state2, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(pool2, "README", buf, sizeof buf), "hello\n");
+  gr_paths left = {0};
+  CHECK(t, gitrepo_status(r, "Z", &left, &e) == 0 && left.n == 0);
+  gr_paths_free(&left);
+  tg_end(r, base);
+}
+
+/* Many cards attached at once and none detached (as a run's recovery leaves them, or a
+ * worker's cards finished by another): the attachments do not each hold a descriptor, so a
+ * process with a modest descriptor limit attaches them all. */
+TEST(test_gitrepo_card_dir_many) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], buf[256], dir[600], state[600], card[16];
+  gr_err e;
+  int sw, det;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  struct rlimit saved, tight;
+  CHECK(t, getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int fds = tg_open_fds();
+  if (fds < 0) fds = 64; /* no /proc: a guess at what is open, the limit still well above it */
+  tight = saved;
+  tight.rlim_cur = (rlim_t)fds + 160;
+  if (tight.rlim_cur > saved.rlim_cur) tight.rlim_cur = saved.rlim_cur;
+  CHECK(t, setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  int failed = 0;
+  /* attachments that went stale (their state directories moved away) give up their
+   * descriptors once the cap is reached */
+  for (int i = 0; i < 64 && !failed; i++) {
+    snprintf(card, sizeof card, "S%d", i);
+    snprintf(dir, sizeof dir, "%s/old/%s", base, card);
+    snprintf(state, sizeof state, "%s/oldstate/%s", base, card);
+    failed = gitrepo_attach(r, card, dir, state, &sw, &e) != 0;
+  }
+  CHECK(t, !failed);
+  snprintf(dir, sizeof dir, "%s/oldstate", base);
+  snprintf(state, sizeof state, "%s/gone", base);
+  CHECK(t, rename(dir, state) == 0);
+  int held = tg_open_fds();
+  for (int i = 0; i < 240 && !failed; i++) {
+    snprintf(card, sizeof card, "C%d", i);
+    snprintf(dir, sizeof dir, "%s/cards/%s", base, card);
+    snprintf(state, sizeof state, "%s/state/%s", base, card);
+    if (gitrepo_attach(r, card, dir, state, &sw, &e) != 0) {
+      fprintf(stderr, "    attach %d: %s\n", i, e.msg);
+      failed = 1;
+    }
+    if (i == 0) CHECK(t, held < 0 || tg_open_fds() <= held - 63);
+  }
+  CHECK(t, !failed);
+  /* the first and the last still work as attached */
+  snprintf(dir, sizeof dir, "%s/cards/C0", base);
+  CHECK_STR(t, tg_read(dir, "README", buf, sizeof buf), "hello\n");
+  CHECK(t, gitrepo_detach(r, "C0", NULL, &det, &e) == 0 && det == 1);
+  CHECK(t, gitrepo_detach(r, "C239", NULL, &det, &e) == 0 && det == 1);
+  CHECK(t, setrlimit(RLIMIT_NOFILE, &saved) == 0);
   tg_end(r, base);
 }
 
