@@ -403,6 +403,19 @@ static int gr_empty_dir(const char *dir, gr_err *e) {
   return 0;
 }
 
+/* A card's directory (or its state) must be a directory itself, not a symbolic link to one:
+ * its agents are confined beneath it, and a link put in its place (a parked directory
+ * replaced) would have them write wherever it points. Refused whether or not the directory
+ * comes with its index, as emptying one without it refuses (O_NOFOLLOW). */
+static int gr_real_dir(const char *path, gr_err *e) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return gr_fail(e, "EIO", "cannot read %s: %s", path, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return gr_fail(e, "EUNSAFE", "%s is not a directory (%s); a card's directory is never followed elsewhere", path,
+                   S_ISLNK(st.st_mode) ? "a symbolic link" : "another kind of file");
+  return 0;
+}
+
 static int gr_mkdirs(const char *path, gr_err *e) {
   /* the directory itself first: it is there at every attach but a card's first, and its
    * parents are made only when it cannot be (a mkdir for each of them on every attach
@@ -490,7 +503,9 @@ int gitrepo_attach(gitrepo *r, const char *card, const char *dir, const char *st
     gr_att *v = realloc(r->att, (r->natt + 1) * sizeof *v);
     if (v == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
     r->att = v;
-    if (gr_mkdirs(adir, e) != 0 || gr_mkdirs(astate, e) != 0) goto out;
+    if (gr_mkdirs(adir, e) != 0 || gr_mkdirs(astate, e) != 0 || gr_real_dir(adir, e) != 0 ||
+        gr_real_dir(astate, e) != 0)
+      goto out;
     snprintf(ip, sizeof ip, "%s/index", astate);
     /* no index: nothing tells what the directory holds (a new one, or a crash while it
      * changed hands), so whatever is there goes before the card's files are written */

@@ -915,6 +915,45 @@ TEST(test_gitrepo_card_dir_index_kept) {
   tg_end(r, base);
 }
 
+/* A parked directory replaced by a symbolic link: the next card's attach refuses it (EUNSAFE)
+ * and writes nothing where it points, with its index kept or not (one rule for both). */
+TEST(test_gitrepo_card_dir_symlink) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], p[1400], pool[600], state[600], aside[600];
+  char victim[600];
+  gr_err e;
+  int sw, det;
+  gr_commit_kind ck = GR_CLEAN;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  snprintf(pool, sizeof pool, "%s/pool", base);
+  snprintf(state, sizeof state, "%s/state", base);
+  snprintf(aside, sizeof aside, "%s/aside", base);
+  snprintf(victim, sizeof victim, "%s/victim", base);
+  CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_write(pool, "x.txt", "x\n") == 0);
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
+  CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 && det == 1);
+  CHECK(t, rename(pool, aside) == 0 && mkdir(victim, 0755) == 0 && tg_write(victim, "precious.txt", "p\n") == 0);
+  CHECK(t, symlink(victim, pool) == 0);
+  /* X's tree is main's and x.txt: Y's switch would remove x.txt, and write nothing else */
+  CHECK(t, tg_write(victim, "x.txt", "x\n") == 0);
+  CHECK(t, gitrepo_attach(r, "Y", pool, state, &sw, &e) == -1);
+  CHECK_STR(t, e.code, "EUNSAFE");
+  CHECK_STR(t, tg_read(victim, "x.txt", buf, sizeof buf), "x\n");
+  /* without its index: refused the same way, nothing emptied */
+  snprintf(p, sizeof p, "%s/index", state);
+  CHECK(t, unlink(p) == 0);
+  CHECK(t, gitrepo_attach(r, "Y", pool, state, &sw, &e) == -1);
+  CHECK_STR(t, e.code, "EUNSAFE");
+  CHECK_STR(t, tg_read(victim, "precious.txt", buf, sizeof buf), "p\n");
+  /* nor is a state directory followed */
+  CHECK(t, unlink(pool) == 0 && rename(aside, pool) == 0 && rename(state, aside) == 0 && symlink(aside, state) == 0);
+  CHECK(t, gitrepo_attach(r, "Y", pool, state, &sw, &e) == -1);
+  CHECK_STR(t, e.code, "EUNSAFE");
+  tg_end(r, base);
+}
+
 /* Conflicts without text markers: a delete/modify keeps the modified file, a binary file the
  * card's version; both are named. */
 TEST(test_gitrepo_conflict_kinds) {

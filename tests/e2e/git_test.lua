@@ -194,6 +194,26 @@ end
     end
   end)
 
+  it("refuses a parked directory replaced by a symbolic link: the card is blocked, nothing written where it points", function()
+    local dir = project({ id = "T", name = "T", description = "Two.", issues = {
+      { id = "T-1", summary = "One", seat = "senior_developer" },
+      { id = "T-2", summary = "Two", seat = "senior_developer" } } }, HEAD .. [[
+add { role = "coder", match = "^Issue T%-1", reply = { tool_calls = { call("write_file", { path = "one.txt", content = "one\n" }) } } }
+add { role = "coder", match = "^Issue T%-2", reply = { tool_calls = { call("write_file", { path = "two.txt", content = "two\n" }) } } }
+]] .. TAIL)
+    assert.equal(0, H.orket("run T-1", { cwd = dir }).status)
+    local pool, victim = dir .. "/.orket/worktrees/.pool-T-1", H.tmpdir()
+    H.write(victim .. "/precious.txt", "precious\n")
+    assert(os.execute(string.format("rm -rf %s && ln -s %s %s", H.quote(pool), H.quote(victim), H.quote(pool))))
+    H.orket("run T-2", { cwd = dir })
+    local c = H.card_json(dir, "T-2")
+    assert.equal("blocked", c.card.status)
+    assert.equal("system", c.card.wait_reason)
+    assert.matches("is not a directory %(a symbolic link%)", c.comments[#c.comments].body)
+    assert.equal("precious\n", H.read(victim .. "/precious.txt"))
+    assert.is_nil(H.read(victim .. "/two.txt"))
+  end)
+
   it("denies an agent's writes to .git and out of its worktree", function()
     local dir = project({ id = "EV", name = "Evil", description = "Escapes.", issues = {
       { id = "EV-1", summary = "Try", seat = "senior_developer" } } }, HEAD .. [[
