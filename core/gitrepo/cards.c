@@ -790,125 +790,6 @@ static void gr_entry_get(const gitapi *g, git_index *idx, const char *path, gr_e
   out->mode = en->mode;
 }
 
-/* A walk of a card's directory against its index (gr_foreign): the first path found that
- * the index does not record or whose file is not what its entry records, and how many
- * recorded files were met. */
-typedef struct gr_match {
-  const gitapi *g;
-  git_repository *repo;
-  git_index *idx;
-  size_t seen;
-  char rel[PATH_MAX];   /* the path being looked at */
-  char first[PATH_MAX]; /* the first that differs; "" while none */
-} gr_match;
-
-/* Largest file hashed when its stamp moved; a larger one counts as changed. */
-#define GR_MATCH_HASH_MAX (64 * 1024 * 1024)
-
-/* 1 when the file st at m->rel is what its index entry records: the same kind and, by its
- * stamp (mtime, size, inode) or else by its content, the same bytes. The content is hashed
- * raw, filters left out: no .gitattributes is opened here (a FIFO one would hang the run),
- * so a filtered file whose stamp moved counts as changed. */
-static int gr_match_file(gr_match *m, const struct stat *st, const git_index_entry *en) {
-  const gitapi *g = m->g;
-  int exec = (st->st_mode & S_IXUSR) != 0;
-  if (S_ISLNK(st->st_mode) ? en->mode != GIT_FILEMODE_LINK
-                           : !S_ISREG(st->st_mode) || en->mode != (exec ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB))
-    return 0;
-  if (en->mtime.seconds == (int32_t)st->st_mtim.tv_sec && en->mtime.nanoseconds == (uint32_t)st->st_mtim.tv_nsec &&
-      en->file_size == (uint32_t)st->st_size && en->ino == (uint32_t)st->st_ino)
-    return 1;
-  /* an entry's size 0 is libgit2's mark of a racily clean file: only the content tells */
-  if (!S_ISREG(st->st_mode) || st->st_size > GR_MATCH_HASH_MAX || (en->file_size && en->file_size != (uint32_t)st->st_size))
-    return 0;
-  git_oid id;
-  return g->repository_hashfile(&id, m->repo, m->rel, GIT_OBJECT_BLOB, "") == 0 && g->oid_equal(&id, &en->id);
-}
-
-/* Walks the directory dfd (m->rel's first rl bytes name it: "" or ending in '/') until a
- * path differs. Never follows a symbolic link; a directory the index holds nothing beneath
- * differs unless it holds only empty directories, which go. */
-static void gr_match_dir(gr_match *m, int dfd, size_t rl, int depth) {
-  int fd = dup(dfd);
-  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-  if (d == NULL) {
-    if (fd >= 0) close(fd);
-    snprintf(m->first, sizeof m->first, "%s", rl ? m->rel : "./");
-    return;
-  }
-  struct dirent *de;
-  while (m->first[0] == '\0' && (de = readdir(d)) != NULL) {
-    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    size_t nl = strlen(de->d_name);
-    struct stat st;
-    if (rl + nl + 2 > sizeof m->rel) {
-      snprintf(m->first, sizeof m->first, "%.*s%s", (int)rl, m->rel, de->d_name);
-      break;
-    }
-    memcpy(m->rel + rl, de->d_name, nl + 1);
-    if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno != ENOENT) snprintf(m->first, sizeof m->first, "%s", m->rel);
-      continue;
-    }
-    if (S_ISDIR(st.st_mode)) {
-      size_t at;
-      memcpy(m->rel + rl + nl, "/", 2);
-      int tracked = depth < 128 && m->g->index_find_prefix(&at, m->idx, m->rel) == 0;
-      int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-      if (sub >= 0 && !tracked) {
-        /* no file of the index beneath: harmless while empty (a tool's mkdir), and removed,
-         * since one left stands in the way of a file the next card's switch writes there */
-        gr_prune_empty(sub, depth + 1);
-        close(sub);
-        sub = -1;
-        if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) == 0) continue;
-      }
-      if (sub < 0) {
-        snprintf(m->first, sizeof m->first, "%s", m->rel);
-        break;
-      }
-      gr_match_dir(m, sub, rl + nl + 1, depth + 1);
-      close(sub);
-      continue;
-    }
-    const git_index_entry *en = m->g->index_get_bypath(m->idx, m->rel, 0);
-    if (en == NULL || !gr_match_file(m, &st, en)) snprintf(m->first, sizeof m->first, "%s", m->rel);
-    m->seen++;
-  }
-  closedir(d);
-}
-
-/* EDIRTY when the card's directory holds anything its index (idx, as the card's turns left
- * it) does not: a file it does not record, one changed or removed behind it. A detach that
- * checked only the paths the card's turns touched would otherwise hand a person's file (or
- * edit) on with the directory, to be committed under the next card's name. Nothing is
- * removed: the directory is kept where it is, under its card's name. One readdir of each
- * directory and a stat of each file, no hashing but of a file whose stamp moved. */
-static int gr_foreign(const gitapi *g, git_repository *repo, git_index *idx, const char *card, gr_err *e) {
-  const char *root = g->repository_workdir(repo);
-  gr_match *m = calloc(1, sizeof *m);
-  if (m == NULL) return gr_fail(e, "ENOMEM", "out of memory");
-  m->g = g;
-  m->repo = repo;
-  m->idx = idx;
-  int dfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), ret = 0;
-  if (dfd < 0) {
-    free(m);
-    return gr_fail(e, "EIO", "cannot read %s: %s", root, strerror(errno));
-  }
-  gr_match_dir(m, dfd, 0, 0);
-  close(dfd);
-  size_t all = g->index_entrycount(idx);
-  if (m->first[0])
-    ret = gr_fail(e, "EDIRTY", "card %s: %s is not what its commits hold (written outside its turns); its directory is kept",
-                  card, m->first);
-  else if (g->index_has_conflicts(idx) || m->seen != all)
-    ret = gr_fail(e, "EDIRTY", "card %s: %zu of the files its commits hold are missing (removed outside its turns); "
-                  "its directory is kept", card, all > m->seen ? all - m->seen : 0);
-  free(m);
-  return ret;
-}
-
 /* gr_clear_for_next when nothing but the paths in only changed since the directory last
  * matched its index as a whole: they are staged into the index in memory (gr_stage_paths,
  * never written) and the tree compared with the tip's (EDIRTY when it differs); then each
@@ -958,8 +839,6 @@ static int gr_clear_paths(const gitapi *g, const gr_wd *wd, const char *card, co
     if (g->index_get_bypath(idx, only->v[i], 0) == NULL && (ret = gr_remove_rel(root, only->v[i], e)) == 0)
       gr_prune_above(root, only->v[i]);
   for (size_t i = 0; ret == 0 && i < scan.skip.n; i++) ret = gr_remove_rel(root, scan.skip.v[i], e);
-  /* the paths named are all the engine knows of: the rest must be as the index records */
-  if (ret == 0) ret = gr_foreign(g, wd->repo, idx, card, e);
 out:
   /* what was staged here stays in memory no longer; after a clean pass there is nothing to
    * undo but fresher file stamps (the files' real ones), which stay in the index kept with

@@ -910,31 +910,17 @@ done:
 }
 
 
-/* Card X attached in pool (its index in state) with x.txt written and committed (only: the
- * paths the commit names, NULL for a walk). 0 when it went so. */
-static int tg_card_x(gitrepo *r, const char *pool, const char *state, const gr_paths *only) {
-  gr_err e = {0};
-  int sw;
-  gr_commit_kind ck = GR_CLEAN;
-  char id[41];
-  if (gitrepo_attach(r, "X", pool, state, &sw, &e) != 0 || tg_write(pool, "x.txt", "x\n") != 0 ||
-      gitrepo_commit(r, "X", &tg_who, "work", NULL, only, id, &ck, NULL, &e) != 0 || ck != GR_COMMITTED) {
-    fprintf(stderr, "    card X: %s\n", e.msg);
-    return -1;
-  }
-  return 0;
-}
-
 /* A card directory parked and taken again (both directories renamed, as engine/gitwork.lua
  * does) keeps the index its handle last had in memory: the next card's attach does not read
  * the index file again (parsed and hashed, it holds every file of main). Seen here by its
  * bytes replaced in place, its stamp (size, mtime, inode) and checksum kept: only a read of
  * the whole file would notice. */
 TEST(test_gitrepo_card_dir_index_kept) {
-  char base[] = "/tmp/orket-git-XXXXXX", ws[512], buf[256], p[1400], pool[600], state[600];
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], p[1400], pool[600], state[600];
   char pool2[600], state2[600];
   gr_err e;
   int sw, det;
+  gr_commit_kind ck = GR_CLEAN;
   gitrepo *r = tg_setup(t, base, ws);
   if (r == NULL) return;
   git_libgit2_init();
@@ -948,7 +934,9 @@ TEST(test_gitrepo_card_dir_index_kept) {
   CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == -1);
   tg_stat_fail = NULL;
   CHECK(t, fds < 0 || tg_open_fds() == fds);
-  CHECK(t, tg_card_x(r, pool, state, NULL) == 0);
+  CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_write(pool, "x.txt", "x\n") == 0);
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 && det == 1);
   CHECK(t, rename(state, state2) == 0 && rename(pool, pool2) == 0);
   snprintf(p, sizeof p, "%s/index", state2);
@@ -1036,65 +1024,14 @@ TEST(test_gitrepo_card_dir_many) {
   tg_end(r, base);
 }
 
-/* A detach told only the paths the card's turns touched still finds what else changed in
- * the directory (a person's file, an edit, a removal): EDIRTY, nothing removed, so none of it
- * is handed on with the directory to the next card, which would commit it as its own. */
-TEST(test_gitrepo_card_dir_foreign) {
-  char base[] = "/tmp/orket-git-XXXXXX", ws[512], buf[256], p[800], q[800], pool[600], state[600];
-  gr_err e;
-  int det = 0;
-  gitrepo *r = tg_setup(t, base, ws);
-  if (r == NULL) return;
-  git_libgit2_init();
-  snprintf(pool, sizeof pool, "%s/pool", base);
-  snprintf(state, sizeof state, "%s/state", base);
-  char *only_v[] = {"x.txt"};
-  gr_paths only = {only_v, 1};
-  CHECK(t, tg_card_x(r, pool, state, &only) == 0);
-  /* a person's new file */
-  CHECK(t, tg_write(pool, "person.txt", "person note\n") == 0);
-  CHECK(t, gitrepo_detach(r, "X", &only, &det, &e) == -1 && det == 0);
-  CHECK_STR(t, e.code, "EDIRTY");
-  CHECK(t, strstr(e.msg, "person.txt") != NULL || !fprintf(stderr, "    %s\n", e.msg));
-  CHECK_STR(t, tg_read(pool, "person.txt", buf, sizeof buf), "person note\n");
-  snprintf(p, sizeof p, "%s/person.txt", pool);
-  CHECK(t, unlink(p) == 0);
-  /* a new directory */
-  snprintf(p, sizeof p, "%s/notes", pool);
-  CHECK(t, mkdir(p, 0755) == 0 && tg_write(p, "n.md", "n\n") == 0);
-  CHECK(t, gitrepo_detach(r, "X", &only, &det, &e) == -1 && det == 0);
-  CHECK(t, strstr(e.msg, "notes/") != NULL || !fprintf(stderr, "    %s\n", e.msg));
-  CHECK(t, unlink(strcat(p, "/n.md")) == 0);
-  snprintf(p, sizeof p, "%s/notes", pool);
-  CHECK(t, rmdir(p) == 0);
-  /* an edit of a file the card's turns never touched, the same size */
-  CHECK(t, tg_write(pool, "README", "HELLO\n") == 0);
-  CHECK(t, gitrepo_detach(r, "X", &only, &det, &e) == -1 && det == 0);
-  CHECK(t, strstr(e.msg, "README") != NULL || !fprintf(stderr, "    %s\n", e.msg));
-  /* a removal */
-  snprintf(p, sizeof p, "%s/README", pool);
-  snprintf(q, sizeof q, "%s/README.aside", base);
-  CHECK(t, rename(p, q) == 0);
-  CHECK(t, gitrepo_detach(r, "X", &only, &det, &e) == -1 && det == 0);
-  CHECK(t, strstr(e.msg, "missing") != NULL || !fprintf(stderr, "    %s\n", e.msg));
-  /* written back as it was (its stamp moved, its content the recorded one), and empty
-   * directories (nothing of anyone's; they go): handed on */
-  CHECK(t, rename(q, p) == 0 && tg_write(pool, "README", "hello\n") == 0);
-  snprintf(p, sizeof p, "%s/empty", pool);
-  CHECK(t, mkdir(p, 0755) == 0 && mkdir(strcat(p, "/below"), 0755) == 0);
-  CHECK(t, gitrepo_detach(r, "X", &only, &det, &e) == 0 && det == 1);
-  snprintf(p, sizeof p, "%s/empty", pool);
-  CHECK(t, access(p, F_OK) != 0);
-  tg_end(r, base);
-}
-
 /* A parked directory replaced by a symbolic link: the next card's attach refuses it (EUNSAFE)
  * and writes nothing where it points, with its index kept or not (one rule for both). */
 TEST(test_gitrepo_card_dir_symlink) {
-  char base[] = "/tmp/orket-git-XXXXXX", ws[512], buf[256], p[1400], pool[600], state[600], aside[600];
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], p[1400], pool[600], state[600], aside[600];
   char victim[600];
   gr_err e;
   int sw, det;
+  gr_commit_kind ck = GR_CLEAN;
   gitrepo *r = tg_setup(t, base, ws);
   if (r == NULL) return;
   git_libgit2_init();
@@ -1102,7 +1039,9 @@ TEST(test_gitrepo_card_dir_symlink) {
   snprintf(state, sizeof state, "%s/state", base);
   snprintf(aside, sizeof aside, "%s/aside", base);
   snprintf(victim, sizeof victim, "%s/victim", base);
-  CHECK(t, tg_card_x(r, pool, state, NULL) == 0);
+  CHECK(t, gitrepo_attach(r, "X", pool, state, &sw, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_write(pool, "x.txt", "x\n") == 0);
+  CHECK(t, gitrepo_commit(r, "X", &tg_who, "work", NULL, NULL, id, &ck, NULL, &e) == 0 && ck == GR_COMMITTED);
   CHECK(t, gitrepo_detach(r, "X", NULL, &det, &e) == 0 && det == 1);
   CHECK(t, rename(pool, aside) == 0 && mkdir(victim, 0755) == 0 && tg_write(victim, "precious.txt", "p\n") == 0);
   CHECK(t, symlink(victim, pool) == 0);

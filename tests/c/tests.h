@@ -82,7 +82,6 @@
   X(test_gitrepo_card_dir_index_kept)      \
   X(test_gitrepo_card_dir_many)            \
   X(test_gitrepo_card_dir_symlink)         \
-  X(test_gitrepo_card_dir_foreign)         \
   X(test_gitrepo_card_dir_emptied)         \
   X(test_gitrepo_view)                     \
   X(test_gitrepo_view_base_kept)           \

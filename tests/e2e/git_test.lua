@@ -194,53 +194,6 @@ end
     end
   end)
 
-  it("keeps a done card's directory holding a person's files: no later card sees or commits them", function()
-    local dir = project({ id = "T", name = "T", description = "Two.", issues = {
-      { id = "T-1", summary = "One", seat = "senior_developer" },
-      { id = "T-2", summary = "Two", seat = "senior_developer" } } }, HEAD .. [[
-add { role = "coder", match = "^Issue T%-1", reply = { tool_calls = { call("write_file", { path = "one.txt", content = "one\n" }) } } }
-add { role = "coder", card = "T-1", match = '"path"', reply = { delay_ms = 2000,
-  tool_calls = { call("update_issue_status", { status = "code_review" }) } } }
-add { role = "coder", match = "^Issue T%-2", reply = { tool_calls = { call("write_file", { path = "two.txt", content = "two\n" }) } } }
-]] .. TAIL)
-    -- T-1's turn writes one.txt and then thinks for 2 s: a person writes in its directory meanwhile
-    local wt = dir .. "/.orket/worktrees/"
-    local p = io.popen(string.format("cd %s && exec %s run T-1 --json 2>&1", H.quote(dir), H.quote(H.BIN)))
-    local kept, wrote
-    for line in p:lines() do
-      local ok, ev = pcall(cjson.decode, line)
-      if ok and ev.type == "tool" and ev.tool == "write_file" and not wrote then
-        H.write(wt .. "T-1/person.txt", "person note\n")
-        H.write(wt .. "T-1/extra.md", "a person's notes\n")
-        wrote = true
-      elseif ok and ev.type == "git" and ev.action == "worktree_kept" then
-        kept = ev.detail
-      end
-    end
-    assert.is_true(p:close())
-    assert.is_true(wrote)
-    assert.equal("done", H.card_json(dir, "T-1").card.status)
-    assert.matches("written outside its turns", tostring(kept))
-    -- kept where it was, under its card's name, the person's files in it; none of them merged
-    assert.equal("person note\n", H.read(wt .. "T-1/person.txt"))
-    assert.equal("a person's notes\n", H.read(wt .. "T-1/extra.md"))
-    assert.equal("one\n", H.read(dir .. "/workspace/one.txt"))
-    assert.is_nil(H.read(dir .. "/workspace/person.txt"))
-    local r = H.orket("run T-2", { cwd = dir })
-    assert.equal(0, r.status, r.stderr)
-    assert.equal("two\n", H.read(dir .. "/workspace/two.txt"))
-    assert.is_nil(H.read(dir .. "/workspace/person.txt"))
-    -- T-2's directory (parked once it was done) never held them
-    local uv, seen = require "luv", 0
-    local h = uv.fs_scandir(wt)
-    for name in function() return uv.fs_scandir_next(h) end do
-      seen = seen + 1
-      if name ~= "T-1" then assert.is_nil(H.read(wt .. name .. "/person.txt"), name) end
-    end
-    assert.equal(2, seen)
-    assert.is_true(consistent(dir))
-  end)
-
   it("refuses a parked directory replaced by a symbolic link: the card is blocked, nothing written where it points", function()
     local dir = project({ id = "T", name = "T", description = "Two.", issues = {
       { id = "T-1", summary = "One", seat = "senior_developer" },
