@@ -7,7 +7,7 @@
  *    (its commit point) and only then asks the view to follow. A view that cannot follow is
  *    reported, never raised: the merge stands.
  * 2. The view's state is one small file in the gitdir, GR_VIEW_STATE: the tree the view last
- *    held (its base) and the paths recorded as diverged. It is replaced whole by a rename and
+ *    held (its base), the commit of main's it came from, and the paths recorded as diverged. It is replaced whole by a rename and
  *    never synced: losing it to a power cut only makes the next refresh start from an older
  *    base, and 3 and 4 then err on the person's side.
  * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
@@ -18,8 +18,9 @@
  * 4. Anything else at such a path is the person's: never written, moved or deleted. It is
  *    recorded as diverged, and its index entry is set to M's only where the index held B's,
  *    so that `git status` shows the person's file as a change against main. A version the
- *    person committed in the view (main's history since the base holds it, the index and the
- *    disk unchanged) stands for B's: it is main's, not their work in progress.
+ *    person committed in the view (a commit of main's since the base's commit holds it, the
+ *    index and the disk unchanged) stands for B's: it is main's, not their work in progress.
+ *    A version main held only at or before the base is a restore of the person's: theirs.
  * 5. Files are written under a temporary name and renamed into place in their directory;
  *    a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is never
  *    followed); a directory is removed only when empty.
@@ -51,6 +52,9 @@
 #define GR_VIEW_STATE "orket-view"       /* in main's gitdir */
 #define GR_VIEW_MAGIC "orket-view 2 "    /* then the base tree's hex id, a newline, why it is behind, a newline */
 #define GR_VIEW_MAGIC1 "orket-view 1 "   /* as written before: no line saying why */
+/* the base's commit, a record among the paths that no path can be (an older reader skips it,
+ * and its rewrite drops it, so a commit it did not follow is never read back) */
+#define GR_VIEW_COMMIT "/commit "
 #define GR_VIEW_STATE_MAX ((size_t)8 << 20)
 #define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is compared by size only */
 #define GR_VIEW_TMP ".orket-view.tmp"
@@ -69,6 +73,8 @@ typedef struct vw_side {
 typedef struct vw_state {
   int has_base;
   git_oid base;
+  int has_commit; /* the commit main was at when the view last followed it (its tree: base) */
+  git_oid commit;
   char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
   gr_paths diverged;
 } vw_state;
@@ -116,7 +122,9 @@ static void vw_read(const gitrepo *r, vw_state *s) {
     for (; s->has_base && i < n;) {
       size_t len = strnlen(buf + i, n - i);
       if (i + len >= n) break; /* cut short: the rest is lost, as if never recorded */
-      if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
+      if (len == strlen(GR_VIEW_COMMIT) + GIT_OID_HEXSZ && memcmp(buf + i, GR_VIEW_COMMIT, strlen(GR_VIEW_COMMIT)) == 0)
+        s->has_commit = r->git.oid_fromstr(&s->commit, buf + i + strlen(GR_VIEW_COMMIT)) == 0;
+      else if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
       i += len + 1;
     }
   }
@@ -141,6 +149,10 @@ static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
   fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
   for (const char *w = s->why; *w; w++) fputc(*w == '\n' ? ' ' : *w, f);
   fputc('\n', f);
+  if (s->has_commit) {
+    r->git.oid_tostr(hex, sizeof hex, &s->commit);
+    fprintf(f, "%s%s%c", GR_VIEW_COMMIT, hex, '\0');
+  }
   for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
   int bad = ferror(f);
   if (fclose(f) != 0) bad = 1;
@@ -169,6 +181,11 @@ static void vw_behind_why(gitrepo *r, const gr_err *why) {
 
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e) {
   vw_state s = {.has_base = 1, .base = *tree};
+  git_commit *c = NULL; /* main's commit, when its tree is the view's */
+  if (r->git.reference_name_to_id(&s.commit, r->repo, "refs/heads/" GR_MAIN) == 0 &&
+      r->git.commit_lookup(&c, r->repo, &s.commit) == 0)
+    s.has_commit = r->git.oid_equal(r->git.commit_tree_id(c), tree);
+  r->git.commit_free(c);
   return vw_write(r, &s, e);
 }
 
@@ -368,15 +385,18 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
 }
 
 /* 1 when main's history since the view's base holds blob id at path: a version a person
- * committed in the view, moving main, before this refresh (the walk stops at the base's
- * commit's side; at most GR_VIEW_WALK commits are looked at). */
+ * committed in the view, moving main, before this refresh. The base's commit and all before
+ * it are hidden: a version main held only then is one a person restored on purpose, theirs.
+ * No base commit known (a state an older orket wrote): nothing counts. At most
+ * GR_VIEW_WALK commits are looked at. */
 #define GR_VIEW_WALK 64
-static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base,
+static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *tip, const vw_state *s,
                          const char *path, const git_oid *id) {
   git_revwalk *walk = NULL;
   git_oid c;
   int found = 0;
-  if (g->revwalk_new(&walk, repo) < 0 || g->revwalk_push(walk, tip) < 0) {
+  if (!s->has_commit || g->revwalk_new(&walk, repo) < 0 || g->revwalk_push(walk, tip) < 0 ||
+      g->revwalk_hide(walk, &s->commit) < 0) {
     g->revwalk_free(walk);
     return 0;
   }
@@ -384,8 +404,7 @@ static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *t
     git_commit *cm = NULL;
     git_tree *t = NULL;
     git_tree_entry *te = NULL;
-    if (g->commit_lookup(&cm, repo, &c) == 0 && g->commit_tree(&t, cm) == 0 && !g->oid_equal(g->tree_id(t), base) &&
-        g->tree_entry_bypath(&te, t, path) == 0)
+    if (g->commit_lookup(&cm, repo, &c) == 0 && g->commit_tree(&t, cm) == 0 && g->tree_entry_bypath(&te, t, path) == 0)
       found = g->oid_equal(g->tree_entry_id(te), id);
     g->tree_entry_free(te);
     g->tree_free(t);
@@ -399,7 +418,7 @@ static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *t
  * which main's history since the base holds: the person committed it in the view, which
  * moved main, so it is what the view held there, not their work in progress (invariant 4
  * keeps that): it stands for B's side. Else it stays theirs. */
-static void vw_committed(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base, int root,
+static void vw_committed(const gitapi *g, git_repository *repo, const git_oid *tip, const vw_state *s, int root,
                          vw_item *it, const git_index_entry *ie) {
   vw_side was = {.kind = vw_kind_of_mode(ie->mode), .hashed = 1, .id = ie->id}, d;
   if (was.kind != VW_FILE && was.kind != VW_EXEC && was.kind != VW_LINK) return;
@@ -407,7 +426,7 @@ static void vw_committed(const gitapi *g, git_repository *repo, const git_oid *t
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_disk(g, dfd, leaf, &d);
   if (dfd >= 0) close(dfd);
-  if (!vw_holds(g, &d, &was, 1) || !vw_in_history(g, repo, tip, base, it->path, &ie->id)) return;
+  if (!vw_holds(g, &d, &was, 1) || !vw_in_history(g, repo, tip, s, it->path, &ie->id)) return;
   was.size = d.size;
   it->b = was;
   it->index_ok = 1;
@@ -487,18 +506,20 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   /* a person's branch (or a detached commit) checked out in the view: main's files are not
    * theirs to get, nor main's entries their index; the view waits, said (invariant 9) */
   char on[256];
+  git_oid tip;
+  int have_tip = 0;
   int head = gr_head_on_main(g, repo, on, sizeof on, e);
   if (head == 0)
     gr_fail(e, "EINVAL", "workspace/ has %s checked out, not main: it follows main again once main is checked out "
             "there (git -C workspace checkout main)", on);
   if (head != 1) goto out;
   git_commit *tc = NULL;
-  git_oid tip;
   if ((rc = g->reference_name_to_id(&tip, repo, "refs/heads/" GR_MAIN)) < 0 ||
       (rc = g->commit_lookup(&tc, repo, &tip)) < 0) {
     gr_git(g, e, rc, "main");
     goto out;
   }
+  have_tip = 1;
   tip_tree = *g->commit_tree_id(tc);
   g->commit_free(tc);
   char ip[PATH_MAX];
@@ -552,7 +573,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
     items[i].index_ok = vw_index_is(g, ie, &items[i].b) || vw_index_is(g, ie, &items[i].m);
-    if (!items[i].index_ok && ie) vw_committed(g, repo, &tip, &s.base, root, &items[i], ie);
+    if (!items[i].index_ok && ie) vw_committed(g, repo, &tip, &s, root, &items[i], ie);
   }
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
@@ -601,6 +622,8 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
 out:
   if (ret == 0) {
     s.why[0] = '\0'; /* the view holds main's tree: nothing left behind */
+    s.has_commit = have_tip && g->oid_equal(&s.base, &tip_tree);
+    if (s.has_commit) s.commit = tip;
     ret = vw_write(r, &s, e);
   }
   if (ret == 0 && target && g->oid_equal(&s.base, g->tree_id(target))) { /* the next refresh's base */

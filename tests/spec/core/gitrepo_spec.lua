@@ -817,6 +817,25 @@ describe("orket.c.gitrepo", function()
     end)
   end
 
+  it("keeps a person's staged restore of a version main held before the view's base", function()
+    local _, pws, r0, p = project("R1")
+    local r <close> = r0
+    for _, text in ipairs { "v1 original\n", "v2 changed\n" } do
+      H.write(p .. "/a.txt", text)
+      assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = text }))
+      assert.equal(0, assert(r:merge_to_main("R1", GUARD)).diverged)
+    end
+    -- the person restores the older version on purpose
+    sh("cd " .. H.quote(pws) .. " && git show main~1:a.txt > a.txt && git add a.txt")
+    H.write(p .. "/a.txt", "v3 newest\n")
+    assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = "v3" }))
+    assert.equal(1, assert(r:merge_to_main("R1", GUARD)).diverged)
+    assert.equal("v1 original\n", H.read(pws .. "/a.txt"))
+    local git = io.popen("git -C " .. H.quote(pws) .. " status --porcelain")
+    assert.equal("M  a.txt\n", git:read("a"))
+    git:close()
+  end)
+
   it("tells up to date and fast-forward apart past the near search, by one merge base", function()
     -- 20 commits a card: more than the breadth-first look at recent commits covers
     local function twenty(card, dir, file)
