@@ -7,9 +7,11 @@
  *    (its commit point) and only then asks the view to follow. A view that cannot follow is
  *    reported, never raised: the merge stands.
  * 2. The view's state is one small file in the gitdir, GR_VIEW_STATE: the tree the view last
- *    held (its base), the commit of main's it came from, and the paths recorded as diverged. It is replaced whole by a rename and
- *    never synced: losing it to a power cut only makes the next refresh start from an older
- *    base, and 3 and 4 then err on the person's side.
+ *    held (its base), the commit of main's it came from, and the paths recorded as diverged,
+ *    in the format every orket reads (one that reads none takes main's index, a person's
+ *    staging in it, for the base); why the last refresh failed is in a file beside it. Each
+ *    is replaced whole by a rename and never synced: losing it to a power cut only makes the
+ *    next refresh start from an older base, and 3 and 4 then err on the person's side.
  * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
  *    path only where the disk holds what B had there (nothing, where B had nothing) and
  *    main's index holds B's or M's entry: the view still holds what it last held. A path
@@ -50,8 +52,11 @@
 #include <unistd.h>
 
 #define GR_VIEW_STATE "orket-view"       /* in main's gitdir */
-#define GR_VIEW_MAGIC "orket-view 2 "    /* then the base tree's hex id, a newline, why it is behind, a newline */
-#define GR_VIEW_MAGIC1 "orket-view 1 "   /* as written before: no line saying why */
+#define GR_VIEW_MAGIC "orket-view 1 "    /* then the base tree's hex id, a newline, the records */
+#define GR_VIEW_MAGIC2 "orket-view 2 "   /* read only: as some unreleased builds wrote it, a line saying why after the id */
+/* why the last refresh failed, beside the state (an older orket neither reads nor keeps it):
+ * the base's hex id it was said at, a newline, the reason; gone once a refresh succeeds */
+#define GR_VIEW_WHY_SUFFIX "-why"
 /* the base's commit, a record among the paths that no path can be (an older reader skips it,
  * and its rewrite drops it, so a commit it did not follow is never read back) */
 #define GR_VIEW_COMMIT "/commit "
@@ -85,6 +90,23 @@ static int vw_state_path(const gitrepo *r, char *buf, size_t cap, const char *su
   return (size_t)snprintf(buf, cap, "%s%s%s", r->git.repository_path(r->repo), GR_VIEW_STATE, suffix) < cap ? 0 : -1;
 }
 
+/* Reads why the last refresh failed into s->why, where it was said at s's base (a reason
+ * left by a refresh an older orket then made succeed, at another base, is no reason). */
+static void vw_read_why(const gitrepo *r, vw_state *s) {
+  char p[PATH_MAX], buf[GIT_OID_HEXSZ + 1 + GR_VIEW_WHY], hex[GIT_OID_HEXSZ + 1];
+  if (vw_state_path(r, p, sizeof p, GR_VIEW_WHY_SUFFIX) != 0) return;
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, sizeof buf - 1) : -1;
+  close(fd);
+  if (n < GIT_OID_HEXSZ + 1 || buf[GIT_OID_HEXSZ] != '\n') return;
+  buf[n] = '\0';
+  r->git.oid_tostr(hex, sizeof hex, &s->base);
+  if (memcmp(buf, hex, GIT_OID_HEXSZ) == 0)
+    snprintf(s->why, sizeof s->why, "%.*s", (int)strcspn(buf + GIT_OID_HEXSZ + 1, "\n"), buf + GIT_OID_HEXSZ + 1);
+}
+
 /* Reads the state (a missing or unreadable file: no base, nothing recorded). */
 static void vw_read(const gitrepo *r, vw_state *s) {
   char p[PATH_MAX];
@@ -103,8 +125,8 @@ static void vw_read(const gitrepo *r, vw_state *s) {
   }
   close(fd);
   size_t m = strlen(GR_VIEW_MAGIC);
-  int v1 = buf && n >= m && memcmp(buf, GR_VIEW_MAGIC1, m) == 0;
-  if (buf && n >= m + GIT_OID_HEXSZ + 1 && (v1 || memcmp(buf, GR_VIEW_MAGIC, m) == 0) && buf[m + GIT_OID_HEXSZ] == '\n') {
+  int v1 = buf && n >= m && memcmp(buf, GR_VIEW_MAGIC, m) == 0;
+  if (buf && n >= m + GIT_OID_HEXSZ + 1 && (v1 || memcmp(buf, GR_VIEW_MAGIC2, m) == 0) && buf[m + GIT_OID_HEXSZ] == '\n') {
     char hex[GIT_OID_HEXSZ + 1];
     memcpy(hex, buf + m, GIT_OID_HEXSZ);
     hex[GIT_OID_HEXSZ] = '\0';
@@ -129,31 +151,26 @@ static void vw_read(const gitrepo *r, vw_state *s) {
     }
   }
   free(buf);
+  if (s->has_base) vw_read_why(r, s);
 }
 
-/* Replaces the state file whole (invariant 2: not synced). */
-static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
-  char p[PATH_MAX], tmp[PATH_MAX], hex[GIT_OID_HEXSZ + 1], sfx[32];
-  snprintf(sfx, sizeof sfx, ".%ld", (long)getpid());
-  if (vw_state_path(r, p, sizeof p, "") != 0 || vw_state_path(r, tmp, sizeof tmp, sfx) != 0)
+/* Replaces the file GR_VIEW_STATE + suffix whole, body writing its content: a temporary
+ * file renamed over it (invariant 2: not synced). */
+static int vw_replace(const gitrepo *r, const char *suffix, void (*body)(const gitrepo *, FILE *, const void *),
+                      const void *arg, gr_err *e) {
+  char p[PATH_MAX], tmp[PATH_MAX], sfx[48];
+  snprintf(sfx, sizeof sfx, "%s.%ld", suffix, (long)getpid());
+  if (vw_state_path(r, p, sizeof p, suffix) != 0 || vw_state_path(r, tmp, sizeof tmp, sfx) != 0)
     return gr_fail(e, "EINVAL", "gitdir path too long");
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
-  r->git.oid_tostr(hex, sizeof hex, &s->base);
   FILE *f = fdopen(fd, "w");
   if (f == NULL) {
     close(fd);
     unlink(tmp);
     return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
   }
-  fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
-  for (const char *w = s->why; *w; w++) fputc(*w == '\n' ? ' ' : *w, f);
-  fputc('\n', f);
-  if (s->has_commit) {
-    r->git.oid_tostr(hex, sizeof hex, &s->commit);
-    fprintf(f, "%s%s%c", GR_VIEW_COMMIT, hex, '\0');
-  }
-  for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
+  body(r, f, arg);
   int bad = ferror(f);
   if (fclose(f) != 0) bad = 1;
   if (bad || rename(tmp, p) != 0) {
@@ -164,19 +181,51 @@ static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
   return 0;
 }
 
-/* Keeps why a refresh failed in the state, its base and paths as they were, so that
+static void vw_state_body(const gitrepo *r, FILE *f, const void *arg) {
+  const vw_state *s = arg;
+  char hex[GIT_OID_HEXSZ + 1];
+  r->git.oid_tostr(hex, sizeof hex, &s->base);
+  fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
+  if (s->has_commit) {
+    r->git.oid_tostr(hex, sizeof hex, &s->commit);
+    fprintf(f, "%s%s%c", GR_VIEW_COMMIT, hex, '\0');
+  }
+  for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
+}
+
+static void vw_why_body(const gitrepo *r, FILE *f, const void *arg) {
+  const vw_state *s = arg;
+  char hex[GIT_OID_HEXSZ + 1];
+  r->git.oid_tostr(hex, sizeof hex, &s->base);
+  fprintf(f, "%s\n", hex);
+  for (const char *w = s->why; *w; w++) fputc(*w == '\n' ? ' ' : *w, f);
+  fputc('\n', f);
+}
+
+static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
+  return vw_replace(r, "", vw_state_body, s, e);
+}
+
+/* Keeps why a refresh failed beside the state, said at its base, so that
  * gitrepo_view_status can say why the view is behind main until a refresh succeeds (a
- * successful one writes the state without it). Best effort: a state that cannot be written
- * leaves the view behind, said without the reason. */
+ * successful one removes it). Best effort: a reason that cannot be written leaves the view
+ * behind, said without the reason. */
 static void vw_behind_why(gitrepo *r, const gr_err *why) {
   vw_state s;
   gr_err ignored;
   vw_read(r, &s);
   if (s.has_base) {
     snprintf(s.why, sizeof s.why, "%.*s", (int)sizeof s.why - 1, why->msg);
-    (void)vw_write(r, &s, &ignored);
+    (void)vw_replace(r, GR_VIEW_WHY_SUFFIX, vw_why_body, &s, &ignored);
   }
   gr_paths_free(&s.diverged);
+}
+
+/* A refresh that succeeded: no reason left (one that cannot be removed names another base
+ * than the next refresh's, and is not read). */
+static void vw_forget_why(const gitrepo *r) {
+  char p[PATH_MAX];
+  if (vw_state_path(r, p, sizeof p, GR_VIEW_WHY_SUFFIX) == 0) (void)unlink(p);
 }
 
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e) {
@@ -625,6 +674,7 @@ out:
     s.has_commit = have_tip && g->oid_equal(&s.base, &tip_tree);
     if (s.has_commit) s.commit = tip;
     ret = vw_write(r, &s, e);
+    if (ret == 0) vw_forget_why(r);
   }
   if (ret == 0 && target && g->oid_equal(&s.base, g->tree_id(target))) { /* the next refresh's base */
     g->tree_free(r->view_tip);
