@@ -60,6 +60,10 @@
 /* the base's commit, a record among the paths that no path can be (an older reader skips it,
  * and its rewrite drops it, so a commit it did not follow is never read back) */
 #define GR_VIEW_COMMIT "/commit "
+/* what a view with a person's branch (or a detached commit, %s) checked out waits for */
+#define GR_VIEW_WAITS \
+  "workspace/ has %s checked out, not main: it follows main again once main is checked out there " \
+  "(git -C workspace checkout main)"
 #define GR_VIEW_STATE_MAX ((size_t)8 << 20)
 #define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is compared by size only */
 #define GR_VIEW_TMP ".orket-view.tmp"
@@ -558,9 +562,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   git_oid tip;
   int have_tip = 0;
   int head = gr_head_on_main(g, repo, on, sizeof on, e);
-  if (head == 0)
-    gr_fail(e, "EINVAL", "workspace/ has %s checked out, not main: it follows main again once main is checked out "
-            "there (git -C workspace checkout main)", on);
+  if (head == 0) gr_fail(e, "EINVAL", GR_VIEW_WAITS, on);
   if (head != 1) goto out;
   git_commit *tc = NULL;
   if ((rc = g->reference_name_to_id(&tip, repo, "refs/heads/" GR_MAIN)) < 0 ||
@@ -752,6 +754,17 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   if ((rc = g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN)) < 0 ||
       (rc = g->commit_lookup(&tc, r->repo, &tip)) < 0 || (rc = g->commit_tree(&tree, tc)) < 0) {
     gr_git(g, e, rc, "main");
+    goto out;
+  }
+  /* a person's branch checked out: the disk is that branch's, so no recorded path is
+   * compared with main's (nor forgotten), and none listed (its commands would stage and
+   * commit on that branch) */
+  char on[256];
+  int head = gr_head_on_main(g, r->repo, on, sizeof on, e);
+  if (head < 0) goto out;
+  if (head == 0) {
+    if (cap) snprintf(behind, cap, GR_VIEW_WAITS, on);
+    ret = 1;
     goto out;
   }
   /* the last refresh failed (its why kept) and none has reached main's tree since (a base

@@ -35,6 +35,9 @@ end
 M.CATCH_UP = "once that is settled it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'; "
   .. "until then 'git -C workspace status' shows main's newer files as changes of yours"
 
+-- What catches up a view that waits for main to be checked out (its reason says how).
+M.WAITS = "what it keeps of yours where main changed is listed, with the commands that settle it, once main is checked out there"
+
 --- behind_line(reason) -> the one line that says main's view could not follow main, and why
 function M.behind_line(reason)
   return string.format("workspace/ is behind main: its refresh failed (%s); %s", tostring(reason), M.CATCH_UP)
@@ -60,9 +63,12 @@ end
 function M.of_repo(repo)
   local main, herr, hcode = repo:head("main")
   if not main then return nil, herr, hcode end
-  local paths, err, code = repo:view_status() -- err: why the view is behind main, if it is
+  -- err: why the view is behind main, if it is; waits: a person's branch is checked out
+  -- there, nothing listed (the commands would act on their branch)
+  local paths, err, code = repo:view_status()
   if not paths then return nil, err, code end
-  local behind = err and { reason = err, catch_up = M.CATCH_UP } or nil
+  local waits = code == true
+  local behind = err and { reason = err, catch_up = waits and M.WAITS or M.CATCH_UP, waits = waits or nil } or nil
   local diverged, moved = {}, {}
   for i, p in ipairs(paths) do -- in path order: the commands are run in the order shown
     diverged[i] = { path = p.path, main = p.main, view = p.view,

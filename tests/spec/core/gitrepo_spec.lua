@@ -783,13 +783,39 @@ describe("orket.c.gitrepo", function()
       git:close()
       -- a run, a resume and orket status open the repository as ever, and hear why
       local again <close> = assert(G.open(pws))
-      assert.matches(case.why, select(2, assert(again:view_status())))
+      assert.matches(case.why, (select(2, assert(again:view_status()))))
       sh("git -C " .. H.quote(pws) .. " checkout -q main")
       assert.equal(0, assert(r:view_refresh()))
       assert.equal("the card's\n", H.read(pws .. "/b.txt"))
       assert.is_nil(select(2, assert(r:view_status())))
     end)
   end
+
+  it("offers no command while a person's branch is checked out in workspace/, and lists main's paths again once main is", function()
+    local proj, pws, r0, p = project("B2")
+    local r <close> = r0
+    H.write(p .. "/notes.txt", "the card's\n")
+    assert(r:commit("B2", { name = WHO.name, email = WHO.email, message = "work" }))
+    H.write(pws .. "/notes.txt", "mine\n")
+    assert.equal(1, assert(r:merge_to_main("B2", GUARD)).diverged)
+    sh("git -C " .. H.quote(pws) .. " checkout -q -b my-feature")
+    -- the commands would stage or commit on the person's branch: none is offered
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.equal(0, text.status, text.stderr)
+    assert.matches("refs/heads/my%-feature checked out, not main", text.stdout)
+    assert.matches("git %-C workspace checkout main", text.stdout)
+    assert.not_matches("take main's", text.stdout)
+    assert.not_matches("keep yours", text.stdout)
+    local doc = require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout)
+    assert.same({}, doc.diverged)
+    assert.matches("checked out, not main", doc.behind.reason)
+    -- nothing recorded is forgotten meanwhile, even where the branch holds main's version
+    H.write(pws .. "/notes.txt", "the card's\n")
+    assert.same({}, (assert(r:view_status())))
+    H.write(pws .. "/notes.txt", "mine\n")
+    sh("git -C " .. H.quote(pws) .. " checkout -q main")
+    assert.equal("notes.txt", assert(r:view_status())[1].path)
+  end)
 
   -- a person's a.txt in workspace/ while a card also writes it: committed (main's history, so
   -- the view follows), committed then edited again, or only staged (theirs: kept, staged)
