@@ -542,6 +542,16 @@ static vw_item *vw_items(const gitapi *g, git_diff *diff, size_t *count) {
   return v;
 }
 
+/* A split or sparse index of a person's git, which libgit2 cannot read, stops every refresh
+ * until they act: the reason names what makes it readable. */
+static void vw_index_fix(gr_err *e) {
+  const char *fix = strstr(e->msg, "extension: 'link'") ? "git -C workspace update-index --no-split-index"
+                    : strstr(e->msg, "extension: 'sdir'") ? "git -C workspace sparse-checkout reapply --no-sparse-index"
+                                                          : NULL;
+  size_t n = strlen(e->msg);
+  if (fix) snprintf(e->msg + n, sizeof e->msg - n, " (a form of git's index libgit2 cannot read: %s makes it readable)", fix);
+}
+
 int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   const gitapi *g = &r->git;
   git_repository *repo = r->repo;
@@ -580,6 +590,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   }
   if ((rc = g->index_open(&idx, ip)) < 0) { /* on its own file (invariant 8) */
     gr_git(g, e, rc, "main's index");
+    vw_index_fix(e);
     goto out;
   }
   if (!s.has_base) {

@@ -791,6 +791,27 @@ describe("orket.c.gitrepo", function()
     end)
   end
 
+  for _, case in ipairs {
+    { what = "split", make = "update-index --split-index", fix = "git -C workspace update-index --no-split-index" },
+    { what = "sparse", make = "sparse-checkout set --cone --sparse-index sub",
+      fix = "git -C workspace sparse-checkout reapply --no-sparse-index" },
+  } do
+    it("names what makes a " .. case.what .. " index in workspace/ readable when the view cannot follow", function()
+      local _, pws, r0, p = project("S" .. case.what)
+      local r <close> = r0
+      H.write(p .. "/new.txt", "the card's\n")
+      assert(r:commit("S" .. case.what, { name = WHO.name, email = WHO.email, message = "work" }))
+      sh("mkdir -p " .. pws .. "/sub " .. pws .. "/out && echo 1 > " .. pws .. "/sub/a && echo 2 > " .. pws .. "/out/b && git -C "
+        .. H.quote(pws) .. " add -A && git -C " .. H.quote(pws) .. " -c user.name=p -c user.email=p@p commit -qm p")
+      sh("git -C " .. H.quote(pws) .. " " .. case.make)
+      local m = assert(r:merge_to_main("S" .. case.what, GUARD))
+      assert.matches(case.fix, m.stale, 1, true)
+      sh("cd " .. H.quote(pws) .. "/.. && " .. case.fix .. " 2>/dev/null")
+      assert.equal(0, assert(r:view_refresh()))
+      assert.equal("the card's\n", H.read(pws .. "/new.txt"))
+    end)
+  end
+
   it("offers no command while a person's branch is checked out in workspace/, and lists main's paths again once main is", function()
     local proj, pws, r0, p = project("B2")
     local r <close> = r0
