@@ -35,8 +35,9 @@
  * 8. libgit2 never reads the view. main's index is opened on its own file, with no repository
  *    behind it: the repository's index would, when written, compare its racy entries with
  *    the working tree, opening each .gitattributes and .gitignore on their way by name (a
- *    FIFO there blocked every run for good, a huge one was read whole). The one comparison
- *    that write made for us is done here with our own reads (vw_index_set).
+ *    FIFO there blocked every run for good, a huge one was read whole). The comparisons
+ *    that write made for us are done here with our own reads (vw_index_set, and git's racy
+ *    entries in vw_smudge_racy).
  * 9. The view follows main only while main is checked out there: with a person's branch or a
  *    detached commit checked out, the refresh writes nothing and says why (the view is then
  *    behind main); checking main out again brings main's files, and the next refresh finds
@@ -467,19 +468,27 @@ static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *t
   return found;
 }
 
+/* 1 when the disk holds index entry ie's blob at path, 0 when not, -1 when ie is no blob
+ * (a submodule's commit); *was gets ie as a side, *d the disk's. */
+static int vw_disk_is(const gitapi *g, int root, const char *path, const git_index_entry *ie, vw_side *was,
+                      vw_side *d) {
+  *was = (vw_side){.kind = vw_kind_of_mode(ie->mode), .hashed = 1, .id = ie->id};
+  if (was->kind != VW_FILE && was->kind != VW_EXEC && was->kind != VW_LINK) return -1;
+  const char *leaf;
+  int dfd = vw_parent(root, path, 0, &leaf);
+  vw_disk(g, dfd, leaf, d);
+  if (dfd >= 0) close(dfd);
+  return vw_holds(g, d, was, 1);
+}
+
 /* An index entry ie that is neither B's nor M's, whose file the disk holds unchanged, and
  * which main's history since the base holds: the person committed it in the view, which
  * moved main, so it is what the view held there, not their work in progress (invariant 4
  * keeps that): it stands for B's side. Else it stays theirs. */
 static void vw_committed(const gitapi *g, git_repository *repo, const git_oid *tip, const vw_state *s, int root,
                          vw_item *it, const git_index_entry *ie) {
-  vw_side was = {.kind = vw_kind_of_mode(ie->mode), .hashed = 1, .id = ie->id}, d;
-  if (was.kind != VW_FILE && was.kind != VW_EXEC && was.kind != VW_LINK) return;
-  const char *leaf;
-  int dfd = vw_parent(root, it->path, 0, &leaf);
-  vw_disk(g, dfd, leaf, &d);
-  if (dfd >= 0) close(dfd);
-  if (!vw_holds(g, &d, &was, 1) || !vw_in_history(g, repo, tip, s, it->path, &ie->id)) return;
+  vw_side was, d;
+  if (vw_disk_is(g, root, it->path, ie, &was, &d) != 1 || !vw_in_history(g, repo, tip, s, it->path, &ie->id)) return;
   was.size = d.size;
   it->b = was;
   it->index_ok = 1;
@@ -542,6 +551,29 @@ static vw_item *vw_items(const gitapi *g, git_diff *diff, size_t *count) {
   return v;
 }
 
+/* git's racy-entry rule, which libgit2 applies only to a repository's own index (invariant
+ * 8): an entry whose file changed in the second its stat data was taken (as new as the index
+ * file read, since) is told from a clean one by content alone, and once the index is
+ * written later it would pass for clean. Its size is zeroed where the disk does not hold its
+ * content, as git does, so that git compares the content again. read_sec: the index file's
+ * mtime before it was read. 0, or -1 when the index could not be changed. */
+static int vw_smudge_racy(const gitapi *g, git_index *idx, int root, int64_t read_sec) {
+  for (size_t i = 0, n = g->index_entrycount(idx); i < n; i++) {
+    const git_index_entry *ie = g->index_get_byindex(idx, i);
+    if (ie == NULL || ie->file_size == 0 || (int64_t)ie->mtime.seconds < read_sec || GIT_INDEX_ENTRY_STAGE(ie) != 0)
+      continue;
+    vw_side was, d;
+    if (vw_disk_is(g, root, ie->path, ie, &was, &d) != 0) continue; /* held, or no blob */
+    char path[PATH_MAX];
+    git_index_entry en = *ie;
+    snprintf(path, sizeof path, "%s", ie->path);
+    en.path = path;
+    en.file_size = 0;
+    if (g->index_add(idx, &en) < 0) return -1;
+  }
+  return 0;
+}
+
 /* A split or sparse index of a person's git, which libgit2 cannot read, stops every refresh
  * until they act: the reason names what makes it readable. */
 static void vw_index_fix(gr_err *e) {
@@ -588,6 +620,8 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
     gr_fail(e, "EINVAL", "gitdir path too long");
     goto out;
   }
+  struct stat ist; /* before reading: a later write can only make more entries racy */
+  int64_t read_sec = stat(ip, &ist) == 0 ? (int64_t)ist.st_mtim.tv_sec : 0;
   if ((rc = g->index_open(&idx, ip)) < 0) { /* on its own file (invariant 8) */
     gr_git(g, e, rc, "main's index");
     vw_index_fix(e);
@@ -674,6 +708,10 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
           break;
         }
     }
+  }
+  if (changed && vw_smudge_racy(g, idx, root, read_sec) != 0) {
+    gr_git(g, e, -1, "main's index");
+    goto out;
   }
   if (changed && (rc = g->index_write(idx)) < 0) {
     gr_git(g, e, rc, "main's index");

@@ -812,6 +812,31 @@ describe("orket.c.gitrepo", function()
     end)
   end
 
+  it("keeps a person's edit that git can only see by content visible after the view writes main's index", function()
+    local _, pws, r0, p = project("Z1")
+    local r <close> = r0
+    H.write(p .. "/new.txt", "the card's\n")
+    assert(r:commit("Z1", { name = WHO.name, email = WHO.email, message = "work" }))
+    local git = "git -C " .. H.quote(pws) .. " "
+    -- git add, then an edit of the same size in the same second: racily clean, only the
+    -- content tells (mtime seconds and size compared alone, so that no other field does)
+    sh(git .. "config core.checkStat minimal")
+    H.write(pws .. "/f.txt", "aaaa\n")
+    sh("touch -d @1600000000 " .. pws .. "/f.txt && " .. git .. "add f.txt")
+    H.write(pws .. "/f.txt", "bbbb\n")
+    sh("touch -d @1600000000 " .. pws .. "/f.txt " .. pws .. "/.git/index")
+    local function st()
+      local h = io.popen(git .. "--no-optional-locks status --porcelain -- f.txt")
+      local out = h:read("a")
+      h:close()
+      return out
+    end
+    assert.equal("AM f.txt\n", st())
+    assert(r:merge_to_main("Z1", GUARD)) -- the refresh writes main's index, new.txt's entry
+    assert.equal("the card's\n", H.read(pws .. "/new.txt"))
+    assert.equal("AM f.txt\n", st())
+  end)
+
   it("offers no command while a person's branch is checked out in workspace/, and lists main's paths again once main is", function()
     local proj, pws, r0, p = project("B2")
     local r <close> = r0
