@@ -26,7 +26,7 @@
   X(diff_tree_to_tree) X(error_last) X(fetch_options_init) X(graph_descendant_of)            \
   X(ignore_path_is_ignored) X(index_add) X(index_add_all) X(index_add_bypath)                \
   X(index_conflict_get) X(index_conflict_iterator_free) X(index_conflict_iterator_new)       \
-  X(index_conflict_next) X(index_conflict_remove) X(index_find_prefix) X(index_free)         \
+  X(index_conflict_next) X(index_conflict_remove) X(index_entrycount) X(index_find_prefix) X(index_free) X(index_get_byindex)         \
   X(index_get_bypath) X(index_has_conflicts) X(index_open) X(index_read) X(index_read_tree)  \
   X(index_remove_bypath) X(index_update_all) X(index_write) X(index_write_tree)              \
   X(index_write_tree_to) X(libgit2_init) X(libgit2_opts) X(libgit2_shutdown)                 \
@@ -47,7 +47,7 @@
   X(repository_init_options_init) X(repository_is_bare) X(repository_is_worktree)            \
   X(repository_odb) X(repository_open_ext) X(repository_path) X(repository_set_head)         \
   X(repository_set_index) X(repository_set_workdir) X(repository_workdir) X(revwalk_free)    \
-  X(revwalk_hide_ref) X(revwalk_new) X(revwalk_next) X(revwalk_push) X(revwalk_push_ref)      \
+  X(revwalk_hide) X(revwalk_hide_ref) X(revwalk_new) X(revwalk_next) X(revwalk_push) X(revwalk_push_ref)      \
   X(revwalk_sorting)                                                                         \
   X(signature_free) X(signature_now) X(status_byindex) X(status_list_entrycount)             \
   X(status_list_free) X(status_list_new) X(status_options_init) X(strarray_dispose)          \

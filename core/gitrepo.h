@@ -281,7 +281,9 @@ void gr_view_paths_free(gr_view_path *v, size_t n);
 /* The recorded diverged paths that still differ from main's tip, sorted (*out malloc'd:
  * gr_view_paths_free); those that no longer differ are forgotten. Reads, and never writes,
  * the view's files. behind (cap bytes) gets why the view is behind main when its last
- * refresh failed and none has caught up since; "" otherwise. */
+ * refresh failed and none has caught up since; "" otherwise. Returns 1, with nothing listed
+ * and behind saying so, while a person's branch or a detached commit is checked out in the
+ * view: it waits for main (0: listed, -1: failed). */
 #define GR_VIEW_WHY 512
 int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *n, char *behind, size_t cap, gr_err *e);
 

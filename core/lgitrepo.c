@@ -585,16 +585,18 @@ static void lgr_push_side(lua_State *L, const char *kind, const char *id, int64_
   }
 }
 
-/* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size= [, at=]}}...}, behind:
- * the paths where main's view holds a person's version rather than main's, and why the view
- * is behind main (nil when it holds main's tip) (gitrepo.h) */
+/* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size= [, at=]}}...}, behind, waits:
+ * the paths where main's view holds a person's version rather than main's, why the view is
+ * behind main (nil when it holds main's tip), and true while it waits for main to be checked
+ * out there (nothing listed then) (gitrepo.h) */
 static int lgr_view_status(lua_State *L) {
   lgr *o = lgr_check(L);
   gr_view_path *v = NULL;
   size_t n = 0;
   char behind[GR_VIEW_WHY];
   gr_err e;
-  if (gitrepo_view_status(o->r, &v, &n, behind, sizeof behind, &e) != 0) return lgr_fail(L, &e);
+  int waits = gitrepo_view_status(o->r, &v, &n, behind, sizeof behind, &e);
+  if (waits < 0) return lgr_fail(L, &e);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
     luaL_checkstack(L, 4, "view status");
@@ -614,7 +616,9 @@ static int lgr_view_status(lua_State *L) {
   gr_view_paths_free(v, n);
   if (!behind[0]) return 1;
   lua_pushstring(L, behind);
-  return 2;
+  if (!waits) return 2;
+  lua_pushboolean(L, 1);
+  return 3;
 }
 
 /* repo:view_refresh() -> diverged: main's view brought to main's tip (idempotent); the

@@ -7,9 +7,11 @@
  *    (its commit point) and only then asks the view to follow. A view that cannot follow is
  *    reported, never raised: the merge stands.
  * 2. The view's state is one small file in the gitdir, GR_VIEW_STATE: the tree the view last
- *    held (its base) and the paths recorded as diverged. It is replaced whole by a rename and
- *    never synced: losing it to a power cut only makes the next refresh start from an older
- *    base, and 3 and 4 then err on the person's side.
+ *    held (its base), the commit of main's it came from, and the paths recorded as diverged,
+ *    in the format every orket reads (one that reads none takes main's index, a person's
+ *    staging in it, for the base); why the last refresh failed is in a file beside it. Each
+ *    is replaced whole by a rename and never synced: losing it to a power cut only makes the
+ *    next refresh start from an older base, and 3 and 4 then err on the person's side.
  * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
  *    path only where the disk holds what B had there (nothing, where B had nothing) and
  *    main's index holds B's or M's entry: the view still holds what it last held. A path
@@ -18,8 +20,9 @@
  * 4. Anything else at such a path is the person's: never written, moved or deleted. It is
  *    recorded as diverged, and its index entry is set to M's only where the index held B's,
  *    so that `git status` shows the person's file as a change against main. A version the
- *    person committed in the view (main's history since the base holds it, the index and the
- *    disk unchanged) stands for B's: it is main's, not their work in progress.
+ *    person committed in the view (a commit of main's since the base's commit holds it, the
+ *    index and the disk unchanged) stands for B's: it is main's, not their work in progress.
+ *    A version main held only at or before the base is a restore of the person's: theirs.
  * 5. Files are written under a temporary name and renamed into place in their directory;
  *    a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is never
  *    followed); a directory is removed only when empty.
@@ -32,8 +35,9 @@
  * 8. libgit2 never reads the view. main's index is opened on its own file, with no repository
  *    behind it: the repository's index would, when written, compare its racy entries with
  *    the working tree, opening each .gitattributes and .gitignore on their way by name (a
- *    FIFO there blocked every run for good, a huge one was read whole). The one comparison
- *    that write made for us is done here with our own reads (vw_index_set).
+ *    FIFO there blocked every run for good, a huge one was read whole). The comparisons
+ *    that write made for us are done here with our own reads (vw_index_set, and git's racy
+ *    entries in vw_smudge_racy).
  * 9. The view follows main only while main is checked out there: with a person's branch or a
  *    detached commit checked out, the refresh writes nothing and says why (the view is then
  *    behind main); checking main out again brings main's files, and the next refresh finds
@@ -49,8 +53,18 @@
 #include <unistd.h>
 
 #define GR_VIEW_STATE "orket-view"       /* in main's gitdir */
-#define GR_VIEW_MAGIC "orket-view 2 "    /* then the base tree's hex id, a newline, why it is behind, a newline */
-#define GR_VIEW_MAGIC1 "orket-view 1 "   /* as written before: no line saying why */
+#define GR_VIEW_MAGIC "orket-view 1 "    /* then the base tree's hex id, a newline, the records */
+#define GR_VIEW_MAGIC2 "orket-view 2 "   /* read only: as some unreleased builds wrote it, a line saying why after the id */
+/* why the last refresh failed, beside the state (an older orket neither reads nor keeps it):
+ * the base's hex id it was said at, a newline, the reason; gone once a refresh succeeds */
+#define GR_VIEW_WHY_SUFFIX "-why"
+/* the base's commit, a record among the paths that no path can be (an older reader skips it,
+ * and its rewrite drops it, so a commit it did not follow is never read back) */
+#define GR_VIEW_COMMIT "/commit "
+/* what a view with a person's branch (or a detached commit, %s) checked out waits for */
+#define GR_VIEW_WAITS \
+  "workspace/ has %s checked out, not main: it follows main again once main is checked out there " \
+  "(git -C workspace checkout main)"
 #define GR_VIEW_STATE_MAX ((size_t)8 << 20)
 #define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is compared by size only */
 #define GR_VIEW_TMP ".orket-view.tmp"
@@ -69,6 +83,8 @@ typedef struct vw_side {
 typedef struct vw_state {
   int has_base;
   git_oid base;
+  int has_commit; /* the commit main was at when the view last followed it (its tree: base) */
+  git_oid commit;
   char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
   gr_paths diverged;
 } vw_state;
@@ -77,6 +93,23 @@ typedef struct vw_state {
 
 static int vw_state_path(const gitrepo *r, char *buf, size_t cap, const char *suffix) {
   return (size_t)snprintf(buf, cap, "%s%s%s", r->git.repository_path(r->repo), GR_VIEW_STATE, suffix) < cap ? 0 : -1;
+}
+
+/* Reads why the last refresh failed into s->why, where it was said at s's base (a reason
+ * left by a refresh an older orket then made succeed, at another base, is no reason). */
+static void vw_read_why(const gitrepo *r, vw_state *s) {
+  char p[PATH_MAX], buf[GIT_OID_HEXSZ + 1 + GR_VIEW_WHY], hex[GIT_OID_HEXSZ + 1];
+  if (vw_state_path(r, p, sizeof p, GR_VIEW_WHY_SUFFIX) != 0) return;
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, sizeof buf - 1) : -1;
+  close(fd);
+  if (n < GIT_OID_HEXSZ + 1 || buf[GIT_OID_HEXSZ] != '\n') return;
+  buf[n] = '\0';
+  r->git.oid_tostr(hex, sizeof hex, &s->base);
+  if (memcmp(buf, hex, GIT_OID_HEXSZ) == 0)
+    snprintf(s->why, sizeof s->why, "%.*s", (int)strcspn(buf + GIT_OID_HEXSZ + 1, "\n"), buf + GIT_OID_HEXSZ + 1);
 }
 
 /* Reads the state (a missing or unreadable file: no base, nothing recorded). */
@@ -97,8 +130,8 @@ static void vw_read(const gitrepo *r, vw_state *s) {
   }
   close(fd);
   size_t m = strlen(GR_VIEW_MAGIC);
-  int v1 = buf && n >= m && memcmp(buf, GR_VIEW_MAGIC1, m) == 0;
-  if (buf && n >= m + GIT_OID_HEXSZ + 1 && (v1 || memcmp(buf, GR_VIEW_MAGIC, m) == 0) && buf[m + GIT_OID_HEXSZ] == '\n') {
+  int v1 = buf && n >= m && memcmp(buf, GR_VIEW_MAGIC, m) == 0;
+  if (buf && n >= m + GIT_OID_HEXSZ + 1 && (v1 || memcmp(buf, GR_VIEW_MAGIC2, m) == 0) && buf[m + GIT_OID_HEXSZ] == '\n') {
     char hex[GIT_OID_HEXSZ + 1];
     memcpy(hex, buf + m, GIT_OID_HEXSZ);
     hex[GIT_OID_HEXSZ] = '\0';
@@ -116,32 +149,33 @@ static void vw_read(const gitrepo *r, vw_state *s) {
     for (; s->has_base && i < n;) {
       size_t len = strnlen(buf + i, n - i);
       if (i + len >= n) break; /* cut short: the rest is lost, as if never recorded */
-      if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
+      if (len == strlen(GR_VIEW_COMMIT) + GIT_OID_HEXSZ && memcmp(buf + i, GR_VIEW_COMMIT, strlen(GR_VIEW_COMMIT)) == 0)
+        s->has_commit = r->git.oid_fromstr(&s->commit, buf + i + strlen(GR_VIEW_COMMIT)) == 0;
+      else if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
       i += len + 1;
     }
   }
   free(buf);
+  if (s->has_base) vw_read_why(r, s);
 }
 
-/* Replaces the state file whole (invariant 2: not synced). */
-static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
-  char p[PATH_MAX], tmp[PATH_MAX], hex[GIT_OID_HEXSZ + 1], sfx[32];
-  snprintf(sfx, sizeof sfx, ".%ld", (long)getpid());
-  if (vw_state_path(r, p, sizeof p, "") != 0 || vw_state_path(r, tmp, sizeof tmp, sfx) != 0)
+/* Replaces the file GR_VIEW_STATE + suffix whole, body writing its content: a temporary
+ * file renamed over it (invariant 2: not synced). */
+static int vw_replace(const gitrepo *r, const char *suffix, void (*body)(const gitrepo *, FILE *, const void *),
+                      const void *arg, gr_err *e) {
+  char p[PATH_MAX], tmp[PATH_MAX], sfx[48];
+  snprintf(sfx, sizeof sfx, "%s.%ld", suffix, (long)getpid());
+  if (vw_state_path(r, p, sizeof p, suffix) != 0 || vw_state_path(r, tmp, sizeof tmp, sfx) != 0)
     return gr_fail(e, "EINVAL", "gitdir path too long");
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
-  r->git.oid_tostr(hex, sizeof hex, &s->base);
   FILE *f = fdopen(fd, "w");
   if (f == NULL) {
     close(fd);
     unlink(tmp);
     return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
   }
-  fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
-  for (const char *w = s->why; *w; w++) fputc(*w == '\n' ? ' ' : *w, f);
-  fputc('\n', f);
-  for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
+  body(r, f, arg);
   int bad = ferror(f);
   if (fclose(f) != 0) bad = 1;
   if (bad || rename(tmp, p) != 0) {
@@ -152,23 +186,60 @@ static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
   return 0;
 }
 
-/* Keeps why a refresh failed in the state, its base and paths as they were, so that
+static void vw_state_body(const gitrepo *r, FILE *f, const void *arg) {
+  const vw_state *s = arg;
+  char hex[GIT_OID_HEXSZ + 1];
+  r->git.oid_tostr(hex, sizeof hex, &s->base);
+  fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
+  if (s->has_commit) {
+    r->git.oid_tostr(hex, sizeof hex, &s->commit);
+    fprintf(f, "%s%s%c", GR_VIEW_COMMIT, hex, '\0');
+  }
+  for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
+}
+
+static void vw_why_body(const gitrepo *r, FILE *f, const void *arg) {
+  const vw_state *s = arg;
+  char hex[GIT_OID_HEXSZ + 1];
+  r->git.oid_tostr(hex, sizeof hex, &s->base);
+  fprintf(f, "%s\n", hex);
+  for (const char *w = s->why; *w; w++) fputc(*w == '\n' ? ' ' : *w, f);
+  fputc('\n', f);
+}
+
+static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
+  return vw_replace(r, "", vw_state_body, s, e);
+}
+
+/* Keeps why a refresh failed beside the state, said at its base, so that
  * gitrepo_view_status can say why the view is behind main until a refresh succeeds (a
- * successful one writes the state without it). Best effort: a state that cannot be written
- * leaves the view behind, said without the reason. */
+ * successful one removes it). Best effort: a reason that cannot be written leaves the view
+ * behind, said without the reason. */
 static void vw_behind_why(gitrepo *r, const gr_err *why) {
   vw_state s;
   gr_err ignored;
   vw_read(r, &s);
   if (s.has_base) {
     snprintf(s.why, sizeof s.why, "%.*s", (int)sizeof s.why - 1, why->msg);
-    (void)vw_write(r, &s, &ignored);
+    (void)vw_replace(r, GR_VIEW_WHY_SUFFIX, vw_why_body, &s, &ignored);
   }
   gr_paths_free(&s.diverged);
 }
 
+/* A refresh that succeeded: no reason left (one that cannot be removed names another base
+ * than the next refresh's, and is not read). */
+static void vw_forget_why(const gitrepo *r) {
+  char p[PATH_MAX];
+  if (vw_state_path(r, p, sizeof p, GR_VIEW_WHY_SUFFIX) == 0) (void)unlink(p);
+}
+
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e) {
   vw_state s = {.has_base = 1, .base = *tree};
+  git_commit *c = NULL; /* main's commit, when its tree is the view's */
+  if (r->git.reference_name_to_id(&s.commit, r->repo, "refs/heads/" GR_MAIN) == 0 &&
+      r->git.commit_lookup(&c, r->repo, &s.commit) == 0)
+    s.has_commit = r->git.oid_equal(r->git.commit_tree_id(c), tree);
+  r->git.commit_free(c);
   return vw_write(r, &s, e);
 }
 
@@ -368,15 +439,18 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
 }
 
 /* 1 when main's history since the view's base holds blob id at path: a version a person
- * committed in the view, moving main, before this refresh (the walk stops at the base's
- * commit's side; at most GR_VIEW_WALK commits are looked at). */
+ * committed in the view, moving main, before this refresh. The base's commit and all before
+ * it are hidden: a version main held only then is one a person restored on purpose, theirs.
+ * No base commit known (a state an older orket wrote): nothing counts. At most
+ * GR_VIEW_WALK commits are looked at. */
 #define GR_VIEW_WALK 64
-static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base,
+static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *tip, const vw_state *s,
                          const char *path, const git_oid *id) {
   git_revwalk *walk = NULL;
   git_oid c;
   int found = 0;
-  if (g->revwalk_new(&walk, repo) < 0 || g->revwalk_push(walk, tip) < 0) {
+  if (!s->has_commit || g->revwalk_new(&walk, repo) < 0 || g->revwalk_push(walk, tip) < 0 ||
+      g->revwalk_hide(walk, &s->commit) < 0) {
     g->revwalk_free(walk);
     return 0;
   }
@@ -384,8 +458,7 @@ static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *t
     git_commit *cm = NULL;
     git_tree *t = NULL;
     git_tree_entry *te = NULL;
-    if (g->commit_lookup(&cm, repo, &c) == 0 && g->commit_tree(&t, cm) == 0 && !g->oid_equal(g->tree_id(t), base) &&
-        g->tree_entry_bypath(&te, t, path) == 0)
+    if (g->commit_lookup(&cm, repo, &c) == 0 && g->commit_tree(&t, cm) == 0 && g->tree_entry_bypath(&te, t, path) == 0)
       found = g->oid_equal(g->tree_entry_id(te), id);
     g->tree_entry_free(te);
     g->tree_free(t);
@@ -395,19 +468,27 @@ static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *t
   return found;
 }
 
+/* 1 when the disk holds index entry ie's blob at path, 0 when not, -1 when ie is no blob
+ * (a submodule's commit); *was gets ie as a side, *d the disk's. */
+static int vw_disk_is(const gitapi *g, int root, const char *path, const git_index_entry *ie, vw_side *was,
+                      vw_side *d) {
+  *was = (vw_side){.kind = vw_kind_of_mode(ie->mode), .hashed = 1, .id = ie->id};
+  if (was->kind != VW_FILE && was->kind != VW_EXEC && was->kind != VW_LINK) return -1;
+  const char *leaf;
+  int dfd = vw_parent(root, path, 0, &leaf);
+  vw_disk(g, dfd, leaf, d);
+  if (dfd >= 0) close(dfd);
+  return vw_holds(g, d, was, 1);
+}
+
 /* An index entry ie that is neither B's nor M's, whose file the disk holds unchanged, and
  * which main's history since the base holds: the person committed it in the view, which
  * moved main, so it is what the view held there, not their work in progress (invariant 4
  * keeps that): it stands for B's side. Else it stays theirs. */
-static void vw_committed(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base, int root,
+static void vw_committed(const gitapi *g, git_repository *repo, const git_oid *tip, const vw_state *s, int root,
                          vw_item *it, const git_index_entry *ie) {
-  vw_side was = {.kind = vw_kind_of_mode(ie->mode), .hashed = 1, .id = ie->id}, d;
-  if (was.kind != VW_FILE && was.kind != VW_EXEC && was.kind != VW_LINK) return;
-  const char *leaf;
-  int dfd = vw_parent(root, it->path, 0, &leaf);
-  vw_disk(g, dfd, leaf, &d);
-  if (dfd >= 0) close(dfd);
-  if (!vw_holds(g, &d, &was, 1) || !vw_in_history(g, repo, tip, base, it->path, &ie->id)) return;
+  vw_side was, d;
+  if (vw_disk_is(g, root, it->path, ie, &was, &d) != 1 || !vw_in_history(g, repo, tip, s, it->path, &ie->id)) return;
   was.size = d.size;
   it->b = was;
   it->index_ok = 1;
@@ -470,6 +551,39 @@ static vw_item *vw_items(const gitapi *g, git_diff *diff, size_t *count) {
   return v;
 }
 
+/* git's racy-entry rule, which libgit2 applies only to a repository's own index (invariant
+ * 8): an entry whose file changed in the second its stat data was taken (as new as the index
+ * file read, since) is told from a clean one by content alone, and once the index is
+ * written later it would pass for clean. Its size is zeroed where the disk does not hold its
+ * content, as git does, so that git compares the content again. read_sec: the index file's
+ * mtime before it was read. 0, or -1 when the index could not be changed. */
+static int vw_smudge_racy(const gitapi *g, git_index *idx, int root, int64_t read_sec) {
+  for (size_t i = 0, n = g->index_entrycount(idx); i < n; i++) {
+    const git_index_entry *ie = g->index_get_byindex(idx, i);
+    if (ie == NULL || ie->file_size == 0 || (int64_t)ie->mtime.seconds < read_sec || GIT_INDEX_ENTRY_STAGE(ie) != 0)
+      continue;
+    vw_side was, d;
+    if (vw_disk_is(g, root, ie->path, ie, &was, &d) != 0) continue; /* held, or no blob */
+    char path[PATH_MAX];
+    git_index_entry en = *ie;
+    snprintf(path, sizeof path, "%s", ie->path);
+    en.path = path;
+    en.file_size = 0;
+    if (g->index_add(idx, &en) < 0) return -1;
+  }
+  return 0;
+}
+
+/* A split or sparse index of a person's git, which libgit2 cannot read, stops every refresh
+ * until they act: the reason names what makes it readable. */
+static void vw_index_fix(gr_err *e) {
+  const char *fix = strstr(e->msg, "extension: 'link'") ? "git -C workspace update-index --no-split-index"
+                    : strstr(e->msg, "extension: 'sdir'") ? "git -C workspace sparse-checkout reapply --no-sparse-index"
+                                                          : NULL;
+  size_t n = strlen(e->msg);
+  if (fix) snprintf(e->msg + n, sizeof e->msg - n, " (a form of git's index libgit2 cannot read: %s makes it readable)", fix);
+}
+
 int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   const gitapi *g = &r->git;
   git_repository *repo = r->repo;
@@ -487,18 +601,18 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   /* a person's branch (or a detached commit) checked out in the view: main's files are not
    * theirs to get, nor main's entries their index; the view waits, said (invariant 9) */
   char on[256];
+  git_oid tip;
+  int have_tip = 0;
   int head = gr_head_on_main(g, repo, on, sizeof on, e);
-  if (head == 0)
-    gr_fail(e, "EINVAL", "workspace/ has %s checked out, not main: it follows main again once main is checked out "
-            "there (git -C workspace checkout main)", on);
+  if (head == 0) gr_fail(e, "EINVAL", GR_VIEW_WAITS, on);
   if (head != 1) goto out;
   git_commit *tc = NULL;
-  git_oid tip;
   if ((rc = g->reference_name_to_id(&tip, repo, "refs/heads/" GR_MAIN)) < 0 ||
       (rc = g->commit_lookup(&tc, repo, &tip)) < 0) {
     gr_git(g, e, rc, "main");
     goto out;
   }
+  have_tip = 1;
   tip_tree = *g->commit_tree_id(tc);
   g->commit_free(tc);
   char ip[PATH_MAX];
@@ -506,8 +620,11 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
     gr_fail(e, "EINVAL", "gitdir path too long");
     goto out;
   }
+  struct stat ist; /* before reading: a later write can only make more entries racy */
+  int64_t read_sec = stat(ip, &ist) == 0 ? (int64_t)ist.st_mtim.tv_sec : 0;
   if ((rc = g->index_open(&idx, ip)) < 0) { /* on its own file (invariant 8) */
     gr_git(g, e, rc, "main's index");
+    vw_index_fix(e);
     goto out;
   }
   if (!s.has_base) {
@@ -552,7 +669,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
     items[i].index_ok = vw_index_is(g, ie, &items[i].b) || vw_index_is(g, ie, &items[i].m);
-    if (!items[i].index_ok && ie) vw_committed(g, repo, &tip, &s.base, root, &items[i], ie);
+    if (!items[i].index_ok && ie) vw_committed(g, repo, &tip, &s, root, &items[i], ie);
   }
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
@@ -592,6 +709,10 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
         }
     }
   }
+  if (changed && vw_smudge_racy(g, idx, root, read_sec) != 0) {
+    gr_git(g, e, -1, "main's index");
+    goto out;
+  }
   if (changed && (rc = g->index_write(idx)) < 0) {
     gr_git(g, e, rc, "main's index");
     goto out;
@@ -601,7 +722,10 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
 out:
   if (ret == 0) {
     s.why[0] = '\0'; /* the view holds main's tree: nothing left behind */
+    s.has_commit = have_tip && g->oid_equal(&s.base, &tip_tree);
+    if (s.has_commit) s.commit = tip;
     ret = vw_write(r, &s, e);
+    if (ret == 0) vw_forget_why(r);
   }
   if (ret == 0 && target && g->oid_equal(&s.base, g->tree_id(target))) { /* the next refresh's base */
     g->tree_free(r->view_tip);
@@ -679,6 +803,17 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   if ((rc = g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN)) < 0 ||
       (rc = g->commit_lookup(&tc, r->repo, &tip)) < 0 || (rc = g->commit_tree(&tree, tc)) < 0) {
     gr_git(g, e, rc, "main");
+    goto out;
+  }
+  /* a person's branch checked out: the disk is that branch's, so no recorded path is
+   * compared with main's (nor forgotten), and none listed (its commands would stage and
+   * commit on that branch) */
+  char on[256];
+  int head = gr_head_on_main(g, r->repo, on, sizeof on, e);
+  if (head < 0) goto out;
+  if (head == 0) {
+    if (cap) snprintf(behind, cap, GR_VIEW_WAITS, on);
+    ret = 1;
     goto out;
   }
   /* the last refresh failed (its why kept) and none has reached main's tree since (a base

@@ -40,8 +40,13 @@ function cmd.run(args, cli)
     return 0
   end
   local out = { string.format("main is at %s\n", doc.main:sub(1, 12)) }
-  if doc.behind then out[#out + 1] = inert.line(status_view.behind_line(doc.behind.reason)) .. "\n" end
-  if #doc.diverged == 0 and doc.behind then
+  if doc.behind and doc.behind.waits then
+    out[#out + 1] = inert.line(doc.behind.reason .. "; " .. doc.behind.catch_up) .. "\n"
+  elseif doc.behind then
+    out[#out + 1] = inert.line(status_view.behind_line(doc.behind.reason)) .. "\n"
+  end
+  if doc.behind and doc.behind.waits then -- nothing listed: said above
+  elseif #doc.diverged == 0 and doc.behind then
     out[#out + 1] = "nothing of yours is recorded where main changed before that\n"
   elseif #doc.diverged == 0 then
     out[#out + 1] = "workspace/ shows main: nothing of yours differs from it where main changed\n"

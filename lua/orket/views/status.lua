@@ -14,9 +14,12 @@ M.FORMAT = "orket.status/1"
 -- person's file at the path; what git would delete besides (a directory of theirs at the
 -- path, with all it holds, or their file or symlink on the way to it, view.at) is first
 -- moved aside to NAME.yours, never deleted (a numbered backup keeps one already there).
-local function take_main(path, main, view)
+-- moved: the names already moved aside by an earlier path's commands (paths under one file
+-- of the person's share it: moved again, it would be main's new directory that goes aside).
+local function take_main(path, main, view, moved)
   local out, aside = {}, view.at or (view.kind == "directory" and path)
-  if aside then
+  if aside and not moved[aside] then
+    moved[aside] = true
     out[1] = { "mv", "--backup=numbered", "-T", "--", "workspace/" .. aside, "workspace/" .. aside .. ".yours" }
   end
   if main.kind ~= "none" then
@@ -31,6 +34,9 @@ end
 -- killed git left, then refreshes; a person's live git must end first).
 M.CATCH_UP = "once that is settled it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'; "
   .. "until then 'git -C workspace status' shows main's newer files as changes of yours"
+
+-- What catches up a view that waits for main to be checked out (its reason says how).
+M.WAITS = "what it keeps of yours where main changed is listed, with the commands that settle it, once main is checked out there"
 
 --- behind_line(reason) -> the one line that says main's view could not follow main, and why
 function M.behind_line(reason)
@@ -57,13 +63,16 @@ end
 function M.of_repo(repo)
   local main, herr, hcode = repo:head("main")
   if not main then return nil, herr, hcode end
-  local paths, err, code = repo:view_status() -- err: why the view is behind main, if it is
+  -- err: why the view is behind main, if it is; waits: a person's branch is checked out
+  -- there, nothing listed (the commands would act on their branch)
+  local paths, err, code = repo:view_status()
   if not paths then return nil, err, code end
-  local behind = err and { reason = err, catch_up = M.CATCH_UP } or nil
-  local diverged = {}
-  for i, p in ipairs(paths) do
+  local waits = code == true
+  local behind = err and { reason = err, catch_up = waits and M.WAITS or M.CATCH_UP, waits = waits or nil } or nil
+  local diverged, moved = {}, {}
+  for i, p in ipairs(paths) do -- in path order: the commands are run in the order shown
     diverged[i] = { path = p.path, main = p.main, view = p.view,
-      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.view)) }
+      take_main = commands(take_main(p.path, p.main, p.view, moved)), keep_view = commands(keep_view(p.path, p.view)) }
   end
   return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind }
 end

@@ -693,6 +693,10 @@ describe("orket.c.gitrepo", function()
     local list, behind = assert(r:view_status())
     assert.same({}, list)
     assert.matches("main's index: the index is locked", behind)
+    -- the state keeps the format an older orket reads (else it would take main's index, a
+    -- person's staging in it, for its base); the reason is beside it, in a file of its own
+    assert.equal("orket-view 1 ", H.read(pws .. "/.git/orket-view"):sub(1, 13))
+    assert.matches("index is locked", H.read(pws .. "/.git/orket-view-why"))
     local text = H.orket("status -C " .. H.quote(proj))
     assert.equal(0, text.status, text.stderr)
     assert.matches("workspace/ is behind main: its refresh failed %(git: main's index: the index is locked", text.stdout)
@@ -706,6 +710,7 @@ describe("orket.c.gitrepo", function()
     list, behind = assert(r:view_status())
     assert.same({}, list)
     assert.is_nil(behind)
+    assert.is_nil(io.open(pws .. "/.git/orket-view-why"))
     assert.equal("the card's\n", H.read(pws .. "/new.txt"))
     text = H.orket("status -C " .. H.quote(proj))
     assert.not_matches("behind", text.stdout)
@@ -723,13 +728,14 @@ describe("orket.c.gitrepo", function()
     local r <close> = r0
     sh("mkdir -p " .. p .. "/dir")
     H.write(p .. "/dir/d.txt", "the card's d\n")
+    H.write(p .. "/dir/e.txt", "the card's e\n") -- two paths behind one file of the person's
     H.write(p .. "/hello.txt", "the card's hello\n")
     assert(r:commit("W1", { name = WHO.name, email = WHO.email, message = "work" }))
     -- the person's: a file where main brings a directory, a directory where main brings a file
     H.write(pws .. "/dir", "my file\n")
     sh("mkdir -p " .. pws .. "/hello.txt")
     H.write(pws .. "/hello.txt/mine.md", "notes\n")
-    assert.equal(2, assert(r:merge_to_main("W1", GUARD)).diverged)
+    assert.equal(3, assert(r:merge_to_main("W1", GUARD)).diverged)
     local doc = assert(require("orket.views.status").of_project(proj))
     local by = {}
     for _, d in ipairs(doc.diverged) do by[d.path] = d end
@@ -740,6 +746,8 @@ describe("orket.c.gitrepo", function()
     assert.same({ "git", "-C", "workspace", "add", "-A", "--", "dir" }, by["dir/d.txt"].keep_view[1])
     local text = H.orket("status -C " .. H.quote(proj))
     assert.matches("yours:%s+file %x+ %(8 bytes%) at dir, in the way", text.stdout)
+    -- each move aside printed once: run again, it would move main's new dir/ aside too
+    assert.equal(2, select(2, text.stdout:gsub("mv %-%-backup", "")))
     -- taking main's version moves the person's aside; nothing of theirs is lost
     for _, d in ipairs(doc.diverged) do
       for _, argv in ipairs(d.take_main) do
@@ -749,6 +757,7 @@ describe("orket.c.gitrepo", function()
       end
     end
     assert.equal("the card's d\n", H.read(pws .. "/dir/d.txt"))
+    assert.equal("the card's e\n", H.read(pws .. "/dir/e.txt"))
     assert.equal("the card's hello\n", H.read(pws .. "/hello.txt"))
     assert.equal("my file\n", H.read(pws .. "/dir.yours"))
     assert.equal("notes\n", H.read(pws .. "/hello.txt.yours/mine.md"))
@@ -774,13 +783,85 @@ describe("orket.c.gitrepo", function()
       git:close()
       -- a run, a resume and orket status open the repository as ever, and hear why
       local again <close> = assert(G.open(pws))
-      assert.matches(case.why, select(2, assert(again:view_status())))
+      assert.matches(case.why, (select(2, assert(again:view_status()))))
       sh("git -C " .. H.quote(pws) .. " checkout -q main")
       assert.equal(0, assert(r:view_refresh()))
       assert.equal("the card's\n", H.read(pws .. "/b.txt"))
       assert.is_nil(select(2, assert(r:view_status())))
     end)
   end
+
+  for _, case in ipairs {
+    { what = "split", make = "update-index --split-index", fix = "git -C workspace update-index --no-split-index" },
+    { what = "sparse", make = "sparse-checkout set --cone --sparse-index sub",
+      fix = "git -C workspace sparse-checkout reapply --no-sparse-index" },
+  } do
+    it("names what makes a " .. case.what .. " index in workspace/ readable when the view cannot follow", function()
+      local _, pws, r0, p = project("S" .. case.what)
+      local r <close> = r0
+      H.write(p .. "/new.txt", "the card's\n")
+      assert(r:commit("S" .. case.what, { name = WHO.name, email = WHO.email, message = "work" }))
+      sh("mkdir -p " .. pws .. "/sub " .. pws .. "/out && echo 1 > " .. pws .. "/sub/a && echo 2 > " .. pws .. "/out/b && git -C "
+        .. H.quote(pws) .. " add -A && git -C " .. H.quote(pws) .. " -c user.name=p -c user.email=p@p commit -qm p")
+      sh("git -C " .. H.quote(pws) .. " " .. case.make)
+      local m = assert(r:merge_to_main("S" .. case.what, GUARD))
+      assert.matches(case.fix, m.stale, 1, true)
+      sh("cd " .. H.quote(pws) .. "/.. && " .. case.fix .. " 2>/dev/null")
+      assert.equal(0, assert(r:view_refresh()))
+      assert.equal("the card's\n", H.read(pws .. "/new.txt"))
+    end)
+  end
+
+  it("keeps a person's edit that git can only see by content visible after the view writes main's index", function()
+    local _, pws, r0, p = project("Z1")
+    local r <close> = r0
+    H.write(p .. "/new.txt", "the card's\n")
+    assert(r:commit("Z1", { name = WHO.name, email = WHO.email, message = "work" }))
+    local git = "git -C " .. H.quote(pws) .. " "
+    -- git add, then an edit of the same size in the same second: racily clean, only the
+    -- content tells (mtime seconds and size compared alone, so that no other field does)
+    sh(git .. "config core.checkStat minimal")
+    H.write(pws .. "/f.txt", "aaaa\n")
+    sh("touch -d @1600000000 " .. pws .. "/f.txt && " .. git .. "add f.txt")
+    H.write(pws .. "/f.txt", "bbbb\n")
+    sh("touch -d @1600000000 " .. pws .. "/f.txt " .. pws .. "/.git/index")
+    local function st()
+      local h = io.popen(git .. "--no-optional-locks status --porcelain -- f.txt")
+      local out = h:read("a")
+      h:close()
+      return out
+    end
+    assert.equal("AM f.txt\n", st())
+    assert(r:merge_to_main("Z1", GUARD)) -- the refresh writes main's index, new.txt's entry
+    assert.equal("the card's\n", H.read(pws .. "/new.txt"))
+    assert.equal("AM f.txt\n", st())
+  end)
+
+  it("offers no command while a person's branch is checked out in workspace/, and lists main's paths again once main is", function()
+    local proj, pws, r0, p = project("B2")
+    local r <close> = r0
+    H.write(p .. "/notes.txt", "the card's\n")
+    assert(r:commit("B2", { name = WHO.name, email = WHO.email, message = "work" }))
+    H.write(pws .. "/notes.txt", "mine\n")
+    assert.equal(1, assert(r:merge_to_main("B2", GUARD)).diverged)
+    sh("git -C " .. H.quote(pws) .. " checkout -q -b my-feature")
+    -- the commands would stage or commit on the person's branch: none is offered
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.equal(0, text.status, text.stderr)
+    assert.matches("refs/heads/my%-feature checked out, not main", text.stdout)
+    assert.matches("git %-C workspace checkout main", text.stdout)
+    assert.not_matches("take main's", text.stdout)
+    assert.not_matches("keep yours", text.stdout)
+    local doc = require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout)
+    assert.same({}, doc.diverged)
+    assert.matches("checked out, not main", doc.behind.reason)
+    -- nothing recorded is forgotten meanwhile, even where the branch holds main's version
+    H.write(pws .. "/notes.txt", "the card's\n")
+    assert.same({}, (assert(r:view_status())))
+    H.write(pws .. "/notes.txt", "mine\n")
+    sh("git -C " .. H.quote(pws) .. " checkout -q main")
+    assert.equal("notes.txt", assert(r:view_status())[1].path)
+  end)
 
   -- a person's a.txt in workspace/ while a card also writes it: committed (main's history, so
   -- the view follows), committed then edited again, or only staged (theirs: kept, staged)
@@ -816,6 +897,25 @@ describe("orket.c.gitrepo", function()
       end
     end)
   end
+
+  it("keeps a person's staged restore of a version main held before the view's base", function()
+    local _, pws, r0, p = project("R1")
+    local r <close> = r0
+    for _, text in ipairs { "v1 original\n", "v2 changed\n" } do
+      H.write(p .. "/a.txt", text)
+      assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = text }))
+      assert.equal(0, assert(r:merge_to_main("R1", GUARD)).diverged)
+    end
+    -- the person restores the older version on purpose
+    sh("cd " .. H.quote(pws) .. " && git show main~1:a.txt > a.txt && git add a.txt")
+    H.write(p .. "/a.txt", "v3 newest\n")
+    assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = "v3" }))
+    assert.equal(1, assert(r:merge_to_main("R1", GUARD)).diverged)
+    assert.equal("v1 original\n", H.read(pws .. "/a.txt"))
+    local git = io.popen("git -C " .. H.quote(pws) .. " status --porcelain")
+    assert.equal("M  a.txt\n", git:read("a"))
+    git:close()
+  end)
 
   it("tells up to date and fast-forward apart past the near search, by one merge base", function()
     -- 20 commits a card: more than the breadth-first look at recent commits covers
