@@ -438,36 +438,6 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
   return g->index_add(idx, &en) < 0 ? -1 : 1;
 }
 
-/* 1 when main's history since the view's base holds blob id at path: a version a person
- * committed in the view, moving main, before this refresh. The base's commit and all before
- * it are hidden: a version main held only then is one a person restored on purpose, theirs.
- * No base commit known (a state an older orket wrote): nothing counts. At most
- * GR_VIEW_WALK commits are looked at. */
-#define GR_VIEW_WALK 64
-static int vw_in_history(const gitapi *g, git_repository *repo, const git_oid *tip, const vw_state *s,
-                         const char *path, const git_oid *id) {
-  git_revwalk *walk = NULL;
-  git_oid c;
-  int found = 0;
-  if (!s->has_commit || g->revwalk_new(&walk, repo) < 0 || g->revwalk_push(walk, tip) < 0 ||
-      g->revwalk_hide(walk, &s->commit) < 0) {
-    g->revwalk_free(walk);
-    return 0;
-  }
-  for (int k = 0; !found && k < GR_VIEW_WALK && g->revwalk_next(&c, walk) == 0; k++) {
-    git_commit *cm = NULL;
-    git_tree *t = NULL;
-    git_tree_entry *te = NULL;
-    if (g->commit_lookup(&cm, repo, &c) == 0 && g->commit_tree(&t, cm) == 0 && g->tree_entry_bypath(&te, t, path) == 0)
-      found = g->oid_equal(g->tree_entry_id(te), id);
-    g->tree_entry_free(te);
-    g->tree_free(t);
-    g->commit_free(cm);
-  }
-  g->revwalk_free(walk);
-  return found;
-}
-
 /* 1 when the disk holds index entry ie's blob at path, 0 when not, -1 when ie is no blob
  * (a submodule's commit); *was gets ie as a side, *d the disk's. */
 static int vw_disk_is(const gitapi *g, int root, const char *path, const git_index_entry *ie, vw_side *was,
@@ -479,19 +449,6 @@ static int vw_disk_is(const gitapi *g, int root, const char *path, const git_ind
   vw_disk(g, dfd, leaf, d);
   if (dfd >= 0) close(dfd);
   return vw_holds(g, d, was, 1);
-}
-
-/* An index entry ie that is neither B's nor M's, whose file the disk holds unchanged, and
- * which main's history since the base holds: the person committed it in the view, which
- * moved main, so it is what the view held there, not their work in progress (invariant 4
- * keeps that): it stands for B's side. Else it stays theirs. */
-static void vw_committed(const gitapi *g, git_repository *repo, const git_oid *tip, const vw_state *s, int root,
-                         vw_item *it, const git_index_entry *ie) {
-  vw_side was, d;
-  if (vw_disk_is(g, root, it->path, ie, &was, &d) != 1 || !vw_in_history(g, repo, tip, s, it->path, &ie->id)) return;
-  was.size = d.size;
-  it->b = was;
-  it->index_ok = 1;
 }
 
 /* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
@@ -669,7 +626,6 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
     items[i].index_ok = vw_index_is(g, ie, &items[i].b) || vw_index_is(g, ie, &items[i].m);
-    if (!items[i].index_ok && ie) vw_committed(g, repo, &tip, &s, root, &items[i], ie);
   }
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
