@@ -14,12 +14,9 @@ M.FORMAT = "orket.status/1"
 -- person's file at the path; what git would delete besides (a directory of theirs at the
 -- path, with all it holds, or their file or symlink on the way to it, view.at) is first
 -- moved aside to NAME.yours, never deleted (a numbered backup keeps one already there).
--- moved: the names already moved aside by an earlier path's commands (paths under one file
--- of the person's share it: moved again, it would be main's new directory that goes aside).
-local function take_main(path, main, view, moved)
+local function take_main(path, main, view)
   local out, aside = {}, view.at or (view.kind == "directory" and path)
-  if aside and not moved[aside] then
-    moved[aside] = true
+  if aside then
     out[1] = { "mv", "--backup=numbered", "-T", "--", "workspace/" .. aside, "workspace/" .. aside .. ".yours" }
   end
   if main.kind ~= "none" then
@@ -69,10 +66,10 @@ function M.of_repo(repo)
   if not paths then return nil, err, code end
   local waits = code == true
   local behind = err and { reason = err, catch_up = waits and M.WAITS or M.CATCH_UP, waits = waits or nil } or nil
-  local diverged, moved = {}, {}
-  for i, p in ipairs(paths) do -- in path order: the commands are run in the order shown
+  local diverged = {}
+  for i, p in ipairs(paths) do
     diverged[i] = { path = p.path, main = p.main, view = p.view,
-      take_main = commands(take_main(p.path, p.main, p.view, moved)), keep_view = commands(keep_view(p.path, p.view)) }
+      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.view)) }
   end
   return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind }
 end
