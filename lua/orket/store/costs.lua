@@ -4,6 +4,7 @@
 -- known (orket.engine.spend writes them; docs/cost.md). Written once for both backends
 -- (orket.store.dialect's JSON pieces).
 local cost = require "orket.cost"
+local backend = require "orket.store.backend"
 
 local M = {}
 
@@ -103,15 +104,16 @@ end
 --- event marks and that event's id (0, 0: none): a person approved going on, so its money
 --- budgets count the calls after it (filters after_turn, after_event)
 function M.approved_after(db, card)
-  local row = db:row("SELECT id, " .. db.dialect.json_int("data", "turn") .. " AS turn FROM events WHERE card_id = ? "
-    .. "AND kind = 'budget_approved' ORDER BY id DESC LIMIT 1", card)
+  -- a failed read raises: taken as "no approval" it would count calls a person approved
+  local row = backend.row(db, "SELECT id, " .. db.dialect.json_int("data", "turn") .. " AS turn FROM events "
+    .. "WHERE card_id = ? AND kind = 'budget_approved' ORDER BY id DESC LIMIT 1", card)
   if not row then return 0, 0 end
   return row.turn or 0, row.id
 end
 
 --- last_turn(db) -> the newest turns row's id (0: none): a mark later sums start after
 function M.last_turn(db)
-  local row = db:row("SELECT max(id) AS id FROM turns")
+  local row = backend.row(db, "SELECT max(id) AS id FROM turns")
   return row and row.id or 0
 end
 

@@ -9,6 +9,7 @@ local sj = require "orket.store.journal_reads"
 local sandboxes = require "orket.store.sandboxes"
 local service = require "orket.sandboxes.service"
 local recorded = require "orket.engine.recorded"
+local costs = require "orket.store.costs"
 
 local BROKEN = "orket.db: database disk image is malformed"
 
@@ -51,6 +52,17 @@ describe("store reads that fail", function()
     -- and a store that answers still tells "none" from a failure
     assert.is_true(runs.any(db))
     assert.is_nil(runs.get(db, run + 1))
+  end)
+
+  it("raise the store's message from the money budgets' marks", function()
+    local bad = failing(db)
+    each_raises {
+      approved_after = function() return costs.approved_after(bad, "E-1") end,
+      last_turn = function() return costs.last_turn(bad) end,
+    }
+    -- and a store that answers still tells "none" from a failure
+    assert.same({ 0, 0 }, { costs.approved_after(db, "E-1") })
+    assert.equal(0, costs.last_turn(db))
   end)
 
   it("raise the store's message from the journal's reads", function()
