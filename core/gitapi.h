@@ -47,7 +47,7 @@
   X(repository_init_options_init) X(repository_is_bare) X(repository_is_worktree)            \
   X(repository_odb) X(repository_open_ext) X(repository_path) X(repository_set_head)         \
   X(repository_set_index) X(repository_set_workdir) X(repository_workdir) X(revwalk_free)    \
-  X(revwalk_hide) X(revwalk_hide_ref) X(revwalk_new) X(revwalk_next) X(revwalk_push) X(revwalk_push_ref)      \
+  X(revwalk_hide_ref) X(revwalk_new) X(revwalk_next) X(revwalk_push) X(revwalk_push_ref)      \
   X(revwalk_sorting)                                                                         \
   X(signature_free) X(signature_now) X(status_byindex) X(status_list_entrycount)             \
   X(status_list_free) X(status_list_new) X(status_options_init) X(strarray_dispose)          \

@@ -58,9 +58,6 @@
 /* why the last refresh failed, beside the state (an older orket neither reads nor keeps it):
  * the base's hex id it was said at, a newline, the reason; gone once a refresh succeeds */
 #define GR_VIEW_WHY_SUFFIX "-why"
-/* the base's commit, a record among the paths that no path can be (an older reader skips it,
- * and its rewrite drops it, so a commit it did not follow is never read back) */
-#define GR_VIEW_COMMIT "/commit "
 /* what a view with a person's branch (or a detached commit, %s) checked out waits for */
 #define GR_VIEW_WAITS \
   "workspace/ has %s checked out, not main: it follows main again once main is checked out there " \
@@ -83,8 +80,6 @@ typedef struct vw_side {
 typedef struct vw_state {
   int has_base;
   git_oid base;
-  int has_commit; /* the commit main was at when the view last followed it (its tree: base) */
-  git_oid commit;
   char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
   gr_paths diverged;
 } vw_state;
@@ -145,13 +140,12 @@ static void vw_read(const gitrepo *r, vw_state *s) {
     } else if (!v1) {
       i = n; /* cut short */
     }
-    /* then each diverged path, NUL-ended (a path may hold a newline) */
+    /* then each diverged path, NUL-ended (a path may hold a newline); a record no path can
+     * be (a "/commit" one some builds wrote) is skipped */
     for (; s->has_base && i < n;) {
       size_t len = strnlen(buf + i, n - i);
       if (i + len >= n) break; /* cut short: the rest is lost, as if never recorded */
-      if (len == strlen(GR_VIEW_COMMIT) + GIT_OID_HEXSZ && memcmp(buf + i, GR_VIEW_COMMIT, strlen(GR_VIEW_COMMIT)) == 0)
-        s->has_commit = r->git.oid_fromstr(&s->commit, buf + i + strlen(GR_VIEW_COMMIT)) == 0;
-      else if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
+      if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
       i += len + 1;
     }
   }
@@ -191,10 +185,6 @@ static void vw_state_body(const gitrepo *r, FILE *f, const void *arg) {
   char hex[GIT_OID_HEXSZ + 1];
   r->git.oid_tostr(hex, sizeof hex, &s->base);
   fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
-  if (s->has_commit) {
-    r->git.oid_tostr(hex, sizeof hex, &s->commit);
-    fprintf(f, "%s%s%c", GR_VIEW_COMMIT, hex, '\0');
-  }
   for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
 }
 
@@ -235,11 +225,6 @@ static void vw_forget_why(const gitrepo *r) {
 
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e) {
   vw_state s = {.has_base = 1, .base = *tree};
-  git_commit *c = NULL; /* main's commit, when its tree is the view's */
-  if (r->git.reference_name_to_id(&s.commit, r->repo, "refs/heads/" GR_MAIN) == 0 &&
-      r->git.commit_lookup(&c, r->repo, &s.commit) == 0)
-    s.has_commit = r->git.oid_equal(r->git.commit_tree_id(c), tree);
-  r->git.commit_free(c);
   return vw_write(r, &s, e);
 }
 
@@ -559,7 +544,6 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
    * theirs to get, nor main's entries their index; the view waits, said (invariant 9) */
   char on[256];
   git_oid tip;
-  int have_tip = 0;
   int head = gr_head_on_main(g, repo, on, sizeof on, e);
   if (head == 0) gr_fail(e, "EINVAL", GR_VIEW_WAITS, on);
   if (head != 1) goto out;
@@ -569,7 +553,6 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
     gr_git(g, e, rc, "main");
     goto out;
   }
-  have_tip = 1;
   tip_tree = *g->commit_tree_id(tc);
   g->commit_free(tc);
   char ip[PATH_MAX];
@@ -678,8 +661,6 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
 out:
   if (ret == 0) {
     s.why[0] = '\0'; /* the view holds main's tree: nothing left behind */
-    s.has_commit = have_tip && g->oid_equal(&s.base, &tip_tree);
-    if (s.has_commit) s.commit = tip;
     ret = vw_write(r, &s, e);
     if (ret == 0) vw_forget_why(r);
   }
