@@ -761,6 +761,75 @@ TEST(test_gitrepo_view_base_kept) {
   tg_rmtree(base);
 }
 
+/* The view's state of one line (a base, no path recorded) over one of the same form is
+ * written in place: a file renamed over it costs an inode made and one freed at every
+ * merge. Any other state is still replaced whole, and a hard link or a symlink at the
+ * state's name is never written through. */
+TEST(test_gitrepo_view_state_in_place) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], sp[600], lp[600], want[64];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  struct stat st;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  snprintf(sp, sizeof sp, "%s/.git/orket-view", ws);
+  const char *c1[] = {"put", "one.txt", "1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "P1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "P1", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, lstat(sp, &st) == 0 && st.st_size == 54);
+  ino_t ino = st.st_ino;
+  /* the next merge: the same inode, main's tree as the base */
+  const char *c2[] = {"put", "two.txt", "2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "P2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "P2", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  git_repository *repo = NULL;
+  git_object *tree = NULL;
+  char hex[41] = "";
+  CHECK(t, git_repository_open(&repo, ws) == 0 && git_revparse_single(&tree, repo, "main^{tree}") == 0);
+  if (tree) git_oid_tostr(hex, sizeof hex, git_object_id(tree));
+  git_object_free(tree);
+  git_repository_free(repo);
+  snprintf(want, sizeof want, "orket-view 1 %s\n", hex);
+  CHECK_STR(t, tg_read(ws, ".git/orket-view", buf, sizeof buf), want);
+  CHECK(t, lstat(sp, &st) == 0 && st.st_ino == ino);
+  CHECK_STR(t, tg_read(ws, "two.txt", buf, sizeof buf), "2\n");
+  /* a hard link to the state elsewhere keeps what it held: the state is replaced */
+  snprintf(lp, sizeof lp, "%s/linked", base);
+  CHECK(t, link(sp, lp) == 0);
+  const char *c3[] = {"put", "three.txt", "3\n", NULL};
+  CHECK(t, tg_card_change(r, base, "P3", c3, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "P3", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(base, "linked", buf, sizeof buf), want);
+  CHECK(t, lstat(sp, &st) == 0 && st.st_ino != ino && st.st_nlink == 1);
+  CHECK_STR(t, tg_read(ws, "three.txt", buf, sizeof buf), "3\n");
+  /* a symlink at the state's name is not followed: its target keeps what it held */
+  CHECK(t, unlink(sp) == 0 && symlink(lp, sp) == 0);
+  const char *c4[] = {"put", "four.txt", "4\n", NULL};
+  CHECK(t, tg_card_change(r, base, "P4", c4, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "P4", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(base, "linked", buf, sizeof buf), want);
+  CHECK(t, lstat(sp, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 54);
+  /* a path recorded as a person's: the state grows, replaced whole, and it is read back */
+  ino = st.st_ino;
+  CHECK(t, tg_write(ws, "five.txt", "a person's five\n") == 0);
+  const char *c5[] = {"put", "five.txt", "5\n", NULL};
+  CHECK(t, tg_card_change(r, base, "P5", c5, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "P5", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, lstat(sp, &st) == 0 && st.st_size > 54 && st.st_ino != ino);
+  gr_view_path *v = NULL;
+  size_t n = 0;
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && tg_diverged(v, n, "five.txt") != NULL);
+  gr_view_paths_free(v, n);
+  /* the person takes main's version: the record is forgotten, the state one line again */
+  CHECK(t, tg_write(ws, "five.txt", "5\n") == 0);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && tg_diverged(v, n, "five.txt") == NULL);
+  gr_view_paths_free(v, n);
+  CHECK(t, lstat(sp, &st) == 0 && st.st_size == 54);
+  tg_end(r, base);
+}
+
 TEST(test_gitrepo_durable) {
   char base[] = "/tmp/orket-git-XXXXXX", ws[512], wt[512], id[41];
   gr_err e;
