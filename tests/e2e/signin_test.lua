@@ -466,6 +466,13 @@ describe("group claims giving project roles, in Chromium", function()
     assert.is_nil(server_audit:find('"actor":"user:bob"', 1, true))
     local _, grants = server_audit:gsub('"action":"member_grant","actor":"oidc"', "")
     assert.equal(2, grants)
+    -- whom each grant and addition was about is in the chain, as an admin's is
+    for _, want in ipairs { '"action":"member_grant","actor":"oidc","at":"[^"]+","detail":"person=alice project=default role=developer"',
+      '"action":"member_grant","actor":"oidc","at":"[^"]+","detail":"person=bob project=notes role=developer"',
+      '"action":"user_add","actor":"oidc","at":"[^"]+","detail":"person=alice role=operator"',
+      '"action":"user_add","actor":"oidc","at":"[^"]+","detail":"person=bob role=viewer"' } do
+      assert.matches(want, server_audit)
+    end
     local notes_audit = exported(notes)
     assert.matches('"action":"comment","actor":"user:bob","at":"[^"]+","card":"NOTES%-1"', notes_audit)
     assert.is_nil(notes_audit:find('"actor":"user:alice"', 1, true))

@@ -44,7 +44,8 @@ local function settled(db, name, want)
 end
 
 -- the person's memberships made what their groups say, each change journaled and audited
--- as a grant is, named by the way they signed in (in the caller's transaction); projects
+-- as an admin's grant is (whom, where, what role), its actor the way they signed in (in the
+-- caller's transaction); projects
 -- the map does not name keep what an admin granted
 local function follow_groups(db, name, want, source)
   for project, role in pairs(want) do
@@ -52,11 +53,13 @@ local function follow_groups(db, name, want, source)
     if role and was ~= role then
       projects.set_role(db, project, name, role)
       db:event { kind = "member_grant", actor = source, data = { project = project, name = name, role = role, was = was } }
-      audit_chain.record(db, { actor = source, action = "member_grant", route = "sign_in" })
+      audit_chain.record(db, { actor = source, action = "member_grant", route = "sign_in",
+        subject = { person = name, project = project, role = role } })
     elseif not role and was then
       projects.remove(db, project, name)
       db:event { kind = "member_revoke", actor = source, data = { project = project, name = name, was = was } }
-      audit_chain.record(db, { actor = source, action = "member_revoke", route = "sign_in" })
+      audit_chain.record(db, { actor = source, action = "member_revoke", route = "sign_in",
+        subject = { person = name, project = project } })
     end
   end
 end
@@ -90,11 +93,14 @@ function M.federated(db, person, source, subject, project_roles)
   return db:tx(function()
     local row = users.get(db, name)
     if row and refusal(row) then return nil, refusal(row), "EAUTH" end
+    -- audited with whom they were about, as an admin's changes are (docs/audit.md)
     if not row then
       users.insert(db, name, role, mark)
       db:event { kind = "user_add", actor = source, data = { name = name, role = role } }
+      audit_chain.record(db, { actor = source, action = "user_add", route = "sign_in", subject = { person = name, role = role } })
     elseif users.set_role(db, name, role) > 0 then
       db:event { kind = "user_role", actor = source, data = { name = name, role = role, was = row.role } }
+      audit_chain.record(db, { actor = source, action = "user_role", route = "sign_in", subject = { person = name, role = role } })
     end
     follow_groups(db, name, want, source)
     return accounts.identity(name, role, mark)
