@@ -97,7 +97,7 @@ local function rebound(db, o, cli)
       if not pdb then return end
       local sid = require("orket.store.projects").store_id(pdb) -- lazy: as known_projects
       pdb:close()
-      local r = require("orket.serve.team").rebind(db, p.name, sid, cli.operator().seat) -- lazy: as known_projects
+      local r = require("orket.serve.team").rebind(db, p.name, sid, cli.operator().seat, "cli") -- lazy: as known_projects
       if r then cli.err("projects: %s", projects.rebound_text(r)) end
     end
   end

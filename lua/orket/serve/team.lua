@@ -3,6 +3,7 @@
 -- change is journaled in the default project's store, named by its actor; the caller
 -- audits it. `orket projects` and the people API (orket.serve.people) call these.
 local sp = require "orket.store.projects"
+local audit_chain = require "orket.audit.chain"
 local users = require "orket.store.users"
 local team_settings = require "orket.settings.team"
 local uv = require "luv"
@@ -74,14 +75,14 @@ function M.remove_project(db, name, configured, actor)
   end)
 end
 
---- rebind(db, name, store_id, actor) -> nil | {name, from, to, members}: the project name
+--- rebind(db, name, store_id, actor, route) -> nil | {name, from, to, members}: the project name
 --- is served on store store_id (orket.store.projects.store_id) now. Its memberships were
 --- granted for the store it named before: when that was another store (orket.lua's
 --- serve.projects pointed elsewhere, or the name reused), they are dropped (members: how
---- many), journaled, so the old members get nothing of the new project. A name served for
+--- many), journaled and audited, so the old members get nothing of the new project. A name served for
 --- the first time is bound to its store; the same store restored from a backup (its id
---- is in its data) keeps them.
-function M.rebind(db, name, store_id, actor)
+--- is in its data) keeps them. route: where it was found ("serve" at a server's start, "cli").
+function M.rebind(db, name, store_id, actor, route)
   if not store_id then return nil end
   local out
   assert(db:tx(function()
@@ -91,6 +92,8 @@ function M.rebind(db, name, store_id, actor)
     if was and not sp.same_store(was, store_id) then
       out = { name = name, from = was, to = store_id, members = sp.clear_members(db, name) }
       record(db, "project_rebound", actor, out)
+      -- memberships taken away are an audited change, as a revoke is (docs/audit.md)
+      audit_chain.record(db, { actor = actor, action = "project_rebound", route = route, subject = { project = name } })
     end
     return true
   end))
