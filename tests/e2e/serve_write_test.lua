@@ -377,6 +377,13 @@ describe("orket serve writes", function()
     assert.equal("internal", doc.error.code)
     assert.is_nil(doc.error.message:find("comments", 1, true)) -- the store's message stays in the log
     assert.matches("comments", s.log(), 1, true)
+    -- a NUL byte in a text is the client's fault on both backends (PostgreSQL cannot keep one)
+    st, doc = call(s, "POST", "/v1/cards/API-1/comments", op, '{"body":"a\\u0000b"}')
+    assert.equal(400, st)
+    assert.same({ "bad_request", "a text of the body holds a NUL byte (\\u0000)" }, { doc.error.code, doc.error.message })
+    -- the escape written as text is no NUL
+    st = call(s, "POST", "/v1/cards/API-1/comments", op, { body = "a \\u0000 b" })
+    assert.equal(500, st) -- the comments' table is still gone: the body passed the check
     -- the table back: the server writes again, and the failed comment left nothing
     db = assert(require("orket.project").open_store(dir))
     assert(db:exec("ALTER TABLE comments_gone RENAME TO comments"))

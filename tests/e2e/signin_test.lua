@@ -679,9 +679,9 @@ member: uid=Dave,ou=people,dc=example,dc=org
     local audited = {}
     for line in ok(H.orket("audit export", { cwd = dir }), "audit export").stdout:gmatch("[^\n]+") do
       local e = cjson.decode(line)
-      if e.action == "user_disable" then audited[#audited + 1] = e.actor .. " " .. e.route end
+      if e.action == "user_disable" then audited[#audited + 1] = e.actor .. " " .. e.route .. " " .. tostring(e.detail) end
     end
-    assert.same({ "ldap directory" }, audited)
+    assert.same({ "ldap directory person=erin role=operator" }, audited)
     st, doc = req(s, "GET", "/v1/session", dave_key)
     assert.same({ 200, "operator" }, { st, doc.role })
     assert.equal(403, (req(s, "GET", "/v1/users", dave_key)))

@@ -34,7 +34,21 @@ function M.depth(text)
   return max
 end
 
---- json(req) -> value | nil, status, code, message: waits for the body (req:body())
+-- whether a decoded body holds a NUL byte in a string or a member's name (its depth is
+-- capped before it is decoded)
+local function has_nul(v)
+  if type(v) == "string" then return v:find("\0", 1, true) ~= nil end
+  if type(v) ~= "table" then return false end
+  for k, x in pairs(v) do
+    if has_nul(k) or has_nul(x) then return true end
+  end
+  return false
+end
+
+--- json(req) -> value | nil, status, code, message: waits for the body (req:body()). A
+--- text holding a NUL byte ("\u0000") is refused here, the same on both backends:
+--- PostgreSQL's text cannot keep one, and its refusal in a write's transaction read as the
+--- server's failure.
 function M.json(req)
   local text, err, code = req:body()
   if not text then
@@ -48,6 +62,7 @@ function M.json(req)
   end
   local v, derr = cjson.decode(text)
   if v == nil then return nil, 400, "bad_json", "the body is not JSON: " .. tostring(derr) end
+  if text:find("\\u0000", 1, true) and has_nul(v) then return nil, 400, "bad_request", "a text of the body holds a NUL byte (\\u0000)" end
   return v
 end
 

@@ -64,6 +64,11 @@ M.MAX_AGE_S = 3 * 86400
 -- answered 200, so that it is not delivered again. card: recorded against; answered: the
 -- card the answer names (nil: none).
 local function refusal(ctx, name, d, card, oerr, ocode, also, answered)
+  -- the store failed the transaction (a read or write that raised): not the board's word, so
+  -- nothing is recorded; raised to the dispatch, which logs it and answers 500, and the forge
+  -- delivers again (recorded as refused, its redelivery would be a duplicate: the person's
+  -- decision lost)
+  if ocode == "ETX" then error(oerr, 0) end
   if ocode == "EAGAIN" or ocode == "ELOCKED" then
     return err(503, "busy", "the repository is busy; deliver again: " .. tostring(oerr))
   end
