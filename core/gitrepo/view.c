@@ -9,10 +9,11 @@
  * 2. The view's state is one small file in the gitdir, GR_VIEW_STATE: the tree the view last
  *    held (its base) and the paths recorded as diverged, in the format every orket reads
  *    (one that reads none takes main's index, a person's staging in it, for the base); why
- *    the last refresh failed is in a file beside it. Each is replaced whole by a rename, but
- *    a state of one line over another of one line, which is written in place, and never
- *    synced: losing it to a power cut only makes the next refresh start from an older base,
- *    and 3 and 4 then err on the person's side.
+ *    the last refresh failed is in a file beside it. Each is replaced whole by a rename and
+ *    never synced: losing it to a power cut only makes the next refresh start from an older
+ *    base, and 3 and 4 then err on the person's side. A rename, not a write in place: on
+ *    ext4 the rename is ordered after the view's own renames, so the state is never ahead
+ *    of the files after a power cut, and a reader never sees half of it.
  * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
  *    path only where the disk holds what B had there (nothing, where B had nothing) and
  *    main's index holds B's or M's entry: the view still holds what it last held. A path
@@ -199,29 +200,7 @@ static void vw_why_body(const gitrepo *r, FILE *f, const void *arg) {
   fputc('\n', f);
 }
 
-/* The common state, a base and no path recorded, over a state of the same form: its one
- * line written in place. A new file renamed over the old costs an inode made and one freed
- * at every merge (on ext4 the rename also starts the new file's writeback), about a tenth of
- * a millisecond of CPU; one write within a page is whole or absent to a process that is
- * killed. A reader racing it may take a torn id, which names no tree: the refresh then
- * stands on main's index, as for a base gone to gc. 0, or -1 to replace the file instead. */
-static int vw_overwrite(const gitrepo *r, const vw_state *s) {
-  char p[PATH_MAX], line[sizeof GR_VIEW_MAGIC + GIT_OID_HEXSZ + 1], hex[GIT_OID_HEXSZ + 1];
-  if (s->diverged.n != 0 || vw_state_path(r, p, sizeof p, "") != 0) return -1;
-  r->git.oid_tostr(hex, sizeof hex, &s->base);
-  int len = snprintf(line, sizeof line, "%s%s\n", GR_VIEW_MAGIC, hex);
-  int fd = open(p, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return -1;
-  struct stat st;
-  /* one link only: a hard link elsewhere would change too, where a rename leaves it be */
-  int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && st.st_size == len &&
-           pwrite(fd, line, (size_t)len, 0) == len;
-  /* a short write leaves the file to be replaced whole, below */
-  return close(fd) == 0 && ok ? 0 : -1;
-}
-
 static int vw_write(const gitrepo *r, const vw_state *s, gr_err *e) {
-  if (vw_overwrite(r, s) == 0) return 0;
   return vw_replace(r, "", vw_state_body, s, e);
 }
 

@@ -6,12 +6,11 @@
  * main's tree is the one before or the one after the card, and the view equals main's tree
  * but at the paths the person touched, which hold exactly what they left there.
  *
- * The seam: this binary defines fsync, fdatasync, syncfs, pwrite, rename and renameat itself. The
+ * The seam: this binary defines fsync, fdatasync, syncfs, rename and renameat itself. The
  * core's own calls (linked with --wrap=fsync, --wrap=syncfs: test_gitrepo.c's wrappers pass
  * them on here) and libgit2's (which this binary links, so its calls bind to these) all
  * come through them: every object, index, reflog and ref write, every ref move (a rename of
- * its lock file), every file the view renames into place and the view's state written in
- * place (pwrite) is a numbered step. */
+ * its lock file) and every file the view renames into place is a numbered step. */
 #define _GNU_SOURCE
 #include "check.h"
 #include "tests.h"
@@ -58,11 +57,6 @@ int fdatasync(int fd) {
 int syncfs(int fd) {
   tc_step();
   return tc_seam.nosync ? 0 : (int)syscall(SYS_syncfs, fd);
-}
-/* the view's state of one line is written over itself in place (core/gitrepo/view.c) */
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
-  tc_step();
-  return (ssize_t)syscall(SYS_pwrite64, fd, buf, n, off);
 }
 int rename(const char *from, const char *to) {
   tc_step();
