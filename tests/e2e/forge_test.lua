@@ -181,6 +181,10 @@ describe("reviews on a forge", function()
     assert.equal(1, math.tointeger(card.card.retries))
     assert.equal("alice", card.comments[#card.comments].author)
     assert.matches("Please write b%.txt as well%.", card.comments[#card.comments].body)
+    -- the person's move is in the audit's hash chain, under the forge's name for them
+    local audit = H.orket("audit export", { cwd = dir }).stdout
+    assert.matches('"action":"webhook_changes_requested","actor":"gitea:alice","at":"[^"]+","card":"F%-1"', audit)
+    assert.equal(0, H.orket("audit verify", { cwd = dir }).status)
     -- a redelivery: 2xx and nothing moves
     code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
     assert.equal(200, code)

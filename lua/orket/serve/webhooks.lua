@@ -17,6 +17,7 @@ local forge = require "orket.forge"
 local G = require "orket.c.gitrepo"
 local aftermerge = require "orket.engine.aftermerge"
 local sf = require "orket.store.forge"
+local audit_chain = require "orket.audit.chain"
 local forgereview = require "orket.engine.forgereview"
 local config = require "orket.config"
 local body = require "orket.serve.body"
@@ -58,6 +59,16 @@ end
 -- ORKET_SERVE_LIMITS' webhook_max_age_s says otherwise: three days, as long as GitHub
 -- keeps a delivery for redelivery. An event without a timestamp is taken.
 M.MAX_AGE_S = 3 * 86400
+
+-- A card the forge's person moved, in the audit's hash chain as every write through the
+-- server is (docs/audit.md): the actor is the forge's login under the forge's name
+-- ("github:alice"), a namespace of its own, never taken for a person or a key of this
+-- server's; in the caller's transaction, the checkpoint signed once the request is answered.
+local function audited(ctx, name, login, card, kind)
+  audit_chain.record(ctx.db, { actor = name .. ":" .. tostring(login), action = "webhook_" .. kind, card = card,
+    route = ctx.route })
+  ctx.audited = true
+end
 
 -- A delivery that was not applied: the repository busy (503: the forge delivers it again),
 -- or refused for good, which is recorded (with also(msg) in the same transaction) and
@@ -166,6 +177,7 @@ on_push = function(ctx, name, d, doc, g, settings)
         if not out then return nil, id .. ": " .. tostring(ferr2), fcode end
         db:event { kind = "webhook", card = id, actor = who,
           data = { forge = name, delivery = d.id, event = "push", number = ev.number, outcome = out } }
+        audited(ctx, name, who, id, "push")
         outs[#outs + 1] = id .. " " .. out
         if out == "done" then evs[#evs + 1] = { id, ev } end
       end
@@ -277,6 +289,7 @@ local function handle(name)
       record(db, name, d, card, out)
       db:event { kind = "webhook", card = card, actor = ev.reviewer,
         data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = out } }
+      audited(ctx, name, ev.reviewer, card, ev.kind)
       return out
     end)
     if not outcome then
