@@ -230,10 +230,11 @@ local function handle(name)
     if not d.id or #d.id > 200 or not d.id:match(forge.DELIVERY_ID) then
       return err(400, "bad_request", "the delivery has no usable delivery id header")
     end
-    if not utf8.len(text) or body.depth(text) > body.MAX_DEPTH then
+    local doc, jerr, deep = nil, nil, nil
+    if utf8.len(text) then doc, jerr, deep = body.decode(text) end
+    if doc == nil and (deep or not utf8.len(text)) then
       return err(400, "bad_json", "the body is not UTF-8 JSON of reasonable depth")
     end
-    local doc, jerr = cjson.decode(text)
     if type(doc) ~= "table" then return err(400, "bad_json", "the body is not a JSON object: " .. tostring(jerr)) end
     local db = ctx.db
     d.identity = forge.identity(doc)
