@@ -681,7 +681,7 @@ member: uid=Dave,ou=people,dc=example,dc=org
       local e = cjson.decode(line)
       if e.action == "user_disable" then audited[#audited + 1] = e.actor .. " " .. e.route .. " " .. tostring(e.detail) end
     end
-    assert.same({ "ldap directory person=erin role=operator" }, audited)
+    assert.same({ "ldap directory person=erin role=admin" }, audited)
     st, doc = req(s, "GET", "/v1/session", dave_key)
     assert.same({ 200, "operator" }, { st, doc.role })
     assert.equal(403, (req(s, "GET", "/v1/users", dave_key)))

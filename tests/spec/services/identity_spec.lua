@@ -50,4 +50,30 @@ describe("a federated person is their subject", function()
     assert.equal("cid", id.name)
     assert.same({ "ann", "bea", "cid" }, names(db))
   end)
+
+  it("refuses an admin's grant or revoke that the person's next sign-in would undo", function()
+    local team = require "orket.serve.team"
+    local accounts = require "orket.serve.accounts"
+    local roles = { web = { devs = "developer" } }
+    local known = { default = true, web = true, other = true }
+    assert(identity.federated(db, { name = "fed", role = "operator", groups = { "devs" } }, "oidc", "subject-f", roles))
+    for _, call in ipairs {
+      function() return team.revoke(db, "default", "fed", "root", roles) end,
+      function() return team.revoke(db, "web", "fed", "root", roles) end,
+      function() return team.grant(db, known, "web", "fed", "viewer", "root", roles) end,
+      function() return team.grant(db, known, "default", "fed", "viewer", "root", roles) end,
+    } do
+      local no, why, code = call()
+      assert.is_nil(no)
+      assert.equal("EFOLLOWS", code)
+      assert.matches("fed signs in through oidc: their role in '%l+' follows their groups", why)
+    end
+    -- a project the map does not name keeps what an admin grants and takes away
+    assert(team.grant(db, known, "other", "fed", "viewer", "root", roles))
+    assert(team.revoke(db, "other", "fed", "root", roles))
+    -- a local account's default membership is the admin's to take away
+    local hash = assert(accounts.hash("loc", "viewer", "correct horse battery 1"))
+    assert(accounts.add(db, "loc", "viewer", hash, "root"))
+    assert(team.revoke(db, "default", "loc", "root", roles))
+  end)
 end)
