@@ -405,8 +405,21 @@ static enum MHD_Result hd_refuse_early(const mhdapi *mhd, struct MHD_Connection 
  * otherwise). */
 typedef struct hd_framing {
   unsigned cl, te;
-  int cl_bad, te_bad;
+  int cl_bad, te_bad, name_bad;
 } hd_framing;
+
+/* RFC 9110 5.6.2: a field name is a token. libmicrohttpd 0.9.75 keeps a space before the
+ * colon in the name ("Content-Length "), which then framed nothing here while a lenient
+ * front end took it for the length: the body read as a request of its own. */
+static int hd_name_is_token(const char *k) {
+  if (*k == '\0') return 0;
+  for (; *k; k++) {
+    unsigned char c = (unsigned char)*k;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c)))
+      return 0;
+  }
+  return 1;
+}
 
 static int hd_token_is(const char *v, const char *token) {
   while (*v == ' ' || *v == '\t') v++;
@@ -420,6 +433,7 @@ static enum MHD_Result hd_count_framing(void *cls, enum MHD_ValueKind kind, cons
   (void)kind;
   hd_framing *f = cls;
   if (k == NULL) return MHD_YES;
+  if (!hd_name_is_token(k)) f->name_bad = 1;
   if (strcasecmp(k, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
     f->cl++;
     const char *p = v ? v : "";
@@ -441,6 +455,7 @@ static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *co
   hd_framing f = {0};
   mhd->get_connection_values(conn, MHD_HEADER_KIND, hd_count_framing, &f);
   *status = 400;
+  if (f.name_bad) return "a header's name holds a character no name may (a space before its colon?)";
   if (f.cl && f.te) return "the request has both Content-Length and Transfer-Encoding";
   if (f.cl > 1) return "the request has more than one Content-Length";
   if (f.te > 1) return "the request has more than one Transfer-Encoding";

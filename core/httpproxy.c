@@ -142,6 +142,12 @@ static void pp_finish(httpproxy *p) {
   p->done(p, p->ud); /* last: the owner may free p */
 }
 
+static int pp_has_ctl(const char *v) {
+  for (; *v; v++)
+    if (((unsigned char)*v < 0x20 && *v != '\t') || (unsigned char)*v == 0x7f) return 1;
+  return 0;
+}
+
 /* The answer's header lines: the fixed ones, then what passes of the upstream's, the
  * latter made in one allocation (*owned, NULL when none passes: freed by the caller), as
  * memcpy, not a malloc and a format per line. Returns the count. */
@@ -154,8 +160,9 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
   char *buf = *owned = room ? malloc(room) : NULL, *at = buf;
   if (buf == NULL) return n;
   for (size_t i = 0; n < PP_MAX_LINES && http_header_next(p->up, &i, &name, &value) == 0;) {
-    /* an empty value would make libmicrohttpd refuse the whole answer */
-    if (value[strspn(value, " \t")] == '\0' || strpbrk(value, "\r\n")) continue;
+    /* an empty value would make libmicrohttpd refuse the whole answer; a control byte but
+     * HTAB (RFC 9110 5.5: CR, LF, ESC's terminal sequences, DEL) is no value to pass on */
+    if (value[strspn(value, " \t")] == '\0' || pp_has_ctl(value)) continue;
     size_t nl = strlen(name), vl = strlen(value);
     if (pp_has(&p->k->pass, name, nl) && vl <= p->k->pass_max) {
       memcpy(at, name, nl);

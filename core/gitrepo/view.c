@@ -7,11 +7,13 @@
  *    (its commit point) and only then asks the view to follow. A view that cannot follow is
  *    reported, never raised: the merge stands.
  * 2. The view's state is one small file in the gitdir, GR_VIEW_STATE: the tree the view last
- *    held (its base), the commit of main's it came from, and the paths recorded as diverged,
- *    in the format every orket reads (one that reads none takes main's index, a person's
- *    staging in it, for the base); why the last refresh failed is in a file beside it. Each
- *    is replaced whole by a rename and never synced: losing it to a power cut only makes the
- *    next refresh start from an older base, and 3 and 4 then err on the person's side.
+ *    held (its base) and the paths recorded as diverged, in the format every orket reads
+ *    (one that reads none takes main's index, a person's staging in it, for the base); why
+ *    the last refresh failed is in a file beside it. Each is replaced whole by a rename and
+ *    never synced: losing it to a power cut only makes the next refresh start from an older
+ *    base, and 3 and 4 then err on the person's side. A rename, not a write in place: on
+ *    ext4 the rename is ordered after the view's own renames, so the state is never ahead
+ *    of the files after a power cut, and a reader never sees half of it.
  * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
  *    path only where the disk holds what B had there (nothing, where B had nothing) and
  *    main's index holds B's or M's entry: the view still holds what it last held. A path
@@ -37,7 +39,8 @@
  *    the working tree, opening each .gitattributes and .gitignore on their way by name (a
  *    FIFO there blocked every run for good, a huge one was read whole). The comparisons
  *    that write made for us are done here with our own reads (vw_index_set, and git's racy
- *    entries in vw_smudge_racy).
+ *    entries in vw_smudge_racy). The index is written only over the file it was read from:
+ *    one a person's git add replaced meanwhile makes the refresh run again (vw_refresh).
  * 9. The view follows main only while main is checked out there: with a person's branch or a
  *    detached commit checked out, the refresh writes nothing and says why (the view is then
  *    behind main); checking main out again brings main's files, and the next refresh finds
@@ -526,7 +529,10 @@ static void vw_index_fix(gr_err *e) {
   if (fix) snprintf(e->msg + n, sizeof e->msg - n, " (a form of git's index libgit2 cannot read: %s makes it readable)", fix);
 }
 
-int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
+/* One refresh (gr_view_refresh). raced: NULL, or set when main's index changed on disk
+ * between its read and the write (a person's git add, which takes the index's lock only for
+ * its own write): the refresh then stops before writing, said nowhere, to be run again. */
+static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   const gitapi *g = &r->git;
   git_repository *repo = r->repo;
   vw_state s;
@@ -561,7 +567,8 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
     goto out;
   }
   struct stat ist; /* before reading: a later write can only make more entries racy */
-  int64_t read_sec = stat(ip, &ist) == 0 ? (int64_t)ist.st_mtim.tv_sec : 0;
+  int had = stat(ip, &ist) == 0;
+  int64_t read_sec = had ? (int64_t)ist.st_mtim.tv_sec : 0;
   if ((rc = g->index_open(&idx, ip)) < 0) { /* on its own file (invariant 8) */
     gr_git(g, e, rc, "main's index");
     vw_index_fix(e);
@@ -652,6 +659,19 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
     gr_git(g, e, -1, "main's index");
     goto out;
   }
+  /* the index as read is the one replaced: a person's git add meanwhile (its lock taken and
+   * renamed away since) is not written over. What is left is the moment between this look
+   * and libgit2's taking the lock, not the whole refresh. */
+  struct stat now;
+  int has = stat(ip, &now) == 0;
+  if (changed && (had != has || (has && (now.st_ino != ist.st_ino || now.st_size != ist.st_size ||
+                                         now.st_mtim.tv_sec != ist.st_mtim.tv_sec ||
+                                         now.st_mtim.tv_nsec != ist.st_mtim.tv_nsec)))) {
+    gr_fail(e, "EAGAIN", "main's index changed while the view was refreshed (git at work in workspace/); "
+                         "the next refresh takes it up");
+    if (raced) *raced = 1;
+    goto out;
+  }
   if (changed && (rc = g->index_write(idx)) < 0) {
     gr_git(g, e, rc, "main's index");
     goto out;
@@ -678,8 +698,19 @@ out:
   if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
   g->index_free(idx);
   r->view_diverged = *diverged;
-  if (ret != 0) vw_behind_why(r, e);
+  if (ret != 0 && !(raced && *raced)) vw_behind_why(r, e);
   return ret;
+}
+
+/* A refresh raced by a person's git is run again at once: what it wrote is done (invariant
+ * 3), and the index it reads now holds what they staged. */
+int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
+  enum { TRIES = 3 };
+  for (int i = 1;; i++) {
+    int raced = 0;
+    int rc = vw_refresh(r, diverged, i < TRIES ? &raced : NULL, e);
+    if (!raced) return rc;
+  }
 }
 
 /* ---- what the view shows a person ---- */

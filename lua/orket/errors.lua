@@ -35,7 +35,7 @@ M.GROUPS = {
     "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT",
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
-    "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EAUDITKEY",
+    "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY",
     "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
   { name = "http", title = "The HTTP API (`orket serve`)", codes = {
@@ -366,6 +366,11 @@ CODES.ESERVERADMIN = {
   status = 409,
   means = "the person is a server admin, an admin of every project whatever their memberships",
   remedy = "take the server's admin role away first (`orket users role NAME operator`), then their projects",
+}
+CODES.EFOLLOWS = {
+  status = 409,
+  means = "the person signs in through a provider or a directory, and their role in that project follows their groups at each sign-in",
+  remedy = "change their groups at the provider or in the directory (or `sign_in.roles`, `sign_in.project_roles`)",
 }
 CODES.EAUDITKEY = {
   means = "the audit in the store is signed with another key than this host's `.orket/audit.key` (or it has none)",

@@ -68,11 +68,16 @@ int __wrap_syncfs(int fd) {
 int __real_stat(const char *path, struct stat *st);
 int __wrap_stat(const char *path, struct stat *st);
 static const char *tg_stat_fail;
+/* a command run (once) just before the core's tg_stat_hook_at-th stat of tg_stat_hook_path */
+static const char *tg_stat_hook_path, *tg_stat_hook_cmd;
+static int tg_stat_hook_at, tg_stat_hook_seen;
 int __wrap_stat(const char *path, struct stat *st) {
   if (tg_stat_fail && strcmp(path, tg_stat_fail) == 0) {
     errno = ENOENT;
     return -1;
   }
+  if (tg_stat_hook_path && strcmp(path, tg_stat_hook_path) == 0 && ++tg_stat_hook_seen == tg_stat_hook_at)
+    (void)!system(tg_stat_hook_cmd);
   return __real_stat(path, st);
 }
 
@@ -759,6 +764,42 @@ TEST(test_gitrepo_view_base_kept) {
   gitrepo_close(r);
   git_libgit2_shutdown();
   tg_rmtree(base);
+}
+
+/* A person's git add between the refresh's read of main's index and its write (git takes
+ * the index's lock only to write) is not written over: the refresh sees the index changed
+ * and runs again from what they staged. */
+TEST(test_gitrepo_view_index_raced) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], ip[600], cmd[1400];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "a.txt", "a\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "R1", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_write(ws, "mine.txt", "a person's new file\n") == 0);
+  snprintf(ip, sizeof ip, "%s/.git/index", ws);
+  snprintf(cmd, sizeof cmd, "git -C '%s' add mine.txt", ws);
+  const char *c2[] = {"put", "b.txt", "b\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R2", c2, id) == 0);
+  /* the refresh's first look at the index is before its read, the second before its write */
+  tg_stat_hook_seen = 0, tg_stat_hook_at = 2, tg_stat_hook_cmd = cmd, tg_stat_hook_path = ip;
+  CHECK(t, gitrepo_merge_to_main(r, "R2", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  tg_stat_hook_path = NULL;
+  CHECK(t, tg_stat_hook_seen >= 3); /* it looked again, and read again */
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+  /* what they staged is still staged, and main's new file is clean in git's eyes */
+  snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain", ws);
+  FILE *p = popen(cmd, "r");
+  size_t got = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+  buf[got] = '\0';
+  if (p) pclose(p);
+  CHECK_STR(t, buf, "A  mine.txt\n");
+  CHECK(t, gitrepo_view_last(r) == 0);
+  tg_end(r, base);
 }
 
 TEST(test_gitrepo_durable) {

@@ -85,6 +85,7 @@
   X(test_gitrepo_card_dir_emptied)         \
   X(test_gitrepo_view)                     \
   X(test_gitrepo_view_base_kept)           \
+  X(test_gitrepo_view_index_raced)         \
   X(test_gitrepo_durable)                  \
   X(test_gitrepo_conflict_kinds)           \
   X(test_gitrepo_push)                     \

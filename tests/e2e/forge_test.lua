@@ -163,7 +163,17 @@ describe("reviews on a forge", function()
       assert.equal("bad_signature", doc.error.code)
     end
     assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    -- the store fails the delivery's transaction: 500, nothing recorded, so the forge's
+    -- redelivery is applied once the store is back (not taken for a duplicate)
+    local pdb = assert(require("orket.project").open_store(dir))
+    assert(pdb:exec("ALTER TABLE review_cycles RENAME TO review_cycles_gone"))
     local code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
+    assert.equal(500, code)
+    assert.equal("internal", doc.error.code)
+    assert(pdb:exec("ALTER TABLE review_cycles_gone RENAME TO review_cycles"))
+    pdb:close()
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
     assert.equal(200, code)
     assert.equal("in_progress", doc.outcome)
     st, card = state(dir, "F-1")
@@ -171,6 +181,10 @@ describe("reviews on a forge", function()
     assert.equal(1, math.tointeger(card.card.retries))
     assert.equal("alice", card.comments[#card.comments].author)
     assert.matches("Please write b%.txt as well%.", card.comments[#card.comments].body)
+    -- the person's move is in the audit's hash chain, under the forge's name for them
+    local audit = H.orket("audit export", { cwd = dir }).stdout
+    assert.matches('"action":"webhook_changes_requested","actor":"gitea:alice","at":"[^"]+","card":"F%-1"', audit)
+    assert.equal(0, H.orket("audit verify", { cwd = dir }).status)
     -- a redelivery: 2xx and nothing moves
     code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
     assert.equal(200, code)

@@ -518,6 +518,21 @@ describe("orket serve's sandbox routes", function()
     local rows = list(dir)
     assert.equal(1, #rows)
     assert.equal(s.pid, math.tointeger(rows[1].owner_pid))
+    -- a log of blank lines (the app's to write) followed: every line an event, and the
+    -- server answers others meanwhile (its lines once split by copying the rest at each
+    -- one: 64 KiB of newlines held the loop for seconds)
+    local logf = assert(io.open(dir .. "/.orket/sandboxes/" .. id .. "/app.log", "a"))
+    logf:write(("\n"):rep(60000), "after the blank lines " .. m .. "\n")
+    logf:close()
+    local blanks = H.stream { url = s.url .. "/v1/sandboxes/" .. id .. "/logs?follow=1",
+      headers = { "Authorization: Bearer " .. viewer }, total_timeout_ms = 60000 }
+    assert.equal(200, blanks.status)
+    assert.equal(200, (H.fetch { url = s.url .. "/health", total_timeout_ms = 5000 }))
+    H.wait_for(function() return blanks.text():find("after the blank lines " .. m, 1, true) end,
+      "the line after the blanks", 20000)
+    local _, nblank = blanks.text():gsub("event: log\ndata: \n\n", "")
+    assert.is_true(nblank >= 60000 - 4096, tostring(nblank)) -- the tail's blank lines (64 KiB of the log)
+    blanks.close()
     -- the log followed live: what the app writes next arrives as an event, and the
     -- stream ends with the sandbox
     local follow = H.stream { url = s.url .. "/v1/sandboxes/" .. id .. "/logs?follow=1",

@@ -323,6 +323,11 @@ describe("orket serve", function()
     -- two transfer codings, or one it does not read
     once(head .. "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" .. chunked, 400)
     once(head .. "Transfer-Encoding: gzip, chunked\r\n\r\n" .. chunked, 501)
+    -- a space before the colon (RFC 9112 5.1): the name was kept with it, framed nothing,
+    -- and what a lenient front end took for the body was read here as a request of its own
+    once(head .. "Content-Length : " .. (13 + #smuggled) .. "\r\n\r\n{\"body\":\"x\"}" .. smuggled, 400)
+    once(head .. "Transfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n" .. chunked, 400)
+    once("GET /health HTTP/1.1\r\nHost: localhost\r\nX-Bad Name: 1\r\n\r\n", 400)
     -- and sound framing still works, both ways
     local st = get(s.url .. "/v1/cards/API-2/comments", { method = "POST", headers = { "Authorization: Bearer " .. op,
       "Content-Type: application/json", "Transfer-Encoding: chunked" }, body = cjson.encode { body = "chunked" } })

@@ -466,6 +466,13 @@ describe("group claims giving project roles, in Chromium", function()
     assert.is_nil(server_audit:find('"actor":"user:bob"', 1, true))
     local _, grants = server_audit:gsub('"action":"member_grant","actor":"oidc"', "")
     assert.equal(2, grants)
+    -- whom each grant and addition was about is in the chain, as an admin's is
+    for _, want in ipairs { '"action":"member_grant","actor":"oidc","at":"[^"]+","detail":"person=alice project=default role=developer"',
+      '"action":"member_grant","actor":"oidc","at":"[^"]+","detail":"person=bob project=notes role=developer"',
+      '"action":"user_add","actor":"oidc","at":"[^"]+","detail":"person=alice role=operator"',
+      '"action":"user_add","actor":"oidc","at":"[^"]+","detail":"person=bob role=viewer"' } do
+      assert.matches(want, server_audit)
+    end
     local notes_audit = exported(notes)
     assert.matches('"action":"comment","actor":"user:bob","at":"[^"]+","card":"NOTES%-1"', notes_audit)
     assert.is_nil(notes_audit:find('"actor":"user:alice"', 1, true))
@@ -672,9 +679,9 @@ member: uid=Dave,ou=people,dc=example,dc=org
     local audited = {}
     for line in ok(H.orket("audit export", { cwd = dir }), "audit export").stdout:gmatch("[^\n]+") do
       local e = cjson.decode(line)
-      if e.action == "user_disable" then audited[#audited + 1] = e.actor .. " " .. e.route end
+      if e.action == "user_disable" then audited[#audited + 1] = e.actor .. " " .. e.route .. " " .. tostring(e.detail) end
     end
-    assert.same({ "ldap directory" }, audited)
+    assert.same({ "ldap directory person=erin role=admin" }, audited)
     st, doc = req(s, "GET", "/v1/session", dave_key)
     assert.same({ 200, "operator" }, { st, doc.role })
     assert.equal(403, (req(s, "GET", "/v1/users", dave_key)))

@@ -473,6 +473,9 @@ sign_in = {
       end
     end
     assert.equal(0, members())
+    -- the memberships dropped are in the audit's chain, under the server's start
+    assert.matches('"action":"project_rebound","actor":"[^"]+","at":"[^"]+","detail":"project=team"',
+      H.orket("audit export", { cwd = dir }).stdout)
     -- granted again, bob is a member of HR's project, and stays one
     ok(H.orket("projects grant team bob viewer", { cwd = dir }), "grant again")
     s = H.serve(dir)

@@ -97,7 +97,7 @@ local function rebound(db, o, cli)
       if not pdb then return end
       local sid = require("orket.store.projects").store_id(pdb) -- lazy: as known_projects
       pdb:close()
-      local r = require("orket.serve.team").rebind(db, p.name, sid, cli.operator().seat) -- lazy: as known_projects
+      local r = require("orket.serve.team").rebind(db, p.name, sid, cli.operator().seat, "cli") -- lazy: as known_projects
       if r then cli.err("projects: %s", projects.rebound_text(r)) end
     end
   end
@@ -111,10 +111,14 @@ local function change(db, o, cli)
   local known = {}
   for _, p in ipairs(known_projects(o, db) or {}) do known[p.name] = true end
   local w = o.words
+  -- the projects whose roles a federated person's groups set (docs/teams.md); settings that
+  -- do not load name none here (the server refuses to start on them anyway)
+  local signin = require("orket.serve.signin").load(o.dir) -- lazy: as known_projects
+  local project_roles = signin and signin.project_roles
   local acts = {
     add = function() return team.add_project(db, uv.fs_realpath(o.dir) or o.dir, w[1], o.name, actor) end,
-    grant = function() return team.grant(db, known, w[1], w[2], w[3], actor) end,
-    revoke = function() return team.revoke(db, w[1], w[2], actor) end,
+    grant = function() return team.grant(db, known, w[1], w[2], w[3], actor, project_roles) end,
+    revoke = function() return team.revoke(db, w[1], w[2], actor, project_roles) end,
     remove = function()
       local web = require "orket.serve.web" -- lazy: as known_projects
       return team.remove_project(db, w[1], (web.settings(o.dir) or {}).projects, actor)

@@ -203,7 +203,7 @@ local function open_projects(dir, db)
     return nil, same
   end
   -- a name that names another store than before: its old members are not this one's
-  for _, p in ipairs(out) do p.rebound = team.rebind(db, p.name, store_projects.store_id(p.db), localuse.operator()) end
+  for _, p in ipairs(out) do p.rebound = team.rebind(db, p.name, store_projects.store_id(p.db), localuse.operator(), "serve") end
   return out, down
 end
 

@@ -11,9 +11,10 @@ local M = {}
 local err = routes.err
 
 --- refused(msg, code) -> a keys or people refusal as an answer
-local STATUS = { EUSAGE = 400, EEXIST = 409, ENOENT = 404, EALREADY = 409, ELASTADMIN = 409, ESERVERADMIN = 409 }
+local STATUS = { EUSAGE = 400, EEXIST = 409, ENOENT = 404, EALREADY = 409, ELASTADMIN = 409, ESERVERADMIN = 409,
+  EFOLLOWS = 409 }
 local CODES = { EUSAGE = "bad_request", EEXIST = "conflict", ENOENT = "not_found", EALREADY = "conflict",
-  ELASTADMIN = "conflict", ESERVERADMIN = "conflict" }
+  ELASTADMIN = "conflict", ESERVERADMIN = "conflict", EFOLLOWS = "conflict" }
 function M.refused(msg, code)
   if STATUS[code] then return err(STATUS[code], CODES[code], msg) end
   return err(500, "internal", msg)

@@ -58,7 +58,10 @@ local function gone(db, name, why)
   local ok, err = db:tx(function()
     local r, rerr = accounts.set_disabled(db, name, true, "ldap")
     if not r then return nil, rerr end
-    if r.changed then audit_chain.record(db, { actor = "ldap", action = "user_disable", route = "directory" }) end
+    if r.changed then
+      audit_chain.record(db, { actor = "ldap", action = "user_disable", route = "directory",
+        subject = accounts.subject(r) })
+    end
     return true
   end)
   if not ok then

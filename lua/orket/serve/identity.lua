@@ -5,7 +5,9 @@
 -- says they are (the issuer and subject, the directory's DN). No password verifies it; it
 -- says where the person comes from, and binds the name to that one subject: a name is not
 -- unique at every provider (a person may choose their preferred_username), so another
--- subject giving the same name is refused, never taken for them. Their role, and their
+-- subject giving the same name is refused, never taken for them; and a subject is one
+-- person, found by its mark whatever name it brings, so a disabled person stays out under
+-- a new name. Their role, and their
 -- roles in the projects sign_in.project_roles names, follow their groups at each sign-in
 -- (and, for the directory's people, at each look orket.serve.directory takes between).
 -- So `orket users disable NAME` ends a federated person's sessions at once too, and the
@@ -44,7 +46,8 @@ local function settled(db, name, want)
 end
 
 -- the person's memberships made what their groups say, each change journaled and audited
--- as a grant is, named by the way they signed in (in the caller's transaction); projects
+-- as an admin's grant is (whom, where, what role), its actor the way they signed in (in the
+-- caller's transaction); projects
 -- the map does not name keep what an admin granted
 local function follow_groups(db, name, want, source)
   for project, role in pairs(want) do
@@ -52,11 +55,13 @@ local function follow_groups(db, name, want, source)
     if role and was ~= role then
       projects.set_role(db, project, name, role)
       db:event { kind = "member_grant", actor = source, data = { project = project, name = name, role = role, was = was } }
-      audit_chain.record(db, { actor = source, action = "member_grant", route = "sign_in" })
+      audit_chain.record(db, { actor = source, action = "member_grant", route = "sign_in",
+        subject = { person = name, project = project, role = role } })
     elseif not role and was then
       projects.remove(db, project, name)
       db:event { kind = "member_revoke", actor = source, data = { project = project, name = name, was = was } }
-      audit_chain.record(db, { actor = source, action = "member_revoke", route = "sign_in" })
+      audit_chain.record(db, { actor = source, action = "member_revoke", route = "sign_in",
+        subject = { person = name, project = project } })
     end
   end
 end
@@ -80,6 +85,13 @@ function M.federated(db, person, source, subject, project_roles)
   end
   -- the common case read without a write: known, bound to this subject, roles unchanged
   local seen = users.get(db, name)
+  if not (seen and crypto.equal(seen.hash, mark)) then
+    -- one subject is one person: known here under another name (the provider's name for
+    -- them changed, a directory entry has several), they are that person, refused when that
+    -- person was disabled, never added again under the new name
+    local bound = users.bound(db, mark)
+    if bound then name, seen = bound.name, bound end
+  end
   if seen and refusal(seen) then return nil, refusal(seen), "EAUTH" end
   if person.keep_roles then
     if not seen then return nil, "this person is not known here", "EAUTH" end
@@ -90,11 +102,14 @@ function M.federated(db, person, source, subject, project_roles)
   return db:tx(function()
     local row = users.get(db, name)
     if row and refusal(row) then return nil, refusal(row), "EAUTH" end
+    -- audited with whom they were about, as an admin's changes are (docs/audit.md)
     if not row then
       users.insert(db, name, role, mark)
       db:event { kind = "user_add", actor = source, data = { name = name, role = role } }
+      audit_chain.record(db, { actor = source, action = "user_add", route = "sign_in", subject = { person = name, role = role } })
     elseif users.set_role(db, name, role) > 0 then
       db:event { kind = "user_role", actor = source, data = { name = name, role = role, was = row.role } }
+      audit_chain.record(db, { actor = source, action = "user_role", route = "sign_in", subject = { person = name, role = role } })
     end
     follow_groups(db, name, want, source)
     return accounts.identity(name, role, mark)

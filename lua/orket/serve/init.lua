@@ -375,7 +375,7 @@ function Server:_dispatch(req, ctx)
     return fail(req, ctx, 415, "unsupported_media_type", "send the body with Content-Type: " .. route.media)
   end
   if route.body == "json" then -- read only now: refusals above come before any of it
-    local value, bst, bcode, bmsg = body_mod.json(req)
+    local value, bst, bcode, bmsg = body_mod.json(req, route.max_body)
     if value == nil then return fail(req, ctx, bst, bcode, bmsg) end
     value = body_mod.without_nulls(route.schema, value)
     ctx.body = value

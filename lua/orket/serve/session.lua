@@ -297,8 +297,10 @@ M.SCHEMA = { type = "object", additionalProperties = false,
 function M.add(router)
   -- media: JSON only, checked before the body is read (orket.serve): a form on another site
   -- cannot send it without a preflight, which only the origins of serve.cors pass
+  -- max_body: it takes no key before its body, so a large one is refused undecoded (the
+  -- schema's fields fit in well under 4 KiB)
   router:add("POST", "/v1/session", { handler = sign_in, server = true, body = "json", media = "application/json", schema = M.SCHEMA,
-    name = "session_create",
+    max_body = 4096, name = "session_create",
     summary = "Sign in with an API key or a person's name and password: sets the session cookie, returns the role and the CSRF token",
     responses = { [200] = { schema = SESSION, description = "signed in (Set-Cookie: orket_session=...)" },
       [400] = { schema = openapi.ERROR, description = "neither a key nor a name and password" },

@@ -3,6 +3,7 @@
 -- change is journaled in the default project's store, named by its actor; the caller
 -- audits it. `orket projects` and the people API (orket.serve.people) call these.
 local sp = require "orket.store.projects"
+local audit_chain = require "orket.audit.chain"
 local users = require "orket.store.users"
 local team_settings = require "orket.settings.team"
 local uv = require "luv"
@@ -74,14 +75,14 @@ function M.remove_project(db, name, configured, actor)
   end)
 end
 
---- rebind(db, name, store_id, actor) -> nil | {name, from, to, members}: the project name
+--- rebind(db, name, store_id, actor, route) -> nil | {name, from, to, members}: the project name
 --- is served on store store_id (orket.store.projects.store_id) now. Its memberships were
 --- granted for the store it named before: when that was another store (orket.lua's
 --- serve.projects pointed elsewhere, or the name reused), they are dropped (members: how
---- many), journaled, so the old members get nothing of the new project. A name served for
+--- many), journaled and audited, so the old members get nothing of the new project. A name served for
 --- the first time is bound to its store; the same store restored from a backup (its id
---- is in its data) keeps them.
-function M.rebind(db, name, store_id, actor)
+--- is in its data) keeps them. route: where it was found ("serve" at a server's start, "cli").
+function M.rebind(db, name, store_id, actor, route)
   if not store_id then return nil end
   local out
   assert(db:tx(function()
@@ -91,36 +92,58 @@ function M.rebind(db, name, store_id, actor)
     if was and not sp.same_store(was, store_id) then
       out = { name = name, from = was, to = store_id, members = sp.clear_members(db, name) }
       record(db, "project_rebound", actor, out)
+      -- memberships taken away are an audited change, as a revoke is (docs/audit.md)
+      audit_chain.record(db, { actor = actor, action = "project_rebound", route = route, subject = { project = name } })
     end
     return true
   end))
   return out
 end
 
---- grant(db, known, project, user, role, actor) -> {project, user, role} | nil, msg, CODE:
---- the person's role in the project (known: set of project names this server hosts)
-function M.grant(db, known, project, user, role, actor)
+-- A person of a provider or a directory whose membership of project their sign-ins set:
+-- the default project's (their account's role, or the groups' when project_roles names
+-- it) and each project sign_in.project_roles names. A grant or a revoke there would say it
+-- was done and come undone at their next sign-in or directory look. -> the refusal | nil
+local function follows(row, project, project_roles)
+  local source = row and row.hash and row.hash:match("^!(%l+):")
+  if not source then return nil end
+  if project ~= team_settings.DEFAULT_PROJECT and not (project_roles and project_roles[project] ~= nil) then return nil end
+  return string.format("%s signs in through %s: their role in '%s' follows their groups at each sign-in "
+    .. "(sign_in.roles, sign_in.project_roles); change their groups there", row.name, source, project)
+end
+
+--- grant(db, known, project, user, role, actor[, project_roles]) -> {project, user, role} |
+--- nil, msg, CODE: the person's role in the project (known: set of project names this
+--- server hosts; project_roles: sign_in.project_roles, whose projects' roles a federated
+--- person's groups set: EFOLLOWS)
+function M.grant(db, known, project, user, role, actor, project_roles)
   role = M.project_role(role)
   if not M.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, developer or admin", "EUSAGE" end
   if not known[project] then return nil, "no project named '" .. tostring(project) .. "'", "ENOENT" end
   return db:tx(function()
-    if not users.get(db, user) then return nil, "no person named '" .. tostring(user) .. "'", "ENOENT" end
+    local row = users.get(db, user)
+    if not row then return nil, "no person named '" .. tostring(user) .. "'", "ENOENT" end
+    local why = follows(row, project, project_roles)
+    if why then return nil, why, "EFOLLOWS" end
     sp.set_role(db, project, user, role)
     record(db, "member_grant", actor, { project = project, name = user, role = role })
     return { project = project, user = user, role = role }
   end)
 end
 
---- revoke(db, project, user, actor) -> {project, user} | nil, msg, CODE (ENOENT,
+--- revoke(db, project, user, actor[, project_roles]) -> {project, user} | nil, msg, CODE (ENOENT,
+--- EFOLLOWS: as grant's,
 --- ESERVERADMIN: a server admin is an admin of every project, member or not, so taking
 --- them out of one would change nothing but say it did)
-function M.revoke(db, project, user, actor)
+function M.revoke(db, project, user, actor, project_roles)
   return db:tx(function()
     local row = users.get(db, user)
     if row and row.role == "admin" then
       return nil, string.format("%s is a server admin, an admin of every project whatever their memberships: "
         .. "take that away first ('orket users role %s operator')", user, user), "ESERVERADMIN"
     end
+    local why = follows(row, project, project_roles)
+    if why then return nil, why, "EFOLLOWS" end
     if sp.remove(db, project, user) == 0 then
       return nil, "'" .. tostring(user) .. "' is not a member of '" .. tostring(project) .. "'", "ENOENT"
     end

@@ -17,6 +17,7 @@ local forge = require "orket.forge"
 local G = require "orket.c.gitrepo"
 local aftermerge = require "orket.engine.aftermerge"
 local sf = require "orket.store.forge"
+local audit_chain = require "orket.audit.chain"
 local forgereview = require "orket.engine.forgereview"
 local config = require "orket.config"
 local body = require "orket.serve.body"
@@ -59,11 +60,26 @@ end
 -- keeps a delivery for redelivery. An event without a timestamp is taken.
 M.MAX_AGE_S = 3 * 86400
 
+-- A card the forge's person moved, in the audit's hash chain as every write through the
+-- server is (docs/audit.md): the actor is the forge's login under the forge's name
+-- ("github:alice"), a namespace of its own, never taken for a person or a key of this
+-- server's; in the caller's transaction, the checkpoint signed once the request is answered.
+local function audited(ctx, name, login, card, kind)
+  audit_chain.record(ctx.db, { actor = name .. ":" .. tostring(login), action = "webhook_" .. kind, card = card,
+    route = ctx.route })
+  ctx.audited = true
+end
+
 -- A delivery that was not applied: the repository busy (503: the forge delivers it again),
 -- or refused for good, which is recorded (with also(msg) in the same transaction) and
 -- answered 200, so that it is not delivered again. card: recorded against; answered: the
 -- card the answer names (nil: none).
 local function refusal(ctx, name, d, card, oerr, ocode, also, answered)
+  -- the store failed the transaction (a read or write that raised): not the board's word, so
+  -- nothing is recorded; raised to the dispatch, which logs it and answers 500, and the forge
+  -- delivers again (recorded as refused, its redelivery would be a duplicate: the person's
+  -- decision lost)
+  if ocode == "ETX" then error(oerr, 0) end
   if ocode == "EAGAIN" or ocode == "ELOCKED" then
     return err(503, "busy", "the repository is busy; deliver again: " .. tostring(oerr))
   end
@@ -161,6 +177,7 @@ on_push = function(ctx, name, d, doc, g, settings)
         if not out then return nil, id .. ": " .. tostring(ferr2), fcode end
         db:event { kind = "webhook", card = id, actor = who,
           data = { forge = name, delivery = d.id, event = "push", number = ev.number, outcome = out } }
+        audited(ctx, name, who, id, "push")
         outs[#outs + 1] = id .. " " .. out
         if out == "done" then evs[#evs + 1] = { id, ev } end
       end
@@ -213,10 +230,11 @@ local function handle(name)
     if not d.id or #d.id > 200 or not d.id:match(forge.DELIVERY_ID) then
       return err(400, "bad_request", "the delivery has no usable delivery id header")
     end
-    if not utf8.len(text) or body.depth(text) > body.MAX_DEPTH then
+    local doc, jerr, deep = nil, nil, nil
+    if utf8.len(text) then doc, jerr, deep = body.decode(text) end
+    if doc == nil and (deep or not utf8.len(text)) then
       return err(400, "bad_json", "the body is not UTF-8 JSON of reasonable depth")
     end
-    local doc, jerr = cjson.decode(text)
     if type(doc) ~= "table" then return err(400, "bad_json", "the body is not a JSON object: " .. tostring(jerr)) end
     local db = ctx.db
     d.identity = forge.identity(doc)
@@ -272,6 +290,7 @@ local function handle(name)
       record(db, name, d, card, out)
       db:event { kind = "webhook", card = card, actor = ev.reviewer,
         data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = out } }
+      audited(ctx, name, ev.reviewer, card, ev.kind)
       return out
     end)
     if not outcome then

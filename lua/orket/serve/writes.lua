@@ -104,6 +104,10 @@ local function do_write(ctx, action, card_id, fn, locked)
     return r
   end)
   if lock then lock:release() end
+  -- ETX: the transaction's function raised or a statement failed (a store that cannot be
+  -- read or written): the server's failure, raised to the dispatch, which logs it and
+  -- answers 500, never a 409 as though the card's state refused the write
+  if not res and code == "ETX" then error(msg, 0) end
   if not res then
     if ctx.metrics then ctx.metrics:refused(code) end -- orket_state_machine_refusals_total
     return refused(msg, code)

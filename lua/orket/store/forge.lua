@@ -1,19 +1,25 @@
 -- orket.store.forge: pull requests, review cycles and webhook deliveries (the git forge's
 -- tables) as named operations op(db, ...) -> plain Lua values; a failing write raises.
 -- Used by orket.engine.pull_request (opening) and orket.serve.webhooks (people's decisions).
--- Written once for both backends (orket.store.dialect); times as ISO text.
+-- Written once for both backends (orket.store.dialect); times as ISO text. A read that
+-- fails raises too: answered as "none", a forge's delivery read as not seen was applied
+-- again, and a pull request read as naming no card had its review recorded as ignored, so
+-- the forge's own redelivery was then a duplicate and the person's decision was lost.
+local backend = require "orket.store.backend"
+local one, all = backend.row, backend.rows
+
 local M = {}
 
 --- pull_request(db, card) -> the card's pull_requests row (every column) | nil
 function M.pull_request(db, card)
   local d = db.dialect
-  return db:row("SELECT card_id, forge, repo, number, url, head, " .. d.time("created_at") .. ", " .. d.time("updated_at")
+  return one(db, "SELECT card_id, forge, repo, number, url, head, " .. d.time("created_at") .. ", " .. d.time("updated_at")
     .. " FROM pull_requests WHERE card_id = ?", card)
 end
 
 --- pull_request_link(db, card) -> {number=, url=, head=, repo=} of the card's pull request | nil
 function M.pull_request_link(db, card)
-  return db:row("SELECT number, url, head, repo FROM pull_requests WHERE card_id = ?", card)
+  return one(db, "SELECT number, url, head, repo FROM pull_requests WHERE card_id = ?", card)
 end
 
 --- save_pull_request(db, card, forge, repo, number, url, head): the card's row, added or
@@ -36,22 +42,22 @@ end
 --- card_of_pull_request(db, number, repo) -> the card whose pull request has that number in
 --- repo (or in no recorded repo) | nil
 function M.card_of_pull_request(db, number, repo)
-  local r = db:row("SELECT card_id FROM pull_requests WHERE number = ? AND (repo IS NULL OR repo = CAST(? AS TEXT))",
+  local r = one(db, "SELECT card_id FROM pull_requests WHERE number = ? AND (repo IS NULL OR repo = CAST(? AS TEXT))",
     number, repo)
   return r and r.card_id or nil
 end
 
 --- review_cycles(db, card) -> the card's cycles {cycle, pr_number, decision, reviewer, body,
---- opened_at, decided_at}, oldest first ({} on a store error)
+--- opened_at, decided_at}, oldest first
 function M.review_cycles(db, card)
   local d = db.dialect
-  return db:rows("SELECT cycle, pr_number, decision, reviewer, body, " .. d.time("opened_at") .. ", "
-    .. d.time("decided_at") .. " FROM review_cycles WHERE card_id = ? ORDER BY cycle", card) or {}
+  return all(db, "SELECT cycle, pr_number, decision, reviewer, body, " .. d.time("opened_at") .. ", "
+    .. d.time("decided_at") .. " FROM review_cycles WHERE card_id = ? ORDER BY cycle", card)
 end
 
 --- next_cycle(db, card) -> the number the card's next review cycle takes (1 for the first)
 function M.next_cycle(db, card)
-  return db:row("SELECT coalesce(max(cycle), 0) + 1 AS n FROM review_cycles WHERE card_id = ?", card).n
+  return one(db, "SELECT coalesce(max(cycle), 0) + 1 AS n FROM review_cycles WHERE card_id = ?", card).n
 end
 
 --- open_cycle(db, card, cycle, pr_number, head): a review cycle opened now, undecided
@@ -62,7 +68,7 @@ end
 
 --- undecided_cycle(db, card) -> the id of the card's latest undecided review cycle | nil
 function M.undecided_cycle(db, card)
-  local r = db:row([[SELECT id FROM review_cycles WHERE card_id = ? AND decision IS NULL
+  local r = one(db, [[SELECT id FROM review_cycles WHERE card_id = ? AND decision IS NULL
     ORDER BY cycle DESC LIMIT 1]], card)
   return r and r.id or nil
 end
@@ -85,7 +91,7 @@ end
 --- delivery_seen(db, forge, delivery[, identity]) -> true when a delivery was recorded under
 --- that delivery id or that event identity (orket.forge.identity)
 function M.delivery_seen(db, forge, delivery, identity)
-  local row = db:row("SELECT delivery FROM webhook_deliveries WHERE forge = ? AND (delivery = ? OR identity = ?)",
+  local row = one(db, "SELECT delivery FROM webhook_deliveries WHERE forge = ? AND (delivery = ? OR identity = ?)",
     forge, delivery, identity)
   return row ~= nil
 end

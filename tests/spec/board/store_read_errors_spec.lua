@@ -10,6 +10,7 @@ local sandboxes = require "orket.store.sandboxes"
 local service = require "orket.sandboxes.service"
 local recorded = require "orket.engine.recorded"
 local costs = require "orket.store.costs"
+local forge = require "orket.store.forge"
 
 local BROKEN = "orket.db: database disk image is malformed"
 
@@ -52,6 +53,35 @@ describe("store reads that fail", function()
     -- and a store that answers still tells "none" from a failure
     assert.is_true(runs.any(db))
     assert.is_nil(runs.get(db, run + 1))
+  end)
+
+  it("raise the store's message from the forge's reads", function()
+    local imports = require "orket.store.imports"
+    assert(db:tx(function()
+      imports.insert_card(db, { id = "E", type = "epic", name = "epic", priority = 2, seat = "developer" })
+      imports.insert_card(db, { id = "E-1", type = "issue", parent = "E", name = "one", priority = 2, seat = "developer" })
+      return true
+    end))
+    forge.save_pull_request(db, "E-1", "github", "o/r", 7, "https://example.test/o/r/pull/7", "abc")
+    forge.open_cycle(db, "E-1", 1, 7, "abc")
+    forge.record_delivery(db, "github", "d-1", "pull_request_review", "E-1", "approved", "id-1")
+    local bad = failing(db)
+    each_raises {
+      pull_request = function() return forge.pull_request(bad, "E-1") end,
+      pull_request_link = function() return forge.pull_request_link(bad, "E-1") end,
+      card_of_pull_request = function() return forge.card_of_pull_request(bad, 7, "o/r") end,
+      review_cycles = function() return forge.review_cycles(bad, "E-1") end,
+      next_cycle = function() return forge.next_cycle(bad, "E-1") end,
+      undecided_cycle = function() return forge.undecided_cycle(bad, "E-1") end,
+      delivery_seen = function() return forge.delivery_seen(bad, "github", "d-2", "id-2") end,
+    }
+    -- and a store that answers still tells "none" from a failure
+    assert.equal("E-1", forge.card_of_pull_request(db, 7, "o/r"))
+    assert.is_nil(forge.card_of_pull_request(db, 8, "o/r"))
+    assert.is_true(forge.delivery_seen(db, "github", "d-1", nil))
+    assert.is_false(forge.delivery_seen(db, "github", "d-2", "id-2"))
+    assert.same({}, forge.review_cycles(db, "E-2"))
+    assert.is_nil(forge.pull_request_link(db, "E-2"))
   end)
 
   it("raise the store's message from the money budgets' marks", function()

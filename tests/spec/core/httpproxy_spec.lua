@@ -194,6 +194,22 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  it("leaves out a passed header whose value holds a control byte, and passes HTAB", function()
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nLocation: /x\vY\fZ\127\r\n"
+      .. "Content-Type: text/html\27[31m\r\nVary: a,\tb\r\nETag: \"e\"\r\n\r\nok")
+    local srv, base, outcomes = front(sock, { pass = { "location", "content-type", "vary", "etag" } })
+    local status, headers, body = fetch(base .. "/")
+    assert.equal(200, status)
+    assert.equal("ok", body)
+    assert.is_nil(headers.location)
+    assert.is_nil(headers["content-type"])
+    assert.equal("a,\tb", headers.vary)
+    assert.equal('"e"', headers.etag)
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    srv:close()
+    app:close()
+  end)
+
   -- a passed name is matched whole: an app's header longer than a pass name with the same
   -- first letters is not that name (and is compared without reading past the shorter one:
   -- the sanitizer build reads out of bounds otherwise)
