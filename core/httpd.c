@@ -45,6 +45,7 @@ typedef struct hd_conn {
   uint64_t deadline; /* loop ms; 0: none */
   int body_phase;    /* the deadline is the body's: answer 408 when it passes */
   httpd_req *req;    /* the request on it, from its headers to its completion */
+  char remote[INET6_ADDRSTRLEN + 1]; /* its address as text, once a request asked ("": not yet) */
   struct hd_conn *prev, *next;
 } hd_conn;
 
@@ -352,7 +353,7 @@ static int hd_peer_is_user(int fd) {
   return cred.uid == geteuid();
 }
 
-static void hd_remote(const mhdapi *mhd, struct MHD_Connection *conn, char *out, size_t outlen) {
+static void hd_remote_of(const mhdapi *mhd, struct MHD_Connection *conn, char *out, size_t outlen) {
   const union MHD_ConnectionInfo *ci = mhd->get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   snprintf(out, outlen, "unknown");
   if (ci == NULL || ci->client_addr == NULL) return;
@@ -364,6 +365,24 @@ static void hd_remote(const mhdapi *mhd, struct MHD_Connection *conn, char *out,
     inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out, (socklen_t)outlen);
   else if (sa->sa_family == AF_INET6)
     inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)outlen);
+}
+
+static hd_conn *hd_conn_of(const mhdapi *mhd, struct MHD_Connection *conn);
+
+/* A request's address: its connection's, made text once per connection (a kept-alive
+ * connection's requests each formatted it again, and on the unix socket asked the kernel
+ * for the peer's user again: neither changes while the connection lasts). */
+static void hd_remote(const mhdapi *mhd, struct MHD_Connection *conn, char *out, size_t outlen) {
+  hd_conn *hc = hd_conn_of(mhd, conn);
+  if (hc == NULL) {
+    hd_remote_of(mhd, conn, out, outlen);
+    return;
+  }
+  if (hc->remote[0] == '\0') hd_remote_of(mhd, conn, hc->remote, sizeof hc->remote);
+  size_t n = strnlen(hc->remote, sizeof hc->remote - 1);
+  if (n >= outlen) n = outlen - 1;
+  memcpy(out, hc->remote, n);
+  out[n] = '\0';
 }
 
 static enum MHD_Result hd_count_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
