@@ -103,6 +103,13 @@ local function rebound(db, o, cli)
   end
 end
 
+-- the projects whose roles a federated person's groups set (docs/teams.md); settings that
+-- do not load name none here (the server refuses to start on them anyway)
+local function followed(dir)
+  local signin = require("orket.serve.signin").load(dir) -- lazy: as known_projects
+  return signin and signin.project_roles
+end
+
 local function change(db, o, cli)
   local team = require "orket.serve.team" -- lazy: as known_projects
   local accounts = require "orket.serve.accounts" -- lazy: as known_projects
@@ -111,14 +118,10 @@ local function change(db, o, cli)
   local known = {}
   for _, p in ipairs(known_projects(o, db) or {}) do known[p.name] = true end
   local w = o.words
-  -- the projects whose roles a federated person's groups set (docs/teams.md); settings that
-  -- do not load name none here (the server refuses to start on them anyway)
-  local signin = require("orket.serve.signin").load(o.dir) -- lazy: as known_projects
-  local project_roles = signin and signin.project_roles
   local acts = {
     add = function() return team.add_project(db, uv.fs_realpath(o.dir) or o.dir, w[1], o.name, actor) end,
-    grant = function() return team.grant(db, known, w[1], w[2], w[3], actor, project_roles) end,
-    revoke = function() return team.revoke(db, w[1], w[2], actor, project_roles) end,
+    grant = function() return team.grant(db, known, w[1], w[2], w[3], actor, followed(o.dir)) end,
+    revoke = function() return team.revoke(db, w[1], w[2], actor, followed(o.dir)) end,
     remove = function()
       local web = require "orket.serve.web" -- lazy: as known_projects
       return team.remove_project(db, w[1], (web.settings(o.dir) or {}).projects, actor)
