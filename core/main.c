@@ -12,6 +12,7 @@
 #include "home.h"
 #include "lbytecode.h"
 #include "runtime.h"
+#include "store.h"
 
 /* The install prefix `make install` lays out (PREFIX/bin/orket, PREFIX/share/orket): where
  * the library is looked for last, when neither /proc nor argv[0] shows the executable. */
@@ -43,6 +44,7 @@ static int main_cli(lua_State *L) {
 int main(int argc, char **argv) {
   /* The process runner's confinement step (core/confine.c): before any Lua, never returns. */
   if (argc > 1 && strcmp(argv[1], CONFINE_ARG) == 0) confine_main(argc, argv);
+  store_process_init();
   char err[PATH_MAX + 512], home[PATH_MAX];
   if (home_locate("/proc/self/exe", argc > 0 ? argv[0] : NULL, getenv("PATH"), ORKET_PREFIX, home,
                   sizeof home, err, sizeof err) != 0) {

@@ -226,6 +226,8 @@ static int store_open_readonly(store *s, const char *path) {
   return rc;
 }
 
+void store_process_init(void) { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 store *store_open(const char *path, int mode, char *err, size_t errlen, const char **code) {
   store *s = calloc(1, sizeof *s);
   if (s == NULL) {

@@ -24,6 +24,12 @@ enum { STORE_NULL, STORE_INT, STORE_FLOAT, STORE_TEXT, STORE_BLOB };
  * or only reading. */
 enum { STORE_OPEN_CREATE = 1, STORE_OPEN_READONLY = 2 };
 
+/* Sets SQLite's process-wide options; called once at start, before any connection (SQLite
+ * refuses them after its first open, and this keeps what it had then). Memory statistics
+ * off: with them SQLite takes a global mutex around every allocation and free, for counts
+ * nothing here reads (no soft heap limit, no sqlite3_status). */
+void store_process_init(void);
+
 /* Opens the database at path (mode: STORE_OPEN_* bits) in WAL mode with foreign keys on
  * and a busy timeout. Read-only, nothing is written and the journal mode is left as it is;
  * a board on a read-only file system opens too (see store.c). Returns NULL with a message

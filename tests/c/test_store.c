@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "check.h"
 #include "store.h"
 #include "tests.h"
@@ -197,6 +199,23 @@ TEST(test_store_columns_stamp) {
   }
   uint64_t s3 = stamp_of(s, "SELECT * FROM y", &slot2, &ncol);
   CHECK(t, s3 != 0 && s3 != s2 && s3 != s1 && ncol == 3);
+  store_close(s);
+  remove_temp(dir);
+}
+
+/* store_process_init as main() calls it: SQLite keeps no memory statistics after it (each
+ * allocation would take a global mutex for them), so a connection's memory is not counted. */
+TEST(test_store_process_init) {
+  CHECK(t, sqlite3_shutdown() == SQLITE_OK); /* the options are taken only before SQLite starts */
+  store_process_init();
+  CHECK(t, sqlite3_initialize() == SQLITE_OK);
+  sqlite3_int64 before = sqlite3_memory_used();
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE z (a); INSERT INTO z VALUES (randomblob(4000))") == 0);
+  CHECK(t, select_int(s, "SELECT count(*) FROM z") == 1);
+  CHECK(t, sqlite3_memory_used() == before);
   store_close(s);
   remove_temp(dir);
 }

@@ -124,7 +124,8 @@
   X(test_store_deep_savepoints)            \
   X(test_store_lazy_savepoints)            \
   X(test_store_reset_clears_bindings)      \
-  X(test_store_columns_stamp)
+  X(test_store_columns_stamp)             \
+  X(test_store_process_init)
 
 #define X(name) TEST(name);
 ORKET_C_TESTS(X)

@@ -120,11 +120,13 @@ function M.record(run, job, usage)
   return { cached_tokens = usage and usage.cached_tokens, cost = micros, currency = micros and price.currency or nil }
 end
 
--- The cards a scope's total covers, as a set, and the scope's id for this card.
-local function scope_of(run, scope, card)
-  if scope == "card" then return card.id end
+-- The cards a scope's total covers, as a set, and the scope's id for this card (read only
+-- for an epic's or a rock's scope: the others need its id alone).
+local function scope_of(run, scope, card_id)
+  if scope == "card" then return card_id end
   if scope == "run" then return run.run_id end
   if scope == "day" then return os.date("!%Y-%m-%d") end -- the UTC day
+  local card = assert(run.board:get(card_id))
   local parent = card.parent and run.board:get(card.parent)
   if scope == "epic" then return parent and parent.type == "epic" and parent.id or nil end
   if parent and parent.type == "rock" then return parent.id end
@@ -189,6 +191,11 @@ function M.refused(run, job, req, counts)
     currency = micros and price.currency or nil, refused_usage = counts }
 end
 
+-- what a budget_warning event and a card's budget_reached outcome say of the scope
+local function money_of(s, id, t, est, budget, price)
+  return { scope = s, id = id, spent = t.micros, estimate = est, budget = budget.micros, currency = price.currency }
+end
+
 --- check(run, job, req) -> nil | outcome {ended = "budget", detail=, money = {scope=, id=,
 --- spent=, estimate=, budget=, currency=}} for a card's scope, or {ended = "canceled"}
 --- when the run's or the day's budget would be passed (e.halted says why), or {room =
@@ -208,36 +215,46 @@ function M.check(run, job, req)
   if not any then return nil end
   local price = M.price(run, job.model)
   if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it
-  local card = assert(run.board:get(job.card_id))
-  local mark = { costs.approved_after(run.db, card.id) }
+  local card_id = job.card_id
+  assert(run.board:status(card_id)) -- the card is there (its copy is read only where needed)
+  -- the card's last approval, read once and only for a card's, an epic's or a rock's
+  -- budget: the run's and the day's count from no mark
+  local mark
   local est = estimate(price, req)
   local held, limits, room = {}, {}, false
-  for _, s in ipairs(M.SCOPES) do
-    local budget = b["cost_per_" .. s]
-    local id = budget and budget.currency == price.currency and scope_of(run, s, card)
+  local scopes = M.SCOPES
+  for i = 1, #scopes do
+    local s = scopes[i]
+    local budget = b[BUDGET_KEYS[i]]
+    local id = budget and budget.currency == price.currency and scope_of(run, s, card_id)
     if id then
-      local t, key = total(run, s, id, M.CARD_SCOPES[s] and mark or NO_MARK, price.currency, card.id)
-      local money = { scope = s, id = id, spent = t.micros, estimate = est, budget = budget.micros, currency = price.currency }
+      local from = NO_MARK
+      if M.CARD_SCOPES[s] then
+        mark = mark or { costs.approved_after(run.db, card_id) }
+        from = mark
+      end
+      local t, key = total(run, s, id, from, price.currency, card_id)
       if t.micros * 5 >= budget.micros * 4 and not run.spend.warned[key] then
         run.spend.warned[key] = true
+        local money = money_of(s, id, t, est, budget, price)
         assert(run.db:tx(function()
-          run.db:event { kind = "budget_warning", card = card.id, run = run.run_id, data = money }
+          run.db:event { kind = "budget_warning", card = card_id, run = run.run_id, data = money }
           return true
         end))
-        run:emit { type = "budget_warning", card = card.id, seat = job.seat, scope = s, id = id, spent = t.micros,
+        run:emit { type = "budget_warning", card = card_id, seat = job.seat, scope = s, id = id, spent = t.micros,
           budget = budget.micros, currency = price.currency }
       end
       if t.micros + est > budget.micros then
         local detail = string.format("money budget: the %s %s spent %s of its %s (budgets.cost_per_%s); the next call may cost up to %s",
           s, tostring(id), cost.format(t.micros, price.currency), cost.format(budget.micros, price.currency), s,
           cost.format(est, price.currency))
-        run:emit { type = "budget_reached", card = card.id, seat = job.seat, scope = s, id = id, spent = t.micros,
+        run:emit { type = "budget_reached", card = card_id, seat = job.seat, scope = s, id = id, spent = t.micros,
           estimate = est, budget = budget.micros, currency = price.currency }
         if not M.CARD_SCOPES[s] then
           run.halted = run.halted or detail
           return { ended = "canceled", detail = detail }
         end
-        return { ended = "budget", detail = detail, money = money }
+        return { ended = "budget", detail = detail, money = money_of(s, id, t, est, budget, price) }
       end
       held[#held + 1] = t
       limits[#held] = budget.micros

@@ -428,6 +428,24 @@ local function result_message(job, call, res)
 end
 M.result_message = result_message
 
+-- A call's result joins the history when the next step's messages are built (flush_results):
+-- a turn's last step has no next one, and writing a result as the model reads it (keys
+-- sorted, empty lists marked: a copy of the result and its encoding) was work for nothing
+-- at every turn that ends on a call. The results wait in st.due, in order, call then result.
+local function result_due(st, call, res)
+  local due = st.due
+  local n = #due
+  due[n + 1], due[n + 2] = call, res
+end
+
+local function flush_results(job, st)
+  local due, history = st.due, st.history
+  local n = #due
+  if n == 0 then return end
+  for i = 1, n, 2 do history[#history + 1] = result_message(job, due[i], due[i + 1]) end
+  st.due = {}
+end
+
 -- Until a fresh turn's first commit moves its card from ready to in_progress, the turn
 -- sees the card as that commit will leave it. card: the board's copy, the caller's own.
 local function as_claimed(job, card)
@@ -539,6 +557,8 @@ local function step_response(sp)
       cached_tokens = money.cached_tokens, cost = money.cost, currency = money.currency,
       latency_ms = model.latency_ms, response_model = res.model }
   end
+  -- a replayed step (a resumed turn) follows the one before without building messages
+  flush_results(job, st)
   local calls, perr = calls_of(run, job, response)
   if not calls then
     sp.calls = {}
@@ -560,7 +580,7 @@ local function step_pending_result(sp)
   assert(sp.run.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = sp.turn_id,
     tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
   after_call(sp, p.call, p.res, p.t0)
-  sp.st.history[#sp.st.history + 1] = result_message(job, p.call, p.res)
+  result_due(sp.st, p.call, p.res)
 end
 
 -- The step's calls from the next one on, each gated and recorded (or replayed from its
@@ -599,7 +619,7 @@ local function step_calls(sp)
     if res.held then
       sp.out = { ended = "handed_in", detail = "waiting for approval #" .. tostring(res.approval) }
     else
-      st.history[#st.history + 1] = result_message(job, call, res)
+      result_due(st, call, res)
     end
   end
   return false
@@ -665,7 +685,7 @@ end
 function M.run(run, job)
   -- a call in flight's hold on the money budgets ends with the turn, however it ends
   local _ <close> = spend.guard(run, job)
-  local st = { history = {}, calls_in_turn = 0, counters = { turn = {}, run = run.run_counters } }
+  local st = { history = {}, due = {}, calls_in_turn = 0, counters = { turn = {}, run = run.run_counters } }
   local step = 1
   -- The first step's checks and its messages share one read transaction (the later steps'
   -- checks run in the step before's commit): one snapshot, and one BEGIN and COMMIT fewer.
@@ -680,6 +700,7 @@ function M.run(run, job)
     local model
     if not rec then
       -- the role builds its messages from one snapshot of the board and memory
+      flush_results(job, st)
       built = built or assert(run.db:read(function()
         return table.pack(roles.messages(job.role, make_context(run, job, card, st.history), true))
       end))

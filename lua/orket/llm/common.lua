@@ -405,11 +405,26 @@ end
 
 function M.messages_chars(messages)
   local n = 0
-  for _, m in ipairs(messages or {}) do
-    if type(m.content) == "string" then n = n + #m.content end
-    for _, c in ipairs(m.tool_calls or {}) do
-      n = n + #(c.name or "") + #(c.raw_arguments or json.encode(c.arguments or {}) or "")
+  if not messages then return 0 end
+  -- by index, as ipairs walks, and no empty table for a message without calls: a money
+  -- budget's check counts the request's messages before every call
+  local i = 1
+  local m = messages[i]
+  while m ~= nil do
+    local content = m.content
+    if type(content) == "string" then n = n + #content end
+    local calls = m.tool_calls
+    if calls then
+      local j = 1
+      local c = calls[j]
+      while c ~= nil do
+        n = n + #(c.name or "") + #(c.raw_arguments or json.encode(c.arguments or {}) or "")
+        j = j + 1
+        c = calls[j]
+      end
     end
+    i = i + 1
+    m = messages[i]
   end
   return n
 end

@@ -5,6 +5,7 @@
 -- (orket.store.dialect's JSON pieces).
 local cost = require "orket.cost"
 local backend = require "orket.store.backend"
+local dialect = require "orket.store.dialect"
 
 local M = {}
 
@@ -103,10 +104,16 @@ end
 --- approved_after(db, card) -> turn, event: the turns id the card's last budget_approved
 --- event marks and that event's id (0, 0: none): a person approved going on, so its money
 --- budgets count the calls after it (filters after_turn, after_event)
+-- made once per dialect: a text joined at every call misses the statement cache's find by
+-- address (the money budgets' check reads it before a call)
+local approved_sql = dialect.statement(function(d)
+  return "SELECT id, " .. d.json_int("data", "turn") .. " AS turn FROM events "
+    .. "WHERE card_id = ? AND kind = 'budget_approved' ORDER BY id DESC LIMIT 1"
+end)
+
 function M.approved_after(db, card)
   -- a failed read raises: taken as "no approval" it would count calls a person approved
-  local row = backend.row(db, "SELECT id, " .. db.dialect.json_int("data", "turn") .. " AS turn FROM events "
-    .. "WHERE card_id = ? AND kind = 'budget_approved' ORDER BY id DESC LIMIT 1", card)
+  local row = backend.row(db, approved_sql(db), card)
   if not row then return 0, 0 end
   return row.turn or 0, row.id
 end

@@ -109,3 +109,37 @@ describe("a model's price under a money budget", function()
     assert.equal(3000000, spend.price(r, "p:m").input)
   end)
 end)
+
+describe("the check before a call under a money budget", function()
+  local costs = require "orket.store.costs"
+
+  -- spend.check of a call on card C-1 with these budgets (nothing spent yet) -> how many
+  -- times the card's approval mark was read, and the check's outcome
+  local function check(budgets)
+    local r = { run_id = 7, settings = { models = { prices = { ["p:m"] = PRICE } }, budgets = budgets },
+      board = { status = function(_, id) return id == "C-1" and "in_progress" or nil end,
+        get = function(_, id) return id == "C-1" and { id = id, type = "issue", status = "in_progress" } or nil end } }
+    local totals, approved_after, marks = costs.totals, costs.approved_after, 0
+    costs.totals = function() return { cost = {} } end
+    costs.approved_after = function()
+      marks = marks + 1
+      return 0, 0
+    end
+    local ok, out = pcall(spend.check, r, { model = "p:m", card_id = "C-1" }, request {})
+    costs.totals, costs.approved_after = totals, approved_after
+    assert(ok, out)
+    return marks, out
+  end
+
+  it("reads the card's approval mark only for a budget of the card's own scopes", function()
+    local room = { micros = 10 ^ 9, currency = "USD" }
+    -- a run's and a day's budget count every call of their scope, from no mark
+    local marks, out = check { cost_per_run = room, cost_per_day = room }
+    assert.equal(0, marks)
+    assert.is_nil(out)
+    -- a card's budget counts from the card's last approval: read once for the call
+    marks, out = check { cost_per_run = room, cost_per_card = room }
+    assert.equal(1, marks)
+    assert.is_nil(out)
+  end)
+end)

@@ -1,8 +1,10 @@
--- orket.engine.turn details the model sees: how a failed or denied call reads, and the
+-- orket.engine.turn details the model sees: how a failed or denied call reads, a step's
+-- results in the next step's messages, and the
 -- model a turn names when routing leaves the choice to the client.
 local H = require "tests.helpers"
 local F = require "tests.engine_fakes"
 local turn = require "orket.engine.turn"
+local calls = require "tests.calls"
 
 describe("turn results", function()
   it("writes a failed or denied call with its keys sorted, as a result", function()
@@ -130,5 +132,71 @@ describe("what a turn hands to a tool", function()
     local spoiled_state, spoiled_seen = run(true)
     assert.equal(state, spoiled_state)
     assert.equal(seen, spoiled_seen)
+  end)
+end)
+
+describe("a step's results in the next step's messages", function()
+  after_each(H.cleanup)
+
+  local function call(name, args, id) return { id = id, name = name, arguments = args, raw_arguments = "{}" } end
+
+  -- the coder's turn takes three steps (two calls, one call, the hand-in); the reviewer
+  -- approves. stop_at: the model request that stops the run instead (then it is resumed).
+  -- -> the coder's requests' messages as roles and tool call ids, by step
+  local function coder_steps(stop_at)
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local seen, n, e = {}, 0, nil
+    local function client()
+      local c = { requests = {} }
+      function c:chat(req)
+        n = n + 1
+        self.requests[#self.requests + 1] = req
+        if n == stop_at then
+          e:stop()
+          return nil, "canceled", "canceled"
+        end
+        local m, reply = req.meta, nil
+        if m.role == "integrity_guard" then
+          reply = m.step == 1 and { call("update_issue_status", { status = "done" }, "r1") } or nil
+        else
+          local shape = {}
+          for _, msg in ipairs(req.messages) do shape[#shape + 1] = msg.role .. (msg.tool_call_id and (":" .. msg.tool_call_id) or "") end
+          seen[m.step] = table.concat(shape, " ")
+          if m.step == 1 then
+            reply = { call("add_issue_comment", { body = "one" }, "c1"), call("write_file", { path = "a.txt", content = "x" }, "c2") }
+          elseif m.step == 2 then
+            reply = { call("add_issue_comment", { body = "two" }, "c3") }
+          elseif m.step == 3 then
+            reply = { call("update_issue_status", { status = "code_review" }, "c4") }
+          end
+        end
+        return { content = reply and "" or "finished", tool_calls = reply or {}, finish_reason = reply and "tool_calls" or "stop",
+          usage = { prompt_tokens = 100, completion_tokens = 10 }, model = "fake:model" }
+      end
+      return c
+    end
+    e = F.engine(db, b, { llm = client() })
+    local id = assert(e:start("E"))
+    if stop_at then
+      assert.equal("interrupted", (e:execute(id)))
+      e = F.engine(db, b, { llm = client() })
+    end
+    assert.equal("done", (e:execute(id)))
+    assert.equal("done", b:get("E-1").status)
+    db:close()
+    return seen
+  end
+
+  it("follow its calls in order, in a turn run through and in one resumed after two recorded steps", function()
+    local whole
+    -- written for the model only when a next step asks it: the coder's first three results,
+    -- not its hand-in's nor the reviewer's (each turn ends on that call)
+    assert.equal(3, calls(require "orket.jsonout", "encode", function() whole = coder_steps() end))
+    assert.equal("system user assistant tool:c1 tool:c2", whole[2])
+    assert.equal("system user assistant tool:c1 tool:c2 assistant tool:c3", whole[3])
+    -- stopped at the third step's request: the first two steps are read back from the
+    -- journal on resume, the third asked again with the same history
+    local resumed = coder_steps(3)
+    assert.same(whole, resumed)
   end)
 end)
