@@ -103,11 +103,11 @@ local function rebound(db, o, cli)
   end
 end
 
--- the projects whose roles a federated person's groups set (docs/teams.md); settings that
--- do not load name none here (the server refuses to start on them anyway)
+-- the sign_in settings, whose provider or directory sets a federated person's roles in some
+-- projects (docs/teams.md); settings that do not load set none here (the server refuses to
+-- start on them anyway)
 local function followed(dir)
-  local signin = require("orket.serve.signin").load(dir) -- lazy: as known_projects
-  return signin and signin.project_roles
+  return (require("orket.serve.signin").load(dir)) -- lazy: as known_projects
 end
 
 local function change(db, o, cli)

@@ -162,7 +162,7 @@ local function grant(_, ctx)
   local p = ctx.params
   local res, msg, code = admin.in_tx(ctx, "member_grant", function(by)
     return team.grant(ctx.db, ctx.server.projects, p.project, p.name, ctx.body.role, by,
-      (ctx.server.signin or {}).project_roles)
+      ctx.server.signin)
   end, accounts.subject)
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, role = res.role }
@@ -171,7 +171,7 @@ end
 local function revoke(_, ctx)
   local p = ctx.params
   local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by)
-    return team.revoke(ctx.db, p.project, p.name, by, (ctx.server.signin or {}).project_roles)
+    return team.revoke(ctx.db, p.project, p.name, by, ctx.server.signin)
   end,
     accounts.subject)
   if not res then return refused(msg, code) end

@@ -104,26 +104,28 @@ end
 -- the default project's (their account's role, or the groups' when project_roles names
 -- it) and each project sign_in.project_roles names. A grant or a revoke there would say it
 -- was done and come undone at their next sign-in or directory look. -> the refusal | nil
-local function follows(row, project, project_roles)
+local function follows(row, project, signin)
   local source = row and row.hash and row.hash:match("^!(%l+):")
-  if not source then return nil end
+  -- their way of signing in no longer set up here: nothing sets their roles again
+  if not source or not (signin and signin[source]) then return nil end
+  local project_roles = signin.project_roles
   if project ~= team_settings.DEFAULT_PROJECT and not (project_roles and project_roles[project] ~= nil) then return nil end
   return string.format("%s signs in through %s: their role in '%s' follows their groups at each sign-in "
     .. "(sign_in.roles, sign_in.project_roles); change their groups there", row.name, source, project)
 end
 
---- grant(db, known, project, user, role, actor[, project_roles]) -> {project, user, role} |
+--- grant(db, known, project, user, role, actor[, signin]) -> {project, user, role} |
 --- nil, msg, CODE: the person's role in the project (known: set of project names this
---- server hosts; project_roles: sign_in.project_roles, whose projects' roles a federated
---- person's groups set: EFOLLOWS)
-function M.grant(db, known, project, user, role, actor, project_roles)
+--- server hosts; signin: the sign_in settings, whose provider or directory sets a federated
+--- person's roles in the default project and those project_roles names: EFOLLOWS)
+function M.grant(db, known, project, user, role, actor, signin)
   role = M.project_role(role)
   if not M.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, developer or admin", "EUSAGE" end
   if not known[project] then return nil, "no project named '" .. tostring(project) .. "'", "ENOENT" end
   return db:tx(function()
     local row = users.get(db, user)
     if not row then return nil, "no person named '" .. tostring(user) .. "'", "ENOENT" end
-    local why = follows(row, project, project_roles)
+    local why = follows(row, project, signin)
     if why then return nil, why, "EFOLLOWS" end
     sp.set_role(db, project, user, role)
     record(db, "member_grant", actor, { project = project, name = user, role = role })
@@ -131,18 +133,18 @@ function M.grant(db, known, project, user, role, actor, project_roles)
   end)
 end
 
---- revoke(db, project, user, actor[, project_roles]) -> {project, user} | nil, msg, CODE (ENOENT,
+--- revoke(db, project, user, actor[, signin]) -> {project, user} | nil, msg, CODE (ENOENT,
 --- EFOLLOWS: as grant's,
 --- ESERVERADMIN: a server admin is an admin of every project, member or not, so taking
 --- them out of one would change nothing but say it did)
-function M.revoke(db, project, user, actor, project_roles)
+function M.revoke(db, project, user, actor, signin)
   return db:tx(function()
     local row = users.get(db, user)
     if row and row.role == "admin" then
       return nil, string.format("%s is a server admin, an admin of every project whatever their memberships: "
         .. "take that away first ('orket users role %s operator')", user, user), "ESERVERADMIN"
     end
-    local why = follows(row, project, project_roles)
+    local why = follows(row, project, signin)
     if why then return nil, why, "EFOLLOWS" end
     if sp.remove(db, project, user) == 0 then
       return nil, "'" .. tostring(user) .. "' is not a member of '" .. tostring(project) .. "'", "ENOENT"

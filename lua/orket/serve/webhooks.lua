@@ -235,7 +235,8 @@ local function handle(name)
     if doc == nil and (deep or not utf8.len(text)) then
       return err(400, "bad_json", "the body is not UTF-8 JSON of reasonable depth")
     end
-    if type(doc) ~= "table" then return err(400, "bad_json", "the body is not a JSON object: " .. tostring(jerr)) end
+    if doc == nil then return err(400, "bad_json", tostring(jerr)) end -- body.decode's own words
+    if type(doc) ~= "table" then return err(400, "bad_json", "the body is not a JSON object") end
     local db = ctx.db
     d.identity = forge.identity(doc)
     if sf.delivery_seen(db, name, d.id, d.identity) then

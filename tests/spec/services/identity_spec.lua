@@ -55,13 +55,14 @@ describe("a federated person is their subject", function()
     local team = require "orket.serve.team"
     local accounts = require "orket.serve.accounts"
     local roles = { web = { devs = "developer" } }
+    local signin = { oidc = { issuer = "https://id.example" }, project_roles = roles }
     local known = { default = true, web = true, other = true }
     assert(identity.federated(db, { name = "fed", role = "operator", groups = { "devs" } }, "oidc", "subject-f", roles))
     for _, call in ipairs {
-      function() return team.revoke(db, "default", "fed", "root", roles) end,
-      function() return team.revoke(db, "web", "fed", "root", roles) end,
-      function() return team.grant(db, known, "web", "fed", "viewer", "root", roles) end,
-      function() return team.grant(db, known, "default", "fed", "viewer", "root", roles) end,
+      function() return team.revoke(db, "default", "fed", "root", signin) end,
+      function() return team.revoke(db, "web", "fed", "root", signin) end,
+      function() return team.grant(db, known, "web", "fed", "viewer", "root", signin) end,
+      function() return team.grant(db, known, "default", "fed", "viewer", "root", signin) end,
     } do
       local no, why, code = call()
       assert.is_nil(no)
@@ -69,11 +70,14 @@ describe("a federated person is their subject", function()
       assert.matches("fed signs in through oidc: their role in '%l+' follows their groups", why)
     end
     -- a project the map does not name keeps what an admin grants and takes away
-    assert(team.grant(db, known, "other", "fed", "viewer", "root", roles))
-    assert(team.revoke(db, "other", "fed", "root", roles))
+    assert(team.grant(db, known, "other", "fed", "viewer", "root", signin))
+    assert(team.revoke(db, "other", "fed", "root", signin))
+    -- with no provider set up any more, nothing sets their roles again: an admin's to change
+    assert(team.revoke(db, "default", "fed", "root", { project_roles = roles }))
+    assert(team.grant(db, known, "web", "fed", "viewer", "root", nil))
     -- a local account's default membership is the admin's to take away
     local hash = assert(accounts.hash("loc", "viewer", "correct horse battery 1"))
     assert(accounts.add(db, "loc", "viewer", hash, "root"))
-    assert(team.revoke(db, "default", "loc", "root", roles))
+    assert(team.revoke(db, "default", "loc", "root", signin))
   end)
 end)
