@@ -130,9 +130,16 @@ function M.verify(db, signin, name, password)
     return accounts.verify(db, name, password)
   end
   local who, err, code = ldap.verify(signin.ldap, signin.roles, name, password)
-  if not who then return nil, "ldap: " .. tostring(err), code == "EUNAVAILABLE" and code or nil end
-  local id, ferr = M.federated(db, who, "ldap", who.dn, signin.project_roles)
-  if not id then return nil, "ldap: " .. tostring(ferr) end
+  if not who and code == "EUNAVAILABLE" then return nil, "ldap: " .. tostring(err), code end
+  local id, ferr
+  if who then id, ferr = M.federated(db, who, "ldap", who.dn, signin.project_roles) end
+  if not id then
+    -- a local account's refusal costs an Argon2id check: so does the directory's, or the
+    -- names that are not local accounts would stand out by their speed (the directory's
+    -- own round trip still adds its time: docs/serve.md)
+    accounts.decoy_check(password)
+    return nil, "ldap: " .. tostring(err or ferr)
+  end
   return id
 end
 

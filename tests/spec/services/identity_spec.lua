@@ -77,3 +77,72 @@ describe("a federated person is their subject", function()
     assert(team.revoke(db, "default", "loc", "root", roles))
   end)
 end)
+
+-- A refusal's time must not tell which names are accounts: every refusal of a name and
+-- password costs one Argon2id check, against the account's hash or else the decoy's, made
+-- at the server's start. Wall time is not measured (it would be flaky): the checks are.
+describe("every refusal of a name and password costs one Argon2id check", function()
+  local crypto = require "orket.c.crypto"
+  local ldap = require "orket.auth.ldap"
+  local accounts = require "orket.serve.accounts"
+  local db, checked, hashed, real_verify, real_hash, real_ldap
+  before_each(function()
+    db = B.open_store()
+    checked, hashed = {}, 0
+    real_verify, real_hash, real_ldap = crypto.password_verify, crypto.password_hash, ldap.verify
+    crypto.password_verify = function(hash, password)
+      checked[#checked + 1] = hash
+      return real_verify(hash, password)
+    end
+    crypto.password_hash = function(password)
+      hashed = hashed + 1
+      return real_hash(password)
+    end
+  end)
+  after_each(function()
+    crypto.password_verify, crypto.password_hash, ldap.verify = real_verify, real_hash, real_ldap
+    db:close()
+    H.cleanup()
+  end)
+
+  it("makes the decoy at prepare, not at the first unknown name", function()
+    package.loaded["orket.serve.accounts"] = nil -- a fresh module: no decoy yet
+    local fresh = require "orket.serve.accounts"
+    package.loaded["orket.serve.accounts"] = accounts
+    fresh.prepare()
+    local decoy = fresh.decoy_hash() -- waits for prepare's
+    assert.equal(1, hashed)
+    assert.same({ nil, "unknown" }, { fresh.verify(db, "nosuch", "wrong password") })
+    assert.equal(1, hashed)
+    assert.same({ decoy }, checked)
+  end)
+
+  it("checks a provider's or a directory's person against the decoy", function()
+    local decoy = accounts.decoy_hash()
+    checked = {}
+    for _, source in ipairs { "oidc", "ldap" } do
+      local name = "fed" .. source
+      assert(identity.federated(db, { name = name, role = "viewer" }, source, "subject-" .. source))
+      local no, why = identity.verify(db, nil, name, "wrong password")
+      assert.same({ nil, "signs in with " .. source }, { no, why })
+    end
+    assert.same({ decoy, decoy }, checked)
+  end)
+
+  it("checks a name the directory refuses against the decoy, as a local account's refusal costs a check", function()
+    local decoy = accounts.decoy_hash()
+    checked = {}
+    local asked = 0
+    ldap.verify = function()
+      asked = asked + 1
+      return nil, "invalid credentials", "EAUTH"
+    end
+    local signin = { ldap = { url = "ldapi:///nowhere" }, roles = {} }
+    assert.is_nil(identity.verify(db, signin, "dan", "wrong password"))
+    assert.same({ 1, { decoy } }, { asked, checked })
+    -- the directory down is no refusal of the person (502): no check spent
+    ldap.verify = function() return nil, "cannot connect", "EUNAVAILABLE" end
+    local no, _, code = identity.verify(db, signin, "dan", "wrong password")
+    assert.same({ nil, "EUNAVAILABLE", 1 }, { no, code, #checked })
+  end)
+end)
