@@ -100,6 +100,17 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
     if changed then
       db:event { kind = disabled and "user_disable" or "user_enable", actor = actor or "cli", data = { name = name } }
     end
+    -- a provider's subject is one person: its other names here (rows an older orket added
+    -- when the provider's name for them changed) are disabled with it
+    if disabled and row.hash:match("^!oidc:") then
+      for _, other in ipairs(users.with_hash(db, row.hash)) do
+        if other.name ~= name and not other.disabled_at then
+          users.set_disabled(db, other.name, true)
+          users.sessions_end(db, other.name)
+          db:event { kind = "user_disable", actor = actor or "cli", data = { name = other.name, with = name } }
+        end
+      end
+    end
     return { name = name, role = row.role, changed = changed, no_admin_left = disabled and last ~= nil }
   end)
 end
