@@ -75,7 +75,9 @@ local function scoped(p, pattern)
   return "/v1/projects/" .. p .. (path:match("^/v1(/.*)$") or path)
 end
 
--- the routes that need no key: each says nothing of a project, or checks its own secret
+-- the routes that need no key: each says nothing of a project, or checks its own secret;
+-- under a project's prefix each answers a stranger the same for any name (the probes want
+-- a member's key there, a webhook is refused as for a bad signature: tested below)
 local OPEN = { health = true, ready = true, session_create = true, webhook_gitea = true, webhook_github = true,
   branding = true,
   -- the server's ways of signing in, and the provider's redirect and callback: a session is
@@ -153,6 +155,61 @@ describe("one server, many projects", function()
       assert.is_nil(seen:find("event: " .. kind, 1, true), kind)
     end
     assert.is_nil(seen:find('"notes"', 1, true))
+    assert.equal(0, s.stop())
+  end)
+
+  it("answers the routes that take no key the same for a project one is not a member of as for no project", function()
+    local dir, other = two_projects()
+    local crypto = require "orket.c.crypto"
+    local body = '{"action":"closed","repository":{"full_name":"acme/notes"}}'
+    local function answer(s, method, path, headers, text)
+      local st, got = H.fetch { url = s.url .. path, method = method, headers = headers, body = text, total_timeout_ms = 20000 }
+      local doc = require("cjson.safe").decode(got or "")
+      return { st, doc and doc.error and doc.error.code, doc and doc.error and doc.error.message }
+    end
+    -- each key-less route of a project (never the server's own: those are 404 under a
+    -- prefix), asked by a stranger and by a signed-in non-member, with what a forge sends
+    local function same_for_all(s)
+      local alice = sign_in(s, "alice") -- a member of default only
+      local tries = {}
+      for _, route in ipairs(require("orket.serve").router().routes) do
+        if not route.role and not route.server then
+          local path = filled(route.pattern):gsub("^/v1", "")
+          local hook = route.name:match("^webhook_(%a+)$")
+          local sigs = hook and { {}, { "X-Hub-Signature-256: sha1=00" }, { "X-Gitea-Signature: sha256=00" },
+            { "X-Hub-Signature-256: sha256=" .. crypto.hmac_sha256("a guess", body) },
+            { "X-Gitea-Signature: " .. crypto.hmac_sha256("a guess", body) } } or { {} }
+          for _, sig in ipairs(sigs) do
+            for _, creds in ipairs { { JSON }, alice } do
+              local h = { "X-GitHub-Delivery: d-1", "X-GitHub-Event: pull_request", table.unpack(creds) }
+              for _, x in ipairs(sig) do h[#h + 1] = x end
+              local there = answer(s, route.method, "/v1/projects/notes" .. path, h, route.method == "POST" and body or nil)
+              local none = answer(s, route.method, "/v1/projects/nope" .. path, h, route.method == "POST" and body or nil)
+              assert.same(none, there, route.method .. " " .. path .. " " .. table.concat(h, "; "))
+              tries[#tries + 1] = there
+            end
+          end
+        end
+      end
+      assert.is_true(#tries >= 14)
+      return tries
+    end
+    local s = H.serve(dir)
+    local tries = same_for_all(s) -- notes has no webhook secret: not told either
+    assert.same({ 401, "unauthorized" }, { tries[1][1], tries[1][2] }) -- a probe without a key
+    -- a member's probes answer for the project
+    local bob = sign_in(s, "bob")
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/ready", bob)))
+    assert.equal(200, (req(s, "GET", "/v1/projects/notes/health", bob)))
+    assert.equal(200, (req(s, "GET", "/ready")))
+    assert.equal(0, s.stop())
+    -- with a secret, a delivery it signs is taken, and every other is refused as for no project
+    H.write(other .. "/orket.lua", H.read(other .. "/orket.lua") .. '\ngit = { webhook_secret_env = "HOOK_SECRET" }\n')
+    s = H.serve(dir, { env = { HOOK_SECRET = "the-notes-secret" } })
+    same_for_all(s)
+    local signed = answer(s, "POST", "/v1/projects/notes/webhooks/github", { "X-GitHub-Delivery: d-1",
+      "X-GitHub-Event: pull_request", "X-Hub-Signature-256: sha256=" .. crypto.hmac_sha256("the-notes-secret", body) }, body)
+    assert.equal(200, signed[1])
     assert.equal(0, s.stop())
   end)
 
@@ -426,13 +483,19 @@ sign_in = {
     assert.equal(200, rst) -- ready for the others
     assert.equal(1, ready.projects_unavailable) -- counted: a project's name is for its members
     -- routes without a key answer for it as for a project that does not exist (never a
-    -- handler without its database, and nothing said to a stranger of its being there)
-    for _, m in ipairs { { "GET", "/ready" }, { "GET", "/health" }, { "POST", "/webhooks/github" } } do
+    -- handler without its database, and nothing said to a stranger of its being there):
+    -- the probes want a member's key, a webhook a signature
+    for _, m in ipairs { { "GET", "/ready", 401, "unauthorized" }, { "GET", "/health", 401, "unauthorized" },
+      { "POST", "/webhooks/github", 401, "bad_signature" } } do
       local gst, gdoc = req(s, m[1], "/v1/projects/gone" .. m[2], { JSON }, m[1] == "POST" and {} or nil)
       local nst, ndoc = req(s, m[1], "/v1/projects/nope" .. m[2], { JSON }, m[1] == "POST" and {} or nil)
-      assert.same({ 404, "not_found" }, { nst, ndoc.error.code }, m[2])
-      assert.same({ nst, ndoc.error.code }, { gst, gdoc and gdoc.error and gdoc.error.code }, m[2])
+      assert.same({ m[3], m[4] }, { nst, ndoc.error.code }, m[2])
+      assert.same({ nst, ndoc.error.code, ndoc.error.message }, { gst, gdoc and gdoc.error and gdoc.error.code,
+        gdoc and gdoc.error and gdoc.error.message }, m[2])
     end
+    -- to its members, its probes say it is unavailable, as its other routes do
+    st, doc = req(s, "GET", "/v1/projects/gone/ready", alice)
+    assert.same({ 503, "project_unavailable" }, { st, doc.error.code })
     assert.matches('"project":"gone"', s.log(), 1, true)
     -- no longer hosted, its memberships gone with it
     local r = ok(H.orket("projects remove gone", { cwd = dir }), "projects remove")

@@ -21,7 +21,8 @@ M.TIMEOUT_MS = 5000        -- each fetch from the provider, connect to last byte
 M.KEEP_S = 3600            -- discovery and keys are fetched again after this
 M.REFETCH_S = 60           -- an unknown kid fetches the keys again at most this often
 M.PENDING_S = 600          -- a sign-in begun must finish within this
-M.MAX_PENDING = 1024       -- sign-ins begun and not finished, at most (oldest dropped)
+M.MAX_PENDING = 1024       -- sign-ins begun and not finished, at most (the oldest dropped)
+M.MAX_PENDING_PER_ADDRESS = 32 -- of those, begun from one address (its own oldest dropped)
 
 local Provider = {}
 Provider.__index = Provider
@@ -29,7 +30,37 @@ Provider.__index = Provider
 --- new(cfg[, now]) -> provider; cfg: sign_in.oidc checked by orket.settings.signin, with
 --- roles (sign_in.roles); now: a clock (tests), default os.time
 function M.new(cfg, roles, now)
-  return setmetatable({ cfg = cfg, roles = roles or {}, now = now or os.time, pending = {}, npending = 0 }, Provider)
+  -- pending: state -> the sign-in begun, each linked to the one begun before (older) and
+  -- after (newer), from oldest to newest; by_address: address -> how many it began
+  return setmetatable({ cfg = cfg, roles = roles or {}, now = now or os.time, pending = {}, npending = 0,
+    oldest = nil, newest = nil, by_address = {} }, Provider)
+end
+
+-- a begun sign-in forgotten: finished, expired or dropped for a newer one
+function Provider:_forget(state)
+  local p = self.pending[state]
+  if not p then return end
+  self.pending[state], self.npending = nil, self.npending - 1
+  if p.older then self.pending[p.older].newer = p.newer else self.oldest = p.newer end
+  if p.newer then self.pending[p.newer].older = p.older else self.newest = p.older end
+  if p.address then
+    local n = self.by_address[p.address] - 1
+    self.by_address[p.address] = n > 0 and n or nil
+  end
+  return p
+end
+
+-- room for one more sign-in begun from address: the expired ones go; past the address's
+-- own cap, its oldest; past the cap of all, the oldest. A flood ends the flooder's own
+-- sign-ins, or at worst the oldest, never every one in flight.
+function Provider:_make_room(address, now)
+  while self.oldest and self.pending[self.oldest].expires <= now do self:_forget(self.oldest) end
+  if address and (self.by_address[address] or 0) >= M.MAX_PENDING_PER_ADDRESS then
+    local s = self.oldest
+    while s and self.pending[s].address ~= address do s = self.pending[s].newer end
+    self:_forget(s)
+  end
+  while self.npending >= M.MAX_PENDING do self:_forget(self.oldest) end
 end
 
 -- fetch(url, o) -> body | nil, msg, code: one exchange with the provider, its answer
@@ -138,22 +169,23 @@ function Provider:check(token, audience, nonce)
   return claims, err, code
 end
 
---- provider:begin() -> authorization URL, browser secret: a sign-in started. The secret
---- goes into the browser's cookie; finish() wants it back with the state, so that only the
---- browser that began a sign-in can finish it (no sign-in CSRF).
-function Provider:begin()
+--- provider:begin([address]) -> authorization URL, browser secret: a sign-in started
+--- (from the client address, when given). The secret goes into the browser's cookie;
+--- finish() wants it back with the state, so that only the browser that began a sign-in
+--- can finish it (no sign-in CSRF).
+function Provider:begin(address)
   local doc, err, code = self:discover()
   if not doc then return nil, err, code end
   local state, nonce, verifier, browser = crypto.random_id(32), crypto.random_id(32), crypto.random_id(32),
     crypto.random_id(32)
   local now = self.now()
-  -- expired ones go; past the cap, all of them (a flood of begun sign-ins ends its own)
-  for s, p in pairs(self.pending) do
-    if p.expires <= now then self.pending[s], self.npending = nil, self.npending - 1 end
-  end
-  if self.npending >= M.MAX_PENDING then self.pending, self.npending = {}, 0 end
-  self.pending[state] = { nonce = nonce, verifier = verifier, browser = crypto.hash(browser, 32), expires = now + M.PENDING_S }
-  self.npending = self.npending + 1
+  self:_make_room(address, now)
+  local newest = self.newest
+  self.pending[state] = { nonce = nonce, verifier = verifier, browser = crypto.hash(browser, 32), expires = now + M.PENDING_S,
+    address = address, older = newest }
+  if newest then self.pending[newest].newer = state else self.oldest = state end
+  self.newest, self.npending = state, self.npending + 1
+  if address then self.by_address[address] = (self.by_address[address] or 0) + 1 end
   local cfg = self.cfg
   local q = urlencode.form { response_type = "code", client_id = cfg.client_id, redirect_uri = cfg.redirect_uri,
     scope = table.concat(cfg.scopes or { "openid", "profile", "email" }, " "), state = state, nonce = nonce,
@@ -166,9 +198,8 @@ end
 --- state} (or {error}) and the browser's secret. The state is used once, whatever follows.
 function Provider:finish(query, browser)
   local state = query.state
-  local p = type(state) == "string" and self.pending[state] or nil
+  local p = type(state) == "string" and self:_forget(state) or nil
   if not p then return nil, "the sign-in's state is unknown or was used already; sign in again", "EAUTH" end
-  self.pending[state], self.npending = nil, self.npending - 1
   if p.expires <= self.now() then return nil, "the sign-in took too long; sign in again", "EAUTH" end
   if type(browser) ~= "string" or not crypto.equal(crypto.hash(browser, 32), p.browser) then
     return nil, "the sign-in was begun by another browser", "EAUTH"

@@ -8,6 +8,7 @@ local crypto = require "orket.c.crypto"
 local keys = require "orket.serve.keys"
 local users = require "orket.store.users"
 local projects = require "orket.store.projects"
+local task = require "orket.task"
 
 local M = {}
 
@@ -99,6 +100,17 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
     if changed then
       db:event { kind = disabled and "user_disable" or "user_enable", actor = actor or "cli", data = { name = name } }
     end
+    -- a provider's subject is one person: its other names here (rows an older orket added
+    -- when the provider's name for them changed) are disabled with it
+    if disabled and row.hash:match("^!oidc:") then
+      for _, other in ipairs(users.with_hash(db, row.hash)) do
+        if other.name ~= name and not other.disabled_at then
+          users.set_disabled(db, other.name, true)
+          users.sessions_end(db, other.name)
+          db:event { kind = "user_disable", actor = actor or "cli", data = { name = other.name, with = name } }
+        end
+      end
+    end
     return { name = name, role = row.role, changed = changed, no_admin_left = disabled and last ~= nil }
   end)
 end
@@ -175,21 +187,53 @@ function M.exists(db, name) return users.get(db, name) ~= nil end
 --- count(db) -> people ever added
 function M.count(db) return users.count(db) end
 
--- an unknown name is checked against this, so that it takes as long as a known one's wrong
--- password (the time would otherwise tell which names exist); made at first need
-local decoy
+-- Every refusal of a name and password costs one Argon2id check, so that its time does not
+-- tell which names are accounts: an unknown name, and a person of a provider or a directory
+-- (whose row holds no password hash), are checked against this decoy. Made once, at the
+-- server's start (prepare): made at the first unknown name, that one took twice as long.
+local decoy = {} -- {hash = encoded} once made; {making = task} while being made
+
+--- decoy_hash() -> the decoy's encoded hash (made now, or waited for, when prepare's task
+--- has not finished: call it in a task)
+function M.decoy_hash()
+  while not decoy.hash do
+    local t = decoy.making or task.spawn(function() return crypto.password_hash(crypto.random_id(16)) end)
+    decoy.making = t
+    local ok, h = t:join()
+    if decoy.making == t then decoy.making = nil end
+    if not (ok and h) then return "" end -- no memory for it: refused all the same
+    decoy.hash = decoy.hash or h
+  end
+  return decoy.hash
+end
+
+--- prepare(): starts making the decoy hash (a server calls it at its start)
+function M.prepare()
+  if not (decoy.hash or decoy.making) then task.spawn(M.decoy_hash) end
+end
+
+--- decoy_check(password): the Argon2id check a refusal costs when no account's hash can
+--- be checked (in a task)
+function M.decoy_check(password)
+  crypto.password_verify(M.decoy_hash(), password)
+end
 
 --- verify(db, name, password) -> identity {id, name, role, user} | nil, why (unknown,
---- wrong, disabled: for the server's log only; the answer says the same for each). Waits
---- (in a task) while the loop's thread pool checks the password: at most two checks run
---- at once, the others wait their turn (orket.c.crypto).
+--- wrong, disabled, federated: for the server's log only; the answer says the same for
+--- each, in the same time). Waits (in a task) while the loop's thread pool checks the
+--- password: at most two checks run at once, the others wait their turn (orket.c.crypto).
 function M.verify(db, name, password)
   if type(name) ~= "string" or type(password) ~= "string" then return nil, "malformed" end
   local row = M.check_name(name) and users.get(db, name) or nil
   if not row then
-    decoy = decoy or crypto.password_hash(crypto.random_id(16))
-    crypto.password_verify(decoy or "", password)
+    M.decoy_check(password)
     return nil, "unknown"
+  end
+  -- a provider's or a directory's person has no password here: refused after the same work
+  local source = M.source_of(row.hash)
+  if source ~= "local" then
+    M.decoy_check(password)
+    return nil, "signs in with " .. source
   end
   if not crypto.password_verify(row.hash, password) then return nil, "wrong" end
   -- the check waited on the thread pool: the person as they are now (disabled, given

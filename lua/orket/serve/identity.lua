@@ -5,9 +5,8 @@
 -- says they are (the issuer and subject, the directory's DN). No password verifies it; it
 -- says where the person comes from, and binds the name to that one subject: a name is not
 -- unique at every provider (a person may choose their preferred_username), so another
--- subject giving the same name is refused, never taken for them; and a subject is one
--- person, found by its mark whatever name it brings, so a disabled person stays out under
--- a new name. Their role, and their
+-- subject giving the same name is refused, never taken for them; and a provider's subject
+-- an admin disabled stays out whatever name it brings next. Their role, and their
 -- roles in the projects sign_in.project_roles names, follow their groups at each sign-in
 -- (and, for the directory's people, at each look orket.serve.directory takes between).
 -- So `orket users disable NAME` ends a federated person's sessions at once too, and the
@@ -85,12 +84,14 @@ function M.federated(db, person, source, subject, project_roles)
   end
   -- the common case read without a write: known, bound to this subject, roles unchanged
   local seen = users.get(db, name)
-  if not (seen and crypto.equal(seen.hash, mark)) then
-    -- one subject is one person: known here under another name (the provider's name for
-    -- them changed, a directory entry has several), they are that person, refused when that
-    -- person was disabled, never added again under the new name
-    local bound = users.bound(db, mark)
-    if bound then name, seen = bound.name, bound end
+  if source == "oidc" and not (seen and crypto.equal(seen.hash, mark)) then
+    -- a provider's subject an admin disabled stays out under any other name it brings (a
+    -- changed preferred_username): only an admin disables a provider's people. Not for the
+    -- directory, whose own looks disable a login that is gone, which a renamed login is:
+    -- the entry's new login must still sign in.
+    for _, other in ipairs(users.with_hash(db, mark)) do
+      if other.disabled_at then return nil, "this person was disabled", "EAUTH" end
+    end
   end
   if seen and refusal(seen) then return nil, refusal(seen), "EAUTH" end
   if person.keep_roles then
@@ -130,9 +131,16 @@ function M.verify(db, signin, name, password)
     return accounts.verify(db, name, password)
   end
   local who, err, code = ldap.verify(signin.ldap, signin.roles, name, password)
-  if not who then return nil, "ldap: " .. tostring(err), code == "EUNAVAILABLE" and code or nil end
-  local id, ferr = M.federated(db, who, "ldap", who.dn, signin.project_roles)
-  if not id then return nil, "ldap: " .. tostring(ferr) end
+  if not who and code == "EUNAVAILABLE" then return nil, "ldap: " .. tostring(err), code end
+  local id, ferr
+  if who then id, ferr = M.federated(db, who, "ldap", who.dn, signin.project_roles) end
+  if not id then
+    -- a local account's refusal costs an Argon2id check: so does the directory's, or the
+    -- names that are not local accounts would stand out by their speed (the directory's
+    -- own round trip still adds its time: docs/serve.md)
+    accounts.decoy_check(password)
+    return nil, "ldap: " .. tostring(err or ferr)
+  end
   return id
 end
 

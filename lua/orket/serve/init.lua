@@ -21,6 +21,10 @@ local metrics = require "orket.serve.metrics"
 local runs = require "orket.serve.runs"
 local openapi = require "orket.serve.openapi"
 local session = require "orket.serve.session"
+local accounts = require "orket.serve.accounts"
+local config = require "orket.config"
+local crypto = require "orket.c.crypto"
+local forge = require "orket.forge"
 local signin = require "orket.serve.signin"
 local webhooks = require "orket.serve.webhooks"
 local sandboxes = require "orket.serve.sandboxes"
@@ -296,6 +300,38 @@ local function member(proj, who, role)
   return m
 end
 
+-- A forge's webhook routes (orket.serve.webhooks) -> the forge
+local HOOKS = { webhook_gitea = "gitea", webhook_github = "github" }
+
+local function hook_refused() return routes.err(401, "bad_signature", "the signature does not match the body") end
+
+-- A forge's webhook in a project that does not exist (or did not open), answered as the
+-- webhook of one that does answers a delivery whose signature does not match: the
+-- signature's form first, then the body read, then the same kind of work (its settings
+-- read, the HMAC over the body, here under a secret of no one's) and the refusal. The
+-- answers are compared by tests/e2e/teams_test.lua.
+local function no_such_hook(server, forge_name)
+  return function(req, ctx)
+    ctx.note = "no such project"
+    local sig = forge.delivery(forge_name, req.headers).signature
+    if forge_name == "github" then sig = type(sig) == "string" and sig:match("^sha256=") and sig or nil
+    else sig = type(sig) == "string" and not sig:find("=", 1, true) and sig or nil end
+    if not sig then
+      return routes.err(401, "bad_signature", "the delivery has no signature in this forge's form ("
+        .. (forge_name == "github" and "X-Hub-Signature-256: sha256=<hex>" or "X-Gitea-Signature: <hex>") .. ")")
+    end
+    local text, berr, bcode = req:body()
+    if not text then
+      if bcode == "E2BIG" then return routes.err(413, "too_large", berr) end
+      if bcode == "ETIMEDOUT" then return routes.err(408, "timeout", berr) end
+      return routes.err(400, "bad_request", berr)
+    end
+    config.settings(server.dir)
+    crypto.verify_webhook(crypto.random_id(32), text, sig)
+    return hook_refused()
+  end
+end
+
 -- The request's whole way; ctx collects what the log line says.
 function Server:_dispatch(req, ctx)
   local remote = req.remote -- each field of a request is a call into C: read once
@@ -324,17 +360,26 @@ function Server:_dispatch(req, ctx)
     return fail(req, ctx, 404, "not_found", "no such route")
   end
   ctx.route = scoped and ("/v1/projects/{p}" .. route.pattern:gsub("^/v1", "")) or route.pattern
+  -- the role the route needs: under a project's prefix, a probe (/ready, /health) says how
+  -- that project is, which is its members' to ask, as any other of its routes
+  local need = route.role or (scoped and route.scoped_role) or nil
+  -- a forge's webhook under a project's prefix takes no key (its signature is its
+  -- authentication): in a project that does not exist or did not open, it is refused as
+  -- one whose signature does not match, so that a name cannot be probed through it
+  local hook = scoped and not need and HOOKS[route.name]
+  local handler = route.handler
+  if hook and (not proj or proj.unavailable) then handler, proj = no_such_hook(self, hook), nil end
   -- the server's own routes (people, keys, sign-in) are not a project's; a project's route
   -- without a key answers only for a project that exists and opened (with one: after the
   -- key, below): one whose store did not open is, to a stranger, one that does not exist
-  if scoped and (route.server or ((not proj or proj.unavailable) and not route.role)) then
+  if scoped and (route.server or ((not proj or proj.unavailable) and not need and not hook)) then
     return fail(req, ctx, 404, "not_found", "no such project, or not yours")
   end
   if route.guard then -- what a route refuses before any key (MCP's Origin and Host)
     local gst, gcode, gmsg = route.guard(req, ctx)
     if gst then return fail(req, ctx, gst, gcode, gmsg) end
   end
-  if route.role then
+  if need then
     -- failed authentication is limited apart, and checked before the key is: a guesser
     -- is slowed down whatever it sends
     local wait = self.auth_fails:empty(remote, now_ms())
@@ -357,8 +402,8 @@ function Server:_dispatch(req, ctx)
       if proj.unavailable then return fail(req, ctx, 503, "project_unavailable", proj.unavailable) end
       ctx.who = member(proj, who, role)
     end
-    if not keys.allows(role, route.role) then
-      return fail(req, ctx, 403, "forbidden", "this needs the " .. route.role .. " role")
+    if not keys.allows(role, need) then
+      return fail(req, ctx, 403, "forbidden", "this needs the " .. need .. " role")
     end
     if who.id then
       local kok, kretry = self.by_key:take(who.id, now_ms())
@@ -384,7 +429,10 @@ function Server:_dispatch(req, ctx)
   end
   -- no handler without its project's database (every path to here answered an unavailable one)
   assert(not (proj and proj.unavailable), "a route of an unavailable project reached its handler")
-  local hstatus, doc = route.handler(req, ctx)
+  local hstatus, doc = handler(req, ctx)
+  -- a project without a webhook secret would tell a stranger it is there (and how it is
+  -- set up): its refusal is the one of a bad signature too (the log's note says which)
+  if hook and hstatus == 401 and doc.error.code == "no_secret" then hstatus, doc = hook_refused() end
   if hstatus then return send(req, ctx, hstatus, doc) end
 end
 
@@ -486,6 +534,9 @@ end
 
 --- server:run(): accepts requests (on the unix socket too) until stop() (call it inside a task)
 function Server:run()
+  -- the decoy hash an unknown name's password is checked against, made now rather than at
+  -- the first unknown name (which would take twice as long): when there are names to guess
+  if self.signin.ldap or accounts.count(self.db) > 0 then accounts.prepare() end
   local side = self.usrv and task.spawn(accept_all, self, self.usrv)
   accept_all(self, self.srv)
   if side then side:join() end

@@ -171,11 +171,14 @@ local CARD_Q = { name = "card", description = "only this card's events" }
 local LAST = { name = "Last-Event-ID", ["in"] = "header", type = "integer", description = "as ?after= (a reconnecting client)" }
 
 --- add(router): the routes; role nil means no key is needed (probes). Each carries what
---- orket.serve.openapi describes: summary, query, responses.
+--- orket.serve.openapi describes: summary, query, responses. The probes under a project's
+--- prefix (/v1/projects/P/ready) need a member's key (scoped_role): they say how that project
+--- is, and a stranger must not tell an existing project's name from another by them.
 function M.add(router)
-  router:add("GET", "/health", { handler = health, name = "health", summary = "Alive",
+  router:add("GET", "/health", { handler = health, name = "health", summary = "Alive", scoped_role = "viewer",
     responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ok" } } } } } })
   router:add("GET", "/ready", { handler = ready, name = "ready", summary = "Takes writes and loads orket.lua",
+    scoped_role = "viewer",
     responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ready" } },
       projects_unavailable = { type = "integer",
         description = "how many hosted projects did not open at the start (each answers 503; the log names them)" } } },

@@ -7,6 +7,7 @@
 local config = require "orket.config"
 local cookie = require "orket.serve.cookie"
 local directory = require "orket.serve.directory"
+local httpd = require "orket.c.httpd"
 local oidc = require "orket.auth.oidc"
 local openapi = require "orket.serve.openapi"
 local identity = require "orket.serve.identity"
@@ -65,7 +66,11 @@ local function begin(req, ctx)
   if not p then
     return err(404, "not_found", "sign-in through a provider is not set up: add sign_in.oidc to orket.lua (docs/teams.md)")
   end
-  local url, browser, code = p:begin()
+  -- each address's begun sign-ins are capped apart, but not a proxy's in front of the
+  -- server (loopback or the unix socket: docs/teams.md): that one is everyone's
+  local remote = req.remote
+  local own = not (remote:find("^unix") or httpd.is_loopback(remote)) and remote or nil
+  local url, browser, code = p:begin(own)
   if not url then return provider_failed(ctx, browser, code) end
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, "Location: " .. url)

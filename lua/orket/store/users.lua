@@ -19,15 +19,14 @@ function M.get(db, name)
     .. " FROM users WHERE name = ?", name)
 end
 
---- bound(db, hash) -> {name, role, hash, created_at, disabled_at} | nil: the person first
---- added with that hash: for a person of a provider or a directory (its "!oidc:" or "!ldap:"
---- mark), the one their subject is here whatever name it brings. A scan (no index on hash):
---- it is asked only when a sign-in's name is not already this subject's.
-function M.bound(db, hash)
+--- with_hash(db, hash) -> {name, disabled_at}... of the people holding that hash: for a
+--- person of a provider (its "!oidc:" mark), every name their subject holds here. A scan
+--- (no index on hash): asked only when a sign-in's name is not already its subject's, and
+--- when an admin disables such a person.
+function M.with_hash(db, hash)
   local d = db.dialect
-  local r, err = db:row("SELECT name, role, hash, " .. d.time("created_at") .. ", " .. d.time("disabled_at")
-    .. " FROM users WHERE hash = ? ORDER BY created_at, name LIMIT 1", hash)
-  if r == nil and err ~= nil then error(err, 0) end
+  local r, err = db:rows("SELECT name, " .. d.time("disabled_at") .. " FROM users WHERE hash = ? ORDER BY name", hash)
+  if r == nil then error(err or "store: a read failed", 0) end
   return r
 end
 

@@ -1,8 +1,10 @@
--- orket.serve.identity: a person of a provider or a directory is their subject. A disabled
--- person's subject stays refused whatever name it brings next (a provider whose
--- preferred_username the person may change, a directory entry with several uid values),
--- and a person whose name changed at the provider signs in as the one they were added as,
--- never as a second person. A name another subject holds is still refused.
+-- orket.serve.identity: a person of a provider or a directory and their subject. A
+-- provider's subject an admin disabled stays refused whatever name it brings next (a
+-- provider whose preferred_username the person may change), and disabling one of its names
+-- disables the others an older orket added. A directory's entry whose login changed still
+-- signs in under its new login (the directory's own look disabled the old one), and a
+-- login now another entry's is refused, never taken for that entry's person. A name
+-- another subject holds is still refused.
 local H = require "tests.helpers"
 local B = require "tests.backends"
 local identity = require "orket.serve.identity"
@@ -22,21 +24,41 @@ describe("a federated person is their subject", function()
     H.cleanup()
   end)
 
-  for _, source in ipairs { "oidc", "ldap" } do
-    it("keeps a disabled " .. source .. " person out under a new name", function()
-      local id = assert(identity.federated(db, { name = "zed", role = "operator" }, source, "subject-1"))
-      assert.equal("zed", id.name)
-      assert(db:tx(function() return users.set_disabled(db, "zed", true) end))
-      local no, why, code = identity.federated(db, { name = "zed2", role = "operator" }, source, "subject-1")
-      assert.same({ nil, "this person was disabled", "EAUTH" }, { no, why, code })
-      assert.same({ "zed (disabled)" }, names(db))
-      -- enabled again, the new name signs them in as who they are here
-      assert(db:tx(function() return users.set_disabled(db, "zed", false) end))
-      id = assert(identity.federated(db, { name = "zed2", role = "operator" }, source, "subject-1"))
-      assert.same({ "zed", "user:zed" }, { id.name, id.id })
-      assert.same({ "zed" }, names(db))
-    end)
-  end
+  it("keeps a disabled provider's person out under a new name, and disables their other names", function()
+    local accounts = require "orket.serve.accounts"
+    local id = assert(identity.federated(db, { name = "zed", role = "operator" }, "oidc", "subject-1"))
+    assert.equal("zed", id.name)
+    assert(accounts.set_disabled(db, "zed", true, "root", true))
+    local no, why, code = identity.federated(db, { name = "zed2", role = "operator" }, "oidc", "subject-1")
+    assert.same({ nil, "this person was disabled", "EAUTH" }, { no, why, code })
+    assert.same({ "zed (disabled)" }, names(db))
+    -- a second name an older orket added for the same subject goes out with the first
+    assert(accounts.set_disabled(db, "zed", false, "root", true))
+    assert(db:tx(function()
+      users.insert(db, "zed3", "operator", identity.mark("oidc", "subject-1"))
+      return true
+    end))
+    assert(identity.federated(db, { name = "zed3", role = "operator" }, "oidc", "subject-1"))
+    assert(accounts.set_disabled(db, "zed", true, "root", true))
+    assert.same({ "zed (disabled)", "zed3 (disabled)" }, names(db))
+    no, why = identity.federated(db, { name = "zed3", role = "operator" }, "oidc", "subject-1")
+    assert.same({ nil, "this person was disabled" }, { no, why })
+  end)
+
+  it("lets a directory entry whose login changed sign in under its new login, and refuses a login now "
+    .. "another entry's", function()
+    local accounts = require "orket.serve.accounts"
+    assert(identity.federated(db, { name = "dsmith", role = "operator" }, "ldap", "uid=dsmith,dc=x"))
+    assert(identity.federated(db, { name = "dana", role = "viewer" }, "ldap", "uid=dana,dc=x"))
+    -- the login renamed at the directory (the same entry): its look disables the old login
+    assert(accounts.set_disabled(db, "dsmith", true, "ldap"))
+    local id = assert(identity.federated(db, { name = "dave.smith", role = "operator" }, "ldap", "uid=dsmith,dc=x"))
+    assert.equal("dave.smith", id.name)
+    -- the old login now names another entry: refused, never that entry's person
+    local no, why = identity.federated(db, { name = "dsmith", role = "operator" }, "ldap", "uid=dana,dc=x")
+    assert.is_nil(no)
+    assert.equal("the name 'dsmith' belongs to another ldap subject", why)
+  end)
 
   it("refuses a name another subject holds, and adds a new subject under a free name", function()
     assert(identity.federated(db, { name = "ann", role = "viewer" }, "oidc", "subject-a"))
@@ -79,5 +101,74 @@ describe("a federated person is their subject", function()
     local hash = assert(accounts.hash("loc", "viewer", "correct horse battery 1"))
     assert(accounts.add(db, "loc", "viewer", hash, "root"))
     assert(team.revoke(db, "default", "loc", "root", signin))
+  end)
+end)
+
+-- A refusal's time must not tell which names are accounts: every refusal of a name and
+-- password costs one Argon2id check, against the account's hash or else the decoy's, made
+-- at the server's start. Wall time is not measured (it would be flaky): the checks are.
+describe("every refusal of a name and password costs one Argon2id check", function()
+  local crypto = require "orket.c.crypto"
+  local ldap = require "orket.auth.ldap"
+  local accounts = require "orket.serve.accounts"
+  local db, checked, hashed, real_verify, real_hash, real_ldap
+  before_each(function()
+    db = B.open_store()
+    checked, hashed = {}, 0
+    real_verify, real_hash, real_ldap = crypto.password_verify, crypto.password_hash, ldap.verify
+    crypto.password_verify = function(hash, password)
+      checked[#checked + 1] = hash
+      return real_verify(hash, password)
+    end
+    crypto.password_hash = function(password)
+      hashed = hashed + 1
+      return real_hash(password)
+    end
+  end)
+  after_each(function()
+    crypto.password_verify, crypto.password_hash, ldap.verify = real_verify, real_hash, real_ldap
+    db:close()
+    H.cleanup()
+  end)
+
+  it("makes the decoy at prepare, not at the first unknown name", function()
+    package.loaded["orket.serve.accounts"] = nil -- a fresh module: no decoy yet
+    local fresh = require "orket.serve.accounts"
+    package.loaded["orket.serve.accounts"] = accounts
+    fresh.prepare()
+    local decoy = fresh.decoy_hash() -- waits for prepare's
+    assert.equal(1, hashed)
+    assert.same({ nil, "unknown" }, { fresh.verify(db, "nosuch", "wrong password") })
+    assert.equal(1, hashed)
+    assert.same({ decoy }, checked)
+  end)
+
+  it("checks a provider's or a directory's person against the decoy", function()
+    local decoy = accounts.decoy_hash()
+    checked = {}
+    for _, source in ipairs { "oidc", "ldap" } do
+      local name = "fed" .. source
+      assert(identity.federated(db, { name = name, role = "viewer" }, source, "subject-" .. source))
+      local no, why = identity.verify(db, nil, name, "wrong password")
+      assert.same({ nil, "signs in with " .. source }, { no, why })
+    end
+    assert.same({ decoy, decoy }, checked)
+  end)
+
+  it("checks a name the directory refuses against the decoy, as a local account's refusal costs a check", function()
+    local decoy = accounts.decoy_hash()
+    checked = {}
+    local asked = 0
+    ldap.verify = function()
+      asked = asked + 1
+      return nil, "invalid credentials", "EAUTH"
+    end
+    local signin = { ldap = { url = "ldapi:///nowhere" }, roles = {} }
+    assert.is_nil(identity.verify(db, signin, "dan", "wrong password"))
+    assert.same({ 1, { decoy } }, { asked, checked })
+    -- the directory down is no refusal of the person (502): no check spent
+    ldap.verify = function() return nil, "cannot connect", "EUNAVAILABLE" end
+    local no, _, code = identity.verify(db, signin, "dan", "wrong password")
+    assert.same({ nil, "EUNAVAILABLE", 1 }, { no, code, #checked })
   end)
 end)

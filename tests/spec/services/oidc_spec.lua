@@ -101,6 +101,55 @@ describe("orket.auth.oidc", function()
     srv:close()
   end)
 
+  it("drops only the oldest begun sign-ins past the cap, and an address's own past its cap", function()
+    local srv, base = provider {}
+    srv_base = base
+    local clock = 1000
+    local p = oidc.new(cfg(base), {}, function() return clock end)
+    p.doc, p.doc_until = cjson.decode(discovery(base, base)), math.huge
+    local function begun(address)
+      local url, browser = p:begin(address)
+      return { state = url:match("[?&]state=(%x+)"), browser = browser }
+    end
+    local function alive(b) -- still pending: its callback gets past the state (to the browser check)
+      local _, msg = p:finish({ state = b.state, code = "x" }, "not-its-browser")
+      return not msg:find("unknown or was used already", 1, true)
+    end
+    -- a person's sign-in in flight, then a flood from one address: it ends the flood's own
+    local victim = begun("192.0.2.1")
+    local flood = {}
+    for i = 1, oidc.MAX_PENDING + 10 do flood[i] = begun("198.51.100.7") end
+    assert.equal(oidc.MAX_PENDING_PER_ADDRESS + 1, p.npending)
+    assert.is_true(alive(victim))
+    assert.is_false(alive(flood[1]))
+    assert.is_true(alive(flood[#flood]))
+    -- a flood from many addresses: the oldest go, one at a time, never all of them
+    clock = clock + 1
+    local first = begun("192.0.2.2")
+    local many = {}
+    for i = 1, oidc.MAX_PENDING - 1 do many[i] = begun("203.0.113." .. (i % 200)) end
+    assert.equal(oidc.MAX_PENDING, p.npending)
+    local next_one = many[1]
+    many[#many + 1] = begun("203.0.113.250")
+    assert.equal(oidc.MAX_PENDING, p.npending)
+    assert.is_false(alive(first)) -- the oldest, dropped for the newest
+    assert.is_true(alive(next_one))
+    -- expired ones go first, before anyone in time is dropped
+    clock = clock + oidc.PENDING_S
+    local fresh = begun("192.0.2.3")
+    assert.equal(1, p.npending)
+    assert.is_true(alive(fresh))
+    -- without an address (a proxy's, everyone's), only the cap of all applies
+    clock = clock + oidc.PENDING_S + 1
+    local behind = {}
+    for i = 1, oidc.MAX_PENDING_PER_ADDRESS + 5 do behind[i] = begun(nil) end
+    assert.equal(oidc.MAX_PENDING_PER_ADDRESS + 5, p.npending)
+    assert.is_true(alive(behind[1]))
+    -- finished ones leave the count, and their address's
+    assert.same({}, p.by_address)
+    srv:close()
+  end)
+
   it("fetches the keys again for an unknown kid, at most once a minute", function()
     local key = cjson.decode(jose.keygen("RSA"))
     local pub = cjson.decode(jose.public(cjson.encode(key)))

@@ -507,6 +507,32 @@ describe("orket.serve limits and messages", function()
     db:close()
   end)
 
+  it("makes the decoy hash of unknown names' sign-ins at its start, once people exist", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local task = require "orket.task"
+    local accounts = require "orket.serve.accounts"
+    local prepare, prepared = accounts.prepare, 0
+    accounts.prepare = function() prepared = prepared + 1 end
+    local function started()
+      local srv = assert(serve.new { dir = dir, db = db, host = "127.0.0.1", port = 0 })
+      local running = task.spawn(srv.run, srv)
+      task.spawn(srv.stop, srv):join()
+      running:join()
+    end
+    local ok, e = pcall(function()
+      started()
+      assert.equal(0, prepared) -- nobody to sign in: no names to tell apart
+      require("orket.store.users").insert(db, "ann", "viewer", "$argon2id$not-checked-here")
+      started()
+      assert.equal(1, prepared)
+    end)
+    accounts.prepare = prepare
+    db:close()
+    assert(ok, e)
+  end)
+
   -- GET /health is answered in C (core/health.c): the same way as before, each part seen.
   local task = require "orket.task"
   local cjson = require "cjson"
