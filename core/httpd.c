@@ -45,6 +45,11 @@ typedef struct hd_conn {
   uint64_t deadline; /* loop ms; 0: none */
   int body_phase;    /* the deadline is the body's: answer 408 when it passes */
   httpd_req *req;    /* the request on it, from its headers to its completion */
+  int busy;          /* a request's line is in, until MHD is done with it (answer sent) */
+  int closing;       /* shut down by us (evicted, past a deadline): MHD closes it next run */
+  uint64_t idle_since; /* loop ms: when it opened, or its last request was done */
+  int family;        /* AF_INET or AF_INET6 (0: a unix socket's), and the client's address */
+  unsigned char addr[16];
   struct hd_conn *prev, *next;
 } hd_conn;
 
@@ -532,6 +537,64 @@ static size_t hd_unescape_none(void *cls, struct MHD_Connection *c, char *s) {
   return strlen(s); /* the owner decodes, and refuses what it must (NUL, "..") */
 }
 
+/* The client's address of a new connection, kept to count its connections (MHD's own
+ * count is not readable). */
+static void hd_conn_addr(const mhdapi *mhd, struct MHD_Connection *conn, hd_conn *hc) {
+  const union MHD_ConnectionInfo *ci = mhd->get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  if (sa && sa->sa_family == AF_INET) {
+    hc->family = AF_INET;
+    memcpy(hc->addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+  } else if (sa && sa->sa_family == AF_INET6) {
+    hc->family = AF_INET6;
+    memcpy(hc->addr, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+  }
+}
+
+/* Slots kept free of idle connections: a sixteenth of a cap, at least one. */
+static unsigned hd_headroom(unsigned cap) { return cap / 16 ? cap / 16 : 1; }
+
+/* Whether a connection is idle between requests: no request on it, nothing left to send,
+ * and no byte of a next request waiting in the kernel (MHD reads it at its next run). */
+static int hd_conn_idle(const hd_conn *hc) {
+  if (hc->busy || hc->closing || hc->req || hc->fd < 0) return 0;
+  char c;
+  return recv(hc->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* A new connection, nc, arrived: near the total cap, or near the cap of nc's address, the
+ * oldest connection idle between requests (of that address, for its cap) is shut, and MHD
+ * closes it at its next run. Kept-alive connections that send a request now and then
+ * would otherwise hold every slot for good, and new clients wait in the kernel's backlog
+ * (or, past an address's cap, are refused: everyone behind a reverse proxy). HTTP lets a
+ * server close an idle kept-alive connection; its client opens another. */
+static void hd_make_room(httpd *h, hd_conn *nc) {
+  unsigned total = 0, same = 0;
+  hd_conn *oldest = NULL, *oldest_same = NULL;
+  for (hd_conn *hc = h->conns; hc; hc = hc->next) {
+    if (hc->closing) continue;
+    total++;
+    int mine = nc->family && hc->family == nc->family && memcmp(hc->addr, nc->addr, sizeof hc->addr) == 0;
+    same += mine ? 1u : 0u;
+    if (hc == nc) continue;
+    /* the kernel is asked (hd_conn_idle) only of one older than the oldest so far */
+    int older = oldest == NULL || hc->idle_since < oldest->idle_since;
+    int older_same = mine && (oldest_same == NULL || hc->idle_since < oldest_same->idle_since);
+    if ((older || older_same) && hd_conn_idle(hc)) {
+      if (older) oldest = hc;
+      if (older_same) oldest_same = hc;
+    }
+  }
+  hd_conn *victim = NULL;
+  if (nc->family && !h->is_unix && same + hd_headroom(h->o.max_per_ip) > h->o.max_per_ip) victim = oldest_same;
+  if (victim == NULL && total + hd_headroom(h->o.max_connections) > h->o.max_connections) victim = oldest;
+  if (victim == NULL) return;
+  shutdown(victim->fd, SHUT_RDWR);
+  victim->closing = 1;
+  victim->deadline = 0;
+  hd_kick(h);
+}
+
 static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
                              enum MHD_ConnectionNotificationCode toe) {
   httpd *h = cls;
@@ -548,10 +611,13 @@ static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **sock
     /* another user's process on the unix socket: closed before any request is read */
     if (h->is_unix && !hd_peer_is_user(hc->fd) && hc->fd >= 0) shutdown(hc->fd, SHUT_RDWR);
     hc->deadline = uv_now(h->loop) + h->o.header_timeout_ms;
+    hc->idle_since = uv_now(h->loop);
+    hd_conn_addr(&h->mhd, conn, hc);
     hc->next = h->conns;
     if (h->conns) h->conns->prev = hc;
     h->conns = hc;
     *socket_ctx = hc;
+    hd_make_room(h, hc);
   } else if (*socket_ctx) {
     hd_conn *hc = *socket_ctx;
     if (hc->prev) hc->prev->next = hc->next;
@@ -568,6 +634,17 @@ static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **sock
 static hd_conn *hd_conn_of(const mhdapi *mhd, struct MHD_Connection *conn) {
   const union MHD_ConnectionInfo *ci = mhd->get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   return ci ? ci->socket_context : NULL;
+}
+
+/* A request's line is in (MHD's URI log callback, before its headers): its connection is
+ * no longer idle, and is not closed to make room (hd_make_room), however slowly the rest
+ * comes (its header deadline bounds that). NULL: the request's context starts empty. */
+static void *hd_on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+  (void)uri;
+  httpd *h = cls;
+  hd_conn *hc = hd_conn_of(&h->mhd, conn);
+  if (hc) hc->busy = 1;
+  return NULL;
 }
 
 /* Queues a request for httpd_next, suspended until its owner answers it. */
@@ -795,6 +872,10 @@ static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_c
     hc->body_phase = 0;
     hc->req = NULL;
   }
+  if (hc) { /* its answer is sent (or it closes): idle from now on */
+    hc->busy = 0;
+    hc->idle_since = uv_now(h->loop);
+  }
   if (r == NULL) return;
   hd_unwatch(r);
   r->conn = NULL;
@@ -968,6 +1049,7 @@ static void hd_on_sweep(uv_timer_t *t) {
     }
     shutdown(hc->fd, SHUT_RDWR);
     hc->deadline = 0;
+    hc->closing = 1;
     any = 1;
   }
   if (any) hd_kick(h);
@@ -1089,6 +1171,7 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
                              MHD_OPTION_CONNECTION_TIMEOUT, h->o.idle_timeout_s,
                              MHD_OPTION_NOTIFY_COMPLETED, hd_on_completed, h,
                              MHD_OPTION_NOTIFY_CONNECTION, hd_on_connection, h,
+                             MHD_OPTION_URI_LOG_CALLBACK, hd_on_uri, h,
                              MHD_OPTION_UNESCAPE_CALLBACK, hd_unescape_none, h,
                              MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
                              MHD_OPTION_END);

@@ -27,7 +27,8 @@ typedef struct httpd_opts {
                                   larger gets 431 from MHD. 0: 16 KiB */
   size_t max_body_bytes;       /* 0: 1 MiB */
   unsigned max_connections;    /* 0: 512 */
-  unsigned max_per_ip;         /* 0: 64 */
+  unsigned max_per_ip;         /* 0: 64. Near either cap (a sixteenth of it left), a new
+                                  connection closes the oldest one idle between requests */
   unsigned idle_timeout_s;     /* no byte in either direction for this long. 0: 30 */
   unsigned header_timeout_ms;  /* from accept (or the end of the previous request) to
                                   complete headers. 0: 10000 */

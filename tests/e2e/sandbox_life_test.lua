@@ -441,7 +441,8 @@ describe("orket serve's sandbox routes", function()
     local dir = project(m)
     local op = H.api_key(dir, "op", "operator")
     local viewer = H.api_key(dir, "v", "viewer")
-    local s = H.serve(dir)
+    -- one stream per key: a log followed counts among a key's streams (docs/serve.md, "Limits")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "max_streams_per_key=1" } })
     -- a viewer reads, an operator starts and stops; nobody without a key
     local st = H.api(s, "POST", "/v1/sandboxes", nil, {})
     assert.equal(401, st)
@@ -540,6 +541,10 @@ describe("orket serve's sandbox routes", function()
     assert.equal(200, follow.status)
     H.wait_for(function() return follow.text():find("listening on 127.0.0.1:8080 " .. m, 1, true) end,
       "the log's tail as an event")
+    local again = H.stream { url = s.url .. "/v1/sandboxes/" .. id .. "/logs?follow=1",
+      headers = { "Authorization: Bearer " .. viewer }, total_timeout_ms = 60000 }
+    assert.equal(429, again.status)
+    again.close()
     -- restart: the old one stops, a new one starts
     st, doc, text = H.api(s, "POST", "/v1/sandboxes/" .. id .. "/restart", op, {})
     assert.equal(201, st, text)

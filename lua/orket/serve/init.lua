@@ -42,7 +42,10 @@ local M = {}
 M.DEFAULTS = {
   max_header_bytes = 16384, max_body_bytes = 1048576, max_connections = 512, max_per_ip = 64,
   idle_timeout_s = 30, header_timeout_ms = 10000, body_timeout_ms = 30000,
-  max_stream_queue = 1048576, heartbeat_ms = 15000, poll_ms = 20, listen_poll_ms = 5000,
+  max_stream_queue = 1048576, heartbeat_ms = 15000,
+  -- streams (event streams, logs followed) open at once: in all (0: three quarters of
+  -- max_connections, so that they never hold every connection) and per key
+  max_streams = 0, max_streams_per_key = 16, poll_ms = 20, listen_poll_ms = 5000,
   addr_rate = 50, addr_burst = 100, key_rate = 50, key_burst = 100,
   auth_fail_rate = 0.2, auth_fail_burst = 10, drain_ms = 3000,
   webhook_max_age_s = 3 * 86400, -- orket.serve.webhooks
@@ -183,6 +186,7 @@ function M.new(o)
   local self = setmetatable({ srv = srv, usrv = usrv, unix = usrv and o.unix, dir = o.dir, db = o.db, limits = l,
     unix_id = ust and { dev = ust.dev, ino = ust.ino },
     log = o.log or function() end, inflight = 0, blobs = {}, nblobs = 0, idle = {},
+    nstreams = 0, streams_of = {}, -- open streams, in all and per caller (take_stream)
     main_push = nil, -- {again=} while main is pushed after a webhook's merge (orket.serve.webhooks)
   }, Server)
   self.router = M.router()
@@ -388,6 +392,46 @@ function Server:_dispatch(req, ctx)
   if hstatus then return send(req, ctx, hstatus, doc) end
 end
 
+-- Whose streams a request's count among: its key's (a session's key, as the log line's
+-- key); nil for local use (one person, bounded by max_streams alone)
+local function stream_owner(who)
+  if not who or who.local_use then return nil end
+  return who.key_id or who.id
+end
+
+--- server:take_stream(req, ctx) -> true | false, once answered 429: a stream (an event
+--- stream, a log followed) counted against max_streams and its caller's
+--- max_streams_per_key until its handler returns (_serve gives it back). A stream holds its
+--- connection for as long as its client likes: one key must not hold them all.
+function Server:take_stream(req, ctx)
+  if ctx.stream_owner ~= nil then return true end
+  local l = self.limits
+  local total = l.max_streams > 0 and l.max_streams or (l.max_connections * 3) // 4
+  if self.nstreams >= total then
+    too_many(req, ctx, 5, "streams open on this server (" .. total .. ")")
+    return false
+  end
+  local owner = stream_owner(ctx.who) or false
+  if owner and (self.streams_of[owner] or 0) >= l.max_streams_per_key then
+    too_many(req, ctx, 5, "streams open with this key (" .. l.max_streams_per_key .. "); close one")
+    return false
+  end
+  self.nstreams = self.nstreams + 1
+  if owner then self.streams_of[owner] = (self.streams_of[owner] or 0) + 1 end
+  ctx.stream_owner = owner
+  return true
+end
+
+local function give_stream(self, ctx)
+  local owner = ctx.stream_owner
+  ctx.stream_owner = nil
+  self.nstreams = self.nstreams - 1
+  if owner then
+    local n = self.streams_of[owner] - 1
+    self.streams_of[owner] = n > 0 and n or nil
+  end
+end
+
 --- server:still_allowed(req, ctx) -> whether the caller of a request answered with a
 --- stream may still read it: their key or session still valid, and still a member of the
 --- project (asked again at each heartbeat: orket.serve.events)
@@ -434,6 +478,7 @@ function Server:_serve(req)
   local t0 = uv.hrtime()
   local ctx = { db = self.db, dir = self.dir, hub = self.hub, metrics = self.metrics, route = "-", server = self, t0 = t0 }
   local ok, err = xpcall(self._dispatch, debug.traceback, self, req, ctx)
+  if ctx.stream_owner ~= nil then give_stream(self, ctx) end -- its stream ended, or raised
   if ok and ctx.ended then return end -- its end is the proxy's pump's, in C (sandboxes.forward)
   if not ok then
     self:_log { event = "error", route = ctx.route, message = tostring(err) }

@@ -120,6 +120,7 @@ M.people_reader = people_reader
 local function stream(req, ctx, filter)
   local after = after_of(req, ctx)
   if after == false then return err(400, "bad_request", "Last-Event-ID and ?after= take a journal id (a whole number)") end
+  if ctx.server and not ctx.server:take_stream(req, ctx) then return end -- answered 429
   local s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
   if not s then return err(500, "internal", serr) end
   ctx.status = 200

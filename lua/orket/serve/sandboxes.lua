@@ -105,6 +105,7 @@ M.LINE_MAX = 4096
 M.BATCH = 65536
 M.FOLLOW_POLL_MS = 250
 local function follow(req, ctx, row, path)
+  if ctx.server and not ctx.server:take_stream(req, ctx) then return end -- answered 429
   local s, serr = req:sse { "X-Accel-Buffering: no" }
   if not s then return err(500, "internal", serr) end
   ctx.status = 200

@@ -699,6 +699,113 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  -- Kept-alive connections that ask something now and then never meet a deadline: near a
+  -- cap, the oldest of those idle between requests is closed so that a new client is
+  -- served (it waited in the backlog for good before, or was refused at its address's cap).
+  describe("room for new clients", function()
+    -- a kept-alive connection from address `from`: ask(path) sends one request (its answer
+    -- read in the background), write(text) what it is given; st.answers counts the
+    -- answers, st.closed the server's close
+    local socks = {}
+    local function conn(port, from)
+      local c = uv.new_tcp()
+      socks[#socks + 1] = c
+      assert(c:bind(from, 0))
+      local st = { answers = 0, closed = false, buf = "" }
+      local connected = false
+      c:connect("127.0.0.1", port, function(err)
+        if err then st.closed = true end
+        connected = true
+        if err then return end
+        c:read_start(function(_, d)
+          if not d then st.closed = true return end
+          st.buf = st.buf .. d
+          for _ in st.buf:gmatch("\r\n\r\nok") do st.answers = st.answers + 1 end
+          st.buf = st.buf:gsub(".*\r\n\r\nok", "")
+        end)
+      end)
+      wait_for(function() return connected end, "a connection from " .. from)
+      function st.ask(path) c:write("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n") end
+      function st.write(text) c:write(text) end
+      return st
+    end
+    after_each(function()
+      for _, c in ipairs(socks) do if not c:is_closing() then c:close() end end
+      socks = {}
+    end)
+    local held = {}
+    local function server(opts)
+      -- deadlines far away: only the room made for new clients closes anything here
+      opts.header_timeout_ms, opts.idle_timeout_s = 60000, 60
+      return serve(opts, function(req)
+        if req.path == "/hold" then held[#held + 1] = req return end
+        req:respond(200, { "Content-Type: text/plain" }, "ok")
+      end)
+    end
+
+    it("closes the oldest idle kept-alive connection at the total cap, never one with a request", function()
+      held = {}
+      local srv = server { max_connections = 12 }
+      local port = srv:port()
+      -- the oldest: one whose request's headers never end, and two waiting for their
+      -- answers: never closed to make room
+      local slow = conn(port, "127.0.0.2")
+      slow.write("GET /slow HTTP/1.1\r\nHost: x\r\n") -- and no end of its headers
+      local busy = { conn(port, "127.0.0.2"), conn(port, "127.0.0.2") }
+      for _, b in ipairs(busy) do b.ask("/hold") end
+      wait_for(function() return #held == 2 end, "the held requests")
+      -- then nine that asked once and are idle, kept alive, from three addresses: twelve in all
+      local idle = {}
+      for i = 1, 9 do
+        idle[i] = conn(port, "127.0.0." .. (3 + i % 3))
+        idle[i].ask("/idle")
+        wait_for(function() return idle[i].answers == 1 end, "an answer")
+        orket.sleep(2) -- each idle a little longer than the next
+      end
+      -- a client from a fresh address is answered, at once
+      local new = conn(port, "127.0.0.9")
+      new.ask("/new")
+      local t0 = uv.now()
+      wait_for(function() return new.answers == 1 or new.closed end, "the new client's answer")
+      assert.equal(1, new.answers)
+      assert.is_true(uv.now() - t0 < 2000)
+      -- the oldest idle ones were closed (the new client's and the one before it took the
+      -- one slot kept free), the held ones and the newest idle ones were not
+      assert.is_true(idle[1].closed)
+      for i = 3, 9 do assert.is_false(idle[i].closed, "idle connection " .. i) end
+      assert.is_false(slow.closed)
+      for _, h in ipairs(held) do assert.is_false(h:gone()) end
+      for _, h in ipairs(held) do h:respond(200, { "Content-Type: text/plain" }, "ok") end
+      wait_for(function() return busy[1].answers == 1 and busy[2].answers == 1 end, "the held answers")
+      -- a client whose idle connection was closed opens another and is served
+      local again = conn(port, "127.0.0.3")
+      again.ask("/again")
+      wait_for(function() return again.answers == 1 end, "the reconnected client's answer")
+      srv:close()
+    end)
+
+    it("closes the oldest idle connection of an address near its cap, instead of refusing a new one", function()
+      held = {}
+      local srv = server { max_per_ip = 8 }
+      local port = srv:port()
+      local idle = {}
+      for i = 1, 8 do
+        idle[i] = conn(port, "127.0.0.7")
+        idle[i].ask("/idle")
+        wait_for(function() return idle[i].answers == 1 end, "an answer")
+        orket.sleep(2)
+      end
+      -- a ninth from the same address (everyone behind a reverse proxy): answered
+      local new = conn(port, "127.0.0.7")
+      new.ask("/new")
+      wait_for(function() return new.answers == 1 or new.closed end, "the ninth client's answer")
+      assert.equal(1, new.answers)
+      assert.is_true(idle[1].closed)
+      for i = 3, 8 do assert.is_false(idle[i].closed, "idle connection " .. i) end
+      srv:close()
+    end)
+  end)
+
   it("checks its arguments and reports a busy port", function()
     assert.has_error(function() httpd.listen() end, "bad argument #1 to 'listen' (table expected, got no value)")
     assert.has_error(function() httpd.listen { host = "127.0.0.1", port = 70000 } end,

@@ -703,3 +703,76 @@ describe("orket.serve.events", function()
     assert.is_false(events.people(nil))
   end)
 end)
+
+-- A stream holds its connection for as long as its client likes: one key may not hold them
+-- all (docs/serve.md, "Limits": max_streams_per_key, max_streams).
+describe("orket.serve streams", function()
+  after_each(H.cleanup)
+
+  local function wait_for(pred, what)
+    for _ = 1, 1000 do
+      if pred() then return end
+      orket.sleep(5)
+    end
+    error("timed out waiting for " .. what)
+  end
+
+  it("caps the streams open per key and in all, and gives a slot back as a stream ends", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "viewer")
+    local b = keys.create(db, dir, "b", "viewer")
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("max_streams_per_key=2,max_streams=3,heartbeat_ms=60000")), log = function() end }
+    local url = "http://127.0.0.1:" .. srv:port() .. "/v1/events"
+    local open = {}
+    local function stream(key)
+      local s = H.stream { url = url, headers = { "Authorization: Bearer " .. key }, total_timeout_ms = 30000 }
+      open[#open + 1] = s
+      return s
+    end
+    local a1, a2, a3 = stream(a), stream(a), stream(a)
+    assert.same({ 200, 200, 429 }, { a1.status, a2.status, a3.status })
+    assert.equal("5", a3.headers["retry-after"])
+    wait_for(a3.done, "the refusal's body")
+    assert.matches('"code":"rate_limited"', a3.text(), 1, true)
+    assert.matches("streams open with this key (2)", a3.text(), 1, true)
+    -- another key has streams of its own, up to the server's cap
+    local b1, b2 = stream(b), stream(b)
+    assert.same({ 200, 429 }, { b1.status, b2.status })
+    wait_for(b2.done, "the refusal's body")
+    assert.matches("streams open on this server (3)", b2.text(), 1, true)
+    -- a stream closed by its client gives its slot back at once
+    a1.close()
+    wait_for(function() return srv.nstreams == 2 end, "the slot given back")
+    local a4 = stream(a)
+    assert.equal(200, a4.status)
+    assert.equal(3, srv.nstreams)
+    assert.equal(2, srv.streams_of[(keys.parse(a))])
+    for _, s in ipairs(open) do s.close() end
+    wait_for(function() return srv.nstreams == 0 and next(srv.streams_of) == nil end, "every slot given back")
+    stop()
+  end)
+
+  it("leaves a quarter of the connections to other requests by default", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "viewer")
+    assert.equal(0, serve.DEFAULTS.max_streams)
+    assert.equal(16, serve.DEFAULTS.max_streams_per_key)
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("max_connections=8,heartbeat_ms=60000")), log = function() end }
+    local url = "http://127.0.0.1:" .. srv:port()
+    local open, got = {}, {}
+    for i = 1, 7 do
+      open[i] = H.stream { url = url .. "/v1/events", headers = { "Authorization: Bearer " .. a }, total_timeout_ms = 30000 }
+      got[i] = open[i].status
+    end
+    assert.same({ 200, 200, 200, 200, 200, 200, 429 }, got) -- 6 of 8
+    assert.equal(200, (H.fetch { url = url .. "/health" }))
+    for _, s in ipairs(open) do s.close() end
+    stop()
+  end)
+end)
