@@ -28,19 +28,8 @@ local BEFORE = os.getenv("ORKET_BEFORE")
 local PROXYFLOOR = os.getenv("ORKET_PROXYFLOOR") or (package.orket_home .. "/build/proxyfloor")
 local q = require("tests.helpers").quote
 
-local APP = [[
-const http = require('http');
-http.createServer((req, res) => {
-  res.setHeader('Content-Type', 'application/json');
-  res.end(JSON.stringify({ ok: true, path: req.url }));
-}).listen(Number(process.env.PORT), process.env.HOST || '127.0.0.1');
-]]
+local app = require "bench.sandboxapp"
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
 
 local function sh(cmd)
   local p = io.popen(cmd .. " 2>&1")
@@ -59,21 +48,7 @@ local function offered()
   return true
 end
 
-local function project()
-  local dir = io.popen("mktemp -d /tmp/orket-proxycount.XXXXXX"):read("l")
-  uv.fs_mkdir(dir .. "/workspace", 493)
-  write(dir .. "/workspace/server.js", APP)
-  assert(os.execute("cd " .. q(dir .. "/workspace") .. " && git init -q -b main && git add -A && "
-    .. "git -c user.name=bench -c user.email=bench@localhost commit -qm bench"))
-  write(dir .. "/orket.lua", [[
-name = "proxycount"
-sandbox = { command = { "node", "server.js" },
-  health = { http = "/health", interval_ms = 100, timeout_ms = 1000, start_timeout_ms = 20000 } }
-]])
-  local db = assert(require("orket.store").open(dir .. "/.orket/orket.db"))
-  local _, s = assert(require("orket.config").settings(dir, true))
-  return dir, db, s
-end
+local function project() return app.project("orket-proxycount", "proxycount") end
 
 -- GET url (headers) -> status | nil; the client's connections are kept between requests
 local function get(url, headers)

@@ -44,19 +44,9 @@ local ORKET = os.getenv("ORKET_BIN") or (package.orket_home .. "/build/orket")
 local MHDFLOOR = os.getenv("ORKET_MHDFLOOR") or (package.orket_home .. "/build/mhdfloor")
 local PROXYFLOOR = os.getenv("ORKET_PROXYFLOOR") or (package.orket_home .. "/build/proxyfloor")
 
-local APP = [[
-const http = require('http');
-http.createServer((req, res) => {
-  res.setHeader('Content-Type', 'application/json');
-  res.end(JSON.stringify({ ok: true, path: req.url }));
-}).listen(Number(process.env.PORT), process.env.HOST || '127.0.0.1');
-]]
+local app = require "bench.sandboxapp"
+local APP, write = app.APP, app.write
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
 
 local function offered()
   local p = proc.probe()
@@ -75,25 +65,9 @@ local function offered()
 end
 
 -- main's tree is what a sandbox runs: the workspace a repository with it committed
-local function commit_main(dir)
-  assert(os.execute("cd '" .. dir .. "/workspace' && git init -q -b main && git add -A && "
-    .. "git -c user.name=bench -c user.email=bench@localhost commit -qm bench"))
-end
+local commit_main = app.commit_main
 
-local function project()
-  local dir = io.popen("mktemp -d /tmp/orket-bench.XXXXXX"):read("l")
-  uv.fs_mkdir(dir .. "/workspace", 493)
-  write(dir .. "/workspace/server.js", APP)
-  commit_main(dir)
-  write(dir .. "/orket.lua", [[
-name = "sandbench"
-sandbox = { command = { "node", "server.js" },
-  health = { http = "/health", interval_ms = 100, timeout_ms = 1000, start_timeout_ms = 20000 } }
-]])
-  local db = assert(require("orket.store").open(dir .. "/.orket/orket.db"))
-  local _, s = assert(require("orket.config").settings(dir, true))
-  return dir, db, s
-end
+local function project() return app.project("orket-bench", "sandbench") end
 
 local free_port = require("tests.helpers").free_port
 
