@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@ typedef struct hd_conn {
   int busy;          /* a request's line is in, until MHD is done with it (answer sent) */
   int closing;       /* shut down by us (evicted, past a deadline): MHD closes it next run */
   uint64_t idle_since; /* loop ms: when it opened, or its last request was done */
+  unsigned served;   /* requests answered on it: one that has had none is never made room of */
   int family;        /* AF_INET or AF_INET6 (0: a unix socket's), and the client's address */
   unsigned char addr[16];
   struct hd_conn *prev, *next;
@@ -573,40 +575,53 @@ static void hd_conn_addr(const mhdapi *mhd, struct MHD_Connection *conn, hd_conn
 /* Slots kept free of idle connections: a sixteenth of a cap, at least one. */
 static unsigned hd_headroom(unsigned cap) { return cap / 16 ? cap / 16 : 1; }
 
-/* Whether a connection is idle between requests: no request on it, nothing left to send,
- * and no byte of a next request waiting in the kernel (MHD reads it at its next run). */
-static int hd_conn_idle(const hd_conn *hc) {
-  if (hc->busy || hc->closing || hc->req || hc->fd < 0) return 0;
+/* Whether a connection is idle between requests: it has answered one (a new connection
+ * whose first request is still to come is left to the header deadline), no request on it,
+ * nothing left to send, no byte of a next request received since its last answer (the
+ * kernel's TCP_INFO: a line MHD has partly read, a long URL on a slow link, is not in the
+ * socket for a peek any more), and none waiting in the kernel (MHD reads it at its next run). */
+static int hd_conn_idle(const hd_conn *hc, uint64_t now) {
+  if (hc->busy || hc->closing || hc->req || hc->fd < 0 || hc->served == 0) return 0;
+  struct tcp_info ti;
+  socklen_t tl = sizeof ti;
+  /* data received more recently than the last answer was sent, a few ms allowed for the clock */
+  if (hc->family && getsockopt(hc->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
+      (uint64_t)ti.tcpi_last_data_recv + 5 < now - hc->idle_since)
+    return 0;
   char c;
   return recv(hc->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-/* A new connection, nc, arrived: near the total cap, or near the cap of nc's address, the
- * oldest connection idle between requests (of that address, for its cap) is shut, and MHD
- * closes it at its next run. Kept-alive connections that send a request now and then
- * would otherwise hold every slot for good, and new clients wait in the kernel's backlog
- * (or, past an address's cap, are refused: everyone behind a reverse proxy). HTTP lets a
- * server close an idle kept-alive connection; its client opens another. */
+static int hd_same_addr(const hd_conn *a, const hd_conn *b) {
+  return a->family && b->family == a->family && memcmp(b->addr, a->addr, sizeof b->addr) == 0;
+}
+
 static void hd_make_room(httpd *h, hd_conn *nc) {
+  /* counted first: the kernel is asked of idle connections only when one must go */
   unsigned total = 0, same = 0;
-  hd_conn *oldest = NULL, *oldest_same = NULL;
   for (hd_conn *hc = h->conns; hc; hc = hc->next) {
     if (hc->closing) continue;
     total++;
-    int mine = nc->family && hc->family == nc->family && memcmp(hc->addr, nc->addr, sizeof hc->addr) == 0;
-    same += mine ? 1u : 0u;
-    if (hc == nc) continue;
+    same += hd_same_addr(nc, hc) ? 1u : 0u;
+  }
+  int for_addr = nc->family && !h->is_unix && same + hd_headroom(h->o.max_per_ip) > h->o.max_per_ip;
+  int for_total = total + hd_headroom(h->o.max_connections) > h->o.max_connections;
+  if (!for_addr && !for_total) return;
+  uint64_t now = uv_now(h->loop);
+  hd_conn *oldest = NULL, *oldest_same = NULL;
+  for (hd_conn *hc = h->conns; hc; hc = hc->next) {
+    if (hc->closing || hc == nc) continue;
+    int mine = hd_same_addr(nc, hc);
     /* the kernel is asked (hd_conn_idle) only of one older than the oldest so far */
     int older = oldest == NULL || hc->idle_since < oldest->idle_since;
     int older_same = mine && (oldest_same == NULL || hc->idle_since < oldest_same->idle_since);
-    if ((older || older_same) && hd_conn_idle(hc)) {
+    if ((older || older_same) && hd_conn_idle(hc, now)) {
       if (older) oldest = hc;
       if (older_same) oldest_same = hc;
     }
   }
-  hd_conn *victim = NULL;
-  if (nc->family && !h->is_unix && same + hd_headroom(h->o.max_per_ip) > h->o.max_per_ip) victim = oldest_same;
-  if (victim == NULL && total + hd_headroom(h->o.max_connections) > h->o.max_connections) victim = oldest;
+  hd_conn *victim = for_addr ? oldest_same : NULL;
+  if (victim == NULL && for_total) victim = oldest;
   if (victim == NULL) return;
   shutdown(victim->fd, SHUT_RDWR);
   victim->closing = 1;
@@ -893,6 +908,7 @@ static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_c
   }
   if (hc) { /* its answer is sent (or it closes): idle from now on */
     hc->busy = 0;
+    hc->served++;
     hc->idle_since = uv_now(h->loop);
   }
   if (r == NULL) return;

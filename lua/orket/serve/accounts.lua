@@ -102,16 +102,25 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
     end
     -- a provider's subject is one person: its other names here (rows an older orket added
     -- when the provider's name for them changed) are disabled with it
+    local others = false -- an admin among them
     if disabled and row.hash:match("^!oidc:") then
       for _, other in ipairs(users.with_hash(db, row.hash)) do
         if other.name ~= name and not other.disabled_at then
+          others = others or other.role == "admin"
           users.set_disabled(db, other.name, true)
           users.sessions_end(db, other.name)
           db:event { kind = "user_disable", actor = actor or "cli", data = { name = other.name, with = name } }
         end
       end
     end
-    return { name = name, role = row.role, changed = changed, no_admin_left = disabled and last ~= nil }
+    -- the last admin may be one of those other names: the same rule, the whole transaction
+    -- taken back for the people API
+    local none_left = disabled and (last ~= nil or (others and users.other_admins(db, "") == 0))
+    if none_left and keep_admin then
+      return nil, string.format("disabling %s would leave no enabled server admin (another name of theirs is "
+        .. "one): make another person an admin first ('orket users role NAME admin')", name), "ELASTADMIN"
+    end
+    return { name = name, role = row.role, changed = changed, no_admin_left = none_left }
   end)
 end
 

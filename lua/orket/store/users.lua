@@ -19,13 +19,13 @@ function M.get(db, name)
     .. " FROM users WHERE name = ?", name)
 end
 
---- with_hash(db, hash) -> {name, disabled_at}... of the people holding that hash: for a
+--- with_hash(db, hash) -> {name, role, disabled_at}... of the people holding that hash: for a
 --- person of a provider (its "!oidc:" mark), every name their subject holds here. A scan
 --- (no index on hash): asked only when a sign-in's name is not already its subject's, and
 --- when an admin disables such a person.
 function M.with_hash(db, hash)
   local d = db.dialect
-  local r, err = db:rows("SELECT name, " .. d.time("disabled_at") .. " FROM users WHERE hash = ? ORDER BY name", hash)
+  local r, err = db:rows("SELECT name, role, " .. d.time("disabled_at") .. " FROM users WHERE hash = ? ORDER BY name", hash)
   if r == nil then error(err or "store: a read failed", 0) end
   return r
 end

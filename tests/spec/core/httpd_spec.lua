@@ -804,6 +804,39 @@ describe("orket.c.httpd", function()
       for i = 3, 8 do assert.is_false(idle[i].closed, "idle connection " .. i) end
       srv:close()
     end)
+
+    it("never closes for room a connection whose next request line is on its way, nor a new one before "
+      .. "its first request", function()
+      held = {}
+      local srv = server { max_per_ip = 5 }
+      local port = srv:port()
+      local idle = {}
+      for i = 1, 3 do
+        idle[i] = conn(port, "127.0.0.8")
+        idle[i].ask("/idle")
+        wait_for(function() return idle[i].answers == 1 end, "an answer")
+        orket.sleep(2)
+      end
+      orket.sleep(50)
+      -- the oldest starts its next request: part of a long line, read by the server already
+      idle[1].write("GET /" .. ("x"):rep(200))
+      orket.sleep(100)
+      -- a new connection that has not asked yet, then one more past the room kept free
+      local quiet = conn(port, "127.0.0.8")
+      orket.sleep(50)
+      local new = conn(port, "127.0.0.8")
+      new.ask("/new")
+      wait_for(function() return new.answers == 1 or new.closed end, "the new client's answer")
+      assert.equal(1, new.answers)
+      assert.is_false(idle[1].closed) -- its line was on its way
+      assert.is_true(idle[2].closed)  -- the oldest idle one between requests
+      assert.is_false(quiet.closed)   -- left to the header deadline
+      idle[1].write(" HTTP/1.1\r\nHost: x\r\n\r\n")
+      wait_for(function() return idle[1].answers == 2 end, "the partly sent request's answer")
+      quiet.ask("/quiet")
+      wait_for(function() return quiet.answers == 1 end, "the quiet connection's first answer")
+      srv:close()
+    end)
   end)
 
   it("checks its arguments and reports a busy port", function()

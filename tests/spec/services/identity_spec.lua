@@ -43,6 +43,21 @@ describe("a federated person is their subject", function()
     assert.same({ "zed (disabled)", "zed3 (disabled)" }, names(db))
     no, why = identity.federated(db, { name = "zed3", role = "operator" }, "oidc", "subject-1")
     assert.same({ nil, "this person was disabled" }, { no, why })
+    -- the last enabled admin among those other names is kept by the people API, as any is
+    assert(db:tx(function()
+      users.insert(db, "bob", "admin", identity.mark("oidc", "subject-2"))
+      users.insert(db, "robert", "admin", identity.mark("oidc", "subject-2"))
+      return true
+    end))
+    assert(accounts.set_disabled(db, "bob", false, "root", true))
+    local refused, rwhy, rcode = accounts.set_disabled(db, "bob", true, "robert", true)
+    assert.is_nil(refused)
+    assert.equal("ELASTADMIN", rcode)
+    assert.matches("would leave no enabled server admin", rwhy)
+    assert.same({ "bob", "robert", "zed (disabled)", "zed3 (disabled)" }, names(db))
+    -- on the server's machine a leaver is never kept: both go, and it says so
+    local r = assert(accounts.set_disabled(db, "bob", true, "local:root"))
+    assert.is_true(r.no_admin_left)
   end)
 
   it("lets a directory entry whose login changed sign in under its new login, and refuses a login now "
