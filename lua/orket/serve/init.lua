@@ -22,9 +22,6 @@ local runs = require "orket.serve.runs"
 local openapi = require "orket.serve.openapi"
 local session = require "orket.serve.session"
 local accounts = require "orket.serve.accounts"
-local config = require "orket.config"
-local crypto = require "orket.c.crypto"
-local forge = require "orket.forge"
 local signin = require "orket.serve.signin"
 local webhooks = require "orket.serve.webhooks"
 local sandboxes = require "orket.serve.sandboxes"
@@ -307,35 +304,6 @@ end
 -- A forge's webhook routes (orket.serve.webhooks) -> the forge
 local HOOKS = { webhook_gitea = "gitea", webhook_github = "github" }
 
-local function hook_refused() return routes.err(401, "bad_signature", "the signature does not match the body") end
-
--- A forge's webhook in a project that does not exist (or did not open), answered as the
--- webhook of one that does answers a delivery whose signature does not match: the
--- signature's form first, then the body read, then the same kind of work (its settings
--- read, the HMAC over the body, here under a secret of no one's) and the refusal. The
--- answers are compared by tests/e2e/teams_test.lua.
-local function no_such_hook(server, forge_name)
-  return function(req, ctx)
-    ctx.note = "no such project"
-    local sig = forge.delivery(forge_name, req.headers).signature
-    if forge_name == "github" then sig = type(sig) == "string" and sig:match("^sha256=") and sig or nil
-    else sig = type(sig) == "string" and not sig:find("=", 1, true) and sig or nil end
-    if not sig then
-      return routes.err(401, "bad_signature", "the delivery has no signature in this forge's form ("
-        .. (forge_name == "github" and "X-Hub-Signature-256: sha256=<hex>" or "X-Gitea-Signature: <hex>") .. ")")
-    end
-    local text, berr, bcode = req:body()
-    if not text then
-      if bcode == "E2BIG" then return routes.err(413, "too_large", berr) end
-      if bcode == "ETIMEDOUT" then return routes.err(408, "timeout", berr) end
-      return routes.err(400, "bad_request", berr)
-    end
-    config.settings(server.dir)
-    crypto.verify_webhook(crypto.random_id(32), text, sig)
-    return hook_refused()
-  end
-end
-
 -- The request's whole way; ctx collects what the log line says.
 function Server:_dispatch(req, ctx)
   local remote = req.remote -- each field of a request is a call into C: read once
@@ -372,7 +340,7 @@ function Server:_dispatch(req, ctx)
   -- one whose signature does not match, so that a name cannot be probed through it
   local hook = scoped and not need and HOOKS[route.name]
   local handler = route.handler
-  if hook and (not proj or proj.unavailable) then handler, proj = no_such_hook(self, hook), nil end
+  if hook and (not proj or proj.unavailable) then handler, proj = webhooks.stand_in(hook), nil end
   -- the server's own routes (people, keys, sign-in) are not a project's; a project's route
   -- without a key answers only for a project that exists and opened (with one: after the
   -- key, below): one whose store did not open is, to a stranger, one that does not exist
@@ -436,7 +404,7 @@ function Server:_dispatch(req, ctx)
   local hstatus, doc = handler(req, ctx)
   -- a project without a webhook secret would tell a stranger it is there (and how it is
   -- set up): its refusal is the one of a bad signature too (the log's note says which)
-  if hook and hstatus == 401 and doc.error.code == "no_secret" then hstatus, doc = hook_refused() end
+  if hook and hstatus == 401 and doc.error.code == "no_secret" then hstatus, doc = webhooks.mismatch() end
   if hstatus then return send(req, ctx, hstatus, doc) end
 end
 

@@ -198,20 +198,49 @@ on_push = function(ctx, name, d, doc, g, settings)
     card = cards_done[1], reason = #cards_done == 0 and "no card in review could be finished" or nil }
 end
 
+-- A delivery's headers, its signature in the forge's form and its body, read -> d, sig,
+-- text | nil, status, doc (the refusal)
+local function read_delivery(name, req)
+  local d = forge.delivery(name, req.headers)
+  local sig = signature_form(name, d.signature)
+  if not sig then
+    return nil, err(401, "bad_signature", "the delivery has no signature in this forge's form ("
+      .. (name == "github" and "X-Hub-Signature-256: sha256=<hex>" or "X-Gitea-Signature: <hex>") .. ")")
+  end
+  local text, berr, bcode = req:body()
+  if not text then
+    if bcode == "E2BIG" then return nil, err(413, "too_large", berr) end
+    if bcode == "ETIMEDOUT" then return nil, err(408, "timeout", berr) end
+    return nil, err(400, "bad_request", berr)
+  end
+  return d, sig, text
+end
+
+--- mismatch() -> status, doc: the refusal of a delivery whose signature does not match
+local function mismatch() return err(401, "bad_signature", "the signature does not match the body") end
+M.mismatch = mismatch
+
+--- stand_in(name) -> the handler of forge name's webhook under the prefix of a project that
+--- does not exist (or did not open): it answers as a project's webhook answers a delivery
+--- whose signature does not match, after the same kind of work (the signature's form, the
+--- body read, the settings read, an HMAC over the body under a secret of no one's), so that
+--- a project's name cannot be probed through it (docs/teams.md; tests/e2e/teams_test.lua
+--- compares the answers)
+function M.stand_in(name)
+  return function(req, ctx)
+    ctx.note = "no such project"
+    local d, sig, text = read_delivery(name, req)
+    if not d then return sig, text end
+    git_settings(ctx.dir)
+    crypto.verify_webhook(crypto.random_id(32), text, sig)
+    return mismatch()
+  end
+end
+
 local function handle(name)
   return function(req, ctx)
-    local d = forge.delivery(name, req.headers)
-    local sig = signature_form(name, d.signature)
-    if not sig then
-      return err(401, "bad_signature", "the delivery has no signature in this forge's form ("
-        .. (name == "github" and "X-Hub-Signature-256: sha256=<hex>" or "X-Gitea-Signature: <hex>") .. ")")
-    end
-    local text, berr, bcode = req:body()
-    if not text then
-      if bcode == "E2BIG" then return err(413, "too_large", berr) end
-      if bcode == "ETIMEDOUT" then return err(408, "timeout", berr) end
-      return err(400, "bad_request", berr)
-    end
+    local d, sig, text = read_delivery(name, req)
+    if not d then return sig, text end -- the refusal's status and document
     local g, gerr, settings = git_settings(ctx.dir)
     if not g then return err(500, "internal", gerr) end
     -- git.webhook_secret_env's variable, else git.webhook_secret's (orket.settings.secret)
@@ -224,7 +253,7 @@ local function handle(name)
       if vcode == "NO_SECRET" then
         return err(401, "no_secret", "webhooks are refused: no secret is set (git.webhook_secret or git.webhook_secret_env in orket.lua)")
       end
-      return err(401, "bad_signature", "the signature does not match the body")
+      return mismatch()
     end
     -- signed: now the body may be read
     if not d.id or #d.id > 200 or not d.id:match(forge.DELIVERY_ID) then
