@@ -706,8 +706,21 @@
     (e) => e.status >= 500 || e.status === 429);
 
   // shellWord(w): one argument as a person's shell reads it
+  // A control, a C1 control or an invisible format character in a word (an agent chose the
+  // name) is written in bash's $'...' as the bytes of its UTF-8, \xHH: shown as it is, the
+  // pasted command would name another file, or none.
+  const UNSHOWN = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/u;
   function shellWord(w) {
-    return /^[A-Za-z0-9_@%+=:,.\/-]+$/.test(w) ? w : "'" + w.replace(/'/g, "'\\''") + "'";
+    if (/^[A-Za-z0-9_@%+=:,.\/-]+$/.test(w)) return w;
+    if (!UNSHOWN.test(w)) return "'" + w.replace(/'/g, "'\\''") + "'";
+    const enc = new TextEncoder();
+    let out = "$'";
+    for (const ch of w) {
+      if (ch === "\\" || ch === "'") out += "\\" + ch;
+      else if (UNSHOWN.test(ch)) for (const b of enc.encode(ch)) out += "\\x" + b.toString(16).padStart(2, "0");
+      else out += ch;
+    }
+    return out + "'";
   }
 
   function sideText(x) {
@@ -715,9 +728,10 @@
     return x.kind + (x.id ? " " + x.id.slice(0, 12) : "") + (x.size !== undefined ? " (" + x.size + " bytes)" : "");
   }
 
-  function commandsBlock(label, cls, list) {
+  function commandsBlock(label, cls, list, none) {
+    const cmds = (list || []).map((argv) => el("code", { text: argv.map(shellWord).join(" ") }));
     return el("div", { class: "view-cmds " + cls }, el("span", { class: "meta", text: label }),
-      ...(list || []).map((argv) => el("code", { text: argv.map(shellWord).join(" ") })));
+      ...(cmds.length ? cmds : [el("span", { class: "meta", text: none })]));
   }
 
   // renderView(list): each path where workspace/ holds the person's version, both versions,
@@ -728,7 +742,8 @@
       el("div", { class: "view-side view-main", text: "main has: " + sideText(d.main) }),
       el("div", { class: "view-side view-yours", text: "yours: " + sideText(d.view) }),
       commandsBlock("Take main's version:", "take-main", d.take_main),
-      commandsBlock("Keep yours (commits it to main):", "keep-view", d.keep_view))));
+      commandsBlock("Keep yours (commits it to main):", "keep-view", d.keep_view,
+        "none: git commits no FIFO, socket or device"))));
     $("view-empty").hidden = list.length > 0;
   }
 

@@ -59,7 +59,15 @@ describe("workspace/ as a view of main", function()
     assert.matches("hello.txt", s.stdout, 1, true)
     assert.matches("main has:%s+file %x+ %(%d+ bytes%)", s.stdout)
     assert.matches("yours:%s+file %x+ %(6 bytes%)", s.stdout)
-    assert.matches("git -C workspace checkout main -- hello.txt", s.stdout, 1, true)
+    assert.matches("git --literal-pathspecs -C workspace checkout main -- hello.txt", s.stdout, 1, true)
+    assert.is_nil(s.stdout:find("run in the project's folder", 1, true)) -- asked from there
+    -- asked from inside workspace/ (where a person editing it is), it finds the project, and
+    -- says where its commands run
+    local inside = H.orket("status", { cwd = dir .. "/workspace" })
+    assert.equal(0, inside.status, inside.stderr)
+    assert.matches("git --literal-pathspecs -C workspace checkout main -- hello.txt", inside.stdout, 1, true)
+    local real = io.popen("realpath " .. H.quote(dir)):read("l")
+    assert.matches("(the commands below run in the project's folder: cd " .. real .. ")", inside.stdout, 1, true)
     local j = H.orket("status --json", { cwd = dir })
     assert.equal(0, j.status, j.stderr)
     local doc = cjson.decode(j.stdout)
