@@ -8,6 +8,7 @@
 -- orket.engine.{settings,roles,routing}, orket.tools and orket.policy. Prints nothing.
 local uv = require "luv"
 local composefile = require "orket.sandboxes.composefile"
+local workspace = require "orket.workspace"
 local config = require "orket.config"
 local import = require "orket.import"
 local settings = require "orket.settings"
@@ -286,22 +287,39 @@ end
 --- server that could not be started, whose tools are then not checked).
 --- Every problem in one pass: each file on its own, and the links between files checked
 --- over whatever loaded, so fixing one file never uncovers problems that were there before.
--- The repository's compose file (workspace/compose.yaml): each problem a sandbox's plan would
--- refuse (docs/sandbox.md, *Several services*)
+-- The repository's compose file (workspace/compose.yaml, as the person's folder holds it:
+-- what they are editing): each problem a sandbox's plan would refuse (docs/sandbox.md,
+-- *Several services*). The file is the agents' work: read through the confined workspace,
+-- so a symbolic link out of the tree is not followed and a FIFO is never opened (it would
+-- block validate for good).
 local function check_compose(dir, out)
+  local ws = workspace.open(dir .. "/workspace")
+  if not ws then return end
   for _, name in ipairs(composefile.NAMES) do
-    local f = io.open(dir .. "/workspace/" .. name, "rb")
-    if f then
-      local text = f:read(composefile.MAX_READ) or ""
-      f:close()
-      local ok, err = composefile.read(text, "workspace/" .. name)
+    local st = ws:stat(name)
+    if st then
+      local file, text, info = "workspace/" .. name, nil, nil
+      if st.type == "file" and st.size <= composefile.MAX_READ then text, info = ws:read(name, { limit = composefile.MAX_READ }) end
+      ws:close()
+      if st.type ~= "file" then
+        local KIND = { directory = "a directory", symlink = "a symbolic link", other = "a FIFO, socket or device" }
+        out[#out + 1] = { file = file, message = string.format("is %s, not a regular file: a sandbox's plan reads "
+          .. "no compose file there", KIND[st.type] or st.type) }
+        return
+      elseif not text then
+        out[#out + 1] = { file = file, message = st.size > composefile.MAX_READ
+          and string.format("is larger than %d bytes", composefile.MAX_READ) or ("cannot be read: " .. tostring(info)) }
+        return
+      end
+      local ok, err = composefile.read(text, file)
       if not ok then
-        local file, line, msg = err:match("^(.-):(%d+): (.*)$")
-        out[#out + 1] = file and { file = file, line = tonumber(line), message = msg } or { file = "workspace/" .. name, message = err }
+        local efile, line, msg = err:match("^(.-):(%d+): (.*)$")
+        out[#out + 1] = efile and { file = efile, line = tonumber(line), message = msg } or { file = file, message = err }
       end
       return
     end
   end
+  ws:close()
 end
 
 function M.check(dir)

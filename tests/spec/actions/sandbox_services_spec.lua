@@ -190,6 +190,30 @@ describe("orket validate", function()
     assert.same({ file = "workspace/compose.yaml", line = 4, message = "services.a.depends_on: no service nope" }, found)
   end)
 
+  it("reads the compose file as a file of the tree: a FIFO is named, not waited on; a link out is not followed", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/workspace"))
+    assert(os.execute("mkfifo " .. H.quote(dir .. "/workspace/compose.yaml")))
+    local t0 = os.time()
+    local found
+    for _, p in ipairs(require("orket.validate").check(dir)) do
+      if p.file == "workspace/compose.yaml" then found = p end
+    end
+    assert.truthy(os.time() - t0 < 5)
+    assert.same({ file = "workspace/compose.yaml", message = "is a FIFO, socket or device, not a regular file: a sandbox's plan reads "
+      .. "no compose file there" }, found)
+    os.remove(dir .. "/workspace/compose.yaml")
+    H.write(dir .. "/secret", "services:\n  a: {command: [x], depends_on: [password-hunter2]}\n")
+    assert(os.execute("ln -s " .. H.quote(dir .. "/secret") .. " " .. H.quote(dir .. "/workspace/compose.yaml")))
+    found = nil
+    for _, p in ipairs(require("orket.validate").check(dir)) do
+      if p.file == "workspace/compose.yaml" then found = p end
+    end
+    assert.truthy(found)
+    assert.not_matches("hunter2", found.message)
+    assert.matches("not a regular file", found.message)
+  end)
+
   it("and sandbox plan name each bad compose file alike: a cycle, an unknown service, an image only, a port twice",
     function()
       local cases = {
