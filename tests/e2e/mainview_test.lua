@@ -100,6 +100,34 @@ describe("workspace/ as a view of main", function()
     assert.matches("nothing of yours differs", H.orket("status", { cwd = dir }).stdout, 1, true)
   end)
 
+  it("says at a run's start that main lost the merged work of done cards, and goes on", function()
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    local dir = backends.project(root .. "/p")
+    scenario(dir)
+    -- main holds the journal's merges: nothing said
+    local again = H.orket("run START-1", { cwd = dir })
+    assert.equal(0, again.status, again.stderr)
+    assert.is_nil(again.stdout:find("history_lost", 1, true))
+    -- the repository, inside the view, removed: the next run makes a new one of the folder
+    assert(os.execute("rm -rf " .. H.quote(dir .. "/workspace")))
+    local r = H.orket("run START", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local ev
+    for line in r.stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if e.type == "git" and e.action == "history_lost" then ev = e end
+    end
+    assert.truthy(ev, r.stdout)
+    assert.same({ "START-1" }, ev.cards)
+    assert.equal(1, ev.count)
+    assert.matches("main no longer holds the merged work of 1 done card (START-1)", ev.message, 1, true)
+    -- the removed repository's card directories are set aside, and the run went on in new ones
+    assert.matches("^%./%.orket/lost/%d+T%d+Z%-%d+$", ev.aside)
+    assert.truthy(io.open(dir .. "/" .. ev.aside .. "/worktrees"))
+    assert.matches('"status":"done","tokens"', r.stdout)
+  end)
+
   it("serves main's hello.txt from `orket sandbox up`, not the person's", function()
     local skip = H.no_node_sandbox()
     if skip then return pending(skip) end

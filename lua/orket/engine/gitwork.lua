@@ -141,9 +141,32 @@ function M.open(ws_dir, worktrees)
     repo:close()
     repo, code = nil, "ENOENT"
   end
-  if not repo and code == "ENOENT" then repo, err, code = G.init(ws_dir, ENGINE) end
+  local made = false
+  if not repo and code == "ENOENT" then
+    repo, err, code = G.init(ws_dir, ENGINE)
+    made = repo ~= nil
+  end
   if not repo then return nil, err, code end
-  return { repo = repo, dir = worktrees, state = worktrees:gsub("/worktrees$", "") .. "/worktree-state" }
+  local git = { repo = repo, dir = worktrees, state = worktrees:gsub("/worktrees$", "") .. "/worktree-state" }
+  -- A repository made again (workspace/'s removed): the cards' directories, parked or not,
+  -- hold indexes of the removed one's objects, and the next card to take one failed on it
+  -- ("object not found"). They are set aside, not deleted (an agent's uncommitted work may
+  -- be in one), and the run's start says where (history_lost).
+  local scan = made and uv.fs_scandir(worktrees)
+  if scan and uv.fs_scandir_next(scan) then
+    local aside = worktrees:gsub("/worktrees$", "") .. "/lost/" .. os.date("!%Y%m%dT%H%M%SZ") .. string.format("-%d", uv.os_getpid())
+    uv.fs_mkdir(aside:gsub("/[^/]+$", ""), 448)
+    uv.fs_mkdir(aside, 448)
+    local ok = uv.fs_rename(worktrees, aside .. "/worktrees")
+    if ok and uv.fs_stat(git.state) then ok = uv.fs_rename(git.state, aside .. "/worktree-state") end
+    if not ok then
+      repo:close()
+      return nil, string.format("git: workspace/'s repository was made again, and the cards' directories of the "
+        .. "removed one (%s) could not be moved aside to %s", worktrees, aside), "EIO"
+    end
+    git.aside = aside
+  end
+  return git
 end
 
 -- The git section when main has a remote to be pushed to.
@@ -549,6 +572,41 @@ function M.recover(run)
     end
   end
   return true
+end
+
+--- lost_merges(db, repo) -> cards, count | nil: the cards whose last merge the journal records
+--- and main's history no longer holds (workspace/'s repository removed and made again of
+--- what the folder held, or main moved back by a person), newest first, at most 20 named of
+--- count; nil when main holds the journal's newest merge (one read and one lookup: the
+--- common case). Their cards stay done with their work gone from main: said at the run's
+--- start, never a stop (restoring the history, or going on without it, is the person's
+--- choice).
+M.LOST_MERGES_READ = 500
+function M.lost_merges(db, repo)
+  local newest = sj.merges(db, 1)[1]
+  if not newest or type(newest.data.id) ~= "string" or repo:contains("refs/heads/main", newest.data.id) ~= false then return nil end
+  local cards, seen, n = {}, {}, 0
+  for _, r in ipairs(sj.merges(db, M.LOST_MERGES_READ)) do
+    local id = r.data.id
+    if type(id) == "string" and r.card_id and not seen[r.card_id] then
+      seen[r.card_id] = true
+      if repo:contains("refs/heads/main", id) == false then
+        n = n + 1
+        if #cards < 20 then cards[#cards + 1] = r.card_id end
+      end
+    end
+  end
+  return cards, n
+end
+
+--- history_note(cards, count [, aside]) -> the line that says so (aside: where the removed
+--- repository's card directories were moved)
+function M.history_note(cards, count, aside)
+  return string.format("main no longer holds the merged work of %d done card%s (%s%s): workspace/'s repository was "
+    .. "made again or main was moved back; the cards stay done. To bring their work back, restore workspace/.git "
+    .. "(a copy of it, or fetch main from the forge's remote) before running on%s", count, count == 1 and "" or "s",
+    table.concat(cards, ", "), count > #cards and ", ..." or "",
+    aside and ("; the removed repository's card directories are in " .. aside) or "")
 end
 
 --- info(db, repo, card) -> {branch=, commits={{id=, turn=, run=, seat=}...}, merged=} | nil:

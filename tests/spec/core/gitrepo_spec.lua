@@ -768,6 +768,16 @@ describe("orket.c.gitrepo", function()
     assert.same({}, assert(r:view_status()))
   end)
 
+  it("says whether main's history holds a commit, false for one the repository does not have", function()
+    local _, _, r0 = project("C1")
+    local r <close> = r0
+    local head = assert(r:head("main"))
+    assert.is_true(r:contains("refs/heads/main", head))
+    -- a repository made again has none of the journal's old commits: not in its history
+    assert.is_false(r:contains("refs/heads/main", string.rep("ab", 20)))
+    assert.is_nil((r:contains("main", head))) -- a ref's full name only
+  end)
+
   it("prints commands that take each path as written: a pathspec's magic, a newline, a folder where main has a file, a FIFO", function()
     local proj, pws, r0, p = project("N1")
     local r <close> = r0
