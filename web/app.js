@@ -709,7 +709,7 @@
   // A control, a C1 control or an invisible format character in a word (an agent chose the
   // name) is written in bash's $'...' as the bytes of its UTF-8, \xHH: shown as it is, the
   // pasted command would name another file, or none.
-  const UNSHOWN = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/u;
+  const UNSHOWN = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\u{e0000}-\u{e007f}]/u;
   function shellWord(w) {
     if (/^[A-Za-z0-9_@%+=:,.\/-]+$/.test(w)) return w;
     if (!UNSHOWN.test(w)) return "'" + w.replace(/'/g, "'\\''") + "'";
@@ -736,14 +736,18 @@
 
   // renderView(list): each path where workspace/ holds the person's version, both versions,
   // and the commands that take main's or keep theirs (run from the project's directory)
+  // A name the JSON could not carry as it is (bytes that are not UTF-8 come as U+FFFD) has no
+  // commands here: pasted, they would name another file.
+  const NOT_UTF8 = "its name is not valid UTF-8 here: 'orket status' in a terminal prints its commands";
   function renderView(list) {
     $("view-list").replaceChildren(...list.map((d) => el("li", { class: "view-path", "data-path": d.path },
-      el("div", { class: "view-name", text: "workspace/" + d.path }),
+      el("div", { class: "view-name", text: "workspace/" + (UNSHOWN.test(d.path) ? shellWord(d.path) : d.path) }),
       el("div", { class: "view-side view-main", text: "main has: " + sideText(d.main) }),
       el("div", { class: "view-side view-yours", text: "yours: " + sideText(d.view) }),
-      commandsBlock("Take main's version:", "take-main", d.take_main),
-      commandsBlock("Keep yours (commits it to main):", "keep-view", d.keep_view,
-        "none: git commits no FIFO, socket or device"))));
+      ...(d.path.includes("\ufffd") ? [el("div", { class: "view-cmds meta", text: NOT_UTF8 })] : [
+        commandsBlock("Take main's version:", "take-main", d.take_main),
+        commandsBlock("Keep yours (commits it to main):", "keep-view", d.keep_view,
+          "none: git commits no FIFO, socket or device")]))));
     $("view-empty").hidden = list.length > 0;
   }
 

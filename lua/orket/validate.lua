@@ -291,22 +291,23 @@ end
 -- what they are editing): each problem a sandbox's plan would refuse (docs/sandbox.md,
 -- *Several services*). The file is the agents' work: read through the confined workspace,
 -- so a symbolic link out of the tree is not followed and a FIFO is never opened (it would
--- block validate for good).
-local function check_compose(dir, out)
+-- block validate for good). As the plan does, a name that is not a regular file is passed
+-- over for the next (a warning names it).
+local function check_compose(dir, out, warnings)
   local ws = workspace.open(dir .. "/workspace")
   if not ws then return end
+  local KIND = { directory = "a directory", symlink = "a symbolic link", other = "a FIFO, socket or device" }
   for _, name in ipairs(composefile.NAMES) do
     local st = ws:stat(name)
-    if st then
-      local file, text, info = "workspace/" .. name, nil, nil
-      if st.type == "file" and st.size <= composefile.MAX_READ then text, info = ws:read(name, { limit = composefile.MAX_READ }) end
+    local file = "workspace/" .. name
+    if st and st.type ~= "file" then
+      warnings[#warnings + 1] = { file = file, message = string.format("is %s, not a regular file: a sandbox's plan "
+        .. "passes it over", KIND[st.type] or st.type) }
+    elseif st then
+      local text, info
+      if st.size <= composefile.MAX_READ then text, info = ws:read(name, { limit = composefile.MAX_READ }) end
       ws:close()
-      if st.type ~= "file" then
-        local KIND = { directory = "a directory", symlink = "a symbolic link", other = "a FIFO, socket or device" }
-        out[#out + 1] = { file = file, message = string.format("is %s, not a regular file: a sandbox's plan reads "
-          .. "no compose file there", KIND[st.type] or st.type) }
-        return
-      elseif not text then
+      if not text then
         out[#out + 1] = { file = file, message = st.size > composefile.MAX_READ
           and string.format("is larger than %d bytes", composefile.MAX_READ) or ("cannot be read: " .. tostring(info)) }
         return
@@ -341,7 +342,7 @@ function M.check(dir)
   end
   check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers)
   check_epics(dir, out, warnings, summary, team)
-  check_compose(dir, out)
+  check_compose(dir, out, warnings)
   return out, summary, warnings
 end
 

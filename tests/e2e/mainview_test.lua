@@ -109,6 +109,15 @@ describe("workspace/ as a view of main", function()
     local again = H.orket("run START-1", { cwd = dir })
     assert.equal(0, again.status, again.stderr)
     assert.is_nil(again.stdout:find("history_lost", 1, true))
+    -- a person moves main back past the merge: said, as main moved back
+    local ws = H.quote(dir .. "/workspace")
+    local first = io.popen("git -C " .. ws .. " rev-list --max-parents=0 main"):read("l")
+    assert(os.execute("git -C " .. ws .. " reset -q --hard " .. first))
+    local back = H.orket("run START-1", { cwd = dir })
+    assert.equal(0, back.status, back.stderr)
+    assert.matches("main no longer holds the merged work of 1 card (START-1): main was moved back past their merges",
+      back.stdout, 1, true)
+    assert.is_nil(back.stdout:find('"aside"', 1, true))
     -- the repository, inside the view, removed: the next run makes a new one of the folder
     assert(os.execute("rm -rf " .. H.quote(dir .. "/workspace")))
     local r = H.orket("run START", { cwd = dir })
@@ -121,7 +130,8 @@ describe("workspace/ as a view of main", function()
     assert.truthy(ev, r.stdout)
     assert.same({ "START-1" }, ev.cards)
     assert.equal(1, ev.count)
-    assert.matches("main no longer holds the merged work of 1 done card (START-1)", ev.message, 1, true)
+    assert.matches("main no longer holds the merged work of 1 card (START-1): workspace/ had no git repository",
+      ev.message, 1, true)
     -- the removed repository's card directories are set aside, and the run went on in new ones
     assert.matches("^%./%.orket/lost/%d+T%d+Z%-%d+$", ev.aside)
     assert.truthy(io.open(dir .. "/" .. ev.aside .. "/worktrees"))

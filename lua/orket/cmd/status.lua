@@ -10,10 +10,12 @@ local status_view = require "orket.views.status"
 local cmd = { summary = "show paths main's merges changed where workspace/ keeps yours, and if it is behind main",
   usage = "orket status [--json] [-C DIR]" }
 
--- a path as shown: as it is, or, where a terminal would show it escaped, in the shell's
--- quoting, so that a newline in a name and a name holding a backslash and an n differ
+-- a path as shown: as it is, or, where the shell would need it quoted, as its commands
+-- quote it, so that a newline in a name, a backslash and an n, and a name written like
+-- $'...' all differ
 local function shown(cli, path)
-  return inert.line(path) == path and path or cli.shell_quote(path)
+  local q = cli.shell_quote(path)
+  return q == path and path or q
 end
 
 local function side(cli, s)
@@ -35,19 +37,25 @@ local function line(cli, list)
   return inert.line(table.concat(out, " && "))
 end
 
--- The project a person asks from: DIR, or, with no -C (or -C .) and no orket.lua here, the project
--- whose workspace/ holds this folder (a person editing main's view asks from inside it).
+-- The project a person asks from: DIR, or, with no -C (or -C .) and no project here, the
+-- project whose workspace/ holds this folder (a person editing main's view asks from inside
+-- it): the outermost folder above with orket.lua, .orket/ and workspace/.git, so that an
+-- orket.lua the agents committed in the tree is not taken for the project.
+local function is_project(d)
+  return uv.fs_stat(d .. "/orket.lua") and uv.fs_stat(d .. "/.orket") and uv.fs_stat(d .. "/workspace/.git")
+end
+
 local function project_of(dir)
-  if dir ~= "." or uv.fs_stat("orket.lua") then return dir end
-  local here = uv.cwd()
-  local at = here
-  while at and at ~= "/" do
+  if dir ~= "." or is_project(".") then return dir end
+  local here = uv.fs_realpath(uv.cwd()) or uv.cwd()
+  local at, found = here, nil
+  while at and at ~= "" and at ~= "/" do
     local up = at:match("^(.*)/[^/]+$")
-    up = (up == "" and "/") or up
-    if up and uv.fs_stat(up .. "/orket.lua") and (here .. "/"):sub(1, #up + 11) == up .. "/workspace/" then return up end
+    if not up or up == "" then break end
+    if is_project(up) and (here .. "/"):sub(1, #up + 11) == up .. "/workspace/" then found = up end
     at = up
   end
-  return dir
+  return found or dir
 end
 
 function cmd.run(args, cli)

@@ -27,9 +27,10 @@ function M.scratch(dir)
   return string.format("%s/.orket/sandboxes/export.%d.%d.%d", dir, uv.os_getpid(), uv.hrtime() % 1000000, scratch_n)
 end
 
---- of_main(dir, rev) -> true | nil, message, CODE: rev names a commit of main's history. A
---- sandbox runs main's tree; a person's branch in workspace/ (or a card's) named by --commit
---- would be listed, checked and used by the agents as main's.
+--- of_main(dir, rev) -> id | nil, message, CODE: the commit rev names, one of main's history
+--- (exported by that id, so a branch that moves meanwhile is not read again). A sandbox runs
+--- main's tree; a person's branch in workspace/ (or a card's) named by --commit would be
+--- listed, checked and used by the agents as main's.
 function M.of_main(dir, rev)
   local repo, err, code = gitdiff.open(dir .. "/workspace")
   if not repo then return nil, "sandbox: " .. tostring(err), code end
@@ -43,21 +44,23 @@ function M.of_main(dir, rev)
     return nil, string.format("sandbox: %s is not a commit of main's history (a sandbox runs main's tree: "
       .. "merge it into main first, or name one of main's commits)", rev), "EINVAL"
   end
-  return true
+  return id
 end
 
 --- export(dir, rev, dest) -> commit, files | nil, message, CODE: the project's tree at rev (a
 --- commit id, or "main" for main's head now) written into the new folder dest. A failure
 --- removes what it wrote.
 function M.export(dir, rev, dest)
+  local named = rev
   if rev and rev ~= "main" then
-    local ok, err, ecode = M.of_main(dir, rev)
-    if not ok then return nil, err, ecode end
+    local err, ecode
+    rev, err, ecode = M.of_main(dir, rev)
+    if not rev then return nil, err, ecode end
   end
   local commit, files, code = gitexport.export(dir .. "/workspace", rev or "main", dest, M.CAPS)
   if not commit then
     if code ~= "EEXIST" then tree.remove(dest) end
-    return nil, "sandbox: exporting main's tree at " .. tostring(rev or "main") .. ": " .. tostring(files), code
+    return nil, "sandbox: exporting main's tree at " .. tostring(named or "main") .. ": " .. tostring(files), code
   end
   return commit, files
 end

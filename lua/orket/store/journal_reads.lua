@@ -230,12 +230,13 @@ end
 --- merges(db, limit) -> the newest "merge" events of any card, newest first, at most limit:
 --- {{card_id=, data (decoded, {} when unreadable)}...}. Not per card: a run's start reads the
 --- newest one, and more only when main lacks it (orket.engine.gitwork.lost_merges). Only the
---- journal's last MERGES_SCAN events are looked at (no index holds merges alone): a journal
---- of many events and no merge costs that much at a run's start, not the whole journal.
+--- journal's last MERGES_SCAN events are looked at, walked back from its end by id (no index
+--- holds merges alone), stopping at the first merge: a journal of many events and no recent
+--- merge costs at most that walk at a run's start, never the whole journal.
 M.MERGES_SCAN = 50000
 local MERGES = sql(function(d)
-  return "SELECT card_id, " .. d.json("data") .. " FROM (SELECT card_id, kind, data, id FROM events ORDER BY id DESC "
-    .. "LIMIT " .. M.MERGES_SCAN .. ") recent WHERE kind = 'merge' ORDER BY id DESC LIMIT ?"
+  return "SELECT card_id, " .. d.json("data") .. " FROM events WHERE kind = 'merge' AND id > (SELECT max(id) FROM events) - "
+    .. M.MERGES_SCAN .. " ORDER BY id DESC LIMIT ?"
 end)
 function M.merges(db, limit)
   local rows = assert(db:rows(MERGES(db), limit))
