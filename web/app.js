@@ -706,8 +706,21 @@
     (e) => e.status >= 500 || e.status === 429);
 
   // shellWord(w): one argument as a person's shell reads it
+  // A control, a C1 control or an invisible format character in a word (an agent chose the
+  // name) is written in bash's $'...' as the bytes of its UTF-8, \xHH: shown as it is, the
+  // pasted command would name another file, or none.
+  const UNSHOWN = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\u{e0000}-\u{e007f}]/u;
   function shellWord(w) {
-    return /^[A-Za-z0-9_@%+=:,.\/-]+$/.test(w) ? w : "'" + w.replace(/'/g, "'\\''") + "'";
+    if (/^[A-Za-z0-9_@%+=:,.\/-]+$/.test(w)) return w;
+    if (!UNSHOWN.test(w)) return "'" + w.replace(/'/g, "'\\''") + "'";
+    const enc = new TextEncoder();
+    let out = "$'";
+    for (const ch of w) {
+      if (ch === "\\" || ch === "'") out += "\\" + ch;
+      else if (UNSHOWN.test(ch)) for (const b of enc.encode(ch)) out += "\\x" + b.toString(16).padStart(2, "0");
+      else out += ch;
+    }
+    return out + "'";
   }
 
   function sideText(x) {
@@ -715,20 +728,26 @@
     return x.kind + (x.id ? " " + x.id.slice(0, 12) : "") + (x.size !== undefined ? " (" + x.size + " bytes)" : "");
   }
 
-  function commandsBlock(label, cls, list) {
+  function commandsBlock(label, cls, list, none) {
+    const cmds = (list || []).map((argv) => el("code", { text: argv.map(shellWord).join(" ") }));
     return el("div", { class: "view-cmds " + cls }, el("span", { class: "meta", text: label }),
-      ...(list || []).map((argv) => el("code", { text: argv.map(shellWord).join(" ") })));
+      ...(cmds.length ? cmds : [el("span", { class: "meta", text: none })]));
   }
 
   // renderView(list): each path where workspace/ holds the person's version, both versions,
   // and the commands that take main's or keep theirs (run from the project's directory)
+  // A name the JSON could not carry as it is (bytes that are not UTF-8 come as U+FFFD) has no
+  // commands here: pasted, they would name another file.
+  const NOT_UTF8 = "its name is not valid UTF-8 here: 'orket status' in a terminal prints its commands";
   function renderView(list) {
     $("view-list").replaceChildren(...list.map((d) => el("li", { class: "view-path", "data-path": d.path },
-      el("div", { class: "view-name", text: "workspace/" + d.path }),
+      el("div", { class: "view-name", text: "workspace/" + (UNSHOWN.test(d.path) ? shellWord(d.path) : d.path) }),
       el("div", { class: "view-side view-main", text: "main has: " + sideText(d.main) }),
       el("div", { class: "view-side view-yours", text: "yours: " + sideText(d.view) }),
-      commandsBlock("Take main's version:", "take-main", d.take_main),
-      commandsBlock("Keep yours (commits it to main):", "keep-view", d.keep_view))));
+      ...(d.path.includes("\ufffd") ? [el("div", { class: "view-cmds meta", text: NOT_UTF8 })] : [
+        commandsBlock("Take main's version:", "take-main", d.take_main),
+        commandsBlock("Keep yours (commits it to main):", "keep-view", d.keep_view,
+          "none: git commits no FIFO, socket or device")]))));
     $("view-empty").hidden = list.length > 0;
   }
 

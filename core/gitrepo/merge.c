@@ -228,8 +228,15 @@ int gitrepo_contains(gitrepo *r, const char *ref, const char *id, gr_err *e) {
     return gr_fail(e, "EINVAL", "not a commit id: \"%.60s\"", id ? id : "");
   if (gr_ref_id(g, r->repo, ref, &tip, e) != 0) return -1;
   if (g->oid_equal(&tip, &want)) return 1;
-  int rc = g->graph_descendant_of(r->repo, &tip, &want);
-  if (rc == GIT_ENOTFOUND) return 0; /* an object this repository does not have is in no history of it */
+  /* an object this repository does not have is in no history of it (a repository made again:
+   * graph_descendant_of says so only as an error of the object database) */
+  git_commit *c = NULL;
+  int rc = g->commit_lookup(&c, r->repo, &want);
+  g->commit_free(c);
+  if (rc == GIT_ENOTFOUND) return 0;
+  if (rc < 0) return gr_git(g, e, rc, "history");
+  rc = g->graph_descendant_of(r->repo, &tip, &want);
+  if (rc == GIT_ENOTFOUND) return 0;
   return rc < 0 ? gr_git(g, e, rc, "history") : rc;
 }
 

@@ -96,24 +96,25 @@ end
 
 -- Each kind of span's attributes, in the order they are exported (sorted). A span's
 -- values are a list in this order, nil where the event gave none: the writer (C) leaves
--- those out. A span is written as it ends, into a buffer outside the Lua heap, so it costs
+-- those out. `error.type` (first) is set only on a span whose status is ERROR, with the
+-- failure's class, as the GenAI conventions ask. A span is written as it ends, into a buffer outside the Lua heap, so it costs
 -- no table, id or time text: what a span allocated was most of what it cost (the
 -- collector marks and sweeps for every byte a program allocates).
 local KEYS = {
-  run = { "orket.project", "orket.run.id", "orket.run.status", "orket.run.target" },
-  turn = { "gen_ai.agent.name", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name",
+  run = { "error.type", "orket.project", "orket.run.id", "orket.run.status", "orket.run.target" },
+  turn = { "error.type", "gen_ai.agent.name", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name",
     "gen_ai.request.model", "orket.card.id", "orket.model", "orket.outcome", "orket.phase", "orket.project",
     "orket.run.id", "orket.seat", "orket.turn" },
-  chat = { "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+  chat = { "error.type", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
     "gen_ai.response.model", "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.input_tokens",
     "gen_ai.usage.output_tokens", "orket.card.id", "orket.cost.currency", "orket.cost.micros", "orket.project",
     "orket.run.id", "orket.step" },
-  tool = { "gen_ai.operation.name", "gen_ai.tool.call.id", "gen_ai.tool.name", "orket.card.id", "orket.project",
+  tool = { "error.type", "gen_ai.operation.name", "gen_ai.tool.call.id", "gen_ai.tool.name", "orket.card.id", "orket.project",
     "orket.run.id", "orket.tool.code", "orket.tool.denied" },
 }
 -- the positions of the values a turn's record holds (KEYS.turn's)
-local T_AGENT, T_CONV, T_OP, T_PROVIDER, T_MODEL, T_CARD, T_ORKET_MODEL, T_OUTCOME, T_PHASE, T_PROJECT, T_RUN, T_SEAT,
-  T_TURN = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+local T_ERROR, T_AGENT, T_CONV, T_OP, T_PROVIDER, T_MODEL, T_CARD, T_ORKET_MODEL, T_OUTCOME, T_PHASE, T_PROJECT, T_RUN,
+  T_SEAT, T_TURN = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
 
 local INTERNAL, CLIENT = 1, 3 -- span kinds
 
@@ -133,7 +134,7 @@ function M.new(cfg, project)
     open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
     prefix = doc:sub(1, at - 1), suffix = doc:sub(at + 2),
     -- a model or tool span's values, written over for each (a list made at its size)
-    values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
+    values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
     Tracer)
 end
 
@@ -231,6 +232,7 @@ local function end_turn(tr, sp, outcome, message)
   sp[T_OUTCOME] = outcome
   local failed = message or ((outcome == "model_error" or outcome == "engine_error" or outcome == "role_error")
     and tostring(outcome))
+  sp[T_ERROR] = failed and tostring(outcome or "cut_short") or nil
   tr:write(sp.name, sp.id, tr.run.id, INTERNAL, sp.start, failed or nil, KEYS.turn, sp)
 end
 
@@ -242,7 +244,7 @@ local function on_event(self, ev)
   local t = ev.type
   if t == "run_start" then
     self.trace_hi, self.trace_lo = random_id(self), random_id(self)
-    self.run = { self.project, ev.run_id, nil, ev.target, name = "orket run " .. tostring(ev.target or ""),
+    self.run = { nil, self.project, ev.run_id, nil, ev.target, name = "orket run " .. tostring(ev.target or ""),
       id = random_id(self), start = now_int() }
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
@@ -252,7 +254,7 @@ local function on_event(self, ev)
       self.open[ev.card or false] = by
     end
     -- the turn's values in KEYS.turn's order; its model and tool spans read theirs here
-    by[ev.turn or false] = { ev.role, string.format("%s/%s/%s", tostring(ev.run_id), tostring(ev.card), tostring(ev.turn)),
+    by[ev.turn or false] = { nil, ev.role, string.format("%s/%s/%s", tostring(ev.run_id), tostring(ev.card), tostring(ev.turn)),
       "invoke_agent", provider, model, ev.card, ev.model, nil, ev.phase, self.project, ev.run_id, ev.seat, ev.turn,
       name = "invoke_agent " .. tostring(ev.role), chat = "chat " .. tostring(model), id = random_id(self),
       start = now_int() }
@@ -263,9 +265,9 @@ local function on_event(self, ev)
     local ms = math.tointeger(ev.latency_ms)
     local input, output = math.tointeger(ev.prompt_tokens), math.tointeger(ev.completion_tokens)
     local v = self.values
-    v[1], v[2], v[3], v[4], v[5], v[6], v[7] = parent[T_CONV], "chat", parent[T_PROVIDER], parent[T_MODEL],
+    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = nil, parent[T_CONV], "chat", parent[T_PROVIDER], parent[T_MODEL],
       ev.response_model, math.tointeger(ev.cached_tokens), input
-    v[8], v[9], v[10], v[11], v[12], v[13], v[14] = output, parent[T_CARD], ev.currency, math.tointeger(ev.cost),
+    v[9], v[10], v[11], v[12], v[13], v[14], v[15] = output, parent[T_CARD], ev.currency, math.tointeger(ev.cost),
       parent[T_PROJECT], parent[T_RUN], ev.step
     self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), nil,
       KEYS.chat, v)
@@ -274,8 +276,8 @@ local function on_event(self, ev)
     local parent = turn_of(self, ev)
     if not parent then return end
     local v = self.values
-    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = "execute_tool", ev.call_id, ev.tool, parent[T_CARD],
-      parent[T_PROJECT], parent[T_RUN], ev.code, ev.denied
+    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = not ev.ok and tostring(ev.code or "failed") or nil,
+      "execute_tool", ev.call_id, ev.tool, parent[T_CARD], parent[T_PROJECT], parent[T_RUN], ev.code, ev.denied
     local ms = math.tointeger(ev.ms)
     self:write("execute_tool " .. tostring(ev.tool), random_id(self), parent.id, INTERNAL,
       ms and now_int() - ms * 1000000 or now_int(), not ev.ok and message_of(ev.code) or nil, KEYS.tool, v)
@@ -290,7 +292,7 @@ local function on_event(self, ev)
       for _, sp in pairs(by) do end_turn(self, sp, sp[T_OUTCOME], "the run ended") end
     end
     local run = self.run
-    run[3] = ev.status
+    run[1], run[4] = ev.status == "failed" and "failed" or nil, ev.status
     self:write(run.name, run.id, nil, INTERNAL, run.start, ev.status == "failed" and message_of(ev.status) or nil,
       KEYS.run, run)
     self.metrics_body = self:metrics(tostring(run.start))

@@ -8,6 +8,7 @@
 -- orket.engine.{settings,roles,routing}, orket.tools and orket.policy. Prints nothing.
 local uv = require "luv"
 local composefile = require "orket.sandboxes.composefile"
+local workspace = require "orket.workspace"
 local config = require "orket.config"
 local import = require "orket.import"
 local settings = require "orket.settings"
@@ -286,22 +287,40 @@ end
 --- server that could not be started, whose tools are then not checked).
 --- Every problem in one pass: each file on its own, and the links between files checked
 --- over whatever loaded, so fixing one file never uncovers problems that were there before.
--- The repository's compose file (workspace/compose.yaml): each problem a sandbox's plan would
--- refuse (docs/sandbox.md, *Several services*)
-local function check_compose(dir, out)
+-- The repository's compose file (workspace/compose.yaml, as the person's folder holds it:
+-- what they are editing): each problem a sandbox's plan would refuse (docs/sandbox.md,
+-- *Several services*). The file is the agents' work: read through the confined workspace,
+-- so a symbolic link out of the tree is not followed and a FIFO is never opened (it would
+-- block validate for good). As the plan does, a name that is not a regular file is passed
+-- over for the next (a warning names it).
+local function check_compose(dir, out, warnings)
+  local ws = workspace.open(dir .. "/workspace")
+  if not ws then return end
+  local KIND = { directory = "a directory", symlink = "a symbolic link", other = "a FIFO, socket or device" }
   for _, name in ipairs(composefile.NAMES) do
-    local f = io.open(dir .. "/workspace/" .. name, "rb")
-    if f then
-      local text = f:read(composefile.MAX_READ) or ""
-      f:close()
-      local ok, err = composefile.read(text, "workspace/" .. name)
+    local st = ws:stat(name)
+    local file = "workspace/" .. name
+    if st and st.type ~= "file" then
+      warnings[#warnings + 1] = { file = file, message = string.format("is %s, not a regular file: a sandbox's plan "
+        .. "passes it over", KIND[st.type] or st.type) }
+    elseif st then
+      local text, info
+      if st.size <= composefile.MAX_READ then text, info = ws:read(name, { limit = composefile.MAX_READ }) end
+      ws:close()
+      if not text then
+        out[#out + 1] = { file = file, message = st.size > composefile.MAX_READ
+          and string.format("is larger than %d bytes", composefile.MAX_READ) or ("cannot be read: " .. tostring(info)) }
+        return
+      end
+      local ok, err = composefile.read(text, file)
       if not ok then
-        local file, line, msg = err:match("^(.-):(%d+): (.*)$")
-        out[#out + 1] = file and { file = file, line = tonumber(line), message = msg } or { file = "workspace/" .. name, message = err }
+        local efile, line, msg = err:match("^(.-):(%d+): (.*)$")
+        out[#out + 1] = efile and { file = efile, line = tonumber(line), message = msg } or { file = file, message = err }
       end
       return
     end
   end
+  ws:close()
 end
 
 function M.check(dir)
@@ -323,7 +342,7 @@ function M.check(dir)
   end
   check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers)
   check_epics(dir, out, warnings, summary, team)
-  check_compose(dir, out)
+  check_compose(dir, out, warnings)
   return out, summary, warnings
 end
 

@@ -59,7 +59,15 @@ describe("workspace/ as a view of main", function()
     assert.matches("hello.txt", s.stdout, 1, true)
     assert.matches("main has:%s+file %x+ %(%d+ bytes%)", s.stdout)
     assert.matches("yours:%s+file %x+ %(6 bytes%)", s.stdout)
-    assert.matches("git -C workspace checkout main -- hello.txt", s.stdout, 1, true)
+    assert.matches("git --literal-pathspecs -C workspace checkout main -- hello.txt", s.stdout, 1, true)
+    assert.is_nil(s.stdout:find("run in the project's folder", 1, true)) -- asked from there
+    -- asked from inside workspace/ (where a person editing it is), it finds the project, and
+    -- says where its commands run
+    local inside = H.orket("status", { cwd = dir .. "/workspace" })
+    assert.equal(0, inside.status, inside.stderr)
+    assert.matches("git --literal-pathspecs -C workspace checkout main -- hello.txt", inside.stdout, 1, true)
+    local real = io.popen("realpath " .. H.quote(dir)):read("l")
+    assert.matches("(the commands below run in the project's folder: cd " .. real .. ")", inside.stdout, 1, true)
     local j = H.orket("status --json", { cwd = dir })
     assert.equal(0, j.status, j.stderr)
     local doc = cjson.decode(j.stdout)
@@ -90,6 +98,44 @@ describe("workspace/ as a view of main", function()
     local after = cjson.decode(H.orket("status --json", { cwd = dir }).stdout)
     assert.equal(0, #after.diverged)
     assert.matches("nothing of yours differs", H.orket("status", { cwd = dir }).stdout, 1, true)
+  end)
+
+  it("says at a run's start that main lost the merged work of done cards, and goes on", function()
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    local dir = backends.project(root .. "/p")
+    scenario(dir)
+    -- main holds the journal's merges: nothing said
+    local again = H.orket("run START-1", { cwd = dir })
+    assert.equal(0, again.status, again.stderr)
+    assert.is_nil(again.stdout:find("history_lost", 1, true))
+    -- a person moves main back past the merge: said, as main moved back
+    local ws = H.quote(dir .. "/workspace")
+    local first = io.popen("git -C " .. ws .. " rev-list --max-parents=0 main"):read("l")
+    assert(os.execute("git -C " .. ws .. " reset -q --hard " .. first))
+    local back = H.orket("run START-1", { cwd = dir })
+    assert.equal(0, back.status, back.stderr)
+    assert.matches("main no longer holds the merged work of 1 card (START-1): main was moved back past their merges",
+      back.stdout, 1, true)
+    assert.is_nil(back.stdout:find('"aside"', 1, true))
+    -- the repository, inside the view, removed: the next run makes a new one of the folder
+    assert(os.execute("rm -rf " .. H.quote(dir .. "/workspace")))
+    local r = H.orket("run START", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local ev
+    for line in r.stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if e.type == "git" and e.action == "history_lost" then ev = e end
+    end
+    assert.truthy(ev, r.stdout)
+    assert.same({ "START-1" }, ev.cards)
+    assert.equal(1, ev.count)
+    assert.matches("main no longer holds the merged work of 1 card (START-1): workspace/ had no git repository",
+      ev.message, 1, true)
+    -- the removed repository's card directories are set aside, and the run went on in new ones
+    assert.matches("^%./%.orket/lost/%d+T%d+Z%-%d+$", ev.aside)
+    assert.truthy(io.open(dir .. "/" .. ev.aside .. "/worktrees"))
+    assert.matches('"status":"done","tokens"', r.stdout)
   end)
 
   it("serves main's hello.txt from `orket sandbox up`, not the person's", function()

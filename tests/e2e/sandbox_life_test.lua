@@ -182,6 +182,17 @@ describe("orket sandbox up", function()
     r = H.orket("sandbox up --detach --commit " .. string.rep("0", 40), { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("no commit", r.stderr, 1, true)
+    -- a person's branch in workspace/ is not main's: refused, nothing started as main's
+    local ws = H.quote(dir .. "/workspace")
+    assert(os.execute("git -C " .. ws .. " branch -q mine main && git -C " .. ws .. " worktree add -q "
+      .. H.quote(dir .. "/mine") .. " mine && echo off > " .. H.quote(dir .. "/mine/off.txt") .. " && git -C "
+      .. H.quote(dir .. "/mine") .. " add off.txt && git -C " .. H.quote(dir .. "/mine")
+      .. " -c user.name=p -c user.email=p@p commit -qm off && git -C " .. ws .. " worktree remove --force "
+      .. H.quote(dir .. "/mine")))
+    r = H.orket("sandbox up --detach --replace --commit mine", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("mine is not a commit of main's history", r.stderr, 1, true)
+    assert.equal(first, list(dir)[1].commit)
     r = H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")

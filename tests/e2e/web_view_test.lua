@@ -54,9 +54,9 @@ describe("the web board's view of workspace/ in Chromium", function()
       assert.equal("main has: file " .. d.main.id:sub(1, 12) .. " (" .. math.tointeger(d.main.size) .. " bytes)",
         shown.main)
       assert.equal("yours: file " .. d.view.id:sub(1, 12) .. " (6 bytes)", shown.yours)
-      assert.same({ "git -C workspace checkout main -- hello.txt" }, shown.take)
-      assert.same({ "git -C workspace add -A -- hello.txt",
-        "git -C workspace commit -m 'Keep my version of hello.txt' -- hello.txt" }, shown.keep)
+      assert.same({ "git --literal-pathspecs -C workspace checkout main -- hello.txt" }, shown.take)
+      assert.same({ "git --literal-pathspecs -C workspace add -A -- hello.txt",
+        "git --literal-pathspecs -C workspace commit -m 'Keep my version of hello.txt' -- hello.txt" }, shown.keep)
       -- fetched on the merge's event, not on each of the run's events (waited for: on a busy
       -- machine the first fetch's answer can come after the merge, and show its file before
       -- the merge's event reaches the page)

@@ -1,5 +1,6 @@
 -- orket status: where main's view (workspace/) holds your version of a file rather than
 -- main's, with both versions and the commands that settle each (orket.views.status).
+local uv = require "luv"
 local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local status_view = require "orket.views.status"
@@ -9,12 +10,20 @@ local status_view = require "orket.views.status"
 local cmd = { summary = "show paths main's merges changed where workspace/ keeps yours, and if it is behind main",
   usage = "orket status [--json] [-C DIR]" }
 
-local function side(s)
+-- a path as shown: as it is, or, where the shell would need it quoted, as its commands
+-- quote it, so that a newline in a name, a backslash and an n, and a name written like
+-- $'...' all differ
+local function shown(cli, path)
+  local q = cli.shell_quote(path)
+  return q == path and path or q
+end
+
+local function side(cli, s)
   if s.kind == "none" then return "nothing" end
   local t = s.kind
   if s.id then t = t .. " " .. s.id:sub(1, 12) end
   if s.size then t = t .. string.format(" (%d bytes)", s.size) end
-  if s.at then t = t .. " at " .. s.at .. ", in the way" end
+  if s.at then t = t .. " at " .. shown(cli, s.at) .. ", in the way" end
   return t
 end
 
@@ -28,11 +37,33 @@ local function line(cli, list)
   return inert.line(table.concat(out, " && "))
 end
 
+-- The project a person asks from: DIR, or, with no -C (or -C .) and no project here, the
+-- project whose workspace/ holds this folder (a person editing main's view asks from inside
+-- it): the outermost folder above with orket.lua, .orket/ and workspace/.git, so that an
+-- orket.lua the agents committed in the tree is not taken for the project.
+local function is_project(d)
+  return uv.fs_stat(d .. "/orket.lua") and uv.fs_stat(d .. "/.orket") and uv.fs_stat(d .. "/workspace/.git")
+end
+
+local function project_of(dir)
+  if dir ~= "." or is_project(".") then return dir end
+  local here = uv.fs_realpath(uv.cwd()) or uv.cwd()
+  local at, found = here, nil
+  while at and at ~= "" and at ~= "/" do
+    local up = at:match("^(.*)/[^/]+$")
+    if not up or up == "" then break end
+    if is_project(up) and (here .. "/"):sub(1, #up + 11) == up .. "/workspace/" then found = up end
+    at = up
+  end
+  return found or dir
+end
+
 function cmd.run(args, cli)
   local json = false
   local dir, pos = cli.words(cmd, args, { ["--json"] = function() json = true end }, "no text is taken")
   if not dir then return pos end
   if #pos > 0 then return cli.usage_error(cmd, "unknown argument '%s'", pos[1]) end
+  dir = project_of(dir)
   local doc, err, code = status_view.of_project(dir)
   if not doc then return cli.fail(code, "%s", err) or 1 end
   if json then
@@ -40,6 +71,11 @@ function cmd.run(args, cli)
     return 0
   end
   local out = { string.format("main is at %s\n", doc.main:sub(1, 12)) }
+  -- the commands name workspace/ from the project's folder: said when that is elsewhere
+  local real, cwd = uv.fs_realpath(dir), uv.fs_realpath(uv.cwd())
+  if #doc.diverged > 0 and real and real ~= cwd then
+    out[#out + 1] = "(the commands below run in the project's folder: cd " .. cli.shell_quote(real) .. ")\n"
+  end
   if doc.behind and doc.behind.waits then
     out[#out + 1] = inert.line(doc.behind.reason .. "; " .. doc.behind.catch_up) .. "\n"
   elseif doc.behind then
@@ -56,8 +92,8 @@ function cmd.run(args, cli)
   end
   for _, d in ipairs(doc.diverged) do
     out[#out + 1] = string.format("\n  %s\n    main has:     %s\n    yours:        %s\n    take main's:  %s\n"
-      .. "    keep yours:   %s\n", inert.line(d.path), side(d.main), side(d.view), line(cli, d.take_main),
-      line(cli, d.keep_view))
+      .. "    keep yours:   %s\n", shown(cli, d.path), side(cli, d.main), side(cli, d.view), line(cli, d.take_main),
+      #d.keep_view > 0 and line(cli, d.keep_view) or "(none: git commits no FIFO, socket or device)")
   end
   io.stdout:write(table.concat(out))
   return 0

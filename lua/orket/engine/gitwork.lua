@@ -11,6 +11,7 @@ local aftermerge = require "orket.engine.aftermerge"
 local deploy = require "orket.sandboxes.deploy"
 local fault = require "orket.engine.fault"
 local sj = require "orket.store.journal_reads"
+local gitdiff = require "orket.c.gitdiff"
 local uv = require "luv"
 local lockfile = require "orket.c.lockfile"
 local workspace = require "orket.workspace"
@@ -128,22 +129,51 @@ function M.guard(repo, lock_path, state)
   end })
 end
 
---- open(ws_dir, worktrees_dir) -> git {repo=, dir=} | nil, msg, CODE: the workspace's
---- repository, made (with a first commit of what is there) when the workspace has none or
---- a killed first run left it without main (under .orket/git.lock: two processes starting
---- on a new project make it once).
+-- A repository about to be made of workspace/ (its own removed): the cards' directories,
+-- parked or not, hold indexes of the removed one's objects, and the next card to take one
+-- failed on it ("object not found"). They are moved aside, not deleted (an agent's
+-- uncommitted work may be in one), before the repository is made, so that a kill between
+-- the two leaves them aside already -> the folder they went to | nil (none) | nil, message
+local function set_aside(worktrees, state)
+  local scan = uv.fs_scandir(worktrees)
+  if not (scan and uv.fs_scandir_next(scan)) then return nil end
+  local aside = worktrees:gsub("/worktrees$", "") .. "/lost/" .. os.date("!%Y%m%dT%H%M%SZ")
+    .. string.format("-%d", uv.os_getpid())
+  uv.fs_mkdir(aside:gsub("/[^/]+$", ""), 448)
+  uv.fs_mkdir(aside, 448)
+  local ok = uv.fs_rename(worktrees, aside .. "/worktrees")
+  if ok and uv.fs_stat(state) then ok = uv.fs_rename(state, aside .. "/worktree-state") end
+  if not ok then
+    return nil, string.format("git: workspace/ has no repository, and the cards' directories of the removed one "
+      .. "(%s) could not be moved aside to %s", worktrees, aside)
+  end
+  return aside
+end
+
+--- open(ws_dir, worktrees_dir) -> git {repo=, dir=, state=, made=, aside=} | nil, msg, CODE:
+--- the workspace's repository, made (with a first commit of what is there) when the
+--- workspace has none (made: true; aside: where the card directories left from a removed
+--- one went) or a killed first run left it without main (under .orket/git.lock: two
+--- processes starting on a new project make it once).
 function M.open(ws_dir, worktrees)
   local lk = lock(worktrees:gsub("/worktrees$", "") .. "/git.lock", "exclusive")
   local _ <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
+  local state = worktrees:gsub("/worktrees$", "") .. "/worktree-state"
   local repo, err, code = G.open(ws_dir)
+  local made, aside = not repo and code == "ENOENT", nil
   if repo and not repo:head("main") then
     -- a first run killed before init's first commit: init again (it is idempotent)
     repo:close()
     repo, code = nil, "ENOENT"
   end
+  if made then
+    local aerr
+    aside, aerr = set_aside(worktrees, state)
+    if aerr then return nil, aerr, "EIO" end
+  end
   if not repo and code == "ENOENT" then repo, err, code = G.init(ws_dir, ENGINE) end
   if not repo then return nil, err, code end
-  return { repo = repo, dir = worktrees, state = worktrees:gsub("/worktrees$", "") .. "/worktree-state" }
+  return { repo = repo, dir = worktrees, state = state, made = made, aside = aside }
 end
 
 -- The git section when main has a remote to be pushed to.
@@ -549,6 +579,54 @@ function M.recover(run)
     end
   end
   return true
+end
+
+--- lost_merges(db, repo, made) -> cards, count | nil: the cards whose last merge the
+--- journal records and main's history here no longer holds, newest first, at most 20 named
+--- of count; nil when main holds the journal's newest merge (one read and one lookup: the
+--- common case). Said only where that is this folder's loss: the repository was made again
+--- now (made), or the commit is here and main was moved back past it (a person's reset). A
+--- commit this repository never had is another folder's merge (several servers on one
+--- store, docs/store.md), a shallow clone's or a restore's, and is not said. Their cards
+--- stay done: said at the run's start, never a stop (bringing the work back, or going on
+--- without it, is the person's choice).
+M.LOST_MERGES_READ = 500
+function M.lost_merges(db, repo, made)
+  local newest = sj.merges(db, 1)[1]
+  if not newest or type(newest.data.id) ~= "string" or repo:contains("refs/heads/main", newest.data.id) ~= false then
+    return nil
+  end
+  local objects = not made and gitdiff.open(repo:path())
+  if not made and not objects then return nil end
+  local function lost(id)
+    if repo:contains("refs/heads/main", id) ~= false then return false end
+    return made or objects:resolve(id) ~= nil
+  end
+  local cards, seen, n = {}, {}, 0
+  for _, r in ipairs(sj.merges(db, M.LOST_MERGES_READ)) do
+    local id = r.data.id
+    if type(id) == "string" and r.card_id and not seen[r.card_id] then
+      seen[r.card_id] = true
+      if lost(id) then
+        n = n + 1
+        if #cards < 20 then cards[#cards + 1] = r.card_id end
+      end
+    end
+  end
+  if objects then objects:close() end
+  if n == 0 then return nil end
+  return cards, n
+end
+
+--- history_note(cards, count, made [, aside]) -> the line that says so (made: workspace/'s
+--- repository was made again now; aside: where the removed one's card directories went)
+function M.history_note(cards, count, made, aside)
+  return string.format("main no longer holds the merged work of %d card%s (%s%s): %s; the cards keep their status. "
+    .. "To bring the work back, restore workspace/.git (a copy of it, or main fetched from the forge's remote)%s",
+    count, count == 1 and "" or "s", table.concat(cards, ", "), count > #cards and ", ..." or "",
+    made and "workspace/ had no git repository, and a new one was made of what the folder held"
+      or "main was moved back past their merges",
+    aside and ("; the removed repository's card directories are in " .. aside) or "")
 end
 
 --- info(db, repo, card) -> {branch=, commits={{id=, turn=, run=, seat=}...}, merged=} | nil:

@@ -735,6 +735,13 @@ function Run:open_execution()
   self.engine:observe_journal(run_id)
   self:emit { type = "run_start", target = st.target.id, concurrency = st.conc,
     resumed = not (self.started_runs and self.started_runs[run_id]) }
+  -- done cards whose merges main lost (its repository made again): said, not a stop
+  local lost, nlost
+  if self.git then lost, nlost = gitwork.lost_merges(self.db, self.git.repo, self.git.made) end
+  if lost then
+    self:emit { type = "git", action = "history_lost", cards = lost, count = nlost, aside = self.git.aside,
+      message = gitwork.history_note(lost, nlost, self.git.made, self.git.aside) }
+  end
   -- The run's wall clock (restarted by a resume): model calls get what is left of it as
   -- their timeout (turn.lua), and this timer stops the run when it runs out, cancelling
   -- turns in flight wherever they wait, as a stop does.

@@ -227,6 +227,23 @@ function M.last_merge(db, card)
   return m and (cjson.decode(m.data) or {})
 end
 
+--- merges(db, limit) -> the newest "merge" events of any card, newest first, at most limit:
+--- {{card_id=, data (decoded, {} when unreadable)}...}. Not per card: a run's start reads the
+--- newest one, and more only when main lacks it (orket.engine.gitwork.lost_merges). Only the
+--- journal's last MERGES_SCAN events are looked at, walked back from its end by id (no index
+--- holds merges alone), stopping at the first merge: a journal of many events and no recent
+--- merge costs at most that walk at a run's start, never the whole journal.
+M.MERGES_SCAN = 50000
+local MERGES = sql(function(d)
+  return "SELECT card_id, " .. d.json("data") .. " FROM events WHERE kind = 'merge' AND id > (SELECT max(id) FROM events) - "
+    .. M.MERGES_SCAN .. " ORDER BY id DESC LIMIT ?"
+end)
+function M.merges(db, limit)
+  local rows = assert(db:rows(MERGES(db), limit))
+  for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
+  return rows
+end
+
 local ops = require("orket.store.backend").twin("journal_reads", M)
 
 --- split_marks(rows) -> marks, merge: card_marks' rows ({id, kind, data as JSON text},

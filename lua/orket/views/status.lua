@@ -14,13 +14,18 @@ M.FORMAT = "orket.status/1"
 -- person's file at the path; what git would delete besides (a directory of theirs at the
 -- path, with all it holds, or their file or symlink on the way to it, view.at) is first
 -- moved aside to NAME.yours, never deleted (a numbered backup keeps one already there).
+-- Every path given to git is taken as it is written (--literal-pathspecs): the names are
+-- the agents' choice, and as a pathspec `:!notes` means every file but `notes`, `:/` the
+-- whole tree.
+local function git(...) return { "git", "--literal-pathspecs", "-C", "workspace", ... } end
+
 local function take_main(path, main, view)
   local out, aside = {}, view.at or (view.kind == "directory" and path)
   if aside then
     out[1] = { "mv", "--backup=numbered", "-T", "--", "workspace/" .. aside, "workspace/" .. aside .. ".yours" }
   end
   if main.kind ~= "none" then
-    out[#out + 1] = { "git", "-C", "workspace", "checkout", "main", "--", path }
+    out[#out + 1] = git("checkout", "main", "--", path)
   elseif not aside then
     out[1] = { "rm", "--", "workspace/" .. path }
   end
@@ -41,11 +46,16 @@ function M.behind_line(reason)
 end
 
 -- Keeping the person's version commits it: what sits on the way (view.at) is what is theirs.
+-- git commits no FIFO, socket or device ("other"): no command then. A directory of theirs
+-- where main has a file is committed by its folder's pathspec (`b.txt/`): `-- b.txt` makes
+-- git's commit take the directory for a submodule and fail.
 local function keep_view(path, view)
+  if view.kind == "other" then return {} end
   local keep = view.at or path
+  local only = (view.kind == "directory" and not view.at) and keep .. "/" or keep
   return {
-    { "git", "-C", "workspace", "add", "-A", "--", keep },
-    { "git", "-C", "workspace", "commit", "-m", "Keep my version of " .. keep, "--", keep },
+    git("add", "-A", "--", keep),
+    git("commit", "-m", "Keep my version of " .. keep, "--", only),
   }
 end
 

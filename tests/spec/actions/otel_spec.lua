@@ -58,8 +58,8 @@ describe("otel spans", function()
       "gen_ai.response.model", "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.input_tokens",
       "gen_ai.usage.output_tokens", "orket.card.id", "orket.cost.currency", "orket.cost.micros", "orket.project",
       "orket.run.id", "orket.step" }, keys(by["chat m1"]))
-    assert.same({ "gen_ai.operation.name", "gen_ai.tool.call.id", "gen_ai.tool.name", "orket.card.id", "orket.project",
-      "orket.run.id", "orket.tool.code", "orket.tool.denied" }, keys(by["execute_tool write_file"]))
+    assert.same({ "error.type", "gen_ai.operation.name", "gen_ai.tool.call.id", "gen_ai.tool.name", "orket.card.id",
+      "orket.project", "orket.run.id", "orket.tool.code", "orket.tool.denied" }, keys(by["execute_tool write_file"]))
     assert.same({ "gen_ai.agent.name", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name",
       "gen_ai.request.model", "orket.card.id", "orket.model", "orket.outcome", "orket.phase", "orket.project",
       "orket.run.id", "orket.seat", "orket.turn" }, keys(by["invoke_agent coder"]))
@@ -173,6 +173,30 @@ describe("otel spans", function()
     for _, a in ipairs(by["execute_tool x"].attributes) do if a.key == "orket.card.id" then card = a.value end end
     assert.same({ stringValue = "M-\"1\"\n" }, card)
     assert.is_true(tonumber(by["invoke_agent coder"].startTimeUnixNano) <= tonumber(by["invoke_agent coder"].endTimeUnixNano))
+  end)
+
+  it("give each span whose status is ERROR its error.type, and no other span one", function()
+    local tr, spans = tracer()
+    local function attr(sp, key)
+      for _, a in ipairs(sp.attributes) do if a.key == key then return a.value.stringValue end end
+    end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "tool", run_id = 7, card = "M-1", turn = 1, tool = "x", ok = false, code = "EPERM", ms = 1 }
+    tr:event { type = "tool", run_id = 7, card = "M-1", turn = 1, tool = "y", ok = true, ms = 1 }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 5 }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "model_error" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-2", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "turn_end", run_id = 7, card = "M-2", turn = 1, outcome = "handed_in" }
+    tr:event { type = "run_end", run_id = 7, status = "failed" }
+    local errs = {}
+    for _, sp in ipairs(spans) do
+      local e = attr(sp, "error.type")
+      assert.equal(sp.status ~= nil, e ~= nil, sp.name)
+      if e then errs[#errs + 1] = sp.name .. "=" .. e end
+    end
+    table.sort(errs)
+    assert.same({ "execute_tool x=EPERM", "invoke_agent coder=model_error", "orket run M=failed" }, errs)
   end)
 end)
 

@@ -190,6 +190,36 @@ describe("orket validate", function()
     assert.same({ file = "workspace/compose.yaml", line = 4, message = "services.a.depends_on: no service nope" }, found)
   end)
 
+  it("reads the compose file as a file of the tree: a FIFO is named, not waited on; a link out is not followed", function()
+    -- validate in a process of its own, with a deadline: before, a FIFO blocked it for good
+    local function check(dir)
+      local script = H.tmpdir() .. "/check.lua"
+      H.write(script, "package.path = package.orket_home .. '/?.lua;' .. package.path\n"
+        .. "local problems, _, warnings = require('orket.validate').check(arg[1])\n"
+        .. "local function show(list, tag) for _, p in ipairs(list) do if p.file and p.file:find('compose') then "
+        .. "print(tag .. ' ' .. p.file .. ': ' .. p.message) end end end\n"
+        .. "show(problems, 'problem') show(warnings, 'warning')\n")
+      local rc, out = H.sh("timeout 20 " .. H.quote(H.BIN) .. " lua " .. H.quote(script) .. " " .. H.quote(dir))
+      assert.equal(0, rc, out)
+      return out
+    end
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/workspace"))
+    assert(os.execute("mkfifo " .. H.quote(dir .. "/workspace/compose.yaml")))
+    assert.equal("warning workspace/compose.yaml: is a FIFO, socket or device, not a regular file: a sandbox's plan "
+      .. "passes it over\n", check(dir))
+    os.remove(dir .. "/workspace/compose.yaml")
+    -- a link out of the tree: not followed, its target's text never read
+    H.write(dir .. "/secret", "services:\n  a: {command: [x], depends_on: [password-hunter2]}\n")
+    assert(os.execute("ln -s " .. H.quote(dir .. "/secret") .. " " .. H.quote(dir .. "/workspace/compose.yaml")))
+    local out = check(dir)
+    assert.not_matches("hunter2", out)
+    assert.matches("warning workspace/compose.yaml: is a symbolic link", out, 1, true)
+    -- as the plan does, the next name that is a regular file is the one read
+    H.write(dir .. "/workspace/compose.yml", "services:\n  a:\n    command: [x]\n    depends_on: [nope]\n")
+    assert.matches("problem workspace/compose.yml: services.a.depends_on: no service nope", check(dir), 1, true)
+  end)
+
   it("and sandbox plan name each bad compose file alike: a cycle, an unknown service, an image only, a port twice",
     function()
       local cases = {

@@ -25,4 +25,19 @@ describe("orket status", function()
       assert.matches("history of a removed one is not brought back", r.stderr)
     end
   end)
+
+  it("quotes a word so that bash, given it back, has those very bytes", function()
+    local cli = require "orket.cli"
+    local words = { "plain.txt", "it's here", "new\nline.txt", "tab\there", "a\\nb", "esc\27]0;x\7",
+      "bad\255byte", "rtl\226\128\174x", "caf\195\169 'q'\n" }
+    for _, w in ipairs(words) do
+      local q = cli.shell_quote(w)
+      -- printable as it is: nothing in it a terminal would show escaped
+      assert.equal(q, require("orket.inert").line(q), q)
+      local f = io.popen("bash -c " .. H.quote("printf %s " .. q))
+      assert.equal(w, f:read("a"), q)
+      f:close()
+    end
+    assert.equal("$'new\\x0aline.txt'", cli.shell_quote("new\nline.txt"))
+  end)
 end)

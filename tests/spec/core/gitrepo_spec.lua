@@ -743,7 +743,7 @@ describe("orket.c.gitrepo", function()
     assert.same({ kind = "file", size = 8, at = "dir" }, { kind = by["dir/d.txt"].view.kind,
       size = by["dir/d.txt"].view.size, at = by["dir/d.txt"].view.at })
     assert.equal("directory", by["hello.txt"].view.kind)
-    assert.same({ "git", "-C", "workspace", "add", "-A", "--", "dir" }, by["dir/d.txt"].keep_view[1])
+    assert.same({ "git", "--literal-pathspecs", "-C", "workspace", "add", "-A", "--", "dir" }, by["dir/d.txt"].keep_view[1])
     local text = H.orket("status -C " .. H.quote(proj))
     assert.matches("yours:%s+file %x+ %(8 bytes%) at dir, in the way", text.stdout)
     -- every path behind the person's file carries its move aside: a path's commands run
@@ -766,6 +766,65 @@ describe("orket.c.gitrepo", function()
     assert.equal("notes\n", H.read(pws .. "/hello.txt.yours/mine.md"))
     sh("git -C " .. H.quote(pws) .. " checkout main -- dir/d.txt")
     assert.same({}, assert(r:view_status()))
+  end)
+
+  it("says whether main's history holds a commit, false for one the repository does not have", function()
+    local _, _, r0 = project("C1")
+    local r <close> = r0
+    local head = assert(r:head("main"))
+    assert.is_true(r:contains("refs/heads/main", head))
+    -- a repository made again has none of the journal's old commits: not in its history
+    assert.is_false(r:contains("refs/heads/main", string.rep("ab", 20)))
+    assert.is_nil((r:contains("main", head))) -- a ref's full name only
+  end)
+
+  it("prints commands that take each path as written: a pathspec's magic, a newline, a folder where main has a file, a FIFO", function()
+    local proj, pws, r0, p = project("N1")
+    local r <close> = r0
+    local names = { ":!notes", "new\nline.txt", "b.txt", "f.txt" }
+    for _, n in ipairs(names) do H.write(p .. "/" .. n, "the card's " .. n .. "\n") end
+    assert(r:commit("N1", { name = WHO.name, email = WHO.email, message = "work" }))
+    -- the person's: work in progress elsewhere, their own version at each path
+    H.write(pws .. "/README", "my work in progress\n")
+    H.write(pws .. "/:!notes", "my notes\n")
+    H.write(pws .. "/new\nline.txt", "mine\n")
+    sh("mkdir " .. H.quote(pws .. "/b.txt") .. " && mkfifo " .. H.quote(pws .. "/f.txt"))
+    H.write(pws .. "/b.txt/in", "my folder\n")
+    assert.equal(4, assert(r:merge_to_main("N1", GUARD)).diverged)
+    local doc = assert(require("orket.views.status").of_project(proj))
+    local by = {}
+    for _, d in ipairs(doc.diverged) do by[d.path] = d end
+    assert.same({}, by["f.txt"].keep_view) -- git commits no FIFO: no command that cannot work
+    local function run(list)
+      for _, argv in ipairs(list) do
+        local words = {}
+        for i, w in ipairs(argv) do words[i] = H.quote(w) end
+        sh("cd " .. H.quote(proj) .. " && " .. table.concat(words, " ") .. " >/dev/null")
+      end
+    end
+    local function out(cmd)
+      local f = io.popen(cmd)
+      local t = f:read("a")
+      f:close()
+      return t
+    end
+    -- as a pathspec ':!notes' is every file but notes: taking main's version took README's too
+    run(by[":!notes"].take_main)
+    assert.equal("the card's :!notes\n", H.read(pws .. "/:!notes"))
+    assert.equal("my work in progress\n", H.read(pws .. "/README"))
+    -- the folder of the person's where main has a file is committed, and nothing else
+    run(by["b.txt"].keep_view)
+    local committed = out("git -C " .. H.quote(pws) .. " show --name-only --format= HEAD")
+    assert.equal("b.txt\nb.txt/in\n", committed)
+    -- the text form: a name with a newline is written so that, pasted, it is that name
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.equal(0, text.status, text.stderr)
+    local keep = text.stdout:match("\n  %$'new\\x0aline%.txt'\n.-keep yours:%s+([^\n]+)")
+    assert.truthy(keep, text.stdout)
+    sh("cd " .. H.quote(proj) .. " && bash -c " .. H.quote(keep) .. " >/dev/null")
+    assert.equal("new\nline.txt\n", out("git -C " .. H.quote(pws) .. " show --name-only --format= -z HEAD"):gsub("%z", "\n"))
+    assert.equal("mine\n", H.read(pws .. "/new\nline.txt"))
+    assert.equal(" M README\n", out("git -C " .. H.quote(pws) .. " status --porcelain -- README"))
   end)
 
   for _, case in ipairs {
