@@ -60,7 +60,9 @@ local function env_of(v)
     end
   elseif yamldoc.is_list(v) then
     for _, kv in ipairs(v) do
-      local k, val = type(kv) == "string" and kv:match("^([%w_]+)=(.*)$")
+      -- (apart from the test: `x and s:match()` would keep the name and drop the value)
+      local k, val
+      if type(kv) == "string" then k, val = kv:match("^([%w_]+)=(.*)$") end
       if not k then return nil, tostring(kv) end
       out[k] = val
     end

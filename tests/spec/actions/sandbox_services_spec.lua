@@ -123,6 +123,33 @@ describe("a repository's compose file", function()
     assert.equal("debug", env.LOG_LEVEL)
   end)
 
+  it("reads environment as a mapping or a list of NAME=value, both given to the service and written by compose",
+    function()
+      local function env_of(block)
+        local text = "services:\n  backend:\n    command: [b]\n  web:\n    command: [w]\n    depends_on: [backend]\n"
+          .. "    environment:\n" .. block
+        local p = assert(detect({ ["compose.yaml"] = text }))
+        local ports = supervise.ports(p, 8080)
+        local env = supervise.env_of(p, p.services[2], ports, { HOST = "127.0.0.1" })
+        local written = require("orket.sandboxes.compose").yaml(p, { context = "../workspace", dockerfiles = {} })
+        return env, written
+      end
+      for _, block in ipairs {
+        '      URL: "${BACKEND_URL}/v1"\n      X: "y=z"\n',
+        '      - "URL=${BACKEND_URL}/v1"\n      - X=y=z\n',
+      } do
+        local env, written = env_of(block)
+        assert.equal("http://127.0.0.1:8081/v1", env.URL, block)
+        assert.equal("y=z", env.X, block)
+        assert.matches('"URL": "http://backend:8080/v1"', written, 1, true)
+        assert.matches('"X": "y=z"', written, 1, true)
+      end
+      local doc, err = composefile.read("services:\n  a:\n    command: [x]\n    environment:\n      - NOVALUE\n",
+        "compose.yaml")
+      assert.is_nil(doc)
+      assert.matches("compose.yaml:4: ", err, 1, true)
+    end)
+
   it("names the file and the line of each thing Orket cannot run", function()
     local function refused(text)
       local doc, err = composefile.read(text, "compose.yaml")
