@@ -16,6 +16,12 @@ M.FIELDS = { command = true, build = true, image = true, ports = true, environme
   entrypoint = true, env_file = true, networks = true, labels = true, ["x-orket"] = true }
 M.UNUSED = { container_name = true, restart = true, volumes = true, networks = true, labels = true, expose = true }
 
+--- var(name) -> the prefix of a service's variables (NAME_URL, NAME_PORT, NAME_HOST): its
+--- name upper-cased, any other character _ (so my-app and my_app share one)
+function M.var(name)
+  return (name:upper():gsub("[^%w]", "_"))
+end
+
 local function err(name, line, fmt, ...)
   return string.format("%s:%s: %s", name, line and tostring(line) or "?", string.format(fmt, ...))
 end
@@ -301,10 +307,18 @@ function M.read(text, name)
   if not yamldoc.is_map(doc) or not yamldoc.is_map(doc.services) then
     return nil, err(name, doc and yamldoc.line(doc) or 1, "a compose file needs services: a mapping of services")
   end
-  local list, hosts = {}, {}
+  local list, hosts, vars = {}, {}, {}
   for _, sname in ipairs(yamldoc.keys(doc.services)) do
     local sv, serr = service_of(sname, doc.services[sname], name, yamldoc.line(doc.services, sname))
     if not sv then return nil, serr end
+    -- each service is told the others' addresses by name: two names of one variable would
+    -- have one overwrite the other
+    local v, same = M.var(sname), vars[M.var(sname)]
+    if same then
+      return nil, err(name, sv.line, "services %s and %s (line %d) would share the variables %s_URL, %s_PORT and "
+        .. "%s_HOST: rename one", same.name, sname, same.line, v, v, v)
+    end
+    vars[v] = sv
     if sv.published then
       local other = hosts[sv.published]
       if other then

@@ -65,6 +65,33 @@ describe("services found in the tree's folders", function()
   end)
 end)
 
+describe("services whose names collide", function()
+  after_each(H.cleanup)
+
+  it("are refused, naming both folders or both services with the line", function()
+    local p, err, code = detect { ["a/api/app.py"] = "", ["b/api/app.py"] = "", ["web/app.py"] = "" }
+    assert.is_nil(p)
+    assert.equal("EINVAL", code)
+    assert.equal("sandbox: the folders a/api/ and b/api/ would both be the service api: rename one, or name the "
+      .. "services in a compose file", err)
+    p, err = detect { ["my app/app.py"] = "", ["my-app/app.py"] = "" }
+    assert.is_nil(p)
+    assert.equal("sandbox: the folders my app/ and my-app/ would both be the service my-app: rename one, or name the "
+      .. "services in a compose file", err)
+    p, err = detect { ["my-app/app.py"] = "", ["my_app/app.py"] = "" }
+    assert.is_nil(p)
+    assert.equal("sandbox: the folders my-app/ and my_app/ would be the services my-app and my_app, which share the "
+      .. "variables MY_APP_URL, MY_APP_PORT and MY_APP_HOST: rename one, or name the services in a compose file", err)
+    -- in a compose file: each is told the other's address by a variable of its name
+    p, err = detect { ["compose.yaml"] = "services:\n  my-app:\n    command: [a]\n  my_app:\n    command: [b]\n" }
+    assert.is_nil(p)
+    assert.equal("sandbox: compose.yaml:4: services my-app and my_app (line 2) would share the variables MY_APP_URL, "
+      .. "MY_APP_PORT and MY_APP_HOST: rename one", err)
+    -- names that differ still plan
+    assert(detect { ["a/api/app.py"] = "", ["b/web/app.py"] = "" })
+  end)
+end)
+
 local COMPOSE = [[
 x-common: &common
   LOG_LEVEL: debug
