@@ -197,6 +197,13 @@ describe("a repository's compose file", function()
     assert.equal("compose.yaml:1: the alias *nope names no anchor", refused "services: *nope\n")
     assert.matches("^compose.yaml:%d+: did not find expected", refused "services:\n  a: [x\n")
     assert.equal("compose.yaml:1: a compose file needs services: a mapping of services", refused "version: '3'\n")
+    assert.equal("compose.yaml:4: services.a.working_dir: a folder of the repository (no .., no absolute path)",
+      refused "services:\n  a:\n    command: [x]\n    working_dir: /etc\n")
+    assert.equal("compose.yaml:6: healthcheck.interval must be at least 10 ms",
+      refused "services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n      interval: 0s\n")
+    assert.equal("compose.yaml:6: healthcheck.intervall: not a field Orket reads (test, interval, timeout, retries, "
+      .. "start_period, start_interval, disable)",
+      refused "services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n      intervall: 1s\n")
     -- a plan says it too, and runs nothing
     local p, err, code = detect { ["compose.yaml"] = "services:\n  q:\n    image: redis\n" }
     assert.is_nil(p)
