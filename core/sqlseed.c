@@ -14,6 +14,7 @@
 
 #define SQLSEED_LENGTH_MAX (64 * 1024 * 1024) /* bytes of one value: randomblob() is memory */
 #define SQLSEED_PROGRESS_OPS 1000             /* VM steps between two looks at the clock */
+#define SQLSEED_NO_ATTACH "ATTACH and VACUUM are not allowed in a seed: it reaches only its own database"
 
 typedef struct seed_run {
   struct timespec deadline;
@@ -55,7 +56,8 @@ static int seed_authorize(void *ud, int action, const char *a3, const char *a4, 
   (void)trigger;
   seed_run *r = ud;
   if (action == SQLITE_ATTACH || action == SQLITE_DETACH) {
-    r->denied = "ATTACH is not allowed in a seed: it reaches only its own database";
+    /* (plain VACUUM attaches a temporary copy: refused too, a fresh database needs none) */
+    r->denied = SQLSEED_NO_ATTACH;
     return SQLITE_DENY;
   }
   if (action == SQLITE_PRAGMA && a3 != NULL) {
@@ -165,7 +167,7 @@ int sqlseed_run(const char *path, const char *sql, size_t len, int timeout_ms, l
         snprintf(err, errlen, "%s", r.denied);
         out = SQLSEED_SQL;
       } else if (strncmp(sqlite3_errmsg(db), "too many attached databases", 27) == 0) {
-        snprintf(err, errlen, "ATTACH and VACUUM INTO are not allowed in a seed: it reaches only its own database");
+        snprintf(err, errlen, "%s", SQLSEED_NO_ATTACH);
         out = SQLSEED_SQL;
       } else {
         snprintf(err, errlen, "%s", sqlite3_errmsg(db));

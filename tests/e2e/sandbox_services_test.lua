@@ -321,8 +321,8 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     H.commit_main(dir, "a seed that reaches out")
     local r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(1, r.status, r.stdout .. r.stderr)
-    assert.matches("sandbox: store: its seed db/seed.sql failed: ATTACH is not allowed in a seed: it reaches only its "
-      .. "own database", r.stderr, 1, true)
+    assert.matches("sandbox: store: its seed db/seed.sql failed: ATTACH and VACUUM are not allowed in a seed: it "
+      .. "reaches only its own database", r.stderr, 1, true)
     assert.is_nil(io.open(dir .. "/vacuumed.db"))
     assert.is_nil(H.store_file_holding(dir, "planted"))
     -- a seed that never ends: the server goes on answering, and a stop ends the start
