@@ -352,6 +352,9 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     local ended
     for _, x in ipairs(rows) do if x.id == row.id then ended = x end end
     assert.equal("stopped", ended.status)
+    -- its databases' folder waits for the next start, as at any end (the seed's file gone)
+    assert.equal("directory", require("luv").fs_lstat(dir .. "/.orket/sandboxes/db.main").type)
+    assert.is_nil(io.open(dir .. "/.orket/sandboxes/db.main/store.sqlite"))
     assert.same({}, procs(mark))
   end)
 end)

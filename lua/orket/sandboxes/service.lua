@@ -392,7 +392,8 @@ function M.up(o)
       return asked
     end)
     if dcode == "ECANCELED" then
-      sb.stopping = asked
+      -- stopped: the databases made or taken (kept ones) wait for the next, as at any end
+      sb.stopping, sb.databases = asked, true
       sb:_finish()
       return nil, string.format("sandbox %d: %s before it was healthy", id, asked), "ECANCELED", sb.log.tail
     end
