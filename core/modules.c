@@ -34,5 +34,6 @@ const orket_module orket_modules[] = {
     {"orket.c.otlpspan", luaopen_orket_otlpspan},
     {"orket.c.jose", luaopen_orket_jose},
     {"orket.c.ldap", luaopen_orket_ldap},
+    {"orket.c.sqlseed", luaopen_orket_sqlseed},
     {NULL, NULL},
 };

@@ -42,5 +42,6 @@ int luaopen_orket_inert(lua_State *L);
 int luaopen_orket_otlpspan(lua_State *L);
 int luaopen_orket_jose(lua_State *L);
 int luaopen_orket_ldap(lua_State *L);
+int luaopen_orket_sqlseed(lua_State *L);
 
 #endif

@@ -119,6 +119,7 @@
   X(test_ratelimit_buckets)                \
   X(test_ratelimit_bounded)                \
   X(test_pwcheck_queue)                    \
+  X(test_sqlseed_confined)                 \
   X(test_health_answers)                   \
   X(test_store_cache_same_address)         \
   X(test_store_deep_savepoints)            \

@@ -199,6 +199,35 @@ services:
     assert.is_nil(api.ports)
   end)
 
+  it("compose writes through no link of the tree, and builds from no folder that is a link", function()
+    local victim = H.tmpdir()
+    H.write(victim .. "/config", "IMPORTANT CONFIG")
+    local dir = project({ ["package.json"] = '{"name":"n","scripts":{"start":"node server.js"}}', ["server.js"] = "" })
+    os.execute("ln -s " .. H.quote(victim .. "/config") .. " " .. H.quote(dir .. "/workspace/.dockerignore.tmp"))
+    H.commit_main(dir, "a link where Orket writes")
+    local r = H.orket("sandbox compose", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("IMPORTANT CONFIG", H.read(victim .. "/config"))
+    assert.matches(".git\n", assert(H.read(dir .. "/workspace/.dockerignore")), 1, true)
+    -- the ignore file itself a link: refused, never written through
+    os.remove(dir .. "/workspace/.dockerignore")
+    os.execute("ln -s " .. H.quote(victim .. "/made") .. " " .. H.quote(dir .. "/workspace/.dockerignore"))
+    r = H.orket("sandbox compose --force", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("workspace/.dockerignore is a symbolic link: not replaced, nor written through", r.stderr, 1, true)
+    assert.is_nil(io.open(victim .. "/made"))
+    -- a service's folder that is a link to a folder of the host's
+    dir = project({ ["compose.yaml"] = "services:\n  backend:\n    build: backend\n    command: [\"python3\", \"app.py\"]\n" })
+    os.execute("ln -s " .. H.quote(victim) .. " " .. H.quote(dir .. "/workspace/backend"))
+    H.commit_main(dir, "a folder that leads out")
+    r = H.orket("sandbox compose", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("workspace/backend: the folder of service backend is a symbolic link: Orket neither writes in it "
+      .. "nor builds from it", r.stderr, 1, true)
+    assert.is_nil(io.open(victim .. "/.dockerignore"))
+    assert.is_nil(io.open(dir .. "/deploy/compose.yaml"))
+  end)
+
   -- podman-compose (Debian 12's 1.0.3) turns the check into `podman run --healthcheck-command
   -- STRING`, which podman runs as `/bin/sh -c STRING`: a stand-in podman notes that string,
   -- and it is run here against the app's port, with nothing listening and then with a server

@@ -303,4 +303,58 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.matches("no such table: nowhere", r.stderr, 1, true)
     assert.same({}, procs(mark))
   end)
+
+  it("keeps a SQLite seed to its own file, and a seed that never ends stops neither the server nor a stop", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local files = {
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed: db/seed.sql}\n"
+        .. "  api:\n    command: [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n"
+        .. "    depends_on: [store]\n",
+      ["db/seed.sql"] = "SELECT 1;\n",
+    }
+    -- the seed names the project's store by its absolute path
+    local dir = project(files, mark)
+    files["db/seed.sql"] = string.format("ATTACH DATABASE '%s/.orket/orket.db' AS host;\nCREATE TABLE host.planted (x);\n"
+      .. "VACUUM INTO '%s/vacuumed.db';\n", dir, dir)
+    H.write(dir .. "/workspace/db/seed.sql", files["db/seed.sql"])
+    H.commit_main(dir, "a seed that reaches out")
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("sandbox: store: its seed db/seed.sql failed: ATTACH and VACUUM are not allowed in a seed: it "
+      .. "reaches only its own database", r.stderr, 1, true)
+    assert.is_nil(io.open(dir .. "/vacuumed.db"))
+    assert.is_nil(H.store_file_holding(dir, "planted"))
+    -- a seed that never ends: the server goes on answering, and a stop ends the start
+    H.write(dir .. "/workspace/db/seed.sql",
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;\n")
+    H.commit_main(dir, "a seed that never ends")
+    local op = H.api_key(dir, "op", "operator")
+    local s = H.serve(dir)
+    local posted
+    local t = orket.spawn(function() posted = { H.api(s, "POST", "/v1/sandboxes", op, {}) } end)
+    local row = H.wait_for(function()
+      for _, x in ipairs(H.sandboxes(dir)) do if x.status == "starting" then return x end end
+    end, "the sandbox to be starting")
+    orket.sleep(500) -- the seed runs
+    local t0 = require("luv").now()
+    local hst = H.fetch { url = s.url .. "/health", total_timeout_ms = 3000 }
+    assert.equal(200, hst)
+    assert.is_true(require("luv").now() - t0 < 2000)
+    r = H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    H.wait_for(function() return posted end, "the start to answer")
+    t:join()
+    assert.is_true(posted[1] >= 400, tostring(posted[3]))
+    assert.matches("before it was healthy", posted[3], 1, true)
+    assert.equal(0, s.stop())
+    local rows = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)
+    local ended
+    for _, x in ipairs(rows) do if x.id == row.id then ended = x end end
+    assert.equal("stopped", ended.status)
+    -- its databases' folder waits for the next start, as at any end (the seed's file gone)
+    assert.equal("directory", require("luv").fs_lstat(dir .. "/.orket/sandboxes/db.main").type)
+    assert.is_nil(io.open(dir .. "/.orket/sandboxes/db.main/store.sqlite"))
+    assert.same({}, procs(mark))
+  end)
 end)

@@ -148,22 +148,46 @@ local function plan(o, cli)
   return 0
 end
 
--- Writes name in dir unless it exists (or force): true | nil (printed).
+-- Writes name in dir unless it exists (or force): true | nil (printed). dir may be a
+-- folder of the tree, which the agents wrote: a link there is never written through (the
+-- file itself a link is refused; its temp file is new, O_EXCL, so no link is followed).
 local function write(cli, dir, name, text, force)
   local path = dir .. "/" .. name
-  if not force and io.open(path, "r") then
+  local st = uv.fs_lstat(path)
+  if st and st.type == "link" then
+    cli.err("%s is a symbolic link: not replaced, nor written through", path)
+    return nil
+  end
+  if not force and st then
     cli.err("%s exists: not replaced (use --force)", path)
     return nil
   end
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "w")
-  if not f then cli.err("%s", err) return nil end
-  f:write(text)
-  f:close()
+  local tmp = string.format("%s.%d-%d.tmp", path, uv.os_getpid(), uv.hrtime())
+  local fd, err = uv.fs_open(tmp, "wx", 420)
+  if not fd then cli.err("%s", err) return nil end
+  local n, werr = uv.fs_write(fd, text)
+  uv.fs_close(fd)
+  if n ~= #text then
+    uv.fs_unlink(tmp)
+    cli.err("%s: %s", tmp, tostring(werr or "short write"))
+    return nil
+  end
   local ok, rerr = os.rename(tmp, path)
-  if not ok then os.remove(tmp) cli.err("%s", rerr) return nil end
+  if not ok then uv.fs_unlink(tmp) cli.err("%s", rerr) return nil end
   io.stdout:write("wrote ", path, "\n")
   return true
+end
+
+-- the first of root/rel's folders (below root) that is a symbolic link | nil: a service's
+-- folder from the tree that leads elsewhere is neither written in nor built from
+local function link_on_way(root, rel)
+  local at = root
+  for part in rel:gmatch("[^/]+") do
+    at = at .. "/" .. part
+    local st = uv.fs_lstat(at)
+    if st and st.type == "link" then return at end
+  end
+  return nil
 end
 
 -- relative(from, to) -> the path of directory `to` seen from directory `from` (both absolute)
@@ -186,6 +210,12 @@ local function write_services(cli, dir, out_dir, ctx, p, force)
   for _, sv in ipairs(p.services) do sqlite = sqlite or sv.database == "sqlite" end
   for _, sv in ipairs(p.services) do
     local folder = dir .. "/workspace" .. (sv.dir ~= "" and ("/" .. sv.dir) or "")
+    local link = not sv.database and link_on_way(dir .. "/workspace", sv.dir)
+    if link then
+      cli.err("%s: the folder of service %s is a symbolic link: Orket neither writes in it nor builds from it", link,
+        sv.name)
+      return 1
+    end
     if not sv.database and not uv.fs_stat(folder) then
       cli.err("%s: the folder of service %s is not in main's tree", folder, sv.name)
       return 1

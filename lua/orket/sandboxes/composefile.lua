@@ -14,7 +14,16 @@ M.MAX_READ = 256 * 1024 -- bytes read of the file (yamldoc refuses a larger one)
 M.FIELDS = { command = true, build = true, image = true, ports = true, environment = true, depends_on = true,
   healthcheck = true, working_dir = true, expose = true, container_name = true, restart = true, volumes = true,
   entrypoint = true, env_file = true, networks = true, labels = true, ["x-orket"] = true }
+M.HEALTH_FIELDS = { test = true, interval = true, timeout = true, retries = true, start_period = true,
+  start_interval = true, disable = true }
+M.HEALTH_MIN_MS = 10 -- a health check's interval and timeout, at least
 M.UNUSED = { container_name = true, restart = true, volumes = true, networks = true, labels = true, expose = true }
+
+--- var(name) -> the prefix of a service's variables (NAME_URL, NAME_PORT, NAME_HOST): its
+--- name upper-cased, any other character _ (so my-app and my_app share one)
+function M.var(name)
+  return (name:upper():gsub("[^%w]", "_"))
+end
 
 local function err(name, line, fmt, ...)
   return string.format("%s:%s: %s", name, line and tostring(line) or "?", string.format(fmt, ...))
@@ -60,7 +69,9 @@ local function env_of(v)
     end
   elseif yamldoc.is_list(v) then
     for _, kv in ipairs(v) do
-      local k, val = type(kv) == "string" and kv:match("^([%w_]+)=(.*)$")
+      -- (apart from the test: `x and s:match()` would keep the name and drop the value)
+      local k, val
+      if type(kv) == "string" then k, val = kv:match("^([%w_]+)=(.*)$") end
       if not k then return nil, tostring(kv) end
       out[k] = val
     end
@@ -88,6 +99,12 @@ end
 -- the health check: test as ["CMD", ...], ["CMD-SHELL", "..."] or a string
 local function health_of(h, name, line)
   if not yamldoc.is_map(h) then return nil, err(name, line, "healthcheck must be a mapping (test, interval, timeout, retries, start_period)") end
+  for _, k in ipairs(yamldoc.keys(h)) do
+    if not M.HEALTH_FIELDS[k] then
+      return nil, err(name, yamldoc.line(h, k), "healthcheck.%s: not a field Orket reads (test, interval, timeout, "
+        .. "retries, start_period, start_interval, disable)", k)
+    end
+  end
   if h.disable == "true" then return { kind = "none" } end
   local t = h.test
   local argv
@@ -106,6 +123,10 @@ local function health_of(h, name, line)
     if h[k] ~= nil then
       local ms = duration(h[k])
       if not ms then return nil, err(name, yamldoc.line(h, k), "healthcheck.%s must be a duration (\"10s\", \"500ms\")", k) end
+      -- a check every 0 ms is a busy loop (the script's own TCP check waits 10 ms)
+      if k ~= "start_period" and ms < M.HEALTH_MIN_MS then
+        return nil, err(name, yamldoc.line(h, k), "healthcheck.%s must be at least %d ms", k, M.HEALTH_MIN_MS)
+      end
       out[k .. "_ms"] = ms
     end
   end
@@ -147,8 +168,14 @@ local function service_of(sname, v, name, line)
     end
     sv.dir = ctx:gsub("^%./", ""):gsub("/+$", ""):gsub("^%.$", "")
   end
-  if type(v.working_dir) == "string" and not v.working_dir:find("%.%.") and v.working_dir:sub(1, 1) ~= "/" then
-    sv.dir = v.working_dir:gsub("^%./", ""):gsub("/+$", "")
+  if v.working_dir ~= nil then
+    -- a folder of the tree, as build is (an image's absolute path means nothing here)
+    local wd = v.working_dir
+    if type(wd) ~= "string" or wd:find("%.%.") or wd:sub(1, 1) == "/" then
+      return nil, err(name, yamldoc.line(v, "working_dir"), "services.%s.working_dir: a folder of the repository (no .., "
+        .. "no absolute path)", sname)
+    end
+    sv.dir = wd:gsub("^%./", ""):gsub("/+$", "")
   end
   if v.entrypoint ~= nil then
     return nil, err(name, yamldoc.line(v, "entrypoint"), "services.%s.entrypoint: give the whole command in command", sname)
@@ -299,10 +326,18 @@ function M.read(text, name)
   if not yamldoc.is_map(doc) or not yamldoc.is_map(doc.services) then
     return nil, err(name, doc and yamldoc.line(doc) or 1, "a compose file needs services: a mapping of services")
   end
-  local list, hosts = {}, {}
+  local list, hosts, vars = {}, {}, {}
   for _, sname in ipairs(yamldoc.keys(doc.services)) do
     local sv, serr = service_of(sname, doc.services[sname], name, yamldoc.line(doc.services, sname))
     if not sv then return nil, serr end
+    -- each service is told the others' addresses by name: two names of one variable would
+    -- have one overwrite the other
+    local v, same = M.var(sname), vars[M.var(sname)]
+    if same then
+      return nil, err(name, sv.line, "services %s and %s (line %d) would share the variables %s_URL, %s_PORT and "
+        .. "%s_HOST: rename one", same.name, sname, same.line, v, v, v)
+    end
+    vars[v] = sv
     if sv.published then
       local other = hosts[sv.published]
       if other then

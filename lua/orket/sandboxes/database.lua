@@ -3,12 +3,15 @@
 -- services (a process, never an image): its cluster made by initdb in the sandbox's temp
 -- folder, listening on its port on the sandbox's loopback only, then seeded from the
 -- repository (a SQL file through psql, or a command). SQLite is a file in the same folder,
--- made here before the sandbox starts (the seed's SQL run by Orket's own SQLite) or by a
--- seed command in the sandbox. Each is made fresh for a deploy and, unless orket.lua's
+-- made here before the sandbox starts (the seed's SQL run by Orket's own SQLite, confined to
+-- that file, a size and a time: orket.c.sqlseed) or by a seed command in the sandbox. Each is made fresh for a deploy and, unless orket.lua's
 -- sandbox.database says "fresh", kept for the redeploys of an open bug-fix phase: the
--- folder moves out of an ending sandbox and into the next. Uses orket.c.store for SQLite.
+-- folder moves out of an ending sandbox and into the next. The folder was the app's (its
+-- $TMPDIR): a link there is never followed, only removed.
 local uv = require "luv"
-local cstore = require "orket.c.store"
+local rt = require "orket.c.runtime"
+local sqlseed = require "orket.c.sqlseed"
+local task = require "orket.task"
 local tree = require "orket.tree"
 local workspace = require "orket.workspace"
 
@@ -16,6 +19,8 @@ local M = {}
 
 M.USER = "app"   -- PostgreSQL's user and database in a sandbox (trust on its own loopback)
 M.SEED_MAX = 16 * 1024 * 1024 -- bytes of a SQLite seed file
+M.SEED_TIMEOUT_MS = 60000 -- a SQLite seed's time, then it is stopped and the start fails
+M.SEED_DB_MAX = 1024 * 1024 * 1024 -- bytes a SQLite seed's database (and its temp one) may reach
 M.MARK = ".orket-seed" -- in a database's folder while its seed has not run
 
 --- pg_bin() -> the folder of the newest installed PostgreSQL's programs | nil
@@ -51,11 +56,21 @@ function M.kept_path(dir, target)
   return dir .. "/.orket/sandboxes/db." .. target:gsub("[^%w_-]", "_")
 end
 
+-- whether path is a real folder (lstat: a link to one is not); anything else there is
+-- removed as itself, never through it
+local function real_dir(path)
+  local st = uv.fs_lstat(path)
+  if not st then return false end
+  if st.type == "directory" then return true end
+  uv.fs_unlink(path)
+  return false
+end
+
 --- take_kept(dir, target, home, keep) -> whether the kept databases moved into home (keep
 --- false: any kept ones are dropped, and every database is made fresh)
 function M.take_kept(dir, target, home, keep)
   local kept = M.kept_path(dir, target)
-  if not uv.fs_stat(kept) then return false end
+  if not real_dir(kept) then return false end
   if not keep then
     tree.remove(kept)
     return false
@@ -64,9 +79,11 @@ function M.take_kept(dir, target, home, keep)
 end
 
 --- put_kept(dir, target, home): an ending sandbox's databases moved aside for the next one
+--- (a link the app left in their place is not: it goes with the temp folder)
 function M.put_kept(dir, target, home)
   local from = M.folder(home)
-  if not uv.fs_stat(from) then return end
+  local st = uv.fs_lstat(from)
+  if not st or st.type ~= "directory" then return end
   local kept = M.kept_path(dir, target)
   tree.remove(kept)
   os.rename(from, kept)
@@ -89,31 +106,62 @@ local function seed_text(tree_dir, sv)
   return text
 end
 
---- prepare(home, tree_dir, services) -> true | nil, message: the SQLite files made that are
---- not there yet (fresh), their seed SQL run; one with a seed command gets the mark its
---- first start runs it by
-function M.prepare(home, tree_dir, services)
+-- the seed run in the fresh file path on the pool; stopping() is asked meanwhile (a stop
+-- ends the seed): true | nil, message, CODE
+local function run_seed(path, text, stopping)
+  local limits = { timeout_ms = M.SEED_TIMEOUT_MS, max_bytes = M.SEED_DB_MAX }
+  if not stopping then return sqlseed.run(path, text, limits) end
+  local t = task.spawn(sqlseed.run, path, text, limits)
+  while t.state == "running" do
+    local why = stopping()
+    if why then
+      t:cancel() -- the seed stops at its next look at the clock
+      return nil, why, "ECANCELED"
+    end
+    rt.sleep(20)
+  end
+  local ok, a, b, c = t:join()
+  if not ok then return nil, tostring(a), "EIO" end
+  return a, b, c
+end
+
+-- the file of a database that is not made yet, and what a sandbox may have left where it
+-- goes: a link (or folder) removed as itself. Whether it is made (a real file is there).
+local function made(path)
+  local st = uv.fs_lstat(path)
+  if st and st.type == "file" then return true end
+  if st and st.type == "directory" then tree.remove(path) elseif st then uv.fs_unlink(path) end
+  return false
+end
+
+--- prepare(home, tree_dir, services [, stopping]) -> true | nil, message [, CODE]: the
+--- SQLite files made that are not there yet (fresh), their seed SQL run; one with a seed
+--- command gets the mark its first start runs it by. stopping() -> a reason once the start
+--- is asked to stop (then nil, reason, "ECANCELED").
+function M.prepare(home, tree_dir, services, stopping)
   uv.fs_mkdir(home .. "/tmp", 448)
-  uv.fs_mkdir(M.folder(home), 448)
+  if not real_dir(M.folder(home)) then uv.fs_mkdir(M.folder(home), 448) end
+  if not real_dir(M.folder(home)) then return nil, "cannot make the databases' folder " .. M.folder(home) end
   for _, sv in ipairs(services) do
-    if sv.database == "sqlite" and not uv.fs_stat(M.sqlite_path(home, sv)) then
-      local db, err = cstore.open(M.sqlite_path(home, sv))
-      if not db then return nil, sv.name .. ": " .. tostring(err) end
-      if sv.seed then
-        local text, terr = seed_text(tree_dir, sv)
-        local ok, eerr = false, terr
-        if text then ok, eerr = db:exec(text) end
-        db:close()
-        if not ok then
-          os.remove(M.sqlite_path(home, sv))
-          return nil, string.format("%s: its seed %s failed: %s", sv.name, sv.seed, tostring(eerr))
-        end
-      else
-        db:close()
-        if sv.seed_command then
-          local f = assert(io.open(M.folder(home) .. "/" .. sv.name .. M.MARK, "w"))
-          f:close()
-        end
+    local path = M.sqlite_path(home, sv)
+    if sv.database == "sqlite" and not made(path) then
+      local text, terr = "", nil
+      if sv.seed then text, terr = seed_text(tree_dir, sv) end
+      local ok, eerr, ecode = false, terr, "EINVAL"
+      if text then ok, eerr, ecode = run_seed(path, text, stopping) end
+      if not ok then
+        os.remove(path)
+        if ecode == "ECANCELED" then return nil, eerr, ecode end
+        if sv.seed then return nil, string.format("%s: its seed %s failed: %s", sv.name, sv.seed, tostring(eerr)), ecode end
+        return nil, sv.name .. ": " .. tostring(eerr), ecode
+      end
+      if sv.seed_command then
+        -- made anew (O_EXCL: never through a link left in its place)
+        local mark = M.folder(home) .. "/" .. sv.name .. M.MARK
+        uv.fs_unlink(mark)
+        local fd, ferr = uv.fs_open(mark, "wx", 384)
+        if not fd then return nil, string.format("%s: cannot mark its seed command: %s", sv.name, tostring(ferr)) end
+        uv.fs_close(fd)
       end
     end
   end

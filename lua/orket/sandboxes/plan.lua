@@ -190,6 +190,26 @@ local function walk(ws, why)
   return out
 end
 
+-- services found in folders: two whose names (or their variables' prefix) are one, as
+-- a/api/ and b/api/, or "my app/" and my-app/, are refused, naming both folders | nil
+local function clash(services)
+  local seen = {}
+  for _, sv in ipairs(services) do
+    local v = composefile.var(sv.name)
+    local other = seen[v]
+    if other then
+      if other.name == sv.name then
+        return string.format("sandbox: the folders %s/ and %s/ would both be the service %s: rename one, or name "
+          .. "the services in a compose file", other.dir, sv.dir, sv.name)
+      end
+      return string.format("sandbox: the folders %s/ and %s/ would be the services %s and %s, which share the "
+        .. "variables %s_URL, %s_PORT and %s_HOST: rename one, or name the services in a compose file", other.dir,
+        sv.dir, other.name, sv.name, v, v, v)
+    end
+    seen[v] = sv
+  end
+end
+
 -- the entry: the one published service, or the first named like a frontend, or the last to start
 local function pick_entry(list)
   local published, apps = {}, {}
@@ -251,6 +271,8 @@ function M.detect(ws, s)
       found = detect_at(ws, why, "")
       if not found then
         services = walk(ws, why)
+        local cerr = clash(services)
+        if cerr then return nil, cerr, "EINVAL", why end
         if #services == 1 then
           found, services = services[1], nil
           why[#why + 1] = "nothing to run at the root: " .. found.dir .. "/ is the one folder that has something"

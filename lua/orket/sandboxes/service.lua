@@ -385,7 +385,18 @@ function M.up(o)
     -- "bugfix"), else made fresh; SQLite's made now, PostgreSQL's by the script
     local keep = s.database == "bugfix" and #bugfix_rows.list(db, true) > 0
     database.take_kept(dir, sb.target, home, keep)
-    local dok, derr = database.prepare(home, home .. "/tree", p.services)
+    -- a SQLite seed runs on the pool meanwhile: a stop asked then ends it
+    local asked
+    local dok, derr, dcode = database.prepare(home, home .. "/tree", p.services, function()
+      asked = asked or (o.stopping and o.stopping()) or sb:_stop_asked()
+      return asked
+    end)
+    if dcode == "ECANCELED" then
+      -- stopped: the databases made or taken (kept ones) wait for the next, as at any end
+      sb.stopping, sb.databases = asked, true
+      sb:_finish()
+      return nil, string.format("sandbox %d: %s before it was healthy", id, asked), "ECANCELED", sb.log.tail
+    end
     if not dok then return fail("sandbox: " .. derr, "EINVAL") end
     sb.databases = true
     local aerr

@@ -9,6 +9,7 @@
 -- the others and ends with its status, so the sandbox's owner sees the app end. Every
 -- value from the tree reaches the script single-quoted: data, never code.
 local plan_mod = require "orket.sandboxes.plan"
+local composefile = require "orket.sandboxes.composefile"
 local database = require "orket.sandboxes.database"
 
 local M = {}
@@ -29,9 +30,7 @@ local function words(list)
 end
 
 --- var(name) -> the environment prefix of a service's name: "backend-api" -> "BACKEND_API"
-function M.var(name)
-  return (name:upper():gsub("[^%w]", "_"))
-end
+M.var = composefile.var
 
 --- ports(plan, port) -> {name -> port}: the entry on the sandbox's port (the one its socket
 --- reaches), the others on the ports after it

@@ -28,9 +28,18 @@ local function int(v, path, lo, hi)
   return v
 end
 
+-- a value from orket.lua as an error shows it: control characters escaped, at most 40
+-- bytes of it (a 100 KB name is not echoed whole)
+local function shown(v)
+  local t = tostring(v)
+  local cut = #t > 40
+  t = t:sub(1, 40):gsub("%c", function(c) return string.format("\\%03d", c:byte()) end)
+  return cut and string.format("%s... (%d bytes)", t, #tostring(v)) or t
+end
+
 local function env_name(v, path)
   if type(v) ~= "string" or not v:match("^[%a_][%w_]*$") or #v > 100 then
-    fail(path, "must name an environment variable (letters, digits, _), got %s", tostring(v))
+    fail(path, "must name an environment variable (letters, digits, _), got %s", shown(v))
   end
   return v
 end
@@ -106,7 +115,7 @@ function M.sandbox(d)
     elseif k == "env" then
       if type(v) ~= "table" then fail(p, "must map variable names to strings") end
       for name, val in pairs(v) do
-        env_name(name, p .. "." .. tostring(name))
+        env_name(name, p .. "." .. shown(name))
         if type(val) ~= "string" or val:find("%z") or #val > 4096 then
           fail(p .. "." .. name, "must be a string without NUL, at most 4096 bytes")
         end

@@ -75,6 +75,13 @@ describe("orket.lua's sandbox and bug_fix sections", function()
       assert.equal("EINVAL", code)
       assert.matches(c[2], err)
     end
+    -- a long or odd name is shown cut and escaped, never whole
+    local _, err = settings.resolve { sandbox = { env = { [string.rep("K", 100000) .. " "] = "x" } } }
+    assert.equal("orket.lua: sandbox.env." .. string.rep("K", 40) .. "... (100001 bytes): must name an environment "
+      .. "variable (letters, digits, _), got " .. string.rep("K", 40) .. "... (100001 bytes)", err)
+    _, err = settings.resolve { sandbox = { env = { ["A\nB"] = "x" } } }
+    assert.equal("orket.lua: sandbox.env.A\\010B: must name an environment variable (letters, digits, _), got A\\010B",
+      err)
     -- validate lists them with every other problem
     local problems = settings.check { sandbox = { deploy = 1 }, bug_fix = { days = 0 } }
     assert.equal(2, #problems)

@@ -65,6 +65,33 @@ describe("services found in the tree's folders", function()
   end)
 end)
 
+describe("services whose names collide", function()
+  after_each(H.cleanup)
+
+  it("are refused, naming both folders or both services with the line", function()
+    local p, err, code = detect { ["a/api/app.py"] = "", ["b/api/app.py"] = "", ["web/app.py"] = "" }
+    assert.is_nil(p)
+    assert.equal("EINVAL", code)
+    assert.equal("sandbox: the folders a/api/ and b/api/ would both be the service api: rename one, or name the "
+      .. "services in a compose file", err)
+    p, err = detect { ["my app/app.py"] = "", ["my-app/app.py"] = "" }
+    assert.is_nil(p)
+    assert.equal("sandbox: the folders my app/ and my-app/ would both be the service my-app: rename one, or name the "
+      .. "services in a compose file", err)
+    p, err = detect { ["my-app/app.py"] = "", ["my_app/app.py"] = "" }
+    assert.is_nil(p)
+    assert.equal("sandbox: the folders my-app/ and my_app/ would be the services my-app and my_app, which share the "
+      .. "variables MY_APP_URL, MY_APP_PORT and MY_APP_HOST: rename one, or name the services in a compose file", err)
+    -- in a compose file: each is told the other's address by a variable of its name
+    p, err = detect { ["compose.yaml"] = "services:\n  my-app:\n    command: [a]\n  my_app:\n    command: [b]\n" }
+    assert.is_nil(p)
+    assert.equal("sandbox: compose.yaml:4: services my-app and my_app (line 2) would share the variables MY_APP_URL, "
+      .. "MY_APP_PORT and MY_APP_HOST: rename one", err)
+    -- names that differ still plan
+    assert(detect { ["a/api/app.py"] = "", ["b/web/app.py"] = "" })
+  end)
+end)
+
 local COMPOSE = [[
 x-common: &common
   LOG_LEVEL: debug
@@ -123,6 +150,33 @@ describe("a repository's compose file", function()
     assert.equal("debug", env.LOG_LEVEL)
   end)
 
+  it("reads environment as a mapping or a list of NAME=value, both given to the service and written by compose",
+    function()
+      local function env_of(block)
+        local text = "services:\n  backend:\n    command: [b]\n  web:\n    command: [w]\n    depends_on: [backend]\n"
+          .. "    environment:\n" .. block
+        local p = assert(detect({ ["compose.yaml"] = text }))
+        local ports = supervise.ports(p, 8080)
+        local env = supervise.env_of(p, p.services[2], ports, { HOST = "127.0.0.1" })
+        local written = require("orket.sandboxes.compose").yaml(p, { context = "../workspace", dockerfiles = {} })
+        return env, written
+      end
+      for _, block in ipairs {
+        '      URL: "${BACKEND_URL}/v1"\n      X: "y=z"\n',
+        '      - "URL=${BACKEND_URL}/v1"\n      - X=y=z\n',
+      } do
+        local env, written = env_of(block)
+        assert.equal("http://127.0.0.1:8081/v1", env.URL, block)
+        assert.equal("y=z", env.X, block)
+        assert.matches('"URL": "http://backend:8080/v1"', written, 1, true)
+        assert.matches('"X": "y=z"', written, 1, true)
+      end
+      local doc, err = composefile.read("services:\n  a:\n    command: [x]\n    environment:\n      - NOVALUE\n",
+        "compose.yaml")
+      assert.is_nil(doc)
+      assert.matches("compose.yaml:4: ", err, 1, true)
+    end)
+
   it("names the file and the line of each thing Orket cannot run", function()
     local function refused(text)
       local doc, err = composefile.read(text, "compose.yaml")
@@ -143,6 +197,13 @@ describe("a repository's compose file", function()
     assert.equal("compose.yaml:1: the alias *nope names no anchor", refused "services: *nope\n")
     assert.matches("^compose.yaml:%d+: did not find expected", refused "services:\n  a: [x\n")
     assert.equal("compose.yaml:1: a compose file needs services: a mapping of services", refused "version: '3'\n")
+    assert.equal("compose.yaml:4: services.a.working_dir: a folder of the repository (no .., no absolute path)",
+      refused "services:\n  a:\n    command: [x]\n    working_dir: /etc\n")
+    assert.equal("compose.yaml:6: healthcheck.interval must be at least 10 ms",
+      refused "services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n      interval: 0s\n")
+    assert.equal("compose.yaml:6: healthcheck.intervall: not a field Orket reads (test, interval, timeout, retries, "
+      .. "start_period, start_interval, disable)",
+      refused "services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n      intervall: 1s\n")
     -- a plan says it too, and runs nothing
     local p, err, code = detect { ["compose.yaml"] = "services:\n  q:\n    image: redis\n" }
     assert.is_nil(p)
@@ -172,6 +233,182 @@ describe("a sandbox's SQLite database", function()
     assert.is_nil(ok)
     assert.matches("other: the seed host/seed.sql is not a file of the repository", err, 1, true)
     assert.is_nil(io.open(database.sqlite_path(home, other)))
+  end)
+
+  -- the seed is the agents' text, run in Orket's process: it reaches its own file only
+  local function seeded(sql, name)
+    local database = require "orket.sandboxes.database"
+    local home, tree = H.tmpdir(), H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(tree .. "/db"))
+    H.write(tree .. "/db/seed.sql", sql)
+    local sv = { name = name or "store", database = "sqlite", seed = "db/seed.sql" }
+    local ok, err = database.prepare(home, tree, { sv })
+    return ok, err, database.sqlite_path(home, sv)
+  end
+
+  it("never lets its seed reach another file: no ATTACH, no VACUUM INTO, no pragma that moves files", function()
+    local outside = H.tmpdir()
+    local store = outside .. "/orket.db"
+    local db = assert(require("orket.c.store").open(store))
+    db:exec("CREATE TABLE api_keys (k TEXT); INSERT INTO api_keys VALUES ('secret')")
+    db:close()
+    local ok, err, path = seeded(string.format("CREATE TABLE t (v); ATTACH DATABASE '%s' AS host;\n"
+      .. "CREATE TABLE leaked AS SELECT * FROM host.api_keys;", store))
+    assert.is_nil(ok)
+    assert.equal("store: its seed db/seed.sql failed: ATTACH and VACUUM are not allowed in a seed: it reaches only its "
+      .. "own database", err)
+    assert.is_nil(io.open(path)) -- what it made before is gone with it
+    ok, err = seeded(string.format("ATTACH DATABASE '%s' AS w; CREATE TABLE w.x (a);", outside .. "/planted.db"))
+    assert.is_nil(ok)
+    assert.matches("ATTACH and VACUUM are not allowed in a seed", err, 1, true)
+    ok, err = seeded(string.format("CREATE TABLE t (v); VACUUM INTO '%s';", outside .. "/vacuum.db"))
+    assert.is_nil(ok)
+    assert.matches("store: its seed db/seed.sql failed: ATTACH and VACUUM are not allowed", err, 1, true)
+    -- plain VACUUM attaches a temporary copy: refused too (a fresh database needs none)
+    ok, err = seeded("CREATE TABLE t (v); VACUUM;")
+    assert.is_nil(ok)
+    assert.matches("ATTACH and VACUUM are not allowed in a seed", err, 1, true)
+    for _, pragma in ipairs { "temp_store_directory = '/tmp'", "max_page_count = 1000000000", "cache_size = -100000000",
+      "soft_heap_limit = 1", "writable_schema = 1", "trusted_schema = 1" } do
+      ok, err = seeded("PRAGMA " .. pragma .. ";")
+      assert.is_nil(ok, pragma)
+      assert.matches("this pragma is not allowed in a seed", err, 1, true)
+    end
+    ok, err = seeded("SELECT load_extension('/tmp/x.so');")
+    assert.is_nil(ok)
+    assert.matches("not authorized", err, 1, true)
+    assert.is_nil(io.open(outside .. "/planted.db"))
+    assert.is_nil(io.open(outside .. "/vacuum.db"))
+    db = assert(require("orket.c.store").open(store))
+    assert.equal("secret", db:row("SELECT k FROM api_keys").k)
+    db:close()
+    -- what a seed does with its own file still works
+    ok, err, path = seeded("PRAGMA foreign_keys = ON; CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('mine');")
+    assert.is_true(ok, err)
+    db = assert(require("orket.c.store").open(path))
+    assert.equal("mine", db:row("SELECT v FROM t").v)
+    db:close()
+  end)
+
+  it("stops an endless seed at its time limit, and the loop goes on meanwhile; a big one at its size limit", function()
+    local database = require "orket.sandboxes.database"
+    local rt = require "orket.c.runtime"
+    local task = require "orket.task"
+    local limit, size = database.SEED_TIMEOUT_MS, database.SEED_DB_MAX
+    finally(function() database.SEED_TIMEOUT_MS, database.SEED_DB_MAX = limit, size end)
+    database.SEED_TIMEOUT_MS = 400
+    local ticks, running = 0, true
+    local ticker = task.spawn(function()
+      while running do
+        rt.sleep(10)
+        ticks = ticks + 1
+      end
+    end)
+    local t0 = require("luv").hrtime()
+    local ok, err = seeded("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;")
+    local took = (require("luv").hrtime() - t0) / 1e6
+    running = false
+    ticker:join()
+    assert.is_nil(ok)
+    assert.equal("store: its seed db/seed.sql failed: it ran longer than 400 ms (a seed's time limit)", err)
+    assert.is_true(took >= 400 and took < 5000, tostring(took))
+    assert.is_true(ticks >= 10, "the loop stood still while the seed ran: " .. ticks .. " ticks")
+    database.SEED_DB_MAX = 1024 * 1024
+    ok, err = seeded("CREATE TABLE t (b); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 5000) "
+      .. "INSERT INTO t SELECT randomblob(1000) FROM c;")
+    assert.is_nil(ok)
+    assert.equal("store: its seed db/seed.sql failed: its database would grow past 1048576 bytes (a seed's size limit)",
+      err)
+  end)
+
+  it("ends a seed when the start is asked to stop", function()
+    local database = require "orket.sandboxes.database"
+    local uv = require "luv"
+    local home, tree = H.tmpdir(), H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(tree .. "/db"))
+    H.write(tree .. "/db/seed.sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;")
+    local sv = { name = "store", database = "sqlite", seed = "db/seed.sql" }
+    local t0 = uv.now()
+    local ok, err, code = database.prepare(home, tree, { sv }, function()
+      if uv.now() - t0 > 200 then return "stopped by a test" end
+    end)
+    assert.is_nil(ok)
+    assert.equal("stopped by a test", err)
+    assert.equal("ECANCELED", code)
+    assert.is_true(uv.now() - t0 < 2000)
+  end)
+end)
+
+describe("a sandbox's kept databases", function()
+  after_each(H.cleanup)
+  local database = require "orket.sandboxes.database"
+  local tree_mod = require "orket.tree"
+
+  -- a folder of the host's that the app would have Orket empty or write in
+  local function victim()
+    local v = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(v .. "/sub"))
+    H.write(v .. "/file.txt", "precious")
+    H.write(v .. "/sub/deep.txt", "deep")
+    return v
+  end
+  local function intact(v)
+    assert.equal("precious", H.read(v .. "/file.txt"))
+    assert.equal("deep", H.read(v .. "/sub/deep.txt"))
+  end
+  local function is_link(path)
+    local st = require("luv").fs_lstat(path)
+    return st and st.type == "link"
+  end
+
+  it("never follow a link the app put in the place of its database folder", function()
+    local dir, v = H.tmpdir(), victim()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket/sandboxes/1/tmp") .. " " .. H.quote(dir .. "/.orket/sandboxes/2/tmp"))
+    local home1, home2 = dir .. "/.orket/sandboxes/1", dir .. "/.orket/sandboxes/2"
+    -- the app swapped $TMPDIR/db for a link: its end moves nothing aside
+    os.execute("ln -s " .. H.quote(v) .. " " .. H.quote(home1 .. "/tmp/db"))
+    database.put_kept(dir, "main", home1)
+    assert.is_nil(require("luv").fs_lstat(database.kept_path(dir, "main")))
+    tree_mod.remove(home1 .. "/tmp")
+    intact(v)
+    assert.is_nil(require("luv").fs_lstat(home1 .. "/tmp"))
+    -- a link already kept (an older Orket moved it): dropped as a link, kept or not
+    for _, keep in ipairs { false, true } do
+      os.execute("ln -s " .. H.quote(v) .. " " .. H.quote(database.kept_path(dir, "main")))
+      assert.is_false(database.take_kept(dir, "main", home2, keep))
+      assert.is_nil(require("luv").fs_lstat(database.kept_path(dir, "main")))
+      assert.is_nil(require("luv").fs_lstat(database.folder(home2)))
+      intact(v)
+    end
+    -- a real folder still moves, and a link in it is no way out for the next seed
+    local kept = database.kept_path(dir, "main")
+    os.execute("mkdir -p " .. H.quote(kept))
+    os.execute("ln -s " .. H.quote(v .. "/made.sqlite") .. " " .. H.quote(kept .. "/store.sqlite"))
+    os.execute("ln -s " .. H.quote(v .. "/file.txt") .. " " .. H.quote(kept .. "/store.sqlite-journal"))
+    os.execute("ln -s " .. H.quote(v .. "/file.txt") .. " " .. H.quote(kept .. "/cmd.orket-seed"))
+    assert.is_true(database.take_kept(dir, "main", home2, true))
+    local tree = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(tree .. "/db"))
+    H.write(tree .. "/db/seed.sql", "CREATE TABLE t (v);")
+    assert(database.prepare(home2, tree, { { name = "store", database = "sqlite", seed = "db/seed.sql" },
+      { name = "cmd", database = "sqlite", seed_command = { "true" } } }))
+    intact(v)
+    assert.is_nil(io.open(v .. "/made.sqlite"))
+    assert.is_false(is_link(database.folder(home2) .. "/store.sqlite"))
+    assert.is_false(is_link(database.folder(home2) .. "/cmd.orket-seed"))
+    assert.is_nil(require("luv").fs_lstat(database.folder(home2) .. "/store.sqlite-journal"))
+  end)
+
+  it("tree.remove removes a link as a link, at the top or below", function()
+    local v, d = victim(), H.tmpdir()
+    os.execute("ln -s " .. H.quote(v) .. " " .. H.quote(d .. "/top"))
+    tree_mod.remove(d .. "/top")
+    intact(v)
+    assert.is_nil(require("luv").fs_lstat(d .. "/top"))
+    os.execute("mkdir -p " .. H.quote(d .. "/x/y") .. " && ln -s " .. H.quote(v) .. " " .. H.quote(d .. "/x/y/l"))
+    tree_mod.remove(d .. "/x")
+    intact(v)
+    assert.is_nil(require("luv").fs_lstat(d .. "/x"))
   end)
 end)
 
