@@ -225,6 +225,8 @@ function M.new(o)
   self.health = health_answer(self)
   -- in the store: a guesser gains nothing by spreading its tries over several servers
   self.auth_fails = ratelimit.shared(o.db, "auth_fail", { rate = l.auth_fail_rate, burst = l.auth_fail_burst })
+  -- the store's stamp of its connection (SQLite's: db.conn:stamp()), none on PostgreSQL
+  self.stamped = type(o.db.conn) == "userdata" and o.db.conn.stamp or nil
   local hub_opts = { poll_ms = l.poll_ms, listen_poll_ms = l.listen_poll_ms, heartbeat_ms = l.heartbeat_ms,
     on_error = function(msg) self:_log { event = "error", message = msg } end }
   self.hub = routes.events.new(o.db, hub_opts)
@@ -354,9 +356,13 @@ function Server:_dispatch(req, ctx)
   if need then
     -- failed authentication is limited apart, and checked before the key is: a guesser
     -- is slowed down whatever it sends
-    local wait = self.auth_fails:empty(remote, now_ms())
+    -- the store's stamp (SQLite's; nil on PostgreSQL), read once for both reads below: each
+    -- is kept while it stays the same (no write to the store by any connection since)
+    local own, dv
+    if self.stamped then own, dv = self.stamped(self.db.conn) end
+    local wait = self.auth_fails:empty(remote, now_ms(), own, dv)
     if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
-    local who, st, code, msg, why = self.auth:check(req)
+    local who, st, code, msg, why = self.auth:check(req, own, dv)
     if not who then
       if st == 401 then self.auth_fails:take(remote, now_ms()) end
       ctx.auth = why
