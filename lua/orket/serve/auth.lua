@@ -77,19 +77,19 @@ function Auth:check(req, own, dv)
     self.none_own, self.none_dv = own, dv
   end
   if self.loopback and not self.keyed then
-    local headers = req.headers -- each field of a request is a call into C
+    local headers, method = req.headers, req.method -- each field of a request is a call into C
     if not loopback_known(self, headers.host) then
       return nil, 403, "forbidden", "without API keys only loopback host names are served; create a key "
         .. "(orket keys create) to serve other names", "host"
     end
-    if session.foreign_write(req) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
+    if session.foreign_write(req, method, headers) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
     -- a page of another origin (a sandbox's app among them) reads nothing either, but from
     -- the origins serve.cors lists
     local o = headers.origin
-    if session.foreign_page(req) and not (o and self.cors and self.cors[o:lower()]) then
+    if session.foreign_page(req, method, headers) and not (o and self.cors and self.cors[o:lower()]) then
       return nil, 403, "forbidden", "a request from a page of another web origin", "origin"
     end
-    if not localuse.allows(req, self.token) then
+    if not localuse.allows(req, self.token, method) then
       return nil, 401, "unauthorized", "without API keys a write needs the local token (" .. localuse.TOKEN_FILE
         .. ", as Authorization: Bearer) or the unix socket (" .. localuse.SOCKET .. ")", "token"
     end

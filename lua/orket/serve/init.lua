@@ -311,17 +311,18 @@ function Server:_dispatch(req, ctx)
   local remote = req.remote -- each field of a request is a call into C: read once
   local ok, retry = self.by_addr:take(remote, now_ms())
   if not ok then return too_many(req, ctx, retry, "requests from this address") end
+  local headers, method, path = req.headers, req.method, req.path
   -- a sandbox's app, on an origin of its own (its Host): never the API's routes
-  local app = self.apps:sandbox_of(req)
+  local app = self.apps:sandbox_of(req, headers)
   if app then
     local astatus, adoc = self.apps:handle(req, ctx, app)
     if astatus then return send(req, ctx, astatus, adoc) end
     return
   end
-  if web.front(self, req, ctx) then return end -- the web board's files, CORS
-  local route, status_or_params, allowed, scoped, proj = self:_app_route(req)
+  if web.front(self, req, ctx, headers, method, path) then return end -- the web board's files, CORS
+  local route, status_or_params, allowed, scoped, proj = self:_app_route(method, path)
   if not route then
-    local segs, perr = router_mod.segments(req.path)
+    local segs, perr = router_mod.segments(path)
     if not segs then return fail(req, ctx, 400, "bad_path", perr) end
     route, status_or_params, allowed, scoped, proj = self:_route(req, segs)
   end
@@ -393,7 +394,7 @@ function Server:_dispatch(req, ctx)
   if not query then return fail(req, ctx, 400, "bad_query", "the query has an invalid escape or a control character") end
   ctx.query, ctx.params = query, status_or_params
   if proj then ctx.db, ctx.dir, ctx.hub, ctx.project = proj.db, proj.dir, proj.hub, proj.name end
-  if route.media and not (req.headers["content-type"] or ""):lower():find("^" .. route.media) then
+  if route.media and not (headers["content-type"] or ""):lower():find("^" .. route.media) then
     -- before the body: a form's body is not JSON either, and 415 says what to send
     return fail(req, ctx, 415, "unsupported_media_type", "send the body with Content-Type: " .. route.media)
   end
@@ -477,12 +478,13 @@ function Server:_route(req, segs)
   return r, p, a, true, self.projects[pname] or self.unavailable[pname]
 end
 
--- The sandbox proxy's route, as _route gives it, known from the path without the router
--- (a page's many requests to an app come this way: orket.serve.sandboxes.app_route) | nil
-function Server:_app_route(req)
-  local route = self.app_routes[req.method]
+-- The sandbox proxy's route of a request's method and path, as _route gives it, known from
+-- the path without the router (a page's many requests to an app come this way:
+-- orket.serve.sandboxes.app_route) | nil
+function Server:_app_route(method, path)
+  local route = self.app_routes[method]
   if not route then return nil end
-  local id, rest, clean = sandboxes.app_route(req.path)
+  local id, rest, clean = sandboxes.app_route(path)
   if not id then return nil end
   return route, { id = id, path = rest, clean = clean }, nil, false, self.projects[projects.DEFAULT]
 end
