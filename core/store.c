@@ -417,6 +417,9 @@ static int store_txn_control(const char *sql) {
  * that writes, the savepoint is opened first (sparing the statement's slot). */
 store_stmt *store_prepare(store *s, const char *sql) {
   store_stmt *st = store_lookup(s, sql);
+  /* a statement that may write moves the stamp whatever it changes: DROP TABLE and ALTER
+   * TABLE change rows that sqlite3_total_changes does not count */
+  if (st != NULL && !sqlite3_stmt_readonly(ST(st))) s->own_gen++;
   if (st == NULL || s->pend == 0 || (sqlite3_stmt_readonly(ST(st)) && !store_txn_control(sql))) return st;
   int slot = s->last_slot;
   s->keep = slot + 1;

@@ -13,6 +13,8 @@ local signin = require "orket.serve.signin"
 local signin_settings = require "orket.settings.signin"
 local stored_keys = require "orket.store.keys"
 
+local crypto = require "orket.c.crypto"
+
 local M = {}
 
 local Auth = {}
@@ -135,10 +137,18 @@ function Auth:_lasting(who)
   return who
 end
 
--- API keys verified under one store stamp: Authorization header -> who its key is, 64 at
--- most (then all dropped). Only keys that were valid are kept, each under the header's
--- whole text.
+-- API keys verified under one store stamp: the key's id (its "ork_" and 16 hex digits, no
+-- secret) -> {header=, who=}, 64 at most (then all dropped). Only keys that were valid are
+-- kept; a request's header is compared with the kept one in constant time (crypto.equal),
+-- as a key's hash is: a table lookup by the whole header would compare its secret with
+-- memcmp.
 M.MAX_VERIFIED = 64
+
+-- the cache's key for an Authorization header: its key id, nil when there is none
+local function key_id(h)
+  local at = h:find("ork_", 1, true)
+  return at and h:sub(at, at + 19) or nil
+end
 
 -- who the request's session, key or provider token is (before the directory's look); with
 -- the store's stamp (own, dv: read before), an API key verified while it stayed the same
@@ -160,8 +170,9 @@ function Auth:_person(req, own, dv)
       self.verified, self.nverified, self.verified_own, self.verified_dv = {}, 0, own, dv
     end
     verified = self.verified
-    local known = verified[h]
-    if known then return known end
+    local id = key_id(h)
+    local known = id and verified[id]
+    if known and crypto.equal(known.header, h) then return known.who end
   end
   local token = h and h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
   if not token then
@@ -188,7 +199,8 @@ function Auth:_person(req, own, dv)
       verified = {}
       self.verified, self.nverified = verified, 0
     end
-    verified[h], self.nverified = who, self.nverified + 1
+    local id = key_id(h)
+    if id then verified[id], self.nverified = { header = h, who = who }, self.nverified + 1 end
   end
   return who
 end
