@@ -11,7 +11,9 @@
 -- requests/s, about <= 1.25x its instructions.
 --   build/orket lua bench/proxycount.lua [N [ROUNDS]]   (defaults 1000, 2; floor and
 --   orket alternated ROUNDS times; with ORKET_BEFORE=another build's orket, that build is
---   counted in each round too, between the two, and its figures printed beside)
+--   counted in each round too, between the two, and its figures printed beside;
+--   ORKET_PROXYCOUNT_KEY=1: with an API key made first, as a server past local use is asked,
+--   instead of the local token)
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local uv = require "luv"
 local task = require "orket.task"
@@ -117,6 +119,8 @@ local t = task.spawn(function()
     return
   end
   local dir, db, s = project()
+  local key = os.getenv("ORKET_PROXYCOUNT_KEY") == "1"
+    and assert(require("orket.serve.keys").create(db, dir, "proxycount", "operator"))
   local service = require "orket.sandboxes.service"
   local sb = assert(service.up { dir = dir, db = db, settings = s })
   -- the journal's poll (every poll_ms) is the loop's, not a request's: under callgrind a
@@ -126,15 +130,16 @@ local t = task.spawn(function()
     "PATH=" .. os.getenv("PATH"), "NO_COLOR=1", "ORKET_HISTORY=" }
   local function serve_url(buf)
     return "http://127.0.0.1:" .. buf:match("listening on http://[%d.]+:(%d+)") .. "/v1/sandboxes/" .. sb.id
-      .. "/app/notes", { "Authorization: Bearer " .. buf:match("token=(ort_%x+)") }
+      .. "/app/notes", { "Authorization: Bearer " .. (key or buf:match("token=(ort_%x+)")) }
   end
   local function floor_url(buf) return "http://127.0.0.1:" .. buf:match("port (%d+)") .. "/notes" end
   print(string.format("instructions per proxied request (callgrind, %d requests after %d, one kept-alive "
-    .. "connection), %d rounds alternated:", N, WARM, ROUNDS))
+    .. "connection, %s), %d rounds alternated:", N, WARM, key and "an API key" or "the local token", ROUNDS))
   local cok, cerr = pcall(function()
     local fl, fig, ratio, bfig, bratio = {}, {}, {}, {}, {}
     local function serve(bin)
-      return count(bin, { "serve", dir, "--listen", "127.0.0.1:0" }, env, "token=ort_%x+", serve_url)
+      return count(bin, { "serve", dir, "--listen", "127.0.0.1:0" }, env,
+        key and "listening on http://[%d.]+:%d+\n" or "token=ort_%x+", serve_url)
     end
     for round = 1, ROUNDS do
       local f = count(PROXYFLOOR, { "http://sandbox", sb.socket }, { "PATH=" .. os.getenv("PATH") }, "port %d+",

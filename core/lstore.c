@@ -380,6 +380,17 @@ static int lst_cards_stamp(lua_State *L) {
   return 2;
 }
 
+/* stamp() -> own, data_version | nil, msg, CODE: what was read through this connection
+ * outside a transaction is current while both stay the same (see store.h) */
+static int lst_stamp(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  int64_t own, dv;
+  if (store_stamp(c->s, &own, &dv) != 0) return lst_fail(L, c->s);
+  lua_pushinteger(L, (lua_Integer)own);
+  lua_pushinteger(L, (lua_Integer)dv);
+  return 2;
+}
+
 /* now() -> the transaction's time, as orket_now() gives it in SQL */
 static int lst_now(lua_State *L) {
   size_t len;
@@ -416,7 +427,7 @@ static const luaL_Reg lst_methods[] = {
     {"read", lst_read},
     {"version", lst_version}, {"set_version", lst_set_version},
     {"cached", lst_cached},   {"changes", lst_changes}, {"close", lst_close},
-    {"cards_stamp", lst_cards_stamp}, {"now", lst_now},
+    {"cards_stamp", lst_cards_stamp}, {"stamp", lst_stamp}, {"now", lst_now},
     {"backup_to", lst_backup_to}, {"restore_from", lst_restore_from},
     {NULL, NULL},
 };

@@ -42,6 +42,7 @@ struct store {
   int next_evict;                     /* round-robin victim when the cache is full */
   int ncached;
   uint64_t cards_gen;                 /* see store_cards_generation */
+  uint64_t own_gen;                   /* see store_stamp: what total_changes misses */
   char now[32];                       /* the transaction's time for orket_now(), or "" */
   int now_len;
   int write_tx;                       /* the outermost transaction is BEGIN IMMEDIATE */
@@ -300,6 +301,7 @@ void store_close(store *s) {
 
 int store_exec(store *s, const char *sql) {
   if (s->pend != 0 && store_open_pending(s) != 0) return -1; /* a script may write */
+  s->own_gen++; /* a script may change the schema, which sqlite3_total_changes does not count */
   int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
   return rc == SQLITE_OK ? 0 : store_fail(s, rc);
 }
@@ -415,6 +417,9 @@ static int store_txn_control(const char *sql) {
  * that writes, the savepoint is opened first (sparing the statement's slot). */
 store_stmt *store_prepare(store *s, const char *sql) {
   store_stmt *st = store_lookup(s, sql);
+  /* a statement that may write moves the stamp whatever it changes: DROP TABLE and ALTER
+   * TABLE change rows that sqlite3_total_changes does not count */
+  if (st != NULL && !sqlite3_stmt_readonly(ST(st))) s->own_gen++;
   if (st == NULL || s->pend == 0 || (sqlite3_stmt_readonly(ST(st)) && !store_txn_control(sql))) return st;
   int slot = s->last_slot;
   s->keep = slot + 1;
@@ -550,6 +555,7 @@ int store_restore_from(store *s, const char *path) {
   rc = store_copy(s->db, src);
   sqlite3_close(src);
   s->cards_gen++; /* every card may have changed */
+  s->own_gen++;   /* every row: the backup's pages are no statement's changes */
   if (rc != SQLITE_OK) return store_fail(s, rc);
   return 0;
 }
@@ -670,6 +676,7 @@ int store_rollback(store *s) {
   char buf[48];
   if (s->depth == 0) return 0;
   s->cards_gen++; /* rows read inside may be gone */
+  s->own_gen++;
   s->depth--;
   int rc;
   int level = s->depth;
@@ -719,6 +726,17 @@ int64_t store_data_version(store *s) {
     s->dv_known = 1;
   }
   return v;
+}
+
+/* sqlite3_total_changes64 counts every row this connection's INSERT, UPDATE and DELETE
+ * statements changed (triggers' and WITHOUT ROWID tables' too), never going back; what it
+ * does not count (a rollback's undoing, a script's schema change, a restore) moves own_gen. */
+int store_stamp(store *s, int64_t *own, int64_t *dv) {
+  int64_t v = store_data_version(s);
+  if (v < 0) return -1;
+  *own = (int64_t)(sqlite3_total_changes64(s->db) + (sqlite3_int64)s->own_gen);
+  *dv = v;
+  return 0;
 }
 
 int store_version(store *s) {

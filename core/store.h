@@ -136,4 +136,13 @@ uint64_t store_cards_generation(store *s);
  * error (see store_error). */
 int64_t store_data_version(store *s);
 
+/* The store's stamp: *own moves whenever this connection changes a row of any table, runs
+ * a statement that may write (DROP and ALTER TABLE included), rolls a transaction (or
+ * savepoint) back, runs a script (store_exec) or restores; *dv is store_data_version, which
+ * moves when another connection commits to the main database (an ATTACHed one is not
+ * covered: nothing attaches one). Whatever was read from the main database through this
+ * connection outside a transaction is current while both stay the same. 0, or -1 on error
+ * (see store_error). */
+int store_stamp(store *s, int64_t *own, int64_t *dv);
+
 #endif

@@ -107,4 +107,20 @@ describe("orket serve admin routes", function()
       assert.is_nil(t:find(secret, 1, true), f)
     end
   end)
+  it("sees another process's revocation at the very next request of a key it answered from its kept reads", function()
+    local dir = H.example("webapp")
+    local admin = H.api_key(dir, "boss", "admin")
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    -- answered twice, the second from what the server kept; no request in between writes
+    for _ = 1, 2 do assert.equal(200, (call(s, "GET", "/v1/board", op))) end
+    for _ = 1, 2 do assert.equal(200, (call(s, "GET", "/v1/keys", admin))) end
+    local r = H.orket("keys revoke ops", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(401, (call(s, "GET", "/v1/board", op)))
+    -- the same key in another header form is not a way around it
+    local st = H.request(s, "GET", "/v1/board", { "Authorization: bearer   " .. op .. "  " })
+    assert.equal(401, st)
+    assert.equal(200, (call(s, "GET", "/v1/keys", admin)))
+  end)
 end)

@@ -70,10 +70,10 @@ local function id_of_host(self, host)
   return id and math.tointeger(tonumber(id)) or false
 end
 
---- apps:sandbox_of(req) -> the sandbox id the request's Host names | nil (the API's), kept
---- per Host (orket.serve.auth.kept_per_host)
-function Apps:sandbox_of(req)
-  local host = req.headers.host
+--- apps:sandbox_of(req[, headers]) -> the sandbox id the request's Host names | nil (the
+--- API's), kept per Host (orket.serve.auth.kept_per_host); headers: req.headers, read already
+function Apps:sandbox_of(req, headers)
+  local host = (headers or req.headers).host
   if type(host) ~= "string" or #host > 255 then return nil end
   return auth.kept_per_host(self, host, id_of_host) or nil
 end

@@ -13,6 +13,8 @@ local signin = require "orket.serve.signin"
 local signin_settings = require "orket.settings.signin"
 local stored_keys = require "orket.store.keys"
 
+local crypto = require "orket.c.crypto"
+
 local M = {}
 
 local Auth = {}
@@ -61,43 +63,47 @@ local function loopback_known(self, h)
   return M.kept_per_host(self, h, loopback_of)
 end
 
---- auth:check(req) -> identity {id=, name=, role=} | nil, status, code, message, why
+--- auth:check(req[, own, dv]) -> identity {id=, name=, role=} | nil, status, code, message, why
 --- (why: for the server's log only: malformed, unknown, wrong, revoked, missing, store: ...;
 --- 503 when the store cannot be read). A directory's person is looked up again when it is
 --- time (orket.serve.directory: the call may wait for the directory); a provider's
 --- person's key is refused past its lifetime.
-function Auth:check(req)
+function Auth:check(req, own, dv)
   -- keys are never deleted (revoking keeps the row), so once one exists it always will:
-  -- the store is asked (one read) until then, not on every request after
-  if self.loopback and not self.keyed then
+  -- the store is asked (one read) until then, not on every request after; and with the
+  -- store's stamp (own, dv: db.conn:stamp(), read before, SQLite's) not while it stays
+  -- the same as when the answer was none: no connection wrote to the store since
+  if self.loopback and not self.keyed and not (own and own == self.none_own and dv == self.none_dv) then
     -- a provider set up (sign_in.oidc) means people sign in: no local use either
     self.keyed = self.oidc ~= nil or keys.any_made(self.db)
+    self.none_own, self.none_dv = own, dv
   end
   if self.loopback and not self.keyed then
-    local headers = req.headers -- each field of a request is a call into C
+    local headers, method = req.headers, req.method -- each field of a request is a call into C
     if not loopback_known(self, headers.host) then
       return nil, 403, "forbidden", "without API keys only loopback host names are served; create a key "
         .. "(orket keys create) to serve other names", "host"
     end
-    if session.foreign_write(req) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
+    if session.foreign_write(req, method, headers) then return nil, 403, "forbidden", "a write from another web origin", "origin" end
     -- a page of another origin (a sandbox's app among them) reads nothing either, but from
     -- the origins serve.cors lists
     local o = headers.origin
-    if session.foreign_page(req) and not (o and self.cors and self.cors[o:lower()]) then
+    if session.foreign_page(req, method, headers) and not (o and self.cors and self.cors[o:lower()]) then
       return nil, 403, "forbidden", "a request from a page of another web origin", "origin"
     end
-    if not localuse.allows(req, self.token) then
+    if not localuse.allows(req, self.token, method) then
       return nil, 401, "unauthorized", "without API keys a write needs the local token (" .. localuse.TOKEN_FILE
         .. ", as Authorization: Bearer) or the unix socket (" .. localuse.SOCKET .. ")", "token"
     end
     return M.LOCAL
   end
-  local who, st, code, msg, why = self:_person(req)
+  local who, st, code, msg, why = self:_person(req, own, dv)
   if not who then return nil, st, code, msg, why end
   local fine
   fine, st, code, msg, why = self:vouch(who)
   if not fine then return nil, st, code, msg, why end
-  -- the directory answered: their role as it is now (their groups may have changed)
+  -- the directory answered: their role as it is now (their groups may have changed; it
+  -- may have written them since the stamp was read, so none is passed)
   if st then return self:_person(req) end
   return who
 end
@@ -131,8 +137,24 @@ function Auth:_lasting(who)
   return who
 end
 
--- who the request's session, key or provider token is (before the directory's look)
-function Auth:_person(req)
+-- API keys verified under one store stamp: the key's id (its "ork_" and 16 hex digits, no
+-- secret) -> {header=, who=}, 64 at most (then all dropped). Only keys that were valid are
+-- kept; a request's header is compared with the kept one in constant time (crypto.equal),
+-- as a key's hash is: a table lookup by the whole header would compare its secret with
+-- memcmp.
+M.MAX_VERIFIED = 64
+
+-- the cache's key for an Authorization header: its key id, nil when there is none
+local function key_id(h)
+  local at = h:find("ork_", 1, true)
+  return at and h:sub(at, at + 19) or nil
+end
+
+-- who the request's session, key or provider token is (before the directory's look); with
+-- the store's stamp (own, dv: read before), an API key verified while it stayed the same
+-- is not read and hashed again: no connection wrote to the store since (a key revoked, a
+-- person disabled or demoted moves it)
+function Auth:_person(req, own, dv)
   local h = req.headers.authorization
   if not h and session.token_of(req) then -- the web board
     -- its cookie acts for the board's own page only: never for a page of another origin,
@@ -141,6 +163,16 @@ function Auth:_person(req)
       return nil, 403, "forbidden", "the board's session acts only for the board's own page", "origin"
     end
     return session.check(self.db, req)
+  end
+  local verified
+  if own and h then -- found by the header's whole text, before its pattern (compiled each use)
+    if own ~= self.verified_own or dv ~= self.verified_dv then
+      self.verified, self.nverified, self.verified_own, self.verified_dv = {}, 0, own, dv
+    end
+    verified = self.verified
+    local id = key_id(h)
+    local known = id and verified[id]
+    if known and crypto.equal(known.header, h) then return known.who end
   end
   local token = h and h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
   if not token then
@@ -162,6 +194,14 @@ function Auth:_person(req)
   end
   who, why = accounts.of_key(self.db, who)
   if not who then return nil, 401, "unauthorized", "the key's person was disabled", why end
+  if verified then
+    if self.nverified >= M.MAX_VERIFIED then
+      verified = {}
+      self.verified, self.nverified = verified, 0
+    end
+    local id = key_id(h)
+    if id then verified[id], self.nverified = { header = h, who = who }, self.nverified + 1 end
+  end
   return who
 end
 

@@ -225,6 +225,8 @@ function M.new(o)
   self.health = health_answer(self)
   -- in the store: a guesser gains nothing by spreading its tries over several servers
   self.auth_fails = ratelimit.shared(o.db, "auth_fail", { rate = l.auth_fail_rate, burst = l.auth_fail_burst })
+  -- the store's stamp of its connection (SQLite's: db.conn:stamp()), none on PostgreSQL
+  self.stamped = type(o.db.conn) == "userdata" and o.db.conn.stamp or nil
   local hub_opts = { poll_ms = l.poll_ms, listen_poll_ms = l.listen_poll_ms, heartbeat_ms = l.heartbeat_ms,
     on_error = function(msg) self:_log { event = "error", message = msg } end }
   self.hub = routes.events.new(o.db, hub_opts)
@@ -309,17 +311,18 @@ function Server:_dispatch(req, ctx)
   local remote = req.remote -- each field of a request is a call into C: read once
   local ok, retry = self.by_addr:take(remote, now_ms())
   if not ok then return too_many(req, ctx, retry, "requests from this address") end
+  local headers, method, path = req.headers, req.method, req.path
   -- a sandbox's app, on an origin of its own (its Host): never the API's routes
-  local app = self.apps:sandbox_of(req)
+  local app = self.apps:sandbox_of(req, headers)
   if app then
     local astatus, adoc = self.apps:handle(req, ctx, app)
     if astatus then return send(req, ctx, astatus, adoc) end
     return
   end
-  if web.front(self, req, ctx) then return end -- the web board's files, CORS
-  local route, status_or_params, allowed, scoped, proj = self:_app_route(req)
+  if web.front(self, req, ctx, headers, method, path) then return end -- the web board's files, CORS
+  local route, status_or_params, allowed, scoped, proj = self:_app_route(method, path)
   if not route then
-    local segs, perr = router_mod.segments(req.path)
+    local segs, perr = router_mod.segments(path)
     if not segs then return fail(req, ctx, 400, "bad_path", perr) end
     route, status_or_params, allowed, scoped, proj = self:_route(req, segs)
   end
@@ -354,9 +357,13 @@ function Server:_dispatch(req, ctx)
   if need then
     -- failed authentication is limited apart, and checked before the key is: a guesser
     -- is slowed down whatever it sends
-    local wait = self.auth_fails:empty(remote, now_ms())
+    -- the store's stamp (SQLite's; nil on PostgreSQL), read once for both reads below: each
+    -- is kept while it stays the same (no write to the store by any connection since)
+    local own, dv
+    if self.stamped then own, dv = self.stamped(self.db.conn) end
+    local wait = self.auth_fails:empty(remote, now_ms(), own, dv)
     if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
-    local who, st, code, msg, why = self.auth:check(req)
+    local who, st, code, msg, why = self.auth:check(req, own, dv)
     if not who then
       if st == 401 then self.auth_fails:take(remote, now_ms()) end
       ctx.auth = why
@@ -387,7 +394,7 @@ function Server:_dispatch(req, ctx)
   if not query then return fail(req, ctx, 400, "bad_query", "the query has an invalid escape or a control character") end
   ctx.query, ctx.params = query, status_or_params
   if proj then ctx.db, ctx.dir, ctx.hub, ctx.project = proj.db, proj.dir, proj.hub, proj.name end
-  if route.media and not (req.headers["content-type"] or ""):lower():find("^" .. route.media) then
+  if route.media and not (headers["content-type"] or ""):lower():find("^" .. route.media) then
     -- before the body: a form's body is not JSON either, and 415 says what to send
     return fail(req, ctx, 415, "unsupported_media_type", "send the body with Content-Type: " .. route.media)
   end
@@ -471,12 +478,13 @@ function Server:_route(req, segs)
   return r, p, a, true, self.projects[pname] or self.unavailable[pname]
 end
 
--- The sandbox proxy's route, as _route gives it, known from the path without the router
--- (a page's many requests to an app come this way: orket.serve.sandboxes.app_route) | nil
-function Server:_app_route(req)
-  local route = self.app_routes[req.method]
+-- The sandbox proxy's route of a request's method and path, as _route gives it, known from
+-- the path without the router (a page's many requests to an app come this way:
+-- orket.serve.sandboxes.app_route) | nil
+function Server:_app_route(method, path)
+  local route = self.app_routes[method]
   if not route then return nil end
-  local id, rest, clean = sandboxes.app_route(req.path)
+  local id, rest, clean = sandboxes.app_route(path)
   if not id then return nil end
   return route, { id = id, path = rest, clean = clean }, nil, false, self.projects[projects.DEFAULT]
 end

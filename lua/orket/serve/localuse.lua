@@ -60,10 +60,10 @@ local function matches(given, token)
   return type(given) == "string" and token ~= nil and #given == #token and crypto.equal(given, token)
 end
 
---- allows(req, token) -> whether a request may write in local use: a safe method, this
---- user's unix socket, or the token (Authorization: Bearer, or the web board's cookie)
-function M.allows(req, token)
-  if SAFE[req.method] or req.remote == "unix" then return true end
+--- allows(req, token[, method]) -> whether a request may write in local use: a safe method,
+--- this user's unix socket, or the token (Authorization: Bearer, or the web board's cookie)
+function M.allows(req, token, method)
+  if SAFE[method or req.method] or req.remote == "unix" then return true end
   local h = req.headers.authorization
   local bearer = h and h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
   return matches(bearer, token) or matches(cookie_of(req), token)

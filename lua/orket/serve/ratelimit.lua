@@ -49,9 +49,29 @@ function Shared:take(name)
   buckets.take(self.db, self.scope, name, wall_ms(), self.rate, self.burst)
 end
 
---- limiter:empty(name) -> false | retry_after_seconds
-function Shared:empty(name)
-  local tokens = buckets.tokens(self.db, self.scope, name, wall_ms(), self.rate, self.burst)
+-- The rows read under one store stamp, 1024 names at most (then all dropped)
+M.MAX_KEPT = 1024
+
+--- limiter:empty(name[, _, own, dv]) -> false | retry_after_seconds. With the store's stamp
+--- (db.conn:stamp(), read before: SQLite's), the bucket's row is kept while the stamp stays
+--- the same: neither this connection nor another wrote to the store since it was read, so
+--- it is still the row (the tokens it holds now are worked out from it and the clock)
+function Shared:empty(name, _, own, dv)
+  local now = wall_ms()
+  local tokens
+  if own then
+    if own ~= self.own or dv ~= self.dv then self.own, self.dv, self.rows, self.nrows = own, dv, {}, 0 end
+    local row = self.rows[name]
+    if row == nil then
+      row = buckets.row(self.db, self.scope, name)
+      if row == nil then return false end -- the store unreachable: as below
+      if self.nrows >= M.MAX_KEPT then self.rows, self.nrows = {}, 0 end
+      self.rows[name], self.nrows = row, self.nrows + 1
+    end
+    tokens = buckets.refilled(row, now, self.rate, self.burst)
+  else
+    tokens = buckets.tokens(self.db, self.scope, name, now, self.rate, self.burst)
+  end
   if not tokens or tokens >= 1 then return false end
   return crl.retry_after(tokens, self.rate)
 end

@@ -48,8 +48,10 @@ function M.segments(path)
 end
 
 --- query(raw) -> decoded name -> value | nil, name of the bad one (raw: the server's
---- still-encoded query table)
+--- still-encoded query table; an empty one, most requests', is its own answer: nothing to
+--- decode, and no table made)
 function M.query(raw)
+  if raw ~= nil and next(raw) == nil then return raw end
   local out = {}
   for k, v in pairs(raw or {}) do
     local dk, dv = M.decode(k, true), M.decode(v, true)

@@ -123,30 +123,31 @@ function M.check_person(db, req, token, h)
   return who
 end
 
---- foreign_write(req) -> whether req is a write a page of another origin sent (its Origin
+--- foreign_write(req[, method, headers]) -> whether req is a write a page of another origin sent (its Origin
 --- is not this server's). Without keys nothing else stops a page on any site from posting
 --- to a server on loopback; browsers send Origin with every such write.
-function M.foreign_write(req)
-  -- the method first: most requests are reads, and each field is a call into C
-  if SAFE[req.method] then return false end
-  local h = req.headers
+function M.foreign_write(req, method, h)
+  -- the method first: most requests are reads, and each field is a call into C (a caller
+  -- that read the method and headers already passes them)
+  if SAFE[method or req.method] then return false end
+  h = h or req.headers
   local origin = h.origin
   if origin == nil then return false end
   local host = h.host or ""
   return origin ~= "http://" .. host and origin ~= "https://" .. host
 end
 
---- foreign_page(req) -> whether a page of another origin sent req, as its browser says:
+--- foreign_page(req[, method, headers]) -> whether a page of another origin sent req, as its browser says:
 --- Sec-Fetch-Site cross-site or same-site (but a link followed, a GET navigation), or,
 --- from a browser that does not say, an Origin on a write that is not this server's. A
 --- sandbox's app on ID.sandbox.HOST is same-site to a board on HOST, so its script's
 --- requests would carry the board's SameSite cookies: they are refused by this.
-function M.foreign_page(req)
-  local h = req.headers
+function M.foreign_page(req, method, h)
+  h = h or req.headers
   local site = h["sec-fetch-site"]
-  if site == nil then return M.foreign_write(req) end
+  if site == nil then return M.foreign_write(req, method, h) end
   if site == "same-origin" or site == "none" then return false end
-  return not (SAFE[req.method] and h["sec-fetch-mode"] == "navigate")
+  return not (SAFE[method or req.method] and h["sec-fetch-mode"] == "navigate")
 end
 
 local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end

@@ -105,17 +105,19 @@ local METHODS = "GET, HEAD, POST, DELETE"
 M.VARY = "Vary: Origin"
 M.EXPOSE = "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate"
 
---- front(server, req, ctx) -> true when answered here (a file, a preflight); else it has
---- put the request's CORS headers in ctx.headers for the answer to come
-function M.front(server, req, ctx)
-  local origin = req.headers.origin
+--- front(server, req, ctx[, headers, method, path]) -> true when answered here (a file, a
+--- preflight); else it has put the request's CORS headers in ctx.headers for the answer to
+--- come. headers, method, path: the request's, read already (each read is a call into C)
+function M.front(server, req, ctx, headers, method, path)
+  method, path = method or req.method, path or req.path
+  local origin = (headers or req.headers).origin
   local listed = origin and server.cors[origin]
   ctx.headers = { M.VARY }
   if listed then
     ctx.headers[#ctx.headers + 1] = "Access-Control-Allow-Origin: " .. origin
     ctx.headers[#ctx.headers + 1] = M.EXPOSE
   end
-  if req.method == "OPTIONS" then
+  if method == "OPTIONS" then
     ctx.route, ctx.status = "OPTIONS", 204
     local h = { "Allow: " .. METHODS .. ", OPTIONS", M.VARY }
     if listed then -- cookies are SameSite=Strict: other origins send keys, never cookies
@@ -127,8 +129,8 @@ function M.front(server, req, ctx)
     req:respond(204, h, "")
     return true
   end
-  local name = M.FILES[req.path]
-  if name and (req.method == "GET" or req.method == "HEAD") then
+  local name = M.FILES[path]
+  if name and (method == "GET" or method == "HEAD") then
     -- the URL orket serve prints before any key exists: its token becomes the page's cookie
     -- (HttpOnly, SameSite=Strict) and leaves the address bar at once
     local given = name == "index.html" and type(req.query) == "table" and req.query.token

@@ -21,13 +21,27 @@ function M.take(db, scope, name, now_ms, rate, burst)
   return db:run("DELETE FROM rate_buckets WHERE scope = ? AND at_ms < ?", scope, now_ms - math.ceil(burst / rate * 1000))
 end
 
+--- row(db, scope, name) -> {tokens=, at_ms=} | false (never taken from, or full again and
+--- dropped) | nil, msg, CODE
+function M.row(db, scope, name)
+  local rows, err, code = db:rows("SELECT tokens, at_ms FROM rate_buckets WHERE scope = ? AND name = ?", scope, name)
+  if not rows then return nil, err, code end
+  return rows[1] or false
+end
+
+--- refilled(row, now_ms, rate, burst) -> the tokens a bucket of row (as M.row gives it)
+--- holds at now_ms
+function M.refilled(row, now_ms, rate, burst)
+  if not row then return burst end
+  return math.min(burst, row.tokens + (now_ms - row.at_ms) * rate / 1000)
+end
+
 --- tokens(db, scope, name, now_ms, rate, burst) -> the tokens the bucket holds now (burst
 --- for one never taken from) | nil, msg, CODE
 function M.tokens(db, scope, name, now_ms, rate, burst)
-  local rows, err, code = db:rows("SELECT tokens, at_ms FROM rate_buckets WHERE scope = ? AND name = ?", scope, name)
-  if not rows then return nil, err, code end
-  if not rows[1] then return burst end
-  return math.min(burst, rows[1].tokens + (now_ms - rows[1].at_ms) * rate / 1000)
+  local row, err, code = M.row(db, scope, name)
+  if row == nil then return nil, err, code end
+  return M.refilled(row, now_ms, rate, burst)
 end
 
 return M

@@ -467,6 +467,49 @@ describe("store queries and transactions", function()
     db:close()
     db = assert(store.open(H.tmpdir() .. "/t2.db"))
   end)
+
+  it("stamps every change: own writes to any table, rollbacks, scripts, restores, others' commits", function()
+    local function stamp() return { db.conn:stamp() } end
+    local s0 = stamp()
+    assert.is_true(math.type(s0[1]) == "integer" and math.type(s0[2]) == "integer")
+    db:row("SELECT count(*) AS n FROM api_keys") -- a read moves nothing
+    assert.same(s0, stamp())
+    -- own writes to a table that is not cards (an insert, a delete)
+    assert(db:run("INSERT INTO rate_buckets (scope, name, tokens, at_ms) VALUES ('s', 'n', 1, 1)"))
+    local s1 = stamp()
+    assert.is_true(s1[1] > s0[1])
+    assert.equal(s0[2], s1[2]) -- data_version: others' commits only
+    assert(db:run("DELETE FROM rate_buckets WHERE scope = 's'"))
+    local s2 = stamp()
+    assert.is_true(s2[1] > s1[1])
+    -- a transaction rolled back after a write, whose rows read inside are gone
+    db:tx(function()
+      assert(db:run("INSERT INTO rate_buckets (scope, name, tokens, at_ms) VALUES ('s', 'm', 1, 1)"))
+      return nil, "no"
+    end)
+    local s3 = stamp()
+    assert.is_true(s3[1] > s2[1])
+    db:tx(function() return nil, "no" end) -- nothing written: still a rollback, stamped
+    local s4 = stamp()
+    assert.is_true(s4[1] > s3[1])
+    assert(db:exec("CREATE TABLE stamp_t (x); DROP TABLE stamp_t")) -- a script (schema)
+    local s5 = stamp()
+    assert.is_true(s5[1] > s4[1])
+    -- another connection's commit, to a table other than cards
+    local other = assert(store.open(db.path))
+    assert(other:run("INSERT INTO rate_buckets (scope, name, tokens, at_ms) VALUES ('s', 'o', 1, 1)"))
+    local s6 = stamp()
+    assert.equal(s5[1], s6[1])
+    assert.is_true(s6[2] ~= s5[2])
+    assert.same(s6, stamp())
+    other:close()
+    -- a restore replaces every row
+    local copy = H.tmpdir() .. "/stamp-copy.db"
+    assert(db.conn:backup_to(copy))
+    assert.same(s6, stamp())
+    assert(db.conn:restore_from(copy))
+    assert.is_true(stamp()[1] > s6[1])
+  end)
 end)
 
 describe("store concurrency and crashes", function()

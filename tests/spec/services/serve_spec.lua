@@ -336,6 +336,111 @@ describe("orket.serve.auth", function()
     other:close()
     db:close()
   end)
+
+  -- a store and another connection to it, and the first's reads counted
+  local function counted_store()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local store = require "orket.store"
+    local db, other = assert(store.open(dir .. "/orket.db")), assert(store.open(dir .. "/orket.db"))
+    local n = { reads = 0 }
+    n.db = setmetatable({}, { __index = function(_, k)
+      local v = db[k]
+      if type(v) ~= "function" then return v end
+      return function(_, ...)
+        if k == "row" or k == "rows" then n.reads = n.reads + 1 end
+        return v(db, ...)
+      end
+    end })
+    return dir, db, other, n
+  end
+
+  it("with the store's stamp, asks whether a key exists only when a connection wrote since", function()
+    if require("tests.backends").name() == "pg" then
+      -- PostgreSQL's store has no stamp: the server passes none, and every request reads
+      local db = require("tests.backends").open_store()
+      assert.is_nil(type(db.conn) == "userdata" and db.conn.stamp or nil)
+      db:close()
+      return
+    end
+    local dir, db, other, n = counted_store()
+    local a = auth.new(n.db, dir, true)
+    local req = { method = "GET", path = "/v1/board", remote = "127.0.0.1", headers = { host = "localhost:1" } }
+    local function check() return a:check(req, db.conn:stamp()) end
+    assert.is_true(check().local_use)
+    assert.equal(1, n.reads)
+    for _ = 1, 3 do assert.is_true(check().local_use) end
+    assert.equal(1, n.reads) -- nothing written since: the answer stands
+    assert(db:run("INSERT INTO rate_buckets (scope, name, tokens, at_ms) VALUES ('s', 'n', 1, 1)"))
+    assert.is_true(check().local_use) -- its own write, to any table: asked again
+    assert.equal(2, n.reads)
+    keys.create(other, dir, "ci", "viewer") -- as `orket keys create` in another process
+    local who, status = check() -- seen at the next request
+    assert.is_nil(who)
+    assert.equal(401, status)
+    assert.equal(3, n.reads)
+    other:close()
+    db:close()
+  end)
+
+  it("with the store's stamp, verifies a key again only when a connection wrote since: a revoke is seen at once", function()
+    if require("tests.backends").name() == "pg" then return end -- no stamp there (above)
+    local dir, db, other, n = counted_store()
+    local key = assert(keys.create(db, dir, "ci", "operator"))
+    local a = auth.new(n.db, dir, false)
+    local function check(k)
+      return a:check({ method = "GET", path = "/v1/board", remote = "10.0.0.1",
+        headers = { host = "orket.example", authorization = "Bearer " .. k } }, db.conn:stamp())
+    end
+    assert.equal("operator", check(key).role)
+    local reads = n.reads
+    assert.is_true(reads >= 1)
+    for _ = 1, 3 do assert.equal("operator", check(key).role) end
+    assert.equal(reads, n.reads) -- verified while nothing was written: not read again
+    -- a key that is not valid is never kept: read each time
+    local wrong = key:sub(1, -2) .. (key:sub(-1) == "0" and "1" or "0")
+    local _, st = check(wrong)
+    assert.equal(401, st)
+    _, st = check(wrong)
+    assert.equal(401, st)
+    assert.equal(reads + 2, n.reads)
+    keys.revoke(other, "ci") -- as `orket keys revoke` in another process
+    local who, status, _, _, why = check(key) -- refused at its next request
+    assert.is_nil(who)
+    assert.equal(401, status)
+    assert.equal("revoked", why)
+    other:close()
+    db:close()
+  end)
+
+  it("with the store's stamp, reads a failed-authentication bucket only when a connection wrote since", function()
+    if require("tests.backends").name() == "pg" then return end -- no stamp there (above)
+    local _, db, other, n = counted_store()
+    local o = { rate = 0.001, burst = 2 }
+    local l, lo = ratelimit.shared(n.db, "auth_fail", o), ratelimit.shared(other, "auth_fail", o)
+    local function empty(name) return l:empty(name, 0, db.conn:stamp()) end
+    assert.is_false(empty("a"))
+    assert.is_false(empty("a"))
+    assert.is_false(empty("b"))
+    assert.equal(2, n.reads) -- one a name while nothing is written
+    lo:take("a")
+    lo:take("a") -- another server's failures: a's bucket empty, seen at the next request
+    assert.is_true(empty("a") >= 1)
+    assert.is_false(empty("b"))
+    assert.equal(4, n.reads)
+    assert.is_true(empty("a") >= 1)
+    assert.equal(4, n.reads)
+    l:take("b") -- its own write: read again
+    assert.is_false(empty("b"))
+    l:take("b")
+    assert.is_true(empty("b") >= 1)
+    assert.equal(6, n.reads)
+    -- without a stamp (PostgreSQL's), every call reads
+    assert.is_true(l:empty("b") >= 1)
+    assert.equal(7, n.reads)
+    other:close()
+    db:close()
+  end)
 end)
 
 describe("orket.serve limits and messages", function()
