@@ -70,6 +70,38 @@ TEST(test_store_cache_same_address) {
   remove_temp(dir);
 }
 
+/* Many texts at addresses of their own, as a turn's constants are: however they share the
+ * address memo's sets, each finds its own statement, none is prepared twice while the cache
+ * holds them all, and past the cache's size every one still answers its own value. */
+TEST(test_store_cache_many_addresses) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  enum { FEW = 100, MANY = 1200 };
+  char **texts = calloc(MANY, sizeof *texts);
+  CHECK(t, texts != NULL);
+  if (texts == NULL) return;
+  for (int i = 0; i < MANY; i++) {
+    texts[i] = malloc(32);
+    if (texts[i] != NULL) snprintf(texts[i], 32, "SELECT %d", 5000 + i);
+  }
+  int before = store_cached(s);
+  for (int round = 0; round < 3; round++) {
+    for (int k = 0; k < FEW; k++) {
+      int i = round == 1 ? FEW - 1 - k : (k * 37) % FEW; /* in other orders */
+      CHECK(t, texts[i] != NULL && select_int(s, texts[i]) == 5000 + i);
+    }
+  }
+  CHECK(t, store_cached(s) == before + FEW);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < MANY; i++) CHECK(t, texts[i] != NULL && select_int(s, texts[i]) == 5000 + i);
+  }
+  for (int i = 0; i < MANY; i++) free(texts[i]);
+  free(texts);
+  store_close(s);
+  remove_temp(dir);
+}
+
 /* Savepoints past the levels kept as constants nest, release and roll back as the others. */
 TEST(test_store_deep_savepoints) {
   char dir[64];

@@ -121,6 +121,7 @@
   X(test_pwcheck_queue)                    \
   X(test_health_answers)                   \
   X(test_store_cache_same_address)         \
+  X(test_store_cache_many_addresses)       \
   X(test_store_deep_savepoints)            \
   X(test_store_lazy_savepoints)            \
   X(test_store_reset_clears_bindings)      \
