@@ -329,11 +329,14 @@ static void store_memo_note(store_memo *set, const char *sql, int slot) {
 }
 
 /* A cached statement for a new use. Its last use ended with store_reset, which cleared
- * its bindings (or it has no parameters); reset again for a use a caller left unfinished. */
+ * its bindings (or it has no parameters); reset again for a use a caller left unfinished
+ * (stepped, not run to its end). A statement at rest is not reset again: sqlite3_reset
+ * does its whole round (the connection's mutex, the VM's halt) to find nothing to do. */
 static store_stmt *store_reuse(store *s, int slot) {
   s->last_slot = slot;
-  sqlite3_reset(s->cache[slot].st);
-  return (store_stmt *)s->cache[slot].st;
+  sqlite3_stmt *st = s->cache[slot].st;
+  if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+  return (store_stmt *)st;
 }
 
 static store_stmt *store_lookup(store *s, const char *sql) {

@@ -198,6 +198,30 @@ TEST(test_store_reset_clears_bindings) {
   remove_temp(dir);
 }
 
+/* A statement a caller left unfinished (a row read, no reset) starts again from its first
+ * row at its next use, and one left after its last row runs again too. */
+TEST(test_store_reuse_after_unfinished) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE x (v INTEGER); INSERT INTO x VALUES (1), (2), (3)") == 0);
+  const char *sql = "SELECT v FROM x ORDER BY v";
+  store_stmt *st = first_row(s, sql);
+  CHECK(t, st != NULL && store_column_int(st, 0) == 1);
+  CHECK(t, st != NULL && store_step(st) == STORE_ROW && store_column_int(st, 0) == 2);
+  st = first_row(s, sql); /* not reset by the caller */
+  CHECK(t, st != NULL && store_column_int(st, 0) == 1);
+  int rows = 1;
+  while (st != NULL && store_step(st) == STORE_ROW) rows++;
+  CHECK(t, rows == 3);
+  st = first_row(s, sql); /* run to its end, not reset */
+  CHECK(t, st != NULL && store_column_int(st, 0) == 1);
+  if (st) store_reset(st);
+  CHECK(t, select_int(s, "SELECT count(*) FROM x") == 3);
+  store_close(s);
+  remove_temp(dir);
+}
+
 /* What names a statement's columns: the same while the statement stays cached as it is, new
  * when SQLite re-prepares it after a schema change (SELECT * then has other columns) or
  * when its slot is given to another statement (lstore keeps column names by it). */

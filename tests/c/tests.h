@@ -125,6 +125,7 @@
   X(test_store_deep_savepoints)            \
   X(test_store_lazy_savepoints)            \
   X(test_store_reset_clears_bindings)      \
+  X(test_store_reuse_after_unfinished)     \
   X(test_store_columns_stamp)             \
   X(test_store_process_init)
 
