@@ -24,8 +24,17 @@ typedef struct lst_conn {
   store_stmt *reading; /* the statement whose rows are being built (lst_reading) */
 } lst_conn;
 
+/* The connection's metatable is each method's upvalue 1: compared by identity, without
+ * luaL_checkudata's lookup of it in the registry by name (about forty calls a turn); any
+ * other value goes to luaL_checkudata, for its error. */
 static lst_conn *lst_check(lua_State *L, int i) {
-  lst_conn *c = luaL_checkudata(L, i, LST_NAME);
+  lst_conn *c = lua_touserdata(L, i);
+  int mine = 0;
+  if (c != NULL && lua_getmetatable(L, i)) {
+    mine = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+  }
+  if (!mine) c = luaL_checkudata(L, i, LST_NAME);
   if (c->s == NULL) luaL_argerror(L, i, "store is closed");
   return c;
 }
@@ -87,7 +96,15 @@ static int lst_open(lua_State *L) {
  * connection's guard (its user value 2) is marked to-be-closed for the time of the read;
  * Lua closes it on the raise as on the return. */
 static int lst_reading_close(lua_State *L) {
-  lst_conn *c = *(lst_conn **)luaL_checkudata(L, 1, LST_READING);
+  /* its metatable is this closure's upvalue 1 (as lst_check's) */
+  lst_conn **g = lua_touserdata(L, 1);
+  int mine = 0;
+  if (g != NULL && lua_getmetatable(L, 1)) {
+    mine = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+  }
+  if (!mine) g = luaL_checkudata(L, 1, LST_READING);
+  lst_conn *c = *g;
   if (c->reading != NULL && c->s != NULL) store_reset(c->reading);
   c->reading = NULL;
   return 0;
@@ -467,12 +484,15 @@ static const luaL_Reg lst_funcs[] = {
 
 int luaopen_orket_store(lua_State *L) {
   luaL_newmetatable(L, LST_READING);
-  lua_pushcfunction(L, lst_reading_close);
+  lua_pushvalue(L, -1);
+  lua_pushcclosure(L, lst_reading_close, 1);
   lua_setfield(L, -2, "__close");
   lua_pop(L, 1);
   luaL_newmetatable(L, LST_NAME);
   luaL_setfuncs(L, lst_meta, 0);
-  luaL_newlib(L, lst_methods);
+  luaL_newlibtable(L, lst_methods);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, lst_methods, 1); /* the metatable, for lst_check */
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   luaL_newlib(L, lst_funcs);

@@ -26,8 +26,12 @@ typedef struct store_slot {
  * statements are constants that keep their address, and hashing the text (up to a few
  * hundred bytes) and scanning the cache for each of the fifteen or so statements of a step
  * cost more than running some of them. A hit is confirmed by comparing the text, so an
- * address reused for other text, or a slot evicted since, falls back to the full lookup. */
-#define STORE_MEMO_SIZE 256 /* a power of two */
+ * address reused for other text, or a slot evicted since, falls back to the full lookup.
+ * Two ways a set, the last found first: a turn's thirty or so texts, direct-mapped into 256
+ * entries by address, met at least one pair sharing an entry in most runs (which pair
+ * depends on where the allocator put the texts), and such a pair missed at every use. */
+#define STORE_MEMO_BITS 9 /* 512 sets */
+#define STORE_MEMO_WAYS 2
 
 #define ST(x) ((sqlite3_stmt *)(x))
 
@@ -54,7 +58,7 @@ struct store {
   int pend;                           /* the lowest savepoint level not yet opened, 0: none */
   uint64_t shares;                    /* bit L: level L rides on an earlier level's savepoint */
   store_slot cache[STORE_CACHE_SIZE];
-  store_memo memo[STORE_MEMO_SIZE];
+  store_memo memo[1 << STORE_MEMO_BITS][STORE_MEMO_WAYS];
   char err[512];
   const char *code;
   int file_error;                     /* the last error is about the file, not the SQL */
@@ -312,23 +316,41 @@ static uint32_t store_hash(const char *p) {
   return h;
 }
 
+/* The set of a text's address: multiplied by 2^64 / phi, its high bits, which every bit of
+ * the address moves (its low bits are the allocator's alignment and size class). */
 static store_memo *store_memo_of(store *s, const char *sql) {
-  return &s->memo[((uintptr_t)sql >> 4) & (STORE_MEMO_SIZE - 1)];
+  uint64_t h = (uint64_t)(uintptr_t)sql * UINT64_C(0x9E3779B97F4A7C15);
+  return s->memo[h >> (64 - STORE_MEMO_BITS)];
+}
+
+/* Notes that sql was found in slot: first in its set, the other way keeping the one that
+ * was first (unless that was sql's own, older entry). */
+static void store_memo_note(store_memo *set, const char *sql, int slot) {
+  if (set[0].sql != sql) set[1] = set[0];
+  set[0] = (store_memo){sql, slot};
 }
 
 /* A cached statement for a new use. Its last use ended with store_reset, which cleared
- * its bindings (or it has no parameters); reset again for a use a caller left unfinished. */
+ * its bindings (or it has no parameters); reset again for a use a caller left unfinished
+ * (stepped, not run to its end). A statement at rest is not reset again: sqlite3_reset
+ * does its whole round (the connection's mutex, the VM's halt) to find nothing to do. */
 static store_stmt *store_reuse(store *s, int slot) {
   s->last_slot = slot;
-  sqlite3_reset(s->cache[slot].st);
-  return (store_stmt *)s->cache[slot].st;
+  sqlite3_stmt *st = s->cache[slot].st;
+  if (sqlite3_stmt_busy(st)) sqlite3_reset(st);
+  return (store_stmt *)st;
 }
 
 static store_stmt *store_lookup(store *s, const char *sql) {
   store_memo *m = store_memo_of(s, sql);
-  if (m->sql == sql) {
-    store_slot *c = &s->cache[m->slot];
-    if (c->st != NULL && strcmp(c->sql, sql) == 0) return store_reuse(s, m->slot);
+  for (int w = 0; w < STORE_MEMO_WAYS; w++) {
+    if (m[w].sql != sql) continue;
+    int slot = m[w].slot;
+    store_slot *c = &s->cache[slot];
+    if (c->st != NULL && strcmp(c->sql, sql) == 0) {
+      if (w != 0) store_memo_note(m, sql, slot);
+      return store_reuse(s, slot);
+    }
   }
   uint32_t h = store_hash(sql);
   int free_slot = -1;
@@ -339,7 +361,7 @@ static store_stmt *store_lookup(store *s, const char *sql) {
       continue;
     }
     if (c->hash == h && strcmp(c->sql, sql) == 0) {
-      *m = (store_memo){sql, i};
+      store_memo_note(m, sql, i);
       return store_reuse(s, i);
     }
   }
@@ -375,7 +397,7 @@ static store_stmt *store_lookup(store *s, const char *sql) {
     s->ncached++;
   }
   s->cache[free_slot] = (store_slot){copy, h, st, ++s->stamps, 0};
-  *m = (store_memo){sql, free_slot};
+  store_memo_note(m, sql, free_slot);
   s->last_slot = free_slot;
   return (store_stmt *)st;
 }

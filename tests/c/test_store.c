@@ -70,6 +70,38 @@ TEST(test_store_cache_same_address) {
   remove_temp(dir);
 }
 
+/* Many texts at addresses of their own, as a turn's constants are: however they share the
+ * address memo's sets, each finds its own statement, none is prepared twice while the cache
+ * holds them all, and past the cache's size every one still answers its own value. */
+TEST(test_store_cache_many_addresses) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  enum { FEW = 100, MANY = 1200 };
+  char **texts = calloc(MANY, sizeof *texts);
+  CHECK(t, texts != NULL);
+  if (texts == NULL) return;
+  for (int i = 0; i < MANY; i++) {
+    texts[i] = malloc(32);
+    if (texts[i] != NULL) snprintf(texts[i], 32, "SELECT %d", 5000 + i);
+  }
+  int before = store_cached(s);
+  for (int round = 0; round < 3; round++) {
+    for (int k = 0; k < FEW; k++) {
+      int i = round == 1 ? FEW - 1 - k : (k * 37) % FEW; /* in other orders */
+      CHECK(t, texts[i] != NULL && select_int(s, texts[i]) == 5000 + i);
+    }
+  }
+  CHECK(t, store_cached(s) == before + FEW);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < MANY; i++) CHECK(t, texts[i] != NULL && select_int(s, texts[i]) == 5000 + i);
+  }
+  for (int i = 0; i < MANY; i++) free(texts[i]);
+  free(texts);
+  store_close(s);
+  remove_temp(dir);
+}
+
 /* Savepoints past the levels kept as constants nest, release and roll back as the others. */
 TEST(test_store_deep_savepoints) {
   char dir[64];
@@ -162,6 +194,30 @@ TEST(test_store_reset_clears_bindings) {
   if (st) store_reset(st);
   CHECK(t, select_int(s, "SELECT count(*) FROM x WHERE v = 'first'") == 1);
   CHECK(t, select_int(s, "SELECT count(*) FROM x WHERE v IS NULL") == 1);
+  store_close(s);
+  remove_temp(dir);
+}
+
+/* A statement a caller left unfinished (a row read, no reset) starts again from its first
+ * row at its next use, and one left after its last row runs again too. */
+TEST(test_store_reuse_after_unfinished) {
+  char dir[64];
+  store *s = open_temp(t, dir, sizeof dir);
+  if (s == NULL) return;
+  CHECK(t, store_exec(s, "CREATE TABLE x (v INTEGER); INSERT INTO x VALUES (1), (2), (3)") == 0);
+  const char *sql = "SELECT v FROM x ORDER BY v";
+  store_stmt *st = first_row(s, sql);
+  CHECK(t, st != NULL && store_column_int(st, 0) == 1);
+  CHECK(t, st != NULL && store_step(st) == STORE_ROW && store_column_int(st, 0) == 2);
+  st = first_row(s, sql); /* not reset by the caller */
+  CHECK(t, st != NULL && store_column_int(st, 0) == 1);
+  int rows = 1;
+  while (st != NULL && store_step(st) == STORE_ROW) rows++;
+  CHECK(t, rows == 3);
+  st = first_row(s, sql); /* run to its end, not reset */
+  CHECK(t, st != NULL && store_column_int(st, 0) == 1);
+  if (st) store_reset(st);
+  CHECK(t, select_int(s, "SELECT count(*) FROM x") == 3);
   store_close(s);
   remove_temp(dir);
 }

@@ -122,9 +122,11 @@
   X(test_sqlseed_confined)                 \
   X(test_health_answers)                   \
   X(test_store_cache_same_address)         \
+  X(test_store_cache_many_addresses)       \
   X(test_store_deep_savepoints)            \
   X(test_store_lazy_savepoints)            \
   X(test_store_reset_clears_bindings)      \
+  X(test_store_reuse_after_unfinished)     \
   X(test_store_columns_stamp)             \
   X(test_store_process_init)
 

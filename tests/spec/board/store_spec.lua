@@ -152,6 +152,19 @@ describe("store.open", function()
     assert.equal("orket.store (closed)", tostring(db.conn))
     assert.has_error(function() db:row("SELECT 1") end, "calling 'row' on bad self (store is closed)")
   end)
+
+  it("refuses a self that is not a connection, another userdata or one with a copied metatable", function()
+    local db = assert(store.open(H.tmpdir() .. "/x.db"))
+    local conn = db.conn
+    -- the methods know their connection by its metatable, kept with them
+    assert.has_error(function() conn.row({}, "SELECT 1") end, "bad argument #1 to 'row' (orket.store expected, got table)")
+    assert.has_error(function() conn.run(io.stdout, "SELECT 1") end, "bad argument #1 to 'run' (orket.store expected, got FILE*)")
+    assert.has_error(function() conn.depth(42) end, "bad argument #1 to 'depth' (orket.store expected, got number)")
+    local fake = setmetatable({}, getmetatable(conn))
+    assert.has_error(function() conn.rows(fake, "SELECT 1") end, "bad argument #1 to 'rows' (orket.store expected, got orket.store)")
+    assert.equal(1, conn:row("SELECT 1 AS x").x)
+    db:close()
+  end)
 end)
 
 describe("store errors", function()
