@@ -134,6 +134,11 @@ int gr_git(const gitapi *g, gr_err *e, int rc, const char *what);
  * written there unsynced (libgit2's syncs are off: repo.c): called before a ref move (the
  * objects it will name) and after it (the move, its reflog). 0, or -1 with e set (EIO). */
 int gr_sync(const gitapi *g, git_repository *repo, gr_err *e);
+/* 0 when path is a regular file or missing; else -1 (EUNSAFE: what it is, what and fix
+ * said; EIO). Never blocks (O_NONBLOCK, then fstat): for a file of the gitdir libgit2 then
+ * opens by name with a plain open(), which a FIFO would block for good. A swap between this
+ * look and libgit2's open is not covered. */
+int gr_plain_file(const char *path, const char *what, const char *fix, gr_err *e);
 /* 1 when repo's HEAD is refs/heads/main, 0 when not (target: what it is on), -1 with e set. */
 int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t cap, gr_err *e);
 

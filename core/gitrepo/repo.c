@@ -226,8 +226,26 @@ void gitrepo_close(gitrepo *r) {
 
 const char *gitrepo_path(const gitrepo *r) { return r->path; }
 
+int gr_plain_file(const char *path, const char *what, const char *fix, gr_err *e) {
+  struct stat st;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return 0;
+  if (fd < 0) return gr_fail(e, "EIO", "%s %s cannot be read: %s", what, path, strerror(errno));
+  int ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  close(fd);
+  if (ok) return 0;
+  return gr_fail(e, "EUNSAFE", "%s %s is %s, not a regular file: never opened (%s)", what, path,
+                 S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory" : S_ISSOCK(st.st_mode) ? "a socket"
+                 : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a regular file", fix);
+}
+
 int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t cap, gr_err *e) {
   git_reference *head = NULL;
+  char hp[PATH_MAX];
+  /* libgit2 reads HEAD by name with a plain open(): a FIFO there would block for good */
+  if ((size_t)snprintf(hp, sizeof hp, "%sHEAD", g->repository_path(repo)) < sizeof hp &&
+      gr_plain_file(hp, "HEAD", "remove it; 'git -C workspace symbolic-ref HEAD refs/heads/main' writes it again", e) != 0)
+    return -1;
   int rc = g->reference_lookup(&head, repo, "HEAD");
   if (rc < 0) return gr_git(g, e, rc, "HEAD");
   const char *t = g->reference_type(head) == GIT_REFERENCE_SYMBOLIC ? g->reference_symbolic_target(head) : NULL;

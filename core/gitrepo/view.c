@@ -13,7 +13,9 @@
  *    never synced: losing it to a power cut only makes the next refresh start from an older
  *    base, and 3 and 4 then err on the person's side. A rename, not a write in place: on
  *    ext4 the rename is ordered after the view's own renames, so the state is never ahead
- *    of the files after a power cut, and a reader never sees half of it.
+ *    of the files after a power cut, and a reader never sees half of it. A state there but
+ *    unreadable (empty after a power cut, garbled) or whose base is gone gives no base, and
+ *    main's index is never taken for one then (vw_prev_base).
  * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
  *    path only where the disk holds what B had there (nothing, where B had nothing) and
  *    main's index holds B's or M's entry: the view still holds what it last held. A path
@@ -25,9 +27,10 @@
  *    person committed in the view (a commit of main's since the base's commit holds it, the
  *    index and the disk unchanged) stands for B's: it is main's, not their work in progress.
  *    A version main held only at or before the base is a restore of the person's: theirs.
- * 5. Files are written under a temporary name and renamed into place in their directory;
- *    a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is never
- *    followed); a directory is removed only when empty.
+ * 5. Files are written under a temporary name, in a directory of the refresh's own in the
+ *    gitdir (vw_tmp: no name a tree can hold, none taken from anyone), and renamed into
+ *    place; a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is
+ *    never followed); a directory is removed only when empty.
  * 6. The base moves to M only once every path of diff(B, M) was written or recorded: a crash
  *    before that leaves base B, and the same refresh runs again (on the next merge, or at
  *    recovery), finishing what is left (3).
@@ -41,13 +44,16 @@
  *    that write made for us are done here with our own reads (vw_index_set, and git's racy
  *    entries in vw_smudge_racy). The index is written only over the file it was read from:
  *    one a person's git add replaced meanwhile makes the refresh run again (vw_refresh).
+ *    What libgit2 opens by name (the index, HEAD, main's reflog) is looked at first without
+ *    blocking: a FIFO there fails the refresh, said, never a hang (gr_plain_file).
  * 9. The view follows main only while main is checked out there: with a person's branch or a
  *    detached commit checked out, the refresh writes nothing and says why (the view is then
  *    behind main); checking main out again brings main's files, and the next refresh finds
- *    them done. */
+ *    them done (status no longer says the view is behind for that reason). */
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -62,12 +68,12 @@
  * the base's hex id it was said at, a newline, the reason; gone once a refresh succeeds */
 #define GR_VIEW_WHY_SUFFIX "-why"
 /* what a view with a person's branch (or a detached commit, %s) checked out waits for */
-#define GR_VIEW_WAITS \
-  "workspace/ has %s checked out, not main: it follows main again once main is checked out there " \
-  "(git -C workspace checkout main)"
+#define GR_VIEW_WAITS_TAIL \
+  " checked out, not main: it follows main again once main is checked out there (git -C workspace checkout main)"
+#define GR_VIEW_WAITS "workspace/ has %s" GR_VIEW_WAITS_TAIL
 #define GR_VIEW_STATE_MAX ((size_t)8 << 20)
 #define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is compared by size only */
-#define GR_VIEW_TMP ".orket-view.tmp"
+#define GR_VIEW_TMPDIR "orket-view-tmp" /* in main's gitdir: the refresh's temporary files (vw_put) */
 
 enum { VW_NONE, VW_FILE, VW_EXEC, VW_LINK, VW_DIR, VW_OTHER };
 static const char *const vw_kinds[] = {"none", "file", "executable", "symlink", "directory", "other"};
@@ -82,6 +88,7 @@ typedef struct vw_side {
 
 typedef struct vw_state {
   int has_base;
+  int unreadable; /* the file is there but says no base (empty or garbled: a power cut can leave it so) */
   git_oid base;
   char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
   gr_paths diverged;
@@ -116,7 +123,10 @@ static void vw_read(const gitrepo *r, vw_state *s) {
   *s = (vw_state){0};
   if (vw_state_path(r, p, sizeof p, "") != 0) return;
   int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return;
+  if (fd < 0) {
+    s->unreadable = errno != ENOENT;
+    return;
+  }
   struct stat st;
   char *buf = NULL;
   size_t n = 0;
@@ -133,7 +143,8 @@ static void vw_read(const gitrepo *r, vw_state *s) {
     char hex[GIT_OID_HEXSZ + 1];
     memcpy(hex, buf + m, GIT_OID_HEXSZ);
     hex[GIT_OID_HEXSZ] = '\0';
-    s->has_base = r->git.oid_fromstr(&s->base, hex) == 0;
+    static const git_oid zero;
+    s->has_base = r->git.oid_fromstr(&s->base, hex) == 0 && !r->git.oid_equal(&s->base, &zero);
     size_t i = m + GIT_OID_HEXSZ + 1;
     const char *nl = v1 ? NULL : memchr(buf + i, '\n', n - i);
     if (nl) { /* why the view is behind, one line */
@@ -153,6 +164,7 @@ static void vw_read(const gitrepo *r, vw_state *s) {
     }
   }
   free(buf);
+  s->unreadable = !s->has_base;
   if (s->has_base) vw_read_why(r, s);
 }
 
@@ -164,7 +176,7 @@ static int vw_replace(const gitrepo *r, const char *suffix, void (*body)(const g
   snprintf(sfx, sizeof sfx, "%s.%ld", suffix, (long)getpid());
   if (vw_state_path(r, p, sizeof p, suffix) != 0 || vw_state_path(r, tmp, sizeof tmp, sfx) != 0)
     return gr_fail(e, "EINVAL", "gitdir path too long");
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
   if (fd < 0) return gr_fail(e, "EIO", "cannot write %s: %s", tmp, strerror(errno));
   FILE *f = fdopen(fd, "w");
   if (f == NULL) {
@@ -339,37 +351,101 @@ static void vw_side_of(const git_diff_file *f, vw_side *s) {
   s->size = (int64_t)f->size;
 }
 
-/* Writes side m's blob at leaf in dfd: a temporary name, then a rename (invariant 5). */
-static int vw_put(const gitapi *g, git_repository *repo, int dfd, const char *leaf, const vw_side *m) {
+/* Where one refresh makes its temporary files. A fixed name in the target's directory was
+ * a name a tree can hold: main's file of that name was deleted from the view, and a
+ * directory of that name (an agent can commit one) stopped every write beside it, each
+ * taken for a person's deletion. So each file is made in a directory of the refresh's own
+ * in the gitdir (a name no tree can hold: git refuses .git in a path), under a name made
+ * with O_EXCL and never taken from anyone, then renamed into place. Refreshes run one at a
+ * time (the exclusive git lock), so what that directory holds when a refresh first opens
+ * it is what a killed one left: removed then. */
+typedef struct vw_tmp {
+  int at;    /* the gitdir's temporary directory; -1 not opened yet, -2 not usable */
+  long pid;  /* names: pid.n */
+  unsigned long n;
+} vw_tmp;
+
+/* 1 when name is one vw_put makes in the gitdir's directory: digits, '.', digits. */
+static int vw_tmp_name(const char *name) {
+  size_t a = strspn(name, "0123456789");
+  return a && name[a] == '.' && name[a + 1 + strspn(name + a + 1, "0123456789")] == '\0' && name[a + 1];
+}
+
+static int vw_tmp_dir(const gitapi *g, git_repository *repo, vw_tmp *t) {
+  if (t->at != -1) return t->at;
+  char p[PATH_MAX];
+  t->at = -2;
+  if ((size_t)snprintf(p, sizeof p, "%s" GR_VIEW_TMPDIR, g->repository_path(repo)) >= sizeof p) return t->at;
+  (void)mkdir(p, 0777);
+  int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return t->at;
+  int dd = dup(fd);
+  DIR *d = dd >= 0 ? fdopendir(dd) : NULL;
+  if (d == NULL && dd >= 0) close(dd);
+  for (struct dirent *de; d && (de = readdir(d)) != NULL;)
+    if (vw_tmp_name(de->d_name)) (void)unlinkat(fd, de->d_name, 0); /* a killed refresh's */
+  if (d) closedir(d);
+  return t->at = fd;
+}
+
+/* Makes m's content (data, len) as name in at, O_EXCL (a name already there is never
+ * taken, whose-ever it is): 0, or -1 with errno (EEXIST: try another name). */
+static int vw_tmp_make(int at, const char *name, const vw_side *m, const char *data, size_t len) {
+  if (m->kind == VW_LINK) {
+    char t[PATH_MAX];
+    if (len >= sizeof t) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(t, data, len);
+    t[len] = '\0';
+    return symlinkat(t, at, name);
+  }
+  int fd = openat(at, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, m->kind == VW_EXEC ? 0777 : 0666);
+  if (fd < 0) return -1;
+  int ok = 1;
+  for (size_t off = 0; ok && off < len;) {
+    ssize_t k = write(fd, data + off, len - off);
+    if (k <= 0) ok = 0;
+    else off += (size_t)k;
+  }
+  if (close(fd) != 0) ok = 0;
+  if (ok) return 0;
+  (void)unlinkat(at, name, 0); /* made here, O_EXCL: ours */
+  errno = EIO;
+  return -1;
+}
+
+/* Writes side m's blob at leaf in dfd: a temporary file, then a rename (invariant 5). Made
+ * in the refresh's own directory in the gitdir; where that is not on leaf's file system
+ * (EXDEV: a mount in workspace/) or not usable, beside leaf under a name of the same kind
+ * (.orket-view-PID.N.tmp, O_EXCL), which a kill between the two steps leaves there. */
+static int vw_put(const gitapi *g, git_repository *repo, vw_tmp *t, int dfd, const char *leaf, const vw_side *m) {
   git_blob *blob = NULL;
   if (g->blob_lookup(&blob, repo, &m->id) < 0) return -1;
   const char *data = g->blob_rawcontent(blob);
   size_t len = (size_t)g->blob_rawsize(blob);
-  int ok;
-  (void)unlinkat(dfd, GR_VIEW_TMP, 0);
-  if (m->kind == VW_LINK) {
-    char t[PATH_MAX];
-    ok = len < sizeof t;
-    if (ok) {
-      memcpy(t, data, len);
-      t[len] = '\0';
-      ok = symlinkat(t, dfd, GR_VIEW_TMP) == 0;
+  int ret = -1;
+  for (int beside = 0; beside < 2 && ret != 0; beside++) {
+    int at = beside ? dfd : vw_tmp_dir(g, repo, t);
+    if (at < 0) continue;
+    char name[64];
+    int made = -1;
+    for (int k = 0; k < 64 && made != 0; k++) {
+      snprintf(name, sizeof name, beside ? ".orket-view-%ld.%lu.tmp" : "%ld.%lu", t->pid, t->n++);
+      if ((made = vw_tmp_make(at, name, m, data, len)) != 0 && errno != EEXIST) break;
     }
-  } else {
-    int fd = openat(dfd, GR_VIEW_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                    m->kind == VW_EXEC ? 0777 : 0666);
-    ok = fd >= 0;
-    for (size_t off = 0; ok && off < len;) {
-      ssize_t k = write(fd, data + off, len - off);
-      if (k <= 0) ok = 0;
-      else off += (size_t)k;
+    if (made != 0) break;
+    if (renameat(at, name, dfd, leaf) == 0) {
+      ret = 0;
+    } else {
+      int err = errno;
+      (void)unlinkat(at, name, 0); /* made above, O_EXCL, not renamed: ours */
+      if (err != EXDEV) break;
     }
-    if (fd >= 0 && close(fd) != 0) ok = 0;
   }
   g->blob_free(blob);
-  if (ok && renameat(dfd, GR_VIEW_TMP, dfd, leaf) == 0) return 0;
-  (void)unlinkat(dfd, GR_VIEW_TMP, 0);
-  return -1;
+  return ret;
 }
 
 /* Removes the directories above path that our deletions left empty (invariant 5). */
@@ -459,7 +535,7 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
 }
 
 /* Pass 2, in path order: M's content where the view holds B's. */
-static void vw_write_m(const gitapi *g, git_repository *repo, int root, vw_item *it) {
+static void vw_write_m(const gitapi *g, git_repository *repo, vw_tmp *t, int root, vw_item *it) {
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
@@ -472,7 +548,7 @@ static void vw_write_m(const gitapi *g, git_repository *repo, int root, vw_item 
     it->diverged = 1;
   } else {
     if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
-    if (dfd >= 0 && vw_put(g, repo, dfd, leaf, &it->m) == 0) it->done = 1;
+    if (dfd >= 0 && vw_put(g, repo, t, dfd, leaf, &it->m) == 0) it->done = 1;
     else it->diverged = 1; /* something of someone's on the way */
   }
   if (dfd >= 0) close(dfd);
@@ -529,6 +605,29 @@ static void vw_index_fix(gr_err *e) {
   if (fix) snprintf(e->msg + n, sizeof e->msg - n, " (a form of git's index libgit2 cannot read: %s makes it readable)", fix);
 }
 
+/* The base when the state cannot give one (unreadable, or its tree gone from the object
+ * database): main's tree before its last move, from main's reflog when its newest entry is
+ * the move to tip (the tree the last refresh most likely went to), else tip's own tree. Never
+ * main's index: it holds what the person staged, which would count as the view's and be
+ * written over. A real tree of main's keeps invariants 3 and 4 as they are; what is lost is
+ * only the paths main changed before that move and the view had not followed, which keep
+ * their older files and entries (git status shows them against main). */
+static void vw_prev_base(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *tip_tree, git_oid *out) {
+  char lp[PATH_MAX];
+  gr_err ignored;
+  git_reflog *log = NULL;
+  git_commit *c = NULL;
+  *out = *tip_tree;
+  if ((size_t)snprintf(lp, sizeof lp, "%slogs/refs/heads/" GR_MAIN, g->repository_commondir(repo)) >= sizeof lp ||
+      gr_plain_file(lp, "main's reflog", "", &ignored) != 0 || g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) < 0)
+    return;
+  const git_reflog_entry *en = g->reflog_entrycount(log) ? g->reflog_entry_byindex(log, 0) : NULL;
+  if (en && g->oid_equal(g->reflog_entry_id_new(en), tip) && g->commit_lookup(&c, repo, g->reflog_entry_id_old(en)) == 0)
+    *out = *g->commit_tree_id(c);
+  g->commit_free(c);
+  g->reflog_free(log);
+}
+
 /* One refresh (gr_view_refresh). raced: NULL, or set when main's index changed on disk
  * between its read and the write (a person's git add, which takes the index's lock only for
  * its own write): the refresh then stops before writing, said nowhere, to be run again. */
@@ -543,6 +642,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   vw_item *items = NULL;
   size_t n = 0;
   int root = -1, rc, ret = -1;
+  vw_tmp tmp = {.at = -1, .pid = (long)getpid()};
   *diverged = 0;
   gr_paths_free(&r->view_named);
   vw_read(r, &s);
@@ -569,10 +669,18 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   struct stat ist; /* before reading: a later write can only make more entries racy */
   int had = stat(ip, &ist) == 0;
   int64_t read_sec = had ? (int64_t)ist.st_mtim.tv_sec : 0;
+  /* libgit2 opens it by name with a plain open(), which a FIFO there blocks for good */
+  if (gr_plain_file(ip, "main's index", "remove it; 'git -C workspace reset' writes it again", e) != 0) goto out;
   if ((rc = g->index_open(&idx, ip)) < 0) { /* on its own file (invariant 8) */
     gr_git(g, e, rc, "main's index");
     vw_index_fix(e);
     goto out;
+  }
+  if (!s.has_base && s.unreadable) {
+    /* a state that is there but cannot be read (empty or garbled after a power cut: it is not
+     * synced) says nothing of what the view holds: not main's index (vw_prev_base) */
+    vw_prev_base(g, repo, &tip, &tip_tree, &s.base);
+    s.has_base = 1;
   }
   if (!s.has_base) {
     /* a repository from before the view had a state: its index was kept at what the files
@@ -591,13 +699,13 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     base = r->view_tip;
     r->view_tip = NULL;
   }
-  /* a base gone from the object database (a person's gc): the index's tree stands in, as
-   * for a repository with no state yet */
-  if (!base && g->tree_lookup(&base, repo, &s.base) < 0 &&
-      (g->index_has_conflicts(idx) || g->index_write_tree_to(&s.base, idx, repo) < 0 || g->oid_equal(&s.base, &tip_tree))) {
-    s.base = tip_tree; /* nothing to go by: the view is taken to hold main */
-    ret = 0;
-    goto out;
+  /* a base gone from the object database (a person's gc): as for a state that cannot be read */
+  if (!base && g->tree_lookup(&base, repo, &s.base) < 0) {
+    vw_prev_base(g, repo, &tip, &tip_tree, &s.base);
+    if (g->oid_equal(&s.base, &tip_tree)) { /* nothing to go by: the view is taken to hold main */
+      ret = 0;
+      goto out;
+    }
   }
   if ((!base && (rc = g->tree_lookup(&base, repo, &s.base)) < 0) || (rc = g->tree_lookup(&target, repo, &tip_tree)) < 0 ||
       (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {
@@ -623,7 +731,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   for (size_t i = 0; i < n; i++) {
     if (items[i].diverged) continue;
     if (items[i].m.kind == VW_NONE) items[i].done = 1;
-    else vw_write_m(g, repo, root, &items[i]);
+    else vw_write_m(g, repo, &tmp, root, &items[i]);
   }
   int changed = 0;
   for (size_t i = 0; i < n; i++) {
@@ -690,13 +798,13 @@ out:
     target = NULL;
   }
   if (root >= 0) close(root);
+  if (tmp.at >= 0) close(tmp.at);
   free(items);
   gr_paths_free(&s.diverged);
   g->diff_free(diff);
   g->tree_free(base);
   g->tree_free(target);
-  if (ret != 0 && idx) (void)g->index_read(idx, 1); /* nothing half-made stays in memory */
-  g->index_free(idx);
+  g->index_free(idx); /* not read again first: freed, nothing half-made stays, and a read by name could block */
   r->view_diverged = *diverged;
   if (ret != 0 && !(raced && *raced)) vw_behind_why(r, e);
   return ret;
@@ -785,8 +893,14 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
     goto out;
   }
   /* the last refresh failed (its why kept) and none has reached main's tree since (a base
-   * other than main's tree alone says nothing: a person's commit in the view moves main) */
-  if (cap && s.has_base && s.why[0] && !g->oid_equal(&s.base, g->tree_id(tree))) snprintf(behind, cap, "%s", s.why);
+   * other than main's tree alone says nothing: a person's commit in the view moves main).
+   * A refresh that failed because another branch was checked out no longer holds now that
+   * main is: git's checkout of main brought main's files, and the next refresh finds them
+   * done (invariant 9), so the view is not said to be behind for it. */
+  size_t wl = strlen(s.why), tl = strlen(GR_VIEW_WAITS_TAIL);
+  int waited = wl > tl && strcmp(s.why + wl - tl, GR_VIEW_WAITS_TAIL) == 0;
+  if (cap && s.has_base && s.why[0] && !waited && !g->oid_equal(&s.base, g->tree_id(tree)))
+    snprintf(behind, cap, "%s", s.why);
   const char *wd = g->repository_workdir(r->repo);
   if (wd == NULL || (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
     gr_fail(e, "EIO", "cannot open main's working tree %s: %s", wd ? wd : "(none)", strerror(errno));

@@ -290,6 +290,12 @@ static int tc_check_view(const char *ws, const tc_tree *m, const tc_person *pp, 
     fprintf(stderr, "    %s: a temporary file of the view is left in %s\n", when, ws);
     bad = 1;
   }
+  /* nor in the refresh's own directory of the gitdir, once a refresh wrote again */
+  snprintf(cmd, sizeof cmd, "find '%s/.git/orket-view-tmp' -mindepth 1 -print 2>/dev/null | grep -q .", ws);
+  if (system(cmd) == 0) {
+    fprintf(stderr, "    %s: a temporary file of the view is left in %s/.git/orket-view-tmp\n", when, ws);
+    bad = 1;
+  }
   return bad ? -1 : 0;
 }
 

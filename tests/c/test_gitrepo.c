@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <dirent.h>
@@ -524,7 +525,9 @@ TEST(test_gitrepo_recovery) {
 static void tg_end(gitrepo *r, const char *base) {
   git_libgit2_shutdown();
   gitrepo_close(r);
-  if (base[0] == '/' && strchr(base, 'X') == NULL) tg_rmtree(base);
+  /* made (mkdtemp replaced the XXXXXX; its name may hold an X of its own) */
+  size_t n = strlen(base);
+  if (base[0] == '/' && n > 6 && strcmp(base + n - 6, "XXXXXX") != 0) tg_rmtree(base);
 }
 
 /* Ends one scenario of a test: the repository closed and removed, base ready for the next. */
@@ -695,7 +698,8 @@ TEST(test_gitrepo_view) {
   CHECK_STR(t, tg_read(ws, "README", buf, sizeof buf), "mine\n");
   CHECK(t, gitrepo_check(r, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
 
-  /* a base the object database no longer has (a person's gc): the index's tree stands in */
+  /* a base the object database no longer has (a person's gc): main's tree before its last
+   * move stands in (its reflog) */
   CHECK(t, tg_write(ws, ".git/orket-view", "orket-view 1 1111111111111111111111111111111111111111\n") == 0);
   const char *c7[] = {"put", "m.txt", "m\n", NULL};
   CHECK(t, tg_card_change(r, base, "C7", c7, id) == 0);
@@ -799,6 +803,191 @@ TEST(test_gitrepo_view_index_raced) {
   if (p) pclose(p);
   CHECK_STR(t, buf, "A  mine.txt\n");
   CHECK(t, gitrepo_view_last(r) == 0);
+  tg_end(r, base);
+}
+
+/* The refresh's temporary files take no name a tree can hold: main's file named as the old
+ * fixed temporary name (.orket-view.tmp) stays in the view, and a directory of that name
+ * stops no write beside it (each was taken for a person's deletion). */
+TEST(test_gitrepo_view_tmp_names) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], cmd[1400];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", ".orket-view.tmp", "main's own\n", "put", "a.txt", "a\n", "put", "sub/.orket-view.tmp/x.txt",
+                      "x\n", "put", "sub/1.orket-view", "1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "N1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "N1", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK_STR(t, tg_read(ws, ".orket-view.tmp", buf, sizeof buf), "main's own\n");
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK_STR(t, tg_read(ws, "sub/.orket-view.tmp/x.txt", buf, sizeof buf), "x\n");
+  /* a person's file named as a temporary file of the gitdir's would be, beside main's */
+  CHECK(t, tg_write(ws, "sub/1.0", "a person's\n") == 0);
+  const char *c2[] = {"put", "b.txt", "b\n", "put", "sub/c.txt", "c\n", NULL};
+  CHECK(t, tg_card_change(r, base, "N2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "N2", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+  CHECK_STR(t, tg_read(ws, "sub/c.txt", buf, sizeof buf), "c\n");
+  CHECK_STR(t, tg_read(ws, ".orket-view.tmp", buf, sizeof buf), "main's own\n");
+  CHECK_STR(t, tg_read(ws, "sub/1.0", buf, sizeof buf), "a person's\n");
+  /* git sees main's files as main's: only the person's file is new */
+  snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain", ws);
+  FILE *p = popen(cmd, "r");
+  size_t got = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+  buf[got] = '\0';
+  if (p) pclose(p);
+  CHECK_STR(t, buf, "?? sub/1.0\n");
+  /* nothing left in the refresh's own directory */
+  snprintf(cmd, sizeof cmd, "find '%s/.git/orket-view-tmp' -mindepth 1 | grep -q .", ws);
+  CHECK(t, system(cmd) != 0);
+  tg_end(r, base);
+}
+
+/* Runs gitrepo_merge_to_main of card's commit id in a child process given 20 s: what it
+ * returned (1: merged, the view not followed), or -2 when it had to be killed (blocked). */
+static int tg_merge_bounded(gitrepo *r, const char *card, char *id) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    gr_err e;
+    gr_paths conf;
+    gr_merge_kind kind;
+    alarm(20);
+    _exit(gitrepo_merge_to_main(r, card, &tg_who, id, &kind, &conf, &e) + 1);
+  }
+  int st = 0;
+  if (pid < 0 || waitpid(pid, &st, 0) != pid) return -2;
+  return WIFEXITED(st) ? WEXITSTATUS(st) - 1 : -2;
+}
+
+/* A FIFO at main's index (or at HEAD) never blocks a merge's refresh: the merge stands, the
+ * view is behind with the reason naming the path, and once the file is one again the view
+ * catches up. */
+TEST(test_gitrepo_view_fifo_index) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], p[1400], behind[GR_VIEW_WHY];
+  gr_err e;
+  gr_view_path *v = NULL;
+  size_t n = 0, dv = 0;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "a.txt", "a\n", NULL};
+  CHECK(t, tg_card_change(r, base, "F1", c1, id) == 0);
+  snprintf(p, sizeof p, "%s/.git/index", ws);
+  CHECK(t, unlink(p) == 0 && mkfifo(p, 0644) == 0);
+  CHECK(t, tg_merge_bounded(r, "F1", id) == 1); /* merged; the view behind */
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "(missing)");
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && n == 0);
+  gr_view_paths_free(v, n);
+  CHECK(t, strstr(behind, "/.git/index is a FIFO, not a regular file") != NULL || !fprintf(stderr, "    %s\n", behind));
+  /* HEAD a FIFO: said, never read */
+  char hp[1400];
+  snprintf(hp, sizeof hp, "%s/.git/HEAD", ws);
+  CHECK(t, unlink(hp) == 0 && mkfifo(hp, 0644) == 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(20);
+    _exit(gitrepo_view_refresh(r, &dv, &e) == -1 && strcmp(e.code, "EUNSAFE") == 0 && strstr(e.msg, "HEAD") ? 0 : 1);
+  }
+  int st = 0;
+  CHECK(t, pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK(t, unlink(hp) == 0 && tg_write(ws, ".git/HEAD", "ref: refs/heads/main\n") == 0);
+  /* the index a file again (git reset writes main's): the next refresh catches up */
+  CHECK(t, unlink(p) == 0);
+  snprintf(p, sizeof p, "git -C '%s' reset -q", ws);
+  CHECK(t, system(p) == 0);
+  CHECK(t, gitrepo_view_refresh(r, &dv, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && behind[0] == '\0');
+  gr_view_paths_free(v, n);
+  tg_end(r, base);
+}
+
+/* A view state that is there but cannot be read (empty after a power cut, or garbled) does
+ * not make main's index the base: what the person staged stays staged, their file is not
+ * written over; main's tree before its last move is the base. */
+TEST(test_gitrepo_view_state_unreadable) {
+  /* empty, a zero id, garbled, and a base gone from the object database (a person's gc) */
+  static const char *const states[] = {"", "orket-view 1 0000000000000000000000000000000000000000\n", "garbage",
+                                       "orket-view 1 1111111111111111111111111111111111111111\n", NULL};
+  for (size_t k = 0; states[k]; k++) {
+    char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], card[8];
+    gr_err e;
+    gr_paths conf;
+    gr_merge_kind kind;
+    gitrepo *r = tg_setup(t, base, ws);
+    if (r == NULL) return;
+    git_libgit2_init();
+    const char *c1[] = {"put", "c1.txt", "main's first\n", "put", "same.txt", "s\n", NULL};
+    snprintf(card, sizeof card, "U%zu", k);
+    CHECK(t, tg_card_change(r, base, card, c1, id) == 0);
+    CHECK(t, gitrepo_merge_to_main(r, card, &tg_who, id, &kind, &conf, &e) == 0);
+    /* staged as one version, the file edited again; another staged and left as staged */
+    CHECK(t, tg_stage(ws, "c1.txt", "person staged\n") == 0 && tg_write(ws, "c1.txt", "person edits on\n") == 0);
+    CHECK(t, tg_stage(ws, "same.txt", "staged as is\n") == 0);
+    CHECK(t, tg_write(ws, ".git/orket-view", states[k]) == 0);
+    const char *c2[] = {"put", "c1.txt", "card two\n", "put", "same.txt", "card two\n", "put", "new.txt", "n\n", NULL};
+    snprintf(card, sizeof card, "V%zu", k);
+    CHECK(t, tg_card_change(r, base, card, c2, id) == 0);
+    CHECK(t, gitrepo_merge_to_main(r, card, &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+    CHECK_STR(t, tg_index_blob(ws, "c1.txt", buf, sizeof buf), "person staged\n");
+    CHECK_STR(t, tg_read(ws, "c1.txt", buf, sizeof buf), "person edits on\n");
+    CHECK_STR(t, tg_index_blob(ws, "same.txt", buf, sizeof buf), "staged as is\n");
+    CHECK_STR(t, tg_read(ws, "same.txt", buf, sizeof buf), "staged as is\n");
+    /* main's tree before this merge (its reflog) is the base: the merge's own change is
+     * followed, and both of the person's paths are named */
+    CHECK_STR(t, tg_read(ws, "new.txt", buf, sizeof buf), "n\n");
+    CHECK(t, gitrepo_view_last(r) == 2);
+    /* the state is whole again: a later merge follows main */
+    const char *c3[] = {"put", "later.txt", "l\n", NULL};
+    snprintf(card, sizeof card, "W%zu", k);
+    CHECK(t, tg_card_change(r, base, card, c3, id) == 0);
+    CHECK(t, gitrepo_merge_to_main(r, card, &tg_who, id, &kind, &conf, &e) == 0);
+    CHECK_STR(t, tg_read(ws, "later.txt", buf, sizeof buf), "l\n");
+    tg_end(r, base);
+  }
+}
+
+/* A refresh that failed because a person's branch was checked out: once main is checked out
+ * again, status no longer says the view is behind for that reason (git's checkout brought
+ * main's files); the next refresh finds them done. */
+TEST(test_gitrepo_view_waits_cleared) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], cmd[1400], behind[GR_VIEW_WHY];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gr_view_path *v = NULL;
+  size_t n = 0, dv = 0;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  snprintf(cmd, sizeof cmd, "git -C '%s' checkout -q -b mine", ws);
+  CHECK(t, system(cmd) == 0);
+  const char *c1[] = {"put", "a.txt", "a\n", NULL};
+  CHECK(t, tg_card_change(r, base, "B1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "B1", &tg_who, id, &kind, &conf, &e) == 1); /* the view waits */
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 1 && strstr(behind, "refs/heads/mine"));
+  gr_view_paths_free(v, n);
+  snprintf(cmd, sizeof cmd, "git -C '%s' checkout -q main", ws);
+  CHECK(t, system(cmd) == 0);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && n == 0);
+  gr_view_paths_free(v, n);
+  CHECK(t, behind[0] == '\0' || !fprintf(stderr, "    still: %s\n", behind));
+  /* another reason stays said until a refresh succeeds: a lock of a person's git */
+  CHECK(t, tg_write(ws, ".git/index.lock", "") == 0);
+  const char *c2[] = {"put", "b.txt", "b\n", NULL};
+  CHECK(t, tg_card_change(r, base, "B2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "B2", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && strstr(behind, "lock"));
+  gr_view_paths_free(v, n);
+  snprintf(cmd, sizeof cmd, "%s/.git/index.lock", ws);
+  CHECK(t, unlink(cmd) == 0 && gitrepo_view_refresh(r, &dv, &e) == 0);
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && behind[0] == '\0');
+  gr_view_paths_free(v, n);
   tg_end(r, base);
 }
 

@@ -86,6 +86,10 @@
   X(test_gitrepo_view)                     \
   X(test_gitrepo_view_base_kept)           \
   X(test_gitrepo_view_index_raced)         \
+  X(test_gitrepo_view_tmp_names)           \
+  X(test_gitrepo_view_fifo_index)          \
+  X(test_gitrepo_view_state_unreadable)    \
+  X(test_gitrepo_view_waits_cleared)       \
   X(test_gitrepo_durable)                  \
   X(test_gitrepo_conflict_kinds)           \
   X(test_gitrepo_push)                     \

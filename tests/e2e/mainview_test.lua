@@ -138,6 +138,42 @@ describe("workspace/ as a view of main", function()
     assert.matches('"status":"done","tokens"', r.stdout)
   end)
 
+  -- the refresh's temporary files take no name a tree can hold: a card's file named as the
+  -- old fixed one stays in workspace/, and a directory of that name stops no later write
+  it("follows main's files named .orket-view.tmp, and writes beside a directory of that name", function()
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    local dir = backends.project(root .. "/p")
+    H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+local function work(card, files)
+  local calls = {}
+  for i = 1, #files, 2 do calls[#calls + 1] = call("write_file", { path = files[i], content = files[i + 1] }) end
+  calls[#calls + 1] = call("add_issue_comment", { body = "Wrote them." })
+  return { role = "coder", card = card, match = "^Issue ", reply = { tool_calls = calls } }
+end
+return {
+  rules = {
+    work("START-1", { ".orket-view.tmp", "main's own\n", "sub/.orket-view.tmp/x.txt", "x\n" }),
+    work("START-2", { "sub/c.txt", "c\n" }),
+    { match = '"author"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+    { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+  },
+  default = { content = "Nothing more to do." },
+}
+]])
+    if backends.name() == "pg" then assert.equal(0, H.orket("import", { cwd = dir }).status) end
+    local r = H.orket("run START", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("main's own\n", H.read(dir .. "/workspace/.orket-view.tmp"))
+    assert.equal("c\n", H.read(dir .. "/workspace/sub/c.txt"))
+    local git = io.popen("git -C " .. H.quote(dir .. "/workspace") .. " status --porcelain")
+    local st = git:read("a")
+    git:close()
+    assert.equal("", st)
+    assert.matches("nothing of yours differs", H.orket("status", { cwd = dir }).stdout, 1, true)
+  end)
+
   it("serves main's hello.txt from `orket sandbox up`, not the person's", function()
     local skip = H.no_node_sandbox()
     if skip then return pending(skip) end
