@@ -30,6 +30,12 @@ M.MAX_SCHEMA_DEPTH = 16
 M.MAX_DESCRIPTION = 2048
 M.RESULT_CAP = 65536        -- bytes of a result's text the model reads
 M.STDERR_KEEP = 2048        -- the end of a stdio server's stderr, for error messages
+-- Requests from the server (ping) are answered within bounds, each excess one a protocol
+-- error: a server sending them without end would otherwise grow our write queue (stdio,
+-- when it never reads) or our connections (HTTP: one POST per answer) without limit.
+M.SERVER_REQUESTS_PER_S = 20 -- answered in any one second
+M.MAX_UNREAD = 256 * 1024    -- stdio: bytes written and not yet read by the server
+M.MAX_ANSWERS_OUT = 4        -- HTTP: answers being POSTed at once
 -- A stdio server's rlimits: it lives as long as the engine, so a day of CPU; data 4 GiB
 M.LIMITS = { cpu_seconds = 86400, memory = 4 * 1024 * 1024 * 1024, open_files = 1024 }
 
@@ -209,12 +215,43 @@ function Conn:_dispatch(msg, kind)
     end
     return w.finish(msg.result)
   elseif kind == "request" then
+    local over = self:_over_answer_bounds()
+    if over then return self:_protocol_error(over) end
     -- a server asking us something: ping is answered; sampling, roots, elicitation are not offered
-    if msg.method == "ping" then return self:_send(rpc.result(msg.id, {})) end
-    return self:_send(rpc.error(msg.id, rpc.METHOD_NOT_FOUND, "not supported by this client: " .. msg.method:sub(1, 64)))
+    if msg.method == "ping" then return self:_answer(rpc.result(msg.id, {})) end
+    return self:_answer(rpc.error(msg.id, rpc.METHOD_NOT_FOUND, "not supported by this client: " .. msg.method:sub(1, 64)))
   elseif self.on_notify then
     self.on_notify(self, msg)
   end
+end
+
+-- Why a request from the server is not answered (see SERVER_REQUESTS_PER_S) | nil
+function Conn:_over_answer_bounds()
+  local t = now()
+  if not self.asked_at or t - self.asked_at >= 1000 then self.asked_at, self.asked = t, 0 end
+  self.asked = self.asked + 1
+  if self.asked > M.SERVER_REQUESTS_PER_S then
+    return "more than " .. M.SERVER_REQUESTS_PER_S .. " requests from the server in a second"
+  end
+  if self.spec.transport == "http" then
+    if (self.answers_out or 0) >= M.MAX_ANSWERS_OUT then
+      return "a request from the server while " .. M.MAX_ANSWERS_OUT .. " answers are still being sent"
+    end
+  elseif self.pipes and self.pipes[1]:get_write_queue_size() > M.MAX_UNREAD then
+    return "a request from the server while it leaves more than " .. M.MAX_UNREAD .. " bytes unread"
+  end
+end
+
+-- An answer to the server's request; over HTTP, counted while it is POSTed
+function Conn:_answer(msg)
+  if self.spec.transport ~= "http" then return self:_send(msg) end
+  self.answers_out = (self.answers_out or 0) + 1
+  task.spawn(function()
+    local ok, err = self:_post(rpc.encode(msg), self.spec.timeout_ms)
+    self.answers_out = self.answers_out - 1
+    if not ok then self.log { event = "mcp_error", server = self.name, message = tostring(err) } end
+  end)
+  return true
 end
 
 function Conn:_line(text)
@@ -346,11 +383,16 @@ function Conn:_post(text, timeout_ms)
     local ev, rerr, rcode = r:read()
     if ev == nil then return nil, "mcp." .. self.name .. ": " .. tostring(rerr), rcode or "EHTTP" end
     if not ev then break end
+    -- disconnected while this stream was read (it broke the protocol): the rest is not read
+    if self.state == "closed" then return nil, "mcp." .. self.name .. ": " .. tostring(self.why), "EDOWN" end
     for _, x in ipairs(ev) do
       if sse then
         local events
         events, buf = sse_events(buf .. x)
-        for _, d in ipairs(events) do self:_line(d) end
+        for _, d in ipairs(events) do
+          if self.state == "closed" then break end
+          self:_line(d)
+        end
       else
         parts[#parts + 1] = x
       end

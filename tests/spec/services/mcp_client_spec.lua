@@ -125,6 +125,74 @@ describe("orket.mcp.client", function()
     end)
   end)
 
+  it("answers a server's requests within bounds and disconnects one that floods them", function()
+    in_task(function()
+      local c, ok, err = connect("good")
+      assert.is_true(ok, err)
+      assert.equal("after the pings", c:call("ok", { m = "pings" }).result.text) -- a few are answered
+      assert.equal(0, c.bad)
+      local pid = c.pid
+      local r = c:call("ok", { m = "pingflood" })
+      assert.equal("EDOWN", r.code)
+      assert.matches("broke the protocol", r.error)
+      assert.matches("requests from the server", r.error)
+      H.wait_for(function() return not alive(pid) end, "the server's process to end", 500)
+    end)
+  end)
+
+  it("over HTTP, answers a stream of the server's requests with a few connections at once, then disconnects it", function()
+    local uv = require "luv"
+    local open, most, posts = 0, 0, 0
+    local srv = uv.new_tcp()
+    assert(srv:bind("127.0.0.1", 0))
+    local port = srv:getsockname().port
+    -- initialize: an event stream of 2000 pings, then the result; any other POST (the
+    -- answers) is held 200 ms before its 202, so that answers sent together overlap
+    srv:listen(64, function()
+      local sock = uv.new_tcp()
+      srv:accept(sock)
+      local buf = ""
+      sock:read_start(function(_, data)
+        if not data then sock:close() return end
+        buf = buf .. data
+        local head_end = buf:find("\r\n\r\n", 1, true)
+        if not head_end then return end
+        local len = tonumber(buf:sub(1, head_end):lower():match("content%-length:%s*(%d+)") or "0")
+        if #buf < head_end + 3 + len then return end
+        sock:read_stop()
+        local body = buf:sub(head_end + 4, head_end + 3 + len)
+        if body:find('"initialize"', 1, true) then
+          local ev = {}
+          for i = 1, 2000 do ev[i] = 'data: {"jsonrpc":"2.0","id":"p' .. i .. '","method":"ping"}\n\n' end
+          ev[#ev + 1] = 'data: {"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{}}}\n\n'
+          local text = table.concat(ev)
+          sock:write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: " .. #text
+            .. "\r\nConnection: close\r\n\r\n" .. text, function() sock:close() end)
+        else
+          posts, open = posts + 1, open + 1
+          most = math.max(most, open)
+          local t = uv.new_timer()
+          t:start(200, 0, function()
+            t:close()
+            open = open - 1
+            sock:write("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", function() sock:close() end)
+          end)
+        end
+      end)
+    end)
+    in_task(function()
+      local c = client.new({ name = "hh", transport = "http", url = "http://127.0.0.1:" .. port .. "/mcp", timeout_ms = 5000 },
+        { log = function() end })
+      local ok, err = c:start()
+      assert.is_nil(ok)
+      assert.matches("broke the protocol", err)
+      assert.is_true(most <= client.MAX_ANSWERS_OUT, "answers at once: " .. most)
+      assert.is_true(posts <= client.SERVER_REQUESTS_PER_S, "answers: " .. posts)
+      H.wait_for(function() require("orket.c.runtime").sleep(20) return open == 0 end, "the answers to end", 200)
+    end)
+    srv:close()
+  end)
+
   it("gives a server env = { NAME = secret \"S\" } from the project's store, masked, or refuses to start", function()
     local KEY = "store-key-8d1e0b"
     local dir = H.tmpdir()
