@@ -110,30 +110,41 @@ local function cap(s, n)
 end
 
 --- result_of(r) -> {ok=true, result={text=, structured=, resources=}} | {ok=false, error=, code=}:
---- a tools/call result as the model reads it, capped.
+--- a tool's result as the model reads it, capped: its texts, notes and resources together
+--- take RESULT_CAP bytes at most (however many items carry them), then one note of how many
+--- more items were left out.
 function M.result_of(r)
   if type(r) ~= "table" then return { ok = false, error = "the server's result is not an object", code = "EPROTO" } end
-  local texts, resources, left = {}, {}, M.RESULT_CAP
+  local texts, resources, left, omitted = {}, {}, M.RESULT_CAP, 0
+  local function str(v, n) return type(v) == "string" and v:sub(1, n) or nil end
   for _, c in ipairs(type(r.content) == "table" and r.content or {}) do
-    if type(c) == "table" then
-      if c.type == "text" and type(c.text) == "string" then
-        texts[#texts + 1] = cap(c.text, math.max(left, 0))
-        left = left - #c.text
-      elseif c.type == "resource" and type(c.resource) == "table" then
-        local res = c.resource
-        resources[#resources + 1] = { uri = type(res.uri) == "string" and res.uri:sub(1, 512) or nil,
-          mimeType = type(res.mimeType) == "string" and res.mimeType:sub(1, 128) or nil,
-          text = type(res.text) == "string" and cap(res.text, math.max(left, 0)) or nil,
-          blob_bytes = type(res.blob) == "string" and #res.blob or nil }
-        if type(res.text) == "string" then left = left - #res.text end
-      elseif c.type == "resource_link" then
-        resources[#resources + 1] = { uri = type(c.uri) == "string" and c.uri:sub(1, 512) or nil,
-          name = type(c.name) == "string" and c.name:sub(1, 256) or nil }
-      elseif c.type == "image" or c.type == "audio" then
-        texts[#texts + 1] = string.format("[%s content, %s, %d bytes of base64: not shown]", c.type,
-          type(c.mimeType) == "string" and c.mimeType:sub(1, 64) or "?", type(c.data) == "string" and #c.data or 0)
-      end
+    if type(c) ~= "table" then -- nothing to show
+    elseif left <= 0 then
+      omitted = omitted + 1
+    elseif c.type == "text" and type(c.text) == "string" then
+      local t = cap(c.text, left)
+      texts[#texts + 1] = t
+      left = left - #t - 2 -- and the line between two (\n, as JSON writes it)
+    elseif c.type == "resource" and type(c.resource) == "table" then
+      local res = c.resource
+      local e = { uri = str(res.uri, 512), mimeType = str(res.mimeType, 128), blob_bytes = type(res.blob) == "string" and #res.blob or nil }
+      left = left - #(e.uri or "") - #(e.mimeType or "") - 48
+      e.text = type(res.text) == "string" and cap(res.text, math.max(left, 0)) or nil
+      left = left - #(e.text or "")
+      resources[#resources + 1] = e
+    elseif c.type == "resource_link" then
+      local e = { uri = str(c.uri, 512), name = str(c.name, 256) }
+      resources[#resources + 1] = e
+      left = left - #(e.uri or "") - #(e.name or "") - 24
+    elseif c.type == "image" or c.type == "audio" then
+      local t = string.format("[%s content, %s, %d bytes of base64: not shown]", c.type,
+        str(c.mimeType, 64) or "?", type(c.data) == "string" and #c.data or 0)
+      texts[#texts + 1] = t
+      left = left - #t - 2 -- and the line between two (\n, as JSON writes it)
     end
+  end
+  if omitted > 0 then
+    texts[#texts + 1] = string.format("[... %d more content items omitted: the result's %d bytes are used up ...]", omitted, M.RESULT_CAP)
   end
   local text = table.concat(texts, "\n")
   if r.isError == true then

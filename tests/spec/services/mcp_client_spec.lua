@@ -235,6 +235,33 @@ describe("orket.mcp.client", function()
   end)
 end)
 
+describe("orket.mcp.client's results", function()
+  local cjson = require "cjson"
+
+  it("cap the whole result, however many items carry it, with one note of what was left out", function()
+    local function size(r) return #cjson.encode(r) end
+    for _, item in ipairs {
+      { type = "text", text = "x" }, { type = "image" }, { type = "audio", mimeType = "audio/wav", data = "AAAA" },
+      { type = "resource_link", uri = "file:///a/b", name = "b" },
+      { type = "resource", resource = { uri = "mem://r", mimeType = "text/plain", text = "hello" } },
+    } do
+      local content = {}
+      for i = 1, 150000 do content[i] = item end
+      local r = client.result_of { content = content }
+      assert.is_true(r.ok)
+      assert.is_true(size(r) < client.RESULT_CAP + 16384, item.type .. ": " .. size(r) .. " bytes")
+      assert.matches("%d+ more content items omitted", r.result.text, 1)
+    end
+    -- a long text is cut with the bytes it lost, the items after it counted
+    local r = client.result_of { content = { { type = "text", text = string.rep("y", 100000) }, { type = "text", text = "z" } } }
+    assert.matches("%[%.%.%. %d+ more bytes omitted %.%.%.%]", r.result.text)
+    assert.matches("1 more content items omitted", r.result.text, 1, true)
+    -- what fits is as it was
+    local small = client.result_of { content = { { type = "text", text = "a" }, { type = "image", mimeType = "image/png", data = "AA" } } }
+    assert.equal("a\n[image content, image/png, 2 bytes of base64: not shown]", small.result.text)
+  end)
+end)
+
 describe("orket.mcp.client's redaction", function()
   it("masks the values of a server's headers_env variables and env, bearer tokens and sk- keys", function()
     local c = client.new({ name = "w", transport = "http", url = "http://127.0.0.1:9/mcp",
