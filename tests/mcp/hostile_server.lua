@@ -24,6 +24,11 @@ if mode == "schemas" then
   TOOLS[#TOOLS + 1] = { name = "bad name!", description = "x", inputSchema = { type = "object" } }
 end
 
+local listed = 0
+if mode == "listloop" then
+  TOOLS[#TOOLS + 1] = { name = "bad name!", description = "x", inputSchema = { type = "object" } }
+end
+
 for line in io.lines() do
   local msg = cjson.decode(line)
   if msg.method == "initialize" then
@@ -35,7 +40,11 @@ for line in io.lines() do
         serverInfo = { name = "hostile", version = "1" } } }
     end
   elseif msg.method == "tools/list" then
+    listed = listed + 1
+    TOOLS[1].description = mode == "listloop" and ("listed " .. listed) or TOOLS[1].description
     send { jsonrpc = "2.0", id = msg.id, result = { tools = TOOLS } }
+    -- listloop: the list changed, every time it is asked for
+    if mode == "listloop" then send { jsonrpc = "2.0", method = "notifications/tools/list_changed" } end
   elseif msg.method == "tools/call" then
     local m = msg.params.arguments.m
     if m == "silent" then

@@ -79,17 +79,21 @@ end
 
 --- tools_of(list) -> kept {name=, description=, schema=, compiled=}..., refused {name=, why=}...
 function M.tools_of(list)
-  local kept, refused, seen = {}, {}, {}
+  local kept, refused, seen, as = {}, {}, {}, {} -- as: the names kept, by their Orket spelling
   for _, t in ipairs(type(list) == "table" and list or {}) do
     local name = type(t) == "table" and t.name
     if type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
       refused[#refused + 1] = { name = tostring(name):sub(1, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
     elseif seen[name] then
       refused[#refused + 1] = { name = name, why = "listed twice" }
+    elseif as[name:gsub("%-", "_")] then
+      -- a "-" reads "_" in Orket's name for it: the later one would shadow the first unseen
+      refused[#refused + 1] = { name = name, why = "its Orket name is the one of " .. as[name:gsub("%-", "_")]
+        .. ", listed before it (a - reads _)" }
     elseif #kept >= M.MAX_TOOLS then
       refused[#refused + 1] = { name = name, why = "more than " .. M.MAX_TOOLS .. " tools" }
     else
-      seen[name] = true
+      seen[name], as[name:gsub("%-", "_")] = true, name
       local compiled, why = check_schema(t.inputSchema)
       if not compiled then
         refused[#refused + 1] = { name = name, why = why }
@@ -166,11 +170,12 @@ end
 --- absolute dir a stdio server runs in and may write (default: its own temp dir, a scratch
 --- directory nothing else reads), env=fn(name) for headers_env, log=fn(fields),
 --- on_notify=fn(conn, msg), on_close=fn(conn, why), limits= the runner's limits instead of
---- M.LIMITS}
+--- M.LIMITS, refusals= a table the connections of one server share: the refused tools last
+--- logged}
 function M.new(spec, o)
   o = o or {}
   local self = setmetatable({ spec = spec, name = spec.name, cwd = o.cwd, getenv = o.env or os.getenv, limits = o.limits,
-    on_notify = o.on_notify, on_close = o.on_close,
+    on_notify = o.on_notify, on_close = o.on_close, refusals = o.refusals or {},
     pending = {}, next_id = 0, bad = 0, state = "new", stderr_tail = "" }, Conn)
   local log = o.log or function() end
   -- a server's text (errors, stderr) may quote what it was given: never logged as it came
@@ -561,8 +566,16 @@ function Conn:list_tools()
     if not cursor or #all > M.MAX_TOOLS * 2 then break end
   end
   self.tools, self.refused = M.tools_of(all)
-  for _, f in ipairs(self.refused) do
-    self.log { event = "mcp_tool_refused", server = self.name, tool = f.name, message = f.why }
+  -- said once, and again only when it changes: a server listing again and again (or each
+  -- card's process of it) would otherwise repeat the same lines without end
+  local parts = {}
+  for _, f in ipairs(self.refused) do parts[#parts + 1] = f.name .. "\0" .. f.why end
+  local said = table.concat(parts, "\n")
+  if said ~= self.refusals.said then
+    self.refusals.said = said
+    for _, f in ipairs(self.refused) do
+      self.log { event = "mcp_tool_refused", server = self.name, tool = f.name, message = f.why }
+    end
   end
   return true
 end

@@ -312,6 +312,41 @@ describe("orket.mcp.manager", function()
   end)
 end)
 
+describe("orket.mcp.manager's listings", function()
+  after_each(H.cleanup)
+
+  it("lists again on tools/list_changed at most once an interval, and logs a refused tool once", function()
+    in_task(function()
+      local manager = require "orket.mcp.manager"
+      local saved = manager.RELIST_MS
+      manager.RELIST_MS = 300
+      local refusals = 0
+      local m = manager.new(assert(require("orket.settings.mcp").section { servers = {
+        h = { command = { H.BIN, "lua", SERVER, "listloop" }, read_only = { H.ROOT }, timeout_ms = 10000 } } }),
+        { cwd = H.tmpdir(), log = function(f) if f.event == "mcp_tool_refused" then refusals = refusals + 1 end end })
+      assert.same({}, m:start())
+      require("orket.c.runtime").sleep(1000)
+      local n = tonumber(m:get("h__ok").description:match("listed (%d+)"))
+      m:close()
+      manager.RELIST_MS = saved
+      assert.is_true(n >= 2 and n <= 5, "listings in a second: " .. n) -- the server asked for one after each
+      assert.equal(1, refusals) -- "bad name!", as often as it was listed
+    end)
+  end)
+
+  it("refuses a tool whose Orket name is another's (a - reads _), by name", function()
+    local S = { type = "object" }
+    local kept, refused = client.tools_of { { name = "a-b", inputSchema = S }, { name = "a_b", inputSchema = S },
+      { name = "c_d", inputSchema = S }, { name = "c-d", inputSchema = S } }
+    assert.same({ "a-b", "c_d" }, { kept[1].name, kept[2].name })
+    assert.equal(2, #kept)
+    assert.equal("a_b", refused[1].name)
+    assert.matches("the one of a%-b", refused[1].why)
+    assert.equal("c-d", refused[2].name)
+    assert.matches("the one of c_d", refused[2].why)
+  end)
+end)
+
 describe("orket.lua's mcp section on a hot reload", function()
   after_each(H.cleanup)
 
