@@ -392,6 +392,29 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     assert.equal(0, s.stop())
   end)
 
+  it("counts each message of a batch against the key's rate limit", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "key_rate=0.01,key_burst=10" } })
+    local _, doc, hdrs = post(s, viewer, (INIT:gsub("2025%-11%-25", "2025-03-26"))) -- a token
+    assert.equal("2025-03-26", doc.result.protocolVersion)
+    local old = { "Mcp-Session-Id: " .. hdrs["mcp-session-id"], "MCP-Protocol-Version: 2025-03-26" }
+    local parts = {}
+    for i = 1, 20 do parts[i] = call("get_card", { id = "NOTES-1" }):gsub('"id":7', '"id":' .. i) end
+    local st, answers = post(s, viewer, "[" .. table.concat(parts, ",") .. "]", old)
+    assert.equal(200, st)
+    assert.equal(20, #answers)
+    -- the request's token and eight more: the other eleven are refused, not run
+    for i = 1, 9 do assert.equal("NOTES-1", answers[i].result.structuredContent.card.id, i) end
+    for i = 10, 20 do
+      assert.equal(i, answers[i].id)
+      assert.equal(-32029, answers[i].error.code)
+    end
+    -- and the key has none left for its next request
+    assert.equal(429, (post(s, viewer, '{"jsonrpc":"2.0","id":1,"method":"ping"}', old)))
+    assert.equal(0, s.stop())
+  end)
+
   it("acts in a session with its person's role as it is at each request, not as it was at initialize", function()
     local dir = H.example("notes")
     local r = H.orket("users add bob --role operator --password-env PW", { cwd = dir, env = { PW = "correct horse battery" } })

@@ -24,6 +24,11 @@ if mode == "schemas" then
   TOOLS[#TOOLS + 1] = { name = "bad name!", description = "x", inputSchema = { type = "object" } }
 end
 
+local listed = 0
+if mode == "listloop" then
+  TOOLS[#TOOLS + 1] = { name = "bad name!", description = "x", inputSchema = { type = "object" } }
+end
+
 for line in io.lines() do
   local msg = cjson.decode(line)
   if msg.method == "initialize" then
@@ -35,7 +40,11 @@ for line in io.lines() do
         serverInfo = { name = "hostile", version = "1" } } }
     end
   elseif msg.method == "tools/list" then
+    listed = listed + 1
+    TOOLS[1].description = mode == "listloop" and ("listed " .. listed) or TOOLS[1].description
     send { jsonrpc = "2.0", id = msg.id, result = { tools = TOOLS } }
+    -- listloop: the list changed, every time it is asked for
+    if mode == "listloop" then send { jsonrpc = "2.0", method = "notifications/tools/list_changed" } end
   elseif msg.method == "tools/call" then
     local m = msg.params.arguments.m
     if m == "silent" then
@@ -60,6 +69,10 @@ for line in io.lines() do
     elseif m == "leak_die" then
       io.stderr:write("fatal: bad key ", tostring(os.getenv("HOSTILE_KEY")), "\n")
       os.exit(4)
+    elseif m == "pings" or m == "pingflood" then
+      -- requests to the client, its answers not read meanwhile: a few, or a flood
+      for i = 1, m == "pings" and 5 or 5000 do send { jsonrpc = "2.0", id = "p" .. i, method = "ping" } end
+      send { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "after the pings" } } } }
     elseif m == "notify" then
       for _ = 1, 1000 do send { jsonrpc = "2.0", method = "notifications/progress", params = { progressToken = 1, progress = 1 } } end
       send { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "after the flood" } } } }
@@ -67,7 +80,7 @@ for line in io.lines() do
       send { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "got " .. tostring(m) } },
         structuredContent = { m = m } } }
     end
-  elseif msg.id then
+  elseif msg.id and msg.method then -- (the client's answers to its pings: nothing to say)
     send { jsonrpc = "2.0", id = msg.id, result = {} }
   end
 end

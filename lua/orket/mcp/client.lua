@@ -30,6 +30,12 @@ M.MAX_SCHEMA_DEPTH = 16
 M.MAX_DESCRIPTION = 2048
 M.RESULT_CAP = 65536        -- bytes of a result's text the model reads
 M.STDERR_KEEP = 2048        -- the end of a stdio server's stderr, for error messages
+-- Requests from the server (ping) are answered within bounds, each excess one a protocol
+-- error: a server sending them without end would otherwise grow our write queue (stdio,
+-- when it never reads) or our connections (HTTP: one POST per answer) without limit.
+M.SERVER_REQUESTS_PER_S = 20 -- answered in any one second
+M.MAX_UNREAD = 256 * 1024    -- stdio: bytes written and not yet read by the server
+M.MAX_ANSWERS_OUT = 4        -- HTTP: answers being POSTed at once
 -- A stdio server's rlimits: it lives as long as the engine, so a day of CPU; data 4 GiB
 M.LIMITS = { cpu_seconds = 86400, memory = 4 * 1024 * 1024 * 1024, open_files = 1024 }
 
@@ -73,17 +79,21 @@ end
 
 --- tools_of(list) -> kept {name=, description=, schema=, compiled=}..., refused {name=, why=}...
 function M.tools_of(list)
-  local kept, refused, seen = {}, {}, {}
+  local kept, refused, seen, as = {}, {}, {}, {} -- as: the names kept, by their Orket spelling
   for _, t in ipairs(type(list) == "table" and list or {}) do
     local name = type(t) == "table" and t.name
     if type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
       refused[#refused + 1] = { name = tostring(name):sub(1, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
     elseif seen[name] then
       refused[#refused + 1] = { name = name, why = "listed twice" }
+    elseif as[name:gsub("%-", "_")] then
+      -- a "-" reads "_" in Orket's name for it: the later one would shadow the first unseen
+      refused[#refused + 1] = { name = name, why = "its Orket name is the one of " .. as[name:gsub("%-", "_")]
+        .. ", listed before it (a - reads _)" }
     elseif #kept >= M.MAX_TOOLS then
       refused[#refused + 1] = { name = name, why = "more than " .. M.MAX_TOOLS .. " tools" }
     else
-      seen[name] = true
+      seen[name], as[name:gsub("%-", "_")] = true, name
       local compiled, why = check_schema(t.inputSchema)
       if not compiled then
         refused[#refused + 1] = { name = name, why = why }
@@ -104,30 +114,41 @@ local function cap(s, n)
 end
 
 --- result_of(r) -> {ok=true, result={text=, structured=, resources=}} | {ok=false, error=, code=}:
---- a tools/call result as the model reads it, capped.
+--- a tool's result as the model reads it, capped: its texts, notes and resources together
+--- take RESULT_CAP bytes at most (however many items carry them), then one note of how many
+--- more items were left out.
 function M.result_of(r)
   if type(r) ~= "table" then return { ok = false, error = "the server's result is not an object", code = "EPROTO" } end
-  local texts, resources, left = {}, {}, M.RESULT_CAP
+  local texts, resources, left, omitted = {}, {}, M.RESULT_CAP, 0
+  local function str(v, n) return type(v) == "string" and v:sub(1, n) or nil end
   for _, c in ipairs(type(r.content) == "table" and r.content or {}) do
-    if type(c) == "table" then
-      if c.type == "text" and type(c.text) == "string" then
-        texts[#texts + 1] = cap(c.text, math.max(left, 0))
-        left = left - #c.text
-      elseif c.type == "resource" and type(c.resource) == "table" then
-        local res = c.resource
-        resources[#resources + 1] = { uri = type(res.uri) == "string" and res.uri:sub(1, 512) or nil,
-          mimeType = type(res.mimeType) == "string" and res.mimeType:sub(1, 128) or nil,
-          text = type(res.text) == "string" and cap(res.text, math.max(left, 0)) or nil,
-          blob_bytes = type(res.blob) == "string" and #res.blob or nil }
-        if type(res.text) == "string" then left = left - #res.text end
-      elseif c.type == "resource_link" then
-        resources[#resources + 1] = { uri = type(c.uri) == "string" and c.uri:sub(1, 512) or nil,
-          name = type(c.name) == "string" and c.name:sub(1, 256) or nil }
-      elseif c.type == "image" or c.type == "audio" then
-        texts[#texts + 1] = string.format("[%s content, %s, %d bytes of base64: not shown]", c.type,
-          type(c.mimeType) == "string" and c.mimeType:sub(1, 64) or "?", type(c.data) == "string" and #c.data or 0)
-      end
+    if type(c) ~= "table" then -- nothing to show
+    elseif left <= 0 then
+      omitted = omitted + 1
+    elseif c.type == "text" and type(c.text) == "string" then
+      local t = cap(c.text, left)
+      texts[#texts + 1] = t
+      left = left - #t - 2 -- and the line between two (\n, as JSON writes it)
+    elseif c.type == "resource" and type(c.resource) == "table" then
+      local res = c.resource
+      local e = { uri = str(res.uri, 512), mimeType = str(res.mimeType, 128), blob_bytes = type(res.blob) == "string" and #res.blob or nil }
+      left = left - #(e.uri or "") - #(e.mimeType or "") - 48
+      e.text = type(res.text) == "string" and cap(res.text, math.max(left, 0)) or nil
+      left = left - #(e.text or "")
+      resources[#resources + 1] = e
+    elseif c.type == "resource_link" then
+      local e = { uri = str(c.uri, 512), name = str(c.name, 256) }
+      resources[#resources + 1] = e
+      left = left - #(e.uri or "") - #(e.name or "") - 24
+    elseif c.type == "image" or c.type == "audio" then
+      local t = string.format("[%s content, %s, %d bytes of base64: not shown]", c.type,
+        str(c.mimeType, 64) or "?", type(c.data) == "string" and #c.data or 0)
+      texts[#texts + 1] = t
+      left = left - #t - 2 -- and the line between two (\n, as JSON writes it)
     end
+  end
+  if omitted > 0 then
+    texts[#texts + 1] = string.format("[... %d more content items omitted: the result's %d bytes are used up ...]", omitted, M.RESULT_CAP)
   end
   local text = table.concat(texts, "\n")
   if r.isError == true then
@@ -149,11 +170,12 @@ end
 --- absolute dir a stdio server runs in and may write (default: its own temp dir, a scratch
 --- directory nothing else reads), env=fn(name) for headers_env, log=fn(fields),
 --- on_notify=fn(conn, msg), on_close=fn(conn, why), limits= the runner's limits instead of
---- M.LIMITS}
+--- M.LIMITS, refusals= a table the connections of one server share: the refused tools last
+--- logged}
 function M.new(spec, o)
   o = o or {}
   local self = setmetatable({ spec = spec, name = spec.name, cwd = o.cwd, getenv = o.env or os.getenv, limits = o.limits,
-    on_notify = o.on_notify, on_close = o.on_close,
+    on_notify = o.on_notify, on_close = o.on_close, refusals = o.refusals or {},
     pending = {}, next_id = 0, bad = 0, state = "new", stderr_tail = "" }, Conn)
   local log = o.log or function() end
   -- a server's text (errors, stderr) may quote what it was given: never logged as it came
@@ -209,12 +231,43 @@ function Conn:_dispatch(msg, kind)
     end
     return w.finish(msg.result)
   elseif kind == "request" then
+    local over = self:_over_answer_bounds()
+    if over then return self:_protocol_error(over) end
     -- a server asking us something: ping is answered; sampling, roots, elicitation are not offered
-    if msg.method == "ping" then return self:_send(rpc.result(msg.id, {})) end
-    return self:_send(rpc.error(msg.id, rpc.METHOD_NOT_FOUND, "not supported by this client: " .. msg.method:sub(1, 64)))
+    if msg.method == "ping" then return self:_answer(rpc.result(msg.id, {})) end
+    return self:_answer(rpc.error(msg.id, rpc.METHOD_NOT_FOUND, "not supported by this client: " .. msg.method:sub(1, 64)))
   elseif self.on_notify then
     self.on_notify(self, msg)
   end
+end
+
+-- Why a request from the server is not answered (see SERVER_REQUESTS_PER_S) | nil
+function Conn:_over_answer_bounds()
+  local t = now()
+  if not self.asked_at or t - self.asked_at >= 1000 then self.asked_at, self.asked = t, 0 end
+  self.asked = self.asked + 1
+  if self.asked > M.SERVER_REQUESTS_PER_S then
+    return "more than " .. M.SERVER_REQUESTS_PER_S .. " requests from the server in a second"
+  end
+  if self.spec.transport == "http" then
+    if (self.answers_out or 0) >= M.MAX_ANSWERS_OUT then
+      return "a request from the server while " .. M.MAX_ANSWERS_OUT .. " answers are still being sent"
+    end
+  elseif self.pipes and self.pipes[1]:get_write_queue_size() > M.MAX_UNREAD then
+    return "a request from the server while it leaves more than " .. M.MAX_UNREAD .. " bytes unread"
+  end
+end
+
+-- An answer to the server's request; over HTTP, counted while it is POSTed
+function Conn:_answer(msg)
+  if self.spec.transport ~= "http" then return self:_send(msg) end
+  self.answers_out = (self.answers_out or 0) + 1
+  task.spawn(function()
+    local ok, err = self:_post(rpc.encode(msg), self.spec.timeout_ms)
+    self.answers_out = self.answers_out - 1
+    if not ok then self.log { event = "mcp_error", server = self.name, message = tostring(err) } end
+  end)
+  return true
 end
 
 function Conn:_line(text)
@@ -346,11 +399,16 @@ function Conn:_post(text, timeout_ms)
     local ev, rerr, rcode = r:read()
     if ev == nil then return nil, "mcp." .. self.name .. ": " .. tostring(rerr), rcode or "EHTTP" end
     if not ev then break end
+    -- disconnected while this stream was read (it broke the protocol): the rest is not read
+    if self.state == "closed" then return nil, "mcp." .. self.name .. ": " .. tostring(self.why), "EDOWN" end
     for _, x in ipairs(ev) do
       if sse then
         local events
         events, buf = sse_events(buf .. x)
-        for _, d in ipairs(events) do self:_line(d) end
+        for _, d in ipairs(events) do
+          if self.state == "closed" then break end
+          self:_line(d)
+        end
       else
         parts[#parts + 1] = x
       end
@@ -508,8 +566,16 @@ function Conn:list_tools()
     if not cursor or #all > M.MAX_TOOLS * 2 then break end
   end
   self.tools, self.refused = M.tools_of(all)
-  for _, f in ipairs(self.refused) do
-    self.log { event = "mcp_tool_refused", server = self.name, tool = f.name, message = f.why }
+  -- said once, and again only when it changes: a server listing again and again (or each
+  -- card's process of it) would otherwise repeat the same lines without end
+  local parts = {}
+  for _, f in ipairs(self.refused) do parts[#parts + 1] = f.name .. "\0" .. f.why end
+  local said = table.concat(parts, "\n")
+  if said ~= self.refusals.said then
+    self.refusals.said = said
+    for _, f in ipairs(self.refused) do
+      self.log { event = "mcp_tool_refused", server = self.name, tool = f.name, message = f.why }
+    end
   end
   return true
 end

@@ -19,6 +19,9 @@ local settings = require "orket.settings"
 local M = {}
 
 M.BACKOFF_MS = { 500, 1000, 2000, 5000, 10000, 30000 }
+-- notifications/tools/list_changed lists a server's tools again at most once in this long:
+-- a server sending it after every listing would otherwise keep Orket listing without pause
+M.RELIST_MS = 2000
 
 local Manager = {}
 Manager.__index = Manager
@@ -30,7 +33,7 @@ function M.new(section, o)
     by_tool = {}, defs = {} }, Manager)
   for _, name in ipairs(section and section.names or {}) do
     self.names[#self.names + 1] = name
-    self.servers[name] = { spec = section.servers[name], state = "stopped", failures = 0, tools = {} }
+    self.servers[name] = { spec = section.servers[name], state = "stopped", failures = 0, tools = {}, refusals = {} }
   end
   return self
 end
@@ -57,15 +60,9 @@ function Manager:_connect(name)
   if self.closed then return end
   s.state = "starting"
   local conn = client.new(s.spec, { log = self.log,
+    refusals = s.refusals,
     on_notify = function(c, msg)
-      if msg.method == "notifications/tools/list_changed" and c == s.conn and not s.relisting then
-        s.relisting = true
-        task.spawn(function()
-          local ok, err = c:list_tools()
-          s.relisting = false
-          if ok then self:_index(name) else self.log { event = "mcp_error", server = name, message = tostring(err) } end
-        end)
-      end
+      if msg.method == "notifications/tools/list_changed" and c == s.conn then self:_relist(name) end
     end,
     on_close = function(c, why)
       if c ~= s.conn then return end
@@ -76,7 +73,7 @@ function Manager:_connect(name)
   s.conn = conn
   local ok, err = conn:start()
   if ok then
-    s.state, s.failures, s.why = "ready", 0, nil
+    s.state, s.failures, s.why, s.listed_at = "ready", 0, nil, uv.now()
     self:_index(name)
     self.log { event = "mcp_ready", server = name, tools = #conn.tools }
   elseif s.conn == conn then
@@ -85,6 +82,34 @@ function Manager:_connect(name)
     self:_restart(name)
   end
   return ok, err
+end
+
+-- notifications/tools/list_changed: the tools listed again, RELIST_MS after the last listing
+-- ended at the soonest; those that come meanwhile make one listing more, not one each.
+function Manager:_relist(name)
+  local s = self.servers[name]
+  s.relist_wanted = true
+  if s.relisting or s.relist_timer or self.closed then return end
+  local wait = math.max(0, (s.listed_at or 0) + M.RELIST_MS - uv.now())
+  s.relist_timer = uv.new_timer()
+  s.relist_timer:start(wait, 0, function()
+    s.relist_timer:close()
+    s.relist_timer = nil
+    local c = s.conn
+    if self.closed or not c or not s.relist_wanted then return end
+    s.relist_wanted, s.relisting = false, true
+    task.spawn(function()
+      local ok, err = c:list_tools()
+      s.relisting, s.listed_at = false, uv.now()
+      if c ~= s.conn or self.closed then return end
+      if ok then self:_index(name) else self.log { event = "mcp_error", server = name, message = tostring(err) } end
+      if s.relist_wanted then self:_relist(name) end
+    end)
+  end)
+end
+
+local function stop_relist(s)
+  if s.relist_timer then s.relist_timer:close() s.relist_timer = nil end
 end
 
 -- After a failure: wait (longer each time it fails again), then connect anew.
@@ -140,7 +165,7 @@ function Manager:_card_conn(s, where)
     c = nil
   end
   if not c then
-    c = client.new(s.spec, { cwd = where.cwd, log = self.log, on_close = function(conn)
+    c = client.new(s.spec, { cwd = where.cwd, log = self.log, refusals = s.refusals, on_close = function(conn)
       if s.cards and s.cards[where.key] == conn then s.cards[where.key] = nil end
     end })
     s.cards[where.key] = c
@@ -208,6 +233,7 @@ function Manager:close()
   for _, name in ipairs(self.names) do
     local s = self.servers[name]
     if s.timer then s.timer:close() s.timer = nil end
+    stop_relist(s)
     close_cards(s, nil, "stopped")
     local c = s.conn
     s.conn, s.state = nil, "stopped"
@@ -263,6 +289,7 @@ function Manager:reconfigure(section)
     local w = want[name]
     if not w or jsonout.encode(w) ~= jsonout.encode(s.spec) then
       if s.timer then s.timer:close() s.timer = nil end
+      stop_relist(s)
       close_cards(s, nil, "orket.lua changed")
       local c = s.conn
       s.conn = nil
@@ -275,7 +302,7 @@ function Manager:reconfigure(section)
   for _, name in ipairs(section and section.names or {}) do
     self.names[#self.names + 1] = name
     if not self.servers[name] then
-      self.servers[name] = { spec = want[name], state = "stopped", failures = 0, tools = {} }
+      self.servers[name] = { spec = want[name], state = "stopped", failures = 0, tools = {}, refusals = {} }
       task.spawn(self._connect, self, name)
     end
   end

@@ -388,6 +388,11 @@ function Server:_dispatch(req, ctx)
       local kok, kretry = self.by_key:take(who.id, now_ms())
       if not kok then return too_many(req, ctx, kretry, "requests with this key") end
     end
+    -- a request that carries more (an MCP batch's messages) takes a token for each of them
+    ctx.take_more = function()
+      local t = now_ms()
+      return self.by_addr:take(remote, t) and (not who.id or self.by_key:take(who.id, t)) or false
+    end
   end
   if req.too_large then return fail(req, ctx, 413, "too_large", "the request body is larger than the server accepts") end
   local query, bad = router_mod.query(req.query)

@@ -13,6 +13,7 @@ local jsonout = require "orket.jsonout"
 local auth = require "orket.serve.auth"
 local routes = require "orket.serve.routes"
 local uv = require "luv"
+local rt = require "orket.c.runtime"
 
 local M = {}
 
@@ -144,7 +145,9 @@ local function batch(req, ctx, text)
       "batches are not part of MCP since 2025-06-18: send one message at a time"))
   end
   ctx.note = "mcp batch"
-  local out = entry.s:handle_batch(text)
+  -- each message after the first takes a request's token (the first took the request's),
+  -- and the loop's other requests go between them
+  local out = entry.s:handle_batch(text, { take = ctx.take_more, pause = function() rt.sleep(0) end })
   if not out then return accepted(req, ctx) end
   return reply(req, ctx, 200, out)
 end

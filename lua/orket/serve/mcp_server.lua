@@ -485,26 +485,52 @@ local BATCHES = { ["2025-03-26"] = true }
 --- session:takes_batches() -> whether this session's version has JSON-RPC batches
 function M:takes_batches() return BATCHES[self.version] == true end
 
---- session:handle_batch(text) -> response text | nil: a batch in (initialize may not be in
---- one), the array of its answers out, in order; nil when it held only notifications and
---- responses.
-function M:handle_batch(text)
+-- A batch's answer is built in memory and sent whole: once its answers so far reach this,
+-- the messages left are not run (each request answered BATCH_TOO_LARGE), so that one batch
+-- of large reads cannot hold the server's memory (the answer is at most this plus one answer).
+M.BATCH_ANSWER_CAP = rpc.MAX_MESSAGE
+M.RATE_LIMITED = -32029      -- implementation-defined range: a batch's message past the key's rate
+M.BATCH_TOO_LARGE = -32013   -- a batch's message not run: the answer reached BATCH_ANSWER_CAP
+
+--- session:handle_batch(text [, o]) -> response text | nil: a batch in (initialize may not be
+--- in one), the array of its answers out, in order; nil when it held only notifications and
+--- responses. o: {take = fn() -> whether the message after the first may run (a rate
+--- limit's token; once one is refused, so are the rest), pause = fn() called between
+--- messages (the HTTP server yields to its loop there), cap = bytes (BATCH_ANSWER_CAP)}
+function M:handle_batch(text, o)
+  o = o or {}
   local items, e = rpc.decode_batch(text)
   if not items then return rpc.encode(rpc.error(e.id, e.code, e.message)) end
-  local out = {}
-  for _, it in ipairs(items) do
+  local cap = o.cap or M.BATCH_ANSWER_CAP
+  local out, size, limited, full = {}, 2, false, false
+  for i, it in ipairs(items) do
+    if i > 1 then
+      if o.pause then o.pause() end
+      if not limited and not full and o.take and not o.take() then limited = true end
+    end
+    local id = it.err and it.err.id or (it.kind == "request" and it.msg.id) or nil
     local res
-    if it.err then
+    if limited then
+      -- a notification past the limit is dropped, as one after the cap: it asks for no answer
+      if id ~= nil then res = rpc.error(id, M.RATE_LIMITED, "rate limited: this batch's messages from here on went past the requests allowed to this key; they were not run (send them again later)") end
+    elseif full then
+      if id ~= nil then res = rpc.error(id, M.BATCH_TOO_LARGE, "this batch's answer reached " .. cap .. " bytes: the messages from here on were not run (send them again, or alone)") end
+    elseif it.err then
       res = rpc.error(it.err.id, it.err.code, it.err.message)
     elseif it.kind == "request" and it.msg.method == "initialize" then
       res = rpc.error(it.msg.id, rpc.INVALID_REQUEST, "initialize may not be part of a batch")
     else
       res = self:handle(it.msg, it.kind)
     end
-    out[#out + 1] = res
+    if res then
+      local enc = jsonout.encode(res)
+      out[#out + 1] = enc
+      size = size + #enc + 1
+      if size >= cap then full = true end
+    end
   end
   if #out == 0 then return nil end
-  return jsonout.encode(jsonout.array(out))
+  return "[" .. table.concat(out, ",") .. "]"
 end
 
 --- session:handle_text(line) -> response text | nil: one message as text in, one out (a

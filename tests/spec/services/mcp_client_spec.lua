@@ -125,6 +125,74 @@ describe("orket.mcp.client", function()
     end)
   end)
 
+  it("answers a server's requests within bounds and disconnects one that floods them", function()
+    in_task(function()
+      local c, ok, err = connect("good")
+      assert.is_true(ok, err)
+      assert.equal("after the pings", c:call("ok", { m = "pings" }).result.text) -- a few are answered
+      assert.equal(0, c.bad)
+      local pid = c.pid
+      local r = c:call("ok", { m = "pingflood" })
+      assert.equal("EDOWN", r.code)
+      assert.matches("broke the protocol", r.error)
+      assert.matches("requests from the server", r.error)
+      H.wait_for(function() return not alive(pid) end, "the server's process to end", 500)
+    end)
+  end)
+
+  it("over HTTP, answers a stream of the server's requests with a few connections at once, then disconnects it", function()
+    local uv = require "luv"
+    local open, most, posts = 0, 0, 0
+    local srv = uv.new_tcp()
+    assert(srv:bind("127.0.0.1", 0))
+    local port = srv:getsockname().port
+    -- initialize: an event stream of 2000 pings, then the result; any other POST (the
+    -- answers) is held 200 ms before its 202, so that answers sent together overlap
+    srv:listen(64, function()
+      local sock = uv.new_tcp()
+      srv:accept(sock)
+      local buf = ""
+      sock:read_start(function(_, data)
+        if not data then sock:close() return end
+        buf = buf .. data
+        local head_end = buf:find("\r\n\r\n", 1, true)
+        if not head_end then return end
+        local len = tonumber(buf:sub(1, head_end):lower():match("content%-length:%s*(%d+)") or "0")
+        if #buf < head_end + 3 + len then return end
+        sock:read_stop()
+        local body = buf:sub(head_end + 4, head_end + 3 + len)
+        if body:find('"initialize"', 1, true) then
+          local ev = {}
+          for i = 1, 2000 do ev[i] = 'data: {"jsonrpc":"2.0","id":"p' .. i .. '","method":"ping"}\n\n' end
+          ev[#ev + 1] = 'data: {"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","capabilities":{}}}\n\n'
+          local text = table.concat(ev)
+          sock:write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: " .. #text
+            .. "\r\nConnection: close\r\n\r\n" .. text, function() sock:close() end)
+        else
+          posts, open = posts + 1, open + 1
+          most = math.max(most, open)
+          local t = uv.new_timer()
+          t:start(200, 0, function()
+            t:close()
+            open = open - 1
+            sock:write("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", function() sock:close() end)
+          end)
+        end
+      end)
+    end)
+    in_task(function()
+      local c = client.new({ name = "hh", transport = "http", url = "http://127.0.0.1:" .. port .. "/mcp", timeout_ms = 5000 },
+        { log = function() end })
+      local ok, err = c:start()
+      assert.is_nil(ok)
+      assert.matches("broke the protocol", err)
+      assert.is_true(most <= client.MAX_ANSWERS_OUT, "answers at once: " .. most)
+      assert.is_true(posts <= client.SERVER_REQUESTS_PER_S, "answers: " .. posts)
+      H.wait_for(function() require("orket.c.runtime").sleep(20) return open == 0 end, "the answers to end", 200)
+    end)
+    srv:close()
+  end)
+
   it("gives a server env = { NAME = secret \"S\" } from the project's store, masked, or refuses to start", function()
     local KEY = "store-key-8d1e0b"
     local dir = H.tmpdir()
@@ -164,6 +232,33 @@ describe("orket.mcp.client", function()
       assert.is_nil(c.why:find(KEY, 1, true))
       for _, f in ipairs(logs) do assert.is_nil(tostring(f.message):find(KEY, 1, true)) end
     end)
+  end)
+end)
+
+describe("orket.mcp.client's results", function()
+  local cjson = require "cjson"
+
+  it("cap the whole result, however many items carry it, with one note of what was left out", function()
+    local function size(r) return #cjson.encode(r) end
+    for _, item in ipairs {
+      { type = "text", text = "x" }, { type = "image" }, { type = "audio", mimeType = "audio/wav", data = "AAAA" },
+      { type = "resource_link", uri = "file:///a/b", name = "b" },
+      { type = "resource", resource = { uri = "mem://r", mimeType = "text/plain", text = "hello" } },
+    } do
+      local content = {}
+      for i = 1, 150000 do content[i] = item end
+      local r = client.result_of { content = content }
+      assert.is_true(r.ok)
+      assert.is_true(size(r) < client.RESULT_CAP + 16384, item.type .. ": " .. size(r) .. " bytes")
+      assert.matches("%d+ more content items omitted", r.result.text, 1)
+    end
+    -- a long text is cut with the bytes it lost, the items after it counted
+    local r = client.result_of { content = { { type = "text", text = string.rep("y", 100000) }, { type = "text", text = "z" } } }
+    assert.matches("%[%.%.%. %d+ more bytes omitted %.%.%.%]", r.result.text)
+    assert.matches("1 more content items omitted", r.result.text, 1, true)
+    -- what fits is as it was
+    local small = client.result_of { content = { { type = "text", text = "a" }, { type = "image", mimeType = "image/png", data = "AA" } } }
+    assert.equal("a\n[image content, image/png, 2 bytes of base64: not shown]", small.result.text)
   end)
 end)
 
@@ -214,6 +309,41 @@ describe("orket.mcp.manager", function()
       m:close()
       assert.equal("stopped", m:status()[1].state)
     end)
+  end)
+end)
+
+describe("orket.mcp.manager's listings", function()
+  after_each(H.cleanup)
+
+  it("lists again on tools/list_changed at most once an interval, and logs a refused tool once", function()
+    in_task(function()
+      local manager = require "orket.mcp.manager"
+      local saved = manager.RELIST_MS
+      manager.RELIST_MS = 300
+      local refusals = 0
+      local m = manager.new(assert(require("orket.settings.mcp").section { servers = {
+        h = { command = { H.BIN, "lua", SERVER, "listloop" }, read_only = { H.ROOT }, timeout_ms = 10000 } } }),
+        { cwd = H.tmpdir(), log = function(f) if f.event == "mcp_tool_refused" then refusals = refusals + 1 end end })
+      assert.same({}, m:start())
+      require("orket.c.runtime").sleep(1000)
+      local n = tonumber(m:get("h__ok").description:match("listed (%d+)"))
+      m:close()
+      manager.RELIST_MS = saved
+      assert.is_true(n >= 2 and n <= 5, "listings in a second: " .. n) -- the server asked for one after each
+      assert.equal(1, refusals) -- "bad name!", as often as it was listed
+    end)
+  end)
+
+  it("refuses a tool whose Orket name is another's (a - reads _), by name", function()
+    local S = { type = "object" }
+    local kept, refused = client.tools_of { { name = "a-b", inputSchema = S }, { name = "a_b", inputSchema = S },
+      { name = "c_d", inputSchema = S }, { name = "c-d", inputSchema = S } }
+    assert.same({ "a-b", "c_d" }, { kept[1].name, kept[2].name })
+    assert.equal(2, #kept)
+    assert.equal("a_b", refused[1].name)
+    assert.matches("the one of a%-b", refused[1].why)
+    assert.equal("c-d", refused[2].name)
+    assert.matches("the one of c_d", refused[2].why)
   end)
 end)
 

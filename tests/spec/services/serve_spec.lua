@@ -907,3 +907,57 @@ describe("orket.serve streams", function()
     stop()
   end)
 end)
+
+describe("orket.serve.mcp_server batches", function()
+  local server = require "orket.serve.mcp_server"
+  local rpc = require "orket.mcp.jsonrpc"
+  local cjson = require "cjson"
+
+  -- a session whose every request answers 100 bytes of text, counting what it ran
+  local function session()
+    local s = { ran = 0 }
+    function s.handle(self, msg, kind)
+      if kind ~= "request" then return nil end
+      self.ran = self.ran + 1
+      return rpc.result(msg.id, { text = string.rep("a", 100) })
+    end
+    return s
+  end
+  local function batch(n)
+    local parts = {}
+    for i = 1, n do parts[i] = string.format('{"jsonrpc":"2.0","id":%d,"method":"ping"}', i) end
+    parts[#parts + 1] = '{"jsonrpc":"2.0","method":"notifications/x"}'
+    return "[" .. table.concat(parts, ",") .. "]"
+  end
+
+  it("takes a token for each message after the first, and answers those past the limit without running them", function()
+    local s, tokens, pauses = session(), 3, 0
+    local out = cjson.decode(server.handle_batch(s, batch(6), {
+      take = function() tokens = tokens - 1 return tokens >= 0 end,
+      pause = function() pauses = pauses + 1 end }))
+    assert.equal(4, s.ran) -- the first (the request's own token) and three more
+    assert.equal(6, #out)
+    for i = 1, 4 do assert.equal("aaa", out[i].result.text:sub(1, 3)) end
+    for i = 5, 6 do
+      assert.equal(i, out[i].id)
+      assert.equal(server.RATE_LIMITED, out[i].error.code)
+      assert.matches("rate limited", out[i].error.message)
+    end
+    assert.equal(6, pauses) -- between every two of the seven messages: the loop's other requests go there
+  end)
+
+  it("stops running a batch's messages once its answer reaches the cap, and says so in each answer left", function()
+    local s = session()
+    local text = server.handle_batch(s, batch(50), { cap = 1000 })
+    local out = cjson.decode(text)
+    assert.equal(50, #out)
+    assert.is_true(s.ran < 10)
+    assert.is_true(#text < 1000 + 200 + 50 * 200) -- answers past the cap are short errors
+    for i = s.ran + 1, 50 do
+      assert.equal(server.BATCH_TOO_LARGE, out[i].error.code)
+      assert.matches("reached 1000 bytes", out[i].error.message)
+    end
+    -- the default cap is the message limit a client reads
+    assert.equal(rpc.MAX_MESSAGE, server.BATCH_ANSWER_CAP)
+  end)
+end)
