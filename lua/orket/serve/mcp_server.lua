@@ -5,6 +5,7 @@
 -- transcripts; subscriptions are fed from the journal (orket.store.journal_reads) on a timer.
 -- Prompts and completions: orket.mcp.prompts.
 local uv = require "luv"
+local task = require "orket.task"
 local cschema = require "orket.c.schema"
 local jsonout = require "orket.jsonout"
 local rpc = require "orket.mcp.jsonrpc"
@@ -296,9 +297,17 @@ function M:_watch()
   if self.timer then return end
   self.after = sj.latest_id(self.db)
   self.timer = uv.new_timer()
+  -- each read in a task of its own, one at a time: on PostgreSQL a store read waits on the
+  -- loop, which a timer's callback cannot do (every read failed there, and no update was
+  -- ever sent)
   self.timer:start(M.POLL_MS, M.POLL_MS, function()
-    local ok, err = pcall(self._poll, self)
-    if not ok then self.log { event = "error", message = "subscriptions: " .. tostring(err) } end
+    if self.polling then return end
+    self.polling = true
+    task.spawn(function()
+      local ok, err = pcall(self._poll, self)
+      self.polling = false
+      if not ok then self.log { event = "error", message = "subscriptions: " .. tostring(err) } end
+    end)
   end)
 end
 
