@@ -93,11 +93,13 @@ function M.tools_of(list)
     elseif #kept >= M.MAX_TOOLS then
       refused[#refused + 1] = { name = name, why = "more than " .. M.MAX_TOOLS .. " tools" }
     else
-      seen[name], as[name:gsub("%-", "_")] = true, name
+      seen[name] = true
       local compiled, why = check_schema(t.inputSchema)
       if not compiled then
         refused[#refused + 1] = { name = name, why = why }
       else
+        -- kept only: a refused tool blocks no other of its Orket name
+        as[name:gsub("%-", "_")] = name
         local d = type(t.description) == "string" and t.description or ""
         kept[#kept + 1] = { name = name, description = d:sub(1, M.MAX_DESCRIPTION), schema = t.inputSchema, compiled = compiled }
       end
@@ -108,9 +110,18 @@ end
 
 -- ---- results ---------------------------------------------------------------------------
 
+-- the first n bytes of s, cut back to the start of a UTF-8 sequence the cut would split (a
+-- provider may refuse a request holding half a character)
+local function cut(s, n)
+  local i = n
+  while i > 0 and i > n - 3 and s:byte(i + 1) and s:byte(i + 1) >= 0x80 and s:byte(i + 1) < 0xC0 do i = i - 1 end
+  return s:sub(1, i)
+end
+
 local function cap(s, n)
   if #s <= n then return s end
-  return s:sub(1, n) .. string.format("\n[... %d more bytes omitted ...]", #s - n)
+  local head = cut(s, n)
+  return head .. string.format("\n[... %d more bytes omitted ...]", #s - #head)
 end
 
 --- result_of(r) -> {ok=true, result={text=, structured=, resources=}} | {ok=false, error=, code=}:

@@ -147,7 +147,11 @@ local function batch(req, ctx, text)
   ctx.note = "mcp batch"
   -- each message after the first takes a request's token (the first took the request's),
   -- and the loop's other requests go between them
-  local out = entry.s:handle_batch(text, { take = ctx.take_more, pause = function() rt.sleep(0) end })
+  -- and between them the session may end (DELETE, evicted) or the server stop: the rest is
+  -- then not run
+  local reg = sessions_of(ctx.db)
+  local out = entry.s:handle_batch(text, { take = ctx.take_more, pause = function() rt.sleep(0) end,
+    live = function() return reg.by_id[sid] == entry and not (ctx.server and ctx.server.stopping) end })
   if not out then return accepted(req, ctx) end
   return reply(req, ctx, 200, out)
 end

@@ -500,26 +500,32 @@ function M:takes_batches() return BATCHES[self.version] == true end
 M.BATCH_ANSWER_CAP = rpc.MAX_MESSAGE
 M.RATE_LIMITED = -32029      -- implementation-defined range: a batch's message past the key's rate
 M.BATCH_TOO_LARGE = -32013   -- a batch's message not run: the answer reached BATCH_ANSWER_CAP
+M.SESSION_ENDED = -32001     -- a batch's message not run: its session ended (as an unknown session's)
 
 --- session:handle_batch(text [, o]) -> response text | nil: a batch in (initialize may not be
 --- in one), the array of its answers out, in order; nil when it held only notifications and
 --- responses. o: {take = fn() -> whether the message after the first may run (a rate
 --- limit's token; once one is refused, so are the rest), pause = fn() called between
---- messages (the HTTP server yields to its loop there), cap = bytes (BATCH_ANSWER_CAP)}
+--- messages (the HTTP server yields to its loop there), live = fn() -> whether the session
+--- and its server still go after a pause (once not, the rest is not run), cap = bytes
+--- (BATCH_ANSWER_CAP)}
 function M:handle_batch(text, o)
   o = o or {}
   local items, e = rpc.decode_batch(text)
   if not items then return rpc.encode(rpc.error(e.id, e.code, e.message)) end
   local cap = o.cap or M.BATCH_ANSWER_CAP
-  local out, size, limited, full = {}, 2, false, false
+  local out, size, limited, full, ended = {}, 2, false, false, false
   for i, it in ipairs(items) do
     if i > 1 then
       if o.pause then o.pause() end
-      if not limited and not full and o.take and not o.take() then limited = true end
+      if not ended and o.live and not o.live() then ended = true end
+      if not ended and not limited and not full and o.take and not o.take() then limited = true end
     end
     local id = it.err and it.err.id or (it.kind == "request" and it.msg.id) or nil
     local res
-    if limited then
+    if ended then
+      if id ~= nil then res = rpc.error(id, M.SESSION_ENDED, "the MCP session or its server ended during this batch: the messages from here on were not run") end
+    elseif limited then
       -- a notification past the limit is dropped, as one after the cap: it asks for no answer
       if id ~= nil then res = rpc.error(id, M.RATE_LIMITED, "rate limited: this batch's messages from here on went past the requests allowed to this key; they were not run (send them again later)") end
     elseif full then

@@ -344,6 +344,19 @@ describe("orket.mcp.manager's listings", function()
     assert.matches("the one of a%-b", refused[1].why)
     assert.equal("c-d", refused[2].name)
     assert.matches("the one of c_d", refused[2].why)
+    -- a tool refused for its schema blocks no other of its Orket name
+    kept, refused = client.tools_of { { name = "e-f", inputSchema = { type = "string" } }, { name = "e_f", inputSchema = S } }
+    assert.same({ "e_f" }, { kept[1] and kept[1].name })
+    assert.equal("e-f", refused[1].name)
+  end)
+
+  it("cuts a text at its cap on a character's start, never inside one", function()
+    for _, lead in ipairs { "", "a" } do -- the cap falls inside a character with one of them
+      local text = lead .. string.rep("\195\169", 40000) -- é, two bytes each
+      local r = client.result_of { content = { { type = "text", text = text } } }
+      assert.truthy(utf8.len(r.result.text), "the capped text is UTF-8")
+      assert.matches("more bytes omitted", r.result.text)
+    end
   end)
 end)
 

@@ -960,4 +960,16 @@ describe("orket.serve.mcp_server batches", function()
     -- the default cap is the message limit a client reads
     assert.equal(rpc.MAX_MESSAGE, server.BATCH_ANSWER_CAP)
   end)
+
+  it("runs none of a batch's messages left once its session or server ended during a pause", function()
+    local s, live = session(), true
+    local out = cjson.decode(server.handle_batch(s, batch(5), {
+      pause = function() if s.ran == 2 then live = false end end, live = function() return live end }))
+    assert.equal(2, s.ran)
+    assert.equal(5, #out)
+    for i = 3, 5 do
+      assert.equal(server.SESSION_ENDED, out[i].error.code)
+      assert.matches("ended during this batch", out[i].error.message)
+    end
+  end)
 end)
