@@ -56,6 +56,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,9 +358,10 @@ static void vw_side_of(const git_diff_file *f, vw_side *s) {
  * directory of that name (an agent can commit one) stopped every write beside it, each
  * taken for a person's deletion. So each file is made in a directory of the refresh's own
  * in the gitdir (a name no tree can hold: git refuses .git in a path), under a name made
- * with O_EXCL and never taken from anyone, then renamed into place. Refreshes run one at a
- * time (the exclusive git lock), so what that directory holds when a refresh first opens
- * it is what a killed one left: removed then. */
+ * with O_EXCL and never taken from anyone, then renamed into place. A name holds its
+ * process's id: what a process that is gone left there is removed when a refresh first
+ * opens the directory (a run and a server may refresh at once: only workers share the git
+ * lock). */
 typedef struct vw_tmp {
   int at;    /* the gitdir's temporary directory; -1 not opened yet, -2 not usable */
   long pid;  /* names: pid.n */
@@ -382,8 +385,15 @@ static int vw_tmp_dir(const gitapi *g, git_repository *repo, vw_tmp *t) {
   int dd = dup(fd);
   DIR *d = dd >= 0 ? fdopendir(dd) : NULL;
   if (d == NULL && dd >= 0) close(dd);
-  for (struct dirent *de; d && (de = readdir(d)) != NULL;)
-    if (vw_tmp_name(de->d_name)) (void)unlinkat(fd, de->d_name, 0); /* a killed refresh's */
+  /* a killed refresh's: one whose process is gone. Runs and servers in other processes may
+   * refresh at the same moment without the git lock (only workers take it), so a name of a
+   * live process is left alone, and this process's own too. */
+  for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
+    if (!vw_tmp_name(de->d_name)) continue;
+    long pid = strtol(de->d_name, NULL, 10);
+    if (pid == t->pid || (pid > 0 && pid <= INT_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM))) continue;
+    (void)unlinkat(fd, de->d_name, 0);
+  }
   if (d) closedir(d);
   return t->at = fd;
 }
@@ -676,11 +686,17 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     vw_index_fix(e);
     goto out;
   }
+  /* a base guessed (the state unreadable, or its tree gone) may be older than what the view
+   * holds: a path is then written only where main's index holds the base's entry, never on
+   * the strength of M's entry alone (a person's unstaged restore of the older version would
+   * match the guessed base, and be overwritten) */
+  int guessed = 0;
   if (!s.has_base && s.unreadable) {
     /* a state that is there but cannot be read (empty or garbled after a power cut: it is not
      * synced) says nothing of what the view holds: not main's index (vw_prev_base) */
     vw_prev_base(g, repo, &tip, &tip_tree, &s.base);
     s.has_base = 1;
+    guessed = 1;
   }
   if (!s.has_base) {
     /* a repository from before the view had a state: its index was kept at what the files
@@ -702,6 +718,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   /* a base gone from the object database (a person's gc): as for a state that cannot be read */
   if (!base && g->tree_lookup(&base, repo, &s.base) < 0) {
     vw_prev_base(g, repo, &tip, &tip_tree, &s.base);
+    guessed = 1;
     if (g->oid_equal(&s.base, &tip_tree)) { /* nothing to go by: the view is taken to hold main */
       ret = 0;
       goto out;
@@ -723,7 +740,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
-    items[i].index_ok = vw_index_is(g, ie, &items[i].b) || vw_index_is(g, ie, &items[i].m);
+    items[i].index_ok = vw_index_is(g, ie, &items[i].b) || (!guessed && vw_index_is(g, ie, &items[i].m));
   }
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)

@@ -951,6 +951,60 @@ TEST(test_gitrepo_view_state_unreadable) {
   }
 }
 
+/* A base guessed (the state unreadable) is older than what the view holds: a person's
+ * unstaged restore of the older version matches it, but main's index holds the newer entry,
+ * and the file is theirs: recorded, not written over. */
+TEST(test_gitrepo_view_guessed_base_keeps) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t dv = 0;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "c1.txt", "one\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "R1", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c2[] = {"put", "c1.txt", "two\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "R2", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK_STR(t, tg_read(ws, "c1.txt", buf, sizeof buf), "two\n");
+  CHECK(t, tg_write(ws, "c1.txt", "one\n") == 0); /* the person's restore, not staged */
+  CHECK(t, tg_write(ws, ".git/orket-view", "") == 0);
+  CHECK(t, gitrepo_view_refresh(r, &dv, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "c1.txt", buf, sizeof buf), "one\n");
+  CHECK(t, dv == 1 || !fprintf(stderr, "    diverged %zu\n", dv));
+  tg_end(r, base);
+}
+
+/* The refresh's temporary directory: what a process that is gone left is removed, what a
+ * live process (another run refreshing at the same moment) is writing is left alone. */
+TEST(test_gitrepo_view_tmp_sweep) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], live[64], dead[64], p[1400];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  CHECK(t, gone > 0 && waitpid(gone, NULL, 0) == gone);
+  snprintf(live, sizeof live, ".git/orket-view-tmp/%ld.0", (long)getppid());
+  snprintf(dead, sizeof dead, ".git/orket-view-tmp/%ld.0", (long)gone);
+  snprintf(p, sizeof p, "%s/.git/orket-view-tmp", ws);
+  (void)mkdir(p, 0777);
+  CHECK(t, tg_write(ws, live, "in flight\n") == 0 && tg_write(ws, dead, "left by a kill\n") == 0);
+  const char *c1[] = {"put", "a.txt", "a\n", NULL};
+  CHECK(t, tg_card_change(r, base, "S1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "S1", &tg_who, id, &kind, &conf, &e) == 0);
+  char buf[64];
+  CHECK_STR(t, tg_read(ws, live, buf, sizeof buf), "in flight\n");
+  CHECK_STR(t, tg_read(ws, dead, buf, sizeof buf), "(missing)");
+  tg_end(r, base);
+}
+
 /* A refresh that failed because a person's branch was checked out: once main is checked out
  * again, status no longer says the view is behind for that reason (git's checkout brought
  * main's files); the next refresh finds them done. */
