@@ -174,6 +174,24 @@ describe("a money budget (" .. B.name() .. ")", function()
     end
   end)
 
+  it("charges a call whose provider reports no usage at its estimate: the run's budget still holds", function()
+    -- no usage at all, or a count that is no count ("abc"): each call is charged its
+    -- estimate (about 0.045 USD), two fill the run's 0.10 USD, the third is never sent
+    for _, model in ipairs { "no_usage,chunks=200", "prompt_as=abc,chunks=200" } do
+      fake.reset()
+      local dir = project([[{ turns_per_card = 3, cost_per_run = "0.10 USD" }]], model, 5)
+      local evs = run(dir)
+      assert.equal(2, requests(), model)
+      local reached = evs.budget_reached[1]
+      assert.same({ "run", "USD" }, { reached.scope, reached.currency })
+      local spent = 0
+      for _, m in ipairs(evs.model) do spent = spent + m.cost end
+      assert.is_true(spent > 2 * 4096 * 10 and spent == reached.spent, tostring(spent))
+      local db <close> = assert(require("orket.project").open_store(dir))
+      assert.same({ USD = spent }, require("orket.store.costs").totals(db, { run = 1 }).cost)
+    end
+  end)
+
   it("counts a refused answer's charge against the token budgets", function()
     -- one card at a time: token budgets hold no room for the calls in flight
     local dir = project("{ turns_per_card = 3, tokens_per_run = 5000 }\nconcurrency = 1", "prompt=-5,chunks=200", 3)

@@ -109,13 +109,28 @@ local function add_spent(run, job, price, micros)
   end
 end
 
---- record(run, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
---- holds of a call's money (cost nil: no price, or no usage reported); the call's hold goes
---- as its cost comes in
-function M.record(run, job, usage)
+-- (estimate_tokens, below)
+local estimate_tokens
+
+--- record(run, job, usage, req) -> {cached_tokens=, cost=, currency=}: what a turns row's
+--- data holds of a call's money (cost nil: no price); the call's hold goes as its cost comes
+--- in. A priced call whose provider reported no usage, or not all of it (usage.estimated:
+--- its counts absent or no counts, "abc", null), was billed all the same: it is charged as
+--- a refused usage is, at the estimate before the call (the one its hold took), or the
+--- counts that came when they are more; usage.note says so.
+function M.record(run, job, usage, req)
   M.release(run, job)
   local price = M.price(run, job.model)
   local micros = cost.of(price, usage)
+  if price and usage and usage.estimated and req then
+    local prompt, out = estimate_tokens(req)
+    prompt = math.max(prompt, math.tointeger(usage.prompt_tokens) or 0)
+    out = math.max(out, math.tointeger(usage.completion_tokens) or 0)
+    micros = cost.estimate(price, prompt, out)
+    local why = string.format("the provider reported no usage or only part of it: charged at the estimate "
+      .. "before the call (%d prompt tokens uncached, %d output tokens), %s", prompt, out, cost.format(micros, price.currency))
+    usage.note = usage.note and (usage.note .. "; " .. why) or why
+  end
   add_spent(run, job, price, micros)
   return { cached_tokens = usage and usage.cached_tokens, cost = micros, currency = micros and price.currency or nil }
 end
@@ -158,7 +173,7 @@ end
 
 -- The most tokens the request may use: its prompt (estimated from its bytes) and its
 -- whole allowance of output.
-local function estimate_tokens(req)
+function estimate_tokens(req)
   local n = common.messages_chars(req.messages) + common.tools_chars(req)
   return common.estimate_tokens(n), req.max_tokens or M.DEFAULT_MAX_OUTPUT
 end

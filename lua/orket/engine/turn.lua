@@ -539,7 +539,7 @@ local function step_response(sp)
     response, sp.turn_id = sp.rec.response, sp.rec.id
   else
     local res, usage = model.res, model.res.usage or {}
-    local money = spend.record(run, job, res.usage)
+    local money = spend.record(run, job, res.usage, model.req)
     response = {
       content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
       usage = res.usage, model = res.model, provider = res.provider, escaped = res.escaped,
@@ -723,7 +723,7 @@ function M.run(run, job)
         return { ended = "model_error", detail = err, class = class }
       end
       -- latency_ms: the call's wall time, retries included (GET /metrics' histogram)
-      model = { res = res, msgs = msgs, latency_ms = math.floor(rt.now() - t0) }
+      model = { res = res, msgs = msgs, req = req, latency_ms = math.floor(rt.now() - t0) }
     end
     out, card, rec = commit_step(run, job, st, step, model, rec)
     if out then return out end
