@@ -91,6 +91,38 @@ describe("a money budget (" .. B.name() .. ")", function()
     assert.equal(6, requests())
   end)
 
+  it("restarts only the budget that was reached on an approval: the epic's keeps counting", function()
+    -- each card's budget (0.06 USD) stops it after two calls (0.0165 USD); the epic has
+    -- spent 0.033 USD of its 0.085 USD when both cards' budgets are approved
+    local dir = project([[{ turns_per_card = 9, cost_per_card = "0.06 USD", cost_per_epic = "0.085 USD" }
+concurrency = 1]], nil, 2)
+    local evs = run(dir)
+    assert.equal(4, requests())
+    for _, r in ipairs(evs.budget_reached) do assert.equal("card", r.scope) end
+    assert.equal(0, H.orket("answer M-1 'go on'", { cwd = dir }).status)
+    assert.equal(0, H.orket("answer M-2 'go on'", { cwd = dir }).status)
+    evs = run(dir)
+    -- the epic's budget counts every call of its cards, from 0.033 USD: one more call fits
+    -- (estimated at about 0.045 USD), the next would pass it; an approval of the cards'
+    -- budgets gave the epic no room of its own (restarted, the epic let each card spend
+    -- its own budget again: four calls)
+    assert.equal(5, requests())
+    local reached = evs.budget_reached[1]
+    assert.same({ "epic", 33000 + 8250 }, { reached.scope, reached.spent })
+    assert.is_true(reached.spent + reached.estimate > 85000)
+    for _, r in ipairs(evs.budget_reached) do assert.equal("epic", r.scope) end
+    -- approving the epic's budget then gives the epic one budget's worth more
+    local waiting = {}
+    for _, id in ipairs { "M-1", "M-2" } do
+      if card(dir, id).wait_reason == "budget" then waiting[#waiting + 1] = id end
+    end
+    assert.is_true(#waiting >= 1)
+    assert.equal(0, H.orket("answer " .. waiting[1] .. " 'go on'", { cwd = dir }).status)
+    local db <close> = assert(require("orket.project").open_store(dir))
+    local marks = require("orket.store.costs").approved_marks(db, waiting[1])
+    assert.is_true(marks.epic[2] > marks.card[2], "the epic's mark is the newer")
+  end)
+
   it("goes on once the budget is raised in orket.lua, and stops again at the new one", function()
     local dir = project([[{ turns_per_card = 9, cost_per_card = "0.06 USD" }]])
     local reached = run(dir).budget_reached[1]

@@ -232,9 +232,10 @@ function M.check(run, job, req)
   if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it
   local card_id = job.card_id
   assert(run.board:status(card_id)) -- the card is there (its copy is read only where needed)
-  -- the card's last approval, read once and only for a card's, an epic's or a rock's
-  -- budget: the run's and the day's count from no mark
-  local mark
+  -- the card's last approvals, one per scope (an approval restarts only the budget that
+  -- was reached), read once and only for a card's, an epic's or a rock's budget: the
+  -- run's and the day's count from no mark
+  local marks
   local est = estimate(price, req)
   local held, limits, room = {}, {}, false
   local scopes = M.SCOPES
@@ -245,8 +246,8 @@ function M.check(run, job, req)
     if id then
       local from = NO_MARK
       if M.CARD_SCOPES[s] then
-        mark = mark or { costs.approved_after(run.db, card_id) }
-        from = mark
+        marks = marks or costs.approved_marks(run.db, card_id)
+        from = marks[s]
       end
       local t, key = total(run, s, id, from, price.currency, card_id)
       if t.micros * 5 >= budget.micros * 4 and not run.spend.warned[key] then

@@ -118,6 +118,34 @@ function M.approved_after(db, card)
   return row.turn or 0, row.id
 end
 
+--- approved_marks(db, card) -> {card = {turn, event}, epic = ..., rock = ...}: for each of
+--- the card's own money budgets, the marks of the card's last budget_approved event that
+--- approved going on past that budget ({0, 0}: none). A person approves the scope whose
+--- budget was reached (its data.scope): the card's budget approved leaves its epic's and
+--- its rock's counting as they were. An approval recorded with no scope (before scopes
+--- were recorded) counts for all three.
+local marks_sql = dialect.statement(function(d)
+  local scope = d.json_text("data", "scope")
+  return "SELECT id, " .. d.json_int("data", "turn") .. " AS turn, " .. scope .. " AS scope FROM events "
+    .. "WHERE id IN (SELECT MAX(id) FROM events WHERE card_id = ? AND kind = 'budget_approved' GROUP BY " .. scope .. ")"
+end)
+
+local CARD_SCOPES = { "card", "epic", "rock" }
+
+function M.approved_marks(db, card)
+  -- a failed read raises, as approved_after's
+  local rows = assert(db:rows(marks_sql(db), card))
+  local out = {}
+  for _, s in ipairs(CARD_SCOPES) do
+    local best
+    for _, r in ipairs(rows) do
+      if (r.scope == nil or r.scope == s) and (not best or r.id > best.id) then best = r end
+    end
+    out[s] = best and { best.turn or 0, best.id } or { 0, 0 }
+  end
+  return out
+end
+
 --- last_turn(db) -> the newest turns row's id (0: none): a mark later sums start after
 function M.last_turn(db)
   local row = backend.row(db, "SELECT max(id) AS id FROM turns")
