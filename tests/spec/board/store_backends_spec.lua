@@ -332,8 +332,8 @@ describe("store on " .. B.name(), function()
     assert.equal(0, sj.card_tokens(db, run, "E-1", ev)) -- counted from after it
     assert.same({}, costs.totals(db, { card = "E-1", after_turn = costs.last_turn(db), after_event = ev }).cost)
     assert.same({}, costs.totals(db, { card = "E-2" }).cost)
-    -- and so in /metrics' sums
-    assert.same({ { model = "m", currency = "USD", micros = 7 } }, require("orket.store.metrics").costs(db, 10))
+    -- and so in /metrics' sums, the charged failure with them (under the model asked)
+    assert.same({ { model = "m", currency = "USD", micros = 41257 } }, require("orket.store.metrics").costs(db, 10))
     -- the sum over models stops at the largest integer, never wraps to a negative
     for i, m in ipairs { "big1", "big2" } do
       db:record_turn { run = run, card = "E-2", seat = "dev", turn = 10 + i, model = m, prompt_tokens = 1,
