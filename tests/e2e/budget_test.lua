@@ -123,6 +123,33 @@ concurrency = 1]], nil, 2)
     assert.is_true(marks.epic[2] > marks.card[2], "the epic's mark is the newer")
   end)
 
+  it("counts the calls of every run of a server: four runs at once share the day's budget", function()
+    -- each run sees the others' recorded calls before each of its own; before, each run
+    -- counted only its own and the four spent about two and a half day budgets
+    local dir = project([[{ turns_per_card = 20, cost_per_day = "0.1 USD" }]], MODEL .. ",chunk_ms=2", 4)
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    for i = 1, 4 do
+      local st = H.api(s, "POST", "/v1/runs", op, { target = "M-" .. i })
+      assert.equal(201, st)
+    end
+    H.wait_for(function()
+      orket.sleep(50)
+      local _, doc = H.api(s, "GET", "/v1/runs", op)
+      local ended = 0
+      for _, r in ipairs(doc.runs) do
+        if r.state == "done" or r.state == "stalled" or r.state == "failed" then ended = ended + 1 end
+      end
+      return ended == 4
+    end, "the four runs", 600)
+    assert.equal(0, s.stop())
+    local db <close> = assert(require("orket.project").open_store(dir))
+    local spent = require("orket.store.costs").totals(db, {}).cost.USD
+    -- at most a call past the budget, and the calls the other three runs had in flight
+    assert.is_true(spent <= 100000 + 4 * 8250, tostring(spent))
+    assert.is_true(spent > 100000 - 45000 - 8250, tostring(spent))
+  end)
+
   it("goes on once the budget is raised in orket.lua, and stops again at the new one", function()
     local dir = project([[{ turns_per_card = 9, cost_per_card = "0.06 USD" }]])
     local reached = run(dir).budget_reached[1]

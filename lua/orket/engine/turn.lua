@@ -218,9 +218,10 @@ local function call_model(run, job, req)
     if res then return res end
     -- a refused usage's call was billed: charged, not only released
     local charged = spend.refused(run, job, req, type(failure) == "table" and failure.refused_usage)
-    spend.release(run, job)
     class = class or "transient"
     record_failure(run, job, req, class, msg, charged)
+    -- the charge is in the store now (the next check reads it): the hold goes
+    spend.release(run, job)
     if left then
       over = wall_left(run, job)
       if over then return nil, over.detail, "budget", over end
@@ -654,6 +655,8 @@ local function commit_step(run, job, st, n, model, rec)
       error(err, 0)
     end
     first_done = true
+    -- the call's cost is in the store now (the next check reads it): its hold goes
+    spend.release(run, job)
     -- after_model and after_tool are where the response and each result are durable
     local events = sp.events
     local k, ev = 1, events[1]
