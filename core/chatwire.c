@@ -306,20 +306,43 @@ static chatwire_int cw_count_of(double d) {
   return r;
 }
 
-/* A token count: a number, or a string holding one (servers that quote their numbers);
- * anything else is no count. */
+static int cw_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static int cw_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+/* Whether s[0..n) is a decimal number's text as JSON writes one (a sign, digits, a
+ * fraction, an exponent), spaces around it allowed: what strtod would read beyond that
+ * ("0x10" as 16, "inf", "nan") is no count a server means. */
+static int cw_decimal_text(const unsigned char *s, size_t n) {
+  size_t i = 0, d;
+  while (i < n && cw_space(s[i])) i++;
+  if (i < n && s[i] == '-') i++;
+  for (d = i; i < n && cw_digit(s[i]); i++) {}
+  if (i == d) return 0;
+  if (i < n && s[i] == '.') {
+    for (d = ++i; i < n && cw_digit(s[i]); i++) {}
+    if (i == d) return 0;
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+    for (d = i; i < n && cw_digit(s[i]); i++) {}
+    if (i == d) return 0;
+  }
+  while (i < n && cw_space(s[i])) i++;
+  return i == n;
+}
+
+/* A token count: a number, or a string holding a decimal one (servers that quote their
+ * numbers); anything else ("abc", "", "0x10", "inf", true, null) is no count: the call's
+ * usage is then incomplete, and a priced call is charged its estimate (docs/cost.md). */
 static chatwire_int cw_count(int type, const unsigned char *s, size_t n) {
   chatwire_int none = {0, 0, 0, 0.0};
   if (type == V_NUM) return cw_count_of(cw_number_value((const char *)s, n));
-  if (type != V_STR || n == 0 || n >= 64 || memchr(s, 'n', n) || memchr(s, 'N', n)) return none;
-  char buf[64], *end;
+  if (type != V_STR || n >= 64 || !cw_decimal_text(s, n)) return none;
+  char buf[64];
   memcpy(buf, s, n);
   buf[n] = '\0';
-  double d = strtod(buf, &end);
-  if (end == buf) return none;
-  while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r' || *end == '\f' || *end == '\v') end++;
-  if (*end != '\0') return none;
-  return cw_count_of(d);
+  return cw_count_of(strtod(buf, NULL));
 }
 
 /* Watches the container about to be skipped: its kind into *kind, its text into *span. */

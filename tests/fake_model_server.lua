@@ -31,6 +31,9 @@
 --   tool_times=N                with tool=: only the first N answers to this model call the
 --                               tool; later ones are plain content (the model ends its turn)
 --   no_usage                    send no token counts
+--   prompt_as=V completion_as=V the count sent as V instead (Ollama: prompt_eval_count,
+--                               eval_count): null and true as JSON's, absent leaves the
+--                               field out, any other text as a JSON string ("abc", "0x10")
 --   prompt=N                    the prompt's token count (default 11; Ollama's prompt_eval_count 13)
 --   cached=N                    of them, N served from the prompt cache: OpenAI's
 --                               usage.prompt_tokens_details.cached_tokens (Ollama: its
@@ -69,7 +72,8 @@ local function settings(model)
   local s = {}
   for part in tostring(model or ""):gmatch("[^,]+") do
     local k, v = part:match("^([%w_]+)=(.*)$")
-    if k then s[k] = tonumber(v) or v else s[part] = true end
+    -- a count sent as text (prompt_as=0x10) stays the text it is
+    if k then s[k] = (not k:match("_as$") and tonumber(v)) or v else s[part] = true end
   end
   return s
 end
@@ -200,6 +204,15 @@ end
 
 -- ---- OpenAI ------------------------------------------------------------------------------
 
+-- prompt_as= / completion_as=: the count of usage[field] replaced (absent: left out)
+local function count_as(usage, field, v)
+  if v == nil then return end
+  if v == "absent" then usage[field] = nil
+  elseif v == "null" then usage[field] = json.null
+  elseif v == "true" then usage[field] = true
+  else usage[field] = tostring(v) end
+end
+
 local function openai_chat(c, req, s)
   local stream = req.stream == true
   local model = s.field_echo or req.model
@@ -209,6 +222,8 @@ local function openai_chat(c, req, s)
   local timings
   if s.cached and s.cache_n then timings = { cache_n = s.cached, prompt_n = prompt - s.cached }
   elseif s.cached then usage.prompt_tokens_details = { cached_tokens = s.cached } end
+  count_as(usage, "prompt_tokens", s.prompt_as)
+  count_as(usage, "completion_tokens", s.completion_as)
   local base_headers = { ["x-request-id"] = "req-" .. #log }
   if not stream then
     local msg = { role = "assistant", content = table.concat(pieces(s)) }
@@ -281,6 +296,10 @@ local function ollama_chat(c, req, s)
     done_reason = "stop", total_duration = 1000, prompt_eval_count = not s.no_usage and (s.prompt or 13) - (s.cached or 0) or nil,
     eval_count = not s.no_usage and (s.chunks or 5) or nil,
     message = { role = "assistant", content = "" } }
+  if not s.no_usage then
+    count_as(final, "prompt_eval_count", s.prompt_as)
+    count_as(final, "eval_count", s.completion_as)
+  end
   local tool_calls = s.tool and { { ["function"] = { name = s.tool, arguments = (tool_args(s)) } } } or nil
   if s.tool and s.bad_call then tool_calls = bad_calls(s, true) end
   if not stream then

@@ -2,7 +2,8 @@
 -- models.prices, per "provider:model", per million tokens; amounts are kept as integers
 -- of micro-units of the currency (1 USD = 1,000,000), so sums over a day of calls are
 -- exact and never drift as floats would. A call's cost is rounded once, to the nearest
--- micro-unit. A call whose provider reported no usage has no cost ("unknown"), never 0.
+-- micro-unit. A call of a model with no price has no cost ("unknown"), never 0; one whose
+-- provider reported no usage is charged its estimate (orket.engine.spend.record).
 local M = {}
 
 M.UNIT = 1000000 -- micro-units in one unit of a currency; also tokens in a price's million
@@ -166,7 +167,8 @@ end
 
 --- of(price, usage) -> micro-units | nil: a call's cost from the provider's usage
 --- {prompt_tokens (cached included), cached_tokens, completion_tokens, estimated}. nil
---- when there is no price or the usage was estimated (the provider reported none).
+--- when there is no price or the usage was estimated (the provider reported none: the
+--- caller charges the estimate before the call instead, orket.engine.spend.record).
 --- From 0 to MAX_COST, whatever the counts.
 function M.of(price, u)
   if not price or not u or u.estimated then return nil end

@@ -35,6 +35,16 @@ TEST(test_chatwire_openai_content) {
   CHECK(t, w.completion.set && !w.completion.whole && isinf(w.completion.num));
   CHECK(t, tc_take(&w, "{\"usage\":{\"prompt_tokens\":-5000000000,\"completion_tokens\":\"x\"}}") == 1);
   CHECK(t, w.prompt.set && w.prompt.whole && w.prompt.v == -5000000000LL && !w.completion.set);
+  /* text is a count only as a decimal number's text: hex, inf and words are no count (a
+   * priced call is then charged its estimate), as JSON writes a number is one */
+  CHECK(t, tc_take(&w, "{\"usage\":{\"prompt_tokens\":\"0x10\",\"completion_tokens\":\" 7 \"}}") == 1);
+  CHECK(t, !w.prompt.set && w.completion.set && w.completion.v == 7);
+  CHECK(t, tc_take(&w, "{\"usage\":{\"prompt_tokens\":\"inf\",\"completion_tokens\":\"\"}}") == 1);
+  CHECK(t, !w.prompt.set && !w.completion.set);
+  CHECK(t, tc_take(&w, "{\"usage\":{\"prompt_tokens\":\"1e3\",\"completion_tokens\":\"-5\"}}") == 1);
+  CHECK(t, w.prompt.set && w.prompt.v == 1000 && w.completion.set && w.completion.v == -5);
+  CHECK(t, tc_take(&w, "{\"usage\":{\"prompt_tokens\":\"12.\",\"completion_tokens\":\"+3\"}}") == 1);
+  CHECK(t, !w.prompt.set && !w.completion.set);
   chatwire_free(&w);
 }
 

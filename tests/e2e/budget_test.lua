@@ -91,6 +91,65 @@ describe("a money budget (" .. B.name() .. ")", function()
     assert.equal(6, requests())
   end)
 
+  it("restarts only the budget that was reached on an approval: the epic's keeps counting", function()
+    -- each card's budget (0.06 USD) stops it after two calls (0.0165 USD); the epic has
+    -- spent 0.033 USD of its 0.085 USD when both cards' budgets are approved
+    local dir = project([[{ turns_per_card = 9, cost_per_card = "0.06 USD", cost_per_epic = "0.085 USD" }
+concurrency = 1]], nil, 2)
+    local evs = run(dir)
+    assert.equal(4, requests())
+    for _, r in ipairs(evs.budget_reached) do assert.equal("card", r.scope) end
+    assert.equal(0, H.orket("answer M-1 'go on'", { cwd = dir }).status)
+    assert.equal(0, H.orket("answer M-2 'go on'", { cwd = dir }).status)
+    evs = run(dir)
+    -- the epic's budget counts every call of its cards, from 0.033 USD: one more call fits
+    -- (estimated at about 0.045 USD), the next would pass it; an approval of the cards'
+    -- budgets gave the epic no room of its own (restarted, the epic let each card spend
+    -- its own budget again: four calls)
+    assert.equal(5, requests())
+    local reached = evs.budget_reached[1]
+    assert.same({ "epic", 33000 + 8250 }, { reached.scope, reached.spent })
+    assert.is_true(reached.spent + reached.estimate > 85000)
+    for _, r in ipairs(evs.budget_reached) do assert.equal("epic", r.scope) end
+    -- approving the epic's budget then gives the epic one budget's worth more
+    local waiting = {}
+    for _, id in ipairs { "M-1", "M-2" } do
+      if card(dir, id).wait_reason == "budget" then waiting[#waiting + 1] = id end
+    end
+    assert.is_true(#waiting >= 1)
+    assert.equal(0, H.orket("answer " .. waiting[1] .. " 'go on'", { cwd = dir }).status)
+    local db <close> = assert(require("orket.project").open_store(dir))
+    local marks = require("orket.store.costs").approved_marks(db, waiting[1])
+    assert.is_true(marks.epic[2] > marks.card[2], "the epic's mark is the newer")
+  end)
+
+  it("counts the calls of every run of a server: four runs at once share the day's budget", function()
+    -- each run sees the others' recorded calls before each of its own; before, each run
+    -- counted only its own and the four spent about two and a half day budgets
+    local dir = project([[{ turns_per_card = 20, cost_per_day = "0.1 USD" }]], MODEL .. ",chunk_ms=2", 4)
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    for i = 1, 4 do
+      local st = H.api(s, "POST", "/v1/runs", op, { target = "M-" .. i })
+      assert.equal(201, st)
+    end
+    H.wait_for(function()
+      orket.sleep(50)
+      local _, doc = H.api(s, "GET", "/v1/runs", op)
+      local ended = 0
+      for _, r in ipairs(doc.runs) do
+        if r.state == "done" or r.state == "stalled" or r.state == "failed" then ended = ended + 1 end
+      end
+      return ended == 4
+    end, "the four runs", 600)
+    assert.equal(0, s.stop())
+    local db <close> = assert(require("orket.project").open_store(dir))
+    local spent = require("orket.store.costs").totals(db, {}).cost.USD
+    -- at most a call past the budget, and the calls the other three runs had in flight
+    assert.is_true(spent <= 100000 + 4 * 8250, tostring(spent))
+    assert.is_true(spent > 100000 - 45000 - 8250, tostring(spent))
+  end)
+
   it("goes on once the budget is raised in orket.lua, and stops again at the new one", function()
     local dir = project([[{ turns_per_card = 9, cost_per_card = "0.06 USD" }]])
     local reached = run(dir).budget_reached[1]
@@ -171,6 +230,40 @@ describe("a money budget (" .. B.name() .. ")", function()
       assert.is_true(n >= 1 and spent <= reached.spent, tostring(spent))
     else
       assert.same({ 2, reached.spent }, { n, spent })
+    end
+    -- GET /metrics counts them as every other sum does: calls, tokens and cost
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local _, _, text = H.api(s, "GET", "/metrics", op)
+    assert.equal(0, s.stop())
+    local label = '{model="fake:prompt=-5,chunks=200"'
+    assert.matches("\norket_cost_total" .. label:gsub("%p", "%%%0") .. ',currency="USD"} '
+      .. require("orket.cost").format(spent):gsub("%p", "%%%0") .. "\n", text)
+    assert.matches("\norket_model_calls_total" .. label:gsub("%p", "%%%0") .. "} " .. n .. "\n", text)
+  end)
+
+  it("charges a call whose provider reports no usage at its estimate: the run's budget still holds", function()
+    -- no usage at all, or a count that is no count ("abc"): each call is charged its
+    -- estimate (about 0.045 USD), two fill the run's 0.10 USD, the third is never sent
+    for _, model in ipairs { "no_usage,chunks=200", "prompt_as=abc,chunks=200" } do
+      fake.reset()
+      local dir = project([[{ turns_per_card = 3, cost_per_run = "0.10 USD" }]], model, 5)
+      local evs = run(dir)
+      assert.equal(2, requests(), model)
+      local reached = evs.budget_reached[1]
+      assert.same({ "run", "USD" }, { reached.scope, reached.currency })
+      assert.is_true(reached.spent > 2 * 4096 * 10 and reached.spent <= 100000, tostring(reached.spent))
+      local spent = 0
+      for _, m in ipairs(evs.model) do spent = spent + m.cost end
+      -- on PostgreSQL the stop the budget makes may cancel the other call's write in flight
+      -- (see above): the run's own totals counted it all the same
+      if B.name() == "pg" then
+        assert.is_true(spent > 4096 * 10 and spent <= reached.spent, tostring(spent))
+      else
+        assert.equal(reached.spent, spent)
+      end
+      local db <close> = assert(require("orket.project").open_store(dir))
+      assert.same({ USD = spent }, require("orket.store.costs").totals(db, { run = 1 }).cost)
     end
   end)
 

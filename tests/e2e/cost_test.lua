@@ -130,9 +130,40 @@ describe("a model call's cost", function()
       usage.note)
   end)
 
-  it("is unknown, not 0, when the provider reports no usage", function()
-    local evs = run(project("openai", "no_usage"))
-    assert.is_nil(evs.model[1].cost)
-    assert.is_nil(evs.model[1].currency)
+  it("is charged at the estimate before the call when the provider reports no usage, or not all of it", function()
+    -- the estimate: the prompt uncached and the whole allowance of output (4096 tokens at
+    -- 10 USD a million: 0.04096 USD) and more; what a money budget held against the call
+    for _, case in ipairs {
+      { "openai", "no_usage" }, { "openai", "completion_as=absent" }, { "openai", "prompt_as=absent" },
+      { "openai", "prompt_as=abc" }, { "openai", "prompt_as=" }, { "openai", "prompt_as=inf" },
+      { "openai", "prompt_as=true" }, { "openai", "prompt_as=null" }, { "openai", "prompt_as=0x10" },
+      { "ollama", "no_usage" }, { "ollama", "completion_as=abc" },
+    } do
+      local dir = project(case[1], case[2])
+      local m = run(dir).model[1]
+      assert.equal("USD", m.currency, case[2])
+      assert.is_true(m.cost > 4096 * 10 and m.cost < 4096 * 10 + 10000, case[2] .. ": " .. tostring(m.cost))
+      -- the call's record says why; the run's usage counts it as a call of known cost
+      local db <close> = assert(require("orket.project").open_store(dir))
+      local usage = cjson.decode(db:row("SELECT response FROM turns ORDER BY id LIMIT 1").response).usage
+      assert.is_true(usage.estimated, case[2])
+      assert.matches("the provider reported no usage or only part of it: charged at the estimate before the call", usage.note, 1, true)
+      local totals = require("orket.store.costs").totals(db, { run = 1 })
+      assert.same({ 1, 1, { USD = m.cost } }, { totals.calls, totals.priced, totals.cost }, case[2])
+    end
+    -- a count that came is charged when it is more than the estimate
+    local m = run(project("openai", "prompt=100000,completion_as=absent")).model[1]
+    assert.equal(100000 * 2.5 + 4096 * 10, m.cost)
+  end)
+
+  it("is unknown, not 0, when the model has no price", function()
+    local dir = fake.one_issue(string.format([[
+models = { default = "fake:no_usage", providers = { fake = { kind = "openai", base_url = %q } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 1 }
+]], fake.url .. "/v1"))
+    local m = run(dir).model[1]
+    assert.is_nil(m.cost)
+    assert.is_nil(m.currency)
   end)
 end)

@@ -10,6 +10,9 @@ local costs = require "orket.store.costs"
 
 local M = {}
 
+-- the money budgets whose reaching makes a card wait (orket.engine.spend.CARD_SCOPES)
+local CARD_SCOPES = { card = true, epic = true, rock = true }
+
 --- reviewed_card(db, id) -> the card a requirements review card reviews | nil
 function M.reviewed_card(db, id)
   for _, d in ipairs(sj.card_event_data(db, id, "requirements_review_of")) do
@@ -68,8 +71,12 @@ function M.answer(db, b, card_id, text, actor)
       return true
     end
     if M.waits_on_budget(c) then
-      -- the card's money budgets count the calls after this mark
-      db:event { kind = "budget_approved", card = c.id, actor = actor.seat, data = { turn = costs.last_turn(db), note = text } }
+      -- the budget that was reached (its last budget_reached event's scope) counts the
+      -- calls after this mark; the card's other budgets go on counting as they were
+      local reached = sj.card_event_data(db, c.id, "budget_reached")
+      local scope = reached[#reached] and reached[#reached].scope
+      db:event { kind = "budget_approved", card = c.id, actor = actor.seat,
+        data = { turn = costs.last_turn(db), note = text, scope = CARD_SCOPES[scope] and scope or nil } }
     end
     assert(b:comment(c.id, { author = actor.seat, body = text }))
     local t, terr, tcode = b:transition(c.id, "ready", { actor = actor, note = "answered" })

@@ -5,10 +5,13 @@
 -- checked against what the scope spent plus the most the call may cost, so a run never
 -- spends more than one call past a budget (check). A card's budget that would be passed
 -- makes the card wait for a person, the run's or the day's ends the run, as the token
--- budgets do. Totals are read from the journal once per scope and kept running. A call
--- in flight holds its estimate against its scopes until its cost is recorded, so turns
--- running at once (concurrency) cannot each pass the check on the same room: a call that
--- fits only once those in flight end waits for them (wait_room). A card
+-- budgets do. Totals are read from the journal once per scope, then kept up to date before
+-- each call by reading the calls every process recorded since (orket.store.costs.since: by
+-- primary key, as many rows as were recorded since), so runs and workers sharing a scope
+-- see each other's spending. A call in flight holds its estimate against its scopes until
+-- its cost is committed, so turns of this process running at once (concurrency) cannot
+-- each pass the check on the same room: a call that fits only once those in flight end
+-- waits for them (wait_room). Another process's calls in flight are not seen. A card
 -- waiting on its budget goes on once a person approves (orket.actions.answer) or raises
 -- the budget (release_raised).
 local cost = require "orket.cost"
@@ -69,12 +72,13 @@ function M.price(run, spec)
 end
 
 --- release(run, job): the job's call in flight no longer holds its estimate (its cost is
---- recorded, or it failed); the turns waiting for room look again. Idempotent.
+--- committed, for the next check to read, or it failed); the turns waiting for room look
+--- again. Idempotent.
 function M.release(run, job)
   local h = job.money_hold
   if not h then return end
   job.money_hold = nil
-  for _, t in ipairs(h.totals) do t.held = t.held - h.est end
+  for _, t in ipairs(h.totals) do t.held = t.held - h.amount end
   local waiters = run.spend.waiters
   run.spend.waiters = {}
   for _, co in ipairs(waiters) do
@@ -101,22 +105,38 @@ function M.guard(run, job)
   return setmetatable({ run = run, job = job }, GUARD)
 end
 
--- the running totals of the job's card's scopes grow by a call's cost
-local function add_spent(run, job, price, micros)
-  if not (micros and run.spend) then return end
-  for _, t in pairs(run.spend.totals) do
-    if t.applies[job.card_id] and t.currency == price.currency then t.micros = cost.plus(t.micros, micros) end
-  end
+-- A call's cost recorded: its hold covers it until its transaction commits (then the
+-- store has it, and the next check reads it), at least the cost when that is more than the
+-- estimate.
+local function hold_cost(job, micros)
+  local h = job.money_hold
+  if not (h and micros and micros > h.amount) then return end
+  for _, t in ipairs(h.totals) do t.held = t.held + (micros - h.amount) end
+  h.amount = micros
 end
 
---- record(run, job, usage) -> {cached_tokens=, cost=, currency=}: what a turns row's data
---- holds of a call's money (cost nil: no price, or no usage reported); the call's hold goes
---- as its cost comes in
-function M.record(run, job, usage)
-  M.release(run, job)
+-- (estimate_tokens, below)
+local estimate_tokens
+
+--- record(run, job, usage, req) -> {cached_tokens=, cost=, currency=}: what a turns row's
+--- data holds of a call's money (cost nil: no price); the call's hold stays until the row
+--- commits (release, by the caller). A priced call whose provider reported no usage, or not all of it (usage.estimated:
+--- its counts absent or no counts, "abc", null), was billed all the same: it is charged as
+--- a refused usage is, at the estimate before the call (the one its hold took), or the
+--- counts that came when they are more; usage.note says so.
+function M.record(run, job, usage, req)
   local price = M.price(run, job.model)
   local micros = cost.of(price, usage)
-  add_spent(run, job, price, micros)
+  if price and usage and usage.estimated and req then
+    local prompt, out = estimate_tokens(req)
+    prompt = math.max(prompt, math.tointeger(usage.prompt_tokens) or 0)
+    out = math.max(out, math.tointeger(usage.completion_tokens) or 0)
+    micros = cost.estimate(price, prompt, out)
+    local why = string.format("the provider reported no usage or only part of it: charged at the estimate "
+      .. "before the call (%d prompt tokens uncached, %d output tokens), %s", prompt, out, cost.format(micros, price.currency))
+    usage.note = usage.note and (usage.note .. "; " .. why) or why
+  end
+  hold_cost(job, micros)
   return { cached_tokens = usage and usage.cached_tokens, cost = micros, currency = micros and price.currency or nil }
 end
 
@@ -134,31 +154,99 @@ local function scope_of(run, scope, card_id)
   return grand and grand.type == "rock" and grand.id or nil
 end
 
--- The scope's running total, read once, counting from mark {turns id, events id}.
+-- The scope's running total, counting from mark {turns id, events id}: read once up to the
+-- ids the run has caught up to (catch_up adds what is recorded after them), filed by scope
+-- and id for catch_up.
 local NO_MARK = { 0, 0 }
-local function total(run, scope, id, mark, currency, card_id)
-  run.spend = run.spend or { totals = {}, warned = {}, waiters = {} }
+local function total(run, scope, id, mark, currency)
+  local sp = run.spend
   local key = string.format("%s:%s@%d:%s", scope, tostring(id), mark[1], currency)
-  local t = run.spend.totals[key]
-  if not t then
-    local f = { after_turn = mark[1], after_event = mark[2] }
-    if scope == "day" then f.since = id .. "T00:00:00.000Z" else f[scope] = id end
-    local micros = costs.totals(run.db, f).cost[currency] or 0
-    -- on PostgreSQL the read waits, and another turn may have made the total meanwhile:
-    -- that one is kept, or each turn would hold its estimate on a total of its own
-    t = run.spend.totals[key]
-    if not t then
-      t = { micros = micros, held = 0, currency = currency, applies = {} }
-      run.spend.totals[key] = t
+  local t = sp.totals[key]
+  if t then return t, key end
+  local f = { after_turn = mark[1], after_event = mark[2], upto_turn = sp.turn, upto_event = sp.event }
+  if scope == "day" then f.since = id .. "T00:00:00.000Z" else f[scope] = id end
+  local micros = costs.totals(run.db, f).cost[currency] or 0
+  -- on PostgreSQL the read waits, and another turn may have made the total meanwhile:
+  -- that one is kept, or each turn would hold its estimate on a total of its own; and
+  -- catch_up may have gone past the ids read to meanwhile: the total reads up to them too
+  t = sp.totals[key]
+  if t then return t, key end
+  while f.upto_turn ~= sp.turn or f.upto_event ~= sp.event do
+    f.after_turn, f.after_event = math.max(mark[1], f.upto_turn), math.max(mark[2], f.upto_event)
+    f.upto_turn, f.upto_event = sp.turn, sp.event
+    micros = cost.plus(micros, costs.totals(run.db, f).cost[currency] or 0)
+    if sp.totals[key] then return sp.totals[key], key end
+  end
+  t = { micros = micros, held = 0, currency = currency, mark = mark, scope = scope, id = id }
+  sp.totals[key] = t
+  local by = sp.by[scope][id]
+  if not by then
+    by = {}
+    sp.by[scope][id] = by
+  end
+  by[#by + 1] = t
+  return t, key
+end
+
+-- The totals a recorded call r (orket.store.costs.since's row) counts in, by its scopes.
+local function count_in(list, r, src, day)
+  if not list then return end
+  for _, t in ipairs(list) do
+    if t.currency == r.currency and r.id > (src == "t" and t.mark[1] or t.mark[2])
+      and (t.scope ~= "day" or t.id ~= day or r.in_day == 1) then
+      t.micros = cost.plus(t.micros, r.spent)
     end
   end
-  t.applies[card_id] = true
-  return t, key
+end
+
+-- Before a check: the calls every process (this one too) recorded since the run last
+-- looked join the totals they count in, so runs and workers sharing a scope see each
+-- other's spending. One read by primary keys of what was recorded since.
+local function catch_up(run, day)
+  local sp = run.spend
+  local rows = costs.since(run.db, sp.turn, sp.event, day .. "T00:00:00.000Z")
+  -- on PostgreSQL the read waits: another turn's catch-up may have counted some rows
+  -- meanwhile (ids are visible in order, so those are the ones up to its ids)
+  local turn, event = sp.turn, sp.event
+  local by = sp.by
+  for _, r in ipairs(rows) do
+    local src = r.src
+    if src == "e" then
+      if r.id > sp.event then sp.event = r.id end
+    elseif r.id > (src == "t" and turn or event) then
+      if src == "t" and r.id > sp.turn then sp.turn = r.id end
+      if r.spent then
+        local card, parent = r.card_id, r.parent
+        count_in(by.card[card], r, src, day)
+        count_in(by.run[r.run_id], r, src, day)
+        count_in(by.epic[card], r, src, day)
+        if parent then count_in(by.epic[parent], r, src, day) end
+        count_in(by.rock[card], r, src, day)
+        if parent then count_in(by.rock[parent], r, src, day) end
+        if r.grand then count_in(by.rock[r.grand], r, src, day) end
+        for _, list in pairs(by.day) do count_in(list, r, src, day) end
+      end
+    end
+  end
+end
+
+-- The run's money state: its totals, read at its first check from the journal's ids then.
+local function state(run)
+  local sp = run.spend
+  if sp and sp.turn then return sp, true end
+  local turn, event = costs.heads(run.db)
+  sp = run.spend -- (another turn may have made it while the read waited)
+  if sp and sp.turn then return sp, true end
+  sp = sp or { totals = {}, warned = {}, waiters = {} }
+  sp.by = { card = {}, epic = {}, rock = {}, run = {}, day = {} }
+  sp.turn, sp.event = turn, event
+  run.spend = sp
+  return sp, false
 end
 
 -- The most tokens the request may use: its prompt (estimated from its bytes) and its
 -- whole allowance of output.
-local function estimate_tokens(req)
+function estimate_tokens(req)
   local n = common.messages_chars(req.messages) + common.tools_chars(req)
   return common.estimate_tokens(n), req.max_tokens or M.DEFAULT_MAX_OUTPUT
 end
@@ -184,8 +272,7 @@ function M.refused(run, job, req, counts)
   out = math.max(out, cost.plausible(counts.completion_tokens))
   local price = M.price(run, job.model)
   local micros = cost.estimate(price, prompt, out)
-  add_spent(run, job, price, micros)
-  M.release(run, job)
+  hold_cost(job, micros)
   run:add_tokens(prompt + out, job.card_id)
   return { model = job.model, prompt_tokens = prompt, completion_tokens = out, cost = micros,
     currency = micros and price.currency or nil, refused_usage = counts }
@@ -217,23 +304,28 @@ function M.check(run, job, req)
   if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it
   local card_id = job.card_id
   assert(run.board:status(card_id)) -- the card is there (its copy is read only where needed)
-  -- the card's last approval, read once and only for a card's, an epic's or a rock's
-  -- budget: the run's and the day's count from no mark
-  local mark
+  -- what every process spent since the last check (at the first, the totals read it all)
+  local day = os.date("!%Y-%m-%d") -- the UTC day
+  local _, known = state(run)
+  if known then catch_up(run, day) end
+  -- the card's last approvals, one per scope (an approval restarts only the budget that
+  -- was reached), read once and only for a card's, an epic's or a rock's budget: the
+  -- run's and the day's count from no mark
+  local marks
   local est = estimate(price, req)
   local held, limits, room = {}, {}, false
   local scopes = M.SCOPES
   for i = 1, #scopes do
     local s = scopes[i]
     local budget = b[BUDGET_KEYS[i]]
-    local id = budget and budget.currency == price.currency and scope_of(run, s, card_id)
+    local id = budget and budget.currency == price.currency and (s == "day" and day or scope_of(run, s, card_id))
     if id then
       local from = NO_MARK
       if M.CARD_SCOPES[s] then
-        mark = mark or { costs.approved_after(run.db, card_id) }
-        from = mark
+        marks = marks or costs.approved_marks(run.db, card_id)
+        from = marks[s]
       end
-      local t, key = total(run, s, id, from, price.currency, card_id)
+      local t, key = total(run, s, id, from, price.currency)
       if t.micros * 5 >= budget.micros * 4 and not run.spend.warned[key] then
         run.spend.warned[key] = true
         local money = money_of(s, id, t, est, budget, price)
@@ -266,7 +358,7 @@ function M.check(run, job, req)
   if room then return { room = true } end
   if #held > 0 then
     for _, t in ipairs(held) do t.held = t.held + est end
-    job.money_hold = { totals = held, est = est }
+    job.money_hold = { totals = held, amount = est }
   end
   return nil
 end

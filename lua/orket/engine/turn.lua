@@ -218,9 +218,10 @@ local function call_model(run, job, req)
     if res then return res end
     -- a refused usage's call was billed: charged, not only released
     local charged = spend.refused(run, job, req, type(failure) == "table" and failure.refused_usage)
-    spend.release(run, job)
     class = class or "transient"
     record_failure(run, job, req, class, msg, charged)
+    -- the charge is in the store now (the next check reads it): the hold goes
+    spend.release(run, job)
     if left then
       over = wall_left(run, job)
       if over then return nil, over.detail, "budget", over end
@@ -539,7 +540,7 @@ local function step_response(sp)
     response, sp.turn_id = sp.rec.response, sp.rec.id
   else
     local res, usage = model.res, model.res.usage or {}
-    local money = spend.record(run, job, res.usage)
+    local money = spend.record(run, job, res.usage, model.req)
     response = {
       content = res.content or "", tool_calls = res.tool_calls or {}, finish_reason = res.finish_reason,
       usage = res.usage, model = res.model, provider = res.provider, escaped = res.escaped,
@@ -654,6 +655,8 @@ local function commit_step(run, job, st, n, model, rec)
       error(err, 0)
     end
     first_done = true
+    -- the call's cost is in the store now (the next check reads it): its hold goes
+    spend.release(run, job)
     -- after_model and after_tool are where the response and each result are durable
     local events = sp.events
     local k, ev = 1, events[1]
@@ -723,7 +726,7 @@ function M.run(run, job)
         return { ended = "model_error", detail = err, class = class }
       end
       -- latency_ms: the call's wall time, retries included (GET /metrics' histogram)
-      model = { res = res, msgs = msgs, latency_ms = math.floor(rt.now() - t0) }
+      model = { res = res, msgs = msgs, req = req, latency_ms = math.floor(rt.now() - t0) }
     end
     out, card, rec = commit_step(run, job, st, step, model, rec)
     if out then return out end

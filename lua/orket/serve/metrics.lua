@@ -201,8 +201,8 @@ function M.render(db, counters, sse_clients, shown, reads, notified)
   b.family("orket_model_cached_tokens_total", "counter",
     "Prompt tokens the provider served from its prompt cache (of direction in), by model, where it says so.")
   for _, r in ipairs(models) do b.sample("orket_model_cached_tokens_total", { "model", r.model }, r.tcached or 0) end
-  -- the exact sum of micro-units, written as a decimal (docs/cost.md); calls without a
-  -- price or a reported usage have no cost and are not in it
+  -- the exact sum of micro-units, written as a decimal (docs/cost.md), the charges of
+  -- refused usages with it; calls of a model without a price have no cost and are not in it
   b.family("orket_cost_total", "counter", "What model calls cost, by model and currency (units of the currency).")
   for _, r in ipairs(counts.costs(db, lim)) do
     b.sample("orket_cost_total", { "model", r.model, "currency", r.currency }, cost.format(r.micros))

@@ -22,6 +22,8 @@ local FILTERS = {
   { "since", "r.at >= ?", 1 },
   { "after_turn", "r.id > ?", 1, "turns" },
   { "after_event", "r.id > ?", 1, "failures" },
+  { "upto_turn", "r.id + 0 <= ?", 1, "turns" },
+  { "upto_event", "r.id + 0 <= ?", 1, "failures" },
 }
 
 -- A source of calls as rows r (id, run_id, card_id, at, model, data): the turns, and the
@@ -82,7 +84,7 @@ end
 --- rows(db, f) -> array of {model=, currency=, micros=, priced=, calls=, input=, cached=,
 --- output=}, one per model and currency, for the calls matching every filter of
 --- f {run=, card=, epic=, rock=, since= (a stored time's text), after_turn= (turns id),
---- after_event= (events id)}. input counts every prompt token (cached ones too); priced
+--- after_event= (events id), upto_turn=, upto_event= (the last ids counted)}. input counts every prompt token (cached ones too); priced
 --- counts the calls with a cost. A call whose answer's usage was refused counts as charged.
 function M.rows(db, f)
   local q, args = M.query(db.dialect, f)
@@ -101,6 +103,45 @@ function M.totals(db, f)
   return out
 end
 
+--- heads(db) -> the newest turns id, the newest events id (0: none): where a reader of the
+--- calls recorded since (since) starts. Ids become visible in order on both backends (one
+--- writer at a time: docs/store.md), so they are a safe cursor.
+function M.heads(db)
+  local row = backend.row(db, "SELECT (SELECT COALESCE(MAX(id), 0) FROM turns) AS turn, "
+    .. "(SELECT COALESCE(MAX(id), 0) FROM events) AS event")
+  return row and row.turn or 0, row and row.event or 0
+end
+
+-- The calls recorded after a turns id and an events id, each with what decides its scopes
+-- (its card's parent and grandparent, whether it is of the day), read by their primary
+-- keys: as many rows as were recorded since, whatever the journal holds.
+-- The parents are read per row by primary key (a join may be planned as a hash of every
+-- card), and the failures by the events' ids (kind || '' keeps the partial indexes of
+-- failures, which hold every failure of the journal, out of the plan).
+local since_sql = dialect.statement(function(d)
+  local cols = function(at)
+    return "r.id, r.run_id, r.card_id, (SELECT parent FROM cards WHERE id = r.card_id) AS parent, "
+      .. "(SELECT p.parent FROM cards p WHERE p.id = (SELECT parent FROM cards WHERE id = r.card_id)) AS grand, "
+      .. d.json_text("r.data", "currency") .. " AS currency, " .. M.spent(d, "r.data") .. " AS spent, "
+      .. "CASE WHEN " .. at .. " >= ? THEN 1 ELSE 0 END AS in_day"
+  end
+  return "SELECT 't' AS src, " .. cols("r.created_at") .. " FROM turns r WHERE r.id > ?"
+    .. " UNION ALL SELECT 'f', " .. cols("r.at") .. " FROM events r WHERE r.id > ? AND r.kind || '' = 'model_failure' AND "
+    .. d.json_int("r.data", "prompt_tokens") .. " IS NOT NULL"
+    .. " UNION ALL SELECT 'e', COALESCE(MAX(id), 0), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events"
+end)
+
+--- since(db, turn, event, day) -> rows {src = "t" (a turns row) | "f" (a charged model
+--- failure) | "e" (id: the newest events id seen), id, run_id, card_id, parent, grand,
+--- currency, spent (nil: no cost), in_day (1 when recorded at or after day, a stored
+--- time's text)}: every call any process recorded after turns id `turn` and events id
+--- `event`, the money budgets' catch-up before a call (orket.engine.spend)
+M.since_statement = since_sql -- (db) -> its SQL: the specs check its plan
+
+function M.since(db, turn, event, day)
+  return assert(db:rows(since_sql(db), day, turn, day, event))
+end
+
 --- approved_after(db, card) -> turn, event: the turns id the card's last budget_approved
 --- event marks and that event's id (0, 0: none): a person approved going on, so its money
 --- budgets count the calls after it (filters after_turn, after_event)
@@ -116,6 +157,34 @@ function M.approved_after(db, card)
   local row = backend.row(db, approved_sql(db), card)
   if not row then return 0, 0 end
   return row.turn or 0, row.id
+end
+
+--- approved_marks(db, card) -> {card = {turn, event}, epic = ..., rock = ...}: for each of
+--- the card's own money budgets, the marks of the card's last budget_approved event that
+--- approved going on past that budget ({0, 0}: none). A person approves the scope whose
+--- budget was reached (its data.scope): the card's budget approved leaves its epic's and
+--- its rock's counting as they were. An approval recorded with no scope (before scopes
+--- were recorded) counts for all three.
+local marks_sql = dialect.statement(function(d)
+  local scope = d.json_text("data", "scope")
+  return "SELECT id, " .. d.json_int("data", "turn") .. " AS turn, " .. scope .. " AS scope FROM events "
+    .. "WHERE id IN (SELECT MAX(id) FROM events WHERE card_id = ? AND kind = 'budget_approved' GROUP BY " .. scope .. ")"
+end)
+
+local CARD_SCOPES = { "card", "epic", "rock" }
+
+function M.approved_marks(db, card)
+  -- a failed read raises, as approved_after's
+  local rows = assert(db:rows(marks_sql(db), card))
+  local out = {}
+  for _, s in ipairs(CARD_SCOPES) do
+    local best
+    for _, r in ipairs(rows) do
+      if (r.scope == nil or r.scope == s) and (not best or r.id > best.id) then best = r end
+    end
+    out[s] = best and { best.turn or 0, best.id } or { 0, 0 }
+  end
+  return out
 end
 
 --- last_turn(db) -> the newest turns row's id (0: none): a mark later sums start after

@@ -24,19 +24,32 @@ end
 -- a turn recorded without one)
 local MODEL = [[COALESCE(json_extract(response, '$.provider') || ':', '') || COALESCE(model, '')]]
 
+-- The calls answered whose answer's usage was refused and charged (orket.engine.spend.refused:
+-- a model_failure event holding the charge), as every other sum counts them
+-- (orket.store.costs): their model is the one asked ("provider:model").
+local CHARGED = [[FROM events WHERE kind = 'model_failure' AND json_extract(data, '$.prompt_tokens') IS NOT NULL]]
+
 --- models(db, limit) -> {model ("provider:model"; '' when none), n (calls), tin, tout, tcached
---- (tokens)} by model
+--- (tokens)} by model, charged failures counted
 function M.models(db, limit)
-  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0) AS tin,
-    COALESCE(SUM(completion_tokens), 0) AS tout, COALESCE(SUM(json_extract(data, '$.cached_tokens')), 0) AS tcached
-    FROM turns GROUP BY 1 ORDER BY 1 LIMIT ?]], limit)
+  return db:rows([[SELECT model, COUNT(*) AS n, COALESCE(SUM(pt), 0) AS tin, COALESCE(SUM(ct), 0) AS tout,
+    COALESCE(SUM(cached), 0) AS tcached FROM (SELECT ]] .. MODEL .. [[ AS model, prompt_tokens AS pt,
+      completion_tokens AS ct, json_extract(data, '$.cached_tokens') AS cached FROM turns
+    UNION ALL SELECT COALESCE(json_extract(data, '$.model'), ''), json_extract(data, '$.prompt_tokens'),
+      json_extract(data, '$.completion_tokens'), NULL ]] .. CHARGED .. [[)
+    GROUP BY 1 ORDER BY 1 LIMIT ?]], limit)
 end
 
 --- costs(db, limit) -> {model, currency, micros} by model and currency: the calls with a
---- cost (docs/cost.md), a cost below 0 counted as 0 (orket.store.costs.spent)
+--- cost (docs/cost.md), charged failures counted, a cost below 0 counted as 0
+--- (orket.store.costs.spent)
 function M.costs(db, limit)
-  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, json_extract(data, '$.currency') AS currency,
-    SUM(]] .. costs.spent(db.dialect, "data") .. [[) AS micros FROM turns WHERE json_extract(data, '$.cost') IS NOT NULL
+  local spent = costs.spent(db.dialect, "data")
+  return db:rows([[SELECT model, currency, SUM(micros) AS micros FROM (SELECT ]] .. MODEL .. [[ AS model,
+      json_extract(data, '$.currency') AS currency, ]] .. spent .. [[ AS micros FROM turns
+      WHERE json_extract(data, '$.cost') IS NOT NULL
+    UNION ALL SELECT COALESCE(json_extract(data, '$.model'), ''), json_extract(data, '$.currency'), ]] .. spent .. [[
+      ]] .. CHARGED .. [[ AND json_extract(data, '$.cost') IS NOT NULL)
     GROUP BY 1, 2 ORDER BY 1, 2 LIMIT ?]], limit)
 end
 

@@ -332,8 +332,8 @@ describe("store on " .. B.name(), function()
     assert.equal(0, sj.card_tokens(db, run, "E-1", ev)) -- counted from after it
     assert.same({}, costs.totals(db, { card = "E-1", after_turn = costs.last_turn(db), after_event = ev }).cost)
     assert.same({}, costs.totals(db, { card = "E-2" }).cost)
-    -- and so in /metrics' sums
-    assert.same({ { model = "m", currency = "USD", micros = 7 } }, require("orket.store.metrics").costs(db, 10))
+    -- and so in /metrics' sums, the charged failure with them (under the model asked)
+    assert.same({ { model = "m", currency = "USD", micros = 41257 } }, require("orket.store.metrics").costs(db, 10))
     -- the sum over models stops at the largest integer, never wraps to a negative
     for i, m in ipairs { "big1", "big2" } do
       db:record_turn { run = run, card = "E-2", seat = "dev", turn = 10 + i, model = m, prompt_tokens = 1,
@@ -355,6 +355,11 @@ describe("store on " .. B.name(), function()
     local scopes = {
       day = { { since = "2000-01-01T00:00:00.000Z", after_turn = 0, after_event = 0 }, "turns_at", "events_model_failure_at" },
       run = { { run = run, after_turn = 0, after_event = 0 }, "turns_run", "events_model_failure_run" },
+      -- read up to the ids a run caught up to (orket.engine.spend): still by the scope's index
+      run_upto = { { run = run, after_turn = 0, after_event = 0, upto_turn = 1, upto_event = 1 }, "turns_run",
+        "events_model_failure_run" },
+      day_upto = { { since = "2000-01-01T00:00:00.000Z", after_turn = 0, after_event = 0, upto_turn = 1, upto_event = 1 },
+        "turns_at", "events_model_failure_at" },
       -- a card's failures: by its events, or (PostgreSQL's choice on a journal of none) by
       -- an index of model failures alone
       card = { { card = "E-1", after_turn = 1, after_event = 1 }, "turns_card", "events_card",
@@ -387,6 +392,33 @@ describe("store on " .. B.name(), function()
       for i = 3, #s do by = by or plan:find(s[i], 1, true) end
       assert.truthy(by, name .. " reads events by " .. s[3] .. ": " .. plan)
     end
+    -- the calls recorded since a run's last check, by any process: by the ids alone, each
+    -- call's card and its parents by their keys
+    local turn, event = costs.heads(db)
+    local plan = {}
+    assert(db:tx(function()
+      local explain = "EXPLAIN QUERY PLAN "
+      if B.name() == "pg" then
+        assert(db:exec("SET LOCAL enable_seqscan = off"))
+        explain = "EXPLAIN "
+      end
+      local day = "2000-01-01T00:00:00.000Z"
+      for _, r in ipairs(assert(db:rows(explain .. costs.since_statement(db), day, turn - 1, day, event - 1))) do
+        plan[#plan + 1] = r.detail or r["QUERY PLAN"]
+      end
+      return true
+    end))
+    plan = table.concat(plan, "\n")
+    for _, t in ipairs { "turns", "events", "cards" } do
+      assert.is_nil(plan:find("SCAN " .. t, 1, true), plan)
+      assert.is_nil(plan:find("Seq Scan on " .. t, 1, true), plan)
+      assert.is_nil(plan:find("Hash", 1, true), plan)
+    end
+    assert.is_nil(plan:find("events_model_failure", 1, true), plan)
+    local rows = costs.since(db, turn - 1, event, "2000-01-01T00:00:00.000Z")
+    assert.same({ { "t", "E-1", "E", "USD", 5, 1 }, { "e", event } }, {
+      { rows[1].src, rows[1].card_id, rows[1].parent, rows[1].currency, rows[1].spent, rows[1].in_day },
+      { rows[2].src, rows[2].id } })
     -- the same figures as before
     assert.same({ USD = 5 }, costs.totals(db, scopes.day[1]).cost)
     assert.same({ USD = 5 }, costs.totals(db, scopes.run[1]).cost)

@@ -88,10 +88,12 @@ describe("store reads that fail", function()
     local bad = failing(db)
     each_raises {
       approved_after = function() return costs.approved_after(bad, "E-1") end,
+      approved_marks = function() return costs.approved_marks(bad, "E-1") end,
       last_turn = function() return costs.last_turn(bad) end,
     }
     -- and a store that answers still tells "none" from a failure
     assert.same({ 0, 0 }, { costs.approved_after(db, "E-1") })
+    assert.same({ card = { 0, 0 }, epic = { 0, 0 }, rock = { 0, 0 } }, costs.approved_marks(db, "E-1"))
     assert.equal(0, costs.last_turn(db))
   end)
 

@@ -119,14 +119,15 @@ describe("the check before a call under a money budget", function()
     local r = { run_id = 7, settings = { models = { prices = { ["p:m"] = PRICE } }, budgets = budgets },
       board = { status = function(_, id) return id == "C-1" and "in_progress" or nil end,
         get = function(_, id) return id == "C-1" and { id = id, type = "issue", status = "in_progress" } or nil end } }
-    local totals, approved_after, marks = costs.totals, costs.approved_after, 0
+    local totals, approved_marks, heads, marks = costs.totals, costs.approved_marks, costs.heads, 0
     costs.totals = function() return { cost = {} } end
-    costs.approved_after = function()
+    costs.heads = function() return 0, 0 end
+    costs.approved_marks = function()
       marks = marks + 1
-      return 0, 0
+      return { card = { 0, 0 }, epic = { 0, 0 }, rock = { 0, 0 } }
     end
     local ok, out = pcall(spend.check, r, { model = "p:m", card_id = "C-1" }, request {})
-    costs.totals, costs.approved_after = totals, approved_after
+    costs.totals, costs.approved_marks, costs.heads = totals, approved_marks, heads
     assert(ok, out)
     return marks, out
   end

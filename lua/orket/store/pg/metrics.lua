@@ -10,15 +10,24 @@ end
 
 local MODEL = [[COALESCE((response->>'provider') || ':', '') || COALESCE(model, '')]]
 
+-- charged failures (orket.store.metrics' CHARGED)
+local CHARGED = [[FROM events WHERE kind = 'model_failure' AND data->>'prompt_tokens' IS NOT NULL]]
+
 function M.models(db, limit)
-  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, COUNT(*) AS n, COALESCE(SUM(prompt_tokens), 0)::int8 AS tin,
-    COALESCE(SUM(completion_tokens), 0)::int8 AS tout, COALESCE(SUM((data->>'cached_tokens')::int8), 0)::int8 AS tcached
-    FROM turns GROUP BY 1 ORDER BY 1 LIMIT $1]], limit)
+  return db:rows([[SELECT model, COUNT(*) AS n, COALESCE(SUM(pt), 0)::int8 AS tin, COALESCE(SUM(ct), 0)::int8 AS tout,
+    COALESCE(SUM(cached), 0)::int8 AS tcached FROM (SELECT ]] .. MODEL .. [[ AS model, prompt_tokens::int8 AS pt,
+      completion_tokens::int8 AS ct, (data->>'cached_tokens')::int8 AS cached FROM turns
+    UNION ALL SELECT COALESCE(data->>'model', ''), (data->>'prompt_tokens')::int8, (data->>'completion_tokens')::int8,
+      NULL::int8 ]] .. CHARGED .. [[) c
+    GROUP BY 1 ORDER BY 1 LIMIT $1]], limit)
 end
 
 function M.costs(db, limit)
-  return db:rows([[SELECT ]] .. MODEL .. [[ AS model, data->>'currency' AS currency,
-    SUM(]] .. costs.spent(db.dialect, "data") .. [[)::int8 AS micros FROM turns WHERE data->>'cost' IS NOT NULL
+  local spent = costs.spent(db.dialect, "data")
+  return db:rows([[SELECT model, currency, SUM(micros)::int8 AS micros FROM (SELECT ]] .. MODEL .. [[ AS model,
+      data->>'currency' AS currency, ]] .. spent .. [[ AS micros FROM turns WHERE data->>'cost' IS NOT NULL
+    UNION ALL SELECT COALESCE(data->>'model', ''), data->>'currency', ]] .. spent .. [[
+      ]] .. CHARGED .. [[ AND data->>'cost' IS NOT NULL) c
     GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1]], limit)
 end
 

@@ -1,0 +1,91 @@
+-- orket.engine.spend's money budgets shared between processes, on SQLite and on PostgreSQL
+-- (tests/backends.lua): runs in one server, and workers on one run, each keep their own
+-- totals, and each sees before a call what the others recorded (docs/cost.md). Each view
+-- below is one process's run: its own state, on the one store.
+local H = require "tests.helpers"
+local F = require "tests.engine_fakes"
+local spend = require "orket.engine.spend"
+
+local PRICE = { input = "1", cached_input = "0.5", output = "2", currency = "USD" }
+-- a request estimated at 1000 prompt tokens and 1000 output tokens: 0.003 USD
+local REQ = { model = "p:m", messages = { { role = "user", content = string.rep("x", 4000) } }, max_tokens = 1000 }
+
+-- one process's run of run_id, with money budgets {cost_per_X = micro-USD}
+local function view(db, b, run_id, budgets)
+  local parsed = {}
+  for k, v in pairs(budgets) do parsed[k] = { micros = v, currency = "USD" } end
+  return { run_id = run_id, db = db, board = b, emit = function() end, add_tokens = function() end,
+    settings = { models = { prices = { ["p:m"] = PRICE } }, budgets = parsed } }
+end
+
+-- a call of the view's on card, checked, answered with 1000 + 1000 tokens (0.003 USD) and
+-- recorded as the engine records it: the hold goes once the row is committed
+local function call(v, card)
+  local job = { model = "p:m", card_id = card }
+  local over = spend.check(v, job, REQ)
+  if over then return over end
+  local money = spend.record(v, job, { prompt_tokens = 1000, completion_tokens = 1000 }, REQ)
+  assert(v.db:tx(function()
+    return v.db:record_turn { run = v.run_id, card = card, seat = "senior_developer", turn = 1, model = "p:m",
+      prompt_tokens = 1000, completion_tokens = 1000, data = { step = 1, cost = money.cost, currency = money.currency } }
+  end))
+  spend.release(v, job)
+  return nil
+end
+
+describe("money budgets shared by processes (" .. require("tests.backends").name() .. ")", function()
+  after_each(H.cleanup)
+
+  local function fixture()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "one" }, { id = "E-2", summary = "two" } })
+    local r1 = assert(db:record_run { target = "E-1", kind = "issue" })
+    local r2 = assert(db:record_run { target = "E-2", kind = "issue" })
+    return db, b, r1, r2
+  end
+
+  it("count the day's spending of every run: another run's calls stop this one's", function()
+    local db, b, r1, r2 = fixture()
+    local a, other = view(db, b, r1, { cost_per_day = 10000 }), view(db, b, r2, { cost_per_day = 10000 })
+    -- the other run reads its totals first, then the first run spends 0.009 USD
+    assert.is_nil(call(other, "E-2"))
+    assert.is_nil(call(a, "E-1"))
+    assert.is_nil(call(a, "E-1"))
+    -- 0.009 of 0.01 spent in the day: the next call (0.003) fits in neither run
+    local over = call(other, "E-2")
+    assert.equal("canceled", over and over.ended)
+    assert.matches("money budget: the day %d+%-%d+%-%d+ spent 0.009 USD of its 0.01 USD", over.detail)
+    assert.equal("canceled", (call(a, "E-1") or {}).ended)
+    db:close()
+  end)
+
+  it("count every worker's calls in the run's budget, and charged failures too", function()
+    local db, b, r1 = fixture()
+    local w1, w2 = view(db, b, r1, { cost_per_run = 10000 }), view(db, b, r1, { cost_per_run = 10000 })
+    assert.is_nil(call(w1, "E-1"))
+    assert.is_nil(call(w2, "E-2"))
+    -- a call of w1's whose usage was refused, charged 0.003 USD (its model_failure event)
+    assert(db:tx(function()
+      db:event { kind = "model_failure", card = "E-1", run = r1, data = { model = "p:m", prompt_tokens = 1000,
+        completion_tokens = 1000, cost = 3000, currency = "USD" } }
+      return true
+    end))
+    local over = call(w2, "E-2")
+    assert.equal("canceled", over and over.ended)
+    assert.matches("the run %d+ spent 0.009 USD of its 0.01 USD", over.detail)
+    db:close()
+  end)
+
+  it("count the epic's calls of every process, its cards' own budgets apart", function()
+    local db, b, r1, r2 = fixture()
+    local budgets = { cost_per_epic = 10000, cost_per_card = 7000 }
+    local a, other = view(db, b, r1, budgets), view(db, b, r2, budgets)
+    assert.is_nil(call(other, "E-2"))
+    assert.is_nil(call(a, "E-1"))
+    assert.is_nil(call(a, "E-1"))
+    -- E-2's own budget has room (0.003 of 0.007), its epic's has not (0.009 of 0.01)
+    local over = call(other, "E-2")
+    assert.equal("budget", over and over.ended)
+    assert.same({ "epic", "E", 9000 }, { over.money.scope, over.money.id, over.money.spent })
+    db:close()
+  end)
+end)
