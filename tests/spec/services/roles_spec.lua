@@ -98,6 +98,23 @@ describe("roles.messages", function()
     end
   end)
 
+  it("builds system(ctx)'s messages under the role's budget: what it left in ctx runs there", function()
+    -- a trap left in ctx.card: 30 million loops (seconds) that, run by the
+    -- host, would pass unbounded; under the budget the role fails with EBUDGET
+    local r = role([[return { intent = "x", tools = {}, system = function(ctx)
+      ctx.card = setmetatable({}, { __index = function() local n = 0 for i = 1, 3e7 do n = n + i end return n end })
+      return "sys"
+    end }]])
+    local msgs, err, code = roles.messages(r, ctx(registry()))
+    assert.is_nil(msgs)
+    assert.equal("EBUDGET", code)
+    assert.matches("instruction budget", err)
+    -- a plain system(ctx) still gives the default shape
+    local ok = role([[return { intent = "x", tools = {}, system = function(ctx) return "hi " .. ctx.card.id end }]])
+    local shaped = assert(roles.messages(ok, ctx(registry())))
+    assert.matches("hi E%-1", cjson.encode(shaped))
+  end)
+
   it("gives a fresh copy of everything else, every call", function()
     local reg = registry()
     local r = role([[return { intent = "x", tools = {}, build = function(ctx)
