@@ -236,6 +236,21 @@ describe("tools", function()
     assert.equal(saved, tools.BUDGET)
   end)
 
+  it("refuse a result that hands over more than 64 MiB of strings, before it is encoded", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/amp.lua", [[return { name = "amp", description = "amplifies", effect = "read",
+      handler = function()
+        local s, t = ("x"):rep(1024 * 1024), {}
+        for i = 1, 100000 do t[i] = s end
+        return t
+      end }]])
+    local r = assert(tools.load { dir .. "/amp.lua" }):run("amp", {}, ctx)
+    assert.is_false(r.ok)
+    assert.equal("ETOOL", r.code)
+    assert.equal("amp: result is not plain data: value: more than 64 MiB of strings (each counted at every "
+      .. "reference)", r.error)
+  end)
+
   it("load a file under a script's load budget, and run its handler under the tool budget", function()
     local dir = H.tmpdir()
     -- about 20M instructions: over a load's 10M, well under a handler's 200M

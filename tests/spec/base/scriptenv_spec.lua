@@ -415,6 +415,24 @@ describe("script budgets", function()
     assert.has_error(function() scriptenv.copy({}, 500) end)
   end)
 
+  it("copy at most 64 MiB of strings, each counted at every reference", function()
+    -- one 1 MiB string referenced 100,000 times: 1 MiB in the script, 100 GB once encoded
+    local s = ("x"):rep(1024 * 1024)
+    local many = {}
+    for i = 1, 100000 do many[i] = s end
+    local over = "more than 64 MiB of strings (each counted at every reference)"
+    -- (compared by their messages: a failing assert would print the whole copy)
+    assert.equal("value: " .. over, select(2, scriptenv.copy(many)))
+    -- keys count as well, and so does a table reached twice
+    local keyed = { [s] = true }
+    local twice = {}
+    for i = 1, 65 do twice[i] = keyed end
+    assert.equal("value.65: " .. over, select(2, scriptenv.copy(twice)))
+    assert.equal("value: " .. over, select(2, scriptenv.copy(s:rep(65))))
+    -- 63 references are within the cap
+    assert.equal(63, #assert(scriptenv.copy(table.move(many, 1, 63, 1, {}))))
+  end)
+
   it("allow waiting operations inside a budgeted call", function()
     local box = scriptenv.new { globals = { sleep = orket.sleep } }
     local ok, v = box:pcall(assert(box:load("sleep(5) return 'woke'")))

@@ -115,6 +115,19 @@ describe("roles.messages", function()
     assert.matches("hi E%-1", cjson.encode(shaped))
   end)
 
+  it("refuses messages that hand over more than 64 MiB of strings", function()
+    local r = role([[return { intent = "x", tools = {}, build = function(ctx)
+      local s, msgs = ("x"):rep(1024 * 1024), {}
+      for i = 1, 100 do msgs[i] = { role = "user", content = s } end
+      return msgs
+    end }]])
+    local msgs, err, code = roles.messages(r, ctx(registry()))
+    -- (by the message first: a failing assert would print the whole messages)
+    assert.matches("r%.lua: messages are not plain data: value%.64: more than 64 MiB of strings", tostring(err))
+    assert.equal("EINVAL", code)
+    assert.is_nil(msgs)
+  end)
+
   it("gives a fresh copy of everything else, every call", function()
     local reg = registry()
     local r = role([[return { intent = "x", tools = {}, build = function(ctx)
