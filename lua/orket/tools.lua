@@ -365,6 +365,17 @@ local function tool_ctx(ctx)
   }, { fs = fs, board = board, memory = memory }
 end
 
+-- args -> the handler's own copy | nil, message: what the gate judged or nothing. A value
+-- the copy refuses (a JSON null decodes to userdata) fails the call: handing the handler
+-- {} instead ran it on defaults the gate never saw.
+local function call_args(name, args)
+  if args == nil then return {} end
+  local copy, err = scriptenv.copy(args)
+  if copy ~= nil then return copy end
+  return nil, name .. ": the arguments cannot be handed to the tool: " .. tostring(err)
+    .. (tostring(err):find("userdata", 1, true) and " (a JSON null; leave the field out instead)" or "")
+end
+
 -- A call's views act for that call alone: when it returns, they are revoked (false, not
 -- nil, for a clear message), so a handler that kept one (an upvalue survives between
 -- calls) cannot later act on another card or as the seat of another turn.
@@ -381,8 +392,10 @@ end
 function Registry:run(name, args, ctx)
   local d = self.by_name[name]
   if not d then return { ok = false, error = "no tool named '" .. tostring(name) .. "'", code = "ENOENT" } end
+  local a, aerr = call_args(name, args)
+  if not a then return { ok = false, error = aerr, code = "ETOOL" } end
   local tctx, views = tool_ctx(ctx)
-  local ok, res, msg, code = d.box:pcall(d.handler, scriptenv.copy(args) or {}, tctx)
+  local ok, res, msg, code = d.box:pcall(d.handler, a, tctx)
   revoke(views)
   if not ok then
     return { ok = false, error = name .. ": the tool failed: " .. scriptenv.first_line(res), code = "ETOOL" }
@@ -408,8 +421,10 @@ function Registry:recover(name, args, ctx)
   if not d then return "unknown", "no tool named '" .. tostring(name) .. "' is loaded now" end
   if d.idempotent then return "rerun" end
   if not d.recover then return "unknown", name .. " is neither idempotent nor has recover" end
+  local a, aerr = call_args(name, args)
+  if not a then return "unknown", aerr end
   local tctx, views = tool_ctx(ctx)
-  local ok, res = d.box:pcall(d.recover, scriptenv.copy(args) or {}, tctx)
+  local ok, res = d.box:pcall(d.recover, a, tctx)
   revoke(views)
   if not ok then return "unknown", name .. ": recover failed: " .. scriptenv.first_line(res) end
   if res == nil then return "rerun" end

@@ -251,6 +251,33 @@ describe("tools", function()
       .. "reference)", r.error)
   end)
 
+  it("run a handler on the arguments the gate judged, or not at all (a JSON null)", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/echo.lua", [[return { name = "echo", description = "echo", effect = "write",
+      parameters = { type = "object", properties = { a = { type = { "string", "null" } }, b = { type = "string" } },
+        required = { "b" } },
+      handler = function(args) local n = 0 for _ in pairs(args) do n = n + 1 end return { nargs = n, b = args.b } end,
+      recover = function(args) return { b = args.b } end }]])
+    local er = assert(tools.load { dir .. "/echo.lua" })
+    local common = require "orket.llm.common"
+    local call = common.tool_call("1", "echo", '{"a":null,"b":"important"}')
+    local g = require("orket.gate").check { tool = "echo", args = call.arguments, tools = er,
+      actor = { seat = "s", roles = { "r" } } }
+    assert.equal("ALLOWED", g.code)
+    local r = er:run("echo", call.arguments, ctx)
+    assert.is_false(r.ok)
+    assert.equal("ETOOL", r.code)
+    assert.equal("echo: the arguments cannot be handed to the tool: value.a: userdata is not plain data "
+      .. "(a JSON null; leave the field out instead)", r.error)
+    local how, why = er:recover("echo", call.arguments, ctx)
+    assert.equal("unknown", how)
+    assert.matches("the arguments cannot be handed to the tool", why, 1, true)
+    -- without the null the handler gets them all; with none, an empty table
+    r = er:run("echo", common.tool_call("2", "echo", '{"b":"important"}').arguments, ctx)
+    assert.same({ nargs = 1, b = "important" }, r.result)
+    assert.same({ nargs = 0 }, er:run("echo", nil, ctx).result)
+  end)
+
   it("load a file under a script's load budget, and run its handler under the tool budget", function()
     local dir = H.tmpdir()
     -- about 20M instructions: over a load's 10M, well under a handler's 200M
