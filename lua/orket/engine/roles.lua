@@ -141,6 +141,10 @@ function M.messages(role, ctx, own_card)
       -- system(ctx) may have left metamethods in arg (ctx.card = a table whose __index
       -- loops): the messages are built from it under the role's budget, as build's are
       ok, res, code = role.box:pcall(prompt.messages, arg, sys)
+      if not ok then
+        return nil, role.file .. ": building the messages from the ctx system(ctx) left: " .. scriptenv.first_line(res),
+          code
+      end
     else
       ok, res = true, prompt.messages(arg, sys)
     end

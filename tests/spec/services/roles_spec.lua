@@ -108,7 +108,7 @@ describe("roles.messages", function()
     local msgs, err, code = roles.messages(r, ctx(registry()))
     assert.is_nil(msgs)
     assert.equal("EBUDGET", code)
-    assert.matches("instruction budget", err)
+    assert.matches("r%.lua: building the messages from the ctx system%(ctx%) left: .*instruction budget", err)
     -- a plain system(ctx) still gives the default shape
     local ok = role([[return { intent = "x", tools = {}, system = function(ctx) return "hi " .. ctx.card.id end }]])
     local shaped = assert(roles.messages(ok, ctx(registry())))
