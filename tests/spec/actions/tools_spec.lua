@@ -278,6 +278,24 @@ describe("tools", function()
     assert.same({ nargs = 0 }, er:run("echo", nil, ctx).result)
   end)
 
+  it("search_files charges a glob's matching to the tool's budget", function()
+    -- a model's costly glob ("*a*a...b") against long paths: C work the count hook does not
+    -- see, which blocked the loop for seconds; charged, it ends the call within the budget
+    local deep = (("a"):rep(250) .. "/"):rep(3) .. ("a"):rep(200)
+    assert(ctx.fs:mkdir(deep))
+    for i = 1, 30 do assert(ctx.fs:write(deep .. "/" .. ("a"):rep(200) .. i, "")) end
+    local sreg = assert(tools.load { H.ROOT .. "/tools/search_files.lua" })
+    sreg.by_name.search_files.box.instructions = 5000000
+    local r = sreg:run("search_files", { query = "x", glob = ("*a"):rep(99) .. "b" }, ctx)
+    assert.is_false(r.ok)
+    assert.equal("ETOOL", r.code)
+    assert.matches("glob: script: instruction budget exceeded", r.error, 1, true)
+    -- an ordinary glob over the same files stays far inside it
+    r = sreg:run("search_files", { query = "x", glob = "**/a*1" }, ctx)
+    assert.is_true(r.ok, r.error)
+    assert.equal(3, r.result.files_scanned) -- 1, 11 and 21
+  end)
+
   it("load a file under a script's load budget, and run its handler under the tool budget", function()
     local dir = H.tmpdir()
     -- about 20M instructions: over a load's 10M, well under a handler's 200M
