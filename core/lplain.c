@@ -2,7 +2,8 @@
  * scriptenv.copy, and detach(v [, max_depth]), the same walk keeping functions, for what a
  * script file returns (a role, a tool, routing). Tables are walked with raw access
  * (lua_next, lua_rawset), so no metamethod of a script runs, and the copy has no
- * metatables; only strings, numbers, booleans and tables of them are data. It runs
+ * metatables; only strings, numbers, booleans and tables of them are data, within caps on
+ * values and on bytes of strings (see below). It runs
  * several times a turn (the role's context in, its messages out, tool arguments and
  * results), which in Lua was a tenth of a turn. Pure Lua API: no state of its own. */
 #include <stdio.h>
@@ -16,18 +17,36 @@
 /* Values one copy may make. A table that holds the same table twice, nested 30 deep, is a
  * few hundred bytes in the script and 2^30 tables in a copy: the walk stops well before. */
 #define PLAIN_MAX_VALUES 1000000
+/* Bytes of strings one copy may hand over, each string counted at every place it is
+ * referenced: the copy shares a string, but whoever encodes the copy (the journal's JSON,
+ * a model request) writes it out at each reference. 100,000 references to one 1 MiB string
+ * are 1 MiB in the script and 100 GB of JSON, which the encoder (Debian's lua-cjson exits
+ * the process when it cannot grow its buffer) must never be asked for. */
+#define PLAIN_MAX_BYTES ((size_t)64 << 20)
+#define PLAIN_MAX_BYTES_TEXT "more than 64 MiB of strings (each counted at every reference)"
 
 typedef struct plain_walk {
   int max_depth;
   int keep_functions; /* detach: functions are values (they only ever run under a budget) */
   int no_metatables;  /* detach: a table with a metatable is refused, not silently flattened */
   long values;        /* made so far, against PLAIN_MAX_VALUES */
+  size_t bytes;       /* of strings handed over so far, against PLAIN_MAX_BYTES */
   const void *path[PLAIN_MAX_DEPTH]; /* tables being copied, outermost first: cycles */
-  char why[64];
+  char why[80];
 } plain_walk;
 
 static int plain_is_scalar(int t) {
   return t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN;
+}
+
+/* Counts the string at index i (if it is one) against PLAIN_MAX_BYTES: 0 when over. */
+static int plain_count(lua_State *L, plain_walk *w, int i) {
+  if (lua_type(L, i) != LUA_TSTRING) return 1;
+  size_t len;
+  lua_tolstring(L, i, &len);
+  if (len > PLAIN_MAX_BYTES - w->bytes) return 0;
+  w->bytes += len;
+  return 1;
 }
 
 /* Failure: pushes the key path below the failing value ("" here) and returns 0. */
@@ -43,6 +62,7 @@ static int plain_copy(lua_State *L, plain_walk *w, int v, int depth) {
   int t = lua_type(L, v);
   if (++w->values > PLAIN_MAX_VALUES) return plain_fail(L, w, "more than 1000000 values");
   if (plain_is_scalar(t) || t == LUA_TNIL || (t == LUA_TFUNCTION && w->keep_functions)) {
+    if (!plain_count(L, w, v)) return plain_fail(L, w, PLAIN_MAX_BYTES_TEXT);
     lua_pushvalue(L, v);
     return 1;
   }
@@ -84,11 +104,19 @@ static int plain_copy(lua_State *L, plain_walk *w, int v, int depth) {
       lua_settop(L, out - 1);
       return plain_fail(L, w, why);
     }
+    if (!plain_count(L, w, -2)) {
+      lua_settop(L, out - 1);
+      return plain_fail(L, w, PLAIN_MAX_BYTES_TEXT);
+    }
     int vt = lua_type(L, -1);
     if (plain_is_scalar(vt) || (vt == LUA_TFUNCTION && w->keep_functions)) {
       if (++w->values > PLAIN_MAX_VALUES) {
         lua_settop(L, out - 1);
         return plain_fail(L, w, "more than 1000000 values");
+      }
+      if (!plain_count(L, w, -1)) {
+        lua_settop(L, out - 1);
+        return plain_fail(L, w, PLAIN_MAX_BYTES_TEXT);
       }
       lua_pushvalue(L, -2);
       lua_insert(L, -2); /* out key key val */
@@ -125,6 +153,7 @@ static int plain_walk_l(lua_State *L, int keep_functions, int no_metatables) {
   w.keep_functions = keep_functions;
   w.no_metatables = no_metatables;
   w.values = 0;
+  w.bytes = 0;
   w.why[0] = '\0';
   if (plain_copy(L, &w, 1, 0)) return 1;
   lua_pushnil(L);

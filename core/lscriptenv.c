@@ -20,6 +20,14 @@ static int senvl_finish(lua_State *L, int status, lua_KContext ctx) {
   if (ctx) lua_remove(L, 5); /* resumed after a yield: the message handler is still here */
   senv_call *c = luaL_checkudata(L, 4, SENVL_CALL);
   senv_end(L, c);
+  if ((status == LUA_OK || status == LUA_YIELD) && c->b.tripped != BUDGET_OK) {
+    /* The budget was spent where the script could catch it and carry on for a few
+     * instructions (a coroutine of its own returns the error to resume): it still failed. */
+    char buf[160];
+    lua_settop(L, 4);
+    lua_pushfstring(L, "script: %s", budget_describe(&c->b, buf, sizeof buf));
+    status = LUA_ERRRUN;
+  }
   if (status == LUA_OK || status == LUA_YIELD) {
     int nres = lua_gettop(L) - 4;
     lua_pushboolean(L, 1);

@@ -193,7 +193,10 @@ end
 function Set:predicate(i, call)
   local p = self.predicates[i]
   if not p then return nil, "rule " .. i .. " has no predicate" end
-  local copy = scriptenv.copy(call) or {}
+  -- a call the copy refuses (a JSON null in the arguments) is an error, which denies: an
+  -- empty table in its place made a deny's `when` answer about nothing, and the call passed
+  local copy, cerr = scriptenv.copy(call)
+  if copy == nil then return nil, "the call cannot be handed to the rule: " .. tostring(cerr) end
   local ok, res, code = p.box:pcall(p.fn, copy)
   if not ok then return nil, scriptenv.first_line(res) .. " (" .. tostring(code) .. ")" end
   return res and true or false

@@ -138,10 +138,16 @@ local function wrap_result(co, ok, ...)
   error((...), 0)
 end
 
+-- A coroutine shares its creator's budget; when the budget is spent inside it, resume and
+-- close answer false, message in the creator, whose thread the hook has not re-armed. The
+-- call to pass is a function call, which the call hook refuses once the budget is spent,
+-- so the creator does not carry on either.
+local function pass(...) return ... end
+
 local co_lib = {}
 co_lib.create = cenv.cocreate -- budget-carrying coroutines (see lscriptenv.c)
-function co_lib.resume(co, ...) return coroutine.resume(own("resume", co), ...) end
-function co_lib.close(co) return coroutine.close(own("close", co)) end
+function co_lib.resume(co, ...) return pass(coroutine.resume(own("resume", co), ...)) end
+function co_lib.close(co) return pass(coroutine.close(own("close", co))) end
 function co_lib.status(co) return coroutine.status(own("status", co)) end
 function co_lib.running()
   local co = coroutine.running()

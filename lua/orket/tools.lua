@@ -165,6 +165,7 @@ for _, op in ipairs(FS_OPS) do
   FS_FN[op] = function(view, path, ...)
     local fs = fs_of[view]
     if not fs then
+      if fs == false then error(op .. ": this workspace view was given to a tool call that has ended", 2) end
       error("bad argument #1 to '" .. op .. "' (workspace view expected; call it as ctx.fs:" .. op .. "(...))", 2)
     end
     local may_read = may_read_of[view]
@@ -197,6 +198,7 @@ end
 
 local function bound(view, what, op)
   local b = bound_of[view]
+  if b == false then error(op .. ": this " .. what .. " view was given to a tool call that has ended", 3) end
   if not b or b.what ~= what then
     error("bad argument #1 to '" .. op .. "' (" .. what .. " view expected; call it as ctx." .. what .. ":" .. op
       .. "(...))", 3)
@@ -339,7 +341,7 @@ end
 -- board's transition. ctx.own_card: ctx.card is the host's copy for this call, which it
 -- keeps nothing of, so the handler gets it as it is.
 local function tool_ctx(ctx)
-  if ctx == nil then return {} end
+  if ctx == nil then return {}, {} end
   local card, actor = ctx.card, ctx.actor
   local card_id = type(card) == "table" and card.id or nil
   -- the views' own (out of the script's reach): the host's seat and roles, not copies
@@ -353,12 +355,34 @@ local function tool_ctx(ctx)
   if ctx.memory and card_id then
     memory = view_of(MEMORY_MT, { what = "memory", memory = ctx.memory, card_id = card_id, actor = host_actor })
   end
+  local fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read) or nil
+  -- the views as given, kept by the host for revoke: the script may change its ctx
   return {
-    fs = ctx.fs and tool_fs(ctx.fs, ctx.may_read), board = board, memory = memory,
+    fs = fs, board = board, memory = memory,
     card = card and (ctx.own_card and card or scriptenv.copy(card)), actor = actor and scriptenv.copy(actor),
     seats = ctx.seats and scriptenv.copy(ctx.seats),
     tests = ctx.tests and scriptenv.copy(ctx.tests),
-  }
+  }, { fs = fs, board = board, memory = memory }
+end
+
+-- args -> the handler's own copy | nil, message: what the gate judged or nothing. A value
+-- the copy refuses (a JSON null decodes to userdata) fails the call: handing the handler
+-- {} instead ran it on defaults the gate never saw.
+local function call_args(name, args)
+  if args == nil then return {} end
+  local copy, err = scriptenv.copy(args)
+  if copy ~= nil then return copy end
+  return nil, name .. ": the arguments cannot be handed to the tool: " .. tostring(err)
+    .. (tostring(err):find("userdata", 1, true) and " (a JSON null; leave the field out instead)" or "")
+end
+
+-- A call's views act for that call alone: when it returns, they are revoked (false, not
+-- nil, for a clear message), so a handler that kept one (an upvalue survives between
+-- calls) cannot later act on another card or as the seat of another turn.
+local function revoke(views)
+  if views.board then bound_of[views.board] = false end
+  if views.memory then bound_of[views.memory] = false end
+  if views.fs then fs_of[views.fs], may_read_of[views.fs] = false, nil end
 end
 
 --- registry:run(name, args, ctx) -> {ok=true, result=} | {ok=false, error=, code=}
@@ -368,7 +392,11 @@ end
 function Registry:run(name, args, ctx)
   local d = self.by_name[name]
   if not d then return { ok = false, error = "no tool named '" .. tostring(name) .. "'", code = "ENOENT" } end
-  local ok, res, msg, code = d.box:pcall(d.handler, scriptenv.copy(args) or {}, tool_ctx(ctx))
+  local a, aerr = call_args(name, args)
+  if not a then return { ok = false, error = aerr, code = "ETOOL" } end
+  local tctx, views = tool_ctx(ctx)
+  local ok, res, msg, code = d.box:pcall(d.handler, a, tctx)
+  revoke(views)
   if not ok then
     return { ok = false, error = name .. ": the tool failed: " .. scriptenv.first_line(res), code = "ETOOL" }
   end
@@ -393,7 +421,11 @@ function Registry:recover(name, args, ctx)
   if not d then return "unknown", "no tool named '" .. tostring(name) .. "' is loaded now" end
   if d.idempotent then return "rerun" end
   if not d.recover then return "unknown", name .. " is neither idempotent nor has recover" end
-  local ok, res = d.box:pcall(d.recover, scriptenv.copy(args) or {}, tool_ctx(ctx))
+  local a, aerr = call_args(name, args)
+  if not a then return "unknown", aerr end
+  local tctx, views = tool_ctx(ctx)
+  local ok, res = d.box:pcall(d.recover, a, tctx)
+  revoke(views)
   if not ok then return "unknown", name .. ": recover failed: " .. scriptenv.first_line(res) end
   if res == nil then return "rerun" end
   local plain, perr = scriptenv.copy(res)

@@ -72,6 +72,23 @@ describe("a script whose tables run forever through metamethods", function()
     end
   end)
 
+  it("left by a role's system(ctx) in its ctx, runs under the role's budget: the card is blocked", function()
+    local p = project()
+    H.write(p .. "/roles/coder.lua", LOOP .. [[return { intent = "x", tools = { "update_issue_status" },
+  system = function(ctx)
+    ctx.card = setmetatable({}, { __index = loop })
+    return "You are a coder."
+  end }
+]])
+    assert.equal(0, H.orket("import", { cwd = p }).status)
+    -- KILL: a host running the loop ignores SIGTERM (it is handled on the loop)
+    local r = H.orket("run START-1 --json", { cwd = p, wrap = "timeout -s KILL 60" })
+    assert.equal(1, r.status, r.stderr) -- the run fails (its card is blocked), it is not killed (137)
+    assert.matches('"outcome":"role_error"', r.stdout, 1, true)
+    assert.matches("roles/coder.lua: building the messages from the ctx system%(ctx%) left: [^\n]*instruction budget",
+      r.stdout)
+  end)
+
   it("is refused by a run's hot reload, which keeps the old set while the run goes on", function()
     local p = project()
     assert.equal(0, H.orket("import", { cwd = p }).status)

@@ -138,8 +138,16 @@ function M.messages(role, ctx, own_card)
       ok, sys, code = role.box:pcall(sys, arg)
       if not ok then return nil, scriptenv.first_line(sys), code end
       if type(sys) ~= "string" then return nil, role.file .. ": system(ctx) must return a string", "EINVAL" end
+      -- system(ctx) may have left metamethods in arg (ctx.card = a table whose __index
+      -- loops): the messages are built from it under the role's budget, as build's are
+      ok, res, code = role.box:pcall(prompt.messages, arg, sys)
+      if not ok then
+        return nil, role.file .. ": building the messages from the ctx system(ctx) left: " .. scriptenv.first_line(res),
+          code
+      end
+    else
+      ok, res = true, prompt.messages(arg, sys)
     end
-    ok, res = true, prompt.messages(arg, sys)
   end
   -- "file:line: message" alone: the card's comment and the run's events are for the
   -- operator, and the script's frames below it say nothing the line does not

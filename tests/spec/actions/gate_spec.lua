@@ -242,6 +242,21 @@ describe("gate.check", function()
     assert.is_table((tools.load_dirs { dir }))
   end)
 
+  it("denies when a predicate cannot be handed the call (a JSON null in the arguments)", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/echo.lua", [[return { name = "echo", description = "echo", effect = "read",
+      parameters = { type = "object", properties = { a = { type = { "string", "null" } }, b = { type = "string" } } },
+      handler = function() return {} end }]])
+    local r = assert(tools.load { dir .. "/echo.lua" })
+    local set = policies [[ deny { tool = "echo", when = function(c) return c.tool == "echo" end, reason = "no echo" } ]]
+    local args = require("orket.llm.common").tool_call("1", "echo", '{"a":null,"b":"x"}').arguments
+    local d = check { tool = "echo", tools = r, args = args, policies = set }
+    assert.equal("deny", d.verdict)
+    assert.equal("POLICY_ERROR", d.code)
+    assert.matches("the call cannot be handed to the rule: value.args.a: userdata is not plain data", d.reason, 1, true)
+    assert.equal("POLICY_DENY", check { tool = "echo", tools = r, args = { b = "x" }, policies = set }.code)
+  end)
+
   it("runs predicates under the script budget; a failing predicate denies", function()
     -- no deadline to race: the instruction budget alone must stop the loop
     local set = H.without_deadline(policies, [[

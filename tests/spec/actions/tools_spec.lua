@@ -236,6 +236,66 @@ describe("tools", function()
     assert.equal(saved, tools.BUDGET)
   end)
 
+  it("refuse a result that hands over more than 64 MiB of strings, before it is encoded", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/amp.lua", [[return { name = "amp", description = "amplifies", effect = "read",
+      handler = function()
+        local s, t = ("x"):rep(1024 * 1024), {}
+        for i = 1, 100000 do t[i] = s end
+        return t
+      end }]])
+    local r = assert(tools.load { dir .. "/amp.lua" }):run("amp", {}, ctx)
+    assert.is_false(r.ok)
+    assert.equal("ETOOL", r.code)
+    assert.equal("amp: result is not plain data: value: more than 64 MiB of strings (each counted at every "
+      .. "reference)", r.error)
+  end)
+
+  it("run a handler on the arguments the gate judged, or not at all (a JSON null)", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/echo.lua", [[return { name = "echo", description = "echo", effect = "write",
+      parameters = { type = "object", properties = { a = { type = { "string", "null" } }, b = { type = "string" } },
+        required = { "b" } },
+      handler = function(args) local n = 0 for _ in pairs(args) do n = n + 1 end return { nargs = n, b = args.b } end,
+      recover = function(args) return { b = args.b } end }]])
+    local er = assert(tools.load { dir .. "/echo.lua" })
+    local common = require "orket.llm.common"
+    local call = common.tool_call("1", "echo", '{"a":null,"b":"important"}')
+    local g = require("orket.gate").check { tool = "echo", args = call.arguments, tools = er,
+      actor = { seat = "s", roles = { "r" } } }
+    assert.equal("ALLOWED", g.code)
+    local r = er:run("echo", call.arguments, ctx)
+    assert.is_false(r.ok)
+    assert.equal("ETOOL", r.code)
+    assert.equal("echo: the arguments cannot be handed to the tool: value.a: userdata is not plain data "
+      .. "(a JSON null; leave the field out instead)", r.error)
+    local how, why = er:recover("echo", call.arguments, ctx)
+    assert.equal("unknown", how)
+    assert.matches("the arguments cannot be handed to the tool", why, 1, true)
+    -- without the null the handler gets them all; with none, an empty table
+    r = er:run("echo", common.tool_call("2", "echo", '{"b":"important"}').arguments, ctx)
+    assert.same({ nargs = 1, b = "important" }, r.result)
+    assert.same({ nargs = 0 }, er:run("echo", nil, ctx).result)
+  end)
+
+  it("search_files charges a glob's matching to the tool's budget", function()
+    -- a model's costly glob ("*a*a...b") against long paths: C work the count hook does not
+    -- see, which blocked the loop for seconds; charged, it ends the call within the budget
+    local deep = (("a"):rep(250) .. "/"):rep(3) .. ("a"):rep(200)
+    assert(ctx.fs:mkdir(deep))
+    for i = 1, 30 do assert(ctx.fs:write(deep .. "/" .. ("a"):rep(200) .. i, "")) end
+    local sreg = assert(tools.load { H.ROOT .. "/tools/search_files.lua" })
+    sreg.by_name.search_files.box.instructions = 5000000
+    local r = sreg:run("search_files", { query = "x", glob = ("*a"):rep(99) .. "b" }, ctx)
+    assert.is_false(r.ok)
+    assert.equal("ETOOL", r.code)
+    assert.matches("glob: script: instruction budget exceeded", r.error, 1, true)
+    -- an ordinary glob over the same files stays far inside it
+    r = sreg:run("search_files", { query = "x", glob = "**/a*1" }, ctx)
+    assert.is_true(r.ok, r.error)
+    assert.equal(3, r.result.files_scanned) -- 1, 11 and 21
+  end)
+
   it("load a file under a script's load budget, and run its handler under the tool budget", function()
     local dir = H.tmpdir()
     -- about 20M instructions: over a load's 10M, well under a handler's 200M

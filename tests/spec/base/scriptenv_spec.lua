@@ -358,6 +358,47 @@ describe("script budgets", function()
     assert.equal("EBUDGET", code)
   end)
 
+  it("do not let a budget spent in a coroutine be caught by its creator", function()
+    -- resume and close answer false, message in the creator, which then carried on (no
+    -- call, but writes to what it was given) and returned normally
+    for _, src in ipairs {
+      [[local out = ...
+        local ok, err = coroutine.resume(coroutine.create(function() while true do end end))
+        out.after = err
+        local n = 0 for i = 1, 150 do n = n + i end return "survived: " .. tostring(err), n]],
+      [[local co = coroutine.create(function()
+          local t <close> = setmetatable({}, { __close = function() while true do end end })
+          coroutine.yield()
+        end)
+        local out = ...
+        coroutine.resume(co)
+        local ok, err = coroutine.close(co)
+        out.after = err
+        local n = 0 for i = 1, 150 do n = n + i end return "survived: " .. tostring(err), n]],
+    } do
+      local box = scriptenv.new { name = "attempt.lua", instructions = 200000, timeout_ms = 1000, memory = 8 << 20 }
+      local out = {}
+      local ok, err, code = box:pcall(assert(box:load(src, "attempt.lua")), out)
+      assert.is_nil(out.after)
+      assert.is_false(ok, tostring(err))
+      assert.equal("EBUDGET", code)
+      assert.matches("instruction budget exceeded", err)
+    end
+  end)
+
+  it("fail a call whose budget was spent, even when the function returned", function()
+    -- a host function that catches the budget error itself (no script can, past pass)
+    local box = scriptenv.new { instructions = 100000 }
+    local ok, err, code = box:pcall(function()
+      local co = require("orket.c.scriptenv").cocreate(function() while true do end end)
+      local rok = coroutine.resume(co)
+      return "returned", rok
+    end)
+    assert.is_false(ok)
+    assert.equal("EBUDGET", code)
+    assert.matches("^script: instruction budget exceeded", err)
+  end)
+
   it("follow coroutine.wrap too", function()
     local ok, _, code = run([[
       local f = coroutine.wrap(function() while true do coroutine.yield() end end)
@@ -413,6 +454,24 @@ describe("script budgets", function()
     for _ = 1, 40 do deep = { deep } end
     assert.matches("nested deeper than 32$", select(2, scriptenv.copy(deep)))
     assert.has_error(function() scriptenv.copy({}, 500) end)
+  end)
+
+  it("copy at most 64 MiB of strings, each counted at every reference", function()
+    -- one 1 MiB string referenced 100,000 times: 1 MiB in the script, 100 GB once encoded
+    local s = ("x"):rep(1024 * 1024)
+    local many = {}
+    for i = 1, 100000 do many[i] = s end
+    local over = "more than 64 MiB of strings (each counted at every reference)"
+    -- (compared by their messages: a failing assert would print the whole copy)
+    assert.equal("value: " .. over, select(2, scriptenv.copy(many)))
+    -- keys count as well, and so does a table reached twice
+    local keyed = { [s] = true }
+    local twice = {}
+    for i = 1, 65 do twice[i] = keyed end
+    assert.equal("value.65: " .. over, select(2, scriptenv.copy(twice)))
+    assert.equal("value: " .. over, select(2, scriptenv.copy(s:rep(65))))
+    -- 63 references are within the cap
+    assert.equal(63, #assert(scriptenv.copy(table.move(many, 1, 63, 1, {}))))
   end)
 
   it("allow waiting operations inside a budgeted call", function()

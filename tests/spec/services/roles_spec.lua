@@ -98,6 +98,36 @@ describe("roles.messages", function()
     end
   end)
 
+  it("builds system(ctx)'s messages under the role's budget: what it left in ctx runs there", function()
+    -- a trap left in ctx.card: 30 million loops (seconds) that, run by the
+    -- host, would pass unbounded; under the budget the role fails with EBUDGET
+    local r = role([[return { intent = "x", tools = {}, system = function(ctx)
+      ctx.card = setmetatable({}, { __index = function() local n = 0 for i = 1, 3e7 do n = n + i end return n end })
+      return "sys"
+    end }]])
+    local msgs, err, code = roles.messages(r, ctx(registry()))
+    assert.is_nil(msgs)
+    assert.equal("EBUDGET", code)
+    assert.matches("r%.lua: building the messages from the ctx system%(ctx%) left: .*instruction budget", err)
+    -- a plain system(ctx) still gives the default shape
+    local ok = role([[return { intent = "x", tools = {}, system = function(ctx) return "hi " .. ctx.card.id end }]])
+    local shaped = assert(roles.messages(ok, ctx(registry())))
+    assert.matches("hi E%-1", cjson.encode(shaped))
+  end)
+
+  it("refuses messages that hand over more than 64 MiB of strings", function()
+    local r = role([[return { intent = "x", tools = {}, build = function(ctx)
+      local s, msgs = ("x"):rep(1024 * 1024), {}
+      for i = 1, 100 do msgs[i] = { role = "user", content = s } end
+      return msgs
+    end }]])
+    local msgs, err, code = roles.messages(r, ctx(registry()))
+    -- (by the message first: a failing assert would print the whole messages)
+    assert.matches("r%.lua: messages are not plain data: value%.64: more than 64 MiB of strings", tostring(err))
+    assert.equal("EINVAL", code)
+    assert.is_nil(msgs)
+  end)
+
   it("gives a fresh copy of everything else, every call", function()
     local reg = registry()
     local r = role([[return { intent = "x", tools = {}, build = function(ctx)
