@@ -82,9 +82,10 @@ unsigned confine_layer_bit(const char *name) {
 
 /* argv: helper, CONFINE_ARG, "want require cpu mem as fsize nofile nproc flags nbinds
  * [relay_port [inward_port run_as]]", cwd, tmpdir, [relay_path,] [inward_path,]
- * [service ports "P,P,...",] nenv, env..., binds..., program argv... ("flags nbinds" may be
+ * [service ports "P,P,...",] nenv, binds..., program argv... ("flags nbinds" may be
  * left out: 0 0; the long form's ports are 0 for a relay not there, each path comes only
- * with its port, and the service ports only with CONFINE_F_SERVICES in flags). */
+ * with its port, and the service ports only with CONFINE_F_SERVICES in flags). The env
+ * entries themselves travel in the helper's environment (confine_encode_env). */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen) {
   size_t nenv = 0, nargv = 0;
   while (s->env && s->env[nenv]) nenv++;
@@ -112,7 +113,7 @@ char **confine_encode(const char *helper, const confine_spec *s, char *scratch, 
   ports[0] = '\0';
   for (size_t i = 0, m = 0; services && i < s->nservices; i++)
     m += (size_t)snprintf(ports + m, 7, i ? ",%u" : "%u", s->service_ports[i] % 100000u);
-  char **out = malloc((10 + nenv + s->nbinds + nargv) * sizeof *out);
+  char **out = malloc((10 + s->nbinds + nargv) * sizeof *out);
   if (out == NULL) return NULL;
   size_t k = 0;
   out[k++] = (char *)helper;
@@ -124,11 +125,83 @@ char **confine_encode(const char *helper, const confine_spec *s, char *scratch, 
   if (inward) out[k++] = (char *)s->inward_path;
   if (services) out[k++] = ports;
   out[k++] = count;
-  for (size_t i = 0; i < nenv; i++) out[k++] = s->env[i];
   for (size_t i = 0; i < s->nbinds; i++) out[k++] = s->binds[i];
   for (size_t i = 0; i < nargv; i++) out[k++] = s->argv[i];
   out[k] = NULL;
   return out;
+}
+
+char **confine_encode_env(const confine_spec *s) {
+  size_t nenv = 0, bytes = 0;
+  const size_t plen = sizeof CONFINE_ENV_PREFIX - 1;
+  for (; s->env && s->env[nenv]; nenv++) bytes += plen + 22 + strlen(s->env[nenv]) + 1;
+  char **out = malloc((nenv + 1) * sizeof *out + bytes);
+  if (out == NULL) return NULL;
+  char *p = (char *)(out + nenv + 1);
+  for (size_t i = 0; i < nenv; i++) {
+    out[i] = p;
+    p += sprintf(p, CONFINE_ENV_PREFIX "%zu=%s", i, s->env[i]) + 1;
+  }
+  out[nenv] = NULL;
+  return out;
+}
+
+/* The value of envp entry e when it is CONFINE_ENV_PREFIX "i=..." with i < n (*index set),
+ * else NULL. */
+static char *cf_env_entry(char *e, size_t n, size_t *index) {
+  const size_t plen = sizeof CONFINE_ENV_PREFIX - 1;
+  if (strncmp(e, CONFINE_ENV_PREFIX, plen) != 0 || e[plen] < '0' || e[plen] > '9') return NULL;
+  char *end;
+  errno = 0;
+  unsigned long long i = strtoull(e + plen, &end, 10);
+  if (errno || *end != '=' || i >= n || (e[plen] == '0' && end != e + plen + 1)) return NULL;
+  *index = (size_t)i;
+  return end + 1;
+}
+
+int confine_decode_env(char **envp, confine_spec *s, char *err, size_t errlen) {
+  size_t n = s->nenv, got = 0, bytes = 0, i;
+  char **out = calloc(n + 1, sizeof *out);
+  if (out == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  for (char **e = envp; e && *e; e++) {
+    char *v = cf_env_entry(*e, n, &i);
+    if (v == NULL) continue;
+    if (out[i] != NULL) {
+      snprintf(err, errlen, "environment entry %zu given twice", i);
+      free(out);
+      return -1;
+    }
+    out[i] = v;
+    got++;
+    bytes += strlen(v) + 1;
+  }
+  if (got != n) {
+    snprintf(err, errlen, "the environment holds %zu entries, the spec counts %zu", got, n);
+    free(out);
+    return -1;
+  }
+  char **env = malloc((n + 1) * sizeof *env + bytes);
+  if (env == NULL) {
+    snprintf(err, errlen, "out of memory");
+    free(out);
+    return -1;
+  }
+  char *p = (char *)(env + n + 1);
+  for (i = 0; i < n; i++) {
+    size_t len = strlen(out[i]);
+    env[i] = memcpy(p, out[i], len + 1);
+    p += len + 1;
+  }
+  env[n] = NULL;
+  free(out);
+  /* /proc/PID/environ reads this memory for the helper's whole life: the values leave it */
+  for (char **e = envp; e && *e; e++)
+    if (cf_env_entry(*e, n, &i)) memset(*e, 0, strlen(*e));
+  s->env = env;
+  return 0;
 }
 
 int confine_path_ok(const char *p) {
@@ -242,11 +315,11 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
   char *end;
   errno = 0;
   unsigned long nenv = strtoul(argv[b], &end, 10);
-  if (errno || *end || end == argv[b] || nenv > (unsigned long)argc || b + 1 + nenv >= (unsigned long)argc) {
+  if (errno || *end || end == argv[b] || nenv > CONFINE_MAX_ENV) {
     snprintf(err, errlen, "bad environment count: %s", argv[b]);
     return -1;
   }
-  if (nbinds > CONFINE_MAX_BINDS || b + 1 + nenv + nbinds >= (unsigned long)argc) {
+  if (nbinds > CONFINE_MAX_BINDS || b + 1 + nbinds >= (unsigned long)argc) {
     snprintf(err, errlen, "bad path count: %lu", nbinds);
     return -1;
   }
@@ -255,20 +328,17 @@ int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t err
     return -1;
   }
   for (unsigned long i = 0; i < nbinds; i++) {
-    const char *p = argv[b + 1 + nenv + i];
+    const char *p = argv[b + 1 + i];
     if ((p[0] != 'r' && p[0] != 'w') || !confine_path_ok(p + 1)) {
       snprintf(err, errlen, "bad extra path: %s", p);
       return -1;
     }
   }
-  /* The env entries are followed by the paths and the program's argv; split them with a
-   * NULL by moving the env one slot down (argv[b], the count, is no longer needed). */
-  for (unsigned long i = 0; i < nenv; i++) argv[b + i] = argv[b + 1 + i];
-  argv[b + nenv] = NULL;
-  s->env = argv + b;
+  s->env = NULL;
+  s->nenv = nenv;
   s->nbinds = nbinds;
-  s->binds = argv + b + 1 + nenv;
-  s->argv = argv + b + 1 + nenv + nbinds;
+  s->binds = argv + b + 1;
+  s->argv = argv + b + 1 + nbinds;
   return 0;
 }
 
@@ -1281,7 +1351,8 @@ void confine_main(int argc, char **argv) {
   if (getppid() != parent) _exit(127); /* the runner is already gone */
   struct stat st0;
   if (fstat(CF_REPORT_FD, &st0) != 0) _exit(127); /* not started by the runner */
-  if (confine_decode(argc, argv, &s, err, sizeof err) != 0) cf_fail("spec", "%s", err);
+  if (confine_decode(argc, argv, &s, err, sizeof err) != 0 || confine_decode_env(environ, &s, err, sizeof err) != 0)
+    cf_fail("spec", "%s", err);
   s.want |= CONFINE_ALWAYS;
   cf_close_from(CF_REPORT_FD + 1);
   struct rlimit none = {0, 0};

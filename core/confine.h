@@ -54,6 +54,9 @@ enum {
  * CONFINE_RELAY_MAX_SERVICES is the same number. */
 #define CONFINE_MAX_SERVICES 16
 
+/* The most environment entries a spec carries (the helper's sanity bound; Lua allows 256). */
+#define CONFINE_MAX_ENV 4096
+
 /* The most extra paths a spec carries (read-only and read-write together). */
 #define CONFINE_MAX_BINDS 64
 
@@ -82,7 +85,9 @@ typedef struct confine_spec {
   confine_limits lim;
   const char *cwd;        /* the workspace: working directory, writable under Landlock */
   const char *tmpdir;     /* the run's private temp dir, writable too ("" for none) */
-  char *const *env;       /* NULL-terminated "NAME=value" list, exactly the program's env */
+  char *const *env;       /* NULL-terminated "NAME=value" list, exactly the program's env
+                             (never in the helper's argv: see confine_encode_env) */
+  size_t nenv;            /* set by confine_decode: the entries confine_decode_env expects */
   char *const *argv;      /* NULL-terminated; argv[0] is looked up in the env's PATH */
   unsigned flags;         /* CONFINE_F_* */
   size_t nbinds;          /* extra paths in the view and the Landlock allow-list: */
@@ -107,8 +112,26 @@ typedef struct confine_spec {
  * array to free (not its strings), or NULL when out of memory. */
 char **confine_encode(const char *helper, const confine_spec *s, char *scratch, size_t scratchlen);
 
+/* The helper's own environment carries the program's: entry i as CONFINE_ENV_PREFIX "i="
+ * "NAME=value". The values (secrets among them) travel there and not in argv, which any
+ * local user reads through ps; the names keep the dynamic loader and libc from acting on
+ * any of them (an LD_PRELOAD of the program's must not load into the helper), and the
+ * index keeps them distinct, so that nothing on the way merges them. */
+#define CONFINE_ENV_PREFIX "ORKET_CONFINE_ENV_"
+
+/* The helper's environment for s: {CONFINE_ENV_PREFIX "0=NAME=value", ..., NULL}, one
+ * malloc'd block to free, or NULL when out of memory. */
+char **confine_encode_env(const confine_spec *s);
+
+/* Takes the program's environment from the helper's (envp, writable), after confine_decode:
+ * exactly the entries 0 .. s->nenv-1, each once, copied in that order into one malloc'd
+ * block (s->env) and wiped where they were, so /proc/PID/environ no longer holds them.
+ * Entries without the prefix are ignored. Returns 0, or -1 with a message in err. */
+int confine_decode_env(char **envp, confine_spec *s, char *err, size_t errlen);
+
 /* Parses what confine_encode made (argv[0] is the helper, argv[1] CONFINE_ARG). Pointers
- * point into argv. Returns 0, or -1 with a message in err. */
+ * point into argv; s->env is left NULL (s->nenv counts what confine_decode_env takes).
+ * Returns 0, or -1 with a message in err. */
 int confine_decode(int argc, char **argv, confine_spec *s, char *err, size_t errlen);
 
 /* The helper: never returns. Exits 127 after writing "F <layer> <message>" on fd 3 when the

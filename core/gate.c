@@ -258,6 +258,15 @@ static int gw_value(gate_walk *w, const jv *s, const jv *v, int depth) {
       gw_pop(w, old);
       if (r != 0) return -1;
     }
+    /* the properties not listed, under an additionalProperties schema: the same checks */
+    const jv *ap = jv_get(s, "additionalProperties");
+    for (size_t i = 0; ap && ap->type == JV_OBJ && i < v->n; i++) {
+      if (jv_getn(props, v->keys[i], v->klens[i]) != NULL) continue;
+      size_t old = gw_push(w, v->keys[i], v->klens[i], 0);
+      int r = gw_value(w, ap, &v->u.items[i], depth + 1);
+      gw_pop(w, old);
+      if (r != 0) return -1;
+    }
   }
   return 0;
 }

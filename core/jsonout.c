@@ -100,18 +100,22 @@ void jsonout_string(jsonout_buf *b, const char *str, size_t n) {
   jsonout_raw(b, "\"", 1);
 }
 
+void jsonout_integer(jsonout_buf *b, long long x) {
+  char num[24], *p = num + sizeof num;
+  unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+  do *--p = (char)('0' + u % 10); while ((u /= 10) != 0);
+  if (x < 0) *--p = '-';
+  jsonout_raw(b, p, (size_t)(num + sizeof num - p));
+}
+
 int jsonout_number(jsonout_buf *b, double d) {
   if (!isfinite(d)) return -1;
-  /* A whole number below 1e14, the usual one (a count, a status, microseconds), is its
-   * digits, as %.14g writes it, without the formatting's cost; -0 and the rest go through
-   * it. */
-  if (d > -1e14 && d < 1e14 && d == (double)(long long)d && !(d == 0 && signbit(d))) {
-    long long x = (long long)d;
-    char num[24], *p = num + sizeof num;
-    unsigned long long u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
-    do *--p = (char)('0' + u % 10); while ((u /= 10) != 0);
-    if (x < 0) *--p = '-';
-    jsonout_raw(b, p, (size_t)(num + sizeof num - p));
+  /* A whole number a double holds exactly (up to 2^53) is its digits, all of them: %.14g
+   * would round 123456789012345, a JSON-RPC id a client waits for, to 1.2345678901234e+14.
+   * -0 and the rest go through %.14g, as lua-cjson writes them. */
+  if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(long long)d &&
+      !(d == 0 && signbit(d))) {
+    jsonout_integer(b, (long long)d);
     return 0;
   }
   char e[32];

@@ -1,7 +1,7 @@
 /* jsonout.h: the bytes of orket's printed JSON (docs/store.md "JSON output"): strings
  * escaped as lua-cjson escapes them but with "/" plain, C1 controls and invisible format
- * characters as \u escapes and bytes that are not UTF-8 as \ufffd; numbers as lua-cjson
- * writes them (%.14g). A growing buffer; pure C, knows nothing of Lua. */
+ * characters as \u escapes and bytes that are not UTF-8 as \ufffd; whole numbers exactly,
+ * others as lua-cjson writes them (%.14g). A growing buffer; pure C, knows nothing of Lua. */
 #ifndef ORKET_JSONOUT_H
 #define ORKET_JSONOUT_H
 
@@ -20,8 +20,11 @@ extern const char jsonout_hex[17];
 void jsonout_raw(jsonout_buf *b, const char *s, size_t n);
 /* Appends the string s (n bytes, any bytes) as a quoted JSON string. */
 void jsonout_string(jsonout_buf *b, const char *s, size_t n);
-/* Appends the number d. -> 0, or -1 (nothing written) for NaN and infinities. */
+/* Appends the number d: its digits when it is whole and within +-2^53 (not -0), else as
+ * %.14g writes it. -> 0, or -1 (nothing written) for NaN and infinities. */
 int jsonout_number(jsonout_buf *b, double d);
+/* Appends the integer x, every digit. */
+void jsonout_integer(jsonout_buf *b, long long x);
 /* The length of the longest prefix of s (n bytes) that jsonout_string writes as it is
  * (printable ASCII but '"' and '\\'). */
 size_t jsonout_plain_len(const char *s, size_t n);

@@ -314,11 +314,15 @@ static int lg_compiled_tostring(lua_State *L) {
   return 1;
 }
 
-/* compile_schema(schema) -> compiled schema for check's `schema` field */
+/* compile_schema(schema) -> compiled schema for check's `schema` field; raises when an
+ * additionalProperties is neither a boolean nor a schema (schema_check_shape) */
 static int lg_compile_schema(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lg_compiled *c = lg_newcompiled(L, 1);
   c->schema = ljv_check(L, 1, &c->a, "argument #1 to 'compile_schema'");
+  /* a schema the validator would read looser than it says is refused here, named */
+  schema_err e;
+  if (schema_check_shape(c->schema, "inputSchema", &e) != 0) return luaL_error(L, "%s", e.msg);
   return 1;
 }
 

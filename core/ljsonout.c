@@ -249,7 +249,9 @@ static void ljo_value(lua_State *L, ljo_walk *w, int v, int depth) {
     else jsonout_raw(w->b, "false", 5);
     break;
   case LUA_TNUMBER:
-    if (jsonout_number(w->b, lua_tonumber(L, v)) != 0)
+    if (lua_isinteger(L, v)) /* every digit: an id past 2^53 comes back as it was sent */
+      jsonout_integer(w->b, (long long)lua_tointeger(L, v));
+    else if (jsonout_number(w->b, lua_tonumber(L, v)) != 0)
       ljo_fail(L, "jsonout: Cannot serialise number: must not be NaN or Infinity");
     break;
   case LUA_TSTRING: ljo_scalar_string(L, w, v); break;

@@ -496,11 +496,12 @@ static int lp_env_has(const char **env, const char *name) {
 
 /* helper_argv{argv =, cwd =, tmpdir =, env =, limits =, layers =, require =, read_only =,
  *   read_write =, unix_sockets =, loopback =, sessions =, relay =, run_as =} -> {helper,
- *   ...} | nil, message, code: the confinement helper's command line for a long-lived
+ *   ...}, {helper's env} | nil, message, code: the confinement helper's command line and
+ * environment (the program's entries, kept out of argv, which any local user reads) for a long-lived
  * program its caller spawns with pipes of its own (an MCP server on stdio), confined as
  * run{} confines one: the same layers, limits and environment rules (PATH, HOME and TMPDIR,
- * tmpdir, LANG added unless env sets them). Spawn it with an empty environment and fd 3 a
- * pipe (the helper's report lines). */
+ * tmpdir, LANG added unless env sets them). Spawn it with exactly that environment and fd 3
+ * a pipe (the helper's report lines). */
 static int lp_helper_argv(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   proc_opts o;
@@ -527,14 +528,24 @@ static int lp_helper_argv(lua_State *L) {
   memcpy(spec.service_ports, o.service_ports, sizeof spec.service_ports);
   char scratch[384];
   char **args = confine_encode(proc_ctx_helper(lp_ctx(L, 1)), &spec, scratch, sizeof scratch);
-  if (args == NULL) return luaL_error(L, "proc: out of memory");
+  char **henv = args ? confine_encode_env(&spec) : NULL;
+  if (henv == NULL) {
+    free(args);
+    return luaL_error(L, "proc: out of memory");
+  }
   lua_newtable(L);
   for (int i = 0; args[i]; i++) {
     lua_pushstring(L, args[i]);
     lua_rawseti(L, -2, i + 1);
   }
   free(args);
-  return 1;
+  lua_newtable(L);
+  for (int i = 0; henv[i]; i++) {
+    lua_pushstring(L, henv[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  free(henv);
+  return 2;
 }
 
 /* probe() -> {userns = bool, netns = bool, pidns = bool, landlock = bool, landlock_net =

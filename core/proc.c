@@ -455,12 +455,13 @@ static int proc_env_has(char *const *env, const char *name) {
 }
 
 /* Spawns the helper as uv_spawn would (its own session, stdin the null device, fds 1-3 the
- * pipes' write ends, nothing else open, default signals, no environment), but with
+ * pipes' write ends, nothing else open, default signals, only henv, the program's entries
+ * under CONFINE_ENV_PREFIX), but with
  * posix_spawn, which does not copy Orket's page tables as fork does (glibc uses
  * CLONE_VM|CLONE_VFORK): on a busy virtual machine that copy was a good part of a run's
  * cost. The exit is watched through a pidfd on the loop. Returns 0 or a libuv error code;
  * on error no handle is left initialised and no helper is left running. */
-static int proc_spawn_pidfd(proc_run *r, const char *helper, char **args, int fds[3][2]) {
+static int proc_spawn_pidfd(proc_run *r, const char *helper, char **args, char **henv, int fds[3][2]) {
   int out[3], rc = 0;
   for (int i = 0; i < 3; i++) out[i] = -1;
   /* a write end that sits on a low descriptor would be overwritten by the dup2s (or keep
@@ -484,8 +485,7 @@ static int proc_spawn_pidfd(proc_run *r, const char *helper, char **args, int fd
     if (e == 0) e = posix_spawnattr_setsigdefault(&at, &all);
     if (e == 0) e = posix_spawnattr_setsigmask(&at, &none);
     if (e == 0) e = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    char *noenv[] = {NULL}; /* the helper sees no environment at all: no secret reaches it */
-    if (e == 0) e = posix_spawn(&pid, helper, &fa, &at, args, noenv);
+    if (e == 0) e = posix_spawn(&pid, helper, &fa, &at, args, henv);
     if (e != 0) rc = -(e);
   }
   posix_spawn_file_actions_destroy(&fa);
@@ -577,7 +577,11 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   char scratch[384];
   const char *helper = o->helper ? o->helper : c->helper;
   char **args = confine_encode(helper, &spec, scratch, sizeof scratch);
-  if (args == NULL) {
+  /* The program's entries reach the helper in its environment, not in its argv, which any
+   * local user reads; none of Orket's own variables does. */
+  char **henv = args ? confine_encode_env(&spec) : NULL;
+  if (henv == NULL) {
+    free(args);
     free(env);
     snprintf(err, errlen, "out of memory");
     proc_free(r);
@@ -604,7 +608,6 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
     if (rc == 0) rc = uv_pipe_open(&r->pipes[i], fds[i][0]);
     if (rc == 0) fds[i][0] = -1; /* the handle owns it now */
   }
-  char *noenv[] = {NULL}; /* the helper sees no environment at all: no secret reaches it */
   uv_stdio_container_t stdio[4];
   stdio[0].flags = UV_IGNORE;
   for (int i = 0; i < 3; i++) {
@@ -616,14 +619,15 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   po.exit_cb = proc_exited;
   po.file = helper;
   po.args = args;
-  po.env = noenv;
+  po.env = henv;
   po.flags = UV_PROCESS_DETACHED; /* setsid: the helper leads its own session and group */
   po.stdio_count = 4;
   po.stdio = stdio;
   int spawn_tried = rc == 0;
-  if (spawn_tried && c->pidfd) rc = proc_spawn_pidfd(r, helper, args, fds);
+  if (spawn_tried && c->pidfd) rc = proc_spawn_pidfd(r, helper, args, henv, fds);
   else if (spawn_tried) rc = uv_spawn(c->loop, &r->proc, &po);
   free(args);
+  free(henv);
   free(env);
   for (int i = 0; i < 3; i++) {
     if (fds[i][0] >= 0) close(fds[i][0]);

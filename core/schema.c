@@ -189,7 +189,11 @@ static int sc_check(const jv *s, const char *where, int depth, schema_err *e) {
   const jv *en = jv_get(s, "enum");
   if (en && (en->type != JV_ARR || en->n == 0)) return sc_fail(e, where, "enum must be a non-empty list");
   const jv *ap = jv_get(s, "additionalProperties");
-  if (ap && ap->type != JV_BOOL) return sc_fail(e, where, "additionalProperties must be a boolean");
+  if (ap && ap->type != JV_BOOL) {
+    if (ap->type != JV_OBJ && !ap->empty_table) return sc_fail(e, where, "additionalProperties must be a boolean or a schema");
+    snprintf(sub, sizeof sub, "%.200s.additionalProperties", where);
+    if (sc_check(ap, sub, depth + 1, e) != 0) return -1;
+  }
   const jv *props = jv_get(s, "properties");
   if (props) {
     if (props->type != JV_OBJ && !props->empty_table) return sc_fail(e, where, "properties must be a table of schemas");
@@ -222,6 +226,34 @@ static int sc_check(const jv *s, const char *where, int depth, schema_err *e) {
 
 int schema_check(const jv *schema, const char *name, schema_err *e) {
   return sc_check(schema, name ? name : "parameters", 0, e);
+}
+
+/* What schema_validate follows (properties, items, additionalProperties), with each
+ * additionalProperties a boolean or an object; other keywords are not looked at. */
+static int sc_shape(const jv *s, const char *where, int depth, schema_err *e) {
+  if (depth > SCHEMA_MAX_NESTING) return sc_fail(e, where, "schema nested deeper than %d levels", SCHEMA_MAX_NESTING);
+  if (s->type != JV_OBJ) return 0;
+  char sub[256];
+  const jv *ap = jv_get(s, "additionalProperties");
+  snprintf(sub, sizeof sub, "%.200s.additionalProperties", where);
+  if (ap && ap->type != JV_BOOL && ap->type != JV_OBJ && !ap->empty_table)
+    return sc_fail(e, sub, "must be a boolean or a schema, got %s", jv_type_name(ap));
+  if (ap && sc_shape(ap, sub, depth + 1, e) != 0) return -1;
+  const jv *items = jv_get(s, "items");
+  snprintf(sub, sizeof sub, "%.200s.items", where);
+  if (items && sc_shape(items, sub, depth + 1, e) != 0) return -1;
+  const jv *props = jv_get(s, "properties");
+  char pw[256];
+  snprintf(pw, sizeof pw, "%.200s.properties", where);
+  for (size_t i = 0; props && props->type == JV_OBJ && i < props->n; i++) {
+    sc_join(sub, sizeof sub, pw, props->keys[i], props->klens[i]);
+    if (sc_shape(&props->u.items[i], sub, depth + 1, e) != 0) return -1;
+  }
+  return 0;
+}
+
+int schema_check_shape(const jv *schema, const char *name, schema_err *e) {
+  return sc_shape(schema, name ? name : "parameters", 0, e);
 }
 
 /* ---- schema_validate -------------------------------------------------------------------- */
@@ -327,7 +359,14 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
   if (v->type == JV_OBJ) {
     const jv *props = jv_get(s, "properties");
     const jv *ap = jv_get(s, "additionalProperties");
-    int extra_ok = ap ? ap->u.b : (props == NULL);
+    /* JSON Schema's reading: a boolean allows or refuses the properties not listed, a
+     * schema ({} too) allows them and checks each against it. Absent, Orket is stricter
+     * than JSON Schema: listed properties mean only those. Anything else (schema_check and
+     * compile_schema refuse it) allows nothing. */
+    const jv *extra = NULL;
+    int extra_ok = props == NULL;
+    if (ap) extra_ok = ap->type == JV_BOOL ? ap->u.b != 0 : (ap->type == JV_OBJ || ap->empty_table);
+    if (ap && ap->type == JV_OBJ) extra = ap;
     for (size_t i = 0; i < v->n; i++) {
       sc_join(sub, sizeof sub, where, v->keys[i], v->klens[i]);
       const jv *ps = NULL;
@@ -336,7 +375,7 @@ static int sv(const jv *s, const jv *v, const char *where, int depth, const sche
       if (ps == NULL && !extra_ok) {
         return sc_fail(e, sub, "unknown argument; this tool accepts only the parameters its schema lists");
       }
-      if (sv(ps, &v->u.items[i], sub, depth + 1, lim, e) != 0) return -1;
+      if (sv(ps ? ps : extra, &v->u.items[i], sub, depth + 1, lim, e) != 0) return -1;
     }
   }
   if (v->type == JV_OBJ || v->empty_table) {

@@ -34,11 +34,23 @@ TEST(test_confine_spec_roundtrip) {
   if (enc == NULL) return;
   int argc = 0;
   while (enc[argc]) argc++;
-  CHECK(t, argc == 6 + 2 + 4);
+  CHECK(t, argc == 6 + 4); /* the env's values are not in argv: any local user reads it */
   CHECK_STR(t, enc[1], CONFINE_ARG);
+  for (int i = 0; i < argc; i++) CHECK(t, strstr(enc[i], "with space") == NULL && strstr(enc[i], "PATH") == NULL);
   confine_spec d;
   char err[128];
   CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
+  CHECK(t, d.nenv == 2 && d.env == NULL);
+  char **henv = confine_encode_env(&s);
+  CHECK(t, henv != NULL);
+  if (henv == NULL) return;
+  CHECK_STR(t, henv[0], CONFINE_ENV_PREFIX "0=PATH=/bin");
+  CHECK_STR(t, henv[1], CONFINE_ENV_PREFIX "1=A=with space");
+  CHECK(t, henv[2] == NULL);
+  CHECK(t, confine_decode_env(henv, &d, err, sizeof err) == 0);
+  /* taken out of the helper's environment: /proc/PID/environ no longer shows them */
+  CHECK(t, henv[0][0] == '\0' && henv[1][0] == '\0');
+  free(henv);
   CHECK(t, d.want == s.want && d.require == s.require);
   CHECK(t, d.lim.cpu_seconds == 1 && d.lim.memory == 2 && d.lim.address_space == 3);
   CHECK(t, d.lim.file_size == 4 && d.lim.open_files == 5 && d.lim.processes == 6);
@@ -51,6 +63,7 @@ TEST(test_confine_spec_roundtrip) {
   CHECK_STR(t, d.argv[2], "echo 1 2");
   CHECK_STR(t, d.argv[3], "");
   CHECK(t, d.argv[4] == NULL);
+  free((void *)d.env);
   free(enc);
 }
 
@@ -62,8 +75,26 @@ TEST(test_confine_decode_rejects) {
   char *nums[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 x", "/w", "", "0", "true", NULL};
   CHECK(t, confine_decode(7, nums, &d, err, sizeof err) == -1);
   CHECK(t, strstr(err, "bad numbers") != NULL);
-  char *count[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8", "/w", "", "1", "true", NULL};
-  CHECK(t, confine_decode(7, count, &d, err, sizeof err) == -1); /* no program left */
+  char *noprog[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8", "/w", "", "1", NULL};
+  CHECK(t, confine_decode(6, noprog, &d, err, sizeof err) == -1); /* no program */
+  char *count[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8", "/w", "", "2", "true", NULL};
+  CHECK(t, confine_decode(7, count, &d, err, sizeof err) == 0 && d.nenv == 2);
+  /* the environment must hold entries 0 and 1, each once; others are ignored */
+  char e0[] = CONFINE_ENV_PREFIX "0=A=1", e1[] = CONFINE_ENV_PREFIX "1=B=2", e1b[] = CONFINE_ENV_PREFIX "1=C=3";
+  char e2[] = CONFINE_ENV_PREFIX "2=D=4", e01[] = CONFINE_ENV_PREFIX "01=E=5", other[] = "LD_PRELOAD=/x.so";
+  char *missing[] = {e0, other, e2, e01, NULL};
+  CHECK(t, confine_decode_env(missing, &d, err, sizeof err) == -1);
+  CHECK(t, strstr(err, "holds 1 entries, the spec counts 2") != NULL);
+  char *twice[] = {e1, e0, e1b, NULL};
+  CHECK(t, confine_decode_env(twice, &d, err, sizeof err) == -1 && strstr(err, "entry 1 given twice") != NULL);
+  char *shuffled[] = {e1, other, e0, NULL};
+  CHECK(t, confine_decode_env(shuffled, &d, err, sizeof err) == 0);
+  CHECK_STR(t, d.env[0], "A=1");
+  CHECK_STR(t, d.env[1], "B=2");
+  CHECK(t, d.env[2] == NULL);
+  CHECK_STR(t, other, "LD_PRELOAD=/x.so");
+  CHECK(t, e0[0] == '\0' && e1[0] == '\0');
+  free((void *)d.env);
   char *rel[] = {"orket", CONFINE_ARG, "1 2 3 4 5 6 7 8", "w", "", "0", "true", NULL};
   CHECK(t, confine_decode(7, rel, &d, err, sizeof err) == -1);
   CHECK(t, strstr(err, "not absolute") != NULL);
@@ -125,15 +156,14 @@ TEST(test_confine_spec_paths) {
   if (enc == NULL) return;
   int argc = 0;
   while (enc[argc]) argc++;
-  CHECK(t, argc == 6 + 1 + 2 + 1);
+  CHECK(t, argc == 6 + 2 + 1);
   confine_spec d;
   char err[128];
   CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
   CHECK(t, d.flags == (CONFINE_F_UNIX | CONFINE_F_LOOPBACK | CONFINE_F_SESSIONS) && d.nbinds == 2);
   CHECK_STR(t, d.binds[0], "r/opt/jdk");
   CHECK_STR(t, d.binds[1], "w/var/cache/x");
-  CHECK_STR(t, d.env[0], "PATH=/bin");
-  CHECK(t, d.env[1] == NULL);
+  CHECK(t, d.nenv == 1);
   CHECK_STR(t, d.argv[0], "true");
   CHECK(t, d.argv[1] == NULL);
   free(enc);
@@ -164,14 +194,14 @@ TEST(test_confine_spec_inward) {
   if (enc == NULL) return;
   int argc = 0;
   while (enc[argc]) argc++;
-  CHECK(t, argc == 5 + 2 + 1 + 1 + 2);
+  CHECK(t, argc == 5 + 2 + 1 + 2);
   confine_spec d;
   char err[128];
   CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
   CHECK_STR(t, d.relay_path, "/p/driver.sock");
   CHECK(t, d.relay_port == 9515 && d.inward_port == 8080 && d.run_as == 65534);
   CHECK_STR(t, d.inward_path, "/p/app.sock");
-  CHECK_STR(t, d.env[0], "PATH=/bin");
+  CHECK(t, d.nenv == 1);
   CHECK_STR(t, d.argv[0], "chromedriver");
   CHECK(t, d.argv[2] == NULL);
   free(enc);
@@ -287,7 +317,7 @@ TEST(test_confine_spec_relay) {
   if (enc == NULL) return;
   int argc = 0;
   while (enc[argc]) argc++;
-  CHECK(t, argc == 7 + 1 + 1 + 2); /* the relay's path is one more argument */
+  CHECK(t, argc == 7 + 1 + 2); /* the relay's path is one more argument */
   CHECK_STR(t, enc[5], "/srv/sb/app.sock");
   confine_spec d;
   char err[128];
@@ -296,8 +326,7 @@ TEST(test_confine_spec_relay) {
   CHECK(t, d.relay_port == 8080);
   CHECK(t, d.flags == CONFINE_F_LOOPBACK && d.nbinds == 1);
   CHECK_STR(t, d.binds[0], "r/opt/node");
-  CHECK_STR(t, d.env[0], "PATH=/bin");
-  CHECK(t, d.env[1] == NULL);
+  CHECK(t, d.nenv == 1);
   CHECK_STR(t, d.argv[0], "node");
   CHECK_STR(t, d.argv[1], "app.js");
   CHECK(t, d.argv[2] == NULL);
@@ -309,7 +338,7 @@ TEST(test_confine_spec_relay) {
   if (enc == NULL) return;
   argc = 0;
   while (enc[argc]) argc++;
-  CHECK(t, argc == 6 + 1 + 1 + 2);
+  CHECK(t, argc == 6 + 1 + 2);
   CHECK(t, confine_decode(argc, enc, &d, err, sizeof err) == 0);
   CHECK(t, d.relay_path == NULL && d.relay_port == 0);
   free(enc);

@@ -5,6 +5,7 @@
 #include "jsonout.h"
 #include "tests.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -37,17 +38,31 @@ TEST(test_jsonout_strings) {
 }
 
 TEST(test_jsonout_numbers) {
-  /* whole numbers below 1e14 take a path of their own: it must write %.14g's bytes */
+  /* whole numbers a double holds exactly are every digit (an id of 10^14 stays itself);
+   * past 2^53, -0 and fractions as %.14g writes them */
   const double in[] = {0.1, 1e15, 3, -0.0, 1.0 / 3, 9007199254740992.0, 0, -42, 99999999999999.0,
-                       -99999999999999.0, 1e14, -1e14, 2.5};
-  const char *want[] = {"0.1", "1e+15", "3", "-0", "0.33333333333333", "9.007199254741e+15", "0", "-42",
-                        "99999999999999", "-99999999999999", "1e+14", "-1e+14", "2.5"};
+                       -99999999999999.0, 1e14, -1e14, 2.5, 123456789012345.0, -9007199254740992.0,
+                       18014398509481984.0, 1e20, 123456789012345.5};
+  const char *want[] = {"0.1", "1000000000000000", "3", "-0", "0.33333333333333", "9007199254740992", "0", "-42",
+                        "99999999999999", "-99999999999999", "100000000000000", "-100000000000000", "2.5",
+                        "123456789012345", "-9007199254740992", "1.8014398509482e+16", "1e+20",
+                        "1.2345678901235e+14"};
   for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
     jsonout_buf b = {0};
     CHECK(t, jsonout_number(&b, in[i]) == 0);
     char out[64];
     snprintf(out, sizeof out, "%.*s", (int)b.len, b.p);
     CHECK_STR(t, out, want[i]);
+    jsonout_free(&b);
+  }
+  const long long ints[] = {0, -1, 9007199254740993LL, LLONG_MAX, LLONG_MIN};
+  const char *iwant[] = {"0", "-1", "9007199254740993", "9223372036854775807", "-9223372036854775808"};
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    jsonout_buf b = {0};
+    jsonout_integer(&b, ints[i]);
+    char out[64];
+    snprintf(out, sizeof out, "%.*s", (int)b.len, b.p);
+    CHECK_STR(t, out, iwant[i]);
     jsonout_free(&b);
   }
   jsonout_buf b = {0};

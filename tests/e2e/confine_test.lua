@@ -5,12 +5,13 @@ local H = require "tests.helpers"
 
 teardown(H.cleanup)
 
--- Runs `orket ARGS` with fd 3 (the report pipe) going to what we read, if `report`.
-local function helper(args, report)
+-- Runs `orket ARGS` with fd 3 (the report pipe) going to what we read, if `report`, and
+-- only `env` (the words of env(1)) for its environment, as the runner spawns it.
+local function helper(args, report, env)
   local dir = H.tmpdir()
   local redirect = report and string.format("3>%s/report", dir) or "3>&-"
-  local cmd = string.format("setsid %s --confine-exec %s %s >%s/out 2>%s/err </dev/null; echo $?",
-    H.quote(H.BIN), args, redirect, dir, dir)
+  local cmd = string.format("setsid env -i %s %s --confine-exec %s %s >%s/out 2>%s/err </dev/null; echo $?",
+    env or "", H.quote(H.BIN), args, redirect, dir, dir)
   local p = io.popen(cmd)
   local status = tonumber(p:read("a"))
   p:close()
@@ -35,6 +36,14 @@ describe("orket --confine-exec", function()
     assert.equal("F spec too few arguments\n", r.report)
   end)
 
+  it("refuses an environment that does not hold what the spec counts", function()
+    -- the count is in argv, the entries in the environment (argv is readable by any user)
+    local r = helper("'0 0 0 0 0 0 0 0' /tmp '' 1 sh -c 'echo ran'", true, "PATH=/usr/bin:/bin")
+    assert.equal(127, r.status)
+    assert.equal("", r.stdout)
+    assert.equal("F spec the environment holds 0 entries, the spec counts 1\n", r.report)
+  end)
+
   it("fails closed on a required layer switched off", function()
     -- want nothing optional, require netns (bit 8 = 256)
     local r = helper("'0 256 0 0 0 0 0 0' /tmp '' 0 sh -c 'echo ran'", true)
@@ -45,9 +54,11 @@ describe("orket --confine-exec", function()
 
   it("runs the program with the layers it reports", function()
     local ws = H.tmpdir()
-    local r = helper("'0 0 0 0 0 0 0 0' " .. H.quote(ws) .. " '' 1 PATH=/usr/bin:/bin sh -c 'echo ran; pwd; exit 4'", true)
+    local r = helper("'0 0 0 0 0 0 0 0' " .. H.quote(ws) .. " '' 2 sh -c 'echo ran; pwd; echo \"$A\"; env | sort; exit 4'",
+      true, "'ORKET_CONFINE_ENV_1=A=x y' ORKET_CONFINE_ENV_0=PATH=/usr/bin:/bin OTHER=1")
     assert.equal(4, r.status)
-    assert.equal("ran\n" .. ws .. "\n", r.stdout)
+    -- the program's environment: the prefixed entries, without their prefix; nothing else
+    assert.equal("ran\n" .. ws .. "\nx y\nA=x y\nPATH=/usr/bin:/bin\nPWD=" .. ws .. "\n", r.stdout)
     -- session fds env cwd rlimits = 31; no optional layer asked for
     assert.matches("\nL 31 %d+\n", r.report)
     assert.matches("\nX %d+ %d+\n$", r.report)

@@ -85,6 +85,26 @@ describe("orket mcp serve (stdio)", function()
     assert.same({ -32600, -32700, -32600 }, nulls) -- the batch, the garbage, the object id
   end)
 
+  it("answers a large id with the same id, every digit, and refuses one it cannot read exactly", function()
+    local dir = H.example("notes")
+    local answers, r = serve(dir, {
+      INIT,
+      '{"jsonrpc":"2.0","id":123456789012345,"method":"ping"}',
+      '{"jsonrpc":"2.0","id":9007199254740991,"method":"ping"}',
+      '{"jsonrpc":"2.0","id":-123456789012345,"method":"ping"}',
+      '{"jsonrpc":"2.0","id":9007199254740993,"method":"ping"}',
+    })
+    -- the raw lines: a decoder that reads numbers as doubles would hide a rounded id
+    for _, id in ipairs { "123456789012345", "9007199254740991", "-123456789012345" } do
+      assert.truthy(r.stdout:find('{"id":' .. id .. ',"jsonrpc":"2.0","result":{}}', 1, true), id)
+    end
+    -- past 2^53 the decoder's double may be another id (2^53 + 1 reads as 2^53): refused
+    assert.falsy(r.stdout:find("9007199254740992", 1, true))
+    assert.equal(5, #answers)
+    assert.equal(cjson.null, answers[5].id)
+    assert.equal(-32600, answers[5].error.code)
+  end)
+
   it("takes JSON-RPC batches in a 2025-03-26 session, the one revision that has them", function()
     local dir = H.example("notes")
     local answers = serve(dir, {

@@ -306,13 +306,13 @@ function Conn:_start_stdio()
   self.tmpdir = tmp
   local s = self.spec
   local layers = s.network and { netns = false, landlock_net = false } or nil
-  local ok, argv = pcall(proc.helper_argv, { argv = s.command, cwd = self.cwd or tmp, tmpdir = tmp, env = self.env,
+  local ok, argv, henv = pcall(proc.helper_argv, { argv = s.command, cwd = self.cwd or tmp, tmpdir = tmp, env = self.env,
     limits = self.limits or M.LIMITS, layers = layers, read_only = s.read_only })
   if not ok or type(argv) ~= "table" then return nil, "mcp." .. self.name .. ": " .. tostring(argv), "ESPAWN" end
   local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   self.pipes = { pin, pout, perr, prep }
   local handle, pid = uv.spawn(argv[1], { args = { table.unpack(argv, 2) }, stdio = { pin, pout, perr, prep },
-    env = {}, detached = true }, function(code, sig)
+    env = henv, detached = true }, function(code, sig)
       self.exit = { code = code, signal = sig }
       if self.proc and not self.proc:is_closing() then self.proc:close() end
       self:close(string.format("the server exited (%s)%s", sig ~= 0 and ("signal " .. sig) or ("status " .. code),

@@ -25,10 +25,12 @@ local dec = cjson.new()
 dec.decode_max_depth(M.MAX_DEPTH)
 dec.decode_invalid_numbers(false)
 
--- lua-cjson reads every number as a float: a whole one is the integer id it was sent as.
+-- lua-cjson reads every number as a float: a whole one below 2^53 is the integer id it was
+-- sent as. From 2^53 on the float may be another number (2^53 + 1 reads as 2^53): such an
+-- id is refused rather than answered as one the client never sent.
 local function norm_id(id)
   if type(id) == "string" then return #id <= 256 and id or nil end
-  return type(id) == "number" and math.tointeger(id) or nil
+  return type(id) == "number" and math.abs(id) < 2 ^ 53 and math.tointeger(id) or nil
 end
 
 -- The JSON value of a message's text | nil, error object.

@@ -257,7 +257,7 @@ local function start_driver(driver, chromium, name, socket, timeout_ms, unsandbo
   if root then uv.fs_chown(profile, M.NOBODY, M.NOBODY) end
   local layers = { landlock = false, seccomp = false, view = false }
   if root then layers.userns = false end
-  local ok, hargv = pcall(proc.helper_argv, {
+  local ok, hargv, henv = pcall(proc.helper_argv, {
     argv = { driver, "--port=" .. M.DRIVER_PORT, "--log-path=" .. profile .. "/driver.log" },
     cwd = profile, tmpdir = profile, limits = M.BROWSER_LIMITS, layers = layers, require = { "netns", "pidns" },
     env = { HOME = profile, TMPDIR = profile, PATH = os.getenv("PATH") or "/usr/bin:/bin" },
@@ -271,7 +271,7 @@ local function start_driver(driver, chromium, name, socket, timeout_ms, unsandbo
   local d = { profile = profile, sock = sock, pipes = { out, err, rep }, unsandboxed = unsandboxed }
   local said = ""
   local handle, pid = uv.spawn(hargv[1], { args = { table.unpack(hargv, 2) }, stdio = { nil, out, err, rep },
-    env = {}, detached = true }, function(code, sig)
+    env = henv, detached = true }, function(code, sig)
       d.exited = { code = code, signal = sig }
       if d.handle and not d.handle:is_closing() then d.handle:close() end
     end)

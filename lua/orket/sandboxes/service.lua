@@ -409,11 +409,11 @@ function M.up(o)
   -- seccomp layer refuses it elsewhere so that no process leaves the group a kill reaches;
   -- here the sandbox's PID namespace ends every process with it, whatever its session, and
   -- the helper lets it through only when that namespace is there.
-  local ok, hargv = pcall(proc.helper_argv, { argv = argv, cwd = cwd, tmpdir = home .. "/tmp", env = env,
+  local ok, hargv, henv = pcall(proc.helper_argv, { argv = argv, cwd = cwd, tmpdir = home .. "/tmp", env = env,
     limits = M.LIMITS, loopback = true, sessions = true, layers = { landlock_net = false },
     relay = { path = sock, port = port, services = relayed[1] and relayed or nil } })
   if not ok then return fail("sandbox: " .. tostring(hargv), "EINVAL") end
-  if not sb:_spawn(hargv) then return fail(sb.failure or "sandbox: the runner did not start", "ESPAWN") end
+  if not sb:_spawn(hargv, henv) then return fail(sb.failure or "sandbox: the runner did not start", "ESPAWN") end
   assert(record(db, id, "starting", nil, nil, "sandbox_start", { id = id, target = sb.target, port = port,
     command = shown or argv, commit = commit }))
   sb.emit { type = "sandbox", id = id, status = "starting", commit = commit }
@@ -500,11 +500,11 @@ function M.read_report(pipe, st, refused, prefix)
   end)
 end
 
-function Sandbox:_spawn(hargv)
+function Sandbox:_spawn(hargv, henv)
   local pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   self.pipes = { pout, perr, prep }
   local handle, pid = uv.spawn(hargv[1], { args = { table.unpack(hargv, 2) }, stdio = { nil, pout, perr, prep },
-    env = {}, detached = true }, function(code, sig)
+    env = henv, detached = true }, function(code, sig)
       -- only noted here: what follows (the store, the files) is done by the task watching
       self.exited = { code = code, signal = sig }
       if self.handle and not self.handle:is_closing() then self.handle:close() end

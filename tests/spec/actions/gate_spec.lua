@@ -517,6 +517,19 @@ describe("gate.check", function()
       assert.equal(c[2], d.code)
       assert.is_truthy(d.reason:find(c[3], 1, true), d.reason)
     end
+    -- properties not listed, under an additionalProperties schema, get the same checks
+    H.write(dir .. "/put_many.lua", [[
+      return { name = "put_many", description = "files by name", effect = "write",
+        parameters = { type = "object", properties = { note = { type = "string" } },
+          additionalProperties = { type = "string", format = "path" } },
+        handler = function() return {} end }]])
+    local r2 = assert(tools.load { dir .. "/put_many.lua" })
+    assert.equal("allow", check { tool = "put_many", tools = r2, args = { note = "../n", a = "src/x" } }.verdict)
+    local d2 = check { tool = "put_many", tools = r2, args = { note = "n", a = "../../etc/passwd" } }
+    assert.equal("PATH_ESCAPE", d2.code)
+    assert.is_truthy(d2.reason:find("argument 'a'", 1, true), d2.reason)
+    d2 = check { tool = "put_many", tools = r2, args = { a = 5 } }
+    assert.equal("ARGS_INVALID", d2.code)
     -- per-turn file and byte limits count nested values
     local d = call(good, { limits = { files_turn = 5 } })
     assert.equal("allow", d.verdict)

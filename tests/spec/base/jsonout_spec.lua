@@ -85,9 +85,14 @@ describe("orket.jsonout", function()
       jsonout.encode { "\226\128", "\192\128", "\237\160\128" })
   end)
 
-  it("writes numbers as lua-cjson does (14 significant digits)", function()
-    assert.equal("[1e+15,9.007199254741e+15,0.1,-0,3,0.33333333333333,2.5]",
+  it("writes whole numbers exactly, and others as lua-cjson does (14 significant digits)", function()
+    assert.equal("[1000000000000000,9007199254740992,0.1,-0,3,0.33333333333333,2.5]",
       jsonout.encode { 1e15, 2 ^ 53, 0.1, -0.0, 3, 1 / 3, 2.5 })
+    -- integers, every digit (a JSON-RPC id comes back as it was sent); floats past 2^53 and
+    -- fractions at 14 digits
+    assert.equal("[123456789012345,9007199254740993,9223372036854775807,-9223372036854775808,1e+20,1.2345678901235e+14]",
+      jsonout.encode { 123456789012345, 9007199254740993, math.maxinteger, math.mininteger, 1e20, 123456789012345.5 })
+    assert.equal('{"id":123456789012345678}', jsonout.encode { id = 123456789012345678 })
     for _, n in ipairs { 0 / 0, math.huge, -math.huge } do
       local ok, err = pcall(jsonout.encode, { n })
       assert.is_false(ok)

@@ -66,7 +66,7 @@ local function start(o)
   assert(os.execute("mkdir -p " .. H.quote(ws) .. " " .. H.quote(root .. "/tmp")))
   local sb = { path = o.path or (root .. "/app.sock"), ws = ws, tag = token(), out = "", rep = "" }
   sb.probe_path = sb.path .. ".probe"
-  local argv = proc.helper_argv { argv = { "node", "-e", APP .. "// " .. sb.tag }, cwd = ws, tmpdir = root .. "/tmp",
+  local argv, henv = proc.helper_argv { argv = { "node", "-e", APP .. "// " .. sb.tag }, cwd = ws, tmpdir = root .. "/tmp",
     env = { PORT = "8080", NAME = o.name or "a", WAIT = o.wait and "1" or nil, RAW = o.raw and tostring(o.raw) or nil,
       INWARD = "9000" },
     loopback = true, layers = { seccomp = false, landlock_net = false, userns = not o.run_as and nil },
@@ -74,7 +74,7 @@ local function start(o)
     relay = { path = sb.path, port = o.raw or 8080, inward = o.inward and { path = o.inward, port = 9000 } } }
   local pin, pout, perr, prep = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
   local handle, pid = uv.spawn(argv[1], { args = { table.unpack(argv, 2) }, stdio = { pin, pout, perr, prep },
-    env = {}, detached = true }, function(code, sig)
+    env = henv, detached = true }, function(code, sig)
       sb.exited, sb.code, sb.signal = true, code, sig
     end)
   assert(handle, pid)

@@ -273,6 +273,63 @@ describe("orket.c.proc.run", function()
     still_responsive()
   end)
 
+  it("keeps the environment's values out of the helper's command line, which any user reads", function()
+    local _, ws = project()
+    local tok = token()
+    local secret = "s3cret-" .. tok
+    local t = orket.spawn(function()
+      return proc.run { argv = { "sh", "-c", ": > started; while [ ! -e go ]; do sleep 0.01; done; echo \"$SECRET\" # wait." .. tok },
+        cwd = ws, env = { SECRET = secret } }
+    end)
+    -- the helper: our child with the spec in its argv, once the program has started (the
+    -- helper took the environment in before it forked)
+    local helper
+    for _ = 1, 2000 do
+      if uv.fs_stat(ws .. "/started") then
+        for _, row in ipairs(survivors("wait." .. tok)) do
+          local pid = row:match("^(%d+):")
+          local status = row:find("--confine-exec", 1, true) and H.read("/proc/" .. pid .. "/status") or ""
+          if tonumber(status:match("\nPPid:%s*(%d+)")) == uv.os_getpid() then helper = pid end
+        end
+      end
+      if helper then break end
+      orket.sleep(5)
+    end
+    -- read while the program runs, then let it end (so that a failure leaves nothing running)
+    local cmdline = helper and H.read("/proc/" .. helper .. "/cmdline") or ""
+    local environ = helper and H.read("/proc/" .. helper .. "/environ") or ""
+    H.write(ws .. "/go", "")
+    local ok, r = t:join()
+    assert.is_not_nil(helper, "the helper is running")
+    -- neither the helper's argv (mode 0444 in /proc) nor its own environment (0400, already
+    -- copied out and wiped) names the value
+    assert.truthy(cmdline:find("wait." .. tok, 1, true))
+    assert.falsy(cmdline:find(secret, 1, true))
+    assert.falsy(cmdline:find("SECRET=", 1, true))
+    assert.falsy(environ:find(secret, 1, true))
+    -- and the program still has it
+    assert.is_true(ok)
+    assert.equal(0, r.code)
+    assert.equal(secret .. "\n", r.stdout)
+    still_responsive()
+  end)
+
+  it("gives helper_argv's caller the environment apart from the command line", function()
+    local argv, henv = proc.helper_argv { argv = { "true" }, cwd = "/tmp", tmpdir = "/tmp/x", env = { TOKEN = "v-1" } }
+    for _, a in ipairs(argv) do
+      assert.falsy(a:find("v-1", 1, true))
+      assert.falsy(a:find("PATH=", 1, true))
+    end
+    local plain = {}
+    for _, e in ipairs(henv) do
+      local i, entry = e:match("^ORKET_CONFINE_ENV_(%d+)=(.*)$")
+      plain[tonumber(i) + 1] = entry
+    end
+    assert.equal(5, #henv)
+    table.sort(plain)
+    assert.same({ "HOME=/tmp/x", "LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin:/bin", "TMPDIR=/tmp/x", "TOKEN=v-1" }, plain)
+  end)
+
   it("keeps memory flat under a flood of output", function()
     local _, ws = project()
     proc.run { argv = { "true" }, cwd = ws } -- warm up the runner's buffers

@@ -51,3 +51,46 @@ describe("orket.c.schema.check_schema", function()
     assert.has_error(function() cschema.check_schema() end, "bad argument #1 to 'check_schema' (value expected)")
   end)
 end)
+
+describe("additionalProperties", function()
+  local cgate = require "orket.c.gate"
+  local function with(ap) return { type = "object", properties = { a = { type = "string" } }, additionalProperties = ap } end
+
+  it("reads a boolean as it names and a schema as JSON Schema does: each extra checked against it", function()
+    assert.is_true(cschema.validate(with(true), { b = 1 }))
+    assert.matches("^args%.b: unknown argument", select(2, cschema.validate(with(false), { b = 1 })))
+    -- {} allows any extra; an object schema checks each one (it used to let any through)
+    assert.is_true(cschema.validate(with({}), { b = "x", c = { 1, 2 } }))
+    assert.is_true(cschema.validate(with({ type = "string" }), { a = "x", b = "y" }))
+    assert.same({ nil, "args.b: expected string, got integer", "ESCHEMA" },
+      { cschema.validate(with({ type = "string" }), { b = 1 }) })
+    assert.same({ nil, "args.c.d: expected integer, got string", "ESCHEMA" },
+      { cschema.validate(with({ type = "object", additionalProperties = { type = "integer" } }), { c = { d = "x" } }) })
+    -- the listed ones keep their own schema
+    assert.same({ nil, "args.a: expected string, got integer", "ESCHEMA" },
+      { cschema.validate(with({ type = "integer" }), { a = 1 }) })
+    -- absent: listed properties mean only those; no properties at all means any
+    assert.is_nil(cschema.validate({ type = "object", properties = { a = { type = "string" } } }, { b = 1 }))
+    assert.is_true(cschema.validate({ type = "object" }, { anything = { 1, 2, { deep = true } }, more = "x" }))
+    -- anything else allows no extra, whatever the value's bits
+    assert.is_nil(cschema.validate(with("yes"), { b = 1 }))
+    assert.is_nil(cschema.validate(with(1), { b = 1 }))
+  end)
+
+  it("is refused at compile time when neither a boolean nor a schema, naming the field", function()
+    assert.is_true(cschema.check_schema(with({ type = "string" })))
+    assert.is_true(cschema.check_schema(with({})))
+    assert.same({ nil, "parameters: additionalProperties must be a boolean or a schema", "ESCHEMA" },
+      { cschema.check_schema(with("yes")) })
+    assert.same({ nil, "parameters.additionalProperties.type: unknown type 'nope'", "ESCHEMA" },
+      { cschema.check_schema(with({ type = "nope" })) })
+    -- a schema from elsewhere (an MCP server's): compile_schema refuses only what the
+    -- validator would read looser than it says
+    assert.has_no.errors(function() cgate.compile_schema(with({ type = "string" })) end)
+    assert.has_error(function() cgate.compile_schema(with("yes")) end,
+      "inputSchema.additionalProperties: must be a boolean or a schema, got string")
+    assert.has_error(function()
+      cgate.compile_schema { type = "object", properties = { x = { type = "array", items = { additionalProperties = 1 } } } }
+    end, "inputSchema.properties.x.items.additionalProperties: must be a boolean or a schema, got integer")
+  end)
+end)
