@@ -385,6 +385,8 @@ local function revoke(views)
   if views.fs then fs_of[views.fs], may_read_of[views.fs] = false, nil end
 end
 
+local REVOKING = { __close = function(r) revoke(r.views) end }
+
 --- registry:run(name, args, ctx) -> {ok=true, result=} | {ok=false, error=, code=}
 --- ctx: {fs=workspace, board=, memory=, card=, actor=, may_read=fn(path) -> bool}.
 --- A tool failure ("file not found") is a normal result for the model, not an error.
@@ -395,6 +397,9 @@ function Registry:run(name, args, ctx)
   local a, aerr = call_args(name, args)
   if not a then return { ok = false, error = aerr, code = "ETOOL" } end
   local tctx, views = tool_ctx(ctx)
+  -- revoked however the call ends: a task cancelled while the handler waits (a stop) is
+  -- closed, and its to-be-closed values run
+  local _ <close> = setmetatable({ views = views }, REVOKING)
   local ok, res, msg, code = d.box:pcall(d.handler, a, tctx)
   revoke(views)
   if not ok then
@@ -424,6 +429,7 @@ function Registry:recover(name, args, ctx)
   local a, aerr = call_args(name, args)
   if not a then return "unknown", aerr end
   local tctx, views = tool_ctx(ctx)
+  local _ <close> = setmetatable({ views = views }, REVOKING)
   local ok, res = d.box:pcall(d.recover, a, tctx)
   revoke(views)
   if not ok then return "unknown", name .. ": recover failed: " .. scriptenv.first_line(res) end

@@ -125,7 +125,9 @@ function M.messages(role, ctx, own_card)
   if own_card then ctx.card = nil end
   local arg, aerr = scriptenv.copy(ctx)
   ctx.tools, ctx.card = specs, card
-  if not arg then error("bad argument #2 to 'messages' (" .. tostring(aerr) .. ")", 2) end
+  -- a context too large to hand over (tool results of one step past the copy's cap of
+  -- strings) ends the turn as the role's, said, not as the engine's failure
+  if not arg then return nil, "the role's context cannot be handed over: " .. tostring(aerr), "EINVAL" end
   if own_card then arg.card = card end
   if type(specs) == "table" then arg.tools = schemas.tools(specs) end
   arg.dialect = role.dialect

@@ -50,7 +50,8 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "journal_base", "git_failed", "tokens_used", "card_tokens_used", "spend", "card_clock",
+  "journal_failed", "journal_base", "git_failed", "tokens_used", "card_tokens_used", "spend", "money_checking",
+  "money_reads", "money_deferred", "card_clock",
   "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed" } do
   FIELDS[k] = true
 end

@@ -74,11 +74,8 @@ end
 --- release(run, job): the job's call in flight no longer holds its estimate (its cost is
 --- committed, for the next check to read, or it failed); the turns waiting for room look
 --- again. Idempotent.
-function M.release(run, job)
-  local h = job.money_hold
-  if not h then return end
-  job.money_hold = nil
-  for _, t in ipairs(h.totals) do t.held = t.held - h.amount end
+-- the turns waiting for room look again
+local function wake(run)
   local waiters = run.spend.waiters
   run.spend.waiters = {}
   for _, co in ipairs(waiters) do
@@ -91,12 +88,54 @@ function M.release(run, job)
   end
 end
 
+function M.release(run, job)
+  local h = job.money_hold
+  if not h then return end
+  job.money_hold = nil
+  for _, t in ipairs(h.totals) do t.held = t.held - h.amount end
+  wake(run)
+end
+
+--- committed(run, job): the job's call is in the store now (its turns row, or its charged
+--- failure), for the next check's read to count. Its hold goes at once unless a check is in
+--- flight: on PostgreSQL that check's reads wait, and one that began before the commit does
+--- not see the row, so the hold stays until a catch-up that began after now has read it
+--- (catch_up releases it then); the waiting turns look again, and their next check's read
+--- is such a one.
+function M.committed(run, job)
+  local h = job.money_hold
+  if not h then return end
+  if (run.money_checking or 0) == 0 then return M.release(run, job) end
+  job.money_hold = nil
+  local d = run.money_deferred or {}
+  d[#d + 1] = { hold = h, after = run.money_reads or 0 }
+  run.money_deferred = d
+  wake(run)
+end
+
+-- The holds committed before the catch-up numbered n began: counted in its read, released.
+local function settle(run, n)
+  local d = run.money_deferred
+  if not d then return end
+  local keep = {}
+  for _, e in ipairs(d) do
+    if e.after < n then
+      for _, t in ipairs(e.hold.totals) do t.held = t.held - e.hold.amount end
+    else
+      keep[#keep + 1] = e
+    end
+  end
+  run.money_deferred = #keep > 0 and keep or nil
+end
+
 --- wait_room(run): suspends the calling turn until a call in flight releases its hold
 function M.wait_room(run)
   local w = run.spend.waiters
   w[#w + 1] = coroutine.running()
   coroutine.yield()
 end
+
+local CHECKING = { __close = function(c) c.run.money_checking = c.run.money_checking - 1 end }
 
 --- guard(run, job) -> a to-be-closed value releasing the job's hold when the turn ends in any
 --- way (returned, raised, or its task cancelled while the call was in flight)
@@ -204,6 +243,8 @@ end
 -- other's spending. One read by primary keys of what was recorded since.
 local function catch_up(run, day)
   local sp = run.spend
+  local n = (run.money_reads or 0) + 1 -- (committed: a hold waits for a read begun after it)
+  run.money_reads = n
   local rows = costs.since(run.db, sp.turn, sp.event, day .. "T00:00:00.000Z")
   -- on PostgreSQL the read waits: another turn's catch-up may have counted some rows
   -- meanwhile (ids are visible in order, so those are the ones up to its ids)
@@ -228,6 +269,7 @@ local function catch_up(run, day)
       end
     end
   end
+  settle(run, n)
 end
 
 -- The run's money state: its totals, read at its first check from the journal's ids then.
@@ -302,6 +344,9 @@ function M.check(run, job, req)
   if not any then return nil end
   local price = M.price(run, job.model)
   if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it
+  -- in flight until it returns (committed: a call committed meanwhile keeps its hold)
+  run.money_checking = (run.money_checking or 0) + 1
+  local _ <close> = setmetatable({ run = run }, CHECKING)
   local card_id = job.card_id
   assert(run.board:status(card_id)) -- the card is there (its copy is read only where needed)
   -- what every process spent since the last check (at the first, the totals read it all)

@@ -221,7 +221,7 @@ local function call_model(run, job, req)
     class = class or "transient"
     record_failure(run, job, req, class, msg, charged)
     -- the charge is in the store now (the next check reads it): the hold goes
-    spend.release(run, job)
+    spend.committed(run, job)
     if left then
       over = wall_left(run, job)
       if over then return nil, over.detail, "budget", over end
@@ -656,7 +656,7 @@ local function commit_step(run, job, st, n, model, rec)
     end
     first_done = true
     -- the call's cost is in the store now (the next check reads it): its hold goes
-    spend.release(run, job)
+    spend.committed(run, job)
     -- after_model and after_tool are where the response and each result are durable
     local events = sp.events
     local k, ev = 1, events[1]

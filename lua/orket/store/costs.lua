@@ -61,9 +61,10 @@ function M.query(d, f)
     local where = { name == "failures" and (d.json_int("r.data", "prompt_tokens") .. " IS NOT NULL") or "1 = 1" }
     for _, flt in ipairs(FILTERS) do
       local v = f and f[flt[1]]
-      -- a mark of 0 (none) holds for every call: as a condition it would lead SQLite to
-      -- read the ids' whole range in place of the day's or the card's index
-      if v ~= nil and (flt[4] == nil or (flt[4] == name and v ~= 0)) then
+      -- a mark after 0 (none) holds for every call: as a condition it would lead SQLite to
+      -- read the ids' whole range in place of the day's or the card's index. A mark up to 0
+      -- holds for none (nothing was there when it was taken), so it is kept.
+      if v ~= nil and (flt[4] == nil or (flt[4] == name and (v ~= 0 or flt[1]:sub(1, 5) == "upto_"))) then
         where[#where + 1] = flt[2]
         for _ = 1, flt[3] do args[#args + 1] = v end
       end

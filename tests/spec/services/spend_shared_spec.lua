@@ -43,6 +43,49 @@ describe("money budgets shared by processes (" .. require("tests.backends").name
     return db, b, r1, r2
   end
 
+  it("read nothing up to a mark of 0: the store was empty when it was taken", function()
+    local db, b, r1 = fixture()
+    local v = view(db, b, r1, { cost_per_card = 50000 })
+    assert.is_nil(call(v, "E-1"))
+    local costs = require "orket.store.costs"
+    assert.is_nil(costs.totals(db, { run = r1, upto_turn = 0, upto_event = 0 }).cost.USD)
+    assert.equal(3000, costs.totals(db, { run = r1 }).cost.USD)
+    db:close()
+  end)
+
+  it("keep a committed call's hold while a check that began before its commit is in flight", function()
+    local db, b, r1 = fixture()
+    local v = view(db, b, r1, { cost_per_card = 5000 })
+    assert.is_nil(call(v, "E-1")) -- the run's totals read: 0.003 spent
+    v.settings.budgets.cost_per_card.micros = 8500 -- room for one call more, not two
+    -- A's call is checked (its hold: 0.003 USD), answered and recorded
+    local a = { model = "p:m", card_id = "E-1" }
+    assert.is_nil(spend.check(v, a, REQ))
+    local money = spend.record(v, a, { prompt_tokens = 1000, completion_tokens = 1000 }, REQ)
+    -- B's check: A's row commits while B's reads wait (PostgreSQL), after B caught up
+    local costs = require "orket.store.costs"
+    local marks = costs.approved_marks
+    costs.approved_marks = function(...)
+      costs.approved_marks = marks
+      assert(v.db:tx(function()
+        return v.db:record_turn { run = v.run_id, card = "E-1", seat = "senior_developer", turn = 2, model = "p:m",
+          prompt_tokens = 1000, completion_tokens = 1000, data = { step = 1, cost = money.cost, currency = money.currency } }
+      end))
+      spend.committed(v, a)
+      return marks(...)
+    end
+    local over = spend.check(v, { model = "p:m", card_id = "E-1" }, REQ)
+    costs.approved_marks = marks
+    -- 0.003 + A's 0.003 (not in B's read, still held) + B's 0.003 > 0.0085: B waits
+    assert.is_true(over and over.room)
+    -- the next check's read counts A's row, and A's hold goes: 0.006 spent, and B's 0.003
+    -- would pass the budget
+    over = spend.check(v, { model = "p:m", card_id = "E-1" }, REQ)
+    assert.equal("budget", over and over.ended)
+    assert.matches("spent 0.006 USD", over.detail)
+    db:close()
+  end)
+
   it("count the day's spending of every run: another run's calls stop this one's", function()
     local db, b, r1, r2 = fixture()
     local a, other = view(db, b, r1, { cost_per_day = 10000 }), view(db, b, r2, { cost_per_day = 10000 })
