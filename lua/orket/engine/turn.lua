@@ -58,8 +58,24 @@ local function lists_marked(t)
   return out
 end
 
+-- Whether t holds a whole number of 1e14 or more: orket.jsonout writes every digit of one,
+-- the journal (lua-cjson, 14 digits) keeps it rounded, so a result read back on resume would
+-- read otherwise than the first time.
+local function has_long_whole(t)
+  for _, v in pairs(t) do
+    if type(v) == "table" then
+      if has_long_whole(v) then return true end
+    elseif math.type(v) == "integer" or (math.type(v) == "float" and v == math.floor(v)) then
+      if v >= 1e14 or v <= -1e14 then return true end
+    end
+  end
+  return false
+end
+
 local function encode_result(v)
   if type(v) ~= "table" then return encode(v) end
+  -- such numbers are written as the journal will give them back: the same bytes on resume
+  if has_long_whole(v) then v = cjson.decode(cjson.encode(v)) or v end
   local ok, text = pcall(jsonout.encode, has_empty(v) and lists_marked(v) or v)
   if ok then return text end
   return encode(v)

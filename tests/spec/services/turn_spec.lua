@@ -199,4 +199,13 @@ describe("a step's results in the next step's messages", function()
     local resumed = coder_steps(3)
     assert.same(whole, resumed)
   end)
+  it("writes a result holding a long whole number as the journal gives it back on resume", function()
+    local cjson = require "cjson.safe"
+    local records = require "orket.store.records"
+    for _, v in ipairs { { id = 123456789012345, n = 7 }, { list = { 12345678901234567, "x" } }, { id = 99 } } do
+      local first = turn.encode_result(v)
+      local resumed = turn.encode_result(cjson.decode(records.encode(v, "a result")))
+      assert.equal(first, resumed)
+    end
+  end)
 end)
