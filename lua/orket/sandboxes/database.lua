@@ -165,8 +165,8 @@ local function run_seed(path, text, scratch, stopping)
   local env = { "SQLITE_TMPDIR=" .. scratch, "TMPDIR=" .. scratch, "LC_ALL=C" }
   if os.getenv("ORKET_NO_BYTECODE") then env[#env + 1] = "ORKET_NO_BYTECODE=" .. os.getenv("ORKET_NO_BYTECODE") end
   local exited, ecode, esig
-  local handle
-  handle = uv.spawn("/bin/sh", {
+  local handle, serr
+  handle, serr = uv.spawn("/bin/sh", {
     args = { "-c", SEED_SH, "seed", sqlseed.SANITIZED and "unlimited" or tostring(M.SEED_MEMORY_MAX // 1024), tostring(M.SEED_TIMEOUT_MS // 1000 + 2),
       tostring((M.SEED_DB_MAX + 16 * 1048576) // 512), uv.exepath(), "lua", "-e", SEED_CHUNK, path, sqlfile,
       tostring(M.SEED_TIMEOUT_MS), tostring(M.SEED_DB_MAX) },
@@ -178,7 +178,7 @@ local function run_seed(path, text, scratch, stopping)
   if not handle then
     out:close()
     err:close()
-    return nil, "the seed cannot start: " .. tostring(exited), "EIO"
+    return nil, "the seed cannot start: " .. tostring(serr), "EIO"
   end
   out:read_start(reader("out", out))
   err:read_start(reader("err", err))
