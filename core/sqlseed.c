@@ -147,11 +147,14 @@ int sqlseed_run(const char *path, const char *sql, size_t len, int timeout_ms, l
   while (p < end && out == SQLSEED_OK) {
     sqlite3_stmt *st = NULL;
     const char *tail = NULL;
-    rc = sqlite3_prepare_v2(db, p, (int)(end - p), &st, &tail);
+    /* the clock is looked at before each statement and each row too: a seed of many short
+     * statements never reaches the progress handler's thousand steps */
+    rc = seed_progress(&r) ? SQLITE_INTERRUPT : sqlite3_prepare_v2(db, p, (int)(end - p), &st, &tail);
     if (rc == SQLITE_OK && st != NULL) {
-      while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      while (!seed_progress(&r) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
       }
-      if (rc == SQLITE_DONE) rc = SQLITE_OK;
+      if (r.timed_out || r.stopped) rc = SQLITE_INTERRUPT;
+      else if (rc == SQLITE_DONE) rc = SQLITE_OK;
     }
     if (rc != SQLITE_OK) {
       if (r.timed_out) {
@@ -160,6 +163,9 @@ int sqlseed_run(const char *path, const char *sql, size_t len, int timeout_ms, l
       } else if (r.stopped) {
         snprintf(err, errlen, "stopped");
         out = SQLSEED_STOPPED;
+      } else if (rc == SQLITE_NOMEM) {
+        snprintf(err, errlen, "it needed more memory than a seed may use");
+        out = SQLSEED_MEMORY;
       } else if (rc == SQLITE_FULL) {
         snprintf(err, errlen, "its database would grow past %lld bytes (a seed's size limit)", max_bytes);
         out = SQLSEED_FULL;

@@ -7,6 +7,7 @@
 #include "tests.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -74,6 +75,25 @@ TEST(test_sqlseed_confined) {
   long long took = ms_since(&t0);
   CHECK(t, took >= 200 && took < 3000);
   CHECK_STR(t, err, "it ran longer than 200 ms (a seed's time limit)");
+  /* many short statements, none reaching the progress handler: the clock is read before
+   * each one */
+  static const char INSERT[] = "INSERT INTO t VALUES (1);\n";
+  size_t n = 200000, one = sizeof INSERT - 1;
+  char *many = malloc(32 + n * one);
+  CHECK(t, many != NULL);
+  if (many != NULL) {
+    size_t at = (size_t)snprintf(many, 32, "CREATE TABLE t (x);\n");
+    for (size_t i = 0; i < n; i++, at += one) memcpy(many + at, INSERT, one);
+    many[at] = '\0';
+    char g[256];
+    snprintf(g, sizeof g, "%s/g.sqlite", dir);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK(t, run(g, many, 100, &stop, err, sizeof err) == SQLSEED_TIMEOUT);
+    took = ms_since(&t0);
+    CHECK(t, took >= 100 && took < 2000);
+    CHECK_STR(t, err, "it ran longer than 100 ms (a seed's time limit)");
+    free(many);
+  }
 
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

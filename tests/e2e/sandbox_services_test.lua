@@ -304,6 +304,83 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.same({}, procs(mark))
   end)
 
+  it("keeps a bug-fix phase's databases when a seed fails", function()
+    if skip then return pending(skip) end
+    local uv = require "luv"
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed: db/seed.sql}\n"
+        .. "  api:\n    command: [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n"
+        .. "    depends_on: [store]\n",
+      ["db/seed.sql"] = "INSERT INTO nowhere VALUES (1);\n",
+    }, mark)
+    -- an open bug-fix phase, and the databases its sandboxes keep
+    local db = assert(require("orket.project").open_store(dir))
+    assert(db:run("INSERT INTO cards (id, type, name, priority, created_at, updated_at) VALUES ('R', 'rock', 'Rock', 2, ?, ?)",
+      "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"))
+    assert(require("orket.store.bugfix").start(db, "R", 1, 0))
+    db:close()
+    local kept = dir .. "/.orket/sandboxes/db.main"
+    os.execute("mkdir -p " .. H.quote(kept))
+    H.write(kept .. "/other.sqlite", "the phase's data")
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("sandbox: store: its seed db/seed.sql failed: no such table: nowhere", r.stderr, 1, true)
+    assert.equal("the phase's data", H.read(kept .. "/other.sqlite"))
+    assert.is_nil(uv.fs_lstat(kept .. "/store.sqlite"))
+    assert.same({}, procs(mark))
+  end)
+
+  it("kills a seed stuck in one SQL call when its sandbox is stopped, and its owner exits", function()
+    if skip then return pending(skip) end
+    local uv = require "luv"
+    local mark = "svc" .. math.random(1, 1e9)
+    -- one call of minutes: a single VM step, which neither SQLite's progress handler nor
+    -- an interrupt reaches
+    local dir = project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed: db/seed.sql}\n"
+        .. "  api:\n    command: [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n"
+        .. "    depends_on: [store]\n",
+      ["db/seed.sql"] = "SELECT instr(printf('%.*c', 2000000, 'a'), printf('%.*c', 1000000, 'a') || 'b');\n",
+    }, mark)
+    local function alive(pid) return pid and uv.kill(math.tointeger(pid), 0) == 0 end
+    local function seed_pids()
+      local out = {}
+      local it = uv.fs_scandir("/proc")
+      while it do
+        local name = uv.fs_scandir_next(it)
+        if not name then break end
+        local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/cmdline", "rb")
+        if f then
+          local line = f:read("a") or ""
+          f:close()
+          if line:find("seed_child", 1, true) and line:find(dir, 1, true) then out[#out + 1] = name end
+        end
+      end
+      return out
+    end
+    local up
+    local h = uv.spawn(H.BIN, { args = { "sandbox", "up", "--detach" }, cwd = dir }, function(code)
+      up = code
+    end)
+    assert(h)
+    local row = H.wait_for(function()
+      for _, x in ipairs(H.sandboxes(dir)) do if x.status == "starting" then return x end end
+    end, "the sandbox to be starting")
+    H.wait_for(function() return #seed_pids() > 0 end, "the seed's process")
+    orket.sleep(300)
+    local t0 = uv.now()
+    local r = H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    H.wait_for(function() return up end, "the start to answer", 500)
+    h:close()
+    assert.equal(1, up)
+    H.wait_for(function() return not alive(row.owner_pid) end, "the owner to exit", 500)
+    H.wait_for(function() return #seed_pids() == 0 end, "the seed's process to be gone", 500)
+    assert.is_true(uv.now() - t0 < 5000, tostring(uv.now() - t0))
+    assert.same({}, procs(mark))
+  end)
+
   it("keeps a SQLite seed to its own file, and a seed that never ends stops neither the server nor a stop", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)

@@ -3,15 +3,15 @@
 -- services (a process, never an image): its cluster made by initdb in the sandbox's temp
 -- folder, listening on its port on the sandbox's loopback only, then seeded from the
 -- repository (a SQL file through psql, or a command). SQLite is a file in the same folder,
--- made here before the sandbox starts (the seed's SQL run by Orket's own SQLite, confined to
--- that file, a size and a time: orket.c.sqlseed) or by a seed command in the sandbox. Each is made fresh for a deploy and, unless orket.lua's
+-- made here before the sandbox starts (the seed's SQL run by Orket's own SQLite in a child
+-- process, confined to that file, a size, a time and the kernel's limits: seed_child.lua)
+-- or by a seed command in the sandbox. Each is made fresh for a deploy and, unless orket.lua's
 -- sandbox.database says "fresh", kept for the redeploys of an open bug-fix phase: the
 -- folder moves out of an ending sandbox and into the next. The folder was the app's (its
 -- $TMPDIR): a link there is never followed, only removed.
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 local sqlseed = require "orket.c.sqlseed"
-local task = require "orket.task"
 local tree = require "orket.tree"
 local workspace = require "orket.workspace"
 
@@ -20,8 +20,11 @@ local M = {}
 M.USER = "app"   -- PostgreSQL's user and database in a sandbox (trust on its own loopback)
 M.SEED_MAX = 16 * 1024 * 1024 -- bytes of a SQLite seed file
 M.SEED_TIMEOUT_MS = 60000 -- a SQLite seed's time, then it is stopped and the start fails
+M.SEED_GRACE_MS = 1000 -- past its time, a seed's process is killed (it did not end itself)
+M.SEED_MEMORY_MAX = 1024 * 1024 * 1024 -- bytes of address space a SQLite seed's process may map
 M.SEED_DB_MAX = 1024 * 1024 * 1024 -- bytes a SQLite seed's database (and its temp one) may reach
 M.MARK = ".orket-seed" -- in a database's folder while its seed has not run
+M.SCRATCH = ".orket-seed" -- in the sandbox's temp folder while a SQLite seed runs: its SQL, SQLite's temp files
 
 --- pg_bin() -> the folder of the newest installed PostgreSQL's programs | nil
 function M.pg_bin()
@@ -103,26 +106,116 @@ local function seed_text(tree_dir, sv)
     return nil, string.format("%s: the seed %s is larger than %d bytes", sv.name, sv.seed, M.SEED_MAX)
   end
   if not text then return nil, string.format("%s: the seed %s cannot be read: %s", sv.name, sv.seed, tostring(info)) end
+  -- SQLite would read a NUL as the text's end, and run the seed silently cut short
+  if text:find("\0", 1, true) then return nil, "it holds a NUL byte, where SQLite would end it" end
   return text
 end
 
--- the seed run in the fresh file path on the pool; stopping() is asked meanwhile (a stop
--- ends the seed): true | nil, message, CODE
-local function run_seed(path, text, stopping)
-  local limits = { timeout_ms = M.SEED_TIMEOUT_MS, max_bytes = M.SEED_DB_MAX }
-  if not stopping then return sqlseed.run(path, text, limits) end
-  local t = task.spawn(sqlseed.run, path, text, limits)
-  while t.state == "running" do
-    local why = stopping()
+-- the child's limits, set by the shell it starts in ($1 KiB of address space, $2 s of CPU:
+-- SIGXCPU, then SIGKILL a second later; $3 blocks of 512 bytes a file); core files off: a
+-- killed seed leaves nothing behind
+local SEED_SH = 'ulimit -c 0; ulimit -v "$1" && ulimit -S -t "$2" && ulimit -H -t $(($2 + 1)) && ulimit -f "$3" '
+  .. '|| exit 111; shift 3; exec "$@"'
+local SEED_CHUNK = 'return require("orket.sandboxes.seed_child").main(...)'
+local SIG = { [9] = "SIGKILL", [24] = "SIGXCPU", [25] = "SIGXFSZ" }
+
+-- the child's answer when it wrote none: what ended it
+local function seed_death(code, signal, err)
+  if signal == 24 then return string.format("it ran longer than %d ms (a seed's time limit)", M.SEED_TIMEOUT_MS), "ETIMEDOUT" end
+  if signal == 25 then
+    return string.format("its files would grow past %d bytes (a seed's size limit)", M.SEED_DB_MAX), "EFBIG"
+  end
+  if err:find("not enough memory", 1, true) or err:find("out of memory", 1, true) or signal == 6 or signal == 11 then
+    return string.format("it needed more than %d MiB of memory (a seed's memory limit)", M.SEED_MEMORY_MAX // 1048576),
+      "ENOMEM"
+  end
+  local tail = err:gsub("%s+$", ""):sub(-300)
+  return string.format("its process ended (%s)%s", signal ~= 0 and (SIG[signal] or ("signal " .. signal))
+    or ("status " .. code), tail ~= "" and (": " .. tail) or ""), "EIO"
+end
+
+-- the seed run in the fresh file path by a child process of Orket's own binary (the
+-- kernel bounds its memory, CPU time and files; it is SIGKILLed at the deadline or when
+-- stopping() gives a reason, never waited for): true | nil, message, CODE. Its SQL and
+-- SQLite's temp files are in scratch, a folder of the sandbox's temp folder.
+local function run_seed(path, text, scratch, stopping)
+  tree.remove(scratch)
+  uv.fs_mkdir(scratch, 448)
+  if not real_dir(scratch) then return nil, "cannot make its folder " .. scratch, "EIO" end
+  local sqlfile = scratch .. "/seed.sql"
+  local fd, oerr = uv.fs_open(sqlfile, "wx", 384)
+  if not fd then return nil, "cannot write " .. sqlfile .. ": " .. tostring(oerr), "EIO" end
+  local wrote = uv.fs_write(fd, text)
+  uv.fs_close(fd)
+  if wrote ~= #text then return nil, "cannot write " .. sqlfile, "EIO" end
+  local out, err = uv.new_pipe(false), uv.new_pipe(false)
+  local got = { out = {}, err = {}, open = 2 }
+  local function reader(which, pipe)
+    local n = 0
+    return function(rerr, data)
+      if data and n < 4096 then
+        got[which][#got[which] + 1] = data:sub(1, 4096 - n)
+        n = n + #data
+      elseif not data or rerr then
+        got.open = got.open - 1
+        if not pipe:is_closing() then pipe:close() end
+      end
+    end
+  end
+  local env = { "SQLITE_TMPDIR=" .. scratch, "TMPDIR=" .. scratch, "LC_ALL=C" }
+  if os.getenv("ORKET_NO_BYTECODE") then env[#env + 1] = "ORKET_NO_BYTECODE=" .. os.getenv("ORKET_NO_BYTECODE") end
+  local exited, ecode, esig
+  local handle, serr
+  handle, serr = uv.spawn("/bin/sh", {
+    args = { "-c", SEED_SH, "seed", sqlseed.SANITIZED and "unlimited" or tostring(M.SEED_MEMORY_MAX // 1024), tostring(M.SEED_TIMEOUT_MS // 1000 + 2),
+      tostring((M.SEED_DB_MAX + 16 * 1048576) // 512), uv.exepath(), "lua", "-e", SEED_CHUNK, path, sqlfile,
+      tostring(M.SEED_TIMEOUT_MS), tostring(M.SEED_DB_MAX) },
+    env = env, cwd = scratch, stdio = { nil, out, err },
+  }, function(code, signal)
+    exited, ecode, esig = true, code, signal
+    if not handle:is_closing() then handle:close() end
+  end)
+  if not handle then
+    out:close()
+    err:close()
+    return nil, "the seed cannot start: " .. tostring(serr), "EIO"
+  end
+  out:read_start(reader("out", out))
+  err:read_start(reader("err", err))
+  local function drop()
+    -- killed and let go: its exit callback closes it; nothing waits for it
+    if not exited then pcall(uv.process_kill, handle, "sigkill") end
+    if not handle:is_closing() then handle:unref() end
+    for _, p in ipairs { out, err } do if not p:is_closing() then p:close() end end
+  end
+  -- its own deadline answers first; this one covers a single step that never looks at it
+  local deadline = uv.now() + M.SEED_TIMEOUT_MS + M.SEED_GRACE_MS
+  while not exited do
+    local why = stopping and stopping()
     if why then
-      t:cancel() -- the seed stops at its next look at the clock
+      drop()
       return nil, why, "ECANCELED"
+    end
+    if uv.now() >= deadline then
+      drop()
+      return nil, string.format("it ran longer than %d ms (a seed's time limit)", M.SEED_TIMEOUT_MS), "ETIMEDOUT"
     end
     rt.sleep(20)
   end
-  local ok, a, b, c = t:join()
-  if not ok then return nil, tostring(a), "EIO" end
-  return a, b, c
+  local until_ms = uv.now() + 1000
+  while got.open > 0 and uv.now() < until_ms do rt.sleep(5) end
+  drop()
+  local line = table.concat(got.out):match("^([^\n]*)")
+  if line == "OK" and ecode == 0 and esig == 0 then return true end
+  local code, msg = line:match("^(%u+)\t(.*)$")
+  if code == "ENOMEM" then
+    return nil, string.format("it needed more than %d MiB of memory (a seed's memory limit)", M.SEED_MEMORY_MAX // 1048576),
+      "ENOMEM"
+  end
+  if code and esig == 0 then return nil, msg, code end
+  if ecode == 111 and esig == 0 then return nil, "its limits cannot be set", "EIO" end
+  local m, c = seed_death(ecode, esig, table.concat(got.err))
+  return nil, m, c
 end
 
 -- the file of a database that is not made yet, and what a sandbox may have left where it
@@ -148,7 +241,11 @@ function M.prepare(home, tree_dir, services, stopping)
       local text, terr = "", nil
       if sv.seed then text, terr = seed_text(tree_dir, sv) end
       local ok, eerr, ecode = false, terr, "EINVAL"
-      if text then ok, eerr, ecode = run_seed(path, text, stopping) end
+      if text then
+        local scratch = home .. "/tmp/" .. M.SCRATCH
+        ok, eerr, ecode = run_seed(path, text, scratch, stopping)
+        tree.remove(scratch)
+      end
       if not ok then
         os.remove(path)
         if ecode == "ECANCELED" then return nil, eerr, ecode end
@@ -158,7 +255,9 @@ function M.prepare(home, tree_dir, services, stopping)
       if sv.seed_command then
         -- made anew (O_EXCL: never through a link left in its place)
         local mark = M.folder(home) .. "/" .. sv.name .. M.MARK
-        uv.fs_unlink(mark)
+        -- whatever is there goes as itself (a folder left there would fail every start)
+        local mst = uv.fs_lstat(mark)
+        if mst and mst.type == "directory" then tree.remove(mark) elseif mst then uv.fs_unlink(mark) end
         local fd, ferr = uv.fs_open(mark, "wx", 384)
         if not fd then return nil, string.format("%s: cannot mark its seed command: %s", sv.name, tostring(ferr)) end
         uv.fs_close(fd)

@@ -385,7 +385,7 @@ function M.up(o)
     -- "bugfix"), else made fresh; SQLite's made now, PostgreSQL's by the script
     local keep = s.database == "bugfix" and #bugfix_rows.list(db, true) > 0
     database.take_kept(dir, sb.target, home, keep)
-    -- a SQLite seed runs on the pool meanwhile: a stop asked then ends it
+    -- a SQLite seed runs in a child process meanwhile: a stop asked then kills it
     local asked
     local dok, derr, dcode = database.prepare(home, home .. "/tree", p.services, function()
       asked = asked or (o.stopping and o.stopping()) or sb:_stop_asked()
@@ -397,8 +397,10 @@ function M.up(o)
       sb:_finish()
       return nil, string.format("sandbox %d: %s before it was healthy", id, asked), "ECANCELED", sb.log.tail
     end
-    if not dok then return fail("sandbox: " .. derr, "EINVAL") end
+    -- made or taken, they wait for the next start, a failed seed's too (its own file is
+    -- gone): the kept ones of a bug-fix phase are not lost to a bad seed
     sb.databases = true
+    if not dok then return fail("sandbox: " .. derr, "EINVAL") end
     local aerr
     argv, aerr = supervise.argv(p, port, env, p.health.start_timeout_ms, { home = home, tree = home .. "/tree" })
     if not argv then return fail("sandbox: " .. aerr, "ENOENT") end

@@ -339,6 +339,101 @@ describe("a sandbox's SQLite database", function()
   end)
 end)
 
+describe("a sandbox's SQLite seed in its own process", function()
+  after_each(H.cleanup)
+  local database = require "orket.sandboxes.database"
+  local uv = require "luv"
+  local saved = {}
+  before_each(function()
+    for _, k in ipairs { "SEED_TIMEOUT_MS", "SEED_GRACE_MS", "SEED_MEMORY_MAX" } do saved[k] = database[k] end
+  end)
+  after_each(function()
+    for k, v in pairs(saved) do database[k] = v end
+  end)
+
+  local function seed(sql, stopping)
+    local home, tree = H.tmpdir(), H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(tree .. "/db"))
+    H.write(tree .. "/db/seed.sql", sql)
+    local sv = { name = "store", database = "sqlite", seed = "db/seed.sql" }
+    local t0 = uv.now()
+    local ok, err, code = database.prepare(home, tree, { sv }, stopping)
+    return ok, err, code, uv.now() - t0, home
+  end
+
+  -- whether a process still runs with path in its command line
+  local function running(path)
+    local it = uv.fs_scandir("/proc")
+    while it do
+      local name = uv.fs_scandir_next(it)
+      if not name then break end
+      local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/cmdline", "rb")
+      if f then
+        local line = f:read("a") or ""
+        f:close()
+        if line:find(path, 1, true) then return true end
+      end
+    end
+    return false
+  end
+
+  it("stops a seed of many short statements at its deadline, by itself", function()
+    database.SEED_TIMEOUT_MS, database.SEED_GRACE_MS = 300, 60000 -- no kill: the seed's own clock
+    local ok, err, code, took = seed("CREATE TABLE t (x);\n" .. string.rep("INSERT INTO t VALUES (1);\n", 200000))
+    assert.is_nil(ok)
+    assert.equal("store: its seed db/seed.sql failed: it ran longer than 300 ms (a seed's time limit)", err)
+    assert.equal("ETIMEDOUT", code)
+    assert.is_true(took < 5000, tostring(took))
+  end)
+
+  it("kills a seed whose one SQL call outruns its deadline, and at a stop, waiting for nothing", function()
+    local slow = "SELECT instr(printf('%.*c', 2000000, 'a'), printf('%.*c', 1000000, 'a') || 'b');\n"
+    database.SEED_TIMEOUT_MS, database.SEED_GRACE_MS = 300, 300
+    local ok, err, code, took, home = seed(slow)
+    assert.is_nil(ok)
+    assert.equal("store: its seed db/seed.sql failed: it ran longer than 300 ms (a seed's time limit)", err)
+    assert.equal("ETIMEDOUT", code)
+    assert.is_true(took < 4000, tostring(took))
+    H.wait_for(function() return not running(home) end, "the seed's process to be gone", 3000)
+    -- a stop: it answers at once, and the process is gone soon after
+    database.SEED_TIMEOUT_MS = 60000
+    local t0 = uv.now()
+    ok, err, code, took, home = seed(slow, function() if uv.now() - t0 > 300 then return "stopped by a test" end end)
+    assert.is_nil(ok)
+    assert.equal("stopped by a test", err)
+    assert.equal("ECANCELED", code)
+    assert.is_true(took < 2000, tostring(took))
+    H.wait_for(function() return not running(home) end, "the seed's process to be gone", 3000)
+    assert.is_nil(uv.fs_lstat(home .. "/tmp/" .. database.SCRATCH)) -- its SQL and temp files
+  end)
+
+  it("stops a seed at its memory limit", function()
+    -- a sanitizer's build maps terabytes up front: no address-space limit there
+    if require("orket.c.sqlseed").SANITIZED then return pending("no memory limit under ASan") end
+    database.SEED_MEMORY_MAX = 256 * 1024 * 1024
+    local ok, err, code, took = seed("SELECT length(json_group_array(printf('%.*c', 10000000, 'a'))) FROM "
+      .. "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300) SELECT x FROM c);\n")
+    assert.is_nil(ok)
+    assert.equal("store: its seed db/seed.sql failed: it needed more than 256 MiB of memory (a seed's memory limit)", err)
+    assert.equal("ENOMEM", code)
+    assert.is_true(took < 10000, tostring(took))
+  end)
+
+  it("refuses a seed holding a NUL byte (SQLite would end it there)", function()
+    local ok, err, code = seed("CREATE TABLE a (x);\0CREATE TABLE b (x);\n")
+    assert.is_nil(ok)
+    assert.equal("store: its seed db/seed.sql failed: it holds a NUL byte, where SQLite would end it", err)
+    assert.equal("EINVAL", code)
+  end)
+
+  it("marks a seed command's database though a folder was left where its mark goes", function()
+    local home, tree = H.tmpdir(), H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(database.folder(home) .. "/cmd.orket-seed/sub"))
+    assert(database.prepare(home, tree, { { name = "cmd", database = "sqlite", seed_command = { "true" } } }))
+    assert.equal("file", uv.fs_lstat(database.folder(home) .. "/cmd.orket-seed").type)
+  end)
+end)
+
 describe("a sandbox's kept databases", function()
   after_each(H.cleanup)
   local database = require "orket.sandboxes.database"
