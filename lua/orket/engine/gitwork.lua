@@ -135,8 +135,13 @@ end
 -- uncommitted work may be in one), before the repository is made, so that a kill between
 -- the two leaves them aside already -> the folder they went to | nil (none) | nil, message
 local function set_aside(worktrees, state)
-  local scan = uv.fs_scandir(worktrees)
-  if not (scan and uv.fs_scandir_next(scan)) then return nil end
+  -- read to its end: luv frees a listing's entries only then (or when collected)
+  local scan, any = uv.fs_scandir(worktrees), false
+  while scan do
+    if not uv.fs_scandir_next(scan) then break end
+    any = true
+  end
+  if not any then return nil end
   local aside = worktrees:gsub("/worktrees$", "") .. "/lost/" .. os.date("!%Y%m%dT%H%M%SZ")
     .. string.format("-%d", uv.os_getpid())
   uv.fs_mkdir(aside:gsub("/[^/]+$", ""), 448)
