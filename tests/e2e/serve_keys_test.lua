@@ -122,5 +122,6 @@ describe("orket serve admin routes", function()
     local st = H.request(s, "GET", "/v1/board", { "Authorization: bearer   " .. op .. "  " })
     assert.equal(401, st)
     assert.equal(200, (call(s, "GET", "/v1/keys", admin)))
+    assert.equal(0, s.stop()) -- stopped, not killed: it removes what it made
   end)
 end)
