@@ -293,10 +293,11 @@ end
 -- so a symbolic link out of the tree is not followed and a FIFO is never opened (it would
 -- block validate for good). As the plan does, a name that is not a regular file is passed
 -- over for the next (a warning names it).
+local KIND = { directory = "a directory", symlink = "a symbolic link", other = "a FIFO, socket or device" }
+
 local function check_compose(dir, out, warnings)
   local ws = workspace.open(dir .. "/workspace")
   if not ws then return end
-  local KIND = { directory = "a directory", symlink = "a symbolic link", other = "a FIFO, socket or device" }
   for _, name in ipairs(composefile.NAMES) do
     local st = ws:stat(name)
     local file = "workspace/" .. name

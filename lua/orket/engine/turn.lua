@@ -42,12 +42,22 @@ end
 -- does not take (an object with keys that are not strings, a sparse list) is written as
 -- lua-cjson writes it.
 
-local function has_empty(t)
-  if next(t) == nil then return true end
+-- One walk of a result: whether it holds an empty table (written as a list), and whether a
+-- whole number of 1e14 or more (orket.jsonout writes every digit of one, the journal,
+-- lua-cjson at 14 digits, keeps it rounded: read back on resume it would read otherwise than
+-- the first time). Stops once it knows both.
+local function shape(t, empty, long)
+  if next(t) == nil then empty = true end
   for _, v in pairs(t) do
-    if type(v) == "table" and has_empty(v) then return true end
+    if empty and long then break end
+    if type(v) == "table" then
+      empty, long = shape(v, empty, long)
+    elseif not long and (math.type(v) == "integer" or (math.type(v) == "float" and v == math.floor(v)))
+      and (v >= 1e14 or v <= -1e14) then
+      long = true
+    end
   end
-  return false
+  return empty, long
 end
 
 -- a copy with every empty table marked as a list
@@ -58,25 +68,12 @@ local function lists_marked(t)
   return out
 end
 
--- Whether t holds a whole number of 1e14 or more: orket.jsonout writes every digit of one,
--- the journal (lua-cjson, 14 digits) keeps it rounded, so a result read back on resume would
--- read otherwise than the first time.
-local function has_long_whole(t)
-  for _, v in pairs(t) do
-    if type(v) == "table" then
-      if has_long_whole(v) then return true end
-    elseif math.type(v) == "integer" or (math.type(v) == "float" and v == math.floor(v)) then
-      if v >= 1e14 or v <= -1e14 then return true end
-    end
-  end
-  return false
-end
-
 local function encode_result(v)
   if type(v) ~= "table" then return encode(v) end
+  local empty, long = shape(v, false, false)
   -- such numbers are written as the journal will give them back: the same bytes on resume
-  if has_long_whole(v) then v = cjson.decode(cjson.encode(v)) or v end
-  local ok, text = pcall(jsonout.encode, has_empty(v) and lists_marked(v) or v)
+  if long then v = cjson.decode(cjson.encode(v)) or v end
+  local ok, text = pcall(jsonout.encode, empty and lists_marked(v) or v)
   if ok then return text end
   return encode(v)
 end
