@@ -412,7 +412,7 @@ function M.serve(dir, o)
   local pid = M.wait_for(function() return tonumber((M.read(dir .. "/serve.pid") or ""):match("^%d+")) end,
     "the server's pid")
   local s = { port = tonumber(port), url = "http://127.0.0.1:" .. port, pid = pid }
-  servers[s.pid] = true
+  servers[s.pid] = dir
   s.token = (M.read(dir .. "/serve.out") or ""):match("/%?token=(ort_%x+)")
   local_tokens[s.port] = s.token
   function s.log() return M.read(dir .. "/serve.err") or "" end
@@ -438,6 +438,13 @@ end
 --- kill_servers(): SIGKILL to every server M.serve or M.fake_forge started and no test stopped
 function M.kill_servers()
   for pid in pairs(servers) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+  -- a server's shell writes its exit status into its directory once it has ended: waited
+  -- for, or it races the test's removal of that directory
+  for _, dir in pairs(servers) do
+    if type(dir) == "string" then
+      pcall(M.wait_for, function() return (M.read(dir .. "/serve.rc") or ""):match("^%d+") end, "a killed server's shell to end", 500)
+    end
+  end
   servers = {}
 end
 

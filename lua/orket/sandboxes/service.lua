@@ -343,14 +343,19 @@ function M.up(o)
   local owner_start = M.start_time(me)
   local row = { target = o.target or "main", port = port, socket = "", command = cjson.encode(shown or argv),
     commit = commit, owner_pid = me, owner_start = owner_start }
-  local id = ops.insert(db, row)
   -- ids are never reused: a directory of this id was made by a sandbox the store no longer
   -- holds (it was restored from a backup older than it). Its row stays, ended, to say so.
+  -- One transaction: a detached `up` waiting for its owner's newest row never sees a
+  -- skipped one as the sandbox started.
   local used_dirs = M.highest_dir(dir)
-  while id <= used_dirs do
-    ops.set_status(db, id, "exited", "not started: its id was taken before the store was restored")
-    id = ops.insert(db, row)
-  end
+  local id = assert(db:tx(function()
+    local n = ops.insert(db, row)
+    while n <= used_dirs do
+      ops.set_status(db, n, "exited", "not started: its id was taken before the store was restored")
+      n = ops.insert(db, row)
+    end
+    return n
+  end))
   local home = dir .. "/.orket/sandboxes/" .. id
   local sock = home .. "/app.sock"
   local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
