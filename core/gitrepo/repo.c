@@ -343,10 +343,31 @@ out:
   return ret;
 }
 
+/* A first run killed while it made the repository leaves libgit2's lock files behind
+ * (config.lock from init, main.lock from the first commit), and every later init fails on
+ * them. A repository without main is one nothing uses yet: init's one caller holds the
+ * project's git lock, and no run goes on before main exists. So they are stale, and go. */
+static int gr_unlink_lock(const char *path, int *removed, gr_err *e);
+static int gr_clear_unborn_locks(const char *abs, gr_err *e) {
+  static const char *const files[] = {"config.lock", "HEAD.lock", "index.lock", "refs/heads/" GR_MAIN ".lock", NULL};
+  char p[PATH_MAX];
+  struct stat st;
+  if ((size_t)snprintf(p, sizeof p, "%s/.git", abs) >= sizeof p || lstat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+    return 0;
+  if ((size_t)snprintf(p, sizeof p, "%s/.git/refs/heads/" GR_MAIN, abs) >= sizeof p || lstat(p, &st) == 0) return 0;
+  if ((size_t)snprintf(p, sizeof p, "%s/.git/packed-refs", abs) >= sizeof p || lstat(p, &st) == 0) return 0;
+  int removed = 0;
+  for (const char *const *f = files; *f; f++) {
+    if ((size_t)snprintf(p, sizeof p, "%s/.git/%s", abs, *f) >= sizeof p) continue;
+    if (gr_unlink_lock(p, &removed, e) != 0) return -1;
+  }
+  return 0;
+}
+
 int gitrepo_init(const char *path, const gr_sig *who, gitrepo **out, int *created, gr_err *e) {
   char abs[PATH_MAX];
   *created = 0;
-  if (gr_abspath(path, abs, sizeof abs, e) != 0) return -1;
+  if (gr_abspath(path, abs, sizeof abs, e) != 0 || gr_clear_unborn_locks(abs, e) != 0) return -1;
   gitapi api;
   if (gr_lib_acquire(&api, e) != 0) return -1;
   const gitapi *g = &api;

@@ -51,6 +51,26 @@ describe("orket.c.gitrepo", function()
     end
   end)
 
+  it("makes a repository a killed first init left half made, its stale lock files removed", function()
+    -- killed in git init (config.lock) and in the first commit (main's ref lock): main never
+    -- made, and every later init failed on the lock file for good
+    for _, lockname in ipairs { "config.lock", "refs/heads/main.lock", "HEAD.lock", "index.lock" } do
+      local half = base .. "/half-" .. lockname:gsub("/", "-")
+      sh("mkdir -p " .. half .. " && git init -q -b main " .. half)
+      H.write(half .. "/a.txt", "a\n")
+      H.write(half .. "/.git/" .. lockname, "")
+      local r <close>, err = G.init(half, WHO)
+      assert(r, lockname .. ": " .. tostring(err))
+      assert.truthy(r:head("main"), lockname)
+      assert.is_nil(H.read(half .. "/.git/" .. lockname), lockname)
+    end
+    -- a repository with main keeps its locks: a run's own recovery, under its run lock, clears those
+    H.write(ws .. "/.git/config.lock", "")
+    local r2 <close> = assert(G.init(ws, WHO))
+    assert.equal("", H.read(ws .. "/.git/config.lock"))
+    os.remove(ws .. "/.git/config.lock")
+  end)
+
   it("returns nil, msg, CODE on expected failures", function()
     local ok, msg, code = G.open(base .. "/none")
     assert.is_nil(ok)
