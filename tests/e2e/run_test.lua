@@ -153,11 +153,11 @@ describe("orket run", function()
     assert.equal(want, state(dir))
   end)
 
-  it("stops gracefully on SIGTERM and SIGINT mid model call (exit 130), and resume finishes the run", function()
+  it("stops gracefully on SIGTERM, SIGINT and SIGHUP mid model call (exit 130), and resume finishes the run", function()
     local ref = project()
     assert.equal(0, H.orket("run NOTES", { cwd = ref }).status)
     local want = state(ref)
-    for _, sig in ipairs { "TERM", "INT" } do
+    for _, sig in ipairs { "TERM", "INT", "HUP" } do
       local dir = project()
       -- NOTES-3's first model call takes 60 s: the signal arrives while it is in flight
       local script = H.read(dir .. "/script.lua")

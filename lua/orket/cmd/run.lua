@@ -38,13 +38,13 @@ cmd.help = [[
 Works every issue under the target to done: each card gets turns from the seat routing
 chooses, review by a seat holding integrity_guard, escalation after repeated rejections.
 Every model response and tool call is journaled in .orket/orket.db; a run stopped by
-Ctrl-C, SIGTERM or a crash continues with 'orket resume'. --model overrides every seat's
-model (as ORKET_MODEL does). Edits to roles/, tools/, policies/ and routing.lua are
-reloaded while the run goes on (from each card's next turn; a broken edit is reported and
-the old version kept). Exit status: 0 done, 1 failed, 3 stalled or waiting for
-input (the reasons are printed), 130 interrupted. On a terminal the run is shown as a live
-view (cards by status, each seat's turn, tokens, time) ending with a summary; --json, or
-stdout not a terminal, prints the engine's events as JSON Lines instead.]]
+Ctrl-C, SIGTERM, SIGHUP or a crash continues with 'orket resume'. --model overrides
+every seat's model (as ORKET_MODEL does). Edits to roles/, tools/, policies/ and
+routing.lua are reloaded while the run goes on (from each card's next turn; a broken edit
+is reported and the old version kept). Exit status: 0 done, 1 failed, 3 stalled or waiting
+for input (the reasons are printed), 130 interrupted. On a terminal the run is shown as a
+live view (cards by status, each seat's turn, tokens, time) ending with a summary; --json,
+or stdout not a terminal, prints the engine's events as JSON Lines instead.]]
 
 -- JSON Lines on stdout. When the reader goes away (`orket run X | head -1`), the write
 -- fails (SIGPIPE is caught while a run goes, so it does not kill the process) and the run
@@ -184,10 +184,11 @@ local function take_lock(e, o, resume_id)
   return lock, claim
 end
 
--- SIGINT and SIGTERM stop the run; a closed stdout is a failed write, seen by json_lines.
+-- SIGINT, SIGTERM and SIGHUP (its terminal closed) stop the run; a closed stdout is a
+-- failed write, seen by json_lines.
 local function on_signals(e)
   local signals = {}
-  for _, name in ipairs { "sigint", "sigterm" } do
+  for _, name in ipairs { "sigint", "sigterm", "sighup" } do
     local h = uv.new_signal()
     h:start(name, function() e:stop() end)
     signals[#signals + 1] = h
