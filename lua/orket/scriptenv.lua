@@ -248,6 +248,11 @@ function safe.setmetatable(t, mt)
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
     error("setmetatable: __gc metamethods are not allowed in scripts", 2)
   end
+  -- refused here, at the script's line: Lua's own refusal would name this file's
+  local cur = debug.getmetatable(t)
+  if cur ~= nil and rawget(cur, "__metatable") ~= nil then
+    error("setmetatable: cannot change a protected metatable", 2)
+  end
   return setmetatable(t, mt)
 end
 

@@ -257,6 +257,16 @@ describe("script environment", function()
     assert.matches("__gc metamethods are not allowed", err)
   end)
 
+  it("refuses to change a protected metatable, naming the script's line, not the host's", function()
+    local ok, err = run("setmetatable(_ENV, {})")
+    assert.is_false(ok)
+    -- the message's first line (a traceback follows it)
+    assert.equal("attempt.lua:1: setmetatable: cannot change a protected metatable", err:match("^[^\n]*"))
+    ok, err = run("local t = setmetatable(setmetatable({}, {__metatable = 'no'}), {}) return t")
+    assert.is_false(ok)
+    assert.equal("attempt.lua:1: setmetatable: cannot change a protected metatable", err:match("^[^\n]*"))
+  end)
+
   it("gives each box its own globals", function()
     local a, b = scriptenv.new {}, scriptenv.new {}
     assert.is_true((a:pcall(assert(a:load("x = 1")))))
