@@ -172,6 +172,18 @@ function M.place(msg, read, default_file, anchor)
   return file, line, text
 end
 
+--- locate(msg, dir, read) -> msg with its first line as "file:line: text" where place finds
+--- the line (the file named from dir, as `orket validate` names it), the rest kept; read(path)
+--- -> a file's text | nil (the caller's: never a FIFO or a device)
+function M.locate(msg, dir, read)
+  local first, rest = tostring(msg):match("^([^\n]*)(.*)$")
+  local file, line, text = M.place(first, function(f) return read(dir .. "/" .. f) or read(f) end)
+  if not file then return msg end
+  if file:sub(1, #dir + 1) == dir .. "/" then file = file:sub(#dir + 2) end
+  file = file:gsub("^%./", "")
+  return file .. (line and (":" .. line) or "") .. ": " .. text .. rest
+end
+
 --- read(path) -> the file's text | nil
 function M.read(path)
   local f = io.open(path, "rb")

@@ -72,7 +72,8 @@ describe("a model name that names no configured provider", function()
     assert.matches('roles/pilot.lua:4: model: a model is named "provider:model"', v.stdout, 1, true)
     local r = H.orket("run START", { cwd = p })
     assert.equal(1, r.status)
-    assert.matches("^orket: orket.lua: team.senior_developer.model: names provider 'nope'", r.stderr)
+    -- run names the line as validate does
+    assert.matches("^orket: orket.lua:12: team.senior_developer.model: names provider 'nope'", r.stderr)
     untouched(p)
   end)
 end)
@@ -195,7 +196,7 @@ describe("validate's line for a card's field", function()
     -- run refuses with the first, as before
     local r = H.orket("run START", { cwd = p })
     assert.equal(1, r.status)
-    assert.matches("roles/pilot.lua: intent must be a string", r.stderr, 1, true)
+    assert.matches("roles/pilot.lua:2: intent must be a string", r.stderr, 1, true)
   end)
 end)
 

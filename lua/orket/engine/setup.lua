@@ -22,6 +22,8 @@ local claims = require "orket.engine.claims"
 local lease_mod = require "orket.engine.lease"
 
 local otel = require "orket.otel"
+local fieldline = require "orket.fieldline"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
@@ -39,10 +41,17 @@ local M = {}
 --- and the server's parts of the engine, given here because an engine is made whole.
 --- scripts ({roles=, tools=, policies=, routing=}, as orket.engine.reload.load returns):
 --- another engine's, instead of the project's files read again (the REPL's replay).
+-- A mistake in a project's file, named with its line as `orket validate` names it (the
+-- checks keep field paths, not positions).
+local function located(dir, msg, code)
+  if code ~= "EINVAL" then return msg, code end
+  return fieldline.locate(msg, dir, function(path) return (scriptfile.read(path)) end), code
+end
+
 function M.open(dir, opts)
   opts = opts or {}
   local cfg, s, code = config.settings(dir)
-  if not cfg then return nil, s, code end
+  if not cfg then return nil, located(dir, s, code) end
   -- opts.yield, between the steps that take milliseconds (compiling the scripts, the model
   -- client, the repository): a server lets other requests through there
   local pause = opts.yield or function() end
@@ -51,10 +60,10 @@ function M.open(dir, opts)
   if not scripts then
     local lerr, lcode
     scripts, lerr, lcode = reload.load(dir)
-    if not scripts then return nil, lerr, lcode end
+    if not scripts then return nil, located(dir, lerr, lcode) end
     pause()
     local tok, terr, tcode = reload.check_tools(scripts, s.mcp)
-    if not tok then return nil, terr, tcode end
+    if not tok then return nil, located(dir, terr, tcode) end
   end
   -- The model client and every model name are checked before anything is opened or a card
   -- is touched: a typo would otherwise block each card that reaches the model.
@@ -72,7 +81,7 @@ function M.open(dir, opts)
     if not mok then return nil, string.format("--model %s: %s", opts.model, merr), "EUSAGE" end
   end
   local bad = llm.check_models(cfg.models, s.team, scripts.roles.by_name)
-  if #bad > 0 then return nil, bad[1], "EINVAL" end
+  if #bad > 0 then return nil, located(dir, bad[1], "EINVAL") end
   pause()
   local ws_dir = opts.workspace or (dir .. "/workspace")
   local okmk = uv.fs_mkdir(ws_dir, 493)

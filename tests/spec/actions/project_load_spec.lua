@@ -108,6 +108,20 @@ describe("import of epics that would lose or stall cards", function()
       function() return epic end, nil, { fieldline.id_set("X-1"), 1 })))
   end)
 
+  it("locates a message for a command as validate does: the file from the project, its line, the rest kept", function()
+    local files = { ["/p/roles/pilot.lua"] = 'return {\n  intent = "fly",\n  sytem = "s",\n}\n' }
+    local function read(path) return files[path] end
+    assert.equal("roles/pilot.lua:3: unknown field 'sytem' (fields: a)\nmore",
+      fieldline.locate("./roles/pilot.lua: unknown field 'sytem' (fields: a)\nmore", "/p", function(path)
+        return read(path:gsub("^/p/%./", "/p/"))
+      end))
+    assert.equal("roles/pilot.lua:2: intent must be a string",
+      fieldline.locate("/p/roles/pilot.lua: intent must be a string", "/p", read))
+    -- a line given is kept; a message naming no file gains none
+    assert.equal("roles/pilot.lua:9: x", fieldline.locate("roles/pilot.lua:9: x", "/p", read))
+    assert.equal("no file here", fieldline.locate("no file here", "/p", read))
+  end)
+
   it("gives validate the anchor of the card a field error is about", function()
     local text = '{\n "id": "X",\n "priority": "High",\n "issues": [\n  { "id": "X-1", "summary": "a",\n'
       .. '    "priority": "High" },\n  { "id": "X-2", "summary": "b",\n    "priority": "Soon" } ] }\n'
