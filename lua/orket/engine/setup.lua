@@ -84,10 +84,13 @@ function M.open(dir, opts)
   if #bad > 0 then return nil, located(dir, bad[1], "EINVAL") end
   pause()
   local ws_dir = opts.workspace or (dir .. "/workspace")
-  local okmk = uv.fs_mkdir(ws_dir, 493)
-  local _ = okmk
+  local _, mkerr = uv.fs_mkdir(ws_dir, 493)
   local ws, werr, wcode = workspace.open(ws_dir)
-  if not ws then return nil, werr, wcode end
+  if not ws then
+    -- the folder could not be made (a read-only project): that is the reason, not its absence
+    if wcode == "ENOENT" and mkerr then return nil, string.format("workspace: cannot make %s: %s", ws_dir, mkerr), "EIO" end
+    return nil, werr, wcode
+  end
   -- The project's workspace is a git repository (made on the first run of a project from
   -- before); each card works in its worktree under .orket/worktrees (docs/git.md). A
   -- scratch workspace (the REPL's replay) is used as a plain folder.

@@ -221,6 +221,14 @@ describe("hot reload", function()
     assert.matches("roles/tester%.lua:2: tools%[1%]: no tool named \"shout\"", serr)
   end)
 
+  it("says why a workspace folder it could not make is missing", function()
+    -- sysfs makes no folders, for root too: as a read-only project's workspace/ on its first run
+    local e, err, code = setup.open(notes_project(), { workspace = "/sys/orket-no-workspace" })
+    assert.is_nil(e)
+    assert.equal("EIO", code)
+    assert.matches("^workspace: cannot make /sys/orket%-no%-workspace: E%u+", err)
+  end)
+
   it("names every file of a burst of saves in one reload event, relative to the project", function()
     local dir = notes_project()
     os.execute("mkdir " .. H.quote(dir .. "/tools"))
