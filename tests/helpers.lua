@@ -366,7 +366,7 @@ function M.wait_for(pred, what, tries)
 end
 
 --- hold_lock(dir) -> pid, stop: another process holding the project's run lock (as a run
---- does) until stop() kills it. Returns once the lock is held.
+--- does) until stop() kills it. Returns once the lock is held; stop() once it is released.
 function M.hold_lock(dir)
   local sh = string.format("cd %s && { %s lua -e %s & echo $!; }", sh_quote(dir), sh_quote(M.BIN),
     sh_quote("local l = assert(require('orket.engine.setup').lock('.')); io.stdout:write('locked\\n'); "
@@ -379,6 +379,9 @@ function M.hold_lock(dir)
   return pid, function()
     os.execute("kill -9 " .. pid)
     p:close()
+    -- kill(2) returns before the holder has exited and its lock is released (most times
+    -- here): a command started next could still find the project locked
+    M.wait_for(function() return not M.alive(pid) end, "the lock holder to end")
   end
 end
 
