@@ -385,6 +385,19 @@ function M.hold_lock(dir)
   end
 end
 
+--- end_started(dir, pid_file, rc_file): ends a command a test started in dir as
+--- `{ CMD & echo $! >PID_FILE; wait $!; echo $? >RC_FILE; } &` (a finally's step): SIGKILL
+--- unless RC_FILE says it has ended (its pid may be another process's by then), then waits
+--- for RC_FILE, which its shell writes into dir after it died, racing the test's removal of dir
+function M.end_started(dir, pid_file, rc_file)
+  local function rc() return (M.read(dir .. "/" .. rc_file) or ""):match("^%d+") end
+  if rc() then return end
+  local pid = tonumber((M.read(dir .. "/" .. pid_file) or ""):match("^%d+"))
+  if not pid then return end -- not started
+  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+  M.wait_for(rc, "a killed command's shell to end")
+end
+
 --- alive(pid) -> whether the process runs. A zombie is not alive: a child killed after its
 --- parent shell exited is reparented to the pid namespace's init, which may never reap it
 --- (a container's or `runuser`'s first process), so `kill -0` would see it forever.
