@@ -409,8 +409,9 @@ function M.alive(pid)
   return st:match("^%d+ %b() (%a)") ~= "Z"
 end
 
---- serve(dir [, {env=, listen=, args=}]) -> server {port, url, pid, log(), stop() -> exit status}:
---- `orket serve` in dir on 127.0.0.1 (an ephemeral port unless listen says otherwise).
+--- serve(dir [, {env=, listen=, args=}]) -> server {port, url, pid, log(), stop() -> exit status,
+--- kill() -> exit status}: `orket serve` in dir on 127.0.0.1 (an ephemeral port unless listen
+--- says otherwise). kill() is SIGKILL; both return once the server's shell has ended.
 function M.serve(dir, o)
   o = o or {}
   local env = ""
@@ -436,6 +437,15 @@ function M.serve(dir, o)
     os.execute("kill -TERM " .. s.pid)
     servers[s.pid] = nil
     local rc = M.wait_for(function() return (M.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server to exit")
+    os.remove(dir .. "/serve.rc")
+    return tonumber(rc)
+  end
+  -- a server a test kills itself is no longer one for kill_servers, which would signal its
+  -- pid again (another process's by then, maybe) and wait for a status already taken
+  function s.kill()
+    os.execute("kill -KILL " .. s.pid)
+    servers[s.pid] = nil
+    local rc = M.wait_for(function() return (M.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the killed server's shell to end")
     os.remove(dir .. "/serve.rc")
     return tonumber(rc)
   end
