@@ -559,14 +559,18 @@ describe("store on " .. B.name(), function()
   pg_it("a task cancelled inside its transaction leaves nothing written and the pool usable", function()
     local db = open()
     local cards, imports = require "orket.store.cards", require "orket.store.imports"
+    local inside = false
     local t = orket.spawn(function()
       return db:tx(function()
         imports.insert_card(db, { id = "X", type = "issue", priority = 1 })
+        inside = true
         db:row("SELECT pg_sleep(30)")
         return true
       end)
     end)
-    orket.sleep(100)
+    -- cancelled inside its transaction, its insert made (100 ms was a guess: a task not
+    -- there yet wrote nothing, and the test passed without testing it)
+    H.wait_for(function() return inside end, "the transaction's insert")
     t:cancel()
     assert.is_false(cards.exists(db, "X"))
     assert.is_true(db:tx(function() imports.insert_card(db, { id = "Y", type = "issue", priority = 1 }) return true end))
