@@ -63,6 +63,15 @@ end
 
 M.read = require("orket.fieldline").read -- path -> the file's text | nil
 
+--- replace(path, text): path holds text, written whole under a name of this process's beside
+--- it and renamed over it: a process reading path meanwhile (a test file run beside this one
+--- using the same shared file) reads the old text or the new, never an empty or partial file
+function M.replace(path, text)
+  local tmp = string.format("%s.%d.tmp", path, math.tointeger(uv.os_getpid()))
+  M.write(tmp, text)
+  assert(os.rename(tmp, path))
+end
+
 --- commit_main(dir [, message]): what the project's workspace/ holds committed on main, as a
 --- person lands a change (git's own CLI): a sandbox runs main's commits, never the view
 function M.commit_main(dir, message)
