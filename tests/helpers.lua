@@ -472,7 +472,13 @@ end
 
 --- kill_servers(): SIGKILL to every server M.serve or M.fake_forge started and no test stopped
 function M.kill_servers()
-  for pid in pairs(servers) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+  for pid, dir in pairs(servers) do
+    -- one whose shell has written its status ended already (a test signalled it itself): its
+    -- pid is free, maybe another process's by now, and is not signalled
+    if not (type(dir) == "string" and (M.read(dir .. "/serve.rc") or ""):match("^%d+")) then
+      os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+    end
+  end
   -- a server's shell writes its exit status into its directory once it has ended: waited
   -- for, or it races the test's removal of that directory
   for _, dir in pairs(servers) do
