@@ -394,14 +394,18 @@ function M.hold_lock(dir)
   end
 end
 
---- end_started(dir, pid_file, rc_file): ends a command a test started in dir as
+--- end_started(dir, pid_file, rc_file [, started]): ends a command a test started in dir as
 --- `{ CMD & echo $! >PID_FILE; wait $!; echo $? >RC_FILE; } &` (a finally's step): SIGKILL
 --- unless RC_FILE says it has ended (its pid may be another process's by then), then waits
---- for RC_FILE, which its shell writes into dir after it died, racing the test's removal of dir
-function M.end_started(dir, pid_file, rc_file)
+--- for RC_FILE, which its shell writes into dir after it died, racing the test's removal of dir.
+--- started: the command was started (its shell may not have written PID_FILE yet); else a
+--- missing PID_FILE means it never was.
+function M.end_started(dir, pid_file, rc_file, started)
   local function rc() return (M.read(dir .. "/" .. rc_file) or ""):match("^%d+") end
+  local function pid() return tonumber((M.read(dir .. "/" .. pid_file) or ""):match("^%d+")) end
+  if started then M.wait_for(function() return rc() or pid() end, "a started command's pid") end
   if rc() then return end
-  local pid = tonumber((M.read(dir .. "/" .. pid_file) or ""):match("^%d+"))
+  local pid = pid()
   if not pid then return end -- not started
   os.execute("kill -KILL " .. pid .. " 2>/dev/null")
   M.wait_for(rc, "a killed command's shell to end")
