@@ -210,7 +210,9 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal(502, bst)
     assert.matches("gave no answer that could be passed on", btext, 1, true)
     assert.is_nil(btext:lower():find("http/0.9", 1, true))
-    assert.matches('"note":"sandbox ' .. id .. ': [^"]+","route":"%(app%)","status":502', s.log())
+    -- (a request's log line is written once its answer is sent: waited for)
+    H.wait_for(function() return s.log():match('"note":"sandbox ' .. id .. ': [^"]+","route":"%(app%)","status":502') end,
+      "the request's log line")
     -- a method the proxy does not pass is refused as one, not as the server's failure
     local mst, _, mh = app(s, id, "/x", { cookie = cookie, method = "PROPFIND" })
     assert.equal(405, mst)
