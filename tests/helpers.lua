@@ -63,6 +63,15 @@ end
 
 M.read = require("orket.fieldline").read -- path -> the file's text | nil
 
+--- replace(path, text): path holds text, written whole under a name of this process's beside
+--- it and renamed over it: a process reading path meanwhile (a test file run beside this one
+--- using the same shared file) reads the old text or the new, never an empty or partial file
+function M.replace(path, text)
+  local tmp = string.format("%s.%d.tmp", path, math.tointeger(uv.os_getpid()))
+  M.write(tmp, text)
+  assert(os.rename(tmp, path))
+end
+
 --- commit_main(dir [, message]): what the project's workspace/ holds committed on main, as a
 --- person lands a change (git's own CLI): a sandbox runs main's commits, never the view
 function M.commit_main(dir, message)
@@ -366,7 +375,7 @@ function M.wait_for(pred, what, tries)
 end
 
 --- hold_lock(dir) -> pid, stop: another process holding the project's run lock (as a run
---- does) until stop() kills it. Returns once the lock is held.
+--- does) until stop() kills it. Returns once the lock is held; stop() once it is released.
 function M.hold_lock(dir)
   local sh = string.format("cd %s && { %s lua -e %s & echo $!; }", sh_quote(dir), sh_quote(M.BIN),
     sh_quote("local l = assert(require('orket.engine.setup').lock('.')); io.stdout:write('locked\\n'); "
@@ -379,7 +388,27 @@ function M.hold_lock(dir)
   return pid, function()
     os.execute("kill -9 " .. pid)
     p:close()
+    -- kill(2) returns before the holder has exited and its lock is released (most times
+    -- here): a command started next could still find the project locked
+    M.wait_for(function() return not M.alive(pid) end, "the lock holder to end")
   end
+end
+
+--- end_started(dir, pid_file, rc_file [, started]): ends a command a test started in dir as
+--- `{ CMD & echo $! >PID_FILE; wait $!; echo $? >RC_FILE; } &` (a finally's step): SIGKILL
+--- unless RC_FILE says it has ended (its pid may be another process's by then), then waits
+--- for RC_FILE, which its shell writes into dir after it died, racing the test's removal of dir.
+--- started: the command was started (its shell may not have written PID_FILE yet); else a
+--- missing PID_FILE means it never was.
+function M.end_started(dir, pid_file, rc_file, started)
+  local function rc() return (M.read(dir .. "/" .. rc_file) or ""):match("^%d+") end
+  local function pid() return tonumber((M.read(dir .. "/" .. pid_file) or ""):match("^%d+")) end
+  if started then M.wait_for(function() return rc() or pid() end, "a started command's pid") end
+  if rc() then return end
+  local pid = pid()
+  if not pid then return end -- not started
+  os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+  M.wait_for(rc, "a killed command's shell to end")
 end
 
 --- alive(pid) -> whether the process runs. A zombie is not alive: a child killed after its
@@ -393,8 +422,9 @@ function M.alive(pid)
   return st:match("^%d+ %b() (%a)") ~= "Z"
 end
 
---- serve(dir [, {env=, listen=, args=}]) -> server {port, url, pid, log(), stop() -> exit status}:
---- `orket serve` in dir on 127.0.0.1 (an ephemeral port unless listen says otherwise).
+--- serve(dir [, {env=, listen=, args=}]) -> server {port, url, pid, log(), stop() -> exit status,
+--- kill() -> exit status}: `orket serve` in dir on 127.0.0.1 (an ephemeral port unless listen
+--- says otherwise). kill() is SIGKILL; both return once the server's shell has ended.
 function M.serve(dir, o)
   o = o or {}
   local env = ""
@@ -423,6 +453,15 @@ function M.serve(dir, o)
     os.remove(dir .. "/serve.rc")
     return tonumber(rc)
   end
+  -- a server a test kills itself is no longer one for kill_servers, which would signal its
+  -- pid again (another process's by then, maybe) and wait for a status already taken
+  function s.kill()
+    os.execute("kill -KILL " .. s.pid)
+    servers[s.pid] = nil
+    local rc = M.wait_for(function() return (M.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the killed server's shell to end")
+    os.remove(dir .. "/serve.rc")
+    return tonumber(rc)
+  end
   return s
 end
 
@@ -437,7 +476,13 @@ end
 
 --- kill_servers(): SIGKILL to every server M.serve or M.fake_forge started and no test stopped
 function M.kill_servers()
-  for pid in pairs(servers) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+  for pid, dir in pairs(servers) do
+    -- one whose shell has written its status ended already (a test signalled it itself): its
+    -- pid is free, maybe another process's by now, and is not signalled
+    if not (type(dir) == "string" and (M.read(dir .. "/serve.rc") or ""):match("^%d+")) then
+      os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+    end
+  end
   -- a server's shell writes its exit status into its directory once it has ended: waited
   -- for, or it races the test's removal of that directory
   for _, dir in pairs(servers) do

@@ -149,7 +149,9 @@ function M.node(name, args, o)
   local src = H.ROOT .. "/" .. (o.from or (name:find("/", 1, true) and "tests" or "tests/mcp")) .. "/" .. name
   name = name:match("[^/]+$")
   local dst = dir .. "/" .. name
-  H.write(dst, assert(H.read(src)))
+  -- (the cache is shared with the files running beside this one: a rewrite in place could
+  -- be read half written by another's node)
+  H.replace(dst, assert(H.read(src)))
   local tmp = H.tmpdir()
   local env = ""
   for k, v in pairs(o.env or {}) do env = env .. k .. "=" .. H.quote(v) .. " " end

@@ -25,7 +25,10 @@ function M.start(o)
   if not dir then return nil, "oidc-provider from npm: " .. why end
   local tmp = H.tmpdir()
   local script = dir .. "/oidc-provider-test.mjs"
-  H.write(script, assert(H.read(H.ROOT .. "/tests/oidc/provider.mjs")))
+  -- (in npm's cache, which the files running beside this one share: signin_test runs on
+  -- SQLite and on PostgreSQL at once, and a rewrite in place was read half written by the
+  -- other's node)
+  H.replace(script, assert(H.read(H.ROOT .. "/tests/oidc/provider.mjs")))
   local cfg = { port_file = tmp .. "/port", mode = o.mode or "provider", id_token_ttl = o.id_token_ttl,
     token_file = tmp .. "/id_token",
     client = { client_id = M.CLIENT_ID, client_secret = M.CLIENT_SECRET, redirect_uris = { o.redirect_uri } },

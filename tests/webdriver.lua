@@ -192,13 +192,41 @@ function Session:screenshot(path)
   return H.read(path)
 end
 
---- stop(): ends the session (the browser), then the driver's whole process group
+-- left(pgid, dir) -> the pid of a process not yet ended (a zombie has ended) of the driver's
+-- group, or one whose arguments name dir (a browser's helper that left the group) | nil
+local function left(pgid, dir)
+  local uv = require "luv"
+  local d = uv.fs_scandir("/proc")
+  while d do
+    local name = uv.fs_scandir_next(d)
+    if not name then break end
+    if name:match("^%d+$") then
+      local stat = H.read("/proc/" .. name .. "/stat") or ""
+      -- the group is the 5th field, after "(comm)", which may hold spaces
+      local state, group = stat:match("^%d+ %(.*%) (%S) %S+ (%d+)")
+      if state and state ~= "Z" and (tonumber(group) == pgid
+          or (H.read("/proc/" .. name .. "/cmdline") or ""):find(dir, 1, true)) then
+        return name
+      end
+    end
+  end
+  return nil
+end
+
+--- stop(): ends the session (the browser), then the driver's whole process group, and
+--- returns once every process of it has ended
 function Session:stop()
   if self.id then pcall(call, self.base, "DELETE", self.path) end
   self.id = nil
   if self.pid then
-    os.execute("kill -KILL -- -" .. self.pid .. " 2>/dev/null")
-    os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+    -- the group by kill(2) itself: dash's kill (Debian's sh) refuses "--" ("Illegal number: -")
+    -- and signalled nothing but the driver, so a browser whose session's end failed ran on
+    local uv = require "luv"
+    uv.kill(-self.pid, "sigkill")
+    uv.kill(self.pid, "sigkill")
+    -- kill(2) returns before its processes are gone: the caller goes on to remove the
+    -- directory they write in
+    H.wait_for(function() return not left(self.pid, self.dir) end, "the browser and its driver to end")
     self.pid = nil
   end
 end

@@ -34,8 +34,10 @@ db:close()
 ]])
       ok(H.orket("lua " .. H.quote(tmp .. "/fill.lua"), { cwd = dir }), "fill")
     end
-    os.execute(string.format("cd %s && { %s backup %s >%s/bk.out 2>&1; echo $? >%s/bk.rc; } &", H.quote(dir),
-      H.quote(H.BIN), H.quote(file), H.quote(tmp), H.quote(tmp)))
+    os.execute(string.format("cd %s && { %s backup %s >%s/bk.out 2>&1 & echo $! >%s/bk.pid; wait $!; echo $? >%s/bk.rc; } &",
+      H.quote(dir), H.quote(H.BIN), H.quote(file), H.quote(tmp), H.quote(tmp), H.quote(tmp)))
+    -- (a failed assertion below leaves the backup going: it and its shell write into tmp)
+    finally(function() H.end_started(tmp, "bk.pid", "bk.rc", true) end)
     local answered = 0
     repeat
       local st = H.api(s, "GET", "/v1/board")

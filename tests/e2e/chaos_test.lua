@@ -43,7 +43,11 @@ local function start_proxy(upstream_port, dir)
     for kind in (H.read(out) or ""):gmatch("fault (%a+)") do n[kind] = (n[kind] or 0) + 1 end
     return n
   end
-  function proxy.stop() os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+  function proxy.stop()
+    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+    -- (gone before its directory is removed: kill(2) returns before it has exited)
+    H.wait_for(function() return not H.alive(pid) end, "the fault proxy to end")
+  end
   return proxy
 end
 
@@ -212,11 +216,20 @@ end
 
 describe("the chaos soak", function()
   local fake, proxy, primary, standby, disk
+  -- the processes the soak started, pid -> its start time (/proc's stat, field 22): one
+  -- that ended long ago may have left its pid to another process, which must not be taken
+  -- for it (killed, or called left behind)
   local pids = {}
+  local function started_at(pid)
+    local st = H.read("/proc/" .. pid .. "/stat")
+    return st and st:match("^%d+ %b() " .. ("%S+ "):rep(19) .. "(%d+)")
+  end
+  local function ours(pid) return pids[pid] ~= nil and pids[pid] == started_at(pid) and H.alive(pid) end
   local disk_outcome = { stopped = 0 }
   after_each(function()
     if disk then disk.unmount() end
-    for pid in pairs(pids) do os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+    for pid in pairs(pids) do if ours(pid) then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end end
+    pids = {}
     H.kill_servers()
     if proxy then proxy.stop() end
     if fake then fake.stop() end
@@ -253,7 +266,7 @@ describe("the chaos soak", function()
     local servers = {}
     local function serve(i)
       servers[i] = H.serve(homes[i], { args = "--workers 0", env = { ORKET_SERVE_LIMITS = LIMITS } })
-      pids[servers[i].pid] = true
+      pids[servers[i].pid] = started_at(servers[i].pid) or false
     end
     serve(1)
     serve(2)
@@ -274,7 +287,7 @@ describe("the chaos soak", function()
     local workers = {}
     local function work(k)
       workers[k] = WP.start_worker(dir, k, { lease_ms = LEASE_MS })
-      pids[workers[k]] = true
+      pids[workers[k]] = started_at(workers[k]) or false
     end
     for k = 1, 3 do work(k) end
     -- the faults, each at a point of the board's progress (cards merged into main)
@@ -296,7 +309,7 @@ describe("the chaos soak", function()
     end
     local done_faults, waited, deadline, filled = {}, 0, 600000, nil
     local function any_worker()
-      for k = 1, 3 do if H.alive(workers[k]) then return true end end
+      for k = 1, 3 do if ours(workers[k]) then return true end end
     end
     while any_worker() and waited < deadline do
       orket.sleep(100)
@@ -308,12 +321,11 @@ describe("the chaos soak", function()
         -- and the first client moves to the other server, whichever server dies
         clients[1].move()
         if f.kind == "kill worker" then
-          if H.alive(workers[f.which]) then os.execute("kill -KILL " .. workers[f.which]) end
+          if ours(workers[f.which]) then os.execute("kill -KILL " .. workers[f.which]) end
           work(f.which)
         elseif f.kind == "kill server" then
-          os.execute("kill -KILL " .. servers[f.which].pid)
           -- (its shell writes its status when it has died: not to be taken for the next one's)
-          H.wait_for(function() return H.read(homes[f.which] .. "/serve.rc") end, "the server to die")
+          servers[f.which].kill()
           serve(f.which)
         elseif f.kind == "full disk" then
           disk.fill()
@@ -392,7 +404,7 @@ describe("the chaos soak", function()
     end
     -- no process, lock or sandbox left
     for i = 1, 2 do assert.equal(0, servers[i].stop()) end
-    for pid in pairs(pids) do assert.is_false(H.alive(pid), "process " .. pid .. " is left") end
+    for pid in pairs(pids) do assert.is_false(ours(pid), "process " .. pid .. " is left") end
     pids = {}
     assert.same({}, H.sandboxes(dir, false))
     -- on a sanitizer build, a worker's report goes to its own stderr, which nothing else

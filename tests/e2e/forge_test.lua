@@ -280,7 +280,9 @@ describe("reviews on a forge", function()
     assert.equal(200, code)
     assert.equal("ignored", doc.outcome)
     assert.matches("names no card", doc.reason)
-    assert.matches('"note":"ignored: pull request 99 names no card"', s.log())
+    -- (a request's log line is written once its answer is sent: waited for)
+    H.wait_for(function() return s.log():find('"note":"ignored: pull request 99 names no card"', 1, true) end,
+      "the request's log line")
     -- 30 MB, signed: 413 (over a plain socket: the server answers and closes while the
     -- client still sends, which an HTTP client reports as a reset)
     local big = string.rep("x", 30 << 20)

@@ -110,8 +110,7 @@ describe("a store whose primary fails over to its standby", function()
     local standby
     local dir = H.example("notes", { import = false })
     finally(function()
-      local pid = tonumber(H.read(dir .. "/w.pid") or "")
-      if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+      H.end_started(dir, "w.pid", "w.rc")
       if standby then standby.stop() end
       primary.stop()
     end)
@@ -146,8 +145,7 @@ describe("a store whose primary fails over to its standby", function()
     local server = PG.start { commits_survive_kill = true }
     local dir
     finally(function()
-      local pid = dir and tonumber(H.read(dir .. "/w.pid") or "")
-      if pid then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+      if dir then H.end_started(dir, "w.pid", "w.rc") end
       server.stop()
       fake.stop()
     end)

@@ -343,7 +343,9 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
         .. "    depends_on: [store]\n",
       ["db/seed.sql"] = "SELECT instr(printf('%.*c', 2000000, 'a'), printf('%.*c', 1000000, 'a') || 'b');\n",
     }, mark)
-    local function alive(pid) return pid and uv.kill(math.tointeger(pid), 0) == 0 end
+    -- (H.alive: the detached owner is reparented on its exit, and a first process that does
+    -- not reap leaves it a zombie, which kill(pid, 0) finds forever)
+    local function alive(pid) return pid and H.alive(math.tointeger(pid)) end
     local function seed_pids()
       local out = {}
       local it = uv.fs_scandir("/proc")

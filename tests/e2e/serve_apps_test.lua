@@ -7,6 +7,7 @@
 -- whose script tries the API, in a second test. Needs network and user namespaces and node.
 local H = require "tests.helpers"
 local cjson = require "cjson"
+local cjson_safe = require "cjson.safe"
 local WD = require "tests.webdriver"
 
 local SERVER = [[
@@ -210,7 +211,9 @@ describe("a sandbox's app on an origin of its own", function()
     assert.equal(502, bst)
     assert.matches("gave no answer that could be passed on", btext, 1, true)
     assert.is_nil(btext:lower():find("http/0.9", 1, true))
-    assert.matches('"note":"sandbox ' .. id .. ': [^"]+","route":"%(app%)","status":502', s.log())
+    -- (a request's log line is written once its answer is sent: waited for)
+    H.wait_for(function() return s.log():match('"note":"sandbox ' .. id .. ': [^"]+","route":"%(app%)","status":502') end,
+      "the request's log line")
     -- a method the proxy does not pass is refused as one, not as the server's failure
     local mst, _, mh = app(s, id, "/x", { cookie = cookie, method = "PROPFIND" })
     assert.equal(405, mst)
@@ -465,14 +468,21 @@ http://*.apps.localhost:%d {
       assert.equal(0, got[3]) -- opaque
       assert.equal(mark .. " /v1/board", got[4]) -- its own /v1 is its own
       assert.equal(0, #H.card_json(dir, "START-1").comments)
-      local refused = 0
-      for line in s.log():gmatch("[^\n]+") do
-        local e = cjson.decode(line)
-        if (e.route == "/v1/board" or e.route == "/v1/cards/{id}/comments") and e.status == 403 and e.auth == "origin" then
-          refused = refused + 1
+      -- (the server writes a request's line once its answer is sent, and may be writing one
+      -- as its log is read: a line not yet whole is no line yet)
+      local function refused()
+        local n = 0
+        for line in s.log():gmatch("[^\n]+") do
+          local e = cjson_safe.decode(line)
+          if type(e) == "table" and (e.route == "/v1/board" or e.route == "/v1/cards/{id}/comments") and e.status == 403
+              and e.auth == "origin" then
+            n = n + 1
+          end
         end
+        return n
       end
-      assert.equal(3, refused, s.log())
+      H.wait_for(function() return refused() >= 3 end, "the refused requests' log lines")
+      assert.equal(3, refused(), s.log())
     end)
     assert.equal(0, s.stop())
   end)

@@ -319,7 +319,7 @@ describe("orket serve runs", function()
     os.execute(string.format("cd %s && { %s run A --json >r.out 2>r.err & echo $! >r.pid; wait $!; echo $? >r.rc; } "
       .. ">/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
     local pid = wait_for(function() return tonumber((H.read(dir .. "/r.pid") or ""):match("%d+")) end, "the run's pid")
-    finally(function() os.execute("kill -KILL " .. pid .. " 2>/dev/null") end)
+    finally(function() H.end_started(dir, "r.pid", "r.rc", true) end)
     wait_for(function() return (H.read(dir .. "/r.out") or ""):find('"turn_start"', 1, true) end, "the run's first turn")
     local s2 = start(dir2, { env = LIMITS })
     local _, there = call(s2, "GET", "/v1/runs/1", op)

@@ -9,10 +9,13 @@ local WD = require "tests.webdriver"
 local project = require("tests.cleanup_project").make
 
 -- background(dir, args, name): `orket ARGS` in another process; returns a function that
--- gives its exit status once it has ended (nil before)
+-- gives its exit status once it has ended (nil before). Ended after the test if it still
+-- runs (a failed assertion): it and its shell write into dir, which the test removes.
+local started = {}
 local function background(dir, args, name)
-  os.execute(string.format("cd %s && { %s %s >%s.out 2>%s.err; echo $? >%s.rc; } >/dev/null 2>&1 &",
-    H.quote(dir), H.quote(H.BIN), args, name, name, name))
+  os.execute(string.format("cd %s && { %s %s >%s.out 2>%s.err & echo $! >%s.pid; wait $!; echo $? >%s.rc; } >/dev/null 2>&1 &",
+    H.quote(dir), H.quote(H.BIN), args, name, name, name, name))
+  started[#started + 1] = { dir, name }
   return function() return tonumber((H.read(dir .. "/" .. name .. ".rc") or ""):match("^%d+")) end
 end
 
@@ -29,6 +32,8 @@ end
 
 describe("the web board in Chromium", function()
   after_each(function()
+    for _, b in ipairs(started) do H.end_started(b[1], b[2] .. ".pid", b[2] .. ".rc", true) end
+    started = {}
     H.kill_servers()
     H.cleanup()
   end)

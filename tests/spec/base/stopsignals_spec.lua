@@ -26,15 +26,22 @@ os.exit(0) -- the signal handles stay open until the process ends
       H.quote(dir), H.quote(H.BIN)))
     H.wait_for(function() return H.read(dir .. "/ready") end, "the command to start")
     local pid = tonumber(H.wait_for(function() return (H.read(dir .. "/pid") or ""):match("^%d+") end, "its pid"))
-    finally(function() os.execute("kill -KILL " .. pid .. " 2>/dev/null") end) -- failed, it would wait for good
+    local function rc() return (H.read(dir .. "/rc") or ""):match("^%d+") end
+    finally(function() -- failed, it would wait for good
+      if rc() then return end -- ended: its pid may be another process's by now
+      os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+      -- its shell writes rc into dir once it has ended: waited for, or it races dir's removal
+      H.wait_for(rc, "the killed command's shell to end")
+    end)
     os.execute("kill -TERM " .. pid)
-    H.wait_for(function() return H.read(dir .. "/stopped") end, "the stop")
+    -- the handler creates the file, then writes it: an empty file is a stop under way
+    H.wait_for(function() return (H.read(dir .. "/stopped") or "") ~= "" end, "the stop")
     assert.equal("sigterm", H.read(dir .. "/stopped"))
     local mask = tonumber(H.read("/proc/" .. pid .. "/status"):match("\nSigIgn:%s*(%x+)"), 16)
     assert.equal(1, (mask >> 1) & 1, "SIGINT ignored")
     assert.equal(1, (mask >> 14) & 1, "SIGTERM ignored")
     os.execute("kill -INT " .. pid .. "; kill -TERM " .. pid)
-    assert.equal("0", H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "its end"))
+    assert.equal("0", H.wait_for(rc, "its end"))
     assert.equal("1", H.read(dir .. "/stops"))
   end)
 end)

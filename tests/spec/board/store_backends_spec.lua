@@ -525,20 +525,31 @@ describe("store on " .. B.name(), function()
     or function(name) pending(name .. " [on PostgreSQL only: the PostgreSQL layer of tests/run.sh runs it]") end
 
   pg_it("a transaction waits on its statements while other tasks run and see only what it committed", function()
-    local db = open()
+    local url = B.fresh_url()
+    local db = assert(require("orket.store").open_url(url))
     local cards, imports = require "orket.store.cards", require "orket.store.imports"
+    -- the transaction's statement waits on an advisory lock this connection holds: the look
+    -- below happens while it waits, however slow the machine (a pg_sleep of 0.3 s could end
+    -- before a look 0.1 s later on a loaded one)
+    local holder = assert(require("orket.c.pg").connect(url))
+    assert(holder:query("SELECT pg_advisory_lock(4242)"))
     local ticks, timer = 0, require("luv").new_timer()
     timer:start(10, 10, function() ticks = ticks + 1 end)
+    local inserted = false
     local t = orket.spawn(function()
       return db:tx(function()
         imports.insert_card(db, { id = "X", type = "issue", priority = 1 })
-        assert(db:row("SELECT pg_sleep(0.3)"))
+        inserted = true
+        assert(db:row("SELECT pg_advisory_xact_lock(4242)"))
         return "done"
       end)
     end)
-    orket.sleep(100)
+    H.wait_for(function() return inserted end, "the transaction's insert")
+    orket.sleep(100) -- it waits on its statement meanwhile: the timer ticks
     assert.is_false(cards.exists(db, "X")) -- another connection: not committed yet
+    assert(holder:query("SELECT pg_advisory_unlock(4242)"))
     assert.same({ true, "done" }, { t:join() })
+    holder:close()
     timer:close()
     assert.is_true(ticks >= 5)
     assert.is_true(cards.exists(db, "X"))
@@ -548,14 +559,18 @@ describe("store on " .. B.name(), function()
   pg_it("a task cancelled inside its transaction leaves nothing written and the pool usable", function()
     local db = open()
     local cards, imports = require "orket.store.cards", require "orket.store.imports"
+    local inside = false
     local t = orket.spawn(function()
       return db:tx(function()
         imports.insert_card(db, { id = "X", type = "issue", priority = 1 })
+        inside = true
         db:row("SELECT pg_sleep(30)")
         return true
       end)
     end)
-    orket.sleep(100)
+    -- cancelled inside its transaction, its insert made (100 ms was a guess: a task not
+    -- there yet wrote nothing, and the test passed without testing it)
+    H.wait_for(function() return inside end, "the transaction's insert")
     t:cancel()
     assert.is_false(cards.exists(db, "X"))
     assert.is_true(db:tx(function() imports.insert_card(db, { id = "Y", type = "issue", priority = 1 }) return true end))
@@ -592,7 +607,8 @@ describe("store on " .. B.name(), function()
     local _, ida = a:join()
     local _, idb = b:join()
     assert.is_true(idb > ida)
-    orket.sleep(50)
+    -- the reader has read up to B (a pause of 50 ms was not always enough on a loaded machine)
+    H.wait_for(function() return cursor >= idb end, "the reader to reach the second event")
     stop = true
     reader:join()
     assert.same({ ida, idb }, seen)

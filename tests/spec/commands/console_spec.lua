@@ -112,12 +112,15 @@ describe("REPL project", function()
       "bad argument #2 (phase must be work, rework, review or escalation, got bogus)")
     -- a turn cancelled while its model thinks (Ctrl-C in the REPL) ends its run interrupted
     local chat = p.engine.llm.chat
+    local thinking = false
     p.engine.llm.chat = function(client, req)
+      thinking = true
       orket.sleep(60000)
       return chat(client, req)
     end
     local t = require("orket.task").spawn(function() return p:turn("NOTES-1") end)
-    orket.sleep(50)
+    -- cancelled once the model thinks (50 ms could end before the run had started)
+    H.wait_for(function() return thinking end, "the turn's model call")
     assert.is_true(t:cancel())
     assert.equal("interrupted", p.db:row("SELECT status FROM runs WHERE id = 1").status)
     p.engine.llm.chat = chat
@@ -173,10 +176,17 @@ describe("REPL project", function()
     assert.matches("boom", err) -- raised again once the scratch copy is gone
     assert.same({}, replay_leftovers(dir))
     -- Ctrl-C in the REPL cancels the task running the replay
+    local replaying = false
     local t = require("orket.task").spawn(function()
-      return p:replay(1, { emit = function(ev) if ev.type == "run_start" then orket.sleep(60000) end end })
+      return p:replay(1, { emit = function(ev)
+        if ev.type == "run_start" then
+          replaying = true
+          orket.sleep(60000)
+        end
+      end })
     end)
-    orket.sleep(50)
+    -- cancelled once the replay runs (50 ms could end before it had begun)
+    H.wait_for(function() return replaying end, "the replay's run to start")
     assert.is_true(t:cancel())
     assert.same({}, replay_leftovers(dir))
     -- kept on request, even when it fails
