@@ -226,7 +226,13 @@ function Session:stop()
     uv.kill(self.pid, "sigkill")
     -- kill(2) returns before its processes are gone: the caller goes on to remove the
     -- directory they write in
-    H.wait_for(function() return not left(self.pid, self.dir) end, "the browser and its driver to end")
+    -- A helper that left the group (its arguments name dir) is signalled too: waited for
+    -- without, it would end the test.
+    H.wait_for(function()
+      local pid = left(self.pid, self.dir)
+      if pid then uv.kill(math.tointeger(tonumber(pid)), "sigkill") end
+      return not pid
+    end, "the browser and its driver to end")
     self.pid = nil
   end
 end
