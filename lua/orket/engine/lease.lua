@@ -192,6 +192,7 @@ function Lease:renew()
   end)
   local lost = {}
   if not ok then return lost end -- the store did not answer: the leases run out unless a later renewal works
+  self:warn_namesakes()
   for card in pairs(self.held) do
     if now[card] then self:mark(card) else
       self.held[card] = nil
@@ -200,6 +201,18 @@ function Lease:renew()
     end
   end
   return lost
+end
+
+--- warn_namesakes(): says once (worker_name_shared) when another live process holds leases
+--- under this worker's name: both work safely (the holder is the process), but their
+--- events cannot be told apart
+function Lease:warn_namesakes()
+  if self.warned_name then return end
+  local ok, n = pcall(self.ops.namesakes, self.db, self.worker)
+  if ok and n > 0 then
+    self.warned_name = true
+    self.on_event { type = "worker_name_shared", name = self.name, leases = n }
+  end
 end
 
 --- start(): renews every third of the lease's time until close()

@@ -98,6 +98,14 @@ function M.others(db, run, worker)
     AND expires_at > orket_now()]], run, worker).n
 end
 
+--- namesakes(db, worker) -> how many live leases other holders of worker's name hold
+--- (worker: a keeper's "NAME#TOKEN"): another live process was given the same name
+function M.namesakes(db, worker)
+  local name = M.name_of(worker)
+  return db:row([[SELECT COUNT(*) AS n FROM leases WHERE expires_at > orket_now() AND worker <> ?1
+    AND length(worker) = length(?2) + 17 AND substr(worker, 1, length(?2) + 1) = ?2 || '#']], worker, name).n
+end
+
 --- queued(db) -> array of {id=, target=} of the runs left to the workers (recorded with
 --- data.workers, still running), oldest first
 function M.queued(db)

@@ -40,6 +40,14 @@ describe("lease holders on " .. B.name(), function()
     -- b sees a's cards as another worker's: it gets only the free one
     assert.same({ "E-3" }, claim(b, 3))
     assert.same({ "E-3" }, claim(b, 3)) -- its own, listed again
+    -- each says once that another process holds leases under its name
+    b:renew()
+    b:renew()
+    local said = {}
+    for _, ev in ipairs(events) do if ev.type == "worker_name_shared" then said[#said + 1] = ev end end
+    assert.same({ { type = "worker_name_shared", name = "same", leases = 2 } }, said)
+    assert.equal(1, leases.namesakes(db, a.worker))
+    assert.equal(0, leases.namesakes(db, lease_mod.new { db = db, worker = "sam", ttl_ms = 60000 }.worker))
     assert.is_true(assert(db:tx(function() return a:others_busy(run) end)))
     -- b cannot write for a's card, nor keep it by renewing
     local ok, err = db:tx(function() b:check("E-1"); return true end)

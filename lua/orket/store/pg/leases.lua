@@ -101,6 +101,12 @@ function M.others(q, run, worker)
     AND expires_at > now()]], run, worker))[1].n
 end
 
+--- namesakes(q, worker) -> how many live leases other holders of worker's name hold
+function M.namesakes(q, worker)
+  return assert(q:query([[SELECT COUNT(*)::int8 AS n FROM leases WHERE expires_at > now() AND worker <> $1
+    AND length(worker) = length($2) + 17 AND left(worker, length($2) + 1) = $2 || '#']], worker, name_of(worker)))[1].n
+end
+
 --- queued(q) -> array of {id=, target=} of the runs left to the workers, oldest first
 function M.queued(q)
   return assert(q:query([[SELECT id, target FROM runs WHERE status = 'running'
