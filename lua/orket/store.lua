@@ -181,6 +181,7 @@ end
 records.install(DB, {
   run = "INSERT INTO runs (target, kind, started_at, data) VALUES (?, ?, " .. NOW .. ", ?)",
   finish_run = "UPDATE runs SET status = ?, ended_at = " .. NOW .. " WHERE id = ?",
+  finish_running = "UPDATE runs SET status = ?, ended_at = " .. NOW .. " WHERE id = ? AND status = 'running'",
   turn = [[INSERT INTO turns (run_id, card_id, seat, role, turn, model, request,
       response, prompt_tokens, completion_tokens, created_at, data)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ", ?)",

@@ -128,6 +128,11 @@ end
 
 -- One event of the card's history as a line's text.
 local function event_text(e)
+  -- a hand-edited event's data may be JSON null or a string: shown as it is
+  if e.data ~= nil and type(e.data) ~= "table" then
+    local ok, text = pcall(jsonout.encode, e.data)
+    return string.format("%s (data: %s)", e.kind, ok and text or "?")
+  end
   local d = e.data or {}
   if e.kind == "transition" then
     return string.format("%s -> %s%s%s", d.from, d.to, d.reason and (" (" .. d.reason .. ")") or "",

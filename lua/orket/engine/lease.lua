@@ -8,6 +8,7 @@
 -- write) is not started on a card whose lease is not known fresh. Contract: docs/workers.md.
 local uv = require "luv"
 local rt = require "orket.c.runtime"
+local crypto = require "orket.c.crypto"
 local task = require "orket.task"
 local leases = require "orket.store.leases"
 local pglisten = require "orket.store.pglisten"
@@ -22,15 +23,19 @@ M.LOST = "lease lost: another worker may work this card now"
 --- PostgreSQL twin by db's backend)
 function M.ops() return leases end
 
---- new{db=, worker=, ttl_ms=, on_event=} -> keeper. worker: this worker's name in the
---- leases table (unique among live workers); ttl_ms: how long a lease lives unrenewed.
+--- new{db=, worker=, ttl_ms=, on_event=} -> keeper. worker: this worker's name, shown in
+--- events and listings; ttl_ms: how long a lease lives unrenewed. keeper.worker, the
+--- leases' holder, is the name with a token of this keeper's own ("NAME#16 hex digits"):
+--- two processes given one name (or HOST:PID alike in two containers) are two holders, and
+--- never both work a card (orket.store.leases.name_of gives the name back).
 function M.new(o)
   if type(o) ~= "table" or o.db == nil or type(o.worker) ~= "string" then
     error("bad argument #1 to 'new' ({db=, worker=, ttl_ms=} expected)", 2)
   end
   local ttl = o.ttl_ms or 30000
   if math.type(ttl) ~= "integer" or ttl < 30 then error("bad argument #1 to 'new' (ttl_ms: integer >= 30 expected)", 2) end
-  return setmetatable({ db = o.db, ops = M.ops(o.db), worker = o.worker, ttl_ms = ttl, held = {}, round = {}, run_of = {},
+  local token = crypto.random_bytes(8):gsub(".", function(c) return string.format("%02x", c:byte()) end)
+  return setmetatable({ db = o.db, ops = M.ops(o.db), name = o.worker, worker = o.worker .. "#" .. token, ttl_ms = ttl, held = {}, round = {}, run_of = {},
     poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end }, Lease)
 end
 
@@ -187,6 +192,7 @@ function Lease:renew()
   end)
   local lost = {}
   if not ok then return lost end -- the store did not answer: the leases run out unless a later renewal works
+  self:warn_namesakes()
   for card in pairs(self.held) do
     if now[card] then self:mark(card) else
       self.held[card] = nil
@@ -195,6 +201,18 @@ function Lease:renew()
     end
   end
   return lost
+end
+
+--- warn_namesakes(): says once (worker_name_shared) when another live process holds leases
+--- under this worker's name: both work safely (the holder is the process), but their
+--- events cannot be told apart
+function Lease:warn_namesakes()
+  if self.warned_name then return end
+  local ok, n = pcall(self.ops.namesakes, self.db, self.worker)
+  if ok and n > 0 then
+    self.warned_name = true
+    self.on_event { type = "worker_name_shared", name = self.name, leases = n }
+  end
 end
 
 --- start(): renews every third of the lease's time until close()

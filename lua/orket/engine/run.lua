@@ -998,9 +998,13 @@ function Run:conclude(target)
   -- a worker that stops leaves the run to the others (and to itself when it comes back);
   -- so does one that lost the store (a failover): the others may still write, and it
   -- carries on itself once the store answers again (orket worker)
-  local fok, ferr = true, nil
+  -- Each worker of a run concludes it: only the one that moves it from running journals its
+  -- run_end (and sets its status and ended_at); the others find it ended and say so
+  -- without writing it again (ended_by_other: the status it ended with).
+  local fok, ferr, ended_by_other = true, nil, nil
   if not (self.lease and (status == "interrupted" or self.journal_failed)) then
-    fok, ferr = self.db:finish_run(self.run_id, status)
+    fok, ferr = self.db:finish_run(self.run_id, status, self.lease and { running = true } or nil)
+    if fok == false then fok, ended_by_other, ferr = true, ferr, nil end
   end
   if not fok then
     -- the run's row stays "running" (it shows as killed): said, not raised
@@ -1024,7 +1028,8 @@ function Run:conclude(target)
     if s.waits_for == "input" or s.waits_for == "approval" or s.waits_for == "budget" then waiting[#waiting + 1] = s.card end
   end
   self:emit { type = "run_end", status = status, reason = reason, tokens = tokens,
-    canceled = #canceled > 0 and canceled or nil, waiting = #waiting > 0 and waiting or nil }
+    canceled = #canceled > 0 and canceled or nil, waiting = #waiting > 0 and waiting or nil,
+    ended_by_other = ended_by_other }
   -- store_lost: why the store failed under the run (a server waits for it and carries on)
   return status, { stuck = stuck, reason = reason, canceled = canceled, waiting = waiting,
     store_lost = self.journal_failed }

@@ -14,6 +14,13 @@ M.WORKABLE = { ready = true, in_progress = true, code_review = true, ready_for_t
 -- now + ms in the store's time format (orket_now(): the transaction's time)
 local EXPIRES = "strftime('%Y-%m-%dT%H:%M:%fZ', orket_now(), printf('%+.3f seconds', ?/1000.0))"
 
+--- name_of(holder) -> the worker's name in a lease's holder: orket.engine.lease writes
+--- "NAME#TOKEN" (16 hex digits, the keeper's own), so that two processes of one name are
+--- two holders; events and listings show NAME
+function M.name_of(holder)
+  return holder and (holder:match("^(.*)#" .. ("%x"):rep(16) .. "$") or holder)
+end
+
 local function check_ttl(ttl_ms, fname)
   if math.type(ttl_ms) ~= "integer" or ttl_ms < 1 then
     error("bad argument to '" .. fname .. "' (ttl_ms: positive integer expected)", 3)
@@ -42,7 +49,7 @@ function M.claim(db, o)
           acquired_at = CASE WHEN leases.worker = excluded.worker THEN leases.acquired_at
                              ELSE excluded.acquired_at END,
           expires_at = excluded.expires_at]], id, o.worker, o.run, o.ttl_ms))
-      out[#out + 1] = { card = id, taken_from = (r.worker and r.worker ~= o.worker) and r.worker or nil }
+      out[#out + 1] = { card = id, taken_from = (r.worker and r.worker ~= o.worker) and M.name_of(r.worker) or nil }
     end
   end
   return out
@@ -79,7 +86,7 @@ function M.live(db, run)
   local out = {}
   for _, r in ipairs(assert(db:rows([[SELECT card_id, worker, run_id, acquired_at, expires_at FROM leases
       WHERE expires_at > orket_now() AND (?1 IS NULL OR run_id = ?1) ORDER BY card_id]], run))) do
-    out[#out + 1] = { card = r.card_id, worker = r.worker, run = r.run_id, acquired_at = r.acquired_at,
+    out[#out + 1] = { card = r.card_id, worker = M.name_of(r.worker), run = r.run_id, acquired_at = r.acquired_at,
       expires_at = r.expires_at }
   end
   return out
@@ -89,6 +96,14 @@ end
 function M.others(db, run, worker)
   return db:row([[SELECT COUNT(*) AS n FROM leases WHERE run_id = ? AND worker <> ?
     AND expires_at > orket_now()]], run, worker).n
+end
+
+--- namesakes(db, worker) -> how many live leases other holders of worker's name hold
+--- (worker: a keeper's "NAME#TOKEN"): another live process was given the same name
+function M.namesakes(db, worker)
+  local name = M.name_of(worker)
+  return db:row([[SELECT COUNT(*) AS n FROM leases WHERE expires_at > orket_now() AND worker <> ?1
+    AND length(worker) = length(?2) + 17 AND substr(worker, 1, length(?2) + 1) = ?2 || '#']], worker, name).n
 end
 
 --- queued(db) -> array of {id=, target=} of the runs left to the workers (recorded with

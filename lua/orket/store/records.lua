@@ -54,6 +54,7 @@ end
 M.STATEMENTS = {
   run = "runs (target, kind, data) -> id",
   finish_run = "status, id",
+  finish_running = "status, id (a row whose status is running)",
   turn = "turns (run_id, card_id, seat, role, turn, model, request, response, prompt_tokens, "
     .. "completion_tokens, data) -> id",
   tool_call = "tool_calls (turn_id, call_id, tool, arguments, result, ok, error_code, gate_code) -> id",
@@ -69,7 +70,8 @@ function M.install(DB, sql, bool)
   for name in pairs(M.STATEMENTS) do
     assert(type(sql[name]) == "string", "store records: no statement " .. name)
   end
-  local RUN, FINISH_RUN, TURN, TOOL_CALL = sql.run, sql.finish_run, sql.turn, sql.tool_call
+  local RUN, FINISH_RUN, FINISH_RUNNING, TURN, TOOL_CALL = sql.run, sql.finish_run, sql.finish_running, sql.turn,
+    sql.tool_call
   local FINISH_TOOL_CALL, GATE_DECISION, VIOLATION, VIOLATIONS =
     sql.finish_tool_call, sql.gate_decision, sql.violation, sql.violations
 
@@ -110,13 +112,22 @@ function M.install(DB, sql, bool)
       r.target, r.kind, encode(r.data, "run data"))
   end
 
-  --- db:finish_run(id, status) -> true | nil, msg, CODE  (status: "done", "failed", ...)
-  function DB:finish_run(id, status)
+  --- db:finish_run(id, status[, {running = true}]) -> true | false, status | nil, msg, CODE
+  --- (status: "done", "failed", ...). running: only a run still running is finished (the
+  --- workers of one run each conclude it: the first one's end is the run's, journaled once,
+  --- and the others get false and the status it ended with, nothing written). Without it a
+  --- run of any status is finished (a resumed interrupted or stalled run ends so).
+  function DB:finish_run(id, status, o)
     if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_run' (integer expected)", 2) end
     if type(status) ~= "string" then error("bad argument #2 to 'finish_run' (string expected)", 2) end
+    local only_running = type(o) == "table" and o.running
     return self:tx(function()
-      local n = assert(self:run(FINISH_RUN, status, id))
-      if n == 0 then return nil, "store: no run " .. id, "ENOENT" end
+      local n = assert(self:run(only_running and FINISH_RUNNING or FINISH_RUN, status, id))
+      if n == 0 then
+        local r = only_running and self:row("SELECT status FROM runs WHERE id = ?", id)
+        if r then return false, r.status end
+        return nil, "store: no run " .. id, "ENOENT"
+      end
       self:event { kind = "run_end", run = id, data = { status = status } }
       return true
     end)

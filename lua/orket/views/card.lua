@@ -37,10 +37,13 @@ function M.doc_of(g)
   local c, comments, history, kids, violations, asks = g.card, g.comments, g.history, g.kids, g.violations, g.asks
   local hist = {}
   for i, e in ipairs(history) do
+    -- an event's data is an object as orket writes it; a hand-edited one (JSON null, a
+    -- string) is shown as it is, and read as no data
+    local d = type(e.data) == "table" and e.data or {}
     -- a move's roles are a list, empty for orket's own moves (an epic rolled up)
-    if e.kind == "transition" and type(e.data.roles) == "table" then e.data.roles = jsonout.array(e.data.roles) end
+    if e.kind == "transition" and type(d.roles) == "table" then d.roles = jsonout.array(d.roles) end
     -- a violation's attempt holds the call's arguments as the gate encoded them ("\/")
-    if e.kind == "violation" and type(e.data.attempt) == "string" then e.data.attempt = jsonout.plain(e.data.attempt) end
+    if e.kind == "violation" and type(d.attempt) == "string" then d.attempt = jsonout.plain(d.attempt) end
     hist[i] = { id = e.id, at = e.at, kind = e.kind, actor = e.actor or cjson.null,
       run = e.run or cjson.null, data = e.data }
   end
@@ -68,7 +71,12 @@ function M.doc_of(g)
       output = v.output, layers = v.layers }
   end
   local git = g.git
-  return { format = "orket.card/1", card = board_view.card_json(c),
+  local card = board_view.card_json(c)
+  -- a hand-edited priority that JSON cannot hold (NaN, an infinity; the API refuses them on
+  -- input) is shown as null, not a document that cannot be written
+  local p = card.priority
+  if type(p) == "number" and (p ~= p or p == math.huge or p == -math.huge) then card.priority = cjson.null end
+  return { format = "orket.card/1", card = card,
     children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
     violations = jsonout.array(vs), approvals = jsonout.array(as), verifications = jsonout.array(vf), git = git and {
       branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil,

@@ -29,9 +29,11 @@ function M.json_doc(db, dir, id)
   if not run then return nil, string.format("no run %s (see 'orket runs')", tostring(id)), "ENOENT" end
   local events = {}
   for _, ev in ipairs(db:events { run = id }) do
-    local d = ev.data
+    -- an event's data is an object as orket writes it; a hand-edited one (JSON null, a
+    -- string) is read, and shown, as no data: one odd row does not fail the transcript
+    local d = type(ev.data) == "table" and ev.data or {}
     local item = { id = ev.id, at = ev.at, kind = ev.kind, card = ev.card, actor = ev.actor, data = d }
-    if ev.kind == "turn" then
+    if ev.kind == "turn" and d.id ~= nil then
       local t, terr, tcode = turns.get(db, d.id)
       if terr then return nil, terr, tcode end -- not a turn shown empty
       t = t or {}
@@ -44,7 +46,7 @@ function M.json_doc(db, dir, id)
         provider = resp.provider or (type(req.model) == "string" and req.model:match("^([^:]+):")) or nil,
         prompt_tokens = t.prompt_tokens, completion_tokens = t.completion_tokens,
         messages = jsonout.array(type(req.messages) == "table" and req.messages or {}), response = resp }
-    elseif ev.kind == "tool_call" then
+    elseif ev.kind == "tool_call" and d.id ~= nil then
       item.result = turns.tool_call_result(db, d.id)
     end
     events[#events + 1] = item
@@ -54,7 +56,7 @@ function M.json_doc(db, dir, id)
   -- time window before the upgrade: never those of later runs, commands or other runs.
   local moves = {}
   for _, m in ipairs(sj.run_moves(db, run)) do
-    local d = m.data
+    local d = type(m.data) == "table" and m.data or {} -- (hand-edited: JSON null, a string)
     moves[#moves + 1] = { at = m.at, card = m.card_id, actor = m.actor, from = d.from, to = d.to }
   end
   return { format = "orket.log/1",

@@ -8,6 +8,8 @@ local json = require "cjson"
 
 local M = {}
 
+local name_of = require("orket.store.leases").name_of
+
 M.WORKABLE = require("orket.store.leases").WORKABLE
 
 local function check_ttl(ttl_ms, fname)
@@ -50,7 +52,7 @@ function M.claim(q, o)
     json.encode(o.ids), o.worker, o.run, o.limit or #o.ids, o.ttl_ms))
   local out = {}
   for i, r in ipairs(rows) do
-    out[i] = { card = r.id, taken_from = (r.holder and r.holder ~= o.worker) and r.holder or nil }
+    out[i] = { card = r.id, taken_from = (r.holder and r.holder ~= o.worker) and name_of(r.holder) or nil }
   end
   return out
 end
@@ -87,7 +89,7 @@ function M.live(q, run)
   for _, r in ipairs(assert(q:query("SELECT card_id, worker, run_id, " .. AT:format("acquired_at")
       .. " AS acquired_at, " .. AT:format("expires_at") .. [[ AS expires_at FROM leases
       WHERE expires_at > now() AND ($1::bigint IS NULL OR run_id = $1) ORDER BY card_id]], run))) do
-    out[#out + 1] = { card = r.card_id, worker = r.worker, run = r.run_id, acquired_at = r.acquired_at,
+    out[#out + 1] = { card = r.card_id, worker = name_of(r.worker), run = r.run_id, acquired_at = r.acquired_at,
       expires_at = r.expires_at }
   end
   return out
@@ -97,6 +99,12 @@ end
 function M.others(q, run, worker)
   return assert(q:query([[SELECT COUNT(*)::int8 AS n FROM leases WHERE run_id = $1 AND worker <> $2
     AND expires_at > now()]], run, worker))[1].n
+end
+
+--- namesakes(q, worker) -> how many live leases other holders of worker's name hold
+function M.namesakes(q, worker)
+  return assert(q:query([[SELECT COUNT(*)::int8 AS n FROM leases WHERE expires_at > now() AND worker <> $1
+    AND length(worker) = length($2) + 17 AND left(worker, length($2) + 1) = $2 || '#']], worker, name_of(worker)))[1].n
 end
 
 --- queued(q) -> array of {id=, target=} of the runs left to the workers, oldest first

@@ -1,0 +1,75 @@
+-- orket worker end to end: two workers given the same --name (as HOST:PID alike in two
+-- containers would be) are two lease holders: every card is worked once and every tool
+-- effect applied once; and the run the workers share ends once in the journal (one
+-- run_end, written by the worker that concluded it first), whatever the number of workers.
+-- On PostgreSQL (tests/with_pg.lua) the project names a fresh database of the test server.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local backends = require "tests.backends"
+local project_mod = require "orket.project"
+local WP = require "tests.worker_project"
+
+local N = 12
+
+-- `orket worker --drain --name NAME` in dir in the background -> pid
+local function start_worker(dir, k, name)
+  local p = io.popen(string.format("cd %s && exec %s worker --start W --drain --lease-ms 2000 --name %s "
+    .. ">>%s/w%d.out 2>>%s/w%d.err & echo $!", H.quote(dir), H.quote(H.BIN), name, H.quote(dir), k, H.quote(dir), k))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  return pid
+end
+
+local function events_of(text, kind)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    local ok, ev = pcall(cjson.decode, line)
+    if ok and type(ev) == "table" and ev.type == kind then out[#out + 1] = ev end
+  end
+  return out
+end
+
+describe("orket worker", function()
+  local fake
+  setup(function() fake = require("tests.fake_server").start() end)
+  teardown(function()
+    H.kill_servers()
+    if fake then fake.stop() end
+    H.cleanup()
+  end)
+
+  it("two workers of one name work each card once, and their run ends once", function()
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = N } }, slow = 100,
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local pids = { start_worker(dir, 1, "same"), start_worker(dir, 2, "same") }
+    H.wait_for(function() return not H.alive(pids[1]) and not H.alive(pids[2]) end, "the workers to end", 6000)
+    for k = 1, 2 do assert.equal("", H.read(dir .. "/w" .. k .. ".err")) end
+    for i = 1, N do
+      local id = "W-" .. i
+      local text = H.read(dir .. "/workspace/" .. id .. ".line")
+      assert(text == id .. "\n", id .. ".line holds " .. string.format("%q", tostring(text)))
+    end
+    -- both worked: the cards were shared, not each worked twice
+    local turns = { 0, 0 }
+    for k = 1, 2 do turns[k] = #events_of(H.read(dir .. "/w" .. k .. ".out"), "turn_end") end
+    assert.is_true(turns[1] > 0 and turns[2] > 0, "turns " .. turns[1] .. " and " .. turns[2])
+    assert.equal(2 * N, turns[1] + turns[2])
+    -- one run_end in the journal; each worker says the end, the later one as another's
+    local db = assert(project_mod.open_store(dir, false))
+    local ends = {}
+    for _, e in ipairs(db:events {}) do
+      if e.kind == "run_end" then ends[#ends + 1] = e.data.status end
+    end
+    db:close()
+    assert.same({ "done" }, ends)
+    local said, by_other = 0, 0
+    for k = 1, 2 do
+      for _, ev in ipairs(events_of(H.read(dir .. "/w" .. k .. ".out"), "run_end")) do
+        said = said + 1
+        if ev.ended_by_other then by_other = by_other + 1 end
+      end
+    end
+    assert.equal(2, said)
+    assert.equal(1, by_other)
+  end)
+end)

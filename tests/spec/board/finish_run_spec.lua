@@ -1,0 +1,42 @@
+-- db:finish_run on the backend under test (tests.backends: SQLite, or PostgreSQL under
+-- tests/with_pg.lua): with {running = true}, as each worker of a run concludes it, only the
+-- first conclusion ends the run and journals its run_end; the later ones change nothing.
+local H = require "tests.helpers"
+local B = require "tests.backends"
+
+local function run_ends(db, run)
+  local out = {}
+  for _, e in ipairs(db:events { run = run }) do
+    if e.kind == "run_end" then out[#out + 1] = e.data.status end
+  end
+  return out
+end
+
+describe("finish_run on " .. B.name(), function()
+  after_each(H.cleanup)
+
+  it("ends a running run once when asked for a running one: the later conclusions write nothing", function()
+    local db = B.open_store()
+    local run = assert(db:record_run { target = "E", kind = "epic", data = { workers = true } })
+    assert.same({ true }, { db:finish_run(run, "done", { running = true }) })
+    local ended = db:row("SELECT status, ended_at FROM runs WHERE id = ?", run)
+    orket.sleep(5)
+    -- a second worker's conclusion, even a different one: the run ended already
+    assert.same({ false, "done" }, { db:finish_run(run, "stalled", { running = true }) })
+    assert.same({ false, "done" }, { db:finish_run(run, "done", { running = true }) })
+    assert.same(ended, db:row("SELECT status, ended_at FROM runs WHERE id = ?", run))
+    assert.same({ "done" }, run_ends(db, run))
+    assert.same({ nil, "store: no run 999", "ENOENT" }, { db:finish_run(999, "done", { running = true }) })
+    db:close()
+  end)
+
+  it("still ends a run of any status without it (a resumed interrupted run ends so)", function()
+    local db = B.open_store()
+    local run = assert(db:record_run { target = "E", kind = "epic" })
+    assert.is_true(db:finish_run(run, "interrupted"))
+    assert.is_true(db:finish_run(run, "done"))
+    assert.equal("done", db:row("SELECT status FROM runs WHERE id = ?", run).status)
+    assert.same({ "interrupted", "done" }, run_ends(db, run))
+    db:close()
+  end)
+end)
