@@ -181,7 +181,8 @@ end
 records.install(DB, {
   run = "INSERT INTO runs (target, kind, started_at, data) VALUES (?, ?, " .. NOW .. ", ?)",
   finish_run = "UPDATE runs SET status = ?, ended_at = " .. NOW .. " WHERE id = ?",
-  finish_running = "UPDATE runs SET status = ?, ended_at = " .. NOW .. " WHERE id = ? AND status = 'running'",
+  finish_running = "UPDATE runs SET status = ?1, ended_at = " .. NOW .. " WHERE id = ?2 AND (status = 'running' "
+    .. "OR (?1 = 'done' AND status IN ('stalled', 'failed')))",
   turn = [[INSERT INTO turns (run_id, card_id, seat, role, turn, model, request,
       response, prompt_tokens, completion_tokens, created_at, data)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ]] .. NOW .. ", ?)",

@@ -448,7 +448,8 @@ end
 records.install(DB, {
   run = "INSERT INTO runs (target, kind, started_at, data) VALUES ($1, $2, now(), $3::jsonb) RETURNING id",
   finish_run = "UPDATE runs SET status = $1, ended_at = now() WHERE id = $2",
-  finish_running = "UPDATE runs SET status = $1, ended_at = now() WHERE id = $2 AND status = 'running'",
+  finish_running = "UPDATE runs SET status = $1, ended_at = now() WHERE id = $2 AND (status = 'running' "
+    .. "OR ($1 = 'done' AND status IN ('stalled', 'failed')))",
   turn = [[INSERT INTO turns (run_id, card_id, seat, role, turn, model, request,
       response, prompt_tokens, completion_tokens, created_at, data)
       VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, now(), $11::jsonb) RETURNING id]],

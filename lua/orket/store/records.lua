@@ -54,7 +54,7 @@ end
 M.STATEMENTS = {
   run = "runs (target, kind, data) -> id",
   finish_run = "status, id",
-  finish_running = "status, id (a row whose status is running)",
+  finish_running = "status, id (a row whose status is running, or done over stalled or failed)",
   turn = "turns (run_id, card_id, seat, role, turn, model, request, response, prompt_tokens, "
     .. "completion_tokens, data) -> id",
   tool_call = "tool_calls (turn_id, call_id, tool, arguments, result, ok, error_code, gate_code) -> id",
@@ -115,8 +115,10 @@ function M.install(DB, sql, bool)
   --- db:finish_run(id, status[, {running = true}]) -> true | false, status | nil, msg, CODE
   --- (status: "done", "failed", ...). running: only a run still running is finished (the
   --- workers of one run each conclude it: the first one's end is the run's, journaled once,
-  --- and the others get false and the status it ended with, nothing written). Without it a
-  --- run of any status is finished (a resumed interrupted or stalled run ends so).
+  --- and the others get false and the status it ended with, nothing written), except that
+  --- done replaces stalled or failed: a worker's own budget or fault ends it so while the
+  --- others go on working its cards to the end. Without it a run of any status is finished
+  --- (a resumed interrupted or stalled run ends so).
   function DB:finish_run(id, status, o)
     if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_run' (integer expected)", 2) end
     if type(status) ~= "string" then error("bad argument #2 to 'finish_run' (string expected)", 2) end

@@ -30,6 +30,22 @@ describe("finish_run on " .. B.name(), function()
     db:close()
   end)
 
+  it("lets a later done replace a stalled or failed end: one worker's own budget or fault is not the run's", function()
+    local db = B.open_store()
+    for _, first in ipairs { "stalled", "failed" } do
+      local run = assert(db:record_run { target = "E", kind = "epic", data = { workers = true } })
+      assert.same({ true }, { db:finish_run(run, first, { running = true }) })
+      -- another of its own kind changes nothing; the workers that worked the cards to the end do
+      assert.same({ false, first }, { db:finish_run(run, first, { running = true }) })
+      assert.same({ true }, { db:finish_run(run, "done", { running = true }) })
+      assert.same({ false, "done" }, { db:finish_run(run, "done", { running = true }) })
+      assert.same({ false, "done" }, { db:finish_run(run, "stalled", { running = true }) })
+      assert.equal("done", db:row("SELECT status FROM runs WHERE id = ?", run).status)
+      assert.same({ first, "done" }, run_ends(db, run))
+    end
+    db:close()
+  end)
+
   it("still ends a run of any status without it (a resumed interrupted run ends so)", function()
     local db = B.open_store()
     local run = assert(db:record_run { target = "E", kind = "epic" })
