@@ -40,12 +40,16 @@ describe("odd rows", function()
       return true
     end))
     db:close()
-    for _, cmd in ipairs { "card API-2", "card API-2 --json", "card API-1 --json", "log " .. run, "log " .. run .. " --json" } do
+    for _, cmd in ipairs { "card API-2", "card API-2 --json", "card API-1 --json", "log " .. run, "log " .. run .. " --json",
+        "board", "board --json" } do
       r = H.orket(cmd, { cwd = dir })
       assert.equal(0, r.status, cmd .. ": " .. r.stderr)
       assert.equal("", r.stderr, cmd)
     end
     assert.matches("x +transition %(data: null%)", H.orket("card API-2", { cwd = dir }).stdout)
+    for _, c in ipairs(cjson.decode(H.orket("board --json", { cwd = dir }).stdout).cards) do
+      if c.id == "API-1" then assert.equal(cjson.null, c.priority) end
+    end
     local s = H.serve(dir, { args = "--workers 0" })
     local st, body = get(s.url .. "/v1/board")
     assert.equal(200, st, body)

@@ -4,7 +4,6 @@
 -- CLI's --json (orket.cmd.board / orket.cmd.card build them: one implementation).
 local events = require "orket.serve.events"
 local jsonout = require "orket.jsonout"
-local cjson = require "cjson"
 local store_keys = require "orket.store.keys"
 local store_runs = require "orket.store.runs"
 local board_view = require "orket.views.board"
@@ -64,27 +63,6 @@ end
 -- again. The last text per root is kept.
 local board_texts = setmetatable({}, { __mode = "k" }) -- db -> { gen=, dv=, [root] = text }
 
--- NaN and the infinities replaced by null, in place: a hand-edited row's value (the API
--- refuses them on input) that JSON cannot hold must not make the whole board a 500
-local function finite(v, depth)
-  if depth > 100 then return end
-  for k, x in pairs(v) do
-    if type(x) == "number" and (x ~= x or x == math.huge or x == -math.huge) then
-      v[k] = cjson.null
-    elseif type(x) == "table" and not jsonout.is_encoded(x) then
-      finite(x, depth + 1)
-    end
-  end
-end
-
--- doc's JSON text; the walk only when the plain encoding failed (the board's hot path)
-local function encode_finite(doc)
-  local ok, text = pcall(jsonout.encode, doc)
-  if ok then return text end
-  finite(doc, 0)
-  return jsonout.encode(doc)
-end
-
 local function board(req, ctx)
   local db, root = ctx.db, ctx.query.root
   local gen, dv
@@ -100,7 +78,7 @@ local function board(req, ctx)
   if not text then
     local doc, e = board_view.json_doc(db, root)
     if not doc then return err(404, "not_found", e) end
-    text = encode_finite(doc) .. "\n"
+    text = jsonout.encode(doc) .. "\n"
     if gen then kept[key] = text end
   end
   -- the kept text is the whole body: sent as it is, no copy of it per request

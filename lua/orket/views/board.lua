@@ -21,7 +21,9 @@ function M.card_json(c)
   for i = 1, #FIELDS do
     local k = FIELDS[i]
     local v = c[k]
-    if v == nil then v = NULL end
+    -- a hand-edited value JSON cannot hold (a NaN or infinite priority: the API refuses
+    -- them on input) is shown as null, not a document that cannot be written
+    if v == nil or (type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge)) then v = NULL end
     t[k] = v
   end
   return setmetatable(t, CARD)
@@ -79,6 +81,9 @@ local function doc(b, id)
   for _, e in ipairs(M.tree(cards)) do
     local c = e.card
     c.depends_on = jsonout.array(c.depends_on)
+    -- a hand-edited NaN or infinite priority (the API refuses them) is written as null
+    local p = c.priority
+    if p ~= p or p == math.huge or p == -math.huge then c.priority = nil end
     list[#list + 1] = setmetatable(c, CARD_ROW)
   end
   return { format = "orket.board/1", root = id or cjson.null, cards = jsonout.array(list) }

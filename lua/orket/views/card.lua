@@ -71,12 +71,7 @@ function M.doc_of(g)
       output = v.output, layers = v.layers }
   end
   local git = g.git
-  local card = board_view.card_json(c)
-  -- a hand-edited priority that JSON cannot hold (NaN, an infinity; the API refuses them on
-  -- input) is shown as null, not a document that cannot be written
-  local p = card.priority
-  if type(p) == "number" and (p ~= p or p == math.huge or p == -math.huge) then card.priority = cjson.null end
-  return { format = "orket.card/1", card = card,
+  return { format = "orket.card/1", card = board_view.card_json(c),
     children = jsonout.array(ch), comments = jsonout.array(cm), history = jsonout.array(hist),
     violations = jsonout.array(vs), approvals = jsonout.array(as), verifications = jsonout.array(vf), git = git and {
       branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil,
