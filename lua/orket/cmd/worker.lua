@@ -32,7 +32,7 @@ cmd.args = { extra = "give one project directory",
   { "--lease-ms", value = "MS", what = "a value", default = 30000,
     check = cmdline.at_least(30, "--lease-ms needs an integer of at least 30"),
     help = "how long a lease lives without renewal (renewed every third of it)" },
-  { "--name", value = "NAME", what = "a value", help = "this worker's name in the leases (default HOST:PID)" },
+  { "--name", value = "NAME", what = "a value", help = "this worker's name, in its events and the leases' listings (default HOST:PID)" },
   { "--model", value = "M", what = "a value" },
   { "-C", value = "DIR", key = "dir", what = "a directory" },
 }
