@@ -93,6 +93,8 @@ function M.new(db, o)
     if not self.checking then task.spawn(self.recheck, self) end
   end)
   if db.backend == "pg" then
+    -- what the store's open found: any role may connect, and so listen and notify
+    if db.public_warning then self.on_error(db.public_warning) end
     self:_listen(o.listen_poll_ms or M.LISTEN_POLL_MS)
     return self
   end

@@ -29,7 +29,8 @@ Shared.__index = Shared
 --- shared(db, scope, {rate=, burst=}) -> a limiter with take and empty as above, its buckets
 --- in the store (orket.store.rate_buckets) under scope, so every `orket serve` on one
 --- database counts together. The now_ms its methods are given is ignored: the store's
---- buckets need the wall clock, the same on every server.
+--- buckets need one clock for every server, the database's on PostgreSQL, the machine's
+--- wall clock on SQLite (orket.store.rate_buckets).
 function M.shared(db, scope, o)
   assert(type(o) == "table" and o.rate and o.rate > 0 and o.burst and o.burst >= 1,
     "bad argument #3 to 'shared' (rate > 0 and burst >= 1 expected)")

@@ -598,18 +598,64 @@ M.counterparts = {
   memory_fts = { table = "memory", column = "search" },
 }
 
---- version(pool) -> the database's schema version (0: none yet) | nil, message, code
+-- Whether PUBLIC (every role) may still connect to the database, or make temporary tables
+-- in it (PostgreSQL grants both on every new database); whether Orket's role is the
+-- database's owner itself (not merely one with the owner's privileges: pg_has_role is true
+-- for a superuser, and a superuser Orket on a database some other role owns must not change
+-- that database's ACL); the names for a message. Columns of a SELECT from pg_database d.
+local ACCESS = "(has_database_privilege('public', current_database(), 'CONNECT') "
+  .. "OR has_database_privilege('public', current_database(), 'TEMP')) AS open, "
+  .. "d.datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) AS owner, "
+  .. "quote_ident(current_database()) AS db, quote_ident(current_user) AS me"
+
+--- version(pool) -> the database's schema version (0: none yet)[, access: {open= whether
+--- PUBLIC may still connect, owner=, db=, me=}, read with it] | nil, message, code
 function M.version(pool)
-  local row, err, code, state = pool:row("SELECT version FROM orket_schema")
-  if row then return row.version end
+  local row, err, code, state = pool:row("SELECT s.version, " .. ACCESS
+    .. " FROM orket_schema s, pg_database d WHERE d.datname = current_database()")
+  if row then return row.version, row end
   if err == nil or state == "42P01" then return 0 end -- no row, no table yet
   return nil, err, code
 end
 
---- migrate(pool[, list]) -> version | nil, message, code
+local function warning(a)
+  return string.format("store: every role may connect to database %s (PUBLIC has CONNECT), and one that "
+    .. "connects can read and send the journal's notifications; %s does not own it: as its owner, run "
+    .. "REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE %s TO %s;",
+    a.db, a.me, a.db, a.db, a.me)
+end
+
+--- close_to_public(pool) -> nil | warning. A role that can connect to the database can
+--- LISTEN to the journal's notifications (every event's rows) and send some of its own,
+--- and PUBLIC may connect to a new database: Orket's role, when it is the database's owner,
+--- takes CONNECT and TEMPORARY from PUBLIC and grants them to itself, so only superusers and
+--- roles granted them by name may connect. Otherwise the warning says what to run as the
+--- owner (docs/store.md, "Who may connect"). access: as version gives it (then nothing more
+--- is read when there is nothing to do, or nothing Orket may do).
+function M.close_to_public(pool, access)
+  if access and not access.open then return nil end
+  if access and not access.owner then return warning(access) end
+  local closed, err = pool:tx(function(tx)
+    assert(tx:query("SELECT pg_advisory_xact_lock($1)", M.LOCK))
+    local r = assert(tx:row("SELECT " .. ACCESS .. " FROM pg_database d WHERE d.datname = current_database()"))
+    if not r.open then return true end
+    if not r.owner then return false, r end
+    assert(tx:exec([[DO $d$ BEGIN
+  EXECUTE format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO CURRENT_USER', current_database());
+END $d$]]))
+    return true
+  end)
+  if closed then return nil end
+  if closed == false and type(err) == "table" then return warning(err) end
+  return "store: cannot check who may connect to the database: " .. tostring(err)
+end
+
+--- migrate(pool[, list]) -> version[, warning] | nil, message, code
 --- Applies each migration newer than the database's version, each in its own transaction
 --- that also records the version, under an advisory lock so concurrent workers wait for
 --- each other instead of applying one twice. A database newer than the list: EVERSION.
+--- Then closes the database to PUBLIC (close_to_public; its warning when it cannot).
 function M.migrate(pool, list)
   list = list or M.migrations
   for i, m in ipairs(list) do
@@ -618,8 +664,8 @@ function M.migrate(pool, list)
   -- Every command opens the store: a database already at this version is read once, with
   -- no lock and no transaction per migration (35 round trips, a tenth of a short
   -- command's statements). A version only grows, so reading the latest needs no lock.
-  local current = M.version(pool)
-  if current == #list then return #list end
+  local current, access = M.version(pool)
+  if current == #list then return #list, M.close_to_public(pool, access) end
   for _, m in ipairs(list) do
     local applied, err, code = pool:tx(function(tx)
       assert(tx:query("SELECT pg_advisory_xact_lock($1)", M.LOCK))
@@ -644,7 +690,7 @@ function M.migrate(pool, list)
       return nil, string.format("store: pg migration %d (%s) failed: %s", m.version, m.name, tostring(err)), code
     end
   end
-  return #list
+  return #list, M.close_to_public(pool)
 end
 
 return M

@@ -91,8 +91,9 @@ function M.open(url, opts)
     pool:close()
     return nil, "store: " .. pg.scrub(url) .. ": " .. tostring(err):gsub("^store: ", ""), code
   end
+  -- (err: migrate's warning, that any role may connect: `orket serve` logs it)
   local self = setmetatable({ pool = pool, url = url, backend = "pg", dialect = dialect.pg, path = pg.scrub(url),
-    open = setmetatable({}, { __mode = "k" }) }, DB)
+    open = setmetatable({}, { __mode = "k" }), public_warning = err }, DB)
   self.conn = setmetatable({ db = self }, Conn)
   return self
 end
@@ -160,7 +161,9 @@ end
 --- db:version() -> the PostgreSQL schema version (pg_schema's numbering)
 function DB:version()
   if outside_task() then return in_task(self.version, self) end
-  return pg_schema.version(self.pool)
+  local v, err, code = pg_schema.version(self.pool)
+  if v then return v end
+  return nil, err, code
 end
 
 -- ---- the store's own failures ---------------------------------------------------------

@@ -1,39 +1,67 @@
 -- orket.store.rate_buckets: token buckets kept in the store, for the limits every `orket
 -- serve` on one database must share (failed authentications per address: a guesser gains
 -- nothing by spreading its tries over the servers). A bucket holds up to `burst` tokens
--- and gains `rate` a second; times are wall-clock milliseconds, the same on every server.
--- The take is one statement, so two servers taking at once both count. Written once for
--- both backends (orket.store.dialect).
+-- and gains `rate` a second. Times are milliseconds of one clock for every server: on
+-- PostgreSQL the database's (statement_timestamp(), as the leases use now()), since the
+-- servers' clocks may disagree; on SQLite, one machine's, the caller's now_ms. A bucket
+-- stamped later than now (a clock stepped back) gains nothing until then, and never loses
+-- tokens: a server whose clock is behind another's once read every bucket that one wrote
+-- as emptied by the skew, and refused valid keys. The take is one statement, so two
+-- servers taking at once both count. Written once for both backends.
 local M = {}
 
--- the tokens a bucket holds now: at most burst (?3), refilled at rate (?5) since at_ms
-local REFILLED = "CASE WHEN rate_buckets.tokens + (?4 - rate_buckets.at_ms) * ?5 / 1000.0 < ?3 "
-  .. "THEN rate_buckets.tokens + (?4 - rate_buckets.at_ms) * ?5 / 1000.0 ELSE ?3 END"
+-- The database's clock in milliseconds (PostgreSQL)
+local PG_NOW = "(floor(extract(epoch FROM statement_timestamp()) * 1000))::bigint"
+
+-- the statements for a backend: on PostgreSQL now is the database's, and the caller's
+-- now_ms is not a parameter (rate is ?4 there, ?5 on SQLite)
+local function statements(pg)
+  local now, rate = pg and PG_NOW or "?4", pg and "?4" or "?5"
+  local elapsed = "(CASE WHEN " .. now .. " > rate_buckets.at_ms THEN " .. now .. " - rate_buckets.at_ms ELSE 0 END)"
+  local gained = "rate_buckets.tokens + " .. elapsed .. " * " .. rate .. " / 1000.0"
+  -- the tokens a bucket holds now: at most burst (?3)
+  local refilled = "CASE WHEN " .. gained .. " < ?3 THEN " .. gained .. " ELSE ?3 END"
+  return {
+    take = "INSERT INTO rate_buckets (scope, name, tokens, at_ms) VALUES (?1, ?2, ?3 - 1, " .. now .. ") "
+      .. "ON CONFLICT (scope, name) DO UPDATE SET tokens = CASE WHEN " .. refilled .. " >= 1 THEN " .. refilled
+      .. " - 1 ELSE " .. refilled .. " END, at_ms = " .. now,
+    -- ?2: how long a bucket takes to fill (ms); ?3 (SQLite): now
+    drop = "DELETE FROM rate_buckets WHERE scope = ?1 AND at_ms < " .. (pg and PG_NOW or "?3") .. " - ?2",
+    row = "SELECT tokens, at_ms" .. (pg and ", " .. PG_NOW .. " AS now_ms" or "")
+      .. " FROM rate_buckets WHERE scope = ?1 AND name = ?2",
+  }
+end
+local SQL = { sqlite = statements(false), pg = statements(true) }
+local function sql(db) return db.backend == "pg" and SQL.pg or SQL.sqlite end
 
 --- take(db, scope, name, now_ms, rate, burst) -> changes | nil, msg, CODE: one token if
 --- the bucket has one (a new bucket starts full); the buckets of scope full again by now
---- are dropped
+--- are dropped. now_ms: the caller's clock, used on SQLite only
 function M.take(db, scope, name, now_ms, rate, burst)
-  local ok, err, code = db:run("INSERT INTO rate_buckets (scope, name, tokens, at_ms) VALUES (?1, ?2, ?3 - 1, ?4) "
-    .. "ON CONFLICT (scope, name) DO UPDATE SET tokens = CASE WHEN " .. REFILLED .. " >= 1 THEN " .. REFILLED
-    .. " - 1 ELSE " .. REFILLED .. " END, at_ms = ?4", scope, name, burst, now_ms, rate)
+  local pg = db.backend == "pg"
+  local s, fill_ms = sql(db), math.ceil(burst / rate * 1000)
+  local ok, err, code
+  if pg then ok, err, code = db:run(s.take, scope, name, burst, rate)
+  else ok, err, code = db:run(s.take, scope, name, burst, now_ms, rate) end
   if not ok then return nil, err, code end
-  return db:run("DELETE FROM rate_buckets WHERE scope = ? AND at_ms < ?", scope, now_ms - math.ceil(burst / rate * 1000))
+  if pg then return db:run(s.drop, scope, fill_ms) end
+  return db:run(s.drop, scope, fill_ms, now_ms)
 end
 
---- row(db, scope, name) -> {tokens=, at_ms=} | false (never taken from, or full again and
---- dropped) | nil, msg, CODE
+--- row(db, scope, name) -> {tokens=, at_ms=[, now_ms= the database's clock (PostgreSQL)]}
+--- | false (never taken from, or full again and dropped) | nil, msg, CODE
 function M.row(db, scope, name)
-  local rows, err, code = db:rows("SELECT tokens, at_ms FROM rate_buckets WHERE scope = ? AND name = ?", scope, name)
+  local rows, err, code = db:rows(sql(db).row, scope, name)
   if not rows then return nil, err, code end
   return rows[1] or false
 end
 
 --- refilled(row, now_ms, rate, burst) -> the tokens a bucket of row (as M.row gives it)
---- holds at now_ms
+--- holds at now_ms (the row's own now_ms, the database's clock, when it has one)
 function M.refilled(row, now_ms, rate, burst)
   if not row then return burst end
-  return math.min(burst, row.tokens + (now_ms - row.at_ms) * rate / 1000)
+  local elapsed = math.max(0, (row.now_ms or now_ms) - row.at_ms)
+  return math.min(burst, row.tokens + elapsed * rate / 1000)
 end
 
 --- tokens(db, scope, name, now_ms, rate, burst) -> the tokens the bucket holds now (burst

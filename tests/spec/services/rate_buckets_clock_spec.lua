@@ -1,0 +1,72 @@
+-- The failed-authentication buckets shared by every server (orket.store.rate_buckets) and
+-- the clocks they are counted by, on SQLite and on PostgreSQL (tests/backends.lua): a
+-- bucket stamped later than now (written by a server whose clock is ahead) neither empties
+-- nor locks valid keys out; on PostgreSQL the database's clock counts, not the server's.
+local H = require "tests.helpers"
+local B = require "tests.backends"
+local ratelimit = require "orket.serve.ratelimit"
+local buckets = require "orket.store.rate_buckets"
+local uv = require "luv"
+
+local function wall_ms()
+  local s, us = uv.gettimeofday()
+  return s * 1000 + us // 1000
+end
+
+describe("the shared rate buckets' clock (" .. B.name() .. ")", function()
+  after_each(H.cleanup)
+
+  local O = { rate = 0.1, burst = 5 } -- a token each 10 s
+
+  it("does not read a bucket stamped ahead of now as emptied: one failure elsewhere locks no one out", function()
+    local db = B.open_store()
+    -- one failed authentication counted by a server whose clock is 10 minutes ahead
+    assert(db:run("INSERT INTO rate_buckets (scope, name, tokens, at_ms) VALUES ('auth_fail', '10.0.0.1', 4, ?)",
+      wall_ms() + 600000))
+    local l = ratelimit.shared(db, "auth_fail", O)
+    assert.is_false(l:empty("10.0.0.1"))
+    assert.equal(4, buckets.tokens(db, "auth_fail", "10.0.0.1", wall_ms(), O.rate, O.burst))
+    -- a failure here takes one token of the four, not of a bucket emptied by the skew
+    l:take("10.0.0.1")
+    local row = assert(buckets.row(db, "auth_fail", "10.0.0.1"))
+    assert.equal(3, row.tokens)
+    assert.is_false(l:empty("10.0.0.1"))
+    -- the limit still holds: three more failures empty it
+    for _ = 1, 3 do l:take("10.0.0.1") end
+    assert.is_true(l:empty("10.0.0.1") >= 1)
+    db:close()
+  end)
+
+  it("still refills a bucket over time", function()
+    local db = B.open_store()
+    local now = B.name() == "pg" and db:row("SELECT (floor(extract(epoch FROM now()) * 1000))::bigint AS ms").ms
+      or wall_ms()
+    assert(db:run("INSERT INTO rate_buckets (scope, name, tokens, at_ms) VALUES ('auth_fail', 'a', 0, ?)", now - 25000))
+    local l = ratelimit.shared(db, "auth_fail", O)
+    assert.is_false(l:empty("a")) -- 2.5 tokens gained in 25 s
+    assert(db:run("UPDATE rate_buckets SET at_ms = ? WHERE name = 'a'", now + 1000))
+    assert.is_true(l:empty("a") >= 1) -- stamped just now, still empty
+    db:close()
+  end)
+
+  it("counts by the database's clock on PostgreSQL, whatever the server's", function()
+    if B.name() ~= "pg" then return end -- one machine, one clock
+    local db = B.open_store()
+    local real = uv.gettimeofday
+    uv.gettimeofday = function() -- this server's clock, 10 minutes ahead
+      local s, us = real()
+      return s + 600, us
+    end
+    local ok, err = pcall(function()
+      local l = ratelimit.shared(db, "auth_fail", O)
+      l:take("10.0.0.2")
+      local row = assert(buckets.row(db, "auth_fail", "10.0.0.2"))
+      assert.is_true(math.abs(row.at_ms - row.now_ms) < 5000, "stamped by the database's clock")
+      assert.is_true(math.abs(row.at_ms - (wall_ms() - 600000)) < 5000)
+      assert.is_false(l:empty("10.0.0.2"))
+    end)
+    uv.gettimeofday = real
+    assert(ok, err)
+    db:close()
+  end)
+end)
