@@ -115,6 +115,8 @@ local function open_engine(o, name, emit, cli)
     cli.fail(chcode, "%s", cherr)
     return nil, 1
   end
+  -- a PostgreSQL database other roles may still connect to, which Orket could not close
+  if e.db.public_warning then cli.err("warning: %s", e.db.public_warning) end
   return e
 end
 
