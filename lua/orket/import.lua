@@ -683,7 +683,7 @@ function M.import(db, dir)
     local cycle = board_mod.find_cycle(graph, nodes)
     if cycle then
       local c = set.by_id[cycle[1]] or set.by_id[cycle[2]]
-      return nil, string.format("%s: dependency cycle: %s", c and c.file or "epics", table.concat(cycle, " -> ")), "ECYCLE"
+      return nil, string.format("%s: dependency cycle: %s", c and c.file or "epics", board_mod.cycle_text(cycle)), "ECYCLE"
     end
 
     -- Parents before children (foreign keys), creation order kept within a type.

@@ -261,7 +261,7 @@ local function check_epics(dir, out, warnings, summary, team)
       if d.id == cycle[#cycle] then at = d.path break end
     end
     add(out, dir, string.format("%s: %s: dependency cycle: %s", c.file, at or "depends_on",
-      #cycle == 2 and (cycle[1] .. " depends on itself") or table.concat(cycle, " -> ")), c.file, c.anchor)
+      #cycle == 2 and (cycle[1] .. " depends on itself") or board.cycle_text(cycle)), c.file, c.anchor)
   end
   -- Seats: one the team lacks is worked by another seat unseen; the only reviewer seat
   -- can never review its own work, so its cards would stall.

@@ -242,6 +242,20 @@ describe("import", function()
     end)
   end
 
+  it("refuses a ring of 3,000 cards as a cycle, said shortened", function()
+    local n, issues = 3000, {}
+    for i = 1, n do issues[i] = string.format('{"id":"A%d","summary":"s","depends_on":["A%d"]}', i, i % n + 1) end
+    local dir = project { ["a.json"] = '{"id":"A","issues":[' .. table.concat(issues, ",") .. "]}" }
+    local db = open(dir)
+    local ok, err, code = import.import(db, dir)
+    assert.is_nil(ok)
+    assert.equal("ECYCLE", code)
+    assert.equal("epics/a.json: dependency cycle: A1 -> A2 -> A3 -> A4 -> A5 -> A6 -> A7 -> A8 -> A9 -> A10 -> A11 "
+      .. "-> A12 -> ... (2983 more) -> A2996 -> A2997 -> A2998 -> A2999 -> A3000 -> A1", err)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM cards").n)
+    db:close()
+  end)
+
   it("refuses a directory without epics/", function()
     local ok, err, code = import.load(H.tmpdir())
     assert.is_nil(ok)

@@ -335,6 +335,28 @@ describe("board", function()
   it("finds dependency cycles and names them", function()
     assert.same({ "A", "B", "C", "A" }, board_mod.find_cycle({ A = { "B" }, B = { "C" }, C = { "A" } }, { "A" }))
     assert.is_nil(board_mod.find_cycle({ A = { "B" }, B = { "C" } }, { "A", "B", "C" }))
+    -- the cycle alone, not the path that led to it; a node already done is not walked again
+    assert.same({ "B", "C", "B" }, board_mod.find_cycle({ A = { "B" }, B = { "C" }, C = { "D", "B" } }, { "A" }))
+    assert.is_nil(board_mod.find_cycle({ A = { "C" }, B = { "C" }, C = {} }, { "A", "B" }))
+  end)
+
+  it("finds a cycle through 200,000 cards without running out of stack", function()
+    local n, graph, nodes = 200000, {}, {}
+    for i = 1, n do
+      nodes[i] = "A" .. i
+      graph[nodes[i]] = { "A" .. (i % n + 1) }
+    end
+    local cyc = board_mod.find_cycle(graph, nodes)
+    assert.equal(n + 1, #cyc)
+    assert.equal("A1", cyc[1])
+    assert.equal("A200000", cyc[n])
+    assert.equal("A1", cyc[n + 1])
+    graph[nodes[n]] = {} -- a chain as long: no cycle
+    assert.is_nil(board_mod.find_cycle(graph, nodes))
+    -- said shortened: its first cards and its last, and how many are left out
+    assert.equal("A1 -> A2 -> A3 -> A4 -> A5 -> A6 -> A7 -> A8 -> A9 -> A10 -> A11 -> A12 -> ... (199983 more) -> "
+      .. "A199996 -> A199997 -> A199998 -> A199999 -> A200000 -> A1", board_mod.cycle_text(cyc))
+    assert.equal("A -> B -> A", board_mod.cycle_text { "A", "B", "A" })
   end)
 end)
 
