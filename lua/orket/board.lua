@@ -565,6 +565,44 @@ function M.find_cycle(graph, nodes)
   return nil
 end
 
+--- waits_for(cards) -> graph, via: what each card waits for, the edges a dependency cycle is
+--- looked for in (find_cycle). cards: {{id=, type=, parent=, deps={ids}}...}, every card
+--- the edges may reach. The rules are the scheduler's and the state machine's (orket.ready
+--- runnable, Board:open_deps, Board:_follow), so that what import and validate accept can
+--- run:
+---   - a card waits for each card in its depends_on;
+---   - an issue waits for each card its parent depends on (Guards 3), through a node of its
+---     own, "(epic E)", so that a cycle names the epic whose depends_on closes it;
+---   - an epic or a rock is done only when its children are, so it waits for each child.
+--- via: such a node -> the id of the card whose depends_on it stands for.
+function M.waits_for(list)
+  local graph, via, by_id = {}, {}, {}
+  for _, c in ipairs(list) do by_id[c.id] = c end
+  for _, c in ipairs(list) do
+    local out = graph[c.id]
+    if not out then
+      out = {}
+      graph[c.id] = out
+    end
+    table.move(c.deps, 1, #c.deps, #out + 1, out)
+    local p = c.type == "issue" and c.parent and by_id[c.parent]
+    if p and #p.deps > 0 then
+      local key = "(" .. p.type .. " " .. p.id .. ")"
+      if not via[key] then
+        via[key] = p.id
+        graph[key] = table.move(p.deps, 1, #p.deps, 1, {})
+      end
+      out[#out + 1] = key
+    end
+  end
+  -- each parent after its own dependencies, in the order of the list
+  for _, c in ipairs(list) do
+    local p = c.parent and graph[c.parent]
+    if p and by_id[c.parent] then p[#p + 1] = c.id end
+  end
+  return graph, via
+end
+
 --- cycle_text(cycle) -> the cycle find_cycle found as "A -> B -> A"; a long one shortened to
 --- its first and last cards and how many are left out (a ring of 200,000 cards would make a
 --- message of megabytes)

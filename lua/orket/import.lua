@@ -442,6 +442,14 @@ local function common(ctx, t, path, card)
   return card
 end
 
+-- The line of a rock's or an epic's own depends_on, for a message about one of its entries:
+-- to orket.fieldline a path "depends_on[0]" reads as an object in an array (issues[0]), whose
+-- line is its id's.
+local function deps_line(ctx, card)
+  if not card.deps[1] then return nil end
+  return fieldline.of(ctx.source, "depends_on", card.anchor) or fieldline.of(ctx.source, "depends_on")
+end
+
 -- One file's value -> list of card definitions (rock or epic first, then issues).
 local function shape(f, v)
   local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {}, seen = {}, source = f.text,
@@ -456,6 +464,7 @@ local function shape(f, v)
     local rock = common(ctx, v, "", { type = "rock", department = f.department })
     rock.id, rock.derived = ctx:id(v, "", f.stem)
     rock.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
+    rock.deps_line = deps_line(ctx, rock)
     if type(v.epics) ~= "table" then ctx:fail("epics", "must be an array of {epic=, department=}") end
     ctx:array(v.epics, "epics", "{epic=, department=}")
     rock.epics = {}
@@ -474,6 +483,7 @@ local function shape(f, v)
   local epic = common(ctx, v, "", { type = "epic", department = f.department })
   epic.id, epic.derived = ctx:id(v, "", f.stem)
   epic.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
+  epic.deps_line = deps_line(ctx, epic)
   cards[1] = epic
   local key, list
   for _, k in ipairs(M.ISSUE_KEYS) do
@@ -620,13 +630,40 @@ local function load_files(dir)
   return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests }
 end
 
-function M.load(dir)
-  local set, msg, code, anchor = load_files(dir)
-  if set or code ~= "EINVAL" then return set, msg, code, anchor end
+-- msg ("file: path: text") with the line of path in the card anchor points at, when found
+local function placed(dir, msg, anchor)
   local file, line, text = fieldline.place(msg, function(f) return (scriptfile.read(dir .. "/" .. f, M.MAX_FILE)) end,
     nil, anchor)
   if line then msg = string.format("%s:%d: %s", file, line, text) end
-  return nil, msg, code, anchor
+  return msg
+end
+
+function M.load(dir)
+  local set, msg, code, anchor = load_files(dir)
+  if set or code ~= "EINVAL" then return set, msg, code, anchor end
+  return nil, placed(dir, msg, anchor), code, anchor
+end
+
+--- cycle_problem(cycle, via, by_id) -> message, anchor: a cycle board.find_cycle found in
+--- board.waits_for's graph, said at the depends_on entry that closes it (the last edge of
+--- the cycle that is one of a file's cards: the line to change). by_id: the files' cards.
+--- The one wording of a cycle, import's and validate's.
+function M.cycle_problem(cycle, via, by_id)
+  local text = #cycle == 2 and (cycle[1] .. " depends on itself") or board_mod.cycle_text(cycle)
+  local first
+  for i = #cycle - 1, 1, -1 do
+    local c = by_id[via[cycle[i]] or cycle[i]]
+    if c then
+      first = first or c
+      for _, d in ipairs(c.deps) do
+        if d.id == cycle[i + 1] then
+          return string.format("%s%s: %s: dependency cycle: %s", c.file, c.deps_line and (":" .. c.deps_line) or "",
+            d.path, text), c.anchor
+        end
+      end
+    end
+  end
+  return string.format("%s: dependency cycle: %s", first and first.file or "epics", text), first and first.anchor
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
@@ -645,7 +682,7 @@ function M.import(db, dir)
     for _, r in ipairs(imports.cards(db)) do
       existing[r.id], row[r.id] = r.type, r
     end
-    local graph, nodes = {}, {}
+    local graph, nodes, waits = {}, {}, {}
     for _, c in ipairs(set.cards) do
       if existing[c.id] and existing[c.id] ~= c.type then
         return nil, string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
@@ -673,17 +710,31 @@ function M.import(db, dir)
       end
       graph[c.id] = ids
       nodes[#nodes + 1] = c.id
+      waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = ids }
     end
+    -- the board's cards the files do not define wait as the board has them
+    local kept = {}
     for _, r in ipairs(imports.dependencies(db)) do
       if not set.by_id[r.card_id] then
-        graph[r.card_id] = graph[r.card_id] or {}
-        table.insert(graph[r.card_id], r.depends_on)
+        local l = kept[r.card_id]
+        if not l then l = {}; kept[r.card_id] = l end
+        l[#l + 1] = r.depends_on
       end
     end
-    local cycle = board_mod.find_cycle(graph, nodes)
+    local others = {}
+    for id in pairs(row) do
+      if not set.by_id[id] then others[#others + 1] = id end
+    end
+    table.sort(others) -- one order, so one cycle of several is named each time
+    for _, id in ipairs(others) do
+      local r = row[id]
+      waits[#waits + 1] = { id = id, type = r.type, parent = r.parent, deps = kept[id] or {} }
+    end
+    local wgraph, via = board_mod.waits_for(waits)
+    local cycle = board_mod.find_cycle(wgraph, nodes)
     if cycle then
-      local c = set.by_id[cycle[1]] or set.by_id[cycle[2]]
-      return nil, string.format("%s: dependency cycle: %s", c and c.file or "epics", board_mod.cycle_text(cycle)), "ECYCLE"
+      local msg, anchor = M.cycle_problem(cycle, via, set.by_id)
+      return nil, placed(dir, msg, anchor), "ECYCLE"
     end
 
     -- Parents before children (foreign keys), creation order kept within a type.

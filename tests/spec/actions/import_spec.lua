@@ -180,7 +180,19 @@ describe("import", function()
       'epics/web.json: issues[3].depends_on[0]: unknown card "API-9"' },
     { "a cycle across files", { ["a.json"] = [[{"id":"A","issues":[{"id":"A1","summary":"a","depends_on":["B1"]}]}]],
         ["b.json"] = [[{"id":"B","issues":[{"id":"B1","summary":"b","depends_on":["B2"]},{"id":"B2","summary":"c","depends_on":["A1"]}]}]] },
-      "epics/a.json: dependency cycle: A1 -> B1 -> B2 -> A1" },
+      "epics/b.json:1: issues[1].depends_on[0]: dependency cycle: A1 -> B1 -> B2 -> A1" },
+    -- an issue waits for its epic's dependencies too (the scheduler's rule): a cycle through them
+    { "an epic depending on one of its own issues", { ["e.json"] = '{"id":"E","depends_on":["E-1"],"issues":[{"id":"E-1","summary":"a"}]}' },
+      "epics/e.json:1: depends_on[0]: dependency cycle: E-1 -> (epic E) -> E-1" },
+    { "a cycle across two epics through an epic's dependency", {
+        ["e.json"] = '{"id":"E",\n"depends_on":["F-1"],\n"issues":[{"id":"E-1","summary":"a"}]}',
+        ["f.json"] = '{"id":"F","issues":[{"id":"F-1","summary":"a","depends_on":["E-1"]}]}' },
+      "epics/e.json:2: depends_on[0]: dependency cycle: F-1 -> E-1 -> (epic E) -> F-1" },
+    -- and a card depending on an epic waits for all its issues (an epic is done when they are)
+    { "a cycle through a dependency on another epic", {
+        ["e.json"] = '{"id":"E","issues":[{"id":"E-1","summary":"a","depends_on":["F"]}]}',
+        ["f.json"] = '{"id":"F","issues":[{"id":"F-1","summary":"a"},\n{"id":"F-2","summary":"b","depends_on":["E-1"]}]}' },
+      "epics/f.json:2: issues[1].depends_on[0]: dependency cycle: E-1 -> F -> F-2 -> E-1" },
     { "a self dependency", { ["a.json"] = [[{"id":"A","issues":[{"id":"A1","summary":"a","depends_on":"A1"}]}]] },
       "epics/a.json: issues[0].depends_on[0]: a card cannot depend on itself" },
     { "broken JSON, with its line", { ["a.json"] = "{\n  \"id\": \"A\",\n  \"issues\": [\n    {\"summary\" \"x\"}\n  ]\n}" },
@@ -250,7 +262,7 @@ describe("import", function()
     local ok, err, code = import.import(db, dir)
     assert.is_nil(ok)
     assert.equal("ECYCLE", code)
-    assert.equal("epics/a.json: dependency cycle: A1 -> A2 -> A3 -> A4 -> A5 -> A6 -> A7 -> A8 -> A9 -> A10 -> A11 "
+    assert.equal("epics/a.json:1: issues[2999].depends_on[0]: dependency cycle: A1 -> A2 -> A3 -> A4 -> A5 -> A6 -> A7 -> A8 -> A9 -> A10 -> A11 "
       .. "-> A12 -> ... (2983 more) -> A2996 -> A2997 -> A2998 -> A2999 -> A3000 -> A1", err)
     assert.equal(0, db:row("SELECT count(*) AS n FROM cards").n)
     db:close()

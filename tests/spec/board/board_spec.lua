@@ -340,6 +340,28 @@ describe("board", function()
     assert.is_nil(board_mod.find_cycle({ A = { "C" }, B = { "C" }, C = {} }, { "A", "B" }))
   end)
 
+  it("waits_for has the scheduler's edges: depends_on, the epic's depends_on, and a parent's children", function()
+    local graph, via = board_mod.waits_for {
+      { id = "E", type = "epic", deps = { "X" } },
+      { id = "E-1", type = "issue", parent = "E", deps = { "Y" } },
+      { id = "F", type = "epic", deps = {} },
+      { id = "F-1", type = "issue", parent = "F", deps = {} },
+      { id = "X", type = "issue", parent = "F", deps = {} },
+      { id = "Y", type = "issue", parent = "F", deps = {} },
+    }
+    assert.same({ "X", "E-1" }, graph.E)
+    assert.same({ "Y", "(epic E)" }, graph["E-1"])
+    assert.same({ "X" }, graph["(epic E)"])
+    assert.same({ "F-1", "X", "Y" }, graph.F)
+    assert.same({}, graph["F-1"]) -- an epic without dependencies adds no node
+    assert.same({ ["(epic E)"] = "E" }, via)
+    assert.same({ "E-1", "(epic E)", "X", "E-1" }, board_mod.find_cycle(board_mod.waits_for {
+      { id = "E", type = "epic", deps = { "X" } },
+      { id = "E-1", type = "issue", parent = "E", deps = {} },
+      { id = "X", type = "issue", parent = "F", deps = { "E-1" } },
+    }, { "E-1" }))
+  end)
+
   it("finds a cycle through 200,000 cards without running out of stack", function()
     local n, graph, nodes = 200000, {}, {}
     for i = 1, n do
