@@ -70,6 +70,40 @@ describe("orket validate on epics", function()
     assert.is_nil(H.orket("board", { cwd = p }).stdout:match("E%-1"))
   end)
 
+  -- validate reports everything in one pass (docs/engine.md): an error in one field neither
+  -- hides the unknown fields found before it nor the errors after it
+  it("reports every unknown field and every field's error of an epic file", function()
+    local p = project()
+    H.write(p .. "/epics/e.json", table.concat({ '{"id": "E", "name": "e", "issues": [',
+      ' {"id": "C", "summary": "z", "seet": "coder"},',
+      ' {"id": "D", "summary": "z", "depends_on ": ["C"]},',
+      ' {"id": "F", "summary": "z", "priority": "Urgent"},',
+      ' {"id": "G", "summary": 5, "priority": "Urgent", "depends_on": [1]},',
+      ' 7,',
+      ' {"id": "H", "summary": "z", "depends_on": ["G", "C"]}',
+      ']}', '' }, "\n"))
+    local r = H.orket("validate", { cwd = p })
+    assert.equal(1, r.status)
+    for _, want in ipairs {
+      "epics/e.json:2: issues[0].seet: unknown field",
+      'epics/e.json:3: issues[1]["depends_on "]: unknown field',
+      'epics/e.json:4: issues[2].priority: unknown priority "Urgent"',
+      "epics/e.json:5: issues[3].summary: must be a string, not number",
+      'epics/e.json:5: issues[3].priority: unknown priority "Urgent"',
+      "epics/e.json:5: issues[3].depends_on[0]: must be a card id string",
+      "issues[4]: must be an object",
+    } do
+      assert.matches(want, r.stdout, 1, true)
+    end
+    -- each said once, and a card of the file with a broken field is still a card (H may
+    -- depend on G): nothing else
+    assert.matches("\n7 problems\n$", r.stdout)
+    -- import refuses the first field's error
+    r = H.orket("import", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches('^orket: epics/e.json:4: issues%[2%]%.priority: unknown priority "Urgent"', r.stderr)
+  end)
+
   it("reports a duplicate id once, not also as a cycle", function()
     local r = validate_with('"id": "START%-2"', '"id": "START-1"')
     assert.equal(1, r.status)
