@@ -710,6 +710,61 @@ function M.cycle_problem(cycle, via, by_id)
   return string.format("%s: dependency cycle: %s", first and first.file or "epics", text), first and first.anchor
 end
 
+-- The statuses from which an issue can be done without starting again: dependencies hold
+-- back only a start (docs/board.md, Guards 3), so one added now would not hold it back.
+local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_testing = true, code_review = true,
+  done = true }
+
+-- A dependency this import adds, not done, to an issue on the board that is under way or
+-- done, or to an epic one of whose issues is: the issue would be finished without it, and
+-- the board would show done work depending on work not done. -> message, anchor | nil.
+-- row: the board's cards by id; had: "card\0dependency" of the board's dependencies.
+local function late_dependency(set, row, had)
+  local issues_of -- the board's issues by epic, made when an epic adds a dependency
+  for _, c in ipairs(set.cards) do
+    local cur = row[c.id]
+    for _, d in ipairs(cur and c.deps or {}) do
+      local dst = row[d.id] and row[d.id].status or "ready" -- a card this import creates is ready
+      if dst ~= "done" and not had[c.id .. "\0" .. d.id] then
+        local started
+        if c.type == "issue" then
+          started = UNDER_WAY[cur.status] and c.id
+        else
+          if not issues_of then
+            issues_of = {}
+            for id, r in pairs(row) do
+              if r.type == "issue" and r.parent then
+                local l = issues_of[r.parent]
+                if not l then l = {}; issues_of[r.parent] = l end
+                l[#l + 1] = id
+              end
+            end
+            for _, l in pairs(issues_of) do table.sort(l) end
+          end
+          for _, id in ipairs(issues_of[c.id] or {}) do
+            if UNDER_WAY[row[id].status] then started = id break end
+          end
+        end
+        if started then
+          local st, who = row[started].status, started
+          if started ~= c.id then who = string.format("%s's issue %s", c.id, started) end
+          local at = string.format("%s%s: %s: ", c.file, c.path == "" and c.deps_line and (":" .. c.deps_line) or "",
+            d.path)
+          if st == "done" then
+            return string.format("%s%s is done, so it was done without the new dependency %s (%s): drop the "
+              .. "dependency, or give the work that needs %s to a new card that depends on it", at, who, d.id, dst,
+              d.id), c.anchor
+          end
+          return string.format("%s%s is %s, so the new dependency %s (%s) would not hold it back (dependencies hold "
+            .. "back only a start): drop the dependency, or cancel %s and give its work to a new card that depends "
+            .. "on %s", at, who, st, d.id, dst, started, d.id), c.anchor
+        end
+      end
+    end
+  end
+  return nil
+end
+
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
   "acceptance", "priority", "seat", "department", "source" }
 
@@ -757,13 +812,14 @@ function M.import(db, dir)
       waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = ids }
     end
     -- the board's cards the files do not define wait as the board has them
-    local kept = {}
+    local kept, had = {}, {}
     for _, r in ipairs(imports.dependencies(db)) do
       if not set.by_id[r.card_id] then
         local l = kept[r.card_id]
         if not l then l = {}; kept[r.card_id] = l end
         l[#l + 1] = r.depends_on
       end
+      had[r.card_id .. "\0" .. r.depends_on] = true
     end
     local others = {}
     for id in pairs(row) do
@@ -780,6 +836,8 @@ function M.import(db, dir)
       local msg, anchor = M.cycle_problem(cycle, via, set.by_id)
       return nil, placed(dir, msg, anchor), "ECYCLE"
     end
+    local late, lanchor = late_dependency(set, row, had)
+    if late then return nil, placed(dir, late, lanchor), "EINVAL" end
 
     -- Parents before children (foreign keys), creation order kept within a type.
     local rank = { rock = 1, epic = 2, issue = 3 }

@@ -86,6 +86,55 @@ describe("import", function()
     db:close()
   end)
 
+  it("adds no unfinished dependency to an issue under way or done, which it would no longer hold back", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"},
+      {"id":"E-3","summary":"three"}]}]], ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"x"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    assert(b:transition("E-1", "in_progress", { actor = coder }))
+    assert(b:transition("E-2", "in_progress", { actor = coder }))
+    assert(b:transition("E-2", "code_review", { actor = coder }))
+    assert(b:transition("E-2", "done", { actor = guard }))
+    local events = #db:events()
+    for _, case in ipairs {
+      { [[{"id":"E","issues":[{"id":"E-1","summary":"one","depends_on":["E-9"]},{"id":"E-2","summary":"two"},
+          {"id":"E-3","summary":"three"},{"id":"E-9","summary":"new"}]}]],
+        "epics/e.json:1: issues[0].depends_on[0]: E-1 is in_progress, so the new dependency E-9 (ready) would not hold "
+          .. "it back (dependencies hold back only a start): drop the dependency, or cancel E-1 and give its work to a "
+          .. "new card that depends on E-9" },
+      { [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two","depends_on":["F-1"]},
+          {"id":"E-3","summary":"three"}]}]],
+        "epics/e.json:1: issues[1].depends_on[0]: E-2 is done, so it was done without the new dependency F-1 (ready): "
+          .. "drop the dependency, or give the work that needs F-1 to a new card that depends on it" },
+      -- an epic's dependencies hold back its issues (Guards 3): not the one already started
+      { '{"id":"E",\n"depends_on":["F-1"],"issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"},'
+          .. '{"id":"E-3","summary":"three"}]}',
+        "epics/e.json:2: depends_on[0]: E's issue E-1 is in_progress, so the new dependency F-1 (ready) would not hold "
+          .. "it back" },
+    } do
+      H.write(dir .. "/epics/e.json", case[1])
+      local ok, err, code = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.equal("EINVAL", code)
+      assert.equal(1, select(2, err:find(case[2], 1, true)) and 1 or 0, "got: " .. tostring(err))
+    end
+    assert.equal(events, #db:events()) -- nothing written
+    assert.is_nil(b:get("E-9"))
+    assert.same({}, b:get("E-1").depends_on)
+    -- a finished dependency, or an unfinished one of an issue that has not started, is fine
+    assert(b:transition("F-1", "in_progress", { actor = coder }))
+    assert(b:transition("F-1", "code_review", { actor = coder }))
+    assert(b:transition("F-1", "done", { actor = guard }))
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"one","depends_on":["F-1"]},
+      {"id":"E-2","summary":"two"},{"id":"E-3","summary":"three","depends_on":["E-9"]},{"id":"E-9","summary":"new"}]}]])
+    assert(import.import(db, dir))
+    assert.same({ "F-1" }, b:get("E-1").depends_on)
+    assert.same({ "E-9" }, b:get("E-3").depends_on)
+    assert(import.import(db, dir)) -- and kept on the next import
+    db:close()
+  end)
+
   it("adds no work to a finished epic or rock, which would run under a parent that is over", function()
     local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]],
       ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]] }
