@@ -579,26 +579,29 @@ function M.waits_for(list)
   local graph, via, by_id = {}, {}, {}
   for _, c in ipairs(list) do by_id[c.id] = c end
   for _, c in ipairs(list) do
-    local out = graph[c.id]
-    if not out then
-      out = {}
-      graph[c.id] = out
-    end
-    table.move(c.deps, 1, #c.deps, #out + 1, out)
     local p = c.type == "issue" and c.parent and by_id[c.parent]
     if p and #p.deps > 0 then
       local key = "(" .. p.type .. " " .. p.id .. ")"
       if not via[key] then
         via[key] = p.id
-        graph[key] = table.move(p.deps, 1, #p.deps, 1, {})
+        graph[key] = p.deps -- never added to: an issue holds no card
       end
+      local out = table.move(c.deps, 1, #c.deps, 1, {})
       out[#out + 1] = key
+      graph[c.id] = out
+    elseif c.type == "issue" then
+      graph[c.id] = c.deps -- the list's own array, never added to (no allocation per card on a large board)
+    else
+      graph[c.id] = table.move(c.deps, 1, #c.deps, 1, {})
     end
   end
-  -- each parent after its own dependencies, in the order of the list
+  -- each epic or rock after its own dependencies, in the order of the list
   for _, c in ipairs(list) do
-    local p = c.parent and graph[c.parent]
-    if p and by_id[c.parent] then p[#p + 1] = c.id end
+    local p = c.parent and by_id[c.parent]
+    if p and p.type ~= "issue" then
+      local out = graph[p.id]
+      out[#out + 1] = c.id
+    end
   end
   return graph, via
 end

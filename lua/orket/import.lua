@@ -442,12 +442,28 @@ function Ctx:try(fn, ...)
   return nil
 end
 
+local STRINGS = { "name", "summary", "description", "note", "seat" }
+
+-- The fields every card has, all at once: raises at the first wrong one.
+local function common_fields(ctx, t, path, card)
+  for _, k in ipairs(STRINGS) do card[k] = ctx:str(t, path, k) end
+  card.requirements = ctx:text(t, path, "requirements")
+  card.acceptance = ctx:text(t, path, "acceptance")
+  card.priority = ctx:priority(t, path)
+  card.deps = ctx:deps(t, path)
+end
+
 local function common(ctx, t, path, card)
-  for _, k in ipairs { "name", "summary", "description", "note", "seat" } do card[k] = ctx:try(ctx.str, ctx, t, path, k) end
-  card.requirements = ctx:try(ctx.text, ctx, t, path, "requirements")
-  card.acceptance = ctx:try(ctx.text, ctx, t, path, "acceptance")
-  card.priority = ctx:try(ctx.priority, ctx, t, path) or 2
-  card.deps = ctx:try(ctx.deps, ctx, t, path) or {}
+  -- one protected call for the fields of a card that has no wrong one (most): a call per
+  -- field made validate's check of 50,000 issues a fifth slower. The checks change nothing,
+  -- so a card that has one is checked again field by field, each error recorded.
+  if not pcall(common_fields, ctx, t, path, card) then
+    for _, k in ipairs(STRINGS) do card[k] = ctx:try(ctx.str, ctx, t, path, k) end
+    card.requirements = ctx:try(ctx.text, ctx, t, path, "requirements")
+    card.acceptance = ctx:try(ctx.text, ctx, t, path, "acceptance")
+    card.priority = ctx:try(ctx.priority, ctx, t, path) or 2
+    card.deps = ctx:try(ctx.deps, ctx, t, path) or {}
+  end
   card.file = ctx.file
   card.path = path
   return card

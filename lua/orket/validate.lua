@@ -245,17 +245,20 @@ local function check_epics(dir, out, warnings, summary, team)
   -- A dependency on the card's own epic or rock (reported by link) stays out too: it is a
   -- cycle through the parent, said once.
   local waits, nodes = {}, {}
-  for _, c in ipairs(set.cards) do
-    local up, under = c.parent, {}
-    while up and not under[up] do
-      under[up] = true
-      up = set.by_id[up] and set.by_id[up].parent
+  local function under(c, id) -- whether id is c's epic or rock (the board is three levels deep)
+    local up, n = c.parent, 0
+    while up and n < 8 do
+      if up == id then return true end
+      up, n = set.by_id[up] and set.by_id[up].parent, n + 1
     end
+    return false
+  end
+  for _, c in ipairs(set.cards) do
     local deps = {}
     for _, d in ipairs(c.deps or {}) do
       if not ids[d.id] then
         add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file, c.anchor)
-      elseif not under[d.id] then
+      elseif not under(c, d.id) then
         deps[#deps + 1] = d.id
       end
     end
