@@ -12,8 +12,12 @@ local function project(files)
   return dir
 end
 
+local B = require "tests.backends"
+
+-- the project's store; under tests/with_pg.lua (run.sh's pg layer), a fresh PostgreSQL
+-- database: import's reads and writes are the store's, on either backend
 local function open(dir)
-  local db = assert(store.open(dir .. "/.orket/orket.db"))
+  local db = B.name() == "pg" and B.open_store() or assert(store.open(dir .. "/.orket/orket.db"))
   return db, board_mod.open(db)
 end
 
