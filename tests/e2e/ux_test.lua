@@ -104,6 +104,26 @@ describe("orket validate on epics", function()
     assert.matches('^orket: epics/e.json:4: issues%[2%]%.priority: unknown priority "Urgent"', r.stderr)
   end)
 
+  it("reports every problem of a rock file, and links it to an epic whose file has a wrong field", function()
+    local p = project()
+    H.write(p .. "/epics/r.json", '{"id": "R", "type": "rock", "colour": 1, "priority": "Urgent",\n'
+      .. ' "epics": [{"epic": "e", "departmnt": "x"}, 5, {"epic": 7}]}\n')
+    H.write(p .. "/epics/e.json", '{"id": "E", "summary": 3, "issues": [{"id": "E-1", "summary": "a"}]}\n')
+    local r = H.orket("validate", { cwd = p })
+    assert.equal(1, r.status)
+    for _, want in ipairs {
+      "epics/e.json:1: summary: must be a string, not number",
+      "epics/r.json:1: colour: unknown field",
+      'epics/r.json:1: priority: unknown priority "Urgent"',
+      "epics/r.json:2: epics[0].departmnt: unknown field",
+      "epics/r.json:2: epics[1]: must be {epic=, department=} or an epic id",
+      "epics/r.json:2: epics[2].epic: must be a string, not number",
+    } do
+      assert.matches(want, r.stdout, 1, true)
+    end
+    assert.matches("\n6 problems\n$", r.stdout) -- and no unknown epic "e"
+  end)
+
   it("reports a duplicate id once, not also as a cycle", function()
     local r = validate_with('"id": "START%-2"', '"id": "START-1"')
     assert.equal(1, r.status)
