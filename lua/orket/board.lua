@@ -566,21 +566,24 @@ function M.find_cycle(graph, nodes)
 end
 
 --- waits_for(cards) -> graph, via: what each card waits for, the edges a dependency cycle is
---- looked for in (find_cycle). cards: {{id=, type=, parent=, deps={ids}}...}, every card
---- the edges may reach. The rules are the scheduler's and the state machine's (orket.ready
---- runnable, Board:open_deps, Board:_follow), so that what import and validate accept can
---- run:
+--- looked for in (find_cycle). cards: {{id=, type=, parent=, deps={ids}, status=}...}, every
+--- card the edges may reach (status: the board's, nil for a card not on it yet). The rules
+--- are the scheduler's and the state machine's (orket.ready runnable, Board:open_deps,
+--- Board:_follow), so that what import and validate accept can run:
 ---   - a card waits for each card in its depends_on;
 ---   - an issue waits for each card its parent depends on (Guards 3), through a node of its
----     own, "(epic E)", so that a cycle names the epic whose depends_on closes it;
----   - an epic or a rock is done only when its children are, so it waits for each child.
+---     own, "(epic E)", so that a cycle names the epic whose depends_on closes it; a
+---     finished issue waits for nothing more;
+---   - an epic or a rock is done only when its children are, so it waits for each child
+---     but a canceled or archived one, and a finished one waits for none.
 --- via: such a node -> the id of the card whose depends_on it stands for.
+local GONE = { canceled = true, archived = true }
 function M.waits_for(list)
   local graph, via, by_id = {}, {}, {}
   for _, c in ipairs(list) do by_id[c.id] = c end
   for _, c in ipairs(list) do
     local p = c.type == "issue" and c.parent and by_id[c.parent]
-    if p and #p.deps > 0 then
+    if p and #p.deps > 0 and not M.FINAL[c.status] then
       local key = "(" .. p.type .. " " .. p.id .. ")"
       if not via[key] then
         via[key] = p.id
@@ -598,7 +601,7 @@ function M.waits_for(list)
   -- each epic or rock after its own dependencies, in the order of the list
   for _, c in ipairs(list) do
     local p = c.parent and by_id[c.parent]
-    if p and p.type ~= "issue" then
+    if p and p.type ~= "issue" and not GONE[c.status] and not M.FINAL[p.status] then
       local out = graph[p.id]
       out[#out + 1] = c.id
     end

@@ -732,38 +732,19 @@ local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_
   done = true }
 
 -- A dependency this import adds, not done, to an issue on the board that is under way or
--- done, or to an epic one of whose issues is: the issue would be finished without it, and
--- the board would show done work depending on work not done. -> message, anchor | nil.
+-- done: the issue would be finished without it, and the board would show done work
+-- depending on work not done. -> message, anchor | nil. (An epic's new dependency holds
+-- back its issues not yet started, which is how the rest of an epic is held: allowed.)
 -- row: the board's cards by id; had: "card\0dependency" of the board's dependencies.
 local function late_dependency(set, row, had)
-  local issues_of -- the board's issues by epic, made when an epic adds a dependency
   for _, c in ipairs(set.cards) do
     local cur = row[c.id]
-    for _, d in ipairs(cur and c.deps or {}) do
+    for _, d in ipairs(cur and c.type == "issue" and c.deps or {}) do
       local dst = row[d.id] and row[d.id].status or "ready" -- a card this import creates is ready
       if dst ~= "done" and not had[c.id .. "\0" .. d.id] then
-        local started
-        if c.type == "issue" then
-          started = UNDER_WAY[cur.status] and c.id
-        else
-          if not issues_of then
-            issues_of = {}
-            for id, r in pairs(row) do
-              if r.type == "issue" and r.parent then
-                local l = issues_of[r.parent]
-                if not l then l = {}; issues_of[r.parent] = l end
-                l[#l + 1] = id
-              end
-            end
-            for _, l in pairs(issues_of) do table.sort(l) end
-          end
-          for _, id in ipairs(issues_of[c.id] or {}) do
-            if UNDER_WAY[row[id].status] then started = id break end
-          end
-        end
+        local started = UNDER_WAY[cur.status] and c.id
         if started then
           local st, who = row[started].status, started
-          if started ~= c.id then who = string.format("%s's issue %s", c.id, started) end
           local at = string.format("%s%s: %s: ", c.file, c.path == "" and c.deps_line and (":" .. c.deps_line) or "",
             d.path)
           if st == "done" then
@@ -825,7 +806,7 @@ function M.import(db, dir)
       end
       graph[c.id] = ids
       nodes[#nodes + 1] = c.id
-      waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = ids }
+      waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = ids, status = row[c.id] and row[c.id].status }
     end
     -- the board's cards the files do not define wait as the board has them
     local kept, had = {}, {}
@@ -844,7 +825,7 @@ function M.import(db, dir)
     table.sort(others) -- one order, so one cycle of several is named each time
     for _, id in ipairs(others) do
       local r = row[id]
-      waits[#waits + 1] = { id = id, type = r.type, parent = r.parent, deps = kept[id] or {} }
+      waits[#waits + 1] = { id = id, type = r.type, parent = r.parent, deps = kept[id] or {}, status = r.status }
     end
     local wgraph, via = board_mod.waits_for(waits)
     local cycle = board_mod.find_cycle(wgraph, nodes)

@@ -362,6 +362,36 @@ describe("board", function()
     }, { "E-1" }))
   end)
 
+  it("waits_for leaves out what no longer holds a card back: a canceled child, a finished card's waits", function()
+    -- E-2 (depending on F-1, which depends on epic E) canceled: E waits for E-1 alone, so the
+    -- board runs (as docs/board.md advises for a stall), and a re-import is not refused
+    local function board(e2, e)
+      return {
+        { id = "E", type = "epic", deps = {}, status = e },
+        { id = "E-1", type = "issue", parent = "E", deps = {}, status = "ready" },
+        { id = "E-2", type = "issue", parent = "E", deps = { "F-1" }, status = e2 },
+        { id = "F", type = "epic", deps = {}, status = "ready" },
+        { id = "F-1", type = "issue", parent = "F", deps = { "E" }, status = "ready" },
+      }
+    end
+    assert.same({ "E", "E-2", "F-1", "E" }, board_mod.find_cycle(board_mod.waits_for(board("ready")), { "E" }))
+    assert.same({ "E", "E-2", "F-1", "E" }, board_mod.find_cycle(board_mod.waits_for(board(nil)), { "E" }))
+    for _, gone in ipairs { "canceled", "archived" } do
+      assert.is_nil(board_mod.find_cycle(board_mod.waits_for(board(gone)), { "E", "F-1" }), gone)
+    end
+    -- a done epic waits for none of its children
+    assert.is_nil(board_mod.find_cycle(board_mod.waits_for(board("ready", "done")), { "E", "F-1" }))
+    -- a finished issue no longer waits for its epic's dependencies
+    local graph = board_mod.waits_for {
+      { id = "E", type = "epic", deps = { "X" } },
+      { id = "E-1", type = "issue", parent = "E", deps = {}, status = "done" },
+      { id = "E-2", type = "issue", parent = "E", deps = {} },
+      { id = "X", type = "issue", deps = {} },
+    }
+    assert.same({}, graph["E-1"])
+    assert.same({ "(epic E)" }, graph["E-2"])
+  end)
+
   it("finds a cycle through 200,000 cards without running out of stack", function()
     local n, graph, nodes = 200000, {}, {}
     for i = 1, n do
