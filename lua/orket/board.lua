@@ -521,38 +521,102 @@ function Board:history(id)
   return self.db:events { card = id }
 end
 
--- Depth-first search for a cycle through `start` in graph (id -> array of ids).
--- Returns the cycle as an array of ids (first == last) or nil.
+-- Depth-first search for a cycle in graph (id -> array of ids), from each of nodes in turn.
+-- Returns the cycle as an array of ids (first == last) or nil. Iterative, with its own
+-- stack: a recursive walk overflowed Lua's C stack on a ring of 200,000 cards. Linear in
+-- nodes and edges.
 function M.find_cycle(graph, nodes)
-  local color, stack = {}, {}
-  local function visit(n)
-    color[n] = 1
-    stack[#stack + 1] = n
-    for _, d in ipairs(graph[n] or {}) do
-      if color[d] == 1 then
-        local cyc = {}
-        for i = #stack, 1, -1 do
-          table.insert(cyc, 1, stack[i])
-          if stack[i] == d then break end
+  local color = {} -- nil: unseen, 1: on the path, 2: done
+  local path, at = {}, {} -- the path from the root, and the next edge to try of each node on it
+  local EMPTY = {}
+  for _, root in ipairs(nodes) do
+    if color[root] == nil then
+      color[root] = 1
+      path[1], at[1] = root, 1
+      local top = 1
+      while top > 0 do
+        local n = path[top]
+        local edges = graph[n] or EMPTY
+        local i = at[top]
+        local d = edges[i]
+        if d == nil then
+          color[n] = 2
+          path[top], at[top] = nil, nil
+          top = top - 1
+        else
+          at[top] = i + 1
+          local cd = color[d]
+          if cd == 1 then
+            -- the path from d's place on it to here, and d again
+            local from = top
+            while path[from] ~= d do from = from - 1 end
+            local cyc = table.move(path, from, top, 1, {})
+            cyc[#cyc + 1] = d
+            return cyc
+          elseif cd == nil then
+            color[d] = 1
+            top = top + 1
+            path[top], at[top] = d, 1
+          end
         end
-        cyc[#cyc + 1] = d
-        return cyc
-      elseif color[d] == nil then
-        local c = visit(d)
-        if c then return c end
       end
-    end
-    stack[#stack] = nil
-    color[n] = 2
-    return nil
-  end
-  for _, n in ipairs(nodes) do
-    if color[n] == nil then
-      local c = visit(n)
-      if c then return c end
     end
   end
   return nil
+end
+
+--- waits_for(cards) -> graph, via: what each card waits for, the edges a dependency cycle is
+--- looked for in (find_cycle). cards: {{id=, type=, parent=, deps={ids}, status=}...}, every
+--- card the edges may reach (status: the board's, nil for a card not on it yet). The rules
+--- are the scheduler's and the state machine's (orket.ready runnable, Board:open_deps,
+--- Board:_follow), so that what import and validate accept can run:
+---   - a card waits for each card in its depends_on;
+---   - an issue waits for each card its parent depends on (Guards 3), through a node of its
+---     own, "(epic E)", so that a cycle names the epic whose depends_on closes it; a
+---     finished issue waits for nothing more;
+---   - an epic or a rock is done only when its children are, so it waits for each child
+---     but a canceled or archived one, and a finished one waits for none.
+--- via: such a node -> the id of the card whose depends_on it stands for.
+local GONE = { canceled = true, archived = true }
+function M.waits_for(list)
+  local graph, via, by_id = {}, {}, {}
+  for _, c in ipairs(list) do by_id[c.id] = c end
+  for _, c in ipairs(list) do
+    local p = c.type == "issue" and c.parent and by_id[c.parent]
+    if p and #p.deps > 0 and not M.FINAL[c.status] then
+      local key = "(" .. p.type .. " " .. p.id .. ")"
+      if not via[key] then
+        via[key] = p.id
+        graph[key] = p.deps -- never added to: an issue holds no card
+      end
+      local out = table.move(c.deps, 1, #c.deps, 1, {})
+      out[#out + 1] = key
+      graph[c.id] = out
+    elseif c.type == "issue" then
+      graph[c.id] = c.deps -- the list's own array, never added to (no allocation per card on a large board)
+    else
+      graph[c.id] = table.move(c.deps, 1, #c.deps, 1, {})
+    end
+  end
+  -- each epic or rock after its own dependencies, in the order of the list
+  for _, c in ipairs(list) do
+    local p = c.parent and by_id[c.parent]
+    if p and p.type ~= "issue" and not GONE[c.status] and not M.FINAL[p.status] then
+      local out = graph[p.id]
+      out[#out + 1] = c.id
+    end
+  end
+  return graph, via
+end
+
+--- cycle_text(cycle) -> the cycle find_cycle found as "A -> B -> A"; a long one shortened to
+--- its first and last cards and how many are left out (a ring of 200,000 cards would make a
+--- message of megabytes)
+function M.cycle_text(cycle)
+  local n = #cycle
+  if n <= 24 then return table.concat(cycle, " -> ") end
+  return string.format("%s -> ... (%d more) -> %s", table.concat(cycle, " -> ", 1, 12), n - 18,
+    table.concat(cycle, " -> ", n - 5, n))
 end
 
 local TEXT_FIELDS = { "summary", "description", "note", "requirements", "acceptance", "seat", "name" }

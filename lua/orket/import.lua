@@ -386,8 +386,10 @@ function Ctx:unknown(t, path, kind)
   for _, k in ipairs(nearest.ordered(extra, f.text)) do
     local where = k:match("^[%a_][%w_]*$") and self:field(path, k) or string.format("%s[%q]", path, k)
     local line = fieldline.of(self.source, k, self.anchor) or fieldline.of(self.source, k)
-    self.unknowns[#self.unknowns + 1] = { message = string.format("%s%s: %s: unknown field (%s fields: %s)",
+    local u = { message = string.format("%s%s: %s: unknown field (%s fields: %s)",
       self.file, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor, field = where }
+    self.unknowns[#self.unknowns + 1] = u
+    self.problems[#self.problems + 1] = u
   end
 end
 
@@ -427,98 +429,164 @@ function Ctx:notes()
   return out
 end
 
-local function common(ctx, t, path, card)
-  card.name = ctx:str(t, path, "name")
-  card.summary = ctx:str(t, path, "summary")
-  card.description = ctx:str(t, path, "description")
-  card.note = ctx:str(t, path, "note")
-  card.seat = ctx:str(t, path, "seat")
+-- try(fn, ...) -> fn's results, or nil when it failed on a field (Ctx:fail): the failure is
+-- recorded (self.errors; self.problems too, unless it only says an unknown field again) and
+-- the file's other fields are still checked, so validate reports them all in one pass.
+function Ctx:try(fn, ...)
+  local ok, a, b = pcall(fn, ...)
+  if ok then return a, b end
+  if type(a) ~= "table" or not a.import_error then error(a, 0) end
+  local e = { message = a.import_error, anchor = a.anchor }
+  self.errors[#self.errors + 1] = e
+  if not a.again then self.problems[#self.problems + 1] = e end
+  return nil
+end
+
+local STRINGS = { "name", "summary", "description", "note", "seat" }
+
+-- The fields every card has, all at once: raises at the first wrong one.
+local function common_fields(ctx, t, path, card)
+  for _, k in ipairs(STRINGS) do card[k] = ctx:str(t, path, k) end
   card.requirements = ctx:text(t, path, "requirements")
   card.acceptance = ctx:text(t, path, "acceptance")
   card.priority = ctx:priority(t, path)
   card.deps = ctx:deps(t, path)
+end
+
+local function common(ctx, t, path, card)
+  -- one protected call for the fields of a card that has no wrong one (most): a call per
+  -- field made validate's check of 50,000 issues a fifth slower. The checks change nothing,
+  -- so a card that has one is checked again field by field, each error recorded.
+  if not pcall(common_fields, ctx, t, path, card) then
+    for _, k in ipairs(STRINGS) do card[k] = ctx:try(ctx.str, ctx, t, path, k) end
+    card.requirements = ctx:try(ctx.text, ctx, t, path, "requirements")
+    card.acceptance = ctx:try(ctx.text, ctx, t, path, "acceptance")
+    card.priority = ctx:try(ctx.priority, ctx, t, path) or 2
+    card.deps = ctx:try(ctx.deps, ctx, t, path) or {}
+  end
   card.file = ctx.file
   card.path = path
   return card
 end
 
--- One file's value -> list of card definitions (rock or epic first, then issues).
+-- One issue of the epic's list: added to cards when it has an id.
+local function issue_of(ctx, t, i, key, epic, cards)
+  local p = ctx:idx(key, i)
+  ctx.anchor = ctx:anchor_of(t)
+  if type(t) ~= "table" then ctx:fail(p, "must be an object") end
+  local known = #ctx.unknowns
+  ctx:try(ctx.unknown, ctx, t, p, "issue")
+  local issue = common(ctx, t, p, { type = "issue", parent = epic.id })
+  local title = issue.summary or issue.name
+  if not title or not title:find("%S") then
+    local function given(k) return t[k] ~= nil and t[k] ~= json.null and issue[k] == nil end
+    -- a summary or name of the wrong type is said already, as its field's error
+    if not (given("summary") or given("name")) then
+      -- a misspelt summary ("sumary") is the likelier fault: said as its unknown field, which
+      -- names the field meant (to validate, which lists that field already, said again)
+      local u = ctx.unknowns[known + 1]
+      if u then
+        ctx:try(error, { import_error = said(ctx.unknowns, known + 1), anchor = u.anchor, again = true }, 0)
+      else
+        ctx:try(ctx.fail, ctx, p, "needs a summary or a name")
+      end
+    end
+    title = nil
+  end
+  -- without an id of its own, the issue's is derived from its summary and its epic's id
+  if t.id == nil and not (title and epic.id) then return end
+  issue.id, issue.derived = ctx:try(ctx.id, ctx, t, p, title and epic.id and (epic.id .. "-" .. M.slug(title)))
+  issue.verification = ctx:try(ctx.checks_text, ctx, t, p)
+  issue.anchor = ctx.anchor
+  if issue.id and epic.id then cards[#cards + 1] = issue end
+end
+
+-- The line of a rock's or an epic's own depends_on, for a message about one of its entries:
+-- to orket.fieldline a path "depends_on[0]" reads as an object in an array (issues[0]), whose
+-- line is its id's.
+local function deps_line(ctx, card)
+  if not card.deps[1] then return nil end
+  return fieldline.of(ctx.source, "depends_on", card.anchor) or fieldline.of(ctx.source, "depends_on")
+end
+
+-- One file's value -> list of card definitions (rock or epic first, then issues), its
+-- problems (unknown fields and the errors of its fields, in order), notes, the errors of its
+-- fields (Ctx:try; import refuses the first), and the unknown fields. A value
+-- that is not an object raises. Every field is checked, so that validate reports them all;
+-- a card whose id could not be had is left out, and an epic's issues with it.
 local function shape(f, v)
   local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {}, seen = {}, source = f.text,
-    ignored_seen = {} }, Ctx)
+    ignored_seen = {}, errors = {}, problems = {} }, Ctx)
   if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
   if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
   local cards = {}
   local kind = v.type
   if kind ~= nil and kind ~= "rock" and kind ~= "epic" then ctx:fail("type", "must be \"rock\" or \"epic\"") end
+  local function done() return cards, ctx.problems, ctx:notes(), ctx.errors, ctx.unknowns end
   if kind == "rock" or (kind == nil and v.epics ~= nil) then
-    ctx:unknown(v, "", "rock")
+    ctx:try(ctx.unknown, ctx, v, "", "rock")
     local rock = common(ctx, v, "", { type = "rock", department = f.department })
-    rock.id, rock.derived = ctx:id(v, "", f.stem)
+    rock.id, rock.derived = ctx:try(ctx.id, ctx, v, "", f.stem)
     rock.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
-    if type(v.epics) ~= "table" then ctx:fail("epics", "must be an array of {epic=, department=}") end
-    ctx:array(v.epics, "epics", "{epic=, department=}")
+    rock.deps_line = deps_line(ctx, rock)
     rock.epics = {}
+    if rock.id then cards[1] = rock end
+    if not ctx:try(function()
+      if type(v.epics) ~= "table" then ctx:fail("epics", "must be an array of {epic=, department=}") end
+      return ctx:array(v.epics, "epics", "{epic=, department=}")
+    end) then return done() end
     for i, e in ipairs(v.epics) do
-      local p = ctx:idx("epics", i)
-      ctx.anchor = ctx:anchor_of(type(e) == "string" and { epic = e } or e)
-      if type(e) == "string" then e = { epic = e } end
-      if type(e) ~= "table" then ctx:fail(p, "must be {epic=, department=} or an epic id") end
-      ctx:unknown(e, p, "rock_epic")
-      rock.epics[i] = { epic = ctx:str(e, p, "epic", true), department = ctx:str(e, p, "department"), path = p }
+      ctx:try(function()
+        local p = ctx:idx("epics", i)
+        ctx.anchor = ctx:anchor_of(type(e) == "string" and { epic = e } or e)
+        if type(e) == "string" then e = { epic = e } end
+        if type(e) ~= "table" then ctx:fail(p, "must be {epic=, department=} or an epic id") end
+        ctx:try(ctx.unknown, ctx, e, p, "rock_epic")
+        local epic, department = ctx:try(ctx.str, ctx, e, p, "epic", true), ctx:try(ctx.str, ctx, e, p, "department")
+        if epic then rock.epics[#rock.epics + 1] = { epic = epic, department = department, path = p } end
+      end)
     end
-    cards[1] = rock
-    return cards, ctx.unknowns, ctx:notes()
+    ctx.anchor = nil
+    return done()
   end
-  ctx:unknown(v, "", "epic")
+  ctx:try(ctx.unknown, ctx, v, "", "epic")
   local epic = common(ctx, v, "", { type = "epic", department = f.department })
-  epic.id, epic.derived = ctx:id(v, "", f.stem)
+  epic.id, epic.derived = ctx:try(ctx.id, ctx, v, "", f.stem)
   epic.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
-  cards[1] = epic
+  epic.deps_line = deps_line(ctx, epic)
+  if epic.id then cards[1] = epic end
   local key, list
   for _, k in ipairs(M.ISSUE_KEYS) do
     if v[k] ~= nil then
-      if key then ctx:fail(k, "give issues under one key only (found %s and %s)", key, k) end
-      key, list = k, v[k]
+      if key then
+        ctx:try(ctx.fail, ctx, k, "give issues under one key only (found %s and %s)", key, k)
+      else
+        key, list = k, v[k]
+      end
     end
   end
-  if list == nil then return cards, ctx.unknowns, ctx:notes() end
-  if type(list) ~= "table" then ctx:fail(key, "must be an array of issues") end
-  ctx:array(list, key, "issues")
-  for i, t in ipairs(list) do
-    local p = ctx:idx(key, i)
-    ctx.anchor = ctx:anchor_of(t)
-    if type(t) ~= "table" then ctx:fail(p, "must be an object") end
-    local known = #ctx.unknowns
-    ctx:unknown(t, p, "issue")
-    local issue = common(ctx, t, p, { type = "issue", parent = epic.id })
-    local title = issue.summary or issue.name
-    if not title or not title:find("%S") then
-      -- a misspelt summary ("sumary") is the likelier fault: said as its unknown field, which
-      -- names the field meant
-      local u = ctx.unknowns[known + 1]
-      if u then error({ import_error = said(ctx.unknowns, known + 1), anchor = u.anchor }, 0) end
-      ctx:fail(p, "needs a summary or a name")
-    end
-    issue.id, issue.derived = ctx:id(t, p, epic.id .. "-" .. M.slug(title))
-    issue.verification = ctx:checks_text(t, p)
-    issue.anchor = ctx.anchor
-    ctx.anchor = nil
-    cards[#cards + 1] = issue
-  end
-  return cards, ctx.unknowns, ctx:notes()
+  if list == nil then return done() end
+  if not ctx:try(function()
+    if type(list) ~= "table" then ctx:fail(key, "must be an array of issues") end
+    return ctx:array(list, key, "issues")
+  end) then return done() end
+  for i, t in ipairs(list) do ctx:try(issue_of, ctx, t, i, key, epic, cards) end
+  ctx.anchor = nil
+  return done()
 end
 
 -- For `orket validate`, which checks each file on its own to report every broken file:
 -- list_files(dir) -> {rel=, path=, ...} | nil, msg, CODE;
--- check_file(f) -> cards, unknown fields ({message=, anchor=}, each a problem), notes (the
--- original's fields read and ignored, as text) | nil, msg, anchor.
+-- check_file(f) -> cards (those that could be had), problems ({message=, anchor=}: every
+-- unknown field and every field's error, in the file's order), notes (the original's fields
+-- read and ignored, as text) | nil, msg, anchor (a file that cannot be read, parsed or is no
+-- object).
 M.list_files = list_files
 function M.check_file(f)
   local v, perr = parse_file(f)
   if v == nil then return nil, perr end
-  local ok, cards, unknown, notes = pcall(shape, f, v)
-  if ok then return cards, unknown, notes end
+  local ok, cards, problems, notes = pcall(shape, f, v)
+  if ok then return cards, problems, notes end
   if type(cards) == "table" and cards.import_error then return nil, cards.import_error, cards.anchor end
   error(cards, 0)
 end
@@ -606,11 +674,13 @@ local function load_files(dir)
     local v, perr = parse_file(f)
     if v == nil then return nil, perr, "EINVAL" end
     digests[#digests + 1] = { rel = f.rel, digest = f.digest }
-    local ok, cards, fw, notes = pcall(shape, f, v)
+    local ok, cards, _, notes, errs, fw = pcall(shape, f, v)
     if not ok then
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
       error(cards, 0)
     end
+    -- a field's error first, as a misspelt summary is said (validate lists them all)
+    if errs[1] then return nil, errs[1].message, "EINVAL", errs[1].anchor end
     if fw[1] then return nil, said(fw, 1), "EINVAL", fw[1].anchor end
     parsed[#parsed + 1] = { file = f, cards = cards }
     table.move(notes, 1, #notes, #warnings + 1, warnings)
@@ -620,13 +690,76 @@ local function load_files(dir)
   return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests }
 end
 
-function M.load(dir)
-  local set, msg, code, anchor = load_files(dir)
-  if set or code ~= "EINVAL" then return set, msg, code, anchor end
+-- msg ("file: path: text") with the line of path in the card anchor points at, when found
+local function placed(dir, msg, anchor)
   local file, line, text = fieldline.place(msg, function(f) return (scriptfile.read(dir .. "/" .. f, M.MAX_FILE)) end,
     nil, anchor)
   if line then msg = string.format("%s:%d: %s", file, line, text) end
-  return nil, msg, code, anchor
+  return msg
+end
+
+function M.load(dir)
+  local set, msg, code, anchor = load_files(dir)
+  if set or code ~= "EINVAL" then return set, msg, code, anchor end
+  return nil, placed(dir, msg, anchor), code, anchor
+end
+
+--- cycle_problem(cycle, via, by_id) -> message, anchor: a cycle board.find_cycle found in
+--- board.waits_for's graph, said at the depends_on entry that closes it (the last edge of
+--- the cycle that is one of a file's cards: the line to change). by_id: the files' cards.
+--- The one wording of a cycle, import's and validate's.
+function M.cycle_problem(cycle, via, by_id)
+  local text = #cycle == 2 and (cycle[1] .. " depends on itself") or board_mod.cycle_text(cycle)
+  local first
+  for i = #cycle - 1, 1, -1 do
+    local c = by_id[via[cycle[i]] or cycle[i]]
+    if c then
+      first = first or c
+      for _, d in ipairs(c.deps) do
+        if d.id == cycle[i + 1] then
+          return string.format("%s%s: %s: dependency cycle: %s", c.file, c.deps_line and (":" .. c.deps_line) or "",
+            d.path, text), c.anchor
+        end
+      end
+    end
+  end
+  return string.format("%s: dependency cycle: %s", first and first.file or "epics", text), first and first.anchor
+end
+
+-- The statuses from which an issue can be done without starting again: dependencies hold
+-- back only a start (docs/board.md, Guards 3), so one added now would not hold it back.
+local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_testing = true, code_review = true,
+  done = true }
+
+-- A dependency this import adds, not done, to an issue on the board that is under way or
+-- done: the issue would be finished without it, and the board would show done work
+-- depending on work not done. -> message, anchor | nil. (An epic's new dependency holds
+-- back its issues not yet started, which is how the rest of an epic is held: allowed.)
+-- row: the board's cards by id; had: "card\0dependency" of the board's dependencies.
+local function late_dependency(set, row, had)
+  for _, c in ipairs(set.cards) do
+    local cur = row[c.id]
+    for _, d in ipairs(cur and c.type == "issue" and c.deps or {}) do
+      local dst = row[d.id] and row[d.id].status or "ready" -- a card this import creates is ready
+      if dst ~= "done" and not had[c.id .. "\0" .. d.id] then
+        local started = UNDER_WAY[cur.status] and c.id
+        if started then
+          local st, who = row[started].status, started
+          local at = string.format("%s%s: %s: ", c.file, c.path == "" and c.deps_line and (":" .. c.deps_line) or "",
+            d.path)
+          if st == "done" then
+            return string.format("%s%s is done, so it was done without the new dependency %s (%s): drop the "
+              .. "dependency, or give the work that needs %s to a new card that depends on it", at, who, d.id, dst,
+              d.id), c.anchor
+          end
+          return string.format("%s%s is %s, so the new dependency %s (%s) would not hold it back (dependencies hold "
+            .. "back only a start): drop the dependency, or cancel %s and give its work to a new card that depends "
+            .. "on %s", at, who, st, d.id, dst, started, d.id), c.anchor
+        end
+      end
+    end
+  end
+  return nil
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
@@ -645,7 +778,7 @@ function M.import(db, dir)
     for _, r in ipairs(imports.cards(db)) do
       existing[r.id], row[r.id] = r.type, r
     end
-    local graph, nodes = {}, {}
+    local graph, nodes, waits = {}, {}, {}
     for _, c in ipairs(set.cards) do
       if existing[c.id] and existing[c.id] ~= c.type then
         return nil, string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
@@ -673,18 +806,35 @@ function M.import(db, dir)
       end
       graph[c.id] = ids
       nodes[#nodes + 1] = c.id
+      waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = ids, status = row[c.id] and row[c.id].status }
     end
+    -- the board's cards the files do not define wait as the board has them
+    local kept, had = {}, {}
     for _, r in ipairs(imports.dependencies(db)) do
       if not set.by_id[r.card_id] then
-        graph[r.card_id] = graph[r.card_id] or {}
-        table.insert(graph[r.card_id], r.depends_on)
+        local l = kept[r.card_id]
+        if not l then l = {}; kept[r.card_id] = l end
+        l[#l + 1] = r.depends_on
       end
+      had[r.card_id .. "\0" .. r.depends_on] = true
     end
-    local cycle = board_mod.find_cycle(graph, nodes)
+    local others = {}
+    for id in pairs(row) do
+      if not set.by_id[id] then others[#others + 1] = id end
+    end
+    table.sort(others) -- one order, so one cycle of several is named each time
+    for _, id in ipairs(others) do
+      local r = row[id]
+      waits[#waits + 1] = { id = id, type = r.type, parent = r.parent, deps = kept[id] or {}, status = r.status }
+    end
+    local wgraph, via = board_mod.waits_for(waits)
+    local cycle = board_mod.find_cycle(wgraph, nodes)
     if cycle then
-      local c = set.by_id[cycle[1]] or set.by_id[cycle[2]]
-      return nil, string.format("%s: dependency cycle: %s", c and c.file or "epics", table.concat(cycle, " -> ")), "ECYCLE"
+      local msg, anchor = M.cycle_problem(cycle, via, set.by_id)
+      return nil, placed(dir, msg, anchor), "ECYCLE"
     end
+    local late, lanchor = late_dependency(set, row, had)
+    if late then return nil, placed(dir, late, lanchor), "EINVAL" end
 
     -- Parents before children (foreign keys), creation order kept within a type.
     local rank = { rock = 1, epic = 2, issue = 3 }

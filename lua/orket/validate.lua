@@ -242,26 +242,35 @@ local function check_epics(dir, out, warnings, summary, team)
   end
   -- A card whose id is taken (reported by link) stays out of the graph: its edges would
   -- show a cycle that is only the clash.
-  local graph, nodes, by_id = {}, {}, {}
+  -- A dependency on the card's own epic or rock (reported by link) stays out too: it is a
+  -- cycle through the parent, said once.
+  local waits, nodes = {}, {}
+  local function under(c, id) -- whether id is c's epic or rock (the board is three levels deep)
+    local up, n = c.parent, 0
+    while up and n < 8 do
+      if up == id then return true end
+      up, n = set.by_id[up] and set.by_id[up].parent, n + 1
+    end
+    return false
+  end
   for _, c in ipairs(set.cards) do
-    graph[c.id], nodes[#nodes + 1], by_id[c.id] = {}, c.id, c
+    local deps = {}
     for _, d in ipairs(c.deps or {}) do
       if not ids[d.id] then
         add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file, c.anchor)
-      else
-        table.insert(graph[c.id], d.id)
+      elseif not under(c, d.id) then
+        deps[#deps + 1] = d.id
       end
     end
+    nodes[#nodes + 1] = c.id
+    waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = deps }
   end
+  -- what the scheduler waits for (board.waits_for), said at the depends_on that closes it
+  local graph, via = board.waits_for(waits)
   local cycle = board.find_cycle(graph, nodes)
   if cycle then
-    -- Name the edge that closes the cycle, so the line is the depends_on to change.
-    local c, at = by_id[cycle[#cycle - 1]], nil
-    for _, d in ipairs(c.deps or {}) do
-      if d.id == cycle[#cycle] then at = d.path break end
-    end
-    add(out, dir, string.format("%s: %s: dependency cycle: %s", c.file, at or "depends_on",
-      #cycle == 2 and (cycle[1] .. " depends on itself") or table.concat(cycle, " -> ")), c.file, c.anchor)
+    local msg, anchor = import.cycle_problem(cycle, via, set.by_id)
+    add(out, dir, msg, msg:match("^[^:]*"), anchor)
   end
   -- Seats: one the team lacks is worked by another seat unseen; the only reviewer seat
   -- can never review its own work, so its cards would stall.

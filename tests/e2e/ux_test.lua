@@ -51,6 +51,79 @@ describe("orket validate on epics", function()
       r.stdout, 1, true)
   end)
 
+  -- an issue waits for its epic's dependencies (docs/board.md, Guards 3): what import and
+  -- validate check is what the scheduler waits for
+  it("names a cycle through an epic's depends_on, with its line, and import refuses it", function()
+    local p = project()
+    H.write(p .. "/epics/e.json", '{\n  "id": "E",\n  "depends_on": ["E-1"],\n  "issues": [{"id": "E-1", "summary": "a"}]\n}\n')
+    local r = H.orket("validate", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches("epics/e.json:3: depends_on[0]: dependency cycle: E-1 -> (epic E) -> E-1\n1 problem\n", r.stdout, 1, true)
+    H.write(p .. "/epics/e.json", '{\n  "id": "E",\n  "depends_on": ["F-1"],\n  "issues": [{"id": "E-1", "summary": "a"}]\n}\n')
+    H.write(p .. "/epics/f.json", '{\n  "id": "F",\n  "issues": [\n    {"id": "F-1", "summary": "a", "depends_on": ["E-1"]}\n  ]\n}\n')
+    r = H.orket("validate", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches("epics/e.json:3: depends_on[0]: dependency cycle: F-1 -> E-1 -> (epic E) -> F-1\n1 problem\n", r.stdout, 1, true)
+    r = H.orket("import", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches("orket: epics/e.json:3: depends_on[0]: dependency cycle: F-1 -> E-1 -> (epic E) -> F-1\n", r.stderr, 1, true)
+    assert.is_nil(H.orket("board", { cwd = p }).stdout:match("E%-1"))
+  end)
+
+  -- validate reports everything in one pass (docs/engine.md): an error in one field neither
+  -- hides the unknown fields found before it nor the errors after it
+  it("reports every unknown field and every field's error of an epic file", function()
+    local p = project()
+    H.write(p .. "/epics/e.json", table.concat({ '{"id": "E", "name": "e", "issues": [',
+      ' {"id": "C", "summary": "z", "seet": "coder"},',
+      ' {"id": "D", "summary": "z", "depends_on ": ["C"]},',
+      ' {"id": "F", "summary": "z", "priority": "Urgent"},',
+      ' {"id": "G", "summary": 5, "priority": "Urgent", "depends_on": [1]},',
+      ' 7,',
+      ' {"id": "H", "summary": "z", "depends_on": ["G", "C"]}',
+      ']}', '' }, "\n"))
+    local r = H.orket("validate", { cwd = p })
+    assert.equal(1, r.status)
+    for _, want in ipairs {
+      "epics/e.json:2: issues[0].seet: unknown field",
+      'epics/e.json:3: issues[1]["depends_on "]: unknown field',
+      'epics/e.json:4: issues[2].priority: unknown priority "Urgent"',
+      "epics/e.json:5: issues[3].summary: must be a string, not number",
+      'epics/e.json:5: issues[3].priority: unknown priority "Urgent"',
+      "epics/e.json:5: issues[3].depends_on[0]: must be a card id string",
+      "issues[4]: must be an object",
+    } do
+      assert.matches(want, r.stdout, 1, true)
+    end
+    -- each said once, and a card of the file with a broken field is still a card (H may
+    -- depend on G): nothing else
+    assert.matches("\n7 problems\n$", r.stdout)
+    -- import refuses the first field's error
+    r = H.orket("import", { cwd = p })
+    assert.equal(1, r.status)
+    assert.matches('^orket: epics/e.json:4: issues%[2%]%.priority: unknown priority "Urgent"', r.stderr)
+  end)
+
+  it("reports every problem of a rock file, and links it to an epic whose file has a wrong field", function()
+    local p = project()
+    H.write(p .. "/epics/r.json", '{"id": "R", "type": "rock", "colour": 1, "priority": "Urgent",\n'
+      .. ' "epics": [{"epic": "e", "departmnt": "x"}, 5, {"epic": 7}]}\n')
+    H.write(p .. "/epics/e.json", '{"id": "E", "summary": 3, "issues": [{"id": "E-1", "summary": "a"}]}\n')
+    local r = H.orket("validate", { cwd = p })
+    assert.equal(1, r.status)
+    for _, want in ipairs {
+      "epics/e.json:1: summary: must be a string, not number",
+      "epics/r.json:1: colour: unknown field",
+      'epics/r.json:1: priority: unknown priority "Urgent"',
+      "epics/r.json:2: epics[0].departmnt: unknown field",
+      "epics/r.json:2: epics[1]: must be {epic=, department=} or an epic id",
+      "epics/r.json:2: epics[2].epic: must be a string, not number",
+    } do
+      assert.matches(want, r.stdout, 1, true)
+    end
+    assert.matches("\n6 problems\n$", r.stdout) -- and no unknown epic "e"
+  end)
+
   it("reports a duplicate id once, not also as a cycle", function()
     local r = validate_with('"id": "START%-2"', '"id": "START-1"')
     assert.equal(1, r.status)

@@ -12,8 +12,12 @@ local function project(files)
   return dir
 end
 
+local B = require "tests.backends"
+
+-- the project's store; under tests/with_pg.lua (run.sh's pg layer), a fresh PostgreSQL
+-- database: import's reads and writes are the store's, on either backend
 local function open(dir)
-  local db = assert(store.open(dir .. "/.orket/orket.db"))
+  local db = B.name() == "pg" and B.open_store() or assert(store.open(dir .. "/.orket/orket.db"))
   return db, board_mod.open(db)
 end
 
@@ -83,6 +87,56 @@ describe("import", function()
     for _, e in ipairs(b:history("E-1")) do kinds[#kinds + 1] = e.kind end
     assert.same({ "import", "transition", "comment", "import" }, kinds)
     assert.same({ "summary", "priority" }, b:history("E-1")[4].data.changed)
+    db:close()
+  end)
+
+  it("adds no unfinished dependency to an issue under way or done, which it would no longer hold back", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"},
+      {"id":"E-3","summary":"three"}]}]], ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"x"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    assert(b:transition("E-1", "in_progress", { actor = coder }))
+    assert(b:transition("E-2", "in_progress", { actor = coder }))
+    assert(b:transition("E-2", "code_review", { actor = coder }))
+    assert(b:transition("E-2", "done", { actor = guard }))
+    local events = #db:events()
+    for _, case in ipairs {
+      { [[{"id":"E","issues":[{"id":"E-1","summary":"one","depends_on":["E-9"]},{"id":"E-2","summary":"two"},
+          {"id":"E-3","summary":"three"},{"id":"E-9","summary":"new"}]}]],
+        "epics/e.json:1: issues[0].depends_on[0]: E-1 is in_progress, so the new dependency E-9 (ready) would not hold "
+          .. "it back (dependencies hold back only a start): drop the dependency, or cancel E-1 and give its work to a "
+          .. "new card that depends on E-9" },
+      { [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two","depends_on":["F-1"]},
+          {"id":"E-3","summary":"three"}]}]],
+        "epics/e.json:1: issues[1].depends_on[0]: E-2 is done, so it was done without the new dependency F-1 (ready): "
+          .. "drop the dependency, or give the work that needs F-1 to a new card that depends on it" },
+    } do
+      H.write(dir .. "/epics/e.json", case[1])
+      local ok, err, code = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.equal("EINVAL", code)
+      assert.equal(1, select(2, err:find(case[2], 1, true)) and 1 or 0, "got: " .. tostring(err))
+    end
+    assert.equal(events, #db:events()) -- nothing written
+    assert.is_nil(b:get("E-9"))
+    assert.same({}, b:get("E-1").depends_on)
+    -- an epic's new dependency holds back its issues not yet started (E-3), the way to hold
+    -- the rest of an epic: taken, though E-1 is under way and E-2 done
+    H.write(dir .. "/epics/e.json", '{"id":"E",\n"depends_on":["F-1"],"issues":[{"id":"E-1","summary":"one"},'
+      .. '{"id":"E-2","summary":"two"},{"id":"E-3","summary":"three"}]}')
+    assert(import.import(db, dir))
+    assert.same({ "F-1" }, b:get("E").depends_on)
+    -- a finished dependency, or an unfinished one of an issue that has not started, is fine
+    assert(b:transition("F-1", "in_progress", { actor = coder }))
+    assert(b:transition("F-1", "code_review", { actor = coder }))
+    assert(b:transition("F-1", "done", { actor = guard }))
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"one","depends_on":["F-1"]},
+      {"id":"E-2","summary":"two"},{"id":"E-3","summary":"three","depends_on":["E-9"]},{"id":"E-9","summary":"new"}]}]])
+    assert(import.import(db, dir))
+    assert.same({ "F-1" }, b:get("E-1").depends_on)
+    assert.same({ "E-9" }, b:get("E-3").depends_on)
+    assert(import.import(db, dir)) -- and kept on the next import
     db:close()
   end)
 
@@ -180,7 +234,19 @@ describe("import", function()
       'epics/web.json: issues[3].depends_on[0]: unknown card "API-9"' },
     { "a cycle across files", { ["a.json"] = [[{"id":"A","issues":[{"id":"A1","summary":"a","depends_on":["B1"]}]}]],
         ["b.json"] = [[{"id":"B","issues":[{"id":"B1","summary":"b","depends_on":["B2"]},{"id":"B2","summary":"c","depends_on":["A1"]}]}]] },
-      "epics/a.json: dependency cycle: A1 -> B1 -> B2 -> A1" },
+      "epics/b.json:1: issues[1].depends_on[0]: dependency cycle: A1 -> B1 -> B2 -> A1" },
+    -- an issue waits for its epic's dependencies too (the scheduler's rule): a cycle through them
+    { "an epic depending on one of its own issues", { ["e.json"] = '{"id":"E","depends_on":["E-1"],"issues":[{"id":"E-1","summary":"a"}]}' },
+      "epics/e.json:1: depends_on[0]: dependency cycle: E-1 -> (epic E) -> E-1" },
+    { "a cycle across two epics through an epic's dependency", {
+        ["e.json"] = '{"id":"E",\n"depends_on":["F-1"],\n"issues":[{"id":"E-1","summary":"a"}]}',
+        ["f.json"] = '{"id":"F","issues":[{"id":"F-1","summary":"a","depends_on":["E-1"]}]}' },
+      "epics/e.json:2: depends_on[0]: dependency cycle: F-1 -> E-1 -> (epic E) -> F-1" },
+    -- and a card depending on an epic waits for all its issues (an epic is done when they are)
+    { "a cycle through a dependency on another epic", {
+        ["e.json"] = '{"id":"E","issues":[{"id":"E-1","summary":"a","depends_on":["F"]}]}',
+        ["f.json"] = '{"id":"F","issues":[{"id":"F-1","summary":"a"},\n{"id":"F-2","summary":"b","depends_on":["E-1"]}]}' },
+      "epics/f.json:2: issues[1].depends_on[0]: dependency cycle: E-1 -> F -> F-2 -> E-1" },
     { "a self dependency", { ["a.json"] = [[{"id":"A","issues":[{"id":"A1","summary":"a","depends_on":"A1"}]}]] },
       "epics/a.json: issues[0].depends_on[0]: a card cannot depend on itself" },
     { "broken JSON, with its line", { ["a.json"] = "{\n  \"id\": \"A\",\n  \"issues\": [\n    {\"summary\" \"x\"}\n  ]\n}" },
@@ -241,6 +307,20 @@ describe("import", function()
       db:close()
     end)
   end
+
+  it("refuses a ring of 3,000 cards as a cycle, said shortened", function()
+    local n, issues = 3000, {}
+    for i = 1, n do issues[i] = string.format('{"id":"A%d","summary":"s","depends_on":["A%d"]}', i, i % n + 1) end
+    local dir = project { ["a.json"] = '{"id":"A","issues":[' .. table.concat(issues, ",") .. "]}" }
+    local db = open(dir)
+    local ok, err, code = import.import(db, dir)
+    assert.is_nil(ok)
+    assert.equal("ECYCLE", code)
+    assert.equal("epics/a.json:1: issues[2999].depends_on[0]: dependency cycle: A1 -> A2 -> A3 -> A4 -> A5 -> A6 -> A7 -> A8 -> A9 -> A10 -> A11 "
+      .. "-> A12 -> ... (2983 more) -> A2996 -> A2997 -> A2998 -> A2999 -> A3000 -> A1", err)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM cards").n)
+    db:close()
+  end)
 
   it("refuses a directory without epics/", function()
     local ok, err, code = import.load(H.tmpdir())

@@ -126,10 +126,12 @@ describe("import of epics that would lose or stall cards", function()
     local text = '{\n "id": "X",\n "priority": "High",\n "issues": [\n  { "id": "X-1", "summary": "a",\n'
       .. '    "priority": "High" },\n  { "id": "X-2", "summary": "b",\n    "priority": "Soon" } ] }\n'
     local dir = epics { ["x.json"] = text }
-    local cards, err, anchor = import.check_file { path = dir .. "/epics/x.json", rel = "epics/x.json", stem = "x" }
-    assert.is_nil(cards)
-    assert.matches("^epics/x.json: issues%[1%].priority: unknown priority", err)
-    assert.equal(8, fieldline.of(text, "priority", anchor))
+    local cards, problems = import.check_file { path = dir .. "/epics/x.json", rel = "epics/x.json", stem = "x" }
+    -- the problem is one of a list (validate reports them all); the card stays a card
+    assert.equal(1, #problems)
+    assert.equal(3, #cards)
+    assert.matches("^epics/x.json: issues%[1%].priority: unknown priority", problems[1].message)
+    assert.equal(8, fieldline.of(text, "priority", problems[1].anchor))
   end)
 end)
 

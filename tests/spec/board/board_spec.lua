@@ -335,6 +335,80 @@ describe("board", function()
   it("finds dependency cycles and names them", function()
     assert.same({ "A", "B", "C", "A" }, board_mod.find_cycle({ A = { "B" }, B = { "C" }, C = { "A" } }, { "A" }))
     assert.is_nil(board_mod.find_cycle({ A = { "B" }, B = { "C" } }, { "A", "B", "C" }))
+    -- the cycle alone, not the path that led to it; a node already done is not walked again
+    assert.same({ "B", "C", "B" }, board_mod.find_cycle({ A = { "B" }, B = { "C" }, C = { "D", "B" } }, { "A" }))
+    assert.is_nil(board_mod.find_cycle({ A = { "C" }, B = { "C" }, C = {} }, { "A", "B" }))
+  end)
+
+  it("waits_for has the scheduler's edges: depends_on, the epic's depends_on, and a parent's children", function()
+    local graph, via = board_mod.waits_for {
+      { id = "E", type = "epic", deps = { "X" } },
+      { id = "E-1", type = "issue", parent = "E", deps = { "Y" } },
+      { id = "F", type = "epic", deps = {} },
+      { id = "F-1", type = "issue", parent = "F", deps = {} },
+      { id = "X", type = "issue", parent = "F", deps = {} },
+      { id = "Y", type = "issue", parent = "F", deps = {} },
+    }
+    assert.same({ "X", "E-1" }, graph.E)
+    assert.same({ "Y", "(epic E)" }, graph["E-1"])
+    assert.same({ "X" }, graph["(epic E)"])
+    assert.same({ "F-1", "X", "Y" }, graph.F)
+    assert.same({}, graph["F-1"]) -- an epic without dependencies adds no node
+    assert.same({ ["(epic E)"] = "E" }, via)
+    assert.same({ "E-1", "(epic E)", "X", "E-1" }, board_mod.find_cycle(board_mod.waits_for {
+      { id = "E", type = "epic", deps = { "X" } },
+      { id = "E-1", type = "issue", parent = "E", deps = {} },
+      { id = "X", type = "issue", parent = "F", deps = { "E-1" } },
+    }, { "E-1" }))
+  end)
+
+  it("waits_for leaves out what no longer holds a card back: a canceled child, a finished card's waits", function()
+    -- E-2 (depending on F-1, which depends on epic E) canceled: E waits for E-1 alone, so the
+    -- board runs (as docs/board.md advises for a stall), and a re-import is not refused
+    local function board(e2, e)
+      return {
+        { id = "E", type = "epic", deps = {}, status = e },
+        { id = "E-1", type = "issue", parent = "E", deps = {}, status = "ready" },
+        { id = "E-2", type = "issue", parent = "E", deps = { "F-1" }, status = e2 },
+        { id = "F", type = "epic", deps = {}, status = "ready" },
+        { id = "F-1", type = "issue", parent = "F", deps = { "E" }, status = "ready" },
+      }
+    end
+    assert.same({ "E", "E-2", "F-1", "E" }, board_mod.find_cycle(board_mod.waits_for(board("ready")), { "E" }))
+    assert.same({ "E", "E-2", "F-1", "E" }, board_mod.find_cycle(board_mod.waits_for(board(nil)), { "E" }))
+    for _, gone in ipairs { "canceled", "archived" } do
+      assert.is_nil(board_mod.find_cycle(board_mod.waits_for(board(gone)), { "E", "F-1" }), gone)
+    end
+    -- a done epic waits for none of its children
+    assert.is_nil(board_mod.find_cycle(board_mod.waits_for(board("ready", "done")), { "E", "F-1" }))
+    -- a finished issue no longer waits for its epic's dependencies
+    local graph = board_mod.waits_for {
+      { id = "E", type = "epic", deps = { "X" } },
+      { id = "E-1", type = "issue", parent = "E", deps = {}, status = "done" },
+      { id = "E-2", type = "issue", parent = "E", deps = {} },
+      { id = "X", type = "issue", deps = {} },
+    }
+    assert.same({}, graph["E-1"])
+    assert.same({ "(epic E)" }, graph["E-2"])
+  end)
+
+  it("finds a cycle through 200,000 cards without running out of stack", function()
+    local n, graph, nodes = 200000, {}, {}
+    for i = 1, n do
+      nodes[i] = "A" .. i
+      graph[nodes[i]] = { "A" .. (i % n + 1) }
+    end
+    local cyc = board_mod.find_cycle(graph, nodes)
+    assert.equal(n + 1, #cyc)
+    assert.equal("A1", cyc[1])
+    assert.equal("A200000", cyc[n])
+    assert.equal("A1", cyc[n + 1])
+    graph[nodes[n]] = {} -- a chain as long: no cycle
+    assert.is_nil(board_mod.find_cycle(graph, nodes))
+    -- said shortened: its first cards and its last, and how many are left out
+    assert.equal("A1 -> A2 -> A3 -> A4 -> A5 -> A6 -> A7 -> A8 -> A9 -> A10 -> A11 -> A12 -> ... (199983 more) -> "
+      .. "A199996 -> A199997 -> A199998 -> A199999 -> A200000 -> A1", board_mod.cycle_text(cyc))
+    assert.equal("A -> B -> A", board_mod.cycle_text { "A", "B", "A" })
   end)
 end)
 
