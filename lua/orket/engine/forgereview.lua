@@ -17,15 +17,23 @@ local M = {}
 -- the most of a review's text kept (a comment, the cycle's note)
 M.COMMENT_MAX = 65536
 
+-- The card's id, with ev.card_head set to the head Orket last pushed for it (its pull
+-- request's), which action_for compares an approval's commit with.
+local function found(db, ev, card)
+  local pr = sf.pull_request_link(db, card)
+  ev.card_head = pr and type(pr.head) == "string" and pr.head:lower() or nil
+  return card
+end
+
 --- card_of(db, g, ev) -> the card a pull request belongs to: by its number as Orket opened
---- it, else by its branch | nil
+--- it, else by its branch | nil. Sets ev.card_head (the head Orket pushed for the card).
 function M.card_of(db, g, ev)
   if ev.number then
     local card = sf.card_of_pull_request(db, ev.number, g.repo)
-    if card then return card end
+    if card then return found(db, ev, card) end
   end
   local id = ev.branch and ev.branch:match("^orket/(.+)$")
-  if id and cards.is_issue(db, id) then return id end
+  if id and cards.is_issue(db, id) then return found(db, ev, id) end
   return nil
 end
 
@@ -116,7 +124,8 @@ end
 local ACTIONS = { approve = approve, changes = changes, closed = closed }
 
 --- action_for(card, ev) -> what the forge's event does to the card ("approve": finished,
---- "changes": back to work, "closed": blocked) | nil, why it changes nothing
+--- "changes": back to work, "closed": blocked) | nil, why it changes nothing. An approval
+--- acts only when its commit (ev.commit) is the head Orket pushed (ev.card_head, card_of).
 function M.action_for(c, ev)
   if c.status == "done" then return nil, "the card is done already" end
   if ev.kind == "closed" then
@@ -132,6 +141,21 @@ function M.action_for(c, ev)
   if ev.kind == "changes_requested" then return "changes" end
   if ev.kind == "approved" and ev.author and ev.reviewer == ev.author then
     return nil, "the pull request's author (" .. ev.author .. ", who pushed the card's work) cannot approve it"
+  end
+  -- Only the commit a person approved may be merged: an approval of an older head (delivered
+  -- after a rework was pushed), or of a commit someone else pushed, leaves the card waiting
+  -- for a review of the head Orket pushed.
+  if ev.kind == "approved" then
+    local want = ev.card_head
+    if not want then return nil, "Orket has pushed no head for the card to match the approval with" end
+    if not ev.commit then
+      return nil, "the approval names no commit, so it cannot be matched with the card's head " .. want
+        .. " that Orket pushed; the card waits for a review of that head"
+    end
+    if ev.commit ~= want then
+      return nil, "the approval is of commit " .. ev.commit .. ", not of the card's head " .. want
+        .. " that Orket pushed; the card waits for a review of that head"
+    end
   end
   return "approve"
 end
