@@ -221,6 +221,21 @@ describe("reviews on a forge", function()
       assert.equal(main_before, local_head(dir, "main"))
     end
     assert.equal(main_before, remote_head(dir, "main"))
+    -- the card's branch moved on locally past the head pushed (a rework whose push failed, or
+    -- a kill before its record): an approval of the pushed head would merge the unreviewed
+    -- rework, so it merges nothing; back at that head, the same approval merges
+    local ws = H.quote(dir .. "/workspace")
+    local p = io.popen("git -C " .. ws .. " -c user.name=x -c user.email=x@x.invalid commit-tree " .. after
+      .. "^{tree} -p " .. after .. " -m unpushed")
+    local unpushed = p:read("l")
+    p:close()
+    assert(os.execute("git -C " .. ws .. " update-ref refs/heads/orket/F-1 " .. unpushed))
+    code, doc = gitea(s, "pull_request_review_approved", "d-unpushed", of_head(after))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("approval is of commit " .. after .. ", not of the card's head " .. unpushed, doc.reason, 1, true)
+    assert.equal(main_before, local_head(dir, "main"))
+    assert(os.execute("git -C " .. ws .. " update-ref refs/heads/orket/F-1 " .. after))
     -- approved: done and merged into main
     local approved = of_head(after:upper()) -- a forge's sha in capitals is the same commit
     -- from Forgejo: its own headers are read first (the Gitea ones it also sends say otherwise)

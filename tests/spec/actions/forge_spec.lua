@@ -194,7 +194,7 @@ describe("forge webhook payloads", function()
     assert.equal(B, assert(forge.event("gitea", "pull_request_review_approved", doc)).commit)
     doc.pull_request.head.sha = nil
     assert.is_nil(assert(forge.event("gitea", "pull_request_review_approved", doc)).commit)
-    -- an approval merges only the head Orket pushed for the card
+    -- an approval merges only the card's head, which a merge would take
     local c = { id = "F-1", status = "waiting_for_developer", wait_reason = "review" }
     local function act(e) return { fr.action_for(c, e) } end
     assert.same({ "approve" }, act { kind = "approved", reviewer = "alice", commit = A, card_head = A })
@@ -206,7 +206,7 @@ describe("forge webhook payloads", function()
     assert.matches("names no commit", out[2])
     out = act { kind = "approved", reviewer = "alice", commit = A }
     assert.is_nil(out[1])
-    assert.matches("pushed no head", out[2])
+    assert.matches("has no branch", out[2])
     -- a person's merge and changes requested are not tied to a commit
     assert.same({ "approve" }, act { kind = "merged", reviewer = "alice", commit = B, card_head = A })
     assert.same({ "changes" }, act { kind = "changes_requested", reviewer = "alice", commit = B, card_head = A })
