@@ -320,8 +320,12 @@ M.DELIVERY_ID = "^[%w%-_.]+$"
 
 local function str(v) return type(v) == "string" and v or nil end
 
+local function sha_of(v) return type(v) == "string" and v:match("^%x+$") and #v <= 64 and v:lower() or nil end
+
 --- event(forge, event_name, doc) -> {kind=, repo=, number=, branch=, reviewer=, author=,
---- body=} | nil, why-ignored. kind: approved, changes_requested, merged, closed.
+--- body=, commit=} | nil, why-ignored. kind: approved, changes_requested, merged, closed.
+--- commit: the commit a review was given to (GitHub's review.commit_id; Gitea's review
+--- names none, its pull request's head when the review was submitted), lower case | nil
 function M.event(forge, name, doc)
   if type(doc) ~= "table" then return nil, "the body is not a JSON object" end
   local pr, repo = doc.pull_request, doc.repository
@@ -344,10 +348,12 @@ function M.event(forge, name, doc)
     else return nil, "review state " .. tostring(state) end
     out.body = str(review.body)
     out.reviewer = type(review.user) == "table" and str(review.user.login) or sender
+    out.commit = sha_of(review.commit_id)
   elseif forge == "gitea" and (name == "pull_request_review_approved" or name == "pull_request_review_rejected") then
     out.kind = name == "pull_request_review_approved" and "approved" or "changes_requested"
     out.body = review and str(review.content) or nil
     out.reviewer = sender
+    out.commit = type(pr.head) == "table" and sha_of(pr.head.sha) or nil
   elseif name == "pull_request" then
     if action ~= "closed" then return nil, "pull request " .. tostring(action) end
     out.kind = pr.merged == true and "merged" or "closed"
@@ -364,8 +370,6 @@ local function id_of(v)
   if type(v) == "string" and v:match("^%d+$") and #v <= 30 then return v end
   return nil
 end
-
-local function sha_of(v) return type(v) == "string" and v:match("^%x+$") and #v <= 64 and v:lower() or nil end
 
 --- identity(doc) -> the event's own identity | nil: what the signed body says it is, so a
 --- body resent under a new delivery id (which no signature covers) is known again. In the

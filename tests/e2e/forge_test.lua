@@ -204,8 +204,40 @@ describe("reviews on a forge", function()
     assert.equal(local_head(dir, "orket/F-1"), after)
     assert.equal(2, #get(forge.url .. "/__prs"))
 
+    -- an approval of the head before the rework (delivered late), or naming no commit,
+    -- merges nothing: the card waits for a review of the head Orket pushed
+    local main_before = local_head(dir, "main")
+    local function of_head(sha)
+      return (fixture("gitea_review_approved.json"):gsub('"number": 1', '"number": ' .. numbers["orket/F-1"])
+        :gsub('("ref": "orket/F%-1", "sha": )"0+"', '%1"' .. sha .. '"'))
+    end
+    for i, sha in ipairs { before, "" } do
+      code, doc = gitea(s, "pull_request_review_approved", "d-old-" .. i, of_head(sha))
+      assert.equal(200, code)
+      assert.equal("ignored", doc.outcome, cjson.encode(doc))
+      assert.matches(i == 1 and ("approval is of commit " .. before .. ", not of the card's head " .. after)
+        or "approval names no commit", doc.reason, 1, true)
+      assert.equal("waiting_for_developer", (state(dir, "F-1")))
+      assert.equal(main_before, local_head(dir, "main"))
+    end
+    assert.equal(main_before, remote_head(dir, "main"))
+    -- the card's branch moved on locally past the head pushed (a rework whose push failed, or
+    -- a kill before its record): an approval of the pushed head would merge the unreviewed
+    -- rework, so it merges nothing; back at that head, the same approval merges
+    local ws = H.quote(dir .. "/workspace")
+    local p = io.popen("git -C " .. ws .. " -c user.name=x -c user.email=x@x.invalid commit-tree " .. after
+      .. "^{tree} -p " .. after .. " -m unpushed")
+    local unpushed = p:read("l")
+    p:close()
+    assert(os.execute("git -C " .. ws .. " update-ref refs/heads/orket/F-1 " .. unpushed))
+    code, doc = gitea(s, "pull_request_review_approved", "d-unpushed", of_head(after))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("approval is of commit " .. after .. ", not of the card's head " .. unpushed, doc.reason, 1, true)
+    assert.equal(main_before, local_head(dir, "main"))
+    assert(os.execute("git -C " .. ws .. " update-ref refs/heads/orket/F-1 " .. after))
     -- approved: done and merged into main
-    local approved = fixture("gitea_review_approved.json"):gsub('"number": 1', '"number": ' .. numbers["orket/F-1"])
+    local approved = of_head(after:upper()) -- a forge's sha in capitals is the same commit
     -- from Forgejo: its own headers are read first (the Gitea ones it also sends say otherwise)
     code, doc = post(s, "/v1/webhooks/gitea", { "X-Forgejo-Event: pull_request_approved",
       "X-Forgejo-Event-Type: pull_request_review_approved", "X-Gitea-Event-Type: pull_request_review_comment",
@@ -297,7 +329,17 @@ describe("reviews on a forge", function()
     assert.equal("ignored", doc.outcome)
     assert.equal("waiting_for_developer", (state(dir, "F-1")))
     -- a reviewer whose login is the seat that did the work: the state machine refuses, once
+    -- an approval of a commit that is not the head Orket pushed: ignored
+    local stale = body:gsub('"login": "bob"', '"login": "carol"', 1):gsub('"changes_requested"', '"approved"')
+    code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, stale), stale, "x-9")
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome)
+    assert.matches("approval is of commit 0000000000000000000000000000000000000000, not of the card's head "
+      .. remote_head(dir, "orket/F-1"), doc.reason, 1, true)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    assert.matches("ignored: the approval is of commit", s.log(), 1, true)
     local seat = body:gsub('"login": "bob"', '"login": "senior_developer"', 1):gsub('"changes_requested"', '"approved"')
+      :gsub('"commit_id": "0+"', '"commit_id": "' .. remote_head(dir, "orket/F-1") .. '"')
     code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, seat), seat, "x-8")
     assert.equal(200, code)
     assert.equal("refused", doc.outcome)

@@ -93,10 +93,13 @@ review = { human = true }
   return dir, numbers
 end
 
--- approve(s, numbers, card, delivery) -> the answer to Gitea's approval of card's pull request
-local function approve(s, numbers, card, delivery)
+-- approve(s, dir, numbers, card, delivery) -> the answer to Gitea's approval of card's pull
+-- request, given to the head Orket pushed (dir's branch)
+local function approve(s, dir, numbers, card, delivery)
+  local repo <close> = assert(G.open(dir .. "/workspace"))
   local body = assert(H.read(H.ROOT .. "/tests/fixtures/forge/gitea_review_approved.json"))
     :gsub('"number": 1', '"number": ' .. numbers["orket/" .. card]):gsub("orket/F%-1", "orket/" .. card)
+    :gsub('("ref": "orket/[^"]+", "sha": )"0+"', '%1"' .. repo:head("orket/" .. card) .. '"')
   local st, answer = H.fetch { url = s.url .. "/v1/webhooks/gitea", method = "POST", total_timeout_ms = 30000,
     headers = { "Content-Type: application/json", "X-Gitea-Event-Type: pull_request_review_approved",
       "X-Gitea-Delivery: " .. delivery, "X-Gitea-Signature: " .. crypto.hmac_sha256(SECRET, body) }, body = body }
@@ -149,20 +152,20 @@ describe("main on the remote", function()
     local dir, numbers = forge_project(forge)
     local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
     -- approved: merged, and the server pushes main
-    assert.equal("done", approve(s, numbers, "F-2", "d-1").outcome)
+    assert.equal("done", approve(s, dir, numbers, "F-2", "d-1").outcome)
     H.wait_for(function() return remote_head(dir) == local_head(dir) end, "main pushed after the webhook's merge")
     assert.equal("two\n", H.read(dir .. "/workspace/c.txt"))
     -- a person changed a.txt on the remote's main meanwhile: F-1's merge conflicts with it,
     -- so F-1 goes back to in_progress with a comment, and the person's main is kept
     local theirs = person(dir, "a.txt", "the person's\n")
-    assert.equal("merge_conflict", approve(s, numbers, "F-1", "d-2").outcome)
+    assert.equal("merge_conflict", approve(s, dir, numbers, "F-1", "d-2").outcome)
     local st, card = state(dir, "F-1")
     assert.equal("in_progress", st)
     assert.matches("conflicts in: a%.txt", card.comments[#card.comments].body)
     assert.is_true(in_main(dir, theirs))
     assert.equal("the person's\n", H.read(dir .. "/workspace/a.txt"))
     -- a redelivery does nothing twice
-    assert.equal("duplicate", approve(s, numbers, "F-1", "d-2").outcome)
+    assert.equal("duplicate", approve(s, dir, numbers, "F-1", "d-2").outcome)
     assert.equal(0, s.stop())
     forge.stop()
   end)
@@ -173,7 +176,7 @@ describe("main on the remote", function()
     local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
     local pushes = #events(dir, "push")
     assert(os.rename(dir .. "/remote.git", dir .. "/remote.off"))
-    assert.equal("done", approve(s, numbers, "F-2", "d-1").outcome)
+    assert.equal("done", approve(s, dir, numbers, "F-2", "d-1").outcome)
     local failed = H.wait_for(function() return events(dir, "push_failed")[1] end, "the failed push journaled")
     local d = cjson.decode(failed.data)
     assert.equal("F-2", failed.card_id)

@@ -80,9 +80,11 @@ local function hook(s, event, delivery, body)
   return st, cjson.decode(text)
 end
 
-local function approval(number, card)
-  return assert(H.read(H.ROOT .. "/tests/fixtures/forge/gitea_review_approved.json"))
+-- Gitea's approval of card's pull request, given to the head Orket pushed (dir's branch)
+local function approval(number, card, dir)
+  return (assert(H.read(H.ROOT .. "/tests/fixtures/forge/gitea_review_approved.json"))
     :gsub('"number": 1', '"number": ' .. number):gsub("orket/F%-1", "orket/" .. card)
+    :gsub('("ref": "orket/[^"]+", "sha": )"0+"', '%1"' .. head(dir, "orket/" .. card) .. '"'))
 end
 
 local function push_body(ref, after, repo)
@@ -109,7 +111,7 @@ describe("pull requests end", function()
     -- F-1: the forge's head is the commit Orket pushed: merged through the API, sha-guarded
     local n1 = math.tointeger(open["orket/F-1"].number)
     get(forge.url .. "/__head?repo=acme/notes&number=" .. n1 .. "&sha=" .. head(dir, "orket/F-1"))
-    local st, doc = hook(s, "pull_request_review_approved", "d-1", approval(n1, "F-1"))
+    local st, doc = hook(s, "pull_request_review_approved", "d-1", approval(n1, "F-1", dir))
     assert.equal(200, st)
     assert.equal("done", doc.outcome)
     H.wait_for(function() return prs(forge)["orket/F-1"].merged end, "F-1's pull request merged")
@@ -121,7 +123,7 @@ describe("pull requests end", function()
     -- F-2: someone force-pushed its branch on the forge: the head differs, the forge refuses
     -- the merge, and the pull request is marked merged by Orket's merge commit instead
     local n2 = math.tointeger(open["orket/F-2"].number)
-    st, doc = hook(s, "pull_request_review_approved", "d-2", approval(n2, "F-2"))
+    st, doc = hook(s, "pull_request_review_approved", "d-2", approval(n2, "F-2", dir))
     assert.equal("done", doc.outcome)
     local pr2 = H.wait_for(function() local p = prs(forge)["orket/F-2"]; return p.merged and p end, "F-2 marked merged")
     local _, card2 = state(dir, "F-2")
@@ -203,7 +205,7 @@ describe("pull requests end", function()
     local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
     -- the forge fails the next call: the server's follow-up cannot end the pull request
     get(forge.url .. "/__fail?status=503&times=1")
-    local st, doc = hook(s, "pull_request_review_approved", "d-1", approval(n, "F-1"))
+    local st, doc = hook(s, "pull_request_review_approved", "d-1", approval(n, "F-1", dir))
     assert.equal("done", doc.outcome)
     H.wait_for(function()
       for _, req in ipairs(get(forge.url .. "/__log")) do

@@ -11,21 +11,38 @@ local sf = require "orket.store.forge"
 local cards = require "orket.store.cards"
 local review = require "orket.engine.review"
 local routing = require "orket.engine.routing"
+local G = require "orket.c.gitrepo"
 
 local M = {}
 
 -- the most of a review's text kept (a comment, the cycle's note)
 M.COMMENT_MAX = 65536
 
---- card_of(db, g, ev) -> the card a pull request belongs to: by its number as Orket opened
---- it, else by its branch | nil
-function M.card_of(db, g, ev)
+-- The card's id, with ev.card_head set to its branch's head in the project's repository:
+-- the commit an approval would merge (orket.actions.move merges the card's branch), which
+-- action_for compares the approval's commit with. Not the head recorded for its pull
+-- request: after a rework whose push failed (or a kill before its record) the two differ,
+-- and an approval of the recorded one would merge the rework nobody reviewed.
+local function found(ev, card, dir)
+  local repo = dir and G.open(dir .. "/workspace")
+  if repo then
+    local head = repo:head("orket/" .. card)
+    repo:close()
+    ev.card_head = type(head) == "string" and head:lower() or nil
+  end
+  return card
+end
+
+--- card_of(db, g, ev[, dir]) -> the card a pull request belongs to: by its number as Orket
+--- opened it, else by its branch | nil. Sets ev.card_head (the card's branch head in dir's
+--- repository: what an approval would merge).
+function M.card_of(db, g, ev, dir)
   if ev.number then
     local card = sf.card_of_pull_request(db, ev.number, g.repo)
-    if card then return card end
+    if card then return found(ev, card, dir) end
   end
   local id = ev.branch and ev.branch:match("^orket/(.+)$")
-  if id and cards.is_issue(db, id) then return id end
+  if id and cards.is_issue(db, id) then return found(ev, id, dir) end
   return nil
 end
 
@@ -116,7 +133,8 @@ end
 local ACTIONS = { approve = approve, changes = changes, closed = closed }
 
 --- action_for(card, ev) -> what the forge's event does to the card ("approve": finished,
---- "changes": back to work, "closed": blocked) | nil, why it changes nothing
+--- "changes": back to work, "closed": blocked) | nil, why it changes nothing. An approval
+--- acts only when its commit (ev.commit) is the card's branch head (ev.card_head, card_of).
 function M.action_for(c, ev)
   if c.status == "done" then return nil, "the card is done already" end
   if ev.kind == "closed" then
@@ -132,6 +150,21 @@ function M.action_for(c, ev)
   if ev.kind == "changes_requested" then return "changes" end
   if ev.kind == "approved" and ev.author and ev.reviewer == ev.author then
     return nil, "the pull request's author (" .. ev.author .. ", who pushed the card's work) cannot approve it"
+  end
+  -- Only the commit a person approved may be merged: an approval of an older head (delivered
+  -- after a rework was pushed), or of a commit someone else pushed, leaves the card waiting
+  -- for a review of the head Orket pushed.
+  if ev.kind == "approved" then
+    local want = ev.card_head
+    if not want then return nil, "the card has no branch in the project's repository to match the approval with" end
+    if not ev.commit then
+      return nil, "the approval names no commit, so it cannot be matched with the card's head " .. want
+        .. ", which a merge would take; the card waits for a review of that head"
+    end
+    if ev.commit ~= want then
+      return nil, "the approval is of commit " .. ev.commit .. ", not of the card's head " .. want
+        .. ", which a merge would take; the card waits for a review of that head"
+    end
   end
   return "approve"
 end

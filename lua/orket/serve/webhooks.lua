@@ -286,7 +286,7 @@ local function handle(name)
     -- forges treat owner/name case-insensitively
     if ev and (ev.repo or ""):lower() ~= (g.repo or ""):lower() then why, ev = "unknown repository " .. tostring(ev.repo), nil end
     if ev then
-      card = forgereview.card_of(db, g, ev)
+      card = forgereview.card_of(db, g, ev, ctx.dir)
       if not card then why, ev = "pull request " .. tostring(ev.number) .. " names no card", nil end
     end
     local board = board_mod.open(db)

@@ -142,7 +142,7 @@ describe("forge webhook payloads", function()
   it("reads Gitea's reviews and pull request events", function()
     local ev = assert(forge.event("gitea", "pull_request_review_rejected", fixture("gitea_review_rejected.json")))
     assert.same({ kind = "changes_requested", repo = "acme/notes", number = 1, branch = "orket/F-1", author = "orket-bot",
-      reviewer = "alice", body = "Please write b.txt as well." }, ev)
+      reviewer = "alice", body = "Please write b.txt as well.", commit = string.rep("0", 40) }, ev)
     ev = assert(forge.event("gitea", "pull_request_review_approved", fixture("gitea_review_approved.json")))
     assert.equal("approved", ev.kind)
     ev = assert(forge.event("gitea", "pull_request", fixture("gitea_pull_request_closed.json")))
@@ -162,7 +162,7 @@ describe("forge webhook payloads", function()
     local doc = fixture("github_review_submitted.json")
     local ev = assert(forge.event("github", "pull_request_review", doc))
     assert.same({ kind = "changes_requested", repo = "acme/notes", number = 1, branch = "orket/F-1", author = "orket-bot",
-      reviewer = "bob", body = "Please also handle the empty note." }, ev)
+      reviewer = "bob", body = "Please also handle the empty note.", commit = string.rep("0", 40) }, ev)
     doc.review.state = "APPROVED"
     assert.equal("approved", forge.event("github", "pull_request_review", doc).kind)
     doc.review.state = "commented"
@@ -174,6 +174,42 @@ describe("forge webhook payloads", function()
     assert.equal("bob", ev.reviewer)
     assert.same({ nil, "not a pull request event (push)" }, { forge.event("github", "push", { ref = "refs/heads/main" }) })
     assert.same({ nil, "the body is not a JSON object" }, { forge.event("github", "pull_request", "x") })
+  end)
+
+  it("reads the commit a review was given to, and approves only the head Orket pushed", function()
+    local fr = require "orket.engine.forgereview"
+    local A, B = string.rep("a", 40), string.rep("b", 40)
+    -- GitHub: the review's commit_id (the pull request's head may have moved since), lower case
+    local doc = fixture("github_review_submitted.json")
+    doc.review.state, doc.review.commit_id, doc.pull_request.head.sha = "approved", A:upper(), B
+    local ev = assert(forge.event("github", "pull_request_review", doc))
+    assert.equal(A, ev.commit)
+    doc.review.commit_id = nil
+    assert.is_nil(assert(forge.event("github", "pull_request_review", doc)).commit)
+    doc.review.commit_id = "not a sha"
+    assert.is_nil(assert(forge.event("github", "pull_request_review", doc)).commit)
+    -- Gitea names no commit in the review: its pull request's head
+    doc = fixture("gitea_review_approved.json")
+    doc.pull_request.head.sha = B
+    assert.equal(B, assert(forge.event("gitea", "pull_request_review_approved", doc)).commit)
+    doc.pull_request.head.sha = nil
+    assert.is_nil(assert(forge.event("gitea", "pull_request_review_approved", doc)).commit)
+    -- an approval merges only the card's head, which a merge would take
+    local c = { id = "F-1", status = "waiting_for_developer", wait_reason = "review" }
+    local function act(e) return { fr.action_for(c, e) } end
+    assert.same({ "approve" }, act { kind = "approved", reviewer = "alice", commit = A, card_head = A })
+    local out = act { kind = "approved", reviewer = "alice", commit = B, card_head = A }
+    assert.is_nil(out[1])
+    assert.matches("approval is of commit " .. B .. ", not of the card's head " .. A, out[2], 1, true)
+    out = act { kind = "approved", reviewer = "alice", card_head = A }
+    assert.is_nil(out[1])
+    assert.matches("names no commit", out[2])
+    out = act { kind = "approved", reviewer = "alice", commit = A }
+    assert.is_nil(out[1])
+    assert.matches("has no branch", out[2])
+    -- a person's merge and changes requested are not tied to a commit
+    assert.same({ "approve" }, act { kind = "merged", reviewer = "alice", commit = B, card_head = A })
+    assert.same({ "changes" }, act { kind = "changes_requested", reviewer = "alice", commit = B, card_head = A })
   end)
 
   it("fetches the remote's main and merges it into main: fast-forward, a merge, a conflict, none", function()
