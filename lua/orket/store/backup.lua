@@ -197,6 +197,12 @@ local function part_of(path) return string.format("%s.part-%d", path, uv.os_getp
 function M.backup(db, path)
   local part = part_of(path)
   os.remove(part)
+  -- made 0600 before anything is written into it, whatever the umask: it holds the
+  -- accounts' password hashes (the writers below keep an existing file's mode)
+  local fd, ferr = uv.fs_open(part, "wx", 384)
+  if not fd then return nil, string.format("cannot create %s: %s", part, tostring(ferr)), "EIO" end
+  uv.fs_fchmod(fd, 384)
+  uv.fs_close(fd)
   local ok, err, code
   if db.backend == "pg" then
     ok, err, code = pg_export(db, part)
