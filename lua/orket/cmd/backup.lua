@@ -3,6 +3,8 @@
 local backup = require "orket.store.backup"
 local sealed = require "orket.store.sealed"
 
+local MIN_PASSPHRASE = 8
+
 local USAGE = "orket backup FILE [--encrypt [--key-file KEYFILE | --passphrase-env NAME]] [-C DIR]"
 local cmd = { summary = "copy the project's store into a file, while it runs", usage = USAGE }
 cmd.help = [[
@@ -18,8 +20,8 @@ puts it back. See docs/guide/deploying.md.
 changed or cut file is refused by 'orket restore'. Its key is a key file's 32 bytes
 (--key-file KEYFILE, mode 600: head -c 32 /dev/urandom > KEYFILE), or a passphrase through
 Argon2id, read from the environment variable --passphrase-env names or asked on the
-terminal (twice). A passphrase is never taken from the command line. Without the key or
-passphrase the backup cannot be restored.]]
+terminal (twice); it has at least 8 bytes. A passphrase is never taken from the command
+line. Without the key or passphrase the backup cannot be restored.]]
 
 -- the plain copy goes to a private directory under .orket/, then is sealed into FILE
 local function encrypted(db, dir, file, secret)
@@ -49,6 +51,15 @@ function cmd.run(args, cli)
   local secret, serr, scode
   if encrypt then
     secret, serr, scode = sealed.secret(opts, true)
+    -- a new file's passphrase is at least as long as an account's password (orket.serve.accounts
+    -- MIN_PASSWORD): the file is attacked offline and kept for years. Restore still opens a
+    -- file sealed with a shorter one.
+    if secret and secret.pass and #secret.pass < MIN_PASSPHRASE then
+      serr = string.format("%s has %d bytes; an encrypted backup's passphrase needs at least %d",
+        opts.passphrase_env and ("--passphrase-env " .. opts.passphrase_env) or "the passphrase",
+        #secret.pass, MIN_PASSPHRASE)
+      secret, scode = nil, "EINVAL"
+    end
     if not secret then
       cli.fail(scode, "backup: %s", serr)
       return 1
