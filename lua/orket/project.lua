@@ -51,7 +51,16 @@ function M.open_store(dir, create, reading, getenv)
     return nil, string.format("%s is not a directory (the board lives in %s); move the file away", home, path),
       "ENOTDIR"
   end
+  -- the store holds the accounts' password hashes: a new .orket/ is private, and the
+  -- store (SQLite gives its -wal/-shm the store's mode) is 0600, an older 0644 one too
+  if create and not st then uv.fs_mkdir(home, 448) end
   local db, err, code = store.open(path, { create = create })
+  if db then
+    for _, p in ipairs { path, path .. "-wal", path .. "-shm" } do
+      local fst = uv.fs_stat(p)
+      if fst and fst.mode & 0x3f ~= 0 then uv.fs_chmod(p, fst.mode & 0x1c0) end
+    end
+  end
   if not db and (code == "ECANTOPEN" or code == "EREADONLY") then
     if reading then
       local rdb, rerr, rcode = store.open(path, { readonly = true })

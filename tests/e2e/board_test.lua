@@ -122,6 +122,8 @@ describe("orket import, board and card", function()
     if io.popen("id -u"):read("l") == "0" then
       wrap = "setpriv --reuid=65534 --regid=65534 --clear-groups"
       os.execute("chmod 755 " .. H.quote(ex)) -- the temp dir itself, made 0700
+      -- the store is its owner's alone (0600, in a 0700 .orket/): shared for reading here
+      os.execute("chmod -R a+rX " .. H.quote(ex .. "/.orket"))
       -- nobody may not reach the build (a clone under /root is 0700): an installed copy
       -- of its own, laid out as `make install` does (bin/, share/orket/)
       local prefix = H.tmpdir()

@@ -35,14 +35,30 @@ local function plain(dir, file, opts)
   end
   local secret, serr, scode = sealed.secret(opts, false)
   if not secret then return nil, string.format("%s is encrypted with a %s: %s", file, kind == "key" and "key file" or "passphrase", serr), scode end
-  local tmp, terr, tcode = sealed.private_dir(dir)
-  if not tmp then return nil, terr, tcode end
-  local ok, oerr, ocode = sealed.open_file(file, secret, tmp .. "/plain")
-  if not ok then
-    sealed.remove_dir(tmp)
-    return nil, oerr, ocode
+  -- the opened copy is the store unencrypted: a SIGINT or SIGTERM while it is opened waits
+  -- for the opening to end, then removes it; copies of restores and backups stopped harder
+  -- (SIGKILL, a crash) are removed here
+  backup.sweep(dir)
+  local guard = backup.on_stop()
+  local tmp, lock, tcode = backup.private_dir(dir)
+  if not tmp then
+    guard.close()
+    return nil, lock, tcode
   end
-  return tmp .. "/plain", function() sealed.remove_dir(tmp) end
+  local function cleanup()
+    sealed.remove_dir(tmp)
+    lock:release()
+    guard.close()
+  end
+  local ok, oerr, ocode = sealed.open_file(file, secret, tmp .. "/plain")
+  if ok and guard.stopped() then
+    ok, oerr, ocode = nil, "stopped by " .. guard.signal, "EINTERRUPTED"
+  end
+  if not ok then
+    cleanup()
+    return nil, oerr, ocode, guard.signal
+  end
+  return tmp .. "/plain", cleanup
 end
 
 -- --check: FILE checked whole, nothing changed -> exit status
@@ -108,10 +124,10 @@ function cmd.run(args, cli)
   })
   if not dir then return pos end
   if #pos ~= 1 then return cli.usage_error(cmd, "restore needs one FILE") end
-  local file, cleanup, pcode = plain(dir, pos[1], opts)
+  local file, cleanup, pcode, signal = plain(dir, pos[1], opts)
   if not file then
     cli.fail(pcode, "restore: %s (the store was not changed)", cleanup)
-    return 1
+    return signal == "SIGINT" and 130 or signal == "SIGTERM" and 143 or 1
   end
   local status
   if only_check then

@@ -6,6 +6,9 @@ local cstore = require "orket.c.store"
 local json = require "cjson.safe"
 local uv = require "luv"
 local store = require "orket.store"
+local sealed = require "orket.store.sealed"
+local lockfile = require "orket.c.lockfile"
+local rt = require "orket.c.runtime"
 
 local M = {}
 
@@ -197,6 +200,12 @@ local function part_of(path) return string.format("%s.part-%d", path, uv.os_getp
 function M.backup(db, path)
   local part = part_of(path)
   os.remove(part)
+  -- made 0600 before anything is written into it, whatever the umask: it holds the
+  -- accounts' password hashes (the writers below keep an existing file's mode)
+  local fd, ferr = uv.fs_open(part, "wx", 384)
+  if not fd then return nil, string.format("cannot create %s: %s", part, tostring(ferr)), "EIO" end
+  uv.fs_fchmod(fd, 384)
+  uv.fs_close(fd)
   local ok, err, code
   if db.backend == "pg" then
     ok, err, code = pg_export(db, part)
@@ -211,6 +220,88 @@ function M.backup(db, path)
     return nil, err, code or "EIO"
   end
   return info
+end
+
+-- A private directory's owner holds this lock in it while it works: a directory whose lock
+-- nobody holds was left by a process that is gone (killed, the machine restarted).
+local OWNER_LOCK = "owner.lock"
+-- A directory with no lock file yet is another process's between making it and locking it,
+-- unless it is older than this (then an older orket's, which took no lock)
+local UNLOCKED_GRACE_S = 600
+
+--- private_dir(dir) -> path, lock | nil, msg, CODE: sealed.private_dir, held by this
+--- process until lock:release() (after the directory is removed)
+function M.private_dir(dir)
+  local tmp, err, code = sealed.private_dir(dir)
+  if not tmp then return nil, err, code end
+  local lock, lerr, lcode = lockfile.acquire(tmp .. "/" .. OWNER_LOCK)
+  if not lock then
+    sealed.remove_dir(tmp)
+    return nil, string.format("cannot lock %s: %s", tmp, tostring(lerr)), lcode or "EIO"
+  end
+  return tmp, lock
+end
+
+--- sweep(dir) -> n: the private directories (DIR/.orket/sealed-*) of backups and restores
+--- that were stopped before they removed them (each an unencrypted copy of a store) removed;
+--- a live process's are left alone
+function M.sweep(dir)
+  local home = (dir or ".") .. "/.orket"
+  local scan = uv.fs_scandir(home)
+  if not scan then return 0 end
+  local n, now = 0, os.time()
+  while true do
+    local name, kind = uv.fs_scandir_next(scan)
+    if not name then break end
+    if name:match("^sealed%-%w+$") and kind == "directory" then
+      local path = home .. "/" .. name
+      local lpath = path .. "/" .. OWNER_LOCK
+      local gone
+      if uv.fs_stat(lpath) then
+        -- taken, not probed: nobody can take it between the look and the removal
+        local lock = lockfile.acquire(lpath)
+        if lock then
+          sealed.remove_dir(path)
+          lock:release()
+          gone = true
+        end
+      else
+        local st = uv.fs_stat(path)
+        if st and now - st.mtime.sec > UNLOCKED_GRACE_S then
+          sealed.remove_dir(path)
+          gone = true
+        end
+      end
+      if gone then n = n + 1 end
+    end
+  end
+  return n
+end
+
+--- on_stop() -> guard: SIGINT and SIGTERM held off while a plain copy exists, so that its
+--- owner removes it before it ends. guard:stopped() -> "SIGINT" | "SIGTERM" | nil (a signal
+--- sent during a step, seen once the step is over); guard:close() gives the signals their
+--- default action back.
+function M.on_stop()
+  local g = { handles = {} }
+  for _, name in ipairs { "sigint", "sigterm" } do
+    local h = uv.new_signal()
+    h:start(name, function() g.signal = g.signal or name:upper() end)
+    g.handles[#g.handles + 1] = h
+  end
+  function g.stopped()
+    -- the loop reads the signal's pipe only when it runs: a command runs it once here, a
+    -- task (the loop already running) waits a moment
+    if not pcall(rt.run, "nowait") then rt.sleep(1) end
+    return g.signal
+  end
+  function g.close()
+    for _, h in ipairs(g.handles) do
+      h:stop()
+      h:close()
+    end
+  end
+  return g
 end
 
 --- restore(db, path) -> {format=, version=, cards=} | nil, msg, CODE: the store's content

@@ -1,0 +1,80 @@
+-- An encrypted backup or restore works on an unencrypted copy of the store in
+-- .orket/sealed-*/: a SIGINT or SIGTERM removes it before the process ends, and copies left
+-- by processes stopped harder are removed by the next backup or restore, never a live one's.
+local H = require "tests.helpers"
+local backends = require "tests.backends"
+
+local PASS = { BACKUP_PASS = "correct horse battery staple" }
+
+local function sealed_dirs(dir)
+  local p = io.popen("ls -A " .. H.quote(dir .. "/.orket") .. " | grep '^sealed-' | sort")
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+describe("the unencrypted copies of encrypted backups and restores", function()
+  after_each(function() H.cleanup() end)
+
+  it("of processes that are gone are removed by the next backup and restore", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local home = dir .. "/.orket"
+    -- a killed backup's (its lock file nobody holds), and one a live process holds
+    os.execute(string.format("mkdir -p %s/sealed-dead1 %s/sealed-live1 && : >%s/sealed-dead1/owner.lock "
+      .. "&& echo secret >%s/sealed-dead1/plain", H.quote(home), H.quote(home), H.quote(home), H.quote(home)))
+    H.write(tmp .. "/hold.lua", string.format([[
+local lock = assert(require("orket.c.lockfile").acquire(%q))
+io.open(%q, "w"):close()
+orket.sleep(20000)
+lock:release()
+]], home .. "/sealed-live1/owner.lock", tmp .. "/held"))
+    os.execute(string.format("%s lua %s >/dev/null 2>&1 & echo $! >%s/hold.pid", H.quote(H.BIN),
+      H.quote(tmp .. "/hold.lua"), H.quote(tmp)))
+    finally(function() os.execute("kill " .. H.read(tmp .. "/hold.pid"):match("%d+") .. " 2>/dev/null") end)
+    H.wait_for(function() return io.open(tmp .. "/held") end, "the holder")
+    local file = tmp .. "/b.enc"
+    H.ok(H.orket("backup " .. H.quote(file) .. " --encrypt --passphrase-env BACKUP_PASS", { cwd = dir, env = PASS }), "backup")
+    assert.equal("sealed-live1\n", sealed_dirs(dir))
+    os.execute(string.format("mkdir -p %s/sealed-dead2 && : >%s/sealed-dead2/owner.lock", H.quote(home), H.quote(home)))
+    H.ok(H.orket("restore " .. H.quote(file) .. " --passphrase-env BACKUP_PASS", { cwd = dir, env = PASS }), "restore")
+    assert.equal("sealed-live1\n", sealed_dirs(dir))
+  end)
+
+  for _, sig in ipairs { { "INT", 130 }, { "TERM", 143 } } do
+    it("are removed when SIG" .. sig[1] .. " stops a backup or a restore while it makes one", function()
+      -- a store big enough that the copy takes a while (a SQLite file grown in place)
+      if backends.name() ~= "sqlite" then return end
+      local dir = H.example("webapp")
+      local tmp = H.tmpdir()
+      H.write(tmp .. "/fill.lua", [[
+local db = assert(require("orket.store").open(".orket/orket.db"))
+assert(db:tx(function()
+  for i = 1, 60000 do db:event { kind = "note", actor = "test", data = { i = i, pad = string.rep("x", 1000) } } end
+  return true
+end))
+db:close()
+]])
+      H.ok(H.orket("lua " .. H.quote(tmp .. "/fill.lua"), { cwd = dir }), "fill")
+      local good = tmp .. "/good.enc"
+      H.ok(H.orket("backup " .. H.quote(good) .. " --encrypt --passphrase-env BACKUP_PASS", { cwd = dir, env = PASS }), "backup")
+      -- stopped as soon as its copy appears
+      local function stopped(args)
+        local rc, out = H.sh(string.format("cd %s || exit 1; BACKUP_PASS=%s %s %s 2>%s/err & P=$!; "
+          .. "i=0; while ! ls .orket/sealed-*/plain* >/dev/null 2>&1 && [ $i -lt 3000 ]; do i=$((i+1)); done; "
+          .. "kill -%s $P; wait $P",
+          H.quote(dir), H.quote(PASS.BACKUP_PASS), H.quote(H.BIN), args, H.quote(tmp), sig[1]))
+        return rc, out .. (H.read(tmp .. "/err") or "")
+      end
+      local rc, out = stopped("backup " .. H.quote(tmp .. "/b.enc") .. " --encrypt --passphrase-env BACKUP_PASS")
+      assert.equal(sig[2], rc, out)
+      assert.matches("stopped by SIG" .. sig[1] .. "; nothing was written", out, 1, true)
+      assert.equal("", sealed_dirs(dir))
+      assert.is_nil(io.open(tmp .. "/b.enc"))
+      rc, out = stopped("restore " .. H.quote(good) .. " --passphrase-env BACKUP_PASS")
+      assert.equal(sig[2], rc, out)
+      assert.matches("stopped by SIG" .. sig[1] .. " (the store was not changed)", out, 1, true)
+      assert.equal("", sealed_dirs(dir))
+    end)
+  end
+end)
