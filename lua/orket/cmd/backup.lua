@@ -50,6 +50,19 @@ local function encrypted(db, dir, file, secret)
   return info, err, code
 end
 
+-- The key a new encrypted backup is sealed with -> secret | nil, msg, CODE. A passphrase is
+-- at least as long as an account's password (orket.serve.accounts MIN_PASSWORD): the file
+-- is attacked offline and kept for years. Restore still opens a file sealed with a shorter one.
+local function new_secret(opts)
+  local secret, serr, scode = sealed.secret(opts, true)
+  if secret and secret.pass and #secret.pass < MIN_PASSPHRASE then
+    return nil, string.format("%s has %d bytes; an encrypted backup's passphrase needs at least %d",
+      opts.passphrase_env and ("--passphrase-env " .. opts.passphrase_env) or "the passphrase",
+      #secret.pass, MIN_PASSPHRASE), "EINVAL"
+  end
+  return secret, serr, scode
+end
+
 function cmd.run(args, cli)
   local opts, encrypt = {}, false
   local dir, pos = cli.words(cmd, args, { ["--encrypt"] = function() encrypt = true end }, "a file name", {
@@ -63,16 +76,7 @@ function cmd.run(args, cli)
   end
   local secret, serr, scode
   if encrypt then
-    secret, serr, scode = sealed.secret(opts, true)
-    -- a new file's passphrase is at least as long as an account's password (orket.serve.accounts
-    -- MIN_PASSWORD): the file is attacked offline and kept for years. Restore still opens a
-    -- file sealed with a shorter one.
-    if secret and secret.pass and #secret.pass < MIN_PASSPHRASE then
-      serr = string.format("%s has %d bytes; an encrypted backup's passphrase needs at least %d",
-        opts.passphrase_env and ("--passphrase-env " .. opts.passphrase_env) or "the passphrase",
-        #secret.pass, MIN_PASSPHRASE)
-      secret, scode = nil, "EINVAL"
-    end
+    secret, serr, scode = new_secret(opts)
     if not secret then
       cli.fail(scode, "backup: %s", serr)
       return 1
