@@ -27,25 +27,18 @@ line. Without the key or passphrase the backup cannot be restored.]]
 -- SIGINT or SIGTERM waits for the copy to end, then the copy is removed and the backup
 -- ends as the signal would have ended it (128 + its number).
 local function encrypted(db, dir, file, secret)
-  backup.sweep(dir)
-  local guard = backup.on_stop()
-  local tmp, lock, tcode = backup.private_dir(dir)
-  if not tmp then
-    guard.close()
-    return nil, lock, tcode
-  end
-  local info, err, code = backup.backup(db, tmp .. "/plain")
-  if info and guard.stopped() then info = nil end
+  local place, perr, pcode = backup.plain_place(dir)
+  if not place then return nil, perr, pcode end
+  local info, err, code = backup.backup(db, place.path)
+  if info and place.stopped() then info = nil end
   if info then
     local ok
-    ok, err, code = sealed.seal_file(tmp .. "/plain", file, secret)
+    ok, err, code = sealed.seal_file(place.path, file, secret)
     -- a signal sent while sealing is seen after FILE is whole: the backup is kept
     if not ok then info = nil end
   end
-  sealed.remove_dir(tmp)
-  lock:release()
-  local signal = guard.signal
-  guard.close()
+  local signal = place.signal()
+  place.close()
   if signal then return nil, "stopped by " .. signal .. "; nothing was written", "EINTERRUPTED", signal end
   return info, err, code
 end
@@ -91,7 +84,7 @@ function cmd.run(args, cli)
   db:close()
   if not info then
     cli.fail(code, "backup: %s", err)
-    return signal == "SIGINT" and 130 or signal == "SIGTERM" and 143 or 1
+    return backup.STOP_STATUS[signal] or 1
   end
   io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,
     info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", pos[1]))

@@ -38,27 +38,16 @@ local function plain(dir, file, opts)
   -- the opened copy is the store unencrypted: a SIGINT or SIGTERM while it is opened waits
   -- for the opening to end, then removes it; copies of restores and backups stopped harder
   -- (SIGKILL, a crash) are removed here
-  backup.sweep(dir)
-  local guard = backup.on_stop()
-  local tmp, lock, tcode = backup.private_dir(dir)
-  if not tmp then
-    guard.close()
-    return nil, lock, tcode
-  end
-  local function cleanup()
-    sealed.remove_dir(tmp)
-    lock:release()
-    guard.close()
-  end
-  local ok, oerr, ocode = sealed.open_file(file, secret, tmp .. "/plain")
-  if ok and guard.stopped() then
-    ok, oerr, ocode = nil, "stopped by " .. guard.signal, "EINTERRUPTED"
-  end
+  local place, perr, pcode = backup.plain_place(dir)
+  if not place then return nil, perr, pcode end
+  local ok, oerr, ocode = sealed.open_file(file, secret, place.path)
+  if ok and place.stopped() then ok, oerr, ocode = nil, "stopped by " .. place.signal(), "EINTERRUPTED" end
   if not ok then
-    cleanup()
-    return nil, oerr, ocode, guard.signal
+    local signal = place.signal()
+    place.close()
+    return nil, oerr, ocode, signal
   end
-  return tmp .. "/plain", cleanup
+  return place.path, place.close
 end
 
 -- --check: FILE checked whole, nothing changed -> exit status
@@ -127,7 +116,7 @@ function cmd.run(args, cli)
   local file, cleanup, pcode, signal = plain(dir, pos[1], opts)
   if not file then
     cli.fail(pcode, "restore: %s (the store was not changed)", cleanup)
-    return signal == "SIGINT" and 130 or signal == "SIGTERM" and 143 or 1
+    return backup.STOP_STATUS[signal] or 1
   end
   local status
   if only_check then

@@ -229,9 +229,9 @@ local OWNER_LOCK = "owner.lock"
 -- unless it is older than this (then an older orket's, which took no lock)
 local UNLOCKED_GRACE_S = 600
 
---- private_dir(dir) -> path, lock | nil, msg, CODE: sealed.private_dir, held by this
---- process until lock:release() (after the directory is removed)
-function M.private_dir(dir)
+-- private_dir(dir) -> path, lock | nil, msg, CODE: sealed.private_dir, held by this
+-- process until lock:release() (after the directory is removed)
+local function private_dir(dir)
   local tmp, err, code = sealed.private_dir(dir)
   if not tmp then return nil, err, code end
   local lock, lerr, lcode = lockfile.acquire(tmp .. "/" .. OWNER_LOCK)
@@ -242,10 +242,10 @@ function M.private_dir(dir)
   return tmp, lock
 end
 
---- sweep(dir) -> n: the private directories (DIR/.orket/sealed-*) of backups and restores
---- that were stopped before they removed them (each an unencrypted copy of a store) removed;
---- a live process's are left alone
-function M.sweep(dir)
+-- sweep(dir) -> n: the private directories (DIR/.orket/sealed-*) of backups and restores
+-- that were stopped before they removed them (each an unencrypted copy of a store) removed;
+-- a live process's are left alone
+local function sweep(dir)
   local home = (dir or ".") .. "/.orket"
   local scan = uv.fs_scandir(home)
   if not scan then return 0 end
@@ -278,11 +278,11 @@ function M.sweep(dir)
   return n
 end
 
---- on_stop() -> guard: SIGINT and SIGTERM held off while a plain copy exists, so that its
---- owner removes it before it ends. guard:stopped() -> "SIGINT" | "SIGTERM" | nil (a signal
---- sent during a step, seen once the step is over); guard:close() gives the signals their
---- default action back.
-function M.on_stop()
+-- on_stop() -> guard: SIGINT and SIGTERM held off while a plain copy exists, so that its
+-- owner removes it before it ends. guard.stopped() -> "SIGINT" | "SIGTERM" | nil (a signal
+-- sent during a step, seen once the step is over); guard.close() gives the signals their
+-- default action back.
+local function on_stop()
   local g = { handles = {} }
   for _, name in ipairs { "sigint", "sigterm" } do
     local h = uv.new_signal()
@@ -303,6 +303,32 @@ function M.on_stop()
   end
   return g
 end
+
+--- plain_place(dir) -> place | nil, msg, CODE: where an encrypted backup or restore makes
+--- the store's plain copy: a private directory under DIR/.orket/ this process holds (the
+--- ones killed backups and restores left swept first), SIGINT and SIGTERM held off while it
+--- exists. place.path: the copy's path; place.stopped() -> the signal sent meanwhile | nil
+--- (the loop run to see it, once a step is over); place.signal() -> the signal seen so far
+--- | nil; place.close(): the directory removed, the lock released, the signals' default
+--- action back.
+function M.plain_place(dir)
+  sweep(dir)
+  local guard = on_stop()
+  local tmp, lock, code = private_dir(dir)
+  if not tmp then
+    guard.close()
+    return nil, lock, code
+  end
+  return { path = tmp .. "/plain", stopped = guard.stopped, signal = function() return guard.signal end, close = function()
+    sealed.remove_dir(tmp)
+    lock:release()
+    guard.close()
+  end }
+end
+
+--- STOP_STATUS: a command stopped by a signal while its plain copy existed exits as the
+--- signal would have ended it (128 + its number)
+M.STOP_STATUS = { SIGINT = 130, SIGTERM = 143 }
 
 --- restore(db, path) -> {format=, version=, cards=} | nil, msg, CODE: the store's content
 --- replaced with the backup at path, checked first (nothing changes when the check fails)
