@@ -172,15 +172,23 @@ function M.place(msg, read, default_file, anchor)
   return file, line, text
 end
 
+--- in_project(msg, dir, read[, default_file, anchor]) -> file, line | nil, text: place's
+--- answer for a project's file, found under dir, and named from dir as `orket validate`
+--- names it ("roles/x.lua", not "./roles/x.lua" or a path through dir); read(path) -> a
+--- file's text | nil (the caller's: never a FIFO or a device)
+function M.in_project(msg, dir, read, default_file, anchor)
+  local file, line, text = M.place(msg, function(f) return read(dir .. "/" .. f) or read(f) end, default_file, anchor)
+  if file and file:sub(1, #dir + 1) == dir .. "/" then file = file:sub(#dir + 2) end
+  if file then file = file:gsub("^%./", "") end
+  return file, line, text
+end
+
 --- locate(msg, dir, read) -> msg with its first line as "file:line: text" where place finds
---- the line (the file named from dir, as `orket validate` names it), the rest kept; read(path)
---- -> a file's text | nil (the caller's: never a FIFO or a device)
+--- the line (in_project), the rest kept
 function M.locate(msg, dir, read)
   local first, rest = tostring(msg):match("^([^\n]*)(.*)$")
-  local file, line, text = M.place(first, function(f) return read(dir .. "/" .. f) or read(f) end)
+  local file, line, text = M.in_project(first, dir, read)
   if not file then return msg end
-  if file:sub(1, #dir + 1) == dir .. "/" then file = file:sub(#dir + 2) end
-  file = file:gsub("^%./", "")
   return file .. (line and (":" .. line) or "") .. ": " .. text .. rest
 end
 

@@ -40,9 +40,7 @@ local function read(path) return (scriptfile.read(path, import.MAX_FILE)) end
 -- found where the message has none (orket.fieldline.place).
 local function add(out, dir, msg, default_file, anchor)
   msg = nearest.hint(tostring(msg):match("^[^\n]*"))
-  local file, line, text = fieldline.place(msg, function(f) return read(dir .. "/" .. f) or read(f) end, default_file, anchor)
-  if file and file:sub(1, #dir + 1) == dir .. "/" then file = file:sub(#dir + 2) end
-  if file then file = file:gsub("^%./", "") end
+  local file, line, text = fieldline.in_project(msg, dir, read, default_file, anchor)
   out[#out + 1] = { file = file, line = tonumber(line), message = text }
 end
 
