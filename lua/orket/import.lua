@@ -692,7 +692,7 @@ end
 
 -- msg ("file: path: text") with the line of path in the card anchor points at, when found
 local function placed(dir, msg, anchor)
-  local file, line, text = fieldline.place(msg, function(f) return (scriptfile.read(dir .. "/" .. f, M.MAX_FILE)) end,
+  local file, line, text = fieldline.in_project(msg, dir, function(path) return (scriptfile.read(path, M.MAX_FILE)) end,
     nil, anchor)
   if line then msg = string.format("%s:%d: %s", file, line, text) end
   return msg
