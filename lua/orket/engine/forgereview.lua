@@ -24,7 +24,8 @@ M.COMMENT_MAX = 65536
 -- request: after a rework whose push failed (or a kill before its record) the two differ,
 -- and an approval of the recorded one would merge the rework nobody reviewed.
 local function found(ev, card, dir)
-  local repo = dir and G.open(dir .. "/workspace")
+  -- only an approval is matched with it: no other event opens the repository
+  local repo = ev.kind == "approved" and dir and G.open(dir .. "/workspace")
   if repo then
     local head = repo:head("orket/" .. card)
     repo:close()
