@@ -82,6 +82,12 @@ function M.tokens(db, run, card, after)
   return sj.card_tokens(db, run, card, after or 0)
 end
 
+--- tokens_since(db, run, turn, event) -> n, turn', event': the run's tokens recorded by any
+--- process after those turns and events ids, and the ids read up to (a worker's run budget)
+function M.tokens_since(db, run, turn, event)
+  return sj.run_tokens_since(db, run, turn, event)
+end
+
 --- called_tools(db, run, card, review [, after]) -> true when the card's review turns
 --- (review true) or work turns (false) in the run, journaled after event id `after`
 --- (last_retry), made at least one tool call, allowed or denied: a model that never calls

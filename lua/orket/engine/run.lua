@@ -50,7 +50,7 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "journal_base", "git_failed", "tokens_used", "card_tokens_used", "spend", "money_checking",
+  "journal_failed", "journal_base", "git_failed", "tokens_used", "tokens_marks", "card_tokens_used", "spend", "money_checking",
   "money_reads", "money_deferred", "card_clock",
   "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed" } do
   FIELDS[k] = true
@@ -75,6 +75,7 @@ function M.new(engine, id)
     git_failed = nil, -- the repository's disk full, which ended the run (git_broken)
     internal_failed = nil, -- an error in Orket's own code that ended a turn's task (start_jobs)
     tokens_used = nil, -- running total of the run's tokens (run_tokens)
+    tokens_marks = nil, -- a worker's: the turns and events ids its run total has read up to
     card_tokens_used = nil, -- card id -> running total (card_tokens)
     card_clock = nil,  -- card id -> when its wall budget started (turn.lua)
     run_deadline = nil, -- rt.now() when wall_ms_per_run runs out
@@ -643,8 +644,18 @@ function Run:after_lease(job, out)
 end
 
 --- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
---- running total (add_tokens), so the per-step budget check does not sum every turn.
+--- running total (add_tokens), so the per-step budget check does not sum every turn. A
+--- worker's run (self.lease) is shared with the run's other workers: its total is the
+--- journal's, caught up at each read with the rows every worker recorded since (by id), so
+--- budgets.tokens_per_run counts the whole run's tokens, not this process's.
 function Run:run_tokens()
+  if self.lease then
+    local m = self.tokens_marks or { 0, 0 }
+    local n, turn, event = recorded.tokens_since(self.db, self.run_id, m[1], m[2])
+    self.tokens_marks = { turn, event }
+    self.tokens_used = (self.tokens_used or 0) + n
+    return self.tokens_used
+  end
   if not self.tokens_used then self.tokens_used = recorded.tokens(self.db, self.run_id, nil) end
   return self.tokens_used
 end
@@ -665,7 +676,8 @@ end
 
 --- add_tokens(n [, card_id]): adds a model response's tokens to the running totals.
 function Run:add_tokens(n, card_id)
-  self.tokens_used = self:run_tokens() + n
+  -- (a worker's run total comes from the journal, where this response's row is counted)
+  if not self.lease then self.tokens_used = self:run_tokens() + n end
   if card_id then
     local t = self.card_tokens_used
     if t and t[card_id] then t[card_id] = t[card_id] + n end

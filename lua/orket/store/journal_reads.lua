@@ -67,6 +67,25 @@ function M.run_tokens(db, run)
   return r and r.n or 0
 end
 
+--- run_tokens_since(db, run, turn, event) -> n, turn', event': prompt + completion tokens of
+--- the run's turns after turns id `turn` and of its charged model failures after events id
+--- `event`, with the newest ids read (the marks of the next read). Every process's rows, by
+--- the run's indexes from the marks on: a worker's run budget reads what the run's other
+--- workers spent before each step (ids become visible in order: docs/store.md).
+local RUN_TOKENS_SINCE = sql(function(d)
+  local t = " FROM turns WHERE run_id = ? AND id > ?"
+  local f = " FROM events e WHERE e.run_id = ? AND e.kind = 'model_failure' AND e.id > ?"
+  return "SELECT (SELECT " .. d.integer("COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0)") .. t .. ") AS nt, "
+    .. "(SELECT COALESCE(MAX(id), 0)" .. t .. ") AS turn, "
+    .. "(SELECT " .. d.integer("COALESCE(SUM(" .. costs.charged_tokens(d, "e.data") .. "), 0)") .. f .. ") AS nf, "
+    .. "(SELECT COALESCE(MAX(e.id), 0)" .. f .. ") AS event"
+end)
+function M.run_tokens_since(db, run, turn, event)
+  local r = one(db, RUN_TOKENS_SINCE(db), run, turn, run, turn, run, event, run, event)
+  if not r then error("the run's tokens could not be read", 0) end
+  return r.nt + r.nf, math.max(turn, r.turn), math.max(event, r.event)
+end
+
 --- card_tokens(db, run, card, after) -> prompt + completion tokens of the card's turns in
 --- the run journaled after event id `after`, and of its charged model failures
 function M.card_tokens(db, run, card, after)
