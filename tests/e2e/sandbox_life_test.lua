@@ -320,8 +320,10 @@ describe("orket sandbox up", function()
         assert.matches("its owner %(pid %d+%) ended", row.detail)
       end
     end
-    -- its copy of the tree is removed by that look; its log stays
+    -- its copy of the tree and its sockets are removed by that look; its log stays
     assert.is_nil(require("luv").fs_stat(dir .. "/.orket/sandboxes/2/tree"))
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/2/app.sock"))
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/2/app.sock.probe"))
     assert.truthy(io.open(dir .. "/.orket/sandboxes/2/app.log"))
     for _, row in ipairs(now) do assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir }).status) end
     H.wait_for(function() return #procs(m) == 0 end, "every sandbox's processes to end: " .. table.concat(procs(m), " | "))

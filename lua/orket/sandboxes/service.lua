@@ -83,6 +83,17 @@ local function record(db, id, status, detail, exit, kind, data)
   return ok, err
 end
 
+-- A killed owner's helper dies with it and leaves its listening sockets: the entry's
+-- app.sock, its health probe's and each relayed service's. Only sockets are removed.
+local function remove_sockets(row)
+  local paths = { row.socket, row.socket .. ".probe" }
+  for _, path in pairs(M.sockets(row)) do paths[#paths + 1] = path end
+  for _, path in ipairs(paths) do
+    local st = uv.fs_lstat(path)
+    if st and st.type == "socket" then os.remove(path) end
+  end
+end
+
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
 --- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
 function M.reconcile(db)
@@ -96,6 +107,7 @@ function M.reconcile(db)
       if home then
         tree.remove(home .. "/tree")
         tree.remove(home .. "/tmp")
+        remove_sockets(row)
       end
       out[#out + 1] = row.id
     end
