@@ -59,6 +59,11 @@ local function argv_of(v)
   return out
 end
 
+-- the most bytes (names, values) one service's environment may have: the script that
+-- starts the services names each environment once or twice, in one argument of at most
+-- 128 KiB (the kernel's MAX_ARG_STRLEN; orket.sandboxes.supervise.argv)
+M.ENV_MAX = 16 * 1024
+
 -- environment: a mapping, or a list of KEY=VALUE
 local function env_of(v)
   local out = {}
@@ -237,6 +242,13 @@ local function service_of(sname, v, name, line)
     if not env then
       return nil, err(name, yamldoc.line(v, "environment"), "services.%s.environment: a mapping of names to strings, or a list of NAME=value (%s)",
         sname, bad)
+    end
+    local bytes = 0
+    for k, val in pairs(env) do bytes = bytes + #k + #val + 2 end
+    if bytes > M.ENV_MAX then
+      return nil, err(name, yamldoc.line(v, "environment"), "services.%s.environment: %d bytes, over the %d a service's "
+        .. "environment may have (the services' start is one command line, which the kernel caps at 128 KiB): put "
+        .. "large values in a file of the tree and name the file", sname, bytes, M.ENV_MAX)
     end
     sv.env = env
   end

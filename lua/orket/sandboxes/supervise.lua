@@ -214,11 +214,20 @@ function M.script(p, ports, base, start_timeout_ms, o)
   return table.concat(L, "\n") .. "\n"
 end
 
+-- the kernel's MAX_ARG_STRLEN (32 pages of 4 KiB): the longest one argument of execve
+M.ARG_MAX = 128 * 1024
+
 --- argv(plan, port, base_env, start_timeout_ms [, {home=, tree=}]) -> the sandbox's
 --- program: bash running the script | nil, message
 function M.argv(p, port, base, start_timeout_ms, o)
   local text, err = M.script(p, M.ports(p, port), base, start_timeout_ms, o)
   if not text then return nil, err end
+  -- one argument: execve refuses one past MAX_ARG_STRLEN (E2BIG), said here with what to do
+  if #text >= M.ARG_MAX then
+    return nil, string.format("the script that starts the services is %d bytes, over the %d one command line "
+      .. "argument may have: make the services' environments (orket.lua's sandbox.env and the compose file's) "
+      .. "smaller, putting large values in files of the tree", #text, M.ARG_MAX)
+  end
   return { "bash", "-c", text, "orket-services" }
 end
 

@@ -204,6 +204,11 @@ describe("a repository's compose file", function()
     assert.equal("compose.yaml:6: healthcheck.intervall: not a field Orket reads (test, interval, timeout, retries, "
       .. "start_period, start_interval, disable)",
       refused "services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n      intervall: 1s\n")
+    local big = string.rep("x", composefile.ENV_MAX)
+    assert.equal(string.format("compose.yaml:4: services.a.environment: %d bytes, over the %d a service's environment "
+      .. "may have (the services' start is one command line, which the kernel caps at 128 KiB): put large values in a "
+      .. "file of the tree and name the file", composefile.ENV_MAX + 3, composefile.ENV_MAX),
+      refused("services:\n  a:\n    command: [x]\n    environment:\n      A: " .. big .. "\n"))
     -- a plan says it too, and runs nothing
     local p, err, code = detect { ["compose.yaml"] = "services:\n  q:\n    image: redis\n" }
     assert.is_nil(p)

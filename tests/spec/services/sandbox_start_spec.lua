@@ -44,4 +44,21 @@ describe("a starting sandbox of several services", function()
     assert.matches("until { : 3<>/dev/tcp/127.0.0.1/8081; } 2>/dev/null; do", text, 1, true)
     assert.matches("  nap 0.010\n", text, 1, true)
   end)
+
+  it("is refused with what to do when its script would pass the kernel's cap on one argument", function()
+    local supervise = require "orket.sandboxes.supervise"
+    local p = { port_env = "PORT", services = {
+      { name = "db", dir = "", command = { "node", "db.js" } },
+      { name = "web", dir = "", command = { "node", "web.js" }, entry = true, depends_on = { { name = "db" } } } } }
+    -- 40 values of 4096 bytes, as orket.lua's sandbox.env allows each: given to both services
+    local base = {}
+    for i = 1, 40 do base["V" .. i] = string.rep("v", 4096) end
+    local argv, err = supervise.argv(p, 8080, base, 20000)
+    assert.is_nil(argv)
+    assert.matches("^the script that starts the services is %d+ bytes, over the 131072 one command line argument may "
+      .. "have: make the services' environments", err)
+    base = { V1 = string.rep("v", 4096) }
+    argv = assert(supervise.argv(p, 8080, base, 20000))
+    assert.equal("bash", argv[1])
+  end)
 end)
