@@ -142,6 +142,13 @@ local function step(L, dir, env, sv, st)
     q(sv.name .. ": " .. st.what .. " failed"))
 end
 
+--- check_timeout_ms(health, start_timeout_ms) -> how long one health check command may
+--- take before it is killed and counted as failed: the compose file's healthcheck.timeout,
+--- else compose's default of 30 s, never past the start's own time
+function M.check_timeout_ms(h, start_timeout_ms)
+  return math.min(h and h.timeout_ms or 30000, start_timeout_ms)
+end
+
 --- script(plan, ports, base_env, start_timeout_ms [, {home=, tree=}]) -> the bash script
 --- that runs the services (a database's as orket.sandboxes.database says) | nil, message
 function M.script(p, ports, base, start_timeout_ms, o)
@@ -156,6 +163,15 @@ function M.script(p, ports, base, start_timeout_ms, o)
       .. "for p in $pids; do kill -KILL \"$p\" 2>/dev/null; done; }",
     "trap 'stop_all; exit 143' TERM INT HUP",
     "say() { printf 'orket: %s\\n' \"$*\"; }",
+    -- within MS NAME CHECK...: the check run in the background, in a process group of its
+    -- own (set -m), and that group killed once it has taken MS: a hung check is a failed
+    -- one, said in the log, as compose's timeout; the waits are naps, no process
+    "within() { local ms=$1 name=$2; shift 2; set -m; \"$@\" & local c=$!; set +m; local "
+      .. "t=$(( ${EPOCHREALTIME/./} + ms * 1000 )); "
+      .. "while kill -0 \"$c\" 2>/dev/null; do "
+      .. "if [ \"${EPOCHREALTIME/./}\" -ge \"$t\" ]; then kill -KILL -- -\"$c\" 2>/dev/null; wait \"$c\" 2>/dev/null; "
+      .. "say \"$name's health check did not finish within $ms ms (healthcheck.timeout): counted as failed\"; return 1; fi; "
+      .. "nap 0.005; done; wait \"$c\"; }",
   }
   local names = {}
   for i, sv in ipairs(p.services) do
@@ -183,7 +199,13 @@ function M.script(p, ports, base, start_timeout_ms, o)
         -- service's own command in its folder with its environment
         local check = (not run.health and not sv.health)
           and string.format("{ : 3<>/dev/tcp/127.0.0.1/%d; } 2>/dev/null", port)
-          or string.format("( cd -- %s && export %s && exec %s {nap}<&- ) >/dev/null 2>&1", q(dir), env, words(test))
+        if not check then
+          -- a command: its own function, run in the background by within (exec: $! is the
+          -- command itself, so a kill reaches it)
+          L[#L + 1] = string.format("check_%d() { cd -- %s && export %s && exec %s {nap}<&- >/dev/null 2>&1; }",
+            i, q(dir), env, words(test))
+          check = string.format("within %d %s check_%d", M.check_timeout_ms(h, start_timeout_ms), q(sv.name), i)
+        end
         L[#L + 1] = string.format("n=0; deadline=$(( ${EPOCHREALTIME/./} + %d000 ))", start_timeout_ms)
         L[#L + 1] = string.format("until %s; do", check)
         L[#L + 1] = string.format("  kill -0 \"$pid_%d\" 2>/dev/null || { say %s; stop_all; exit 1; }", i,

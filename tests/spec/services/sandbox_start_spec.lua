@@ -1,6 +1,7 @@
 -- How often a starting sandbox is probed (orket.sandboxes.service.start_pause): soon at
 -- first, then less often, never beyond its bound however long the start takes.
 local service = require "orket.sandboxes.service"
+local H = require "tests.helpers"
 
 describe("a starting sandbox's probe pauses", function()
   it("start at 10 ms and double up to START_PROBE_MAX_MS", function()
@@ -24,6 +25,7 @@ describe("a starting sandbox's probe pauses", function()
 end)
 
 describe("a starting sandbox of several services", function()
+  after_each(H.cleanup)
   it("is probed every 10 ms while a service starts", function()
     assert.equal(10, service.start_pause(50, true))
     assert.equal(10, service.start_pause(nil, true))
@@ -43,6 +45,38 @@ describe("a starting sandbox of several services", function()
     assert.is_nil(text:find("exec env", 1, true))
     assert.matches("until { : 3<>/dev/tcp/127.0.0.1/8081; } 2>/dev/null; do", text, 1, true)
     assert.matches("  nap 0.010\n", text, 1, true)
+  end)
+
+  it("kills a health check command that hangs past its timeout, its children too, and says so", function()
+    local supervise = require "orket.sandboxes.supervise"
+    local mark = string.format("%d.%d", 300 + math.random(1, 99), math.random(100, 999)) -- a sleep's length none else has
+    local p = { port_env = "PORT", services = {
+      { name = "db", dir = "", command = { "sleep", "30" },
+        health = { kind = "cmd", argv = { "sh", "-c", "sleep " .. mark .. "; :" }, interval_ms = 20, retries = 3,
+          timeout_ms = 150 } },
+      { name = "web", dir = "", command = { "sleep", "30" }, entry = true, depends_on = { { name = "db" } } } } }
+    local text = supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000)
+    local path = H.tmpdir() .. "/start.sh"
+    H.write(path, text)
+    local t0 = orket.now()
+    -- (bounded: before, a hung check held the start for good)
+    local f = io.popen("timeout -k 1 10 bash " .. H.quote(path) .. " 2>&1")
+    local out = f:read("a")
+    local ok, _, status = f:close()
+    assert.falsy(ok)
+    assert.equal(1, status)
+    -- three checks of 150 ms, not one that never ends
+    assert.is_true(orket.now() - t0 < 3000, "the start waited on a hung check")
+    local _, n = out:gsub("db's health check did not finish within 150 ms %(healthcheck.timeout%): counted as failed", "")
+    assert.equal(3, n, out)
+    assert.matches("db was not healthy after 3 checks, 20 ms apart", out, 1, true)
+    local pg = io.popen("pgrep -f '^sleep " .. mark .. "'")
+    local left = pg:read("a")
+    pg:close()
+    assert.equal("", left)
+    assert.equal(150, supervise.check_timeout_ms({ timeout_ms = 150 }, 5000))
+    assert.equal(5000, supervise.check_timeout_ms({}, 5000))
+    assert.equal(30000, supervise.check_timeout_ms(nil, 60000))
   end)
 
   it("is refused with what to do when its script would pass the kernel's cap on one argument", function()
