@@ -156,6 +156,43 @@ describe("a model call's cost", function()
     assert.equal(100000 * 2.5 + 4096 * 10, m.cost)
   end)
 
+  it("charges an answer cut after it began at the estimate before the call: the provider billed it", function()
+    for _, case in ipairs {
+      { "openai", "prompt=4000,chunks=50,disconnect_after=3" }, { "openai", "prompt=4000,chunks=50,error_event" },
+      { "ollama", "prompt=4000,chunks=50,disconnect_after=3" },
+    } do
+      local dir = project(case[1], case[2])
+      local evs = run(dir)
+      assert.is_nil(evs.model, case[2])
+      local db <close> = assert(require("orket.project").open_store(dir))
+      local rows = db:rows("SELECT data FROM events WHERE kind = 'model_failure' ORDER BY id")
+      assert.is_true(#rows >= 1, case[2])
+      local spent, tokens = 0, 0
+      for _, r in ipairs(rows) do
+        local d = cjson.decode(r.data)
+        assert.is_true(d.cut, case[2] .. ": " .. r.data)
+        assert.is_nil(d.refused_usage)
+        -- its whole allowance of output (4096 tokens at 10 USD a million) and its prompt
+        assert.equal(4096, d.completion_tokens, case[2])
+        assert.is_true(d.cost > 4096 * 10 and d.prompt_tokens > 0, r.data)
+        assert.equal("USD", d.currency)
+        spent, tokens = spent + d.cost, tokens + d.prompt_tokens + d.completion_tokens
+      end
+      -- every usage counts each charge as a call of known cost
+      local usage = require("orket.store.costs").totals(db, { run = 1 })
+      assert.same({ #rows, #rows, tokens, { USD = spent } }, { usage.calls, usage.priced, usage.input + usage.output, usage.cost },
+        case[2])
+    end
+    -- a failure before any answer began (a 500) is not charged
+    local dir = project("openai", "fail=500")
+    run(dir)
+    local db <close> = assert(require("orket.project").open_store(dir))
+    local failed = db:rows("SELECT data FROM events WHERE kind = 'model_failure'")
+    assert.is_true(#failed >= 1)
+    for _, r in ipairs(failed) do assert.is_nil(cjson.decode(r.data).cost, r.data) end
+    assert.equal(0, require("orket.store.costs").totals(db, { run = 1 }).calls)
+  end)
+
   it("is unknown, not 0, when the model has no price", function()
     local dir = fake.one_issue(string.format([[
 models = { default = "fake:no_usage", providers = { fake = { kind = "openai", base_url = %q } } }

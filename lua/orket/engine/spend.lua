@@ -307,8 +307,9 @@ end
 --- counts}. The call's hold goes as the charge joins the running totals of its money and
 --- token budgets; the journal's model_failure event keeps it for later sums
 --- (orket.store.costs, the token budgets' reads).
-function M.refused(run, job, req, counts)
-  if type(counts) ~= "table" then return nil end
+-- The charge of a call billed with no usage to price it by: the estimate, or counts that
+-- come to more. Its hold goes as it joins the running totals.
+local function charge(run, job, req, counts)
   local prompt, out = estimate_tokens(req)
   prompt = math.max(prompt, cost.plausible(counts.prompt_tokens))
   out = math.max(out, cost.plausible(counts.completion_tokens))
@@ -317,7 +318,24 @@ function M.refused(run, job, req, counts)
   hold_cost(job, micros)
   run:add_tokens(prompt + out, job.card_id)
   return { model = job.model, prompt_tokens = prompt, completion_tokens = out, cost = micros,
-    currency = micros and price.currency or nil, refused_usage = counts }
+    currency = micros and price.currency or nil }
+end
+
+function M.refused(run, job, req, counts)
+  if type(counts) ~= "table" then return nil end
+  local c = charge(run, job, req, counts)
+  c.refused_usage = counts
+  return c
+end
+
+--- cut(run, job, req) -> the charge of a call whose answer began and then failed (the
+--- stream cut, an error event mid-way: failure.delivered): the provider billed what it
+--- generated, which no usage counts, so it is charged as a call without usage is, at the
+--- estimate before it was sent ({..., cut = true}; as refused's otherwise).
+function M.cut(run, job, req)
+  local c = charge(run, job, req, {})
+  c.cut = true
+  return c
 end
 
 -- what a budget_warning event and a card's budget_reached outcome say of the scope

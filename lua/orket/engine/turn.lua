@@ -143,7 +143,8 @@ M.context = make_context
 -- answers (scripted sequences) counts this one too. A canceled call is not: the run was
 -- stopped, and the resumed run asks again, as an uninterrupted one asked once.
 local function record_failure(run, job, req, class, msg, charged)
-  -- a charged call (its answer's usage refused) was answered and billed, stopping or not
+  -- a charged call (its answer's usage refused, or cut after it began) was answered and
+  -- billed, stopping or not
   if class == "canceled" or (run.stopping and not charged) then return end
   local begun = job.begun
   local ok, err = run.db:tx(function()
@@ -158,7 +159,8 @@ local function record_failure(run, job, req, class, msg, charged)
         -- an answer whose usage was refused, charged (spend.refused): what the sums count
         model = charged and charged.model, prompt_tokens = charged and charged.prompt_tokens,
         completion_tokens = charged and charged.completion_tokens, cost = charged and charged.cost,
-        currency = charged and charged.currency, refused_usage = charged and charged.refused_usage } }
+        currency = charged and charged.currency, refused_usage = charged and charged.refused_usage,
+        cut = charged and charged.cut } }
     return true
   end)
   if not ok and job.lease_lost then error(err, 0) end
@@ -229,8 +231,10 @@ local function call_model(run, job, req)
     if over then return nil, over.detail, "budget", over end
     local res, msg, class, failure = run.llm:chat(req)
     if res then return res end
-    -- a refused usage's call was billed: charged, not only released
-    local charged = spend.refused(run, job, req, type(failure) == "table" and failure.refused_usage)
+    -- a refused usage's call was billed, and so was an answer cut after it began: charged,
+    -- not only released
+    local f = type(failure) == "table" and failure or nil
+    local charged = spend.refused(run, job, req, f and f.refused_usage) or (f and f.delivered and spend.cut(run, job, req))
     class = class or "transient"
     record_failure(run, job, req, class, msg, charged)
     -- the charge is in the store now (the next check reads it): the hold goes

@@ -288,7 +288,8 @@ local function nothing_listening(p)
 end
 
 --- chat(p, model, req) -> result | nil, message, CLASS, failure
---- failure = {attempts=, elapsed_ms=, error= the last attempt's error, final=}: final is
+--- failure = {attempts=, elapsed_ms=, error= the last attempt's error, final=, delivered=}:
+--- delivered is true when the answer had begun (tokens came) before it failed; final is
 --- true when the provider's retry policy already ran its course on this failure (retried
 --- up to retry.max_attempts, or out of time), so a
 --- caller asking again would only multiply the wait; false when the client left a retry to
@@ -339,7 +340,9 @@ function M.chat(p, model, req)
     local msg = common.redact(err.message, p.secrets)
     if err.refused_local then msg = nothing_listening(p) end
     local elapsed = rt.now() - t0
-    local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = false, refused_usage = err.refused_usage }
+    -- delivered: the answer had begun (tokens came) when it failed, so the provider billed it
+    local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = false, refused_usage = err.refused_usage,
+      delivered = delivered or nil }
     -- Retry what may pass next time, unless tokens were already shown to the caller.
     if not err.retryable or delivered or n >= p.retry.max_attempts then
       failure.final = err.retryable and not delivered
