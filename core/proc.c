@@ -4,7 +4,9 @@
  * SIGTERM; the backstop SIGKILLs both process groups if it does not. Uses libuv. */
 #define _GNU_SOURCE
 #include "proc.h"
+#include "confine_pids.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -149,6 +151,8 @@ proc_ctx *proc_ctx_new(uv_loop_t *loop) {
   if (c == NULL) return NULL;
   c->loop = loop;
   proc_find_helper(c->helper, sizeof c->helper);
+  /* the first run of this process clears what runs of killed ones left (proc_start) */
+  proc_sweep_tmp("/tmp");
   int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
   if (fd >= 0) {
     c->pidfd = 1;
@@ -167,6 +171,39 @@ static int proc_rm_one(const char *path, const struct stat *st, int flag, struct
   (void)ftw;
   remove(path);
   return 0;
+}
+
+/* The inode of this process's PID namespace (0: unknown). A run's temp dir names it, since
+ * a pid means a process only in its own namespace: an Orket in a container sharing /tmp
+ * has pids this one cannot see. */
+static unsigned long proc_pidns(void) {
+  struct stat st;
+  return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+void proc_sweep_tmp(const char *base) {
+  char ns[32];
+  unsigned long ino = proc_pidns();
+  if (ino == 0) return; /* whose pids the names hold cannot be told */
+  int nslen = snprintf(ns, sizeof ns, "-%lu-", ino);
+  DIR *d = opendir(base);
+  if (d == NULL) return;
+  uid_t me = geteuid();
+  struct dirent *e;
+  char path[PATH_MAX];
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "orket-run-", 10) != 0) continue;
+    const char *rest = e->d_name + 10 + strspn(e->d_name + 10, "0123456789");
+    if (strncmp(rest, ns, (size_t)nslen) != 0 || !confine_pids_stale(e->d_name, 1)) continue;
+    /* only a real directory of this user: a link named like one is left, never followed */
+    struct stat st;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != me)
+      continue;
+    int n = snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+    if (n < 0 || (size_t)n >= sizeof path) continue;
+    nftw(path, proc_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  }
+  closedir(d);
 }
 
 /* The run's pids cgroup, when the helper did not remove it (killed outright: by the
@@ -538,7 +575,10 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   for (int i = 0; i < 2; i++) r->s[i].cap = o->output_cap ? o->output_cap : PROC_DEFAULT_CAP;
   r->released = 1; /* until started: an early failure frees it through the close callbacks */
 
-  strcpy(r->tmpdir, "/tmp/orket-run-XXXXXX");
+  /* named for this process (its pid and PID namespace), so that once it is gone, killed
+   * before it could remove the dir, the next one's proc_ctx_new knows the dir for a
+   * leftover */
+  snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/orket-run-%d-%lu-XXXXXX", (int)getpid(), proc_pidns());
   if (mkdtemp(r->tmpdir) == NULL) {
     snprintf(err, errlen, "cannot make the run's temp dir: %s", strerror(errno));
     r->tmpdir[0] = '\0';
