@@ -74,6 +74,7 @@
   X(test_workspace_fd_exhaustion)          \
   X(test_workspace_dotgit)                 \
   X(test_lockfile_shared_exclusive)        \
+  X(test_lockfile_private)                 \
   X(test_gitrepo_init_worktree)            \
   X(test_gitrepo_commit_idempotent)        \
   X(test_gitrepo_merges)                   \
