@@ -169,6 +169,10 @@ end
 
 -- ---- the engine's sections (docs/engine.md) --------------------------------------------
 
+-- The most turns at once a run may be started with: `orket run`, `resume` and `worker`'s
+-- --concurrency and POST /v1/runs' concurrency.
+M.CONCURRENCY_MAX = 64
+
 M.DEFAULTS = {
   concurrency = 3,
   budgets = {
