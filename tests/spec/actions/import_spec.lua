@@ -253,6 +253,11 @@ describe("import", function()
       "epics/a.json:4: Expected colon but found T_STRING at character 45" },
     { "a wrong field type", { ["a.json"] = [[{"id":"A","issues":[{"summary":"a","priority":"urgent"}]}]] },
       'epics/a.json:1: issues[0].priority: unknown priority "urgent"; use High, Medium, Low or a number' },
+    -- 2.5 was stored and shown as "medium (2.5)"
+    { "a fractional priority", { ["a.json"] = '{"id":"A","issues":[\n{"summary":"a"},\n{"summary":"b","priority":2.5}]}' },
+      "epics/a.json:3: issues[1].priority: priority must be a whole number from 0 to 10 (3 high, 2 medium, 1 low), not 2.5" },
+    { "a fractional priority in a Lua file", { ["a.lua"] = 'return {id="A", priority=0.5, issues={}}' },
+      "epics/a.lua:1: priority: priority must be a whole number from 0 to 10 (3 high, 2 medium, 1 low), not 0.5" },
     { "a missing summary", { ["a.json"] = [[{"id":"A","cards":[{"summary":"a"},{"seat":"dev"}]}]] },
       "epics/a.json:1: cards[1]: needs a summary or a name" },
     { "a misspelt summary as the unknown field it is, not as a missing summary",
