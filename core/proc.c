@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <spawn.h>
 #include <signal.h>
@@ -165,12 +164,49 @@ size_t proc_ctx_live(const proc_ctx *c) { return c->nlive; }
 
 const char *proc_ctx_helper(const proc_ctx *c) { return c->helper; }
 
-static int proc_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  remove(path);
-  return 0;
+/* Removes what the open directory fd holds, then closes fd. Each directory below is opened
+ * from its parent's descriptor with O_NOFOLLOW, never by path: a link swapped in for a
+ * directory meanwhile (a run's program may still be writing there) is removed as a link,
+ * and its target is never entered. Deeper than PROC_RM_DEPTH is left. */
+#define PROC_RM_DEPTH 64
+static void proc_rm_fd(int fd, int depth) {
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    close(fd);
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    int sub = depth < PROC_RM_DEPTH ? openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    if (sub >= 0) {
+      proc_rm_fd(sub, depth + 1);
+      (void)unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+    } else {
+      (void)unlinkat(dirfd(d), e->d_name, 0); /* a file, a link, or gone */
+    }
+  }
+  closedir(d);
+}
+
+/* Removes the directory path and everything in it (proc_rm_fd), opened from its parent
+ * without following a link. */
+static void proc_rm_tree(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL || slash[1] == '\0') return;
+  char parent[PATH_MAX];
+  size_t n = slash == path ? 1 : (size_t)(slash - path);
+  if (n >= sizeof parent) return;
+  memcpy(parent, path, n);
+  parent[n] = '\0';
+  int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pfd < 0) return;
+  int fd = openat(pfd, slash + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    proc_rm_fd(fd, 0);
+    (void)unlinkat(pfd, slash + 1, AT_REMOVEDIR);
+  }
+  close(pfd);
 }
 
 /* The inode of this process's PID namespace (0: unknown). A run's temp dir names it, since
@@ -190,18 +226,21 @@ void proc_sweep_tmp(const char *base) {
   if (d == NULL) return;
   uid_t me = geteuid();
   struct dirent *e;
-  char path[PATH_MAX];
   while ((e = readdir(d)) != NULL) {
     if (strncmp(e->d_name, "orket-run-", 10) != 0) continue;
     const char *rest = e->d_name + 10 + strspn(e->d_name + 10, "0123456789");
     if (strncmp(rest, ns, (size_t)nslen) != 0 || !confine_pids_stale(e->d_name, 1)) continue;
-    /* only a real directory of this user: a link named like one is left, never followed */
+    /* only a real directory of this user, checked on the descriptor that is removed from: a
+     * link named like one is left, never followed */
+    int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
     struct stat st;
-    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != me)
+    if (fstat(fd, &st) != 0 || st.st_uid != me) {
+      close(fd);
       continue;
-    int n = snprintf(path, sizeof path, "%s/%s", base, e->d_name);
-    if (n < 0 || (size_t)n >= sizeof path) continue;
-    nftw(path, proc_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    proc_rm_fd(fd, 0);
+    (void)unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
   }
   closedir(d);
 }
@@ -225,7 +264,7 @@ static void proc_free(proc_run *r) {
   else c->live = r->next;
   if (r->next) r->next->prev = r->prev;
   c->nlive--;
-  if (r->tmpdir[0]) nftw(r->tmpdir, proc_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  if (r->tmpdir[0]) proc_rm_tree(r->tmpdir);
   for (int i = 0; i < CONFINE_NLAYERS; i++) free(r->missing[i]);
   for (int i = 0; i < 2; i++) {
     free(r->s[i].head);
@@ -296,7 +335,7 @@ static void proc_check_done(proc_run *r) {
     else r->reason = PROC_EXIT;
   }
   if (r->tmpdir[0]) {
-    nftw(r->tmpdir, proc_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    proc_rm_tree(r->tmpdir);
     r->tmpdir[0] = '\0';
   }
   proc_rm_cgroup(r);

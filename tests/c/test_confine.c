@@ -441,6 +441,17 @@ TEST(test_proc_sweep_tmp) {
   FILE *f = fopen(q, "w");
   CHECK(t, f != NULL);
   fclose(f);
+  /* inside it, a link to a dir outside (as a run's program left it, or swapped in for a
+   * subdir while the sweep ran): removed as a link, its target untouched (checked below) */
+  snprintf(q, sizeof q, "%.150s/out", p);
+  char outside[200];
+  snprintf(outside, sizeof outside, "%s/outside", base);
+  CHECK(t, mkdir(outside, 0700) == 0);
+  CHECK(t, symlink(outside, q) == 0);
+  snprintf(q, sizeof q, "%s/outside/keep", base);
+  f = fopen(q, "w");
+  CHECK(t, f != NULL);
+  fclose(f);
   /* a live pid's (this process's) */
   snprintf(p, sizeof p, "%s/orket-run-%d-%lu-def456", base, (int)getpid(), ns);
   CHECK(t, mkdir(p, 0700) == 0);
@@ -473,6 +484,8 @@ TEST(test_proc_sweep_tmp) {
   snprintf(q, sizeof q, "%s/orket-run-%d-%lu-ghi789", base, (int)dead, ns);
   CHECK(t, lstat(q, &st) == 0 && S_ISLNK(st.st_mode));
   snprintf(q, sizeof q, "%s/target/keep", base);
+  CHECK(t, lstat(q, &st) == 0);
+  snprintf(q, sizeof q, "%s/outside/keep", base);
   CHECK(t, lstat(q, &st) == 0);
   snprintf(p, sizeof p, "%s/orket-run-%d", base, (int)dead);
   CHECK(t, lstat(p, &st) == 0);
