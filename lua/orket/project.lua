@@ -39,7 +39,7 @@ end
 -- group and other bits are taken away (a .orket/ made read-only stays so).
 local function private_home(home, st)
   if st and st.type == "directory" and st.mode & 0x3f ~= 0 and st.uid == uv.getuid() then
-    uv.fs_chmod(home, st.mode & 0x1c0)
+    uv.fs_chmod(home, st.mode & 0xfc0) -- (setuid, setgid and sticky bits kept)
   end
 end
 

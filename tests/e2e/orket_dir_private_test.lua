@@ -4,7 +4,7 @@ local H = require "tests.helpers"
 
 local function mode(path)
   local st = assert(require("luv").fs_stat(path), path)
-  return string.format("%o", st.mode & 0x1ff)
+  return string.format("%o", st.mode & 0xfff)
 end
 
 describe(".orket/ and its lock files", function()
@@ -19,6 +19,10 @@ describe(".orket/ and its lock files", function()
     assert(os.execute("chmod 555 " .. H.quote(ex .. "/.orket")))
     H.ok(H.orket("board", { cwd = ex }), "board")
     assert.equal("500", mode(ex .. "/.orket"))
+    -- and a setgid bit its owner set stays (only group and other bits go)
+    assert(os.execute("chmod 2775 " .. H.quote(ex .. "/.orket")))
+    H.ok(H.orket("board", { cwd = ex }), "board")
+    assert.equal("2700", mode(ex .. "/.orket"))
     assert(os.execute("chmod 700 " .. H.quote(ex .. "/.orket")))
   end)
 
