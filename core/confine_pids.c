@@ -178,6 +178,17 @@ static int cp_delegates(const char *dir, char *why, size_t whylen) {
   return 0;
 }
 
+int confine_pids_stale(const char *name, int suffixed) {
+  if (strncmp(name, "orket-run-", 10) != 0) return 0;
+  char *end;
+  errno = 0;
+  long pid = strtol(name + 10, &end, 10);
+  if (errno != 0 || end == name + 10 || pid <= 0 || pid > INT_MAX) return 0;
+  if (suffixed ? *end != '-' || end[1] == '\0' : *end != '\0') return 0;
+  /* EPERM is a process of another user: alive, so not stale */
+  return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
 /* Removes the empty cgroups that helpers killed outright left in base (their runner gone
  * too, so nobody else will): orket-run-PID of a pid no process has now. A live helper's is
  * never touched, even in the moment before it moves in; rmdir takes only empty ones. */
@@ -187,11 +198,7 @@ static void cp_sweep(const char *base) {
   struct dirent *e;
   char path[PATH_MAX + 300];
   while ((e = readdir(d)) != NULL) {
-    if (strncmp(e->d_name, "orket-run-", 10) != 0) continue;
-    char *end;
-    long pid = strtol(e->d_name + 10, &end, 10);
-    if (*end != '\0' || pid <= 0 || pid > INT_MAX) continue;
-    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    if (!confine_pids_stale(e->d_name, 0)) continue;
     snprintf(path, sizeof path, "%s/%s", base, e->d_name);
     (void)rmdir(path);
   }

@@ -44,13 +44,18 @@ static void lockfile_write(int fd, long tag) {
   }
 }
 
-/* readable by all: other users' reading commands ask whether a run holds it */
+/* The owner's alone: whoever may read a lock file may hold a shared lock on it, and so keep
+ * every exclusive taker (a run, a worker) waiting. An older file made 0644 is tightened
+ * (best effort: only its owner may). */
 static int lockfile_open(const char *path, char *err, size_t errlen, const char **code) {
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     snprintf(err, errlen, "cannot open lock file %s: %s", path, strerror(errno));
     *code = errno == EACCES ? "EACCES" : "EIO";
+    return fd;
   }
+  struct stat st;
+  if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0 && st.st_uid == geteuid()) (void)fchmod(fd, 0600);
   return fd;
 }
 
@@ -74,9 +79,7 @@ int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, 
     return -1;
   }
   /* The pid is information for the next process's message, not part of the lock: a
-   * failed write leaves the lock held and the message without a pid. An older file made
-   * 0600 is opened up for readers too (best effort: only its owner may). */
-  (void)fchmod(fd, 0644);
+   * failed write leaves the lock held and the message without a pid. */
   lockfile_write(fd, 0);
   return fd;
 }

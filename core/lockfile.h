@@ -14,7 +14,7 @@
  * if unknown) and *code "EBUSY"; on any other failure -1 with err filled and *code set. */
 int lockfile_acquire(const char *path, pid_t *holder, char *err, size_t errlen, const char **code);
 
-/* Takes the lock on path (creating the file, mode 0644), shared (any number of holders) or
+/* Takes the lock on path (creating the file, mode 0600), shared (any number of holders) or
  * exclusive (one holder, no shared ones), waiting at most timeout_ms (0: not at all). The
  * wait blocks the calling thread (a helper thread sleeps in the kernel's queue for the
  * lock, so it is handed over as soon as it is free); an exclusive taker that waits keeps new

@@ -4,10 +4,11 @@
  * SIGTERM; the backstop SIGKILLs both process groups if it does not. Uses libuv. */
 #define _GNU_SOURCE
 #include "proc.h"
+#include "confine_pids.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <spawn.h>
 #include <signal.h>
@@ -149,6 +150,8 @@ proc_ctx *proc_ctx_new(uv_loop_t *loop) {
   if (c == NULL) return NULL;
   c->loop = loop;
   proc_find_helper(c->helper, sizeof c->helper);
+  /* the first run of this process clears what runs of killed ones left (proc_start) */
+  proc_sweep_tmp("/tmp");
   int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
   if (fd >= 0) {
     c->pidfd = 1;
@@ -161,12 +164,85 @@ size_t proc_ctx_live(const proc_ctx *c) { return c->nlive; }
 
 const char *proc_ctx_helper(const proc_ctx *c) { return c->helper; }
 
-static int proc_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st;
-  (void)flag;
-  (void)ftw;
-  remove(path);
-  return 0;
+/* Removes what the open directory fd holds, then closes fd. Each directory below is opened
+ * from its parent's descriptor with O_NOFOLLOW, never by path: a link swapped in for a
+ * directory meanwhile (a run's program may still be writing there) is removed as a link,
+ * and its target is never entered. Deeper than PROC_RM_DEPTH is left. */
+#define PROC_RM_DEPTH 64
+static void proc_rm_fd(int fd, int depth) {
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    close(fd);
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    int sub = depth < PROC_RM_DEPTH ? openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    if (sub >= 0) {
+      proc_rm_fd(sub, depth + 1);
+      (void)unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+    } else {
+      (void)unlinkat(dirfd(d), e->d_name, 0); /* a file, a link, or gone */
+    }
+  }
+  closedir(d);
+}
+
+/* Removes the directory path and everything in it (proc_rm_fd), opened from its parent
+ * without following a link. */
+static void proc_rm_tree(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL || slash[1] == '\0') return;
+  char parent[PATH_MAX];
+  size_t n = slash == path ? 1 : (size_t)(slash - path);
+  if (n >= sizeof parent) return;
+  memcpy(parent, path, n);
+  parent[n] = '\0';
+  int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pfd < 0) return;
+  int fd = openat(pfd, slash + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    proc_rm_fd(fd, 0);
+    (void)unlinkat(pfd, slash + 1, AT_REMOVEDIR);
+  }
+  close(pfd);
+}
+
+/* The inode of this process's PID namespace (0: unknown). A run's temp dir names it, since
+ * a pid means a process only in its own namespace: an Orket in a container sharing /tmp
+ * has pids this one cannot see. */
+static unsigned long proc_pidns(void) {
+  struct stat st;
+  return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+void proc_sweep_tmp(const char *base) {
+  char ns[32];
+  unsigned long ino = proc_pidns();
+  if (ino == 0) return; /* whose pids the names hold cannot be told */
+  int nslen = snprintf(ns, sizeof ns, "-%lu-", ino);
+  DIR *d = opendir(base);
+  if (d == NULL) return;
+  uid_t me = geteuid();
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "orket-run-", 10) != 0) continue;
+    const char *rest = e->d_name + 10 + strspn(e->d_name + 10, "0123456789");
+    if (strncmp(rest, ns, (size_t)nslen) != 0 || !confine_pids_stale(e->d_name, 1)) continue;
+    /* only a real directory of this user, checked on the descriptor that is removed from: a
+     * link named like one is left, never followed */
+    int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_uid != me) {
+      close(fd);
+      continue;
+    }
+    proc_rm_fd(fd, 0);
+    (void)unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+  }
+  closedir(d);
 }
 
 /* The run's pids cgroup, when the helper did not remove it (killed outright: by the
@@ -188,7 +264,7 @@ static void proc_free(proc_run *r) {
   else c->live = r->next;
   if (r->next) r->next->prev = r->prev;
   c->nlive--;
-  if (r->tmpdir[0]) nftw(r->tmpdir, proc_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+  if (r->tmpdir[0]) proc_rm_tree(r->tmpdir);
   for (int i = 0; i < CONFINE_NLAYERS; i++) free(r->missing[i]);
   for (int i = 0; i < 2; i++) {
     free(r->s[i].head);
@@ -259,7 +335,7 @@ static void proc_check_done(proc_run *r) {
     else r->reason = PROC_EXIT;
   }
   if (r->tmpdir[0]) {
-    nftw(r->tmpdir, proc_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    proc_rm_tree(r->tmpdir);
     r->tmpdir[0] = '\0';
   }
   proc_rm_cgroup(r);
@@ -538,7 +614,10 @@ proc_run *proc_start(proc_ctx *c, const proc_opts *o, proc_done_fn done, void *u
   for (int i = 0; i < 2; i++) r->s[i].cap = o->output_cap ? o->output_cap : PROC_DEFAULT_CAP;
   r->released = 1; /* until started: an early failure frees it through the close callbacks */
 
-  strcpy(r->tmpdir, "/tmp/orket-run-XXXXXX");
+  /* named for this process (its pid and PID namespace), so that once it is gone, killed
+   * before it could remove the dir, the next one's proc_ctx_new knows the dir for a
+   * leftover */
+  snprintf(r->tmpdir, sizeof r->tmpdir, "/tmp/orket-run-%d-%lu-XXXXXX", (int)getpid(), proc_pidns());
   if (mkdtemp(r->tmpdir) == NULL) {
     snprintf(err, errlen, "cannot make the run's temp dir: %s", strerror(errno));
     r->tmpdir[0] = '\0';

@@ -70,8 +70,18 @@ typedef struct proc_stream {
 } proc_stream;
 
 /* A context per loop. Makes the calling process not dumpable (PR_SET_DUMPABLE 0), so
- * programs it runs cannot read its environment through /proc. NULL when out of memory. */
+ * programs it runs cannot read its environment through /proc, and sweeps /tmp
+ * (proc_sweep_tmp). NULL when out of memory. */
 proc_ctx *proc_ctx_new(uv_loop_t *loop);
+
+/* Removes from base the temp dirs of runs whose Orket process is gone (killed before it
+ * could remove them): each "orket-run-PID-NS-XXXXXX" (NS: the inode of the PID namespace
+ * PID belongs to, this process's own) that is a directory (not a link: never followed,
+ * neither there nor inside) owned by this user, whose PID no process has now
+ * (confine_pids_stale). A live process's dir, another user's or one named for another PID
+ * namespace is never touched; where this process's namespace cannot be told (no /proc),
+ * nothing is. */
+void proc_sweep_tmp(const char *base);
 
 /* Kills every live run's tree at once (SIGKILL), closes their handles and frees the context
  * and the runs once the loop has run their close callbacks. Runs still held by the caller

@@ -286,8 +286,13 @@ function Ctx:priority(t, path)
   local v = t.priority
   if v == nil or v == json.null then return 2 end
   local p, err = board_mod.priority(v)
+  -- the board orders by it and shows its name (high, medium, low) or the number: 2.5 would
+  -- read as "medium (2.5)", neither the one nor the other
+  if p and p ~= math.floor(p) then
+    p, err = nil, string.format("priority must be a whole number from 0 to 10 (3 high, 2 medium, 1 low), not %s", v)
+  end
   if not p then self:fail(self:field(path, "priority"), "%s", err) end
-  return p
+  return math.tointeger(p) or p
 end
 
 function Ctx:id(t, path, derived)
@@ -726,6 +731,82 @@ function M.cycle_problem(cycle, via, by_id)
   return string.format("%s: dependency cycle: %s", first and first.file or "epics", text), first and first.anchor
 end
 
+-- The first of the files' cards (nodes, in order; on_files tells a graph node that stands
+-- for one) that lies on a cycle of graph, as a shortest cycle through it ({id, ..., id}),
+-- else nil. For when find_cycle met first a cycle of the board's cards alone, which may
+-- hide one this import closes: the strongly connected components (Tarjan's, iterative, as
+-- a ring of 200,000 cards must not overflow the stack), then a breadth-first walk in the
+-- card's component back to it.
+local function cycle_through(graph, nodes, on_files)
+  local EMPTY = {}
+  local index, low, on, comp, size = {}, {}, {}, {}, {}
+  local stack, n, ncomp = {}, 0, 0
+  local function enter(v)
+    n = n + 1
+    index[v], low[v], on[v] = n, n, true
+    stack[#stack + 1] = v
+  end
+  for _, root in ipairs(nodes) do
+    if not index[root] then
+      enter(root)
+      local path, at, top = { root }, { 1 }, 1
+      while top > 0 do
+        local v = path[top]
+        local w = (graph[v] or EMPTY)[at[top]]
+        if w ~= nil then
+          at[top] = at[top] + 1
+          if not index[w] then
+            enter(w)
+            top = top + 1
+            path[top], at[top] = w, 1
+          elseif on[w] and index[w] < low[v] then
+            low[v] = index[w]
+          end
+        else
+          path[top], at[top] = nil, nil
+          top = top - 1
+          if top > 0 and low[v] < low[path[top]] then low[path[top]] = low[v] end
+          if low[v] == index[v] then
+            ncomp = ncomp + 1
+            local k = 0
+            repeat
+              local u = table.remove(stack)
+              on[u], comp[u], k = nil, ncomp, k + 1
+            until u == v
+            size[ncomp] = k
+          end
+        end
+      end
+    end
+  end
+  for _, f in ipairs(nodes) do
+    if on_files(f) and size[comp[f]] > 1 then
+      local prev, queue, head = { [f] = false }, { f }, 1
+      while queue[head] do
+        local v = queue[head]
+        head = head + 1
+        for _, w in ipairs(graph[v] or EMPTY) do
+          if w == f then
+            local back = { f }
+            while v do
+              back[#back + 1] = v
+              v = prev[v]
+            end
+            local cyc = {}
+            for i = #back, 1, -1 do cyc[#cyc + 1] = back[i] end
+            return cyc
+          end
+          if comp[w] == comp[f] and prev[w] == nil then
+            prev[w] = v
+            queue[#queue + 1] = w
+          end
+        end
+      end
+    end
+  end
+  return nil
+end
+
 -- The statuses from which an issue can be done without starting again: dependencies hold
 -- back only a start (docs/board.md, Guards 3), so one added now would not hold it back.
 local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_testing = true, code_review = true,
@@ -829,9 +910,24 @@ function M.import(db, dir)
     end
     local wgraph, via = board_mod.waits_for(waits)
     local cycle = board_mod.find_cycle(wgraph, nodes)
+    local function on_files(id) return set.by_id[via[id] or id] ~= nil end
+    local old_cycle
+    if cycle then
+      local ours = false
+      for _, id in ipairs(cycle) do ours = ours or on_files(id) end
+      -- the board's cards alone, their dependencies and parents as the board has them:
+      -- there before this import, which neither made it nor can mend it; its cards go on
+      -- waiting (said), and the files' cards are looked at for a cycle of their own
+      if not ours then old_cycle, cycle = cycle, cycle_through(wgraph, nodes, on_files) end
+    end
     if cycle then
       local msg, anchor = M.cycle_problem(cycle, via, set.by_id)
       return nil, placed(dir, msg, anchor), "ECYCLE"
+    end
+    if old_cycle then
+      set.warnings[#set.warnings + 1] = string.format("dependency cycle already on the board: %s (no card of epics/ "
+        .. "is on it): cards depending on it wait for ever; to break it, define one of its cards in an epic file "
+        .. "without the dependency that closes it, and import", board_mod.cycle_text(old_cycle))
     end
     local late, lanchor = late_dependency(set, row, had)
     if late then return nil, placed(dir, late, lanchor), "EINVAL" end

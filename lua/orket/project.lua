@@ -33,6 +33,16 @@ end
 --- reading: the command only reads, so a store it cannot open for writing (a read-only
 --- file system, a file it may not write) is opened read-only instead. getenv: as
 --- database_url's (orket serve opens its other projects without ORKET_DATABASE_URL).
+-- .orket/ holds the store, the keys' pepper and the lock files (0600), whose shared locks
+-- would let anyone who may open one hold off runs and workers: an older or hand-made one
+-- that others may enter is made its owner's alone. Only its owner may change it; only
+-- group and other bits are taken away (a .orket/ made read-only stays so).
+local function private_home(home, st)
+  if st and st.type == "directory" and st.mode & 0x3f ~= 0 and st.uid == uv.getuid() then
+    uv.fs_chmod(home, st.mode & 0xfc0) -- (setuid, setgid and sticky bits kept)
+  end
+end
+
 function M.open_store(dir, create, reading, getenv)
   local url, uerr, ucode = M.database_url(dir, getenv)
   if url == nil then return nil, uerr, ucode end
@@ -40,7 +50,9 @@ function M.open_store(dir, create, reading, getenv)
     -- the project's machine-local files (the run lock, worktrees, the keys' pepper) stay
     -- in its .orket/, which no SQLite file made here
     local home = (dir or ".") .. "/.orket"
-    if not uv.fs_stat(home) and uv.fs_stat(dir or ".") then uv.fs_mkdir(home, 493) end
+    local hst = uv.fs_stat(home)
+    if not hst and uv.fs_stat(dir or ".") then uv.fs_mkdir(home, 448) end
+    private_home(home, hst)
     return store.open_url(url)
   end
   local path = M.db_path(dir)
@@ -54,6 +66,7 @@ function M.open_store(dir, create, reading, getenv)
   -- the store holds the accounts' password hashes: a new .orket/ is private, and the
   -- store (SQLite gives its -wal/-shm the store's mode) is 0600, an older 0644 one too
   if create and not st then uv.fs_mkdir(home, 448) end
+  private_home(home, st)
   local db, err, code = store.open(path, { create = create })
   if db then
     for _, p in ipairs { path, path .. "-wal", path .. "-shm" } do

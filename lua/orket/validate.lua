@@ -107,19 +107,21 @@ local function start_mcp(dir, section)
 end
 
 -- roles/, tools/, policies/ and routing.lua, each file on its own (a project's override the
--- built-ins by name). -> roles by name, tool names (set), policy sets, and the names of
--- broken files (their stems), which the links below do not call unknown a second time.
+-- built-ins by name). -> roles by name, tool names (set), policy sets, the names of broken
+-- files (their stems), which the links below do not call unknown a second time, and the
+-- broken roles that could be read ({file=, tools=}), whose tools are checked as well.
 local function check_scripts(dir, out, summary)
   local home = rt.home()
-  local by_name, broken = {}, {}
+  local by_name, broken, half = {}, {}, {}
   for _, d in ipairs(roles.dirs(dir)) do
     for _, path in ipairs(roles.lua_files(d)) do
-      local r, rerr, _, problems = roles.load_file(path)
+      local r, rerr, _, problems, partial = roles.load_file(path)
       if r then
         by_name[r.name] = r
       else
         broken[path:match("([^/]+)%.lua$")] = true
         for _, p in ipairs(problems or { rerr }) do add(out, dir, p, path) end
+        half[#half + 1] = partial
       end
     end
   end
@@ -147,12 +149,12 @@ local function check_scripts(dir, out, summary)
   end
   local _, rerr = routing.load(dir .. "/routing.lua")
   if rerr then add(out, dir, rerr, dir .. "/routing.lua") end
-  return by_name, tool_names, sets, broken
+  return by_name, tool_names, sets, broken, half
 end
 
 -- The links between orket.lua and the scripts: seats' and roles' models, the team's roles,
 -- a reviewer seat, the roles' tools, and the tools, roles and seats policy rules name.
-local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers)
+local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers, half)
   if cfg then
     for _, m in ipairs(llm.check_models(cfg.models, team or {}, by_name)) do
       add(out, dir, m, "orket.lua", m:match("^orket%.lua: team%.([%w_%-]+)%.")
@@ -190,10 +192,13 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
     for _, prefix in ipairs(unlisted) do if t:sub(1, #prefix) == prefix then return true end end
     return false
   end
-  for _, n in ipairs(names_of(by_name)) do
-    local r = by_name[n]
+  -- the loaded roles, then the broken ones (their other problems do not hide this one)
+  local with_tools = {}
+  for _, n in ipairs(names_of(by_name)) do with_tools[#with_tools + 1] = by_name[n] end
+  for _, r in ipairs(half) do with_tools[#with_tools + 1] = r end
+  for _, r in ipairs(with_tools) do
     for i, t in ipairs(r.tools) do
-      if not tool_names[t] and not broken[t] and not unlisted_tool(t) then
+      if type(t) == "string" and not tool_names[t] and not broken[t] and not unlisted_tool(t) then
         add(out, dir, string.format("%s: tools[%d]: no tool named %q", r.file, i, t), r.file)
       end
     end
@@ -336,7 +341,7 @@ function M.check(dir)
   local out, warnings = {}, {}
   local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
   local cfg, team, msection = check_config(dir, out)
-  local by_name, tool_names, sets, broken = check_scripts(dir, out, summary)
+  local by_name, tool_names, sets, broken, half = check_scripts(dir, out, summary)
   local servers = start_mcp(dir, msection)
   summary.mcp = {}
   for _, name in ipairs(msection and msection.names or {}) do
@@ -348,7 +353,7 @@ function M.check(dir)
       summary.mcp[#summary.mcp + 1] = { name = name, tools = #sv.tools }
     end
   end
-  check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers)
+  check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers, half)
   check_epics(dir, out, warnings, summary, team)
   check_compose(dir, out, warnings)
   return out, summary, warnings

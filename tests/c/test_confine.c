@@ -1,6 +1,9 @@
 /* test_confine.c: the confinement helper's spec in argv (encode/decode), its layer names,
  * and the runner's head-and-tail output capture. Running programs is proc_spec.lua's job. */
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "confine.h"
@@ -415,4 +418,89 @@ TEST(test_confine_pids_paths) {
   CHECK(t, confine_pids_dir("/sys/fs/cgroup", "/docker/abc", "/other", dir, sizeof dir) == -1);
   CHECK(t, confine_pids_dir("/sys/fs/cgroup", "/docker/abc", "/docker/abcd", dir, sizeof dir) == -1);
   CHECK(t, confine_pids_dir("/sys/fs/cgroup", "/", "/x", dir, 8) == -1);
+}
+
+/* A run's temp dir left by an Orket process killed outright: swept once no process has its
+ * pid in this PID namespace; a live one's is kept, as is one named for another namespace,
+ * and a link named like a dead one's is neither followed nor removed. */
+TEST(test_proc_sweep_tmp) {
+  char base[] = "/tmp/orket-sweep-XXXXXX", p[160], q[256];
+  struct stat st;
+  CHECK(t, mkdtemp(base) != NULL);
+  CHECK(t, stat("/proc/self/ns/pid", &st) == 0);
+  unsigned long ns = (unsigned long)st.st_ino;
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  CHECK(t, dead > 0 && waitpid(dead, NULL, 0) == dead);
+  /* a dead pid's dir, with a file and a dir inside */
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-abc123", base, (int)dead, ns);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(q, sizeof q, "%.150s/sub", p);
+  CHECK(t, mkdir(q, 0700) == 0);
+  snprintf(q, sizeof q, "%.150s/sub/f", p);
+  FILE *f = fopen(q, "w");
+  CHECK(t, f != NULL);
+  fclose(f);
+  /* inside it, a link to a dir outside (as a run's program left it, or swapped in for a
+   * subdir while the sweep ran): removed as a link, its target untouched (checked below) */
+  snprintf(q, sizeof q, "%.150s/out", p);
+  char outside[200];
+  snprintf(outside, sizeof outside, "%s/outside", base);
+  CHECK(t, mkdir(outside, 0700) == 0);
+  CHECK(t, symlink(outside, q) == 0);
+  snprintf(q, sizeof q, "%s/outside/keep", base);
+  f = fopen(q, "w");
+  CHECK(t, f != NULL);
+  fclose(f);
+  /* a live pid's (this process's) */
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-def456", base, (int)getpid(), ns);
+  CHECK(t, mkdir(p, 0700) == 0);
+  /* the dead pid in another PID namespace: a process there may have it */
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-jkl012", base, (int)dead, ns + 1);
+  CHECK(t, mkdir(p, 0700) == 0);
+  /* a link named for the dead pid, to a dir holding a file that must survive */
+  snprintf(p, sizeof p, "%s/target", base);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(q, sizeof q, "%s/target/keep", base);
+  f = fopen(q, "w");
+  CHECK(t, f != NULL);
+  fclose(f);
+  snprintf(q, sizeof q, "%s/orket-run-%d-%lu-ghi789", base, (int)dead, ns);
+  CHECK(t, symlink(p, q) == 0);
+  /* names that are not a run's temp dir (a cgroup's, no pid) are left */
+  snprintf(p, sizeof p, "%s/orket-run-%d", base, (int)dead);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(p, sizeof p, "%s/orket-run-XyZ123", base);
+  CHECK(t, mkdir(p, 0700) == 0);
+
+  proc_sweep_tmp(base);
+
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-abc123", base, (int)dead, ns);
+  CHECK(t, lstat(p, &st) != 0);
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-def456", base, (int)getpid(), ns);
+  CHECK(t, lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-jkl012", base, (int)dead, ns + 1);
+  CHECK(t, lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+  snprintf(q, sizeof q, "%s/orket-run-%d-%lu-ghi789", base, (int)dead, ns);
+  CHECK(t, lstat(q, &st) == 0 && S_ISLNK(st.st_mode));
+  snprintf(q, sizeof q, "%s/target/keep", base);
+  CHECK(t, lstat(q, &st) == 0);
+  snprintf(q, sizeof q, "%s/outside/keep", base);
+  CHECK(t, lstat(q, &st) == 0);
+  snprintf(p, sizeof p, "%s/orket-run-%d", base, (int)dead);
+  CHECK(t, lstat(p, &st) == 0);
+  snprintf(p, sizeof p, "%s/orket-run-XyZ123", base);
+  CHECK(t, lstat(p, &st) == 0);
+
+  CHECK(t, confine_pids_stale("orket-run-1-x", 1) == 0); /* init lives */
+  CHECK(t, confine_pids_stale("orket-run--5-x", 1) == 0);
+  CHECK(t, confine_pids_stale("orket-run-99999999999-x", 1) == 0);
+  snprintf(p, sizeof p, "orket-run-%d-", (int)dead);
+  CHECK(t, confine_pids_stale(p, 1) == 0);
+  snprintf(p, sizeof p, "orket-run-%d", (int)dead);
+  CHECK(t, confine_pids_stale(p, 0) == 1 && confine_pids_stale(p, 1) == 0);
+
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+  CHECK(t, system(cmd) == 0);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -103,5 +104,37 @@ TEST(test_lockfile_shared_exclusive) {
   CHECK(t, lockfile_wait(bad, 1, 10, err, sizeof err, &code) < 0);
   CHECK_STR(t, code, "EIO");
   unlink(path);
+  rmdir(dir);
+}
+
+/* Lock files are their owner's alone whatever the umask (a reader could hold a shared lock
+ * and keep runs waiting); an older 0644 one is tightened when taken. */
+TEST(test_lockfile_private) {
+  char dir[] = "/tmp/orket-lockmode-XXXXXX", a[64], b[64], err[256];
+  const char *code = NULL;
+  struct stat st;
+  pid_t holder;
+  CHECK(t, mkdtemp(dir) != NULL);
+  snprintf(a, sizeof a, "%s/run.lock", dir);
+  snprintf(b, sizeof b, "%s/git.lock", dir);
+  mode_t old = umask(0);
+  int fa = lockfile_acquire(a, &holder, err, sizeof err, &code);
+  int fb = lockfile_wait(b, 1, 0, err, sizeof err, &code);
+  CHECK(t, fa >= 0 && fb >= 0);
+  CHECK(t, stat(a, &st) == 0 && (st.st_mode & 07777) == 0600);
+  CHECK(t, stat(b, &st) == 0 && (st.st_mode & 07777) == 0600);
+  lockfile_release(fa);
+  lockfile_release(fb);
+  CHECK(t, chmod(a, 0644) == 0 && chmod(b, 0644) == 0);
+  fa = lockfile_acquire(a, &holder, err, sizeof err, &code);
+  fb = lockfile_wait(b, 0, 0, err, sizeof err, &code);
+  CHECK(t, fa >= 0 && fb >= 0);
+  CHECK(t, stat(a, &st) == 0 && (st.st_mode & 07777) == 0600);
+  CHECK(t, stat(b, &st) == 0 && (st.st_mode & 07777) == 0600);
+  lockfile_release(fa);
+  lockfile_release(fb);
+  umask(old);
+  unlink(a);
+  unlink(b);
   rmdir(dir);
 }

@@ -74,6 +74,7 @@
   X(test_workspace_fd_exhaustion)          \
   X(test_workspace_dotgit)                 \
   X(test_lockfile_shared_exclusive)        \
+  X(test_lockfile_private)                 \
   X(test_gitrepo_init_worktree)            \
   X(test_gitrepo_commit_idempotent)        \
   X(test_gitrepo_merges)                   \
@@ -113,6 +114,7 @@
   X(test_confine_decode_rejects)           \
   X(test_proc_stream_head_tail)            \
   X(test_proc_stream_grows_as_needed)      \
+  X(test_proc_sweep_tmp)                   \
   X(test_confine_spec_paths)               \
   X(test_confine_spec_inward)              \
   X(test_confine_spec_relay)               \

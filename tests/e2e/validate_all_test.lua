@@ -148,6 +148,19 @@ describe("orket validate", function()
     assert.equal(#want - 1, #lines_of(v.stdout) - 1)
   end)
 
+  it("reports a broken role's wrong tool name with its other problems, not after them", function()
+    local p = project()
+    -- an unknown field used to hide the wrong tool name until it was fixed
+    H.write(p .. "/roles/tester.lua", 'return {\n  intent = "x",\n  colour = 1,\n  tools = { "read_file",\n'
+      .. '    "write_fiel", 7 },\n  system = "s",\n}\n')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches("roles/tester.lua:3: unknown field 'colour'", v.stdout, 1, true)
+    assert.matches('roles/tester.lua:4: tools[2]: no tool named "write_fiel"', v.stdout, 1, true)
+    assert.matches("roles/tester.lua:4: tools[3] must be a tool name", v.stdout, 1, true)
+    assert.matches("\n3 problems\n$", v.stdout)
+  end)
+
   it("names the line that set the value in force, when orket.lua sets a field again below", function()
     local p = project()
     -- as the guides change a seat: a line added at the end of orket.lua

@@ -20,8 +20,19 @@ local lineedit = require "orket.c.lineedit"
 local runs = require "orket.store.runs"
 local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
+local settings = require "orket.settings"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
+
+--- concurrency(v) -> --concurrency's value (run, resume and worker): an integer from 1 to
+--- the API's cap, else nil and why.
+function cmd.concurrency(v)
+  local n = cmdline.integer(v)
+  if not n or n < 1 or n > settings.CONCURRENCY_MAX then
+    return nil, string.format("--concurrency needs an integer from 1 to %d (got %s)", settings.CONCURRENCY_MAX, v)
+  end
+  return n
+end
 
 --- options(target) -> the declaration of run's words with target (its positional), which
 --- orket resume shares.
@@ -29,8 +40,8 @@ function cmd.options(target)
   return { extra = "give one target", target,
     { "--model", value = "M", what = "a value" },
     { "--json", help = "print the engine's events as JSON Lines (the default when stdout is not a terminal)" },
-    { "--concurrency", value = "N", what = "a value", check = cmdline.at_least(1, "--concurrency needs a positive integer"),
-      help = "turns run at once (default: orket.lua's)" },
+    { "--concurrency", value = "N", what = "a value", check = cmd.concurrency,
+      help = "turns run at once, at most " .. settings.CONCURRENCY_MAX .. " (default: orket.lua's)" },
     cmdline.DIR }
 end
 cmd.args = cmd.options { "EPIC|ROCK|CARD", key = "target", missing = "run needs an epic, rock or card id" }

@@ -18,6 +18,8 @@ local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
 
 local cmdline = require "orket.cmdline"
+local settings = require "orket.settings"
+local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "worker", summary = "work the runs left to workers, with other workers, on a shared board" }
 cmd.args = { extra = "give one project directory",
@@ -27,8 +29,9 @@ cmd.args = { extra = "give one project directory",
   { "--drain", help = "exit once no run is left to the workers (else wait for new ones)" },
   { "--with-parent", help = "stop as on SIGTERM when the process that started it ends (orket serve\n"
     .. "--workers starts its workers so, even a server killed with SIGKILL)" },
-  { "--concurrency", value = "N", what = "a value", check = cmdline.at_least(1, "--concurrency needs a positive integer"),
-    help = "turns this worker runs at once, across the runs it works (default: orket.lua's)" },
+  { "--concurrency", value = "N", what = "a value", check = run_cmd.concurrency,
+    help = "turns this worker runs at once, across the runs it works, at most " .. settings.CONCURRENCY_MAX .. "\n"
+    .. "(default: orket.lua's)" },
   { "--lease-ms", value = "MS", what = "a value", default = 30000,
     check = cmdline.at_least(30, "--lease-ms needs an integer of at least 30"),
     help = "how long a lease lives without renewal (renewed every third of it)" },

@@ -17,7 +17,9 @@ local lua_files = scriptfile.list
 M.lua_files = lua_files
 
 -- Checks a role's table (detached by orket.scriptfile: no script code runs here): role | nil, first problem, every problem (validate reports them
--- all, so an operator fixes a file in one pass rather than one error per run).
+-- all, so an operator fixes a file in one pass rather than one error per run), and what
+-- could be read of a broken one ({file=, tools=}: its tool names), whose tools validate
+-- checks too, so that a wrong tool name is not said only once the rest is fixed.
 local function validate(def, file, stem)
   if type(def) ~= "table" then
     local msg = file .. ": must return a table (the role)"
@@ -54,21 +56,23 @@ local function validate(def, file, stem)
     bad("system must be a string or a function(ctx)")
   end
   if build == nil and system == nil then bad("give build(ctx) or system (the system prompt)") end
-  if #problems > 0 then return nil, problems[1], problems end
   local t = {}
   for i, v in ipairs(tools) do t[i] = v end
+  if #problems > 0 then return nil, problems[1], problems, { file = file, tools = t } end
   return { name = name, intent = def.intent, tools = t, model = model, dialect = dialect,
     build = build, system = system }
 end
 
---- load_file(path) -> role | nil, "file:line: message", CODE, {every problem...}
+--- load_file(path) -> role | nil, "file:line: message", CODE, {every problem...}[, {file=,
+--- tools=}: a role that ran but is invalid, with a copy of its tools array (an entry that
+--- is no string is among the problems already)]
 function M.load_file(path)
   local stem = path:match("([^/]+)%.lua$")
   local box = scriptenv.new { name = path, globals = { prompt = prompt } }
   local ok, def, code = scriptfile.run(box, path)
   if not ok then return nil, def, code, { def } end
-  local role, err, problems = validate(def, path, stem)
-  if not role then return nil, err, "EINVAL", problems end
+  local role, err, problems, partial = validate(def, path, stem)
+  if not role then return nil, err, "EINVAL", problems, partial end
   role.box, role.file = box, path
   return role
 end

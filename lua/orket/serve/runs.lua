@@ -13,6 +13,7 @@ local log_view = require "orket.views.log"
 local writes = require "orket.serve.writes"
 local board = require "orket.board"
 local oa = require "orket.serve.openapi"
+local settings = require "orket.settings"
 local costs = require "orket.store.costs"
 
 local M = {}
@@ -167,7 +168,7 @@ local function str(max) return { type = "string", minLength = 1, maxLength = max
 M.SCHEMAS = {
   run = { type = "object", additionalProperties = false, required = { "target" }, properties = {
     target = str(128), model = { type = "string", maxLength = 256, description = "provider:model; empty: each seat's" },
-    concurrency = { type = "integer", minimum = 1, maximum = 64 } } },
+    concurrency = { type = "integer", minimum = 1, maximum = settings.CONCURRENCY_MAX } } },
 }
 M.RUN = { type = "object", additionalProperties = false,
   required = { "id", "target", "kind", "state", "started_at", "ended_at", "model", "concurrency", "live" },

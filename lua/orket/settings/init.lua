@@ -169,6 +169,10 @@ end
 
 -- ---- the engine's sections (docs/engine.md) --------------------------------------------
 
+-- The most turns at once a run may be started with: `orket run`, `resume` and `worker`'s
+-- --concurrency and POST /v1/runs' concurrency.
+M.CONCURRENCY_MAX = 64
+
 M.DEFAULTS = {
   concurrency = 3,
   budgets = {
@@ -630,7 +634,13 @@ local SCHEMA = {
   end },
   { "team", team },
   { "concurrency", function(d)
-    return d.concurrency == nil and M.DEFAULTS.concurrency or int(d.concurrency, "concurrency", 1)
+    if d.concurrency == nil then return M.DEFAULTS.concurrency end
+    local n = int(d.concurrency, "concurrency", 1)
+    -- the same bound as --concurrency and the API's (a run uses orket.lua's when not told)
+    if n > M.CONCURRENCY_MAX then
+      fail("concurrency", "must be an integer from 1 to %d (got %d)", M.CONCURRENCY_MAX, n)
+    end
+    return n
   end },
   { "budgets", budgets },
   { "limits", function(d) return section(d, "limits", M.DEFAULTS.limits) end },

@@ -186,8 +186,8 @@ describe("a run's state as orket runs shows it", function()
     assert.equal("killed", project.run_state(dir, "running", 1))
     local held, pid, tag = lockfile.probe(dir .. "/.orket/run.lock")
     assert.same({ true, require("luv").os_getpid(), 2 }, { held, pid, tag })
-    -- readable by everyone, so other users' reading commands can ask
-    assert.equal(tonumber("644", 8), require("luv").fs_stat(dir .. "/.orket/run.lock").mode & tonumber("777", 8))
+    -- its owner's alone: whoever may read it may hold a shared lock and keep runs waiting
+    assert.equal(tonumber("600", 8), require("luv").fs_stat(dir .. "/.orket/run.lock").mode & tonumber("777", 8))
     lk:release()
     assert.equal("killed", project.run_state(dir, "running", 2))
     assert.has_error(function() lk:tag(0) end)

@@ -36,6 +36,11 @@ describe("engine settings", function()
     s, err = settings.resolve { concurrency = 0 }
     assert.is_nil(s)
     assert.matches("orket.lua: concurrency", err)
+    -- bounded as --concurrency and the API are: a run uses orket.lua's when not told
+    s, err = settings.resolve { concurrency = settings.CONCURRENCY_MAX + 1 }
+    assert.is_nil(s)
+    assert.matches("orket.lua: concurrency: must be an integer from 1 to 64 (got 65)", err, 1, true)
+    assert.equal(64, assert(settings.resolve { concurrency = 64 }).concurrency)
   end)
 
   it("verify.commands: a list of program names, checked by name", function()
