@@ -40,6 +40,34 @@ describe("orket gate check", function()
     end
   end)
 
+  it("asks a developer before an agent writes, moves or deletes CI configuration, which runs with secrets", function()
+    local function check(tool, args, dir)
+      return H.orket("gate check --role coder --tool " .. tool .. " --args " .. H.quote(args)
+        .. (dir and (" --workspace " .. H.quote(dir)) or ""))
+    end
+    for _, path in ipairs { ".github/workflows/orket.yml", ".github/workflows/sub/x.yaml", "./.github/workflows/x.yml",
+      ".gitea/workflows/deploy.yml", ".forgejo/workflows/x.yml", ".gitlab-ci.yml", ".github/actions/a/action.yml",
+      ".circleci/config.yml", ".woodpecker.yml", "Jenkinsfile" } do
+      local r = check("write_file", '{"path":"' .. path .. '","content":"x"}')
+      assert.equal(4, r.status, path .. ": " .. r.stdout)
+      assert.matches("^ask %(POLICY_ASK%)\nreason: write_file: CI configuration runs with the forge's secrets", r.stdout)
+    end
+    assert.equal(4, check("move_file", '{"from":"ci.yml","to":".github/workflows/ci.yml"}').status)
+    assert.equal(4, check("move_file", '{"from":".gitea/workflows/ci.yml","to":"old.yml"}').status)
+    assert.equal(4, check("delete_file", '{"path":".github/workflows/orket.yml"}').status)
+    assert.equal(4, check("create_directory", '{"path":".github/workflows/x"}').status)
+    -- reading it, and writing elsewhere, as before
+    assert.equal(0, check("read_file", '{"path":".github/workflows/orket.yml"}').status)
+    assert.equal(0, check("list_directory", '{"path":".github/workflows"}').status)
+    assert.equal(0, check("write_file", '{"path":"src/workflows/a.yml","content":"x"}').status)
+    assert.equal(0, check("write_file", '{"path":".github/CODEOWNERS.md","content":"x"}').status)
+    -- a project's own policies/default.lua replaces Orket's, this rule with it
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. dir .. "/policies")
+    H.write(dir .. "/policies/default.lua", "-- the project's own\n")
+    assert.equal(0, check("write_file", '{"path":".github/workflows/orket.yml","content":"x"}', dir).status)
+  end)
+
   it("asks about run_command unless the project's verify.commands lists its program", function()
     local dir = H.tmpdir()
     H.write(dir .. "/orket.lua", 'name = "g"\nverify = { commands = { "make" } }\n')
