@@ -21,7 +21,7 @@ Decides one tool call as the gate would during a run, without running it.
 Exit status: 0 allow, 1 deny, 4 ask, 2 usage error.]]
 cmd.args = {
   usage = "orket gate check --role ROLE --tool TOOL [--args JSON] [--seat SEAT] [--card ID | --card-status S]\n" ..
-    "                  [--allow-tools a,b,...] [--workspace DIR] [--json]",
+    "                  [--allow-tools a,b,...] [-C DIR] [--json]",
   { "check", key = "subcommand", missing = "gate needs a subcommand (check)",
     check = function(v) return v == "check" and v, "unknown gate subcommand '" .. v .. "'" end },
   { "--role", value = "ROLE", what = "a value", many = true, required = true,
@@ -36,7 +36,7 @@ cmd.args = {
     help = "instead of --card: the status of a card being worked (default\nin_progress)" },
   { "--allow-tools", value = "LIST", what = "a value", key = "allow", empty = true, -- "": no tool at all
     help = "the tools the role may use, comma-separated, instead of the\nrole's own list (\"\": none)" },
-  { "--workspace", value = "DIR", what = "a value", default = ".",
+  { "-C", alias = "--workspace", value = "DIR", what = "a directory", key = "workspace", default = ".",
     help = "the project whose roles/, policies/ and tools/ apply (default .)" },
   { "--json", help = "print the decision as JSON" },
 }
