@@ -170,6 +170,39 @@ describe("orket gate check", function()
     assert.matches("--workspace " .. dir .. "/file: not a directory", r.stderr, 1, true)
   end)
 
+  it("says which card and seat stand in for those not given, where the decision names them", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local p = dir .. "/p"
+    local r = H.orket([[gate check --role coder --card-status code_review --tool update_issue_status ]]
+      .. [[--args '{"status":"done"}' -C ]] .. H.quote(p))
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("reason: update_issue_status: moving card CARD from code_review to done is not allowed", r.stdout, 1, true)
+    assert.matches("\nnote: no %-%-card: CARD stands for a card in status code_review with its dependencies done\n$",
+      r.stdout)
+    -- the seat a run would give the role: the team's seat holding it, not the role's name
+    r = H.orket([[gate check --role coder --allow-tools read_file --tool write_file --args '{"path":"a","content":"x"}' -C ]]
+      .. H.quote(p))
+    assert.equal(1, r.status)
+    assert.matches("reason: write_file: seat 'senior_developer' (roles: coder) may not use this tool", r.stdout, 1, true)
+    assert.matches("\nnote: no %-%-seat: the team's seat senior_developer, which holds coder\n$", r.stdout)
+    -- a role no seat holds: the seat is named after it, and the note says so
+    os.execute("mkdir -p " .. H.quote(p .. "/roles"))
+    H.write(p .. "/roles/tester.lua", 'return { intent = "t", tools = { "read_file" }, system = "s" }')
+    r = H.orket([[gate check --role tester --tool write_file --args '{"path":"a","content":"x"}' -C ]] .. H.quote(p))
+    assert.matches("\nnote: no %-%-seat, and no seat of the team holds tester: the seat is named 'tester' after it\n",
+      r.stdout)
+    -- given, or not named in the decision: no note; --json: its four fields only
+    r = H.orket([[gate check --role coder --seat senior_developer --card-status code_review --tool update_issue_status ]]
+      .. [[--args '{"status":"done"}' -C ]] .. H.quote(p))
+    assert.is_nil(r.stdout:find("no --seat", 1, true))
+    r = H.orket([[gate check --role coder --tool read_file --args '{"path":"a"}' -C ]] .. H.quote(p))
+    assert.is_nil(r.stdout:find("note:", 1, true))
+    r = H.orket([[gate check --role coder --card-status code_review --tool update_issue_status ]]
+      .. [[--args '{"status":"done"}' --json -C ]] .. H.quote(p))
+    assert.is_nil(r.stdout:find("note", 1, true))
+  end)
+
   it("takes the project's directory as -C DIR, as every other command does", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. dir .. "/policies")
