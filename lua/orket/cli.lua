@@ -73,9 +73,11 @@ M.load_command = load_command
 function M.usage(out)
   out = out or io.stdout
   out:write("usage: orket <command> [arguments]\n\ncommands:\n")
+  local w = 0 -- the longest name's width, so every summary starts in one column
+  for _, name in ipairs(M.COMMANDS) do w = math.max(w, #name) end
   for _, name in ipairs(M.COMMANDS) do
     local c = require("orket.cmd." .. name)
-    out:write(string.format("  %-10s %s\n", name, c.summary))
+    out:write(string.format("  %-" .. w .. "s %s\n", name, c.summary))
   end
   out:write("\n'orket help COMMAND' shows a command's usage.\n")
 end

@@ -15,6 +15,10 @@ describe("orket CLI", function()
     local r = H.orket("help")
     assert.equal(0, r.status)
     for _, c in ipairs { "version", "help", "lua", "repl" } do assert.matches("\n  " .. c .. " ", r.stdout) end
+    -- every summary starts in one column, the longest name's included
+    local cols = {}
+    for name, gap in r.stdout:gmatch("\n  ([%a_]+)( +)%S") do cols[#name + #gap] = (cols[#name + #gap] or 0) + 1 end
+    assert.equal(1, #(function() local t = {} for k in pairs(cols) do t[#t + 1] = k end return t end)(), r.stdout)
     r = H.orket("help lua")
     assert.equal(0, r.status)
     assert.matches("usage: orket lua", r.stdout)
