@@ -14,3 +14,20 @@ ask {
   reason = "deleting files needs a developer's approval",
   remedy = "Wait for approval, or leave the file and say in a comment why it should go.",
 }
+
+-- CI configuration runs with the forge's secrets (the workflows `orket init --forge` writes
+-- hold ORKET_API_KEY): an agent that could rewrite it could send them anywhere. Writing,
+-- moving or deleting it needs a developer's approval; reading it does not.
+local CI = {
+  ".github/workflows/**", ".github/actions/**", ".gitea/workflows/**", ".gitea/actions/**",
+  ".forgejo/workflows/**", ".forgejo/actions/**", ".gitlab-ci.yml", ".gitlab-ci/**", ".circleci/**",
+  ".woodpecker.yml", ".woodpecker.yaml", ".woodpecker/**", ".drone.yml", ".buildkite/**", ".travis.yml",
+  "Jenkinsfile", "azure-pipelines.yml", "bitbucket-pipelines.yml",
+}
+local READS = { read_file = true, list_directory = true, search_files = true }
+ask {
+  tool = "*", path = CI,
+  when = function(call) return not READS[call.tool] end,
+  reason = "CI configuration runs with the forge's secrets: changing it needs a developer's approval",
+  remedy = "Wait for approval, or describe the change to the CI configuration in a comment for a developer to make.",
+}

@@ -73,9 +73,11 @@ M.load_command = load_command
 function M.usage(out)
   out = out or io.stdout
   out:write("usage: orket <command> [arguments]\n\ncommands:\n")
+  local w = 0 -- the longest name's width, so every summary starts in one column
+  for _, name in ipairs(M.COMMANDS) do w = math.max(w, #name) end
   for _, name in ipairs(M.COMMANDS) do
     local c = require("orket.cmd." .. name)
-    out:write(string.format("  %-10s %s\n", name, c.summary))
+    out:write(string.format("  %-" .. w .. "s %s\n", name, c.summary))
   end
   out:write("\n'orket help COMMAND' shows a command's usage.\n")
 end
@@ -289,6 +291,21 @@ function M.main(argv)
     M.usage(io.stderr)
     return M.EXIT.usage
   end
+  -- `orket -C DIR CMD ...`, as git takes it: the same as `orket CMD -C DIR ...`
+  local lead_dir, first = nil, 2
+  if name == "-C" or (type(name) == "string" and name:match("^%-C=")) then
+    lead_dir, first = name:match("^%-C=(.*)$"), 3
+    if not lead_dir then lead_dir, first = argv[2], 4 end
+    name = argv[first - 1]
+    if lead_dir == nil or lead_dir == "" then
+      M.err("-C needs a directory: orket -C DIR COMMAND ...")
+      return M.EXIT.usage
+    end
+    if name == nil then
+      M.err("-C %s needs a command after it: orket -C DIR COMMAND ...", lead_dir)
+      return M.EXIT.usage
+    end
+  end
   if name == "--version" or name == "-v" then name = "version" end
   if name == "--help" or name == "-h" then name = "help" end
   local cmd = load_command(name)
@@ -298,8 +315,26 @@ function M.main(argv)
     return M.EXIT.usage
   end
   local args = {}
-  for i = 2, #argv do args[#args + 1] = argv[i] end
+  for i = first, #argv do args[#args + 1] = argv[i] end
   args = M.split_values(args, cmd.words_after, cmd.args)
+  if lead_dir then
+    -- the command's own -C, first (before a subcommand's words and any free text); a
+    -- command without one (init, lua, help) says so rather than taking DIR for something else
+    if not M.help_text(name):find("-C DIR", 1, true) then
+      M.err("%s does not take -C DIR", name)
+      return M.EXIT.usage
+    end
+    -- a subcommand whose own words are read after it (sandbox's) takes -C among them
+    local decl = cmd.args or {}
+    local at = 1
+    if decl[1] and decl[1].last and decl[1][1]:sub(1, 1) ~= "-" and decl[2] and decl[2].rest then
+      at = args[1] and 2 or nil -- none: the missing subcommand is the error to give
+    end
+    if at then
+      table.insert(args, at, lead_dir)
+      table.insert(args, at, "-C")
+    end
+  end
   args[0] = argv[0]
   M.argv0 = argv[0]
   if asks_help(cmd, args) then

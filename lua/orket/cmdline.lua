@@ -204,7 +204,9 @@ function M.options_help(decl)
   for _, e in ipairs(decl) do
     if e.help then
       local left = e.value and (e[1] .. " " .. e.value) or e[1]
-      if e.alias then left = e.alias .. ", " .. left end
+      -- a short alias first (-d, --detach); a long one after (-C DIR, --workspace DIR)
+      if e.alias and #e.alias < #e[1] then left = e.alias .. ", " .. left
+      elseif e.alias then left = left .. ", " .. e.alias .. (e.value and (" " .. e.value) or "") end
       rows[#rows + 1] = { left, e.help }
       w = math.max(w, #left)
     end

@@ -337,7 +337,7 @@ CODES.EMCP = {
 }
 CODES.EDOWN = {
   means = "an MCP server is not connected",
-  remedy = "`orket mcp` shows each server's state; Orket restarts it with a backoff",
+  remedy = "`orket mcp list` shows each server's state; Orket restarts it with a backoff",
 }
 CODES.EPROTO = {
   means = "an MCP server broke the protocol",

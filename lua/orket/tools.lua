@@ -48,6 +48,16 @@ local function validate(def, file)
   end
   if type(def.name) ~= "string" or not def.name:match("^[a-z][a-z0-9_]*$") or #def.name > 64 then
     bad("name must be a snake_case string of at most 64 characters")
+  else
+    -- The file's name is the tool's: a project overrides a tool only through a file of its
+    -- name (policy.files_in), so a copied template keeping name = "write_file" cannot
+    -- silently replace the built-in from tools/my_write.lua.
+    local stem = file:match("([^/]+)%.lua$")
+    if stem and stem ~= def.name then
+      bad(string.format("name %q differs from the file's name %q: a tool is named by its file "
+        .. "(tools/%s.lua would add or replace the tool %s); rename the file or the name", def.name, stem,
+        def.name, def.name))
+    end
   end
   if type(def.description) ~= "string" or def.description == "" then
     bad("description must be a non-empty string")

@@ -113,11 +113,21 @@ end
 local function check_scripts(dir, out, summary)
   local home = rt.home()
   local by_name, broken, half = {}, {}, {}
+  summary.overrides = {}
+  -- A project's file of a built-in's name replaces it: said, so that it is never a surprise.
+  local function note_override(kind, path, name)
+    local stem = path:match("([^/]+)%.lua$")
+    if path:sub(1, #dir + 1) == dir .. "/" and exists(home .. "/" .. kind .. "s/" .. stem .. ".lua") then
+      summary.overrides[#summary.overrides + 1] = { kind = kind, name = name or stem,
+        file = path:sub(#dir + 2):gsub("^%./", "") }
+    end
+  end
   for _, d in ipairs(roles.dirs(dir)) do
     for _, path in ipairs(roles.lua_files(d)) do
       local r, rerr, _, problems, partial = roles.load_file(path)
       if r then
         by_name[r.name] = r
+        if d ~= home .. "/roles" then note_override("role", path, r.name) end
       else
         broken[path:match("([^/]+)%.lua$")] = true
         for _, p in ipairs(problems or { rerr }) do add(out, dir, p, path) end
@@ -131,12 +141,13 @@ local function check_scripts(dir, out, summary)
     local reg, terr, _, problems = tools.load { path }
     if reg then
       for _, n in ipairs(reg.names) do tool_names[n] = true end
-      summary.tools = summary.tools + 1
+      note_override("tool", path, reg.names[1])
     else
       broken[path:match("([^/]+)%.lua$")] = true
       for _, p in ipairs(problems or { terr }) do add(out, dir, p, path) end
     end
   end
+  summary.tools = #names_of(tool_names) -- tools, not files
   local sets = {}
   for _, path in ipairs(policy.files_in { home .. "/policies", dir .. "/policies" }) do
     local set, perr = policy.load { path }

@@ -15,6 +15,10 @@ describe("orket CLI", function()
     local r = H.orket("help")
     assert.equal(0, r.status)
     for _, c in ipairs { "version", "help", "lua", "repl" } do assert.matches("\n  " .. c .. " ", r.stdout) end
+    -- every summary starts in one column, the longest name's included
+    local cols = {}
+    for name, gap in r.stdout:gmatch("\n  ([%a_]+)( +)%S") do cols[#name + #gap] = (cols[#name + #gap] or 0) + 1 end
+    assert.equal(1, #(function() local t = {} for k in pairs(cols) do t[#t + 1] = k end return t end)(), r.stdout)
     r = H.orket("help lua")
     assert.equal(0, r.status)
     assert.matches("usage: orket lua", r.stdout)
@@ -99,6 +103,38 @@ describe("orket CLI", function()
     r = H.orket("validate -C nowhere", { cwd = dir })
     assert.equal(1, r.status)
     assert.equal("orket: nowhere: not a directory\n", r.stderr)
+  end)
+
+  it("takes -C DIR before the command too, as git does, for every command that takes -C", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local function same(words)
+      local before, after = H.orket("-C p " .. words, { cwd = dir }), H.orket(words .. " -C p", { cwd = dir })
+      assert.equal(after.status, before.status, words .. ": " .. before.stderr)
+      assert.equal(after.stdout, before.stdout, words)
+      assert.equal(after.stderr, before.stderr, words)
+      return before
+    end
+    assert.matches("START%-1", same("board").stdout)
+    assert.matches("^ok: orket.lua", same("validate").stdout)
+    same("card START-1")
+    same("secrets list")
+    same("sandbox list") -- -C goes after a subcommand whose own words follow it
+    local r = H.orket("-C p sandbox", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("^orket: sandbox needs a subcommand", r.stderr)
+    assert.matches("^allow", same([[gate check --role coder --tool read_file --args '{"path":"a"}']]).stdout)
+    assert.matches("START%-1", H.orket("-C=p board", { cwd = dir }).stdout)
+    -- a command without -C, and -C without its words, are usage errors that say so
+    r = H.orket("-C p init q", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.equal("orket: init does not take -C DIR\n", r.stderr)
+    r = H.orket("-C", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.equal("orket: -C needs a directory: orket -C DIR COMMAND ...\n", r.stderr)
+    r = H.orket("-C p", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.equal("orket: -C p needs a command after it: orket -C DIR COMMAND ...\n", r.stderr)
   end)
 
   it("says what to do under a refusal on a terminal: the code's remedy, from orket.errors", function()

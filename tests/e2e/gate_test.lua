@@ -40,6 +40,34 @@ describe("orket gate check", function()
     end
   end)
 
+  it("asks a developer before an agent writes, moves or deletes CI configuration, which runs with secrets", function()
+    local function check(tool, args, dir)
+      return H.orket("gate check --role coder --tool " .. tool .. " --args " .. H.quote(args)
+        .. (dir and (" --workspace " .. H.quote(dir)) or ""))
+    end
+    for _, path in ipairs { ".github/workflows/orket.yml", ".github/workflows/sub/x.yaml", "./.github/workflows/x.yml",
+      ".gitea/workflows/deploy.yml", ".forgejo/workflows/x.yml", ".gitlab-ci.yml", ".github/actions/a/action.yml",
+      ".circleci/config.yml", ".woodpecker.yml", "Jenkinsfile" } do
+      local r = check("write_file", '{"path":"' .. path .. '","content":"x"}')
+      assert.equal(4, r.status, path .. ": " .. r.stdout)
+      assert.matches("^ask %(POLICY_ASK%)\nreason: write_file: CI configuration runs with the forge's secrets", r.stdout)
+    end
+    assert.equal(4, check("move_file", '{"from":"ci.yml","to":".github/workflows/ci.yml"}').status)
+    assert.equal(4, check("move_file", '{"from":".gitea/workflows/ci.yml","to":"old.yml"}').status)
+    assert.equal(4, check("delete_file", '{"path":".github/workflows/orket.yml"}').status)
+    assert.equal(4, check("create_directory", '{"path":".github/workflows/x"}').status)
+    -- reading it, and writing elsewhere, as before
+    assert.equal(0, check("read_file", '{"path":".github/workflows/orket.yml"}').status)
+    assert.equal(0, check("list_directory", '{"path":".github/workflows"}').status)
+    assert.equal(0, check("write_file", '{"path":"src/workflows/a.yml","content":"x"}').status)
+    assert.equal(0, check("write_file", '{"path":".github/CODEOWNERS.md","content":"x"}').status)
+    -- a project's own policies/default.lua replaces Orket's, this rule with it
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. dir .. "/policies")
+    H.write(dir .. "/policies/default.lua", "-- the project's own\n")
+    assert.equal(0, check("write_file", '{"path":".github/workflows/orket.yml","content":"x"}', dir).status)
+  end)
+
   it("asks about run_command unless the project's verify.commands lists its program", function()
     local dir = H.tmpdir()
     H.write(dir .. "/orket.lua", 'name = "g"\nverify = { commands = { "make" } }\n')
@@ -140,6 +168,52 @@ describe("orket gate check", function()
     r = H.orket([[gate check --role coder --tool read_file --args '{"path":"a"}' --workspace ]] .. dir .. "/file")
     assert.equal(2, r.status)
     assert.matches("--workspace " .. dir .. "/file: not a directory", r.stderr, 1, true)
+  end)
+
+  it("says which card and seat stand in for those not given, where the decision names them", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    local p = dir .. "/p"
+    local r = H.orket([[gate check --role coder --card-status code_review --tool update_issue_status ]]
+      .. [[--args '{"status":"done"}' -C ]] .. H.quote(p))
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("reason: update_issue_status: moving card CARD from code_review to done is not allowed", r.stdout, 1, true)
+    assert.matches("\nnote: no %-%-card: CARD stands for a card in status code_review with its dependencies done\n$",
+      r.stdout)
+    -- the seat a run would give the role: the team's seat holding it, not the role's name
+    r = H.orket([[gate check --role coder --allow-tools read_file --tool write_file --args '{"path":"a","content":"x"}' -C ]]
+      .. H.quote(p))
+    assert.equal(1, r.status)
+    assert.matches("reason: write_file: seat 'senior_developer' (roles: coder) may not use this tool", r.stdout, 1, true)
+    assert.matches("\nnote: no %-%-seat: the team's seat senior_developer, which holds coder\n$", r.stdout)
+    -- a role no seat holds: the seat is named after it, and the note says so
+    os.execute("mkdir -p " .. H.quote(p .. "/roles"))
+    H.write(p .. "/roles/tester.lua", 'return { intent = "t", tools = { "read_file" }, system = "s" }')
+    r = H.orket([[gate check --role tester --tool write_file --args '{"path":"a","content":"x"}' -C ]] .. H.quote(p))
+    assert.matches("\nnote: no %-%-seat, and no seat of the team holds tester: the seat is named 'tester' after it\n",
+      r.stdout)
+    -- given, or not named in the decision: no note; --json: its four fields only
+    r = H.orket([[gate check --role coder --seat senior_developer --card-status code_review --tool update_issue_status ]]
+      .. [[--args '{"status":"done"}' -C ]] .. H.quote(p))
+    assert.is_nil(r.stdout:find("no --seat", 1, true))
+    r = H.orket([[gate check --role coder --tool read_file --args '{"path":"a"}' -C ]] .. H.quote(p))
+    assert.is_nil(r.stdout:find("note:", 1, true))
+    r = H.orket([[gate check --role coder --card-status code_review --tool update_issue_status ]]
+      .. [[--args '{"status":"done"}' --json -C ]] .. H.quote(p))
+    assert.is_nil(r.stdout:find("note", 1, true))
+  end)
+
+  it("takes the project's directory as -C DIR, as every other command does", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. dir .. "/policies")
+    H.write(dir .. "/policies/no_src.lua", 'deny { tool = "write_file", path = "src/**", reason = "not here" }\n')
+    local write = [[--tool write_file --args '{"path":"src/a.c","content":"x"}']]
+    local r = H.orket("gate check --role coder " .. write .. " -C " .. H.quote(dir))
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("^deny %(POLICY_DENY%)\nreason: write_file: not here", r.stdout)
+    r = H.orket("gate check --role coder " .. write .. " -C=" .. H.quote(dir))
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("[-C DIR]", H.orket("gate check --help").stdout, 1, true)
   end)
 
   it("reports usage errors with status 2", function()

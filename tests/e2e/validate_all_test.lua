@@ -36,6 +36,33 @@ describe("orket validate", function()
     assert.matches("\n3 problems\n$", v.stdout)
   end)
 
+  it("refuses a tool or role file named otherwise than its name, and says which built-ins are replaced", function()
+    local p = project()
+    os.execute("mkdir -p " .. p .. "/tools")
+    H.write(p .. "/tools/my_write.lua", assert(io.open(H.ROOT .. "/tools/write_file.lua")):read("a"))
+    H.write(p .. "/roles/tester.lua", 'return { name = "coder", intent = "x", tools = {}, system = "s" }')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches('\ntools/my_write.lua:%d+: name "write_file" differs from the file\'s name "my_write"', "\n" .. v.stdout)
+    assert.matches('\nroles/tester.lua:1: name "coder" differs from the file\'s name "tester"', "\n" .. v.stdout)
+    -- renamed: each overrides its built-in, which validate says; tools are counted, not files
+    os.rename(p .. "/tools/my_write.lua", p .. "/tools/write_file.lua")
+    os.rename(p .. "/roles/tester.lua", p .. "/roles/coder.lua")
+    v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    assert.matches("roles/coder.lua replaces the built-in role coder\n", v.stdout, 1, true)
+    assert.matches("tools/write_file.lua replaces the built-in tool write_file\n", v.stdout, 1, true)
+    local n = 0
+    for _ in io.popen("ls " .. H.ROOT .. "/tools/*.lua"):lines() do n = n + 1 end
+    assert.matches(", 3 roles, " .. n .. " tools,", v.stdout, 1, true)
+    -- a new tool adds one
+    H.write(p .. "/tools/shout.lua", [[return { name = "shout", description = "d", effect = "read",
+      handler = function() return {} end }]])
+    v = H.orket("validate", { cwd = p })
+    assert.matches(", " .. (n + 1) .. " tools,", v.stdout, 1, true)
+    assert.is_nil(v.stdout:find("shout.lua replaces", 1, true))
+  end)
+
   it("reports a card seated at a seat not in the team, or at the only reviewer seat", function()
     local p = project()
     local text = H.read(p .. "/epics/start.json")

@@ -19,7 +19,8 @@ its history; for an epic or a rock every unfinished card under it is canceled to
 canceled card is never worked again, a parent whose other cards are done is done, and a run
 whose target holds canceled cards says which. Cards that depend on a canceled card wait for
 ever: cancel them too, or drop the dependency and 'orket import'. Refused while a run works
-on the project.]]
+on the project. A done card cannot be canceled; it may only be archived, on orket serve's
+board or with POST /v1/cards/ID/move {"to":"archived"} (the refusal says so).]]
 
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
@@ -41,7 +42,13 @@ function cmd.run(args, cli)
   db:close()
   lock:release()
   if not card then
-    cli.fail(code, "%s", (tostring(err):gsub("^board: ", "")))
+    local msg = tostring(err):gsub("^board: ", "")
+    if code == "ETERMINAL" and msg:find("only go to archived", 1, true) then
+      -- no command archives: say where it is done
+      msg = msg .. string.format("; a person archives it on orket serve's board, or with POST /v1/cards/%s/move "
+        .. "{\"to\":\"archived\"} (docs/serve.md)", o.card)
+    end
+    cli.fail(code, "%s", msg)
     return 1
   end
   cli.say_operator()

@@ -21,13 +21,13 @@ Decides one tool call as the gate would during a run, without running it.
 Exit status: 0 allow, 1 deny, 4 ask, 2 usage error.]]
 cmd.args = {
   usage = "orket gate check --role ROLE --tool TOOL [--args JSON] [--seat SEAT] [--card ID | --card-status S]\n" ..
-    "                  [--allow-tools a,b,...] [--workspace DIR] [--json]",
+    "                  [--allow-tools a,b,...] [-C DIR] [--json]",
   { "check", key = "subcommand", missing = "gate needs a subcommand (check)",
     check = function(v) return v == "check" and v, "unknown gate subcommand '" .. v .. "'" end },
   { "--role", value = "ROLE", what = "a value", many = true, required = true,
     help = "the role playing the turn: its tools are the ones it may call\n(built-in roles and the project's roles/); "
       .. "repeat it for the\nseat's other roles, which policies may also match" },
-  { "--seat", value = "SEAT", what = "a value", help = "the actor's seat (default: the first role)" },
+  { "--seat", value = "SEAT", what = "a value", help = "the actor's seat (default: the team's first seat, by name, that\nholds the first role; without one, the role's name)" },
   { "--tool", value = "TOOL", what = "a value", required = true, help = "the tool name" },
   { "--args", value = "JSON", what = "a value", help = "the call's arguments, a JSON object (default {})" },
   { "--card", value = "ID", what = "a value", help = "the card being worked, read from the project's board: its status,\n"
@@ -36,7 +36,7 @@ cmd.args = {
     help = "instead of --card: the status of a card being worked (default\nin_progress)" },
   { "--allow-tools", value = "LIST", what = "a value", key = "allow", empty = true, -- "": no tool at all
     help = "the tools the role may use, comma-separated, instead of the\nrole's own list (\"\": none)" },
-  { "--workspace", value = "DIR", what = "a value", default = ".",
+  { "-C", alias = "--workspace", value = "DIR", what = "a directory", key = "workspace", default = ".",
     help = "the project whose roles/, policies/ and tools/ apply (default .)" },
   { "--json", help = "print the decision as JSON" },
 }
@@ -87,7 +87,8 @@ end
 -- The card's facts as a run gathers them (gate.card_facts), or a card in --card-status
 -- -> facts | nil (the error printed).
 local function card_facts(o, cli)
-  if not o.card then return { id = "cli", status = o.status or "in_progress" } end
+  -- without --card, a stand-in whose name reads as one in the gate's messages (a note says so)
+  if not o.card then return { id = "CARD", status = o.status or "in_progress" } end
   local db = cli.open_store(o.workspace, false, true)
   if not db then return nil end
   local b = board.open(db)
@@ -96,6 +97,42 @@ local function card_facts(o, cli)
   db:close()
   if not c then cli.err("--card %s: %s", o.card, cerr) end
   return facts
+end
+
+-- The seat a run would give the role's turn: the first of the team's seats (by name) that
+-- holds it -> name | nil
+local function seat_of(team, role)
+  if type(team) ~= "table" then return nil end
+  local names = {}
+  for name, t in pairs(team) do
+    if type(t) == "table" and type(t.roles) == "table" then
+      for _, r in ipairs(t.roles) do
+        if r == role then names[#names + 1] = name break end
+      end
+    end
+  end
+  table.sort(names)
+  return names[1]
+end
+
+-- The seat the call is judged for, and the notes naming the seat and card that stand in
+-- for those the command line did not give -> seat, seat_note | nil, card_note | nil
+local function stand_ins(o, team, card)
+  local seat, seat_note, card_note = o.seat, nil, nil
+  if not seat then
+    seat = seat_of(team, o.role[1])
+    if seat then
+      seat_note = string.format("no --seat: the team's seat %s, which holds %s", seat, o.role[1])
+    else
+      seat = o.role[1]
+      seat_note = string.format("no --seat, and no seat of the team holds %s: the seat is named '%s' after it",
+        o.role[1], seat)
+    end
+  end
+  if not o.card then
+    card_note = string.format("no --card: CARD stands for a card in status %s with its dependencies done", card.status)
+  end
+  return seat, seat_note, card_note
 end
 
 local function print_decision(d, as_json)
@@ -127,11 +164,19 @@ function cmd.run(args, cli)
   -- the programs run_command runs unasked: orket.lua's verify.commands, when it reads
   local cfg = config.load(o.workspace)
   local s = cfg and settings.resolve(cfg)
+  local seat, seat_note, card_note = stand_ins(o, s and s.team, card)
   local d = gate.check {
-    actor = { seat = o.seat or o.role[1], roles = o.role }, tool = o.tool, args = call_args,
+    actor = { seat = seat, roles = o.role }, tool = o.tool, args = call_args,
     card = card, tools = rules.tools, policies = rules.policies, allowed = allowed, commands = s and s.verify.commands,
   }
   print_decision(d, o.json)
+  -- what the decision names that the command line did not say, where it names it: a
+  -- placeholder is never taken for a real name (JSON keeps its four fields)
+  if not o.json then
+    local said = d.reason .. " " .. (d.remedy or "")
+    if seat_note and said:find(seat, 1, true) then io.stdout:write("note: ", seat_note, "\n") end
+    if card_note and said:find("CARD", 1, true) then io.stdout:write("note: ", card_note, "\n") end
+  end
   return d.verdict == "allow" and 0 or d.verdict == "ask" and 4 or 1
 end
 

@@ -16,7 +16,9 @@ A field or setting Orket does not know (a misspelt "seet" or "depends_on ") is a
 named with the known one nearest to it. The MCP servers orket.lua names are started as a run
 starts them (each request bound by the server's timeout_ms), their tools listed for the
 roles and policies that name SERVER__TOOL, and stopped; the output says which were started,
-and a server that could not be is a warning (the tools it would have are then not checked).]]
+and a server that could not be is a warning (the tools it would have are then not checked).
+A tool's or role's name must be its file's; each project file that replaces a built-in
+tool or role (a file of the same name) is named in a line of the output.]]
 
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
@@ -34,6 +36,9 @@ function cmd.run(args, cli)
       m.tools == 1 and "" or "s"))
   end
   for _, w in ipairs(warnings) do io.stdout:write("warning: ", validate.format(w), "\n") end
+  for _, o in ipairs(s.overrides or {}) do
+    io.stdout:write(string.format("%s replaces the built-in %s %s\n", o.file, o.kind, o.name))
+  end
   if #problems > 0 then
     io.stdout:write(string.format("%d problem%s\n", #problems, #problems == 1 and "" or "s"))
     return 1

@@ -36,7 +36,13 @@ local function validate(def, file, stem)
     bad("unknown field '" .. k .. "' (fields: " .. fields .. ")")
   end
   local name = rawget(def, "name") or stem
-  if type(name) ~= "string" or not name:match("^[%w_]+$") then bad("name must be a word") end
+  if type(name) ~= "string" or not name:match("^[%w_]+$") then
+    bad("name must be a word")
+  elseif stem and name ~= stem then
+    -- as for tools: a role replaces another (a built-in) only through a file of its name
+    bad(string.format("name %q differs from the file's name %q: a role is named by its file "
+      .. "(roles/%s.lua would add or replace the role %s); rename the file or the name", name, stem, name, name))
+  end
   if type(rawget(def, "intent")) ~= "string" then bad("intent must be a string saying what the role does") end
   local tools = rawget(def, "tools")
   if type(tools) ~= "table" then

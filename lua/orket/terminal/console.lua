@@ -59,9 +59,16 @@ end
 
 local PHASES = { work = true, rework = true, review = true, escalation = true }
 
+-- A wrong argument is answered as a wrong card or run is (nil, msg, CODE), never raised: in
+-- the REPL a raise printed a traceback into Orket's files for a typing slip.
+local function bad_arg(n, fname, what, v)
+  return nil, string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fname, what,
+    v == nil and "no value" or type(v)), "EUSAGE"
+end
+
 -- The issue id names (turns are an issue's: an epic or rock is run, not worked).
 local function card_of(p, id, fname)
-  if type(id) ~= "string" then error("bad argument #1 to '" .. fname .. "' (card id expected)", 3) end
+  if type(id) ~= "string" then return bad_arg(1, fname, "card id", id) end
   local c, err, code = p.engine.board:get(id)
   if not c then return nil, err, code end
   if c.type ~= "issue" then
@@ -77,7 +84,8 @@ local function plan(p, card, opts)
   local e, team = p.engine, p.engine.settings.team
   local phase = opts.phase
   if phase ~= nil and not PHASES[phase] then
-    error("bad argument #2 (phase must be work, rework, review or escalation, got " .. tostring(phase) .. ")", 3)
+    return nil, "bad argument #2 to 'messages' (phase must be work, rework, review or escalation, got "
+      .. tostring(phase) .. ")", "EUSAGE"
   end
   if not phase then
     if card.status == "code_review" then phase = "review"
@@ -103,6 +111,7 @@ end
 --- info: {seat=, role=, phase=, model=, tools={names}}.
 function Project:messages(card_id, opts)
   opts = opts or {}
+  if type(opts) ~= "table" then return bad_arg(2, "messages", "{phase=, seat=, turn=}", opts) end
   local card, err, code = card_of(self, card_id, "messages")
   if not card then return nil, err, code end
   local pl, perr, pcode = plan(self, card, opts)
@@ -130,7 +139,7 @@ local TAKES_TURNS = { ready = true, in_progress = true, code_review = true }
 --- in a task (the REPL runs each line in one).
 function Project:turn(card_id, opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("bad argument #2 to 'turn' ({model=} expected, got " .. type(opts) .. ")", 2) end
+  if type(opts) ~= "table" then return bad_arg(2, "turn", "{model=}", opts) end
   local card, err, code = card_of(self, card_id, "turn")
   if not card then return nil, err, code end
   local model = opts.model
@@ -199,7 +208,8 @@ end
 ---   differs from the replay's}, tokens=, dir= (with keep)}
 function Project:replay(run_id, opts)
   opts = opts or {}
-  if math.type(run_id) ~= "integer" then error("bad argument #1 to 'replay' (run number expected)", 2) end
+  if math.type(run_id) ~= "integer" then return bad_arg(1, "replay", "run number", run_id) end
+  if type(opts) ~= "table" then return bad_arg(2, "replay", "{keep=, emit=}", opts) end
   local e = self.engine
   local row = runs.get(e.db, run_id)
   if not row then return nil, "no run " .. run_id .. " (see 'orket runs')", "ENOENT" end
@@ -267,7 +277,7 @@ end
 
 --- project:approvals(card_id) -> the card's approval requests, oldest first (see docs/store.md)
 function Project:approvals(card_id)
-  if type(card_id) ~= "string" then error("bad argument #1 to 'approvals' (card id expected)", 2) end
+  if type(card_id) ~= "string" then return bad_arg(1, "approvals", "card id", card_id) end
   local c, err, code = self.engine.board:get(card_id) -- an unknown card is not one without requests
   if not c then return nil, err, code end
   return approvals.list(self.engine.db, card_id)
@@ -276,13 +286,14 @@ end
 --- project:approve(card_id[, note]) / project:deny(card_id, reason) -> request | nil, msg, CODE
 --- What `orket answer CARD --approve|--deny` does: decides the card's pending request.
 function Project:approve(card_id, note)
-  if type(card_id) ~= "string" then error("bad argument #1 to 'approve' (card id expected)", 2) end
+  if type(card_id) ~= "string" then return bad_arg(1, "approve", "card id", card_id) end
+  if note ~= nil and type(note) ~= "string" then return bad_arg(2, "approve", "note string", note) end
   return approvals.decide(self.engine.db, self.engine.board, card_id, { decision = "approve", note = note })
 end
 
 function Project:deny(card_id, reason)
-  if type(card_id) ~= "string" then error("bad argument #1 to 'deny' (card id expected)", 2) end
-  if type(reason) ~= "string" then error("bad argument #2 to 'deny' (reason string expected)", 2) end
+  if type(card_id) ~= "string" then return bad_arg(1, "deny", "card id", card_id) end
+  if type(reason) ~= "string" then return bad_arg(2, "deny", "reason string", reason) end
   return approvals.decide(self.engine.db, self.engine.board, card_id, { decision = "deny", note = reason })
 end
 

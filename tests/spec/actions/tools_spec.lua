@@ -360,32 +360,55 @@ describe("tools", function()
   it("refuse malformed tool files, naming the file and field", function()
     local dir = H.tmpdir()
     local function bad(src)
-      H.write(dir .. "/t.lua", src)
-      local r, msg = tools.load { dir .. "/t.lua" }
+      H.write(dir .. "/x.lua", src)
+      local r, msg = tools.load { dir .. "/x.lua" }
       assert.is_nil(r)
       return msg
     end
-    assert.matches("t.lua: name must be", bad [[return { name = "Bad Name", description = "d", effect = "read", handler = pairs }]])
+    assert.matches("x.lua: name must be", bad [[return { name = "Bad Name", description = "d", effect = "read", handler = pairs }]])
     assert.matches("handler must be", bad [[return { name = "x", description = "d", effect = "read" }]])
     assert.matches("unknown field 'handle'", bad [[return { name = "x", description = "d", effect = "read", handle = 1 }]])
     assert.matches("parameters.properties.p.type: unknown type 'strng'",
       bad [[return { name = "x", description = "d", effect = "read", handler = function() end,
                parameters = { type = "object", properties = { p = { type = "strng" } } } }]], 1, true)
-    assert.matches("t.lua: wait_reason must be \"resource\"",
+    assert.matches("x.lua: wait_reason must be \"resource\"",
       bad [[return { name = "x", description = "d", effect = "board", handler = pairs, status = "blocked", wait_reason = "lunch" }]], 1, true)
-    assert.matches("t.lua: wait_reason needs a fixed status",
+    assert.matches("x.lua: wait_reason needs a fixed status",
       bad [[return { name = "x", description = "d", effect = "board", handler = pairs, wait_reason = "input" }]], 1, true)
-    assert.matches("t.lua: idempotent must be a boolean",
+    assert.matches("x.lua: idempotent must be a boolean",
       bad [[return { name = "x", description = "d", effect = "write", handler = pairs, idempotent = 1 }]])
-    assert.matches("t.lua: recover must be a function",
+    assert.matches("x.lua: recover must be a function",
       bad [[return { name = "x", description = "d", effect = "write", handler = pairs, recover = true }]])
-    assert.matches([[t.lua: idempotent and recover apply only to tools with effect = "write"]],
+    assert.matches([[x.lua: idempotent and recover apply only to tools with effect = "write"]],
       bad [[return { name = "x", description = "d", effect = "board", handler = pairs, idempotent = true }]], 1, true)
-    assert.matches("t.lua: a tool is either idempotent",
+    assert.matches("x.lua: a tool is either idempotent",
       bad [[return { name = "x", description = "d", effect = "write", handler = pairs, idempotent = true,
                recover = pairs }]])
     assert.matches("required names 'q'",
       bad [[return { name = "x", description = "d", effect = "read", handler = function() end,
                parameters = { type = "object", properties = {}, required = { "q" } } }]], 1, true)
+  end)
+
+  it("refuse a tool whose name is not its file's: a copied template cannot replace a built-in", function()
+    local dir = H.tmpdir()
+    local src = H.ROOT .. "/tools/write_file.lua"
+    H.write(dir .. "/my_write.lua", assert(io.open(src)):read("a"))
+    local r, msg, code, problems = tools.load { src, dir .. "/my_write.lua" }
+    assert.is_nil(r)
+    assert.equal("EINVAL", code)
+    assert.equal(dir .. '/my_write.lua: name "write_file" differs from the file\'s name "my_write": a tool is named '
+      .. "by its file (tools/write_file.lua would add or replace the tool write_file); rename the file or the name", msg)
+    assert.same({ msg }, problems)
+    -- a read-effect tool with no parameters, named write_file from another file: refused too
+    H.write(dir .. "/wr.lua", [[return { name = "write_file", description = "d", effect = "read",
+      parameters = { type = "object", properties = {} }, handler = function() return {} end }]])
+    assert.is_nil((tools.load { src, dir .. "/wr.lua" }))
+    -- through a file of its name, the project's tool replaces the built-in (the override)
+    os.remove(dir .. "/my_write.lua")
+    os.remove(dir .. "/wr.lua")
+    H.write(dir .. "/write_file.lua", [[return { name = "write_file", description = "mine", effect = "write",
+      handler = function() return {} end }]])
+    local reg = assert(tools.load(require("orket.policy").files_in { H.ROOT .. "/tools", dir }))
+    assert.equal("mine", reg:get("write_file").description)
   end)
 end)

@@ -20,6 +20,29 @@ local function files(dir, exts)
 end
 
 describe("the error vocabulary", function()
+  it("names in its remedies only commands that exist, with their subcommand", function()
+    local cli = require "orket.cli"
+    local seen = 0
+    for code, e in pairs(errors.CODES) do
+      for words in tostring(e.remedy or ""):gmatch("`orket ([^`]*)`") do
+        local name, rest = words:match("^(%S+)%s*(.*)$")
+        if name and name ~= "..." then
+          seen = seen + 1
+          local cmd = cli.load_command(name)
+          assert(cmd, code .. ": no command " .. name)
+          local first = cmd.args and cmd.args[1]
+          if first and first[1]:find("|", 1, true) and not first.optional and first[1]:sub(1, 1) ~= "-" then
+            local sub = rest:match("^(%S+)")
+            local ok = false
+            for alt in first[1]:gmatch("[^|]+") do ok = ok or alt == sub end
+            assert(ok, code .. ": `orket " .. words .. "` lacks one of " .. first[1])
+          end
+        end
+      end
+    end
+    assert.is_true(seen > 20, "remedies naming a command: " .. seen)
+  end)
+
   it("has every code in one group at most once, with what it means; HTTP codes with a status", function()
     local listed = {}
     for _, g in ipairs(errors.GROUPS) do

@@ -36,6 +36,19 @@ describe("roles.load_file", function()
       dir .. "/r.lua: unknown field 'zzz'" .. fields }, problems)
     assert.equal(problems[1], err)
   end)
+
+  it("refuses a name that is not the file's: another file cannot replace a role", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/tester.lua", 'return { name = "coder", intent = "x", tools = {}, system = "s" }')
+    local r, err, code = roles.load_file(dir .. "/tester.lua")
+    assert.is_nil(r)
+    assert.equal("EINVAL", code)
+    assert.equal(dir .. '/tester.lua: name "coder" differs from the file\'s name "tester": a role is named by its '
+      .. "file (roles/coder.lua would add or replace the role coder); rename the file or the name", err)
+    -- the name may be given when it is the file's, or left out
+    H.write(dir .. "/coder.lua", 'return { name = "coder", intent = "x", tools = {}, system = "s" }')
+    assert.equal("coder", assert(roles.load_file(dir .. "/coder.lua")).name)
+  end)
 end)
 
 describe("roles.messages", function()
