@@ -61,7 +61,13 @@ local function validate(def, file, stem)
   if system ~= nil and type(system) ~= "string" and type(system) ~= "function" then
     bad("system must be a string or a function(ctx)")
   end
-  if build == nil and system == nil then bad("give build(ctx) or system (the system prompt)") end
+  -- (a misspelt system or build is said above, with the field meant: not a second time)
+  local misspelt = false
+  for _, k in ipairs(unknown) do
+    local near = nearest.nearest(k, fields)
+    if near == "system" or near == "build" then misspelt = true end
+  end
+  if build == nil and system == nil and not misspelt then bad("give build(ctx) or system (the system prompt)") end
   local t = {}
   for i, v in ipairs(tools) do t[i] = v end
   if #problems > 0 then return nil, problems[1], problems, { file = file, tools = t } end

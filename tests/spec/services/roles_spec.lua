@@ -37,6 +37,18 @@ describe("roles.load_file", function()
     assert.equal(problems[1], err)
   end)
 
+  it("says a misspelt system prompt once, not again as a missing one; a missing one alone is said", function()
+    local dir = H.tmpdir()
+    local fields = " (fields: name, intent, tools, model, dialect, system, build)"
+    H.write(dir .. "/r.lua", 'return { intent = "x", tools = {}, sytem = "t" }')
+    local _, _, _, problems = roles.load_file(dir .. "/r.lua")
+    assert.same({ dir .. "/r.lua: unknown field 'sytem'" .. fields }, problems)
+    H.write(dir .. "/r.lua", 'return { intent = "x", tools = {}, prompt_text = "t" }')
+    _, _, _, problems = roles.load_file(dir .. "/r.lua")
+    assert.same({ dir .. "/r.lua: unknown field 'prompt_text'" .. fields,
+      dir .. "/r.lua: give build(ctx) or system (the system prompt)" }, problems)
+  end)
+
   it("refuses a name that is not the file's: another file cannot replace a role", function()
     local dir = H.tmpdir()
     H.write(dir .. "/tester.lua", 'return { name = "coder", intent = "x", tools = {}, system = "s" }')
