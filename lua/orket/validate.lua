@@ -5,23 +5,19 @@
 -- rules name existing tools, roles and seats, cards name seats of the team and not the only
 -- reviewer's, issue dependencies). orket.lua's MCP servers are started (orket.mcp.manager)
 -- to list the tools roles and policies may name. Uses orket.config, orket.import,
--- orket.engine.{settings,roles,routing}, orket.tools and orket.policy. Prints nothing.
+-- orket.engine.scriptcheck (the scripts), orket.settings and orket.policy. Prints nothing.
 local uv = require "luv"
 local composefile = require "orket.sandboxes.composefile"
 local workspace = require "orket.workspace"
 local config = require "orket.config"
 local import = require "orket.import"
 local settings = require "orket.settings"
-local roles = require "orket.engine.roles"
-local routing = require "orket.engine.routing"
-local tools = require "orket.tools"
 local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
 local fieldline = require "orket.fieldline"
+local scriptcheck = require "orket.engine.scriptcheck"
 local llm = require "orket.llm"
-local nearest = require "orket.nearest"
 local scripted = require "orket.llm.scripted"
-local rt = require "orket.c.runtime"
 local board = require "orket.board"
 local manager = require "orket.mcp.manager"
 local mcp_settings = require "orket.settings.mcp"
@@ -39,9 +35,7 @@ local function read(path) return (scriptfile.read(path, import.MAX_FILE)) end
 -- Adds a problem from a message "file:line: text" or "file: field.path: text", its line
 -- found where the message has none (orket.fieldline.place).
 local function add(out, dir, msg, default_file, anchor)
-  msg = nearest.hint(tostring(msg):match("^[^\n]*"))
-  local file, line, text = fieldline.in_project(msg, dir, read, default_file, anchor)
-  out[#out + 1] = { file = file, line = tonumber(line), message = text }
+  scriptcheck.add(out, dir, msg, default_file, anchor, read)
 end
 
 local function exists(path) return uv.fs_stat(path) ~= nil end
@@ -104,63 +98,6 @@ local function start_mcp(dir, section)
   end
   for _, e in ipairs(status) do out[e.name] = { tools = e.tools, why = e.why and tostring(e.why) or nil } end
   return out
-end
-
--- roles/, tools/, policies/ and routing.lua, each file on its own (a project's override the
--- built-ins by name). -> roles by name, tool names (set), policy sets, the names of broken
--- files (their stems), which the links below do not call unknown a second time, and the
--- broken roles that could be read ({file=, tools=}), whose tools are checked as well.
-local function check_scripts(dir, out, summary)
-  local home = rt.home()
-  local by_name, broken, half = {}, {}, {}
-  summary.overrides = {}
-  -- A project's file of a built-in's name replaces it: said, so that it is never a surprise.
-  local function note_override(kind, path, name)
-    local stem = path:match("([^/]+)%.lua$")
-    if path:sub(1, #dir + 1) == dir .. "/" and exists(home .. "/" .. kind .. "s/" .. stem .. ".lua") then
-      summary.overrides[#summary.overrides + 1] = { kind = kind, name = name or stem,
-        file = path:sub(#dir + 2):gsub("^%./", "") }
-    end
-  end
-  for _, d in ipairs(roles.dirs(dir)) do
-    for _, path in ipairs(roles.lua_files(d)) do
-      local r, rerr, _, problems, partial = roles.load_file(path)
-      if r then
-        by_name[r.name] = r
-        if d ~= home .. "/roles" then note_override("role", path, r.name) end
-      else
-        broken[path:match("([^/]+)%.lua$")] = true
-        for _, p in ipairs(problems or { rerr }) do add(out, dir, p, path) end
-        half[#half + 1] = partial
-      end
-    end
-  end
-  summary.roles = #names_of(by_name)
-  local tool_names = {}
-  for _, path in ipairs(policy.files_in { home .. "/tools", dir .. "/tools" }) do
-    local reg, terr, _, problems = tools.load { path }
-    if reg then
-      for _, n in ipairs(reg.names) do tool_names[n] = true end
-      note_override("tool", path, reg.names[1])
-    else
-      broken[path:match("([^/]+)%.lua$")] = true
-      for _, p in ipairs(problems or { terr }) do add(out, dir, p, path) end
-    end
-  end
-  summary.tools = #names_of(tool_names) -- tools, not files
-  local sets = {}
-  for _, path in ipairs(policy.files_in { home .. "/policies", dir .. "/policies" }) do
-    local set, perr = policy.load { path }
-    if set then
-      summary.policies = summary.policies + 1
-      sets[#sets + 1] = set
-    else
-      add(out, dir, perr, path)
-    end
-  end
-  local _, rerr = routing.load(dir .. "/routing.lua")
-  if rerr then add(out, dir, rerr, dir .. "/routing.lua") end
-  return by_name, tool_names, sets, broken, half
 end
 
 -- The links between orket.lua and the scripts: seats' and roles' models, the team's roles,
@@ -352,7 +289,7 @@ function M.check(dir)
   local out, warnings = {}, {}
   local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
   local cfg, team, msection = check_config(dir, out)
-  local by_name, tool_names, sets, broken, half = check_scripts(dir, out, summary)
+  local by_name, tool_names, sets, broken, half = scriptcheck.check(dir, out, summary)
   local servers = start_mcp(dir, msection)
   summary.mcp = {}
   for _, name in ipairs(msection and msection.names or {}) do
@@ -371,9 +308,6 @@ function M.check(dir)
 end
 
 --- format(problem) -> "file:line: message" (or "file: message" when the line is unknown)
-function M.format(p)
-  if p.line then return string.format("%s:%d: %s", p.file, p.line, p.message) end
-  return string.format("%s: %s", p.file or "?", p.message)
-end
+M.format = scriptcheck.format
 
 return M

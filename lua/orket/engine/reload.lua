@@ -12,6 +12,7 @@ local jsonout = require "orket.jsonout"
 local settings_mod = require "orket.settings"
 local llm = require "orket.llm"
 local fieldline = require "orket.fieldline"
+local scriptcheck = require "orket.engine.scriptcheck"
 local scriptfile = require "orket.scriptfile"
 local manager = require "orket.mcp.manager"
 local task = require "orket.task"
@@ -94,13 +95,24 @@ local function file_list(files)
   return names
 end
 
+--- problems(dir) -> array of "file:line: message" (an array even when empty): every
+--- script of the project that is broken on its own, each with its line
+--- (orket.engine.scriptcheck, as orket validate reports them)
+function M.problems(dir)
+  local found = {}
+  pcall(scriptcheck.check, dir, found, { policies = 0 })
+  local out = jsonout.array()
+  for i, p in ipairs(found) do out[i] = scriptcheck.format(p) end
+  return out
+end
+
 --- apply(e[, files]) -> true | nil, message, CODE
 --- Reloads e.dir's scripts: compile (load), validate, then swap e.roles, e.tools,
 --- e.policies and e.routing together (no wait in between, so no turn sees half a set).
 --- On error the engine keeps the set it had. Either way the outcome is journaled (event
 --- `reload` or `reload_error` with data.file and data.line) and emitted to the engine's
 --- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=, code=,
---- files=}). files: every changed file given (project-relative, sorted), an array even
+--- files=, problems=}: problems names every broken file with its line, error the first). files: every changed file given (project-relative, sorted), an array even
 --- when empty.
 --- Turns already started keep the role, tools and policies they captured (see turn.lua).
 function M.apply(engine, files)
@@ -123,10 +135,15 @@ function M.apply(engine, files)
     -- named relative to the project, as in `files` ("roles/x.lua", not "./roles/x.lua")
     local prefix = engine.dir == "." and "./" or (engine.dir .. "/")
     if type(err) == "string" and err:sub(1, #prefix) == prefix then err = err:sub(#prefix + 1) end
+    local problems = M.problems(engine.dir)
+    -- every broken file with its line, as orket validate says them; the set's own error
+    -- when no file is broken on its own (a team role gone, a role's tool gone)
+    if #problems > 0 then err = problems[1] end
     local file, line = M.where(err)
     engine.db:event { kind = "reload_error", run = engine.run_id,
-      data = { file = file, line = line, error = err, code = code, files = names } }
-    engine:emit { type = "reload_error", file = file, line = line, error = err, code = code, files = names }
+      data = { file = file, line = line, error = err, code = code, files = names, problems = problems } }
+    engine:emit { type = "reload_error", file = file, line = line, error = err, code = code, files = names,
+      problems = problems }
     return nil, err, code
   end
   -- the MCP servers' tools beside the files'

@@ -137,12 +137,20 @@ describe("hot reload", function()
     local data = require("cjson").decode(row.data)
     assert.equal(4, data.line)
     assert.equal("roles/coder.lua", data.file)
-    -- A shape error (no line to name) is refused too, with the file.
-    H.write(dir .. "/roles/coder.lua", "return { intent = 3, tools = {} }\n")
+    -- A shape error is refused too, placed at its field's line as orket validate places it;
+    -- and every broken file is named, each with its line, not only the first
+    H.write(dir .. "/roles/coder.lua", "return { intent = 3, tools = {}, system = \"s\" }\n")
+    H.write(dir .. "/policies/bad.lua", "deny { tool = \"write_file\" }\ndeny { tool = \"x\", bogus = 1 }\n")
     ok, err = reload.apply(e)
     assert.is_nil(ok)
-    assert.matches("^roles/coder.lua: intent must be a string", err)
+    assert.matches("^roles/coder.lua:1: intent must be a string", err)
     assert.equal("roles/coder.lua", events[#events].file)
+    assert.equal(1, events[#events].line)
+    local problems = events[#events].problems
+    assert.equal(2, #problems, table.concat(problems, "\n"))
+    assert.matches("^roles/coder.lua:1: intent must be a string", problems[1])
+    assert.matches("^policies/bad.lua:2: unknown field 'bogus'", problems[2])
+    os.remove(dir .. "/policies/bad.lua")
     assert.equal(before, e.roles)
     -- The run goes on with the built-in coder.
     os.remove(dir .. "/roles/coder.lua")
