@@ -23,6 +23,8 @@ local config = require "orket.config"
 local body = require "orket.serve.body"
 local openapi = require "orket.serve.openapi"
 local secret_setting = require "orket.settings.secret"
+local prbranch = require "orket.actions.prbranch"
+local task = require "orket.task"
 
 local M = {}
 
@@ -114,6 +116,35 @@ end
 local function remote_main(ctx, g)
   if not g.remote then return nil end
   return aftermerge.fetch_main { g = g, dir = ctx.dir } and true or false
+end
+
+-- An approval of a commit that is not the card's head: a person may have pushed it on top of
+-- Orket's head (orket.actions.prbranch fetches the card's branch and fast-forwards the card
+-- to it; the card's directory follows). -> prbranch.take_approved's answer | nil (no repository)
+local function take_approved(ctx, g, card, ev)
+  local repo = G.open(ctx.dir .. "/workspace")
+  if not repo then return nil end
+  local _ <close> = setmetatable({}, { __close = function() repo:close() end })
+  return prbranch.take_approved { repo = repo, g = g, card = card, commit = ev.commit, head = ev.card_head,
+    attach = function()
+      return repo:attach(card, ctx.dir .. "/.orket/worktrees/" .. card, ctx.dir .. "/.orket/worktree-state/" .. card)
+    end }
+end
+
+-- Says on the pull request why an approval was not applied (in a task of its own: the
+-- delivery is answered at once; a comment that cannot be posted is logged).
+local function tell_pull_request(g, number, text)
+  if not (g.forge and number) then return end
+  task.spawn(function()
+    local token, terr = forge.token(g)
+    local ok, cerr = false, terr
+    if token then ok, cerr = forge.comment(g, token, number, text) end
+    token = nil
+    if not ok then
+      io.stderr:write(string.format("webhooks: the comment on pull request #%s could not be posted: %s\n",
+        tostring(number), tostring(cerr)))
+    end
+  end)
 end
 
 local function login(v) return type(v) == "string" and v:match("^[%w][%w._%-]*$") and #v <= 100 and v or nil end
@@ -291,21 +322,43 @@ local function handle(name)
     end
     local board = board_mod.open(db)
     local c = card and board:get(card)
-    local fn
+    local fn, other, took, refused
+    local function person() return ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100 end
     if ev then
-      fn, why = forgereview.action_for(c, ev)
-      if fn and not (ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100) then
+      fn, why, other = forgereview.action_for(c, ev)
+      -- the approved commit is not the card's head: taken in when a person pushed it on top
+      -- of Orket's head; else refused, said on the card and the pull request, never merged
+      if other == "other_head" and g.remote and person() then
+        local got = take_approved(ctx, g, card, ev)
+        if got and got.code == "taken" then
+          ev.card_head, took = got.id, got.id
+          fn, why = forgereview.action_for(c, ev)
+        elseif got and got.code ~= "stale" then
+          refused = got.why
+          why = why .. ". " .. got.why
+        end
+      end
+      if fn and not person() then
         fn, why = nil, "the event names no person (a forge login)"
       end
     end
     if not fn then
       ctx.note = "ignored: " .. why
+      local said = refused and string.format("The forge's approval by %s of commit %s was not applied: %s. The card "
+        .. "stays as it is and main is unchanged.", ev.reviewer, ev.commit, refused)
       local rok, rerr = db:tx(function()
         if sf.delivery_seen(db, name, d.id, d.identity) then return true end
         record(db, name, d, card, "ignored: " .. why)
+        if said then
+          assert(board:comment(card, { author = "orket", body = said }))
+          db:event { kind = "webhook", card = card, actor = ev.reviewer,
+            data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = "ignored",
+              reason = refused } }
+        end
         return true
       end)
       if not rok then return err(500, "internal", rerr) end
+      if said then tell_pull_request(g, ev.number, "Orket did not merge this pull request. " .. said) end
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }
@@ -317,6 +370,13 @@ local function handle(name)
       local out, ferr, fcode = forgereview.apply(fn, { db = db, dir = ctx.dir, board = board, card = board:get(card),
         ev = ev, actor = actor, delivery = d.id, settings = settings })
       if not out then return nil, ferr, fcode end
+      if took then
+        -- the pull request's head is now the card's: its end merges it on the forge (sha-guarded)
+        sf.save_pull_request(db, card, g.forge, g.repo, nil, nil, took)
+        assert(board:comment(card, { author = "orket", body = string.format("Commits pushed to orket/%s on the "
+          .. "remote were taken into the card's branch: its head is now %s, the commit %s approved.", card, took,
+          ev.reviewer) }))
+      end
       record(db, name, d, card, out)
       db:event { kind = "webhook", card = card, actor = ev.reviewer,
         data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = out } }
