@@ -4,8 +4,9 @@
 -- force-pushed the branch; not mergeable; merged otherwise), Gitea is told it was merged
 -- by Orket's merge commit (mark_merged), and otherwise it is closed with a comment naming
 -- that commit; a head main does not hold (a person's commits pushed after the head Orket
--- merged) is never marked merged: closed with a comment that says they are not in main. Each end is journaled once (`pull_request_end`). Network: call it in a task,
--- outside any transaction. Rows: orket.store.forge. Contract: docs/git.md.
+-- merged) is never marked merged: closed with a comment that says they are not in main.
+-- Each end is journaled once (`pull_request_end`). Network: call it in a task, outside any
+-- transaction. Rows: orket.store.forge. Contract: docs/git.md.
 local forge = require "orket.forge"
 local sf = require "orket.store.forge"
 local sj = require "orket.store.journal_reads"
