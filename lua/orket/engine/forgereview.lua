@@ -164,7 +164,8 @@ function M.action_for(c, ev)
         .. ", which a merge would take; the card waits for a review of that head"
     end
     if ev.commit ~= want then
-      -- "other_head": the caller may take that commit in first (orket.actions.prbranch)
+      -- "other_head": the caller says why on the card and the pull request when it is a
+      -- person's commit (orket.serve.webhooks)
       return nil, "the approval is of commit " .. ev.commit .. ", not of the card's head " .. want
         .. ", which a merge would take; the card waits for a review of that head", "other_head"
     end

@@ -23,7 +23,6 @@ local config = require "orket.config"
 local body = require "orket.serve.body"
 local openapi = require "orket.serve.openapi"
 local secret_setting = require "orket.settings.secret"
-local prbranch = require "orket.actions.prbranch"
 local task = require "orket.task"
 
 local M = {}
@@ -118,17 +117,16 @@ local function remote_main(ctx, g)
   return aftermerge.fetch_main { g = g, dir = ctx.dir } and true or false
 end
 
--- An approval of a commit that is not the card's head: a person may have pushed it on top of
--- Orket's head (orket.actions.prbranch fetches the card's branch and fast-forwards the card
--- to it; the card's directory follows). -> prbranch.take_approved's answer | nil (no repository)
-local function take_approved(ctx, g, card, ev)
+-- An approval of a commit that is not the card's head, and not in the card's branch: the
+-- pull request's head has commits Orket did not push. Never merged on an approval: a forge's
+-- webhook may name the head when it was sent, not the commit the reviewer reviewed (Gitea's
+-- does), so such a commit may have been reviewed by nobody. -> true | false (an older head of
+-- the card's: ignored as before) | nil (no repository)
+local function foreign_head(ctx, card, ev)
   local repo = G.open(ctx.dir .. "/workspace")
   if not repo then return nil end
   local _ <close> = setmetatable({}, { __close = function() repo:close() end })
-  return prbranch.take_approved { repo = repo, g = g, card = card, commit = ev.commit, head = ev.card_head,
-    attach = function()
-      return repo:attach(card, ctx.dir .. "/.orket/worktrees/" .. card, ctx.dir .. "/.orket/worktree-state/" .. card)
-    end }
+  return repo:contains("refs/heads/orket/" .. card, ev.commit) ~= true
 end
 
 -- Says on the pull request why an approval was not applied (in a task of its own: the
@@ -322,21 +320,18 @@ local function handle(name)
     end
     local board = board_mod.open(db)
     local c = card and board:get(card)
-    local fn, other, took, refused
+    local fn, other, refused
     local function person() return ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100 end
     if ev then
       fn, why, other = forgereview.action_for(c, ev)
-      -- the approved commit is not the card's head: taken in when a person pushed it on top
-      -- of Orket's head; else refused, said on the card and the pull request, never merged
-      if other == "other_head" and g.remote and person() then
-        local got = take_approved(ctx, g, card, ev)
-        if got and got.code == "taken" then
-          ev.card_head, took = got.id, got.id
-          fn, why = forgereview.action_for(c, ev)
-        elseif got and got.code ~= "stale" then
-          refused = got.why
-          why = why .. ". " .. got.why
-        end
+      -- the approved commit is not the card's head but a person's: refused, said on the card
+      -- and the pull request; the card's next hand-in takes those commits in for a new review
+      if other == "other_head" and person() and foreign_head(ctx, card, ev) then
+        refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch is "
+          .. "at %s). Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in "
+          .. "(request changes to send the card back to work; a rewritten history is replaced), and that new head "
+          .. "needs its own review: an approval merges only a head Orket pushed", ev.commit, tostring(ev.card_head))
+        why = why .. ". " .. refused
       end
       if fn and not person() then
         fn, why = nil, "the event names no person (a forge login)"
@@ -370,13 +365,6 @@ local function handle(name)
       local out, ferr, fcode = forgereview.apply(fn, { db = db, dir = ctx.dir, board = board, card = board:get(card),
         ev = ev, actor = actor, delivery = d.id, settings = settings })
       if not out then return nil, ferr, fcode end
-      if took then
-        -- the pull request's head is now the card's: its end merges it on the forge (sha-guarded)
-        sf.save_pull_request(db, card, g.forge, g.repo, nil, nil, took)
-        assert(board:comment(card, { author = "orket", body = string.format("Commits pushed to orket/%s on the "
-          .. "remote were taken into the card's branch: its head is now %s, the commit %s approved.", card, took,
-          ev.reviewer) }))
-      end
       record(db, name, d, card, out)
       db:event { kind = "webhook", card = card, actor = ev.reviewer,
         data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = out } }

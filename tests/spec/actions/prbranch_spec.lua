@@ -106,34 +106,6 @@ describe("a card's branch on the remote", function()
     server:close()
   end)
 
-  it("take_approved: the approved head only, and only on top of the card's", function()
-    local mine = repo:head("orket/C1")
-    local id = bob("p.txt", "p\n")
-    -- an older head (in the card's branch already) is stale; another commit is refused
-    assert.same({ code = "stale" }, in_task(prbranch.take_approved,
-      { repo = repo, g = g, card = "C1", commit = mine, head = mine, attach = attach }))
-    local out = in_task(prbranch.take_approved,
-      { repo = repo, g = g, card = "C1", commit = string.rep("1", 40), head = mine, attach = attach })
-    assert.equal("refused", out.code)
-    assert.matches("not at the approved commit", out.why)
-    out = in_task(prbranch.take_approved, { repo = repo, g = g, card = "C1", commit = id, head = mine, attach = attach })
-    assert.same({ code = "taken", id = id }, out)
-    assert.equal(id, repo:head("orket/C1"))
-    assert.equal("p\n", H.read(dir .. "/cards/C1/p.txt"))
-    -- rewritten: does not descend from the card's head
-    sh(clone .. "reset -q --hard HEAD~2")
-    local rewritten = bob("q.txt", "q\n", true)
-    out = in_task(prbranch.take_approved,
-      { repo = repo, g = g, card = "C1", commit = rewritten, head = id, attach = attach })
-    assert.equal("refused", out.code)
-    assert.matches("history was rewritten", out.why)
-    assert.equal(id, repo:head("orket/C1"))
-    out = in_task(prbranch.take_approved,
-      { repo = repo, g = { remote = dir .. "/missing.git" }, card = "C1", commit = rewritten, head = id, attach = attach })
-    assert.equal("failed", out.code)
-    assert.matches("could not be read from the remote", out.why)
-  end)
-
   it("take_pushed: a person's commits on top of what was pushed are taken in; a rewrite is not", function()
     local pushed = repo:head("orket/C1")
     assert.same({ code = "none" }, in_task(prbranch.take_pushed,
