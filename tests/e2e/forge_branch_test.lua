@@ -37,7 +37,7 @@ local SCRIPT = F.writer_script {
   { card = "F-1", path = "a.txt", content = "first\n" },
 }
 
-local function project(forge)
+local function project(forge, extra)
   local dir = H.tmpdir()
   os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
   assert(G.init_bare(dir .. "/remote.git"))
@@ -48,7 +48,7 @@ team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles =
 git = { remote = %q, forge = "gitea", repo = "acme/notes", api_url = %q, token_env = "FORGE_TOKEN",
   webhook_secret_env = "FORGE_HOOK_SECRET" }
 review = { human = true }
-]], "file://" .. dir .. "/remote.git", forge.url))
+]], "file://" .. dir .. "/remote.git", forge.url) .. (extra or ""))
   H.write(dir .. "/script.lua", SCRIPT)
   H.write(dir .. "/epics/f.json", cjson.encode { id = "F", name = "Forge", description = "Reviewed by people.",
     issues = { { id = "F-1", summary = "Write a.txt", seat = "senior_developer" } } })
@@ -252,6 +252,28 @@ db:close()
     assert.matches('"action":"take_pushed"', r.stdout, 1, true)
     local repo <close> = assert(G.open(dir .. "/workspace"))
     assert.is_true(repo:check())
+  end)
+
+  it("survive verification's push before the hand-in: not pushed over, taken in by the hand-in", function()
+    local dir = project(forge, 'verify = { command = { "true" } }\n')
+    run(dir)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    -- the rework is verified before its hand-in: that push must not drop bob's commit
+    local r = run(dir)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    assert.matches('"action":"status"', r.stdout, 1, true)
+    assert.matches("not pushed over here", r.stdout, 1, true)
+    assert.matches('"action":"take_pushed"', r.stdout, 1, true)
+    local head = remote_head(dir, "orket/F-1")
+    assert.equal(local_head(dir, "orket/F-1"), head)
+    assert.is_true(is_ancestor(dir, bob, head), r.stdout)
+    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
   end)
 
   it("that conflict with the rework send the card back with the files named, nothing pushed over them", function()
