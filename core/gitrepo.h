@@ -18,6 +18,8 @@
 #define GR_REMOTE_MAIN "refs/remotes/orket/main" /* where gitrepo_fetch_main keeps the remote's main */
 /* where gitrepo_fetch_branch keeps the remote's branch B: GR_REMOTE_BRANCHES B */
 #define GR_REMOTE_BRANCHES "refs/remotes/orket-branches/"
+/* ends the summary of a merge into a card's branch that left conflict markers */
+#define GR_CONFLICT_SUFFIX ", with conflicts to resolve"
 
 /* An expected failure: code is a short name ("ENOENT", "ECONFLICT", "EDIRTY", "ELOCKED",
  * "EINVAL", "EGIT"), msg a sentence beginning "git: ". */

@@ -338,7 +338,7 @@ static int gr_merge_into_card(gitrepo *r, const char *card, const char *src_ref,
     }
     if (gr_merge_index(g, w, bc, mc, has_base ? &base : NULL, &idx, e) != 0) goto out;
     *kind = GR_MERGED;
-    size_t cap = 128 + strlen(src_name);
+    size_t cap = 128 + strlen(src_name) + sizeof GR_CONFLICT_SUFFIX;
     if (g->index_has_conflicts(idx)) {
       if (gr_conflict_paths(g, idx, conflicts, e) != 0 || gr_resolve_with_markers(g, w, idx, conflicts, bname, e) != 0)
         goto out;
@@ -346,7 +346,9 @@ static int gr_merge_into_card(gitrepo *r, const char *card, const char *src_ref,
       *kind = GR_CONFLICT;
     }
     if ((msg = malloc(cap)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
-    int n = snprintf(msg, cap, "Merge %s into %s\n", src_name, bname);
+    /* a conflict's summary says so: a hand-in can tell from the card's head alone that its
+     * markers were never resolved (orket.engine.pull_request, after a kill) */
+    int n = snprintf(msg, cap, "Merge %s into %s%s\n", src_name, bname, conflicts->n ? GR_CONFLICT_SUFFIX : "");
     if (conflicts->n) n += snprintf(msg + n, cap - (size_t)n, "\nConflicts:\n");
     for (size_t i = 0; i < conflicts->n; i++) n += snprintf(msg + n, cap - (size_t)n, "\t%s\n", conflicts->v[i]);
     if (gr_commit_tree(g, w, idx, who, msg, bc, mc, &target, e) != 0) goto out;

@@ -34,6 +34,7 @@ end
 
 local SCRIPT = F.writer_script {
   { card = "F-1", path = "b.txt", content = "rework\n", run = 2 },
+  { card = "F-1", path = "b.txt", content = "resolved\n", run = 3 },
   { card = "F-1", path = "a.txt", content = "first\n" },
 }
 
@@ -103,6 +104,18 @@ end
 local function approval(number, sha)
   return (fixture("gitea_review_approved.json"):gsub('"number": 1', '"number": ' .. number)
     :gsub('("ref": "orket/F%-1", "sha": )"0+"', '%1"' .. sha .. '"'))
+end
+
+-- path's text at each head a run's hand-ins pushed for review (its `pull_request` events)
+local function pushed_versions(dir, stdout, path)
+  local out = {}
+  for line in stdout:gmatch("[^\n]+") do
+    if line:find('"action":"pull_request"', 1, true) then
+      local id = assert(line:match('"id":"(%x+)"'), line)
+      out[#out + 1] = sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. id .. ":" .. path)
+    end
+  end
+  return out
 end
 
 local function is_ancestor(dir, id, ref)
@@ -294,10 +307,42 @@ db:close()
       if c.body:find("conflict with the card's work in: b.txt", 1, true) then said = c end
     end
     assert.truthy(said, cjson.encode(card.comments))
-    -- bob's commit is in the card's branch, and the remote's branch was never pushed over
+    -- bob's commit is in the card's branch, and no head with the markers was pushed for
+    -- review: the one hand-in pushed is the resolved rework's, on top of bob's commit
     local repo <close> = assert(G.open(dir .. "/workspace"))
     assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
-    assert.is_true(is_ancestor(dir, bob, remote_head(dir, "orket/F-1")))
+    local head = remote_head(dir, "orket/F-1")
+    assert.is_true(is_ancestor(dir, bob, head))
+    assert.same({ "rework" }, pushed_versions(dir, r.stdout, "b.txt"))
+    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
     assert.is_true(repo:check())
+  end)
+
+  it("that conflict, the run killed before the card went back: the next hand-in sends it back, never pushes markers", function()
+    local dir = project(forge)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("b.txt", "bob's b\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN,
+      ORKET_FAULT = "after_take_in_conflict:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.matches('"paths":["b.txt"]', killed.stdout, 1, true)
+    assert.equal("code_review", (state(dir, "F-1")))
+    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.matches('"unresolved":true', r.stdout, 1, true)
+    local _, card = state(dir, "F-1")
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("conflict markers that were never resolved", 1, true) then said = c end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    assert.same({ "resolved" }, pushed_versions(dir, r.stdout, "b.txt"))
+    local head = remote_head(dir, "orket/F-1")
+    assert.is_true(is_ancestor(dir, bob, head))
+    assert.equal("resolved\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
   end)
 end)

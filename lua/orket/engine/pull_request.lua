@@ -54,6 +54,18 @@ local function pr_text(card)
   return title, body
 end
 
+-- The card's head when it is a take-in's merge that left conflict markers (orket.c.gitrepo's
+-- merge_remote_to_card: its summary says so), nothing committed on top -> its id | nil
+local function unresolved(repo, card)
+  local log = repo:log("orket/" .. card, 1)
+  local c = log and log[1]
+  if c and c.parents == 2 and c.summary == string.format("Merge the remote's orket/%s into orket/%s, with conflicts "
+    .. "to resolve", card, card) then
+    return c.id
+  end
+  return nil
+end
+
 -- The network part: push main (so the pull request has its base; a remote main that moved
 -- ahead, because the forge merged something, is left as it is) and the card's branch
 -- (forced: the branch is Orket's), then open or find the pull request. Commits a person
@@ -75,8 +87,18 @@ local function publish(run, g, card, token, job)
     gitwork.forget(run, card.id) -- its directory changed under the turns' notes
     run:emit { type = "git", card = card.id, action = "take_pushed", kind = got.kind or "conflict", id = got.id,
       from = got.from, paths = got.paths }
-    if got.code == "conflict" then return nil, nil, got end
+    if got.code == "conflict" then
+      fault.hit("after_take_in_conflict")
+      return nil, nil, got
+    end
     job.head = got.id
+  end
+  -- a take-in's conflict merge still at the head: its send-back never committed (a kill, a
+  -- lost lease); its markers are never pushed for review, the card goes back now
+  local stuck = unresolved(repo, card.id)
+  if stuck then
+    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "conflict", id = stuck, unresolved = true }
+    return nil, nil, { id = stuck, unresolved = true }
   end
   auth.force = true
   ok, err = repo:push(g.remote, "orket/" .. card.id, auth)
@@ -101,10 +123,17 @@ end
 -- markers (the card's branch holds them), the card goes back to in_progress with the files
 -- named, as a conflict with main does (orket.actions.finish.send_back); nothing is pushed.
 local function send_back(run, job, card, c)
-  local files = table.concat(c.paths, ", ")
+  local files = c.paths and table.concat(c.paths, ", ")
   local why = string.format("Commits pushed to orket/%s on the remote (%s) conflict with the card's work in: %s. "
     .. "They were merged into its branch with conflict markers in those files to resolve; the engine sent the card "
-    .. "back to in_progress, and nothing was pushed.", card.id, tostring(c.from), files)
+    .. "back to in_progress, and nothing was pushed.", card.id, tostring(c.from), tostring(files))
+  if c.unresolved then
+    files = "the files its message lists"
+    why = string.format("The head of orket/%s (%s) merges commits pushed to it on the remote with conflict markers "
+      .. "that were never resolved (the card was not sent back after that merge). The files with markers are listed "
+      .. "in that commit's message; the engine sent the card back to in_progress, and nothing was pushed.", card.id,
+      c.id)
+  end
   local ok, werr = run.db:tx(function()
     run:check_lease(job)
     assert(run.board:comment(card.id, { author = "orket", body = why }))
