@@ -47,8 +47,9 @@ function M.fetch(repo, g, card, auth)
   return id
 end
 
---- take_pushed{repo=, g=, auth=, card=, pushed=, attach=} -> {code="none"} (the remote holds
---- nothing of another's: missing, what Orket pushed, or in the card's branch already) |
+--- take_pushed{repo=, g=, auth=, card=, pushed=, attach=} -> {code="none", remote=} (the
+--- remote holds nothing of another's: missing, remote false, what Orket pushed, or in the
+--- card's branch already; remote: its head as fetched) |
 --- {code="taken", kind=, id=, from=} (the remote's commits on top of pushed are in the card's
 --- branch now: kind "fastforward" or "merged") | {code="conflict", paths=, id=} (merged with
 --- conflict markers in paths) | {code="rewritten", id=} (the remote's branch does not descend
@@ -58,8 +59,8 @@ function M.take_pushed(o)
   local repo, card = o.repo, o.card
   local rid, ferr = M.fetch(repo, o.g, card, o.auth)
   if rid == nil then return nil, ferr end
-  if rid == false or rid == o.pushed then return { code = "none" } end
-  if repo:contains("refs/heads/orket/" .. card, rid) == true then return { code = "none" } end
+  if rid == false or rid == o.pushed then return { code = "none", remote = rid } end
+  if repo:contains("refs/heads/orket/" .. card, rid) == true then return { code = "none", remote = rid } end
   if not o.pushed or repo:contains(tracking(card), o.pushed) ~= true then return { code = "rewritten", id = rid } end
   local aok, aerr = o.attach()
   if not aok then return nil, aerr end
@@ -67,6 +68,26 @@ function M.take_pushed(o)
   if not m then return nil, merr end
   if m.kind == "conflict" then return { code = "conflict", paths = m.conflicts, id = m.id, from = rid } end
   return { code = "taken", kind = m.kind, id = m.id, from = rid }
+end
+
+--- push{repo=, g=, auth=, card=, got=} -> the id pushed | nil, msg, CODE: the card's branch
+--- pushed after take_pushed answered got. Forced only over a branch it replaces (rewritten, or
+--- a head the card's branch does not hold); else a plain push, so a commit pushed to the
+--- remote after the fetch refuses it (EREJECTED: read again at the next hand-in) instead of
+--- being pushed over.
+function M.push(o)
+  local repo, card, got = o.repo, o.card, o.got
+  local auth = {}
+  for k, v in pairs(o.auth or {}) do auth[k] = v end
+  auth.force = got.code == "rewritten"
+    or (got.code == "none" and got.remote and repo:contains("refs/heads/orket/" .. card, got.remote) ~= true)
+    or nil
+  local id, err, code = repo:push(o.g.remote, "orket/" .. card, auth)
+  if not id and code == "EREJECTED" then
+    return nil, string.format("the remote's orket/%s moved after it was read (a push meanwhile), so it is not pushed "
+      .. "over; the next hand-in takes it in: %s", card, tostring(err)), code
+  end
+  return id, err, code
 end
 
 return M

@@ -68,7 +68,7 @@ end
 
 -- The network part: push main (so the pull request has its base; a remote main that moved
 -- ahead, because the forge merged something, is left as it is) and the card's branch
--- (forced: the branch is Orket's), then open or find the pull request. Commits a person
+-- (forced only over a branch it replaces: orket.actions.prbranch.push), then open or find the pull request. Commits a person
 -- pushed to the card's branch on top of what Orket last pushed are taken into the card's
 -- branch first (orket.actions.prbranch), never pushed over; a conflict with them sends the
 -- card back (-> nil, nil, {paths=, id=}).
@@ -100,8 +100,10 @@ local function publish(run, g, card, token, job)
     run:emit { type = "git", card = card.id, action = "take_pushed", kind = "conflict", id = stuck, unresolved = true }
     return nil, nil, { id = stuck, unresolved = true }
   end
-  auth.force = true
-  ok, err = repo:push(g.remote, "orket/" .. card.id, auth)
+  if got.code == "rewritten" then
+    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "rewritten", from = got.id }
+  end
+  ok, err = prbranch.push { repo = repo, g = g, auth = auth, card = card.id, got = got }
   if not ok then return nil, err end
   fault.hit("after_git_push")
   if not g.forge then return {} end

@@ -1,8 +1,8 @@
 -- orket.actions.prbranch and the git layer under it: a card's branch fetched from a remote
 -- (repo:fetch_branch, on the thread pool, bounded in time), merged into the card's branch
 -- (repo:merge_remote_to_card: a fast-forward only, or a merge), and the two rules built on
--- them: an approved head taken in only when it descends from the card's, a hand-in's push
--- never over a person's commits.
+-- them: a hand-in's take-in of a person's commits, and its push never over them (forced only
+-- over a branch it replaces).
 local G = require "orket.c.gitrepo"
 local H = require "tests.helpers"
 local task = require "orket.task"
@@ -108,7 +108,7 @@ describe("a card's branch on the remote", function()
 
   it("take_pushed: a person's commits on top of what was pushed are taken in; a rewrite is not", function()
     local pushed = repo:head("orket/C1")
-    assert.same({ code = "none" }, in_task(prbranch.take_pushed,
+    assert.same({ code = "none", remote = pushed }, in_task(prbranch.take_pushed,
       { repo = repo, g = g, card = "C1", pushed = pushed, attach = attach }))
     local id = bob("p.txt", "p\n")
     local out = in_task(prbranch.take_pushed, { repo = repo, g = g, card = "C1", pushed = pushed, attach = attach })
@@ -129,5 +129,39 @@ describe("a card's branch on the remote", function()
     local rewritten = bob("r.txt", "r\n", true)
     out = in_task(prbranch.take_pushed, { repo = repo, g = g, card = "C1", pushed = theirs, attach = attach })
     assert.same({ code = "rewritten", id = rewritten }, out)
+  end)
+
+  it("push: plain after a take-in, so a commit pushed after the fetch refuses it; forced over a rewrite", function()
+    local pushed = repo:head("orket/C1")
+    local remote = dir .. "/remote.git"
+    local function rhead() return assert(G.ls_remote(remote))["refs/heads/orket/C1"] end
+    bob("p.txt", "p\n")
+    local got = in_task(prbranch.take_pushed, { repo = repo, g = g, card = "C1", pushed = pushed, attach = attach })
+    assert.equal("taken", got.code)
+    H.write(dir .. "/cards/C1/m.txt", "mine\n")
+    assert(repo:commit("C1", { name = "o", email = "o@x", message = "mine" }))
+    local mine = repo:head("orket/C1")
+    -- bob pushes again between the fetch and the push: refused, his commit kept
+    local late = bob("q.txt", "q\n")
+    local id, err, code = in_task(prbranch.push, { repo = repo, g = g, card = "C1", got = got })
+    assert.is_nil(id)
+    assert.equal("EREJECTED", code)
+    assert.matches("moved after it was read", err, 1, true)
+    assert.equal(late, rhead())
+    -- read again: taken in, and the plain push goes through
+    got = in_task(prbranch.take_pushed, { repo = repo, g = g, card = "C1", pushed = pushed, attach = attach })
+    assert.equal("taken", got.code)
+    assert.is_truthy(in_task(prbranch.push, { repo = repo, g = g, card = "C1", got = got }))
+    assert.equal(repo:head("orket/C1"), rhead())
+    assert.is_true(repo:contains("refs/heads/orket/C1", late))
+    assert.is_true(repo:contains("refs/heads/orket/C1", mine))
+    -- a rewritten branch is replaced: forced
+    sh(clone .. "fetch -q origin && " .. clone .. "reset -q --hard " .. pushed)
+    local rewritten = bob("r.txt", "r\n", true)
+    got = in_task(prbranch.take_pushed, { repo = repo, g = g, card = "C1", pushed = repo:head("orket/C1"),
+      attach = attach })
+    assert.same({ code = "rewritten", id = rewritten }, got)
+    assert.is_truthy(in_task(prbranch.push, { repo = repo, g = g, card = "C1", got = got }))
+    assert.equal(repo:head("orket/C1"), rhead())
   end)
 end)
