@@ -180,10 +180,8 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
 
 /* Merges the remote's orket/<card> as gitrepo_fetch_branch last kept it into orket/<card>, as
  * gitrepo_merge_from_main merges main (a conflict makes the merge commit with markers, named
- * in conflicts). ff_only: only a fast-forward (or up to date); a branch that does not descend
- * from the card's is EDIVERGED, nothing written. ENOENT: nothing fetched, or no directory
- * attached for the card. */
-int gitrepo_merge_remote_to_card(gitrepo *r, const char *card, int ff_only, const gr_sig *who, char *id,
+ * in conflicts). ENOENT: nothing fetched, or no directory attached for the card. */
+int gitrepo_merge_remote_to_card(gitrepo *r, const char *card, const gr_sig *who, char *id,
                                  gr_merge_kind *kind, gr_paths *conflicts, gr_err *e);
 
 /* The commits on branch that are not on main, newest first, at most max (*out malloc'd;

@@ -406,18 +406,17 @@ static int lgr_merge_from_main(lua_State *L) {
   return 1;
 }
 
-/* repo:merge_remote_to_card(card, who [, ff_only]) -> as merge_from_main, for the remote's
- * orket/<card> as fetch_branch last kept it; ff_only: EDIVERGED unless a fast-forward */
+/* repo:merge_remote_to_card(card, who) -> as merge_from_main, for the remote's orket/<card>
+ * as fetch_branch last kept it */
 static int lgr_merge_remote_to_card(lua_State *L) {
   lgr *o = lgr_check(L);
   const char *card = luaL_checkstring(L, 2);
   gr_sig who = lgr_who(L, 3);
-  int ff_only = lua_toboolean(L, 4);
   char id[GR_OID_HEX + 1];
   gr_merge_kind kind;
   gr_paths conf;
   gr_err e;
-  if (gitrepo_merge_remote_to_card(o->r, card, ff_only, &who, id, &kind, &conf, &e) != 0) return lgr_fail(L, &e);
+  if (gitrepo_merge_remote_to_card(o->r, card, &who, id, &kind, &conf, &e) != 0) return lgr_fail(L, &e);
   lua_createtable(L, 0, 3);
   lua_pushstring(L, lgr_merge_kinds[kind]);
   lua_setfield(L, -2, "kind");

@@ -289,9 +289,8 @@ static int gr_resolve_with_markers(const gitapi *g, git_repository *repo, git_in
 }
 
 /* Merges the commit src_ref names (src_name: how messages call it) into orket/<card>, the one
- * merge into a card's branch (gitrepo_merge_from_main, gitrepo_merge_remote_to_card). ff_only:
- * a real merge is refused (EDIVERGED) and nothing is written. */
-static int gr_merge_into_card(gitrepo *r, const char *card, const char *src_ref, const char *src_name, int ff_only,
+ * merge into a card's branch (gitrepo_merge_from_main, gitrepo_merge_remote_to_card). */
+static int gr_merge_into_card(gitrepo *r, const char *card, const char *src_ref, const char *src_name,
                               const gr_sig *who, char *id, gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
   const gitapi *g = &r->git;
   char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32], why[2 * GR_CARD_MAX + 96];
@@ -317,10 +316,6 @@ static int gr_merge_into_card(gitrepo *r, const char *card, const char *src_ref,
   }
   if (gr_ref_id(g, w, src_ref, &mid, e) != 0 || gr_ref_id(g, w, ref, &bid, e) != 0) goto out;
   int a = gr_ancestry(g, w, w, &bid, &mid, &base, &has_base, e);
-  if (a == 2 && ff_only) {
-    gr_fail(e, "EDIVERGED", "%s does not descend from %s: not a fast-forward", src_name, bname);
-    goto out;
-  }
   if (a < 0) goto out;
   if (a == 0) {
     *kind = GR_UPTODATE;
@@ -370,10 +365,10 @@ out:
 
 int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
                             gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
-  return gr_merge_into_card(r, card, "refs/heads/" GR_MAIN, GR_MAIN, 0, who, id, kind, conflicts, e);
+  return gr_merge_into_card(r, card, "refs/heads/" GR_MAIN, GR_MAIN, who, id, kind, conflicts, e);
 }
 
-int gitrepo_merge_remote_to_card(gitrepo *r, const char *card, int ff_only, const gr_sig *who, char *id,
+int gitrepo_merge_remote_to_card(gitrepo *r, const char *card, const gr_sig *who, char *id,
                                  gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
   char src[GR_CARD_MAX + 64], name[GR_CARD_MAX + 32];
   conflicts->v = NULL;
@@ -381,5 +376,5 @@ int gitrepo_merge_remote_to_card(gitrepo *r, const char *card, int ff_only, cons
   if (gr_check_card(card, e) != 0) return -1;
   snprintf(src, sizeof src, GR_REMOTE_BRANCHES GR_CARD_PREFIX "%s", card);
   snprintf(name, sizeof name, "the remote's " GR_CARD_PREFIX "%s", card);
-  return gr_merge_into_card(r, card, src, name, ff_only, who, id, kind, conflicts, e);
+  return gr_merge_into_card(r, card, src, name, who, id, kind, conflicts, e);
 }

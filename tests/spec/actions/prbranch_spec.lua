@@ -1,6 +1,6 @@
 -- orket.actions.prbranch and the git layer under it: a card's branch fetched from a remote
 -- (repo:fetch_branch, on the thread pool, bounded in time), merged into the card's branch
--- (repo:merge_remote_to_card: a fast-forward only, or a merge), and the two rules built on
+-- (repo:merge_remote_to_card), and the two rules built on
 -- them: a hand-in's take-in of a person's commits, and its push never over them (forced only
 -- over a branch it replaces).
 local G = require "orket.c.gitrepo"
@@ -63,22 +63,16 @@ describe("a card's branch on the remote", function()
     local id = bob("p.txt", "p\n")
     assert.equal(id, in_task(prbranch.fetch, repo, g, "C1"))
     assert.is_true(repo:contains("refs/remotes/orket-branches/orket/C1", mine))
-    -- the card moved on too: a fast-forward only is refused, nothing written
+    -- the card moved on too: merged, the card's directory following
     H.write(dir .. "/cards/C1/c.txt", "c\n")
-    local moved = assert(repo:commit("C1", { name = "o", email = "o@x", message = "two" }))
-    local ok, err, code = repo:merge_remote_to_card("C1", WHO, true)
-    assert.is_nil(ok)
-    assert.equal("EDIVERGED", code)
-    assert.matches("does not descend from orket/C1", err)
-    assert.equal(moved, repo:head("orket/C1"))
-    -- merged, the card's directory following
+    assert(repo:commit("C1", { name = "o", email = "o@x", message = "two" }))
     local m = assert(repo:merge_remote_to_card("C1", WHO))
     assert.equal("merged", m.kind)
     assert.equal(m.id, repo:head("orket/C1"))
     assert.equal("p\n", H.read(dir .. "/cards/C1/p.txt"))
     assert.equal("c\n", H.read(dir .. "/cards/C1/c.txt"))
     assert.same({}, repo:status("C1"))
-    _, _, code = repo:merge_remote_to_card("NONE", WHO)
+    local _, _, code = repo:merge_remote_to_card("NONE", WHO)
     assert.equal("ENOENT", code)
     -- an unreachable remote is an error, and one that never answers is given up on
     local none, ferr = in_task(prbranch.fetch, repo, { remote = dir .. "/missing.git" }, "C1")
