@@ -16,6 +16,10 @@
 #define GR_CARD_MAX 100          /* longest card id accepted */
 #define GR_TURN_TRAILER "Orket-Turn" /* the trailer gitrepo_commit's turn key goes in */
 #define GR_REMOTE_MAIN "refs/remotes/orket/main" /* where gitrepo_fetch_main keeps the remote's main */
+/* where gitrepo_fetch_branch keeps the remote's branch B: GR_REMOTE_BRANCHES B */
+#define GR_REMOTE_BRANCHES "refs/remotes/orket-branches/"
+/* ends the summary of a merge into a card's branch that left conflict markers */
+#define GR_CONFLICT_SUFFIX ", with conflicts to resolve"
 
 /* An expected failure: code is a short name ("ENOENT", "ECONFLICT", "EDIRTY", "ELOCKED",
  * "EINVAL", "EGIT"), msg a sentence beginning "git: ". */
@@ -174,6 +178,12 @@ int gitrepo_merge_remote_to_main(gitrepo *r, const gr_sig *who, char *id, gr_mer
 int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
                             gr_merge_kind *kind, gr_paths *conflicts, gr_err *e);
 
+/* Merges the remote's orket/<card> as gitrepo_fetch_branch last kept it into orket/<card>, as
+ * gitrepo_merge_from_main merges main (a conflict makes the merge commit with markers, named
+ * in conflicts). ENOENT: nothing fetched, or no directory attached for the card. */
+int gitrepo_merge_remote_to_card(gitrepo *r, const char *card, const gr_sig *who, char *id,
+                                 gr_merge_kind *kind, gr_paths *conflicts, gr_err *e);
+
 /* The commits on branch that are not on main, newest first, at most max (*out malloc'd;
  * gr_commits_free). */
 int gitrepo_log(gitrepo *r, const char *branch, size_t max, gr_commit **out, size_t *n,
@@ -225,6 +235,11 @@ int gitrepo_contains(gitrepo *r, const char *ref, const char *id, gr_err *e);
  * dropped), -1 on error (EAUTH, EREMOTE, EINVAL). Nothing else of the repository changes. */
 int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char *password, char *id,
                        gr_err *e);
+/* Fetches the remote's branch (e.g. "orket/X1") into GR_REMOTE_BRANCHES<branch>, as
+ * gitrepo_fetch_main fetches main: 1 and its id, 0 when the remote has no such branch (an
+ * earlier tracking ref dropped), -1 on error. */
+int gitrepo_fetch_branch(gitrepo *r, const char *url, const char *branch, const char *user, const char *password,
+                         char *id, gr_err *e);
 /* Creates a bare repository at path (directories made as needed) whose HEAD is main: a
  * remote on disk. Idempotent on an existing repository. */
 int gitrepo_init_bare(const char *path, gr_err *e);

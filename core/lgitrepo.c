@@ -406,6 +406,28 @@ static int lgr_merge_from_main(lua_State *L) {
   return 1;
 }
 
+/* repo:merge_remote_to_card(card, who) -> as merge_from_main, for the remote's orket/<card>
+ * as fetch_branch last kept it */
+static int lgr_merge_remote_to_card(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *card = luaL_checkstring(L, 2);
+  gr_sig who = lgr_who(L, 3);
+  char id[GR_OID_HEX + 1];
+  gr_merge_kind kind;
+  gr_paths conf;
+  gr_err e;
+  if (gitrepo_merge_remote_to_card(o->r, card, &who, id, &kind, &conf, &e) != 0) return lgr_fail(L, &e);
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, lgr_merge_kinds[kind]);
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, id);
+  lua_setfield(L, -2, "id");
+  lgr_push_paths(L, &conf);
+  lua_setfield(L, -2, "conflicts");
+  gr_paths_free(&conf);
+  return 1;
+}
+
 /* repo:log(branch [, max=100]) -> {{id=, summary=, author=, email=, time=, parents=}, ...}
  * the commits on branch not on main, newest first */
 static int lgr_log(lua_State *L) {
@@ -466,8 +488,8 @@ typedef struct lgr_push_req {
   rt_wait w; /* first member */
   uv_work_t work;
   char *path, *url, *branch, *user, *token;
-  int fetch, force, rc, cancelled;
-  char id[GR_OID_HEX + 1]; /* fetch: the remote's main; push: the commit pushed */
+  int fetch, force, rc, cancelled; /* fetch: 1 main, 2 branch */
+  char id[GR_OID_HEX + 1]; /* fetch: the remote's main or branch; push: the commit pushed */
   gr_err e;
 } lgr_push_req;
 
@@ -487,7 +509,8 @@ static void lgr_push_work(uv_work_t *wk) {
   lgr_push_req *p = wk->data;
   gitrepo *r = NULL;
   p->rc = gitrepo_open(p->path, &r, &p->e);
-  if (p->rc == 0 && p->fetch) p->rc = gitrepo_fetch_main(r, p->url, p->user, p->token, p->id, &p->e);
+  if (p->rc == 0 && p->fetch == 2) p->rc = gitrepo_fetch_branch(r, p->url, p->branch, p->user, p->token, p->id, &p->e);
+  else if (p->rc == 0 && p->fetch) p->rc = gitrepo_fetch_main(r, p->url, p->user, p->token, p->id, &p->e);
   else if (p->rc == 0) p->rc = gitrepo_push(r, p->url, p->branch, p->force, p->user, p->token, p->id, &p->e);
   gitrepo_close(r);
 }
@@ -568,6 +591,16 @@ static int lgr_fetch_main(lua_State *L) {
   lgr *o = lgr_check(L);
   const char *url = luaL_checkstring(L, 2);
   return lgr_remote_op(L, o, 1, url, GR_MAIN, 3);
+}
+
+/* repo:fetch_branch(url, branch [, {user=, token=}]) -> the remote branch's id (kept as
+ * refs/remotes/orket-branches/<branch>) | false (the remote has no such branch) | nil, msg,
+ * CODE; waits on the thread pool like push */
+static int lgr_fetch_branch(lua_State *L) {
+  lgr *o = lgr_check(L);
+  const char *url = luaL_checkstring(L, 2);
+  const char *branch = luaL_checkstring(L, 3);
+  return lgr_remote_op(L, o, 2, url, branch, 4);
 }
 
 /* Pushes one side of a diverged path: {kind=, id=, size=} (id and size absent when none). */
@@ -678,6 +711,8 @@ static const luaL_Reg lgr_methods[] = {
     {"head", lgr_head},
     {"push", lgr_push},
     {"fetch_main", lgr_fetch_main},
+    {"fetch_branch", lgr_fetch_branch},
+    {"merge_remote_to_card", lgr_merge_remote_to_card},
     {"contains", lgr_contains},
     {"merge_remote_to_main", lgr_merge_remote_to_main},
     {"refresh", lgr_refresh},

@@ -288,10 +288,12 @@ static int gr_resolve_with_markers(const gitapi *g, git_repository *repo, git_in
   return 0;
 }
 
-int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
-                            gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
+/* Merges the commit src_ref names (src_name: how messages call it) into orket/<card>, the one
+ * merge into a card's branch (gitrepo_merge_from_main, gitrepo_merge_remote_to_card). */
+static int gr_merge_into_card(gitrepo *r, const char *card, const char *src_ref, const char *src_name,
+                              const gr_sig *who, char *id, gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
   const gitapi *g = &r->git;
-  char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32], why[GR_CARD_MAX + 64];
+  char bname[GR_CARD_MAX + 16], ref[GR_CARD_MAX + 32], why[2 * GR_CARD_MAX + 96];
   gr_wd wd;
   git_repository *w = NULL;
   git_oid mid, bid, target, base;
@@ -312,7 +314,7 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
             dirty.n > 1 ? ", ..." : "");
     goto out;
   }
-  if (gr_ref_id(g, w, "refs/heads/" GR_MAIN, &mid, e) != 0 || gr_ref_id(g, w, ref, &bid, e) != 0) goto out;
+  if (gr_ref_id(g, w, src_ref, &mid, e) != 0 || gr_ref_id(g, w, ref, &bid, e) != 0) goto out;
   int a = gr_ancestry(g, w, w, &bid, &mid, &base, &has_base, e);
   if (a < 0) goto out;
   if (a == 0) {
@@ -331,7 +333,7 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
     }
     if (gr_merge_index(g, w, bc, mc, has_base ? &base : NULL, &idx, e) != 0) goto out;
     *kind = GR_MERGED;
-    size_t cap = 128;
+    size_t cap = 128 + strlen(src_name) + sizeof GR_CONFLICT_SUFFIX;
     if (g->index_has_conflicts(idx)) {
       if (gr_conflict_paths(g, idx, conflicts, e) != 0 || gr_resolve_with_markers(g, w, idx, conflicts, bname, e) != 0)
         goto out;
@@ -339,12 +341,14 @@ int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, cha
       *kind = GR_CONFLICT;
     }
     if ((msg = malloc(cap)) == NULL) { gr_fail(e, "ENOMEM", "out of memory"); goto out; }
-    int n = snprintf(msg, cap, "Merge " GR_MAIN " into %s\n", bname);
+    /* a conflict's summary says so: a hand-in can tell from the card's head alone that its
+     * markers were never resolved (orket.engine.pull_request, after a kill) */
+    int n = snprintf(msg, cap, "Merge %s into %s%s\n", src_name, bname, conflicts->n ? GR_CONFLICT_SUFFIX : "");
     if (conflicts->n) n += snprintf(msg + n, cap - (size_t)n, "\nConflicts:\n");
     for (size_t i = 0; i < conflicts->n; i++) n += snprintf(msg + n, cap - (size_t)n, "\t%s\n", conflicts->v[i]);
     if (gr_commit_tree(g, w, idx, who, msg, bc, mc, &target, e) != 0) goto out;
   }
-  snprintf(why, sizeof why, "orket: merge " GR_MAIN " into %s", bname);
+  snprintf(why, sizeof why, "orket: merge %.*s into %s", GR_CARD_MAX + 32, src_name, bname);
   if (gr_move_ref(g, &wd, ref, &bid, &target, why, e) != 0 || gr_refresh_repo(g, &wd, &updated, e) != 0)
     goto out;
   g->oid_tostr(id, GR_OID_HEX + 1, &target);
@@ -357,4 +361,20 @@ out:
   g->commit_free(mc);
   g->commit_free(bc);
   return ret;
+}
+
+int gitrepo_merge_from_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
+                            gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
+  return gr_merge_into_card(r, card, "refs/heads/" GR_MAIN, GR_MAIN, who, id, kind, conflicts, e);
+}
+
+int gitrepo_merge_remote_to_card(gitrepo *r, const char *card, const gr_sig *who, char *id,
+                                 gr_merge_kind *kind, gr_paths *conflicts, gr_err *e) {
+  char src[GR_CARD_MAX + 64], name[GR_CARD_MAX + 32];
+  conflicts->v = NULL;
+  conflicts->n = 0;
+  if (gr_check_card(card, e) != 0) return -1;
+  snprintf(src, sizeof src, GR_REMOTE_BRANCHES GR_CARD_PREFIX "%s", card);
+  snprintf(name, sizeof name, "the remote's " GR_CARD_PREFIX "%s", card);
+  return gr_merge_into_card(r, card, src, name, who, id, kind, conflicts, e);
 }

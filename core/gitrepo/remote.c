@@ -1,4 +1,4 @@
-/* remote.c: a remote: push, fetch of its main, a bare repository on disk, ls-remote. See
+/* remote.c: a remote: push, fetch of its main or a branch, a bare repository on disk, ls-remote. See
  * gitrepo.h and docs/git.md. */
 #define _GNU_SOURCE /* syncfs */
 #include "internal.h"
@@ -110,8 +110,10 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   return 0;
 }
 
-int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char *password, char *id,
-                       gr_err *e) {
+/* Fetches the remote's src (refs/heads/...) into dst, as gitrepo_fetch_main and
+ * gitrepo_fetch_branch say (what: how messages call it). */
+static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char *dst, const char *what,
+                        const char *user, const char *password, char *id, gr_err *e) {
   const gitapi *g = &r->git;
   if (url == NULL || *url == '\0' || strpbrk(url, "\r\n"))
     return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
@@ -126,7 +128,9 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
   fo.prune = GIT_FETCH_NO_PRUNE;
   fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
   fo.update_fetchhead = 0;
-  char *specs[] = {"+refs/heads/" GR_MAIN ":" GR_REMOTE_MAIN};
+  char spec[2 * (GR_CARD_MAX + 128) + 4];
+  snprintf(spec, sizeof spec, "+%s:%s", src, dst);
+  char *specs[] = {spec};
   git_strarray refspecs = {specs, 1};
   /* the pack first, made durable, then the tracking ref, made durable (gr_sync) */
   gr_err serr;
@@ -136,7 +140,7 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
     *e = serr;
     return -1;
   }
-  if (rc == 0) rc = g->remote_update_tips(remote, &fo.callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, "orket: fetch main");
+  if (rc == 0) rc = g->remote_update_tips(remote, &fo.callbacks, 0, GIT_REMOTE_DOWNLOAD_TAGS_NONE, "orket: fetch");
   if (rc == 0 && gr_sync(g, r->repo, &serr) != 0) {
     g->remote_free(remote);
     *e = serr;
@@ -144,18 +148,18 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
   }
   if (rc < 0) {
     const git_error *le = g->error_last();
-    gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "fetching main: %s",
+    gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "fetching %s: %s", what,
             le && le->message ? le->message : "unknown libgit2 error");
     g->remote_free(remote);
     return -1;
   }
-  /* whether the remote has main at all: its advertised refs stay readable after the fetch */
+  /* whether the remote has the branch at all: its advertised refs stay readable after the fetch */
   const git_remote_head **heads = NULL;
   size_t count = 0;
   int found = 0;
   if (g->remote_ls(&heads, &count, remote) == 0) {
     for (size_t i = 0; i < count; i++) {
-      if (strcmp(heads[i]->name, "refs/heads/" GR_MAIN) == 0) {
+      if (strcmp(heads[i]->name, src) == 0) {
         g->oid_tostr(id, GR_OID_HEX + 1, &heads[i]->oid);
         found = 1;
       }
@@ -165,10 +169,23 @@ int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char
   if (!found) {
     /* a tracking ref from an earlier fetch names nothing the remote has now */
     git_reference *old = NULL;
-    if (g->reference_lookup(&old, r->repo, GR_REMOTE_MAIN) == 0) (void)g->reference_delete(old);
+    if (g->reference_lookup(&old, r->repo, dst) == 0) (void)g->reference_delete(old);
     g->reference_free(old);
   }
   return found;
+}
+
+int gitrepo_fetch_main(gitrepo *r, const char *url, const char *user, const char *password, char *id,
+                       gr_err *e) {
+  return gr_fetch_ref(r, url, "refs/heads/" GR_MAIN, GR_REMOTE_MAIN, GR_MAIN, user, password, id, e);
+}
+
+int gitrepo_fetch_branch(gitrepo *r, const char *url, const char *branch, const char *user, const char *password,
+                         char *id, gr_err *e) {
+  char src[GR_CARD_MAX + 64], dst[GR_CARD_MAX + 128];
+  if (gr_branch_ref(&r->git, branch, src, sizeof src, e) != 0) return -1;
+  snprintf(dst, sizeof dst, GR_REMOTE_BRANCHES "%s", branch);
+  return gr_fetch_ref(r, url, src, dst, branch, user, password, id, e);
 }
 
 int gitrepo_hold_library(gr_err *e) {

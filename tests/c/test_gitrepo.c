@@ -410,6 +410,62 @@ TEST(test_gitrepo_merges) {
   tg_rmtree(base);
 }
 
+/* A card's branch on a remote: fetched (absent: 0), then merged into the card (up to date
+ * while it holds nothing new; a merge once the card moved on too); the card's directory
+ * follows. The remote's commit on top is made by a copy of the
+ * repository (a person's clone). */
+TEST(test_gitrepo_fetch_branch) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], a[512], remote[600], copy[600], cmd[1600], id[41], mine[41],
+       theirs[41], buf[512];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  int created;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  tg_wt(base, "A", a);
+  snprintf(remote, sizeof remote, "%s/remote.git", base);
+  CHECK(t, gitrepo_init_bare(remote, &e) == 0);
+  CHECK(t, gitrepo_worktree(r, "A", a, &created, &e) == 0);
+  CHECK(t, tg_commit_file(r, a, "A", "a.txt", "mine\n", NULL, mine) == GR_COMMITTED);
+  CHECK(t, gitrepo_push(r, remote, "orket/A", 0, NULL, NULL, id, &e) == 0);
+  CHECK(t, gitrepo_fetch_branch(r, remote, "orket/NONE", NULL, NULL, id, &e) == 0);
+  CHECK(t, gitrepo_fetch_branch(r, remote, "orket/A", NULL, NULL, id, &e) == 1);
+  CHECK_STR(t, id, mine);
+  CHECK(t, gitrepo_merge_remote_to_card(r, "A", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_UPTODATE);
+  gr_paths_free(&conf);
+  /* the person's copy adds a commit on top and pushes it */
+  snprintf(copy, sizeof copy, "%s/copy", base);
+  snprintf(cmd, sizeof cmd, "cp -a '%s' '%s/ws2'", ws, base);
+  CHECK(t, system(cmd) == 0);
+  gitrepo *p = NULL;
+  snprintf(cmd, sizeof cmd, "%s/ws2", base);
+  CHECK(t, gitrepo_open(cmd, &p, &e) == 0);
+  if (p == NULL) goto out;
+  {
+    char pstate[600];
+    snprintf(pstate, sizeof pstate, "%s/pstate", base);
+    CHECK(t, gitrepo_attach(p, "A", copy, pstate, &created, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+    CHECK(t, tg_commit_file(p, copy, "A", "p.txt", "theirs\n", NULL, theirs) == GR_COMMITTED);
+    CHECK(t, gitrepo_push(p, remote, "orket/A", 0, NULL, NULL, id, &e) == 0);
+  }
+  /* the card moved on too */
+  CHECK(t, tg_commit_file(r, a, "A", "b.txt", "more\n", NULL, mine) == GR_COMMITTED);
+  CHECK(t, gitrepo_fetch_branch(r, remote, "orket/A", NULL, NULL, id, &e) == 1);
+  CHECK_STR(t, id, theirs);
+  /* merged: both in the branch and in the card's directory */
+  CHECK(t, gitrepo_merge_remote_to_card(r, "A", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_MERGED);
+  gr_paths_free(&conf);
+  CHECK(t, gitrepo_contains(r, "refs/heads/orket/A", theirs, &e) == 1);
+  CHECK_STR(t, tg_read(a, "p.txt", buf, sizeof buf), "theirs\n");
+  CHECK_STR(t, tg_read(a, "b.txt", buf, sizeof buf), "more\n");
+  CHECK(t, gitrepo_check(r, &e) == 0);
+  gitrepo_close(p);
+out:
+  gitrepo_close(r);
+  tg_rmtree(base);
+}
+
 /* The state a kill leaves between moving a card's ref and checking it out: the marker, the
  * branch at the new commit, files and index still old. */
 static int tg_fake_crash(const char *ws, const char *card, const char *target_hex) {

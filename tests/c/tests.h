@@ -78,6 +78,7 @@
   X(test_gitrepo_init_worktree)            \
   X(test_gitrepo_commit_idempotent)        \
   X(test_gitrepo_merges)                   \
+  X(test_gitrepo_fetch_branch)             \
   X(test_gitrepo_recovery)                 \
   X(test_gitrepo_card_dir_cut_short)       \
   X(test_gitrepo_card_dir_index_kept)      \

@@ -120,9 +120,11 @@ describe("pull requests end", function()
       if req.path:match("/pulls/" .. n1 .. "/merge$") then merge = req end
     end
     assert.equal(head(dir, "orket/F-1"), cjson.decode(merge.body).head_commit_id)
-    -- F-2: someone force-pushed its branch on the forge: the head differs, the forge refuses
-    -- the merge, and the pull request is marked merged by Orket's merge commit instead
+    -- F-2: someone force-pushed its branch on the forge back to a commit main holds: the head
+    -- differs, the forge refuses the merge, and the pull request is marked merged by Orket's
+    -- merge commit instead (a head main does not hold is closed: forge_branch_test.lua)
     local n2 = math.tointeger(open["orket/F-2"].number)
+    get(forge.url .. "/__head?repo=acme/notes&number=" .. n2 .. "&sha=" .. head(dir, "main"))
     st, doc = hook(s, "pull_request_review_approved", "d-2", approval(n2, "F-2", dir))
     assert.equal("done", doc.outcome)
     local pr2 = H.wait_for(function() local p = prs(forge)["orket/F-2"]; return p.merged and p end, "F-2 marked merged")

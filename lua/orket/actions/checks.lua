@@ -1,7 +1,8 @@
 -- orket.actions.checks: check results on the forge. A card's verification result is posted
--- as a commit status on its branch head (orket.forge.post_status; the branch pushed first so
--- the forge has the commit), and a failure's output tail goes to its open pull request as a
--- comment; a sandbox's acceptance checks (orket/sandbox) on the commit of main it runs.
+-- as a commit status on its branch head (orket.forge.post_status; the branch pushed first,
+-- never over a person's commits, so the forge has the commit), and a failure's output tail
+-- goes to its open pull request as a comment; a sandbox's acceptance checks (orket/sandbox)
+-- on the commit of main it runs.
 -- Network: call it in a task, outside any transaction. Contract: docs/git.md, docs/sandbox.md.
 local forge = require "orket.forge"
 local sf = require "orket.store.forge"
@@ -13,18 +14,24 @@ M.SANDBOX_CONTEXT = "orket/sandbox"
 M.COMMENT_TAIL = 3000 -- bytes of the failing output in the comment
 
 --- report{repo=, g=, auth=, token=, card=, passed=, what=, outcome=, output=}
---- -> {sha=, state=, commented=} | nil, msg, CODE: the branch orket/<card> pushed (forced:
---- it is Orket's), then a status on its head (success or failure, described by the check and
---- its outcome); a failure with an open pull request also gets a comment with the output's
---- tail.
+--- -> {sha=, state=, commented=} | nil, msg, CODE: the branch orket/<card> pushed (never
+--- forced: commits a person pushed there are the hand-in's to take in, orket.actions.prbranch,
+--- so a remote branch that is not behind the card's refuses it, EREJECTED, and no status is
+--- posted), then a status on its head (success or failure, described by the check and its
+--- outcome); a failure with an open pull request also gets a comment with the output's tail.
 function M.report(o)
   local g = o.g
   local sha = o.repo:head("orket/" .. o.card)
   if not sha then return nil, "git: no branch orket/" .. o.card, "ENOENT" end
   local auth = {}
   for k, v in pairs(o.auth or {}) do auth[k] = v end
-  auth.force = true
+  auth.force = nil
   local ok, err, code = o.repo:push(g.remote, "orket/" .. o.card, auth)
+  if not ok and code == "EREJECTED" then
+    return nil, string.format("the remote's orket/%s has commits the card's branch does not (a person's, taken in "
+      .. "by the card's hand-in, or a rewrite it replaces), so it is not pushed over here and no status is posted "
+      .. "for %s: %s", o.card, sha, tostring(err)), code
+  end
   if not ok then return nil, err, code end
   local state = o.passed and "success" or "failure"
   ok, err, code = forge.post_status(g, o.token, sha, { state = state, context = M.CONTEXT,

@@ -3,8 +3,10 @@
 -- (orket.forge.merge_pr, sha-guarded); when the forge refuses (the head moved: someone
 -- force-pushed the branch; not mergeable; merged otherwise), Gitea is told it was merged
 -- by Orket's merge commit (mark_merged), and otherwise it is closed with a comment naming
--- that commit. Each end is journaled once (`pull_request_end`). Network: call it in a task,
--- outside any transaction. Rows: orket.store.forge. Contract: docs/git.md.
+-- that commit; a head main does not hold (a person's commits pushed after the head Orket
+-- merged) is never marked merged: closed with a comment that says they are not in main.
+-- Each end is journaled once (`pull_request_end`). Network: call it in a task, outside any
+-- transaction. Rows: orket.store.forge. Contract: docs/git.md.
 local forge = require "orket.forge"
 local sf = require "orket.store.forge"
 local sj = require "orket.store.journal_reads"
@@ -35,7 +37,7 @@ function M.pending(db, card)
   return number ~= nil and not ended(db, card, number)
 end
 
---- after_merge{db=, g=, token= (or token_error=), card=, merge_id=, run_id=, by_person=}
+--- after_merge{db=, g=, token= (or token_error=), card=, merge_id=, run_id=, by_person=, holds=}
 --- -> {code=, number=, sha=, error=} | nil (the card has no open pull request Orket knows,
 --- or its end is journaled already). code: "merged" (through the API), "merged_on_forge"
 --- (a person merged it, or the forge found it merged), "marked_merged" (Gitea told Orket's
@@ -44,6 +46,8 @@ end
 --- journaled, the pull request stays open; the caller says why, and the next run tries
 --- again: pending).
 --- by_person: a webhook said a person merged it: journaled without asking the forge.
+--- holds(sha) -> whether main holds that commit (false: it does not, or the repository lacks
+--- it): a refused merge of a head main does not hold is closed, never marked merged.
 function M.after_merge(o)
   local g, db = o.g, o.db
   if not g or not g.forge then return nil end
@@ -71,6 +75,17 @@ function M.after_merge(o)
   if mcode ~= "ECONFLICT" and mcode ~= "EINVAL" then
     -- down, rate-limited, no rights: nothing ended
     return { code = "failed", number = number, error = merr }
+  end
+  -- the pull request's head holds commits main does not (a person pushed to the branch after
+  -- the head Orket merged): marked merged, it would claim them merged; closed, it says so
+  if pr.head and o.holds and o.holds(pr.head:lower()) == false then
+    local note = string.format("Orket merged orket/%s into main as %s, but this pull request's head %s has commits "
+      .. "main does not hold (pushed after the head Orket merged), so it is closed, not marked merged: those "
+      .. "commits are not in main. Push them to a new branch and open a pull request for them (the forge did not "
+      .. "merge it: %s).", o.card, tostring(o.merge_id), pr.head, tostring(merr))
+    local ok, cerr = forge.close_pr(g, token, number, note)
+    if not ok then return { code = "failed", number = number, error = cerr } end
+    return done("closed", { refused = merr, head = pr.head })
   end
   -- the forge merged differently (or not at all): main has the card as Orket merged it
   if o.merge_id and forge.mark_merged(g, token, number, o.merge_id) then

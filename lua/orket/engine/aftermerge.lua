@@ -55,7 +55,8 @@ function M.later(o)
   return task.spawn(M.after_merge, o)
 end
 
---- end_pull_request{db=, g=, card=, merge_id=, run_id=, by_person=, token= (or token_error=)}
+--- end_pull_request{db=, g=, card=, merge_id=, run_id=, by_person=, token= (or token_error=),
+--- repo= (or dir=: the project's repository, opened to ask whether main holds a commit)}
 --- -> the outcome of orket.actions.pull_request.after_merge | nil (no forge, no pull request
 --- to end). The forge's token is read here unless given (a caller ending many takes it once),
 --- and never kept; an error raised there is a failed end, said, not raised.
@@ -64,8 +65,16 @@ function M.end_pull_request(o)
   if not g or not g.forge then return nil end
   local token, terr = o.token, o.token_error
   if not token and not terr then token, terr = forge.token(g) end
+  -- whether main holds a commit: the pull request's head, when the forge refuses its merge
+  local function holds(id)
+    local repo = o.repo or (o.dir and G.open(o.dir .. "/workspace"))
+    if not repo then return nil end
+    local has = repo:contains("refs/heads/main", id)
+    if not o.repo then repo:close() end
+    return has
+  end
   local ok, out = pcall(pull_request.after_merge, { db = o.db, g = g, token = token, token_error = terr,
-    card = o.card, merge_id = o.merge_id, run_id = o.run_id, by_person = o.by_person })
+    card = o.card, merge_id = o.merge_id, run_id = o.run_id, by_person = o.by_person, holds = holds })
   token = nil
   if not ok then return { code = "failed", error = tostring(out) } end
   return out
@@ -115,7 +124,7 @@ function M.after_merge(o)
   local out = {}
   if g and g.remote then
     out.pull_request = M.end_pull_request { db = o.db, g = g, card = o.card, merge_id = o.merge_id, run_id = o.run_id,
-      by_person = o.by_person }
+      by_person = o.by_person, repo = o.repo, dir = o.dir }
     out.push = M.push_main { owner = o.owner, db = o.db, g = g, repo = o.repo, dir = o.dir, card = o.card,
       run_id = o.run_id, backoff_ms = s.budgets and s.budgets.backoff_ms }
   end

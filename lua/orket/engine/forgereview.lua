@@ -134,8 +134,9 @@ end
 local ACTIONS = { approve = approve, changes = changes, closed = closed }
 
 --- action_for(card, ev) -> what the forge's event does to the card ("approve": finished,
---- "changes": back to work, "closed": blocked) | nil, why it changes nothing. An approval
---- acts only when its commit (ev.commit) is the card's branch head (ev.card_head, card_of).
+--- "changes": back to work, "closed": blocked) | nil, why it changes nothing[, "other_head":
+--- an approval of a commit other than the card's head]. An approval acts only when its
+--- commit (ev.commit) is the card's branch head (ev.card_head, card_of).
 function M.action_for(c, ev)
   if c.status == "done" then return nil, "the card is done already" end
   if ev.kind == "closed" then
@@ -163,8 +164,10 @@ function M.action_for(c, ev)
         .. ", which a merge would take; the card waits for a review of that head"
     end
     if ev.commit ~= want then
+      -- "other_head": the caller says why on the card and the pull request when it is a
+      -- person's commit (orket.serve.webhooks)
       return nil, "the approval is of commit " .. ev.commit .. ", not of the card's head " .. want
-        .. ", which a merge would take; the card waits for a review of that head"
+        .. ", which a merge would take; the card waits for a review of that head", "other_head"
     end
   end
   return "approve"

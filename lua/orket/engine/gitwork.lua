@@ -63,6 +63,8 @@ M.LOCK_MODE = {
   check = "exclusive",
   push = "none",
   fetch_main = "none", -- like push; it writes only refs/remotes/orket/main (merge_remote_to_main: exclusive)
+  fetch_branch = "none", -- like fetch_main; it writes only refs/remotes/orket-branches/<branch>
+  merge_remote_to_card = "shared", -- as merge_from_main: moves orket/<CARD>
 }
 
 -- Making a worktree reads every other one (libgit2 refuses a branch another worktree has
@@ -432,7 +434,7 @@ function M.catch_up(run)
         if not token and not terr then token, terr = forge.token(g) end
         local m = sj.last_merge(run.db, c.id)
         M.said(run, c.id, { pull_request = aftermerge.end_pull_request { db = run.db, g = g, token = token,
-          token_error = terr, card = c.id, merge_id = m and m.id, run_id = run.run_id } })
+          token_error = terr, card = c.id, merge_id = m and m.id, run_id = run.run_id, repo = run.git.repo } })
       end
     end
     token = nil

@@ -10,6 +10,8 @@ local forge = require "orket.forge"
 local sf = require "orket.store.forge"
 local fault = require "orket.engine.fault"
 local board_mod = require "orket.board"
+local prbranch = require "orket.actions.prbranch"
+local gitwork = require "orket.engine.gitwork"
 
 local M = {}
 
@@ -52,23 +54,64 @@ local function pr_text(card)
   return title, body
 end
 
+-- The card's head when it is a take-in's merge that left conflict markers (orket.c.gitrepo's
+-- merge_remote_to_card: its summary says so), nothing committed on top -> its id | nil
+local function unresolved(repo, card)
+  local log = repo:log("orket/" .. card, 1)
+  local c = log and log[1]
+  if c and c.parents == 2 and c.summary == string.format("Merge the remote's orket/%s into orket/%s, with conflicts "
+    .. "to resolve", card, card) then
+    return c.id
+  end
+  return nil
+end
+
 -- The network part: push main (so the pull request has its base; a remote main that moved
 -- ahead, because the forge merged something, is left as it is) and the card's branch
--- (forced: the branch is Orket's), then open or find the pull request.
-local function publish(run, g, card, token)
+-- (forced only over a branch it replaces: orket.actions.prbranch.push), then open or find the pull request. Commits a person
+-- pushed to the card's branch on top of what Orket last pushed are taken into the card's
+-- branch first (orket.actions.prbranch), never pushed over; a conflict with them sends the
+-- card back (-> nil, nil, {paths=, id=}).
+local function publish(run, g, card, token, job)
   local repo = run.git.repo
   local auth = token and { token = token, user = g.forge == "github" and "x-access-token" or "orket" } or {}
   local ok, err, code = repo:push(g.remote, "main", auth)
   if not ok and code ~= "EREJECTED" then return nil, err end
-  auth.force = true
-  ok, err = repo:push(g.remote, "orket/" .. card.id, auth)
+  local row = M.row(run.db, card.id)
+  local got, terr = prbranch.take_pushed { repo = repo, g = g, auth = auth, card = card.id, pushed = row and row.head,
+    attach = function() return gitwork.worktree(run, card.id) end }
+  if not got then
+    return nil, "the remote's orket/" .. card.id .. " could not be read, so it is not pushed over: " .. tostring(terr)
+  end
+  if got.code == "taken" or got.code == "conflict" then
+    gitwork.forget(run, card.id) -- its directory changed under the turns' notes
+    run:emit { type = "git", card = card.id, action = "take_pushed", kind = got.kind or "conflict", id = got.id,
+      from = got.from, paths = got.paths }
+    if got.code == "conflict" then
+      fault.hit("after_take_in_conflict")
+      return nil, nil, got
+    end
+    job.head = got.id
+  end
+  -- a take-in's conflict merge still at the head: its send-back never committed (a kill, a
+  -- lost lease); its markers are never pushed for review, the card goes back now
+  local stuck = unresolved(repo, card.id)
+  if stuck then
+    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "conflict", id = stuck, unresolved = true }
+    return nil, nil, { id = stuck, unresolved = true }
+  end
+  if got.code == "rewritten" then
+    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "rewritten", from = got.id }
+  end
+  ok, err = prbranch.push { repo = repo, g = g, auth = auth, card = card.id, got = got }
   if not ok then return nil, err end
   fault.hit("after_git_push")
   if not g.forge then return {} end
   local existing = M.row(run.db, card.id)
   if existing and existing.number then return { number = existing.number, url = existing.url } end
   local title, body = pr_text(card)
-  return forge.open_pr(g, token, { branch = "orket/" .. card.id, title = title, body = body })
+  local pr, perr = forge.open_pr(g, token, { branch = "orket/" .. card.id, title = title, body = body })
+  return pr, perr
 end
 
 -- A failure: emitted, and remembered so the card is skipped for the rest of the run.
@@ -76,6 +119,32 @@ local function failed(run, job, msg)
   run.forge_failed = run.forge_failed or {}
   run.forge_failed[job.card_id] = msg
   run:emit { type = "git", card = job.card_id, action = "pull_request", error = msg }
+end
+
+-- The remote's commits on the card's branch conflict with its work: merged with conflict
+-- markers (the card's branch holds them), the card goes back to in_progress with the files
+-- named, as a conflict with main does (orket.actions.finish.send_back); nothing is pushed.
+local function send_back(run, job, card, c)
+  local files = c.paths and table.concat(c.paths, ", ")
+  local why = string.format("Commits pushed to orket/%s on the remote (%s) conflict with the card's work in: %s. "
+    .. "They were merged into its branch with conflict markers in those files to resolve; the engine sent the card "
+    .. "back to in_progress, and nothing was pushed.", card.id, tostring(c.from), tostring(files))
+  if c.unresolved then
+    files = "the files its message lists"
+    why = string.format("The head of orket/%s (%s) merges commits pushed to it on the remote with conflict markers "
+      .. "that were never resolved (the card was not sent back after that merge). The files with markers are listed "
+      .. "in that commit's message; the engine sent the card back to in_progress, and nothing was pushed.", card.id,
+      c.id)
+  end
+  local ok, werr = run.db:tx(function()
+    run:check_lease(job)
+    assert(run.board:comment(card.id, { author = "orket", body = why }))
+    local t, terr, tcode = run.board:transition(card.id, "in_progress", { actor = board_mod.ENGINE,
+      note = "conflict with the remote's orket/" .. card.id .. ": " .. files })
+    if not t then return nil, terr, tcode end
+    return true
+  end)
+  if not ok then return failed(run, job, werr) end
 end
 
 local function publish_and_record(run, job)
@@ -89,8 +158,9 @@ local function publish_and_record(run, job)
     token, terr = forge.token(g)
     if not token then return fail(terr) end
   end
-  local pr, err = publish(run, g, card, token)
+  local pr, err, conflict = publish(run, g, card, token, job)
   token = nil
+  if conflict then return send_back(run, job, card, conflict) end
   if not pr then return fail(err) end
   fault.hit("after_pull_request")
   local human = run.settings.review.human

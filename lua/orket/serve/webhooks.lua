@@ -23,6 +23,7 @@ local config = require "orket.config"
 local body = require "orket.serve.body"
 local openapi = require "orket.serve.openapi"
 local secret_setting = require "orket.settings.secret"
+local task = require "orket.task"
 
 local M = {}
 
@@ -114,6 +115,34 @@ end
 local function remote_main(ctx, g)
   if not g.remote then return nil end
   return aftermerge.fetch_main { g = g, dir = ctx.dir } and true or false
+end
+
+-- An approval of a commit that is not the card's head, and not in the card's branch: the
+-- pull request's head has commits Orket did not push. Never merged on an approval: a forge's
+-- webhook may name the head when it was sent, not the commit the reviewer reviewed (Gitea's
+-- does), so such a commit may have been reviewed by nobody. -> true | false (an older head of
+-- the card's: ignored as before) | nil (no repository)
+local function foreign_head(ctx, card, ev)
+  local repo = G.open(ctx.dir .. "/workspace")
+  if not repo then return nil end
+  local _ <close> = setmetatable({}, { __close = function() repo:close() end })
+  return repo:contains("refs/heads/orket/" .. card, ev.commit) ~= true
+end
+
+-- Says on the pull request why an approval was not applied (in a task of its own: the
+-- delivery is answered at once; a comment that cannot be posted is logged).
+local function tell_pull_request(g, number, text)
+  if not (g.forge and number) then return end
+  task.spawn(function()
+    local token, terr = forge.token(g)
+    local ok, cerr = false, terr
+    if token then ok, cerr = forge.comment(g, token, number, text) end
+    token = nil
+    if not ok then
+      io.stderr:write(string.format("webhooks: the comment on pull request #%s could not be posted: %s\n",
+        tostring(number), tostring(cerr)))
+    end
+  end)
 end
 
 local function login(v) return type(v) == "string" and v:match("^[%w][%w._%-]*$") and #v <= 100 and v or nil end
@@ -291,21 +320,40 @@ local function handle(name)
     end
     local board = board_mod.open(db)
     local c = card and board:get(card)
-    local fn
+    local fn, other, refused
+    local function person() return ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100 end
     if ev then
-      fn, why = forgereview.action_for(c, ev)
-      if fn and not (ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100) then
+      fn, why, other = forgereview.action_for(c, ev)
+      -- the approved commit is not the card's head but a person's: refused, said on the card
+      -- and the pull request; the card's next hand-in takes those commits in for a new review
+      if other == "other_head" and person() and foreign_head(ctx, card, ev) then
+        refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch is "
+          .. "at %s). Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in "
+          .. "(request changes to send the card back to work; a rewritten history is replaced), and that new head "
+          .. "needs its own review: an approval merges only a head Orket pushed", ev.commit, tostring(ev.card_head))
+        why = why .. ". " .. refused
+      end
+      if fn and not person() then
         fn, why = nil, "the event names no person (a forge login)"
       end
     end
     if not fn then
       ctx.note = "ignored: " .. why
+      local said = refused and string.format("The forge's approval by %s of commit %s was not applied: %s. The card "
+        .. "stays as it is and main is unchanged.", ev.reviewer, ev.commit, refused)
       local rok, rerr = db:tx(function()
         if sf.delivery_seen(db, name, d.id, d.identity) then return true end
         record(db, name, d, card, "ignored: " .. why)
+        if said then
+          assert(board:comment(card, { author = "orket", body = said }))
+          db:event { kind = "webhook", card = card, actor = ev.reviewer,
+            data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = "ignored",
+              reason = refused } }
+        end
         return true
       end)
       if not rok then return err(500, "internal", rerr) end
+      if said then tell_pull_request(g, ev.number, "Orket did not merge this pull request. " .. said) end
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }

@@ -1,0 +1,93 @@
+-- orket.actions.prbranch: a card's branch on the remote (its pull request's head) as people
+-- leave it: commits someone pushed there on top of Orket's are taken into the card's branch,
+-- never dropped, at a hand-in (orket.engine.pull_request: fetched before the card's branch is
+-- pushed over it), and never merged by an approval (orket.serve.webhooks refuses an approval
+-- of a head Orket did not push: a webhook may not name the commit that was reviewed). The fetch
+-- waits on the thread pool (repo:fetch_branch), bounded by FETCH_TIMEOUT_MS: call it in a task,
+-- outside any transaction. Contract: docs/git.md ("Pull requests end", "A hand-in").
+local task = require "orket.task"
+local rt = require "orket.c.runtime"
+local finish = require "orket.actions.finish"
+local mainline = require "orket.actions.mainline"
+
+local M = {}
+
+-- how long a fetch of a card's branch may take before Orket stops waiting for it
+M.FETCH_TIMEOUT_MS = 30000
+
+local function tracking(card) return "refs/remotes/orket-branches/orket/" .. card end
+
+--- fetch(repo, g, card [, auth]) -> the remote's orket/<card> id (kept as
+--- refs/remotes/orket-branches/orket/<card>) | false (the remote has no such branch) | nil,
+--- msg, CODE (no remote, unreachable, refused, or not answered within FETCH_TIMEOUT_MS)
+function M.fetch(repo, g, card, auth)
+  if not g or not g.remote then return nil, "no git.remote", "EINVAL" end
+  if not auth then
+    local aerr
+    auth, aerr = mainline.auth(g)
+    if not auth then return nil, aerr, "EAUTH" end
+  end
+  -- the pool thread cannot be stopped: on a timeout its answer is dropped (the wait is
+  -- cancelled), and the tracking ref it may still write is read only by the next fetch's caller
+  local t = task.spawn(function() return repo:fetch_branch(g.remote, "orket/" .. card, auth) end)
+  local timer = task.spawn(function()
+    rt.sleep(M.FETCH_TIMEOUT_MS)
+    t:cancel()
+  end)
+  local ok, id, err, code = t:join()
+  timer:cancel()
+  if not ok then
+    if id == "canceled" then
+      return nil, string.format("git: fetching orket/%s: no answer from the remote within %d ms", card,
+        M.FETCH_TIMEOUT_MS), "ETIMEDOUT"
+    end
+    return nil, tostring(id), "EREMOTE"
+  end
+  if id == nil then return nil, err, code end
+  return id
+end
+
+--- take_pushed{repo=, g=, auth=, card=, pushed=, attach=} -> {code="none", remote=} (the
+--- remote holds nothing of another's: missing, remote false, what Orket pushed, or in the
+--- card's branch already; remote: its head as fetched) |
+--- {code="taken", kind=, id=, from=} (the remote's commits on top of pushed are in the card's
+--- branch now: kind "fastforward" or "merged") | {code="conflict", paths=, id=} (merged with
+--- conflict markers in paths) | {code="rewritten", id=} (the remote's branch does not descend
+--- from pushed: not a person's addition, the push replaces it as before) | nil, msg (the
+--- remote could not be read). Before a hand-in pushes the card's branch over the remote's.
+function M.take_pushed(o)
+  local repo, card = o.repo, o.card
+  local rid, ferr = M.fetch(repo, o.g, card, o.auth)
+  if rid == nil then return nil, ferr end
+  if rid == false or rid == o.pushed then return { code = "none", remote = rid } end
+  if repo:contains("refs/heads/orket/" .. card, rid) == true then return { code = "none", remote = rid } end
+  if not o.pushed or repo:contains(tracking(card), o.pushed) ~= true then return { code = "rewritten", id = rid } end
+  local aok, aerr = o.attach()
+  if not aok then return nil, aerr end
+  local m, merr = repo:merge_remote_to_card(card, finish.ENGINE, false)
+  if not m then return nil, merr end
+  if m.kind == "conflict" then return { code = "conflict", paths = m.conflicts, id = m.id, from = rid } end
+  return { code = "taken", kind = m.kind, id = m.id, from = rid }
+end
+
+--- push{repo=, g=, auth=, card=, got=} -> the id pushed | nil, msg, CODE: the card's branch
+--- pushed after take_pushed answered got. Forced only over a branch it replaces (rewritten, or
+--- a head the card's branch does not hold); else a plain push, so a commit pushed to the
+--- remote after the fetch refuses it (EREJECTED: read again at the next hand-in) instead of
+--- being pushed over.
+function M.push(o)
+  local repo, card, got = o.repo, o.card, o.got
+  local auth = {}
+  for k, v in pairs(o.auth or {}) do auth[k] = v end
+  auth.force = got.code == "rewritten"
+    or (got.code == "none" and got.remote and repo:contains("refs/heads/orket/" .. card, got.remote) ~= true)
+    or nil
+  local id, err, code = repo:push(o.g.remote, "orket/" .. card, auth)
+  if not id and code == "EREJECTED" then
+    return nil, string.format("the remote's orket/%s moved after it was read (a push meanwhile), so it is not pushed "
+      .. "over; the next hand-in takes it in: %s", card, tostring(err)), code
+  end
+  return id, err, code
+end
+
+return M

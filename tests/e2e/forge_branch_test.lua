@@ -1,0 +1,348 @@
+-- A person's commits on a card's pull-request branch: an approval naming them merges nothing
+-- (a webhook may name the head when sent, not the commit reviewed) and says so on the card,
+-- the pull request and the journal; a hand-in after a person's push takes the person's
+-- commits in (never pushed over, verification's push included) for a review of its own.
+local H = require "tests.helpers"
+local F = require "tests.fixtures"
+local G = require "orket.c.gitrepo"
+local crypto = require "orket.c.crypto"
+local cjson = require "cjson"
+local backends = require "tests.backends"
+
+local SECRET, TOKEN = F.FORGE_SECRET, F.FORGE_TOKEN
+local FIX = H.ROOT .. "/tests/fixtures/forge/"
+
+local function fixture(name) return assert(H.read(FIX .. name), name) end
+
+local function get(url)
+  local status, text = H.fetch { url = url, total_timeout_ms = 10000 }
+  assert.equal(200, status)
+  return cjson.decode(text)
+end
+
+local function gitea(s, event, delivery, body)
+  local status, text = H.fetch { url = s.url .. "/v1/webhooks/gitea", method = "POST", total_timeout_ms = 60000,
+    headers = { "Content-Type: application/json", "X-Gitea-Event: pull_request", "X-Gitea-Event-Type: " .. event,
+      "X-Gitea-Delivery: " .. delivery, "X-Gitea-Signature: " .. crypto.hmac_sha256(SECRET, body) }, body = body }
+  return status, cjson.decode(text ~= "" and text or "null")
+end
+
+local function state(dir, id)
+  local c = H.card_json(dir, id)
+  return c.card.status, c
+end
+
+local SCRIPT = F.writer_script {
+  { card = "F-1", path = "b.txt", content = "rework\n", run = 2 },
+  { card = "F-1", path = "b.txt", content = "resolved\n", run = 3 },
+  { card = "F-1", path = "a.txt", content = "first\n" },
+}
+
+local function project(forge, extra)
+  local dir = H.tmpdir()
+  os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+  assert(G.init_bare(dir .. "/remote.git"))
+  H.write(dir .. "/orket.lua", string.format([[
+name = "forge"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+git = { remote = %q, forge = "gitea", repo = "acme/notes", api_url = %q, token_env = "FORGE_TOKEN",
+  webhook_secret_env = "FORGE_HOOK_SECRET" }
+review = { human = true }
+]], "file://" .. dir .. "/remote.git", forge.url) .. (extra or ""))
+  H.write(dir .. "/script.lua", SCRIPT)
+  H.write(dir .. "/epics/f.json", cjson.encode { id = "F", name = "Forge", description = "Reviewed by people.",
+    issues = { { id = "F-1", summary = "Write a.txt", seat = "senior_developer" } } })
+  assert.equal(0, H.orket("import", { cwd = dir }).status)
+  -- the forge hosts the remote: a pull request's head is its branch's tip there
+  H.fetch { url = forge.url .. "/__remote?path=" .. dir .. "/remote.git", method = "POST" }
+  return dir
+end
+
+local function run(dir)
+  local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+  if r.status == 3 and r.stdout:find('"waits_for":"review"', 1, true) then r.status = 0 end
+  assert.equal(0, r.status, r.stderr .. r.stdout)
+  return r
+end
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok = p:close()
+  assert(ok, cmd .. ": " .. out)
+  return (out:gsub("%s+$", ""))
+end
+
+local function remote_head(dir, branch)
+  return assert(G.ls_remote(dir .. "/remote.git"))["refs/heads/" .. branch]
+end
+
+local function local_head(dir, branch)
+  local repo <close> = assert(G.open(dir .. "/workspace"))
+  return repo:head(branch)
+end
+
+-- a person's clone of the remote on the card's branch: commit(path, text) -> its id, pushed
+local function person(dir)
+  local clone = dir .. "/person"
+  sh("git clone -q " .. H.quote(dir .. "/remote.git") .. " " .. H.quote(clone))
+  sh("git -C " .. H.quote(clone) .. " checkout -q orket/F-1")
+  local git = "git -C " .. H.quote(clone) .. " -c user.name=bob -c user.email=bob@example.invalid "
+  return {
+    git = git,
+    commit = function(path, text, force)
+      H.write(clone .. "/" .. path, text)
+      sh(git .. "add " .. H.quote(path))
+      sh(git .. "commit -q -m " .. H.quote("bob: " .. path))
+      sh(git .. "push -q " .. (force and "-f " or "") .. "origin orket/F-1")
+      return sh(git .. "rev-parse HEAD")
+    end,
+  }
+end
+
+local function approval(number, sha)
+  return (fixture("gitea_review_approved.json"):gsub('"number": 1', '"number": ' .. number)
+    :gsub('("ref": "orket/F%-1", "sha": )"0+"', '%1"' .. sha .. '"'))
+end
+
+-- path's text at each head a run's hand-ins pushed for review (its `pull_request` events)
+local function pushed_versions(dir, stdout, path)
+  local out = {}
+  for line in stdout:gmatch("[^\n]+") do
+    if line:find('"action":"pull_request"', 1, true) then
+      local id = assert(line:match('"id":"(%x+)"'), line)
+      out[#out + 1] = sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. id .. ":" .. path)
+    end
+  end
+  return out
+end
+
+local function is_ancestor(dir, id, ref)
+  return os.execute("git -C " .. H.quote(dir .. "/remote.git") .. " merge-base --is-ancestor " .. id .. " " .. ref)
+    == true
+end
+
+describe("a person's commits on a card's pull request branch", function()
+  local forge
+  before_each(function() forge = H.fake_forge() end)
+  after_each(function()
+    H.kill_servers()
+    forge.stop()
+    H.cleanup()
+  end)
+
+  it("are not merged by an approval naming them: refused, said on the card, the pull request and the journal", function()
+    -- Gitea's webhook names the pull request's head when it is sent, not the commit the
+    -- reviewer reviewed: bob's commit, pushed while alice reviewed Orket's, was reviewed by nobody
+    local dir = project(forge)
+    run(dir)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    local orket_head = local_head(dir, "orket/F-1")
+    local main_before = local_head(dir, "main")
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-1", approval(number, bob))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("has commits Orket did not push", doc.reason, 1, true)
+    local st, card = state(dir, "F-1")
+    assert.equal("waiting_for_developer", st)
+    assert.equal("review", card.card.wait_reason)
+    -- nothing moved: the card's branch, main (here and on the remote), the card's directory
+    assert.equal(orket_head, local_head(dir, "orket/F-1"))
+    assert.equal(main_before, local_head(dir, "main"))
+    assert.is_false(is_ancestor(dir, bob, "main"))
+    assert.is_nil(H.read(dir .. "/workspace/bob.txt"))
+    assert.is_nil(H.read(dir .. "/.orket/worktrees/F-1/bob.txt"))
+    local said = card.comments[#card.comments].body
+    assert.matches("approval by alice of commit " .. bob .. " was not applied", said, 1, true)
+    assert.matches("taken into the card's branch at its next hand-in", said, 1, true)
+    assert.matches("needs its own review", said, 1, true)
+    H.wait_for(function() return #get(forge.url .. "/__comments") == 1 end, "the comment on the pull request")
+    local c = get(forge.url .. "/__comments")[1]
+    assert.equal(number, math.tointeger(c.number))
+    assert.matches("Orket did not merge this pull request", c.body, 1, true)
+    assert.matches("has commits Orket did not push", c.body, 1, true)
+    local pr = get(forge.url .. "/__prs")[1]
+    assert.equal("open", pr.state)
+    assert.is_false(pr.merged)
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      assert.is_nil(req.path:match("/merge$"), "no merge asked of the forge")
+    end
+    assert.equal(0, s.stop())
+    if backends.name() == "sqlite" then
+      H.write(dir .. "/journal.lua", [[
+local db = assert(require("orket.store").open(".orket/orket.db"))
+for _, r in ipairs(assert(db:rows("SELECT data FROM events WHERE kind = 'webhook' AND card_id = 'F-1'"))) do
+  io.write(r.data, "\\n")
+end
+db:close()
+]])
+      local journal = H.orket("lua journal.lua", { cwd = dir })
+      assert.equal(0, journal.status, journal.stderr)
+      assert.matches('"outcome":"ignored"', journal.stdout, 1, true)
+      assert.matches("has commits Orket did not push", journal.stdout, 1, true)
+    end
+  end)
+
+  it("are not merged when the branch was rewritten: said on the card and the pull request", function()
+    local dir = project(forge)
+    run(dir)
+    local orket_head = local_head(dir, "orket/F-1")
+    local main_before = local_head(dir, "main")
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    -- bob rewrites the branch: his commit replaces Orket's instead of adding to it
+    local p = person(dir)
+    sh(p.git .. "reset -q --hard HEAD~1")
+    local rewritten = p.commit("bob.txt", "bob instead\n", true)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-1", approval(number, rewritten))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("not of the card's head " .. orket_head, doc.reason, 1, true)
+    assert.matches("a rewritten history is replaced", doc.reason, 1, true)
+    local st, card = state(dir, "F-1")
+    assert.equal("waiting_for_developer", st)
+    assert.equal("review", card.card.wait_reason)
+    assert.equal(orket_head, local_head(dir, "orket/F-1"))
+    assert.equal(main_before, local_head(dir, "main"))
+    assert.matches("of commit " .. rewritten .. " was not applied", card.comments[#card.comments].body, 1, true)
+    H.wait_for(function() return #get(forge.url .. "/__comments") == 1 end, "the comment on the pull request")
+    local c = get(forge.url .. "/__comments")[1]
+    assert.equal(number, math.tointeger(c.number))
+    assert.matches("Orket did not merge this pull request", c.body, 1, true)
+    assert.matches("commits Orket did not push", c.body, 1, true)
+    local pr = get(forge.url .. "/__prs")[1]
+    assert.equal("open", pr.state)
+    assert.is_false(pr.merged)
+    assert.matches('"note":"ignored: the approval is of commit', s.log(), 1, true)
+    assert.equal(0, s.stop())
+  end)
+
+  it("pushed after the approved head was merged: the pull request is closed saying so, never marked merged", function()
+    local dir = project(forge)
+    run(dir)
+    local orket_head = local_head(dir, "orket/F-1")
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    -- alice approves Orket's head; bob pushes on top before Orket ends the pull request
+    local bob = person(dir).commit("bob.txt", "bob's late fix\n")
+    local code, doc = gitea(s, "pull_request_review_approved", "d-1", approval(number, orket_head))
+    assert.equal(200, code)
+    assert.equal("done", doc.outcome, cjson.encode(doc))
+    local pr = H.wait_for(function() local p = get(forge.url .. "/__prs")[1]; return p.state == "closed" and p end,
+      "the pull request ended")
+    assert.is_false(pr.merged)
+    local c = get(forge.url .. "/__comments")[1]
+    assert.matches("head " .. bob .. " has commits main does not hold", c.body, 1, true)
+    assert.is_nil(H.read(dir .. "/workspace/bob.txt"))
+    assert.equal(0, s.stop())
+    local ends = H.orket("log 1 --json", { cwd = dir }).stdout
+    assert.is_nil(ends:find("marked_merged", 1, true))
+  end)
+
+  it("survive the card's next hand-in: taken into the rework before its push", function()
+    local dir = project(forge)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    local code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
+    assert.equal(200, code)
+    assert.equal("in_progress", doc.outcome, cjson.encode(doc))
+    assert.equal(0, s.stop())
+    -- the rework turn writes b.txt; its hand-in takes bob's commit in before the push
+    local r = run(dir)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    local head = remote_head(dir, "orket/F-1")
+    assert.equal(local_head(dir, "orket/F-1"), head)
+    assert.is_true(is_ancestor(dir, bob, head), r.stdout)
+    assert.equal("bob's fix\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":bob.txt") .. "\n")
+    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+    assert.matches('"action":"take_pushed"', r.stdout, 1, true)
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    assert.is_true(repo:check())
+  end)
+
+  it("survive verification's push before the hand-in: not pushed over, taken in by the hand-in", function()
+    local dir = project(forge, 'verify = { command = { "true" } }\n')
+    run(dir)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    -- the rework is verified before its hand-in: that push must not drop bob's commit
+    local r = run(dir)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    assert.matches('"action":"status"', r.stdout, 1, true)
+    assert.matches("not pushed over here", r.stdout, 1, true)
+    assert.matches('"action":"take_pushed"', r.stdout, 1, true)
+    local head = remote_head(dir, "orket/F-1")
+    assert.equal(local_head(dir, "orket/F-1"), head)
+    assert.is_true(is_ancestor(dir, bob, head), r.stdout)
+    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+  end)
+
+  it("that conflict with the rework send the card back with the files named, nothing pushed over them", function()
+    local dir = project(forge)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("b.txt", "bob's b\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.matches('"action":"take_pushed","card":"F-1"', r.stdout, 1, true)
+    assert.matches('"paths":["b.txt"]', r.stdout, 1, true)
+    local _, card = state(dir, "F-1")
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("conflict with the card's work in: b.txt", 1, true) then said = c end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    -- bob's commit is in the card's branch, and no head with the markers was pushed for
+    -- review: the one hand-in pushed is the resolved rework's, on top of bob's commit
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
+    local head = remote_head(dir, "orket/F-1")
+    assert.is_true(is_ancestor(dir, bob, head))
+    assert.same({ "rework" }, pushed_versions(dir, r.stdout, "b.txt"))
+    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+    assert.is_true(repo:check())
+  end)
+
+  it("that conflict, the run killed before the card went back: the next hand-in sends it back, never pushes markers", function()
+    local dir = project(forge)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("b.txt", "bob's b\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN,
+      ORKET_FAULT = "after_take_in_conflict:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.matches('"paths":["b.txt"]', killed.stdout, 1, true)
+    assert.equal("code_review", (state(dir, "F-1")))
+    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.matches('"unresolved":true', r.stdout, 1, true)
+    local _, card = state(dir, "F-1")
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("conflict markers that were never resolved", 1, true) then said = c end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    assert.same({ "resolved" }, pushed_versions(dir, r.stdout, "b.txt"))
+    local head = remote_head(dir, "orket/F-1")
+    assert.is_true(is_ancestor(dir, bob, head))
+    assert.equal("resolved\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+  end)
+end)
