@@ -160,12 +160,13 @@ local function route(run, kind, ...)
   return nil, string.format("routing error in %s's %s: %s", file and "routing.lua" or "the built-in routing", kind, msg)
 end
 
--- Leaves a card as it is this round, saying why (card_skipped); the run's stall report
+-- Leaves a card as it is this round, saying why (card_skipped, once for one reason); the run's stall report
 -- gives the same reason for it (conclude), not a guess from its status.
 function Run:skip(card, why)
   self.skipped = self.skipped or {}
+  -- said once: a card skipped again for the same reason in a later round is no news
+  if self.skipped[card.id] ~= why then self:emit { type = "card_skipped", card = card.id, reason = why } end
   self.skipped[card.id] = why
-  self:emit { type = "card_skipped", card = card.id, reason = why }
   return nil, false
 end
 
