@@ -8,8 +8,9 @@
 --   GET /__prs, /__comments, /__statuses: what the forge holds
 --   POST /__fail?status=N&times=K[&echo=1]: the next K API calls answer N (echo: the error
 --     message quotes the Authorization header, as some proxies and forges do)
---   POST /__ratelimit?kind=primary|secondary&times=K: the next K API calls are refused for
---     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After)
+--   POST /__ratelimit?kind=primary|secondary&times=K[&after=S]: the next K API calls are refused for
+--     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After: S,
+--     7 by default)
 --   POST /__seed?repo=OWNER/NAME&count=N: N open pull requests from other people's branches
 --   POST /__merge?repo=OWNER/NAME&number=N&sha=S: a person merges pull request N as commit S
 --   POST /__head?repo=OWNER/NAME&number=N&sha=S: pull request N's head is now commit S
@@ -29,7 +30,7 @@ io.stdout:flush()
 
 local log, prs, comments, statuses, releases = {}, {}, {}, {}, {}
 local fail = { status = 0, times = 0, echo = false }
-local limited = { kind = nil, times = 0 }
+local limited = { kind = nil, times = 0, after = 7 }
 local next_number = 1
 local remote_path -- /__remote: where the branches live
 local RESET = os.time() + 3600
@@ -162,6 +163,7 @@ local function handle(req)
   end
   if path == "/__ratelimit" then
     limited.kind, limited.times = query.kind or "primary", tonumber(query.times) or 1
+    limited.after = math.tointeger(tonumber(query.after)) or 7
     return reply(req, 200, {})
   end
   if path == "/__seed" then
@@ -206,7 +208,7 @@ local function handle(req)
   if limited.times > 0 then
     limited.times = limited.times - 1
     if limited.kind == "secondary" then
-      return reply(req, 429, { message = "You have exceeded a secondary rate limit." }, { "Retry-After: 7" })
+      return reply(req, 429, { message = "You have exceeded a secondary rate limit." }, { "Retry-After: " .. limited.after })
     end
     return reply(req, 403, { message = "API rate limit exceeded" }, rate_headers(true, 0))
   end

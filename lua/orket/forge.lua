@@ -8,6 +8,7 @@ local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
 local common = require "orket.llm.common"
 local secret = require "orket.settings.secret"
+local rt = require "orket.c.runtime"
 
 local M = {}
 
@@ -59,21 +60,21 @@ local function retry_after(h, now)
   return math.max(1, math.min(M.MAX_RETRY_AFTER, math.floor(s)))
 end
 
--- request(g, token, method, url, body) -> status, decoded reply, headers | nil, msg, CODE,
--- {status=, retry_after=}. msg names the forge's host and path, never the token or a query.
-local function request(g, token, method, url, body)
+-- One call, no retry: see request.
+local function request_once(g, token, method, url, body)
   local where = (url:match("^https?://[^/]+") or "forge") .. ((url:match("^https?://[^/]+(/[^?]*)") or ""))
   local function fail(msg, code, info)
     -- a forge (or a proxy before it) may quote the request's Authorization header: its text
     -- is masked as a provider's errors are before the journal or the output sees it
     return nil, common.redact(string.format("forge: %s %s: %s", method, where, msg), { token }), code, info or {}
   end
-  local hr <close>, err = http.request { url = url, method = method, headers = headers(g, token),
+  local hr <close>, err, ecode = http.request { url = url, method = method, headers = headers(g, token),
     body = body and cjson.encode(body) or nil, max_bytes = M.MAX_REPLY,
     connect_timeout_ms = M.TIMEOUTS.connect_timeout_ms, total_timeout_ms = M.TIMEOUTS.total_timeout_ms }
-  if not hr then return fail(tostring(err), "EUNAVAILABLE") end
-  local status, h = hr:headers()
-  if not status then return fail(tostring(h), "EUNAVAILABLE") end
+  -- (unsent: the forge never saw the request, so asking again cannot do it twice)
+  if not hr then return fail(tostring(err), "EUNAVAILABLE", { unsent = common.refused(err) or nil, code = ecode }) end
+  local status, h, hcode = hr:headers()
+  if not status then return fail(tostring(h), "EUNAVAILABLE", { unsent = common.refused(h) or nil, code = hcode }) end
   local parts = {}
   while true do
     local ev, rerr = hr:read()
@@ -92,6 +93,47 @@ local function request(g, token, method, url, body)
     return fail(msg, code, info)
   end
   return status, doc, h
+end
+
+-- What is asked again after a passing failure: a rate limit whose wait is short (its
+-- Retry-After, or the reset time), a 502, 503 or 504 (a gateway's: the forge did not do
+-- it), a connection refused; and for calls that do the same thing twice (GET, PUT, PATCH,
+-- DELETE) a 500 or a dropped connection too. A timeout is not asked again: the forge is
+-- not answering, and each try would cost the whole timeout. At most ATTEMPTS calls, waits
+-- of BASE_MS doubling (or the forge's own), each at most WAIT_MAX_S.
+M.RETRY = { attempts = 3, base_ms = 1000, wait_max_s = 10 }
+local SAME_TWICE = { GET = true, PUT = true, PATCH = true, DELETE = true }
+local GATEWAY = { [502] = true, [503] = true, [504] = true }
+
+local function wait_before_retry(method, code, info, n)
+  if code == "ERATELIMIT" then
+    local s = info.retry_after or 60
+    return s <= M.RETRY.wait_max_s and s * 1000 or nil
+  end
+  if code ~= "EUNAVAILABLE" then return nil end
+  if info.code == "timeout" then return nil end
+  if not (info.unsent or GATEWAY[info.status] or SAME_TWICE[method]) then return nil end
+  return math.min(M.RETRY.base_ms * (1 << (n - 1)), M.RETRY.wait_max_s * 1000)
+end
+
+-- request(g, token, method, url, body) -> status, decoded reply, headers | nil, msg, CODE,
+-- {status=, retry_after=, attempts=}. msg names the forge's host and path, never the token
+-- or a query. A passing failure is asked again (RETRY; waits inside a task); the message
+-- of the last one says how many calls were made.
+local function request(g, token, method, url, body)
+  local n = 0
+  while true do
+    n = n + 1
+    local st, doc, h, info = request_once(g, token, method, url, body)
+    if st then return st, doc, h end
+    local wait = n < M.RETRY.attempts and wait_before_retry(method, h, info, n)
+    if not wait then
+      info.attempts = n
+      if n > 1 then doc = string.format("%s (after %d calls)", doc, n) end
+      return nil, doc, h, info
+    end
+    rt.sleep(wait)
+  end
 end
 
 -- call(g, token, method, path, body): request on the forge's API root.

@@ -140,12 +140,27 @@ for _, kind in ipairs { "gitea", "github" } do
     end)
 
     it("says when the forge is down, the token lacks a right, or the rate limit is reached", function()
+      local retry = forge.RETRY
+      forge.RETRY = { attempts = 3, base_ms = 10, wait_max_s = 5 }
+      finally(function() forge.RETRY = retry end)
+      -- a passing 503 is asked again; one that stays is said, with the calls made
       f.control("/__fail?status=503&times=1")
+      assert.equal(false, forge.find_pr(g, TOKEN, "orket/X"))
+      f.control("/__fail?status=503&times=3")
       local ok, err, code = forge.find_pr(g, TOKEN, "orket/X")
       assert.is_nil(ok)
       assert.equal("EUNAVAILABLE", code)
-      assert.matches("HTTP 503", err)
+      assert.matches("HTTP 503: .* %(after 3 calls%)$", err)
       assert.not_matches(TOKEN, err)
+      -- a 500 to a POST (a comment the forge may have made) is not asked again
+      f.control("/__fail?status=500&times=1")
+      ok, err, code = forge.comment(g, TOKEN, 1, "hello")
+      assert.is_nil(ok)
+      assert.equal("EUNAVAILABLE", code)
+      assert.is_nil(err:find("after", 1, true))
+      -- a rate limit with a short wait is waited for and asked again
+      f.control("/__ratelimit?kind=secondary&times=1&after=1")
+      assert.equal(false, forge.find_pr(g, TOKEN, "orket/X"))
       f.control("/__fail?status=401&times=1")
       ok, err, code = forge.find_pr(g, TOKEN, "orket/X")
       assert.is_nil(ok)

@@ -184,7 +184,8 @@ describe("reviews on a forge", function()
     -- the person's move is in the audit's hash chain, under the forge's name for them
     local audit = H.orket("audit export", { cwd = dir }).stdout
     assert.matches('"action":"webhook_changes_requested","actor":"gitea:alice","at":"[^"]+","card":"F%-1"', audit)
-    assert.equal(0, H.orket("audit verify", { cwd = dir }).status)
+    local verified = H.orket("audit verify", { cwd = dir })
+    assert.equal(0, verified.status, verified.stdout .. verified.stderr)
     -- a redelivery: 2xx and nothing moves
     code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
     assert.equal(200, code)
@@ -419,10 +420,20 @@ git = { remote = "REMOTE", forge = "gitea", repo = "acme/notes", api_url = %q, t
   it("leaves a card in code_review when the forge fails, and hands it in on the next run", function()
     local dir = project("gitea", forge.url)
     -- the forge's error quotes the token it was sent: masked before anything prints it
-    get(forge.url .. "/__fail?status=500&times=1&echo=1")
+    -- (three times: a passing failure of a read is asked again)
+    get(forge.url .. "/__fail?status=500&times=3&echo=1")
     local r = run(dir)
     assert.equal("code_review", (state(dir, "F-1")) == "code_review" and "code_review" or (state(dir, "F-2")))
     assert.matches("HTTP 500: the fake forge fails on purpose %(token %[redacted%] was sent%)", r.stdout .. r.stderr)
+    -- said after three calls, and the card's skip said once, not at every round
+    assert.matches("%(after 3 calls%)", r.stdout)
+    local skips = {}
+    for line in r.stdout:gmatch("[^\n]+") do
+      local ev = require("cjson.safe").decode(line)
+      if type(ev) == "table" and ev.type == "card_skipped" then skips[ev.card] = (skips[ev.card] or 0) + 1 end
+    end
+    assert.is_true(next(skips) ~= nil, r.stdout)
+    for card, n in pairs(skips) do assert.equal(1, n, card .. " was said skipped " .. n .. " times") end
     assert.is_false((r.stdout .. r.stderr):find(TOKEN, 1, true) ~= nil)
     assert.is_nil(H.store_file_holding(dir, TOKEN))
     r = run(dir, "run F")
