@@ -9,6 +9,7 @@ local store = require "orket.store"
 local sealed = require "orket.store.sealed"
 local lockfile = require "orket.c.lockfile"
 local rt = require "orket.c.runtime"
+local audit_ops = require "orket.store.audit"
 
 local M = {}
 
@@ -118,6 +119,65 @@ function M.check(path)
   if not info then return nil, perr, pcode end
   info.tables = nil
   return info
+end
+
+-- rows (each with an integer seq), in seq order, as a chain orket.audit.verify reads
+local function rows_source(rows)
+  table.sort(rows, function(a, b) return a.seq < b.seq end)
+  local at = {}
+  for _, r in ipairs(rows) do at[r.seq] = r end
+  return {
+    page = function(after, limit)
+      local lo, hi = 1, #rows + 1 -- the first row whose seq is above after
+      while lo < hi do
+        local mid = (lo + hi) // 2
+        if rows[mid].seq > after then hi = mid else lo = mid + 1 end
+      end
+      return table.move(rows, lo, math.min(lo + limit - 1, #rows), 1, {})
+    end,
+    get = function(seq) return at[seq] end,
+  }
+end
+
+-- an export's audit_log row as the chain's: JSON nulls absent, card_id as card
+local function chain_row(x)
+  local r = {}
+  for k, v in pairs(x) do
+    if v ~= json.null then r[k == "card_id" and "card" or k] = v end
+  end
+  r.seq = math.tointeger(r.seq)
+  return r
+end
+
+--- audit_source(path) -> src, close | nil, msg, CODE: the audit chain a backup holds,
+--- read only, as orket.audit.verify's chain() reads one (src.page(after, limit),
+--- src.get(seq)); close() when done. A store older than the chain (schema version 17 and
+--- before) holds none: an empty chain.
+function M.audit_source(path)
+  local fmt, err, code = format_of(path)
+  if not fmt then return nil, err, code end
+  if fmt == "sqlite" then
+    local conn, cerr, ccode = cstore.open(path, false, true)
+    if not conn then return nil, cerr, ccode end
+    if not conn:row("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'") then
+      conn:close()
+      return rows_source({}), function() end
+    end
+    return { page = function(after, limit) return audit_ops.page(conn, after, limit) end,
+      get = function(seq) return audit_ops.get(conn, seq) end }, function() conn:close() end
+  end
+  local info, perr, pcode = read_pg(path)
+  if not info then return nil, perr, pcode end
+  local rows = {}
+  for _, t in ipairs(info.tables) do
+    if t.name == "audit_log" then
+      for i, x in ipairs(t.rows) do
+        rows[i] = chain_row(x)
+        if not rows[i].seq then return nil, string.format("%s: an audit_log row without a seq", path), "ECORRUPT" end
+      end
+    end
+  end
+  return rows_source(rows), function() end
 end
 
 -- The PostgreSQL tables in the order they were made (each refers only to earlier ones),
@@ -330,18 +390,27 @@ end
 --- signal would have ended it (128 + its number)
 M.STOP_STATUS = { SIGINT = 130, SIGTERM = 143 }
 
---- restore(db, path) -> {format=, version=, cards=} | nil, msg, CODE: the store's content
---- replaced with the backup at path, checked first (nothing changes when the check fails)
---- and replaced in one transaction. A SQLite backup restores into SQLite, an export into
---- PostgreSQL. An older SQLite backup is migrated when the store next opens.
-function M.restore(db, path)
-  local info, err, code = M.check(path)
-  if not info then return nil, err, code end
+--- fits(db, path, info) -> true | nil, msg, "EINVAL": whether the backup at path (check's
+--- info) restores into db: a SQLite backup into SQLite, an export into PostgreSQL
+function M.fits(db, path, info)
   local want = db.backend == "pg" and "pg" or "sqlite"
-  if info.format ~= want then
-    return nil, string.format("%s: a %s backup cannot be restored into a %s store", path,
-      info.format == "pg" and "PostgreSQL" or "SQLite", want == "pg" and "PostgreSQL" or "SQLite"), "EINVAL"
-  end
+  if info.format == want then return true end
+  return nil, string.format("%s: a %s backup cannot be restored into a %s store", path,
+    info.format == "pg" and "PostgreSQL" or "SQLite", want == "pg" and "PostgreSQL" or "SQLite"), "EINVAL"
+end
+
+--- restore(db, path[, checked]) -> {format=, version=, cards=} | nil, msg, CODE: the
+--- store's content replaced with the backup at path, checked first (nothing changes when
+--- the check fails; checked: check(path)'s result when the caller has just checked it) and
+--- replaced in one transaction. A SQLite backup restores into SQLite, an export into
+--- PostgreSQL. An older SQLite backup is migrated when the store next opens.
+function M.restore(db, path, checked)
+  local info, err, code = checked, nil, nil
+  if not info then info, err, code = M.check(path) end
+  if not info then return nil, err, code end
+  local fits, ferr, fcode = M.fits(db, path, info)
+  if not fits then return nil, ferr, fcode end
+  local want = db.backend == "pg" and "pg" or "sqlite"
   local ok, rerr, rcode
   if want == "pg" then ok, rerr, rcode = pg_import(db, path) else ok, rerr, rcode = db.conn:restore_from(path) end
   if not ok then return nil, rerr, rcode end
