@@ -482,12 +482,15 @@ for i, r in ipairs(rows) do
 end]])
     -- (older than the key, or as many as orket serve signs at: either reason, as the clock fell)
     refused(dir, "entries 1 to 25 are signed by no checkpoint, though this project signs its audit (.orket/audit.pub): ")
-    -- fewer than that, but older than the key, which the first checkpoint made
+    -- fewer than that, but older than the key, which the first checkpoint made (a checkpoint
+    -- asked with nothing due makes no key: orket serve asks after every audited write)
     dir = H.example("webapp")
     script(dir, [[
 for i = 1, 5 do
   assert(db:tx(function() chain.record(db, { actor = "k" .. i, action = "comment", card = "API-2" }) return true end))
+  assert(chain.checkpoint(db, ".", { every = 16 }))
 end
+assert(not io.open(".orket/audit.pub") and not io.open(".orket/audit.key"), "a key was made with nothing to sign")
 require("orket.c.runtime").sleep(20) -- the key made later than the entries, as a person's checkpoint is
 assert(chain.checkpoint(db, ".", { force = true }))]])
     ok(verify(dir), "verify")
