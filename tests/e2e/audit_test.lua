@@ -230,10 +230,20 @@ end)
 -- entries, renumbers the rest and recomputes every hash, as anyone who can write the file
 -- can (tests/e2e/audit_test.lua's own chain.hash is the algorithm, which is public).
 local FORGE = [[
-local path, mode = arg[1], arg[2]
+local path, mode, from = arg[1], arg[2], tonumber(arg[3])
 local chain = require "orket.audit.chain"
 local json = require "cjson"
 local function forged(rows)
+  if mode == "tail" then
+    -- entry `from` of the unsigned tail changed, it and those after rehashed (no key needed)
+    local prev
+    for _, r in ipairs(rows) do
+      if r.seq == from then r.actor = "mallory" end
+      if r.seq >= from then r.prev, r.hash = prev, nil; r.hash = chain.hash(r) end
+      prev = r.hash
+    end
+    return rows
+  end
   for _, r in ipairs(rows) do if r.seq == 3 then r.actor = "mallory" end end
   if mode == "edit" then return rows end
   local out, prev = {}, chain.ZERO
@@ -301,12 +311,12 @@ f:write(table.concat(out, "\n"), "\n")
 f:close()
 ]]
 
--- a copy of the backup `from` at `to`, forged (FORGE's mode)
-local function forge(from, to, mode)
+-- a copy of the backup `from` at `to`, forged (FORGE's mode, and its entry for "tail")
+local function forge(from, to, mode, seq)
   assert(H.sh(string.format("cp %s %s", H.quote(from), H.quote(to))))
   local tool = H.tmpdir() .. "/forge.lua"
   H.write(tool, FORGE)
-  ok(H.orket(string.format("lua %s %s %s", H.quote(tool), H.quote(to), mode), {}), "forge")
+  ok(H.orket(string.format("lua %s %s %s %s", H.quote(tool), H.quote(to), mode, seq or ""), {}), "forge")
 end
 
 local function entries(dir)
@@ -515,5 +525,41 @@ end]]
       .. "orket serve signs one once 4 entries follow the last")
     ok(H.orket("audit checkpoint", { cwd = fresh }), "checkpoint")
     ok(verify(fresh), "verify once signed")
+  end)
+end)
+
+describe("orket restore and the audit: what is restored is what was checked", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("refuses a backup whose unsigned tail is not this store's, and names the entries it cannot check", function()
+    local dir = project(12) -- writes 1-10, checkpoint 11, writes 12-13 signed by nothing yet
+    local tmp = H.tmpdir()
+    local file = tmp .. "/b.backup"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    forge(file, tmp .. "/tail", "tail", 12)
+    restore_refused(dir, tmp .. "/tail", { tmp .. "/tail: refused: its entry 12 is not this store's entry 12, and no "
+      .. "checkpoint in it signs that entry", "restore this one as it is with --accept-unverified-audit" })
+    -- this host signs 12-13 (checkpoint 14): an older backup is accepted when told, a different one is not
+    script(dir, [[assert(chain.checkpoint(db, ".", { force = true }))]])
+    restore_refused(dir, tmp .. "/tail", { "accepted (--accept-older-audit): it ends at entry 13, before checkpoint 14",
+      "refused: its entry 12 is not this store's entry 12" }, "--accept-older-audit ")
+    -- a store that does not hold the tail (a new machine, the key copied): restored, and named unverified
+    local fresh = H.example("webapp")
+    assert(H.sh(string.format("cp %s/.orket/audit.key %s/.orket/audit.pub %s/.orket/", H.quote(dir), H.quote(dir),
+      H.quote(fresh))))
+    local r = ok(H.orket("restore --check " .. H.quote(file), { cwd = fresh }), "check")
+    assert.matches("entries 12 to 13 cannot be verified (no checkpoint signs them and this store does not hold them)",
+      r.stdout, 1, true)
+    r = ok(H.orket("restore " .. H.quote(file), { cwd = fresh }), "restore")
+    assert.matches("entries 12 to 13 cannot be verified", r.stdout, 1, true)
+    assert.matches("the restore is entry 14, signed by checkpoint 15", r.stdout, 1, true)
+    assert.matches("unverified=12-13", entries(fresh)[14].detail, 1, true)
+    r = ok(verify(fresh), "verify")
+    assert.matches("audit: note: entry 14, cli: restore " .. file .. ", restored entries 12-13 unverified", r.stdout,
+      1, true)
+    assert.matches("15 entries (1 to 15), 2 signed checkpoints: verified", r.stdout, 1, true)
   end)
 end)

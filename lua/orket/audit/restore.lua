@@ -91,6 +91,60 @@ local function older(v, src, rep, marks, out)
   v.older = out
 end
 
+-- the live store's first and last seq | nil (no entry, or unreadable)
+local function against_live(live)
+  local ok, lfirst, llast = pcall(function()
+    return live:read(function()
+      local f, l = ops.page(live, 0, 1)[1], ops.head(live)
+      return f and int(f.seq), l and int(l.seq)
+    end)
+  end)
+  if not ok then return nil end
+  return lfirst, llast
+end
+
+-- The first seq from lo to hi where the backup's entry is not the store's | nil. Chains
+-- link (each hash covers the one before), so the same hash at a seq means the same chain
+-- up to it: the first that differs is found by halving.
+local function first_difference(src, lsrc, lo, hi)
+  local function same(s)
+    local a, b = src.get(s), lsrc.get(s)
+    return a ~= nil and b ~= nil and a.hash == b.hash
+  end
+  if same(hi) then return nil end
+  while lo < hi do
+    local mid = (lo + hi) // 2
+    if same(mid) then lo = mid + 1 else hi = mid end
+  end
+  return hi
+end
+
+-- The backup's entries after its newest checkpoint that this key verified are signed by
+-- nothing: each the live store holds must be the store's own (else refused, "unverified");
+-- those it does not hold cannot be checked at all, and the restore's entry names them
+-- (v.unverified_range, {from=, to=}) rather than sign them as if verified.
+local function tail(v, src, rep, live)
+  local signed = rep.problems[1] and 0 or rep.last_signed
+  if not rep.last or rep.last <= signed then return end
+  local through = signed
+  local lfirst, llast
+  if live then lfirst, llast = against_live(live) end
+  if lfirst and llast then
+    local lsrc = verify.store_source(live)
+    local lo, hi = math.max(lfirst, rep.first), math.min(llast, rep.last)
+    if lo <= hi then
+      local ok, d = pcall(first_difference, src, lsrc, lo, hi)
+      if ok and d and d > signed then
+        v.unverified[#v.unverified + 1] = string.format("its entry %d is not this store's entry %d, and no "
+          .. "checkpoint in it signs that entry: its entries from %d on are another chain than this store's (a "
+          .. "changed backup, or this store's entries were changed)", d, d, d)
+      end
+      if ok then through = math.max(through, d and d - 1 or hi) end
+    end
+  end
+  if rep.last > through then v.unverified_range = { from = through + 1, to = rep.last } end
+end
+
 --- judge(dir, path, live) -> verdict | nil, msg, CODE: the audit of the backup at path (a
 --- checked plain file) judged for a restore into the project at dir, whose store live is
 --- (nil when it cannot be read). verdict: {entries=, first=, last=, hash= (the last
@@ -113,6 +167,7 @@ function M.judge(dir, path, live)
   local v = { entries = rep.entries, first = rep.first, last = rep.last, hash = rep.last_hash,
     checkpoint = rep.last_signed, checkpoint_hash = rep.last_signed_hash, sig_key = rep.sig_key, pub = pk ~= nil }
   unverified(v, rep, pk, perr, pk or perr or head)
+  tail(v, src, rep, live)
   older(v, src, rep, marks, out)
   if last then
     v.previous = { seq = int(last.seq), hash = last.hash }
@@ -140,6 +195,11 @@ function M.summary(v)
   if #v.unverified == 0 and v.pub then s = s .. ", verified under .orket/audit.pub" end
   if v.checkpoint > 0 and v.checkpoint < v.last then
     s = s .. string.format("; entries %d to %d are chained only, not signed", v.checkpoint + 1, v.last)
+  end
+  local u = v.unverified_range
+  if u then
+    s = s .. string.format("; entries %d to %d cannot be verified (no checkpoint signs them and this store does "
+      .. "not hold them): the restore's entry names them", u.from, u.to)
   end
   return s
 end
@@ -175,11 +235,12 @@ function M.record(db, dir, v, o)
   end
   local subject = { last = v.last or 0, hash = v.hash, checkpoint = v.checkpoint, checkpointhash = v.checkpoint_hash,
     previous = v.previous and v.previous.seq, previoushash = v.previous and v.previous.hash,
-    accept = accepted(o.accept) }
+    accept = accepted(o.accept),
+    unverified = v.unverified_range and string.format("%d-%d", v.unverified_range.from, v.unverified_range.to) }
   local row, err, code = db:tx(function()
     db:event { kind = "restore", actor = o.actor, data = { file = o.file, last = subject.last, hash = v.hash,
       checkpoint = v.checkpoint, checkpoint_hash = v.checkpoint_hash, previous = subject.previous,
-      accept = subject.accept } }
+      accept = subject.accept, unverified = subject.unverified } }
     return chain.record(db, { actor = o.actor, action = "restore", route = "cli: restore " .. o.file,
       subject = subject })
   end)

@@ -118,8 +118,10 @@ local function check_entry(rep, problem, r, last, pk, from, retention)
     rep.sig_key = chain.detail(r).key
   end
   if r.action == "restore" then
-    local accept = chain.detail(r).accept
-    if accept then rep.overrides[#rep.overrides + 1] = { seq = seq, accept = accept, route = r.route } end
+    local d = chain.detail(r)
+    if d.accept or d.unverified then
+      rep.overrides[#rep.overrides + 1] = { seq = seq, accept = d.accept, unverified = d.unverified, route = r.route }
+    end
   end
   return false
 end
@@ -130,7 +132,8 @@ end
 --- (seq) -> row | nil). pk: the trusted public key (hex), or nil: signatures unchecked (each
 --- signed entry counted in unchecked); head: the newest checkpoint known outside the chain
 --- ({seq, hash, sig}) or nil. sig_key: the key the newest entry with a signature names;
---- overrides: the restores that accepted a backup's audit as it was ({seq=, accept=, route=}).
+--- overrides: the restores that accepted a backup's audit as it was, or let in entries they
+--- could not verify ({seq=, accept=, unverified="FROM-TO", route=}).
 function M.chain(src, pk, head)
   local rep = { entries = 0, signed = 0, last_signed = 0, unchecked = 0, overrides = {}, problems = {} }
   local function problem(fmt, ...) rep.problems[#rep.problems + 1] = string.format(fmt, ...) end

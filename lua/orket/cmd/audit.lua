@@ -48,8 +48,14 @@ end
 local function report(rep)
   for _, p in ipairs(rep.problems) do io.stdout:write("audit: ", p, "\n") end
   for _, o in ipairs(rep.overrides) do
-    io.stdout:write(string.format("audit: note: entry %d, %s, restored a backup accepting its audit as it was (%s)\n",
-      o.seq, tostring(o.route), o.accept))
+    if o.accept then
+      io.stdout:write(string.format("audit: note: entry %d, %s, restored a backup accepting its audit as it was "
+        .. "(%s)\n", o.seq, tostring(o.route), o.accept))
+    end
+    if o.unverified then
+      io.stdout:write(string.format("audit: note: entry %d, %s, restored entries %s unverified: no checkpoint "
+        .. "signed them and this store did not hold them\n", o.seq, tostring(o.route), o.unverified))
+    end
   end
   if rep.entries == 0 and #rep.problems == 0 then
     io.stdout:write("audit: empty (no write through orket serve yet)\n")

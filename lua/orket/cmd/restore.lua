@@ -27,9 +27,12 @@ when an entry fails, a checkpoint is signed with another key, or it has no check
 while this project signs its audit; --accept-unverified-audit restores it as it is. It is
 refused too when it is older than a checkpoint this project signed (.orket/audit.head, or
 the store's newest): restoring it would drop the entries after it; --accept-older-audit
-restores it all the same. A restore appends an entry that records it (the file, the
-backup's last entry and newest checkpoint, who ran it, any flag given) and signs a
-checkpoint, which .orket/audit.head then names.
+restores it all the same, but not a backup whose entries after its newest checkpoint
+differ from this store's at the same seqs (refused as unverified). Such entries the store
+does not hold cannot be checked: they are restored and named. A restore
+appends an entry that records it (the file,
+the backup's last entry and newest checkpoint, who ran it, any flag given, the entries it
+could not verify) and signs a checkpoint, which .orket/audit.head then names.
 
 An encrypted backup (orket backup --encrypt) needs its key file (--key-file KEYFILE) or its
 passphrase (from the environment variable --passphrase-env names, else asked on the
