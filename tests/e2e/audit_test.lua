@@ -262,6 +262,8 @@ local magic = f:read(16)
 f:close()
 if magic == "SQLite format 3\0" then
   local conn = assert(require("orket.c.store").open(path))
+  -- the guard dropped while rewriting, and put back as it was (a restore compares the schema)
+  local guard = assert(conn:row("SELECT sql FROM sqlite_master WHERE name = 'audit_log_append_only'")).sql
   assert(conn:exec("DROP TRIGGER IF EXISTS audit_log_append_only"))
   local rows = assert(conn:rows("SELECT seq, at, kind, actor, action, card_id AS card, route, detail, prev, hash, sig "
     .. "FROM audit_log ORDER BY seq"))
@@ -271,6 +273,7 @@ if magic == "SQLite format 3\0" then
       .. "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r.seq, r.at, r.kind, r.actor, r.action, r.card, r.route,
       r.detail, r.prev, r.hash, r.sig))
   end
+  assert(conn:exec(guard))
   conn:close()
   return
 end
@@ -528,6 +531,14 @@ end]]
   end)
 end)
 
+-- a SQLite backup's file changed by `sql`, run on it as anyone who can write the file can
+local function alter(from, to, sql)
+  assert(H.sh(string.format("cp %s %s", H.quote(from), H.quote(to))))
+  local tool = H.tmpdir() .. "/alter.lua"
+  H.write(tool, 'local c = assert(require("orket.c.store").open(arg[1])) assert(c:exec(arg[2])) c:close()')
+  ok(H.orket(string.format("lua %s %s %s", H.quote(tool), H.quote(to), H.quote(sql)), {}), "alter")
+end
+
 describe("orket restore and the audit: what is restored is what was checked", function()
   after_each(function()
     H.kill_servers()
@@ -561,5 +572,27 @@ describe("orket restore and the audit: what is restored is what was checked", fu
     assert.matches("audit: note: entry 14, cli: restore " .. file .. ", restored entries 12-13 unverified", r.stdout,
       1, true)
     assert.matches("15 entries (1 to 15), 2 signed checkpoints: verified", r.stdout, 1, true)
+  end)
+
+  it("refuses a SQLite backup whose schema is not orket's: a trigger, a view, a table defined otherwise", function()
+    if backends.name() ~= "sqlite" then return end -- an export carries rows, not a schema
+    local dir = project(3)
+    local tmp = H.tmpdir()
+    local file = tmp .. "/b.backup"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local v = H.orket("lua -e 'io.write(require(\"orket.store\").latest_version)'", {}).stdout
+    local cases = {
+      { "CREATE TRIGGER zz_hide BEFORE INSERT ON audit_log WHEN NEW.action = 'restore' BEGIN SELECT RAISE(IGNORE); END",
+        "trigger zz_hide which orket's schema does not have" },
+      { "DROP TABLE audit_log; CREATE TABLE t (x); CREATE VIEW audit_log AS SELECT * FROM t",
+        "index audit_log_at is missing" },
+      { "ALTER TABLE audit_log ADD COLUMN extra TEXT", "table audit_log is defined otherwise than orket's" },
+    }
+    for i, c in ipairs(cases) do
+      local f = tmp .. "/s" .. i
+      alter(file, f, c[1])
+      restore_refused(dir, f, { f .. ": its schema is not orket's (version " .. v .. "): " .. c[2] })
+    end
+    ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "the genuine backup restores")
   end)
 end)

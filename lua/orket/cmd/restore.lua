@@ -29,7 +29,8 @@ refused too when it is older than a checkpoint this project signed (.orket/audit
 the store's newest): restoring it would drop the entries after it; --accept-older-audit
 restores it all the same, but not a backup whose entries after its newest checkpoint
 differ from this store's at the same seqs (refused as unverified). Such entries the store
-does not hold cannot be checked: they are restored and named. A restore
+does not hold cannot be checked: they are restored and named. A SQLite backup whose schema
+is not exactly orket's (a trigger, view or table added or changed) is refused. A restore
 appends an entry that records it (the file,
 the backup's last entry and newest checkpoint, who ran it, any flag given, the entries it
 could not verify) and signs a checkpoint, which .orket/audit.head then names.

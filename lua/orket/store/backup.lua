@@ -33,6 +33,45 @@ local function format_of(path)
   return nil, path .. ": not an orket backup (neither an orket store nor an orket PostgreSQL export)", "ENOTSTORE"
 end
 
+-- The objects a SQLite store's schema holds, by "type name", as sqlite_master lists them.
+-- SQLite's own statistics and AUTOINCREMENT counters are data the planner and inserts
+-- keep, not schema orket makes: left out.
+local SCHEMA_SQL = [[SELECT type, name, tbl_name, sql FROM sqlite_master
+  WHERE NOT (type = 'table' AND name IN ('sqlite_sequence', 'sqlite_stat1', 'sqlite_stat4'))]]
+local function schema_of(conn)
+  local out = {}
+  for _, r in ipairs(assert(conn:rows(SCHEMA_SQL))) do out[r.type .. " " .. r.name] = r end
+  return out
+end
+
+--- schema_differs(conn, v) -> nil | msg, "ENOTSTORE": whether the SQLite store on conn
+--- (at schema version v) holds another schema than orket's migrations make at v: a
+--- trigger, view, table or index more or less, or one defined otherwise. A backup's schema
+--- becomes the store's, and a trigger planted in it would act on every later write (drop
+--- audit entries, grant a role), so it must be orket's own. Only sqlite_master's text is
+--- read, nothing in it runs; the reference is a store migrated to v in memory.
+function M.schema_differs(conn, v)
+  local ref, err = store.open(":memory:", { upto = v })
+  if not ref then return "its schema cannot be compared with orket's: " .. tostring(err), "ENOTSTORE" end
+  local want = schema_of(ref.conn)
+  ref.conn:close()
+  local have, names = schema_of(conn), {}
+  for k in pairs(have) do names[#names + 1] = k end
+  for k in pairs(want) do if not have[k] then names[#names + 1] = k end end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local h, w = have[k], want[k]
+    local why = not w and "which orket's schema does not have" or not h and "is missing"
+      or (h.sql ~= w.sql or h.tbl_name ~= w.tbl_name) and "is defined otherwise than orket's"
+    if why then
+      return string.format("its schema is not orket's (version %d): %s %s; a backup holds only the schema "
+        .. "orket's migrations make, and a planted trigger or view would act on the restored store", v, k, why),
+        "ENOTSTORE"
+    end
+  end
+  return nil
+end
+
 -- check of a SQLite file: integrity, schema version, the board's tables; read-only.
 local function check_sqlite(path)
   local conn, err, code = cstore.open(path, false, true)
@@ -56,6 +95,8 @@ local function check_sqlite(path)
     return fail(string.format("%s: schema version %d, which this orket (%d) cannot read; use a newer orket",
       path, v, store.latest_version), "EVERSION")
   end
+  local differs, dcode = M.schema_differs(conn, v)
+  if differs then return fail(string.format("%s: %s", path, differs), dcode) end
   local n = conn:row("SELECT count(*) AS n FROM cards").n
   conn:close()
   return { format = "sqlite", version = v, cards = n }
