@@ -595,4 +595,39 @@ describe("orket restore and the audit: what is restored is what was checked", fu
     end
     ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "the genuine backup restores")
   end)
+
+  it("refuses an export with a table twice, and signs nothing over a chain that is not the one judged", function()
+    local dir = project(12)
+    local tmp = H.tmpdir()
+    local twice = tmp .. "/twice.jsonl"
+    local lines = { '{"format":"orket-pg-backup","version":1}' }
+    for _, t in ipairs { "cards", "dependencies", "comments", "events", "audit_log", "audit_log" } do
+      lines[#lines + 1] = '{"table":"' .. t .. '","rows":0}'
+    end
+    lines[#lines + 1] = '{"end":true}'
+    H.write(twice, table.concat(lines, "\n") .. "\n")
+    restore_refused(dir, twice, { twice .. ": table audit_log appears twice in the export" })
+    -- the file judged, then another restored (one that goes on past the judged chain)
+    local a, b = tmp .. "/a.backup", tmp .. "/b.backup"
+    ok(H.orket("backup " .. H.quote(a), { cwd = dir }), "backup a")
+    script(dir, [[for i = 1, 2 do
+  assert(db:tx(function() chain.record(db, { actor = "mallory", action = "comment" }) return true end))
+end]])
+    ok(H.orket("backup " .. H.quote(b), { cwd = dir }), "backup b")
+    local head = H.read(dir .. "/.orket/audit.head")
+    H.write(dir .. "/swap.lua", PRELUDE .. string.format([[
+local r = require "orket.audit.restore"
+local v = assert(r.judge(".", %q, db))
+assert(require("orket.store.backup").restore(db, %q))
+local row, err = r.record(db, ".", v, { actor = "local:t", file = "f", accept = {} })
+assert(not row, "recorded")
+io.write(err)
+db:close()]], a, b))
+    local r = ok(H.orket("lua swap.lua", { cwd = dir }), "swap")
+    assert.equal("the restore cannot be trusted: what the store now holds is not what was checked (its audit ends "
+      .. "at entry 15, not at the entry 13 judged): f changed while it was restored. Nothing was signed; restore "
+      .. "again from a copy no one else can write", r.stdout)
+    assert.equal(head, H.read(dir .. "/.orket/audit.head"))
+    assert.equal(15, #entries(dir))
+  end)
 end)

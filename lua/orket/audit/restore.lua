@@ -169,6 +169,7 @@ function M.judge(dir, path, live)
   unverified(v, rep, pk, perr, pk or perr or head)
   tail(v, src, rep, live)
   older(v, src, rep, marks, out)
+  v.problems = table.concat(rep.problems, "\n")
   if last then
     v.previous = { seq = int(last.seq), hash = last.hash }
     v.dropped = verify.holds(src, rep.last, v.previous) ~= nil
@@ -219,19 +220,37 @@ local function accepted(accept)
   return #t > 0 and table.concat(t, ":") or nil
 end
 
+-- What the store holds after the copy, against what was judged: the same schema (SQLite:
+-- orket's), the same last entry, and the same chain, verified again as judge did (a file
+-- swapped between the judgment and the copy shows here) -> what differs | nil
+local function restored_differs(db, dir, v)
+  if db.backend ~= "pg" then
+    local differs = backup.schema_differs(db.conn, db.conn:version())
+    if differs then return differs end
+  end
+  local pk = key.public_key(dir)
+  local rep = verify.verify(db, pk, nil)
+  if rep.last ~= v.last or rep.last_hash ~= v.hash then
+    return string.format("its audit ends at entry %s, not at the entry %s judged", tostring(rep.last), tostring(v.last))
+  end
+  if rep.entries ~= v.entries or table.concat(rep.problems, "\n") ~= v.problems then
+    return string.format("its audit holds %d entries and %d problems, not the %d entries judged", rep.entries,
+      #rep.problems, v.entries)
+  end
+  return nil
+end
+
 --- record(db, dir, v, o) -> the restore's entry, the checkpoint signed | nil, msg, CODE:
 --- after the store holds the backup, an entry (action restore, route "cli: restore FILE",
 --- actor o.actor) naming the backup's last entry and newest checkpoint (seq, hash), the store's
 --- newest entry before, and the flags o.accept let through; with a journal event; then a
 --- checkpoint signed and written to .orket/audit.head over the one before the restore.
 function M.record(db, dir, v, o)
-  -- the store must hold the chain judged: a file changed between the judgment and the
-  -- restore is not signed over (its last entry names the chain, every link hashed in)
-  local now = db:read(function() return ops.head(db) end)
-  if (now and int(now.seq)) ~= v.last or (now and now.hash) ~= v.hash then
-    return nil, string.format("%s changed while it was restored: the store's audit ends at entry %s, not at the "
-      .. "entry %s judged; nothing was signed, and orket audit verify names it", o.file, tostring(now and now.seq),
-      tostring(v.last)), "ETAMPERED"
+  local untrusted = restored_differs(db, dir, v)
+  if untrusted then
+    return nil, string.format("the restore cannot be trusted: what the store now holds is not what was checked (%s): "
+      .. "%s changed while it was restored. Nothing was signed; restore again from a copy no one else can write",
+      untrusted, o.file), "ETAMPERED"
   end
   local subject = { last = v.last or 0, hash = v.hash, checkpoint = v.checkpoint, checkpointhash = v.checkpoint_hash,
     previous = v.previous and v.previous.seq, previoushash = v.previous and v.previous.hash,

@@ -31,9 +31,10 @@ restores it all the same, but not a backup whose entries after its newest checkp
 differ from this store's at the same seqs (refused as unverified). Such entries the store
 does not hold cannot be checked: they are restored and named. A SQLite backup whose schema
 is not exactly orket's (a trigger, view or table added or changed) is refused. A restore
-appends an entry that records it (the file,
+checks that the store holds what was judged, appends an entry that records it (the file,
 the backup's last entry and newest checkpoint, who ran it, any flag given, the entries it
-could not verify) and signs a checkpoint, which .orket/audit.head then names.
+could not verify) and signs a checkpoint, which .orket/audit.head then names; it exits 1,
+signing nothing, when the store holds something else.
 
 An encrypted backup (orket backup --encrypt) needs its key file (--key-file KEYFILE) or its
 passphrase (from the environment variable --passphrase-env names, else asked on the

@@ -136,6 +136,10 @@ local function read_pg(path)
   if not ended then return nil, path .. ": the export ends early (truncated)", "ECORRUPT" end
   local seen = {}
   for _, t in ipairs(tables) do
+    -- a table twice would be imported twice, and judged as one of its sections
+    if seen[t.name] then
+      return nil, string.format("%s: table %s appears twice in the export", path, t.name), "ECORRUPT"
+    end
     if #t.rows ~= t.count then
       return nil, string.format("%s: table %s holds %d rows, its header says %d", path, t.name, #t.rows, t.count),
         "ECORRUPT"
