@@ -630,4 +630,39 @@ db:close()]], a, b))
     assert.equal(head, H.read(dir .. "/.orket/audit.head"))
     assert.equal(15, #entries(dir))
   end)
+
+  it("fails a restore whose own entry or checkpoint did not land in the store", function()
+    local dir = project(12)
+    local tmp = H.tmpdir()
+    local a = tmp .. "/a.backup"
+    ok(H.orket("backup " .. H.quote(a), { cwd = dir }), "backup")
+    local head = H.read(dir .. "/.orket/audit.head")
+    -- something in the store drops the restore's entry: on SQLite a trigger (which the
+    -- schema check names), on PostgreSQL a trigger function (which only the read-back sees)
+    local drop = backends.name() == "sqlite" and [[
+assert(db:exec("CREATE TRIGGER zz BEFORE INSERT ON audit_log WHEN NEW.action = 'restore' BEGIN SELECT RAISE(IGNORE); END"))]]
+      or [[
+assert(db:exec("CREATE FUNCTION zz() RETURNS trigger AS $$ BEGIN IF NEW.action = 'restore' THEN RETURN NULL; END IF; "
+  .. "RETURN NEW; END $$ LANGUAGE plpgsql"))
+assert(db:exec("CREATE TRIGGER zz BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION zz()"))]]
+    H.write(dir .. "/drop.lua", PRELUDE .. string.format([[
+local r = require "orket.audit.restore"
+local v = assert(r.judge(".", %q, db))
+assert(require("orket.store.backup").restore(db, %q))
+%s
+local row, err = r.record(db, ".", v, { actor = "local:t", file = "f", accept = {} })
+assert(not row, "recorded")
+io.write(err)
+db:close()]], a, a, drop))
+    local r = ok(H.orket("lua drop.lua", { cwd = dir }), "drop")
+    if backends.name() == "sqlite" then
+      assert.matches("the restore cannot be trusted: what the store now holds is not what was checked (its schema is "
+        .. "not orket's", r.stdout, 1, true)
+    else
+      assert.equal("the restore's audit entry 14 is not in the store (something in it dropped the write): run orket "
+        .. "restore again; verify with orket audit verify", r.stdout)
+    end
+    assert.equal(head, H.read(dir .. "/.orket/audit.head"))
+    assert.equal(13, #entries(dir))
+  end)
 end)

@@ -220,6 +220,12 @@ local function accepted(accept)
   return #t > 0 and table.concat(t, ":") or nil
 end
 
+-- whether the entry row (seq, hash) is in the store as written
+local function stored(db, row)
+  local got = db:read(function() return ops.get(db, row.seq) end)
+  return got ~= nil and got.hash == row.hash
+end
+
 -- What the store holds after the copy, against what was judged: the same schema (SQLite:
 -- orket's), the same last entry, and the same chain, verified again as judge did (a file
 -- swapped between the judgment and the copy shows here) -> what differs | nil
@@ -264,9 +270,19 @@ function M.record(db, dir, v, o)
       subject = subject })
   end)
   if not row then return nil, err, code end
+  -- read back: the entry and its checkpoint must be in the store, not only in this process
+  local again = "run orket restore again; verify with orket audit verify"
+  if not stored(db, row) then
+    return nil, string.format("the restore's audit entry %d is not in the store (something in it dropped the "
+      .. "write): %s", row.seq, again), "ETAMPERED"
+  end
   local res, cerr, ccode = chain.checkpoint(db, dir, { force = true, replace_head = true,
     any_key = o.accept.unverified })
   if not res then return nil, cerr, ccode end
+  if not (res.checkpoint and stored(db, res.checkpoint)) then
+    return nil, string.format("no checkpoint signed the restore's entry %d: run orket audit checkpoint, then orket "
+      .. "audit verify", row.seq), "ETAMPERED"
+  end
   return row, res.checkpoint
 end
 

@@ -34,7 +34,7 @@ is not exactly orket's (a trigger, view or table added or changed) is refused. A
 checks that the store holds what was judged, appends an entry that records it (the file,
 the backup's last entry and newest checkpoint, who ran it, any flag given, the entries it
 could not verify) and signs a checkpoint, which .orket/audit.head then names; it exits 1,
-signing nothing, when the store holds something else.
+signing nothing, when the store holds something else or the entry did not land.
 
 An encrypted backup (orket backup --encrypt) needs its key file (--key-file KEYFILE) or its
 passphrase (from the environment variable --passphrase-env names, else asked on the
