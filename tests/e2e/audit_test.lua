@@ -665,4 +665,25 @@ db:close()]], a, a, drop))
     assert.equal(head, H.read(dir .. "/.orket/audit.head"))
     assert.equal(13, #entries(dir))
   end)
+
+  it("lets verify pass after a backup signed with a lost key is restored as it is", function()
+    local dir = project(12) -- checkpoint 11 under this project's key
+    local tmp = H.tmpdir()
+    local file = tmp .. "/b.backup"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local old_pk = H.read(dir .. "/.orket/audit.pub"):match("%x+")
+    local fresh = H.example("webapp") -- a new machine, the key lost
+    restore_refused(fresh, file, { "and this project has no .orket/audit.pub" })
+    ok(H.orket("restore --accept-unverified-audit " .. H.quote(file), { cwd = fresh }), "restore")
+    local r = ok(verify(fresh), "verify")
+    assert.matches("audit: note: accepted by entry 14 (cli: restore " .. file .. "), signed by checkpoint 15 under "
+      .. ".orket/audit.pub: checkpoint 11 is signed with another key (" .. old_pk .. ")", r.stdout, 1, true)
+    assert.matches("15 entries (1 to 15), 1 signed checkpoints: verified", r.stdout, 1, true)
+    -- the new key goes on signing; the chain's hashes are still checked before the restore
+    script(fresh, [[assert(db:tx(function() chain.record(db, { actor = "k", action = "comment" }) return true end))
+assert(chain.checkpoint(db, ".", { force = true }).checkpoint)]])
+    ok(verify(fresh), "verify after")
+    script(fresh, [[unguard(); assert(db:run("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3"))]])
+    refused(fresh, "entry 3 was changed")
+  end)
 end)

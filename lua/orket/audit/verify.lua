@@ -39,6 +39,12 @@ end
 -- counted in rep when it vouches for the entries from `from` to it, else its problem named.
 -- Without pk (no audit.pub here) its signature is not checked, only counted as unchecked.
 local function signed_entry(rep, problem, r, h, pk, from)
+  local seq0 = int(r.seq)
+  -- a signature that fails is set apart: a restore that accepted the backup's audit as it
+  -- was, signed under pk after, vouches for it (anchor, in chain())
+  local function sig_problem(fmt, ...)
+    rep.sig_problems[#rep.sig_problems + 1] = { seq = seq0, text = string.format(fmt, ...) }
+  end
   local seq = int(r.seq)
   local d = chain.detail(r)
   rep.sig_key = d.key
@@ -50,18 +56,29 @@ local function signed_entry(rep, problem, r, h, pk, from)
   if other and ach.verify(d.key, h, r.sig) then
     -- whole and signed, but not under the key this host trusts: another server's key,
     -- or a forger's; either way its entries are not vouched for
-    problem("%s %d is signed with another key (%s) than .orket/audit.pub (%s): entries %d to %d are not "
+    sig_problem("%s %d is signed with another key (%s) than .orket/audit.pub (%s): entries %d to %d are not "
       .. "verified. If another server of this store signed it, give every server the same .orket/audit.key "
       .. "and audit.pub (docs/audit.md); if not, someone signed it in the key's stead", r.kind, seq, d.key, pk,
       from, seq)
     return nil
   elseif not r.sig or not ach.verify(pk, h, r.sig) or d.key ~= pk then
-    problem("%s %d does not verify under the audit's public key: an entry from %d to %d was changed, removed "
+    sig_problem("%s %d does not verify under the audit's public key: an entry from %d to %d was changed, removed "
       .. "or reordered after it was signed", r.kind, seq, from, seq)
     return nil
   end
   rep.signed = rep.signed + 1
   rep.last_signed, rep.last_signed_hash = seq, r.hash
+  local a = rep.anchor_pending
+  if a and r.kind == "checkpoint" then
+    -- this host's key signs the restore that accepted the signatures before it: those
+    -- become the operator's word (notes), and the anchor is the trust from here on
+    local kept = {}
+    for _, p in ipairs(rep.sig_problems) do
+      if p.seq < a.seq then a.vouched[#a.vouched + 1] = p.text else kept[#kept + 1] = p end
+    end
+    rep.sig_problems, rep.anchor_pending, a.by = kept, nil, seq
+    if #a.vouched > 0 then rep.anchors[#rep.anchors + 1] = a end
+  end
   return d
 end
 
@@ -122,6 +139,9 @@ local function check_entry(rep, problem, r, last, pk, from, retention)
     if d.accept or d.unverified then
       rep.overrides[#rep.overrides + 1] = { seq = seq, accept = d.accept, unverified = d.unverified, route = r.route }
     end
+    if d.accept and d.accept:find("unverified-audit", 1, true) then
+      rep.anchor_pending = { seq = seq, route = r.route, vouched = {} }
+    end
   end
   return false
 end
@@ -133,9 +153,13 @@ end
 --- signed entry counted in unchecked); head: the newest checkpoint known outside the chain
 --- ({seq, hash, sig}) or nil. sig_key: the key the newest entry with a signature names;
 --- overrides: the restores that accepted a backup's audit as it was, or let in entries they
---- could not verify ({seq=, accept=, unverified="FROM-TO", route=}).
+--- could not verify ({seq=, accept=, unverified="FROM-TO", route=}); anchors: the restores
+--- with --accept-unverified-audit that a checkpoint under pk signs, each with the failed
+--- signatures before it it vouches for ({seq=, route=, by= checkpoint seq, vouched={text}}),
+--- which are then not problems (hashes and links before it still are).
 function M.chain(src, pk, head)
-  local rep = { entries = 0, signed = 0, last_signed = 0, unchecked = 0, overrides = {}, problems = {} }
+  local rep = { entries = 0, signed = 0, last_signed = 0, unchecked = 0, overrides = {}, problems = {},
+    sig_problems = {}, anchors = {} }
   local function problem(fmt, ...) rep.problems[#rep.problems + 1] = string.format(fmt, ...) end
   local retention = {} -- through -> {hash=, seq=}: the removals signed records vouch for
   local first, last, last_cp = nil, nil, 0
@@ -156,6 +180,7 @@ function M.chain(src, pk, head)
     rep.first, rep.first_at, rep.last, rep.last_hash = int(first.seq), first.at, int(last.seq), last.hash
   end
   if head and pk then check_tail(src, problem, pk, head, rep.last) end
+  for _, p in ipairs(rep.sig_problems) do rep.problems[#rep.problems + 1] = p.text end
   return rep
 end
 

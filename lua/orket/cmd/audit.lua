@@ -57,6 +57,12 @@ local function report(rep)
         .. "signed them and this store did not hold them\n", o.seq, tostring(o.route), o.unverified))
     end
   end
+  for _, a in ipairs(rep.anchors) do
+    for _, p in ipairs(a.vouched) do
+      io.stdout:write(string.format("audit: note: accepted by entry %d (%s), signed by checkpoint %d under "
+        .. ".orket/audit.pub: %s\n", a.seq, tostring(a.route), a.by, p))
+    end
+  end
   if rep.entries == 0 and #rep.problems == 0 then
     io.stdout:write("audit: empty (no write through orket serve yet)\n")
     return 0
