@@ -666,6 +666,17 @@ db:close()]], a, a, drop))
     assert.equal(13, #entries(dir))
   end)
 
+  it("stops reading a chain whose seqs do not rise (a seq stored as text comes back on every page)", function()
+    local dir = H.example("webapp")
+    H.write(dir .. "/t.lua", [[
+local row = { seq = "3", at = "2026-01-01T00:00:00.000Z", kind = "write", prev = string.rep("0", 64), hash = "x" }
+local rep = require("orket.audit.verify").chain({ page = function() return { row } end, get = function() end })
+io.write(rep.entries, " ", table.concat(rep.problems, "|"))]])
+    local r = ok(H.orket("lua t.lua", { cwd = dir }), "chain")
+    assert.equal("1 ", r.stdout:sub(1, 2))
+    assert.matches("the audit's entries are not in seq order after entry 3 (a seq is not a number)", r.stdout, 1, true)
+  end)
+
   it("lets verify pass after a backup signed with a lost key is restored as it is", function()
     local dir = project(12) -- checkpoint 11 under this project's key
     local tmp = H.tmpdir()

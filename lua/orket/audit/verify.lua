@@ -163,17 +163,26 @@ function M.chain(src, pk, head)
   local function problem(fmt, ...) rep.problems[#rep.problems + 1] = string.format(fmt, ...) end
   local retention = {} -- through -> {hash=, seq=}: the removals signed records vouch for
   local first, last, last_cp = nil, nil, 0
-  local after = 0
-  while true do
+  local after, stop = 0, false
+  while not stop do
     local rows = src.page(after, PAGE)
     if not rows or #rows == 0 then break end
     for _, r in ipairs(rows) do
+      -- seqs must rise: one stored as text sorts above every number and would come back on
+      -- every page (a forged file), so the read stops there
+      local s = int(r.seq)
+      if not s or s <= after or (last and s <= int(last.seq)) then
+        problem("the audit's entries are not in seq order after entry %d (a seq is not a number): it was changed",
+          last and int(last.seq) or after)
+        stop = true
+        break
+      end
       rep.entries = rep.entries + 1
       first = first or r
       if check_entry(rep, problem, r, last, pk, last_cp + 1, retention) then last_cp = int(r.seq) end
       last = r
     end
-    after = int(last.seq)
+    if last then after = int(last.seq) end
   end
   if first then
     check_start(problem, first, retention)

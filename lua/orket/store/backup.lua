@@ -166,6 +166,14 @@ function M.check(path)
   return info
 end
 
+-- the schema version whose migration made audit_log: a store at it or after has the table
+local AUDIT_VERSION = (function()
+  for _, m in ipairs(store.migrations) do
+    if m.sql and m.sql:find("CREATE TABLE audit_log", 1, true) then return m.version end
+  end
+  error("no migration makes audit_log")
+end)()
+
 -- rows (each with an integer seq), in seq order, as a chain orket.audit.verify reads
 local function rows_source(rows)
   table.sort(rows, function(a, b) return a.seq < b.seq end)
@@ -205,7 +213,12 @@ function M.audit_source(path)
     local conn, cerr, ccode = cstore.open(path, false, true)
     if not conn then return nil, cerr, ccode end
     if not conn:row("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'") then
+      local v = conn:version()
       conn:close()
+      if v >= AUDIT_VERSION then
+        return nil, string.format("%s: not an orket store (schema version %d has no audit_log table)", path, v),
+          "ENOTSTORE"
+      end
       return rows_source({}), function() end
     end
     return { page = function(after, limit) return audit_ops.page(conn, after, limit) end,
