@@ -69,7 +69,15 @@ db:close()
     assert.equal("canceled", status_of(dir, "API-3"))
     -- and a backup of the restored store restores again
     ok(H.orket("backup " .. H.quote(file .. "2"), { cwd = dir }), "second backup")
-    ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore again")
+    ok(H.orket("restore " .. H.quote(file .. "2"), { cwd = dir }), "restore the second backup")
+    assert.equal("canceled", status_of(dir, "API-3"))
+    -- the first backup is older than the checkpoint the first restore signed: restoring it
+    -- drops the audit's entries since, which only --accept-older-audit allows
+    local r2 = H.orket("restore " .. H.quote(file), { cwd = dir })
+    assert.equal(1, r2.status)
+    assert.matches("restore it all the same with --accept-older-audit (the store was not changed)", r2.stderr, 1, true)
+    assert.equal("canceled", status_of(dir, "API-3"))
+    ok(H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir }), "restore again")
     assert.equal("ready", status_of(dir, "API-3"))
   end)
 

@@ -89,7 +89,10 @@ end
 --- Run after the writes commit, never inside their transaction. Appends a signed
 --- checkpoint when opts.force, or when opts.every (16) entries or more follow the last
 --- signed one; with opts.retention_days, first removes the entries older than that, whole,
---- and appends a signed record of the removal. The newest checkpoint goes to .orket/audit.head.
+--- and appends a signed record of the removal. The newest checkpoint goes to .orket/audit.head
+--- (opts.replace_head: over a newer one, after a restore). opts.any_key: signed with this
+--- host's key even when the chain's newest checkpoint names another (a restore that
+--- accepted a backup's audit signed so: orket.audit.restore).
 function M.checkpoint(db, dir, opts)
   opts = opts or {}
   local every = opts.every or M.DEFAULT_CHECKPOINT_EVERY
@@ -100,23 +103,28 @@ function M.checkpoint(db, dir, opts)
     -- the key the chain is signed with so far: this host signs with it, or not at all
     local signed_seq = ops.last_signed(db)
     local signed_by = signed_seq > 0 and M.detail(ops.get(db, signed_seq) or {}).key or nil
-    local signer, serr, scode = keyfile.signer(dir, signed_by)
-    if not signer then return nil, serr, scode end
+    local cutoff, through
     if opts.retention_days then
-      local cutoff = now_iso(clock_mod.new { offset = -opts.retention_days * clock_mod.DAY,
+      cutoff = now_iso(clock_mod.new { offset = -opts.retention_days * clock_mod.DAY,
         offset_file = os.getenv("ORKET_CLOCK_OFFSET_FILE") })
       -- never the head itself: the chain goes on from it
-      local through = ops.older_than(db, cutoff, math.tointeger(tonumber(head.seq)))
-      if through then
-        local last = ops.get(db, through)
-        local n = ops.delete_through(db, through)
-        out.removed = n
-        out.retention = signed(db, signer, "retention", string.format("key=%s through=%d hash=%s removed=%d before=%s",
-          signer.pk, through, last.hash, n, cutoff), opts.clock)
-        head = out.retention
-      end
+      through = ops.older_than(db, cutoff, math.tointeger(tonumber(head.seq)))
     end
-    local since = math.tointeger(tonumber(head.seq)) - (out.retention and out.retention.seq or signed_seq)
+    local since = math.tointeger(tonumber(head.seq)) - signed_seq
+    -- the key is made only with something to sign: audit.pub then dates the first
+    -- checkpoint, which signs every entry before it (orket.audit.verify.unsigned)
+    if not through and not (since > 0 and (opts.force or since >= every)) then return out end
+    local signer, serr, scode = keyfile.signer(dir, not opts.any_key and signed_by or nil)
+    if not signer then return nil, serr, scode end
+    if through then
+      local last = ops.get(db, through)
+      local n = ops.delete_through(db, through)
+      out.removed = n
+      out.retention = signed(db, signer, "retention", string.format("key=%s through=%d hash=%s removed=%d before=%s",
+        signer.pk, through, last.hash, n, cutoff), opts.clock)
+      head = out.retention
+    end
+    since = math.tointeger(tonumber(head.seq)) - (out.retention and out.retention.seq or signed_seq)
     if since > 0 and (opts.force or since >= every) then
       out.checkpoint = signed(db, signer, "checkpoint", "key=" .. signer.pk, opts.clock)
     end
@@ -125,7 +133,7 @@ function M.checkpoint(db, dir, opts)
   if not res then return nil, err, code end
   local newest = res.checkpoint or res.retention
   if newest then
-    local ok, herr, hcode = keyfile.write_head(dir, newest)
+    local ok, herr, hcode = keyfile.write_head(dir, newest, opts.replace_head)
     if not ok then return nil, herr, hcode end
   end
   return res

@@ -28,6 +28,19 @@ local function another_key(path, signed_by, pk)
     pk and ("this host's is " .. pk) or "and this host has none; a new one is not made"), "EAUDITKEY"
 end
 
+-- the seed in the key file at path (st: its stat) | nil, msg, CODE: refused when other users
+-- may read it, or when it is not 32 bytes
+local function seed_of(path, st)
+  if st.mode & 0x3f ~= 0 then
+    return nil, string.format("%s: other users may read the audit's signing key; chmod 600 it", path), "EPERM"
+  end
+  local seed = read(path)
+  if not seed or #seed ~= 32 then
+    return nil, string.format("%s: not an audit signing key (32 bytes)", path), "EINVAL"
+  end
+  return seed
+end
+
 --- signer(dir[, signed_by]) -> {seed=, pk=} | nil, msg, CODE: the project's signing key,
 --- made on first use (with its audit.pub). A key file that is not 32 bytes, or that other
 --- users may read, is refused (EINVAL, EPERM). signed_by: the public key (hex) of the
@@ -37,16 +50,11 @@ end
 function M.signer(dir, signed_by)
   local path = home(dir) .. "/" .. M.KEY
   local st = uv.fs_stat(path)
-  local seed
+  local seed, serr, scode
   if not st and signed_by then return another_key(path, signed_by) end
   if st then
-    if st.mode & 0x3f ~= 0 then
-      return nil, string.format("%s: other users may read the audit's signing key; chmod 600 it", path), "EPERM"
-    end
-    seed = read(path)
-    if not seed or #seed ~= 32 then
-      return nil, string.format("%s: not an audit signing key (32 bytes)", path), "EINVAL"
-    end
+    seed, serr, scode = seed_of(path, st)
+    if not seed then return nil, serr, scode end
   else
     uv.fs_mkdir(home(dir), 448)
     seed = ach.new_seed()
@@ -72,6 +80,22 @@ function M.signer(dir, signed_by)
   return { seed = seed, pk = pk }
 end
 
+--- can_sign(dir[, signed_by]) -> true | nil, msg, CODE: whether signer(dir, signed_by) would
+--- give a key, asked before a change that a checkpoint must follow; nothing is made
+function M.can_sign(dir, signed_by)
+  local path = home(dir) .. "/" .. M.KEY
+  local st = uv.fs_stat(path)
+  if not st then
+    if signed_by then return another_key(path, signed_by) end
+    return true
+  end
+  local seed, err, code = seed_of(path, st)
+  if not seed then return nil, err, code end
+  local pk = ach.public_key(seed)
+  if signed_by and signed_by ~= pk then return another_key(path, signed_by, pk) end
+  return true
+end
+
 --- public_key(dir) -> hex | nil, msg, CODE: the key verify trusts (audit.pub)
 function M.public_key(dir)
   local path = home(dir) .. "/" .. M.PUB
@@ -80,6 +104,14 @@ function M.public_key(dir)
   local pk = text:match("^(%x+)\n?$")
   if not pk or #pk ~= 64 then return nil, path .. ": not an audit public key (64 hex digits)", "EINVAL" end
   return pk:lower()
+end
+
+--- pub_made(dir) -> the time audit.pub was last written (ISO text, UTC, as the chain's
+--- `at`) | nil when there is none
+function M.pub_made(dir)
+  local st = uv.fs_stat(home(dir) .. "/" .. M.PUB)
+  if not st then return nil end
+  return os.date("!%Y-%m-%dT%H:%M:%S", st.mtime.sec) .. string.format(".%03dZ", st.mtime.nsec // 1000000)
 end
 
 --- read_head(dir) -> {seq=, hash=, sig=} | nil (none) | nil, msg, CODE (unreadable)
@@ -94,18 +126,13 @@ function M.read_head(dir)
   return h
 end
 
---- write_head(dir, row) -> true | nil, msg, CODE: row (a checkpoint) as the newest
---- signed; a head already newer (another process's) is kept
-function M.write_head(dir, row)
+--- write_head(dir, row[, replace]) -> true | nil, msg, CODE: row (a checkpoint) as the
+--- newest signed; a head already newer (another process's) is kept, unless replace (a
+--- restore: the chain it named is not the store's any more)
+function M.write_head(dir, row, replace)
   local cur = M.read_head(dir)
-  if cur and cur.seq >= row.seq then return true end
+  if cur and cur.seq >= row.seq and not replace then return true end
   return write(home(dir) .. "/" .. M.HEAD, json.encode { seq = row.seq, hash = row.hash, sig = row.sig } .. "\n", 420)
-end
-
---- forget_head(dir): after a restore the store's chain is another one; the next
---- checkpoint writes the head again
-function M.forget_head(dir)
-  os.remove(home(dir) .. "/" .. M.HEAD)
 end
 
 return M

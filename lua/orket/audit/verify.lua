@@ -1,9 +1,10 @@
--- orket.audit.verify: reads the whole audit chain (orket.store.audit) in order and names
--- every entry changed, removed or reordered (docs/audit.md): an entry whose hash is not
--- its content's, a seq missing, an entry whose prev is not the hash before it, a signed
--- entry whose signature does not verify under the project's public key, a start removed
--- without a signed retention record, and a tail cut past the newest checkpoint (which
--- .orket/audit.head, outside the store, names).
+-- orket.audit.verify: reads a whole audit chain in order and names every entry changed,
+-- removed or reordered (docs/audit.md): an entry whose hash is not its content's, a seq
+-- missing, an entry whose prev is not the hash before it, a signed entry whose signature
+-- does not verify under the project's public key, a start removed without a signed
+-- retention record, and a tail cut past the newest checkpoint (which .orket/audit.head,
+-- outside the store, names). The chain is a store's (verify) or a backup's (chain, with the
+-- backup's rows: orket.store.backup's audit_source), checked the same way.
 local ach = require "orket.c.auditchain"
 local ops = require "orket.store.audit"
 local chain = require "orket.audit.chain"
@@ -14,92 +15,208 @@ local PAGE = 1000
 
 local function int(v) return math.tointeger(tonumber(v)) end
 
---- verify(db, pk, head) -> report {entries=, first=, last=, signed=, last_signed=,
---- problems = {"entry 7: ...", ...}}. pk: the trusted public key (hex); head: the newest
---- checkpoint known outside the store ({seq, hash, sig}) or nil.
-function M.verify(db, pk, head)
-  local rep = { entries = 0, signed = 0, last_signed = 0, problems = {} }
+--- store_source(db) -> the store's chain as chain() reads it
+function M.store_source(db)
+  return {
+    page = function(after, limit) return db:read(function() return ops.page(db, after, limit) end) end,
+    get = function(seq) return db:read(function() return ops.get(db, seq) end) end,
+  }
+end
+
+--- holds(src, last, mark) -> nil | "cut" | "replaced" | "missing": whether a chain that
+--- ends at entry last (nil: empty) holds the entry mark {seq=, hash=} names, a checkpoint
+--- signed before: "cut" when it ends before it, "replaced" when its entry at that seq is
+--- another, "missing" when it has none there (a gap, named as such on its own)
+function M.holds(src, last, mark)
+  if not last or last < mark.seq then return "cut" end
+  local r = src.get(mark.seq)
+  if not r then return "missing" end
+  if r.hash ~= mark.hash then return "replaced" end
+  return nil
+end
+
+-- A signed entry r (checkpoint or retention) whose content hashes to h, checked under pk:
+-- counted in rep when it vouches for the entries from `from` to it, else its problem named.
+-- Without pk (no audit.pub here) its signature is not checked, only counted as unchecked.
+local function signed_entry(rep, problem, r, h, pk, from)
+  local seq0 = int(r.seq)
+  -- a signature that fails is set apart: a restore that accepted the backup's audit as it
+  -- was, signed under pk after, vouches for it (anchor, in chain())
+  local function sig_problem(fmt, ...)
+    rep.sig_problems[#rep.sig_problems + 1] = { seq = seq0, text = string.format(fmt, ...) }
+  end
+  local seq = int(r.seq)
+  local d = chain.detail(r)
+  rep.sig_key = d.key
+  if not pk then
+    rep.unchecked = rep.unchecked + 1
+    return d
+  end
+  local other = d.key ~= pk and r.sig and type(d.key) == "string" and #d.key == 64 and d.key:match("^%x+$")
+  if other and ach.verify(d.key, h, r.sig) then
+    -- whole and signed, but not under the key this host trusts: another server's key,
+    -- or a forger's; either way its entries are not vouched for
+    sig_problem("%s %d is signed with another key (%s) than .orket/audit.pub (%s): entries %d to %d are not "
+      .. "verified. If another server of this store signed it, give every server the same .orket/audit.key "
+      .. "and audit.pub (docs/audit.md); if not, someone signed it in the key's stead", r.kind, seq, d.key, pk,
+      from, seq)
+    return nil
+  elseif not r.sig or not ach.verify(pk, h, r.sig) or d.key ~= pk then
+    sig_problem("%s %d does not verify under the audit's public key: an entry from %d to %d was changed, removed "
+      .. "or reordered after it was signed", r.kind, seq, from, seq)
+    return nil
+  end
+  rep.signed = rep.signed + 1
+  rep.last_signed, rep.last_signed_hash = seq, r.hash
+  local a = rep.anchor_pending
+  if a and r.kind == "checkpoint" then
+    -- this host's key signs the restore that accepted the signatures before it: those
+    -- become the operator's word (notes), and the anchor is the trust from here on
+    local kept = {}
+    for _, p in ipairs(rep.sig_problems) do
+      if p.seq < a.seq then a.vouched[#a.vouched + 1] = p.text else kept[#kept + 1] = p end
+    end
+    rep.sig_problems, rep.anchor_pending, a.by = kept, nil, seq
+    if #a.vouched > 0 then rep.anchors[#rep.anchors + 1] = a end
+  end
+  return d
+end
+
+-- the start: entry 1, or a signed record of the removal of everything before it
+local function check_start(problem, first, retention)
+  local f = int(first.seq)
+  if f == 1 then
+    if first.prev ~= chain.ZERO then problem("entry 1 was changed: it does not start the chain") end
+    return
+  end
+  local rr = retention[f - 1]
+  if not rr then
+    problem("entries 1 to %d are missing, with no signed retention record of their removal", f - 1)
+  elseif rr.hash ~= first.prev then
+    problem("entry %d does not follow the entries retention record %d says were removed", f, rr.seq)
+  end
+end
+
+-- the tail: the newest checkpoint signed, kept outside the store
+local function check_tail(src, problem, pk, head, last)
+  if not ach.verify(pk, head.hash, head.sig) then
+    problem(".orket/audit.head does not verify under the audit's public key: it was changed")
+    return
+  end
+  local held = M.holds(src, last, head)
+  if held == "cut" then
+    problem("the audit ends at entry %d, but checkpoint %d was signed (.orket/audit.head): entries %d to %d were "
+      .. "removed", last or 0, head.seq, (last or 0) + 1, head.seq)
+  elseif held == "replaced" then
+    problem("entry %d is not the checkpoint .orket/audit.head signed: the chain up to it was replaced", head.seq)
+  end
+end
+
+-- one entry r after `last` (nil for the first) checked into rep; -> whether it is signed
+local function check_entry(rep, problem, r, last, pk, from, retention)
+  local seq = int(r.seq)
+  if last and seq ~= int(last.seq) + 1 then
+    problem("entries %d to %d are missing: removed from the audit", int(last.seq) + 1, seq - 1)
+  elseif last and r.prev ~= last.hash then
+    problem("entry %d does not follow entry %d (its prev is not that entry's hash): an entry was changed, "
+      .. "removed or reordered", seq, int(last.seq))
+  end
+  local h = chain.hash(r)
+  if h ~= r.hash then
+    problem("entry %d was changed: its hash does not match its content (%s by %s)", seq, tostring(r.kind),
+      tostring(r.actor or "-"))
+  end
+  if r.kind == "checkpoint" or r.kind == "retention" then
+    local d = signed_entry(rep, problem, r, h, pk, from)
+    if d and r.kind == "retention" and int(d.through) then retention[int(d.through)] = { hash = d.hash, seq = seq } end
+    return true
+  elseif r.sig then
+    problem("entry %d is a %s but carries a signature: it was changed", seq, tostring(r.kind))
+    rep.sig_key = chain.detail(r).key
+  end
+  if r.action == "restore" then
+    local d = chain.detail(r)
+    if d.accept or d.unverified then
+      rep.overrides[#rep.overrides + 1] = { seq = seq, accept = d.accept, unverified = d.unverified, route = r.route }
+    end
+    if d.accept and d.accept:find("unverified-audit", 1, true) then
+      rep.anchor_pending = { seq = seq, route = r.route, vouched = {} }
+    end
+  end
+  return false
+end
+
+--- chain(src, pk, head) -> report {entries=, first=, first_at=, last=, last_hash=, signed=,
+--- last_signed=, last_signed_hash=, unchecked=, sig_key=, overrides=, problems = {"entry 7:
+--- ...", ...}} of the chain src holds (src.page(after, limit) -> rows in seq order, src.get
+--- (seq) -> row | nil). pk: the trusted public key (hex), or nil: signatures unchecked (each
+--- signed entry counted in unchecked); head: the newest checkpoint known outside the chain
+--- ({seq, hash, sig}) or nil. sig_key: the key the newest entry with a signature names;
+--- overrides: the restores that accepted a backup's audit as it was, or let in entries they
+--- could not verify ({seq=, accept=, unverified="FROM-TO", route=}); anchors: the restores
+--- with --accept-unverified-audit that a checkpoint under pk signs, each with the failed
+--- signatures before it it vouches for ({seq=, route=, by= checkpoint seq, vouched={text}}),
+--- which are then not problems (hashes and links before it still are).
+function M.chain(src, pk, head)
+  local rep = { entries = 0, signed = 0, last_signed = 0, unchecked = 0, overrides = {}, problems = {},
+    sig_problems = {}, anchors = {} }
   local function problem(fmt, ...) rep.problems[#rep.problems + 1] = string.format(fmt, ...) end
   local retention = {} -- through -> {hash=, seq=}: the removals signed records vouch for
   local first, last, last_cp = nil, nil, 0
-  local after = 0
-  while true do
-    local rows = db:read(function() return ops.page(db, after, PAGE) end)
+  local after, stop = 0, false
+  while not stop do
+    local rows = src.page(after, PAGE)
     if not rows or #rows == 0 then break end
     for _, r in ipairs(rows) do
-      local seq = int(r.seq)
+      -- seqs must rise: one stored as text sorts above every number and would come back on
+      -- every page (a forged file), so the read stops there
+      local s = int(r.seq)
+      if not s or s <= after or (last and s <= int(last.seq)) then
+        problem("the audit's entries are not in seq order after entry %d (a seq is not a number): it was changed",
+          last and int(last.seq) or after)
+        stop = true
+        break
+      end
       rep.entries = rep.entries + 1
-      if not first then
-        first = r
-      elseif seq ~= int(last.seq) + 1 then
-        problem("entries %d to %d are missing: removed from the audit", int(last.seq) + 1, seq - 1)
-      elseif r.prev ~= last.hash then
-        problem("entry %d does not follow entry %d (its prev is not that entry's hash): an entry was changed, "
-          .. "removed or reordered", seq, int(last.seq))
-      end
-      local h = chain.hash(r)
-      if h ~= r.hash then
-        problem("entry %d was changed: its hash does not match its content (%s by %s)", seq, tostring(r.kind),
-          tostring(r.actor or "-"))
-      end
-      if r.kind == "checkpoint" or r.kind == "retention" then
-        local d = chain.detail(r)
-        local other = d.key ~= pk and r.sig and type(d.key) == "string" and #d.key == 64 and d.key:match("^%x+$")
-        if other and ach.verify(d.key, h, r.sig) then
-          -- whole and signed, but not under the key this host trusts: another server's key,
-          -- or a forger's; either way its entries are not vouched for
-          problem("%s %d is signed with another key (%s) than .orket/audit.pub (%s): entries %d to %d are not "
-            .. "verified. If another server of this store signed it, give every server the same .orket/audit.key "
-            .. "and audit.pub (docs/audit.md); if not, someone signed it in the key's stead", r.kind, seq, d.key, pk,
-            last_cp + 1, seq)
-        elseif not r.sig or not ach.verify(pk, h, r.sig) or d.key ~= pk then
-          problem("%s %d does not verify under the audit's public key: an entry from %d to %d was changed, removed "
-            .. "or reordered after it was signed", r.kind, seq, last_cp + 1, seq)
-        else
-          rep.signed = rep.signed + 1
-          rep.last_signed = seq
-          if r.kind == "retention" and int(d.through) then
-            retention[int(d.through)] = { hash = d.hash, seq = seq }
-          end
-        end
-        last_cp = seq
-      elseif r.sig then
-        problem("entry %d is a %s but carries a signature: it was changed", seq, tostring(r.kind))
-      end
+      first = first or r
+      if check_entry(rep, problem, r, last, pk, last_cp + 1, retention) then last_cp = int(r.seq) end
       last = r
     end
-    after = int(last.seq)
+    if last then after = int(last.seq) end
   end
-  -- the start: entry 1, or a signed record of the removal of everything before it
   if first then
-    local f = int(first.seq)
-    if f == 1 then
-      if first.prev ~= chain.ZERO then problem("entry 1 was changed: it does not start the chain") end
-    else
-      local rr = retention[f - 1]
-      if not rr then
-        problem("entries 1 to %d are missing, with no signed retention record of their removal", f - 1)
-      elseif rr.hash ~= first.prev then
-        problem("entry %d does not follow the entries retention record %d says were removed", f, rr.seq)
-      end
-    end
-    rep.first, rep.last = f, int(last.seq)
+    check_start(problem, first, retention)
+    rep.first, rep.first_at, rep.last, rep.last_hash = int(first.seq), first.at, int(last.seq), last.hash
   end
-  -- the tail: the newest checkpoint signed, kept outside the store
-  if head then
-    if not ach.verify(pk, head.hash, head.sig) then
-      problem(".orket/audit.head does not verify under the audit's public key: it was changed")
-    elseif not last or int(last.seq) < head.seq then
-      problem("the audit ends at entry %d, but checkpoint %d was signed (.orket/audit.head): entries %d to %d were "
-        .. "removed", last and int(last.seq) or 0, head.seq, last and int(last.seq) + 1 or 1, head.seq)
-    else
-      local r = db:read(function() return ops.get(db, head.seq) end)
-      if r and r.hash ~= head.hash then
-        problem("entry %d is not the checkpoint .orket/audit.head signed: the chain up to it was replaced", head.seq)
-      end
-    end
-  end
+  if head and pk then check_tail(src, problem, pk, head, rep.last) end
+  for _, p in ipairs(rep.sig_problems) do rep.problems[#rep.problems + 1] = p.text end
   return rep
 end
+
+--- unsigned(rep, made, every) -> the problem | nil: a chain report's (chain()) of a
+--- project that holds .orket/audit.pub, made at time made (ISO text), and no audit.head.
+--- The key is made by the project's first checkpoint, which signs every entry before it,
+--- and orket serve signs one once every entries follow the last: a chain no checkpoint
+--- signs, though it has entries older than the key or every of them, was replaced or
+--- stripped of its checkpoints. A young chain with none yet (a store begun after the key
+--- was made or copied) passes, its entries "not signed yet".
+function M.unsigned(rep, made, every)
+  if rep.entries == 0 or rep.signed > 0 or rep.unchecked > 0 then return nil end
+  local why
+  if rep.first_at and made and rep.first_at < made then
+    why = string.format("entry %d (%s) is older than .orket/audit.pub (%s), and the checkpoint that made the key "
+      .. "signed every entry before it", rep.first, rep.first_at, made)
+  elseif rep.entries >= every then
+    why = string.format("orket serve signs one once %d entries follow the last (audit.checkpoint_every)", every)
+  else
+    return nil
+  end
+  return string.format("entries %d to %d are signed by no checkpoint, though this project signs its audit "
+    .. "(.orket/audit.pub): %s. The chain was replaced or its checkpoints removed; if it is the one you trust "
+    .. "(a new store, a key copied ahead), sign it with orket audit checkpoint", rep.first, rep.last, why)
+end
+
+--- verify(db, pk, head) -> chain()'s report of the store's chain
+function M.verify(db, pk, head) return M.chain(M.store_source(db), pk, head) end
 
 return M

@@ -34,27 +34,35 @@ local function since_time(v, clock)
   return nil
 end
 
-local function verify(cli, dir, db)
-  local key = require "orket.audit.key" -- lazy: as the store, when the command runs
-  local pk, perr = key.public_key(dir)
-  local head, herr = key.read_head(dir)
-  local rep
-  if not pk then
-    -- no key here: the chain is still checked, its signatures cannot be
-    local ops = require "orket.store.audit" -- lazy: as the store
-    if ops.last_signed(db) > 0 or head then
-      db:close()
-      -- the store's checkpoints were signed on another server of it (docs/audit.md)
-      cli.err("audit: %s, but the store has signed checkpoints: copy .orket/audit.pub (and audit.key, to sign) "
-        .. "from the server that signed them", perr)
-      return 1
-    end
-    pk = string.rep("0", 64)
-  end
-  rep = require("orket.audit.verify").verify(db, pk, head) -- lazy: as the store
-  db:close()
-  if herr then rep.problems[#rep.problems + 1] = herr end
+-- the project's audit.checkpoint_every: orket.lua's, else the default (verify runs
+-- whatever orket.lua holds)
+local function checkpoint_every(dir)
+  local cfg, s = require("orket.config").settings(dir) -- lazy: as the store
+  if cfg and s.audit then return s.audit.checkpoint_every end
+  return require("orket.settings.audit").DEFAULT_CHECKPOINT_EVERY -- lazy: as the store
+end
+
+-- verify's report printed: its problems, the restores that accepted a backup's audit as
+-- it was (not problems: the operator said so, and a checkpoint signed it), the summary
+-- -> exit status
+local function report(rep)
   for _, p in ipairs(rep.problems) do io.stdout:write("audit: ", p, "\n") end
+  for _, o in ipairs(rep.overrides) do
+    if o.accept then
+      io.stdout:write(string.format("audit: note: entry %d, %s, restored a backup accepting its audit as it was "
+        .. "(%s)\n", o.seq, tostring(o.route), o.accept))
+    end
+    if o.unverified then
+      io.stdout:write(string.format("audit: note: entry %d, %s, restored entries %s unverified: no checkpoint "
+        .. "signed them and this store did not hold them\n", o.seq, tostring(o.route), o.unverified))
+    end
+  end
+  for _, a in ipairs(rep.anchors) do
+    for _, p in ipairs(a.vouched) do
+      io.stdout:write(string.format("audit: note: accepted by entry %d (%s), signed by checkpoint %d under "
+        .. ".orket/audit.pub: %s\n", a.seq, tostring(a.route), a.by, p))
+    end
+  end
   if rep.entries == 0 and #rep.problems == 0 then
     io.stdout:write("audit: empty (no write through orket serve yet)\n")
     return 0
@@ -65,6 +73,32 @@ local function verify(cli, dir, db)
     tostring(rep.first or "-"), tostring(rep.last or "-"), rep.signed, tail,
     #rep.problems == 0 and "verified" or (#rep.problems .. " problems")))
   return #rep.problems == 0 and 0 or 1
+end
+
+local function verify(cli, dir, db)
+  local key = require "orket.audit.key" -- lazy: as the store, when the command runs
+  local vmod = require "orket.audit.verify" -- lazy: as the store
+  local pk, perr = key.public_key(dir)
+  local head, herr = key.read_head(dir)
+  if not pk then
+    -- no key here: the chain is still checked, its signatures cannot be
+    local ops = require "orket.store.audit" -- lazy: as the store
+    if ops.last_signed(db) > 0 or head then
+      db:close()
+      -- the store's checkpoints were signed on another server of it (docs/audit.md)
+      cli.err("audit: %s, but the store has signed checkpoints: copy .orket/audit.pub (and audit.key, to sign) "
+        .. "from the server that signed them", perr)
+      return 1
+    end
+  end
+  local rep = vmod.verify(db, pk or string.rep("0", 64), head)
+  db:close()
+  if herr then rep.problems[#rep.problems + 1] = herr end
+  -- a head names a checkpoint the chain must hold (checked above); without one, a chain
+  -- none signs is asked whether it should have been signed
+  local unsigned = pk and not head and not herr and vmod.unsigned(rep, key.pub_made(dir), checkpoint_every(dir))
+  if unsigned then rep.problems[#rep.problems + 1] = unsigned end
+  return report(rep)
 end
 
 local function export(db, since)

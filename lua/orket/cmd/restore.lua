@@ -1,11 +1,15 @@
 -- orket restore FILE: the project's store replaced with a backup (orket backup), checked
--- whole first and replaced in one transaction (orket.store.backup).
+-- whole first and replaced in one transaction (orket.store.backup). The backup's audit is
+-- verified and compared with this project's before anything changes, and the restore is
+-- recorded in the audit after (orket.audit.restore).
+local uv = require "luv"
 local backup = require "orket.store.backup"
 local sealed = require "orket.store.sealed"
-local audit_key = require "orket.audit.key"
+local audit_restore = require "orket.audit.restore"
 local service = require "orket.sandboxes.service"
 
-local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [-C DIR]"
+local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [--accept-older-audit] "
+  .. "[--accept-unverified-audit] [-C DIR]"
 local cmd = { summary = "replace the project's store with a backup", usage = USAGE }
 cmd.help = [[
 Checks FILE first: that it is undamaged (SQLite's integrity check, or every line and count
@@ -16,6 +20,21 @@ while a run works on the project; stop 'orket serve' and workers first, as their
 continue on cards the restore changed. Refused too while a sandbox of the project runs
 (orket sandbox list): stop it first with 'orket sandbox stop ID'. A SQLite backup restores into SQLite, a PostgreSQL
 export into PostgreSQL. See docs/guide/deploying.md.
+
+A backup carries no signature: its audit (docs/audit.md) is verified first, every entry's
+hash and every checkpoint's signature under this project's .orket/audit.pub, and refused
+when an entry fails, a checkpoint is signed with another key, or it has no checkpoint
+while this project signs its audit; --accept-unverified-audit restores it as it is. It is
+refused too when it is older than a checkpoint this project signed (.orket/audit.head, or
+the store's newest): restoring it would drop the entries after it; --accept-older-audit
+restores it all the same, but not a backup whose entries after its newest checkpoint
+differ from this store's at the same seqs (refused as unverified). Such entries the store
+does not hold cannot be checked: they are restored and named. A SQLite backup whose schema
+is not exactly orket's (a trigger, view or table added or changed) is refused. A restore
+checks that the store holds what was judged, appends an entry that records it (the file,
+the backup's last entry and newest checkpoint, who ran it, any flag given, the entries it
+could not verify) and signs a checkpoint, which .orket/audit.head then names; it exits 1,
+signing nothing, when the store holds something else or the entry did not land.
 
 An encrypted backup (orket backup --encrypt) needs its key file (--key-file KEYFILE) or its
 passphrase (from the environment variable --passphrase-env names, else asked on the
@@ -50,14 +69,47 @@ local function plain(dir, file, opts)
   return place.path, place.close
 end
 
--- --check: FILE checked whole, nothing changed -> exit status
-local function check_only(file, name, cli)
+-- why each class of the audit's findings refuses a restore, and the flag that allows it
+local REFUSAL = {
+  unverified = "its audit cannot be verified under this project's key: restore another copy, or restore this one as "
+    .. "it is with " .. audit_restore.ACCEPT.unverified,
+  older = "its audit is older than this project's: restoring it drops the entries after it; restore it all the "
+    .. "same with " .. audit_restore.ACCEPT.older,
+}
+
+-- the backup's audit judged (orket.audit.restore); findings not accepted refuse it, each
+-- named, and those accepted are said -> verdict | nil (said)
+local function judged(dir, file, name, live, accept, cli)
+  local v, err, code = audit_restore.judge(dir, file, live)
+  if not v then
+    cli.fail(code, "restore: %s (the store was not changed)", err)
+    return nil
+  end
+  local refused = audit_restore.refused(v, accept)
+  for _, class in ipairs { "unverified", "older" } do
+    local verb = accept[class] and ("accepted (" .. audit_restore.ACCEPT[class] .. ")") or "refused"
+    for _, p in ipairs(v[class]) do cli.err("restore: %s: %s: %s", name, verb, p) end
+  end
+  -- no error code: the message says what to do, and the vocabulary has none of its own for it
+  for _, class in ipairs(refused) do cli.err("restore: %s: %s (the store was not changed)", name, REFUSAL[class]) end
+  if #refused > 0 then return nil end
+  return v
+end
+
+-- --check: FILE checked whole, its audit too, nothing changed -> exit status
+local function check_only(dir, file, name, accept, cli)
   local info, err, code = backup.check(file)
   if not info then
     cli.fail(code, "restore: %s", err)
     return 1
   end
-  io.stdout:write(string.format("%s: a good backup of %d cards (schema version %d)\n", name, info.cards, info.version))
+  -- the store compared with, when it opens (its newest checkpoint)
+  local live = require("orket.project").open_store(dir, false, true) -- lazy: as the store
+  local v = judged(dir, file, name, live, accept, cli)
+  if live then live:close() end
+  if not v then return 1 end
+  io.stdout:write(string.format("%s: a good backup of %d cards (schema version %d); %s\n", name, info.cards,
+    info.version, audit_restore.summary(v)))
   return 0
 end
 
@@ -76,38 +128,83 @@ local function running_sandboxes(db)
     #live == 1 and "is" or "are", #live == 1 and "it" or "them", table.concat(ids, ", "))
 end
 
--- The store replaced with FILE's content, under the project's lock -> exit status
-local function replace(dir, file, name, cli)
-  local db, lock = cli.open_store_locked(dir)
-  if not db then return 1 end
-  local busy = running_sandboxes(db)
-  local info, err, code
-  if busy then
-    err, code = busy, "EBUSY"
-  else
-    info, err, code = backup.restore(db, file)
+-- Before the store is replaced: no sandbox runs, FILE is whole, its audit passes, and the
+-- restore's checkpoint can be signed here -> verdict, FILE's check | nil (said)
+local function ready(dir, db, file, name, accept, cli)
+  local info, err, code = backup.check(file)
+  if info then
+    local fits
+    fits, err, code = backup.fits(db, file, info)
+    if fits then
+      err = running_sandboxes(db)
+      code = err and "EBUSY"
+    end
+    if err then info = nil end
   end
-  db:close()
-  lock:release()
   if not info then
     cli.fail(code, "restore: %s (the store was not changed)", err)
+    return nil
+  end
+  local v = judged(dir, file, name, db, accept, cli)
+  if not v then return nil end
+  local ok, kerr, kcode = audit_restore.can_record(dir, v, accept)
+  if not ok then
+    cli.fail(kcode, "restore: %s: the restore's audit checkpoint could not be signed (the store was not changed)", kerr)
+    return nil
+  end
+  return v, info
+end
+
+-- After the store holds FILE's content: its schema brought up to date (an older backup's)
+-- and the restore recorded in the audit, still under the project's lock -> exit status
+local function recorded(dir, v, name, info, accept, cli)
+  local db = cli.open_store(dir, false)
+  if not db then return 1 end
+  local file = uv.fs_realpath(name) or name
+  local row, cp, code = audit_restore.record(db, dir, v, { actor = cli.operator().seat, file = file, accept = accept })
+  db:close()
+  io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version, name))
+  if not row then
+    cli.fail(code, "restore: the store was restored, but its audit entry or checkpoint was not written: %s", cp)
     return 1
   end
-  -- the store's audit chain is the backup's now: the newest checkpoint kept outside the
-  -- store named the old one's, and the next checkpoint names the new one's
-  audit_key.forget_head(dir)
-  -- an older backup's schema is brought up to date now, not at the next command
-  local again = cli.open_store(dir, false)
-  if not again then return 1 end
-  again:close()
-  io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version, name))
+  local what = audit_restore.summary(v):gsub("^its ", "the backup's ")
+  io.stdout:write(string.format("audit: %s; the restore is entry %d%s\n", what, row.seq,
+    cp and string.format(", signed by checkpoint %d (.orket/audit.head)", cp.seq) or ""))
+  cli.say_operator()
+  if v.dropped then
+    io.stdout:write(string.format("audit: the store's entries up to %d were replaced by the backup's; entry %d "
+      .. "records it\n", v.previous.seq, row.seq))
+  end
   return 0
+end
+
+-- The store replaced with FILE's content, under the project's lock -> exit status
+local function replace(dir, file, name, accept, cli)
+  local db, lock = cli.open_store_locked(dir)
+  if not db then return 1 end
+  local v, checked = ready(dir, db, file, name, accept, cli)
+  local info, err, code
+  if v then info, err, code = backup.restore(db, file, checked) end
+  db:close()
+  if not info then
+    if v then cli.fail(code, "restore: %s (the store was not changed)", err) end
+    lock:release()
+    return 1
+  end
+  local status = recorded(dir, v, name, info, accept, cli)
+  lock:release()
+  return status
 end
 
 function cmd.run(args, cli)
   local only_check
-  local opts = {}
-  local dir, pos = cli.words(cmd, args, { ["--check"] = function() only_check = true end }, "a file name", {
+  local opts, accept = {}, {}
+  local dir, pos = cli.words(cmd, args, {
+    ["--check"] = function() only_check = true end,
+    [audit_restore.ACCEPT.older] = function() accept.older = true end,
+    [audit_restore.ACCEPT.unverified] = function() accept.unverified = true end,
+  }, "a file name", {
     ["--key-file"] = { what = "a key file", set = function(v) opts.key_file = v end },
     ["--passphrase-env"] = { what = "the name of an environment variable", set = function(v) opts.passphrase_env = v end },
   })
@@ -120,9 +217,9 @@ function cmd.run(args, cli)
   end
   local status
   if only_check then
-    status = check_only(file, pos[1], cli)
+    status = check_only(dir, file, pos[1], accept, cli)
   else
-    status = replace(dir, file, pos[1], cli)
+    status = replace(dir, file, pos[1], accept, cli)
   end
   cleanup()
   return status

@@ -9,6 +9,7 @@ local store = require "orket.store"
 local sealed = require "orket.store.sealed"
 local lockfile = require "orket.c.lockfile"
 local rt = require "orket.c.runtime"
+local audit_ops = require "orket.store.audit"
 
 local M = {}
 
@@ -30,6 +31,45 @@ local function format_of(path)
   if head == "SQLite format 3\0" then return "sqlite" end
   if head:sub(1, 2) == '{"' then return "pg" end
   return nil, path .. ": not an orket backup (neither an orket store nor an orket PostgreSQL export)", "ENOTSTORE"
+end
+
+-- The objects a SQLite store's schema holds, by "type name", as sqlite_master lists them.
+-- SQLite's own statistics and AUTOINCREMENT counters are data the planner and inserts
+-- keep, not schema orket makes: left out.
+local SCHEMA_SQL = [[SELECT type, name, tbl_name, sql FROM sqlite_master
+  WHERE NOT (type = 'table' AND name IN ('sqlite_sequence', 'sqlite_stat1', 'sqlite_stat4'))]]
+local function schema_of(conn)
+  local out = {}
+  for _, r in ipairs(assert(conn:rows(SCHEMA_SQL))) do out[r.type .. " " .. r.name] = r end
+  return out
+end
+
+--- schema_differs(conn, v) -> nil | msg, "ENOTSTORE": whether the SQLite store on conn
+--- (at schema version v) holds another schema than orket's migrations make at v: a
+--- trigger, view, table or index more or less, or one defined otherwise. A backup's schema
+--- becomes the store's, and a trigger planted in it would act on every later write (drop
+--- audit entries, grant a role), so it must be orket's own. Only sqlite_master's text is
+--- read, nothing in it runs; the reference is a store migrated to v in memory.
+function M.schema_differs(conn, v)
+  local ref, err = store.open(":memory:", { upto = v })
+  if not ref then return "its schema cannot be compared with orket's: " .. tostring(err), "ENOTSTORE" end
+  local want = schema_of(ref.conn)
+  ref.conn:close()
+  local have, names = schema_of(conn), {}
+  for k in pairs(have) do names[#names + 1] = k end
+  for k in pairs(want) do if not have[k] then names[#names + 1] = k end end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local h, w = have[k], want[k]
+    local why = not w and "which orket's schema does not have" or not h and "is missing"
+      or (h.sql ~= w.sql or h.tbl_name ~= w.tbl_name) and "is defined otherwise than orket's"
+    if why then
+      return string.format("its schema is not orket's (version %d): %s %s; a backup holds only the schema "
+        .. "orket's migrations make, and a planted trigger or view would act on the restored store", v, k, why),
+        "ENOTSTORE"
+    end
+  end
+  return nil
 end
 
 -- check of a SQLite file: integrity, schema version, the board's tables; read-only.
@@ -55,6 +95,8 @@ local function check_sqlite(path)
     return fail(string.format("%s: schema version %d, which this orket (%d) cannot read; use a newer orket",
       path, v, store.latest_version), "EVERSION")
   end
+  local differs, dcode = M.schema_differs(conn, v)
+  if differs then return fail(string.format("%s: %s", path, differs), dcode) end
   local n = conn:row("SELECT count(*) AS n FROM cards").n
   conn:close()
   return { format = "sqlite", version = v, cards = n }
@@ -94,6 +136,10 @@ local function read_pg(path)
   if not ended then return nil, path .. ": the export ends early (truncated)", "ECORRUPT" end
   local seen = {}
   for _, t in ipairs(tables) do
+    -- a table twice would be imported twice, and judged as one of its sections
+    if seen[t.name] then
+      return nil, string.format("%s: table %s appears twice in the export", path, t.name), "ECORRUPT"
+    end
     if #t.rows ~= t.count then
       return nil, string.format("%s: table %s holds %d rows, its header says %d", path, t.name, #t.rows, t.count),
         "ECORRUPT"
@@ -118,6 +164,78 @@ function M.check(path)
   if not info then return nil, perr, pcode end
   info.tables = nil
   return info
+end
+
+-- the schema version whose migration made audit_log: a store at it or after has the table
+local AUDIT_VERSION = (function()
+  for _, m in ipairs(store.migrations) do
+    if m.sql and m.sql:find("CREATE TABLE audit_log", 1, true) then return m.version end
+  end
+  error("no migration makes audit_log")
+end)()
+
+-- rows (each with an integer seq), in seq order, as a chain orket.audit.verify reads
+local function rows_source(rows)
+  table.sort(rows, function(a, b) return a.seq < b.seq end)
+  local at = {}
+  for _, r in ipairs(rows) do at[r.seq] = r end
+  return {
+    page = function(after, limit)
+      local lo, hi = 1, #rows + 1 -- the first row whose seq is above after
+      while lo < hi do
+        local mid = (lo + hi) // 2
+        if rows[mid].seq > after then hi = mid else lo = mid + 1 end
+      end
+      return table.move(rows, lo, math.min(lo + limit - 1, #rows), 1, {})
+    end,
+    get = function(seq) return at[seq] end,
+  }
+end
+
+-- an export's audit_log row as the chain's: JSON nulls absent, card_id as card
+local function chain_row(x)
+  local r = {}
+  for k, v in pairs(x) do
+    if v ~= json.null then r[k == "card_id" and "card" or k] = v end
+  end
+  r.seq = math.tointeger(r.seq)
+  return r
+end
+
+--- audit_source(path) -> src, close | nil, msg, CODE: the audit chain a backup holds,
+--- read only, as orket.audit.verify's chain() reads one (src.page(after, limit),
+--- src.get(seq)); close() when done. A store older than the chain (schema version 17 and
+--- before) holds none: an empty chain.
+function M.audit_source(path)
+  local fmt, err, code = format_of(path)
+  if not fmt then return nil, err, code end
+  if fmt == "sqlite" then
+    local conn, cerr, ccode = cstore.open(path, false, true)
+    if not conn then return nil, cerr, ccode end
+    if not conn:row("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'") then
+      local v = conn:version()
+      conn:close()
+      if v >= AUDIT_VERSION then
+        return nil, string.format("%s: not an orket store (schema version %d has no audit_log table)", path, v),
+          "ENOTSTORE"
+      end
+      return rows_source({}), function() end
+    end
+    return { page = function(after, limit) return audit_ops.page(conn, after, limit) end,
+      get = function(seq) return audit_ops.get(conn, seq) end }, function() conn:close() end
+  end
+  local info, perr, pcode = read_pg(path)
+  if not info then return nil, perr, pcode end
+  local rows = {}
+  for _, t in ipairs(info.tables) do
+    if t.name == "audit_log" then
+      for i, x in ipairs(t.rows) do
+        rows[i] = chain_row(x)
+        if not rows[i].seq then return nil, string.format("%s: an audit_log row without a seq", path), "ECORRUPT" end
+      end
+    end
+  end
+  return rows_source(rows), function() end
 end
 
 -- The PostgreSQL tables in the order they were made (each refers only to earlier ones),
@@ -330,18 +448,27 @@ end
 --- signal would have ended it (128 + its number)
 M.STOP_STATUS = { SIGINT = 130, SIGTERM = 143 }
 
---- restore(db, path) -> {format=, version=, cards=} | nil, msg, CODE: the store's content
---- replaced with the backup at path, checked first (nothing changes when the check fails)
---- and replaced in one transaction. A SQLite backup restores into SQLite, an export into
---- PostgreSQL. An older SQLite backup is migrated when the store next opens.
-function M.restore(db, path)
-  local info, err, code = M.check(path)
-  if not info then return nil, err, code end
+--- fits(db, path, info) -> true | nil, msg, "EINVAL": whether the backup at path (check's
+--- info) restores into db: a SQLite backup into SQLite, an export into PostgreSQL
+function M.fits(db, path, info)
   local want = db.backend == "pg" and "pg" or "sqlite"
-  if info.format ~= want then
-    return nil, string.format("%s: a %s backup cannot be restored into a %s store", path,
-      info.format == "pg" and "PostgreSQL" or "SQLite", want == "pg" and "PostgreSQL" or "SQLite"), "EINVAL"
-  end
+  if info.format == want then return true end
+  return nil, string.format("%s: a %s backup cannot be restored into a %s store", path,
+    info.format == "pg" and "PostgreSQL" or "SQLite", want == "pg" and "PostgreSQL" or "SQLite"), "EINVAL"
+end
+
+--- restore(db, path[, checked]) -> {format=, version=, cards=} | nil, msg, CODE: the
+--- store's content replaced with the backup at path, checked first (nothing changes when
+--- the check fails; checked: check(path)'s result when the caller has just checked it) and
+--- replaced in one transaction. A SQLite backup restores into SQLite, an export into
+--- PostgreSQL. An older SQLite backup is migrated when the store next opens.
+function M.restore(db, path, checked)
+  local info, err, code = checked, nil, nil
+  if not info then info, err, code = M.check(path) end
+  if not info then return nil, err, code end
+  local fits, ferr, fcode = M.fits(db, path, info)
+  if not fits then return nil, ferr, fcode end
+  local want = db.backend == "pg" and "pg" or "sqlite"
   local ok, rerr, rcode
   if want == "pg" then ok, rerr, rcode = pg_import(db, path) else ok, rerr, rcode = db.conn:restore_from(path) end
   if not ok then return nil, rerr, rcode end

@@ -1,0 +1,289 @@
+-- orket.audit.restore: what `orket restore` asks of a backup's audit before the store is
+-- replaced with it, and the record of the restore the chain gets after (docs/audit.md,
+-- "Restores"). A backup carries no signature of its own: anyone who can change the file
+-- can rewrite its entries and recompute every hash. So its chain is verified as the
+-- store's is (orket.audit.verify, one implementation), under this project's
+-- .orket/audit.pub, and compared with the newest checkpoint this project knows it signed
+-- (.orket/audit.head, and the store's own newest one): a changed backup, or an older one,
+-- is refused unless the operator says so, and the restore is itself an entry, signed.
+local ach = require "orket.c.auditchain"
+local backup = require "orket.store.backup"
+local ops = require "orket.store.audit"
+local key = require "orket.audit.key"
+local verify = require "orket.audit.verify"
+local chain = require "orket.audit.chain"
+
+local M = {}
+
+--- ACCEPT: each class of finding and the flag that lets a restore through despite it
+M.ACCEPT = { unverified = "--accept-unverified-audit", older = "--accept-older-audit" }
+
+-- The findings that make a backup's audit unverified: the chain's own problems, signed
+-- entries this project cannot check, or none signed where this project signs.
+local function unverified(v, rep, pk, perr, signs)
+  local out = {}
+  if perr then out[1] = perr end
+  for _, p in ipairs(rep.problems) do out[#out + 1] = p end
+  if rep.unchecked > 0 then
+    out[#out + 1] = string.format("it has %d signed entries (the newest signed with key %s), and this project has no "
+      .. ".orket/audit.pub to check them under: copy .orket/audit.pub and audit.key from the server that signed them "
+      .. "(docs/audit.md)", rep.unchecked, tostring(rep.sig_key))
+  elseif #out == 0 and signs and rep.entries > 0 and rep.signed == 0 then
+    -- an empty chain has nothing to vouch for: only its age matters (older, below)
+    out[1] = string.format("entries %d to %d are signed by no checkpoint, and this project signs its audit "
+      .. "(.orket/audit.pub, .orket/audit.head): a backup made before the first checkpoint, or one whose "
+      .. "checkpoints were removed", rep.first, rep.last)
+  end
+  v.unverified = out
+end
+
+-- The live store's newest entry and newest signed one -> last, signed | nil (no store, or
+-- its audit unreadable: the head file still speaks)
+local function live_marks(live)
+  if not live then return nil end
+  local ok, last, signed = pcall(function()
+    return live:read(function()
+      local s = ops.last_signed(live)
+      return ops.head(live), s > 0 and ops.get(live, s) or nil
+    end)
+  end)
+  if not ok then return nil end
+  return last, signed
+end
+
+local function int(v) return math.tointeger(tonumber(v)) end
+
+-- The checkpoints this project signed that the backup must hold, else it is older: the
+-- head file's, and the store's newest that verifies under pk. -> marks, problems
+local function marks_of(dir, pk, signed)
+  local marks, out = {}, {}
+  local head, herr = key.read_head(dir)
+  if herr then
+    out[1] = "cannot tell whether it is older than this project's audit: " .. herr
+  elseif head and pk and not ach.verify(pk, head.hash, head.sig) then
+    out[1] = "cannot tell whether it is older than this project's audit: .orket/audit.head does not verify under "
+      .. ".orket/audit.pub: it was changed"
+  elseif head then
+    marks[1] = { seq = head.seq, hash = head.hash, what = ".orket/audit.head" }
+  end
+  if signed and pk and signed.sig and ach.verify(pk, signed.hash, signed.sig)
+      and not (marks[1] and marks[1].seq == int(signed.seq)) then
+    marks[#marks + 1] = { seq = int(signed.seq), hash = signed.hash, what = "the store's newest" }
+  end
+  return marks, out, head
+end
+
+-- The findings that make a backup's audit older than this project's: a checkpoint it
+-- signed that the backup does not hold.
+local function older(v, src, rep, marks, out)
+  for _, m in ipairs(marks) do
+    local held = verify.holds(src, rep.last, m)
+    if held == "cut" then
+      local ends = rep.last and ("it ends at entry " .. rep.last) or "it holds no audit entry"
+      out[#out + 1] = string.format("%s, before checkpoint %d that this project signed (%s): restoring it removes "
+        .. "entries %d to %d, and any after", ends, m.seq, m.what, (rep.last or 0) + 1, m.seq)
+    elseif held then
+      out[#out + 1] = string.format("its entry %d is not checkpoint %d that this project signed (%s): its audit "
+        .. "parts from this project's at or before that entry (an older backup, one restored over since, or a "
+        .. "changed one)", m.seq, m.seq, m.what)
+    end
+  end
+  v.older = out
+end
+
+-- the live store's first and last seq | nil (no entry, or unreadable)
+local function against_live(live)
+  local ok, lfirst, llast = pcall(function()
+    return live:read(function()
+      local f, l = ops.page(live, 0, 1)[1], ops.head(live)
+      return f and int(f.seq), l and int(l.seq)
+    end)
+  end)
+  if not ok then return nil end
+  return lfirst, llast
+end
+
+-- The first seq from lo to hi where the backup's entry is not the store's | nil. Chains
+-- link (each hash covers the one before), so the same hash at a seq means the same chain
+-- up to it: the first that differs is found by halving.
+local function first_difference(src, lsrc, lo, hi)
+  local function same(s)
+    local a, b = src.get(s), lsrc.get(s)
+    return a ~= nil and b ~= nil and a.hash == b.hash
+  end
+  if same(hi) then return nil end
+  while lo < hi do
+    local mid = (lo + hi) // 2
+    if same(mid) then lo = mid + 1 else hi = mid end
+  end
+  return hi
+end
+
+-- The backup's entries after its newest checkpoint that this key verified are signed by
+-- nothing: each the live store holds must be the store's own (else refused, "unverified");
+-- those it does not hold cannot be checked at all, and the restore's entry names them
+-- (v.unverified_range, {from=, to=}) rather than sign them as if verified.
+local function tail(v, src, rep, live)
+  local signed = rep.problems[1] and 0 or rep.last_signed
+  if not rep.last or rep.last <= signed then return end
+  local through = signed
+  local lfirst, llast
+  if live then lfirst, llast = against_live(live) end
+  if lfirst and llast then
+    local lsrc = verify.store_source(live)
+    local lo, hi = math.max(lfirst, rep.first), math.min(llast, rep.last)
+    if lo <= hi then
+      local ok, d = pcall(first_difference, src, lsrc, lo, hi)
+      if ok and d and d > signed then
+        v.unverified[#v.unverified + 1] = string.format("its entry %d is not this store's entry %d, and no "
+          .. "checkpoint in it signs that entry: its entries from %d on are another chain than this store's (a "
+          .. "changed backup, or this store's entries were changed)", d, d, d)
+      end
+      if ok then through = math.max(through, d and d - 1 or hi) end
+    end
+  end
+  if rep.last > through then v.unverified_range = { from = through + 1, to = rep.last } end
+end
+
+--- judge(dir, path, live) -> verdict | nil, msg, CODE: the audit of the backup at path (a
+--- checked plain file) judged for a restore into the project at dir, whose store live is
+--- (nil when it cannot be read). verdict: {entries=, first=, last=, hash= (the last
+--- entry's), checkpoint= (its newest signed seq, 0 when none), checkpoint_hash=, sig_key=,
+--- pub= (whether audit.pub verified it), unverified = {problem, ...}, older = {...},
+--- previous = {seq=, hash=} (the store's newest entry) | nil, dropped = whether the
+--- backup lacks it}.
+function M.judge(dir, path, live)
+  local src, close, code = backup.audit_source(path)
+  if not src then return nil, close, code end
+  local pk, perr, pcode = key.public_key(dir)
+  if pcode == "ENOENT" then perr = nil end
+  local ok, rep = pcall(verify.chain, src, pk, nil)
+  if not ok then
+    close()
+    return nil, string.format("%s: its audit cannot be read: %s", path, tostring(rep)), "ECORRUPT"
+  end
+  local last, signed = live_marks(live)
+  local marks, out, head = marks_of(dir, pk, signed)
+  local v = { entries = rep.entries, first = rep.first, last = rep.last, hash = rep.last_hash,
+    checkpoint = rep.last_signed, checkpoint_hash = rep.last_signed_hash, sig_key = rep.sig_key, pub = pk ~= nil }
+  unverified(v, rep, pk, perr, pk or perr or head)
+  tail(v, src, rep, live)
+  older(v, src, rep, marks, out)
+  v.problems = table.concat(rep.problems, "\n")
+  if last then
+    v.previous = { seq = int(last.seq), hash = last.hash }
+    v.dropped = verify.holds(src, rep.last, v.previous) ~= nil
+  end
+  close()
+  return v
+end
+
+--- refused(v, accept) -> the classes ("unverified", "older") of findings that accept
+--- ({unverified=, older=}) does not let through, in that order; empty when none
+function M.refused(v, accept)
+  local out = {}
+  for _, class in ipairs { "unverified", "older" } do
+    if #v[class] > 0 and not accept[class] then out[#out + 1] = class end
+  end
+  return out
+end
+
+--- summary(v) -> one line on the backup's audit
+function M.summary(v)
+  if v.entries == 0 then return "its audit is empty" end
+  local s = string.format("its audit: %d entries (%d to %d), newest checkpoint %s", v.entries, v.first, v.last,
+    v.checkpoint > 0 and tostring(v.checkpoint) or "none")
+  if #v.unverified == 0 and v.pub then s = s .. ", verified under .orket/audit.pub" end
+  if v.checkpoint > 0 and v.checkpoint < v.last then
+    s = s .. string.format("; entries %d to %d are chained only, not signed", v.checkpoint + 1, v.last)
+  end
+  local u = v.unverified_range
+  if u then
+    s = s .. string.format("; entries %d to %d cannot be verified (no checkpoint signs them and this store does "
+      .. "not hold them): the restore's entry names them", u.from, u.to)
+  end
+  return s
+end
+
+--- can_record(dir, v, accept) -> true | nil, msg, CODE: whether the restore's checkpoint
+--- can be signed here once the store holds the backup's chain (asked before replacing it)
+function M.can_record(dir, v, accept)
+  return key.can_sign(dir, not accept.unverified and v.sig_key or nil)
+end
+
+-- the accepted flags as one word of the entry's subject
+local function accepted(accept)
+  local t = {}
+  for _, class in ipairs { "older", "unverified" } do
+    if accept[class] then t[#t + 1] = class .. "-audit" end
+  end
+  return #t > 0 and table.concat(t, ":") or nil
+end
+
+-- whether the entry row (seq, hash) is in the store as written
+local function stored(db, row)
+  local got = db:read(function() return ops.get(db, row.seq) end)
+  return got ~= nil and got.hash == row.hash
+end
+
+-- What the store holds after the copy, against what was judged: the same schema (SQLite:
+-- orket's), the same last entry, and the same chain, verified again as judge did (a file
+-- swapped between the judgment and the copy shows here) -> what differs | nil
+local function restored_differs(db, dir, v)
+  if db.backend ~= "pg" then
+    local differs = backup.schema_differs(db.conn, db.conn:version())
+    if differs then return differs end
+  end
+  local pk = key.public_key(dir)
+  local rep = verify.verify(db, pk, nil)
+  if rep.last ~= v.last or rep.last_hash ~= v.hash then
+    return string.format("its audit ends at entry %s, not at the entry %s judged", tostring(rep.last), tostring(v.last))
+  end
+  if rep.entries ~= v.entries or table.concat(rep.problems, "\n") ~= v.problems then
+    return string.format("its audit holds %d entries and %d problems, not the %d entries judged", rep.entries,
+      #rep.problems, v.entries)
+  end
+  return nil
+end
+
+--- record(db, dir, v, o) -> the restore's entry, the checkpoint signed | nil, msg, CODE:
+--- after the store holds the backup, an entry (action restore, route "cli: restore FILE",
+--- actor o.actor) naming the backup's last entry and newest checkpoint (seq, hash), the store's
+--- newest entry before, and the flags o.accept let through; with a journal event; then a
+--- checkpoint signed and written to .orket/audit.head over the one before the restore.
+function M.record(db, dir, v, o)
+  local untrusted = restored_differs(db, dir, v)
+  if untrusted then
+    return nil, string.format("the restore cannot be trusted: what the store now holds is not what was checked (%s): "
+      .. "%s changed while it was restored. Nothing was signed; restore again from a copy no one else can write",
+      untrusted, o.file), "ETAMPERED"
+  end
+  local subject = { last = v.last or 0, hash = v.hash, checkpoint = v.checkpoint, checkpointhash = v.checkpoint_hash,
+    previous = v.previous and v.previous.seq, previoushash = v.previous and v.previous.hash,
+    accept = accepted(o.accept),
+    unverified = v.unverified_range and string.format("%d-%d", v.unverified_range.from, v.unverified_range.to) }
+  local row, err, code = db:tx(function()
+    db:event { kind = "restore", actor = o.actor, data = { file = o.file, last = subject.last, hash = v.hash,
+      checkpoint = v.checkpoint, checkpoint_hash = v.checkpoint_hash, previous = subject.previous,
+      accept = subject.accept, unverified = subject.unverified } }
+    return chain.record(db, { actor = o.actor, action = "restore", route = "cli: restore " .. o.file,
+      subject = subject })
+  end)
+  if not row then return nil, err, code end
+  -- read back: the entry and its checkpoint must be in the store, not only in this process
+  local again = "run orket restore again; verify with orket audit verify"
+  if not stored(db, row) then
+    return nil, string.format("the restore's audit entry %d is not in the store (something in it dropped the "
+      .. "write): %s", row.seq, again), "ETAMPERED"
+  end
+  local res, cerr, ccode = chain.checkpoint(db, dir, { force = true, replace_head = true,
+    any_key = o.accept.unverified })
+  if not res then return nil, cerr, ccode end
+  if not (res.checkpoint and stored(db, res.checkpoint)) then
+    return nil, string.format("no checkpoint signed the restore's entry %d: run orket audit checkpoint, then orket "
+      .. "audit verify", row.seq), "ETAMPERED"
+  end
+  return row, res.checkpoint
+end
+
+return M
