@@ -17,8 +17,12 @@ ask {
 
 -- CI configuration runs with the forge's secrets (the workflows `orket init --forge` writes
 -- hold ORKET_API_KEY): an agent that could rewrite it could send them anywhere. Writing,
--- moving or deleting it needs a developer's approval; reading it does not.
+-- moving or deleting it needs a developer's approval; reading it does not. The folders
+-- that hold it are named too: moving .github away and a folder of the agent's own in its
+-- place would change the workflows without writing any of them.
 local CI = {
+  ".github", ".github/workflows", ".github/actions", ".gitea", ".gitea/workflows", ".gitea/actions", ".forgejo",
+  ".forgejo/workflows", ".forgejo/actions", ".gitlab-ci", ".circleci", ".woodpecker", ".buildkite",
   ".github/workflows/**", ".github/actions/**", ".gitea/workflows/**", ".gitea/actions/**",
   ".forgejo/workflows/**", ".forgejo/actions/**", ".gitlab-ci.yml", ".gitlab-ci/**", ".circleci/**",
   ".woodpecker.yml", ".woodpecker.yaml", ".woodpecker/**", ".drone.yml", ".buildkite/**", ".travis.yml",

@@ -56,6 +56,13 @@ describe("orket gate check", function()
     assert.equal(4, check("move_file", '{"from":".gitea/workflows/ci.yml","to":"old.yml"}').status)
     assert.equal(4, check("delete_file", '{"path":".github/workflows/orket.yml"}').status)
     assert.equal(4, check("create_directory", '{"path":".github/workflows/x"}').status)
+    -- the folders that hold it: a folder of the agent's own moved in its place, or it moved
+    -- away, changes the workflows without writing any of them
+    assert.equal(4, check("move_file", '{"from":".github","to":"old"}').status)
+    assert.equal(4, check("move_file", '{"from":"staging","to":".github"}').status)
+    assert.equal(4, check("move_file", '{"from":"staging/w","to":".github/workflows"}').status)
+    assert.equal(4, check("move_file", '{"from":"x","to":"./.gitea"}').status)
+    assert.equal(4, check("delete_file", '{"path":".forgejo/workflows"}').status)
     -- reading it, and writing elsewhere, as before
     assert.equal(0, check("read_file", '{"path":".github/workflows/orket.yml"}').status)
     assert.equal(0, check("list_directory", '{"path":".github/workflows"}').status)
