@@ -50,7 +50,7 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "journal_base", "git_failed", "tokens_used", "tokens_marks", "card_tokens_used", "spend", "money_checking",
+  "journal_failed", "journal_base", "git_failed", "tokens_used", "tokens_marks", "tokens_reading", "card_tokens_used", "spend", "money_checking",
   "money_reads", "money_deferred", "card_clock",
   "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed" } do
   FIELDS[k] = true
@@ -76,6 +76,7 @@ function M.new(engine, id)
     internal_failed = nil, -- an error in Orket's own code that ended a turn's task (start_jobs)
     tokens_used = nil, -- running total of the run's tokens (run_tokens)
     tokens_marks = nil, -- a worker's: the turns and events ids its run total has read up to
+    tokens_reading = nil, -- a worker's: true while a turn reads the run's total (run_tokens)
     card_tokens_used = nil, -- card id -> running total (card_tokens)
     card_clock = nil,  -- card id -> when its wall budget started (turn.lua)
     run_deadline = nil, -- rt.now() when wall_ms_per_run runs out
@@ -651,11 +652,19 @@ end
 --- budgets.tokens_per_run counts the whole run's tokens, not this process's.
 function Run:run_tokens()
   if self.lease then
-    local m = self.tokens_marks or { 0, 0 }
-    local n, turn, event = recorded.tokens_since(self.db, self.run_id, m[1], m[2])
-    self.tokens_marks = { turn, event }
-    self.tokens_used = (self.tokens_used or 0) + n
-    return self.tokens_used
+    -- one read at a time: on PostgreSQL a read waits, and two turns reading from the same
+    -- marks would each add the rows between (a turn that finds a read under way takes the
+    -- total as it stands, at most the rows of that read behind)
+    if not self.tokens_reading then
+      self.tokens_reading = true
+      local m = self.tokens_marks or { 0, 0 }
+      local ok, n, turn, event = pcall(recorded.tokens_since, self.db, self.run_id, m[1], m[2])
+      self.tokens_reading = nil
+      if not ok then error(n, 0) end
+      self.tokens_marks = { turn, event }
+      self.tokens_used = (self.tokens_used or 0) + n
+    end
+    return self.tokens_used or 0
   end
   if not self.tokens_used then self.tokens_used = recorded.tokens(self.db, self.run_id, nil) end
   return self.tokens_used
