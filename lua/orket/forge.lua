@@ -96,14 +96,15 @@ local function request_once(g, token, method, url, body)
 end
 
 -- What is asked again after a passing failure: a rate limit whose wait is short (its
--- Retry-After, or the reset time), a 502, 503 or 504 (a gateway's: the forge did not do
--- it), a connection refused; and for calls that do the same thing twice (GET, PUT, PATCH,
--- DELETE) a 500 or a dropped connection too. A timeout is not asked again: the forge is
--- not answering, and each try would cost the whole timeout. At most ATTEMPTS calls, waits
--- of BASE_MS doubling (or the forge's own), each at most WAIT_MAX_S.
+-- Retry-After, or the reset time) and a refused connection (the forge did nothing), and
+-- for calls that do the same thing twice (GET, PATCH, DELETE) a 5xx or a dropped
+-- connection too. A POST (a comment, a pull request) or a PUT (GitHub's merge: asked again
+-- after a merge whose answer was lost, it says "not mergeable") is not sent again once the
+-- forge may have acted. A timeout is not asked again: the forge is not answering, and each
+-- try would cost the whole timeout. At most ATTEMPTS calls, waits of BASE_MS doubling (or
+-- the forge's own), each at most WAIT_MAX_S.
 M.RETRY = { attempts = 3, base_ms = 1000, wait_max_s = 10 }
-local SAME_TWICE = { GET = true, PUT = true, PATCH = true, DELETE = true }
-local GATEWAY = { [502] = true, [503] = true, [504] = true }
+local SAME_TWICE = { GET = true, PATCH = true, DELETE = true }
 
 local function wait_before_retry(method, code, info, n)
   if code == "ERATELIMIT" then
@@ -112,7 +113,7 @@ local function wait_before_retry(method, code, info, n)
   end
   if code ~= "EUNAVAILABLE" then return nil end
   if info.code == "timeout" then return nil end
-  if not (info.unsent or GATEWAY[info.status] or SAME_TWICE[method]) then return nil end
+  if not (info.unsent or SAME_TWICE[method]) then return nil end
   return math.min(M.RETRY.base_ms * (1 << (n - 1)), M.RETRY.wait_max_s * 1000)
 end
 

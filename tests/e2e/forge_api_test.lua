@@ -152,11 +152,19 @@ for _, kind in ipairs { "gitea", "github" } do
       assert.equal("EUNAVAILABLE", code)
       assert.matches("HTTP 503: .* %(after 3 calls%)$", err)
       assert.not_matches(TOKEN, err)
-      -- a 500 to a POST (a comment the forge may have made) is not asked again
-      f.control("/__fail?status=500&times=1")
-      ok, err, code = forge.comment(g, TOKEN, 1, "hello")
+      -- a 500 or a gateway's 502 to a POST (a comment the forge may have made) is not asked
+      -- again, nor a PUT (GitHub's merge)
+      for _, status in ipairs { 500, 502 } do
+        f.control("/__fail?status=" .. status .. "&times=1")
+        ok, err, code = forge.comment(g, TOKEN, 1, "hello")
+        assert.is_nil(ok)
+        assert.equal("EUNAVAILABLE", code)
+        assert.is_nil(err:find("after", 1, true))
+      end
+      f.control("/__fail?status=502&times=1")
+      ok, err = forge.merge_pr(g, TOKEN, 1, { head = string.rep("a", 40) })
       assert.is_nil(ok)
-      assert.equal("EUNAVAILABLE", code)
+      assert.matches("HTTP 502", err)
       assert.is_nil(err:find("after", 1, true))
       -- a rate limit with a short wait is waited for and asked again
       f.control("/__ratelimit?kind=secondary&times=1&after=1")
