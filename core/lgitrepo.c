@@ -384,6 +384,19 @@ static int lgr_merge_remote_to_main(lua_State *L) {
   return lgr_merge_answer(L, o, rc, "the remote's main", id, kind, &conf, &e);
 }
 
+/* A merge into a card's branch as Lua sees it: {kind=, id=, conflicts={paths}}; frees conf. */
+static int lgr_push_merge(lua_State *L, const char *id, gr_merge_kind kind, gr_paths *conf) {
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, lgr_merge_kinds[kind]);
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, id);
+  lua_setfield(L, -2, "id");
+  lgr_push_paths(L, conf);
+  lua_setfield(L, -2, "conflicts");
+  gr_paths_free(conf);
+  return 1;
+}
+
 /* repo:merge_from_main(card, who) -> {kind=, id=, conflicts={paths}} | nil, msg, CODE
  * kind "conflict": the merge commit holds conflict markers in those paths. */
 static int lgr_merge_from_main(lua_State *L) {
@@ -395,15 +408,7 @@ static int lgr_merge_from_main(lua_State *L) {
   gr_paths conf;
   gr_err e;
   if (gitrepo_merge_from_main(o->r, card, &who, id, &kind, &conf, &e) != 0) return lgr_fail(L, &e);
-  lua_createtable(L, 0, 3);
-  lua_pushstring(L, lgr_merge_kinds[kind]);
-  lua_setfield(L, -2, "kind");
-  lua_pushstring(L, id);
-  lua_setfield(L, -2, "id");
-  lgr_push_paths(L, &conf);
-  lua_setfield(L, -2, "conflicts");
-  gr_paths_free(&conf);
-  return 1;
+  return lgr_push_merge(L, id, kind, &conf);
 }
 
 /* repo:merge_remote_to_card(card, who) -> as merge_from_main, for the remote's orket/<card>
@@ -417,15 +422,7 @@ static int lgr_merge_remote_to_card(lua_State *L) {
   gr_paths conf;
   gr_err e;
   if (gitrepo_merge_remote_to_card(o->r, card, &who, id, &kind, &conf, &e) != 0) return lgr_fail(L, &e);
-  lua_createtable(L, 0, 3);
-  lua_pushstring(L, lgr_merge_kinds[kind]);
-  lua_setfield(L, -2, "kind");
-  lua_pushstring(L, id);
-  lua_setfield(L, -2, "id");
-  lgr_push_paths(L, &conf);
-  lua_setfield(L, -2, "conflicts");
-  gr_paths_free(&conf);
-  return 1;
+  return lgr_push_merge(L, id, kind, &conf);
 }
 
 /* repo:log(branch [, max=100]) -> {{id=, summary=, author=, email=, time=, parents=}, ...}

@@ -6,7 +6,6 @@
 -- reviewer's, issue dependencies). orket.lua's MCP servers are started (orket.mcp.manager)
 -- to list the tools roles and policies may name. Uses orket.config, orket.import,
 -- orket.engine.scriptcheck (the scripts), orket.settings and orket.policy. Prints nothing.
-local uv = require "luv"
 local composefile = require "orket.sandboxes.composefile"
 local workspace = require "orket.workspace"
 local config = require "orket.config"
@@ -38,15 +37,7 @@ local function add(out, dir, msg, default_file, anchor)
   scriptcheck.add(out, dir, msg, default_file, anchor, read)
 end
 
-local function exists(path) return uv.fs_stat(path) ~= nil end
-
--- Sorted keys of a set.
-local function names_of(set)
-  local out = {}
-  for k in pairs(set) do out[#out + 1] = k end
-  table.sort(out)
-  return out
-end
+local exists, names_of = scriptcheck.exists, scriptcheck.names_of
 
 -- orket.lua: every problem of its settings (orket.settings.check), then the scripted
 -- models' files as a run would load them. -> cfg (nil when models are broken), team (nil

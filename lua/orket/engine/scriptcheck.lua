@@ -32,15 +32,18 @@ function M.format(p)
   return string.format("%s: %s", p.file or "?", p.message)
 end
 
-local function exists(path) return uv.fs_stat(path) ~= nil end
+--- exists(path) -> whether anything is at path
+function M.exists(path) return uv.fs_stat(path) ~= nil end
+local exists = M.exists
 
--- Sorted keys of a set.
-local function names_of(set)
+--- names_of(set) -> its keys, sorted
+function M.names_of(set)
   local out = {}
   for k in pairs(set) do out[#out + 1] = k end
   table.sort(out)
   return out
 end
+local names_of = M.names_of
 
 --- check(dir, out, summary) -> roles by name, tool names (set), policy sets, broken stems,
 --- broken roles' readable parts: every problem appended to out (add); summary's roles,
