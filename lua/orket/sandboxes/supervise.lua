@@ -156,22 +156,25 @@ function M.script(p, ports, base, start_timeout_ms, o)
   local L = {
     "set -u",
     "pids=''",
+    "checking=''", -- the process group of a health check under way (within)
     -- a pipe nobody writes: read -t on it waits its whole timeout, a sleep without a process
     "exec {nap}<> <(:)",
     "nap() { read -r -t \"$1\" -u \"$nap\" _ || :; }",
-    "stop_all() { for p in $pids; do kill -TERM \"$p\" 2>/dev/null; done; nap 0.5; "
+    "stop_all() { [ -z \"$checking\" ] || kill -KILL -- -\"$checking\" 2>/dev/null; "
+      .. "for p in $pids; do kill -TERM \"$p\" 2>/dev/null; done; nap 0.5; "
       .. "for p in $pids; do kill -KILL \"$p\" 2>/dev/null; done; }",
     "trap 'stop_all; exit 143' TERM INT HUP",
     "say() { printf 'orket: %s\\n' \"$*\"; }",
     -- within MS NAME CHECK...: the check run in the background, in a process group of its
     -- own (set -m), and that group killed once it has taken MS: a hung check is a failed
-    -- one, said in the log, as compose's timeout; the waits are naps, no process
-    "within() { local ms=$1 name=$2; shift 2; set -m; \"$@\" & local c=$!; set +m; local "
+    -- one, said in the log, as compose's timeout; the waits are naps, no process. A stop
+    -- meanwhile kills its group too (stop_all: it is not in the services' group)
+    "within() { local ms=$1 name=$2; shift 2; set -m; \"$@\" & local c=$!; set +m; checking=$c; local "
       .. "t=$(( ${EPOCHREALTIME/./} + ms * 1000 )); "
       .. "while kill -0 \"$c\" 2>/dev/null; do "
-      .. "if [ \"${EPOCHREALTIME/./}\" -ge \"$t\" ]; then kill -KILL -- -\"$c\" 2>/dev/null; wait \"$c\" 2>/dev/null; "
+      .. "if [ \"${EPOCHREALTIME/./}\" -ge \"$t\" ]; then kill -KILL -- -\"$c\" 2>/dev/null; wait \"$c\" 2>/dev/null; checking=''; "
       .. "say \"$name's health check did not finish within $ms ms (healthcheck.timeout): counted as failed\"; return 1; fi; "
-      .. "nap 0.005; done; wait \"$c\"; }",
+      .. "nap 0.005; done; checking=''; wait \"$c\"; }",
   }
   local names = {}
   for i, sv in ipairs(p.services) do

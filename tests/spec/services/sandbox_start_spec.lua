@@ -74,6 +74,23 @@ describe("a starting sandbox of several services", function()
     local left = pg:read("a")
     pg:close()
     assert.equal("", left)
+    -- a stop while a check is under way kills the check's group too (it is not in the
+    -- services' group, which a stop reaches)
+    p.services[1].health.timeout_ms = 8000
+    H.write(path, supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 9000))
+    local out_path = H.tmpdir() .. "/out"
+    local bg = io.popen("timeout -k 1 10 bash " .. H.quote(path) .. " > " .. H.quote(out_path) .. " 2>&1 & echo $!")
+    local bash_pid = math.tointeger(tonumber(bg:read("l")))
+    bg:close()
+    local function running()
+      local pc = io.popen("pgrep -f '^sleep " .. mark .. "'")
+      local text = pc:read("a")
+      pc:close()
+      return text ~= ""
+    end
+    H.wait_for(function() orket.sleep(20) return running() end, "the check to start", 250)
+    os.execute("kill -TERM " .. bash_pid)
+    H.wait_for(function() orket.sleep(20) return not running() end, "the check to end with the stop", 150)
     assert.equal(150, supervise.check_timeout_ms({ timeout_ms = 150 }, 5000))
     assert.equal(5000, supervise.check_timeout_ms({}, 5000))
     assert.equal(30000, supervise.check_timeout_ms(nil, 60000))
