@@ -36,14 +36,15 @@ function M.id_ok(id)
     and id:sub(-1) ~= "." and id:sub(-5) ~= ".lock"
 end
 
---- priority(v) -> number | nil, msg: numbers in [0, 10], or "High"/"Medium"/"Low"
---- (any case).
+--- priority(v) -> integer | nil, msg: whole numbers in [0, 10], or "High"/"Medium"/"Low"
+--- (any case). A fraction is refused: the board shows a priority by its name (high, medium,
+--- low) or its number, and 2.5 would read as "medium (2.5)", neither the one nor the other.
 function M.priority(v)
   if type(v) == "number" then
-    if v ~= v or v < M.PRIORITY_MIN or v > M.PRIORITY_MAX then
-      return nil, "priority must be between 0 and 10 (3 high, 2 medium, 1 low)"
+    if v ~= v or v < M.PRIORITY_MIN or v > M.PRIORITY_MAX or v ~= math.floor(v) then
+      return nil, string.format("priority must be a whole number from 0 to 10 (3 high, 2 medium, 1 low), not %s", v)
     end
-    return v
+    return math.tointeger(v)
   elseif type(v) == "string" then
     local p = M.PRIORITY[v:lower()]
     if p then return p end

@@ -286,13 +286,8 @@ function Ctx:priority(t, path)
   local v = t.priority
   if v == nil or v == json.null then return 2 end
   local p, err = board_mod.priority(v)
-  -- the board orders by it and shows its name (high, medium, low) or the number: 2.5 would
-  -- read as "medium (2.5)", neither the one nor the other
-  if p and p ~= math.floor(p) then
-    p, err = nil, string.format("priority must be a whole number from 0 to 10 (3 high, 2 medium, 1 low), not %s", v)
-  end
   if not p then self:fail(self:field(path, "priority"), "%s", err) end
-  return math.tointeger(p) or p
+  return p
 end
 
 function Ctx:id(t, path, derived)

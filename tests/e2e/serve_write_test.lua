@@ -158,6 +158,10 @@ describe("orket serve writes", function()
     conforms(api, "POST", "/v1/cards", 400, doc)
     assert.equal('seat "nobody" is not a seat of this team (seats: integrity_guard, lead_architect, senior_developer)',
       doc.error.message)
+    -- a fractional priority is refused, as import refuses it
+    st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "Metrics", priority = 2.5 })
+    assert.equal(400, st)
+    assert.matches("priority must be a whole number from 0 to 10", doc.error.message, 1, true)
     local _, board_before = call(s, "GET", "/v1/board", op)
     st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "Metrics", priority = "High", seat = "lead_architect" })
     assert.equal(201, st)

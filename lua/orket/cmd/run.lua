@@ -38,7 +38,7 @@ end
 --- orket resume shares.
 function cmd.options(target)
   return { extra = "give one target", target,
-    { "--model", value = "M", what = "a value" },
+    { "--model", value = "M", what = "a value", help = "every seat's model for this run, as provider:model (as ORKET_MODEL)" },
     { "--json", help = "print the engine's events as JSON Lines (the default when stdout is not a terminal)" },
     { "--concurrency", value = "N", what = "a value", check = cmd.concurrency,
       help = "turns run at once, at most " .. settings.CONCURRENCY_MAX .. " (default: orket.lua's)" },

@@ -105,6 +105,9 @@ describe("board", function()
     assert.same({ nil, "board: R is a rock; new issues go under an epic", "EINVAL" }, { b:create { parent = "R", summary = "s" } })
     assert.equal("EINVAL", select(3, b:create { parent = "E", summary = " " }))
     assert.equal("EINVAL", select(3, b:create { parent = "E", summary = "s", priority = "urgent" }))
+    -- a fraction reads as neither medium nor high: refused, as import refuses it
+    assert.same({ nil, "board: priority must be a whole number from 0 to 10 (3 high, 2 medium, 1 low), not 2.5", "EINVAL" },
+      { b:create { parent = "E", summary = "s", priority = 2.5 } })
     assert.has_error(function() b:get(1) end, "bad argument #1 to 'get' (card id string expected, got number)")
   end)
 
