@@ -593,6 +593,49 @@ describe("req:proxy", function()
     left_before_answer("GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
   end)
 
+  -- a connection's watch is kept between its requests: a client whose first request was
+  -- answered, and which leaves before its second one is, is still seen leaving
+  it("stops the upstream's transfer when a kept-alive client leaves before its second answer", function()
+    local sock = H.tmpdir() .. "/once.sock"
+    local app = uv.new_pipe(false)
+    local seen = { asked = 0, ends = 0 }
+    assert(app:bind(sock))
+    app:listen(16, function()
+      local c = uv.new_pipe(false)
+      app:accept(c)
+      c:read_start(function(_, d) -- answers the first request, then none
+        if not d then
+          seen.ends = seen.ends + 1
+          c:close()
+          return
+        end
+        local _, n = d:gsub("\r\n\r\n", "")
+        for _ = 1, n do
+          seen.asked = seen.asked + 1
+          if seen.asked == 1 then c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") end
+        end
+      end)
+    end)
+    local srv, _, outcomes = front(sock)
+    local c, got = uv.new_tcp(), ""
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:read_start(function(_, d) if d then got = got .. d end end)
+      c:write("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+    end)
+    H.wait_for(function() return got:find("\r\n\r\nok", 1, true) end, "the first answer")
+    assert.matches("^HTTP/1.1 200", got)
+    c:write("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    H.wait_for(function() return seen.asked == 2 end, "the second request at the app")
+    c:close()
+    H.wait_for(function() return outcomes[2] end, "the second outcome")
+    assert.equal(200, outcomes[1].status)
+    assert.equal(499, outcomes[2].status)
+    H.wait_for(function() return seen.ends > 0 end, "the transfer's end at the app")
+    srv:close()
+    app:close()
+  end)
+
   -- the server closed (serve's drain over) while the app had not answered: libmicrohttpd
   -- was given 503 for it, and that is what the pump says was sent (serve logs it)
   it("says 503 was sent when the server closes while the app has not answered", function()
