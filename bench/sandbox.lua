@@ -13,7 +13,8 @@
 --    libuv loop, nothing else), through the same sandbox socket and straight to the bare app;
 --    the server's own GET /health (what any of its routes can answer); and bench/mhdfloor.c,
 --    libmicrohttpd alone (what any server on it can answer).
---    The server's CPU time per request is printed too: it moves far less with the machine's load.
+--    The server's CPU time per request is printed too, and the least proxy's: they move far less
+--    with the machine's load.
 --    Target, against that least proxy through the same socket: orket's proxy >= 0.8x (median).
 -- 3. Three at once: three service.up started together until all are healthy, each then
 --    answering through its own socket, against three bare spawns and probes together.
@@ -246,11 +247,12 @@ local t = task.spawn(function()
     print(string.format("2. requests/s at %d connections for %d s, %d rounds alternated:", CONNS, SECONDS, ROUNDS))
     local dr, pr, prr, hr, pc, hc, mr, mrr = {}, {}, {}, {}, {}, {}, {}, {}
     local fsr, ftr, fsrr, ftrr, fpr = {}, {}, {}, {}, {}
+    local fc, pfc = {}, {} -- the least proxy's CPU time per request, and orket's over it
     local spid = sh:get_pid()
     for round = 1, ROUNDS do
       local d, derr = wrk(direct_url)
       local p, perr, pcpu = wrk_cpu(spid, app_url, auth)
-      local fsock = wrk(fs_url)
+      local fsock, _, fcpu = wrk_cpu(fh:get_pid(), fs_url)
       local ftcp = wrk(ft_url)
       -- context, not the floor: the server's cheapest route, the most any route of it answers
       local _, _, hcpu
@@ -263,8 +265,10 @@ local t = task.spawn(function()
         .. "%7.0f (%4.2f), to the bare app %7.0f (%4.2f) | /health %7.0f, libmicrohttpd alone %7.0f%s", round, d, p,
         p / d, fsock, fsock / d, ftcp, ftcp / d, hr[round], mr[round],
         (derr or perr) and ("  socket errors: " .. tostring(derr) .. " / " .. tostring(perr)) or ""))
-      if pcpu and hcpu then
-        print(string.format("           orket serve's CPU time per request: proxy %5.0f us  /health %5.0f us", pcpu, hcpu))
+      if pcpu and hcpu and fcpu then
+        fc[#fc + 1], pfc[#pfc + 1] = fcpu, pcpu / fcpu
+        print(string.format("           CPU time per request: orket serve's proxy %5.0f us, the least proxy's %5.0f us "
+          .. "(%4.2fx)  /health %5.0f us", pcpu, fcpu, pcpu / fcpu, hcpu))
       end
     end
     print("  floor:  " .. stats.line(dr, "%.0f") .. " requests/s")
@@ -281,6 +285,11 @@ local t = task.spawn(function()
     if #pc > 0 and #hc > 0 then
       print("  orket serve's CPU time per request: proxy " .. stats.line(pc, "%.0f") .. " us, /health "
         .. stats.line(hc, "%.0f") .. " us")
+    end
+    -- steadier than requests/s: the proxies share the machine with wrk and the app
+    if #fc > 0 then
+      print("  the least proxy's CPU time per request: " .. stats.line(fc, "%.0f") .. " us; orket's proxy over it "
+        .. stats.line(pfc))
     end
     fh:kill("sigterm")
     fout:close()
