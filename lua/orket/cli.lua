@@ -148,7 +148,7 @@ end
 function M.words(cmd, args, flags, text, values)
   -- the older call form, kept: a declaration made of its arguments, read by the one parser
   local stop
-  local decl = { text = text, { "-C", value = "DIR", key = "dir", default = ".", what = "a directory" },
+  local decl = { text = text, cmdline.DIR,
     { "WORDS", many = true, key = "words" } }
   for name, fn in pairs(flags) do
     decl[#decl + 1] = { name, check = function(v)
@@ -324,16 +324,10 @@ function M.main(argv)
       M.err("%s does not take -C DIR", name)
       return M.EXIT.usage
     end
-    -- a subcommand whose own words are read after it (sandbox's) takes -C among them
-    local decl = cmd.args or {}
-    local at = 1
-    if decl[1] and decl[1].last and decl[1][1]:sub(1, 1) ~= "-" and decl[2] and decl[2].rest then
-      at = args[1] and 2 or nil -- none: the missing subcommand is the error to give
-    end
-    if at then
-      table.insert(args, at, lead_dir)
-      table.insert(args, at, "-C")
-    end
+    -- read by the one parser as the command's own: a second, different -C is refused there
+    -- (orket.cmdline.one_dir)
+    table.insert(args, 1, lead_dir)
+    table.insert(args, 1, "-C")
   end
   args[0] = argv[0]
   M.argv0 = argv[0]

@@ -1,7 +1,8 @@
 -- orket.cmdline: the one parser of command-line words, fed a command's declaration (data:
 -- its options and positionals, each with its help), and the usage line and option list
--- that `orket COMMAND --help` shows, made from the same declaration. Pure: it returns
--- errors as messages; orket.cli prints them.
+-- that `orket COMMAND --help` shows, made from the same declaration. Pure (but for -C's
+-- look at two directories, whether they are one): it returns errors as messages; orket.cli
+-- prints them.
 --
 -- A declaration is a list of entries:
 --   { "--json", help = "..." }                          a flag: opts.json = true
@@ -15,7 +16,9 @@
 -- (a positional with last = true, a subcommand's name, ends them after it likewise);
 -- alias = "-j" is another name of it. Any entry may carry check = fn(value) -> value | nil,
 -- message (a message naming the argument, as a usage error), and `what` (the missing-value
--- error: "-C needs a directory"). Positionals are required unless optional or many (missing
+-- error: "-C needs a directory"), and once = fn(earlier, value) -> true | message: a second
+-- value for its field (given twice, or by two entries of one key) is refused unless fn
+-- takes it, where the later one would silently win. Positionals are required unless optional or many (missing
 -- = the error when one is not given); an option is when required = true. An empty word
 -- ("") is refused for an option's value and for a positional (never a directory, an id or
 -- a number: `orket init ""` would make "/" the project), unless the entry has empty = true
@@ -27,8 +30,19 @@
 --   usage = "..."     the usage line when the generated one would not say enough
 local M = {}
 
+--- one_dir(a, b) -> true | message: whether two directories a command was given (-C A and
+--- -C B, `orket -C A CMD -C B`, `orket import A -C B`) are one, however spelled (p, ./p/, its
+--- absolute path); two different ones are refused naming both, as neither can be guessed.
+function M.one_dir(a, b)
+  if a == b then return true end
+  local uv = require "luv" -- lazy: only a command given two directories looks at them
+  local ra, rb = uv.fs_realpath(a), uv.fs_realpath(b)
+  if ra and ra == rb then return true end
+  return nil, string.format("two different directories given, '%s' and '%s': a command works in one; give one -C DIR", a, b)
+end
+
 -- -C DIR, which most commands take: the project's directory.
-M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory",
+M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory", once = M.one_dir,
   help = "the project's directory (default: the current one)" }
 
 --- integer(word) -> the integer a word of decimal digits (with an optional '-') says, or nil:
@@ -41,7 +55,7 @@ end
 --- directory, given as DIR or as every other command's -C DIR
 function M.dir_args(name)
   return { extra = name .. " takes at most one directory",
-    { "DIR", optional = true, key = "dir", default = ".", what = "a directory" }, M.DIR }
+    { "DIR", optional = true, key = "dir", default = ".", what = "a directory", once = M.one_dir }, M.DIR }
 end
 
 --- at_least(min, message) -> a check taking an integer of at least min, refusing
@@ -96,6 +110,10 @@ local function store(o, e, v, name)
     v = got
   end
   local k = M.key(e)
+  if e.once and o[k] ~= nil then
+    local same, msg = e.once(o[k], v)
+    if not same then return nil, msg end
+  end
   if e.many then
     o[k] = o[k] or {}
     table.insert(o[k], v)

@@ -35,7 +35,7 @@ M.GROUPS = {
     "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT",
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
-    "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY",
+    "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
     "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
   { name = "http", title = "The HTTP API (`orket serve`)", codes = {
@@ -376,6 +376,18 @@ CODES.EAUDITKEY = {
   means = "the audit in the store is signed with another key than this host's `.orket/audit.key` (or it has none)",
   remedy = "copy `.orket/audit.key` and `.orket/audit.pub` from the server that signed it, to every server of "
     .. "the store ([audit.md](../audit.md#several-servers))",
+}
+-- `orket restore`'s refusals of a backup's audit (orket.audit.restore); each finding is
+-- named above the refusal. The remedies are the refusals' own words (orket.cmd.restore).
+CODES.EAUDITUNVERIFIED = {
+  means = "a backup given to `orket restore` has an audit that does not verify under this project's key (an entry "
+    .. "changed or missing, a checkpoint signed with another key, or none while this project signs its audit)",
+  remedy = "restore another copy, or restore this one as it is with --accept-unverified-audit",
+}
+CODES.EAUDITOLDER = {
+  means = "a backup given to `orket restore` is older than a checkpoint this project signed: restoring it drops "
+    .. "the audit's entries after it",
+  remedy = "restore it all the same with --accept-older-audit",
 }
 -- The HTTP API (`orket serve`)
 CODES.bad_request = { status = 400, means = "a field of the request is wrong (the message names it)", remedy = "" }

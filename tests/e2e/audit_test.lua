@@ -359,6 +359,11 @@ describe("orket restore and the audit", function()
       tmp .. "/stripped: refused: entries 1 to 25 are signed by no checkpoint, and this project signs its audit",
       tmp .. "/stripped: refused: its entry 22 is not checkpoint 22 that this project signed (.orket/audit.head)",
       "restore this one as it is with --accept-unverified-audit", "restore it all the same with --accept-older-audit" })
+    -- each refusal carries its code from the vocabulary every command's errors come from,
+    -- and says that code's remedy (docs/guide/troubleshooting.md lists it)
+    local errors, remedies = require "orket.errors", {}
+    for i, code in ipairs { "EAUDITUNVERIFIED", "EAUDITOLDER" } do remedies[i] = assert(errors.remedy(code), code) end
+    restore_refused(dir, tmp .. "/stripped", remedies)
     forge(file, tmp .. "/edited", "edit")
     restore_refused(dir, tmp .. "/edited", {
       tmp .. "/edited: refused: entry 3 was changed: its hash does not match its content (write by mallory)" })

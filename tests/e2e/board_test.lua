@@ -31,6 +31,38 @@ describe("orket import, board and card", function()
     assert.is_nil(web.stdout:find("API-1", 1, true))
   end)
 
+  it("names the unfinished cards deleted from epics/ that stay on the board, and how to end them", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/p/epics"))
+    H.write(dir .. "/p/epics/a.json", [[{"id":"A","issues":[{"id":"A-1","summary":"x"},{"id":"A-2","summary":"y"}]}]])
+    H.write(dir .. "/p/epics/b.json", [[{"id":"B","issues":[{"id":"B-1","summary":"z"}]}]])
+    local r = H.orket("import p", { cwd = dir })
+    assert.equal("imported 5 cards from 2 files: 5 new, 0 updated, 0 unchanged\n", r.stdout)
+    H.write(dir .. "/p/epics/a.json", [[{"id":"A","issues":[{"id":"A-1","summary":"x"}]}]])
+    os.remove(dir .. "/p/epics/b.json")
+    local before = H.orket("board --json -C p", { cwd = dir }).stdout
+    r = H.orket("import p", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local lines = {}
+    for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal(3, #lines, r.stdout)
+    assert.equal("imported 2 cards from 1 files: 0 new, 0 updated, 2 unchanged", lines[1])
+    assert.equal("not in epics/ any more, still on the board (import deletes no card): A-2, "
+      .. "B (and the 1 unfinished card under it)", lines[2])
+    assert.matches('^  end each with: %S*orket cancel CARD "reason" %-C p %(a rock\'s or epic\'s cards end with it%), '
+      .. "or put them back in epics/$", lines[3])
+    -- said, not done: the board is as it was
+    assert.equal(before, H.orket("board --json -C p", { cwd = dir }).stdout)
+    -- the command it names ends them; an ended card is not named again
+    assert.equal(0, H.orket('cancel B "moved away" -C p', { cwd = dir }).status)
+    r = H.orket("import", { cwd = dir .. "/p" })
+    assert.matches("\nnot in epics/ any more, still on the board %(import deletes no card%): A%-2\n"
+      .. '  end it with: %S*orket cancel A%-2 "reason", or put it back in epics/\n$', r.stdout)
+    assert.equal(0, H.orket('cancel A-2 "moved away"', { cwd = dir .. "/p" }).status)
+    r = H.orket("import", { cwd = dir .. "/p" })
+    assert.equal("imported 2 cards from 1 files: 0 new, 0 updated, 2 unchanged\n", r.stdout)
+  end)
+
   it("prints stable, documented JSON", function()
     local dir = example()
     H.orket("import", { cwd = dir })

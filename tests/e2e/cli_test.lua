@@ -119,8 +119,12 @@ describe("orket CLI", function()
     assert.matches("^ok: orket.lua", same("validate").stdout)
     same("card START-1")
     same("secrets list")
-    same("sandbox list") -- -C goes after a subcommand whose own words follow it
-    local r = H.orket("-C p sandbox", { cwd = dir })
+    same("sandbox list")
+    -- and between a command and its subcommand, as gate check and secrets list take it
+    local r = H.orket("sandbox -C p list", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(H.orket("sandbox list -C p", { cwd = dir }).stdout, r.stdout)
+    r = H.orket("-C p sandbox", { cwd = dir })
     assert.equal(2, r.status)
     assert.matches("^orket: sandbox needs a subcommand", r.stderr)
     assert.matches("^allow", same([[gate check --role coder --tool read_file --args '{"path":"a"}']]).stdout)
@@ -135,6 +139,30 @@ describe("orket CLI", function()
     r = H.orket("-C p", { cwd = dir })
     assert.equal(2, r.status)
     assert.equal("orket: -C p needs a command after it: orket -C DIR COMMAND ...\n", r.stderr)
+  end)
+
+  it("refuses two different -C directories for one command, naming both; one twice is one", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    assert.equal(0, H.orket("init q", { cwd = dir }).status)
+    local two = "orket: two different directories given, 'p' and 'q': a command works in one; give one -C DIR\n"
+    for _, words in ipairs { "-C p board -C q", "board -C p -C q", "-C p sandbox list -C q", "sandbox -C p list -C q",
+      "-C p sandbox -C q list", "-C p import q", "import p -C q", "-C p status -C q", "restore -C p -C q b.db",
+      "gate check --role coder --tool read_file -C p --workspace q" } do
+      local r = H.orket(words, { cwd = dir })
+      assert.equal(2, r.status, words)
+      assert.equal(two, r.stderr:sub(1, #two), words)
+      assert.matches("\nusage: orket ", r.stderr, 1, true)
+    end
+    -- the same directory, however spelled, is one
+    local board = H.orket("board -C p", { cwd = dir }).stdout
+    assert.matches("START%-1", board)
+    for _, words in ipairs { "-C p board -C p", "-C p board -C ./p/", "board -C p -C " .. H.quote(dir .. "/p") } do
+      local r = H.orket(words, { cwd = dir })
+      assert.equal(0, r.status, words .. ": " .. r.stderr)
+      assert.equal(board, r.stdout, words)
+    end
+    assert.equal(0, H.orket("-C p sandbox -C p/ list", { cwd = dir }).status)
   end)
 
   it("says what to do under a refusal on a terminal: the code's remedy, from orket.errors", function()

@@ -36,7 +36,7 @@ cmd.args = {
     help = "instead of --card: the status of a card being worked (default\nin_progress)" },
   { "--allow-tools", value = "LIST", what = "a value", key = "allow", empty = true, -- "": no tool at all
     help = "the tools the role may use, comma-separated, instead of the\nrole's own list (\"\": none)" },
-  { "-C", alias = "--workspace", value = "DIR", what = "a directory", key = "workspace", default = ".",
+  { "-C", alias = "--workspace", value = "DIR", what = "a directory", key = "workspace", default = ".", once = cmdline.one_dir,
     help = "the project whose roles/, policies/ and tools/ apply (default .)" },
   { "--json", help = "print the decision as JSON" },
 }

@@ -2,13 +2,70 @@
 local import = require "orket.import"
 local project = require "orket.project"
 local uv = require "luv"
+local board_mod = require "orket.board"
+local imports = require "orket.store.imports"
 
 local cmd = { name = "import", summary = "load a project's epics/ into its board",
   args = require("orket.cmdline").dir_args("import") }
 cmd.help = [[
 Reads DIR/epics/*.json and *.lua (and one level of department folders), checks every file,
 then writes all cards in one transaction to DIR/.orket/orket.db. Re-importing updates
-definitions and keeps status, comments and history. DIR defaults to the current directory.]]
+definitions and keeps status, comments and history. DIR defaults to the current directory.
+A card deleted from epics/ is not deleted from the board: the import names the unfinished
+ones it had imported, for 'orket cancel CARD "reason"' to end them.]]
+
+-- The unfinished cards an import once brought (they have a source file) that epics/ no
+-- longer defines: import deletes no card, so they stay on the board and a run still works
+-- them. -> { {id =, type =, under = unfinished cards below it} } of the topmost such cards,
+-- by id; a canceled epic or rock takes its unfinished cards along (orket cancel).
+local function gone_cards(db, set)
+  -- the lean rows the import itself reads; a card's source only for those epics/ lacks:
+  -- every card read whole costs several times more on a large board (docs/board.md)
+  local rows = imports.cards(db)
+  local b, by_id, gone, any = board_mod.open(db), {}, {}, false
+  for _, c in ipairs(rows) do
+    by_id[c.id] = c
+    if not set.by_id[c.id] and not board_mod.FINAL[c.status] then
+      local card = b:get(c.id)
+      if card and card.source then gone[c.id], any = true, true end
+    end
+  end
+  if not any then return {} end
+  local out, at = {}, {}
+  for _, c in ipairs(rows) do
+    if gone[c.id] and not (c.parent and gone[c.parent]) then
+      at[c.id] = { id = c.id, type = c.type, under = 0 }
+      out[#out + 1] = at[c.id]
+    end
+  end
+  -- every unfinished card below a listed one, its own or a run's, ends with it
+  for _, c in ipairs(rows) do
+    if not board_mod.FINAL[c.status] then
+      local p = c.parent and by_id[c.parent]
+      while p and not at[p.id] do p = p.parent and by_id[p.parent] end
+      if p then at[p.id].under = at[p.id].under + 1 end
+    end
+  end
+  table.sort(out, function(x, y) return x.id < y.id end)
+  return out
+end
+
+-- gone_cards' list said once, with the command that ends them.
+local function say_gone(gone, dir, cli)
+  local names, parent = {}, false
+  for i, g in ipairs(gone) do
+    names[i] = g.id .. (g.under > 0 and string.format(" (and the %d unfinished card%s under it)", g.under,
+      g.under == 1 and "" or "s") or "")
+    parent = parent or g.type ~= "issue"
+  end
+  local one = #gone == 1
+  io.stdout:write(string.format("not in epics/ any more, still on the board (import deletes no card): %s\n"
+    .. "  end %s with: %s cancel %s \"reason\"%s%s, or put %s back in epics/\n", table.concat(names, ", "),
+    one and "it" or "each", cli.program(), one and gone[1].id or "CARD",
+    dir ~= "." and (" -C " .. cli.shell_quote(dir)) or "",
+    parent and (one and " (the cards under it end with it)" or " (a rock's or epic's cards end with it)") or "",
+    one and "it" or "them"))
+end
 
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
@@ -24,6 +81,7 @@ function cmd.run(args, cli)
   local db = cli.open_store(dir, true)
   if not db then return 1 end
   local r, ierr = import.import(db, dir)
+  local gone = r and gone_cards(db, set)
   db:close()
   if not r then
     if fresh then -- the first import failed: leave no empty store behind
@@ -35,6 +93,7 @@ function cmd.run(args, cli)
   for _, w in ipairs(r.warnings or {}) do cli.err("warning: %s", w) end
   io.stdout:write(string.format("imported %d cards from %d files: %d new, %d updated, %d unchanged\n",
     r.cards, r.files, r.created, r.updated, r.unchanged))
+  if #gone > 0 then say_gone(gone, dir, cli) end
   return 0
 end
 

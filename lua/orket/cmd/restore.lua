@@ -7,6 +7,7 @@ local backup = require "orket.store.backup"
 local sealed = require "orket.store.sealed"
 local audit_restore = require "orket.audit.restore"
 local service = require "orket.sandboxes.service"
+local errors = require "orket.errors"
 
 local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [--accept-older-audit] "
   .. "[--accept-unverified-audit] [-C DIR]"
@@ -69,12 +70,13 @@ local function plain(dir, file, opts)
   return place.path, place.close
 end
 
--- why each class of the audit's findings refuses a restore, and the flag that allows it
+-- each class of the audit's findings that refuses a restore: its code, and why, then what
+-- to do (the code's remedy, which names the flag that allows it)
+local CODE = { unverified = "EAUDITUNVERIFIED", older = "EAUDITOLDER" }
 local REFUSAL = {
-  unverified = "its audit cannot be verified under this project's key: restore another copy, or restore this one as "
-    .. "it is with " .. audit_restore.ACCEPT.unverified,
-  older = "its audit is older than this project's: restoring it drops the entries after it; restore it all the "
-    .. "same with " .. audit_restore.ACCEPT.older,
+  unverified = "its audit cannot be verified under this project's key: " .. errors.remedy(CODE.unverified),
+  older = "its audit is older than this project's: restoring it drops the entries after it; "
+    .. errors.remedy(CODE.older),
 }
 
 -- the backup's audit judged (orket.audit.restore); findings not accepted refuse it, each
@@ -90,8 +92,10 @@ local function judged(dir, file, name, live, accept, cli)
     local verb = accept[class] and ("accepted (" .. audit_restore.ACCEPT[class] .. ")") or "refused"
     for _, p in ipairs(v[class]) do cli.err("restore: %s: %s: %s", name, verb, p) end
   end
-  -- no error code: the message says what to do, and the vocabulary has none of its own for it
-  for _, class in ipairs(refused) do cli.err("restore: %s: %s (the store was not changed)", name, REFUSAL[class]) end
+  -- the message says the code's remedy already: no hint under it
+  for _, class in ipairs(refused) do
+    cli.fail(CODE[class], "restore: %s: %s (the store was not changed)", name, REFUSAL[class])
+  end
   if #refused > 0 then return nil end
   return v
 end

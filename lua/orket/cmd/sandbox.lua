@@ -31,6 +31,8 @@ cmd.args = {
     missing = "sandbox needs a subcommand: plan, up, list, logs, check, stop or compose",
     check = cmdline.one_of(SUBCOMMANDS, "unknown sandbox subcommand '%s' (plan, up, list, logs, check, stop, compose)") },
   { "ARGS", key = "words", many = true, rest = true },
+  -- -C DIR before the subcommand too (`orket sandbox -C DIR list`), handed on to its words
+  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir },
 }
 cmd.help = [[
 plan      says what a sandbox would run from main's tree at main's head (its commit): orket.lua's
@@ -641,7 +643,14 @@ local SUBS = { check = check, plan = plan, compose = write_compose, up = up, lis
 function cmd.run(args, cli)
   local top, st = cli.parse(cmd, args)
   if not top then return st end
-  local o, sst = cli.parse(cmd, top.words or {}, DECL[top.sub])
+  local words = top.words or {}
+  -- a -C before the subcommand is read with its words, by the one parser that reads a -C
+  -- after it (and refuses two different ones)
+  if top.dir then
+    table.insert(words, 1, top.dir)
+    table.insert(words, 1, "-C")
+  end
+  local o, sst = cli.parse(cmd, words, DECL[top.sub])
   if not o then return sst end
   -- up, logs --follow and stop wait on the loop: each runs as a task
   local ok, status = task.spawn(SUBS[top.sub], o, cli):join()

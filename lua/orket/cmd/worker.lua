@@ -37,7 +37,7 @@ cmd.args = { extra = "give one project directory",
     help = "how long a lease lives without renewal (renewed every third of it)" },
   { "--name", value = "NAME", what = "a value", help = "this worker's name, in its events and the leases' listings (default HOST:PID)" },
   { "--model", value = "M", what = "a value" },
-  { "-C", value = "DIR", key = "dir", what = "a directory" },
+  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir },
 }
 cmd.help = [[
 Works the runs left to workers in the project DIR (default: the current directory), side

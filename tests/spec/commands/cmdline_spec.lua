@@ -27,6 +27,19 @@ describe("cmdline.parse", function()
     assert.is_nil(o.json)
   end)
 
+  it("refuses a second, different -C (or a DIR and a -C), naming both; the same directory twice is one", function()
+    local o, msg = cmdline.parse(DECL, { "X", "-C", "a", "-C", "b" })
+    assert.is_nil(o)
+    assert.equal("two different directories given, 'a' and 'b': a command works in one; give one -C DIR", msg)
+    o, msg = cmdline.parse(cmdline.dir_args("import"), { "a", "-C", "b" })
+    assert.is_nil(o)
+    assert.matches("'a' and 'b'", msg, 1, true)
+    assert.equal("./", assert(cmdline.parse(DECL, { "X", "-C", ".", "-C", "./" })).dir)
+    assert.equal("a", assert(cmdline.parse(DECL, { "X", "-C", "a", "-C", "a" })).dir)
+    -- the last of repeated values still wins for an option that does not say otherwise
+    assert.equal("n", assert(cmdline.parse(DECL, { "X", "--model", "m", "--model", "n" })).model)
+  end)
+
   it("names the argument in each error", function()
     local cases = {
       { {}, "run needs a target" },
