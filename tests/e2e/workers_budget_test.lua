@@ -61,7 +61,7 @@ describe("orket worker's run budget", function()
   end)
 
   it("counts every worker's tokens on a card against budgets.tokens_per_card", function()
-    local CALL, CARD_BUDGET, LEASE_MS = 100, 1000, 1000 -- tokens of each call (99 + 1)
+    local CALL, CARD_BUDGET, LEASE_MS = 100, 2000, 1000 -- tokens of each call (99 + 1)
     local dir = WP.project(fake.url, { epics = { { id = "C", n = 1 } },
       store_url = backends.name() == "pg" and backends.fresh_url() or nil })
     -- the coder calls its tool at every step and never hands in: only the card's token
@@ -72,37 +72,63 @@ team.senior_developer.model = "fake:chunks=1,nolog,prompt=%d,tool=append_line,ar
 budgets = { turns_per_card = 50, steps_per_turn = 100, tokens_per_card = %d }
 limits = { calls_run = 1000 }
 ]], CALL - 1, CARD_BUDGET))
+    local db -- one connection for the whole test: a new one each look is slow on a busy machine
     local function spent()
-      local db = assert(project_mod.open_store(dir, false))
-      local r = assert(db:row("SELECT CAST(COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0) "
-        .. "AS BIGINT) AS n FROM turns WHERE card_id = 'C-1'"))
-      db:close()
-      return r.n
+      db = db or assert(project_mod.open_store(dir, false))
+      return assert(db:row("SELECT CAST(COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0) "
+        .. "AS BIGINT) AS n FROM turns WHERE card_id = 'C-1'")).n
     end
     local function signal(sig, pid) assert(os.execute(string.format("kill -%s %d", sig, pid))) end
-    local function until_spent(n, pid, what)
+    -- whether a process holds the store's write lock (PostgreSQL: the journal's advisory
+    -- lock in this database; SQLite: a write transaction), asked without waiting
+    local function store_held()
+      spent()
+      if backends.name() == "pg" then
+        return assert(db:row([[SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())]])).n > 0
+      end
+      assert(db:exec("PRAGMA busy_timeout = 0"))
+      if not db:exec("BEGIN IMMEDIATE") then return true end
+      assert(db:exec("ROLLBACK"))
+      return false
+    end
+    -- stops pid outside a transaction: one stopped inside would hold the store from the
+    -- worker that takes its card over (which gives up after the lock's timeout)
+    local function stop(pid)
+      for _ = 1, 200 do
+        signal("STOP", pid)
+        if not store_held() then return end
+        signal("CONT", pid)
+        orket.sleep(5)
+      end
+      error("the worker held the store at every stop")
+    end
+    local function until_spent(n, pid, k, what)
       H.wait_for(function()
         orket.sleep(20)
-        assert(H.alive(pid), what .. " ended")
-        return spent() >= n
+        local got = spent()
+        assert(H.alive(pid), string.format("%s ended at %d tokens: %s", what, got, H.read(dir .. "/w" .. k .. ".err") or ""))
+        return got >= n
       end, what, 3000)
     end
-    -- w1 spends 0.4 of the budget, then stops (its lease runs out); w2 takes the card
-    -- over and spends up to 0.8 of it, then stops; w1 goes on with the card again (w2's
-    -- lease run out): the card has 0.2 of its budget left, not 0.6 (what w1 spent itself)
+    -- w1 spends a quarter of the budget, then stops (its lease runs out); w2 takes the card
+    -- over and spends up to half of it, then is killed; w1 goes on with the card again
+    -- (w2's lease run out): the card has half of its budget left, not three quarters (what
+    -- w1 did not spend itself). Each stop is 10 calls (3 s) short of the budget.
     local pids = {}
     finally(function()
       for _, pid in ipairs(pids) do
         if H.alive(pid) then os.execute(string.format("kill -CONT %d; kill -KILL %d", pid, pid)) end
       end
+      if db then db:close() end
     end)
     local w1 = WP.start_worker(dir, 1, { start = "C", lease_ms = LEASE_MS })
     pids[1] = w1
-    until_spent(4 * CALL, w1, "w1's calls")
-    signal("STOP", w1)
+    until_spent(CARD_BUDGET // 4, w1, 1, "w1's calls")
+    stop(w1)
     local w2 = WP.start_worker(dir, 2, { lease_ms = LEASE_MS })
     pids[2] = w2
-    until_spent(8 * CALL, w2, "w2's calls")
+    until_spent(CARD_BUDGET // 2, w2, 2, "w2's calls")
     signal("KILL", w2)
     signal("CONT", w1)
     H.wait_for(function()
