@@ -1,7 +1,9 @@
 -- orket worker's run budget shared: budgets.tokens_per_run counts the tokens every worker
 -- of the run spent, not each worker's own. Three workers on one run stop together near the
--- budget: at most their turns in flight past it, not three budgets' worth. On PostgreSQL
--- (tests/with_pg.lua) the project names a fresh database of the test server.
+-- budget: at most their turns in flight past it, not three budgets' worth. And
+-- budgets.tokens_per_card counts what every worker spent on the card: a card whose lease
+-- went from one worker to another and back is not given a budget more by each. On
+-- PostgreSQL (tests/with_pg.lua) the project names a fresh database of the test server.
 local H = require "tests.helpers"
 local cjson = require "cjson"
 local backends = require "tests.backends"
@@ -56,5 +58,91 @@ describe("orket worker's run budget", function()
     local out = ""
     for k = 1, WORKERS do out = out .. (H.read(dir .. "/w" .. k .. ".out") or "") end
     assert.matches("budgets.tokens_per_run = " .. BUDGET, out, 1, true)
+  end)
+
+  it("counts every worker's tokens on a card against budgets.tokens_per_card", function()
+    local CALL, CARD_BUDGET, LEASE_MS = 100, 2000, 1000 -- tokens of each call (99 + 1)
+    local dir = WP.project(fake.url, { epics = { { id = "C", n = 1 } },
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    -- the coder calls its tool at every step and never hands in: only the card's token
+    -- budget ends its turns, about 0.3 s a call
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format([[
+
+team.senior_developer.model = "fake:chunks=1,nolog,prompt=%d,tool=append_line,arg_note=x,first_byte_ms=300"
+budgets = { turns_per_card = 50, steps_per_turn = 100, tokens_per_card = %d }
+limits = { calls_run = 1000 }
+]], CALL - 1, CARD_BUDGET))
+    local db -- one connection for the whole test: a new one each look is slow on a busy machine
+    local function spent()
+      db = db or assert(project_mod.open_store(dir, false))
+      return assert(db:row("SELECT CAST(COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0) "
+        .. "AS BIGINT) AS n FROM turns WHERE card_id = 'C-1'")).n
+    end
+    local function signal(sig, pid) assert(os.execute(string.format("kill -%s %d", sig, pid))) end
+    -- whether a process holds the store's write lock (PostgreSQL: the journal's advisory
+    -- lock in this database; SQLite: a write transaction), asked without waiting
+    local function store_held()
+      spent()
+      if backends.name() == "pg" then
+        return assert(db:row([[SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())]])).n > 0
+      end
+      assert(db:exec("PRAGMA busy_timeout = 0"))
+      if not db:exec("BEGIN IMMEDIATE") then return true end
+      assert(db:exec("ROLLBACK"))
+      return false
+    end
+    -- stops pid outside a transaction: one stopped inside would hold the store from the
+    -- worker that takes its card over (which gives up after the lock's timeout)
+    local function stop(pid)
+      for _ = 1, 200 do
+        signal("STOP", pid)
+        if not store_held() then return end
+        signal("CONT", pid)
+        orket.sleep(5)
+      end
+      error("the worker held the store at every stop")
+    end
+    local function until_spent(n, pid, k, what)
+      H.wait_for(function()
+        orket.sleep(20)
+        local got = spent()
+        assert(H.alive(pid), string.format("%s ended at %d tokens: %s", what, got, H.read(dir .. "/w" .. k .. ".err") or ""))
+        return got >= n
+      end, what, 3000)
+    end
+    -- w1 spends a quarter of the budget, then stops (its lease runs out); w2 takes the card
+    -- over and spends up to half of it, then is killed; w1 goes on with the card again
+    -- (w2's lease run out): the card has half of its budget left, not three quarters (what
+    -- w1 did not spend itself). Each stop is 10 calls (3 s) short of the budget.
+    local pids = {}
+    finally(function()
+      for _, pid in ipairs(pids) do
+        if H.alive(pid) then os.execute(string.format("kill -CONT %d; kill -KILL %d", pid, pid)) end
+      end
+      if db then db:close() end
+    end)
+    local w1 = WP.start_worker(dir, 1, { start = "C", lease_ms = LEASE_MS })
+    pids[1] = w1
+    until_spent(CARD_BUDGET // 4, w1, 1, "w1's calls")
+    stop(w1)
+    local w2 = WP.start_worker(dir, 2, { lease_ms = LEASE_MS })
+    pids[2] = w2
+    until_spent(CARD_BUDGET // 2, w2, 2, "w2's calls")
+    signal("KILL", w2)
+    signal("CONT", w1)
+    H.wait_for(function()
+      orket.sleep(50)
+      return not H.alive(w1)
+    end, "w1 to stop", 1200)
+    assert.equal("", H.read(dir .. "/w1.err") or "")
+    local total = spent()
+    -- w1's call in flight as it stopped is not recorded (its lease was w2's by then): the
+    -- budget is passed by at most the call in flight as it ran out
+    assert.is_true(total >= CARD_BUDGET, "the card stopped before its budget: " .. total)
+    assert.is_true(total <= CARD_BUDGET + CALL, string.format("the workers spent %d tokens on the card against "
+      .. "budgets.tokens_per_card = %d", total, CARD_BUDGET))
+    local out = H.read(dir .. "/w1.out") or ""
+    assert.matches("budgets.tokens_per_card", out, 1, true)
   end)
 end)

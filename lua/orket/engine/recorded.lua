@@ -74,18 +74,24 @@ function M.tool_call(db, turn_id, key)
   return cjson.decode(row.result) or {}
 end
 
---- tokens(db, run, card [, after]) -> prompt + completion tokens spent (card nil: the whole
---- run, which reads every turn of the run: the engine keeps a running total instead of asking
---- per step); after: only turns journaled after that event id (last_retry)
-function M.tokens(db, run, card, after)
-  if card == nil then return sj.run_tokens(db, run) end
-  return sj.card_tokens(db, run, card, after or 0)
+--- tokens(db, run) -> prompt + completion tokens the run spent (it reads every turn of the
+--- run: the engine keeps a running total instead of asking per step)
+function M.tokens(db, run)
+  return sj.run_tokens(db, run)
 end
 
 --- tokens_since(db, run, turn, event) -> n, turn', event': the run's tokens recorded by any
 --- process after those turns and events ids, and the ids read up to (a worker's run budget)
 function M.tokens_since(db, run, turn, event)
   return sj.run_tokens_since(db, run, turn, event)
+end
+
+--- card_tokens_since(db, run, card, mark) -> n, reset, mark': the run's tokens on the card
+--- recorded by any process after events id `mark` and after the card's last retry (reset:
+--- a retry after the mark, so n counts from it), and the id read up to (0: the card's whole
+--- count since its last retry)
+function M.card_tokens_since(db, run, card, mark)
+  return sj.card_tokens_since(db, run, card, mark)
 end
 
 --- called_tools(db, run, card, review [, after]) -> true when the card's review turns

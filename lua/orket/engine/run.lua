@@ -50,7 +50,7 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "journal_base", "git_failed", "tokens_used", "tokens_marks", "tokens_reading", "card_tokens_used", "spend", "money_checking",
+  "journal_failed", "journal_base", "git_failed", "tokens_used", "card_tokens_used", "spend", "money_checking",
   "money_reads", "money_deferred", "card_clock",
   "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed" } do
   FIELDS[k] = true
@@ -74,10 +74,8 @@ function M.new(engine, id)
     journal_base = nil, -- a carried-on run's mark of the store's failures at its start (db:journal_mark)
     git_failed = nil, -- the repository's disk full, which ended the run (git_broken)
     internal_failed = nil, -- an error in Orket's own code that ended a turn's task (start_jobs)
-    tokens_used = nil, -- running total of the run's tokens (run_tokens)
-    tokens_marks = nil, -- a worker's: the turns and events ids its run total has read up to
-    tokens_reading = nil, -- a worker's: true while a turn reads the run's total (run_tokens)
-    card_tokens_used = nil, -- card id -> running total (card_tokens)
+    tokens_used = nil, -- the run's tokens, a tally (run_tokens)
+    card_tokens_used = nil, -- card id -> its tokens since its last retry, a tally (card_tokens)
     card_clock = nil,  -- card id -> when its wall budget started (turn.lua)
     run_deadline = nil, -- rt.now() when wall_ms_per_run runs out
     round_after = nil, -- inside a scheduling round: what runs after it commits (after_commit); false after
@@ -384,8 +382,9 @@ function Run:prepare(card)
   if #turns == 0 then
     -- no turn of this run on the card: it has spent none of the run's tokens on it (a
     -- response is journaled only inside a begun turn), so card_tokens need not sum them
+    -- (a worker's tally still reads from no mark: its next reads take what others record)
     self.card_tokens_used = self.card_tokens_used or {}
-    self.card_tokens_used[card.id] = self.card_tokens_used[card.id] or 0
+    self.card_tokens_used[card.id] = self.card_tokens_used[card.id] or { n = 0, marks = 0 }
   end
   local open = turns[#turns]
   if open and not open.open then open = nil end
@@ -645,53 +644,89 @@ function Run:after_lease(job, out)
   pcall(function() assert(self.db:tx(function() lease:release(job.card_id); return true end)) end)
 end
 
---- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
---- running total (add_tokens), so the per-step budget check does not sum every turn. A
---- worker's run (self.lease) is shared with the run's other workers: its total is the
---- journal's, caught up at each read with the rows every worker recorded since (by id), so
---- budgets.tokens_per_run counts the whole run's tokens, not this process's.
-function Run:run_tokens()
-  if self.lease then
-    -- one read at a time: on PostgreSQL a read waits, and two turns reading from the same
-    -- marks would each add the rows between (a turn that finds a read under way takes the
-    -- total as it stands, at most the rows of that read behind)
-    if not self.tokens_reading then
-      self.tokens_reading = true
-      local m = self.tokens_marks or { 0, 0 }
-      local ok, n, turn, event = pcall(recorded.tokens_since, self.db, self.run_id, m[1], m[2])
-      self.tokens_reading = nil
-      if not ok then error(n, 0) end
-      self.tokens_marks = { turn, event }
-      self.tokens_used = (self.tokens_used or 0) + n
-    end
-    return self.tokens_used or 0
+-- The token budgets' totals are tallies {n = the total, marks = what of the journal it has
+-- read up to, reading = true while a read is under way}. A worker's run (self.lease) is
+-- shared with the run's other workers, and its cards' leases move between them (failover):
+-- its tallies are the journal's, caught up before each check with the rows every worker
+-- recorded since the marks (by id), so a budget counts every process's tokens, not this
+-- one's. read(db, run, marks, arg) -> n, reset (n is the whole total, not an addition),
+-- marks'. One read at a time: on PostgreSQL a read waits, and two turns reading from the
+-- same marks would each add the rows between (a turn that finds a read under way takes the
+-- total as it stands, at most the rows of that read behind).
+local function catch_up(run, tally, read, arg)
+  if not tally.reading then
+    tally.reading = true
+    local ok, n, reset, marks = pcall(read, run.db, run.run_id, tally.marks, arg)
+    tally.reading = nil
+    if not ok then error(n, 0) end
+    tally.marks, tally.n = marks, (reset and 0 or tally.n) + n
   end
-  if not self.tokens_used then self.tokens_used = recorded.tokens(self.db, self.run_id, nil) end
-  return self.tokens_used
+  return tally.n
+end
+
+local function run_read(db, run, m)
+  local n, turn, event = recorded.tokens_since(db, run, m[1], m[2])
+  return n, false, { turn, event }
+end
+
+local function card_read(db, run, mark, card)
+  return recorded.card_tokens_since(db, run, card, mark)
+end
+
+--- run_tokens() -> tokens the run has spent: read from the journal once, then kept as a
+--- running total (add_tokens), so the per-step budget check does not sum every turn; a
+--- worker's caught up from the journal (catch_up), so budgets.tokens_per_run counts the
+--- whole run's tokens, not this process's.
+function Run:run_tokens()
+  local t = self.tokens_used
+  if self.lease then
+    if not t then
+      t = { n = 0, marks = { 0, 0 } }
+      self.tokens_used = t
+    end
+    return catch_up(self, t, run_read)
+  end
+  if not t then
+    t = { n = recorded.tokens(self.db, self.run_id) }
+    self.tokens_used = t
+  end
+  return t.n
 end
 
 --- card_tokens(card_id) -> tokens the run has spent on the card since its last retry: read
---- from the journal the first time, then kept as a running total like the run's.
+--- from the journal the first time, then kept as a running total like the run's; a
+--- worker's caught up from the journal like the run's (the card's events from the mark on),
+--- so budgets.tokens_per_card counts what every worker spent on the card, and a retry
+--- recorded meanwhile starts the count again.
 function Run:card_tokens(card_id)
-  local t = self.card_tokens_used
+  local all = self.card_tokens_used
+  if not all then
+    all = {}
+    self.card_tokens_used = all
+  end
+  local t = all[card_id]
+  if self.lease then
+    if not t then
+      t = { n = 0, marks = 0 }
+      all[card_id] = t
+    end
+    return catch_up(self, t, card_read, card_id)
+  end
   if not t then
-    t = {}
-    self.card_tokens_used = t
+    t = { n = (recorded.card_tokens_since(self.db, self.run_id, card_id, 0)) }
+    all[card_id] = t
   end
-  if not t[card_id] then
-    t[card_id] = recorded.tokens(self.db, self.run_id, card_id, recorded.last_retry(self.db, card_id))
-  end
-  return t[card_id]
+  return t.n
 end
 
 --- add_tokens(n [, card_id]): adds a model response's tokens to the running totals.
 function Run:add_tokens(n, card_id)
-  -- (a worker's run total comes from the journal, where this response's row is counted)
-  if not self.lease then self.tokens_used = self:run_tokens() + n end
-  if card_id then
-    local t = self.card_tokens_used
-    if t and t[card_id] then t[card_id] = t[card_id] + n end
-  end
+  -- (a worker's totals come from the journal, where this response's row is counted)
+  if self.lease then return end
+  self:run_tokens()
+  self.tokens_used.n = self.tokens_used.n + n
+  local c = card_id and self.card_tokens_used and self.card_tokens_used[card_id]
+  if c then c.n = c.n + n end
 end
 
 --- run_budget_spent([kind]) -> why | nil: the run's own budget that ran out ("tokens":

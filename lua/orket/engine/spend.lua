@@ -184,7 +184,7 @@ end
 local function scope_of(run, scope, card_id)
   if scope == "card" then return card_id end
   if scope == "run" then return run.run_id end
-  if scope == "day" then return os.date("!%Y-%m-%d") end -- the UTC day
+  if scope == "day" then return run.spend.day end -- the store's UTC day (state, catch_up)
   local card = assert(run.board:get(card_id))
   local parent = card.parent and run.board:get(card.parent)
   if scope == "epic" then return parent and parent.type == "epic" and parent.id or nil end
@@ -240,12 +240,20 @@ end
 
 -- Before a check: the calls every process (this one too) recorded since the run last
 -- looked join the totals they count in, so runs and workers sharing a scope see each
--- other's spending. One read by primary keys of what was recorded since.
-local function catch_up(run, day)
+-- other's spending. One read by primary keys of what was recorded since; the same read
+-- gives the store's day (sp.day), by the clock that dated the rows. -> the day
+local function catch_up(run)
   local sp = run.spend
   local n = (run.money_reads or 0) + 1 -- (committed: a hold waits for a read begun after it)
   run.money_reads = n
-  local rows = costs.since(run.db, sp.turn, sp.event, day .. "T00:00:00.000Z")
+  local rows = costs.since(run.db, sp.turn, sp.event)
+  local day -- the store's day: the "e" row's, read first (last, as the statement lists it)
+  for i = #rows, 1, -1 do
+    if rows[i].src == "e" then
+      day = rows[i].currency
+      break
+    end
+  end
   -- on PostgreSQL the read waits: another turn's catch-up may have counted some rows
   -- meanwhile (ids are visible in order, so those are the ones up to its ids)
   local turn, event = sp.turn, sp.event
@@ -270,18 +278,22 @@ local function catch_up(run, day)
     end
   end
   settle(run, n)
+  sp.day = day
+  return day
 end
 
--- The run's money state: its totals, read at its first check from the journal's ids then.
+-- The run's money state: its totals, read at its first check from the journal's ids then,
+-- and the store's day then (sp.day: the day budget's day is the store's clock's, which
+-- dates the rows it sums, not this process's: on PostgreSQL the server's).
 local function state(run)
   local sp = run.spend
   if sp and sp.turn then return sp, true end
-  local turn, event = costs.heads(run.db)
+  local turn, event, day = costs.heads(run.db)
   sp = run.spend -- (another turn may have made it while the read waited)
   if sp and sp.turn then return sp, true end
   sp = sp or { totals = {}, warned = {}, waiters = {} }
   sp.by = { card = {}, epic = {}, rock = {}, run = {}, day = {} }
-  sp.turn, sp.event = turn, event
+  sp.turn, sp.event, sp.day = turn, event, day
   run.spend = sp
   return sp, false
 end
@@ -368,9 +380,8 @@ function M.check(run, job, req)
   local card_id = job.card_id
   assert(run.board:status(card_id)) -- the card is there (its copy is read only where needed)
   -- what every process spent since the last check (at the first, the totals read it all)
-  local day = os.date("!%Y-%m-%d") -- the UTC day
-  local _, known = state(run)
-  if known then catch_up(run, day) end
+  local sp, known = state(run)
+  local day = known and catch_up(run) or sp.day -- the store's UTC day
   -- the card's last approvals, one per scope (an approval restarts only the budget that
   -- was reached), read once and only for a card's, an epic's or a rock's budget: the
   -- run's and the day's count from no mark

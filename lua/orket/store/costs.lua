@@ -104,13 +104,18 @@ function M.totals(db, f)
   return out
 end
 
---- heads(db) -> the newest turns id, the newest events id (0: none): where a reader of the
+--- heads(db) -> the newest turns id, the newest events id (0: none), the store's UTC day
+--- (YYYY-MM-DD, by the clock that dates its rows: dialect.today): where a reader of the
 --- calls recorded since (since) starts. Ids become visible in order on both backends (one
 --- writer at a time: docs/store.md), so they are a safe cursor.
+local heads_sql = dialect.statement(function(d)
+  return "SELECT (SELECT COALESCE(MAX(id), 0) FROM turns) AS turn, "
+    .. "(SELECT COALESCE(MAX(id), 0) FROM events) AS event, " .. d.today .. " AS day"
+end)
 function M.heads(db)
-  local row = backend.row(db, "SELECT (SELECT COALESCE(MAX(id), 0) FROM turns) AS turn, "
-    .. "(SELECT COALESCE(MAX(id), 0) FROM events) AS event")
-  return row and row.turn or 0, row and row.event or 0
+  local row = backend.row(db, heads_sql(db))
+  if not row then error("the journal's ids could not be read", 0) end
+  return row.turn, row.event, row.day
 end
 
 -- The calls recorded after a turns id and an events id, each with what decides its scopes
@@ -124,23 +129,25 @@ local since_sql = dialect.statement(function(d)
     return "r.id, r.run_id, r.card_id, (SELECT parent FROM cards WHERE id = r.card_id) AS parent, "
       .. "(SELECT p.parent FROM cards p WHERE p.id = (SELECT parent FROM cards WHERE id = r.card_id)) AS grand, "
       .. d.json_text("r.data", "currency") .. " AS currency, " .. M.spent(d, "r.data") .. " AS spent, "
-      .. "CASE WHEN " .. at .. " >= ? THEN 1 ELSE 0 END AS in_day"
+      .. "CASE WHEN " .. at .. " >= " .. d.day_start .. " THEN 1 ELSE 0 END AS in_day"
   end
   return "SELECT 't' AS src, " .. cols("r.created_at") .. " FROM turns r WHERE r.id > ?"
     .. " UNION ALL SELECT 'f', " .. cols("r.at") .. " FROM events r WHERE r.id > ? AND r.kind || '' = 'model_failure' AND "
     .. d.json_int("r.data", "prompt_tokens") .. " IS NOT NULL"
-    .. " UNION ALL SELECT 'e', COALESCE(MAX(id), 0), NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events"
+    .. " UNION ALL SELECT 'e', COALESCE(MAX(id), 0), NULL, NULL, NULL, NULL, " .. d.today .. ", NULL, NULL FROM events"
 end)
 
---- since(db, turn, event, day) -> rows {src = "t" (a turns row) | "f" (a charged model
---- failure) | "e" (id: the newest events id seen), id, run_id, card_id, parent, grand,
---- currency, spent (nil: no cost), in_day (1 when recorded at or after day, a stored
---- time's text)}: every call any process recorded after turns id `turn` and events id
---- `event`, the money budgets' catch-up before a call (orket.engine.spend)
+--- since(db, turn, event) -> rows {src = "t" (a turns row) | "f" (a charged model
+--- failure) | "e" (id: the newest events id seen; currency: the store's UTC day, as heads
+--- gives it), id, run_id, card_id, parent, grand, currency, spent (nil: no cost), in_day (1
+--- when recorded on or after the start of that day)}: every call any process recorded
+--- after turns id `turn` and events id `event`, the money budgets' catch-up before a call
+--- (orket.engine.spend). The day is the store's clock's, which dated the rows (on
+--- PostgreSQL the server's now(), not the clock of the process that reads).
 M.since_statement = since_sql -- (db) -> its SQL: the specs check its plan
 
-function M.since(db, turn, event, day)
-  return assert(db:rows(since_sql(db), day, turn, day, event))
+function M.since(db, turn, event)
+  return assert(db:rows(since_sql(db), turn, event))
 end
 
 --- approved_after(db, card) -> turn, event: the turns id the card's last budget_approved

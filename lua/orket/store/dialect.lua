@@ -21,6 +21,10 @@ M.sqlite = {
   now = "orket_now()",          -- the transaction's time, as a stored time (a test's clock moves it)
   created = "orket_now()",      -- a new card's time: PostgreSQL's tells apart cards made in one transaction
   wall = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", -- the wall clock as the statement runs
+  -- the UTC day of the transaction's time (now), as text YYYY-MM-DD, and its first instant as
+  -- a stored time: the day budget's, by the clock that dates the rows
+  today = "substr(orket_now(), 1, 10)",
+  day_start = "substr(orket_now(), 1, 10) || 'T00:00:00.000Z'",
   returning_id = "",            -- db:run's second value is the new row's id already
   time = plain,                  -- a stored time, selected (ISO text already)
   json = plain,                  -- a JSON column, as its text (stored as text already)
@@ -41,6 +45,8 @@ M.pg = {
   now = "now()",
   created = "clock_timestamp()",
   wall = "clock_timestamp()",
+  today = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+  day_start = "(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')",
   returning_id = " RETURNING id", -- PostgreSQL has no last insert id
   time = pg_time,
   json = function(col, as) return col .. "::text AS " .. (as or col:match("[%w_]+$")) end,

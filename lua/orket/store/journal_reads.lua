@@ -86,15 +86,27 @@ function M.run_tokens_since(db, run, turn, event)
   return r.nt + r.nf, math.max(turn, r.turn), math.max(event, r.event)
 end
 
---- card_tokens(db, run, card, after) -> prompt + completion tokens of the card's turns in
---- the run journaled after event id `after`, and of its charged model failures
-function M.card_tokens(db, run, card, after)
-  local r = one(db, [[SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)
-    + (SELECT COALESCE(SUM(]] .. costs.charged_tokens(db.dialect, "e.data") .. [[), 0) FROM events e WHERE e.card_id = ?2
-      AND +e.run_id = ?1 AND e.kind = 'model_failure' AND e.id > ?3) AS n
-    FROM events e CROSS JOIN turns t ON t.id = json_extract(e.data, '$.id')
-    WHERE e.card_id = ?2 AND +e.run_id = ?1 AND e.kind = 'turn' AND e.id > ?3]], run, card, after)
-  return r and r.n or 0
+--- card_tokens_since(db, run, card, mark) -> n, reset, mark': prompt + completion tokens of
+--- the card's turns in the run and of its charged model failures journaled after events id
+--- `mark` and after the card's last "retry" event, with the newest id read (the next read's
+--- mark). reset: a retry came after `mark`, so n is the card's whole count since it, not an
+--- addition. From 0 it is the card's count since its last retry; from a mark, what any
+--- process recorded since, by the events_card index from the mark on (a worker's card
+--- budget reads what the run's other workers spent on the card before each step).
+local CARD_TOKENS_SINCE = [[WITH r AS (SELECT COALESCE(MAX(id), 0) AS retry FROM events
+    WHERE card_id = ?2 AND kind = 'retry' AND id > ?3),
+  s AS (SELECT e.id, e.kind, e.data FROM events e WHERE e.card_id = ?2 AND +e.run_id = ?1
+    AND +e.kind IN ('turn', 'model_failure') AND e.id > MAX(?3, (SELECT retry FROM r)))
+  SELECT (SELECT retry FROM r) AS retry,
+    (SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)
+      FROM s CROSS JOIN turns t ON t.id = json_extract(s.data, '$.id') WHERE s.kind = 'turn')
+    + (SELECT COALESCE(SUM(]] .. costs.charged_tokens(dialect.sqlite, "s.data") .. [[), 0) FROM s
+      WHERE s.kind = 'model_failure') AS n,
+    (SELECT COALESCE(MAX(id), 0) FROM s) AS mark]]
+function M.card_tokens_since(db, run, card, mark)
+  local r = one(db, CARD_TOKENS_SINCE, run, card, mark)
+  if not r then error("the card's tokens could not be read", 0) end
+  return r.n, r.retry > 0, math.max(mark, r.retry, r.mark)
 end
 
 --- turns_called_tools(db, run, card, review, after) -> true when one of the card's review

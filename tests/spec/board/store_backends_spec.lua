@@ -213,6 +213,36 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  it("journal reads: a card's tokens from a mark, counted again from a retry after it", function()
+    local db = open()
+    local sj = require "orket.store.journal_reads"
+    local run = db:record_run { target = "E", kind = "epic" }
+    db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, prompt_tokens = 10, completion_tokens = 5, data = { step = 1 } }
+    local n, reset, mark = sj.card_tokens_since(db, run, "E-1", 0)
+    assert.same({ 15, false }, { n, reset })
+    assert.same({ 0, false, mark }, { sj.card_tokens_since(db, run, "E-1", mark) })
+    db:record_turn { run = run, card = "E-1", seat = "dev", turn = 1, prompt_tokens = 3, completion_tokens = 4, data = { step = 2 } }
+    db:record_turn { run = run, card = "E-2", seat = "dev", turn = 1, prompt_tokens = 50, data = { step = 1 } }
+    local n2, reset2, mark2 = sj.card_tokens_since(db, run, "E-1", mark)
+    assert.same({ 7, false }, { n2, reset2 })
+    assert.is_true(mark2 > mark)
+    local retry = db:event { kind = "retry", card = "E-1", data = { from = "blocked" } }
+    db:record_turn { run = run, card = "E-1", seat = "dev", turn = 2, prompt_tokens = 2, data = { step = 1 } }
+    local n3, reset3, mark3 = sj.card_tokens_since(db, run, "E-1", mark2)
+    assert.same({ 2, true }, { n3, reset3 })
+    assert.is_true(mark3 > retry)
+    -- a charged model failure counts, one with no charge does not
+    db:event { kind = "model_failure", card = "E-1", run = run, data = { class = "transient", error = "x" } }
+    db:event { kind = "model_failure", card = "E-1", run = run, data = { class = "bad_request", prompt_tokens = 100,
+      completion_tokens = 20 } }
+    local n5, reset5 = sj.card_tokens_since(db, run, "E-1", mark3)
+    assert.same({ 120, false }, { n5, reset5 })
+    local n4, reset4 = sj.card_tokens_since(db, run, "E-1", 0) -- from no mark: since the last retry
+    assert.same({ 122, true }, { n4, reset4 })
+    assert.equal("integer", math.type((sj.card_tokens_since(db, run, "E-1", 0))))
+    db:close()
+  end)
+
   it("journal reads: turn marks, open turns, recorded steps, tokens and transitions", function()
     local db = open()
     local sj, st = require "orket.store.journal_reads", require "orket.store.turns"
@@ -241,7 +271,7 @@ describe("store on " .. B.name(), function()
     assert.is_nil(sj.recorded_step(db, run, "E-1", 1, 2))
     assert.same({ x = 1 }, cjson.decode(sj.tool_call(db, t1, "k").result))
     assert.equal(15, sj.run_tokens(db, run))
-    assert.equal(15, sj.card_tokens(db, run, "E-1", 0))
+    assert.equal(15, (sj.card_tokens_since(db, run, "E-1", 0)))
     assert.equal("integer", math.type(sj.run_tokens(db, run)))
     assert.is_true(sj.turns_called_tools(db, run, "E-1", true, 0))
     assert.is_false(sj.turns_called_tools(db, run, "E-1", false, 0))
@@ -328,8 +358,8 @@ describe("store on " .. B.name(), function()
       prompt_tokens = 100, completion_tokens = 4096, cost = 41250, currency = "USD", refused_usage = { prompt_tokens = -5 } } }
     local t = costs.totals(db, { card = "E-1", run = run, epic = "E", since = "2000-01-01T00:00:00.000Z" })
     assert.same({ cost = { USD = 41257 }, calls = 3, priced = 3, input = 102, cached = 0, output = 4096 }, t)
-    assert.same({ before + 4196, before + 4196 }, { sj.run_tokens(db, run), sj.card_tokens(db, run, "E-1", 0) })
-    assert.equal(0, sj.card_tokens(db, run, "E-1", ev)) -- counted from after it
+    assert.same({ before + 4196, before + 4196 }, { sj.run_tokens(db, run), (sj.card_tokens_since(db, run, "E-1", 0)) })
+    assert.equal(0, (sj.card_tokens_since(db, run, "E-1", ev))) -- counted from after it
     assert.same({}, costs.totals(db, { card = "E-1", after_turn = costs.last_turn(db), after_event = ev }).cost)
     assert.same({}, costs.totals(db, { card = "E-2" }).cost)
     -- and so in /metrics' sums, the charged failure with them (under the model asked)
@@ -394,7 +424,8 @@ describe("store on " .. B.name(), function()
     end
     -- the calls recorded since a run's last check, by any process: by the ids alone, each
     -- call's card and its parents by their keys
-    local turn, event = costs.heads(db)
+    local turn, event, today = costs.heads(db)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%d$", today)
     local plan = {}
     assert(db:tx(function()
       local explain = "EXPLAIN QUERY PLAN "
@@ -402,8 +433,7 @@ describe("store on " .. B.name(), function()
         assert(db:exec("SET LOCAL enable_seqscan = off"))
         explain = "EXPLAIN "
       end
-      local day = "2000-01-01T00:00:00.000Z"
-      for _, r in ipairs(assert(db:rows(explain .. costs.since_statement(db), day, turn - 1, day, event - 1))) do
+      for _, r in ipairs(assert(db:rows(explain .. costs.since_statement(db), turn - 1, event - 1))) do
         plan[#plan + 1] = r.detail or r["QUERY PLAN"]
       end
       return true
@@ -415,10 +445,11 @@ describe("store on " .. B.name(), function()
       assert.is_nil(plan:find("Hash", 1, true), plan)
     end
     assert.is_nil(plan:find("events_model_failure", 1, true), plan)
-    local rows = costs.since(db, turn - 1, event, "2000-01-01T00:00:00.000Z")
-    assert.same({ { "t", "E-1", "E", "USD", 5, 1 }, { "e", event } }, {
+    -- the day the store's clock gives: the call just recorded is of it
+    local rows = costs.since(db, turn - 1, event)
+    assert.same({ { "t", "E-1", "E", "USD", 5, 1 }, { "e", event, today } }, {
       { rows[1].src, rows[1].card_id, rows[1].parent, rows[1].currency, rows[1].spent, rows[1].in_day },
-      { rows[2].src, rows[2].id } })
+      { rows[2].src, rows[2].id, rows[2].currency } })
     -- the same figures as before
     assert.same({ USD = 5 }, costs.totals(db, scopes.day[1]).cost)
     assert.same({ USD = 5 }, costs.totals(db, scopes.run[1]).cost)

@@ -108,7 +108,7 @@ describe("store reads that fail", function()
       recorded_step = function() return sj.recorded_step(bad, run, "E-1", 1, 1) end,
       tool_call = function() return sj.tool_call(bad, 1, "c1") end,
       run_tokens = function() return sj.run_tokens(bad, run) end,
-      card_tokens = function() return sj.card_tokens(bad, run, "E-1", 0) end,
+      card_tokens_since = function() return sj.card_tokens_since(bad, run, "E-1", 0) end,
       turns_called_tools = function() return sj.turns_called_tools(bad, run, "E-1", false, 0) end,
       last_transition = function() return sj.last_transition(bad, "E-1") end,
       last_handin = function() return sj.last_handin(bad, "E-1") end,

@@ -327,6 +327,45 @@ describe("engine", function()
     assert.equal(#e3.llm.requests, #e.llm.requests + #e2.llm.requests)
   end)
 
+  it("counts a card's tokens spent by every worker of the run (tokens_per_card), from its last retry", function()
+    local db = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "one" }, { id = "E-2", summary = "two" } })
+    local id = assert(db:record_run { target = "E", kind = "epic", data = { workers = true } })
+    -- two workers' views of the run (engine.lease set), and the turns each records as a
+    -- step does: the row, then the running totals
+    local function worker() return run_mod.new({ db = db, lease = {} }, id) end
+    local function spend(r, card, n)
+      assert(db:tx(function()
+        return db:record_turn { run = id, card = card, seat = "senior_developer", turn = 1, model = "m",
+          prompt_tokens = n, completion_tokens = 0, data = { step = 1 } }
+      end))
+      r:add_tokens(n, card)
+    end
+    local a, b = worker(), worker()
+    assert.equal(0, a:card_tokens("E-1"))
+    spend(a, "E-1", 100)
+    assert.equal(100, a:card_tokens("E-1"))
+    -- the card's lease moved to b (a's lapsed): b counts a's tokens, and spends more
+    assert.equal(100, b:card_tokens("E-1"))
+    spend(b, "E-1", 150)
+    spend(b, "E-2", 1000) -- another card's
+    -- back with a: it counts b's too, as the journal does
+    assert.same({ 250, 250, 1000 }, { a:card_tokens("E-1"), b:card_tokens("E-1"), a:card_tokens("E-2") })
+    assert.equal(1250, a:run_tokens())
+    -- a retry starts the card's count again, in every worker
+    assert(db:tx(function()
+      db:event { kind = "retry", card = "E-1", data = { from = "blocked" } }
+      return true
+    end))
+    spend(b, "E-1", 7)
+    assert.same({ 7, 7 }, { a:card_tokens("E-1"), b:card_tokens("E-1") })
+    -- a run of one process keeps its own running total
+    local solo = run_mod.new({ db = db }, id)
+    assert.equal(7, solo:card_tokens("E-1"))
+    spend(solo, "E-1", 5)
+    assert.same({ 12, 12 }, { solo:card_tokens("E-1"), a:card_tokens("E-1") })
+    db:close()
+  end)
+
   -- on PostgreSQL a statement cancelled with its task closes its connection, and the next
   -- one connects anew (a SCRAM exchange, about 100 ms on a loaded test machine): more than
   -- the 200 ms this run may take

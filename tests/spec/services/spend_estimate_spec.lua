@@ -121,7 +121,7 @@ describe("the check before a call under a money budget", function()
         get = function(_, id) return id == "C-1" and { id = id, type = "issue", status = "in_progress" } or nil end } }
     local totals, approved_marks, heads, marks = costs.totals, costs.approved_marks, costs.heads, 0
     costs.totals = function() return { cost = {} } end
-    costs.heads = function() return 0, 0 end
+    costs.heads = function() return 0, 0, "2026-01-01" end
     costs.approved_marks = function()
       marks = marks + 1
       return { card = { 0, 0 }, epic = { 0, 0 }, rock = { 0, 0 } }

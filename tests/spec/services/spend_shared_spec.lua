@@ -101,6 +101,25 @@ describe("money budgets shared by processes (" .. require("tests.backends").name
     db:close()
   end)
 
+  it("take the day from the store's clock, which dates the calls, whatever this process's clock says", function()
+    local db, b, r1 = fixture()
+    local v = view(db, b, r1, { cost_per_day = 5000 })
+    assert.is_nil(call(v, "E-1")) -- 0.003 of the day's 0.005 spent
+    -- this process's clock a day ahead of the store's (a worker on another machine than its
+    -- PostgreSQL server): the calls are dated by the store, and so is the day
+    local date = os.date
+    local ahead = date("!%Y-%m-%d", os.time() + 86400)
+    finally(function() os.date = date end)
+    os.date = function(f, t) return date(f, t or os.time() + 86400) end
+    for _, w in ipairs { v, view(db, b, r1, { cost_per_day = 5000 }) } do -- its totals read, and read afresh
+      local over = call(w, "E-1")
+      assert.equal("canceled", over and over.ended)
+      assert.matches("money budget: the day %d+%-%d+%-%d+ spent 0.003 USD of its 0.005 USD", over.detail)
+      assert.is_nil(over.detail:find(ahead, 1, true), over.detail)
+    end
+    db:close()
+  end)
+
   it("count every worker's calls in the run's budget, and charged failures too", function()
     local db, b, r1 = fixture()
     local w1, w2 = view(db, b, r1, { cost_per_run = 10000 }), view(db, b, r1, { cost_per_run = 10000 })

@@ -29,13 +29,20 @@ function M.recorded_step(db, run, card, turn, step)
     AND (t.data->>'step')::numeric = $4 ORDER BY t.id LIMIT 1]], run, card, turn, step)
 end
 
-function M.card_tokens(db, run, card, after)
-  local r = one(db, [[SELECT (COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)
-    + (SELECT COALESCE(SUM(]] .. costs.charged_tokens(db.dialect, "e.data") .. [[), 0) FROM events e
-      WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'model_failure' AND e.id > $3))::int8 AS n
-    FROM events e JOIN turns t ON t.id = (e.data->>'id')::bigint
-    WHERE e.card_id = $2 AND e.run_id = $1 AND e.kind = 'turn' AND e.id > $3]], run, card, after)
-  return r and r.n or 0
+local CARD_TOKENS_SINCE = [[WITH r AS (SELECT COALESCE(MAX(id), 0) AS retry FROM events
+    WHERE card_id = $2 AND kind = 'retry' AND id > $3),
+  s AS (SELECT e.id, e.kind, e.data FROM events e WHERE e.card_id = $2 AND e.run_id = $1
+    AND e.kind IN ('turn', 'model_failure') AND e.id > GREATEST($3, (SELECT retry FROM r)))
+  SELECT (SELECT retry FROM r) AS retry,
+    ((SELECT COALESCE(SUM(COALESCE(t.prompt_tokens, 0) + COALESCE(t.completion_tokens, 0)), 0)
+      FROM s JOIN turns t ON t.id = (s.data->>'id')::bigint WHERE s.kind = 'turn')
+    + (SELECT COALESCE(SUM(]] .. costs.charged_tokens(require("orket.store.dialect").pg, "s.data") .. [[), 0) FROM s
+      WHERE s.kind = 'model_failure'))::int8 AS n,
+    (SELECT COALESCE(MAX(id), 0) FROM s) AS mark]]
+function M.card_tokens_since(db, run, card, mark)
+  local r = one(db, CARD_TOKENS_SINCE, run, card, mark)
+  if not r then error("the card's tokens could not be read", 0) end
+  return r.n, r.retry > 0, math.max(mark, r.retry, r.mark)
 end
 
 function M.turns_called_tools(db, run, card, review, after)
