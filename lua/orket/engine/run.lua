@@ -384,7 +384,7 @@ function Run:prepare(card)
     -- response is journaled only inside a begun turn), so card_tokens need not sum them
     -- (a worker's tally still reads from no mark: its next reads take what others record)
     self.card_tokens_used = self.card_tokens_used or {}
-    self.card_tokens_used[card.id] = self.card_tokens_used[card.id] or { n = 0, marks = 0 }
+    self.card_tokens_used[card.id] = self.card_tokens_used[card.id] or { n = 0, marks = 0, own = 0 }
   end
   local open = turns[#turns]
   if open and not open.open then open = nil end
@@ -693,12 +693,16 @@ function Run:run_tokens()
   return t.n
 end
 
---- card_tokens(card_id) -> tokens the run has spent on the card since its last retry: read
---- from the journal the first time, then kept as a running total like the run's; a
---- worker's caught up from the journal like the run's (the card's events from the mark on),
---- so budgets.tokens_per_card counts what every worker spent on the card, and a retry
---- recorded meanwhile starts the count again.
-function Run:card_tokens(card_id)
+--- card_tokens(card_id [, turn]) -> tokens the run has spent on the card since its last
+--- retry: read from the journal the first time, then kept as a running total like the
+--- run's; a worker's caught up from the journal like the run's (the card's events from the
+--- mark on), so budgets.tokens_per_card counts what every worker spent on the card, and a
+--- retry recorded meanwhile starts the count again. turn (the turn's job): a worker holds
+--- the card's lease for the whole turn, and no other worker spends on the card meanwhile
+--- (a lapsed lease's calls are refused), so its tally is caught up once a turn, at the
+--- turn's first check, and its own calls are added to it after (add_tokens): one read a
+--- turn, not one a step inside the step's transaction.
+function Run:card_tokens(card_id, turn)
   local all = self.card_tokens_used
   if not all then
     all = {}
@@ -707,8 +711,13 @@ function Run:card_tokens(card_id)
   local t = all[card_id]
   if self.lease then
     if not t then
-      t = { n = 0, marks = 0 }
+      t = { n = 0, marks = 0, own = 0 }
       all[card_id] = t
+    end
+    if turn ~= nil and t.turn == turn then return t.n end
+    if not t.reading then
+      -- the journal's rows past the mark hold this worker's own calls, added meanwhile
+      t.turn, t.n, t.own = turn, t.n - t.own, 0
     end
     return catch_up(self, t, card_read, card_id)
   end
@@ -721,8 +730,13 @@ end
 
 --- add_tokens(n [, card_id]): adds a model response's tokens to the running totals.
 function Run:add_tokens(n, card_id)
-  -- (a worker's totals come from the journal, where this response's row is counted)
-  if self.lease then return end
+  -- (a worker's run total comes from the journal, where this response's row is counted;
+  -- its card tally counts its own calls between reads: card_tokens)
+  if self.lease then
+    local c = card_id and self.card_tokens_used and self.card_tokens_used[card_id]
+    if c then c.n, c.own = c.n + n, c.own + n end
+    return
+  end
   self:run_tokens()
   self.tokens_used.n = self.tokens_used.n + n
   local c = card_id and self.card_tokens_used and self.card_tokens_used[card_id]
@@ -1072,11 +1086,11 @@ function Run:conclude(target)
   local tokens
   if self.journal_failed then
     pcall(gitwork.deploys_end, self)
-    local tok, n = pcall(recorded.tokens, self.db, self.run_id, nil)
-    tokens = tok and n or self.tokens_used
+    local tok, n = pcall(recorded.tokens, self.db, self.run_id)
+    tokens = tok and n or (self.tokens_used and self.tokens_used.n)
   else
     gitwork.deploys_end(self)
-    tokens = recorded.tokens(self.db, self.run_id, nil)
+    tokens = recorded.tokens(self.db, self.run_id)
   end
   if #stuck > 0 then self:emit { type = "stall", cards = stuck, reason = reason } end
   -- the cards that wait for a person's answer or approval: a stalled run may be only that

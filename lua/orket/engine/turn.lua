@@ -491,7 +491,7 @@ local function before_step(run, job, n)
   end
   local over = wall_left(run, job)
   if over then return over end
-  if b.tokens_per_card > 0 and run:card_tokens(job.card_id) >= b.tokens_per_card then
+  if b.tokens_per_card > 0 and run:card_tokens(job.card_id, job) >= b.tokens_per_card then
     return { ended = "budget", detail = string.format("the card used its %d tokens (budgets.tokens_per_card)", b.tokens_per_card) }
   end
   return nil, card, nil

@@ -265,7 +265,7 @@ function Project:_replay_in(scratch, row, opts)
   local status = r:execute(id)
   local report = { status = status, calls = calls, missing = missing, cards = {}, differs = {},
     recorded = turns.count(e.db, row.id),
-    tokens = engine_recorded.tokens(db, id, nil) }
+    tokens = engine_recorded.tokens(db, id) }
   for _, c in ipairs(r.board:list {}) do
     local now = e.board:get(c.id)
     report.cards[c.id] = { replay = c.status, now = now and now.status or nil }

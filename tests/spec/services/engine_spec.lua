@@ -363,6 +363,18 @@ describe("engine", function()
     assert.equal(7, solo:card_tokens("E-1"))
     spend(solo, "E-1", 5)
     assert.same({ 12, 12 }, { solo:card_tokens("E-1"), a:card_tokens("E-1") })
+    -- within a turn (its job given) a worker reads the card once, at the turn's first check,
+    -- and adds its own calls after; its next turn reads what the others spent meanwhile, and
+    -- its own calls once
+    local job = {}
+    assert.equal(12, a:card_tokens("E-1", job))
+    spend(a, "E-1", 3)
+    spend(b, "E-1", 50) -- recorded meanwhile, which a's turn does not read again
+    assert.equal(15, a:card_tokens("E-1", job))
+    -- a step whose transaction rolled back: its tokens added, then taken back (commit_step)
+    a:add_tokens(5, "E-1")
+    a:add_tokens(-5, "E-1")
+    assert.equal(65, a:card_tokens("E-1", {}))
     db:close()
   end)
 
