@@ -38,7 +38,16 @@ local SCRIPT = F.writer_script {
   { card = "F-1", path = "a.txt", content = "first\n" },
 }
 
-local function project(forge, extra)
+-- bob's file breaks the project's check once it says "broken"; the coder's rework after a
+-- failed verification fixes it
+local CHECK = 'verify = { command = { "sh", "-c", '
+  .. '"[ ! -e bob.txt ] || { read l < bob.txt; [ \\"$l\\" != broken ]; }" } }\n'
+local FIXING = SCRIPT:gsub("local rules = {", function()
+  return 'local rules = {\n  { role = "coder", card = "F-1", match = "Verification failed", reply = '
+    .. '{ tool_calls = { call("write_file", { path = "bob.txt", content = "fixed\\n" }) } } },'
+end, 1)
+
+local function project(forge, extra, script)
   local dir = H.tmpdir()
   os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
   assert(G.init_bare(dir .. "/remote.git"))
@@ -50,7 +59,7 @@ git = { remote = %q, forge = "gitea", repo = "acme/notes", api_url = %q, token_e
   webhook_secret_env = "FORGE_HOOK_SECRET" }
 review = { human = true }
 ]], "file://" .. dir .. "/remote.git", forge.url) .. (extra or ""))
-  H.write(dir .. "/script.lua", SCRIPT)
+  H.write(dir .. "/script.lua", script or SCRIPT)
   H.write(dir .. "/epics/f.json", cjson.encode { id = "F", name = "Forge", description = "Reviewed by people.",
     issues = { { id = "F-1", summary = "Write a.txt", seat = "senior_developer" } } })
   assert.equal(0, H.orket("import", { cwd = dir }).status)
@@ -287,6 +296,130 @@ db:close()
     assert.equal(local_head(dir, "orket/F-1"), head)
     assert.is_true(is_ancestor(dir, bob, head), r.stdout)
     assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+  end)
+
+  it("an approval of an older head is refused and said: the head pushed after it needs its own review", function()
+    local dir = project(forge)
+    run(dir)
+    local first = local_head(dir, "orket/F-1")
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    run(dir)
+    local second = local_head(dir, "orket/F-1")
+    assert.are_not.equal(first, second)
+    assert.equal(second, remote_head(dir, "orket/F-1"))
+    local main_before = local_head(dir, "main")
+    local comments_before = #get(forge.url .. "/__comments")
+    -- alice's approval of the first head arrives after the rework's push
+    s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, first))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("is an older head of the pull request", doc.reason, 1, true)
+    local st, card = state(dir, "F-1")
+    assert.equal("waiting_for_developer", st)
+    assert.equal("review", card.card.wait_reason)
+    assert.equal(second, local_head(dir, "orket/F-1"))
+    assert.equal(main_before, local_head(dir, "main"))
+    local said = card.comments[#card.comments].body
+    assert.matches("approval by alice of commit " .. first .. " was not applied", said, 1, true)
+    assert.matches("the current head " .. second .. " needs its own review", said, 1, true)
+    local c = H.wait_for(function()
+      local all = get(forge.url .. "/__comments")
+      return #all > comments_before and all[#all]
+    end, "the comment on the pull request")
+    assert.equal(number, math.tointeger(c.number))
+    assert.matches("Orket did not merge this pull request", c.body, 1, true)
+    assert.matches("is an older head of the pull request", c.body, 1, true)
+    local pr = get(forge.url .. "/__prs")[1]
+    assert.equal("open", pr.state)
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      assert.is_nil(req.path:match("/merge$"), "no merge asked of the forge")
+    end
+    assert.equal(0, s.stop())
+    if backends.name() == "sqlite" then
+      H.write(dir .. "/journal.lua", [[
+local db = assert(require("orket.store").open(".orket/orket.db"))
+for _, r in ipairs(assert(db:rows("SELECT data FROM events WHERE kind = 'webhook' AND card_id = 'F-1'"))) do
+  io.write(r.data, "\\n")
+end
+db:close()
+]])
+      local journal = H.orket("lua journal.lua", { cwd = dir })
+      assert.equal(0, journal.status, journal.stderr)
+      assert.matches('"outcome":"ignored"', journal.stdout, 1, true)
+      assert.matches("is an older head of the pull request", journal.stdout, 1, true)
+    end
+  end)
+
+  -- bob pushes a commit that breaks the project's check; alice requests changes; the rework's
+  -- hand-in takes bob's commit in. -> the run's stdout
+  local function broken_by_bob()
+    local dir = project(forge, CHECK, FIXING)
+    run(dir)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "broken\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    return dir, bob
+  end
+
+  -- bob.txt's text at each head a run's stdout says was pushed for review
+  local function reviewed_bob(dir, stdout)
+    local out = {}
+    for line in stdout:gmatch("[^\n]+") do
+      if line:find('"action":"pull_request"', 1, true) and not line:find('"error"', 1, true) then
+        local id = assert(line:match('"id":"(%x+)"'), line)
+        local p = io.popen("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. id .. ":bob.txt 2>/dev/null")
+        out[#out + 1] = (p:read("a"):gsub("%s+$", ""))
+        p:close()
+      end
+    end
+    return out
+  end
+
+  local function sent_back_by_check(dir, stdout)
+    local _, card = state(dir, "F-1")
+    local taken, failed
+    for _, c in ipairs(card.comments) do
+      if c.body:find("were taken into the card's branch", 1, true) then taken = true end
+      if taken and c.body:find("Verification failed", 1, true) then failed = true end
+    end
+    assert.truthy(taken, cjson.encode(card.comments))
+    assert.truthy(failed, cjson.encode(card.comments))
+    assert.matches('"action":"take_pushed","card":"F%-1","id":"%x+","run_id":%d+,"type":"git","verify":true', stdout)
+  end
+
+  it("that break the project's check are verified before the push for review: the card goes back", function()
+    local dir, bob = broken_by_bob()
+    local r = run(dir)
+    sent_back_by_check(dir, r.stdout)
+    -- no head with bob's broken file was pushed for review: the one pushed is the fixed one
+    assert.same({ "fixed" }, reviewed_bob(dir, r.stdout))
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    local head = remote_head(dir, "orket/F-1")
+    assert.is_true(is_ancestor(dir, bob, head))
+    assert.equal(head, assert(G.open(dir .. "/workspace")):head("orket/F-1"))
+  end)
+
+  it("that break the check, the run killed after the take-in: the next hand-in verifies, never pushes it", function()
+    local dir, bob = broken_by_bob()
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.equal("code_review", (state(dir, "F-1")))
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
+    assert.same({}, reviewed_bob(dir, killed.stdout))
+    local r = run(dir)
+    sent_back_by_check(dir, r.stdout)
+    assert.same({ "fixed" }, reviewed_bob(dir, r.stdout))
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
   end)
 
   it("that conflict with the rework send the card back with the files named, nothing pushed over them", function()

@@ -47,7 +47,7 @@ function M.fetch(repo, g, card, auth)
   return id
 end
 
---- take_pushed{repo=, g=, auth=, card=, pushed=, attach=} -> {code="none", remote=} (the
+--- take_pushed{repo=, g=, auth=, card=, pushed=, attach=[, taking=]} -> {code="none", remote=} (the
 --- remote holds nothing of another's: missing, remote false, what Orket pushed, or in the
 --- card's branch already; remote: its head as fetched) |
 --- {code="taken", kind=, id=, from=} (the remote's commits on top of pushed are in the card's
@@ -55,6 +55,8 @@ end
 --- conflict markers in paths) | {code="rewritten", id=} (the remote's branch does not descend
 --- from pushed: not a person's addition, the push replaces it as before) | nil, msg (the
 --- remote could not be read). Before a hand-in pushes the card's branch over the remote's.
+--- attach() and then taking(remote head) (true | nil, msg: a refusal stops the take-in) are
+--- called just before the merge, only when there is something to take in.
 function M.take_pushed(o)
   local repo, card = o.repo, o.card
   local rid, ferr = M.fetch(repo, o.g, card, o.auth)
@@ -64,6 +66,10 @@ function M.take_pushed(o)
   if not o.pushed or repo:contains(tracking(card), o.pushed) ~= true then return { code = "rewritten", id = rid } end
   local aok, aerr = o.attach()
   if not aok then return nil, aerr end
+  if o.taking then
+    local tok, terr = o.taking(rid)
+    if not tok then return nil, terr end
+  end
   local m, merr = repo:merge_remote_to_card(card, finish.ENGINE, false)
   if not m then return nil, merr end
   if m.kind == "conflict" then return { code = "conflict", paths = m.conflicts, id = m.id, from = rid } end

@@ -12,6 +12,7 @@ local fault = require "orket.engine.fault"
 local board_mod = require "orket.board"
 local prbranch = require "orket.actions.prbranch"
 local gitwork = require "orket.engine.gitwork"
+local verify = require "orket.engine.verify"
 
 local M = {}
 
@@ -71,15 +72,29 @@ end
 -- (forced only over a branch it replaces: orket.actions.prbranch.push), then open or find the pull request. Commits a person
 -- pushed to the card's branch on top of what Orket last pushed are taken into the card's
 -- branch first (orket.actions.prbranch), never pushed over; a conflict with them sends the
--- card back (-> nil, nil, {paths=, id=}).
+-- card back (-> nil, nil, {paths=, id=}). A head they made, on a card with acceptance checks,
+-- is verified before it is pushed for review (-> nil, nil, {verify=true, id=, from=}): a
+-- "take_in" event journaled before the merge stays newer than the card's last move until
+-- that verification is under way, so a run killed between the merge and the move finds the
+-- head still unverified and never pushes it.
 local function publish(run, g, card, token, job)
   local repo = run.git.repo
   local auth = token and { token = token, user = g.forge == "github" and "x-access-token" or "orket" } or {}
   local ok, err, code = repo:push(g.remote, "main", auth)
   if not ok and code ~= "EREJECTED" then return nil, err end
   local row = M.row(run.db, card.id)
+  local checks = verify.checks(run, card)
+  local function taking(from)
+    if not checks then return true end
+    return run.db:tx(function()
+      run:check_lease(job)
+      run.db:event { kind = "take_in", card = card.id, run = run.run_id, actor = "orket",
+        data = { from = from, pushed = row and row.head } }
+      return true
+    end)
+  end
   local got, terr = prbranch.take_pushed { repo = repo, g = g, auth = auth, card = card.id, pushed = row and row.head,
-    attach = function() return gitwork.worktree(run, card.id) end }
+    attach = function() return gitwork.worktree(run, card.id) end, taking = taking }
   if not got then
     return nil, "the remote's orket/" .. card.id .. " could not be read, so it is not pushed over: " .. tostring(terr)
   end
@@ -92,6 +107,7 @@ local function publish(run, g, card, token, job)
       return nil, nil, got
     end
     job.head = got.id
+    fault.hit("after_take_in")
   end
   -- a take-in's conflict merge still at the head: its send-back never committed (a kill, a
   -- lost lease); its markers are never pushed for review, the card goes back now
@@ -99,6 +115,10 @@ local function publish(run, g, card, token, job)
   if stuck then
     run:emit { type = "git", card = card.id, action = "take_pushed", kind = "conflict", id = stuck, unresolved = true }
     return nil, nil, { id = stuck, unresolved = true }
+  end
+  -- taken in now, or by a hand-in killed before its move to verification
+  if checks and sf.take_in_unverified(run.db, card.id) then
+    return nil, nil, { verify = true, id = job.head, from = got.code == "taken" and got.from or nil }
   end
   if got.code == "rewritten" then
     run:emit { type = "git", card = card.id, action = "take_pushed", kind = "rewritten", from = got.id }
@@ -147,6 +167,27 @@ local function send_back(run, job, card, c)
   if not ok then return failed(run, job, werr) end
 end
 
+-- The card's head took in commits pushed to its branch on the remote: it goes back to
+-- ready_for_testing, and verification (orket.engine.verify) runs on that head before it is
+-- pushed for review; a failure sends the card back to in_progress as any failed
+-- verification does. Nothing is pushed.
+local function to_verification(run, job, card, c)
+  local why = string.format("Commits pushed to orket/%s on the remote%s were taken into the card's branch (now at "
+    .. "%s); the engine sent the card to ready_for_testing, and its checks run on that head before it is pushed for "
+    .. "review.", card.id, c.from and (" (" .. c.from .. ")") or "", tostring(c.id))
+  local ok, werr = run.db:tx(function()
+    run:check_lease(job)
+    if run.board:status(card.id) ~= "code_review" then return true, false end
+    assert(run.board:comment(card.id, { author = "orket", body = why }))
+    local t, terr, tcode = run.board:transition(card.id, "ready_for_testing", { actor = board_mod.ENGINE,
+      note = "the remote's commits taken in: verified before review" })
+    if not t then return nil, terr, tcode end
+    return true, true
+  end)
+  if not ok then return failed(run, job, werr) end
+  if werr then run:emit { type = "git", card = card.id, action = "take_pushed", verify = true, id = c.id } end
+end
+
 local function publish_and_record(run, job)
   local g = git_settings(run)
   local card = run.board:get(job.card_id)
@@ -160,6 +201,7 @@ local function publish_and_record(run, job)
   end
   local pr, err, conflict = publish(run, g, card, token, job)
   token = nil
+  if conflict and conflict.verify then return to_verification(run, job, card, conflict) end
   if conflict then return send_back(run, job, card, conflict) end
   if not pr then return fail(err) end
   fault.hit("after_pull_request")

@@ -121,7 +121,7 @@ end
 -- pull request's head has commits Orket did not push. Never merged on an approval: a forge's
 -- webhook may name the head when it was sent, not the commit the reviewer reviewed (Gitea's
 -- does), so such a commit may have been reviewed by nobody. -> true | false (an older head of
--- the card's: ignored as before) | nil (no repository)
+-- the card's: a push came after it) | nil (no repository)
 local function foreign_head(ctx, card, ev)
   local repo = G.open(ctx.dir .. "/workspace")
   if not repo then return nil end
@@ -324,15 +324,23 @@ local function handle(name)
     local function person() return ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100 end
     if ev then
       fn, why, other = forgereview.action_for(c, ev)
-      -- the approved commit is not the card's head but a person's: refused, said on the card
-      -- and the pull request; the card's next hand-in takes those commits in for a new review
-      if other == "other_head" and person() and foreign_head(ctx, card, ev) then
+      -- the approved commit is not the card's head: refused, said on the card and the pull
+      -- request, so the reviewer knows the approval did nothing. A person's commit: the card's
+      -- next hand-in takes it in for a new review; an older head of the card's: the head
+      -- pushed after it waits for a review of its own
+      local foreign
+      if other == "other_head" and person() then foreign = foreign_head(ctx, card, ev) end
+      if foreign then
         refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch is "
           .. "at %s). Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in "
           .. "(request changes to send the card back to work; a rewritten history is replaced), and that new head "
           .. "needs its own review: an approval merges only a head Orket pushed", ev.commit, tostring(ev.card_head))
-        why = why .. ". " .. refused
+      elseif foreign == false then
+        refused = string.format("commit %s is an older head of the pull request: commits came after it, and "
+          .. "the current head %s needs its own review: an approval merges only the head it names", ev.commit,
+          tostring(ev.card_head))
       end
+      if refused then why = why .. ". " .. refused end
       if fn and not person() then
         fn, why = nil, "the event names no person (a forge login)"
       end

@@ -17,6 +17,22 @@ function M.pull_request(db, card)
     .. " FROM pull_requests WHERE card_id = ?", card)
 end
 
+--- last_take_in(db, card) -> the id of the card's last "take_in" event, 0 when none
+function M.last_take_in(db, card)
+  local r = one(db, "SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'take_in'", card)
+  return r and tonumber(r.id) or 0
+end
+
+--- take_in_unverified(db, card) -> true when the card's last "take_in" event (a hand-in
+--- about to take a person's commits into its branch) is newer than its last transition:
+--- the head those commits made has not been through verification yet
+function M.take_in_unverified(db, card)
+  local r = one(db, "SELECT (SELECT max(id) FROM events WHERE card_id = ? AND kind = 'take_in') AS taken, "
+    .. "(SELECT max(id) FROM events WHERE card_id = ? AND kind = 'transition') AS moved", card, card)
+  local taken, moved = r and tonumber(r.taken), r and tonumber(r.moved)
+  return taken ~= nil and (moved == nil or taken > moved)
+end
+
 --- pull_request_link(db, card) -> {number=, url=, head=, repo=} of the card's pull request | nil
 function M.pull_request_link(db, card)
   return one(db, "SELECT number, url, head, repo FROM pull_requests WHERE card_id = ?", card)
