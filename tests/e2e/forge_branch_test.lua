@@ -388,7 +388,7 @@ db:close()
     local _, card = state(dir, "F-1")
     local taken, failed
     for _, c in ipairs(card.comments) do
-      if c.body:find("were taken into the card's branch", 1, true) then taken = true end
+      if c.body:find("are taken into the card's branch", 1, true) then taken = true end
       if taken and c.body:find("Verification failed", 1, true) then failed = true end
     end
     assert.truthy(taken, cjson.encode(card.comments))
@@ -412,14 +412,123 @@ db:close()
     local dir, bob = broken_by_bob()
     local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
     assert.equal(137, killed.status, killed.stderr)
-    assert.equal("code_review", (state(dir, "F-1")))
+    -- moved to verification with the take-in, before the merge: never in review unverified
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
     local repo <close> = assert(G.open(dir .. "/workspace"))
     assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
     assert.same({}, reviewed_bob(dir, killed.stdout))
     local r = run(dir)
+    sent_back_by_check(dir, killed.stdout .. r.stdout)
+    assert.same({ "fixed" }, reviewed_bob(dir, r.stdout))
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+  end)
+
+  it("that break the check, the run killed before the take-in's merge: verified, then taken in again", function()
+    local dir, bob = broken_by_bob()
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN,
+      ORKET_FAULT = "before_take_in_merge:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    assert.is_false(repo:contains("refs/heads/orket/F-1", bob))
+    -- the head it has is verified (it passes), and the next hand-in takes bob's commit in
+    local r = run(dir)
     sent_back_by_check(dir, r.stdout)
     assert.same({ "fixed" }, reviewed_bob(dir, r.stdout))
     assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    local head = remote_head(dir, "orket/F-1")
+    assert.is_true(is_ancestor(dir, bob, head))
+  end)
+
+  it("taken in by a fast-forward, the run killed: an approval of that head merges nothing, said", function()
+    -- the rework adds no commit, so the take-in makes bob's commit the card's head, which is
+    -- the pull request's head on the forge too: an approval naming it must not merge it
+    local script = F.writer_script {
+      { card = "F-1", path = "a.txt", content = "first\n", run = 2 },
+      { card = "F-1", path = "a.txt", content = "first\n" },
+    }
+    local dir = project(forge, CHECK, script)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local pushed = local_head(dir, "orket/F-1")
+    local bob = person(dir).commit("bob.txt", "broken\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.equal(bob, local_head(dir, "orket/F-1"), "a fast-forward: " .. pushed)
+    local main_before = local_head(dir, "main")
+    local comments_before = #get(forge.url .. "/__comments")
+    s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, bob))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    assert.equal(main_before, local_head(dir, "main"))
+    assert.is_false(is_ancestor(dir, bob, "main"))
+    assert.matches("is being verified after taking in commits", doc.reason, 1, true)
+    -- said on the card and the pull request, as a request for changes then is
+    local again = rejected:gsub('("ref": "orket/F%-1", "sha": )"0+"', '%1"' .. bob .. '"')
+    local code2, doc2 = gitea(s, "pull_request_review_rejected", "d-3", again)
+    assert.equal(200, code2)
+    assert.equal("ignored", doc2.outcome, cjson.encode(doc2))
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    local _, card = state(dir, "F-1")
+    local approval_said, changes_said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("approval by alice of commit " .. bob .. " was not applied", 1, true)
+        and c.body:find("must be given again on the head Orket pushes for review", 1, true) then approval_said = true end
+      if c.body:find("request for changes by alice was not applied", 1, true)
+        and c.body:find("is being verified after taking in commits", 1, true) then changes_said = true end
+    end
+    assert.truthy(approval_said, cjson.encode(card.comments))
+    assert.truthy(changes_said, cjson.encode(card.comments))
+    local said = H.wait_for(function()
+      local all = get(forge.url .. "/__comments")
+      return #all >= comments_before + 2 and all
+    end, "the comments on the pull request")
+    assert.matches("Orket did not merge this pull request", said[comments_before + 1].body .. said[comments_before + 2].body, 1, true)
+    for i = comments_before + 1, comments_before + 2 do
+      assert.equal(number, math.tointeger(said[i].number))
+      assert.matches("is being verified after taking in commits", said[i].body, 1, true)
+    end
+    local pr = get(forge.url .. "/__prs")[1]
+    assert.equal("open", pr.state)
+    assert.is_false(pr.merged)
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      assert.is_nil(req.path:match("/merge$"), "no merge asked of the forge")
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("taken in by a merge not pushed yet: an approval of the pull request's head is not called an older head", function()
+    local dir = project(forge)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    -- the rework's hand-in merges bob's commit into the card's branch; killed before its push
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.equal("code_review", (state(dir, "F-1")))
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
+    assert.are_not.equal(bob, local_head(dir, "orket/F-1"))
+    assert.equal(bob, remote_head(dir, "orket/F-1"))
+    s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, bob))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.is_nil(doc.reason:find("older head", 1, true), doc.reason)
+    assert.matches("has commits Orket did not push", doc.reason, 1, true)
+    local _, card = state(dir, "F-1")
+    assert.matches("has commits Orket did not push", card.comments[#card.comments].body, 1, true)
+    assert.equal(0, s.stop())
   end)
 
   it("that conflict with the rework send the card back with the files named, nothing pushed over them", function()
@@ -449,6 +558,29 @@ db:close()
     assert.same({ "rework" }, pushed_versions(dir, r.stdout, "b.txt"))
     assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
     assert.is_true(repo:check())
+  end)
+
+  it("that conflict, on a card with checks: sent back from verification with the files named, never pushed", function()
+    local dir = project(forge, 'verify = { command = { "sh", "-c", "! grep -q \'^<<<<<<<\' b.txt" } }\n')
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("b.txt", "bob's b\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local r = run(dir)
+    assert.matches('"paths":["b.txt"]', r.stdout, 1, true)
+    local _, card = state(dir, "F-1")
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("conflict with the card's work in: b.txt", 1, true) then said = c end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    -- the one head pushed for review is the resolved rework's, on top of bob's commit
+    assert.same({ "rework" }, pushed_versions(dir, r.stdout, "b.txt"))
+    assert.is_true(is_ancestor(dir, bob, remote_head(dir, "orket/F-1")))
   end)
 
   it("that conflict, the run killed before the card went back: the next hand-in sends it back, never pushes markers", function()

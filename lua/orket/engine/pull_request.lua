@@ -72,11 +72,12 @@ end
 -- (forced only over a branch it replaces: orket.actions.prbranch.push), then open or find the pull request. Commits a person
 -- pushed to the card's branch on top of what Orket last pushed are taken into the card's
 -- branch first (orket.actions.prbranch), never pushed over; a conflict with them sends the
--- card back (-> nil, nil, {paths=, id=}). A head they made, on a card with acceptance checks,
--- is verified before it is pushed for review (-> nil, nil, {verify=true, id=, from=}): a
--- "take_in" event journaled before the merge stays newer than the card's last move until
--- that verification is under way, so a run killed between the merge and the move finds the
--- head still unverified and never pushes it.
+-- card back (-> nil, nil, {paths=, id=}). A head they make, on a card with acceptance checks,
+-- is verified before it is pushed for review (-> nil, nil, {verify=true, id=}): the card goes
+-- code_review -> ready_for_testing in the transaction that journals the "take_in" event,
+-- before the merge, so it never waits for review (where an approval of the head merges it)
+-- with a head nobody checked. A run killed before the merge costs one verification of the
+-- head it had; its next hand-in takes the commits in again.
 local function publish(run, g, card, token, job)
   local repo = run.git.repo
   local auth = token and { token = token, user = g.forge == "github" and "x-access-token" or "orket" } or {}
@@ -84,17 +85,43 @@ local function publish(run, g, card, token, job)
   if not ok and code ~= "EREJECTED" then return nil, err end
   local row = M.row(run.db, card.id)
   local checks = verify.checks(run, card)
+  -- refused: why the take-in did not start; started: the merge is under way
+  local refused, started
   local function taking(from)
-    if not checks then return true end
-    return run.db:tx(function()
+    local why = string.format("Commits pushed to orket/%s on the remote (%s) are taken into the card's branch by its "
+      .. "hand-in; the engine sent the card to ready_for_testing, and its checks run on the head they make before it "
+      .. "is pushed for review (a conflict with the card's work sends it back to in_progress instead).", card.id,
+      tostring(from))
+    local ok, terr = run.db:tx(function()
       run:check_lease(job)
+      -- the fetch may take long: a webhook may have moved the card meanwhile (merged, sent
+      -- back, blocked), and its branch is then no hand-in's to merge into
+      local now = run.board:status(card.id)
+      if now ~= "code_review" then return nil, "the card is " .. tostring(now) .. " now, not in code_review" end
+      if not checks then return true end
       run.db:event { kind = "take_in", card = card.id, run = run.run_id, actor = "orket",
         data = { from = from, pushed = row and row.head } }
+      assert(run.board:comment(card.id, { author = "orket", body = why }))
+      local t, merr, mcode = run.board:transition(card.id, "ready_for_testing", { actor = board_mod.ENGINE,
+        note = "the remote's commits taken in: verified before review" })
+      if not t then return nil, merr, mcode end
       return true
     end)
+    if not ok then refused = tostring(terr) else started = true end
+    if ok and checks then fault.hit("before_take_in_merge") end
+    return ok, terr
   end
   local got, terr = prbranch.take_pushed { repo = repo, g = g, auth = auth, card = card.id, pushed = row and row.head,
     attach = function() return gitwork.worktree(run, card.id) end, taking = taking }
+  if not got and refused then
+    return nil, "the commits pushed to the remote's orket/" .. card.id .. " were not taken into the card's branch, "
+      .. "and nothing was pushed: " .. refused
+  end
+  if not got and started then
+    return nil, "merging the commits pushed to the remote's orket/" .. card.id .. " into the card's branch failed, "
+      .. "and nothing was pushed" .. (checks and " (the card's checks run on the head it has)" or "") .. ": "
+      .. tostring(terr)
+  end
   if not got then
     return nil, "the remote's orket/" .. card.id .. " could not be read, so it is not pushed over: " .. tostring(terr)
   end
@@ -107,7 +134,9 @@ local function publish(run, g, card, token, job)
       return nil, nil, got
     end
     job.head = got.id
+    if checks then run:emit { type = "git", card = card.id, action = "take_pushed", verify = true, id = got.id } end
     fault.hit("after_take_in")
+    if checks then return nil, nil, { verify = true, id = got.id } end
   end
   -- a take-in's conflict merge still at the head: its send-back never committed (a kill, a
   -- lost lease); its markers are never pushed for review, the card goes back now
@@ -115,10 +144,6 @@ local function publish(run, g, card, token, job)
   if stuck then
     run:emit { type = "git", card = card.id, action = "take_pushed", kind = "conflict", id = stuck, unresolved = true }
     return nil, nil, { id = stuck, unresolved = true }
-  end
-  -- taken in now, or by a hand-in killed before its move to verification
-  if checks and sf.take_in_unverified(run.db, card.id) then
-    return nil, nil, { verify = true, id = job.head, from = got.code == "taken" and got.from or nil }
   end
   if got.code == "rewritten" then
     run:emit { type = "git", card = card.id, action = "take_pushed", kind = "rewritten", from = got.id }
@@ -167,27 +192,6 @@ local function send_back(run, job, card, c)
   if not ok then return failed(run, job, werr) end
 end
 
--- The card's head took in commits pushed to its branch on the remote: it goes back to
--- ready_for_testing, and verification (orket.engine.verify) runs on that head before it is
--- pushed for review; a failure sends the card back to in_progress as any failed
--- verification does. Nothing is pushed.
-local function to_verification(run, job, card, c)
-  local why = string.format("Commits pushed to orket/%s on the remote%s were taken into the card's branch (now at "
-    .. "%s); the engine sent the card to ready_for_testing, and its checks run on that head before it is pushed for "
-    .. "review.", card.id, c.from and (" (" .. c.from .. ")") or "", tostring(c.id))
-  local ok, werr = run.db:tx(function()
-    run:check_lease(job)
-    if run.board:status(card.id) ~= "code_review" then return true, false end
-    assert(run.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = run.board:transition(card.id, "ready_for_testing", { actor = board_mod.ENGINE,
-      note = "the remote's commits taken in: verified before review" })
-    if not t then return nil, terr, tcode end
-    return true, true
-  end)
-  if not ok then return failed(run, job, werr) end
-  if werr then run:emit { type = "git", card = card.id, action = "take_pushed", verify = true, id = c.id } end
-end
-
 local function publish_and_record(run, job)
   local g = git_settings(run)
   local card = run.board:get(job.card_id)
@@ -201,7 +205,9 @@ local function publish_and_record(run, job)
   end
   local pr, err, conflict = publish(run, g, card, token, job)
   token = nil
-  if conflict and conflict.verify then return to_verification(run, job, card, conflict) end
+  -- taken in on a card with checks: it is in ready_for_testing already (publish's take-in),
+  -- and verification runs on the new head
+  if conflict and conflict.verify then return end
   if conflict then return send_back(run, job, card, conflict) end
   if not pr then return fail(err) end
   fault.hit("after_pull_request")

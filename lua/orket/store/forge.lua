@@ -23,14 +23,15 @@ function M.last_take_in(db, card)
   return r and tonumber(r.id) or 0
 end
 
---- take_in_unverified(db, card) -> true when the card's last "take_in" event (a hand-in
---- about to take a person's commits into its branch) is newer than its last transition:
---- the head those commits made has not been through verification yet
-function M.take_in_unverified(db, card)
-  local r = one(db, "SELECT (SELECT max(id) FROM events WHERE card_id = ? AND kind = 'take_in') AS taken, "
-    .. "(SELECT max(id) FROM events WHERE card_id = ? AND kind = 'transition') AS moved", card, card)
-  local taken, moved = r and tonumber(r.taken), r and tonumber(r.moved)
-  return taken ~= nil and (moved == nil or taken > moved)
+--- pushed_heads(db, card) -> the heads Orket pushed for the card's review: its pull
+--- request's recorded head and each review cycle's ({sha...}, no duplicates)
+function M.pushed_heads(db, card)
+  local out = {}
+  for _, r in ipairs(all(db, "SELECT head FROM pull_requests WHERE card_id = ? AND head IS NOT NULL UNION "
+    .. "SELECT head FROM review_cycles WHERE card_id = ? AND head IS NOT NULL", card, card)) do
+    out[#out + 1] = r.head
+  end
+  return out
 end
 
 --- pull_request_link(db, card) -> {number=, url=, head=, repo=} of the card's pull request | nil
