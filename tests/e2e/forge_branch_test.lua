@@ -388,7 +388,7 @@ db:close()
     local _, card = state(dir, "F-1")
     local taken, failed
     for _, c in ipairs(card.comments) do
-      if c.body:find("are taken into the card's branch", 1, true) then taken = true end
+      if c.body:find("are being taken into the card's branch", 1, true) then taken = true end
       if taken and c.body:find("Verification failed", 1, true) then failed = true end
     end
     assert.truthy(taken, cjson.encode(card.comments))
@@ -468,7 +468,7 @@ db:close()
     assert.equal("ready_for_testing", (state(dir, "F-1")))
     assert.equal(main_before, local_head(dir, "main"))
     assert.is_false(is_ancestor(dir, bob, "main"))
-    assert.matches("is being verified after taking in commits", doc.reason, 1, true)
+    assert.matches("are being taken in and verified", doc.reason, 1, true)
     -- said on the card and the pull request, as a request for changes then is
     local again = rejected:gsub('("ref": "orket/F%-1", "sha": )"0+"', '%1"' .. bob .. '"')
     local code2, doc2 = gitea(s, "pull_request_review_rejected", "d-3", again)
@@ -481,7 +481,7 @@ db:close()
       if c.body:find("approval by alice of commit " .. bob .. " was not applied", 1, true)
         and c.body:find("must be given again on the head Orket pushes for review", 1, true) then approval_said = true end
       if c.body:find("request for changes by alice was not applied", 1, true)
-        and c.body:find("is being verified after taking in commits", 1, true) then changes_said = true end
+        and c.body:find("are being taken in and verified", 1, true) then changes_said = true end
     end
     assert.truthy(approval_said, cjson.encode(card.comments))
     assert.truthy(changes_said, cjson.encode(card.comments))
@@ -492,7 +492,7 @@ db:close()
     assert.matches("Orket did not merge this pull request", said[comments_before + 1].body .. said[comments_before + 2].body, 1, true)
     for i = comments_before + 1, comments_before + 2 do
       assert.equal(number, math.tointeger(said[i].number))
-      assert.matches("is being verified after taking in commits", said[i].body, 1, true)
+      assert.matches("are being taken in and verified", said[i].body, 1, true)
     end
     local pr = get(forge.url .. "/__prs")[1]
     assert.equal("open", pr.state)
@@ -609,5 +609,101 @@ db:close()
     local head = remote_head(dir, "orket/F-1")
     assert.is_true(is_ancestor(dir, bob, head))
     assert.equal("resolved\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+  end)
+
+  -- the conflict merge, the run killed before the card went back: card in ready_for_testing
+  -- (with checks) or code_review (without), its head the merge with markers -> dir, markers' id
+  local function killed_in_conflict(extra)
+    local dir = project(forge, extra)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    person(dir).commit("b.txt", "bob's b\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN,
+      ORKET_FAULT = "after_take_in_conflict:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    local markers = local_head(dir, "orket/F-1")
+    assert.matches("^<<<<<<<", sh("git -C " .. H.quote(dir .. "/workspace") .. " show " .. markers .. ":b.txt"))
+    return dir, markers, number
+  end
+
+  it("that conflict on a card with checks, the run killed: sent back naming the file, never verified or pushed", function()
+    local dir, markers = killed_in_conflict('verify = { command = { "true" } }\n')
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.matches('"unresolved":true', r.stdout, 1, true)
+    local _, card = state(dir, "F-1")
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("conflict markers that were never resolved, in: b.txt", 1, true) then said = c end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    -- the markers were never checked, pushed with a status, nor merged: the resumed run's
+    -- first verification is the resolved rework's, after the send-back
+    local back = assert(r.stdout:find('"unresolved":true', 1, true))
+    local first = r.stdout:find('"type":"verify_start"', 1, true)
+    assert.truthy(first and first > back, r.stdout)
+    for _, st in ipairs(get(forge.url .. "/__statuses")) do
+      assert.are_not.equal(markers, st.sha)
+    end
+    assert.is_false(is_ancestor(dir, markers, "main"))
+    assert.same({ "resolved" }, pushed_versions(dir, r.stdout, "b.txt"))
+    local head = remote_head(dir, "orket/F-1")
+    assert.equal("resolved\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+  end)
+
+  it("that conflict, the run killed: an approval naming the merge with markers merges nothing", function()
+    local dir, markers, number = killed_in_conflict()
+    assert.equal("code_review", (state(dir, "F-1")))
+    local main_before = local_head(dir, "main")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, markers))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("conflict markers never resolved", doc.reason, 1, true)
+    assert.equal(0, s.stop())
+    assert.equal(main_before, local_head(dir, "main"))
+    assert.equal("code_review", (state(dir, "F-1")))
+    -- nor does a check result's post push it to the pull request's branch
+    local before = remote_head(dir, "orket/F-1")
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    local out, err, code = require("orket.actions.checks").report { repo = repo, token = TOKEN, auth = {},
+      g = { remote = "file://" .. dir .. "/remote.git", forge = "gitea", repo = "acme/notes", api_url = forge.url },
+      card = "F-1", passed = true, what = "command (true)", outcome = "exit 0" }
+    assert.is_nil(out)
+    assert.equal("EUNRESOLVED", code, err)
+    assert.equal(before, remote_head(dir, "orket/F-1"))
+    for _, st in ipairs(get(forge.url .. "/__statuses")) do
+      assert.are_not.equal(markers, st.sha)
+    end
+  end)
+
+  it("merged on the forge while a take-in was verified: the card is held, not left waiting on a merged pull request", function()
+    local dir = project(forge, 'verify = { command = { "true" } }\n')
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    -- bob merges the pull request on the forge meanwhile
+    H.fetch { url = forge.url .. "/__merge?repo=acme/notes&number=" .. number .. "&sha=" .. bob, method = "POST" }
+    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    local st, card = state(dir, "F-1")
+    assert.are_not.equal("waiting_for_developer", st, r.stdout)
+    assert.equal("blocked", st, r.stdout)
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("The pull request #" .. number .. " was merged on the forge", 1, true) then said = c end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    assert.is_nil(r.stdout:find('"waiting":true', 1, true), r.stdout)
   end)
 end)

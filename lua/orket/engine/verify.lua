@@ -11,6 +11,7 @@ local sf = require "orket.store.forge"
 local checks = require "orket.actions.checks"
 local forge = require "orket.forge"
 local mainline = require "orket.actions.mainline"
+local prbranch = require "orket.actions.prbranch"
 local gitwork = require "orket.engine.gitwork"
 local uv = require "luv"
 local proc = require "orket.c.proc"
@@ -128,6 +129,18 @@ function M.prepare(run, card)
       note = "handed in for testing; no acceptance checks, on to review" })
     if not moved then return nil, card, err end
     return nil, moved
+  end
+  -- a take-in's conflict merge at the head (its send-back never committed: a kill, a lost
+  -- lease): its markers are never verified, nor pushed with the result; the card goes back
+  -- with the files named, in this transaction
+  local stuck, paths
+  if run.git then stuck, paths = prbranch.unresolved(run.git.repo, card.id) end
+  if stuck then
+    local back, berr = prbranch.send_back(run.board, card.id, { unresolved = true, id = stuck, paths = paths })
+    if not back then return nil, card, berr end
+    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "conflict", id = stuck, unresolved = true,
+      paths = paths }
+    return nil, back
   end
   -- the hand-in being checked: the last move out of in_progress; after it, a head that took
   -- in a person's commits (orket.engine.pull_request) is checked as a hand-in of its own,

@@ -332,13 +332,13 @@ local function handle(name)
     local function person() return ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100 end
     if ev then
       fn, why, other = forgereview.action_for(c, ev)
-      -- a review while the card's head is verified after taking in commits pushed to its
-      -- branch (orket.engine.pull_request): that head is not the one reviewed, and it is
+      -- a review while commits pushed to the card's branch are taken in and verified
+      -- (orket.engine.pull_request): that head is not the one reviewed, and it is
       -- pushed for a review of its own once verified; said, not dropped without a word
       if not fn and c.status == "ready_for_testing" and (ev.kind == "approved" or ev.kind == "changes_requested")
         and person() and sf.last_take_in(db, card) > sj.last_handin(db, card) then
-        refused = "the card's head is being verified after taking in commits pushed to the pull request's branch "
-          .. "(the card is ready_for_testing): the review must be given again on the head Orket pushes for review "
+        refused = "commits pushed to the pull request's branch are being taken in and verified (the card is "
+          .. "ready_for_testing): the review must be given again on the head Orket pushes for review "
           .. "once its checks pass"
       end
       -- the approved commit is not the card's head: refused, said on the card and the pull
