@@ -706,4 +706,38 @@ db:close()
     assert.truthy(said, cjson.encode(card.comments))
     assert.is_nil(r.stdout:find('"waiting":true', 1, true), r.stdout)
   end)
+
+  it("a take-in refused because the card moved is no forge failure: the next hand-in is not skipped", function()
+    local dir = project(forge)
+    run(dir)
+    local before = local_head(dir, "orket/F-1")
+    person(dir).commit("bob.txt", "bob's fix\n")
+    -- the hand-in's job run in this process, on a board where a webhook moved the card to
+    -- in_progress while its branch was fetched (the job read it in code_review)
+    local db = assert(require("orket.project").open_store(dir, false))
+    local board = require("orket.board").open(db)
+    local moved = setmetatable({
+      get = function(_, id)
+        local c = board:get(id)
+        c.status = "code_review"
+        return c
+      end,
+      status = function() return "in_progress" end,
+    }, { __index = board })
+    local git = assert(require("orket.engine.gitwork").open(dir .. "/workspace", dir .. "/.orket/worktrees"))
+    local evs = {}
+    local r = { db = db, board = moved, git = git, run_id = 0, check_lease = function() end,
+      emit = function(_, ev) evs[#evs + 1] = ev end,
+      settings = { git = { remote = "file://" .. dir .. "/remote.git" }, review = { human = true }, verify = {} } }
+    require("orket.engine.pull_request").run(r, { forge = true, card_id = "F-1", head = before })
+    git.repo:close()
+    db:close()
+    assert.is_nil(r.forge_failed and r.forge_failed["F-1"], cjson.encode(evs))
+    local said
+    for _, ev in ipairs(evs) do
+      if ev.code == "EMOVED" and tostring(ev.error):find("not in code_review", 1, true) then said = ev end
+    end
+    assert.truthy(said, cjson.encode(evs))
+    assert.equal(before, local_head(dir, "orket/F-1"))
+  end)
 end)
