@@ -38,7 +38,16 @@ local SCRIPT = F.writer_script {
   { card = "F-1", path = "a.txt", content = "first\n" },
 }
 
-local function project(forge, extra)
+-- bob's file breaks the project's check once it says "broken"; the coder's rework after a
+-- failed verification fixes it
+local CHECK = 'verify = { command = { "sh", "-c", '
+  .. '"[ ! -e bob.txt ] || { read l < bob.txt; [ \\"$l\\" != broken ]; }" } }\n'
+local FIXING = SCRIPT:gsub("local rules = {", function()
+  return 'local rules = {\n  { role = "coder", card = "F-1", match = "Verification failed", reply = '
+    .. '{ tool_calls = { call("write_file", { path = "bob.txt", content = "fixed\\n" }) } } },'
+end, 1)
+
+local function project(forge, extra, script)
   local dir = H.tmpdir()
   os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
   assert(G.init_bare(dir .. "/remote.git"))
@@ -50,7 +59,7 @@ git = { remote = %q, forge = "gitea", repo = "acme/notes", api_url = %q, token_e
   webhook_secret_env = "FORGE_HOOK_SECRET" }
 review = { human = true }
 ]], "file://" .. dir .. "/remote.git", forge.url) .. (extra or ""))
-  H.write(dir .. "/script.lua", SCRIPT)
+  H.write(dir .. "/script.lua", script or SCRIPT)
   H.write(dir .. "/epics/f.json", cjson.encode { id = "F", name = "Forge", description = "Reviewed by people.",
     issues = { { id = "F-1", summary = "Write a.txt", seat = "senior_developer" } } })
   assert.equal(0, H.orket("import", { cwd = dir }).status)
@@ -289,6 +298,239 @@ db:close()
     assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
   end)
 
+  it("an approval of an older head is refused and said: the head pushed after it needs its own review", function()
+    local dir = project(forge)
+    run(dir)
+    local first = local_head(dir, "orket/F-1")
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    run(dir)
+    local second = local_head(dir, "orket/F-1")
+    assert.are_not.equal(first, second)
+    assert.equal(second, remote_head(dir, "orket/F-1"))
+    local main_before = local_head(dir, "main")
+    local comments_before = #get(forge.url .. "/__comments")
+    -- alice's approval of the first head arrives after the rework's push
+    s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, first))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("is an older head of the pull request", doc.reason, 1, true)
+    local st, card = state(dir, "F-1")
+    assert.equal("waiting_for_developer", st)
+    assert.equal("review", card.card.wait_reason)
+    assert.equal(second, local_head(dir, "orket/F-1"))
+    assert.equal(main_before, local_head(dir, "main"))
+    local said = card.comments[#card.comments].body
+    assert.matches("approval by alice of commit " .. first .. " was not applied", said, 1, true)
+    assert.matches("the current head " .. second .. " needs its own review", said, 1, true)
+    local c = H.wait_for(function()
+      local all = get(forge.url .. "/__comments")
+      return #all > comments_before and all[#all]
+    end, "the comment on the pull request")
+    assert.equal(number, math.tointeger(c.number))
+    assert.matches("Orket did not merge this pull request", c.body, 1, true)
+    assert.matches("is an older head of the pull request", c.body, 1, true)
+    local pr = get(forge.url .. "/__prs")[1]
+    assert.equal("open", pr.state)
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      assert.is_nil(req.path:match("/merge$"), "no merge asked of the forge")
+    end
+    assert.equal(0, s.stop())
+    if backends.name() == "sqlite" then
+      H.write(dir .. "/journal.lua", [[
+local db = assert(require("orket.store").open(".orket/orket.db"))
+for _, r in ipairs(assert(db:rows("SELECT data FROM events WHERE kind = 'webhook' AND card_id = 'F-1'"))) do
+  io.write(r.data, "\\n")
+end
+db:close()
+]])
+      local journal = H.orket("lua journal.lua", { cwd = dir })
+      assert.equal(0, journal.status, journal.stderr)
+      assert.matches('"outcome":"ignored"', journal.stdout, 1, true)
+      assert.matches("is an older head of the pull request", journal.stdout, 1, true)
+    end
+  end)
+
+  -- bob pushes a commit that breaks the project's check; alice requests changes; the rework's
+  -- hand-in takes bob's commit in. -> the run's stdout
+  local function broken_by_bob()
+    local dir = project(forge, CHECK, FIXING)
+    run(dir)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")))
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "broken\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    return dir, bob
+  end
+
+  -- bob.txt's text at each head a run's stdout says was pushed for review
+  local function reviewed_bob(dir, stdout)
+    local out = {}
+    for line in stdout:gmatch("[^\n]+") do
+      if line:find('"action":"pull_request"', 1, true) and not line:find('"error"', 1, true) then
+        local id = assert(line:match('"id":"(%x+)"'), line)
+        local p = io.popen("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. id .. ":bob.txt 2>/dev/null")
+        out[#out + 1] = (p:read("a"):gsub("%s+$", ""))
+        p:close()
+      end
+    end
+    return out
+  end
+
+  local function sent_back_by_check(dir, stdout)
+    local _, card = state(dir, "F-1")
+    local taken, failed
+    for _, c in ipairs(card.comments) do
+      if c.body:find("are being taken into the card's branch", 1, true) then taken = true end
+      if taken and c.body:find("Verification failed", 1, true) then failed = true end
+    end
+    assert.truthy(taken, cjson.encode(card.comments))
+    assert.truthy(failed, cjson.encode(card.comments))
+    assert.matches('"action":"take_pushed","card":"F%-1","id":"%x+","run_id":%d+,"type":"git","verify":true', stdout)
+  end
+
+  it("that break the project's check are verified before the push for review: the card goes back", function()
+    local dir, bob = broken_by_bob()
+    local r = run(dir)
+    sent_back_by_check(dir, r.stdout)
+    -- no head with bob's broken file was pushed for review: the one pushed is the fixed one
+    assert.same({ "fixed" }, reviewed_bob(dir, r.stdout))
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    local head = remote_head(dir, "orket/F-1")
+    assert.is_true(is_ancestor(dir, bob, head))
+    assert.equal(head, assert(G.open(dir .. "/workspace")):head("orket/F-1"))
+  end)
+
+  it("that break the check, the run killed after the take-in: the next hand-in verifies, never pushes it", function()
+    local dir, bob = broken_by_bob()
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    -- moved to verification with the take-in, before the merge: never in review unverified
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
+    assert.same({}, reviewed_bob(dir, killed.stdout))
+    local r = run(dir)
+    sent_back_by_check(dir, killed.stdout .. r.stdout)
+    assert.same({ "fixed" }, reviewed_bob(dir, r.stdout))
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+  end)
+
+  it("that break the check, the run killed before the take-in's merge: verified, then taken in again", function()
+    local dir, bob = broken_by_bob()
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN,
+      ORKET_FAULT = "before_take_in_merge:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    assert.is_false(repo:contains("refs/heads/orket/F-1", bob))
+    -- the head it has is verified (it passes), and the next hand-in takes bob's commit in
+    local r = run(dir)
+    sent_back_by_check(dir, r.stdout)
+    assert.same({ "fixed" }, reviewed_bob(dir, r.stdout))
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    local head = remote_head(dir, "orket/F-1")
+    assert.is_true(is_ancestor(dir, bob, head))
+  end)
+
+  it("taken in by a fast-forward, the run killed: an approval of that head merges nothing, said", function()
+    -- the rework adds no commit, so the take-in makes bob's commit the card's head, which is
+    -- the pull request's head on the forge too: an approval naming it must not merge it
+    local script = F.writer_script {
+      { card = "F-1", path = "a.txt", content = "first\n", run = 2 },
+      { card = "F-1", path = "a.txt", content = "first\n" },
+    }
+    local dir = project(forge, CHECK, script)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local pushed = local_head(dir, "orket/F-1")
+    local bob = person(dir).commit("bob.txt", "broken\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.equal(bob, local_head(dir, "orket/F-1"), "a fast-forward: " .. pushed)
+    local main_before = local_head(dir, "main")
+    local comments_before = #get(forge.url .. "/__comments")
+    s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, bob))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    assert.equal(main_before, local_head(dir, "main"))
+    assert.is_false(is_ancestor(dir, bob, "main"))
+    assert.matches("are being taken in and verified", doc.reason, 1, true)
+    -- said on the card and the pull request, as a request for changes then is
+    local again = rejected:gsub('("ref": "orket/F%-1", "sha": )"0+"', '%1"' .. bob .. '"')
+    local code2, doc2 = gitea(s, "pull_request_review_rejected", "d-3", again)
+    assert.equal(200, code2)
+    assert.equal("ignored", doc2.outcome, cjson.encode(doc2))
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    local _, card = state(dir, "F-1")
+    local approval_said, changes_said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("approval by alice of commit " .. bob .. " was not applied", 1, true)
+        and c.body:find("must be given again on the head Orket pushes for review", 1, true) then approval_said = true end
+      if c.body:find("request for changes by alice was not applied", 1, true)
+        and c.body:find("are being taken in and verified", 1, true) then changes_said = true end
+    end
+    assert.truthy(approval_said, cjson.encode(card.comments))
+    assert.truthy(changes_said, cjson.encode(card.comments))
+    local said = H.wait_for(function()
+      local all = get(forge.url .. "/__comments")
+      return #all >= comments_before + 2 and all
+    end, "the comments on the pull request")
+    assert.matches("Orket did not merge this pull request", said[comments_before + 1].body .. said[comments_before + 2].body, 1, true)
+    for i = comments_before + 1, comments_before + 2 do
+      assert.equal(number, math.tointeger(said[i].number))
+      assert.matches("are being taken in and verified", said[i].body, 1, true)
+    end
+    local pr = get(forge.url .. "/__prs")[1]
+    assert.equal("open", pr.state)
+    assert.is_false(pr.merged)
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      assert.is_nil(req.path:match("/merge$"), "no merge asked of the forge")
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("taken in by a merge not pushed yet: an approval of the pull request's head is not called an older head", function()
+    local dir = project(forge)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    -- the rework's hand-in merges bob's commit into the card's branch; killed before its push
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.equal("code_review", (state(dir, "F-1")))
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
+    assert.are_not.equal(bob, local_head(dir, "orket/F-1"))
+    assert.equal(bob, remote_head(dir, "orket/F-1"))
+    s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, bob))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.is_nil(doc.reason:find("older head", 1, true), doc.reason)
+    assert.matches("has commits Orket did not push", doc.reason, 1, true)
+    local _, card = state(dir, "F-1")
+    assert.matches("has commits Orket did not push", card.comments[#card.comments].body, 1, true)
+    assert.equal(0, s.stop())
+  end)
+
   it("that conflict with the rework send the card back with the files named, nothing pushed over them", function()
     local dir = project(forge)
     run(dir)
@@ -318,6 +560,29 @@ db:close()
     assert.is_true(repo:check())
   end)
 
+  it("that conflict, on a card with checks: sent back from verification with the files named, never pushed", function()
+    local dir = project(forge, 'verify = { command = { "sh", "-c", "! grep -q \'^<<<<<<<\' b.txt" } }\n')
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("b.txt", "bob's b\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local r = run(dir)
+    assert.matches('"paths":["b.txt"]', r.stdout, 1, true)
+    local _, card = state(dir, "F-1")
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("conflict with the card's work in: b.txt", 1, true) then said = c end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    -- the one head pushed for review is the resolved rework's, on top of bob's commit
+    assert.same({ "rework" }, pushed_versions(dir, r.stdout, "b.txt"))
+    assert.is_true(is_ancestor(dir, bob, remote_head(dir, "orket/F-1")))
+  end)
+
   it("that conflict, the run killed before the card went back: the next hand-in sends it back, never pushes markers", function()
     local dir = project(forge)
     run(dir)
@@ -344,5 +609,135 @@ db:close()
     local head = remote_head(dir, "orket/F-1")
     assert.is_true(is_ancestor(dir, bob, head))
     assert.equal("resolved\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+  end)
+
+  -- the conflict merge, the run killed before the card went back: card in ready_for_testing
+  -- (with checks) or code_review (without), its head the merge with markers -> dir, markers' id
+  local function killed_in_conflict(extra)
+    local dir = project(forge, extra)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    person(dir).commit("b.txt", "bob's b\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN,
+      ORKET_FAULT = "after_take_in_conflict:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    local markers = local_head(dir, "orket/F-1")
+    assert.matches("^<<<<<<<", sh("git -C " .. H.quote(dir .. "/workspace") .. " show " .. markers .. ":b.txt"))
+    return dir, markers, number
+  end
+
+  it("that conflict on a card with checks, the run killed: sent back naming the file, never verified or pushed", function()
+    local dir, markers = killed_in_conflict('verify = { command = { "true" } }\n')
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    assert.matches('"unresolved":true', r.stdout, 1, true)
+    local _, card = state(dir, "F-1")
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("conflict markers that were never resolved, in: b.txt", 1, true) then said = c end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    -- the markers were never checked, pushed with a status, nor merged: the resumed run's
+    -- first verification is the resolved rework's, after the send-back
+    local back = assert(r.stdout:find('"unresolved":true', 1, true))
+    local first = r.stdout:find('"type":"verify_start"', 1, true)
+    assert.truthy(first and first > back, r.stdout)
+    for _, st in ipairs(get(forge.url .. "/__statuses")) do
+      assert.are_not.equal(markers, st.sha)
+    end
+    assert.is_false(is_ancestor(dir, markers, "main"))
+    assert.same({ "resolved" }, pushed_versions(dir, r.stdout, "b.txt"))
+    local head = remote_head(dir, "orket/F-1")
+    assert.equal("resolved\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+  end)
+
+  it("that conflict, the run killed: an approval naming the merge with markers merges nothing", function()
+    local dir, markers, number = killed_in_conflict()
+    assert.equal("code_review", (state(dir, "F-1")))
+    local main_before = local_head(dir, "main")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, markers))
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("conflict markers never resolved", doc.reason, 1, true)
+    assert.equal(0, s.stop())
+    assert.equal(main_before, local_head(dir, "main"))
+    assert.equal("code_review", (state(dir, "F-1")))
+    -- nor does a check result's post push it to the pull request's branch
+    local before = remote_head(dir, "orket/F-1")
+    local repo <close> = assert(G.open(dir .. "/workspace"))
+    local out, err, code = require("orket.actions.checks").report { repo = repo, token = TOKEN, auth = {},
+      g = { remote = "file://" .. dir .. "/remote.git", forge = "gitea", repo = "acme/notes", api_url = forge.url },
+      card = "F-1", passed = true, what = "command (true)", outcome = "exit 0" }
+    assert.is_nil(out)
+    assert.equal("EUNRESOLVED", code, err)
+    assert.equal(before, remote_head(dir, "orket/F-1"))
+    for _, st in ipairs(get(forge.url .. "/__statuses")) do
+      assert.are_not.equal(markers, st.sha)
+    end
+  end)
+
+  it("merged on the forge while a take-in was verified: the card is held, not left waiting on a merged pull request", function()
+    local dir = project(forge, 'verify = { command = { "true" } }\n')
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
+    assert.equal(137, killed.status, killed.stderr)
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    -- bob merges the pull request on the forge meanwhile
+    H.fetch { url = forge.url .. "/__merge?repo=acme/notes&number=" .. number .. "&sha=" .. bob, method = "POST" }
+    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    local st, card = state(dir, "F-1")
+    assert.are_not.equal("waiting_for_developer", st, r.stdout)
+    assert.equal("blocked", st, r.stdout)
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("The pull request #" .. number .. " was merged on the forge", 1, true) then said = c end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    assert.is_nil(r.stdout:find('"waiting":true', 1, true), r.stdout)
+  end)
+
+  it("a take-in refused because the card moved is no forge failure: the next hand-in is not skipped", function()
+    local dir = project(forge)
+    run(dir)
+    local before = local_head(dir, "orket/F-1")
+    person(dir).commit("bob.txt", "bob's fix\n")
+    -- the hand-in's job run in this process, on a board where a webhook moved the card to
+    -- in_progress while its branch was fetched (the job read it in code_review)
+    local db = assert(require("orket.project").open_store(dir, false))
+    local board = require("orket.board").open(db)
+    local moved = setmetatable({
+      get = function(_, id)
+        local c = board:get(id)
+        c.status = "code_review"
+        return c
+      end,
+      status = function() return "in_progress" end,
+    }, { __index = board })
+    local git = assert(require("orket.engine.gitwork").open(dir .. "/workspace", dir .. "/.orket/worktrees"))
+    local evs = {}
+    local r = { db = db, board = moved, git = git, run_id = 0, check_lease = function() end,
+      emit = function(_, ev) evs[#evs + 1] = ev end,
+      settings = { git = { remote = "file://" .. dir .. "/remote.git" }, review = { human = true }, verify = {} } }
+    require("orket.engine.pull_request").run(r, { forge = true, card_id = "F-1", head = before })
+    git.repo:close()
+    db:close()
+    assert.is_nil(r.forge_failed and r.forge_failed["F-1"], cjson.encode(evs))
+    local said
+    for _, ev in ipairs(evs) do
+      if ev.code == "EMOVED" and tostring(ev.error):find("not in code_review", 1, true) then said = ev end
+    end
+    assert.truthy(said, cjson.encode(evs))
+    assert.equal(before, local_head(dir, "orket/F-1"))
   end)
 end)

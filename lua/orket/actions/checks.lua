@@ -6,6 +6,7 @@
 -- Network: call it in a task, outside any transaction. Contract: docs/git.md, docs/sandbox.md.
 local forge = require "orket.forge"
 local sf = require "orket.store.forge"
+local prbranch = require "orket.actions.prbranch"
 
 local M = {}
 
@@ -23,6 +24,12 @@ function M.report(o)
   local g = o.g
   local sha = o.repo:head("orket/" .. o.card)
   if not sha then return nil, "git: no branch orket/" .. o.card, "ENOENT" end
+  -- a take-in's merge whose conflict markers were never resolved is never pushed, whatever
+  -- the checks said of it (orket.engine.verify sends such a card back before checking it)
+  if prbranch.unresolved(o.repo, o.card) then
+    return nil, string.format("the head of orket/%s (%s) is a take-in's merge with unresolved conflict markers: "
+      .. "it is not pushed and no status is posted", o.card, sha), "EUNRESOLVED"
+  end
   local auth = {}
   for k, v in pairs(o.auth or {}) do auth[k] = v end
   auth.force = nil

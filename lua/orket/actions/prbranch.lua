@@ -9,6 +9,8 @@ local task = require "orket.task"
 local rt = require "orket.c.runtime"
 local finish = require "orket.actions.finish"
 local mainline = require "orket.actions.mainline"
+local gitdiff = require "orket.c.gitdiff"
+local board_mod = require "orket.board"
 
 local M = {}
 
@@ -47,7 +49,7 @@ function M.fetch(repo, g, card, auth)
   return id
 end
 
---- take_pushed{repo=, g=, auth=, card=, pushed=, attach=} -> {code="none", remote=} (the
+--- take_pushed{repo=, g=, auth=, card=, pushed=, attach=[, taking=]} -> {code="none", remote=} (the
 --- remote holds nothing of another's: missing, remote false, what Orket pushed, or in the
 --- card's branch already; remote: its head as fetched) |
 --- {code="taken", kind=, id=, from=} (the remote's commits on top of pushed are in the card's
@@ -55,6 +57,8 @@ end
 --- conflict markers in paths) | {code="rewritten", id=} (the remote's branch does not descend
 --- from pushed: not a person's addition, the push replaces it as before) | nil, msg (the
 --- remote could not be read). Before a hand-in pushes the card's branch over the remote's.
+--- attach() and then taking(remote head) (true | nil, msg: a refusal stops the take-in) are
+--- called just before the merge, only when there is something to take in.
 function M.take_pushed(o)
   local repo, card = o.repo, o.card
   local rid, ferr = M.fetch(repo, o.g, card, o.auth)
@@ -64,6 +68,10 @@ function M.take_pushed(o)
   if not o.pushed or repo:contains(tracking(card), o.pushed) ~= true then return { code = "rewritten", id = rid } end
   local aok, aerr = o.attach()
   if not aok then return nil, aerr end
+  if o.taking then
+    local tok, terr = o.taking(rid)
+    if not tok then return nil, terr end
+  end
   local m, merr = repo:merge_remote_to_card(card, finish.ENGINE, false)
   if not m then return nil, merr end
   if m.kind == "conflict" then return { code = "conflict", paths = m.conflicts, id = m.id, from = rid } end
@@ -88,6 +96,53 @@ function M.push(o)
       .. "over; the next hand-in takes it in: %s", card, tostring(err)), code
   end
   return id, err, code
+end
+
+--- unresolved(repo, card) -> id, {path...} | nil: the card's head when it is a take-in's merge
+--- that left conflict markers (merge_remote_to_card's summary says so) with nothing committed
+--- on top, and the files it put markers in (read from its diff against the card's side; empty
+--- when they cannot be read). Such a head is never verified, pushed or merged: its send-back
+--- never committed (a kill, a lost lease), and the card goes back when it is next looked at.
+function M.unresolved(repo, card)
+  local log = repo:log("orket/" .. card, 1)
+  local c = log and log[1]
+  if not (c and c.parents == 2 and c.summary == string.format("Merge the remote's orket/%s into orket/%s, with "
+    .. "conflicts to resolve", card, card)) then
+    return nil
+  end
+  local paths = {}
+  local objects = gitdiff.open(repo:path())
+  local parents = objects and objects:parents(c.id)
+  local d = parents and parents[1] and objects:diff(parents[1], c.id)
+  for _, f in ipairs(d and d.files or {}) do
+    if f.patch and (f.patch:find("\n%+<<<<<<< ") or f.patch:find("^%+<<<<<<< ")) then paths[#paths + 1] = f.path end
+  end
+  if objects then objects:close() end
+  return c.id, paths
+end
+
+--- send_back(board, card, c) -> the card | nil, msg, CODE: inside the caller's transaction,
+--- a card whose take-in conflicts with its work goes back to in_progress (from code_review or
+--- ready_for_testing) with a comment naming the files, as a conflict with main does
+--- (orket.actions.finish); nothing was pushed. c: take_pushed's conflict {paths=, from=}, or
+--- {unresolved=true, id=, paths=} (unresolved's answer: a merge whose send-back never
+--- committed).
+function M.send_back(board, card, c)
+  local files = c.paths and #c.paths > 0 and table.concat(c.paths, ", ") or nil
+  local why
+  if c.unresolved then
+    why = string.format("The head of orket/%s (%s) merges commits pushed to it on the remote with conflict markers "
+      .. "that were never resolved, in: %s (the card was not sent back after that merge). The engine sent the card "
+      .. "back to in_progress, and nothing was pushed.", card, tostring(c.id),
+      files or "the files that commit's message lists")
+  else
+    why = string.format("Commits pushed to orket/%s on the remote (%s) conflict with the card's work in: %s. "
+      .. "They were merged into its branch with conflict markers in those files to resolve; the engine sent the card "
+      .. "back to in_progress, and nothing was pushed.", card, tostring(c.from), tostring(files))
+  end
+  assert(board:comment(card, { author = "orket", body = why }))
+  return board:transition(card, "in_progress", { actor = board_mod.ENGINE,
+    note = "conflict with the remote's orket/" .. card .. ": " .. (files or "the files its merge lists") })
 end
 
 return M

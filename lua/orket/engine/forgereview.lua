@@ -12,6 +12,7 @@ local cards = require "orket.store.cards"
 local review = require "orket.engine.review"
 local routing = require "orket.engine.routing"
 local G = require "orket.c.gitrepo"
+local prbranch = require "orket.actions.prbranch"
 
 local M = {}
 
@@ -24,10 +25,13 @@ M.COMMENT_MAX = 65536
 -- request: after a rework whose push failed (or a kill before its record) the two differ,
 -- and an approval of the recorded one would merge the rework nobody reviewed.
 local function found(ev, card, dir)
-  -- only an approval is matched with it: no other event opens the repository
-  local repo = ev.kind == "approved" and dir and G.open(dir .. "/workspace")
+  -- only an approval (or a merge on the forge: both merge the card's branch) is matched
+  -- with it: no other event opens the repository
+  local repo = (ev.kind == "approved" or ev.kind == "merged") and dir and G.open(dir .. "/workspace")
   if repo then
     local head = repo:head("orket/" .. card)
+    -- a take-in's merge with conflict markers at the head is never merged into main
+    ev.card_unresolved = prbranch.unresolved(repo, card)
     repo:close()
     ev.card_head = type(head) == "string" and head:lower() or nil
   end
@@ -169,6 +173,10 @@ function M.action_for(c, ev)
       return nil, "the approval is of commit " .. ev.commit .. ", not of the card's head " .. want
         .. ", which a merge would take; the card waits for a review of that head", "other_head"
     end
+  end
+  if ev.card_unresolved then
+    return nil, "the card's head " .. ev.card_unresolved .. " is a merge of commits pushed to its branch with "
+      .. "conflict markers never resolved; it is not merged, and the card goes back to work at its next run"
   end
   return "approve"
 end

@@ -12,6 +12,7 @@ local fault = require "orket.engine.fault"
 local board_mod = require "orket.board"
 local prbranch = require "orket.actions.prbranch"
 local gitwork = require "orket.engine.gitwork"
+local verify = require "orket.engine.verify"
 
 local M = {}
 
@@ -54,32 +55,69 @@ local function pr_text(card)
   return title, body
 end
 
--- The card's head when it is a take-in's merge that left conflict markers (orket.c.gitrepo's
--- merge_remote_to_card: its summary says so), nothing committed on top -> its id | nil
-local function unresolved(repo, card)
-  local log = repo:log("orket/" .. card, 1)
-  local c = log and log[1]
-  if c and c.parents == 2 and c.summary == string.format("Merge the remote's orket/%s into orket/%s, with conflicts "
-    .. "to resolve", card, card) then
-    return c.id
-  end
-  return nil
-end
-
 -- The network part: push main (so the pull request has its base; a remote main that moved
 -- ahead, because the forge merged something, is left as it is) and the card's branch
 -- (forced only over a branch it replaces: orket.actions.prbranch.push), then open or find the pull request. Commits a person
 -- pushed to the card's branch on top of what Orket last pushed are taken into the card's
 -- branch first (orket.actions.prbranch), never pushed over; a conflict with them sends the
--- card back (-> nil, nil, {paths=, id=}).
+-- card back (-> nil, nil, {paths=, id=}). A head they make, on a card with acceptance checks,
+-- is verified before it is pushed for review (-> nil, nil, {verify=true, id=}): the card goes
+-- code_review -> ready_for_testing in the transaction that journals the "take_in" event,
+-- before the merge, so it never waits for review (where an approval of the head merges it)
+-- with a head nobody checked. A run killed before the merge costs one verification of the
+-- head it had; its next hand-in takes the commits in again. A take-in refused because the
+-- card left code_review -> nil, msg, {code="EMOVED"}; a recorded pull request merged or
+-- closed on the forge -> nil, nil, {over=(forge.get_pr's answer), number=}: nothing pushed.
 local function publish(run, g, card, token, job)
   local repo = run.git.repo
   local auth = token and { token = token, user = g.forge == "github" and "x-access-token" or "orket" } or {}
   local ok, err, code = repo:push(g.remote, "main", auth)
   if not ok and code ~= "EREJECTED" then return nil, err end
   local row = M.row(run.db, card.id)
+  local checks = verify.checks(run, card)
+  -- refused: why the take-in did not start; started: the merge is under way
+  -- moved: the refusal is the card's having left code_review (its new status has its own flow)
+  local refused, started, moved
+  local function taking(from)
+    -- written before the merge: true whether or not the merge is done when it is read
+    local why = string.format("Commits pushed to orket/%s on the remote (%s) are being taken into the card's branch by "
+      .. "its hand-in; the engine sent the card to ready_for_testing, and its checks run on the card's head before "
+      .. "anything is pushed for review (a conflict with the card's work sends it back to in_progress instead).",
+      card.id, tostring(from))
+    local ok, terr = run.db:tx(function()
+      run:check_lease(job)
+      -- the fetch may take long: a webhook may have moved the card meanwhile (merged, sent
+      -- back, blocked), and its branch is then no hand-in's to merge into
+      local now = run.board:status(card.id)
+      if now ~= "code_review" then
+        moved = true
+        return nil, "the card is " .. tostring(now) .. " now, not in code_review"
+      end
+      if not checks then return true end
+      run.db:event { kind = "take_in", card = card.id, run = run.run_id, actor = "orket",
+        data = { from = from, pushed = row and row.head } }
+      assert(run.board:comment(card.id, { author = "orket", body = why }))
+      local t, merr, mcode = run.board:transition(card.id, "ready_for_testing", { actor = board_mod.ENGINE,
+        note = "the remote's commits taken in: verified before review" })
+      if not t then return nil, merr, mcode end
+      return true
+    end)
+    if not ok then refused = tostring(terr) else started = true end
+    if ok and checks then fault.hit("before_take_in_merge") end
+    return ok, terr
+  end
   local got, terr = prbranch.take_pushed { repo = repo, g = g, auth = auth, card = card.id, pushed = row and row.head,
-    attach = function() return gitwork.worktree(run, card.id) end }
+    attach = function() return gitwork.worktree(run, card.id) end, taking = taking }
+  if not got and refused then
+    -- EMOVED: not a failure of the forge's (the card is not skipped for the rest of the run)
+    return nil, "the commits pushed to the remote's orket/" .. card.id .. " were not taken into the card's branch, "
+      .. "and nothing was pushed: " .. refused, moved and { code = "EMOVED" } or nil
+  end
+  if not got and started then
+    return nil, "merging the commits pushed to the remote's orket/" .. card.id .. " into the card's branch failed, "
+      .. "and nothing was pushed" .. (checks and " (the card's checks run on the head it has)" or "") .. ": "
+      .. tostring(terr)
+  end
   if not got then
     return nil, "the remote's orket/" .. card.id .. " could not be read, so it is not pushed over: " .. tostring(terr)
   end
@@ -92,13 +130,28 @@ local function publish(run, g, card, token, job)
       return nil, nil, got
     end
     job.head = got.id
+    if checks then run:emit { type = "git", card = card.id, action = "take_pushed", verify = true, id = got.id } end
+    fault.hit("after_take_in")
+    if checks then return nil, nil, { verify = true, id = got.id } end
   end
   -- a take-in's conflict merge still at the head: its send-back never committed (a kill, a
   -- lost lease); its markers are never pushed for review, the card goes back now
-  local stuck = unresolved(repo, card.id)
+  local stuck, paths = prbranch.unresolved(repo, card.id)
   if stuck then
-    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "conflict", id = stuck, unresolved = true }
-    return nil, nil, { id = stuck, unresolved = true }
+    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "conflict", id = stuck, unresolved = true,
+      paths = paths }
+    return nil, nil, { id = stuck, unresolved = true, paths = paths }
+  end
+  -- the pull request a review cycle would be opened on must still be open: a person may have
+  -- merged or closed it on the forge while the card was not in review (a take-in's
+  -- verification), and that delivery changed nothing then (orket.engine.forgereview)
+  local existing = g.forge and M.row(run.db, card.id)
+  if existing and existing.number then
+    local now, nerr = forge.get_pr(g, token, math.tointeger(existing.number) or existing.number)
+    if not now then
+      return nil, "the pull request #" .. tostring(existing.number) .. " could not be read: " .. tostring(nerr)
+    end
+    if now.merged or now.state ~= "open" then return nil, nil, { over = now, number = existing.number } end
   end
   if got.code == "rewritten" then
     run:emit { type = "git", card = card.id, action = "take_pushed", kind = "rewritten", from = got.id }
@@ -107,7 +160,6 @@ local function publish(run, g, card, token, job)
   if not ok then return nil, err end
   fault.hit("after_git_push")
   if not g.forge then return {} end
-  local existing = M.row(run.db, card.id)
   if existing and existing.number then return { number = existing.number, url = existing.url } end
   local title, body = pr_text(card)
   local pr, perr = forge.open_pr(g, token, { branch = "orket/" .. card.id, title = title, body = body })
@@ -125,26 +177,44 @@ end
 -- markers (the card's branch holds them), the card goes back to in_progress with the files
 -- named, as a conflict with main does (orket.actions.finish.send_back); nothing is pushed.
 local function send_back(run, job, card, c)
-  local files = c.paths and table.concat(c.paths, ", ")
-  local why = string.format("Commits pushed to orket/%s on the remote (%s) conflict with the card's work in: %s. "
-    .. "They were merged into its branch with conflict markers in those files to resolve; the engine sent the card "
-    .. "back to in_progress, and nothing was pushed.", card.id, tostring(c.from), tostring(files))
-  if c.unresolved then
-    files = "the files its message lists"
-    why = string.format("The head of orket/%s (%s) merges commits pushed to it on the remote with conflict markers "
-      .. "that were never resolved (the card was not sent back after that merge). The files with markers are listed "
-      .. "in that commit's message; the engine sent the card back to in_progress, and nothing was pushed.", card.id,
-      c.id)
+  local ok, werr = run.db:tx(function()
+    run:check_lease(job)
+    return prbranch.send_back(run.board, card.id, c)
+  end)
+  if not ok then return failed(run, job, werr) end
+end
+
+-- The pull request was merged or closed on the forge while the card was not in review (a
+-- take-in's verification): no review cycle is opened on it. The card is held (blocked,
+-- reason review) with a comment saying so: a merge on the forge is a person's decision, and
+-- whether the card's head (verified after it) goes into main is theirs too. Either way that
+-- pull request is over and forgotten, as a close delivered in review is: a retried card's
+-- next hand-in opens a new one.
+local function pr_over(run, job, card, o)
+  local pr = o.over
+  local why
+  if pr.merged then
+    why = string.format("The pull request #%s was merged on the forge%s while the card was not in review (it was being "
+      .. "verified, as after taking in commits pushed to its branch), so that merge did not finish the card. "
+      .. "The card's head %s was not pushed for review; the engine blocked the card for a person to decide: "
+      .. "retry it to have its head reviewed on a new pull request, or close it.", tostring(o.number),
+      pr.merge_commit and (" as " .. pr.merge_commit) or "", tostring(job.head))
+  else
+    why = string.format("The pull request #%s was closed on the forge without being merged while the card was not in "
+      .. "review; the engine blocked the card, and nothing was pushed for review.", tostring(o.number))
   end
   local ok, werr = run.db:tx(function()
     run:check_lease(job)
     assert(run.board:comment(card.id, { author = "orket", body = why }))
-    local t, terr, tcode = run.board:transition(card.id, "in_progress", { actor = board_mod.ENGINE,
-      note = "conflict with the remote's orket/" .. card.id .. ": " .. files })
+    local t, terr, tcode = run.board:transition(card.id, "blocked", { actor = board_mod.ENGINE, reason = "review",
+      note = why })
     if not t then return nil, terr, tcode end
+    sf.forget_pull_request(run.db, card.id)
     return true
   end)
   if not ok then return failed(run, job, werr) end
+  run:emit { type = "git", card = card.id, action = "pull_request", number = o.number, merged = pr.merged or false,
+    state = pr.state, blocked = true }
 end
 
 local function publish_and_record(run, job)
@@ -160,6 +230,13 @@ local function publish_and_record(run, job)
   end
   local pr, err, conflict = publish(run, g, card, token, job)
   token = nil
+  -- taken in on a card with checks: it is in ready_for_testing already (publish's take-in),
+  -- and verification runs on the new head
+  if conflict and conflict.verify then return end
+  if conflict and conflict.code == "EMOVED" then
+    return run:emit { type = "git", card = job.card_id, action = "pull_request", error = err, code = "EMOVED" }
+  end
+  if conflict and conflict.over then return pr_over(run, job, card, conflict) end
   if conflict then return send_back(run, job, card, conflict) end
   if not pr then return fail(err) end
   fault.hit("after_pull_request")

@@ -7,9 +7,11 @@
 local board_mod = require "orket.board"
 local sv = require "orket.store.verifications"
 local sj = require "orket.store.journal_reads"
+local sf = require "orket.store.forge"
 local checks = require "orket.actions.checks"
 local forge = require "orket.forge"
 local mainline = require "orket.actions.mainline"
+local prbranch = require "orket.actions.prbranch"
 local gitwork = require "orket.engine.gitwork"
 local uv = require "luv"
 local proc = require "orket.c.proc"
@@ -128,9 +130,27 @@ function M.prepare(run, card)
     if not moved then return nil, card, err end
     return nil, moved
   end
-  -- the hand-in being checked: the last move out of in_progress
-  return { verify = true, card_id = card.id, checks = checks, handin = sj.last_handin(run.db, card.id),
-    run = run.run_id }
+  -- a take-in's conflict merge at the head (its send-back never committed: a kill, a lost
+  -- lease): its markers are never verified, nor pushed with the result; the card goes back
+  -- with the files named, in this transaction
+  local stuck, paths
+  if run.git then stuck, paths = prbranch.unresolved(run.git.repo, card.id) end
+  if stuck then
+    local back, berr = prbranch.send_back(run.board, card.id, { unresolved = true, id = stuck, paths = paths })
+    if not back then return nil, card, berr end
+    run:emit { type = "git", card = card.id, action = "take_pushed", kind = "conflict", id = stuck, unresolved = true,
+      paths = paths }
+    return nil, back
+  end
+  -- the hand-in being checked: the last move out of in_progress; after it, a head that took
+  -- in a person's commits (orket.engine.pull_request) is checked as a hand-in of its own,
+  -- named by its move back here
+  local handin = sj.last_handin(run.db, card.id)
+  if sf.last_take_in(run.db, card.id) > handin then
+    local m = sj.last_transition(run.db, card.id)
+    if m and m.to == "ready_for_testing" and tonumber(m.id) > handin then handin = tonumber(m.id) end
+  end
+  return { verify = true, card_id = card.id, checks = checks, handin = handin, run = run.run_id }
 end
 
 local function tail(s, n)

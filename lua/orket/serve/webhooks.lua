@@ -17,6 +17,8 @@ local forge = require "orket.forge"
 local G = require "orket.c.gitrepo"
 local aftermerge = require "orket.engine.aftermerge"
 local sf = require "orket.store.forge"
+local sj = require "orket.store.journal_reads"
+local gitdiff = require "orket.c.gitdiff"
 local audit_chain = require "orket.audit.chain"
 local forgereview = require "orket.engine.forgereview"
 local config = require "orket.config"
@@ -117,16 +119,22 @@ local function remote_main(ctx, g)
   return aftermerge.fetch_main { g = g, dir = ctx.dir } and true or false
 end
 
--- An approval of a commit that is not the card's head, and not in the card's branch: the
--- pull request's head has commits Orket did not push. Never merged on an approval: a forge's
--- webhook may name the head when it was sent, not the commit the reviewer reviewed (Gitea's
--- does), so such a commit may have been reviewed by nobody. -> true | false (an older head of
--- the card's: ignored as before) | nil (no repository)
+-- An approval of a commit that is not the card's head, and not in the history of a head
+-- Orket pushed for the card's review (its pull request's recorded head, a review cycle's):
+-- the pull request's head has commits Orket did not push (a person's, on top or rewriting
+-- the branch, or taken into the card's branch and not pushed yet). Never merged on an
+-- approval: a forge's webhook may name the head when it was sent, not the commit the
+-- reviewer reviewed (Gitea's does), so such a commit may have been reviewed by nobody. ->
+-- true | false (an older head: a head Orket pushed came after it) | nil (no repository)
 local function foreign_head(ctx, card, ev)
-  local repo = G.open(ctx.dir .. "/workspace")
-  if not repo then return nil end
-  local _ <close> = setmetatable({}, { __close = function() repo:close() end })
-  return repo:contains("refs/heads/orket/" .. card, ev.commit) ~= true
+  if type(ev.commit) ~= "string" or not ev.commit:match("^%x+$") or #ev.commit ~= 40 then return true end
+  local g = gitdiff.open(ctx.dir .. "/workspace")
+  if not g then return nil end
+  local _ <close> = g
+  for _, head in ipairs(sf.pushed_heads(ctx.db, card)) do
+    if g:merge_base(ev.commit, head) == ev.commit then return false end
+  end
+  return true
 end
 
 -- Says on the pull request why an approval was not applied (in a task of its own: the
@@ -324,23 +332,42 @@ local function handle(name)
     local function person() return ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100 end
     if ev then
       fn, why, other = forgereview.action_for(c, ev)
-      -- the approved commit is not the card's head but a person's: refused, said on the card
-      -- and the pull request; the card's next hand-in takes those commits in for a new review
-      if other == "other_head" and person() and foreign_head(ctx, card, ev) then
+      -- a review while commits pushed to the card's branch are taken in and verified
+      -- (orket.engine.pull_request): that head is not the one reviewed, and it is
+      -- pushed for a review of its own once verified; said, not dropped without a word
+      if not fn and c.status == "ready_for_testing" and (ev.kind == "approved" or ev.kind == "changes_requested")
+        and person() and sf.last_take_in(db, card) > sj.last_handin(db, card) then
+        refused = "commits pushed to the pull request's branch are being taken in and verified (the card is "
+          .. "ready_for_testing): the review must be given again on the head Orket pushes for review "
+          .. "once its checks pass"
+      end
+      -- the approved commit is not the card's head: refused, said on the card and the pull
+      -- request, so the reviewer knows the approval did nothing. A person's commit: the card's
+      -- next hand-in takes it in for a new review; an older head of the card's: the head
+      -- pushed after it waits for a review of its own
+      local foreign
+      if other == "other_head" and person() then foreign = foreign_head(ctx, card, ev) end
+      if foreign then
         refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch is "
           .. "at %s). Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in "
           .. "(request changes to send the card back to work; a rewritten history is replaced), and that new head "
           .. "needs its own review: an approval merges only a head Orket pushed", ev.commit, tostring(ev.card_head))
-        why = why .. ". " .. refused
+      elseif foreign == false then
+        refused = string.format("commit %s is an older head of the pull request: commits came after it, and "
+          .. "the current head %s needs its own review: an approval merges only the head it names", ev.commit,
+          tostring(ev.card_head))
       end
+      if refused then why = why .. ". " .. refused end
       if fn and not person() then
         fn, why = nil, "the event names no person (a forge login)"
       end
     end
     if not fn then
       ctx.note = "ignored: " .. why
-      local said = refused and string.format("The forge's approval by %s of commit %s was not applied: %s. The card "
-        .. "stays as it is and main is unchanged.", ev.reviewer, ev.commit, refused)
+      local approved = ev and ev.kind == "approved"
+      local said = refused and string.format("The forge's %s was not applied: %s. The card stays as it is and main is "
+        .. "unchanged.", approved and string.format("approval by %s of commit %s", ev.reviewer, tostring(ev.commit))
+        or ("request for changes by " .. ev.reviewer), refused)
       local rok, rerr = db:tx(function()
         if sf.delivery_seen(db, name, d.id, d.identity) then return true end
         record(db, name, d, card, "ignored: " .. why)
@@ -353,7 +380,10 @@ local function handle(name)
         return true
       end)
       if not rok then return err(500, "internal", rerr) end
-      if said then tell_pull_request(g, ev.number, "Orket did not merge this pull request. " .. said) end
+      if said then
+        tell_pull_request(g, ev.number, (approved and "Orket did not merge this pull request. "
+          or "Orket did not send the card back for this review. ") .. said)
+      end
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }

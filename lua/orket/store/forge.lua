@@ -17,6 +17,23 @@ function M.pull_request(db, card)
     .. " FROM pull_requests WHERE card_id = ?", card)
 end
 
+--- last_take_in(db, card) -> the id of the card's last "take_in" event, 0 when none
+function M.last_take_in(db, card)
+  local r = one(db, "SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'take_in'", card)
+  return r and tonumber(r.id) or 0
+end
+
+--- pushed_heads(db, card) -> the heads Orket pushed for the card's review: its pull
+--- request's recorded head and each review cycle's ({sha...}, no duplicates)
+function M.pushed_heads(db, card)
+  local out = {}
+  for _, r in ipairs(all(db, "SELECT head FROM pull_requests WHERE card_id = ? AND head IS NOT NULL UNION "
+    .. "SELECT head FROM review_cycles WHERE card_id = ? AND head IS NOT NULL", card, card)) do
+    out[#out + 1] = r.head
+  end
+  return out
+end
+
 --- pull_request_link(db, card) -> {number=, url=, head=, repo=} of the card's pull request | nil
 function M.pull_request_link(db, card)
   return one(db, "SELECT number, url, head, repo FROM pull_requests WHERE card_id = ?", card)
