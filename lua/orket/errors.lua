@@ -32,7 +32,8 @@ M.GROUPS = {
     "ETX", "ENOTCONN", "ENOTSEALED", "EKEY", "ETAMPERED", "ETRUNCATED", "EPARAMS", "ENOTTY",
   } },
   { name = "commands", title = "Commands (`orket ...`)", codes = {
-    "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT",
+    "EUSAGE", "ENOREVIEWER", "EROLE", "ESEAT", "EUNFINISHED", "ECYCLE", "EGIT", "EUNSAFE", "ECONFLICT", "EUNRESOLVED",
+    "EMOVED",
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
     "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
@@ -285,6 +286,16 @@ CODES.ECONFLICT = {
   status = 409,
   means = "merging a card's branch into main conflicted; the card went back to `in_progress`",
   remedy = "nothing: its next turn resolves the conflict markers",
+}
+CODES.EUNRESOLVED = {
+  means = "a card's head is a merge of a person's commits whose conflict was never resolved (it holds conflict "
+    .. "markers): it is not verified, pushed or merged",
+  remedy = "nothing: the card goes back to `in_progress`, and its next turn resolves the markers",
+}
+CODES.EMOVED = {
+  means = "a card's hand-in found the card moved on (a review or a person's command) while it fetched the pull "
+    .. "request's branch: nothing was taken in or pushed",
+  remedy = "nothing: the card's next hand-in takes the branch in again",
 }
 CODES.EFORGE = {
   means = "the forge (Gitea, GitHub) answered with an error",
