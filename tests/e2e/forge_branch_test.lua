@@ -276,6 +276,26 @@ db:close()
     assert.is_true(repo:check())
   end)
 
+  -- the pull request's state is read before a hand-in pushes to it (merged or closed on the
+  -- forge meanwhile, it holds the card): with the forge's API down while its git answers,
+  -- the rework is still pushed for review, as before that read, and the failed read is said
+  it("a rework's hand-in is pushed for review while the forge's API fails, its git answering", function()
+    local dir = project(forge)
+    run(dir)
+    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
+    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+    assert.equal(0, s.stop())
+    H.fetch { url = forge.url .. "/__fail?status=503&times=50", method = "POST" }
+    local r = run(dir)
+    assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
+    assert.matches("its state could not be read", r.stdout, 1, true)
+    local head = remote_head(dir, "orket/F-1")
+    assert.equal(local_head(dir, "orket/F-1"), head)
+    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+  end)
+
   it("survive verification's push before the hand-in: not pushed over, taken in by the hand-in", function()
     local dir = project(forge, 'verify = { command = { "true" } }\n')
     run(dir)

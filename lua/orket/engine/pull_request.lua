@@ -145,13 +145,17 @@ local function publish(run, g, card, token, job)
   -- the pull request a review cycle would be opened on must still be open: a person may have
   -- merged or closed it on the forge while the card was not in review (a take-in's
   -- verification), and that delivery changed nothing then (orket.engine.forgereview)
+  -- Only the forge's own answer that it is over stops the hand-in: with its API down or
+  -- limiting while its git answers, the hand-in goes on as it did before this check (said),
+  -- and a number recorded for another repository (git.repo changed) is not looked up here.
   local existing = g.forge and M.row(run.db, card.id)
-  if existing and existing.number then
+  if existing and existing.number and (existing.repo == nil or existing.repo == g.repo) then
     local now, nerr = forge.get_pr(g, token, math.tointeger(existing.number) or existing.number)
+    if now and (now.merged or now.state ~= "open") then return nil, nil, { over = now, number = existing.number } end
     if not now then
-      return nil, "the pull request #" .. tostring(existing.number) .. " could not be read: " .. tostring(nerr)
+      run:emit { type = "git", card = card.id, action = "pull_request", number = existing.number,
+        note = "its state could not be read (" .. tostring(nerr) .. "); the card's head is pushed to it all the same" }
     end
-    if now.merged or now.state ~= "open" then return nil, nil, { over = now, number = existing.number } end
   end
   if got.code == "rewritten" then
     run:emit { type = "git", card = card.id, action = "take_pushed", kind = "rewritten", from = got.id }
@@ -194,8 +198,8 @@ local function pr_over(run, job, card, o)
   local pr = o.over
   local why
   if pr.merged then
-    why = string.format("The pull request #%s was merged on the forge%s while the card was not in review (it was being "
-      .. "verified, as after taking in commits pushed to its branch), so that merge did not finish the card. "
+    why = string.format("The pull request #%s was merged on the forge%s while the card was not in review, so that "
+      .. "merge did not finish the card. "
       .. "The card's head %s was not pushed for review; the engine blocked the card for a person to decide: "
       .. "retry it to have its head reviewed on a new pull request, or close it.", tostring(o.number),
       pr.merge_commit and (" as " .. pr.merge_commit) or "", tostring(job.head))
