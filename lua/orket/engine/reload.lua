@@ -113,7 +113,7 @@ end
 --- `reload` or `reload_error` with data.file and data.line) and emitted to the engine's
 --- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=, code=,
 --- files=, problems=}: problems names every broken file with its line, error the first). files: every changed file given (project-relative, sorted), an array even
---- when empty.
+--- when empty. An error the run's journal last said, still standing, is returned but not said again.
 --- Turns already started keep the role, tools and policies they captured (see turn.lua).
 function M.apply(engine, files)
   if type(engine) ~= "table" or type(engine.dir) ~= "string" then
@@ -123,7 +123,13 @@ function M.apply(engine, files)
   if s and files and files["orket.lua"] then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
     local ok, merr, mcode = manager.reload(engine)
-    if not ok then s, err, code = nil, merr, mcode end
+    if not ok then
+      -- "orket.lua: mcp.servers.x.command: ..." placed at its field's line, as orket
+      -- validate places it
+      local placed = {}
+      scriptcheck.add(placed, engine.dir, merr, "orket.lua")
+      s, err, code = nil, scriptcheck.format(placed[1]), mcode
+    end
   end
   if s then
     local ok
@@ -140,6 +146,12 @@ function M.apply(engine, files)
     -- when no file is broken on its own (a team role gone, a role's tool gone)
     if #problems > 0 then err = problems[1] end
     local file, line = M.where(err)
+    -- A standing error is said once: a later burst (a change to another file, a folder's
+    -- own event) that leaves the same problems says nothing new; the caller still gets it.
+    local said = table.concat({ tostring(engine.run_id), tostring(code), tostring(err), table.concat(problems, "\n") },
+      "\n")
+    if engine.reload_said == said then return nil, err, code end
+    engine.reload_said = said
     engine.db:event { kind = "reload_error", run = engine.run_id,
       data = { file = file, line = line, error = err, code = code, files = names, problems = problems } }
     engine:emit { type = "reload_error", file = file, line = line, error = err, code = code, files = names,
@@ -150,6 +162,7 @@ function M.apply(engine, files)
   engine:swap_scripts { roles = s.roles, tools = engine.mcp and engine.mcp:wrap(s.tools) or s.tools, policies = s.policies,
     routing = s.routing }
   engine.reloads = (engine.reloads or 0) + 1
+  engine.reload_said = nil
   engine.db:event { kind = "reload", run = engine.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
   engine:emit { type = "reload", files = names }
   return true
@@ -161,7 +174,10 @@ Watcher.__index = Watcher
 -- Starts watching one folder; events carry the file name (inotify, non-recursive), noted
 -- relative to the project ("roles/coder.lua", "routing.lua") as the reload event names it.
 local function watch_dir(w, path, filter)
-  if w.handles[path] or not uv.fs_stat(path) then return end
+  if w.handles[path] then return end
+  -- a folder (a link to one is followed, as the loaders follow it), never a file so named
+  local st = uv.fs_stat(path)
+  if not st or st.type ~= "directory" then return end
   local rel = path == w.dir and "" or path:sub(#w.dir + 2)
   local h = uv.new_fs_event()
   local ok = h:start(path, {}, function(err, name)
@@ -180,6 +196,15 @@ local function watch_dir(w, path, filter)
   w.handles[path] = h
 end
 
+-- Stops watching path, if it was watched.
+local function unwatch(w, path)
+  local h = w.handles[path]
+  if not h then return end
+  w.handles[path] = nil
+  h:stop()
+  h:close()
+end
+
 -- A filter says "file" for a change to the named file, true for a change to reload for
 -- that names none (the folder itself), false for nothing to do.
 local function is_script(name)
@@ -187,12 +212,18 @@ local function is_script(name)
   return name:match("^[%w_%-]+%.lua$") ~= nil and "file"
 end
 
--- The project folder itself: routing.lua, and script folders created (or moved in) after
--- the start, whose scripts are named as changed files (`files` lists files, never folders).
+-- The project folder itself: routing.lua, and script folders created, made again or moved
+-- in after the start, whose scripts are named as changed files (`files` lists files, never
+-- folders).
 local function project_filter(w)
   return function(name)
     if name == "routing.lua" or name == "orket.lua" then return "file" end -- orket.lua: its mcp section
     if name and M.DIRS[name] then
+      -- The name changed hands (deleted and made again, or swapped with mv): the old
+      -- handle follows the folder that went (inotify watches the inode, not the name), so
+      -- it is dropped and whatever is at the name now is watched; its scripts are listed
+      -- after the watch starts, so an edit made in between is taken too.
+      unwatch(w, w.dir .. "/" .. name)
       watch_dir(w, w.dir .. "/" .. name, is_script)
       for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do
         w:touch(name .. "/" .. path:match("[^/]+$"))

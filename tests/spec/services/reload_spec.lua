@@ -319,4 +319,112 @@ describe("hot reload", function()
     w:close()
     e.close_all()
   end)
+
+  -- a coder role with this intent, to see which version is in force
+  local function coder(intent)
+    return "return { intent = " .. string.format("%q", intent) .. ", tools = { \"read_file\" }, system = \"s\" }\n"
+  end
+  local q = H.quote
+  -- waits for the n-th event of type ty
+  local function wait(events, ty, n)
+    local t0 = orket.now()
+    while count(events, ty) < n and orket.now() - t0 < 5000 do orket.sleep(20) end
+    assert.equal(n, count(events, ty))
+  end
+
+  it("watches a script folder deleted and made again, and takes the edits in it", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 50 })
+    -- deleted and made again: the edit made with it, then a later one, are taken
+    os.execute("rm -rf " .. q(dir .. "/roles") .. " && mkdir " .. q(dir .. "/roles"))
+    H.write(dir .. "/roles/coder.lua", coder("VA"))
+    wait(events, "reload", 1)
+    orket.sleep(150) -- the burst is over
+    local n = count(events, "reload")
+    assert.equal("VA", e.roles.by_name.coder.intent)
+    assert.same({ "roles/coder.lua" }, events[#events].files) -- the script of the folder made again is named
+    H.write(dir .. "/roles/coder.lua", coder("VB"))
+    wait(events, "reload", n + 1)
+    assert.equal("VB", e.roles.by_name.coder.intent)
+    w:close()
+    e.close_all()
+  end)
+
+  it("watches a script folder swapped in with mv, and takes the edits in it and not in the old one", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 50 })
+    -- swapped in whole: the edit in it, then a later one, are taken; the folder moved away is no longer watched
+    os.execute("mkdir " .. q(dir .. "/roles.new"))
+    H.write(dir .. "/roles.new/coder.lua", coder("SWAP1"))
+    os.execute("mv " .. q(dir .. "/roles") .. " " .. q(dir .. "/roles.old") .. " && mv " .. q(dir .. "/roles.new") .. " "
+      .. q(dir .. "/roles"))
+    local t0 = orket.now()
+    while e.roles.by_name.coder.intent ~= "SWAP1" and orket.now() - t0 < 5000 do orket.sleep(20) end
+    assert.equal("SWAP1", e.roles.by_name.coder.intent)
+    orket.sleep(150)
+    local n = count(events, "reload")
+    H.write(dir .. "/roles/coder.lua", coder("SWAP2"))
+    wait(events, "reload", n + 1)
+    assert.equal("SWAP2", e.roles.by_name.coder.intent)
+    assert.same({ "roles/coder.lua" }, events[#events].files)
+    -- the folder moved away is not a script folder any more: a change there is nothing
+    H.write(dir .. "/roles.old/coder.lua", coder("OLD"))
+    orket.sleep(300)
+    assert.equal(n + 1, count(events, "reload"))
+    -- a broken file in it is said, with its line
+    H.write(dir .. "/roles/extra.lua", "return {\n")
+    wait(events, "reload_error", 1)
+    assert.equal("roles/extra.lua", events[#events].file)
+    assert.equal(2, events[#events].line)
+    assert.equal("SWAP2", e.roles.by_name.coder.intent)
+    w:close()
+    e.close_all()
+  end)
+
+  it("places an orket.lua mcp error at its line, as orket validate does", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local f = assert(io.open(dir .. "/orket.lua", "a"))
+    f:write("mcp = { servers = { bad_srv = { command = \"notarray\" } } }\n")
+    f:close()
+    local ok, err = reload.apply(e, { ["orket.lua"] = true })
+    assert.is_nil(ok)
+    assert.matches("^orket.lua:15: mcp.servers.bad_srv.command: ", err)
+    local ev = events[#events]
+    assert.equal("reload_error", ev.type)
+    assert.equal("orket.lua", ev.file)
+    assert.equal(15, ev.line)
+    local data = require("cjson").decode(e.db:row("SELECT data FROM events WHERE kind = 'reload_error'").data)
+    assert.equal(15, data.line)
+    e.close_all()
+  end)
+
+  it("says a standing reload error once, and again only when it changes", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    H.write(dir .. "/roles/coder.lua", "return {{\n")
+    assert.is_nil(reload.apply(e, { ["roles/coder.lua"] = true }))
+    assert.equal(1, count(events, "reload_error"))
+    -- another file changes, the same error stands: nothing new is said, the caller still hears it
+    H.write(dir .. "/policies/extra.lua", "deny { tool = \"delete_file\", reason = \"no\" }\n")
+    local ok, err = reload.apply(e, { ["policies/extra.lua"] = true })
+    assert.is_nil(ok)
+    assert.matches("^roles/coder.lua:2:", err)
+    assert.is_nil(reload.apply(e, {}))
+    assert.equal(1, count(events, "reload_error"))
+    assert.equal(1, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'reload_error'").n)
+    -- a different error is said
+    H.write(dir .. "/roles/coder.lua", "return {{{\n\n")
+    assert.is_nil(reload.apply(e, { ["roles/coder.lua"] = true }))
+    assert.equal(2, count(events, "reload_error"))
+    -- fixed, then broken the same way again: said again
+    os.remove(dir .. "/roles/coder.lua")
+    assert.is_true(reload.apply(e, { ["roles/coder.lua"] = true }))
+    H.write(dir .. "/roles/coder.lua", "return {{\n")
+    assert.is_nil(reload.apply(e, { ["roles/coder.lua"] = true }))
+    assert.equal(3, count(events, "reload_error"))
+    e.close_all()
+  end)
 end)
