@@ -68,8 +68,13 @@ review = { human = true }
   return dir
 end
 
+-- a run, whatever its exit status -> its result
+local function run_once(dir)
+  return H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+end
+
 local function run(dir)
-  local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+  local r = run_once(dir)
   if r.status == 3 and r.stdout:find('"waits_for":"review"', 1, true) then r.status = 0 end
   assert.equal(0, r.status, r.stderr .. r.stdout)
   return r
@@ -87,9 +92,19 @@ local function remote_head(dir, branch)
   return assert(G.ls_remote(dir .. "/remote.git"))["refs/heads/" .. branch]
 end
 
+-- the project's own repository (its workspace), to be closed by the caller
+local function workspace(dir)
+  return assert(G.open(dir .. "/workspace"))
+end
+
 local function local_head(dir, branch)
-  local repo <close> = assert(G.open(dir .. "/workspace"))
+  local repo <close> = workspace(dir)
   return repo:head(branch)
+end
+
+-- path's text at commit id on the remote, its trailing newline kept
+local function remote_text(dir, id, path)
+  return sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. id .. ":" .. path) .. "\n"
 end
 
 -- a person's clone of the remote on the card's branch: commit(path, text) -> its id, pushed
@@ -121,10 +136,91 @@ local function pushed_versions(dir, stdout, path)
   for line in stdout:gmatch("[^\n]+") do
     if line:find('"action":"pull_request"', 1, true) then
       local id = assert(line:match('"id":"(%x+)"'), line)
-      out[#out + 1] = sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. id .. ":" .. path)
+      out[#out + 1] = (remote_text(dir, id, path):gsub("\n$", ""))
     end
   end
   return out
+end
+
+-- a project whose first run put F-1 up for review on the forge -> its directory
+local function reviewed(forge, extra, script)
+  local dir = project(forge, extra, script)
+  run(dir)
+  return dir
+end
+
+-- the forge's first pull request, as its test endpoint lists it
+local function first_pr(forge) return get(forge.url .. "/__prs")[1] end
+
+-- the number of the forge's first pull request
+local function pr_number(forge) return math.tointeger(first_pr(forge).number) end
+
+-- the comments posted on the forge's pull requests so far
+local function comments(forge) return get(forge.url .. "/__comments") end
+
+-- the project's server, with the forge's webhook secret and token
+local function serve(dir) return H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } }) end
+
+-- alice's approval of commit sha on pull request number, delivered to server s -> status, answer
+local function approve(s, delivery, number, sha)
+  return gitea(s, "pull_request_review_approved", delivery, approval(number, sha))
+end
+
+-- alice's request for changes on pull request number, as Gitea's webhook body
+local function rejection(number)
+  return (fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number))
+end
+
+-- alice's request for changes delivered through a served webhook, the card back in progress -> its body
+local function changes_requested(dir, number)
+  local s = serve(dir)
+  local rejected = rejection(number)
+  assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
+  assert.equal(0, s.stop())
+  return rejected
+end
+
+-- bob pushes path's text on the card's branch, then alice requests changes -> bob's commit, the PR's number
+local function bob_then_changes(forge, dir, path, text)
+  local number = pr_number(forge)
+  local bob = person(dir).commit(path, text)
+  changes_requested(dir, number)
+  return bob, number
+end
+
+-- a run killed at the fault point fault (ORKET_FAULT) -> its result
+local function killed_at(dir, fault)
+  local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = fault } })
+  assert.equal(137, killed.status, killed.stderr)
+  return killed
+end
+
+-- no request the forge received asked it to merge
+local function no_merge_asked(forge)
+  for _, req in ipairs(get(forge.url .. "/__log")) do
+    assert.is_nil(req.path:match("/merge$"), "no merge asked of the forge")
+  end
+end
+
+-- the last of card's comments holding text, or nil
+local function card_comment(card, text)
+  local said
+  for _, c in ipairs(card.comments) do
+    if c.body:find(text, 1, true) then said = c end
+  end
+  return said
+end
+
+-- the journal's webhook events for F-1, one JSON a line, read by a script run in the project
+local function webhook_journal(dir)
+  H.write(dir .. "/journal.lua", [[
+local db = assert(require("orket.store").open(".orket/orket.db"))
+for _, r in ipairs(assert(db:rows("SELECT data FROM events WHERE kind = 'webhook' AND card_id = 'F-1'"))) do
+  io.write(r.data, "\\n")
+end
+db:close()
+]])
+  return H.orket("lua journal.lua", { cwd = dir })
 end
 
 local function is_ancestor(dir, id, ref)
@@ -144,15 +240,14 @@ describe("a person's commits on a card's pull request branch", function()
   it("are not merged by an approval naming them: refused, said on the card, the pull request and the journal", function()
     -- Gitea's webhook names the pull request's head when it is sent, not the commit the
     -- reviewer reviewed: bob's commit, pushed while alice reviewed Orket's, was reviewed by nobody
-    local dir = project(forge)
-    run(dir)
+    local dir = reviewed(forge)
     assert.equal("waiting_for_developer", (state(dir, "F-1")))
     local orket_head = local_head(dir, "orket/F-1")
     local main_before = local_head(dir, "main")
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local number = pr_number(forge)
     local bob = person(dir).commit("bob.txt", "bob's fix\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local code, doc = gitea(s, "pull_request_review_approved", "d-1", approval(number, bob))
+    local s = serve(dir)
+    local code, doc = approve(s, "d-1", number, bob)
     assert.equal(200, code)
     assert.equal("ignored", doc.outcome, cjson.encode(doc))
     assert.matches("has commits Orket did not push", doc.reason, 1, true)
@@ -169,27 +264,18 @@ describe("a person's commits on a card's pull request branch", function()
     assert.matches("approval by alice of commit " .. bob .. " was not applied", said, 1, true)
     assert.matches("taken into the card's branch at its next hand-in", said, 1, true)
     assert.matches("needs its own review", said, 1, true)
-    H.wait_for(function() return #get(forge.url .. "/__comments") == 1 end, "the comment on the pull request")
-    local c = get(forge.url .. "/__comments")[1]
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    local c = comments(forge)[1]
     assert.equal(number, math.tointeger(c.number))
     assert.matches("Orket did not merge this pull request", c.body, 1, true)
     assert.matches("has commits Orket did not push", c.body, 1, true)
-    local pr = get(forge.url .. "/__prs")[1]
+    local pr = first_pr(forge)
     assert.equal("open", pr.state)
     assert.is_false(pr.merged)
-    for _, req in ipairs(get(forge.url .. "/__log")) do
-      assert.is_nil(req.path:match("/merge$"), "no merge asked of the forge")
-    end
+    no_merge_asked(forge)
     assert.equal(0, s.stop())
     if backends.name() == "sqlite" then
-      H.write(dir .. "/journal.lua", [[
-local db = assert(require("orket.store").open(".orket/orket.db"))
-for _, r in ipairs(assert(db:rows("SELECT data FROM events WHERE kind = 'webhook' AND card_id = 'F-1'"))) do
-  io.write(r.data, "\\n")
-end
-db:close()
-]])
-      local journal = H.orket("lua journal.lua", { cwd = dir })
+      local journal = webhook_journal(dir)
       assert.equal(0, journal.status, journal.stderr)
       assert.matches('"outcome":"ignored"', journal.stdout, 1, true)
       assert.matches("has commits Orket did not push", journal.stdout, 1, true)
@@ -197,17 +283,16 @@ db:close()
   end)
 
   it("are not merged when the branch was rewritten: said on the card and the pull request", function()
-    local dir = project(forge)
-    run(dir)
+    local dir = reviewed(forge)
     local orket_head = local_head(dir, "orket/F-1")
     local main_before = local_head(dir, "main")
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local number = pr_number(forge)
     -- bob rewrites the branch: his commit replaces Orket's instead of adding to it
     local p = person(dir)
     sh(p.git .. "reset -q --hard HEAD~1")
     local rewritten = p.commit("bob.txt", "bob instead\n", true)
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local code, doc = gitea(s, "pull_request_review_approved", "d-1", approval(number, rewritten))
+    local s = serve(dir)
+    local code, doc = approve(s, "d-1", number, rewritten)
     assert.equal(200, code)
     assert.equal("ignored", doc.outcome, cjson.encode(doc))
     assert.matches("not of the card's head " .. orket_head, doc.reason, 1, true)
@@ -218,12 +303,12 @@ db:close()
     assert.equal(orket_head, local_head(dir, "orket/F-1"))
     assert.equal(main_before, local_head(dir, "main"))
     assert.matches("of commit " .. rewritten .. " was not applied", card.comments[#card.comments].body, 1, true)
-    H.wait_for(function() return #get(forge.url .. "/__comments") == 1 end, "the comment on the pull request")
-    local c = get(forge.url .. "/__comments")[1]
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    local c = comments(forge)[1]
     assert.equal(number, math.tointeger(c.number))
     assert.matches("Orket did not merge this pull request", c.body, 1, true)
     assert.matches("commits Orket did not push", c.body, 1, true)
-    local pr = get(forge.url .. "/__prs")[1]
+    local pr = first_pr(forge)
     assert.equal("open", pr.state)
     assert.is_false(pr.merged)
     assert.matches('"note":"ignored: the approval is of commit', s.log(), 1, true)
@@ -231,20 +316,19 @@ db:close()
   end)
 
   it("pushed after the approved head was merged: the pull request is closed saying so, never marked merged", function()
-    local dir = project(forge)
-    run(dir)
+    local dir = reviewed(forge)
     local orket_head = local_head(dir, "orket/F-1")
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
+    local number = pr_number(forge)
+    local s = serve(dir)
     -- alice approves Orket's head; bob pushes on top before Orket ends the pull request
     local bob = person(dir).commit("bob.txt", "bob's late fix\n")
-    local code, doc = gitea(s, "pull_request_review_approved", "d-1", approval(number, orket_head))
+    local code, doc = approve(s, "d-1", number, orket_head)
     assert.equal(200, code)
     assert.equal("done", doc.outcome, cjson.encode(doc))
-    local pr = H.wait_for(function() local p = get(forge.url .. "/__prs")[1]; return p.state == "closed" and p end,
+    local pr = H.wait_for(function() local p = first_pr(forge); return p.state == "closed" and p end,
       "the pull request ended")
     assert.is_false(pr.merged)
-    local c = get(forge.url .. "/__comments")[1]
+    local c = comments(forge)[1]
     assert.matches("head " .. bob .. " has commits main does not hold", c.body, 1, true)
     assert.is_nil(H.read(dir .. "/workspace/bob.txt"))
     assert.equal(0, s.stop())
@@ -253,13 +337,11 @@ db:close()
   end)
 
   it("survive the card's next hand-in: taken into the rework before its push", function()
-    local dir = project(forge)
-    run(dir)
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
     local bob = person(dir).commit("bob.txt", "bob's fix\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    local code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejected)
+    local s = serve(dir)
+    local code, doc = gitea(s, "pull_request_review_rejected", "d-1", rejection(number))
     assert.equal(200, code)
     assert.equal("in_progress", doc.outcome, cjson.encode(doc))
     assert.equal(0, s.stop())
@@ -269,10 +351,10 @@ db:close()
     local head = remote_head(dir, "orket/F-1")
     assert.equal(local_head(dir, "orket/F-1"), head)
     assert.is_true(is_ancestor(dir, bob, head), r.stdout)
-    assert.equal("bob's fix\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":bob.txt") .. "\n")
-    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+    assert.equal("bob's fix\n", remote_text(dir, head, "bob.txt"))
+    assert.equal("rework\n", remote_text(dir, head, "b.txt"))
     assert.matches('"action":"take_pushed"', r.stdout, 1, true)
-    local repo <close> = assert(G.open(dir .. "/workspace"))
+    local repo <close> = workspace(dir)
     assert.is_true(repo:check())
   end)
 
@@ -280,32 +362,22 @@ db:close()
   -- forge meanwhile, it holds the card): with the forge's API down while its git answers,
   -- the rework is still pushed for review, as before that read, and the failed read is said
   it("a rework's hand-in is pushed for review while the forge's API fails, its git answering", function()
-    local dir = project(forge)
-    run(dir)
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    changes_requested(dir, number)
     H.fetch { url = forge.url .. "/__fail?status=503&times=50", method = "POST" }
     local r = run(dir)
     assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
     assert.matches("its state could not be read", r.stdout, 1, true)
     local head = remote_head(dir, "orket/F-1")
     assert.equal(local_head(dir, "orket/F-1"), head)
-    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+    assert.equal("rework\n", remote_text(dir, head, "b.txt"))
   end)
 
   it("survive verification's push before the hand-in: not pushed over, taken in by the hand-in", function()
-    local dir = project(forge, 'verify = { command = { "true" } }\n')
-    run(dir)
+    local dir = reviewed(forge, 'verify = { command = { "true" } }\n')
     assert.equal("waiting_for_developer", (state(dir, "F-1")))
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local bob = person(dir).commit("bob.txt", "bob's fix\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
+    local bob = bob_then_changes(forge, dir, "bob.txt", "bob's fix\n")
     -- the rework is verified before its hand-in: that push must not drop bob's commit
     local r = run(dir)
     assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
@@ -315,27 +387,23 @@ db:close()
     local head = remote_head(dir, "orket/F-1")
     assert.equal(local_head(dir, "orket/F-1"), head)
     assert.is_true(is_ancestor(dir, bob, head), r.stdout)
-    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+    assert.equal("rework\n", remote_text(dir, head, "b.txt"))
   end)
 
   it("an approval of an older head is refused and said: the head pushed after it needs its own review", function()
-    local dir = project(forge)
-    run(dir)
+    local dir = reviewed(forge)
     local first = local_head(dir, "orket/F-1")
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
+    local number = pr_number(forge)
+    changes_requested(dir, number)
     run(dir)
     local second = local_head(dir, "orket/F-1")
     assert.are_not.equal(first, second)
     assert.equal(second, remote_head(dir, "orket/F-1"))
     local main_before = local_head(dir, "main")
-    local comments_before = #get(forge.url .. "/__comments")
+    local comments_before = #comments(forge)
     -- alice's approval of the first head arrives after the rework's push
-    s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, first))
+    local s = serve(dir)
+    local code, doc = approve(s, "d-2", number, first)
     assert.equal(200, code)
     assert.equal("ignored", doc.outcome, cjson.encode(doc))
     assert.matches("is an older head of the pull request", doc.reason, 1, true)
@@ -348,27 +416,18 @@ db:close()
     assert.matches("approval by alice of commit " .. first .. " was not applied", said, 1, true)
     assert.matches("the current head " .. second .. " needs its own review", said, 1, true)
     local c = H.wait_for(function()
-      local all = get(forge.url .. "/__comments")
+      local all = comments(forge)
       return #all > comments_before and all[#all]
     end, "the comment on the pull request")
     assert.equal(number, math.tointeger(c.number))
     assert.matches("Orket did not merge this pull request", c.body, 1, true)
     assert.matches("is an older head of the pull request", c.body, 1, true)
-    local pr = get(forge.url .. "/__prs")[1]
+    local pr = first_pr(forge)
     assert.equal("open", pr.state)
-    for _, req in ipairs(get(forge.url .. "/__log")) do
-      assert.is_nil(req.path:match("/merge$"), "no merge asked of the forge")
-    end
+    no_merge_asked(forge)
     assert.equal(0, s.stop())
     if backends.name() == "sqlite" then
-      H.write(dir .. "/journal.lua", [[
-local db = assert(require("orket.store").open(".orket/orket.db"))
-for _, r in ipairs(assert(db:rows("SELECT data FROM events WHERE kind = 'webhook' AND card_id = 'F-1'"))) do
-  io.write(r.data, "\\n")
-end
-db:close()
-]])
-      local journal = H.orket("lua journal.lua", { cwd = dir })
+      local journal = webhook_journal(dir)
       assert.equal(0, journal.status, journal.stderr)
       assert.matches('"outcome":"ignored"', journal.stdout, 1, true)
       assert.matches("is an older head of the pull request", journal.stdout, 1, true)
@@ -378,15 +437,9 @@ db:close()
   -- bob pushes a commit that breaks the project's check; alice requests changes; the rework's
   -- hand-in takes bob's commit in. -> the run's stdout
   local function broken_by_bob()
-    local dir = project(forge, CHECK, FIXING)
-    run(dir)
+    local dir = reviewed(forge, CHECK, FIXING)
     assert.equal("waiting_for_developer", (state(dir, "F-1")))
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local bob = person(dir).commit("bob.txt", "broken\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
+    local bob = bob_then_changes(forge, dir, "bob.txt", "broken\n")
     return dir, bob
   end
 
@@ -425,16 +478,15 @@ db:close()
     assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
     local head = remote_head(dir, "orket/F-1")
     assert.is_true(is_ancestor(dir, bob, head))
-    assert.equal(head, assert(G.open(dir .. "/workspace")):head("orket/F-1"))
+    assert.equal(head, workspace(dir):head("orket/F-1"))
   end)
 
   it("that break the check, the run killed after the take-in: the next hand-in verifies, never pushes it", function()
     local dir, bob = broken_by_bob()
-    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
-    assert.equal(137, killed.status, killed.stderr)
+    local killed = killed_at(dir, "after_take_in:1")
     -- moved to verification with the take-in, before the merge: never in review unverified
     assert.equal("ready_for_testing", (state(dir, "F-1")))
-    local repo <close> = assert(G.open(dir .. "/workspace"))
+    local repo <close> = workspace(dir)
     assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
     assert.same({}, reviewed_bob(dir, killed.stdout))
     local r = run(dir)
@@ -445,11 +497,9 @@ db:close()
 
   it("that break the check, the run killed before the take-in's merge: verified, then taken in again", function()
     local dir, bob = broken_by_bob()
-    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN,
-      ORKET_FAULT = "before_take_in_merge:1" } })
-    assert.equal(137, killed.status, killed.stderr)
+    killed_at(dir, "before_take_in_merge:1")
     assert.equal("ready_for_testing", (state(dir, "F-1")))
-    local repo <close> = assert(G.open(dir .. "/workspace"))
+    local repo <close> = workspace(dir)
     assert.is_false(repo:contains("refs/heads/orket/F-1", bob))
     -- the head it has is verified (it passes), and the next hand-in takes bob's commit in
     local r = run(dir)
@@ -467,22 +517,17 @@ db:close()
       { card = "F-1", path = "a.txt", content = "first\n", run = 2 },
       { card = "F-1", path = "a.txt", content = "first\n" },
     }
-    local dir = project(forge, CHECK, script)
-    run(dir)
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
+    local dir = reviewed(forge, CHECK, script)
+    local number = pr_number(forge)
     local pushed = local_head(dir, "orket/F-1")
     local bob = person(dir).commit("bob.txt", "broken\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
-    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
-    assert.equal(137, killed.status, killed.stderr)
+    local rejected = changes_requested(dir, number)
+    killed_at(dir, "after_take_in:1")
     assert.equal(bob, local_head(dir, "orket/F-1"), "a fast-forward: " .. pushed)
     local main_before = local_head(dir, "main")
-    local comments_before = #get(forge.url .. "/__comments")
-    s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, bob))
+    local comments_before = #comments(forge)
+    local s = serve(dir)
+    local code, doc = approve(s, "d-2", number, bob)
     assert.equal(200, code)
     assert.equal("ignored", doc.outcome, cjson.encode(doc))
     assert.equal("ready_for_testing", (state(dir, "F-1")))
@@ -506,7 +551,7 @@ db:close()
     assert.truthy(approval_said, cjson.encode(card.comments))
     assert.truthy(changes_said, cjson.encode(card.comments))
     local said = H.wait_for(function()
-      local all = get(forge.url .. "/__comments")
+      local all = comments(forge)
       return #all >= comments_before + 2 and all
     end, "the comments on the pull request")
     assert.matches("Orket did not merge this pull request", said[comments_before + 1].body .. said[comments_before + 2].body, 1, true)
@@ -514,34 +559,25 @@ db:close()
       assert.equal(number, math.tointeger(said[i].number))
       assert.matches("are being taken in and verified", said[i].body, 1, true)
     end
-    local pr = get(forge.url .. "/__prs")[1]
+    local pr = first_pr(forge)
     assert.equal("open", pr.state)
     assert.is_false(pr.merged)
-    for _, req in ipairs(get(forge.url .. "/__log")) do
-      assert.is_nil(req.path:match("/merge$"), "no merge asked of the forge")
-    end
+    no_merge_asked(forge)
     assert.equal(0, s.stop())
   end)
 
   it("taken in by a merge not pushed yet: an approval of the pull request's head is not called an older head", function()
-    local dir = project(forge)
-    run(dir)
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local bob = person(dir).commit("bob.txt", "bob's fix\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
+    local dir = reviewed(forge)
+    local bob, number = bob_then_changes(forge, dir, "bob.txt", "bob's fix\n")
     -- the rework's hand-in merges bob's commit into the card's branch; killed before its push
-    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
-    assert.equal(137, killed.status, killed.stderr)
+    killed_at(dir, "after_take_in:1")
     assert.equal("code_review", (state(dir, "F-1")))
-    local repo <close> = assert(G.open(dir .. "/workspace"))
+    local repo <close> = workspace(dir)
     assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
     assert.are_not.equal(bob, local_head(dir, "orket/F-1"))
     assert.equal(bob, remote_head(dir, "orket/F-1"))
-    s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, bob))
+    local s = serve(dir)
+    local code, doc = approve(s, "d-2", number, bob)
     assert.equal(200, code)
     assert.equal("ignored", doc.outcome, cjson.encode(doc))
     assert.is_nil(doc.reason:find("older head", 1, true), doc.reason)
@@ -552,50 +588,32 @@ db:close()
   end)
 
   it("that conflict with the rework send the card back with the files named, nothing pushed over them", function()
-    local dir = project(forge)
-    run(dir)
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local bob = person(dir).commit("b.txt", "bob's b\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
-    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    local dir = reviewed(forge)
+    local bob = bob_then_changes(forge, dir, "b.txt", "bob's b\n")
+    local r = run_once(dir)
     assert.matches('"action":"take_pushed","card":"F-1"', r.stdout, 1, true)
     assert.matches('"paths":["b.txt"]', r.stdout, 1, true)
     local _, card = state(dir, "F-1")
-    local said
-    for _, c in ipairs(card.comments) do
-      if c.body:find("conflict with the card's work in: b.txt", 1, true) then said = c end
-    end
+    local said = card_comment(card, "conflict with the card's work in: b.txt")
     assert.truthy(said, cjson.encode(card.comments))
     -- bob's commit is in the card's branch, and no head with the markers was pushed for
     -- review: the one hand-in pushed is the resolved rework's, on top of bob's commit
-    local repo <close> = assert(G.open(dir .. "/workspace"))
+    local repo <close> = workspace(dir)
     assert.is_true(repo:contains("refs/heads/orket/F-1", bob))
     local head = remote_head(dir, "orket/F-1")
     assert.is_true(is_ancestor(dir, bob, head))
     assert.same({ "rework" }, pushed_versions(dir, r.stdout, "b.txt"))
-    assert.equal("rework\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+    assert.equal("rework\n", remote_text(dir, head, "b.txt"))
     assert.is_true(repo:check())
   end)
 
   it("that conflict, on a card with checks: sent back from verification with the files named, never pushed", function()
-    local dir = project(forge, 'verify = { command = { "sh", "-c", "! grep -q \'^<<<<<<<\' b.txt" } }\n')
-    run(dir)
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local bob = person(dir).commit("b.txt", "bob's b\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
+    local dir = reviewed(forge, 'verify = { command = { "sh", "-c", "! grep -q \'^<<<<<<<\' b.txt" } }\n')
+    local bob = bob_then_changes(forge, dir, "b.txt", "bob's b\n")
     local r = run(dir)
     assert.matches('"paths":["b.txt"]', r.stdout, 1, true)
     local _, card = state(dir, "F-1")
-    local said
-    for _, c in ipairs(card.comments) do
-      if c.body:find("conflict with the card's work in: b.txt", 1, true) then said = c end
-    end
+    local said = card_comment(card, "conflict with the card's work in: b.txt")
     assert.truthy(said, cjson.encode(card.comments))
     assert.equal("waiting_for_developer", (state(dir, "F-1")), r.stdout)
     -- the one head pushed for review is the resolved rework's, on top of bob's commit
@@ -604,47 +622,28 @@ db:close()
   end)
 
   it("that conflict, the run killed before the card went back: the next hand-in sends it back, never pushes markers", function()
-    local dir = project(forge)
-    run(dir)
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local bob = person(dir).commit("b.txt", "bob's b\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
-    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN,
-      ORKET_FAULT = "after_take_in_conflict:1" } })
-    assert.equal(137, killed.status, killed.stderr)
+    local dir = reviewed(forge)
+    local bob = bob_then_changes(forge, dir, "b.txt", "bob's b\n")
+    local killed = killed_at(dir, "after_take_in_conflict:1")
     assert.matches('"paths":["b.txt"]', killed.stdout, 1, true)
     assert.equal("code_review", (state(dir, "F-1")))
-    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    local r = run_once(dir)
     assert.matches('"unresolved":true', r.stdout, 1, true)
     local _, card = state(dir, "F-1")
-    local said
-    for _, c in ipairs(card.comments) do
-      if c.body:find("conflict markers that were never resolved", 1, true) then said = c end
-    end
+    local said = card_comment(card, "conflict markers that were never resolved")
     assert.truthy(said, cjson.encode(card.comments))
     assert.same({ "resolved" }, pushed_versions(dir, r.stdout, "b.txt"))
     local head = remote_head(dir, "orket/F-1")
     assert.is_true(is_ancestor(dir, bob, head))
-    assert.equal("resolved\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+    assert.equal("resolved\n", remote_text(dir, head, "b.txt"))
   end)
 
   -- the conflict merge, the run killed before the card went back: card in ready_for_testing
   -- (with checks) or code_review (without), its head the merge with markers -> dir, markers' id
   local function killed_in_conflict(extra)
-    local dir = project(forge, extra)
-    run(dir)
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    person(dir).commit("b.txt", "bob's b\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
-    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN,
-      ORKET_FAULT = "after_take_in_conflict:1" } })
-    assert.equal(137, killed.status, killed.stderr)
+    local dir = reviewed(forge, extra)
+    local _, number = bob_then_changes(forge, dir, "b.txt", "bob's b\n")
+    killed_at(dir, "after_take_in_conflict:1")
     local markers = local_head(dir, "orket/F-1")
     assert.matches("^<<<<<<<", sh("git -C " .. H.quote(dir .. "/workspace") .. " show " .. markers .. ":b.txt"))
     return dir, markers, number
@@ -653,13 +652,10 @@ db:close()
   it("that conflict on a card with checks, the run killed: sent back naming the file, never verified or pushed", function()
     local dir, markers = killed_in_conflict('verify = { command = { "true" } }\n')
     assert.equal("ready_for_testing", (state(dir, "F-1")))
-    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    local r = run_once(dir)
     assert.matches('"unresolved":true', r.stdout, 1, true)
     local _, card = state(dir, "F-1")
-    local said
-    for _, c in ipairs(card.comments) do
-      if c.body:find("conflict markers that were never resolved, in: b.txt", 1, true) then said = c end
-    end
+    local said = card_comment(card, "conflict markers that were never resolved, in: b.txt")
     assert.truthy(said, cjson.encode(card.comments))
     -- the markers were never checked, pushed with a status, nor merged: the resumed run's
     -- first verification is the resolved rework's, after the send-back
@@ -672,15 +668,15 @@ db:close()
     assert.is_false(is_ancestor(dir, markers, "main"))
     assert.same({ "resolved" }, pushed_versions(dir, r.stdout, "b.txt"))
     local head = remote_head(dir, "orket/F-1")
-    assert.equal("resolved\n", sh("git -C " .. H.quote(dir .. "/remote.git") .. " show " .. head .. ":b.txt") .. "\n")
+    assert.equal("resolved\n", remote_text(dir, head, "b.txt"))
   end)
 
   it("that conflict, the run killed: an approval naming the merge with markers merges nothing", function()
     local dir, markers, number = killed_in_conflict()
     assert.equal("code_review", (state(dir, "F-1")))
     local main_before = local_head(dir, "main")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local code, doc = gitea(s, "pull_request_review_approved", "d-2", approval(number, markers))
+    local s = serve(dir)
+    local code, doc = approve(s, "d-2", number, markers)
     assert.equal(200, code)
     assert.equal("ignored", doc.outcome, cjson.encode(doc))
     assert.matches("conflict markers never resolved", doc.reason, 1, true)
@@ -689,7 +685,7 @@ db:close()
     assert.equal("code_review", (state(dir, "F-1")))
     -- nor does a check result's post push it to the pull request's branch
     local before = remote_head(dir, "orket/F-1")
-    local repo <close> = assert(G.open(dir .. "/workspace"))
+    local repo <close> = workspace(dir)
     local out, err, code = require("orket.actions.checks").report { repo = repo, token = TOKEN, auth = {},
       g = { remote = "file://" .. dir .. "/remote.git", forge = "gitea", repo = "acme/notes", api_url = forge.url },
       card = "F-1", passed = true, what = "command (true)", outcome = "exit 0" }
@@ -702,34 +698,23 @@ db:close()
   end)
 
   it("merged on the forge while a take-in was verified: the card is held, not left waiting on a merged pull request", function()
-    local dir = project(forge, 'verify = { command = { "true" } }\n')
-    run(dir)
-    local number = math.tointeger(get(forge.url .. "/__prs")[1].number)
-    local bob = person(dir).commit("bob.txt", "bob's fix\n")
-    local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    local rejected = fixture("gitea_review_rejected.json"):gsub('"number": 1', '"number": ' .. number)
-    assert.equal("in_progress", select(2, gitea(s, "pull_request_review_rejected", "d-1", rejected)).outcome)
-    assert.equal(0, s.stop())
-    local killed = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN, ORKET_FAULT = "after_take_in:1" } })
-    assert.equal(137, killed.status, killed.stderr)
+    local dir = reviewed(forge, 'verify = { command = { "true" } }\n')
+    local bob, number = bob_then_changes(forge, dir, "bob.txt", "bob's fix\n")
+    killed_at(dir, "after_take_in:1")
     assert.equal("ready_for_testing", (state(dir, "F-1")))
     -- bob merges the pull request on the forge meanwhile
     H.fetch { url = forge.url .. "/__merge?repo=acme/notes&number=" .. number .. "&sha=" .. bob, method = "POST" }
-    local r = H.orket("run F --json", { cwd = dir, env = { FORGE_TOKEN = TOKEN } })
+    local r = run_once(dir)
     local st, card = state(dir, "F-1")
     assert.are_not.equal("waiting_for_developer", st, r.stdout)
     assert.equal("blocked", st, r.stdout)
-    local said
-    for _, c in ipairs(card.comments) do
-      if c.body:find("The pull request #" .. number .. " was merged on the forge", 1, true) then said = c end
-    end
+    local said = card_comment(card, "The pull request #" .. number .. " was merged on the forge")
     assert.truthy(said, cjson.encode(card.comments))
     assert.is_nil(r.stdout:find('"waiting":true', 1, true), r.stdout)
   end)
 
   it("a take-in refused because the card moved is no forge failure: the next hand-in is not skipped", function()
-    local dir = project(forge)
-    run(dir)
+    local dir = reviewed(forge)
     local before = local_head(dir, "orket/F-1")
     person(dir).commit("bob.txt", "bob's fix\n")
     -- the hand-in's job run in this process, on a board where a webhook moved the card to
