@@ -88,6 +88,7 @@ struct http_req {
   void *ud;
   frame fr;
   frame_mode framing;
+  int framing_by_type;
   int (*take)(void *, const char *, size_t);
   void *take_ud;
   /* response */
@@ -367,6 +368,24 @@ static void http_touch(http_req *r) {
   if (first || (r->idle_ms && !uv_is_active((uv_handle_t *)&r->timer))) http_arm(r);
 }
 
+/* Whether the headers name text/event-stream as the media type (any case, parameters after
+ * a ';' allowed): the body is then split into events before the owner sees it. */
+static int http_event_stream(const http_req *r) {
+  static const char want[] = "text/event-stream";
+  size_t at = 0;
+  const char *name, *value;
+  while (http_header_next(r, &at, &name, &value) == 0) {
+    if (strcmp(name, "content-type") != 0) continue;
+    while (*value == ' ' || *value == '\t') value++;
+    size_t i = 0;
+    while (want[i] && tolower((unsigned char)value[i]) == want[i]) i++;
+    if (want[i]) return 0;
+    char end = value[i];
+    return end == '\0' || end == ';' || end == ' ' || end == '\t';
+  }
+  return 0;
+}
+
 static size_t http_on_header(char *p, size_t size, size_t n, void *ud) {
   http_req *r = ud;
   size_t len = size * n;
@@ -383,6 +402,7 @@ static size_t http_on_header(char *p, size_t size, size_t n, void *ud) {
     if (r->status >= 200) {
       r->headers_done = 1;
       if (r->status < 200 || r->status > 299) frame_set_mode(&r->fr, FRAME_RAW);
+      else if (r->framing_by_type) frame_set_mode(&r->fr, http_event_stream(r) ? FRAME_SSE : FRAME_RAW);
       http_enqueue(r);
     }
     return len;
@@ -822,6 +842,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   r->ud = ud;
   r->body_len = o->body ? o->body_len : 0;
   r->framing = o->framing;
+  r->framing_by_type = o->framing_by_type;
   r->take = o->take;
   r->take_ud = o->take_ud;
   frame_init(&r->fr, o->framing, o->max_event);
@@ -937,6 +958,8 @@ int http_header_next(const http_req *r, size_t *at, const char **name, const cha
   *at = (size_t)(*value - r->hbuf) + strlen(*value) + 1;
   return 0;
 }
+
+frame_mode http_framing(const http_req *r) { return r->fr.mode; }
 
 size_t http_event_count(const http_req *r) { return r->ev_n; }
 

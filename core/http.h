@@ -26,6 +26,8 @@ typedef struct http_opts {
   const char *const *headers;  /* "Name: value" lines */
   size_t nheaders;
   frame_mode framing;          /* applies to 2xx bodies; others arrive raw */
+  int framing_by_type;         /* 1: a 2xx body is framed as SSE when its Content-Type is
+                                  text/event-stream, else it arrives raw (framing unused) */
   long connect_timeout_ms;     /* 0: none (each 0 below means none too) */
   long first_byte_timeout_ms;  /* from the start until the first response byte */
   long idle_timeout_ms;        /* longest silence once the response has begun */
@@ -91,6 +93,9 @@ int http_finished(const http_req *r);
 /* NULL when it finished cleanly; else the code (HTTP_E_*), message and, for timeouts, the
  * phase ("connect", "first_byte", "idle", "total"). */
 const char *http_error(const http_req *r, const char **msg, const char **phase);
+
+/* How the body is split: with framing_by_type, known once the headers are complete. */
+frame_mode http_framing(const http_req *r);
 
 /* Bytes of body received so far. */
 size_t http_received(const http_req *r);

@@ -288,6 +288,14 @@ static int lh_headers(lua_State *L) { return lh_wait(L, LH_WAIT_HEADERS); }
 /* req:read() -> array of events | false at the end | nil, message, code, phase (waits) */
 static int lh_read(lua_State *L) { return lh_wait(L, LH_WAIT_READ); }
 
+/* req:framing() -> "raw" | "sse" | "ndjson": how the body is split into read()'s events */
+static int lh_framing(lua_State *L) {
+  lh_req *q = luaL_checkudata(L, 1, LH_REQ);
+  static const char *const names[] = {"raw", "sse", "ndjson"};
+  lua_pushstring(L, q->r ? names[http_framing(q->r)] : "raw");
+  return 1;
+}
+
 /* req:ready() -> whether read() answers at once: events are queued, or the transfer has
  * ended (then read() gives false, or the error). A caller can take what has arrived
  * without waiting for more. */
@@ -371,14 +379,16 @@ static size_t lh_opt_size(lua_State *L, const char *field) {
   return (size_t)v;
 }
 
-/* request{url=, method=, headers={"Name: value", ...}, body=, framing="sse"|"ndjson"|"raw",
+/* request{url=, method=, headers={"Name: value", ...}, body=, framing="sse"|"ndjson"|"raw"|"auto",
  *   connect_timeout_ms=, first_byte_timeout_ms=, idle_timeout_ms=, total_timeout_ms=,
  *   max_bytes=, max_event=, max_queued=, unix_socket="/abs/path"} -> req | nil, message, code
  * Starts the transfer now; read it with req:headers() and req:read(). unix_socket: connect
- * there instead of the URL's host (a sandbox's relay); the URL still gives Host and path. */
+ * there instead of the URL's host (a sandbox's relay); the URL still gives Host and path.
+ * framing="auto": SSE when a 2xx answer's Content-Type is text/event-stream, else raw
+ * (req:framing() tells which, once the headers are in). */
 static int lh_request(lua_State *L) {
-  static const char *const framings[] = {"raw", "sse", "ndjson", NULL};
-  static const frame_mode modes[] = {FRAME_RAW, FRAME_SSE, FRAME_NDJSON};
+  static const char *const framings[] = {"raw", "sse", "ndjson", "auto", NULL};
+  static const frame_mode modes[] = {FRAME_RAW, FRAME_SSE, FRAME_NDJSON, FRAME_SSE};
   luaL_checktype(L, 1, LUA_TTABLE);
   http_opts o;
   memset(&o, 0, sizeof o);
@@ -399,7 +409,9 @@ static int lh_request(lua_State *L) {
   }
   int body_idx = lua_gettop(L);
   lua_getfield(L, 1, "framing");
-  o.framing = modes[luaL_checkoption(L, -1, "raw", framings)];
+  int fi = luaL_checkoption(L, -1, "raw", framings);
+  o.framing = modes[fi];
+  o.framing_by_type = fi == 3;
   o.connect_timeout_ms = lh_opt_ms(L, "connect_timeout_ms");
   o.first_byte_timeout_ms = lh_opt_ms(L, "first_byte_timeout_ms");
   o.idle_timeout_ms = lh_opt_ms(L, "idle_timeout_ms");
@@ -422,6 +434,8 @@ static int lh_request(lua_State *L) {
     for (int i = 0; d && lh_decoders[i]; i++)
       if (strcmp(d, lh_decoders[i]) == 0) decode = i;
     if (decode < 0) luaL_error(L, "bad argument #1 to 'request' (decode must be \"openai\" or \"ollama\")");
+    /* a decoder reads one framing, known before the answer */
+    if (o.framing_by_type) luaL_error(L, "bad argument #1 to 'request' (decode needs framing \"sse\" or \"ndjson\", not \"auto\")");
   }
   const char *hdrs[LH_MAX_HEADERS];
   if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
@@ -581,6 +595,7 @@ static const luaL_Reg lh_methods[] = {
     {"headers", lh_headers},
     {"read", lh_read},
     {"ready", lh_ready},
+    {"framing", lh_framing},
     {"received", lh_received},
     {"decoded", lh_decoded},
     {"close", lh_close},

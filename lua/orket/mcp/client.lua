@@ -360,25 +360,6 @@ end
 
 -- ---- Streamable HTTP ---------------------------------------------------------------------
 
--- SSE text -> the data of each complete event; the rest (an event not yet ended)
-local function sse_events(buf)
-  local out = {}
-  buf = buf:gsub("\r\n", "\n")
-  while true do
-    local s, e = buf:find("\n\n", 1, true)
-    if not s then break end
-    local block = buf:sub(1, s - 1)
-    buf = buf:sub(e + 1)
-    local data = {}
-    for l in (block .. "\n"):gmatch("([^\n]*)\n") do
-      local d = l:match("^data: ?(.*)$")
-      if d then data[#data + 1] = d end
-    end
-    if #data > 0 then out[#out + 1] = table.concat(data, "\n") end
-  end
-  return out, buf
-end
-
 function Conn:_headers()
   local h = { "Content-Type: application/json", "Accept: application/json, text/event-stream" }
   if self.version then h[#h + 1] = "MCP-Protocol-Version: " .. self.version end
@@ -393,10 +374,22 @@ function Conn:_headers()
   return h
 end
 
+-- The transport's codes for what a caller of this module reads (docs/mcp.md)
+function Conn:_http_error(msg, code)
+  if code == "too_large" then
+    return nil, string.format("mcp.%s: the server sent a message larger than %d bytes", self.name, rpc.MAX_MESSAGE), "ETOOLARGE"
+  end
+  return nil, "mcp." .. self.name .. ": " .. tostring(msg), code == "timeout" and "ETIMEDOUT" or code or "EHTTP"
+end
+
 -- POSTs one message; what comes back (JSON or an event stream) is dispatched as it arrives.
+-- An event stream is split into events by the transport as bytes arrive (framing "auto"), in
+-- time linear in its size and with the cap checked on every chunk, so a huge or endless
+-- event is refused as soon as it passes 4 MiB and never holds the loop.
 function Conn:_post(text, timeout_ms)
   local r, err, code = http.request { url = self.spec.url, method = "POST", headers = self:_headers(), body = text,
-    total_timeout_ms = timeout_ms, connect_timeout_ms = math.min(timeout_ms, 10000), max_bytes = rpc.MAX_MESSAGE }
+    total_timeout_ms = timeout_ms, connect_timeout_ms = math.min(timeout_ms, 10000), framing = "auto",
+    max_bytes = rpc.MAX_MESSAGE, max_event = rpc.MAX_MESSAGE }
   if not r then return nil, err, code end
   local guard <close> = r
   local status, headers = r:headers()
@@ -404,22 +397,18 @@ function Conn:_post(text, timeout_ms)
   local h = {}
   for k, v in pairs(type(headers) == "table" and headers or {}) do h[tostring(k):lower()] = v end
   if h["mcp-session-id"] and not self.session then self.session = tostring(h["mcp-session-id"]):sub(1, 256) end
-  local sse = tostring(h["content-type"] or ""):find("text/event-stream", 1, true)
-  local parts, buf = {}, ""
+  local sse = r:framing() == "sse"
+  local parts = {}
   while true do
     local ev, rerr, rcode = r:read()
-    if ev == nil then return nil, "mcp." .. self.name .. ": " .. tostring(rerr), rcode or "EHTTP" end
+    if ev == nil then return self:_http_error(rerr, rcode) end
     if not ev then break end
     -- disconnected while this stream was read (it broke the protocol): the rest is not read
     if self.state == "closed" then return nil, "mcp." .. self.name .. ": " .. tostring(self.why), "EDOWN" end
     for _, x in ipairs(ev) do
       if sse then
-        local events
-        events, buf = sse_events(buf .. x)
-        for _, d in ipairs(events) do
-          if self.state == "closed" then break end
-          self:_line(d)
-        end
+        if self.state == "closed" then break end
+        self:_line(x)
       else
         parts[#parts + 1] = x
       end

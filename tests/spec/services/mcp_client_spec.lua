@@ -193,6 +193,139 @@ describe("orket.mcp.client", function()
     srv:close()
   end)
 
+  -- A Streamable HTTP server in this process: initialize and tools/list answered as JSON, any
+  -- tools/call with the event stream body(m) gives for the call's message m
+  local function sse_server(body)
+    local uv = require "luv"
+    -- the client hangs up while this writes: that must not end the test's process
+    local sigpipe = uv.new_signal()
+    sigpipe:start("sigpipe", function() end)
+    local srv, socks = uv.new_tcp(), {}
+    assert(srv:bind("127.0.0.1", 0))
+    srv:listen(64, function()
+      local sock = uv.new_tcp()
+      srv:accept(sock)
+      socks[#socks + 1] = sock
+      local buf = ""
+      sock:read_start(function(_, data)
+        if not data then sock:close() return end
+        buf = buf .. data
+        local head_end = buf:find("\r\n\r\n", 1, true)
+        if not head_end then return end
+        local len = tonumber(buf:sub(1, head_end):lower():match("content%-length:%s*(%d+)") or "0")
+        if #buf < head_end + 3 + len then return end
+        sock:read_stop()
+        local msg = require("cjson").decode(buf:sub(head_end + 4, head_end + 3 + len))
+        local function send(head, text)
+          -- a client that stopped reading closes its end: the write then fails, the socket goes
+          sock:write(head .. "Connection: close\r\n\r\n" .. text, function() if not sock:is_closing() then sock:close() end end)
+        end
+        local function json(result)
+          send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n",
+            require("cjson").encode { jsonrpc = "2.0", id = msg.id, result = result })
+        end
+        if msg.id == nil then
+          send("HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n", "")
+        elseif msg.method == "initialize" then
+          json { protocolVersion = "2025-11-25", capabilities = { tools = {} }, serverInfo = { name = "s", version = "1" } }
+        elseif msg.method == "tools/list" then
+          json { tools = { { name = "ok", inputSchema = { type = "object" } } } }
+        else
+          local b = body(msg.params.arguments.m, msg.id)
+          if type(b) == "string" then
+            send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n", b)
+          else -- a function: given a write(text) -> false once the client is gone, it streams
+            sock:write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+            b(function(text)
+              if sock:is_closing() then return false end
+              sock:write(text, function(e) if e and not sock:is_closing() then sock:close() end end)
+              return true
+            end)
+            sock:read_start(function(_, d) if not d and not sock:is_closing() then sock:close() end end)
+          end
+        end
+      end)
+    end)
+    -- a write still queued on a socket is dropped with it (not left to fail after the test)
+    return { close = function()
+      for _, sock in ipairs(socks) do if not sock:is_closing() then sock:close() end end
+      srv:close()
+      sigpipe:close()
+    end }, srv:getsockname().port
+  end
+
+  it("over HTTP, refuses an event stream's event past 4 MiB at once, without holding the loop, and reads one under it", function()
+    local uv = require "luv"
+    local MB = 1024 * 1024
+    local srv, port = sse_server(function(m, id)
+      if m == "huge" then return "data: " .. string.rep("x", 8 * MB) end -- never ended by a blank line
+      -- legal, just under the cap: one event of 3.5 MiB split over data lines
+      local text = string.rep("y", math.floor(3.5 * MB))
+      return ": a comment\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":" .. id
+        .. ",\r\ndata: \"result\":{\"content\":[{\"type\":\"text\",\"text\":\"" .. text .. "\"}]}}\r\n\r\n"
+    end)
+    in_task(function()
+      local c = client.new({ name = "big", transport = "http", url = "http://127.0.0.1:" .. port .. "/mcp", timeout_ms = 20000 },
+        { log = function() end })
+      local ok, err = c:start()
+      assert.is_true(ok, err)
+      -- another timer ticks while the call is read: the loop is never held for long
+      local ticks, longest, last = 0, 0, uv.hrtime()
+      local t = uv.new_timer()
+      t:start(10, 10, function()
+        local at = uv.hrtime()
+        longest, last, ticks = math.max(longest, (at - last) / 1e6), at, ticks + 1
+      end)
+      local t0, c0 = uv.hrtime(), os.clock()
+      local r = c:call("ok", { m = "huge" })
+      local wall, cpu = (uv.hrtime() - t0) / 1e9, os.clock() - c0
+      assert.is_false(r.ok)
+      assert.equal("ETOOLARGE", r.code)
+      assert.equal("mcp.big: the server sent a message larger than 4194304 bytes", r.error)
+      -- the old reading re-scanned what it held for every chunk: minutes for this
+      assert.is_true(wall < 2 and cpu < 2, string.format("%.2f s wall, %.2f s CPU", wall, cpu))
+      assert.is_true(longest < 500, string.format("the loop was held %.0f ms", longest))
+      -- a large legal event still reads, in one piece
+      local g = c:call("ok", { m = "big" })
+      t:stop()
+      t:close()
+      assert.is_true(g.ok, g.error)
+      assert.equal(string.rep("y", 100), g.result.text:sub(1, 100)) -- shown capped (64 KiB)
+      assert.is_true(ticks > 0)
+      assert.equal("ready", c.state)
+      c:close()
+    end)
+    srv:close()
+  end)
+
+  it("over HTTP, ends a call at timeout_ms while an event trickles in and never ends", function()
+    local uv = require "luv"
+    local srv, port = sse_server(function()
+      return function(write)
+        write("data: ")
+        local t = uv.new_timer()
+        t:start(0, 5, function()
+          if not write(string.rep("z", 8 * 1024)) then t:stop() t:close() end
+        end)
+      end
+    end)
+    in_task(function()
+      local c = client.new({ name = "slow", transport = "http", url = "http://127.0.0.1:" .. port .. "/mcp", timeout_ms = 20000 },
+        { log = function() end })
+      assert.is_true(c:start())
+      c.spec.timeout_ms = 1000
+      local t0 = uv.hrtime()
+      local r = c:call("ok", { m = "slow" })
+      local wall = (uv.hrtime() - t0) / 1e9
+      assert.is_false(r.ok)
+      -- 8 KiB every 5 ms at most: under the cap after 1 s
+      assert.equal("ETIMEDOUT", r.code, r.error)
+      assert.is_true(wall < 1.8, string.format("%.2f s", wall))
+      c:close()
+    end)
+    srv:close()
+  end)
+
   it("gives a server env = { NAME = secret \"S\" } from the project's store, masked, or refuses to start", function()
     local KEY = "store-key-8d1e0b"
     local dir = H.tmpdir()
