@@ -116,7 +116,9 @@ local function list(dir, json, cli)
   if json then
     for _, e in ipairs(status) do
       e.tools = jsonout.array(e.tools)
-      e.refused = jsonout.array(e.refused)
+      local refused = jsonout.array()
+      for _, r in ipairs(e.refused) do refused[#refused + 1] = { name = r.name, why = r.why } end
+      e.refused = refused
       e.state = e.why and "down" or "ready"
     end
     io.stdout:write(jsonout.encode { format = "orket.mcp_list/1", servers = jsonout.array(status) }, "\n")
