@@ -189,7 +189,9 @@ CODES.ENOSANDBOX = {
   remedy = "set `sandbox.deploy` in orket.lua (a sandbox starts after merges) or run `orket sandbox up --detach` ([sandbox.md](../sandbox.md))",
 }
 CODES.EUNAVAILABLE = {
-  means = "`http_request`: the sandbox's app did not answer (closed, or not within 10 s)",
+  -- an MCP tool's failure carries a remedy of its own (orket.mcp.manager.remedy)
+  means = "`http_request`: the sandbox's app did not answer (closed, or not within 10 s); or an MCP server's tool "
+    .. "while the server is down (its failure names the server and `orket mcp list`)",
   remedy = "`orket sandbox logs ID` shows what the app said",
 }
 -- The store (the board's database)

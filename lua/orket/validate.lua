@@ -22,6 +22,7 @@ local manager = require "orket.mcp.manager"
 local mcp_settings = require "orket.settings.mcp"
 local experiments = require "orket.settings.experiments"
 local secret = require "orket.settings.secret"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -76,7 +77,8 @@ end
 
 -- orket.lua's MCP servers, started as a run's listing starts them (a stdio server in a
 -- scratch directory of its own, each request bound by the server's timeout_ms), listed, and stopped: a role or a policy naming SERVER__TOOL
--- is checked against the tools the server has. -> {name -> {tools = {names}, why = msg}}
+-- is checked against the tools the server has. -> {name -> {tools = {names}, why = msg,
+-- refused = the tools refused for their Orket names}}
 -- (why: it could not be started; its tools are then taken on trust, as a run does until
 -- the server answers).
 local function start_mcp(dir, section)
@@ -87,7 +89,11 @@ local function start_mcp(dir, section)
     for _, name in ipairs(section.names) do out[name] = { tools = {}, why = tostring(err) } end
     return out
   end
-  for _, e in ipairs(status) do out[e.name] = { tools = e.tools, why = e.why and tostring(e.why) or nil } end
+  for _, e in ipairs(status) do
+    local refused = {}
+    for _, r in ipairs(e.refused or {}) do if r.naming then refused[#refused + 1] = r end end
+    out[e.name] = { tools = e.tools, why = e.why and tostring(e.why) or nil, refused = refused }
+  end
   return out
 end
 
@@ -290,6 +296,19 @@ function M.check(dir)
         .. "the roles and policies naming them are not checked", name, sv.why:match("^[^\n]*")), nil, fieldline.table_set(name))
     else
       summary.mcp[#summary.mcp + 1] = { name = name, tools = #sv.tools }
+    end
+    -- a tool whose Orket name another tool has too (docs/mcp.md): no call reaches it
+    for _, r in ipairs(sv.refused or {}) do
+      add(warnings, dir, string.format("orket.lua: mcp.servers.%s: its tool %s is refused: %s", name,
+        inert.line(r.name), r.why), nil, fieldline.table_set(name))
+    end
+    -- servers a and a_: a's tool _b (or -b) and a_'s tool b would both be a___b, known
+    -- without starting either
+    if msection.servers[name .. "_"] then
+      add(warnings, dir, string.format("orket.lua: mcp.servers.%s_: its tools' Orket names (%s___TOOL) are also "
+        .. "those of %s's tools named _TOOL or -TOOL: a name both have is refused in both, and one may be held "
+        .. "while the other server is down; renaming one of the two servers avoids it", name, name, name), nil,
+        fieldline.table_set(name .. "_"))
     end
   end
   check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers, half)

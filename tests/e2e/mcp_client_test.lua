@@ -199,4 +199,93 @@ return { rules = {
     end
     assert.is_nil(H.store_file_holding(dir, KEY))
   end)
+
+  it("a name two servers' tools share is refused in both and said everywhere; a server down at the start is EUNAVAILABLE", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " " .. H.quote(dir .. "/roles"))
+    local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
+    local exe = io.open(bin, "rb")
+    if not exe then return pending("the server fixture needs the release build, " .. bin .. " (make)") end
+    exe:close()
+    local function srv(mode)
+      return string.format("{ command = { %q, \"lua\", %q, %q }, read_only = { %q } }", bin,
+        H.ROOT .. "/tests/mcp/hostile_server.lua", mode, H.ROOT)
+    end
+    -- a's _b and a_'s b are both a___b; c lists a name with a newline; down never starts
+    H.write(dir .. "/orket.lua", string.format([[
+name = "mcpnames"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+mcp = { servers = {
+  a = %s,
+  a_ = %s,
+  c = %s,
+  down = { command = { "/nonexistent/server" } },
+} }
+]], srv("tool=_b"), srv("tool=b"), srv("tool=x\\ny")))
+    H.write(dir .. "/epics/e.json", '{ "id": "E", "name": "Names", "issues": [ { "id": "E-1", "summary": "Call", '
+      .. '"seat": "senior_developer" } ] }')
+    H.write(dir .. "/roles/coder.lua", [[
+return { intent = "Call the tools, then hand in.", tools = { "update_issue_status", "a___b", "down__x" },
+  system = function(ctx) return "You are " .. ctx.seat .. "." end }
+]])
+    H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  { role = "coder", match = "^Issue ", reply = { tool_calls = { call("a___b", { m = "x" }) } } },
+  { role = "coder", match = "TOOL_UNKNOWN", reply = { tool_calls = { call("down__x", {}) } } },
+  { role = "coder", match = "EUNAVAILABLE.*the MCP server down is down.*orket mcp list", reply = { tool_calls = {
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]])
+    require("tests.backends").project(dir)
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    -- mcp list: both refused, each naming the other; the newline shown escaped, on its line
+    local l = H.orket("mcp list", { cwd = dir })
+    assert.equal(1, l.status, l.stdout) -- down is down
+    assert.matches("\n  refused _b: its Orket name a___b is also a_'s tool b", l.stdout, 1, true)
+    assert.matches("\n  refused b: its Orket name a___b is also a's tool _b", l.stdout, 1, true)
+    assert.matches("\n  refused x\\ny: the name must be", l.stdout, 1, true)
+    assert.is_nil(l.stdout:find("\n  a___b\n", 1, true), l.stdout)
+    assert.is_nil(l.stdout:find("\ny", 1, true), l.stdout) -- no line of the server's making
+    -- validate warns of both, and of the pair of names
+    local v = H.orket("validate", { cwd = dir })
+    assert.matches("warning: orket.lua:%d+: mcp.servers.a: its tool _b is refused: its Orket name a___b", v.stdout)
+    assert.matches("warning: orket.lua:%d+: mcp.servers.a_: its tool b is refused", v.stdout)
+    assert.matches("warning: orket.lua:%d+: mcp.servers.a_: its tools' Orket names", v.stdout)
+    -- a run: a___b reaches neither server; down's tool is EUNAVAILABLE, with the MCP remedy
+    local r = H.orket("run E --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.equal("done", H.card_json(dir, "E-1").card.status, r.stdout)
+    assert.matches('"event":"mcp_tool_refused"[^\n]*"server":"a_"', r.stdout)
+    local log = H.orket("log 1", { cwd = dir }).stdout
+    assert.is_nil(log:find("got x", 1, true), log) -- no server answered a___b
+  end)
+
+  it("orket validate reports every problem of mcp.servers, each with its line, in server order", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", [[
+name = "mcpbad"
+mcp = { servers = {
+  zeta = { url = "ftp://x" },
+  alpha = { command = "node",
+            timeout_ms = -1 },
+  mid = { command = { "x" }, env = { ORKET_X = "1" } },
+} }
+]])
+    local first
+    for _ = 1, 3 do -- the same every time (it followed hash order)
+      local v = H.orket("validate", { cwd = dir })
+      assert.equal(1, v.status)
+      local got = {}
+      for file_line, field in v.stdout:gmatch("(orket%.lua:%d+): (mcp%.servers%.[%w_.]+):") do
+        got[#got + 1] = file_line .. " " .. field
+      end
+      assert.same({ "orket.lua:4 mcp.servers.alpha.command", "orket.lua:5 mcp.servers.alpha.timeout_ms",
+        "orket.lua:6 mcp.servers.mid.env", "orket.lua:3 mcp.servers.zeta.url" }, got, v.stdout)
+      first = first or v.stdout
+      assert.equal(first, v.stdout)
+    end
+  end)
 end)

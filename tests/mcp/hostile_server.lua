@@ -24,6 +24,10 @@ if mode == "schemas" then
   TOOLS[#TOOLS + 1] = { name = "bad name!", description = "x", inputSchema = { type = "object" } }
 end
 
+-- tool=NAME: its one tool is named NAME (names that meet another server's, or are refused;
+-- a \n in NAME, as an argument cannot hold one, is a newline)
+if mode:sub(1, 5) == "tool=" then TOOLS[1].name = mode:sub(6):gsub("\\n", "\n") end
+
 local listed = 0
 if mode == "listloop" then
   TOOLS[#TOOLS + 1] = { name = "bad name!", description = "x", inputSchema = { type = "object" } }
@@ -39,6 +43,8 @@ for line in io.lines() do
       send { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25", capabilities = { tools = {} },
         serverInfo = { name = "hostile", version = "1" } } }
     end
+  elseif msg.method == "tools/list" and mode == "listnever" then
+    -- never answers its listing
   elseif msg.method == "tools/list" then
     listed = listed + 1
     TOOLS[1].description = mode == "listloop" and ("listed " .. listed) or TOOLS[1].description

@@ -116,7 +116,9 @@ local function list(dir, json, cli)
   if json then
     for _, e in ipairs(status) do
       e.tools = jsonout.array(e.tools)
-      e.refused = jsonout.array(e.refused)
+      local refused = jsonout.array()
+      for _, r in ipairs(e.refused) do refused[#refused + 1] = { name = r.name, why = r.why } end
+      e.refused = refused
       e.state = e.why and "down" or "ready"
     end
     io.stdout:write(jsonout.encode { format = "orket.mcp_list/1", servers = jsonout.array(status) }, "\n")
@@ -127,10 +129,12 @@ local function list(dir, json, cli)
   for _, e in ipairs(status) do
     if e.why then failed = failed + 1 end
     if not json then
-      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert.text(tostring(e.why)))
+      -- one line each: what a server sent (a refused tool's name, why it went down with its
+      -- stderr) is shown inert, its newlines escaped, so it cannot make lines of its own
+      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert.line(tostring(e.why)))
         or string.format("ready, %d tools", #e.tools)))
-      for _, t in ipairs(e.tools) do io.stdout:write("  ", t, "\n") end
-      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert.text(r.name), ": ", inert.text(r.why), "\n") end
+      for _, t in ipairs(e.tools) do io.stdout:write("  ", inert.line(t), "\n") end
+      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert.line(r.name), ": ", inert.line(r.why), "\n") end
     end
   end
   return failed > 0 and 1 or 0

@@ -44,6 +44,21 @@ Conn.__index = Conn
 
 local function now() return uv.now() end
 
+-- ---- messages: each names its server once ------------------------------------------------
+
+--- bare(name, msg) -> msg without its leading "mcp.NAME: " (however often it is there): the
+--- reason a server went down is said where the server is named already (mcp list's line,
+--- "the MCP server NAME is down (...)"), so it carries no name of its own
+function M.bare(name, msg)
+  local p = "mcp." .. tostring(name) .. ": "
+  msg = tostring(msg)
+  while msg:sub(1, #p) == p do msg = msg:sub(#p + 1) end
+  return msg
+end
+
+--- named(name, msg) -> "mcp.NAME: msg", the name said once: an error a call or a start returns
+function M.named(name, msg) return "mcp." .. tostring(name) .. ": " .. M.bare(name, msg) end
+
 -- ---- checks on what a server advertises -------------------------------------------------
 
 -- A tool's input schema: plain JSON Schema of bounded size and depth, no references (the
@@ -488,7 +503,11 @@ function Conn:request(method, params, timeout_ms)
     coroutine.yield()
   end
   self.pending[id] = nil
-  if w.res[1] == nil and w.res[2] ~= nil then w.res[2] = self:redact(w.res[2]) end
+  if w.res[1] == nil and w.res[2] ~= nil then
+    -- Orket's errors name the server once; a JSON-RPC error (EMCP_<code>) is the server's own text
+    local own = tostring(w.res[3]):find("^EMCP_")
+    w.res[2] = self:redact(own and w.res[2] or M.named(self.name, w.res[2]))
+  end
   return table.unpack(w.res, 1, w.res.n)
 end
 
@@ -518,21 +537,23 @@ function Conn:start()
   local given, gerr = self:_given()
   if not given then
     self:close(gerr)
-    return nil, "mcp." .. self.name .. ": " .. gerr, "EINVAL"
+    return nil, M.named(self.name, gerr), "EINVAL"
   end
   if self.spec.transport == "stdio" then
     local ok, err, code = self:_start_stdio()
     if not ok then
       self:close(err)
-      return nil, err, code
+      return nil, M.named(self.name, err), code
     end
   end
   local r, err, code = self:request("initialize", { protocolVersion = M.PROTOCOL, capabilities = {},
     clientInfo = { name = "orket", version = rt.version() } })
   if not r then
-    local why = self.start_failure and ("the confinement helper: " .. self.start_failure) or err
+    -- "initialize" said once: a timeout's message says it already
+    local why = self.start_failure and ("the confinement helper: " .. self.start_failure) or M.bare(self.name, err)
+    if not why:find("^initialize") then why = "initialize: " .. why end
     self:close(why)
-    return nil, "mcp." .. self.name .. ": initialize: " .. tostring(why), code
+    return nil, M.named(self.name, why), code
   end
   if type(r) ~= "table" or not M.ACCEPTED[r.protocolVersion] then
     local v = type(r) == "table" and tostring(r.protocolVersion):sub(1, 32) or "?"
@@ -546,7 +567,7 @@ function Conn:start()
   local ok, lerr, lcode = self:list_tools()
   if not ok then
     self:close(lerr)
-    return nil, lerr, lcode
+    return nil, M.named(self.name, lerr), lcode
   end
   self.state = "ready"
   return true
@@ -557,7 +578,10 @@ function Conn:list_tools()
   local all, cursor = {}, nil
   for _ = 1, 20 do
     local r, err, code = self:request("tools/list", cursor and { cursor = cursor } or nil)
-    if not r then return nil, "mcp." .. self.name .. ": tools/list: " .. tostring(err), code end
+    if not r then
+      local why = M.bare(self.name, err)
+      return nil, M.named(self.name, why:find("^tools/list") and why or ("tools/list: " .. why)), code
+    end
     for _, t in ipairs(type(r.tools) == "table" and r.tools or {}) do
       all[#all + 1] = t
       if #all > M.MAX_TOOLS * 2 then break end
@@ -585,6 +609,9 @@ function Conn:call(tool, args, timeout_ms)
   local r, err, code = self:request("tools/call", { name = tool, arguments = args }, timeout_ms)
   if not r then return { ok = false, error = tostring(err), code = code or "EMCP" } end
   local res = M.result_of(r)
+  -- a failed result the server's tool gave (EMCP_TOOL) is its own text; any other is Orket's
+  -- reading of the answer, said with the server's name
+  if res.error and res.code ~= "EMCP_TOOL" then res.error = M.named(self.name, res.error) end
   if res.error then res.error = self:redact(res.error) end
   return res
 end
@@ -594,10 +621,10 @@ end
 function Conn:close(why)
   if self.state == "closed" then return end
   self.state = "closed"
-  self.why = self:redact(why or "closed")
+  self.why = self:redact(M.bare(self.name, why or "closed"))
   -- the owner hears first: a waiting task resumed below may call again at once
   if self.on_close then self.on_close(self, self.why) end
-  self:_fail_pending("mcp." .. self.name .. ": " .. self.why, "EDOWN")
+  self:_fail_pending(self.why, "EDOWN")
   if self.reader then self.reader:close() end
   if self.pipes then
     for _, p in ipairs(self.pipes) do if not p:is_closing() then p:close() end end

@@ -1,7 +1,8 @@
 -- orket.mcp.manager: the MCP servers orket.lua names, for an engine: each connected at start
 -- (orket.mcp.client), its tools offered as SERVER__TOOL (a "-" in the server's name reads
 -- "_"), listed again on notifications/tools/list_changed, and a server that goes down
--- restarted with backoff while its tools answer EUNAVAILABLE. wrap(registry) puts the MCP
+-- restarted with backoff while its tools answer EUNAVAILABLE. A name two tools would share
+-- (servers a and a_: a's _b and a_'s b) routes to neither, so no server takes another's calls. wrap(registry) puts the MCP
 -- tools beside the tool files' (orket.tools) for the gate and the roles; the engine runs
 -- their calls as effects (orket.engine.turn), through the gate, policies and approvals.
 -- Where a stdio server may write: the connection that lists its tools runs in a scratch
@@ -12,6 +13,7 @@ local uv = require "luv"
 local task = require "orket.task"
 local client = require "orket.mcp.client"
 local rt = require "orket.c.runtime"
+local gate = require "orket.c.gate"
 local jsonout = require "orket.jsonout"
 local config = require "orket.config"
 local settings = require "orket.settings"
@@ -39,20 +41,101 @@ function M.new(section, o)
 end
 
 local function orket_name(server, tool) return server .. "__" .. tool:gsub("%-", "_") end
+M.orket_name = orket_name
 
--- The tool definitions of one server, rebuilt after each listing.
-function Manager:_index(name)
-  local s = self.servers[name]
-  for tname, d in pairs(self.defs) do if d.mcp.server == name then self.defs[tname] = nil end end
-  for _, t in ipairs(s.conn and s.conn.tools or s.tools) do
-    local n = orket_name(name, t.name)
-    if #n <= 64 and not self.defs[n] then
-      self.defs[n] = { name = n, description = "[" .. name .. "] " .. t.description, effect = "mcp",
-        parameters = t.schema, compiled_schema = t.compiled, mcp = { server = name, tool = t.name },
-        spec = { name = n, description = "[" .. name .. "] " .. t.description, parameters = t.schema } }
+-- The longest name a provider takes for a tool: a longer Orket name is refused
+M.MAX_NAME = 64
+
+-- The configured server, other than except, whose tools' names name could be (it starts
+-- with NAME__) and which has not listed its tools since it was configured | nil. Two
+-- servers' Orket names can meet only as a's _b (or -b) and a_'s b: both a___b. down: only a
+-- server that failed (not one still starting).
+function Manager:_unlisted_owner(name, except, down)
+  for _, t in ipairs(self.names) do
+    local s = self.servers[t]
+    if t ~= except and not s.listed and (not down or s.state == "down") and #name > #t + 2
+        and name:sub(1, #t + 2) == t .. "__" then
+      return t
     end
   end
+end
+
+-- A refused tool's line, with the name as its server gave it
+-- (naming: refused for its Orket name, which orket validate warns of)
+local function refusal(tool, why) return { name = tool, why = why, naming = true } end
+
+-- Every server's tool definitions, rebuilt after each listing: SERVER__TOOL routes to a tool
+-- only when no other tool has that name (of another server, or of the same one) and no
+-- server that could have it is still unlisted; otherwise it routes to none, each holder
+-- refused with a line naming the others, so a server can never take another's calls.
+function Manager:_reindex()
+  local holders, order = {}, {}
+  for _, name in ipairs(self.names) do
+    for _, t in ipairs(self.servers[name].tools or {}) do
+      local n = orket_name(name, t.name)
+      if not holders[n] then
+        holders[n] = {}
+        order[#order + 1] = n
+      end
+      holders[n][#holders[n] + 1] = { server = name, tool = t }
+    end
+  end
+  local defs, refused = {}, {}
+  for _, name in ipairs(self.names) do refused[name] = {} end
+  for _, n in ipairs(order) do
+    local h = holders[n]
+    if #n > M.MAX_NAME then
+      local x = h[1]
+      refused[x.server][#refused[x.server] + 1] = refusal(x.tool.name,
+        string.format("its Orket name %s is longer than %d characters", n, M.MAX_NAME))
+    elseif #h > 1 then
+      for _, x in ipairs(h) do
+        local others = {}
+        for _, y in ipairs(h) do
+          if y ~= x then others[#others + 1] = string.format("%s's tool %s", y.server, y.tool.name) end
+        end
+        refused[x.server][#refused[x.server] + 1] = refusal(x.tool.name, string.format("its Orket name %s is also "
+          .. "%s: refused in both, as no call may reach the wrong server (rename one of the servers)", n,
+          table.concat(others, " and ")))
+      end
+    else
+      local x = h[1]
+      local wait = self:_unlisted_owner(n, x.server)
+      if wait then
+        local f = refusal(x.tool.name, string.format("held: its Orket name %s could be a tool of %s, which has not "
+          .. "listed its tools yet", n, wait))
+        -- while that server is still starting, the hold is not said: it lasts until its listing
+        f.quiet = self.servers[wait].state ~= "down"
+        refused[x.server][#refused[x.server] + 1] = f
+      else
+        local t, d = x.tool, "[" .. x.server .. "] " .. x.tool.description
+        defs[n] = { name = n, description = d, effect = "mcp", parameters = t.schema, compiled_schema = t.compiled,
+          mcp = { server = x.server, tool = t.name }, spec = { name = n, description = d, parameters = t.schema } }
+      end
+    end
+  end
+  self.defs = defs
+  for _, name in ipairs(self.names) do
+    local s, parts = self.servers[name], {}
+    s.name_refused = refused[name]
+    for _, f in ipairs(s.name_refused) do if not f.quiet then parts[#parts + 1] = f.name .. "\0" .. f.why end end
+    -- said when they change, not at each listing (as the client's refusals)
+    local said = table.concat(parts, "\n")
+    if said ~= (s.name_said or "") then
+      s.name_said = said
+      for _, f in ipairs(s.name_refused) do
+        if not f.quiet then self.log { event = "mcp_tool_refused", server = name, tool = f.name, message = f.why } end
+      end
+    end
+  end
+end
+
+-- A server's listing taken (its connection's tools), and every server's tools indexed again.
+function Manager:_index(name)
+  local s = self.servers[name]
   s.tools = s.conn and s.conn.tools or s.tools
+  s.listed = true
+  self:_reindex()
 end
 
 function Manager:_connect(name)
@@ -68,6 +151,7 @@ function Manager:_connect(name)
       if c ~= s.conn then return end
       s.state, s.why, s.conn = "down", why, nil
       self.log { event = "mcp_down", server = name, message = why }
+      if not s.listed then self:_reindex() end -- the tools it holds (a name it may have) are said held now
       self:_restart(name)
     end })
   s.conn = conn
@@ -75,7 +159,7 @@ function Manager:_connect(name)
   if ok then
     s.state, s.failures, s.why, s.listed_at = "ready", 0, nil, uv.now()
     self:_index(name)
-    self.log { event = "mcp_ready", server = name, tools = #conn.tools }
+    self.log { event = "mcp_ready", server = name, tools = #self:_routed(name) }
   elseif s.conn == conn then
     s.conn = nil
     s.state, s.why = "down", err
@@ -144,6 +228,53 @@ end
 --- manager:get(name) -> the MCP tool's definition | nil
 function Manager:get(name) return self.defs[name] end
 
+-- The Orket names that route to server name's tools, in its listing's order.
+function Manager:_routed(name)
+  local out = {}
+  for _, t in ipairs(self.servers[name].tools or {}) do
+    local n = orket_name(name, t.name)
+    local d = self.defs[n]
+    if d and d.mcp.server == name then out[#out + 1] = n end
+  end
+  return out
+end
+
+-- What a call of name, which no listed tool has, gets when a server that could have it
+-- has not listed its tools (down since it was configured): EUNAVAILABLE naming that server,
+-- not "no such tool", as it may well have it. -> result | nil
+function Manager:_unlisted_call(name)
+  local server = self:_unlisted_owner(name)
+  if not server then return nil end
+  local s = self.servers[server]
+  return { ok = false, code = "EUNAVAILABLE", remedy = M.remedy(server),
+    error = string.format("the MCP server %s is %s%s and has not listed its tools, so %s cannot be called until "
+      .. "it is back", server, s.state, s.why and (" (" .. tostring(s.why):sub(1, 300) .. ")") or "", name) }
+end
+
+--- remedy(server) -> what to do when an MCP server's tools are unavailable (the model and
+--- the operator read it)
+function M.remedy(server)
+  return string.format("the MCP server %s is restarted by itself (backoff up to 30 s): call other tools meanwhile or "
+    .. "try again later; `orket mcp list` shows why it is down, with the end of its stderr", server)
+end
+
+-- A definition standing for a tool of a server that failed before it listed its tools
+-- (_unlisted_call answers its calls), so that the gate and the policies see an MCP tool,
+-- not an unknown one. -> def | nil
+function Manager:_pending_def(name)
+  if not self:_unlisted_owner(name, nil, true) then return nil end
+  self.pending_defs = self.pending_defs or {}
+  local d = self.pending_defs[name]
+  if not d then
+    local schema = { type = "object" }
+    d = { name = name, description = "", effect = "mcp", parameters = schema,
+      compiled_schema = gate.compile_schema(schema), mcp = { pending = true },
+      spec = { name = name, description = "", parameters = schema } }
+    self.pending_defs[name] = d
+  end
+  return d
+end
+
 -- Closes the connections of s for one card (key), or all of them (key nil).
 local function close_cards(s, key, why)
   for k, c in pairs(s.cards or {}) do
@@ -186,21 +317,24 @@ end
 --- process of its own there, for the card's turn (release(key) ends it)
 function Manager:call(name, args, left_ms, where)
   local d = self.defs[name]
-  if not d then return { ok = false, error = "no MCP tool named " .. tostring(name), code = "ENOENT" } end
+  if not d then
+    return self:_unlisted_call(tostring(name)) or { ok = false, error = "no MCP tool named " .. tostring(name), code = "ENOENT" }
+  end
   local s = self.servers[d.mcp.server]
   if where and s.spec.transport == "stdio" and not self.closed then
     local c, why = self:_card_conn(s, where)
     if not c then
-      return { ok = false, code = "EUNAVAILABLE", error = string.format("the MCP server %s did not start in %s's "
-        .. "directory: %s", d.mcp.server, tostring(where.key), tostring(why):sub(1, 300)) }
+      return { ok = false, code = "EUNAVAILABLE", remedy = M.remedy(d.mcp.server), error = string.format("the MCP server "
+        .. "%s did not start in %s's directory: %s", d.mcp.server, tostring(where.key), client.bare(s.spec.name, why):sub(1, 300)) }
     end
     local timeout = s.spec.timeout_ms
     if left_ms and left_ms < timeout then timeout = math.max(1, math.floor(left_ms)) end
     return c:call(d.mcp.tool, args, timeout)
   end
   if not s.conn or s.state ~= "ready" or s.conn.state ~= "ready" then
-    return { ok = false, code = "EUNAVAILABLE", error = string.format("the MCP server %s is %s%s; its tools are unavailable until it is back",
-      d.mcp.server, s.state, s.why and (" (" .. tostring(s.why):sub(1, 300) .. ")") or "") }
+    return { ok = false, code = "EUNAVAILABLE", remedy = M.remedy(d.mcp.server), error = string.format("the MCP server "
+      .. "%s is %s%s; its tools are unavailable until it is back", d.mcp.server, s.state,
+      s.why and (" (" .. tostring(s.why):sub(1, 300) .. ")") or "") }
   end
   local timeout = s.spec.timeout_ms
   if left_ms and left_ms < timeout then timeout = math.max(1, math.floor(left_ms)) end
@@ -218,10 +352,12 @@ function Manager:status()
   local out = {}
   for _, name in ipairs(self.names) do
     local s = self.servers[name]
-    local tools = {}
-    for _, t in ipairs(s.tools or {}) do tools[#tools + 1] = orket_name(name, t.name) end
-    out[#out + 1] = { name = name, transport = s.spec.transport, state = s.state, why = s.why, tools = tools,
-      refused = s.conn and s.conn.refused or s.refused or {}, server = s.conn and s.conn.server_info or nil }
+    local refused = {}
+    for _, list in ipairs { s.conn and s.conn.refused or s.refused or {}, s.name_refused or {} } do
+      for _, f in ipairs(list) do refused[#refused + 1] = f end
+    end
+    out[#out + 1] = { name = name, transport = s.spec.transport, state = s.state, why = s.why, tools = self:_routed(name),
+      refused = refused, server = s.conn and s.conn.server_info or nil }
   end
   return out
 end
@@ -253,7 +389,10 @@ function Manager:wrap(reg)
   return setmetatable({ base = reg, m = self, names = reg.names, by_name = reg.by_name, files = reg.files }, Proxy)
 end
 
-function Proxy:get(name) return self.base:get(name) or self.m:get(name) end
+-- An MCP tool's definition: a listed one, or one standing for a server's not listed yet
+local function mcp_def(self, name) return self.m:get(name) or self.m:_pending_def(name) end
+
+function Proxy:get(name) return self.base:get(name) or mcp_def(self, name) end
 
 function Proxy:specs(names)
   if not names then return self.base:specs() end
@@ -266,7 +405,7 @@ function Proxy:specs(names)
 end
 
 function Proxy:run(name, args, ctx)
-  if not self.base:get(name) and self.m:get(name) then
+  if not self.base:get(name) and mcp_def(self, name) then
     -- only through the engine's effect path (orket.engine.turn), which waits on the loop
     return self.m:call(name, args)
   end
@@ -274,7 +413,7 @@ function Proxy:run(name, args, ctx)
 end
 
 function Proxy:recover(name, args, ctx)
-  if not self.base:get(name) and self.m:get(name) then
+  if not self.base:get(name) and mcp_def(self, name) then
     return "unknown", name .. " is an MCP tool: whether the server did it is not known"
   end
   return self.base:recover(name, args, ctx)
@@ -294,7 +433,6 @@ function Manager:reconfigure(section)
       local c = s.conn
       s.conn = nil
       if c then c:close("orket.lua changed") end
-      for tname, d in pairs(self.defs) do if d.mcp.server == name then self.defs[tname] = nil end end
       self.servers[name] = nil
     end
   end
@@ -306,6 +444,7 @@ function Manager:reconfigure(section)
       task.spawn(self._connect, self, name)
     end
   end
+  self:_reindex() -- the tools of the servers gone go, and a name they held may be another's now
 end
 
 --- reload(e) -> true | nil, msg, CODE: orket.lua read again for a hot reload; a changed mcp

@@ -713,11 +713,11 @@ end
 
 local function unknown_message(k) return "orket.lua: " .. k .. ": unknown setting (settings: " .. M.list() .. ")" end
 
--- Runs one section's check: value | nil, message.
+-- Runs one section's check: value | nil, message, every message (a section may say more than one).
 local function run(entry, data)
   local ok, res = pcall(entry[2], data)
   if ok then return res end
-  if type(res) == "table" and res.settings_error then return nil, res.settings_error end
+  if type(res) == "table" and res.settings_error then return nil, res.settings_error, res.settings_errors end
   error(res, 0)
 end
 
@@ -728,8 +728,8 @@ function M.check(data)
   local out = {}
   for _, k in ipairs(M.unknown(data)) do out[#out + 1] = unknown_message(k) end
   for _, entry in ipairs(SCHEMA) do
-    local _, err = run(entry, data)
-    if err then out[#out + 1] = err end
+    local _, err, all = run(entry, data)
+    for _, m in ipairs(all or { err }) do out[#out + 1] = m end
   end
   return out
 end

@@ -445,6 +445,117 @@ describe("orket.mcp.manager", function()
   end)
 end)
 
+-- A manager of the servers given as {name = hostile_server MODE or false (one that cannot start)}
+local function manager_of(servers, events)
+  local manager = require "orket.mcp.manager"
+  local src = {}
+  for name, mode in pairs(servers) do
+    src[name] = { command = mode and { H.BIN, "lua", SERVER, mode } or { "/nonexistent/server" }, read_only = { H.ROOT },
+      timeout_ms = 10000 }
+  end
+  return manager.new(assert(require("orket.settings.mcp").section { servers = src }), { cwd = H.tmpdir(),
+    log = function(f) if events then events[#events + 1] = f end end })
+end
+
+describe("orket.mcp.manager's names across servers", function()
+  after_each(H.cleanup)
+
+  it("routes a name two servers' tools share to neither, and says so naming both", function()
+    in_task(function()
+      -- a's _b and a_'s b are both a___b: the first connected used to take every call
+      local events = {}
+      local m = manager_of({ a = "tool=_b", a_ = "tool=b", c = "good" }, events)
+      assert.same({}, m:start())
+      assert.is_nil(m:get("a___b"))
+      assert.truthy(m:get("c__ok")) -- the others' tools are untouched
+      local r = m:call("a___b", { m = "x" })
+      assert.is_false(r.ok)
+      assert.equal("ENOENT", r.code)
+      local st = {}
+      for _, e in ipairs(m:status()) do st[e.name] = e end
+      assert.same({}, st.a.tools)
+      assert.same({}, st.a_.tools)
+      assert.equal("_b", st.a.refused[1].name)
+      assert.matches("a___b is also a_'s tool b", st.a.refused[1].why, 1, true)
+      assert.equal("b", st.a_.refused[1].name)
+      assert.matches("a___b is also a's tool _b", st.a_.refused[1].why, 1, true)
+      local said = {}
+      for _, f in ipairs(events) do
+        if f.event == "mcp_tool_refused" then said[#said + 1] = f.server .. ":" .. f.tool end
+      end
+      table.sort(said)
+      assert.same({ "a:_b", "a_:b" }, said)
+      m:close()
+    end)
+  end)
+
+  it("holds a tool whose name may be a server's not listed yet; that server's calls are EUNAVAILABLE", function()
+    in_task(function()
+      local m = manager_of { a = "tool=_b", a_ = false }
+      local failed = m:start()
+      assert.truthy(failed.a_)
+      assert.is_nil(m:get("a___b")) -- a___b may be a_'s b: a's _b does not take its calls
+      local st = m:status()
+      assert.matches("held: .*could be a tool of a_", st[1].refused[1].why)
+      local reg = m:wrap(assert(require("orket.tools").load_dirs { H.ROOT .. "/tools" }))
+      -- a tool of the server down since the start is an MCP tool to the gate, unavailable
+      assert.equal("mcp", reg:get("a___b").effect)
+      assert.equal("mcp", reg:get("a___other").effect)
+      assert.equal(0, #reg:specs { "a___other" }) -- not offered to the model
+      local r = m:call("a___other", {})
+      assert.equal("EUNAVAILABLE", r.code)
+      assert.matches("the MCP server a_ is down", r.error, 1, true)
+      assert.matches("orket mcp list", r.remedy, 1, true)
+      assert.is_nil(reg:get("zz__x")) -- a name of no server's stays unknown
+      m:close()
+    end)
+  end)
+
+  it("gives a down server's calls a remedy of its own, not the sandbox's", function()
+    in_task(function()
+      local m = manager_of { h = "good" }
+      assert.same({}, m:start())
+      assert.equal("EDOWN", m:call("h__ok", { m = "die" }).code)
+      local r = m:call("h__ok", { m = "x" })
+      assert.equal("EUNAVAILABLE", r.code)
+      assert.matches("MCP server h", r.remedy, 1, true)
+      assert.is_nil(r.remedy:find("sandbox", 1, true))
+      m:close()
+    end)
+  end)
+end)
+
+describe("orket.mcp.client's errors", function()
+  after_each(H.cleanup)
+
+  it("name the server once", function()
+    in_task(function()
+      local _, ok, err = connect("listnever", nil)
+      -- (connect's start waited 10 s at most for the listing)
+      assert.is_nil(ok)
+      assert.matches("^mcp%.h: tools/list got no answer", err)
+      assert.is_nil(err:find("mcp.h", 2, true), err)
+      local c, cok, cerr = connect("good", 20000)
+      assert.is_true(cok, cerr)
+      local big = c:call("ok", { m = "big" })
+      assert.equal("ETOOLARGE", big.code)
+      assert.matches("^mcp%.h: the server sent a message larger than", big.error)
+      local d = c:call("ok", { m = "die" })
+      assert.matches("^mcp%.h: the server exited", d.error)
+      assert.is_nil(d.error:find("mcp.h", 2, true), d.error)
+      assert.matches("^the server exited", c.why) -- said where the server is named already
+    end)
+  end)
+
+  it("name the server in a result that cannot be read", function()
+    local c = client.new { name = "h", transport = "stdio", command = { "x" } }
+    c.request = function() return setmetatable({}, { __index = function() return nil end }) and "not a table" end
+    local r = c:call("ok", {})
+    assert.equal("EPROTO", r.code)
+    assert.equal("mcp.h: the server's result is not an object", r.error)
+  end)
+end)
+
 describe("orket.mcp.manager's listings", function()
   after_each(H.cleanup)
 
@@ -574,5 +685,26 @@ describe("orket.lua's mcp section", function()
     assert.matches("mcp.servers.x.headers: goes with url", check { servers = { x = { command = { "x" }, headers = {} } } })
     assert.matches("mcp.servers.x.bogus: unknown setting", check { servers = { x = { command = { "x" }, bogus = 1 } } })
     assert.matches("mcp.other", check { other = 1 })
+  end)
+  it("has every problem of every server checked, by server name then field, the same each time", function()
+    local src = { servers = {} }
+    for i = 1, 12 do
+      src.servers["s" .. string.format("%02d", i)] = { command = "node", timeout_ms = -1 }
+    end
+    src.servers.zz = { url = "ftp://x" }
+    local want = {}
+    for i = 1, 12 do
+      local n = string.format("s%02d", i)
+      want[#want + 1] = "mcp.servers." .. n .. ".command"
+      want[#want + 1] = "mcp.servers." .. n .. ".timeout_ms"
+    end
+    want[#want + 1] = "mcp.servers.zz.url"
+    local problems = settings.check { mcp = src }
+    local got = {}
+    for _, p in ipairs(problems) do got[#got + 1] = p:match("^orket%.lua: ([%w._]+):") end
+    assert.same(want, got)
+    -- resolve still stops at the first
+    local _, err = settings.resolve { mcp = src }
+    assert.matches("mcp.servers.s01.command", err, 1, true)
   end)
 end)
