@@ -38,6 +38,10 @@ function M.one_dir(a, b)
   local uv = require "luv" -- lazy: only a command given two directories looks at them
   local ra, rb = uv.fs_realpath(a), uv.fs_realpath(b)
   if ra and ra == rb then return true end
+  -- a folder that does not exist (yet) is compared by its spelling, "./p/" as "p": the
+  -- command says it is missing, not that two were given
+  local function plain(p) return (p:gsub("/+", "/"):gsub("/%./", "/"):gsub("^%./", ""):gsub("(.)/$", "%1")) end
+  if not (ra and rb) and plain(a) == plain(b) then return true end
   return nil, string.format("two different directories given, '%s' and '%s': a command works in one; give one -C DIR", a, b)
 end
 

@@ -297,7 +297,7 @@ CODES.EUNRESOLVED = {
 CODES.EMOVED = {
   means = "a card's hand-in found the card moved on (a review or a person's command) while it fetched the pull "
     .. "request's branch: nothing was taken in or pushed",
-  remedy = "nothing: the card's next hand-in takes the branch in again",
+  remedy = "nothing: the card's new status has its own way on; back in review, its next hand-in takes the branch in again",
 }
 CODES.EFORGE = {
   means = "the forge (Gitea, GitHub) answered with an error",

@@ -23,7 +23,7 @@ local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "worker", summary = "work the runs left to workers, with other workers, on a shared board" }
 cmd.args = { extra = "give one project directory",
-  { "DIR", optional = true, key = "dir", what = "a directory" },
+  { "DIR", optional = true, key = "dir", what = "a directory", once = cmdline.one_dir },
   { "--start", value = "TARGET", what = "a value", help = "leave a run of TARGET (an epic, a rock or a card) to the workers, unless\n"
     .. "one is unfinished already, and work it" },
   { "--drain", help = "exit once no run is left to the workers (else wait for new ones)" },

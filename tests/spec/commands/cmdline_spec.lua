@@ -36,6 +36,12 @@ describe("cmdline.parse", function()
     assert.matches("'a' and 'b'", msg, 1, true)
     assert.equal("./", assert(cmdline.parse(DECL, { "X", "-C", ".", "-C", "./" })).dir)
     assert.equal("a", assert(cmdline.parse(DECL, { "X", "-C", "a", "-C", "a" })).dir)
+    -- `orket -C a worker b` (the leading -C comes first): worker's DIR refuses it too
+    o, msg = cmdline.parse(require("orket.cmd.worker").args, { "-C", "a", "b" })
+    assert.is_nil(o)
+    assert.matches("'a' and 'b'", msg, 1, true)
+    -- a folder that does not exist, spelt two ways, is one (the command says it is missing)
+    assert.equal("./no-such-dir/", assert(cmdline.parse(DECL, { "X", "-C", "no-such-dir", "-C", "./no-such-dir/" })).dir)
     -- the last of repeated values still wins for an option that does not say otherwise
     assert.equal("n", assert(cmdline.parse(DECL, { "X", "--model", "m", "--model", "n" })).model)
   end)
