@@ -144,10 +144,10 @@ local function publish(run, g, card, token, job)
   end
   -- the pull request a review cycle would be opened on must still be open: a person may have
   -- merged or closed it on the forge while the card was not in review (a take-in's
-  -- verification), and that delivery changed nothing then (orket.engine.forgereview)
-  -- Only the forge's own answer that it is over stops the hand-in: with its API down or
-  -- limiting while its git answers, the hand-in goes on as it did before this check (said),
-  -- and a number recorded for another repository (git.repo changed) is not looked up here.
+  -- verification), and that delivery changed nothing then (orket.engine.forgereview). Only
+  -- the forge's answer that it is over stops the hand-in: with its API failing while its git
+  -- answers, the hand-in goes on (said); a number recorded for another repository (git.repo
+  -- changed) is not looked up in this one.
   local existing = g.forge and M.row(run.db, card.id)
   if existing and existing.number and (existing.repo == nil or existing.repo == g.repo) then
     local now, nerr = forge.get_pr(g, token, math.tointeger(existing.number) or existing.number)
