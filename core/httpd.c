@@ -1334,6 +1334,10 @@ httpd_req *httpd_next(httpd *h) {
   return r;
 }
 
+httpd_req *httpd_peek(httpd *h) { return h->acc_head; }
+
+void *httpd_ud_of(const httpd_req *r) { return r->h ? r->h->ud : NULL; }
+
 void httpd_accept_later(httpd *h) {
   if (h->acc_head) hd_kick(h);
 }

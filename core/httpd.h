@@ -60,6 +60,11 @@ void httpd_free(httpd *h);
 /* The next request whose headers are complete, now owned by the caller (who must
  * httpd_release it), or NULL. */
 httpd_req *httpd_next(httpd *h);
+/* The request httpd_next would give, still the server's (read it, do not keep it), or NULL. */
+httpd_req *httpd_peek(httpd *h);
+/* The ud given to httpd_new for r's server (NULL once the server is freed): the owner's
+ * way from a request back to its server. */
+void *httpd_ud_of(const httpd_req *r);
 /* Calls on_accept again on the loop's next iteration when requests are waiting (after
  * the loop's timers), so an owner can take one request per iteration. */
 void httpd_accept_later(httpd *h);

@@ -2,6 +2,7 @@
  * on the runtime's loop; srv:accept() suspends the calling task (the await.h pattern) until
  * a request's headers are in; the request's body() and a stream's drain()/wait() suspend
  * likewise. A request not answered when it is closed or collected gets a 500. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,7 +16,10 @@
 #include "httpproxy.h"
 #include "lhealth.h"
 #include "lhttp.h"
+#include "lratelimit.h"
+#include "lstore.h"
 #include "modules.h"
+#include "proxymemo.h"
 #include "runtime.h"
 
 #define LHD_SRV "orket.httpd.server"
@@ -36,6 +40,13 @@ typedef struct lhd_srv {
   int in_quick;  /* inside it: the server may not be closed (libmicrohttpd is running) */
   httpd_quick_fn c_quick; /* an answer in C set instead of fn (orket.c.health), and its ud */
   void *c_quick_ud;
+  /* the proxy's memory (srv:proxy_memo): NULL while off; the store whose stamp it reads
+   * and the limiters it takes from, referenced (conn_ref, ...) while it is on */
+  proxymemo *memo;
+  void *memo_conn;
+  ratelimit *by_addr, *by_key;
+  int *addr_lent, *key_lent;
+  int conn_ref, addr_ref, key_ref;
 } lhd_srv;
 
 enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE, LHD_WAIT_PROXY, LHD_ENDS_IN_C };
@@ -55,6 +66,8 @@ typedef struct lhd_req {
 } lhd_req;
 
 static void lhd_tally_drop(lua_State *L, lhd_req *q);
+static void lhd_memo_put(lua_State *L, lhd_req *q, int t, int64_t own, int64_t dv, double until_ms,
+                         const char *rate_key);
 
 /* ---- requests -------------------------------------------------------------------------- */
 
@@ -359,14 +372,78 @@ static void lhd_tally_drop(lua_State *L, lhd_req *q) {
   luaL_unref(L, LUA_REGISTRYINDEX, self_ref); /* q may be collected from here on */
 }
 
-static health_value lhd_str_at(lua_State *L, int idx) {
-  health_value v = {HEALTH_ABSENT, NULL, 0, 0};
-  if (lua_type(L, idx) == LUA_TSTRING) v.kind = HEALTH_STRING, v.s = lua_tolstring(L, idx, &v.n);
-  return v;
+/* What a proxied request's end in C needs beyond its tally, whichever way it started:
+ * req:proxy from a task (its fields from the request's and the options' tables) or the
+ * proxy's memory (from what was remembered). */
+typedef struct lhd_end {
+  const char *remote, *method;
+  const char *key;               /* the log line's key; NULL: null */
+  const char *const *more;       /* the 502's lines after the tally's */
+  size_t nmore;
+  const char *fail_body;         /* the 502's body */
+  size_t fail_len;
+} lhd_end;
+
+/* The log line's note in out: the pump's message, or, when nothing came to pass on (st 0),
+ * the note's start and the message as tostring would give it. -> out, or NULL: none. */
+static const char *lhd_end_note(char *out, size_t n, unsigned st, const char *msg, const char *fail_note) {
+  if (st == 0) snprintf(out, n, "%s%s", fail_note ? fail_note : "", msg ? msg : "nil");
+  else if (msg) snprintf(out, n, "%s", msg);
+  else return NULL;
+  return out;
 }
 
-/* The pump is done: the 502 when nothing came to pass on, as the caller would answer it,
- * then the counts, the log line (to the log function, protected) and the request closed. */
+/* The pump is over (freed by the caller, its status st and note taken first): the 502 when
+ * nothing came to pass on, as the caller would answer it, then the counts, the log line (to
+ * the log function, protected) and the request released (r NULL: already closed). */
+static void lhd_tally_end(lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, const char *note,
+                          const lhd_end *e) {
+  lua_State *L = t->L;
+  /* the log function below may close the server, whose shutdown would reach the freed pump
+   * through the request's notify */
+  if (r) httpd_set_notify(r, NULL, NULL);
+  if (st == 0) {
+    if (r && e->fail_body) {
+      const char *lines[2 * LHD_MAX_HEADERS];
+      size_t n = 0;
+      for (; n < t->nfail; n++) lines[n] = t->fail_headers[n];
+      for (size_t i = 0; i < e->nmore && n < 2 * LHD_MAX_HEADERS; i++) lines[n++] = e->more[i];
+      httpd_respond(r, 502, lines, n, e->fail_body, e->fail_len);
+    }
+    st = 502;
+  }
+  long long us = (long long)((uv_hrtime() - t0) / 1000);
+  health_stats_count(&t->stats, t->buckets, t->nbuckets, (double)us / 1e6);
+  t->by_status[st < LHD_MAX_STATUS ? st : 0]++;
+  health_value v[HEALTH_LINE_FIELDS] = {{HEALTH_ABSENT, NULL, 0, 0}};
+  if (e->remote) v[HEALTH_LINE_ADDR] = (health_value){HEALTH_STRING, e->remote, strlen(e->remote), 0};
+  v[HEALTH_LINE_KEY].kind = HEALTH_NULL;
+  if (e->key) v[HEALTH_LINE_KEY] = (health_value){HEALTH_STRING, e->key, strlen(e->key), 0};
+  if (e->method) v[HEALTH_LINE_METHOD] = (health_value){HEALTH_STRING, e->method, strlen(e->method), 0};
+  if (note) v[HEALTH_LINE_NOTE] = (health_value){HEALTH_STRING, note, strlen(note), 0};
+  v[HEALTH_LINE_ROUTE] = (health_value){HEALTH_STRING, t->route, strlen(t->route), 0};
+  v[HEALTH_LINE_STATUS] = (health_value){HEALTH_NUMBER, NULL, 0, (double)st};
+  const char *stamp = health_stamp_of(&t->stamp);
+  v[HEALTH_LINE_T] = (health_value){HEALTH_STRING, stamp, strlen(stamp), 0};
+  v[HEALTH_LINE_US] = (health_value){HEALTH_NUMBER, NULL, 0, (double)us};
+  t->line.len = 0;
+  t->line.oom = 0;
+  if (health_line_write(&t->line, v) == 0 && !t->line.oom && t->log_ref != LUA_NOREF) {
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->log_ref);
+    lua_pushlstring(L, t->line.p, t->line.len);
+    if (rt_pcall(L, 1, 0) != LUA_OK) rt_report(rt_get(L), L);
+    lua_settop(L, top);
+  }
+  if (t->line.cap > 4096) jsonout_free(&t->line);
+  if (r) {
+    httpd_set_notify(r, NULL, NULL);
+    httpd_release(r);
+  }
+}
+
+/* req:proxy's pump with a tally is done: its end, from the request's and the options'
+ * tables. */
 static void lhd_proxy_ended(httpproxy *px, void *ud) {
   lhd_req *q = ud;
   lhd_tally *t = q->tally;
@@ -377,69 +454,34 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, q->opts_ref); /* top + 1: the options */
   lua_rawgeti(L, LUA_REGISTRYINDEX, q->self_ref);
   lua_getiuservalue(L, -1, 1);                    /* top + 3: the request's fields */
-  if (msg) lua_pushstring(L, msg);                /* top + 4: the note */
-  else lua_pushnil(L);
+  char buf[1024];
+  lua_getfield(L, top + 1, "fail_note");          /* top + 4, a string (checked by req:proxy) */
+  const char *note = lhd_end_note(buf, sizeof buf, st, msg, lua_tostring(L, top + 4));
   httpproxy_free(px);
   q->px = NULL;
-  /* the log function below may close the server, whose shutdown would reach the freed pump
-   * through the request's notify */
-  if (q->r) httpd_set_notify(q->r, NULL, NULL);
-  if (st == 0) {
-    if (q->r) {
-      const char *lines[2 * LHD_MAX_HEADERS];
-      size_t n = 0, len;
-      for (; n < t->nfail; n++) lines[n] = t->fail_headers[n];
-      if (lua_getfield(L, top + 1, "fail_more") == LUA_TTABLE) /* checked by req:proxy */
-        for (lua_Integer i = 1; n < 2 * LHD_MAX_HEADERS && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
-          lines[n++] = lua_tostring(L, -1);
-          lua_pop(L, 1); /* the table keeps it */
-        }
-      lua_getfield(L, top + 1, "fail_body");
-      const char *body = lua_tolstring(L, -1, &len);
-      if (body) httpd_respond(q->r, 502, lines, n, body, len);
-      lua_settop(L, top + 4);
+  lhd_end e = {0};
+  const char *more[LHD_MAX_HEADERS];
+  if (lua_getfield(L, top + 1, "fail_more") == LUA_TTABLE) /* top + 5; checked by req:proxy */
+    for (lua_Integer i = 1; e.nmore < LHD_MAX_HEADERS && lua_rawgeti(L, top + 5, i) == LUA_TSTRING; i++) {
+      more[e.nmore++] = lua_tostring(L, -1);
+      lua_pop(L, 1); /* the table keeps it */
     }
-    st = 502;
-    lua_getfield(L, top + 1, "fail_note");
-    if (lua_isnil(L, top + 4)) lua_pushliteral(L, "nil"); /* as tostring(nil) */
-    else lua_pushvalue(L, top + 4);
-    lua_concat(L, 2);
-    lua_replace(L, top + 4);
-  }
-  long long us = (long long)((uv_hrtime() - q->t0) / 1000);
-  health_stats_count(&t->stats, t->buckets, t->nbuckets, (double)us / 1e6);
-  t->by_status[st < LHD_MAX_STATUS ? st : 0]++;
-  health_value v[HEALTH_LINE_FIELDS] = {{HEALTH_ABSENT, NULL, 0, 0}};
-  lua_getfield(L, top + 3, "remote"); /* top + 5 */
-  v[HEALTH_LINE_ADDR] = lhd_str_at(L, top + 5);
-  lua_getfield(L, top + 1, "key");    /* top + 6 */
-  v[HEALTH_LINE_KEY] = lhd_str_at(L, top + 6);
-  if (v[HEALTH_LINE_KEY].kind == HEALTH_ABSENT) v[HEALTH_LINE_KEY].kind = HEALTH_NULL;
-  lua_getfield(L, top + 3, "method"); /* top + 7 */
-  v[HEALTH_LINE_METHOD] = lhd_str_at(L, top + 7);
-  v[HEALTH_LINE_NOTE] = lhd_str_at(L, top + 4);
-  v[HEALTH_LINE_ROUTE] = (health_value){HEALTH_STRING, t->route, strlen(t->route), 0};
-  v[HEALTH_LINE_STATUS] = (health_value){HEALTH_NUMBER, NULL, 0, (double)st};
-  const char *stamp = health_stamp_of(&t->stamp);
-  v[HEALTH_LINE_T] = (health_value){HEALTH_STRING, stamp, strlen(stamp), 0};
-  v[HEALTH_LINE_US] = (health_value){HEALTH_NUMBER, NULL, 0, (double)us};
-  t->line.len = 0;
-  t->line.oom = 0;
-  if (health_line_write(&t->line, v) == 0 && !t->line.oom && t->log_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->log_ref);
-    lua_pushlstring(L, t->line.p, t->line.len);
-    if (rt_pcall(L, 1, 0) != LUA_OK) rt_report(rt_get(L), L);
-  }
-  if (t->line.cap > 4096) jsonout_free(&t->line);
-  if (q->r) {
-    httpd_set_notify(q->r, NULL, NULL);
-    httpd_release(q->r);
-    q->r = NULL;
-  }
+  lua_settop(L, top + 5);
+  e.more = more;
+  lua_getfield(L, top + 1, "fail_body"); /* top + 6 */
+  e.fail_body = lua_tolstring(L, top + 6, &e.fail_len);
+  lua_getfield(L, top + 3, "remote");    /* top + 7 */
+  e.remote = lua_tostring(L, top + 7);
+  lua_getfield(L, top + 1, "key");       /* top + 8 */
+  e.key = lua_tostring(L, top + 8);
+  lua_getfield(L, top + 3, "method");    /* top + 9 */
+  e.method = lua_tostring(L, top + 9);
+  httpd_req *r = q->r;
+  q->r = NULL;
+  lhd_tally_end(t, r, q->t0, st, note, &e); /* the stack keeps e's strings */
   lhd_tally_drop(L, q);
   lua_settop(L, top);
 }
-
 /* httpd.proxy_tally{route=, buckets={rising seconds}, log=fn(line), fail_headers={"Name:
  * value", ...}} -> tally: given to req:proxy{..., tally=, t0=, key=, fail_body=, fail_more=,
  * fail_note=}, the request ends when its pump does, here: no task waits for it. t0:
@@ -578,6 +620,30 @@ static int lhd_proxy(lua_State *L) {
     lua_pop(L, 3);
   }
   lua_pop(L, 1);
+  /* memo={own=, dv=, until_ms=, rate_key=}: the request may be remembered (lhd_memo_put) */
+  int memo = 0;
+  int64_t m_own = 0, m_dv = 0;
+  double m_until = 0;
+  const char *m_rate = NULL;
+  if (lua_getfield(L, 2, "memo") != LUA_TNIL) {
+    int ok1 = 0, ok2 = 0, ok3 = 0;
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "own");
+      m_own = (int64_t)lua_tointegerx(L, -1, &ok1);
+      lua_getfield(L, -2, "dv");
+      m_dv = (int64_t)lua_tointegerx(L, -1, &ok2);
+      lua_getfield(L, -3, "until_ms");
+      m_until = lua_tonumberx(L, -1, &ok3);
+      int rt = lua_getfield(L, -4, "rate_key");
+      m_rate = rt == LUA_TSTRING ? lua_tostring(L, -1) : NULL; /* the options' table keeps it */
+      if (rt != LUA_TNIL && rt != LUA_TSTRING) ok1 = 0;
+      lua_pop(L, 4);
+    }
+    if (!ok1 || !ok2 || !ok3 || tally == NULL || kept == NULL)
+      luaL_error(L, "bad argument #1 to 'proxy' (memo must be {own=, dv=, until_ms=[, rate_key=]}, with tally and kept)");
+    memo = 1;
+  }
+  lua_pop(L, 1);
   int opts_ref = LUA_NOREF, self_ref = LUA_NOREF;
   if (tally) { /* taken before the pump starts: nothing may fail once it runs */
     lua_pushvalue(L, 2);
@@ -607,6 +673,7 @@ static int lhd_proxy(lua_State *L) {
     q->waiting = LHD_ENDS_IN_C;
     q->opts_ref = opts_ref;
     q->self_ref = self_ref;
+    if (memo) lhd_memo_put(L, q, 2, m_own, m_dv, m_until, m_rate);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -918,6 +985,183 @@ static int lhd_req_tostring(lua_State *L) {
   return 1;
 }
 
+/* ---- the proxy's memory ----------------------------------------------------------------- */
+
+/* What the memory keeps for a request decided the Lua way (req:proxy{..., memo=}): what the
+ * same request again needs to be proxied from C and ended as that one was. Counted
+ * references: the memory's and each pump started from it. */
+typedef struct lhd_memo_val {
+  int refs;
+  lua_State *L;          /* the main thread, where the references are dropped */
+  int tally_ref, kept_ref;
+  lhd_tally *tally;
+  httpproxy_kept **kept; /* the httpd.proxy_kept's: *kept is NULL once it was closed */
+  char *url, *key, *rate_key, *fail_body, *fail_note;
+  size_t fail_len;
+  char *more[LHD_MAX_HEADERS];
+  size_t nmore;
+} lhd_memo_val;
+
+static void lhd_memo_unref(lhd_memo_val *v) {
+  if (v == NULL || --v->refs > 0) return;
+  luaL_unref(v->L, LUA_REGISTRYINDEX, v->tally_ref);
+  luaL_unref(v->L, LUA_REGISTRYINDEX, v->kept_ref);
+  free(v->url);
+  free(v->key);
+  free(v->rate_key);
+  free(v->fail_body);
+  free(v->fail_note);
+  for (size_t i = 0; i < v->nmore; i++) free(v->more[i]);
+  free(v);
+}
+
+static void lhd_memo_drop(void *val, void *ud) {
+  (void)ud;
+  lhd_memo_unref(val);
+}
+
+static int lhd_memo_header(const void *req, size_t i, const char **name, const char **value) {
+  return httpd_header_at(req, i, name, value);
+}
+
+static int lhd_memo_stamp(void *conn, int64_t *own, int64_t *dv) {
+  store *st = lstore_store(conn);
+  return st ? store_stamp(st, own, dv) : -1;
+}
+
+/* Whether the memory may hold a request: a GET or HEAD without a query (its path is all the
+ * memory compares of its target) */
+static int lhd_memo_fits(const httpd_req *r) {
+  const char *m = httpd_method(r), *n, *v;
+  return (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) && httpd_arg_at(r, 0, &n, &v) != 0;
+}
+
+/* A request proxied from the memory, until its pump is done */
+typedef struct lhd_fast {
+  httpd_req *r;
+  lhd_memo_val *v;
+  uint64_t t0;
+} lhd_fast;
+
+/* Its end, as the remembered request's: lhd_tally_end with what was remembered */
+static void lhd_fast_end(lhd_fast *f, unsigned st, const char *msg) {
+  lhd_memo_val *v = f->v;
+  char buf[1024];
+  const char *note = lhd_end_note(buf, sizeof buf, st, msg, v->fail_note);
+  lhd_end e = {httpd_remote(f->r), httpd_method(f->r), v->key, (const char *const *)v->more, v->nmore,
+               v->fail_body, v->fail_len};
+  lhd_tally_end(v->tally, f->r, f->t0, st, note, &e);
+  v->tally->active--;
+  free(f);
+  lhd_memo_unref(v);
+}
+
+static void lhd_fast_ended(httpproxy *px, void *ud) {
+  const char *msg;
+  unsigned st = httpproxy_status(px, &msg);
+  char copy[256];
+  snprintf(copy, sizeof copy, "%s", msg ? msg : "");
+  httpproxy_free(px);
+  lhd_fast_end(ud, st, msg ? copy : NULL);
+}
+
+/* The request first in the queue, proxied from the memory when the memory holds it (the
+ * same request, the store's stamp unchanged, not expired) and its address and key have a
+ * token each: 1, taken. Otherwise 0, and it goes the Lua way as any other (where a 429 is
+ * answered from the same buckets). */
+static int lhd_memo_take(lhd_srv *s) {
+  httpd_req *r = httpd_peek(s->h);
+  if (r == NULL || !lhd_memo_fits(r)) return 0;
+  proxymemo_key k = {httpd_method(r), httpd_path(r), httpd_remote(r), lhd_memo_header, r};
+  double now = (double)uv_now(&rt_get(s->L)->loop);
+  lhd_memo_val *v = proxymemo_get(s->memo, &k, now, lhd_memo_stamp, s->memo_conn);
+  if (v == NULL || *v->kept == NULL) return 0;
+  size_t nr = strlen(k.remote), nk = v->rate_key ? strlen(v->rate_key) : 0;
+  if (ratelimit_empty(s->by_addr, k.remote, nr, now) != 0) return 0;
+  if (v->rate_key && ratelimit_empty(s->by_key, v->rate_key, nk, now) != 0) return 0;
+  lhd_fast *f = calloc(1, sizeof *f);
+  if (f == NULL) return 0;
+  long retry;
+  if (ratelimit_take(s->by_addr, k.remote, nr, now, &retry) != 1 ||
+      (v->rate_key && ratelimit_take(s->by_key, v->rate_key, nk, now, &retry) != 1)) {
+    free(f); /* out of memory in a limiter: the Lua way says so */
+    return 0;
+  }
+  f->r = httpd_next(s->h);
+  f->v = v;
+  v->refs++;
+  f->t0 = uv_hrtime();
+  v->tally->active++;
+  http_opts each;
+  memset(&each, 0, sizeof each);
+  each.url = v->url;
+  each.method = "GET"; /* a HEAD too: the pump answers it without the body */
+  char err[256];
+  if (httpproxy_start_kept(lhttp_client(s->L), f->r, *v->kept, &each, lhd_fast_ended, f, err, sizeof err) == NULL)
+    lhd_fast_end(f, 0, err);
+  return 1;
+}
+
+/* Remembers a request req:proxy just started with a tally (its options at t, checked), when
+ * its server's memory is on: memo={own=, dv=, until_ms=, rate_key=} from the options. Out of
+ * memory or too large: not remembered, nothing else changes. */
+static void lhd_memo_put(lua_State *L, lhd_req *q, int t, int64_t own, int64_t dv, double until_ms,
+                         const char *rate_key) {
+  lhd_srv *s = httpd_ud_of(q->r);
+  if (s == NULL || s->memo == NULL || !lhd_memo_fits(q->r)) return;
+  int top = lua_gettop(L);
+  lhd_memo_val *v = calloc(1, sizeof *v);
+  if (v == NULL) return;
+  v->refs = 1;
+  v->L = s->L;
+  lua_getfield(L, t, "tally");
+  v->tally = lua_touserdata(L, -1);
+  v->tally_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, t, "kept");
+  v->kept = lua_touserdata(L, -1);
+  v->kept_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  size_t len;
+  const char *url = (lua_getfield(L, t, "url"), lua_tostring(L, -1));
+  v->url = url ? strdup(url) : NULL;
+  const char *key = (lua_getfield(L, t, "key"), lua_tostring(L, -1));
+  v->key = key ? strdup(key) : NULL;
+  const char *body = (lua_getfield(L, t, "fail_body"), lua_tolstring(L, -1, &len));
+  if (body && (v->fail_body = malloc(len + 1)) != NULL) {
+    memcpy(v->fail_body, body, len + 1);
+    v->fail_len = len;
+  }
+  const char *fnote = (lua_getfield(L, t, "fail_note"), lua_tostring(L, -1));
+  v->fail_note = fnote ? strdup(fnote) : NULL;
+  lua_pop(L, 4);
+  v->rate_key = rate_key ? strdup(rate_key) : NULL;
+  int ok = v->url && (key == NULL || v->key) && v->fail_body && v->fail_note && (rate_key == NULL || v->rate_key);
+  if (lua_getfield(L, t, "fail_more") == LUA_TTABLE)
+    for (lua_Integer i = 1; ok && v->nmore < LHD_MAX_HEADERS && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+      ok = (v->more[v->nmore] = strdup(lua_tostring(L, -1))) != NULL;
+      v->nmore += ok;
+      lua_pop(L, 1);
+    }
+  lua_settop(L, top);
+  proxymemo_key k = {httpd_method(q->r), httpd_path(q->r), httpd_remote(q->r), lhd_memo_header, q->r};
+  if (!ok || proxymemo_put(s->memo, &k, own, dv, until_ms, v) != 0) lhd_memo_unref(v);
+}
+
+/* Turns the server's memory off: what it held is forgotten (pumps under way hold their own) */
+static void lhd_memo_off(lua_State *L, lhd_srv *s) {
+  if (s->memo == NULL) return;
+  proxymemo_free(s->memo);
+  s->memo = NULL;
+  if (s->addr_lent) (*s->addr_lent)--;
+  if (s->key_lent) (*s->key_lent)--;
+  s->addr_lent = s->key_lent = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, s->conn_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, s->addr_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, s->key_ref);
+  s->conn_ref = s->addr_ref = s->key_ref = LUA_NOREF;
+  s->memo_conn = NULL;
+  s->by_addr = s->by_key = NULL;
+}
+
 /* ---- the server ------------------------------------------------------------------------ */
 
 static int lhd_push_next(lua_State *L, void *ud) {
@@ -933,7 +1177,11 @@ static int lhd_push_next(lua_State *L, void *ud) {
 
 static void lhd_on_accept(httpd *h, void *ud) {
   lhd_srv *s = ud;
-  (void)h;
+  /* a request the proxy's memory holds is proxied here, one a loop turn as any other */
+  if (s->memo && proxymemo_count(s->memo) && lhd_memo_take(s)) {
+    httpd_accept_later(h);
+    return;
+  }
   if (!s->waiting) return;
   s->waiting = 0;
   rt_wait_finish(&s->w, lhd_push_next, s);
@@ -1054,6 +1302,57 @@ static int lhd_quick(lua_State *L) {
   return 0;
 }
 
+/* srv:proxy_memo{conn=, by_addr=, by_key=} | srv:proxy_memo(nil): turns the proxy's
+ * memory on (conn: the store connection whose stamp decisions are made under; by_addr,
+ * by_key: the orket.c.ratelimit limiters the Lua way takes from) or off. On, a request
+ * req:proxy{..., tally=, memo=} started is remembered, and the same request again is
+ * proxied from C (docs/serve.md, "The proxy's memory"). */
+static int lhd_proxy_memo(lua_State *L) {
+  lhd_srv *s = lhd_check_srv(L);
+  if (lua_isnoneornil(L, 2)) {
+    lhd_memo_off(L, s);
+    return 0;
+  }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_getfield(L, 2, "conn");    /* 3 */
+  lua_getfield(L, 2, "by_addr"); /* 4 */
+  lua_getfield(L, 2, "by_key");  /* 5 */
+  void *conn = lstore_test(L, 3);
+  if (conn == NULL || lstore_store(conn) == NULL)
+    return luaL_argerror(L, 2, "conn must be an open store connection (orket.c.store)");
+  lrl_check(L, 4); /* open, before anything is lent */
+  lrl_check(L, 5);
+  proxymemo *m = proxymemo_new(lhd_memo_drop, NULL);
+  if (m == NULL) return luaL_error(L, "httpd: out of memory");
+  lhd_memo_off(L, s);
+  s->memo = m;
+  s->memo_conn = conn;
+  s->by_addr = lrl_lend(L, 4, &s->addr_lent);
+  s->by_key = lrl_lend(L, 5, &s->key_lent);
+  s->key_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  s->addr_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  s->conn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* srv:proxy_forget() -> how many requests the memory held: it holds none after (a sandbox
+ * stopped, the settings changed: what was decided no longer holds) */
+static int lhd_proxy_forget(lua_State *L) {
+  lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
+  size_t n = s->memo ? proxymemo_count(s->memo) : 0;
+  if (s->memo) proxymemo_clear(s->memo);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* srv:proxy_memo_count() -> how many requests the memory holds */
+static int lhd_proxy_memo_count(lua_State *L) {
+  lhd_srv *s = luaL_checkudata(L, 1, LHD_SRV);
+  lua_pushinteger(L, (lua_Integer)(s->memo ? proxymemo_count(s->memo) : 0));
+  return 1;
+}
+
 static int lhd_port(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)httpd_port(lhd_check_srv(L)->h));
   return 1;
@@ -1079,6 +1378,7 @@ static int lhd_srv_close(lua_State *L) {
   if (s->in_quick) return luaL_error(L, "httpd: a server cannot be closed from its quick function");
   httpd *h = s->h;
   s->h = NULL;
+  lhd_memo_off(L, s);
   httpd_free(h);
   luaL_unref(L, LUA_REGISTRYINDEX, s->quick_ref);
   s->quick_ref = LUA_NOREF;
@@ -1135,6 +1435,7 @@ static int lhd_listen(lua_State *L) {
   memset(s, 0, sizeof *s); /* created closed, then the resource */
   s->w.co_ref = LUA_NOREF;
   s->quick_ref = LUA_NOREF;
+  s->conn_ref = s->addr_ref = s->key_ref = LUA_NOREF;
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   s->L = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -1195,6 +1496,9 @@ static const luaL_Reg lhd_req_meta[] = {
 static const luaL_Reg lhd_srv_methods[] = {
     {"accept", lhd_accept},
     {"quick", lhd_quick},
+    {"proxy_memo", lhd_proxy_memo},
+    {"proxy_forget", lhd_proxy_forget},
+    {"proxy_memo_count", lhd_proxy_memo_count},
     {"port", lhd_port},
     {"live", lhd_live},
     {"stop_accepting", lhd_stop_accepting},

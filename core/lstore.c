@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "lstore.h"
 #include "modules.h"
 #include "store.h"
 
@@ -399,6 +400,10 @@ static int lst_cards_stamp(lua_State *L) {
 
 /* stamp() -> own, data_version | nil, msg, CODE: what was read through this connection
  * outside a transaction is current while both stay the same (see store.h) */
+void *lstore_test(lua_State *L, int i) { return luaL_testudata(L, i, LST_NAME); }
+
+store *lstore_store(void *conn) { return ((lst_conn *)conn)->s; }
+
 static int lst_stamp(lua_State *L) {
   lst_conn *c = lst_check(L, 1);
   int64_t own, dv;

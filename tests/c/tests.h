@@ -127,6 +127,9 @@
   X(test_confine_spec_services)            \
   X(test_ratelimit_buckets)                \
   X(test_ratelimit_bounded)                \
+  X(test_proxymemo_same_request)           \
+  X(test_proxymemo_stamp_and_time)         \
+  X(test_proxymemo_bounded)                \
   X(test_pwcheck_queue)                    \
   X(test_sqlseed_confined)                 \
   X(test_health_answers)                   \

@@ -256,7 +256,21 @@ function M.new(o)
         .. "' (serve.projects, orket projects add)", "EINVAL"
     end
   end
+  -- the proxy's memory (docs/serve.md, "The proxy's memory"): a proxied request decided
+  -- here is proxied from C when it comes again the same, under the same store stamp
+  -- (SQLite's: none on PostgreSQL), taking from the same limiters
+  if self.stamped then
+    for _, s in ipairs { srv, usrv } do s:proxy_memo { conn = o.db.conn, by_addr = self.by_addr, by_key = self.by_key } end
+  end
   return self
+end
+
+--- server:proxy_forget(): the proxy's memory forgets what it decided (a sandbox this
+--- server stopped: its next request is answered 409 here, not proxied to a socket gone)
+function Server:proxy_forget()
+  if self.stopping then return end -- off already
+  self.srv:proxy_forget()
+  if self.usrv then self.usrv:proxy_forget() end
 end
 
 function Server:port() return self.srv:port() end
@@ -361,6 +375,7 @@ function Server:_dispatch(req, ctx)
     -- is kept while it stays the same (no write to the store by any connection since)
     local own, dv
     if self.stamped then own, dv = self.stamped(self.db.conn) end
+    ctx.own, ctx.dv = own, dv -- the proxy's memory keeps a decision under them (orket.serve.sandboxes)
     local wait = self.auth_fails:empty(remote, now_ms(), own, dv)
     if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
     local who, st, code, msg, why = self.auth:check(req, own, dv)
@@ -583,6 +598,10 @@ function Server:stop()
   self.stopping = true
   self.srv:stop_accepting()
   if self.usrv then self.usrv:stop_accepting() end
+  -- the proxy's memory off, its limiters lent back: a request still coming goes the Lua
+  -- way, counted in flight for the drain below
+  self.srv:proxy_memo(nil)
+  if self.usrv then self.usrv:proxy_memo(nil) end
   for _, p in pairs(self.projects) do p.hub:close() end
   local deadline = uv.now() + self.limits.drain_ms
   while (self.inflight > 0 or self:_proxied()) and uv.now() < deadline do rt.sleep(10) end

@@ -54,8 +54,12 @@ M.ROW_TTL_MS = 1000
 -- db -> {id's text -> {row=, at=}}: found by the request's own text, with no search to
 -- read it as a number
 local recent = setmetatable({}, { __mode = "k" })
+-- the servers whose proxy's memory holds a decision (forward, below): a row forgotten is
+-- forgotten there too
+local memo_servers = setmetatable({}, { __mode = "k" })
 local function forget(db)
   recent[db] = nil -- every entry of the row, whatever text named it (stops are rare)
+  for server in pairs(memo_servers) do server:proxy_forget() end
 end
 
 local function named_recent(ctx)
@@ -67,10 +71,16 @@ local function named_recent(ctx)
   end
   local now = uv.now()
   local hit = rows[raw]
-  if hit and now - hit.at < M.ROW_TTL_MS then return hit.row end
+  if hit and now - hit.at < M.ROW_TTL_MS then
+    ctx.row_until = hit.at + M.ROW_TTL_MS
+    return hit.row
+  end
   local row, st, doc = named(ctx)
   -- kept under the id's own text only ("07" is read each time): as many entries as rows
-  if row and raw == tostring(row.id) then rows[raw] = { row = row, at = now } end
+  if row and raw == tostring(row.id) then
+    rows[raw] = { row = row, at = now }
+    ctx.row_until = now + M.ROW_TTL_MS -- until it is read again: the proxy's memory too
+  end
   return row, st, doc
 end
 
@@ -305,6 +315,27 @@ local function bad_gateway(row)
   return err(502, "bad_gateway", string.format("sandbox %d's app gave no answer that could be passed on "
     .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id))
 end
+-- The proxy's memory (core/lhttpd.c, docs/serve.md "The proxy's memory"): a request
+-- proxied here may be proxied again from C, with no Lua, when it comes again the same
+-- (method, path, address, every header) under the same store stamp, until its row is read
+-- again. Only one whose whole decision follows from those: a GET or HEAD without a query
+-- on the API's route of the server's own store, its stamp read before its key was
+-- checked, by local use or an API key the store alone vouches for (a session's cookie
+-- and a provider's token expire by the clock; a directory's or a provider's person is
+-- asked of them, not of the store). -> req:proxy's memo option | nil
+local function memo_of(req, ctx, method, body, own)
+  if own or body ~= nil or not ctx.own or not ctx.row_until or (method ~= "GET" and method ~= "HEAD") then return nil end
+  local server, who = ctx.server, ctx.who
+  if ctx.db ~= server.db or not who or (ctx.query and next(ctx.query) ~= nil) then return nil end
+  if not who.local_use then
+    if who.source == "ldap" or who.source == "oidc" then return nil end
+    local h = req.headers.authorization
+    if not (h and h:find("^[Bb][Ee][Aa][Rr][Ee][Rr] +ork_")) then return nil end
+  end
+  memo_servers[server] = true
+  return { own = ctx.own, dv = ctx.dv, until_ms = ctx.row_until, rate_key = who.id }
+end
+
 local function kept_of(row, own)
   local by_socket = own and kept_own or kept_api
   local kept = by_socket[row.socket]
@@ -355,7 +386,7 @@ function M.forward(req, ctx, row, url, own)
     local failed = failed_of[kept]
     local started, serr = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
       body = body, kept = kept, tally = tally, t0 = ctx.t0, key = ctx.key, fail_body = failed[1],
-      fail_more = ctx.headers, fail_note = failed[2] }
+      fail_more = ctx.headers, fail_note = failed[2], memo = memo_of(req, ctx, method, body, own) }
     if started then
       ctx.ended = true
       return

@@ -1,0 +1,225 @@
+-- orket.serve's proxy's memory (docs/serve.md, "The proxy's memory"): a request proxied the
+-- Lua way is proxied again from C when it comes again the same, under the same store stamp,
+-- until its sandbox's row is read again; anything else goes the Lua way. SQLite's only:
+-- on PostgreSQL (no stamp) every request goes the Lua way.
+local httpd = require "orket.c.httpd"
+local ops = require "orket.store.sandboxes"
+local keys = require "orket.serve.keys"
+local sandboxes = require "orket.serve.sandboxes"
+local task = require "orket.task"
+local uv = require "luv"
+local cjson = require "cjson"
+local H = require "tests.helpers"
+local F = require "tests.fixtures"
+
+local ROUTE = "/v1/sandboxes/{id}/app/{path}"
+
+describe("orket.serve's proxy's memory", function()
+  local ttl = sandboxes.ROW_TTL_MS
+  after_each(function()
+    sandboxes.ROW_TTL_MS = ttl
+    H.cleanup()
+  end)
+
+  -- an app on a unix socket answering each request with its method, path and a count
+  local function app()
+    local sock = H.tmpdir() .. "/app.sock"
+    local up = assert(httpd.listen { unix = sock })
+    local n = 0
+    task.spawn(function()
+      while true do
+        local req = up:accept()
+        if not req then return end
+        n = n + 1
+        req:respond(200, { "Content-Type: text/plain" }, req.method .. " " .. req.path .. " " .. n)
+        req:close()
+      end
+    end)
+    return up, sock
+  end
+
+  -- a server of a store with one healthy sandbox at sock, counting the requests that went
+  -- the Lua way (its dispatch); its log lines kept
+  local function server(sock, limits)
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits }
+    local pid = uv.os_getpid()
+    local id = ops.insert(db, { target = "main", port = 0, socket = sock, command = "[]", owner_pid = pid,
+      owner_start = require("orket.sandboxes.service").start_time(pid) })
+    ops.set_status(db, id, "healthy")
+    local lines = {}
+    srv.log = function(line) lines[#lines + 1] = cjson.decode(line) end
+    local seen = { n = 0 }
+    local dispatch = srv._dispatch
+    srv._dispatch = function(self, req, ctx)
+      seen.n = seen.n + 1
+      return dispatch(self, req, ctx)
+    end
+    local memo = type(db.conn) == "userdata" -- SQLite's store: the stamp
+    return { srv = srv, db = db, dir = dir, id = id, lines = lines, seen = seen, memo = memo, stop = stop,
+      url = "http://127.0.0.1:" .. srv:port() .. "/v1/sandboxes/" .. id .. "/app" }
+  end
+
+  local function proxied(lines)
+    local out = {}
+    for _, l in ipairs(lines) do
+      if l.route == ROUTE then out[#out + 1] = l end
+    end
+    return out
+  end
+
+  -- how many of the requests went the Lua way: all of them without the memory
+  local function lua_way(s, with_memory) return s.memo and with_memory or s.seen.n end
+
+  it("proxies the same request again from C, answered, logged and counted as the first", function()
+    sandboxes.ROW_TTL_MS = 60000 -- the row never read again here: each request counted is one decided
+    local up, sock = app()
+    local s = server(sock)
+    local a = { H.fetch { url = s.url .. "/notes" } }
+    local b = { H.fetch { url = s.url .. "/notes" } }
+    local c = { H.fetch { url = s.url .. "/notes" } }
+    assert.same({ 200, "GET /notes 1" }, { a[1], a[2] })
+    assert.same({ 200, "GET /notes 2" }, { b[1], b[2] })
+    assert.same({ 200, "GET /notes 3" }, { c[1], c[2] })
+    -- the answer's own lines, as the Lua way's pump gives them
+    assert.equal(a[3]["x-orket-sandbox"], c[3]["x-orket-sandbox"])
+    assert.equal(a[3]["content-security-policy"], c[3]["content-security-policy"])
+    assert.equal(lua_way(s, 1), s.seen.n)
+    assert.equal(s.memo and 1 or 0, s.srv.srv:proxy_memo_count())
+    H.wait_for(function() return #proxied(s.lines) == 3 end, "the log lines")
+    local first, last = proxied(s.lines)[1], proxied(s.lines)[3]
+    for _, k in ipairs { "addr", "key", "method", "route", "status" } do assert.same(first[k], last[k]) end
+    assert.is_nil(last.note)
+    assert.equal(3, (s.srv.tallies[ROUTE]:stats()))
+    assert.equal(0, s.srv.tallies[ROUTE]:active())
+    s.stop()
+    up:close()
+  end)
+
+  it("goes the Lua way for a write to the store, another header, method or query", function()
+    sandboxes.ROW_TTL_MS = 60000
+    local up, sock = app()
+    local s = server(sock)
+    local get = function(o) return (H.fetch(o)) end
+    assert.equal(200, get { url = s.url .. "/x" })
+    assert.equal(200, get { url = s.url .. "/x" })
+    assert.equal(lua_way(s, 1), s.seen.n)
+    -- any write, by any connection, moves the stamp: decided again, then remembered again
+    ops.set_status(s.db, s.id, "healthy")
+    assert.equal(200, get { url = s.url .. "/x" })
+    assert.equal(lua_way(s, 2), s.seen.n)
+    assert.equal(200, get { url = s.url .. "/x" })
+    assert.equal(lua_way(s, 2), s.seen.n)
+    -- a header more, or one of another value: another request
+    assert.equal(200, get { url = s.url .. "/x", headers = { "X-Other: 1" } })
+    assert.equal(lua_way(s, 3), s.seen.n)
+    assert.equal(200, get { url = s.url .. "/x", headers = { "X-Other: 2" } })
+    assert.equal(lua_way(s, 4), s.seen.n)
+    assert.equal(200, get { url = s.url .. "/x", headers = { "X-Other: 2" } })
+    assert.equal(lua_way(s, 4), s.seen.n)
+    -- a HEAD is its own request, remembered apart
+    assert.equal(200, get { url = s.url .. "/x", method = "HEAD" })
+    assert.equal(200, get { url = s.url .. "/x", method = "HEAD" })
+    assert.equal(lua_way(s, 5), s.seen.n)
+    -- a query is never remembered (its target is more than the path)
+    assert.equal(200, get { url = s.url .. "/x?a=1" })
+    assert.equal(200, get { url = s.url .. "/x?a=1" })
+    assert.equal(lua_way(s, 7), s.seen.n)
+    s.stop()
+    up:close()
+  end)
+
+  it("refuses a key revoked at once, and takes its tokens from the same buckets", function()
+    sandboxes.ROW_TTL_MS = 60000
+    local up, sock = app()
+    local s = server(sock, require("orket.serve").limits("key_rate=0.001,key_burst=5"))
+    local key, info = keys.create(s.db, s.dir, "k", "admin")
+    assert.truthy(key, info)
+    local auth = { "Authorization: Bearer " .. key }
+    assert.equal(200, (H.fetch { url = s.url .. "/y", headers = auth }))
+    assert.equal(200, (H.fetch { url = s.url .. "/y", headers = auth }))
+    assert.equal(lua_way(s, 1), s.seen.n)
+    -- a request with a body is never remembered
+    local post = { url = s.url .. "/y", method = "POST", body = "b", headers = { auth[1], "Content-Type: text/plain" } }
+    local st1, b1 = H.fetch(post)
+    local st2, b2 = H.fetch(post)
+    assert.same({ 200, "POST /y 3", 200, "POST /y 4" }, { st1, b1, st2, b2 })
+    assert.equal(lua_way(s, 3), s.seen.n)
+    assert.equal(200, (H.fetch { url = s.url .. "/y", headers = auth }))
+    assert.equal(lua_way(s, 3), s.seen.n)
+    -- the key's sixth request: its bucket is empty, whichever way the others went
+    local st, body, h = H.fetch { url = s.url .. "/y", headers = auth }
+    assert.equal(429, st, body)
+    assert.truthy(h["retry-after"])
+    assert.matches("requests with this key", body, 1, true)
+    -- the lines of the requests from the memory name the key as the others
+    H.wait_for(function() return #proxied(s.lines) == 6 end, "the log lines")
+    local statuses = {}
+    for i, l in ipairs(proxied(s.lines)) do
+      statuses[i] = l.status
+      assert.equal(info.id, l.key)
+    end
+    table.sort(statuses)
+    assert.same({ 200, 200, 200, 200, 200, 429 }, statuses)
+    assert(keys.revoke(s.db, "k"))
+    local st2, body2 = H.fetch { url = s.url .. "/y", headers = auth }
+    assert.equal(401, st2, body2)
+    s.stop()
+    up:close()
+  end)
+
+  it("holds a decision until the sandbox's row is read again, and none once the server stops", function()
+    sandboxes.ROW_TTL_MS = 200
+    local up, sock = app()
+    local s = server(sock)
+    assert.equal(200, (H.fetch { url = s.url .. "/z" }))
+    assert.equal(200, (H.fetch { url = s.url .. "/z" }))
+    assert.equal(lua_way(s, 1), s.seen.n)
+    uv.sleep(250)
+    assert.equal(200, (H.fetch { url = s.url .. "/z" }))
+    assert.equal(lua_way(s, 2), s.seen.n)
+    -- a sandbox this server forgets (one it stopped) is forgotten by the memory too
+    if s.memo then
+      assert.equal(1, s.srv.srv:proxy_memo_count())
+      s.srv:proxy_forget()
+      assert.equal(0, s.srv.srv:proxy_memo_count())
+    end
+    local srv = s.srv.srv
+    s.stop()
+    assert.equal(0, srv:proxy_memo_count())
+    up:close()
+  end)
+
+  it("refuses a bad memo option before its pump starts", function()
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
+    local tally = httpd.proxy_tally { route = "/r", buckets = { 1 }, log = function() end }
+    local kept = httpd.proxy_kept { unix_socket = H.tmpdir() .. "/none.sock" }
+    local errs = {}
+    task.spawn(function()
+      local req = srv:accept()
+      local base = { url = "http://app/", kept = kept, tally = tally, t0 = 0, fail_body = "{}", fail_note = "n" }
+      for i, memo in ipairs { { own = 1, dv = 1 }, { own = "x", dv = 1, until_ms = 1 }, 7,
+        { own = 1, dv = 1, until_ms = 1, rate_key = 5 } } do
+        local o = {}
+        for k, v in pairs(base) do o[k] = v end
+        o.memo = memo
+        local ok, e = pcall(req.proxy, req, o)
+        errs[i] = not ok and e or "accepted"
+      end
+      local ok, e = pcall(req.proxy, req, { url = "http://app/", unix_socket = H.tmpdir() .. "/none.sock",
+        tally = tally, t0 = 0, fail_body = "{}", fail_note = "n", memo = { own = 1, dv = 1, until_ms = 1 } })
+      errs[5] = not ok and e or "accepted"
+      req:respond(200, {}, "")
+      req:close()
+    end)
+    assert.equal(200, (H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/" }))
+    for i = 1, 5 do assert.matches("memo must be", errs[i], 1, true) end
+    assert.equal(0, tally:active())
+    local rl = require "orket.c.ratelimit"
+    assert.error_matches(function() srv:proxy_memo { conn = {}, by_addr = rl.new(1, 1), by_key = rl.new(1, 1) } end,
+      "conn must be an open store connection", 1, true)
+    srv:close()
+  end)
+end)
