@@ -30,7 +30,8 @@ SOAK="tests/e2e/run_test.lua tests/e2e/workers_test.lua tests/e2e/chaos_test.lua
 PG_TESTS="tests/spec/board/store_backends_spec.lua tests/spec/board/store_board_ops_spec.lua tests/spec/board/store_ops_spec.lua
   tests/spec/board/board_spec.lua tests/spec/board/ready_spec.lua tests/spec/services/engine_spec.lua tests/spec/services/claims_spec.lua
   tests/spec/actions/requirements_wait_spec.lua tests/spec/services/identity_spec.lua
-  tests/spec/actions/approvals_spec.lua tests/spec/services/serve_spec.lua tests/e2e/board_test.lua tests/e2e/serve_test.lua
+  tests/spec/actions/approvals_spec.lua tests/spec/services/serve_spec.lua tests/spec/services/serve_proxy_memo_spec.lua
+  tests/e2e/board_test.lua tests/e2e/serve_test.lua
   tests/e2e/serve_runs_test.lua tests/e2e/serve_write_test.lua tests/e2e/serve_session_test.lua tests/e2e/serve_guard_test.lua
   tests/e2e/serve_metrics_test.lua tests/e2e/serve_keys_test.lua
   tests/e2e/budget_test.lua tests/spec/services/spend_shared_spec.lua tests/e2e/experiments_test.lua tests/spec/actions/experiments_spec.lua
