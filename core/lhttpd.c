@@ -402,6 +402,10 @@ static void lhd_tally_end(lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, 
   /* the log function below may close the server, whose shutdown would reach the freed pump
    * through the request's notify */
   if (r) httpd_set_notify(r, NULL, NULL);
+  if (t->route == NULL) { /* the tally was finalized (the Lua state closing): nothing to count or log */
+    if (r) httpd_release(r);
+    return;
+  }
   if (st == 0) {
     if (r && e->fail_body) {
       const char *lines[2 * LHD_MAX_HEADERS];
@@ -1043,11 +1047,10 @@ typedef struct lhd_fast {
   uint64_t t0;
 } lhd_fast;
 
-/* Its end, as the remembered request's: lhd_tally_end with what was remembered */
-static void lhd_fast_end(lhd_fast *f, unsigned st, const char *msg) {
+/* Its end, as the remembered request's: lhd_tally_end with what was remembered (note: the
+ * log line's, made by lhd_end_note, or NULL) */
+static void lhd_fast_end(lhd_fast *f, unsigned st, const char *note) {
   lhd_memo_val *v = f->v;
-  char buf[1024];
-  const char *note = lhd_end_note(buf, sizeof buf, st, msg, v->fail_note);
   lhd_end e = {httpd_remote(f->r), httpd_method(f->r), v->key, (const char *const *)v->more, v->nmore,
                v->fail_body, v->fail_len};
   lhd_tally_end(v->tally, f->r, f->t0, st, note, &e);
@@ -1057,12 +1060,13 @@ static void lhd_fast_end(lhd_fast *f, unsigned st, const char *msg) {
 }
 
 static void lhd_fast_ended(httpproxy *px, void *ud) {
+  lhd_fast *f = ud;
   const char *msg;
   unsigned st = httpproxy_status(px, &msg);
-  char copy[256];
-  snprintf(copy, sizeof copy, "%s", msg ? msg : "");
+  char buf[1024]; /* made before the pump, which holds msg, is freed */
+  const char *note = lhd_end_note(buf, sizeof buf, st, msg, f->v->fail_note);
   httpproxy_free(px);
-  lhd_fast_end(ud, st, msg ? copy : NULL);
+  lhd_fast_end(f, st, note);
 }
 
 /* The request first in the queue, proxied from the memory when the memory holds it (the
@@ -1097,8 +1101,10 @@ static int lhd_memo_take(lhd_srv *s) {
   each.url = v->url;
   each.method = "GET"; /* a HEAD too: the pump answers it without the body */
   char err[256];
-  if (httpproxy_start_kept(lhttp_client(s->L), f->r, *v->kept, &each, lhd_fast_ended, f, err, sizeof err) == NULL)
-    lhd_fast_end(f, 0, err);
+  if (httpproxy_start_kept(lhttp_client(s->L), f->r, *v->kept, &each, lhd_fast_ended, f, err, sizeof err) == NULL) {
+    char buf[1024];
+    lhd_fast_end(f, 0, lhd_end_note(buf, sizeof buf, 0, err, v->fail_note));
+  }
   return 1;
 }
 
@@ -1143,7 +1149,8 @@ static void lhd_memo_put(lua_State *L, lhd_req *q, int t, int64_t own, int64_t d
     }
   lua_settop(L, top);
   proxymemo_key k = {httpd_method(q->r), httpd_path(q->r), httpd_remote(q->r), lhd_memo_header, q->r};
-  if (!ok || proxymemo_put(s->memo, &k, own, dv, until_ms, v) != 0) lhd_memo_unref(v);
+  double now = (double)uv_now(&rt_get(L)->loop);
+  if (!ok || proxymemo_put(s->memo, &k, own, dv, now, until_ms, v) != 0) lhd_memo_unref(v);
 }
 
 /* Turns the server's memory off: what it held is forgotten (pumps under way hold their own) */
@@ -1320,7 +1327,9 @@ static int lhd_proxy_memo(lua_State *L) {
   lua_getfield(L, 2, "by_key");  /* 5 */
   void *conn = lstore_test(L, 3);
   if (conn == NULL || lstore_store(conn) == NULL)
-    return luaL_argerror(L, 2, "conn must be an open store connection (orket.c.store)");
+    return luaL_error(L, "bad argument #1 to 'proxy_memo' (conn must be an open store connection of orket.c.store)");
+  if (luaL_testudata(L, 4, "orket.ratelimit") == NULL || luaL_testudata(L, 5, "orket.ratelimit") == NULL)
+    return luaL_error(L, "bad argument #1 to 'proxy_memo' (by_addr and by_key must be limiters of orket.c.ratelimit)");
   lrl_check(L, 4); /* open, before anything is lent */
   lrl_check(L, 5);
   proxymemo *m = proxymemo_new(lhd_memo_drop, NULL);

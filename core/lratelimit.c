@@ -90,7 +90,7 @@ static int lrl_gc(lua_State *L) {
 
 static int lrl_close(lua_State *L) {
   lrl *u = luaL_checkudata(L, 1, LRL_MT);
-  if (u->lent > 0) return luaL_error(L, "ratelimit: the limiter is lent (to a health): close that first");
+  if (u->lent > 0) return luaL_error(L, "ratelimit: the limiter is lent (to a health or a server's proxy memory): close that first");
   return lrl_gc(L);
 }
 

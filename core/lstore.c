@@ -398,11 +398,12 @@ static int lst_cards_stamp(lua_State *L) {
   return 2;
 }
 
-/* stamp() -> own, data_version | nil, msg, CODE: what was read through this connection
- * outside a transaction is current while both stay the same (see store.h) */
 void *lstore_test(lua_State *L, int i) { return luaL_testudata(L, i, LST_NAME); }
 
 store *lstore_store(void *conn) { return ((lst_conn *)conn)->s; }
+
+/* stamp() -> own, data_version | nil, msg, CODE: what was read through this connection
+ * outside a transaction is current while both stay the same (see store.h) */
 
 static int lst_stamp(lua_State *L) {
   lst_conn *c = lst_check(L, 1);

@@ -110,7 +110,12 @@ static void pm_put_string(char *block, size_t *at, const char *s) {
   *at += n;
 }
 
-int proxymemo_put(proxymemo *m, const proxymemo_key *k, int64_t own, int64_t dv, double expires_ms, void *val) {
+int proxymemo_put(proxymemo *m, const proxymemo_key *k, int64_t own, int64_t dv, double now_ms, double expires_ms,
+                  void *val) {
+  for (size_t i = 0; i < PROXYMEMO_MAX && m->count; i++) {
+    pm_entry *e = &m->e[i];
+    if (e->bytes && (e->own != own || e->dv != dv || !(now_ms < e->expires_ms))) pm_drop(m, e);
+  }
   uint64_t hash = 0;
   size_t len = pm_measure(k, PROXYMEMO_MAX_BYTES, &hash);
   if (len > PROXYMEMO_MAX_BYTES) return -1;

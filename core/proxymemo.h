@@ -35,10 +35,13 @@ proxymemo *proxymemo_new(proxymemo_free_fn free_val, void *ud);
 void proxymemo_free(proxymemo *m);
 
 /* Remembers val for the request k, decided under the store's stamp (own, dv), until
- * expires_ms (the loop's clock). An entry for the same request is replaced. 0, or -1
- * (out of memory, or the request larger than PROXYMEMO_MAX_BYTES): val not kept, still the
+ * expires_ms (the loop's clock, now_ms now). An entry for the same request is replaced;
+ * entries of another stamp or past their time are dropped on the way (a stamp never comes
+ * back: they would never be found again, and they hold credentials). 0, or -1 (out of
+ * memory, or the request larger than PROXYMEMO_MAX_BYTES): val not kept, still the
  * caller's. */
-int proxymemo_put(proxymemo *m, const proxymemo_key *k, int64_t own, int64_t dv, double expires_ms, void *val);
+int proxymemo_put(proxymemo *m, const proxymemo_key *k, int64_t own, int64_t dv, double now_ms, double expires_ms,
+                  void *val);
 
 /* The store's stamp now: 0, or non-zero when it cannot be read. */
 typedef int (*proxymemo_stamp_fn)(void *ud, int64_t *own, int64_t *dv);

@@ -57,7 +57,7 @@ TEST(test_proxymemo_same_request) {
   proxymemo_key k = key_of("GET", "/p", "127.0.0.1", &r);
   CHECK(t, proxymemo_get(m, &k, 0, read_stamp, &st) == NULL);
   CHECK(t, st.reads == 0); /* nothing held: the store is not asked */
-  CHECK(t, proxymemo_put(m, &k, 1, 2, 1000, &vals[0]) == 0);
+  CHECK(t, proxymemo_put(m, &k, 1, 2, 0, 1000, &vals[0]) == 0);
   CHECK(t, proxymemo_get(m, &k, 10, read_stamp, &st) == &vals[0]);
   CHECK(t, st.reads == 1);
   /* each part of the request, changed, is another request */
@@ -85,7 +85,7 @@ TEST(test_proxymemo_same_request) {
   CHECK(t, proxymemo_get(m, &k2, 10, read_stamp, &st) == NULL);
   CHECK(t, proxymemo_count(m) == 1 && freed == 0);
   /* the same request put again replaces its entry, the old value freed */
-  CHECK(t, proxymemo_put(m, &k, 1, 2, 1000, &vals[1]) == 0);
+  CHECK(t, proxymemo_put(m, &k, 1, 2, 0, 1000, &vals[1]) == 0);
   CHECK(t, proxymemo_count(m) == 1 && freed == 1);
   CHECK(t, proxymemo_get(m, &k, 10, read_stamp, &st) == &vals[1]);
   /* too large: refused, nothing kept */
@@ -93,7 +93,7 @@ TEST(test_proxymemo_same_request) {
   memset(big, 'a', sizeof big - 1);
   fake_req huge = {{"Cookie", big}, 1};
   k2 = key_of("GET", "/p", "127.0.0.1", &huge);
-  CHECK(t, proxymemo_put(m, &k2, 1, 2, 1000, &vals[2]) == -1);
+  CHECK(t, proxymemo_put(m, &k2, 1, 2, 0, 1000, &vals[2]) == -1);
   CHECK(t, proxymemo_count(m) == 1 && freed == 1);
   proxymemo_clear(m);
   CHECK(t, proxymemo_count(m) == 0 && freed == 2);
@@ -107,7 +107,7 @@ TEST(test_proxymemo_stamp_and_time) {
   stamp st = {5, 7, 0, 0};
   fake_req r = {{"Host", "a"}, 1};
   proxymemo_key k = key_of("GET", "/p", "::1", &r);
-  CHECK(t, proxymemo_put(m, &k, 5, 7, 100, &vals[0]) == 0);
+  CHECK(t, proxymemo_put(m, &k, 5, 7, 0, 100, &vals[0]) == 0);
   /* the stamp unreadable: not found, and kept */
   st.fail = 1;
   CHECK(t, proxymemo_get(m, &k, 10, read_stamp, &st) == NULL);
@@ -118,17 +118,27 @@ TEST(test_proxymemo_stamp_and_time) {
   CHECK(t, proxymemo_get(m, &k, 100, read_stamp, &st) == NULL);
   CHECK(t, proxymemo_count(m) == 0 && freed == 1);
   /* another stamp, in either part: gone */
-  CHECK(t, proxymemo_put(m, &k, 5, 7, 1000, &vals[0]) == 0);
+  CHECK(t, proxymemo_put(m, &k, 5, 7, 0, 1000, &vals[0]) == 0);
   st.own = 6;
   CHECK(t, proxymemo_get(m, &k, 10, read_stamp, &st) == NULL);
   CHECK(t, proxymemo_count(m) == 0 && freed == 2);
   st.own = 5;
-  CHECK(t, proxymemo_put(m, &k, 5, 7, 1000, &vals[0]) == 0);
+  CHECK(t, proxymemo_put(m, &k, 5, 7, 0, 1000, &vals[0]) == 0);
   st.dv = 8;
   CHECK(t, proxymemo_get(m, &k, 10, read_stamp, &st) == NULL);
   CHECK(t, proxymemo_count(m) == 0 && freed == 3);
+  /* a put drops what can never be found again: entries of another stamp, or past their time */
+  fake_req r2 = {{"Host", "b"}, 1};
+  proxymemo_key k2 = key_of("GET", "/p", "::1", &r2);
+  CHECK(t, proxymemo_put(m, &k, 5, 7, 0, 50, &vals[0]) == 0);
+  CHECK(t, proxymemo_put(m, &k2, 5, 7, 0, 1000, &vals[1]) == 0);
+  CHECK(t, proxymemo_count(m) == 2 && freed == 3);
+  CHECK(t, proxymemo_put(m, &k2, 5, 7, 60, 1000, &vals[1]) == 0); /* k's time is over */
+  CHECK(t, proxymemo_count(m) == 1 && freed == 5);                 /* k's, and k2's replaced */
+  CHECK(t, proxymemo_put(m, &k, 5, 8, 60, 1000, &vals[0]) == 0);  /* another stamp: k2's dropped */
+  CHECK(t, proxymemo_count(m) == 1 && freed == 6);
   proxymemo_free(m);
-  CHECK(t, freed == 3);
+  CHECK(t, freed == 7);
 }
 
 TEST(test_proxymemo_bounded) {
@@ -140,7 +150,7 @@ TEST(test_proxymemo_bounded) {
   for (int i = 0; i < PROXYMEMO_MAX + 8; i++) {
     snprintf(paths[i], sizeof paths[i], "/p%d", i);
     proxymemo_key k = key_of("GET", paths[i], "127.0.0.1", &r);
-    CHECK(t, proxymemo_put(m, &k, 1, 1, 1000, &vals[i]) == 0);
+    CHECK(t, proxymemo_put(m, &k, 1, 1, 0, 1000, &vals[i]) == 0);
   }
   /* the oldest eight made room */
   CHECK(t, proxymemo_count(m) == PROXYMEMO_MAX && freed == 8);

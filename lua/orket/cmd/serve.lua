@@ -150,6 +150,9 @@ local function serve_until_stopped(server, db, dir, nworkers, signals)
   end
   local ticker = phase.ticker { db = db, dir = dir, log = log, stop = sandboxes.stop_sandbox, recheck = sandboxes_recheck.due }
   local ok, terr = task.spawn(server.run, server):join()
+  -- a run that failed left the server open, proxying from its memory in C with no one
+  -- accepting: stopped here, its requests in flight ended before the exit
+  if not ok then task.spawn(function() pcall(server.stop, server) end):join() end
   ticker.close()
   for _, p in pairs(server.projects) do
     executor.stop_all(p.db) -- the server failed: its runs stop too

@@ -328,7 +328,7 @@ local function memo_of(req, ctx, method, body, own)
   local server, who = ctx.server, ctx.who
   if ctx.db ~= server.db or not who or (ctx.query and next(ctx.query) ~= nil) then return nil end
   if not who.local_use then
-    if who.source == "ldap" or who.source == "oidc" then return nil end
+    if who.source ~= nil and who.source ~= "local" then return nil end -- a plain key, or a local account's
     local h = req.headers.authorization
     if not (h and h:find("^[Bb][Ee][Aa][Rr][Ee][Rr] +ork_")) then return nil end
   end

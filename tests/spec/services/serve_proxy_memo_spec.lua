@@ -43,7 +43,10 @@ describe("orket.serve's proxy's memory", function()
   local function server(sock, limits)
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
-    local db = require("tests.backends").open_store()
+    local backends, store = require "tests.backends", require "orket.store"
+    local where = backends.name() == "pg" and backends.fresh_url() or H.tmpdir() .. "/orket.db"
+    local open = function() return assert(backends.name() == "pg" and store.open_url(where) or store.open(where)) end
+    local db = open()
     local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits }
     local pid = uv.os_getpid()
     local id = ops.insert(db, { target = "main", port = 0, socket = sock, command = "[]", owner_pid = pid,
@@ -58,7 +61,7 @@ describe("orket.serve's proxy's memory", function()
       return dispatch(self, req, ctx)
     end
     local memo = type(db.conn) == "userdata" -- SQLite's store: the stamp
-    return { srv = srv, db = db, dir = dir, id = id, lines = lines, seen = seen, memo = memo, stop = stop,
+    return { srv = srv, db = db, dir = dir, id = id, lines = lines, seen = seen, memo = memo, stop = stop, open = open,
       url = "http://127.0.0.1:" .. srv:port() .. "/v1/sandboxes/" .. id .. "/app" }
   end
 
@@ -70,10 +73,12 @@ describe("orket.serve's proxy's memory", function()
     return out
   end
 
-  -- the status of text sent on a connection of its own to port, read once the server closes it
-  -- (orket's client has no HEAD: it would wait for a body)
-  local function exchange(port, text)
+  -- the status of text sent on a connection of its own to port (from the address from, by
+  -- default 127.0.0.1), and the whole answer, read once the server closes it (orket's client
+  -- has no HEAD: it would wait for a body)
+  local function exchange(port, text, from)
     local c = uv.new_tcp()
+    if from then assert(c:bind(from, 0)) end
     local got, closed = {}, false
     c:connect("127.0.0.1", port, function(e)
       assert(not e, e)
@@ -82,7 +87,8 @@ describe("orket.serve's proxy's memory", function()
     end)
     H.wait_for(function() return closed end, "the answer's end", 5000)
     c:close()
-    return tonumber(table.concat(got):match("^HTTP/1%.1 (%d%d%d)"))
+    local text_back = table.concat(got)
+    return tonumber(text_back:match("^HTTP/1%.1 (%d%d%d)")), text_back
   end
 
   -- how many of the requests went the Lua way: all of them without the memory
@@ -139,12 +145,19 @@ describe("orket.serve's proxy's memory", function()
     local head = "HEAD /v1/sandboxes/" .. s.id .. "/app/x HTTP/1.1\r\nHost: 127.0.0.1:" .. port
       .. "\r\nConnection: close\r\n\r\n"
     assert.equal(200, exchange(port, head))
-    assert.equal(200, exchange(port, head))
+    local hst, htext = exchange(port, head)
+    assert.equal(200, hst)
     assert.equal(lua_way(s, 5), s.seen.n)
+    assert.matches("\r\n[Cc]ontent%-[Ll]ength: %d+\r\n", htext) -- the GET's length ...
+    assert.equal("", htext:match("\r\n\r\n(.*)$")) -- ... and no body
+    -- another address is another request, and a request from it is remembered apart
+    local ast = exchange(port, head, "127.0.0.2")
+    assert.equal(200, ast)
+    assert.equal(lua_way(s, 6), s.seen.n)
     -- a query is never remembered (its target is more than the path)
     assert.equal(200, get { url = s.url .. "/x?a=1" })
     assert.equal(200, get { url = s.url .. "/x?a=1" })
-    assert.equal(lua_way(s, 7), s.seen.n)
+    assert.equal(lua_way(s, 8), s.seen.n)
     s.stop()
     up:close()
   end)
@@ -208,6 +221,81 @@ describe("orket.serve's proxy's memory", function()
     s.stop()
     assert.equal(0, srv:proxy_memo_count())
     up:close()
+  end)
+
+  it("decides again after a write through another connection, and takes the address's tokens", function()
+    sandboxes.ROW_TTL_MS = 60000
+    local up, sock = app()
+    local s = server(sock, require("orket.serve").limits("addr_rate=0.001,addr_burst=4"))
+    local key = assert(keys.create(s.db, s.dir, "k", "admin"))
+    local auth = { "Authorization: Bearer " .. key }
+    assert.equal(200, (H.fetch { url = s.url .. "/w", headers = auth }))
+    assert.equal(200, (H.fetch { url = s.url .. "/w", headers = auth }))
+    assert.equal(lua_way(s, 1), s.seen.n)
+    -- another process's write: SQLite's data_version moves, not this connection's own count
+    local other = s.open()
+    assert(keys.revoke(other, "k"))
+    other:close()
+    assert.equal(401, (H.fetch { url = s.url .. "/w", headers = auth }))
+    assert.equal(lua_way(s, 2), s.seen.n)
+    -- the address's bucket (4) ran out with the fourth request: the fifth, the same as the
+    -- second, is answered 429 the Lua way
+    local key2 = assert(keys.create(s.db, s.dir, "k2", "admin"))
+    local auth2 = { "Authorization: Bearer " .. key2 }
+    assert.equal(200, (H.fetch { url = s.url .. "/w", headers = auth2 }))
+    local st, body = H.fetch { url = s.url .. "/w", headers = auth2 }
+    assert.equal(429, st, body)
+    assert.matches("requests from this address", body, 1, true)
+    s.stop()
+    up:close()
+  end)
+
+  it("answers the app's failure from the memory as the Lua way does, and ends in flight at the stop", function()
+    sandboxes.ROW_TTL_MS = 60000
+    -- an app that answers its first connection, gives its second bytes that are not HTTP and
+    -- never answers its third
+    local sock = H.tmpdir() .. "/odd.sock"
+    local raw = uv.new_pipe(false)
+    assert(raw:bind(sock))
+    local n, held = 0, {}
+    raw:listen(16, function()
+      local c = uv.new_pipe(false)
+      raw:accept(c)
+      n = n + 1
+      local which = n
+      c:read_start(function(_, d)
+        if not (d and d:find("\r\n\r\n", 1, true)) then return end
+        c:read_stop()
+        if which == 1 then
+          c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", function() c:close() end)
+        elseif which == 2 then
+          c:write("not http at all\r\n\r\n", function() c:close() end)
+        else
+          held[#held + 1] = c
+        end
+      end)
+    end)
+    local s = server(sock, require("orket.serve").limits("drain_ms=200"))
+    assert.equal(200, (H.fetch { url = s.url .. "/f" }))
+    local st, body, h = H.fetch { url = s.url .. "/f" }
+    assert.equal(lua_way(s, 1), s.seen.n)
+    assert.equal(502, st, body)
+    assert.matches("^application/json", h["content-type"])
+    assert.equal("Origin", h.vary)
+    assert.equal("bad_gateway", cjson.decode(body).error.code)
+    local got
+    task.spawn(function() got = { H.fetch { url = s.url .. "/f" } } end)
+    H.wait_for(function() return s.srv.tallies[ROUTE]:active() == 1 end, "the pump")
+    assert.equal(lua_way(s, 1), s.seen.n)
+    s.stop()
+    H.wait_for(function() return got ~= nil end, "the answer")
+    assert.equal(503, got[1])
+    assert.equal(0, s.srv.tallies[ROUTE]:active())
+    local lines = proxied(s.lines)
+    assert.same({ 200, 502, 503 }, { lines[1].status, lines[2].status, lines[3].status })
+    assert.equal("sandbox " .. s.id .. ": ", lines[2].note:sub(1, #("sandbox " .. s.id .. ": ")))
+    for _, c in ipairs(held) do c:close() end
+    raw:close()
   end)
 
   it("refuses a bad memo option before its pump starts", function()
