@@ -298,6 +298,70 @@ describe("orket.serve's proxy's memory", function()
     raw:close()
   end)
 
+  -- A request from the memory has no Lua object of its own: the state's close, which
+  -- finalizes the tallies before the server made before them, must not end it through a
+  -- finalized tally. A process of its own, left with such a request in flight at its exit.
+  it("lets the process exit with a request from the memory in flight", function()
+    local dir = H.tmpdir()
+    local script = dir .. "/exit.lua"
+    H.write(script, [[
+package.path = package.orket_home .. "/?.lua;" .. package.path
+local httpd = require "orket.c.httpd"
+local http = require "orket.c.http"
+local task = require "orket.task"
+local uv = require "luv"
+local rt = require "orket.c.runtime"
+local ops = require "orket.store.sandboxes"
+local dir = ]] .. string.format("%q", dir) .. [[
+
+KEEP = {}
+task.spawn(function()
+  local up = assert(httpd.listen { unix = dir .. "/app.sock" })
+  local n = 0
+  task.spawn(function()
+    while true do
+      local req = up:accept()
+      if not req then return end
+      n = n + 1
+      if n == 1 then
+        req:respond(200, {}, "one")
+        req:close()
+      else
+        KEEP[#KEEP + 1] = req -- held: the second is in flight at the exit
+      end
+    end
+  end)
+  os.execute("mkdir -p '" .. dir .. "/p/.orket'")
+  local db = assert(require("orket.store").open(dir .. "/p/.orket/orket.db"))
+  local srv = assert(require("orket.serve").new { dir = dir .. "/p", db = db, host = "127.0.0.1", port = 0 })
+  task.spawn(srv.run, srv)
+  local pid = uv.os_getpid()
+  local id = ops.insert(db, { target = "main", port = 0, socket = dir .. "/app.sock", command = "[]", owner_pid = pid,
+    owner_start = require("orket.sandboxes.service").start_time(pid) })
+  ops.set_status(db, id, "healthy")
+  KEEP.srv, KEEP.up, KEEP.db = srv, up, db
+  local url = "http://127.0.0.1:" .. srv:port() .. "/v1/sandboxes/" .. id .. "/app/x"
+  local function get()
+    local r <close> = assert(http.request { url = url })
+    return (r:headers())
+  end
+  assert(get() == 200)
+  assert(srv.srv:proxy_memo_count() == 1, "remembered")
+  task.spawn(get)
+  rt.sleep(300)
+  local active = 0
+  for _, t in pairs(srv.tallies) do active = active + t:active() end
+  assert(active == 1, "one request in flight")
+  io.stdout:write("in flight\n")
+  io.stdout:flush()
+  os.exit(7, true)
+end):join()
+]])
+    local r = H.orket("lua " .. H.quote(script))
+    assert.equal("in flight\n", r.stdout, r.stderr)
+    assert.equal(7, r.status, r.stderr)
+  end)
+
   it("refuses a bad memo option before its pump starts", function()
     local srv = assert(httpd.listen { host = "127.0.0.1", port = 0 })
     local tally = httpd.proxy_tally { route = "/r", buckets = { 1 }, log = function() end }
