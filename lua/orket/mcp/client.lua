@@ -92,13 +92,35 @@ local function check_schema(s)
   return compiled
 end
 
+-- Whether v is a JSON array as lua-cjson reads one: a table with only the keys 1..#v (an
+-- empty object reads the same as an empty array, and is taken for one)
+local function is_array(v)
+  if type(v) ~= "table" then return false end
+  local n = 0
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" then return false end
+    n = n + 1
+  end
+  return n == #v
+end
+
+-- the first n bytes of s, cut back to the start of a UTF-8 sequence the cut would split (a
+-- provider may refuse a request holding half a character)
+local function cut(s, n)
+  local i = n
+  while i > 0 and i > n - 3 and s:byte(i + 1) and s:byte(i + 1) >= 0x80 and s:byte(i + 1) < 0xC0 do i = i - 1 end
+  return s:sub(1, i)
+end
+
 --- tools_of(list) -> kept {name=, description=, schema=, compiled=}..., refused {name=, why=}...
 function M.tools_of(list)
   local kept, refused, seen, as = {}, {}, {}, {} -- as: the names kept, by their Orket spelling
   for _, t in ipairs(type(list) == "table" and list or {}) do
     local name = type(t) == "table" and t.name
     if type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
-      refused[#refused + 1] = { name = tostring(name):sub(1, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
+      -- a name that is not a string is shown as the server sent it (42, not Lua's 42.0)
+      local shown = type(name) == "string" and name or jsonout.encode(name)
+      refused[#refused + 1] = { name = shown:sub(1, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
     elseif seen[name] then
       refused[#refused + 1] = { name = name, why = "listed twice" }
     elseif as[name:gsub("%-", "_")] then
@@ -116,7 +138,7 @@ function M.tools_of(list)
         -- kept only: a refused tool blocks no other of its Orket name
         as[name:gsub("%-", "_")] = name
         local d = type(t.description) == "string" and t.description or ""
-        kept[#kept + 1] = { name = name, description = d:sub(1, M.MAX_DESCRIPTION), schema = t.inputSchema, compiled = compiled }
+        kept[#kept + 1] = { name = name, description = cut(d, M.MAX_DESCRIPTION), schema = t.inputSchema, compiled = compiled }
       end
     end
   end
@@ -124,14 +146,6 @@ function M.tools_of(list)
 end
 
 -- ---- results ---------------------------------------------------------------------------
-
--- the first n bytes of s, cut back to the start of a UTF-8 sequence the cut would split (a
--- provider may refuse a request holding half a character)
-local function cut(s, n)
-  local i = n
-  while i > 0 and i > n - 3 and s:byte(i + 1) and s:byte(i + 1) >= 0x80 and s:byte(i + 1) < 0xC0 do i = i - 1 end
-  return s:sub(1, i)
-end
 
 local function cap(s, n)
   if #s <= n then return s end
@@ -145,9 +159,14 @@ end
 --- more items were left out.
 function M.result_of(r)
   if type(r) ~= "table" then return { ok = false, error = "the server's result is not an object", code = "EPROTO" } end
+  -- content is MCP's list of items: anything else is the server's mistake, not an empty
+  -- success (a result without it is one with no items)
+  if r.content ~= nil and not is_array(r.content) then
+    return { ok = false, error = "the content of the server's result is not an array", code = "EPROTO" }
+  end
   local texts, resources, left, omitted = {}, {}, M.RESULT_CAP, 0
   local function str(v, n) return type(v) == "string" and v:sub(1, n) or nil end
-  for _, c in ipairs(type(r.content) == "table" and r.content or {}) do
+  for _, c in ipairs(r.content or {}) do
     if type(c) ~= "table" then -- nothing to show
     elseif left <= 0 then
       omitted = omitted + 1
@@ -582,7 +601,13 @@ function Conn:list_tools()
       local why = M.bare(self.name, err)
       return nil, M.named(self.name, why:find("^tools/list") and why or ("tools/list: " .. why)), code
     end
-    for _, t in ipairs(type(r.tools) == "table" and r.tools or {}) do
+    -- a listing whose tools is not MCP's array is the server's mistake, not "0 tools"
+    if type(r) ~= "table" then return nil, M.named(self.name, "tools/list: the server's result is not an object"), "EPROTO" end
+    if not is_array(r.tools) then
+      return nil, M.named(self.name, "tools/list: " .. (r.tools == nil and "the server's result has no tools"
+        or "the tools of the server's result are not an array")), "EPROTO"
+    end
+    for _, t in ipairs(r.tools) do
       all[#all + 1] = t
       if #all > M.MAX_TOOLS * 2 then break end
     end
@@ -610,8 +635,8 @@ function Conn:call(tool, args, timeout_ms)
   if not r then return { ok = false, error = tostring(err), code = code or "EMCP" } end
   local res = M.result_of(r)
   -- a failed result the server's tool gave (EMCP_TOOL) is its own text; any other is Orket's
-  -- reading of the answer, said with the server's name
-  if res.error and res.code ~= "EMCP_TOOL" then res.error = M.named(self.name, res.error) end
+  -- reading of the answer, said with the server's and the tool's names
+  if res.error and res.code ~= "EMCP_TOOL" then res.error = M.named(self.name, "tool " .. tostring(tool) .. ": " .. res.error) end
   if res.error then res.error = self:redact(res.error) end
   return res
 end

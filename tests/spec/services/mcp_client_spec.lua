@@ -552,7 +552,43 @@ describe("orket.mcp.client's errors", function()
     c.request = function() return setmetatable({}, { __index = function() return nil end }) and "not a table" end
     local r = c:call("ok", {})
     assert.equal("EPROTO", r.code)
-    assert.equal("mcp.h: the server's result is not an object", r.error)
+    assert.equal("mcp.h: tool ok: the server's result is not an object", r.error)
+  end)
+
+  it("refuse a result whose content is not an array, naming the server and the tool", function()
+    local c = client.new { name = "h", transport = "stdio", command = { "x" } }
+    for _, content in ipairs { "hello", { a = 1 }, 42, { { type = "text", text = "x" }, k = 1 } } do
+      c.request = function() return { content = content } end
+      local r = c:call("ok", {})
+      assert.is_false(r.ok)
+      assert.equal("EPROTO", r.code)
+      assert.equal("mcp.h: tool ok: the content of the server's result is not an array", r.error)
+    end
+    -- an array (or no content: a result of no items) is read
+    c.request = function() return { content = { { type = "text", text = "x" } } } end
+    assert.equal("x", c:call("ok", {}).result.text)
+    c.request = function() return { structuredContent = { a = 1 } } end
+    assert.is_true(c:call("ok", {}).ok)
+  end)
+
+  it("refuse a listing whose tools is not an array, rather than read it as no tools", function()
+    local c = client.new { name = "h", transport = "stdio", command = { "x" } }
+    for tools, want in pairs { [{ a = 1 }] = "the tools of the server's result are not an array",
+      ["x"] = "the tools of the server's result are not an array", [true] = "the server's result has no tools" } do
+      c.request = function() return tools ~= true and { tools = tools } or {} end
+      local ok, err, code = c:list_tools()
+      assert.is_nil(ok)
+      assert.equal("EPROTO", code)
+      assert.equal("mcp.h: tools/list: " .. want, err)
+    end
+    c.request = function() return 7 end
+    local ok, err, code = c:list_tools()
+    assert.is_nil(ok)
+    assert.equal("EPROTO", code)
+    assert.equal("mcp.h: tools/list: the server's result is not an object", err)
+    c.request = function() return { tools = {} } end
+    assert.is_true(c:list_tools())
+    assert.equal(0, #c.tools)
   end)
 end)
 
@@ -592,6 +628,21 @@ describe("orket.mcp.manager's listings", function()
     kept, refused = client.tools_of { { name = "e-f", inputSchema = { type = "string" } }, { name = "e_f", inputSchema = S } }
     assert.same({ "e_f" }, { kept[1] and kept[1].name })
     assert.equal("e-f", refused[1].name)
+  end)
+
+  it("shows a name that is not a string as the server sent it", function()
+    local _, refused = client.tools_of { { name = 42, inputSchema = { type = "object" } },
+      { name = 4.5, inputSchema = { type = "object" } }, { inputSchema = { type = "object" } } }
+    assert.same({ "42", "4.5", "null" }, { refused[1].name, refused[2].name, refused[3].name })
+  end)
+
+  it("cuts a description at its cap on a character's start, never inside one", function()
+    for _, lead in ipairs { "", "a" } do -- the cap falls inside a character with one of them
+      local d = lead .. string.rep("\195\169", client.MAX_DESCRIPTION)
+      local kept = client.tools_of { { name = "t", description = d, inputSchema = { type = "object" } } }
+      assert.truthy(utf8.len(kept[1].description), "the cut description is UTF-8")
+      assert.is_true(#kept[1].description >= client.MAX_DESCRIPTION - 1 and #kept[1].description <= client.MAX_DESCRIPTION)
+    end
   end)
 
   it("cuts a text at its cap on a character's start, never inside one", function()
