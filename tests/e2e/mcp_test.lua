@@ -147,6 +147,9 @@ describe("orket mcp serve (stdio)", function()
       '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"answer","arguments":{"id":"NOTES-1","text":"yes"}}}',
       '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"get_card","arguments":{"id":"NOPE"}}}',
       '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"create_issue","arguments":{"parent":"NOTES","summary":"s","priority":"High"}}}',
+      '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"get_run","arguments":{"id":99999999999999999999}}}',
+      '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"run_transcript","arguments":{"id":1.5}}}',
+      '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"get_run","arguments":{"id":7.0}}}',
     }))
     assert.is_nil(a[1].result.isError)
     assert.equal("hi", a[1].result.structuredContent.comments[1].body)
@@ -160,6 +163,13 @@ describe("orket mcp serve (stdio)", function()
     -- priority is a number in the tool's schema (one type: High/Medium/Low are the HTTP API's)
     assert.equal("bad_request", a[5].result.structuredContent.error.code)
     assert.matches("priority", a[5].result.content[1].text)
+    -- an id past Lua's integers, or not whole, is refused naming the argument (not "no run 1e+20")
+    assert.equal("bad_request", a[6].result.structuredContent.error.code)
+    assert.equal("bad_request: arguments.id: 1e+20 is not an integer from -2^63 to 2^63-1", a[6].result.content[1].text)
+    assert.equal("bad_request", a[7].result.structuredContent.error.code)
+    assert.matches("arguments.id", a[7].result.content[1].text, 1, true)
+    assert.equal("not_found", a[8].result.structuredContent.error.code) -- 7.0 is the run 7
+    assert.matches("run 7$", a[8].result.content[1].text)
     local card = H.card_json(dir, "NOTES-1")
     assert.equal("hi", card.comments[1].body)
     assert.equal("local", card.comments[1].author)
@@ -178,6 +188,8 @@ describe("orket mcp serve (stdio)", function()
     assert.same({ "board", "get_card", "get_run", "list_runs", "run_transcript" }, names)
     assert.is_nil(a[0].result.instructions:find("file issues", 1, true))
     assert.equal("forbidden", a[1].result.structuredContent.error.code)
+    -- said as the server's mode, not as a role the local user could have
+    assert.equal("forbidden: this server is read-only (--read-only): comment writes", a[1].result.content[1].text)
     assert.equal("NOTES-1", a[2].result.structuredContent.card.id)
     assert.equal(0, #H.card_json(dir, "NOTES-1").comments)
   end)

@@ -132,11 +132,12 @@ local function tool_defs()
   return out
 end
 
---- new{db=, dir=, who=, send=fn(msg), log=fn(fields)} -> session. who: {id=, role=} (an API
---- key, or the local user: nil id, role admin); send: writes one message to the peer
---- (notifications); without send, resources cannot be subscribed to.
+--- new{db=, dir=, who=, send=fn(msg), log=fn(fields), read_only=} -> session. who: {id=,
+--- role=} (an API key, or the local user: nil id, role admin); send: writes one message to
+--- the peer (notifications); without send, resources cannot be subscribed to; read_only:
+--- the server was started read-only (who a viewer), which its refusals say.
 function M.new(o)
-  local self = setmetatable({ db = o.db, dir = o.dir, who = o.who or { role = "admin" }, send = o.send,
+  local self = setmetatable({ db = o.db, dir = o.dir, who = o.who or { role = "admin" }, send = o.send, read_only = o.read_only,
     state = "new", subs = {}, nsubs = 0, tools = tool_defs(), log = o.log or function() end }, { __index = M })
   return self
 end
@@ -193,10 +194,21 @@ end
 function M:call_tool(def, args)
   local t, route = def.t, def.route
   if not self:allowed(def) then
+    -- a read-only server's refusal is its mode's, which no role changes
+    if self.read_only then return tool_error("forbidden", "this server is read-only (--read-only): " .. t.name .. " writes", 403) end
     return tool_error("forbidden", "this needs the " .. route.role .. " role", 403)
   end
   local ok, msg = cschema.validate(def.schema, args)
   if not ok then return tool_error("bad_request", (tostring(msg):gsub("^args", "arguments")), 400) end
+  -- JSON Schema's integer is any whole number, 1e20 too: one past Lua's integers would
+  -- reach the route as "1e+20" (a run "not found") rather than be refused as it is
+  for k, v in pairs(args) do
+    local p = def.schema.properties[k]
+    if p and p.type == "integer" and type(v) == "number" and not math.tointeger(v) then
+      return tool_error("bad_request", string.format("arguments.%s: %s is not an integer from -2^63 to 2^63-1", k,
+        jsonout.encode(v)), 400)
+    end
+  end
   local ctx = { db = self.db, dir = self.dir, who = self.who.id and self.who or nil, route = route.pattern,
     params = {}, query = {}, body = nil, mcp = true }
   local body = route.body == "json" and {} or nil
