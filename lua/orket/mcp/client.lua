@@ -334,8 +334,16 @@ end
 -- ---- stdio -------------------------------------------------------------------------------
 
 
+-- A stdio server's scratch dir, named as a run's temp dir is (core/proc.c): for this process
+-- and its PID namespace, so that once this process is killed outright, the next Orket's
+-- first start (proc_sweep_tmp) knows the dir for a leftover and removes it.
+local function scratch_dir()
+  local ns = uv.fs_stat("/proc/self/ns/pid")
+  return uv.fs_mkdtemp(string.format("/tmp/orket-mcp-%d-%d-XXXXXX", uv.os_getpid(), ns and ns.ino or 0))
+end
+
 function Conn:_start_stdio()
-  local tmp, terr = uv.fs_mkdtemp("/tmp/orket-mcp-XXXXXX")
+  local tmp, terr = scratch_dir()
   if not tmp then return nil, "cannot make a temp dir: " .. tostring(terr), "ESPAWN" end
   self.tmpdir = tmp
   local s = self.spec
