@@ -439,7 +439,20 @@ function Conn:_post(text, timeout_ms)
   local h = {}
   for k, v in pairs(type(headers) == "table" and headers or {}) do h[tostring(k):lower()] = v end
   if h["mcp-session-id"] and not self.session then self.session = tostring(h["mcp-session-id"]):sub(1, 256) end
+  -- what came instead of an answer is said as it came: a redirect (not followed: the
+  -- message and its headers would go where it says) and a page that is not JSON were both
+  -- "answered without a response"
+  if status >= 300 and status < 400 then
+    local to = type(h.location) == "string" and h.location:sub(1, 300) or "nowhere"
+    return nil, string.format("mcp.%s: HTTP %d: a redirect to %s, not followed (if that is the server, its url)",
+      self.name, status, to), "EHTTP"
+  end
   local sse = r:framing() == "sse"
+  local ctype = type(h["content-type"]) == "string" and h["content-type"] or nil
+  if not sse and status ~= 202 and status < 400 and ctype and not ctype:lower():find("json", 1, true) then
+    return nil, string.format("mcp.%s: HTTP %d with Content-Type %s, not application/json or text/event-stream",
+      self.name, status, ctype:sub(1, 100)), "EPROTO"
+  end
   local parts = {}
   while true do
     local ev, rerr, rcode = r:read()

@@ -193,6 +193,43 @@ describe("orket.mcp.client", function()
     srv:close()
   end)
 
+  it("over HTTP, says what came instead of an answer to initialize: a redirect, a page", function()
+    local uv = require "luv"
+    local answer
+    local srv = uv.new_tcp()
+    assert(srv:bind("127.0.0.1", 0))
+    srv:listen(8, function()
+      local sock = uv.new_tcp()
+      srv:accept(sock)
+      local buf = ""
+      sock:read_start(function(_, data)
+        if not data then sock:close() return end
+        buf = buf .. data
+        if not buf:find("\r\n\r\n", 1, true) then return end
+        sock:read_stop()
+        sock:write(answer, function() sock:close() end)
+      end)
+    end)
+    local url = "http://127.0.0.1:" .. srv:getsockname().port .. "/mcp"
+    local page = "<html><body>Sign in</body></html>"
+    for _, case in ipairs {
+      { "HTTP/1.1 307 Temporary Redirect\r\nLocation: https://mcp.example/mcp\r\nContent-Length: 0\r\n",
+        "mcp.hh: initialize: HTTP 307: a redirect to https://mcp.example/mcp, not followed (if that is the server, its url)", "EHTTP" },
+      { "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " .. #page .. "\r\n",
+        "mcp.hh: initialize: HTTP 200 with Content-Type text/html; charset=utf-8, not application/json or text/event-stream", "EPROTO", page },
+    } do
+      answer = case[1] .. "Connection: close\r\n\r\n" .. (case[4] or "")
+      in_task(function()
+        local c = client.new({ name = "hh", transport = "http", url = url, timeout_ms = 5000 }, { log = function() end })
+        local ok, err, code = c:start()
+        assert.is_nil(ok)
+        assert.equal(case[2], err)
+        assert.equal(case[3], code)
+      end)
+    end
+    srv:close()
+  end)
+
   -- A Streamable HTTP server in this process: initialize and tools/list answered as JSON, any
   -- tools/call with the event stream body(m) gives for the call's message m
   local function sse_server(body)
@@ -725,6 +762,17 @@ describe("orket.lua's mcp section", function()
   end)
   it("names the field of each mistake", function()
     assert.matches("orket.lua: mcp.servers.x: needs command", check { servers = { x = {} } })
+    -- which of the two: neither, or both
+    assert.equal("orket.lua: mcp.servers.x: needs command (a stdio server) or url (HTTP): it has neither",
+      check { servers = { x = {} } })
+    assert.equal("orket.lua: mcp.servers.x: takes command (a stdio server) or url (HTTP), not both",
+      check { servers = { x = { command = { "x" }, url = "http://h" } } })
+    -- a path refused is quoted as it was given
+    assert.equal([[orket.lua: mcp.servers.x.read_only[1]: must be an absolute path without '.', '..', '//' or a trailing '/', ]]
+      .. [[and not "/" (got "relative/dir")]], check { servers = { x = { command = { "x" }, read_only = { "relative/dir" } } } })
+    assert.matches([[read_only[2]: must be an absolute path without '.', '..', '//' or a trailing '/', and not "/" (got "/")]],
+      check { servers = { x = { command = { "x" }, read_only = { "/a", "/" } } } }, 1, true)
+    assert.matches("(got a number)", check { servers = { x = { command = { "x" }, read_only = { 7 } } } }, 1, true)
     assert.matches("mcp.servers.x.command", check { servers = { x = { command = "node" } } })
     assert.matches("mcp.servers.x.url", check { servers = { x = { url = "ftp://x" } } })
     assert.matches("mcp.servers.Bad", check { servers = { Bad = { command = { "x" } } } })
