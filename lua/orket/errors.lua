@@ -428,7 +428,8 @@ CODES.forbidden = {
     .. "keyless server saw a foreign host or origin, or a page of another origin (a sandbox's app) used the "
     .. "board's session (the message says which)",
   remedy = "for a role: a key with a higher role (`orket keys create`); for the session: send `X-CSRF-Token` as "
-    .. "signing in gave it, from the board's own page only",
+    .. "signing in gave it, from the board's own page only; for a foreign host or origin (no key helps): reach "
+    .. "the server by a loopback name, or list the page's origin in `serve.cors`",
 }
 CODES.not_found = { status = 404, means = "no such route, card or run", remedy = "" }
 CODES.method_not_allowed = { status = 405, means = "the route exists with another method", remedy = "" }

@@ -334,6 +334,11 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     local st_h, doc_h = post(s, nil, INIT, { "Host: evil.example:" .. s.port })
     assert.equal(403, st_h)
     assert.matches("loopback host names", doc_h.error.message)
+    -- the remedy has this case's own (a key is no answer to it)
+    for _, doc in ipairs { doc_o, doc_h } do
+      assert.matches("for a foreign host or origin (no key helps): reach the server by a loopback name, or list the page's "
+        .. "origin in `serve.cors`", doc.error.remedy, 1, true)
+    end
     assert.equal(403, (post(s, viewer, INIT, { "Host: evil.example" })))
     assert.equal(403, (H.fetch { url = s.url .. "/mcp", method = "DELETE", headers = { "Origin: http://evil.example" } }))
     local st, doc, hdrs = post(s, viewer, INIT)
