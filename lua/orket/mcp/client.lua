@@ -533,7 +533,8 @@ function Conn:request(method, params, timeout_ms)
   if self.spec.transport == "http" then
     local ok, err, code = self:_post(rpc.encode(msg), timeout_ms)
     if not ok then finish(nil, err, code) end
-    if not w.done then finish(nil, "mcp." .. self.name .. ": the server answered without a response to " .. method, "EPROTO") end
+    -- the method first: a start says "initialize: " once, where it is not said already
+    if not w.done then finish(nil, "mcp." .. self.name .. ": " .. method .. ": the server answered without a response", "EPROTO") end
   else
     local ok = self._write and self._write(rpc.encode(msg))
     if not ok then finish(nil, "mcp." .. self.name .. ": not connected", "EDOWN") end

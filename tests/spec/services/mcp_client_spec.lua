@@ -193,7 +193,7 @@ describe("orket.mcp.client", function()
     srv:close()
   end)
 
-  it("over HTTP, says what came instead of an answer to initialize: a redirect, a page", function()
+  it("over HTTP, says what came instead of an answer to initialize: a redirect, a page, no answer", function()
     local uv = require "luv"
     local answer
     local srv = uv.new_tcp()
@@ -217,6 +217,9 @@ describe("orket.mcp.client", function()
         "mcp.hh: initialize: HTTP 307: a redirect to https://mcp.example/mcp, not followed (if that is the server, its url)", "EHTTP" },
       { "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " .. #page .. "\r\n",
         "mcp.hh: initialize: HTTP 200 with Content-Type text/html; charset=utf-8, not application/json or text/event-stream", "EPROTO", page },
+      -- JSON, but no answer in it: initialize said once
+      { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n",
+        "mcp.hh: initialize: the server answered without a response", "EPROTO", "{}" },
     } do
       answer = case[1] .. "Connection: close\r\n\r\n" .. (case[4] or "")
       in_task(function()
