@@ -424,6 +424,21 @@ function Conn:_http_error(msg, code)
   return nil, "mcp." .. self.name .. ": " .. tostring(msg), code == "timeout" and "ETIMEDOUT" or code or "EHTTP"
 end
 
+-- Where a redirect's Location points, by its origin only (scheme://host[:port], the rule of
+-- every HTTP message): a hosted server's key is often in the URL's path or query, which a
+-- redirect echoes back, and this message reaches logs, a run's events and the model
+function Conn:_where(location)
+  if type(location) ~= "string" then return "nowhere" end
+  local here = http.origin(self.spec.url)
+  local there = http.origin(location)
+  if not there then
+    -- a relative reference: on this server unless it names a host (//host/...)
+    return location:find("^//") and "another host" or ("another path on this server (" .. tostring(here) .. ")")
+  end
+  if there:lower() == tostring(here):lower() then return "another path on this server (" .. there .. ")" end
+  return there
+end
+
 -- POSTs one message; what comes back (JSON or an event stream) is dispatched as it arrives.
 -- An event stream is split into events by the transport as bytes arrive (framing "auto"), in
 -- time linear in its size and with the cap checked on every chunk, so a huge or endless
@@ -443,9 +458,8 @@ function Conn:_post(text, timeout_ms)
   -- message and its headers would go where it says) and a page that is not JSON were both
   -- "answered without a response"
   if status >= 300 and status < 400 then
-    local to = type(h.location) == "string" and h.location:sub(1, 300) or "nowhere"
     return nil, string.format("mcp.%s: HTTP %d: a redirect to %s, not followed (if that is the server, its url)",
-      self.name, status, to), "EHTTP"
+      self.name, status, self:_where(h.location)), "EHTTP"
   end
   local sse = r:framing() == "sse"
   local ctype = type(h["content-type"]) == "string" and h["content-type"] or nil

@@ -210,11 +210,20 @@ describe("orket.mcp.client", function()
         sock:write(answer, function() sock:close() end)
       end)
     end)
-    local url = "http://127.0.0.1:" .. srv:getsockname().port .. "/mcp"
+    local here = "http://127.0.0.1:" .. srv:getsockname().port
+    local url = here .. "/mcp"
     local page = "<html><body>Sign in</body></html>"
+    local function redirect(to, said)
+      return { "HTTP/1.1 307 Temporary Redirect\r\nLocation: " .. to .. "\r\nContent-Length: 0\r\n",
+        "mcp.hh: initialize: HTTP 307: a redirect to " .. said .. ", not followed (if that is the server, its url)", "EHTTP" }
+    end
     for _, case in ipairs {
-      { "HTTP/1.1 307 Temporary Redirect\r\nLocation: https://mcp.example/mcp\r\nContent-Length: 0\r\n",
-        "mcp.hh: initialize: HTTP 307: a redirect to https://mcp.example/mcp, not followed (if that is the server, its url)", "EHTTP" },
+      -- by its origin only: a path, query or user info may carry the key
+      redirect("https://mcp.example/mcp/ak-9f8e7d6c?api_key=abcdef0123", "https://mcp.example"),
+      redirect("https://u:pw@mcp.example:8443/k#frag", "https://mcp.example:8443"),
+      redirect(here .. "/mcp/?api_key=abcdef0123", "another path on this server (" .. here .. ")"),
+      redirect("/login?key=abcdef0123", "another path on this server (" .. here .. ")"),
+      redirect("//other.example/k?api_key=abcdef0123", "another host"),
       { "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " .. #page .. "\r\n",
         "mcp.hh: initialize: HTTP 200 with Content-Type text/html; charset=utf-8, not application/json or text/event-stream", "EPROTO", page },
       -- JSON, but no answer in it: initialize said once
