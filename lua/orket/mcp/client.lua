@@ -160,13 +160,16 @@ end
 function M.result_of(r)
   if type(r) ~= "table" then return { ok = false, error = "the server's result is not an object", code = "EPROTO" } end
   -- content is MCP's list of items: anything else is the server's mistake, not an empty
-  -- success (a result without it is one with no items)
-  if r.content ~= nil and not is_array(r.content) then
+  -- success. A result without it, or with null (Go's nil slice, which real servers send), is
+  -- one with no items.
+  local content = r.content
+  if content == cjson.null then content = nil end
+  if content ~= nil and not is_array(content) then
     return { ok = false, error = "the content of the server's result is not an array", code = "EPROTO" }
   end
   local texts, resources, left, omitted = {}, {}, M.RESULT_CAP, 0
   local function str(v, n) return type(v) == "string" and v:sub(1, n) or nil end
-  for _, c in ipairs(r.content or {}) do
+  for _, c in ipairs(content or {}) do
     if type(c) ~= "table" then -- nothing to show
     elseif left <= 0 then
       omitted = omitted + 1
@@ -639,11 +642,13 @@ function Conn:list_tools()
     end
     -- a listing whose tools is not MCP's array is the server's mistake, not "0 tools"
     if type(r) ~= "table" then return nil, M.named(self.name, "tools/list: the server's result is not an object"), "EPROTO" end
-    if not is_array(r.tools) then
-      return nil, M.named(self.name, "tools/list: " .. (r.tools == nil and "the server's result has no tools"
-        or "the tools of the server's result are not an array")), "EPROTO"
+    -- missing or null (Go's nil slice, as real servers with no tools send it) is no tools
+    local tools = r.tools
+    if tools == nil or tools == cjson.null then tools = {} end
+    if not is_array(tools) then
+      return nil, M.named(self.name, "tools/list: the tools of the server's result are not an array"), "EPROTO"
     end
-    for _, t in ipairs(r.tools) do
+    for _, t in ipairs(tools) do
       all[#all + 1] = t
       if #all > M.MAX_TOOLS * 2 then break end
     end

@@ -5,6 +5,7 @@ local H = require "tests.helpers"
 local task = require "orket.task"
 local client = require "orket.mcp.client"
 local settings = require "orket.settings"
+local cjson = require "cjson.safe"
 
 local SERVER = H.ROOT .. "/tests/mcp/hostile_server.lua"
 
@@ -618,17 +619,31 @@ describe("orket.mcp.client's errors", function()
     assert.equal("x", c:call("ok", {}).result.text)
     c.request = function() return { structuredContent = { a = 1 } } end
     assert.is_true(c:call("ok", {}).ok)
+    -- null, as Go writes a nil slice (a handler that sets only structuredContent), is no items
+    c.request = function() return { content = cjson.null, structuredContent = { a = 1 } } end
+    local r = c:call("ok", {})
+    assert.is_true(r.ok, r.error)
+    assert.equal("", r.result.text)
+    assert.same({ a = 1 }, r.result.structured)
   end)
 
   it("refuse a listing whose tools is not an array, rather than read it as no tools", function()
     local c = client.new { name = "h", transport = "stdio", command = { "x" } }
-    for tools, want in pairs { [{ a = 1 }] = "the tools of the server's result are not an array",
-      ["x"] = "the tools of the server's result are not an array", [true] = "the server's result has no tools" } do
-      c.request = function() return tools ~= true and { tools = tools } or {} end
+    for _, tools in ipairs { { a = 1 }, "x", 42, true } do
+      c.request = function() return { tools = tools } end
       local ok, err, code = c:list_tools()
       assert.is_nil(ok)
       assert.equal("EPROTO", code)
-      assert.equal("mcp.h: tools/list: " .. want, err)
+      assert.equal("mcp.h: tools/list: the tools of the server's result are not an array", err)
+    end
+    -- null (a Go server's nil slice) and a missing tools are no tools, as before: the server is
+    -- ready with none, not down and restarted without end
+    for _, body in ipairs { '{"tools":null}', '{}' } do
+      c.tools = { "stale" }
+      c.request = function() return cjson.decode(body) end
+      local ok, err = c:list_tools()
+      assert.is_true(ok, err)
+      assert.same({}, c.tools)
     end
     c.request = function() return 7 end
     local ok, err, code = c:list_tools()
