@@ -165,6 +165,11 @@ function M.result_of(r)
   local content = r.content
   if content == cjson.null then content = nil end
   if content ~= nil and not is_array(content) then
+    -- a failed tool is still the tool's failure: the model should mend its call, not retry
+    -- as after a broken protocol
+    if r.isError == true then
+      return { ok = false, error = "the tool reported an error (its content, not an array, is not shown)", code = "EMCP_TOOL" }
+    end
     return { ok = false, error = "the content of the server's result is not an array", code = "EPROTO" }
   end
   local texts, resources, left, omitted = {}, {}, M.RESULT_CAP, 0

@@ -619,6 +619,14 @@ describe("orket.mcp.client's errors", function()
     assert.equal("x", c:call("ok", {}).result.text)
     c.request = function() return { structuredContent = { a = 1 } } end
     assert.is_true(c:call("ok", {}).ok)
+    -- a failed tool whose content is malformed: still the tool's failure for the model
+    for _, content in ipairs { "boom", { a = 1 }, 42 } do
+      c.request = function() return { isError = true, content = content } end
+      local r = c:call("ok", {})
+      assert.is_false(r.ok)
+      assert.equal("EMCP_TOOL", r.code)
+      assert.equal("the tool reported an error (its content, not an array, is not shown)", r.error)
+    end
     -- null, as Go writes a nil slice (a handler that sets only structuredContent), is no items
     c.request = function() return { content = cjson.null, structuredContent = { a = 1 } } end
     local r = c:call("ok", {})
