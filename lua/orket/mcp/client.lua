@@ -316,7 +316,7 @@ function Conn:_answer(msg)
   if self.spec.transport ~= "http" then return self:_send(msg) end
   self.answers_out = (self.answers_out or 0) + 1
   task.spawn(function()
-    local ok, err = self:_post(rpc.encode(msg), self.spec.timeout_ms)
+    local ok, err = self:_post(rpc.encode(msg), self.spec.timeout_ms, true)
     self.answers_out = self.answers_out - 1
     if not ok then self.log { event = "mcp_error", server = self.name, message = tostring(err) } end
   end)
@@ -451,7 +451,7 @@ end
 -- An event stream is split into events by the transport as bytes arrive (framing "auto"), in
 -- time linear in its size and with the cap checked on every chunk, so a huge or endless
 -- event is refused as soon as it passes 4 MiB and never holds the loop.
-function Conn:_post(text, timeout_ms)
+function Conn:_post(text, timeout_ms, no_response)
   local r, err, code = http.request { url = self.spec.url, method = "POST", headers = self:_headers(), body = text,
     total_timeout_ms = timeout_ms, connect_timeout_ms = math.min(timeout_ms, 10000), framing = "auto",
     max_bytes = rpc.MAX_MESSAGE, max_event = rpc.MAX_MESSAGE }
@@ -470,11 +470,6 @@ function Conn:_post(text, timeout_ms)
       self.name, status, self:_where(h.location)), "EHTTP"
   end
   local sse = r:framing() == "sse"
-  local ctype = type(h["content-type"]) == "string" and h["content-type"] or nil
-  if not sse and status ~= 202 and status < 400 and ctype and not ctype:lower():find("json", 1, true) then
-    return nil, string.format("mcp.%s: HTTP %d with Content-Type %s, not application/json or text/event-stream",
-      self.name, status, ctype:sub(1, 100)), "EPROTO"
-  end
   local parts = {}
   while true do
     local ev, rerr, rcode = r:read()
@@ -497,6 +492,16 @@ function Conn:_post(text, timeout_ms)
   end
   if not sse then
     local body = table.concat(parts)
+    -- a body that parses is read whatever its type says (sloppy servers send JSON as
+    -- text/plain); one that does not, under a type that is not JSON (a login page), is said
+    -- by its type, not as "answered without a response" or a protocol error. The answer to a
+    -- notification or to the server's request (no_response) carries nothing to read.
+    local ctype = type(h["content-type"]) == "string" and h["content-type"] or nil
+    if ctype and not ctype:lower():find("json", 1, true) and cjson.decode(body) == nil then
+      if no_response then return true end
+      return nil, string.format("mcp.%s: HTTP %d with Content-Type %s, not application/json or text/event-stream",
+        self.name, status, ctype:sub(1, 100)), "EPROTO"
+    end
     if body:find("%S") then self:_line(body) end
   end
   return true
@@ -508,7 +513,7 @@ function Conn:_send(msg)
   local text = rpc.encode(msg)
   if self.spec.transport == "http" then
     task.spawn(function()
-      local ok, err = self:_post(text, self.spec.timeout_ms)
+      local ok, err = self:_post(text, self.spec.timeout_ms, true)
       if not ok then self.log { event = "mcp_error", server = self.name, message = tostring(err) } end
     end)
     return true

@@ -243,6 +243,52 @@ describe("orket.mcp.client", function()
     srv:close()
   end)
 
+  it("over HTTP, reads a JSON body whatever its Content-Type, and logs nothing for a notification's answer", function()
+    local uv = require "luv"
+    local seen = {}
+    local srv = uv.new_tcp()
+    assert(srv:bind("127.0.0.1", 0))
+    srv:listen(8, function()
+      local sock = uv.new_tcp()
+      srv:accept(sock)
+      local buf = ""
+      sock:read_start(function(_, data)
+        if not data then sock:close() return end
+        buf = buf .. data
+        local head_end = buf:find("\r\n\r\n", 1, true)
+        if not head_end then return end
+        local len = tonumber(buf:sub(1, head_end):lower():match("content%-length:%s*(%d+)") or "0")
+        if #buf < head_end + 3 + len then return end
+        sock:read_stop()
+        local msg = cjson.decode(buf:sub(head_end + 4, head_end + 3 + len))
+        seen[#seen + 1] = msg.method
+        local ctype, body = "text/plain", "ok" -- a notification's answer: 200, not 202
+        if msg.method == "initialize" then
+          body = cjson.encode { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25", capabilities = {} } }
+        elseif msg.method == "tools/list" then
+          ctype, body = "application/octet-stream", '{"jsonrpc":"2.0","id":' .. msg.id .. ',"result":{"tools":[]}}'
+        end
+        sock:write("HTTP/1.1 200 OK\r\nContent-Type: " .. ctype .. "\r\nContent-Length: " .. #body
+          .. "\r\nConnection: close\r\n\r\n" .. body, function() sock:close() end)
+      end)
+    end)
+    local logged = {}
+    in_task(function()
+      local c = client.new({ name = "hh", transport = "http", url = "http://127.0.0.1:" .. srv:getsockname().port .. "/mcp",
+        timeout_ms = 5000 }, { log = function(f) logged[#logged + 1] = f.event .. ": " .. tostring(f.message) end })
+      local ok, err = c:start()
+      assert.is_true(ok, err)
+      assert.equal(0, #c.tools)
+      c:notify("notifications/cancelled", { requestId = 9, reason = "test" })
+      H.wait_for(function() require("orket.c.runtime").sleep(20) return #seen >= 4 end, "the notifications", 200)
+      require("orket.c.runtime").sleep(200) -- their answers read
+      c:close()
+    end)
+    srv:close()
+    assert.same({ "initialize", "notifications/initialized", "tools/list", "notifications/cancelled" }, seen)
+    assert.same({}, logged)
+  end)
+
   -- A Streamable HTTP server in this process: initialize and tools/list answered as JSON, any
   -- tools/call with the event stream body(m) gives for the call's message m
   local function sse_server(body)
