@@ -116,11 +116,16 @@ end
 function M.tools_of(list)
   local kept, refused, seen, as = {}, {}, {}, {} -- as: the names kept, by their Orket spelling
   for _, t in ipairs(type(list) == "table" and list or {}) do
-    local name = type(t) == "table" and t.name
-    if type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
+    local name = type(t) == "table" and t.name or nil
+    if type(t) ~= "table" then
+      -- an entry that is not an object is shown as the server sent it (its JSON: 42, "x",
+      -- false, null; escaped), not as Lua's reading of its name
+      local ok, shown = pcall(jsonout.encode, t)
+      refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "a tool must be an object" }
+    elseif type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
       -- a name that is not a string is shown as the server sent it (42, not Lua's 42.0)
       local shown = type(name) == "string" and name or jsonout.encode(name)
-      refused[#refused + 1] = { name = shown:sub(1, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
+      refused[#refused + 1] = { name = cut(shown, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
     elseif seen[name] then
       refused[#refused + 1] = { name = name, why = "listed twice" }
     elseif as[name:gsub("%-", "_")] then

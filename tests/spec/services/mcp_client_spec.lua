@@ -752,6 +752,13 @@ describe("orket.mcp.manager's listings", function()
     local _, refused = client.tools_of { { name = 42, inputSchema = { type = "object" } },
       { name = 4.5, inputSchema = { type = "object" } }, { inputSchema = { type = "object" } } }
     assert.same({ "42", "4.5", "null" }, { refused[1].name, refused[2].name, refused[3].name })
+    -- an entry that is not an object: its JSON, escaped and cut, not Lua's false
+    local long = string.rep("\195\169", 40)
+    _, refused = client.tools_of { 42, false, "a\27[31mb", cjson.null, long }
+    assert.same({ "42", "false", '"a\\u001b[31mb"', "null" },
+      { refused[1].name, refused[2].name, refused[3].name, refused[4].name })
+    assert.equal('"' .. string.rep("\195\169", 31), refused[5].name) -- 64 bytes at most, on a character's start
+    for _, r in ipairs(refused) do assert.equal("a tool must be an object", r.why) end
   end)
 
   it("cuts a description at its cap on a character's start, never inside one", function()
