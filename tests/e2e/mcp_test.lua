@@ -150,6 +150,10 @@ describe("orket mcp serve (stdio)", function()
       '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"get_run","arguments":{"id":99999999999999999999}}}',
       '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"run_transcript","arguments":{"id":1.5}}}',
       '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"get_run","arguments":{"id":7.0}}}',
+      -- doubles: 2^53+1 arrives as 2^53, and 2^63-1 is no integer a double holds
+      '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"get_run","arguments":{"id":9007199254740993}}}',
+      '{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"get_run","arguments":{"id":9223372036854775807}}}',
+      '{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"get_run","arguments":{"id":9007199254740991}}}',
     }))
     assert.is_nil(a[1].result.isError)
     assert.equal("hi", a[1].result.structuredContent.comments[1].body)
@@ -165,7 +169,15 @@ describe("orket mcp serve (stdio)", function()
     assert.matches("priority", a[5].result.content[1].text)
     -- an id past Lua's integers, or not whole, is refused naming the argument (not "no run 1e+20")
     assert.equal("bad_request", a[6].result.structuredContent.error.code)
-    assert.equal("bad_request: arguments.id: 1e+20 is not an integer from -2^63 to 2^63-1", a[6].result.content[1].text)
+    local past = " is past 2^53-1 (9007199254740991) in size, where a JSON number stops being exact (it may be another number, rounded)"
+    assert.equal("bad_request: arguments.id: 1e+20" .. past, a[6].result.content[1].text)
+    -- never asked for silently as another id
+    for i, shown in pairs { [9] = "9007199254740992", [10] = "9.2233720368548e+18" } do
+      assert.equal("bad_request", a[i].result.structuredContent.error.code)
+      assert.equal("bad_request: arguments.id: " .. shown .. past, a[i].result.content[1].text)
+    end
+    assert.equal("not_found", a[12].result.structuredContent.error.code) -- the largest exact one is asked for
+    assert.matches("run 9007199254740991$", a[12].result.content[1].text)
     assert.equal("bad_request", a[7].result.structuredContent.error.code)
     assert.matches("arguments.id", a[7].result.content[1].text, 1, true)
     assert.equal("not_found", a[8].result.structuredContent.error.code) -- 7.0 is the run 7

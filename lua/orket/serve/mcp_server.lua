@@ -185,6 +185,9 @@ end
 
 -- ---- tools -----------------------------------------------------------------------------
 
+-- The largest integer a JSON number (read as a double) holds exactly, with its neighbours
+local MAX_EXACT = 2 ^ 53 - 1
+
 local function tool_error(code, message, status)
   return { isError = true, content = jsonout.array { { type = "text", text = code .. ": " .. message } },
     structuredContent = { error = { code = code, message = message, status = status } } }
@@ -200,13 +203,21 @@ function M:call_tool(def, args)
   end
   local ok, msg = cschema.validate(def.schema, args)
   if not ok then return tool_error("bad_request", (tostring(msg):gsub("^args", "arguments")), 400) end
-  -- JSON Schema's integer is any whole number, 1e20 too: one past Lua's integers would
-  -- reach the route as "1e+20" (a run "not found") rather than be refused as it is
+  -- JSON Schema's integer is any whole number, 1e20 too, and the JSON-RPC decoder reads
+  -- every number as a double: exact only up to 2^53-1 in size. One past it may be another id
+  -- rounded (9007199254740993 arrives as ...992) and would be asked for silently, or reach
+  -- the route as "1e+20" (a run "not found"): refused, saying why
   for k, v in pairs(args) do
     local p = def.schema.properties[k]
-    if p and p.type == "integer" and type(v) == "number" and not math.tointeger(v) then
-      return tool_error("bad_request", string.format("arguments.%s: %s is not an integer from -2^63 to 2^63-1", k,
-        jsonout.encode(v)), 400)
+    if p and p.type == "integer" and type(v) == "number" then
+      local ok, shown = pcall(jsonout.encode, v)
+      shown = ok and shown or tostring(v)
+      if math.abs(v) > MAX_EXACT then
+        return tool_error("bad_request", string.format("arguments.%s: %s is past 2^53-1 (9007199254740991) in size, "
+          .. "where a JSON number stops being exact (it may be another number, rounded)", k, shown), 400)
+      elseif not math.tointeger(v) then
+        return tool_error("bad_request", string.format("arguments.%s: %s is not a whole number", k, shown), 400)
+      end
     end
   end
   local ctx = { db = self.db, dir = self.dir, who = self.who.id and self.who or nil, route = route.pattern,
