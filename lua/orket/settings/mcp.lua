@@ -6,6 +6,10 @@
 -- Checked as every other section (orket.settings): "orket.lua: mcp.servers.x.url: ...".
 local secret = require "orket.settings.secret"
 local proc = require "orket.c.proc"
+local pretty = require "orket.pretty"
+
+-- The longest path the runner binds (proc.path_ok: under PATH_MAX/2, room for its prefix)
+local MAX_PATH = 2047
 
 local M = {}
 
@@ -85,9 +89,15 @@ local function server(name, src)
         out.read_only = {}
         for i, path in ipairs(v) do
           -- the runner's own rule (as verify.read_only's): absolute, clean, never "/"
+          -- the path is shown as a printed value is, escaped on one line (a newline in it
+          -- would end the message there; a control or bidi character would act on the terminal)
+          if type(path) == "string" and #path > MAX_PATH then
+            fail(kp .. "[" .. i .. "]", "must be at most %d bytes (got %d bytes: %s...)", MAX_PATH, #path,
+              pretty.render(path:sub(1, 64)))
+          end
           if type(path) ~= "string" or not proc.path_ok(path) then
             fail(kp .. "[" .. i .. "]", "must be an absolute path without '.', '..', '//' or a trailing '/', and not \"/\" (got %s)",
-              type(path) == "string" and string.format("%q", path) or ("a " .. type(path)))
+              type(path) == "string" and pretty.render(path) or ("a " .. type(path)))
           end
           out.read_only[i] = path
         end

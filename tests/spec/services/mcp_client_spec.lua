@@ -861,6 +861,17 @@ describe("orket.lua's mcp section", function()
     assert.matches([[read_only[2]: must be an absolute path without '.', '..', '//' or a trailing '/', and not "/" (got "/")]],
       check { servers = { x = { command = { "x" }, read_only = { "/a", "/" } } } }, 1, true)
     assert.matches("(got a number)", check { servers = { x = { command = { "x" }, read_only = { 7 } } } }, 1, true)
+    -- escaped on one line, as a printed value is: a newline, ESC or bidi mark acts on nothing
+    assert.equal([[orket.lua: mcp.servers.x.read_only[1]: must be an absolute path without '.', '..', '//' or a trailing '/', ]]
+      .. [[and not "/" (got "rel\ndir\27[31m\u{202e}x")]],
+      check { servers = { x = { command = { "x" }, read_only = { "rel\ndir\27[31m\u{202E}x" } } } })
+    -- too long says so, with the start of it; the limit is the runner's own
+    local long = "/" .. string.rep("a", 2047)
+    assert.is_true(require("orket.c.proc").path_ok(long:sub(1, 2047)))
+    assert.is_false(require("orket.c.proc").path_ok(long))
+    assert.equal([[orket.lua: mcp.servers.x.read_only[1]: must be at most 2047 bytes (got 2048 bytes: "/]]
+      .. string.rep("a", 63) .. [["...)]], check { servers = { x = { command = { "x" }, read_only = { long } } } })
+    assert.is_nil(check { servers = { x = { command = { "x" }, read_only = { long:sub(1, 2047) } } } })
     assert.matches("mcp.servers.x.command", check { servers = { x = { command = "node" } } })
     assert.matches("mcp.servers.x.url", check { servers = { x = { url = "ftp://x" } } })
     assert.matches("mcp.servers.Bad", check { servers = { Bad = { command = { "x" } } } })
