@@ -331,6 +331,28 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     return cjson.encode { jsonrpc = "2.0", id = 7, method = "tools/call", params = { name = name, arguments = args } }
   end
 
+  it("a keyless server's 403s get a remedy their messages agree with", function()
+    local dir = H.example("notes")
+    local s = H.serve(dir)
+    local function get(headers, method)
+      local st, text = H.fetch { url = s.url .. (method and "/v1/cards/NOTES-1/comments" or "/v1/board"),
+        method = method, headers = headers, body = method and "{}" or nil, total_timeout_ms = 20000 }
+      return st, assert(cjson.decode(text))
+    end
+    -- a foreign Host: the message says a key serves other names, and so does the remedy
+    local st_h, doc_h = get { "Host: evil.example" }
+    assert.equal(403, st_h)
+    assert.matches("create a key (orket keys create) to serve other names", doc_h.error.message, 1, true)
+    assert.matches("reach it by a loopback name, or create a key to serve other names", doc_h.error.remedy, 1, true)
+    -- a write of another origin: serve.cors is no remedy for it (only for a page's reads)
+    local st_w, doc_w = get({ "Origin: http://evil.example", "Content-Type: application/json" }, "POST")
+    assert.equal(403, st_w)
+    assert.equal("a write from another web origin", doc_w.error.message)
+    assert.matches("for another web origin, send from the board's own page or from outside a browser (only a page's "
+      .. "reads", doc_w.error.remedy, 1, true)
+    for _, doc in ipairs { doc_h, doc_w } do assert.is_nil(doc.error.remedy:find("no key helps", 1, true)) end
+  end)
+
   it("sessions per key, roles, Origin and protocol version checked", function()
     local dir = H.example("notes")
     local viewer = H.api_key(dir, "look", "viewer")
@@ -346,10 +368,11 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     local st_h, doc_h = post(s, nil, INIT, { "Host: evil.example:" .. s.port })
     assert.equal(403, st_h)
     assert.matches("loopback host names", doc_h.error.message)
-    -- the remedy has this case's own (a key is no answer to it)
+    -- the remedy has /mcp's case (a key is no answer to it): loopback names and serve.cors
     for _, doc in ipairs { doc_o, doc_h } do
-      assert.matches("for a foreign host or origin (no key helps): reach the server by a loopback name, or list the page's "
-        .. "origin in `serve.cors`", doc.error.remedy, 1, true)
+      assert.matches("(`/mcp` on a loopback server takes only loopback names and the hosts of `serve.cors`'s origins, "
+        .. "key or not)", doc.error.remedy, 1, true)
+      assert.matches("only a page's reads and `/mcp` also take the origins `serve.cors` lists", doc.error.remedy, 1, true)
     end
     assert.equal(403, (post(s, viewer, INIT, { "Host: evil.example" })))
     assert.equal(403, (H.fetch { url = s.url .. "/mcp", method = "DELETE", headers = { "Origin: http://evil.example" } }))
