@@ -179,7 +179,8 @@ static int cp_delegates(const char *dir, char *why, size_t whylen) {
 }
 
 int confine_pids_stale(const char *name, int suffixed) {
-  if (strncmp(name, "orket-run-", 10) != 0) return 0;
+  /* a temp dir is a run's or a stdio MCP server's (orket.mcp.client), named the same way */
+  if (strncmp(name, "orket-run-", 10) != 0 && !(suffixed && strncmp(name, "orket-mcp-", 10) == 0)) return 0;
   char *end;
   errno = 0;
   long pid = strtol(name + 10, &end, 10);

@@ -32,8 +32,9 @@ int confine_pids_open(confine_pids *p, uint64_t max, char *why, size_t whylen);
 void confine_pids_close(confine_pids *p);
 
 /* 1 when name is "orket-run-PID" (suffixed = 0: a run's cgroup, named for its helper) or
- * "orket-run-PID-SUFFIX" (suffixed = 1: a run's temp dir, named for the Orket process that
- * made it, proc.c, which checks the PID namespace in SUFFIX) and no process has PID now, so whoever would have removed it is gone;
+ * "orket-run-PID-SUFFIX" or "orket-mcp-PID-SUFFIX" (suffixed = 1: a run's or a stdio MCP
+ * server's temp dir, named for the Orket process that made it, proc.c, which checks the PID
+ * namespace in SUFFIX) and no process has PID now, so whoever would have removed it is gone;
  * else 0 (another name, or a live process, even another user's). */
 int confine_pids_stale(const char *name, int suffixed);
 

@@ -801,19 +801,32 @@ static size_t http_put(char *out, size_t o, size_t n, const char *s, size_t len)
   return o + len;
 }
 
-/* (copied piece by piece, not formatted: it is made for every request, its message for
- * the few that fail) */
-static void http_describe(char *out, size_t n, const char *method, const char *url) {
+/* "scheme://host[:port]" from the URL at out + o: the one rule for every message that
+ * names a URL (a Location too) -> the new end. (Copied piece by piece, not formatted: it is
+ * made for every request, its message for the few that fail.) */
+static size_t http_origin_at(char *out, size_t o, size_t n, const char *url) {
   const char *p = strstr(url, "://");
   const char *host = p ? p + 3 : url;
   const char *at = strpbrk(host, "@/?#");
   if (at && *at == '@') host = at + 1;
-  size_t hl = strcspn(host, "/?#"), o = 0;
-  o = http_put(out, o, n, method, strlen(method));
-  o = http_put(out, o, n, " ", 1);
+  size_t hl = strcspn(host, "/?#");
   if (p) o = http_put(out, o, n, url, (size_t)(p - url) + 3);
   o = http_put(out, o, n, host, hl);
   out[o] = '\0';
+  return o;
+}
+
+size_t http_origin(char *out, size_t n, const char *url) {
+  if (n == 0) return 0;
+  out[0] = '\0';
+  return http_origin_at(out, 0, n, url);
+}
+
+static void http_describe(char *out, size_t n, const char *method, const char *url) {
+  size_t o = 0;
+  o = http_put(out, o, n, method, strlen(method));
+  o = http_put(out, o, n, " ", 1);
+  http_origin_at(out, o, n, url);
 }
 
 http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, void *ud,

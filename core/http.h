@@ -103,6 +103,11 @@ size_t http_received(const http_req *r);
 /* Requests alive (started and not released) on this client. */
 size_t http_live(const http_client *c);
 
+/* "scheme://host[:port]" of url into out (n bytes, cut to fit; NUL-terminated when n > 0):
+ * no user info, path, query or fragment, which may carry a key. Without "://", the text
+ * up to the first / ? or #. -> its length. */
+size_t http_origin(char *out, size_t n, const char *url);
+
 /* Seconds since the epoch for an HTTP date (Retry-After), or -1. */
 long long http_parse_date(const char *s);
 

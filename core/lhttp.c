@@ -487,6 +487,19 @@ static int lh_parse_date(lua_State *L) {
   return 1;
 }
 
+/* origin(url) -> "scheme://host[:port]" | nil when url has no "://" (a relative reference):
+ * the URL as messages may show it (http_origin: no user info, path or query) */
+static int lh_origin(lua_State *L) {
+  const char *url = luaL_checkstring(L, 1);
+  char out[256];
+  if (strstr(url, "://") == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushlstring(L, out, http_origin(out, sizeof out, url));
+  return 1;
+}
+
 /* decoder(kind) -> a decoder of one response's events outside a request (for callers that
  * take each piece as it comes, and whole bodies): the chatwire state in a userdata, so that
  * a Lua error while it is in use still frees its buffers. */
@@ -612,6 +625,7 @@ static const luaL_Reg lh_meta[] = {
 static const luaL_Reg lh_funcs[] = {
     {"request", lh_request},
     {"parse_date", lh_parse_date},
+    {"origin", lh_origin},
     {"decoder", lh_decoder},
     {"live", lh_live},
     {NULL, NULL},

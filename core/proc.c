@@ -227,7 +227,8 @@ void proc_sweep_tmp(const char *base) {
   uid_t me = geteuid();
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
-    if (strncmp(e->d_name, "orket-run-", 10) != 0) continue;
+    /* a run's, or a stdio MCP server's (orket.mcp.client names it the same way) */
+    if (strncmp(e->d_name, "orket-run-", 10) != 0 && strncmp(e->d_name, "orket-mcp-", 10) != 0) continue;
     const char *rest = e->d_name + 10 + strspn(e->d_name + 10, "0123456789");
     if (strncmp(rest, ns, (size_t)nslen) != 0 || !confine_pids_stale(e->d_name, 1)) continue;
     /* only a real directory of this user, checked on the descriptor that is removed from: a

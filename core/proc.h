@@ -74,8 +74,9 @@ typedef struct proc_stream {
  * (proc_sweep_tmp). NULL when out of memory. */
 proc_ctx *proc_ctx_new(uv_loop_t *loop);
 
-/* Removes from base the temp dirs of runs whose Orket process is gone (killed before it
- * could remove them): each "orket-run-PID-NS-XXXXXX" (NS: the inode of the PID namespace
+/* Removes from base the temp dirs of runs and of stdio MCP servers whose Orket process is
+ * gone (killed before it could remove them): each "orket-run-PID-NS-XXXXXX" or
+ * "orket-mcp-PID-NS-XXXXXX" (orket.mcp.client's) (NS: the inode of the PID namespace
  * PID belongs to, this process's own) that is a directory (not a link: never followed,
  * neither there nor inside) owned by this user, whose PID no process has now
  * (confine_pids_stale). A live process's dir, another user's or one named for another PID

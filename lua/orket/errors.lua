@@ -425,10 +425,16 @@ CODES.no_secret = {
 CODES.forbidden = {
   status = 403,
   means = "the key's role may not do this, a write with the board's session came without its CSRF token, a "
-    .. "keyless server saw a foreign host or origin, or a page of another origin (a sandbox's app) used the "
-    .. "board's session (the message says which)",
-  remedy = "for a role: a key with a higher role (`orket keys create`); for the session: send `X-CSRF-Token` as "
-    .. "signing in gave it, from the board's own page only",
+    .. "keyless server or `/mcp` saw a foreign host or origin, or a page of another origin (a sandbox's app) used "
+    .. "the board's session (the message says which)",
+  -- one text for every 403 (auth.lua, session.lua, mcp_http.lua ...): each clause is
+  -- true for the messages it names, and none promises what another case refuses
+  remedy = "by the message: for a role, a key of that role or higher (`orket keys create`); for a session's "
+    .. "write, send `X-CSRF-Token` as signing in gave it, from the board's own page; for a host name a server "
+    .. "without keys does not serve, reach it by a loopback name, or create a key to serve other names (`/mcp` "
+    .. "on a loopback server takes only loopback names and the hosts of `serve.cors`'s origins, key or not); "
+    .. "for another web origin, send from the board's own page or from outside a browser (only a page's reads "
+    .. "and `/mcp` also take the origins `serve.cors` lists)",
 }
 CODES.not_found = { status = 404, means = "no such route, card or run", remedy = "" }
 CODES.method_not_allowed = { status = 405, means = "the route exists with another method", remedy = "" }

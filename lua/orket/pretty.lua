@@ -22,18 +22,25 @@ local function key_less(a, b)
   return tostring(a) < tostring(b)
 end
 
+-- %q escapes the C0 controls; inert adds C1 controls, bidi and zero-width characters and
+-- bytes that are not UTF-8, as \u{...} and \xNN, which Lua reads back the same
+local function quoted(s) return inert.line((string.format("%q", s):gsub("\\\n", "\\n"))) end
+
+-- s escaped as a string value is, without its quotes: a metatable's __name, a userdata's
+-- text (its __name or __tostring) are anyone's text, a script's or a server's
+local function escaped(s) return quoted(s):sub(2, -2) end
+
 local function scalar(v)
   local t = type(v)
-  -- %q escapes the C0 controls; inert adds C1 controls, bidi and zero-width characters
-  -- and bytes that are not UTF-8, as \u{...} and \xNN, which Lua reads back the same
-  if t == "string" then return inert.line((string.format("%q", v):gsub("\\\n", "\\n"))) end
+  if t == "string" then return quoted(v) end
   if t == "number" then
     if math.type(v) == "float" and v == math.floor(v) and v > -1e15 and v < 1e15 then
       return string.format("%.1f", v)
     end
     return tostring(v)
   end
-  return tostring(v)
+  if t == "boolean" or t == "nil" then return tostring(v) end
+  return escaped(tostring(v))
 end
 
 --- render(v, opts) -> string. opts: indent ("  "), depth (8), items (200 per table),
@@ -75,7 +82,7 @@ function M.render(v, opts)
     end
     seen[x] = nil
     local mt = getmetatable(x)
-    local prefix = (mt ~= nil and type(mt) == "table" and mt.__name) and ("<" .. tostring(mt.__name) .. "> ") or ""
+    local prefix = (mt ~= nil and type(mt) == "table" and mt.__name) and ("<" .. escaped(tostring(mt.__name)) .. "> ") or ""
     if #parts == 0 then return prefix .. "{}" end
     local one = prefix .. "{ " .. table.concat(parts, ", ") .. " }"
     if #one + depth * #indent <= width and not one:find("\n") then return one end

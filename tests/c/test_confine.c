@@ -467,6 +467,16 @@ TEST(test_proc_sweep_tmp) {
   fclose(f);
   snprintf(q, sizeof q, "%s/orket-run-%d-%lu-ghi789", base, (int)dead, ns);
   CHECK(t, symlink(p, q) == 0);
+  /* a stdio MCP server's scratch dir (orket.mcp.client), named the same way: a dead pid's
+   * swept, a live one's kept */
+  snprintf(p, sizeof p, "%s/orket-mcp-%d-%lu-mno345", base, (int)dead, ns);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(q, sizeof q, "%.150s/f", p);
+  f = fopen(q, "w");
+  CHECK(t, f != NULL);
+  fclose(f);
+  snprintf(p, sizeof p, "%s/orket-mcp-%d-%lu-pqr678", base, (int)getpid(), ns);
+  CHECK(t, mkdir(p, 0700) == 0);
   /* names that are not a run's temp dir (a cgroup's, no pid) are left */
   snprintf(p, sizeof p, "%s/orket-run-%d", base, (int)dead);
   CHECK(t, mkdir(p, 0700) == 0);
@@ -491,6 +501,10 @@ TEST(test_proc_sweep_tmp) {
   CHECK(t, lstat(p, &st) == 0);
   snprintf(p, sizeof p, "%s/orket-run-XyZ123", base);
   CHECK(t, lstat(p, &st) == 0);
+  snprintf(p, sizeof p, "%s/orket-mcp-%d-%lu-mno345", base, (int)dead, ns);
+  CHECK(t, lstat(p, &st) != 0);
+  snprintf(p, sizeof p, "%s/orket-mcp-%d-%lu-pqr678", base, (int)getpid(), ns);
+  CHECK(t, lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
 
   CHECK(t, confine_pids_stale("orket-run-1-x", 1) == 0); /* init lives */
   CHECK(t, confine_pids_stale("orket-run--5-x", 1) == 0);
@@ -499,6 +513,11 @@ TEST(test_proc_sweep_tmp) {
   CHECK(t, confine_pids_stale(p, 1) == 0);
   snprintf(p, sizeof p, "orket-run-%d", (int)dead);
   CHECK(t, confine_pids_stale(p, 0) == 1 && confine_pids_stale(p, 1) == 0);
+  /* an MCP server's temp dir is one; a cgroup is never named so */
+  snprintf(p, sizeof p, "orket-mcp-%d-x", (int)dead);
+  CHECK(t, confine_pids_stale(p, 1) == 1);
+  snprintf(p, sizeof p, "orket-mcp-%d", (int)dead);
+  CHECK(t, confine_pids_stale(p, 0) == 0);
 
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", base);

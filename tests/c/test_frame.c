@@ -131,3 +131,16 @@ TEST(test_http_parse_date) {
   CHECK(t, http_parse_date("120") == -1);
   CHECK(t, http_parse_date("") == -1);
 }
+
+/* A URL as messages show it: no user info, path, query or fragment (they may hold a key). */
+TEST(test_http_origin) {
+  char out[64];
+  CHECK(t, http_origin(out, sizeof out, "https://u:pw@h.example:8443/k/ak-1?api_key=s#f") == 22);
+  CHECK_STR(t, out, "https://h.example:8443");
+  http_origin(out, sizeof out, "http://[::1]:9/mcp");
+  CHECK_STR(t, out, "http://[::1]:9");
+  http_origin(out, sizeof out, "http://h?q=1");
+  CHECK_STR(t, out, "http://h");
+  http_origin(out, 8, "https://long.example");
+  CHECK_STR(t, out, "https:/");
+}

@@ -63,6 +63,7 @@
   X(test_chatwire_content_parts)           \
   X(test_chatwire_ollama)                  \
   X(test_http_parse_date)                  \
+  X(test_http_origin)                      \
   X(test_jsonout_strings)                  \
   X(test_jsonout_numbers)                  \
   X(test_jsonout_raw_empty)                \

@@ -263,6 +263,43 @@ return { rules = {
     assert.is_nil(log:find("got x", 1, true), log) -- no server answered a___b
   end)
 
+  it("a stdio server's scratch dir an Orket killed outright left is removed by the next Orket's start", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
+    local exe = io.open(bin, "rb")
+    if not exe then return pending("the server fixture needs the release build, " .. bin .. " (make)") end
+    exe:close()
+    local function config(mode)
+      H.write(dir .. "/orket.lua", string.format([[
+name = "mcpsweep"
+mcp = { servers = { h = { command = { %q, "lua", %q, %q }, read_only = { %q }, timeout_ms = 60000 } } }
+]], bin, H.ROOT .. "/tests/mcp/hostile_server.lua", mode, H.ROOT))
+    end
+    -- the server never answers its listing: mcp list waits with its scratch dir made
+    config("listnever")
+    os.execute(string.format("cd %s && { %s mcp list >out 2>err & echo $! >pid; wait $!; echo $? >rc; } 2>/dev/null &",
+      H.quote(dir), H.quote(H.BIN)))
+    finally(function() H.end_started(dir, "pid", "rc", true) end)
+    local pid = H.wait_for(function() return tonumber((H.read(dir .. "/pid") or ""):match("^%d+")) end, "mcp list's pid")
+    local function left()
+      local d = uv.fs_scandir("/tmp")
+      while d do
+        local name = uv.fs_scandir_next(d)
+        if not name then return nil end
+        if name:match("^orket%-mcp%-" .. pid .. "%-%d+%-") then return "/tmp/" .. name end
+      end
+    end
+    local scratch = H.wait_for(left, "the server's scratch dir")
+    H.end_started(dir, "pid", "rc") -- SIGKILL: nothing removes it
+    assert.truthy(uv.fs_stat(scratch), "left by the killed process")
+    -- the next Orket that starts a server removes it: its process is gone
+    config("good")
+    local r = H.orket("mcp list", { cwd = dir })
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.is_nil(uv.fs_stat(scratch), scratch .. " is still there")
+  end)
+
   it("orket validate reports every problem of mcp.servers, each with its line, in server order", function()
     local dir = H.tmpdir()
     H.write(dir .. "/orket.lua", [[

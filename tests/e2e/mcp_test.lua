@@ -147,6 +147,13 @@ describe("orket mcp serve (stdio)", function()
       '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"answer","arguments":{"id":"NOTES-1","text":"yes"}}}',
       '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"get_card","arguments":{"id":"NOPE"}}}',
       '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"create_issue","arguments":{"parent":"NOTES","summary":"s","priority":"High"}}}',
+      '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"get_run","arguments":{"id":99999999999999999999}}}',
+      '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"run_transcript","arguments":{"id":1.5}}}',
+      '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"get_run","arguments":{"id":7.0}}}',
+      -- doubles: 2^53+1 arrives as 2^53, and 2^63-1 is no integer a double holds
+      '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"get_run","arguments":{"id":9007199254740993}}}',
+      '{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"get_run","arguments":{"id":9223372036854775807}}}',
+      '{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"get_run","arguments":{"id":9007199254740991}}}',
     }))
     assert.is_nil(a[1].result.isError)
     assert.equal("hi", a[1].result.structuredContent.comments[1].body)
@@ -160,6 +167,21 @@ describe("orket mcp serve (stdio)", function()
     -- priority is a number in the tool's schema (one type: High/Medium/Low are the HTTP API's)
     assert.equal("bad_request", a[5].result.structuredContent.error.code)
     assert.matches("priority", a[5].result.content[1].text)
+    -- an id past Lua's integers, or not whole, is refused naming the argument (not "no run 1e+20")
+    assert.equal("bad_request", a[6].result.structuredContent.error.code)
+    local past = " is past 2^53-1 (9007199254740991) in size, where a JSON number stops being exact (it may be another number, rounded)"
+    assert.equal("bad_request: arguments.id: 1e+20" .. past, a[6].result.content[1].text)
+    -- never asked for silently as another id
+    for i, shown in pairs { [9] = "9007199254740992", [10] = "9.2233720368548e+18" } do
+      assert.equal("bad_request", a[i].result.structuredContent.error.code)
+      assert.equal("bad_request: arguments.id: " .. shown .. past, a[i].result.content[1].text)
+    end
+    assert.equal("not_found", a[12].result.structuredContent.error.code) -- the largest exact one is asked for
+    assert.matches("run 9007199254740991$", a[12].result.content[1].text)
+    assert.equal("bad_request", a[7].result.structuredContent.error.code)
+    assert.matches("arguments.id", a[7].result.content[1].text, 1, true)
+    assert.equal("not_found", a[8].result.structuredContent.error.code) -- 7.0 is the run 7
+    assert.matches("run 7$", a[8].result.content[1].text)
     local card = H.card_json(dir, "NOTES-1")
     assert.equal("hi", card.comments[1].body)
     assert.equal("local", card.comments[1].author)
@@ -178,6 +200,8 @@ describe("orket mcp serve (stdio)", function()
     assert.same({ "board", "get_card", "get_run", "list_runs", "run_transcript" }, names)
     assert.is_nil(a[0].result.instructions:find("file issues", 1, true))
     assert.equal("forbidden", a[1].result.structuredContent.error.code)
+    -- said as the server's mode, not as a role the local user could have
+    assert.equal("forbidden: this server is read-only (--read-only): comment writes", a[1].result.content[1].text)
     assert.equal("NOTES-1", a[2].result.structuredContent.card.id)
     assert.equal(0, #H.card_json(dir, "NOTES-1").comments)
   end)
@@ -307,6 +331,28 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     return cjson.encode { jsonrpc = "2.0", id = 7, method = "tools/call", params = { name = name, arguments = args } }
   end
 
+  it("a keyless server's 403s get a remedy their messages agree with", function()
+    local dir = H.example("notes")
+    local s = H.serve(dir)
+    local function get(headers, method)
+      local st, text = H.fetch { url = s.url .. (method and "/v1/cards/NOTES-1/comments" or "/v1/board"),
+        method = method, headers = headers, body = method and "{}" or nil, total_timeout_ms = 20000 }
+      return st, assert(cjson.decode(text))
+    end
+    -- a foreign Host: the message says a key serves other names, and so does the remedy
+    local st_h, doc_h = get { "Host: evil.example" }
+    assert.equal(403, st_h)
+    assert.matches("create a key (orket keys create) to serve other names", doc_h.error.message, 1, true)
+    assert.matches("reach it by a loopback name, or create a key to serve other names", doc_h.error.remedy, 1, true)
+    -- a write of another origin: serve.cors is no remedy for it (only for a page's reads)
+    local st_w, doc_w = get({ "Origin: http://evil.example", "Content-Type: application/json" }, "POST")
+    assert.equal(403, st_w)
+    assert.equal("a write from another web origin", doc_w.error.message)
+    assert.matches("for another web origin, send from the board's own page or from outside a browser (only a page's "
+      .. "reads", doc_w.error.remedy, 1, true)
+    for _, doc in ipairs { doc_h, doc_w } do assert.is_nil(doc.error.remedy:find("no key helps", 1, true)) end
+  end)
+
   it("sessions per key, roles, Origin and protocol version checked", function()
     local dir = H.example("notes")
     local viewer = H.api_key(dir, "look", "viewer")
@@ -322,6 +368,12 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     local st_h, doc_h = post(s, nil, INIT, { "Host: evil.example:" .. s.port })
     assert.equal(403, st_h)
     assert.matches("loopback host names", doc_h.error.message)
+    -- the remedy has /mcp's case (a key is no answer to it): loopback names and serve.cors
+    for _, doc in ipairs { doc_o, doc_h } do
+      assert.matches("(`/mcp` on a loopback server takes only loopback names and the hosts of `serve.cors`'s origins, "
+        .. "key or not)", doc.error.remedy, 1, true)
+      assert.matches("only a page's reads and `/mcp` also take the origins `serve.cors` lists", doc.error.remedy, 1, true)
+    end
     assert.equal(403, (post(s, viewer, INIT, { "Host: evil.example" })))
     assert.equal(403, (H.fetch { url = s.url .. "/mcp", method = "DELETE", headers = { "Origin: http://evil.example" } }))
     local st, doc, hdrs = post(s, viewer, INIT)

@@ -83,7 +83,7 @@ local function serve(dir, read_only, cli)
     fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
     io.stderr:write(jsonout.encode(fields), "\n")
   end
-  local session = server.new { db = db, dir = dir, send = send, log = log,
+  local session = server.new { db = db, dir = dir, send = send, log = log, read_only = read_only,
     who = { role = read_only and "viewer" or "admin" } }
   executor.registry(db).log = log
   local reader = linestream.reader(input, rpc.MAX_MESSAGE)

@@ -92,13 +92,40 @@ local function check_schema(s)
   return compiled
 end
 
+-- Whether v is a JSON array as lua-cjson reads one: a table with only the keys 1..#v (an
+-- empty object reads the same as an empty array, and is taken for one)
+local function is_array(v)
+  if type(v) ~= "table" then return false end
+  local n = 0
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" then return false end
+    n = n + 1
+  end
+  return n == #v
+end
+
+-- the first n bytes of s, cut back to the start of a UTF-8 sequence the cut would split (a
+-- provider may refuse a request holding half a character)
+local function cut(s, n)
+  local i = n
+  while i > 0 and i > n - 3 and s:byte(i + 1) and s:byte(i + 1) >= 0x80 and s:byte(i + 1) < 0xC0 do i = i - 1 end
+  return s:sub(1, i)
+end
+
 --- tools_of(list) -> kept {name=, description=, schema=, compiled=}..., refused {name=, why=}...
 function M.tools_of(list)
   local kept, refused, seen, as = {}, {}, {}, {} -- as: the names kept, by their Orket spelling
   for _, t in ipairs(type(list) == "table" and list or {}) do
-    local name = type(t) == "table" and t.name
-    if type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
-      refused[#refused + 1] = { name = tostring(name):sub(1, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
+    local name = type(t) == "table" and t.name or nil
+    if type(t) ~= "table" then
+      -- an entry that is not an object is shown as the server sent it (its JSON: 42, "x",
+      -- false, null; escaped), not as Lua's reading of its name
+      local ok, shown = pcall(jsonout.encode, t)
+      refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "a tool must be an object" }
+    elseif type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
+      -- a name that is not a string is shown as the server sent it (42, not Lua's 42.0)
+      local shown = type(name) == "string" and name or jsonout.encode(name)
+      refused[#refused + 1] = { name = cut(shown, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
     elseif seen[name] then
       refused[#refused + 1] = { name = name, why = "listed twice" }
     elseif as[name:gsub("%-", "_")] then
@@ -116,7 +143,7 @@ function M.tools_of(list)
         -- kept only: a refused tool blocks no other of its Orket name
         as[name:gsub("%-", "_")] = name
         local d = type(t.description) == "string" and t.description or ""
-        kept[#kept + 1] = { name = name, description = d:sub(1, M.MAX_DESCRIPTION), schema = t.inputSchema, compiled = compiled }
+        kept[#kept + 1] = { name = name, description = cut(d, M.MAX_DESCRIPTION), schema = t.inputSchema, compiled = compiled }
       end
     end
   end
@@ -124,14 +151,6 @@ function M.tools_of(list)
 end
 
 -- ---- results ---------------------------------------------------------------------------
-
--- the first n bytes of s, cut back to the start of a UTF-8 sequence the cut would split (a
--- provider may refuse a request holding half a character)
-local function cut(s, n)
-  local i = n
-  while i > 0 and i > n - 3 and s:byte(i + 1) and s:byte(i + 1) >= 0x80 and s:byte(i + 1) < 0xC0 do i = i - 1 end
-  return s:sub(1, i)
-end
 
 local function cap(s, n)
   if #s <= n then return s end
@@ -145,9 +164,22 @@ end
 --- more items were left out.
 function M.result_of(r)
   if type(r) ~= "table" then return { ok = false, error = "the server's result is not an object", code = "EPROTO" } end
+  -- content is MCP's list of items: anything else is the server's mistake, not an empty
+  -- success. A result without it, or with null (Go's nil slice, which real servers send), is
+  -- one with no items.
+  local content = r.content
+  if content == cjson.null then content = nil end
+  if content ~= nil and not is_array(content) then
+    -- a failed tool is still the tool's failure: the model should mend its call, not retry
+    -- as after a broken protocol
+    if r.isError == true then
+      return { ok = false, error = "the tool reported an error (its content, not an array, is not shown)", code = "EMCP_TOOL" }
+    end
+    return { ok = false, error = "the content of the server's result is not an array", code = "EPROTO" }
+  end
   local texts, resources, left, omitted = {}, {}, M.RESULT_CAP, 0
   local function str(v, n) return type(v) == "string" and v:sub(1, n) or nil end
-  for _, c in ipairs(type(r.content) == "table" and r.content or {}) do
+  for _, c in ipairs(content or {}) do
     if type(c) ~= "table" then -- nothing to show
     elseif left <= 0 then
       omitted = omitted + 1
@@ -289,7 +321,7 @@ function Conn:_answer(msg)
   if self.spec.transport ~= "http" then return self:_send(msg) end
   self.answers_out = (self.answers_out or 0) + 1
   task.spawn(function()
-    local ok, err = self:_post(rpc.encode(msg), self.spec.timeout_ms)
+    local ok, err = self:_post(rpc.encode(msg), self.spec.timeout_ms, true)
     self.answers_out = self.answers_out - 1
     if not ok then self.log { event = "mcp_error", server = self.name, message = tostring(err) } end
   end)
@@ -315,8 +347,16 @@ end
 -- ---- stdio -------------------------------------------------------------------------------
 
 
+-- A stdio server's scratch dir, named as a run's temp dir is (core/proc.c): for this process
+-- and its PID namespace, so that once this process is killed outright, the next Orket's
+-- first start (proc_sweep_tmp) knows the dir for a leftover and removes it.
+local function scratch_dir()
+  local ns = uv.fs_stat("/proc/self/ns/pid")
+  return uv.fs_mkdtemp(string.format("/tmp/orket-mcp-%d-%d-XXXXXX", uv.os_getpid(), ns and ns.ino or 0))
+end
+
 function Conn:_start_stdio()
-  local tmp, terr = uv.fs_mkdtemp("/tmp/orket-mcp-XXXXXX")
+  local tmp, terr = scratch_dir()
   if not tmp then return nil, "cannot make a temp dir: " .. tostring(terr), "ESPAWN" end
   self.tmpdir = tmp
   local s = self.spec
@@ -397,11 +437,26 @@ function Conn:_http_error(msg, code)
   return nil, "mcp." .. self.name .. ": " .. tostring(msg), code == "timeout" and "ETIMEDOUT" or code or "EHTTP"
 end
 
+-- Where a redirect's Location points, by its origin only (scheme://host[:port], the rule of
+-- every HTTP message): a hosted server's key is often in the URL's path or query, which a
+-- redirect echoes back, and this message reaches logs, a run's events and the model
+function Conn:_where(location)
+  if type(location) ~= "string" then return "nowhere" end
+  local here = http.origin(self.spec.url)
+  local there = http.origin(location)
+  if not there then
+    -- a relative reference: on this server unless it names a host (//host/...)
+    return location:find("^//") and "another host" or ("another path on this server (" .. tostring(here) .. ")")
+  end
+  if there:lower() == tostring(here):lower() then return "another path on this server (" .. there .. ")" end
+  return there
+end
+
 -- POSTs one message; what comes back (JSON or an event stream) is dispatched as it arrives.
 -- An event stream is split into events by the transport as bytes arrive (framing "auto"), in
 -- time linear in its size and with the cap checked on every chunk, so a huge or endless
 -- event is refused as soon as it passes 4 MiB and never holds the loop.
-function Conn:_post(text, timeout_ms)
+function Conn:_post(text, timeout_ms, no_response)
   local r, err, code = http.request { url = self.spec.url, method = "POST", headers = self:_headers(), body = text,
     total_timeout_ms = timeout_ms, connect_timeout_ms = math.min(timeout_ms, 10000), framing = "auto",
     max_bytes = rpc.MAX_MESSAGE, max_event = rpc.MAX_MESSAGE }
@@ -412,6 +467,13 @@ function Conn:_post(text, timeout_ms)
   local h = {}
   for k, v in pairs(type(headers) == "table" and headers or {}) do h[tostring(k):lower()] = v end
   if h["mcp-session-id"] and not self.session then self.session = tostring(h["mcp-session-id"]):sub(1, 256) end
+  -- what came instead of an answer is said as it came: a redirect (not followed: the
+  -- message and its headers would go where it says) and a page that is not JSON were both
+  -- "answered without a response"
+  if status >= 300 and status < 400 then
+    return nil, string.format("mcp.%s: HTTP %d: a redirect to %s, not followed (if that is the server, its url)",
+      self.name, status, self:_where(h.location)), "EHTTP"
+  end
   local sse = r:framing() == "sse"
   local parts = {}
   while true do
@@ -435,6 +497,16 @@ function Conn:_post(text, timeout_ms)
   end
   if not sse then
     local body = table.concat(parts)
+    -- a body that parses is read whatever its type says (sloppy servers send JSON as
+    -- text/plain); one that does not, under a type that is not JSON (a login page), is said
+    -- by its type, not as "answered without a response" or a protocol error. The answer to a
+    -- notification or to the server's request (no_response) carries nothing to read.
+    local ctype = type(h["content-type"]) == "string" and h["content-type"] or nil
+    if ctype and not ctype:lower():find("json", 1, true) and cjson.decode(body) == nil then
+      if no_response then return true end
+      return nil, string.format("mcp.%s: HTTP %d with Content-Type %s, not application/json or text/event-stream",
+        self.name, status, ctype:sub(1, 100)), "EPROTO"
+    end
     if body:find("%S") then self:_line(body) end
   end
   return true
@@ -446,7 +518,7 @@ function Conn:_send(msg)
   local text = rpc.encode(msg)
   if self.spec.transport == "http" then
     task.spawn(function()
-      local ok, err = self:_post(text, self.spec.timeout_ms)
+      local ok, err = self:_post(text, self.spec.timeout_ms, true)
       if not ok then self.log { event = "mcp_error", server = self.name, message = tostring(err) } end
     end)
     return true
@@ -493,7 +565,8 @@ function Conn:request(method, params, timeout_ms)
   if self.spec.transport == "http" then
     local ok, err, code = self:_post(rpc.encode(msg), timeout_ms)
     if not ok then finish(nil, err, code) end
-    if not w.done then finish(nil, "mcp." .. self.name .. ": the server answered without a response to " .. method, "EPROTO") end
+    -- the method first: a start says "initialize: " once, where it is not said already
+    if not w.done then finish(nil, "mcp." .. self.name .. ": " .. method .. ": the server answered without a response", "EPROTO") end
   else
     local ok = self._write and self._write(rpc.encode(msg))
     if not ok then finish(nil, "mcp." .. self.name .. ": not connected", "EDOWN") end
@@ -582,7 +655,15 @@ function Conn:list_tools()
       local why = M.bare(self.name, err)
       return nil, M.named(self.name, why:find("^tools/list") and why or ("tools/list: " .. why)), code
     end
-    for _, t in ipairs(type(r.tools) == "table" and r.tools or {}) do
+    -- a listing whose tools is not MCP's array is the server's mistake, not "0 tools"
+    if type(r) ~= "table" then return nil, M.named(self.name, "tools/list: the server's result is not an object"), "EPROTO" end
+    -- missing or null (Go's nil slice, as real servers with no tools send it) is no tools
+    local tools = r.tools
+    if tools == nil or tools == cjson.null then tools = {} end
+    if not is_array(tools) then
+      return nil, M.named(self.name, "tools/list: the tools of the server's result are not an array"), "EPROTO"
+    end
+    for _, t in ipairs(tools) do
       all[#all + 1] = t
       if #all > M.MAX_TOOLS * 2 then break end
     end
@@ -610,8 +691,8 @@ function Conn:call(tool, args, timeout_ms)
   if not r then return { ok = false, error = tostring(err), code = code or "EMCP" } end
   local res = M.result_of(r)
   -- a failed result the server's tool gave (EMCP_TOOL) is its own text; any other is Orket's
-  -- reading of the answer, said with the server's name
-  if res.error and res.code ~= "EMCP_TOOL" then res.error = M.named(self.name, res.error) end
+  -- reading of the answer, said with the server's and the tool's names
+  if res.error and res.code ~= "EMCP_TOOL" then res.error = M.named(self.name, "tool " .. tostring(tool) .. ": " .. res.error) end
   if res.error then res.error = self:redact(res.error) end
   return res
 end

@@ -132,11 +132,12 @@ local function tool_defs()
   return out
 end
 
---- new{db=, dir=, who=, send=fn(msg), log=fn(fields)} -> session. who: {id=, role=} (an API
---- key, or the local user: nil id, role admin); send: writes one message to the peer
---- (notifications); without send, resources cannot be subscribed to.
+--- new{db=, dir=, who=, send=fn(msg), log=fn(fields), read_only=} -> session. who: {id=,
+--- role=} (an API key, or the local user: nil id, role admin); send: writes one message to
+--- the peer (notifications); without send, resources cannot be subscribed to; read_only:
+--- the server was started read-only (who a viewer), which its refusals say.
 function M.new(o)
-  local self = setmetatable({ db = o.db, dir = o.dir, who = o.who or { role = "admin" }, send = o.send,
+  local self = setmetatable({ db = o.db, dir = o.dir, who = o.who or { role = "admin" }, send = o.send, read_only = o.read_only,
     state = "new", subs = {}, nsubs = 0, tools = tool_defs(), log = o.log or function() end }, { __index = M })
   return self
 end
@@ -184,6 +185,9 @@ end
 
 -- ---- tools -----------------------------------------------------------------------------
 
+-- The largest integer a JSON number (read as a double) holds exactly, with its neighbours
+local MAX_EXACT = 2 ^ 53 - 1
+
 local function tool_error(code, message, status)
   return { isError = true, content = jsonout.array { { type = "text", text = code .. ": " .. message } },
     structuredContent = { error = { code = code, message = message, status = status } } }
@@ -193,10 +197,29 @@ end
 function M:call_tool(def, args)
   local t, route = def.t, def.route
   if not self:allowed(def) then
+    -- a read-only server's refusal is its mode's, which no role changes
+    if self.read_only then return tool_error("forbidden", "this server is read-only (--read-only): " .. t.name .. " writes", 403) end
     return tool_error("forbidden", "this needs the " .. route.role .. " role", 403)
   end
   local ok, msg = cschema.validate(def.schema, args)
   if not ok then return tool_error("bad_request", (tostring(msg):gsub("^args", "arguments")), 400) end
+  -- JSON Schema's integer is any whole number, 1e20 too, and the JSON-RPC decoder reads
+  -- every number as a double: exact only up to 2^53-1 in size. One past it may be another id
+  -- rounded (9007199254740993 arrives as ...992) and would be asked for silently, or reach
+  -- the route as "1e+20" (a run "not found"): refused, saying why
+  for k, v in pairs(args) do
+    local p = def.schema.properties[k]
+    if p and p.type == "integer" and type(v) == "number" then
+      local ok, shown = pcall(jsonout.encode, v)
+      shown = ok and shown or tostring(v)
+      if math.abs(v) > MAX_EXACT then
+        return tool_error("bad_request", string.format("arguments.%s: %s is past 2^53-1 (9007199254740991) in size, "
+          .. "where a JSON number stops being exact (it may be another number, rounded)", k, shown), 400)
+      elseif not math.tointeger(v) then
+        return tool_error("bad_request", string.format("arguments.%s: %s is not a whole number", k, shown), 400)
+      end
+    end
+  end
   local ctx = { db = self.db, dir = self.dir, who = self.who.id and self.who or nil, route = route.pattern,
     params = {}, query = {}, body = nil, mcp = true }
   local body = route.body == "json" and {} or nil

@@ -5,6 +5,11 @@
 -- An env value may be secret "NAME" too (orket.settings.secret): read when the server starts.
 -- Checked as every other section (orket.settings): "orket.lua: mcp.servers.x.url: ...".
 local secret = require "orket.settings.secret"
+local proc = require "orket.c.proc"
+local pretty = require "orket.pretty"
+
+-- The longest path the runner binds (proc.path_ok: under PATH_MAX/2, room for its prefix)
+local MAX_PATH = 2047
 
 local M = {}
 
@@ -83,9 +88,16 @@ local function server(name, src)
         if type(v) ~= "table" then fail(kp, "must be a list of absolute paths, e.g. {\"/opt/mcp-server\"}") end
         out.read_only = {}
         for i, path in ipairs(v) do
-          if type(path) ~= "string" or path:sub(1, 1) ~= "/" or path == "/" or path:find("/%.%.?/") or path:find("/%.%.?$")
-              or path:find("//", 1, true) or path:sub(-1) == "/" or path:find("%z") then
-            fail(kp .. "[" .. i .. "]", "must be an absolute path without '.', '..', '//' or a trailing '/', not '/'")
+          -- the runner's own rule (as verify.read_only's): absolute, clean, never "/"
+          -- the path is shown as a printed value is, escaped on one line (a newline in it
+          -- would end the message there; a control or bidi character would act on the terminal)
+          if type(path) == "string" and #path > MAX_PATH then
+            fail(kp .. "[" .. i .. "]", "must be at most %d bytes (got %d bytes: %s...)", MAX_PATH, #path,
+              pretty.render(path:sub(1, 64)))
+          end
+          if type(path) ~= "string" or not proc.path_ok(path) then
+            fail(kp .. "[" .. i .. "]", "must be an absolute path without '.', '..', '//' or a trailing '/', and not \"/\" (got %s)",
+              type(path) == "string" and pretty.render(path) or ("a " .. type(path)))
           end
           out.read_only[i] = path
         end
@@ -126,7 +138,8 @@ local function server(name, src)
   end
   -- every field's problem; the fields' relations once each field is right
   if #problems > 0 then error({ settings_error = problems[1], settings_errors = problems }, 0) end
-  if (out.command == nil) == (out.url == nil) then fail(p, "needs command (a stdio server) or url (HTTP), not both") end
+  if out.command == nil and out.url == nil then fail(p, "needs command (a stdio server) or url (HTTP): it has neither") end
+  if out.command ~= nil and out.url ~= nil then fail(p, "takes command (a stdio server) or url (HTTP), not both") end
   if out.url and (out.env or out.network ~= nil or out.read_only) then
     fail(p, "env, network and read_only go with command, not url")
   end

@@ -5,6 +5,7 @@ local H = require "tests.helpers"
 local task = require "orket.task"
 local client = require "orket.mcp.client"
 local settings = require "orket.settings"
+local cjson = require "cjson.safe"
 
 local SERVER = H.ROOT .. "/tests/mcp/hostile_server.lua"
 
@@ -191,6 +192,101 @@ describe("orket.mcp.client", function()
       H.wait_for(function() require("orket.c.runtime").sleep(20) return open == 0 end, "the answers to end", 200)
     end)
     srv:close()
+  end)
+
+  it("over HTTP, says what came instead of an answer to initialize: a redirect, a page, no answer", function()
+    local uv = require "luv"
+    local answer
+    local srv = uv.new_tcp()
+    assert(srv:bind("127.0.0.1", 0))
+    srv:listen(8, function()
+      local sock = uv.new_tcp()
+      srv:accept(sock)
+      local buf = ""
+      sock:read_start(function(_, data)
+        if not data then sock:close() return end
+        buf = buf .. data
+        if not buf:find("\r\n\r\n", 1, true) then return end
+        sock:read_stop()
+        sock:write(answer, function() sock:close() end)
+      end)
+    end)
+    local here = "http://127.0.0.1:" .. srv:getsockname().port
+    local url = here .. "/mcp"
+    local page = "<html><body>Sign in</body></html>"
+    local function redirect(to, said)
+      return { "HTTP/1.1 307 Temporary Redirect\r\nLocation: " .. to .. "\r\nContent-Length: 0\r\n",
+        "mcp.hh: initialize: HTTP 307: a redirect to " .. said .. ", not followed (if that is the server, its url)", "EHTTP" }
+    end
+    for _, case in ipairs {
+      -- by its origin only: a path, query or user info may carry the key
+      redirect("https://mcp.example/mcp/ak-9f8e7d6c?api_key=abcdef0123", "https://mcp.example"),
+      redirect("https://u:pw@mcp.example:8443/k#frag", "https://mcp.example:8443"),
+      redirect(here .. "/mcp/?api_key=abcdef0123", "another path on this server (" .. here .. ")"),
+      redirect("/login?key=abcdef0123", "another path on this server (" .. here .. ")"),
+      redirect("//other.example/k?api_key=abcdef0123", "another host"),
+      { "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " .. #page .. "\r\n",
+        "mcp.hh: initialize: HTTP 200 with Content-Type text/html; charset=utf-8, not application/json or text/event-stream", "EPROTO", page },
+      -- JSON, but no answer in it: initialize said once
+      { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n",
+        "mcp.hh: initialize: the server answered without a response", "EPROTO", "{}" },
+    } do
+      answer = case[1] .. "Connection: close\r\n\r\n" .. (case[4] or "")
+      in_task(function()
+        local c = client.new({ name = "hh", transport = "http", url = url, timeout_ms = 5000 }, { log = function() end })
+        local ok, err, code = c:start()
+        assert.is_nil(ok)
+        assert.equal(case[2], err)
+        assert.equal(case[3], code)
+      end)
+    end
+    srv:close()
+  end)
+
+  it("over HTTP, reads a JSON body whatever its Content-Type, and logs nothing for a notification's answer", function()
+    local uv = require "luv"
+    local seen = {}
+    local srv = uv.new_tcp()
+    assert(srv:bind("127.0.0.1", 0))
+    srv:listen(8, function()
+      local sock = uv.new_tcp()
+      srv:accept(sock)
+      local buf = ""
+      sock:read_start(function(_, data)
+        if not data then sock:close() return end
+        buf = buf .. data
+        local head_end = buf:find("\r\n\r\n", 1, true)
+        if not head_end then return end
+        local len = tonumber(buf:sub(1, head_end):lower():match("content%-length:%s*(%d+)") or "0")
+        if #buf < head_end + 3 + len then return end
+        sock:read_stop()
+        local msg = cjson.decode(buf:sub(head_end + 4, head_end + 3 + len))
+        seen[#seen + 1] = msg.method
+        local ctype, body = "text/plain", "ok" -- a notification's answer: 200, not 202
+        if msg.method == "initialize" then
+          body = cjson.encode { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25", capabilities = {} } }
+        elseif msg.method == "tools/list" then
+          ctype, body = "application/octet-stream", '{"jsonrpc":"2.0","id":' .. msg.id .. ',"result":{"tools":[]}}'
+        end
+        sock:write("HTTP/1.1 200 OK\r\nContent-Type: " .. ctype .. "\r\nContent-Length: " .. #body
+          .. "\r\nConnection: close\r\n\r\n" .. body, function() sock:close() end)
+      end)
+    end)
+    local logged = {}
+    in_task(function()
+      local c = client.new({ name = "hh", transport = "http", url = "http://127.0.0.1:" .. srv:getsockname().port .. "/mcp",
+        timeout_ms = 5000 }, { log = function(f) logged[#logged + 1] = f.event .. ": " .. tostring(f.message) end })
+      local ok, err = c:start()
+      assert.is_true(ok, err)
+      assert.equal(0, #c.tools)
+      c:notify("notifications/cancelled", { requestId = 9, reason = "test" })
+      H.wait_for(function() require("orket.c.runtime").sleep(20) return #seen >= 4 end, "the notifications", 200)
+      require("orket.c.runtime").sleep(200) -- their answers read
+      c:close()
+    end)
+    srv:close()
+    assert.same({ "initialize", "notifications/initialized", "tools/list", "notifications/cancelled" }, seen)
+    assert.same({}, logged)
   end)
 
   -- A Streamable HTTP server in this process: initialize and tools/list answered as JSON, any
@@ -552,7 +648,65 @@ describe("orket.mcp.client's errors", function()
     c.request = function() return setmetatable({}, { __index = function() return nil end }) and "not a table" end
     local r = c:call("ok", {})
     assert.equal("EPROTO", r.code)
-    assert.equal("mcp.h: the server's result is not an object", r.error)
+    assert.equal("mcp.h: tool ok: the server's result is not an object", r.error)
+  end)
+
+  it("refuse a result whose content is not an array, naming the server and the tool", function()
+    local c = client.new { name = "h", transport = "stdio", command = { "x" } }
+    for _, content in ipairs { "hello", { a = 1 }, 42, { { type = "text", text = "x" }, k = 1 } } do
+      c.request = function() return { content = content } end
+      local r = c:call("ok", {})
+      assert.is_false(r.ok)
+      assert.equal("EPROTO", r.code)
+      assert.equal("mcp.h: tool ok: the content of the server's result is not an array", r.error)
+    end
+    -- an array (or no content: a result of no items) is read
+    c.request = function() return { content = { { type = "text", text = "x" } } } end
+    assert.equal("x", c:call("ok", {}).result.text)
+    c.request = function() return { structuredContent = { a = 1 } } end
+    assert.is_true(c:call("ok", {}).ok)
+    -- a failed tool whose content is malformed: still the tool's failure for the model
+    for _, content in ipairs { "boom", { a = 1 }, 42 } do
+      c.request = function() return { isError = true, content = content } end
+      local r = c:call("ok", {})
+      assert.is_false(r.ok)
+      assert.equal("EMCP_TOOL", r.code)
+      assert.equal("the tool reported an error (its content, not an array, is not shown)", r.error)
+    end
+    -- null, as Go writes a nil slice (a handler that sets only structuredContent), is no items
+    c.request = function() return { content = cjson.null, structuredContent = { a = 1 } } end
+    local r = c:call("ok", {})
+    assert.is_true(r.ok, r.error)
+    assert.equal("", r.result.text)
+    assert.same({ a = 1 }, r.result.structured)
+  end)
+
+  it("refuse a listing whose tools is not an array, rather than read it as no tools", function()
+    local c = client.new { name = "h", transport = "stdio", command = { "x" } }
+    for _, tools in ipairs { { a = 1 }, "x", 42, true } do
+      c.request = function() return { tools = tools } end
+      local ok, err, code = c:list_tools()
+      assert.is_nil(ok)
+      assert.equal("EPROTO", code)
+      assert.equal("mcp.h: tools/list: the tools of the server's result are not an array", err)
+    end
+    -- null (a Go server's nil slice) and a missing tools are no tools, as before: the server is
+    -- ready with none, not down and restarted without end
+    for _, body in ipairs { '{"tools":null}', '{}' } do
+      c.tools = { "stale" }
+      c.request = function() return cjson.decode(body) end
+      local ok, err = c:list_tools()
+      assert.is_true(ok, err)
+      assert.same({}, c.tools)
+    end
+    c.request = function() return 7 end
+    local ok, err, code = c:list_tools()
+    assert.is_nil(ok)
+    assert.equal("EPROTO", code)
+    assert.equal("mcp.h: tools/list: the server's result is not an object", err)
+    c.request = function() return { tools = {} } end
+    assert.is_true(c:list_tools())
+    assert.equal(0, #c.tools)
   end)
 end)
 
@@ -592,6 +746,28 @@ describe("orket.mcp.manager's listings", function()
     kept, refused = client.tools_of { { name = "e-f", inputSchema = { type = "string" } }, { name = "e_f", inputSchema = S } }
     assert.same({ "e_f" }, { kept[1] and kept[1].name })
     assert.equal("e-f", refused[1].name)
+  end)
+
+  it("shows a name that is not a string as the server sent it", function()
+    local _, refused = client.tools_of { { name = 42, inputSchema = { type = "object" } },
+      { name = 4.5, inputSchema = { type = "object" } }, { inputSchema = { type = "object" } } }
+    assert.same({ "42", "4.5", "null" }, { refused[1].name, refused[2].name, refused[3].name })
+    -- an entry that is not an object: its JSON, escaped and cut, not Lua's false
+    local long = string.rep("\195\169", 40)
+    _, refused = client.tools_of { 42, false, "a\27[31mb", cjson.null, long }
+    assert.same({ "42", "false", '"a\\u001b[31mb"', "null" },
+      { refused[1].name, refused[2].name, refused[3].name, refused[4].name })
+    assert.equal('"' .. string.rep("\195\169", 31), refused[5].name) -- 64 bytes at most, on a character's start
+    for _, r in ipairs(refused) do assert.equal("a tool must be an object", r.why) end
+  end)
+
+  it("cuts a description at its cap on a character's start, never inside one", function()
+    for _, lead in ipairs { "", "a" } do -- the cap falls inside a character with one of them
+      local d = lead .. string.rep("\195\169", client.MAX_DESCRIPTION)
+      local kept = client.tools_of { { name = "t", description = d, inputSchema = { type = "object" } } }
+      assert.truthy(utf8.len(kept[1].description), "the cut description is UTF-8")
+      assert.is_true(#kept[1].description >= client.MAX_DESCRIPTION - 1 and #kept[1].description <= client.MAX_DESCRIPTION)
+    end
   end)
 
   it("cuts a text at its cap on a character's start, never inside one", function()
@@ -674,6 +850,28 @@ describe("orket.lua's mcp section", function()
   end)
   it("names the field of each mistake", function()
     assert.matches("orket.lua: mcp.servers.x: needs command", check { servers = { x = {} } })
+    -- which of the two: neither, or both
+    assert.equal("orket.lua: mcp.servers.x: needs command (a stdio server) or url (HTTP): it has neither",
+      check { servers = { x = {} } })
+    assert.equal("orket.lua: mcp.servers.x: takes command (a stdio server) or url (HTTP), not both",
+      check { servers = { x = { command = { "x" }, url = "http://h" } } })
+    -- a path refused is quoted as it was given
+    assert.equal([[orket.lua: mcp.servers.x.read_only[1]: must be an absolute path without '.', '..', '//' or a trailing '/', ]]
+      .. [[and not "/" (got "relative/dir")]], check { servers = { x = { command = { "x" }, read_only = { "relative/dir" } } } })
+    assert.matches([[read_only[2]: must be an absolute path without '.', '..', '//' or a trailing '/', and not "/" (got "/")]],
+      check { servers = { x = { command = { "x" }, read_only = { "/a", "/" } } } }, 1, true)
+    assert.matches("(got a number)", check { servers = { x = { command = { "x" }, read_only = { 7 } } } }, 1, true)
+    -- escaped on one line, as a printed value is: a newline, ESC or bidi mark acts on nothing
+    assert.equal([[orket.lua: mcp.servers.x.read_only[1]: must be an absolute path without '.', '..', '//' or a trailing '/', ]]
+      .. [[and not "/" (got "rel\ndir\27[31m\u{202e}x")]],
+      check { servers = { x = { command = { "x" }, read_only = { "rel\ndir\27[31m\u{202E}x" } } } })
+    -- too long says so, with the start of it; the limit is the runner's own
+    local long = "/" .. string.rep("a", 2047)
+    assert.is_true(require("orket.c.proc").path_ok(long:sub(1, 2047)))
+    assert.is_false(require("orket.c.proc").path_ok(long))
+    assert.equal([[orket.lua: mcp.servers.x.read_only[1]: must be at most 2047 bytes (got 2048 bytes: "/]]
+      .. string.rep("a", 63) .. [["...)]], check { servers = { x = { command = { "x" }, read_only = { long } } } })
+    assert.is_nil(check { servers = { x = { command = { "x" }, read_only = { long:sub(1, 2047) } } } })
     assert.matches("mcp.servers.x.command", check { servers = { x = { command = "node" } } })
     assert.matches("mcp.servers.x.url", check { servers = { x = { url = "ftp://x" } } })
     assert.matches("mcp.servers.Bad", check { servers = { Bad = { command = { "x" } } } })
