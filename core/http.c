@@ -801,15 +801,33 @@ static size_t http_put(char *out, size_t o, size_t n, const char *s, size_t len)
   return o + len;
 }
 
+int http_is_absolute(const char *url) {
+  /* RFC 3986 3.1: a letter, then letters, digits, '+', '-' or '.' */
+  if (!((url[0] | 0x20) >= 'a' && (url[0] | 0x20) <= 'z')) return 0;
+  size_t i = 1;
+  while (url[i] && (isalnum((unsigned char)url[i]) || url[i] == '+' || url[i] == '-' || url[i] == '.')) i++;
+  return strncmp(url + i, "://", 3) == 0;
+}
+
 /* "scheme://host[:port]" from the URL at out + o: the one rule for every message that
  * names a URL (a Location too) -> the new end. (Copied piece by piece, not formatted: it is
  * made for every request, its message for the few that fail.) */
 static size_t http_origin_at(char *out, size_t o, size_t n, const char *url) {
-  const char *p = strstr(url, "://");
+  const char *p = http_is_absolute(url) ? strstr(url, "://") : NULL;
   const char *host = p ? p + 3 : url;
-  const char *at = strpbrk(host, "@/?#");
-  if (at && *at == '@') host = at + 1;
+  /* the user info ends at the authority's last '@' (a password may hold one; a path's
+   * '@', as in https://h/@owner/x, is past the authority) */
+  size_t auth = strcspn(host, "/?#");
+  for (size_t i = auth; i > 0; i--)
+    if (host[i - 1] == '@') {
+      host += i;
+      break;
+    }
   size_t hl = strcspn(host, "/?#");
+  /* a port that is not digits is no port: a password holding a '/' ("u:p/w@h") ends the
+   * authority early, and what follows its ':' is the password's start */
+  const char *colon = host[0] == '[' ? NULL : memchr(host, ':', hl);
+  if (colon && strspn(colon + 1, "0123456789") != hl - (size_t)(colon + 1 - host)) hl = (size_t)(colon - host);
   if (p) o = http_put(out, o, n, url, (size_t)(p - url) + 3);
   o = http_put(out, o, n, host, hl);
   out[o] = '\0';

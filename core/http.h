@@ -107,6 +107,9 @@ size_t http_live(const http_client *c);
  * no user info, path, query or fragment, which may carry a key. Without "://", the text
  * up to the first / ? or #. -> its length. */
 size_t http_origin(char *out, size_t n, const char *url);
+/* 1 when url starts with a scheme (RFC 3986: a letter, then letters, digits, '+', '-', '.')
+ * and "://"; 0 for a relative reference, whose "://" (in a query, say) names no scheme. */
+int http_is_absolute(const char *url);
 
 /* Seconds since the epoch for an HTTP date (Retry-After), or -1. */
 long long http_parse_date(const char *s);

@@ -492,7 +492,7 @@ static int lh_parse_date(lua_State *L) {
 static int lh_origin(lua_State *L) {
   const char *url = luaL_checkstring(L, 1);
   char out[256];
-  if (strstr(url, "://") == NULL) {
+  if (!http_is_absolute(url)) {
     lua_pushnil(L);
     return 1;
   }

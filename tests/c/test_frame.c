@@ -143,4 +143,18 @@ TEST(test_http_origin) {
   CHECK_STR(t, out, "http://h");
   http_origin(out, 8, "https://long.example");
   CHECK_STR(t, out, "https:/");
+  /* a password holding '@': the user info ends at the authority's last one */
+  http_origin(out, sizeof out, "https://u:p@ssw0rd@host/x");
+  CHECK_STR(t, out, "https://host");
+  http_origin(out, sizeof out, "https://u:p/w@host/x");
+  CHECK_STR(t, out, "https://u"); /* '/' ends the authority early: the password's start is no port */
+  http_origin(out, sizeof out, "http://h.example:8080");
+  CHECK_STR(t, out, "http://h.example:8080");
+  /* a path's '@' is not user info */
+  http_origin(out, sizeof out, "https://server.example/@owner/mcp");
+  CHECK_STR(t, out, "https://server.example");
+  /* a relative reference whose query holds "://" names no scheme: nothing of it */
+  CHECK(t, !http_is_absolute("/mcp/ak-KEY?next=https://x/cb"));
+  CHECK(t, http_origin(out, sizeof out, "/mcp/ak-KEY?next=https://x/cb") == 0);
+  CHECK(t, http_is_absolute("HTTPS://h") && http_is_absolute("svn+ssh://h") && !http_is_absolute("1http://h"));
 }

@@ -224,6 +224,9 @@ describe("orket.mcp.client", function()
       redirect("https://u:pw@mcp.example:8443/k#frag", "https://mcp.example:8443"),
       redirect(here .. "/mcp/?api_key=abcdef0123", "another path on this server (" .. here .. ")"),
       redirect("/login?key=abcdef0123", "another path on this server (" .. here .. ")"),
+      -- relative, a URL in its query: no scheme of its own, nothing of it shown
+      redirect("/mcp/ak-9f8e7d6c?next=https://x.example/cb", "another path on this server (" .. here .. ")"),
+      redirect("https://u:p@ssw0rd@mcp.example/k", "https://mcp.example"),
       redirect("//other.example/k?api_key=abcdef0123", "another host"),
       { "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " .. #page .. "\r\n",
         "mcp.hh: initialize: HTTP 200 with Content-Type text/html; charset=utf-8, not application/json or text/event-stream", "EPROTO", page },
