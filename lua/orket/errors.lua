@@ -37,6 +37,7 @@ M.GROUPS = {
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
     "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
+    "ESANDBOXRUNNING",
     "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
   { name = "http", title = "The HTTP API (`orket serve`)", codes = {
@@ -401,6 +402,12 @@ CODES.EAUDITOLDER = {
   means = "a backup given to `orket restore` is older than a checkpoint this project signed: restoring it drops "
     .. "the audit's entries after it",
   remedy = "restore it all the same with --accept-older-audit",
+}
+-- `orket restore` while a sandbox of the project runs: its row would vanish with the old
+-- content, the sandbox running on, owned by nothing the board shows
+CODES.ESANDBOXRUNNING = {
+  means = "`orket restore` was refused: a sandbox of the project is running",
+  remedy = "`orket sandbox list` shows the project's sandboxes; stop each with `orket sandbox stop ID`, then restore",
 }
 -- The HTTP API (`orket serve`)
 CODES.bad_request = { status = 400, means = "a field of the request is wrong (the message names it)", remedy = "" }
