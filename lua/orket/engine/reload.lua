@@ -171,18 +171,33 @@ end
 local Watcher = {}
 Watcher.__index = Watcher
 
+-- A watch that cannot be made (no inotify watch left, a folder it may not read) is said as
+-- a `watch_error` event, once while it stands, as a reload error is: the project's watch
+-- retries it at each event on the folder, and each retry failing the same way says nothing.
+local function watch_failed(w, path, rel, err, code)
+  local msg = string.format("%s: cannot be watched (%s); edits in it are not reloaded until it can be",
+    rel == "" and "." or (rel .. "/"), tostring(err))
+  if w.failing[path] == msg then return end
+  w.failing[path] = msg
+  w.engine:emit { type = "watch_error", file = rel == "" and "." or rel, error = msg, code = code }
+end
+
 -- Starts watching one folder; events carry the file name (inotify, non-recursive), noted
 -- relative to the project ("roles/coder.lua", "routing.lua") as the reload event names it.
 local function watch_dir(w, path, filter)
   if w.handles[path] then return end
   -- a folder (a link to one is followed, as the loaders follow it), never a file so named
   local st = uv.fs_stat(path)
-  if not st or st.type ~= "directory" then return end
+  if not st or st.type ~= "directory" then
+    w.failing[path] = nil
+    return
+  end
   local rel = path == w.dir and "" or path:sub(#w.dir + 2)
   local h = uv.new_fs_event()
-  local ok = h:start(path, {}, function(err, name)
+  local ok, serr, scode = h:start(path, {}, function(err, name)
     if err then return end
     local what = filter(name)
+    if what == "noted" then return end -- the filter touched the files itself
     if what == "file" then
       w:touch(rel == "" and name or (rel .. "/" .. name))
     elseif what then
@@ -191,9 +206,22 @@ local function watch_dir(w, path, filter)
   end)
   if not ok then
     h:close()
-    return
+    return watch_failed(w, path, rel, serr, scode)
   end
+  w.failing[path] = nil
   w.handles[path] = h
+end
+
+-- The content of each script of a folder ({"roles/x.lua" = text, or the reason it cannot be
+-- read}), as last reloaded: an event on the folder itself (a chmod, a touch) reloads only
+-- the scripts that differ from it.
+local function contents(w, name)
+  local out = {}
+  for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do
+    local text, err = scriptfile.read(path)
+    out[name .. "/" .. path:match("[^/]+$")] = text or ("\0" .. tostring(err))
+  end
+  return out
 end
 
 -- Stops watching path, if it was watched.
@@ -223,12 +251,18 @@ local function project_filter(w)
       -- handle follows the folder that went (inotify watches the inode, not the name), so
       -- it is dropped and whatever is at the name now is watched; its scripts are listed
       -- after the watch starts, so an edit made in between is taken too.
+      -- Only scripts whose content differs from what was last reloaded are changed: an
+      -- event on the same folder (its mode, its times) names none and reloads nothing.
       unwatch(w, w.dir .. "/" .. name)
       watch_dir(w, w.dir .. "/" .. name, is_script)
-      for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do
-        w:touch(name .. "/" .. path:match("[^/]+$"))
+      local now, changed = contents(w, name), false
+      for file, text in pairs(now) do
+        if w.seen[file] ~= text then changed = true w:touch(file) end
       end
-      return true
+      for file in pairs(w.seen) do
+        if file:sub(1, #name + 1) == name .. "/" and now[file] == nil then changed = true w:touch(file) end
+      end
+      return changed and "noted"
     end
     return false
   end
@@ -243,11 +277,14 @@ function M.watch(engine, opts)
     error("bad argument #1 to 'watch' (an engine from orket.engine.setup expected)", 2)
   end
   opts = opts or {}
-  local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, changed = {},
+  local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, changed = {}, seen = {}, failing = {},
     debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
   w.timer = uv.new_timer()
   watch_dir(w, engine.dir, project_filter(w))
-  for name in pairs(M.DIRS) do watch_dir(w, engine.dir .. "/" .. name, is_script) end
+  for name in pairs(M.DIRS) do
+    watch_dir(w, engine.dir .. "/" .. name, is_script)
+    for file, text in pairs(contents(w, name)) do w.seen[file] = text end
+  end
   return w
 end
 
@@ -268,9 +305,23 @@ function Watcher:trigger()
   self.timer:stop()
   local files = self.changed
   self.changed = {}
+  -- the scripts as this reload reads them: what a later event on their folder compares with
+  for name in pairs(files) do
+    local folder = name:match("^([^/]+)/")
+    if folder and M.DIRS[folder] then
+      local text, rerr = scriptfile.read(self.dir .. "/" .. name)
+      if text or uv.fs_stat(self.dir .. "/" .. name) then text = text or ("\0" .. tostring(rerr)) end
+      self.seen[name] = text
+    end
+  end
   local ok, res, err, code = pcall(M.apply, self.engine, files)
   if not ok then
-    self.engine:emit { type = "reload_error", error = tostring(res), files = file_list(files) }
+    -- the watcher's own failure, said once while it stands, as a reload error is
+    local said = "raised\n" .. tostring(res)
+    if self.engine.reload_said ~= said then
+      self.engine.reload_said = said
+      self.engine:emit { type = "reload_error", error = tostring(res), files = file_list(files) }
+    end
     return nil, tostring(res), "ERUNTIME"
   end
   return res, err, code

@@ -383,6 +383,96 @@ describe("hot reload", function()
     e.close_all()
   end)
 
+  it("reloads nothing for an event on a script folder itself, and only the scripts changed", function()
+    local dir = notes_project()
+    H.write(dir .. "/roles/coder.lua", coder("C1"))
+    H.write(dir .. "/roles/other.lua", coder("O1"))
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 50 })
+    -- its mode and times changed, no script: no reload
+    os.execute("chmod 700 " .. q(dir .. "/roles") .. " && touch " .. q(dir .. "/roles"))
+    orket.sleep(300)
+    assert.equal(0, count(events, "reload"))
+    assert.is_not_nil(w.handles[dir .. "/roles"])
+    -- a script edited, then an event on the folder: the edit is reloaded once, by itself
+    H.write(dir .. "/roles/coder.lua", coder("C2"))
+    wait(events, "reload", 1)
+    assert.same({ "roles/coder.lua" }, events[#events].files)
+    orket.sleep(150)
+    os.execute("chmod 755 " .. q(dir .. "/roles"))
+    orket.sleep(300)
+    assert.equal(1, count(events, "reload"))
+    -- a copy with one script changed swapped in names that script only
+    os.execute("cp -R " .. q(dir .. "/roles") .. " " .. q(dir .. "/roles.new"))
+    H.write(dir .. "/roles.new/other.lua", coder("O2"))
+    os.execute("mv " .. q(dir .. "/roles") .. " " .. q(dir .. "/roles.old") .. " && mv " .. q(dir .. "/roles.new") .. " "
+      .. q(dir .. "/roles"))
+    wait(events, "reload", 2)
+    assert.same({ "roles/other.lua" }, events[#events].files)
+    assert.equal("O2", e.roles.by_name.other.intent)
+    w:close()
+    e.close_all()
+  end)
+
+  it("says a watch that cannot be made once while it fails the same way", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local uv = require "luv"
+    local real = uv.new_fs_event
+    -- roles/ cannot be watched, as when the kernel's inotify watches are used up
+    uv.new_fs_event = function()
+      local h = real()
+      return setmetatable({}, { __index = function(_, k)
+        if k == "start" then
+          return function(_, path, ...)
+            if path == dir .. "/roles" then return nil, "ENOSPC: no space left on device", "ENOSPC" end
+            return h:start(path, ...)
+          end
+        end
+        return function(_, ...) return h[k](h, ...) end
+      end })
+    end
+    local ok, w = pcall(reload.watch, e, { debounce_ms = 50 })
+    if not ok then
+      uv.new_fs_event = real
+      error(w)
+    end
+    local said = count(events, "watch_error")
+    -- each event on the folder tries again, failing the same way: said once
+    for _ = 1, 3 do
+      os.execute("touch " .. q(dir .. "/roles"))
+      orket.sleep(120)
+    end
+    uv.new_fs_event = real
+    assert.equal(1, said)
+    assert.equal(1, count(events, "watch_error"))
+    local ev
+    for _, x in ipairs(events) do if x.type == "watch_error" then ev = x end end
+    assert.equal("roles", ev.file)
+    assert.equal("ENOSPC", ev.code)
+    assert.matches("^roles/: cannot be watched %(ENOSPC: no space left on device%)", ev.error)
+    assert.is_nil(w.handles[dir .. "/roles"])
+    -- once it can be watched, a later failure is said again
+    os.execute("touch " .. q(dir .. "/roles"))
+    local t0 = orket.now()
+    while not w.handles[dir .. "/roles"] and orket.now() - t0 < 5000 do orket.sleep(20) end
+    assert.is_not_nil(w.handles[dir .. "/roles"])
+    w:close()
+    -- the watcher's own failure (apply raising) is said once too
+    local apply = reload.apply
+    reload.apply = function() error("boom") end
+    local w2 = reload.watch(e, { debounce_ms = 10000 })
+    local before = count(events, "reload_error")
+    w2:touch("roles/coder.lua")
+    w2:trigger()
+    w2:touch("roles/coder.lua")
+    w2:trigger()
+    reload.apply = apply
+    w2:close()
+    assert.equal(before + 1, count(events, "reload_error"))
+    e.close_all()
+  end)
+
   it("places an orket.lua mcp error at its line, as orket validate does", function()
     local dir = notes_project()
     local e, events = open(dir)
