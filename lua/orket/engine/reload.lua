@@ -120,7 +120,12 @@ function M.apply(engine, files)
     error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
   end
   local s, err, code = M.load(engine.dir)
-  if s and files and files["orket.lua"] then
+  if s and files and files["orket.lua"] and not uv.fs_stat(engine.dir .. "/orket.lua") then
+    -- removed (or moved away) during the run: the run goes on with the settings it loaded,
+    -- its MCP servers as they are; the project loader's "no project here" would not say it
+    s, err, code = nil, "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they "
+      .. "are); put it back before the next run", "ENOENT"
+  elseif s and files and files["orket.lua"] then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
     local ok, merr, mcode = manager.reload(engine)
     if not ok then
