@@ -367,9 +367,12 @@ CODES.EFAIL = {
   means = "a tool's handler returned a failure without a code",
   remedy = "fix the tool to return a code ([writing-tools.md](writing-tools.md))",
 }
+-- The refusal itself says to wait or stop; the remedy says how to see the holder, which
+-- may be a run (orket run, orket serve's) or a command changing cards (retry, cancel, restore).
 CODES.ELOCKED = {
   means = "another process holds the project's run lock",
-  remedy = "wait for it, or stop it; `orket runs` shows it",
+  remedy = "`ps -p PID`, PID the process the message names, shows which command holds it (a run, or retry, cancel "
+    .. "or restore while they change cards); `orket runs` lists the runs going, orket serve's included",
 }
 CODES.ELASTADMIN = {
   status = 409,

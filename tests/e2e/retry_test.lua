@@ -107,6 +107,11 @@ describe("orket retry", function()
     for _, out in ipairs(outs) do
       assert.matches("another orket run is working on this project", out, 1, true)
       assert.matches("hint: " .. require("orket.errors").remedy("ELOCKED"), out, 1, true)
+      -- the hint adds to the refusal, which already says to wait or stop: how to see the holder
+      local hint = out:match("hint: ([^\r\n]*)")
+      assert.is_nil(hint:find("wait for it", 1, true))
+      assert.is_nil(hint:find("stop it", 1, true))
+      assert.matches("`ps -p PID`", hint, 1, true)
     end
     assert.equal(1, r.status)
     assert.matches("another orket run is working on this project %(process " .. pid .. "%)", r.stderr)
