@@ -16,6 +16,7 @@ local scriptcheck = require "orket.engine.scriptcheck"
 local scriptfile = require "orket.scriptfile"
 local manager = require "orket.mcp.manager"
 local task = require "orket.task"
+local crypto = require "orket.c.crypto"
 
 local M = {}
 
@@ -176,15 +177,36 @@ end
 local Watcher = {}
 Watcher.__index = Watcher
 
+-- What the kernel's codes mean for a watch: libuv's own text for ENOSPC ("no space left on
+-- device") would send the operator to the disk, while it is inotify's per-user limit.
+local WATCH_CAUSE = {
+  ENOSPC = "ENOSPC: the kernel's inotify watches are used up; raise sysctl fs.inotify.max_user_watches",
+  EMFILE = "EMFILE: the kernel's inotify instances are used up; raise sysctl fs.inotify.max_user_instances",
+}
+
 -- A watch that cannot be made (no inotify watch left, a folder it may not read) is said as
 -- a `watch_error` event, once while it stands, as a reload error is: the project's watch
--- retries it at each event on the folder, and each retry failing the same way says nothing.
+-- retries it at each event on the folder and at each reload, and each retry failing the same
+-- way says nothing. It is journaled too, so a run with no listener (orket serve's) shows it
+-- in `orket log` and its events.
 local function watch_failed(w, path, rel, err, code)
   local msg = string.format("%s: cannot be watched (%s); edits in it are not reloaded until it can be",
-    rel == "" and "." or (rel .. "/"), tostring(err))
+    rel == "" and "." or (rel .. "/"), WATCH_CAUSE[code] or tostring(err))
   if w.failing[path] == msg then return end
   w.failing[path] = msg
-  w.engine:emit { type = "watch_error", file = rel == "" and "." or rel, error = msg, code = code }
+  local file = rel == "" and "." or rel
+  local engine = w.engine
+  -- in a task, from an fs callback as from the start: on PostgreSQL the journal waits on
+  -- the server, which a callback cannot; a store gone away must not raise out of the loop.
+  -- The watch starts before the run (orket run, orket serve): the event waits for its id,
+  -- and is not journaled if the watcher closes first (the run never began).
+  task.spawn(function()
+    while not engine.run_id and not w.closed do rt.sleep(100) end
+    if w.closed then return end
+    pcall(engine.db.event, engine.db, { kind = "watch_error", run = engine.run_id,
+      data = { file = file, error = msg, code = code } })
+  end)
+  engine:emit { type = "watch_error", file = file, error = msg, code = code }
 end
 
 -- Starts watching one folder; events carry the file name (inotify, non-recursive), noted
@@ -211,20 +233,35 @@ local function watch_dir(w, path, filter)
   end)
   if not ok then
     h:close()
+    -- gone between the check and the watch: as if it had not been there, not a failure
+    if scode == "ENOENT" or scode == "ENOTDIR" then
+      w.failing[path] = nil
+      return
+    end
     return watch_failed(w, path, rel, serr, scode)
   end
   w.failing[path] = nil
   w.handles[path] = h
 end
 
--- The content of each script of a folder ({"roles/x.lua" = text, or the reason it cannot be
--- read}), as last reloaded: an event on the folder itself (a chmod, a touch) reloads only
--- the scripts that differ from it.
+-- A digest of each script of a folder ({"roles/x.lua" = hash of its text, or of the reason
+-- it cannot be read}), kept as last reloaded: an event on the folder itself (a chmod, a
+-- touch) reloads only the scripts that differ from it. A hash, not the text: a copy of every
+-- script per live run would add up in orket serve.
 local function contents(w, name)
   local out = {}
   for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do
     local text, err = scriptfile.read(path)
-    out[name .. "/" .. path:match("[^/]+$")] = text or ("\0" .. tostring(err))
+    out[name .. "/" .. path:match("[^/]+$")] = crypto.hash(text or ("\0" .. tostring(err)))
+  end
+  return out
+end
+
+-- Every script folder's digests, as seen now.
+local function all_contents(w)
+  local out = {}
+  for name in pairs(M.DIRS) do
+    for file, h in pairs(contents(w, name)) do out[file] = h end
   end
   return out
 end
@@ -286,10 +323,8 @@ function M.watch(engine, opts)
     debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
   w.timer = uv.new_timer()
   watch_dir(w, engine.dir, project_filter(w))
-  for name in pairs(M.DIRS) do
-    watch_dir(w, engine.dir .. "/" .. name, is_script)
-    for file, text in pairs(contents(w, name)) do w.seen[file] = text end
-  end
+  for name in pairs(M.DIRS) do watch_dir(w, engine.dir .. "/" .. name, is_script) end
+  w.seen = all_contents(w)
   return w
 end
 
@@ -310,15 +345,17 @@ function Watcher:trigger()
   self.timer:stop()
   local files = self.changed
   self.changed = {}
-  -- the scripts as this reload reads them: what a later event on their folder compares with
-  for name in pairs(files) do
-    local folder = name:match("^([^/]+)/")
-    if folder and M.DIRS[folder] then
-      local text, rerr = scriptfile.read(self.dir .. "/" .. name)
-      if text or uv.fs_stat(self.dir .. "/" .. name) then text = text or ("\0" .. tostring(rerr)) end
-      self.seen[name] = text
+  -- a failed watch is tried again at each reload: the project folder's own events cannot
+  -- retry it (it is the one not watched)
+  for path in pairs(self.failing) do
+    if not self.handles[path] then
+      watch_dir(self, path, path == self.dir and project_filter(self) or is_script)
     end
   end
+  -- the scripts as this reload reads them: what a later event on their folder compares
+  -- with, once the reload is applied (a reload refused, or raising, is tried again by the
+  -- next event on the folder)
+  local now = all_contents(self)
   local ok, res, err, code = pcall(M.apply, self.engine, files)
   if not ok then
     -- the watcher's own failure, said once while it stands, as a reload error is
@@ -329,6 +366,7 @@ function Watcher:trigger()
     end
     return nil, tostring(res), "ERUNTIME"
   end
+  if res then self.seen = now end
   return res, err, code
 end
 
