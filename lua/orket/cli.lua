@@ -106,10 +106,10 @@ end
 function M.open_store_locked(dir)
   local db = M.open_store(dir, false)
   if not db then return nil end
-  local lock, lerr = require("orket.engine.setup").lock(dir) -- lazy: as open_store's
+  local lock, lerr, lcode = require("orket.engine.setup").lock(dir) -- lazy: as open_store's
   if not lock then
     db:close()
-    M.err("%s", lerr)
+    M.fail(lcode, "%s", lerr)
     return nil
   end
   return db, lock

@@ -37,6 +37,7 @@ M.GROUPS = {
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
     "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
+    "ESANDBOXRUNNING",
     "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
   { name = "http", title = "The HTTP API (`orket serve`)", codes = {
@@ -366,9 +367,12 @@ CODES.EFAIL = {
   means = "a tool's handler returned a failure without a code",
   remedy = "fix the tool to return a code ([writing-tools.md](writing-tools.md))",
 }
+-- The refusal itself says to wait or stop; the remedy says how to see the holder, which
+-- may be a run (orket run, orket serve's) or a command changing cards (retry, cancel, restore).
 CODES.ELOCKED = {
   means = "another process holds the project's run lock",
-  remedy = "wait for it, or stop it; `orket runs` shows it",
+  remedy = "`ps -p PID`, PID the process the message names, shows which command holds it (a run, or retry, cancel "
+    .. "or restore while they change cards); `orket runs` lists the runs going, orket serve's included",
 }
 CODES.ELASTADMIN = {
   status = 409,
@@ -401,6 +405,12 @@ CODES.EAUDITOLDER = {
   means = "a backup given to `orket restore` is older than a checkpoint this project signed: restoring it drops "
     .. "the audit's entries after it",
   remedy = "restore it all the same with --accept-older-audit",
+}
+-- `orket restore` while a sandbox of the project runs: its row would vanish with the old
+-- content, the sandbox running on, owned by nothing the board shows
+CODES.ESANDBOXRUNNING = {
+  means = "`orket restore` was refused: a sandbox of the project is running",
+  remedy = "`orket sandbox list` shows the project's sandboxes; stop each with `orket sandbox stop ID`, then restore",
 }
 -- The HTTP API (`orket serve`)
 CODES.bad_request = { status = 400, means = "a field of the request is wrong (the message names it)", remedy = "" }

@@ -94,7 +94,25 @@ describe("orket retry", function()
     assert.equal(1, H.orket("run R", { cwd = dir }).status)
     local pid, stop = H.hold_lock(dir)
     local r = H.orket("retry R-1", { cwd = dir })
+    -- on a terminal, each refusal carries the run lock's code: its remedy is the hint
+    H.write(dir .. "/steps", "expect hint: \n")
+    local outs = {}
+    for i, words in ipairs { "retry R-1", "run R" } do
+      local p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s %s <steps 2>&1",
+        H.quote(dir), H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN), words))
+      outs[i] = p:read("a")
+      p:close()
+    end
     stop()
+    for _, out in ipairs(outs) do
+      assert.matches("another orket run is working on this project", out, 1, true)
+      assert.matches("hint: " .. require("orket.errors").remedy("ELOCKED"), out, 1, true)
+      -- the hint adds to the refusal, which already says to wait or stop: how to see the holder
+      local hint = out:match("hint: ([^\r\n]*)")
+      assert.is_nil(hint:find("wait for it", 1, true))
+      assert.is_nil(hint:find("stop it", 1, true))
+      assert.matches("`ps -p PID`", hint, 1, true)
+    end
     assert.equal(1, r.status)
     assert.matches("another orket run is working on this project %(process " .. pid .. "%)", r.stderr)
     assert.equal("blocked", card(dir, "R-1").status)

@@ -264,6 +264,17 @@ describe("orket sandbox up", function()
     assert.matches("restore: sandbox 1 (main, healthy) of this project is running; stop it first: "
       .. "orket sandbox stop 1 (the store was not changed)", r.stderr, 1, true)
     assert.equal(1, #list(dir))
+    -- on a terminal, the hint under it is how to find and stop sandboxes, not the
+    -- store's "retry" of a locked database
+    H.write(dir .. "/steps", "expect hint: \n")
+    local p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s restore %s <steps 2>&1",
+      H.quote(dir), H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN), H.quote(bak)))
+    local out = p:read("a")
+    p:close()
+    assert.matches("hint: `orket sandbox list` shows the project's sandboxes; stop each with `orket sandbox stop ID`",
+      out, 1, true)
+    assert.not_matches("retry", out, 1, true)
+    assert.equal(1, #list(dir))
     assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
     r = H.orket("restore " .. H.quote(bak), { cwd = dir })
     assert.equal(0, r.status, r.stderr)

@@ -234,6 +234,7 @@ local EVENT = {
     add(st, "\n** reload refused, old scripts kept: " .. clip(d.error))
     for i = 2, type(d.problems) == "table" and #d.problems or 0 do add(st, "\n   also: " .. clip(d.problems[i])) end
   end,
+  watch_error = function(_, d, _, st) add(st, "\n** hot reload: " .. clip(d.error)) end,
   run_end = function(_, d, _, st) add(st, "\nrun " .. one(d.status)) end,
 }
 

@@ -141,7 +141,7 @@ local function ready(dir, db, file, name, accept, cli)
     fits, err, code = backup.fits(db, file, info)
     if fits then
       err = running_sandboxes(db)
-      code = err and "EBUSY"
+      code = err and "ESANDBOXRUNNING"
     end
     if err then info = nil end
   end

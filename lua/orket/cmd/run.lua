@@ -167,10 +167,11 @@ end
 
 -- The run lock, and the claim that no other run overlaps this one: runs of orket serve may
 -- go meanwhile, on other cards; under the claim (released once the run is recorded and the
--- lock tagged) none may overlap it (orket.engine.claims) -> lock, claim | nil, message.
+-- lock tagged) none may overlap it (orket.engine.claims) -> lock, claim | nil, message,
+-- the lock's CODE (ELOCKED: its remedy says how to find the holder).
 local function take_lock(e, o, resume_id)
-  local lock, lerr = setup.lock(o.dir, { runs_ok = true })
-  if not lock then return nil, lerr end
+  local lock, lerr, lcode = setup.lock(o.dir, { runs_ok = true })
+  if not lock then return nil, lerr, lcode end
   local claim, cerr = claims.enter(o.dir)
   if not claim then
     lock:release()
@@ -316,11 +317,11 @@ function cmd.execute(o, cli, resume_id)
     cli.fail(code, "%s", err)
     return 1
   end
-  local lock, claim = take_lock(e, o, resume_id)
+  local lock, claim, lcode = take_lock(e, o, resume_id)
   if not lock then
     if stop_view then stop_view() end
     e.close_all()
-    cli.err("%s", claim)
+    cli.fail(lcode, "%s", claim)
     return 1
   end
   -- Edits to roles/, tools/, policies/ and routing.lua apply from the next turn on.

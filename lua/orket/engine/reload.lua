@@ -16,6 +16,7 @@ local scriptcheck = require "orket.engine.scriptcheck"
 local scriptfile = require "orket.scriptfile"
 local manager = require "orket.mcp.manager"
 local task = require "orket.task"
+local crypto = require "orket.c.crypto"
 
 local M = {}
 
@@ -120,7 +121,12 @@ function M.apply(engine, files)
     error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
   end
   local s, err, code = M.load(engine.dir)
-  if s and files and files["orket.lua"] then
+  if s and files and files["orket.lua"] and not uv.fs_stat(engine.dir .. "/orket.lua") then
+    -- removed (or moved away) during the run: the run goes on with the settings it loaded,
+    -- its MCP servers as they are; the project loader's "no project here" would not say it
+    s, err, code = nil, "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they "
+      .. "are); put it back before the next run", "ENOENT"
+  elseif s and files and files["orket.lua"] then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
     local ok, merr, mcode = manager.reload(engine)
     if not ok then
@@ -171,18 +177,54 @@ end
 local Watcher = {}
 Watcher.__index = Watcher
 
+-- What the kernel's codes mean for a watch: libuv's own text for ENOSPC ("no space left on
+-- device") would send the operator to the disk, while it is inotify's per-user limit.
+local WATCH_CAUSE = {
+  ENOSPC = "ENOSPC: the kernel's inotify watches are used up; raise sysctl fs.inotify.max_user_watches",
+  EMFILE = "EMFILE: the kernel's inotify instances are used up; raise sysctl fs.inotify.max_user_instances",
+}
+
+-- A watch that cannot be made (no inotify watch left, a folder it may not read) is said as
+-- a `watch_error` event, once while it stands, as a reload error is: the project's watch
+-- retries it at each event on the folder and at each reload, and each retry failing the same
+-- way says nothing. It is journaled too, so a run with no listener (orket serve's) shows it
+-- in `orket log` and its events.
+local function watch_failed(w, path, rel, err, code)
+  local msg = string.format("%s: cannot be watched (%s); edits in it are not reloaded until it can be",
+    rel == "" and "." or (rel .. "/"), WATCH_CAUSE[code] or tostring(err))
+  if w.failing[path] == msg then return end
+  w.failing[path] = msg
+  local file = rel == "" and "." or rel
+  local engine = w.engine
+  -- in a task, from an fs callback as from the start: on PostgreSQL the journal waits on
+  -- the server, which a callback cannot; a store gone away must not raise out of the loop.
+  -- The watch starts before the run (orket run, orket serve): the event waits for its id,
+  -- and is not journaled if the watcher closes first (the run never began).
+  task.spawn(function()
+    while not engine.run_id and not w.closed do rt.sleep(100) end
+    if w.closed then return end
+    pcall(engine.db.event, engine.db, { kind = "watch_error", run = engine.run_id,
+      data = { file = file, error = msg, code = code } })
+  end)
+  engine:emit { type = "watch_error", file = file, error = msg, code = code }
+end
+
 -- Starts watching one folder; events carry the file name (inotify, non-recursive), noted
 -- relative to the project ("roles/coder.lua", "routing.lua") as the reload event names it.
 local function watch_dir(w, path, filter)
   if w.handles[path] then return end
   -- a folder (a link to one is followed, as the loaders follow it), never a file so named
   local st = uv.fs_stat(path)
-  if not st or st.type ~= "directory" then return end
+  if not st or st.type ~= "directory" then
+    w.failing[path] = nil
+    return
+  end
   local rel = path == w.dir and "" or path:sub(#w.dir + 2)
   local h = uv.new_fs_event()
-  local ok = h:start(path, {}, function(err, name)
+  local ok, serr, scode = h:start(path, {}, function(err, name)
     if err then return end
     local what = filter(name)
+    if what == "noted" then return end -- the filter touched the files itself
     if what == "file" then
       w:touch(rel == "" and name or (rel .. "/" .. name))
     elseif what then
@@ -191,9 +233,37 @@ local function watch_dir(w, path, filter)
   end)
   if not ok then
     h:close()
-    return
+    -- gone between the check and the watch: as if it had not been there, not a failure
+    if scode == "ENOENT" or scode == "ENOTDIR" then
+      w.failing[path] = nil
+      return
+    end
+    return watch_failed(w, path, rel, serr, scode)
   end
+  w.failing[path] = nil
   w.handles[path] = h
+end
+
+-- A digest of each script of a folder ({"roles/x.lua" = hash of its text, or of the reason
+-- it cannot be read}), kept as last reloaded: an event on the folder itself (a chmod, a
+-- touch) reloads only the scripts that differ from it. A hash, not the text: a copy of every
+-- script per live run would add up in orket serve.
+local function contents(w, name)
+  local out = {}
+  for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do
+    local text, err = scriptfile.read(path)
+    out[name .. "/" .. path:match("[^/]+$")] = crypto.hash(text or ("\0" .. tostring(err)))
+  end
+  return out
+end
+
+-- Every script folder's digests, as seen now.
+local function all_contents(w)
+  local out = {}
+  for name in pairs(M.DIRS) do
+    for file, h in pairs(contents(w, name)) do out[file] = h end
+  end
+  return out
 end
 
 -- Stops watching path, if it was watched.
@@ -223,12 +293,18 @@ local function project_filter(w)
       -- handle follows the folder that went (inotify watches the inode, not the name), so
       -- it is dropped and whatever is at the name now is watched; its scripts are listed
       -- after the watch starts, so an edit made in between is taken too.
+      -- Only scripts whose content differs from what was last reloaded are changed: an
+      -- event on the same folder (its mode, its times) names none and reloads nothing.
       unwatch(w, w.dir .. "/" .. name)
       watch_dir(w, w.dir .. "/" .. name, is_script)
-      for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do
-        w:touch(name .. "/" .. path:match("[^/]+$"))
+      local now, changed = contents(w, name), false
+      for file, text in pairs(now) do
+        if w.seen[file] ~= text then changed = true w:touch(file) end
       end
-      return true
+      for file in pairs(w.seen) do
+        if file:sub(1, #name + 1) == name .. "/" and now[file] == nil then changed = true w:touch(file) end
+      end
+      return changed and "noted"
     end
     return false
   end
@@ -243,11 +319,12 @@ function M.watch(engine, opts)
     error("bad argument #1 to 'watch' (an engine from orket.engine.setup expected)", 2)
   end
   opts = opts or {}
-  local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, changed = {},
+  local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, changed = {}, seen = {}, failing = {},
     debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
   w.timer = uv.new_timer()
   watch_dir(w, engine.dir, project_filter(w))
   for name in pairs(M.DIRS) do watch_dir(w, engine.dir .. "/" .. name, is_script) end
+  w.seen = all_contents(w)
   return w
 end
 
@@ -268,11 +345,28 @@ function Watcher:trigger()
   self.timer:stop()
   local files = self.changed
   self.changed = {}
+  -- a failed watch is tried again at each reload: the project folder's own events cannot
+  -- retry it (it is the one not watched)
+  for path in pairs(self.failing) do
+    if not self.handles[path] then
+      watch_dir(self, path, path == self.dir and project_filter(self) or is_script)
+    end
+  end
+  -- the scripts as this reload reads them: what a later event on their folder compares
+  -- with, once the reload is applied (a reload refused, or raising, is tried again by the
+  -- next event on the folder)
+  local now = all_contents(self)
   local ok, res, err, code = pcall(M.apply, self.engine, files)
   if not ok then
-    self.engine:emit { type = "reload_error", error = tostring(res), files = file_list(files) }
+    -- the watcher's own failure, said once while it stands, as a reload error is
+    local said = "raised\n" .. tostring(res)
+    if self.engine.reload_said ~= said then
+      self.engine.reload_said = said
+      self.engine:emit { type = "reload_error", error = tostring(res), files = file_list(files) }
+    end
     return nil, tostring(res), "ERUNTIME"
   end
+  if res then self.seen = now end
   return res, err, code
 end
 

@@ -165,7 +165,7 @@ function M.open(dir, opts)
   return e, db
 end
 
---- lock(dir[, {runs_ok=true}]) -> lock | nil, msg, "EBUSY"|CODE. One `orket run` at a time
+--- lock(dir[, {runs_ok=true}]) -> lock | nil, msg, "ELOCKED"|CODE. One `orket run` at a time
 --- works a project's board: two would pick the same ready cards. The lock is an OFD lock on
 --- DIR/.orket/run.lock, which the kernel drops when the holder dies (even by kill -9), so it
 --- never goes stale; `lock:release()` or garbage collection frees it. `orket answer`,
@@ -179,13 +179,13 @@ function M.lock(dir, opts)
     if live[1] then
       lk:release()
       return nil, string.format("run %d is going in process %s (orket serve); wait for it to end, or stop it "
-        .. "(POST /v1/runs/%d/stop)", live[1].id, tostring(live[1].pid), live[1].id), "EBUSY"
+        .. "(POST /v1/runs/%d/stop)", live[1].id, tostring(live[1].pid), live[1].id), "ELOCKED"
     end
   end
   if lk then return lk end
   if code == "EBUSY" then
     return nil, string.format("another orket run is working on this project%s; wait for it to end, or stop it "
-      .. "(Ctrl-C) and continue with 'orket resume'", holder and (" (process " .. holder .. ")") or ""), code
+      .. "(Ctrl-C) and continue with 'orket resume'", holder and (" (process " .. holder .. ")") or ""), "ELOCKED"
   end
   return nil, err, code
 end

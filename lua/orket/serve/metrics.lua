@@ -248,7 +248,8 @@ function M.render(db, counters, sse_clients, shown, reads, notified)
   -- how tool calls end, which state-machine rules refuse moves
   b.family("orket_cards_done_total", "counter", "Moves of cards to done, by UTC day (the latest days) and card type.")
   local done = counts.done_by_day(db, lim)
-  if #done == 0 then b.sample("orket_cards_done_total", { "day", os.date("!%Y-%m-%d"), "type", "issue" }, 0) end
+  -- an empty family is today's, by the store's day as the budgets count it
+  if #done == 0 then b.sample("orket_cards_done_total", { "day", counts.today(db), "type", "issue" }, 0) end
   for _, r in ipairs(done) do b.sample("orket_cards_done_total", { "day", r.day, "type", r.type }, r.n) end
 
   b.family("orket_card_duration_seconds", "histogram", "Time from a card's first in_progress to its done, by card type.")

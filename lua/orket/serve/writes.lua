@@ -92,7 +92,7 @@ local function do_write(ctx, action, card_id, fn, locked)
   if locked then
     local lerr, lcode
     lock, lerr, lcode = setup.lock(ctx.dir)
-    if not lock then return err(409, lcode == "EBUSY" and "ELOCKED" or "internal", lerr) end
+    if not lock then return err(409, lcode == "ELOCKED" and lcode or "internal", lerr) end
   end
   local db, actor = ctx.db, principal(ctx)
   local b = board_mod.open(db)

@@ -2,6 +2,8 @@
 -- as named operations op(db, ...) -> arrays of rows or counts. `limit` bounds the label
 -- values a family can get from the store.
 local costs = require "orket.store.costs"
+local dialect = require "orket.store.dialect"
+local backend = require "orket.store.backend"
 
 local M = {}
 
@@ -76,6 +78,14 @@ end
 --- violations(db, limit) -> {rule, n} by rule
 function M.violations(db, limit)
   return db:rows("SELECT rule, COUNT(*) AS n FROM violations GROUP BY rule ORDER BY rule LIMIT ?", limit)
+end
+
+local today_sql = dialect.statement(function(d) return "SELECT " .. d.today .. " AS day" end)
+
+--- today(db) -> the store's UTC day now (YYYY-MM-DD): the day the day budgets count
+--- (orket.store.costs), by the clock that dates the rows, not this process's
+function M.today(db)
+  return backend.row(db, today_sql(db)).day
 end
 
 --- done_by_day(db, limit) -> {day (UTC, YYYY-MM-DD), type, n}: moves to done, the latest

@@ -481,6 +481,24 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  it("dates /metrics' empty day by the store's day, the one the day budgets count", function()
+    local db = open()
+    local smx, costs, serve_metrics = require "orket.store.metrics", require "orket.store.costs", require "orket.serve.metrics"
+    local _, _, day = costs.heads(db)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%d$", day)
+    assert.equal(day, smx.today(db))
+    -- this process's clock on another day: the label stays the store's
+    local date = os.date
+    os.date = function(f, ...)
+      if f == "!%Y-%m-%d" or f == "%Y-%m-%d" then return "1999-01-01" end
+      return date(f, ...)
+    end
+    local ok, text = pcall(serve_metrics.render, db, serve_metrics.new(), 0)
+    os.date = date
+    assert(ok, text)
+    assert.matches('\norket_cards_done_total{day="' .. day .. '",type="issue"} 0\n', text, 1, true)
+  end)
+
   it("verifications, forge, keys, sessions, metrics and imports: the same shapes", function()
     local db = open()
     local sv, sf, sk, ss, smx, si = require "orket.store.verifications", require "orket.store.forge",

@@ -150,6 +150,17 @@ describe("live view", function()
       last(t))
   end)
 
+  it("notes a script folder hot reload cannot watch", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "watch_error", file = "roles", code = "ENOSPC",
+      error = "roles/: cannot be watched (ENOSPC: no space left on device); edits in it are not reloaded until it can be" }
+    assert.matches("^hot reload: roles/: cannot be watched %(ENOSPC: no space left on device%); edits in it are not "
+      .. "reloaded until it can be\norket run 3", last(t))
+  end)
+
   it("notes a merge whose view could not follow main, why, and what catches it up", function()
     local t = fake()
     local v = t.view

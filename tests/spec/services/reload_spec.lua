@@ -8,9 +8,11 @@ local project = require "orket.project"
 local setup = require "orket.engine.setup"
 local reload = require "orket.engine.reload"
 
-local function notes_project()
+-- journaled: on PostgreSQL (tests/with_pg.lua), the project names a database there
+local function notes_project(journaled)
   local dir = H.tmpdir()
   os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+  if journaled then require("tests.backends").project(dir) end
   local db = assert(project.open_store(dir, true))
   assert(import.import(db, dir))
   db:close()
@@ -383,6 +385,188 @@ describe("hot reload", function()
     e.close_all()
   end)
 
+  it("reloads nothing for an event on a script folder itself, and only the scripts changed", function()
+    local dir = notes_project()
+    H.write(dir .. "/roles/coder.lua", coder("C1"))
+    H.write(dir .. "/roles/other.lua", coder("O1"))
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 50 })
+    -- its mode and times changed, no script: no reload
+    os.execute("chmod 700 " .. q(dir .. "/roles") .. " && touch " .. q(dir .. "/roles"))
+    orket.sleep(300)
+    assert.equal(0, count(events, "reload"))
+    assert.is_not_nil(w.handles[dir .. "/roles"])
+    -- a script edited, then an event on the folder: the edit is reloaded once, by itself
+    H.write(dir .. "/roles/coder.lua", coder("C2"))
+    wait(events, "reload", 1)
+    assert.same({ "roles/coder.lua" }, events[#events].files)
+    orket.sleep(150)
+    os.execute("chmod 755 " .. q(dir .. "/roles"))
+    orket.sleep(300)
+    assert.equal(1, count(events, "reload"))
+    -- a copy with one script changed swapped in names that script only
+    os.execute("cp -R " .. q(dir .. "/roles") .. " " .. q(dir .. "/roles.new"))
+    H.write(dir .. "/roles.new/other.lua", coder("O2"))
+    os.execute("mv " .. q(dir .. "/roles") .. " " .. q(dir .. "/roles.old") .. " && mv " .. q(dir .. "/roles.new") .. " "
+      .. q(dir .. "/roles"))
+    wait(events, "reload", 2)
+    assert.same({ "roles/other.lua" }, events[#events].files)
+    assert.equal("O2", e.roles.by_name.other.intent)
+    w:close()
+    e.close_all()
+  end)
+
+  it("says a watch that cannot be made once while it fails the same way", function()
+    local dir = notes_project(true)
+    local e, events = open(dir)
+    assert.equal(require("tests.backends").name(), e.db.backend == "pg" and "pg" or "sqlite")
+    local uv = require "luv"
+    local real = uv.new_fs_event
+    -- roles/ cannot be watched, as when the kernel's inotify watches are used up
+    uv.new_fs_event = function()
+      local h = real()
+      return setmetatable({}, { __index = function(_, k)
+        if k == "start" then
+          return function(_, path, ...)
+            if path == dir .. "/roles" then return nil, "ENOSPC: no space left on device", "ENOSPC" end
+            return h:start(path, ...)
+          end
+        end
+        return function(_, ...) return h[k](h, ...) end
+      end })
+    end
+    local ok, w = pcall(reload.watch, e, { debounce_ms = 50 })
+    if not ok then
+      uv.new_fs_event = real
+      error(w)
+    end
+    -- a run with no listener but its journal (orket serve's) hears of it there, once the
+    -- run begins: the watch starts before it
+    local run = assert(e.db:record_run { target = "NOTES", kind = "epic" })
+    e:use_run(run)
+    local said = count(events, "watch_error")
+    -- each event on the folder tries again, failing the same way: said once
+    for _ = 1, 3 do
+      os.execute("touch " .. q(dir .. "/roles"))
+      orket.sleep(120)
+    end
+    uv.new_fs_event = real
+    assert.equal(1, said)
+    assert.equal(1, count(events, "watch_error"))
+    local ev
+    for _, x in ipairs(events) do if x.type == "watch_error" then ev = x end end
+    assert.equal("roles", ev.file)
+    assert.equal("ENOSPC", ev.code)
+    -- the usual cause named as it is: inotify's limit, not the disk
+    assert.matches("^roles/: cannot be watched %(ENOSPC: the kernel's inotify watches are used up; raise sysctl "
+      .. "fs%.inotify%.max_user_watches%)", ev.error)
+    assert.is_nil(ev.error:find("no space left", 1, true))
+    assert.is_nil(w.handles[dir .. "/roles"])
+    -- once it can be watched, a later failure is said again
+    os.execute("touch " .. q(dir .. "/roles"))
+    local t0 = orket.now()
+    while not w.handles[dir .. "/roles"] and orket.now() - t0 < 5000 do orket.sleep(20) end
+    assert.is_not_nil(w.handles[dir .. "/roles"])
+    w:close()
+    -- journaled once, with the run, as `orket log` shows it
+    local rows = e.db:rows("SELECT run_id, data FROM events WHERE kind = 'watch_error'")
+    assert.equal(1, #rows)
+    assert.equal(run, rows[1].run_id)
+    local data = require("cjson").decode(rows[1].data)
+    assert.equal("roles", data.file)
+    assert.equal("ENOSPC", data.code)
+    assert.equal(ev.error, data.error)
+    local log = H.orket("log " .. run, { cwd = dir })
+    assert.equal(0, log.status, log.stderr)
+    assert.matches("** hot reload: " .. ev.error, log.stdout, 1, true)
+    -- the watcher's own failure (apply raising) is said once too
+    local apply = reload.apply
+    reload.apply = function() error("boom") end
+    local w2 = reload.watch(e, { debounce_ms = 10000 })
+    local before = count(events, "reload_error")
+    w2:touch("roles/coder.lua")
+    w2:trigger()
+    w2:touch("roles/coder.lua")
+    w2:trigger()
+    reload.apply = apply
+    w2:close()
+    assert.equal(before + 1, count(events, "reload_error"))
+    e.close_all()
+  end)
+
+  it("tries a failed watch of the project folder again at the next reload; a folder gone before its watch is nothing",
+    function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local uv = require "luv"
+    local real = uv.new_fs_event
+    local fails = 1
+    uv.new_fs_event = function()
+      local h = real()
+      return setmetatable({}, { __index = function(_, k)
+        if k == "start" then
+          return function(_, path, ...)
+            -- the project folder fails once; roles/ is removed between its check and its watch
+            if path == dir and fails > 0 then
+              fails = fails - 1
+              return nil, "EMFILE: too many open files", "EMFILE"
+            end
+            if path == dir .. "/roles" then return nil, "ENOENT: no such file or directory", "ENOENT" end
+            return h:start(path, ...)
+          end
+        end
+        return function(_, ...) return h[k](h, ...) end
+      end })
+    end
+    local ok, w = pcall(reload.watch, e, { debounce_ms = 10000 })
+    uv.new_fs_event = real
+    if not ok then error(w) end
+    assert.equal(1, count(events, "watch_error"))
+    local ev = events[#events]
+    assert.equal(".", ev.file)
+    assert.matches("fs.inotify.max_user_instances", ev.error, 1, true)
+    assert.is_nil(w.handles[dir])
+    -- any reload (a tool's edit, say) tries it again
+    w:touch("tools/x.lua")
+    w:trigger()
+    assert.is_not_nil(w.handles[dir])
+    assert.is_nil(w.failing[dir])
+    assert.equal(1, count(events, "watch_error"))
+    w:close()
+    e.close_all()
+  end)
+
+  it("keeps a digest of each script as last reloaded; a refused reload is tried again at the folder's next event",
+    function()
+    local dir = notes_project()
+    H.write(dir .. "/roles/coder.lua", coder("C1"))
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 50 })
+    local crypto = require "orket.c.crypto"
+    assert.equal(crypto.hash(coder("C1")), w.seen["roles/coder.lua"])
+    -- the reload of an edit fails for a passing reason (an MCP server that did not start)
+    local apply = reload.apply
+    reload.apply = function()
+      reload.apply = apply
+      return nil, "passing", "EIO"
+    end
+    H.write(dir .. "/roles/coder.lua", coder("C2"))
+    local t0 = orket.now()
+    while reload.apply ~= apply and orket.now() - t0 < 5000 do orket.sleep(20) end
+    reload.apply = apply
+    orket.sleep(100)
+    assert.equal(0, count(events, "reload"))
+    assert.equal(crypto.hash(coder("C1")), w.seen["roles/coder.lua"])
+    -- an event on the folder itself finds the edit not yet in force
+    os.execute("touch " .. q(dir .. "/roles"))
+    wait(events, "reload", 1)
+    assert.same({ "roles/coder.lua" }, events[#events].files)
+    assert.equal("C2", e.roles.by_name.coder.intent)
+    assert.equal(crypto.hash(coder("C2")), w.seen["roles/coder.lua"])
+    w:close()
+    e.close_all()
+  end)
+
   it("places an orket.lua mcp error at its line, as orket validate does", function()
     local dir = notes_project()
     local e, events = open(dir)
@@ -398,6 +582,31 @@ describe("hot reload", function()
     assert.equal(15, ev.line)
     local data = require("cjson").decode(e.db:row("SELECT data FROM events WHERE kind = 'reload_error'").data)
     assert.equal(15, data.line)
+    e.close_all()
+  end)
+
+  it("says orket.lua removed during a run, and goes on with the settings it loaded", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local settings = e.settings
+    os.remove(dir .. "/orket.lua")
+    local ok, err, code = reload.apply(e, { ["orket.lua"] = true })
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    assert.matches("^orket.lua: removed; the run goes on with the settings it loaded", err)
+    assert.not_matches("orket init", err, 1, true)
+    local ev = events[#events]
+    assert.equal("reload_error", ev.type)
+    assert.equal("orket.lua", ev.file)
+    assert.equal(err, ev.error)
+    assert.same({}, ev.problems)
+    local data = require("cjson").decode(e.db:row("SELECT data FROM events WHERE kind = 'reload_error'").data)
+    assert.equal("orket.lua", data.file)
+    assert.equal(settings, e.settings)
+    -- the scripts still reload, on those settings
+    H.write(dir .. "/roles/coder.lua", coder("NO-ORKET-LUA"))
+    assert.is_true(reload.apply(e, { ["roles/coder.lua"] = true }))
+    assert.equal("NO-ORKET-LUA", e.roles.by_name.coder.intent)
     e.close_all()
   end)
 
