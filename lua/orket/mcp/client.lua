@@ -502,8 +502,14 @@ function Conn:_post(text, timeout_ms, no_response)
     -- by its type, not as "answered without a response" or a protocol error. The answer to a
     -- notification or to the server's request (no_response) carries nothing to read.
     local ctype = type(h["content-type"]) == "string" and h["content-type"] or nil
+    if no_response then
+      -- the protocol answers a notification with 202 and no body; a server that answers
+      -- every POST with 200 and a body of its own ({} or {"ok": true}) says nothing to read:
+      -- only a message of the protocol in it is read, nothing else is a protocol error
+      local ok, v = pcall(cjson.decode, body)
+      if not (ok and type(v) == "table" and v.jsonrpc ~= nil) then return true end
+    end
     if ctype and not ctype:lower():find("json", 1, true) and cjson.decode(body) == nil then
-      if no_response then return true end
       return nil, string.format("mcp.%s: HTTP %d with Content-Type %s, not application/json or text/event-stream",
         self.name, status, ctype:sub(1, 100)), "EPROTO"
     end
