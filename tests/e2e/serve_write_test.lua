@@ -212,6 +212,15 @@ describe("orket serve writes", function()
     assert.equal("ELOCKED", ldoc.error.code)
     assert.matches("another orket run is working on this project", ldoc.error.message, 1, true)
     assert.equal("ready", cjson.decode(H.orket("card API-1 --json", { cwd = dir }).stdout).card.status)
+    -- a lock that cannot be had at all (its file a folder) is the server's failure: 500, not 409
+    os.remove(dir .. "/.orket/run.lock")
+    assert(os.execute("mkdir " .. H.quote(dir .. "/.orket/run.lock")))
+    local ist, idoc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "in_progress" })
+    os.execute("rmdir " .. H.quote(dir .. "/.orket/run.lock"))
+    assert.equal(500, ist, cjson.encode(idoc))
+    assert.equal("internal", idoc.error.code)
+    assert.is_nil(idoc.error.message:find("run.lock", 1, true)) -- the path is the log's
+    assert.equal("ready", cjson.decode(H.orket("card API-1 --json", { cwd = dir }).stdout).card.status)
     -- the audit: each write with the key's id; viewers may read it
     st, doc = call(s, "GET", "/v1/audit", viewer)
     assert.equal(200, st)

@@ -92,7 +92,11 @@ local function do_write(ctx, action, card_id, fn, locked)
   if locked then
     local lerr, lcode
     lock, lerr, lcode = setup.lock(ctx.dir)
-    if not lock then return err(409, lcode == "ELOCKED" and lcode or "internal", lerr) end
+    if lcode == "ELOCKED" then return err(409, lcode, lerr) end
+    if not lock then -- the lock's file cannot be had: the server's failure, its path for the log only
+      ctx.note = "the run lock: " .. tostring(lerr)
+      return err(500, "internal", "the server failed; its log says why")
+    end
   end
   local db, actor = ctx.db, principal(ctx)
   local b = board_mod.open(db)
