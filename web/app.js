@@ -31,7 +31,13 @@
     "gate_decision", "violation", "escalated", "requirements_review", "verification", "api_write",
     "merge", "merge_conflict", "merge_remote", "commit", "reload", "reload_error", "model_failure", "memory", "message",
     "sandbox_start", "sandbox_healthy", "sandbox_unhealthy", "sandbox_stop", "sandbox_exit",
-    "bugfix_start", "bugfix_end", "bug_filed", "bug_moved"];
+    "bugfix_start", "bugfix_end", "bug_filed", "bug_moved",
+    // the rest of docs/store.md's (tests/spec/tree/event_kinds_spec.lua keeps this whole)
+    "tool_call_started", "budget_warning", "budget_reached", "budget_approved", "requirements_review_of",
+    "key_create", "key_revoke", "session_start", "session_end", "watch_error", "merge_main", "push_failed",
+    "pull_request", "pull_request_end", "take_in", "webhook", "sandbox_check", "bugfix_recheck",
+    "user_add", "user_role", "user_password", "user_disable", "user_enable", "member_grant", "member_revoke",
+    "secret_set", "secret_rm", "restore"];
 
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
