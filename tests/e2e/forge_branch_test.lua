@@ -566,6 +566,44 @@ describe("a person's commits on a card's pull request branch", function()
     assert.equal(0, s.stop())
   end)
 
+  it("a review while a rework's new head is verified: refused, said, never applied", function()
+    local script = F.writer_script {
+      { card = "F-1", path = "a.txt", content = "second\n", run = 2 },
+      { card = "F-1", path = "a.txt", content = "first\n" },
+    }
+    local dir = reviewed(forge, CHECK, script)
+    local number = pr_number(forge)
+    local pushed = local_head(dir, "orket/F-1")
+    changes_requested(dir, number)
+    -- the rework handed in, its head being verified: the run killed there
+    killed_at(dir, "mid_verify:1")
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    assert.are_not.equal(pushed, local_head(dir, "orket/F-1"))
+    local main_before = local_head(dir, "main")
+    local comments_before = #comments(forge)
+    local s = serve(dir)
+    local code, doc = approve(s, "d-2", number, pushed)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("the card's new work is being verified", doc.reason, 1, true)
+    assert.equal("ready_for_testing", (state(dir, "F-1")))
+    assert.equal(main_before, local_head(dir, "main"))
+    local _, card = state(dir, "F-1")
+    local said
+    for _, c in ipairs(card.comments) do
+      if c.body:find("approval by alice of commit " .. pushed .. " was not applied", 1, true)
+        and c.body:find("the card's new work is being verified", 1, true) then said = true end
+    end
+    assert.truthy(said, cjson.encode(card.comments))
+    local all = H.wait_for(function()
+      local got = comments(forge)
+      return #got > comments_before and got
+    end, "the comment on the pull request")
+    assert.matches("the card's new work is being verified", all[comments_before + 1].body, 1, true)
+    no_merge_asked(forge)
+    assert.equal(0, s.stop())
+  end)
+
   it("taken in by a merge not pushed yet: an approval of the pull request's head is not called an older head", function()
     local dir = reviewed(forge)
     local bob, number = bob_then_changes(forge, dir, "bob.txt", "bob's fix\n")

@@ -332,14 +332,16 @@ local function handle(name)
     local function person() return ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100 end
     if ev then
       fn, why, other = forgereview.action_for(c, ev)
-      -- a review while commits pushed to the card's branch are taken in and verified
-      -- (orket.engine.pull_request): that head is not the one reviewed, and it is
-      -- pushed for a review of its own once verified; said, not dropped without a word
+      -- a review while the card's new head is verified: commits pushed to its branch taken
+      -- in (orket.engine.pull_request), or a rework's hand-in. That head is not the one
+      -- reviewed, and it is pushed for a review of its own once verified; said, not dropped
+      -- without a word
       if not fn and c.status == "ready_for_testing" and (ev.kind == "approved" or ev.kind == "changes_requested")
-        and person() and sf.last_take_in(db, card) > sj.last_handin(db, card) then
-        refused = "commits pushed to the pull request's branch are being taken in and verified (the card is "
-          .. "ready_for_testing): the review must be given again on the head Orket pushes for review "
-          .. "once its checks pass"
+        and person() then
+        refused = (sf.last_take_in(db, card) > sj.last_handin(db, card)
+          and "commits pushed to the pull request's branch are being taken in and verified"
+          or "the card's new work is being verified") .. " (the card is ready_for_testing): the review must be "
+          .. "given again on the head Orket pushes for review once its checks pass"
       end
       -- the approved commit is not the card's head: refused, said on the card and the pull
       -- request, so the reviewer knows the approval did nothing. A person's commit: the card's
