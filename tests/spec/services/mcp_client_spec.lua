@@ -386,9 +386,11 @@ describe("orket.mcp.client", function()
       assert.is_false(r.ok)
       assert.equal("ETOOLARGE", r.code)
       assert.equal("mcp.big: the server sent a message larger than 4194304 bytes", r.error)
-      -- the old reading re-scanned what it held for every chunk: minutes for this
-      assert.is_true(wall < 2 and cpu < 2, string.format("%.2f s wall, %.2f s CPU", wall, cpu))
-      assert.is_true(longest < 500, string.format("the loop was held %.0f ms", longest))
+      -- the old reading re-scanned what it held for every chunk: about a minute of CPU, the
+      -- loop held throughout. Bounds an order of magnitude under that, and wide of what a
+      -- loaded machine or a sanitizer build takes (a 606 ms gap was seen under both)
+      assert.is_true(wall < 10 and cpu < 2, string.format("%.2f s wall, %.2f s CPU", wall, cpu))
+      assert.is_true(longest < 3000, string.format("the loop was held %.0f ms", longest))
       -- a large legal event still reads, in one piece
       local g = c:call("ok", { m = "big" })
       t:stop()
@@ -424,7 +426,8 @@ describe("orket.mcp.client", function()
       assert.is_false(r.ok)
       -- 8 KiB every 5 ms at most: under the cap after 1 s
       assert.equal("ETIMEDOUT", r.code, r.error)
-      assert.is_true(wall < 1.8, string.format("%.2f s", wall))
+      -- the call's own 1 s, not the transfer's 20 s (wide of a loaded machine's lateness)
+      assert.is_true(wall < 8, string.format("%.2f s", wall))
       c:close()
     end)
     srv:close()
