@@ -20,6 +20,18 @@ function M.plain(text)
   return (text:gsub("\\/", "/"))
 end
 
+--- is_array(v) -> whether v is a table with only the keys 1..#v: a JSON array as lua-cjson
+--- decodes one (an empty object reads the same, and is taken for one)
+function M.is_array(v)
+  if type(v) ~= "table" then return false end
+  local n = 0
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" then return false end
+    n = n + 1
+  end
+  return n == #v
+end
+
 --- array(t) -> t, marked to encode as an array even when empty
 function M.array(t)
   return setmetatable(t or {}, ARRAY)

@@ -4,6 +4,7 @@
 -- (orket.sandboxes.accept). Pure data: it runs nothing.
 local cjson = require "cjson.safe"
 local nearest = require "orket.nearest"
+local jsonout = require "orket.jsonout"
 
 local M = {}
 
@@ -42,16 +43,8 @@ local function bad_path(p)
 end
 M.bad_path = bad_path
 
---- M.is_array(t) -> whether t is a table with only the keys 1..#t
-function M.is_array(t)
-  if type(t) ~= "table" then return false end
-  local n = 0
-  for k in pairs(t) do
-    if math.type(k) ~= "integer" then return false end
-    n = n + 1
-  end
-  return n == #t
-end
+--- M.is_array(t) -> whether t is a table with only the keys 1..#t (orket.jsonout's)
+M.is_array = jsonout.is_array
 
 -- header name and value: the name a token, the value one line
 local function bad_headers(h)

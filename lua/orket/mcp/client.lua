@@ -92,17 +92,7 @@ local function check_schema(s)
   return compiled
 end
 
--- Whether v is a JSON array as lua-cjson reads one: a table with only the keys 1..#v (an
--- empty object reads the same as an empty array, and is taken for one)
-local function is_array(v)
-  if type(v) ~= "table" then return false end
-  local n = 0
-  for k in pairs(v) do
-    if math.type(k) ~= "integer" then return false end
-    n = n + 1
-  end
-  return n == #v
-end
+local is_array = jsonout.is_array -- a JSON array as lua-cjson reads one
 
 -- the first n bytes of s, cut back to the start of a UTF-8 sequence the cut would split (a
 -- provider may refuse a request holding half a character)
