@@ -47,6 +47,11 @@ typedef struct lhd_srv {
   ratelimit *by_addr, *by_key;
   int *addr_lent, *key_lent;
   int conn_ref, addr_ref, key_ref;
+  /* while the memory is on: its timer (its own block, freed once libuv has closed it; data
+   * is this server, NULL once off), which sweeps what no longer holds and ends, outside
+   * libmicrohttpd's dispatch, the requests whose pump failed to start (fast_failed) */
+  uv_timer_t *memo_timer;
+  struct lhd_fast *fast_failed;
 } lhd_srv;
 
 enum { LHD_IDLE, LHD_WAIT_BODY, LHD_WAIT_DRAIN, LHD_WAIT_GONE, LHD_WAIT_PROXY, LHD_ENDS_IN_C };
@@ -1045,7 +1050,13 @@ typedef struct lhd_fast {
   httpd_req *r;
   lhd_memo_val *v;
   uint64_t t0;
+  struct lhd_fast *next; /* in fast_failed */
+  char err[256];         /* why its pump did not start */
 } lhd_fast;
+
+/* How often the memory drops what no longer holds while no request comes (a key revoked,
+ * a decision expired: their credentials are not kept past this) */
+#define LHD_MEMO_SWEEP_MS 1000
 
 /* Its end, as the remembered request's: lhd_tally_end with what was remembered (note: the
  * log line's, made by lhd_end_note, or NULL) */
@@ -1067,6 +1078,25 @@ static void lhd_fast_ended(httpproxy *px, void *ud) {
   const char *note = lhd_end_note(buf, sizeof buf, st, msg, f->v->fail_note);
   httpproxy_free(px);
   lhd_fast_end(f, st, note);
+}
+
+/* The requests whose pump failed to start, ended as the remembered request's (a 502) */
+static void lhd_fast_fail(lhd_fast *f) {
+  char buf[1024];
+  lhd_fast_end(f, 0, lhd_end_note(buf, sizeof buf, 0, f->err, f->v->fail_note));
+}
+
+static void lhd_memo_tick(uv_timer_t *tm) {
+  lhd_srv *s;
+  /* a log function may turn the memory off (data NULL then) or close the server */
+  while ((s = tm->data) != NULL && s->fast_failed) {
+    lhd_fast *f = s->fast_failed;
+    s->fast_failed = f->next;
+    lhd_fast_fail(f);
+  }
+  if ((s = tm->data) == NULL || s->memo == NULL) return;
+  if (proxymemo_sweep(s->memo, (double)uv_now(tm->loop), lhd_memo_stamp, s->memo_conn))
+    uv_timer_start(tm, lhd_memo_tick, LHD_MEMO_SWEEP_MS, 0);
 }
 
 /* The request first in the queue, proxied from the memory when the memory holds it (the
@@ -1100,10 +1130,13 @@ static int lhd_memo_take(lhd_srv *s) {
   memset(&each, 0, sizeof each);
   each.url = v->url;
   each.method = "GET"; /* a HEAD too: the pump answers it without the body */
-  char err[256];
-  if (httpproxy_start_kept(lhttp_client(s->L), f->r, *v->kept, &each, lhd_fast_ended, f, err, sizeof err) == NULL) {
-    char buf[1024];
-    lhd_fast_end(f, 0, lhd_end_note(buf, sizeof buf, 0, err, v->fail_note));
+  if (httpproxy_start_kept(lhttp_client(s->L), f->r, *v->kept, &each, lhd_fast_ended, f, f->err, sizeof f->err) ==
+      NULL) {
+    /* ended on the timer: its log function may close the server, not to be done from
+     * libmicrohttpd's dispatch, where this runs */
+    f->next = s->fast_failed;
+    s->fast_failed = f;
+    uv_timer_start(s->memo_timer, lhd_memo_tick, 0, 0);
   }
   return 1;
 }
@@ -1151,13 +1184,21 @@ static void lhd_memo_put(lua_State *L, lhd_req *q, int t, int64_t own, int64_t d
   proxymemo_key k = {httpd_method(q->r), httpd_path(q->r), httpd_remote(q->r), lhd_memo_header, q->r};
   double now = (double)uv_now(&rt_get(L)->loop);
   if (!ok || proxymemo_put(s->memo, &k, own, dv, now, until_ms, v) != 0) lhd_memo_unref(v);
+  else if (!uv_is_active((uv_handle_t *)s->memo_timer)) uv_timer_start(s->memo_timer, lhd_memo_tick, LHD_MEMO_SWEEP_MS, 0);
 }
 
 /* Turns the server's memory off: what it held is forgotten (pumps under way hold their own) */
+static void lhd_memo_timer_closed(uv_handle_t *h) { free(h); }
+
 static void lhd_memo_off(lua_State *L, lhd_srv *s) {
   if (s->memo == NULL) return;
   proxymemo_free(s->memo);
   s->memo = NULL;
+  s->memo_timer->data = NULL;
+  uv_close((uv_handle_t *)s->memo_timer, lhd_memo_timer_closed);
+  s->memo_timer = NULL;
+  lhd_fast *failed = s->fast_failed;
+  s->fast_failed = NULL;
   if (s->addr_lent) (*s->addr_lent)--;
   if (s->key_lent) (*s->key_lent)--;
   s->addr_lent = s->key_lent = NULL;
@@ -1167,6 +1208,11 @@ static void lhd_memo_off(lua_State *L, lhd_srv *s) {
   s->conn_ref = s->addr_ref = s->key_ref = LUA_NOREF;
   s->memo_conn = NULL;
   s->by_addr = s->by_key = NULL;
+  while (failed) { /* last (their log functions may turn a memory on), before the server goes */
+    lhd_fast *f = failed;
+    failed = f->next;
+    lhd_fast_fail(f);
+  }
 }
 
 /* ---- the server ------------------------------------------------------------------------ */
@@ -1333,8 +1379,17 @@ static int lhd_proxy_memo(lua_State *L) {
   lrl_check(L, 4); /* open, before anything is lent */
   lrl_check(L, 5);
   proxymemo *m = proxymemo_new(lhd_memo_drop, NULL);
-  if (m == NULL) return luaL_error(L, "httpd: out of memory");
-  lhd_memo_off(L, s);
+  uv_timer_t *tm = malloc(sizeof *tm);
+  if (m == NULL || tm == NULL) {
+    proxymemo_free(m);
+    free(tm);
+    return luaL_error(L, "httpd: out of memory");
+  }
+  while (s->memo) lhd_memo_off(L, s); /* again if a log function it called turned one on */
+  uv_timer_init(&rt_get(L)->loop, tm);
+  uv_unref((uv_handle_t *)tm); /* the server's work keeps the loop alive, not its sweeps */
+  tm->data = s;
+  s->memo_timer = tm;
   s->memo = m;
   s->memo_conn = conn;
   s->by_addr = lrl_lend(L, 4, &s->addr_lent);

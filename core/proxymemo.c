@@ -34,12 +34,24 @@ proxymemo *proxymemo_new(proxymemo_free_fn free_val, void *ud) {
 
 static void pm_drop(proxymemo *m, pm_entry *e) {
   if (e->bytes == NULL) return;
+  explicit_bzero(e->bytes, e->len); /* its header lines may hold a credential */
   free(e->bytes);
   e->bytes = NULL;
   void *val = e->val;
   e->val = NULL;
   m->count--;
   if (m->free_val) m->free_val(val, m->ud); /* last: it may not look at the memory again */
+}
+
+size_t proxymemo_sweep(proxymemo *m, double now_ms, proxymemo_stamp_fn stamp, void *ud) {
+  if (m->count == 0) return 0;
+  int64_t own = 0, dv = 0;
+  int known = stamp(ud, &own, &dv) == 0;
+  for (size_t i = 0; i < PROXYMEMO_MAX && m->count; i++) {
+    pm_entry *e = &m->e[i];
+    if (e->bytes && ((known && (e->own != own || e->dv != dv)) || !(now_ms < e->expires_ms))) pm_drop(m, e);
+  }
+  return m->count;
 }
 
 void proxymemo_clear(proxymemo *m) {

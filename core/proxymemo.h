@@ -51,6 +51,12 @@ typedef int (*proxymemo_stamp_fn)(void *ud, int64_t *own, int64_t *dv);
  * the way; none is when the stamp cannot be read. */
 void *proxymemo_get(proxymemo *m, const proxymemo_key *k, double now_ms, proxymemo_stamp_fn stamp, void *ud);
 
+/* Drops the entries of another stamp than the store's now (stamp(ud), read once) or past
+ * their time at now_ms; only the latter when the stamp cannot be read. Run on a timer, so
+ * that a request's credentials are not kept for a decision that no longer holds while no
+ * other request comes. -> how many entries are left */
+size_t proxymemo_sweep(proxymemo *m, double now_ms, proxymemo_stamp_fn stamp, void *ud);
+
 /* Forgets every entry. */
 void proxymemo_clear(proxymemo *m);
 size_t proxymemo_count(const proxymemo *m);

@@ -141,6 +141,37 @@ TEST(test_proxymemo_stamp_and_time) {
   CHECK(t, freed == 7);
 }
 
+/* The sweep (on serve's timer) drops what no longer holds without a request coming: entries
+ * of another stamp, or past their time; with the stamp unreadable, only the latter. */
+TEST(test_proxymemo_sweep) {
+  int freed = 0;
+  proxymemo *m = proxymemo_new(count_free, &freed);
+  stamp st = {3, 4, 0, 0};
+  CHECK(t, proxymemo_sweep(m, 0, read_stamp, &st) == 0);
+  CHECK(t, st.reads == 0); /* nothing held: the store is not asked */
+  fake_req a = {{"Authorization", "Bearer a"}, 1}, b = {{"Authorization", "Bearer b"}, 1},
+           c = {{"Authorization", "Bearer c"}, 1};
+  proxymemo_key ka = key_of("GET", "/p", "::1", &a), kb = key_of("GET", "/p", "::1", &b),
+                kc = key_of("GET", "/p", "::1", &c);
+  CHECK(t, proxymemo_put(m, &ka, 3, 4, 0, 100, &vals[0]) == 0);
+  CHECK(t, proxymemo_put(m, &kb, 3, 4, 0, 1000, &vals[1]) == 0);
+  CHECK(t, proxymemo_sweep(m, 50, read_stamp, &st) == 2 && freed == 0);
+  CHECK(t, st.reads == 1);
+  CHECK(t, proxymemo_sweep(m, 100, read_stamp, &st) == 1 && freed == 1); /* a's time is over */
+  CHECK(t, proxymemo_get(m, &kb, 100, read_stamp, &st) == &vals[1]);
+  /* unreadable: b kept (it may still hold), an expired one dropped all the same */
+  CHECK(t, proxymemo_put(m, &kc, 3, 4, 100, 200, &vals[2]) == 0);
+  st.fail = 1;
+  CHECK(t, proxymemo_sweep(m, 300, read_stamp, &st) == 1 && freed == 2);
+  CHECK(t, proxymemo_get(m, &kc, 300, read_stamp, &st) == NULL);
+  st.fail = 0;
+  /* the stamp moved (a key revoked, by any connection): everything of the old one goes */
+  st.dv = 5;
+  CHECK(t, proxymemo_sweep(m, 300, read_stamp, &st) == 0 && freed == 3);
+  proxymemo_free(m);
+  CHECK(t, freed == 3);
+}
+
 TEST(test_proxymemo_bounded) {
   int freed = 0;
   proxymemo *m = proxymemo_new(count_free, &freed);

@@ -131,6 +131,7 @@
   X(test_proxymemo_same_request)           \
   X(test_proxymemo_stamp_and_time)         \
   X(test_proxymemo_bounded)                \
+  X(test_proxymemo_sweep)                  \
   X(test_pwcheck_queue)                    \
   X(test_sqlseed_confined)                 \
   X(test_health_answers)                   \

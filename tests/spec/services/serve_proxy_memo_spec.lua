@@ -250,6 +250,34 @@ describe("orket.serve's proxy's memory", function()
     up:close()
   end)
 
+  it("drops a decision that no longer holds with no request coming: its credentials are not kept", function()
+    sandboxes.ROW_TTL_MS = 60000
+    local up, sock = app()
+    local s = server(sock)
+    local key = assert(keys.create(s.db, s.dir, "k", "admin"))
+    local auth = { "Authorization: Bearer " .. key }
+    assert.equal(200, (H.fetch { url = s.url .. "/v", headers = auth }))
+    assert.equal(s.memo and 1 or 0, s.srv.srv:proxy_memo_count())
+    if not s.memo then -- PostgreSQL: nothing is remembered, so nothing is held
+      s.stop()
+      up:close()
+      return
+    end
+    -- revoked by another process, and no request after: the memory's timer drops it
+    local other = s.open()
+    assert(keys.revoke(other, "k"))
+    other:close()
+    H.wait_for(function() return s.srv.srv:proxy_memo_count() == 0 end, "the entry swept", 3000)
+    -- past its time too (the sandbox's row is to be read again)
+    sandboxes.ROW_TTL_MS = 100
+    local key2 = assert(keys.create(s.db, s.dir, "k2", "admin"))
+    assert.equal(200, (H.fetch { url = s.url .. "/v", headers = { "Authorization: Bearer " .. key2 } }))
+    assert.equal(1, s.srv.srv:proxy_memo_count())
+    H.wait_for(function() return s.srv.srv:proxy_memo_count() == 0 end, "the expired entry swept", 3000)
+    s.stop()
+    up:close()
+  end)
+
   it("answers the app's failure from the memory as the Lua way does, and ends in flight at the stop", function()
     sandboxes.ROW_TTL_MS = 60000
     -- an app that answers its first connection, gives its second bytes that are not HTTP and
