@@ -398,6 +398,13 @@ static int lst_cards_stamp(lua_State *L) {
   return 2;
 }
 
+/* rollbacks() -> how many transactions or savepoints that wrote this connection rolled
+ * back (see store.h) */
+static int lst_rollbacks(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)store_rollbacks(lst_check(L, 1)->s));
+  return 1;
+}
+
 void *lstore_test(lua_State *L, int i) { return luaL_testudata(L, i, LST_NAME); }
 
 store *lstore_store(void *conn) { return ((lst_conn *)conn)->s; }
@@ -450,7 +457,7 @@ static const luaL_Reg lst_methods[] = {
     {"read", lst_read},
     {"version", lst_version}, {"set_version", lst_set_version},
     {"cached", lst_cached},   {"changes", lst_changes}, {"close", lst_close},
-    {"cards_stamp", lst_cards_stamp}, {"stamp", lst_stamp}, {"now", lst_now},
+    {"cards_stamp", lst_cards_stamp}, {"stamp", lst_stamp}, {"rollbacks", lst_rollbacks}, {"now", lst_now},
     {"backup_to", lst_backup_to}, {"restore_from", lst_restore_from},
     {NULL, NULL},
 };

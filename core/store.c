@@ -46,6 +46,7 @@ struct store {
   int next_evict;                     /* round-robin victim when the cache is full */
   int ncached;
   uint64_t cards_gen;                 /* see store_cards_generation */
+  uint64_t undone;                    /* see store_rollbacks */
   uint64_t own_gen;                   /* see store_stamp: what total_changes misses */
   char now[32];                       /* the transaction's time for orket_now(), or "" */
   int now_len;
@@ -702,11 +703,13 @@ int store_rollback(store *s) {
   s->depth--;
   int rc;
   int level = s->depth;
+  if (level != 0 && s->pend != 0 && s->pend <= level) { /* it wrote nothing: nothing to undo */
+    if (s->pend == level) s->pend = 0;
+    return 0;
+  }
+  s->undone++;
   if (level == 0) {
     rc = store_control(s, "ROLLBACK");
-  } else if (s->pend != 0 && s->pend <= level) { /* it wrote nothing */
-    if (s->pend == level) s->pend = 0;
-    rc = 0;
   } else if (level < 64 && (s->shares >> level & 1)) {
     /* back to the savepoint it rides on (the state it began in), which stays open */
     s->shares &= ~((uint64_t)1 << level);
@@ -729,6 +732,8 @@ int store_rollback(store *s) {
 }
 
 uint64_t store_cards_generation(store *s) { return s->cards_gen; }
+
+uint64_t store_rollbacks(store *s) { return s->undone; }
 
 /* Inside a write transaction no other connection can commit (BEGIN IMMEDIATE holds the
  * write lock from the start and the snapshot cannot move), so the pragma is read once per

@@ -132,6 +132,12 @@ int store_cached(store *s);
  * current while it and store_data_version both stay the same. */
 uint64_t store_cards_generation(store *s);
 
+/* A counter that moves whenever this connection rolls back a transaction or savepoint that
+ * wrote: SQLite gives the ids of rows so undone to the next rows inserted, so a reader that
+ * kept "read up to id N" inside the undone transaction must read again (the engine's token
+ * tallies). */
+uint64_t store_rollbacks(store *s);
+
 /* PRAGMA data_version: moves when another connection (in any process) commits. -1 on
  * error (see store_error). */
 int64_t store_data_version(store *s);

@@ -138,8 +138,10 @@ TEST(test_store_lazy_savepoints) {
   /* levels that only read open no savepoint (no statement for one is ever prepared) */
   CHECK(t, store_begin(s) == 0 && store_begin(s) == 0);
   CHECK(t, select_int(s, "SELECT count(*) FROM x") == 0);
+  uint64_t undone = store_rollbacks(s);
   CHECK(t, store_rollback(s) == 0 && store_commit(s) == 0);
   CHECK(t, store_cached(s) == cached);
+  CHECK(t, store_rollbacks(s) == undone); /* nothing written, nothing undone */
   CHECK(t, store_exec(s, "INSERT INTO x VALUES (1)") == 0);
   /* three levels, no write between their starts: one savepoint for the three */
   CHECK(t, store_begin(s) == 0 && store_begin(s) == 0 && store_begin(s) == 0);
@@ -150,6 +152,7 @@ TEST(test_store_lazy_savepoints) {
   CHECK(t, store_exec(s, "INSERT INTO x VALUES (4)") == 0);
   CHECK(t, store_rollback(s) == 0);                               /* 4 goes, alone */
   CHECK(t, select_int(s, "SELECT sum(v) FROM x") == 6);
+  CHECK(t, store_rollbacks(s) == undone + 1);
   CHECK(t, store_rollback(s) == 0);                               /* the middle: 2 and 3 go */
   CHECK(t, select_int(s, "SELECT sum(v) FROM x") == 1);
   CHECK(t, store_exec(s, "INSERT INTO x VALUES (5)") == 0);      /* the outer level's, still open */
@@ -159,6 +162,7 @@ TEST(test_store_lazy_savepoints) {
   CHECK(t, store_exec(s, "INSERT INTO x VALUES (8)") == 0);
   CHECK(t, store_commit(s) == 0);
   CHECK(t, store_rollback(s) == 0);                               /* 5 and 8 go */
+  CHECK(t, store_rollbacks(s) == undone + 4);
   CHECK(t, select_int(s, "SELECT sum(v) FROM x") == 1);
   CHECK(t, store_depth(s) == 1);
   CHECK(t, store_commit(s) == 0);

@@ -652,9 +652,22 @@ end
 -- one's. read(db, run, marks, arg) -> n, reset (n is the whole total, not an addition),
 -- marks'. One read at a time: on PostgreSQL a read waits, and two turns reading from the
 -- same marks would each add the rows between (a turn that finds a read under way takes the
--- total as it stands, at most the rows of that read behind).
-local function catch_up(run, tally, read, arg)
+-- total as it stands, at most the rows of that read behind). A transaction or savepoint
+-- that wrote and was rolled back since the last read may have held that read: the marks
+-- may then be past rows that are gone, whose tokens the tally counted, and on SQLite past
+-- ids the next rows take again (a call never counted); the tally is then read again whole
+-- (start() -> the marks of nothing read).
+local function catch_up(run, tally, read, arg, start)
   if not tally.reading then
+    local conn = run.db.conn
+    local undone = conn and conn.rollbacks and conn:rollbacks() or 0
+    if tally.undone ~= undone then
+      if tally.undone ~= nil then
+        tally.n, tally.marks = 0, start()
+        if tally.own then tally.own = 0 end
+      end
+      tally.undone = undone
+    end
     tally.reading = true
     local ok, n, reset, marks = pcall(read, run.db, run.run_id, tally.marks, arg)
     tally.reading = nil
@@ -663,6 +676,9 @@ local function catch_up(run, tally, read, arg)
   end
   return tally.n
 end
+
+local function run_start() return { 0, 0 } end
+local function card_start() return 0 end
 
 local function run_read(db, run, m)
   local n, turn, event = recorded.tokens_since(db, run, m[1], m[2])
@@ -681,10 +697,10 @@ function Run:run_tokens()
   local t = self.tokens_used
   if self.lease then
     if not t then
-      t = { n = 0, marks = { 0, 0 } }
+      t = { n = 0, marks = run_start() }
       self.tokens_used = t
     end
-    return catch_up(self, t, run_read)
+    return catch_up(self, t, run_read, nil, run_start)
   end
   if not t then
     t = { n = recorded.tokens(self.db, self.run_id) }
@@ -711,7 +727,7 @@ function Run:card_tokens(card_id, turn)
   local t = all[card_id]
   if self.lease then
     if not t then
-      t = { n = 0, marks = 0, own = 0 }
+      t = { n = 0, marks = card_start(), own = 0 }
       all[card_id] = t
     end
     if turn ~= nil and t.turn == turn then return t.n end
@@ -719,7 +735,7 @@ function Run:card_tokens(card_id, turn)
       -- the journal's rows past the mark hold this worker's own calls, added meanwhile
       t.turn, t.n, t.own = turn, t.n - t.own, 0
     end
-    return catch_up(self, t, card_read, card_id)
+    return catch_up(self, t, card_read, card_id, card_start)
   end
   if not t then
     t = { n = (recorded.card_tokens_since(self.db, self.run_id, card_id, 0)) }

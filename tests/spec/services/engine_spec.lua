@@ -378,6 +378,35 @@ describe("engine", function()
     db:close()
   end)
 
+  it("reads a worker's token tallies again after a rolled-back transaction that held their read", function()
+    local db = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "one" } })
+    local id = assert(db:record_run { target = "E", kind = "epic", data = { workers = true } })
+    local function worker() return run_mod.new({ db = db, lease = {} }, id) end
+    local function turn_row(n)
+      return db:record_turn { run = id, card = "E-1", seat = "senior_developer", turn = 1, model = "m",
+        prompt_tokens = n, completion_tokens = 0, data = { step = 1 } }
+    end
+    local a, b = worker(), worker()
+    assert(db:tx(function() return turn_row(100) end))
+    assert.same({ 100, 100 }, { a:run_tokens(), a:card_tokens("E-1") })
+    -- a step's transaction: its row written, the budgets checked inside it (the tallies read
+    -- past the row), then rolled back
+    local ok, err = db:tx(function()
+      assert(turn_row(40))
+      assert.same({ 140, 140 }, { a:run_tokens(), a:card_tokens("E-1") })
+      return nil, "the step failed"
+    end)
+    assert.same({ nil, "the step failed" }, { ok, err })
+    -- another worker's call, recorded next (on SQLite its row takes the undone row's id)
+    assert(db:tx(function() return turn_row(9) end))
+    assert.same({ 109, 109 }, { a:run_tokens(), a:card_tokens("E-1") })
+    assert.same({ 109, 109 }, { b:run_tokens(), b:card_tokens("E-1") })
+    -- and counts on from there
+    assert(db:tx(function() return turn_row(1) end))
+    assert.same({ 110, 110 }, { a:run_tokens(), a:card_tokens("E-1") })
+    db:close()
+  end)
+
   -- on PostgreSQL a statement cancelled with its task closes its connection, and the next
   -- one connects anew (a SCRAM exchange, about 100 ms on a loaded test machine): more than
   -- the 200 ms this run may take
