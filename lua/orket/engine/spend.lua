@@ -238,12 +238,38 @@ local function count_in(list, r, src, day)
   end
 end
 
+-- The store's count of rolled-back transactions that wrote, on SQLite (nil elsewhere)
+local function undone(run)
+  local conn = run.db and run.db.conn
+  return type(conn) == "userdata" and conn:rollbacks() or nil
+end
+
+-- On SQLite a read made inside a transaction since rolled back (a failed step) counted rows
+-- that are gone and left the marks past ids the next rows take again: every total is then
+-- summed again from its own mark up to the journal's heads now (SQLite's reads do not wait,
+-- so no other turn's catch-up runs meanwhile). PostgreSQL gives no id twice: there an
+-- undone call stays counted until the run's next start, erring on the side of spending less.
+local function reread(run, sp)
+  local turn, event = costs.heads(run.db)
+  for _, t in pairs(sp.totals) do
+    local f = { after_turn = t.mark[1], after_event = t.mark[2], upto_turn = turn, upto_event = event }
+    if t.scope == "day" then f.since = t.id .. "T00:00:00.000Z" else f[t.scope] = t.id end
+    t.micros = costs.totals(run.db, f).cost[t.currency] or 0
+  end
+  sp.turn, sp.event = turn, event
+end
+
 -- Before a check: the calls every process (this one too) recorded since the run last
 -- looked join the totals they count in, so runs and workers sharing a scope see each
 -- other's spending. One read by primary keys of what was recorded since; the same read
 -- gives the store's day (sp.day), by the clock that dated the rows. -> the day
 local function catch_up(run)
   local sp = run.spend
+  local u = undone(run)
+  if u ~= sp.undone then
+    reread(run, sp)
+    sp.undone = u
+  end
   local n = (run.money_reads or 0) + 1 -- (committed: a hold waits for a read begun after it)
   run.money_reads = n
   local rows = costs.since(run.db, sp.turn, sp.event)
@@ -288,12 +314,13 @@ end
 local function state(run)
   local sp = run.spend
   if sp and sp.turn then return sp, true end
+  local u = undone(run) -- (before the heads: a rollback after them reads again)
   local turn, event, day = costs.heads(run.db)
   sp = run.spend -- (another turn may have made it while the read waited)
   if sp and sp.turn then return sp, true end
   sp = sp or { totals = {}, warned = {}, waiters = {} }
   sp.by = { card = {}, epic = {}, rock = {}, run = {}, day = {} }
-  sp.turn, sp.event, sp.day = turn, event, day
+  sp.turn, sp.event, sp.day, sp.undone = turn, event, day, u
   run.spend = sp
   return sp, false
 end

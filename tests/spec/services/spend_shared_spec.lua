@@ -150,4 +150,29 @@ describe("money budgets shared by processes (" .. require("tests.backends").name
     assert.same({ "epic", "E", 9000 }, { over.money.scope, over.money.id, over.money.spent })
     db:close()
   end)
+
+  it("sum their totals again after a rolled-back transaction that held a read", function()
+    local db, b, r1 = fixture()
+    local v = view(db, b, r1, { cost_per_run = 1000000 })
+    assert.is_nil(call(v, "E-1")) -- 0.003 spent
+    -- a step's transaction: its call's row (0.001) written, the next check made inside it
+    -- (its catch-up reads the row), then rolled back
+    local ok, err = db:tx(function()
+      assert(db:record_turn { run = r1, card = "E-1", seat = "senior_developer", turn = 2, model = "p:m",
+        prompt_tokens = 1, completion_tokens = 1, data = { step = 1, cost = 1000, currency = "USD" } })
+      local job = { model = "p:m", card_id = "E-1" }
+      assert.is_nil(spend.check(v, job, REQ))
+      spend.release(v, job)
+      return nil, "the step failed"
+    end)
+    assert.same({ nil, "the step failed" }, { ok, err })
+    assert.is_nil(call(v, "E-1")) -- 0.003 more, recorded next (on SQLite under the undone row's id)
+    v.settings.budgets.cost_per_run.micros = 8500 -- no room for 0.003 more
+    local over = spend.check(v, { model = "p:m", card_id = "E-1" }, REQ)
+    assert.equal("canceled", over and over.ended)
+    -- PostgreSQL gives no id twice: there the undone call stays counted (spending less, never more)
+    local sqlite = require("tests.backends").name() == "sqlite"
+    assert.matches("the run %d+ spent " .. (sqlite and "0.006" or "0.007") .. " USD of its 0.0085 USD", over.detail)
+    db:close()
+  end)
 end)
