@@ -282,6 +282,43 @@ describe("a person's commits on a card's pull request branch", function()
     end
   end)
 
+  it("a refused approval delivered again under a new delivery id: answered refused, said once", function()
+    -- a forge's redelivery may carry a new delivery id (the id is not signed); the review's
+    -- own identity is the same, and its refusal is not said again on the card, the pull
+    -- request or the journal
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    local code, doc = approve(s, "d-1", number, bob)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    local _, card = state(dir, "F-1")
+    local said_before = #card.comments
+    local code2, doc2 = approve(s, "d-1-again", number, bob)
+    assert.equal(200, code2)
+    assert.equal("ignored", doc2.outcome, cjson.encode(doc2))
+    assert.equal(doc.reason, doc2.reason)
+    assert.matches("has commits Orket did not push", doc2.reason, 1, true)
+    -- the same delivery id again: a duplicate, as before
+    assert.equal("duplicate", select(2, approve(s, "d-1-again", number, bob)).outcome)
+    _, card = state(dir, "F-1")
+    assert.equal(said_before, #card.comments, cjson.encode(card.comments))
+    -- the pull request's comment is posted in a task of its own: a second one would come soon
+    for _ = 1, 10 do
+      orket.sleep(100)
+      assert.equal(1, #comments(forge))
+    end
+    assert.equal(0, s.stop())
+    if backends.name() == "sqlite" then
+      local journal = webhook_journal(dir)
+      assert.equal(0, journal.status, journal.stderr)
+      local n = select(2, journal.stdout:gsub('"outcome":"ignored"', ""))
+      assert.equal(1, n, journal.stdout)
+    end
+  end)
+
   it("are not merged when the branch was rewritten: said on the card and the pull request", function()
     local dir = reviewed(forge)
     local orket_head = local_head(dir, "orket/F-1")
@@ -735,6 +772,47 @@ describe("a person's commits on a card's pull request branch", function()
     end
   end)
 
+  it("that conflict, the run killed: an approval of the merge with markers is refused and said, once", function()
+    local dir, markers, number = killed_in_conflict()
+    assert.equal("code_review", (state(dir, "F-1")))
+    local comments_before = #comments(forge)
+    local s = serve(dir)
+    local code, doc = approve(s, "d-2", number, markers)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("conflict markers never resolved", doc.reason, 1, true)
+    local _, card = state(dir, "F-1")
+    local said = card_comment(card, "approval by alice of commit " .. markers .. " was not applied")
+    assert.truthy(said, cjson.encode(card.comments))
+    assert.matches("conflict markers never resolved", said.body, 1, true)
+    local c = H.wait_for(function()
+      local all = comments(forge)
+      return #all > comments_before and all[#all]
+    end, "the comment on the pull request")
+    assert.equal(number, math.tointeger(c.number))
+    assert.matches("Orket did not merge this pull request", c.body, 1, true)
+    assert.matches("conflict markers never resolved", c.body, 1, true)
+    -- delivered again under another id: answered the same, said no more
+    local n_card = #card.comments
+    local code2, doc2 = approve(s, "d-3", number, markers)
+    assert.equal(200, code2)
+    assert.equal("ignored", doc2.outcome)
+    assert.matches("conflict markers never resolved", doc2.reason, 1, true)
+    _, card = state(dir, "F-1")
+    assert.equal(n_card, #card.comments)
+    for _ = 1, 10 do
+      orket.sleep(100)
+      assert.equal(comments_before + 1, #comments(forge))
+    end
+    assert.equal(0, s.stop())
+    if backends.name() == "sqlite" then
+      local journal = webhook_journal(dir)
+      assert.equal(0, journal.status, journal.stderr)
+      assert.equal(1, select(2, journal.stdout:gsub("conflict markers never resolved", "")), journal.stdout)
+    end
+    no_merge_asked(forge)
+  end)
+
   it("merged on the forge while a take-in was verified: the card is held, not left waiting on a merged pull request", function()
     local dir = reviewed(forge, 'verify = { command = { "true" } }\n')
     local bob, number = bob_then_changes(forge, dir, "bob.txt", "bob's fix\n")
@@ -782,5 +860,62 @@ describe("a person's commits on a card's pull request branch", function()
     end
     assert.truthy(said, cjson.encode(evs))
     assert.equal(before, local_head(dir, "orket/F-1"))
+  end)
+  it("a take-in whose merge fails is not merged nor verified again on the same heads", function()
+    local dir = reviewed(forge, 'verify = { command = { "true" } }\n')
+    person(dir).commit("bob.txt", "bob's fix\n")
+    -- a change left in the card's directory: the take-in's merge refuses it (EDIRTY)
+    local wt = dir .. "/.orket/worktrees/F-1/a.txt"
+    H.write(wt, "changed by hand\n")
+    local db = assert(require("orket.project").open_store(dir, false))
+    local board_mod = require("orket.board")
+    local board = board_mod.open(db)
+    local function move(to, actor)
+      assert(db:tx(function() return board:transition("F-1", to, { actor = actor, note = "test" }) end))
+    end
+    -- alice took the card back to review (as a review's delivery does), then a hand-in
+    move("code_review", { seat = "alice", roles = { "integrity_guard" }, by = "person" })
+    local git = assert(require("orket.engine.gitwork").open(dir .. "/workspace", dir .. "/.orket/worktrees"))
+    local function hand_in()
+      local evs = {}
+      local r = { db = db, board = board, git = git, run_id = 0, check_lease = function() end,
+        emit = function(_, ev) evs[#evs + 1] = ev end,
+        settings = { git = { remote = "file://" .. dir .. "/remote.git" }, review = { human = true },
+          verify = { command = { "true" } } } }
+      require("orket.engine.pull_request").run(r, { forge = true, card_id = "F-1", head = git.repo:head("orket/F-1") })
+      return r, evs
+    end
+    local function take_ins()
+      return #assert(db:rows("SELECT id FROM events WHERE card_id = 'F-1' AND kind = 'take_in'"))
+    end
+    local head = git.repo:head("orket/F-1")
+    local r1, evs1 = hand_in()
+    -- the first failure: the card goes to verification on the head it has, said
+    assert.equal("ready_for_testing", board:status("F-1"), cjson.encode(evs1))
+    assert.truthy(r1.forge_failed and r1.forge_failed["F-1"], cjson.encode(evs1))
+    assert.matches("into the card's branch failed", r1.forge_failed["F-1"], 1, true)
+    assert.equal(1, take_ins())
+    assert.truthy(card_comment(H.card_json(dir, "F-1"), "The next hand-in does not try this merge again"))
+    assert.equal(head, git.repo:head("orket/F-1"))
+    -- its verification passes (the engine's move), and the next hand-in finds the same heads
+    move("code_review", board_mod.ENGINE)
+    local r2, evs2 = hand_in()
+    assert.equal("code_review", board:status("F-1"), cjson.encode(evs2))
+    assert.equal(1, take_ins())
+    local said = r2.forge_failed and r2.forge_failed["F-1"]
+    assert.truthy(said, cjson.encode(evs2))
+    assert.matches("failed before on these same heads", said, 1, true)
+    assert.matches("nor the card verified again", said, 1, true)
+    -- the remote's branch moves (and the card's directory is clean): taken in again
+    H.write(wt, "first\n")
+    local p = dir .. "/person"
+    sh("git -C " .. H.quote(p) .. " -c user.name=bob -c user.email=bob@example.invalid commit -q --allow-empty -m more")
+    sh("git -C " .. H.quote(p) .. " push -q origin orket/F-1")
+    local r3, evs3 = hand_in()
+    assert.is_nil(r3.forge_failed and r3.forge_failed["F-1"], cjson.encode(evs3))
+    assert.equal("ready_for_testing", board:status("F-1"), cjson.encode(evs3))
+    assert.equal(2, take_ins())
+    git.repo:close()
+    db:close()
   end)
 end)

@@ -5,6 +5,7 @@
 -- fails raises too: answered as "none", a forge's delivery read as not seen was applied
 -- again, and a pull request read as naming no card had its review recorded as ignored, so
 -- the forge's own redelivery was then a duplicate and the person's decision was lost.
+local cjson = require "cjson.safe"
 local backend = require "orket.store.backend"
 local one, all = backend.row, backend.rows
 
@@ -21,6 +22,27 @@ end
 function M.last_take_in(db, card)
   local r = one(db, "SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'take_in'", card)
   return r and tonumber(r.id) or 0
+end
+
+--- last_take_in_failure(db, card) -> the data {from=, head=, error=} of the card's last
+--- "take_in_failed" event (a take-in whose merge failed: the remote's head and the card's) | nil
+function M.last_take_in_failure(db, card)
+  local r = one(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+    .. "AND kind = 'take_in_failed' ORDER BY id DESC LIMIT 1", card)
+  local d = r and cjson.decode(r.data)
+  return type(d) == "table" and d or nil
+end
+
+--- refusal_said(db, card, identity, reason) -> true when a "webhook" event of the card says
+--- that review (its identity, orket.forge.identity) was refused for that reason already
+function M.refusal_said(db, card, identity, reason)
+  if not identity then return false end
+  for _, r in ipairs(all(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+    .. "AND kind = 'webhook' ORDER BY id", card)) do
+    local d = cjson.decode(r.data)
+    if type(d) == "table" and d.identity == identity and d.reason == reason then return true end
+  end
+  return false
 end
 
 --- pushed_heads(db, card) -> the heads Orket pushed for the card's review: its pull

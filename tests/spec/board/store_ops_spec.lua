@@ -96,6 +96,31 @@ describe("store operations", function()
     db:close()
   end)
 
+  it("forge: a take-in's last failure and a review's refusal said, read back from the journal", function()
+    local db = open()
+    local sf = require "orket.store.forge"
+    assert.is_nil(sf.last_take_in_failure(db, "E-1"))
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "older head"))
+    assert(db:tx(function()
+      db:event { kind = "take_in_failed", card = "E-1", actor = "orket",
+        data = { from = "aa", head = "bb", error = "x" } }
+      db:event { kind = "take_in_failed", card = "E-1", actor = "orket",
+        data = { from = "cc", head = "dd", error = "y" } }
+      db:event { kind = "webhook", card = "E-1", actor = "alice", data = { outcome = "ignored", reason = "older head",
+        identity = "review:o/r:5" } }
+      return true
+    end))
+    assert.same({ from = "cc", head = "dd", error = "y" }, sf.last_take_in_failure(db, "E-1"))
+    assert.is_nil(sf.last_take_in_failure(db, "E-2"))
+    assert.is_true(sf.refusal_said(db, "E-1", "review:o/r:5", "older head"))
+    -- another reason, another review, another card, or no identity: not said yet
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "being verified"))
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:6", "older head"))
+    assert.is_false(sf.refusal_said(db, "E-2", "review:o/r:5", "older head"))
+    assert.is_false(sf.refusal_said(db, "E-1", nil, "older head"))
+    db:close()
+  end)
+
   it("sandboxes: a row per sandbox, its states and ends, the live ports", function()
     local db = open()
     local ops = require "orket.store.sandboxes"
