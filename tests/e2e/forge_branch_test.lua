@@ -319,6 +319,37 @@ describe("a person's commits on a card's pull request branch", function()
     end
   end)
 
+  it("the same refused approval by another person (a Gitea review has no id): said to that person too", function()
+    -- carol approves the head alice approved, with the same text: Gitea's review identity is
+    -- the same for both, yet each reviewer is told, once
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    local _, card = state(dir, "F-1")
+    local n = #card.comments
+    local carol = approval(number, bob):gsub('"login": "alice"', '"login": "carol"')
+    assert.matches('"carol"', carol, 1, true)
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", carol)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    _, card = state(dir, "F-1")
+    assert.equal(n + 1, #card.comments, cjson.encode(card.comments))
+    assert.truthy(card_comment(card, "approval by carol of commit " .. bob .. " was not applied"))
+    H.wait_for(function() return #comments(forge) == 2 end, "carol's comment on the pull request")
+    -- carol's delivered again under a new id: said no more
+    assert.equal("ignored", select(2, gitea(s, "pull_request_review_approved", "d-3", carol)).outcome)
+    _, card = state(dir, "F-1")
+    assert.equal(n + 1, #card.comments)
+    for _ = 1, 10 do
+      orket.sleep(100)
+      assert.equal(2, #comments(forge))
+    end
+    assert.equal(0, s.stop())
+  end)
+
   it("are not merged when the branch was rewritten: said on the card and the pull request", function()
     local dir = reviewed(forge)
     local orket_head = local_head(dir, "orket/F-1")

@@ -382,7 +382,7 @@ local function handle(name)
         record(db, name, d, card, "ignored: " .. why)
         -- said once per review: the same review delivered again (a redelivery under a new
         -- delivery id, its identity the same) is answered as refused, and nothing is said twice
-        if said and not sf.refusal_said(db, card, d.identity, refused) then
+        if said and not sf.refusal_said(db, card, d.identity, ev.reviewer, refused) then
           posted = said
           assert(board:comment(card, { author = "orket", body = said }))
           db:event { kind = "webhook", card = card, actor = ev.reviewer,

@@ -33,12 +33,15 @@ function M.last_take_in_failure(db, card)
   return type(d) == "table" and d or nil
 end
 
---- refusal_said(db, card, identity, reason) -> true when a "webhook" event of the card says
---- that review (its identity, orket.forge.identity) was refused for that reason already
-function M.refusal_said(db, card, identity, reason)
-  if not identity then return false end
+--- refusal_said(db, card, identity, reviewer, reason) -> true when a "webhook" event of the
+--- card says that review (its identity, orket.forge.identity), by that reviewer (the event's
+--- actor), was refused for that reason already. The reviewer is matched too: a Gitea review
+--- has no id, and its identity (pull request, head, type, text) is the same for two people
+--- approving the same head with the same text, each of whom is told.
+function M.refusal_said(db, card, identity, reviewer, reason)
+  if not identity or not reviewer then return false end
   for _, r in ipairs(all(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
-    .. "AND kind = 'webhook' ORDER BY id", card)) do
+    .. "AND kind = 'webhook' AND actor = ? ORDER BY id", card, reviewer)) do
     local d = cjson.decode(r.data)
     if type(d) == "table" and d.identity == identity and d.reason == reason then return true end
   end

@@ -100,7 +100,7 @@ describe("store operations", function()
     local db = open()
     local sf = require "orket.store.forge"
     assert.is_nil(sf.last_take_in_failure(db, "E-1"))
-    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "older head"))
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "alice", "older head"))
     assert(db:tx(function()
       db:event { kind = "take_in_failed", card = "E-1", actor = "orket",
         data = { from = "aa", head = "bb", error = "x" } }
@@ -112,12 +112,13 @@ describe("store operations", function()
     end))
     assert.same({ from = "cc", head = "dd", error = "y" }, sf.last_take_in_failure(db, "E-1"))
     assert.is_nil(sf.last_take_in_failure(db, "E-2"))
-    assert.is_true(sf.refusal_said(db, "E-1", "review:o/r:5", "older head"))
-    -- another reason, another review, another card, or no identity: not said yet
-    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "being verified"))
-    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:6", "older head"))
-    assert.is_false(sf.refusal_said(db, "E-2", "review:o/r:5", "older head"))
-    assert.is_false(sf.refusal_said(db, "E-1", nil, "older head"))
+    assert.is_true(sf.refusal_said(db, "E-1", "review:o/r:5", "alice", "older head"))
+    -- another reason, review, reviewer or card, or no identity: not said yet
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "alice", "being verified"))
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:6", "alice", "older head"))
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "carol", "older head"))
+    assert.is_false(sf.refusal_said(db, "E-2", "review:o/r:5", "alice", "older head"))
+    assert.is_false(sf.refusal_said(db, "E-1", nil, "alice", "older head"))
     db:close()
   end)
 
