@@ -892,33 +892,61 @@ describe("a person's commits on a card's pull request branch", function()
     assert.truthy(said, cjson.encode(evs))
     assert.equal(before, local_head(dir, "orket/F-1"))
   end)
-  it("a take-in whose merge fails is not merged nor verified again on the same heads", function()
+  -- a card with checks back in code_review after bob's push, its hand-in's job run in this
+  -- process -> {dir=, db=, board=, git=, move(to, actor), hand_in([board]) -> run, events,
+  -- take_ins() -> how many take_in events, close()}
+  local function taking_in()
     local dir = reviewed(forge, 'verify = { command = { "true" } }\n')
     person(dir).commit("bob.txt", "bob's fix\n")
-    -- a change left in the card's directory: the take-in's merge refuses it (EDIRTY)
-    local wt = dir .. "/.orket/worktrees/F-1/a.txt"
-    H.write(wt, "changed by hand\n")
-    local db = assert(require("orket.project").open_store(dir, false))
-    local board_mod = require("orket.board")
-    local board = board_mod.open(db)
-    local function move(to, actor)
-      assert(db:tx(function() return board:transition("F-1", to, { actor = actor, note = "test" }) end))
+    local t = { dir = dir }
+    t.db = assert(require("orket.project").open_store(dir, false))
+    t.board = require("orket.board").open(t.db)
+    function t.move(to, actor)
+      assert(t.db:tx(function() return t.board:transition("F-1", to, { actor = actor, note = "test" }) end))
     end
-    -- alice took the card back to review (as a review's delivery does), then a hand-in
-    move("code_review", { seat = "alice", roles = { "integrity_guard" }, by = "person" })
-    local git = assert(require("orket.engine.gitwork").open(dir .. "/workspace", dir .. "/.orket/worktrees"))
-    local function hand_in()
+    -- alice took the card back to review (as a review's delivery does), before any hand-in
+    t.move("code_review", { seat = "alice", roles = { "integrity_guard" }, by = "person" })
+    t.git = assert(require("orket.engine.gitwork").open(dir .. "/workspace", dir .. "/.orket/worktrees"))
+    function t.hand_in(board)
       local evs = {}
-      local r = { db = db, board = board, git = git, run_id = 0, check_lease = function() end,
+      local r = { db = t.db, board = board or t.board, git = t.git, run_id = 0, check_lease = function() end,
         emit = function(_, ev) evs[#evs + 1] = ev end,
         settings = { git = { remote = "file://" .. dir .. "/remote.git" }, review = { human = true },
           verify = { command = { "true" } } } }
-      require("orket.engine.pull_request").run(r, { forge = true, card_id = "F-1", head = git.repo:head("orket/F-1") })
+      require("orket.engine.pull_request").run(r, { forge = true, card_id = "F-1", head = t.git.repo:head("orket/F-1") })
       return r, evs
     end
-    local function take_ins()
-      return #assert(db:rows("SELECT id FROM events WHERE card_id = 'F-1' AND kind = 'take_in'"))
+    function t.take_ins()
+      return #assert(t.db:rows("SELECT id FROM events WHERE card_id = 'F-1' AND kind = 'take_in'"))
     end
+    function t.close()
+      t.git.repo:close()
+      t.db:close()
+    end
+    return t
+  end
+
+  -- taking_in's card whose take-in merge failed once with a change left in its directory
+  -- (EDIRTY), verified on the head it had and back in code_review -> t, that file's path
+  local function failed_dirty()
+    local t = taking_in()
+    local wt = t.dir .. "/.orket/worktrees/F-1/a.txt"
+    H.write(wt, "changed by hand\n")
+    local r1, evs1 = t.hand_in()
+    assert.equal("ready_for_testing", t.board:status("F-1"), cjson.encode(evs1))
+    assert.matches("into the card's branch failed", r1.forge_failed["F-1"], 1, true)
+    t.move("code_review", require("orket.board").ENGINE)
+    return t, wt
+  end
+
+  it("a take-in whose merge fails is not merged nor verified again on the same heads", function()
+    local t = taking_in()
+    local dir, db, board, move, hand_in, take_ins = t.dir, t.db, t.board, t.move, t.hand_in, t.take_ins
+    local git = t.git
+    local board_mod = require("orket.board")
+    -- a change left in the card's directory: the take-in's merge refuses it (EDIRTY)
+    local wt = dir .. "/.orket/worktrees/F-1/a.txt"
+    H.write(wt, "changed by hand\n")
     local head = git.repo:head("orket/F-1")
     local r1, evs1 = hand_in()
     -- the first failure: the card goes to verification on the head it has, said
@@ -946,7 +974,68 @@ describe("a person's commits on a card's pull request branch", function()
     assert.is_nil(r3.forge_failed and r3.forge_failed["F-1"], cjson.encode(evs3))
     assert.equal("ready_for_testing", board:status("F-1"), cjson.encode(evs3))
     assert.equal(2, take_ins())
-    git.repo:close()
-    db:close()
+    t.close()
+  end)
+
+  it("a take-in that failed on a directory's uncommitted changes is tried again once they are gone, no push", function()
+    local t, wt = failed_dirty()
+    local failure = assert(require("orket.store.forge").last_take_in_failure(t.db, "F-1"))
+    assert.equal("EDIRTY", failure.code)
+    assert.truthy(card_comment(H.card_json(t.dir, "F-1"), "or the card's directory holds no uncommitted changes"))
+    -- still dirty: refused, saying what lets it be tried again
+    local r2 = t.hand_in()
+    assert.matches("or the card's directory is clean", r2.forge_failed["F-1"], 1, true)
+    assert.equal(1, t.take_ins())
+    -- the operator puts the file back: neither head moved, the merge is tried and taken in
+    H.write(wt, "first\n")
+    local r3, evs3 = t.hand_in()
+    assert.is_nil(r3.forge_failed and r3.forge_failed["F-1"], cjson.encode(evs3))
+    assert.equal(2, t.take_ins())
+    assert.equal("ready_for_testing", t.board:status("F-1"), cjson.encode(evs3))
+    assert.equal("bob's fix\n", H.read(t.dir .. "/.orket/worktrees/F-1/bob.txt"))
+    t.close()
+  end)
+
+  it("a take-in that failed on something else is tried again once a person moves the card after it", function()
+    local t = taking_in()
+    local board_mod = require("orket.board")
+    -- a lock left on the card's branch (a crashed git): the merge cannot move it
+    local lock = t.dir .. "/workspace/.git/refs/heads/orket/F-1.lock"
+    H.write(lock, "")
+    local r1, evs1 = t.hand_in()
+    assert.matches("into the card's branch failed", r1.forge_failed["F-1"], 1, true)
+    local failure = assert(require("orket.store.forge").last_take_in_failure(t.db, "F-1"))
+    assert.are_not.equal("EDIRTY", failure.code)
+    assert.equal("ready_for_testing", t.board:status("F-1"), cjson.encode(evs1))
+    assert.truthy(card_comment(H.card_json(t.dir, "F-1"), "or a person moves the card after fixing the cause"))
+    t.move("code_review", board_mod.ENGINE)
+    -- the lock removed by hand: not enough on its own (nothing says it is gone)
+    os.remove(lock)
+    local r2 = t.hand_in()
+    assert.matches("failed before on these same heads", r2.forge_failed["F-1"], 1, true)
+    assert.matches("or a person moves the card", r2.forge_failed["F-1"], 1, true)
+    assert.equal(1, t.take_ins())
+    -- a person sends it to verification, which passes: its next hand-in tries the merge again
+    t.move("ready_for_testing", { seat = "alice", roles = { "integrity_guard" }, by = "person" })
+    t.move("code_review", board_mod.ENGINE)
+    local r3, evs3 = t.hand_in()
+    assert.is_nil(r3.forge_failed and r3.forge_failed["F-1"], cjson.encode(evs3))
+    assert.equal(2, t.take_ins())
+    assert.equal("ready_for_testing", t.board:status("F-1"), cjson.encode(evs3))
+    t.close()
+  end)
+
+  it("a take-in that failed, the card moved by a webhook during the fetch: EMOVED, not a failure", function()
+    local t = failed_dirty()
+    local moved = setmetatable({ status = function() return "in_progress" end }, { __index = t.board })
+    local r, evs = t.hand_in(moved)
+    assert.is_nil(r.forge_failed and r.forge_failed["F-1"], cjson.encode(evs))
+    local said
+    for _, ev in ipairs(evs) do
+      if ev.code == "EMOVED" and tostring(ev.error):find("not in code_review", 1, true) then said = ev end
+    end
+    assert.truthy(said, cjson.encode(evs))
+    assert.equal(1, t.take_ins())
+    t.close()
   end)
 end)

@@ -24,13 +24,27 @@ function M.last_take_in(db, card)
   return r and tonumber(r.id) or 0
 end
 
---- last_take_in_failure(db, card) -> the data {from=, head=, error=} of the card's last
---- "take_in_failed" event (a take-in whose merge failed: the remote's head and the card's) | nil
+--- last_take_in_failure(db, card) -> the data {from=, head=, error=, code=} of the card's
+--- last "take_in_failed" event (a take-in whose merge failed: the remote's head and the
+--- card's), with event = that event's id | nil
 function M.last_take_in_failure(db, card)
-  local r = one(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+  local r = one(db, "SELECT id, " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
     .. "AND kind = 'take_in_failed' ORDER BY id DESC LIMIT 1", card)
   local d = r and cjson.decode(r.data)
-  return type(d) == "table" and d or nil
+  if type(d) ~= "table" then return nil end
+  d.event = tonumber(r.id)
+  return d
+end
+
+--- moved_by_person_since(db, card, id) -> true when a person moved the card (a "transition"
+--- event by = "person") after the event id
+function M.moved_by_person_since(db, card, id)
+  for _, r in ipairs(all(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+    .. "AND kind = 'transition' AND id > ? ORDER BY id", card, id)) do
+    local d = cjson.decode(r.data)
+    if type(d) == "table" and d.by == "person" then return true end
+  end
+  return false
 end
 
 --- refusal_said(db, card, identity, reviewer, reason) -> true when a "webhook" event of the

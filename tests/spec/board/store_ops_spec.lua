@@ -110,8 +110,25 @@ describe("store operations", function()
         identity = "review:o/r:5" } }
       return true
     end))
-    assert.same({ from = "cc", head = "dd", error = "y" }, sf.last_take_in_failure(db, "E-1"))
+    local last = sf.last_take_in_failure(db, "E-1")
+    assert.is_number(last.event)
+    assert.same({ from = "cc", head = "dd", error = "y" }, { from = last.from, head = last.head, error = last.error })
     assert.is_nil(sf.last_take_in_failure(db, "E-2"))
+    -- a person's move after it is seen; the engine's, an agent's or one before it are not
+    assert.is_false(sf.moved_by_person_since(db, "E-1", last.event))
+    assert(db:tx(function()
+      db:event { kind = "transition", card = "E-1", actor = "orket", data = { from = "a", to = "b", by = "engine" } }
+      db:event { kind = "transition", card = "E-1", actor = "coder", data = { from = "b", to = "c" } }
+      db:event { kind = "transition", card = "E-2", actor = "alice", data = { from = "c", to = "d", by = "person" } }
+      return true
+    end))
+    assert.is_false(sf.moved_by_person_since(db, "E-1", last.event))
+    assert.is_true(sf.moved_by_person_since(db, "E-2", last.event))
+    assert(db:tx(function()
+      db:event { kind = "transition", card = "E-1", actor = "alice", data = { from = "c", to = "d", by = "person" } }
+      return true
+    end))
+    assert.is_true(sf.moved_by_person_since(db, "E-1", last.event))
     assert.is_true(sf.refusal_said(db, "E-1", "review:o/r:5", "alice", "older head"))
     -- another reason, review, reviewer or card, or no identity: not said yet
     assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "alice", "being verified"))
