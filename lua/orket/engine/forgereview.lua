@@ -176,9 +176,11 @@ function M.action_for(c, ev)
     end
   end
   if ev.card_unresolved then
+    -- a merge on the forge happened there already: what is not done is Orket's side of it
     return nil, "the card's head " .. ev.card_unresolved .. " is a merge of commits pushed to its branch with "
-      .. "conflict markers never resolved; it is not merged, and the card goes back to work at its next run",
-      "unresolved"
+      .. "conflict markers never resolved; " .. (ev.kind == "merged"
+        and "the forge's merge is not taken into Orket's main, nor the card finished" or "it is not merged")
+      .. ", and the card goes back to work at its next run", "unresolved"
   end
   return "approve"
 end

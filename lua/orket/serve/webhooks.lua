@@ -373,8 +373,12 @@ local function handle(name)
         and string.format("approval by %s of commit %s", ev.reviewer, tostring(ev.commit))
         or ev.kind == "merged" and ("merge by " .. tostring(ev.reviewer))
         or ("request for changes by " .. tostring(ev.reviewer)))
-      local said = refused and string.format("The forge's %s was not applied: %s. The card stays as it is and main is "
-        .. "unchanged.", what, refused)
+      -- what is left as it was: a markers refusal's reason says where the card goes, and a
+      -- merge on the forge changed the forge's main (not Orket's)
+      local kept = other ~= "unresolved" and "The card stays as it is and main is unchanged."
+        or ev.kind == "merged" and "Orket's main is unchanged (the forge's holds the pull request's merge)."
+        or "Main is unchanged."
+      local said = refused and string.format("The forge's %s was not applied: %s. %s", what, refused, kept)
       local posted -- said now (not before: the same review delivered again is not said twice)
       local rok, rerr = db:tx(function()
         posted = nil
