@@ -282,6 +282,74 @@ describe("a person's commits on a card's pull request branch", function()
     end
   end)
 
+  it("a refused approval delivered again under a new delivery id: answered refused, said once", function()
+    -- a forge's redelivery may carry a new delivery id (the id is not signed); the review's
+    -- own identity is the same, and its refusal is not said again on the card, the pull
+    -- request or the journal
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    local code, doc = approve(s, "d-1", number, bob)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    local _, card = state(dir, "F-1")
+    local said_before = #card.comments
+    local code2, doc2 = approve(s, "d-1-again", number, bob)
+    assert.equal(200, code2)
+    assert.equal("ignored", doc2.outcome, cjson.encode(doc2))
+    assert.equal(doc.reason, doc2.reason)
+    assert.matches("has commits Orket did not push", doc2.reason, 1, true)
+    -- the same delivery id again: a duplicate, as before
+    assert.equal("duplicate", select(2, approve(s, "d-1-again", number, bob)).outcome)
+    _, card = state(dir, "F-1")
+    assert.equal(said_before, #card.comments, cjson.encode(card.comments))
+    -- the pull request's comment is posted in a task of its own: a second one would come soon
+    for _ = 1, 10 do
+      orket.sleep(100)
+      assert.equal(1, #comments(forge))
+    end
+    assert.equal(0, s.stop())
+    if backends.name() == "sqlite" then
+      local journal = webhook_journal(dir)
+      assert.equal(0, journal.status, journal.stderr)
+      local n = select(2, journal.stdout:gsub('"outcome":"ignored"', ""))
+      assert.equal(1, n, journal.stdout)
+    end
+  end)
+
+  it("the same refused approval by another person (a Gitea review has no id): said to that person too", function()
+    -- carol approves the head alice approved, with the same text: Gitea's review identity is
+    -- the same for both, yet each reviewer is told, once
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    local _, card = state(dir, "F-1")
+    local n = #card.comments
+    local carol = approval(number, bob):gsub('"login": "alice"', '"login": "carol"')
+    assert.matches('"carol"', carol, 1, true)
+    local code, doc = gitea(s, "pull_request_review_approved", "d-2", carol)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    _, card = state(dir, "F-1")
+    assert.equal(n + 1, #card.comments, cjson.encode(card.comments))
+    assert.truthy(card_comment(card, "approval by carol of commit " .. bob .. " was not applied"))
+    H.wait_for(function() return #comments(forge) == 2 end, "carol's comment on the pull request")
+    -- carol's delivered again under a new id: said no more
+    assert.equal("ignored", select(2, gitea(s, "pull_request_review_approved", "d-3", carol)).outcome)
+    _, card = state(dir, "F-1")
+    assert.equal(n + 1, #card.comments)
+    for _ = 1, 10 do
+      orket.sleep(100)
+      assert.equal(2, #comments(forge))
+    end
+    assert.equal(0, s.stop())
+  end)
+
   it("are not merged when the branch was rewritten: said on the card and the pull request", function()
     local dir = reviewed(forge)
     local orket_head = local_head(dir, "orket/F-1")
@@ -735,6 +803,85 @@ describe("a person's commits on a card's pull request branch", function()
     end
   end)
 
+  it("that conflict, the run killed: an approval of the merge with markers is refused and said, once", function()
+    local dir, markers, number = killed_in_conflict()
+    assert.equal("code_review", (state(dir, "F-1")))
+    local comments_before = #comments(forge)
+    local s = serve(dir)
+    local code, doc = approve(s, "d-2", number, markers)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("conflict markers never resolved", doc.reason, 1, true)
+    local _, card = state(dir, "F-1")
+    local said = card_comment(card, "approval by alice of commit " .. markers .. " was not applied")
+    assert.truthy(said, cjson.encode(card.comments))
+    assert.matches("conflict markers never resolved", said.body, 1, true)
+    local c = H.wait_for(function()
+      local all = comments(forge)
+      return #all > comments_before and all[#all]
+    end, "the comment on the pull request")
+    assert.equal(number, math.tointeger(c.number))
+    assert.matches("Orket did not merge this pull request", c.body, 1, true)
+    assert.matches("conflict markers never resolved", c.body, 1, true)
+    -- delivered again under another id: answered the same, said no more
+    local n_card = #card.comments
+    local code2, doc2 = approve(s, "d-3", number, markers)
+    assert.equal(200, code2)
+    assert.equal("ignored", doc2.outcome)
+    assert.matches("conflict markers never resolved", doc2.reason, 1, true)
+    _, card = state(dir, "F-1")
+    assert.equal(n_card, #card.comments)
+    for _ = 1, 10 do
+      orket.sleep(100)
+      assert.equal(comments_before + 1, #comments(forge))
+    end
+    assert.equal(0, s.stop())
+    if backends.name() == "sqlite" then
+      local journal = webhook_journal(dir)
+      assert.equal(0, journal.status, journal.stderr)
+      assert.equal(1, select(2, journal.stdout:gsub("conflict markers never resolved", "")), journal.stdout)
+    end
+    no_merge_asked(forge)
+  end)
+
+  it("that conflict, the run killed: the merge with markers approved, then merged on the forge: each said truly", function()
+    local dir, markers, number = killed_in_conflict()
+    assert.equal("code_review", (state(dir, "F-1")))
+    local main_before = local_head(dir, "main")
+    local comments_before = #comments(forge)
+    local s = serve(dir)
+    assert.equal("ignored", select(2, approve(s, "d-2", number, markers)).outcome)
+    local _, card = state(dir, "F-1")
+    local said = card_comment(card, "approval by alice of commit " .. markers .. " was not applied")
+    assert.truthy(said, cjson.encode(card.comments))
+    -- the card goes back to work at its next run: not said to stay as it is
+    assert.matches("it is not merged, and the card goes back to work at its next run", said.body, 1, true)
+    assert.is_nil(said.body:find("stays as it is", 1, true), said.body)
+    assert.matches("Main is unchanged.", said.body, 1, true)
+    -- alice merges the pull request on the forge: the forge's main changed, Orket's did not
+    local merged = fixture("gitea_pull_request_closed.json"):gsub('"number": 1', '"number": ' .. number)
+      :gsub('("ref": "orket/F%-1", "sha": )"0+"', '%1"' .. markers .. '"')
+    local code, doc = gitea(s, "pull_request", "d-3", merged)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("the forge's merge is not taken into Orket's main, nor the card finished", doc.reason, 1, true)
+    _, card = state(dir, "F-1")
+    said = card_comment(card, "The forge's merge by alice was not applied")
+    assert.truthy(said, cjson.encode(card.comments))
+    assert.is_nil(said.body:find("stays as it is", 1, true), said.body)
+    assert.is_nil(said.body:find("it is not merged", 1, true), said.body)
+    assert.is_nil(said.body:find("and main is unchanged", 1, true), said.body)
+    assert.matches("Orket's main is unchanged (the forge's holds the pull request's merge).", said.body, 1, true)
+    local c = H.wait_for(function()
+      local all = comments(forge)
+      return #all >= comments_before + 2 and all[#all]
+    end, "the comments on the pull request")
+    assert.matches("^Orket did not finish the card on this merge%. The forge's merge by alice", c.body)
+    assert.equal(0, s.stop())
+    assert.equal(main_before, local_head(dir, "main"))
+    assert.equal("code_review", (state(dir, "F-1")))
+  end)
+
   it("merged on the forge while a take-in was verified: the card is held, not left waiting on a merged pull request", function()
     local dir = reviewed(forge, 'verify = { command = { "true" } }\n')
     local bob, number = bob_then_changes(forge, dir, "bob.txt", "bob's fix\n")
@@ -782,5 +929,151 @@ describe("a person's commits on a card's pull request branch", function()
     end
     assert.truthy(said, cjson.encode(evs))
     assert.equal(before, local_head(dir, "orket/F-1"))
+  end)
+  -- a card with checks back in code_review after bob's push, its hand-in's job run in this
+  -- process -> {dir=, db=, board=, git=, move(to, actor), hand_in([board]) -> run, events,
+  -- take_ins() -> how many take_in events, close()}
+  local function taking_in()
+    local dir = reviewed(forge, 'verify = { command = { "true" } }\n')
+    person(dir).commit("bob.txt", "bob's fix\n")
+    local t = { dir = dir }
+    t.db = assert(require("orket.project").open_store(dir, false))
+    t.board = require("orket.board").open(t.db)
+    function t.move(to, actor)
+      assert(t.db:tx(function() return t.board:transition("F-1", to, { actor = actor, note = "test" }) end))
+    end
+    -- alice took the card back to review (as a review's delivery does), before any hand-in
+    t.move("code_review", { seat = "alice", roles = { "integrity_guard" }, by = "person" })
+    t.git = assert(require("orket.engine.gitwork").open(dir .. "/workspace", dir .. "/.orket/worktrees"))
+    function t.hand_in(board)
+      local evs = {}
+      local r = { db = t.db, board = board or t.board, git = t.git, run_id = 0, check_lease = function() end,
+        emit = function(_, ev) evs[#evs + 1] = ev end,
+        settings = { git = { remote = "file://" .. dir .. "/remote.git" }, review = { human = true },
+          verify = { command = { "true" } } } }
+      require("orket.engine.pull_request").run(r, { forge = true, card_id = "F-1", head = t.git.repo:head("orket/F-1") })
+      return r, evs
+    end
+    function t.take_ins()
+      return #assert(t.db:rows("SELECT id FROM events WHERE card_id = 'F-1' AND kind = 'take_in'"))
+    end
+    function t.close()
+      t.git.repo:close()
+      t.db:close()
+    end
+    return t
+  end
+
+  -- taking_in's card whose take-in merge failed once with a change left in its directory
+  -- (EDIRTY), verified on the head it had and back in code_review -> t, that file's path
+  local function failed_dirty()
+    local t = taking_in()
+    local wt = t.dir .. "/.orket/worktrees/F-1/a.txt"
+    H.write(wt, "changed by hand\n")
+    local r1, evs1 = t.hand_in()
+    assert.equal("ready_for_testing", t.board:status("F-1"), cjson.encode(evs1))
+    assert.matches("into the card's branch failed", r1.forge_failed["F-1"], 1, true)
+    t.move("code_review", require("orket.board").ENGINE)
+    return t, wt
+  end
+
+  it("a take-in whose merge fails is not merged nor verified again on the same heads", function()
+    local t = taking_in()
+    local dir, db, board, move, hand_in, take_ins = t.dir, t.db, t.board, t.move, t.hand_in, t.take_ins
+    local git = t.git
+    local board_mod = require("orket.board")
+    -- a change left in the card's directory: the take-in's merge refuses it (EDIRTY)
+    local wt = dir .. "/.orket/worktrees/F-1/a.txt"
+    H.write(wt, "changed by hand\n")
+    local head = git.repo:head("orket/F-1")
+    local r1, evs1 = hand_in()
+    -- the first failure: the card goes to verification on the head it has, said
+    assert.equal("ready_for_testing", board:status("F-1"), cjson.encode(evs1))
+    assert.truthy(r1.forge_failed and r1.forge_failed["F-1"], cjson.encode(evs1))
+    assert.matches("into the card's branch failed", r1.forge_failed["F-1"], 1, true)
+    assert.equal(1, take_ins())
+    assert.truthy(card_comment(H.card_json(dir, "F-1"), "The next hand-in does not try this merge again"))
+    assert.equal(head, git.repo:head("orket/F-1"))
+    -- its verification passes (the engine's move), and the next hand-in finds the same heads
+    move("code_review", board_mod.ENGINE)
+    local r2, evs2 = hand_in()
+    assert.equal("code_review", board:status("F-1"), cjson.encode(evs2))
+    assert.equal(1, take_ins())
+    local said = r2.forge_failed and r2.forge_failed["F-1"]
+    assert.truthy(said, cjson.encode(evs2))
+    assert.matches("failed before on these same heads", said, 1, true)
+    assert.matches("nor the card verified again", said, 1, true)
+    -- the remote's branch moves (and the card's directory is clean): taken in again
+    H.write(wt, "first\n")
+    local p = dir .. "/person"
+    sh("git -C " .. H.quote(p) .. " -c user.name=bob -c user.email=bob@example.invalid commit -q --allow-empty -m more")
+    sh("git -C " .. H.quote(p) .. " push -q origin orket/F-1")
+    local r3, evs3 = hand_in()
+    assert.is_nil(r3.forge_failed and r3.forge_failed["F-1"], cjson.encode(evs3))
+    assert.equal("ready_for_testing", board:status("F-1"), cjson.encode(evs3))
+    assert.equal(2, take_ins())
+    t.close()
+  end)
+
+  it("a take-in that failed on a directory's uncommitted changes is tried again once they are gone, no push", function()
+    local t, wt = failed_dirty()
+    local failure = assert(require("orket.store.forge").last_take_in_failure(t.db, "F-1"))
+    assert.equal("EDIRTY", failure.code)
+    assert.truthy(card_comment(H.card_json(t.dir, "F-1"), "or the card's directory holds no uncommitted changes"))
+    -- still dirty: refused, saying what lets it be tried again
+    local r2 = t.hand_in()
+    assert.matches("or the card's directory is clean", r2.forge_failed["F-1"], 1, true)
+    assert.equal(1, t.take_ins())
+    -- the operator puts the file back: neither head moved, the merge is tried and taken in
+    H.write(wt, "first\n")
+    local r3, evs3 = t.hand_in()
+    assert.is_nil(r3.forge_failed and r3.forge_failed["F-1"], cjson.encode(evs3))
+    assert.equal(2, t.take_ins())
+    assert.equal("ready_for_testing", t.board:status("F-1"), cjson.encode(evs3))
+    assert.equal("bob's fix\n", H.read(t.dir .. "/.orket/worktrees/F-1/bob.txt"))
+    t.close()
+  end)
+
+  it("a take-in that failed on something else is tried again once a person moves the card after it", function()
+    local t = taking_in()
+    local board_mod = require("orket.board")
+    -- a lock left on the card's branch (a crashed git): the merge cannot move it
+    local lock = t.dir .. "/workspace/.git/refs/heads/orket/F-1.lock"
+    H.write(lock, "")
+    local r1, evs1 = t.hand_in()
+    assert.matches("into the card's branch failed", r1.forge_failed["F-1"], 1, true)
+    local failure = assert(require("orket.store.forge").last_take_in_failure(t.db, "F-1"))
+    assert.are_not.equal("EDIRTY", failure.code)
+    assert.equal("ready_for_testing", t.board:status("F-1"), cjson.encode(evs1))
+    assert.truthy(card_comment(H.card_json(t.dir, "F-1"), "or a person moves the card after fixing the cause"))
+    t.move("code_review", board_mod.ENGINE)
+    -- the lock removed by hand: not enough on its own (nothing says it is gone)
+    os.remove(lock)
+    local r2 = t.hand_in()
+    assert.matches("failed before on these same heads", r2.forge_failed["F-1"], 1, true)
+    assert.matches("or a person moves the card", r2.forge_failed["F-1"], 1, true)
+    assert.equal(1, t.take_ins())
+    -- a person sends it to verification, which passes: its next hand-in tries the merge again
+    t.move("ready_for_testing", { seat = "alice", roles = { "integrity_guard" }, by = "person" })
+    t.move("code_review", board_mod.ENGINE)
+    local r3, evs3 = t.hand_in()
+    assert.is_nil(r3.forge_failed and r3.forge_failed["F-1"], cjson.encode(evs3))
+    assert.equal(2, t.take_ins())
+    assert.equal("ready_for_testing", t.board:status("F-1"), cjson.encode(evs3))
+    t.close()
+  end)
+
+  it("a take-in that failed, the card moved by a webhook during the fetch: EMOVED, not a failure", function()
+    local t = failed_dirty()
+    local moved = setmetatable({ status = function() return "in_progress" end }, { __index = t.board })
+    local r, evs = t.hand_in(moved)
+    assert.is_nil(r.forge_failed and r.forge_failed["F-1"], cjson.encode(evs))
+    local said
+    for _, ev in ipairs(evs) do
+      if ev.code == "EMOVED" and tostring(ev.error):find("not in code_review", 1, true) then said = ev end
+    end
+    assert.truthy(said, cjson.encode(evs))
+    assert.equal(1, t.take_ins())
+    t.close()
   end)
 end)

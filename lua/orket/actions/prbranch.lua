@@ -55,8 +55,8 @@ end
 --- {code="taken", kind=, id=, from=} (the remote's commits on top of pushed are in the card's
 --- branch now: kind "fastforward" or "merged") | {code="conflict", paths=, id=} (merged with
 --- conflict markers in paths) | {code="rewritten", id=} (the remote's branch does not descend
---- from pushed: not a person's addition, the push replaces it as before) | nil, msg (the
---- remote could not be read). Before a hand-in pushes the card's branch over the remote's.
+--- from pushed: not a person's addition, the push replaces it as before) | nil, msg[, CODE]
+--- (the remote could not be read, or the merge failed: CODE its error's, as EDIRTY). Before a hand-in pushes the card's branch over the remote's.
 --- attach() and then taking(remote head) (true | nil, msg: a refusal stops the take-in) are
 --- called just before the merge, only when there is something to take in.
 function M.take_pushed(o)
@@ -72,8 +72,8 @@ function M.take_pushed(o)
     local tok, terr = o.taking(rid)
     if not tok then return nil, terr end
   end
-  local m, merr = repo:merge_remote_to_card(card, finish.ENGINE, false)
-  if not m then return nil, merr end
+  local m, merr, mcode = repo:merge_remote_to_card(card, finish.ENGINE, false)
+  if not m then return nil, merr, mcode end
   if m.kind == "conflict" then return { code = "conflict", paths = m.conflicts, id = m.id, from = rid } end
   return { code = "taken", kind = m.kind, id = m.id, from = rid }
 end

@@ -139,7 +139,8 @@ local ACTIONS = { approve = approve, changes = changes, closed = closed }
 
 --- action_for(card, ev) -> what the forge's event does to the card ("approve": finished,
 --- "changes": back to work, "closed": blocked) | nil, why it changes nothing[, "other_head":
---- an approval of a commit other than the card's head]. An approval acts only when its
+--- an approval of a commit other than the card's head | "unresolved": the card's head is a
+--- take-in's merge with conflict markers never resolved]. An approval acts only when its
 --- commit (ev.commit) is the card's branch head (ev.card_head, card_of).
 function M.action_for(c, ev)
   if c.status == "done" then return nil, "the card is done already" end
@@ -175,8 +176,11 @@ function M.action_for(c, ev)
     end
   end
   if ev.card_unresolved then
+    -- a merge on the forge happened there already: what is not done is Orket's side of it
     return nil, "the card's head " .. ev.card_unresolved .. " is a merge of commits pushed to its branch with "
-      .. "conflict markers never resolved; it is not merged, and the card goes back to work at its next run"
+      .. "conflict markers never resolved; " .. (ev.kind == "merged"
+        and "the forge's merge is not taken into Orket's main, nor the card finished" or "it is not merged")
+      .. ", and the card goes back to work at its next run", "unresolved"
   end
   return "approve"
 end

@@ -78,7 +78,38 @@ local function publish(run, g, card, token, job)
   -- refused: why the take-in did not start; started: the merge is under way
   -- moved: the refusal is the card's having left code_review (its new status has its own flow)
   local refused, started, moved
+  -- the two heads the take-in's merge joins (the remote's, the card's), kept for its failure
+  local merging
   local function taking(from)
+    local at = repo:head("orket/" .. card.id)
+    -- a merge that failed on these same heads would fail again while its cause stands: it is
+    -- not tried, and the card's checks are not run (nor paid) again for it
+    local before = checks and sf.last_take_in_failure(run.db, card.id)
+    if before and before.from == from and before.head == at then
+      -- a card a webhook moved during the fetch is that (EMOVED), not this refusal
+      local now = run.board:status(card.id)
+      if now ~= "code_review" then
+        moved = true
+        refused = "the card is " .. tostring(now) .. " now, not in code_review"
+        return nil, refused
+      end
+      -- its cause may be gone without either head moving: uncommitted changes in the card's
+      -- directory are looked at again (cheap), and any cause once a person moved the card
+      -- after the failure (who fixed it by hand); either tries the merge again
+      local clean = false
+      if before.code == "EDIRTY" then
+        local dirty = repo:status(card.id)
+        clean = type(dirty) == "table" and #dirty == 0
+      end
+      if not clean and not sf.moved_by_person_since(run.db, card.id, before.event) then
+        refused = string.format("taking the remote's head %s into the card's head %s failed before on these same "
+          .. "heads (%s), so it is not tried again, nor the card verified again for it, until either moves (a push "
+          .. "to the pull request's branch, or the card's work), %s", tostring(from), tostring(at),
+          tostring(before.error), before.code == "EDIRTY" and "or the card's directory is clean"
+          or "or a person moves the card after fixing the cause (to ready_for_testing: verified and handed in again)")
+        return nil, refused
+      end
+    end
     -- written before the merge: true whether or not the merge is done when it is read
     local why = string.format("Commits pushed to orket/%s on the remote (%s) are being taken into the card's branch by "
       .. "its hand-in; the engine sent the card to ready_for_testing, and its checks run on the card's head before "
@@ -102,18 +133,37 @@ local function publish(run, g, card, token, job)
       if not t then return nil, merr, mcode end
       return true
     end)
-    if not ok then refused = tostring(terr) else started = true end
+    if not ok then refused = tostring(terr) else started, merging = true, { from = from, head = at } end
     if ok and checks then fault.hit("before_take_in_merge") end
     return ok, terr
   end
-  local got, terr = prbranch.take_pushed { repo = repo, g = g, auth = auth, card = card.id, pushed = row and row.head,
-    attach = function() return gitwork.worktree(run, card.id) end, taking = taking }
+  local got, terr, tcode = prbranch.take_pushed { repo = repo, g = g, auth = auth, card = card.id,
+    pushed = row and row.head, attach = function() return gitwork.worktree(run, card.id) end, taking = taking }
   if not got and refused then
     -- EMOVED: not a failure of the forge's (the card is not skipped for the rest of the run)
     return nil, "the commits pushed to the remote's orket/" .. card.id .. " were not taken into the card's branch, "
       .. "and nothing was pushed: " .. refused, moved and { code = "EMOVED" } or nil
   end
   if not got and started then
+    -- remembered by its heads (a take_in_failed event): the card's checks now run on the head
+    -- it has, once; the next hand-in on the same heads does not merge nor verify again
+    if checks then
+      local ok2, werr = run.db:tx(function()
+        run:check_lease(job)
+        run.db:event { kind = "take_in_failed", card = card.id, run = run.run_id, actor = "orket",
+          data = { from = merging.from, head = merging.head, error = tostring(terr), code = tcode } }
+        assert(run.board:comment(card.id, { author = "orket", body = string.format("Taking the commits pushed to "
+          .. "orket/%s on the remote (%s) into the card's branch (at %s) failed: %s. Nothing was pushed; the card's "
+          .. "checks run on the head it has. The next hand-in does not try this merge again, nor verify the card "
+          .. "again for it, until the remote's branch or the card's moves, %s.", card.id, tostring(merging.from),
+          tostring(merging.head), tostring(terr), tcode == "EDIRTY"
+          and "or the card's directory holds no uncommitted changes (commit or remove them)"
+          or "or a person moves the card after fixing the cause (to ready_for_testing: verified and handed in "
+          .. "again)") }))
+        return true
+      end)
+      if not ok2 then terr = tostring(terr) .. " (and its failure could not be recorded: " .. tostring(werr) .. ")" end
+    end
     return nil, "merging the commits pushed to the remote's orket/" .. card.id .. " into the card's branch failed, "
       .. "and nothing was pushed" .. (checks and " (the card's checks run on the head it has)" or "") .. ": "
       .. tostring(terr)

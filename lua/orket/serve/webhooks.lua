@@ -360,30 +360,45 @@ local function handle(name)
           tostring(ev.card_head))
       end
       if refused then why = why .. ". " .. refused end
+      -- the card's head is a take-in's merge with conflict markers never resolved: said too,
+      -- so the person who approved or merged learns why nothing happened
+      if other == "unresolved" and person() then refused = why end
       if fn and not person() then
         fn, why = nil, "the event names no person (a forge login)"
       end
     end
     if not fn then
       ctx.note = "ignored: " .. why
-      local approved = ev and ev.kind == "approved"
-      local said = refused and string.format("The forge's %s was not applied: %s. The card stays as it is and main is "
-        .. "unchanged.", approved and string.format("approval by %s of commit %s", ev.reviewer, tostring(ev.commit))
-        or ("request for changes by " .. ev.reviewer), refused)
+      local what = ev and (ev.kind == "approved"
+        and string.format("approval by %s of commit %s", ev.reviewer, tostring(ev.commit))
+        or ev.kind == "merged" and ("merge by " .. tostring(ev.reviewer))
+        or ("request for changes by " .. tostring(ev.reviewer)))
+      -- what is left as it was: a markers refusal's reason says where the card goes, and a
+      -- merge on the forge changed the forge's main (not Orket's)
+      local kept = other ~= "unresolved" and "The card stays as it is and main is unchanged."
+        or ev.kind == "merged" and "Orket's main is unchanged (the forge's holds the pull request's merge)."
+        or "Main is unchanged."
+      local said = refused and string.format("The forge's %s was not applied: %s. %s", what, refused, kept)
+      local posted -- said now (not before: the same review delivered again is not said twice)
       local rok, rerr = db:tx(function()
+        posted = nil
         if sf.delivery_seen(db, name, d.id, d.identity) then return true end
         record(db, name, d, card, "ignored: " .. why)
-        if said then
+        -- said once per review: the same review delivered again (a redelivery under a new
+        -- delivery id, its identity the same) is answered as refused, and nothing is said twice
+        if said and not sf.refusal_said(db, card, d.identity, ev.reviewer, refused) then
+          posted = said
           assert(board:comment(card, { author = "orket", body = said }))
           db:event { kind = "webhook", card = card, actor = ev.reviewer,
             data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = "ignored",
-              reason = refused } }
+              reason = refused, identity = d.identity } }
         end
         return true
       end)
       if not rok then return err(500, "internal", rerr) end
-      if said then
-        tell_pull_request(g, ev.number, (approved and "Orket did not merge this pull request. "
+      if posted then
+        tell_pull_request(g, ev.number, (ev.kind == "approved" and "Orket did not merge this pull request. "
+          or ev.kind == "merged" and "Orket did not finish the card on this merge. "
           or "Orket did not send the card back for this review. ") .. said)
       end
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }

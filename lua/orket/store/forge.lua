@@ -5,6 +5,7 @@
 -- fails raises too: answered as "none", a forge's delivery read as not seen was applied
 -- again, and a pull request read as naming no card had its review recorded as ignored, so
 -- the forge's own redelivery was then a duplicate and the person's decision was lost.
+local cjson = require "cjson.safe"
 local backend = require "orket.store.backend"
 local one, all = backend.row, backend.rows
 
@@ -21,6 +22,44 @@ end
 function M.last_take_in(db, card)
   local r = one(db, "SELECT max(id) AS id FROM events WHERE card_id = ? AND kind = 'take_in'", card)
   return r and tonumber(r.id) or 0
+end
+
+--- last_take_in_failure(db, card) -> the data {from=, head=, error=, code=} of the card's
+--- last "take_in_failed" event (a take-in whose merge failed: the remote's head and the
+--- card's), with event = that event's id | nil
+function M.last_take_in_failure(db, card)
+  local r = one(db, "SELECT id, " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+    .. "AND kind = 'take_in_failed' ORDER BY id DESC LIMIT 1", card)
+  local d = r and cjson.decode(r.data)
+  if type(d) ~= "table" then return nil end
+  d.event = tonumber(r.id)
+  return d
+end
+
+--- moved_by_person_since(db, card, id) -> true when a person moved the card (a "transition"
+--- event by = "person") after the event id
+function M.moved_by_person_since(db, card, id)
+  for _, r in ipairs(all(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+    .. "AND kind = 'transition' AND id > ? ORDER BY id", card, id)) do
+    local d = cjson.decode(r.data)
+    if type(d) == "table" and d.by == "person" then return true end
+  end
+  return false
+end
+
+--- refusal_said(db, card, identity, reviewer, reason) -> true when a "webhook" event of the
+--- card says that review (its identity, orket.forge.identity), by that reviewer (the event's
+--- actor), was refused for that reason already. The reviewer is matched too: a Gitea review
+--- has no id, and its identity (pull request, head, type, text) is the same for two people
+--- approving the same head with the same text, each of whom is told.
+function M.refusal_said(db, card, identity, reviewer, reason)
+  if not identity or not reviewer then return false end
+  for _, r in ipairs(all(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+    .. "AND kind = 'webhook' AND actor = ? ORDER BY id", card, reviewer)) do
+    local d = cjson.decode(r.data)
+    if type(d) == "table" and d.identity == identity and d.reason == reason then return true end
+  end
+  return false
 end
 
 --- pushed_heads(db, card) -> the heads Orket pushed for the card's review: its pull

@@ -96,6 +96,49 @@ describe("store operations", function()
     db:close()
   end)
 
+  it("forge: a take-in's last failure and a review's refusal said, read back from the journal", function()
+    local db = open()
+    local sf = require "orket.store.forge"
+    assert.is_nil(sf.last_take_in_failure(db, "E-1"))
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "alice", "older head"))
+    assert(db:tx(function()
+      db:event { kind = "take_in_failed", card = "E-1", actor = "orket",
+        data = { from = "aa", head = "bb", error = "x" } }
+      db:event { kind = "take_in_failed", card = "E-1", actor = "orket",
+        data = { from = "cc", head = "dd", error = "y" } }
+      db:event { kind = "webhook", card = "E-1", actor = "alice", data = { outcome = "ignored", reason = "older head",
+        identity = "review:o/r:5" } }
+      return true
+    end))
+    local last = sf.last_take_in_failure(db, "E-1")
+    assert.is_number(last.event)
+    assert.same({ from = "cc", head = "dd", error = "y" }, { from = last.from, head = last.head, error = last.error })
+    assert.is_nil(sf.last_take_in_failure(db, "E-2"))
+    -- a person's move after it is seen; the engine's, an agent's or one before it are not
+    assert.is_false(sf.moved_by_person_since(db, "E-1", last.event))
+    assert(db:tx(function()
+      db:event { kind = "transition", card = "E-1", actor = "orket", data = { from = "a", to = "b", by = "engine" } }
+      db:event { kind = "transition", card = "E-1", actor = "coder", data = { from = "b", to = "c" } }
+      db:event { kind = "transition", card = "E-2", actor = "alice", data = { from = "c", to = "d", by = "person" } }
+      return true
+    end))
+    assert.is_false(sf.moved_by_person_since(db, "E-1", last.event))
+    assert.is_true(sf.moved_by_person_since(db, "E-2", last.event))
+    assert(db:tx(function()
+      db:event { kind = "transition", card = "E-1", actor = "alice", data = { from = "c", to = "d", by = "person" } }
+      return true
+    end))
+    assert.is_true(sf.moved_by_person_since(db, "E-1", last.event))
+    assert.is_true(sf.refusal_said(db, "E-1", "review:o/r:5", "alice", "older head"))
+    -- another reason, review, reviewer or card, or no identity: not said yet
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "alice", "being verified"))
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:6", "alice", "older head"))
+    assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "carol", "older head"))
+    assert.is_false(sf.refusal_said(db, "E-2", "review:o/r:5", "alice", "older head"))
+    assert.is_false(sf.refusal_said(db, "E-1", nil, "alice", "older head"))
+    db:close()
+  end)
+
   it("sandboxes: a row per sandbox, its states and ends, the live ports", function()
     local db = open()
     local ops = require "orket.store.sandboxes"
