@@ -761,8 +761,12 @@ describe("orket.mcp.manager's listings", function()
 
   it("shows a name that is not a string as the server sent it", function()
     local _, refused = client.tools_of { { name = 42, inputSchema = { type = "object" } },
-      { name = 4.5, inputSchema = { type = "object" } }, { inputSchema = { type = "object" } } }
-    assert.same({ "42", "4.5", "null" }, { refused[1].name, refused[2].name, refused[3].name })
+      { name = 4.5, inputSchema = { type = "object" } }, { inputSchema = { type = "object" } },
+      { name = false, inputSchema = { type = "object" } }, { name = cjson.null, inputSchema = { type = "object" } },
+      { name = { "x" }, inputSchema = { type = "object" } } }
+    -- false as sent, not taken for a missing name; a missing name is null
+    assert.same({ "42", "4.5", "null", "false", "null", '["x"]' },
+      { refused[1].name, refused[2].name, refused[3].name, refused[4].name, refused[5].name, refused[6].name })
     -- an entry that is not an object: its JSON, escaped and cut, not Lua's false
     local long = string.rep("\195\169", 40)
     _, refused = client.tools_of { 42, false, "a\27[31mb", cjson.null, long }
