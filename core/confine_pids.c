@@ -178,6 +178,39 @@ static int cp_delegates(const char *dir, char *why, size_t whylen) {
   return 0;
 }
 
+int confine_pids_stat_exited(const char *text) {
+  /* "PID (COMM) STATE ...": COMM may hold spaces and ')', the last ')' ends it */
+  const char *comm_end = strrchr(text, ')');
+  return comm_end != NULL && comm_end[1] == ' ' && (comm_end[2] == 'Z' || comm_end[2] == 'X');
+}
+
+/* 1 when pid is a process that has exited and waits to be reaped (a zombie): gone as much
+ * as one already reaped, its pid held until then. Its last thread's state says so; a
+ * leader that ended alone (pthread_exit) shows Z too while other threads of it run, so
+ * the process is exited only when /proc/PID/task holds no thread but the leader. 0 where
+ * /proc is not this PID namespace's (its /proc/self is not this process): its PID would be
+ * another process. */
+static int cp_exited(long pid) {
+  char buf[512], path[64];
+  ssize_t n = readlink("/proc/self", buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  if (strtol(buf, NULL, 10) != (long)getpid()) return 0;
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  if (cp_read(path, buf, sizeof buf) <= 0 || !confine_pids_stat_exited(buf)) return 0;
+  snprintf(path, sizeof path, "/proc/%ld/task", pid);
+  DIR *d = opendir(path);
+  if (d == NULL) return 0;
+  int others = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    if (strtol(e->d_name, NULL, 10) != pid) others++;
+  }
+  closedir(d);
+  return others == 0;
+}
+
 int confine_pids_stale(const char *name, int suffixed) {
   /* a temp dir is a run's or a stdio MCP server's (orket.mcp.client), named the same way */
   if (strncmp(name, "orket-run-", 10) != 0 && !(suffixed && strncmp(name, "orket-mcp-", 10) == 0)) return 0;
@@ -186,12 +219,14 @@ int confine_pids_stale(const char *name, int suffixed) {
   long pid = strtol(name + 10, &end, 10);
   if (errno != 0 || end == name + 10 || pid <= 0 || pid > INT_MAX) return 0;
   if (suffixed ? *end != '-' || end[1] == '\0' : *end != '\0') return 0;
-  /* EPERM is a process of another user: alive, so not stale */
-  return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 1;
+  /* a process of another user (EPERM) or this one's is there, alive unless a zombie */
+  return cp_exited(pid);
 }
 
 /* Removes the empty cgroups that helpers killed outright left in base (their runner gone
- * too, so nobody else will): orket-run-PID of a pid no process has now. A live helper's is
+ * too, so nobody else will): orket-run-PID of a pid no process has now (or a zombie only:
+ * confine_pids_stale). A live helper's is
  * never touched, even in the moment before it moves in; rmdir takes only empty ones. */
 static void cp_sweep(const char *base) {
   DIR *d = opendir(base);

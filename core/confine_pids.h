@@ -34,9 +34,14 @@ void confine_pids_close(confine_pids *p);
 /* 1 when name is "orket-run-PID" (suffixed = 0: a run's cgroup, named for its helper) or
  * "orket-run-PID-SUFFIX" or "orket-mcp-PID-SUFFIX" (suffixed = 1: a run's or a stdio MCP
  * server's temp dir, named for the Orket process that made it, proc.c, which checks the PID
- * namespace in SUFFIX) and no process has PID now, so whoever would have removed it is gone;
- * else 0 (another name, or a live process, even another user's). */
+ * namespace in SUFFIX) and no process has PID now, or only a zombie (exited, not yet reaped:
+ * every thread of it ended), so whoever would have removed it is gone; else 0 (another name,
+ * or a live process, even another user's). */
 int confine_pids_stale(const char *name, int suffixed);
+
+/* 1 when text, a /proc/PID/stat's, has the state of a process that has exited: Z (a zombie)
+ * or X (dead); else 0. */
+int confine_pids_stat_exited(const char *text);
 
 /* ---- pure parts, for the unit tests ------------------------------------------------- */
 

@@ -1,5 +1,7 @@
 /* test_confine.c: the confinement helper's spec in argv (encode/decode), its layer names,
  * and the runner's head-and-tail output capture. Running programs is proc_spec.lua's job. */
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -519,6 +521,95 @@ TEST(test_proc_sweep_tmp) {
   snprintf(p, sizeof p, "orket-mcp-%d", (int)dead);
   CHECK(t, confine_pids_stale(p, 0) == 0);
 
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+  CHECK(t, system(cmd) == 0);
+}
+
+/* The state of a /proc/PID/stat: Z or X is a process that has exited; a name holding ") "
+ * and a state letter does not mislead (the last ')' ends it). */
+TEST(test_pids_stat_exited) {
+  CHECK(t, confine_pids_stat_exited("42 (orket) Z 1 42 42 0 -1") == 1);
+  CHECK(t, confine_pids_stat_exited("42 (orket) X 1 42") == 1);
+  CHECK(t, confine_pids_stat_exited("42 (orket) S 1 42") == 0);
+  CHECK(t, confine_pids_stat_exited("42 (a) Z b) R 1 42") == 0);
+  CHECK(t, confine_pids_stat_exited("42 (a) R b) Z 1 42") == 1);
+  CHECK(t, confine_pids_stat_exited("42 (orket)") == 0);
+  CHECK(t, confine_pids_stat_exited("") == 0);
+}
+
+/* Waits (2 s at most) until /proc/PID/stat says state; 1 when it did. */
+static int wait_state(pid_t pid, char state) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  for (int i = 0; i < 400; i++) {
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    const char *e = strrchr(buf, ')');
+    if (e && e[1] == ' ' && e[2] == state) return 1;
+    usleep(5000);
+  }
+  return 0;
+}
+
+static void *park(void *arg) {
+  (void)arg;
+  for (;;) pause();
+  return NULL;
+}
+
+/* An Orket process that has exited but is not yet reaped (a zombie) is gone: its temp dirs
+ * and cgroup name are stale and swept. A process whose first thread ended alone
+ * (pthread_exit) while another runs shows Z too, and is alive. */
+TEST(test_pids_stale_zombie) {
+  char base[] = "/tmp/orket-sweep-XXXXXX", p[160], name[64];
+  struct stat st;
+  CHECK(t, mkdtemp(base) != NULL);
+  CHECK(t, stat("/proc/self/ns/pid", &st) == 0);
+  unsigned long ns = (unsigned long)st.st_ino;
+  pid_t zombie = fork();
+  if (zombie == 0) _exit(0);
+  CHECK(t, zombie > 0 && wait_state(zombie, 'Z'));
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-abc123", base, (int)zombie, ns);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(p, sizeof p, "%s/orket-mcp-%d-%lu-def456", base, (int)zombie, ns);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(name, sizeof name, "orket-run-%d", (int)zombie);
+  CHECK(t, confine_pids_stale(name, 0) == 1);
+
+  /* the leader ended, a thread of it lives on */
+  int ready[2];
+  CHECK(t, pipe(ready) == 0);
+  pid_t half = fork();
+  if (half == 0) {
+    pthread_t th;
+    if (pthread_create(&th, NULL, park, NULL) != 0) _exit(1);
+    if (write(ready[1], "x", 1) != 1) _exit(1);
+    pthread_exit(NULL);
+  }
+  char c;
+  CHECK(t, half > 0 && read(ready[0], &c, 1) == 1 && wait_state(half, 'Z'));
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-ghi789", base, (int)half, ns);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(name, sizeof name, "orket-mcp-%d-x", (int)half);
+  CHECK(t, confine_pids_stale(name, 1) == 0);
+
+  proc_sweep_tmp(base);
+
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-abc123", base, (int)zombie, ns);
+  CHECK(t, lstat(p, &st) != 0);
+  snprintf(p, sizeof p, "%s/orket-mcp-%d-%lu-def456", base, (int)zombie, ns);
+  CHECK(t, lstat(p, &st) != 0);
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-ghi789", base, (int)half, ns);
+  CHECK(t, lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+
+  kill(half, SIGKILL);
+  CHECK(t, waitpid(half, NULL, 0) == half);
+  CHECK(t, waitpid(zombie, NULL, 0) == zombie);
+  close(ready[0]);
+  close(ready[1]);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", base);
   CHECK(t, system(cmd) == 0);
