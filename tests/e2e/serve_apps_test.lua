@@ -229,7 +229,11 @@ describe("a sandbox's app on an origin of its own", function()
     -- the board's session cannot be used from a page of the app's site
     local from_app = { "Cookie: " .. board, "Origin: http://" .. id .. ".sandbox.localhost:" .. s.port,
       "Sec-Fetch-Site: same-site", "Sec-Fetch-Mode: cors" }
-    assert.equal(403, (H.fetch { url = s.url .. "/v1/board", headers = from_app, total_timeout_ms = 10000 }))
+    local fst, fbody = H.fetch { url = s.url .. "/v1/board", headers = from_app, total_timeout_ms = 10000 }
+    assert.equal(403, fst)
+    -- said for this refusal: the session is the board page's, a script sends a key
+    assert.matches("^use the board's session from the board's own page only; a script sends an API key",
+      cjson.decode(fbody).error.remedy)
     local w = { "Content-Type: application/json", "X-CSRF-Token: " .. csrf }
     for _, x in ipairs(from_app) do w[#w + 1] = x end
     assert.equal(403, (H.fetch { url = s.url .. "/v1/cards/START-1/comments", method = "POST",

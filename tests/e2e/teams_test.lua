@@ -285,7 +285,10 @@ describe("one server, many projects", function()
     assert.is_nil(doc.expires_at)
     assert.is_nil(doc.csrf)
     -- nor mints a stronger key; and a server admin's viewer key is no admin
-    assert.equal(403, (req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })))
+    st, doc = req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })
+    assert.equal(403, st)
+    assert.equal("ask for a role no stronger than viewer, or make the key with a key of that role or higher "
+      .. "(docs/teams.md#keys)", doc.error.remedy)
     -- nor opens a session that writes: a session opened with it is the key's, a viewer
     local ro_key = ro[1]:match("Bearer (%S+)")
     local h
@@ -298,6 +301,7 @@ describe("one server, many projects", function()
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-admin", role = "admin" })
     assert.equal(403, st)
     assert.matches("your strongest role is developer", doc.error.message)
+    assert.matches("^ask for a role no stronger than your strongest; a stronger one is an admin's", doc.error.remedy)
     st, doc = req(s, "POST", "/v1/me/keys", root, { name = "root-ro", role = "viewer" })
     assert.equal(201, st)
     local root_ro = { "Authorization: Bearer " .. doc.key, JSON }
