@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,37 +180,27 @@ static int cp_delegates(const char *dir, char *why, size_t whylen) {
   return 0;
 }
 
-int confine_pids_stat_exited(const char *text) {
-  /* "PID (COMM) STATE ...": COMM may hold spaces and ')', the last ')' ends it */
-  const char *comm_end = strrchr(text, ')');
-  return comm_end != NULL && comm_end[1] == ' ' && (comm_end[2] == 'Z' || comm_end[2] == 'X');
+int confine_pids_pidfd(pid_t pid) {
+  /* glibc wraps it only from 2.36; PIDFD_NONBLOCK is not wanted, 0 gives close-on-exec */
+  return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* 1 when pid is a process that has exited and waits to be reaped (a zombie): gone as much
- * as one already reaped, its pid held until then. Its last thread's state says so; a
- * leader that ended alone (pthread_exit) shows Z too while other threads of it run, so
- * the process is exited only when /proc/PID/task holds no thread but the leader. 0 where
- * /proc is not this PID namespace's (its /proc/self is not this process): its PID would be
- * another process. */
-static int cp_exited(long pid) {
-  char buf[512], path[64];
-  ssize_t n = readlink("/proc/self", buf, sizeof buf - 1);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  if (strtol(buf, NULL, 10) != (long)getpid()) return 0;
-  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-  if (cp_read(path, buf, sizeof buf) <= 0 || !confine_pids_stat_exited(buf)) return 0;
-  snprintf(path, sizeof path, "/proc/%ld/task", pid);
-  DIR *d = opendir(path);
-  if (d == NULL) return 0;
-  int others = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] == '.') continue;
-    if (strtol(e->d_name, NULL, 10) != pid) others++;
-  }
-  closedir(d);
-  return others == 0;
+/* 1 when pid, a pid some process has (kill found it), is a process that has exited and
+ * waits to be reaped (a zombie): gone as much as one already reaped, its pid held until
+ * then. Its pidfd tells: readable once every thread of it has ended, in one look by the
+ * kernel (a first thread that ended alone, pthread_exit, while others run, or one a
+ * thread's execve is replacing, leaves it unreadable), and resolved in this PID namespace
+ * whatever /proc is mounted. No pidfd to be had (ESRCH aside: gone meanwhile): 0, alive,
+ * as a zombie counted before pidfds were used for this. */
+static int cp_exited(pid_t pid) {
+  int fd = confine_pids_pidfd(pid);
+  if (fd < 0) return errno == ESRCH;
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  int r;
+  do r = poll(&pfd, 1, 0);
+  while (r < 0 && errno == EINTR);
+  close(fd);
+  return r == 1 && (pfd.revents & POLLIN) != 0;
 }
 
 int confine_pids_stale(const char *name, int suffixed) {
@@ -221,13 +213,18 @@ int confine_pids_stale(const char *name, int suffixed) {
   if (suffixed ? *end != '-' || end[1] == '\0' : *end != '\0') return 0;
   if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 1;
   /* a process of another user (EPERM) or this one's is there, alive unless a zombie */
-  return cp_exited(pid);
+  return cp_exited((pid_t)pid);
 }
 
 /* Removes the empty cgroups that helpers killed outright left in base (their runner gone
  * too, so nobody else will): orket-run-PID of a pid no process has now (or a zombie only:
- * confine_pids_stale). A live helper's is
- * never touched, even in the moment before it moves in; rmdir takes only empty ones. */
+ * confine_pids_stale). rmdir takes only empty ones, so a helper that has moved in is never
+ * touched, and one whose pid is checked alive is not either. One window stays: between the
+ * check and the rmdir, the pid is freed (its zombie reaped) and taken by a new helper,
+ * which makes orket-run-PID afresh and has not yet moved in. Its still-empty cgroup is
+ * removed; its own pids.max or cgroup.procs write then fails, and that run reports the
+ * pids layer missing (cf_pids), or fails before anything runs where it is required. It
+ * takes the pid space wrapping round within that moment. */
 static void cp_sweep(const char *base) {
   DIR *d = opendir(base);
   if (d == NULL) return;
