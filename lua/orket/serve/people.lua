@@ -81,9 +81,14 @@ local function my_key_create(_, ctx)
   -- nor a person one stronger than they are anywhere: a key's stored role is what it
   -- would act with the day its person were promoted
   local top = highest(ctx.db, ctx.who, user)
-  if not top or not keys.allows(top, want) then
-    return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be that or lower",
-      tostring(top or "none (a member of no project)")),
+  if not top then
+    -- no role to ask within: the grant comes first
+    return err(403, "forbidden", "your strongest role is none (a member of no project): a key of yours would reach "
+      .. "nothing", "a server admin grants you a role in a project first (orket projects grant PROJECT " .. user
+      .. " ROLE, or PUT /v1/users/" .. user .. "/projects/PROJECT {role}); then make the key (docs/teams.md#roles)")
+  end
+  if not keys.allows(top, want) then
+    return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be that or lower", top),
       "ask for a role no stronger than your strongest; a stronger one is an admin's to grant (docs/teams.md#roles)")
   end
   return key_create(ctx, user)
