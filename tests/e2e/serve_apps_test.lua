@@ -231,9 +231,11 @@ describe("a sandbox's app on an origin of its own", function()
       "Sec-Fetch-Site: same-site", "Sec-Fetch-Mode: cors" }
     local fst, fbody = H.fetch { url = s.url .. "/v1/board", headers = from_app, total_timeout_ms = 10000 }
     assert.equal(403, fst)
-    -- said for this refusal: the session is the board page's, a script sends a key
-    assert.matches("^use the board's session from the board's own page only; a script sends an API key",
-      cjson.decode(fbody).error.remedy)
+    -- said for this refusal, to the person: the session is the board page's; the app is not
+    -- invited to get a credential of its own
+    local remedy = cjson.decode(fbody).error.remedy
+    assert.matches("^open the board itself, at this server's own address", remedy)
+    assert.is_nil(remedy:find("key", 1, true))
     local w = { "Content-Type: application/json", "X-CSRF-Token: " .. csrf }
     for _, x in ipairs(from_app) do w[#w + 1] = x end
     assert.equal(403, (H.fetch { url = s.url .. "/v1/cards/START-1/comments", method = "POST",

@@ -162,8 +162,10 @@ function Auth:_person(req, own, dv)
     -- such as a sandbox's app on a host of the same site
     if session.foreign_page(req) then
       return nil, 403, "forbidden", "the board's session acts only for the board's own page", "origin",
-        "use the board's session from the board's own page only; a script sends an API key "
-          .. "(Authorization: Bearer) instead (docs/teams.md#keys)"
+        -- said to the person: the page asking may be an app an agent wrote, not to be
+        -- invited to ask for a credential of its own
+        "open the board itself, at this server's own address: your sign-in acts there only, never "
+          .. "for a page of another origin such as a sandbox's app (docs/serve.md#apps-on-their-own-origins)"
     end
     return session.check(self.db, req)
   end
