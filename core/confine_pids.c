@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,6 +180,29 @@ static int cp_delegates(const char *dir, char *why, size_t whylen) {
   return 0;
 }
 
+int confine_pids_pidfd(pid_t pid) {
+  /* glibc wraps it only from 2.36; PIDFD_NONBLOCK is not wanted, 0 gives close-on-exec */
+  return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* 1 when pid, a pid some process has (kill found it), is a process that has exited and
+ * waits to be reaped (a zombie): gone as much as one already reaped, its pid held until
+ * then. Its pidfd tells: readable once every thread of it has ended, in one look by the
+ * kernel (a first thread that ended alone, pthread_exit, while others run, or one a
+ * thread's execve is replacing, leaves it unreadable), and resolved in this PID namespace
+ * whatever /proc is mounted. No pidfd to be had (ESRCH aside: gone meanwhile): 0, alive,
+ * as a zombie counted before pidfds were used for this. */
+static int cp_exited(pid_t pid) {
+  int fd = confine_pids_pidfd(pid);
+  if (fd < 0) return errno == ESRCH;
+  struct pollfd pfd = {.fd = fd, .events = POLLIN};
+  int r;
+  do r = poll(&pfd, 1, 0);
+  while (r < 0 && errno == EINTR);
+  close(fd);
+  return r == 1 && (pfd.revents & POLLIN) != 0;
+}
+
 int confine_pids_stale(const char *name, int suffixed) {
   /* a temp dir is a run's or a stdio MCP server's (orket.mcp.client), named the same way */
   if (strncmp(name, "orket-run-", 10) != 0 && !(suffixed && strncmp(name, "orket-mcp-", 10) == 0)) return 0;
@@ -186,13 +211,20 @@ int confine_pids_stale(const char *name, int suffixed) {
   long pid = strtol(name + 10, &end, 10);
   if (errno != 0 || end == name + 10 || pid <= 0 || pid > INT_MAX) return 0;
   if (suffixed ? *end != '-' || end[1] == '\0' : *end != '\0') return 0;
-  /* EPERM is a process of another user: alive, so not stale */
-  return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 1;
+  /* a process of another user (EPERM) or this one's is there, alive unless a zombie */
+  return cp_exited((pid_t)pid);
 }
 
 /* Removes the empty cgroups that helpers killed outright left in base (their runner gone
- * too, so nobody else will): orket-run-PID of a pid no process has now. A live helper's is
- * never touched, even in the moment before it moves in; rmdir takes only empty ones. */
+ * too, so nobody else will): orket-run-PID of a pid no process has now (or a zombie only:
+ * confine_pids_stale). rmdir takes only empty ones, so a helper that has moved in is never
+ * touched, and one whose pid is checked alive is not either. One window stays: between the
+ * check and the rmdir, the pid is freed (its zombie reaped) and taken by a new helper,
+ * which makes orket-run-PID afresh and has not yet moved in. Its still-empty cgroup is
+ * removed; its own pids.max or cgroup.procs write then fails, and that run reports the
+ * pids layer missing (cf_pids), or fails before anything runs where it is required. It
+ * takes the pid space wrapping round within that moment. */
 static void cp_sweep(const char *base) {
   DIR *d = opendir(base);
   if (d == NULL) return;

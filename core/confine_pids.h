@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Tasks of the run's cgroup that are not the program's: the helper and the PID
  * namespace's init. pids.max is the program's limit plus these. */
@@ -34,9 +35,18 @@ void confine_pids_close(confine_pids *p);
 /* 1 when name is "orket-run-PID" (suffixed = 0: a run's cgroup, named for its helper) or
  * "orket-run-PID-SUFFIX" or "orket-mcp-PID-SUFFIX" (suffixed = 1: a run's or a stdio MCP
  * server's temp dir, named for the Orket process that made it, proc.c, which checks the PID
- * namespace in SUFFIX) and no process has PID now, so whoever would have removed it is gone;
- * else 0 (another name, or a live process, even another user's). */
+ * namespace in SUFFIX) and no process has PID now, or only a zombie (exited, not yet reaped:
+ * every thread of it ended, as its pidfd tells), so whoever would have removed it is gone;
+ * else 0 (another name, or a live process, even another user's; a zombie too where no
+ * pidfd can be had). */
 int confine_pids_stale(const char *name, int suffixed);
+
+/* A pidfd of process pid (pidfd_open, Linux 5.3+), resolved in this process's PID
+ * namespace: readable once every thread of it has exited, reaped or not. The one way Orket
+ * opens one (proc.c watches its helpers by it). Returns the fd (close-on-exec), or -1 with
+ * errno: ESRCH (no such process), EINVAL (pid is a thread's, not a process's), ENOSYS or
+ * EPERM (an older kernel, or a seccomp filter that refuses it). */
+int confine_pids_pidfd(pid_t pid);
 
 /* ---- pure parts, for the unit tests ------------------------------------------------- */
 

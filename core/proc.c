@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,7 +151,7 @@ proc_ctx *proc_ctx_new(uv_loop_t *loop) {
   proc_find_helper(c->helper, sizeof c->helper);
   /* the first run of this process clears what runs of killed ones left (proc_start) */
   proc_sweep_tmp("/tmp");
-  int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  int fd = confine_pids_pidfd(getpid());
   if (fd >= 0) {
     c->pidfd = 1;
     close(fd);
@@ -570,7 +569,7 @@ static int proc_spawn_pidfd(proc_run *r, const char *helper, char **args, char *
   for (int i = 0; i < 3; i++)
     if (out[i] >= 0) close(out[i]);
   if (rc != 0) return rc;
-  r->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  r->pidfd = confine_pids_pidfd(pid);
   if (r->pidfd < 0) rc = -(errno);
   if (rc == 0) rc = uv_poll_init(r->ctx->loop, &r->exitpoll, r->pidfd);
   if (rc != 0) {

@@ -78,8 +78,8 @@ proc_ctx *proc_ctx_new(uv_loop_t *loop);
  * gone (killed before it could remove them): each "orket-run-PID-NS-XXXXXX" or
  * "orket-mcp-PID-NS-XXXXXX" (orket.mcp.client's) (NS: the inode of the PID namespace
  * PID belongs to, this process's own) that is a directory (not a link: never followed,
- * neither there nor inside) owned by this user, whose PID no process has now
- * (confine_pids_stale). A live process's dir, another user's or one named for another PID
+ * neither there nor inside) owned by this user, whose PID no process has now, or only a
+ * zombie (confine_pids_stale). A live process's dir, another user's or one named for another PID
  * namespace is never touched; where this process's namespace cannot be told (no /proc),
  * nothing is. */
 void proc_sweep_tmp(const char *base);

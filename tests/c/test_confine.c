@@ -1,6 +1,10 @@
 /* test_confine.c: the confinement helper's spec in argv (encode/decode), its layer names,
  * and the runner's head-and-tail output capture. Running programs is proc_spec.lua's job. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -522,4 +526,142 @@ TEST(test_proc_sweep_tmp) {
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", base);
   CHECK(t, system(cmd) == 0);
+}
+
+/* Waits (2 s at most) until /proc/PID/stat says state; 1 when it did. */
+static int wait_state(pid_t pid, char state) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  for (int i = 0; i < 400; i++) {
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    const char *e = strrchr(buf, ')');
+    if (e && e[1] == ' ' && e[2] == state) return 1;
+    usleep(5000);
+  }
+  return 0;
+}
+
+static void *park(void *arg) {
+  (void)arg;
+  for (;;) pause();
+  return NULL;
+}
+
+/* An Orket process that has exited but is not yet reaped (a zombie) is gone: its temp dirs
+ * and cgroup name are stale and swept. A process whose first thread ended alone
+ * (pthread_exit) while another runs shows Z too, and is alive. */
+TEST(test_pids_stale_zombie) {
+  char base[] = "/tmp/orket-sweep-XXXXXX", p[160], name[64];
+  struct stat st;
+  CHECK(t, mkdtemp(base) != NULL);
+  CHECK(t, stat("/proc/self/ns/pid", &st) == 0);
+  unsigned long ns = (unsigned long)st.st_ino;
+  pid_t zombie = fork();
+  if (zombie == 0) _exit(0);
+  CHECK(t, zombie > 0 && wait_state(zombie, 'Z'));
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-abc123", base, (int)zombie, ns);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(p, sizeof p, "%s/orket-mcp-%d-%lu-def456", base, (int)zombie, ns);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(name, sizeof name, "orket-run-%d", (int)zombie);
+  CHECK(t, confine_pids_stale(name, 0) == 1);
+
+  /* the leader ended, a thread of it lives on */
+  int ready[2] = {-1, -1};
+  CHECK(t, pipe(ready) == 0);
+  pid_t half = fork();
+  if (half == 0) {
+    /* ends with this test's process, should that end first */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(ready[0]);
+    pthread_t th;
+    if (pthread_create(&th, NULL, park, NULL) != 0) _exit(1);
+    if (write(ready[1], "x", 1) != 1) _exit(1);
+    pthread_exit(NULL);
+  }
+  close(ready[1]); /* so that the read below ends if the child dies before it writes */
+  char c;
+  CHECK(t, half > 0 && read(ready[0], &c, 1) == 1 && wait_state(half, 'Z'));
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-ghi789", base, (int)half, ns);
+  CHECK(t, mkdir(p, 0700) == 0);
+  snprintf(name, sizeof name, "orket-mcp-%d-x", (int)half);
+  CHECK(t, confine_pids_stale(name, 1) == 0);
+
+  proc_sweep_tmp(base);
+
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-abc123", base, (int)zombie, ns);
+  CHECK(t, lstat(p, &st) != 0);
+  snprintf(p, sizeof p, "%s/orket-mcp-%d-%lu-def456", base, (int)zombie, ns);
+  CHECK(t, lstat(p, &st) != 0);
+  snprintf(p, sizeof p, "%s/orket-run-%d-%lu-ghi789", base, (int)half, ns);
+  CHECK(t, lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+
+  /* on every path, checks failed or not: never kill(-1) (a failed fork's pid) */
+  if (half > 0) {
+    kill(half, SIGKILL);
+    CHECK(t, waitpid(half, NULL, 0) == half);
+  }
+  if (zombie > 0) CHECK(t, waitpid(zombie, NULL, 0) == zombie);
+  close(ready[0]);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+  CHECK(t, system(cmd) == 0);
+}
+
+/* 1 when /proc/PID/comm is name. */
+static int comm_is(pid_t pid, const char *name) {
+  char path[64], buf[64];
+  snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+  FILE *f = fopen(path, "r");
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f);
+  buf[n] = '\0';
+  buf[strcspn(buf, "\n")] = '\0';
+  return strcmp(buf, name) == 0;
+}
+
+static void *exec_sleep(void *arg) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* kept by the task that runs on as the process */
+  usleep((useconds_t)(uintptr_t)arg);
+  execl("/bin/sleep", "sleep", "5", (char *)NULL);
+  _exit(127);
+}
+
+/* A thread other than the first calls execve: the kernel ends the first thread (shown Z,
+ * the task dir holding it alone at moments) and then moves the exec'ing one onto the pid.
+ * The process runs throughout, so its name is never stale, however the check falls in that
+ * moment; each child is checked in a tight loop from before its exec until it runs sleep. */
+TEST(test_pids_stale_exec) {
+  if (access("/bin/sleep", X_OK) != 0) {
+    SKIP(t, "no /bin/sleep to exec");
+    return;
+  }
+  int stale = 0, ran = 0;
+  for (int i = 0; i < 40; i++) {
+    pid_t c = fork();
+    if (c == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      pthread_t th;
+      if (pthread_create(&th, NULL, exec_sleep, (void *)(uintptr_t)(1000 + 250 * (i % 12))) != 0) _exit(1);
+      for (;;) pause();
+    }
+    CHECK(t, c > 0);
+    if (c < 0) break;
+    char name[64];
+    snprintf(name, sizeof name, "orket-run-%d", (int)c);
+    int seen = 0, done = 0;
+    for (long k = 0; k < 2000000 && !done; k++) {
+      if (!seen && confine_pids_stale(name, 0)) seen = 1;
+      if (k % 32 == 0 && comm_is(c, "sleep")) done = 1;
+    }
+    stale += seen;
+    ran += done;
+    kill(c, SIGKILL);
+    CHECK(t, waitpid(c, NULL, 0) == c);
+  }
+  CHECK(t, stale == 0);
+  CHECK(t, ran == 40);
 }

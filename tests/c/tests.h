@@ -117,6 +117,8 @@
   X(test_proc_stream_head_tail)            \
   X(test_proc_stream_grows_as_needed)      \
   X(test_proc_sweep_tmp)                   \
+  X(test_pids_stale_zombie)                \
+  X(test_pids_stale_exec)                  \
   X(test_confine_spec_paths)               \
   X(test_confine_spec_inward)              \
   X(test_confine_spec_relay)               \

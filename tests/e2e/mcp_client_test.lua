@@ -300,6 +300,52 @@ mcp = { servers = { h = { command = { %q, "lua", %q, %q }, read_only = { %q }, t
     assert.is_nil(uv.fs_stat(scratch), scratch .. " is still there")
   end)
 
+  it("a stdio server's scratch dir is removed too when its killed Orket is a zombie its parent has not reaped", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
+    local exe = io.open(bin, "rb")
+    if not exe then return pending("the server fixture needs the release build, " .. bin .. " (make)") end
+    exe:close()
+    local function config(mode)
+      H.write(dir .. "/orket.lua", string.format([[
+name = "mcpzombie"
+mcp = { servers = { h = { command = { %q, "lua", %q, %q }, read_only = { %q }, timeout_ms = 60000 } } }
+]], bin, H.ROOT .. "/tests/mcp/hostile_server.lua", mode, H.ROOT))
+    end
+    config("listnever")
+    -- its parent becomes sleep, which never reaps it: killed, it stays a zombie
+    local inner = string.format("echo $$ >holder; %s mcp list >out 2>err & echo $! >pid; exec sleep 300", H.quote(H.BIN))
+    os.execute(string.format("cd %s && { sh -c %s & } >/dev/null 2>&1", H.quote(dir), H.quote(inner)))
+    local function num(f) return tonumber((H.read(dir .. "/" .. f) or ""):match("^%d+")) end
+    local pid = H.wait_for(function() return num("pid") end, "mcp list's pid")
+    local holder = H.wait_for(function() return num("holder") end, "its parent's pid")
+    finally(function()
+      os.execute("kill -KILL " .. pid .. " " .. holder .. " 2>/dev/null")
+    end)
+    local function left()
+      local d = uv.fs_scandir("/tmp")
+      while d do
+        local name = uv.fs_scandir_next(d)
+        if not name then return nil end
+        if name:match("^orket%-mcp%-" .. pid .. "%-%d+%-") then return "/tmp/" .. name end
+      end
+    end
+    local scratch = H.wait_for(left, "the server's scratch dir")
+    os.execute("kill -KILL " .. pid)
+    H.wait_for(function()
+      local f = io.open("/proc/" .. pid .. "/stat")
+      local st = f and f:read("a")
+      if f then f:close() end
+      return st and st:match("^%d+ %b() (%a)") == "Z"
+    end, "the killed Orket a zombie")
+    assert.truthy(uv.fs_stat(scratch), "left by the killed process")
+    config("good")
+    local r = H.orket("mcp list", { cwd = dir })
+    assert.equal(0, r.status, r.stderr .. r.stdout)
+    assert.is_nil(uv.fs_stat(scratch), scratch .. " is still there")
+  end)
+
   it("orket validate reports every problem of mcp.servers, each with its line, in server order", function()
     local dir = H.tmpdir()
     H.write(dir .. "/orket.lua", [[

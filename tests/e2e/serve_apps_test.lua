@@ -229,7 +229,13 @@ describe("a sandbox's app on an origin of its own", function()
     -- the board's session cannot be used from a page of the app's site
     local from_app = { "Cookie: " .. board, "Origin: http://" .. id .. ".sandbox.localhost:" .. s.port,
       "Sec-Fetch-Site: same-site", "Sec-Fetch-Mode: cors" }
-    assert.equal(403, (H.fetch { url = s.url .. "/v1/board", headers = from_app, total_timeout_ms = 10000 }))
+    local fst, fbody = H.fetch { url = s.url .. "/v1/board", headers = from_app, total_timeout_ms = 10000 }
+    assert.equal(403, fst)
+    -- said for this refusal, to the person: the session is the board page's; the app is not
+    -- invited to get a credential of its own
+    local remedy = cjson.decode(fbody).error.remedy
+    assert.matches("^open the board itself, at this server's own address", remedy)
+    assert.is_nil(remedy:find("key", 1, true))
     local w = { "Content-Type: application/json", "X-CSRF-Token: " .. csrf }
     for _, x in ipairs(from_app) do w[#w + 1] = x end
     assert.equal(403, (H.fetch { url = s.url .. "/v1/cards/START-1/comments", method = "POST",

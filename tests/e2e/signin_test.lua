@@ -177,6 +177,8 @@ describe("sign-in through an OpenID Connect provider", function()
     st, doc = req(s, "POST", "/v1/me/keys", { JSON, kh[1] }, { name = "successor", role = "admin" })
     assert.same({ 403, "forbidden" }, { st, doc.error and doc.error.code })
     assert.matches("key_lifetime_days", doc.error.message, 1, true)
+    -- its remedy is this refusal's: sign in through the provider, not the roles' text for a 403
+    assert.matches("^sign in through the provider, or send its token", doc.error.remedy)
     local sst, sdoc, sh = req(s, "POST", "/v1/session", { JSON }, { key = kh[1]:match("ork_%S+") })
     assert.equal(200, sst)
     local cookie = "Cookie: " .. sh["set-cookie"]:match("(orket_session=ors_%x+)")
@@ -221,6 +223,12 @@ describe("sign-in through an OpenID Connect provider", function()
       return c
     end
     assert.equal(200, (req(s, "GET", "/v1/board", bearer(oidc.mint(key, good)))))
+    -- a token of a person no group gives a role: the fix is the provider's, and the answer says so
+    local nst, ndoc = req(s, "GET", "/v1/board",
+      bearer(oidc.mint(key, with { sub = "zed", preferred_username = "zed", groups = { "nobody" } })))
+    assert.same({ 403, "forbidden" }, { nst, ndoc.error.code })
+    assert.matches("none of this person's groups has a role", ndoc.error.message, 1, true)
+    assert.matches("^the provider must put the person in a group sign_in.roles maps to a role", ndoc.error.remedy)
     local function refused(token, pattern)
       local rst, rdoc = req(s, "GET", "/v1/board", bearer(token))
       assert.equal(401, rst, pattern)

@@ -285,7 +285,10 @@ describe("one server, many projects", function()
     assert.is_nil(doc.expires_at)
     assert.is_nil(doc.csrf)
     -- nor mints a stronger key; and a server admin's viewer key is no admin
-    assert.equal(403, (req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })))
+    st, doc = req(s, "POST", "/v1/me/keys", ro, { name = "bob-up", role = "operator" })
+    assert.equal(403, st)
+    assert.equal("ask for a role no stronger than viewer, or make the key with a key of that role or higher "
+      .. "(docs/teams.md#keys)", doc.error.remedy)
     -- nor opens a session that writes: a session opened with it is the key's, a viewer
     local ro_key = ro[1]:match("Bearer (%S+)")
     local h
@@ -298,6 +301,7 @@ describe("one server, many projects", function()
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-admin", role = "admin" })
     assert.equal(403, st)
     assert.matches("your strongest role is developer", doc.error.message)
+    assert.matches("^ask for a role no stronger than your strongest; a stronger one is an admin's", doc.error.remedy)
     st, doc = req(s, "POST", "/v1/me/keys", root, { name = "root-ro", role = "viewer" })
     assert.equal(201, st)
     local root_ro = { "Authorization: Bearer " .. doc.key, JSON }
@@ -773,6 +777,19 @@ db:close()
     r = ok(H.orket("keys revoke " .. bob_id, { cwd = dir }), "revoke by id")
     assert.matches("revoked key " .. bob_id .. " (ci, viewer)", r.stdout, 1, true)
     r = ok(H.orket("keys create ci --role viewer --for bob", { cwd = dir }), "bob's ci again")
+  end)
+
+  it("tells a person of no project who asks for a key that a grant comes first, not a weaker role", function()
+    local dir = two_projects()
+    add(dir, "carol", "viewer")
+    ok(H.orket("projects revoke default carol", { cwd = dir }), "revoke")
+    local s = H.serve(dir)
+    local st, doc = req(s, "POST", "/v1/me/keys", sign_in(s, "carol"), { name = "ci", role = "viewer" })
+    assert.same({ 403, "forbidden" }, { st, doc.error.code })
+    assert.matches("your strongest role is none (a member of no project)", doc.error.message, 1, true)
+    assert.equal("a server admin grants you a role in a project first (orket projects grant PROJECT carol ROLE, or "
+      .. "PUT /v1/users/carol/projects/PROJECT {role}); then make the key (docs/teams.md#roles)", doc.error.remedy)
+    assert.equal(0, s.stop())
   end)
 
   it("ends a person's open event stream once they leave the project or are disabled", function()

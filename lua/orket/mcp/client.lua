@@ -106,7 +106,9 @@ end
 function M.tools_of(list)
   local kept, refused, seen, as = {}, {}, {}, {} -- as: the names kept, by their Orket spelling
   for _, t in ipairs(type(list) == "table" and list or {}) do
-    local name = type(t) == "table" and t.name or nil
+    -- not `t.name or nil`: a name sent as false must be shown false, not as a missing one
+    local name = nil
+    if type(t) == "table" then name = t.name end
     if type(t) ~= "table" then
       -- an entry that is not an object is shown as the server sent it (its JSON: 42, "x",
       -- false, null; escaped), not as Lua's reading of its name
@@ -114,8 +116,9 @@ function M.tools_of(list)
       refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "a tool must be an object" }
     elseif type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
       -- a name that is not a string is shown as the server sent it (42, not Lua's 42.0)
-      local shown = type(name) == "string" and name or jsonout.encode(name)
-      refused[#refused + 1] = { name = cut(shown, 64), why = "the name must be letters, digits, _ or - (64 at most)" }
+      local ok, shown = true, name
+      if type(name) ~= "string" then ok, shown = pcall(jsonout.encode, name) end
+      refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "the name must be letters, digits, _ or - (64 at most)" }
     elseif seen[name] then
       refused[#refused + 1] = { name = name, why = "listed twice" }
     elseif as[name:gsub("%-", "_")] then

@@ -64,8 +64,9 @@ local function loopback_known(self, h)
 end
 
 --- auth:check(req[, own, dv]) -> identity {id=, name=, role=} | nil, status, code, message, why
---- (why: for the server's log only: malformed, unknown, wrong, revoked, missing, store: ...;
---- 503 when the store cannot be read). A directory's person is looked up again when it is
+--- [, remedy] (why: for the server's log only: malformed, unknown, wrong, revoked, missing,
+--- store: ...; 503 when the store cannot be read; remedy: where the code's own text fits the
+--- refusal loosely). A directory's person is looked up again when it is
 --- time (orket.serve.directory: the call may wait for the directory); a provider's
 --- person's key is refused past its lifetime.
 function Auth:check(req, own, dv)
@@ -97,8 +98,8 @@ function Auth:check(req, own, dv)
     end
     return M.LOCAL
   end
-  local who, st, code, msg, why = self:_person(req, own, dv)
-  if not who then return nil, st, code, msg, why end
+  local who, st, code, msg, why, remedy = self:_person(req, own, dv)
+  if not who then return nil, st, code, msg, why, remedy end
   local fine
   fine, st, code, msg, why = self:vouch(who)
   if not fine then return nil, st, code, msg, why end
@@ -160,7 +161,11 @@ function Auth:_person(req, own, dv)
     -- its cookie acts for the board's own page only: never for a page of another origin,
     -- such as a sandbox's app on a host of the same site
     if session.foreign_page(req) then
-      return nil, 403, "forbidden", "the board's session acts only for the board's own page", "origin"
+      return nil, 403, "forbidden", "the board's session acts only for the board's own page", "origin",
+        -- said to the person: the page asking may be an app an agent wrote, not to be
+        -- invited to ask for a credential of its own
+        "open the board itself, at this server's own address: your sign-in acts there only, never "
+          .. "for a page of another origin such as a sandbox's app (docs/serve.md#apps-on-their-own-origins)"
     end
     return session.check(self.db, req)
   end

@@ -108,8 +108,8 @@ local function send(req, ctx, status, doc, extra)
   return req:respond(status, headers, body)
 end
 
-local function fail(req, ctx, status, code, message, extra)
-  local _, doc = errors.answer(status, code, message)
+local function fail(req, ctx, status, code, message, extra, remedy)
+  local _, doc = errors.answer(status, code, message, remedy)
   return send(req, ctx, status, doc, extra)
 end
 
@@ -378,11 +378,11 @@ function Server:_dispatch(req, ctx)
     ctx.own, ctx.dv = own, dv -- the proxy's memory keeps a decision under them (orket.serve.sandboxes)
     local wait = self.auth_fails:empty(remote, now_ms(), own, dv)
     if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
-    local who, st, code, msg, why = self.auth:check(req, own, dv)
+    local who, st, code, msg, why, remedy = self.auth:check(req, own, dv)
     if not who then
       if st == 401 then self.auth_fails:take(remote, now_ms()) end
       ctx.auth = why
-      return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil)
+      return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil, remedy)
     end
     ctx.key, ctx.who = who.key_id or who.id, who
     local role

@@ -68,18 +68,28 @@ local function my_key_create(_, ctx)
     -- a provider's person's key ends key_lifetime_days after it was made: a key it made
     -- would renew it forever, the provider never asked again
     return err(403, "forbidden", "a person of the identity provider makes keys with a session of a sign-in or the "
-      .. "provider's token, not with a key or its session (keys last sign_in.oidc.key_lifetime_days)")
+      .. "provider's token, not with a key or its session (keys last sign_in.oidc.key_lifetime_days)",
+      "sign in through the provider, or send its token (Authorization: Bearer), and make the key with that "
+        .. "(docs/teams.md#keys)")
   end
   if cap and not keys.allows(cap, want) then
     -- a key makes no key stronger than itself: a viewer key cannot mint an operator key
-    return err(403, "forbidden", "a " .. cap .. " key makes keys of its role or lower")
+    return err(403, "forbidden", "a " .. cap .. " key makes keys of its role or lower",
+      "ask for a role no stronger than " .. cap .. ", or make the key with a key of that role or higher "
+        .. "(docs/teams.md#keys)")
   end
   -- nor a person one stronger than they are anywhere: a key's stored role is what it
   -- would act with the day its person were promoted
   local top = highest(ctx.db, ctx.who, user)
-  if not top or not keys.allows(top, want) then
-    return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be that or lower",
-      tostring(top or "none (a member of no project)")))
+  if not top then
+    -- no role to ask within: the grant comes first
+    return err(403, "forbidden", "your strongest role is none (a member of no project): a key of yours would reach "
+      .. "nothing", "a server admin grants you a role in a project first (orket projects grant PROJECT " .. user
+      .. " ROLE, or PUT /v1/users/" .. user .. "/projects/PROJECT {role}); then make the key (docs/teams.md#roles)")
+  end
+  if not keys.allows(top, want) then
+    return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be that or lower", top),
+      "ask for a role no stronger than your strongest; a stronger one is an admin's to grant (docs/teams.md#roles)")
   end
   return key_create(ctx, user)
 end

@@ -113,7 +113,8 @@ local function callback(req, ctx)
   return 303, { signed_in = true, user = { name = who.name }, role = who.role }
 end
 
---- bearer(db, provider, token, project_roles) -> identity | nil, status, code, message, why:
+--- bearer(db, provider, token, project_roles) -> identity | nil, status, code, message, why
+--- [, remedy]:
 --- an API token of the provider, for its person as a sign-in would be (kept here at the
 --- first, bound to the token's subject, its memberships following its groups, refused when
 --- disabled)
@@ -128,7 +129,12 @@ function M.bearer(db, provider, token, project_roles)
   end
   local person, perr = provider:person(claims)
   if not person or not person.name then
-    return nil, 403, "forbidden", tostring(perr or "the token names no person"), "jwt: no role"
+    -- the fix is the provider's (or orket.lua's), not a key or another page: said so
+    local remedy = perr and "the provider must put the person in a group sign_in.roles maps to a role, or "
+        .. "sign_in.oidc.default_role give one (docs/teams.md)"
+      or "the provider's token must name the person: the claim sign_in.oidc.name_claim names (default "
+        .. "preferred_username) or sub (docs/teams.md)"
+    return nil, 403, "forbidden", tostring(perr or "the token names no person"), "jwt: no role", remedy
   end
   local who, ferr, fcode = identity.federated(db, person, "oidc", provider.cfg.issuer .. " " .. claims.sub, project_roles)
   if not who then

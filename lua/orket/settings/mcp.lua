@@ -40,6 +40,14 @@ local function problem(err)
   error(err, 0)
 end
 
+-- The first n bytes of s, cut back to the start of a UTF-8 character the cut would split
+-- (half of one would be shown as an escaped byte)
+local function head(s, n)
+  local i = math.min(n, #s)
+  while i > 0 and i > n - 3 and (s:byte(i + 1) or 0) & 0xC0 == 0x80 do i = i - 1 end
+  return s:sub(1, i)
+end
+
 local function str(v, path)
   if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") or not utf8.len(v) then
     fail(path, "must be a non-empty one-line string")
@@ -93,7 +101,7 @@ local function server(name, src)
           -- would end the message there; a control or bidi character would act on the terminal)
           if type(path) == "string" and #path > MAX_PATH then
             fail(kp .. "[" .. i .. "]", "must be at most %d bytes (got %d bytes: %s...)", MAX_PATH, #path,
-              pretty.render(path:sub(1, 64)))
+              pretty.render(head(path, 64)))
           end
           if type(path) ~= "string" or not proc.path_ok(path) then
             fail(kp .. "[" .. i .. "]", "must be an absolute path without '.', '..', '//' or a trailing '/', and not \"/\" (got %s)",

@@ -761,8 +761,12 @@ describe("orket.mcp.manager's listings", function()
 
   it("shows a name that is not a string as the server sent it", function()
     local _, refused = client.tools_of { { name = 42, inputSchema = { type = "object" } },
-      { name = 4.5, inputSchema = { type = "object" } }, { inputSchema = { type = "object" } } }
-    assert.same({ "42", "4.5", "null" }, { refused[1].name, refused[2].name, refused[3].name })
+      { name = 4.5, inputSchema = { type = "object" } }, { inputSchema = { type = "object" } },
+      { name = false, inputSchema = { type = "object" } }, { name = cjson.null, inputSchema = { type = "object" } },
+      { name = { "x" }, inputSchema = { type = "object" } } }
+    -- false as sent, not taken for a missing name; a missing name is null
+    assert.same({ "42", "4.5", "null", "false", "null", '["x"]' },
+      { refused[1].name, refused[2].name, refused[3].name, refused[4].name, refused[5].name, refused[6].name })
     -- an entry that is not an object: its JSON, escaped and cut, not Lua's false
     local long = string.rep("\195\169", 40)
     _, refused = client.tools_of { 42, false, "a\27[31mb", cjson.null, long }
@@ -883,6 +887,16 @@ describe("orket.lua's mcp section", function()
     assert.equal([[orket.lua: mcp.servers.x.read_only[1]: must be at most 2047 bytes (got 2048 bytes: "/]]
       .. string.rep("a", 63) .. [["...)]], check { servers = { x = { command = { "x" }, read_only = { long } } } })
     assert.is_nil(check { servers = { x = { command = { "x" }, read_only = { long:sub(1, 2047) } } } })
+    -- the start is cut on a character's start: half of one would be shown as an escaped byte
+    for _, ch in ipairs { "\u{e9}", "\u{20ac}", "\u{1f600}" } do
+      local wide = "/" .. string.rep("a", 62) .. ch .. string.rep("b", 2047)
+      assert.equal([[orket.lua: mcp.servers.x.read_only[1]: must be at most 2047 bytes (got ]] .. #wide
+        .. [[ bytes: "/]] .. string.rep("a", 62) .. [["...)]], check { servers = { x = { command = { "x" }, read_only = { wide } } } })
+    end
+    local whole = "/" .. string.rep("a", 62) .. "\u{e9}" .. string.rep("b", 2047) -- a character ending on byte 64 is kept
+    whole = whole:sub(2)
+    assert.equal([[orket.lua: mcp.servers.x.read_only[1]: must be at most 2047 bytes (got ]] .. #whole
+      .. [[ bytes: "]] .. string.rep("a", 62) .. "\u{e9}" .. [["...)]], check { servers = { x = { command = { "x" }, read_only = { whole } } } })
     assert.matches("mcp.servers.x.command", check { servers = { x = { command = "node" } } })
     assert.matches("mcp.servers.x.url", check { servers = { x = { url = "ftp://x" } } })
     assert.matches("mcp.servers.Bad", check { servers = { Bad = { command = { "x" } } } })
