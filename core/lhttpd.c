@@ -1362,10 +1362,11 @@ static int lhd_quick(lua_State *L) {
  * proxied from C (docs/serve.md, "The proxy's memory"). */
 static int lhd_proxy_memo(lua_State *L) {
   lhd_srv *s = lhd_check_srv(L);
-  if (lua_isnoneornil(L, 2)) {
-    lhd_memo_off(L, s);
-    return 0;
-  }
+  /* off first: it may call log functions (lhd_memo_off), which may close the server or a
+   * limiter, or turn a memory on again; everything is checked after */
+  while (s->memo) lhd_memo_off(L, s);
+  if (lua_isnoneornil(L, 2)) return 0;
+  s = lhd_check_srv(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   lua_getfield(L, 2, "conn");    /* 3 */
@@ -1385,7 +1386,6 @@ static int lhd_proxy_memo(lua_State *L) {
     free(tm);
     return luaL_error(L, "httpd: out of memory");
   }
-  while (s->memo) lhd_memo_off(L, s); /* again if a log function it called turned one on */
   uv_timer_init(&rt_get(L)->loop, tm);
   uv_unref((uv_handle_t *)tm); /* the server's work keeps the loop alive, not its sweeps */
   tm->data = s;

@@ -47,6 +47,7 @@ struct store {
   int ncached;
   uint64_t cards_gen;                 /* see store_cards_generation */
   uint64_t undone;                    /* see store_rollbacks */
+  uint64_t writes, writes_at_begin;   /* statements that may write: the total, and at BEGIN */
   uint64_t own_gen;                   /* see store_stamp: what total_changes misses */
   char now[32];                       /* the transaction's time for orket_now(), or "" */
   int now_len;
@@ -307,6 +308,7 @@ void store_close(store *s) {
 int store_exec(store *s, const char *sql) {
   if (s->pend != 0 && store_open_pending(s) != 0) return -1; /* a script may write */
   s->own_gen++; /* a script may change the schema, which sqlite3_total_changes does not count */
+  s->writes++;
   int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
   return rc == SQLITE_OK ? 0 : store_fail(s, rc);
 }
@@ -442,7 +444,10 @@ store_stmt *store_prepare(store *s, const char *sql) {
   store_stmt *st = store_lookup(s, sql);
   /* a statement that may write moves the stamp whatever it changes: DROP TABLE and ALTER
    * TABLE change rows that sqlite3_total_changes does not count */
-  if (st != NULL && !sqlite3_stmt_readonly(ST(st))) s->own_gen++;
+  if (st != NULL && !sqlite3_stmt_readonly(ST(st))) {
+    s->own_gen++;
+    s->writes++;
+  }
   if (st == NULL || s->pend == 0 || (sqlite3_stmt_readonly(ST(st)) && !store_txn_control(sql))) return st;
   int slot = s->last_slot;
   s->keep = slot + 1;
@@ -635,6 +640,7 @@ static int store_open_tx(store *s, int write) {
     s->dv_known = 0;
     s->pend = 0;
     s->shares = 0;
+    s->writes_at_begin = s->writes;
     sql = write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED";
   } else if (s->depth < 64) { /* opened before its first write (store_open_pending) */
     if (s->pend == 0) s->pend = s->depth;
@@ -707,7 +713,7 @@ int store_rollback(store *s) {
     if (s->pend == level) s->pend = 0;
     return 0;
   }
-  s->undone++;
+  if (level != 0 || s->writes != s->writes_at_begin) s->undone++; /* it may have written */
   if (level == 0) {
     rc = store_control(s, "ROLLBACK");
   } else if (level < 64 && (s->shares >> level & 1)) {

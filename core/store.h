@@ -133,7 +133,8 @@ int store_cached(store *s);
 uint64_t store_cards_generation(store *s);
 
 /* A counter that moves whenever this connection rolls back a transaction or savepoint that
- * wrote: SQLite gives the ids of rows so undone to the next rows inserted, so a reader that
+ * ran a statement that may write (a savepoint opened for one, a transaction with one
+ * since its BEGIN): SQLite gives the ids of rows so undone to the next rows inserted, so a reader that
  * kept "read up to id N" inside the undone transaction must read again (the engine's token
  * tallies). */
 uint64_t store_rollbacks(store *s);

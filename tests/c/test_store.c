@@ -175,6 +175,12 @@ TEST(test_store_lazy_savepoints) {
   CHECK(t, store_rollback(s) == 0);
   CHECK(t, select_int(s, "SELECT sum(v) FROM x") == 1);
   CHECK(t, store_commit(s) == 0);
+  /* a transaction rolled back is counted only when it ran a statement that may write */
+  undone = store_rollbacks(s);
+  CHECK(t, store_begin(s) == 0 && select_int(s, "SELECT sum(v) FROM x") == 1 && store_rollback(s) == 0);
+  CHECK(t, store_rollbacks(s) == undone);
+  CHECK(t, store_begin(s) == 0 && store_exec(s, "INSERT INTO x VALUES (9)") == 0 && store_rollback(s) == 0);
+  CHECK(t, store_rollbacks(s) == undone + 1);
   store_close(s);
   remove_temp(dir);
 }
