@@ -107,6 +107,33 @@ function M.problems(dir)
   return out
 end
 
+-- orket.lua removed (or moved away) during the run: the run goes on with the settings it
+-- loaded, its MCP servers as they are; the project loader's "no project here" would not say
+-- it. The scripts changed in the same burst (an editor's or a checkout's) still reload, on
+-- those settings, as they would in a later burst: first, so the removal is the error said
+-- last and returned. Said once while it stands, as any reload error.
+local function removed(engine, files)
+  local scripts = {}
+  for name in pairs(files) do if name ~= "orket.lua" then scripts[name] = true end end
+  local standing = engine.reload_said
+  if next(scripts) then M.apply(engine, scripts) end
+  local err = "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they are); "
+    .. "put it back before the next run"
+  local said = table.concat({ tostring(engine.run_id), "ENOENT", err }, "\n")
+  if standing == said or engine.reload_said == said then
+    engine.reload_said = said
+    return nil, err, "ENOENT"
+  end
+  engine.reload_said = said
+  local names = file_list(files)
+  local problems = jsonout.array()
+  engine.db:event { kind = "reload_error", run = engine.run_id,
+    data = { file = "orket.lua", error = err, code = "ENOENT", files = names, problems = problems } }
+  engine:emit { type = "reload_error", file = "orket.lua", error = err, code = "ENOENT", files = names,
+    problems = problems }
+  return nil, err, "ENOENT"
+end
+
 --- apply(e[, files]) -> true | nil, message, CODE
 --- Reloads e.dir's scripts: compile (load), validate, then swap e.roles, e.tools,
 --- e.policies and e.routing together (no wait in between, so no turn sees half a set).
@@ -120,13 +147,9 @@ function M.apply(engine, files)
   if type(engine) ~= "table" or type(engine.dir) ~= "string" then
     error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
   end
+  if files and files["orket.lua"] and not uv.fs_stat(engine.dir .. "/orket.lua") then return removed(engine, files) end
   local s, err, code = M.load(engine.dir)
-  if s and files and files["orket.lua"] and not uv.fs_stat(engine.dir .. "/orket.lua") then
-    -- removed (or moved away) during the run: the run goes on with the settings it loaded,
-    -- its MCP servers as they are; the project loader's "no project here" would not say it
-    s, err, code = nil, "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they "
-      .. "are); put it back before the next run", "ENOENT"
-  elseif s and files and files["orket.lua"] then
+  if s and files and files["orket.lua"] then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
     local ok, merr, mcode = manager.reload(engine)
     if not ok then
@@ -189,24 +212,37 @@ local WATCH_CAUSE = {
 -- retries it at each event on the folder and at each reload, and each retry failing the same
 -- way says nothing. It is journaled too, so a run with no listener (orket serve's) shows it
 -- in `orket log` and its events.
+-- The watch starts before the run (orket run, orket serve, a worker): a failure seen before
+-- the run's run_start is held and said right after it (the engine's on_run_start), with the
+-- run's id and journaled in the run's own task, so a stream reader never sees a run's event
+-- before its run_start nor one without its id; a run that never begins says nothing of it.
+local function say_watch(w, ev)
+  local engine = w.engine
+  engine:emit { type = "watch_error", file = ev.file, error = ev.error, code = ev.code }
+  local function journal()
+    -- a store gone away must not raise out of the loop or the run's start
+    pcall(engine.db.event, engine.db, { kind = "watch_error", run = engine.run_id,
+      data = { file = ev.file, error = ev.error, code = ev.code } })
+  end
+  -- in a task the row is written now; from an fs callback, which cannot wait on the
+  -- journal (on PostgreSQL it waits on the server), in a task of its own that close() waits for
+  if task.current() then return journal() end
+  local t
+  t = task.spawn(function()
+    journal()
+    if t then w.writing[t] = nil end
+  end)
+  if t.state == "running" then w.writing[t] = true end
+end
+
 local function watch_failed(w, path, rel, err, code)
   local msg = string.format("%s: cannot be watched (%s); edits in it are not reloaded until it can be",
     rel == "" and "." or (rel .. "/"), WATCH_CAUSE[code] or tostring(err))
   if w.failing[path] == msg then return end
   w.failing[path] = msg
-  local file = rel == "" and "." or rel
-  local engine = w.engine
-  -- in a task, from an fs callback as from the start: on PostgreSQL the journal waits on
-  -- the server, which a callback cannot; a store gone away must not raise out of the loop.
-  -- The watch starts before the run (orket run, orket serve): the event waits for its id,
-  -- and is not journaled if the watcher closes first (the run never began).
-  task.spawn(function()
-    while not engine.run_id and not w.closed do rt.sleep(100) end
-    if w.closed then return end
-    pcall(engine.db.event, engine.db, { kind = "watch_error", run = engine.run_id,
-      data = { file = file, error = msg, code = code } })
-  end)
-  engine:emit { type = "watch_error", file = file, error = msg, code = code }
+  local ev = { file = rel == "" and "." or rel, error = msg, code = code }
+  if w.started then return say_watch(w, ev) end
+  w.held[#w.held + 1] = ev
 end
 
 -- Starts watching one folder; events carry the file name (inotify, non-recursive), noted
@@ -320,8 +356,11 @@ function M.watch(engine, opts)
   end
   opts = opts or {}
   local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, changed = {}, seen = {}, failing = {},
-    debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
+    held = {}, writing = {}, started = false, debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
   w.timer = uv.new_timer()
+  -- the watch failures seen before the run began are said once it has (watch_failed)
+  w.on_run_start = function() w:run_started() end
+  engine.on_run_start = w.on_run_start
   watch_dir(w, engine.dir, project_filter(w))
   for name in pairs(M.DIRS) do watch_dir(w, engine.dir .. "/" .. name, is_script) end
   w.seen = all_contents(w)
@@ -356,6 +395,7 @@ function Watcher:trigger()
   -- with, once the reload is applied (a reload refused, or raising, is tried again by the
   -- next event on the folder)
   local now = all_contents(self)
+  local reloads = self.engine.reloads
   local ok, res, err, code = pcall(M.apply, self.engine, files)
   if not ok then
     -- the watcher's own failure, said once while it stands, as a reload error is
@@ -366,14 +406,30 @@ function Watcher:trigger()
     end
     return nil, tostring(res), "ERUNTIME"
   end
-  if res then self.seen = now end
+  -- (a set swapped though an error is returned: orket.lua removed in the same burst)
+  if res or self.engine.reloads ~= reloads then self.seen = now end
   return res, err, code
 end
 
---- watcher:close(): stops every handle (idempotent).
+--- watcher:run_started(): the engine's run has said its run_start (engine.on_run_start):
+--- the watch failures held until then are said and journaled, and later ones at once.
+function Watcher:run_started()
+  if self.closed then return end
+  self.started = true
+  local held = self.held
+  self.held = {}
+  for _, ev in ipairs(held) do say_watch(self, ev) end
+end
+
+--- watcher:close(): stops every handle (idempotent). A watch failure said is journaled
+--- before it returns (the run ends with its row written); one held for a run that never
+--- began is dropped with it.
 function Watcher:close()
   if self.closed then return end
   self.closed = true
+  if self.engine.on_run_start == self.on_run_start then self.engine.on_run_start = nil end
+  for t in pairs(self.writing) do t:join() end
+  self.writing = {}
   for _, h in pairs(self.handles) do
     h:stop()
     h:close()

@@ -444,6 +444,9 @@ describe("hot reload", function()
     -- run begins: the watch starts before it
     local run = assert(e.db:record_run { target = "NOTES", kind = "epic" })
     e:use_run(run)
+    -- held until the run has said its run_start (Run:open_execution calls the hook)
+    assert.equal(0, count(events, "watch_error"))
+    e.on_run_start(run)
     local said = count(events, "watch_error")
     -- each event on the folder tries again, failing the same way: said once
     for _ = 1, 3 do
@@ -521,6 +524,7 @@ describe("hot reload", function()
     local ok, w = pcall(reload.watch, e, { debounce_ms = 10000 })
     uv.new_fs_event = real
     if not ok then error(w) end
+    w:run_started() -- (said once a run has begun)
     assert.equal(1, count(events, "watch_error"))
     local ev = events[#events]
     assert.equal(".", ev.file)
@@ -634,6 +638,125 @@ describe("hot reload", function()
     H.write(dir .. "/roles/coder.lua", "return {{\n")
     assert.is_nil(reload.apply(e, { ["roles/coder.lua"] = true }))
     assert.equal(3, count(events, "reload_error"))
+    e.close_all()
+  end)
+
+  -- uv.new_fs_event with the watch of path failing as the kernel's inotify limit does ->
+  -- a function that puts the real one back
+  local function failing_watch(path)
+    local uv = require "luv"
+    local real = uv.new_fs_event
+    uv.new_fs_event = function()
+      local h = real()
+      return setmetatable({}, { __index = function(_, k)
+        if k == "start" then
+          return function(_, p, ...)
+            if p == path then return nil, "ENOSPC: no space left on device", "ENOSPC" end
+            return h:start(p, ...)
+          end
+        end
+        return function(_, ...) return h[k](h, ...) end
+      end })
+    end
+    return function() uv.new_fs_event = real end
+  end
+
+  it("says a watch that failed before the run began after its run_start, with its id, journaled as the run ends",
+    function()
+    local dir = notes_project(true)
+    local e, events = open(dir)
+    local restore = failing_watch(dir .. "/roles")
+    local ok, w = pcall(reload.watch, e, { debounce_ms = 10000 })
+    restore()
+    if not ok then error(w) end
+    -- nothing of the run is said before its run_start, in the stream or the journal
+    assert.equal(0, count(events, "watch_error"))
+    local id = assert(e:start("NOTES"))
+    -- a run that ends at once, the watch closed right after, as orket run closes it
+    e:stop()
+    local status = e:execute(id)
+    w:close()
+    assert.equal("interrupted", status)
+    local start_at, watch_at
+    for i, ev in ipairs(events) do
+      if ev.type == "run_start" then start_at = start_at or i end
+      if ev.type == "watch_error" then watch_at = watch_at or i end
+    end
+    assert.is_number(start_at)
+    assert.is_number(watch_at)
+    assert.is_true(start_at < watch_at, "watch_error said before run_start")
+    assert.equal(1, count(events, "watch_error"))
+    assert.equal(id, events[watch_at].run_id)
+    assert.equal("roles", events[watch_at].file)
+    -- the journal's row was written before the watch closed, with the run
+    local rows = e.db:rows("SELECT run_id, data FROM events WHERE kind = 'watch_error'")
+    assert.equal(1, #rows)
+    assert.equal(id, rows[1].run_id)
+    assert.equal(events[watch_at].error, require("cjson").decode(rows[1].data).error)
+    e.close_all()
+  end)
+
+  it("says nothing of a watch that failed for a run that never began", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local restore = failing_watch(dir .. "/roles")
+    local ok, w = pcall(reload.watch, e, { debounce_ms = 10000 })
+    restore()
+    if not ok then error(w) end
+    w:close()
+    assert.is_nil(e.on_run_start)
+    assert.equal(0, count(events, "watch_error"))
+    assert.equal(0, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'watch_error'").n)
+    e.close_all()
+  end)
+
+  it("takes the scripts edited in the burst that removed orket.lua, and says the removal once", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local settings = e.settings
+    local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
+    -- one burst: orket.lua moved away and a role edited (a checkout of another branch, say)
+    os.remove(dir .. "/orket.lua")
+    H.write(dir .. "/roles/coder.lua", coder("SAME-BURST"))
+    w:touch("orket.lua")
+    w:touch("roles/coder.lua")
+    local ok, err, code = w:trigger()
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    assert.matches("^orket.lua: removed; the run goes on with the settings it loaded", err)
+    assert.equal("SAME-BURST", e.roles.by_name.coder.intent)
+    assert.equal(settings, e.settings)
+    -- the reload of the script, then the removal, said last
+    assert.equal(1, count(events, "reload"))
+    assert.equal(1, count(events, "reload_error"))
+    local last, before = events[#events], events[#events - 1]
+    assert.equal("reload", before.type)
+    assert.same({ "roles/coder.lua" }, before.files)
+    assert.equal("reload_error", last.type)
+    assert.equal("orket.lua", last.file)
+    assert.same({ "orket.lua", "roles/coder.lua" }, last.files)
+    assert.equal(1, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'reload'").n)
+    assert.equal(1, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'reload_error'").n)
+    -- what the watch compares a folder's next event with is the script in force
+    assert.equal(require("orket.c.crypto").hash(coder("SAME-BURST")), w.seen["roles/coder.lua"])
+    -- a later burst naming orket.lua, still gone, with another edit: the edit reloads, the
+    -- standing removal is not said again
+    H.write(dir .. "/roles/coder.lua", coder("NEXT-BURST"))
+    w:touch("orket.lua")
+    w:touch("roles/coder.lua")
+    assert.is_nil(w:trigger())
+    assert.equal("NEXT-BURST", e.roles.by_name.coder.intent)
+    assert.equal(2, count(events, "reload"))
+    assert.equal(1, count(events, "reload_error"))
+    -- a broken script in such a burst is said, the old set kept
+    H.write(dir .. "/roles/coder.lua", "return {{\n")
+    w:touch("orket.lua")
+    w:touch("roles/coder.lua")
+    assert.is_nil(w:trigger())
+    assert.equal("NEXT-BURST", e.roles.by_name.coder.intent)
+    assert.equal(2, count(events, "reload_error"))
+    assert.equal("roles/coder.lua", events[#events].file)
+    w:close()
     e.close_all()
   end)
 end)
