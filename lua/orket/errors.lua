@@ -36,7 +36,7 @@ M.GROUPS = {
     "EMOVED",
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
-    "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
+    "ELOCKED", "ESTARTING", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
     "ESANDBOXRUNNING",
     "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
@@ -373,6 +373,15 @@ CODES.ELOCKED = {
   means = "another process holds the project's run lock",
   remedy = "`ps -p PID`, PID the process the message names, shows which command holds it (a run, or retry, cancel "
     .. "or restore while they change cards); `orket runs` lists the runs going, orket serve's included",
+}
+-- The claim section (orket.engine.claims.enter) is held for milliseconds; one held past
+-- its wait is a start that hangs (its store not answering, say), whose process is named.
+CODES.ESTARTING = {
+  means = "another process held the project's start of a run (`.orket/claim.lock`, where a run is checked "
+    .. "against the runs going and recorded) longer than the 3 s a start waits for it",
+  remedy = "try again in a moment; if it keeps failing, `ps -p PID`, PID the process the message names, shows "
+    .. "which command is stuck starting a run (orket run, resume, serve or worker; often one whose store does "
+    .. "not answer): stop it",
 }
 CODES.ELASTADMIN = {
   status = 409,

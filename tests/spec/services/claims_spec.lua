@@ -253,8 +253,11 @@ describe("claims", function()
     local second, err, code = claims.enter(dir)
     claims.WAIT_MS = old
     assert.is_nil(second)
-    assert.equal("EBUSY", code)
+    -- an Orket code whose remedy says how to find the holder, which the message names
+    assert.equal("ESTARTING", code)
     assert.matches("another process is starting a run", err)
+    assert.matches(string.format("(process %d)", require("luv").os_getpid()), err, 1, true)
+    assert.matches("ps -p PID", require("orket.errors").remedy(code), 1, true)
     first:release()
     assert(claims.enter(dir)):release()
     db:close()
