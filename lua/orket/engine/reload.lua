@@ -107,48 +107,56 @@ function M.problems(dir)
   return out
 end
 
--- orket.lua removed (or moved away) during the run: the run goes on with the settings it
--- loaded, its MCP servers as they are; the project loader's "no project here" would not say
--- it. The scripts changed in the same burst (an editor's or a checkout's) still reload, on
--- those settings, as they would in a later burst: first, so the removal is the error said
--- last and returned. Said once while it stands, as any reload error.
-local function removed(engine, files)
-  local scripts = {}
-  for name in pairs(files) do if name ~= "orket.lua" then scripts[name] = true end end
-  local standing = engine.reload_said
-  if next(scripts) then M.apply(engine, scripts) end
-  local err = "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they are); "
-    .. "put it back before the next run"
-  local said = table.concat({ tostring(engine.run_id), "ENOENT", err }, "\n")
-  if standing == said or engine.reload_said == said then
-    engine.reload_said = said
-    return nil, err, "ENOENT"
+-- The loaded version of each script whose file is gone, put back in the set s read from
+-- the folders while orket.lua is away (a checkout in progress, say, that takes the
+-- project's script folders too): a removal then must never loosen the policies mid-run,
+-- nor drop a role, a tool or routing.lua; scripts edited or added are read as usual. A
+-- script of the project's own that the folders give now wins over a kept one of its name.
+-- -> s | nil, msg, CODE
+local function keep_removed(engine, s)
+  local home = rt.home() .. "/"
+  local function own(path) return type(path) == "string" and path:sub(1, #home) ~= home end
+  local function gone(path) return own(path) and not uv.fs_lstat(path) end
+  for _, kind in ipairs { "roles", "tools" } do
+    local old, new = engine[kind], s[kind]
+    for name, def in pairs(old and old.by_name or {}) do
+      local now = new.by_name[name]
+      if gone(def.file) and not (now and own(now.file)) then
+        if now then
+          for i, p in ipairs(new.files or {}) do if p == now.file then new.files[i] = def.file end end
+        else
+          new.names[#new.names + 1] = name
+          if new.files then new.files[#new.files + 1] = def.file end
+        end
+        new.by_name[name] = def
+      end
+    end
+    table.sort(new.names)
   end
-  engine.reload_said = said
-  local names = file_list(files)
-  local problems = jsonout.array()
-  engine.db:event { kind = "reload_error", run = engine.run_id,
-    data = { file = "orket.lua", error = err, code = "ENOENT", files = names, problems = problems } }
-  engine:emit { type = "reload_error", file = "orket.lua", error = err, code = "ENOENT", files = names,
-    problems = problems }
-  return nil, err, "ENOENT"
+  local kept = {}
+  for _, path in ipairs(engine.policies and engine.policies.files or {}) do
+    if gone(path) then kept[#kept + 1] = path end
+  end
+  if kept[1] then
+    -- in the order a load reads them: Orket's, each overridden in its place by the
+    -- project's of its name, then the project's others by name
+    local project = scriptfile.list(engine.dir .. "/policies")
+    for _, path in ipairs(kept) do project[#project + 1] = path end
+    table.sort(project, function(a, b) return a:match("[^/]+$") < b:match("[^/]+$") end)
+    local pol, err, code = policy.merge(policy.order { scriptfile.list(home .. "policies"), project },
+      { s.policies, engine.policies })
+    if not pol then return nil, err, code end
+    s.policies = pol
+  end
+  if engine.routing and gone(engine.routing.file) and not s.routing.file then s.routing = engine.routing end
+  return s
 end
 
---- apply(e[, files]) -> true | nil, message, CODE
---- Reloads e.dir's scripts: compile (load), validate, then swap e.roles, e.tools,
---- e.policies and e.routing together (no wait in between, so no turn sees half a set).
---- On error the engine keeps the set it had. Either way the outcome is journaled (event
---- `reload` or `reload_error` with data.file and data.line) and emitted to the engine's
---- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=, code=,
---- files=, problems=}: problems names every broken file with its line, error the first). files: every changed file given (project-relative, sorted), an array even
---- when empty. An error the run's journal last said, still standing, is returned but not said again.
---- Turns already started keep the role, tools and policies they captured (see turn.lua).
-function M.apply(engine, files)
-  if type(engine) ~= "table" or type(engine.dir) ~= "string" then
-    error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
-  end
-  if files and files["orket.lua"] and not uv.fs_stat(engine.dir .. "/orket.lua") then return removed(engine, files) end
+-- Loads the set, validates it and swaps it in, or says why not (apply's work; keep: orket.lua
+-- is away, keep_removed).
+local function reload_set(engine, files, keep)
   local s, err, code = M.load(engine.dir)
+  if s and keep then s, err, code = keep_removed(engine, s) end
   if s and files and files["orket.lua"] then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
     local ok, merr, mcode = manager.reload(engine)
@@ -195,6 +203,54 @@ function M.apply(engine, files)
   engine.db:event { kind = "reload", run = engine.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
   engine:emit { type = "reload", files = names }
   return true
+end
+
+-- orket.lua removed (or moved away) during the run: the run goes on with the settings it
+-- loaded, its MCP servers as they are; the project loader's "no project here" would not say
+-- it. Until it is back, the scripts a burst names still reload, on those settings, keeping
+-- the loaded version of any removed (keep_removed): in the burst that removed it first, so
+-- the removal is the error said last and returned. The removal is said once while it
+-- stands (engine.orket_removed, apart from the scripts' own reload_said).
+local function removed(engine, files)
+  local scripts = {}
+  for name in pairs(files or {}) do if name ~= "orket.lua" then scripts[name] = true end end
+  local ok, serr, scode = true, nil, nil
+  if next(scripts) then ok, serr, scode = reload_set(engine, scripts, true) end
+  local err = "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they are); "
+    .. "put it back before the next run"
+  local said = table.concat({ tostring(engine.run_id), "ENOENT", err }, "\n")
+  if engine.orket_removed ~= said then
+    engine.orket_removed = said
+    local names = file_list(files)
+    local problems = jsonout.array()
+    engine.db:event { kind = "reload_error", run = engine.run_id,
+      data = { file = "orket.lua", error = err, code = "ENOENT", files = names, problems = problems } }
+    engine:emit { type = "reload_error", file = "orket.lua", error = err, code = "ENOENT", files = names,
+      problems = problems }
+  end
+  -- a burst naming orket.lua hears of its removal; one that does not, of its scripts
+  if files and files["orket.lua"] then return nil, err, "ENOENT" end
+  return ok, serr, scode
+end
+
+--- apply(e[, files]) -> true | nil, message, CODE
+--- Reloads e.dir's scripts: compile (load), validate, then swap e.roles, e.tools,
+--- e.policies and e.routing together (no wait in between, so no turn sees half a set).
+--- On error the engine keeps the set it had. Either way the outcome is journaled (event
+--- `reload` or `reload_error` with data.file and data.line) and emitted to the engine's
+--- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=, code=,
+--- files=, problems=}: problems names every broken file with its line, error the first). files: every changed file given (project-relative, sorted), an array even
+--- when empty. An error the run's journal last said, still standing, is returned but not said again.
+--- Turns already started keep the role, tools and policies they captured (see turn.lua).
+--- While orket.lua is removed, a script removed keeps its loaded version (removed).
+function M.apply(engine, files)
+  if type(engine) ~= "table" or type(engine.dir) ~= "string" then
+    error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
+  end
+  local here = uv.fs_stat(engine.dir .. "/orket.lua") ~= nil
+  if here then engine.orket_removed = nil end -- back: the folders alone are the set again
+  if not here and (engine.orket_removed or (files and files["orket.lua"])) then return removed(engine, files) end
+  return reload_set(engine, files)
 end
 
 local Watcher = {}

@@ -759,4 +759,99 @@ describe("hot reload", function()
     w:close()
     e.close_all()
   end)
+
+  it("keeps the loaded version of each script removed while orket.lua is away; takes the edited and added ones",
+    function()
+    local dir = notes_project()
+    os.execute("mkdir " .. q(dir .. "/tools"))
+    H.write(dir .. "/policies/guard.lua", "deny { tool = \"delete_file\", reason = \"guarded\" }\n"
+      .. "deny { tool = \"write_file\", reason = \"when-guard\", when = function(call) return true end }\n")
+    H.write(dir .. "/policies/default.lua", "deny { tool = \"run_command\", reason = \"own default\" }\n")
+    H.write(dir .. "/roles/coder.lua", coder("OWN-CODER"))
+    H.write(dir .. "/tools/add_issue_comment.lua", V2_COMMENT)
+    H.write(dir .. "/routing.lua", "return { model = function(t) return nil end }\n")
+    local e, events = open(dir)
+    local policies, routing = e.policies, e.routing
+    local function reasons()
+      local out = {}
+      for _, r in ipairs(e.policies.rules) do out[#out + 1] = r.reason end
+      return out
+    end
+    local before = reasons()
+    assert.is_truthy(routing.file)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    -- a checkout in progress: orket.lua, the policies folder, a role, a tool and routing.lua
+    -- go; a role is added and another edited in the same burst
+    os.remove(dir .. "/orket.lua")
+    os.execute("rm -r " .. q(dir .. "/policies") .. " " .. q(dir .. "/tools"))
+    os.remove(dir .. "/roles/coder.lua")
+    os.remove(dir .. "/routing.lua")
+    H.write(dir .. "/roles/extra.lua", coder("ADDED"))
+    H.write(dir .. "/roles/architect.lua", coder("EDITED"))
+    for _, f in ipairs { "orket.lua", "policies/guard.lua", "policies/default.lua", "roles/coder.lua",
+      "tools/add_issue_comment.lua", "routing.lua", "roles/extra.lua", "roles/architect.lua" } do
+      w:touch(f)
+    end
+    local ok, err, code = w:trigger()
+    assert.is_nil(ok, err)
+    assert.equal("ENOENT", code)
+    assert.equal(1, count(events, "reload"))
+    -- edited and added: taken
+    assert.equal("ADDED", e.roles.by_name.extra.intent)
+    assert.equal("EDITED", e.roles.by_name.architect.intent)
+    -- removed: the loaded version kept, never Orket's own in its place
+    assert.equal("OWN-CODER", e.roles.by_name.coder.intent)
+    assert.equal("Add a comment (v2).", e.tools:get("add_issue_comment").description)
+    assert.same(policies.files, e.policies.files)
+    assert.same(before, reasons())
+    assert.is_truthy(e.policies.compiled)
+    -- a kept rule's `when` answers at its place in the new set
+    for i, r in ipairs(e.policies.rules) do
+      if r.reason == "when-guard" then assert.is_true(e.policies:predicate(i, { tool = "write_file" })) end
+    end
+    assert.equal(routing, e.routing)
+    -- a later burst, orket.lua still away and not named: the same
+    H.write(dir .. "/roles/extra.lua", coder("ADDED-AGAIN"))
+    w:touch("roles/extra.lua")
+    assert.is_true(w:trigger())
+    assert.equal("ADDED-AGAIN", e.roles.by_name.extra.intent)
+    assert.equal("OWN-CODER", e.roles.by_name.coder.intent)
+    assert.same(policies.files, e.policies.files)
+    assert.same(before, reasons())
+    assert.equal(1, count(events, "reload_error"))
+    -- orket.lua back: the folders alone are the set again
+    os.execute("cp " .. q(H.ROOT .. "/examples/notes/orket.lua") .. " " .. q(dir .. "/orket.lua"))
+    w:touch("orket.lua")
+    assert.is_true(w:trigger())
+    assert.not_equal("OWN-CODER", e.roles.by_name.coder.intent)
+    assert.not_equal("Add a comment (v2).", e.tools:get("add_issue_comment").description)
+    for _, r in ipairs(reasons()) do assert.not_equal("guarded", r) end
+    assert.is_nil(e.routing.file)
+    w:close()
+    e.close_all()
+  end)
+
+  it("says a broken script of the burst that removed orket.lua once, at later bursts too", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    os.remove(dir .. "/orket.lua")
+    H.write(dir .. "/roles/coder.lua", "return {{\n")
+    w:touch("orket.lua")
+    w:touch("roles/coder.lua")
+    assert.is_nil(w:trigger())
+    assert.equal(2, count(events, "reload_error"))
+    -- another burst, the script still broken, orket.lua still away (named or not)
+    w:touch("roles/architect.lua")
+    local ok, err = w:trigger()
+    assert.is_nil(ok)
+    assert.matches("^roles/coder.lua:", err)
+    w:touch("orket.lua")
+    w:touch("roles/architect.lua")
+    assert.is_nil(w:trigger())
+    assert.equal(2, count(events, "reload_error"))
+    assert.equal(2, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'reload_error'").n)
+    w:close()
+    e.close_all()
+  end)
 end)
