@@ -456,6 +456,11 @@ return { name = "stamp", description = "Append a line to stamps.log.", effect = 
     local out = t:read("a")
     t:close()
     local r = H.orket("run NOTES --json", { cwd = dir })
+    -- a worker that would leave the run to the workers: the same, with the same hint
+    t = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s worker --start NOTES --drain "
+      .. "<steps 2>&1", H.quote(dir), H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN)))
+    local wout = t:read("a")
+    t:close()
     os.execute("kill -9 " .. pid)
     p:close()
     H.wait_for(function() return not H.alive(pid) end, "the claim holder to end")
@@ -463,6 +468,8 @@ return { name = "stamp", description = "Append a line to stamps.log.", effect = 
     assert.matches("hint: " .. require("orket.errors").remedy("ESTARTING"), out, 1, true)
     assert.equal(1, r.status)
     assert.matches("(process " .. pid .. ")", r.stderr, 1, true)
+    assert.matches("another process is starting a run on this project (process " .. pid .. ")", wout, 1, true)
+    assert.matches("hint: " .. require("orket.errors").remedy("ESTARTING"), wout, 1, true)
     -- nothing was started: the next run goes
     local again = H.orket("run NOTES", { cwd = dir })
     assert.equal(0, again.status, again.stderr)
