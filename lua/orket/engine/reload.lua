@@ -24,6 +24,9 @@ local M = {}
 M.KINDS = { "roles", "tools", "policies", "routing" }
 M.DIRS = { roles = true, tools = true, policies = true }
 M.DEBOUNCE_MS = 100
+-- How long close() waits for the journal rows still being written (a store that hangs,
+-- rather than refuses, must not hold a run's end for ever; the run's own writes would)
+M.CLOSE_WAIT_MS = 5000
 
 --- where(message) -> file, line | file | nil: the script position a load error names.
 function M.where(msg)
@@ -272,6 +275,16 @@ local WATCH_CAUSE = {
 -- the run's run_start is held and said right after it (the engine's on_run_start), with the
 -- run's id and journaled in the run's own task, so a stream reader never sees a run's event
 -- before its run_start nor one without its id; a run that never begins says nothing of it.
+-- fn() run in a task of its own that close() waits for (w.writing: the tasks still going).
+local function tracked(w, fn)
+  local t
+  t = task.spawn(function()
+    fn()
+    if t then w.writing[t] = nil end
+  end)
+  if t.state == "running" then w.writing[t] = true end
+end
+
 local function say_watch(w, ev)
   local engine = w.engine
   engine:emit { type = "watch_error", file = ev.file, error = ev.error, code = ev.code }
@@ -283,20 +296,17 @@ local function say_watch(w, ev)
   -- in a task the row is written now; from an fs callback, which cannot wait on the
   -- journal (on PostgreSQL it waits on the server), in a task of its own that close() waits for
   if task.current() then return journal() end
-  local t
-  t = task.spawn(function()
-    journal()
-    if t then w.writing[t] = nil end
-  end)
-  if t.state == "running" then w.writing[t] = true end
+  tracked(w, journal)
 end
 
 local function watch_failed(w, path, rel, err, code)
+  if w.closed then return end -- (an event already queued as it closed: no run to tell)
   local msg = string.format("%s: cannot be watched (%s); edits in it are not reloaded until it can be",
     rel == "" and "." or (rel .. "/"), WATCH_CAUSE[code] or tostring(err))
   if w.failing[path] == msg then return end
   w.failing[path] = msg
-  local ev = { file = rel == "" and "." or rel, error = msg, code = code }
+  -- (path: a held one is said only if it still fails so, run_started)
+  local ev = { file = rel == "" and "." or rel, error = msg, code = code, path = path }
   if w.started then return say_watch(w, ev) end
   w.held[#w.held + 1] = ev
 end
@@ -304,7 +314,7 @@ end
 -- Starts watching one folder; events carry the file name (inotify, non-recursive), noted
 -- relative to the project ("roles/coder.lua", "routing.lua") as the reload event names it.
 local function watch_dir(w, path, filter)
-  if w.handles[path] then return end
+  if w.handles[path] or w.closed then return end
   -- a folder (a link to one is followed, as the loaders follow it), never a file so named
   local st = uv.fs_stat(path)
   if not st or st.type ~= "directory" then
@@ -431,8 +441,9 @@ function Watcher:touch(name)
   if name then self.changed[name] = true end
   self.timer:stop()
   -- in a task: the reload writes its journal event, which on PostgreSQL waits on the
-  -- server, and a timer's callback cannot wait
-  self.timer:start(self.debounce_ms, 0, function() task.spawn(self.trigger, self) end)
+  -- server, and a timer's callback cannot wait; close() waits for it, so a run that ends
+  -- right after has the rows
+  self.timer:start(self.debounce_ms, 0, function() tracked(self, function() self:trigger() end) end)
 end
 
 --- watcher:trigger() -> apply()'s results: reloads now with the changes noted so far.
@@ -474,18 +485,36 @@ function Watcher:run_started()
   self.started = true
   local held = self.held
   self.held = {}
-  for _, ev in ipairs(held) do say_watch(self, ev) end
+  -- (one whose folder a later retry watched, or that fails another way now, said already
+  -- or not at all: it no longer stands)
+  for _, ev in ipairs(held) do
+    if self.failing[ev.path] == ev.error then say_watch(self, ev) end
+  end
 end
 
---- watcher:close(): stops every handle (idempotent). A watch failure said is journaled
---- before it returns (the run ends with its row written); one held for a run that never
---- began is dropped with it.
+-- Waits until task t ends or the clock (uv.now()) passes deadline.
+local function wait_until(t, deadline)
+  if t.state ~= "running" then return end
+  if task.current() then
+    while t.state == "running" and uv.now() < deadline do rt.sleep(10) end
+    return
+  end
+  -- the main thread: the loop runs until then (a timer wakes it at the deadline)
+  local timer = uv.new_timer()
+  timer:start(math.max(0, deadline - uv.now()), 0, function() end)
+  while t.state == "running" and uv.now() < deadline do rt.run("once") end
+  timer:close()
+end
+
+--- watcher:close(): stops every handle (idempotent), then waits, CLOSE_WAIT_MS at most,
+--- for the journal rows still being written: a watch failure said from an fs event, a
+--- reload the debounce timer started (the run ends with their rows written). A watch
+--- failure held for a run that never began is dropped.
 function Watcher:close()
   if self.closed then return end
   self.closed = true
   if self.engine.on_run_start == self.on_run_start then self.engine.on_run_start = nil end
-  for t in pairs(self.writing) do t:join() end
-  self.writing = {}
+  -- first, so no event comes while it waits (nothing more is said, nor added to writing)
   for _, h in pairs(self.handles) do
     h:stop()
     h:close()
@@ -493,6 +522,10 @@ function Watcher:close()
   self.handles = {}
   self.timer:stop()
   self.timer:close()
+  uv.update_time() -- (the loop's clock, cached: it may not have run for a while)
+  local writing, deadline = self.writing, uv.now() + M.CLOSE_WAIT_MS
+  self.writing = {}
+  for t in pairs(writing) do wait_until(t, deadline) end
 end
 Watcher.__close = Watcher.close
 

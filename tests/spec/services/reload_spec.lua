@@ -710,6 +710,122 @@ describe("hot reload", function()
     e.close_all()
   end)
 
+  it("says no held watch failure whose folder was watched before the run began", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local restore = failing_watch(dir .. "/roles")
+    local ok, w = pcall(reload.watch, e, { debounce_ms = 10000 })
+    restore()
+    if not ok then error(w) end
+    -- before the run's start, a reload retries the watch, which works now
+    w:touch("tools/x.lua")
+    w:trigger()
+    assert.is_truthy(w.handles[dir .. "/roles"])
+    w:run_started()
+    assert.equal(0, count(events, "watch_error"))
+    assert.equal(0, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'watch_error'").n)
+    w:close()
+    e.close_all()
+  end)
+
+  -- e.db:event slowed for events of kind, as a store that waits on its server: -> state
+  -- {entered=, hold=} (the write waits while hold is true)
+  local function slow_journal(e, kind)
+    local st, db = { entered = false, hold = true }, e.db
+    local real = db.event
+    db.event = function(self, ev)
+      if ev.kind == kind then
+        st.entered = true
+        while st.hold do orket.sleep(10) end
+      end
+      return real(self, ev)
+    end
+    return st
+  end
+  local function rows(e, kind)
+    return e.db:row("SELECT count(*) AS n FROM events WHERE kind = '" .. kind .. "'").n
+  end
+
+  it("waits as it closes for the row of a reload its timer started, as a run ends right after", function()
+    local dir = notes_project(true)
+    local e = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10 })
+    local st = slow_journal(e, "reload")
+    H.write(dir .. "/roles/coder.lua", MARKED_CODER)
+    w:touch("roles/coder.lua")
+    local t0 = orket.now()
+    while not st.entered and orket.now() - t0 < 5000 do orket.sleep(5) end
+    assert.is_true(st.entered)
+    local uv = require "luv"
+    local release = uv.new_timer()
+    release:start(200, 0, function() st.hold = false end)
+    w:close()
+    release:close()
+    assert.is_false(st.hold)
+    assert.equal(1, rows(e, "reload"))
+    -- closed in a task, as orket serve's executor closes it: the same
+    w = reload.watch(e, { debounce_ms = 10 })
+    st.entered, st.hold = false, true
+    H.write(dir .. "/roles/coder.lua", coder("IN-A-TASK"))
+    w:touch("roles/coder.lua")
+    t0 = orket.now()
+    while not st.entered and orket.now() - t0 < 5000 do orket.sleep(5) end
+    assert.is_true(st.entered)
+    release = uv.new_timer()
+    release:start(200, 0, function() st.hold = false end)
+    assert(require("orket.task").spawn(function() w:close() end):join())
+    release:close()
+    assert.is_false(st.hold)
+    assert.equal(2, rows(e, "reload"))
+    e.close_all()
+  end)
+
+  it("stops its watches before it waits for a row as it closes, and waits a bounded while", function()
+    local dir = notes_project(true)
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    w:run_started()
+    -- tools/ made during the run cannot be watched; then, while the watch closes, roles/
+    -- swapped for a folder that cannot be watched either
+    local restore1 = failing_watch(dir .. "/tools")
+    local restore2 = failing_watch(dir .. "/roles")
+    local st = slow_journal(e, "watch_error")
+    local ok, err = pcall(function()
+      os.execute("mkdir " .. q(dir .. "/tools"))
+      local t0 = orket.now()
+      while not st.entered and orket.now() - t0 < 5000 do orket.sleep(5) end
+      assert.is_true(st.entered)
+      assert.equal(1, count(events, "watch_error"))
+      local uv = require "luv"
+      local swap, release = uv.new_timer(), uv.new_timer()
+      swap:start(30, 0, function()
+        os.execute("mv " .. q(dir .. "/roles") .. " " .. q(dir .. "/roles.old") .. " && mkdir " .. q(dir .. "/roles"))
+      end)
+      release:start(3000, 0, function() st.hold = false end)
+      local old = reload.CLOSE_WAIT_MS
+      reload.CLOSE_WAIT_MS = 300
+      t0 = orket.now()
+      w:close()
+      reload.CLOSE_WAIT_MS = old
+      local took = orket.now() - t0
+      -- the row still being written when the wait ended is written after
+      while st.hold do orket.sleep(10) end
+      swap:close()
+      release:close()
+      assert.is_true(took < 2000, "close waited " .. took .. " ms")
+      -- nothing said once it closed
+      assert.equal(1, count(events, "watch_error"))
+      t0 = orket.now()
+      while rows(e, "watch_error") < 1 and orket.now() - t0 < 5000 do orket.sleep(10) end
+      assert.equal(1, rows(e, "watch_error"))
+    end)
+    restore2()
+    restore1()
+    st.hold = false
+    if not ok then error(err, 0) end
+    e.close_all()
+  end)
+
   it("takes the scripts edited in the burst that removed orket.lua, and says the removal once", function()
     local dir = notes_project()
     local e, events = open(dir)
