@@ -217,8 +217,10 @@ end
 local function removed(engine, files)
   local scripts = {}
   for name in pairs(files or {}) do if name ~= "orket.lua" then scripts[name] = true end end
+  -- (a burst naming orket.lua alone reloads nothing; a later one, even naming no file, as
+  -- any burst does)
   local ok, serr, scode = true, nil, nil
-  if next(scripts) then ok, serr, scode = reload_set(engine, scripts, true) end
+  if next(scripts) or not (files and files["orket.lua"]) then ok, serr, scode = reload_set(engine, scripts, true) end
   local err = "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they are); "
     .. "put it back before the next run"
   local said = table.concat({ tostring(engine.run_id), "ENOENT", err }, "\n")

@@ -935,6 +935,13 @@ describe("hot reload", function()
     assert.same(policies.files, e.policies.files)
     assert.same(before, reasons())
     assert.equal(1, count(events, "reload_error"))
+    -- and one naming no file (an event on a folder itself) reloads as any burst does
+    H.write(dir .. "/roles/extra.lua", coder("UNNAMED"))
+    w:touch()
+    assert.is_true(w:trigger())
+    assert.equal("UNNAMED", e.roles.by_name.extra.intent)
+    assert.equal("OWN-CODER", e.roles.by_name.coder.intent)
+    assert.same(before, reasons())
     -- orket.lua back: the folders alone are the set again
     os.execute("cp " .. q(H.ROOT .. "/examples/notes/orket.lua") .. " " .. q(dir .. "/orket.lua"))
     w:touch("orket.lua")
