@@ -36,7 +36,7 @@ M.GROUPS = {
     "EMOVED",
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
-    "ELOCKED", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
+    "ELOCKED", "ESTARTING", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
     "ESANDBOXRUNNING",
     "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
@@ -44,7 +44,7 @@ M.GROUPS = {
     "bad_request", "bad_json", "bad_path", "bad_query", "unauthorized", "bad_signature", "no_secret",
     "forbidden", "not_found", "method_not_allowed", "timeout", "conflict", "project_error", "not_running",
     "too_large", "unsupported_media_type", "bad_config", "not_started", "stale", "rate_limited", "internal",
-    "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping", "unavailable", "provider_unavailable",
+    "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping", "starting", "unavailable", "provider_unavailable",
     "project_unavailable",
   } },
 }
@@ -374,6 +374,15 @@ CODES.ELOCKED = {
   remedy = "`ps -p PID`, PID the process the message names, shows which command holds it (a run, or retry, cancel "
     .. "or restore while they change cards); `orket runs` lists the runs going, orket serve's included",
 }
+-- The claim section (orket.engine.claims.enter) is held for milliseconds; one held past
+-- its wait is a start that hangs (its store not answering, say), whose process is named.
+CODES.ESTARTING = {
+  means = "another process held the project's start of a run (`.orket/claim.lock`, where a run is checked "
+    .. "against the runs going and recorded) longer than the 3 s a start waits for it",
+  remedy = "try again in a moment (orket serve answers 503 `starting` with Retry-After); if it keeps failing and "
+    .. "the message names a process, `ps -p PID`, PID that process, shows which command is stuck starting a run "
+    .. "(orket run, resume, serve or worker; often one whose store does not answer): stop it",
+}
 CODES.ELASTADMIN = {
   status = 409,
   means = "the change would leave the server with no enabled admin to manage people and keys",
@@ -517,6 +526,10 @@ CODES.provider_unavailable = {
 }
 CODES.busy = { status = 503, means = "the store stayed locked", remedy = "retry" }
 CODES.stopping = { status = 503, means = "the server is shutting down", remedy = "retry against the next one" }
+-- ESTARTING as orket serve answers it: passing, where 409 conflict (an overlap) lasts
+CODES.starting = { status = 503,
+  means = "another process held the project's start of a run (`.orket/claim.lock`) past the 3 s a start waits",
+  remedy = "retry after its Retry-After; if it keeps failing, see ESTARTING (the message names the process when known)" }
 CODES.unavailable = { status = 503, means = "the store cannot be reached just now (PostgreSQL's primary lost, a standby not yet promoted)",
   remedy = "retry; servers and workers reconnect by themselves once a primary answers (docs/workers.md)" }
 CODES.project_unavailable = { status = 503,

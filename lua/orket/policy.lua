@@ -91,10 +91,19 @@ end
 local Set = {}
 Set.__index = Set
 
+-- converted for the gate once, not at every call (a reload builds a new set)
+local function compiled(set)
+  local cok, rules = pcall(cgate.compile_rules, set.rules)
+  if not cok then return nil, "policies: " .. tostring(rules), "EINVAL" end
+  set.compiled = rules
+  return set
+end
+
 --- load(files) -> set | nil, "file:line: message", CODE
 --- files: list of paths, loaded in order; rules keep that order within each level.
+--- set.origin[i]: the file rule i came from (merge takes a file's rules by it).
 function M.load(files)
-  local set = setmetatable({ rules = {}, predicates = {}, files = {} }, Set)
+  local set = setmetatable({ rules = {}, predicates = {}, files = {}, origin = {} }, Set)
   for _, path in ipairs(files) do
     local box, refused
     local shown = M.shown_name(path)
@@ -120,6 +129,7 @@ function M.load(files)
         rule.name = shown .. (line and (":" .. line) or "")
         set.rules[#set.rules + 1] = rule
         set.predicates[#set.rules] = pred and { fn = pred, box = box } or nil
+        set.origin[#set.rules] = path
       end
     end
     box = scriptenv.new {
@@ -132,21 +142,42 @@ function M.load(files)
     if refused then return nil, refused, "EINVAL" end
     set.files[#set.files + 1] = path
   end
-  -- converted for the gate once here, not at every call (a reload builds a new set)
-  local cok, compiled = pcall(cgate.compile_rules, set.rules)
-  if not cok then return nil, "policies: " .. tostring(compiled), "EINVAL" end
-  set.compiled = compiled
-  return set
+  return compiled(set)
 end
 
---- files_in(dirs) -> sorted list of */*.lua in each existing directory (orket.scriptfile.list:
---- of any kind, so that a FIFO or a folder is refused by name when read); a later
---- directory's file overrides an earlier one's of the same name (a project's policies/ over Orket's).
-function M.files_in(dirs)
+--- merge(files, sets) -> set | nil, msg, CODE: a set of files' rules, in the order of
+--- files (as load would read them), each file's taken from the first of sets that loaded
+--- it (a file none loaded is left out). No script runs: a hot reload keeps a removed file's
+--- rules as they were loaded (orket.engine.reload).
+function M.merge(files, sets)
+  local set = setmetatable({ rules = {}, predicates = {}, files = {}, origin = {} }, Set)
+  for _, path in ipairs(files) do
+    for _, from in ipairs(sets) do
+      local found = false
+      for _, p in ipairs(from.files) do if p == path then found = true break end end
+      if found then
+        for i, rule in ipairs(from.rules) do
+          if (from.origin or {})[i] == path then
+            set.rules[#set.rules + 1] = rule
+            set.predicates[#set.rules] = from.predicates[i]
+            set.origin[#set.rules] = path
+          end
+        end
+        set.files[#set.files + 1] = path
+        break
+      end
+    end
+  end
+  return compiled(set)
+end
+
+--- order(lists) -> paths: lists of folders' scripts (each sorted), a later list's file
+--- overriding an earlier one's of the same name in its place (a project's over Orket's)
+function M.order(lists)
   local by_name, order = {}, {}
-  for _, dir in ipairs(dirs) do
-    for _, path in ipairs(scriptfile.list(dir)) do
-      local name = path:sub(#dir + 2)
+  for _, list in ipairs(lists) do
+    for _, path in ipairs(list) do
+      local name = path:match("[^/]+$")
       if not by_name[name] then order[#order + 1] = name end
       by_name[name] = path
     end
@@ -154,6 +185,15 @@ function M.files_in(dirs)
   local out = {}
   for _, name in ipairs(order) do out[#out + 1] = by_name[name] end
   return out
+end
+
+--- files_in(dirs) -> sorted list of */*.lua in each existing directory (orket.scriptfile.list:
+--- of any kind, so that a FIFO or a folder is refused by name when read); a later
+--- directory's file overrides an earlier one's of the same name (a project's policies/ over Orket's).
+function M.files_in(dirs)
+  local lists = {}
+  for i, dir in ipairs(dirs) do lists[i] = scriptfile.list(dir) end
+  return M.order(lists)
 end
 
 --- unmatched(set, known) -> {"file:line: level.field: message"...}: each tool, role or seat

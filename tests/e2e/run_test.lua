@@ -440,6 +440,41 @@ return { name = "stamp", description = "Append a line to stamps.log.", effect = 
     assert.equal(0, again.status, again.stderr)
   end)
 
+  it("refuses a run whose start another process holds past the wait, with ESTARTING and that process", function()
+    local dir = project()
+    -- a process stuck inside the start of a run (.orket/claim.lock) until it is killed
+    local p = io.popen(string.format("cd %s && { %s lua -e %s & echo $!; }", H.quote(dir), H.quote(H.BIN),
+      H.quote("local c = assert(require('orket.engine.claims').enter('.')); io.stdout:write('held\\n'); "
+        .. "io.stdout:flush(); orket.sleep(60000)")))
+    local first, second = p:read("l"), p:read("l")
+    local pid = math.tointeger(tonumber(first) or tonumber(second))
+    assert(pid and (tonumber(first) and second or first) == "held", "the claim holder did not start")
+    -- on a terminal, so the code's remedy is printed as the hint
+    H.write(dir .. "/steps", "expect hint: \n")
+    local t = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s run NOTES <steps 2>&1",
+      H.quote(dir), H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN)))
+    local out = t:read("a")
+    t:close()
+    local r = H.orket("run NOTES --json", { cwd = dir })
+    -- a worker that would leave the run to the workers: the same, with the same hint
+    t = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s worker --start NOTES --drain "
+      .. "<steps 2>&1", H.quote(dir), H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN)))
+    local wout = t:read("a")
+    t:close()
+    os.execute("kill -9 " .. pid)
+    p:close()
+    H.wait_for(function() return not H.alive(pid) end, "the claim holder to end")
+    assert.matches("another process is starting a run on this project (process " .. pid .. ")", out, 1, true)
+    assert.matches("hint: " .. require("orket.errors").remedy("ESTARTING"), out, 1, true)
+    assert.equal(1, r.status)
+    assert.matches("(process " .. pid .. ")", r.stderr, 1, true)
+    assert.matches("another process is starting a run on this project (process " .. pid .. ")", wout, 1, true)
+    assert.matches("hint: " .. require("orket.errors").remedy("ESTARTING"), wout, 1, true)
+    -- nothing was started: the next run goes
+    local again = H.orket("run NOTES", { cwd = dir })
+    assert.equal(0, again.status, again.stderr)
+  end)
+
   it("resumes after kill -9 at random moments with the uninterrupted run's board", function()
     local uv = require "luv"
     -- each answer takes a few ms: on an idle machine the whole run otherwise ends within the

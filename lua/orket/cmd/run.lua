@@ -168,14 +168,14 @@ end
 -- The run lock, and the claim that no other run overlaps this one: runs of orket serve may
 -- go meanwhile, on other cards; under the claim (released once the run is recorded and the
 -- lock tagged) none may overlap it (orket.engine.claims) -> lock, claim | nil, message,
--- the lock's CODE (ELOCKED: its remedy says how to find the holder).
+-- the lock's or the claim's CODE (ELOCKED, ESTARTING: their remedies say how to find the holder).
 local function take_lock(e, o, resume_id)
   local lock, lerr, lcode = setup.lock(o.dir, { runs_ok = true })
   if not lock then return nil, lerr, lcode end
-  local claim, cerr = claims.enter(o.dir)
+  local claim, cerr, ccode = claims.enter(o.dir)
   if not claim then
     lock:release()
-    return nil, cerr
+    return nil, cerr, ccode
   end
   local target, other, why = o.target, nil, nil
   if resume_id then

@@ -54,12 +54,12 @@ Events are printed as JSON Lines.]]
 
 -- Leaves a run of target to the workers, unless one is unfinished already: under the
 -- claim section, so two workers started with the same --start make one run.
--- -> run id | nil, msg
+-- -> run id | nil, msg[, CODE] (ESTARTING: another process held the section; its remedy)
 local function start_run(e, dir, o)
   local ops = lease_mod.ops(e.db)
   -- (to be closed: a store that fails under it must not hold it until garbage collection)
-  local claim <close>, cerr = claims.enter(dir, rt.sleep)
-  if not claim then return nil, cerr end
+  local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
+  if not claim then return nil, cerr, ccode end
   local id = ops.queued_for(e.db, o.start)
   if id then return id end
   local other, why = claims.conflict(dir, e.db, e.board, o.start)
@@ -159,11 +159,11 @@ local function stoppers(e, o, parent, state, set)
 end
 
 -- The worker's start: the run --start names left to workers, said, the bug-fix phases
--- (docs/sandbox.md) ticked -> nil | failure message
+-- (docs/sandbox.md) ticked -> nil | failure message[, CODE]
 local function begin(e, o, emit)
   if o.start then
-    local id, serr = start_run(e, o.dir, o)
-    if not id then return serr end
+    local id, serr, scode = start_run(e, o.dir, o)
+    if not id then return serr, scode end
   end
   emit { type = "worker_start", lease_ms = o.lease_ms }
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
@@ -171,13 +171,13 @@ end
 
 -- The worker's loop, in a task: starts each run left to workers that it can join, side by
 -- side (set), until stopped (or, with --drain, none is left and none in flight) -> failure
--- message | nil. The store lost (a run met it, or the loop's own question): every run in
--- flight stops, leaving its turn unrecorded and the run running, and only once none is in
--- flight is the failure cleared and the store asked again, so that no run takes a read
--- that failed for a turn's own failure.
+-- message[, CODE] | nil. The store lost (a run met it, or the loop's own question): every
+-- run in flight stops, leaving its turn unrecorded and the run running, and only once none
+-- is in flight is the failure cleared and the store asked again, so that no run takes a
+-- read that failed for a turn's own failure.
 local function work(e, o, emit, state, set)
-  local failed = begin(e, o, emit)
-  if failed then return failed end
+  local failed, fcode = begin(e, o, emit)
+  if failed then return failed, fcode end
   local ops, keeper, st = lease_mod.ops(e.db), e.lease, { lost = false }
   while not state.stopping and not set.failed do
     local queued, gone = nil, e.db:journal_error()
@@ -220,7 +220,7 @@ function cmd.run(args, cli)
   keeper:start()
   local state, set = { stopping = false }, runs(e, o, emit)
   local handles = stoppers(e, o, parent, state, set)
-  local ok, failure = task.spawn(work, e, o, emit, state, set):join()
+  local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
   for _, h in ipairs(handles) do h:close() end
   keeper:close()
   emit { type = "worker_end" }
@@ -228,7 +228,7 @@ function cmd.run(args, cli)
   e.close_all()
   cli.flush_unhandled()
   if failure then
-    cli.err("%s", failure)
+    cli.fail(fcode, "%s", failure) -- with its remedy on a terminal (ESTARTING's)
     return 1
   end
   return ok and 0 or 1

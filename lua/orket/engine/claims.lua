@@ -28,20 +28,23 @@ local function home(dir) return (dir == nil or dir == ".") and ".orket" or (dir 
 local function run_path(dir, id) return string.format("%s/runs/%d.lock", home(dir), id) end
 local function worker_path(dir, id, pid) return string.format("%s/runs/%d.%d.lock", home(dir), id, pid) end
 
---- enter(dir[, sleep]) -> claim (claim:release()) | nil, msg, "EBUSY"|CODE: the critical
+--- enter(dir[, sleep]) -> claim (claim:release()) | nil, msg, "ESTARTING"|CODE: the critical
 --- section of starting a run. sleep(ms) waits between tries (default: uv.sleep, which
---- blocks; a server passes a sleep that yields to the loop).
+--- blocks; a server passes a sleep that yields to the loop). ESTARTING: another process
+--- held it past WAIT_MS; the message names that process (orket.errors says how to see it).
 function M.enter(dir, sleep)
   sleep = sleep or uv.sleep
   local path = home(dir) .. "/claim.lock"
   local waited = 0
   while true do
-    local lk, err, code = lockfile.acquire(path)
+    local lk, err, code, holder = lockfile.acquire(path)
     if lk then return lk end
-    if code ~= "EBUSY" or waited >= M.WAIT_MS then
-      return nil, code == "EBUSY" and "another process is starting a run on this project; try again" or err,
-        code or "EIO"
+    if code == "EBUSY" and waited >= M.WAIT_MS then
+      return nil, string.format("another process is starting a run on this project%s and held its start "
+        .. "(.orket/claim.lock) for %d ms; try again", holder and (" (process " .. holder .. ")") or "",
+        M.WAIT_MS), "ESTARTING"
     end
+    if code ~= "EBUSY" then return nil, err, code or "EIO" end
     sleep(5)
     waited = waited + 5
   end

@@ -175,12 +175,13 @@ end
 
 -- Claims target for a run (claims.enter; nothing overlapping is live, no half-done turn of
 -- a killed run is in the way unless resuming), then make() -> id | nil, msg, CODE records it
--- and its lock is taken. -> id, lock | nil, kind ("conflict" or make's CODE), msg
+-- and its lock is taken. -> id, lock | nil, kind ("conflict", "starting" or make's CODE), msg
 local function claim_and(dir, db, e, target, resuming, make, no_hold)
   -- (to be closed: a store that fails while it is asked must not keep the claim section
   -- held until the lock's garbage collection, every other start on the project waiting)
-  local claim <close>, cerr = claims.enter(dir, rt.sleep)
-  if not claim then return nil, "conflict", cerr end
+  local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
+  -- another process held the section past its wait (ESTARTING): passing, not an overlap
+  if not claim then return nil, ccode == "ESTARTING" and "starting" or "conflict", cerr end
   local other, why = claims.conflict(dir, db, e.board, target)
   if not other and not resuming then other, why = recorded.unfinished_overlap(db, e.board, target) end
   if other then return nil, "conflict", why end
@@ -212,7 +213,8 @@ end
 --- start{dir=, db=, target=, model=, concurrency=} -> run id, go | nil, kind, msg. go():
 --- the run starts in this process (nil: the process's workers take it up). kind: "stopping"
 --- (the process is stopping), "bad_request", "project_error", "conflict" (its cards overlap a
---- live run) or the store's CODE.
+--- live run), "starting" (another process held the start of a run past its wait:
+--- ESTARTING; try again) or the store's CODE.
 function M.start(o)
   local reg = M.registry(o.db)
   if reg.closing then return nil, "stopping", "the server is stopping" end

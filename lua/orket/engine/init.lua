@@ -34,6 +34,12 @@ local SCRIPTS = { roles = true, tools = true, policies = true, routing = true, m
 local STATE = { current = true, run_id = true, stop_requested = true, started_runs = true, reloads = true,
   no_git_recover = true,
   reload_said = true, -- the reload error last said, not said again while it stands (orket.engine.reload)
+  -- orket.lua's removal during the run, said; scripts removed meanwhile keep their loaded
+  -- version until it is back (orket.engine.reload)
+  orket_removed = true,
+  -- (run_id) called once a run's run_start is said: the scripts' watcher says then what it
+  -- held until the run began (orket.engine.reload)
+  on_run_start = true,
   carry_on = true, -- a run carried on beside others after its store came back (orket.engine.executor)
   run_fence = true } -- () -> whether this process still holds the run's lease (orket.engine.runlease.fence)
 M.FIELDS = { fixed = FIXED, scripts = SCRIPTS, state = STATE }

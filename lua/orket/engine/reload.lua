@@ -24,6 +24,9 @@ local M = {}
 M.KINDS = { "roles", "tools", "policies", "routing" }
 M.DIRS = { roles = true, tools = true, policies = true }
 M.DEBOUNCE_MS = 100
+-- How long close() waits for the journal rows still being written (a store that hangs,
+-- rather than refuses, must not hold a run's end for ever; the run's own writes would)
+M.CLOSE_WAIT_MS = 5000
 
 --- where(message) -> file, line | file | nil: the script position a load error names.
 function M.where(msg)
@@ -107,26 +110,57 @@ function M.problems(dir)
   return out
 end
 
---- apply(e[, files]) -> true | nil, message, CODE
---- Reloads e.dir's scripts: compile (load), validate, then swap e.roles, e.tools,
---- e.policies and e.routing together (no wait in between, so no turn sees half a set).
---- On error the engine keeps the set it had. Either way the outcome is journaled (event
---- `reload` or `reload_error` with data.file and data.line) and emitted to the engine's
---- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=, code=,
---- files=, problems=}: problems names every broken file with its line, error the first). files: every changed file given (project-relative, sorted), an array even
---- when empty. An error the run's journal last said, still standing, is returned but not said again.
---- Turns already started keep the role, tools and policies they captured (see turn.lua).
-function M.apply(engine, files)
-  if type(engine) ~= "table" or type(engine.dir) ~= "string" then
-    error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
+-- The loaded version of each script whose file is gone, put back in the set s read from
+-- the folders while orket.lua is away (a checkout in progress, say, that takes the
+-- project's script folders too): a removal then must never loosen the policies mid-run,
+-- nor drop a role, a tool or routing.lua; scripts edited or added are read as usual. A
+-- script of the project's own that the folders give now wins over a kept one of its name.
+-- -> s | nil, msg, CODE
+local function keep_removed(engine, s)
+  local home = rt.home() .. "/"
+  local function own(path) return type(path) == "string" and path:sub(1, #home) ~= home end
+  local function gone(path) return own(path) and not uv.fs_lstat(path) end
+  for _, kind in ipairs { "roles", "tools" } do
+    local old, new = engine[kind], s[kind]
+    for name, def in pairs(old and old.by_name or {}) do
+      local now = new.by_name[name]
+      if gone(def.file) and not (now and own(now.file)) then
+        if now then
+          for i, p in ipairs(new.files or {}) do if p == now.file then new.files[i] = def.file end end
+        else
+          new.names[#new.names + 1] = name
+          if new.files then new.files[#new.files + 1] = def.file end
+        end
+        new.by_name[name] = def
+      end
+    end
+    table.sort(new.names)
   end
+  local kept = {}
+  for _, path in ipairs(engine.policies and engine.policies.files or {}) do
+    if gone(path) then kept[#kept + 1] = path end
+  end
+  if kept[1] then
+    -- in the order a load reads them: Orket's, each overridden in its place by the
+    -- project's of its name, then the project's others by name
+    local project = scriptfile.list(engine.dir .. "/policies")
+    for _, path in ipairs(kept) do project[#project + 1] = path end
+    table.sort(project, function(a, b) return a:match("[^/]+$") < b:match("[^/]+$") end)
+    local pol, err, code = policy.merge(policy.order { scriptfile.list(home .. "policies"), project },
+      { s.policies, engine.policies })
+    if not pol then return nil, err, code end
+    s.policies = pol
+  end
+  if engine.routing and gone(engine.routing.file) and not s.routing.file then s.routing = engine.routing end
+  return s
+end
+
+-- Loads the set, validates it and swaps it in, or says why not (apply's work; keep: orket.lua
+-- is away, keep_removed).
+local function reload_set(engine, files, keep)
   local s, err, code = M.load(engine.dir)
-  if s and files and files["orket.lua"] and not uv.fs_stat(engine.dir .. "/orket.lua") then
-    -- removed (or moved away) during the run: the run goes on with the settings it loaded,
-    -- its MCP servers as they are; the project loader's "no project here" would not say it
-    s, err, code = nil, "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they "
-      .. "are); put it back before the next run", "ENOENT"
-  elseif s and files and files["orket.lua"] then
+  if s and keep then s, err, code = keep_removed(engine, s) end
+  if s and files and files["orket.lua"] then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
     local ok, merr, mcode = manager.reload(engine)
     if not ok then
@@ -174,6 +208,56 @@ function M.apply(engine, files)
   return true
 end
 
+-- orket.lua removed (or moved away) during the run: the run goes on with the settings it
+-- loaded, its MCP servers as they are; the project loader's "no project here" would not say
+-- it. Until it is back, the scripts a burst names still reload, on those settings, keeping
+-- the loaded version of any removed (keep_removed): in the burst that removed it first, so
+-- the removal is the error said last and returned. The removal is said once while it
+-- stands (engine.orket_removed, apart from the scripts' own reload_said).
+local function removed(engine, files)
+  local scripts = {}
+  for name in pairs(files or {}) do if name ~= "orket.lua" then scripts[name] = true end end
+  -- (a burst naming orket.lua alone reloads nothing; a later one, even naming no file, as
+  -- any burst does)
+  local ok, serr, scode = true, nil, nil
+  if next(scripts) or not (files and files["orket.lua"]) then ok, serr, scode = reload_set(engine, scripts, true) end
+  local err = "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they are); "
+    .. "put it back before the next run"
+  local said = table.concat({ tostring(engine.run_id), "ENOENT", err }, "\n")
+  if engine.orket_removed ~= said then
+    engine.orket_removed = said
+    local names = file_list(files)
+    local problems = jsonout.array()
+    engine.db:event { kind = "reload_error", run = engine.run_id,
+      data = { file = "orket.lua", error = err, code = "ENOENT", files = names, problems = problems } }
+    engine:emit { type = "reload_error", file = "orket.lua", error = err, code = "ENOENT", files = names,
+      problems = problems }
+  end
+  -- a burst naming orket.lua hears of its removal; one that does not, of its scripts
+  if files and files["orket.lua"] then return nil, err, "ENOENT" end
+  return ok, serr, scode
+end
+
+--- apply(e[, files]) -> true | nil, message, CODE
+--- Reloads e.dir's scripts: compile (load), validate, then swap e.roles, e.tools,
+--- e.policies and e.routing together (no wait in between, so no turn sees half a set).
+--- On error the engine keeps the set it had. Either way the outcome is journaled (event
+--- `reload` or `reload_error` with data.file and data.line) and emitted to the engine's
+--- listener ({type="reload", files=} or {type="reload_error", file=, line=, error=, code=,
+--- files=, problems=}: problems names every broken file with its line, error the first). files: every changed file given (project-relative, sorted), an array even
+--- when empty. An error the run's journal last said, still standing, is returned but not said again.
+--- Turns already started keep the role, tools and policies they captured (see turn.lua).
+--- While orket.lua is removed, a script removed keeps its loaded version (removed).
+function M.apply(engine, files)
+  if type(engine) ~= "table" or type(engine.dir) ~= "string" then
+    error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
+  end
+  local here = uv.fs_stat(engine.dir .. "/orket.lua") ~= nil
+  if here then engine.orket_removed = nil end -- back: the folders alone are the set again
+  if not here and (engine.orket_removed or (files and files["orket.lua"])) then return removed(engine, files) end
+  return reload_set(engine, files)
+end
+
 local Watcher = {}
 Watcher.__index = Watcher
 
@@ -189,30 +273,50 @@ local WATCH_CAUSE = {
 -- retries it at each event on the folder and at each reload, and each retry failing the same
 -- way says nothing. It is journaled too, so a run with no listener (orket serve's) shows it
 -- in `orket log` and its events.
+-- The watch starts before the run (orket run, orket serve, a worker): a failure seen before
+-- the run's run_start is held and said right after it (the engine's on_run_start), with the
+-- run's id and journaled in the run's own task, so a stream reader never sees a run's event
+-- before its run_start nor one without its id; a run that never begins says nothing of it.
+-- fn() run in a task of its own that close() waits for (w.writing: the tasks still going).
+local function tracked(w, fn)
+  local t
+  t = task.spawn(function()
+    fn()
+    if t then w.writing[t] = nil end
+  end)
+  if t.state == "running" then w.writing[t] = true end
+end
+
+local function say_watch(w, ev)
+  local engine = w.engine
+  engine:emit { type = "watch_error", file = ev.file, error = ev.error, code = ev.code }
+  local function journal()
+    -- a store gone away must not raise out of the loop or the run's start
+    pcall(engine.db.event, engine.db, { kind = "watch_error", run = engine.run_id,
+      data = { file = ev.file, error = ev.error, code = ev.code } })
+  end
+  -- in a task the row is written now; from an fs callback, which cannot wait on the
+  -- journal (on PostgreSQL it waits on the server), in a task of its own that close() waits for
+  if task.current() then return journal() end
+  tracked(w, journal)
+end
+
 local function watch_failed(w, path, rel, err, code)
+  if w.closed then return end -- (an event already queued as it closed: no run to tell)
   local msg = string.format("%s: cannot be watched (%s); edits in it are not reloaded until it can be",
     rel == "" and "." or (rel .. "/"), WATCH_CAUSE[code] or tostring(err))
   if w.failing[path] == msg then return end
   w.failing[path] = msg
-  local file = rel == "" and "." or rel
-  local engine = w.engine
-  -- in a task, from an fs callback as from the start: on PostgreSQL the journal waits on
-  -- the server, which a callback cannot; a store gone away must not raise out of the loop.
-  -- The watch starts before the run (orket run, orket serve): the event waits for its id,
-  -- and is not journaled if the watcher closes first (the run never began).
-  task.spawn(function()
-    while not engine.run_id and not w.closed do rt.sleep(100) end
-    if w.closed then return end
-    pcall(engine.db.event, engine.db, { kind = "watch_error", run = engine.run_id,
-      data = { file = file, error = msg, code = code } })
-  end)
-  engine:emit { type = "watch_error", file = file, error = msg, code = code }
+  -- (path: a held one is said only if it still fails so, run_started)
+  local ev = { file = rel == "" and "." or rel, error = msg, code = code, path = path }
+  if w.started then return say_watch(w, ev) end
+  w.held[#w.held + 1] = ev
 end
 
 -- Starts watching one folder; events carry the file name (inotify, non-recursive), noted
 -- relative to the project ("roles/coder.lua", "routing.lua") as the reload event names it.
 local function watch_dir(w, path, filter)
-  if w.handles[path] then return end
+  if w.handles[path] or w.closed then return end
   -- a folder (a link to one is followed, as the loaders follow it), never a file so named
   local st = uv.fs_stat(path)
   if not st or st.type ~= "directory" then
@@ -320,8 +424,11 @@ function M.watch(engine, opts)
   end
   opts = opts or {}
   local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, changed = {}, seen = {}, failing = {},
-    debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
+    held = {}, writing = {}, started = false, debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
   w.timer = uv.new_timer()
+  -- the watch failures seen before the run began are said once it has (watch_failed)
+  w.on_run_start = function() w:run_started() end
+  engine.on_run_start = w.on_run_start
   watch_dir(w, engine.dir, project_filter(w))
   for name in pairs(M.DIRS) do watch_dir(w, engine.dir .. "/" .. name, is_script) end
   w.seen = all_contents(w)
@@ -336,8 +443,9 @@ function Watcher:touch(name)
   if name then self.changed[name] = true end
   self.timer:stop()
   -- in a task: the reload writes its journal event, which on PostgreSQL waits on the
-  -- server, and a timer's callback cannot wait
-  self.timer:start(self.debounce_ms, 0, function() task.spawn(self.trigger, self) end)
+  -- server, and a timer's callback cannot wait; close() waits for it, so a run that ends
+  -- right after has the rows
+  self.timer:start(self.debounce_ms, 0, function() tracked(self, function() self:trigger() end) end)
 end
 
 --- watcher:trigger() -> apply()'s results: reloads now with the changes noted so far.
@@ -356,6 +464,7 @@ function Watcher:trigger()
   -- with, once the reload is applied (a reload refused, or raising, is tried again by the
   -- next event on the folder)
   local now = all_contents(self)
+  local reloads = self.engine.reloads
   local ok, res, err, code = pcall(M.apply, self.engine, files)
   if not ok then
     -- the watcher's own failure, said once while it stands, as a reload error is
@@ -366,14 +475,48 @@ function Watcher:trigger()
     end
     return nil, tostring(res), "ERUNTIME"
   end
-  if res then self.seen = now end
+  -- (a set swapped though an error is returned: orket.lua removed in the same burst)
+  if res or self.engine.reloads ~= reloads then self.seen = now end
   return res, err, code
 end
 
---- watcher:close(): stops every handle (idempotent).
+--- watcher:run_started(): the engine's run has said its run_start (engine.on_run_start):
+--- the watch failures held until then are said and journaled, and later ones at once.
+function Watcher:run_started()
+  if self.closed then return end
+  self.started = true
+  local held = self.held
+  self.held = {}
+  -- (one whose folder a later retry watched, or that fails another way now, said already
+  -- or not at all: it no longer stands)
+  for _, ev in ipairs(held) do
+    if self.failing[ev.path] == ev.error then say_watch(self, ev) end
+  end
+end
+
+-- Waits until task t ends or the clock (uv.now()) passes deadline.
+local function wait_until(t, deadline)
+  if t.state ~= "running" then return end
+  if task.current() then
+    while t.state == "running" and uv.now() < deadline do rt.sleep(10) end
+    return
+  end
+  -- the main thread: the loop runs until then (a timer wakes it at the deadline)
+  local timer = uv.new_timer()
+  timer:start(math.max(0, deadline - uv.now()), 0, function() end)
+  while t.state == "running" and uv.now() < deadline do rt.run("once") end
+  timer:close()
+end
+
+--- watcher:close(): stops every handle (idempotent), then waits, CLOSE_WAIT_MS at most,
+--- for the journal rows still being written: a watch failure said from an fs event, a
+--- reload the debounce timer started (the run ends with their rows written). A watch
+--- failure held for a run that never began is dropped.
 function Watcher:close()
   if self.closed then return end
   self.closed = true
+  if self.engine.on_run_start == self.on_run_start then self.engine.on_run_start = nil end
+  -- first, so no event comes while it waits (nothing more is said, nor added to writing)
   for _, h in pairs(self.handles) do
     h:stop()
     h:close()
@@ -381,6 +524,10 @@ function Watcher:close()
   self.handles = {}
   self.timer:stop()
   self.timer:close()
+  uv.update_time() -- (the loop's clock, cached: it may not have run for a while)
+  local writing, deadline = self.writing, uv.now() + M.CLOSE_WAIT_MS
+  self.writing = {}
+  for t in pairs(writing) do wait_until(t, deadline) end
 end
 Watcher.__close = Watcher.close
 

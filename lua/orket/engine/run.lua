@@ -823,6 +823,9 @@ function Run:open_execution()
   self.engine:observe_journal(run_id)
   self:emit { type = "run_start", target = st.target.id, concurrency = st.conc,
     resumed = not (self.started_runs and self.started_runs[run_id]) }
+  -- what was held until the run had begun (a watch that failed as it started) is said now,
+  -- after run_start and with its id, as the run's own events are
+  if self.engine.on_run_start then self.engine.on_run_start(run_id) end
   -- done cards whose merges main lost (its repository made again): said, not a stop
   local lost, nlost
   if self.git then lost, nlost = gitwork.lost_merges(self.db, self.git.repo, self.git.made) end

@@ -56,9 +56,15 @@ local function audit(ctx, action, row)
   end))
 end
 
--- The executor's refusal as an answer: kind -> its status
-local STATUS = { stopping = 503, bad_request = 400, project_error = 409, conflict = 409 }
-local function refused(kind, msg)
+-- The executor's refusal as an answer: kind -> its status. starting: another process held
+-- the project's start of a run past its wait (ESTARTING), which passes: a client told to
+-- come back (Retry-After), where 409 conflict is an overlap that lasts.
+local STATUS = { stopping = 503, bad_request = 400, project_error = 409, conflict = 409, starting = 503 }
+M.STARTING_RETRY_S = 1
+local function refused(kind, msg, ctx)
+  if kind == "starting" and ctx and ctx.headers then
+    table.insert(ctx.headers, "Retry-After: " .. M.STARTING_RETRY_S)
+  end
   return err(STATUS[kind] or 409, STATUS[kind] and kind or tostring(kind), tostring(msg))
 end
 
@@ -70,7 +76,7 @@ local function start(_, ctx)
   if not board.open(ctx.db):get(target) then return err(404, "not_found", 'no card "' .. target .. '"') end
   local id, go, msg = executor.start { dir = ctx.dir, db = ctx.db, target = target, model = model,
     concurrency = body.concurrency }
-  if not id then return refused(go, msg) end
+  if not id then return refused(go, msg, ctx) end
   local row = row_of(ctx.db, id)
   audit(ctx, "run", row)
   if go then go() end -- (else the server's workers, orket.serve.workers, take it up)
@@ -83,7 +89,7 @@ local function resume(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
   local id, go, msg = executor.resume { dir = ctx.dir, db = ctx.db, row = row }
-  if not id then return refused(go, msg) end
+  if not id then return refused(go, msg, ctx) end
   audit(ctx, "resume", row)
   go()
   return 202, { run = M.doc(ctx.db, ctx.dir, row_of(ctx.db, id)) }
@@ -190,7 +196,8 @@ local LOG = { type = "object", additionalProperties = true, required = { "format
 --- add(router): the run routes
 function M.add(router)
   local conflict = { schema = oa.ERROR, description = "its cards overlap a live run, or the run is not in a state for that" }
-  local stopping = { schema = oa.ERROR, description = "the server is stopping" }
+  local stopping = { schema = oa.ERROR, description = "the server is stopping, or (`starting`, with Retry-After) "
+    .. "another process holds the project's start of a run: try again" }
   router:add("POST", "/v1/runs", { handler = start, role = "operator", body = "json", schema = M.SCHEMAS.run,
     name = "run_start", summary = "Start a run of an epic, a rock or a card",
     responses = { [201] = { schema = ONE, description = "the run, started" }, [503] = stopping } })

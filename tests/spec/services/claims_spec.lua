@@ -76,6 +76,56 @@ describe("claims", function()
     assert.is_true(rfree, tostring(rclaim))
   end)
 
+  it("answers a start or resume whose claim section another process holds as passing (503 starting, Retry-After), "
+    .. "over HTTP and MCP, not as an overlap", function()
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    require("tests.backends").project(dir)
+    local db = assert(require("orket.project").open_store(dir, true))
+    assert(require("orket.import").import(db, dir))
+    local id = record(db, "NOTES", "epic")
+    local r = require("orket.serve.router").new()
+    require("orket.serve.runs").add(r)
+    local route = {}
+    for _, x in ipairs(r.routes) do route[x.name or ""] = x end
+    local mcp = require("orket.serve.mcp_server").new { db = db, dir = dir }
+    local start_run
+    for _, d in ipairs(mcp.tools) do if d.t.name == "start_run" then start_run = d end end
+    -- another process stuck in its start (this one, here: the section's lock is per description)
+    local held = assert(claims.enter(dir))
+    local old = claims.WAIT_MS
+    claims.WAIT_MS = 20
+    local function ctx(o)
+      o.db, o.dir, o.headers, o.params, o.query = db, dir, {}, o.params or {}, {}
+      return o
+    end
+    local sctx, rctx = ctx { body = { target = "NOTES" } }, ctx { params = { id = tostring(id) } }
+    local ok, sst, sdoc = pcall(route.run_start.handler, nil, sctx)
+    local rok, rst, rdoc = pcall(route.run_resume.handler, nil, rctx)
+    local mok, res = pcall(mcp.call_tool, mcp, start_run, { target = "NOTES" })
+    claims.WAIT_MS = old
+    held:release()
+    assert(ok, sst)
+    assert(rok, rst)
+    assert(mok, res)
+    local pid = string.format("(process %d)", require("luv").os_getpid())
+    for _, a in ipairs { { sst, sdoc, sctx }, { rst, rdoc, rctx } } do
+      local st, doc, c = a[1], a[2], a[3]
+      assert.equal(503, st)
+      assert.equal("starting", doc.error.code)
+      assert.matches("another process is starting a run", doc.error.message)
+      assert.matches(pid, doc.error.message, 1, true)
+      assert.same({ "Retry-After: 1" }, c.headers)
+    end
+    assert.is_true(res.isError)
+    assert.same({ "starting", 503 }, { res.structuredContent.error.code, res.structuredContent.error.status })
+    assert.matches("^starting: another process is starting a run", res.content[1].text)
+    -- nothing was started, nor left held
+    assert.equal(1, db:row("SELECT count(*) AS n FROM runs").n)
+    assert(claims.enter(dir)):release()
+    db:close()
+  end)
+
   it("sees a run leased in the store by a process elsewhere (another host, another pid namespace) as live, and one of this pid namespace whose process is gone as not", function()
     local dir, db, b = project()
     local runlease = require "orket.engine.runlease"
@@ -253,8 +303,11 @@ describe("claims", function()
     local second, err, code = claims.enter(dir)
     claims.WAIT_MS = old
     assert.is_nil(second)
-    assert.equal("EBUSY", code)
+    -- an Orket code whose remedy says how to find the holder, which the message names
+    assert.equal("ESTARTING", code)
     assert.matches("another process is starting a run", err)
+    assert.matches(string.format("(process %d)", require("luv").os_getpid()), err, 1, true)
+    assert.matches("ps -p PID", require("orket.errors").remedy(code), 1, true)
     first:release()
     assert(claims.enter(dir)):release()
     db:close()

@@ -444,6 +444,9 @@ describe("hot reload", function()
     -- run begins: the watch starts before it
     local run = assert(e.db:record_run { target = "NOTES", kind = "epic" })
     e:use_run(run)
+    -- held until the run has said its run_start (Run:open_execution calls the hook)
+    assert.equal(0, count(events, "watch_error"))
+    e.on_run_start(run)
     local said = count(events, "watch_error")
     -- each event on the folder tries again, failing the same way: said once
     for _ = 1, 3 do
@@ -521,6 +524,7 @@ describe("hot reload", function()
     local ok, w = pcall(reload.watch, e, { debounce_ms = 10000 })
     uv.new_fs_event = real
     if not ok then error(w) end
+    w:run_started() -- (said once a run has begun)
     assert.equal(1, count(events, "watch_error"))
     local ev = events[#events]
     assert.equal(".", ev.file)
@@ -634,6 +638,343 @@ describe("hot reload", function()
     H.write(dir .. "/roles/coder.lua", "return {{\n")
     assert.is_nil(reload.apply(e, { ["roles/coder.lua"] = true }))
     assert.equal(3, count(events, "reload_error"))
+    e.close_all()
+  end)
+
+  -- uv.new_fs_event with the watch of path failing as the kernel's inotify limit does ->
+  -- a function that puts the real one back
+  local function failing_watch(path)
+    local uv = require "luv"
+    local real = uv.new_fs_event
+    uv.new_fs_event = function()
+      local h = real()
+      return setmetatable({}, { __index = function(_, k)
+        if k == "start" then
+          return function(_, p, ...)
+            if p == path then return nil, "ENOSPC: no space left on device", "ENOSPC" end
+            return h:start(p, ...)
+          end
+        end
+        return function(_, ...) return h[k](h, ...) end
+      end })
+    end
+    return function() uv.new_fs_event = real end
+  end
+
+  it("says a watch that failed before the run began after its run_start, with its id, journaled as the run ends",
+    function()
+    local dir = notes_project(true)
+    local e, events = open(dir)
+    local restore = failing_watch(dir .. "/roles")
+    local ok, w = pcall(reload.watch, e, { debounce_ms = 10000 })
+    restore()
+    if not ok then error(w) end
+    -- nothing of the run is said before its run_start, in the stream or the journal
+    assert.equal(0, count(events, "watch_error"))
+    local id = assert(e:start("NOTES"))
+    -- a run that ends at once, the watch closed right after, as orket run closes it
+    e:stop()
+    local status = e:execute(id)
+    w:close()
+    assert.equal("interrupted", status)
+    local start_at, watch_at
+    for i, ev in ipairs(events) do
+      if ev.type == "run_start" then start_at = start_at or i end
+      if ev.type == "watch_error" then watch_at = watch_at or i end
+    end
+    assert.is_number(start_at)
+    assert.is_number(watch_at)
+    assert.is_true(start_at < watch_at, "watch_error said before run_start")
+    assert.equal(1, count(events, "watch_error"))
+    assert.equal(id, events[watch_at].run_id)
+    assert.equal("roles", events[watch_at].file)
+    -- the journal's row was written before the watch closed, with the run
+    local rows = e.db:rows("SELECT run_id, data FROM events WHERE kind = 'watch_error'")
+    assert.equal(1, #rows)
+    assert.equal(id, rows[1].run_id)
+    assert.equal(events[watch_at].error, require("cjson").decode(rows[1].data).error)
+    e.close_all()
+  end)
+
+  it("says nothing of a watch that failed for a run that never began", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local restore = failing_watch(dir .. "/roles")
+    local ok, w = pcall(reload.watch, e, { debounce_ms = 10000 })
+    restore()
+    if not ok then error(w) end
+    w:close()
+    assert.is_nil(e.on_run_start)
+    assert.equal(0, count(events, "watch_error"))
+    assert.equal(0, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'watch_error'").n)
+    e.close_all()
+  end)
+
+  it("says no held watch failure whose folder was watched before the run began", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local restore = failing_watch(dir .. "/roles")
+    local ok, w = pcall(reload.watch, e, { debounce_ms = 10000 })
+    restore()
+    if not ok then error(w) end
+    -- before the run's start, a reload retries the watch, which works now
+    w:touch("tools/x.lua")
+    w:trigger()
+    assert.is_truthy(w.handles[dir .. "/roles"])
+    w:run_started()
+    assert.equal(0, count(events, "watch_error"))
+    assert.equal(0, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'watch_error'").n)
+    w:close()
+    e.close_all()
+  end)
+
+  -- e.db:event slowed for events of kind, as a store that waits on its server: -> state
+  -- {entered=, hold=} (the write waits while hold is true)
+  local function slow_journal(e, kind)
+    local st, db = { entered = false, hold = true }, e.db
+    local real = db.event
+    db.event = function(self, ev)
+      if ev.kind == kind then
+        st.entered = true
+        while st.hold do orket.sleep(10) end
+      end
+      return real(self, ev)
+    end
+    return st
+  end
+  local function rows(e, kind)
+    return e.db:row("SELECT count(*) AS n FROM events WHERE kind = '" .. kind .. "'").n
+  end
+
+  it("waits as it closes for the row of a reload its timer started, as a run ends right after", function()
+    local dir = notes_project(true)
+    local e = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10 })
+    local st = slow_journal(e, "reload")
+    H.write(dir .. "/roles/coder.lua", MARKED_CODER)
+    w:touch("roles/coder.lua")
+    local t0 = orket.now()
+    while not st.entered and orket.now() - t0 < 5000 do orket.sleep(5) end
+    assert.is_true(st.entered)
+    local uv = require "luv"
+    local release = uv.new_timer()
+    release:start(200, 0, function() st.hold = false end)
+    w:close()
+    release:close()
+    assert.is_false(st.hold)
+    assert.equal(1, rows(e, "reload"))
+    -- closed in a task, as orket serve's executor closes it: the same
+    w = reload.watch(e, { debounce_ms = 10 })
+    st.entered, st.hold = false, true
+    H.write(dir .. "/roles/coder.lua", coder("IN-A-TASK"))
+    w:touch("roles/coder.lua")
+    t0 = orket.now()
+    while not st.entered and orket.now() - t0 < 5000 do orket.sleep(5) end
+    assert.is_true(st.entered)
+    release = uv.new_timer()
+    release:start(200, 0, function() st.hold = false end)
+    assert(require("orket.task").spawn(function() w:close() end):join())
+    release:close()
+    assert.is_false(st.hold)
+    assert.equal(2, rows(e, "reload"))
+    e.close_all()
+  end)
+
+  it("stops its watches before it waits for a row as it closes, and waits a bounded while", function()
+    local dir = notes_project(true)
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    w:run_started()
+    -- tools/ made during the run cannot be watched; then, while the watch closes, roles/
+    -- swapped for a folder that cannot be watched either
+    local restore1 = failing_watch(dir .. "/tools")
+    local restore2 = failing_watch(dir .. "/roles")
+    local st = slow_journal(e, "watch_error")
+    local ok, err = pcall(function()
+      os.execute("mkdir " .. q(dir .. "/tools"))
+      local t0 = orket.now()
+      while not st.entered and orket.now() - t0 < 5000 do orket.sleep(5) end
+      assert.is_true(st.entered)
+      assert.equal(1, count(events, "watch_error"))
+      local uv = require "luv"
+      local swap, release = uv.new_timer(), uv.new_timer()
+      swap:start(30, 0, function()
+        os.execute("mv " .. q(dir .. "/roles") .. " " .. q(dir .. "/roles.old") .. " && mkdir " .. q(dir .. "/roles"))
+      end)
+      release:start(3000, 0, function() st.hold = false end)
+      local old = reload.CLOSE_WAIT_MS
+      reload.CLOSE_WAIT_MS = 300
+      t0 = orket.now()
+      w:close()
+      reload.CLOSE_WAIT_MS = old
+      local took = orket.now() - t0
+      -- the row still being written when the wait ended is written after
+      while st.hold do orket.sleep(10) end
+      swap:close()
+      release:close()
+      assert.is_true(took < 2000, "close waited " .. took .. " ms")
+      -- nothing said once it closed
+      assert.equal(1, count(events, "watch_error"))
+      t0 = orket.now()
+      while rows(e, "watch_error") < 1 and orket.now() - t0 < 5000 do orket.sleep(10) end
+      assert.equal(1, rows(e, "watch_error"))
+    end)
+    restore2()
+    restore1()
+    st.hold = false
+    if not ok then error(err, 0) end
+    e.close_all()
+  end)
+
+  it("takes the scripts edited in the burst that removed orket.lua, and says the removal once", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local settings = e.settings
+    local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
+    -- one burst: orket.lua moved away and a role edited (a checkout of another branch, say)
+    os.remove(dir .. "/orket.lua")
+    H.write(dir .. "/roles/coder.lua", coder("SAME-BURST"))
+    w:touch("orket.lua")
+    w:touch("roles/coder.lua")
+    local ok, err, code = w:trigger()
+    assert.is_nil(ok)
+    assert.equal("ENOENT", code)
+    assert.matches("^orket.lua: removed; the run goes on with the settings it loaded", err)
+    assert.equal("SAME-BURST", e.roles.by_name.coder.intent)
+    assert.equal(settings, e.settings)
+    -- the reload of the script, then the removal, said last
+    assert.equal(1, count(events, "reload"))
+    assert.equal(1, count(events, "reload_error"))
+    local last, before = events[#events], events[#events - 1]
+    assert.equal("reload", before.type)
+    assert.same({ "roles/coder.lua" }, before.files)
+    assert.equal("reload_error", last.type)
+    assert.equal("orket.lua", last.file)
+    assert.same({ "orket.lua", "roles/coder.lua" }, last.files)
+    assert.equal(1, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'reload'").n)
+    assert.equal(1, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'reload_error'").n)
+    -- what the watch compares a folder's next event with is the script in force
+    assert.equal(require("orket.c.crypto").hash(coder("SAME-BURST")), w.seen["roles/coder.lua"])
+    -- a later burst naming orket.lua, still gone, with another edit: the edit reloads, the
+    -- standing removal is not said again
+    H.write(dir .. "/roles/coder.lua", coder("NEXT-BURST"))
+    w:touch("orket.lua")
+    w:touch("roles/coder.lua")
+    assert.is_nil(w:trigger())
+    assert.equal("NEXT-BURST", e.roles.by_name.coder.intent)
+    assert.equal(2, count(events, "reload"))
+    assert.equal(1, count(events, "reload_error"))
+    -- a broken script in such a burst is said, the old set kept
+    H.write(dir .. "/roles/coder.lua", "return {{\n")
+    w:touch("orket.lua")
+    w:touch("roles/coder.lua")
+    assert.is_nil(w:trigger())
+    assert.equal("NEXT-BURST", e.roles.by_name.coder.intent)
+    assert.equal(2, count(events, "reload_error"))
+    assert.equal("roles/coder.lua", events[#events].file)
+    w:close()
+    e.close_all()
+  end)
+
+  it("keeps the loaded version of each script removed while orket.lua is away; takes the edited and added ones",
+    function()
+    local dir = notes_project()
+    os.execute("mkdir " .. q(dir .. "/tools"))
+    H.write(dir .. "/policies/guard.lua", "deny { tool = \"delete_file\", reason = \"guarded\" }\n"
+      .. "deny { tool = \"write_file\", reason = \"when-guard\", when = function(call) return true end }\n")
+    H.write(dir .. "/policies/default.lua", "deny { tool = \"run_command\", reason = \"own default\" }\n")
+    H.write(dir .. "/roles/coder.lua", coder("OWN-CODER"))
+    H.write(dir .. "/tools/add_issue_comment.lua", V2_COMMENT)
+    H.write(dir .. "/routing.lua", "return { model = function(t) return nil end }\n")
+    local e, events = open(dir)
+    local policies, routing = e.policies, e.routing
+    local function reasons()
+      local out = {}
+      for _, r in ipairs(e.policies.rules) do out[#out + 1] = r.reason end
+      return out
+    end
+    local before = reasons()
+    assert.is_truthy(routing.file)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    -- a checkout in progress: orket.lua, the policies folder, a role, a tool and routing.lua
+    -- go; a role is added and another edited in the same burst
+    os.remove(dir .. "/orket.lua")
+    os.execute("rm -r " .. q(dir .. "/policies") .. " " .. q(dir .. "/tools"))
+    os.remove(dir .. "/roles/coder.lua")
+    os.remove(dir .. "/routing.lua")
+    H.write(dir .. "/roles/extra.lua", coder("ADDED"))
+    H.write(dir .. "/roles/architect.lua", coder("EDITED"))
+    for _, f in ipairs { "orket.lua", "policies/guard.lua", "policies/default.lua", "roles/coder.lua",
+      "tools/add_issue_comment.lua", "routing.lua", "roles/extra.lua", "roles/architect.lua" } do
+      w:touch(f)
+    end
+    local ok, err, code = w:trigger()
+    assert.is_nil(ok, err)
+    assert.equal("ENOENT", code)
+    assert.equal(1, count(events, "reload"))
+    -- edited and added: taken
+    assert.equal("ADDED", e.roles.by_name.extra.intent)
+    assert.equal("EDITED", e.roles.by_name.architect.intent)
+    -- removed: the loaded version kept, never Orket's own in its place
+    assert.equal("OWN-CODER", e.roles.by_name.coder.intent)
+    assert.equal("Add a comment (v2).", e.tools:get("add_issue_comment").description)
+    assert.same(policies.files, e.policies.files)
+    assert.same(before, reasons())
+    assert.is_truthy(e.policies.compiled)
+    -- a kept rule's `when` answers at its place in the new set
+    for i, r in ipairs(e.policies.rules) do
+      if r.reason == "when-guard" then assert.is_true(e.policies:predicate(i, { tool = "write_file" })) end
+    end
+    assert.equal(routing, e.routing)
+    -- a later burst, orket.lua still away and not named: the same
+    H.write(dir .. "/roles/extra.lua", coder("ADDED-AGAIN"))
+    w:touch("roles/extra.lua")
+    assert.is_true(w:trigger())
+    assert.equal("ADDED-AGAIN", e.roles.by_name.extra.intent)
+    assert.equal("OWN-CODER", e.roles.by_name.coder.intent)
+    assert.same(policies.files, e.policies.files)
+    assert.same(before, reasons())
+    assert.equal(1, count(events, "reload_error"))
+    -- and one naming no file (an event on a folder itself) reloads as any burst does
+    H.write(dir .. "/roles/extra.lua", coder("UNNAMED"))
+    w:touch()
+    assert.is_true(w:trigger())
+    assert.equal("UNNAMED", e.roles.by_name.extra.intent)
+    assert.equal("OWN-CODER", e.roles.by_name.coder.intent)
+    assert.same(before, reasons())
+    -- orket.lua back: the folders alone are the set again
+    os.execute("cp " .. q(H.ROOT .. "/examples/notes/orket.lua") .. " " .. q(dir .. "/orket.lua"))
+    w:touch("orket.lua")
+    assert.is_true(w:trigger())
+    assert.not_equal("OWN-CODER", e.roles.by_name.coder.intent)
+    assert.not_equal("Add a comment (v2).", e.tools:get("add_issue_comment").description)
+    for _, r in ipairs(reasons()) do assert.not_equal("guarded", r) end
+    assert.is_nil(e.routing.file)
+    w:close()
+    e.close_all()
+  end)
+
+  it("says a broken script of the burst that removed orket.lua once, at later bursts too", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    os.remove(dir .. "/orket.lua")
+    H.write(dir .. "/roles/coder.lua", "return {{\n")
+    w:touch("orket.lua")
+    w:touch("roles/coder.lua")
+    assert.is_nil(w:trigger())
+    assert.equal(2, count(events, "reload_error"))
+    -- another burst, the script still broken, orket.lua still away (named or not)
+    w:touch("roles/architect.lua")
+    local ok, err = w:trigger()
+    assert.is_nil(ok)
+    assert.matches("^roles/coder.lua:", err)
+    w:touch("orket.lua")
+    w:touch("roles/architect.lua")
+    assert.is_nil(w:trigger())
+    assert.equal(2, count(events, "reload_error"))
+    assert.equal(2, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'reload_error'").n)
+    w:close()
     e.close_all()
   end)
 end)
