@@ -274,6 +274,12 @@ describe("one server, many projects", function()
     st, doc = req(s, "GET", "/v1/projects/notes/audit", kh)
     assert.same({ "user:bob", "comment", "NOTES-2" }, { doc.entries[#doc.entries].actor, doc.entries[#doc.entries].action,
       doc.entries[#doc.entries].card })
+    -- named as bob, with the key it came through beside him: a leaked key is traced to its id
+    assert.equal(key_id, doc.entries[#doc.entries].key)
+    assert.equal(200, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", bob, { body = "by hand" })))
+    st, doc = req(s, "GET", "/v1/projects/notes/audit", kh)
+    assert.same({ "user:bob", "comment" }, { doc.entries[#doc.entries].actor, doc.entries[#doc.entries].action })
+    assert.is_nil(doc.entries[#doc.entries].key) -- his sign-in's session is no key
     -- a viewer key never writes, whatever its person may
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-ro", role = "viewer" })
     assert.equal(201, st)
@@ -789,6 +795,76 @@ db:close()
     assert.matches("your strongest role is none (a member of no project)", doc.error.message, 1, true)
     assert.equal("a server admin grants you a role in a project first (orket projects grant PROJECT carol ROLE, or "
       .. "PUT /v1/users/carol/projects/PROJECT {role}); then make the key (docs/teams.md#roles)", doc.error.remedy)
+    assert.equal(0, s.stop())
+  end)
+
+  it("holds an admin's key for a person to the person's strongest role", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    -- bob is a developer in notes only: an admin key of his would be a server admin's the day
+    -- he were promoted, wherever it had been pasted meanwhile
+    local st, doc = req(s, "POST", "/v1/users/bob/keys", root, { name = "bob-admin", role = "admin" })
+    assert.same({ 403, "forbidden", "bob's strongest role is developer: a key of theirs may be that or lower" },
+      { st, doc.error.code, doc.error.message })
+    assert.matches("grant bob that role first (PUT /v1/users/bob/projects/PROJECT {role}", doc.error.remedy, 1, true)
+    assert.equal(201, (req(s, "POST", "/v1/users/bob/keys", root, { name = "bob-ci", role = "operator" })))
+    assert.equal(404, (req(s, "POST", "/v1/users/ghost/keys", root, { name = "x", role = "viewer" })))
+    -- a server admin's keys may be admin keys; a person of no project gets none
+    assert.equal(201, (req(s, "POST", "/v1/users/root/keys", root, { name = "root-ci", role = "admin" })))
+    ok(H.orket("projects revoke notes bob", { cwd = dir }), "revoke")
+    st, doc = req(s, "POST", "/v1/users/bob/keys", root, { name = "bob-ro", role = "viewer" })
+    assert.same({ 403, "bob is a member of no project: a key of theirs would reach nothing" }, { st, doc.error.message })
+    assert.equal(0, s.stop())
+  end)
+
+  it("says in each refusal of people, keys and roles what the caller is and what would help", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local s = H.serve(dir)
+    local root, alice, bob = sign_in(s, "root"), sign_in(s, "alice"), sign_in(s, "bob")
+    -- a conflict of people or keys is not cured by asking again, as the general 409 said
+    local st, doc = req(s, "PUT", "/v1/users/root/role", root, { role = "operator" })
+    assert.same({ 409, "conflict" }, { st, doc.error.code })
+    assert.matches("^make another person a server admin first %(PUT /v1/users/NAME/role", doc.error.remedy)
+    st, doc = req(s, "POST", "/v1/users", root, { name = "alice", role = "viewer", password = PASS })
+    assert.same({ 409, "choose another name (a key's is free again once the key that has it is revoked)" },
+      { st, doc.error.remedy })
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "ro", role = "viewer" })
+    local ro, ro_id = { "Authorization: Bearer " .. doc.key, JSON }, doc.id
+    assert.equal(200, (req(s, "DELETE", "/v1/me/keys/" .. ro_id, bob)))
+    st, doc = req(s, "DELETE", "/v1/me/keys/" .. ro_id, bob)
+    assert.same({ 409, "nothing to do: it was done already" }, { st, doc.error.remedy })
+    st, doc = req(s, "DELETE", "/v1/users/root/projects/default", root)
+    assert.matches("^take the server admin role away first", doc.error.remedy)
+    -- a role refused says which role, where, what the caller has there, and who can change it
+    st, doc = req(s, "GET", "/v1/users", alice)
+    assert.same({ 403, "this is for the server's admins, and this request does not act as one",
+      "a server admin makes you one (PUT /v1/users/alice/role {\"role\": \"admin\"}, or 'orket users role alice "
+        .. "admin') (docs/teams.md#roles)" }, { st, doc.error.message, doc.error.remedy })
+    ok(H.orket("projects grant default bob viewer", { cwd = dir }), "grant")
+    st, doc = req(s, "POST", "/v1/cards/API-2/comments", bob, { body = "no" })
+    assert.same({ 403, "this needs the developer role in project 'default'; you act there as viewer",
+      "a server admin grants it (PUT /v1/users/bob/projects/default {\"role\": \"developer\"}, or 'orket projects "
+        .. "grant default bob developer') (docs/teams.md#roles)" }, { st, doc.error.message, doc.error.remedy })
+    -- when the key is the limit, not the person, it says so
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "ro2", role = "viewer" })
+    ro = { "Authorization: Bearer " .. doc.key, JSON }
+    st, doc = req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", ro, { body = "no" })
+    assert.same({ 403, "this needs the developer role in project 'notes'; you act there as viewer" },
+      { st, doc.error.message })
+    assert.matches("^this viewer key %(or a session opened with it%) acts with no more than its own role", doc.error.remedy)
+    st, doc = req(s, "POST", "/v1/me/keys", ro, { name = "up", role = "operator" })
+    assert.same({ 403, "a viewer key makes keys of its role or lower" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "op", role = "operator" })
+    st, doc = req(s, "POST", "/v1/me/keys", { "Authorization: Bearer " .. doc.key, JSON }, { name = "up", role = "admin" })
+    assert.same({ 403, "an operator key makes keys of its role or lower" }, { st, doc.error.message })
+    -- the audit's paging names the bound it broke
+    st, doc = req(s, "GET", "/v1/audit?limit=0", root)
+    assert.same({ 400, "?limit= takes a whole number from 1 to 200 (100 when absent)" }, { st, doc.error.message })
+    st, doc = req(s, "GET", "/v1/audit?after=x", root)
+    assert.same({ 400, "?after= takes an entry's id, a whole number (0: from the first)" }, { st, doc.error.message })
     assert.equal(0, s.stop())
   end)
 

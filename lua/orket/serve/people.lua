@@ -74,7 +74,7 @@ local function my_key_create(_, ctx)
   end
   if cap and not keys.allows(cap, want) then
     -- a key makes no key stronger than itself: a viewer key cannot mint an operator key
-    return err(403, "forbidden", "a " .. cap .. " key makes keys of its role or lower",
+    return err(403, "forbidden", (cap == "viewer" and "a " or "an ") .. cap .. " key makes keys of its role or lower",
       "ask for a role no stronger than " .. cap .. ", or make the key with a key of that role or higher "
         .. "(docs/teams.md#keys)")
   end
@@ -90,6 +90,26 @@ local function my_key_create(_, ctx)
   if not keys.allows(top, want) then
     return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be that or lower", top),
       "ask for a role no stronger than your strongest; a stronger one is an admin's to grant (docs/teams.md#roles)")
+  end
+  return key_create(ctx, user)
+end
+
+-- POST /v1/users/{name}/keys: an admin's key for a person is held to the person's strongest
+-- role as their own is; else a CI key made "admin" for a developer would become a server
+-- admin's key the day they were promoted, wherever it had been pasted meanwhile
+local function user_key_create(_, ctx)
+  local user, want = ctx.params.name, ctx.body.role
+  if not accounts.exists(ctx.db, user) then return err(404, "not_found", "no person named '" .. user .. "'") end
+  local top = highest(ctx.db, { user = user }, user)
+  local grant = "grant " .. user .. " that role first (PUT /v1/users/" .. user .. "/projects/PROJECT {role}, or "
+    .. "PUT /v1/users/" .. user .. "/role {\"role\": \"admin\"} for an admin key), or ask for a role no stronger "
+    .. "(docs/teams.md#keys)"
+  if not top then
+    return err(403, "forbidden", user .. " is a member of no project: a key of theirs would reach nothing", grant)
+  end
+  if not keys.allows(top, want) then
+    return err(403, "forbidden", string.format("%s's strongest role is %s: a key of theirs may be that or lower",
+      user, top), grant)
   end
   return key_create(ctx, user)
 end
@@ -192,7 +212,6 @@ local function user_keys(_, ctx)
   if not accounts.exists(ctx.db, ctx.params.name) then return err(404, "not_found", "no person named '" .. ctx.params.name .. "'") end
   return 200, keys.list_doc(ctx.db, ctx.params.name)
 end
-local function user_key_create(_, ctx) return key_create(ctx, ctx.params.name) end
 local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, ctx.params.id) end
 
 local ROLE = { type = "string", enum = { "viewer", "operator", "admin" } }

@@ -74,8 +74,13 @@ M.principal = principal
 --- keyid=}), which the chain's hash then covers.
 function M.audited(ctx, e)
   local db = ctx.db
+  -- a person acting through one of their keys (or a session opened with one) is named as
+  -- the person; the key's id beside it tells which key, so that a key that leaked can be
+  -- traced and revoked without ending the person's other keys
+  local who = ctx.who
+  local key = who and who.user and who.key_id or nil
   db:event { kind = "api_write", card = e.card, run = e.run, actor = e.actor,
-    data = { action = e.action, route = ctx.route, subject = e.subject } }
+    data = { action = e.action, route = ctx.route, subject = e.subject, key = key } }
   audit_chain.record(db, { actor = e.actor, action = e.action, card = e.card, route = ctx.route, subject = e.subject })
   ctx.audited = true
 end
@@ -196,7 +201,10 @@ local AUDIT_MAX = 200
 local function audit(_, ctx)
   local after = routes.whole(ctx.query.after or "0")
   local limit = routes.whole(ctx.query.limit or "100")
-  if not after or not limit or limit < 1 then return err(400, "bad_query", "?after= and ?limit= take whole numbers") end
+  if not after then return err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
+  if not limit or limit < 1 then
+    return err(400, "bad_query", "?limit= takes a whole number from 1 to " .. AUDIT_MAX .. " (100 when absent)")
+  end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
   local out = {}
   -- whom a people change was about is the server's admins' to read, as the journal's
@@ -205,7 +213,7 @@ local function audit(_, ctx)
   for _, r in ipairs(sj.api_writes(ctx.db, after, limit)) do
     local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route,
-      subject = people and d.subject or nil }
+      key = d.key, subject = people and d.subject or nil }
   end
   return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }
 end
@@ -221,6 +229,7 @@ local AUDIT = { type = "object", additionalProperties = true, required = { "entr
   entries = { type = "array", items = { type = "object", additionalProperties = true, required = { "id", "at", "actor", "action", "route" },
     properties = { id = { type = "integer" }, at = { type = "string" }, card = { type = "string" },
       actor = { type = "string" }, action = { type = "string" }, route = { type = "string" },
+      key = { type = "string", description = "the id of the person's key (or of the key whose session) it was made with" },
       subject = { type = "object", description = "whom a people or key change was about: person, project, role, key, keyid",
         additionalProperties = { type = "string" } } } } },
   next = { type = "integer" } } }
