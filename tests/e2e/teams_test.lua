@@ -860,6 +860,12 @@ db:close()
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "op", role = "operator" })
     st, doc = req(s, "POST", "/v1/me/keys", { "Authorization: Bearer " .. doc.key, JSON }, { name = "up", role = "admin" })
     assert.same({ 403, "an operator key makes keys of its role or lower" }, { st, doc.error.message })
+    -- a body's field is a field, not a tool's argument
+    st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "viewer", password = PASS, team = "x" })
+    assert.same({ 400, "body.team: unknown field; this route takes only the fields GET /v1/openapi.json lists for it" },
+      { st, doc.error.message })
+    st, doc = req(s, "PUT", "/v1/users/alice/projects/notes", root, {})
+    assert.same({ 400, "body.role: a required field is missing" }, { st, doc.error.message })
     -- the audit's paging names the bound it broke
     st, doc = req(s, "GET", "/v1/audit?limit=0", root)
     assert.same({ 400, "?limit= takes a whole number from 1 to 200 (100 when absent)" }, { st, doc.error.message })

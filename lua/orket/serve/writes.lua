@@ -262,7 +262,13 @@ function M.check(route, body)
   if not route.schema then return true end
   if type(body) ~= "table" then return nil, "the body must be a JSON object" end
   local ok, msg = cschema.validate(route.schema, body)
-  if not ok then return nil, (tostring(msg):gsub("^args", "body")) end
+  if not ok then
+    -- the validator speaks of a tool's arguments (its first use); a body has fields
+    msg = tostring(msg):gsub("^args", "body"):gsub("unknown argument; this tool accepts only the parameters its schema "
+      .. "lists", "unknown field; this route takes only the fields GET /v1/openapi.json lists for it")
+      :gsub("required argument is missing", "a required field is missing")
+    return nil, msg
+  end
   return true
 end
 
