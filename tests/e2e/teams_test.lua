@@ -280,6 +280,17 @@ describe("one server, many projects", function()
     st, doc = req(s, "GET", "/v1/projects/notes/audit", kh)
     assert.same({ "user:bob", "comment" }, { doc.entries[#doc.entries].actor, doc.entries[#doc.entries].action })
     assert.is_nil(doc.entries[#doc.entries].key) -- his sign-in's session is no key
+    -- one person's writes alone, who did what
+    add(dir, "carol", "operator")
+    ok(H.orket("projects grant notes carol developer", { cwd = dir }), "grant carol")
+    assert.equal(200, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", sign_in(s, "carol"), { body = "c" })))
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=user:bob", kh)
+    assert.same({ 200, 2 }, { st, #doc.entries })
+    for _, e in ipairs(doc.entries) do assert.equal("user:bob", e.actor) end
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=user%3Acarol&limit=5", kh)
+    assert.same({ 200, 1, "user:carol" }, { st, #doc.entries, doc.entries[1].actor })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=", kh)
+    assert.same({ 400, "bad_query" }, { st, doc.error.code })
     -- a viewer key never writes, whatever its person may
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-ro", role = "viewer" })
     assert.equal(201, st)

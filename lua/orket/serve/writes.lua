@@ -197,7 +197,7 @@ end)
 
 local AUDIT_MAX = 200
 
--- GET /v1/audit[?after=ID][&limit=N]: the writes made through the API, oldest first.
+-- GET /v1/audit[?after=ID][&limit=N][&actor=A]: the writes made through the API, oldest first.
 local function audit(_, ctx)
   local after = routes.whole(ctx.query.after or "0")
   local limit = routes.whole(ctx.query.limit or "100")
@@ -206,11 +206,16 @@ local function audit(_, ctx)
     return err(400, "bad_query", "?limit= takes a whole number from 1 to " .. AUDIT_MAX .. " (100 when absent)")
   end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
+  -- one person's or key's writes: `user:alice`, a key's id, `local:USER`, `github:bob`
+  local actor = ctx.query.actor
+  if actor and (actor == "" or #actor > 200) then
+    return err(400, "bad_query", "?actor= takes an actor as the entries name it (user:NAME, a key's id), 1 to 200 bytes")
+  end
   local out = {}
   -- whom a people change was about is the server's admins' to read, as the journal's
   -- rows about people are (docs/teams.md, "Visible only to members")
   local people = routes.people_reader(ctx.server, ctx.who)
-  for _, r in ipairs(sj.api_writes(ctx.db, after, limit)) do
+  for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor)) do
     local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route,
       key = d.key, subject = people and d.subject or nil }
@@ -253,7 +258,8 @@ function M.add(router)
   router:add("GET", "/v1/audit", { handler = audit, role = "viewer", name = "audit",
     summary = "The writes made through the API, oldest first",
     query = { { name = "after", type = "integer", description = "entries after this id" },
-      { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" } },
+      { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" },
+      { name = "actor", type = "string", description = "only the writes of this actor (user:NAME, a key's id)" } },
     responses = { [200] = { schema = AUDIT } } })
 end
 

@@ -50,6 +50,11 @@ describe("store operations", function()
     assert.equal("move", rows[1].data.action)
     assert.equal(1, #sj.api_writes(db, first, 10))
     assert.equal(1, #sj.api_writes(db, 0, 1))
+    -- one actor's alone (GET /v1/audit?actor=), paged the same
+    assert.same({ second }, { sj.api_writes(db, 0, 10, "k2")[1].id })
+    assert.equal(1, #sj.api_writes(db, 0, 10, "k2"))
+    assert.equal(0, #sj.api_writes(db, second, 10, "k2"))
+    assert.equal(0, #sj.api_writes(db, 0, 10, "nobody"))
     db:close()
   end)
 
