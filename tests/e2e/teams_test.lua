@@ -871,6 +871,13 @@ db:close()
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "op", role = "operator" })
     st, doc = req(s, "POST", "/v1/me/keys", { "Authorization: Bearer " .. doc.key, JSON }, { name = "up", role = "admin" })
     assert.same({ 403, "an operator key makes keys of its role or lower" }, { st, doc.error.message })
+    -- taking out of a project names what does not exist, as granting does
+    st, doc = req(s, "DELETE", "/v1/users/ghost/projects/notes", root)
+    assert.same({ 404, "no person named 'ghost'" }, { st, doc.error.message })
+    st, doc = req(s, "DELETE", "/v1/users/bob/projects/nope", root)
+    assert.same({ 404, "no project named 'nope'" }, { st, doc.error.message })
+    st, doc = req(s, "DELETE", "/v1/users/alice/projects/notes", root)
+    assert.same({ 404, "'alice' is not a member of 'notes'" }, { st, doc.error.message })
     -- a body's field is a field, not a tool's argument
     st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "viewer", password = PASS, team = "x" })
     assert.same({ 400, "body.team: unknown field; this route takes only the fields GET /v1/openapi.json lists for it" },

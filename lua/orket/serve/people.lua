@@ -200,6 +200,7 @@ end
 
 local function revoke(_, ctx)
   local p = ctx.params
+  if not ctx.server.projects[p.project] then return err(404, "not_found", "no project named '" .. p.project .. "'") end
   local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by)
     return team.revoke(ctx.db, p.project, p.name, by, ctx.server.signin)
   end,

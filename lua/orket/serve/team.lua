@@ -140,7 +140,9 @@ end
 function M.revoke(db, project, user, actor, signin)
   return db:tx(function()
     local row = users.get(db, user)
-    if row and row.role == "admin" then
+    -- named as grant names it, not as "not a member", which sends one looking for a grant
+    if not row then return nil, "no person named '" .. tostring(user) .. "'", "ENOENT" end
+    if row.role == "admin" then
       return nil, string.format("%s is a server admin, an admin of every project whatever their memberships: "
         .. "take that away first ('orket users role %s operator')", user, user), "ESERVERADMIN"
     end
