@@ -884,6 +884,14 @@ db:close()
     assert.same({ 404, "no project named 'nope'" }, { st, doc.error.message })
     st, doc = req(s, "DELETE", "/v1/users/alice/projects/notes", root)
     assert.same({ 404, "'alice' is not a member of 'notes'" }, { st, doc.error.message })
+    -- a person's bad name or short password is named by its field
+    st, doc = req(s, "POST", "/v1/users", root, { name = "Dan Smith", role = "viewer", password = PASS })
+    assert.same({ 400, "body.name: a person's name is 1 to 64 lowercase letters, digits, '.', '_' or '-', starting "
+      .. "with a letter" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "viewer", password = "short" })
+    assert.same({ 400, "body.password: a password must be 8 to 1024 bytes" }, { st, doc.error.message })
+    st, doc = req(s, "PUT", "/v1/users/alice/password", root, { password = "short" })
+    assert.same({ 400, "body.password: a password must be 8 to 1024 bytes" }, { st, doc.error.message })
     -- a body's field is a field, not a tool's argument
     st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "viewer", password = PASS, team = "x" })
     assert.same({ 400, "body.team: unknown field; this route takes only the fields GET /v1/openapi.json lists for it" },

@@ -146,6 +146,13 @@ local function add(_, ctx)
   local b = ctx.body
   local known = ctx.server.projects
   if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
+  -- the field named, as the schema's own refusals name theirs
+  local nok, nerr = accounts.check_name(b.name)
+  if not nok then return err(400, "bad_request", "body.name: " .. nerr) end
+  if #b.password < accounts.MIN_PASSWORD then
+    return err(400, "bad_request", string.format("body.password: a password must be %d to %d bytes",
+      accounts.MIN_PASSWORD, accounts.MAX_PASSWORD))
+  end
   -- hashed before the transaction, which cannot wait on the thread pool
   local hash, herr, hcode = accounts.hash(b.name, b.role, b.password)
   if not hash then return refused(herr, hcode) end
@@ -171,7 +178,7 @@ end
 local function set_password(_, ctx)
   local name, who = ctx.params.name, ctx.who
   local hash, herr, hcode = accounts.hash_password(ctx.body.password)
-  if not hash then return refused(herr, hcode) end
+  if not hash then return refused(hcode == "EUSAGE" and "body.password: " .. herr or herr, hcode) end
   local keep = who.user == name and not who.key_session and who.session or nil
   local res, msg, code = admin.in_tx(ctx, "user_password", function(by)
     return accounts.set_password(ctx.db, name, hash, by, keep)
