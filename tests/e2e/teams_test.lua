@@ -884,6 +884,12 @@ db:close()
     assert.same({ 404, "no project named 'nope'" }, { st, doc.error.message })
     st, doc = req(s, "DELETE", "/v1/users/alice/projects/notes", root)
     assert.same({ 404, "'alice' is not a member of 'notes'" }, { st, doc.error.message })
+    -- an account's admin is a server admin: never made by what reads as a project's admin
+    st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "admin", password = PASS, project = "notes" })
+    assert.same({ 400, "body.role: admin makes a server admin (an admin of every project, who manages people), not an "
+      .. "admin of 'notes' alone" }, { st, doc.error.message })
+    assert.matches("then PUT /v1/users/NAME/projects/notes {\"role\": \"admin\"}", doc.error.remedy, 1, true)
+    assert.equal(404, (req(s, "GET", "/v1/users/dan/keys", root)))
     -- a person's bad name or short password is named by its field
     st, doc = req(s, "POST", "/v1/users", root, { name = "Dan Smith", role = "viewer", password = PASS })
     assert.same({ 400, "body.name: a person's name is 1 to 64 lowercase letters, digits, '.', '_' or '-', starting "

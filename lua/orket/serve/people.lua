@@ -146,6 +146,14 @@ local function add(_, ctx)
   local b = ctx.body
   local known = ctx.server.projects
   if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
+  -- role is the account role: admin makes a server admin, of every project. Sent with
+  -- another project it reads as "an admin of that project" and would give all of them
+  if b.role == "admin" and b.project and b.project ~= projects.DEFAULT then
+    return err(400, "bad_request", "body.role: admin makes a server admin (an admin of every project, who manages "
+      .. "people), not an admin of '" .. b.project .. "' alone", "to make an admin of '" .. b.project .. "' only, add "
+      .. "them as viewer or operator, then PUT /v1/users/NAME/projects/" .. b.project .. " {\"role\": \"admin\"}; "
+      .. "for a server admin, leave out project (docs/teams.md#people-the-api)")
+  end
   -- the field named, as the schema's own refusals name theirs
   local nok, nerr = accounts.check_name(b.name)
   if not nok then return err(400, "bad_request", "body.name: " .. nerr) end
