@@ -197,7 +197,7 @@ end)
 
 local AUDIT_MAX = 200
 
--- GET /v1/audit[?after=ID][&limit=N][&actor=A]: the writes made through the API, oldest first.
+-- GET /v1/audit[?after=ID][&limit=N][&actor=A][&key=ID]: the writes made through the API, oldest first.
 local function audit(_, ctx)
   local after = routes.whole(ctx.query.after or "0")
   local limit = routes.whole(ctx.query.limit or "100")
@@ -206,19 +206,26 @@ local function audit(_, ctx)
     return err(400, "bad_query", "?limit= takes a whole number from 1 to " .. AUDIT_MAX .. " (100 when absent)")
   end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
-  -- one person's or key's writes: `user:alice`, a key's id, `local:USER`, `github:bob`
-  local actor = ctx.query.actor
+  -- one actor's writes (`user:alice`, the id of a key of no person, `local:USER`), or those
+  -- made through one person's key (?key=ID: its person is the actor, the key is `key`)
+  local actor, key = ctx.query.actor, ctx.query.key
   if actor and (actor == "" or #actor > 200) then
-    return err(400, "bad_query", "?actor= takes an actor as the entries name it (user:NAME, a key's id), 1 to 200 bytes")
+    return err(400, "bad_query", "?actor= takes an actor as the entries name it (user:NAME, the id of a key of no "
+      .. "person), 1 to 200 bytes", "for the writes made through a person's key, ?key=ID (docs/serve.md)")
+  end
+  if key and (key == "" or #key > 200) then
+    return err(400, "bad_query", "?key= takes the id of a person's key, 1 to 200 bytes")
   end
   local out = {}
   -- whom a people change was about is the server's admins' to read, as the journal's
-  -- rows about people are (docs/teams.md, "Visible only to members")
+  -- rows about people are (docs/teams.md, "Visible only to members"); so is which of a
+  -- person's keys they acted through, but for the person's own entries
   local people = routes.people_reader(ctx.server, ctx.who)
-  for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor)) do
+  local me = ctx.who and ctx.who.user and ctx.who.id
+  for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor, key)) do
     local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route,
-      key = d.key, subject = people and d.subject or nil }
+      key = (people or r.actor == me) and d.key or nil, subject = people and d.subject or nil }
   end
   return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }
 end
@@ -234,7 +241,8 @@ local AUDIT = { type = "object", additionalProperties = true, required = { "entr
   entries = { type = "array", items = { type = "object", additionalProperties = true, required = { "id", "at", "actor", "action", "route" },
     properties = { id = { type = "integer" }, at = { type = "string" }, card = { type = "string" },
       actor = { type = "string" }, action = { type = "string" }, route = { type = "string" },
-      key = { type = "string", description = "the id of the person's key (or of the key whose session) it was made with" },
+      key = { type = "string", description = "the id of the person's key (or of the key whose session) it was made "
+        .. "with; for the server's admins and the person alone" },
       subject = { type = "object", description = "whom a people or key change was about: person, project, role, key, keyid",
         additionalProperties = { type = "string" } } } } },
   next = { type = "integer" } } }
@@ -259,7 +267,10 @@ function M.add(router)
     summary = "The writes made through the API, oldest first",
     query = { { name = "after", type = "integer", description = "entries after this id" },
       { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" },
-      { name = "actor", type = "string", description = "only the writes of this actor (user:NAME, a key's id)" } },
+      { name = "actor", type = "string", description = "only the writes of this actor, as entries spell it: user:NAME "
+        .. "(a person, through any of their keys or sessions), the id of a key of no person, local:USER" },
+      { name = "key", type = "string", description = "only the writes made through this person's key (its id, "
+        .. "an entry's key)" } },
     responses = { [200] = { schema = AUDIT } } })
 end
 
