@@ -291,6 +291,31 @@ describe("one server, many projects", function()
     assert.same({ 200, 1, "user:carol" }, { st, #doc.entries, doc.entries[1].actor })
     st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=", kh)
     assert.same({ 400, "bad_query" }, { st, doc.error.code })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=" .. ("x"):rep(201), kh)
+    assert.same({ 400, "bad_query" }, { st, doc.error.code })
+    -- a person's key is no actor (its person is): its writes alone are ?key=
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=" .. key_id, root)
+    assert.same({ 200, 0 }, { st, #doc.entries })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?key=" .. key_id, root)
+    assert.same({ 200, 1, "user:bob", key_id, "comment" }, { st, #doc.entries, doc.entries[1].actor, doc.entries[1].key,
+      doc.entries[1].action })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=user:carol&key=" .. key_id, root)
+    assert.same({ 200, 0 }, { st, #doc.entries })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?key=", root)
+    assert.same({ 400, "bad_query" }, { st, doc.error.code })
+    -- which key bob used is the server's admins' and his own to read, as whom a change was
+    -- about is: carol, a developer there, reads his writes without it
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?key=" .. key_id, sign_in(s, "carol"))
+    assert.same({ 200, 1, "user:bob" }, { st, #doc.entries, doc.entries[1].actor })
+    assert.is_nil(doc.entries[1].key)
+    -- and the API's description says so, both filters named
+    st, doc = req(s, "GET", "/v1/openapi.json", root)
+    local named = {}
+    for _, q in ipairs(doc.paths["/v1/audit"].get.parameters) do named[q.name] = q.description end
+    assert.matches("user:NAME", named.actor, 1, true)
+    assert.matches("person's key", named.key, 1, true)
+    assert.matches("server's admins", doc.paths["/v1/audit"].get.responses["200"].content["application/json"].schema
+      .properties.entries.items.properties.key.description, 1, true)
     -- a viewer key never writes, whatever its person may
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-ro", role = "viewer" })
     assert.equal(201, st)
@@ -830,6 +855,30 @@ db:close()
     assert.equal(0, s.stop())
   end)
 
+  it("counts a membership of a project no longer hosted for no key, and takes it out", function()
+    local dir, team = H.example("notes"), H.example("notes")
+    local conf = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", team))
+    add(dir, "root", "admin")
+    add(dir, "bob", "viewer")
+    ok(H.orket("projects grant team bob admin", { cwd = dir }), "grant")
+    local s = H.serve(dir)
+    assert.equal(201, (req(s, "POST", "/v1/users/bob/keys", sign_in(s, "root"), { name = "a1", role = "admin" })))
+    assert.equal(0, s.stop())
+    -- team taken out of serve.projects, not removed: its membership is left, reaching nothing
+    H.write(dir .. "/orket.lua", conf)
+    s = H.serve(dir)
+    local root = sign_in(s, "root")
+    local st, doc = req(s, "POST", "/v1/users/bob/keys", root, { name = "a2", role = "admin" })
+    assert.same({ 403, "bob's strongest role is viewer: a key of theirs may be that or lower" },
+      { st, doc.error.message })
+    st, doc = req(s, "DELETE", "/v1/users/bob/projects/team", root)
+    assert.same({ 200, "team", true }, { st, doc.project, doc.revoked })
+    st, doc = req(s, "DELETE", "/v1/users/bob/projects/team", root)
+    assert.same({ 404, "no project named 'team'" }, { st, doc.error.message })
+    assert.equal(0, s.stop())
+  end)
+
   it("says in each refusal of people, keys and roles what the caller is and what would help", function()
     local dir = two_projects()
     add(dir, "root", "admin")
@@ -840,6 +889,9 @@ db:close()
     assert.same({ 409, "conflict" }, { st, doc.error.code })
     assert.matches("^make another person a server admin first %(PUT /v1/users/NAME/role", doc.error.remedy)
     st, doc = req(s, "POST", "/v1/users", root, { name = "alice", role = "viewer", password = PASS })
+    assert.same({ 409, "choose another name" }, { st, doc.error.remedy }) -- a person's name: no key frees it
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "dup", role = "viewer" })
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "dup", role = "viewer" })
     assert.same({ 409, "choose another name (a key's is free again once the key that has it is revoked)" },
       { st, doc.error.remedy })
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "ro", role = "viewer" })
@@ -852,8 +904,9 @@ db:close()
     -- a role refused says which role, where, what the caller has there, and who can change it
     st, doc = req(s, "GET", "/v1/users", alice)
     assert.same({ 403, "this is for the server's admins, and this request does not act as one",
-      "a server admin makes you one (PUT /v1/users/alice/role {\"role\": \"admin\"}, or 'orket users role alice "
-        .. "admin') (docs/teams.md#roles)" }, { st, doc.error.message, doc.error.remedy })
+      "people, keys and projects are managed by the server's admins alone: ask one to do it, or, if you are to manage "
+        .. "them, to make you one (PUT /v1/users/alice/role {\"role\": \"admin\"}, or 'orket users role alice admin') "
+        .. "(docs/teams.md#roles)" }, { st, doc.error.message, doc.error.remedy })
     ok(H.orket("projects grant default bob viewer", { cwd = dir }), "grant")
     st, doc = req(s, "POST", "/v1/cards/API-2/comments", bob, { body = "no" })
     assert.same({ 403, "this needs the developer role in project 'default'; you act there as viewer",
@@ -865,7 +918,24 @@ db:close()
     st, doc = req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", ro, { body = "no" })
     assert.same({ 403, "this needs the developer role in project 'notes'; you act there as viewer" },
       { st, doc.error.message })
-    assert.matches("^this viewer key %(or a session opened with it%) acts with no more than its own role", doc.error.remedy)
+    local capped = "this viewer key (or a session opened with it) acts with no more than viewer, whatever its "
+      .. "person's roles: use a key of that role or the session of a sign-in, whose person holds the role "
+      .. "(docs/teams.md#keys)"
+    assert.equal(capped, doc.error.remedy)
+    -- the same whatever the person may: a server admin's viewer key (one that leaked) tells
+    -- its holder no more of its person than a viewer's does, and a viewer's viewer key is
+    -- told of the key, which a grant alone would not cure
+    st, doc = req(s, "GET", "/v1/users", ro)
+    assert.same({ 403, capped }, { st, doc.error.remedy })
+    st, doc = req(s, "POST", "/v1/me/keys", root, { name = "root-ro", role = "viewer" })
+    local root_ro = { "Authorization: Bearer " .. doc.key, JSON }
+    st, doc = req(s, "GET", "/v1/users", root_ro)
+    assert.same({ 403, capped }, { st, doc.error.remedy })
+    st, doc = req(s, "POST", "/v1/cards/API-2/comments", root_ro, { body = "no" })
+    assert.same({ 403, capped }, { st, doc.error.remedy })
+    st, doc = req(s, "POST", "/v1/cards/API-2/comments", ro, { body = "no" })
+    assert.same({ 403, "this needs the developer role in project 'default'; you act there as viewer", capped },
+      { st, doc.error.message, doc.error.remedy })
     st, doc = req(s, "POST", "/v1/me/keys", ro, { name = "up", role = "operator" })
     assert.same({ 403, "a viewer key makes keys of its role or lower" }, { st, doc.error.message })
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "op", role = "operator" })

@@ -28,7 +28,10 @@ local REMEDY = {
     .. "sign_in.project_roles in orket.lua (docs/teams.md#the-settings)",
 }
 function M.refused(msg, code)
-  if STATUS[code] then return err(STATUS[code], CODES[code], msg, REMEDY[code]) end
+  local remedy = REMEDY[code]
+  -- only a key's name is freed by a revocation: a person's, a project's, a folder's is not
+  if code == "EEXIST" and not tostring(msg):find("^a key named") then remedy = "choose another name" end
+  if STATUS[code] then return err(STATUS[code], CODES[code], msg, remedy) end
   return err(500, "internal", msg)
 end
 

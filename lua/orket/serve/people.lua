@@ -50,12 +50,14 @@ local function my_keys(_, ctx)
 end
 
 -- The highest role a person holds: admin for a server admin, else their strongest in any
--- project (a developer's is an operator key's)
-local function highest(db, who, user)
+-- project this server hosts (known: set of names; a developer's is an operator key's). A
+-- membership left of a project no longer hosted (taken out of serve.projects, not removed)
+-- reaches nothing, so it allows no stronger key either
+local function highest(db, who, user, known)
   if projects.server_admin(db, who) then return "admin" end
   local best
   for _, m in ipairs(sp.of_user(db, user)) do
-    if not best or keys.RANK[m.role] > keys.RANK[best] then best = m.role end
+    if known[m.project] and (not best or keys.RANK[m.role] > keys.RANK[best]) then best = m.role end
   end
   return best
 end
@@ -80,7 +82,7 @@ local function my_key_create(_, ctx)
   end
   -- nor a person one stronger than they are anywhere: a key's stored role is what it
   -- would act with the day its person were promoted
-  local top = highest(ctx.db, ctx.who, user)
+  local top = highest(ctx.db, ctx.who, user, ctx.server.projects)
   if not top then
     -- no role to ask within: the grant comes first
     return err(403, "forbidden", "your strongest role is none (a member of no project): a key of yours would reach "
@@ -100,10 +102,11 @@ end
 local function user_key_create(_, ctx)
   local user, want = ctx.params.name, ctx.body.role
   if not accounts.exists(ctx.db, user) then return err(404, "not_found", "no person named '" .. user .. "'") end
-  local top = highest(ctx.db, { user = user }, user)
-  local grant = "grant " .. user .. " that role first (PUT /v1/users/" .. user .. "/projects/PROJECT {role}, or "
-    .. "PUT /v1/users/" .. user .. "/role {\"role\": \"admin\"} for an admin key), or ask for a role no stronger "
-    .. "(docs/teams.md#keys)"
+  local top = highest(ctx.db, { user = user }, user, ctx.server.projects)
+  -- a project's role is the grant to name: a project's admin may have an admin key, and a
+  -- server admin (who manages people) is far more than a key needs
+  local grant = "grant " .. user .. " that role first (PUT /v1/users/" .. user .. "/projects/PROJECT {role}, a "
+    .. "project's admin for an admin key), or ask for a role no stronger (docs/teams.md#keys)"
   if not top then
     return err(403, "forbidden", user .. " is a member of no project: a key of theirs would reach nothing", grant)
   end
@@ -215,11 +218,15 @@ end
 
 local function revoke(_, ctx)
   local p = ctx.params
-  if not ctx.server.projects[p.project] then return err(404, "not_found", "no project named '" .. p.project .. "'") end
+  -- a membership of a project no longer hosted is taken out too (it would come back with
+  -- the project); with no such row, the project's absence is what to say
   local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by)
     return team.revoke(ctx.db, p.project, p.name, by, ctx.server.signin)
   end,
     accounts.subject)
+  if not res and code == "ENOENT" and not ctx.server.projects[p.project] and accounts.exists(ctx.db, p.name) then
+    return err(404, "not_found", "no project named '" .. p.project .. "'")
+  end
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, revoked = true }
 end

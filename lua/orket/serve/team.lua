@@ -113,6 +113,7 @@ local function follows(row, project, signin)
   return string.format("%s signs in through %s: their role in '%s' follows their groups at each sign-in "
     .. "(sign_in.roles, sign_in.project_roles); change their groups there", row.name, source, project)
 end
+M.follows = follows
 
 --- grant(db, known, project, user, role, actor[, signin]) -> {project, user, role} |
 --- nil, msg, CODE: the person's role in the project (known: set of project names this
