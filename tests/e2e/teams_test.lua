@@ -274,6 +274,48 @@ describe("one server, many projects", function()
     st, doc = req(s, "GET", "/v1/projects/notes/audit", kh)
     assert.same({ "user:bob", "comment", "NOTES-2" }, { doc.entries[#doc.entries].actor, doc.entries[#doc.entries].action,
       doc.entries[#doc.entries].card })
+    -- named as bob, with the key it came through beside him: a leaked key is traced to its id
+    assert.equal(key_id, doc.entries[#doc.entries].key)
+    assert.equal(200, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", bob, { body = "by hand" })))
+    st, doc = req(s, "GET", "/v1/projects/notes/audit", kh)
+    assert.same({ "user:bob", "comment" }, { doc.entries[#doc.entries].actor, doc.entries[#doc.entries].action })
+    assert.is_nil(doc.entries[#doc.entries].key) -- his sign-in's session is no key
+    -- one person's writes alone, who did what
+    add(dir, "carol", "operator")
+    ok(H.orket("projects grant notes carol developer", { cwd = dir }), "grant carol")
+    assert.equal(200, (req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", sign_in(s, "carol"), { body = "c" })))
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=user:bob", kh)
+    assert.same({ 200, 2 }, { st, #doc.entries })
+    for _, e in ipairs(doc.entries) do assert.equal("user:bob", e.actor) end
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=user%3Acarol&limit=5", kh)
+    assert.same({ 200, 1, "user:carol" }, { st, #doc.entries, doc.entries[1].actor })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=", kh)
+    assert.same({ 400, "bad_query" }, { st, doc.error.code })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=" .. ("x"):rep(201), kh)
+    assert.same({ 400, "bad_query" }, { st, doc.error.code })
+    -- a person's key is no actor (its person is): its writes alone are ?key=
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=" .. key_id, root)
+    assert.same({ 200, 0 }, { st, #doc.entries })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?key=" .. key_id, root)
+    assert.same({ 200, 1, "user:bob", key_id, "comment" }, { st, #doc.entries, doc.entries[1].actor, doc.entries[1].key,
+      doc.entries[1].action })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?actor=user:carol&key=" .. key_id, root)
+    assert.same({ 200, 0 }, { st, #doc.entries })
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?key=", root)
+    assert.same({ 400, "bad_query" }, { st, doc.error.code })
+    -- which key bob used is the server's admins' and his own to read, as whom a change was
+    -- about is: carol, a developer there, reads his writes without it
+    st, doc = req(s, "GET", "/v1/projects/notes/audit?key=" .. key_id, sign_in(s, "carol"))
+    assert.same({ 200, 1, "user:bob" }, { st, #doc.entries, doc.entries[1].actor })
+    assert.is_nil(doc.entries[1].key)
+    -- and the API's description says so, both filters named
+    st, doc = req(s, "GET", "/v1/openapi.json", root)
+    local named = {}
+    for _, q in ipairs(doc.paths["/v1/audit"].get.parameters) do named[q.name] = q.description end
+    assert.matches("user:NAME", named.actor, 1, true)
+    assert.matches("person's key", named.key, 1, true)
+    assert.matches("server's admins", doc.paths["/v1/audit"].get.responses["200"].content["application/json"].schema
+      .properties.entries.items.properties.key.description, 1, true)
     -- a viewer key never writes, whatever its person may
     st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "bob-ro", role = "viewer" })
     assert.equal(201, st)
@@ -789,6 +831,154 @@ db:close()
     assert.matches("your strongest role is none (a member of no project)", doc.error.message, 1, true)
     assert.equal("a server admin grants you a role in a project first (orket projects grant PROJECT carol ROLE, or "
       .. "PUT /v1/users/carol/projects/PROJECT {role}); then make the key (docs/teams.md#roles)", doc.error.remedy)
+    assert.equal(0, s.stop())
+  end)
+
+  it("holds an admin's key for a person to the person's strongest role", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    -- bob is a developer in notes only: an admin key of his would be a server admin's the day
+    -- he were promoted, wherever it had been pasted meanwhile
+    local st, doc = req(s, "POST", "/v1/users/bob/keys", root, { name = "bob-admin", role = "admin" })
+    assert.same({ 403, "forbidden", "bob's strongest role is developer: a key of theirs may be that or lower" },
+      { st, doc.error.code, doc.error.message })
+    assert.matches("grant bob that role first (PUT /v1/users/bob/projects/PROJECT {role}", doc.error.remedy, 1, true)
+    assert.equal(201, (req(s, "POST", "/v1/users/bob/keys", root, { name = "bob-ci", role = "operator" })))
+    assert.equal(404, (req(s, "POST", "/v1/users/ghost/keys", root, { name = "x", role = "viewer" })))
+    -- a server admin's keys may be admin keys; a person of no project gets none
+    assert.equal(201, (req(s, "POST", "/v1/users/root/keys", root, { name = "root-ci", role = "admin" })))
+    ok(H.orket("projects revoke notes bob", { cwd = dir }), "revoke")
+    st, doc = req(s, "POST", "/v1/users/bob/keys", root, { name = "bob-ro", role = "viewer" })
+    assert.same({ 403, "bob is a member of no project: a key of theirs would reach nothing" }, { st, doc.error.message })
+    assert.equal(0, s.stop())
+  end)
+
+  it("counts a membership of a project no longer hosted for no key, and takes it out", function()
+    local dir, team = H.example("notes"), H.example("notes")
+    local conf = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", team))
+    add(dir, "root", "admin")
+    add(dir, "bob", "viewer")
+    ok(H.orket("projects grant team bob admin", { cwd = dir }), "grant")
+    local s = H.serve(dir)
+    assert.equal(201, (req(s, "POST", "/v1/users/bob/keys", sign_in(s, "root"), { name = "a1", role = "admin" })))
+    assert.equal(0, s.stop())
+    -- team taken out of serve.projects, not removed: its membership is left, reaching nothing
+    H.write(dir .. "/orket.lua", conf)
+    s = H.serve(dir)
+    local root = sign_in(s, "root")
+    local st, doc = req(s, "POST", "/v1/users/bob/keys", root, { name = "a2", role = "admin" })
+    assert.same({ 403, "bob's strongest role is viewer: a key of theirs may be that or lower" },
+      { st, doc.error.message })
+    st, doc = req(s, "DELETE", "/v1/users/bob/projects/team", root)
+    assert.same({ 200, "team", true }, { st, doc.project, doc.revoked })
+    st, doc = req(s, "DELETE", "/v1/users/bob/projects/team", root)
+    assert.same({ 404, "no project named 'team'" }, { st, doc.error.message })
+    assert.equal(0, s.stop())
+  end)
+
+  it("says in each refusal of people, keys and roles what the caller is and what would help", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local s = H.serve(dir)
+    local root, alice, bob = sign_in(s, "root"), sign_in(s, "alice"), sign_in(s, "bob")
+    -- a conflict of people or keys is not cured by asking again, as the general 409 said
+    local st, doc = req(s, "PUT", "/v1/users/root/role", root, { role = "operator" })
+    assert.same({ 409, "conflict" }, { st, doc.error.code })
+    assert.matches("^make another person a server admin first %(PUT /v1/users/NAME/role", doc.error.remedy)
+    st, doc = req(s, "POST", "/v1/users", root, { name = "alice", role = "viewer", password = PASS })
+    assert.same({ 409, "choose another name" }, { st, doc.error.remedy }) -- a person's name: no key frees it
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "dup", role = "viewer" })
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "dup", role = "viewer" })
+    assert.same({ 409, "choose another name (a key's is free again once the key that has it is revoked)" },
+      { st, doc.error.remedy })
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "ro", role = "viewer" })
+    local ro, ro_id = { "Authorization: Bearer " .. doc.key, JSON }, doc.id
+    assert.equal(200, (req(s, "DELETE", "/v1/me/keys/" .. ro_id, bob)))
+    st, doc = req(s, "DELETE", "/v1/me/keys/" .. ro_id, bob)
+    assert.same({ 409, "nothing to do: it was done already" }, { st, doc.error.remedy })
+    st, doc = req(s, "DELETE", "/v1/users/root/projects/default", root)
+    assert.matches("^take the server admin role away first", doc.error.remedy)
+    -- a role refused says which role, where, what the caller has there, and who can change it
+    st, doc = req(s, "GET", "/v1/users", alice)
+    assert.same({ 403, "this is for the server's admins, and this request does not act as one",
+      "people, keys and projects are managed by the server's admins alone: ask one to do it, or, if you are to manage "
+        .. "them, to make you one (PUT /v1/users/alice/role {\"role\": \"admin\"}, or 'orket users role alice admin') "
+        .. "(docs/teams.md#roles)" }, { st, doc.error.message, doc.error.remedy })
+    ok(H.orket("projects grant default bob viewer", { cwd = dir }), "grant")
+    st, doc = req(s, "POST", "/v1/cards/API-2/comments", bob, { body = "no" })
+    assert.same({ 403, "this needs the developer role in project 'default'; you act there as viewer",
+      "a server admin grants it (PUT /v1/users/bob/projects/default {\"role\": \"developer\"}, or 'orket projects "
+        .. "grant default bob developer') (docs/teams.md#roles)" }, { st, doc.error.message, doc.error.remedy })
+    -- when the key is the limit, not the person, it says so
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "ro2", role = "viewer" })
+    ro = { "Authorization: Bearer " .. doc.key, JSON }
+    st, doc = req(s, "POST", "/v1/projects/notes/cards/NOTES-2/comments", ro, { body = "no" })
+    assert.same({ 403, "this needs the developer role in project 'notes'; you act there as viewer" },
+      { st, doc.error.message })
+    local capped = "this viewer key (or a session opened with it) acts with no more than viewer, whatever its "
+      .. "person's roles: use a key of that role or the session of a sign-in, whose person holds the role "
+      .. "(docs/teams.md#keys)"
+    assert.equal(capped, doc.error.remedy)
+    -- the same whatever the person may: a server admin's viewer key (one that leaked) tells
+    -- its holder no more of its person than a viewer's does, and a viewer's viewer key is
+    -- told of the key, which a grant alone would not cure
+    st, doc = req(s, "GET", "/v1/users", ro)
+    assert.same({ 403, capped }, { st, doc.error.remedy })
+    st, doc = req(s, "POST", "/v1/me/keys", root, { name = "root-ro", role = "viewer" })
+    local root_ro = { "Authorization: Bearer " .. doc.key, JSON }
+    st, doc = req(s, "GET", "/v1/users", root_ro)
+    assert.same({ 403, capped }, { st, doc.error.remedy })
+    st, doc = req(s, "POST", "/v1/cards/API-2/comments", root_ro, { body = "no" })
+    assert.same({ 403, capped }, { st, doc.error.remedy })
+    st, doc = req(s, "POST", "/v1/cards/API-2/comments", ro, { body = "no" })
+    assert.same({ 403, "this needs the developer role in project 'default'; you act there as viewer", capped },
+      { st, doc.error.message, doc.error.remedy })
+    st, doc = req(s, "POST", "/v1/me/keys", ro, { name = "up", role = "operator" })
+    assert.same({ 403, "a viewer key makes keys of its role or lower" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "op", role = "operator" })
+    st, doc = req(s, "POST", "/v1/me/keys", { "Authorization: Bearer " .. doc.key, JSON }, { name = "up", role = "admin" })
+    assert.same({ 403, "an operator key makes keys of its role or lower" }, { st, doc.error.message })
+    -- a key's name is never an id's shape: revoking "that name" would revoke the key of that id
+    st, doc = req(s, "POST", "/v1/me/keys", root, { name = ro_id, role = "viewer" })
+    assert.same({ 400, "a key's name may not be 16 hex digits, as a key's id is (revoking it by name would find the id)" },
+      { st, doc.error.message })
+    assert.equal(400, (req(s, "POST", "/v1/keys", root, { name = "0123456789abcdef", role = "viewer" })))
+    assert.equal(201, (req(s, "POST", "/v1/keys", root, { name = "0123456789abcdeg", role = "viewer" })))
+    -- taking out of a project names what does not exist, as granting does
+    st, doc = req(s, "DELETE", "/v1/users/ghost/projects/notes", root)
+    assert.same({ 404, "no person named 'ghost'" }, { st, doc.error.message })
+    st, doc = req(s, "DELETE", "/v1/users/bob/projects/nope", root)
+    assert.same({ 404, "no project named 'nope'" }, { st, doc.error.message })
+    st, doc = req(s, "DELETE", "/v1/users/alice/projects/notes", root)
+    assert.same({ 404, "'alice' is not a member of 'notes'" }, { st, doc.error.message })
+    -- an account's admin is a server admin: never made by what reads as a project's admin
+    st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "admin", password = PASS, project = "notes" })
+    assert.same({ 400, "body.role: admin makes a server admin (an admin of every project, who manages people), not an "
+      .. "admin of 'notes' alone" }, { st, doc.error.message })
+    assert.matches("then PUT /v1/users/NAME/projects/notes {\"role\": \"admin\"}", doc.error.remedy, 1, true)
+    assert.equal(404, (req(s, "GET", "/v1/users/dan/keys", root)))
+    -- a person's bad name or short password is named by its field
+    st, doc = req(s, "POST", "/v1/users", root, { name = "Dan Smith", role = "viewer", password = PASS })
+    assert.same({ 400, "body.name: a person's name is 1 to 64 lowercase letters, digits, '.', '_' or '-', starting "
+      .. "with a letter" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "viewer", password = "short" })
+    assert.same({ 400, "body.password: a password must be 8 to 1024 bytes" }, { st, doc.error.message })
+    st, doc = req(s, "PUT", "/v1/users/alice/password", root, { password = "short" })
+    assert.same({ 400, "body.password: a password must be 8 to 1024 bytes" }, { st, doc.error.message })
+    -- a body's field is a field, not a tool's argument
+    st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "viewer", password = PASS, team = "x" })
+    assert.same({ 400, "body.team: unknown field; this route takes only the fields GET /v1/openapi.json lists for it" },
+      { st, doc.error.message })
+    st, doc = req(s, "PUT", "/v1/users/alice/projects/notes", root, {})
+    assert.same({ 400, "body.role: a required field is missing" }, { st, doc.error.message })
+    -- the audit's paging names the bound it broke
+    st, doc = req(s, "GET", "/v1/audit?limit=0", root)
+    assert.same({ 400, "?limit= takes a whole number from 1 to 200 (100 when absent)" }, { st, doc.error.message })
+    st, doc = req(s, "GET", "/v1/audit?after=x", root)
+    assert.same({ 400, "?after= takes an entry's id, a whole number (0: from the first)" }, { st, doc.error.message })
     assert.equal(0, s.stop())
   end)
 

@@ -15,8 +15,23 @@ local STATUS = { EUSAGE = 400, EEXIST = 409, ENOENT = 404, EALREADY = 409, ELAST
   EFOLLOWS = 409 }
 local CODES = { EUSAGE = "bad_request", EEXIST = "conflict", ENOENT = "not_found", EALREADY = "conflict",
   ELASTADMIN = "conflict", ESERVERADMIN = "conflict", EFOLLOWS = "conflict" }
+-- each refusal's own remedy: the conflict code's general one ("read it again and retry")
+-- would only get the same answer again
+local REMEDY = {
+  EEXIST = "choose another name (a key's is free again once the key that has it is revoked)",
+  EALREADY = "nothing to do: it was done already",
+  ELASTADMIN = "make another person a server admin first (PUT /v1/users/NAME/role {\"role\": \"admin\"}, or "
+    .. "'orket users role NAME admin'), then do this again (docs/teams.md#people-the-api)",
+  ESERVERADMIN = "take the server admin role away first (PUT /v1/users/NAME/role {\"role\": \"operator\"}), "
+    .. "or leave them: they are an admin of every project (docs/teams.md#roles)",
+  EFOLLOWS = "change the person's groups at the provider or directory, or sign_in.roles and "
+    .. "sign_in.project_roles in orket.lua (docs/teams.md#the-settings)",
+}
 function M.refused(msg, code)
-  if STATUS[code] then return err(STATUS[code], CODES[code], msg) end
+  local remedy = REMEDY[code]
+  -- only a key's name is freed by a revocation: a person's, a project's, a folder's is not
+  if code == "EEXIST" and not tostring(msg):find("^a key named") then remedy = "choose another name" end
+  if STATUS[code] then return err(STATUS[code], CODES[code], msg, remedy) end
   return err(500, "internal", msg)
 end
 

@@ -21,8 +21,18 @@ local function str(v) return v == nil and "null" or jsonout.encode(v) end
 
 --- message(row) -> the SSE message of one journal row: its id as the SSE id, its kind as
 --- the event name, the event as one line of JSON {id, at, kind, card, run, actor, data}
-function M.message(r)
-  local data = jsonout.plain((r.data or "{}"):gsub("[\r\n]", " ")) -- stored JSON is one line; stay safe
+function M.message(r, people)
+  local raw = r.data or "{}"
+  -- which of a person's keys an API write came through is the server's admins' to read,
+  -- as whom it was about is (orket.serve.writes' audit); the others get the row without it
+  if not people and r.kind == "api_write" and raw:find('"key"%s*:') then
+    local d = cjson.decode(raw)
+    if type(d) == "table" then
+      d.key = nil
+      raw = jsonout.encode(d)
+    end
+  end
+  local data = jsonout.plain(raw:gsub("[\r\n]", " ")) -- stored JSON is one line; stay safe
   local kind = tostring(r.kind):gsub("[^%w_.%-]", "_")
   return string.format('id: %d\nevent: %s\ndata: {"id":%d,"at":%s,"kind":%s,"card":%s,"run":%s,"actor":%s,"data":%s}\n\n',
     r.id, kind, r.id, str(r.at), str(r.kind), str(r.card_id), r.run_id and tostring(math.tointeger(r.run_id) or r.run_id) or "null",
@@ -194,10 +204,13 @@ end
 -- hands one journal row to the subscribers that want it (each only rows newer than its own
 -- cursor), and moves the hub's cursor to it
 function Hub:_deliver(r)
-  local msg -- encoded once, one shared copy queued on every subscriber's stream
+  -- encoded once for each kind of reader, one shared copy queued on every subscriber's stream
+  local msgs = {}
   for stream, sub in pairs(self.subs) do
     if r.id > sub.cursor and matches(sub, r) then
-      msg = msg or httpd.blob(M.message(r))
+      local people = sub.people and true or false
+      msgs[people] = msgs[people] or httpd.blob(M.message(r, people))
+      local msg = msgs[people]
       sub.cursor = r.id
       if not stream:send(msg) then self:_drop(stream) end
     end
@@ -305,7 +318,7 @@ function Hub:follow(stream, filter, after, still)
       if #rows == 0 and self.last == seen then break end
       for _, r in ipairs(rows) do
         if filter.people or not M.people(r.kind, r.data) then
-          local msg = M.message(r)
+          local msg = M.message(r, filter.people)
           if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
           if not stream:send(msg) then return false end
         end

@@ -397,7 +397,9 @@ function Server:_dispatch(req, ctx)
       ctx.who = member(proj, who, role)
     end
     if not keys.allows(role, need) then
-      return fail(req, ctx, 403, "forbidden", "this needs the " .. need .. " role")
+      local msg, remedy = projects.refusal(self.db, who, role, need, not route.server and proj.name or nil,
+        self.signin)
+      return fail(req, ctx, 403, "forbidden", msg, nil, remedy)
     end
     if who.id then
       local kok, kretry = self.by_key:take(who.id, now_ms())

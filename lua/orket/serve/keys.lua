@@ -80,6 +80,12 @@ function M.create(db, dir, name, role, actor, user)
   if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 64 then
     return nil, "a key's name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", "EUSAGE"
   end
+  -- revoke takes an id before a name: a key named as another's id would have that other key
+  -- revoked by whoever meant this one
+  if #name == 16 and name:match("^%x+$") then
+    return nil, "a key's name may not be 16 hex digits, as a key's id is (revoking it by name would find the id)",
+      "EUSAGE"
+  end
   if not M.ROLES[role] then return nil, "the role must be viewer, operator or admin", "EUSAGE" end
   local pepper, perr, pcode = M.pepper(dir, true)
   if not pepper then return nil, perr, pcode end

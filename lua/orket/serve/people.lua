@@ -50,12 +50,14 @@ local function my_keys(_, ctx)
 end
 
 -- The highest role a person holds: admin for a server admin, else their strongest in any
--- project (a developer's is an operator key's)
-local function highest(db, who, user)
+-- project this server hosts (known: set of names; a developer's is an operator key's). A
+-- membership left of a project no longer hosted (taken out of serve.projects, not removed)
+-- reaches nothing, so it allows no stronger key either
+local function highest(db, who, user, known)
   if projects.server_admin(db, who) then return "admin" end
   local best
   for _, m in ipairs(sp.of_user(db, user)) do
-    if not best or keys.RANK[m.role] > keys.RANK[best] then best = m.role end
+    if known[m.project] and (not best or keys.RANK[m.role] > keys.RANK[best]) then best = m.role end
   end
   return best
 end
@@ -74,13 +76,13 @@ local function my_key_create(_, ctx)
   end
   if cap and not keys.allows(cap, want) then
     -- a key makes no key stronger than itself: a viewer key cannot mint an operator key
-    return err(403, "forbidden", "a " .. cap .. " key makes keys of its role or lower",
+    return err(403, "forbidden", (cap == "viewer" and "a " or "an ") .. cap .. " key makes keys of its role or lower",
       "ask for a role no stronger than " .. cap .. ", or make the key with a key of that role or higher "
         .. "(docs/teams.md#keys)")
   end
   -- nor a person one stronger than they are anywhere: a key's stored role is what it
   -- would act with the day its person were promoted
-  local top = highest(ctx.db, ctx.who, user)
+  local top = highest(ctx.db, ctx.who, user, ctx.server.projects)
   if not top then
     -- no role to ask within: the grant comes first
     return err(403, "forbidden", "your strongest role is none (a member of no project): a key of yours would reach "
@@ -90,6 +92,27 @@ local function my_key_create(_, ctx)
   if not keys.allows(top, want) then
     return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be that or lower", top),
       "ask for a role no stronger than your strongest; a stronger one is an admin's to grant (docs/teams.md#roles)")
+  end
+  return key_create(ctx, user)
+end
+
+-- POST /v1/users/{name}/keys: an admin's key for a person is held to the person's strongest
+-- role as their own is; else a CI key made "admin" for a developer would become a server
+-- admin's key the day they were promoted, wherever it had been pasted meanwhile
+local function user_key_create(_, ctx)
+  local user, want = ctx.params.name, ctx.body.role
+  if not accounts.exists(ctx.db, user) then return err(404, "not_found", "no person named '" .. user .. "'") end
+  local top = highest(ctx.db, { user = user }, user, ctx.server.projects)
+  -- a project's role is the grant to name: a project's admin may have an admin key, and a
+  -- server admin (who manages people) is far more than a key needs
+  local grant = "grant " .. user .. " that role first (PUT /v1/users/" .. user .. "/projects/PROJECT {role}, a "
+    .. "project's admin for an admin key), or ask for a role no stronger (docs/teams.md#keys)"
+  if not top then
+    return err(403, "forbidden", user .. " is a member of no project: a key of theirs would reach nothing", grant)
+  end
+  if not keys.allows(top, want) then
+    return err(403, "forbidden", string.format("%s's strongest role is %s: a key of theirs may be that or lower",
+      user, top), grant)
   end
   return key_create(ctx, user)
 end
@@ -126,6 +149,21 @@ local function add(_, ctx)
   local b = ctx.body
   local known = ctx.server.projects
   if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
+  -- role is the account role: admin makes a server admin, of every project. Sent with
+  -- another project it reads as "an admin of that project" and would give all of them
+  if b.role == "admin" and b.project and b.project ~= projects.DEFAULT then
+    return err(400, "bad_request", "body.role: admin makes a server admin (an admin of every project, who manages "
+      .. "people), not an admin of '" .. b.project .. "' alone", "to make an admin of '" .. b.project .. "' only, add "
+      .. "them as viewer or operator, then PUT /v1/users/NAME/projects/" .. b.project .. " {\"role\": \"admin\"}; "
+      .. "for a server admin, leave out project (docs/teams.md#people-the-api)")
+  end
+  -- the field named, as the schema's own refusals name theirs
+  local nok, nerr = accounts.check_name(b.name)
+  if not nok then return err(400, "bad_request", "body.name: " .. nerr) end
+  if #b.password < accounts.MIN_PASSWORD then
+    return err(400, "bad_request", string.format("body.password: a password must be %d to %d bytes",
+      accounts.MIN_PASSWORD, accounts.MAX_PASSWORD))
+  end
   -- hashed before the transaction, which cannot wait on the thread pool
   local hash, herr, hcode = accounts.hash(b.name, b.role, b.password)
   if not hash then return refused(herr, hcode) end
@@ -151,7 +189,7 @@ end
 local function set_password(_, ctx)
   local name, who = ctx.params.name, ctx.who
   local hash, herr, hcode = accounts.hash_password(ctx.body.password)
-  if not hash then return refused(herr, hcode) end
+  if not hash then return refused(hcode == "EUSAGE" and "body.password: " .. herr or herr, hcode) end
   local keep = who.user == name and not who.key_session and who.session or nil
   local res, msg, code = admin.in_tx(ctx, "user_password", function(by)
     return accounts.set_password(ctx.db, name, hash, by, keep)
@@ -180,10 +218,15 @@ end
 
 local function revoke(_, ctx)
   local p = ctx.params
+  -- a membership of a project no longer hosted is taken out too (it would come back with
+  -- the project); with no such row, the project's absence is what to say
   local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by)
     return team.revoke(ctx.db, p.project, p.name, by, ctx.server.signin)
   end,
     accounts.subject)
+  if not res and code == "ENOENT" and not ctx.server.projects[p.project] and accounts.exists(ctx.db, p.name) then
+    return err(404, "not_found", "no project named '" .. p.project .. "'")
+  end
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, revoked = true }
 end
@@ -192,7 +235,6 @@ local function user_keys(_, ctx)
   if not accounts.exists(ctx.db, ctx.params.name) then return err(404, "not_found", "no person named '" .. ctx.params.name .. "'") end
   return 200, keys.list_doc(ctx.db, ctx.params.name)
 end
-local function user_key_create(_, ctx) return key_create(ctx, ctx.params.name) end
 local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, ctx.params.id) end
 
 local ROLE = { type = "string", enum = { "viewer", "operator", "admin" } }

@@ -125,6 +125,36 @@ function M.role_in(db, who, project)
   return role
 end
 
+--- refusal(db, who, role, need[, project[, signin]]) -> message, remedy: the 403 of an
+--- identity whose role (in project, or on the server's own routes when project is nil) is
+--- below need; it says what the caller is and who can change that, which "a key of that
+--- role" alone did not. signin: the sign_in settings (a role that follows sign-in groups)
+function M.refusal(db, who, role, need, project, signin)
+  local want = project and need == "operator" and "developer" or need
+  local msg = project and string.format("this needs the %s role in project '%s'; you act there as %s", want, project,
+      role == "operator" and "developer" or role)
+    or "this is for the server's admins, and this request does not act as one"
+  if who.cap and not keys.allows(who.cap, need) then
+    -- one remedy whatever the person's own roles: the holder of a weaker key (one that
+    -- leaked) learns no more of its person than GET /v1/session shows them
+    return msg, "this " .. who.cap .. " key (or a session opened with it) acts with no more than " .. who.cap
+      .. ", whatever its person's roles: use a key of that role or the session of a sign-in, whose person "
+      .. "holds the role (docs/teams.md#keys)"
+  end
+  if who.user and project then
+    local why = require("orket.serve.team").follows(users.get(db, who.user), project, signin)
+    if why then return msg, why .. " (docs/teams.md#the-settings)" end
+    return msg, string.format("a server admin grants it (PUT /v1/users/%s/projects/%s {\"role\": \"%s\"}, or "
+      .. "'orket projects grant %s %s %s') (docs/teams.md#roles)", who.user, project, want, project, who.user, want)
+  elseif who.user then
+    -- these routes manage people, keys and projects: a project's role is no way in
+    return msg, string.format("people, keys and projects are managed by the server's admins alone: ask one to do "
+      .. "it, or, if you are to manage them, to make you one (PUT /v1/users/%s/role {\"role\": \"admin\"}, or "
+      .. "'orket users role %s admin') (docs/teams.md#roles)", who.user, who.user)
+  end
+  return msg, "use a key of that role or higher ('orket keys create NAME --role " .. need .. "') (docs/serve.md)"
+end
+
 --- lower(a, b) -> the lesser of two roles
 function M.lower(a, b)
   return (keys.RANK[a] or 0) <= (keys.RANK[b] or 0) and a or b

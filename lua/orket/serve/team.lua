@@ -113,6 +113,7 @@ local function follows(row, project, signin)
   return string.format("%s signs in through %s: their role in '%s' follows their groups at each sign-in "
     .. "(sign_in.roles, sign_in.project_roles); change their groups there", row.name, source, project)
 end
+M.follows = follows
 
 --- grant(db, known, project, user, role, actor[, signin]) -> {project, user, role} |
 --- nil, msg, CODE: the person's role in the project (known: set of project names this
@@ -140,7 +141,9 @@ end
 function M.revoke(db, project, user, actor, signin)
   return db:tx(function()
     local row = users.get(db, user)
-    if row and row.role == "admin" then
+    -- named as grant names it, not as "not a member", which sends one looking for a grant
+    if not row then return nil, "no person named '" .. tostring(user) .. "'", "ENOENT" end
+    if row.role == "admin" then
       return nil, string.format("%s is a server admin, an admin of every project whatever their memberships: "
         .. "take that away first ('orket users role %s operator')", user, user), "ESERVERADMIN"
     end

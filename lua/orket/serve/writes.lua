@@ -74,8 +74,13 @@ M.principal = principal
 --- keyid=}), which the chain's hash then covers.
 function M.audited(ctx, e)
   local db = ctx.db
+  -- a person acting through one of their keys (or a session opened with one) is named as
+  -- the person; the key's id beside it tells which key, so that a key that leaked can be
+  -- traced and revoked without ending the person's other keys
+  local who = ctx.who
+  local key = who and who.user and who.key_id or nil
   db:event { kind = "api_write", card = e.card, run = e.run, actor = e.actor,
-    data = { action = e.action, route = ctx.route, subject = e.subject } }
+    data = { action = e.action, route = ctx.route, subject = e.subject, key = key } }
   audit_chain.record(db, { actor = e.actor, action = e.action, card = e.card, route = ctx.route, subject = e.subject })
   ctx.audited = true
 end
@@ -192,20 +197,35 @@ end)
 
 local AUDIT_MAX = 200
 
--- GET /v1/audit[?after=ID][&limit=N]: the writes made through the API, oldest first.
+-- GET /v1/audit[?after=ID][&limit=N][&actor=A][&key=ID]: the writes made through the API, oldest first.
 local function audit(_, ctx)
   local after = routes.whole(ctx.query.after or "0")
   local limit = routes.whole(ctx.query.limit or "100")
-  if not after or not limit or limit < 1 then return err(400, "bad_query", "?after= and ?limit= take whole numbers") end
+  if not after then return err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
+  if not limit or limit < 1 then
+    return err(400, "bad_query", "?limit= takes a whole number from 1 to " .. AUDIT_MAX .. " (100 when absent)")
+  end
   if limit > AUDIT_MAX then limit = AUDIT_MAX end
+  -- one actor's writes (`user:alice`, the id of a key of no person, `local:USER`), or those
+  -- made through one person's key (?key=ID: its person is the actor, the key is `key`)
+  local actor, key = ctx.query.actor, ctx.query.key
+  if actor and (actor == "" or #actor > 200) then
+    return err(400, "bad_query", "?actor= takes an actor as the entries name it (user:NAME, the id of a key of no "
+      .. "person), 1 to 200 bytes", "for the writes made through a person's key, ?key=ID (docs/serve.md)")
+  end
+  if key and (key == "" or #key > 200) then
+    return err(400, "bad_query", "?key= takes the id of a person's key, 1 to 200 bytes")
+  end
   local out = {}
   -- whom a people change was about is the server's admins' to read, as the journal's
-  -- rows about people are (docs/teams.md, "Visible only to members")
+  -- rows about people are (docs/teams.md, "Visible only to members"); so is which of a
+  -- person's keys they acted through, but for the person's own entries
   local people = routes.people_reader(ctx.server, ctx.who)
-  for _, r in ipairs(sj.api_writes(ctx.db, after, limit)) do
+  local me = ctx.who and ctx.who.user and ctx.who.id
+  for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor, key)) do
     local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route,
-      subject = people and d.subject or nil }
+      key = (people or r.actor == me) and d.key or nil, subject = people and d.subject or nil }
   end
   return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }
 end
@@ -221,6 +241,8 @@ local AUDIT = { type = "object", additionalProperties = true, required = { "entr
   entries = { type = "array", items = { type = "object", additionalProperties = true, required = { "id", "at", "actor", "action", "route" },
     properties = { id = { type = "integer" }, at = { type = "string" }, card = { type = "string" },
       actor = { type = "string" }, action = { type = "string" }, route = { type = "string" },
+      key = { type = "string", description = "the id of the person's key (or of the key whose session) it was made "
+        .. "with; for the server's admins and the person alone" },
       subject = { type = "object", description = "whom a people or key change was about: person, project, role, key, keyid",
         additionalProperties = { type = "string" } } } } },
   next = { type = "integer" } } }
@@ -244,7 +266,11 @@ function M.add(router)
   router:add("GET", "/v1/audit", { handler = audit, role = "viewer", name = "audit",
     summary = "The writes made through the API, oldest first",
     query = { { name = "after", type = "integer", description = "entries after this id" },
-      { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" } },
+      { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" },
+      { name = "actor", type = "string", description = "only the writes of this actor, as entries spell it: user:NAME "
+        .. "(a person, through any of their keys or sessions), the id of a key of no person, local:USER" },
+      { name = "key", type = "string", description = "only the writes made through this person's key (its id, "
+        .. "an entry's key)" } },
     responses = { [200] = { schema = AUDIT } } })
 end
 
@@ -253,7 +279,13 @@ function M.check(route, body)
   if not route.schema then return true end
   if type(body) ~= "table" then return nil, "the body must be a JSON object" end
   local ok, msg = cschema.validate(route.schema, body)
-  if not ok then return nil, (tostring(msg):gsub("^args", "body")) end
+  if not ok then
+    -- the validator speaks of a tool's arguments (its first use); a body has fields
+    msg = tostring(msg):gsub("^args", "body"):gsub("unknown argument; this tool accepts only the parameters its schema "
+      .. "lists", "unknown field; this route takes only the fields GET /v1/openapi.json lists for it")
+      :gsub("required argument is missing", "a required field is missing")
+    return nil, msg
+  end
   return true
 end
 

@@ -50,6 +50,19 @@ describe("store operations", function()
     assert.equal("move", rows[1].data.action)
     assert.equal(1, #sj.api_writes(db, first, 10))
     assert.equal(1, #sj.api_writes(db, 0, 1))
+    -- one actor's alone (GET /v1/audit?actor=), paged the same
+    assert.same({ second }, { sj.api_writes(db, 0, 10, "k2")[1].id })
+    assert.equal(1, #sj.api_writes(db, 0, 10, "k2"))
+    assert.equal(0, #sj.api_writes(db, second, 10, "k2"))
+    assert.equal(0, #sj.api_writes(db, 0, 10, "nobody"))
+    -- one key's alone (?key=): a person's key is not the actor, its id is data.key
+    local third = db:event { kind = "api_write", card = "E-1", actor = "user:bob", data = { action = "comment", key = "00ff" } }
+    db:event { kind = "api_write", card = "E-1", actor = "user:bob", data = { action = "comment" } }
+    assert.same({ third }, { sj.api_writes(db, 0, 10, nil, "00ff")[1].id })
+    assert.equal(1, #sj.api_writes(db, 0, 10, nil, "00ff"))
+    assert.equal(1, #sj.api_writes(db, 0, 10, "user:bob", "00ff"))
+    assert.equal(0, #sj.api_writes(db, 0, 10, "k2", "00ff"))
+    assert.equal(0, #sj.api_writes(db, third, 10, nil, "00ff"))
     db:close()
   end)
 

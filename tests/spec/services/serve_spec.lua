@@ -833,6 +833,36 @@ describe("orket.serve.events", function()
     end
     assert.is_false(events.people(nil))
   end)
+
+  it("tells a person whose role follows sign-in groups, not of a grant that would come undone", function()
+    local projects, users = require "orket.serve.projects", require "orket.store.users"
+    local dir = H.tmpdir()
+    local db = assert(require("orket.store").open(dir .. "/orket.db"))
+    users.insert(db, "erin", "viewer", "!oidc:0011")
+    local who = { id = "user:erin", user = "erin", role = "viewer" }
+    local msg, remedy = projects.refusal(db, who, "viewer", "operator", "default", { oidc = {} })
+    assert.equal("this needs the developer role in project 'default'; you act there as viewer", msg)
+    assert.matches("^erin signs in through oidc: their role in 'default' follows their groups", remedy)
+    -- in a project the groups do not set, or once the provider is no longer set up, a grant does
+    assert.matches("^a server admin grants it", select(2, projects.refusal(db, who, "viewer", "operator", "notes",
+      { oidc = {} })))
+    assert.matches("^a server admin grants it", select(2, projects.refusal(db, who, "viewer", "operator", "default", {})))
+    db:close()
+  end)
+
+  it("gives which of a person's keys an API write came through to the server's admins alone", function()
+    local events = require "orket.serve.events"
+    local r = { id = 7, at = "t", kind = "api_write", card_id = "E-1", actor = "user:bob",
+      data = '{"action":"comment","key":"64021cf2f18970cc","route":"/x"}' }
+    assert.matches('"key":"64021cf2f18970cc"', events.message(r, true), 1, true)
+    local plain = events.message(r, false)
+    assert.is_nil(plain:find("64021cf2f18970cc", 1, true))
+    assert.matches('"action":"comment"', plain, 1, true)
+    assert.matches('"actor":"user:bob"', plain, 1, true)
+    -- other rows go as they are stored
+    r.kind, r.data = "comment", '{"key":"x"}'
+    assert.matches('"key":"x"', events.message(r, false), 1, true)
+  end)
 end)
 
 -- A stream holds its connection for as long as its client likes: one key may not hold them

@@ -76,9 +76,10 @@ function M.model_exchanges(db, run)
       WHERE e.run_id = $1 AND e.kind IN ('turn', 'model_failure') ORDER BY e.id]], run))
 end
 
-function M.api_writes(db, after, limit)
+function M.api_writes(db, after, limit, actor, key)
   local rows = assert(db:rows("SELECT id, " .. iso("at") .. [[, card_id AS card, actor, data::text AS data FROM events
-    WHERE kind = 'api_write' AND id > $1 ORDER BY id LIMIT $2]], after, limit))
+    WHERE kind = 'api_write' AND id > $1 AND ($3::text = '' OR actor = $3::text)
+      AND ($4::text = '' OR data->>'key' = $4::text) ORDER BY id LIMIT $2]], after, limit, actor or "", key or ""))
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
   return rows
 end
