@@ -8,6 +8,7 @@ local team = require "orket.settings.team"
 local sp = require "orket.store.projects"
 local users = require "orket.store.users"
 local keys = require "orket.serve.keys"
+local serve_team = require "orket.serve.team"
 local jsonout = require "orket.jsonout"
 local cjson = require "cjson"
 local uv = require "luv"
@@ -142,7 +143,7 @@ function M.refusal(db, who, role, need, project, signin)
       .. "holds the role (docs/teams.md#keys)"
   end
   if who.user and project then
-    local why = require("orket.serve.team").follows(users.get(db, who.user), project, signin)
+    local why = serve_team.follows(users.get(db, who.user), project, signin)
     if why then return msg, why .. " (docs/teams.md#the-settings)" end
     return msg, string.format("a server admin grants it (PUT /v1/users/%s/projects/%s {\"role\": \"%s\"}, or "
       .. "'orket projects grant %s %s %s') (docs/teams.md#roles)", who.user, project, want, project, who.user, want)
