@@ -350,10 +350,25 @@ local function handle(name)
       local foreign
       if other == "other_head" and person() then foreign = foreign_head(ctx, card, ev) end
       if foreign then
+        -- a take-in that failed on these same heads is not tried again by the hand-in
+        -- (orket.engine.pull_request) until a head moves or its cause is seen gone: said so,
+        -- not that the next hand-in takes the commits in
+        local failed = sf.last_take_in_failure(db, card)
+        if failed and type(ev.commit) == "string" and tostring(failed.from):lower() == ev.commit:lower()
+          and tostring(failed.head):lower() == tostring(ev.card_head)
+          and not sf.moved_by_person_since(db, card, failed.event) then
+          failed = string.format("Taking them into the card's branch failed before on these same heads (%s), so its "
+            .. "next hand-in does not take them in, nor verify the card again for them, until the pull request's branch "
+            .. "or the card's moves, %s", tostring(failed.error), failed.code == "EDIRTY"
+            and "or the card's directory holds no uncommitted changes (commit or remove them)"
+            or "or a person moves the card after fixing the cause (to ready_for_testing: verified and handed in again)")
+        else
+          failed = "Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in"
+        end
         refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch is "
-          .. "at %s). Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in "
-          .. "(request changes to send the card back to work; a rewritten history is replaced), and that new head "
-          .. "needs its own review: an approval merges only a head Orket pushed", ev.commit, tostring(ev.card_head))
+          .. "at %s). %s (request changes to send the card back to work; a rewritten history is replaced), and that "
+          .. "new head needs its own review: an approval merges only a head Orket pushed", ev.commit,
+          tostring(ev.card_head), failed)
       elseif foreign == false then
         refused = string.format("commit %s is an older head of the pull request: commits came after it, and "
           .. "the current head %s needs its own review: an approval merges only the head it names", ev.commit,
