@@ -223,6 +223,14 @@ db:close()
   return H.orket("lua journal.lua", { cwd = dir })
 end
 
+-- whether the journal holds a posted pull request comment (a "forge_comment" event) of F-1
+local function webhook_told(dir)
+  local db = assert(require("orket.project").open_store(dir, false))
+  local rows = assert(db:rows("SELECT id FROM events WHERE kind = 'forge_comment' AND card_id = 'F-1'"))
+  db:close()
+  return #rows > 0
+end
+
 local function is_ancestor(dir, id, ref)
   return os.execute("git -C " .. H.quote(dir .. "/remote.git") .. " merge-base --is-ancestor " .. id .. " " .. ref)
     == true
@@ -280,6 +288,51 @@ describe("a person's commits on a card's pull request branch", function()
       assert.matches('"outcome":"ignored"', journal.stdout, 1, true)
       assert.matches("has commits Orket did not push", journal.stdout, 1, true)
     end
+  end)
+
+  it("a refusal's pull request comment the forge refused is posted by the review's next delivery, once", function()
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    -- the forge's API fails when the refusal is first said
+    local st = H.fetch { url = forge.url .. "/__fail?status=503&times=1", method = "POST", body = "",
+      total_timeout_ms = 10000 }
+    assert.equal(200, st)
+    local code, doc = approve(s, "d-1", number, bob)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    H.wait_for(function()
+      for _, req in ipairs(get(forge.url .. "/__log")) do
+        if req.path:match("/comments$") then return true end
+      end
+    end, "the refused comment's request")
+    orket.sleep(200)
+    assert.equal(0, #comments(forge))
+    local _, card = state(dir, "F-1")
+    local said_before = #card.comments
+    -- the same review delivered again under a new id: the card's comment is not said again,
+    -- the pull request's is posted now
+    local code2, doc2 = approve(s, "d-1-again", number, bob)
+    assert.equal(200, code2)
+    assert.equal("ignored", doc2.outcome, cjson.encode(doc2))
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    assert.matches("Orket did not merge this pull request", comments(forge)[1].body, 1, true)
+    _, card = state(dir, "F-1")
+    assert.equal(said_before, #card.comments, cjson.encode(card.comments))
+    -- posted once: a third delivery posts nothing
+    local told = false
+    for _ = 1, 50 do
+      orket.sleep(20)
+      if webhook_told(dir) then told = true break end
+    end
+    assert.is_true(told)
+    assert.equal("ignored", select(2, approve(s, "d-1-third", number, bob)).outcome)
+    for _ = 1, 5 do
+      orket.sleep(100)
+      assert.equal(1, #comments(forge))
+    end
+    assert.equal(0, s.stop())
   end)
 
   it("a refused approval delivered again under a new delivery id: answered refused, said once", function()

@@ -138,8 +138,9 @@ local function foreign_head(ctx, card, ev)
 end
 
 -- Says on the pull request why an approval was not applied (in a task of its own: the
--- delivery is answered at once; a comment that cannot be posted is logged).
-local function tell_pull_request(g, number, text)
+-- delivery is answered at once; a comment that cannot be posted is logged). after(posted):
+-- called once the forge answered, posted true when it took the comment.
+local function tell_pull_request(g, number, text, after)
   if not (g.forge and number) then return end
   task.spawn(function()
     local token, terr = forge.token(g)
@@ -150,6 +151,7 @@ local function tell_pull_request(g, number, text)
       io.stderr:write(string.format("webhooks: the comment on pull request #%s could not be posted: %s\n",
         tostring(number), tostring(cerr)))
     end
+    if after then after(ok) end
   end)
 end
 
@@ -395,6 +397,16 @@ local function handle(name)
         or "Main is unchanged."
       local said = refused and string.format("The forge's %s was not applied: %s. %s", what, refused, kept)
       local posted -- said now (not before: the same review delivered again is not said twice)
+      -- the pull request's comment of a refusal said before whose posting failed (the
+      -- forge's API down then) is owed: posted now, once (a "forge_comment" event journals
+      -- each posted; one being posted by this server is not posted again meanwhile)
+      local told = ctx.server and ctx.server.webhook_telling
+      if ctx.server and not told then
+        told = {}
+        ctx.server.webhook_telling = told
+      end
+      local key = table.concat({ tostring(card), tostring(d.identity), tostring(ev and ev.reviewer), tostring(refused) },
+        "\n")
       local rok, rerr = db:tx(function()
         posted = nil
         if sf.delivery_seen(db, name, d.id, d.identity) then return true end
@@ -407,14 +419,31 @@ local function handle(name)
           db:event { kind = "webhook", card = card, actor = ev.reviewer,
             data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = "ignored",
               reason = refused, identity = d.identity } }
+        elseif said and d.identity and not (told and told[key])
+          and not sf.refusal_told(db, card, d.identity, ev.reviewer, refused) then
+          posted = said
         end
         return true
       end)
       if not rok then return err(500, "internal", rerr) end
-      if posted then
+      if posted and g.forge and ev.number then
+        if told then told[key] = true end
+        local identity, reviewer = d.identity, ev.reviewer
         tell_pull_request(g, ev.number, (ev.kind == "approved" and "Orket did not merge this pull request. "
           or ev.kind == "merged" and "Orket did not finish the card on this merge. "
-          or "Orket did not send the card back for this review. ") .. said)
+          or "Orket did not send the card back for this review. ") .. said, function(ok)
+          -- (a store gone away: the comment may be posted again by a later delivery)
+          if ok then
+            pcall(function()
+              assert(db:tx(function()
+                db:event { kind = "forge_comment", card = card, actor = reviewer,
+                  data = { forge = name, number = ev.number, reason = refused, identity = identity } }
+                return true
+              end))
+            end)
+          end
+          if told then told[key] = nil end
+        end)
       end
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end

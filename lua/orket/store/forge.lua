@@ -62,6 +62,19 @@ function M.refusal_said(db, card, identity, reviewer, reason)
   return false
 end
 
+--- refusal_told(db, card, identity, reviewer, reason) -> true when a "forge_comment" event
+--- of the card says the pull request's comment of that refusal (as refusal_said matches
+--- it) was posted
+function M.refusal_told(db, card, identity, reviewer, reason)
+  if not identity or not reviewer then return false end
+  for _, r in ipairs(all(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+    .. "AND kind = 'forge_comment' AND actor = ? ORDER BY id", card, reviewer)) do
+    local d = cjson.decode(r.data)
+    if type(d) == "table" and d.identity == identity and d.reason == reason then return true end
+  end
+  return false
+end
+
 --- pushed_heads(db, card) -> the heads Orket pushed for the card's review: its pull
 --- request's recorded head and each review cycle's ({sha...}, no duplicates)
 function M.pushed_heads(db, card)
