@@ -136,6 +136,17 @@ describe("store operations", function()
     assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "carol", "older head"))
     assert.is_false(sf.refusal_said(db, "E-2", "review:o/r:5", "alice", "older head"))
     assert.is_false(sf.refusal_said(db, "E-1", nil, "alice", "older head"))
+    -- its pull request comment: told once a forge_comment event says it was posted
+    assert.is_false(sf.refusal_told(db, "E-1", "review:o/r:5", "alice", "older head"))
+    assert(db:tx(function()
+      db:event { kind = "forge_comment", card = "E-1", actor = "alice", data = { forge = "gitea", number = 5,
+        reason = "older head", identity = "review:o/r:5" } }
+      return true
+    end))
+    assert.is_true(sf.refusal_told(db, "E-1", "review:o/r:5", "alice", "older head"))
+    assert.is_false(sf.refusal_told(db, "E-1", "review:o/r:5", "alice", "being verified"))
+    assert.is_false(sf.refusal_told(db, "E-1", "review:o/r:5", "carol", "older head"))
+    assert.is_false(sf.refusal_told(db, "E-1", nil, "alice", "older head"))
     db:close()
   end)
 
