@@ -8,6 +8,7 @@
 --   GET /__prs, /__comments, /__statuses: what the forge holds
 --   POST /__fail?status=N&times=K[&echo=1]: the next K API calls answer N (echo: the error
 --     message quotes the Authorization header, as some proxies and forges do)
+--   POST /__hold?ms=N&times=K: the next K API calls are answered after N ms (a slow forge)
 --   POST /__ratelimit?kind=primary|secondary&times=K[&after=S]: the next K API calls are refused for
 --     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After: S,
 --     7 by default)
@@ -31,6 +32,7 @@ io.stdout:flush()
 local log, prs, comments, statuses, releases = {}, {}, {}, {}, {}
 local fail = { status = 0, times = 0, echo = false }
 local limited = { kind = nil, times = 0, after = 7 }
+local hold = { ms = 0, times = 0 }
 local next_number = 1
 local remote_path -- /__remote: where the branches live
 local RESET = os.time() + 3600
@@ -161,6 +163,10 @@ local function handle(req)
     fail.echo = query.echo == "1"
     return reply(req, 200, {})
   end
+  if path == "/__hold" then
+    hold.ms, hold.times = tonumber(query.ms) or 1000, tonumber(query.times) or 1
+    return reply(req, 200, {})
+  end
   if path == "/__ratelimit" then
     limited.kind, limited.times = query.kind or "primary", tonumber(query.times) or 1
     limited.after = math.tointeger(tonumber(query.after)) or 7
@@ -199,6 +205,10 @@ local function handle(req)
   log[#log + 1] = { method = req.method, path = path, query = query, authorization = req.headers.authorization,
     body = body }
   local github = path:sub(1, 8) ~= "/api/v1/"
+  if hold.times > 0 then
+    hold.times = hold.times - 1
+    require("orket").sleep(hold.ms)
+  end
   if fail.times > 0 then
     fail.times = fail.times - 1
     local m = "the fake forge fails on purpose"

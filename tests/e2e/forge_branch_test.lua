@@ -223,12 +223,21 @@ db:close()
   return H.orket("lua journal.lua", { cwd = dir })
 end
 
--- whether the journal holds a posted pull request comment (a "forge_comment" event) of F-1
-local function webhook_told(dir)
+-- the states of F-1's "forge_comment" events (its pull request comment's claims and ends), in order
+local function webhook_claims(dir)
   local db = assert(require("orket.project").open_store(dir, false))
-  local rows = assert(db:rows("SELECT id FROM events WHERE kind = 'forge_comment' AND card_id = 'F-1'"))
+  local rows = assert(db:rows("SELECT " .. db.dialect.json("data") .. " FROM events WHERE kind = 'forge_comment' "
+    .. "AND card_id = 'F-1' ORDER BY id"))
   db:close()
-  return #rows > 0
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = cjson.decode(r.data).state end
+  return out
+end
+
+-- whether the journal says F-1's pull request comment was posted (a "forge_comment" event, "posted")
+local function webhook_told(dir)
+  for _, st in ipairs(webhook_claims(dir)) do if st == "posted" then return true end end
+  return false
 end
 
 local function is_ancestor(dir, id, ref)
@@ -332,6 +341,77 @@ describe("a person's commits on a card's pull request branch", function()
       orket.sleep(100)
       assert.equal(1, #comments(forge))
     end
+    assert.equal(0, s.stop())
+  end)
+
+  it("a refusal's owed pull request comment is posted by a redelivery under the same delivery id, once", function()
+    -- GitHub's "Redeliver" keeps the delivery's id: the delivery is a duplicate, and says
+    -- nothing again, but the pull request comment its refusal owes is posted
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    local st = H.fetch { url = forge.url .. "/__fail?status=503&times=1", method = "POST", body = "",
+      total_timeout_ms = 10000 }
+    assert.equal(200, st)
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function()
+      for _, req in ipairs(get(forge.url .. "/__log")) do
+        if req.path:match("/comments$") then return true end
+      end
+    end, "the refused comment's request")
+    -- its failure journaled ("failed"), so owed
+    H.wait_for(function() return webhook_claims(dir)[2] == "failed" end, "the failed post journaled")
+    assert.equal(0, #comments(forge))
+    local _, card = state(dir, "F-1")
+    local said_before = #card.comments
+    local code2, doc2 = approve(s, "d-1", number, bob)
+    assert.equal(200, code2)
+    assert.equal("duplicate", doc2.outcome, cjson.encode(doc2))
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    assert.matches("Orket did not merge this pull request", comments(forge)[1].body, 1, true)
+    _, card = state(dir, "F-1")
+    assert.equal(said_before, #card.comments, cjson.encode(card.comments))
+    H.wait_for(function() return webhook_claims(dir)[4] == "posted" end, "the post journaled")
+    -- posted: the same id again posts nothing
+    assert.equal("duplicate", select(2, approve(s, "d-1", number, bob)).outcome)
+    for _ = 1, 5 do
+      orket.sleep(100)
+      assert.equal(1, #comments(forge))
+    end
+    assert.same({ "posting", "failed", "posting", "posted" }, webhook_claims(dir))
+    assert.equal(0, s.stop())
+  end)
+
+  it("a refusal's pull request comment in flight is not posted again by deliveries meanwhile", function()
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    -- the forge answers the comment's post slowly, and fails it: owed afterwards
+    for _, u in ipairs { "/__hold?ms=1500&times=1", "/__fail?status=503&times=1" } do
+      assert.equal(200, (H.fetch { url = forge.url .. u, method = "POST", body = "", total_timeout_ms = 10000 }))
+    end
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function()
+      for _, req in ipairs(get(forge.url .. "/__log")) do
+        if req.path:match("/comments$") then return true end
+      end
+    end, "the comment's request")
+    -- while it is in flight: the same id again and a new id claim nothing and post nothing
+    assert.equal("duplicate", select(2, approve(s, "d-1", number, bob)).outcome)
+    assert.equal("ignored", select(2, approve(s, "d-1-again", number, bob)).outcome)
+    H.wait_for(function() return webhook_claims(dir)[2] == "failed" end, "the failed post journaled")
+    assert.same({ "posting", "failed" }, webhook_claims(dir))
+    local posts = 0
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      if req.path:match("/comments$") then posts = posts + 1 end
+    end
+    assert.equal(1, posts)
+    -- owed now: the next delivery posts it, once
+    assert.equal("ignored", select(2, approve(s, "d-1-third", number, bob)).outcome)
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    H.wait_for(function() return webhook_claims(dir)[4] == "posted" end, "the post journaled")
     assert.equal(0, s.stop())
   end)
 
@@ -1100,13 +1180,32 @@ describe("a person's commits on a card's pull request branch", function()
     assert.matches("has commits Orket did not push", doc.reason, 1, true)
     -- what the next hand-in does: not this take-in, until a head moves or the directory is clean
     assert.matches("failed before on these same heads", doc.reason, 1, true)
-    assert.matches("or the card's directory holds no uncommitted changes", doc.reason, 1, true)
+    assert.matches("the card's directory holds no uncommitted changes (commit or remove them), or a person moves "
+      .. "the card.", doc.reason, 1, true)
     assert.is_nil(doc.reason:find("taken into the card's branch at its next hand-in", 1, true), doc.reason)
     local said = card_comment(H.card_json(t.dir, "F-1"), "was not applied")
     assert.truthy(said)
     assert.matches("failed before on these same heads", said.body, 1, true)
     H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
     assert.matches("failed before on these same heads", comments(forge)[1].body, 1, true)
+    assert.equal(0, s.stop())
+  end)
+
+  it("an approval of commits whose take-in failed, on a card with no checks now: the hand-in takes them in", function()
+    -- (the hand-in skips a take-in failed on the same heads only for a card with acceptance
+    -- checks: without, it tries again, and the refusal says so)
+    local t = failed_dirty()
+    local bob = assert(require("orket.store.forge").last_take_in_failure(t.db, "F-1")).from
+    t.close()
+    local text = H.read(t.dir .. "/orket.lua")
+    local plain = text:gsub('verify = { command = { "true" } }\n', "")
+    assert.not_equal(text, plain)
+    H.write(t.dir .. "/orket.lua", plain)
+    local s = serve(t.dir)
+    local code, doc = approve(s, "d-1", pr_number(forge), bob)
+    assert.equal(200, code)
+    assert.matches("taken into the card's branch at its next hand-in", doc.reason, 1, true)
+    assert.is_nil(doc.reason:find("failed before on these same heads", 1, true), doc.reason)
     assert.equal(0, s.stop())
   end)
 

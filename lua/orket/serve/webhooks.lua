@@ -26,6 +26,7 @@ local body = require "orket.serve.body"
 local openapi = require "orket.serve.openapi"
 local secret_setting = require "orket.settings.secret"
 local task = require "orket.task"
+local verify = require "orket.engine.verify"
 
 local M = {}
 
@@ -137,22 +138,82 @@ local function foreign_head(ctx, card, ev)
   return true
 end
 
--- Says on the pull request why an approval was not applied (in a task of its own: the
--- delivery is answered at once; a comment that cannot be posted is logged). after(posted):
--- called once the forge answered, posted true when it took the comment.
-local function tell_pull_request(g, number, text, after)
-  if not (g.forge and number) then return end
+-- A refusal's pull request comment is claimed in the journal inside the transaction that
+-- decides to post it (a "forge_comment" event, state "posting"), so a delivery of the same
+-- review, on this server or another on the same store (write transactions are serialised),
+-- does not post it again while it is in flight; the post's end is journaled too ("posted",
+-- or "failed": owed, posted by the review's next delivery). A claim older than
+-- COMMENT_CLAIM_S, longer than the forge's calls take with their retries, is taken as
+-- failed: its server stopped before saying how the post ended.
+M.COMMENT_CLAIM_S = 300
+
+local function comment_owed(c, now)
+  return c ~= nil and (c.state == "failed"
+    or c.state == "posting" and now - (tonumber(c.at) or 0) > M.COMMENT_CLAIM_S)
+end
+
+-- claims the comment (in the deciding transaction) -> the claim's data
+local function claim_comment(db, card, reviewer, c)
+  c = { forge = c.forge, number = c.number, reason = c.reason, identity = c.identity, delivery = c.delivery,
+    text = c.text, state = "posting", at = os.time() }
+  db:event { kind = "forge_comment", card = card, actor = reviewer, data = c }
+  return c
+end
+
+-- Says on the pull request why a review was not applied (in a task of its own: the delivery
+-- is answered at once), then journals how the post ended, however it ended (a raised error
+-- included: the claim is not left in flight); a comment that cannot be posted is logged.
+local function tell_pull_request(db, g, card, reviewer, c)
   task.spawn(function()
-    local token, terr = forge.token(g)
-    local ok, cerr = false, terr
-    if token then ok, cerr = forge.comment(g, token, number, text) end
-    token = nil
+    local ran, ok, cerr = pcall(function()
+      local token, terr = forge.token(g)
+      if not token then return false, terr end
+      return forge.comment(g, token, c.number, c.text)
+    end)
+    if not ran then ok, cerr = false, ok end
     if not ok then
       io.stderr:write(string.format("webhooks: the comment on pull request #%s could not be posted: %s\n",
-        tostring(number), tostring(cerr)))
+        tostring(c.number), tostring(cerr)))
     end
-    if after then after(ok) end
+    local done = {}
+    for k, v in pairs(c) do done[k] = v end
+    done.state, done.at = ok and "posted" or "failed", os.time()
+    -- (a store gone away: the claim stays "posting", and a delivery after COMMENT_CLAIM_S
+    -- posts the comment again, rather than losing it)
+    local jok, jerr = pcall(function()
+      assert(db:tx(function()
+        db:event { kind = "forge_comment", card = card, actor = reviewer, data = done }
+        return true
+      end))
+    end)
+    if not jok then
+      io.stderr:write(string.format("webhooks: the comment on pull request #%s: its end could not be journaled: %s\n",
+        tostring(c.number), tostring(jerr)))
+    end
   end)
+end
+
+-- A delivery already recorded (its id again: GitHub's "Redeliver" keeps it) says nothing
+-- again, but posts the pull request comment of its refusal that is owed (the forge's API
+-- failed when it was posted) -> true | nil, error
+local function post_owed(db, g, name, delivery)
+  if g.forge ~= name then return true end
+  local due = {}
+  local ok, terr = db:tx(function()
+    due = {}
+    local now = os.time()
+    for _, r in ipairs(sf.delivery_comments(db, name, delivery)) do
+      local c = sf.refusal_comment(db, r.card, r.identity, r.reviewer, r.reason)
+      if comment_owed(c, now) then
+        c.delivery = delivery
+        due[#due + 1] = { card = r.card, reviewer = r.reviewer, c = claim_comment(db, r.card, r.reviewer, c) }
+      end
+    end
+    return true
+  end)
+  if not ok then return nil, terr end
+  for _, t in ipairs(due) do tell_pull_request(db, g, t.card, t.reviewer, t.c) end
+  return true
 end
 
 local function login(v) return type(v) == "string" and v:match("^[%w][%w._%-]*$") and #v <= 100 and v or nil end
@@ -309,6 +370,8 @@ local function handle(name)
     d.identity = forge.identity(doc)
     if sf.delivery_seen(db, name, d.id, d.identity) then
       ctx.note = "duplicate"
+      local pok, perr = post_owed(db, g, name, d.id)
+      if not pok then return err(500, "internal", perr) end
       return 200, { delivery = d.id, outcome = "duplicate" }
     end
     local max_age = ctx.server and ctx.server.limits.webhook_max_age_s or M.MAX_AGE_S
@@ -352,25 +415,28 @@ local function handle(name)
       local foreign
       if other == "other_head" and person() then foreign = foreign_head(ctx, card, ev) end
       if foreign then
-        -- a take-in that failed on these same heads is not tried again by the hand-in
-        -- (orket.engine.pull_request) until a head moves or its cause is seen gone: said so,
-        -- not that the next hand-in takes the commits in
-        local failed = sf.last_take_in_failure(db, card)
+        -- a take-in that failed on these same heads is not tried again by the hand-in of a
+        -- card with acceptance checks (orket.engine.pull_request) until a head moves or its
+        -- cause is seen gone: said so, not that the next hand-in takes the commits in
+        local failed = verify.checks({ db = db, settings = settings or {} }, c) and sf.last_take_in_failure(db, card)
         if failed and type(ev.commit) == "string" and tostring(failed.from):lower() == ev.commit:lower()
           and tostring(failed.head):lower() == tostring(ev.card_head)
           and not sf.moved_by_person_since(db, card, failed.event) then
-          failed = string.format("Taking them into the card's branch failed before on these same heads (%s), so its "
-            .. "next hand-in does not take them in, nor verify the card again for them, until the pull request's branch "
-            .. "or the card's moves, %s", tostring(failed.error), failed.code == "EDIRTY"
-            and "or the card's directory holds no uncommitted changes (commit or remove them)"
-            or "or a person moves the card after fixing the cause (to ready_for_testing: verified and handed in again)")
+          refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch "
+            .. "is at %s). Taking them into the card's branch failed before on these same heads: %s. The card's "
+            .. "next hand-in does not try that again, nor verify the card again for it, until the pull request's "
+            .. "branch or the card's moves, %s. Request changes to send the card back to work; a head pushed after "
+            .. "them needs its own review: an approval merges only a head Orket pushed", ev.commit,
+            tostring(ev.card_head), (tostring(failed.error):gsub("%.$", "")), failed.code == "EDIRTY"
+            and "the card's directory holds no uncommitted changes (commit or remove them), or a person moves the card"
+            or "or a person moves the card after fixing the cause (to ready_for_testing, where it is verified and "
+              .. "handed in again)")
         else
-          failed = "Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in"
+          refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch is "
+            .. "at %s). Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in "
+            .. "(request changes to send the card back to work; a rewritten history is replaced), and that new head "
+            .. "needs its own review: an approval merges only a head Orket pushed", ev.commit, tostring(ev.card_head))
         end
-        refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch is "
-          .. "at %s). %s (request changes to send the card back to work; a rewritten history is replaced), and that "
-          .. "new head needs its own review: an approval merges only a head Orket pushed", ev.commit,
-          tostring(ev.card_head), failed)
       elseif foreign == false then
         refused = string.format("commit %s is an older head of the pull request: commits came after it, and "
           .. "the current head %s needs its own review: an approval merges only the head it names", ev.commit,
@@ -396,55 +462,37 @@ local function handle(name)
         or ev.kind == "merged" and "Orket's main is unchanged (the forge's holds the pull request's merge)."
         or "Main is unchanged."
       local said = refused and string.format("The forge's %s was not applied: %s. %s", what, refused, kept)
-      local posted -- said now (not before: the same review delivered again is not said twice)
-      -- the pull request's comment of a refusal said before whose posting failed (the
-      -- forge's API down then) is owed: posted now, once (a "forge_comment" event journals
-      -- each posted; one being posted by this server is not posted again meanwhile)
-      local told = ctx.server and ctx.server.webhook_telling
-      if ctx.server and not told then
-        told = {}
-        ctx.server.webhook_telling = told
-      end
-      local key = table.concat({ tostring(card), tostring(d.identity), tostring(ev and ev.reviewer), tostring(refused) },
-        "\n")
+      -- the pull request's comment: posted with the refusal said, or later while it is owed
+      -- (comment_owed: its post failed), claimed first (claim_comment)
+      local comment = said and g.forge == name and ev.number and {
+        forge = name, number = ev.number, reason = refused, identity = d.identity, delivery = d.id,
+        text = (ev.kind == "approved" and "Orket did not merge this pull request. "
+          or ev.kind == "merged" and "Orket did not finish the card on this merge. "
+          or "Orket did not send the card back for this review. ") .. said }
+      local claimed
       local rok, rerr = db:tx(function()
-        posted = nil
+        claimed = nil
         if sf.delivery_seen(db, name, d.id, d.identity) then return true end
         record(db, name, d, card, "ignored: " .. why)
         -- said once per review: the same review delivered again (a redelivery under a new
         -- delivery id, its identity the same) is answered as refused, and nothing is said twice
         if said and not sf.refusal_said(db, card, d.identity, ev.reviewer, refused) then
-          posted = said
           assert(board:comment(card, { author = "orket", body = said }))
           db:event { kind = "webhook", card = card, actor = ev.reviewer,
             data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = "ignored",
               reason = refused, identity = d.identity } }
-        elseif said and d.identity and not (told and told[key])
-          and not sf.refusal_told(db, card, d.identity, ev.reviewer, refused) then
-          posted = said
+          if comment then claimed = claim_comment(db, card, ev.reviewer, comment) end
+        elseif comment then
+          local c = sf.refusal_comment(db, card, d.identity, ev.reviewer, refused)
+          if comment_owed(c, os.time()) then
+            c.delivery = d.id
+            claimed = claim_comment(db, card, ev.reviewer, c)
+          end
         end
         return true
       end)
       if not rok then return err(500, "internal", rerr) end
-      if posted and g.forge and ev.number then
-        if told then told[key] = true end
-        local identity, reviewer = d.identity, ev.reviewer
-        tell_pull_request(g, ev.number, (ev.kind == "approved" and "Orket did not merge this pull request. "
-          or ev.kind == "merged" and "Orket did not finish the card on this merge. "
-          or "Orket did not send the card back for this review. ") .. said, function(ok)
-          -- (a store gone away: the comment may be posted again by a later delivery)
-          if ok then
-            pcall(function()
-              assert(db:tx(function()
-                db:event { kind = "forge_comment", card = card, actor = reviewer,
-                  data = { forge = name, number = ev.number, reason = refused, identity = identity } }
-                return true
-              end))
-            end)
-          end
-          if told then told[key] = nil end
-        end)
-      end
+      if claimed then tell_pull_request(db, g, card, ev.reviewer, claimed) end
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }

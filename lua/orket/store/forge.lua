@@ -62,17 +62,41 @@ function M.refusal_said(db, card, identity, reviewer, reason)
   return false
 end
 
---- refusal_told(db, card, identity, reviewer, reason) -> true when a "forge_comment" event
---- of the card says the pull request's comment of that refusal (as refusal_said matches
---- it) was posted
-function M.refusal_told(db, card, identity, reviewer, reason)
-  if not identity or not reviewer then return false end
-  for _, r in ipairs(all(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+--- refusal_comment(db, card, identity, reviewer, reason) -> the data of the last
+--- "forge_comment" event of that refusal's pull request comment (as refusal_said matches it:
+--- {state = "posting" | "posted" | "failed", at = os.time() of the claim, delivery, number,
+--- text, ...}), with event = its id | nil when none
+function M.refusal_comment(db, card, identity, reviewer, reason)
+  if not identity or not reviewer then return nil end
+  local last
+  for _, r in ipairs(all(db, "SELECT id, " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
     .. "AND kind = 'forge_comment' AND actor = ? ORDER BY id", card, reviewer)) do
     local d = cjson.decode(r.data)
-    if type(d) == "table" and d.identity == identity and d.reason == reason then return true end
+    if type(d) == "table" and d.identity == identity and d.reason == reason then
+      d.event = tonumber(r.id)
+      last = d
+    end
   end
-  return false
+  return last
+end
+
+--- delivery_comments(db, forge, delivery) -> {{card=, reviewer=, identity=, reason=}...}:
+--- the refusals whose pull request comment a "forge_comment" event claimed for that delivery
+--- (its id), each once
+function M.delivery_comments(db, forge, delivery)
+  local out, seen = {}, {}
+  for _, r in ipairs(all(db, "SELECT card_id, actor, " .. db.dialect.json("data") .. " FROM events "
+    .. "WHERE kind = 'forge_comment' ORDER BY id")) do
+    local d = cjson.decode(r.data)
+    if type(d) == "table" and d.forge == forge and d.delivery == delivery then
+      local key = table.concat({ tostring(r.card_id), tostring(r.actor), tostring(d.identity), tostring(d.reason) }, "\n")
+      if not seen[key] then
+        seen[key] = true
+        out[#out + 1] = { card = r.card_id, reviewer = r.actor, identity = d.identity, reason = d.reason }
+      end
+    end
+  end
+  return out
 end
 
 --- pushed_heads(db, card) -> the heads Orket pushed for the card's review: its pull
