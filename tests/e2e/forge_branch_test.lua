@@ -388,8 +388,8 @@ describe("a person's commits on a card's pull request branch", function()
     local number = pr_number(forge)
     local bob = person(dir).commit("bob.txt", "bob's fix\n")
     local s = serve(dir)
-    -- the forge answers the comment's post slowly, and fails it: owed afterwards
-    for _, u in ipairs { "/__hold?ms=1500&times=1", "/__fail?status=503&times=1" } do
+    -- the forge holds the comment's post until the test releases it, then fails it: owed afterwards
+    for _, u in ipairs { "/__hold?until=unhold&times=1", "/__fail?status=503&times=1" } do
       assert.equal(200, (H.fetch { url = forge.url .. u, method = "POST", body = "", total_timeout_ms = 10000 }))
     end
     assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
@@ -401,6 +401,8 @@ describe("a person's commits on a card's pull request branch", function()
     -- while it is in flight: the same id again and a new id claim nothing and post nothing
     assert.equal("duplicate", select(2, approve(s, "d-1", number, bob)).outcome)
     assert.equal("ignored", select(2, approve(s, "d-1-again", number, bob)).outcome)
+    assert.same({ "posting" }, webhook_claims(dir))
+    assert.equal(200, (H.fetch { url = forge.url .. "/__unhold", method = "POST", body = "", total_timeout_ms = 10000 }))
     H.wait_for(function() return webhook_claims(dir)[2] == "failed" end, "the failed post journaled")
     assert.same({ "posting", "failed" }, webhook_claims(dir))
     local posts = 0
