@@ -417,6 +417,79 @@ describe("a person's commits on a card's pull request branch", function()
     assert.equal(0, s.stop())
   end)
 
+  it("a refusal's pull request comment the forge refused for good is not posted again", function()
+    -- a 404 (the pull request gone; as 401/403, 410, 422: the token may not comment, it is
+    -- locked) would be refused again: journaled "refused", not owed
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    assert.equal(200, (H.fetch { url = forge.url .. "/__fail?status=404&times=1", method = "POST", body = "",
+      total_timeout_ms = 10000 }))
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function() return webhook_claims(dir)[2] ~= nil end, "the post's end journaled")
+    assert.same({ "posting", "refused" }, webhook_claims(dir))
+    assert.equal("duplicate", select(2, approve(s, "d-1", number, bob)).outcome)
+    assert.equal("ignored", select(2, approve(s, "d-1-again", number, bob)).outcome)
+    orket.sleep(300)
+    assert.same({ "posting", "refused" }, webhook_claims(dir))
+    local posts = 0
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      if req.path:match("/comments$") then posts = posts + 1 end
+    end
+    assert.equal(1, posts)
+    assert.equal(0, #comments(forge))
+    assert.equal(0, s.stop())
+  end)
+
+  it("an owed pull request comment is not posted once git.repo names another repository", function()
+    -- the claim names its repository: pull request #N of the new one is someone else's
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    assert.equal(200, (H.fetch { url = forge.url .. "/__fail?status=503&times=1", method = "POST", body = "",
+      total_timeout_ms = 10000 }))
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function() return webhook_claims(dir)[2] == "failed" end, "the failed post journaled")
+    local text = H.read(dir .. "/orket.lua")
+    local moved = text:gsub('repo = "acme/notes"', 'repo = "acme/other"')
+    assert.are_not.equal(text, moved)
+    H.write(dir .. "/orket.lua", moved)
+    assert.equal("duplicate", select(2, approve(s, "d-1", number, bob)).outcome)
+    orket.sleep(300)
+    assert.same({ "posting", "failed" }, webhook_claims(dir))
+    local posts = 0
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      if req.path:match("/comments$") then posts = posts + 1 end
+    end
+    assert.equal(1, posts)
+    assert.equal(0, s.stop())
+  end)
+
+  it("a duplicate delivery owing no comment is answered without taking the store's write lock", function()
+    -- every duplicate asks whether its refusal's comment is owed: read first, outside any
+    -- transaction, so a duplicate does not wait for (nor stall) the store's writers
+    if backends.name() ~= "sqlite" then return end
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function() return webhook_told(dir) end, "the comment posted")
+    local db = assert(require("orket.project").open_store(dir, false))
+    local code, doc
+    assert(db:run("BEGIN IMMEDIATE")) -- another writer holds the write lock meanwhile
+    local ok, aerr = pcall(function() code, doc = approve(s, "d-1", number, bob) end)
+    assert(db:run("ROLLBACK"))
+    db:close()
+    assert(ok, aerr)
+    assert.equal(200, code, cjson.encode(doc))
+    assert.equal("duplicate", doc.outcome)
+    assert.same({ "posting", "posted" }, webhook_claims(dir))
+    assert.equal(0, s.stop())
+  end)
+
   it("a refused approval delivered again under a new delivery id: answered refused, said once", function()
     -- a forge's redelivery may carry a new delivery id (the id is not signed); the review's
     -- own identity is the same, and its refusal is not said again on the card, the pull

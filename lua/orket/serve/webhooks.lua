@@ -142,20 +142,27 @@ end
 -- decides to post it (a "forge_comment" event, state "posting"), so a delivery of the same
 -- review, on this server or another on the same store (write transactions are serialised),
 -- does not post it again while it is in flight; the post's end is journaled too ("posted",
--- or "failed": owed, posted by the review's next delivery). A claim older than
--- COMMENT_CLAIM_S, longer than the forge's calls take with their retries, is taken as
--- failed: its server stopped before saying how the post ended.
+-- or "failed": owed, posted by the review's next delivery; or "refused": the forge refused it
+-- for good, never posted again). A claim older than COMMENT_CLAIM_S, longer than the forge's
+-- calls take with their retries, is taken as failed: its server stopped before saying how
+-- the post ended. A claim names its repository: one that is no longer git.repo is not
+-- posted (its pull request's number names another's there).
 M.COMMENT_CLAIM_S = 300
 
-local function comment_owed(c, now)
-  return c ~= nil and (c.state == "failed"
-    or c.state == "posting" and now - (tonumber(c.at) or 0) > M.COMMENT_CLAIM_S)
+-- the forge's refusals worth trying again later (orket.forge's codes): any other (EAUTH: the
+-- token may not comment; ENOTFOUND: the pull request is gone; EINVAL: it is locked; EFORGE)
+-- would be refused again on every later delivery
+local TEMPORARY = { EUNAVAILABLE = true, ERATELIMIT = true }
+
+local function comment_owed(c, now, g)
+  return c ~= nil and type(c.repo) == "string" and c.repo:lower() == (g.repo or ""):lower()
+    and (c.state == "failed" or c.state == "posting" and now - (tonumber(c.at) or 0) > M.COMMENT_CLAIM_S)
 end
 
 -- claims the comment (in the deciding transaction) -> the claim's data
 local function claim_comment(db, card, reviewer, c)
-  c = { forge = c.forge, number = c.number, reason = c.reason, identity = c.identity, delivery = c.delivery,
-    text = c.text, state = "posting", at = os.time() }
+  c = { forge = c.forge, repo = c.repo, number = c.number, reason = c.reason, identity = c.identity,
+    delivery = c.delivery, text = c.text, state = "posting", at = os.time() }
   db:event { kind = "forge_comment", card = card, actor = reviewer, data = c }
   return c
 end
@@ -165,19 +172,20 @@ end
 -- included: the claim is not left in flight); a comment that cannot be posted is logged.
 local function tell_pull_request(db, g, card, reviewer, c)
   task.spawn(function()
-    local ran, ok, cerr = pcall(function()
+    local ran, ok, cerr, ccode = pcall(function()
       local token, terr = forge.token(g)
-      if not token then return false, terr end
+      if not token then return false, terr end -- (owed: set, it is posted by a later delivery)
       return forge.comment(g, token, c.number, c.text)
     end)
-    if not ran then ok, cerr = false, ok end
+    if not ran then ok, cerr, ccode = false, ok, nil end
     if not ok then
       io.stderr:write(string.format("webhooks: the comment on pull request #%s could not be posted: %s\n",
         tostring(c.number), tostring(cerr)))
     end
     local done = {}
     for k, v in pairs(c) do done[k] = v end
-    done.state, done.at = ok and "posted" or "failed", os.time()
+    done.state, done.at = ok and "posted" or (ccode and not TEMPORARY[ccode]) and "refused" or "failed", os.time()
+    done.code = not ok and ccode or nil
     -- (a store gone away: the claim stays "posting", and a delivery after COMMENT_CLAIM_S
     -- posts the comment again, rather than losing it)
     local jok, jerr = pcall(function()
@@ -198,16 +206,25 @@ end
 -- failed when it was posted) -> true | nil, error
 local function post_owed(db, g, name, delivery)
   if g.forge ~= name then return true end
+  local function owed()
+    local out, now = {}, os.time()
+    for _, r in ipairs(sf.delivery_comments(db, name, delivery)) do
+      local c = sf.refusal_comment(db, r.card, r.identity, r.reviewer, r.reason)
+      if comment_owed(c, now, g) then out[#out + 1] = { card = r.card, reviewer = r.reviewer, c = c } end
+    end
+    return out
+  end
+  -- read first, outside any transaction (through the delivery's card): most duplicates owe
+  -- nothing, and take no write lock; one that looks owed is read again under it
+  local rok, first = pcall(owed)
+  if not rok then return nil, tostring(first) end
+  if #first == 0 then return true end
   local due = {}
   local ok, terr = db:tx(function()
     due = {}
-    local now = os.time()
-    for _, r in ipairs(sf.delivery_comments(db, name, delivery)) do
-      local c = sf.refusal_comment(db, r.card, r.identity, r.reviewer, r.reason)
-      if comment_owed(c, now) then
-        c.delivery = delivery
-        due[#due + 1] = { card = r.card, reviewer = r.reviewer, c = claim_comment(db, r.card, r.reviewer, c) }
-      end
+    for _, o in ipairs(owed()) do
+      o.c.delivery = delivery
+      due[#due + 1] = { card = o.card, reviewer = o.reviewer, c = claim_comment(db, o.card, o.reviewer, o.c) }
     end
     return true
   end)
@@ -465,7 +482,7 @@ local function handle(name)
       -- the pull request's comment: posted with the refusal said, or later while it is owed
       -- (comment_owed: its post failed), claimed first (claim_comment)
       local comment = said and g.forge == name and ev.number and {
-        forge = name, number = ev.number, reason = refused, identity = d.identity, delivery = d.id,
+        forge = name, repo = g.repo, number = ev.number, reason = refused, identity = d.identity, delivery = d.id,
         text = (ev.kind == "approved" and "Orket did not merge this pull request. "
           or ev.kind == "merged" and "Orket did not finish the card on this merge. "
           or "Orket did not send the card back for this review. ") .. said }
@@ -484,7 +501,7 @@ local function handle(name)
           if comment then claimed = claim_comment(db, card, ev.reviewer, comment) end
         elseif comment then
           local c = sf.refusal_comment(db, card, d.identity, ev.reviewer, refused)
-          if comment_owed(c, os.time()) then
+          if comment_owed(c, os.time(), g) then
             c.delivery = d.id
             claimed = claim_comment(db, card, ev.reviewer, c)
           end

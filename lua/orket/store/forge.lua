@@ -82,11 +82,15 @@ end
 
 --- delivery_comments(db, forge, delivery) -> {{card=, reviewer=, identity=, reason=}...}:
 --- the refusals whose pull request comment a "forge_comment" event claimed for that delivery
---- (its id), each once
+--- (its id), each once. Read through the card its webhook_deliveries row names (a claim is
+--- recorded with its delivery, on the refused card): every duplicate delivery asks, and the
+--- events' kind has no index.
 function M.delivery_comments(db, forge, delivery)
   local out, seen = {}, {}
+  local dr = one(db, "SELECT card_id FROM webhook_deliveries WHERE forge = ? AND delivery = ?", forge, delivery)
+  if not dr or dr.card_id == nil then return out end
   for _, r in ipairs(all(db, "SELECT card_id, actor, " .. db.dialect.json("data") .. " FROM events "
-    .. "WHERE kind = 'forge_comment' ORDER BY id")) do
+    .. "WHERE card_id = ? AND kind = 'forge_comment' ORDER BY id", dr.card_id)) do
     local d = cjson.decode(r.data)
     if type(d) == "table" and d.forge == forge and d.delivery == delivery then
       local key = table.concat({ tostring(r.card_id), tostring(r.actor), tostring(d.identity), tostring(d.reason) }, "\n")

@@ -147,6 +147,12 @@ describe("store operations", function()
       end
       db:event { kind = "forge_comment", card = "E-1", actor = "carol", data = { forge = "gitea", number = 5,
         reason = "older head", identity = "review:o/r:5", delivery = "d-2", state = "posted", at = 8 } }
+      -- the claims' deliveries, recorded on the refused card; another card's event naming
+      -- d-1 is not read (the delivery's card's events only, through its index)
+      sf.record_delivery(db, "gitea", "d-1", "pull_request_review_approved", "E-1", "ignored: older head")
+      sf.record_delivery(db, "gitea", "d-3", "pull_request_review_approved", nil, "ignored: no card")
+      db:event { kind = "forge_comment", card = "E-2", actor = "dave", data = { forge = "gitea", number = 6,
+        reason = "older head", identity = "review:o/r:6", delivery = "d-1", state = "failed", at = 9 } }
       return true
     end))
     local c = assert(sf.refusal_comment(db, "E-1", "review:o/r:5", "alice", "older head"))
