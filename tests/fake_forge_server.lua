@@ -8,6 +8,9 @@
 --   GET /__prs, /__comments, /__statuses: what the forge holds
 --   POST /__fail?status=N&times=K[&echo=1]: the next K API calls answer N (echo: the error
 --     message quotes the Authorization header, as some proxies and forges do)
+--   POST /__hold?ms=N&times=K: the next K API calls are answered after N ms (a slow forge)
+--   POST /__hold?until=unhold&times=K[&ms=N]: the next K API calls are held until POST /__unhold
+--     (at most N ms, 60000 by default: a test that never releases them still ends)
 --   POST /__ratelimit?kind=primary|secondary&times=K[&after=S]: the next K API calls are refused for
 --     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After: S,
 --     7 by default)
@@ -31,6 +34,7 @@ io.stdout:flush()
 local log, prs, comments, statuses, releases = {}, {}, {}, {}, {}
 local fail = { status = 0, times = 0, echo = false }
 local limited = { kind = nil, times = 0, after = 7 }
+local hold = { ms = 0, times = 0, gated = false }
 local next_number = 1
 local remote_path -- /__remote: where the branches live
 local RESET = os.time() + 3600
@@ -161,6 +165,15 @@ local function handle(req)
     fail.echo = query.echo == "1"
     return reply(req, 200, {})
   end
+  if path == "/__hold" then
+    hold.gated = query["until"] == "unhold"
+    hold.ms, hold.times = tonumber(query.ms) or (hold.gated and 60000 or 1000), tonumber(query.times) or 1
+    return reply(req, 200, {})
+  end
+  if path == "/__unhold" then
+    hold.gated = false
+    return reply(req, 200, {})
+  end
   if path == "/__ratelimit" then
     limited.kind, limited.times = query.kind or "primary", tonumber(query.times) or 1
     limited.after = math.tointeger(tonumber(query.after)) or 7
@@ -199,6 +212,19 @@ local function handle(req)
   log[#log + 1] = { method = req.method, path = path, query = query, authorization = req.headers.authorization,
     body = body }
   local github = path:sub(1, 8) ~= "/api/v1/"
+  if hold.times > 0 then
+    hold.times = hold.times - 1
+    if hold.gated then
+      -- held until the test says (POST /__unhold), whatever the machine's load
+      local waited = 0
+      while hold.gated and waited < hold.ms do
+        require("orket").sleep(20)
+        waited = waited + 20
+      end
+    else
+      require("orket").sleep(hold.ms)
+    end
+  end
   if fail.times > 0 then
     fail.times = fail.times - 1
     local m = "the fake forge fails on purpose"

@@ -223,6 +223,23 @@ db:close()
   return H.orket("lua journal.lua", { cwd = dir })
 end
 
+-- the states of F-1's "forge_comment" events (its pull request comment's claims and ends), in order
+local function webhook_claims(dir)
+  local db = assert(require("orket.project").open_store(dir, false))
+  local rows = assert(db:rows("SELECT " .. db.dialect.json("data") .. " FROM events WHERE kind = 'forge_comment' "
+    .. "AND card_id = 'F-1' ORDER BY id"))
+  db:close()
+  local out = {}
+  for i, r in ipairs(rows) do out[i] = cjson.decode(r.data).state end
+  return out
+end
+
+-- whether the journal says F-1's pull request comment was posted (a "forge_comment" event, "posted")
+local function webhook_told(dir)
+  for _, st in ipairs(webhook_claims(dir)) do if st == "posted" then return true end end
+  return false
+end
+
 local function is_ancestor(dir, id, ref)
   return os.execute("git -C " .. H.quote(dir .. "/remote.git") .. " merge-base --is-ancestor " .. id .. " " .. ref)
     == true
@@ -280,6 +297,197 @@ describe("a person's commits on a card's pull request branch", function()
       assert.matches('"outcome":"ignored"', journal.stdout, 1, true)
       assert.matches("has commits Orket did not push", journal.stdout, 1, true)
     end
+  end)
+
+  it("a refusal's pull request comment the forge refused is posted by the review's next delivery, once", function()
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    -- the forge's API fails when the refusal is first said
+    local st = H.fetch { url = forge.url .. "/__fail?status=503&times=1", method = "POST", body = "",
+      total_timeout_ms = 10000 }
+    assert.equal(200, st)
+    local code, doc = approve(s, "d-1", number, bob)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    H.wait_for(function()
+      for _, req in ipairs(get(forge.url .. "/__log")) do
+        if req.path:match("/comments$") then return true end
+      end
+    end, "the refused comment's request")
+    orket.sleep(200)
+    assert.equal(0, #comments(forge))
+    local _, card = state(dir, "F-1")
+    local said_before = #card.comments
+    -- the same review delivered again under a new id: the card's comment is not said again,
+    -- the pull request's is posted now
+    local code2, doc2 = approve(s, "d-1-again", number, bob)
+    assert.equal(200, code2)
+    assert.equal("ignored", doc2.outcome, cjson.encode(doc2))
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    assert.matches("Orket did not merge this pull request", comments(forge)[1].body, 1, true)
+    _, card = state(dir, "F-1")
+    assert.equal(said_before, #card.comments, cjson.encode(card.comments))
+    -- posted once: a third delivery posts nothing
+    local told = false
+    for _ = 1, 50 do
+      orket.sleep(20)
+      if webhook_told(dir) then told = true break end
+    end
+    assert.is_true(told)
+    assert.equal("ignored", select(2, approve(s, "d-1-third", number, bob)).outcome)
+    for _ = 1, 5 do
+      orket.sleep(100)
+      assert.equal(1, #comments(forge))
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("a refusal's owed pull request comment is posted by a redelivery under the same delivery id, once", function()
+    -- GitHub's "Redeliver" keeps the delivery's id: the delivery is a duplicate, and says
+    -- nothing again, but the pull request comment its refusal owes is posted
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    local st = H.fetch { url = forge.url .. "/__fail?status=503&times=1", method = "POST", body = "",
+      total_timeout_ms = 10000 }
+    assert.equal(200, st)
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function()
+      for _, req in ipairs(get(forge.url .. "/__log")) do
+        if req.path:match("/comments$") then return true end
+      end
+    end, "the refused comment's request")
+    -- its failure journaled ("failed"), so owed
+    H.wait_for(function() return webhook_claims(dir)[2] == "failed" end, "the failed post journaled")
+    assert.equal(0, #comments(forge))
+    local _, card = state(dir, "F-1")
+    local said_before = #card.comments
+    local code2, doc2 = approve(s, "d-1", number, bob)
+    assert.equal(200, code2)
+    assert.equal("duplicate", doc2.outcome, cjson.encode(doc2))
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    assert.matches("Orket did not merge this pull request", comments(forge)[1].body, 1, true)
+    _, card = state(dir, "F-1")
+    assert.equal(said_before, #card.comments, cjson.encode(card.comments))
+    H.wait_for(function() return webhook_claims(dir)[4] == "posted" end, "the post journaled")
+    -- posted: the same id again posts nothing
+    assert.equal("duplicate", select(2, approve(s, "d-1", number, bob)).outcome)
+    for _ = 1, 5 do
+      orket.sleep(100)
+      assert.equal(1, #comments(forge))
+    end
+    assert.same({ "posting", "failed", "posting", "posted" }, webhook_claims(dir))
+    assert.equal(0, s.stop())
+  end)
+
+  it("a refusal's pull request comment in flight is not posted again by deliveries meanwhile", function()
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    -- the forge holds the comment's post until the test releases it, then fails it: owed afterwards
+    for _, u in ipairs { "/__hold?until=unhold&times=1", "/__fail?status=503&times=1" } do
+      assert.equal(200, (H.fetch { url = forge.url .. u, method = "POST", body = "", total_timeout_ms = 10000 }))
+    end
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function()
+      for _, req in ipairs(get(forge.url .. "/__log")) do
+        if req.path:match("/comments$") then return true end
+      end
+    end, "the comment's request")
+    -- while it is in flight: the same id again and a new id claim nothing and post nothing
+    assert.equal("duplicate", select(2, approve(s, "d-1", number, bob)).outcome)
+    assert.equal("ignored", select(2, approve(s, "d-1-again", number, bob)).outcome)
+    assert.same({ "posting" }, webhook_claims(dir))
+    assert.equal(200, (H.fetch { url = forge.url .. "/__unhold", method = "POST", body = "", total_timeout_ms = 10000 }))
+    H.wait_for(function() return webhook_claims(dir)[2] == "failed" end, "the failed post journaled")
+    assert.same({ "posting", "failed" }, webhook_claims(dir))
+    local posts = 0
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      if req.path:match("/comments$") then posts = posts + 1 end
+    end
+    assert.equal(1, posts)
+    -- owed now: the next delivery posts it, once
+    assert.equal("ignored", select(2, approve(s, "d-1-third", number, bob)).outcome)
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    H.wait_for(function() return webhook_claims(dir)[4] == "posted" end, "the post journaled")
+    assert.equal(0, s.stop())
+  end)
+
+  it("a refusal's pull request comment the forge refused for good is not posted again", function()
+    -- a 404 (the pull request gone; as 401/403, 410, 422: the token may not comment, it is
+    -- locked) would be refused again: journaled "refused", not owed
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    assert.equal(200, (H.fetch { url = forge.url .. "/__fail?status=404&times=1", method = "POST", body = "",
+      total_timeout_ms = 10000 }))
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function() return webhook_claims(dir)[2] ~= nil end, "the post's end journaled")
+    assert.same({ "posting", "refused" }, webhook_claims(dir))
+    assert.equal("duplicate", select(2, approve(s, "d-1", number, bob)).outcome)
+    assert.equal("ignored", select(2, approve(s, "d-1-again", number, bob)).outcome)
+    orket.sleep(300)
+    assert.same({ "posting", "refused" }, webhook_claims(dir))
+    local posts = 0
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      if req.path:match("/comments$") then posts = posts + 1 end
+    end
+    assert.equal(1, posts)
+    assert.equal(0, #comments(forge))
+    assert.equal(0, s.stop())
+  end)
+
+  it("an owed pull request comment is not posted once git.repo names another repository", function()
+    -- the claim names its repository: pull request #N of the new one is someone else's
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    assert.equal(200, (H.fetch { url = forge.url .. "/__fail?status=503&times=1", method = "POST", body = "",
+      total_timeout_ms = 10000 }))
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function() return webhook_claims(dir)[2] == "failed" end, "the failed post journaled")
+    local text = H.read(dir .. "/orket.lua")
+    local moved = text:gsub('repo = "acme/notes"', 'repo = "acme/other"')
+    assert.are_not.equal(text, moved)
+    H.write(dir .. "/orket.lua", moved)
+    assert.equal("duplicate", select(2, approve(s, "d-1", number, bob)).outcome)
+    orket.sleep(300)
+    assert.same({ "posting", "failed" }, webhook_claims(dir))
+    local posts = 0
+    for _, req in ipairs(get(forge.url .. "/__log")) do
+      if req.path:match("/comments$") then posts = posts + 1 end
+    end
+    assert.equal(1, posts)
+    assert.equal(0, s.stop())
+  end)
+
+  it("a duplicate delivery owing no comment is answered without taking the store's write lock", function()
+    -- every duplicate asks whether its refusal's comment is owed: read first, outside any
+    -- transaction, so a duplicate does not wait for (nor stall) the store's writers
+    if backends.name() ~= "sqlite" then return end
+    local dir = reviewed(forge)
+    local number = pr_number(forge)
+    local bob = person(dir).commit("bob.txt", "bob's fix\n")
+    local s = serve(dir)
+    assert.equal("ignored", select(2, approve(s, "d-1", number, bob)).outcome)
+    H.wait_for(function() return webhook_told(dir) end, "the comment posted")
+    local db = assert(require("orket.project").open_store(dir, false))
+    local code, doc
+    assert(db:run("BEGIN IMMEDIATE")) -- another writer holds the write lock meanwhile
+    local ok, aerr = pcall(function() code, doc = approve(s, "d-1", number, bob) end)
+    assert(db:run("ROLLBACK"))
+    db:close()
+    assert(ok, aerr)
+    assert.equal(200, code, cjson.encode(doc))
+    assert.equal("duplicate", doc.outcome)
+    assert.same({ "posting", "posted" }, webhook_claims(dir))
+    assert.equal(0, s.stop())
   end)
 
   it("a refused approval delivered again under a new delivery id: answered refused, said once", function()
@@ -1032,6 +1240,48 @@ describe("a person's commits on a card's pull request branch", function()
     assert.equal("ready_for_testing", t.board:status("F-1"), cjson.encode(evs3))
     assert.equal("bob's fix\n", H.read(t.dir .. "/.orket/worktrees/F-1/bob.txt"))
     t.close()
+  end)
+
+  it("an approval of commits whose take-in failed on the same heads says the hand-in does not take them in", function()
+    local t = failed_dirty()
+    local failure = assert(require("orket.store.forge").last_take_in_failure(t.db, "F-1"))
+    local bob = failure.from
+    t.close()
+    local number = pr_number(forge)
+    local s = serve(t.dir)
+    local code, doc = approve(s, "d-1", number, bob)
+    assert.equal(200, code)
+    assert.equal("ignored", doc.outcome, cjson.encode(doc))
+    assert.matches("has commits Orket did not push", doc.reason, 1, true)
+    -- what the next hand-in does: not this take-in, until a head moves or the directory is clean
+    assert.matches("failed before on these same heads", doc.reason, 1, true)
+    assert.matches("the card's directory holds no uncommitted changes (commit or remove them), or a person moves "
+      .. "the card.", doc.reason, 1, true)
+    assert.is_nil(doc.reason:find("taken into the card's branch at its next hand-in", 1, true), doc.reason)
+    local said = card_comment(H.card_json(t.dir, "F-1"), "was not applied")
+    assert.truthy(said)
+    assert.matches("failed before on these same heads", said.body, 1, true)
+    H.wait_for(function() return #comments(forge) == 1 end, "the comment on the pull request")
+    assert.matches("failed before on these same heads", comments(forge)[1].body, 1, true)
+    assert.equal(0, s.stop())
+  end)
+
+  it("an approval of commits whose take-in failed, on a card with no checks now: the hand-in takes them in", function()
+    -- (the hand-in skips a take-in failed on the same heads only for a card with acceptance
+    -- checks: without, it tries again, and the refusal says so)
+    local t = failed_dirty()
+    local bob = assert(require("orket.store.forge").last_take_in_failure(t.db, "F-1")).from
+    t.close()
+    local text = H.read(t.dir .. "/orket.lua")
+    local plain = text:gsub('verify = { command = { "true" } }\n', "")
+    assert.not_equal(text, plain)
+    H.write(t.dir .. "/orket.lua", plain)
+    local s = serve(t.dir)
+    local code, doc = approve(s, "d-1", pr_number(forge), bob)
+    assert.equal(200, code)
+    assert.matches("taken into the card's branch at its next hand-in", doc.reason, 1, true)
+    assert.is_nil(doc.reason:find("failed before on these same heads", 1, true), doc.reason)
+    assert.equal(0, s.stop())
   end)
 
   it("a take-in that failed on something else is tried again once a person moves the card after it", function()

@@ -214,13 +214,16 @@ end
 -- the loaded version of any removed (keep_removed): in the burst that removed it first, so
 -- the removal is the error said last and returned. The removal is said once while it
 -- stands (engine.orket_removed, apart from the scripts' own reload_said).
-local function removed(engine, files)
+local function removed(engine, files, rescan)
   local scripts = {}
   for name in pairs(files or {}) do if name ~= "orket.lua" then scripts[name] = true end end
   -- (a burst naming orket.lua alone reloads nothing; a later one, even naming no file, as
-  -- any burst does)
+  -- any burst does, and so does one with a change that names no file beside orket.lua:
+  -- the folders are read again for it)
   local ok, serr, scode = true, nil, nil
-  if next(scripts) or not (files and files["orket.lua"]) then ok, serr, scode = reload_set(engine, scripts, true) end
+  if next(scripts) or rescan or not (files and files["orket.lua"]) then
+    ok, serr, scode = reload_set(engine, scripts, true)
+  end
   local err = "orket.lua: removed; the run goes on with the settings it loaded (its MCP servers as they are); "
     .. "put it back before the next run"
   local said = table.concat({ tostring(engine.run_id), "ENOENT", err }, "\n")
@@ -238,7 +241,7 @@ local function removed(engine, files)
   return ok, serr, scode
 end
 
---- apply(e[, files]) -> true | nil, message, CODE
+--- apply(e[, files[, rescan]]) -> true | nil, message, CODE
 --- Reloads e.dir's scripts: compile (load), validate, then swap e.roles, e.tools,
 --- e.policies and e.routing together (no wait in between, so no turn sees half a set).
 --- On error the engine keeps the set it had. Either way the outcome is journaled (event
@@ -248,13 +251,14 @@ end
 --- when empty. An error the run's journal last said, still standing, is returned but not said again.
 --- Turns already started keep the role, tools and policies they captured (see turn.lua).
 --- While orket.lua is removed, a script removed keeps its loaded version (removed).
-function M.apply(engine, files)
+--- rescan: the burst held a change that names no file (an event on a folder itself).
+function M.apply(engine, files, rescan)
   if type(engine) ~= "table" or type(engine.dir) ~= "string" then
     error("bad argument #1 to 'apply' (an engine from orket.engine.setup expected)", 2)
   end
   local here = uv.fs_stat(engine.dir .. "/orket.lua") ~= nil
   if here then engine.orket_removed = nil end -- back: the folders alone are the set again
-  if not here and (engine.orket_removed or (files and files["orket.lua"])) then return removed(engine, files) end
+  if not here and (engine.orket_removed or (files and files["orket.lua"])) then return removed(engine, files, rescan) end
   return reload_set(engine, files)
 end
 
@@ -440,7 +444,7 @@ end
 --- tests call it to drive the same path without the kernel.
 function Watcher:touch(name)
   if self.closed then return end
-  if name then self.changed[name] = true end
+  if name then self.changed[name] = true else self.rescan = true end
   self.timer:stop()
   -- in a task: the reload writes its journal event, which on PostgreSQL waits on the
   -- server, and a timer's callback cannot wait; close() waits for it, so a run that ends
@@ -451,8 +455,8 @@ end
 --- watcher:trigger() -> apply()'s results: reloads now with the changes noted so far.
 function Watcher:trigger()
   self.timer:stop()
-  local files = self.changed
-  self.changed = {}
+  local files, rescan = self.changed, self.rescan
+  self.changed, self.rescan = {}, nil
   -- a failed watch is tried again at each reload: the project folder's own events cannot
   -- retry it (it is the one not watched)
   for path in pairs(self.failing) do
@@ -465,7 +469,7 @@ function Watcher:trigger()
   -- next event on the folder)
   local now = all_contents(self)
   local reloads = self.engine.reloads
-  local ok, res, err, code = pcall(M.apply, self.engine, files)
+  local ok, res, err, code = pcall(M.apply, self.engine, files, rescan)
   if not ok then
     -- the watcher's own failure, said once while it stands, as a reload error is
     local said = "raised\n" .. tostring(res)

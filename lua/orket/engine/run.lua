@@ -657,6 +657,11 @@ end
 -- may then be past rows that are gone, whose tokens the tally counted, and on SQLite past
 -- ids the next rows take again (a call never counted); the tally is then read again whole
 -- (start() -> the marks of nothing read).
+-- (the mark is cleared however the read ends: an error, or its task cancelled while a read
+-- waits (Run:stop), which closes the task's coroutine; a mark left behind would keep the
+-- tally from ever being read again)
+local READ_ENDS = { __close = function(tally) tally.reading = nil end }
+
 local function catch_up(run, tally, read, arg, start)
   if not tally.reading then
     local conn = run.db.conn
@@ -669,9 +674,8 @@ local function catch_up(run, tally, read, arg, start)
       tally.undone = undone
     end
     tally.reading = true
-    local ok, n, reset, marks = pcall(read, run.db, run.run_id, tally.marks, arg)
-    tally.reading = nil
-    if not ok then error(n, 0) end
+    local _ <close> = setmetatable(tally, READ_ENDS)
+    local n, reset, marks = read(run.db, run.run_id, tally.marks, arg)
     tally.marks, tally.n = marks, (reset and 0 or tally.n) + n
   end
   return tally.n

@@ -26,6 +26,7 @@ local body = require "orket.serve.body"
 local openapi = require "orket.serve.openapi"
 local secret_setting = require "orket.settings.secret"
 local task = require "orket.task"
+local verify = require "orket.engine.verify"
 
 local M = {}
 
@@ -137,20 +138,99 @@ local function foreign_head(ctx, card, ev)
   return true
 end
 
--- Says on the pull request why an approval was not applied (in a task of its own: the
--- delivery is answered at once; a comment that cannot be posted is logged).
-local function tell_pull_request(g, number, text)
-  if not (g.forge and number) then return end
+-- A refusal's pull request comment is claimed in the journal inside the transaction that
+-- decides to post it (a "forge_comment" event, state "posting"), so a delivery of the same
+-- review, on this server or another on the same store (write transactions are serialised),
+-- does not post it again while it is in flight; the post's end is journaled too ("posted",
+-- or "failed": owed, posted by the review's next delivery; or "refused": the forge refused it
+-- for good, never posted again). A claim older than COMMENT_CLAIM_S, longer than the forge's
+-- calls take with their retries, is taken as failed: its server stopped before saying how
+-- the post ended. A claim names its repository: one that is no longer git.repo is not
+-- posted (its pull request's number names another's there).
+M.COMMENT_CLAIM_S = 300
+
+-- the forge's refusals worth trying again later (orket.forge's codes): any other (EAUTH: the
+-- token may not comment; ENOTFOUND: the pull request is gone; EINVAL: it is locked; EFORGE)
+-- would be refused again on every later delivery
+local TEMPORARY = { EUNAVAILABLE = true, ERATELIMIT = true }
+
+local function comment_owed(c, now, g)
+  return c ~= nil and type(c.repo) == "string" and c.repo:lower() == (g.repo or ""):lower()
+    and (c.state == "failed" or c.state == "posting" and now - (tonumber(c.at) or 0) > M.COMMENT_CLAIM_S)
+end
+
+-- claims the comment (in the deciding transaction) -> the claim's data
+local function claim_comment(db, card, reviewer, c)
+  c = { forge = c.forge, repo = c.repo, number = c.number, reason = c.reason, identity = c.identity,
+    delivery = c.delivery, text = c.text, state = "posting", at = os.time() }
+  db:event { kind = "forge_comment", card = card, actor = reviewer, data = c }
+  return c
+end
+
+-- Says on the pull request why a review was not applied (in a task of its own: the delivery
+-- is answered at once), then journals how the post ended, however it ended (a raised error
+-- included: the claim is not left in flight); a comment that cannot be posted is logged.
+local function tell_pull_request(db, g, card, reviewer, c)
   task.spawn(function()
-    local token, terr = forge.token(g)
-    local ok, cerr = false, terr
-    if token then ok, cerr = forge.comment(g, token, number, text) end
-    token = nil
+    local ran, ok, cerr, ccode = pcall(function()
+      local token, terr = forge.token(g)
+      if not token then return false, terr end -- (owed: set, it is posted by a later delivery)
+      return forge.comment(g, token, c.number, c.text)
+    end)
+    if not ran then ok, cerr, ccode = false, ok, nil end
     if not ok then
       io.stderr:write(string.format("webhooks: the comment on pull request #%s could not be posted: %s\n",
-        tostring(number), tostring(cerr)))
+        tostring(c.number), tostring(cerr)))
+    end
+    local done = {}
+    for k, v in pairs(c) do done[k] = v end
+    done.state, done.at = ok and "posted" or (ccode and not TEMPORARY[ccode]) and "refused" or "failed", os.time()
+    done.code = not ok and ccode or nil
+    -- (a store gone away: the claim stays "posting", and a delivery after COMMENT_CLAIM_S
+    -- posts the comment again, rather than losing it)
+    local jok, jerr = pcall(function()
+      assert(db:tx(function()
+        db:event { kind = "forge_comment", card = card, actor = reviewer, data = done }
+        return true
+      end))
+    end)
+    if not jok then
+      io.stderr:write(string.format("webhooks: the comment on pull request #%s: its end could not be journaled: %s\n",
+        tostring(c.number), tostring(jerr)))
     end
   end)
+end
+
+-- A delivery already recorded (its id again: GitHub's "Redeliver" keeps it) says nothing
+-- again, but posts the pull request comment of its refusal that is owed (the forge's API
+-- failed when it was posted) -> true | nil, error
+local function post_owed(db, g, name, delivery)
+  if g.forge ~= name then return true end
+  local function owed()
+    local out, now = {}, os.time()
+    for _, r in ipairs(sf.delivery_comments(db, name, delivery)) do
+      local c = sf.refusal_comment(db, r.card, r.identity, r.reviewer, r.reason)
+      if comment_owed(c, now, g) then out[#out + 1] = { card = r.card, reviewer = r.reviewer, c = c } end
+    end
+    return out
+  end
+  -- read first, outside any transaction (through the delivery's card): most duplicates owe
+  -- nothing, and take no write lock; one that looks owed is read again under it
+  local rok, first = pcall(owed)
+  if not rok then return nil, tostring(first) end
+  if #first == 0 then return true end
+  local due = {}
+  local ok, terr = db:tx(function()
+    due = {}
+    for _, o in ipairs(owed()) do
+      o.c.delivery = delivery
+      due[#due + 1] = { card = o.card, reviewer = o.reviewer, c = claim_comment(db, o.card, o.reviewer, o.c) }
+    end
+    return true
+  end)
+  if not ok then return nil, terr end
+  for _, t in ipairs(due) do tell_pull_request(db, g, t.card, t.reviewer, t.c) end
+  return true
 end
 
 local function login(v) return type(v) == "string" and v:match("^[%w][%w._%-]*$") and #v <= 100 and v or nil end
@@ -307,6 +387,8 @@ local function handle(name)
     d.identity = forge.identity(doc)
     if sf.delivery_seen(db, name, d.id, d.identity) then
       ctx.note = "duplicate"
+      local pok, perr = post_owed(db, g, name, d.id)
+      if not pok then return err(500, "internal", perr) end
       return 200, { delivery = d.id, outcome = "duplicate" }
     end
     local max_age = ctx.server and ctx.server.limits.webhook_max_age_s or M.MAX_AGE_S
@@ -350,10 +432,28 @@ local function handle(name)
       local foreign
       if other == "other_head" and person() then foreign = foreign_head(ctx, card, ev) end
       if foreign then
-        refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch is "
-          .. "at %s). Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in "
-          .. "(request changes to send the card back to work; a rewritten history is replaced), and that new head "
-          .. "needs its own review: an approval merges only a head Orket pushed", ev.commit, tostring(ev.card_head))
+        -- a take-in that failed on these same heads is not tried again by the hand-in of a
+        -- card with acceptance checks (orket.engine.pull_request) until a head moves or its
+        -- cause is seen gone: said so, not that the next hand-in takes the commits in
+        local failed = verify.checks({ db = db, settings = settings or {} }, c) and sf.last_take_in_failure(db, card)
+        if failed and type(ev.commit) == "string" and tostring(failed.from):lower() == ev.commit:lower()
+          and tostring(failed.head):lower() == tostring(ev.card_head)
+          and not sf.moved_by_person_since(db, card, failed.event) then
+          refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch "
+            .. "is at %s). Taking them into the card's branch failed before on these same heads: %s. The card's "
+            .. "next hand-in does not try that again, nor verify the card again for it, until the pull request's "
+            .. "branch or the card's moves, %s. Request changes to send the card back to work; a head pushed after "
+            .. "them needs its own review: an approval merges only a head Orket pushed", ev.commit,
+            tostring(ev.card_head), (tostring(failed.error):gsub("%.$", "")), failed.code == "EDIRTY"
+            and "the card's directory holds no uncommitted changes (commit or remove them), or a person moves the card"
+            or "or a person moves the card after fixing the cause (to ready_for_testing, where it is verified and "
+              .. "handed in again)")
+        else
+          refused = string.format("the pull request's head %s has commits Orket did not push (the card's branch is "
+            .. "at %s). Commits pushed on top of Orket's head are taken into the card's branch at its next hand-in "
+            .. "(request changes to send the card back to work; a rewritten history is replaced), and that new head "
+            .. "needs its own review: an approval merges only a head Orket pushed", ev.commit, tostring(ev.card_head))
+        end
       elseif foreign == false then
         refused = string.format("commit %s is an older head of the pull request: commits came after it, and "
           .. "the current head %s needs its own review: an approval merges only the head it names", ev.commit,
@@ -379,28 +479,37 @@ local function handle(name)
         or ev.kind == "merged" and "Orket's main is unchanged (the forge's holds the pull request's merge)."
         or "Main is unchanged."
       local said = refused and string.format("The forge's %s was not applied: %s. %s", what, refused, kept)
-      local posted -- said now (not before: the same review delivered again is not said twice)
+      -- the pull request's comment: posted with the refusal said, or later while it is owed
+      -- (comment_owed: its post failed), claimed first (claim_comment)
+      local comment = said and g.forge == name and ev.number and {
+        forge = name, repo = g.repo, number = ev.number, reason = refused, identity = d.identity, delivery = d.id,
+        text = (ev.kind == "approved" and "Orket did not merge this pull request. "
+          or ev.kind == "merged" and "Orket did not finish the card on this merge. "
+          or "Orket did not send the card back for this review. ") .. said }
+      local claimed
       local rok, rerr = db:tx(function()
-        posted = nil
+        claimed = nil
         if sf.delivery_seen(db, name, d.id, d.identity) then return true end
         record(db, name, d, card, "ignored: " .. why)
         -- said once per review: the same review delivered again (a redelivery under a new
         -- delivery id, its identity the same) is answered as refused, and nothing is said twice
         if said and not sf.refusal_said(db, card, d.identity, ev.reviewer, refused) then
-          posted = said
           assert(board:comment(card, { author = "orket", body = said }))
           db:event { kind = "webhook", card = card, actor = ev.reviewer,
             data = { forge = name, delivery = d.id, event = ev.kind, number = ev.number, outcome = "ignored",
               reason = refused, identity = d.identity } }
+          if comment then claimed = claim_comment(db, card, ev.reviewer, comment) end
+        elseif comment then
+          local c = sf.refusal_comment(db, card, d.identity, ev.reviewer, refused)
+          if comment_owed(c, os.time(), g) then
+            c.delivery = d.id
+            claimed = claim_comment(db, card, ev.reviewer, c)
+          end
         end
         return true
       end)
       if not rok then return err(500, "internal", rerr) end
-      if posted then
-        tell_pull_request(g, ev.number, (ev.kind == "approved" and "Orket did not merge this pull request. "
-          or ev.kind == "merged" and "Orket did not finish the card on this merge. "
-          or "Orket did not send the card back for this review. ") .. said)
-      end
+      if claimed then tell_pull_request(db, g, card, ev.reviewer, claimed) end
       return 200, { delivery = d.id, outcome = "ignored", reason = why, card = card }
     end
     local actor = { seat = ev.reviewer, roles = { "integrity_guard" }, by = "person" }

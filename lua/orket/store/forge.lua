@@ -62,6 +62,47 @@ function M.refusal_said(db, card, identity, reviewer, reason)
   return false
 end
 
+--- refusal_comment(db, card, identity, reviewer, reason) -> the data of the last
+--- "forge_comment" event of that refusal's pull request comment (as refusal_said matches it:
+--- {state = "posting" | "posted" | "failed", at = os.time() of the claim, delivery, number,
+--- text, ...}), with event = its id | nil when none
+function M.refusal_comment(db, card, identity, reviewer, reason)
+  if not identity or not reviewer then return nil end
+  local last
+  for _, r in ipairs(all(db, "SELECT id, " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+    .. "AND kind = 'forge_comment' AND actor = ? ORDER BY id", card, reviewer)) do
+    local d = cjson.decode(r.data)
+    if type(d) == "table" and d.identity == identity and d.reason == reason then
+      d.event = tonumber(r.id)
+      last = d
+    end
+  end
+  return last
+end
+
+--- delivery_comments(db, forge, delivery) -> {{card=, reviewer=, identity=, reason=}...}:
+--- the refusals whose pull request comment a "forge_comment" event claimed for that delivery
+--- (its id), each once. Read through the card its webhook_deliveries row names (a claim is
+--- recorded with its delivery, on the refused card): every duplicate delivery asks, and the
+--- events' kind has no index.
+function M.delivery_comments(db, forge, delivery)
+  local out, seen = {}, {}
+  local dr = one(db, "SELECT card_id FROM webhook_deliveries WHERE forge = ? AND delivery = ?", forge, delivery)
+  if not dr or dr.card_id == nil then return out end
+  for _, r in ipairs(all(db, "SELECT card_id, actor, " .. db.dialect.json("data") .. " FROM events "
+    .. "WHERE card_id = ? AND kind = 'forge_comment' ORDER BY id", dr.card_id)) do
+    local d = cjson.decode(r.data)
+    if type(d) == "table" and d.forge == forge and d.delivery == delivery then
+      local key = table.concat({ tostring(r.card_id), tostring(r.actor), tostring(d.identity), tostring(d.reason) }, "\n")
+      if not seen[key] then
+        seen[key] = true
+        out[#out + 1] = { card = r.card_id, reviewer = r.actor, identity = d.identity, reason = d.reason }
+      end
+    end
+  end
+  return out
+end
+
 --- pushed_heads(db, card) -> the heads Orket pushed for the card's review: its pull
 --- request's recorded head and each review cycle's ({sha...}, no duplicates)
 function M.pushed_heads(db, card)

@@ -149,6 +149,38 @@ describe("store operations", function()
     assert.is_false(sf.refusal_said(db, "E-1", "review:o/r:5", "carol", "older head"))
     assert.is_false(sf.refusal_said(db, "E-2", "review:o/r:5", "alice", "older head"))
     assert.is_false(sf.refusal_said(db, "E-1", nil, "alice", "older head"))
+    -- its pull request comment: the last forge_comment event of that refusal, and the
+    -- refusals whose comment was claimed for a delivery
+    assert.is_nil(sf.refusal_comment(db, "E-1", "review:o/r:5", "alice", "older head"))
+    assert.same({}, sf.delivery_comments(db, "gitea", "d-1"))
+    assert(db:tx(function()
+      for _, state in ipairs { "posting", "failed" } do
+        db:event { kind = "forge_comment", card = "E-1", actor = "alice", data = { forge = "gitea", number = 5,
+          reason = "older head", identity = "review:o/r:5", delivery = "d-1", text = "t", state = state, at = 7 } }
+      end
+      db:event { kind = "forge_comment", card = "E-1", actor = "carol", data = { forge = "gitea", number = 5,
+        reason = "older head", identity = "review:o/r:5", delivery = "d-2", state = "posted", at = 8 } }
+      -- the claims' deliveries, recorded on the refused card; another card's event naming
+      -- d-1 is not read (the delivery's card's events only, through its index)
+      sf.record_delivery(db, "gitea", "d-1", "pull_request_review_approved", "E-1", "ignored: older head")
+      sf.record_delivery(db, "gitea", "d-3", "pull_request_review_approved", nil, "ignored: no card")
+      db:event { kind = "forge_comment", card = "E-2", actor = "dave", data = { forge = "gitea", number = 6,
+        reason = "older head", identity = "review:o/r:6", delivery = "d-1", state = "failed", at = 9 } }
+      return true
+    end))
+    local c = assert(sf.refusal_comment(db, "E-1", "review:o/r:5", "alice", "older head"))
+    assert.equal("failed", c.state)
+    assert.equal("t", c.text)
+    assert.equal(5, c.number)
+    assert.is_number(c.event)
+    assert.equal("posted", sf.refusal_comment(db, "E-1", "review:o/r:5", "carol", "older head").state)
+    assert.is_nil(sf.refusal_comment(db, "E-1", "review:o/r:5", "alice", "being verified"))
+    assert.is_nil(sf.refusal_comment(db, "E-2", "review:o/r:5", "alice", "older head"))
+    assert.is_nil(sf.refusal_comment(db, "E-1", nil, "alice", "older head"))
+    assert.same({ { card = "E-1", reviewer = "alice", identity = "review:o/r:5", reason = "older head" } },
+      sf.delivery_comments(db, "gitea", "d-1"))
+    assert.same({}, sf.delivery_comments(db, "github", "d-1"))
+    assert.same({}, sf.delivery_comments(db, "gitea", "d-3"))
     db:close()
   end)
 

@@ -407,6 +407,35 @@ describe("engine", function()
     db:close()
   end)
 
+  it("reads a worker's token tallies again after a read whose task was cancelled while it waited", function()
+    local db = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "one" } })
+    local id = assert(db:record_run { target = "E", kind = "epic", data = { workers = true } })
+    local a = run_mod.new({ db = db, lease = {} }, id)
+    local function turn_row(n)
+      assert(db:tx(function()
+        return db:record_turn { run = id, card = "E-1", seat = "senior_developer", turn = 1, model = "m",
+          prompt_tokens = n, completion_tokens = 0, data = { step = 1 } }
+      end))
+    end
+    turn_row(100)
+    -- the reads wait (as on PostgreSQL) and their task is cancelled meanwhile (Run:stop)
+    local recorded = require "orket.engine.recorded"
+    local run_since, card_since = recorded.tokens_since, recorded.card_tokens_since
+    local function waits(f) return function(...) orket.sleep(50); return f(...) end end
+    recorded.tokens_since, recorded.card_tokens_since = waits(run_since), waits(card_since)
+    local reads = {
+      require("orket.task").spawn(function() return a:run_tokens() end),
+      require("orket.task").spawn(function() return a:card_tokens("E-1") end),
+    }
+    recorded.tokens_since, recorded.card_tokens_since = run_since, card_since
+    for _, t in ipairs(reads) do assert.is_true(t:cancel()) end
+    -- the next reads count what the journal holds, and on from there
+    assert.same({ 100, 100 }, { a:run_tokens(), a:card_tokens("E-1") })
+    turn_row(7)
+    assert.same({ 107, 107 }, { a:run_tokens(), a:card_tokens("E-1") })
+    db:close()
+  end)
+
   -- on PostgreSQL a statement cancelled with its task closes its connection, and the next
   -- one connects anew (a SCRAM exchange, about 100 ms on a loaded test machine): more than
   -- the 200 ms this run may take
