@@ -144,7 +144,9 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
       e2e) echo "== End-to-end tests (make soak runs: $SOAK)" ;;
       pg) echo "== On PostgreSQL" ;;
     esac
-    # Each file's log: its last count line, its sanitizer reports. A failing file's log is
+    # Each file's log: its last count line, its sanitizer reports. A file that ran no test
+    # fails: every file holds tests, so none run means none were found or none selected.
+    # A failing file's log is
     # shown indented, so that its own count lines are not taken for a layer's; a passing
     # file's skips and notes (what a refused kernel layer left untested) are shown too.
     # shellcheck disable=SC2086
@@ -161,6 +163,7 @@ if [ "${1:-}" = "--files" ] || [ "${1:-}" = "--pool" ]; then
         split(line, w, " "); p = w[2] + 0; n = w[4] + 0; s = w[6] + 0
         if (line == "") { print "== " f " did not finish (it crashed or was killed):"; n++ }
         else if (reports) { print "== " f ": " reports " sanitizer report(s):"; n++ }
+        else if (p + n + s == 0) { print "== " f " ran no test (none found, or a filter matched none):"; n++ }
         else if (n) print "== " f ": " n " failed:"
         for (i = 1; i <= nl; i++) {
           if (line == "" || reports || n) print "    " text[i]
