@@ -24,6 +24,19 @@ function M.last_take_in(db, card)
   return r and tonumber(r.id) or 0
 end
 
+-- The card's events of kind (and the SQL condition more, with its parameters), oldest first,
+-- each {id=, actor=, data=} with data decoded (nil when it is not an object): the reads below
+-- all walk one card's events of one kind by the card's index.
+local function card_events(db, card, kind, more, ...)
+  local out = {}
+  for _, r in ipairs(all(db, "SELECT id, actor, " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
+    .. "AND kind = ?" .. (more or "") .. " ORDER BY id", card, kind, ...)) do
+    local d = cjson.decode(r.data)
+    out[#out + 1] = { id = tonumber(r.id), actor = r.actor, data = type(d) == "table" and d or nil }
+  end
+  return out
+end
+
 --- last_take_in_failure(db, card) -> the data {from=, head=, error=, code=} of the card's
 --- last "take_in_failed" event (a take-in whose merge failed: the remote's head and the
 --- card's), with event = that event's id | nil
@@ -39,12 +52,24 @@ end
 --- moved_by_person_since(db, card, id) -> true when a person moved the card (a "transition"
 --- event by = "person") after the event id
 function M.moved_by_person_since(db, card, id)
-  for _, r in ipairs(all(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
-    .. "AND kind = 'transition' AND id > ? ORDER BY id", card, id)) do
-    local d = cjson.decode(r.data)
-    if type(d) == "table" and d.by == "person" then return true end
+  for _, e in ipairs(card_events(db, card, "transition", " AND id > ?", id)) do
+    if e.data and e.data.by == "person" then return true end
   end
   return false
+end
+
+-- The data of the card's events of kind by reviewer (the actor) about that refusal (its
+-- identity, orket.forge.identity, and reason), oldest first
+local function refusal_events(db, card, kind, identity, reviewer, reason)
+  local out = {}
+  for _, e in ipairs(card_events(db, card, kind, " AND actor = ?", reviewer)) do
+    local d = e.data
+    if d and d.identity == identity and d.reason == reason then
+      d.event = e.id
+      out[#out + 1] = d
+    end
+  end
+  return out
 end
 
 --- refusal_said(db, card, identity, reviewer, reason) -> true when a "webhook" event of the
@@ -54,12 +79,7 @@ end
 --- approving the same head with the same text, each of whom is told.
 function M.refusal_said(db, card, identity, reviewer, reason)
   if not identity or not reviewer then return false end
-  for _, r in ipairs(all(db, "SELECT " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
-    .. "AND kind = 'webhook' AND actor = ? ORDER BY id", card, reviewer)) do
-    local d = cjson.decode(r.data)
-    if type(d) == "table" and d.identity == identity and d.reason == reason then return true end
-  end
-  return false
+  return #refusal_events(db, card, "webhook", identity, reviewer, reason) > 0
 end
 
 --- refusal_comment(db, card, identity, reviewer, reason) -> the data of the last
@@ -68,16 +88,8 @@ end
 --- text, ...}), with event = its id | nil when none
 function M.refusal_comment(db, card, identity, reviewer, reason)
   if not identity or not reviewer then return nil end
-  local last
-  for _, r in ipairs(all(db, "SELECT id, " .. db.dialect.json("data") .. " FROM events WHERE card_id = ? "
-    .. "AND kind = 'forge_comment' AND actor = ? ORDER BY id", card, reviewer)) do
-    local d = cjson.decode(r.data)
-    if type(d) == "table" and d.identity == identity and d.reason == reason then
-      d.event = tonumber(r.id)
-      last = d
-    end
-  end
-  return last
+  local list = refusal_events(db, card, "forge_comment", identity, reviewer, reason)
+  return list[#list]
 end
 
 --- delivery_comments(db, forge, delivery) -> {{card=, reviewer=, identity=, reason=}...}:
@@ -89,14 +101,13 @@ function M.delivery_comments(db, forge, delivery)
   local out, seen = {}, {}
   local dr = one(db, "SELECT card_id FROM webhook_deliveries WHERE forge = ? AND delivery = ?", forge, delivery)
   if not dr or dr.card_id == nil then return out end
-  for _, r in ipairs(all(db, "SELECT card_id, actor, " .. db.dialect.json("data") .. " FROM events "
-    .. "WHERE card_id = ? AND kind = 'forge_comment' ORDER BY id", dr.card_id)) do
-    local d = cjson.decode(r.data)
-    if type(d) == "table" and d.forge == forge and d.delivery == delivery then
-      local key = table.concat({ tostring(r.card_id), tostring(r.actor), tostring(d.identity), tostring(d.reason) }, "\n")
+  for _, e in ipairs(card_events(db, dr.card_id, "forge_comment")) do
+    local d = e.data
+    if d and d.forge == forge and d.delivery == delivery then
+      local key = table.concat({ tostring(e.actor), tostring(d.identity), tostring(d.reason) }, "\n")
       if not seen[key] then
         seen[key] = true
-        out[#out + 1] = { card = r.card_id, reviewer = r.actor, identity = d.identity, reason = d.reason }
+        out[#out + 1] = { card = dr.card_id, reviewer = e.actor, identity = d.identity, reason = d.reason }
       end
     end
   end

@@ -75,7 +75,7 @@ end
 function Conn:run(sql, ...) return self.db:run(sql, ...) end
 --- conn:rollbacks() -> how many transactions or savepoints that wrote were rolled back on
 --- this store (SQLite's conn:rollbacks(); any task's here: what one read may be undone)
-function Conn:rollbacks() return self.db.undone or 0 end
+function Conn:rollbacks() return self.db.undone end
 function Conn:depth()
   local t = self.db.open[coroutine.running()]
   return t and t.depth + 1 or 0
@@ -96,7 +96,7 @@ function M.open(url, opts)
   end
   -- (err: migrate's warning, that any role may connect: `orket serve` logs it)
   local self = setmetatable({ pool = pool, url = url, backend = "pg", dialect = dialect.pg, path = pg.scrub(url),
-    open = setmetatable({}, { __mode = "k" }), public_warning = err }, DB)
+    open = setmetatable({}, { __mode = "k" }), public_warning = err, undone = 0 }, DB)
   self.conn = setmetatable({ db = self }, Conn)
   return self
 end
@@ -332,14 +332,14 @@ local function nested(t, fn, ...)
     if not t.aborted then return outcome(r) end
     -- a statement failed inside and fn went on: what it did is undone
     local why = t.aborted
-    if sent then t.db.undone = (t.db.undone or 0) + 1 end
+    if sent then t.db.undone = t.db.undone + 1 end
     if sent and t.conn:query("ROLLBACK TO SAVEPOINT " .. name) then t.aborted = nil end
     t.cards = t.cards + 1
     t:forget_events(depth, sent)
     return nil, "store: the savepoint was rolled back: a statement in it failed (" .. tostring(why) .. ")", "ETX"
   end
   if sent then
-    t.db.undone = (t.db.undone or 0) + 1
+    t.db.undone = t.db.undone + 1
     if t.conn:query("ROLLBACK TO SAVEPOINT " .. name) then t.aborted = nil end
     t.cards = t.cards + 1 -- what the board read or wrote inside may be undone
   end
@@ -372,12 +372,12 @@ function DB:_tx(begin, fn, ...)
   local r = table.pack(pcall(fn, ...))
   self.open[co] = nil
   if not succeeded(r) then
-    if write then self.undone = (self.undone or 0) + 1 end
+    if write then self.undone = self.undone + 1 end
     if c:query("ROLLBACK") then lease.in_tx = false end
     return outcome(r)
   end
   if not t.aborted and not t:flush(#(t.ev or {})) then
-    self.undone = (self.undone or 0) + 1
+    self.undone = self.undone + 1
     if c:query("ROLLBACK") then
       lease.in_tx = false
       return nil, "store: the transaction was rolled back: its events could not be written (" .. tostring(t.aborted) .. ")", "ETX"
@@ -385,12 +385,12 @@ function DB:_tx(begin, fn, ...)
   end
   local done, cerr, ctag, cstate = self:_note(c:query("COMMIT"))
   if not done then
-    if write then self.undone = (self.undone or 0) + 1 end -- (what was written is not committed)
+    if write then self.undone = self.undone + 1 end -- (what was written is not committed)
     return nil, cerr, ctag, cstate
   end
   lease.in_tx = false
   if ctag == "ROLLBACK" then -- PostgreSQL's answer to COMMIT in a failed transaction
-    self.undone = (self.undone or 0) + 1
+    self.undone = self.undone + 1
     return nil, "store: the transaction was rolled back: a statement in it failed", "ETX"
   end
   return outcome(r)
