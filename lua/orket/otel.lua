@@ -344,11 +344,21 @@ end
 
 -- Sends one request's body (a batch of spans, or to url the metrics): true | false, why.
 -- 429 and 503 are sent again after a backoff.
+-- While the run's end waits (drain), every request shares one allowance, TIMEOUTS' total:
+-- each batch waiting its own full timeout on a collector that took connections and never
+-- answered held the process's exit for that many times 5 s (the metrics one more).
 function Tracer:send(body, url)
   for attempt = 0, M.RETRIES do
+    local connect, total = M.TIMEOUTS.connect_timeout_ms, M.TIMEOUTS.total_timeout_ms
+    if self.drain_by then
+      local left = self.drain_by - uv.now()
+      if left <= 0 then
+        return false, string.format("the collector took more than %d ms in all at the run's end", total)
+      end
+      connect, total = math.min(connect, left), math.min(total, left)
+    end
     local hr <close>, err = http.request { url = url or self.cfg.url, method = "POST", headers = self.cfg.headers,
-      body = body, max_bytes = 65536, connect_timeout_ms = M.TIMEOUTS.connect_timeout_ms,
-      total_timeout_ms = M.TIMEOUTS.total_timeout_ms }
+      body = body, max_bytes = 65536, connect_timeout_ms = connect, total_timeout_ms = total }
     if not hr then return false, tostring(err) end
     local status, h = hr:headers()
     if not status then return false, tostring(h) end
@@ -379,7 +389,7 @@ function Tracer:flush()
         if ok and sent then self.metrics_exported = (self.metrics_exported or 0) + 1
         else
           self.metrics_dropped = (self.metrics_dropped or 0) + 1
-          self.last_error = ok and why or tostring(sent)
+          self.metrics_error = ok and why or tostring(sent)
         end
         goto continue
       end
@@ -401,16 +411,19 @@ end
 
 --- tracer:drain() -> stats: waits for the spans queued to be sent (or dropped)
 function Tracer:drain()
+  uv.update_time()
+  self.drain_by = self.drain_by or uv.now() + M.TIMEOUTS.total_timeout_ms
   self:flush()
   while self.busy and self.flusher do self.flusher:join() end
   return self:stats()
 end
 
---- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), last_error=}
+--- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), last_error=,
+--- metrics_exported=, metrics_dropped=, metrics_error=}
 function Tracer:stats()
   return { exported = self.exported, dropped = self.dropped, queued = self.queued + self.writer:count(), failed = self.failed,
     last_error = self.last_error, metrics_exported = self.metrics_exported or 0,
-    metrics_dropped = self.metrics_dropped or 0 }
+    metrics_dropped = self.metrics_dropped or 0, metrics_error = self.metrics_error }
 end
 
 return M

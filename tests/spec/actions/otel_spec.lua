@@ -250,6 +250,38 @@ describe("otel's span writer and its buffers", function()
     srv:close()
   end)
 
+  it("wait at the run's end one allowance in all for a collector that never answers, not one per batch", function()
+    local uv = require "luv"
+    -- takes connections and never answers
+    local srv, conns = uv.new_tcp(), {}
+    srv:bind("127.0.0.1", 0)
+    srv:listen(16, function()
+      local c = uv.new_tcp()
+      srv:accept(c)
+      conns[#conns + 1] = c
+      c:read_start(function() end)
+    end)
+    local base = "http://127.0.0.1:" .. srv:getsockname().port
+    local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return base end end), "proj")
+    local batch, timeouts = otel.BATCH, otel.TIMEOUTS
+    otel.BATCH, otel.TIMEOUTS = 4, { connect_timeout_ms = 1000, total_timeout_ms = 400 }
+    local ok, err = pcall(function()
+      run_events(tr, 3) -- 10 spans: batches of 4, 4 and 2, then the metrics
+      local t0 = uv.hrtime()
+      local st = tr:drain()
+      local ms = (uv.hrtime() - t0) / 1e6
+      -- one request already in flight (400 ms) and the allowance's rest; before, each of
+      -- the 3 batches and the metrics waited 400 ms apart (1.6 s)
+      assert.is_true(ms < 1000, "drained in " .. ms .. " ms")
+      assert.same({ 0, 10, 1 }, { st.exported, st.dropped, st.metrics_dropped })
+      assert.is_string(st.metrics_error)
+    end)
+    otel.BATCH, otel.TIMEOUTS = batch, timeouts
+    for _, c in ipairs(conns) do c:close() end
+    srv:close()
+    assert(ok, err)
+  end)
+
   -- the spans in a writer's batch, decoded (the batch must be valid JSON)
   local function spans_of(w)
     local text = w:take("", ""):text()
