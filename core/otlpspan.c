@@ -32,8 +32,14 @@ static void st_raw(otlp_stage *s, const char *p, size_t n) {
 
 #define LIT(s, text) st_raw((s), (text), sizeof(text) - 1)
 
-/* a JSON string: staged when it is all plain bytes, else written by jsonout */
+/* a JSON string: staged when it is all plain bytes, else written by jsonout. At most
+ * OTLP_MAX_TEXT bytes, cut before a UTF-8 continuation byte (a character is kept whole or
+ * left out). */
 static void st_string(otlp_stage *s, const char *p, size_t n) {
+  if (n > OTLP_MAX_TEXT) {
+    n = OTLP_MAX_TEXT;
+    while (n > 0 && ((unsigned char)p[n] & 0xC0) == 0x80) n--;
+  }
   if (n + 2 <= sizeof s->t && jsonout_plain_len(p, n) == n) {
     if (s->n + n + 2 > sizeof s->t) st_flush(s);
     s->t[s->n++] = '"';

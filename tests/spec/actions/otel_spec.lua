@@ -175,6 +175,33 @@ describe("otel spans", function()
     assert.is_true(tonumber(by["invoke_agent coder"].startTimeUnixNano) <= tonumber(by["invoke_agent coder"].endTimeUnixNano))
   end)
 
+  it("cut a text from outside (a tool name a model made up, a server's model name) to 4096 bytes, whole characters", function()
+    local tr, spans = tracer()
+    local huge = ("x"):rep(200000)
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    -- 4095 plain bytes, then 2-byte characters: the cut falls inside the first of them
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 1,
+      response_model = ("a"):rep(4095) .. ("é"):rep(100) }
+    tr:event { type = "tool", run_id = 7, card = "M-1", turn = 1, tool = huge, call_id = huge, ok = false, code = huge }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "handed_in" }
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    assert.equal(0, tr:stats().dropped)
+    local tool, chat
+    for _, sp in ipairs(spans) do
+      if sp.name:match("^execute_tool") then tool = sp elseif sp.name == "chat m1" then chat = sp end
+    end
+    -- lengths compared, not the texts: a failure prints no 200 KB
+    assert.same({ 4096, true }, { #tool.name, tool.name == "execute_tool " .. ("x"):rep(4096 - #"execute_tool ") })
+    assert.same({ 4096, true }, { #tool.status.message, tool.status.message == ("x"):rep(4096) })
+    for _, a in ipairs(tool.attributes) do
+      if a.value.stringValue then assert.is_true(#a.value.stringValue <= 4096, a.key) end
+    end
+    local model
+    for _, a in ipairs(chat.attributes) do if a.key == "gen_ai.response.model" then model = a.value.stringValue end end
+    assert.equal(("a"):rep(4095), model) -- no half character (no U+FFFD)
+  end)
+
   it("give each span whose status is ERROR its error.type, and no other span one", function()
     local tr, spans = tracer()
     local function attr(sp, key)
