@@ -52,10 +52,12 @@ local function pairs_of(text)
   return out
 end
 
---- config(getenv, telemetry) -> {url=, metrics_url=, headers=, resource=} | nil (no export).
+--- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=} | nil
+--- (no export).
 --- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
 --- OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the whole URL), OTEL_EXPORTER_OTLP_ENDPOINT (a base
---- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME,
+--- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS (OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+--- _METRICS_HEADERS: each signal's, instead), OTEL_SERVICE_NAME,
 --- OTEL_RESOURCE_ATTRIBUTES.
 function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
@@ -71,16 +73,24 @@ function M.config(getenv, telemetry)
   if url and not url:match("^https?://[^/]") then url = nil end
   if murl and not murl:match("^https?://[^/]") then murl = nil end
   if not url and not murl then return nil end
-  local headers = { "Content-Type: application/json" }
-  for _, kv in ipairs(pairs_of(getenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or getenv("OTEL_EXPORTER_OTLP_HEADERS"))) do
-    if not (kv[1] .. kv[2]):find("[\r\n]") then headers[#headers + 1] = kv[1] .. ": " .. kv[2] end
+  -- each signal's own headers, else the shared ones: the traces' (a backend's key) sent with
+  -- the metrics went to the metrics' endpoint, another backend perhaps, and its own were
+  -- never sent
+  local function headers_of(own)
+    local headers = { "Content-Type: application/json" }
+    for _, kv in ipairs(pairs_of(getenv(own) or getenv("OTEL_EXPORTER_OTLP_HEADERS"))) do
+      if not (kv[1] .. kv[2]):find("[\r\n]") then headers[#headers + 1] = kv[1] .. ": " .. kv[2] end
+    end
+    return headers
   end
+  local headers = headers_of("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+  local metrics_headers = headers_of("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
   local resource = {}
   for _, kv in ipairs(pairs_of(getenv("OTEL_RESOURCE_ATTRIBUTES"))) do resource[kv[1]] = kv[2] end
   local service = getenv("OTEL_SERVICE_NAME")
   if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
   resource["service.name"] = service
-  return { url = url, metrics_url = murl, headers = headers, resource = resource }
+  return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -342,12 +352,13 @@ function Tracer:metrics(start_ns)
   return ok and body or nil
 end
 
--- Sends one request's body (a batch of spans, or to url the metrics): true | false, why.
+-- Sends one request's body (a batch of spans, or to url with headers the metrics): true |
+-- false, why.
 -- 429 and 503 are sent again after a backoff.
 -- While the run's end waits (drain), every request shares one allowance, TIMEOUTS' total:
 -- each batch waiting its own full timeout on a collector that took connections and never
 -- answered held the process's exit for that many times 5 s (the metrics one more).
-function Tracer:send(body, url)
+function Tracer:send(body, url, headers)
   for attempt = 0, M.RETRIES do
     local connect, total = M.TIMEOUTS.connect_timeout_ms, M.TIMEOUTS.total_timeout_ms
     if self.drain_by then
@@ -357,7 +368,7 @@ function Tracer:send(body, url)
       end
       connect, total = math.min(connect, left), math.min(total, left)
     end
-    local hr <close>, err = http.request { url = url or self.cfg.url, method = "POST", headers = self.cfg.headers,
+    local hr <close>, err = http.request { url = url or self.cfg.url, method = "POST", headers = headers or self.cfg.headers,
       body = body, max_bytes = 65536, connect_timeout_ms = connect, total_timeout_ms = total }
     if not hr then return false, tostring(err) end
     local status, h = hr:headers()
@@ -385,7 +396,8 @@ function Tracer:flush()
       if #self.queue == 0 then -- the run's metrics, after its spans
         local body = self.metrics_body
         self.metrics_body = nil
-        local ok, sent, why = pcall(self.send, self, body, self.cfg.metrics_url)
+        local ok, sent, why = pcall(self.send, self, body, self.cfg.metrics_url,
+          self.cfg.metrics_headers)
         if ok and sent then self.metrics_exported = (self.metrics_exported or 0) + 1
         else
           self.metrics_dropped = (self.metrics_dropped or 0) + 1
