@@ -230,6 +230,17 @@ budgets = { turns_per_card = 2, cost_per_run = "0.001 USD" }
       local w = evs.budget_unpriced[1]
       assert.same({ "fake:chunks=2", "M-1" }, { w.model, w.card })
       assert.matches(case[2], w.message, 1, true)
+      -- journaled, so runs started by orket serve (whose engine emits to no one) show it on
+      -- the event stream too; once, before the model's first call is recorded
+      local db <close> = assert(require("orket.project").open_store(dir))
+      local rows = db:rows("SELECT kind, card_id, data FROM events WHERE kind IN ('budget_unpriced', 'turn') ORDER BY id")
+      local said = {}
+      for _, r in ipairs(rows) do if r.kind == "budget_unpriced" then said[#said + 1] = r end end
+      assert.equal(1, #said, case[2])
+      assert.equal("budget_unpriced", rows[1].kind)
+      local d = cjson.decode(said[1].data)
+      assert.same({ "fake:chunks=2", "M-1" }, { d.model, said[1].card_id })
+      assert.matches(case[2], d.message, 1, true)
     end
     -- a priced call under a budget of its currency: nothing said
     local evs = run(project("openai", "chunks=2", [[budgets = { turns_per_card = 1, cost_per_run = "5 USD" }]]))

@@ -382,12 +382,12 @@ local function money_of(s, id, t, est, budget, price)
   return { scope = s, id = id, spent = t.micros, estimate = est, budget = budget.micros, currency = price.currency }
 end
 
--- Says once per model in a run (a `budget_unpriced` event with its message) that its
--- calls count against none of the money budgets set: it has no price in models.prices (a
--- typo in the key, a model added later), or its price bills in a currency no budget is in.
--- Silent, such calls made a budget an operator counts on stop nothing.
--- (by run, weak: a run's fields are fixed, orket.engine.run.new)
-local unpriced_said = setmetatable({}, { __mode = "k" })
+-- Says once per model in a run (a `budget_unpriced` event, journaled as budget_warning is,
+-- so runs started by `orket serve` show it too) that its calls count against none of the
+-- money budgets set: it has no price in models.prices (a typo in the key, a model added
+-- later), or its price bills in a currency no budget is in. Silent, such calls made a
+-- budget an operator counts on stop nothing. What was said is kept in the run's money state
+-- (run.spend.unpriced): a resumed run, or another process's share of it, says it again.
 function escapes(run, job, b, currency)
   if currency then
     for i = 1, #BUDGET_KEYS do
@@ -395,18 +395,24 @@ function escapes(run, job, b, currency)
       if budget and budget.currency == currency then return end
     end
   end
-  local said = unpriced_said[run]
-  if not said then
-    said = {}
-    unpriced_said[run] = said
+  local sp = run.spend
+  if not sp then -- (state() fills in the rest at the first priced check)
+    sp = { totals = {}, warned = {}, waiters = {} }
+    run.spend = sp
   end
+  sp.unpriced = sp.unpriced or {}
   local model = tostring(job.model)
-  if said[model] then return end
-  said[model] = true
+  if sp.unpriced[model] then return end
+  sp.unpriced[model] = true
   local why = currency and string.format("its price in models.prices bills in %s, and no money budget is in %s",
     currency, currency) or "it has no price in models.prices"
-  run:emit { type = "budget_unpriced", run_id = run.run_id, card = job.card_id, seat = job.seat, model = model,
-    message = string.format("%s: %s, so its calls count against no money budget (budgets.cost_per_*)", model, why) }
+  local message = string.format("%s: %s, so its calls count against no money budget (budgets.cost_per_*)", model, why)
+  assert(run.db:tx(function()
+    run.db:event { kind = "budget_unpriced", card = job.card_id, run = run.run_id,
+      data = { model = model, seat = job.seat, message = message } }
+    return true
+  end))
+  run:emit { type = "budget_unpriced", card = job.card_id, seat = job.seat, model = model, message = message }
 end
 
 --- check(run, job, req) -> nil | outcome {ended = "budget", detail=, money = {scope=, id=,
