@@ -290,7 +290,7 @@ describe("otel's span writer and its buffers", function()
     srv:close()
   end)
 
-  it("wait at the run's end one allowance in all for a collector that never answers, not one per batch", function()
+  it("wait at the run's end one timeout in all for a collector that never answers, not one per batch", function()
     local uv = require "luv"
     -- takes connections and never answers
     local srv, conns = uv.new_tcp(), {}
@@ -310,7 +310,7 @@ describe("otel's span writer and its buffers", function()
       local t0 = uv.hrtime()
       local st = tr:drain()
       local ms = (uv.hrtime() - t0) / 1e6
-      -- one request already in flight (400 ms) and the allowance's rest; before, each of
+      -- the first request's timeout (400 ms), then the rest dropped at once; before, each of
       -- the 3 batches and the metrics waited 400 ms apart (1.6 s)
       assert.is_true(ms < 1000, "drained in " .. ms .. " ms")
       assert.same({ 0, 10, 1 }, { st.exported, st.dropped, st.metrics_dropped })
