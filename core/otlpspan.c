@@ -32,8 +32,16 @@ static void st_raw(otlp_stage *s, const char *p, size_t n) {
 
 #define LIT(s, text) st_raw((s), (text), sizeof(text) - 1)
 
-/* a JSON string: staged when it is all plain bytes, else written by jsonout */
+/* a JSON string: staged when it is all plain bytes, else written by jsonout. At most
+ * OTLP_MAX_TEXT bytes, cut before a UTF-8 continuation byte (a character is kept whole or
+ * left out). It backs up 3 bytes at most, all a valid character can need: over more, the
+ * text is not UTF-8 there, and backing up without end turned a value of stray continuation
+ * bytes into an empty string (jsonout writes each as U+FFFD). */
 static void st_string(otlp_stage *s, const char *p, size_t n) {
+  if (n > OTLP_MAX_TEXT) {
+    n = OTLP_MAX_TEXT;
+    for (int k = 0; k < 3 && ((unsigned char)p[n] & 0xC0) == 0x80; k++) n--;
+  }
   if (n + 2 <= sizeof s->t && jsonout_plain_len(p, n) == n) {
     if (s->n + n + 2 > sizeof s->t) st_flush(s);
     s->t[s->n++] = '"';

@@ -25,6 +25,12 @@ typedef struct otlp_span {
 
 enum { OTLP_STRING, OTLP_INT, OTLP_DOUBLE, OTLP_BOOL };
 
+/* The most bytes of a text a span holds (its name, a string attribute, its status's
+ * message), cut at a UTF-8 character's start (3 bytes back at most): some come from outside (a tool name a model
+ * made up, a server's model name), and one of megabytes made its whole batch too big for
+ * the collector, which refused it, every other span of it with it. */
+#define OTLP_MAX_TEXT 4096
+
 typedef struct otlp_value {
   int type;
   const char *s; /* OTLP_STRING */

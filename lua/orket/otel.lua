@@ -52,10 +52,12 @@ local function pairs_of(text)
   return out
 end
 
---- config(getenv, telemetry) -> {url=, metrics_url=, headers=, resource=} | nil (no export).
+--- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=} | nil
+--- (no export).
 --- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
 --- OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the whole URL), OTEL_EXPORTER_OTLP_ENDPOINT (a base
---- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME,
+--- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS (OTEL_EXPORTER_OTLP_TRACES_HEADERS,
+--- _METRICS_HEADERS: each signal's, instead), OTEL_SERVICE_NAME,
 --- OTEL_RESOURCE_ATTRIBUTES.
 function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
@@ -71,16 +73,26 @@ function M.config(getenv, telemetry)
   if url and not url:match("^https?://[^/]") then url = nil end
   if murl and not murl:match("^https?://[^/]") then murl = nil end
   if not url and not murl then return nil end
-  local headers = { "Content-Type: application/json" }
-  for _, kv in ipairs(pairs_of(getenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or getenv("OTEL_EXPORTER_OTLP_HEADERS"))) do
-    if not (kv[1] .. kv[2]):find("[\r\n]") then headers[#headers + 1] = kv[1] .. ": " .. kv[2] end
+  -- each signal's own headers, else the shared ones: the traces' (a backend's key) sent with
+  -- the metrics went to the metrics' endpoint, another backend perhaps, and its own were
+  -- never sent
+  local function headers_of(own)
+    local headers = { "Content-Type: application/json" }
+    local v = getenv(own)
+    if v == nil or v == "" then v = getenv("OTEL_EXPORTER_OTLP_HEADERS") end -- empty is unset (the spec)
+    for _, kv in ipairs(pairs_of(v)) do
+      if not (kv[1] .. kv[2]):find("[\r\n]") then headers[#headers + 1] = kv[1] .. ": " .. kv[2] end
+    end
+    return headers
   end
+  local headers = headers_of("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+  local metrics_headers = headers_of("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
   local resource = {}
   for _, kv in ipairs(pairs_of(getenv("OTEL_RESOURCE_ATTRIBUTES"))) do resource[kv[1]] = kv[2] end
   local service = getenv("OTEL_SERVICE_NAME")
   if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
   resource["service.name"] = service
-  return { url = url, metrics_url = murl, headers = headers, resource = resource }
+  return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -342,25 +354,74 @@ function Tracer:metrics(start_ns)
   return ok and body or nil
 end
 
--- Sends one request's body (a batch of spans, or to url the metrics): true | false, why.
+-- The endpoint a URL names, for the run's end and its warnings: scheme://host:port, never
+-- the user, password or query (a key may be there).
+local function endpoint_of(url)
+  local scheme, auth = tostring(url):match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return "the collector" end
+  return scheme .. "://" .. auth:gsub("^.*@", "")
+end
+
+-- How long the run's end waits for one endpoint, in TIMEOUTS' totals: a backstop for a
+-- collector that answers but slowly (one that never answers is given up on at its first
+-- request that times out or cannot connect).
+M.DRAIN_ALLOWANCES = 3
+
+-- Sends one request's body (a batch of spans, or to url with headers the metrics): true |
+-- false, why (naming the endpoint).
 -- 429 and 503 are sent again after a backoff.
-function Tracer:send(body, url)
+-- While the run's end waits (drain), each endpoint has its own allowance: its requests go
+-- on while it answers, up to DRAIN_ALLOWANCES times TIMEOUTS' total from its first request;
+-- once one times out or cannot connect, what is left for it is dropped at once. Each batch
+-- waiting its own full timeout on a collector that took connections and never answered
+-- held the process's exit for that many times 5 s; one allowance shared by all the
+-- endpoints dropped, unsent, the metrics bound for another, healthy one.
+function Tracer:send(body, url, headers)
+  url = url or self.cfg.url
+  local where = endpoint_of(url)
+  local ending = self.ending and self.ending[where]
+  if self.ending and not ending then
+    uv.update_time()
+    ending = { by = uv.now() + M.DRAIN_ALLOWANCES * M.TIMEOUTS.total_timeout_ms }
+    self.ending[where] = ending
+  end
   for attempt = 0, M.RETRIES do
-    local hr <close>, err = http.request { url = url or self.cfg.url, method = "POST", headers = self.cfg.headers,
-      body = body, max_bytes = 65536, connect_timeout_ms = M.TIMEOUTS.connect_timeout_ms,
-      total_timeout_ms = M.TIMEOUTS.total_timeout_ms }
-    if not hr then return false, tostring(err) end
-    local status, h = hr:headers()
-    if not status then return false, tostring(h) end
+    local connect, total = M.TIMEOUTS.connect_timeout_ms, M.TIMEOUTS.total_timeout_ms
+    if ending then
+      if ending.dead then return false, ending.dead end
+      uv.update_time()
+      local left = ending.by - uv.now()
+      if left <= 0 then
+        return false, string.format("%s took more than %d ms in all at the run's end", where,
+          M.DRAIN_ALLOWANCES * M.TIMEOUTS.total_timeout_ms)
+      end
+      connect, total = math.min(connect, left), math.min(total, left)
+    end
+    local hr <close>, err = http.request { url = url, method = "POST", headers = headers or self.cfg.headers,
+      body = body, max_bytes = 65536, connect_timeout_ms = connect, total_timeout_ms = total }
+    local status, h
+    if hr then status, h = hr:headers() end
+    if not status then -- no answer: at the run's end, the rest for this endpoint is not sent
+      local why = tostring(hr and h or err)
+      if not why:find(where, 1, true) then why = where .. ": " .. why end
+      -- (the drain may have begun while this request waited)
+      ending = ending or (self.ending and self.ending[where])
+      if self.ending and not ending then
+        ending = { by = uv.now() }
+        self.ending[where] = ending
+      end
+      if ending then ending.dead = why .. " (at the run's end; what was left for it was not sent)" end
+      return false, why
+    end
     while true do -- the answer's body is read and left
       local ev = hr:read()
       if not ev then break end
     end
     if status >= 200 and status < 300 then return true end
-    if (status ~= 429 and status ~= 503) or attempt == M.RETRIES then return false, "HTTP " .. status end
+    if (status ~= 429 and status ~= 503) or attempt == M.RETRIES then return false, where .. ": HTTP " .. status end
     rt.sleep(M.BACKOFF_MS * (1 << attempt))
   end
-  return false, "retries spent"
+  return false, where .. ": retries spent"
 end
 
 --- tracer:flush(): sends what is queued, in batches, from a task of its own (one at a
@@ -375,11 +436,12 @@ function Tracer:flush()
       if #self.queue == 0 then -- the run's metrics, after its spans
         local body = self.metrics_body
         self.metrics_body = nil
-        local ok, sent, why = pcall(self.send, self, body, self.cfg.metrics_url)
+        local ok, sent, why = pcall(self.send, self, body, self.cfg.metrics_url,
+          self.cfg.metrics_headers)
         if ok and sent then self.metrics_exported = (self.metrics_exported or 0) + 1
         else
           self.metrics_dropped = (self.metrics_dropped or 0) + 1
-          self.last_error = ok and why or tostring(sent)
+          self.metrics_error = ok and why or tostring(sent)
         end
         goto continue
       end
@@ -400,17 +462,23 @@ function Tracer:flush()
 end
 
 --- tracer:drain() -> stats: waits for the spans queued to be sent (or dropped)
+--- Each endpoint is given its own allowance (Tracer:send); what it learnt (a dead collector)
+--- lasts this drain only, so a later drain tries again.
 function Tracer:drain()
+  uv.update_time()
+  self.ending = {}
   self:flush()
   while self.busy and self.flusher do self.flusher:join() end
+  self.ending = nil
   return self:stats()
 end
 
---- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), last_error=}
+--- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), last_error=,
+--- metrics_exported=, metrics_dropped=, metrics_error=}
 function Tracer:stats()
   return { exported = self.exported, dropped = self.dropped, queued = self.queued + self.writer:count(), failed = self.failed,
     last_error = self.last_error, metrics_exported = self.metrics_exported or 0,
-    metrics_dropped = self.metrics_dropped or 0 }
+    metrics_dropped = self.metrics_dropped or 0, metrics_error = self.metrics_error }
 end
 
 return M

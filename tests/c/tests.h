@@ -68,6 +68,7 @@
   X(test_jsonout_numbers)                  \
   X(test_jsonout_raw_empty)                \
   X(test_otlpspan_bytes)                   \
+  X(test_otlpspan_text_cut)                \
   X(test_inert_decode)                     \
   X(test_inert_valid)                      \
   X(test_workspace_mount_id)               \

@@ -204,3 +204,47 @@ budgets = { turns_per_card = 1 }
     assert.is_nil(m.currency)
   end)
 end)
+
+describe("a money budget's reach", function()
+  before_each(function() fake.reset() end)
+
+  -- A price under a key the project never calls (a typo), or in a currency no budget is
+  -- in, left every call outside the budget without a word: the run went past it silently.
+  it("is said once per model in a run when the model's calls count against no money budget", function()
+    for _, case in ipairs {
+      { [[["fake:chunks=3"] = { input = 1, cached_input = 1, output = 1, currency = "USD" }]],
+        "fake:chunks=2: it has no price in models.prices, so its calls count against no money budget" },
+      { [[["fake:chunks=3"] = { input = 1, cached_input = 1, output = 1, currency = "USD" },
+          ["fake:chunks=2"] = { input = 1, cached_input = 1, output = 1, currency = "EUR" }]],
+        "fake:chunks=2: its price in models.prices bills in EUR, and no money budget is in EUR" },
+    } do
+      local dir = fake.one_issue(string.format([[
+models = { default = "fake:chunks=2", providers = { fake = { kind = "openai", base_url = %q } },
+  prices = { %s } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 2, cost_per_run = "0.001 USD" }
+]], fake.url .. "/v1", case[1]))
+      local evs = run(dir)
+      assert.equal(2, #evs.model, case[2])
+      assert.equal(1, #(evs.budget_unpriced or {}), case[2])
+      local w = evs.budget_unpriced[1]
+      assert.same({ "fake:chunks=2", "M-1" }, { w.model, w.card })
+      assert.matches(case[2], w.message, 1, true)
+      -- journaled, so runs started by orket serve (whose engine emits to no one) show it on
+      -- the event stream too; once, before the model's first call is recorded
+      local db <close> = assert(require("orket.project").open_store(dir))
+      local rows = db:rows("SELECT kind, card_id, data FROM events WHERE kind IN ('budget_unpriced', 'turn') ORDER BY id")
+      local said = {}
+      for _, r in ipairs(rows) do if r.kind == "budget_unpriced" then said[#said + 1] = r end end
+      assert.equal(1, #said, case[2])
+      assert.equal("budget_unpriced", rows[1].kind)
+      local d = cjson.decode(said[1].data)
+      assert.same({ "fake:chunks=2", "M-1" }, { d.model, said[1].card_id })
+      assert.matches(case[2], d.message, 1, true)
+    end
+    -- a priced call under a budget of its currency: nothing said
+    local evs = run(project("openai", "chunks=2", [[budgets = { turns_per_card = 1, cost_per_run = "5 USD" }]]))
+    assert.equal(1, #evs.model)
+    assert.is_nil(evs.budget_unpriced)
+  end)
+end)

@@ -160,6 +160,26 @@ describe("traces", function()
     assert.same({ ["gen_ai.client.token.usage {token}"] = true, ["gen_ai.client.operation.duration s"] = true }, ms)
   end)
 
+  -- the traces' own headers (a backend's key) went with the metrics too, to the metrics'
+  -- endpoint, and the metrics' own were never sent
+  it("send each signal's own headers, the shared ones to a signal without its own", function()
+    local dir = project()
+    H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+      OTEL_EXPORTER_OTLP_TRACES_HEADERS = "authorization=Bearer%20traces-key",
+      OTEL_EXPORTER_OTLP_METRICS_HEADERS = "authorization=Bearer%20metrics-key" } })
+    assert.is_true(#exports() >= 1)
+    for _, e in ipairs(exports()) do assert.equal("Bearer traces-key", e.authorization) end
+    assert.equal(1, #exports("metrics"))
+    assert.equal("Bearer metrics-key", exports("metrics")[1].authorization)
+    fake.reset()
+    H.orket("retry M-1", { cwd = dir })
+    H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+      OTEL_EXPORTER_OTLP_HEADERS = "authorization=Bearer%20shared",
+      OTEL_EXPORTER_OTLP_TRACES_HEADERS = "authorization=Bearer%20traces-key" } })
+    assert.equal("Bearer traces-key", exports()[1].authorization)
+    assert.equal("Bearer shared", exports("metrics")[1].authorization)
+  end)
+
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()
     local dir = project()
     H.orket("run M", { cwd = dir, env = { OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })

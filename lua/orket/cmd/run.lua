@@ -303,7 +303,7 @@ local function drain_traces(e, cli)
   if st.dropped > 0 then
     cli.err("warning: traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped, tostring(st.last_error or "queue full"))
   end
-  if st.metrics_dropped > 0 then cli.err("warning: metrics: not exported (%s)", tostring(st.last_error)) end
+  if st.metrics_dropped > 0 then cli.err("warning: metrics: not exported (%s)", tostring(st.metrics_error)) end
 end
 
 function cmd.execute(o, cli, resume_id)

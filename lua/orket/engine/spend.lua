@@ -155,7 +155,7 @@ local function hold_cost(job, micros)
 end
 
 -- (estimate_tokens, below)
-local estimate_tokens
+local estimate_tokens, escapes
 
 --- record(run, job, usage, req) -> {cached_tokens=, cost=, currency=}: what a turns row's
 --- data holds of a call's money (cost nil: no price); the call's hold stays until the row
@@ -382,6 +382,39 @@ local function money_of(s, id, t, est, budget, price)
   return { scope = s, id = id, spent = t.micros, estimate = est, budget = budget.micros, currency = price.currency }
 end
 
+-- Says once per model in a run (a `budget_unpriced` event, journaled as budget_warning is,
+-- so runs started by `orket serve` show it too) that its calls count against none of the
+-- money budgets set: it has no price in models.prices (a typo in the key, a model added
+-- later), or its price bills in a currency no budget is in. Silent, such calls made a
+-- budget an operator counts on stop nothing. What was said is kept in the run's money state
+-- (run.spend.unpriced): a resumed run, or another process's share of it, says it again.
+function escapes(run, job, b, currency)
+  if currency then
+    for i = 1, #BUDGET_KEYS do
+      local budget = b[BUDGET_KEYS[i]]
+      if budget and budget.currency == currency then return end
+    end
+  end
+  local sp = run.spend
+  if not sp then -- (state() fills in the rest at the first priced check)
+    sp = { totals = {}, warned = {}, waiters = {} }
+    run.spend = sp
+  end
+  sp.unpriced = sp.unpriced or {}
+  local model = tostring(job.model)
+  if sp.unpriced[model] then return end
+  sp.unpriced[model] = true
+  local why = currency and string.format("its price in models.prices bills in %s, and no money budget is in %s",
+    currency, currency) or "it has no price in models.prices"
+  local message = string.format("%s: %s, so its calls count against no money budget (budgets.cost_per_*)", model, why)
+  assert(run.db:tx(function()
+    run.db:event { kind = "budget_unpriced", card = job.card_id, run = run.run_id,
+      data = { model = model, seat = job.seat, message = message } }
+    return true
+  end))
+  run:emit { type = "budget_unpriced", card = job.card_id, seat = job.seat, model = model, message = message }
+end
+
 --- check(run, job, req) -> nil | outcome {ended = "budget", detail=, money = {scope=, id=,
 --- spent=, estimate=, budget=, currency=}} for a card's scope, or {ended = "canceled"}
 --- when the run's or the day's budget would be passed (e.halted says why), or {room =
@@ -400,7 +433,11 @@ function M.check(run, job, req)
   end
   if not any then return nil end
   local price = M.price(run, job.model)
-  if not price then return nil end -- an unpriced call's cost is unknown: no money budget counts it
+  if not price then -- an unpriced call's cost is unknown: no money budget counts it
+    escapes(run, job, b, nil)
+    return nil
+  end
+  escapes(run, job, b, price.currency)
   -- in flight until it returns (committed: a call committed meanwhile keeps its hold)
   run.money_checking = (run.money_checking or 0) + 1
   local _ <close> = setmetatable({ run = run }, CHECKING)

@@ -129,6 +129,8 @@ function View:event(ev)
     self:note(status_view.behind_line(ev.error)) -- main's view could not follow a merge
   elseif t == "git" and ev.action == "history_lost" then
     self:note(inert.line(ev.message)) -- done cards whose merges main no longer holds
+  elseif t == "budget_unpriced" then
+    self:note("warning: " .. inert.line(ev.message)) -- a model no money budget counts
   elseif t == "card_skipped" then
     self:note(string.format("%s skipped: %s", ev.card, tostring(ev.reason)))
   elseif t == "sandbox" and ev.action == "deploy" then

@@ -175,6 +175,33 @@ describe("otel spans", function()
     assert.is_true(tonumber(by["invoke_agent coder"].startTimeUnixNano) <= tonumber(by["invoke_agent coder"].endTimeUnixNano))
   end)
 
+  it("cut a text from outside (a tool name a model made up, a server's model name) to 4096 bytes, whole characters", function()
+    local tr, spans = tracer()
+    local huge = ("x"):rep(200000)
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    -- 4095 plain bytes, then 2-byte characters: the cut falls inside the first of them
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 1,
+      response_model = ("a"):rep(4095) .. ("é"):rep(100) }
+    tr:event { type = "tool", run_id = 7, card = "M-1", turn = 1, tool = huge, call_id = huge, ok = false, code = huge }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "handed_in" }
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    assert.equal(0, tr:stats().dropped)
+    local tool, chat
+    for _, sp in ipairs(spans) do
+      if sp.name:match("^execute_tool") then tool = sp elseif sp.name == "chat m1" then chat = sp end
+    end
+    -- lengths compared, not the texts: a failure prints no 200 KB
+    assert.same({ 4096, true }, { #tool.name, tool.name == "execute_tool " .. ("x"):rep(4096 - #"execute_tool ") })
+    assert.same({ 4096, true }, { #tool.status.message, tool.status.message == ("x"):rep(4096) })
+    for _, a in ipairs(tool.attributes) do
+      if a.value.stringValue then assert.is_true(#a.value.stringValue <= 4096, a.key) end
+    end
+    local model
+    for _, a in ipairs(chat.attributes) do if a.key == "gen_ai.response.model" then model = a.value.stringValue end end
+    assert.equal(("a"):rep(4095), model) -- no half character (no U+FFFD)
+  end)
+
   it("give each span whose status is ERROR its error.type, and no other span one", function()
     local tr, spans = tracer()
     local function attr(sp, key)
@@ -197,6 +224,19 @@ describe("otel spans", function()
     end
     table.sort(errs)
     assert.same({ "execute_tool x=EPERM", "invoke_agent coder=model_error", "orket run M=failed" }, errs)
+  end)
+end)
+
+describe("otel's configuration", function()
+  it("treat an empty signal's headers as unset: the shared ones go, as with an empty endpoint", function()
+    for _, own in ipairs { "OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS" } do
+      local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", [own] = "",
+        OTEL_EXPORTER_OTLP_HEADERS = "authorization=Bearer%20shared" }
+      local cfg = otel.config(function(k) return env[k] end)
+      local want = { "Content-Type: application/json", "authorization: Bearer shared" }
+      assert.same(want, cfg.headers, own)
+      assert.same(want, cfg.metrics_headers, own)
+    end
   end)
 end)
 
@@ -248,6 +288,134 @@ describe("otel's span writer and its buffers", function()
     buf:free()
     assert.equal(0, #buf)
     srv:close()
+  end)
+
+  it("wait at the run's end one timeout in all for a collector that never answers, not one per batch", function()
+    local uv = require "luv"
+    -- takes connections and never answers
+    local srv, conns = uv.new_tcp(), {}
+    srv:bind("127.0.0.1", 0)
+    srv:listen(16, function()
+      local c = uv.new_tcp()
+      srv:accept(c)
+      conns[#conns + 1] = c
+      c:read_start(function() end)
+    end)
+    local base = "http://127.0.0.1:" .. srv:getsockname().port
+    local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return base end end), "proj")
+    local batch, timeouts = otel.BATCH, otel.TIMEOUTS
+    otel.BATCH, otel.TIMEOUTS = 4, { connect_timeout_ms = 1000, total_timeout_ms = 400 }
+    local ok, err = pcall(function()
+      run_events(tr, 3) -- 10 spans: batches of 4, 4 and 2, then the metrics
+      local t0 = uv.hrtime()
+      local st = tr:drain()
+      local ms = (uv.hrtime() - t0) / 1e6
+      -- the first request's timeout (400 ms), then the rest dropped at once; before, each of
+      -- the 3 batches and the metrics waited 400 ms apart (1.6 s)
+      assert.is_true(ms < 1000, "drained in " .. ms .. " ms")
+      assert.same({ 0, 10, 1 }, { st.exported, st.dropped, st.metrics_dropped })
+      assert.is_string(st.metrics_error)
+    end)
+    otel.BATCH, otel.TIMEOUTS = batch, timeouts
+    for _, c in ipairs(conns) do c:close() end
+    srv:close()
+    assert(ok, err)
+  end)
+
+  -- A listener that takes connections and never answers: its base URL, and close().
+  local function never_answers()
+    local uv = require "luv"
+    local srv, conns = uv.new_tcp(), {}
+    srv:bind("127.0.0.1", 0)
+    srv:listen(16, function()
+      local c = uv.new_tcp()
+      srv:accept(c)
+      conns[#conns + 1] = c
+      c:read_start(function() end)
+    end)
+    return "http://127.0.0.1:" .. srv:getsockname().port, function()
+      for _, c in ipairs(conns) do c:close() end
+      srv:close()
+    end
+  end
+
+  -- A collector that answers 200 to each request after delay_ms: its base URL, the paths
+  -- it was sent, and close().
+  local function answers(delay_ms)
+    local rt = require "orket.c.runtime"
+    local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, max_body_bytes = 1 << 22 })
+    local paths = {}
+    task.spawn(function()
+      while true do
+        local req = srv:accept()
+        if not req then return end
+        task.spawn(function()
+          req:body()
+          if delay_ms > 0 then rt.sleep(delay_ms) end
+          paths[#paths + 1] = req.path or true
+          req:respond(200, { "Content-Type: application/json" }, "{}")
+        end)
+      end
+    end)
+    return "http://127.0.0.1:" .. srv:port(), paths, function() srv:close() end
+  end
+
+  local function with_timeouts(f)
+    local batch, timeouts = otel.BATCH, otel.TIMEOUTS
+    otel.BATCH, otel.TIMEOUTS = 4, { connect_timeout_ms = 1000, total_timeout_ms = 400 }
+    local ok, err = pcall(f)
+    otel.BATCH, otel.TIMEOUTS = batch, timeouts
+    assert(ok, err)
+  end
+
+  it("send the metrics to their own endpoint at the run's end when the traces' collector never answers", function()
+    local dead, close_dead = never_answers()
+    local up, paths, close_up = answers(0)
+    local env = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = dead .. "/v1/traces",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = up .. "/v1/metrics" }
+    with_timeouts(function()
+      local tr = otel.new(otel.config(function(k) return env[k] end), "proj")
+      run_events(tr, 3)
+      local uv = require "luv"
+      local t0 = uv.hrtime()
+      local st = tr:drain()
+      local ms = (uv.hrtime() - t0) / 1e6
+      -- before: the traces used up the one allowance, and the metrics were dropped unsent,
+      -- blamed on "the collector"
+      assert.same({ 0, 10, 1, 0 }, { st.exported, st.dropped, st.metrics_exported, st.metrics_dropped })
+      assert.equal(1, #paths)
+      assert.matches(dead, st.last_error, 1, true) -- the endpoint that failed is named
+      assert.is_true(ms < 1000, "drained in " .. ms .. " ms")
+    end)
+    close_dead(); close_up()
+  end)
+
+  it("wait at the run's end for a collector that answers slowly, past one request's timeout in all", function()
+    local up, paths, close_up = answers(150)
+    with_timeouts(function()
+      local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end), "proj")
+      run_events(tr, 3) -- 3 batches and the metrics, 150 ms each: 600 ms, more than 400
+      local st = tr:drain()
+      assert.same({ 10, 0, 1, 0 }, { st.exported, st.dropped, st.metrics_exported, st.metrics_dropped },
+        tostring(st.last_error or st.metrics_error))
+      assert.equal(4, #paths)
+    end)
+    close_up()
+  end)
+
+  it("send again at a second drain, the first one's allowance long spent", function()
+    local up, paths, close_up = answers(0)
+    with_timeouts(function()
+      local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end), "proj")
+      run_events(tr, 1)
+      assert.equal(4, tr:drain().exported)
+      require("orket.c.runtime").sleep(1300) -- more than the first drain's allowance (3 x 400 ms)
+      run_events(tr, 1)
+      local st = tr:drain()
+      assert.same({ 8, 0, 2 }, { st.exported, st.dropped, st.metrics_exported }, tostring(st.last_error))
+      assert.equal(4, #paths)
+    end)
+    close_up()
   end)
 
   -- the spans in a writer's batch, decoded (the batch must be valid JSON)

@@ -161,6 +161,17 @@ describe("live view", function()
       .. "reloaded until it can be\norket run 3", last(t))
   end)
 
+  it("notes a model whose calls count against no money budget", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "budget_unpriced", card = "N-1", model = "fake:m",
+      message = "fake:m: it has no price in models.prices, so its calls count against no money budget (budgets.cost_per_*)" }
+    assert.matches("^warning: fake:m: it has no price in models.prices, so its calls count against no money budget "
+      .. "%(budgets.cost_per_%*%)\norket run 3", last(t))
+  end)
+
   it("notes a merge whose view could not follow main, why, and what catches it up", function()
     local t = fake()
     local v = t.view
