@@ -228,6 +228,38 @@ describe("orket serve: sessions", function()
     end
     assert.same({ "session_start " .. op_id, "session_start " .. vdoc.key.id, "session_end " .. op_id }, seen)
     assert.equal("ops", cjson.decode(ev_rows[1].data).name)
+    -- and audited as writes, in the journal (GET /v1/audit's api_write) and the chain, with
+    -- the key, the way, the address and the session (the start of its stored hash, never its
+    -- token); the wrong key above is in neither
+    local function subject(id, name, sess)
+      return { key = name, keyid = id, via = "key", address = "127.0.0.1", session = sess }
+    end
+    local aw = {}
+    for _, r in ipairs(db:rows("SELECT actor, data FROM events WHERE kind = 'api_write' ORDER BY id")) do
+      local d = cjson.decode(r.data)
+      if d.action == "sign_in" or d.action == "sign_out" then
+        assert.equal("/v1/session", d.route)
+        aw[#aw + 1] = { r.actor, d.action, d.subject }
+      end
+    end
+    assert.equal(3, #aw)
+    local op_sess, v_sess = aw[1][3].session, aw[2][3].session
+    assert.same({ { op_id, "sign_in", subject(op_id, "ops", op_sess) }, { vdoc.key.id, "sign_in",
+      subject(vdoc.key.id, "ci", v_sess) }, { op_id, "sign_out", subject(op_id, "ops", op_sess) } }, aw)
+    -- the session is named by its stored hash (the viewer's is still open)
+    local v_row = assert(db:row("SELECT hash FROM sessions WHERE key_id = " .. p1, vdoc.key.id))
+    assert.equal(v_row.hash:sub(1, 16), v_sess)
+    assert.is_nil(token:find(op_sess, 1, true))
+    assert.is_nil(csrf:find(op_sess, 1, true))
+    local chain = {}
+    for _, r in ipairs(db:rows("SELECT actor, action, route, detail FROM audit_log "
+      .. "WHERE action IN ('sign_in', 'sign_out') ORDER BY seq")) do
+      chain[#chain + 1] = table.concat({ r.actor, r.action, r.route, r.detail }, " ")
+    end
+    assert.same({ op_id .. " sign_in /v1/session address=127.0.0.1 key=ops keyid=" .. op_id .. " session=" .. op_sess
+      .. " via=key", vdoc.key.id .. " sign_in /v1/session address=127.0.0.1 key=ci keyid=" .. vdoc.key.id
+      .. " session=" .. v_sess .. " via=key", op_id .. " sign_out /v1/session address=127.0.0.1 key=ops keyid="
+      .. op_id .. " session=" .. op_sess .. " via=key" }, chain)
 
     -- revoking a key ends its sessions at once
     assert.equal(200, (req(s, "GET", "/v1/board", { vjar })))

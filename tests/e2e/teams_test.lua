@@ -710,6 +710,95 @@ db:close()
     assert.matches("was changed: its hash does not match its content (write by user:root)", r.stdout, 1, true)
   end)
 
+  it("records each sign-in and sign-out by person in the audit and its chain: the way, the address, the session",
+    function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local bob_key = ok(H.orket("keys create bob-cli --role viewer --for bob", { cwd = dir }), "keys create --for")
+      .stdout:gsub("%s+$", "")
+    local ci_key = ok(H.orket("keys create ci --role operator", { cwd = dir }), "keys create").stdout:gsub("%s+$", "")
+    local bob_id, ci_id = bob_key:match("^ork_(%x+)_"), ci_key:match("^ork_(%x+)_")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    -- a wrong password is refused and counted, and written nowhere in the audit
+    assert.equal(401, (req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = "not it" })))
+    local alice = sign_in(s, "alice")
+    local alice_token = alice[1]:match("ors_%x+")
+    assert.equal(200, (req(s, "DELETE", "/v1/session", alice)))
+    -- a person's own key, and a key of no person
+    local st, _, h = req(s, "POST", "/v1/session", { JSON }, { key = bob_key })
+    assert.equal(200, st)
+    assert.matches("^orket_session=ors_%x+;", h["set-cookie"])
+    assert.equal(200, (req(s, "POST", "/v1/session", { JSON }, { key = ci_key })))
+    local doc
+    st, doc = req(s, "GET", "/v1/audit", root)
+    assert.equal(200, st)
+    local seen = {}
+    for _, e in ipairs(doc.entries) do
+      if e.action == "sign_in" or e.action == "sign_out" then
+        assert.equal("/v1/session", e.route)
+        seen[#seen + 1] = e
+      end
+    end
+    assert.equal(5, #seen) -- root, alice in and out, bob, ci: the failed one is not there
+    local function subj(e) return e.actor .. " " .. e.action .. " " .. tostring(e.key) end
+    assert.same({ "user:root sign_in nil", "user:alice sign_in nil", "user:alice sign_out nil",
+      "user:bob sign_in " .. bob_id, "" .. ci_id .. " sign_in nil" }, { subj(seen[1]), subj(seen[2]), subj(seen[3]),
+      subj(seen[4]), subj(seen[5]) })
+    local sess = seen[2].subject.session
+    assert.matches("^%x+$", sess)
+    assert.equal(16, #sess)
+    assert.same({ person = "alice", via = "password", address = "127.0.0.1", session = sess }, seen[2].subject)
+    -- the sign-out names the session the sign-in opened
+    assert.same({ person = "alice", via = "password", address = "127.0.0.1", session = sess }, seen[3].subject)
+    assert.same({ person = "bob", via = "key", address = "127.0.0.1", session = seen[4].subject.session },
+      seen[4].subject)
+    assert.same({ key = "ci", keyid = ci_id, via = "key", address = "127.0.0.1", session = seen[5].subject.session },
+      seen[5].subject)
+    assert.are_not.equal(sess, seen[1].subject.session)
+    -- the session's name is not its token, nor its CSRF token
+    assert.is_nil(alice_token:find(sess, 1, true))
+    assert.is_nil(alice[2]:find(sess, 1, true))
+    -- by person, by key: the existing filters
+    st, doc = req(s, "GET", "/v1/audit?actor=user:alice", root)
+    assert.equal(200, st)
+    local acts = {}
+    for _, e in ipairs(doc.entries) do acts[#acts + 1] = e.action end
+    assert.same({ "sign_in", "sign_out" }, acts)
+    st, doc = req(s, "GET", "/v1/audit?key=" .. bob_id, root)
+    assert.equal(1, #doc.entries)
+    assert.same({ "user:bob", "sign_in" }, { doc.entries[1].actor, doc.entries[1].action })
+    st, doc = req(s, "GET", "/v1/audit?actor=" .. ci_id, root)
+    assert.equal(1, #doc.entries)
+    assert.equal("sign_in", doc.entries[1].action)
+    -- whom, whence and which session are the server's admins' to read, as every subject is
+    st, doc = req(s, "GET", "/v1/audit?actor=user:alice", sign_in(s, "alice"))
+    assert.equal(200, st)
+    assert.equal(3, #doc.entries)
+    for _, e in ipairs(doc.entries) do assert.is_nil(e.subject) end
+    assert.equal(0, s.stop())
+    -- the chain holds the same, never a token, a key or a password; and verify passes
+    local r = ok(H.orket("audit export", { cwd = dir }), "export")
+    local lines = {}
+    for l in r.stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.action == "sign_in" or e.action == "sign_out" then
+        lines[#lines + 1] = e.actor .. " " .. e.route .. " " .. e.action .. " " .. e.detail
+      end
+    end
+    assert.equal(6, #lines) -- alice signed in again
+    assert.equal("user:alice /v1/session sign_in address=127.0.0.1 person=alice session=" .. sess .. " via=password",
+      lines[2])
+    assert.equal("user:alice /v1/session sign_out address=127.0.0.1 person=alice session=" .. sess .. " via=password",
+      lines[3])
+    assert.equal(ci_id .. " /v1/session sign_in address=127.0.0.1 key=ci keyid=" .. ci_id .. " session="
+      .. seen[5].subject.session .. " via=key", lines[5])
+    for _, secret in ipairs { alice_token:sub(5), bob_key, ci_key, PASS, "not it" } do
+      assert.is_nil(r.stdout:find(secret, 1, true), secret)
+    end
+    ok(H.orket("audit verify", { cwd = dir }), "verify")
+  end)
+
   it("sets a person's password and server-admin role, and keeps the last enabled admin", function()
     local dir = two_projects()
     add(dir, "root", "admin")
