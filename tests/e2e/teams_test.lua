@@ -722,6 +722,7 @@ db:close()
     local root = sign_in(s, "root")
     -- a wrong password is refused and counted, and written nowhere in the audit
     assert.equal(401, (req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = "not it" })))
+    H.wait_for(function() return s.log():find('"auth":"wrong"', 1, true) end, "the refused sign-in's log line", 3000)
     local alice = sign_in(s, "alice")
     local alice_token = alice[1]:match("ors_%x+")
     assert.equal(200, (req(s, "DELETE", "/v1/session", alice)))
