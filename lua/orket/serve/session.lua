@@ -159,13 +159,15 @@ local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 
 M.SESSION_ID = 16 -- hex digits of the stored hash that name a session in the audit
 
--- audited(req, ctx, who, action, via, h): a sign-in or sign-out in the audit (in the caller's
+-- audited(ctx, who, action, via, h): a sign-in or sign-out in the audit (in the caller's
 -- transaction), as a write: who (the person, else the key), the way (key, password, oidc,
--- ldap), the address it came from, and the session as the start of its stored hash (which
+-- ldap), and the session as the start of its stored hash (which
 -- names it for the auditor and matches a sign-in with its sign-out), never its token or its
 -- CSRF token, which that hash does not give back
-local function audited(req, ctx, who, action, via, h)
-  local subject = { via = via, address = req.remote, session = h:sub(1, M.SESSION_ID) }
+local function audited(ctx, who, action, via, h)
+  -- no client address: the journal keeps its rows for ever, and the request's log line
+  -- already ties the address to the person under the operator's own retention
+  local subject = { via = via, session = h:sub(1, M.SESSION_ID) }
   if who.user then subject.person = who.user else subject.key, subject.keyid = who.name, who.id end
   writes.audited(ctx, { actor = who.id, action = action, subject = subject, who = who })
 end
@@ -188,7 +190,7 @@ local function start(req, ctx, who, insert, via)
     insert(db, h, expires)
     -- who signed in: its id and name, never the key, the password or the token
     db:event { kind = "session_start", actor = who.id, data = { name = who.name, expires_at = expires_at(expires) } }
-    audited(req, ctx, who, "sign_in", via, h)
+    audited(ctx, who, "sign_in", via, h)
     return true
   end)
   if not ok then error(terr) end
@@ -271,6 +273,16 @@ local function sign_in(req, ctx)
     return err(401, "unauthorized", refusal)
   end
   ctx.key = who.id
+  -- a key's sign-in is a request of that key: it takes the key's token as its others do,
+  -- or one valid key (a viewer's too) would grow the audit's chain past the key's limit
+  if not b.user then
+    local kok, kretry = ctx.server.by_key:take(who.id, uv.now())
+    if not kok then
+      ctx.headers = ctx.headers or {}
+      table.insert(ctx.headers, "Retry-After: " .. kretry)
+      return err(429, "rate_limited", "too many requests with this key; retry after " .. kretry .. " s")
+    end
+  end
   local token, expires
   -- a person's key opens a session of that key, not one of a sign-in: its role's cap (a
   -- key made for reading opens no session that writes) and a provider's person's key's
@@ -305,7 +317,7 @@ local function sign_out(req, ctx)
     if who.user and not who.key_session then users.session_delete(db, who.session)
     else assert(sessions.delete(db, who.session)) end
     db:event { kind = "session_end", actor = who.id, data = { name = who.name } }
-    audited(req, ctx, who, "sign_out", M.via(who, who.key_session), who.session)
+    audited(ctx, who, "sign_out", M.via(who, who.key_session), who.session)
     return true
   end)
   if not ok then error(terr) end

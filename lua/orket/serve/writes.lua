@@ -223,7 +223,11 @@ local function audit(_, ctx)
   -- person's keys they acted through, but for the person's own entries
   local people = routes.people_reader(ctx.server, ctx.who)
   local me = ctx.who and ctx.who.user and ctx.who.id
-  for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor, key)) do
+  -- a sign-in's or sign-out's actor is whom it is about: those rows (even their actor and
+  -- time) are the server's admins' and that person's or key's alone, else any viewer could
+  -- tell who uses the server and when, members of other projects too
+  local signs_of = not people and (ctx.who and ctx.who.id or "") or nil
+  for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor, key, signs_of)) do
     local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route,
       key = (people or r.actor == me) and d.key or nil, subject = people and d.subject or nil }
@@ -245,7 +249,7 @@ local AUDIT = { type = "object", additionalProperties = true, required = { "entr
       key = { type = "string", description = "the id of the person's key (or of the key whose session) it was made "
         .. "with; for the server's admins and the person alone" },
       subject = { type = "object", description = "whom a people or key change was about: person, project, role, key, "
-        .. "keyid; a sign-in's or sign-out's (action sign_in, sign_out) also via, address, session",
+        .. "keyid; a sign-in's or sign-out's (action sign_in, sign_out) also via, session",
         additionalProperties = { type = "string" } } } } },
   next = { type = "integer" } } }
 
