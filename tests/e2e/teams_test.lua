@@ -802,6 +802,19 @@ db:close()
       if e.action == "sign_in" or e.action == "sign_out" then its[#its + 1] = e.actor .. " " .. e.action end
     end
     assert.same({ ci_id .. " sign_in" }, its)
+    -- the event streams carry them to the server's admins alone (an API write with a
+    -- subject is a row about people); a comment of alice's marks the end of both replays
+    local hers_ev = H.stream { url = s.url .. "/v1/events?after=0", headers = { alice2[1] } }
+    local roots_ev = H.stream { url = s.url .. "/v1/events?after=0", headers = { root[1] } }
+    assert.equal(200, (req(s, "POST", "/v1/cards/API-2/comments", alice2, { body = "the replays' end" })))
+    for _, ev in ipairs { hers_ev, roots_ev } do
+      H.wait_for(function() return ev.text():find("event: comment", 1, true) end, "alice's comment")
+      ev.close()
+    end
+    assert.is_nil(hers_ev.text():find('"action"%s*:%s*"sign_'))
+    assert.is_nil(hers_ev.text():find("event: session_", 1, true))
+    local _, n_signs = roots_ev.text():gsub('"action"%s*:%s*"sign_', "")
+    assert.equal(6, n_signs) -- root, alice in, out and in again, bob, ci
     assert.equal(0, s.stop())
     -- the chain holds the same, never a token, a key or a password; and verify passes
     local r = ok(H.orket("audit export", { cwd = dir }), "export")
