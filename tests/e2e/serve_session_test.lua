@@ -228,6 +228,38 @@ describe("orket serve: sessions", function()
     end
     assert.same({ "session_start " .. op_id, "session_start " .. vdoc.key.id, "session_end " .. op_id }, seen)
     assert.equal("ops", cjson.decode(ev_rows[1].data).name)
+    -- and audited as writes, in the journal (GET /v1/audit's api_write) and the chain, with
+    -- the key, the way and the session (the start of its stored hash, never its token), never
+    -- the client's address (the request log has it); the wrong key above is in neither
+    local function subject(id, name, sess)
+      return { key = name, keyid = id, via = "key", session = sess }
+    end
+    local aw = {}
+    for _, r in ipairs(db:rows("SELECT actor, data FROM events WHERE kind = 'api_write' ORDER BY id")) do
+      local d = cjson.decode(r.data)
+      if d.action == "sign_in" or d.action == "sign_out" then
+        assert.equal("/v1/session", d.route)
+        aw[#aw + 1] = { r.actor, d.action, d.subject }
+      end
+    end
+    assert.equal(3, #aw)
+    local op_sess, v_sess = aw[1][3].session, aw[2][3].session
+    assert.same({ { op_id, "sign_in", subject(op_id, "ops", op_sess) }, { vdoc.key.id, "sign_in",
+      subject(vdoc.key.id, "ci", v_sess) }, { op_id, "sign_out", subject(op_id, "ops", op_sess) } }, aw)
+    -- the session is named by its stored hash (the viewer's is still open)
+    local v_row = assert(db:row("SELECT hash FROM sessions WHERE key_id = " .. p1, vdoc.key.id))
+    assert.equal(v_row.hash:sub(1, 16), v_sess)
+    assert.is_nil(token:find(op_sess, 1, true))
+    assert.is_nil(csrf:find(op_sess, 1, true))
+    local chain = {}
+    for _, r in ipairs(db:rows("SELECT actor, action, route, detail FROM audit_log "
+      .. "WHERE action IN ('sign_in', 'sign_out') ORDER BY seq")) do
+      chain[#chain + 1] = table.concat({ r.actor, r.action, r.route, r.detail }, " ")
+    end
+    assert.same({ op_id .. " sign_in /v1/session key=ops keyid=" .. op_id .. " session=" .. op_sess
+      .. " via=key", vdoc.key.id .. " sign_in /v1/session key=ci keyid=" .. vdoc.key.id
+      .. " session=" .. v_sess .. " via=key", op_id .. " sign_out /v1/session key=ops keyid="
+      .. op_id .. " session=" .. op_sess .. " via=key" }, chain)
 
     -- revoking a key ends its sessions at once
     assert.equal(200, (req(s, "GET", "/v1/board", { vjar })))
@@ -255,6 +287,34 @@ describe("orket serve: sessions", function()
       assert.equal(i <= 2 and 401 or 200, (req(s, "GET", "/v1/board", { jars[i] })), "sign-in " .. i)
     end
     assert.equal(0, s.stop())
+  end)
+
+  it("takes a token of the key's own limit for each sign-in with it: none past the limit is audited", function()
+    local dir = H.example("webapp")
+    local ro = key(dir, "ro", "viewer")
+    -- the address's limit out of the way: the key's alone answers
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=0.01,key_burst=3" } })
+    local n200, n429 = 0, 0
+    for _ = 1, 8 do
+      local st, doc, h = sign_in(s, ro)
+      if st == 200 then n200 = n200 + 1
+      else
+        assert.same({ 429, "rate_limited" }, { st, doc.error.code })
+        assert.matches("with this key", doc.error.message, 1, true)
+        assert.matches("^%d+$", h["retry-after"])
+        n429 = n429 + 1
+      end
+    end
+    assert.same({ 3, 5 }, { n200, n429 })
+    -- the same bucket as the key's other requests: it has nothing left for them either
+    assert.equal(429, (req(s, "GET", "/v1/board", { "Authorization: Bearer " .. ro })))
+    assert.equal(0, s.stop())
+    -- a refused sign-in opened no session and wrote nothing in the journal or the chain
+    local db <close> = assert(require("orket.project").open_store(dir))
+    assert.equal(3, db:row("SELECT count(*) AS n FROM sessions").n)
+    assert.equal(3, db:row("SELECT count(*) AS n FROM events WHERE kind = 'session_start'").n)
+    assert.equal(3, db:row("SELECT count(*) AS n FROM events WHERE kind = 'api_write'").n)
+    assert.equal(3, db:row("SELECT count(*) AS n FROM audit_log WHERE action = 'sign_in'").n)
   end)
 
   it("marks the cookie Secure behind a proxy on this machine that says https", function()

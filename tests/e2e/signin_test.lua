@@ -122,6 +122,10 @@ describe("sign-in through an OpenID Connect provider", function()
     local last = doc.entries[#doc.entries]
     assert.same({ "user:alice", "comment", "API-2" }, { last.actor, last.action, last.card })
     assert.same({ "alice:operator" }, users_of(dir))
+    -- her sign-in is audited as her write, by the provider's route (the refused ones are not)
+    st, doc = req(s, "GET", "/v1/audit?actor=user:alice", { "Cookie: " .. session })
+    assert.same({ "sign_in", "/v1/sign-in/oidc/callback", "comment" }, { doc.entries[1].action, doc.entries[1].route,
+      doc.entries[2].action })
 
     -- signing out is a write: without the session's CSRF token it is refused
     st = req(s, "DELETE", "/v1/session", { "Cookie: " .. session })
@@ -149,6 +153,16 @@ describe("sign-in through an OpenID Connect provider", function()
     assert.is_nil(s.log():find(oidc.CLIENT_SECRET, 1, true)) -- the secret never logged
     s.stop()
     p.stop()
+    -- the audit's chain: the one whole sign-in and its way, and it verifies
+    local signs = {}
+    for l in ok(H.orket("audit export", { cwd = dir }), "export").stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.action == "sign_in" then signs[#signs + 1] = e.actor .. " " .. e.route .. " " .. e.detail end
+    end
+    assert.equal(1, #signs)
+    assert.matches("^user:alice /v1/sign%-in/oidc/callback person=alice session=%x+ via=oidc$",
+      signs[1])
+    ok(H.orket("audit verify", { cwd = dir }), "verify")
   end)
 
   it("stops a personal key a provider's person made sign_in.oidc.key_lifetime_days after it was made", function()
@@ -471,7 +485,23 @@ describe("group claims giving project roles, in Chromium", function()
     local function exported(d) return ok(H.orket("audit export", { cwd = d }), "audit export").stdout end
     local server_audit = exported(dir)
     assert.matches('"action":"comment","actor":"user:alice","at":"[^"]+","card":"API%-2"', server_audit)
-    assert.is_nil(server_audit:find('"actor":"user:bob"', 1, true))
+    -- nothing bob did in notes is in the server's audit: his sign-ins and sign-outs alone
+    -- (sessions are the server's)
+    local bobs = {}
+    for l in server_audit:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.actor == "user:bob" then
+        assert.is_true(e.action == "sign_in" or e.action == "sign_out", l)
+        bobs[#bobs + 1] = e.action
+      end
+    end
+    assert.equal("sign_in", bobs[1])
+    -- their sign-ins are the server's, kept with its people and sessions in the default
+    -- project's audit, whichever project they work in
+    for _, name in ipairs { "alice", "bob" } do
+      assert.matches('"action":"sign_in","actor":"user:' .. name .. '","at":"[^"]+","detail":"'
+        .. 'person=' .. name .. ' session=%x+ via=oidc"', server_audit)
+    end
     local _, grants = server_audit:gsub('"action":"member_grant","actor":"oidc"', "")
     assert.equal(2, grants)
     -- whom each grant and addition was about is in the chain, as an admin's is
@@ -804,5 +834,16 @@ member: uid=Dave,ou=people,dc=example,dc=org
     assert.same({ 502, "provider_unavailable" }, { st, doc.error.code })
     d = nil
     s.stop()
+    -- the audit's chain: each whole sign-in by its way (the directory's, a local account's),
+    -- none of the refused ones, and it verifies
+    local signs = {}
+    for l in ok(H.orket("audit export", { cwd = dir }), "export").stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.action == "sign_in" then signs[#signs + 1] = e.actor .. " " .. e.detail:gsub("session=%x+", "session=S") end
+    end
+    assert.same({ "user:alice person=alice session=S via=ldap",
+      "user:bob person=bob session=S via=ldap",
+      "user:carol person=carol session=S via=password" }, signs)
+    ok(H.orket("audit verify", { cwd = dir }), "verify")
   end)
 end)

@@ -710,6 +710,135 @@ db:close()
     assert.matches("was changed: its hash does not match its content (write by user:root)", r.stdout, 1, true)
   end)
 
+  it("records each sign-in and sign-out by person in the audit and its chain: the way and the session, never the address",
+    function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local bob_key = ok(H.orket("keys create bob-cli --role viewer --for bob", { cwd = dir }), "keys create --for")
+      .stdout:gsub("%s+$", "")
+    local ci_key = ok(H.orket("keys create ci --role operator", { cwd = dir }), "keys create").stdout:gsub("%s+$", "")
+    local bob_id, ci_id = bob_key:match("^ork_(%x+)_"), ci_key:match("^ork_(%x+)_")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    -- a wrong password is refused and counted, and written nowhere in the audit
+    assert.equal(401, (req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = "not it" })))
+    H.wait_for(function() return s.log():find('"auth":"wrong"', 1, true) end, "the refused sign-in's log line", 3000)
+    local alice = sign_in(s, "alice")
+    local alice_token = alice[1]:match("ors_%x+")
+    assert.equal(200, (req(s, "DELETE", "/v1/session", alice)))
+    -- a person's own key, and a key of no person
+    local st, _, h = req(s, "POST", "/v1/session", { JSON }, { key = bob_key })
+    assert.equal(200, st)
+    assert.matches("^orket_session=ors_%x+;", h["set-cookie"])
+    assert.equal(200, (req(s, "POST", "/v1/session", { JSON }, { key = ci_key })))
+    local doc
+    st, doc = req(s, "GET", "/v1/audit", root)
+    assert.equal(200, st)
+    local seen = {}
+    for _, e in ipairs(doc.entries) do
+      if e.action == "sign_in" or e.action == "sign_out" then
+        assert.equal("/v1/session", e.route)
+        seen[#seen + 1] = e
+      end
+    end
+    assert.equal(5, #seen) -- root, alice in and out, bob, ci: the failed one is not there
+    local function subj(e) return e.actor .. " " .. e.action .. " " .. tostring(e.key) end
+    assert.same({ "user:root sign_in nil", "user:alice sign_in nil", "user:alice sign_out nil",
+      "user:bob sign_in " .. bob_id, "" .. ci_id .. " sign_in nil" }, { subj(seen[1]), subj(seen[2]), subj(seen[3]),
+      subj(seen[4]), subj(seen[5]) })
+    local sess = seen[2].subject.session
+    assert.matches("^%x+$", sess)
+    assert.equal(16, #sess)
+    assert.same({ person = "alice", via = "password", session = sess }, seen[2].subject)
+    -- the sign-out names the session the sign-in opened
+    assert.same({ person = "alice", via = "password", session = sess }, seen[3].subject)
+    assert.same({ person = "bob", via = "key", session = seen[4].subject.session },
+      seen[4].subject)
+    assert.same({ key = "ci", keyid = ci_id, via = "key", session = seen[5].subject.session },
+      seen[5].subject)
+    assert.are_not.equal(sess, seen[1].subject.session)
+    -- the session's name is not its token, nor its CSRF token
+    assert.is_nil(alice_token:find(sess, 1, true))
+    assert.is_nil(alice[2]:find(sess, 1, true))
+    -- by person, by key: the existing filters
+    st, doc = req(s, "GET", "/v1/audit?actor=user:alice", root)
+    assert.equal(200, st)
+    local acts = {}
+    for _, e in ipairs(doc.entries) do acts[#acts + 1] = e.action end
+    assert.same({ "sign_in", "sign_out" }, acts)
+    st, doc = req(s, "GET", "/v1/audit?key=" .. bob_id, root)
+    assert.equal(1, #doc.entries)
+    assert.same({ "user:bob", "sign_in" }, { doc.entries[1].actor, doc.entries[1].action })
+    st, doc = req(s, "GET", "/v1/audit?actor=" .. ci_id, root)
+    assert.equal(1, #doc.entries)
+    assert.equal("sign_in", doc.entries[1].action)
+    -- whom, how and which session are the server's admins' to read, as every subject is
+    local alice2 = sign_in(s, "alice")
+    st, doc = req(s, "GET", "/v1/audit?actor=user:alice", alice2)
+    assert.equal(200, st)
+    assert.equal(3, #doc.entries)
+    for _, e in ipairs(doc.entries) do assert.is_nil(e.subject) end
+    -- and a member who is no server admin sees her own sign-ins, never another's, not even
+    -- who or when: root's, bob's (a member of notes alone) and the key ci's are not hers
+    st, doc = req(s, "GET", "/v1/audit", alice2)
+    assert.equal(200, st)
+    local hers = {}
+    for _, e in ipairs(doc.entries) do
+      assert.is_nil(e.subject)
+      if e.action == "sign_in" or e.action == "sign_out" then hers[#hers + 1] = e.actor .. " " .. e.action end
+    end
+    assert.same({ "user:alice sign_in", "user:alice sign_out", "user:alice sign_in" }, hers)
+    for _, who in ipairs { "user:root", "user:bob", ci_id } do
+      st, doc = req(s, "GET", "/v1/audit?actor=" .. who, alice2)
+      assert.same({ 200, 0 }, { st, #doc.entries }, who)
+    end
+    st, doc = req(s, "GET", "/v1/audit?key=" .. bob_id, alice2)
+    assert.same({ 200, 0 }, { st, #doc.entries })
+    -- a key of no person (no server admin) is told of its own sign-in alone
+    st, doc = req(s, "GET", "/v1/audit", { "Authorization: Bearer " .. ci_key })
+    assert.equal(200, st)
+    local its = {}
+    for _, e in ipairs(doc.entries) do
+      if e.action == "sign_in" or e.action == "sign_out" then its[#its + 1] = e.actor .. " " .. e.action end
+    end
+    assert.same({ ci_id .. " sign_in" }, its)
+    -- the event streams carry them to the server's admins alone (an API write with a
+    -- subject is a row about people); a comment of alice's marks the end of both replays
+    local hers_ev = H.stream { url = s.url .. "/v1/events?after=0", headers = { alice2[1] } }
+    local roots_ev = H.stream { url = s.url .. "/v1/events?after=0", headers = { root[1] } }
+    assert.equal(200, (req(s, "POST", "/v1/cards/API-2/comments", alice2, { body = "the replays' end" })))
+    for _, ev in ipairs { hers_ev, roots_ev } do
+      H.wait_for(function() return ev.text():find("event: comment", 1, true) end, "alice's comment")
+      ev.close()
+    end
+    assert.is_nil(hers_ev.text():find('"action"%s*:%s*"sign_'))
+    assert.is_nil(hers_ev.text():find("event: session_", 1, true))
+    local _, n_signs = roots_ev.text():gsub('"action"%s*:%s*"sign_', "")
+    assert.equal(6, n_signs) -- root, alice in, out and in again, bob, ci
+    assert.equal(0, s.stop())
+    -- the chain holds the same, never a token, a key or a password; and verify passes
+    local r = ok(H.orket("audit export", { cwd = dir }), "export")
+    local lines = {}
+    for l in r.stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.action == "sign_in" or e.action == "sign_out" then
+        lines[#lines + 1] = e.actor .. " " .. e.route .. " " .. e.action .. " " .. e.detail
+      end
+    end
+    assert.equal(6, #lines) -- alice signed in again
+    assert.equal("user:alice /v1/session sign_in person=alice session=" .. sess .. " via=password",
+      lines[2])
+    assert.equal("user:alice /v1/session sign_out person=alice session=" .. sess .. " via=password",
+      lines[3])
+    assert.equal(ci_id .. " /v1/session sign_in key=ci keyid=" .. ci_id .. " session="
+      .. seen[5].subject.session .. " via=key", lines[5])
+    -- nor the client's address (the request log has it, under the operator's retention)
+    for _, secret in ipairs { alice_token:sub(5), bob_key, ci_key, PASS, "not it", "127.0.0.1", "address=" } do
+      assert.is_nil(r.stdout:find(secret, 1, true), secret)
+    end
+    ok(H.orket("audit verify", { cwd = dir }), "verify")
+  end)
+
   it("sets a person's password and server-admin role, and keeps the last enabled admin", function()
     local dir = two_projects()
     add(dir, "root", "admin")

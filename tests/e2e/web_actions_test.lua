@@ -173,11 +173,13 @@ describe("the web board's actions in Chromium", function()
         local _, audit = H.api(s, "GET", "/v1/audit", key)
         for _, e in ipairs(audit.entries) do if e.action == "resume" then return true end end
       end, "the resume in the audit", 5000)
-      -- every write was the page's: the audit names them in order
+      -- the two cards made through the API, then the page's sign-in and every write it
+      -- made: the audit names them in order
       local _, audit = H.api(s, "GET", "/v1/audit", key)
       local acts = {}
       for _, e in ipairs(audit.entries) do acts[#acts + 1] = e.action end
-      assert.same({ "create", "create", "deny", "move", "retry", "move", "move", "answer", "comment", "cancel", "resume" }, acts)
+      assert.same({ "create", "create", "sign_in", "deny", "move", "retry", "move", "move", "answer", "comment",
+        "cancel", "resume" }, acts)
     end)
     H.wait_for(function()
       local _, r = H.api(s, "GET", "/v1/runs/1", key)
@@ -258,7 +260,7 @@ return { rules = { { role = "coder", match = "^Issue ", reply = { content = "Thi
       local _, audit = H.api(s, "GET", "/v1/audit", key)
       local acts = {}
       for _, e in ipairs(audit.entries) do acts[#acts + 1] = e.action end
-      assert.same({ "run", "stop" }, acts)
+      assert.same({ "sign_in", "run", "stop" }, acts)
     end)
     assert.equal(0, s.stop())
   end)

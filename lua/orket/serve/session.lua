@@ -4,7 +4,11 @@
 -- BLAKE2b (orket.store.sessions, migration 12). A write made with the cookie must carry the CSRF token
 -- the sign-in returned (X-CSRF-Token, compared in constant time). orket.serve.auth asks
 -- check() when a request has the cookie and no Authorization header. Signing in and out are
--- journaled (session_start, session_end) with the key's id (or "user:NAME") as the actor.
+-- journaled (session_start, session_end) with the key's id (or "user:NAME") as the actor,
+-- and audited as every write through the server is (orket.serve.writes: an api_write event
+-- and an entry of the audit's chain, actions sign_in and sign_out, in the session row's
+-- transaction); a failed sign-in is counted and logged, never audited (a flood would grow
+-- the chain).
 local accounts = require "orket.serve.accounts"
 local identity = require "orket.serve.identity"
 local cookie = require "orket.serve.cookie"
@@ -17,6 +21,7 @@ local sessions = require "orket.store.sessions"
 local users = require "orket.store.users"
 local uv = require "luv"
 local openapi = require "orket.serve.openapi"
+local writes = require "orket.serve.writes"
 
 local err = routes.err
 
@@ -152,14 +157,40 @@ end
 
 local function expires_at(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
 
--- the session cookie for who, made now: token, CSRF token and expiry in the answer
-local function start(req, ctx, who, insert)
+M.SESSION_ID = 16 -- hex digits of the stored hash that name a session in the audit
+
+-- audited(ctx, who, action, via, h): a sign-in or sign-out in the audit (in the caller's
+-- transaction), as a write: who (the person, else the key), the way (key, password, oidc,
+-- ldap), and the session as the start of its stored hash (which
+-- names it for the auditor and matches a sign-in with its sign-out), never its token or its
+-- CSRF token, which that hash does not give back
+local function audited(ctx, who, action, via, h)
+  -- no client address: the journal keeps its rows for ever, and the request's log line
+  -- already ties the address to the person under the operator's own retention
+  local subject = { via = via, session = h:sub(1, M.SESSION_ID) }
+  if who.user then subject.person = who.user else subject.key, subject.keyid = who.name, who.id end
+  writes.audited(ctx, { actor = who.id, action = action, subject = subject, who = who })
+end
+
+--- via(who, with_key) -> the way who signed in, as the audit names it: "key" (an API key,
+--- a person's own too), "password" (a local account), "oidc" or "ldap"
+function M.via(who, with_key)
+  if with_key then return "key" end
+  if who.source == "oidc" or who.source == "ldap" then return who.source end
+  return "password"
+end
+
+-- the session cookie for who, made now: token, CSRF token and expiry in the answer; via:
+-- the way they signed in (M.via), for the audit
+local function start(req, ctx, who, insert, via)
   local token, db = "ors_" .. crypto.random_id(32), ctx.db
   local expires = os.time() + M.TTL_S
   local ok, terr = db:tx(function()
-    insert(db, digest(token), expires)
+    local h = digest(token)
+    insert(db, h, expires)
     -- who signed in: its id and name, never the key, the password or the token
     db:event { kind = "session_start", actor = who.id, data = { name = who.name, expires_at = expires_at(expires) } }
+    audited(ctx, who, "sign_in", via, h)
     return true
   end)
   if not ok then error(terr) end
@@ -169,12 +200,13 @@ local function start(req, ctx, who, insert)
 end
 
 --- start_person(req, ctx, who) -> token, expires: a person's session cookie, made now
---- (their oldest sessions beyond MAX_PER_KEY end)
+--- (their oldest sessions beyond MAX_PER_KEY end), audited as a sign-in the way
+--- their account says (M.via: a password, the provider, the directory)
 function M.start_person(req, ctx, who)
   return start(req, ctx, who, function(db, h, exp)
     users.sessions_trim(db, who.name, M.MAX_PER_KEY - 1, os.time())
     users.session_insert(db, h, who.name, exp)
-  end)
+  end, M.via(who))
 end
 
 -- The role a session's answer names: the key's, or the person's account role, never above
@@ -241,12 +273,23 @@ local function sign_in(req, ctx)
     return err(401, "unauthorized", refusal)
   end
   ctx.key = who.id
+  -- a key's sign-in is a request of that key: it takes the key's token as its others do,
+  -- or one valid key (a viewer's too) would grow the audit's chain past the key's limit
+  if not b.user then
+    local kok, kretry = ctx.server.by_key:take(who.id, uv.now())
+    if not kok then
+      ctx.headers = ctx.headers or {}
+      table.insert(ctx.headers, "Retry-After: " .. kretry)
+      return err(429, "rate_limited", "too many requests with this key; retry after " .. kretry .. " s")
+    end
+  end
   local token, expires
   -- a person's key opens a session of that key, not one of a sign-in: its role's cap (a
   -- key made for reading opens no session that writes) and a provider's person's key's
   -- lifetime (docs/teams.md, "Offboarding") are kept
   local person = who.user and not who.key_id
-  if person then token, expires = M.start_person(req, ctx, who) else token, expires = start(req, ctx, who, insert) end
+  if person then token, expires = M.start_person(req, ctx, who)
+  else token, expires = start(req, ctx, who, insert, M.via(who, true)) end
   return 200, { role = own_role(who), key = not who.user and { id = who.id, name = who.name } or nil,
     user = who.user and { name = who.user } or nil, csrf = M.csrf_of(token), expires_at = expires_at(expires) }
 end
@@ -274,6 +317,7 @@ local function sign_out(req, ctx)
     if who.user and not who.key_session then users.session_delete(db, who.session)
     else assert(sessions.delete(db, who.session)) end
     db:event { kind = "session_end", actor = who.id, data = { name = who.name } }
+    audited(ctx, who, "sign_out", M.via(who, who.key_session), who.session)
     return true
   end)
   if not ok then error(terr) end

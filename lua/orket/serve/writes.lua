@@ -71,13 +71,14 @@ M.principal = principal
 --- api_write event) and appended to the audit's hash chain (orket.audit.chain), in the
 --- caller's transaction; the server signs a checkpoint once the request is answered.
 --- subject: whom a people or key change was about ({person=, project=, role=, key=,
---- keyid=}), which the chain's hash then covers.
+--- keyid=}), which the chain's hash then covers. e.who: who acted, when not the request's
+--- identity (a sign-in: the request had none yet).
 function M.audited(ctx, e)
   local db = ctx.db
   -- a person acting through one of their keys (or a session opened with one) is named as
   -- the person; the key's id beside it tells which key, so that a key that leaked can be
   -- traced and revoked without ending the person's other keys
-  local who = ctx.who
+  local who = e.who or ctx.who
   local key = who and who.user and who.key_id or nil
   db:event { kind = "api_write", card = e.card, run = e.run, actor = e.actor,
     data = { action = e.action, route = ctx.route, subject = e.subject, key = key } }
@@ -222,7 +223,11 @@ local function audit(_, ctx)
   -- person's keys they acted through, but for the person's own entries
   local people = routes.people_reader(ctx.server, ctx.who)
   local me = ctx.who and ctx.who.user and ctx.who.id
-  for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor, key)) do
+  -- a sign-in's or sign-out's actor is whom it is about: those rows (even their actor and
+  -- time) are the server's admins' and that person's or key's alone, else any viewer could
+  -- tell who uses the server and when, members of other projects too
+  local signs_of = not people and (ctx.who and ctx.who.id or "") or nil
+  for _, r in ipairs(sj.api_writes(ctx.db, after, limit, actor, key, signs_of)) do
     local d = r.data
     out[#out + 1] = { id = r.id, at = r.at, card = r.card, actor = r.actor, action = d.action, route = d.route,
       key = (people or r.actor == me) and d.key or nil, subject = people and d.subject or nil }
@@ -243,7 +248,8 @@ local AUDIT = { type = "object", additionalProperties = true, required = { "entr
       actor = { type = "string" }, action = { type = "string" }, route = { type = "string" },
       key = { type = "string", description = "the id of the person's key (or of the key whose session) it was made "
         .. "with; for the server's admins and the person alone" },
-      subject = { type = "object", description = "whom a people or key change was about: person, project, role, key, keyid",
+      subject = { type = "object", description = "whom a people or key change was about: person, project, role, key, "
+        .. "keyid; a sign-in's or sign-out's (action sign_in, sign_out) also via, session",
         additionalProperties = { type = "string" } } } } },
   next = { type = "integer" } } }
 
