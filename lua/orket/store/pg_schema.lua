@@ -651,10 +651,29 @@ END $d$]]))
   return "store: cannot check who may connect to the database: " .. tostring(err)
 end
 
+--- foreign(pool) -> false | message | nil, err, code: whether the database holds tables and
+--- no orket_schema, a database of another application (a wrong name in store.url).
+--- Migrating it would put Orket's tables beside the other's and, as its owner, take CONNECT
+--- from PUBLIC (close_to_public): the other application's roles could no longer connect.
+--- orket_schema made meanwhile by another process's first migration is Orket's own.
+function M.foreign(pool)
+  local r, err, code = pool:row([[SELECT count(*) FILTER (WHERE table_name <> 'orket_schema') AS n,
+  coalesce(bool_or(table_name = 'orket_schema'), false) AS ours,
+  min(table_name) FILTER (WHERE table_name <> 'orket_schema') AS example, current_database() AS db,
+  current_schema() AS schema
+  FROM information_schema.tables WHERE table_schema = current_schema()]])
+  if not r then return nil, err, code end
+  if r.ours or r.n == 0 then return false end
+  return string.format("store: database %s has %d table%s of its own in schema %s (%s, ...) and no Orket "
+    .. "schema: it is not Orket's, and orket changes nothing in it; name an empty database of Orket's "
+    .. "own (CREATE DATABASE orket OWNER orket)", r.db, r.n, r.n == 1 and "" or "s", r.schema, r.example)
+end
+
 --- migrate(pool[, list]) -> version[, warning] | nil, message, code
 --- Applies each migration newer than the database's version, each in its own transaction
 --- that also records the version, under an advisory lock so concurrent workers wait for
---- each other instead of applying one twice. A database newer than the list: EVERSION.
+--- each other instead of applying one twice. A database newer than the list: EVERSION; one
+--- that cannot be reached: its connection's error; one of another application: EFOREIGNDB.
 --- Then closes the database to PUBLIC (close_to_public; its warning when it cannot).
 function M.migrate(pool, list)
   list = list or M.migrations
@@ -664,8 +683,16 @@ function M.migrate(pool, list)
   -- Every command opens the store: a database already at this version is read once, with
   -- no lock and no transaction per migration (35 round trips, a tenth of a short
   -- command's statements). A version only grows, so reading the latest needs no lock.
-  local current, access = M.version(pool)
+  local current, access, vcode = M.version(pool)
   if current == #list then return #list, M.close_to_public(pool, access) end
+  -- a database that cannot be reached (no server, a wrong password, no such database) is
+  -- said as such, not as the first migration's failure
+  if current == nil then return nil, "store: " .. tostring(access), vcode end
+  if current == 0 then
+    local foreign, ferr, fcode = M.foreign(pool)
+    if foreign == nil then return nil, "store: " .. tostring(ferr), fcode end
+    if foreign then return nil, foreign, "EFOREIGNDB" end
+  end
   for _, m in ipairs(list) do
     local applied, err, code = pool:tx(function(tx)
       assert(tx:query("SELECT pg_advisory_xact_lock($1)", M.LOCK))
