@@ -311,6 +311,34 @@ describe("orket serve runs", function()
     assert.equal(0, s2.stop())
   end)
 
+  -- Each folder's claim section (.orket/claim.lock) is its own: the store keeps the
+  -- decision one at a time. Before, both servers made a run of the target, each working
+  -- its cards (every card's turns twice).
+  it("starts one run of a target two servers of other folders on one PostgreSQL store are asked for at once", function()
+    local dir, op, dir2 = two_folders()
+    if not dir then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
+    end
+    H.write(dir .. "/script.lua", script { "A-1", "B-1", "C-1" })
+    H.write(dir2 .. "/script.lua", script { "A-1", "B-1", "C-1" })
+    local s = start(dir, { env = LIMITS })
+    local s2 = start(dir2, { env = LIMITS })
+    for _, target in ipairs { "A", "B", "C" } do
+      local a = orket.spawn(call, s, "POST", "/v1/runs", op, { target = target })
+      local b = orket.spawn(call, s2, "POST", "/v1/runs", op, { target = target })
+      local _, sa, ra = a:join()
+      local _, sb, rb = b:join()
+      local codes = { sa, sb }
+      table.sort(codes)
+      assert.same({ 201, 409 }, codes, target)
+      assert.matches("is working on the same target now", (sa == 409 and ra or rb).error.message)
+    end
+    local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs
+    assert.equal(3, #runs)
+    assert.equal(0, s.stop())
+    assert.equal(0, s2.stop())
+  end)
+
   it("sees an `orket run` of another folder on one PostgreSQL store as running, and refuses its resume", function()
     local dir, op, dir2 = two_folders()
     if not dir then
