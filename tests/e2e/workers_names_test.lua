@@ -72,4 +72,32 @@ describe("orket worker", function()
     assert.equal(2, said)
     assert.equal(1, by_other)
   end)
+
+  -- Workers on other machines share the store, not the folder whose claim section keeps
+  -- their --start apart: the store keeps the decision one at a time. Before, two workers
+  -- of two folders started with the same --start made two runs of it.
+  it("two workers of two folders on one PostgreSQL store started with one --start make one run", function()
+    if backends.name() ~= "pg" then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose claim section both share")
+    end
+    local url = backends.fresh_url()
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = 3 } }, slow = 50, store_url = url })
+    local dir2 = H.tmpdir()
+    os.execute(string.format("cp -R %s/. %s && rm -rf %s/.orket/runs", H.quote(dir), H.quote(dir2), H.quote(dir2)))
+    -- the journal's lock held here: each worker asks and then waits at its first write, so
+    -- both have asked before either records a run
+    local c = assert(require("orket.c.pg").connect(url))
+    finally(function() c:close() end)
+    local LOCK = require("orket.store.pgevents").LOCK
+    assert(c:query("SELECT pg_advisory_lock($1)", LOCK))
+    local pids = { start_worker(dir, 1, "one"), start_worker(dir2, 2, "two") }
+    H.wait_for(function()
+      return assert(c:query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))[1].n == 2
+    end, "both workers to wait for the journal's lock", 3000)
+    assert(c:query("SELECT pg_advisory_unlock($1)", LOCK))
+    H.wait_for(function() return not H.alive(pids[1]) and not H.alive(pids[2]) end, "the workers to end", 6000)
+    local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs
+    assert.equal(1, #runs)
+    assert.equal("done", runs[1].status)
+  end)
 end)

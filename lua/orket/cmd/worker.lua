@@ -60,12 +60,17 @@ local function start_run(e, dir, o)
   -- (to be closed: a store that fails under it must not hold it until garbage collection)
   local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
   if not claim then return nil, cerr, ccode end
-  local id = ops.queued_for(e.db, o.start)
-  if id then return id end
-  local other, why = claims.conflict(dir, e.db, e.board, o.start)
-  if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.start) end
-  if other then return nil, why end
-  return e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
+  -- The claim section is the folder's: a worker of the same store in another folder (on
+  -- another machine) passes it at once. So the question and the run's record are one
+  -- write transaction, which the store runs one at a time: two workers there made two runs.
+  return e.db:tx(function()
+    local id = ops.queued_for(e.db, o.start)
+    if id then return id end
+    local other, why = claims.conflict(dir, e.db, e.board, o.start)
+    if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.start) end
+    if other then return nil, why end
+    return e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
+  end)
 end
 
 -- The store lost (PostgreSQL's primary gone, a standby not yet promoted): said once, then
