@@ -48,14 +48,23 @@ function M.owner()
 end
 
 --- dead(owner) -> true when owner is a process of this boot and pid namespace that is gone
---- (its lease can be taken before it lapses); any other process (another host, another
+--- or exited (a zombie: its lease can be taken before it lapses); any other process (another host, another
 --- container, an owner named before places were) is never known dead here
 function M.dead(owner)
   local where, pid = tostring(owner):match("^.*/([^/]+)/(%d+)/%x+$")
   if not place or where ~= place then return false end
   pid = math.tointeger(tonumber(pid))
   if not pid or pid == uv.os_getpid() then return false end
-  return uv.fs_stat("/proc/" .. pid) == nil
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return true end
+  local st = f:read("a") or ""
+  f:close()
+  -- a process that exited and that its parent has not reaped yet is a zombie, still in
+  -- /proc: a server killed under a PID 1 that reaps late or never (a container's without
+  -- an init) was taken for alive, its runs kept from a resume until their leases lapsed.
+  -- (The state follows the last ')': the command name may hold one.)
+  local state = st:match(".*%) (%S)")
+  return state == "Z" or state == "X"
 end
 
 --- holders(db) -> {[run id] = owner} of the runs whose lease is live and whose owner is not

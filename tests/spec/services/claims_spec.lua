@@ -172,6 +172,35 @@ describe("claims", function()
     db:close()
   end)
 
+  -- A server killed under a PID 1 that reaps late or never (a container's without an init)
+  -- stays a zombie in /proc: it was taken for alive until its lease lapsed.
+  it("sees a run leased by a process of this pid namespace that exited and was not reaped yet as not live", function()
+    local dir, db = project()
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local luv = require "luv"
+    local id = record(db, "E", "epic")
+    -- a child that exits, and a parent that never waits for it (sleep, exec'd before the
+    -- child ends: a shell still running could reap it)
+    local tmp = H.tmpdir()
+    os.execute(string.format("sh -c 'sleep 1 & echo $! >%s/z; echo $$ >%s/p; exec sleep 30' >/dev/null 2>&1 &",
+      H.quote(tmp), H.quote(tmp)))
+    local parent = H.wait_for(function() return tonumber((H.read(tmp .. "/p") or ""):match("%d+")) end, "the parent's pid")
+    finally(function() os.execute("kill " .. parent) end)
+    local zombie = H.wait_for(function() return tonumber((H.read(tmp .. "/z") or ""):match("%d+")) end, "the child's pid")
+    H.wait_for(function() return ((H.read("/proc/" .. zombie .. "/stat") or ""):match(".*%) (%S)")) == "Z" end,
+      "the child to be a zombie")
+    local owner = string.format("%s/%s/%d/00ff", luv.os_gethostname(), runlease.place, zombie)
+    assert(db:tx(function() return leases.run_take(db, id, owner, 60000) == nil end))
+    assert.is_true(runlease.dead(owner))
+    assert.equal("killed", claims.state(dir, db, "running", id))
+    assert.is_nil(runlease.take(db, id))
+    runlease.drop(db, id)
+    -- a live process of this namespace (the parent) is not dead
+    assert.is_false(runlease.dead(string.format("%s/%s/%d/00ff", luv.os_gethostname(), runlease.place, parent)))
+    db:close()
+  end)
+
   it("fences a run's steps by its lease: held, lapsed but nobody's since (renewed), taken by another (refused)", function()
     local _, db = project()
     local runlease = require "orket.engine.runlease"
