@@ -55,8 +55,13 @@ function M.dead(owner)
   if not place or where ~= place then return false end
   pid = math.tointeger(tonumber(pid))
   if not pid or pid == uv.os_getpid() then return false end
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return true end
+  -- kill(pid, 0): ESRCH, no such process, is the only "gone"; EPERM is another user's
+  -- live process. /proc/PID/stat that cannot be read (hidepid hides or refuses another
+  -- user's) says nothing either: a live run taken for dead would be worked twice.
+  local _, _, kerr = uv.kill(pid, 0)
+  if kerr == "ESRCH" then return true end
+  local f, _, errno = io.open("/proc/" .. pid .. "/stat")
+  if not f then return errno == 2 and kerr == nil end -- ENOENT: it went since the kill; EPERM: alive
   local st = f:read("a") or ""
   f:close()
   -- a process that exited and that its parent has not reaped yet is a zombie, still in
