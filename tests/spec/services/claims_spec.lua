@@ -213,11 +213,13 @@ describe("claims", function()
     local tmp = H.tmpdir()
     os.execute(string.format("sh -c 'echo $$ >%s/p; exec sleep 30' >/dev/null 2>&1 &", H.quote(tmp)))
     local live = H.wait_for(function() return tonumber((H.read(tmp .. "/p") or ""):match("%d+")) end, "the pid")
-    finally(function() os.execute("kill " .. live) end)
     local owner = string.format("%s/%s/%d/00ff", luv.os_gethostname(), runlease.place, live)
     local stat = "/proc/" .. live .. "/stat"
     local open, kill = io.open, luv.kill
-    finally(function() io.open, luv.kill = open, kill end)
+    finally(function()
+      io.open, luv.kill = open, kill
+      os.execute("kill " .. live)
+    end)
     -- hidepid=1: the file is refused
     io.open = function(path, ...)
       if path == stat then return nil, path .. ": Permission denied", 13 end
