@@ -59,7 +59,7 @@ function M.dead(owner)
   -- live process. /proc/PID/stat that cannot be read (hidepid hides or refuses another
   -- user's) says nothing either: a live run taken for dead would be worked twice.
   local _, _, kerr = uv.kill(pid, 0)
-  if kerr == "ESRCH" then return true end
+  if kerr and kerr:match("^ESRCH$") then return true end -- (a system's name, not an orket code)
   local f, _, errno = io.open("/proc/" .. pid .. "/stat")
   if not f then return errno == 2 and kerr == nil end -- ENOENT: it went since the kill; EPERM: alive
   local st = f:read("a") or ""
