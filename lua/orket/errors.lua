@@ -222,8 +222,8 @@ CODES.EVERSION = {
   remedy = "use a newer orket",
 }
 CODES.EFOREIGNDB = {
-  means = "the PostgreSQL database `store.url` (or ORKET_DATABASE_URL) names holds another application's tables and no Orket schema",
-  remedy = "check the database's name in the URL; give Orket an empty database of its own (`CREATE DATABASE orket OWNER orket`)",
+  means = "the PostgreSQL database `store.url` (or ORKET_DATABASE_URL) names holds another application's tables or views (in any schema) and no Orket schema",
+  remedy = "check the database's name in the URL; give Orket a database of its own, empty but for extensions (`CREATE DATABASE orket OWNER orket`): Orket shares a database with no other application",
 }
 CODES.ENOTSTORE = {
   means = "a file given to `orket restore` is not an orket store",

@@ -651,22 +651,30 @@ END $d$]]))
   return "store: cannot check who may connect to the database: " .. tostring(err)
 end
 
---- foreign(pool) -> false | message | nil, err, code: whether the database holds tables and
---- no orket_schema, a database of another application (a wrong name in store.url).
---- Migrating it would put Orket's tables beside the other's and, as its owner, take CONNECT
---- from PUBLIC (close_to_public): the other application's roles could no longer connect.
+--- foreign(pool) -> false | message | nil, err, code: whether the database holds relations
+--- (tables, views, foreign tables) of another application and no orket_schema (a wrong name
+--- in store.url, or a database shared on purpose). Migrating it would put Orket's tables
+--- beside the other's and, as its owner, take CONNECT from PUBLIC (close_to_public): the
+--- other application's roles could no longer connect. Read from pg_class, which no
+--- privilege hides, in every schema but the system's (another application's may be its
+--- own schema, not Orket's current one); what an extension owns (pg_depend 'e':
+--- pg_stat_statements, pg_buffercache, PostGIS's spatial_ref_sys, often in every new
+--- database through template1) is the database's, not another application's.
 --- orket_schema made meanwhile by another process's first migration is Orket's own.
 function M.foreign(pool)
-  local r, err, code = pool:row([[SELECT count(*) FILTER (WHERE table_name <> 'orket_schema') AS n,
-  coalesce(bool_or(table_name = 'orket_schema'), false) AS ours,
-  min(table_name) FILTER (WHERE table_name <> 'orket_schema') AS example, current_database() AS db,
-  current_schema() AS schema
-  FROM information_schema.tables WHERE table_schema = current_schema()]])
+  local r, err, code = pool:row([[SELECT count(*)::int8 AS n, min(n.nspname || '.' || c.relname) AS example,
+  to_regclass('orket_schema') IS NOT NULL AS ours, current_database() AS db
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+      AND d.deptype = 'e')]])
   if not r then return nil, err, code end
   if r.ours or r.n == 0 then return false end
-  return string.format("store: database %s has %d table%s of its own in schema %s (%s, ...) and no Orket "
-    .. "schema: it is not Orket's, and orket changes nothing in it; name an empty database of Orket's "
-    .. "own (CREATE DATABASE orket OWNER orket)", r.db, r.n, r.n == 1 and "" or "s", r.schema, r.example)
+  return string.format("store: database %s holds %d relation%s of another application (%s%s) and no Orket "
+    .. "schema: it is not Orket's, and orket changes nothing in it; name a database of Orket's own, empty "
+    .. "but for extensions (CREATE DATABASE orket OWNER orket): Orket shares its database with no other "
+    .. "application", r.db, r.n, r.n == 1 and "" or "s", r.example, r.n == 1 and "" or ", ...")
 end
 
 --- migrate(pool[, list]) -> version[, warning] | nil, message, code

@@ -576,7 +576,9 @@ describe("store on " .. B.name(), function()
   -- A wrong database name in store.url is an operator's everyday mistake: the store neither
   -- moves into another application's database (its tables beside the other's, and CONNECT
   -- taken from PUBLIC, locking that application's roles out) nor calls an unreachable one a
-  -- failed migration; each error names the setting the URL came from.
+  -- failed migration; each error names the setting the URL came from. The other
+  -- application's tables may be in a schema of its own (they were not seen), and a fresh
+  -- database may hold an extension's (pg_buffercache, pg_stat_statements: it was refused).
   pg_it("refuses a database of another application, and says which setting names one it cannot reach", function()
     local base = os.getenv(B.ENV)
     local admin = assert(require("orket.c.pg").connect(base))
@@ -589,17 +591,22 @@ describe("store on " .. B.name(), function()
     end)
     local url = base:gsub("^(postgres[ql]*://[^/]*/)[^?]*", "%1" .. name)
     local other = assert(require("orket.c.pg").connect(url))
-    assert(other:query("CREATE TABLE customers (id int PRIMARY KEY, name text)"))
+    -- an extension's objects in public, the other application's table in a schema of its own
+    assert(other:query("CREATE EXTENSION pg_buffercache"))
+    assert(other:query("CREATE EXTENSION pg_stat_statements"))
+    assert(other:query("CREATE SCHEMA app"))
+    assert(other:query("CREATE TABLE app.customers (id int PRIMARY KEY, name text)"))
     local env = function(k) if k == "ORKET_DATABASE_URL" then return url end end
     local dir = H.tmpdir()
     local db, err, code = require("orket.project").open_store(dir, true, nil, env)
     assert.is_nil(db)
     assert.equal("EFOREIGNDB", code)
-    assert.matches("database " .. name .. " has 1 table of its own in schema public %(customers, ...%) and no Orket schema", err)
+    assert.matches("database " .. name .. " holds 1 relation of another application %(app%.customers%) and no "
+      .. "Orket schema", err)
     assert.matches("(URL from ORKET_DATABASE_URL)", err, 1, true)
     -- nothing changed in it: its one table, and every role may still connect
     local r = assert(other:query("SELECT count(*)::int AS n, has_database_privilege('public', current_database(), 'CONNECT') AS open "
-      .. "FROM information_schema.tables WHERE table_schema = 'public'"))
+      .. "FROM information_schema.tables WHERE table_schema IN ('public', 'app') AND table_name NOT LIKE 'pg\\_%'"))
     assert.same({ n = 1, open = true }, { n = r[1].n, open = r[1].open })
     other:close()
     -- a database that does not exist: the server's answer, not "pg migration 1 failed"
@@ -609,9 +616,9 @@ describe("store on " .. B.name(), function()
     assert.not_matches("migration", err)
     assert.matches('database "' .. name .. '_gone" does not exist', err, 1, true)
     assert.matches("(URL from ORKET_DATABASE_URL)", err, 1, true)
-    -- an empty database is Orket's to make its own
+    -- a database empty but for extensions is Orket's to make its own
     local fresh = require("orket.c.pg").connect(url)
-    assert(fresh:query("DROP TABLE customers"))
+    assert(fresh:query("DROP SCHEMA app CASCADE"))
     fresh:close()
     db = assert(require("orket.project").open_store(dir, true, nil, env))
     db:close()
