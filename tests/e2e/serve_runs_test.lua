@@ -339,6 +339,34 @@ describe("orket serve runs", function()
     assert.equal(0, s2.stop())
   end)
 
+  -- A run left to the workers holds no lease until a worker claims one of its cards, so the
+  -- question did not see it: two servers of one store (or one asked twice) each queued a
+  -- run of the target, 3 runs of A for 3 asks.
+  it("queues one run of a target two `serve --workers 0` servers of one PostgreSQL store are asked for", function()
+    local dir, op, dir2 = two_folders()
+    if not dir then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
+    end
+    local s = start(dir, { env = LIMITS, args = "--workers 0" })
+    local s2 = start(dir2, { env = LIMITS, args = "--workers 0" })
+    local st, doc = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st, cjson.encode(doc))
+    for _, server in ipairs { s2, s } do
+      local st2, doc2 = call(server, "POST", "/v1/runs", op, { target = "A" })
+      assert.equal(409, st2, cjson.encode(doc2))
+      assert.matches("run " .. math.tointeger(doc.run.id) .. " %(A%) is left to the workers and not finished", doc2.error.message)
+    end
+    -- nor a card of it, nor `orket run` of it in either folder
+    st, doc = call(s2, "POST", "/v1/runs", op, { target = "A-1" })
+    assert.equal(409, st, cjson.encode(doc))
+    local r = H.orket("run A --json", { cwd = dir2 })
+    assert.equal(1, r.status)
+    local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs
+    assert.equal(1, #runs)
+    assert.equal(0, s.stop())
+    assert.equal(0, s2.stop())
+  end)
+
   it("sees an `orket run` of another folder on one PostgreSQL store as running, and refuses its resume", function()
     local dir, op, dir2 = two_folders()
     if not dir then

@@ -73,6 +73,26 @@ describe("orket worker", function()
     assert.equal(1, by_other)
   end)
 
+  -- A run left to the workers holds no lease until a worker claims one of its cards: a
+  -- worker started for a card of it made a second run working that card beside it.
+  it("refuses a --start whose cards overlap a run left to the workers", function()
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = 2 } },
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    local r = H.orket("worker --start W-1 --drain --lease-ms 2000 --name one", { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("run " .. id .. " (W) is left to the workers and not finished", r.stderr, 1, true)
+    db = assert(project_mod.open_store(dir, false))
+    local n = 0
+    for _, e in ipairs(db:events {}) do
+      if e.kind == "run_start" then n = n + 1 end
+    end
+    db:close()
+    assert.equal(1, n)
+  end)
+
   -- Workers on other machines share the store, not the folder whose claim section keeps
   -- their --start apart: the store keeps the decision one at a time. Before, two workers
   -- of two folders started with the same --start made two runs of it.

@@ -185,6 +185,7 @@ local function take_lock(e, o, resume_id)
   end
   if target then other, why = claims.conflict(o.dir, e.db, e.board, target, { own_run_lock = true }) end
   if not other and not resume_id then other, why = recorded.unfinished_overlap(e.db, e.board, o.target) end
+  if not other and not resume_id then other, why = recorded.queued_overlap(e.db, e.board, o.target) end
   if other then
     claim:release()
     lock:release()
@@ -273,6 +274,7 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
     local rid, serr, scode = e.db:tx(function()
       local other, why = claims.conflict(o.dir, e.db, e.board, o.target, { own_run_lock = true })
       if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.target) end
+      if not other then other, why = recorded.queued_overlap(e.db, e.board, o.target) end
       if other then return nil, why end
       local r, rerr, rcode = e:start(o.target, { concurrency = o.concurrency, model = o.model })
       if not r then return nil, rerr, rcode end

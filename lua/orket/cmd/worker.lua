@@ -68,6 +68,8 @@ local function start_run(e, dir, o)
     if id then return id end
     local other, why = claims.conflict(dir, e.db, e.board, o.start)
     if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.start) end
+    -- a queued run of another target sharing cards (one of the same target is joined above)
+    if not other then other, why = recorded.queued_overlap(e.db, e.board, o.start) end
     if other then return nil, why end
     return e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
   end)

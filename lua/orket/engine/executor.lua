@@ -178,6 +178,7 @@ end
 local function decide(dir, db, e, target, resuming, make, no_hold, held)
   local other, why = claims.conflict(dir, db, e.board, target)
   if not other and not resuming then other, why = recorded.unfinished_overlap(db, e.board, target) end
+  if not other and not resuming then other, why = recorded.queued_overlap(db, e.board, target) end
   if other then return nil, "conflict", why end
   -- another run's git work may be in flight: a crash's leftovers are not taken now
   if claims.live(dir)[1] then e.no_git_recover = true end

@@ -6,6 +6,7 @@ local cjson = require "cjson.safe"
 local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
 local claims = require "orket.engine.claims"
+local leases = require "orket.store.leases"
 
 local M = {}
 
@@ -48,6 +49,22 @@ function M.unfinished_overlap(db, board, target)
           .. "a new run would redo the work its turns left half done", r.id, r.target,
           r.status == "running" and "it was killed" or "interrupted", r.id)
       end
+    end
+  end
+  return nil
+end
+
+--- queued_overlap(db, board, target) -> {id=, target=}, message | nil: the oldest run left to
+--- the workers (`orket serve --workers`, `orket worker --start`: recorded with data.workers,
+--- not finished) whose cards overlap target's. Until a worker claims one of its cards it
+--- holds no lease and no lock anywhere, so claims.conflict does not see it, and a second
+--- run of the target was made beside it. Ask it in the write transaction that records the
+--- new run (the store runs them one at a time), so two processes never both pass.
+function M.queued_overlap(db, board, target)
+  for _, r in ipairs(leases.queued(db)) do
+    if claims.overlaps(board, target, r.target) then
+      return r, string.format("run %d (%s) is left to the workers and not finished, on the same cards: "
+        .. "the workers carry it on (orket worker)", r.id, r.target)
     end
   end
   return nil
