@@ -624,6 +624,23 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  -- The write transaction's reads after the journal's lock must see what the previous
+  -- holder committed; a database or role whose default isolation is SERIALIZABLE made
+  -- them read a snapshot taken before the wait.
+  pg_it("runs its write transactions at READ COMMITTED whatever the database's default", function()
+    local url = B.fresh_url()
+    local name = url:match("^postgres[ql]*://[^/]*/([^?]+)")
+    local admin = assert(require("orket.c.pg").connect(os.getenv(B.ENV)))
+    assert(admin:query("ALTER DATABASE " .. name .. " SET default_transaction_isolation = 'serializable'"))
+    admin:close()
+    local db = assert(require("orket.store").open_url(url))
+    assert.equal("serializable", db:row("SHOW default_transaction_isolation").default_transaction_isolation)
+    assert.equal("read committed", assert(db:tx(function()
+      return db:row("SHOW transaction_isolation").transaction_isolation
+    end)))
+    db:close()
+  end)
+
   pg_it("a transaction waits on its statements while other tasks run and see only what it committed", function()
     local url = B.fresh_url()
     local db = assert(require("orket.store").open_url(url))
