@@ -76,12 +76,13 @@ function M.write_probe(db)
 end
 
 --- schema_ahead(db) -> nil | version, known: the store's schema version when it is past the
---- versions this orket knows (a newer orket migrated it while this one runs: /ready's check)
+--- versions this orket knows (a newer orket migrated it while this one runs: /ready's check,
+--- in its probe's transaction)
 function M.schema_ahead(db)
   local v, known
   if db.backend == "pg" then
-    local pg_schema = require "orket.store.pg_schema"
-    v, known = pg_schema.version(db.pool), #pg_schema.migrations
+    local r = db:row("SELECT version FROM orket_schema")
+    v, known = r and r.version, #require("orket.store.pg_schema").migrations
   else
     local r = db:row("PRAGMA user_version")
     v, known = r and r.user_version, #require("orket.store").migrations
