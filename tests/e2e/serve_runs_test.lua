@@ -367,6 +367,50 @@ describe("orket serve runs", function()
     assert.equal(0, s2.stop())
   end)
 
+  -- A run left to the workers that no worker ever works (the workers scaled to 0, gone)
+  -- kept out every overlapping run for ever, and its stop answered 409 (not executed here).
+  it("ends a run left to the workers that none works on its stop, after which an overlapping `orket run` goes", function()
+    local dir = project()
+    local op = key(dir, "ops", "operator")
+    local viewer = key(dir, "watch", "viewer")
+    local s = start(dir, { env = LIMITS, args = "--workers 0" })
+    local st, doc = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st, cjson.encode(doc))
+    local id = math.tointeger(doc.run.id)
+    -- the refusal names the run and how to end it
+    local st2, doc2 = call(s, "POST", "/v1/runs", op, { target = "A-1" })
+    assert.equal(409, st2, cjson.encode(doc2))
+    assert.matches("'orket runs stop " .. id .. "' or POST /v1/runs/" .. id .. "/stop", doc2.error.message, 1, true)
+    -- a worker works a card of it now (its lease in the store): named, not cut
+    local db = assert(require("orket.project").open_store(dir, false))
+    local ops = require("orket.engine.lease").ops(db)
+    assert(db:tx(function()
+      return #ops.claim(db, { worker = "far#0123456789abcdef", run = id, ids = { "A-1" }, ttl_ms = 600000 }) == 1
+    end))
+    st2, doc2 = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(409, st2, cjson.encode(doc2))
+    assert.matches("run " .. id .. " is worked by worker far now (card A-1): stop that worker", doc2.error.message, 1, true)
+    assert(db:tx(function() return ops.release(db, "far#0123456789abcdef") == 1 end))
+    -- a viewer may not; an operator ends it, interrupted, its end journaled once
+    assert.equal(403, (call(s, "POST", "/v1/runs/" .. id .. "/stop", viewer)))
+    st2, doc2 = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(202, st2, cjson.encode(doc2))
+    assert.equal("interrupted", doc2.run.state)
+    local ends = {}
+    for _, e in ipairs(db:events { run = id }) do
+      if e.kind == "run_end" then ends[#ends + 1] = e.data.status end
+    end
+    db:close()
+    assert.same({ "interrupted" }, ends)
+    st2, doc2 = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(409, st2, cjson.encode(doc2))
+    assert.matches("run " .. id .. " is not going", doc2.error.message, 1, true)
+    assert.equal(0, s.stop())
+    local r = H.orket("run A-1 --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("done", card_status(dir, "A-1"))
+  end)
+
   it("sees an `orket run` of another folder on one PostgreSQL store as running, and refuses its resume", function()
     local dir, op, dir2 = two_folders()
     if not dir then

@@ -93,6 +93,63 @@ describe("orket worker", function()
     assert.equal(1, n)
   end)
 
+  -- A run left to the workers that no worker ever works (scaled to 0, gone) kept out every
+  -- overlapping run for ever, and nothing ended it: `orket runs stop RUN` does, unless a
+  -- worker works it now (it is named).
+  it("ends a run left to the workers that none works with `orket runs stop`, after which `orket run` goes", function()
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = 2 } },
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    -- the refusal names the run and how to end it
+    local r = H.orket("run W-1 --json", { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("run " .. id .. " (W) is left to the workers and not finished", r.stderr, 1, true)
+    assert.matches("'orket runs stop " .. id .. "' or POST /v1/runs/" .. id .. "/stop", r.stderr, 1, true)
+    -- bad words, named
+    for _, c in ipairs { { "runs stop", "runs stop needs one RUN" }, { "runs stop x1", "not 'x1'" },
+      { "runs stop 1 2", "runs stop needs one RUN" }, { "runs halt 1", "unknown runs command 'halt'" },
+      { "runs stop " .. id .. " --json", "--json goes with the list" } } do
+      local u = H.orket(c[1], { cwd = dir })
+      assert.equal(2, u.status, c[1])
+      assert.matches(c[2], u.stderr, 1, true)
+      assert.matches("usage: orket runs", u.stderr, 1, true)
+    end
+    r = H.orket("runs stop 999", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("no run 999", r.stderr, 1, true)
+    -- a worker (of another machine: a lease in the store only) works a card of it now
+    db = assert(project_mod.open_store(dir, false))
+    local ops = require("orket.engine.lease").ops(db)
+    assert(db:tx(function()
+      return #ops.claim(db, { worker = "far#0123456789abcdef", run = id, ids = { "W-1" }, ttl_ms = 600000 }) == 1
+    end))
+    r = H.orket("runs stop " .. id, { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("run " .. id .. " is worked by worker far now (card W-1)", r.stderr, 1, true)
+    assert(db:tx(function() return ops.release(db, "far#0123456789abcdef") == 1 end))
+    db:close()
+    r = H.orket("runs stop " .. id, { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("run " .. id .. " stopped (interrupted)", r.stdout, 1, true)
+    db = assert(project_mod.open_store(dir, false))
+    assert.equal("interrupted", db:row("SELECT status FROM runs WHERE id = ?", id).status)
+    local ends = {}
+    for _, e in ipairs(db:events {}) do
+      if e.kind == "run_end" and e.run == id then ends[#ends + 1] = e.data.status end
+    end
+    db:close()
+    assert.same({ "interrupted" }, ends)
+    -- once more: nothing to end
+    r = H.orket("runs stop " .. id, { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("run " .. id .. " is not left to the workers and unfinished", r.stderr, 1, true)
+    -- the cards are free again
+    r = H.orket("run W-1 --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+  end)
+
   -- Workers on other machines share the store, not the folder whose claim section keeps
   -- their --start apart: the store keeps the decision one at a time. Before, two workers
   -- of two folders started with the same --start made two runs of it.

@@ -5,6 +5,7 @@
 -- overlapping runs apart, in this process and against `orket run` in others. A stop is the
 -- engine's (as SIGINT on `orket run`): the journal stays consistent and the run can be
 -- resumed. Answers are data; the routes (orket.serve.runs) say them over HTTP.
+local cjson = require "cjson.safe"
 local rt = require "orket.c.runtime"
 local pace = require "orket.engine.pace"
 local task = require "orket.task"
@@ -270,10 +271,17 @@ function M.resume(o)
 end
 
 --- stop(dir, db, row) -> true | nil, "conflict", msg: the engine of a run this process
---- executes is asked to stop (resumable)
+--- executes is asked to stop (resumable); a run left to the workers that no worker works
+--- now is ended here, interrupted (recorded.stop_queued: its workers may be gone for good)
 function M.stop(dir, db, row)
   local entry = M.registry(db).live[row.id]
   if not entry then
+    local ok, data = pcall(cjson.decode, row.data or "{}")
+    if row.status == "running" and ok and type(data) == "table" and data.workers == true then
+      local done, kind, msg = recorded.stop_queued(dir, db, row.id)
+      if done then return true end
+      if kind ~= "not_queued" then return nil, "conflict", msg end
+    end
     local pid = claims.is_live(dir, row.id, db)
     if pid then
       return nil, "conflict", string.format("run %d is going in another process (%s); stop it there", row.id, pid)

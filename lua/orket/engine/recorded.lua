@@ -64,10 +64,46 @@ function M.queued_overlap(db, board, target)
   for _, r in ipairs(leases.queued(db)) do
     if claims.overlaps(board, target, r.target) then
       return r, string.format("run %d (%s) is left to the workers and not finished, on the same cards: "
-        .. "the workers carry it on (orket worker)", r.id, r.target)
+        .. "the workers carry it on (orket worker); to end it, 'orket runs stop %d' or POST /v1/runs/%d/stop",
+        r.id, r.target, r.id, r.id)
     end
   end
   return nil
+end
+
+--- stop_queued(dir, db, id) -> true | nil, kind, message: ends run id, left to the workers
+--- and worked by none now, as a stopped run ends (interrupted, its run_end journaled by
+--- db:finish_run; `orket resume` carries it on), in one write transaction. A run nobody
+--- works (its workers scaled to 0 or gone) held its cards for ever (queued_overlap), and
+--- has no process to stop it. kind "conflict" when a worker works it now: a live lease on
+--- one of its cards (any folder), or a worker of this folder that joined it (its lock); that
+--- worker's turns are not cut from here, it is named instead. kind "not_queued": the run is
+--- not one left to the workers and unfinished.
+function M.stop_queued(dir, db, id)
+  return db:tx(function()
+    local row = runs.get(db, id)
+    local data = row and cjson.decode(row.data or "{}") or {}
+    if not row or row.status ~= "running" or type(data) ~= "table" or data.workers ~= true then
+      return nil, "not_queued", string.format("run %d is not left to the workers and unfinished", id)
+    end
+    local held = leases.live(db, id)[1]
+    if held then
+      return nil, "conflict", string.format("run %d is worked by worker %s now (card %s): stop that worker "
+        .. "(SIGTERM; it leaves the run to the workers), then stop the run again", id, held.worker, held.card)
+    end
+    for _, r in ipairs(claims.live(dir, { own_run_lock = true })) do
+      if r.id == id and r.by == "worker" then
+        return nil, "conflict", string.format("run %d is worked by a worker of this project now (pid %s): stop "
+          .. "that worker (SIGTERM; it leaves the run to the workers), then stop the run again", id, tostring(r.pid))
+      end
+    end
+    local ok, st, code = db:finish_run(id, "interrupted", { running = true })
+    if ok == false then
+      return nil, "not_queued", string.format("run %d ended meanwhile (%s)", id, tostring(st))
+    end
+    if not ok then return nil, code or "store", st end
+    return true
+  end)
 end
 
 --- last_retry(db, card) -> the id of the card's last "retry" event (board:retry: a
