@@ -150,6 +150,31 @@ describe("orket worker", function()
     assert.equal(0, r.status, r.stderr)
   end)
 
+  -- A stop from a process that saw no lease of the worker on the run (another folder's, or
+  -- one that read just before the worker claimed a card) ends it in the store: the worker
+  -- stops it too at its next look at the runs left to it, where before it worked every
+  -- card of the ended run to the end.
+  it("stops a run it works once the run is ended interrupted elsewhere", function()
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = N } }, slow = 300,
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local pid = start_worker(dir, 1, "one")
+    local db = assert(project_mod.open_store(dir, false))
+    H.wait_for(function() return #events_of(H.read(dir .. "/w1.out") or "", "turn_end") > 0 end, "a first turn", 3000)
+    local id = db:row("SELECT id FROM runs WHERE target = 'W'").id
+    assert.is_true(db:finish_run(id, "interrupted", { running = true }))
+    db:close()
+    H.wait_for(function() return not H.alive(pid) end, "the worker to end", 3000)
+    assert.equal("", H.read(dir .. "/w1.err"))
+    local ends = events_of(H.read(dir .. "/w1.out"), "run_end")
+    assert.equal(1, #ends)
+    assert.equal("interrupted", ends[1].status)
+    local worked = 0
+    for i = 1, N do
+      if H.read(dir .. "/workspace/W-" .. i .. ".line") then worked = worked + 1 end
+    end
+    assert.is_true(worked < N, worked .. " of " .. N .. " cards worked")
+  end)
+
   -- Workers on other machines share the store, not the folder whose claim section keeps
   -- their --start apart: the store keeps the decision one at a time. Before, two workers
   -- of two folders started with the same --start made two runs of it.

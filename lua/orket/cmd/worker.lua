@@ -13,6 +13,7 @@ local claims = require "orket.engine.claims"
 local recorded = require "orket.engine.recorded"
 local lease_mod = require "orket.engine.lease"
 local runset = require "orket.engine.runset"
+local store_runs = require "orket.store.runs"
 local share_mod = require "orket.engine.share"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
@@ -200,6 +201,11 @@ local function work(e, o, emit, state, set)
       if st.lost then emit { type = "store_back" } end
       st.lost = false
       if #queued == 0 and set.count == 0 and o.drain then break end
+      set:stop_ended(queued, function(id)
+        -- (a store lost here: the next round's question finds it)
+        local ok, row = pcall(store_runs.get, e.db, id)
+        return ok and row and row.status or nil
+      end)
       for _, r in ipairs(queued) do
         if state.stopping or set.failed then break end
         set:start(r)
