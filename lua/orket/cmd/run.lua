@@ -257,6 +257,23 @@ local function keep_lease(e, id, cli)
   runlease.guard(e.db, id, e, lost)
 end
 
+-- A new run's question and record, with its lease, in one write transaction (work) -> run
+-- id | nil, msg[, CODE]
+local function record_new(e, o)
+  return e.db:tx(function()
+    local other, why = claims.conflict(o.dir, e.db, e.board, o.target, { own_run_lock = true })
+    if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.target) end
+    if not other then other, why = recorded.queued_overlap(e.db, e.board, o.target) end
+    if other then return nil, why end
+    local r, rerr, rcode = e:start(o.target, { concurrency = o.concurrency, model = o.model })
+    if not r then return nil, rerr, rcode end
+    -- its lease in the store, so processes of the store in other folders see it live too
+    local holder = runlease.take(e.db, r)
+    if holder then return nil, string.format("run %d is going in another process of this store (%s)", r, holder) end
+    return r
+  end)
+end
+
 -- The run itself, in a task: started (or resumed), recorded, worked -> its status, the
 -- view's note for a terminal | nil.
 local function work(e, o, resume_id, lock, claim, emit, cli)
@@ -271,18 +288,7 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
     -- passes it at once (docs/store.md, "Several servers"). So the question is asked again
     -- with the run's record and its lease in one write transaction, which the store runs
     -- one at a time: two `orket run`s of one target in two folders made two runs of it.
-    local rid, serr, scode = e.db:tx(function()
-      local other, why = claims.conflict(o.dir, e.db, e.board, o.target, { own_run_lock = true })
-      if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.target) end
-      if not other then other, why = recorded.queued_overlap(e.db, e.board, o.target) end
-      if other then return nil, why end
-      local r, rerr, rcode = e:start(o.target, { concurrency = o.concurrency, model = o.model })
-      if not r then return nil, rerr, rcode end
-      -- its lease in the store, so processes of the store in other folders see it live too
-      holder = runlease.take(e.db, r)
-      if holder then return nil, string.format("run %d is going in another process of this store (%s)", r, holder) end
-      return r
-    end)
+    local rid, serr, scode = record_new(e, o)
     if not rid then
       warn(nil)
       cli.fail(scode, "%s", serr)
