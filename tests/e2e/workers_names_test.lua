@@ -150,6 +150,29 @@ describe("orket worker", function()
     assert.equal(0, r.status, r.stderr)
   end)
 
+  -- The stop of a run a worker works a turn of now is refused naming the worker; stopped as
+  -- told (SIGTERM: it leaves the run, releasing its leases), the run is ended.
+  it("refuses `orket runs stop` of a run a worker works now, naming it, and ends it once it is stopped", function()
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = N } }, slow = 300,
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local pid = start_worker(dir, 1, "busy")
+    H.wait_for(function() return #events_of(H.read(dir .. "/w1.out") or "", "turn_start") > 0 end, "a first turn", 3000)
+    local db = assert(project_mod.open_store(dir, false))
+    local id = db:row("SELECT id FROM runs WHERE target = 'W'").id
+    db:close()
+    local r = H.orket("runs stop " .. id, { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("run " .. id .. " is worked by worker busy now (card W-", r.stderr, 1, true)
+    assert.matches("stop that worker (SIGTERM", r.stderr, 1, true)
+    os.execute("kill -TERM " .. pid)
+    H.wait_for(function() return not H.alive(pid) end, "the worker to end", 3000)
+    r = H.orket("runs stop " .. id, { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    db = assert(project_mod.open_store(dir, false))
+    assert.equal("interrupted", db:row("SELECT status FROM runs WHERE id = ?", id).status)
+    db:close()
+  end)
+
   -- A stop from a process that saw no lease of the worker on the run (another folder's, or
   -- one that read just before the worker claimed a card) ends it in the store: the worker
   -- stops it too at its next look at the runs left to it, where before it worked every

@@ -55,7 +55,7 @@ local function stop(o, cli)
     cli.err("no run %d (RUN: 'orket runs' lists them)", id)
     return 1
   end
-  local ok, kind, msg = localuse.audited(db, "stop", row.target, function() return recorded.stop_queued(o.dir, db, id) end)
+  local ok, kind, msg = localuse.audited(db, "stop", row.target, function() return recorded.stop_queued(db, id) end)
   db:close()
   if not ok then
     if kind == "not_queued" then

@@ -278,7 +278,7 @@ function M.stop(dir, db, row)
   if not entry then
     local ok, data = pcall(cjson.decode, row.data or "{}")
     if row.status == "running" and ok and type(data) == "table" and data.workers == true then
-      local done, kind, msg = recorded.stop_queued(dir, db, row.id)
+      local done, kind, msg = recorded.stop_queued(db, row.id)
       if done then return true end
       if kind ~= "not_queued" then return nil, "conflict", msg end
     end

@@ -75,11 +75,12 @@ end
 --- and worked by none now, as a stopped run ends (interrupted, its run_end journaled by
 --- db:finish_run; `orket resume` carries it on), in one write transaction. A run nobody
 --- works (its workers scaled to 0 or gone) held its cards for ever (queued_overlap), and
---- has no process to stop it. kind "conflict" when a worker works it now: a live lease on
---- one of its cards (any folder), or a worker of this folder that joined it (its lock); that
---- worker's turns are not cut from here, it is named instead. kind "not_queued": the run is
---- not one left to the workers and unfinished.
-function M.stop_queued(dir, db, id)
+--- has no process to stop it. kind "conflict" when a worker works a turn of it now (a live
+--- lease on one of its cards, in any folder): its turns are not cut from here, it is named
+--- instead. A worker that has the run open between turns stops it once it sees it ended
+--- (runset:stop_ended). kind "not_queued": the run is not one left to the workers and
+--- unfinished.
+function M.stop_queued(db, id)
   return db:tx(function()
     local row = runs.get(db, id)
     local data = row and cjson.decode(row.data or "{}") or {}
@@ -89,13 +90,8 @@ function M.stop_queued(dir, db, id)
     local held = leases.live(db, id)[1]
     if held then
       return nil, "conflict", string.format("run %d is worked by worker %s now (card %s): stop that worker "
-        .. "(SIGTERM; it leaves the run to the workers), then stop the run again", id, held.worker, held.card)
-    end
-    for _, r in ipairs(claims.live(dir, { own_run_lock = true })) do
-      if r.id == id and r.by == "worker" then
-        return nil, "conflict", string.format("run %d is worked by a worker of this project now (pid %s): stop "
-          .. "that worker (SIGTERM; it leaves the run to the workers), then stop the run again", id, tostring(r.pid))
-      end
+        .. "(SIGTERM; with orket serve --workers, the server), which leaves the run to the workers, then stop the "
+        .. "run again", id, held.worker, held.card)
     end
     local ok, st, code = db:finish_run(id, "interrupted", { running = true })
     if ok == false then
