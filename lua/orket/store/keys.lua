@@ -82,10 +82,10 @@ function M.schema_ahead(db)
   local v, known
   if db.backend == "pg" then
     local r = db:row("SELECT version FROM orket_schema")
-    v, known = r and r.version, #require("orket.store.pg_schema").migrations
+    v, known = r and r.version, #require("orket.store.pg_schema").migrations -- lazy: only /ready asks
   else
     local r = db:row("PRAGMA user_version")
-    v, known = r and r.user_version, #require("orket.store").migrations
+    v, known = r and r.user_version, #require("orket.store").migrations -- lazy: as above
   end
   if math.type(v) == "integer" and v > known then return v, known end
   return nil
