@@ -374,6 +374,15 @@ function M.wait_for(pred, what, tries)
   end
 end
 
+--- lock_waiters(c, key) -> how many sessions wait for the advisory lock key (a bigint, as
+--- pg_advisory_lock takes it) in c's database. Filtered by database and key: the PostgreSQL
+--- test files share one server, and their own waits must not count.
+function M.lock_waiters(c, key)
+  return assert(c:query([[SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND classid = ($1::int8 >> 32)::oid AND objid = ($1::int8 & 4294967295)::oid AND objsubid = 1]], key))[1].n
+end
+
 --- hold_lock(dir) -> pid, stop: another process holding the project's run lock (as a run
 --- does) until stop() kills it. Returns once the lock is held; stop() once it is released.
 function M.hold_lock(dir)

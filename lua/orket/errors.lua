@@ -28,7 +28,7 @@ M.GROUPS = {
     "ELOOP", "ENAMETOOLONG", "EFBIG", "EBUDGET", "ETIMEOUT", "ETOOLARGE", "EMCP_TOOL",
   } },
   { name = "store", title = "The store (the board's database)", codes = {
-    "EBUSY", "ECONSTRAINT", "ECORRUPT", "ECANTOPEN", "EREADONLY", "ENOSPC", "ESQL", "EVERSION", "ENOTSTORE",
+    "EBUSY", "ECONSTRAINT", "ECORRUPT", "ECANTOPEN", "EREADONLY", "ENOSPC", "ESQL", "EVERSION", "EFOREIGNDB", "ENOTSTORE",
     "ETX", "ENOTCONN", "ENOTSEALED", "EKEY", "ETAMPERED", "ETRUNCATED", "EPARAMS", "ENOTTY",
   } },
   { name = "commands", title = "Commands (`orket ...`)", codes = {
@@ -220,6 +220,10 @@ CODES.ESQL = { means = "any other database error", remedy = "report it, with the
 CODES.EVERSION = {
   means = "the store's schema is newer than this orket (or a backup's is)",
   remedy = "use a newer orket",
+}
+CODES.EFOREIGNDB = {
+  means = "the PostgreSQL database `store.url` (or ORKET_DATABASE_URL) names holds another application's tables or views (in any schema) and no Orket schema",
+  remedy = "check the database's name in the URL; give Orket a database of its own, empty but for extensions (`CREATE DATABASE orket OWNER orket`): Orket shares a database with no other application",
 }
 CODES.ENOTSTORE = {
   means = "a file given to `orket restore` is not an orket store",

@@ -53,7 +53,12 @@ function M.open_store(dir, create, reading, getenv)
     local hst = uv.fs_stat(home)
     if not hst and uv.fs_stat(dir or ".") then uv.fs_mkdir(home, 448) end
     private_home(home, hst)
-    return store.open_url(url)
+    local db, err, code = store.open_url(url)
+    if db then return db end
+    -- which setting named the database: the operator fixes that one
+    local env = (getenv or os.getenv)(pgurl.ENV)
+    local from = (env and env ~= "") and pgurl.ENV or ("store.url in " .. ((dir and dir ~= ".") and dir .. "/" or "") .. "orket.lua")
+    return nil, string.format("%s (URL from %s)", tostring(err), from), code
   end
   local path = M.db_path(dir)
   local home = path:match("^(.*)/[^/]+$")

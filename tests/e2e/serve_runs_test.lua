@@ -311,6 +311,106 @@ describe("orket serve runs", function()
     assert.equal(0, s2.stop())
   end)
 
+  -- Each folder's claim section (.orket/claim.lock) is its own: the store keeps the
+  -- decision one at a time. Before, both servers made a run of the target, each working
+  -- its cards (every card's turns twice).
+  it("starts one run of a target two servers of other folders on one PostgreSQL store are asked for at once", function()
+    local dir, op, dir2 = two_folders()
+    if not dir then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
+    end
+    H.write(dir .. "/script.lua", script { "A-1", "B-1", "C-1" })
+    H.write(dir2 .. "/script.lua", script { "A-1", "B-1", "C-1" })
+    local s = start(dir, { env = LIMITS })
+    local s2 = start(dir2, { env = LIMITS })
+    for _, target in ipairs { "A", "B", "C" } do
+      local a = orket.spawn(call, s, "POST", "/v1/runs", op, { target = target })
+      local b = orket.spawn(call, s2, "POST", "/v1/runs", op, { target = target })
+      local _, sa, ra = a:join()
+      local _, sb, rb = b:join()
+      local codes = { sa, sb }
+      table.sort(codes)
+      assert.same({ 201, 409 }, codes, target)
+      assert.matches("is working on the same target now", (sa == 409 and ra or rb).error.message)
+    end
+    local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs
+    assert.equal(3, #runs)
+    assert.equal(0, s.stop())
+    assert.equal(0, s2.stop())
+  end)
+
+  -- A run left to the workers holds no lease until a worker claims one of its cards, so the
+  -- question did not see it: two servers of one store (or one asked twice) each queued a
+  -- run of the target, 3 runs of A for 3 asks.
+  it("queues one run of a target two `serve --workers 0` servers of one PostgreSQL store are asked for", function()
+    local dir, op, dir2 = two_folders()
+    if not dir then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
+    end
+    local s = start(dir, { env = LIMITS, args = "--workers 0" })
+    local s2 = start(dir2, { env = LIMITS, args = "--workers 0" })
+    local st, doc = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st, cjson.encode(doc))
+    for _, server in ipairs { s2, s } do
+      local st2, doc2 = call(server, "POST", "/v1/runs", op, { target = "A" })
+      assert.equal(409, st2, cjson.encode(doc2))
+      assert.matches("run " .. math.tointeger(doc.run.id) .. " %(A%) is left to the workers and not finished", doc2.error.message)
+    end
+    -- nor a card of it, nor `orket run` of it in either folder
+    st, doc = call(s2, "POST", "/v1/runs", op, { target = "A-1" })
+    assert.equal(409, st, cjson.encode(doc))
+    local r = H.orket("run A --json", { cwd = dir2 })
+    assert.equal(1, r.status)
+    local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs
+    assert.equal(1, #runs)
+    assert.equal(0, s.stop())
+    assert.equal(0, s2.stop())
+  end)
+
+  -- A run left to the workers that no worker ever works (the workers scaled to 0, gone)
+  -- kept out every overlapping run for ever, and its stop answered 409 (not executed here).
+  it("ends a run left to the workers that none works on its stop, after which an overlapping `orket run` goes", function()
+    local dir = project()
+    local op = key(dir, "ops", "operator")
+    local viewer = key(dir, "watch", "viewer")
+    local s = start(dir, { env = LIMITS, args = "--workers 0" })
+    local st, doc = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st, cjson.encode(doc))
+    local id = math.tointeger(doc.run.id)
+    -- the refusal names the run and how to end it
+    local st2, doc2 = call(s, "POST", "/v1/runs", op, { target = "A-1" })
+    assert.equal(409, st2, cjson.encode(doc2))
+    assert.matches("'orket runs stop " .. id .. "' or POST /v1/runs/" .. id .. "/stop", doc2.error.message, 1, true)
+    -- a worker works a card of it now (its lease in the store): named, not cut
+    local db = assert(require("orket.project").open_store(dir, false))
+    local ops = require("orket.engine.lease").ops(db)
+    assert(db:tx(function()
+      return #ops.claim(db, { worker = "far#0123456789abcdef", run = id, ids = { "A-1" }, ttl_ms = 600000 }) == 1
+    end))
+    st2, doc2 = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(409, st2, cjson.encode(doc2))
+    assert.matches("run " .. id .. " is worked by worker far now (card A-1): stop that worker", doc2.error.message, 1, true)
+    assert(db:tx(function() return ops.release(db, "far#0123456789abcdef") == 1 end))
+    -- a viewer may not; an operator ends it, interrupted, its end journaled once
+    assert.equal(403, (call(s, "POST", "/v1/runs/" .. id .. "/stop", viewer)))
+    st2, doc2 = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(202, st2, cjson.encode(doc2))
+    assert.equal("interrupted", doc2.run.state)
+    local ends = {}
+    for _, e in ipairs(db:events { run = id }) do
+      if e.kind == "run_end" then ends[#ends + 1] = e.data.status end
+    end
+    db:close()
+    assert.same({ "interrupted" }, ends)
+    st2, doc2 = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(409, st2, cjson.encode(doc2))
+    assert.matches("run " .. id .. " is not going", doc2.error.message, 1, true)
+    assert.equal(0, s.stop())
+    local r = H.orket("run A-1 --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("done", card_status(dir, "A-1"))
+  end)
+
   it("sees an `orket run` of another folder on one PostgreSQL store as running, and refuses its resume", function()
     local dir, op, dir2 = two_folders()
     if not dir then
@@ -331,6 +431,46 @@ describe("orket serve runs", function()
     wait_for(function() return (H.read(dir .. "/r.rc") or ""):match("%d+") end, "the run to stop")
     assert.equal("interrupted", select(2, call(s2, "GET", "/v1/runs/1", op)).run.state)
     assert.equal(0, s2.stop())
+  end)
+
+  -- As two servers (above): `orket run` decides under its folder's claim section, which a
+  -- process of another folder does not see. Before, both made a run of A (3 times in 4).
+  it("starts one run of a target `orket run` is asked for at once in two folders on one PostgreSQL store", function()
+    local dir, _, dir2 = two_folders()
+    if not dir then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
+    end
+    -- The journal's lock held here: each process asks its question and then waits at its
+    -- first write, so both have asked before either records a run (the race, every time)
+    local url = H.read(dir .. "/orket.lua"):match('store = { url = "(.-)" }')
+    local c = assert(require("orket.c.pg").connect(url))
+    finally(function() c:close() end)
+    assert(c:query("SELECT pg_advisory_lock($1)", require("orket.store.pgevents").LOCK))
+    local both = {}
+    for _, d in ipairs { dir, dir2 } do
+      both[#both + 1] = string.format("cd %s && { %s run A --json >r.out 2>r.err & echo $! >r.pid; wait $!; echo $? >r.rc; } "
+        .. ">/dev/null 2>&1 &", H.quote(d), H.quote(H.BIN))
+    end
+    os.execute(table.concat(both, "\n"))
+    finally(function()
+      H.end_started(dir, "r.pid", "r.rc", true)
+      H.end_started(dir2, "r.pid", "r.rc", true)
+    end)
+    wait_for(function()
+      return H.lock_waiters(c, require("orket.store.pgevents").LOCK) >= 2
+    end, "both runs to wait for the journal's lock", 3000)
+    assert(c:query("SELECT pg_advisory_unlock($1)", require("orket.store.pgevents").LOCK))
+    -- one is refused (exit 1), the other works A-1 (its first answer a minute late)
+    local function rc(d) return (H.read(d .. "/r.rc") or ""):match("%d+") end
+    local refused = wait_for(function() return (rc(dir) and dir) or (rc(dir2) and dir2) end, "one run to be refused", 3000)
+    local going = refused == dir and dir2 or dir
+    assert.equal("1", rc(refused))
+    assert.matches("is working on the same target now", H.read(refused .. "/r.err"))
+    wait_for(function() return (H.read(going .. "/r.out") or ""):find('"turn_start"', 1, true) end, "the other run's first turn")
+    assert.is_nil(rc(going))
+    assert.equal(1, #cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs)
+    os.execute("kill -INT " .. H.read(going .. "/r.pid"))
+    wait_for(function() return rc(going) end, "the run to stop")
   end)
 
   it("exits cleanly with a luv handle left open", function()

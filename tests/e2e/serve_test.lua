@@ -121,6 +121,28 @@ describe("orket serve", function()
     assert.equal(0, s.stop())
   end)
 
+  -- A rolling upgrade: the new server migrates the store while the old one still serves.
+  -- The old one said ready, and took requests with the schema it knew.
+  it("is not ready once a newer orket migrated the store", function()
+    local dir = project()
+    local s = start(dir)
+    assert.equal(200, (get(s.url .. "/ready")))
+    local db = assert(require("orket.project").open_store(dir, false))
+    if db.backend == "pg" then
+      assert(db:run("UPDATE orket_schema SET version = version + 1"))
+    else
+      assert(db:run(string.format("PRAGMA user_version = %d", #require("orket.store").migrations + 1)))
+    end
+    db:close()
+    local st, b = get(s.url .. "/ready")
+    assert.equal(503, st, b)
+    local doc = cjson.decode(b)
+    assert.equal("not_ready", doc.status)
+    assert.matches("^the store's schema is version %d+, newer than this orket knows %(%d+%): a newer orket migrated it",
+      doc.problems[1])
+    assert.equal(0, s.stop())
+  end)
+
   it("refuses path tricks", function()
     local dir = project()
     local s = start(dir)

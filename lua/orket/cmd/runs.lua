@@ -7,11 +7,23 @@ local claims = require "orket.engine.claims"
 local cmdline = require "orket.cmdline"
 local costs = require "orket.store.costs"
 local cost = require "orket.cost"
+local recorded = require "orket.engine.recorded"
+local localuse = require "orket.serve.localuse"
 
-local cmd = { name = "runs", summary = "list runs and their state", args = {
+local cmd = { name = "runs", summary = "list runs and their state; end a run left to the workers", args = {
+  usage = "orket runs [--json] | runs stop RUN  [-C DIR]",
+  { "stop", key = "sub", optional = true, check = cmdline.one_of({ "stop" }, "unknown runs command '%s': use stop") },
+  { "RUN", key = "words", many = true },
   { "--json", help = "print the runs as one JSON document (orket.runs/1)" },
   cmdline.DIR,
 } }
+cmd.help = [[
+Lists the runs, newest first, with their state. stop RUN ends a run left to the workers
+(orket worker, orket serve --workers) that no worker works now, interrupted, as a stopped
+run ends ('orket resume RUN' carries it on): a run whose workers are gone holds its cards
+against every overlapping run until it ends. One a worker works now is refused, naming the
+worker: stop that worker, then the run. POST /v1/runs/RUN/stop does the same. See
+docs/workers.md.]]
 
 -- Every run with its cost and the state to show (a run another folder's server executes
 -- is live by its lease in the store)
@@ -28,9 +40,40 @@ local function summaries(dir, db)
   return rows
 end
 
+-- orket runs stop RUN: a run left to the workers that no worker works, ended (interrupted)
+local function stop(o, cli)
+  local words = o.words or {}
+  if #words ~= 1 then return cli.usage_error(cmd, "runs stop needs one RUN (a run's number, from 'orket runs')") end
+  local id = cmdline.integer(words[1])
+  if not id or id < 1 then return cli.usage_error(cmd, "runs stop: RUN must be a run's number, not '%s'", words[1]) end
+  if o.json then return cli.usage_error(cmd, "--json goes with the list of runs, not runs stop") end
+  local db = cli.open_store(o.dir, false)
+  if not db then return 1 end
+  local row = store_runs.get(db, id)
+  if not row then
+    db:close()
+    cli.err("no run %d (RUN: 'orket runs' lists them)", id)
+    return 1
+  end
+  local ok, kind, msg = localuse.audited(db, "stop", row.target, function() return recorded.stop_queued(db, id) end)
+  db:close()
+  if not ok then
+    if kind == "not_queued" then
+      msg = msg .. ": 'orket runs stop' ends only those; a run a process executes is stopped there (SIGINT "
+        .. "'orket run', POST /v1/runs/" .. id .. "/stop to its server)"
+    end
+    cli.err("%s", msg)
+    return 1
+  end
+  io.stdout:write(string.format("run %d stopped (interrupted); 'orket resume %d' carries it on\n", id, id))
+  return 0
+end
+
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
+  if o.sub == "stop" then return stop(o, cli) end
+  if o.words and #o.words > 0 then return cli.usage_error(cmd, "runs takes no RUN unless it is runs stop RUN") end
   local dir, json = o.dir, o.json
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end

@@ -13,6 +13,7 @@ local claims = require "orket.engine.claims"
 local recorded = require "orket.engine.recorded"
 local lease_mod = require "orket.engine.lease"
 local runset = require "orket.engine.runset"
+local store_runs = require "orket.store.runs"
 local share_mod = require "orket.engine.share"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
@@ -60,12 +61,19 @@ local function start_run(e, dir, o)
   -- (to be closed: a store that fails under it must not hold it until garbage collection)
   local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
   if not claim then return nil, cerr, ccode end
-  local id = ops.queued_for(e.db, o.start)
-  if id then return id end
-  local other, why = claims.conflict(dir, e.db, e.board, o.start)
-  if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.start) end
-  if other then return nil, why end
-  return e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
+  -- The claim section is the folder's: a worker of the same store in another folder (on
+  -- another machine) passes it at once. So the question and the run's record are one
+  -- write transaction, which the store runs one at a time: two workers there made two runs.
+  return e.db:tx(function()
+    local id = ops.queued_for(e.db, o.start)
+    if id then return id end
+    local other, why = claims.conflict(dir, e.db, e.board, o.start)
+    if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.start) end
+    -- a queued run of another target sharing cards (one of the same target is joined above)
+    if not other then other, why = recorded.queued_overlap(e.db, e.board, o.start) end
+    if other then return nil, why end
+    return e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
+  end)
 end
 
 -- The store lost (PostgreSQL's primary gone, a standby not yet promoted): said once, then
@@ -193,6 +201,11 @@ local function work(e, o, emit, state, set)
       if st.lost then emit { type = "store_back" } end
       st.lost = false
       if #queued == 0 and set.count == 0 and o.drain then break end
+      set:stop_ended(queued, function(id)
+        -- (a store lost here: the next round's question finds it)
+        local ok, row = pcall(store_runs.get, e.db, id)
+        return ok and row and row.status or nil
+      end)
       for _, r in ipairs(queued) do
         if state.stopping or set.failed then break end
         set:start(r)

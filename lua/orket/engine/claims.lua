@@ -11,8 +11,10 @@
 -- executed by `orket serve` is also leased in the store (orket.engine.runlease), so a
 -- process of the same PostgreSQL store in another folder sees it live too. Deciding that a run may go,
 -- recording it and taking its lock happen under .orket/claim.lock (held for milliseconds,
--- never across a model call), so two processes cannot both decide yes. Contract:
--- docs/serve.md, "Runs".
+-- never across a model call), so two processes of the folder cannot both decide yes; for
+-- processes of one store in other folders, the callers ask again in the write transaction
+-- that records the run and takes its store lease, which the store runs one at a time
+-- (docs/store.md, "Several servers"). Contract: docs/serve.md, "Runs".
 local lockfile = require "orket.c.lockfile"
 local uv = require "luv"
 local lease = require "orket.engine.lease"

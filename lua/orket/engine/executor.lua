@@ -5,6 +5,7 @@
 -- overlapping runs apart, in this process and against `orket run` in others. A stop is the
 -- engine's (as SIGINT on `orket run`): the journal stays consistent and the run can be
 -- resumed. Answers are data; the routes (orket.serve.runs) say them over HTTP.
+local cjson = require "cjson.safe"
 local rt = require "orket.c.runtime"
 local pace = require "orket.engine.pace"
 local task = require "orket.task"
@@ -173,17 +174,12 @@ local function launch(dir, db, e, id, lk)
   return entry
 end
 
--- Claims target for a run (claims.enter; nothing overlapping is live, no half-done turn of
--- a killed run is in the way unless resuming), then make() -> id | nil, msg, CODE records it
--- and its lock is taken. -> id, lock | nil, kind ("conflict", "starting" or make's CODE), msg
-local function claim_and(dir, db, e, target, resuming, make, no_hold)
-  -- (to be closed: a store that fails while it is asked must not keep the claim section
-  -- held until the lock's garbage collection, every other start on the project waiting)
-  local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
-  -- another process held the section past its wait (ESTARTING): passing, not an overlap
-  if not claim then return nil, ccode == "ESTARTING" and "starting" or "conflict", cerr end
+-- decide(): what claim_and decides, once it holds the claim section. held(id, lk): the
+-- run's lock was taken (released by claim_and when the decision is not committed).
+local function decide(dir, db, e, target, resuming, make, no_hold, held)
   local other, why = claims.conflict(dir, db, e.board, target)
   if not other and not resuming then other, why = recorded.unfinished_overlap(db, e.board, target) end
+  if not other and not resuming then other, why = recorded.queued_overlap(db, e.board, target) end
   if other then return nil, "conflict", why end
   -- another run's git work may be in flight: a crash's leftovers are not taken now
   if claims.live(dir)[1] then e.no_git_recover = true end
@@ -193,13 +189,42 @@ local function claim_and(dir, db, e, target, resuming, make, no_hold)
   if no_hold then return id end
   local lk, lerr = claims.hold(dir, id)
   if not lk then return nil, "conflict", lerr end
+  held(id, lk)
   -- the store's lease, seen by every process of the store whatever its folder
   local holder = runlease.take(db, id)
   if holder then
-    claims.release(dir, id, lk)
     return nil, "conflict", string.format("run %d is going in another process of this store (%s)", id, holder)
   end
   return id, lk
+end
+
+-- Claims target for a run (claims.enter; nothing overlapping is live, no half-done turn of
+-- a killed run is in the way unless resuming), then make() -> id | nil, msg, CODE records it
+-- and its lock is taken. -> id, lock | nil, kind ("conflict", "starting" or make's CODE), msg
+local function claim_and(dir, db, e, target, resuming, make, no_hold)
+  -- (to be closed: a store that fails while it is asked must not keep the claim section
+  -- held until the lock's garbage collection, every other start on the project waiting)
+  local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
+  -- another process held the section past its wait (ESTARTING): passing, not an overlap
+  if not claim then return nil, ccode == "ESTARTING" and "starting" or "conflict", cerr end
+  -- The claim section is the folder's: servers of one store in other folders (docs/store.md,
+  -- "Several servers") pass it at once. So the question, the run's record and its lease
+  -- are one write transaction, which the store runs one at a time (SQLite's BEGIN
+  -- IMMEDIATE, the journal's lock on PostgreSQL): two servers asked to start the same
+  -- target at once made two runs of it, each working its cards. A refusal rolls back.
+  local d, hid, hlk
+  local r = table.pack(db:tx(function()
+    d = table.pack(pcall(decide, dir, db, e, target, resuming, make, no_hold,
+      function(id, lk) hid, hlk = id, lk end))
+    if not d[1] then error(d[2], 0) end
+    return table.unpack(d, 2, d.n)
+  end))
+  if r[1] then return table.unpack(r, 1, r.n) end
+  if hlk then claims.release(dir, hid, hlk) end
+  if d and not d[1] then error(d[2], 0) end
+  if d and d[2] == nil then return table.unpack(d, 2, d.n) end -- refused (nil, kind, msg)
+  -- decided, or not asked at all (the transaction could not begin), and not committed
+  return nil, r[3] or "conflict", tostring(r[2])
 end
 
 -- claim_and, engine e closed unless the claim is made (an error raised too)
@@ -246,10 +271,17 @@ function M.resume(o)
 end
 
 --- stop(dir, db, row) -> true | nil, "conflict", msg: the engine of a run this process
---- executes is asked to stop (resumable)
+--- executes is asked to stop (resumable); a run left to the workers that no worker works
+--- now is ended here, interrupted (recorded.stop_queued: its workers may be gone for good)
 function M.stop(dir, db, row)
   local entry = M.registry(db).live[row.id]
   if not entry then
+    local ok, data = pcall(cjson.decode, row.data or "{}")
+    if row.status == "running" and ok and type(data) == "table" and data.workers == true then
+      local done, kind, msg = recorded.stop_queued(db, row.id)
+      if done then return true end
+      if kind ~= "not_queued" then return nil, "conflict", msg end
+    end
     local pid = claims.is_live(dir, row.id, db)
     if pid then
       return nil, "conflict", string.format("run %d is going in another process (%s); stop it there", row.id, pid)

@@ -6,6 +6,7 @@ local cjson = require "cjson.safe"
 local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
 local claims = require "orket.engine.claims"
+local leases = require "orket.store.leases"
 
 local M = {}
 
@@ -51,6 +52,54 @@ function M.unfinished_overlap(db, board, target)
     end
   end
   return nil
+end
+
+--- queued_overlap(db, board, target) -> {id=, target=}, message | nil: the oldest run left to
+--- the workers (`orket serve --workers`, `orket worker --start`: recorded with data.workers,
+--- not finished) whose cards overlap target's. Until a worker claims one of its cards it
+--- holds no lease and no lock anywhere, so claims.conflict does not see it, and a second
+--- run of the target was made beside it. Ask it in the write transaction that records the
+--- new run (the store runs them one at a time), so two processes never both pass.
+function M.queued_overlap(db, board, target)
+  for _, r in ipairs(leases.queued(db)) do
+    if claims.overlaps(board, target, r.target) then
+      return r, string.format("run %d (%s) is left to the workers and not finished, on the same cards: "
+        .. "the workers carry it on (orket worker); to end it, 'orket runs stop %d' or POST /v1/runs/%d/stop",
+        r.id, r.target, r.id, r.id)
+    end
+  end
+  return nil
+end
+
+--- stop_queued(dir, db, id) -> true | nil, kind, message: ends run id, left to the workers
+--- and worked by none now, as a stopped run ends (interrupted, its run_end journaled by
+--- db:finish_run; `orket resume` carries it on), in one write transaction. A run nobody
+--- works (its workers scaled to 0 or gone) held its cards for ever (queued_overlap), and
+--- has no process to stop it. kind "conflict" when a worker works a turn of it now (a live
+--- lease on one of its cards, in any folder): its turns are not cut from here, it is named
+--- instead. A worker that has the run open between turns stops it once it sees it ended
+--- (runset:stop_ended). kind "not_queued": the run is not one left to the workers and
+--- unfinished.
+function M.stop_queued(db, id)
+  return db:tx(function()
+    local row = runs.get(db, id)
+    local data = row and cjson.decode(row.data or "{}") or {}
+    if not row or row.status ~= "running" or type(data) ~= "table" or data.workers ~= true then
+      return nil, "not_queued", string.format("run %d is not left to the workers and unfinished", id)
+    end
+    local held = leases.live(db, id)[1]
+    if held then
+      return nil, "conflict", string.format("run %d is worked by worker %s now (card %s): stop that worker "
+        .. "(SIGTERM; with orket serve --workers, the server), which leaves the run to the workers, then stop the "
+        .. "run again", id, held.worker, held.card)
+    end
+    local ok, st, code = db:finish_run(id, "interrupted", { running = true })
+    if ok == false then
+      return nil, "not_queued", string.format("run %d ended meanwhile (%s)", id, tostring(st))
+    end
+    if not ok then return nil, code or "store", st end
+    return true
+  end)
 end
 
 --- last_retry(db, card) -> the id of the card's last "retry" event (board:retry: a

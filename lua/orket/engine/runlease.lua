@@ -48,14 +48,28 @@ function M.owner()
 end
 
 --- dead(owner) -> true when owner is a process of this boot and pid namespace that is gone
---- (its lease can be taken before it lapses); any other process (another host, another
+--- or exited (a zombie: its lease can be taken before it lapses); any other process (another host, another
 --- container, an owner named before places were) is never known dead here
 function M.dead(owner)
   local where, pid = tostring(owner):match("^.*/([^/]+)/(%d+)/%x+$")
   if not place or where ~= place then return false end
   pid = math.tointeger(tonumber(pid))
   if not pid or pid == uv.os_getpid() then return false end
-  return uv.fs_stat("/proc/" .. pid) == nil
+  -- kill(pid, 0): ESRCH, no such process, is the only "gone"; EPERM is another user's
+  -- live process. /proc/PID/stat that cannot be read (hidepid hides or refuses another
+  -- user's) says nothing either: a live run taken for dead would be worked twice.
+  local _, _, kerr = uv.kill(pid, 0)
+  if kerr and kerr:match("^ESRCH$") then return true end -- (a system's name, not an orket code)
+  local f, _, errno = io.open("/proc/" .. pid .. "/stat")
+  if not f then return errno == 2 and kerr == nil end -- ENOENT: it went since the kill; EPERM: alive
+  local st = f:read("a") or ""
+  f:close()
+  -- a process that exited and that its parent has not reaped yet is a zombie, still in
+  -- /proc: a server killed under a PID 1 that reaps late or never (a container's without
+  -- an init) was taken for alive, its runs kept from a resume until their leases lapsed.
+  -- (The state follows the last ')': the command name may hold one.)
+  local state = st:match(".*%) (%S)")
+  return state == "Z" or state == "X"
 end
 
 --- holders(db) -> {[run id] = owner} of the runs whose lease is live and whose owner is not

@@ -66,6 +66,22 @@ function Set:stop_all()
   self.waker:wake()
 end
 
+--- stop_ended(queued, status_of): the runs in flight that are no longer left to the workers
+--- (queued: ops.queued's rows) and were ended interrupted meanwhile (status_of(id) -> the
+--- run's status: `orket runs stop`, POST /v1/runs/ID/stop, from a process that saw no lease
+--- of this worker on them) stop here, as on stop_all; a run another worker concluded
+--- (done, stalled, failed) is not: its cards are worked to the end, as before
+function Set:stop_ended(queued, status_of)
+  local left = {}
+  for _, r in ipairs(queued) do left[r.id] = true end
+  for id, entry in pairs(self.live) do
+    if not left[id] and not entry.ended and status_of(id) == "interrupted" then
+      entry.ended = true
+      entry.e:stop()
+    end
+  end
+end
+
 --- wait(ms): until a run ends, stop_all, or ms pass
 function Set:wait(ms)
   local t = uv.new_timer()

@@ -35,12 +35,22 @@ local function ready(_, ctx)
   if db.readonly then
     problems[#problems + 1] = "the store is open read-only"
   else
+    -- a newer orket migrated the store while this one runs (a rolling upgrade): this server's
+    -- reads and writes are of the schema it knows, so it takes no more traffic. Read in the
+    -- probe's transaction (no second connection; not asked of a store that failed it).
+    local ahead, known
     local _, terr = db:tx(function()
       local ok, werr = store_keys.write_probe(db)
       if not ok then return nil, werr end
+      ahead, known = store_keys.schema_ahead(db)
       return nil, "probe" -- always roll back
     end)
-    if terr ~= "probe" then problems[#problems + 1] = "the store cannot be written: " .. tostring(terr) end
+    if terr ~= "probe" then
+      problems[#problems + 1] = "the store cannot be written: " .. tostring(terr)
+    elseif ahead then
+      problems[#problems + 1] = string.format("the store's schema is version %d, newer than this orket knows (%d): "
+        .. "a newer orket migrated it; replace this server with one of that version", ahead, known)
+    end
   end
   -- orket.lua resolved as a run's start resolves it (its settings checked too): a file that
   -- loads but names a forge without a remote refuses every run

@@ -102,7 +102,8 @@ local function stop(_, ctx)
   local ok, kind, msg = executor.stop(ctx.dir, ctx.db, row)
   if not ok then return refused(kind, msg) end
   audit(ctx, "stop", row)
-  return 202, { run = M.doc(ctx.db, ctx.dir, row) }
+  -- (read again: a run left to the workers that none worked has ended, interrupted)
+  return 202, { run = M.doc(ctx.db, ctx.dir, row_of(ctx.db, row.id) or row) }
 end
 
 -- A run's document with its model calls' tokens by kind and cost (docs/cost.md): for the
@@ -210,8 +211,9 @@ function M.add(router)
   router:add("GET", "/v1/runs/{id}/transcript", { handler = transcript, role = "viewer", name = "run_transcript",
     summary = "A run's transcript (orket log RUN --json)", responses = { [200] = { schema = LOG } } })
   router:add("POST", "/v1/runs/{id}/stop", { handler = stop, role = "operator", name = "run_stop",
-    summary = "Stop a run this server executes (resumable)",
-    responses = { [202] = { schema = ONE, description = "the run, stopping" }, [409] = conflict } })
+    summary = "Stop a run this server executes, or end one left to the workers that no worker works now (resumable)",
+    responses = { [202] = { schema = ONE, description = "the run, stopping (or, left to the workers, ended)" },
+      [409] = conflict } })
   router:add("POST", "/v1/runs/{id}/resume", { handler = resume, role = "operator", name = "run_resume",
     summary = "Continue an interrupted, stalled or killed run in this server",
     responses = { [202] = { schema = ONE, description = "the run, going again" }, [409] = conflict, [503] = stopping } })

@@ -75,6 +75,22 @@ function M.write_probe(db)
   return db:run("UPDATE api_keys SET name = name WHERE false")
 end
 
+--- schema_ahead(db) -> nil | version, known: the store's schema version when it is past the
+--- versions this orket knows (a newer orket migrated it while this one runs: /ready's check,
+--- in its probe's transaction)
+function M.schema_ahead(db)
+  local v, known
+  if db.backend == "pg" then
+    local r = db:row("SELECT version FROM orket_schema")
+    v, known = r and r.version, #require("orket.store.pg_schema").migrations -- lazy: only /ready asks
+  else
+    local r = db:row("PRAGMA user_version")
+    v, known = r and r.user_version, #require("orket.store").migrations -- lazy: as above
+  end
+  if math.type(v) == "integer" and v > known then return v, known end
+  return nil
+end
+
 --- made_before(db, id, t) -> whether key id was made before t (a stored time, ISO 8601 UTC)
 --- | nil, msg (the store cannot be read)
 function M.made_before(db, id, t)

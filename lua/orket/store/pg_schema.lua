@@ -651,10 +651,37 @@ END $d$]]))
   return "store: cannot check who may connect to the database: " .. tostring(err)
 end
 
+--- foreign(pool) -> false | message | nil, err, code: whether the database holds relations
+--- (tables, views, foreign tables) of another application and no orket_schema (a wrong name
+--- in store.url, or a database shared on purpose). Migrating it would put Orket's tables
+--- beside the other's and, as its owner, take CONNECT from PUBLIC (close_to_public): the
+--- other application's roles could no longer connect. Read from pg_class, which no
+--- privilege hides, in every schema but the system's (another application's may be its
+--- own schema, not Orket's current one); what an extension owns (pg_depend 'e':
+--- pg_stat_statements, pg_buffercache, PostGIS's spatial_ref_sys, often in every new
+--- database through template1) is the database's, not another application's.
+--- orket_schema made meanwhile by another process's first migration is Orket's own.
+function M.foreign(pool)
+  local r, err, code = pool:row([[SELECT count(*)::int8 AS n, min(n.nspname || '.' || c.relname) AS example,
+  to_regclass('orket_schema') IS NOT NULL AS ours, current_database() AS db
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm')
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+      AND d.deptype = 'e')]])
+  if not r then return nil, err, code end
+  if r.ours or r.n == 0 then return false end
+  return string.format("store: database %s holds %d relation%s of another application (%s%s) and no Orket "
+    .. "schema: it is not Orket's, and orket changes nothing in it; name a database of Orket's own, empty "
+    .. "but for extensions (CREATE DATABASE orket OWNER orket): Orket shares its database with no other "
+    .. "application", r.db, r.n, r.n == 1 and "" or "s", r.example, r.n == 1 and "" or ", ...")
+end
+
 --- migrate(pool[, list]) -> version[, warning] | nil, message, code
 --- Applies each migration newer than the database's version, each in its own transaction
 --- that also records the version, under an advisory lock so concurrent workers wait for
---- each other instead of applying one twice. A database newer than the list: EVERSION.
+--- each other instead of applying one twice. A database newer than the list: EVERSION; one
+--- that cannot be reached: its connection's error; one of another application: EFOREIGNDB.
 --- Then closes the database to PUBLIC (close_to_public; its warning when it cannot).
 function M.migrate(pool, list)
   list = list or M.migrations
@@ -664,8 +691,16 @@ function M.migrate(pool, list)
   -- Every command opens the store: a database already at this version is read once, with
   -- no lock and no transaction per migration (35 round trips, a tenth of a short
   -- command's statements). A version only grows, so reading the latest needs no lock.
-  local current, access = M.version(pool)
+  local current, access, vcode = M.version(pool)
   if current == #list then return #list, M.close_to_public(pool, access) end
+  -- a database that cannot be reached (no server, a wrong password, no such database) is
+  -- said as such, not as the first migration's failure
+  if current == nil then return nil, "store: " .. tostring(access), vcode end
+  if current == 0 then
+    local foreign, ferr, fcode = M.foreign(pool)
+    if foreign == nil then return nil, "store: " .. tostring(ferr), fcode end
+    if foreign then return nil, foreign, "EFOREIGNDB" end
+  end
   for _, m in ipairs(list) do
     local applied, err, code = pool:tx(function(tx)
       assert(tx:query("SELECT pg_advisory_xact_lock($1)", M.LOCK))

@@ -231,9 +231,14 @@ end
 -- That keeps event ids a safe cursor (pgevents), and no writer can hold the journal lock
 -- while it waits for a row another writer holds (taken at the first event instead, it
 -- deadlocked two turns: each held what the other wanted). The wait for it is bounded as
--- SQLite's busy_timeout bounds its own.
+-- SQLite's busy_timeout bounds its own. READ COMMITTED is named, not left to a role's or
+-- the database's default_transaction_isolation: every statement after the lock must see
+-- what the previous holder committed (the journal's id cursor; a run's start asking
+-- whether an overlapping run is live, docs/store.md "Several servers"), where REPEATABLE
+-- READ or SERIALIZABLE would read the snapshot taken before the wait.
 M.LOCK_TIMEOUT_MS = 30000
-local BEGIN_WRITE = string.format("BEGIN; SET LOCAL lock_timeout = %d; SELECT pg_advisory_xact_lock(%d)",
+local BEGIN_WRITE = string.format("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = %d; "
+  .. "SELECT pg_advisory_xact_lock(%d)",
   M.LOCK_TIMEOUT_MS, pgevents.LOCK)
 
 -- Savepoints cost round trips, and most nested transactions (a board move, a record) end

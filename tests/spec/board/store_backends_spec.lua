@@ -573,6 +573,74 @@ describe("store on " .. B.name(), function()
   local pg_it = B.name() == "pg" and it
     or function(name) pending(name .. " [on PostgreSQL only: the PostgreSQL layer of tests/run.sh runs it]") end
 
+  -- A wrong database name in store.url is an operator's everyday mistake: the store neither
+  -- moves into another application's database (its tables beside the other's, and CONNECT
+  -- taken from PUBLIC, locking that application's roles out) nor calls an unreachable one a
+  -- failed migration; each error names the setting the URL came from. The other
+  -- application's tables may be in a schema of its own (they were not seen), and a fresh
+  -- database may hold an extension's (pg_buffercache, pg_stat_statements: it was refused).
+  pg_it("refuses a database of another application, and says which setting names one it cannot reach", function()
+    local base = os.getenv(B.ENV)
+    local admin = assert(require("orket.c.pg").connect(base))
+    local name = string.format("not_orkets_%d", require("luv").os_getpid())
+    assert(admin:query("DROP DATABASE IF EXISTS " .. name))
+    assert(admin:query("CREATE DATABASE " .. name))
+    finally(function()
+      admin:query("DROP DATABASE IF EXISTS " .. name .. " WITH (FORCE)")
+      admin:close()
+    end)
+    local url = base:gsub("^(postgres[ql]*://[^/]*/)[^?]*", "%1" .. name)
+    local other = assert(require("orket.c.pg").connect(url))
+    -- an extension's objects in public, the other application's table in a schema of its own
+    assert(other:query("CREATE EXTENSION pg_buffercache"))
+    assert(other:query("CREATE EXTENSION pg_stat_statements"))
+    assert(other:query("CREATE SCHEMA app"))
+    assert(other:query("CREATE TABLE app.customers (id int PRIMARY KEY, name text)"))
+    local env = function(k) if k == "ORKET_DATABASE_URL" then return url end end
+    local dir = H.tmpdir()
+    local db, err, code = require("orket.project").open_store(dir, true, nil, env)
+    assert.is_nil(db)
+    assert.equal("EFOREIGNDB", code)
+    assert.matches("database " .. name .. " holds 1 relation of another application %(app%.customers%) and no "
+      .. "Orket schema", err)
+    assert.matches("(URL from ORKET_DATABASE_URL)", err, 1, true)
+    -- nothing changed in it: its one table, and every role may still connect
+    local r = assert(other:query("SELECT count(*)::int AS n, has_database_privilege('public', current_database(), 'CONNECT') AS open "
+      .. "FROM information_schema.tables WHERE table_schema IN ('public', 'app') AND table_name NOT LIKE 'pg\\_%'"))
+    assert.same({ n = 1, open = true }, { n = r[1].n, open = r[1].open })
+    other:close()
+    -- a database that does not exist: the server's answer, not "pg migration 1 failed"
+    local gone = base:gsub("^(postgres[ql]*://[^/]*/)[^?]*", "%1" .. name .. "_gone")
+    db, err = require("orket.project").open_store(dir, true, nil, function(k) if k == "ORKET_DATABASE_URL" then return gone end end)
+    assert.is_nil(db)
+    assert.not_matches("migration", err)
+    assert.matches('database "' .. name .. '_gone" does not exist', err, 1, true)
+    assert.matches("(URL from ORKET_DATABASE_URL)", err, 1, true)
+    -- a database empty but for extensions is Orket's to make its own
+    local fresh = require("orket.c.pg").connect(url)
+    assert(fresh:query("DROP SCHEMA app CASCADE"))
+    fresh:close()
+    db = assert(require("orket.project").open_store(dir, true, nil, env))
+    db:close()
+  end)
+
+  -- The write transaction's reads after the journal's lock must see what the previous
+  -- holder committed; a database or role whose default isolation is SERIALIZABLE made
+  -- them read a snapshot taken before the wait.
+  pg_it("runs its write transactions at READ COMMITTED whatever the database's default", function()
+    local url = B.fresh_url()
+    local name = url:match("^postgres[ql]*://[^/]*/([^?]+)")
+    local admin = assert(require("orket.c.pg").connect(os.getenv(B.ENV)))
+    assert(admin:query("ALTER DATABASE " .. name .. " SET default_transaction_isolation = 'serializable'"))
+    admin:close()
+    local db = assert(require("orket.store").open_url(url))
+    assert.equal("serializable", db:row("SHOW default_transaction_isolation").default_transaction_isolation)
+    assert.equal("read committed", assert(db:tx(function()
+      return db:row("SHOW transaction_isolation").transaction_isolation
+    end)))
+    db:close()
+  end)
+
   pg_it("a transaction waits on its statements while other tasks run and see only what it committed", function()
     local url = B.fresh_url()
     local db = assert(require("orket.store").open_url(url))

@@ -172,6 +172,78 @@ describe("claims", function()
     db:close()
   end)
 
+  -- A server killed under a PID 1 that reaps late or never (a container's without an init)
+  -- stays a zombie in /proc: it was taken for alive until its lease lapsed.
+  it("sees a run leased by a process of this pid namespace that exited and was not reaped yet as not live", function()
+    local dir, db = project()
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local luv = require "luv"
+    local id = record(db, "E", "epic")
+    -- a child that exits, and a parent that never waits for it (sleep, exec'd before the
+    -- child ends: a shell still running could reap it)
+    local tmp = H.tmpdir()
+    os.execute(string.format("sh -c 'sleep 1 & echo $! >%s/z; echo $$ >%s/p; exec sleep 30' >/dev/null 2>&1 &",
+      H.quote(tmp), H.quote(tmp)))
+    local parent = H.wait_for(function() return tonumber((H.read(tmp .. "/p") or ""):match("%d+")) end, "the parent's pid")
+    finally(function() os.execute("kill " .. parent) end)
+    local zombie = H.wait_for(function() return tonumber((H.read(tmp .. "/z") or ""):match("%d+")) end, "the child's pid")
+    H.wait_for(function() return ((H.read("/proc/" .. zombie .. "/stat") or ""):match(".*%) (%S)")) == "Z" end,
+      "the child to be a zombie")
+    local owner = string.format("%s/%s/%d/00ff", luv.os_gethostname(), runlease.place, zombie)
+    assert(db:tx(function() return leases.run_take(db, id, owner, 60000) == nil end))
+    assert.is_true(runlease.dead(owner))
+    assert.equal("killed", claims.state(dir, db, "running", id))
+    assert.is_nil(runlease.take(db, id))
+    runlease.drop(db, id)
+    -- a live process of this namespace (the parent) is not dead
+    assert.is_false(runlease.dead(string.format("%s/%s/%d/00ff", luv.os_gethostname(), runlease.place, parent)))
+    db:close()
+  end)
+
+  -- /proc mounted hidepid=1 shows another user's /proc/PID but refuses its files (EACCES);
+  -- hidepid=2 hides it (ENOENT) while kill(pid, 0) still says EPERM: either was taken for
+  -- a process gone, and its live run taken over and worked twice.
+  it("never takes a live process whose /proc/PID/stat cannot be read (hidepid) for dead", function()
+    local _, db = project()
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local luv = require "luv"
+    local id = record(db, "E", "epic")
+    local tmp = H.tmpdir()
+    os.execute(string.format("sh -c 'echo $$ >%s/p; exec sleep 30' >/dev/null 2>&1 &", H.quote(tmp)))
+    local live = H.wait_for(function() return tonumber((H.read(tmp .. "/p") or ""):match("%d+")) end, "the pid")
+    local owner = string.format("%s/%s/%d/00ff", luv.os_gethostname(), runlease.place, live)
+    local stat = "/proc/" .. live .. "/stat"
+    local open, kill = io.open, luv.kill
+    finally(function()
+      io.open, luv.kill = open, kill
+      os.execute("kill " .. live)
+    end)
+    -- hidepid=1: the file is refused
+    io.open = function(path, ...)
+      if path == stat then return nil, path .. ": Permission denied", 13 end
+      return open(path, ...)
+    end
+    assert.is_false(runlease.dead(owner))
+    assert(db:tx(function() return leases.run_take(db, id, owner, 60000) == nil end))
+    assert.equal(owner, runlease.take(db, id)) -- its lease is kept, not taken over
+    -- hidepid=2 as another user: no such file, but kill(pid, 0) says it exists (EPERM)
+    io.open = function(path, ...)
+      if path == stat then return nil, path .. ": No such file or directory", 2 end
+      return open(path, ...)
+    end
+    luv.kill = function(pid, sig)
+      if pid == live and sig == 0 then return nil, "EPERM: operation not permitted", "EPERM" end
+      return kill(pid, sig)
+    end
+    assert.is_false(runlease.dead(owner))
+    io.open, luv.kill = open, kill
+    -- a pid that is no process is dead
+    assert.is_true(runlease.dead(string.format("%s/%s/%d/00ff", luv.os_gethostname(), runlease.place, 4194303)))
+    db:close()
+  end)
+
   it("fences a run's steps by its lease: held, lapsed but nobody's since (renewed), taken by another (refused)", function()
     local _, db = project()
     local runlease = require "orket.engine.runlease"
