@@ -109,7 +109,7 @@ describe("orket worker", function()
     assert.matches("'orket runs stop " .. id .. "' or POST /v1/runs/" .. id .. "/stop", r.stderr, 1, true)
     -- bad words, named
     for _, c in ipairs { { "runs stop", "runs stop needs one RUN" }, { "runs stop x1", "not 'x1'" },
-      { "runs stop 1 2", "runs stop needs one RUN" }, { "runs halt 1", "unknown runs command 'halt'" },
+      { "runs stop 1 2", "runs stop needs one RUN" }, { "runs halt 1", "unknown argument 'halt' (runs takes stop RUN" },
       { "runs stop " .. id .. " --json", "--json goes with the list" } } do
       local u = H.orket(c[1], { cwd = dir })
       assert.equal(2, u.status, c[1])

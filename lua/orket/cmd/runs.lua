@@ -12,7 +12,9 @@ local localuse = require "orket.serve.localuse"
 
 local cmd = { name = "runs", summary = "list runs and their state; end a run left to the workers", args = {
   usage = "orket runs [--json] | runs stop RUN  [-C DIR]",
-  { "stop", key = "sub", optional = true, check = cmdline.one_of({ "stop" }, "unknown runs command '%s': use stop") },
+  { "stop", key = "sub", optional = true, check = cmdline.one_of({ "stop" },
+    -- as every command names a stray word (a flag given a value, --json=yes, leaves one)
+    "unknown argument '%s' (runs takes stop RUN, or no word)") },
   { "RUN", key = "words", many = true },
   { "--json", help = "print the runs as one JSON document (orket.runs/1)" },
   cmdline.DIR,
