@@ -380,6 +380,8 @@ describe("orket sandbox up", function()
     local r = H.orket("sandbox up", { cwd = dir })
     assert.equal(1, r.status, r.stdout)
     assert.matches("not healthy within 5000 ms", r.stderr, 1, true)
+    -- why, in words: nothing takes a connection on its port (not libcurl's empty reply)
+    assert.matches("GET /health: nothing listens on the app's port (", r.stderr, 1, true)
     assert.matches("listening on 127.0.0.1:8080 " .. m, r.stderr, 1, true) -- the log's tail
     assert.equal("exited", list(dir, true)[1].status)
     H.wait_for(function() return #procs(m) == 0 end, "the unhealthy app to be stopped")
@@ -407,6 +409,9 @@ describe("orket sandbox up", function()
     r = H.orket("sandbox up -d", { cwd = dir })
     assert.equal(1, r.status, r.stdout)
     assert.matches("sandbox 1 exited: .*the app exited %(status 3%) before it was healthy", r.stderr)
+    -- said once, with the app's last lines, as in the foreground
+    assert.matches("sandbox 1 exited: the app exited", r.stderr, 1, true)
+    assert.matches("the app's last output:\nno config for " .. m, r.stderr, 1, true)
     -- a command that does not exist
     dir = project(m)
     H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. '\nsandbox = { command = { "no-such-program-' .. m

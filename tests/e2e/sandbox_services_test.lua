@@ -155,6 +155,27 @@ services:
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("is not healthy while a service before the entry answers on the entry's port", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- api ignores $PORT and takes 8080, the entry's port: the owner's probe of the socket
+    -- reached api, and the sandbox was said healthy before web had started
+    local dir = project({
+      ["compose.yaml"] = "services:\n  api:\n    build: api\n  web:\n    build: web\n    depends_on: [api]\n",
+      ["api/app.py"] = "import http.server\nprint('api on 8080', flush=True)\n"
+        .. "http.server.HTTPServer(('127.0.0.1', 8080), http.server.SimpleHTTPRequestHandler).serve_forever()\n",
+      ["web/app.py"] = FRONTEND,
+    }, mark)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nsandbox.health = { start_timeout_ms = 3000 }\n")
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.not_matches("is healthy", r.stdout .. r.stderr, 1, true)
+    assert.matches("orket: starting api on port 8081 (api/)", r.stderr, 1, true)
+    assert.not_matches("orket: starting web", r.stderr, 1, true)
+    assert.equal("exited", cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)[1].status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("runs a PostgreSQL of its own, seeded from the repository, fresh at each deploy and kept in a bug-fix phase", function()
     if skip then return pending(skip) end
     local bin = require("orket.sandboxes.database").pg_bin()
@@ -290,7 +311,12 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 ]],
     }
     local dir = project(files, mark)
-    local r = H.orket("sandbox up --detach", { cwd = dir })
+    -- the plan says what a SQLite database is: a file, no process and no pg_isready
+    local r = H.orket("sandbox plan", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("  store\n    folder:   the root\n    command:  none: a file of Orket's own SQLite, no process\n"
+      .. "    port:     8081\n    health:   none: its file is made (and seeded) before the services start\n", r.stdout, 1, true)
+    r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     assert.equal("from the seed sqlite:///", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "/")))
     assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)

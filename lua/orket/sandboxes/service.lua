@@ -213,20 +213,31 @@ local function probe_tcp(sock, timeout_ms)
   return false, answer:match("^down (.-)%s*$") or (done and "the probe socket closed" or "no answer")
 end
 
-local function probe_http(sock, path, timeout_ms)
+-- A GET that got no answer: while nothing listens on the app's port, the relay takes the
+-- connection and closes it, and libcurl says only that ("select/poll returned error",
+-- "Empty reply"); the probe socket says why the port is down ("connection refused").
+local function no_answer(sock, path, err, timeout_ms)
+  local up, why = probe_tcp(sock, math.min(timeout_ms, 1000))
+  if not up then return string.format("GET %s: nothing listens on the app's port (%s)", path, why) end
+  return string.format("GET %s: %s", path, tostring(err):gsub("^%u+ http://sandbox%S*: ", ""))
+end
+
+-- quick: a failure without an answer is returned as libcurl said it, and true after it (the
+-- start's probes come every 10 ms: no_answer is asked once, when the start gives up)
+local function probe_http(sock, path, timeout_ms, quick)
   local r, err = http.request { url = "http://sandbox" .. path, unix_socket = sock, total_timeout_ms = timeout_ms,
     connect_timeout_ms = timeout_ms, max_bytes = 65536 }
-  if not r then return false, tostring(err) end
+  if not r then return false, quick and tostring(err) or no_answer(sock, path, err, timeout_ms), true end
   local guard <close> = r
   local status, herr = r:headers()
-  if not status then return false, tostring(herr) end
+  if not status then return false, quick and tostring(herr) or no_answer(sock, path, herr, timeout_ms), true end
   if status >= 200 and status < 400 then return true end
   return false, "HTTP " .. status
 end
 
-local function probe(sb)
+local function probe(sb, quick)
   local h = sb.plan.health
-  if h.kind == "http" then return probe_http(sb.socket, h.path, h.timeout_ms) end
+  if h.kind == "http" then return probe_http(sb.socket, h.path, h.timeout_ms, quick) end
   return probe_tcp(sb.socket, h.timeout_ms)
 end
 
@@ -380,6 +391,13 @@ function M.up(o)
     sb:_finish()
     return nil, msg, code, sb.log and sb.log.tail or "", id
   end
+  if p.services then
+    -- the entry's port is probed only once the script says the entry starts: before that, a
+    -- service listening on the entry's port (one that ignores $PORT) would pass for it
+    for _, sv in ipairs(p.services) do
+      if sv.entry then sb.entry_mark, sb.entry_name = "orket: starting " .. sv.name .. " ", sv.name end
+    end
+  end
   if #sock > SUN_MAX then
     return fail(string.format("sandbox: the socket path %s is longer than a unix socket allows (%d bytes); move the "
       .. "project to a shorter path", sock, SUN_MAX), "EINVAL")
@@ -457,7 +475,7 @@ end
 -- service starts, so the entry is asked soon after it was started.
 function Sandbox:_await_healthy(stopping, h)
   local t0 = uv.now()
-  local last, pause, next_probe, fast_until = nil, nil, t0, t0 + M.START_FAST_MS
+  local last, unanswered, pause, next_probe, fast_until = nil, false, nil, t0, t0 + M.START_FAST_MS
   while true do
     local asked = (stopping and stopping()) or self:_stop_asked()
     if asked then
@@ -476,14 +494,19 @@ function Sandbox:_await_healthy(stopping, h)
       self.progressed = false
       fast_until, next_probe = uv.now() + M.START_FAST_MS, math.min(next_probe, uv.now() + 10)
     end
-    if self.relay_ready and uv.now() >= next_probe then
-      local good, why = probe(self)
+    if self.relay_ready and not self.entry_mark and uv.now() >= next_probe then
+      local good, why, silent = probe(self, true)
       if good then return nil end
-      last = why
+      last, unanswered = why, silent
       pause = M.start_pause(pause, uv.now() < fast_until)
       next_probe = uv.now() + math.min(pause, h.interval_ms) -- (or the interval, when shorter)
     end
     if uv.now() - t0 >= h.start_timeout_ms then
+      if unanswered then last = no_answer(self.socket, h.path, last, h.timeout_ms) end
+      if self.entry_mark then
+        last = string.format("%s was not started yet, a service before it was not healthy (the log says which)",
+          self.entry_name)
+      end
       return "failed", string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", self.id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT"
     end
@@ -539,6 +562,12 @@ function Sandbox:_spawn(hargv, henv)
     self.log:write(data)
     -- the runner of several services says each start: the start's probes come soon again
     if data:find("orket: starting ", 1, true) then self.progressed = true end
+    if self.entry_mark then
+      -- the entry's line, even split across two reads
+      local seen = (self.mark_carry or "") .. data
+      if seen:find(self.entry_mark, 1, true) then self.entry_mark, self.mark_carry = nil, nil
+      else self.mark_carry = seen:sub(-#self.entry_mark) end
+    end
   end
   pout:read_start(to_log)
   perr:read_start(to_log)
