@@ -172,7 +172,28 @@ services:
     assert.not_matches("is healthy", r.stdout .. r.stderr, 1, true)
     assert.matches("orket: starting api on port 8081 (api/)", r.stderr, 1, true)
     assert.not_matches("orket: starting web", r.stderr, 1, true)
+    -- which service held the start, whichever gave up first: the owner or the script
+    assert.is_truthy(r.stderr:find("web was not started yet: api, started before it, was not healthy yet", 1, true)
+      or r.stderr:find("before it was healthy: api was not healthy within 3000 ms", 1, true), r.stderr)
     assert.equal("exited", cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)[1].status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("names the service that ended in the sandbox's detail, not only the script's status", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["backend/app.py"] = "import threading, os\nthreading.Timer(2, lambda: os._exit(3)).start()\n"
+        .. (BACKEND:gsub("sys.argv%[1%]", 'os.environ["MARK"]')),
+      ["frontend/app.py"] = FRONTEND,
+    }, mark)
+    H.orket("sandbox up --detach", { cwd = dir }) -- healthy, or not yet when the machine is slow
+    local row
+    H.wait_for(function()
+      row = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)[1]
+      return row.status == "exited"
+    end, "the sandbox to end with its backend")
+    assert.matches("the app exited %(status 3%).*: backend ended %(status 3%)$", row.detail)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 

@@ -487,8 +487,8 @@ function Sandbox:_await_healthy(stopping, h)
       return "stopped", string.format("sandbox %d: %s before it was healthy", self.id, asked), "ECANCELED"
     end
     if self.exited then
-      return "failed", self.failure or string.format("sandbox %d: the app exited (%s) before it was healthy",
-        self.id, self:_exit_text()), "EEXIT"
+      return "failed", self.failure or string.format("sandbox %d: the app exited (%s) before it was healthy%s",
+        self.id, self:_exit_text(), self:_said_text()), "EEXIT"
     end
     if self.progressed then
       self.progressed = false
@@ -504,8 +504,8 @@ function Sandbox:_await_healthy(stopping, h)
     if uv.now() - t0 >= h.start_timeout_ms then
       if unanswered then last = no_answer(self.socket, h.path, last, h.timeout_ms) end
       if self.entry_mark then
-        last = string.format("%s was not started yet, a service before it was not healthy (the log says which)",
-          self.entry_name)
+        last = string.format("%s was not started yet: %s", self.entry_name, self.starting_name
+          and (self.starting_name .. ", started before it, was not healthy yet") or "no service had started")
       end
       return "failed", string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", self.id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT"
@@ -562,6 +562,7 @@ function Sandbox:_spawn(hargv, henv)
     self.log:write(data)
     -- the runner of several services says each start: the start's probes come soon again
     if data:find("orket: starting ", 1, true) then self.progressed = true end
+    if self.entry_name then self:_note_said(data) end
     if self.entry_mark then
       -- the entry's line, even split across two reads
       local seen = (self.mark_carry or "") .. data
@@ -604,6 +605,29 @@ function Sandbox:_exit_text()
   return "status " .. tostring(e.code)
 end
 
+-- The script of several services says which one ended or failed its start; the row's detail
+-- names it then ("the app exited (status 1): backend ended (status 3)"), not only the
+-- script's own status. Lines are taken whole, even split across reads.
+local SAID = { "^orket: (.+ ended %(status %d+%))", "^orket: (.+ ended before it was healthy)",
+  "^orket: (.+ was not healthy .+)", "^orket: (.+'s seed failed.*)" }
+
+function Sandbox:_note_said(data)
+  local buf = (self.said_buf or "") .. data
+  for line in buf:gmatch("([^\n]*)\n") do
+    self.starting_name = line:match("^orket: starting (%S+)") or self.starting_name
+    for _, pat in ipairs(SAID) do
+      local what = line:match(pat)
+      if what then self.said = what:sub(1, 300) break end
+    end
+  end
+  self.said_buf = (buf:match("[^\n]*$") or ""):sub(-400)
+end
+
+-- what the script said of its end, after the app's: ": backend ended (status 3)" | ""
+function Sandbox:_said_text()
+  return self.said and (": " .. self.said) or ""
+end
+
 function Sandbox:_set(status, detail, kind)
   if self.status == status or self.ended then return end
   self.status = status
@@ -637,7 +661,7 @@ function Sandbox:_finish()
   if self.databases then database.put_kept(self.dir, self.target, self.home) end
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
-  else self:_end("exited", string.format("the app exited (%s)", self:_exit_text())) end
+  else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end
   -- only now: a waiter (stop, wait) may close the store next, and on PostgreSQL the record
   -- above waited on the loop
   self.finished = true
