@@ -158,6 +158,11 @@ describe("a sandbox's app on an origin of its own", function()
     ast, atext = app(s, id, "/echo?tag=a&x=1&tag=b+c&tag=", { cookie = cookie })
     assert.equal(200, ast, atext)
     assert.equal("/echo?tag=a&x=1&tag=b+c&tag=", cjson.decode(atext).url)
+    -- an upload past the server's body cap: refused, saying the cap and what sets it
+    ast, atext = app(s, id, "/echo", { cookie = cookie, method = "POST", body = string.rep("x", 1048577),
+      headers = { "Content-Type: application/octet-stream" } })
+    assert.equal(413, ast, atext)
+    assert.matches("at most 1048576 bytes: ORKET_SERVE_LIMITS max_body_bytes", atext, 1, true)
     assert.equal(id .. ".sandbox.localhost:" .. s.port, echo.host)
     assert.equal("theme=light", echo.cookie)
     assert.equal(cjson.null, echo.authorization)

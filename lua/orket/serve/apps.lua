@@ -325,7 +325,13 @@ function Apps:handle(req, ctx, id)
   if not SAFE[req.method] and not keys.allows(role, "operator") then
     return text(req, ctx, 403, "Writing to the app needs the operator role.")
   end
-  if req.too_large then return text(req, ctx, 413, "The request body is larger than the server accepts.") end
+  if req.too_large then
+    -- an upload a person makes in the app's form: what the cap is and what sets it
+    local max = ctx.server and ctx.server.limits and ctx.server.limits.max_body_bytes
+    return text(req, ctx, 413, "The request body is larger than the server accepts"
+      .. (max and string.format(" (at most %d bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)", max)
+        or "") .. ".")
+  end
   if type(req.path) ~= "string" or #req.path > 4096 or not req.path:match(PATH_OK) then
     return text(req, ctx, 400, "The path has characters a URL may not hold.")
   end
