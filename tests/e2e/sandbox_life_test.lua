@@ -412,6 +412,14 @@ describe("orket sandbox up", function()
     -- said once, with the app's last lines, as in the foreground
     assert.matches("sandbox 1 exited: the app exited", r.stderr, 1, true)
     assert.matches("the app's last output:\nno config for " .. m, r.stderr, 1, true)
+    -- a command that leaves the app in the background and returns 0: said what to change
+    dir = project(m, { more = ', env = { NO_LISTEN = "1" }' })
+    H.write(dir .. "/workspace/server.js", "console.log('daemonized " .. m .. "'); process.exit(0)\n")
+    H.commit_main(dir, "an app that goes to the background")
+    r = H.orket("sandbox up -d", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("the app exited (status 0) before it was healthy; the command must stay in the foreground",
+      r.stderr, 1, true)
     -- a command that does not exist
     dir = project(m)
     H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. '\nsandbox = { command = { "no-such-program-' .. m

@@ -487,8 +487,14 @@ function Sandbox:_await_healthy(stopping, h)
       return "stopped", string.format("sandbox %d: %s before it was healthy", self.id, asked), "ECANCELED"
     end
     if self.exited then
-      return "failed", self.failure or string.format("sandbox %d: the app exited (%s) before it was healthy%s",
-        self.id, self:_exit_text(), self:_said_text()), "EEXIT"
+      -- status 0 before it was healthy: most often a command that starts the app in the
+      -- background and returns (a daemon mode, "app &"), which ends the sandbox with it
+      local e = self.exited
+      local bg = not self.said and e.code == 0 and (e.signal or 0) == 0
+        and "; the command must stay in the foreground while the app runs (one that starts it in the background "
+          .. "and returns ends the sandbox, and every process of it)" or ""
+      return "failed", self.failure or string.format("sandbox %d: the app exited (%s) before it was healthy%s%s",
+        self.id, self:_exit_text(), self:_said_text(), bg), "EEXIT"
     end
     if self.progressed then
       self.progressed = false
