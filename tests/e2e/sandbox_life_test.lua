@@ -600,6 +600,8 @@ describe("orket serve's sandbox routes", function()
     follow.close()
     st, doc = H.api(s, "POST", "/v1/sandboxes/" .. id .. "/stop", op, {})
     assert.equal(409, st)
+    -- not "read it again and retry", which would get this again
+    assert.matches("^nothing to stop: it has ended", doc.error.remedy)
     -- one started by the CLI is stopped through its owner
     local r = H.orket("sandbox up -d", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
