@@ -781,6 +781,13 @@ static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen)
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
     SET(CURLOPT_POSTFIELDS, o->body);
     SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? (char *)NULL : method);
+  } else if (strcmp(method, "HEAD") == 0) {
+    /* libcurl's own HEAD: asked as a custom method it waits for the body the headers
+     * announce (Content-Length), which never comes; HTTPGET first clears what a pooled
+     * handle kept, and the next request's HTTPGET or POSTFIELDS clears NOBODY again */
+    SET(CURLOPT_HTTPGET, 1L);
+    SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    SET(CURLOPT_NOBODY, 1L);
   } else {
     SET(CURLOPT_HTTPGET, 1L);
     SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") == 0 ? (char *)NULL : method);

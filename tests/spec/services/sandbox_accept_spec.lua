@@ -153,6 +153,44 @@ describe("sandbox checks", function()
     assert.truthy(err3)
   end)
 
+  it("take an answer to HEAD at its headers, on a connection the app keeps open", function()
+    local sock = H.tmpdir() .. "/head.sock"
+    -- the length a GET would have, no body, and the connection kept (HTTP/1.1's default)
+    local server = uv.new_pipe(false)
+    assert(server:bind(sock))
+    local conns = {}
+    server:listen(16, function()
+      local c = uv.new_pipe(false)
+      server:accept(c)
+      conns[#conns + 1] = c
+      local got = ""
+      c:read_start(function(_, data)
+        if not data then return c:close() end
+        got = got .. data
+        if got:find("\r\n\r\n", 1, true) then
+          got = ""
+          c:write("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 215\r\n\r\n")
+        end
+      end)
+    end)
+    finally(function()
+      for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
+      server:close()
+    end)
+    local t0 = uv.now()
+    local status, body, _, err = accept.request(sock, { method = "HEAD", path = "/", timeout_ms = 3000 })
+    assert.equal(200, status, body)
+    assert.equal("", body)
+    assert.is_true(uv.now() - t0 < 2000, "took " .. (uv.now() - t0) .. " ms")
+    -- the pooled handle asks GET again afterwards, and reads that body
+    local after = H.tmpdir() .. "/after.sock"
+    local stop = serve(after, '{"ok": true}')
+    finally(stop)
+    status, body = accept.request(after, { path = "/", timeout_ms = 3000 })
+    assert.equal(200, status, err)
+    assert.is_true(cjson.decode(body).ok)
+  end)
+
   it("tell an answer broken off below the cap from one larger than the cap", function()
     local sock = H.tmpdir() .. "/cut.sock"
     -- 700 of the 1000 bytes it announces, then the app is gone
