@@ -173,9 +173,11 @@ describe("sandbox checks", function()
         end
       end)
     end)
+    local stop -- (one finally: a second call would replace the first)
     finally(function()
       for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
       server:close()
+      if stop then stop() end
     end)
     local t0 = uv.now()
     local status, body, _, err = accept.request(sock, { method = "HEAD", path = "/", timeout_ms = 3000 })
@@ -184,8 +186,7 @@ describe("sandbox checks", function()
     assert.is_true(uv.now() - t0 < 2000, "took " .. (uv.now() - t0) .. " ms")
     -- the pooled handle asks GET again afterwards, and reads that body
     local after = H.tmpdir() .. "/after.sock"
-    local stop = serve(after, '{"ok": true}')
-    finally(stop)
+    stop = serve(after, '{"ok": true}')
     status, body = accept.request(after, { path = "/", timeout_ms = 3000 })
     assert.equal(200, status, err)
     assert.is_true(cjson.decode(body).ok)
