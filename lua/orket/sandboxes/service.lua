@@ -395,7 +395,7 @@ function M.up(o)
     -- the entry's port is probed only once the script says the entry starts: before that, a
     -- service listening on the entry's port (one that ignores $PORT) would pass for it
     for _, sv in ipairs(p.services) do
-      if sv.entry then sb.entry_mark, sb.entry_name = "orket: starting " .. sv.name .. " ", sv.name end
+      if sv.entry then sb.entry_mark, sb.entry_name = supervise.SAY .. supervise.start_words(sv.name), sv.name end
     end
   end
   if #sock > SUN_MAX then
@@ -563,21 +563,20 @@ function Sandbox:_spawn(hargv, henv)
     return false
   end
   self.handle, self.pid = handle, pid
-  local function to_log(_, data)
-    if not data then return end
-    self.log:write(data)
-    -- the runner of several services says each start: the start's probes come soon again
-    if data:find("orket: starting ", 1, true) then self.progressed = true end
-    if self.entry_name then self:_note_said(data) end
-    if self.entry_mark then
-      -- the entry's line, even split across two reads
-      local seen = (self.mark_carry or "") .. data
-      if seen:find(self.entry_mark, 1, true) then self.entry_mark, self.mark_carry = nil, nil
-      else self.mark_carry = seen:sub(-#self.entry_mark) end
+  -- a line reader a pipe: a line is taken whole from the pipe it came on, never joined
+  -- with the other's text
+  local function to_log()
+    local said = M.line_reader(function(line) self:_said_line(line) end)
+    return function(_, data)
+      if not data then return end
+      self.log:write(data)
+      -- the runner of several services says each start: the start's probes come soon again
+      if data:find(supervise.SAY .. "starting ", 1, true) then self.progressed = true end
+      if self.entry_name then said(data) end
     end
   end
-  pout:read_start(to_log)
-  perr:read_start(to_log)
+  pout:read_start(to_log())
+  perr:read_start(to_log())
   M.read_report(prep, self, "sandbox: the runner refused", "sandbox: ")
   return true
 end
@@ -613,20 +612,39 @@ end
 
 -- The script of several services says which one ended or failed its start; the row's detail
 -- names it then ("the app exited (status 1): backend ended (status 3)"), not only the
--- script's own status. Lines are taken whole, even split across reads.
-local SAID = { "^orket: (.+ ended %(status %d+%))", "^orket: (.+ ended before it was healthy)",
-  "^orket: (.+ was not healthy .+)", "^orket: (.+'s seed failed.*)" }
+-- script's own status. Only whole lines beginning with supervise.SAY are the script's: a
+-- service's lines reach the same pipe as "[name] ...".
+local SAID = { "^(.+ ended %(status %d+%))", "^(.+ ended before it was healthy)",
+  "^(.+ was not healthy .+)", "^([%a][%w_-]*: .+ failed)$" }
 
-function Sandbox:_note_said(data)
-  local buf = (self.said_buf or "") .. data
-  for line in buf:gmatch("([^\n]*)\n") do
-    self.starting_name = line:match("^orket: starting (%S+)") or self.starting_name
-    for _, pat in ipairs(SAID) do
-      local what = line:match(pat)
-      if what then self.said = what:sub(1, 300) break end
-    end
+function Sandbox:_said_line(line)
+  if line:sub(1, #supervise.SAY) ~= supervise.SAY then return end
+  if self.entry_mark and line:sub(1, #self.entry_mark) == self.entry_mark then self.entry_mark = nil end
+  local words = line:sub(#supervise.SAY + 1)
+  self.starting_name = words:match("^starting (%S+)") or self.starting_name
+  for _, pat in ipairs(SAID) do
+    local what = words:match(pat)
+    if what then self.said = what:sub(1, 300) break end
   end
-  self.said_buf = (buf:match("[^\n]*$") or ""):sub(-400)
+end
+
+--- line_reader(on_line[, max]) -> read(data): hands on_line each whole line of what one
+--- pipe gave so far. A line still unended after max bytes (400) is a service's (the
+--- script's own lines are short): it is dropped up to its end, never taken from its middle.
+function M.line_reader(on_line, max)
+  max = max or 400
+  local carry, skip = "", false
+  return function(data)
+    local buf = carry .. data
+    if skip then
+      local nl = buf:find("\n", 1, true)
+      if not nl then carry = "" return end
+      buf, skip = buf:sub(nl + 1), false
+    end
+    for line in buf:gmatch("([^\n]*)\n") do on_line(line) end
+    carry = buf:match("[^\n]*$") or ""
+    if #carry > max then carry, skip = "", true end
+  end
 end
 
 -- what the script said of its end, after the app's: ": backend ended (status 3)" | ""
