@@ -777,10 +777,25 @@ static int http_setup(http_req *r, const http_opts *o, char *err, size_t errlen)
   SET(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 0L);
   SET(CURLOPT_HTTPHEADER, r->hdrs->list);
   SET(CURLOPT_UNIX_SOCKET_PATH, (char *)o->unix_socket); /* NULL: a pooled handle forgets it */
+  /* The method's options are all set every time: a pooled handle keeps what the last
+   * request set, and libcurl's NOBODY (a HEAD) survives POSTFIELDS, which would send the
+   * next POST as HEAD with no body. NOBODY 0 first (it turns a HEAD back into a GET), then
+   * what makes this request's method. */
+  int head = o->body == NULL && strcmp(method, "HEAD") == 0;
+  SET(CURLOPT_NOBODY, 0L);
+  /* a HEAD's connection is not kept: a server that sends a body after a HEAD's headers
+   * anyway would leave it at the start of the next answer on that connection */
+  SET(CURLOPT_FORBID_REUSE, head ? 1L : 0L);
   if (o->body) { /* a POST unless method says otherwise; the body is not copied */
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
     SET(CURLOPT_POSTFIELDS, o->body);
     SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "POST") == 0 ? (char *)NULL : method);
+  } else if (head) {
+    /* libcurl's own HEAD: asked as a custom method it waits for the body the headers
+     * announce (Content-Length), which never comes */
+    SET(CURLOPT_HTTPGET, 1L);
+    SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    SET(CURLOPT_NOBODY, 1L);
   } else {
     SET(CURLOPT_HTTPGET, 1L);
     SET(CURLOPT_CUSTOMREQUEST, strcmp(method, "GET") == 0 ? (char *)NULL : method);

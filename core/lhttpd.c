@@ -967,6 +967,7 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
   }
   lua_setfield(L, -2, "headers");
   lua_createtable(L, 0, (int)nq);
+  int repeated = 0;
   for (size_t i = 0; httpd_arg_at(r, i, &k, &v) == 0; i++) {
     if (lua_getfield(L, -1, k) == LUA_TNIL) {
       lua_pop(L, 1);
@@ -974,9 +975,23 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
       lua_setfield(L, -2, k);
     } else {
       lua_pop(L, 1);
+      repeated = 1;
     }
   }
   lua_setfield(L, -2, "query");
+  if (repeated) {
+    /* a name given twice (a form's checkboxes, a multiple select): every pair, in order,
+     * name then value, for what passes the query on whole (an app's origin); the table
+     * above keeps the first value, and a query without repeats costs nothing more */
+    lua_createtable(L, (int)(2 * nq), 0);
+    for (size_t i = 0; httpd_arg_at(r, i, &k, &v) == 0; i++) {
+      lua_pushstring(L, k);
+      lua_rawseti(L, -2, (lua_Integer)(2 * i + 1));
+      lua_pushstring(L, v ? v : "");
+      lua_rawseti(L, -2, (lua_Integer)(2 * i + 2));
+    }
+    lua_setfield(L, -2, "query_pairs");
+  }
   long long cl = httpd_content_length(r);
   if (cl >= 0) {
     lua_pushinteger(L, (lua_Integer)cl);

@@ -380,6 +380,8 @@ describe("orket sandbox up", function()
     local r = H.orket("sandbox up", { cwd = dir })
     assert.equal(1, r.status, r.stdout)
     assert.matches("not healthy within 5000 ms", r.stderr, 1, true)
+    -- why, in words: nothing takes a connection on its port (not libcurl's empty reply)
+    assert.matches("GET /health: nothing listens on the app's port (", r.stderr, 1, true)
     assert.matches("listening on 127.0.0.1:8080 " .. m, r.stderr, 1, true) -- the log's tail
     assert.equal("exited", list(dir, true)[1].status)
     H.wait_for(function() return #procs(m) == 0 end, "the unhealthy app to be stopped")
@@ -407,6 +409,17 @@ describe("orket sandbox up", function()
     r = H.orket("sandbox up -d", { cwd = dir })
     assert.equal(1, r.status, r.stdout)
     assert.matches("sandbox 1 exited: .*the app exited %(status 3%) before it was healthy", r.stderr)
+    -- said once, with the app's last lines, as in the foreground
+    assert.matches("sandbox 1 exited: the app exited", r.stderr, 1, true)
+    assert.matches("the app's last output:\nno config for " .. m, r.stderr, 1, true)
+    -- a command that leaves the app in the background and returns 0: said what to change
+    dir = project(m, { more = ', env = { NO_LISTEN = "1" }' })
+    H.write(dir .. "/workspace/server.js", "console.log('daemonized " .. m .. "'); process.exit(0)\n")
+    H.commit_main(dir, "an app that goes to the background")
+    r = H.orket("sandbox up -d", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("the app exited (status 0) before it was healthy; the command must stay in the foreground",
+      r.stderr, 1, true)
     -- a command that does not exist
     dir = project(m)
     H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. '\nsandbox = { command = { "no-such-program-' .. m
@@ -587,6 +600,8 @@ describe("orket serve's sandbox routes", function()
     follow.close()
     st, doc = H.api(s, "POST", "/v1/sandboxes/" .. id .. "/stop", op, {})
     assert.equal(409, st)
+    -- not "read it again and retry", which would get this again
+    assert.matches("^nothing to stop: it has ended", doc.error.remedy)
     -- one started by the CLI is stopped through its owner
     local r = H.orket("sandbox up -d", { cwd = dir })
     assert.equal(0, r.status, r.stderr)

@@ -155,6 +155,71 @@ services:
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("is not healthy while a service before the entry answers on the entry's port", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- api ignores $PORT and takes 8080, the entry's port: the owner's probe of the socket
+    -- reached api, and the sandbox was said healthy before web had started
+    local dir = project({
+      ["compose.yaml"] = "services:\n  api:\n    build: api\n  web:\n    build: web\n    depends_on: [api]\n",
+      ["api/app.py"] = "import http.server\nprint('api on 8080', flush=True)\n"
+        .. "http.server.HTTPServer(('127.0.0.1', 8080), http.server.SimpleHTTPRequestHandler).serve_forever()\n",
+      ["web/app.py"] = FRONTEND,
+    }, mark)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nsandbox.health = { start_timeout_ms = 3000 }\n")
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.not_matches("is healthy", r.stdout .. r.stderr, 1, true)
+    assert.matches("orket: starting api on port 8081 (api/)", r.stderr, 1, true)
+    assert.not_matches("orket: starting web", r.stderr, 1, true)
+    -- which service held the start, whichever gave up first: the owner or the script
+    assert.is_truthy(r.stderr:find("web was not started yet: api, started before it, was not healthy yet", 1, true)
+      or r.stderr:find("before it was healthy: api was not healthy within 3000 ms", 1, true), r.stderr)
+    assert.equal("exited", cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)[1].status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("is not made healthy by a service before the entry that prints the entry's start line", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- api takes the entry's port and prints the script's own line for web: its output
+    -- reaches the owner as "[api] orket: starting web ...", which is not the script's
+    local dir = project({
+      ["compose.yaml"] = "services:\n  api:\n    build: api\n  web:\n    build: web\n    depends_on: [api]\n",
+      ["api/app.py"] = "import http.server\nprint('orket: starting web on port 8080 (web/)', flush=True)\n"
+        .. "http.server.HTTPServer(('127.0.0.1', 8080), http.server.SimpleHTTPRequestHandler).serve_forever()\n",
+      ["web/app.py"] = FRONTEND,
+    }, mark)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nsandbox.health = { start_timeout_ms = 3000 }\n")
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.not_matches("is healthy", r.stdout .. r.stderr, 1, true)
+    assert.matches("[api] orket: starting web on port 8080 (web/)", r.stderr, 1, true)
+    assert.is_nil(("\n" .. r.stderr):find("\norket: starting web", 1, true), r.stderr)
+    assert.is_truthy(r.stderr:find("web was not started yet: api, started before it, was not healthy yet", 1, true)
+      or r.stderr:find("before it was healthy: api was not healthy within 3000 ms", 1, true), r.stderr)
+    assert.equal("exited", cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)[1].status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("names the service that ended in the sandbox's detail, not only the script's status", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["backend/app.py"] = "import threading, os\nthreading.Timer(2, lambda: os._exit(3)).start()\n"
+        .. (BACKEND:gsub("sys.argv%[1%]", 'os.environ["MARK"]')),
+      ["frontend/app.py"] = FRONTEND,
+    }, mark)
+    H.orket("sandbox up --detach", { cwd = dir }) -- healthy, or not yet when the machine is slow
+    local row
+    H.wait_for(function()
+      row = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)[1]
+      return row.status == "exited"
+    end, "the sandbox to end with its backend")
+    assert.matches("the app exited %(status 3%).*: backend ended %(status 3%)$", row.detail)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("runs a PostgreSQL of its own, seeded from the repository, fresh at each deploy and kept in a bug-fix phase", function()
     if skip then return pending(skip) end
     local bin = require("orket.sandboxes.database").pg_bin()
@@ -258,6 +323,9 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.equal(1, r.status, r.stdout .. r.stderr)
     assert.matches("orket: db: its seed failed", r.stderr, 1, true)
     assert.matches('relation "nowhere" does not exist', r.stderr, 1, true)
+    -- the sandbox's detail names the step that failed, as the script said it
+    assert.matches(": db: its seed failed$",
+      cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)[1].detail)
     assert.is_nil(r.stderr:find("orket: starting web", 1, true))
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
@@ -290,7 +358,12 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 ]],
     }
     local dir = project(files, mark)
-    local r = H.orket("sandbox up --detach", { cwd = dir })
+    -- the plan says what a SQLite database is: a file, no process and no pg_isready
+    local r = H.orket("sandbox plan", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("  store\n    folder:   the root\n    command:  none: a file of Orket's own SQLite, no process\n"
+      .. "    port:     8081\n    health:   none: its file is made (and seeded) before the services start\n", r.stdout, 1, true)
+    r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     assert.equal("from the seed sqlite:///", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "/")))
     assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)

@@ -154,6 +154,25 @@ describe("a sandbox's app on an origin of its own", function()
     ast, atext = app(s, id, "/echo?q=hello+world&e=&x=1", { cookie = cookie })
     assert.equal(200, ast, atext)
     assert.equal("/echo?e=&q=hello+world&x=1", cjson.decode(atext).url)
+    -- checkboxes of one name: every value, in the order sent (only the first reached it)
+    ast, atext = app(s, id, "/echo?tag=a&x=1&tag=b+c&tag=", { cookie = cookie })
+    assert.equal(200, ast, atext)
+    assert.equal("/echo?tag=a&x=1&tag=b+c&tag=", cjson.decode(atext).url)
+    -- an upload past the server's body cap: refused, saying the cap and what sets it. Only
+    -- its headers are sent (the refusal comes before the body is read; a body the server
+    -- never reads may reset the connection before the client reads the answer)
+    local raw = assert(io.popen("python3 -c " .. H.quote("import socket,sys\n"
+      .. "c = socket.create_connection(('127.0.0.1', " .. s.port .. "))\n"
+      .. "c.sendall(b'POST /echo HTTP/1.1\\r\\nHost: " .. id .. ".sandbox.localhost:" .. s.port .. "\\r\\nCookie: "
+      .. cookie .. "\\r\\nContent-Type: application/octet-stream\\r\\nContent-Length: 1048577\\r\\n\\r\\n')\n"
+      .. "c.settimeout(10); out = b''\n"
+      .. "while b'\\r\\n\\r\\n' not in out or not out.rstrip().endswith(b'.'):\n"
+      .. "    d = c.recv(65536)\n    if not d: break\n    out += d\n"
+      .. "sys.stdout.write(out.decode('latin-1'))\n")))
+    local answer = raw:read("a")
+    raw:close()
+    assert.matches("^HTTP/1.1 413 ", answer)
+    assert.matches("at most 1048576 bytes: ORKET_SERVE_LIMITS max_body_bytes", answer, 1, true)
     assert.equal(id .. ".sandbox.localhost:" .. s.port, echo.host)
     assert.equal("theme=light", echo.cookie)
     assert.equal(cjson.null, echo.authorization)

@@ -91,6 +91,8 @@ local function services_doc(p)
         .. " through the socket, by the sandbox's owner")
       or h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
       or h and h.kind == "none" and "none (the compose file turns it off)"
+      -- SQLite is a file Orket makes and seeds before the services start: nothing runs
+      or one.database == "sqlite" and "none: its file is made (and seeded) before the services start"
       or one.database and "the database answers (pg_isready)"
       or ("TCP connect to port " .. ports[one.name])
     out[i] = { name = one.name, dir = one.dir, entry = one.entry, command = one.command and jsonout.array(one.command) or nil,
@@ -118,7 +120,9 @@ local function plan_services(out, p)
   for _, d in ipairs(services_doc(p)) do
     out:write(string.format("  %s%s\n", d.name, d.entry and " (reached through the sandbox's socket)" or ""))
     out:write("    folder:   ", d.dir ~= "" and (d.dir .. "/") or "the root", "\n")
-    out:write("    command:  ", d.command and table.concat(d.command, " ") or ("Debian's " .. tostring(d.database)), "\n")
+    out:write("    command:  ", d.command and table.concat(d.command, " ")
+      or d.database == "sqlite" and "none: a file of Orket's own SQLite, no process"
+      or ("Debian's " .. tostring(d.database)), "\n")
     out:write("    port:     ", d.port, d.entry and " (the sandbox's port)" or "", "\n")
     out:write("    health:   ", d.health_text, "\n")
     if #d.depends_on > 0 then out:write("    after:    ", table.concat(d.depends_on, ", "), " (each healthy first)\n") end
@@ -299,7 +303,13 @@ local function say_detached(cli, row, pid, exited, out_path)
     return 1
   end
   if row.status ~= "healthy" then
-    cli.err("sandbox %d %s: %s", row.id, row.status, tostring(row.detail))
+    -- the detail names the sandbox already ("sandbox 4: the app exited ..."); then the
+    -- app's last lines, as a start in the foreground prints them: why it failed is there
+    local detail = tostring(row.detail):gsub("^sandbox " .. row.id .. ": ", "")
+    cli.err("sandbox %d %s: %s", row.id, row.status, detail)
+    local home = service.dir_of(row)
+    local tail = home and accept.log_tail(home .. "/app.log", 20, 4000) or ""
+    if tail ~= "" then io.stderr:write("the app's last output:\n", tail, "\n") end
     io.stderr:write("its log: orket sandbox logs ", row.id, "\n")
     return 1
   end

@@ -213,20 +213,31 @@ local function probe_tcp(sock, timeout_ms)
   return false, answer:match("^down (.-)%s*$") or (done and "the probe socket closed" or "no answer")
 end
 
-local function probe_http(sock, path, timeout_ms)
+-- A GET that got no answer: while nothing listens on the app's port, the relay takes the
+-- connection and closes it, and libcurl says only that ("select/poll returned error",
+-- "Empty reply"); the probe socket says why the port is down ("connection refused").
+local function no_answer(sock, path, err, timeout_ms)
+  local up, why = probe_tcp(sock, math.min(timeout_ms, 1000))
+  if not up then return string.format("GET %s: nothing listens on the app's port (%s)", path, why) end
+  return string.format("GET %s: %s", path, tostring(err):gsub("^%u+ http://sandbox%S*: ", ""))
+end
+
+-- quick: a failure without an answer is returned as libcurl said it, and true after it (the
+-- start's probes come every 10 ms: no_answer is asked once, when the start gives up)
+local function probe_http(sock, path, timeout_ms, quick)
   local r, err = http.request { url = "http://sandbox" .. path, unix_socket = sock, total_timeout_ms = timeout_ms,
     connect_timeout_ms = timeout_ms, max_bytes = 65536 }
-  if not r then return false, tostring(err) end
+  if not r then return false, quick and tostring(err) or no_answer(sock, path, err, timeout_ms), true end
   local guard <close> = r
   local status, herr = r:headers()
-  if not status then return false, tostring(herr) end
+  if not status then return false, quick and tostring(herr) or no_answer(sock, path, herr, timeout_ms), true end
   if status >= 200 and status < 400 then return true end
   return false, "HTTP " .. status
 end
 
-local function probe(sb)
+local function probe(sb, quick)
   local h = sb.plan.health
-  if h.kind == "http" then return probe_http(sb.socket, h.path, h.timeout_ms) end
+  if h.kind == "http" then return probe_http(sb.socket, h.path, h.timeout_ms, quick) end
   return probe_tcp(sb.socket, h.timeout_ms)
 end
 
@@ -380,6 +391,13 @@ function M.up(o)
     sb:_finish()
     return nil, msg, code, sb.log and sb.log.tail or "", id
   end
+  if p.services then
+    -- the entry's port is probed only once the script says the entry starts: before that, a
+    -- service listening on the entry's port (one that ignores $PORT) would pass for it
+    for _, sv in ipairs(p.services) do
+      if sv.entry then sb.entry_mark, sb.entry_name = supervise.SAY .. supervise.start_words(sv.name), sv.name end
+    end
+  end
   if #sock > SUN_MAX then
     return fail(string.format("sandbox: the socket path %s is longer than a unix socket allows (%d bytes); move the "
       .. "project to a shorter path", sock, SUN_MAX), "EINVAL")
@@ -457,7 +475,7 @@ end
 -- service starts, so the entry is asked soon after it was started.
 function Sandbox:_await_healthy(stopping, h)
   local t0 = uv.now()
-  local last, pause, next_probe, fast_until = nil, nil, t0, t0 + M.START_FAST_MS
+  local last, unanswered, pause, next_probe, fast_until = nil, false, nil, t0, t0 + M.START_FAST_MS
   while true do
     local asked = (stopping and stopping()) or self:_stop_asked()
     if asked then
@@ -469,21 +487,32 @@ function Sandbox:_await_healthy(stopping, h)
       return "stopped", string.format("sandbox %d: %s before it was healthy", self.id, asked), "ECANCELED"
     end
     if self.exited then
-      return "failed", self.failure or string.format("sandbox %d: the app exited (%s) before it was healthy",
-        self.id, self:_exit_text()), "EEXIT"
+      -- status 0 before it was healthy: most often a command that starts the app in the
+      -- background and returns (a daemon mode, "app &"), which ends the sandbox with it
+      local e = self.exited
+      local bg = not self.said and e.code == 0 and (e.signal or 0) == 0
+        and "; the command must stay in the foreground while the app runs (one that starts it in the background "
+          .. "and returns ends the sandbox, and every process of it)" or ""
+      return "failed", self.failure or string.format("sandbox %d: the app exited (%s) before it was healthy%s%s",
+        self.id, self:_exit_text(), self:_said_text(), bg), "EEXIT"
     end
     if self.progressed then
       self.progressed = false
       fast_until, next_probe = uv.now() + M.START_FAST_MS, math.min(next_probe, uv.now() + 10)
     end
-    if self.relay_ready and uv.now() >= next_probe then
-      local good, why = probe(self)
+    if self.relay_ready and not self.entry_mark and uv.now() >= next_probe then
+      local good, why, silent = probe(self, true)
       if good then return nil end
-      last = why
+      last, unanswered = why, silent
       pause = M.start_pause(pause, uv.now() < fast_until)
       next_probe = uv.now() + math.min(pause, h.interval_ms) -- (or the interval, when shorter)
     end
     if uv.now() - t0 >= h.start_timeout_ms then
+      if unanswered then last = no_answer(self.socket, h.path, last, h.timeout_ms) end
+      if self.entry_mark then
+        last = string.format("%s was not started yet: %s", self.entry_name, self.starting_name
+          and (self.starting_name .. ", started before it, was not healthy yet") or "no service had started")
+      end
       return "failed", string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", self.id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT"
     end
@@ -534,14 +563,20 @@ function Sandbox:_spawn(hargv, henv)
     return false
   end
   self.handle, self.pid = handle, pid
-  local function to_log(_, data)
-    if not data then return end
-    self.log:write(data)
-    -- the runner of several services says each start: the start's probes come soon again
-    if data:find("orket: starting ", 1, true) then self.progressed = true end
+  -- a line reader a pipe: a line is taken whole from the pipe it came on, never joined
+  -- with the other's text
+  local function to_log()
+    local said = M.line_reader(function(line) self:_said_line(line) end)
+    return function(_, data)
+      if not data then return end
+      self.log:write(data)
+      -- the runner of several services says each start: the start's probes come soon again
+      if data:find(supervise.SAY .. "starting ", 1, true) then self.progressed = true end
+      if self.entry_name then said(data) end
+    end
   end
-  pout:read_start(to_log)
-  perr:read_start(to_log)
+  pout:read_start(to_log())
+  perr:read_start(to_log())
   M.read_report(prep, self, "sandbox: the runner refused", "sandbox: ")
   return true
 end
@@ -573,6 +608,48 @@ function Sandbox:_exit_text()
   local e = self.exited or {}
   if e.signal and e.signal ~= 0 then return "signal " .. e.signal end
   return "status " .. tostring(e.code)
+end
+
+-- The script of several services says which one ended or failed its start; the row's detail
+-- names it then ("the app exited (status 1): backend ended (status 3)"), not only the
+-- script's own status. Only whole lines beginning with supervise.SAY are the script's: a
+-- service's lines reach the same pipe as "[name] ...".
+local SAID = { "^(.+ ended %(status %d+%))", "^(.+ ended before it was healthy)",
+  "^(.+ was not healthy .+)", "^([%a][%w_-]*: .+ failed)$" }
+
+function Sandbox:_said_line(line)
+  if line:sub(1, #supervise.SAY) ~= supervise.SAY then return end
+  if self.entry_mark and line:sub(1, #self.entry_mark) == self.entry_mark then self.entry_mark = nil end
+  local words = line:sub(#supervise.SAY + 1)
+  self.starting_name = words:match("^starting (%S+)") or self.starting_name
+  for _, pat in ipairs(SAID) do
+    local what = words:match(pat)
+    if what then self.said = what:sub(1, 300) break end
+  end
+end
+
+--- line_reader(on_line[, max]) -> read(data): hands on_line each whole line of what one
+--- pipe gave so far. A line still unended after max bytes (400) is a service's (the
+--- script's own lines are short): it is dropped up to its end, never taken from its middle.
+function M.line_reader(on_line, max)
+  max = max or 400
+  local carry, skip = "", false
+  return function(data)
+    local buf = carry .. data
+    if skip then
+      local nl = buf:find("\n", 1, true)
+      if not nl then carry = "" return end
+      buf, skip = buf:sub(nl + 1), false
+    end
+    for line in buf:gmatch("([^\n]*)\n") do on_line(line) end
+    carry = buf:match("[^\n]*$") or ""
+    if #carry > max then carry, skip = "", true end
+  end
+end
+
+-- what the script said of its end, after the app's: ": backend ended (status 3)" | ""
+function Sandbox:_said_text()
+  return self.said and (": " .. self.said) or ""
 end
 
 function Sandbox:_set(status, detail, kind)
@@ -608,7 +685,7 @@ function Sandbox:_finish()
   if self.databases then database.put_kept(self.dir, self.target, self.home) end
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
-  else self:_end("exited", string.format("the app exited (%s)", self:_exit_text())) end
+  else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end
   -- only now: a waiter (stop, wait) may close the store next, and on PostgreSQL the record
   -- above waited on the loop
   self.finished = true

@@ -19,6 +19,16 @@ local M = {}
 -- this bash itself and the pause a read that times out, so neither starts a process.
 M.PROBE_MS = 10
 
+--- SAY: how each line the script itself prints begins. A service's own lines reach the
+--- same pipe prefixed with its name ("[api] ..."), so only the script's lines begin so.
+M.SAY = "orket: "
+
+--- start_words(name) -> how the script's line saying it starts service name begins, after
+--- SAY ("starting web on port 8080 (web/)"); the sandbox's owner waits for the entry's line
+function M.start_words(name)
+  return "starting " .. name .. " "
+end
+
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
@@ -164,7 +174,7 @@ function M.script(p, ports, base, start_timeout_ms, o)
       .. "for p in $pids; do kill -TERM \"$p\" 2>/dev/null; done; nap 0.5; "
       .. "for p in $pids; do kill -KILL \"$p\" 2>/dev/null; done; }",
     "trap 'stop_all; exit 143' TERM INT HUP",
-    "say() { printf 'orket: %s\\n' \"$*\"; }",
+    "say() { printf '" .. M.SAY .. "%s\\n' \"$*\"; }",
     -- within MS NAME CHECK...: the check run in the background, in a process group of its
     -- own (set -m), and that group killed once it has taken MS: a hung check is a failed
     -- one, said in the log, as compose's timeout; the waits are naps, no process. A stop
@@ -187,8 +197,8 @@ function M.script(p, ports, base, start_timeout_ms, o)
       if not r then return nil, rerr end
       run = r
     end
-    L[#L + 1] = string.format("say %s", q(string.format("starting %s%s (%s)", sv.name,
-      run.argv and (" on port " .. port) or "", sv.dir ~= "" and (sv.dir .. "/") or "the root")))
+    L[#L + 1] = string.format("say %s", q(string.format("%s%s(%s)", M.start_words(sv.name),
+      run.argv and ("on port " .. port .. " ") or "", sv.dir ~= "" and (sv.dir .. "/") or "the root")))
     for _, pre in ipairs(run.before or {}) do step(L, dir, env, sv, pre) end
     if run.argv then
       names[#names + 1] = string.format("\"$pid_%d\") n=%s ;;", i, q(sv.name))

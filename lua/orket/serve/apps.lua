@@ -325,19 +325,29 @@ function Apps:handle(req, ctx, id)
   if not SAFE[req.method] and not keys.allows(role, "operator") then
     return text(req, ctx, 403, "Writing to the app needs the operator role.")
   end
-  if req.too_large then return text(req, ctx, 413, "The request body is larger than the server accepts.") end
+  if req.too_large then
+    -- an upload a person makes in the app's form: what the cap is and what sets it
+    local max = ctx.server and ctx.server.limits and ctx.server.limits.max_body_bytes
+    return text(req, ctx, 413, "The request body is larger than the server accepts"
+      .. (max and string.format(" (at most %d bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)", max)
+        or "") .. ".")
+  end
   if type(req.path) ~= "string" or #req.path > 4096 or not req.path:match(PATH_OK) then
     return text(req, ctx, 400, "The path has characters a URL may not hold.")
   end
-  local names = {}
-  for k in pairs(type(req.query) == "table" and req.query or {}) do names[#names + 1] = k end
-  table.sort(names)
   -- the query's names and values come as sent, but for a "+", which libmicrohttpd turns
   -- into a space (a space cannot come any other way: it is not decoded from %20): written
   -- back, a form's GET ("q=a+b") reaches the app as the browser sent it
   local q = {}
-  for i, k in ipairs(names) do
-    q[i] = (k:gsub(" ", "+")) .. "=" .. (req.query[k]:gsub(" ", "+"))
+  local function add(k, v) q[#q + 1] = (k:gsub(" ", "+")) .. "=" .. (v:gsub(" ", "+")) end
+  if type(req.query_pairs) == "table" then
+    -- a name given twice (checkboxes, a multiple select): every value, in the order sent
+    for i = 1, #req.query_pairs - 1, 2 do add(req.query_pairs[i], req.query_pairs[i + 1]) end
+  else
+    local names = {}
+    for k in pairs(type(req.query) == "table" and req.query or {}) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do add(k, req.query[k]) end
   end
   local query = table.concat(q, "&")
   if not query:match(QUERY_OK) then return text(req, ctx, 400, "The query has characters a URL may not hold.") end

@@ -223,7 +223,9 @@ local function stop(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
   if not ops.LIVE[row.status] then
-    return err(409, "conflict", string.format("sandbox %d is %s already", row.id, row.status))
+    -- the conflict code's general remedy ("read it again and retry") would get this again
+    return err(409, "conflict", string.format("sandbox %d is %s already", row.id, row.status),
+      string.format("nothing to stop: it has ended (POST /v1/sandboxes/%d/restart starts main's tree again)", row.id))
   end
   audit(ctx, "sandbox_stop")
   local ok, msg = stop_one(ctx, row)

@@ -129,6 +129,15 @@ function M.sandbox(d)
       out.network = v
     else fail(p, "unknown setting (known: %s)", SANDBOX_KEYS) end
   end
+  -- Orket sets these when the sandbox starts, over anything given here: a value in env
+  -- would be dropped without a word, and the app would not listen where it was told
+  for _, name in ipairs { out.port_env, "HOST" } do
+    if out.env[name] ~= nil then
+      fail("sandbox.env." .. name, "is set by Orket when the sandbox starts (%s), so a value here would be "
+        .. "ignored; remove it%s", name == "HOST" and "where the app listens: 127.0.0.1" or "the port it chose",
+        name == "HOST" and "" or ", or name another variable in sandbox.port_env")
+    end
+  end
   return out
 end
 

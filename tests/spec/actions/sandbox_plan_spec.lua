@@ -66,6 +66,10 @@ describe("orket.lua's sandbox and bug_fix sections", function()
       { { sandbox = { helth = {} } }, "orket.lua: sandbox.helth: unknown setting" },
       { { sandbox = { env = { ["A B"] = "x" } } }, "orket.lua: sandbox.env.A B: must name an environment variable" },
       { { sandbox = { network = "yes" } }, "orket.lua: sandbox.network: must be true or false" },
+      -- Orket's own variables: a value given would be dropped at the start without a word
+      { { sandbox = { env = { PORT = "3000" } } }, "orket.lua: sandbox.env.PORT: is set by Orket when the sandbox starts" },
+      { { sandbox = { port_env = "APP_PORT", env = { APP_PORT = "1" } } }, "orket.lua: sandbox.env.APP_PORT: is set by Orket" },
+      { { sandbox = { env = { HOST = "0.0.0.0" } } }, "orket.lua: sandbox.env.HOST: is set by Orket when the sandbox starts" },
       { { bug_fix = { days = 10, max_days = 5 } }, "orket.lua: bug_fix.max_days: must not be below bug_fix.days" },
       { { bug_fix = { extend_above = -1 } }, "orket.lua: bug_fix.extend_above: must be a number of bugs per day" },
       { { bug_fix = { weeks = 1 } }, "orket.lua: bug_fix.weeks: unknown setting" },

@@ -153,6 +153,109 @@ describe("sandbox checks", function()
     assert.truthy(err3)
   end)
 
+  it("take an answer to HEAD at its headers, on a connection the app keeps open", function()
+    local sock = H.tmpdir() .. "/head.sock"
+    -- the length a GET would have, no body, and the connection kept (HTTP/1.1's default)
+    local server = uv.new_pipe(false)
+    assert(server:bind(sock))
+    local conns = {}
+    server:listen(16, function()
+      local c = uv.new_pipe(false)
+      server:accept(c)
+      conns[#conns + 1] = c
+      local got = ""
+      c:read_start(function(_, data)
+        if not data then return c:close() end
+        got = got .. data
+        if got:find("\r\n\r\n", 1, true) then
+          got = ""
+          c:write("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 215\r\n\r\n")
+        end
+      end)
+    end)
+    local stop -- (one finally: a second call would replace the first)
+    finally(function()
+      for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
+      server:close()
+      if stop then stop() end
+    end)
+    local t0 = uv.now()
+    local status, body, _, err = accept.request(sock, { method = "HEAD", path = "/", timeout_ms = 3000 })
+    assert.equal(200, status, body)
+    assert.equal("", body)
+    assert.is_true(uv.now() - t0 < 2000, "took " .. (uv.now() - t0) .. " ms")
+    -- the pooled handle asks GET again afterwards, and reads that body
+    local after = H.tmpdir() .. "/after.sock"
+    stop = serve(after, '{"ok": true}')
+    status, body = accept.request(after, { path = "/", timeout_ms = 3000 })
+    assert.equal(200, status, err)
+    assert.is_true(cjson.decode(body).ok)
+  end)
+
+  it("send each request on a pooled handle with its own method and body, after a HEAD", function()
+    -- a TCP server keeping its connections, answering each request with what arrived
+    -- (method, path, body); a HEAD gets the headers a GET would, as a server does
+    local server = uv.new_tcp()
+    assert(server:bind("127.0.0.1", 0))
+    local port = server:getsockname().port
+    local conns, seen = {}, {}
+    server:listen(16, function()
+      local c = uv.new_tcp()
+      server:accept(c)
+      conns[#conns + 1] = c
+      local got = ""
+      c:read_start(function(_, data)
+        if not data then return c:close() end
+        got = got .. data
+        while true do
+          local he = got:find("\r\n\r\n", 1, true)
+          if not he then return end
+          local cl = tonumber(got:sub(1, he):lower():match("\ncontent%-length: *(%d+)")) or 0
+          if #got < he + 3 + cl then return end
+          local line, body = got:match("^[^\r]*"), got:sub(he + 4, he + 3 + cl)
+          got = got:sub(he + 4 + cl)
+          local method, path = line:match("^(%S+) (%S+)")
+          seen[#seen + 1] = { method = method, path = path, body = body }
+          local answer = method .. " " .. path .. "|" .. body
+          c:write(string.format("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s",
+            #answer, method == "HEAD" and "" or answer))
+        end
+      end)
+    end)
+    finally(function()
+      for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
+      server:close()
+    end)
+    local function ask(method, path, body, headers)
+      local r <close>, err = http.request { url = "http://127.0.0.1:" .. port .. path, method = method, body = body,
+        headers = headers, connect_timeout_ms = 3000, total_timeout_ms = 3000 }
+      assert(r, err)
+      local status, h = r:headers()
+      assert.equal(200, status, h)
+      local parts = {}
+      while true do
+        local ev, rerr = r:read()
+        if ev == false then break end
+        assert(ev, rerr)
+        for _, s in ipairs(ev) do parts[#parts + 1] = s end
+      end
+      return table.concat(parts)
+    end
+    local json = '{"model":"m","messages":[]}'
+    assert.equal("", ask("HEAD", "/probe"))
+    -- what the model client sends: a POST with a JSON body
+    assert.equal("POST /v1/chat/completions|" .. json,
+      ask("POST", "/v1/chat/completions", json, { "Content-Type: application/json" }))
+    assert.equal("", ask("HEAD", "/probe"))
+    assert.equal("PUT /u|world", ask("PUT", "/u", "world"))
+    assert.equal("GET /g|", ask("GET", "/g"))
+    assert.same({ { method = "HEAD", path = "/probe", body = "" },
+      { method = "POST", path = "/v1/chat/completions", body = json },
+      { method = "HEAD", path = "/probe", body = "" },
+      { method = "PUT", path = "/u", body = "world" },
+      { method = "GET", path = "/g", body = "" } }, seen)
+  end)
+
   it("tell an answer broken off below the cap from one larger than the cap", function()
     local sock = H.tmpdir() .. "/cut.sock"
     -- 700 of the 1000 bytes it announces, then the app is gone

@@ -26,6 +26,27 @@ end)
 
 describe("a starting sandbox of several services", function()
   after_each(H.cleanup)
+  it("reads its script's lines whole, one pipe at a time, never from a line's middle", function()
+    local function reader()
+      local got = {}
+      return got, service.line_reader(function(line) got[#got + 1] = line end)
+    end
+    -- a line split across reads is taken once it ends
+    local got, read = reader()
+    read("orket: starting w")
+    read("eb on port 8080 (web/)\n[api] x\nhalf")
+    assert.same({ "orket: starting web on port 8080 (web/)", "[api] x" }, got)
+    -- a service's long line cut before its end: its tail is dropped up to its end, so a
+    -- script's words inside it never begin a line
+    got, read = reader()
+    read("[api] " .. string.rep("x", 1000) .. "orket: db ended (status 9)" .. string.rep("y", 374))
+    read("y\norket: db is healthy\n")
+    assert.same({ "orket: db is healthy" }, got)
+    -- the supervise module's words are those the script prints
+    local supervise = require "orket.sandboxes.supervise"
+    assert.equal("orket: starting web ", supervise.SAY .. supervise.start_words("web"))
+  end)
+
   it("is probed every 10 ms while a service starts", function()
     assert.equal(10, service.start_pause(50, true))
     assert.equal(10, service.start_pause(nil, true))
