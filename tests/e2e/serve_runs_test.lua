@@ -411,6 +411,29 @@ describe("orket serve runs", function()
     assert.equal("done", card_status(dir, "A-1"))
   end)
 
+  -- A resume asked only whether a live run overlapped: an interrupted run of a card of a
+  -- run left to the workers (no lease until a worker claims a card) was executed beside it,
+  -- and a run still left to the workers was executed here as the workers took it up.
+  it("refuses a resume beside a run left to the workers, and of one still left to them", function()
+    local dir = project()
+    local op = key(dir, "ops", "operator")
+    local db = assert(require("orket.project").open_store(dir, false))
+    local old = assert(db:record_run { target = "A-1", kind = "issue" })
+    assert(db:finish_run(old, "interrupted")) -- no turn begun: nothing half done
+    local id = assert(db:record_run { target = "A", kind = "epic", data = { workers = true } })
+    local s = start(dir, { env = LIMITS, args = "--workers 0" })
+    for _, rid in ipairs { old, id } do
+      local st, doc = call(s, "POST", "/v1/runs/" .. rid .. "/resume", op)
+      assert.equal(409, st, cjson.encode(doc))
+      assert.matches("run " .. id .. " (A) is left to the workers and not finished", doc.error.message, 1, true)
+      assert.matches("'orket runs stop " .. id .. "' or POST /v1/runs/" .. id .. "/stop", doc.error.message, 1, true)
+    end
+    assert.equal("interrupted", db:row("SELECT status FROM runs WHERE id = ?", old).status)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM turns").n)
+    db:close()
+    assert.equal(0, s.stop())
+  end)
+
   it("sees an `orket run` of another folder on one PostgreSQL store as running, and refuses its resume", function()
     local dir, op, dir2 = two_folders()
     if not dir then
@@ -469,6 +492,47 @@ describe("orket serve runs", function()
     wait_for(function() return (H.read(going .. "/r.out") or ""):find('"turn_start"', 1, true) end, "the other run's first turn")
     assert.is_nil(rc(going))
     assert.equal(1, #cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs)
+    os.execute("kill -INT " .. H.read(going .. "/r.pid"))
+    wait_for(function() return rc(going) end, "the run to stop")
+  end)
+
+  -- `orket resume` asked its question under the folder's claim section and took the run's
+  -- lease in a transaction of its own: a new run of the same cards in another folder passed
+  -- between the two, and both worked them. The question and the lease are one write now.
+  it("resumes a run or starts a new one of its cards, not both, asked at once in two folders on one PostgreSQL store", function()
+    local dir, _, dir2 = two_folders()
+    if not dir then
+      return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
+    end
+    local db = assert(require("orket.project").open_store(dir, false))
+    local old = assert(db:record_run { target = "A", kind = "epic" })
+    assert(db:finish_run(old, "interrupted")) -- no turn begun: a new run of A may go instead
+    db:close()
+    local url = H.read(dir .. "/orket.lua"):match('store = { url = "(.-)" }')
+    local c = assert(require("orket.c.pg").connect(url))
+    finally(function() c:close() end)
+    assert(c:query("SELECT pg_advisory_lock($1)", require("orket.store.pgevents").LOCK))
+    local both = {}
+    for d, words in pairs { [dir] = "resume " .. old, [dir2] = "run A" } do
+      both[#both + 1] = string.format("cd %s && { %s %s --json >r.out 2>r.err & echo $! >r.pid; wait $!; echo $? >r.rc; } "
+        .. ">/dev/null 2>&1 &", H.quote(d), H.quote(H.BIN), words)
+    end
+    os.execute(table.concat(both, "\n"))
+    finally(function()
+      H.end_started(dir, "r.pid", "r.rc", true)
+      H.end_started(dir2, "r.pid", "r.rc", true)
+    end)
+    wait_for(function()
+      return H.lock_waiters(c, require("orket.store.pgevents").LOCK) >= 2
+    end, "both to wait for the journal's lock", 3000)
+    assert(c:query("SELECT pg_advisory_unlock($1)", require("orket.store.pgevents").LOCK))
+    local function rc(d) return (H.read(d .. "/r.rc") or ""):match("%d+") end
+    local refused = wait_for(function() return (rc(dir) and dir) or (rc(dir2) and dir2) end, "one to be refused", 3000)
+    local going = refused == dir and dir2 or dir
+    assert.equal("1", rc(refused), H.read(refused .. "/r.err"))
+    assert.matches("is working on the same target now", H.read(refused .. "/r.err"))
+    wait_for(function() return (H.read(going .. "/r.out") or ""):find('"turn_start"', 1, true) end, "the other's first turn")
+    assert.is_nil(rc(going))
     os.execute("kill -INT " .. H.read(going .. "/r.pid"))
     wait_for(function() return rc(going) end, "the run to stop")
   end)

@@ -93,6 +93,37 @@ describe("orket worker", function()
     assert.equal(1, n)
   end)
 
+  -- `orket resume` asked only whether a live run overlapped: an interrupted run of a card
+  -- of a run left to the workers (which holds no lease until a worker claims a card) was
+  -- worked beside it, and a run still left to the workers was worked in the resuming
+  -- process as the workers took it up. Both are refused, naming the run and how to end it.
+  it("refuses `orket resume` beside a run left to the workers, and of one still left to them", function()
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = 2 } },
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local db = assert(project_mod.open_store(dir, true))
+    local old = assert(db:record_run { target = "W-1", kind = "issue" })
+    assert(db:finish_run(old, "interrupted")) -- no turn begun: nothing half done
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    for _, rid in ipairs { old, id } do
+      local r = H.orket("resume " .. rid .. " --json", { cwd = dir })
+      assert.equal(1, r.status, r.stderr)
+      assert.matches("run " .. id .. " (W) is left to the workers and not finished", r.stderr, 1, true)
+      assert.matches("'orket runs stop " .. id .. "'", r.stderr, 1, true)
+    end
+    db = assert(project_mod.open_store(dir, false))
+    assert.equal("interrupted", db:row("SELECT status FROM runs WHERE id = ?", old).status)
+    assert.equal("running", db:row("SELECT status FROM runs WHERE id = ?", id).status)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM turns").n)
+    assert.is_nil(next(require("orket.engine.runlease").holders(db))) -- no lease left taken
+    db:close()
+    -- ended, the run goes on with `orket resume` in the resuming process
+    local r = H.orket("runs stop " .. id, { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    r = H.orket("resume " .. id .. " --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+  end)
+
   -- A run left to the workers that no worker ever works (scaled to 0, gone) kept out every
   -- overlapping run for ever, and nothing ended it: `orket runs stop RUN` does, unless a
   -- worker works it now (it is named).

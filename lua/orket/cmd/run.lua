@@ -183,9 +183,10 @@ local function take_lock(e, o, resume_id)
     local row, rerr = runs.get(e.db, resume_id)
     target, other, why = row and row.target, rerr ~= nil, rerr
   end
-  if target then other, why = claims.conflict(o.dir, e.db, e.board, target, { own_run_lock = true }) end
-  if not other and not resume_id then other, why = recorded.unfinished_overlap(e.db, e.board, o.target) end
-  if not other and not resume_id then other, why = recorded.queued_overlap(e.db, e.board, o.target) end
+  -- asked again with the run's record (or the resumed run's lease) in work()
+  if target then
+    other, why = recorded.in_the_way(o.dir, e.db, e.board, target, { own_run_lock = true, resuming = resume_id ~= nil })
+  end
   if other then
     claim:release()
     lock:release()
@@ -257,23 +258,6 @@ local function keep_lease(e, id, cli)
   runlease.guard(e.db, id, e, lost)
 end
 
--- A new run's question and record, with its lease, in one write transaction (work) -> run
--- id | nil, msg[, CODE]
-local function record_new(e, o)
-  return e.db:tx(function()
-    local other, why = claims.conflict(o.dir, e.db, e.board, o.target, { own_run_lock = true })
-    if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.target) end
-    if not other then other, why = recorded.queued_overlap(e.db, e.board, o.target) end
-    if other then return nil, why end
-    local r, rerr, rcode = e:start(o.target, { concurrency = o.concurrency, model = o.model })
-    if not r then return nil, rerr, rcode end
-    -- its lease in the store, so processes of the store in other folders see it live too
-    local holder = runlease.take(e.db, r)
-    if holder then return nil, string.format("run %d is going in another process of this store (%s)", r, holder) end
-    return r
-  end)
-end
-
 -- The run itself, in a task: started (or resumed), recorded, worked -> its status, the
 -- view's note for a terminal | nil.
 local function work(e, o, resume_id, lock, claim, emit, cli)
@@ -282,26 +266,26 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   -- filed before the run reads its scope, so this run works them
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
   say_phase_moved(e, o, emit)
-  local id, holder = resume_id, nil
+  -- The claim section is the folder's: a process of the same store in another folder
+  -- passes it at once (docs/store.md, "Several servers"). So the question is asked again
+  -- with the run's record (a resumed run's: its lease) and its lease in one write
+  -- transaction, which the store runs one at a time: two `orket run`s of one target in two
+  -- folders made two runs of it, and a resume went beside a new run of its cards.
+  local id, serr, scode
+  if resume_id then
+    id, serr, scode = recorded.resume(o.dir, e.db, e.board, resume_id, { own_run_lock = true })
+  else
+    id, serr, scode = recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model,
+      own_run_lock = true })
+  end
   if not id then
-    -- The claim section is the folder's: a process of the same store in another folder
-    -- passes it at once (docs/store.md, "Several servers"). So the question is asked again
-    -- with the run's record and its lease in one write transaction, which the store runs
-    -- one at a time: two `orket run`s of one target in two folders made two runs of it.
-    local rid, serr, scode = record_new(e, o)
-    if not rid then
-      warn(nil)
-      cli.fail(scode, "%s", serr)
-      return nil
-    end
-    id = rid
+    warn(nil)
+    cli.fail(scode, "%s", serr)
+    return nil
   end
   warn(id)
   lock:tag(id) -- so `orket runs` can tell this run from one that was killed
-  -- a resumed run's lease in the store, so processes of the store in other folders see it live too
-  if resume_id then holder = runlease.take(e.db, id) end
   claim:release()
-  if holder then return nil, cli.err("run %d is going in another process of this store (%s)", id, holder) end
   keep_lease(e, id, cli)
   local status = e:execute(id)
   runlease.drop(e.db, id)

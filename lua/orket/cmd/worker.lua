@@ -67,10 +67,9 @@ local function start_run(e, dir, o)
   return e.db:tx(function()
     local id = ops.queued_for(e.db, o.start)
     if id then return id end
-    local other, why = claims.conflict(dir, e.db, e.board, o.start)
-    if not other then other, why = recorded.unfinished_overlap(e.db, e.board, o.start) end
-    -- a queued run of another target sharing cards (one of the same target is joined above)
-    if not other then other, why = recorded.queued_overlap(e.db, e.board, o.start) end
+    -- (a queued run of another target sharing cards is in the way: one of the same target
+    -- is joined above)
+    local other, why = recorded.in_the_way(dir, e.db, e.board, o.start)
     if other then return nil, why end
     return e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
   end)

@@ -177,9 +177,8 @@ end
 -- decide(): what claim_and decides, once it holds the claim section. held(id, lk): the
 -- run's lock was taken (released by claim_and when the decision is not committed).
 local function decide(dir, db, e, target, resuming, make, no_hold, held)
-  local other, why = claims.conflict(dir, db, e.board, target)
-  if not other and not resuming then other, why = recorded.unfinished_overlap(db, e.board, target) end
-  if not other and not resuming then other, why = recorded.queued_overlap(db, e.board, target) end
+  -- (a resume too is refused beside a run left to the workers: recorded.in_the_way)
+  local other, why = recorded.in_the_way(dir, db, e.board, target, { resuming = resuming })
   if other then return nil, "conflict", why end
   -- another run's git work may be in flight: a crash's leftovers are not taken now
   if claims.live(dir)[1] then e.no_git_recover = true end

@@ -1,12 +1,15 @@
 -- orket.engine.recorded: what a run has already done, read back from the store so a resumed
 -- run repeats nothing: the open turn of a card, a recorded model step, a recorded tool call.
 -- Writes go through orket.store's record_* API and db:event (one transaction each); the
--- reads are orket.store.journal_reads's operations.
+-- reads are orket.store.journal_reads's operations. Also what keeps a run from starting or
+-- resuming (in_the_way), asked by every start and resume with the run's record and lease
+-- in one write transaction (start, resume).
 local cjson = require "cjson.safe"
 local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
 local claims = require "orket.engine.claims"
 local leases = require "orket.store.leases"
+local runlease = require "orket.engine.runlease"
 
 local M = {}
 
@@ -69,6 +72,86 @@ function M.queued_overlap(db, board, target)
     end
   end
   return nil
+end
+
+--- in_the_way(dir, db, board, target[, {resuming=, own_run_lock=}]) -> other, message, kind |
+--- nil: what keeps a run of target from starting or resuming, whichever process asks
+--- (orket run, resume, worker --start, serve's starts and resumes, the REPL's turn): a live
+--- run on overlapping cards (claims.conflict, kind "conflict"), a killed run's half-done
+--- turn (unfinished_overlap, kind "unfinished"; not asked for a resume, which is how such a
+--- turn is carried on), a run left to the workers and not finished (queued_overlap, kind
+--- "conflict"; asked for a resume too, the resumed run itself included: the workers carry
+--- it on, and a resume beside them would work its cards twice). own_run_lock: the caller
+--- holds the project's run lock. Ask it in the write transaction that records the run or
+--- takes its lease (start, resume below), so two processes of one store never both pass.
+function M.in_the_way(dir, db, board, target, o)
+  o = o or {}
+  local other, why = claims.conflict(dir, db, board, target, { own_run_lock = o.own_run_lock })
+  if other then return other, why, "conflict" end
+  if not o.resuming then
+    other, why = M.unfinished_overlap(db, board, target)
+    if other then return other, why, "unfinished" end
+  end
+  other, why = M.queued_overlap(db, board, target)
+  if other then return other, why, "conflict" end
+  return nil
+end
+
+local function leased(db, id)
+  local holder = runlease.take(db, id)
+  if holder then return nil, string.format("run %d is going in another process of this store (%s)", id, holder) end
+  return id
+end
+
+--- start(dir, e, target[, {concurrency=, model=, own_run_lock=}]) -> run id | nil, message,
+--- CODE, kind: a run of target executed by this process (engine e): in_the_way asked, the
+--- run recorded (e:start) and its lease in the store taken, in one write transaction, which
+--- the store runs one at a time (SQLite's BEGIN IMMEDIATE, the journal's lock on
+--- PostgreSQL). The folder's claim section (claims.enter) is passed at once by processes of
+--- the store in other folders: asked apart, two of them made two runs of one target. A
+--- refusal (kind as in_the_way's, no CODE) or a failure rolls everything back.
+function M.start(dir, e, target, o)
+  o = o or {}
+  local kind
+  local id, msg, code = e.db:tx(function()
+    local other, why, k = M.in_the_way(dir, e.db, e.board, target, { own_run_lock = o.own_run_lock })
+    if other then
+      kind = k
+      return nil, why
+    end
+    local r, rerr, rcode = e:start(target, { concurrency = o.concurrency, model = o.model })
+    if not r then return nil, rerr, rcode end
+    -- its lease in the store, so processes of the store in other folders see it live too
+    local lid, lerr = leased(e.db, r)
+    if not lid then kind = "conflict" end
+    return lid, lerr
+  end)
+  if id then return id end
+  return nil, msg, code, kind
+end
+
+--- resume(dir, db, board, id[, {own_run_lock=}]) -> id | nil, message, CODE, kind: run id
+--- (interrupted, stalled or killed) to be carried on by this process: in_the_way asked for
+--- its target (resuming) and its lease taken in one write transaction, as start does. A
+--- resume asked apart from its lease went beside a run of overlapping cards started at the
+--- same time in another folder of the store.
+function M.resume(dir, db, board, id, o)
+  o = o or {}
+  local kind
+  local rid, msg, code = db:tx(function()
+    local row = runs.get(db, id)
+    if not row then return nil, string.format("no run %d", id), "ENOENT" end
+    local other, why, k = M.in_the_way(dir, db, board, row.target, { resuming = true, own_run_lock = o.own_run_lock })
+    if other then
+      kind = k
+      return nil, why
+    end
+    local lid, lerr = leased(db, id)
+    if not lid then kind = "conflict" end
+    return lid, lerr
+  end)
+  if rid then return rid end
+  return nil, msg, code, kind
 end
 
 --- stop_queued(dir, db, id) -> true | nil, kind, message: ends run id, left to the workers

@@ -10,6 +10,8 @@ local turn = require "orket.engine.turn"
 local reload = require "orket.engine.reload"
 local roles = require "orket.engine.roles"
 local engine_recorded = require "orket.engine.recorded"
+local runlease = require "orket.engine.runlease"
+local task = require "orket.task"
 local approvals = require "orket.actions.approvals"
 local turns = require "orket.store.turns"
 local tree = require "orket.tree"
@@ -133,7 +135,9 @@ local TAKES_TURNS = { ready = true, in_progress = true, code_review = true }
 
 --- project:turn(card_id[, {model=}]) -> {run=, turn=, seat=, role=, phase=, outcome=, detail=, status=}
 ---   | nil, msg, CODE (EUSAGE: model is not "provider:model" with a configured provider;
----   EUNFINISHED: a stopped run left a turn of these cards half done). Runs one turn of one
+---   EUNFINISHED: a stopped run left a turn of these cards half done; ELOCKED: a run of
+---   these cards goes, in any folder of the store, or is left to the workers and not
+---   finished: the message names it and how to end it). Runs one turn of one
 --- card for real (model, gate, tools, journal) as a run of that card, which ends "done"
 --- when the card is done and "stopped" otherwise (`orket resume RUN` continues it). Must run
 --- in a task (the REPL runs each line in one).
@@ -157,19 +161,26 @@ function Project:turn(card_id, opts)
   local lock <close>, lerr, lcode = setup.lock(self.dir)
   if not lock then return nil, lerr, lcode end
   local e = self.engine
-  -- as `orket run`: a run of these cards that left a turn half done goes on with resume
-  local old, why = engine_recorded.unfinished_overlap(e.db, e.board, card.id)
-  if old then return nil, why, "EUNFINISHED" end
-  local run, rerr, rcode = e:start(card.id, { model = model })
-  if not run then return nil, rerr, rcode end
+  -- as `orket run` starts one (the same decision, record and lease in one write
+  -- transaction): not beside a live run of these cards in any folder of the store, a run
+  -- of them left to the workers, or one that left a turn half done (it goes on with resume)
+  local run, rerr, rcode, kind = engine_recorded.start(self.dir, e, card.id, { model = model, own_run_lock = true })
+  if not run then
+    return nil, rerr, rcode or (kind == "unfinished" and "EUNFINISHED") or "ELOCKED"
+  end
   local r = e:use_run(run) -- the run's own state: this turn's tokens, clock, counters, model
   if model then r.model = model end
   lock:tag(run) -- so `orket runs` can tell this run from one that was killed
+  -- its lease renewed while the turn goes (a model may think longer than the lease lives);
+  -- found another's (the store away too long), the turn is cancelled as by Ctrl-C
+  local me = task.current()
+  runlease.keep(e.db, run, function() if me then me:cancel() end end)
   -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running"
   local finished = false
   local guard <close> = setmetatable({}, { __close = function()
     e:use_run(nil)
     if not finished then e.db:finish_run(run, "interrupted") end
+    runlease.drop(e.db, run)
   end })
   local job = r:prepare(card)
   local out

@@ -146,6 +146,42 @@ describe("REPL project", function()
     p:close()
   end)
 
+  it("starts a turn's run as orket run does: not beside a run of its cards left to the workers or live in another folder", function()
+    local p = assert(console.open(notes_project()))
+    -- a run of the epic left to the workers, which no worker works yet (no lease anywhere)
+    local q = assert(p.db:record_run { target = "NOTES", kind = "epic", data = { workers = true } })
+    local none, err, code = p:turn("NOTES-1")
+    assert.is_nil(none)
+    assert.equal("ELOCKED", code)
+    assert.matches("run " .. q .. " %(NOTES%) is left to the workers", err)
+    assert.matches("orket runs stop " .. q, err, 1, true)
+    assert.equal(0, turns(p))
+    assert.equal(1, p.db:row("SELECT count(*) AS n FROM runs").n) -- nothing recorded
+    assert(p.db:finish_run(q, "interrupted"))
+    -- a run of the card going in a process of another folder of the store: its lease alone says so
+    local o = assert(p.db:record_run { target = "NOTES-1", kind = "issue" })
+    local leases = require "orket.store.leases"
+    assert(p.db:tx(function() return not leases.run_take(p.db, o, "elsewhere/-/1/00", 60000) end))
+    local none2, err2, code2 = p:turn("NOTES-1")
+    assert.is_nil(none2)
+    assert.equal("ELOCKED", code2)
+    assert.matches("run " .. o .. " %(NOTES%-1%) is working on", err2)
+    assert.equal(0, turns(p))
+    assert(p.db:tx(function() leases.run_drop(p.db, o, "elsewhere/-/1/00"); return true end))
+    -- the turn's own run holds its lease while it goes, and drops it when done
+    local held
+    local chat = p.engine.llm.chat
+    p.engine.llm.chat = function(client, req)
+      held = held or require("orket.engine.runlease").holders(p.db)
+      return chat(client, req)
+    end
+    local r = assert(p:turn("NOTES-1"))
+    p.engine.llm.chat = chat
+    assert.equal(require("orket.engine.runlease").owner(), held[r.run])
+    assert.is_nil(require("orket.engine.runlease").holders(p.db)[r.run])
+    p:close()
+  end)
+
   it("refuses a model that is not configured before a run starts or the card is touched", function()
     local p = assert(console.open(notes_project()))
     local events = p.db:row("SELECT count(*) AS n FROM events").n
