@@ -456,6 +456,38 @@ describe("orket serve runs", function()
     assert.equal(0, s2.stop())
   end)
 
+  -- race(dir, dir2, words) -> the folder refused, the one going, rc(folder): `orket WORDS[d]`
+  -- started in both folders while the journal's lock is held here, so each asks its
+  -- question and then waits at its first write: both have asked before either records or
+  -- leases a run (the race, every time). One is refused (exit 1); the other works on.
+  local function race(dir, dir2, words)
+    local url = H.read(dir .. "/orket.lua"):match('store = { url = "(.-)" }')
+    local c = assert(require("orket.c.pg").connect(url))
+    finally(function() c:close() end)
+    local LOCK = require("orket.store.pgevents").LOCK
+    assert(c:query("SELECT pg_advisory_lock($1)", LOCK))
+    local both = {}
+    for _, d in ipairs { dir, dir2 } do
+      both[#both + 1] = string.format("cd %s && { %s %s --json >r.out 2>r.err & echo $! >r.pid; wait $!; echo $? >r.rc; } "
+        .. ">/dev/null 2>&1 &", H.quote(d), H.quote(H.BIN), words[d])
+    end
+    os.execute(table.concat(both, "\n"))
+    finally(function()
+      H.end_started(dir, "r.pid", "r.rc", true)
+      H.end_started(dir2, "r.pid", "r.rc", true)
+    end)
+    wait_for(function() return H.lock_waiters(c, LOCK) >= 2 end, "both to wait for the journal's lock", 3000)
+    assert(c:query("SELECT pg_advisory_unlock($1)", LOCK))
+    local function rc(d) return (H.read(d .. "/r.rc") or ""):match("%d+") end
+    local refused = wait_for(function() return (rc(dir) and dir) or (rc(dir2) and dir2) end, "one to be refused", 3000)
+    local going = refused == dir and dir2 or dir
+    assert.equal("1", rc(refused), H.read(refused .. "/r.err"))
+    assert.matches("is working on the same target now", H.read(refused .. "/r.err"))
+    wait_for(function() return (H.read(going .. "/r.out") or ""):find('"turn_start"', 1, true) end, "the other's first turn")
+    assert.is_nil(rc(going))
+    return refused, going, rc
+  end
+
   -- As two servers (above): `orket run` decides under its folder's claim section, which a
   -- process of another folder does not see. Before, both made a run of A (3 times in 4).
   it("starts one run of a target `orket run` is asked for at once in two folders on one PostgreSQL store", function()
@@ -463,34 +495,7 @@ describe("orket serve runs", function()
     if not dir then
       return pending("PostgreSQL only: a SQLite store lives in its project folder, whose run locks every process sees")
     end
-    -- The journal's lock held here: each process asks its question and then waits at its
-    -- first write, so both have asked before either records a run (the race, every time)
-    local url = H.read(dir .. "/orket.lua"):match('store = { url = "(.-)" }')
-    local c = assert(require("orket.c.pg").connect(url))
-    finally(function() c:close() end)
-    assert(c:query("SELECT pg_advisory_lock($1)", require("orket.store.pgevents").LOCK))
-    local both = {}
-    for _, d in ipairs { dir, dir2 } do
-      both[#both + 1] = string.format("cd %s && { %s run A --json >r.out 2>r.err & echo $! >r.pid; wait $!; echo $? >r.rc; } "
-        .. ">/dev/null 2>&1 &", H.quote(d), H.quote(H.BIN))
-    end
-    os.execute(table.concat(both, "\n"))
-    finally(function()
-      H.end_started(dir, "r.pid", "r.rc", true)
-      H.end_started(dir2, "r.pid", "r.rc", true)
-    end)
-    wait_for(function()
-      return H.lock_waiters(c, require("orket.store.pgevents").LOCK) >= 2
-    end, "both runs to wait for the journal's lock", 3000)
-    assert(c:query("SELECT pg_advisory_unlock($1)", require("orket.store.pgevents").LOCK))
-    -- one is refused (exit 1), the other works A-1 (its first answer a minute late)
-    local function rc(d) return (H.read(d .. "/r.rc") or ""):match("%d+") end
-    local refused = wait_for(function() return (rc(dir) and dir) or (rc(dir2) and dir2) end, "one run to be refused", 3000)
-    local going = refused == dir and dir2 or dir
-    assert.equal("1", rc(refused))
-    assert.matches("is working on the same target now", H.read(refused .. "/r.err"))
-    wait_for(function() return (H.read(going .. "/r.out") or ""):find('"turn_start"', 1, true) end, "the other run's first turn")
-    assert.is_nil(rc(going))
+    local _, going, rc = race(dir, dir2, { [dir] = "run A", [dir2] = "run A" })
     assert.equal(1, #cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs)
     os.execute("kill -INT " .. H.read(going .. "/r.pid"))
     wait_for(function() return rc(going) end, "the run to stop")
@@ -508,31 +513,7 @@ describe("orket serve runs", function()
     local old = assert(db:record_run { target = "A", kind = "epic" })
     assert(db:finish_run(old, "interrupted")) -- no turn begun: a new run of A may go instead
     db:close()
-    local url = H.read(dir .. "/orket.lua"):match('store = { url = "(.-)" }')
-    local c = assert(require("orket.c.pg").connect(url))
-    finally(function() c:close() end)
-    assert(c:query("SELECT pg_advisory_lock($1)", require("orket.store.pgevents").LOCK))
-    local both = {}
-    for d, words in pairs { [dir] = "resume " .. old, [dir2] = "run A" } do
-      both[#both + 1] = string.format("cd %s && { %s %s --json >r.out 2>r.err & echo $! >r.pid; wait $!; echo $? >r.rc; } "
-        .. ">/dev/null 2>&1 &", H.quote(d), H.quote(H.BIN), words)
-    end
-    os.execute(table.concat(both, "\n"))
-    finally(function()
-      H.end_started(dir, "r.pid", "r.rc", true)
-      H.end_started(dir2, "r.pid", "r.rc", true)
-    end)
-    wait_for(function()
-      return H.lock_waiters(c, require("orket.store.pgevents").LOCK) >= 2
-    end, "both to wait for the journal's lock", 3000)
-    assert(c:query("SELECT pg_advisory_unlock($1)", require("orket.store.pgevents").LOCK))
-    local function rc(d) return (H.read(d .. "/r.rc") or ""):match("%d+") end
-    local refused = wait_for(function() return (rc(dir) and dir) or (rc(dir2) and dir2) end, "one to be refused", 3000)
-    local going = refused == dir and dir2 or dir
-    assert.equal("1", rc(refused), H.read(refused .. "/r.err"))
-    assert.matches("is working on the same target now", H.read(refused .. "/r.err"))
-    wait_for(function() return (H.read(going .. "/r.out") or ""):find('"turn_start"', 1, true) end, "the other's first turn")
-    assert.is_nil(rc(going))
+    local _, going, rc = race(dir, dir2, { [dir] = "resume " .. old, [dir2] = "run A" })
     os.execute("kill -INT " .. H.read(going .. "/r.pid"))
     wait_for(function() return rc(going) end, "the run to stop")
   end)
