@@ -166,7 +166,10 @@ function Project:turn(card_id, opts)
   -- as `orket run` starts one (the same decision, record and lease in one write
   -- transaction): not beside a live run of these cards in any folder of the store, a run
   -- of them left to the workers, or one that left a turn half done (it goes on with resume)
-  local run, rerr, rcode, kind = engine_recorded.start(self.dir, e, card.id, { model = model, own_run_lock = true })
+  -- (prune = false: the turn is not in the folder's claim section, where a worker's half-made
+  -- hold of a run lock file cannot be; stale files are left to the next start that is)
+  local run, rerr, rcode, kind = engine_recorded.start(self.dir, e, card.id, { model = model, own_run_lock = true,
+    prune = false })
   if not run then
     -- a refusal that is not a lock has its own code: its remedy names `orket runs`, not a pid
     if not rcode then rcode = (kind == "unfinished" and "EUNFINISHED") or (kind == "conflict" and "ERUNGOING") or nil end

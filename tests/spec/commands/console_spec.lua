@@ -150,6 +150,20 @@ describe("REPL project", function()
     p:close()
   end)
 
+  it("leaves run lock files alone: only a start in the folder's claim section removes stale ones", function()
+    local dir = notes_project()
+    local p = assert(console.open(dir))
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/.orket/runs")))
+    local stale = dir .. "/.orket/runs/7.lock" -- a killed server's, nobody holds it
+    assert(io.open(stale, "w")):close()
+    assert(p:turn("NOTES-1"))
+    -- a worker's hold between its open and its lock would be on an unlinked file
+    local f = io.open(stale)
+    assert.truthy(f)
+    f:close()
+    p:close()
+  end)
+
   it("lets the turn's lease go even when writing the run's end raises", function()
     local p = assert(console.open(notes_project()))
     local runlease = require "orket.engine.runlease"
