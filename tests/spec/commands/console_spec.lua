@@ -196,7 +196,7 @@ describe("REPL project", function()
     local thinking, woke = false, false
     p.engine.llm.chat = function(client, req)
       thinking = true
-      orket.sleep(400)
+      orket.sleep(3000) -- the renewals find the lease another's meanwhile (every 100 ms)
       woke = true
       return chat(client, req)
     end
@@ -214,6 +214,7 @@ describe("REPL project", function()
       assert.is_nil(res[1])
       assert.equal("ELEASELOST", res[3])
     end
+    assert.is_false(woke) -- cancelled while its model thought, as by Ctrl-C
     -- the run is the other process's: its status is not written here, its steps no more
     assert.equal("running", p.db:row("SELECT status FROM runs WHERE id = 1").status)
     assert.equal("elsewhere/-/1/00", p.db:row("SELECT owner FROM run_leases WHERE run_id = 1").owner)
