@@ -36,7 +36,7 @@ M.GROUPS = {
     "EMOVED",
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
-    "ELOCKED", "ESTARTING", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
+    "ELOCKED", "ERUNGOING", "ELEASELOST", "ESTARTING", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
     "ESANDBOXRUNNING",
     "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
@@ -377,6 +377,18 @@ CODES.ELOCKED = {
   means = "another process holds the project's run lock",
   remedy = "`ps -p PID`, PID the process the message names, shows which command holds it (a run, or retry, cancel "
     .. "or restore while they change cards); `orket runs` lists the runs going, orket serve's included",
+}
+-- A REPL turn refused beside a run of its cards: no lock of this folder, so no pid to look up.
+CODES.ERUNGOING = {
+  means = "a run of these cards goes (in this or another folder of the store) or is left to the workers and not "
+    .. "finished; the message names it",
+  remedy = "`orket runs` lists the runs going and those left to the workers; wait for it to end, or `orket runs "
+    .. "stop N` (N the run the message names) ends one left to the workers",
+}
+CODES.ELEASELOST = {
+  means = "the run's lease in the store became another process's while it went (the store was away longer than "
+    .. "the lease lives and the run was taken elsewhere): this process wrote no more of it",
+  remedy = "`orket runs` shows where the run goes now; nothing is lost",
 }
 -- The claim section (orket.engine.claims.enter) is held for milliseconds; one held past
 -- its wait is a start that hangs (its store not answering, say), whose process is named.

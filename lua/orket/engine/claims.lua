@@ -124,12 +124,14 @@ function M.overlaps(board, a, b)
   return M.chain(board, a)[b] == true or M.chain(board, b)[a] == true
 end
 
---- conflict(dir, db, board, target[, {own_run_lock=, except=}]) -> nil | {id=, target=, pid=},
+--- conflict(dir, db, board, target[, {own_run_lock=, except=, prune=}]) -> nil | {id=, target=, pid=},
 --- message: the first live run whose cards overlap target's (live() says which run is
 --- live; a run whose cards workers hold live leases on is live too, wherever the workers
---- are). except: a run id that does not count (the run a worker joins). Ask it inside enter().
+--- are). except: a run id that does not count (the run a worker joins). Ask it inside
+--- enter(); prune = false for a caller outside it (the REPL's turn): stale run lock files
+--- are then left for the next enter() (live's rule).
 function M.conflict(dir, db, board, target, o)
-  local runs, busy = M.live(dir, { own_run_lock = o and o.own_run_lock, prune = true })
+  local runs, busy = M.live(dir, { own_run_lock = o and o.own_run_lock, prune = not (o and o.prune == false) })
   local seen = {}
   for _, r in ipairs(runs) do seen[r.id] = true end
   for _, l in ipairs(lease.ops(db).live(db)) do

@@ -74,7 +74,7 @@ function M.queued_overlap(db, board, target)
   return nil
 end
 
---- in_the_way(dir, db, board, target[, {resuming=, own_run_lock=}]) -> other, message, kind |
+--- in_the_way(dir, db, board, target[, {resuming=, own_run_lock=, prune=}]) -> other, message, kind |
 --- nil: what keeps a run of target from starting or resuming, whichever process asks
 --- (orket run, resume, worker --start, serve's starts and resumes, the REPL's turn): a live
 --- run on overlapping cards (claims.conflict, kind "conflict"), a killed run's half-done
@@ -82,11 +82,12 @@ end
 --- turn is carried on), a run left to the workers and not finished (queued_overlap, kind
 --- "conflict"; asked for a resume too, the resumed run itself included: the workers carry
 --- it on, and a resume beside them would work its cards twice). own_run_lock: the caller
---- holds the project's run lock. Ask it in the write transaction that records the run or
+--- holds the project's run lock. prune = false: the caller is outside the folder's claim
+--- section (claims.conflict). Ask it in the write transaction that records the run or
 --- takes its lease (start, resume below), so two processes of one store never both pass.
 function M.in_the_way(dir, db, board, target, o)
   o = o or {}
-  local other, why = claims.conflict(dir, db, board, target, { own_run_lock = o.own_run_lock })
+  local other, why = claims.conflict(dir, db, board, target, { own_run_lock = o.own_run_lock, prune = o.prune })
   if other then return other, why, "conflict" end
   if not o.resuming then
     other, why = M.unfinished_overlap(db, board, target)
@@ -103,7 +104,7 @@ local function leased(db, id)
   return id
 end
 
---- start(dir, e, target[, {concurrency=, model=, own_run_lock=}]) -> run id | nil, message,
+--- start(dir, e, target[, {concurrency=, model=, own_run_lock=, prune=}]) -> run id | nil, message,
 --- CODE, kind: a run of target executed by this process (engine e): in_the_way asked, the
 --- run recorded (e:start) and its lease in the store taken, in one write transaction, which
 --- the store runs one at a time (SQLite's BEGIN IMMEDIATE, the journal's lock on
@@ -114,7 +115,7 @@ function M.start(dir, e, target, o)
   o = o or {}
   local kind
   local id, msg, code = e.db:tx(function()
-    local other, why, k = M.in_the_way(dir, e.db, e.board, target, { own_run_lock = o.own_run_lock })
+    local other, why, k = M.in_the_way(dir, e.db, e.board, target, { own_run_lock = o.own_run_lock, prune = o.prune })
     if other then
       kind = k
       return nil, why

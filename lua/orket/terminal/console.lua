@@ -135,9 +135,11 @@ local TAKES_TURNS = { ready = true, in_progress = true, code_review = true }
 
 --- project:turn(card_id[, {model=}]) -> {run=, turn=, seat=, role=, phase=, outcome=, detail=, status=}
 ---   | nil, msg, CODE (EUSAGE: model is not "provider:model" with a configured provider;
----   EUNFINISHED: a stopped run left a turn of these cards half done; ELOCKED: a run of
----   these cards goes, in any folder of the store, or is left to the workers and not
----   finished: the message names it and how to end it). Runs one turn of one
+---   EUNFINISHED: a stopped run left a turn of these cards half done; ELOCKED: another
+---   process holds the folder's run lock; ERUNGOING: a run of these cards goes, in any
+---   folder of the store, or is left to the workers and not finished: the message names it
+---   and how to end it; ELEASELOST: the run's lease became another process's during the
+---   turn, which wrote no more of it). Runs one turn of one
 --- card for real (model, gate, tools, journal) as a run of that card, which ends "done"
 --- when the card is done and "stopped" otherwise (`orket resume RUN` continues it). Must run
 --- in a task (the REPL runs each line in one).
@@ -164,23 +166,52 @@ function Project:turn(card_id, opts)
   -- as `orket run` starts one (the same decision, record and lease in one write
   -- transaction): not beside a live run of these cards in any folder of the store, a run
   -- of them left to the workers, or one that left a turn half done (it goes on with resume)
-  local run, rerr, rcode, kind = engine_recorded.start(self.dir, e, card.id, { model = model, own_run_lock = true })
+  -- (prune = false: the turn is not in the folder's claim section, where a worker's half-made
+  -- hold of a run lock file cannot be; stale files are left to the next start that is)
+  local run, rerr, rcode, kind = engine_recorded.start(self.dir, e, card.id, { model = model, own_run_lock = true,
+    prune = false })
   if not run then
-    return nil, rerr, rcode or (kind == "unfinished" and "EUNFINISHED") or "ELOCKED"
+    -- a refusal that is not a lock has its own code: its remedy names `orket runs`, not a pid
+    if not rcode then rcode = (kind == "unfinished" and "EUNFINISHED") or (kind == "conflict" and "ERUNGOING") or nil end
+    return nil, rerr, rcode
   end
   local r = e:use_run(run) -- the run's own state: this turn's tokens, clock, counters, model
   if model then r.model = model end
   lock:tag(run) -- so `orket runs` can tell this run from one that was killed
-  -- its lease renewed while the turn goes (a model may think longer than the lease lives);
-  -- found another's (the store away too long), the turn is cancelled as by Ctrl-C
+  -- as `orket run`: its lease renewed while the turn goes (a model may think longer than the
+  -- lease lives), and each step written only while the lease is this process's (the fence);
+  -- found another's (the store away too long and the run taken elsewhere), the turn is
+  -- cancelled as by Ctrl-C, and its status is left to the process that has the run now
   local me = task.current()
-  runlease.keep(e.db, run, function() if me then me:cancel() end end)
+  local lost = false
+  local function on_lost()
+    if lost then return end
+    lost = true
+    if me then me:cancel() end
+  end
+  runlease.keep(e.db, run, on_lost)
+  runlease.guard(e.db, run, e, on_lost)
+  -- its own to-be-closed variable, so that an error closing the status guard below still
+  -- stops the renewals and lets the lease go (else an idle REPL kept the run "live")
+  local _lease <close> = setmetatable({}, { __close = function()
+    e.run_fence = nil -- the engine is the REPL's, long-lived: the next turn installs its own
+    runlease.drop(e.db, run)
+  end })
+  -- the run's end, written only while the lease is ours (asked in the same transaction)
+  local function finish(status)
+    return e.db:tx(function()
+      if lost or not runlease.fence(e.db, run) then
+        lost = true
+        return true
+      end
+      return e.db:finish_run(run, status)
+    end)
+  end
   -- Ctrl-C in the REPL cancels this task where it waits: the run must not stay "running"
   local finished = false
   local guard <close> = setmetatable({}, { __close = function()
     e:use_run(nil)
-    if not finished then e.db:finish_run(run, "interrupted") end
-    runlease.drop(e.db, run)
+    if not finished and not lost then finish("interrupted") end
   end })
   local job = r:prepare(card)
   local out
@@ -188,8 +219,12 @@ function Project:turn(card_id, opts)
     out = r:take_turn(job)
   end
   local now = assert(e.board:get(card.id))
-  assert(e.db:finish_run(run, now.status == "done" and "done" or "stopped"))
+  assert(finish(now.status == "done" and "done" or "stopped"))
   finished = true
+  if lost then
+    return nil, string.format("run %d stops: its lease in the store is another process's now (the store was away "
+      .. "too long); see `orket runs`", run), "ELEASELOST"
+  end
   if not job then
     return nil, string.format("%s got no turn (status %s): see project.events", card.id, now.status), "ENOTURN"
   end

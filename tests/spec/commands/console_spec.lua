@@ -142,6 +142,84 @@ describe("REPL project", function()
     H.wait_for(function() return thinking end, "the turn's model call")
     assert.is_true(t:cancel())
     assert.equal("interrupted", p.db:row("SELECT status FROM runs WHERE id = 1").status)
+    -- and nothing of the turn's lease is left: no holder, no fence on the REPL's engine
+    local runlease = require "orket.engine.runlease"
+    assert.is_nil(runlease.holders(p.db)[1])
+    assert.is_nil(p.engine.run_fence)
+    p.engine.llm.chat = chat
+    p:close()
+  end)
+
+  it("leaves run lock files alone: only a start in the folder's claim section removes stale ones", function()
+    local dir = notes_project()
+    local p = assert(console.open(dir))
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/.orket/runs")))
+    local stale = dir .. "/.orket/runs/7.lock" -- a killed server's, nobody holds it
+    assert(io.open(stale, "w")):close()
+    assert(p:turn("NOTES-1"))
+    -- a worker's hold between its open and its lock would be on an unlinked file
+    local f = io.open(stale)
+    assert.truthy(f)
+    f:close()
+    p:close()
+  end)
+
+  it("lets the turn's lease go even when writing the run's end raises", function()
+    local p = assert(console.open(notes_project()))
+    local runlease = require "orket.engine.runlease"
+    local thinking = false
+    p.engine.llm.chat = function()
+      thinking = true
+      orket.sleep(60000)
+    end
+    local t = require("orket.task").spawn(function() return p:turn("NOTES-1") end)
+    H.wait_for(function() return thinking end, "the turn's model call")
+    assert.equal(runlease.owner(), runlease.holders(p.db)[1])
+    local finish_run = p.db.finish_run
+    p.db.finish_run = function() error("the store went away") end
+    pcall(t.cancel, t)
+    p.db.finish_run = finish_run
+    -- else an idle REPL renewed the run's lease, and every resume of it was refused
+    assert.is_nil(runlease.holders(p.db)[1])
+    assert.is_nil(p.engine.run_fence)
+    p:close()
+  end)
+
+  it("stops a turn whose run lease another process took, writing no more of that run", function()
+    local p = assert(console.open(notes_project()))
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local ttl = runlease.TTL_MS
+    runlease.TTL_MS = 300 -- renewed every 100 ms, the fence asks the store after 150 ms
+    finally(function() runlease.TTL_MS = ttl end)
+    local chat = p.engine.llm.chat
+    local thinking, woke = false, false
+    p.engine.llm.chat = function(client, req)
+      thinking = true
+      orket.sleep(3000) -- the renewals find the lease another's meanwhile (every 100 ms)
+      woke = true
+      return chat(client, req)
+    end
+    local res
+    local t = require("orket.task").spawn(function() res = table.pack(p:turn("NOTES-1")) end)
+    H.wait_for(function() return thinking end, "the turn's model call")
+    assert.is_function(p.engine.run_fence) -- each step fenced, as orket run's
+    -- another process takes the run (as a resume elsewhere does once the lease lapsed)
+    assert(p.db:tx(function()
+      leases.run_take(p.db, 1, "elsewhere/-/1/00", 60000, runlease.owner())
+      return true
+    end))
+    H.wait_for(function() return t.state ~= "running" and t.state ~= "suspended" end, "the turn to end", 5000)
+    if res then
+      assert.is_nil(res[1])
+      assert.equal("ELEASELOST", res[3])
+    end
+    assert.is_false(woke) -- cancelled while its model thought, as by Ctrl-C
+    -- the run is the other process's: its status is not written here, its steps no more
+    assert.equal("running", p.db:row("SELECT status FROM runs WHERE id = 1").status)
+    assert.equal("elsewhere/-/1/00", p.db:row("SELECT owner FROM run_leases WHERE run_id = 1").owner)
+    assert.equal(0, p.db:row("SELECT count(*) AS n FROM turns WHERE run_id = 1 AND response IS NOT NULL").n)
+    assert.is_nil(p.engine.run_fence)
     p.engine.llm.chat = chat
     p:close()
   end)
@@ -152,7 +230,7 @@ describe("REPL project", function()
     local q = assert(p.db:record_run { target = "NOTES", kind = "epic", data = { workers = true } })
     local none, err, code = p:turn("NOTES-1")
     assert.is_nil(none)
-    assert.equal("ELOCKED", code)
+    assert.equal("ERUNGOING", code)
     assert.matches("run " .. q .. " %(NOTES%) is left to the workers", err)
     assert.matches("orket runs stop " .. q, err, 1, true)
     assert.equal(0, turns(p))
@@ -164,7 +242,7 @@ describe("REPL project", function()
     assert(p.db:tx(function() return not leases.run_take(p.db, o, "elsewhere/-/1/00", 60000) end))
     local none2, err2, code2 = p:turn("NOTES-1")
     assert.is_nil(none2)
-    assert.equal("ELOCKED", code2)
+    assert.equal("ERUNGOING", code2)
     assert.matches("run " .. o .. " %(NOTES%-1%) is working on", err2)
     assert.equal(0, turns(p))
     assert(p.db:tx(function() leases.run_drop(p.db, o, "elsewhere/-/1/00"); return true end))
