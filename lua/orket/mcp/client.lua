@@ -372,6 +372,14 @@ function Conn:_start_stdio()
     return nil, "cannot start " .. tostring(s.command[1]) .. ": " .. tostring(pid), "ESPAWN"
   end
   self.proc, self.pid = handle, pid
+  -- A write to a server whose end has gone (its helper could not start it, or it exited)
+  -- raises SIGPIPE, whose default action ends this process: `orket validate`, or a run
+  -- whose own signal handlers were not set yet or already gone, died with status 141.
+  -- Caught while the server's pipes are open (closed with them), the write fails instead.
+  local guard = uv.new_signal()
+  guard:start("sigpipe", function() end)
+  guard:unref()
+  self.pipes[#self.pipes + 1] = guard
   perr:read_start(function(_, data)
     if data then self.stderr_tail = (self.stderr_tail .. data):sub(-M.STDERR_KEEP) end
   end)
