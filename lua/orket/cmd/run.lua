@@ -247,15 +247,10 @@ end
 -- The run's lease in the store kept, and each of its steps written only while it is this
 -- process's (orket.engine.runlease); found another's, the run stops
 local function keep_lease(e, id, cli)
-  local said
-  local function lost()
-    if said then return end
-    said = true
+  runlease.watch(e.db, id, e, function()
     cli.err("run %d stops: its lease in the store is another process's now (the store was away too long)", id)
     e:stop()
-  end
-  runlease.keep(e.db, id, lost)
-  runlease.guard(e.db, id, e, lost)
+  end)
 end
 
 -- The run itself, in a task: started (or resumed), recorded, worked -> its status, the

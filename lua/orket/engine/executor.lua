@@ -5,7 +5,6 @@
 -- overlapping runs apart, in this process and against `orket run` in others. A stop is the
 -- engine's (as SIGINT on `orket run`): the journal stays consistent and the run can be
 -- resumed. Answers are data; the routes (orket.serve.runs) say them over HTTP.
-local cjson = require "cjson.safe"
 local rt = require "orket.c.runtime"
 local pace = require "orket.engine.pace"
 local task = require "orket.task"
@@ -275,8 +274,7 @@ end
 function M.stop(dir, db, row)
   local entry = M.registry(db).live[row.id]
   if not entry then
-    local ok, data = pcall(cjson.decode, row.data or "{}")
-    if row.status == "running" and ok and type(data) == "table" and data.workers == true then
+    if recorded.left_to_workers(row) then
       local done, kind, msg = recorded.stop_queued(db, row.id)
       if done then return true end
       if kind ~= "not_queued" then return nil, "conflict", msg end

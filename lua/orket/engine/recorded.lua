@@ -155,7 +155,15 @@ function M.resume(dir, db, board, id, o)
   return nil, msg, code, kind
 end
 
---- stop_queued(dir, db, id) -> true | nil, kind, message: ends run id, left to the workers
+--- left_to_workers(row) -> whether a runs row is a run left to the workers and not finished
+--- (recorded with data.workers, still running)
+function M.left_to_workers(row)
+  if not row or row.status ~= "running" then return false end
+  local data = cjson.decode(row.data or "{}")
+  return type(data) == "table" and data.workers == true
+end
+
+--- stop_queued(db, id) -> true | nil, kind, message: ends run id, left to the workers
 --- and worked by none now, as a stopped run ends (interrupted, its run_end journaled by
 --- db:finish_run; `orket resume` carries it on), in one write transaction. A run nobody
 --- works (its workers scaled to 0 or gone) held its cards for ever (queued_overlap), and
@@ -166,9 +174,7 @@ end
 --- unfinished.
 function M.stop_queued(db, id)
   return db:tx(function()
-    local row = runs.get(db, id)
-    local data = row and cjson.decode(row.data or "{}") or {}
-    if not row or row.status ~= "running" or type(data) ~= "table" or data.workers ~= true then
+    if not M.left_to_workers(runs.get(db, id)) then
       return nil, "not_queued", string.format("run %d is not left to the workers and unfinished", id)
     end
     local held = leases.live(db, id)[1]

@@ -137,6 +137,20 @@ function M.guard(db, id, e, on_lost)
   end
 end
 
+--- watch(db, id, e, on_lost): keep() renewing run id's lease and guard() fencing engine e's
+--- steps, as a run this process executes needs both; on_lost(id) is called once, whichever
+--- of the two finds the lease another's first
+function M.watch(db, id, e, on_lost)
+  local said = false
+  local function once(...)
+    if said then return end
+    said = true
+    return on_lost(...)
+  end
+  M.keep(db, id, once)
+  M.guard(db, id, e, once)
+end
+
 --- fence(db, id) -> whether this process still holds run id's lease, asked in the caller's
 --- transaction (each step's) so that a step is written only by the lease's holder. Cheap:
 --- the store is asked only when the last renewal that found it held is older than half the

@@ -311,6 +311,11 @@ end
 -- The run's money state: its totals, read at its first check from the journal's ids then,
 -- and the store's day then (sp.day: the day budget's day is the store's clock's, which
 -- dates the rows it sums, not this process's: on PostgreSQL the server's).
+-- the run's money state before its first priced check reads the store (state() below)
+local function fresh()
+  return { totals = {}, warned = {}, waiters = {} }
+end
+
 local function state(run)
   local sp = run.spend
   if sp and sp.turn then return sp, true end
@@ -318,7 +323,7 @@ local function state(run)
   local turn, event, day = costs.heads(run.db)
   sp = run.spend -- (another turn may have made it while the read waited)
   if sp and sp.turn then return sp, true end
-  sp = sp or { totals = {}, warned = {}, waiters = {} }
+  sp = sp or fresh()
   sp.by = { card = {}, epic = {}, rock = {}, run = {}, day = {} }
   sp.turn, sp.event, sp.day, sp.undone = turn, event, day, u
   run.spend = sp
@@ -397,7 +402,7 @@ function escapes(run, job, b, currency)
   end
   local sp = run.spend
   if not sp then -- (state() fills in the rest at the first priced check)
-    sp = { totals = {}, warned = {}, waiters = {} }
+    sp = fresh()
     run.spend = sp
   end
   sp.unpriced = sp.unpriced or {}

@@ -185,8 +185,8 @@ function M.api_writes(db, after, limit, actor, key, signs_of)
   local rows = assert(db:rows([[SELECT id, at, card_id AS card, actor, data FROM events
     WHERE kind = 'api_write' AND id > ?1 AND (?2 = '' OR actor = ?2)
       AND (?4 = '' OR json_extract(data, '$.key') = ?4)
-      AND (?6 = 0 OR COALESCE(json_extract(data, '$.action'), '') NOT IN ('sign_in', 'sign_out') OR actor = ?5)
-      ORDER BY id LIMIT ?3]], after, actor or "", limit, key or "", signs_of or "", signs_of and 1 or 0))
+      AND (?5 = '' OR COALESCE(json_extract(data, '$.action'), '') NOT IN ('sign_in', 'sign_out') OR actor = ?5)
+      ORDER BY id LIMIT ?3]], after, actor or "", limit, key or "", signs_of or ""))
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
   return rows
 end

@@ -184,13 +184,11 @@ function Project:turn(card_id, opts)
   -- cancelled as by Ctrl-C, and its status is left to the process that has the run now
   local me = task.current()
   local lost = false
-  local function on_lost()
-    if lost then return end
+  runlease.watch(e.db, run, e, function()
+    if lost then return end -- (found at the run's end: nothing left to cancel)
     lost = true
     if me then me:cancel() end
-  end
-  runlease.keep(e.db, run, on_lost)
-  runlease.guard(e.db, run, e, on_lost)
+  end)
   -- its own to-be-closed variable, so that an error closing the status guard below still
   -- stops the renewals and lets the lease go (else an idle REPL kept the run "live")
   local _lease <close> = setmetatable({}, { __close = function()

@@ -80,8 +80,8 @@ function M.api_writes(db, after, limit, actor, key, signs_of)
   local rows = assert(db:rows("SELECT id, " .. iso("at") .. [[, card_id AS card, actor, data::text AS data FROM events
     WHERE kind = 'api_write' AND id > $1 AND ($3::text = '' OR actor = $3::text)
       AND ($4::text = '' OR data->>'key' = $4::text)
-      AND ($6::int = 0 OR COALESCE(data->>'action', '') NOT IN ('sign_in', 'sign_out') OR actor = $5::text)
-      ORDER BY id LIMIT $2]], after, limit, actor or "", key or "", signs_of or "", signs_of and 1 or 0))
+      AND ($5::text = '' OR COALESCE(data->>'action', '') NOT IN ('sign_in', 'sign_out') OR actor = $5::text)
+      ORDER BY id LIMIT $2]], after, limit, actor or "", key or "", signs_of or ""))
   for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
   return rows
 end
