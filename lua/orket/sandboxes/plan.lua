@@ -252,6 +252,23 @@ local function from_compose(ws, why)
   return doc.services
 end
 
+-- handed(services, env) -> the first name of orket.lua's sandbox.env that Orket sets in
+-- every service of several (a service's NAME_URL, NAME_HOST, NAME_PORT, and DATABASE_URL
+-- for the one database: orket.sandboxes.supervise.addresses), and that service's name. The
+-- sandbox's address is given over the operator's value without a word, as for the port and
+-- HOST (orket.settings.sandbox), so such a value is refused instead.
+local function handed(services, env)
+  local dbs = {}
+  for _, sv in ipairs(services) do
+    local v = composefile.var(sv.name)
+    for _, suffix in ipairs { "_URL", "_HOST", "_PORT" } do
+      if env[v .. suffix] ~= nil then return v .. suffix, sv.name end
+    end
+    if sv.database then dbs[#dbs + 1] = sv.name end
+  end
+  if #dbs == 1 and env.DATABASE_URL ~= nil then return "DATABASE_URL", dbs[1] end
+end
+
 --- detect(ws, sandbox_settings) -> plan | nil, msg, "ENOENT" | "EINVAL"
 --- plan = {stack=, command={argv}, dir= (its folder, "" the root), explicit=bool, port_env=,
 --- health={...}, env={...}, install={argv}|nil, dockerfile=bool, reasons={...},
@@ -331,6 +348,14 @@ function M.detect(ws, s)
       s.network and "" or ": the sandbox has no outbound network (sandbox.network = false), so install them in the tree")
   end
   p.port_env, p.health, p.env, p.reasons = s.port_env, s.health, s.env, why
+  if services then
+    local name, owner = handed(services, s.env or {})
+    if name then
+      return nil, string.format("orket.lua: sandbox.env.%s: is set by Orket in every service of this sandbox (the "
+        .. "address of service %s), so the value there would be ignored; remove it, or give the services that "
+        .. "need another value their own in the compose file's environment", name, owner), "EINVAL", why
+    end
+  end
   p.dockerfile = exists(ws, "Dockerfile")
   why[#why + 1] = string.format("the port is given in $%s%s; health: %s", s.port_env,
     table.concat(p.command, " "):find("{port}", 1, true) and " and on the command line" or "",

@@ -150,6 +150,26 @@ describe("a repository's compose file", function()
     assert.equal("debug", env.LOG_LEVEL)
   end)
 
+  it("refuses orket.lua's sandbox.env naming an address Orket hands every service, naming it and its service",
+    function()
+      local files = { ["compose.yaml"] = COMPOSE, ["web/server.js"] = "", ["api/app.py"] = "" }
+      for name, owner in pairs { API_URL = "api", DB_PORT = "db", WEB_HOST = "web", DATABASE_URL = "db" } do
+        local p, err, code = detect(files, { env = { [name] = "http://elsewhere:1" } })
+        assert.is_nil(p, name)
+        assert.equal("EINVAL", code)
+        assert.equal("orket.lua: sandbox.env." .. name .. ": is set by Orket in every service of this sandbox (the "
+          .. "address of service " .. owner .. "), so the value there would be ignored; remove it, or give the "
+          .. "services that need another value their own in the compose file's environment", err)
+      end
+      -- other names pass, and reach every service; a compose file's own value still wins
+      local p = assert(detect(files, { env = { API = "x", LOG_LEVEL = "info", APIURL = "y" } }))
+      local env = supervise.env_of(p, p.services[3], supervise.ports(p, 8080), p.env)
+      assert.equal("y", env.APIURL)
+      assert.equal("debug", env.LOG_LEVEL)
+      -- one service alone is handed no address: its env may name anything
+      assert(detect({ ["app.py"] = "" }, { env = { API_URL = "http://elsewhere:1" } }))
+    end)
+
   it("reads environment as a mapping or a list of NAME=value, both given to the service and written by compose",
     function()
       local function env_of(block)
