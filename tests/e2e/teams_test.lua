@@ -252,6 +252,33 @@ describe("one server, many projects", function()
     s.stop()
   end)
 
+  it("holds a person's key made on the server's machine to the person's strongest role, as the API does", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    -- bob develops in notes alone: an operator key at most (a developer's), never an admin's
+    local r = H.orket("keys create bob-admin --role admin --for bob", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("bob's strongest role is developer: a key of theirs may be that or lower (not admin); grant bob "
+      .. "that role first (orket projects grant PROJECT bob ROLE", r.stderr, 1, true)
+    assert.equal("", r.stdout)
+    ok(H.orket("keys create bob-ops --role operator --for bob", { cwd = dir }), "an operator key for a developer")
+    -- a server admin may have an admin key; a person of no project none at all
+    ok(H.orket("keys create root-admin --role admin --for root", { cwd = dir }), "a server admin's admin key")
+    ok(H.orket("projects revoke notes bob", { cwd = dir }), "revoke")
+    r = H.orket("keys create bob-view --role viewer --for bob", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("bob is a member of no project: a key of theirs would reach nothing", r.stderr, 1, true)
+    -- nothing was stored for the refused ones
+    local list = ok(H.orket("keys list", { cwd = dir }), "keys list").stdout
+    assert.is_nil(list:find("bob-admin", 1, true))
+    assert.is_nil(list:find("bob-view", 1, true))
+    assert.matches("bob-ops", list, 1, true)
+    -- no such person: named as before
+    r = H.orket("keys create x --role viewer --for nobody", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("no person named 'nobody'", r.stderr, 1, true)
+  end)
+
   it("gives each person their own keys, and the server's admins the people API", function()
     local dir = two_projects()
     add(dir, "root", "admin")

@@ -22,7 +22,7 @@ create prints a new key once (ork_<id>_<secret>); keep it: it cannot be shown ag
 viewer reads the board and its events, an operator may also run and answer, an admin may
 also manage keys. --for PERSON makes a personal key: it acts as that person (user:NAME),
 in their projects with their roles, never more than its own role, and stops while they are
-disabled. list shows every key's id, name, role and state, never a secret; revoke
+disabled; its role may be no stronger than their strongest in the projects served here. list shows every key's id, name, role and state, never a secret; revoke
 stops a key at once, also in a running 'orket serve'. See docs/serve.md.]]
 
 -- The words of each subcommand, checked -> exit status when they are wrong.
@@ -41,8 +41,34 @@ local function misused(o, cli)
   return nil
 end
 
+-- A person's key made here is held to the person's strongest role in the projects a server of
+-- this folder hosts, as POST /v1/users/{name}/keys holds it (orket.serve.projects.strongest):
+-- a key stored stronger would act so the day its person were promoted -> nil | exit status
+local function beyond_person(db, o, cli)
+  local projects = require "orket.serve.projects" -- lazy: it loads the settings
+  if not require("orket.store.users").get(db, o.person) then return nil end -- keys.create names it
+  local known, err = projects.hosted(db, o.dir)
+  if not known then
+    cli.err("%s", err)
+    return 1
+  end
+  local top = projects.strongest(db, { user = o.person }, o.person, known)
+  local grant = "grant " .. o.person .. " that role first (orket projects grant PROJECT " .. o.person .. " ROLE, a "
+    .. "project's admin for an admin key), or ask for a role no stronger (docs/teams.md#keys)"
+  if not top then
+    cli.err("%s is a member of no project: a key of theirs would reach nothing; %s", o.person, grant)
+    return 1
+  end
+  if not keys.allows(top, o.role) then
+    cli.err("%s's strongest role is %s: a key of theirs may be that or lower (not %s); %s", o.person, top, o.role, grant)
+    return 1
+  end
+end
+
 local function create(db, o, cli)
   local actor = cli.operator().seat
+  local refused = o.person and beyond_person(db, o, cli)
+  if refused then return refused end
   local key, info, code = localuse.audited(db, "key_create", nil, function()
     return keys.create(db, o.dir, o.words[1], o.role, actor, o.person)
   end, keys.subject)

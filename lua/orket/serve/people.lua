@@ -49,19 +49,6 @@ local function my_keys(_, ctx)
   return 200, keys.list_doc(ctx.db, user)
 end
 
--- The highest role a person holds: admin for a server admin, else their strongest in any
--- project this server hosts (known: set of names; a developer's is an operator key's). A
--- membership left of a project no longer hosted (taken out of serve.projects, not removed)
--- reaches nothing, so it allows no stronger key either
-local function highest(db, who, user, known)
-  if projects.server_admin(db, who) then return "admin" end
-  local best
-  for _, m in ipairs(sp.of_user(db, user)) do
-    if known[m.project] and (not best or keys.RANK[m.role] > keys.RANK[best]) then best = m.role end
-  end
-  return best
-end
-
 local function my_key_create(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
@@ -82,7 +69,7 @@ local function my_key_create(_, ctx)
   end
   -- nor a person one stronger than they are anywhere: a key's stored role is what it
   -- would act with the day its person were promoted
-  local top = highest(ctx.db, ctx.who, user, ctx.server.projects)
+  local top = projects.strongest(ctx.db, ctx.who, user, ctx.server.projects)
   if not top then
     -- no role to ask within: the grant comes first
     return err(403, "forbidden", "your strongest role is none (a member of no project): a key of yours would reach "
@@ -102,7 +89,7 @@ end
 local function user_key_create(_, ctx)
   local user, want = ctx.params.name, ctx.body.role
   if not accounts.exists(ctx.db, user) then return err(404, "not_found", "no person named '" .. user .. "'") end
-  local top = highest(ctx.db, { user = user }, user, ctx.server.projects)
+  local top = projects.strongest(ctx.db, { user = user }, user, ctx.server.projects)
   -- a project's role is the grant to name: a project's admin may have an admin key, and a
   -- server admin (who manages people) is far more than a key needs
   local grant = "grant " .. user .. " that role first (PUT /v1/users/" .. user .. "/projects/PROJECT {role}, a "

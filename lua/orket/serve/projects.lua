@@ -106,6 +106,31 @@ function M.server_admin(db, who)
   return who.role == "admin" -- a key of the server's own (no person): as before, its role
 end
 
+--- strongest(db, who, user, known) -> the highest role person user (as identity who) holds:
+--- admin for a server admin, else their strongest in a project named in known (a set of
+--- names; a developer's is an operator key's) | nil for none. A membership left of a project
+--- no longer hosted (taken out of serve.projects, not removed) reaches nothing, so it allows
+--- no stronger key either. A key's stored role is what it would act with the day its person
+--- were promoted, so every way of making a person's key holds it to this.
+function M.strongest(db, who, user, known)
+  if M.server_admin(db, who) then return "admin" end
+  local best
+  for _, m in ipairs(sp.of_user(db, user)) do
+    if known[m.project] and (not best or keys.RANK[m.role] > keys.RANK[best]) then best = m.role end
+  end
+  return best
+end
+
+--- hosted(db, dir) -> the set of project names a server of dir would host (the default one,
+--- orket.lua's serve.projects, those added to the store) | nil, msg
+function M.hosted(db, dir)
+  local list, err = M.named(db, uv.fs_realpath(dir) or dir, (require("orket.serve.web").settings(dir) or {}).projects)
+  if not list then return nil, err end
+  local set = { [M.DEFAULT] = true }
+  for _, p in ipairs(list) do set[p.name] = true end
+  return set
+end
+
 --- server_role(db, who) -> the identity's role on the server's own routes (people, keys,
 --- projects): admin for a server admin, else viewer; a personal key never above its own
 function M.server_role(db, who)
