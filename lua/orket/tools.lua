@@ -159,6 +159,29 @@ function Registry:specs(names)
   return out
 end
 
+local WEAK_KEYS = { __mode = "k" }
+
+--- registry:kept_specs(names) -> specs(names), made once per names list and kept (weakly,
+--- by the list): the same array every turn for a list that is never changed, as
+--- roles.kept_tool_order's lists are (a changed order is a new list). A registry's entries
+--- never change once loaded (a hot reload builds a new registry, with a cache of its own),
+--- so neither does the answer. Read it, never change it: the engine hands it to every
+--- turn of the role (the model client and roles.messages read it). nil names: specs().
+function Registry:kept_specs(names)
+  if names == nil then return self:specs() end
+  local kept = rawget(self, "kept_specs_of")
+  if not kept then
+    kept = setmetatable({}, WEAK_KEYS)
+    self.kept_specs_of = kept
+  end
+  local out = kept[names]
+  if not out then
+    out = self:specs(names)
+    kept[names] = out
+  end
+  return out
+end
+
 -- What a tool handler may do with the workspace: the operations, not close. Reads go
 -- through ctx.may_read when the host gives one, so a tool that reads many files
 -- (search_files) cannot reach what the policies deny to read_file.

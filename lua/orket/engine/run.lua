@@ -346,7 +346,10 @@ function Run:turn_job(card, open, turns, merge_mark, phase, seat, role)
   -- The turn keeps the scripts it starts with: a hot reload swaps self's, not the job's.
   job.tools, job.policies = self.tools, self.policies
   -- one order for every seat's tools, the shared ones first (a prompt cache's prefix)
-  job.tool_specs = job.tools:specs(roles_mod.kept_tool_order(self.roles, role.tools))
+  -- the kept order's list is kept until it changes, and so is its specs' array (tools.lua;
+  -- an MCP proxy's tools come and go: made anew)
+  local tools, order = job.tools, roles_mod.kept_tool_order(self.roles, role.tools)
+  job.tool_specs = tools.kept_specs and tools:kept_specs(order) or tools:specs(order)
   if not self.model then
     local merr
     job.model, merr = route(self, "model", { seat = seat, role = role.name, card = card, phase = phase,

@@ -79,6 +79,22 @@ describe("tools", function()
     assert.equal(reg:get("read_file").parameters, a[1].parameters)
   end)
 
+  it("keep one specs array per names list and registry (kept_specs)", function()
+    local names = { "write_file", "read_file" }
+    local kept = reg:kept_specs(names)
+    assert.same(reg:specs(names), kept)
+    assert.equal(kept, reg:kept_specs(names)) -- the same array while the list is the same
+    local other = { "write_file", "read_file" }
+    assert.are_not.equal(kept, reg:kept_specs(other)) -- another list (a changed order) is made anew
+    assert.same(reg:specs(), reg:kept_specs(nil))
+    -- a registry loaded again (a hot reload) answers with its own entries, never the first's
+    local again = assert(tools.load_dirs { H.ROOT .. "/tools" })
+    local fresh = again:kept_specs(names)
+    assert.are_not.equal(kept, fresh)
+    assert.equal(again:get("write_file").spec, fresh[1])
+    assert.are_not.equal(kept[1], fresh[1])
+  end)
+
   it("search_files cannot read what the policies deny to read_file", function()
     local gate, policy = require "orket.gate", require "orket.policy"
     local set = assert(policy.load(policy.files_in { H.ROOT .. "/policies" }))

@@ -121,6 +121,48 @@ describe("hot reload", function()
     e.close_all()
   end)
 
+  it("hands the next turns an edited tool's new entry when the role is unchanged", function()
+    -- the roles stay as they were, so every turn asks for the same kept order of names:
+    -- what the model is told of the tools must still follow the reloaded registry
+    local dir = notes_project()
+    local e, _, requests = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
+    local reloaded_at
+    hooks.on_request = function(req)
+      if not reloaded_at and req.meta.role == "coder" then
+        os.execute("mkdir " .. H.quote(dir .. "/tools"))
+        H.write(dir .. "/tools/add_issue_comment.lua", V2_COMMENT)
+        w:touch("tools/add_issue_comment.lua")
+        assert.is_true(w:trigger())
+        reloaded_at = { card = req.meta.card, turn = req.meta.turn }
+      end
+    end
+    local status = e:execute(assert(e:start("NOTES")))
+    w:close()
+    hooks.on_request = nil
+    assert.equal("done", status)
+    assert.is_table(reloaded_at)
+    local function described(req)
+      for _, t in ipairs(req.tools or {}) do
+        if t.name == "add_issue_comment" then return t.description end
+      end
+    end
+    local in_flight, later = 0, 0
+    for _, req in ipairs(requests) do
+      local m = req.meta
+      if m.card == reloaded_at.card and m.turn == reloaded_at.turn then
+        in_flight = in_flight + 1
+        assert.not_equal("Add a comment (v2).", described(req))
+      elseif m.role == "coder" and m.card == "NOTES-4" then
+        later = later + 1
+        assert.equal("Add a comment (v2).", described(req))
+      end
+    end
+    assert.is_true(in_flight >= 1)
+    assert.is_true(later >= 1)
+    e.close_all()
+  end)
+
   it("keeps the old role on a broken edit and records file:line", function()
     local dir = notes_project()
     local e, events, requests = open(dir)
