@@ -186,10 +186,12 @@ local LAST = { name = "Last-Event-ID", ["in"] = "header", type = "integer", desc
 --- prefix (/v1/projects/P/ready) need a member's key (scoped_role): they say how that project
 --- is, and a stranger must not tell an existing project's name from another by them.
 function M.add(router)
-  router:add("GET", "/health", { handler = health, name = "health", summary = "Alive", scoped_role = "viewer",
+  -- the probes take any query (any_query): their callers are load balancers, orchestrators
+  -- and uptime monitors, not ours, some of which add their own (a cache-buster)
+  router:add("GET", "/health", { handler = health, name = "health", summary = "Alive", scoped_role = "viewer", any_query = true,
     responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ok" } } } } } })
   router:add("GET", "/ready", { handler = ready, name = "ready", summary = "Takes writes and loads orket.lua",
-    scoped_role = "viewer",
+    scoped_role = "viewer", any_query = true,
     responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ready" } },
       projects_unavailable = { type = "integer",
         description = "how many hosted projects did not open at the start (each answers 503; the log names them)" } } },

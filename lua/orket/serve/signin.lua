@@ -164,6 +164,7 @@ function M.add(router)
       [404] = { schema = openapi.ERROR, description = "no provider is set up (sign_in.oidc)" },
       [502] = { schema = openapi.ERROR, description = "the provider is down, slow or answers garbage" } } })
   router:add("GET", M.PATH .. "/callback", { handler = callback, server = true, name = "sign_in_oidc_callback",
+    any_query = true, -- the provider's: it adds its own (session_state, iss) to code and state
     summary = "Where the provider sends the browser back: checks state and ID token, sets the session cookie",
     responses = { [303] = { schema = { type = "object" }, description = "signed in (Set-Cookie: orket_session=...)" },
       [401] = { schema = openapi.ERROR, description = "the state, the browser, the code or the ID token is refused" },
