@@ -83,7 +83,7 @@ describe("orket serve: query parameters", function()
     local router = serve.router()
     -- each ctx.query.NAME a route file reads is declared by a route of that file (a name
     -- read but undeclared would now be refused: GET /v1/sandboxes?all=1 was)
-    local dir = package.orket_home .. "/lua/orket/serve/"
+    local dir = H.ROOT .. "/lua/orket/serve/"
     local declared_in = {} -- file -> name -> true
     for _, r in ipairs(router.routes) do
       local src = r.handler and debug.getinfo(r.handler, "S").source or ""
@@ -103,7 +103,7 @@ describe("orket serve: query parameters", function()
     end
     assert.is_true(read >= 10, "the handlers' reads were not found")
     -- the web board's requests (web/app.js) send only declared parameters
-    local app = assert(H.read(package.orket_home .. "/web/app.js"))
+    local app = assert(H.read(H.ROOT .. "/web/app.js"))
     local sent = 0
     for path, q in app:gmatch('"(/v1/[^"?]*)%?([^"]*)"') do
       local route = route_of(router, "GET", path)
