@@ -58,7 +58,7 @@ describe("orket serve: query parameters", function()
     assert.equal(200, (H.api(s, "GET", "/v1/board?&&root=API&", viewer)))
     -- a header a route describes (Last-Event-ID) is no query parameter
     st, doc = H.api(s, "GET", "/v1/runs/1/events?Last-Event-ID=3", viewer)
-    assert.same({ 400, "unknown query parameter ?Last-Event-ID=: this route takes ?card=, ?after=" },
+    assert.same({ 400, "unknown query parameter ?Last-Event-ID=: this route takes ?card=, ?after=, ?lastEventId=" },
       { st, doc.error.message })
     -- under a project's prefix as well, and HEAD as GET
     st, doc = H.api(s, "GET", "/v1/projects/default/board?limt=5", viewer)
@@ -138,6 +138,34 @@ describe("orket serve: query parameters", function()
     assert.same({}, doc.sandboxes)
   end)
 
+  it("replays an event stream after ?lastEventId=, as EventSource polyfills reconnect", function()
+    local dir = H.example("webapp")
+    local viewer = H.api_key(dir, "viewer", "viewer")
+    H.api_key(dir, "other", "viewer") -- a second journal row
+    local s = H.serve(dir)
+    local function ids(query)
+      local ev = H.stream { url = s.url .. "/v1/events" .. query, headers = { "Authorization: Bearer " .. viewer } }
+      assert.equal(200, ev.status)
+      local out
+      H.wait_for(function()
+        out = {}
+        for id in ev.text():gmatch("\nid: (%d+)") do out[#out + 1] = tonumber(id) end
+        for id in ev.text():gmatch("^id: (%d+)") do table.insert(out, 1, tonumber(id)) end
+        return #out >= 1
+      end, "an event of " .. query)
+      ev.close()
+      return out
+    end
+    local all = ids("?lastEventId=0")
+    assert.is_true(#all >= 2, "two rows at least")
+    -- after the first: the second comes first; the header wins over the query, as over ?after=
+    assert.equal(all[2], ids("?lastEventId=" .. all[1])[1])
+    assert.equal(all[2], ids("?lastEventId=" .. all[1] .. "&after=0")[1])
+    local st, doc = H.api(s, "GET", "/v1/events?lastEventId=x", viewer)
+    assert.same({ 400, "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)" },
+      { st, doc.error.message })
+  end)
+
   it("takes any query where it is someone else's: the sandbox's app, the provider's callback, the probes, the board's files", function()
     local dir = H.example("webapp")
     local viewer = H.api_key(dir, "viewer", "viewer")
@@ -151,6 +179,9 @@ describe("orket serve: query parameters", function()
     -- the provider adds its own to code and state: no provider is set up here, so its 404
     st, doc = H.api(s, "GET", "/v1/sign-in/oidc/callback?code=c&state=s&session_state=x&iss=https%3A%2F%2Fidp", viewer)
     assert.same({ 404, "not_found" }, { st, doc.error.code })
+    -- a sign-in the provider starts (an app tile) adds iss, login_hint, target_link_uri
+    st, doc = H.api(s, "GET", "/v1/sign-in/oidc?iss=https%3A%2F%2Fidp&login_hint=bob&target_link_uri=x", viewer)
+    assert.same({ 404, "not_found" }, { st, doc.error.code })
     -- the board's files are answered before the router (a cache-buster's ?v=)
     assert.equal(200, (H.fetch { url = s.url .. "/app.js?v=3" }))
     assert.equal(200, (H.fetch { url = s.url .. "/?v=3" }))
@@ -158,6 +189,7 @@ describe("orket serve: query parameters", function()
     local api = require("orket.serve.openapi").document(serve.router())
     assert.is_true(api.paths["/v1/sandboxes/{id}/app/{path}"].get["x-orket-any-query"])
     assert.is_true(api.paths["/v1/sign-in/oidc/callback"].get["x-orket-any-query"])
+    assert.is_true(api.paths["/v1/sign-in/oidc"].get["x-orket-any-query"])
     assert.is_true(api.paths["/health"].get["x-orket-any-query"])
     assert.is_nil(api.paths["/v1/audit"].get["x-orket-any-query"])
   end)

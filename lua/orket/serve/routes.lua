@@ -109,9 +109,11 @@ local function experiment(_, ctx)
   return 200, doc
 end
 
--- The id to replay after: Last-Event-ID, else ?after=; nil: live only.
+-- The id to replay after: Last-Event-ID, else ?lastEventId= (what EventSource polyfills,
+-- which a cross-origin client with a key needs, add to the URL on each reconnect beside
+-- the header), else ?after=; nil: live only.
 local function after_of(req, ctx)
-  local v = req.headers["last-event-id"] or ctx.query.after
+  local v = req.headers["last-event-id"] or ctx.query.lastEventId or ctx.query.after
   if v == nil then return nil end
   local n = whole(v)
   if not n then return false end
@@ -129,7 +131,7 @@ M.people_reader = people_reader
 
 local function stream(req, ctx, filter)
   local after = after_of(req, ctx)
-  if after == false then return err(400, "bad_request", "Last-Event-ID and ?after= take a journal id (a whole number)") end
+  if after == false then return err(400, "bad_request", "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)") end
   if ctx.server and not ctx.server:take_stream(req, ctx) then return end -- answered 429
   local s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
   if not s then return err(500, "internal", serr) end
@@ -180,6 +182,8 @@ local SSE = { media = "text/event-stream", schema = { type = "string" }, descrip
 local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }
 local CARD_Q = { name = "card", description = "only this card's events" }
 local LAST = { name = "Last-Event-ID", ["in"] = "header", type = "integer", description = "as ?after= (a reconnecting client)" }
+local LAST_Q = { name = "lastEventId", type = "integer",
+  description = "as Last-Event-ID (EventSource polyfills add it on each reconnect)" }
 
 --- add(router): the routes; role nil means no key is needed (probes). Each carries what
 --- orket.serve.openapi describes: summary, query, responses. The probes under a project's
@@ -207,10 +211,10 @@ function M.add(router)
     summary = "Where workspace/ keeps a person's version rather than main's (orket.status/1)",
     responses = { [200] = json(oa.STATUS) } })
   router:add("GET", "/v1/events", { handler = all_events, role = "viewer", name = "events", summary = "The journal, live",
-    query = { { name = "run", type = "integer", description = "only this run's events" }, CARD_Q, AFTER, LAST },
+    query = { { name = "run", type = "integer", description = "only this run's events" }, CARD_Q, AFTER, LAST_Q, LAST },
     responses = { [200] = SSE } })
   router:add("GET", "/v1/runs/{id}/events", { handler = run_events, role = "viewer", name = "run_events",
-    summary = "One run's journal, live", query = { CARD_Q, AFTER, LAST }, responses = { [200] = SSE } })
+    summary = "One run's journal, live", query = { CARD_Q, AFTER, LAST_Q, LAST }, responses = { [200] = SSE } })
 end
 
 M.events = events

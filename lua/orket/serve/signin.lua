@@ -158,6 +158,7 @@ function M.add(router)
     responses = { [200] = { schema = { type = "object", required = { "oidc", "ldap" },
       properties = { oidc = { type = "boolean" }, ldap = { type = "boolean" } } } } } })
   router:add("GET", M.PATH, { handler = begin, server = true, name = "sign_in_oidc",
+    any_query = true, -- a sign-in a provider starts (an app tile) adds iss, login_hint, target_link_uri
     summary = "Sign in through the OpenID Connect provider: redirects there (authorization code with PKCE)",
     responses = { [303] = { schema = { type = "object", properties = { location = { type = "string" } } },
       description = "to the provider's authorization endpoint" },
