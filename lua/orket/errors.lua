@@ -441,7 +441,7 @@ CODES.ESANDBOXRUNNING = {
 CODES.bad_request = { status = 400, means = "a field of the request is wrong (the message names it)", remedy = "" }
 CODES.bad_json = { status = 400, means = "the body is not JSON", remedy = "" }
 CODES.bad_path = { status = 400, means = "a path segment (a card id, a run id) is malformed", remedy = "" }
-CODES.bad_query = { status = 400, means = "a query parameter is malformed", remedy = "" }
+CODES.bad_query = { status = 400, means = "a query parameter is malformed, or one the route does not take", remedy = "" }
 CODES.unauthorized = {
   status = 401,
   means = "no key, a malformed, unknown, wrong or revoked key; before the first key, a write without the local token",

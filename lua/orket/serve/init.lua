@@ -320,6 +320,9 @@ end
 -- A forge's webhook routes (orket.serve.webhooks) -> the forge
 local HOOKS = { webhook_gitea = "gitea", webhook_github = "github" }
 
+-- where a caller refused an unknown query parameter finds each route's
+local QUERY_REMEDY = "GET /v1/openapi.json lists each route's query parameters (docs/serve.md)"
+
 -- The request's whole way; ctx collects what the log line says.
 function Server:_dispatch(req, ctx)
   local remote = req.remote -- each field of a request is a call into C: read once
@@ -414,6 +417,10 @@ function Server:_dispatch(req, ctx)
   if req.too_large then return fail(req, ctx, 413, "too_large", "the request body is larger than the server accepts") end
   local query, bad = router_mod.query(req.query)
   if not query then return fail(req, ctx, 400, "bad_query", "the query has an invalid escape or a control character") end
+  -- a parameter the route does not declare is refused, not ignored (orket.serve.router);
+  -- an app's own origin and the board's files were answered before: their queries are theirs
+  local unknown = router_mod.unknown_query(route, query)
+  if unknown then return fail(req, ctx, 400, "bad_query", unknown, nil, QUERY_REMEDY) end
   ctx.query, ctx.params = query, status_or_params
   if proj then ctx.db, ctx.dir, ctx.hub, ctx.project = proj.db, proj.dir, proj.hub, proj.name end
   if route.media and not (headers["content-type"] or ""):lower():find("^" .. route.media) then

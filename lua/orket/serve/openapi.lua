@@ -32,7 +32,7 @@ M.EXPERIMENT = { type = "object", additionalProperties = true, required = { "for
     arms = { type = "object", required = { "control", "variant" }, properties = { control = ARM, variant = ARM } } } }
 
 local ERRORS = {
-  [400] = "bad path, query or body", [401] = "no valid API key", [403] = "the key's role may not",
+  [400] = "bad path, query (a parameter the route does not list, too) or body", [401] = "no valid API key", [403] = "the key's role may not",
   [404] = "no such route or card", [405] = "another method", [408] = "the body came too slowly",
   [409] = "the card is not in a state for that (the state machine's code)", [413] = "the body is too large",
   [429] = "rate limited (Retry-After)", [500] = "the server failed",
@@ -109,6 +109,9 @@ function M.document(router)
     end
     op.security = r.role and { { bearer = jsonout.array {} }, { session = jsonout.array {} } } or jsonout.array {}
     if r.role then op["x-orket-role"] = r.role end
+    -- a query parameter not listed above is refused (400 bad_query) but on these routes,
+    -- whose query is someone else's (an app's, an identity provider's, a monitor's)
+    if r.any_query then op["x-orket-any-query"] = true end
     local responses = {}
     for status, resp in pairs(r.responses or {}) do
       responses[tostring(status)] = { description = resp.description or "ok",
@@ -126,7 +129,9 @@ function M.document(router)
     openapi = "3.1.0",
     info = { title = "orket serve", version = "1", description = "The HTTP API of an Orket server (docs/serve.md). Each route of a project "
       .. "(all but /v1/session, /v1/projects, /v1/keys, /v1/users, /v1/me and /v1/branding) is also served as "
-      .. "/v1/projects/{p}/... for project p, to its members only (docs/teams.md)." },
+      .. "/v1/projects/{p}/... for project p, to its members only (docs/teams.md). A query parameter a route does "
+      .. "not list is refused (400 bad_query), but on the routes marked x-orket-any-query, whose query is "
+      .. "someone else's." },
     paths = paths,
     components = { securitySchemes = { bearer = { type = "http", scheme = "bearer",
       description = "an API key: ork_<id>_<secret> (orket keys create)" },

@@ -103,9 +103,48 @@ function Router:add(method, pattern, spec)
     at.ends[#at.ends + 1] = spec
   end
   spec.method, spec.pattern, spec.parts = method, pattern:gsub("%*}", "}"), parts
+  -- the query parameters the route takes: those its query names, but for the headers
+  -- described there (in = "header"); any other is refused (unknown_query)
+  local names, known = {}, {}
+  for _, q in ipairs(spec.query or {}) do
+    if (q["in"] or "query") == "query" then names[#names + 1], known[q.name] = q.name, true end
+  end
+  spec.query_names, spec.query_known = names, known
   self.routes[#self.routes + 1] = spec
   spec.order = #self.routes
   return spec
+end
+
+-- the longest name an answer repeats back (a name is the caller's text)
+local SHOWN = 64
+local function shown(name)
+  return "?" .. (#name > SHOWN and name:sub(1, SHOWN) .. "..." or name) .. "="
+end
+
+--- unknown_query(route, query) -> nil | message: the query's parameters (decoded names) the
+--- route does not take, named with those it does. An undeclared parameter is refused, not
+--- ignored: a typo (?actr=, ?limt=) would otherwise answer something else than was asked.
+--- A route with any_query takes any: its query is someone else's (an app's behind the
+--- proxy, an identity provider's callback), each such route saying why.
+function M.unknown_query(route, query)
+  if route.any_query or next(query) == nil then return nil end
+  local known, bad = route.query_known or {}, nil
+  for name, value in pairs(query) do
+    -- a stray "&" ("?&root=X") reads as an empty name without a value: no parameter is meant
+    if not known[name] and not (name == "" and value == "") then
+      bad = bad or {}
+      bad[#bad + 1] = name
+    end
+  end
+  if not bad then return nil end
+  table.sort(bad)
+  local names = {}
+  for i = 1, math.min(#bad, 5) do names[i] = shown(bad[i]) end
+  if #bad > 5 then names[#names + 1] = "and " .. (#bad - 5) .. " more" end
+  local takes = {}
+  for i, name in ipairs(route.query_names or {}) do takes[i] = shown(name) end
+  return string.format("unknown query parameter%s %s: %s", #bad > 1 and "s" or "", table.concat(names, ", "),
+    #takes > 0 and "this route takes " .. table.concat(takes, ", ") or "this route takes no query parameters")
 end
 
 -- the routes matching segs from node n at segment i, appended to out

@@ -109,9 +109,11 @@ local function experiment(_, ctx)
   return 200, doc
 end
 
--- The id to replay after: Last-Event-ID, else ?after=; nil: live only.
+-- The id to replay after: Last-Event-ID, else ?lastEventId= (what EventSource polyfills,
+-- which a cross-origin client with a key needs, add to the URL on each reconnect beside
+-- the header), else ?after=; nil: live only.
 local function after_of(req, ctx)
-  local v = req.headers["last-event-id"] or ctx.query.after
+  local v = req.headers["last-event-id"] or ctx.query.lastEventId or ctx.query.after
   if v == nil then return nil end
   local n = whole(v)
   if not n then return false end
@@ -129,7 +131,7 @@ M.people_reader = people_reader
 
 local function stream(req, ctx, filter)
   local after = after_of(req, ctx)
-  if after == false then return err(400, "bad_request", "Last-Event-ID and ?after= take a journal id (a whole number)") end
+  if after == false then return err(400, "bad_request", "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)") end
   if ctx.server and not ctx.server:take_stream(req, ctx) then return end -- answered 429
   local s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
   if not s then return err(500, "internal", serr) end
@@ -180,16 +182,20 @@ local SSE = { media = "text/event-stream", schema = { type = "string" }, descrip
 local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }
 local CARD_Q = { name = "card", description = "only this card's events" }
 local LAST = { name = "Last-Event-ID", ["in"] = "header", type = "integer", description = "as ?after= (a reconnecting client)" }
+local LAST_Q = { name = "lastEventId", type = "integer",
+  description = "as Last-Event-ID (EventSource polyfills add it on each reconnect)" }
 
 --- add(router): the routes; role nil means no key is needed (probes). Each carries what
 --- orket.serve.openapi describes: summary, query, responses. The probes under a project's
 --- prefix (/v1/projects/P/ready) need a member's key (scoped_role): they say how that project
 --- is, and a stranger must not tell an existing project's name from another by them.
 function M.add(router)
-  router:add("GET", "/health", { handler = health, name = "health", summary = "Alive", scoped_role = "viewer",
+  -- the probes take any query (any_query): their callers are load balancers, orchestrators
+  -- and uptime monitors, not ours, some of which add their own (a cache-buster)
+  router:add("GET", "/health", { handler = health, name = "health", summary = "Alive", scoped_role = "viewer", any_query = true,
     responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ok" } } } } } })
   router:add("GET", "/ready", { handler = ready, name = "ready", summary = "Takes writes and loads orket.lua",
-    scoped_role = "viewer",
+    scoped_role = "viewer", any_query = true,
     responses = { [200] = json { type = "object", required = { "status" }, properties = { status = { enum = { "ready" } },
       projects_unavailable = { type = "integer",
         description = "how many hosted projects did not open at the start (each answers 503; the log names them)" } } },
@@ -205,10 +211,10 @@ function M.add(router)
     summary = "Where workspace/ keeps a person's version rather than main's (orket.status/1)",
     responses = { [200] = json(oa.STATUS) } })
   router:add("GET", "/v1/events", { handler = all_events, role = "viewer", name = "events", summary = "The journal, live",
-    query = { { name = "run", type = "integer", description = "only this run's events" }, CARD_Q, AFTER, LAST },
+    query = { { name = "run", type = "integer", description = "only this run's events" }, CARD_Q, AFTER, LAST_Q, LAST },
     responses = { [200] = SSE } })
   router:add("GET", "/v1/runs/{id}/events", { handler = run_events, role = "viewer", name = "run_events",
-    summary = "One run's journal, live", query = { CARD_Q, AFTER, LAST }, responses = { [200] = SSE } })
+    summary = "One run's journal, live", query = { CARD_Q, AFTER, LAST_Q, LAST }, responses = { [200] = SSE } })
 end
 
 M.events = events

@@ -502,7 +502,8 @@ end
 --- add(router): the sandbox routes
 function M.add(router)
   router:add("GET", "/v1/sandboxes", { handler = list, role = "viewer", name = "sandboxes",
-    summary = "The live sandboxes (?all=1: the ended ones too), newest first", responses = { [200] = { schema = {
+    summary = "The live sandboxes (?all=1: the ended ones too), newest first",
+    query = { { name = "all", description = "1 (or true): the ended sandboxes too" } }, responses = { [200] = { schema = {
       type = "object", required = { "sandboxes" }, properties = { sandboxes = { type = "array", items = SANDBOX } } } } } })
   router:add("POST", "/v1/sandboxes", { handler = start, role = "operator", name = "sandbox_up", errors = { 422, 502 },
     summary = "Start main's tree in a sandbox this server owns; answers once it is healthy",
@@ -516,10 +517,11 @@ function M.add(router)
         truncated = { type = "boolean" } } } } } })
   router:add("POST", "/v1/sandboxes/{id}/stop", { handler = stop, role = "operator", name = "sandbox_stop",
     errors = { 409, 502 }, summary = "Stop a live sandbox", responses = { [200] = { schema = ONE } } })
-  -- the app itself: reading it is a viewer's, anything else an operator's
+  -- the app itself: reading it is a viewer's, anything else an operator's. Its query is the
+  -- app's, passed on whole (any_query: none is refused here)
   for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE" } do
     router:add(m, "/v1/sandboxes/{id}/app/{path*}", { handler = proxy, role = m == "GET" and "viewer" or "operator",
-      name = "sandbox_app_" .. m:lower(), errors = { 409, 502 },
+      name = "sandbox_app_" .. m:lower(), errors = { 409, 502 }, any_query = true,
       summary = "The sandbox's app, through its socket (the rest of the path and the query are passed on)" })
   end
   router:add("POST", "/v1/sandboxes/{id}/restart", { handler = restart, role = "operator", name = "sandbox_restart",

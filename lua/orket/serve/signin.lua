@@ -158,12 +158,14 @@ function M.add(router)
     responses = { [200] = { schema = { type = "object", required = { "oidc", "ldap" },
       properties = { oidc = { type = "boolean" }, ldap = { type = "boolean" } } } } } })
   router:add("GET", M.PATH, { handler = begin, server = true, name = "sign_in_oidc",
+    any_query = true, -- a sign-in a provider starts (an app tile) adds iss, login_hint, target_link_uri
     summary = "Sign in through the OpenID Connect provider: redirects there (authorization code with PKCE)",
     responses = { [303] = { schema = { type = "object", properties = { location = { type = "string" } } },
       description = "to the provider's authorization endpoint" },
       [404] = { schema = openapi.ERROR, description = "no provider is set up (sign_in.oidc)" },
       [502] = { schema = openapi.ERROR, description = "the provider is down, slow or answers garbage" } } })
   router:add("GET", M.PATH .. "/callback", { handler = callback, server = true, name = "sign_in_oidc_callback",
+    any_query = true, -- the provider's: it adds its own (session_state, iss) to code and state
     summary = "Where the provider sends the browser back: checks state and ID token, sets the session cookie",
     responses = { [303] = { schema = { type = "object" }, description = "signed in (Set-Cookie: orket_session=...)" },
       [401] = { schema = openapi.ERROR, description = "the state, the browser, the code or the ID token is refused" },
