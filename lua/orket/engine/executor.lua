@@ -72,44 +72,78 @@ local function fence(db, reg, entry, e)
   runlease.guard(db, entry.id, e, function() lease_lost(reg, entry, e) end)
 end
 
+-- The carry-on of entry's run by engine e, once its store answers: a resume like any other
+-- (recorded.resume: in_the_way asked and the run's lease taken in one write transaction,
+-- inside the folder's claim section), the run itself not in its own way (its lock is held
+-- here, its lease may be renewed already). Taken again without asking, a run whose outage
+-- outlasted its lease went on beside an overlapping run another server started meanwhile,
+-- each working the cards. -> id | nil, message, CODE, kind (a refusal: nil, message, nil, kind)
+local function carry_on(dir, db, e, id)
+  local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
+  if not claim then return nil, cerr, ccode end
+  return recorded.resume(dir, db, e.board, id, { held = true })
+end
+
 -- Waits for the store to be back for entry's run (M.STORE_WAIT_MS at most; the server
--- stopping or the run stopped ends the wait) -> its row, the holder of its lease (nil: taken
--- here) | nil. Back means written, not only read: a standby that answers but is not yet
--- promoted (read-only) is waited for, as a store that does not answer.
-local function wait_store(db, reg, entry)
+-- stopping or the run stopped ends the wait) -> its row, a fresh engine over it (the run
+-- carried on: carry_on passed) | its row, nil, why not (done, in another's way, its
+-- engine not made) | nil, nil, the last failure. Back means written, not only read: a
+-- standby that answers but is not yet promoted (read-only) is waited for, as a store that
+-- does not answer.
+local function wait_store(dir, db, reg, entry)
   local deadline = rt.now() + M.STORE_WAIT_MS
+  local e, last
   while not (reg.closing or entry.stopped) and rt.now() < deadline do
     local ok, row = pcall(store_runs.get, db, entry.id)
     if ok and type(row) == "table" then
-      if row.status == "done" then return row end
-      local tok, holder = pcall(runlease.take, db, entry.id)
-      if tok then return row, holder end
+      if row.status == "done" then
+        if e then e.close_all() end
+        return row, nil, "it is done"
+      end
+      if not e then
+        local ek, emsg
+        ok, e, ek, emsg = pcall(engine, dir, db)
+        if not ok then e, last = nil, e
+        elseif not e then return row, nil, emsg, ek end
+      end
+      if e then
+        local cok, id, msg, code, why = pcall(carry_on, dir, db, e, entry.id)
+        if cok and id then return row, e end
+        if cok and (why or code == "ENOENT") then
+          e.close_all()
+          return row, nil, msg
+        end
+        last = cok and msg or id -- the store still away or read-only: asked again
+      end
+    elseif not ok then
+      last = row
     end
     rt.sleep(500)
   end
+  if e then e.close_all() end
+  return nil, nil, last
 end
 
 -- After a run stopped because its store was lost (a PostgreSQL restart or failover): waits
 -- for the store to answer (M.STORE_WAIT_MS at most; the server stopping or the run stopped
 -- ends the wait), then a fresh engine carries the run on from its journal, under the same
--- lock, its lease taken again -> the new engine | nil (the run is left: killed, resumable).
+-- lock, resumed as any resume is (carry_on) -> the new engine | nil (the run is left:
+-- killed, resumable; its lease and lock are then released by launch).
 local function store_back(dir, db, reg, entry, why)
   local id = entry.id
   say(reg, { event = "error", run = id, message = string.format("run %d stopped: the store was lost (%s); it carries on "
     .. "here once the store answers (waiting %d s at most)", id, tostring(why), M.STORE_WAIT_MS // 1000) })
   entry.waiting = true
-  local row, holder = wait_store(db, reg, entry)
+  local row, e, msg, kind = wait_store(dir, db, reg, entry)
   entry.waiting = false
-  local e, kind, msg
-  if not row or reg.closing or entry.stopped then
-    msg = reg.closing and "the server is stopping" or entry.stopped and "it was stopped"
-      or "the store did not answer in time"
-  elseif row.status == "done" then
-    msg = "it is done"
-  elseif holder then
-    msg = "another process resumed it (" .. holder .. ")"
-  else
-    e, kind, msg = engine(dir, db)
+  if e and (reg.closing or entry.stopped) then
+    e.close_all()
+    e = nil
+  end
+  if not e then
+    if reg.closing then msg = "the server is stopping"
+    elseif entry.stopped then msg = "it was stopped"
+    elseif not row then msg = "the store did not answer in time" .. (msg and " (" .. tostring(msg) .. ")" or "") end
   end
   if e then
     -- as a start beside other runs (claim_and): the server's other runs went on, or started,

@@ -273,6 +273,39 @@ describe("claims", function()
     db:close()
   end)
 
+  it("resumes a run its server holds already (carried on after its store came back): its own lock and lease not in its way, an overlapping live run is", function()
+    local dir, db, b = project()
+    local recorded = require "orket.engine.recorded"
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local id = record(db, "E", "epic")
+    local lk = assert(claims.hold(dir, id))
+    assert.is_nil(runlease.take(db, id))
+    -- without held, the run's own lock is in its way
+    local rid, msg, _, kind = recorded.resume(dir, db, b, id)
+    assert.is_nil(rid)
+    assert.equal("conflict", kind)
+    assert.matches("run " .. id .. " %(E%) is working on the same target", msg)
+    assert.equal(id, (recorded.resume(dir, db, b, id, { held = true })))
+    -- another server of the store resumed an overlapping run while this one's lease had lapsed
+    local other = record(db, "E-2", "issue")
+    local far = "another-host.example/4242/00ff"
+    assert(db:tx(function() return leases.run_take(db, other, far, 60000) == nil end))
+    rid, msg, _, kind = recorded.resume(dir, db, b, id, { held = true })
+    assert.is_nil(rid)
+    assert.equal("conflict", kind)
+    assert.matches("run " .. other .. " %(E%-2%) is working on cards of E now %(process another%-host", msg)
+    -- a run taken over by another server is left to it
+    assert(db:tx(function() return leases.run_drop(db, other, far) == 1 end))
+    assert(db:tx(function() return leases.run_take(db, id, far, 60000, runlease.owner()) == nil end))
+    rid, msg, _, kind = recorded.resume(dir, db, b, id, { held = true })
+    assert.is_nil(rid)
+    assert.equal("conflict", kind)
+    assert.matches("run " .. id .. " is going in another process of this store %(another%-host", msg)
+    claims.release(dir, id, lk)
+    db:close()
+  end)
+
   it("overlaps a target with itself, its ancestors and what is under it, never with a sibling", function()
     local _, db, b = project()
     assert.is_true(claims.overlaps(b, "E", "E-1"))
