@@ -144,21 +144,17 @@ local function store_back(dir, db, reg, entry, why)
     if reg.closing then msg = "the server is stopping"
     elseif entry.stopped then msg = "it was stopped"
     elseif not row then msg = "the store did not answer in time" .. (msg and " (" .. tostring(msg) .. ")" or "") end
-  end
-  if e then
-    -- as a start beside other runs (claim_and): the server's other runs went on, or started,
-    -- and their git work may be in flight, so no crash's leftovers are taken (this run's own
-    -- git state was not left by a crash); and the store's failure flag, which they may yet
-    -- need, is left to them: this run counts only failures after its own start
-    e.no_git_recover = true
-    e.carry_on = true
-    fence(db, reg, entry, e)
-  end
-  if not e then
     say(reg, { event = "error", run = id, message = string.format("run %d is not carried on: %s; resume it "
       .. "(POST /v1/runs/%d/resume, orket resume %d)", id, tostring(msg), id, id), kind = kind })
     return nil
   end
+  -- as a start beside other runs (claim_and): the server's other runs went on, or started,
+  -- and their git work may be in flight, so no crash's leftovers are taken (this run's own
+  -- git state was not left by a crash); and the store's failure flag, which they may yet
+  -- need, is left to them: this run counts only failures after its own start
+  e.no_git_recover = true
+  e.carry_on = true
+  fence(db, reg, entry, e)
   keep_lease(db, reg, entry)
   say(reg, { event = "run_resumed", run = id, message = string.format("run %d carries on: the store answers again", id) })
   return e
