@@ -72,48 +72,56 @@ local function fence(db, reg, entry, e)
   runlease.guard(db, entry.id, e, function() lease_lost(reg, entry, e) end)
 end
 
+-- The statuses a run stopped by a lost store is left with: running (its end could not be
+-- written), or failed when its store answered again in time for its own end (Run:conclude).
+-- Any other was written by another process meanwhile: it finished or stopped the run.
+local LEFT_AS = { running = true, failed = true }
+
 -- The carry-on of entry's run by engine e, once its store answers: a resume like any other
 -- (recorded.resume: in_the_way asked and the run's lease taken in one write transaction,
 -- inside the folder's claim section), the run itself not in its own way (its lock is held
--- here, its lease may be renewed already). Taken again without asking, a run whose outage
--- outlasted its lease went on beside an overlapping run another server started meanwhile,
--- each working the cards. -> id | nil, message, CODE, kind (a refusal: nil, message, nil, kind)
+-- here, its lease may be renewed already), its status still as this process left it. Taken
+-- again without asking, a run whose outage outlasted its lease went on beside an
+-- overlapping run another server started meanwhile, each working the cards.
+-- -> id | nil, message, CODE, kind (a refusal: nil, message, nil, kind)
 local function carry_on(dir, db, e, id)
   local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
   if not claim then return nil, cerr, ccode end
-  return recorded.resume(dir, db, e.board, id, { held = true })
+  return recorded.resume(dir, db, e.board, id, { held = true, expect = LEFT_AS })
 end
 
 -- Waits for the store to be back for entry's run (M.STORE_WAIT_MS at most; the server
--- stopping or the run stopped ends the wait) -> its row, a fresh engine over it (the run
--- carried on: carry_on passed) | its row, nil, why not (done, in another's way, its
--- engine not made) | nil, nil, the last failure. Back means written, not only read: a
+-- stopping or the run stopped ends the wait) -> a fresh engine over its run (carried on:
+-- carry_on passed) | nil, why not, kind (done, in another's way, ended elsewhere, its
+-- engine not made; the wait's time up: no kind). Back means written, not only read: a
 -- standby that answers but is not yet promoted (read-only) is waited for, as a store that
--- does not answer.
+-- does not answer; so is the project's run lock held for a moment by a command of the
+-- folder (kind "busy": passing, not an overlap; ended for good, the run was left).
 local function wait_store(dir, db, reg, entry)
   local deadline = rt.now() + M.STORE_WAIT_MS
-  local e, last
+  local e, last, answered
   while not (reg.closing or entry.stopped) and rt.now() < deadline do
     local ok, row = pcall(store_runs.get, db, entry.id)
     if ok and type(row) == "table" then
+      answered = true
       if row.status == "done" then
         if e then e.close_all() end
-        return row, nil, "it is done"
+        return nil, "it is done"
       end
       if not e then
         local ek, emsg
         ok, e, ek, emsg = pcall(engine, dir, db)
         if not ok then e, last = nil, e
-        elseif not e then return row, nil, emsg, ek end
+        elseif not e then return nil, emsg, ek end
       end
       if e then
         local cok, id, msg, code, why = pcall(carry_on, dir, db, e, entry.id)
-        if cok and id then return row, e end
-        if cok and (why or code == "ENOENT") then
+        if cok and id then return e end
+        if cok and ((why and why ~= "busy") or code == "ENOENT") then
           e.close_all()
-          return row, nil, msg
+          return nil, msg, why
         end
-        last = cok and msg or id -- the store still away or read-only: asked again
+        last = cok and msg or id -- the store still away or read-only, or the run lock busy: asked again
       end
     elseif not ok then
       last = row
@@ -121,7 +129,12 @@ local function wait_store(dir, db, reg, entry)
     rt.sleep(500)
   end
   if e then e.close_all() end
-  return nil, nil, last
+  local wait = M.STORE_WAIT_MS // 1000
+  if answered then
+    return nil, string.format("it could not be carried on within %d s (the store answers; the last try: %s)",
+      wait, tostring(last))
+  end
+  return nil, string.format("the store did not answer within %d s%s", wait, last and " (" .. tostring(last) .. ")" or "")
 end
 
 -- After a run stopped because its store was lost (a PostgreSQL restart or failover): waits
@@ -134,7 +147,7 @@ local function store_back(dir, db, reg, entry, why)
   say(reg, { event = "error", run = id, message = string.format("run %d stopped: the store was lost (%s); it carries on "
     .. "here once the store answers (waiting %d s at most)", id, tostring(why), M.STORE_WAIT_MS // 1000) })
   entry.waiting = true
-  local row, e, msg, kind = wait_store(dir, db, reg, entry)
+  local e, msg, kind = wait_store(dir, db, reg, entry)
   entry.waiting = false
   if e and (reg.closing or entry.stopped) then
     e.close_all()
@@ -142,8 +155,7 @@ local function store_back(dir, db, reg, entry, why)
   end
   if not e then
     if reg.closing then msg = "the server is stopping"
-    elseif entry.stopped then msg = "it was stopped"
-    elseif not row then msg = "the store did not answer in time" .. (msg and " (" .. tostring(msg) .. ")" or "") end
+    elseif entry.stopped then msg = "it was stopped" end
     say(reg, { event = "error", run = id, message = string.format("run %d is not carried on: %s; resume it "
       .. "(POST /v1/runs/%d/resume, orket resume %d)", id, tostring(msg), id, id), kind = kind })
     return nil
