@@ -276,12 +276,18 @@ db:close()
     -- the other server's folder: the same project on the same store (not imported again)
     local other = H.example("notes", { import = false })
     H.write(other .. "/orket.lua", H.read(other .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", primary.url))
-    -- its answers slow too: its run is still going when the first server decides
-    H.write(other .. "/script.lua", H.read(dir .. "/script.lua"))
+    -- its answers slow too, and the first (the architect's turn on NOTES-1) held 10 s: its
+    -- run is surely still going when the first server decides, which takes it about a
+    -- second (it reconnects, makes an engine, asks), more on a loaded machine
+    H.write(other .. "/script.lua", (H.read(dir .. "/script.lua"):gsub("return { rules",
+      "for _, r in ipairs(rules) do if r.card == \"NOTES-1\" then r.reply.delay_ms = 10000 end end\nreturn { rules", 1)))
     local limits = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" }
     local op = H.api_key(dir, "ops", "operator")
     local op_b = H.api_key(other, "ops-b", "operator")
     local s = H.serve(dir, { env = limits })
+    -- the other server up before the first one's store goes: it asks at once, with the 10 to
+    -- 15 s left on the first run's lease (started later, it may have had little of them)
+    local s2 = H.serve(other, { env = limits })
     local st, run = H.api(s, "POST", "/v1/runs", op, { target = "NOTES" })
     assert.equal(201, st)
     local id = math.tointeger(run.run.id)
@@ -294,7 +300,6 @@ db:close()
     assert(admin:query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'serve_a'"))
     H.wait_for(function() return s.log():find("run " .. id .. " stopped: the store was lost", 1, true) end,
       "the run to stop", 600)
-    local s2 = H.serve(other, { env = limits })
     -- refused while the first run's lease is live; resumed once it lapsed
     local refused = 0
     H.wait_for(function()
