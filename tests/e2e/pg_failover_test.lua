@@ -241,4 +241,95 @@ db:close()
     H.write(dir .. "/script.lua", script)
     assert.equal(want, H.board_state(dir))
   end)
+
+  it("does not carry a run on beside an overlapping run another server resumed while its store was away: it says so and lets go", function()
+    -- the outage outlasts the run's lease (15 s): another server of the store, in another
+    -- folder, then sees no live run on the cards and resumes an overlapping one; the first
+    -- server's run, once its store answers, is resumed as any resume is (recorded.in_the_way)
+    -- and refused, where it was taken again blindly and both worked the cards
+    local ok, why = PG.available()
+    if not ok then return pending("skipped: " .. why) end
+    local primary = PG.start { commits_survive_kill = true }
+    finally(function() primary.stop() end)
+    local admin = assert(require("orket.c.pg").connect(primary.url))
+    finally(function() admin:close() end)
+    -- the first server connects as a role of its own, so that its store alone can go away
+    assert(admin:query("CREATE ROLE serve_a LOGIN SUPERUSER PASSWORD '" .. primary.password .. "'"))
+    local passfile = primary.dir .. "/serve_a.pgpass"
+    H.write(passfile, "*:*:*:serve_a:" .. primary.password .. "\n")
+    os.execute("chmod 600 " .. H.quote(passfile))
+    local url_a = primary.url:gsub("^postgresql://[^@]*@", "postgresql://serve_a@"):gsub("passfile=[^&]*",
+      "passfile=" .. passfile)
+    local dir = H.example("notes", { import = false })
+    PG.on(dir, url_a, 700)
+    -- run X of NOTES-1, interrupted before any turn (so no obstacle to a run of NOTES)
+    H.write(dir .. "/record.lua", [[
+local db = assert(require("orket.project").open_store(".", false))
+local id = assert(db:record_run { target = "NOTES-1", kind = "issue" })
+assert(db:finish_run(id, "interrupted"))
+print(id)
+db:close()
+]])
+    local rec = H.orket("lua record.lua", { cwd = dir })
+    assert.equal(0, rec.status, rec.stderr)
+    local x = math.tointeger(tonumber(rec.stdout:match("%d+")))
+    -- the other server's folder: the same project on the same store (not imported again)
+    local other = H.example("notes", { import = false })
+    H.write(other .. "/orket.lua", H.read(other .. "/orket.lua") .. string.format("\nstore = { url = %q }\n", primary.url))
+    -- its answers slow too, and the first (the architect's turn on NOTES-1) held 10 s: its
+    -- run is surely still going when the first server decides, which takes it about a
+    -- second (it reconnects, makes an engine, asks), more on a loaded machine
+    H.write(other .. "/script.lua", (H.read(dir .. "/script.lua"):gsub("return { rules",
+      "for _, r in ipairs(rules) do if r.card == \"NOTES-1\" then r.reply.delay_ms = 10000 end end\nreturn { rules", 1)))
+    local limits = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000" }
+    local op = H.api_key(dir, "ops", "operator")
+    local op_b = H.api_key(other, "ops-b", "operator")
+    local s = H.serve(dir, { env = limits })
+    -- the other server up before the first one's store goes: it asks at once, with the 10 to
+    -- 15 s left on the first run's lease (started later, it may have had little of them)
+    local s2 = H.serve(other, { env = limits })
+    local st, run = H.api(s, "POST", "/v1/runs", op, { target = "NOTES" })
+    assert.equal(201, st)
+    local id = math.tointeger(run.run.id)
+    H.wait_for(function()
+      local _, d = H.api(s, "GET", "/v1/runs/" .. id, op)
+      return d and d.run and d.run.usage.calls >= 1
+    end, "the run's first model call", 600)
+    -- its store goes away: its connections cut, no new one let in
+    assert(admin:query("ALTER ROLE serve_a NOLOGIN"))
+    assert(admin:query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'serve_a'"))
+    H.wait_for(function() return s.log():find("run " .. id .. " stopped: the store was lost", 1, true) end,
+      "the run to stop", 600)
+    -- refused while the first run's lease is live; resumed once it lapsed
+    local refused = 0
+    H.wait_for(function()
+      local rst = H.api(s2, "POST", "/v1/runs/" .. x .. "/resume", op_b)
+      if rst == 409 then refused = refused + 1 end
+      if rst ~= 202 then orket.sleep(250) end
+      return rst == 202
+    end, "the other server's resume of run " .. x, 1200)
+    assert.is_true(refused > 0, "the other resume went beside a live lease")
+    -- the first server's store answers again
+    assert(admin:query("ALTER ROLE serve_a LOGIN"))
+    H.wait_for(function()
+      local log = s.log()
+      return log:find("is not carried on", 1, true) or log:find('"event":"run_resumed"', 1, true)
+    end, "the first server to decide", 1200)
+    local log = s.log()
+    assert.is_nil(log:find('"event":"run_resumed"', 1, true), log .. "\nthe other server's:\n" .. s2.log())
+    assert.matches("run " .. id .. " is not carried on: run " .. x .. " (NOTES-1) is working on", log, 1, true)
+    -- the other run goes on alone and ends done; the first is left resumable, let go of
+    H.wait_for(function()
+      local _, d = H.api(s2, "GET", "/v1/runs/" .. x, op_b)
+      return d and d.run and d.run.state == "done"
+    end, "run " .. x .. " to end done", 6000)
+    H.wait_for(function() return H.read(dir .. "/.orket/runs/" .. id .. ".lock") == nil end,
+      "the first run's lock to go", 600)
+    local leased = assert(admin:query("SELECT count(*) AS n FROM run_leases WHERE run_id = " .. id))
+    assert.equal(0, math.tointeger(tonumber(leased[1].n)))
+    local _, d = H.api(s, "GET", "/v1/runs/" .. id, op)
+    assert.equal("killed", d.run.state)
+    assert.equal(0, s.stop())
+    assert.equal(0, s2.stop())
+  end)
 end)

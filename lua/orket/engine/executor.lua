@@ -72,59 +72,101 @@ local function fence(db, reg, entry, e)
   runlease.guard(db, entry.id, e, function() lease_lost(reg, entry, e) end)
 end
 
+-- The statuses a run stopped by a lost store is left with: running (its end could not be
+-- written), or failed when its store answered again in time for its own end (Run:conclude).
+-- Any other was written by another process meanwhile: it finished or stopped the run.
+local LEFT_AS = { running = true, failed = true }
+
+-- The carry-on of entry's run by engine e, once its store answers: a resume like any other
+-- (recorded.resume: in_the_way asked and the run's lease taken in one write transaction,
+-- inside the folder's claim section), the run itself not in its own way (its lock is held
+-- here, its lease may be renewed already), its status still as this process left it. Taken
+-- again without asking, a run whose outage outlasted its lease went on beside an
+-- overlapping run another server started meanwhile, each working the cards.
+-- -> id | nil, message, CODE, kind (a refusal: nil, message, nil, kind)
+local function carry_on(dir, db, e, id)
+  local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
+  if not claim then return nil, cerr, ccode end
+  return recorded.resume(dir, db, e.board, id, { held = true, expect = LEFT_AS })
+end
+
 -- Waits for the store to be back for entry's run (M.STORE_WAIT_MS at most; the server
--- stopping or the run stopped ends the wait) -> its row, the holder of its lease (nil: taken
--- here) | nil. Back means written, not only read: a standby that answers but is not yet
--- promoted (read-only) is waited for, as a store that does not answer.
-local function wait_store(db, reg, entry)
+-- stopping or the run stopped ends the wait) -> a fresh engine over its run (carried on:
+-- carry_on passed) | nil, why not, kind (done, in another's way, ended elsewhere, its
+-- engine not made; the wait's time up: no kind). Back means written, not only read: a
+-- standby that answers but is not yet promoted (read-only) is waited for, as a store that
+-- does not answer; so is the project's run lock held for a moment by a command of the
+-- folder (kind "busy": passing, not an overlap; ended for good, the run was left).
+local function wait_store(dir, db, reg, entry)
   local deadline = rt.now() + M.STORE_WAIT_MS
+  local e, last, answered
   while not (reg.closing or entry.stopped) and rt.now() < deadline do
     local ok, row = pcall(store_runs.get, db, entry.id)
     if ok and type(row) == "table" then
-      if row.status == "done" then return row end
-      local tok, holder = pcall(runlease.take, db, entry.id)
-      if tok then return row, holder end
+      answered = true
+      if row.status == "done" then
+        if e then e.close_all() end
+        return nil, "it is done"
+      end
+      if not e then
+        local ek, emsg
+        ok, e, ek, emsg = pcall(engine, dir, db)
+        if not ok then e, last = nil, e
+        elseif not e then return nil, emsg, ek end
+      end
+      if e then
+        local cok, id, msg, code, why = pcall(carry_on, dir, db, e, entry.id)
+        if cok and id then return e end
+        if cok and ((why and why ~= "busy") or code == "ENOENT") then
+          e.close_all()
+          return nil, msg, why
+        end
+        last = cok and msg or id -- the store still away or read-only, or the run lock busy: asked again
+      end
+    elseif not ok then
+      last = row
     end
     rt.sleep(500)
   end
+  if e then e.close_all() end
+  local wait = M.STORE_WAIT_MS // 1000
+  if answered then
+    return nil, string.format("it could not be carried on within %d s (the store answers; the last try: %s)",
+      wait, tostring(last))
+  end
+  return nil, string.format("the store did not answer within %d s%s", wait, last and " (" .. tostring(last) .. ")" or "")
 end
 
 -- After a run stopped because its store was lost (a PostgreSQL restart or failover): waits
 -- for the store to answer (M.STORE_WAIT_MS at most; the server stopping or the run stopped
 -- ends the wait), then a fresh engine carries the run on from its journal, under the same
--- lock, its lease taken again -> the new engine | nil (the run is left: killed, resumable).
+-- lock, resumed as any resume is (carry_on) -> the new engine | nil (the run is left:
+-- killed, resumable; its lease and lock are then released by launch).
 local function store_back(dir, db, reg, entry, why)
   local id = entry.id
   say(reg, { event = "error", run = id, message = string.format("run %d stopped: the store was lost (%s); it carries on "
     .. "here once the store answers (waiting %d s at most)", id, tostring(why), M.STORE_WAIT_MS // 1000) })
   entry.waiting = true
-  local row, holder = wait_store(db, reg, entry)
+  local e, msg, kind = wait_store(dir, db, reg, entry)
   entry.waiting = false
-  local e, kind, msg
-  if not row or reg.closing or entry.stopped then
-    msg = reg.closing and "the server is stopping" or entry.stopped and "it was stopped"
-      or "the store did not answer in time"
-  elseif row.status == "done" then
-    msg = "it is done"
-  elseif holder then
-    msg = "another process resumed it (" .. holder .. ")"
-  else
-    e, kind, msg = engine(dir, db)
-  end
-  if e then
-    -- as a start beside other runs (claim_and): the server's other runs went on, or started,
-    -- and their git work may be in flight, so no crash's leftovers are taken (this run's own
-    -- git state was not left by a crash); and the store's failure flag, which they may yet
-    -- need, is left to them: this run counts only failures after its own start
-    e.no_git_recover = true
-    e.carry_on = true
-    fence(db, reg, entry, e)
+  if e and (reg.closing or entry.stopped) then
+    e.close_all()
+    e = nil
   end
   if not e then
+    if reg.closing then msg = "the server is stopping"
+    elseif entry.stopped then msg = "it was stopped" end
     say(reg, { event = "error", run = id, message = string.format("run %d is not carried on: %s; resume it "
       .. "(POST /v1/runs/%d/resume, orket resume %d)", id, tostring(msg), id, id), kind = kind })
     return nil
   end
+  -- as a start beside other runs (claim_and): the server's other runs went on, or started,
+  -- and their git work may be in flight, so no crash's leftovers are taken (this run's own
+  -- git state was not left by a crash); and the store's failure flag, which they may yet
+  -- need, is left to them: this run counts only failures after its own start
+  e.no_git_recover = true
+  e.carry_on = true
+  fence(db, reg, entry, e)
   keep_lease(db, reg, entry)
   say(reg, { event = "run_resumed", run = id, message = string.format("run %d carries on: the store answers again", id) })
   return e

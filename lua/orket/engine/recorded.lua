@@ -74,7 +74,7 @@ function M.queued_overlap(db, board, target)
   return nil
 end
 
---- in_the_way(dir, db, board, target[, {resuming=, own_run_lock=, prune=}]) -> other, message, kind |
+--- in_the_way(dir, db, board, target[, {resuming=, own_run_lock=, prune=, except=}]) -> other, message, kind |
 --- nil: what keeps a run of target from starting or resuming, whichever process asks
 --- (orket run, resume, worker --start, serve's starts and resumes, the REPL's turn): a live
 --- run on overlapping cards (claims.conflict, kind "conflict"), a killed run's half-done
@@ -83,12 +83,17 @@ end
 --- "conflict"; asked for a resume too, the resumed run itself included: the workers carry
 --- it on, and a resume beside them would work its cards twice). own_run_lock: the caller
 --- holds the project's run lock. prune = false: the caller is outside the folder's claim
---- section (claims.conflict). Ask it in the write transaction that records the run or
---- takes its lease (start, resume below), so two processes of one store never both pass.
+--- section (claims.conflict). except: a live run that is not in the way (the run a server
+--- carries on after its store came back holds its own lock and maybe its lease). Kind
+--- "busy": the project's run lock is held for something that is not a run (a command
+--- changing cards, an `orket run` before it tagged the lock): no overlap, and soon over. Ask
+--- it in the write transaction that records the run or takes its lease (start, resume
+--- below), so two processes of one store never both pass.
 function M.in_the_way(dir, db, board, target, o)
   o = o or {}
-  local other, why = claims.conflict(dir, db, board, target, { own_run_lock = o.own_run_lock, prune = o.prune })
-  if other then return other, why, "conflict" end
+  local other, why = claims.conflict(dir, db, board, target,
+    { own_run_lock = o.own_run_lock, prune = o.prune, except = o.except })
+  if other then return other, why, other.id == nil and "busy" or "conflict" end
   if not o.resuming then
     other, why = M.unfinished_overlap(db, board, target)
     if other then return other, why, "unfinished" end
@@ -131,18 +136,29 @@ function M.start(dir, e, target, o)
   return nil, msg, code, kind
 end
 
---- resume(dir, db, board, id[, {own_run_lock=}]) -> id | nil, message, CODE, kind: run id
+--- resume(dir, db, board, id[, {own_run_lock=, held=, expect=}]) -> id | nil, message, CODE, kind: run id
 --- (interrupted, stalled or killed) to be carried on by this process: in_the_way asked for
 --- its target (resuming) and its lease taken in one write transaction, as start does. A
 --- resume asked apart from its lease went beside a run of overlapping cards started at the
---- same time in another folder of the store.
+--- same time in another folder of the store. held: this process holds the run's lock (and
+--- maybe its lapsed lease) already, as a server carrying its run on after its store came
+--- back (orket.engine.executor): the run is not in its own way. expect: the set of
+--- statuses the run may have ({running = true, ...}); another is refused, kind "ended" (a
+--- run that another process finished or stopped meanwhile is not carried on). A store that
+--- fails while it is asked: nil, its message, its CODE, no kind.
 function M.resume(dir, db, board, id, o)
   o = o or {}
   local kind
   local rid, msg, code = db:tx(function()
     local row = runs.get(db, id)
     if not row then return nil, string.format("no run %d", id), "ENOENT" end
-    local other, why, k = M.in_the_way(dir, db, board, row.target, { resuming = true, own_run_lock = o.own_run_lock })
+    if o.expect and not o.expect[row.status] then
+      kind = "ended"
+      return nil, string.format("run %d is %s now (another process ended or stopped it meanwhile)", id,
+        tostring(row.status))
+    end
+    local other, why, k = M.in_the_way(dir, db, board, row.target, { resuming = true, own_run_lock = o.own_run_lock,
+      except = o.held and id or nil })
     if other then
       kind = k
       return nil, why

@@ -101,16 +101,22 @@ local keepers = setmetatable({}, { __mode = "k" })
 
 local function ms() return uv.hrtime() // 1000000 end
 
+-- Renews the runs k holds, and only those: a run given up here while the store was away
+-- (drop's DELETE failed) still names this process, and was kept live with no engine.
 local function renew(db, k)
   local sent = ms()
+  local ids = {}
+  for id in pairs(k.runs) do ids[#ids + 1] = id end
   local ok, held = pcall(function()
-    return assert(db:tx(function() return leases.run_renew(db, M.owner(), M.TTL_MS) end))
+    return assert(db:tx(function() return leases.run_renew(db, M.owner(), M.TTL_MS, ids) end))
   end)
   if not ok then return end -- the store away: renewed at the next tick (a lapsed lease nobody took is ours still)
-  for id, on_lost in pairs(k.runs) do
-    if held[id] then
+  -- (the runs asked about only: one kept meanwhile was not asked, and is not lost)
+  for _, id in ipairs(ids) do
+    local on_lost = k.runs[id] -- (nil: dropped meanwhile)
+    if on_lost and held[id] then
       k.sure[id] = sent
-    else
+    elseif on_lost then
       k.runs[id], k.sure[id] = nil, nil
       on_lost(id)
     end

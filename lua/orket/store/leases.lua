@@ -6,6 +6,8 @@
 -- claim() must run inside the caller's (BEGIN IMMEDIATE serializes claimers on SQLite, as
 -- FOR UPDATE SKIP LOCKED does in the PostgreSQL twin, store/pg/leases.lua).
 -- Contract: docs/workers.md.
+local cjson = require "cjson"
+
 local M = {}
 
 -- The statuses a turn works: a card in any other status needs no lease.
@@ -138,14 +140,20 @@ function M.run_take(db, run, owner, ttl_ms, over)
   return nil
 end
 
---- run_renew(db, owner, ttl_ms) -> set {run_id = true} of the runs owner still holds, each
---- now leased until ttl_ms from now. A lapsed lease whose row still names owner is renewed
---- too: nobody took it (a resume elsewhere takes the row, run_take, which names its owner).
-function M.run_renew(db, owner, ttl_ms)
+--- run_renew(db, owner, ttl_ms, runs) -> set {run_id = true} of runs (an array of run ids)
+--- that owner still holds, each now leased until ttl_ms from now. A lapsed lease whose row
+--- still names owner is renewed too: nobody took it (a resume elsewhere takes the row,
+--- run_take, which names its owner). Only runs: a run the process gave up while the store
+--- was away (its drop's DELETE failed) still names it, and renewing every row of the owner
+--- kept that run live, with no engine, for as long as the process had another run.
+function M.run_renew(db, owner, ttl_ms, runs)
   check_ttl(ttl_ms, "run_renew")
+  if type(runs) ~= "table" then error("bad argument #4 to 'run_renew' (array of run ids expected)", 2) end
   local held = {}
+  if #runs == 0 then return held end
   for _, r in ipairs(assert(db:rows("UPDATE run_leases SET expires_at = " .. EXPIRES
-      .. " WHERE owner = ? RETURNING run_id", ttl_ms, owner))) do
+      .. " WHERE owner = ? AND run_id IN (SELECT value FROM json_each(?)) RETURNING run_id", ttl_ms, owner,
+      cjson.encode(runs)))) do
     held[r.run_id] = true
   end
   return held

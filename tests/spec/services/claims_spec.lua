@@ -263,13 +263,201 @@ describe("claims", function()
     assert(db:tx(function() return leases.run_take(db, id, runlease.owner(), 1) == nil end))
     t0 = luv.hrtime()
     while luv.hrtime() - t0 < 20e6 do end
-    assert.is_true(assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000) end))[id])
+    assert.is_true(assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000, { id }) end))[id])
     -- taken by another process (resumed elsewhere once it lapsed): no step is written here
     local far = "another-host.example/x.1/4242/00ff"
     assert(db:tx(function() return leases.run_take(db, id, far, 60000, runlease.owner()) == nil end))
     assert.is_false(fenced())
-    assert.is_nil(assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000) end))[id])
+    assert.is_nil(assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000, { id }) end))[id])
     assert.equal(far, runlease.holders(db)[id])
+    db:close()
+  end)
+
+  it("resumes a run its server holds already (carried on after its store came back): its own lock and lease not in its way, an overlapping live run is", function()
+    local dir, db, b = project()
+    local recorded = require "orket.engine.recorded"
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local id = record(db, "E", "epic")
+    local lk = assert(claims.hold(dir, id))
+    assert.is_nil(runlease.take(db, id))
+    -- without held, the run's own lock is in its way
+    local rid, msg, _, kind = recorded.resume(dir, db, b, id)
+    assert.is_nil(rid)
+    assert.equal("conflict", kind)
+    assert.matches("run " .. id .. " %(E%) is working on the same target", msg)
+    assert.equal(id, (recorded.resume(dir, db, b, id, { held = true })))
+    -- another server of the store resumed an overlapping run while this one's lease had lapsed
+    local other = record(db, "E-2", "issue")
+    local far = "another-host.example/4242/00ff"
+    assert(db:tx(function() return leases.run_take(db, other, far, 60000) == nil end))
+    rid, msg, _, kind = recorded.resume(dir, db, b, id, { held = true })
+    assert.is_nil(rid)
+    assert.equal("conflict", kind)
+    assert.matches("run " .. other .. " %(E%-2%) is working on cards of E now %(process another%-host", msg)
+    -- a run taken over by another server is left to it
+    assert(db:tx(function() return leases.run_drop(db, other, far) == 1 end))
+    assert(db:tx(function() return leases.run_take(db, id, far, 60000, runlease.owner()) == nil end))
+    rid, msg, _, kind = recorded.resume(dir, db, b, id, { held = true })
+    assert.is_nil(rid)
+    assert.equal("conflict", kind)
+    assert.matches("run " .. id .. " is going in another process of this store %(another%-host", msg)
+    claims.release(dir, id, lk)
+    db:close()
+  end)
+
+  it("says a run lock held for a moment by a command of the folder (untagged) as busy, not as an overlap, to a held resume", function()
+    -- the server's carry-on waits for it to pass (orket.engine.executor): before, it was a
+    -- refusal, and the run was left for good
+    local dir, db, b = project()
+    local recorded = require "orket.engine.recorded"
+    local id = record(db, "E", "epic")
+    local lk = assert(claims.hold(dir, id))
+    local rl = assert(lockfile.acquire(dir .. "/.orket/run.lock"))
+    local rid, msg, code, kind = recorded.resume(dir, db, b, id, { held = true })
+    assert.is_nil(rid)
+    assert.is_nil(code)
+    assert.equal("busy", kind)
+    assert.matches("the project's run lock is held by process %d+", msg)
+    -- tagged (an `orket run` of the same cards): an overlap
+    rl:tag(record(db, "E-1", "issue"))
+    rid, msg, code, kind = recorded.resume(dir, db, b, id, { held = true })
+    assert.is_nil(rid)
+    assert.equal("conflict", kind)
+    rl:release()
+    assert.equal(id, (recorded.resume(dir, db, b, id, { held = true })))
+    claims.release(dir, id, lk)
+    db:close()
+  end)
+
+  it("refuses a held resume of a run whose status is not the one expected (ended or stopped elsewhere meanwhile)", function()
+    local dir, db, b = project()
+    local recorded = require "orket.engine.recorded"
+    local runlease = require "orket.engine.runlease"
+    local expect = { running = true, failed = true }
+    local id = record(db, "E", "epic")
+    local lk = assert(claims.hold(dir, id))
+    assert.equal(id, (recorded.resume(dir, db, b, id, { held = true, expect = expect })))
+    -- another process resumed it while this one's store was away, then stopped it
+    assert(db:finish_run(id, "interrupted"))
+    local rid, msg, code, kind = recorded.resume(dir, db, b, id, { held = true, expect = expect })
+    assert.is_nil(rid)
+    assert.is_nil(code)
+    assert.equal("ended", kind)
+    assert.equal("run " .. id .. " is interrupted now (another process ended or stopped it meanwhile)", msg)
+    -- nothing taken by the refusal (the lease taken above is this process's still, untouched)
+    runlease.drop(db, id)
+    assert.is_nil((recorded.resume(dir, db, b, id, { held = true, expect = expect })))
+    assert.is_nil(runlease.holders(db)[id])
+    -- without expect, as before
+    assert.equal(id, (recorded.resume(dir, db, b, id, { held = true })))
+    runlease.drop(db, id)
+    claims.release(dir, id, lk)
+    db:close()
+  end)
+
+  it("renews only the run leases its keeper holds: a run given up while the store was away is not kept live", function()
+    -- a run whose drop could not delete its lease (the store away) still names this
+    -- process; renewing every row of the owner kept it live, with no engine, for as long
+    -- as the process had another run
+    local _, db = project()
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local a = record(db, "E", "epic")
+    local n = record(db, "F", "epic")
+    assert.is_nil(runlease.take(db, a))
+    assert.is_nil(runlease.take(db, n))
+    local held = assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000, { a }) end))
+    assert.same({ [a] = true }, held)
+    assert.same({}, assert(db:tx(function() return leases.run_renew(db, runlease.owner(), 60000, {}) end)))
+    -- the keeper of run a, with a lease of 0.6 s (renewed every 0.2 s)
+    local saved = runlease.TTL_MS
+    runlease.TTL_MS = 600
+    finally(function() runlease.TTL_MS = saved end)
+    assert(db:tx(function()
+      return leases.run_take(db, n, runlease.owner(), 600) == nil and leases.run_take(db, a, runlease.owner(), 600) == nil
+    end))
+    local lost
+    runlease.keep(db, a, function() lost = true end)
+    orket.sleep(1500)
+    local holders = runlease.holders(db)
+    runlease.drop(db, a)
+    runlease.drop(db, n)
+    assert.is_nil(lost)
+    assert.equal(runlease.owner(), holders[a])
+    assert.is_nil(holders[n])
+    db:close()
+  end)
+
+  it("carries a server's run on after its store came back once a command's run lock is gone, and not a run another process stopped meanwhile", function()
+    -- (PostgreSQL only: a server carries its runs on only there, orket.engine.executor)
+    if require("tests.backends").name() ~= "pg" then return pending("PostgreSQL only") end
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    require("tests.backends").project(dir)
+    local db = assert(require("orket.project").open_store(dir, true))
+    assert(require("orket.import").import(db, dir))
+    local executor = require "orket.engine.executor"
+    local setup = require "orket.engine.setup"
+    -- each engine made runs the next of plan instead of its run: the first one's store is
+    -- lost under it, the carry-on's ends
+    local open, wait, plan, ran = setup.open, executor.STORE_WAIT_MS, {}, 0
+    setup.open = function(...)
+      local e, msg, code = open(...)
+      if e then
+        local step = table.remove(plan, 1)
+        -- (the engine is sealed: its fields' table takes the stand-in)
+        rawset(getmetatable(e).__index, "execute", function(self, id)
+          ran = ran + 1
+          return step(self, id)
+        end)
+      end
+      return e, msg, code
+    end
+    executor.STORE_WAIT_MS = 10000
+    finally(function()
+      setup.open, executor.STORE_WAIT_MS = open, wait
+      executor.registry(db).log = nil
+    end)
+    local said = {}
+    executor.registry(db).log = function(f) said[#said + 1] = f end
+    local function lost() return "failed", { store_lost = "server closed the connection unexpectedly" } end
+    local function done() return "done", {} end
+    local function run(first, before)
+      said, ran, plan = {}, 0, { first, done }
+      local id, go = executor.start { dir = dir, db = db, target = "NOTES" }
+      assert(id, go)
+      if before then before() end
+      go()
+      return id
+    end
+    local function ended(id)
+      H.wait_for(function() return executor.registry(db).live[id] == nil end, "run " .. id .. " to end", 1000)
+      local out = {}
+      for _, f in ipairs(said) do out[#out + 1] = string.format("%s %s %s", f.event, f.message, tostring(f.kind)) end
+      return table.concat(out, "\n")
+    end
+    -- an `orket run` of other cards holds the project's run lock, not tagged yet, for a moment
+    local rl
+    local id = run(lost, function() rl = assert(lockfile.acquire(dir .. "/.orket/run.lock")) end)
+    orket.sleep(1200)
+    rl:release()
+    local log = ended(id)
+    assert.is_nil(log:find("is not carried on", 1, true), log)
+    assert.matches("run_resumed run " .. id .. " carries on", log, 1, true)
+    assert.equal(2, ran)
+    -- another process stopped it while the store was away (it resumed it, its lease lapsed)
+    id = run(function(e, rid)
+      assert(e.db:finish_run(rid, "interrupted"))
+      return lost()
+    end)
+    log = ended(id)
+    assert.is_nil(log:find("run_resumed", 1, true), log)
+    assert.matches("error run " .. id .. " is not carried on: run " .. id .. " is interrupted now (another process "
+      .. "ended or stopped it meanwhile); resume it (POST /v1/runs/" .. id .. "/resume, orket resume " .. id .. ") ended",
+      log, 1, true)
+    assert.equal(1, ran)
+    assert.is_nil(require("orket.engine.runlease").holders(db)[id])
     db:close()
   end)
 

@@ -135,13 +135,17 @@ function M.run_take(q, run, owner, ttl_ms, over)
   return { owner = h and h.owner or "?" }
 end
 
---- run_renew(q, owner, ttl_ms) -> set {run_id = true} of the runs owner still holds (its
---- lapsed leases nobody took too)
-function M.run_renew(q, owner, ttl_ms)
+--- run_renew(q, owner, ttl_ms, runs) -> set {run_id = true} of runs (an array of run ids)
+--- that owner still holds (its lapsed leases nobody took too); only those (see
+--- orket.store.leases)
+function M.run_renew(q, owner, ttl_ms, runs)
   check_ttl(ttl_ms, "run_renew")
+  if type(runs) ~= "table" then error("bad argument #4 to 'run_renew' (array of run ids expected)", 2) end
   local held = {}
+  if #runs == 0 then return held end
   for _, r in ipairs(assert(q:query([[UPDATE run_leases SET expires_at = now() + $2 * interval '1 millisecond'
-      WHERE owner = $1 RETURNING run_id]], owner, ttl_ms))) do
+      WHERE owner = $1 AND run_id IN (SELECT jsonb_array_elements_text($3::jsonb)::bigint) RETURNING run_id]],
+      owner, ttl_ms, json.encode(runs)))) do
     held[r.run_id] = true
   end
   return held
