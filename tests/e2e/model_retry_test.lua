@@ -57,7 +57,12 @@ describe("orket run when the model fails", function()
     -- the provider's 3 attempts, not 3 for each of the engine's 1 + model_retries calls
     assert.equal(3, requests("fail=503"))
     assert.equal(0, #of("model_retry"))
-    assert.same({ "turn_start", "card_blocked", "turn_end" }, kinds)
+    -- the one call the engine made failed: said as a call (a tracer's ERROR chat span), charged nothing
+    assert.same({ "turn_start", "model_failure", "card_blocked", "turn_end" }, kinds)
+    local f = of("model_failure")[1]
+    assert.same({ "M-1", "senior_developer", 1, 1, "transient" }, { f.card, f.seat, f.turn, f.step, f.class })
+    assert.is_true(math.tointeger(f.latency_ms) ~= nil and f.latency_ms >= 0)
+    assert.is_nil(f.prompt_tokens or f.completion_tokens or f.cost)
     assert.matches("^The model failed %(transient%): http://127%.0%.0%.1:%d+: HTTP 503: .* %(gave up after 3 attempts over [%d%.]+ m?s%)$",
       of("card_blocked")[1].detail)
   end)
@@ -73,7 +78,13 @@ describe("orket run when the model fails", function()
       assert.is_nil(ev.error:find("gave up", 1, true))
     end
     assert.is_true(retries[2].elapsed_ms >= retries[1].elapsed_ms)
-    assert.same({ "turn_start", "model_retry", "model_retry", "card_blocked", "turn_end" }, kinds)
+    -- each of the 3 calls failed after tokens arrived: said, each with what it was charged
+    assert.same({ "turn_start", "model_failure", "model_retry", "model_failure", "model_retry", "model_failure",
+      "card_blocked", "turn_end" }, kinds)
+    for _, f in ipairs(of("model_failure")) do
+      assert.same({ "M-1", "transient", 1 }, { f.card, f.class, f.step })
+      assert.is_true(math.tointeger(f.completion_tokens) ~= nil and f.completion_tokens > 0, cjson.encode(f))
+    end
     assert.matches("%(gave up after 3 attempts over [%d%.]+ m?s%)$", of("card_blocked")[1].detail)
   end)
 
@@ -81,7 +92,7 @@ describe("orket run when the model fails", function()
     local status, of, kinds, stderr = run(project("ollama:qwen2.5-coder:7b"), { OLLAMA_HOST = "127.0.0.1:1" })
     assert.equal(1, status, stderr)
     assert.equal(0, #of("model_retry")) -- the client retried; the engine does not ask again
-    assert.same({ "turn_start", "card_blocked", "turn_end" }, kinds)
+    assert.same({ "turn_start", "model_failure", "card_blocked", "turn_end" }, kinds)
     assert.matches("^The model failed %(transient%): provider ollama: nothing is listening at http://127%.0%.0%.1:1 "
       .. "%(connection refused%)%. Is Ollama running%? Start it with 'ollama serve', or check OLLAMA_HOST, "
       .. "which points here%. %(gave up after 4 attempts over [%d%.]+ m?s%)$", of("card_blocked")[1].detail)

@@ -229,6 +229,7 @@ local function call_model(run, job, req)
       over = spend.check(run, job, req)
     end
     if over then return nil, over.detail, "budget", over end
+    local sent = rt.now()
     local res, msg, class, failure = run.llm:chat(req)
     if res then return res end
     -- a refused usage's call was billed, and so was an answer cut after it began: charged,
@@ -237,6 +238,14 @@ local function call_model(run, job, req)
     local charged = spend.refused(run, job, req, f and f.refused_usage) or (f and f.delivered and spend.cut(run, job, req))
     class = class or "transient"
     record_failure(run, job, req, class, msg, charged)
+    -- the failed call said as a call (its tracer's ERROR chat span, orket.otel), with what
+    -- it was charged when it was; a canceled one (the run stopping) is no call's failure
+    if class ~= "canceled" then
+      run:emit { type = "model_failure", card = job.card_id, seat = job.seat, turn = job.turn, step = req.meta.step,
+        class = class, latency_ms = math.floor(rt.now() - sent), prompt_tokens = charged and charged.prompt_tokens,
+        completion_tokens = charged and charged.completion_tokens, cost = charged and charged.cost,
+        currency = charged and charged.currency, response_model = charged and charged.model }
+    end
     -- the charge is in the store now (the next check reads it): the hold goes
     spend.committed(run, job)
     if left then

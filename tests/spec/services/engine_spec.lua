@@ -167,7 +167,8 @@ describe("engine", function()
       local r = retries[1]
       assert.same({ "transient", "stream cut", 2, 1, 1 }, { r.class, r.error, r.attempts, r.retry, r.delay_ms })
       assert.is_true(r.elapsed_ms >= 0)
-      assert.same({ "turn_start", "model_retry", "card_blocked", "turn_end" }, kinds)
+      -- each failed call said as a call (model_failure), retried or not
+      assert.same({ "turn_start", "model_failure", "model_retry", "model_failure", "card_blocked", "turn_end" }, kinds)
       local cs = b:comments("E-1")
       assert.matches("^The model failed %(transient%): stream cut %(gave up after 4 attempts over [%d%.]+ m?s%)$", cs[#cs].body)
     end)
