@@ -17,7 +17,13 @@ local otlpspan = require "orket.c.otlpspan"
 local M = {}
 
 M.QUEUE_MAX = 2048 -- spans held while the exporter is busy or the collector away; more are dropped
-M.BATCH = 256      -- spans sent in one request
+M.BATCH = 256      -- spans sent in one request, at most
+-- The most bytes of one request's body (telemetry.max_request_bytes overrides it): a batch
+-- whose text would pass it leaves as several requests. A span's texts are cut to 4096
+-- bytes each, but escaped they reach about 24 KB, and 256 spans of those passed what
+-- collectors and gateways take (the OpenTelemetry Collector's default is about 20 MiB,
+-- many gateways a few), which refused the whole batch.
+M.MAX_REQUEST_BYTES = 4 * 1024 * 1024
 M.RETRIES = 2      -- times a batch answered 429 or 503 is sent again (backoff below)
 M.BACKOFF_MS = 200
 M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
@@ -92,7 +98,8 @@ function M.config(getenv, telemetry)
   local service = getenv("OTEL_SERVICE_NAME")
   if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
   resource["service.name"] = service
-  return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource }
+  return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource,
+    max_request_bytes = telemetry.max_request_bytes }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -142,9 +149,11 @@ function M.new(cfg, project)
     resource = { attributes = attributes(cfg.resource) },
     scopeSpans = { { scope = { name = "orket" }, spans = jsonout.array() } } } } }
   local at = doc:find("%[%]}%]}%]}$")
+  local prefix, suffix = doc:sub(1, at - 1), doc:sub(at + 2)
   return setmetatable({ cfg = cfg, project = project, queue = {}, queued = 0, dropped = 0, exported = 0, failed = 0,
-    open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
-    prefix = doc:sub(1, at - 1), suffix = doc:sub(at + 2),
+    oversized = 0, open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
+    prefix = prefix, suffix = suffix,
+    frame = #prefix + #suffix + 2, -- a request's bytes around its spans' text (their list's brackets too)
     -- a model or tool span's values, written over for each (a list made at its size)
     values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
     Tracer)
@@ -207,14 +216,38 @@ end
 
 -- Writes a span that ends now, of this run's trace; a full queue drops it (counted).
 -- status: nil for OK, true or a message for ERROR. A full batch is sealed and sent.
+-- A batch's request stays under the cap on its size (Tracer:overflow).
 function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
   local w = self.writer
   if self.queued + w:count() >= M.QUEUE_MAX then
     self.dropped = self.dropped + 1
     return
   end
-  if w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys, values, #keys)
-    >= M.BATCH then self:flush() end
+  local n, bytes = w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys,
+    values, #keys)
+  if bytes + self.frame > (self.cfg.max_request_bytes or M.MAX_REQUEST_BYTES) then self:overflow(n)
+  elseif n >= M.BATCH then self:flush() end
+end
+
+-- The span just written (the writer's n-th) took its batch's request past the cap: the
+-- spans before it leave as one request and it begins the next batch. A span that alone
+-- passes the cap (a cap set small; its texts are cut, so never the default's) is dropped,
+-- counted as oversized and said as the export's last error: no span is lost unsaid.
+function Tracer:overflow(n)
+  local w, cap = self.writer, self.cfg.max_request_bytes or M.MAX_REQUEST_BYTES
+  if n > 1 then
+    local body, k = w:take(self.prefix, self.suffix, true)
+    self.queue[#self.queue + 1] = { body = body, n = k }
+    self.queued = self.queued + k
+  end
+  local _, bytes = w:count()
+  if bytes + self.frame > cap then
+    w:take(self.prefix, self.suffix):free()
+    self.dropped, self.oversized = self.dropped + 1, self.oversized + 1
+    self.last_error = string.format("a span's request would take %d bytes, over the cap of %d "
+      .. "(telemetry.max_request_bytes): the span was dropped", bytes + self.frame, cap)
+  end
+  self:send_queued()
 end
 
 --- tracer:seal(): the spans written so far become one batch of the queue: {body=, n=},
@@ -428,6 +461,12 @@ end
 --- time); returns at once. A batch that cannot be sent is dropped and counted.
 function Tracer:flush()
   self:seal()
+  self:send_queued()
+end
+
+-- Sends the batches queued (and the metrics), from a task of its own (one at a time),
+-- leaving the writer's spans where they are: flush seals them first.
+function Tracer:send_queued()
   if self.busy or (#self.queue == 0 and not self.metrics_body) then return end
   self.busy = true
   self.flusher = task.spawn(function()
@@ -473,11 +512,13 @@ function Tracer:drain()
   return self:stats()
 end
 
---- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), last_error=,
+--- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), oversized= (spans
+--- dropped, each alone over the cap on a request's size, counted in dropped too; nil when
+--- none), last_error=,
 --- metrics_exported=, metrics_dropped=, metrics_error=}
 function Tracer:stats()
   return { exported = self.exported, dropped = self.dropped, queued = self.queued + self.writer:count(), failed = self.failed,
-    last_error = self.last_error, metrics_exported = self.metrics_exported or 0,
+    oversized = self.oversized > 0 and self.oversized or nil, last_error = self.last_error, metrics_exported = self.metrics_exported or 0,
     metrics_dropped = self.metrics_dropped or 0, metrics_error = self.metrics_error }
 end
 

@@ -340,8 +340,8 @@ describe("otel's span writer and its buffers", function()
   end
 
   -- A collector that answers 200 to each request after delay_ms: its base URL, the paths
-  -- it was sent, and close().
-  local function answers(delay_ms)
+  -- it was sent, and close(). bodies: a list given, each request's body added to it.
+  local function answers(delay_ms, bodies)
     local rt = require "orket.c.runtime"
     local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, max_body_bytes = 1 << 22 })
     local paths = {}
@@ -350,7 +350,8 @@ describe("otel's span writer and its buffers", function()
         local req = srv:accept()
         if not req then return end
         task.spawn(function()
-          req:body()
+          local body = req:body()
+          if bodies then bodies[#bodies + 1] = body end
           if delay_ms > 0 then rt.sleep(delay_ms) end
           paths[#paths + 1] = req.path or true
           req:respond(200, { "Content-Type: application/json" }, "{}")
@@ -416,6 +417,87 @@ describe("otel's span writer and its buffers", function()
       assert.equal(4, #paths)
     end)
     close_up()
+  end)
+
+  -- A run of one turn whose tools have names of 4096 control bytes, each escaped as \u0001
+  -- (about 49 KB a span: its name and gen_ai.tool.name), sent to a collector that keeps
+  -- the bodies, under a cap of `cap` bytes a request: the bodies and the tracer's stats.
+  local function big_spans(cap, tools)
+    local bodies = {}
+    local up, _, close_up = answers(0, bodies)
+    local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end,
+      { max_request_bytes = cap }), "proj")
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    for i = 1, tools do
+      tr:event { type = "tool", run_id = 7, card = "M-1", turn = 1, tool = ("\1"):rep(4096), call_id = "c" .. i,
+        ok = true, ms = 1 }
+    end
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "handed_in" }
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    local st = tr:drain()
+    close_up()
+    local spans = {}
+    for _, b in ipairs(bodies) do
+      local doc = cjson.decode(b)
+      if doc.resourceSpans then
+        for _, sp in ipairs(doc.resourceSpans[1].scopeSpans[1].spans) do spans[#spans + 1] = sp end
+      end
+    end
+    return bodies, st, spans
+  end
+
+  it("split a batch whose request would pass the cap on its size into several, every span sent", function()
+    local cap = 200000
+    local bodies, st, spans = big_spans(cap, 20) -- about 1 MB of spans
+    assert.same({ 22, 0 }, { st.exported, st.dropped }, tostring(st.last_error))
+    assert.is_nil(st.oversized)
+    assert.equal(22, #spans)
+    local calls = {}
+    for _, sp in ipairs(spans) do
+      for _, a in ipairs(sp.attributes) do
+        if a.key == "gen_ai.tool.call.id" then calls[#calls + 1] = a.value.stringValue end
+      end
+    end
+    assert.equal(20, #calls) -- every tool's span, each once
+    local traces = 0
+    for _, b in ipairs(bodies) do
+      if b:find('"resourceSpans"', 1, true) then
+        traces = traces + 1
+        assert.is_true(#b <= cap, #b .. " bytes in one request")
+      end
+    end
+    assert.is_true(traces >= 5, traces .. " requests") -- 1 MB under a cap of 200 KB
+  end)
+
+  it("drop a span that alone passes the cap, counted and said, and send the rest", function()
+    local bodies, st, spans = big_spans(30000, 2) -- each tool's span about 49 KB
+    assert.same({ 2, 2, 2 }, { st.exported, st.dropped, st.oversized })
+    assert.matches("over the cap of 30000 %(telemetry.max_request_bytes%): the span was dropped", st.last_error)
+    local names = {}
+    for _, sp in ipairs(spans) do names[#names + 1] = sp.name end
+    table.sort(names)
+    assert.same({ "invoke_agent coder", "orket run M" }, names)
+    for _, b in ipairs(bodies) do assert.is_true(#b <= 30000, #b .. " bytes in one request") end
+  end)
+
+  it("hold a batch's last span for the next when taking the rest, the text valid JSON each time", function()
+    local w = otlpspan.writer()
+    for i = 1, 3 do w:span("s" .. i, 1, 2, i, nil, 1, 10, 20, nil, { "k" }, { "v" }, 1) end
+    local n, bytes = w:count()
+    assert.equal(3, n)
+    local first, k = w:take("", "", true)
+    assert.equal(2, k)
+    local list = cjson.decode(first:text())
+    assert.same({ "s1", "s2" }, { list[1].name, list[2].name })
+    local n2, bytes2 = w:count()
+    assert.equal(1, n2)
+    assert.is_true(bytes2 < bytes)
+    assert.equal(2, select(1, w:span("s4", 1, 2, 4, nil, 1, 10, 20, nil, { "k" }, { "v" }, 1)))
+    local rest = cjson.decode(w:take("", ""):text())
+    assert.same({ "s3", "s4" }, { rest[1].name, rest[2].name })
+    w:span("s5", 1, 2, 5, nil, 1, 10, 20, nil, { "k" }, { "v" }, 1)
+    assert.has_error(function() w:take("", "", true) end, "otlpspan: take(hold_last) needs two spans (has 1)")
   end)
 
   -- the spans in a writer's batch, decoded (the batch must be valid JSON)
