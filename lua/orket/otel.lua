@@ -13,6 +13,7 @@ local crypto = require "orket.c.crypto"
 local task = require "orket.task"
 local rt = require "orket.c.runtime"
 local otlpspan = require "orket.c.otlpspan"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -58,19 +59,51 @@ local function pairs_of(text)
   return out
 end
 
---- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=} | nil
---- (no export).
+-- A signal's protocol (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, _METRICS_PROTOCOL; else
+-- OTEL_EXPORTER_OTLP_PROTOCOL, as the specification orders them; empty is unset): nil |
+-- a warning | nil, why. Orket speaks OTLP/HTTP with JSON (http/json). http/protobuf, the
+-- specification's default and so often set by habit, is sent as JSON to the same URL,
+-- which collectors' OTLP/HTTP receivers (the OpenTelemetry Collector's) take by its
+-- Content-Type: refusing it would stop runs that export fine. gRPC is another transport
+-- (port 4317 speaks nothing else): every export failed, for ever, with a transport error
+-- that did not say why; it is refused before anything starts, as any other value is.
+local function protocol(getenv, own)
+  local var, value = own, getenv(own)
+  if value == nil or value == "" then var, value = "OTEL_EXPORTER_OTLP_PROTOCOL", getenv("OTEL_EXPORTER_OTLP_PROTOCOL") end
+  if value == nil or value == "" then return nil end
+  local p = value:lower():match("^%s*(.-)%s*$") -- the specification: enum values ignore case
+  if p == "http/json" then return nil end
+  if p == "http/protobuf" then
+    return string.format("%s=%s: Orket sends OTLP/HTTP with JSON (http/json) to the same URL, which the "
+      .. "OpenTelemetry Collector's OTLP/HTTP receiver takes by its Content-Type; set %s=http/json to say so "
+      .. "(a backend that takes only protobuf refuses the exports, said at each run's end)", var, value, var)
+  end
+  if p == "grpc" then
+    return nil, string.format("%s=%s: Orket exports OTLP over HTTP with JSON (http/json), not gRPC; set %s=http/json "
+      .. "(or unset it) and point the endpoint at the collector's OTLP/HTTP port (4318 by default; 4317 speaks "
+      .. "only gRPC)", var, value, var)
+  end
+  return nil, string.format("%s=%s: not a protocol (the specification's: grpc, http/protobuf, http/json); Orket "
+    .. "exports OTLP over HTTP with JSON: set %s=http/json or unset it", var, value, var)
+end
+
+--- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=,
+--- max_request_bytes=, warnings=} | nil (no export) | nil, message, "EINVAL" (a protocol
+--- Orket does not speak, named with its variable: orket.config refuses to start on it).
 --- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
 --- OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the whole URL), OTEL_EXPORTER_OTLP_ENDPOINT (a base
 --- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS (OTEL_EXPORTER_OTLP_TRACES_HEADERS,
---- _METRICS_HEADERS: each signal's, instead), OTEL_SERVICE_NAME,
---- OTEL_RESOURCE_ATTRIBUTES.
+--- _METRICS_HEADERS: each signal's, instead), OTEL_EXPORTER_OTLP_PROTOCOL (_TRACES_PROTOCOL,
+--- _METRICS_PROTOCOL: each signal's, instead; only a signal that is exported is checked),
+--- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES. warnings: texts to say once (otel.new).
 function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
-  telemetry = telemetry or {}
+  -- orket.config asks before orket.settings checks the section: a bad one is its to name
+  if type(telemetry) ~= "table" then telemetry = {} end
   if (getenv("OTEL_SDK_DISABLED") or ""):lower() == "true" then return nil end
   local base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
   if not base or base == "" then base = telemetry.endpoint end
+  if type(base) ~= "string" then base = nil end
   base = base and base:gsub("/+$", "")
   local url = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
   if not url or url == "" then url = base and (base .. "/v1/traces") end
@@ -79,6 +112,15 @@ function M.config(getenv, telemetry)
   if url and not url:match("^https?://[^/]") then url = nil end
   if murl and not murl:match("^https?://[^/]") then murl = nil end
   if not url and not murl then return nil end
+  local warnings = {}
+  for _, sig in ipairs { { url, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" }, { murl, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" } } do
+    if sig[1] then
+      local warning, err = protocol(getenv, sig[2])
+      if err then return nil, err, "EINVAL" end
+      -- the shared variable's warning once, though both signals read it
+      if warning and warning ~= warnings[#warnings] then warnings[#warnings + 1] = warning end
+    end
+  end
   -- each signal's own headers, else the shared ones: the traces' (a backend's key) sent with
   -- the metrics went to the metrics' endpoint, another backend perhaps, and its own were
   -- never sent
@@ -99,7 +141,7 @@ function M.config(getenv, telemetry)
   if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
   resource["service.name"] = service
   return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource,
-    max_request_bytes = telemetry.max_request_bytes }
+    max_request_bytes = telemetry.max_request_bytes, warnings = warnings }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -142,7 +184,18 @@ Tracer.__index = Tracer
 
 --- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
 --- as cfg (config's) says. project: the project's name, an attribute of every span.
+-- Says a configuration's warning, once a process (a server makes a tracer per run):
+-- "orket: warning: ..." on stderr.
+M.warned = {}
+function M.warn(text) io.stderr:write("orket: warning: ", inert.text(text), "\n") end -- a variable's value: inert
+
 function M.new(cfg, project)
+  for _, w in ipairs(cfg.warnings or {}) do
+    if not M.warned[w] then
+      M.warned[w] = true
+      M.warn(w)
+    end
+  end
   -- the batch's text around its spans, encoded once: the request (OTLP's
   -- ExportTraceServiceRequest in its JSON mapping) with an empty list of spans, cut there
   local doc = jsonout.encode { resourceSpans = { {

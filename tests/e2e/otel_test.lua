@@ -180,6 +180,26 @@ describe("traces", function()
     assert.equal("Bearer shared", exports("metrics")[1].authorization)
   end)
 
+  -- the protocol was never read: gRPC's port got JSON and every export failed, for ever
+  it("refuse to start on OTEL_EXPORTER_OTLP_PROTOCOL=grpc, and send JSON for http/protobuf, said once", function()
+    local dir = project()
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" } })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("orket: OTEL_EXPORTER_OTLP_PROTOCOL=grpc: Orket exports OTLP over HTTP with JSON %(http/json%), "
+      .. "not gRPC", r.stderr)
+    assert.equal(0, #fake.log()) -- no model asked, nothing exported
+    r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "http/protobuf" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    local _, said = r.stderr:gsub("orket: warning: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf: Orket sends "
+      .. "OTLP/HTTP with JSON", "")
+    assert.equal(1, said, r.stderr)
+    assert.is_true(#exports() >= 1)
+    assert.equal("application/json", exports()[1].content_type)
+    assert.equal(1, #exports("metrics"))
+  end)
+
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()
     local dir = project()
     H.orket("run M", { cwd = dir, env = { OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })

@@ -238,6 +238,79 @@ describe("otel's configuration", function()
       assert.same(want, cfg.metrics_headers, own)
     end
   end)
+
+  local function config(env) return otel.config(function(k) return env[k] end) end
+  local BASE = "http://127.0.0.1:4317"
+
+  it("refuse gRPC and a protocol the specification does not name, naming the variable and its value", function()
+    local cfg, err, code = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
+    assert.is_nil(cfg)
+    assert.equal("EINVAL", code)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: Orket exports OTLP over HTTP with JSON %(http/json%), not gRPC",
+      err)
+    assert.matches("4318", err, 1, true)
+    -- a signal's own variable wins over the shared one, either way; enum values ignore case
+    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "http/json",
+      OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "GRPC" }
+    assert.is_nil(cfg)
+    assert.matches("^OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=GRPC: ", err)
+    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "grpc",
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "http/json", OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = " HTTP/JSON " }
+    assert(cfg, err)
+    assert.same({}, cfg.warnings)
+    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "http" }
+    assert.is_nil(cfg)
+    assert.equal("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http: not a protocol (the specification's: grpc, "
+      .. "http/protobuf, http/json); Orket exports OTLP over HTTP with JSON: set OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="
+      .. "http/json or unset it", err)
+  end)
+
+  it("check only the protocol of a signal that is exported", function()
+    assert.is_nil(select(2, config { OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" })) -- no collector: no export
+    assert.is_nil(select(2, config { OTEL_EXPORTER_OTLP_PROTOCOL = "grpc", OTEL_SDK_DISABLED = "true",
+      OTEL_EXPORTER_OTLP_ENDPOINT = BASE }))
+    local cfg, err = config { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "http://127.0.0.1:4318/v1/metrics",
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "grpc", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "collector:4317" }
+    assert(cfg, err)
+    assert.is_nil(cfg.url)
+    -- an empty variable is unset: the shared one rules
+    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "",
+      OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
+    assert.is_nil(cfg)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc", err)
+  end)
+
+  it("send JSON for http/protobuf, said once a process, naming the variable", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
+      OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf" })
+    assert.equal(1, #cfg.warnings) -- both signals read the shared variable: one warning
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf: Orket sends OTLP/HTTP with JSON", cfg.warnings[1])
+    assert.equal("Content-Type: application/json", cfg.headers[1])
+    local said, warn, warned = {}, otel.warn, otel.warned
+    otel.warn, otel.warned = function(text) said[#said + 1] = text end, {}
+    local ok, err = pcall(function()
+      otel.new(cfg, "proj")
+      otel.new(assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
+        OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf" }), "proj") -- a server's next run
+    end)
+    otel.warn, otel.warned = warn, warned
+    assert(ok, err)
+    assert.same(cfg.warnings, said)
+  end)
+
+  it("make orket.lua's loading refuse a protocol Orket does not speak, before anything starts", function()
+    local H = require "tests.helpers"
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", "name = 'p'\n")
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
+    local cfg, err, code = require("orket.config").load(dir, function(k) return env[k] end)
+    local ok = require("orket.config").load(dir, function() return nil end)
+    H.cleanup()
+    assert.is_nil(cfg)
+    assert.equal("EINVAL", code)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: ", err)
+    assert.is_table(ok)
+  end)
 end)
 
 describe("otel's span writer and its buffers", function()
