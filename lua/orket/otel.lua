@@ -356,20 +356,26 @@ local function on_event(self, ev)
       "invoke_agent", provider, model, ev.card, ev.model, nil, ev.phase, self.project, ev.run_id, ev.seat, ev.turn,
       name = "invoke_agent " .. tostring(ev.role), chat = "chat " .. tostring(model), id = random_id(self),
       start = now_int() }
-  elseif t == "model" then
+  elseif t == "model" or t == "model_failure" then
     local parent = turn_of(self, ev)
     if not parent then return end
+    -- model_failure: a call that failed, with what it was charged when it was (a stream cut
+    -- after it began, a refused usage), its fields a model event's and its class: an ERROR
+    -- span whose error.type is the class. The engine emits none yet (its journal has the
+    -- failure), so a failed call shows in its turn's span only (docs/observability.md).
+    local failed = t == "model_failure" and tostring(ev.class or "model_error") or nil
     -- the call began latency_ms before its event
     local ms = math.tointeger(ev.latency_ms)
     local input, output = math.tointeger(ev.prompt_tokens), math.tointeger(ev.completion_tokens)
     local v = self.values
-    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = nil, parent[T_CONV], "chat", parent[T_PROVIDER], parent[T_MODEL],
+    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = failed, parent[T_CONV], "chat", parent[T_PROVIDER], parent[T_MODEL],
       ev.response_model, math.tointeger(ev.cached_tokens), input
     v[9], v[10], v[11], v[12], v[13], v[14], v[15] = output, parent[T_CARD], ev.currency, math.tointeger(ev.cost),
       parent[T_PROJECT], parent[T_RUN], ev.step
-    self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), nil,
+    self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), failed,
       KEYS.chat, v)
-    self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000)
+    -- the client metrics keep answered calls (their attributes carry no error.type)
+    if not failed then self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000) end
   elseif t == "tool" then
     local parent = turn_of(self, ev)
     if not parent then return end

@@ -225,6 +225,27 @@ describe("otel spans", function()
     table.sort(errs)
     assert.same({ "execute_tool x=EPERM", "invoke_agent coder=model_error", "orket run M=failed" }, errs)
   end)
+
+  it("make a failed model call's event an ERROR chat span with its class and charge, outside the metrics", function()
+    local tr, spans = tracer()
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    -- a stream cut after it began: charged
+    tr:event { type = "model_failure", run_id = 7, card = "M-1", turn = 1, step = 1, class = "transient",
+      latency_ms = 40, prompt_tokens = 50, completion_tokens = 7, cost = 900, currency = "USD", response_model = "m1" }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "model_error" }
+    tr:flush()
+    local chat
+    for _, sp in ipairs(spans) do if sp.name == "chat m1" then chat = sp end end
+    assert(chat, "no chat span")
+    assert.equal(3, chat.kind)
+    assert.same({ code = 2, message = "transient" }, chat.status)
+    local v = {}
+    for _, a in ipairs(chat.attributes) do v[a.key] = a.value.stringValue or a.value.intValue end
+    assert.same({ "transient", "50", "7", "900", "USD" }, { v["error.type"], v["gen_ai.usage.input_tokens"],
+      v["gen_ai.usage.output_tokens"], v["orket.cost.micros"], v["orket.cost.currency"] })
+    assert.same({}, tr.points) -- the client metrics keep answered calls
+  end)
 end)
 
 describe("otel's configuration", function()
