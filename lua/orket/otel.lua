@@ -182,13 +182,14 @@ local INTERNAL, CLIENT = 1, 3 -- span kinds
 local Tracer = {}
 Tracer.__index = Tracer
 
---- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
---- as cfg (config's) says. project: the project's name, an attribute of every span.
 -- Says a configuration's warning, once a process (a server makes a tracer per run):
 -- "orket: warning: ..." on stderr.
 M.warned = {}
 function M.warn(text) io.stderr:write("orket: warning: ", inert.text(text), "\n") end -- a variable's value: inert
 
+--- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
+--- as cfg (config's) says (its warnings said, each once a process). project: the project's
+--- name, an attribute of every span.
 function M.new(cfg, project)
   for _, w in ipairs(cfg.warnings or {}) do
     if not M.warned[w] then
