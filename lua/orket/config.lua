@@ -86,10 +86,6 @@ function M.finish(data, dir, getenv)
   cfg.models = models
   local eok, eerr, ecode = M.apply_env(cfg, getenv)
   if not eok then return nil, eerr, ecode end
-  -- an OTLP protocol Orket does not speak (gRPC) is refused here, naming its variable, as a
-  -- bad ORKET_MODEL is: every export would fail for ever (docs/observability.md)
-  local _, oerr, ocode = require("orket.otel").config(getenv or os.getenv, data.telemetry)
-  if oerr then return nil, oerr, ocode end
   local ok, err, code = settings.validate_models(models)
   if not ok then return nil, err, code end
   for _, p in pairs(models.providers) do

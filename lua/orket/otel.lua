@@ -60,18 +60,23 @@ local function pairs_of(text)
 end
 
 -- A signal's protocol (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, _METRICS_PROTOCOL; else
--- OTEL_EXPORTER_OTLP_PROTOCOL, as the specification orders them; empty is unset): nil |
--- a warning | nil, why. Orket speaks OTLP/HTTP with JSON (http/json). http/protobuf, the
--- specification's default and so often set by habit, is sent as JSON to the same URL,
--- which collectors' OTLP/HTTP receivers (the OpenTelemetry Collector's) take by its
--- Content-Type: refusing it would stop runs that export fine. gRPC is another transport
--- (port 4317 speaks nothing else): every export failed, for ever, with a transport error
--- that did not say why; it is refused before anything starts, as any other value is.
+-- OTEL_EXPORTER_OTLP_PROTOCOL, as the specification orders them; empty or only spaces is
+-- unset): nil | a warning | nil, why. Orket speaks OTLP/HTTP with JSON (http/json).
+-- http/protobuf, the specification's default and so often set by habit, is sent as JSON to
+-- the same URL, which collectors' OTLP/HTTP receivers (the OpenTelemetry Collector's) take
+-- by its Content-Type: refusing it would stop runs that export fine. A value the
+-- specification does not name is warned of and ignored, as it orders for an enum. gRPC is
+-- another transport (port 4317 speaks nothing else): every export would fail, for ever,
+-- with a transport error that does not say why, so the caller building a tracer refuses it.
 local function protocol(getenv, own)
-  local var, value = own, getenv(own)
-  if value == nil or value == "" then var, value = "OTEL_EXPORTER_OTLP_PROTOCOL", getenv("OTEL_EXPORTER_OTLP_PROTOCOL") end
-  if value == nil or value == "" then return nil end
-  local p = value:lower():match("^%s*(.-)%s*$") -- the specification: enum values ignore case
+  local function read(var)
+    local v = getenv(var)
+    return v and v:match("^%s*(.-)%s*$") or ""
+  end
+  local var, value = own, read(own)
+  if value == "" then var, value = "OTEL_EXPORTER_OTLP_PROTOCOL", read("OTEL_EXPORTER_OTLP_PROTOCOL") end
+  if value == "" then return nil end
+  local p = value:lower() -- the specification: enum values ignore case
   if p == "http/json" then return nil end
   if p == "http/protobuf" then
     return string.format("%s=%s: Orket sends OTLP/HTTP with JSON (http/json) to the same URL, which the "
@@ -83,22 +88,22 @@ local function protocol(getenv, own)
       .. "(or unset it) and point the endpoint at the collector's OTLP/HTTP port (4318 by default; 4317 speaks "
       .. "only gRPC)", var, value, var)
   end
-  return nil, string.format("%s=%s: not a protocol (the specification's: grpc, http/protobuf, http/json); Orket "
-    .. "exports OTLP over HTTP with JSON: set %s=http/json or unset it", var, value, var)
+  return string.format("%s=%s: not a protocol (the specification's: grpc, http/protobuf, http/json): ignored, "
+    .. "Orket sends OTLP/HTTP with JSON (http/json); set %s=http/json or unset it", var, value, var)
 end
 
 --- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=,
---- max_request_bytes=, warnings=} | nil (no export) | nil, message, "EINVAL" (a protocol
---- Orket does not speak, named with its variable: orket.config refuses to start on it).
+--- max_request_bytes=, warnings=} | nil (no export) | nil, message, "EINVAL" (gRPC, which
+--- Orket does not speak, named with its variable: what builds a tracer refuses to start).
 --- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
 --- OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the whole URL), OTEL_EXPORTER_OTLP_ENDPOINT (a base
 --- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS (OTEL_EXPORTER_OTLP_TRACES_HEADERS,
 --- _METRICS_HEADERS: each signal's, instead), OTEL_EXPORTER_OTLP_PROTOCOL (_TRACES_PROTOCOL,
 --- _METRICS_PROTOCOL: each signal's, instead; only a signal that is exported is checked),
---- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES. warnings: texts to say once (otel.new).
+--- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES. warnings: texts to say once (otel.say).
 function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
-  -- orket.config asks before orket.settings checks the section: a bad one is its to name
+  -- orket serve asks before orket.settings checks the section: a bad one is its to name
   if type(telemetry) ~= "table" then telemetry = {} end
   if (getenv("OTEL_SDK_DISABLED") or ""):lower() == "true" then return nil end
   local base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -182,21 +187,27 @@ local INTERNAL, CLIENT = 1, 3 -- span kinds
 local Tracer = {}
 Tracer.__index = Tracer
 
--- Says a configuration's warning, once a process (a server makes a tracer per run):
--- "orket: warning: ..." on stderr.
+-- Where a configuration's warning goes: "orket: warning: ..." on stderr; orket serve points
+-- it at its JSON-lines log. M.warned: those said, each once a process (a server makes a
+-- tracer per run).
 M.warned = {}
 function M.warn(text) io.stderr:write("orket: warning: ", inert.text(text), "\n") end -- a variable's value: inert
 
---- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
---- as cfg (config's) says (its warnings said, each once a process). project: the project's
---- name, an attribute of every span.
-function M.new(cfg, project)
-  for _, w in ipairs(cfg.warnings or {}) do
+--- say(cfg): config's warnings, each through otel.warn once a process.
+function M.say(cfg)
+  for _, w in ipairs(cfg and cfg.warnings or {}) do
     if not M.warned[w] then
       M.warned[w] = true
       M.warn(w)
     end
   end
+end
+
+--- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
+--- as cfg (config's) says (its warnings said: otel.say). project: the project's name, an
+--- attribute of every span.
+function M.new(cfg, project)
+  M.say(cfg)
   -- the batch's text around its spans, encoded once: the request (OTLP's
   -- ExportTraceServiceRequest in its JSON mapping) with an empty list of spans, cut there
   local doc = jsonout.encode { resourceSpans = { {

@@ -263,7 +263,7 @@ describe("otel's configuration", function()
   local function config(env) return otel.config(function(k) return env[k] end) end
   local BASE = "http://127.0.0.1:4317"
 
-  it("refuse gRPC and a protocol the specification does not name, naming the variable and its value", function()
+  it("refuse gRPC, naming the variable and its value", function()
     local cfg, err, code = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
     assert.is_nil(cfg)
     assert.equal("EINVAL", code)
@@ -279,11 +279,24 @@ describe("otel's configuration", function()
       OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "http/json", OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = " HTTP/JSON " }
     assert(cfg, err)
     assert.same({}, cfg.warnings)
-    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "http" }
-    assert.is_nil(cfg)
-    assert.equal("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http: not a protocol (the specification's: grpc, "
-      .. "http/protobuf, http/json); Orket exports OTLP over HTTP with JSON: set OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="
-      .. "http/json or unset it", err)
+  end)
+
+  -- the specification, for an enum: a value it does not recognise MUST be warned of and
+  -- ignored (a typo, a vendor's spelling); it was refused, stopping every command
+  it("warn of a protocol the specification does not name, naming the variable and its value, and send http/json", function()
+    for _, value in ipairs { "http", "http/jsonn", "HTTP/2" } do
+      local cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = value }
+      assert(cfg, err)
+      assert.equal(BASE .. "/v1/traces", cfg.url)
+      assert.equal("Content-Type: application/json", cfg.headers[1])
+      assert.same({ "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=" .. value .. ": not a protocol (the specification's: grpc, "
+        .. "http/protobuf, http/json): ignored, Orket sends OTLP/HTTP with JSON (http/json); set "
+        .. "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json or unset it" }, cfg.warnings)
+    end
+    -- the shared variable, read by both signals: one warning
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "http" })
+    assert.equal(1, #cfg.warnings)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=http: not a protocol", cfg.warnings[1])
   end)
 
   it("check only the protocol of a signal that is exported", function()
@@ -299,6 +312,16 @@ describe("otel's configuration", function()
       OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
     assert.is_nil(cfg)
     assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc", err)
+  end)
+
+  it("take a protocol of only spaces as unset, the shared one ruling", function()
+    local cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = " \t " }
+    assert(cfg, err)
+    assert.same({}, cfg.warnings)
+    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "  ",
+      OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = " ", OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
+    assert.is_nil(cfg)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: ", err)
   end)
 
   it("send JSON for http/protobuf, said once a process, naming the variable", function()
@@ -319,18 +342,32 @@ describe("otel's configuration", function()
     assert.same(cfg.warnings, said)
   end)
 
-  it("make orket.lua's loading refuse a protocol Orket does not speak, before anything starts", function()
+  -- gRPC was refused by orket.lua's loading: every command, those that never export too
+  -- (orket models, version --check, gate's settings read in silence)
+  it("leave orket.lua's loading alone, and refuse gRPC where an engine's tracer is built, before anything opens", function()
     local H = require "tests.helpers"
+    local setup = require "orket.engine.setup"
     local dir = H.tmpdir()
-    H.write(dir .. "/orket.lua", "name = 'p'\n")
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
     local env = { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
-    local cfg, err, code = require("orket.config").load(dir, function(k) return env[k] end)
-    local ok = require("orket.config").load(dir, function() return nil end)
+    local function getenv(k) return env[k] end
+    local loaded, lerr = require("orket.config").load(dir, getenv)
+    local e, err, code = setup.open(dir, { getenv = getenv })
+    local made = require("luv").fs_stat(dir .. "/workspace")
+    env.OTEL_EXPORTER_OTLP_PROTOCOL = "http/json"
+    local db = assert(require("orket.project").open_store(dir, true))
+    db:close()
+    local e2, err2 = setup.open(dir, { getenv = getenv })
+    local traced = e2 and e2.tracer ~= nil
+    if e2 then e2.close_all() end
     H.cleanup()
-    assert.is_nil(cfg)
+    assert(loaded, lerr)
+    assert.is_nil(e)
     assert.equal("EINVAL", code)
-    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: ", err)
-    assert.is_table(ok)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: Orket exports OTLP over HTTP with JSON", err)
+    assert.is_nil(made) -- refused before the workspace (and the store, the repository) opened
+    assert(e2, err2)
+    assert.is_true(traced)
   end)
 end)
 
