@@ -590,7 +590,9 @@ describe("otel's span writer and its buffers", function()
         if a.key == "gen_ai.tool.call.id" then calls[#calls + 1] = a.value.stringValue end
       end
     end
-    assert.equal(20, #calls) -- every tool's span, each once
+    local want = {}
+    for i = 1, 20 do want[i] = "c" .. i end
+    assert.same(want, calls) -- every tool's span, each once, in the order they ended
     local traces = 0
     for _, b in ipairs(bodies) do
       if b:find('"resourceSpans"', 1, true) then
@@ -610,6 +612,68 @@ describe("otel's span writer and its buffers", function()
     table.sort(names)
     assert.same({ "invoke_agent coder", "orket run M" }, names)
     for _, b in ipairs(bodies) do assert.is_true(#b <= 30000, #b .. " bytes in one request") end
+  end)
+
+  -- A tracer whose batches stay queued (nothing sent) under a cap of `cap` bytes a request,
+  -- in a run's trace; put(tr, name, text): a span of one attribute. queued(tr): the queued
+  -- requests' sizes and their spans' names, the writer's spans sealed first.
+  local function capped(cap)
+    local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end,
+      { max_request_bytes = cap }), "proj")
+    tr.send_queued = function() end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    return tr
+  end
+  local function put(tr, name, text) tr:write(name, 1, nil, 1, 10, nil, { "k" }, { text or ("x"):rep(100) }) end
+  local function queued(tr)
+    tr:seal()
+    local sizes, names = {}, {}
+    for _, b in ipairs(tr.queue) do
+      local text = b.body:text()
+      sizes[#sizes + 1] = #text
+      local list = {}
+      for _, sp in ipairs(cjson.decode(text).resourceSpans[1].scopeSpans[1].spans) do list[#list + 1] = sp.name end
+      names[#names + 1] = list
+    end
+    return sizes, names
+  end
+
+  it("send a request of exactly the cap whole, and split one a byte over it", function()
+    local tr = capped(1 << 30)
+    put(tr, "a")
+    local _, one = tr.writer:count()
+    put(tr, "b")
+    local _, two = tr.writer:count()
+    local whole = tr.frame + two -- the request's body: its frame, the two spans and their comma
+    assert.same({ { whole }, { { "a", "b" } } }, { queued(tr) })
+    tr = capped(whole)
+    put(tr, "a")
+    put(tr, "b")
+    assert.same({ { whole }, { { "a", "b" } } }, { queued(tr) })
+    assert.equal(0, tr.dropped)
+    tr = capped(whole - 1)
+    put(tr, "a")
+    put(tr, "b")
+    assert.same({ { tr.frame + one, tr.frame + one }, { { "a" }, { "b" } } }, { queued(tr) })
+    assert.equal(0, tr.dropped)
+    tr = capped(tr.frame + one - 1) -- neither span fits alone
+    put(tr, "a")
+    put(tr, "b")
+    assert.same({ {}, {} }, { queued(tr) })
+    assert.same({ 2, 2 }, { tr.dropped, tr.oversized })
+  end)
+
+  it("send the spans before one that alone passes the cap, drop it, and go on after it in order", function()
+    local tr = capped(2000)
+    put(tr, "a", "small")
+    put(tr, "b", "small")
+    put(tr, "big", ("x"):rep(5000))
+    put(tr, "c", "small")
+    local sizes, names = queued(tr)
+    assert.same({ { "a", "b" }, { "c" } }, names)
+    for _, n in ipairs(sizes) do assert.is_true(n <= 2000, n .. " bytes") end
+    assert.same({ 1, 1 }, { tr.dropped, tr.oversized })
+    assert.matches("over the cap of 2000 %(telemetry.max_request_bytes%): the span was dropped", tr.last_error)
   end)
 
   it("hold a batch's last span for the next when taking the rest, the text valid JSON each time", function()
