@@ -19,6 +19,7 @@ typedef struct los_writer {
   lua_Integer count; /* spans in b */
   int open;          /* a span is being written: b past mark holds a part of it */
   size_t mark;       /* b's length before that span */
+  size_t last;       /* where the last whole span starts in b (its comma included) */
 } los_writer;
 
 /* The writer's text ends with whole spans: a span whose writing raised (an error no check
@@ -108,7 +109,8 @@ static void los_write_attributes(lua_State *L, jsonout_buf *b, int keys, int val
  * epoch, not negative. status: nil or false for OK, true for ERROR, a string for ERROR
  * with that message. Attribute i is keys[i] = values[i], for i in 1..n, left out where
  * values[i] is nil; values are strings, numbers or booleans. A bad argument raises and
- * writes nothing. Returns the count of spans written since the last take. */
+ * writes nothing. Returns the count of spans written since the last take, and their text's
+ * length in bytes (a request's body is that and the text around it: orket.otel caps it). */
 static int los_span(lua_State *L) {
   los_writer *w = los_check(L);
   otlp_span sp = {0};
@@ -146,35 +148,52 @@ static int los_span(lua_State *L) {
     w->b.len = w->mark;
     return luaL_error(L, "otlpspan: out of memory");
   }
+  w->last = w->mark;
   w->count++;
   lua_pushinteger(L, w->count);
-  return 1;
+  lua_pushinteger(L, (lua_Integer)w->b.len);
+  return 2;
 }
 
-/* w:count() -> the spans written since the last take */
+/* w:count() -> the spans written since the last take, and their text's length in bytes */
 static int los_count(lua_State *L) {
-  lua_pushinteger(L, los_check(L)->count);
-  return 1;
+  los_writer *w = los_check(L);
+  lua_pushinteger(L, w->count);
+  lua_pushinteger(L, (lua_Integer)w->b.len);
+  return 2;
 }
 
-/* w:take(prefix, suffix) -> a jsonout buffer (ljsonout.h) of prefix .. "[" .. the spans ..
- * "]" .. suffix, and the count of spans; empties the writer. The batch's bytes stay out of
- * the Lua heap, sent as they are (http's request body). */
+/* w:take(prefix, suffix[, hold_last]) -> a jsonout buffer (ljsonout.h) of prefix .. "[" ..
+ * the spans .. "]" .. suffix, and the count of spans; empties the writer. hold_last: every
+ * span but the last, which stays in the writer, the first of the next batch (the span that
+ * made the batch's text pass orket.otel's cap on a request's size); it needs two spans.
+ * The batch's bytes stay out of the Lua heap, sent as they are (http's request body). */
 static int los_take(lua_State *L) {
   los_writer *w = los_check(L);
   size_t pn, sn;
   const char *p = luaL_checklstring(L, 2, &pn);
   const char *s = luaL_checklstring(L, 3, &sn);
+  int hold = lua_toboolean(L, 4);
+  if (hold && w->count < 2) return luaL_error(L, "otlpspan: take(hold_last) needs two spans (has %d)", (int)w->count);
+  size_t upto = hold ? w->last : w->b.len;
   jsonout_buf *out = ljo_pushbuf(L);
   jsonout_raw(out, p, pn);
   jsonout_raw(out, "[", 1);
-  if (w->b.len > 0) jsonout_raw(out, w->b.p, w->b.len);
+  if (upto > 0) jsonout_raw(out, w->b.p, upto);
   jsonout_raw(out, "]", 1);
   jsonout_raw(out, s, sn);
   if (out->oom) return luaL_error(L, "otlpspan: out of memory");
-  lua_pushinteger(L, w->count);
-  w->b.len = 0; /* its bytes are kept for the next batch */
-  w->count = 0;
+  lua_pushinteger(L, hold ? w->count - 1 : w->count);
+  if (hold) { /* the last span, its comma left out, moves to the buffer's start */
+    size_t from = w->last + 1;
+    memmove(w->b.p, w->b.p + from, w->b.len - from);
+    w->b.len -= from;
+    w->count = 1;
+    w->last = 0;
+  } else {
+    w->b.len = 0; /* its bytes are kept for the next batch */
+    w->count = 0;
+  }
   return 2;
 }
 

@@ -13,11 +13,18 @@ local crypto = require "orket.c.crypto"
 local task = require "orket.task"
 local rt = require "orket.c.runtime"
 local otlpspan = require "orket.c.otlpspan"
+local inert = require "orket.inert"
 
 local M = {}
 
 M.QUEUE_MAX = 2048 -- spans held while the exporter is busy or the collector away; more are dropped
-M.BATCH = 256      -- spans sent in one request
+M.BATCH = 256      -- spans sent in one request, at most
+-- The most bytes of one request's body (telemetry.max_request_bytes overrides it): a batch
+-- whose text would pass it leaves as several requests. A span's texts are cut to 4096
+-- bytes each, but escaped they reach about 24 KB, and 256 spans of those passed what
+-- collectors and gateways take (the OpenTelemetry Collector's default is about 20 MiB,
+-- many gateways a few), which refused the whole batch.
+M.MAX_REQUEST_BYTES = 4 * 1024 * 1024
 M.RETRIES = 2      -- times a batch answered 429 or 503 is sent again (backoff below)
 M.BACKOFF_MS = 200
 M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
@@ -52,19 +59,56 @@ local function pairs_of(text)
   return out
 end
 
---- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=} | nil
---- (no export).
+-- A signal's protocol (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, _METRICS_PROTOCOL; else
+-- OTEL_EXPORTER_OTLP_PROTOCOL, as the specification orders them; empty or only spaces is
+-- unset): nil | a warning | nil, why. Orket speaks OTLP/HTTP with JSON (http/json).
+-- http/protobuf, the specification's default and so often set by habit, is sent as JSON to
+-- the same URL, which collectors' OTLP/HTTP receivers (the OpenTelemetry Collector's) take
+-- by its Content-Type: refusing it would stop runs that export fine. A value the
+-- specification does not name is warned of and ignored, as it orders for an enum. gRPC is
+-- another transport (port 4317 speaks nothing else): every export would fail, for ever,
+-- with a transport error that does not say why, so the caller building a tracer refuses it.
+local function protocol(getenv, own)
+  local function read(var)
+    local v = getenv(var)
+    return v and v:match("^%s*(.-)%s*$") or ""
+  end
+  local var, value = own, read(own)
+  if value == "" then var, value = "OTEL_EXPORTER_OTLP_PROTOCOL", read("OTEL_EXPORTER_OTLP_PROTOCOL") end
+  if value == "" then return nil end
+  local p = value:lower() -- the specification: enum values ignore case
+  if p == "http/json" then return nil end
+  if p == "http/protobuf" then
+    return string.format("%s=%s: Orket sends OTLP/HTTP with JSON (http/json) to the same URL, which the "
+      .. "OpenTelemetry Collector's OTLP/HTTP receiver takes by its Content-Type; set %s=http/json to say so "
+      .. "(a backend that takes only protobuf refuses the exports, said at each run's end)", var, value, var)
+  end
+  if p == "grpc" then
+    return nil, string.format("%s=%s: Orket exports OTLP over HTTP with JSON (http/json), not gRPC; set %s=http/json "
+      .. "(or unset it) and point the endpoint at the collector's OTLP/HTTP port (4318 by default; 4317 speaks "
+      .. "only gRPC)", var, value, var)
+  end
+  return string.format("%s=%s: not a protocol (the specification's: grpc, http/protobuf, http/json): ignored, "
+    .. "Orket sends OTLP/HTTP with JSON (http/json); set %s=http/json or unset it", var, value, var)
+end
+
+--- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=,
+--- max_request_bytes=, warnings=} | nil (no export) | nil, message, "EINVAL" (gRPC, which
+--- Orket does not speak, named with its variable: what builds a tracer refuses to start).
 --- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
 --- OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the whole URL), OTEL_EXPORTER_OTLP_ENDPOINT (a base
 --- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS (OTEL_EXPORTER_OTLP_TRACES_HEADERS,
---- _METRICS_HEADERS: each signal's, instead), OTEL_SERVICE_NAME,
---- OTEL_RESOURCE_ATTRIBUTES.
+--- _METRICS_HEADERS: each signal's, instead), OTEL_EXPORTER_OTLP_PROTOCOL (_TRACES_PROTOCOL,
+--- _METRICS_PROTOCOL: each signal's, instead; only a signal that is exported is checked),
+--- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES. warnings: texts to say once (otel.say).
 function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
-  telemetry = telemetry or {}
+  -- orket serve asks before orket.settings checks the section: a bad one is its to name
+  if type(telemetry) ~= "table" then telemetry = {} end
   if (getenv("OTEL_SDK_DISABLED") or ""):lower() == "true" then return nil end
   local base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
   if not base or base == "" then base = telemetry.endpoint end
+  if type(base) ~= "string" then base = nil end
   base = base and base:gsub("/+$", "")
   local url = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
   if not url or url == "" then url = base and (base .. "/v1/traces") end
@@ -73,6 +117,15 @@ function M.config(getenv, telemetry)
   if url and not url:match("^https?://[^/]") then url = nil end
   if murl and not murl:match("^https?://[^/]") then murl = nil end
   if not url and not murl then return nil end
+  local warnings = {}
+  for _, sig in ipairs { { url, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" }, { murl, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" } } do
+    if sig[1] then
+      local warning, err = protocol(getenv, sig[2])
+      if err then return nil, err, "EINVAL" end
+      -- the shared variable's warning once, though both signals read it
+      if warning and warning ~= warnings[#warnings] then warnings[#warnings + 1] = warning end
+    end
+  end
   -- each signal's own headers, else the shared ones: the traces' (a backend's key) sent with
   -- the metrics went to the metrics' endpoint, another backend perhaps, and its own were
   -- never sent
@@ -92,7 +145,8 @@ function M.config(getenv, telemetry)
   local service = getenv("OTEL_SERVICE_NAME")
   if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
   resource["service.name"] = service
-  return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource }
+  return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource,
+    max_request_bytes = telemetry.max_request_bytes, warnings = warnings }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -133,18 +187,38 @@ local INTERNAL, CLIENT = 1, 3 -- span kinds
 local Tracer = {}
 Tracer.__index = Tracer
 
+-- Where a configuration's warning goes: "orket: warning: ..." on stderr; orket serve points
+-- it at its JSON-lines log. M.warned: those said, each once a process (a server makes a
+-- tracer per run).
+M.warned = {}
+function M.warn(text) io.stderr:write("orket: warning: ", inert.text(text), "\n") end -- a variable's value: inert
+
+--- say(cfg): config's warnings, each through otel.warn once a process.
+function M.say(cfg)
+  for _, w in ipairs(cfg and cfg.warnings or {}) do
+    if not M.warned[w] then
+      M.warned[w] = true
+      M.warn(w)
+    end
+  end
+end
+
 --- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
---- as cfg (config's) says. project: the project's name, an attribute of every span.
+--- as cfg (config's) says (its warnings said: otel.say). project: the project's name, an
+--- attribute of every span.
 function M.new(cfg, project)
+  M.say(cfg)
   -- the batch's text around its spans, encoded once: the request (OTLP's
   -- ExportTraceServiceRequest in its JSON mapping) with an empty list of spans, cut there
   local doc = jsonout.encode { resourceSpans = { {
     resource = { attributes = attributes(cfg.resource) },
     scopeSpans = { { scope = { name = "orket" }, spans = jsonout.array() } } } } }
   local at = doc:find("%[%]}%]}%]}$")
+  local prefix, suffix = doc:sub(1, at - 1), doc:sub(at + 2)
   return setmetatable({ cfg = cfg, project = project, queue = {}, queued = 0, dropped = 0, exported = 0, failed = 0,
-    open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
-    prefix = doc:sub(1, at - 1), suffix = doc:sub(at + 2),
+    oversized = 0, open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
+    prefix = prefix, suffix = suffix,
+    frame = #prefix + #suffix + 2, -- a request's bytes around its spans' text (their list's brackets too)
     -- a model or tool span's values, written over for each (a list made at its size)
     values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
     Tracer)
@@ -207,14 +281,38 @@ end
 
 -- Writes a span that ends now, of this run's trace; a full queue drops it (counted).
 -- status: nil for OK, true or a message for ERROR. A full batch is sealed and sent.
+-- A batch's request stays under the cap on its size (Tracer:overflow).
 function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
   local w = self.writer
   if self.queued + w:count() >= M.QUEUE_MAX then
     self.dropped = self.dropped + 1
     return
   end
-  if w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys, values, #keys)
-    >= M.BATCH then self:flush() end
+  local n, bytes = w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys,
+    values, #keys)
+  if bytes + self.frame > (self.cfg.max_request_bytes or M.MAX_REQUEST_BYTES) then self:overflow(n)
+  elseif n >= M.BATCH then self:flush() end
+end
+
+-- The span just written (the writer's n-th) took its batch's request past the cap: the
+-- spans before it leave as one request and it begins the next batch. A span that alone
+-- passes the cap (a cap set small; its texts are cut, so never the default's) is dropped,
+-- counted as oversized and said as the export's last error: no span is lost unsaid.
+function Tracer:overflow(n)
+  local w, cap = self.writer, self.cfg.max_request_bytes or M.MAX_REQUEST_BYTES
+  if n > 1 then
+    local body, k = w:take(self.prefix, self.suffix, true)
+    self.queue[#self.queue + 1] = { body = body, n = k }
+    self.queued = self.queued + k
+  end
+  local _, bytes = w:count()
+  if bytes + self.frame > cap then
+    w:take(self.prefix, self.suffix):free()
+    self.dropped, self.oversized = self.dropped + 1, self.oversized + 1
+    self.last_error = string.format("a span's request would take %d bytes, over the cap of %d "
+      .. "(telemetry.max_request_bytes): the span was dropped", bytes + self.frame, cap)
+  end
+  self:send_queued()
 end
 
 --- tracer:seal(): the spans written so far become one batch of the queue: {body=, n=},
@@ -270,20 +368,26 @@ local function on_event(self, ev)
       "invoke_agent", provider, model, ev.card, ev.model, nil, ev.phase, self.project, ev.run_id, ev.seat, ev.turn,
       name = "invoke_agent " .. tostring(ev.role), chat = "chat " .. tostring(model), id = random_id(self),
       start = now_int() }
-  elseif t == "model" then
+  elseif t == "model" or t == "model_failure" then
     local parent = turn_of(self, ev)
     if not parent then return end
+    -- model_failure: a call that failed, with what it was charged when it was (a stream cut
+    -- after it began, a refused usage), its fields a model event's and its class: an ERROR
+    -- span whose error.type is the class. The engine emits none yet (its journal has the
+    -- failure), so a failed call shows in its turn's span only (docs/observability.md).
+    local failed = t == "model_failure" and tostring(ev.class or "model_error") or nil
     -- the call began latency_ms before its event
     local ms = math.tointeger(ev.latency_ms)
     local input, output = math.tointeger(ev.prompt_tokens), math.tointeger(ev.completion_tokens)
     local v = self.values
-    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = nil, parent[T_CONV], "chat", parent[T_PROVIDER], parent[T_MODEL],
+    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = failed, parent[T_CONV], "chat", parent[T_PROVIDER], parent[T_MODEL],
       ev.response_model, math.tointeger(ev.cached_tokens), input
     v[9], v[10], v[11], v[12], v[13], v[14], v[15] = output, parent[T_CARD], ev.currency, math.tointeger(ev.cost),
       parent[T_PROJECT], parent[T_RUN], ev.step
-    self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), nil,
+    self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), failed,
       KEYS.chat, v)
-    self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000)
+    -- the client metrics keep answered calls (their attributes carry no error.type)
+    if not failed then self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000) end
   elseif t == "tool" then
     local parent = turn_of(self, ev)
     if not parent then return end
@@ -428,6 +532,12 @@ end
 --- time); returns at once. A batch that cannot be sent is dropped and counted.
 function Tracer:flush()
   self:seal()
+  self:send_queued()
+end
+
+-- Sends the batches queued (and the metrics), from a task of its own (one at a time),
+-- leaving the writer's spans where they are: flush seals them first.
+function Tracer:send_queued()
   if self.busy or (#self.queue == 0 and not self.metrics_body) then return end
   self.busy = true
   self.flusher = task.spawn(function()
@@ -473,11 +583,13 @@ function Tracer:drain()
   return self:stats()
 end
 
---- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), last_error=,
+--- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), oversized= (spans
+--- dropped, each alone over the cap on a request's size, counted in dropped too; nil when
+--- none), last_error=,
 --- metrics_exported=, metrics_dropped=, metrics_error=}
 function Tracer:stats()
   return { exported = self.exported, dropped = self.dropped, queued = self.queued + self.writer:count(), failed = self.failed,
-    last_error = self.last_error, metrics_exported = self.metrics_exported or 0,
+    oversized = self.oversized > 0 and self.oversized or nil, last_error = self.last_error, metrics_exported = self.metrics_exported or 0,
     metrics_dropped = self.metrics_dropped or 0, metrics_error = self.metrics_error }
 end
 

@@ -180,6 +180,75 @@ describe("traces", function()
     assert.equal("Bearer shared", exports("metrics")[1].authorization)
   end)
 
+  -- the protocol was never read: gRPC's port got JSON and every export failed, for ever
+  it("refuse to start on OTEL_EXPORTER_OTLP_PROTOCOL=grpc, and send JSON for http/protobuf, said once", function()
+    local dir = project()
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" } })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("orket: OTEL_EXPORTER_OTLP_PROTOCOL=grpc: Orket exports OTLP over HTTP with JSON %(http/json%), "
+      .. "not gRPC", r.stderr)
+    assert.equal(0, #fake.log()) -- no model asked, nothing exported
+    -- only what builds a tracer refuses: a command that never exports goes on (validate, as
+    -- with a bad ORKET_MODEL, reads no such variable)
+    for _, args in ipairs { "models --no-check", "validate", "board" } do
+      local other = H.orket(args, { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" } })
+      assert.equal(0, other.status, args .. ": " .. other.stderr)
+      assert.is_nil(other.stderr:find("OTEL_", 1, true), other.stderr)
+    end
+    r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "http/protobuf" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    local _, said = r.stderr:gsub("orket: warning: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf: Orket sends "
+      .. "OTLP/HTTP with JSON", "")
+    assert.equal(1, said, r.stderr)
+    assert.is_true(#exports() >= 1)
+    assert.equal("application/json", exports()[1].content_type)
+    assert.equal(1, #exports("metrics"))
+  end)
+
+  -- the specification: an enum's value it does not name is warned of and ignored (it was
+  -- refused, by every command)
+  it("send JSON for a protocol the specification does not name, said once, naming the variable and value", function()
+    local dir = project()
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL = "http" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    local _, said = r.stderr:gsub("orket: warning: OTEL_EXPORTER_OTLP_PROTOCOL=http: not a protocol %(the "
+      .. "specification's: grpc, http/protobuf, http/json%): ignored, Orket sends OTLP/HTTP with JSON", "")
+    assert.equal(1, said, r.stderr) -- both signals read it: one warning
+    assert.is_true(#exports() >= 1)
+    assert.equal("application/json", exports()[1].content_type)
+    assert.equal(1, #exports("metrics"))
+  end)
+
+  -- serve started and answered /ready 503 for ever on gRPC; its warning was a plain line in
+  -- its JSON-lines log
+  it("refuse orket serve at its start on gRPC, and say http/protobuf in its JSON-lines log, once", function()
+    local dir = project()
+    local r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" } })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("^orket: OTEL_EXPORTER_OTLP_PROTOCOL=grpc: Orket exports OTLP over HTTP with JSON", r.stderr)
+    assert.is_nil(r.stdout:find("listening", 1, true), r.stdout)
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir, { env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf" } })
+    local st = H.api(s, "POST", "/v1/runs", op, { target = "M" })
+    assert.equal(201, st)
+    H.wait_for(function() return #exports() >= 1 end, "the server's run's spans", 3000)
+    assert.equal(0, s.stop())
+    local warnings = {}
+    for line in s.log():gmatch("[^\n]+") do
+      local ok, doc = pcall(cjson.decode, line)
+      assert(ok and type(doc) == "table", "not a JSON line: " .. line)
+      if doc.event == "warning" then warnings[#warnings + 1] = doc.message end
+    end
+    assert.equal(1, #warnings, s.log()) -- at the start, not again at the run's tracer
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf: Orket sends OTLP/HTTP with JSON", warnings[1])
+    assert.equal("application/json", exports()[1].content_type)
+  end)
+
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()
     local dir = project()
     H.orket("run M", { cwd = dir, env = { OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })

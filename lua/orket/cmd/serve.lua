@@ -20,6 +20,8 @@ local projects = require "orket.serve.projects"
 local team = require "orket.serve.team"
 local store_projects = require "orket.store.projects"
 local web = require "orket.serve.web"
+local config = require "orket.config"
+local otel = require "orket.otel"
 
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
 cmd.args = {
@@ -177,6 +179,16 @@ local function go_live(server, db, host, token)
   return signals
 end
 
+-- The telemetry as the server's runs would export it (the environment, the project's
+-- orket.lua) -> cfg | nil (no export) | nil, message: gRPC, which every run would refuse
+-- (orket.otel.config), refused once at the start instead of at each run, the server up.
+local function telemetry(dir)
+  local data = config.read(dir) -- a broken orket.lua is its runs' and /ready's to report
+  local cfg, err = otel.config(os.getenv, type(data) == "table" and data.telemetry or nil)
+  if err then return nil, err end
+  return cfg
+end
+
 local function close_all(list)
   for _, p in ipairs(list) do p.db:close() end
 end
@@ -253,10 +265,19 @@ function cmd.run(args, cli)
     cli.err("ORKET_SERVE_LIMITS: %s", lerr)
     return 1
   end
+  local tcfg, terr = telemetry(dir)
+  if terr then
+    cli.err("%s", terr)
+    return 1
+  end
   local db, token = open_keyed(dir, host, given, source, cli)
   if not db then return 1 end
   local server, others = new_server(dir, db, token or nil, { host = host, port = port, limits = limits }, cli)
   if not server then return 1 end
+  -- the telemetry's warnings (a protocol sent as http/json anyway) in the server's log, one
+  -- JSON object a line, now and when its runs make their tracers
+  otel.warn = function(text) server:_log { event = "warning", message = text } end
+  otel.say(tcfg)
   local signals = go_live(server, db, host, token)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
   if token then localuse.remove_token(dir, token) end

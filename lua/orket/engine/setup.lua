@@ -82,6 +82,10 @@ function M.open(dir, opts)
   end
   local bad = llm.check_models(cfg.models, s.team, scripts.roles.by_name)
   if #bad > 0 then return nil, located(dir, bad[1], "EINVAL") end
+  -- traces over OTLP when the environment or orket.lua's telemetry names a collector; a
+  -- protocol Orket does not speak (gRPC) refused before anything is opened
+  local tcfg, terr, tcode = otel.config(opts.getenv or os.getenv, s.telemetry)
+  if terr then return nil, terr, tcode end
   pause()
   local ws_dir = opts.workspace or (dir .. "/workspace")
   local _, mkerr = uv.fs_mkdir(ws_dir, 493)
@@ -142,11 +146,7 @@ function M.open(dir, opts)
     lease = opts.keeper or opts.lease and lease_mod.new { db = db, worker = opts.lease.worker, ttl_ms = opts.lease.ttl_ms,
       on_event = opts.lease.on_event, poll_ms = opts.lease.poll_ms },
     pace = opts.pace, -- a server's: one heavy step per turn of its loop (orket.engine.pace)
-    -- traces over OTLP when the environment or orket.lua's telemetry names a collector
-    tracer = (function()
-      local cfg = otel.config(opts.getenv or os.getenv, s.telemetry)
-      return cfg and otel.new(cfg, s.name) or nil
-    end)(),
+    tracer = tcfg and otel.new(tcfg, s.name) or nil,
     -- A turn passes the tools and policies it started with; hot reload swaps e's.
     gate = function(input)
       input.tools, input.policies = input.tools or e.tools, input.policies or e.policies

@@ -676,8 +676,10 @@ local SCHEMA = {
         end
       elseif k == "service_name" then
         text(v, "telemetry.service_name")
+      elseif k == "max_request_bytes" then -- a request's body at most (orket.otel splits batches)
+        t[k] = int(v, "telemetry.max_request_bytes", 65536)
       else
-        fail("telemetry." .. tostring(k), "unknown setting (known: endpoint, service_name)")
+        fail("telemetry." .. tostring(k), "unknown setting (known: endpoint, max_request_bytes, service_name)")
       end
     end
     return t

@@ -225,6 +225,27 @@ describe("otel spans", function()
     table.sort(errs)
     assert.same({ "execute_tool x=EPERM", "invoke_agent coder=model_error", "orket run M=failed" }, errs)
   end)
+
+  it("make a failed model call's event an ERROR chat span with its class and charge, outside the metrics", function()
+    local tr, spans = tracer()
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    -- a stream cut after it began: charged
+    tr:event { type = "model_failure", run_id = 7, card = "M-1", turn = 1, step = 1, class = "transient",
+      latency_ms = 40, prompt_tokens = 50, completion_tokens = 7, cost = 900, currency = "USD", response_model = "m1" }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "model_error" }
+    tr:flush()
+    local chat
+    for _, sp in ipairs(spans) do if sp.name == "chat m1" then chat = sp end end
+    assert(chat, "no chat span")
+    assert.equal(3, chat.kind)
+    assert.same({ code = 2, message = "transient" }, chat.status)
+    local v = {}
+    for _, a in ipairs(chat.attributes) do v[a.key] = a.value.stringValue or a.value.intValue end
+    assert.same({ "transient", "50", "7", "900", "USD" }, { v["error.type"], v["gen_ai.usage.input_tokens"],
+      v["gen_ai.usage.output_tokens"], v["orket.cost.micros"], v["orket.cost.currency"] })
+    assert.same({}, tr.points) -- the client metrics keep answered calls
+  end)
 end)
 
 describe("otel's configuration", function()
@@ -237,6 +258,116 @@ describe("otel's configuration", function()
       assert.same(want, cfg.headers, own)
       assert.same(want, cfg.metrics_headers, own)
     end
+  end)
+
+  local function config(env) return otel.config(function(k) return env[k] end) end
+  local BASE = "http://127.0.0.1:4317"
+
+  it("refuse gRPC, naming the variable and its value", function()
+    local cfg, err, code = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
+    assert.is_nil(cfg)
+    assert.equal("EINVAL", code)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: Orket exports OTLP over HTTP with JSON %(http/json%), not gRPC",
+      err)
+    assert.matches("4318", err, 1, true)
+    -- a signal's own variable wins over the shared one, either way; enum values ignore case
+    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "http/json",
+      OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "GRPC" }
+    assert.is_nil(cfg)
+    assert.matches("^OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=GRPC: ", err)
+    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "grpc",
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "http/json", OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = " HTTP/JSON " }
+    assert(cfg, err)
+    assert.same({}, cfg.warnings)
+  end)
+
+  -- the specification, for an enum: a value it does not recognise MUST be warned of and
+  -- ignored (a typo, a vendor's spelling); it was refused, stopping every command
+  it("warn of a protocol the specification does not name, naming the variable and its value, and send http/json", function()
+    for _, value in ipairs { "http", "http/jsonn", "HTTP/2" } do
+      local cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = value }
+      assert(cfg, err)
+      assert.equal(BASE .. "/v1/traces", cfg.url)
+      assert.equal("Content-Type: application/json", cfg.headers[1])
+      assert.same({ "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=" .. value .. ": not a protocol (the specification's: grpc, "
+        .. "http/protobuf, http/json): ignored, Orket sends OTLP/HTTP with JSON (http/json); set "
+        .. "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json or unset it" }, cfg.warnings)
+    end
+    -- the shared variable, read by both signals: one warning
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "http" })
+    assert.equal(1, #cfg.warnings)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=http: not a protocol", cfg.warnings[1])
+  end)
+
+  it("check only the protocol of a signal that is exported", function()
+    assert.is_nil(select(2, config { OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" })) -- no collector: no export
+    assert.is_nil(select(2, config { OTEL_EXPORTER_OTLP_PROTOCOL = "grpc", OTEL_SDK_DISABLED = "true",
+      OTEL_EXPORTER_OTLP_ENDPOINT = BASE }))
+    local cfg, err = config { OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "http://127.0.0.1:4318/v1/metrics",
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "grpc", OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "collector:4317" }
+    assert(cfg, err)
+    assert.is_nil(cfg.url)
+    -- an empty variable is unset: the shared one rules
+    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "",
+      OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
+    assert.is_nil(cfg)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc", err)
+  end)
+
+  it("take a protocol of only spaces as unset, the shared one ruling", function()
+    local cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = " \t " }
+    assert(cfg, err)
+    assert.same({}, cfg.warnings)
+    cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "  ",
+      OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = " ", OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
+    assert.is_nil(cfg)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: ", err)
+  end)
+
+  it("send JSON for http/protobuf, said once a process, naming the variable", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
+      OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf" })
+    assert.equal(1, #cfg.warnings) -- both signals read the shared variable: one warning
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf: Orket sends OTLP/HTTP with JSON", cfg.warnings[1])
+    assert.equal("Content-Type: application/json", cfg.headers[1])
+    local said, warn, warned = {}, otel.warn, otel.warned
+    otel.warn, otel.warned = function(text) said[#said + 1] = text end, {}
+    local ok, err = pcall(function()
+      otel.new(cfg, "proj")
+      otel.new(assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
+        OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf" }), "proj") -- a server's next run
+    end)
+    otel.warn, otel.warned = warn, warned
+    assert(ok, err)
+    assert.same(cfg.warnings, said)
+  end)
+
+  -- gRPC was refused by orket.lua's loading: every command, those that never export too
+  -- (orket models, version --check, gate's settings read in silence)
+  it("leave orket.lua's loading alone, and refuse gRPC where an engine's tracer is built, before anything opens", function()
+    local H = require "tests.helpers"
+    local setup = require "orket.engine.setup"
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" }
+    local function getenv(k) return env[k] end
+    local loaded, lerr = require("orket.config").load(dir, getenv)
+    local e, err, code = setup.open(dir, { getenv = getenv })
+    local made = require("luv").fs_stat(dir .. "/workspace")
+    env.OTEL_EXPORTER_OTLP_PROTOCOL = "http/json"
+    local db = assert(require("orket.project").open_store(dir, true))
+    db:close()
+    local e2, err2 = setup.open(dir, { getenv = getenv })
+    local traced = e2 and e2.tracer ~= nil
+    if e2 then e2.close_all() end
+    H.cleanup()
+    assert(loaded, lerr)
+    assert.is_nil(e)
+    assert.equal("EINVAL", code)
+    assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: Orket exports OTLP over HTTP with JSON", err)
+    assert.is_nil(made) -- refused before the workspace (and the store, the repository) opened
+    assert(e2, err2)
+    assert.is_true(traced)
   end)
 end)
 
@@ -340,8 +471,8 @@ describe("otel's span writer and its buffers", function()
   end
 
   -- A collector that answers 200 to each request after delay_ms: its base URL, the paths
-  -- it was sent, and close().
-  local function answers(delay_ms)
+  -- it was sent, and close(). bodies: a list given, each request's body added to it.
+  local function answers(delay_ms, bodies)
     local rt = require "orket.c.runtime"
     local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, max_body_bytes = 1 << 22 })
     local paths = {}
@@ -350,7 +481,8 @@ describe("otel's span writer and its buffers", function()
         local req = srv:accept()
         if not req then return end
         task.spawn(function()
-          req:body()
+          local body = req:body()
+          if bodies then bodies[#bodies + 1] = body end
           if delay_ms > 0 then rt.sleep(delay_ms) end
           paths[#paths + 1] = req.path or true
           req:respond(200, { "Content-Type: application/json" }, "{}")
@@ -416,6 +548,151 @@ describe("otel's span writer and its buffers", function()
       assert.equal(4, #paths)
     end)
     close_up()
+  end)
+
+  -- A run of one turn whose tools have names of 4096 control bytes, each escaped as \u0001
+  -- (about 49 KB a span: its name and gen_ai.tool.name), sent to a collector that keeps
+  -- the bodies, under a cap of `cap` bytes a request: the bodies and the tracer's stats.
+  local function big_spans(cap, tools)
+    local bodies = {}
+    local up, _, close_up = answers(0, bodies)
+    local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end,
+      { max_request_bytes = cap }), "proj")
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    for i = 1, tools do
+      tr:event { type = "tool", run_id = 7, card = "M-1", turn = 1, tool = ("\1"):rep(4096), call_id = "c" .. i,
+        ok = true, ms = 1 }
+    end
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "handed_in" }
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    local st = tr:drain()
+    close_up()
+    local spans = {}
+    for _, b in ipairs(bodies) do
+      local doc = cjson.decode(b)
+      if doc.resourceSpans then
+        for _, sp in ipairs(doc.resourceSpans[1].scopeSpans[1].spans) do spans[#spans + 1] = sp end
+      end
+    end
+    return bodies, st, spans
+  end
+
+  it("split a batch whose request would pass the cap on its size into several, every span sent", function()
+    local cap = 200000
+    local bodies, st, spans = big_spans(cap, 20) -- about 1 MB of spans
+    assert.same({ 22, 0 }, { st.exported, st.dropped }, tostring(st.last_error))
+    assert.is_nil(st.oversized)
+    assert.equal(22, #spans)
+    local calls = {}
+    for _, sp in ipairs(spans) do
+      for _, a in ipairs(sp.attributes) do
+        if a.key == "gen_ai.tool.call.id" then calls[#calls + 1] = a.value.stringValue end
+      end
+    end
+    local want = {}
+    for i = 1, 20 do want[i] = "c" .. i end
+    assert.same(want, calls) -- every tool's span, each once, in the order they ended
+    local traces = 0
+    for _, b in ipairs(bodies) do
+      if b:find('"resourceSpans"', 1, true) then
+        traces = traces + 1
+        assert.is_true(#b <= cap, #b .. " bytes in one request")
+      end
+    end
+    assert.is_true(traces >= 5, traces .. " requests") -- 1 MB under a cap of 200 KB
+  end)
+
+  it("drop a span that alone passes the cap, counted and said, and send the rest", function()
+    local bodies, st, spans = big_spans(30000, 2) -- each tool's span about 49 KB
+    assert.same({ 2, 2, 2 }, { st.exported, st.dropped, st.oversized })
+    assert.matches("over the cap of 30000 %(telemetry.max_request_bytes%): the span was dropped", st.last_error)
+    local names = {}
+    for _, sp in ipairs(spans) do names[#names + 1] = sp.name end
+    table.sort(names)
+    assert.same({ "invoke_agent coder", "orket run M" }, names)
+    for _, b in ipairs(bodies) do assert.is_true(#b <= 30000, #b .. " bytes in one request") end
+  end)
+
+  -- A tracer whose batches stay queued (nothing sent) under a cap of `cap` bytes a request,
+  -- in a run's trace; put(tr, name, text): a span of one attribute. queued(tr): the queued
+  -- requests' sizes and their spans' names, the writer's spans sealed first.
+  local function capped(cap)
+    local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end,
+      { max_request_bytes = cap }), "proj")
+    tr.send_queued = function() end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    return tr
+  end
+  local function put(tr, name, text) tr:write(name, 1, nil, 1, 10, nil, { "k" }, { text or ("x"):rep(100) }) end
+  local function queued(tr)
+    tr:seal()
+    local sizes, names = {}, {}
+    for _, b in ipairs(tr.queue) do
+      local text = b.body:text()
+      sizes[#sizes + 1] = #text
+      local list = {}
+      for _, sp in ipairs(cjson.decode(text).resourceSpans[1].scopeSpans[1].spans) do list[#list + 1] = sp.name end
+      names[#names + 1] = list
+    end
+    return sizes, names
+  end
+
+  it("send a request of exactly the cap whole, and split one a byte over it", function()
+    local tr = capped(1 << 30)
+    put(tr, "a")
+    local _, one = tr.writer:count()
+    put(tr, "b")
+    local _, two = tr.writer:count()
+    local whole = tr.frame + two -- the request's body: its frame, the two spans and their comma
+    assert.same({ { whole }, { { "a", "b" } } }, { queued(tr) })
+    tr = capped(whole)
+    put(tr, "a")
+    put(tr, "b")
+    assert.same({ { whole }, { { "a", "b" } } }, { queued(tr) })
+    assert.equal(0, tr.dropped)
+    tr = capped(whole - 1)
+    put(tr, "a")
+    put(tr, "b")
+    assert.same({ { tr.frame + one, tr.frame + one }, { { "a" }, { "b" } } }, { queued(tr) })
+    assert.equal(0, tr.dropped)
+    tr = capped(tr.frame + one - 1) -- neither span fits alone
+    put(tr, "a")
+    put(tr, "b")
+    assert.same({ {}, {} }, { queued(tr) })
+    assert.same({ 2, 2 }, { tr.dropped, tr.oversized })
+  end)
+
+  it("send the spans before one that alone passes the cap, drop it, and go on after it in order", function()
+    local tr = capped(2000)
+    put(tr, "a", "small")
+    put(tr, "b", "small")
+    put(tr, "big", ("x"):rep(5000))
+    put(tr, "c", "small")
+    local sizes, names = queued(tr)
+    assert.same({ { "a", "b" }, { "c" } }, names)
+    for _, n in ipairs(sizes) do assert.is_true(n <= 2000, n .. " bytes") end
+    assert.same({ 1, 1 }, { tr.dropped, tr.oversized })
+    assert.matches("over the cap of 2000 %(telemetry.max_request_bytes%): the span was dropped", tr.last_error)
+  end)
+
+  it("hold a batch's last span for the next when taking the rest, the text valid JSON each time", function()
+    local w = otlpspan.writer()
+    for i = 1, 3 do w:span("s" .. i, 1, 2, i, nil, 1, 10, 20, nil, { "k" }, { "v" }, 1) end
+    local n, bytes = w:count()
+    assert.equal(3, n)
+    local first, k = w:take("", "", true)
+    assert.equal(2, k)
+    local list = cjson.decode(first:text())
+    assert.same({ "s1", "s2" }, { list[1].name, list[2].name })
+    local n2, bytes2 = w:count()
+    assert.equal(1, n2)
+    assert.is_true(bytes2 < bytes)
+    assert.equal(2, select(1, w:span("s4", 1, 2, 4, nil, 1, 10, 20, nil, { "k" }, { "v" }, 1)))
+    local rest = cjson.decode(w:take("", ""):text())
+    assert.same({ "s3", "s4" }, { rest[1].name, rest[2].name })
+    w:span("s5", 1, 2, 5, nil, 1, 10, 20, nil, { "k" }, { "v" }, 1)
+    assert.has_error(function() w:take("", "", true) end, "otlpspan: take(hold_last) needs two spans (has 1)")
   end)
 
   -- the spans in a writer's batch, decoded (the batch must be valid JSON)

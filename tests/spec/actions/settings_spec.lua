@@ -147,4 +147,12 @@ describe("engine settings", function()
     -- the same message, with the line that sets the field
     assert.equal((settings.check({ teams = {} })[1]:gsub("^orket%.lua: ", "orket.lua:1: ")), cerr)
   end)
+
+  it("take telemetry.max_request_bytes as an integer of 64 KiB or more (orket.otel's cap on a request)", function()
+    assert.equal(1048576, settings.resolve({ telemetry = { max_request_bytes = 1048576.0 } }).telemetry.max_request_bytes)
+    assert.same({ "orket.lua: telemetry.max_request_bytes: must be an integer from 65536 to 1000000000000 (got 1000)" },
+      settings.check { telemetry = { max_request_bytes = 1000 } })
+    assert.matches("known: endpoint, max_request_bytes, service_name",
+      settings.check({ telemetry = { max_bytes = 1 } })[1], 1, true)
+  end)
 end)
