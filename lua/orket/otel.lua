@@ -373,8 +373,8 @@ local function on_event(self, ev)
     if not parent then return end
     -- model_failure: a call that failed, with what it was charged when it was (a stream cut
     -- after it began, a refused usage), its fields a model event's and its class: an ERROR
-    -- span whose error.type is the class. The engine emits none yet (its journal has the
-    -- failure), so a failed call shows in its turn's span only (docs/observability.md).
+    -- span whose error.type is the class (orket.engine.turn's call_model emits one for each
+    -- failed call, canceled ones aside)
     local failed = t == "model_failure" and tostring(ev.class or "model_error") or nil
     -- the call began latency_ms before its event
     local ms = math.tointeger(ev.latency_ms)

@@ -110,6 +110,38 @@ describe("traces", function()
     assert.equal("2", points["gen_ai.client.operation.duration/nil"].count)
   end)
 
+  it("show a failed model call as its own chat span, ERROR with its class and its charge", function()
+    local dir = fake.one_issue(string.format([[
+models = { default = "fake:disconnect_after=2", providers = { fake = { kind = "openai", base_url = %q } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { model_retries = 1, backoff_ms = 1 }
+]], fake.url .. "/v1"))
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })
+    assert.equal(1, r.status, r.stderr)
+    local chats, turn = {}, nil
+    for _, e in ipairs(exports()) do
+      for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do
+        if sp.name == "chat disconnect_after=2" then chats[#chats + 1] = sp end
+        if sp.name == "invoke_agent coder" then turn = sp end
+      end
+    end
+    -- the call and the one asked again: each cut after tokens arrived, charged
+    assert.equal(2, #chats, cjson.encode(exports()))
+    for _, sp in ipairs(chats) do
+      local a = attrs(sp.attributes)
+      assert.same({ 2, "transient", "transient", "chat", "M-1" }, { sp.status.code, sp.status.message,
+        a["error.type"], a["gen_ai.operation.name"], a["orket.card.id"] })
+      assert.is_true(tonumber(a["gen_ai.usage.output_tokens"]) > 0, cjson.encode(sp))
+      assert.equal(turn.spanId, sp.parentSpanId)
+    end
+    -- left out of the client metrics: no call answered
+    local mx = exports("metrics")
+    assert.is_true(#mx <= 1)
+    for _, m in ipairs(mx[1] and mx[1].request.resourceMetrics[1].scopeMetrics[1].metrics or {}) do
+      for _, dp in ipairs(m.histogram.dataPoints) do assert.equal("0", tostring(dp.count)) end
+    end
+  end)
+
   it("cost a counted drop, never the run, when the collector is down or refuses", function()
     local dir = project()
     local base = H.orket("run M", { cwd = dir })
