@@ -83,6 +83,90 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  -- RFC 9112 3.2.2: a server must accept a target in absolute form, and read the host it
+  -- names, not a Host header beside it. libmicrohttpd hands the target on as sent (less its
+  -- query): the server splits it, and the handler sees the path alone and that host.
+  it("reads a target in absolute form as its path, with its host taking the place of Host's", function()
+    local seen = {}
+    local srv = serve({}, function(req)
+      seen[#seen + 1] = { path = req.path, host = req.headers.host, q = req.query.a }
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    -- once(text) -> the whole answer, the server having closed
+    local function once(text)
+      local c, got = raw(srv:port(), text)
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      return (got())
+    end
+    local function get(target, version, host)
+      return once("GET " .. target .. " HTTP/" .. (version or "1.1") .. "\r\n" .. (host and ("Host: " .. host .. "\r\n") or "")
+        .. "Connection: close\r\n\r\n")
+    end
+    assert.matches("^HTTP/1.1 200", get("http://app.example:8080/p/q?a=1", nil, "api.example"))
+    assert.same({ path = "/p/q", host = "app.example:8080", q = "1" }, seen[1])
+    -- no path: "/"; the scheme in any case, https too (the scheme is not read: the host is)
+    assert.matches("^HTTP/1.1 200", get("HTTP://[::1]:1?a=2", nil, "api.example"))
+    assert.same({ path = "/", host = "[::1]:1", q = "2" }, seen[2])
+    assert.matches("^HTTP/1.1 200", get("https://app.example/", nil, "api.example"))
+    assert.same({ path = "/", host = "app.example" }, seen[3])
+    -- HTTP/1.0 names no Host: the target's is the one
+    assert.matches("^HTTP/1.1 200", get("http://app.example/x", "1.0"))
+    assert.same({ path = "/x", host = "app.example" }, seen[4])
+    -- OPTIONS * and the origin form as they were
+    assert.matches("^HTTP/1.1 200", once("OPTIONS * HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n"))
+    assert.same({ path = "*", host = "api.example" }, seen[5])
+    assert.matches("^HTTP/1.1 200", get("/http://x/", nil, "api.example"))
+    assert.same({ path = "/http://x/", host = "api.example" }, seen[6])
+    -- what is refused, a 400 that says why, before any handler
+    for target, why in pairs {
+      ["ftp://app.example/p"] = "the request target's scheme 'ftp' is not http or https",
+      ["app.example:80"] = "the request target's scheme 'app.example' is not http or https",
+      ["http://user@app.example/p"] = "the request target names a user (http://user@host/)",
+      ["http://u:pw@app.example/"] = "the request target names a user (http://user@host/)",
+      ["http:///p"] = "the request target's host is empty",
+      ["http://"] = "the request target's host is empty",
+      ["http:/p"] = "the request target names no host",
+      ["http:p"] = "the request target names no host",
+      ["http://app.example#x/p"] = "the request target's host holds a character no host may",
+      ["http://app\"x/p"] = "the request target's host holds a character no host may",
+    } do
+      local got = get(target, nil, "api.example")
+      assert.matches("^HTTP/1.1 400", got, nil, target)
+      assert.matches('{"error":{"code":"bad_request","message":"' .. why, got, 1, true)
+    end
+    -- an HTTP/1.1 request names one Host all the same (RFC 9112 3.2)
+    assert.matches("an HTTP/1.1 request must have a Host header", get("http://app.example/p"), 1, true)
+    assert.equal(6, #seen)
+    srv:close()
+  end)
+
+  -- RFC 9112 2.2: a CR that ends no line may be refused. libmicrohttpd 0.9.75 keeps it in
+  -- the value, where a front end may have ended the line at it: "X-A: a\rHost: b" is one
+  -- header here and two there.
+  it("refuses a header value holding a CR that ends no line, naming the header", function()
+    local handled = 0
+    local srv = serve({}, function(req)
+      handled = handled + 1
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    for name, text in pairs {
+      ["X-A"] = "X-A: a\rHost: b\r\n",
+      ["X-Trailing"] = "X-Trailing: a\r\r\n",
+      ["Host"] = "Host: here\rthere\r\n",
+    } do
+      local c, got = raw(srv:port(), "GET / HTTP/1.1\r\n" .. (name == "Host" and "" or "Host: here\r\n") .. text
+        .. "Connection: close\r\n\r\n")
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      assert.matches("^HTTP/1.1 400", (got()))
+      assert.matches('"message":"the ' .. name .. " header's value holds a CR that ends no line", (got()), 1, true)
+    end
+    assert.equal(0, handled)
+    assert.equal(200, (fetch("http://127.0.0.1:" .. srv:port() .. "/", { headers = { "X-A: a\tb" } })))
+    srv:close()
+  end)
+
   it("reads the body only when asked, and refuses one over the cap", function()
     local srv, base = serve({ max_body_bytes = 100 }, function(req)
       if req.too_large then return req:respond(413, nil, "declared too large") end
@@ -639,6 +723,25 @@ describe("orket.c.httpd", function()
       assert.matches("\r\n\r\nfrom a blob$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
       collectgarbage()
       assert.matches("\r\n\r\ngone$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
+      c:close()
+      srv:close()
+    end)
+
+    it("hands over a target in absolute form, its host never offered in place of the Host it names", function()
+      local handed, offered = {}, {}
+      local srv = serve({}, function(req)
+        handed[#handed + 1] = req.path .. " " .. req.headers.host
+        req:respond(200, { "Content-Type: text/plain" }, "handed")
+      end)
+      srv:quick({ "/q" }, function(method, path, remote, host)
+        offered[#offered + 1] = path .. " " .. host
+        return 203, { "Content-Type: text/plain" }, "quick"
+      end)
+      local c, ask = conn(srv:port())
+      assert.matches("handed$", ask("GET http://app.example/q HTTP/1.1\r\nHost: here\r\n\r\n"))
+      assert.matches("quick$", ask("GET /q HTTP/1.1\r\nHost: here\r\n\r\n"))
+      assert.same({ "/q app.example" }, handed)
+      assert.same({ "/q here" }, offered)
       c:close()
       srv:close()
     end)
