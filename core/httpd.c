@@ -369,10 +369,9 @@ static void hd_putn(hd_copy *c, const char *s, size_t len) {
 static void hd_put(hd_copy *c, const char *s) { hd_putn(c, s, strlen(s)); }
 
 static enum MHD_Result hd_copy_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
-  (void)kind;
   hd_copy *c = cls;
   hd_put(c, k ? k : "");
-  if (c->host && k && strcasecmp(k, MHD_HTTP_HEADER_HOST) == 0) {
+  if (c->host && kind == MHD_HEADER_KIND && k && strcasecmp(k, MHD_HTTP_HEADER_HOST) == 0) {
     hd_putn(c, c->host, c->hostlen); /* a target in absolute form names the host (hd_target) */
     c->host_put = 1;
   } else
@@ -547,6 +546,26 @@ static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *co
   return NULL;
 }
 
+/* A chunked body's trailer section (RFC 9112 7.1.2), read by libmicrohttpd 0.9.75 as it
+ * reads headers: a CR that ends no line is kept in a value there too, where a front end
+ * may have ended the section at it and sent what follows (another request) as a request
+ * of its own, which was read here as more trailers. Nothing reads trailers; their framing
+ * is checked as the headers' is (hd_framing_error). NULL when sound. */
+static const char *hd_trailer_error(const mhdapi *mhd, struct MHD_Connection *conn, char *err, size_t errlen) {
+  hd_framing f = {0};
+  mhd->get_connection_values(conn, MHD_FOOTER_KIND, hd_count_framing, &f);
+  if (f.cr) { /* first: what follows it reads as a trailer here, and is named so below; its
+                * name only when a token (nothing in it to escape in the JSON answer) */
+    if (!hd_name_is_token(f.cr)) return "a trailer's value holds a CR that ends no line (a CR not followed by LF)";
+    snprintf(err, errlen, "the %.64s trailer's value holds a CR that ends no line (a CR not followed by LF)", f.cr);
+    return err;
+  }
+  if (f.name_bad)
+    return "a trailer's name holds a character no name may (a request line read as a trailer?), or a line was "
+           "folded onto it";
+  return NULL;
+}
+
 /* Counts the Host lines of a request (in [0]), its Origin lines (in [1]) and the names
  * that run on past Host (in [2]: a folded line, hd_runs_on). */
 static enum MHD_Result hd_count_host_origin(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
@@ -559,6 +578,10 @@ static enum MHD_Result hd_count_host_origin(void *cls, enum MHD_ValueKind kind, 
   return MHD_YES;
 }
 
+/* A host's length at most (a DNS name's is 253): longer names no origin here (the apps'
+ * routing reads no Host longer either). */
+#define HD_HOST_MAX 255
+
 /* A request target as it is routed. The origin form ("/path") as it is. The absolute form
  * ("http://host:port/path", RFC 9112 3.2.2, which a server must accept), which
  * libmicrohttpd 0.9.75 hands on as sent (less its query), split in two: its path, what is
@@ -567,12 +590,74 @@ static enum MHD_Result hd_count_host_origin(void *cls, enum MHD_ValueKind kind, 
  * Host beside it, decides whether the request is for the API or for an app's origin. */
 typedef struct hd_target {
   const char *path;
-  const char *auth; /* the absolute form's authority (not NUL-terminated); NULL: none */
+  int absolute;
+  char auth[HD_HOST_MAX + 7]; /* the absolute form's host[:port], as hd_authority writes it */
   size_t authlen;
 } hd_target;
 
 static int hd_alnum(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Reads an absolute target's authority, a (len bytes, no "@": hd_target_split), as RFC 3986
+ * 3.2.2 and 3.2.3 write it: an IPv6 address in brackets, or a name (an IPv4 address is one
+ * too), then ":port". Into t->auth in the one form routing compares: lower-cased (a host is
+ * case-insensitive; an Origin beside it is compared as text), the port as its number, an
+ * empty port dropped (RFC 3986 6.2.3: the scheme's default). Refused: what a reader further
+ * on could take for another host (a second colon, an unclosed bracket, a %-escape, which is
+ * never decoded here), and a name with an empty label ("a..b", a trailing dot: DNS would
+ * resolve "localhost." as "localhost", while routing and the browser's origin compare text).
+ * NULL when sound, else what is wrong. */
+static const char *hd_authority(const char *a, size_t len, hd_target *t) {
+  size_t hl; /* the host's length: up to the port's colon */
+  if (a[0] == '[') {
+    const char *end = memchr(a, ']', len);
+    if (end == NULL) return "the request target's host opens a bracket it never closes";
+    hl = (size_t)(end - a) + 1;
+    char v6[INET6_ADDRSTRLEN];
+    struct in6_addr in6;
+    size_t vl = hl - 2;
+    if (vl >= sizeof v6) return "the request target's host in brackets is not an IPv6 address";
+    memcpy(v6, a + 1, vl);
+    v6[vl] = '\0';
+    if (inet_pton(AF_INET6, v6, &in6) != 1) return "the request target's host in brackets is not an IPv6 address";
+    if (hl < len && a[hl] != ':') return "the request target's host goes on past its closing bracket";
+  } else {
+    for (hl = 0; hl < len && a[hl] != ':'; hl++) {
+      unsigned char c = (unsigned char)a[hl];
+      if (c == '%') return "the request target's host holds a %-escape, which this server does not decode";
+      if (c == '[' || c == ']') return "the request target's host holds a bracket outside an IPv6 address ([::1])";
+      if (!hd_alnum(c) && strchr("-._~!$&'()*+,;=", c) == NULL)
+        return "the request target's host holds a character no host may";
+    }
+    if (hl == 0) return "the request target's host is empty (the absolute form is http://host/path)";
+    if (a[0] == '.' || a[hl - 1] == '.' || memmem(a, hl, "..", 2) != NULL)
+      return "the request target's host has an empty label (a dot at its start or end, or two together)";
+  }
+  if (hl > HD_HOST_MAX) return "the request target's host is longer than 255 bytes";
+  unsigned port = 0;
+  int has_port = 0;
+  if (hl < len) { /* a[hl] == ':' */
+    const char *p = a + hl + 1;
+    size_t pl = len - hl - 1;
+    if (memchr(p, ':', pl) != NULL)
+      return "the request target's host has more than one colon (an IPv6 address goes in brackets: http://[::1]/)";
+    if (pl > 5) return "the request target's port is not a number from 0 to 65535";
+    for (size_t i = 0; i < pl; i++) {
+      if (p[i] < '0' || p[i] > '9') return "the request target's port is not a number from 0 to 65535";
+      port = port * 10 + (unsigned)(p[i] - '0');
+    }
+    if (port > 65535) return "the request target's port is not a number from 0 to 65535";
+    has_port = pl > 0;
+  }
+  for (size_t i = 0; i < hl; i++) {
+    char c = a[i];
+    t->auth[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+  }
+  t->authlen = hl;
+  if (has_port) t->authlen += (size_t)snprintf(t->auth + hl, sizeof t->auth - hl, ":%u", port);
+  t->auth[t->authlen] = '\0';
+  return NULL;
 }
 
 /* Splits url (hd_target); NULL, or what is wrong with its absolute form (err holds it when
@@ -581,8 +666,9 @@ static int hd_alnum(unsigned char c) {
  * came (a proxy in front says https, docs/serve.md), and the host is all that is read. */
 static const char *hd_target_split(const char *url, hd_target *t, char *err, size_t errlen) {
   t->path = url;
-  t->auth = NULL;
+  t->absolute = 0;
   t->authlen = 0;
+  t->auth[0] = '\0';
   size_t n = 0; /* RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" */
   if (!hd_alnum((unsigned char)url[0]) || (url[0] >= '0' && url[0] <= '9')) return NULL;
   while (hd_alnum((unsigned char)url[n]) || url[n] == '+' || url[n] == '-' || url[n] == '.') n++;
@@ -596,21 +682,32 @@ static const char *hd_target_split(const char *url, hd_target *t, char *err, siz
   a += 2;
   size_t len = strcspn(a, "/");
   if (len == 0) return "the request target's host is empty (the absolute form is http://host/path)";
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)a[i];
-    if (c == '@') return "the request target names a user (http://user@host/), which an http target may not";
-    /* RFC 3986 3.2.2: a host is a name, an address or [an IPv6 literal], then :port */
-    if (!hd_alnum(c) && strchr("-._~%!$&'()*+,;=:[]", c) == NULL)
-      return "the request target's host holds a character no host may";
-  }
-  t->auth = a;
-  t->authlen = len;
+  if (memchr(a, '@', len) != NULL)
+    return "the request target names a user (http://user@host/), which an http target may not";
+  const char *aerr = hd_authority(a, len, t);
+  if (aerr) return aerr;
+  t->absolute = 1;
   t->path = a[len] == '/' ? a + len : "/";
   return NULL;
 }
 
+/* Whether s holds a control byte (RFC 3986 has none in a URI): a CR in the target, kept by
+ * libmicrohttpd 0.9.75, is where a front end may have ended the request line. */
+static int hd_has_ctl(const char *s) {
+  for (; s && *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+  return 0;
+}
+
+static enum MHD_Result hd_ctl_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+  (void)kind;
+  if (hd_has_ctl(k) || hd_has_ctl(v)) *(int *)cls = 1;
+  return MHD_YES;
+}
+
 /* RFC 9112 3 and 3.2: a request target holds no space (a client's unencoded one would be
- * read as a path the client never meant), and an HTTP/1.1 request names exactly one Host
+ * read as a path the client never meant) nor control byte (hd_has_ctl), an absolute one is
+ * sound (hd_target_split), and an HTTP/1.1 request names exactly one Host
  * (two could route one way here and another way wherever the request goes next), even
  * with a target in absolute form, whose host is then the one read: a 400, ours, before any
  * handler runs. libmicrohttpd's strict mode would refuse the first two itself, but 0.9.75
@@ -619,6 +716,9 @@ static const char *hd_target_split(const char *url, hd_target *t, char *err, siz
 static const char *hd_target_error(const mhdapi *mhd, struct MHD_Connection *conn, const char *url,
                                    const char *version, char *err, size_t errlen) {
   if (strchr(url, ' ') != NULL) return "the request target holds a space (encode it as %20)";
+  int ctl = hd_has_ctl(url);
+  mhd->get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_ctl_pair, &ctl);
+  if (ctl) return "the request target holds a control character (a CR, a tab, a byte below 0x20 or 0x7f: encode it)";
   hd_target t;
   const char *terr = hd_target_split(url, &t, err, errlen);
   if (terr) return terr;
@@ -642,7 +742,7 @@ static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *met
   hd_put(&c, t.path);
   hd_put(&c, addr);
   c.n = 0;
-  c.host = t.auth;
+  c.host = t.absolute ? t.auth : NULL;
   c.hostlen = t.authlen;
   r->h->mhd.get_connection_values(conn, MHD_HEADER_KIND, hd_copy_pair, &c);
   if (c.host && !c.host_put) { /* HTTP/1.0, which needs no Host: its target names one */
@@ -652,6 +752,7 @@ static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *met
   }
   size_t nh = c.n;
   c.n = 0;
+  c.host = NULL; /* a query argument named host is the client's, as sent */
   r->h->mhd.get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_copy_pair, &c);
   size_t na = c.n;
   if (c.failed) {
@@ -1026,6 +1127,18 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     return MHD_YES;
   }
   /* the body's end */
+  char why[160];
+  const char *terr = hd_trailer_error(&h->mhd, conn, why, sizeof why);
+  if (terr) { /* answered here, and closed: the owner hears the body as gone */
+    r->body_state = HTTPD_BODY_GONE;
+    r->answered = 1;
+    if (r->hc) {
+      r->hc->deadline = 0;
+      r->hc->body_phase = 0;
+    }
+    hd_news(r);
+    return hd_refuse_early(&h->mhd, conn, MHD_HTTP_BAD_REQUEST, "bad_request", terr);
+  }
   r->body_state = HTTPD_BODY_DONE;
   if (r->hc) {
     r->hc->deadline = 0;

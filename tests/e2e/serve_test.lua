@@ -327,9 +327,10 @@ describe("orket serve", function()
       assert.matches("^HTTP/1%.1 " .. status, got)
       assert.matches("\r\n[Cc]onnection: close\r\n", got)
       if mhd then return end -- refused by libmicrohttpd itself, with its own page, before us
-      assert.matches('"error":{"code":"', got, 1, true)
+      assert.matches('"error":{"code":"', got, 1, true, text)
       local _, answers = got:gsub("HTTP/1%.1 %d%d%d", "")
       assert.equal(1, answers, got) -- what followed was never read as a request
+      return got
     end
     -- Content-Length with Transfer-Encoding (6.1): the body read as chunked left a request behind
     local chunked = "d\r\n{\"body\":\"x\"}\r\n0\r\n\r\n" .. smuggled
@@ -381,6 +382,25 @@ describe("orket serve", function()
     -- (a front end that framed the body by the length it read after the CR: no length here,
     -- and the body read as requests of its own)
     once(head .. "X-Note: a\rContent-Length: " .. (13 + #smuggled) .. "\r\n\r\n{\"body\":\"x\"}" .. smuggled, 400)
+    -- the same in a chunked body's trailers (7.1.2): a front end that ended them at the CR
+    -- sent what followed as a request of its own, read here as more trailers and never
+    -- answered; now the one answer is a 400, and the connection closes
+    local got = once("POST /v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      .. "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: a\r\r\nGET /a:b HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400)
+    assert.matches("the X-T trailer's value holds a CR that ends no line", got, 1, true)
+    -- (a request line holding a colon, as one in absolute form does, reads as a trailer)
+    got = once(head .. "Transfer-Encoding: chunked\r\n\r\nd\r\n{\"body\":\"x\"}\r\n0\r\nX-T: a\r\r\n"
+      .. "GET http://localhost/health HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    assert.matches("the X-T trailer's value holds a CR that ends no line", got, 1, true)
+    -- a control character in the target (a CR where a front end may have ended the line):
+    -- framing too, before the router
+    got = once("GET /health\rX HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    assert.matches("the request target holds a control character", got, 1, true)
+    got = once("GET /v1/board?x=\rGET%20/health HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    assert.matches("the request target holds a control character", got, 1, true)
+    -- an absolute target's authority is parsed, not only its characters
+    says("GET http://a:b:c/health HTTP/1.1\r\nHost: localhost\r\n\r\n", "the request target's host has more than one colon")
+    says("GET http://LOCALHOST./health HTTP/1.1\r\nHost: localhost\r\n\r\n", "the request target's host has an empty label")
     -- HTTP/1.0 names no Host
     local c10 = raw(s.port, "GET /health HTTP/1.0\r\n\r\n")
     wait_for(function() local _, closed = c10.got(); return closed end, "the HTTP/1.0 answer")
