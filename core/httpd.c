@@ -713,8 +713,11 @@ static enum MHD_Result hd_ctl_pair(void *cls, enum MHD_ValueKind kind, const cha
  * handler runs. libmicrohttpd's strict mode would refuse the first two itself, but 0.9.75
  * closes on a space without an answer and, for a missing Host, writes its answer's header
  * block twice (its state machine goes on past its own refusal). NULL when sound. */
-static const char *hd_target_error(const mhdapi *mhd, struct MHD_Connection *conn, const char *url,
-                                   const char *version, char *err, size_t errlen) {
+static const char *hd_target_error(const mhdapi *mhd, struct MHD_Connection *conn, const char *method,
+                                   const char *url, const char *version, char *err, size_t errlen) {
+  /* RFC 9112 3.1: the method is a token; the library keeps a CR in it, where a front end
+   * may have ended the request line */
+  if (!hd_name_is_token(method)) return "the request's method is not a token (RFC 9110 9.1)";
   if (strchr(url, ' ') != NULL) return "the request target holds a space (encode it as %20)";
   int ctl = hd_has_ctl(url);
   mhd->get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_ctl_pair, &ctl);
@@ -1032,7 +1035,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
       return hd_refuse_early(&h->mhd, conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_large",
                              "the request line and headers are larger than the server accepts");
     char why[160];
-    const char *terr = hd_target_error(&h->mhd, conn, url, version, why, sizeof why);
+    const char *terr = hd_target_error(&h->mhd, conn, method, url, version, why, sizeof why);
     if (terr) return hd_refuse_early(&h->mhd, conn, MHD_HTTP_BAD_REQUEST, "bad_request", terr);
     unsigned fstatus;
     const char *ferr = hd_framing_error(&h->mhd, conn, &fstatus, why, sizeof why);

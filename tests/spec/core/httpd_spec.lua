@@ -264,6 +264,24 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  -- RFC 9112 3.1: a method is a token; a CR in it is where a front end may have ended the line
+  it("refuses a method that is not a token, before any handler", function()
+    local handled = 0
+    local srv = serve({}, function(req)
+      handled = handled + 1
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    for _, method in ipairs { "GE\rT", "G\tET", "GE(T" } do
+      local c, got = raw(srv:port(), method .. " /a HTTP/1.1\r\nHost: here\r\n\r\n")
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      assert.matches("^HTTP/1.1 400", (got()), nil, method)
+      assert.matches('"message":"the request\'s method is not a token', (got()), 1, true)
+    end
+    assert.equal(0, handled)
+    srv:close()
+  end)
+
   it("reads the body only when asked, and refuses one over the cap", function()
     local srv, base = serve({ max_body_bytes = 100 }, function(req)
       if req.too_large then return req:respond(413, nil, "declared too large") end
