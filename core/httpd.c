@@ -341,10 +341,14 @@ typedef struct hd_copy {
   size_t len, cap;
   size_t n;
   int failed;
+  const char *host; /* when set, the Host header's value in the copy (not NUL-terminated) */
+  size_t hostlen;
+  int host_put;
 } hd_copy;
 
-static void hd_put(hd_copy *c, const char *s) {
-  size_t n = strlen(s) + 1;
+/* Puts s's first len bytes and a NUL. */
+static void hd_putn(hd_copy *c, const char *s, size_t len) {
+  size_t n = len + 1;
   if (c->failed) return;
   if (c->len + n > c->cap) {
     size_t cap = c->cap ? c->cap : 512;
@@ -357,15 +361,21 @@ static void hd_put(hd_copy *c, const char *s) {
     c->buf = nb;
     c->cap = cap;
   }
-  memcpy(c->buf + c->len, s, n);
+  memcpy(c->buf + c->len, s, len);
+  c->buf[c->len + len] = '\0';
   c->len += n;
 }
 
+static void hd_put(hd_copy *c, const char *s) { hd_putn(c, s, strlen(s)); }
+
 static enum MHD_Result hd_copy_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
-  (void)kind;
   hd_copy *c = cls;
   hd_put(c, k ? k : "");
-  hd_put(c, v ? v : "");
+  if (c->host && kind == MHD_HEADER_KIND && k && strcasecmp(k, MHD_HTTP_HEADER_HOST) == 0) {
+    hd_putn(c, c->host, c->hostlen); /* a target in absolute form names the host (hd_target) */
+    c->host_put = 1;
+  } else
+    hd_put(c, v ? v : "");
   c->n++;
   return MHD_YES;
 }
@@ -450,6 +460,7 @@ static enum MHD_Result hd_refuse_early(const mhdapi *mhd, struct MHD_Connection 
 typedef struct hd_framing {
   unsigned cl, te;
   int cl_bad, te_bad, name_bad;
+  const char *cr; /* the name of the first header whose value holds a CR */
 } hd_framing;
 
 /* RFC 9110 5.6.2: a field name is a token. libmicrohttpd 0.9.75 keeps a space before the
@@ -490,6 +501,7 @@ static enum MHD_Result hd_count_framing(void *cls, enum MHD_ValueKind kind, cons
   if (!hd_name_is_token(k) || hd_runs_on(k, MHD_HTTP_HEADER_CONTENT_LENGTH) ||
       hd_runs_on(k, MHD_HTTP_HEADER_TRANSFER_ENCODING))
     f->name_bad = 1;
+  if (f->cr == NULL && v && strchr(v, '\r')) f->cr = k;
   if (strcasecmp(k, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
     f->cl++;
     const char *p = v ? v : "";
@@ -506,14 +518,23 @@ static enum MHD_Result hd_count_framing(void *cls, enum MHD_ValueKind kind, cons
 }
 
 /* RFC 9112 6.1 and 6.3: framing that could be read two ways gets a 400 and a close, before
- * any handler runs; a transfer coding other than chunked alone, a 501. NULL when sound. */
-static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *conn, unsigned *status) {
+ * any handler runs; a transfer coding other than chunked alone, a 501. So does a CR in a
+ * header's value that ends no line (RFC 9112 2.2 lets a recipient refuse it; RFC 9110 5.5
+ * calls it dangerous): libmicrohttpd 0.9.75 keeps it in the value, where a front end may
+ * have read it as the end of a line and what follows as a header of its own. NULL when
+ * sound; err holds a message that names a header. */
+static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *conn, unsigned *status, char *err,
+                                    size_t errlen) {
   hd_framing f = {0};
   mhd->get_connection_values(conn, MHD_HEADER_KIND, hd_count_framing, &f);
   *status = 400;
   if (f.name_bad)
     return "a header's name holds a character no name may (a space before its colon?), or a line was folded onto it "
            "(a line beginning with a space or a tab)";
+  if (f.cr) { /* a token (name_bad above): nothing in it to escape in the JSON answer */
+    snprintf(err, errlen, "the %.64s header's value holds a CR that ends no line (a CR not followed by LF)", f.cr);
+    return err;
+  }
   if (f.cl && f.te) return "the request has both Content-Length and Transfer-Encoding";
   if (f.cl > 1) return "the request has more than one Content-Length";
   if (f.te > 1) return "the request has more than one Transfer-Encoding";
@@ -522,6 +543,26 @@ static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *co
     *status = 501;
     return "the server reads no transfer coding but chunked alone";
   }
+  return NULL;
+}
+
+/* A chunked body's trailer section (RFC 9112 7.1.2), read by libmicrohttpd 0.9.75 as it
+ * reads headers: a CR that ends no line is kept in a value there too, where a front end
+ * may have ended the section at it and sent what follows (another request) as a request
+ * of its own, which was read here as more trailers. Nothing reads trailers; their framing
+ * is checked as the headers' is (hd_framing_error). NULL when sound. */
+static const char *hd_trailer_error(const mhdapi *mhd, struct MHD_Connection *conn, char *err, size_t errlen) {
+  hd_framing f = {0};
+  mhd->get_connection_values(conn, MHD_FOOTER_KIND, hd_count_framing, &f);
+  if (f.cr) { /* first: what follows it reads as a trailer here, and is named so below; its
+                * name only when a token (nothing in it to escape in the JSON answer) */
+    if (!hd_name_is_token(f.cr)) return "a trailer's value holds a CR that ends no line (a CR not followed by LF)";
+    snprintf(err, errlen, "the %.64s trailer's value holds a CR that ends no line (a CR not followed by LF)", f.cr);
+    return err;
+  }
+  if (f.name_bad)
+    return "a trailer's name holds a character no name may (a request line read as a trailer?), or a line was "
+           "folded onto it";
   return NULL;
 }
 
@@ -537,16 +578,153 @@ static enum MHD_Result hd_count_host_origin(void *cls, enum MHD_ValueKind kind, 
   return MHD_YES;
 }
 
+/* A host's length at most (a DNS name's is 253): longer names no origin here (the apps'
+ * routing reads no Host longer either). */
+#define HD_HOST_MAX 255
+
+/* A request target as it is routed. The origin form ("/path") as it is. The absolute form
+ * ("http://host:port/path", RFC 9112 3.2.2, which a server must accept), which
+ * libmicrohttpd 0.9.75 hands on as sent (less its query), split in two: its path, what is
+ * routed ("/" when it has none), and its authority, which takes the place of the Host
+ * header's value (a server must ignore a Host that says otherwise): the authority, never a
+ * Host beside it, decides whether the request is for the API or for an app's origin. */
+typedef struct hd_target {
+  const char *path;
+  int absolute;
+  char auth[HD_HOST_MAX + 7]; /* the absolute form's host[:port], as hd_authority writes it */
+  size_t authlen;
+} hd_target;
+
+static int hd_alnum(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Reads an absolute target's authority, a (len bytes, no "@": hd_target_split), as RFC 3986
+ * 3.2.2 and 3.2.3 write it: an IPv6 address in brackets, or a name (an IPv4 address is one
+ * too), then ":port". Into t->auth in the one form routing compares: lower-cased (a host is
+ * case-insensitive; an Origin beside it is compared as text), the port as its number, an
+ * empty port dropped (RFC 3986 6.2.3: the scheme's default). Refused: what a reader further
+ * on could take for another host (a second colon, an unclosed bracket, a %-escape, which is
+ * never decoded here), and a name with an empty label ("a..b", a trailing dot: DNS would
+ * resolve "localhost." as "localhost", while routing and the browser's origin compare text).
+ * NULL when sound, else what is wrong. */
+static const char *hd_authority(const char *a, size_t len, hd_target *t) {
+  size_t hl; /* the host's length: up to the port's colon */
+  if (a[0] == '[') {
+    const char *end = memchr(a, ']', len);
+    if (end == NULL) return "the request target's host opens a bracket it never closes";
+    hl = (size_t)(end - a) + 1;
+    char v6[INET6_ADDRSTRLEN];
+    struct in6_addr in6;
+    size_t vl = hl - 2;
+    if (vl >= sizeof v6) return "the request target's host in brackets is not an IPv6 address";
+    memcpy(v6, a + 1, vl);
+    v6[vl] = '\0';
+    if (inet_pton(AF_INET6, v6, &in6) != 1) return "the request target's host in brackets is not an IPv6 address";
+    if (hl < len && a[hl] != ':') return "the request target's host goes on past its closing bracket";
+  } else {
+    for (hl = 0; hl < len && a[hl] != ':'; hl++) {
+      unsigned char c = (unsigned char)a[hl];
+      if (c == '%') return "the request target's host holds a %-escape, which this server does not decode";
+      if (c == '[' || c == ']') return "the request target's host holds a bracket outside an IPv6 address ([::1])";
+      if (!hd_alnum(c) && strchr("-._~!$&'()*+,;=", c) == NULL)
+        return "the request target's host holds a character no host may";
+    }
+    if (hl == 0) return "the request target's host is empty (the absolute form is http://host/path)";
+    if (a[0] == '.' || a[hl - 1] == '.' || memmem(a, hl, "..", 2) != NULL)
+      return "the request target's host has an empty label (a dot at its start or end, or two together)";
+  }
+  if (hl > HD_HOST_MAX) return "the request target's host is longer than 255 bytes";
+  unsigned port = 0;
+  int has_port = 0;
+  if (hl < len) { /* a[hl] == ':' */
+    const char *p = a + hl + 1;
+    size_t pl = len - hl - 1;
+    if (memchr(p, ':', pl) != NULL)
+      return "the request target's host has more than one colon (an IPv6 address goes in brackets: http://[::1]/)";
+    if (pl > 5) return "the request target's port is not a number from 0 to 65535";
+    for (size_t i = 0; i < pl; i++) {
+      if (p[i] < '0' || p[i] > '9') return "the request target's port is not a number from 0 to 65535";
+      port = port * 10 + (unsigned)(p[i] - '0');
+    }
+    if (port > 65535) return "the request target's port is not a number from 0 to 65535";
+    has_port = pl > 0;
+  }
+  for (size_t i = 0; i < hl; i++) {
+    char c = a[i];
+    t->auth[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+  }
+  t->authlen = hl;
+  if (has_port) t->authlen += (size_t)snprintf(t->auth + hl, sizeof t->auth - hl, ":%u", port);
+  t->auth[t->authlen] = '\0';
+  return NULL;
+}
+
+/* Splits url (hd_target); NULL, or what is wrong with its absolute form (err holds it when
+ * it names a part). A target that is neither form ("*", "path") is left as it is, for
+ * OPTIONS and the router. Only http and https: the scheme says nothing of how the request
+ * came (a proxy in front says https, docs/serve.md), and the host is all that is read. */
+static const char *hd_target_split(const char *url, hd_target *t, char *err, size_t errlen) {
+  t->path = url;
+  t->absolute = 0;
+  t->authlen = 0;
+  t->auth[0] = '\0';
+  size_t n = 0; /* RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" */
+  if (!hd_alnum((unsigned char)url[0]) || (url[0] >= '0' && url[0] <= '9')) return NULL;
+  while (hd_alnum((unsigned char)url[n]) || url[n] == '+' || url[n] == '-' || url[n] == '.') n++;
+  if (url[n] != ':') return NULL;
+  if (!((n == 4 && strncasecmp(url, "http", 4) == 0) || (n == 5 && strncasecmp(url, "https", 5) == 0))) {
+    snprintf(err, errlen, "the request target's scheme '%.*s' is not http or https", n > 32 ? 32 : (int)n, url);
+    return err;
+  }
+  const char *a = url + n + 1;
+  if (a[0] != '/' || a[1] != '/') return "the request target names no host (the absolute form is http://host/path)";
+  a += 2;
+  size_t len = strcspn(a, "/");
+  if (len == 0) return "the request target's host is empty (the absolute form is http://host/path)";
+  if (memchr(a, '@', len) != NULL)
+    return "the request target names a user (http://user@host/), which an http target may not";
+  const char *aerr = hd_authority(a, len, t);
+  if (aerr) return aerr;
+  t->absolute = 1;
+  t->path = a[len] == '/' ? a + len : "/";
+  return NULL;
+}
+
+/* Whether s holds a control byte (RFC 3986 has none in a URI): a CR in the target, kept by
+ * libmicrohttpd 0.9.75, is where a front end may have ended the request line. */
+static int hd_has_ctl(const char *s) {
+  for (; s && *s; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
+  return 0;
+}
+
+static enum MHD_Result hd_ctl_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+  (void)kind;
+  if (hd_has_ctl(k) || hd_has_ctl(v)) *(int *)cls = 1;
+  return MHD_YES;
+}
+
 /* RFC 9112 3 and 3.2: a request target holds no space (a client's unencoded one would be
- * read as a path the client never meant), and an HTTP/1.1 request names exactly one Host
- * (two could route one way here and another way wherever the request goes next): a 400,
- * ours, before any handler runs. libmicrohttpd's strict mode would refuse the first two
- * itself, but 0.9.75 closes on a space without an answer and, for a missing Host, writes its
- * answer's header block twice (its state machine goes on past its own refusal). NULL when
- * sound. */
-static const char *hd_target_error(const mhdapi *mhd, struct MHD_Connection *conn, const char *url,
-                                   const char *version) {
+ * read as a path the client never meant) nor control byte (hd_has_ctl), an absolute one is
+ * sound (hd_target_split), and an HTTP/1.1 request names exactly one Host
+ * (two could route one way here and another way wherever the request goes next), even
+ * with a target in absolute form, whose host is then the one read: a 400, ours, before any
+ * handler runs. libmicrohttpd's strict mode would refuse the first two itself, but 0.9.75
+ * closes on a space without an answer and, for a missing Host, writes its answer's header
+ * block twice (its state machine goes on past its own refusal). NULL when sound. */
+static const char *hd_target_error(const mhdapi *mhd, struct MHD_Connection *conn, const char *method,
+                                   const char *url, const char *version, char *err, size_t errlen) {
+  /* RFC 9112 3.1: the method is a token; the library keeps a CR in it, where a front end
+   * may have ended the request line */
+  if (!hd_name_is_token(method)) return "the request's method is not a token (RFC 9110 9.1)";
   if (strchr(url, ' ') != NULL) return "the request target holds a space (encode it as %20)";
+  int ctl = hd_has_ctl(url);
+  mhd->get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_ctl_pair, &ctl);
+  if (ctl) return "the request target holds a control character (a CR, a tab, a byte below 0x20 or 0x7f: encode it)";
+  hd_target t;
+  const char *terr = hd_target_split(url, &t, err, errlen);
+  if (terr) return terr;
   int named[3] = {0, 0, 0};
   mhd->get_connection_values(conn, MHD_HEADER_KIND, hd_count_host_origin, named);
   if (named[2] > 0) return "a line was folded onto the Host header (a line beginning with a space or a tab)";
@@ -559,14 +737,25 @@ static const char *hd_target_error(const mhdapi *mhd, struct MHD_Connection *con
 static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *method, const char *url) {
   hd_copy c = {0};
   char addr[INET6_ADDRSTRLEN + 1];
+  char err[1];
+  hd_target t;
+  (void)hd_target_split(url, &t, err, sizeof err); /* sound: hd_target_error passed it */
   hd_remote(&r->h->mhd, conn, addr, sizeof addr);
   hd_put(&c, method);
-  hd_put(&c, url);
+  hd_put(&c, t.path);
   hd_put(&c, addr);
   c.n = 0;
+  c.host = t.absolute ? t.auth : NULL;
+  c.hostlen = t.authlen;
   r->h->mhd.get_connection_values(conn, MHD_HEADER_KIND, hd_copy_pair, &c);
+  if (c.host && !c.host_put) { /* HTTP/1.0, which needs no Host: its target names one */
+    hd_put(&c, MHD_HTTP_HEADER_HOST);
+    hd_putn(&c, c.host, c.hostlen);
+    c.n++;
+  }
   size_t nh = c.n;
   c.n = 0;
+  c.host = NULL; /* a query argument named host is the client's, as sent */
   r->h->mhd.get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_copy_pair, &c);
   size_t na = c.n;
   if (c.failed) {
@@ -801,6 +990,8 @@ static int hd_quick_path(const httpd *h, const char *url) {
 }
 
 static int hd_quick_fits(httpd *h, struct MHD_Connection *conn, const char *method, const char *url) {
+  /* a target in absolute form ("http://host/health") never matches: it goes the Lua way,
+   * with its path and host as hd_capture makes them */
   if (strcmp(method, "GET") != 0 || !hd_quick_path(h, url)) return 0;
   if (h->mhd.get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) != 0) return 0;
   const char *cl = h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -843,10 +1034,11 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes)
       return hd_refuse_early(&h->mhd, conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_large",
                              "the request line and headers are larger than the server accepts");
-    const char *terr = hd_target_error(&h->mhd, conn, url, version);
+    char why[160];
+    const char *terr = hd_target_error(&h->mhd, conn, method, url, version, why, sizeof why);
     if (terr) return hd_refuse_early(&h->mhd, conn, MHD_HTTP_BAD_REQUEST, "bad_request", terr);
     unsigned fstatus;
-    const char *ferr = hd_framing_error(&h->mhd, conn, &fstatus);
+    const char *ferr = hd_framing_error(&h->mhd, conn, &fstatus, why, sizeof why);
     if (ferr) return hd_refuse_early(&h->mhd, conn, fstatus, fstatus == 400 ? "bad_request" : "not_implemented", ferr);
     if (h->quick && hd_quick_fits(h, conn, method, url)) {
       /* offered at MHD's next call, when it is whole; no request made of it until declined */
@@ -938,6 +1130,18 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     return MHD_YES;
   }
   /* the body's end */
+  char why[160];
+  const char *terr = hd_trailer_error(&h->mhd, conn, why, sizeof why);
+  if (terr) { /* answered here, and closed: the owner hears the body as gone */
+    r->body_state = HTTPD_BODY_GONE;
+    r->answered = 1;
+    if (r->hc) {
+      r->hc->deadline = 0;
+      r->hc->body_phase = 0;
+    }
+    hd_news(r);
+    return hd_refuse_early(&h->mhd, conn, MHD_HTTP_BAD_REQUEST, "bad_request", terr);
+  }
   r->body_state = HTTPD_BODY_DONE;
   if (r->hc) {
     r->hc->deadline = 0;

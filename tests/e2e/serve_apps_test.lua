@@ -59,6 +59,22 @@ local function app(s, id, path, o)
   return st, text, lower(h)
 end
 
+-- absolute(s, target, headers) -> status, text: a GET whose request target is written as
+-- given, in absolute form ("http://host/path", RFC 9112 3.2.2), which clients send to a
+-- proxy rather than to a server, and curl only to a proxy
+local function absolute(s, target, headers)
+  local text = "GET " .. target .. " HTTP/1.1\r\n" .. table.concat(headers, "\r\n") .. "\r\nConnection: close\r\n\r\n"
+  local p = assert(io.popen("python3 -c " .. H.quote("import socket,sys\n"
+    .. "c = socket.create_connection(('127.0.0.1', " .. s.port .. "))\n"
+    .. "c.sendall(bytes.fromhex('" .. text:gsub(".", function(ch) return string.format("%02x", ch:byte()) end) .. "'))\n"
+    .. "c.settimeout(10); out = b''\n"
+    .. "while True:\n    d = c.recv(65536)\n    if not d: break\n    out += d\n"
+    .. "sys.stdout.write(out.decode('latin-1'))\n")))
+  local answer = p:read("a")
+  p:close()
+  return tonumber(answer:match("^HTTP/1%.1 (%d+)")), answer:match("\r\n\r\n(.*)$")
+end
+
 -- signed_in(s, key) -> the board's cookie and CSRF token for key
 local function signed_in(s, key)
   local st, text, h = H.fetch { url = s.url .. "/v1/session", method = "POST", body = cjson.encode { key = key },
@@ -184,6 +200,20 @@ describe("a sandbox's app on an origin of its own", function()
       headers = { "Content-Type: application/json", "X-CSRF-Token: " .. csrf } })
     assert.equal(200, ast)
     assert.equal(mark, cjson.decode(atext).mark)
+    -- a target in absolute form: its host decides the origin, never a Host header beside it
+    -- (RFC 9112 3.2.2); the app is told the host its target named
+    local own, api = id .. ".sandbox.localhost:" .. s.port, "127.0.0.1:" .. s.port
+    -- (a query argument named host is the app's own, never the target's host)
+    ast, atext = absolute(s, "http://" .. own .. "/echo/abs?host=mine&x=1", { "Host: " .. api, "Cookie: " .. cookie })
+    assert.equal(200, ast, atext)
+    echo = cjson.decode(atext)
+    assert.equal(mark, echo.mark)
+    assert.equal("/echo/abs?host=mine&x=1", echo.url)
+    assert.equal(own, echo.host)
+    ast, atext = absolute(s, "http://" .. api .. "/v1/board", { "Host: " .. own, "Cookie: " .. cookie,
+      "Authorization: Bearer " .. op })
+    assert.equal(200, ast, atext)
+    assert.equal("orket.board/1", cjson.decode(atext).format) -- the API's, not the app's
     -- its cookies cross, host-only, and never one of Orket's names
     local _, _, ch = app(s, id, "/cookies", { cookie = cookie })
     assert.matches("theme=dark; Path=/; Expires=Thu, 01 Jan 2037 00:00:00 GMT", ch["set-cookie"], 1, true)
@@ -345,14 +375,20 @@ events { worker_connections 64; }
 http {
   access_log off;
   client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;
+  map "$host $http_host" $host_disagrees {
+    "~*^(?<h>[^ ]+) \k<h>(:[0-9]+)?$" 0;
+    default 1;
+  }
   server {
     listen 127.0.0.1:%d;
     server_name board.localhost;
+    if ($host_disagrees) { return 400; }
 %s
   }
   server {
     listen 127.0.0.1:%d;
     server_name ~^[0-9]+\.apps\.localhost$;
+    if ($host_disagrees) { return 400; }
 %s
   }
 }
@@ -437,6 +473,29 @@ http://*.apps.localhost:%d {
         -- and from the board's own page, allowed
         assert.equal(200, (H.fetch { url = f.url .. "/v1/board", total_timeout_ms = 10000,
           headers = { "Host: " .. f.board, "Cookie: " .. board, "Sec-Fetch-Site: same-origin", "Sec-Fetch-Mode: cors" } }))
+        -- a target in absolute form (RFC 9112 3.2.2): the front end chose its server block by
+        -- the target's host, and orket routes by the Host the front end passes on, so the two
+        -- must agree. Caddy passes the target's host on as Host; nginx, as configured, refuses
+        -- a Host that names another host than its target (it would pass $http_host on).
+        local own = id .. ".apps.localhost:" .. pport
+        ast, atext = absolute(f, "http://" .. own .. "/echo/abs?host=mine", { "Host: " .. own, "Cookie: " .. cookie })
+        assert.equal(200, ast, atext)
+        assert.equal("/echo/abs?host=mine", cjson.decode(atext).url)
+        ast, atext = absolute(f, "http://" .. own .. "/echo/abs", { "Host: " .. f.board, "Cookie: " .. cookie })
+        if front == "nginx" then
+          assert.equal(400, ast, atext)
+        else
+          assert.equal(200, ast, atext)
+          assert.equal(own, cjson.decode(atext).host) -- the app's, as its server block was
+        end
+        ast, atext = absolute(f, "http://" .. f.board .. "/v1/board", { "Host: " .. own, "Cookie: " .. cookie,
+          "Authorization: Bearer " .. op })
+        if front == "nginx" then
+          assert.equal(400, ast, atext)
+        else
+          assert.equal(200, ast, atext)
+          assert.equal("orket.board/1", cjson.decode(atext).format) -- the API's, as its server block was
+        end
       end)
       os.execute("kill " .. pid .. " 2>/dev/null")
       H.wait_for(function() return not H.alive(pid) end, front .. " to end")

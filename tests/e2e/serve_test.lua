@@ -327,9 +327,10 @@ describe("orket serve", function()
       assert.matches("^HTTP/1%.1 " .. status, got)
       assert.matches("\r\n[Cc]onnection: close\r\n", got)
       if mhd then return end -- refused by libmicrohttpd itself, with its own page, before us
-      assert.matches('"error":{"code":"', got, 1, true)
+      assert.matches('"error":{"code":"', got, 1, true, text)
       local _, answers = got:gsub("HTTP/1%.1 %d%d%d", "")
       assert.equal(1, answers, got) -- what followed was never read as a request
+      return got
     end
     -- Content-Length with Transfer-Encoding (6.1): the body read as chunked left a request behind
     local chunked = "d\r\n{\"body\":\"x\"}\r\n0\r\n\r\n" .. smuggled
@@ -360,6 +361,46 @@ describe("orket serve", function()
     once("GET /health HTTP/1.1\r\nHost: localhost\r\nHost: elsewhere.example\r\n\r\n", 400)
     once("GET /health HTTP/1.1\r\nHost: localhost\r\n elsewhere.example\r\n\r\n", 400)
     once("GET /he alth HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    -- a target in absolute form (3.2.2) other than http://host/path: another scheme, a user,
+    -- no host; said so
+    local function says(text, why)
+      local c = raw(s.port, text)
+      wait_for(function() local _, closed = c.got(); return closed end, "the close")
+      local got = c.got()
+      c.close()
+      assert.matches("^HTTP/1%.1 400", got)
+      assert.matches('"code":"bad_request","message":"' .. why, got, 1, true)
+    end
+    says("GET ftp://localhost/health HTTP/1.1\r\nHost: localhost\r\n\r\n",
+      "the request target's scheme 'ftp' is not http or https")
+    says("GET http://u@localhost/health HTTP/1.1\r\nHost: localhost\r\n\r\n", "the request target names a user")
+    says("GET http:///health HTTP/1.1\r\nHost: localhost\r\n\r\n", "the request target's host is empty")
+    -- a CR that ends no line (2.2), kept in the value by libmicrohttpd: one header here, two
+    -- for a front end that ended the line at it
+    says("GET /health HTTP/1.1\r\nHost: localhost\r\nX-A: 1\rHost: elsewhere.example\r\n\r\n",
+      "the X-A header's value holds a CR that ends no line")
+    -- (a front end that framed the body by the length it read after the CR: no length here,
+    -- and the body read as requests of its own)
+    once(head .. "X-Note: a\rContent-Length: " .. (13 + #smuggled) .. "\r\n\r\n{\"body\":\"x\"}" .. smuggled, 400)
+    -- the same in a chunked body's trailers (7.1.2): a front end that ended them at the CR
+    -- sent what followed as a request of its own, read here as more trailers and never
+    -- answered; now the one answer is a 400, and the connection closes
+    local got = once("POST /v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      .. "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: a\r\r\nGET /a:b HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400)
+    assert.matches("the X-T trailer's value holds a CR that ends no line", got, 1, true)
+    -- (a request line holding a colon, as one in absolute form does, reads as a trailer)
+    got = once(head .. "Transfer-Encoding: chunked\r\n\r\nd\r\n{\"body\":\"x\"}\r\n0\r\nX-T: a\r\r\n"
+      .. "GET http://localhost/health HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    assert.matches("the X-T trailer's value holds a CR that ends no line", got, 1, true)
+    -- a control character in the target (a CR where a front end may have ended the line):
+    -- framing too, before the router
+    got = once("GET /health\rX HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    assert.matches("the request target holds a control character", got, 1, true)
+    got = once("GET /v1/board?x=\rGET%20/health HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    assert.matches("the request target holds a control character", got, 1, true)
+    -- an absolute target's authority is parsed, not only its characters
+    says("GET http://a:b:c/health HTTP/1.1\r\nHost: localhost\r\n\r\n", "the request target's host has more than one colon")
+    says("GET http://LOCALHOST./health HTTP/1.1\r\nHost: localhost\r\n\r\n", "the request target's host has an empty label")
     -- HTTP/1.0 names no Host
     local c10 = raw(s.port, "GET /health HTTP/1.0\r\n\r\n")
     wait_for(function() local _, closed = c10.got(); return closed end, "the HTTP/1.0 answer")
@@ -372,6 +413,39 @@ describe("orket serve", function()
     st = get(s.url .. "/v1/cards/API-2/comments", { method = "POST", headers = { "Authorization: Bearer " .. op,
       "Content-Type: application/json" }, body = cjson.encode { body = "sized" } })
     assert.equal(200, st)
+    assert.equal(0, s.stop())
+  end)
+
+  -- RFC 9112 3.2.2: a target in absolute form is accepted, and its host, never a Host header
+  -- beside it, says which origin the request is for: the API's or a sandbox's app's
+  -- (docs/serve.md, "Apps on their own origins"; tests/e2e/serve_apps_test.lua reaches an app so)
+  it("accepts a target in absolute form, whose host decides the origin over the Host header", function()
+    local dir = project()
+    local v = key(dir, "v", "viewer")
+    local s = start(dir)
+    local function ask(target, host, more)
+      local c = raw(s.port, "GET " .. target .. " HTTP/1.1\r\nHost: " .. host .. "\r\n" .. (more or "")
+        .. "Connection: close\r\n\r\n")
+      wait_for(function() local _, closed = c.got(); return closed end, "the answer")
+      local got = c.got()
+      c.close()
+      return tonumber(got:match("^HTTP/1%.1 (%d+)")), got:match("\r\n\r\n(.*)$")
+    end
+    local api, app = "127.0.0.1:" .. s.port, "3.sandbox.localhost:" .. s.port
+    local st, b = ask("http://" .. api .. "/health", "localhost")
+    assert.equal(200, st, b)
+    assert.same({ status = "ok" }, cjson.decode(b))
+    st, b = ask("http://" .. api .. "/v1/board?format=json", app, "Authorization: Bearer " .. v .. "\r\n")
+    assert.equal(200, st, b)
+    assert.equal("orket.board/1", cjson.decode(b).format)
+    -- named the app's origin: the app's (no sign-in here: its 401), whatever Host says
+    st, b = ask("http://" .. app .. "/health", api)
+    assert.equal(401, st, b)
+    assert.matches("Open this app from Orket's board", b, 1, true)
+    st, b = ask("http://" .. app .. "/v1/board", api, "Authorization: Bearer " .. v .. "\r\n")
+    assert.equal(401, st, b)
+    -- the log names the route the path took, not the target
+    assert.matches('"route":"/health","status":200', s.log(), 1, true)
     assert.equal(0, s.stop())
   end)
 

@@ -83,6 +83,205 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  -- RFC 9112 3.2.2: a server must accept a target in absolute form, and read the host it
+  -- names, not a Host header beside it. libmicrohttpd hands the target on as sent (less its
+  -- query): the server splits it, and the handler sees the path alone and that host.
+  it("reads a target in absolute form as its path, with its host taking the place of Host's", function()
+    local seen = {}
+    local srv = serve({}, function(req)
+      seen[#seen + 1] = { path = req.path, host = req.headers.host, q = req.query.a, qh = req.query.host,
+        qH = req.query.HOST }
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    -- once(text) -> the whole answer, the server having closed
+    local function once(text)
+      local c, got = raw(srv:port(), text)
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      return (got())
+    end
+    local function get(target, version, host)
+      return once("GET " .. target .. " HTTP/" .. (version or "1.1") .. "\r\n" .. (host and ("Host: " .. host .. "\r\n") or "")
+        .. "Connection: close\r\n\r\n")
+    end
+    -- the host lower-cased (routing and an Origin compare it as text); a query argument
+    -- named host is the client's, never the target's host
+    assert.matches("^HTTP/1.1 200", get("http://App.EXAMPLE:8080/p/q?a=1&host=mine&HOST=y", nil, "api.example"))
+    assert.same({ path = "/p/q", host = "app.example:8080", q = "1", qh = "mine", qH = "y" }, seen[1])
+    -- no path: "/"; the scheme in any case, https too (the scheme is not read: the host is)
+    assert.matches("^HTTP/1.1 200", get("HTTP://[::1]:1?a=2", nil, "api.example"))
+    assert.same({ path = "/", host = "[::1]:1", q = "2" }, seen[2])
+    assert.matches("^HTTP/1.1 200", get("https://app.example/", nil, "api.example"))
+    assert.same({ path = "/", host = "app.example" }, seen[3])
+    -- HTTP/1.0 names no Host: the target's is the one
+    assert.matches("^HTTP/1.1 200", get("http://app.example/x", "1.0"))
+    assert.same({ path = "/x", host = "app.example" }, seen[4])
+    -- OPTIONS * and the origin form as they were
+    assert.matches("^HTTP/1.1 200", once("OPTIONS * HTTP/1.1\r\nHost: api.example\r\nConnection: close\r\n\r\n"))
+    assert.same({ path = "*", host = "api.example" }, seen[5])
+    assert.matches("^HTTP/1.1 200", get("/http://x/", nil, "api.example"))
+    assert.same({ path = "/http://x/", host = "api.example" }, seen[6])
+    -- the authority in one form: an empty port dropped (RFC 3986 6.2.3), a port as its
+    -- number, an IPv6 address lower-cased, a host of 255 bytes
+    local long = string.rep("a", 63) .. "." .. string.rep("b", 63) .. "." .. string.rep("c", 63) .. "." .. string.rep("d", 63)
+    for target, host in pairs {
+      ["http://127.0.0.1:/x"] = "127.0.0.1",
+      ["http://Host.Example:0080/x"] = "host.example:80",
+      ["http://[::FFFF:7f00:1]:8/x"] = "[::ffff:7f00:1]:8",
+      ["http://" .. long .. ":65535/x"] = long .. ":65535",
+      ["http://x:0/x"] = "x:0",
+    } do
+      local n = #seen
+      assert.matches("^HTTP/1.1 200", get(target, nil, "api.example"), nil, target)
+      assert.equal(n + 1, #seen)
+      assert.same({ path = "/x", host = host }, seen[n + 1], target)
+    end
+    local handled = #seen
+    -- what is refused, a 400 that says why, before any handler
+    for target, why in pairs {
+      ["ftp://app.example/p"] = "the request target's scheme 'ftp' is not http or https",
+      ["app.example:80"] = "the request target's scheme 'app.example' is not http or https",
+      ["http://user@app.example/p"] = "the request target names a user (http://user@host/)",
+      ["http://u:pw@app.example/"] = "the request target names a user (http://user@host/)",
+      ["http:///p"] = "the request target's host is empty",
+      ["http://"] = "the request target's host is empty",
+      ["http:/p"] = "the request target names no host",
+      ["http:p"] = "the request target names no host",
+      ["http://app.example#x/p"] = "the request target's host holds a character no host may",
+      ["http://app\"x/p"] = "the request target's host holds a character no host may",
+      -- the authority parsed, not only its characters (RFC 3986 3.2.2, 3.2.3)
+      ["http://:80/p"] = "the request target's host is empty",
+      ["http://a:b:c/p"] = "the request target's host has more than one colon (an IPv6 address goes in brackets",
+      ["http://::1/p"] = "the request target's host is empty",
+      ["http://[::1/p"] = "the request target's host opens a bracket it never closes",
+      ["http://]::1[:99999999999/p"] = "the request target's host holds a bracket outside an IPv6 address",
+      ["http://a[b]/p"] = "the request target's host holds a bracket outside an IPv6 address",
+      ["http://[::1]x/p"] = "the request target's host goes on past its closing bracket",
+      ["http://[127.0.0.1]/p"] = "the request target's host in brackets is not an IPv6 address",
+      ["http://[v1.x]/p"] = "the request target's host in brackets is not an IPv6 address",
+      ["http://[fe80::1%25eth0]/p"] = "the request target's host in brackets is not an IPv6 address",
+      ["http://%31%32%37.0.0.1/p"] = "the request target's host holds a %-escape, which this server does not decode",
+      ["http://LOCALHOST./p"] = "the request target's host has an empty label (a dot at its start or end, or two together)",
+      ["http://.localhost/p"] = "the request target's host has an empty label",
+      ["http://a..b/p"] = "the request target's host has an empty label",
+      ["http://a:65536/p"] = "the request target's port is not a number from 0 to 65535",
+      ["http://a:123456/p"] = "the request target's port is not a number from 0 to 65535",
+      ["http://a:8a/p"] = "the request target's port is not a number from 0 to 65535",
+      ["http://a:-1/p"] = "the request target's port is not a number from 0 to 65535",
+      ["http://" .. long .. "e/p"] = "the request target's host is longer than 255 bytes",
+      ["http://" .. string.rep("x", 7000) .. "/p"] = "the request target's host is longer than 255 bytes",
+    } do
+      local got = get(target, nil, "api.example")
+      assert.matches("^HTTP/1.1 400", got, nil, target)
+      assert.matches('{"error":{"code":"bad_request","message":"' .. why, got, 1, true)
+    end
+    -- an HTTP/1.1 request names one Host all the same (RFC 9112 3.2)
+    assert.matches("an HTTP/1.1 request must have a Host header", get("http://app.example/p"), 1, true)
+    assert.equal(handled, #seen)
+    srv:close()
+  end)
+
+  -- RFC 9112 2.2: a CR that ends no line may be refused. libmicrohttpd 0.9.75 keeps it in
+  -- the value, where a front end may have ended the line at it: "X-A: a\rHost: b" is one
+  -- header here and two there.
+  it("refuses a header value holding a CR that ends no line, naming the header", function()
+    local handled = 0
+    local srv = serve({}, function(req)
+      handled = handled + 1
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    for name, text in pairs {
+      ["X-A"] = "X-A: a\rHost: b\r\n",
+      ["X-Trailing"] = "X-Trailing: a\r\r\n",
+      ["Host"] = "Host: here\rthere\r\n",
+    } do
+      local c, got = raw(srv:port(), "GET / HTTP/1.1\r\n" .. (name == "Host" and "" or "Host: here\r\n") .. text
+        .. "Connection: close\r\n\r\n")
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      assert.matches("^HTTP/1.1 400", (got()))
+      assert.matches('"message":"the ' .. name .. " header's value holds a CR that ends no line", (got()), 1, true)
+    end
+    assert.equal(0, handled)
+    assert.equal(200, (fetch("http://127.0.0.1:" .. srv:port() .. "/", { headers = { "X-A: a\tb" } })))
+    srv:close()
+  end)
+
+  -- The same in a chunked body's trailers (RFC 9112 7.1.2), which libmicrohttpd 0.9.75 reads
+  -- as headers: a front end that ended the trailer section at the CR sent what followed as
+  -- a request of its own, which was read here as more trailers, and never answered.
+  it("refuses a trailer holding a CR that ends no line, with one answer and a close", function()
+    local seen = {}
+    local srv = serve({}, function(req)
+      local body, err, code = req:body()
+      seen[#seen + 1] = req.method .. " " .. req.path .. " " .. tostring(body or code)
+      req:respond(200, { "Content-Type: text/plain" }, "ok " .. tostring(body or err))
+    end)
+    local post = "POST /p HTTP/1.1\r\nHost: here\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+    local smuggled = "GET /a:b HTTP/1.1\r\nHost: here\r\n\r\n"
+    for name, trailer in pairs { ["X-T"] = "X-T: a\r\r\n", ["X-U"] = "X-U: a\rGET /x\r\n",
+      ["a"] = 'X"T: a\r\r\n' } do
+      local c, got = raw(srv:port(), post .. trailer .. smuggled)
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      local text = got()
+      assert.matches("^HTTP/1.1 400", text)
+      assert.matches("\r\nConnection: close\r\n", text)
+      assert.matches('"message":"' .. (name == "a" and "a" or "the " .. name) .. " trailer's value holds a CR that ends no line",
+        text, 1, true)
+      local _, answers = text:gsub("HTTP/1%.1 %d%d%d", "")
+      assert.equal(1, answers, text) -- the smuggled GET was never answered
+      assert.equal("bad_request", require("cjson").decode(text:match("\r\n\r\n(.*)$")).error.code)
+    end
+    -- the owner heard its body as gone; the smuggled request never reached it
+    assert.same({ "POST /p EPIPE", "POST /p EPIPE", "POST /p EPIPE" }, seen)
+    -- sound trailers pass, and the connection goes on to the next request
+    local c, got = raw(srv:port(), post .. "X-T: a\r\n\r\n" .. "GET /next HTTP/1.1\r\nHost: here\r\nConnection: close\r\n\r\n")
+    wait_for(function() local _, closed = got(); return closed end, "the close")
+    c:close()
+    local _, answers = got():gsub("HTTP/1%.1 200", "")
+    assert.equal(2, answers, got())
+    assert.same({ "POST /p EPIPE", "POST /p EPIPE", "POST /p EPIPE", "POST /p {}", "GET /next " }, seen)
+    srv:close()
+  end)
+
+  -- RFC 3986 has no control byte in a URI; libmicrohttpd 0.9.75 keeps a CR in the target,
+  -- where a front end may have ended the request line: refused as framing, with a close
+  it("refuses a request target holding a control character, before any handler", function()
+    local handled = 0
+    local srv = serve({}, function(req)
+      handled = handled + 1
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    for _, target in ipairs { "/a\rb", "/a\tb", "/a?x=1\rHost:%20b", "/a?x\r=1", "http://h/a\rb", "/a\127b", "/a\1b" } do
+      local c, got = raw(srv:port(), "GET " .. target .. " HTTP/1.1\r\nHost: here\r\n\r\n")
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      assert.matches("^HTTP/1.1 400", (got()), nil, target)
+      assert.matches('"message":"the request target holds a control character', (got()), 1, true)
+    end
+    assert.equal(0, handled)
+    srv:close()
+  end)
+
+  -- RFC 9112 3.1: a method is a token; a CR in it is where a front end may have ended the line
+  it("refuses a method that is not a token, before any handler", function()
+    local handled = 0
+    local srv = serve({}, function(req)
+      handled = handled + 1
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    for _, method in ipairs { "GE\rT", "G\tET", "GE(T" } do
+      local c, got = raw(srv:port(), method .. " /a HTTP/1.1\r\nHost: here\r\n\r\n")
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      assert.matches("^HTTP/1.1 400", (got()), nil, method)
+      assert.matches('"message":"the request\'s method is not a token', (got()), 1, true)
+    end
+    assert.equal(0, handled)
+    srv:close()
+  end)
+
   it("reads the body only when asked, and refuses one over the cap", function()
     local srv, base = serve({ max_body_bytes = 100 }, function(req)
       if req.too_large then return req:respond(413, nil, "declared too large") end
@@ -639,6 +838,25 @@ describe("orket.c.httpd", function()
       assert.matches("\r\n\r\nfrom a blob$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
       collectgarbage()
       assert.matches("\r\n\r\ngone$", ask("GET /q HTTP/1.1\r\nHost: x\r\n\r\n"))
+      c:close()
+      srv:close()
+    end)
+
+    it("hands over a target in absolute form, its host never offered in place of the Host it names", function()
+      local handed, offered = {}, {}
+      local srv = serve({}, function(req)
+        handed[#handed + 1] = req.path .. " " .. req.headers.host
+        req:respond(200, { "Content-Type: text/plain" }, "handed")
+      end)
+      srv:quick({ "/q" }, function(method, path, remote, host)
+        offered[#offered + 1] = path .. " " .. host
+        return 203, { "Content-Type: text/plain" }, "quick"
+      end)
+      local c, ask = conn(srv:port())
+      assert.matches("handed$", ask("GET http://app.example/q HTTP/1.1\r\nHost: here\r\n\r\n"))
+      assert.matches("quick$", ask("GET /q HTTP/1.1\r\nHost: here\r\n\r\n"))
+      assert.same({ "/q app.example" }, handed)
+      assert.same({ "/q here" }, offered)
       c:close()
       srv:close()
     end)
