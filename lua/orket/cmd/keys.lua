@@ -4,6 +4,7 @@ local jsonout = require "orket.jsonout"
 local keys = require "orket.serve.keys"
 local cmdline = require "orket.cmdline"
 local localuse = require "orket.serve.localuse"
+local users = require "orket.store.users"
 
 local cmd = { name = "keys", summary = "create, list and revoke API keys for orket serve" }
 cmd.args = {
@@ -46,7 +47,7 @@ end
 -- a key stored stronger would act so the day its person were promoted -> nil | exit status
 local function beyond_person(db, o, cli)
   local projects = require "orket.serve.projects" -- lazy: it loads the settings
-  if not require("orket.store.users").get(db, o.person) then return nil end -- keys.create names it
+  if not users.get(db, o.person) then return nil end -- keys.create names it
   local known, err = projects.hosted(db, o.dir)
   if not known then
     cli.err("%s", err)

@@ -248,6 +248,22 @@ local function new_server(dir, db, token, where, cli)
   return nil
 end
 
+-- What the environment sets, checked before anything opens (the server's limits, its
+-- telemetry) -> {limits=, telemetry=} | nil, said
+local function from_env(dir, cli)
+  local limits, lerr = serve.limits(os.getenv("ORKET_SERVE_LIMITS"))
+  if not limits then
+    cli.err("ORKET_SERVE_LIMITS: %s", lerr)
+    return nil
+  end
+  local tcfg, terr = telemetry(dir)
+  if terr then
+    cli.err("%s", terr)
+    return nil
+  end
+  return { limits = limits, telemetry = tcfg }
+end
+
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
@@ -260,24 +276,16 @@ function cmd.run(args, cli)
   -- with a key given it serves every interface (a container's port), never unkeyed
   local host, port = httpd.parse_listen(o.listen or (given and "0.0.0.0:8765" or "127.0.0.1:8765"))
   if not host then return cli.usage_error(cmd, "--listen %s", port) end
-  local limits, lerr = serve.limits(os.getenv("ORKET_SERVE_LIMITS"))
-  if not limits then
-    cli.err("ORKET_SERVE_LIMITS: %s", lerr)
-    return 1
-  end
-  local tcfg, terr = telemetry(dir)
-  if terr then
-    cli.err("%s", terr)
-    return 1
-  end
+  local env = from_env(dir, cli)
+  if not env then return 1 end
   local db, token = open_keyed(dir, host, given, source, cli)
   if not db then return 1 end
-  local server, others = new_server(dir, db, token or nil, { host = host, port = port, limits = limits }, cli)
+  local server, others = new_server(dir, db, token or nil, { host = host, port = port, limits = env.limits }, cli)
   if not server then return 1 end
   -- the telemetry's warnings (a protocol sent as http/json anyway) in the server's log, one
   -- JSON object a line, now and when its runs make their tracers
   otel.warn = function(text) server:_log { event = "warning", message = text } end
-  otel.say(tcfg)
+  otel.say(env.telemetry)
   local signals = go_live(server, db, host, token)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
   if token then localuse.remove_token(dir, token) end

@@ -124,7 +124,8 @@ end
 --- hosted(db, dir) -> the set of project names a server of dir would host (the default one,
 --- orket.lua's serve.projects, those added to the store) | nil, msg
 function M.hosted(db, dir)
-  local list, err = M.named(db, uv.fs_realpath(dir) or dir, (require("orket.serve.web").settings(dir) or {}).projects)
+  local web = require "orket.serve.web" -- lazy: the settings loader, only the command line's asking
+  local list, err = M.named(db, uv.fs_realpath(dir) or dir, (web.settings(dir) or {}).projects)
   if not list then return nil, err end
   local set = { [M.DEFAULT] = true }
   for _, p in ipairs(list) do set[p.name] = true end
