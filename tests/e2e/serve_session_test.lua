@@ -317,6 +317,52 @@ describe("orket serve: sessions", function()
     assert.equal(3, db:row("SELECT count(*) AS n FROM audit_log WHERE action = 'sign_in'").n)
   end)
 
+  it("holds off a name's failed password sign-ins whatever the address, on every server of the store, "
+    .. "known names and unknown alike, its right password too", function()
+    local dir = H.example("webapp")
+    local PW = "correct horse battery"
+    for _, n in ipairs { "alice", "bob" } do
+      H.ok(H.orket("users add " .. n .. " --role operator --password-env PW", { cwd = dir, env = { PW = PW } }), "users add")
+    end
+    -- the address's own limit out of the way: only the name's is tried here (one address
+    -- stands for a guesser's many)
+    local env = { ORKET_SERVE_LIMITS = "auth_fail_burst=1000,auth_fail_rate=100,account_fail_burst=3,account_fail_rate=0.001" }
+    local a = H.serve(dir, { env = env })
+    local b = H.serve(dir, { env = env })
+    local function try(s, user, password)
+      local st, text, h = req(s, "POST", "/v1/session", { "Content-Type: application/json" },
+        cjson.encode { user = user, password = password })
+      return st, json(text), h
+    end
+    -- three wrong passwords, over both servers: counted together
+    assert.equal(401, (try(a, "alice", "wrong 1")))
+    assert.equal(401, (try(b, "alice", "wrong 2")))
+    assert.equal(401, (try(a, "Alice", "wrong 3"))) -- the name as accounts are looked up: lower case
+    -- the right password is refused now, on either server, whatever the name's case
+    local st, doc, h = try(b, "alice", PW)
+    assert.equal(429, st)
+    assert.equal("rate_limited", doc.error.code)
+    assert.matches("too many failed sign%-ins for this name; retry after %d+ s", doc.error.message)
+    assert.matches("^%d+$", h["retry-after"])
+    assert.is_true(tonumber(h["retry-after"]) >= 1)
+    assert.equal(429, (try(a, "ALICE", PW)))
+    -- another name from the same address is not held off
+    st, doc = try(a, "bob", PW)
+    assert.equal(200, st)
+    assert.equal("bob", doc.user.name)
+    -- a name with no account is held off the same way: the answers do not tell which exist
+    for i = 1, 3 do assert.equal(401, (try(i % 2 == 0 and a or b, "ghost", "wrong " .. i))) end
+    local gst, gdoc, gh = try(a, "ghost", PW)
+    assert.equal(429, gst)
+    assert.equal("rate_limited", gdoc.error.code)
+    assert.matches("too many failed sign%-ins for this name", gdoc.error.message)
+    assert.truthy(gh["retry-after"])
+    -- keys are not names: a key's sign-in from the address still goes through
+    assert.equal(200, (sign_in(a, key(dir, "ops", "operator"))))
+    assert.equal(0, a.stop())
+    assert.equal(0, b.stop())
+  end)
+
   it("marks the cookie Secure behind a proxy on this machine that says https", function()
     local dir = H.example("webapp")
     local op = key(dir, "ops", "operator")

@@ -49,6 +49,8 @@ M.DEFAULTS = {
   max_streams = 0, max_streams_per_key = 16, poll_ms = 20, listen_poll_ms = 5000,
   addr_rate = 50, addr_burst = 100, key_rate = 50, key_burst = 100,
   auth_fail_rate = 0.2, auth_fail_burst = 10, drain_ms = 3000,
+  -- failed password sign-ins per account name (orket.serve.session): ten, then one a minute
+  account_fail_rate = 1 / 60, account_fail_burst = 10, account_fail_names = 10000,
   webhook_max_age_s = 3 * 86400, -- orket.serve.webhooks
 }
 
@@ -225,6 +227,9 @@ function M.new(o)
   self.health = health_answer(self)
   -- in the store: a guesser gains nothing by spreading its tries over several servers
   self.auth_fails = ratelimit.shared(o.db, "auth_fail", { rate = l.auth_fail_rate, burst = l.auth_fail_burst })
+  -- and per account name, whatever the address: a guesser spread over many addresses
+  self.account_fails = ratelimit.shared(o.db, "account_fail", { rate = l.account_fail_rate,
+    burst = l.account_fail_burst, max = l.account_fail_names })
   -- the store's stamp of its connection (SQLite's: db.conn:stamp()), none on PostgreSQL
   self.stamped = type(o.db.conn) == "userdata" and o.db.conn.stamp or nil
   local hub_opts = { poll_ms = l.poll_ms, listen_poll_ms = l.listen_poll_ms, heartbeat_ms = l.heartbeat_ms,

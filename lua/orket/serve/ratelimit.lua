@@ -26,15 +26,16 @@ end
 local Shared = {}
 Shared.__index = Shared
 
---- shared(db, scope, {rate=, burst=}) -> a limiter with take and empty as above, its buckets
---- in the store (orket.store.rate_buckets) under scope, so every `orket serve` on one
---- database counts together. The now_ms its methods are given is ignored: the store's
+--- shared(db, scope, {rate=, burst=[, max=]}) -> a limiter with take and empty as above, its
+--- buckets in the store (orket.store.rate_buckets) under scope, so every `orket serve` on one
+--- database counts together. max: the names kept at most (none: those full again are
+--- dropped, no more), past it those that would be full again soonest go first. The now_ms its methods are given is ignored: the store's
 --- buckets need one clock for every server, the database's on PostgreSQL, the machine's
 --- wall clock on SQLite (orket.store.rate_buckets).
 function M.shared(db, scope, o)
   assert(type(o) == "table" and o.rate and o.rate > 0 and o.burst and o.burst >= 1,
     "bad argument #3 to 'shared' (rate > 0 and burst >= 1 expected)")
-  return setmetatable({ db = db, scope = scope, rate = o.rate, burst = o.burst }, Shared)
+  return setmetatable({ db = db, scope = scope, rate = o.rate, burst = o.burst, max = o.max }, Shared)
 end
 
 local function wall_ms()
@@ -47,7 +48,9 @@ end
 
 --- limiter:take(name): a token taken when there is one
 function Shared:take(name)
-  buckets.take(self.db, self.scope, name, wall_ms(), self.rate, self.burst)
+  if buckets.take(self.db, self.scope, name, wall_ms(), self.rate, self.burst) and self.max then
+    buckets.trim(self.db, self.scope, self.max, self.rate)
+  end
 end
 
 -- The rows read under one store stamp, 1024 names at most (then all dropped)

@@ -48,6 +48,23 @@ function M.take(db, scope, name, now_ms, rate, burst)
   return db:run(s.drop, scope, fill_ms, now_ms)
 end
 
+-- The names of a scope beyond max, least held back first: those whose buckets would be full
+-- again soonest (?3: rate). A flood of names tried once each is forgotten before a name
+-- emptied by its guesses is.
+local TRIM_COUNT = "SELECT count(*) AS n FROM rate_buckets WHERE scope = ?1"
+local TRIM = "DELETE FROM rate_buckets WHERE scope = ?1 AND name IN (SELECT name FROM rate_buckets WHERE scope = ?1 "
+  .. "ORDER BY at_ms - tokens * 1000.0 / ?3, name LIMIT ?2)"
+
+--- trim(db, scope, max, rate) -> true | nil, msg, CODE: keeps at most max buckets of scope,
+--- dropping those that would be full again soonest
+function M.trim(db, scope, max, rate)
+  local row, err, code = db:row(TRIM_COUNT, scope)
+  if not row then return nil, err, code end
+  local over = math.floor((tonumber(row.n) or 0) - max)
+  if over <= 0 then return true end
+  return db:run(TRIM, scope, over, rate)
+end
+
 --- row(db, scope, name) -> {tokens=, at_ms=[, now_ms= the database's clock (PostgreSQL)]}
 --- | false (never taken from, or full again and dropped) | nil, msg, CODE
 function M.row(db, scope, name)

@@ -69,4 +69,21 @@ describe("the shared rate buckets' clock (" .. B.name() .. ")", function()
     assert(ok, err)
     db:close()
   end)
+
+  it("keeps at most max names of a scope, forgetting first those that would be full again soonest", function()
+    local db = B.open_store()
+    local l = ratelimit.shared(db, "account_fail", { rate = 0.001, burst = 3, max = 4 })
+    -- a name emptied by guesses, then a flood of names tried once each
+    for _ = 1, 3 do l:take("alice") end
+    assert.is_true(l:empty("alice") >= 1)
+    for i = 1, 20 do l:take("flood" .. i) end
+    local n = assert(db:row("SELECT count(*) AS n FROM rate_buckets WHERE scope = 'account_fail'")).n
+    assert.equal(4, tonumber(n))
+    -- the flood did not free the name it was meant to
+    assert.is_true(l:empty("alice") >= 1)
+    -- other scopes are not counted in, nor trimmed
+    ratelimit.shared(db, "auth_fail", O):take("10.0.0.9")
+    assert.truthy(assert(buckets.row(db, "auth_fail", "10.0.0.9")))
+    db:close()
+  end)
 end)
