@@ -363,6 +363,71 @@ describe("orket serve: sessions", function()
     assert.equal(0, b.stop())
   end)
 
+  it("lets an admin lift a name's lockout at once, on the running server: orket users unlock, "
+    .. "POST /v1/users/NAME/unlock, a new password; each audited", function()
+    local dir = H.example("webapp")
+    local PW, NEW = "correct horse battery", "another good password"
+    H.ok(H.orket("users add alice --role operator --password-env PW", { cwd = dir, env = { PW = PW } }), "users add")
+    local env = { ORKET_SERVE_LIMITS = "auth_fail_burst=1000,auth_fail_rate=100,account_fail_burst=2,account_fail_rate=0.001" }
+    local s = H.serve(dir, { env = env })
+    local root = key(dir, "root", "admin")
+    local function try(user, password)
+      return (req(s, "POST", "/v1/session", { "Content-Type: application/json" },
+        cjson.encode { user = user, password = password }))
+    end
+    local function lock(user, password)
+      for i = 1, 2 do assert.equal(401, try(user, "wrong " .. i)) end
+      assert.equal(429, try(user, password))
+    end
+    local function api(method, path, body)
+      local st, text = req(s, method, path, { "Authorization: Bearer " .. root, "Content-Type: application/json" },
+        body and cjson.encode(body))
+      return st, json(text)
+    end
+    -- the command, on the server's machine, which the refusal names
+    lock("alice", PW)
+    local _, text = req(s, "POST", "/v1/session", { "Content-Type: application/json" },
+      cjson.encode { user = "alice", password = PW })
+    assert.matches("orket users unlock NAME", json(text).error.remedy, 1, true)
+    local r = H.ok(H.orket("users unlock alice", { cwd = dir }), "unlock")
+    assert.matches("unlocked alice", r.stdout, 1, true)
+    assert.equal(200, try("alice", PW))
+    r = H.ok(H.orket("users unlock alice", { cwd = dir }), "unlock again")
+    assert.matches("nothing to unlock", r.stdout, 1, true)
+    -- a name with no account yet (a directory's person before their first sign-in) too
+    lock("ghost", PW)
+    H.ok(H.orket("users unlock ghost", { cwd = dir }), "unlock ghost")
+    assert.equal(401, try("ghost", PW))
+    r = H.orket("users unlock Bad.Name", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("lowercase letters", r.stderr, 1, true)
+    -- the API, next to disable and enable
+    lock("alice", PW)
+    local st, doc = api("POST", "/v1/users/alice/unlock")
+    assert.same({ 200, { name = "alice", cleared = true } }, { st, doc })
+    assert.equal(200, try("alice", PW))
+    st, doc = api("POST", "/v1/users/alice/unlock")
+    assert.same({ 200, { name = "alice", cleared = false } }, { st, doc })
+    st, doc = api("POST", "/v1/users/ALICE/unlock")
+    assert.same({ 400, "bad_request" }, { st, doc.error.code })
+    -- a new password, the API's and the command's, lets the person in at once
+    lock("alice", PW)
+    assert.equal(200, (api("PUT", "/v1/users/alice/password", { password = NEW })))
+    assert.equal(200, try("alice", NEW))
+    lock("alice", NEW)
+    H.ok(H.orket("users passwd alice --password-env PW", { cwd = dir, env = { PW = PW } }), "passwd")
+    assert.equal(200, try("alice", PW))
+    assert.equal(0, s.stop())
+    -- each unlock in the audit's chain, naming whom: the two commands and the API's three
+    local unlocks = {}
+    for l in H.ok(H.orket("audit export", { cwd = dir }), "export").stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.action == "user_unlock" then unlocks[#unlocks + 1] = e.detail end
+    end
+    assert.same({ "person=alice", "person=alice", "person=ghost", "person=alice", "person=alice" }, unlocks)
+    H.ok(H.orket("audit verify", { cwd = dir }), "verify")
+  end)
+
   it("marks the cookie Secure behind a proxy on this machine that says https", function()
     local dir = H.example("webapp")
     local op = key(dir, "ops", "operator")

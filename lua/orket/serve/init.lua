@@ -228,7 +228,7 @@ function M.new(o)
   -- in the store: a guesser gains nothing by spreading its tries over several servers
   self.auth_fails = ratelimit.shared(o.db, "auth_fail", { rate = l.auth_fail_rate, burst = l.auth_fail_burst })
   -- and per account name, whatever the address: a guesser spread over many addresses
-  self.account_fails = ratelimit.shared(o.db, "account_fail", { rate = l.account_fail_rate,
+  self.account_fails = ratelimit.shared(o.db, accounts.FAIL_SCOPE, { rate = l.account_fail_rate,
     burst = l.account_fail_burst, max = l.account_fail_names })
   -- the store's stamp of its connection (SQLite's: db.conn:stamp()), none on PostgreSQL
   self.stamped = type(o.db.conn) == "userdata" and o.db.conn.stamp or nil

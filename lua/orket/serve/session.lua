@@ -225,7 +225,8 @@ local function limited(ctx, wait, of)
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, "Retry-After: " .. wait)
   return err(429, "rate_limited", "too many failed " .. (of and "sign-ins for this name" or
-    "authentications from this address") .. "; retry after " .. wait .. " s")
+    "authentications from this address") .. "; retry after " .. wait .. " s", of and ("wait `Retry-After` "
+    .. "seconds, or ask a server admin to lift it at once (`orket users unlock NAME`, docs/serve.md#limits)") or nil)
 end
 
 --- account_name(user) -> the name a password sign-in's failures are counted under: as

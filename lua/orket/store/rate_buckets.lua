@@ -65,6 +65,12 @@ function M.trim(db, scope, max, rate)
   return db:run(TRIM, scope, over, rate)
 end
 
+--- clear(db, scope, name) -> changes (1: the name had a bucket, 0: none) | nil, msg, CODE:
+--- forgets the name's bucket, as if never taken from (an admin's unlock)
+function M.clear(db, scope, name)
+  return db:run("DELETE FROM rate_buckets WHERE scope = ?1 AND name = ?2", scope, name)
+end
+
 --- row(db, scope, name) -> {tokens=, at_ms=[, now_ms= the database's clock (PostgreSQL)]}
 --- | false (never taken from, or full again and dropped) | nil, msg, CODE
 function M.row(db, scope, name)
