@@ -363,6 +363,35 @@ describe("orket serve: sessions", function()
     assert.equal(0, b.stop())
   end)
 
+  it("answers no more guesses at a name than it has tokens, whatever guesses run at once on several "
+    .. "servers: the token taken before the password is checked", function()
+    local dir = H.example("webapp")
+    local env = { ORKET_SERVE_LIMITS = "auth_fail_burst=1000,auth_fail_rate=100,account_fail_burst=2,account_fail_rate=0.0001" }
+    local a = H.serve(dir, { env = env })
+    local b = H.serve(dir, { env = env })
+    assert.equal(401, (req(a, "POST", "/v1/session", { "Content-Type: application/json" },
+      cjson.encode { user = "ghost", password = "wrong 0" })))
+    -- one token left; twelve guesses at once over both servers (each checks two at a time)
+    local tmp = H.tmpdir()
+    local cmds = {}
+    for i = 1, 12 do
+      cmds[#cmds + 1] = string.format("curl -s -o /dev/null -w '%%{http_code}\\n' -H 'Content-Type: application/json' "
+        .. "-d '{\"user\":\"ghost\",\"password\":\"wrong %d\"}' %s/v1/session >> %s/codes &", i,
+        (i % 2 == 0 and a or b).url, tmp)
+    end
+    os.execute(table.concat(cmds, " ") .. " wait")
+    local codes = {}
+    for c in (H.read(tmp .. "/codes") or ""):gmatch("%d+") do codes[c] = (codes[c] or 0) + 1 end
+    assert.same({ ["401"] = 1, ["429"] = 11 }, codes)
+    -- and the others were refused before their password was checked, not after
+    local log = a.log() .. b.log()
+    assert.is_nil(log:find("limited after the check", 1, true))
+    local _, checked = log:gsub('"unknown"', "")
+    assert.equal(2, checked)
+    assert.equal(0, a.stop())
+    assert.equal(0, b.stop())
+  end)
+
   it("lets an admin lift a name's lockout at once, on the running server: orket users unlock, "
     .. "POST /v1/users/NAME/unlock, a new password; each audited", function()
     local dir = H.example("webapp")

@@ -54,6 +54,19 @@ M.DEFAULTS = {
   webhook_max_age_s = 3 * 86400, -- orket.serve.webhooks
 }
 
+-- The limits a 0 would turn off rather than set (a bucket that never holds a token, a cap
+-- that keeps no name): refused, saying what each takes (there is no "off" for them)
+local FLOORS = {
+  auth_fail_rate = "a number above 0 (tokens a second)", auth_fail_burst = "a number from 1 (tokens)",
+  account_fail_rate = "a number above 0 (tokens a second)", account_fail_burst = "a number from 1 (tokens)",
+  account_fail_names = "a whole number from 1 (the names kept)",
+}
+local function floor_ok(k, n)
+  if k:find("_rate$") then return n > 0 end
+  if k == "account_fail_names" then return math.tointeger(n) ~= nil and n >= 1 end
+  return n >= 1
+end
+
 --- limits(spec) -> limits | nil, msg: the defaults with "name=value,..." applied
 function M.limits(spec)
   local l = {}
@@ -63,7 +76,12 @@ function M.limits(spec)
     if not k or M.DEFAULTS[k] == nil or not tonumber(v) then
       return nil, "bad limit '" .. item .. "' (name=number, names: see docs/serve.md)"
     end
-    l[k] = tonumber(v)
+    local n = tonumber(v)
+    if FLOORS[k] and not floor_ok(k, n) then
+      return nil, "bad limit '" .. item .. "': " .. k .. " takes " .. FLOORS[k]
+        .. "; the failed sign-in limits cannot be turned off (docs/serve.md, Limits)"
+    end
+    l[k] = k == "account_fail_names" and math.tointeger(n) or n
   end
   return l
 end

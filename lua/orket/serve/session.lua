@@ -243,6 +243,20 @@ local function held_off(ctx, req, name)
   if wait then return wait, true end
 end
 
+-- the name's token, taken before its password is checked -> the bucket it came from |
+-- false, wait: in one statement of the store's, so that servers checking guesses at once
+-- never answer more of them than the name has tokens (a failure keeps it, a success or a
+-- directory that could not be asked gives it back: only failures are counted)
+local function reserve(ctx, name)
+  local acct = ctx.server.account_fails
+  if not acct then return true end
+  return acct:reserve(name)
+end
+local function give_back(ctx, bucket)
+  local acct = ctx.server.account_fails
+  if acct and type(bucket) == "string" then acct:give(bucket) end
+end
+
 -- POST /v1/session {key} | {user, password}: a key, or a person's name and password, for
 -- a session. A wrong one counts as a failed authentication (the same limit as a wrong
 -- Bearer key).
@@ -261,24 +275,32 @@ local function sign_in(req, ctx)
     return err(400, "bad_request", "send {\"key\"} or {\"user\", \"password\"}")
   end
   -- a person's name and password, else a key; either way the same refusal and limit
-  local who, why, refusal, insert, down
+  local who, why, refusal, insert, down, bucket
   if b.user then
+    -- the name's token first: none left (taken meanwhile, by this server or another) is
+    -- refused as held off, its password not checked
+    bucket, wait = reserve(ctx, name)
+    if not bucket then return limited(ctx, wait, true) end
     -- a local account, else the directory of sign_in.ldap (orket.serve.identity)
     who, why, down = identity.verify(ctx.db, ctx.server.signin, b.user, b.password)
     refusal = "the name or password is not valid"
     if down then -- the directory's failure, not the person's: no failed authentication counted
+      give_back(ctx, bucket)
       ctx.auth = why
       return err(502, "provider_unavailable", "the directory cannot be asked just now; try again")
     end
+    -- only failures count against the name: a success's token is given back
+    if who then give_back(ctx, bucket) end
     -- the directory vouched for them just now: their keys need no look for a while
     local dirs = ctx.server.auth and ctx.server.auth.directory
     if who and who.source == "ldap" and dirs then dirs:seen(who.user) end
     -- the check waited (the thread pool, or the directory): tries from this address sent
     -- alongside it may have failed meanwhile, and one past the limit is not told how it went
-    wait, of = held_off(ctx, req, name)
+    -- (the name's own limit was settled by its token)
+    wait = held_off(ctx, req, nil)
     if wait then
       ctx.auth = "limited after the check"
-      return limited(ctx, wait, of)
+      return limited(ctx, wait)
     end
   else
     local pepper = keys.pepper(ctx.dir, false)
@@ -293,8 +315,7 @@ local function sign_in(req, ctx)
     end
   end
   if not who then
-    fails:take(req.remote, now)
-    if name and ctx.server.account_fails then ctx.server.account_fails:take(name) end
+    fails:take(req.remote, now) -- (the name's token was taken before the check)
     ctx.auth = why
     return err(401, "unauthorized", refusal)
   end
