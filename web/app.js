@@ -37,7 +37,7 @@
     "key_create", "key_revoke", "session_start", "session_end", "watch_error", "merge_main", "push_failed",
     "pull_request", "pull_request_end", "take_in", "take_in_failed", "webhook", "forge_comment", "sandbox_check",
     "bugfix_recheck",
-    "user_add", "user_role", "user_password", "user_disable", "user_enable", "member_grant", "member_revoke",
+    "user_add", "user_role", "user_password", "user_disable", "user_enable", "user_unlock", "member_grant", "member_revoke",
     "secret_set", "secret_rm", "restore"];
 
   function el(tag, attrs, ...kids) {

@@ -512,7 +512,7 @@ CODES.stale = {
 }
 CODES.rate_limited = {
   status = 429,
-  means = "too many requests, or failed sign-ins, from one key or address",
+  means = "too many requests, or failed sign-ins, from one key or address, or for one name",
   remedy = "wait `Retry-After` seconds",
 }
 CODES.internal = {

@@ -317,6 +317,154 @@ describe("orket serve: sessions", function()
     assert.equal(3, db:row("SELECT count(*) AS n FROM audit_log WHERE action = 'sign_in'").n)
   end)
 
+  it("holds off a name's failed password sign-ins whatever the address, on every server of the store, "
+    .. "known names and unknown alike, its right password too", function()
+    local dir = H.example("webapp")
+    local PW = "correct horse battery"
+    for _, n in ipairs { "alice", "bob" } do
+      H.ok(H.orket("users add " .. n .. " --role operator --password-env PW", { cwd = dir, env = { PW = PW } }), "users add")
+    end
+    -- the address's own limit out of the way: only the name's is tried here (one address
+    -- stands for a guesser's many)
+    local env = { ORKET_SERVE_LIMITS = "auth_fail_burst=1000,auth_fail_rate=100,account_fail_burst=3,account_fail_rate=0.001" }
+    local a = H.serve(dir, { env = env })
+    local b = H.serve(dir, { env = env })
+    local function try(s, user, password)
+      local st, text, h = req(s, "POST", "/v1/session", { "Content-Type: application/json" },
+        cjson.encode { user = user, password = password })
+      return st, json(text), h
+    end
+    -- three wrong passwords, over both servers: counted together
+    assert.equal(401, (try(a, "alice", "wrong 1")))
+    assert.equal(401, (try(b, "alice", "wrong 2")))
+    assert.equal(401, (try(a, "Alice", "wrong 3"))) -- the name as accounts are looked up: lower case
+    -- the right password is refused now, on either server, whatever the name's case
+    local st, doc, h = try(b, "alice", PW)
+    assert.equal(429, st)
+    assert.equal("rate_limited", doc.error.code)
+    assert.matches("too many failed sign%-ins for this name; retry after %d+ s", doc.error.message)
+    assert.matches("^%d+$", h["retry-after"])
+    assert.is_true(tonumber(h["retry-after"]) >= 1)
+    assert.equal(429, (try(a, "ALICE", PW)))
+    -- another name from the same address is not held off
+    st, doc = try(a, "bob", PW)
+    assert.equal(200, st)
+    assert.equal("bob", doc.user.name)
+    -- a name with no account is held off the same way: the answers do not tell which exist
+    for i = 1, 3 do assert.equal(401, (try(i % 2 == 0 and a or b, "ghost", "wrong " .. i))) end
+    local gst, gdoc, gh = try(a, "ghost", PW)
+    assert.equal(429, gst)
+    assert.equal("rate_limited", gdoc.error.code)
+    assert.matches("too many failed sign%-ins for this name", gdoc.error.message)
+    assert.truthy(gh["retry-after"])
+    -- keys are not names: a key's sign-in from the address still goes through
+    assert.equal(200, (sign_in(a, key(dir, "ops", "operator"))))
+    assert.equal(0, a.stop())
+    assert.equal(0, b.stop())
+  end)
+
+  it("answers no more guesses at a name than it has tokens, whatever guesses run at once on one server or "
+    .. "several: the token taken before the password is checked", function()
+    local dir = H.example("webapp")
+    local env = { ORKET_SERVE_LIMITS = "auth_fail_burst=1000,auth_fail_rate=100,account_fail_burst=2,account_fail_rate=0.0001" }
+    -- twelve wrong guesses at name sent at once, spread over servers -> {status = count}
+    local function at_once(name, servers)
+      assert.equal(401, (req(servers[1], "POST", "/v1/session", { "Content-Type: application/json" },
+        cjson.encode { user = name, password = "wrong 0" })))
+      local tmp = H.tmpdir()
+      local cmds = {}
+      for i = 1, 12 do
+        cmds[#cmds + 1] = string.format("curl -s -o /dev/null -w '%%{http_code}\\n' -H 'Content-Type: application/json' "
+          .. "-d '{\"user\":\"%s\",\"password\":\"wrong %d\"}' %s/v1/session >> %s/codes &", name, i,
+          servers[i % #servers + 1].url, tmp)
+      end
+      os.execute(table.concat(cmds, " ") .. " wait")
+      local codes = {}
+      for c in (H.read(tmp .. "/codes") or ""):gmatch("%d+") do codes[c] = (codes[c] or 0) + 1 end
+      return codes
+    end
+    -- one token left: one guess answered, the others refused before their password was
+    -- checked (the server checks two at a time: all twelve were waiting for a check before)
+    local a = H.serve(dir, { env = env })
+    assert.same({ ["401"] = 1, ["429"] = 11 }, at_once("ghost", { a }))
+    assert.equal(0, a.stop())
+    local log = a.log() -- (read once it stopped: every line written)
+    assert.is_nil(log:find("limited after the check", 1, true), log)
+    local _, checked = log:gsub('"auth":"unknown"', "")
+    assert.equal(2, checked, log)
+    -- two servers of one store: the token is taken in one statement, never by both
+    a = H.serve(dir, { env = env })
+    local b = H.serve(dir, { env = env })
+    assert.same({ ["401"] = 1, ["429"] = 11 }, at_once("phantom", { a, b }))
+    assert.equal(0, a.stop())
+    assert.equal(0, b.stop())
+  end)
+
+  it("lets an admin lift a name's lockout at once, on the running server: orket users unlock, "
+    .. "POST /v1/users/NAME/unlock, a new password; each audited", function()
+    local dir = H.example("webapp")
+    local PW, NEW = "correct horse battery", "another good password"
+    H.ok(H.orket("users add alice --role operator --password-env PW", { cwd = dir, env = { PW = PW } }), "users add")
+    local env = { ORKET_SERVE_LIMITS = "auth_fail_burst=1000,auth_fail_rate=100,account_fail_burst=2,account_fail_rate=0.001" }
+    local s = H.serve(dir, { env = env })
+    local root = key(dir, "root", "admin")
+    local function try(user, password)
+      return (req(s, "POST", "/v1/session", { "Content-Type: application/json" },
+        cjson.encode { user = user, password = password }))
+    end
+    local function lock(user, password)
+      for i = 1, 2 do assert.equal(401, try(user, "wrong " .. i)) end
+      assert.equal(429, try(user, password))
+    end
+    local function api(method, path, body)
+      local st, text = req(s, method, path, { "Authorization: Bearer " .. root, "Content-Type: application/json" },
+        body and cjson.encode(body))
+      return st, json(text)
+    end
+    -- the command, on the server's machine, which the refusal names
+    lock("alice", PW)
+    local _, text = req(s, "POST", "/v1/session", { "Content-Type: application/json" },
+      cjson.encode { user = "alice", password = PW })
+    assert.matches("orket users unlock NAME", json(text).error.remedy, 1, true)
+    local r = H.ok(H.orket("users unlock alice", { cwd = dir }), "unlock")
+    assert.matches("unlocked alice", r.stdout, 1, true)
+    assert.equal(200, try("alice", PW))
+    r = H.ok(H.orket("users unlock alice", { cwd = dir }), "unlock again")
+    assert.matches("nothing to unlock", r.stdout, 1, true)
+    -- a name with no account yet (a directory's person before their first sign-in) too
+    lock("ghost", PW)
+    H.ok(H.orket("users unlock ghost", { cwd = dir }), "unlock ghost")
+    assert.equal(401, try("ghost", PW))
+    r = H.orket("users unlock Bad.Name", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("lowercase letters", r.stderr, 1, true)
+    -- the API, next to disable and enable
+    lock("alice", PW)
+    local st, doc = api("POST", "/v1/users/alice/unlock")
+    assert.same({ 200, { name = "alice", cleared = true } }, { st, doc })
+    assert.equal(200, try("alice", PW))
+    st, doc = api("POST", "/v1/users/alice/unlock")
+    assert.same({ 200, { name = "alice", cleared = false } }, { st, doc })
+    st, doc = api("POST", "/v1/users/ALICE/unlock")
+    assert.same({ 400, "bad_request" }, { st, doc.error.code })
+    -- a new password, the API's and the command's, lets the person in at once
+    lock("alice", PW)
+    assert.equal(200, (api("PUT", "/v1/users/alice/password", { password = NEW })))
+    assert.equal(200, try("alice", NEW))
+    lock("alice", NEW)
+    H.ok(H.orket("users passwd alice --password-env PW", { cwd = dir, env = { PW = PW } }), "passwd")
+    assert.equal(200, try("alice", PW))
+    assert.equal(0, s.stop())
+    -- each unlock in the audit's chain, naming whom: the two commands and the API's three
+    local unlocks = {}
+    for l in H.ok(H.orket("audit export", { cwd = dir }), "export").stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.action == "user_unlock" then unlocks[#unlocks + 1] = e.detail end
+    end
+    assert.same({ "person=alice", "person=alice", "person=ghost", "person=alice", "person=alice" }, unlocks)
+    H.ok(H.orket("audit verify", { cwd = dir }), "verify")
+  end)
+
   it("marks the cookie Secure behind a proxy on this machine that says https", function()
     local dir = H.example("webapp")
     local op = key(dir, "ops", "operator")

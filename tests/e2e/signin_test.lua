@@ -656,6 +656,32 @@ describe("sign-in through an LDAP directory", function()
     s.stop()
   end)
 
+  it("holds a directory's person off by name whichever spelling is typed: one the directory would take for "
+    .. "them (spaces at the ends, full-width, a dotted I) is refused before the directory is asked", function()
+    if not d then return pending(why) end
+    local dir = ldap_project(d)
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW,
+      ORKET_SERVE_LIMITS = "auth_fail_burst=100000,auth_fail_rate=1000,account_fail_burst=3,account_fail_rate=0.001" } })
+    local function sign_in(user, pw) return (req(s, "POST", "/v1/session", { JSON }, { user = user, password = pw })) end
+    for i = 1, 3 do assert.equal(401, sign_in("alice", "wrong" .. i)) end
+    assert.equal(429, sign_in("alice", "alice-pw"))
+    -- each its own bucket, so each must stop before the directory checks alice's password
+    local variants = { " alice", "alice ", "  alice", "\239\189\129\239\189\140\239\189\137\239\189\131\239\189\133",
+      "AL\196\176CE" }
+    for _, v in ipairs(variants) do
+      assert.equal(401, sign_in(v, "alice-pw"), v)
+      assert.equal(401, sign_in(v, "wrong"), v)
+    end
+    local log = s.log()
+    local _, refused = log:gsub("the directory not asked", "")
+    assert.equal(2 * #variants, refused)
+    -- the directory bound none of them as alice (federated's refusal, after a bind, is not there)
+    assert.is_nil(log:find("not usable here", 1, true))
+    -- Dave (uid=Dave) typed in another case is still the directory's
+    assert.equal(200, sign_in("DAVE", "dave-pw"))
+    s.stop()
+  end)
+
   it("looks at its people again while they use keys and sessions: one gone from the directory is disabled, "
     .. "one whose groups changed gets their new role, and a directory down leaves the last answer for a while, "
     .. "then none", function()

@@ -387,7 +387,14 @@ describe("one server, many projects", function()
       ev.close()
     end
     assert.is_nil(capped.text():find("event: member_grant", 1, true))
-    assert.is_nil(capped.text():find('"subject"%s*:')) -- bob's key_create, an API write about people
+    -- bob's key_create, an API write about people, is not on it; root's own sign-ins are (a
+    -- person's own, through any of their keys: as GET /v1/audit gives them)
+    for line in capped.text():gmatch("data: ([^\n]+)") do
+      if line:find('"subject"%s*:') then
+        local e = cjson.decode(line)
+        assert.same({ "user:root", true }, { e.actor, e.data.action == "sign_in" or e.data.action == "sign_out" }, line)
+      end
+    end
     assert.matches('"subject"%s*:%s*{', full.text())
     assert.is_nil(capped.text():find("event: user_add", 1, true))
     assert.matches("event: member_grant", full.text(), 1, true)
@@ -838,7 +845,16 @@ db:close()
       H.wait_for(function() return ev.text():find("event: comment", 1, true) end, "alice's comment")
       ev.close()
     end
-    assert.is_nil(hers_ev.text():find('"action"%s*:%s*"sign_'))
+    -- (alice's own are on hers: below, "lets any signed-in person list their own sign-ins");
+    -- each row decoded, so that a change of the message's layout cannot make this pass
+    local her_signs = {}
+    for line in hers_ev.text():gmatch("data: ([^\n]+)") do
+      local e = cjson.decode(line)
+      if type(e.data) == "table" and (e.data.action == "sign_in" or e.data.action == "sign_out") then
+        her_signs[#her_signs + 1] = e.actor .. " " .. e.data.action
+      end
+    end
+    assert.same({ "user:alice sign_in", "user:alice sign_out", "user:alice sign_in" }, her_signs)
     assert.is_nil(hers_ev.text():find("event: session_", 1, true))
     local _, n_signs = roots_ev.text():gsub('"action"%s*:%s*"sign_', "")
     assert.equal(6, n_signs) -- root, alice in, out and in again, bob, ci
@@ -864,6 +880,106 @@ db:close()
       assert.is_nil(r.stdout:find(secret, 1, true), secret)
     end
     ok(H.orket("audit verify", { cwd = dir }), "verify")
+  end)
+
+  it("lets any signed-in person list their own sign-ins and sign-outs, a member of other projects only too, "
+    .. "and shows them their own on their event stream, never another's, with no address", function()
+    local dir = two_projects() -- bob: a member of notes alone
+    add(dir, "root", "admin")
+    local ci_key = ok(H.orket("keys create ci --role operator", { cwd = dir }), "keys create").stdout:gsub("%s+$", "")
+    local ci_id = ci_key:match("^ork_(%x+)_")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    local bob1 = sign_in(s, "bob")
+    assert.equal(200, (req(s, "DELETE", "/v1/session", bob1)))
+    local alice = sign_in(s, "alice")
+    local bob = sign_in(s, "bob")
+    assert.equal(200, (req(s, "POST", "/v1/session", { JSON }, { key = ci_key })))
+    -- the default project's audit is not bob's: it holds his sign-ins all the same
+    assert.equal(404, (req(s, "GET", "/v1/audit", bob)))
+    local st, doc = req(s, "GET", "/v1/session/audit", bob)
+    assert.equal(200, st)
+    local got = {}
+    for _, e in ipairs(doc.entries) do
+      assert.equal("user:bob", e.actor)
+      assert.equal("/v1/session", e.route)
+      assert.equal("bob", e.subject.person)
+      assert.equal("password", e.subject.via)
+      assert.matches("^%x+$", e.subject.session)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT", e.at)
+      got[#got + 1] = e.action
+    end
+    assert.same({ "sign_in", "sign_out", "sign_in" }, got)
+    assert.equal(doc.entries[1].subject.session, doc.entries[2].subject.session) -- the one session in and out
+    assert.is_nil(doc.next)
+    -- paged as the audit is
+    local page
+    st, page = req(s, "GET", "/v1/session/audit?limit=2", bob)
+    assert.same({ 200, 2 }, { st, #page.entries })
+    assert.equal(page.entries[2].id, page.next)
+    st, page = req(s, "GET", "/v1/session/audit?after=" .. math.tointeger(page.next), bob)
+    assert.same({ 200, 1, doc.entries[3].id }, { st, #page.entries, page.entries[1].id })
+    assert.equal(400, (req(s, "GET", "/v1/session/audit?limit=0", bob)))
+    assert.equal(400, (req(s, "GET", "/v1/session/audit?after=x", bob)))
+    -- only their own, whatever the query asks
+    st, doc = req(s, "GET", "/v1/session/audit?actor=user:root", alice)
+    assert.equal(200, st)
+    assert.equal(1, #doc.entries)
+    assert.same({ "user:alice", "sign_in", "alice" }, { doc.entries[1].actor, doc.entries[1].action,
+      doc.entries[1].subject.person })
+    st, doc = req(s, "GET", "/v1/session/audit", { "Authorization: Bearer " .. ci_key })
+    assert.equal(200, st)
+    assert.equal(1, #doc.entries)
+    assert.same({ ci_id, "sign_in", "ci", "key" }, { doc.entries[1].actor, doc.entries[1].action,
+      doc.entries[1].subject.key, doc.entries[1].subject.via })
+    -- no session, no key: nothing to list
+    assert.equal(401, (req(s, "GET", "/v1/session/audit")))
+    -- alice's stream: her own sign-in (its api_write, as the audit gives it), no one else's; a
+    -- comment of hers marks the end of the replay
+    local ev = H.stream { url = s.url .. "/v1/events?after=0", headers = { alice[1] } }
+    assert.equal(200, (req(s, "POST", "/v1/cards/API-2/comments", alice, { body = "the replay's end" })))
+    H.wait_for(function() return ev.text():find("event: comment", 1, true) end, "alice's comment")
+    -- live too: her next sign-in comes on the open stream, root's does not
+    sign_in(s, "root")
+    local alice2 = sign_in(s, "alice")
+    H.wait_for(function() return select(2, ev.text():gsub('"action"%s*:%s*"sign_in"', "")) >= 2 end, "her live sign-in")
+    assert.equal(200, (req(s, "POST", "/v1/cards/API-2/comments", alice2, { body = "the live end" })))
+    H.wait_for(function() return select(2, ev.text():gsub("event: comment", "")) >= 2 end, "alice's second comment")
+    ev.close()
+    local text = ev.text()
+    local signs = {}
+    for line in text:gmatch("data: ([^\n]+)") do
+      local e = cjson.decode(line)
+      if e.kind == "api_write" and (e.data.action == "sign_in" or e.data.action == "sign_out") then
+        assert.equal("user:alice", e.actor)
+        assert.same({ person = "alice", via = "password", session = e.data.subject.session }, e.data.subject)
+        -- the row's whole shape: no field (an address, the key) beyond the audit's own
+        local fields = {}
+        for k in pairs(e.data) do fields[#fields + 1] = k end
+        table.sort(fields)
+        assert.same({ "action", "route", "subject" }, fields)
+        signs[#signs + 1] = e.data.action
+      end
+    end
+    assert.same({ "sign_in", "sign_in" }, signs)
+    -- the journal's own rows of the same acts stay the server's admins'
+    assert.is_nil(text:find("event: session_", 1, true))
+    -- nor is the address her sign-ins came from anywhere on it (the one the server's log
+    -- gives her sign-in, not one assumed)
+    local addr
+    for line in s.log():gmatch("[^\n]+") do
+      if line:find('"method":"POST"', 1, true) and line:find('"route":"[^"]*session[^"]*"') then
+        addr = addr or line:match('"addr":"([^"]+)"')
+      end
+    end
+    assert.truthy(addr, "the sign-in's address in the server's log")
+    assert.is_nil(text:find(addr, 1, true), addr)
+    -- bob's stream is his project's: a stream of the default project is not his
+    assert.equal(404, (req(s, "GET", "/v1/events?after=0", bob)))
+    -- root, a server admin, reads them all as before
+    st, doc = req(s, "GET", "/v1/audit?actor=user:bob", root)
+    assert.same({ 200, 3 }, { st, #doc.entries })
+    assert.equal(0, s.stop())
   end)
 
   it("sets a person's password and server-admin role, and keeps the last enabled admin", function()

@@ -1,4 +1,4 @@
--- orket users add|list|disable|enable|passwd|role: the local accounts people sign in to
+-- orket users add|list|disable|enable|passwd|role|unlock: the local accounts people sign in to
 -- the web board with (orket.serve.accounts). A password is read from the terminal (twice,
 -- echo off) or from the environment variable --password-env names, never from the command
 -- line.
@@ -8,9 +8,9 @@ local task = require "orket.task"
 local USAGE = "orket users add NAME --role viewer|operator|admin [--password-env VAR | --password-stdin] | "
   .. "users list [--json] | users disable NAME | users enable NAME | users passwd NAME [--password-env VAR | "
   .. "--password-stdin] | "
-  .. "users role NAME viewer|operator|admin  [-C DIR]"
+  .. "users role NAME viewer|operator|admin | users unlock NAME  [-C DIR]"
 local cmd = { summary = "add, list, disable and enable the people who sign in to orket serve, set their password "
-  .. "and role", usage = USAGE }
+  .. "and role, lift a lockout", usage = USAGE }
 cmd.help = [[
 A local account is a person with a name, a role and a password, for a server without an
 identity provider. Only the password's Argon2id hash is stored. The person signs in to the
@@ -22,8 +22,10 @@ which other users could read in the process list. disable ends the person's
 sessions at once, also in a running 'orket serve'; enable lets them sign in again. passwd
 sets a person's password (asked, or from --password-env or --password-stdin, as for add) and ends the
 sessions they signed in to with the old one. role sets their account's role: admin makes
-them a server admin, another role unmakes one; the last enabled admin keeps it. See
-docs/teams.md.]]
+them a server admin, another role unmakes one; the last enabled admin keeps it. unlock
+forgets the failed password sign-ins counted against a name, which hold it off (429) for
+as long as someone keeps guessing at it, so the person signs in at once; passwd does too.
+See docs/teams.md.]]
 
 -- the new password: from the named variable, or standard input's first line, else asked
 -- twice on the terminal
@@ -57,10 +59,10 @@ local function words(args, cli)
   if not dir then return nil, pos end
   o.dir, o.sub, o.name = dir, pos[1], pos[2]
   o.new_role = pos[3]
-  local known = { add = 2, list = 1, disable = 2, enable = 2, passwd = 2, role = 3 }
+  local known = { add = 2, list = 1, disable = 2, enable = 2, passwd = 2, role = 3, unlock = 2 }
   if not known[o.sub] then
     return nil, cli.usage_error(cmd, o.sub and ("unknown users command '" .. o.sub .. "'")
-      or "users needs add, list, disable, enable, passwd or role")
+      or "users needs add, list, disable, enable, passwd, role or unlock")
   end
   if #pos ~= known[o.sub] then
     local need = { "users %s takes no other word", "users %s needs one NAME", "users %s needs NAME and a role" }
@@ -122,15 +124,20 @@ local SAID = {
   role = function(res)
     return string.format("%s is %s now%s", res.name, res.role, res.changed and (" (was " .. res.was .. ")") or ", as before")
   end,
+  unlock = function(res)
+    return res.cleared and string.format("unlocked %s: their failed sign-ins are forgotten", res.name)
+      or string.format("%s had no failed sign-ins counted: nothing to unlock", res.name)
+  end,
 }
 
--- users add, disable, enable, passwd or role -> exit status
+-- users add, disable, enable, passwd, role or unlock -> exit status
 local function change(accounts, db, o, hash, cli)
   local actor, localuse = cli.operator()
   local acts = {
     add = function() return accounts.add(db, o.name, o.role, hash, actor.seat) end,
     passwd = function() return accounts.set_password(db, o.name, hash, actor.seat) end,
     role = function() return accounts.set_role(db, o.name, o.new_role, actor.seat) end,
+    unlock = function() return accounts.unlock(db, o.name, actor.seat) end,
   }
   local action = o.sub == "passwd" and "user_password" or "user_" .. o.sub
   local res, err, code = localuse.audited(db, action, nil, acts[o.sub] or function()

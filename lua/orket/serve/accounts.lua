@@ -7,12 +7,16 @@
 local crypto = require "orket.c.crypto"
 local keys = require "orket.serve.keys"
 local users = require "orket.store.users"
+local buckets = require "orket.store.rate_buckets"
 local projects = require "orket.store.projects"
 local task = require "orket.task"
 
 local M = {}
 
 M.PREFIX = "user:" -- an actor that is a person, as the journal and the audit name them
+-- the store's buckets (orket.store.rate_buckets) of failed password sign-ins per name
+-- (orket.serve.session), which an admin's unlock and a new password clear
+M.FAIL_SCOPE = "account_fail"
 M.MAX_PASSWORD = 1024
 M.MIN_PASSWORD = 8
 
@@ -147,8 +151,26 @@ function M.set_password(db, name, hash, actor, keep)
     if msg then return no, msg, code end
     users.set_hash(db, name, hash)
     users.password_sessions_end(db, name, keep)
+    -- the failed sign-ins counted against the name are the old password's guesses: the
+    -- person signs in with the new one at once (an admin's way out of a lockout)
+    assert(buckets.clear(db, M.FAIL_SCOPE, name))
     db:event { kind = "user_password", actor = actor or "cli", data = { name = name } }
     return { name = name }
+  end)
+end
+
+--- unlock(db, name, actor) -> {name, cleared} | nil, msg, CODE (EUSAGE): forgets the failed
+--- password sign-ins counted against name (orket.serve.session: held off while someone
+--- keeps guessing), so the person signs in at once; cleared: whether any were counted. Any
+--- person's name, with an account here or not yet (a directory's person before their first
+--- sign-in), as the count is kept for any name tried; journaled (user_unlock) when cleared.
+function M.unlock(db, name, actor)
+  local ok, nerr = M.check_name(name)
+  if not ok then return nil, nerr, "EUSAGE" end
+  return db:tx(function()
+    local n = assert(buckets.clear(db, M.FAIL_SCOPE, name))
+    if n > 0 then db:event { kind = "user_unlock", actor = actor or "cli", data = { name = name } } end
+    return { name = name, cleared = n > 0 }
   end)
 end
 

@@ -189,9 +189,25 @@ function M.people(kind, data)
     or kind:find("^session_")) ~= nil
 end
 
+--- own_sign(r, own) -> whether journal row r is a sign-in or sign-out of own (an actor:
+--- user:NAME, a key's id): its api_write of action sign_in or sign_out, the row GET
+--- /v1/audit gives them (the way, the session; no client address: none is kept). A
+--- person's own are theirs to see on their stream; other rows about people are not, nor the
+--- journal's session_start and session_end (the same acts, said twice).
+function M.own_sign(r, own)
+  if own == nil or r.actor ~= own or r.kind ~= "api_write" or type(r.data) ~= "string" then return false end
+  local d = cjson.decode(r.data)
+  return type(d) == "table" and (d.action == "sign_in" or d.action == "sign_out")
+end
+
+-- whether a subscriber reading filter (or sub) {people=, own=} is given row r, as to people
+local function readable(f, r)
+  return f.people or not M.people(r.kind, r.data) or M.own_sign(r, f.own)
+end
+
 local function matches(sub, r)
   return (sub.run == nil or sub.run == r.run_id) and (sub.card == nil or sub.card == r.card_id)
-    and (sub.people or not M.people(r.kind, r.data))
+    and readable(sub, r)
 end
 
 function Hub:_drop(stream)
@@ -301,7 +317,7 @@ function Hub:broadcast(text)
 end
 
 --- hub:follow(stream, filter, after[, still]): filter {run=, card=, people= whether the
---- people's rows go too}; replays rows after id `after` (waiting for
+--- people's rows go too, own= the caller's actor, whose own sign-ins go (M.own_sign)}; replays rows after id `after` (waiting for
 --- the client to take them, REPLAY_HIGH at a time, so a long replay is never queued whole), then subscribes
 --- the stream for live rows. `after` nil: live only, from now. Returns false when the
 --- client left. still() -> whether its caller may still read it, asked at each heartbeat.
@@ -317,7 +333,7 @@ function Hub:follow(stream, filter, after, still)
       local rows = M.fetch(self.db, cursor, filter, BATCH)
       if #rows == 0 and self.last == seen then break end
       for _, r in ipairs(rows) do
-        if filter.people or not M.people(r.kind, r.data) then
+        if readable(filter, r) then
           local msg = M.message(r, filter.people)
           if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
           if not stream:send(msg) then return false end
@@ -328,7 +344,8 @@ function Hub:follow(stream, filter, after, still)
     end
   end
   -- No wait between the last (empty) fetch and here: nothing can slip between the two.
-  self.subs[stream] = { run = filter.run, card = filter.card, people = filter.people, cursor = cursor, still = still }
+  self.subs[stream] = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = cursor,
+    still = still }
   return true
 end
 

@@ -126,9 +126,19 @@ function M.verify(db, signin, name, password)
   -- a person's name here is lower case; a directory matches names without case (uid,
   -- sAMAccountName), as "Dave" typed for uid=Dave: taken in lower case, as OIDC's are
   name = name:lower()
-  local row = accounts.check_name(name) and users.get(db, name) or nil
+  local usable, nerr = accounts.check_name(name)
+  local row = usable and users.get(db, name) or nil
   if not (signin and signin.ldap) or (row and source_of(row) ~= "ldap") then
     return accounts.verify(db, name, password)
+  end
+  -- a name that is no person's name here is refused before the directory is asked: the
+  -- directory's match drops spaces at the ends, folds width and Unicode case (" alice",
+  -- full-width, "ALİCE" are its alice), so each spelling would check her password while
+  -- the failed sign-ins are counted by the name typed (docs/serve.md, Limits); refused
+  -- after the same Argon2id check as any refusal (the one federated would give it anyway)
+  if not usable then
+    accounts.decoy_check(password)
+    return nil, "ldap: not a person's name here, the directory not asked: " .. nerr
   end
   local who, err, code = ldap.verify(signin.ldap, signin.roles, name, password)
   if not who and code == "EUNAVAILABLE" then return nil, "ldap: " .. tostring(err), code end

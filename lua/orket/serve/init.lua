@@ -49,8 +49,23 @@ M.DEFAULTS = {
   max_streams = 0, max_streams_per_key = 16, poll_ms = 20, listen_poll_ms = 5000,
   addr_rate = 50, addr_burst = 100, key_rate = 50, key_burst = 100,
   auth_fail_rate = 0.2, auth_fail_burst = 10, drain_ms = 3000,
+  -- failed password sign-ins per account name (orket.serve.session): ten, then one a minute
+  account_fail_rate = 1 / 60, account_fail_burst = 10, account_fail_names = 10000,
   webhook_max_age_s = 3 * 86400, -- orket.serve.webhooks
 }
+
+-- The limits a 0 would turn off rather than set (a bucket that never holds a token, a cap
+-- that keeps no name): refused, saying what each takes (there is no "off" for them)
+local FLOORS = {
+  auth_fail_rate = "a number above 0 (tokens a second)", auth_fail_burst = "a number from 1 (tokens)",
+  account_fail_rate = "a number above 0 (tokens a second)", account_fail_burst = "a number from 1 (tokens)",
+  account_fail_names = "a whole number from 1 (the names kept)",
+}
+local function floor_ok(k, n)
+  if k:find("_rate$") then return n > 0 end
+  if k == "account_fail_names" then return math.tointeger(n) ~= nil and n >= 1 end
+  return n >= 1
+end
 
 --- limits(spec) -> limits | nil, msg: the defaults with "name=value,..." applied
 function M.limits(spec)
@@ -61,7 +76,12 @@ function M.limits(spec)
     if not k or M.DEFAULTS[k] == nil or not tonumber(v) then
       return nil, "bad limit '" .. item .. "' (name=number, names: see docs/serve.md)"
     end
-    l[k] = tonumber(v)
+    local n = tonumber(v)
+    if FLOORS[k] and not floor_ok(k, n) then
+      return nil, "bad limit '" .. item .. "': " .. k .. " takes " .. FLOORS[k]
+        .. "; the failed sign-in limits cannot be turned off (docs/serve.md, Limits)"
+    end
+    l[k] = k == "account_fail_names" and math.tointeger(n) or n
   end
   return l
 end
@@ -225,6 +245,9 @@ function M.new(o)
   self.health = health_answer(self)
   -- in the store: a guesser gains nothing by spreading its tries over several servers
   self.auth_fails = ratelimit.shared(o.db, "auth_fail", { rate = l.auth_fail_rate, burst = l.auth_fail_burst })
+  -- and per account name, whatever the address: a guesser spread over many addresses
+  self.account_fails = ratelimit.shared(o.db, accounts.FAIL_SCOPE, { rate = l.account_fail_rate,
+    burst = l.account_fail_burst, max = l.account_fail_names })
   -- the store's stamp of its connection (SQLite's: db.conn:stamp()), none on PostgreSQL
   self.stamped = type(o.db.conn) == "userdata" and o.db.conn.stamp or nil
   local hub_opts = { poll_ms = l.poll_ms, listen_poll_ms = l.listen_poll_ms, heartbeat_ms = l.heartbeat_ms,

@@ -171,6 +171,16 @@ local function set_disabled(disabled)
   end
 end
 
+-- POST /v1/users/{name}/unlock: the failed password sign-ins counted against the name
+-- forgotten (orket.serve.session's per-name limit), so the person signs in at once
+local function unlock(_, ctx)
+  local res, msg, code = admin.in_tx(ctx, "user_unlock", function(by)
+    return accounts.unlock(ctx.db, ctx.params.name, by)
+  end, accounts.subject)
+  if not res then return refused(msg, code) end
+  return 200, { name = res.name, cleared = res.cleared }
+end
+
 -- PUT /v1/users/{name}/password: hashed before the transaction, as add's; the person's
 -- other password sessions end (the caller's own is kept when it is theirs)
 local function set_password(_, ctx)
@@ -241,6 +251,9 @@ local ADDED = { type = "object", additionalProperties = false, required = { "nam
   properties = { name = { type = "string" }, role = ROLE } }
 local SWITCHED = { type = "object", additionalProperties = false, required = { "name", "role", "disabled", "changed" },
   properties = { name = { type = "string" }, role = ROLE, disabled = { type = "boolean" }, changed = { type = "boolean" } } }
+local UNLOCKED = { type = "object", additionalProperties = false, required = { "name", "cleared" },
+  properties = { name = { type = "string" }, cleared = { type = "boolean",
+    description = "whether failed sign-ins were counted against the name" } } }
 local PASSWORD_SET = { type = "object", additionalProperties = false, required = { "name", "password_set" },
   properties = { name = { type = "string" }, password_set = { type = "boolean" } } }
 local ROLE_SET = { type = "object", additionalProperties = false, required = { "name", "role", "was", "admin", "changed" },
@@ -276,6 +289,9 @@ function M.add(router)
     summary = "Disable a person: their sessions end at once, their keys stop", responses = ok(SWITCHED) })
   r("POST", "/v1/users/{name}/enable", { handler = set_disabled(false), name = "users_enable",
     summary = "Enable a person again", responses = ok(SWITCHED) })
+  r("POST", "/v1/users/{name}/unlock", { handler = unlock, name = "users_unlock",
+    summary = "Lift a lockout: forget the failed password sign-ins counted against the name (docs/serve.md, Limits)",
+    responses = ok(UNLOCKED) })
   r("PUT", "/v1/users/{name}/password", { handler = set_password, body = "json", name = "users_password",
     errors = { 409 }, schema = { type = "object", additionalProperties = false, required = { "password" },
       properties = { password = { type = "string", minLength = 1, maxLength = 1024 } } },

@@ -140,6 +140,8 @@ local function stream(req, ctx, filter)
   local srv = ctx.server
   -- the rows about the server's people are its admins' (local use is the one person there is)
   filter.people = people_reader(srv, ctx.who)
+  -- and their own sign-ins and sign-outs are everyone's own (orket.serve.events.own_sign)
+  filter.own = ctx.who and ctx.who.id or nil
   -- asked at each heartbeat: a caller who may read no more, or who reads the people's rows
   -- and is no admin now (demoted), is ended; reconnected, they get what they may read
   local still = srv and ctx.who and function()

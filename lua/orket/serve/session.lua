@@ -8,9 +8,13 @@
 -- and audited as every write through the server is (orket.serve.writes: an api_write event
 -- and an entry of the audit's chain, actions sign_in and sign_out, in the session row's
 -- transaction); a failed sign-in is counted and logged, never audited (a flood would grow
--- the chain).
+-- the chain): against the address, and a password's against the name tried too (the
+-- store's buckets, every server's: docs/serve.md, Limits). GET /v1/session/audit lists
+-- the caller's own sign-ins and sign-outs.
 local accounts = require "orket.serve.accounts"
 local identity = require "orket.serve.identity"
+local jsonout = require "orket.jsonout"
+local sj = require "orket.store.journal_reads"
 local cookie = require "orket.serve.cookie"
 local crypto = require "orket.c.crypto"
 local httpd = require "orket.c.httpd"
@@ -215,11 +219,42 @@ local function own_role(who)
   return who.cap and projects.lower(who.role, who.cap) or who.role
 end
 
--- 429: too many failed authentications from the address; retry after wait s
-local function limited(ctx, wait)
+-- 429: too many failed authentications from the address (or of: for the account name);
+-- retry after wait s
+local function limited(ctx, wait, of)
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, "Retry-After: " .. wait)
-  return err(429, "rate_limited", "too many failed authentications from this address; retry after " .. wait .. " s")
+  return err(429, "rate_limited", "too many failed " .. (of and "sign-ins for this name" or
+    "authentications from this address") .. "; retry after " .. wait .. " s", of and ("wait `Retry-After` "
+    .. "seconds, or ask a server admin to lift it at once (`orket users unlock NAME`, docs/serve.md#limits)") or nil)
+end
+
+--- account_name(user) -> the name a password sign-in's failures are counted under: as
+--- accounts are looked up (orket.serve.identity.verify: in lower case), whether one
+--- exists or not, so that the limit does not tell which do
+function M.account_name(user) return user:lower() end
+
+-- the wait of either limit: the address's, else the account name's (nil when no name)
+local function held_off(ctx, req, name)
+  local wait = ctx.server.auth_fails:empty(req.remote, uv.now())
+  if wait then return wait end
+  local acct = name and ctx.server.account_fails
+  wait = acct and acct:empty(name, uv.now())
+  if wait then return wait, true end
+end
+
+-- the name's token, taken before its password is checked -> the bucket it came from |
+-- false, wait: in one statement of the store's, so that servers checking guesses at once
+-- never answer more of them than the name has tokens (a failure keeps it, a success or a
+-- directory that could not be asked gives it back: only failures are counted)
+local function reserve(ctx, name)
+  local acct = ctx.server.account_fails
+  if not acct then return true end
+  return acct:reserve(name)
+end
+local function give_back(ctx, bucket)
+  local acct = ctx.server.account_fails
+  if acct and type(bucket) == "string" then acct:give(bucket) end
 end
 
 -- POST /v1/session {key} | {user, password}: a key, or a person's name and password, for
@@ -229,28 +264,40 @@ local function sign_in(req, ctx)
   -- JSON only (the route's media, checked before the body: else a form on another site
   -- could sign a browser in with that site's key)
   local fails, now = ctx.server.auth_fails, uv.now()
-  local wait = fails:empty(req.remote, now)
-  if wait then return limited(ctx, wait) end
   local b = ctx.body
+  -- a password's failures count against the name tried too, whatever the address: a
+  -- guesser spread over many addresses is held off all the same, and a name held off is
+  -- refused even with its right password (else the limit would let the guess through)
+  local name = type(b.user) == "string" and M.account_name(b.user) or nil
+  local wait, of = held_off(ctx, req, name)
+  if wait then return limited(ctx, wait, of) end
   if (b.key == nil) == (b.user == nil) or (b.user ~= nil) ~= (b.password ~= nil) then
     return err(400, "bad_request", "send {\"key\"} or {\"user\", \"password\"}")
   end
   -- a person's name and password, else a key; either way the same refusal and limit
-  local who, why, refusal, insert, down
+  local who, why, refusal, insert, down, bucket
   if b.user then
+    -- the name's token first: none left (taken meanwhile, by this server or another) is
+    -- refused as held off, its password not checked
+    bucket, wait = reserve(ctx, name)
+    if not bucket then return limited(ctx, wait, true) end
     -- a local account, else the directory of sign_in.ldap (orket.serve.identity)
     who, why, down = identity.verify(ctx.db, ctx.server.signin, b.user, b.password)
     refusal = "the name or password is not valid"
     if down then -- the directory's failure, not the person's: no failed authentication counted
+      give_back(ctx, bucket)
       ctx.auth = why
       return err(502, "provider_unavailable", "the directory cannot be asked just now; try again")
     end
+    -- only failures count against the name: a success's token is given back
+    if who then give_back(ctx, bucket) end
     -- the directory vouched for them just now: their keys need no look for a while
     local dirs = ctx.server.auth and ctx.server.auth.directory
     if who and who.source == "ldap" and dirs then dirs:seen(who.user) end
     -- the check waited (the thread pool, or the directory): tries from this address sent
     -- alongside it may have failed meanwhile, and one past the limit is not told how it went
-    wait = fails:empty(req.remote, uv.now())
+    -- (the name's own limit was settled by its token)
+    wait = held_off(ctx, req, nil)
     if wait then
       ctx.auth = "limited after the check"
       return limited(ctx, wait)
@@ -268,7 +315,7 @@ local function sign_in(req, ctx)
     end
   end
   if not who then
-    fails:take(req.remote, now)
+    fails:take(req.remote, now) -- (the name's token was taken before the check)
     ctx.auth = why
     return err(401, "unauthorized", refusal)
   end
@@ -326,6 +373,43 @@ local function sign_out(req, ctx)
   return 200, { signed_out = true }
 end
 
+local SIGNS_MAX = 200
+
+-- GET /v1/session/audit[?after=ID][&limit=N]: the caller's own sign-ins and sign-outs, as
+-- GET /v1/audit gives them, with their subject (the way and the session: only the caller's
+-- own) and no client address (none is kept). A server route, so any signed-in person
+-- reads them, a member of other projects only too (GET /v1/audit, the default project's,
+-- answers them 404); only their own: the actor is the caller, never a query's.
+local function own_signs(_, ctx)
+  local after = routes.whole(ctx.query.after or "0")
+  local limit = routes.whole(ctx.query.limit or "100")
+  if not after then return err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
+  if not limit or limit < 1 then
+    return err(400, "bad_query", "?limit= takes a whole number from 1 to " .. SIGNS_MAX .. " (100 when absent)")
+  end
+  if limit > SIGNS_MAX then limit = SIGNS_MAX end
+  local who, out = ctx.who, {}
+  -- local use signs in to nothing (no session): an empty list, as for anyone never signed in
+  if who and who.id and not who.local_use then
+    for _, r in ipairs(sj.sign_ins(ctx.db, who.id, after, limit)) do
+      local d = r.data
+      out[#out + 1] = { id = r.id, at = r.at, actor = r.actor, action = d.action, route = d.route, key = d.key,
+        subject = type(d.subject) == "table" and d.subject or nil }
+    end
+  end
+  return 200, { entries = jsonout.array(out), next = #out == limit and out[#out].id or nil }
+end
+
+local SIGNS = { type = "object", additionalProperties = false, required = { "entries" }, properties = {
+  entries = { type = "array", items = { type = "object", additionalProperties = false,
+    required = { "id", "at", "actor", "action", "route" },
+    properties = { id = { type = "integer" }, at = { type = "string" }, actor = { type = "string" },
+      action = { enum = { "sign_in", "sign_out" } }, route = { type = "string" },
+      key = { type = "string", description = "the id of the person's own key the session was opened with" },
+      subject = { type = "object", description = "person (or key and keyid), via, session (docs/audit.md)",
+        additionalProperties = { type = "string" } } } } },
+  next = { type = "integer" } } }
+
 local SESSION = { type = "object", additionalProperties = false, required = { "role" }, properties = {
   role = { enum = { "viewer", "operator", "admin" } }, ["local"] = { type = "boolean" },
   key = { type = "object", required = { "id", "name" }, properties = { id = { type = "string" }, name = { type = "string" } } },
@@ -354,6 +438,11 @@ function M.add(router)
       [429] = { schema = openapi.ERROR, description = "too many failed authentications" } } })
   router:add("GET", "/v1/session", { handler = whoami, role = "viewer", server = true, name = "session", summary = "Who this is",
     responses = { [200] = { schema = SESSION } } })
+  router:add("GET", "/v1/session/audit", { handler = own_signs, role = "viewer", server = true, name = "session_audit",
+    summary = "The caller's own sign-ins and sign-outs, oldest first (docs/audit.md)",
+    query = { { name = "after", type = "integer", description = "entries after this id" },
+      { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" } },
+    responses = { [200] = { schema = SIGNS } } })
   router:add("DELETE", "/v1/session", { handler = sign_out, role = "viewer", server = true, name = "session_delete",
     summary = "Sign out (a write: needs X-CSRF-Token)", responses = { [200] = { schema = { type = "object",
       required = { "signed_out" }, properties = { signed_out = { type = "boolean" } } } } } })

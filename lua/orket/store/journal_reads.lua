@@ -191,6 +191,18 @@ function M.api_writes(db, after, limit, actor, key, signs_of)
   return rows
 end
 
+--- sign_ins(db, actor, after, limit) -> the api_write rows of actor's own sign-ins and
+--- sign-outs (action sign_in, sign_out) after id `after`, oldest first, at most limit, data
+--- decoded (GET /v1/session/audit)
+function M.sign_ins(db, actor, after, limit)
+  local rows = assert(db:rows([[SELECT id, at, card_id AS card, actor, data FROM events
+    WHERE kind = 'api_write' AND actor = ?1 AND id > ?2
+      AND json_extract(data, '$.action') IN ('sign_in', 'sign_out')
+      ORDER BY id LIMIT ?3]], actor, after, limit))
+  for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
+  return rows
+end
+
 --- latest_id(db) -> the newest event's id, 0 when the journal is empty
 function M.latest_id(db)
   return assert(db:row("SELECT COALESCE(max(id), 0) AS id FROM events")).id

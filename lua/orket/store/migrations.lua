@@ -738,4 +738,16 @@ CREATE INDEX events_model_failure_at ON events(at) WHERE kind = 'model_failure';
 CREATE INDEX events_model_failure_run ON events(run_id, id) WHERE kind = 'model_failure';
 ]],
   },
+  {
+    version = 29,
+    name = "a person's own sign-ins read by index",
+    -- GET /v1/session/audit, open to anyone signed in, read a caller's sign-ins and
+    -- sign-outs by walking the whole journal from ?after= (no index on actor): one caller
+    -- with none kept the server's loop busy. The index holds those rows alone, so no other
+    -- event's insert writes it; its WHERE is the read's (orket.store.journal_reads.sign_ins).
+    sql = [[
+CREATE INDEX events_signs ON events(actor, id)
+  WHERE kind = 'api_write' AND json_extract(data, '$.action') IN ('sign_in', 'sign_out');
+]],
+  },
 }

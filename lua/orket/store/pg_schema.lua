@@ -591,6 +591,15 @@ CREATE INDEX events_model_failure_at ON events(at) WHERE kind = 'model_failure';
 CREATE INDEX events_model_failure_run ON events(run_id, id) WHERE kind = 'model_failure';
 ]],
   },
+  {
+    version = 20,
+    sqlite = 29,
+    name = "a person's own sign-ins read by index (SQLite 29)",
+    sql = [[
+CREATE INDEX events_signs ON events(actor, id)
+  WHERE kind = 'api_write' AND data->>'action' IN ('sign_in', 'sign_out');
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

@@ -457,6 +457,44 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  it("reads a person's own sign-ins by their index, never walking the journal", function()
+    local db = open()
+    local sj = require "orket.store.journal_reads"
+    assert(db:tx(function()
+      for i = 1, 30 do db:event { kind = "api_write", actor = "user:bob", data = { action = "card_move", n = i } } end
+      db:event { kind = "api_write", actor = "user:alice", data = { action = "sign_in", route = "session_create" } }
+      db:event { kind = "api_write", actor = "user:bob", data = { action = "sign_in", route = "session_create" } }
+      db:event { kind = "api_write", actor = "user:alice", data = { action = "sign_out", route = "session_delete" } }
+      return true
+    end))
+    local rows = sj.sign_ins(db, "user:alice", 0, 10)
+    assert.same({ "sign_in", "sign_out" }, { rows[1].data.action, rows[2].data.action })
+    assert.same({}, sj.sign_ins(db, "user:carol", 0, 10))
+    -- the statement the read runs, explained (the read's own, through a store that records it)
+    local plan = {}
+    local spy = setmetatable({ rows = function(_, sql, ...)
+      local args = table.pack(...)
+      assert(db:tx(function()
+        local explain = "EXPLAIN QUERY PLAN "
+        if B.name() == "pg" then
+          assert(db:exec("SET LOCAL enable_seqscan = off"))
+          explain = "EXPLAIN "
+        end
+        for _, r in ipairs(assert(db:rows(explain .. sql, table.unpack(args, 1, args.n)))) do
+          plan[#plan + 1] = r.detail or r["QUERY PLAN"]
+        end
+        return true
+      end))
+      return {}
+    end }, { __index = db })
+    sj.sign_ins(spy, "user:carol", 0, 10)
+    plan = table.concat(plan, "\n")
+    assert.truthy(plan:find("events_signs", 1, true), plan)
+    assert.is_nil(plan:find("SCAN events", 1, true), plan)
+    assert.is_nil(plan:find("Seq Scan on events", 1, true), plan)
+    db:close()
+  end)
+
   it("memory: every word a prefix, any may match, a card filter, tags as arrays", function()
     local db = open()
     local sm = require "orket.store.memory"

@@ -69,4 +69,82 @@ describe("the shared rate buckets' clock (" .. B.name() .. ")", function()
     assert(ok, err)
     db:close()
   end)
+
+  it("keeps at most max names of a scope, forgetting first those that would be full again soonest", function()
+    local db = B.open_store()
+    local l = ratelimit.shared(db, "account_fail", { rate = 0.001, burst = 3, max = 4 })
+    -- a name emptied by guesses, then a flood of names tried once each
+    for _ = 1, 3 do l:take("alice") end
+    assert.is_true(l:empty("alice") >= 1)
+    for i = 1, 20 do l:take("flood" .. i) end
+    local n = assert(db:row("SELECT count(*) AS n FROM rate_buckets WHERE scope = 'account_fail'")).n
+    assert.equal(4, tonumber(n))
+    -- the flood did not free the name it was meant to
+    assert.is_true(l:empty("alice") >= 1)
+    -- other scopes are not counted in, nor trimmed
+    ratelimit.shared(db, "auth_fail", O):take("10.0.0.9")
+    assert.truthy(assert(buckets.row(db, "auth_fail", "10.0.0.9")))
+    db:close()
+  end)
+
+  it("never frees a name held off now to make room, a flood of names emptied after it neither; with every "
+    .. "name kept held off, counts the new ones together in one bucket", function()
+    local db = B.open_store()
+    local l = ratelimit.shared(db, "account_fail", { rate = 0.001, burst = 2, max = 3 })
+    local function kept()
+      return tonumber(assert(db:row("SELECT count(*) AS n FROM rate_buckets WHERE scope = 'account_fail' AND name <> ?",
+        ratelimit.OVERFLOW)).n)
+    end
+    -- the name being guessed at, emptied; then names each emptied after it (full again
+    -- later), past max (as after a restart with a lower account_fail_names)
+    for _ = 1, 2 do l:take("alice") end
+    local now = B.name() == "pg" and db:row("SELECT (floor(extract(epoch FROM now()) * 1000))::bigint AS ms").ms
+      or wall_ms()
+    for i = 1, 3 do
+      assert(db:run("INSERT INTO rate_buckets (scope, name, tokens, at_ms) VALUES ('account_fail', ?, 0, ?)",
+        "flood" .. i, now + 5))
+    end
+    -- every name kept is held off: the names past them are not kept, but share one bucket
+    l:take("newcomer1")
+    assert.truthy(assert(buckets.row(db, "account_fail", "alice")))
+    assert.is_true(l:empty("alice") >= 1)
+    assert.equal(4, kept())
+    assert.is_false(buckets.row(db, "account_fail", "newcomer1"))
+    l:take("newcomer2")
+    assert.is_true(l:empty(ratelimit.OVERFLOW) >= 1)
+    local bucket, wait = l:reserve("newcomer3")
+    assert.is_false(bucket)
+    assert.is_true(wait >= 1)
+    assert.is_false(buckets.row(db, "account_fail", "newcomer3")) -- not kept: its own would be a fresh one
+    assert.is_true(l:empty("alice") >= 1)
+    -- a name kept that is not held off makes room again: a new name gets its own bucket
+    assert(db:run("UPDATE rate_buckets SET tokens = 2 WHERE scope = 'account_fail' AND name IN ('flood1', 'flood2')"))
+    assert.equal("carol", (l:reserve("carol")))
+    assert.truthy(assert(buckets.row(db, "account_fail", "carol")))
+    assert.is_false(buckets.row(db, "account_fail", "flood1"))
+    assert.is_true(l:empty("alice") >= 1)
+    assert.equal(3, kept())
+    db:close()
+  end)
+
+  it("takes a name's token before the check, only when there is one: a second server asking for the last "
+    .. "token at once gets none; a success gives it back", function()
+    local db = B.open_store()
+    local O2 = { rate = 0.001, burst = 2, max = 100 }
+    local a, b = ratelimit.shared(db, "account_fail", O2), ratelimit.shared(db, "account_fail", O2)
+    assert.equal("alice", (a:reserve("alice"))) -- a failure: kept taken
+    -- the last token: one server's check has it, the other's is refused before checking
+    assert.equal("alice", (a:reserve("alice")))
+    local got, wait = b:reserve("alice")
+    assert.is_false(got)
+    assert.is_true(wait >= 1)
+    -- the first check succeeded: its token is back, and the next one may be checked
+    a:give("alice")
+    assert.equal("alice", (b:reserve("alice")))
+    -- given back to full, the bucket is forgotten as a full one is
+    b:give("alice")
+    a:give("alice")
+    assert.is_false(buckets.row(db, "account_fail", "alice"))
+    db:close()
+  end)
 end)

@@ -455,6 +455,20 @@ describe("orket.serve limits and messages", function()
     assert.matches("bad limit 'x'", select(2, serve.limits("x")))
   end)
 
+  it("refuses a failed sign-in limit that would turn it off, naming what it takes", function()
+    for _, spec in ipairs { "account_fail_names=0", "account_fail_names=0.5", "account_fail_names=2.5",
+      "account_fail_rate=0", "account_fail_burst=0", "account_fail_burst=0.9", "auth_fail_rate=0", "auth_fail_burst=0" } do
+      local l, err = serve.limits(spec)
+      assert.is_nil(l, spec)
+      assert.matches("bad limit '" .. spec:gsub("%p", "%%%0") .. "': " .. spec:match("^[%w_]+") .. " takes ", err)
+      assert.matches("cannot be turned off", err, 1, true)
+    end
+    local l = assert(serve.limits("account_fail_names=1,account_fail_rate=0.001,account_fail_burst=1"))
+    assert.same({ 1, 0.001, 1 }, { l.account_fail_names, l.account_fail_rate, l.account_fail_burst })
+    assert.equal("integer", math.type(assert(serve.limits("account_fail_names=20.0")).account_fail_names))
+    assert.matches("takes a whole number from 1", select(2, serve.limits("account_fail_names=0")), 1, true)
+  end)
+
   it("writes one SSE message per journal row, on one data line", function()
     local m = events.message { id = 7, at = "t", kind = "turn", card_id = "A-1", run_id = 3, actor = "dev",
       data = '{"path":"a\\/b"}' }

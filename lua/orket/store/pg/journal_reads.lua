@@ -86,6 +86,14 @@ function M.api_writes(db, after, limit, actor, key, signs_of)
   return rows
 end
 
+function M.sign_ins(db, actor, after, limit)
+  local rows = assert(db:rows("SELECT id, " .. iso("at") .. [[, card_id AS card, actor, data::text AS data FROM events
+    WHERE kind = 'api_write' AND actor = $1 AND id > $2 AND data->>'action' IN ('sign_in', 'sign_out')
+      ORDER BY id LIMIT $3]], actor, after, limit))
+  for _, r in ipairs(rows) do r.data = cjson.decode(r.data) or {} end
+  return rows
+end
+
 function M.last_cancel(db, card)
   return one(db, [[SELECT actor, data->>'note' AS note FROM events WHERE card_id = $1
     AND kind = 'transition' AND (data->>'to') = 'canceled' ORDER BY id DESC LIMIT 1]], card)
