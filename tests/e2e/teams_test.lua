@@ -921,8 +921,10 @@ db:close()
     assert.same({ 200, 1, doc.entries[3].id }, { st, #page.entries, page.entries[1].id })
     assert.equal(400, (req(s, "GET", "/v1/session/audit?limit=0", bob)))
     assert.equal(400, (req(s, "GET", "/v1/session/audit?after=x", bob)))
-    -- only their own, whatever the query asks
+    -- only their own: another's is not a thing to ask for here (no ?actor=)
     st, doc = req(s, "GET", "/v1/session/audit?actor=user:root", alice)
+    assert.same({ 400, "bad_query" }, { st, doc.error.code })
+    st, doc = req(s, "GET", "/v1/session/audit", alice)
     assert.equal(200, st)
     assert.equal(1, #doc.entries)
     assert.same({ "user:alice", "sign_in", "alice" }, { doc.entries[1].actor, doc.entries[1].action,
