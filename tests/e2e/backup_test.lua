@@ -111,6 +111,40 @@ db:close()
     end
   end)
 
+  it("refuses a FILE that is no regular file, or is the store itself, replacing nothing", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    -- a fifo stands for any node a rename would replace (/dev/full, /dev/stdout)
+    assert.is_true(os.execute("mkfifo " .. H.quote(tmp .. "/fifo")))
+    H.write(tmp .. "/k", ("k"):rep(32))
+    assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k")))
+    local cases = {
+      { tmp .. "/fifo", "not a regular file (a fifo)" },
+      { tmp, "is a directory" },
+    }
+    if backends.name() == "sqlite" then
+      -- renamed onto the live store, the copy would be swapped in under its connections
+      ok(H.orket('cancel API-2 "after"', { cwd = dir }), "cancel")
+      assert.is_true(os.execute("ln -s " .. H.quote(dir .. "/.orket/orket.db") .. " " .. H.quote(tmp .. "/link")))
+      cases[#cases + 1] = { ".orket/orket.db", "is the project's store" }
+      cases[#cases + 1] = { dir .. "/.orket/../.orket/orket.db-wal", "is the project's store's wal file" }
+      cases[#cases + 1] = { tmp .. "/link", "is the project's store" }
+    end
+    for _, c in ipairs(cases) do
+      for _, extra in ipairs { "", " --encrypt --key-file " .. H.quote(tmp .. "/k") } do
+        local r = H.orket("backup " .. H.quote(c[1]) .. extra, { cwd = dir })
+        assert.equal(1, r.status, c[1] .. extra)
+        assert.matches("backup: " .. c[1] .. ": " .. c[2], r.stderr, 1, true)
+      end
+    end
+    assert.equal("fifo", require("luv").fs_stat(tmp .. "/fifo").type)
+    if backends.name() == "sqlite" then
+      assert.is_nil(require("luv").fs_stat(dir .. "/.orket/orket.db-journal"))
+      assert.equal("link", require("luv").fs_lstat(tmp .. "/link").type)
+      assert.equal("canceled", status_of(dir, "API-2"))
+    end
+  end)
+
   it("restores a backup made at an older schema version and upgrades it (SQLite)", function()
     if backends.name() ~= "sqlite" then return end -- an export restores only at its own version
     local dir = H.example("webapp")

@@ -79,7 +79,10 @@ function cmd.run(args, cli)
   if not db then return 1 end
   local info, err, code
   local signal
-  if secret then info, err, code, signal = encrypted(db, dir, pos[1], secret)
+  -- FILE judged before anything is copied (backup.backup judges its own path, here the plain copy's)
+  local fits, terr, tcode = backup.target(db, pos[1])
+  if not fits then info, err, code = nil, terr, tcode
+  elseif secret then info, err, code, signal = encrypted(db, dir, pos[1], secret)
   else info, err, code = backup.backup(db, pos[1]) end
   db:close()
   if not info then

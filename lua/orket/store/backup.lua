@@ -312,10 +312,52 @@ end
 -- path.part-PID beside path: renamed onto it once whole and checked
 local function part_of(path) return string.format("%s.part-%d", path, uv.os_getpid()) end
 
+-- path with its directory's symbolic links and dots resolved (its last name kept: a link
+-- there is what a rename replaces) | nil when its directory does not exist
+local function resolved(path)
+  local dir, base = path:match("^(.*)/([^/]*)$")
+  if not dir then dir, base = ".", path elseif dir == "" then dir = "/" end
+  local real = uv.fs_realpath(dir)
+  return real and (real:gsub("/$", "") .. "/" .. base)
+end
+
+-- The files SQLite keeps beside a store, which are the store as much as it is
+local STORE_FILES = { "", "-wal", "-shm", "-journal" }
+
+--- target(db, path) -> true | nil, msg, CODE: whether path may become a backup of db. The
+--- backup is renamed onto it, which replaces whatever is there: an existing path must be a
+--- regular file (a rename replaces a device node such as /dev/full with the copy, and a
+--- directory is refused only once the copy is made), and never the store itself nor a file
+--- SQLite keeps beside it: renamed onto the live store, the copy would be swapped in under
+--- the connections that have it open, whose writes would then go to the file unlinked.
+function M.target(db, path)
+  local st = uv.fs_stat(path)
+  if st and st.type == "directory" then
+    return nil, path .. ": is a directory; give the backup's file name (DIR/board.backup)", "EISDIR"
+  end
+  if st and st.type ~= "file" then
+    return nil, string.format("%s: not a regular file (a %s): a backup replaces only a regular file", path,
+      ({ char = "character device", block = "block device" })[st.type] or st.type), "EINVAL"
+  end
+  if db.path then
+    local real, store_real = resolved(path), uv.fs_realpath(db.path)
+    for _, suffix in ipairs(STORE_FILES) do
+      local s = uv.fs_stat(db.path .. suffix)
+      if (real and store_real and real == store_real .. suffix) or (st and s and s.dev == st.dev and s.ino == st.ino) then
+        return nil, string.format("%s: is %s (%s): a backup goes to another file", path, suffix == ""
+          and "the project's store" or ("the project's store's " .. suffix:sub(2) .. " file"), db.path .. suffix), "EINVAL"
+      end
+    end
+  end
+  return true
+end
+
 --- backup(db, path) -> {format=, version=, cards=} | nil, msg, CODE: the store db copied
 --- into path, replaced atomically once the copy is whole and checked; the store keeps
 --- serving meanwhile.
 function M.backup(db, path)
+  local fits, terr, tcode = M.target(db, path)
+  if not fits then return nil, terr, tcode end
   local part = part_of(path)
   os.remove(part)
   -- made 0600 before anything is written into it, whatever the umask: it holds the
@@ -332,7 +374,10 @@ function M.backup(db, path)
   end
   local info
   if ok then info, err, code = M.check(part) end
-  if info then ok, err = os.rename(part, path) end
+  if info then
+    ok, err = os.rename(part, path)
+    if not ok then err = string.format("cannot replace %s: %s", path, tostring(err)) end
+  end
   if not (info and ok) then
     os.remove(part)
     return nil, err, code or "EIO"
