@@ -36,6 +36,16 @@ describe("orket.c.seal", function()
     assert.matches("cannot open", msg, 1, true)
   end)
 
+  it("says why a seal could not be written (a full disk), naming both files", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/plain", string.rep("board ", 30000))
+    -- /dev/full takes the open and fails every write with ENOSPC, as a full disk does
+    local ok, msg, code = seal.seal(dir .. "/plain", "/dev/full", string.rep("k", 32))
+    assert.same({ nil, "EIO" }, { ok, code })
+    assert.matches("cannot seal " .. dir .. "/plain into /dev/full: read or write failed: No space left on device",
+      msg, 1, true)
+  end)
+
   it("raises on misuse, naming the argument", function()
     assert.error_matches(function() seal.seal("a", "b", "short") end, "the key must be 32 bytes")
     assert.error_matches(function() seal.seal("a", "b", string.rep("k", 32), "p") end, "not both")
