@@ -145,6 +145,40 @@ db:close()
     end
   end)
 
+  it("refuses the other backend's backup in --check as the restore does, naming FILE", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local other, want
+    if backends.name() == "sqlite" then
+      -- an export of an empty board, as orket backup writes one on PostgreSQL
+      other, want = tmp .. "/board.export", "a PostgreSQL backup cannot be restored into a SQLite store"
+      local lines = { '{"format":"orket-pg-backup","version":19}' }
+      for _, t in ipairs { "cards", "dependencies", "comments", "events" } do
+        lines[#lines + 1] = string.format('{"table":"%s","rows":0}', t)
+      end
+      lines[#lines + 1] = '{"end":true}'
+      H.write(other, table.concat(lines, "\n") .. "\n")
+    else
+      other, want = tmp .. "/board.db", "a SQLite backup cannot be restored into a PostgreSQL store"
+      ok(H.orket("lua -e " .. H.quote("assert(require('orket.store').open(" .. string.format("%q", other)
+        .. ")):close()")), "a SQLite store")
+    end
+    H.write(tmp .. "/k", ("k"):rep(32))
+    assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k")))
+    ok(H.orket("lua -e " .. H.quote(string.format("assert(require('orket.c.seal').seal(%q, %q, %q))",
+      other, other .. ".enc", ("k"):rep(32)))), "seal")
+    ok(H.orket('cancel API-2 "kept"', { cwd = dir }), "cancel")
+    for _, c in ipairs { { other, "" }, { other .. ".enc", " --key-file " .. H.quote(tmp .. "/k") } } do
+      for _, check in ipairs { "--check ", "" } do
+        local r = H.orket("restore " .. check .. H.quote(c[1]) .. c[2], { cwd = dir })
+        assert.equal(1, r.status, check .. c[1])
+        assert.matches("restore: " .. c[1] .. ": " .. want, r.stderr, 1, true)
+        assert.equal("", r.stdout)
+      end
+    end
+    assert.equal("canceled", status_of(dir, "API-2"))
+  end)
+
   it("restores a backup made at an older schema version and upgrades it (SQLite)", function()
     if backends.name() ~= "sqlite" then return end -- an export restores only at its own version
     local dir = H.example("webapp")

@@ -109,6 +109,14 @@ local function check_only(dir, file, name, accept, cli)
   end
   -- the store compared with, when it opens (its newest checkpoint)
   local live = require("orket.project").open_store(dir, false, true) -- lazy: as the store
+  -- a check passes only what the restore would take: an export is no SQLite store's backup
+  local fits, ferr, fcode = true, nil, nil
+  if live then fits, ferr, fcode = backup.fits(live, name, info) end
+  if not fits then
+    live:close()
+    cli.fail(fcode, "restore: %s", ferr)
+    return 1
+  end
   local v = judged(dir, file, name, live, accept, cli)
   if live then live:close() end
   if not v then return 1 end
@@ -138,7 +146,7 @@ local function ready(dir, db, file, name, accept, cli)
   local info, err, code = backup.check(file)
   if info then
     local fits
-    fits, err, code = backup.fits(db, file, info)
+    fits, err, code = backup.fits(db, name, info)
     if fits then
       err = running_sandboxes(db)
       code = err and "ESANDBOXRUNNING"
