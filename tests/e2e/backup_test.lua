@@ -111,7 +111,7 @@ db:close()
     end
   end)
 
-  it("refuses a FILE that is no regular file, or is the store itself, replacing nothing", function()
+  it("refuses a FILE that is no regular file, the store, its key or in .orket/, replacing nothing", function()
     local dir = H.example("webapp")
     local tmp = H.tmpdir()
     -- a fifo stands for any node a rename would replace (/dev/full, /dev/stdout)
@@ -122,9 +122,11 @@ db:close()
       { tmp .. "/fifo", "not a regular file (a fifo)" },
       { tmp, "is a directory" },
     }
+    ok(H.orket('cancel API-2 "after"', { cwd = dir }), "cancel")
+    -- a pepper stands for what .orket/ keeps beside the store (the keys, the audit's head)
+    H.write(dir .. "/.orket/keys.pepper", ("p"):rep(32))
     if backends.name() == "sqlite" then
       -- renamed onto the live store, the copy would be swapped in under its connections
-      ok(H.orket('cancel API-2 "after"', { cwd = dir }), "cancel")
       assert.is_true(os.execute("ln -s " .. H.quote(dir .. "/.orket/orket.db") .. " " .. H.quote(tmp .. "/link")))
       cases[#cases + 1] = { ".orket/orket.db", "is the project's store" }
       cases[#cases + 1] = { dir .. "/.orket/../.orket/orket.db-wal", "is the project's store's wal file" }
@@ -137,11 +139,25 @@ db:close()
         assert.matches("backup: " .. c[1] .. ": " .. c[2], r.stderr, 1, true)
       end
     end
+    -- nor the files a backup needs or that protect the board
+    H.write(tmp .. "/k2", ("q"):rep(32))
+    assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k2")))
+    local r = H.orket("backup " .. H.quote(tmp .. "/k2") .. " --encrypt --key-file " .. H.quote(tmp .. "/k2"), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("backup: " .. tmp .. "/k2: is the key file it is encrypted with", r.stderr, 1, true)
+    assert.equal(("q"):rep(32), H.read(tmp .. "/k2"))
+    for _, f in ipairs { ".orket/keys.pepper", ".orket/new.backup" } do
+      r = H.orket("backup " .. f, { cwd = dir })
+      assert.equal(1, r.status, f)
+      assert.matches("backup: " .. f .. ": is in the project's .orket, which holds its store and keys", r.stderr, 1, true)
+    end
+    assert.equal(("p"):rep(32), H.read(dir .. "/.orket/keys.pepper"))
+    assert.is_nil(require("luv").fs_stat(dir .. "/.orket/new.backup"))
     assert.equal("fifo", require("luv").fs_stat(tmp .. "/fifo").type)
+    assert.equal("canceled", status_of(dir, "API-2"))
     if backends.name() == "sqlite" then
       assert.is_nil(require("luv").fs_stat(dir .. "/.orket/orket.db-journal"))
       assert.equal("link", require("luv").fs_lstat(tmp .. "/link").type)
-      assert.equal("canceled", status_of(dir, "API-2"))
     end
   end)
 

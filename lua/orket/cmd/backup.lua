@@ -12,9 +12,11 @@ Copies the board, its journal, runs, keys' hashes and everything else in the sto
 FILE, replaced atomically once the copy is whole and checked. A running 'orket serve',
 'orket run' or worker goes on meanwhile. On SQLite FILE is an orket store itself (SQLite's
 online backup); on PostgreSQL it is one consistent snapshot of every table as JSON Lines.
-Not in it: workspace/ (a git repository: back it up with git) and .orket/keys.pepper
-(the secret API keys are checked with; keep it apart, as a secret). 'orket restore FILE'
-puts it back. See docs/guide/deploying.md.
+Not in it: workspace/ (a git repository: back it up with git), .orket/keys.pepper
+(the secret API keys are checked with; keep it apart, as a secret), the audit's keys
+(.orket/audit.key, audit.pub) and the secret store (.orket/secrets.json, secrets.key).
+'orket restore FILE' puts it back. FILE is a regular file outside .orket/, never the
+store nor the key file. See docs/guide/deploying.md.
 
 --encrypt writes FILE as an authenticated encrypted stream (XChaCha20-Poly1305), so a
 changed or cut file is refused by 'orket restore'. Its key is a key file's 32 bytes
@@ -80,7 +82,8 @@ function cmd.run(args, cli)
   local info, err, code
   local signal
   -- FILE judged before anything is copied (backup.backup judges its own path, here the plain copy's)
-  local fits, terr, tcode = backup.target(db, pos[1])
+  local fits, terr, tcode = backup.target(db, pos[1], {
+    home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket"), key_file = opts.key_file })
   if not fits then info, err, code = nil, terr, tcode
   elseif secret then info, err, code, signal = encrypted(db, dir, pos[1], secret)
   else info, err, code = backup.backup(db, pos[1]) end

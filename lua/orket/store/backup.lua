@@ -324,13 +324,26 @@ end
 -- The files SQLite keeps beside a store, which are the store as much as it is
 local STORE_FILES = { "", "-wal", "-shm", "-journal" }
 
---- target(db, path) -> true | nil, msg, CODE: whether path may become a backup of db. The
+-- whether paths a (its stat: ast) and b name one file: by path through links, or by inode
+local function same_file(a, ast, b)
+  local bst = uv.fs_stat(b)
+  if ast and bst and ast.dev == bst.dev and ast.ino == bst.ino then return true end
+  local ra, rb = resolved(a), resolved(b)
+  return ra ~= nil and ra == rb
+end
+
+--- target(db, path[, opts]) -> true | nil, msg, CODE: whether path may become a backup of db. The
 --- backup is renamed onto it, which replaces whatever is there: an existing path must be a
 --- regular file (a rename replaces a device node such as /dev/full with the copy, and a
 --- directory is refused only once the copy is made), and never the store itself nor a file
 --- SQLite keeps beside it: renamed onto the live store, the copy would be swapped in under
 --- the connections that have it open, whose writes would then go to the file unlinked.
-function M.target(db, path)
+--- opts.home: the project's .orket/, where the backup may not go: it would replace the
+--- pepper, the audit's or the secrets' key as readily as anything else there. opts.key_file:
+--- the encrypted backup's key file, which FILE must not replace (the backup would be lost
+--- with the key it needs).
+function M.target(db, path, opts)
+  opts = opts or {}
   local st = uv.fs_stat(path)
   if st and st.type == "directory" then
     return nil, path .. ": is a directory; give the backup's file name (DIR/board.backup)", "EISDIR"
@@ -339,8 +352,13 @@ function M.target(db, path)
     return nil, string.format("%s: not a regular file (a %s): a backup replaces only a regular file", path,
       ({ char = "character device", block = "block device" })[st.type] or st.type), "EINVAL"
   end
+  if opts.key_file and same_file(path, st, opts.key_file) then
+    return nil, string.format("%s: is the key file it is encrypted with (--key-file %s): the backup would "
+      .. "replace the key that opens it; give another FILE", path, opts.key_file), "EINVAL"
+  end
+  local real = resolved(path)
   if db.path then
-    local real, store_real = resolved(path), uv.fs_realpath(db.path)
+    local store_real = uv.fs_realpath(db.path)
     for _, suffix in ipairs(STORE_FILES) do
       local s = uv.fs_stat(db.path .. suffix)
       if (real and store_real and real == store_real .. suffix) or (st and s and s.dev == st.dev and s.ino == st.ino) then
@@ -348,6 +366,11 @@ function M.target(db, path)
           and "the project's store" or ("the project's store's " .. suffix:sub(2) .. " file"), db.path .. suffix), "EINVAL"
       end
     end
+  end
+  local home = opts.home and uv.fs_realpath(opts.home)
+  if home and real and real:match("^(.*)/[^/]*$") == home then
+    return nil, string.format("%s: is in the project's %s, which holds its store and keys: "
+      .. "keep backups elsewhere", path, opts.home), "EINVAL"
   end
   return true
 end
