@@ -125,8 +125,10 @@ seal_result seal_read_params(const char *path, seal_params *p, char *err, size_t
   return r;
 }
 
+/* a new file only: never written through a link or over a file someone else made (a part
+ * file beside a backup in a shared directory such as /tmp has a name one can guess) */
 static FILE *seal_create(const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return NULL;
   FILE *f = fdopen(fd, "wb");
   if (!f) close(fd);

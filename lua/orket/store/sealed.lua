@@ -85,6 +85,7 @@ M.remove_dir = tree.remove
 --- atomically once written whole
 function M.seal_file(plain, out, secret)
   local part = string.format("%s.part-%d", out, uv.os_getpid())
+  os.remove(part) -- one a process of this pid left (seal makes a new file only)
   local ok, err, code = seal.seal(plain, part, secret.key, secret.pass)
   if ok then ok, err = os.rename(part, out) end
   if not ok then

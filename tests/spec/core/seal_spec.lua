@@ -39,11 +39,30 @@ describe("orket.c.seal", function()
   it("says why a seal could not be written (a full disk), naming both files", function()
     local dir = H.tmpdir()
     H.write(dir .. "/plain", string.rep("board ", 30000))
-    -- /dev/full takes the open and fails every write with ENOSPC, as a full disk does
-    local ok, msg, code = seal.seal(dir .. "/plain", "/dev/full", string.rep("k", 32))
-    assert.same({ nil, "EIO" }, { ok, code })
-    assert.matches("cannot seal " .. dir .. "/plain into /dev/full: read or write failed: No space left on device",
-      msg, 1, true)
+    -- a file size limit fails the writes past 50 KiB as a full disk does (EFBIG, not ENOSPC)
+    local code = string.format("local ok, msg, code = require('orket.c.seal').seal(%q, %q, %q) print(ok, code, msg)",
+      dir .. "/plain", dir .. "/out.enc", string.rep("k", 32))
+    local _, out = H.sh("ulimit -f 100; trap '' XFSZ; " .. H.quote(H.BIN) .. " lua -e " .. H.quote(code))
+    assert.matches("nil\tEIO\tcannot seal " .. dir .. "/plain into " .. dir .. "/out.enc: read or write failed: File too large",
+      out, 1, true)
+  end)
+
+  it("writes a new file only: never through a link nor over an existing file", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/plain", "board")
+    H.write(dir .. "/victim", "keep")
+    assert.is_true(os.execute("ln -s victim " .. H.quote(dir .. "/link")))
+    local key = string.rep("k", 32)
+    for _, out in ipairs { dir .. "/link", dir .. "/victim" } do
+      local ok, msg, code = seal.seal(dir .. "/plain", out, key)
+      assert.same({ nil, "EIO" }, { ok, code })
+      assert.matches("cannot create " .. out .. ": File exists", msg, 1, true)
+    end
+    assert.is_true(seal.seal(dir .. "/plain", dir .. "/k.enc", key))
+    for _, out in ipairs { dir .. "/link", dir .. "/victim" } do
+      assert.is_nil((seal.open(dir .. "/k.enc", out, key)))
+    end
+    assert.equal("keep", H.read(dir .. "/victim"))
   end)
 
   it("raises on misuse, naming the argument", function()
