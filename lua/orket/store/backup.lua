@@ -312,8 +312,8 @@ end
 -- path.part-PID beside path: renamed onto it once whole and checked
 local function part_of(path) return string.format("%s.part-%d", path, uv.os_getpid()) end
 
--- path with its directory's symbolic links and dots resolved (its last name kept: a link
--- there is what a rename replaces) | nil when its directory does not exist
+-- path with its directory's symbolic links and dots resolved, its last name kept (target
+-- refuses a link there) | nil when its directory does not exist
 local function resolved(path)
   local dir, base = path:match("^(.*)/([^/]*)$")
   if not dir then dir, base = ".", path elseif dir == "" then dir = "/" end
@@ -324,27 +324,27 @@ end
 -- The files SQLite keeps beside a store, which are the store as much as it is
 local STORE_FILES = { "", "-wal", "-shm", "-journal" }
 
--- whether paths a (its stat: ast) and b name one file: by path through links, or by inode
-local function same_file(a, ast, b)
-  local bst = uv.fs_stat(b)
-  if ast and bst and ast.dev == bst.dev and ast.ino == bst.ino then return true end
-  local ra, rb = resolved(a), resolved(b)
-  return ra ~= nil and ra == rb
-end
-
---- target(db, path[, opts]) -> true | nil, msg, CODE: whether path may become a backup of db. The
---- backup is renamed onto it, which replaces whatever is there: an existing path must be a
---- regular file (a rename replaces a device node such as /dev/full with the copy, and a
---- directory is refused only once the copy is made), and never the store itself nor a file
---- SQLite keeps beside it: renamed onto the live store, the copy would be swapped in under
---- the connections that have it open, whose writes would then go to the file unlinked.
---- opts.home: the project's .orket/, where the backup may not go: it would replace the
---- pepper, the audit's or the secrets' key as readily as anything else there. opts.key_file:
---- the encrypted backup's key file, which FILE must not replace (the backup would be lost
---- with the key it needs).
+--- target(db, path[, opts]) -> true | nil, msg, CODE: whether path may become a backup of db.
+--- The backup is renamed onto path, and a rename replaces the name it is given, whatever
+--- that names. So path may not be a symbolic link: the link itself would be replaced, not
+--- the file it leads to (/dev/stdout is one; the check would judge one file and the rename
+--- replace another). An existing path must be a regular file: a device node such as
+--- /dev/full or a fifo would be replaced, and a directory is refused only once the copy is
+--- made. Nor may path be, by its place (its directory's links and dots resolved), the store
+--- or a file SQLite keeps beside it: renamed onto the live store, the copy would be swapped
+--- in under the connections that have it open, whose writes would then go to the file
+--- unlinked. Nor a file in opts.home, the project's .orket/ (the pepper, the audit's and the
+--- secrets' keys are there), nor one of opts.keys ({path=, what=}: a key file the project
+--- or this backup needs, followed through its links to the file read). Another name of one
+--- of these (a hard link) is not refused: the rename replaces that name alone. The store
+--- is db's SQLite file, or opts.store (its path, judged before the store is opened).
 function M.target(db, path, opts)
   opts = opts or {}
-  local st = uv.fs_stat(path)
+  local st = uv.fs_lstat(path)
+  if st and st.type == "link" then
+    return nil, string.format("%s: is a symbolic link (to %s): a backup would replace the link, not the file it "
+      .. "leads to; name the file itself", path, tostring(uv.fs_readlink(path))), "EINVAL"
+  end
   if st and st.type == "directory" then
     return nil, path .. ": is a directory; give the backup's file name (DIR/board.backup)", "EISDIR"
   end
@@ -352,23 +352,23 @@ function M.target(db, path, opts)
     return nil, string.format("%s: not a regular file (a %s): a backup replaces only a regular file", path,
       ({ char = "character device", block = "block device" })[st.type] or st.type), "EINVAL"
   end
-  if opts.key_file and same_file(path, st, opts.key_file) then
-    return nil, string.format("%s: is the key file it is encrypted with (--key-file %s): the backup would "
-      .. "replace the key that opens it; give another FILE", path, opts.key_file), "EINVAL"
-  end
   local real = resolved(path)
-  if db.path then
-    local store_real = uv.fs_realpath(db.path)
-    for _, suffix in ipairs(STORE_FILES) do
-      local s = uv.fs_stat(db.path .. suffix)
-      if (real and store_real and real == store_real .. suffix) or (st and s and s.dev == st.dev and s.ino == st.ino) then
-        return nil, string.format("%s: is %s (%s): a backup goes to another file", path, suffix == ""
-          and "the project's store" or ("the project's store's " .. suffix:sub(2) .. " file"), db.path .. suffix), "EINVAL"
-      end
+  if not real then return true end -- no such directory: the part file's create says so
+  for _, key in ipairs(opts.keys or {}) do
+    if real == (uv.fs_realpath(key.path) or resolved(key.path)) then
+      return nil, string.format("%s: is %s; give another FILE", path, key.what), "EINVAL"
+    end
+  end
+  local store = opts.store or (db and db.path)
+  local store_real = store and uv.fs_realpath(store)
+  for _, suffix in ipairs(store_real and STORE_FILES or {}) do
+    if real == store_real .. suffix then
+      return nil, string.format("%s: is %s (%s): a backup goes to another file", path, suffix == ""
+        and "the project's store" or ("the project's store's " .. suffix:sub(2) .. " file"), store .. suffix), "EINVAL"
     end
   end
   local home = opts.home and uv.fs_realpath(opts.home)
-  if home and real and real:match("^(.*)/[^/]*$") == home then
+  if home and real:match("^(.*)/[^/]*$") == home then
     return nil, string.format("%s: is in the project's %s, which holds its store and keys: "
       .. "keep backups elsewhere", path, opts.home), "EINVAL"
   end
