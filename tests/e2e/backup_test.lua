@@ -244,6 +244,23 @@ db:close()
     assert.equal("canceled", status_of(dir, "API-2"))
   end)
 
+  it("names an encrypted FILE as given, never its opened copy, when it holds no backup", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    H.write(tmp .. "/junk", ("junk "):rep(100))
+    H.write(tmp .. "/k", ("k"):rep(32))
+    assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k")))
+    ok(H.orket("lua -e " .. H.quote(string.format("assert(require('orket.c.seal').seal(%q, %q, %q))",
+      tmp .. "/junk", tmp .. "/junk.enc", ("k"):rep(32)))), "seal")
+    for _, check in ipairs { "--check ", "" } do
+      local r = H.orket("restore " .. check .. H.quote(tmp .. "/junk.enc") .. " --key-file " .. H.quote(tmp .. "/k"),
+        { cwd = dir })
+      assert.equal(1, r.status, check)
+      assert.matches("restore: " .. tmp .. "/junk.enc: not an orket backup", r.stderr, 1, true)
+      assert.not_matches("sealed-", r.stderr, 1, true)
+    end
+  end)
+
   it("restores a backup made at an older schema version and upgrades it (SQLite)", function()
     if backends.name() ~= "sqlite" then return end -- an export restores only at its own version
     local dir = H.example("webapp")

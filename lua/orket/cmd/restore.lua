@@ -70,6 +70,20 @@ local function plain(dir, file, opts)
   return place.path, place.close
 end
 
+-- err with the opened copy of an encrypted FILE (file, a private path the user never gave)
+-- named as FILE as given (name)
+local function as_given(err, file, name)
+  if file == name or type(err) ~= "string" then return err end
+  local out, at = {}, 1
+  while true do
+    local i, j = err:find(file, at, true)
+    if not i then break end
+    out[#out + 1] = err:sub(at, i - 1) .. name
+    at = j + 1
+  end
+  return table.concat(out) .. err:sub(at)
+end
+
 -- each class of the audit's findings that refuses a restore: its code, and why, then what
 -- to do (the code's remedy, which names the flag that allows it)
 local CODE = { unverified = "EAUDITUNVERIFIED", older = "EAUDITOLDER" }
@@ -84,7 +98,7 @@ local REFUSAL = {
 local function judged(dir, file, name, live, accept, cli)
   local v, err, code = audit_restore.judge(dir, file, live)
   if not v then
-    cli.fail(code, "restore: %s (the store was not changed)", err)
+    cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name))
     return nil
   end
   local refused = audit_restore.refused(v, accept)
@@ -104,7 +118,7 @@ end
 local function check_only(dir, file, name, accept, cli)
   local info, err, code = backup.check(file)
   if not info then
-    cli.fail(code, "restore: %s", err)
+    cli.fail(code, "restore: %s", as_given(err, file, name))
     return 1
   end
   -- the store compared with, when it opens (its newest checkpoint)
@@ -154,7 +168,7 @@ local function ready(dir, db, file, name, accept, cli)
     if err then info = nil end
   end
   if not info then
-    cli.fail(code, "restore: %s (the store was not changed)", err)
+    cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name))
     return nil
   end
   local v = judged(dir, file, name, db, accept, cli)
@@ -200,7 +214,7 @@ local function replace(dir, file, name, accept, cli)
   if v then info, err, code = backup.restore(db, file, checked) end
   db:close()
   if not info then
-    if v then cli.fail(code, "restore: %s (the store was not changed)", err) end
+    if v then cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name)) end
     lock:release()
     return 1
   end
