@@ -126,12 +126,18 @@ seal_result seal_read_params(const char *path, seal_params *p, char *err, size_t
 }
 
 /* a new file only: never written through a link or over a file someone else made (a part
- * file beside a backup in a shared directory such as /tmp has a name one can guess) */
+ * file beside a backup in a shared directory such as /tmp has a name one can guess); NULL
+ * leaves nothing made */
 static FILE *seal_create(const char *path) {
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return NULL;
   FILE *f = fdopen(fd, "wb");
-  if (!f) close(fd);
+  if (!f) {
+    int e = errno;
+    close(fd);
+    unlink(path);
+    errno = e;
+  }
   return f;
 }
 
@@ -303,7 +309,9 @@ seal_result seal_file(const char *in_path, const char *out_path, const unsigned 
     snprintf(why, sizeof why, "%s", err);
     seal_err(err, errlen, "cannot seal %s into %s: %s", in_path, out_path, why);
   }
-  return seal_close_pair(r, in, out, out_path, err, errlen);
+  r = seal_close_pair(r, in, out, out_path, err, errlen);
+  if (r != SEAL_OK) unlink(out_path); /* made above: a part of the stream, never another's file */
+  return r;
 }
 
 seal_result seal_open_file(const char *in_path, const char *out_path, const unsigned char *key, char *err,
@@ -312,7 +320,9 @@ seal_result seal_open_file(const char *in_path, const char *out_path, const unsi
   seal_result r = seal_open_pair(in_path, out_path, &in, &out, err, errlen);
   if (r != SEAL_OK) return r;
   r = seal_open_stream(in, out, key, err, errlen);
-  return seal_close_pair(r, in, out, out_path, err, errlen);
+  r = seal_close_pair(r, in, out, out_path, err, errlen);
+  if (r != SEAL_OK) unlink(out_path); /* made above: a part of the plain text, never another's file */
+  return r;
 }
 
 /* Memory as streams (fmemopen, open_memstream), so a buffer is sealed by the same code as

@@ -65,6 +65,32 @@ describe("orket.c.seal", function()
     assert.equal("keep", H.read(dir .. "/victim"))
   end)
 
+  it("removes a file it made when a seal or an open fails, and leaves one it could not make", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    H.write(dir .. "/plain", string.rep("board ", 30000))
+    local key = string.rep("k", 32)
+    assert.is_true(seal.seal(dir .. "/plain", dir .. "/k.enc", key))
+    -- a wrong key, a cut file (its first chunks opened and written): no part of it is left
+    local ok, _, code = seal.open(dir .. "/k.enc", dir .. "/out", string.rep("w", 32))
+    assert.same({ nil, "EKEY" }, { ok, code })
+    local text = H.read(dir .. "/k.enc")
+    H.write(dir .. "/cut.enc", text:sub(1, #text - 100))
+    ok, _, code = seal.open(dir .. "/cut.enc", dir .. "/out2", key)
+    assert.same({ nil, "ETRUNCATED" }, { ok, code })
+    -- a seal that fails to write (a file size limit, as a full disk)
+    local lua = string.format("print(require('orket.c.seal').seal(%q, %q, %q))", dir .. "/plain", dir .. "/out3",
+      key)
+    local _, out = H.sh("ulimit -f 100; trap '' XFSZ; " .. H.quote(H.BIN) .. " lua -e " .. H.quote(lua))
+    assert.matches("File too large", out, 1, true)
+    for _, f in ipairs { "out", "out2", "out3" } do assert.is_nil(uv.fs_lstat(dir .. "/" .. f), f) end
+    -- opened onto a file that exists: refused, and that file, not the opening's, kept
+    H.write(dir .. "/victim", "keep")
+    ok, _, code = require("orket.store.sealed").open_file(dir .. "/k.enc", { key = key }, dir .. "/victim")
+    assert.same({ nil, "EIO" }, { ok, code })
+    assert.equal("keep", H.read(dir .. "/victim"))
+  end)
+
   it("raises on misuse, naming the argument", function()
     assert.error_matches(function() seal.seal("a", "b", "short") end, "the key must be 32 bytes")
     assert.error_matches(function() seal.seal("a", "b", string.rep("k", 32), "p") end, "not both")
