@@ -125,11 +125,19 @@ seal_result seal_read_params(const char *path, seal_params *p, char *err, size_t
   return r;
 }
 
+/* a new file only: never written through a link or over a file someone else made (a part
+ * file beside a backup in a shared directory such as /tmp has a name one can guess); NULL
+ * leaves nothing made */
 static FILE *seal_create(const char *path) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return NULL;
   FILE *f = fdopen(fd, "wb");
-  if (!f) close(fd);
+  if (!f) {
+    int e = errno;
+    close(fd);
+    unlink(path);
+    errno = e;
+  }
   return f;
 }
 
@@ -151,13 +159,18 @@ static seal_result seal_stream(FILE *in, FILE *out, const unsigned char *key, co
   size_t adlen = hlen;
   hlen += crypto_secretstream_xchacha20poly1305_HEADERBYTES;
   seal_result r = SEAL_OK;
+  int eno = 0; /* why a read or write failed (a full disk): said in the message */
   static const size_t cap = SEAL_CHUNK + SEAL_ABYTES;
   unsigned char *plain = sodium_malloc(SEAL_CHUNK), *cipher = sodium_malloc(cap);
-  if (!plain || !cipher || fwrite(hdr, 1, hlen, out) != hlen) r = SEAL_EIO;
+  if (!plain || !cipher || fwrite(hdr, 1, hlen, out) != hlen) {
+    r = SEAL_EIO;
+    eno = errno;
+  }
   for (int last = 0; r == SEAL_OK && !last;) {
     size_t n = fread(plain, 1, SEAL_CHUNK, in);
     if (ferror(in)) {
       r = SEAL_EIO;
+      eno = errno;
       break;
     }
     if (n < SEAL_CHUNK) {
@@ -174,9 +187,12 @@ static seal_result seal_stream(FILE *in, FILE *out, const unsigned char *key, co
     adlen = 0;
     unsigned char len[4] = {(unsigned char)(clen >> 24), (unsigned char)(clen >> 16), (unsigned char)(clen >> 8),
                             (unsigned char)clen};
-    if (fwrite(len, 1, 4, out) != 4 || fwrite(cipher, 1, clen, out) != clen) r = SEAL_EIO;
+    if (fwrite(len, 1, 4, out) != 4 || fwrite(cipher, 1, clen, out) != clen) {
+      r = SEAL_EIO;
+      eno = errno;
+    }
   }
-  if (r != SEAL_OK) seal_err(err, errlen, "read or write failed");
+  if (r != SEAL_OK) seal_err(err, errlen, "read or write failed%s%s", eno ? ": " : "", eno ? strerror(eno) : "");
   sodium_free(plain);
   sodium_free(cipher);
   sodium_memzero(&st, sizeof st);
@@ -288,8 +304,14 @@ seal_result seal_file(const char *in_path, const char *out_path, const unsigned 
   seal_result r = seal_open_pair(in_path, out_path, &in, &out, err, errlen);
   if (r != SEAL_OK) return r;
   r = seal_stream(in, out, key, p, err, errlen);
-  if (r != SEAL_OK) seal_err(err, errlen, "cannot seal %s into %s: read or write failed", in_path, out_path);
-  return seal_close_pair(r, in, out, out_path, err, errlen);
+  if (r != SEAL_OK && err && errlen) { /* the stream's reason, named with both files */
+    char why[160];
+    snprintf(why, sizeof why, "%s", err);
+    seal_err(err, errlen, "cannot seal %s into %s: %s", in_path, out_path, why);
+  }
+  r = seal_close_pair(r, in, out, out_path, err, errlen);
+  if (r != SEAL_OK) unlink(out_path); /* made above: a part of the stream, never another's file */
+  return r;
 }
 
 seal_result seal_open_file(const char *in_path, const char *out_path, const unsigned char *key, char *err,
@@ -298,7 +320,9 @@ seal_result seal_open_file(const char *in_path, const char *out_path, const unsi
   seal_result r = seal_open_pair(in_path, out_path, &in, &out, err, errlen);
   if (r != SEAL_OK) return r;
   r = seal_open_stream(in, out, key, err, errlen);
-  return seal_close_pair(r, in, out, out_path, err, errlen);
+  r = seal_close_pair(r, in, out, out_path, err, errlen);
+  if (r != SEAL_OK) unlink(out_path); /* made above: a part of the plain text, never another's file */
+  return r;
 }
 
 /* Memory as streams (fmemopen, open_memstream), so a buffer is sealed by the same code as

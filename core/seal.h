@@ -45,15 +45,17 @@ seal_result seal_derive_key(unsigned char *key, const char *pass, size_t passlen
  * SEAL_EPARAMS or SEAL_ETRUNCATED. */
 seal_result seal_read_params(const char *path, seal_params *p, char *err, size_t errlen);
 
-/* Seals the file in_path into out_path (created or truncated, mode 0600) under key, with p
- * written as the header (and authenticated with the first chunk). SEAL_OK or SEAL_EIO;
- * err gets a sentence. */
+/* Seals the file in_path into out_path, made new (mode 0600; refused, SEAL_EIO, when
+ * anything is there, a link too) under key, with p written as the header (and authenticated
+ * with the first chunk). SEAL_OK or SEAL_EIO; err gets a sentence. On failure out_path is
+ * removed when it was made here, and left as it was when it could not be made. */
 seal_result seal_file(const char *in_path, const char *out_path, const unsigned char *key,
                       const seal_params *p, char *err, size_t errlen);
 
-/* Opens the sealed file in_path into out_path (created or truncated, mode 0600) under key.
- * On any result but SEAL_OK out_path may hold a part of the plain text: the caller removes
- * it. err gets a sentence naming the byte offset where the stream fails. */
+/* Opens the sealed file in_path into out_path, made new as seal_file makes it, under key.
+ * On any result but SEAL_OK out_path, which may hold a part of the plain text, is removed
+ * when it was made here, and left as it was when it could not be made. err gets a sentence
+ * naming the byte offset where the stream fails. */
 seal_result seal_open_file(const char *in_path, const char *out_path, const unsigned char *key,
                            char *err, size_t errlen);
 

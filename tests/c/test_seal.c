@@ -54,7 +54,11 @@ TEST(test_seal_round_trip_and_refusals) {
   CHECK(t, seal_file(plain, sealed, key, &p, err, sizeof err) == SEAL_OK);
   CHECK(t, seal_open_file(sealed, out, key, err, sizeof err) == SEAL_OK);
   CHECK(t, ts_read(out, back, cap) == n && memcmp(back, data, n) == 0);
+  /* out is made new only (O_EXCL), and a failed opening removes the out it made */
+  CHECK(t, seal_open_file(sealed, out, key, err, sizeof err) == SEAL_EIO && strstr(err, "File exists") != NULL);
+  unlink(out);
   CHECK(t, seal_open_file(sealed, out, other, err, sizeof err) == SEAL_EKEY);
+  CHECK(t, access(out, F_OK) != 0);
   size_t sn = ts_read(sealed, raw, cap);
   CHECK(t, sn > n);
   /* a flipped byte in the second chunk's ciphertext */
@@ -78,6 +82,7 @@ TEST(test_seal_round_trip_and_refusals) {
   seal_params pp, got;
   seal_params_passphrase(&pp);
   CHECK(t, seal_derive_key(key, "pw", 2, &pp) == SEAL_OK);
+  unlink(sealed);
   CHECK(t, seal_file(plain, sealed, key, &pp, err, sizeof err) == SEAL_OK);
   CHECK(t, seal_read_params(sealed, &got, err, sizeof err) == SEAL_OK);
   CHECK(t, got.kdf == SEAL_KDF_ARGON2ID && memcmp(got.salt, pp.salt, sizeof pp.salt) == 0 &&

@@ -111,6 +111,156 @@ db:close()
     end
   end)
 
+  it("refuses a FILE that is a link, no regular file, the store, a key or in .orket/, replacing nothing", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local function ln(target, name) assert.is_true(os.execute("ln -s " .. H.quote(target) .. " " .. H.quote(name))) end
+    -- a fifo stands for any node a rename would replace (/dev/full)
+    assert.is_true(os.execute("mkfifo " .. H.quote(tmp .. "/fifo")))
+    H.write(tmp .. "/k", ("k"):rep(32))
+    assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k")))
+    H.write(tmp .. "/victim", "keep")
+    -- a rename replaces a link itself, not what it leads to (/dev/stdout is one): a link is
+    -- refused whatever it leads to, a regular file, a fifo or nothing
+    ln(tmp .. "/victim", tmp .. "/flink")
+    ln(tmp .. "/fifo", tmp .. "/plink")
+    ln(tmp .. "/none", tmp .. "/dangling")
+    local cases = {
+      { tmp .. "/fifo", "not a regular file (a fifo)" },
+      { tmp, "is a directory" },
+      { tmp .. "/flink", "is a symbolic link (to " .. tmp .. "/victim): a backup would replace the link, not the "
+        .. "file it leads to; name the file itself" },
+      { tmp .. "/plink", "is a symbolic link (to " .. tmp .. "/fifo)" },
+      { tmp .. "/dangling", "is a symbolic link (to " .. tmp .. "/none)" },
+    }
+    ok(H.orket('cancel API-2 "after"', { cwd = dir }), "cancel")
+    -- a pepper stands for what .orket/ keeps beside the store (the keys, the audit's head)
+    H.write(dir .. "/.orket/keys.pepper", ("p"):rep(32))
+    if backends.name() == "sqlite" then
+      -- renamed onto the live store, the copy would be swapped in under its connections: the
+      -- store is found by its place, through a linked folder and dots
+      ln(dir .. "/.orket", tmp .. "/home")
+      ln(dir .. "/.orket/orket.db", tmp .. "/link")
+      cases[#cases + 1] = { ".orket/orket.db", "is the project's store" }
+      cases[#cases + 1] = { dir .. "/.orket/../.orket/orket.db-wal", "is the project's store's wal file" }
+      cases[#cases + 1] = { tmp .. "/home/orket.db-journal", "is the project's store's journal file" }
+      cases[#cases + 1] = { tmp .. "/link", "is a symbolic link (to " .. dir .. "/.orket/orket.db)" }
+    end
+    -- plain, encrypted, and with a passphrase not given: FILE is judged before it is asked for
+    local extras = { "", " --encrypt --key-file " .. H.quote(tmp .. "/k"), " --encrypt --passphrase-env ORKET_TEST_NO_PASS" }
+    for _, c in ipairs(cases) do
+      for _, extra in ipairs(extras) do
+        local r = H.orket("backup " .. H.quote(c[1]) .. extra, { cwd = dir })
+        assert.equal(1, r.status, c[1] .. extra)
+        assert.matches("backup: " .. c[1] .. ": " .. c[2], r.stderr, 1, true)
+      end
+    end
+    -- /dev/stdout's shape: a link to /proc/self/fd/1, stdout a regular file. The check must
+    -- judge the link, which the rename replaces, not the file stdout is
+    ln("/proc/self/fd/1", tmp .. "/stdout")
+    assert.falsy(os.execute(string.format("cd %s && %s backup %s >%s 2>%s", H.quote(dir), H.quote(H.BIN),
+      H.quote(tmp .. "/stdout"), H.quote(tmp .. "/out"), H.quote(tmp .. "/err"))))
+    assert.matches("backup: " .. tmp .. "/stdout: is a symbolic link (to /proc/self/fd/1)", H.read(tmp .. "/err"), 1, true)
+    assert.equal("", H.read(tmp .. "/out"))
+    -- nor the files a backup needs or that protect the board: the encrypted backup's key
+    -- file (also through a link to it), the secret store's and serve's key files wherever
+    -- they are named, and anything in .orket/
+    H.write(tmp .. "/k2", ("q"):rep(32))
+    assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k2")))
+    ln(tmp .. "/k2", tmp .. "/k2link")
+    for _, key in ipairs { tmp .. "/k2", tmp .. "/k2link" } do
+      local r = H.orket("backup " .. H.quote(tmp .. "/k2") .. " --encrypt --key-file " .. H.quote(key), { cwd = dir })
+      assert.equal(1, r.status, key)
+      assert.matches("backup: " .. tmp .. "/k2: is the key file it is encrypted with (--key-file " .. key .. ")",
+        r.stderr, 1, true)
+    end
+    local r = H.orket("backup " .. H.quote(tmp .. "/k2"), { cwd = dir, env = { ORKET_SECRETS_KEY_FILE = tmp .. "/k2" } })
+    assert.equal(1, r.status)
+    assert.matches("backup: " .. tmp .. "/k2: is the secret store's key file (ORKET_SECRETS_KEY_FILE)", r.stderr, 1, true)
+    r = H.orket("backup " .. H.quote(tmp .. "/k2"), { cwd = dir, env = { ORKET_KEY_FILE = tmp .. "/k2link" } })
+    assert.equal(1, r.status)
+    assert.matches("backup: " .. tmp .. "/k2: is the file ORKET_KEY_FILE names", r.stderr, 1, true)
+    assert.equal(("q"):rep(32), H.read(tmp .. "/k2"))
+    for _, f in ipairs { ".orket/keys.pepper", ".orket/new.backup" } do
+      r = H.orket("backup " .. f, { cwd = dir })
+      assert.equal(1, r.status, f)
+      assert.matches("backup: " .. f .. ": is in the project's .orket, which holds its store and keys", r.stderr, 1, true)
+    end
+    local uv = require "luv"
+    assert.equal(("p"):rep(32), H.read(dir .. "/.orket/keys.pepper"))
+    assert.is_nil(uv.fs_stat(dir .. "/.orket/new.backup"))
+    assert.equal("fifo", uv.fs_stat(tmp .. "/fifo").type)
+    assert.equal("keep", H.read(tmp .. "/victim"))
+    for _, l in ipairs { "flink", "plink", "dangling", "stdout" } do assert.equal("link", uv.fs_lstat(tmp .. "/" .. l).type, l) end
+    assert.equal("canceled", status_of(dir, "API-2"))
+    if backends.name() == "sqlite" then
+      assert.is_nil(uv.fs_stat(dir .. "/.orket/orket.db-journal"))
+      assert.equal("link", uv.fs_lstat(tmp .. "/link").type)
+      -- another name of the store (a hard link) is no store: the rename replaces that name
+      -- alone, and the store keeps its file and content
+      local ino = uv.fs_stat(dir .. "/.orket/orket.db").ino
+      assert.is_true(os.execute("ln " .. H.quote(dir .. "/.orket/orket.db") .. " " .. H.quote(tmp .. "/hard")))
+      ok(H.orket("backup " .. H.quote(tmp .. "/hard"), { cwd = dir }), "backup onto a hard link")
+      assert.equal(ino, uv.fs_stat(dir .. "/.orket/orket.db").ino)
+      assert.are_not.equal(ino, uv.fs_stat(tmp .. "/hard").ino)
+      ok(H.orket('cancel API-3 "after the backup"', { cwd = dir }), "cancel")
+      assert.equal("canceled", status_of(dir, "API-3"))
+      assert.equal(1, uv.fs_stat(dir .. "/.orket/orket.db").nlink)
+      ok(H.orket("restore --check " .. H.quote(tmp .. "/hard"), { cwd = dir }), "the backup")
+    end
+  end)
+
+  it("refuses the other backend's backup in --check as the restore does, naming FILE", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local other, want
+    if backends.name() == "sqlite" then
+      -- an export of an empty board, as orket backup writes one on PostgreSQL
+      other, want = tmp .. "/board.export", "a PostgreSQL backup cannot be restored into a SQLite store"
+      local lines = { '{"format":"orket-pg-backup","version":19}' }
+      for _, t in ipairs { "cards", "dependencies", "comments", "events" } do
+        lines[#lines + 1] = string.format('{"table":"%s","rows":0}', t)
+      end
+      lines[#lines + 1] = '{"end":true}'
+      H.write(other, table.concat(lines, "\n") .. "\n")
+    else
+      other, want = tmp .. "/board.db", "a SQLite backup cannot be restored into a PostgreSQL store"
+      ok(H.orket("lua -e " .. H.quote("assert(require('orket.store').open(" .. string.format("%q", other)
+        .. ")):close()")), "a SQLite store")
+    end
+    H.write(tmp .. "/k", ("k"):rep(32))
+    assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k")))
+    ok(H.orket("lua -e " .. H.quote(string.format("assert(require('orket.c.seal').seal(%q, %q, %q))",
+      other, other .. ".enc", ("k"):rep(32)))), "seal")
+    ok(H.orket('cancel API-2 "kept"', { cwd = dir }), "cancel")
+    for _, c in ipairs { { other, "" }, { other .. ".enc", " --key-file " .. H.quote(tmp .. "/k") } } do
+      for _, check in ipairs { "--check ", "" } do
+        local r = H.orket("restore " .. check .. H.quote(c[1]) .. c[2], { cwd = dir })
+        assert.equal(1, r.status, check .. c[1])
+        assert.matches("restore: " .. c[1] .. ": " .. want, r.stderr, 1, true)
+        assert.equal("", r.stdout)
+      end
+    end
+    assert.equal("canceled", status_of(dir, "API-2"))
+  end)
+
+  it("names an encrypted FILE as given, never its opened copy, when it holds no backup", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    H.write(tmp .. "/junk", ("junk "):rep(100))
+    H.write(tmp .. "/k", ("k"):rep(32))
+    assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k")))
+    ok(H.orket("lua -e " .. H.quote(string.format("assert(require('orket.c.seal').seal(%q, %q, %q))",
+      tmp .. "/junk", tmp .. "/junk.enc", ("k"):rep(32)))), "seal")
+    for _, check in ipairs { "--check ", "" } do
+      local r = H.orket("restore " .. check .. H.quote(tmp .. "/junk.enc") .. " --key-file " .. H.quote(tmp .. "/k"),
+        { cwd = dir })
+      assert.equal(1, r.status, check)
+      assert.matches("restore: " .. tmp .. "/junk.enc: not an orket backup", r.stderr, 1, true)
+      assert.not_matches("sealed-", r.stderr, 1, true)
+    end
+  end)
+
   it("restores a backup made at an older schema version and upgrades it (SQLite)", function()
     if backends.name() ~= "sqlite" then return end -- an export restores only at its own version
     local dir = H.example("webapp")

@@ -12,9 +12,12 @@ Copies the board, its journal, runs, keys' hashes and everything else in the sto
 FILE, replaced atomically once the copy is whole and checked. A running 'orket serve',
 'orket run' or worker goes on meanwhile. On SQLite FILE is an orket store itself (SQLite's
 online backup); on PostgreSQL it is one consistent snapshot of every table as JSON Lines.
-Not in it: workspace/ (a git repository: back it up with git) and .orket/keys.pepper
-(the secret API keys are checked with; keep it apart, as a secret). 'orket restore FILE'
-puts it back. See docs/guide/deploying.md.
+Not in it: workspace/ (a git repository: back it up with git), .orket/keys.pepper
+(the secret API keys are checked with; keep it apart, as a secret), the audit's keys
+(.orket/audit.key, audit.pub) and the secret store (.orket/secrets.json, secrets.key).
+'orket restore FILE' puts it back. FILE is a regular file outside .orket/, named itself
+(not a symbolic link: /dev/stdout is refused), never the store nor a key file (--key-file,
+ORKET_SECRETS_KEY_FILE, ORKET_KEY_FILE). See docs/guide/deploying.md.
 
 --encrypt writes FILE as an authenticated encrypted stream (XChaCha20-Poly1305), so a
 changed or cut file is refused by 'orket restore'. Its key is a key file's 32 bytes
@@ -56,6 +59,27 @@ local function new_secret(opts)
   return secret, serr, scode
 end
 
+-- The key files FILE may not replace (backup.target): the encrypted backup's own, whose
+-- loss would lose the backup, and those the project reads from outside .orket/ (the secret
+-- store's, serve's given operator key), which no backup holds
+local function key_files(dir, opts)
+  local keys = {}
+  if opts.key_file then
+    keys[#keys + 1] = { path = opts.key_file, what = string.format("the key file it is encrypted with "
+      .. "(--key-file %s): the backup would replace the key that opens it", opts.key_file) }
+  end
+  local secrets = require "orket.store.secrets"
+  local named = os.getenv(secrets.KEY_ENV)
+  keys[#keys + 1] = { path = select(2, secrets.paths(dir)), what = string.format("the secret store's key file%s: "
+    .. "replaced, the secrets could never be opened again", (named and named ~= "") and (" (" .. secrets.KEY_ENV .. ")") or "") }
+  local given = os.getenv("ORKET_KEY_FILE")
+  if given and given ~= "" then
+    keys[#keys + 1] = { path = given, what = "the file ORKET_KEY_FILE names, which gives 'orket serve' its "
+      .. "operator key: replaced, the key would be lost" }
+  end
+  return keys
+end
+
 function cmd.run(args, cli)
   local opts, encrypt = {}, false
   local dir, pos = cli.words(cmd, args, { ["--encrypt"] = function() encrypt = true end }, "a file name", {
@@ -67,18 +91,22 @@ function cmd.run(args, cli)
   if not encrypt and (opts.key_file or opts.passphrase_env) then
     return cli.usage_error(cmd, "--key-file and --passphrase-env go with --encrypt")
   end
-  local secret, serr, scode
-  if encrypt then
-    secret, serr, scode = new_secret(opts)
-    if not secret then
-      cli.fail(scode, "backup: %s", serr)
-      return 1
-    end
+  -- FILE judged before a passphrase is asked for and anything is copied (backup.backup
+  -- judges its own path, the plain copy's when encrypted)
+  local fits, err, code = backup.target(nil, pos[1], { store = require("orket.project").db_path(dir),
+    home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket"), keys = key_files(dir, opts) })
+  local secret
+  if fits and encrypt then
+    secret, err, code = new_secret(opts)
+    fits = secret ~= nil
+  end
+  if not fits then
+    cli.fail(code, "backup: %s", err)
+    return 1
   end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  local info, err, code
-  local signal
+  local info, signal
   if secret then info, err, code, signal = encrypted(db, dir, pos[1], secret)
   else info, err, code = backup.backup(db, pos[1]) end
   db:close()

@@ -70,6 +70,20 @@ local function plain(dir, file, opts)
   return place.path, place.close
 end
 
+-- err with the opened copy of an encrypted FILE (file, a private path the user never gave)
+-- named as FILE as given (name)
+local function as_given(err, file, name)
+  if file == name or type(err) ~= "string" then return err end
+  local out, at = {}, 1
+  while true do
+    local i, j = err:find(file, at, true)
+    if not i then break end
+    out[#out + 1] = err:sub(at, i - 1) .. name
+    at = j + 1
+  end
+  return table.concat(out) .. err:sub(at)
+end
+
 -- each class of the audit's findings that refuses a restore: its code, and why, then what
 -- to do (the code's remedy, which names the flag that allows it)
 local CODE = { unverified = "EAUDITUNVERIFIED", older = "EAUDITOLDER" }
@@ -84,7 +98,7 @@ local REFUSAL = {
 local function judged(dir, file, name, live, accept, cli)
   local v, err, code = audit_restore.judge(dir, file, live)
   if not v then
-    cli.fail(code, "restore: %s (the store was not changed)", err)
+    cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name))
     return nil
   end
   local refused = audit_restore.refused(v, accept)
@@ -104,11 +118,19 @@ end
 local function check_only(dir, file, name, accept, cli)
   local info, err, code = backup.check(file)
   if not info then
-    cli.fail(code, "restore: %s", err)
+    cli.fail(code, "restore: %s", as_given(err, file, name))
     return 1
   end
   -- the store compared with, when it opens (its newest checkpoint)
   local live = require("orket.project").open_store(dir, false, true) -- lazy: as the store
+  -- a check passes only what the restore would take: an export is no SQLite store's backup
+  local fits, ferr, fcode = true, nil, nil
+  if live then fits, ferr, fcode = backup.fits(live, name, info) end
+  if not fits then
+    live:close()
+    cli.fail(fcode, "restore: %s", ferr)
+    return 1
+  end
   local v = judged(dir, file, name, live, accept, cli)
   if live then live:close() end
   if not v then return 1 end
@@ -138,7 +160,7 @@ local function ready(dir, db, file, name, accept, cli)
   local info, err, code = backup.check(file)
   if info then
     local fits
-    fits, err, code = backup.fits(db, file, info)
+    fits, err, code = backup.fits(db, name, info)
     if fits then
       err = running_sandboxes(db)
       code = err and "ESANDBOXRUNNING"
@@ -146,7 +168,7 @@ local function ready(dir, db, file, name, accept, cli)
     if err then info = nil end
   end
   if not info then
-    cli.fail(code, "restore: %s (the store was not changed)", err)
+    cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name))
     return nil
   end
   local v = judged(dir, file, name, db, accept, cli)
@@ -192,7 +214,7 @@ local function replace(dir, file, name, accept, cli)
   if v then info, err, code = backup.restore(db, file, checked) end
   db:close()
   if not info then
-    if v then cli.fail(code, "restore: %s (the store was not changed)", err) end
+    if v then cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name)) end
     lock:release()
     return 1
   end

@@ -312,10 +312,75 @@ end
 -- path.part-PID beside path: renamed onto it once whole and checked
 local function part_of(path) return string.format("%s.part-%d", path, uv.os_getpid()) end
 
+-- path with its directory's symbolic links and dots resolved, its last name kept (target
+-- refuses a link there) | nil when its directory does not exist
+local function resolved(path)
+  local dir, base = path:match("^(.*)/([^/]*)$")
+  if not dir then dir, base = ".", path elseif dir == "" then dir = "/" end
+  local real = uv.fs_realpath(dir)
+  return real and (real:gsub("/$", "") .. "/" .. base)
+end
+
+-- The files SQLite keeps beside a store, which are the store as much as it is
+local STORE_FILES = { "", "-wal", "-shm", "-journal" }
+
+--- target(db, path[, opts]) -> true | nil, msg, CODE: whether path may become a backup of db.
+--- The backup is renamed onto path, and a rename replaces the name it is given, whatever
+--- that names. So path may not be a symbolic link: the link itself would be replaced, not
+--- the file it leads to (/dev/stdout is one; the check would judge one file and the rename
+--- replace another). An existing path must be a regular file: a device node such as
+--- /dev/full or a fifo would be replaced, and a directory is refused only once the copy is
+--- made. Nor may path be, by its place (its directory's links and dots resolved), the store
+--- or a file SQLite keeps beside it: renamed onto the live store, the copy would be swapped
+--- in under the connections that have it open, whose writes would then go to the file
+--- unlinked. Nor a file in opts.home, the project's .orket/ (the pepper, the audit's and the
+--- secrets' keys are there), nor one of opts.keys ({path=, what=}: a key file the project
+--- or this backup needs, followed through its links to the file read). Another name of one
+--- of these (a hard link) is not refused: the rename replaces that name alone. The store
+--- is db's SQLite file, or opts.store (its path, judged before the store is opened).
+function M.target(db, path, opts)
+  opts = opts or {}
+  local st = uv.fs_lstat(path)
+  if st and st.type == "link" then
+    return nil, string.format("%s: is a symbolic link (to %s): a backup would replace the link, not the file it "
+      .. "leads to; name the file itself", path, tostring(uv.fs_readlink(path))), "EINVAL"
+  end
+  if st and st.type == "directory" then
+    return nil, path .. ": is a directory; give the backup's file name (DIR/board.backup)", "EISDIR"
+  end
+  if st and st.type ~= "file" then
+    return nil, string.format("%s: not a regular file (a %s): a backup replaces only a regular file", path,
+      ({ char = "character device", block = "block device" })[st.type] or st.type), "EINVAL"
+  end
+  local real = resolved(path)
+  if not real then return true end -- no such directory: the part file's create says so
+  for _, key in ipairs(opts.keys or {}) do
+    if real == (uv.fs_realpath(key.path) or resolved(key.path)) then
+      return nil, string.format("%s: is %s; give another FILE", path, key.what), "EINVAL"
+    end
+  end
+  local store = opts.store or (db and db.path)
+  local store_real = store and uv.fs_realpath(store)
+  for _, suffix in ipairs(store_real and STORE_FILES or {}) do
+    if real == store_real .. suffix then
+      return nil, string.format("%s: is %s (%s): a backup goes to another file", path, suffix == ""
+        and "the project's store" or ("the project's store's " .. suffix:sub(2) .. " file"), store .. suffix), "EINVAL"
+    end
+  end
+  local home = opts.home and uv.fs_realpath(opts.home)
+  if home and real:match("^(.*)/[^/]*$") == home then
+    return nil, string.format("%s: is in the project's %s, which holds its store and keys: "
+      .. "keep backups elsewhere", path, opts.home), "EINVAL"
+  end
+  return true
+end
+
 --- backup(db, path) -> {format=, version=, cards=} | nil, msg, CODE: the store db copied
 --- into path, replaced atomically once the copy is whole and checked; the store keeps
 --- serving meanwhile.
 function M.backup(db, path)
+  local fits, terr, tcode = M.target(db, path)
+  if not fits then return nil, terr, tcode end
   local part = part_of(path)
   os.remove(part)
   -- made 0600 before anything is written into it, whatever the umask: it holds the
@@ -332,7 +397,10 @@ function M.backup(db, path)
   end
   local info
   if ok then info, err, code = M.check(part) end
-  if info then ok, err = os.rename(part, path) end
+  if info then
+    ok, err = os.rename(part, path)
+    if not ok then err = string.format("cannot replace %s: %s", path, tostring(err)) end
+  end
   if not (info and ok) then
     os.remove(part)
     return nil, err, code or "EIO"

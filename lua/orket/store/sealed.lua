@@ -85,11 +85,14 @@ M.remove_dir = tree.remove
 --- atomically once written whole
 function M.seal_file(plain, out, secret)
   local part = string.format("%s.part-%d", out, uv.os_getpid())
+  os.remove(part) -- one a process of this pid left (seal makes a new file only)
+  -- a failed seal removes the part it made, and leaves one it could not make: another's
   local ok, err, code = seal.seal(plain, part, secret.key, secret.pass)
-  if ok then ok, err = os.rename(part, out) end
+  if not ok then return nil, err, code end
+  ok, err = os.rename(part, out)
   if not ok then
     os.remove(part)
-    return nil, err, code or "EIO"
+    return nil, err, "EIO"
   end
   return true
 end
@@ -101,14 +104,12 @@ function M.is_sealed(path)
 end
 
 --- open_file(path, secret, into) -> true | nil, msg, CODE: the whole stream at path checked
---- and opened into the file into; on failure into is removed. Codes: EKEY (a wrong key or
+--- and opened into the file into, made new; on failure into is removed when it was made
+--- here, and left when it already existed (not ours). Codes: EKEY (a wrong key or
 --- passphrase, or a changed start), ETAMPERED, ETRUNCATED, EPARAMS, EIO.
 function M.open_file(path, secret, into)
   local ok, err, code = seal.open(path, into, secret.key, secret.pass)
-  if not ok then
-    os.remove(into)
-    return nil, string.format("%s: %s", path, err), code
-  end
+  if not ok then return nil, string.format("%s: %s", path, err), code end
   return true
 end
 

@@ -36,6 +36,61 @@ describe("orket.c.seal", function()
     assert.matches("cannot open", msg, 1, true)
   end)
 
+  it("says why a seal could not be written (a full disk), naming both files", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/plain", string.rep("board ", 30000))
+    -- a file size limit fails the writes past 50 KiB as a full disk does (EFBIG, not ENOSPC)
+    local code = string.format("local ok, msg, code = require('orket.c.seal').seal(%q, %q, %q) print(ok, code, msg)",
+      dir .. "/plain", dir .. "/out.enc", string.rep("k", 32))
+    local _, out = H.sh("ulimit -f 100; trap '' XFSZ; " .. H.quote(H.BIN) .. " lua -e " .. H.quote(code))
+    assert.matches("nil\tEIO\tcannot seal " .. dir .. "/plain into " .. dir .. "/out.enc: read or write failed: File too large",
+      out, 1, true)
+  end)
+
+  it("writes a new file only: never through a link nor over an existing file", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/plain", "board")
+    H.write(dir .. "/victim", "keep")
+    assert.is_true(os.execute("ln -s victim " .. H.quote(dir .. "/link")))
+    local key = string.rep("k", 32)
+    for _, out in ipairs { dir .. "/link", dir .. "/victim" } do
+      local ok, msg, code = seal.seal(dir .. "/plain", out, key)
+      assert.same({ nil, "EIO" }, { ok, code })
+      assert.matches("cannot create " .. out .. ": File exists", msg, 1, true)
+    end
+    assert.is_true(seal.seal(dir .. "/plain", dir .. "/k.enc", key))
+    for _, out in ipairs { dir .. "/link", dir .. "/victim" } do
+      assert.is_nil((seal.open(dir .. "/k.enc", out, key)))
+    end
+    assert.equal("keep", H.read(dir .. "/victim"))
+  end)
+
+  it("removes a file it made when a seal or an open fails, and leaves one it could not make", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    H.write(dir .. "/plain", string.rep("board ", 30000))
+    local key = string.rep("k", 32)
+    assert.is_true(seal.seal(dir .. "/plain", dir .. "/k.enc", key))
+    -- a wrong key, a cut file (its first chunks opened and written): no part of it is left
+    local ok, _, code = seal.open(dir .. "/k.enc", dir .. "/out", string.rep("w", 32))
+    assert.same({ nil, "EKEY" }, { ok, code })
+    local text = H.read(dir .. "/k.enc")
+    H.write(dir .. "/cut.enc", text:sub(1, #text - 100))
+    ok, _, code = seal.open(dir .. "/cut.enc", dir .. "/out2", key)
+    assert.same({ nil, "ETRUNCATED" }, { ok, code })
+    -- a seal that fails to write (a file size limit, as a full disk)
+    local lua = string.format("print(require('orket.c.seal').seal(%q, %q, %q))", dir .. "/plain", dir .. "/out3",
+      key)
+    local _, out = H.sh("ulimit -f 100; trap '' XFSZ; " .. H.quote(H.BIN) .. " lua -e " .. H.quote(lua))
+    assert.matches("File too large", out, 1, true)
+    for _, f in ipairs { "out", "out2", "out3" } do assert.is_nil(uv.fs_lstat(dir .. "/" .. f), f) end
+    -- opened onto a file that exists: refused, and that file, not the opening's, kept
+    H.write(dir .. "/victim", "keep")
+    ok, _, code = require("orket.store.sealed").open_file(dir .. "/k.enc", { key = key }, dir .. "/victim")
+    assert.same({ nil, "EIO" }, { ok, code })
+    assert.equal("keep", H.read(dir .. "/victim"))
+  end)
+
   it("raises on misuse, naming the argument", function()
     assert.error_matches(function() seal.seal("a", "b", "short") end, "the key must be 32 bytes")
     assert.error_matches(function() seal.seal("a", "b", string.rep("k", 32), "p") end, "not both")
