@@ -2,6 +2,8 @@
 -- serving: SQLite's online backup, or one snapshot of a PostgreSQL database.
 local backup = require "orket.store.backup"
 local sealed = require "orket.store.sealed"
+local secrets = require "orket.store.secrets"
+local project = require "orket.project"
 
 local MIN_PASSPHRASE = 8
 
@@ -68,7 +70,6 @@ local function key_files(dir, opts)
     keys[#keys + 1] = { path = opts.key_file, what = string.format("the key file it is encrypted with "
       .. "(--key-file %s): the backup would replace the key that opens it", opts.key_file) }
   end
-  local secrets = require "orket.store.secrets"
   local named = os.getenv(secrets.KEY_ENV)
   keys[#keys + 1] = { path = select(2, secrets.paths(dir)), what = string.format("the secret store's key file%s: "
     .. "replaced, the secrets could never be opened again", (named and named ~= "") and (" (" .. secrets.KEY_ENV .. ")") or "") }
@@ -93,7 +94,7 @@ function cmd.run(args, cli)
   end
   -- FILE judged before a passphrase is asked for and anything is copied (backup.backup
   -- judges its own path, the plain copy's when encrypted)
-  local fits, err, code = backup.target(nil, pos[1], { store = require("orket.project").db_path(dir),
+  local fits, err, code = backup.target(nil, pos[1], { store = project.db_path(dir),
     home = (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket"), keys = key_files(dir, opts) })
   local secret
   if fits and encrypt then

@@ -25,6 +25,18 @@ M.err = err
 local function whole(s) return math.tointeger(tonumber(s:match("^%d+$") or "")) end
 M.whole = whole
 
+--- page(ctx, max) -> after, limit | nil, status, doc: a listing's ?after=ID (0: from the
+--- first) and ?limit=N (100 when absent, at most max), each checked
+function M.page(ctx, max)
+  local after = whole(ctx.query.after or "0")
+  local limit = whole(ctx.query.limit or "100")
+  if not after then return nil, err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
+  if not limit or limit < 1 then
+    return nil, err(400, "bad_query", "?limit= takes a whole number from 1 to " .. max .. " (100 when absent)")
+  end
+  return after, math.min(limit, max)
+end
+
 -- /health's answer (orket.serve answers the plain GET in C before the router, from this: core/health.c)
 M.health_doc = { status = "ok" }
 local function health() return 200, M.health_doc end

@@ -381,13 +381,8 @@ local SIGNS_MAX = 200
 -- reads them, a member of other projects only too (GET /v1/audit, the default project's,
 -- answers them 404); only their own: the actor is the caller, never a query's.
 local function own_signs(_, ctx)
-  local after = routes.whole(ctx.query.after or "0")
-  local limit = routes.whole(ctx.query.limit or "100")
-  if not after then return err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
-  if not limit or limit < 1 then
-    return err(400, "bad_query", "?limit= takes a whole number from 1 to " .. SIGNS_MAX .. " (100 when absent)")
-  end
-  if limit > SIGNS_MAX then limit = SIGNS_MAX end
+  local after, limit, bad = routes.page(ctx, SIGNS_MAX)
+  if not after then return limit, bad end
   local who, out = ctx.who, {}
   -- local use signs in to nothing (no session): an empty list, as for anyone never signed in
   if who and who.id and not who.local_use then

@@ -200,13 +200,8 @@ local AUDIT_MAX = 200
 
 -- GET /v1/audit[?after=ID][&limit=N][&actor=A][&key=ID]: the writes made through the API, oldest first.
 local function audit(_, ctx)
-  local after = routes.whole(ctx.query.after or "0")
-  local limit = routes.whole(ctx.query.limit or "100")
-  if not after then return err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
-  if not limit or limit < 1 then
-    return err(400, "bad_query", "?limit= takes a whole number from 1 to " .. AUDIT_MAX .. " (100 when absent)")
-  end
-  if limit > AUDIT_MAX then limit = AUDIT_MAX end
+  local after, limit, bad = routes.page(ctx, AUDIT_MAX)
+  if not after then return limit, bad end
   -- one actor's writes (`user:alice`, the id of a key of no person, `local:USER`), or those
   -- made through one person's key (?key=ID: its person is the actor, the key is `key`)
   local actor, key = ctx.query.actor, ctx.query.key
