@@ -938,10 +938,15 @@ function M.import(db, dir)
     set.cards = ordered
 
     local created, updated, unchanged = 0, 0, 0
+    local moved = {} -- the parents a card left or joined: they follow their children below
     for _, c in ipairs(set.cards) do
       c.source = c.file
       local cur = existing[c.id] and b:get(c.id)
       local deps = graph[c.id]
+      if cur and cur.parent ~= c.parent then
+        if cur.parent then moved[cur.parent] = true end
+        if c.parent then moved[c.parent] = true end
+      end
       if not cur then
         imports.insert_card(db, c)
         created = created + 1
@@ -976,6 +981,25 @@ function M.import(db, dir)
           imports.add_dependency(db, c.id, d, i)
         end
       end
+    end
+    -- A card moved between epics (or an epic between rocks) changes where both parents
+    -- stand: the one it left may now have only finished children, the one it joined a
+    -- started one. They follow their children as after a child's move (docs/board.md,
+    -- "Parents follow their children"), epics before rocks, as the engine's moves, so the
+    -- board does not show an epic in progress with all its work done, or ready with its
+    -- work under way.
+    if next(moved) then
+      local parents, kind = {}, {}
+      for id in pairs(moved) do
+        local c = set.by_id[id] or row[id]
+        if c then parents[#parents + 1], kind[id] = id, rank[c.type] end
+      end
+      table.sort(parents, function(x, y)
+        if kind[x] ~= kind[y] then return kind[x] > kind[y] end
+        return x < y
+      end)
+      local after = board_mod.open(db) -- the cards as this import left them
+      for _, id in ipairs(parents) do after:follow(id) end
     end
     -- what this import read, replacing the last one's record
     imports.replace_files(db, set.digests)

@@ -204,6 +204,36 @@ describe("import", function()
     db:close()
   end)
 
+  -- A card moved between epics changes where both stand: the epic it left, with all its
+  -- other work done, was left in progress for ever; the one it joined stayed ready with
+  -- its work under way. Both follow their children, as after a child's move.
+  it("brings the epics a card moved between in line with their children", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]],
+      ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    assert(b:transition("E-1", "in_progress", { actor = coder }))
+    assert(b:transition("E-1", "code_review", { actor = coder }))
+    assert(b:transition("E-1", "done", { actor = guard }))
+    assert(b:transition("E-2", "in_progress", { actor = coder }))
+    assert.same({ "in_progress", "ready" }, { b:get("E").status, b:get("F").status })
+    -- E-2, under way, moved to F: E has only done work left, F has work under way
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]])
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"other"},{"id":"E-2","summary":"two"}]}]])
+    assert(import.import(db, dir))
+    assert.equal("F", b:get("E-2").parent)
+    assert.same({ "done", "in_progress", "in_progress" }, { b:get("E").status, b:get("F").status, b:get("E-2").status })
+    local last = b:history("E")[#b:history("E")]
+    assert.same({ "transition", "in_progress", "done", "orket" }, { last.kind, last.data.from, last.data.to, last.actor })
+    -- and on to an epic this import creates: it starts with it
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]])
+    H.write(dir .. "/epics/g.json", [[{"id":"G","issues":[{"id":"E-2","summary":"two"}]}]])
+    assert(import.import(db, dir))
+    assert.same({ "G", "in_progress" }, { b:get("E-2").parent, b:get("G").status })
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
