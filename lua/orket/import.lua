@@ -84,12 +84,17 @@ local function parse_file(f)
   local text, rerr = read_file(f.path)
   if not text then return nil, f.rel .. rerr:sub(#f.path + 1) end
   f.digest = digest(text)
+  -- A UTF-8 byte order mark, as Windows editors save a file, is no text of the file: JSON
+  -- allows a reader to skip it, and cjson and Lua's load would refuse its first byte.
+  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
   f.text = text -- to find the line of a field (Ctx:unknown)
   if f.rel:match("%.json$") then
+    -- cjson would say "Expected value but found T_END", of a file just created or emptied
+    if not text:find("%S") then return nil, f.rel .. ": is empty; it must hold an object (a rock or an epic)" end
     local v, err = json.decode(text)
     if v == nil then return nil, string.format("%s:%s", f.rel, json_error(text, err or "not JSON")) end
     -- cjson decodes [] and {} alike; an empty array would import as an epic named after the file
-    if text:match("^%s*%[") or text:match("^\239\187\191%s*%[") then
+    if text:match("^%s*%[") then
       return nil, string.format("%s: must hold an object (a rock or an epic), not an array", f.rel)
     end
     return v

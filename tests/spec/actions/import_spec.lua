@@ -234,6 +234,23 @@ describe("import", function()
     db:close()
   end)
 
+  -- Windows editors save UTF-8 with a byte order mark; cjson refused it as "invalid token
+  -- at character 1", and Lua's load as an unexpected symbol
+  it("reads a file that starts with a UTF-8 byte order mark", function()
+    local dir = project { ["a.json"] = '\239\187\191{"id":"A",\r\n"issues":[{"id":"A-1","summary":"one"}]}\r\n',
+      ["b.lua"] = '\239\187\191return {id="B", issues={{id="B-1", summary="two"}}}' }
+    local db, b = open(dir)
+    local r = assert(import.import(db, dir))
+    assert.same({ 4, 4 }, { r.cards, r.created })
+    assert.same({ "one", "two" }, { b:get("A-1").summary, b:get("B-1").summary })
+    assert.same({}, import.changed(db, dir))
+    -- the mark before an array is the array's error, as without it
+    H.write(dir .. "/epics/a.json", "\239\187\191 []")
+    assert.same({ nil, "epics/a.json: must hold an object (a rock or an epic), not an array", "EINVAL" },
+      { import.import(db, dir) })
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
@@ -358,6 +375,7 @@ describe("import", function()
       "epics/a.lua:1: issues[2].summary: must be a string, not number" },
     { "a Lua file that does not compile", { ["a.lua"] = "return {" },
       "epics/a.lua:1:" },
+    { "an empty file", { ["a.json"] = " \n" }, "epics/a.json: is empty; it must hold an object (a rock or an epic)" },
     { "a file that is not an object", { ["a.json"] = "[1, 2]" },
       "epics/a.json: must hold an object (a rock or an epic), not an array" },
   }
