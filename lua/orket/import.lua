@@ -30,14 +30,18 @@ end
 -- text | nil, "path: message"
 local function read_file(path) return scriptfile.read(path, M.MAX_FILE) end
 
--- Files under epics/ (and one level of department folders), sorted: {rel=, path=, department=}
+-- The endings of files meant as epics that are not read: said (list_files' skipped).
+local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = true, json5 = true }
+
+-- Files under epics/ (and one level of department folders), sorted: {rel=, path=,
+-- department=}, and skipped: a note of each file that looks meant as an epic and is not read
 local function list_files(dir)
   local root = dir .. "/epics"
   local st = uv.fs_stat(root)
   if not st or st.type ~= "directory" then
     return nil, string.format("import: %s: no epics/ folder here (give the project directory)", root), "ENOENT"
   end
-  local files = {}
+  local files = { skipped = {} }
   local function scan(path, rel, department)
     local h = uv.fs_scandir(path)
     if not h then return end
@@ -57,12 +61,18 @@ local function list_files(dir)
         elseif ty == "file" and (name:match("%.json$") or name:match("%.lua$")) then
           files[#files + 1] = { path = path .. "/" .. name, rel = rel .. "/" .. name, department = department,
             stem = name:gsub("%.%w+$", "") }
+        elseif ty == "file" and NOT_READ[(name:match("%.(%w+)$") or ""):lower()] then
+          -- an epic written as YAML, or saved as WEB.JSON, would be passed over without a
+          -- word, its cards missing from the board (other files, a README, are no epics)
+          files.skipped[#files.skipped + 1] = string.format("%s/%s: not read: epic files are named *.json or *.lua "
+            .. "(lower case), and YAML is not read", rel, name)
         end
       end
     end
   end
   scan(root, "epics", nil)
   table.sort(files, function(a, b) return a.rel < b.rel end)
+  table.sort(files.skipped)
   return files
 end
 
@@ -674,7 +684,7 @@ end
 local function load_files(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
-  local parsed, digests, warnings = {}, {}, {}
+  local parsed, digests, warnings = {}, {}, table.move(files.skipped, 1, #files.skipped, 1, {})
   for _, f in ipairs(files) do
     local v, perr = parse_file(f)
     if v == nil then return nil, perr, "EINVAL" end

@@ -113,6 +113,19 @@ describe("orket validate", function()
     assert.matches("did you mean 'depends_on'?", i.stderr, 1, true)
   end)
 
+  -- an epic written as YAML, or saved as WEB.JSON, was passed over without a word
+  it("says a file of epics/ that looks meant as an epic and is not read, validate and import alike", function()
+    local p = project()
+    H.write(p .. "/epics/web.yaml", "id: WEB\nissues:\n  - summary: Login\n")
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    local said = "warning: epics/web.yaml: not read: epic files are named *.json or *.lua (lower case), and YAML is not read"
+    assert.matches(said, v.stdout, 1, true)
+    local i = H.orket("import", { cwd = p })
+    assert.equal(0, i.status, i.stderr)
+    assert.matches(said, i.stderr, 1, true)
+  end)
+
   it("checks roles and policies naming an MCP server's tools against the tools it lists", function()
     local ndir, why = require("tests.npm").ensure()
     if not ndir then

@@ -251,6 +251,19 @@ describe("import", function()
     db:close()
   end)
 
+  -- an epic written as YAML or saved as WEB.JSON was passed over without a word: "imported
+  -- 0 cards from 0 files", its cards missing from the board
+  it("says the files of epics/ that look meant as epics and are not read", function()
+    local dir = project { ["a.json"] = '{"id":"A","issues":[]}', ["web.yaml"] = "id: WEB\n",
+      ["core/API.JSON"] = '{"id":"API"}', ["README.md"] = "the epics", ["core/notes.txt"] = "x" }
+    local db = open(dir)
+    local r = assert(import.import(db, dir))
+    assert.same({ 1, 1 }, { r.files, r.cards })
+    assert.same({ "epics/core/API.JSON: not read: epic files are named *.json or *.lua (lower case), and YAML is not read",
+      "epics/web.yaml: not read: epic files are named *.json or *.lua (lower case), and YAML is not read" }, r.warnings)
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
