@@ -719,6 +719,22 @@ function M.load(dir)
   return nil, placed(dir, msg, anchor), code, anchor
 end
 
+--- unseated(dir, set, seats) -> the warnings of set's cards (M.load's) seated at a seat that
+--- seats (the team's, sorted) lacks: another seat would work the card, unseen. A warning,
+--- not a refusal: the team may be changed in orket.lua after the files (validate counts it).
+function M.unseated(dir, set, seats)
+  local has, out = {}, {}
+  for _, s in ipairs(seats) do has[s] = true end
+  for _, c in ipairs(set.cards) do
+    if c.seat and not has[c.seat] then
+      out[#out + 1] = placed(dir, string.format("%s: %s: no seat %q in orket.lua's team, so another seat would work "
+        .. "the card (seats: %s)", c.file, c.path == "" and "seat" or (c.path .. ".seat"), c.seat,
+        table.concat(seats, ", ")), c.anchor)
+    end
+  end
+  return out
+end
+
 --- cycle_problem(cycle, via, by_id) -> message, anchor: a cycle board.find_cycle found in
 --- board.waits_for's graph, said at the depends_on entry that closes it (the last edge of
 --- the cycle that is one of a file's cards: the line to change). by_id: the files' cards.
