@@ -264,6 +264,19 @@ describe("import", function()
     db:close()
   end)
 
+  -- a JSON 11 or -1 is a float to cjson, and was said as 11.0
+  it("says a priority out of range as the file has it", function()
+    for _, p in ipairs { "11", "-1" } do
+      local dir = project { ["a.json"] = '{"id":"A","issues":[{"summary":"a","priority":' .. p .. '}]}' }
+      local db = open(dir)
+      local ok, err = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.equal("epics/a.json:1: issues[0].priority: priority must be a whole number from 0 to 10 (3 high, 2 medium, "
+        .. "1 low), not " .. p, err)
+      db:close()
+    end
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
