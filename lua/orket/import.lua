@@ -978,6 +978,18 @@ function M.import(db, dir)
         if cur.parent then moved[cur.parent] = true end
         if c.parent then moved[c.parent] = true end
       end
+      -- A card made on the board (by a run, the API, orket bug: it has no source) that a
+      -- file's card shares an id with: a run's START-3 and a new issue the operator
+      -- numbered START-3 are two pieces of work, and taking it over would replace the
+      -- run's definition and give the new work its status (done, say). Taken over only when
+      -- the file gives it the board's summary (or name): defining that very card. The
+      -- transaction returns nil, so nothing of this import is kept.
+      if cur and not cur.source and (c.summary or c.name) ~= (cur.summary or cur.name) then
+        return nil, placed(dir, string.format("%s: %s: card %q was made on the board, not imported (%q, %s): give this "
+          .. "%s another id; or, to define that card in the file, give it the board's %s", c.file,
+          c.path ~= "" and c.path or "id", c.id, cur.summary or cur.name or "", cur.status, c.type,
+          cur.summary and "summary" or "name"), c.anchor), "EINVAL"
+      end
       if not cur then
         imports.insert_card(db, c)
         created = created + 1

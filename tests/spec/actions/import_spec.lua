@@ -277,6 +277,43 @@ describe("import", function()
     end
   end)
 
+  -- A run's E-2 (board:create numbers E-<n>) and a new issue the operator numbered E-2 are
+  -- two pieces of work: the import replaced the run's definition with the file's, and the
+  -- new work took the run's card's status (done: never worked).
+  it("takes no card made on the board over for a file's card of another summary", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local made = assert(b:create { parent = "E", summary = "split off: tests", actor = { seat = "dev" } })
+    assert.equal("E-2", made.id)
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    assert(b:transition("E-2", "in_progress", { actor = coder }))
+    assert(b:transition("E-2", "code_review", { actor = coder }))
+    assert(b:transition("E-2", "done", { actor = guard }))
+    local events = #db:events()
+    H.write(dir .. "/epics/e.json", '{"id":"E","issues":[{"id":"E-1","summary":"one"},\n{"id":"E-3","summary":"three"},'
+      .. '\n{"id":"E-2","summary":"translate"}]}')
+    local ok, err, code = import.import(db, dir)
+    assert.is_nil(ok)
+    assert.equal("EINVAL", code)
+    assert.equal('epics/e.json:3: issues[2]: card "E-2" was made on the board, not imported ("split off: tests", done): '
+      .. "give this issue another id; or, to define that card in the file, give it the board's summary", err)
+    assert.equal(events, #db:events()) -- nothing written, E-3 neither
+    assert.is_nil(b:get("E-3"))
+    assert.same({ "split off: tests", nil }, { b:get("E-2").summary, b:get("E-2").source })
+    -- with the board's summary the file defines that very card, from then on
+    H.write(dir .. "/epics/e.json", '{"id":"E","issues":[{"id":"E-1","summary":"one"},'
+      .. '{"id":"E-2","summary":"split off: tests","description":"kept in the file now"}]}')
+    local r = assert(import.import(db, dir))
+    assert.equal(1, r.updated)
+    assert.same({ "done", "epics/e.json", "kept in the file now" }, { b:get("E-2").status, b:get("E-2").source,
+      b:get("E-2").description })
+    H.write(dir .. "/epics/e.json", '{"id":"E","issues":[{"id":"E-1","summary":"one"},'
+      .. '{"id":"E-2","summary":"split off: the tests","description":"kept in the file now"}]}')
+    assert(import.import(db, dir)) -- an imported card's summary may change, as any
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
