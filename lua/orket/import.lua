@@ -844,6 +844,23 @@ local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_
 -- back its issues not yet started, which is how the rest of an epic is held: allowed.)
 -- row: the board's cards by id; had: "card\0dependency" of the board's dependencies.
 local function late_dependency(set, row, had)
+  -- A new dependency on a card canceled or archived: it blocks until it is done, which it
+  -- never will be (Guards 3), so the card (an epic: its issues) could never start, and a
+  -- run would stall on it. One the board had before stays as it is.
+  for _, c in ipairs(set.cards) do
+    local cur = row[c.id]
+    if not (cur and board_mod.FINAL[cur.status]) then
+      for _, d in ipairs(c.deps) do
+        local dst = row[d.id] and row[d.id].status
+        if (dst == "canceled" or dst == "archived") and not had[c.id .. "\0" .. d.id] then
+          return string.format("%s%s: %s: %s is %s, so %s could never start (a dependency holds back a start until it "
+            .. "is done): drop the dependency, or depend on the card that does its work now", c.file,
+            c.path == "" and c.deps_line and (":" .. c.deps_line) or "", d.path, d.id, dst,
+            c.type == "issue" and c.id or string.format("the issues of %s %s", c.type, c.id)), c.anchor
+        end
+      end
+    end
+  end
   for _, c in ipairs(set.cards) do
     local cur = row[c.id]
     for _, d in ipairs(cur and c.type == "issue" and c.deps or {}) do

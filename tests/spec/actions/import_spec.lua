@@ -314,6 +314,39 @@ describe("import", function()
     db:close()
   end)
 
+  -- a canceled or archived dependency blocks until it is done, which it never will be:
+  -- the import took it, and the card could never start (a run stalled on it)
+  it("adds no dependency on a canceled or archived card, which would hold a card back for ever", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]],
+      ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"x"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local person = { seat = "lead", by = "person" }
+    assert(b:cancel("E-1", { actor = person, reason = "not needed" }))
+    assert(b:transition("E-2", "archived", { actor = person }))
+    local events = #db:events()
+    for _, case in ipairs {
+      { [[{"id":"F","issues":[{"id":"F-1","summary":"x"},{"id":"F-2","summary":"y",
+          "depends_on":["E-1"]}]}]],
+        "epics/f.json:2: issues[1].depends_on[0]: E-1 is canceled, so F-2 could never start (a dependency holds back "
+          .. "a start until it is done): drop the dependency, or depend on the card that does its work now" },
+      { [[{"id":"F","issues":[{"id":"F-1","summary":"x","depends_on":["E-2"]}]}]],
+        "epics/f.json:1: issues[0].depends_on[0]: E-2 is archived, so F-1 could never start" },
+      { '{"id":"F",\n"depends_on":["E-1"],"issues":[{"id":"F-1","summary":"x"}]}',
+        "epics/f.json:2: depends_on[0]: E-1 is canceled, so the issues of epic F could never start" },
+    } do
+      H.write(dir .. "/epics/f.json", case[1])
+      local ok, err, code = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.equal("EINVAL", code)
+      assert.equal(1, select(2, err:find(case[2], 1, true)) and 1 or 0, "got: " .. tostring(err))
+    end
+    assert.equal(events, #db:events()) -- nothing written
+    assert.is_nil(b:get("F-2"))
+    assert.same({}, b:get("F-1").depends_on)
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
