@@ -89,6 +89,51 @@ end
 -- tell which epics/ files changed since (a timestamp would flag files only touched).
 local function digest(text) return crypto.hash(text) end
 
+-- The first key given twice in one object of a JSON text cjson decoded: position, key |
+-- nil. cjson keeps the last silently, so a second "issues" (a merge, a paste) dropped the
+-- first's cards, and a second "depends_on" in an issue its dependencies. Keys are compared
+-- as written (with their escapes). Linear, a find per token rather than per byte.
+local function duplicate_key(text)
+  local find, sub = string.find, string.sub
+  local stack, top, pos = {}, 0, 1 -- a frame per open object (its keys) or array (false)
+  while true do
+    local i, _, ch = find(text, '([{}%[%]"])', pos)
+    if not i then return nil end
+    if ch == '"' then
+      local _, j = find(text, '^"[^"\\]*"', i) -- most strings have no escape
+      if not j then
+        j = i + 1
+        while true do -- the string's closing quote: one not escaped
+          local k, _, c = find(text, '(["\\])', j)
+          if not k then return nil end
+          if c == '"' then j = k break end
+          j = k + 2
+        end
+      end
+      local keys = stack[top]
+      if keys and find(text, "^[ \t\r\n]*:", j + 1) then
+        local key = sub(text, i + 1, j - 1)
+        if keys[key] then return i, key end
+        keys[key] = true
+      end
+      pos = j + 1
+    else
+      if ch == "{" then
+        top = top + 1
+        stack[top] = {}
+      elseif ch == "[" then
+        top = top + 1
+        stack[top] = false
+      else
+        stack[top] = nil
+        top = top - 1
+      end
+      pos = i + 1
+    end
+  end
+end
+M.duplicate_key = duplicate_key
+
 local function parse_file(f)
   if not utf8.len(f.rel) then return nil, string.format("%q: the file's name is not valid UTF-8; rename it", f.rel) end
   local text, rerr = read_file(f.path)
@@ -106,6 +151,12 @@ local function parse_file(f)
     -- cjson decodes [] and {} alike; an empty array would import as an epic named after the file
     if text:match("^%s*%[") then
       return nil, string.format("%s: must hold an object (a rock or an epic), not an array", f.rel)
+    end
+    local at, key = duplicate_key(text)
+    if at then
+      local _, nl = text:sub(1, at):gsub("\n", "")
+      return nil, string.format("%s:%d: %q is given twice in one object; JSON keeps only the last, and what the first "
+        .. "holds would be dropped: merge them into one", f.rel, nl + 1, key)
     end
     return v
   end

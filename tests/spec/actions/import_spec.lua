@@ -347,6 +347,19 @@ describe("import", function()
     db:close()
   end)
 
+  it("finds a key given twice in one object, and none where keys repeat in other objects", function()
+    local cases = {
+      { '{"a":1,"b":{"a":2,"b":[{"a":3},{"a":4}]},"c":"\\"a\\":","d":["a","a"]}', nil },
+      { '{"s":"x\\\\","s" :2}', 12, "s" },
+      { '{"o":{"k":1,"k":2}}', 13, "k" },
+      { '{"a\\"b":1,"a\\"b":2}', 11, 'a\\"b' },
+      { '[{"x":1},{"x":1,"y":{},"x":2}]', 24, "x" },
+    }
+    for _, c in ipairs(cases) do
+      assert.same({ c[2], c[3] }, { import.duplicate_key(c[1]) }, c[1])
+    end
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
@@ -471,6 +484,14 @@ describe("import", function()
       "epics/a.lua:1: issues[2].summary: must be a string, not number" },
     { "a Lua file that does not compile", { ["a.lua"] = "return {" },
       "epics/a.lua:1:" },
+    -- cjson keeps the last of a key given twice, dropping the first's cards or dependencies
+    { "a second issues key in one object", { ["a.json"] = '{"id":"A","issues":[{"id":"A-1","summary":"a"}],\n'
+        .. '"issues":[{"id":"A-2","summary":"b"}]}' },
+      'epics/a.json:2: "issues" is given twice in one object; JSON keeps only the last, and what the first holds would '
+        .. "be dropped: merge them into one" },
+    { "a second depends_on in one issue", { ["a.json"] = '{"id":"A","issues":[{"id":"A-1","summary":"a"},\n'
+        .. '{"id":"A-3","summary":"c"},\n{"id":"A-2","summary":"b \\"{[\\\\","depends_on":["A-1"],\n"depends_on":["A-3"]}]}' },
+      'epics/a.json:4: "depends_on" is given twice in one object' },
     { "an empty file", { ["a.json"] = " \n" }, "epics/a.json: is empty; it must hold an object (a rock or an epic)" },
     { "a file that is not an object", { ["a.json"] = "[1, 2]" },
       "epics/a.json: must hold an object (a rock or an epic), not an array" },
