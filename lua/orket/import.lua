@@ -687,15 +687,34 @@ function M.link(parsed)
   for _, r in ipairs(defs) do
     if r.type == "rock" then
       for _, link in ipairs(r.epics) do
-        local found
+        -- an id names one epic; a file name or a name may name several (epics/web/backend.json
+        -- and epics/api/backend.json), and taking the first would put the other's work
+        -- under the rock unseen
+        local found, also
         for _, e in ipairs(epics) do
-          if (link.department == nil or link.department == e.department)
-            and (e.card.id == link.epic or e.stem == link.epic or e.card.name == link.epic) then
+          if (link.department == nil or link.department == e.department) and e.card.id == link.epic then
             found = e.card
             break
           end
         end
         if not found then
+          for _, e in ipairs(epics) do
+            if (link.department == nil or link.department == e.department)
+              and (e.stem == link.epic or e.card.name == link.epic) then
+              if found then
+                also = also or {}
+                also[#also + 1] = string.format("%s in %s", e.card.id, e.card.file)
+              else
+                found = e.card
+              end
+            end
+          end
+        end
+        if also then
+          bad(r.anchor, "%s: %s.epic: %q names %d epics (%s in %s, %s): give the epic's id%s", r.file, link.path,
+            link.epic, #also + 1, found.id, found.file, table.concat(also, ", "),
+            link.department and "" or ", or its department")
+        elseif not found then
           bad(r.anchor, "%s: %s.epic: unknown epic %q%s", r.file, link.path, link.epic,
             link.department and (" in department " .. link.department) or "")
         elseif found.parent and found.parent ~= r.id then

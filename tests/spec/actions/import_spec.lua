@@ -360,6 +360,31 @@ describe("import", function()
     end
   end)
 
+  -- a rock's epic named by a file name or a name that several epics have took the first of
+  -- them, putting the other's work (or none of the one meant) under the rock unseen
+  it("refuses a rock's epic named by a file name or name that several epics have", function()
+    local dir = project { ["r.json"] = [[{"id":"R","epics":[{"epic":"backend"}]}]],
+      ["core/backend.json"] = [[{"id":"CB","name":"Backend","issues":[]}]],
+      ["x.json"] = [[{"id":"X","name":"Y","issues":[]}]], ["y.json"] = [[{"id":"Y","issues":[]}]] }
+    os.execute("mkdir " .. H.quote(dir .. "/epics/web"))
+    H.write(dir .. "/epics/web/backend.json", [[{"id":"WB","name":"Backend","issues":[]}]])
+    local db, b = open(dir)
+    for _, name in ipairs { "backend", "Backend" } do
+      H.write(dir .. "/epics/r.json", '{"id":"R","epics":[{"epic":"' .. name .. '"}]}')
+      local ok, err, code = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.equal("EINVAL", code)
+      assert.equal('epics/r.json:1: epics[0].epic: "' .. name .. '" names 2 epics (CB in epics/core/backend.json, WB in '
+        .. "epics/web/backend.json): give the epic's id, or its department", err)
+    end
+    assert.equal(0, db:row("SELECT count(*) AS n FROM cards").n)
+    -- with its department, or its id, it names one; an id before another epic's name
+    H.write(dir .. "/epics/r.json", [[{"id":"R","epics":[{"epic":"backend","department":"web"},"CB","Y"]}]])
+    assert(import.import(db, dir))
+    assert.same({ "R", "R", "R", nil }, { b:get("WB").parent, b:get("CB").parent, b:get("Y").parent, b:get("X").parent })
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
