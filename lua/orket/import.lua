@@ -988,7 +988,7 @@ function M.import(db, dir)
           c.file, c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id,
           parent.type), "EINVAL"
       end
-      local ids = {}
+      local ids, listed = {}, {}
       for _, d in ipairs(c.deps) do
         if not set.by_id[d.id] and not existing[d.id] then
           return nil, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), "EINVAL"
@@ -996,7 +996,12 @@ function M.import(db, dir)
         if d.id == c.id then
           return nil, string.format("%s: %s: a card cannot depend on itself", c.file, d.path), "EINVAL"
         end
-        ids[#ids + 1] = d.id
+        -- a dependency listed twice is one (the board keeps one row): kept twice here, the
+        -- card never compared equal, and every import journaled "depends_on changed"
+        if not listed[d.id] then
+          listed[d.id] = true
+          ids[#ids + 1] = d.id
+        end
       end
       graph[c.id] = ids
       nodes[#nodes + 1] = c.id

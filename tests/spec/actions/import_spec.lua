@@ -385,6 +385,21 @@ describe("import", function()
     db:close()
   end)
 
+  -- listed twice, a dependency is one on the board: the card never compared equal, and
+  -- every import updated it and journaled "depends_on changed"
+  it("takes a dependency listed twice as one, and leaves the card unchanged on re-import", function()
+    local dir = project { ["d.json"] = [[{"id":"D","issues":[{"id":"D-1","summary":"a"},{"id":"D-2","summary":"b"},
+      {"id":"D-3","summary":"c","depends_on":["D-1","D-2","D-1"]}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    assert.same({ "D-1", "D-2" }, b:get("D-3").depends_on)
+    local events = #db:events()
+    local r = assert(import.import(db, dir))
+    assert.same({ 0, 4 }, { r.updated, r.unchanged })
+    assert.equal(events, #db:events())
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
