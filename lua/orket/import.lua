@@ -956,6 +956,24 @@ local function late_dependency(set, row, had)
   return nil
 end
 
+-- Whether two JSON texts (or nils) hold the same value: a store gives JSON back in its own
+-- form (PostgreSQL's jsonb orders keys its way), and cjson's object order varies by run.
+local function same_value(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do
+    if not same_value(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+local function same_json(a, b)
+  if a == nil or b == nil then return a == b end
+  return a == b or same_value(json.decode(a), json.decode(b))
+end
+
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
   "acceptance", "priority", "seat", "department", "source" }
 
@@ -1061,6 +1079,7 @@ function M.import(db, dir)
     set.cards = ordered
 
     local created, updated, unchanged = 0, 0, 0
+    local checks = imports.verifications(db) -- the issues' acceptance checks as stored
     local moved = {} -- the parents a card left or joined: they follow their children below
     for _, c in ipairs(set.cards) do
       c.source = c.file
@@ -1092,6 +1111,11 @@ function M.import(db, dir)
           if cur[k] ~= c[k] then changed[#changed + 1] = k end
         end
         if table.concat(cur.depends_on, "\0") ~= table.concat(deps, "\0") then changed[#changed + 1] = "depends_on" end
+        -- acceptance checks changed are a change of the card too: said as "0 updated" and
+        -- journaled nowhere, a new check went unseen
+        if c.type == "issue" and not same_json(checks[c.id], c.verification) then
+          changed[#changed + 1] = "verification"
+        end
         if #changed == 0 then
           unchanged = unchanged + 1
         else

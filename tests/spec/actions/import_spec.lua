@@ -400,6 +400,29 @@ describe("import", function()
     db:close()
   end)
 
+  -- acceptance checks were written apart from the compared fields: a changed check was
+  -- said as "0 updated" and journaled nowhere
+  it("counts a change of an issue's acceptance checks as an update, journaled", function()
+    local function file(checks)
+      return '{"id":"V","issues":[{"id":"V-1","summary":"a"' .. (checks and (',"verification":' .. checks) or "") .. '}]}'
+    end
+    local dir = project { ["v.json"] = file '{"command":["sh","t.sh"],"expect_exit":0,"timeout_ms":5000}' }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local r = assert(import.import(db, dir)) -- the same checks: unchanged, whatever the store's JSON form
+    assert.same({ 0, 2 }, { r.updated, r.unchanged })
+    for _, checks in ipairs { '{"command":["sh","t.sh"],"expect_exit":1,"timeout_ms":5000}', false } do
+      H.write(dir .. "/epics/v.json", file(checks or nil))
+      r = assert(import.import(db, dir))
+      assert.same({ 1, 1 }, { r.updated, r.unchanged })
+      local h = b:history("V-1")
+      assert.same({ "verification" }, h[#h].data.changed)
+    end
+    assert.is_nil(require("orket.store.verifications").checks(db, "V-1"))
+    assert.equal(0, assert(import.import(db, dir)).updated) -- none, as none before
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
