@@ -11,6 +11,7 @@ local imports = require "orket.store.imports"
 local sandbox_checks = require "orket.actions.sandbox_checks"
 local scriptfile = require "orket.scriptfile"
 local crypto = require "orket.c.crypto"
+local jsondup = require "orket.c.jsondup"
 local scriptenv = require "orket.scriptenv"
 local fieldline = require "orket.fieldline"
 local nearest = require "orket.nearest"
@@ -89,49 +90,12 @@ end
 -- tell which epics/ files changed since (a timestamp would flag files only touched).
 local function digest(text) return crypto.hash(text) end
 
--- The first key given twice in one object of a JSON text cjson decoded: position, key |
--- nil. cjson keeps the last silently, so a second "issues" (a merge, a paste) dropped the
--- first's cards, and a second "depends_on" in an issue its dependencies. Keys are compared
--- as written (with their escapes). Linear, a find per token rather than per byte.
-local function duplicate_key(text)
-  local find, sub = string.find, string.sub
-  local stack, top, pos = {}, 0, 1 -- a frame per open object (its keys) or array (false)
-  while true do
-    local i, _, ch = find(text, '([{}%[%]"])', pos)
-    if not i then return nil end
-    if ch == '"' then
-      local _, j = find(text, '^"[^"\\]*"', i) -- most strings have no escape
-      if not j then
-        j = i + 1
-        while true do -- the string's closing quote: one not escaped
-          local k, _, c = find(text, '(["\\])', j)
-          if not k then return nil end
-          if c == '"' then j = k break end
-          j = k + 2
-        end
-      end
-      local keys = stack[top]
-      if keys and find(text, "^[ \t\r\n]*:", j + 1) then
-        local key = sub(text, i + 1, j - 1)
-        if keys[key] then return i, key end
-        keys[key] = true
-      end
-      pos = j + 1
-    else
-      if ch == "{" then
-        top = top + 1
-        stack[top] = {}
-      elseif ch == "[" then
-        top = top + 1
-        stack[top] = false
-      else
-        stack[top] = nil
-        top = top - 1
-      end
-      pos = i + 1
-    end
-  end
-end
+-- The first key given twice in one object of a JSON text: offset (the bytes up to the end
+-- of the second copy's key), key | nil | false, message, offset (not JSON). cjson keeps the last
+-- silently, so a second "issues" (a merge, a paste) dropped the first's cards, and a second
+-- "depends_on" in an issue its dependencies. yajl reads the text (core/jsondup.c): keys
+-- compare unescaped, as cjson keys them ("issues" and "\u0069ssues" are one).
+local duplicate_key = jsondup.duplicate_key
 M.duplicate_key = duplicate_key
 
 local function parse_file(f)
@@ -152,7 +116,13 @@ local function parse_file(f)
     if text:match("^%s*%[") then
       return nil, string.format("%s: must hold an object (a rock or an epic), not an array", f.rel)
     end
-    local at, key = duplicate_key(text)
+    local at, key, stop = duplicate_key(text)
+    if at == false then
+      -- what cjson takes beyond JSON (hex numbers, NaN, Infinity) yajl refuses, as would
+      -- any other JSON tool
+      local _, nl = text:sub(1, stop):gsub("\n", "")
+      return nil, string.format("%s:%d: not JSON: %s", f.rel, nl + 1, key)
+    end
     if at then
       local _, nl = text:sub(1, at):gsub("\n", "")
       return nil, string.format("%s:%d: %q is given twice in one object; JSON keeps only the last, and what the first "

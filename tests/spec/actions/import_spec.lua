@@ -350,10 +350,13 @@ describe("import", function()
   it("finds a key given twice in one object, and none where keys repeat in other objects", function()
     local cases = {
       { '{"a":1,"b":{"a":2,"b":[{"a":3},{"a":4}]},"c":"\\"a\\":","d":["a","a"]}', nil },
-      { '{"s":"x\\\\","s" :2}', 12, "s" },
-      { '{"o":{"k":1,"k":2}}', 13, "k" },
-      { '{"a\\"b":1,"a\\"b":2}', 11, 'a\\"b' },
-      { '[{"x":1},{"x":1,"y":{},"x":2}]', 24, "x" },
+      { '{"s":"x\\\\","s" :2}', 14, "s" }, -- the offset: to the end of the second copy's key
+      { '{"o":{"k":1,"k":2}}', 15, "k" },
+      { '{"a\\"b":1,"a\\"b":2}', 16, 'a"b' },
+      { '[{"x":1},{"x":1,"y":{},"x":2}]', 26, "x" },
+      -- keys equal once unescaped are one key to cjson, which keeps the last
+      { '{"issues":[],\n"\\u0069ssues":[]}', 27, "issues" },
+      { '{"/":1,"\\/":2}', 11, "/" },
     }
     for _, c in ipairs(cases) do
       assert.same({ c[2], c[3] }, { import.duplicate_key(c[1]) }, c[1])
@@ -552,6 +555,12 @@ describe("import", function()
         .. '"issues":[{"id":"A-2","summary":"b"}]}' },
       'epics/a.json:2: "issues" is given twice in one object; JSON keeps only the last, and what the first holds would '
         .. "be dropped: merge them into one" },
+    { "a second issues key written with an escape", { ["a.json"] = '{"id":"A","issues":[{"id":"A-1","summary":"a"}],\n'
+        .. '"\\u0069ssues":[{"id":"A-2","summary":"b"}]}' },
+      'epics/a.json:2: "issues" is given twice in one object' },
+    -- cjson takes hex numbers, NaN and Infinity, which no other JSON tool would
+    { "a number JSON has not", { ["a.json"] = '{"id":"A",\n"issues":[{"id":"A-1","summary":"a","priority":0x3}]}' },
+      "epics/a.json:2: not JSON: lexical error: invalid char in json text" },
     { "a second depends_on in one issue", { ["a.json"] = '{"id":"A","issues":[{"id":"A-1","summary":"a"},\n'
         .. '{"id":"A-3","summary":"c"},\n{"id":"A-2","summary":"b \\"{[\\\\","depends_on":["A-1"],\n"depends_on":["A-3"]}]}' },
       'epics/a.json:4: "depends_on" is given twice in one object' },
