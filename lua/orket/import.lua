@@ -886,10 +886,11 @@ local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_
 local function late_dependency(set, row, had)
   -- A new dependency on a card canceled or archived: it blocks until it is done, which it
   -- never will be (Guards 3), so the card (an epic: its issues) could never start, and a
-  -- run would stall on it. One the board had before stays as it is.
+  -- run would stall on it. One the board had before stays as it is. An issue under way
+  -- has started, so is not held back: the loop below refuses its new dependency, saying so.
   for _, c in ipairs(set.cards) do
     local cur = row[c.id]
-    if not (cur and board_mod.FINAL[cur.status]) then
+    if not (cur and (board_mod.FINAL[cur.status] or c.type == "issue" and UNDER_WAY[cur.status])) then
       for _, d in ipairs(c.deps) do
         local dst = row[d.id] and row[d.id].status
         if (dst == "canceled" or dst == "archived") and not had[c.id .. "\0" .. d.id] then

@@ -347,6 +347,26 @@ describe("import", function()
     db:close()
   end)
 
+  -- a started issue is past the start a dependency holds back: the refusal of its new
+  -- dependency on a canceled card said it "could never start"
+  it("refuses a started issue's new dependency on a canceled card as one that would not hold it back", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]],
+      ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"x"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    assert(b:cancel("E-1", { actor = { seat = "lead", by = "person" }, reason = "not needed" }))
+    assert(b:transition("F-1", "in_progress", { actor = { seat = "dev" } }))
+    local events = #db:events()
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"x","depends_on":["E-1"]}]}]])
+    local ok, err = import.import(db, dir)
+    assert.is_nil(ok)
+    assert.equal("epics/f.json:1: issues[0].depends_on[0]: F-1 is in_progress, so the new dependency E-1 (canceled) "
+      .. "would not hold it back (dependencies hold back only a start): drop the dependency, or cancel F-1 and give "
+      .. "its work to a new card that depends on E-1", err)
+    assert.equal(events, #db:events())
+    db:close()
+  end)
+
   it("finds a key given twice in one object, and none where keys repeat in other objects", function()
     local cases = {
       { '{"a":1,"b":{"a":2,"b":[{"a":3},{"a":4}]},"c":"\\"a\\":","d":["a","a"]}', nil },
