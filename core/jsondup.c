@@ -156,8 +156,8 @@ int jsondup_find(const char *text, size_t len, jsondup_result *r) {
   } else if (st != yajl_status_ok) {
     unsigned char *m = yajl_get_error(c->h, 0, NULL, 0);
     size_t n = m ? strlen((const char *)m) : 0; /* "lexical error: invalid char in json text.\n" */
-    while (n && (m[n - 1] == '\n' || m[n - 1] == '.')) n--;
-    snprintf(r->err, sizeof r->err, "%.*s", (int)n, m ? (const char *)m : "");
+    while (n && (m[n - 1] == '\n' || m[n - 1] == '.')) n--; /* the caller's message goes on */
+    snprintf(r->err, sizeof r->err, "%.*s", (int)n, n ? (const char *)m : "not JSON");
     if (m) yajl_free_error(c->h, m);
     ret = JSONDUP_ERROR;
   }
