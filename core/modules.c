@@ -35,5 +35,6 @@ const orket_module orket_modules[] = {
     {"orket.c.jose", luaopen_orket_jose},
     {"orket.c.ldap", luaopen_orket_ldap},
     {"orket.c.sqlseed", luaopen_orket_sqlseed},
+    {"orket.c.jsondup", luaopen_orket_jsondup},
     {NULL, NULL},
 };

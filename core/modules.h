@@ -43,5 +43,6 @@ int luaopen_orket_otlpspan(lua_State *L);
 int luaopen_orket_jose(lua_State *L);
 int luaopen_orket_ldap(lua_State *L);
 int luaopen_orket_sqlseed(lua_State *L);
+int luaopen_orket_jsondup(lua_State *L);
 
 #endif

@@ -42,7 +42,9 @@ end
 function M.priority(v)
   if type(v) == "number" then
     if v ~= v or v < M.PRIORITY_MIN or v > M.PRIORITY_MAX or v ~= math.floor(v) then
-      return nil, string.format("priority must be a whole number from 0 to 10 (3 high, 2 medium, 1 low), not %s", v)
+      -- a JSON 11 decodes as the float 11.0: said as the file has it
+      return nil, string.format("priority must be a whole number from 0 to 10 (3 high, 2 medium, 1 low), not %s",
+        math.tointeger(v) or v)
     end
     return math.tointeger(v)
   elseif type(v) == "string" then

@@ -11,6 +11,7 @@ local imports = require "orket.store.imports"
 local sandbox_checks = require "orket.actions.sandbox_checks"
 local scriptfile = require "orket.scriptfile"
 local crypto = require "orket.c.crypto"
+local jsondup = require "orket.c.jsondup"
 local scriptenv = require "orket.scriptenv"
 local fieldline = require "orket.fieldline"
 local nearest = require "orket.nearest"
@@ -30,14 +31,18 @@ end
 -- text | nil, "path: message"
 local function read_file(path) return scriptfile.read(path, M.MAX_FILE) end
 
--- Files under epics/ (and one level of department folders), sorted: {rel=, path=, department=}
+-- The endings of files meant as epics that are not read: said (list_files' skipped).
+local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = true, json5 = true }
+
+-- Files under epics/ (and one level of department folders), sorted: {rel=, path=,
+-- department=}, and skipped: a note of each file that looks meant as an epic and is not read
 local function list_files(dir)
   local root = dir .. "/epics"
   local st = uv.fs_stat(root)
   if not st or st.type ~= "directory" then
     return nil, string.format("import: %s: no epics/ folder here (give the project directory)", root), "ENOENT"
   end
-  local files = {}
+  local files = { skipped = {} }
   local function scan(path, rel, department)
     local h = uv.fs_scandir(path)
     if not h then return end
@@ -57,12 +62,18 @@ local function list_files(dir)
         elseif ty == "file" and (name:match("%.json$") or name:match("%.lua$")) then
           files[#files + 1] = { path = path .. "/" .. name, rel = rel .. "/" .. name, department = department,
             stem = name:gsub("%.%w+$", "") }
+        elseif ty == "file" and NOT_READ[(name:match("%.(%w+)$") or ""):lower()] then
+          -- an epic written as YAML, or saved as WEB.JSON, would be passed over without a
+          -- word, its cards missing from the board (other files, a README, are no epics)
+          files.skipped[#files.skipped + 1] = string.format("%s/%s: not read: epic files are named *.json or *.lua "
+            .. "(lower case), and YAML is not read", rel, name)
         end
       end
     end
   end
   scan(root, "epics", nil)
   table.sort(files, function(a, b) return a.rel < b.rel end)
+  table.sort(files.skipped)
   return files
 end
 
@@ -79,18 +90,43 @@ end
 -- tell which epics/ files changed since (a timestamp would flag files only touched).
 local function digest(text) return crypto.hash(text) end
 
+-- The first key given twice in one object of a JSON text: offset (the bytes up to the end
+-- of the second copy's key), key | nil | false, message, offset (not JSON). cjson keeps the last
+-- silently, so a second "issues" (a merge, a paste) dropped the first's cards, and a second
+-- "depends_on" in an issue its dependencies. yajl reads the text (core/jsondup.c): keys
+-- compare unescaped, as cjson keys them ("issues" and "\u0069ssues" are one).
+local duplicate_key = jsondup.duplicate_key
+M.duplicate_key = duplicate_key
+
 local function parse_file(f)
   if not utf8.len(f.rel) then return nil, string.format("%q: the file's name is not valid UTF-8; rename it", f.rel) end
   local text, rerr = read_file(f.path)
   if not text then return nil, f.rel .. rerr:sub(#f.path + 1) end
   f.digest = digest(text)
+  -- A UTF-8 byte order mark, as Windows editors save a file, is no text of the file: JSON
+  -- allows a reader to skip it, and cjson and Lua's load would refuse its first byte.
+  if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
   f.text = text -- to find the line of a field (Ctx:unknown)
   if f.rel:match("%.json$") then
+    -- cjson would say "Expected value but found T_END", of a file just created or emptied
+    if not text:find("%S") then return nil, f.rel .. ": is empty; it must hold an object (a rock or an epic)" end
     local v, err = json.decode(text)
     if v == nil then return nil, string.format("%s:%s", f.rel, json_error(text, err or "not JSON")) end
     -- cjson decodes [] and {} alike; an empty array would import as an epic named after the file
-    if text:match("^%s*%[") or text:match("^\239\187\191%s*%[") then
+    if text:match("^%s*%[") then
       return nil, string.format("%s: must hold an object (a rock or an epic), not an array", f.rel)
+    end
+    local at, key, stop = duplicate_key(text)
+    if at == false then
+      -- what cjson takes beyond JSON (hex numbers, NaN, Infinity) yajl refuses, as would
+      -- any other JSON tool
+      local _, nl = text:sub(1, stop):gsub("\n", "")
+      return nil, string.format("%s:%d: not JSON: %s", f.rel, nl + 1, key)
+    end
+    if at then
+      local _, nl = text:sub(1, at):gsub("\n", "")
+      return nil, string.format("%s:%d: %q is given twice in one object; JSON keeps only the last, and what the first "
+        .. "holds would be dropped: merge them into one", f.rel, nl + 1, key)
     end
     return v
   end
@@ -621,15 +657,34 @@ function M.link(parsed)
   for _, r in ipairs(defs) do
     if r.type == "rock" then
       for _, link in ipairs(r.epics) do
-        local found
+        -- an id names one epic; a file name or a name may name several (epics/web/backend.json
+        -- and epics/api/backend.json), and taking the first would put the other's work
+        -- under the rock unseen
+        local found, also
         for _, e in ipairs(epics) do
-          if (link.department == nil or link.department == e.department)
-            and (e.card.id == link.epic or e.stem == link.epic or e.card.name == link.epic) then
+          if (link.department == nil or link.department == e.department) and e.card.id == link.epic then
             found = e.card
             break
           end
         end
         if not found then
+          for _, e in ipairs(epics) do
+            if (link.department == nil or link.department == e.department)
+              and (e.stem == link.epic or e.card.name == link.epic) then
+              if found then
+                also = also or {}
+                also[#also + 1] = string.format("%s in %s", e.card.id, e.card.file)
+              else
+                found = e.card
+              end
+            end
+          end
+        end
+        if also then
+          bad(r.anchor, "%s: %s.epic: %q names %d epics (%s in %s, %s): give the epic's id%s", r.file, link.path,
+            link.epic, #also + 1, found.id, found.file, table.concat(also, ", "),
+            link.department and "" or ", or its department")
+        elseif not found then
           bad(r.anchor, "%s: %s.epic: unknown epic %q%s", r.file, link.path, link.epic,
             link.department and (" in department " .. link.department) or "")
         elseif found.parent and found.parent ~= r.id then
@@ -669,7 +724,7 @@ end
 local function load_files(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
-  local parsed, digests, warnings = {}, {}, {}
+  local parsed, digests, warnings = {}, {}, table.move(files.skipped, 1, #files.skipped, 1, {})
   for _, f in ipairs(files) do
     local v, perr = parse_file(f)
     if v == nil then return nil, perr, "EINVAL" end
@@ -702,6 +757,22 @@ function M.load(dir)
   local set, msg, code, anchor = load_files(dir)
   if set or code ~= "EINVAL" then return set, msg, code, anchor end
   return nil, placed(dir, msg, anchor), code, anchor
+end
+
+--- unseated(dir, set, seats) -> the warnings of set's cards (M.load's) seated at a seat that
+--- seats (the team's, sorted) lacks: another seat would work the card, unseen. A warning,
+--- not a refusal: the team may be changed in orket.lua after the files (validate counts it).
+function M.unseated(dir, set, seats)
+  local has, out = {}, {}
+  for _, s in ipairs(seats) do has[s] = true end
+  for _, c in ipairs(set.cards) do
+    if c.seat and not has[c.seat] then
+      out[#out + 1] = placed(dir, string.format("%s: %s: no seat %q in orket.lua's team, so another seat would work "
+        .. "the card (seats: %s)", c.file, c.path == "" and "seat" or (c.path .. ".seat"), c.seat,
+        table.concat(seats, ", ")), c.anchor)
+    end
+  end
+  return out
 end
 
 --- cycle_problem(cycle, via, by_id) -> message, anchor: a cycle board.find_cycle found in
@@ -813,6 +884,24 @@ local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_
 -- back its issues not yet started, which is how the rest of an epic is held: allowed.)
 -- row: the board's cards by id; had: "card\0dependency" of the board's dependencies.
 local function late_dependency(set, row, had)
+  -- A new dependency on a card canceled or archived: it blocks until it is done, which it
+  -- never will be (Guards 3), so the card (an epic: its issues) could never start, and a
+  -- run would stall on it. One the board had before stays as it is. An issue under way
+  -- has started, so is not held back: the loop below refuses its new dependency, saying so.
+  for _, c in ipairs(set.cards) do
+    local cur = row[c.id]
+    if not (cur and (board_mod.FINAL[cur.status] or c.type == "issue" and UNDER_WAY[cur.status])) then
+      for _, d in ipairs(c.deps) do
+        local dst = row[d.id] and row[d.id].status
+        if (dst == "canceled" or dst == "archived") and not had[c.id .. "\0" .. d.id] then
+          return string.format("%s%s: %s: %s is %s, so %s could never start (a dependency holds back a start until it "
+            .. "is done): drop the dependency, or depend on the card that does its work now", c.file,
+            c.path == "" and c.deps_line and (":" .. c.deps_line) or "", d.path, d.id, dst,
+            c.type == "issue" and c.id or string.format("the issues of %s %s", c.type, c.id)), c.anchor
+        end
+      end
+    end
+  end
   for _, c in ipairs(set.cards) do
     local cur = row[c.id]
     for _, d in ipairs(cur and c.type == "issue" and c.deps or {}) do
@@ -836,6 +925,24 @@ local function late_dependency(set, row, had)
     end
   end
   return nil
+end
+
+-- Whether two JSON texts (or nils) hold the same value: a store gives JSON back in its own
+-- form (PostgreSQL's jsonb orders keys its way), and cjson's object order varies by run.
+local function same_value(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do
+    if not same_value(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+local function same_json(a, b)
+  if a == nil or b == nil then return a == b end
+  return a == b or same_value(json.decode(a), json.decode(b))
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
@@ -870,7 +977,7 @@ function M.import(db, dir)
           c.file, c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id,
           parent.type), "EINVAL"
       end
-      local ids = {}
+      local ids, listed = {}, {}
       for _, d in ipairs(c.deps) do
         if not set.by_id[d.id] and not existing[d.id] then
           return nil, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), "EINVAL"
@@ -878,7 +985,12 @@ function M.import(db, dir)
         if d.id == c.id then
           return nil, string.format("%s: %s: a card cannot depend on itself", c.file, d.path), "EINVAL"
         end
-        ids[#ids + 1] = d.id
+        -- a dependency listed twice is one (the board keeps one row): kept twice here, the
+        -- card never compared equal, and every import journaled "depends_on changed"
+        if not listed[d.id] then
+          listed[d.id] = true
+          ids[#ids + 1] = d.id
+        end
       end
       graph[c.id] = ids
       nodes[#nodes + 1] = c.id
@@ -938,10 +1050,28 @@ function M.import(db, dir)
     set.cards = ordered
 
     local created, updated, unchanged = 0, 0, 0
+    local checks = imports.verifications(db) -- the issues' acceptance checks as stored
+    local moved = {} -- the parents a card left or joined: they follow their children below
     for _, c in ipairs(set.cards) do
       c.source = c.file
       local cur = existing[c.id] and b:get(c.id)
       local deps = graph[c.id]
+      if cur and cur.parent ~= c.parent then
+        if cur.parent then moved[cur.parent] = true end
+        if c.parent then moved[c.parent] = true end
+      end
+      -- A card made on the board (by a run, the API, orket bug: it has no source) that a
+      -- file's card shares an id with: a run's START-3 and a new issue the operator
+      -- numbered START-3 are two pieces of work, and taking it over would replace the
+      -- run's definition and give the new work its status (done, say). Taken over only when
+      -- the file gives it the board's summary (or name): defining that very card. The
+      -- transaction returns nil, so nothing of this import is kept.
+      if cur and not cur.source and (c.summary or c.name) ~= (cur.summary or cur.name) then
+        return nil, placed(dir, string.format("%s: %s: card %q was made on the board, not imported (%q, %s): give this "
+          .. "%s another id; or, to define that card in the file, give it the board's %s", c.file,
+          c.path ~= "" and c.path or "id", c.id, cur.summary or cur.name or "", cur.status, c.type,
+          cur.summary and "summary" or "name"), c.anchor), "EINVAL"
+      end
       if not cur then
         imports.insert_card(db, c)
         created = created + 1
@@ -952,6 +1082,11 @@ function M.import(db, dir)
           if cur[k] ~= c[k] then changed[#changed + 1] = k end
         end
         if table.concat(cur.depends_on, "\0") ~= table.concat(deps, "\0") then changed[#changed + 1] = "depends_on" end
+        -- acceptance checks changed are a change of the card too: said as "0 updated" and
+        -- journaled nowhere, a new check went unseen
+        if c.type == "issue" and not same_json(checks[c.id], c.verification) then
+          changed[#changed + 1] = "verification"
+        end
         if #changed == 0 then
           unchanged = unchanged + 1
         else
@@ -976,6 +1111,25 @@ function M.import(db, dir)
           imports.add_dependency(db, c.id, d, i)
         end
       end
+    end
+    -- A card moved between epics (or an epic between rocks) changes where both parents
+    -- stand: the one it left may now have only finished children, the one it joined a
+    -- started one. They follow their children as after a child's move (docs/board.md,
+    -- "Parents follow their children"), epics before rocks, as the engine's moves, so the
+    -- board does not show an epic in progress with all its work done, or ready with its
+    -- work under way.
+    if next(moved) then
+      local parents, kind = {}, {}
+      for id in pairs(moved) do
+        local c = set.by_id[id] or row[id]
+        if c then parents[#parents + 1], kind[id] = id, rank[c.type] end
+      end
+      table.sort(parents, function(x, y)
+        if kind[x] ~= kind[y] then return kind[x] > kind[y] end
+        return x < y
+      end)
+      local after = board_mod.open(db) -- the cards as this import left them
+      for _, id in ipairs(parents) do after:follow(id) end
     end
     -- what this import read, replacing the last one's record
     imports.replace_files(db, set.digests)

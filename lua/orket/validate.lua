@@ -168,6 +168,7 @@ local function check_epics(dir, out, warnings, summary, team)
     add(out, dir, ferr, "epics")
     return
   end
+  for _, n in ipairs(files.skipped) do add(warnings, dir, n, "epics") end -- a YAML epic, a WEB.JSON
   local parsed, all = {}, {}
   for _, f in ipairs(files) do
     local cards, cerr, third = import.check_file(f)

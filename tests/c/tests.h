@@ -137,6 +137,9 @@
   X(test_proxymemo_sweep)                  \
   X(test_pwcheck_queue)                    \
   X(test_sqlseed_confined)                 \
+  X(test_jsondup_found)                    \
+  X(test_jsondup_errors)                   \
+  X(test_jsondup_many_keys)                \
   X(test_health_answers)                   \
   X(test_store_cache_same_address)         \
   X(test_store_cache_many_addresses)       \

@@ -113,6 +113,35 @@ describe("orket validate", function()
     assert.matches("did you mean 'depends_on'?", i.stderr, 1, true)
   end)
 
+  -- an epic written as YAML, or saved as WEB.JSON, was passed over without a word
+  it("says a file of epics/ that looks meant as an epic and is not read, validate and import alike", function()
+    local p = project()
+    H.write(p .. "/epics/web.yaml", "id: WEB\nissues:\n  - summary: Login\n")
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    local said = "warning: epics/web.yaml: not read: epic files are named *.json or *.lua (lower case), and YAML is not read"
+    assert.matches(said, v.stdout, 1, true)
+    local i = H.orket("import", { cwd = p })
+    assert.equal(0, i.status, i.stderr)
+    assert.matches(said, i.stderr, 1, true)
+  end)
+
+  -- import took a misspelt seat without a word, and another seat worked the card
+  it("has import warn of a card seated at a seat not in the team, as validate says it, with the line", function()
+    local p = project()
+    H.write(p .. "/epics/s.json", '{"id":"S",\n"issues":[{"id":"S-1","summary":"a","seat":"senior_developer"},\n'
+      .. '{"id":"S-2","summary":"b","seat":"senior_developr"}]}')
+    local said = 'epics/s.json:3: issues[1].seat: no seat "senior_developr" in orket.lua\'s team, so another seat would '
+      .. "work the card (seats: integrity_guard, lead_architect, senior_developer)"
+    local v = H.orket("validate", { cwd = p })
+    assert.matches(said, v.stdout, 1, true)
+    local i = H.orket("import", { cwd = p })
+    assert.equal(0, i.status, i.stderr)
+    assert.matches("warning: " .. said, i.stderr, 1, true)
+    assert.is_nil(i.stderr:find("S-1", 1, true))
+    assert.equal("senior_developr", H.card_json(p, "S-2").card.seat) -- imported as written
+  end)
+
   it("checks roles and policies naming an MCP server's tools against the tools it lists", function()
     local ndir, why = require("tests.npm").ensure()
     if not ndir then

@@ -4,6 +4,8 @@ local project = require "orket.project"
 local uv = require "luv"
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
+local config = require "orket.config"
+local settings = require "orket.settings"
 
 local cmd = { name = "import", summary = "load a project's epics/ into its board",
   args = require("orket.cmdline").dir_args("import") }
@@ -91,6 +93,13 @@ function cmd.run(args, cli)
     return 1
   end
   for _, w in ipairs(r.warnings or {}) do cli.err("warning: %s", w) end
+  -- a seat misspelt in an epic file is worked by another seat, unseen: said as validate
+  -- does (when orket.lua cannot be read, its own command says so; the import stands)
+  local data = config.read(dir)
+  local ok, s = pcall(settings.resolve, data and { team = data.team })
+  if data and ok and s and s.team then
+    for _, w in ipairs(import.unseated(dir, set, settings.seats(s))) do cli.err("warning: %s", w) end
+  end
   io.stdout:write(string.format("imported %d cards from %d files: %d new, %d updated, %d unchanged\n",
     r.cards, r.files, r.created, r.updated, r.unchanged))
   if #gone > 0 then say_gone(gone, dir, cli) end

@@ -11,6 +11,17 @@ function M.cards(db)
   return assert(db:rows("SELECT id, type, parent, status FROM cards"))
 end
 
+--- verifications(db) -> {card id -> its acceptance checks' JSON text} of the cards that have
+--- some (the text as the store gives it back: compare it decoded)
+function M.verifications(db)
+  local out = {}
+  for _, r in ipairs(assert(db:rows("SELECT id, " .. db.dialect.json("verification")
+      .. " FROM cards WHERE verification IS NOT NULL"))) do
+    out[r.id] = r.verification
+  end
+  return out
+end
+
 --- dependencies(db) -> every dependency {card_id, depends_on}, by card and position
 function M.dependencies(db)
   return assert(db:rows("SELECT card_id, depends_on FROM dependencies ORDER BY card_id, position"))

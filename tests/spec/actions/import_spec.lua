@@ -204,6 +204,248 @@ describe("import", function()
     db:close()
   end)
 
+  -- A card moved between epics changes where both stand: the epic it left, with all its
+  -- other work done, was left in progress for ever; the one it joined stayed ready with
+  -- its work under way. Both follow their children, as after a child's move.
+  it("brings the epics a card moved between in line with their children", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]],
+      ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    assert(b:transition("E-1", "in_progress", { actor = coder }))
+    assert(b:transition("E-1", "code_review", { actor = coder }))
+    assert(b:transition("E-1", "done", { actor = guard }))
+    assert(b:transition("E-2", "in_progress", { actor = coder }))
+    assert.same({ "in_progress", "ready" }, { b:get("E").status, b:get("F").status })
+    -- E-2, under way, moved to F: E has only done work left, F has work under way
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]])
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"other"},{"id":"E-2","summary":"two"}]}]])
+    assert(import.import(db, dir))
+    assert.equal("F", b:get("E-2").parent)
+    assert.same({ "done", "in_progress", "in_progress" }, { b:get("E").status, b:get("F").status, b:get("E-2").status })
+    local last = b:history("E")[#b:history("E")]
+    assert.same({ "transition", "in_progress", "done", "orket" }, { last.kind, last.data.from, last.data.to, last.actor })
+    -- and on to an epic this import creates: it starts with it
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]])
+    H.write(dir .. "/epics/g.json", [[{"id":"G","issues":[{"id":"E-2","summary":"two"}]}]])
+    assert(import.import(db, dir))
+    assert.same({ "G", "in_progress" }, { b:get("E-2").parent, b:get("G").status })
+    db:close()
+  end)
+
+  -- Windows editors save UTF-8 with a byte order mark; cjson refused it as "invalid token
+  -- at character 1", and Lua's load as an unexpected symbol
+  it("reads a file that starts with a UTF-8 byte order mark", function()
+    local dir = project { ["a.json"] = '\239\187\191{"id":"A",\r\n"issues":[{"id":"A-1","summary":"one"}]}\r\n',
+      ["b.lua"] = '\239\187\191return {id="B", issues={{id="B-1", summary="two"}}}' }
+    local db, b = open(dir)
+    local r = assert(import.import(db, dir))
+    assert.same({ 4, 4 }, { r.cards, r.created })
+    assert.same({ "one", "two" }, { b:get("A-1").summary, b:get("B-1").summary })
+    assert.same({}, import.changed(db, dir))
+    -- the mark before an array is the array's error, as without it
+    H.write(dir .. "/epics/a.json", "\239\187\191 []")
+    assert.same({ nil, "epics/a.json: must hold an object (a rock or an epic), not an array", "EINVAL" },
+      { import.import(db, dir) })
+    db:close()
+  end)
+
+  -- an epic written as YAML or saved as WEB.JSON was passed over without a word: "imported
+  -- 0 cards from 0 files", its cards missing from the board
+  it("says the files of epics/ that look meant as epics and are not read", function()
+    local dir = project { ["a.json"] = '{"id":"A","issues":[]}', ["web.yaml"] = "id: WEB\n",
+      ["core/API.JSON"] = '{"id":"API"}', ["README.md"] = "the epics", ["core/notes.txt"] = "x" }
+    local db = open(dir)
+    local r = assert(import.import(db, dir))
+    assert.same({ 1, 1 }, { r.files, r.cards })
+    assert.same({ "epics/core/API.JSON: not read: epic files are named *.json or *.lua (lower case), and YAML is not read",
+      "epics/web.yaml: not read: epic files are named *.json or *.lua (lower case), and YAML is not read" }, r.warnings)
+    db:close()
+  end)
+
+  -- a JSON 11 or -1 is a float to cjson, and was said as 11.0
+  it("says a priority out of range as the file has it", function()
+    for _, p in ipairs { "11", "-1" } do
+      local dir = project { ["a.json"] = '{"id":"A","issues":[{"summary":"a","priority":' .. p .. '}]}' }
+      local db = open(dir)
+      local ok, err = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.equal("epics/a.json:1: issues[0].priority: priority must be a whole number from 0 to 10 (3 high, 2 medium, "
+        .. "1 low), not " .. p, err)
+      db:close()
+    end
+  end)
+
+  -- A run's E-2 (board:create numbers E-<n>) and a new issue the operator numbered E-2 are
+  -- two pieces of work: the import replaced the run's definition with the file's, and the
+  -- new work took the run's card's status (done: never worked).
+  it("takes no card made on the board over for a file's card of another summary", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local made = assert(b:create { parent = "E", summary = "split off: tests", actor = { seat = "dev" } })
+    assert.equal("E-2", made.id)
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    assert(b:transition("E-2", "in_progress", { actor = coder }))
+    assert(b:transition("E-2", "code_review", { actor = coder }))
+    assert(b:transition("E-2", "done", { actor = guard }))
+    local events = #db:events()
+    H.write(dir .. "/epics/e.json", '{"id":"E","issues":[{"id":"E-1","summary":"one"},\n{"id":"E-3","summary":"three"},'
+      .. '\n{"id":"E-2","summary":"translate"}]}')
+    local ok, err, code = import.import(db, dir)
+    assert.is_nil(ok)
+    assert.equal("EINVAL", code)
+    assert.equal('epics/e.json:3: issues[2]: card "E-2" was made on the board, not imported ("split off: tests", done): '
+      .. "give this issue another id; or, to define that card in the file, give it the board's summary", err)
+    assert.equal(events, #db:events()) -- nothing written, E-3 neither
+    assert.is_nil(b:get("E-3"))
+    assert.same({ "split off: tests", nil }, { b:get("E-2").summary, b:get("E-2").source })
+    -- with the board's summary the file defines that very card, from then on
+    H.write(dir .. "/epics/e.json", '{"id":"E","issues":[{"id":"E-1","summary":"one"},'
+      .. '{"id":"E-2","summary":"split off: tests","description":"kept in the file now"}]}')
+    local r = assert(import.import(db, dir))
+    assert.equal(1, r.updated)
+    assert.same({ "done", "epics/e.json", "kept in the file now" }, { b:get("E-2").status, b:get("E-2").source,
+      b:get("E-2").description })
+    H.write(dir .. "/epics/e.json", '{"id":"E","issues":[{"id":"E-1","summary":"one"},'
+      .. '{"id":"E-2","summary":"split off: the tests","description":"kept in the file now"}]}')
+    assert(import.import(db, dir)) -- an imported card's summary may change, as any
+    db:close()
+  end)
+
+  -- a canceled or archived dependency blocks until it is done, which it never will be:
+  -- the import took it, and the card could never start (a run stalled on it)
+  it("adds no dependency on a canceled or archived card, which would hold a card back for ever", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]],
+      ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"x"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local person = { seat = "lead", by = "person" }
+    assert(b:cancel("E-1", { actor = person, reason = "not needed" }))
+    assert(b:transition("E-2", "archived", { actor = person }))
+    local events = #db:events()
+    for _, case in ipairs {
+      { [[{"id":"F","issues":[{"id":"F-1","summary":"x"},{"id":"F-2","summary":"y",
+          "depends_on":["E-1"]}]}]],
+        "epics/f.json:2: issues[1].depends_on[0]: E-1 is canceled, so F-2 could never start (a dependency holds back "
+          .. "a start until it is done): drop the dependency, or depend on the card that does its work now" },
+      { [[{"id":"F","issues":[{"id":"F-1","summary":"x","depends_on":["E-2"]}]}]],
+        "epics/f.json:1: issues[0].depends_on[0]: E-2 is archived, so F-1 could never start" },
+      { '{"id":"F",\n"depends_on":["E-1"],"issues":[{"id":"F-1","summary":"x"}]}',
+        "epics/f.json:2: depends_on[0]: E-1 is canceled, so the issues of epic F could never start" },
+    } do
+      H.write(dir .. "/epics/f.json", case[1])
+      local ok, err, code = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.equal("EINVAL", code)
+      assert.equal(1, select(2, err:find(case[2], 1, true)) and 1 or 0, "got: " .. tostring(err))
+    end
+    assert.equal(events, #db:events()) -- nothing written
+    assert.is_nil(b:get("F-2"))
+    assert.same({}, b:get("F-1").depends_on)
+    db:close()
+  end)
+
+  -- a started issue is past the start a dependency holds back: the refusal of its new
+  -- dependency on a canceled card said it "could never start"
+  it("refuses a started issue's new dependency on a canceled card as one that would not hold it back", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]],
+      ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"x"}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    assert(b:cancel("E-1", { actor = { seat = "lead", by = "person" }, reason = "not needed" }))
+    assert(b:transition("F-1", "in_progress", { actor = { seat = "dev" } }))
+    local events = #db:events()
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"x","depends_on":["E-1"]}]}]])
+    local ok, err = import.import(db, dir)
+    assert.is_nil(ok)
+    assert.equal("epics/f.json:1: issues[0].depends_on[0]: F-1 is in_progress, so the new dependency E-1 (canceled) "
+      .. "would not hold it back (dependencies hold back only a start): drop the dependency, or cancel F-1 and give "
+      .. "its work to a new card that depends on E-1", err)
+    assert.equal(events, #db:events())
+    db:close()
+  end)
+
+  it("finds a key given twice in one object, and none where keys repeat in other objects", function()
+    local cases = {
+      { '{"a":1,"b":{"a":2,"b":[{"a":3},{"a":4}]},"c":"\\"a\\":","d":["a","a"]}', nil },
+      { '{"s":"x\\\\","s" :2}', 14, "s" }, -- the offset: to the end of the second copy's key
+      { '{"o":{"k":1,"k":2}}', 15, "k" },
+      { '{"a\\"b":1,"a\\"b":2}', 16, 'a"b' },
+      { '[{"x":1},{"x":1,"y":{},"x":2}]', 26, "x" },
+      -- keys equal once unescaped are one key to cjson, which keeps the last
+      { '{"issues":[],\n"\\u0069ssues":[]}', 27, "issues" },
+      { '{"/":1,"\\/":2}', 11, "/" },
+    }
+    for _, c in ipairs(cases) do
+      assert.same({ c[2], c[3] }, { import.duplicate_key(c[1]) }, c[1])
+    end
+  end)
+
+  -- a rock's epic named by a file name or a name that several epics have took the first of
+  -- them, putting the other's work (or none of the one meant) under the rock unseen
+  it("refuses a rock's epic named by a file name or name that several epics have", function()
+    local dir = project { ["r.json"] = [[{"id":"R","epics":[{"epic":"backend"}]}]],
+      ["core/backend.json"] = [[{"id":"CB","name":"Backend","issues":[]}]],
+      ["x.json"] = [[{"id":"X","name":"Y","issues":[]}]], ["y.json"] = [[{"id":"Y","issues":[]}]] }
+    os.execute("mkdir " .. H.quote(dir .. "/epics/web"))
+    H.write(dir .. "/epics/web/backend.json", [[{"id":"WB","name":"Backend","issues":[]}]])
+    local db, b = open(dir)
+    for _, name in ipairs { "backend", "Backend" } do
+      H.write(dir .. "/epics/r.json", '{"id":"R","epics":[{"epic":"' .. name .. '"}]}')
+      local ok, err, code = import.import(db, dir)
+      assert.is_nil(ok)
+      assert.equal("EINVAL", code)
+      assert.equal('epics/r.json:1: epics[0].epic: "' .. name .. '" names 2 epics (CB in epics/core/backend.json, WB in '
+        .. "epics/web/backend.json): give the epic's id, or its department", err)
+    end
+    assert.equal(0, db:row("SELECT count(*) AS n FROM cards").n)
+    -- with its department, or its id, it names one; an id before another epic's name
+    H.write(dir .. "/epics/r.json", [[{"id":"R","epics":[{"epic":"backend","department":"web"},"CB","Y"]}]])
+    assert(import.import(db, dir))
+    assert.same({ "R", "R", "R", nil }, { b:get("WB").parent, b:get("CB").parent, b:get("Y").parent, b:get("X").parent })
+    db:close()
+  end)
+
+  -- listed twice, a dependency is one on the board: the card never compared equal, and
+  -- every import updated it and journaled "depends_on changed"
+  it("takes a dependency listed twice as one, and leaves the card unchanged on re-import", function()
+    local dir = project { ["d.json"] = [[{"id":"D","issues":[{"id":"D-1","summary":"a"},{"id":"D-2","summary":"b"},
+      {"id":"D-3","summary":"c","depends_on":["D-1","D-2","D-1"]}]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    assert.same({ "D-1", "D-2" }, b:get("D-3").depends_on)
+    local events = #db:events()
+    local r = assert(import.import(db, dir))
+    assert.same({ 0, 4 }, { r.updated, r.unchanged })
+    assert.equal(events, #db:events())
+    db:close()
+  end)
+
+  -- acceptance checks were written apart from the compared fields: a changed check was
+  -- said as "0 updated" and journaled nowhere
+  it("counts a change of an issue's acceptance checks as an update, journaled", function()
+    local function file(checks)
+      return '{"id":"V","issues":[{"id":"V-1","summary":"a"' .. (checks and (',"verification":' .. checks) or "") .. '}]}'
+    end
+    local dir = project { ["v.json"] = file '{"command":["sh","t.sh"],"expect_exit":0,"timeout_ms":5000}' }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local r = assert(import.import(db, dir)) -- the same checks: unchanged, whatever the store's JSON form
+    assert.same({ 0, 2 }, { r.updated, r.unchanged })
+    for _, checks in ipairs { '{"command":["sh","t.sh"],"expect_exit":1,"timeout_ms":5000}', false } do
+      H.write(dir .. "/epics/v.json", file(checks or nil))
+      r = assert(import.import(db, dir))
+      assert.same({ 1, 1 }, { r.updated, r.unchanged })
+      local h = b:history("V-1")
+      assert.same({ "verification" }, h[#h].data.changed)
+    end
+    assert.is_nil(require("orket.store.verifications").checks(db, "V-1"))
+    assert.equal(0, assert(import.import(db, dir)).updated) -- none, as none before
+    db:close()
+  end)
+
   it("derives stable ids from the file name and the summary", function()
     local dir = project { ["core/web.json"] = [[{"stories":[{"summary":"Add the login form!"},{"name":"Logout"}]}]],
       ["goal.lua"] = [[return { epics = { { epic = "web", department = "core" } } }]] }
@@ -328,6 +570,21 @@ describe("import", function()
       "epics/a.lua:1: issues[2].summary: must be a string, not number" },
     { "a Lua file that does not compile", { ["a.lua"] = "return {" },
       "epics/a.lua:1:" },
+    -- cjson keeps the last of a key given twice, dropping the first's cards or dependencies
+    { "a second issues key in one object", { ["a.json"] = '{"id":"A","issues":[{"id":"A-1","summary":"a"}],\n'
+        .. '"issues":[{"id":"A-2","summary":"b"}]}' },
+      'epics/a.json:2: "issues" is given twice in one object; JSON keeps only the last, and what the first holds would '
+        .. "be dropped: merge them into one" },
+    { "a second issues key written with an escape", { ["a.json"] = '{"id":"A","issues":[{"id":"A-1","summary":"a"}],\n'
+        .. '"\\u0069ssues":[{"id":"A-2","summary":"b"}]}' },
+      'epics/a.json:2: "issues" is given twice in one object' },
+    -- cjson takes hex numbers, NaN and Infinity, which no other JSON tool would
+    { "a number JSON has not", { ["a.json"] = '{"id":"A",\n"issues":[{"id":"A-1","summary":"a","priority":0x3}]}' },
+      "epics/a.json:2: not JSON: lexical error: invalid char in json text" },
+    { "a second depends_on in one issue", { ["a.json"] = '{"id":"A","issues":[{"id":"A-1","summary":"a"},\n'
+        .. '{"id":"A-3","summary":"c"},\n{"id":"A-2","summary":"b \\"{[\\\\","depends_on":["A-1"],\n"depends_on":["A-3"]}]}' },
+      'epics/a.json:4: "depends_on" is given twice in one object' },
+    { "an empty file", { ["a.json"] = " \n" }, "epics/a.json: is empty; it must hold an object (a rock or an epic)" },
     { "a file that is not an object", { ["a.json"] = "[1, 2]" },
       "epics/a.json: must hold an object (a rock or an epic), not an array" },
   }
