@@ -141,6 +141,8 @@ int jsondup_find(const char *text, size_t len, jsondup_result *r) {
     snprintf(r->err, sizeof r->err, "out of memory");
     return JSONDUP_ERROR;
   }
+  /* UTF-8 is the caller's to judge, naming the field (a key's bytes compare as they are) */
+  yajl_config(c->h, yajl_dont_validate_strings, 1);
   yajl_status st = yajl_parse(c->h, (const unsigned char *)text, len);
   if (st == yajl_status_ok) st = yajl_complete_parse(c->h);
   int ret = JSONDUP_NONE;

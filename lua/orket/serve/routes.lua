@@ -25,11 +25,12 @@ M.err = err
 local function whole(s) return math.tointeger(tonumber(s:match("^%d+$") or "")) end
 M.whole = whole
 
---- page(ctx, max) -> after, limit | nil, status, doc: a listing's ?after=ID (0: from the
---- first) and ?limit=N (100 when absent, at most max), each checked
-function M.page(ctx, max)
-  local after = whole(ctx.query.after or "0")
-  local limit = whole(ctx.query.limit or "100")
+--- page(after, limit, max) -> after, limit | nil, status, doc: a listing's ?after=ID (0:
+--- from the first) and ?limit=N (100 when absent, at most max) as the request gave them,
+--- each checked (the route reads them: it declares them)
+function M.page(after, limit, max)
+  after = whole(after or "0")
+  limit = whole(limit or "100")
   if not after then return nil, err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
   if not limit or limit < 1 then
     return nil, err(400, "bad_query", "?limit= takes a whole number from 1 to " .. max .. " (100 when absent)")

@@ -381,7 +381,7 @@ local SIGNS_MAX = 200
 -- reads them, a member of other projects only too (GET /v1/audit, the default project's,
 -- answers them 404); only their own: the actor is the caller, never a query's.
 local function own_signs(_, ctx)
-  local after, limit, bad = routes.page(ctx, SIGNS_MAX)
+  local after, limit, bad = routes.page(ctx.query.after, ctx.query.limit, SIGNS_MAX)
   if not after then return limit, bad end
   local who, out = ctx.who, {}
   -- local use signs in to nothing (no session): an empty list, as for anyone never signed in

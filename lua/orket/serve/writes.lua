@@ -200,7 +200,7 @@ local AUDIT_MAX = 200
 
 -- GET /v1/audit[?after=ID][&limit=N][&actor=A][&key=ID]: the writes made through the API, oldest first.
 local function audit(_, ctx)
-  local after, limit, bad = routes.page(ctx, AUDIT_MAX)
+  local after, limit, bad = routes.page(ctx.query.after, ctx.query.limit, AUDIT_MAX)
   if not after then return limit, bad end
   -- one actor's writes (`user:alice`, the id of a key of no person, `local:USER`), or those
   -- made through one person's key (?key=ID: its person is the actor, the key is `key`)
