@@ -6,6 +6,7 @@
 -- docs/board.md.
 local uv = require "luv"
 local json = require "cjson.safe"
+local jsonout = require "orket.jsonout"
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
 local sandbox_checks = require "orket.actions.sandbox_checks"
@@ -929,20 +930,9 @@ end
 
 -- Whether two JSON texts (or nils) hold the same value: a store gives JSON back in its own
 -- form (PostgreSQL's jsonb orders keys its way), and cjson's object order varies by run.
-local function same_value(a, b)
-  if a == b then return true end
-  if type(a) ~= "table" or type(b) ~= "table" then return false end
-  for k, v in pairs(a) do
-    if not same_value(v, b[k]) then return false end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
-  end
-  return true
-end
 local function same_json(a, b)
   if a == nil or b == nil then return a == b end
-  return a == b or same_value(json.decode(a), json.decode(b))
+  return a == b or jsonout.same(json.decode(a), json.decode(b))
 end
 
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",

@@ -66,4 +66,19 @@ end
 function M.encoded(text) return setmetatable({ text = text }, ENCODED) end
 function M.is_encoded(v) return getmetatable(v) == ENCODED end
 
+--- same(a, b) -> whether two decoded JSON values are equal: numbers by value (1 and 1.0),
+--- objects by their keys whatever the order (a store's JSON, PostgreSQL's jsonb, orders
+--- them its own way; cjson's varies by run), arrays by position
+function M.same(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do
+    if not M.same(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
 return M

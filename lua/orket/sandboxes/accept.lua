@@ -53,18 +53,7 @@ function M.json_at(doc, path)
   return true, v
 end
 
-local function same(a, b)
-  if type(a) == "number" and type(b) == "number" then return a == b end
-  if type(a) ~= type(b) then return false end
-  if type(a) ~= "table" then return a == b end
-  for k, v in pairs(a) do
-    if not same(v, b[k]) then return false end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
-  end
-  return true
-end
+local same = jsonout.same
 
 local function show(v)
   local s = cjson.encode(v) or tostring(v)
