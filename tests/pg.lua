@@ -59,7 +59,9 @@ function M.reap_stale(wrap)
   local p = io.popen("ls -d " .. where .. " 2>/dev/null")
   local ours = pid_ns()
   for dir in p:lines() do
-    local owner, ns = (H.read(dir .. "/owner") or ""):match("^(%d+)%s*(%S*)")
+    -- (luv gives the pid as a float: earlier runs wrote "123.0", which once read as a
+    -- namespace of ".0", never ours, so no stale server was ever stopped)
+    local owner, ns = (H.read(dir .. "/owner") or ""):match("^(%d+)%.?0*%s*(%S*)")
     if owner and (ns == "" or ns == ours) and not sh("kill -0 " .. owner .. " 2>/dev/null") then
       sh(string.format("cd / && %s%s/pg_ctl -D %s -m immediate -w stop", wrap, M.BIN, q(dir .. "/data")))
       os.execute("rm -rf " .. q(dir))
@@ -83,7 +85,7 @@ function M.start(o)
   -- DATABASE cost 50-120 ms of CPU here, in memory about 13 ms, and the PostgreSQL layer
   -- took a quarter less CPU
   local dir = assert(uv.fs_mkdtemp(H.scratch() .. "/orket-pg.XXXXXX"))
-  H.write(dir .. "/owner", tostring(uv.os_getpid()) .. " " .. pid_ns() .. "\n")
+  H.write(dir .. "/owner", string.format("%d %s\n", uv.os_getpid(), pid_ns()))
   local password = "pw-" .. tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
   H.write(dir .. "/pwfile", password .. "\n")
   if wrap ~= "" then assert(sh("chown -R nobody " .. q(dir) .. " && chmod 700 " .. q(dir))) end
@@ -160,7 +162,7 @@ end
 function M.standby(primary)
   local wrap = primary.wrap
   local dir = assert(uv.fs_mkdtemp(H.scratch() .. "/orket-pg.XXXXXX"))
-  H.write(dir .. "/owner", tostring(uv.os_getpid()) .. " " .. pid_ns() .. "\n")
+  H.write(dir .. "/owner", string.format("%d %s\n", uv.os_getpid(), pid_ns()))
   if wrap ~= "" then assert(sh("chown -R nobody " .. q(dir) .. " && chmod 700 " .. q(dir))) end
   -- the server reads the password from a passfile it owns (the one pg_basebackup -R names)
   local passfile = dir .. "/replica.pgpass"
