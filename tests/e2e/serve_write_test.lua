@@ -141,6 +141,15 @@ describe("orket serve writes", function()
     st, doc = call(s, "POST", "/v1/cards", op, "{not json")
     assert.equal(400, st)
     assert.equal("bad_json", doc.error.code)
+    -- a key twice (the decoder would keep the last summary, a proxy may have read the first),
+    -- escaped or not, at any depth (nothing is made: the audit below counts the creates)
+    for _, text in ipairs { '{"parent":"API","summary":"ok","summary":"evil"}',
+      '{"parent":"API","summary":"ok","\\u0073ummary":"evil"}',
+      '{"parent":"API","summary":"x","requirements":[{"a":1,"a":2}]}' } do
+      st, doc = call(s, "POST", "/v1/cards", op, text)
+      assert.same({ 400, "bad_json" }, { st, doc.error.code }, text)
+      assert.matches('the body gives the key "[a-z]+" twice in one object', doc.error.message, nil, text)
+    end
     -- an id git cannot name the card's branch by is refused now, not at the card's first turn
     for _, id in ipairs { "X.lock", "A..B", "a." } do
       st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "x", id = id })
