@@ -2,7 +2,8 @@
 -- (docs/observability.md). A tracer turns the engine's events into spans named and
 -- described by the OpenTelemetry GenAI semantic conventions: one `invoke_agent` span per
 -- agent turn, one `chat` span per model call, one `execute_tool` span per tool call, under
--- one span of the run; the card, run and project are attributes. Spans wait in a bounded
+-- one span of each start of the run, in the run's one trace (a resume continues it); the
+-- card, run and project are attributes. Spans wait in a bounded
 -- queue and leave in batches from a task of their own: export never blocks a run or fails
 -- it. A full queue or a collector that is down or refuses a batch costs counted drops.
 -- Prompt and answer text are never exported.
@@ -92,10 +93,42 @@ local function protocol(getenv, own)
     .. "Orket sends OTLP/HTTP with JSON (http/json); set %s=http/json or unset it", var, value, var)
 end
 
+-- The exporters the specification names that Orket does not have (OTEL_TRACES_EXPORTER's,
+-- OTEL_METRICS_EXPORTER's; jaeger was one): asked for, the signal would go nowhere it was
+-- meant to, or over OTLP to a collector the operator chose not to send it to.
+local OTHER_EXPORTERS = { zipkin = true, console = true, logging = true, prometheus = true, jaeger = true }
+
+-- A signal's exporter (OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER: a comma-separated list,
+-- case ignored): true (otlp, the default) | false (none) | nil, why (an exporter Orket does
+-- not have, refused as gRPC is). A name the specification does not give is warned of and
+-- ignored (into warnings), as it orders for an enum: alone, the default rules.
+local function exporter(getenv, var, warnings)
+  local value = (getenv(var) or ""):match("^%s*(.-)%s*$")
+  local otlp, named, warned = false, false, false
+  for item in value:gmatch("[^,]+") do
+    local name = item:match("^%s*(.-)%s*$"):lower()
+    if name == "otlp" or name == "none" then
+      named, otlp = true, otlp or name == "otlp"
+    elseif OTHER_EXPORTERS[name] then
+      return nil, string.format("%s=%s: Orket exports over OTLP only; set %s=otlp (or unset it) and point "
+        .. "OTEL_EXPORTER_OTLP_ENDPOINT at a collector (the OpenTelemetry Collector forwards to %s), or %s=none "
+        .. "to export nothing of it", var, value, var, name, var)
+    elseif name ~= "" and not warned then
+      warned = true
+      warnings[#warnings + 1] = string.format("%s=%s: not an exporter (Orket's: otlp, none): ignored, "
+        .. "exported over OTLP; set %s=otlp, none, or unset it", var, value, var)
+    end
+  end
+  if not named then return true end
+  return otlp
+end
+
 --- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=,
---- max_request_bytes=, warnings=} | nil (no export) | nil, message, "EINVAL" (gRPC, which
---- Orket does not speak, named with its variable: what builds a tracer refuses to start).
+--- max_request_bytes=, warnings=} | nil (no export) | nil, message, "EINVAL" (gRPC, or an
+--- exporter other than otlp and none, which Orket does not have, named with its variable:
+--- what builds a tracer refuses to start).
 --- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
+--- OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER (none: that signal is not exported),
 --- OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the whole URL), OTEL_EXPORTER_OTLP_ENDPOINT (a base
 --- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS (OTEL_EXPORTER_OTLP_TRACES_HEADERS,
 --- _METRICS_HEADERS: each signal's, instead), OTEL_EXPORTER_OTLP_PROTOCOL (_TRACES_PROTOCOL,
@@ -105,7 +138,15 @@ function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
   -- orket serve asks before orket.settings checks the section: a bad one is its to name
   if type(telemetry) ~= "table" then telemetry = {} end
-  if (getenv("OTEL_SDK_DISABLED") or ""):lower() == "true" then return nil end
+  -- a boolean of the specification: true (case and spaces aside) turns every signal off;
+  -- anything but true, false or empty is false, said
+  local warnings = {}
+  local disabled = (getenv("OTEL_SDK_DISABLED") or ""):match("^%s*(.-)%s*$")
+  if disabled:lower() == "true" then return nil end
+  if disabled ~= "" and disabled:lower() ~= "false" then
+    warnings[1] = string.format("OTEL_SDK_DISABLED=%s: not true or false: taken as false, export stays on; "
+      .. "set OTEL_SDK_DISABLED=true to turn it off", disabled)
+  end
   local base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
   if not base or base == "" then base = telemetry.endpoint end
   if type(base) ~= "string" then base = nil end
@@ -116,8 +157,20 @@ function M.config(getenv, telemetry)
   if not murl or murl == "" then murl = base and (base .. "/v1/metrics") end
   if url and not url:match("^https?://[^/]") then url = nil end
   if murl and not murl:match("^https?://[^/]") then murl = nil end
+  -- a signal's exporter is read only when it has a collector, as its protocol is: a command
+  -- that exports nothing is never refused for it
+  local on, err
+  if url then
+    on, err = exporter(getenv, "OTEL_TRACES_EXPORTER", warnings)
+    if err then return nil, err, "EINVAL" end
+    if not on then url = nil end
+  end
+  if murl then
+    on, err = exporter(getenv, "OTEL_METRICS_EXPORTER", warnings)
+    if err then return nil, err, "EINVAL" end
+    if not on then murl = nil end
+  end
   if not url and not murl then return nil end
-  local warnings = {}
   for _, sig in ipairs { { url, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" }, { murl, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" } } do
     if sig[1] then
       local warning, err = protocol(getenv, sig[2])
@@ -167,7 +220,7 @@ end
 -- no table, id or time text: what a span allocated was most of what it cost (the
 -- collector marks and sweeps for every byte a program allocates).
 local KEYS = {
-  run = { "error.type", "orket.project", "orket.run.id", "orket.run.status", "orket.run.target" },
+  run = { "error.type", "orket.project", "orket.run.id", "orket.run.resumed", "orket.run.status", "orket.run.target" },
   turn = { "error.type", "gen_ai.agent.name", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name",
     "gen_ai.request.model", "orket.card.id", "orket.model", "orket.outcome", "orket.phase", "orket.project",
     "orket.run.id", "orket.seat", "orket.turn" },
@@ -203,10 +256,11 @@ function M.say(cfg)
   end
 end
 
---- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
---- as cfg (config's) says (its warnings said: otel.say). project: the project's name, an
---- attribute of every span.
-function M.new(cfg, project)
+--- new(cfg, project[, store_id]) -> tracer: spans from the engine's events (tracer:event(ev)),
+--- exported as cfg (config's) says (its warnings said: otel.say). project: the project's
+--- name, an attribute of every span. store_id: the store's own random id (store_identity),
+--- from which each run's trace id is made (M.trace_of); without it each run's start draws one.
+function M.new(cfg, project, store_id)
   M.say(cfg)
   -- the batch's text around its spans, encoded once: the request (OTLP's
   -- ExportTraceServiceRequest in its JSON mapping) with an empty list of spans, cut there
@@ -215,13 +269,23 @@ function M.new(cfg, project)
     scopeSpans = { { scope = { name = "orket" }, spans = jsonout.array() } } } } }
   local at = doc:find("%[%]}%]}%]}$")
   local prefix, suffix = doc:sub(1, at - 1), doc:sub(at + 2)
-  return setmetatable({ cfg = cfg, project = project, queue = {}, queued = 0, dropped = 0, exported = 0, failed = 0,
-    oversized = 0, open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
+  return setmetatable({ cfg = cfg, project = project, store_id = store_id, queue = {}, queued = 0, dropped = 0,
+    exported = 0, failed = 0, oversized = 0, open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
     prefix = prefix, suffix = suffix,
     frame = #prefix + #suffix + 2, -- a request's bytes around its spans' text (their list's brackets too)
     -- a model or tool span's values, written over for each (a list made at its size)
     values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
     Tracer)
+end
+
+--- trace_of(store_id, run_id) -> hi, lo: the trace id of a run (two 64-bit integers, its
+--- 16 bytes' halves), the same at every start of the run: its first and each resume after
+--- a crash or a stop, in any process. A hash of the store's random id (a run's id is
+--- only unique within its store) and the run's id: random to a backend, never the store's id.
+function M.trace_of(store_id, run_id)
+  local hex = crypto.hash(string.format("orket.run.trace\0%s\0%s", store_id, tostring(run_id)), 16)
+  local bytes = hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+  return string.unpack(">i8>i8", bytes)
 end
 
 -- The GenAI conventions' client metrics and their advised bucket boundaries.
@@ -253,7 +317,9 @@ end
 
 -- Adds a model call's tokens (integers or nil) and wall time (seconds or nil) to its
 -- provider and model's histograms, each made at its first use: two lookups a call.
-function Tracer:observe_call(provider, model, input, output, seconds)
+-- failed: a failed call's class, its duration's `error.type` (the GenAI conventions count a
+-- failed operation's duration, told apart by that attribute); its tokens are never counted.
+function Tracer:observe_call(provider, model, input, output, seconds, failed)
   local by = self.hists[provider or false]
   if not by then
     by = {}
@@ -272,7 +338,17 @@ function Tracer:observe_call(provider, model, input, output, seconds)
     mh.output = mh.output or histogram(self, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "output"))
     add(mh.output, output)
   end
-  if seconds then
+  if seconds and failed then
+    mh.failed = mh.failed or {}
+    local h = mh.failed[failed]
+    if not h then
+      local attrs = call_attrs(provider, model, nil)
+      attrs["error.type"] = failed
+      h = histogram(self, "gen_ai.client.operation.duration", M.DURATION_BUCKETS, attrs)
+      mh.failed[failed] = h
+    end
+    add(h, seconds)
+  elseif seconds then
     mh.duration = mh.duration or histogram(self, "gen_ai.client.operation.duration", M.DURATION_BUCKETS,
       call_attrs(provider, model, nil))
     add(mh.duration, seconds)
@@ -353,9 +429,12 @@ local function message_of(v) return v ~= nil and tostring(v) or true end
 local function on_event(self, ev)
   local t = ev.type
   if t == "run_start" then
-    self.trace_hi, self.trace_lo = random_id(self), random_id(self)
-    self.run = { nil, self.project, ev.run_id, nil, ev.target, name = "orket run " .. tostring(ev.target or ""),
-      id = random_id(self), start = now_int() }
+    -- one trace for the run, whatever process starts or resumes it: each start's run span is
+    -- a root of its own in it (the one a crash cut never came), a resume's marked resumed
+    if self.store_id and ev.run_id then self.trace_hi, self.trace_lo = M.trace_of(self.store_id, ev.run_id)
+    else self.trace_hi, self.trace_lo = random_id(self), random_id(self) end
+    self.run = { nil, self.project, ev.run_id, ev.resumed == true or nil, nil, ev.target,
+      name = "orket run " .. tostring(ev.target or ""), id = random_id(self), start = now_int() }
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
     local by = self.open[ev.card or false]
@@ -386,8 +465,10 @@ local function on_event(self, ev)
       parent[T_PROJECT], parent[T_RUN], ev.step
     self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), failed,
       KEYS.chat, v)
-    -- the client metrics keep answered calls (their attributes carry no error.type)
-    if not failed then self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000) end
+    -- the client metrics: a failed call's duration, by its error.type, but never its tokens
+    -- (what a cut stream was charged is the span's and docs/cost.md's, not usage)
+    if failed then self:observe_call(parent[T_PROVIDER], parent[T_MODEL], nil, nil, ms and ms / 1000, failed)
+    else self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000) end
   elseif t == "tool" then
     local parent = turn_of(self, ev)
     if not parent then return end
@@ -408,7 +489,7 @@ local function on_event(self, ev)
       for _, sp in pairs(by) do end_turn(self, sp, sp[T_OUTCOME], "the run ended") end
     end
     local run = self.run
-    run[1], run[4] = ev.status == "failed" and "failed" or nil, ev.status
+    run[1], run[5] = ev.status == "failed" and "failed" or nil, ev.status
     self:write(run.name, run.id, nil, INTERNAL, run.start, ev.status == "failed" and message_of(ev.status) or nil,
       KEYS.run, run)
     self.metrics_body = self:metrics(tostring(run.start))

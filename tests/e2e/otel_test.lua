@@ -14,13 +14,13 @@ local fake = F.model_server(teardown)
 -- the coder calls write_file once, then ends its turn
 local MODEL = "tool=write_file,tool_times=1,prompt=50,cached=20,chunks=3"
 
-local function project()
+local function project(budgets)
   return fake.one_issue(string.format([[
 name = "traced"
 models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-budgets = { turns_per_card = 1 }
-]], MODEL, fake.url .. "/v1"))
+budgets = { turns_per_card = 1%s }
+]], MODEL, fake.url .. "/v1", budgets or ""))
 end
 
 local function exports(kind)
@@ -134,12 +134,18 @@ budgets = { model_retries = 1, backoff_ms = 1 }
       assert.is_true(tonumber(a["gen_ai.usage.output_tokens"]) > 0, cjson.encode(sp))
       assert.equal(turn.spanId, sp.parentSpanId)
     end
-    -- left out of the client metrics: no call answered
+    -- in the client metrics the calls' durations, by error.type (the GenAI conventions), and
+    -- no tokens: no call answered
     local mx = exports("metrics")
-    assert.is_true(#mx <= 1)
-    for _, m in ipairs(mx[1] and mx[1].request.resourceMetrics[1].scopeMetrics[1].metrics or {}) do
-      for _, dp in ipairs(m.histogram.dataPoints) do assert.equal("0", tostring(dp.count)) end
+    assert.equal(1, #mx)
+    local points = {}
+    for _, m in ipairs(mx[1].request.resourceMetrics[1].scopeMetrics[1].metrics) do
+      for _, dp in ipairs(m.histogram.dataPoints) do
+        local a = attrs(dp.attributes)
+        points[#points + 1] = { m.name, a["error.type"], a["gen_ai.request.model"], tostring(dp.count) }
+      end
     end
+    assert.same({ { "gen_ai.client.operation.duration", "transient", "disconnect_after=2", "2" } }, points)
   end)
 
   it("cost a counted drop, never the run, when the collector is down or refuses", function()
@@ -279,6 +285,55 @@ budgets = { model_retries = 1, backoff_ms = 1 }
     assert.equal(1, #warnings, s.log()) -- at the start, not again at the run's tracer
     assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf: Orket sends OTLP/HTTP with JSON", warnings[1])
     assert.equal("application/json", exports()[1].content_type)
+  end)
+
+  -- OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER were not read: none exported all the
+  -- same, and zipkin sent OTLP to the endpoint unsaid
+  it("leave out a signal whose exporter is none, and refuse one Orket does not have, run and serve", function()
+    local dir = project()
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_TRACES_EXPORTER = "none" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    assert.same({ 0, 1 }, { #exports(), #exports("metrics") })
+    fake.reset()
+    r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_METRICS_EXPORTER = "NONE" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    assert.is_true(#exports() >= 1)
+    assert.equal(0, #exports("metrics"))
+    fake.reset()
+    for _, args in ipairs { "run M", "serve --listen 127.0.0.1:0" } do
+      r = H.orket(args, { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_TRACES_EXPORTER = "zipkin" } })
+      assert.equal(1, r.status, r.stderr)
+      assert.matches("^orket: OTEL_TRACES_EXPORTER=zipkin: Orket exports over OTLP only; set OTEL_TRACES_EXPORTER=otlp",
+        r.stderr)
+      assert.is_nil(r.stdout:find("listening", 1, true), r.stdout)
+    end
+    assert.equal(0, #fake.log()) -- no model asked, nothing exported
+  end)
+
+  -- a resumed run drew a new trace: its spans could not be found from its first start's
+  it("keep a run's trace when it is resumed, each start's run span a root, the resume's marked", function()
+    local dir = project(", tokens_per_run = 10")
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url }
+    local r = H.orket("run M", { cwd = dir, env = env })
+    assert.equal(3, r.status, r.stderr) -- the token budget ran out: resumable
+    r = H.orket("resume", { cwd = dir, env = env })
+    assert.equal(3, r.status, r.stderr)
+    local runs, traces = {}, {}
+    for _, e in ipairs(exports()) do
+      for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do
+        traces[sp.traceId] = true
+        if sp.name == "orket run M" then runs[#runs + 1] = sp end
+      end
+    end
+    assert.equal(2, #runs)
+    local n = 0
+    for _ in pairs(traces) do n = n + 1 end
+    assert.equal(1, n) -- one trace: the first start's spans and the resume's
+    assert.same({ nil, nil }, { runs[1].parentSpanId, runs[2].parentSpanId })
+    assert.not_equal(runs[1].spanId, runs[2].spanId)
+    local a1, a2 = attrs(runs[1].attributes), attrs(runs[2].attributes)
+    assert.equal(a1["orket.run.id"], a2["orket.run.id"])
+    assert.same({ nil, true }, { a1["orket.run.resumed"], a2["orket.run.resumed"] })
   end)
 
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()

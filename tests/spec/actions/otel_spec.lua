@@ -244,7 +244,115 @@ describe("otel spans", function()
     for _, a in ipairs(chat.attributes) do v[a.key] = a.value.stringValue or a.value.intValue end
     assert.same({ "transient", "50", "7", "900", "USD" }, { v["error.type"], v["gen_ai.usage.input_tokens"],
       v["gen_ai.usage.output_tokens"], v["orket.cost.micros"], v["orket.cost.currency"] })
-    assert.same({}, tr.points) -- the client metrics keep answered calls
+    -- its duration is in the client metrics, by its error.type; its tokens are not
+    assert.equal(1, #tr.points)
+    assert.same({ "gen_ai.client.operation.duration", "transient", 1, 0.04 },
+      { tr.points[1].name, tr.points[1].attrs["error.type"], tr.points[1].count, tr.points[1].sum })
+  end)
+
+  -- the GenAI conventions: the duration metric records failed operations too, by error.type;
+  -- they were left out, so a provider failing slowly looked fast and the failures uncounted
+  it("count a failed call's duration by its error.type apart from answered calls, never its tokens", function()
+    local tr = tracer()
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 100, prompt_tokens = 10,
+      completion_tokens = 2 }
+    tr:event { type = "model_failure", run_id = 7, card = "M-1", turn = 1, step = 2, class = "transient",
+      latency_ms = 2000, prompt_tokens = 50, completion_tokens = 7 }
+    tr:event { type = "model_failure", run_id = 7, card = "M-1", turn = 1, step = 3, class = "transient",
+      latency_ms = 3000 }
+    tr:event { type = "model_failure", run_id = 7, card = "M-1", turn = 1, step = 4, class = "auth", latency_ms = 5 }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "model_error" }
+    local body = assert(tr:metrics("1"))
+    local got = {}
+    for _, m in ipairs(cjson.decode(body).resourceMetrics[1].scopeMetrics[1].metrics) do
+      for _, dp in ipairs(m.histogram.dataPoints) do
+        local a = {}
+        for _, kv in ipairs(dp.attributes) do a[kv.key] = kv.value.stringValue end
+        got[#got + 1] = string.format("%s %s %s: %s %g", m.name, tostring(a["gen_ai.token.type"]),
+          tostring(a["error.type"]), dp.count, dp.sum)
+        assert.same({ "chat", "fake", "m1" }, { a["gen_ai.operation.name"], a["gen_ai.provider.name"],
+          a["gen_ai.request.model"] })
+      end
+    end
+    table.sort(got)
+    assert.same({
+      "gen_ai.client.operation.duration nil auth: 1 0.005",
+      "gen_ai.client.operation.duration nil nil: 1 0.1",
+      "gen_ai.client.operation.duration nil transient: 2 5",
+      "gen_ai.client.token.usage input nil: 1 10",
+      "gen_ai.client.token.usage output nil: 1 2",
+    }, got)
+  end)
+end)
+
+-- A run resumed (after a crash, a stop) drew a new trace: its spans were not to be found
+-- from its first start's. Its trace id is now made from the store's id and the run's.
+describe("otel's trace of a run", function()
+  local function starts(store_id, run_id, resumed)
+    local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
+    local tr = otel.new(cfg, "proj", store_id)
+    local spans = {}
+    tr.flush = function(self)
+      self:seal()
+      for _, b in ipairs(self.queue) do
+        for _, sp in ipairs(cjson.decode(b.body:text()).resourceSpans[1].scopeSpans[1].spans) do spans[#spans + 1] = sp end
+      end
+      self.queue, self.queued = {}, 0
+    end
+    tr:event { type = "run_start", run_id = run_id, target = "M", resumed = resumed }
+    tr:event { type = "turn_start", run_id = run_id, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "turn_end", run_id = run_id, card = "M-1", turn = 1, outcome = "handed_in" }
+    tr:event { type = "run_end", run_id = run_id, status = "done" }
+    return spans
+  end
+  local function attr(sp, key)
+    for _, a in ipairs(sp.attributes) do if a.key == key then return a.value.boolValue end end
+  end
+
+  it("continue at every start of the run, each start's run span a root of its own, a resume's marked", function()
+    local store = "5f1c0a9e2b7d4c3e8a6f0b1d2c3e4f5a"
+    local first, resumed = starts(store, 7, false), starts(store, 7, true)
+    assert.equal(2, #first)
+    assert.equal(2, #resumed)
+    local trace = first[1].traceId
+    assert.equal(crypto.hash("orket.run.trace\0" .. store .. "\0" .. "7", 16), trace)
+    for _, sp in ipairs(first) do assert.equal(trace, sp.traceId) end
+    for _, sp in ipairs(resumed) do assert.equal(trace, sp.traceId) end
+    assert.is_nil(first[2].parentSpanId)
+    assert.is_nil(resumed[2].parentSpanId)
+    assert.not_equal(first[2].spanId, resumed[2].spanId) -- two starts: two run spans, no id twice
+    assert.equal(resumed[2].spanId, resumed[1].parentSpanId)
+    assert.is_nil(attr(first[2], "orket.run.resumed"))
+    assert.is_true(attr(resumed[2], "orket.run.resumed"))
+    -- another run, another store (its run 7): other traces
+    assert.not_equal(trace, starts(store, 8)[1].traceId)
+    assert.not_equal(trace, starts("0123456789abcdef0123456789abcdef", 7)[1].traceId)
+    -- no store id (a stand-in store): a trace drawn at each start, as before
+    assert.not_equal(starts(nil, 7)[1].traceId, starts(nil, 7)[1].traceId)
+  end)
+
+  it("take the store's id where an engine's tracer is built, the same at each open", function()
+    local H = require "tests.helpers"
+    local setup = require "orket.engine.setup"
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9" }
+    local function getenv(k) return env[k] end
+    local ids = {}
+    local ok, err = pcall(function()
+      assert(require("orket.project").open_store(dir, true)):close()
+      for i = 1, 2 do
+        local e, db = assert(setup.open(dir, { getenv = getenv }))
+        ids[i] = { e.tracer.store_id, require("orket.store.projects").store_id(db) }
+        e.close_all()
+      end
+    end)
+    H.cleanup()
+    assert(ok, err)
+    assert.matches("^%x+$", ids[1][1])
+    assert.same({ ids[1][2], ids[1][2] }, { ids[1][1], ids[2][1] })
   end)
 end)
 
@@ -340,6 +448,75 @@ describe("otel's configuration", function()
     otel.warn, otel.warned = warn, warned
     assert(ok, err)
     assert.same(cfg.warnings, said)
+  end)
+
+  -- OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER were not read: with a collector named,
+  -- none still exported, and zipkin exported over OTLP unsaid
+  it("turn a signal off for its exporter none, case and spaces aside, the other signal exported", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = " NONE " })
+    assert.same({ nil, BASE .. "/v1/metrics" }, { cfg.url, cfg.metrics_url })
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_METRICS_EXPORTER = "none" })
+    assert.same({ BASE .. "/v1/traces", nil }, { cfg.url, cfg.metrics_url })
+    assert.same({}, cfg.warnings)
+    assert.is_nil(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = "none",
+      OTEL_METRICS_EXPORTER = "None" })
+    -- otlp, or a list that names it, exports; the signal's own endpoint is turned off too
+    cfg = assert(config { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = BASE .. "/v1/traces", OTEL_TRACES_EXPORTER = "otlp,none",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = BASE .. "/v1/metrics", OTEL_METRICS_EXPORTER = "none" })
+    assert.same({ BASE .. "/v1/traces", nil }, { cfg.url, cfg.metrics_url })
+    -- a signal turned off has its protocol unread: gRPC for it refuses nothing
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_METRICS_EXPORTER = "none",
+      OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "grpc" })
+    assert.is_nil(cfg.metrics_url)
+  end)
+
+  it("turn every signal off for OTEL_SDK_DISABLED=true, case and spaces aside, and warn of another value", function()
+    for _, v in ipairs { "true", "TRUE", " True " } do
+      assert.is_nil(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_SDK_DISABLED = v }, v)
+    end
+    for _, v in ipairs { "false", "", " FALSE" } do
+      assert.same({}, assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_SDK_DISABLED = v }).warnings, v)
+    end
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_SDK_DISABLED = "1" })
+    assert.equal(BASE .. "/v1/traces", cfg.url)
+    assert.same({ "OTEL_SDK_DISABLED=1: not true or false: taken as false, export stays on; set "
+      .. "OTEL_SDK_DISABLED=true to turn it off" }, cfg.warnings)
+  end)
+
+  it("refuse an exporter Orket does not have, as gRPC, naming the variable and its value", function()
+    for _, c in ipairs { { "OTEL_TRACES_EXPORTER", "zipkin" }, { "OTEL_METRICS_EXPORTER", "Prometheus" },
+      { "OTEL_TRACES_EXPORTER", "otlp,console" } } do
+      local cfg, err, code = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, [c[1]] = c[2] }
+      assert.is_nil(cfg)
+      assert.equal("EINVAL", code)
+      assert.equal(string.format("%s=%s: Orket exports over OTLP only; set %s=otlp (or unset it) and point "
+        .. "OTEL_EXPORTER_OTLP_ENDPOINT at a collector (the OpenTelemetry Collector forwards to %s), or %s=none "
+        .. "to export nothing of it", c[1], c[2], c[1], c[2]:match("[^,]+$"):lower(), c[1]), err)
+    end
+    -- read only for a signal exported, as the protocol: no collector, or disabled
+    assert.is_nil(select(2, config { OTEL_TRACES_EXPORTER = "zipkin" }))
+    assert.is_nil(select(2, config { OTEL_TRACES_EXPORTER = "zipkin", OTEL_SDK_DISABLED = "true",
+      OTEL_EXPORTER_OTLP_ENDPOINT = BASE }))
+    -- a name the specification does not give: warned of and ignored, OTLP exported
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = "otlpp" })
+    assert.equal(BASE .. "/v1/traces", cfg.url)
+    assert.same({ "OTEL_TRACES_EXPORTER=otlpp: not an exporter (Orket's: otlp, none): ignored, exported over OTLP; "
+      .. "set OTEL_TRACES_EXPORTER=otlp, none, or unset it" }, cfg.warnings)
+  end)
+
+  it("refuse an exporter Orket does not have where an engine's tracer is built, before anything opens", function()
+    local H = require "tests.helpers"
+    local setup = require "orket.engine.setup"
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_METRICS_EXPORTER = "zipkin" }
+    local e, err, code = setup.open(dir, { getenv = function(k) return env[k] end })
+    local made = require("luv").fs_stat(dir .. "/workspace")
+    H.cleanup()
+    assert.is_nil(e)
+    assert.equal("EINVAL", code)
+    assert.matches("^OTEL_METRICS_EXPORTER=zipkin: Orket exports over OTLP only", err)
+    assert.is_nil(made)
   end)
 
   -- gRPC was refused by orket.lua's loading: every command, those that never export too
