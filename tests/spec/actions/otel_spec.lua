@@ -226,7 +226,8 @@ describe("otel spans", function()
     assert.same({ "execute_tool x=EPERM", "invoke_agent coder=model_error", "orket run M=failed" }, errs)
   end)
 
-  it("make a failed model call's event an ERROR chat span with its class and charge, outside the metrics", function()
+  it("make a failed model call's event an ERROR chat span with its class and charge, its duration in the "
+    .. "metrics by error.type, never its tokens", function()
     local tr, spans = tracer()
     tr:event { type = "run_start", run_id = 7, target = "M" }
     tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
@@ -290,9 +291,9 @@ end)
 -- A run resumed (after a crash, a stop) drew a new trace: its spans were not to be found
 -- from its first start's. Its trace id is now made from the store's id and the run's.
 describe("otel's trace of a run", function()
-  local function starts(store_id, run_id, resumed)
+  local function starts(store_id, run_id, resumed, trace_id, worker)
     local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
-    local tr = otel.new(cfg, "proj", store_id)
+    local tr = otel.new(cfg, "proj", store_id, worker)
     local spans = {}
     tr.flush = function(self)
       self:seal()
@@ -301,17 +302,55 @@ describe("otel's trace of a run", function()
       end
       self.queue, self.queued = {}, 0
     end
-    tr:event { type = "run_start", run_id = run_id, target = "M", resumed = resumed }
+    tr:event { type = "run_start", run_id = run_id, target = "M", resumed = resumed, trace_id = trace_id }
     tr:event { type = "turn_start", run_id = run_id, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
     tr:event { type = "turn_end", run_id = run_id, card = "M-1", turn = 1, outcome = "handed_in" }
     tr:event { type = "run_end", run_id = run_id, status = "done" }
     return spans
   end
   local function attr(sp, key)
-    for _, a in ipairs(sp.attributes) do if a.key == key then return a.value.boolValue end end
+    for _, a in ipairs(sp.attributes) do
+      if a.key == key then return a.value.boolValue == nil and a.value.stringValue or a.value.boolValue end
+    end
   end
 
-  it("continue at every start of the run, each start's run span a root of its own, a resume's marked", function()
+  -- the trace id was a hash of the store's id and the run's: a copy of the store (orket
+  -- restore, pg_dump, a copied project folder) keeps both, and gave its next run the trace
+  -- of the original's run of that id
+  it("take the trace id the run was recorded with, at every start, whatever the store's id", function()
+    local store = "5f1c0a9e2b7d4c3e8a6f0b1d2c3e4f5a"
+    local id = "0af7651916cd43dd8448eb211c80319c"
+    local first, resumed = starts(store, 1, false, id), starts(store, 1, true, id:upper())
+    for _, sp in ipairs(first) do assert.equal(id, sp.traceId) end
+    for _, sp in ipairs(resumed) do assert.equal(id, sp.traceId) end
+    -- a copy's run 1, its own id drawn: another trace, though the store's id and run id match
+    local copy = starts(store, 1, false, "b7ad6b7169203331b7ad6b7169203331")
+    assert.equal("b7ad6b7169203331b7ad6b7169203331", copy[1].traceId)
+    -- not a trace id (its length, its digits, all zeros): the run's hash, as for a run recorded before
+    local hash = crypto.hash("orket.run.trace\0" .. store .. "\0" .. "1", 16)
+    for _, bad in ipairs { "0af76519", "0af7651916cd43dd8448eb211c80319g", string.rep("0", 32), 7 } do
+      assert.equal(hash, starts(store, 1, false, bad)[1].traceId, tostring(bad))
+    end
+    -- drawn: 32 hex digits, another each time
+    local a, b = otel.new_trace_id(), otel.new_trace_id()
+    assert.matches("^%x+$", a)
+    assert.same({ 32, true }, { #a, a ~= b })
+  end)
+
+  -- every worker working a run made a root span marked resumed, though none was resumed
+  it("name the worker on its start's run span, never marked resumed: workers join a run side by side", function()
+    local id = "0af7651916cd43dd8448eb211c80319c"
+    local a = starts(nil, 1, false, id, "w1")
+    local b = starts(nil, 1, true, id, "w2")
+    assert.same({ id, id }, { a[2].traceId, b[2].traceId })
+    assert.same({ "orket run M", "orket run M" }, { a[2].name, b[2].name })
+    assert.same({ "w1", "w2" }, { attr(a[2], "orket.worker"), attr(b[2], "orket.worker") })
+    assert.same({ nil, nil }, { attr(a[2], "orket.run.resumed"), attr(b[2], "orket.run.resumed") })
+    assert.is_nil(attr(starts(nil, 1, false, id)[2], "orket.worker"))
+  end)
+
+  it("continue a run recorded without a trace id at every start, by the store's id, each start's run span "
+    .. "a root of its own, a resume's marked", function()
     local store = "5f1c0a9e2b7d4c3e8a6f0b1d2c3e4f5a"
     local first, resumed = starts(store, 7, false), starts(store, 7, true)
     assert.equal(2, #first)
@@ -331,6 +370,76 @@ describe("otel's trace of a run", function()
     assert.not_equal(trace, starts("0123456789abcdef0123456789abcdef", 7)[1].traceId)
     -- no store id (a stand-in store): a trace drawn at each start, as before
     assert.not_equal(starts(nil, 7)[1].traceId, starts(nil, 7)[1].traceId)
+  end)
+
+  -- the engine itself: the id drawn where the run is recorded, in its data (JSON, on either
+  -- backend: tests.backends), read back by the resume, whose turns are in that trace under
+  -- its own root
+  it("draw a run's trace id where it is recorded, keep it in its data, and continue it when resumed", function()
+    local H = require "tests.helpers"
+    local F = require "tests.engine_fakes"
+    local ok, err = pcall(function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", F.STANDARD)
+      local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
+      local function traced(opts)
+        local spans = {}
+        -- the same store id for every tracer: a copy's runs must not share traces by it
+        opts.tracer = otel.new(cfg, "proj", "5f1c0a9e2b7d4c3e8a6f0b1d2c3e4f5a")
+        opts.tracer.flush = function(self)
+          self:seal()
+          for _, q in ipairs(self.queue) do
+            for _, sp in ipairs(cjson.decode(q.body:text()).resourceSpans[1].scopeSpans[1].spans) do
+              spans[#spans + 1] = sp
+            end
+          end
+          self.queue, self.queued = {}, 0
+        end
+        return F.engine(opts.db, opts.b, opts), spans
+      end
+      local ev1, ev2 = {}, {}
+      local e, first = traced { db = db, b = b, events = ev1 }
+      local id = assert(e:start("E"))
+      local trace = cjson.decode(require("orket.store.runs").get(db, id).data).trace_id
+      assert.matches("^%x+$", trace)
+      assert.equal(32, #trace)
+      local n, inner = 0, e.llm.chat
+      e.llm.chat = function(self, req)
+        n = n + 1
+        if n == 5 then e:stop() return nil, "canceled", "canceled" end
+        return inner(self, req)
+      end
+      assert.equal("interrupted", (e:execute(id)))
+      local e2, second = traced { db = db, b = b, events = ev2 }
+      assert.equal("done", (e2:execute(id)))
+      assert.same({ trace, trace }, { ev1[1].trace_id, ev2[1].trace_id })
+      local roots = {}
+      for _, list in ipairs { first, second } do
+        for _, sp in ipairs(list) do
+          assert.equal(trace, sp.traceId)
+          if sp.name == "orket run E" then roots[#roots + 1] = sp end
+        end
+      end
+      assert.equal(2, #roots)
+      local root2, agents = roots[2], 0
+      assert.equal(root2, second[#second]) -- the resume's root, its last span
+      for _, sp in ipairs(second) do
+        if sp.name:match("^invoke_agent") then
+          agents = agents + 1
+          assert.equal(root2.spanId, sp.parentSpanId)
+        end
+      end
+      assert.is_true(agents > 0)
+      -- another run of a store with the same id, and the same run id (a copy): its own trace
+      local db2, b2 = F.fixture(H.tmpdir() .. "/p.db", F.STANDARD)
+      local e3, third = traced { db = db2, b = b2 }
+      local id3 = assert(e3:start("E"))
+      assert.equal(id, id3)
+      assert.equal("done", (e3:execute(id3)))
+      assert.not_equal(trace, third[1].traceId)
+      assert.equal(cjson.decode(require("orket.store.runs").get(db2, id3).data).trace_id, third[1].traceId)
+    end)
+    H.cleanup()
+    assert(ok, err)
   end)
 
   it("take the store's id where an engine's tracer is built, the same at each open", function()
@@ -483,40 +592,92 @@ describe("otel's configuration", function()
       .. "OTEL_SDK_DISABLED=true to turn it off" }, cfg.warnings)
   end)
 
-  it("refuse an exporter Orket does not have, as gRPC, naming the variable and its value", function()
-    for _, c in ipairs { { "OTEL_TRACES_EXPORTER", "zipkin" }, { "OTEL_METRICS_EXPORTER", "Prometheus" },
-      { "OTEL_TRACES_EXPORTER", "otlp,console" } } do
-      local cfg, err, code = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, [c[1]] = c[2] }
-      assert.is_nil(cfg)
-      assert.equal("EINVAL", code)
-      assert.equal(string.format("%s=%s: Orket exports over OTLP only; set %s=otlp (or unset it) and point "
-        .. "OTEL_EXPORTER_OTLP_ENDPOINT at a collector (the OpenTelemetry Collector forwards to %s), or %s=none "
-        .. "to export nothing of it", c[1], c[2], c[1], c[2]:match("[^,]+$"):lower(), c[1]), err)
+  -- an exporter Orket does not have was refused as gRPC is: orket serve, orket worker and
+  -- every run stopped over a variable often set fleet-wide (prometheus); a typo in a list
+  -- with none was said to export over OTLP and exported nothing
+  it("turn a signal off for an exporter it does not understand, warning with the variable, its value and "
+    .. "what happens", function()
+    local function said(var, value, first, hint)
+      local what = var == "OTEL_TRACES_EXPORTER" and "traces" or "metrics"
+      return string.format("%s=%s: %s (Orket understands otlp and none): the %s are not exported; set %s=otlp "
+        .. "(or unset it) to export them over OTLP to OTEL_EXPORTER_OTLP_ENDPOINT%s, or %s=none to leave them off "
+        .. "without this warning", var, value, first, what, var, hint and (" (" .. hint .. ")") or "", var)
     end
+    local debug = "the OpenTelemetry Collector's debug exporter writes what it receives"
+    for _, c in ipairs {
+      { "OTEL_TRACES_EXPORTER", "zipkin", "Orket has no zipkin exporter",
+        "the OpenTelemetry Collector's zipkin exporter sends them on to Zipkin" },
+      { "OTEL_METRICS_EXPORTER", "Prometheus", "Orket has no prometheus exporter",
+        "orket serve's GET /metrics is Prometheus's to scrape, and the OpenTelemetry Collector's prometheus "
+          .. "exporter serves what it receives" },
+      { "OTEL_TRACES_EXPORTER", "otlp,console", "Orket has no console exporter", debug },
+      { "OTEL_METRICS_EXPORTER", "logging", "Orket has no logging exporter", debug },
+      { "OTEL_TRACES_EXPORTER", "otlp/stdout", "Orket has no otlp/stdout exporter", debug },
+      { "OTEL_TRACES_EXPORTER", "jaeger", "Orket has no jaeger exporter", "Jaeger takes OTLP itself" },
+      { "OTEL_TRACES_EXPORTER", "otlpp", "otlpp is not an exporter" },
+      { "OTEL_TRACES_EXPORTER", "otlpp,none", "otlpp is not an exporter" },
+      { "OTEL_METRICS_EXPORTER", "none, Zipkin", "Orket has no zipkin exporter",
+        "the OpenTelemetry Collector's zipkin exporter sends them on to Zipkin" },
+    } do
+      local cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, [c[1]] = c[2] }
+      assert(cfg, err)
+      assert.same({ said(c[1], c[2], c[3], c[4]) }, cfg.warnings, c[2])
+      -- that signal off, the other exported
+      if c[1] == "OTEL_TRACES_EXPORTER" then assert.same({ nil, BASE .. "/v1/metrics" }, { cfg.url, cfg.metrics_url })
+      else assert.same({ BASE .. "/v1/traces", nil }, { cfg.url, cfg.metrics_url }) end
+    end
+    -- both off: nothing exported, the warning still to say
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = "zipkin",
+      OTEL_METRICS_EXPORTER = "none" })
+    assert.same({ true, nil, nil, 1 }, { cfg.off, cfg.url, cfg.metrics_url, #cfg.warnings })
     -- read only for a signal exported, as the protocol: no collector, or disabled
-    assert.is_nil(select(2, config { OTEL_TRACES_EXPORTER = "zipkin" }))
-    assert.is_nil(select(2, config { OTEL_TRACES_EXPORTER = "zipkin", OTEL_SDK_DISABLED = "true",
-      OTEL_EXPORTER_OTLP_ENDPOINT = BASE }))
-    -- a name the specification does not give: warned of and ignored, OTLP exported
-    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = "otlpp" })
-    assert.equal(BASE .. "/v1/traces", cfg.url)
-    assert.same({ "OTEL_TRACES_EXPORTER=otlpp: not an exporter (Orket's: otlp, none): ignored, exported over OTLP; "
-      .. "set OTEL_TRACES_EXPORTER=otlp, none, or unset it" }, cfg.warnings)
+    assert.is_nil(config { OTEL_TRACES_EXPORTER = "zipkin" })
+    assert.is_nil(config { OTEL_TRACES_EXPORTER = "zipkin", OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = BASE })
   end)
 
-  it("refuse an exporter Orket does not have where an engine's tracer is built, before anything opens", function()
+  it("open an engine with an exporter Orket does not have, that signal off and said once, nothing refused", function()
     local H = require "tests.helpers"
     local setup = require "orket.engine.setup"
     local dir = H.tmpdir()
     os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
-    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_METRICS_EXPORTER = "zipkin" }
-    local e, err, code = setup.open(dir, { getenv = function(k) return env[k] end })
-    local made = require("luv").fs_stat(dir .. "/workspace")
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_METRICS_EXPORTER = "prometheus" }
+    local function getenv(k) return env[k] end
+    local said, warn, warned = {}, otel.warn, otel.warned
+    otel.warn, otel.warned = function(text) said[#said + 1] = text end, {}
+    local got = {}
+    local ok, err = pcall(function()
+      assert(require("orket.project").open_store(dir, true)):close()
+      for _ = 1, 2 do -- a server's or a worker's next run: not said again
+        local e = assert(setup.open(dir, { getenv = getenv }))
+        got[#got + 1] = { e.tracer.cfg.url, e.tracer.cfg.metrics_url }
+        e.close_all()
+      end
+      -- both signals off: no tracer, said all the same
+      env.OTEL_TRACES_EXPORTER = "console"
+      local e = assert(setup.open(dir, { getenv = getenv }))
+      got[#got + 1] = e.tracer == nil
+      e.close_all()
+    end)
+    otel.warn, otel.warned = warn, warned
     H.cleanup()
-    assert.is_nil(e)
-    assert.equal("EINVAL", code)
-    assert.matches("^OTEL_METRICS_EXPORTER=zipkin: Orket exports over OTLP only", err)
-    assert.is_nil(made)
+    assert(ok, err)
+    assert.same({ { BASE .. "/v1/traces" }, { BASE .. "/v1/traces" }, true }, got)
+    assert.equal(2, #said)
+    assert.matches("^OTEL_METRICS_EXPORTER=prometheus: Orket has no prometheus exporter", said[1])
+    assert.matches("^OTEL_TRACES_EXPORTER=console: Orket has no console exporter", said[2])
+  end)
+
+  -- with the traces off and the metrics on, every span was still written and thrown away
+  it("write no span when the traces are off, the metrics still kept", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = "none" })
+    local tr = otel.new(cfg, "proj")
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 100, prompt_tokens = 10,
+      completion_tokens = 2 }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "handed_in" }
+    assert.equal(0, (tr.writer:count())) -- the chat and invoke_agent spans were written here
+    assert.equal(3, #tr.points) -- input, output tokens and the duration
   end)
 
   -- gRPC was refused by orket.lua's loading: every command, those that never export too
