@@ -148,7 +148,8 @@ M.STANDARD = {
   { id = "E-4", summary = "ship", depends_on = { "E-2", "E-3" } },
 }
 
---- engine(db, board, opts) -> engine with the fakes (opts: settings=, events=, llm=, tools=, gate=)
+--- engine(db, board, opts) -> engine with the fakes (opts: settings=, events=, llm=, tools=, gate=,
+--- tracer= (orket.otel's))
 function M.engine(db, b, opts)
   opts = opts or {}
   local s = assert(settings.resolve(opts.config or {}))
@@ -156,7 +157,7 @@ function M.engine(db, b, opts)
   return engine.new {
     db = db, board = b, settings = s, llm = opts.llm or M.llm(b, opts), tools = opts.tools or M.tools(),
     gate = opts.gate or M.gate, roles = assert(roles.load(roles.dirs(opts.dir))), routing = assert(routing.load(opts.routing)),
-    emit = function(ev) events[#events + 1] = ev end, concurrency = opts.concurrency,
+    emit = function(ev) events[#events + 1] = ev end, concurrency = opts.concurrency, tracer = opts.tracer,
   }, events
 end
 

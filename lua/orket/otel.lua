@@ -2,7 +2,8 @@
 -- (docs/observability.md). A tracer turns the engine's events into spans named and
 -- described by the OpenTelemetry GenAI semantic conventions: one `invoke_agent` span per
 -- agent turn, one `chat` span per model call, one `execute_tool` span per tool call, under
--- one span of the run; the card, run and project are attributes. Spans wait in a bounded
+-- one span of each start of the run, in the run's one trace (a resume continues it); the
+-- card, run and project are attributes. Spans wait in a bounded
 -- queue and leave in batches from a task of their own: export never blocks a run or fails
 -- it. A full queue or a collector that is down or refuses a batch costs counted drops.
 -- Prompt and answer text are never exported.
@@ -92,10 +93,57 @@ local function protocol(getenv, own)
     .. "Orket sends OTLP/HTTP with JSON (http/json); set %s=http/json or unset it", var, value, var)
 end
 
+-- What to point at instead of an exporter the specification names that Orket does not
+-- have (OTEL_TRACES_EXPORTER's, OTEL_METRICS_EXPORTER's; jaeger was one): each a way to get
+-- the signal there from OTLP.
+local COLLECTOR_DEBUG = "the OpenTelemetry Collector's debug exporter writes what it receives"
+local OTHER_EXPORTERS = {
+  zipkin = "the OpenTelemetry Collector's zipkin exporter sends them on to Zipkin",
+  jaeger = "Jaeger takes OTLP itself",
+  prometheus = "orket serve's GET /metrics is Prometheus's to scrape, and the OpenTelemetry Collector's "
+    .. "prometheus exporter serves what it receives",
+  console = COLLECTOR_DEBUG, logging = COLLECTOR_DEBUG, ["otlp/stdout"] = COLLECTOR_DEBUG,
+}
+
+-- A signal's exporter (OTEL_TRACES_EXPORTER, OTEL_METRICS_EXPORTER: a comma-separated list,
+-- case and spaces ignored): true (otlp, the default) | false. Orket understands otlp and
+-- none only. Any other name in the list (an exporter Orket does not have, zipkin, console,
+-- otlp/stdout..., or a typo) turns that signal off, said once (into warnings) with the
+-- variable and its value, as the specification orders for a value not recognised: exporting
+-- it over OTLP would send it where it was not meant to go, and refusing to start stopped
+-- servers and workers over a telemetry setting often set fleet-wide.
+local function exporter(getenv, var, warnings)
+  local value = (getenv(var) or ""):match("^%s*(.-)%s*$")
+  local otlp, named, other = false, false, nil
+  for item in value:gmatch("[^,]+") do
+    local name = item:match("^%s*(.-)%s*$"):lower()
+    if name == "otlp" or name == "none" then
+      named, otlp = true, otlp or name == "otlp"
+    elseif name ~= "" then
+      other = other or name
+    end
+  end
+  if other then
+    local what = var == "OTEL_TRACES_EXPORTER" and "traces" or "metrics"
+    local hint = OTHER_EXPORTERS[other]
+    warnings[#warnings + 1] = string.format("%s=%s: %s (Orket understands otlp and none): the %s are not "
+      .. "exported; set %s=otlp (or unset it) to export them over OTLP to OTEL_EXPORTER_OTLP_ENDPOINT%s, or "
+      .. "%s=none to leave them off without this warning",
+      var, value, hint and ("Orket has no " .. other .. " exporter") or (other .. " is not an exporter"), what, var,
+      hint and (" (" .. hint .. ")") or "", var)
+    return false
+  end
+  if not named then return true end
+  return otlp
+end
+
 --- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=,
---- max_request_bytes=, warnings=} | nil (no export) | nil, message, "EINVAL" (gRPC, which
---- Orket does not speak, named with its variable: what builds a tracer refuses to start).
+--- max_request_bytes=, warnings=} | nil (no export) | {off = true, warnings=} (no export,
+--- and warnings to say: an exporter not understood turned the signals off) | nil, message,
+--- "EINVAL" (gRPC, named with its variable: what builds a tracer refuses to start).
 --- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
+--- OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER (none, or a name other than otlp: that
+--- signal is not exported),
 --- OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the whole URL), OTEL_EXPORTER_OTLP_ENDPOINT (a base
 --- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS (OTEL_EXPORTER_OTLP_TRACES_HEADERS,
 --- _METRICS_HEADERS: each signal's, instead), OTEL_EXPORTER_OTLP_PROTOCOL (_TRACES_PROTOCOL,
@@ -105,7 +153,15 @@ function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
   -- orket serve asks before orket.settings checks the section: a bad one is its to name
   if type(telemetry) ~= "table" then telemetry = {} end
-  if (getenv("OTEL_SDK_DISABLED") or ""):lower() == "true" then return nil end
+  -- a boolean of the specification: true (case and spaces aside) turns every signal off;
+  -- anything but true, false or empty is false, said
+  local warnings = {}
+  local disabled = (getenv("OTEL_SDK_DISABLED") or ""):match("^%s*(.-)%s*$")
+  if disabled:lower() == "true" then return nil end
+  if disabled ~= "" and disabled:lower() ~= "false" then
+    warnings[1] = string.format("OTEL_SDK_DISABLED=%s: not true or false: taken as false, export stays on; "
+      .. "set OTEL_SDK_DISABLED=true to turn it off", disabled)
+  end
   local base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
   if not base or base == "" then base = telemetry.endpoint end
   if type(base) ~= "string" then base = nil end
@@ -116,8 +172,15 @@ function M.config(getenv, telemetry)
   if not murl or murl == "" then murl = base and (base .. "/v1/metrics") end
   if url and not url:match("^https?://[^/]") then url = nil end
   if murl and not murl:match("^https?://[^/]") then murl = nil end
-  if not url and not murl then return nil end
-  local warnings = {}
+  -- a signal's exporter is read only when it has a collector, as its protocol is: a command
+  -- that exports nothing never warns of it
+  if url and not exporter(getenv, "OTEL_TRACES_EXPORTER", warnings) then url = nil end
+  if murl and not exporter(getenv, "OTEL_METRICS_EXPORTER", warnings) then murl = nil end
+  -- both off: nothing exported, but what was not understood is said
+  if not url and not murl then
+    if #warnings > 0 then return { warnings = warnings, off = true } end
+    return nil
+  end
   for _, sig in ipairs { { url, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" }, { murl, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" } } do
     if sig[1] then
       local warning, err = protocol(getenv, sig[2])
@@ -167,7 +230,8 @@ end
 -- no table, id or time text: what a span allocated was most of what it cost (the
 -- collector marks and sweeps for every byte a program allocates).
 local KEYS = {
-  run = { "error.type", "orket.project", "orket.run.id", "orket.run.status", "orket.run.target" },
+  run = { "error.type", "orket.project", "orket.run.id", "orket.run.resumed", "orket.run.status", "orket.run.target",
+    "orket.worker" },
   turn = { "error.type", "gen_ai.agent.name", "gen_ai.conversation.id", "gen_ai.operation.name", "gen_ai.provider.name",
     "gen_ai.request.model", "orket.card.id", "orket.model", "orket.outcome", "orket.phase", "orket.project",
     "orket.run.id", "orket.seat", "orket.turn" },
@@ -203,10 +267,13 @@ function M.say(cfg)
   end
 end
 
---- new(cfg, project) -> tracer: spans from the engine's events (tracer:event(ev)), exported
---- as cfg (config's) says (its warnings said: otel.say). project: the project's name, an
---- attribute of every span.
-function M.new(cfg, project)
+--- new(cfg, project[, store_id[, worker]]) -> tracer: spans from the engine's events
+--- (tracer:event(ev)), exported as cfg (config's) says (its warnings said: otel.say).
+--- project: the project's name, an attribute of every span. store_id: the store's own random
+--- id (store_identity), from which the trace id of a run recorded without one is made
+--- (M.trace_of); without it such a run's start draws one. worker: the name of the orket
+--- worker whose runs these are, on each start's run span (orket.worker).
+function M.new(cfg, project, store_id, worker)
   M.say(cfg)
   -- the batch's text around its spans, encoded once: the request (OTLP's
   -- ExportTraceServiceRequest in its JSON mapping) with an empty list of spans, cut there
@@ -215,13 +282,37 @@ function M.new(cfg, project)
     scopeSpans = { { scope = { name = "orket" }, spans = jsonout.array() } } } } }
   local at = doc:find("%[%]}%]}%]}$")
   local prefix, suffix = doc:sub(1, at - 1), doc:sub(at + 2)
-  return setmetatable({ cfg = cfg, project = project, queue = {}, queued = 0, dropped = 0, exported = 0, failed = 0,
-    oversized = 0, open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
+  return setmetatable({ cfg = cfg, project = project, store_id = store_id, worker = worker, queue = {}, queued = 0,
+    dropped = 0,
+    exported = 0, failed = 0, oversized = 0, open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
     prefix = prefix, suffix = suffix,
     frame = #prefix + #suffix + 2, -- a request's bytes around its spans' text (their list's brackets too)
     -- a model or tool span's values, written over for each (a list made at its size)
     values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
     Tracer)
+end
+
+-- A trace id's 32 hex digits as its two halves (64-bit integers) | nil when they are not
+-- one (all zeros is invalid to OTLP).
+local function halves(hex)
+  if type(hex) ~= "string" or #hex ~= 32 or not hex:match("^%x+$") or not hex:match("[1-9a-fA-F]") then return nil end
+  return string.unpack(">i8>i8", (hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)))
+end
+
+--- new_trace_id() -> 32 lowercase hex digits: a run's trace id, 16 random bytes drawn where
+--- the run is first recorded (orket.engine's start, into the run's data as trace_id), and
+--- read back by every start of it after (run_start's trace_id).
+function M.new_trace_id()
+  return (crypto.random_bytes(16):gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+--- trace_of(store_id, run_id) -> hi, lo: the trace id of a run recorded before runs kept
+--- their own (trace_id in the run's data), the same at every start of it (two 64-bit
+--- integers, its 16 bytes' halves). A hash of the store's random id and the run's id: a
+--- copy of the store (orket restore, pg_dump) keeps the store's id and gives its next runs
+--- ids the original gave too, so only runs recorded before use it.
+function M.trace_of(store_id, run_id)
+  return halves(crypto.hash(string.format("orket.run.trace\0%s\0%s", store_id, tostring(run_id)), 16))
 end
 
 -- The GenAI conventions' client metrics and their advised bucket boundaries.
@@ -253,7 +344,9 @@ end
 
 -- Adds a model call's tokens (integers or nil) and wall time (seconds or nil) to its
 -- provider and model's histograms, each made at its first use: two lookups a call.
-function Tracer:observe_call(provider, model, input, output, seconds)
+-- failed: a failed call's class, its duration's `error.type` (the GenAI conventions count a
+-- failed operation's duration, told apart by that attribute); its tokens are never counted.
+function Tracer:observe_call(provider, model, input, output, seconds, failed)
   local by = self.hists[provider or false]
   if not by then
     by = {}
@@ -272,7 +365,17 @@ function Tracer:observe_call(provider, model, input, output, seconds)
     mh.output = mh.output or histogram(self, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "output"))
     add(mh.output, output)
   end
-  if seconds then
+  if seconds and failed then
+    mh.failed = mh.failed or {}
+    local h = mh.failed[failed]
+    if not h then
+      local attrs = call_attrs(provider, model, nil)
+      attrs["error.type"] = failed
+      h = histogram(self, "gen_ai.client.operation.duration", M.DURATION_BUCKETS, attrs)
+      mh.failed[failed] = h
+    end
+    add(h, seconds)
+  elseif seconds then
     mh.duration = mh.duration or histogram(self, "gen_ai.client.operation.duration", M.DURATION_BUCKETS,
       call_attrs(provider, model, nil))
     add(mh.duration, seconds)
@@ -283,6 +386,7 @@ end
 -- status: nil for OK, true or a message for ERROR. A full batch is sealed and sent.
 -- A batch's request stays under the cap on its size (Tracer:overflow).
 function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
+  if not self.cfg.url then return end -- the traces not exported (the metrics alone): nothing to build
   local w = self.writer
   if self.queued + w:count() >= M.QUEUE_MAX then
     self.dropped = self.dropped + 1
@@ -353,9 +457,17 @@ local function message_of(v) return v ~= nil and tostring(v) or true end
 local function on_event(self, ev)
   local t = ev.type
   if t == "run_start" then
-    self.trace_hi, self.trace_lo = random_id(self), random_id(self)
-    self.run = { nil, self.project, ev.run_id, nil, ev.target, name = "orket run " .. tostring(ev.target or ""),
-      id = random_id(self), start = now_int() }
+    -- one trace for the run, whatever process starts, resumes or joins it: the id drawn when
+    -- the run was recorded (its data's trace_id); a run recorded before runs kept one, a hash
+    -- of the store's id and its own. Each start's run span is a root of its own in it (the
+    -- one a crash cut never came); a resume's is marked resumed, a worker's names the worker
+    -- (workers work a run side by side: joining it is not resuming it)
+    local hi, lo = halves(ev.trace_id)
+    if not hi and self.store_id and ev.run_id then hi, lo = M.trace_of(self.store_id, ev.run_id) end
+    if not hi then hi, lo = random_id(self), random_id(self) end
+    self.trace_hi, self.trace_lo = hi, lo
+    self.run = { nil, self.project, ev.run_id, (ev.resumed == true and not self.worker) or nil, nil, ev.target,
+      self.worker, name = "orket run " .. tostring(ev.target or ""), id = random_id(self), start = now_int() }
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
     local by = self.open[ev.card or false]
@@ -386,8 +498,10 @@ local function on_event(self, ev)
       parent[T_PROJECT], parent[T_RUN], ev.step
     self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), failed,
       KEYS.chat, v)
-    -- the client metrics keep answered calls (their attributes carry no error.type)
-    if not failed then self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000) end
+    -- the client metrics: a failed call's duration, by its error.type, but never its tokens
+    -- (what a cut stream was charged is the span's and docs/cost.md's, not usage)
+    if failed then self:observe_call(parent[T_PROVIDER], parent[T_MODEL], nil, nil, ms and ms / 1000, failed)
+    else self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000) end
   elseif t == "tool" then
     local parent = turn_of(self, ev)
     if not parent then return end
@@ -408,7 +522,7 @@ local function on_event(self, ev)
       for _, sp in pairs(by) do end_turn(self, sp, sp[T_OUTCOME], "the run ended") end
     end
     local run = self.run
-    run[1], run[4] = ev.status == "failed" and "failed" or nil, ev.status
+    run[1], run[5] = ev.status == "failed" and "failed" or nil, ev.status
     self:write(run.name, run.id, nil, INTERNAL, run.start, ev.status == "failed" and message_of(ev.status) or nil,
       KEYS.run, run)
     self.metrics_body = self:metrics(tostring(run.start))

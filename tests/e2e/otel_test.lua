@@ -14,13 +14,13 @@ local fake = F.model_server(teardown)
 -- the coder calls write_file once, then ends its turn
 local MODEL = "tool=write_file,tool_times=1,prompt=50,cached=20,chunks=3"
 
-local function project()
+local function project(budgets)
   return fake.one_issue(string.format([[
 name = "traced"
 models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-budgets = { turns_per_card = 1 }
-]], MODEL, fake.url .. "/v1"))
+budgets = { turns_per_card = 1%s }
+]], MODEL, fake.url .. "/v1", budgets or ""))
 end
 
 local function exports(kind)
@@ -134,12 +134,18 @@ budgets = { model_retries = 1, backoff_ms = 1 }
       assert.is_true(tonumber(a["gen_ai.usage.output_tokens"]) > 0, cjson.encode(sp))
       assert.equal(turn.spanId, sp.parentSpanId)
     end
-    -- left out of the client metrics: no call answered
+    -- in the client metrics the calls' durations, by error.type (the GenAI conventions), and
+    -- no tokens: no call answered
     local mx = exports("metrics")
-    assert.is_true(#mx <= 1)
-    for _, m in ipairs(mx[1] and mx[1].request.resourceMetrics[1].scopeMetrics[1].metrics or {}) do
-      for _, dp in ipairs(m.histogram.dataPoints) do assert.equal("0", tostring(dp.count)) end
+    assert.equal(1, #mx)
+    local points = {}
+    for _, m in ipairs(mx[1].request.resourceMetrics[1].scopeMetrics[1].metrics) do
+      for _, dp in ipairs(m.histogram.dataPoints) do
+        local a = attrs(dp.attributes)
+        points[#points + 1] = { m.name, a["error.type"], a["gen_ai.request.model"], tostring(dp.count) }
+      end
     end
+    assert.same({ { "gen_ai.client.operation.duration", "transient", "disconnect_after=2", "2" } }, points)
   end)
 
   it("cost a counted drop, never the run, when the collector is down or refuses", function()
@@ -259,8 +265,9 @@ budgets = { model_retries = 1, backoff_ms = 1 }
   -- its JSON-lines log
   it("refuse orket serve at its start on gRPC, and say http/protobuf in its JSON-lines log, once", function()
     local dir = project()
-    local r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" } })
+    -- (a timeout: a server that started would hold the file until the layer's timeout)
+    local r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir, wrap = "timeout 60",
+      env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_EXPORTER_OTLP_PROTOCOL = "grpc" } })
     assert.equal(1, r.status, r.stderr)
     assert.matches("^orket: OTEL_EXPORTER_OTLP_PROTOCOL=grpc: Orket exports OTLP over HTTP with JSON", r.stderr)
     assert.is_nil(r.stdout:find("listening", 1, true), r.stdout)
@@ -279,6 +286,134 @@ budgets = { model_retries = 1, backoff_ms = 1 }
     assert.equal(1, #warnings, s.log()) -- at the start, not again at the run's tracer
     assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf: Orket sends OTLP/HTTP with JSON", warnings[1])
     assert.equal("application/json", exports()[1].content_type)
+  end)
+
+  -- OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER were not read: none exported all the
+  -- same, and zipkin sent OTLP to the endpoint unsaid. Then an exporter Orket does not have
+  -- stopped run, resume, worker and serve (often set fleet-wide: prometheus): it turns its
+  -- signal off now, said once, and the rest goes on
+  it("leave out a signal whose exporter is none or one Orket does not have, said, run and serve going on", function()
+    local dir = project()
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_TRACES_EXPORTER = "none" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    assert.same({ 0, 1 }, { #exports(), #exports("metrics") })
+    assert.is_nil(r.stderr:find("OTEL_TRACES_EXPORTER", 1, true), r.stderr)
+    fake.reset()
+    r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_METRICS_EXPORTER = "NONE" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    assert.is_true(#exports() >= 1)
+    assert.equal(0, #exports("metrics"))
+    local said = "OTEL_TRACES_EXPORTER=zipkin: Orket has no zipkin exporter (Orket understands otlp and none): the traces "
+      .. "are not exported; set OTEL_TRACES_EXPORTER=otlp (or unset it) to export them over OTLP to "
+      .. "OTEL_EXPORTER_OTLP_ENDPOINT (the OpenTelemetry Collector's zipkin exporter sends them on to Zipkin), or "
+      .. "OTEL_TRACES_EXPORTER=none to leave them off without this warning"
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_TRACES_EXPORTER = "zipkin" }
+    fake.reset()
+    dir = project() -- a card to work again
+    r = H.orket("run M", { cwd = dir, env = env, wrap = "timeout 120" })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    local _, n = r.stderr:gsub("orket: warning: " .. said:gsub("%p", "%%%0"), "")
+    assert.equal(1, n, r.stderr)
+    assert.same({ 0, 1 }, { #exports(), #exports("metrics") })
+    -- the server starts, says it once in its log, and its run's metrics go
+    fake.reset()
+    dir = project()
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir, { env = env })
+    assert.equal(201, (H.api(s, "POST", "/v1/runs", op, { target = "M" })))
+    H.wait_for(function() return #exports("metrics") >= 1 end, "the server's run's metrics", 30000)
+    assert.equal(0, s.stop())
+    local warnings = {}
+    for line in s.log():gmatch("[^\n]+") do
+      local ok, doc = pcall(cjson.decode, line)
+      if ok and type(doc) == "table" and doc.event == "warning" then warnings[#warnings + 1] = doc.message end
+    end
+    assert.same({ said }, warnings)
+    assert.equal(0, #exports())
+  end)
+
+  -- a resumed run drew a new trace: its spans could not be found from its first start's.
+  -- Then a hash of the store's id and the run's: a copied store's runs shared traces. The
+  -- trace id is drawn when the run is recorded now, kept in its data, read back by a resume
+  it("keep a run's trace when it is resumed, the resume's turns in it under its own root, marked", function()
+    local dir = project(", tokens_per_run = 10")
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url }
+    local r = H.orket("run M --json", { cwd = dir, env = env })
+    assert.equal(3, r.status, r.stderr) -- the token budget ran out: resumable
+    local start = cjson.decode(r.stdout:match("[^\n]+"))
+    assert.equal("run_start", start.type)
+    assert.matches("^%x+$", start.trace_id)
+    assert.equal(32, #start.trace_id)
+    local first = #exports()
+    -- the budget raised: the resume works the card again, its turn and model call traced
+    H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua"):gsub(", tokens_per_run = 10", "")))
+    r = H.orket("resume --json", { cwd = dir, env = env })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    local again = cjson.decode(r.stdout:match("[^\n]+"))
+    assert.same({ "run_start", true, start.trace_id }, { again.type, again.resumed, again.trace_id })
+    local runs, traces, resumed = {}, {}, {}
+    for i, e in ipairs(exports()) do
+      for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do
+        traces[sp.traceId] = true
+        if sp.name == "orket run M" then runs[#runs + 1] = sp end
+        if i > first then resumed[#resumed + 1] = sp end
+      end
+    end
+    assert.same({ [start.trace_id] = true }, traces) -- one trace, the run's: both starts' spans
+    assert.equal(2, #runs)
+    assert.same({ nil, nil }, { runs[1].parentSpanId, runs[2].parentSpanId })
+    assert.not_equal(runs[1].spanId, runs[2].spanId)
+    local a1, a2 = attrs(runs[1].attributes), attrs(runs[2].attributes)
+    assert.equal(a1["orket.run.id"], a2["orket.run.id"])
+    assert.same({ nil, true }, { a1["orket.run.resumed"], a2["orket.run.resumed"] })
+    -- the resume's own turn and model call, under its root
+    local by = {}
+    for _, sp in ipairs(resumed) do by[sp.name] = sp end
+    local agent, chat = by["invoke_agent coder"], by["chat " .. MODEL]
+    assert.truthy(agent and chat, cjson.encode(resumed))
+    assert.equal(runs[2].spanId, agent.parentSpanId)
+    assert.equal(agent.spanId, chat.parentSpanId)
+  end)
+
+  -- a worker working a run marked its run span resumed, though it only joined the run
+  it("name the worker on its run span, which is never marked resumed", function()
+    local dir = project()
+    local r = H.orket("worker --name wa --start M --drain", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url },
+      wrap = "timeout 120" })
+    assert.equal(0, r.status, r.stderr)
+    local runs = {}
+    for _, e in ipairs(exports()) do
+      for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do
+        if sp.name == "orket run M" then runs[#runs + 1] = attrs(sp.attributes) end
+      end
+    end
+    assert.equal(1, #runs)
+    assert.same({ "wa", nil }, { runs[1]["orket.worker"], runs[1]["orket.run.resumed"] })
+  end)
+
+  -- the trace id was a hash of the store's id and the run's: a copy of the project (its
+  -- store's id kept) gave its run 1 the original's run 1's trace
+  it("give the runs of a copied project traces of their own", function()
+    local dir = project()
+    local copy = H.tmpdir()
+    os.execute("cp -R " .. H.quote(dir .. "/.") .. " " .. H.quote(copy))
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url }
+    local traces = {}
+    for _, d in ipairs { dir, copy } do
+      local r = H.orket("run M", { cwd = d, env = env })
+      assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    end
+    local ids = {}
+    for _, e in ipairs(exports()) do
+      for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do
+        if sp.name == "orket run M" then
+          ids[#ids + 1] = attrs(sp.attributes)["orket.run.id"]
+          traces[#traces + 1] = sp.traceId
+        end
+      end
+    end
+    assert.same({ "1", "1" }, ids) -- the same run id in both
+    assert.not_equal(traces[1], traces[2])
   end)
 
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()

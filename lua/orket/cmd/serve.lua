@@ -182,6 +182,7 @@ end
 -- The telemetry as the server's runs would export it (the environment, the project's
 -- orket.lua) -> cfg | nil (no export) | nil, message: gRPC, which every run would refuse
 -- (orket.otel.config), refused once at the start instead of at each run, the server up.
+-- An exporter Orket does not have (zipkin...) only turns its signal off: cfg's warnings.
 local function telemetry(dir)
   local data = config.read(dir) -- a broken orket.lua is its runs' and /ready's to report
   local cfg, err = otel.config(os.getenv, type(data) == "table" and data.telemetry or nil)

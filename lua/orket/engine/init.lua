@@ -10,6 +10,7 @@ local json = require "cjson.safe"
 local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
 local experiments = require "orket.settings.experiments"
+local otel = require "orket.otel"
 
 local M = {}
 local Engine = {}
@@ -150,6 +151,9 @@ end
 
 --- start(target_id, {concurrency=, model=, workers=}) -> run_id | nil, msg, CODE. workers:
 --- the run is left to `orket worker` processes (data.workers), not executed here.
+--- The run's trace id (data.trace_id, orket.otel) is drawn here, where the run is first
+--- recorded, and read back by every start of it (a resume, a worker joining), in any process:
+--- a copy of the store (its id and run ids kept) gives its next runs traces of their own.
 function Engine:start(target_id, opts)
   opts = opts or {}
   local target, err, code = self.board:get(target_id)
@@ -157,7 +161,8 @@ function Engine:start(target_id, opts)
   local ok, cerr, ccode = self:check()
   if not ok then return nil, cerr, ccode end
   local id, rerr, rcode = self.db:record_run { target = target.id, kind = target.type,
-    data = { concurrency = opts.concurrency, model = opts.model, workers = opts.workers } }
+    data = { concurrency = opts.concurrency, model = opts.model, workers = opts.workers,
+      trace_id = otel.new_trace_id() } }
   if not id then return nil, rerr, rcode end
   self.started_runs[id] = true
   return id

@@ -828,8 +828,11 @@ function Run:open_execution()
   -- crash point: one transaction, done again by a resume
   spend.release_raised(self, st.target)
   self.engine:observe_journal(run_id)
+  -- trace_id: drawn when the run was recorded (Engine:start), so every start of it is in
+  -- one trace (orket.otel); a run recorded before has none
   self:emit { type = "run_start", target = st.target.id, concurrency = st.conc,
-    resumed = not (self.started_runs and self.started_runs[run_id]) }
+    resumed = not (self.started_runs and self.started_runs[run_id]),
+    trace_id = type(data.trace_id) == "string" and data.trace_id or nil }
   -- what was held until the run had begun (a watch that failed as it started) is said now,
   -- after run_start and with its id, as the run's own events are
   if self.engine.on_run_start then self.engine.on_run_start(run_id) end

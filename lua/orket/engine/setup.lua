@@ -22,10 +22,19 @@ local claims = require "orket.engine.claims"
 local lease_mod = require "orket.engine.lease"
 
 local otel = require "orket.otel"
+local projects = require "orket.store.projects"
 local fieldline = require "orket.fieldline"
 local scriptfile = require "orket.scriptfile"
 
 local M = {}
+
+-- The store's own id (orket.store.projects), or nil: a store that cannot say it (a test's
+-- stand-in) gives the runs recorded before runs kept their trace id (orket.otel) a trace
+-- each start, never a failed setup.
+local function store_id(db)
+  local ok, id = pcall(projects.store_id, db)
+  return ok and id or nil
+end
 
 --- open(dir, {model=, concurrency=, emit=, db=, keep_db=, workspace=, llm=, lease=, keeper=,
 ---   share=, pace=, git_lock=, yield=, scripts=}) -> engine, db | nil, message, CODE
@@ -83,9 +92,14 @@ function M.open(dir, opts)
   local bad = llm.check_models(cfg.models, s.team, scripts.roles.by_name)
   if #bad > 0 then return nil, located(dir, bad[1], "EINVAL") end
   -- traces over OTLP when the environment or orket.lua's telemetry names a collector; a
-  -- protocol Orket does not speak (gRPC) refused before anything is opened
+  -- protocol Orket does not speak (gRPC) refused before anything is opened; an exporter it
+  -- does not have (zipkin) turned that signal off, said
   local tcfg, terr, tcode = otel.config(opts.getenv or os.getenv, s.telemetry)
   if terr then return nil, terr, tcode end
+  if tcfg and tcfg.off then
+    otel.say(tcfg)
+    tcfg = nil
+  end
   pause()
   local ws_dir = opts.workspace or (dir .. "/workspace")
   local _, mkerr = uv.fs_mkdir(ws_dir, 493)
@@ -146,7 +160,10 @@ function M.open(dir, opts)
     lease = opts.keeper or opts.lease and lease_mod.new { db = db, worker = opts.lease.worker, ttl_ms = opts.lease.ttl_ms,
       on_event = opts.lease.on_event, poll_ms = opts.lease.poll_ms },
     pace = opts.pace, -- a server's: one heavy step per turn of its loop (orket.engine.pace)
-    tracer = tcfg and otel.new(tcfg, s.name) or nil,
+    -- the store's id makes the trace id of a run recorded before runs kept theirs; a
+    -- worker's name is on its run spans
+    tracer = tcfg and otel.new(tcfg, s.name, store_id(db),
+      opts.keeper and opts.keeper.name or opts.lease and opts.lease.worker or nil) or nil,
     -- A turn passes the tools and policies it started with; hot reload swaps e's.
     gate = function(input)
       input.tools, input.policies = input.tools or e.tools, input.policies or e.policies

@@ -226,7 +226,8 @@ describe("otel spans", function()
     assert.same({ "execute_tool x=EPERM", "invoke_agent coder=model_error", "orket run M=failed" }, errs)
   end)
 
-  it("make a failed model call's event an ERROR chat span with its class and charge, outside the metrics", function()
+  it("make a failed model call's event an ERROR chat span with its class and charge, its duration in the "
+    .. "metrics by error.type, never its tokens", function()
     local tr, spans = tracer()
     tr:event { type = "run_start", run_id = 7, target = "M" }
     tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
@@ -244,7 +245,223 @@ describe("otel spans", function()
     for _, a in ipairs(chat.attributes) do v[a.key] = a.value.stringValue or a.value.intValue end
     assert.same({ "transient", "50", "7", "900", "USD" }, { v["error.type"], v["gen_ai.usage.input_tokens"],
       v["gen_ai.usage.output_tokens"], v["orket.cost.micros"], v["orket.cost.currency"] })
-    assert.same({}, tr.points) -- the client metrics keep answered calls
+    -- its duration is in the client metrics, by its error.type; its tokens are not
+    assert.equal(1, #tr.points)
+    assert.same({ "gen_ai.client.operation.duration", "transient", 1, 0.04 },
+      { tr.points[1].name, tr.points[1].attrs["error.type"], tr.points[1].count, tr.points[1].sum })
+  end)
+
+  -- the GenAI conventions: the duration metric records failed operations too, by error.type;
+  -- they were left out, so a provider failing slowly looked fast and the failures uncounted
+  it("count a failed call's duration by its error.type apart from answered calls, never its tokens", function()
+    local tr = tracer()
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 100, prompt_tokens = 10,
+      completion_tokens = 2 }
+    tr:event { type = "model_failure", run_id = 7, card = "M-1", turn = 1, step = 2, class = "transient",
+      latency_ms = 2000, prompt_tokens = 50, completion_tokens = 7 }
+    tr:event { type = "model_failure", run_id = 7, card = "M-1", turn = 1, step = 3, class = "transient",
+      latency_ms = 3000 }
+    tr:event { type = "model_failure", run_id = 7, card = "M-1", turn = 1, step = 4, class = "auth", latency_ms = 5 }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "model_error" }
+    local body = assert(tr:metrics("1"))
+    local got = {}
+    for _, m in ipairs(cjson.decode(body).resourceMetrics[1].scopeMetrics[1].metrics) do
+      for _, dp in ipairs(m.histogram.dataPoints) do
+        local a = {}
+        for _, kv in ipairs(dp.attributes) do a[kv.key] = kv.value.stringValue end
+        got[#got + 1] = string.format("%s %s %s: %s %g", m.name, tostring(a["gen_ai.token.type"]),
+          tostring(a["error.type"]), dp.count, dp.sum)
+        assert.same({ "chat", "fake", "m1" }, { a["gen_ai.operation.name"], a["gen_ai.provider.name"],
+          a["gen_ai.request.model"] })
+      end
+    end
+    table.sort(got)
+    assert.same({
+      "gen_ai.client.operation.duration nil auth: 1 0.005",
+      "gen_ai.client.operation.duration nil nil: 1 0.1",
+      "gen_ai.client.operation.duration nil transient: 2 5",
+      "gen_ai.client.token.usage input nil: 1 10",
+      "gen_ai.client.token.usage output nil: 1 2",
+    }, got)
+  end)
+end)
+
+-- A run resumed (after a crash, a stop) drew a new trace: its spans were not to be found
+-- from its first start's. Its trace id is now made from the store's id and the run's.
+describe("otel's trace of a run", function()
+  local function starts(store_id, run_id, resumed, trace_id, worker)
+    local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
+    local tr = otel.new(cfg, "proj", store_id, worker)
+    local spans = {}
+    tr.flush = function(self)
+      self:seal()
+      for _, b in ipairs(self.queue) do
+        for _, sp in ipairs(cjson.decode(b.body:text()).resourceSpans[1].scopeSpans[1].spans) do spans[#spans + 1] = sp end
+      end
+      self.queue, self.queued = {}, 0
+    end
+    tr:event { type = "run_start", run_id = run_id, target = "M", resumed = resumed, trace_id = trace_id }
+    tr:event { type = "turn_start", run_id = run_id, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "turn_end", run_id = run_id, card = "M-1", turn = 1, outcome = "handed_in" }
+    tr:event { type = "run_end", run_id = run_id, status = "done" }
+    return spans
+  end
+  local function attr(sp, key)
+    for _, a in ipairs(sp.attributes) do
+      if a.key == key then return a.value.boolValue == nil and a.value.stringValue or a.value.boolValue end
+    end
+  end
+
+  -- the trace id was a hash of the store's id and the run's: a copy of the store (orket
+  -- restore, pg_dump, a copied project folder) keeps both, and gave its next run the trace
+  -- of the original's run of that id
+  it("take the trace id the run was recorded with, at every start, whatever the store's id", function()
+    local store = "5f1c0a9e2b7d4c3e8a6f0b1d2c3e4f5a"
+    local id = "0af7651916cd43dd8448eb211c80319c"
+    local first, resumed = starts(store, 1, false, id), starts(store, 1, true, id:upper())
+    for _, sp in ipairs(first) do assert.equal(id, sp.traceId) end
+    for _, sp in ipairs(resumed) do assert.equal(id, sp.traceId) end
+    -- a copy's run 1, its own id drawn: another trace, though the store's id and run id match
+    local copy = starts(store, 1, false, "b7ad6b7169203331b7ad6b7169203331")
+    assert.equal("b7ad6b7169203331b7ad6b7169203331", copy[1].traceId)
+    -- not a trace id (its length, its digits, all zeros): the run's hash, as for a run recorded before
+    local hash = crypto.hash("orket.run.trace\0" .. store .. "\0" .. "1", 16)
+    for _, bad in ipairs { "0af76519", "0af7651916cd43dd8448eb211c80319g", string.rep("0", 32), 7 } do
+      assert.equal(hash, starts(store, 1, false, bad)[1].traceId, tostring(bad))
+    end
+    -- drawn: 32 hex digits, another each time
+    local a, b = otel.new_trace_id(), otel.new_trace_id()
+    assert.matches("^%x+$", a)
+    assert.same({ 32, true }, { #a, a ~= b })
+  end)
+
+  -- every worker working a run made a root span marked resumed, though none was resumed
+  it("name the worker on its start's run span, never marked resumed: workers join a run side by side", function()
+    local id = "0af7651916cd43dd8448eb211c80319c"
+    local a = starts(nil, 1, false, id, "w1")
+    local b = starts(nil, 1, true, id, "w2")
+    assert.same({ id, id }, { a[2].traceId, b[2].traceId })
+    assert.same({ "orket run M", "orket run M" }, { a[2].name, b[2].name })
+    assert.same({ "w1", "w2" }, { attr(a[2], "orket.worker"), attr(b[2], "orket.worker") })
+    assert.same({ nil, nil }, { attr(a[2], "orket.run.resumed"), attr(b[2], "orket.run.resumed") })
+    assert.is_nil(attr(starts(nil, 1, false, id)[2], "orket.worker"))
+  end)
+
+  it("continue a run recorded without a trace id at every start, by the store's id, each start's run span "
+    .. "a root of its own, a resume's marked", function()
+    local store = "5f1c0a9e2b7d4c3e8a6f0b1d2c3e4f5a"
+    local first, resumed = starts(store, 7, false), starts(store, 7, true)
+    assert.equal(2, #first)
+    assert.equal(2, #resumed)
+    local trace = first[1].traceId
+    assert.equal(crypto.hash("orket.run.trace\0" .. store .. "\0" .. "7", 16), trace)
+    for _, sp in ipairs(first) do assert.equal(trace, sp.traceId) end
+    for _, sp in ipairs(resumed) do assert.equal(trace, sp.traceId) end
+    assert.is_nil(first[2].parentSpanId)
+    assert.is_nil(resumed[2].parentSpanId)
+    assert.not_equal(first[2].spanId, resumed[2].spanId) -- two starts: two run spans, no id twice
+    assert.equal(resumed[2].spanId, resumed[1].parentSpanId)
+    assert.is_nil(attr(first[2], "orket.run.resumed"))
+    assert.is_true(attr(resumed[2], "orket.run.resumed"))
+    -- another run, another store (its run 7): other traces
+    assert.not_equal(trace, starts(store, 8)[1].traceId)
+    assert.not_equal(trace, starts("0123456789abcdef0123456789abcdef", 7)[1].traceId)
+    -- no store id (a stand-in store): a trace drawn at each start, as before
+    assert.not_equal(starts(nil, 7)[1].traceId, starts(nil, 7)[1].traceId)
+  end)
+
+  -- the engine itself: the id drawn where the run is recorded, in its data (JSON, on either
+  -- backend: tests.backends), read back by the resume, whose turns are in that trace under
+  -- its own root
+  it("draw a run's trace id where it is recorded, keep it in its data, and continue it when resumed", function()
+    local H = require "tests.helpers"
+    local F = require "tests.engine_fakes"
+    local ok, err = pcall(function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", F.STANDARD)
+      local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
+      local function traced(opts)
+        local spans = {}
+        -- the same store id for every tracer: a copy's runs must not share traces by it
+        opts.tracer = otel.new(cfg, "proj", "5f1c0a9e2b7d4c3e8a6f0b1d2c3e4f5a")
+        opts.tracer.flush = function(self)
+          self:seal()
+          for _, q in ipairs(self.queue) do
+            for _, sp in ipairs(cjson.decode(q.body:text()).resourceSpans[1].scopeSpans[1].spans) do
+              spans[#spans + 1] = sp
+            end
+          end
+          self.queue, self.queued = {}, 0
+        end
+        return F.engine(opts.db, opts.b, opts), spans
+      end
+      local ev1, ev2 = {}, {}
+      local e, first = traced { db = db, b = b, events = ev1 }
+      local id = assert(e:start("E"))
+      local trace = cjson.decode(require("orket.store.runs").get(db, id).data).trace_id
+      assert.matches("^%x+$", trace)
+      assert.equal(32, #trace)
+      local n, inner = 0, e.llm.chat
+      e.llm.chat = function(self, req)
+        n = n + 1
+        if n == 5 then e:stop() return nil, "canceled", "canceled" end
+        return inner(self, req)
+      end
+      assert.equal("interrupted", (e:execute(id)))
+      local e2, second = traced { db = db, b = b, events = ev2 }
+      assert.equal("done", (e2:execute(id)))
+      assert.same({ trace, trace }, { ev1[1].trace_id, ev2[1].trace_id })
+      local roots = {}
+      for _, list in ipairs { first, second } do
+        for _, sp in ipairs(list) do
+          assert.equal(trace, sp.traceId)
+          if sp.name == "orket run E" then roots[#roots + 1] = sp end
+        end
+      end
+      assert.equal(2, #roots)
+      local root2, agents = roots[2], 0
+      assert.equal(root2, second[#second]) -- the resume's root, its last span
+      for _, sp in ipairs(second) do
+        if sp.name:match("^invoke_agent") then
+          agents = agents + 1
+          assert.equal(root2.spanId, sp.parentSpanId)
+        end
+      end
+      assert.is_true(agents > 0)
+      -- another run of a store with the same id, and the same run id (a copy): its own trace
+      local db2, b2 = F.fixture(H.tmpdir() .. "/p.db", F.STANDARD)
+      local e3, third = traced { db = db2, b = b2 }
+      local id3 = assert(e3:start("E"))
+      assert.equal(id, id3)
+      assert.equal("done", (e3:execute(id3)))
+      assert.not_equal(trace, third[1].traceId)
+      assert.equal(cjson.decode(require("orket.store.runs").get(db2, id3).data).trace_id, third[1].traceId)
+    end)
+    H.cleanup()
+    assert(ok, err)
+  end)
+
+  it("take the store's id where an engine's tracer is built, the same at each open", function()
+    local H = require "tests.helpers"
+    local setup = require "orket.engine.setup"
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9" }
+    local function getenv(k) return env[k] end
+    local ids = {}
+    local ok, err = pcall(function()
+      assert(require("orket.project").open_store(dir, true)):close()
+      for i = 1, 2 do
+        local e, db = assert(setup.open(dir, { getenv = getenv }))
+        ids[i] = { e.tracer.store_id, require("orket.store.projects").store_id(db) }
+        e.close_all()
+      end
+    end)
+    H.cleanup()
+    assert(ok, err)
+    assert.matches("^%x+$", ids[1][1])
+    assert.same({ ids[1][2], ids[1][2] }, { ids[1][1], ids[2][1] })
   end)
 end)
 
@@ -340,6 +557,127 @@ describe("otel's configuration", function()
     otel.warn, otel.warned = warn, warned
     assert(ok, err)
     assert.same(cfg.warnings, said)
+  end)
+
+  -- OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER were not read: with a collector named,
+  -- none still exported, and zipkin exported over OTLP unsaid
+  it("turn a signal off for its exporter none, case and spaces aside, the other signal exported", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = " NONE " })
+    assert.same({ nil, BASE .. "/v1/metrics" }, { cfg.url, cfg.metrics_url })
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_METRICS_EXPORTER = "none" })
+    assert.same({ BASE .. "/v1/traces", nil }, { cfg.url, cfg.metrics_url })
+    assert.same({}, cfg.warnings)
+    assert.is_nil(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = "none",
+      OTEL_METRICS_EXPORTER = "None" })
+    -- otlp, or a list that names it, exports; the signal's own endpoint is turned off too
+    cfg = assert(config { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = BASE .. "/v1/traces", OTEL_TRACES_EXPORTER = "otlp,none",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = BASE .. "/v1/metrics", OTEL_METRICS_EXPORTER = "none" })
+    assert.same({ BASE .. "/v1/traces", nil }, { cfg.url, cfg.metrics_url })
+    -- a signal turned off has its protocol unread: gRPC for it refuses nothing
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_METRICS_EXPORTER = "none",
+      OTEL_EXPORTER_OTLP_METRICS_PROTOCOL = "grpc" })
+    assert.is_nil(cfg.metrics_url)
+  end)
+
+  it("turn every signal off for OTEL_SDK_DISABLED=true, case and spaces aside, and warn of another value", function()
+    for _, v in ipairs { "true", "TRUE", " True " } do
+      assert.is_nil(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_SDK_DISABLED = v }, v)
+    end
+    for _, v in ipairs { "false", "", " FALSE" } do
+      assert.same({}, assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_SDK_DISABLED = v }).warnings, v)
+    end
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_SDK_DISABLED = "1" })
+    assert.equal(BASE .. "/v1/traces", cfg.url)
+    assert.same({ "OTEL_SDK_DISABLED=1: not true or false: taken as false, export stays on; set "
+      .. "OTEL_SDK_DISABLED=true to turn it off" }, cfg.warnings)
+  end)
+
+  -- an exporter Orket does not have was refused as gRPC is: orket serve, orket worker and
+  -- every run stopped over a variable often set fleet-wide (prometheus); a typo in a list
+  -- with none was said to export over OTLP and exported nothing
+  it("turn a signal off for an exporter it does not understand, warning with the variable, its value and "
+    .. "what happens", function()
+    local function said(var, value, first, hint)
+      local what = var == "OTEL_TRACES_EXPORTER" and "traces" or "metrics"
+      return string.format("%s=%s: %s (Orket understands otlp and none): the %s are not exported; set %s=otlp "
+        .. "(or unset it) to export them over OTLP to OTEL_EXPORTER_OTLP_ENDPOINT%s, or %s=none to leave them off "
+        .. "without this warning", var, value, first, what, var, hint and (" (" .. hint .. ")") or "", var)
+    end
+    local debug = "the OpenTelemetry Collector's debug exporter writes what it receives"
+    for _, c in ipairs {
+      { "OTEL_TRACES_EXPORTER", "zipkin", "Orket has no zipkin exporter",
+        "the OpenTelemetry Collector's zipkin exporter sends them on to Zipkin" },
+      { "OTEL_METRICS_EXPORTER", "Prometheus", "Orket has no prometheus exporter",
+        "orket serve's GET /metrics is Prometheus's to scrape, and the OpenTelemetry Collector's prometheus "
+          .. "exporter serves what it receives" },
+      { "OTEL_TRACES_EXPORTER", "otlp,console", "Orket has no console exporter", debug },
+      { "OTEL_METRICS_EXPORTER", "logging", "Orket has no logging exporter", debug },
+      { "OTEL_TRACES_EXPORTER", "otlp/stdout", "Orket has no otlp/stdout exporter", debug },
+      { "OTEL_TRACES_EXPORTER", "jaeger", "Orket has no jaeger exporter", "Jaeger takes OTLP itself" },
+      { "OTEL_TRACES_EXPORTER", "otlpp", "otlpp is not an exporter" },
+      { "OTEL_TRACES_EXPORTER", "otlpp,none", "otlpp is not an exporter" },
+      { "OTEL_METRICS_EXPORTER", "none, Zipkin", "Orket has no zipkin exporter",
+        "the OpenTelemetry Collector's zipkin exporter sends them on to Zipkin" },
+    } do
+      local cfg, err = config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, [c[1]] = c[2] }
+      assert(cfg, err)
+      assert.same({ said(c[1], c[2], c[3], c[4]) }, cfg.warnings, c[2])
+      -- that signal off, the other exported
+      if c[1] == "OTEL_TRACES_EXPORTER" then assert.same({ nil, BASE .. "/v1/metrics" }, { cfg.url, cfg.metrics_url })
+      else assert.same({ BASE .. "/v1/traces", nil }, { cfg.url, cfg.metrics_url }) end
+    end
+    -- both off: nothing exported, the warning still to say
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = "zipkin",
+      OTEL_METRICS_EXPORTER = "none" })
+    assert.same({ true, nil, nil, 1 }, { cfg.off, cfg.url, cfg.metrics_url, #cfg.warnings })
+    -- read only for a signal exported, as the protocol: no collector, or disabled
+    assert.is_nil(config { OTEL_TRACES_EXPORTER = "zipkin" })
+    assert.is_nil(config { OTEL_TRACES_EXPORTER = "zipkin", OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = BASE })
+  end)
+
+  it("open an engine with an exporter Orket does not have, that signal off and said once, nothing refused", function()
+    local H = require "tests.helpers"
+    local setup = require "orket.engine.setup"
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_METRICS_EXPORTER = "prometheus" }
+    local function getenv(k) return env[k] end
+    local said, warn, warned = {}, otel.warn, otel.warned
+    otel.warn, otel.warned = function(text) said[#said + 1] = text end, {}
+    local got = {}
+    local ok, err = pcall(function()
+      assert(require("orket.project").open_store(dir, true)):close()
+      for _ = 1, 2 do -- a server's or a worker's next run: not said again
+        local e = assert(setup.open(dir, { getenv = getenv }))
+        got[#got + 1] = { e.tracer.cfg.url, e.tracer.cfg.metrics_url }
+        e.close_all()
+      end
+      -- both signals off: no tracer, said all the same
+      env.OTEL_TRACES_EXPORTER = "console"
+      local e = assert(setup.open(dir, { getenv = getenv }))
+      got[#got + 1] = e.tracer == nil
+      e.close_all()
+    end)
+    otel.warn, otel.warned = warn, warned
+    H.cleanup()
+    assert(ok, err)
+    assert.same({ { BASE .. "/v1/traces" }, { BASE .. "/v1/traces" }, true }, got)
+    assert.equal(2, #said)
+    assert.matches("^OTEL_METRICS_EXPORTER=prometheus: Orket has no prometheus exporter", said[1])
+    assert.matches("^OTEL_TRACES_EXPORTER=console: Orket has no console exporter", said[2])
+  end)
+
+  -- with the traces off and the metrics on, every span was still written and thrown away
+  it("write no span when the traces are off, the metrics still kept", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_TRACES_EXPORTER = "none" })
+    local tr = otel.new(cfg, "proj")
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 100, prompt_tokens = 10,
+      completion_tokens = 2 }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "handed_in" }
+    assert.equal(0, (tr.writer:count())) -- the chat and invoke_agent spans were written here
+    assert.equal(3, #tr.points) -- input, output tokens and the duration
   end)
 
   -- gRPC was refused by orket.lua's loading: every command, those that never export too
