@@ -35,12 +35,41 @@ function M.where(msg)
   return tostring(msg):match("^([^\n:]-%.lua):")
 end
 
+-- {"roles/x.lua" = hash of its text, or of the reason it cannot be read} for folder name of dir.
+local function folder_digest(dir, name)
+  local out = {}
+  for _, path in ipairs(scriptfile.list(dir .. "/" .. name)) do
+    local text, err = scriptfile.read(path)
+    out[name .. "/" .. path:match("[^/]+$")] = crypto.hash(text or ("\0" .. tostring(err)))
+  end
+  return out
+end
+
+--- digest(dir) -> {"roles/x.lua" = hash, ..., "routing.lua" = hash}: each script of the
+--- project as it is now (a hash of its text, or of why it cannot be read; routing.lua only
+--- when it is there). load() keeps the one taken before it compiles as scripts.seen.
+function M.digest(dir)
+  local out = {}
+  for name in pairs(M.DIRS) do
+    for file, h in pairs(folder_digest(dir, name)) do out[file] = h end
+  end
+  local path = dir .. "/routing.lua"
+  if uv.fs_stat(path) then
+    local text, err = scriptfile.read(path)
+    out["routing.lua"] = crypto.hash(text or ("\0" .. tostring(err)))
+  end
+  return out
+end
+
 --- load(dir) -> scripts {roles=, tools=, policies=, routing=} | nil, "file[:line]: message", CODE
 --- Compiles every script afresh, each in a new restricted environment: Orket's built-ins
 --- (roles/, tools/, policies/ next to lua/), then the project's, which override by name.
 --- Nothing is shared with an earlier set, so a caller can keep using the old one.
 function M.load(dir)
   local home = rt.home()
+  -- taken before anything is compiled: an edit made while the set is read, or after it and
+  -- before the watch starts, differs from it, and the watch reloads it (M.watch)
+  local seen = M.digest(dir)
   local role_set, rerr, rcode = roles.load(roles.dirs(dir))
   if not role_set then return nil, rerr, rcode end
   local reg, terr, tcode = tools_mod.load_dirs { home .. "/tools", dir .. "/tools" }
@@ -49,7 +78,7 @@ function M.load(dir)
   if not pol then return nil, perr, pcode end
   local route, oerr, ocode = routing.load(dir .. "/routing.lua")
   if not route then return nil, oerr, ocode end
-  return { roles = role_set, tools = reg, policies = pol, routing = route }
+  return { roles = role_set, tools = reg, policies = pol, routing = route, seen = seen }
 end
 
 --- validate(scripts, settings[, models]) -> true | nil, msg, CODE: the set fits the team
@@ -200,7 +229,7 @@ local function reload_set(engine, files, keep)
   end
   -- the MCP servers' tools beside the files'
   engine:swap_scripts { roles = s.roles, tools = engine.mcp and engine.mcp:wrap(s.tools) or s.tools, policies = s.policies,
-    routing = s.routing }
+    routing = s.routing, scripts_seen = s.seen }
   engine.reloads = (engine.reloads or 0) + 1
   engine.reload_said = nil
   engine.db:event { kind = "reload", run = engine.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
@@ -356,23 +385,10 @@ end
 -- it cannot be read}), kept as last reloaded: an event on the folder itself (a chmod, a
 -- touch) reloads only the scripts that differ from it. A hash, not the text: a copy of every
 -- script per live run would add up in orket serve.
-local function contents(w, name)
-  local out = {}
-  for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do
-    local text, err = scriptfile.read(path)
-    out[name .. "/" .. path:match("[^/]+$")] = crypto.hash(text or ("\0" .. tostring(err)))
-  end
-  return out
-end
+local function contents(w, name) return folder_digest(w.dir, name) end
 
--- Every script folder's digests, as seen now.
-local function all_contents(w)
-  local out = {}
-  for name in pairs(M.DIRS) do
-    for file, h in pairs(contents(w, name)) do out[file] = h end
-  end
-  return out
-end
+-- Every script's digest, as seen now.
+local function all_contents(w) return M.digest(w.dir) end
 
 -- Stops watching path, if it was watched.
 local function unwatch(w, path)
@@ -435,7 +451,18 @@ function M.watch(engine, opts)
   engine.on_run_start = w.on_run_start
   watch_dir(w, engine.dir, project_filter(w))
   for name in pairs(M.DIRS) do watch_dir(w, engine.dir .. "/" .. name, is_script) end
-  w.seen = all_contents(w)
+  -- The set in force was read before the watch began (orket run opens the store, the
+  -- repository and the run's lock in between): a script that differs now from the digest
+  -- taken as it was read, edited or removed or added in that gap, had no event to tell it
+  -- and is reloaded as if it had (its digest is taken after the watches start, so an
+  -- edit from then on is an event or is in it). Without a digest (a set given by the
+  -- caller), what is on disk now is the reference.
+  local now, loaded = all_contents(w), engine.scripts_seen
+  w.seen = loaded or now
+  if loaded then
+    for file, h in pairs(now) do if loaded[file] ~= h then w:touch(file) end end
+    for file in pairs(loaded) do if now[file] == nil then w:touch(file) end end
+  end
   return w
 end
 

@@ -376,6 +376,31 @@ describe("hot reload", function()
     assert.equal(n, count(events, ty))
   end
 
+  it("reloads an edit made after the set was read and before the watch began, with no fs event for it", function()
+    local dir = notes_project()
+    H.write(dir .. "/roles/old.lua", coder("OLD"))
+    local e, events = open(dir)
+    -- between setup.open's read and the watch (orket run opens the store, the repository and
+    -- its lock there): a role edited, one removed, routing.lua added; no watch saw them
+    H.write(dir .. "/roles/coder.lua", coder("GAP"))
+    os.remove(dir .. "/roles/old.lua")
+    H.write(dir .. "/routing.lua", "return { worker = function(card, team) return 'lead_architect' end }\n")
+    local w = reload.watch(e, { debounce_ms = 50 })
+    -- noted as the fs events would have noted them (the quiet period started), not waited for
+    assert.same({ ["roles/coder.lua"] = true, ["roles/old.lua"] = true, ["routing.lua"] = true }, w.changed)
+    assert.is_true(w:trigger())
+    assert.equal("GAP", e.roles.by_name.coder.intent)
+    assert.is_nil(e.roles.by_name.old)
+    assert.equal("lead_architect", e.routing:choose("worker", { id = "X" }, e.settings.team))
+    assert.same({ "roles/coder.lua", "roles/old.lua", "routing.lua" }, events[#events].files)
+    w:close()
+    -- nothing changed since the set was read: a watch started again notes nothing
+    local w2 = reload.watch(e, { debounce_ms = 50 })
+    assert.same({}, w2.changed)
+    w2:close()
+    e.close_all()
+  end)
+
   it("watches a script folder deleted and made again, and takes the edits in it", function()
     local dir = notes_project()
     local e, events = open(dir)
