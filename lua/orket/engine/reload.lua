@@ -399,6 +399,55 @@ local function unwatch(w, path)
   h:close()
 end
 
+-- The scripts that are symbolic links (loaders follow them): an edit of the file a link
+-- points to is an event in the target's folder, not in the script folder, so each target's
+-- folder is watched too (w.link_handles, apart from the script folders' handles), and an
+-- event on a target's name notes the link, named as the script ("roles/coder.lua"). Made
+-- again at each reload and as the watch starts: a link added, removed or pointed elsewhere
+-- is an event in its own folder, which reloads.
+local function watch_links(w)
+  if w.closed then return end
+  local targets = {} -- target folder -> {target name -> {script, ...}}
+  local scripts = {}
+  for name in pairs(M.DIRS) do
+    for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do scripts[#scripts + 1] = path end
+  end
+  scripts[#scripts + 1] = w.dir .. "/routing.lua"
+  for _, path in ipairs(scripts) do
+    local st = uv.fs_lstat(path)
+    local real = st and st.type == "link" and uv.fs_realpath(path)
+    if real then
+      local folder, base = real:match("^(.*)/([^/]+)$")
+      if folder == "" then folder = "/" end
+      targets[folder] = targets[folder] or {}
+      local names = targets[folder][base] or {}
+      names[#names + 1] = path:sub(#w.dir + 2)
+      targets[folder][base] = names
+    end
+  end
+  for folder, h in pairs(w.link_handles) do
+    if not targets[folder] then
+      w.link_handles[folder] = nil
+      h:stop()
+      h:close()
+    end
+  end
+  w.links = targets
+  for folder in pairs(targets) do
+    if not w.link_handles[folder] then
+      local h = uv.new_fs_event()
+      local ok = h:start(folder, {}, function(err, name)
+        if err or w.closed then return end
+        local names = w.links[folder] and w.links[folder][name]
+        for _, rel in ipairs(names or {}) do w:touch(rel) end
+      end)
+      -- (a target folder that cannot be watched: its link's edits are seen at the next
+      -- reload, as before; the script folders' own watch failures are the ones said)
+      if ok then w.link_handles[folder] = h else h:close() end
+    end
+  end
+end
+
 -- A filter says "file" for a change to the named file, true for a change to reload for
 -- that names none (the folder itself), false for nothing to do.
 local function is_script(name)
@@ -443,7 +492,8 @@ function M.watch(engine, opts)
     error("bad argument #1 to 'watch' (an engine from orket.engine.setup expected)", 2)
   end
   opts = opts or {}
-  local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, changed = {}, seen = {}, failing = {},
+  local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, link_handles = {}, links = {},
+    changed = {}, seen = {}, failing = {},
     held = {}, writing = {}, started = false, debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
   w.timer = uv.new_timer()
   -- the watch failures seen before the run began are said once it has (watch_failed)
@@ -451,6 +501,7 @@ function M.watch(engine, opts)
   engine.on_run_start = w.on_run_start
   watch_dir(w, engine.dir, project_filter(w))
   for name in pairs(M.DIRS) do watch_dir(w, engine.dir .. "/" .. name, is_script) end
+  watch_links(w)
   -- The set in force was read before the watch began (orket run opens the store, the
   -- repository and the run's lock in between): a script that differs now from the digest
   -- taken as it was read, edited or removed or added in that gap, had no event to tell it
@@ -495,6 +546,7 @@ function Watcher:trigger()
   -- with, once the reload is applied (a reload refused, or raising, is tried again by the
   -- next event on the folder)
   local now = all_contents(self)
+  watch_links(self) -- (before the scripts are read: a target edited from then on is an event)
   local reloads = self.engine.reloads
   local ok, res, err, code = pcall(M.apply, self.engine, files, rescan)
   if not ok then
@@ -552,7 +604,11 @@ function Watcher:close()
     h:stop()
     h:close()
   end
-  self.handles = {}
+  for _, h in pairs(self.link_handles) do
+    h:stop()
+    h:close()
+  end
+  self.handles, self.link_handles = {}, {}
   self.timer:stop()
   self.timer:close()
   uv.update_time() -- (the loop's clock, cached: it may not have run for a while)
