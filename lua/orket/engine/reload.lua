@@ -17,6 +17,7 @@ local scriptfile = require "orket.scriptfile"
 local manager = require "orket.mcp.manager"
 local task = require "orket.task"
 local crypto = require "orket.c.crypto"
+local config = require "orket.config"
 
 local M = {}
 
@@ -184,11 +185,34 @@ local function keep_removed(engine, s)
   return s
 end
 
+-- The sections of orket.lua, as it reads now, that differ from the run's and that the run
+-- does not take up (all but mcp: budgets, models and their prices, the team ... apply from
+-- the next run), sorted; nil when none. A reload naming orket.lua says them, so an edit of
+-- a price or a budget is not taken for applied.
+local function unapplied(engine)
+  local cfg, now = config.settings(engine.dir)
+  if not cfg then return nil end
+  local out, seen = jsonout.array(), {}
+  local function differs(k, a, b)
+    if k ~= "mcp" and not seen[k] and not jsonout.same(a, b) then
+      seen[k] = true
+      out[#out + 1] = k
+    end
+  end
+  for k, v in pairs(now) do differs(k, v, engine.settings[k]) end
+  for k, v in pairs(engine.settings) do differs(k, now[k], v) end
+  if engine.models then differs("models", cfg.models, engine.models) end
+  if #out == 0 then return nil end
+  table.sort(out)
+  return out
+end
+
 -- Loads the set, validates it and swaps it in, or says why not (apply's work; keep: orket.lua
 -- is away, keep_removed).
 local function reload_set(engine, files, keep)
   local s, err, code = M.load(engine.dir)
   if s and keep then s, err, code = keep_removed(engine, s) end
+  local not_taken
   if s and files and files["orket.lua"] then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
     local ok, merr, mcode = manager.reload(engine)
@@ -198,6 +222,8 @@ local function reload_set(engine, files, keep)
       local placed = {}
       scriptcheck.add(placed, engine.dir, merr, "orket.lua")
       s, err, code = nil, scriptcheck.format(placed[1]), mcode
+    else
+      not_taken = unapplied(engine)
     end
   end
   if s then
@@ -232,8 +258,9 @@ local function reload_set(engine, files, keep)
     routing = s.routing, scripts_seen = s.seen }
   engine.reloads = (engine.reloads or 0) + 1
   engine.reload_said = nil
-  engine.db:event { kind = "reload", run = engine.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
-  engine:emit { type = "reload", files = names }
+  engine.db:event { kind = "reload", run = engine.run_id,
+    data = { files = names, roles = s.roles.names, tools = s.tools.names, unapplied = not_taken } }
+  engine:emit { type = "reload", files = names, unapplied = not_taken }
   return true
 end
 

@@ -432,6 +432,52 @@ describe("hot reload", function()
     e.close_all()
   end)
 
+  it("says which sections of an edited orket.lua the run does not take up (a price, a budget)", function()
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    local text = assert(H.read(dir .. "/orket.lua"))
+    -- orket.lua saved unchanged: a reload naming it, nothing left out
+    w:touch("orket.lua")
+    assert.is_true(w:trigger())
+    assert.same({ "orket.lua" }, events[#events].files)
+    assert.is_nil(events[#events].unapplied)
+    -- a price and a budget changed mid-run: the run keeps its own, and the reload says so
+    H.write(dir .. "/orket.lua", (text:gsub('default = "scripted:team",', 'default = "scripted:team",\n'
+      .. '  prices = { ["scripted:team"] = { input = "1", cached_input = "1", output = "2", currency = "USD" } },'))
+      .. "budgets = { turns_per_card = 2 }\n")
+    local budgets = e.settings.budgets
+    w:touch("orket.lua")
+    assert.is_true(w:trigger())
+    assert.equal("reload", events[#events].type)
+    assert.same({ "budgets", "models" }, events[#events].unapplied)
+    assert.equal(budgets, e.settings.budgets)
+    local row = e.db:row("SELECT data FROM events WHERE kind = 'reload' ORDER BY id DESC LIMIT 1")
+    assert.same({ "budgets", "models" }, require("cjson").decode(row.data).unapplied)
+    w:close()
+    e.close_all()
+  end)
+
+  it("has orket log say the sections of orket.lua edited during the run that it did not take up", function()
+    local dir = notes_project()
+    local e = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
+    local text, edited = assert(H.read(dir .. "/orket.lua")), false
+    hooks.on_request = function(req)
+      if not edited and req.meta.role == "coder" then
+        edited = true
+        H.write(dir .. "/orket.lua", text .. "budgets = { turns_per_card = 2 }\n")
+        w:touch("orket.lua")
+        assert.is_true(w:trigger())
+      end
+    end
+    assert.equal("done", e:execute(assert(e:start("NOTES"))))
+    w:close()
+    e.close_all()
+    local log = H.orket("log 1 --full", { cwd = dir })
+    assert.matches("%*%* scripts reloaded: orket.lua\n   orket.lua: budgets changed; not applied to this run", log.stdout)
+  end)
+
   it("watches a script folder deleted and made again, and takes the edits in it", function()
     local dir = notes_project()
     local e, events = open(dir)
