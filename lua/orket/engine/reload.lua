@@ -557,9 +557,25 @@ function Watcher:touch(name)
   self.timer:start(self.debounce_ms, 0, function() tracked(self, function() self:trigger() end) end)
 end
 
---- watcher:trigger() -> apply()'s results: reloads now with the changes noted so far.
+--- watcher:trigger() -> apply()'s results: reloads now with the changes noted so far,
+--- once the reload under way, if any, is over.
 function Watcher:trigger()
   self.timer:stop()
+  -- One reload at a time: a reload waits on its journal row (on PostgreSQL, the server), and
+  -- one started meanwhile (the next save's timer) would swap and say its set before the first
+  -- said its own, a refusal of the older save then said last, over the set in force.
+  while self.busy do
+    if task.current() then rt.sleep(5) else rt.run("once") end
+  end
+  self.busy = true
+  local ok, res, err, code = pcall(self.reload_now, self)
+  self.busy = false
+  if not ok then error(res, 0) end
+  return res, err, code
+end
+
+-- trigger's work, one at a time.
+function Watcher:reload_now()
   local files, rescan = self.changed, self.rescan
   self.changed, self.rescan = {}, nil
   -- a failed watch is tried again at each reload: the project folder's own events cannot

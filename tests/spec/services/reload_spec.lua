@@ -478,6 +478,41 @@ describe("hot reload", function()
     assert.matches("%*%* scripts reloaded: orket.lua\n   orket.lua: budgets changed; not applied to this run", log.stdout)
   end)
 
+  it("runs one reload at a time: one asked for while another waits on its journal row follows it", function()
+    local task = require "orket.task"
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
+    -- the refusal's journal row waits (as a write to PostgreSQL does) until released
+    local event, held, release = e.db.event, false, false
+    e.db.event = function(db, ev)
+      if ev.kind == "reload_error" and not held then
+        held = true
+        while not release do orket.sleep(5) end
+      end
+      return event(db, ev)
+    end
+    H.write(dir .. "/roles/coder.lua", "return {\n")
+    w:touch("roles/coder.lua")
+    local first = task.spawn(function() return w:trigger() end)
+    while not held do orket.sleep(5) end
+    -- fixed while the refusal is being written: this reload comes after it, never before
+    H.write(dir .. "/roles/coder.lua", coder("FIXED"))
+    w:touch("roles/coder.lua")
+    local second = task.spawn(function() return w:trigger() end)
+    assert.equal(0, count(events, "reload"))
+    release = true
+    assert.is_true(second:join())
+    first:join()
+    while count(events, "reload") == 0 do orket.sleep(5) end
+    assert.equal("FIXED", e.roles.by_name.coder.intent)
+    assert.equal("reload", events[#events].type) -- the refusal of the broken save is not said last
+    assert.same({ "reload_error", "reload" }, { events[#events - 1].type, events[#events].type })
+    e.db.event = nil
+    w:close()
+    e.close_all()
+  end)
+
   it("watches a script folder deleted and made again, and takes the edits in it", function()
     local dir = notes_project()
     local e, events = open(dir)
