@@ -426,6 +426,20 @@ local function unwatch(w, path)
   h:close()
 end
 
+-- The file a link points to, its folder resolved: realpath when the target is there; when
+-- it is not (removed, to be put back), where the link says it is, so its folder is still
+-- watched and the target's return is seen. nil when not even its folder is there.
+local function link_target(path)
+  local real = uv.fs_realpath(path)
+  if real then return real end
+  local to = uv.fs_readlink(path)
+  if not to then return nil end
+  if to:sub(1, 1) ~= "/" then to = path:match("^(.*)/[^/]*$") .. "/" .. to end
+  local folder, base = to:match("^(.*)/([^/]+)$")
+  folder = folder and uv.fs_realpath(folder == "" and "/" or folder)
+  return folder and (folder == "/" and "/" .. base or folder .. "/" .. base)
+end
+
 -- The scripts that are symbolic links (loaders follow them): an edit of the file a link
 -- points to is an event in the target's folder, not in the script folder, so each target's
 -- folder is watched too (w.link_handles, apart from the script folders' handles), and an
@@ -442,7 +456,7 @@ local function watch_links(w)
   scripts[#scripts + 1] = w.dir .. "/routing.lua"
   for _, path in ipairs(scripts) do
     local st = uv.fs_lstat(path)
-    local real = st and st.type == "link" and uv.fs_realpath(path)
+    local real = st and st.type == "link" and link_target(path)
     if real then
       local folder, base = real:match("^(.*)/([^/]+)$")
       if folder == "" then folder = "/" end
