@@ -442,7 +442,7 @@ describe("hot reload", function()
   end)
 
   it("says which sections of an edited orket.lua the run does not take up (a price, a budget)", function()
-    local dir = notes_project()
+    local dir = notes_project(true)
     local e, events = open(dir)
     local w = reload.watch(e, { debounce_ms = 10000 })
     local text = assert(H.read(dir .. "/orket.lua"))
@@ -468,7 +468,7 @@ describe("hot reload", function()
   end)
 
   it("has orket log say the sections of orket.lua edited during the run that it did not take up", function()
-    local dir = notes_project()
+    local dir = notes_project(true)
     local e = open(dir)
     local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
     local text, edited = assert(H.read(dir .. "/orket.lua")), false
@@ -1190,6 +1190,278 @@ describe("hot reload", function()
     assert.is_nil(w:trigger())
     assert.equal(2, count(events, "reload_error"))
     assert.equal(2, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'reload_error'").n)
+    w:close()
+    e.close_all()
+  end)
+
+  -- a role linked from roles/coder.lua into folder/coder.lua (intent given), under a base
+  -- folder outside the project: -> base, engine, events, watcher
+  local function linked_role(folder_name, intent)
+    local dir = notes_project()
+    local uv = require "luv"
+    local base = uv.fs_realpath(H.tmpdir())
+    os.execute("mkdir " .. q(base .. "/" .. folder_name))
+    H.write(base .. "/" .. folder_name .. "/coder.lua", coder(intent))
+    os.execute("ln -s " .. q(base .. "/" .. folder_name .. "/coder.lua") .. " " .. q(dir .. "/roles/coder.lua"))
+    local e, events = open(dir)
+    return base, e, events, reload.watch(e, { debounce_ms = 50 })
+  end
+
+  it("follows a link's target folder replaced at its path (moved away, another moved in)", function()
+    local base, e, events, w = linked_role("shared", "V1")
+    local shared = base .. "/shared"
+    local ino = w.link_handles[shared].ino
+    -- a deploy's swap: the new folder made beside it, then moved over the name
+    os.execute("mkdir " .. q(base .. "/new"))
+    H.write(base .. "/new/coder.lua", coder("V2"))
+    os.execute("mv " .. q(shared) .. " " .. q(base .. "/old") .. " && mv " .. q(base .. "/new") .. " " .. q(shared))
+    wait(events, "reload", 1)
+    assert.equal("V2", e.roles.by_name.coder.intent)
+    assert.same({ "roles/coder.lua" }, events[#events].files)
+    -- the folder now at the name is the one watched: its edits reload, the old one's do not
+    assert.is_not_nil(w.link_handles[shared])
+    assert.are_not.equal(ino, w.link_handles[shared].ino)
+    H.write(shared .. "/coder.lua", coder("V3"))
+    wait(events, "reload", 2)
+    assert.equal("V3", e.roles.by_name.coder.intent)
+    w:close()
+    e.close_all()
+  end)
+
+  it("follows a link's target folder removed and made again later", function()
+    local base, e, events, w = linked_role("shared", "V1")
+    local shared = base .. "/shared"
+    os.execute("rm -rf " .. q(shared))
+    wait(events, "reload_error", 1)
+    assert.equal("roles/coder.lua", events[#events].file)
+    assert.equal("V1", e.roles.by_name.coder.intent)
+    -- the folder gone, the one above it is watched for its name
+    assert.is_nil(w.link_handles[shared])
+    assert.is_not_nil(w.link_handles[base])
+    assert.same({ "roles/coder.lua" }, w.links[base].shared)
+    os.execute("mkdir " .. q(shared))
+    H.write(shared .. "/coder.lua", coder("V2"))
+    wait(events, "reload", 1)
+    assert.equal("V2", e.roles.by_name.coder.intent)
+    assert.is_not_nil(w.link_handles[shared])
+    H.write(shared .. "/coder.lua", coder("V3"))
+    wait(events, "reload", 2)
+    assert.equal("V3", e.roles.by_name.coder.intent)
+    w:close()
+    assert.same({}, w.link_handles)
+    e.close_all()
+  end)
+
+  it("follows a link further along a script's chain pointed elsewhere (a current -> release folder link)", function()
+    local dir = notes_project()
+    local uv = require "luv"
+    local base = uv.fs_realpath(H.tmpdir())
+    for _, r in ipairs { "r1", "r2" } do
+      os.execute("mkdir " .. q(base .. "/" .. r))
+      H.write(base .. "/" .. r .. "/coder.lua", coder(r:upper()))
+    end
+    os.execute("ln -s r1 " .. q(base .. "/current"))
+    os.execute("ln -s " .. q(base .. "/current/coder.lua") .. " " .. q(dir .. "/roles/coder.lua"))
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 50 })
+    assert.equal("R1", e.roles.by_name.coder.intent)
+    assert.same({ "roles/coder.lua" }, w.links[base].current)
+    assert.same({ "roles/coder.lua" }, w.links[base .. "/r1"]["coder.lua"])
+    -- the release switched: an event in base/, on current
+    os.execute("ln -sfn r2 " .. q(base .. "/current"))
+    wait(events, "reload", 1)
+    assert.equal("R2", e.roles.by_name.coder.intent)
+    assert.is_nil(w.link_handles[base .. "/r1"])
+    H.write(base .. "/r2/coder.lua", coder("R2-EDITED"))
+    wait(events, "reload", 2)
+    assert.equal("R2-EDITED", e.roles.by_name.coder.intent)
+    w:close()
+    e.close_all()
+  end)
+
+  it("says a link's target folder that cannot be watched, once while it fails, and watches it once it can", function()
+    local dir = notes_project(true)
+    local uv = require "luv"
+    local a = uv.fs_realpath(H.tmpdir())
+    H.write(a .. "/coder.lua", coder("L1"))
+    os.execute("ln -s " .. q(a .. "/coder.lua") .. " " .. q(dir .. "/roles/coder.lua"))
+    local e, events = open(dir)
+    local restore = failing_watch(a)
+    local ok, err = pcall(function()
+      local w = reload.watch(e, { debounce_ms = 10000 })
+      assert.is_nil(w.link_handles[a])
+      assert.equal(0, count(events, "watch_error")) -- (held until the run has begun)
+      w:run_started()
+      assert.equal(1, count(events, "watch_error"))
+      local ev = events[#events]
+      assert.equal("roles/coder.lua", ev.file)
+      assert.equal("ENOSPC", ev.code)
+      assert.matches("roles/coder.lua is a link through " .. a .. ", which cannot be watched", ev.error, 1, true)
+      assert.matches("fs.inotify.max_user_watches", ev.error, 1, true)
+      assert.equal(1, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'watch_error'").n)
+      -- tried again at each reload, failing the same way: not said again
+      H.write(dir .. "/roles/other.lua", coder("O"))
+      w:touch("roles/other.lua")
+      assert.is_true(w:trigger())
+      assert.equal(1, count(events, "watch_error"))
+      restore()
+      -- watchable again: the next reload watches it
+      w:touch("roles/other.lua")
+      assert.is_true(w:trigger())
+      assert.is_not_nil(w.link_handles[a])
+      assert.same({}, w.link_failing)
+      w:close()
+    end)
+    restore()
+    e.close_all()
+    if not ok then error(err, 0) end
+  end)
+
+  -- e.db:event held for the first reload row until st.release: -> st {held=, release=}
+  local function hold_first_reload(e)
+    local st, real = { held = false, release = false }, e.db.event
+    e.db.event = function(db, ev)
+      if ev.kind == "reload" and not st.held then
+        st.held = true
+        while not st.release do orket.sleep(5) end
+      end
+      return real(db, ev)
+    end
+    return st
+  end
+
+  it("makes one reload of the saves asked for while one is under way, never one with nothing to reload", function()
+    local task = require "orket.task"
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 }) -- only trigger() reloads in this test
+    local st = hold_first_reload(e)
+    H.write(dir .. "/roles/coder.lua", coder("V1"))
+    w:touch("roles/coder.lua")
+    local first = task.spawn(function() return w:trigger() end)
+    while not st.held do orket.sleep(5) end
+    -- two saves while its row is being written, each with its quiet period over
+    H.write(dir .. "/roles/coder.lua", coder("V2"))
+    w:touch("roles/coder.lua")
+    local second = task.spawn(function() return w:trigger() end)
+    H.write(dir .. "/roles/architect.lua", coder("A2"))
+    w:touch("roles/architect.lua")
+    local third = task.spawn(function() return w:trigger() end)
+    st.release = true
+    assert.is_true(first:join())
+    assert.is_true(second:join())
+    assert.is_true(third:join())
+    assert.equal("V2", e.roles.by_name.coder.intent)
+    assert.equal("A2", e.roles.by_name.architect.intent)
+    local files = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "reload" then files[#files + 1] = table.concat(ev.files, " ") end
+    end
+    assert.same({ "roles/coder.lua", "roles/architect.lua roles/coder.lua" }, files)
+    assert.equal(2, e.reloads)
+    assert.equal(2, e.db:row("SELECT count(*) AS n FROM events WHERE kind = 'reload'").n)
+    -- nothing noted: nothing reloaded
+    assert.is_true(w:trigger())
+    assert.equal(2, e.reloads)
+    w:close()
+    e.close_all()
+  end)
+
+  it("makes no reload once closed, for a save asked for while one was under way", function()
+    local task = require "orket.task"
+    local dir = notes_project()
+    local e, events = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    local st = hold_first_reload(e)
+    H.write(dir .. "/roles/coder.lua", coder("V1"))
+    w:touch("roles/coder.lua")
+    local first = task.spawn(function() return w:trigger() end)
+    while not st.held do orket.sleep(5) end
+    H.write(dir .. "/roles/coder.lua", coder("V2"))
+    w:touch("roles/coder.lua")
+    local second = task.spawn(function() return w:trigger() end)
+    w:close()
+    st.release = true
+    first:join()
+    second:join()
+    assert.equal(1, count(events, "reload"))
+    assert.equal("V1", e.roles.by_name.coder.intent)
+    e.close_all()
+  end)
+
+  it("is free for the next reload when the task of the one under way is cancelled", function()
+    local task = require "orket.task"
+    local dir = notes_project()
+    local e = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    local st = hold_first_reload(e)
+    H.write(dir .. "/roles/coder.lua", coder("V1"))
+    w:touch("roles/coder.lua")
+    local first = task.spawn(function() return w:trigger() end)
+    while not st.held do orket.sleep(5) end
+    first:cancel()
+    assert.is_falsy(w.busy)
+    H.write(dir .. "/roles/coder.lua", coder("V2"))
+    w:touch("roles/coder.lua")
+    assert.is_true(w:trigger())
+    assert.equal("V2", e.roles.by_name.coder.intent)
+    w:close()
+    e.close_all()
+  end)
+
+  it("reads the project's scripts once per reload to know what it reloaded", function()
+    local dir = notes_project()
+    local e = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    local real, n = reload.digest, 0
+    reload.digest = function(...)
+      n = n + 1
+      return real(...)
+    end
+    H.write(dir .. "/roles/coder.lua", coder("V1"))
+    w:touch("roles/coder.lua")
+    local ok, err = pcall(w.trigger, w)
+    reload.digest = real
+    assert(ok, err)
+    assert.equal(1, n)
+    -- and it is what a later event on the folder compares with
+    assert.same(reload.digest(dir), w.seen)
+    w:close()
+    e.close_all()
+  end)
+
+  it("says an orket.lua edit the run does not take up, made before the watch began or in a refused burst", function()
+    local dir = notes_project(true)
+    local e, events = open(dir)
+    local text = assert(H.read(dir .. "/orket.lua"))
+    -- edited before the watch began: noted as it starts
+    H.write(dir .. "/orket.lua", text .. "budgets = { turns_per_card = 2 }\n")
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    assert.same({ ["orket.lua"] = true }, w.changed)
+    assert.is_true(w:trigger())
+    assert.same({ "budgets" }, events[#events].unapplied)
+    -- edited again in a burst refused for a broken role beside it: the reload that fixes
+    -- the role says it, though its burst does not name orket.lua
+    H.write(dir .. "/orket.lua", text .. "budgets = { turns_per_card = 3 }\n")
+    H.write(dir .. "/roles/coder.lua", "return {\n")
+    w:touch("orket.lua")
+    w:touch("roles/coder.lua")
+    assert.is_nil(w:trigger())
+    assert.equal("reload_error", events[#events].type)
+    H.write(dir .. "/roles/coder.lua", coder("FIXED"))
+    w:touch("roles/coder.lua")
+    assert.is_true(w:trigger())
+    assert.equal("reload", events[#events].type)
+    assert.same({ "orket.lua", "roles/coder.lua" }, events[#events].files)
+    assert.same({ "budgets" }, events[#events].unapplied)
+    local row = e.db:row("SELECT data FROM events WHERE kind = 'reload' ORDER BY id DESC LIMIT 1")
+    assert.same({ "budgets" }, require("cjson").decode(row.data).unapplied)
+    -- said once: the next reload, orket.lua as the set in force was read with, says nothing of it
+    H.write(dir .. "/roles/coder.lua", coder("AGAIN"))
+    w:touch("roles/coder.lua")
+    assert.is_true(w:trigger())
+    assert.same({ "roles/coder.lua" }, events[#events].files)
+    assert.is_nil(events[#events].unapplied)
     w:close()
     e.close_all()
   end)
