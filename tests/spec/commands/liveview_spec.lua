@@ -167,8 +167,8 @@ describe("live view", function()
     v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
     t.ms = 500
     v:event { type = "reload", files = { "orket.lua" }, unapplied = { "budgets", "models" } }
-    assert.matches("^reloaded scripts: orket.lua\n  orket.lua: budgets, models changed; not applied to this run %(the next "
-      .. "run takes them%)\norket run 3", last(t))
+    assert.matches("^reloaded scripts: orket.lua\n  orket.lua: budgets, models changed; not applied to this run %(a new "
+      .. "run or `orket resume` takes them%)\norket run 3", last(t))
   end)
 
   it("notes a model whose calls count against no money budget", function()
