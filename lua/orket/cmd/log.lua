@@ -229,6 +229,9 @@ local EVENT = {
   end,
   reload = function(_, d, _, st)
     add(st, "\n** scripts reloaded: " .. table.concat(list_of(d.files or {}), ", "))
+    if type(d.unapplied) == "table" and #d.unapplied > 0 then
+      add(st, "   orket.lua: " .. table.concat(list_of(d.unapplied), ", ") .. " changed; not applied to this run")
+    end
   end,
   reload_error = function(_, d, _, st)
     add(st, "\n** reload refused, old scripts kept: " .. clip(d.error))

@@ -31,7 +31,10 @@ local FIXED = {
   share = true, -- a worker's turns at once, shared among its runs (orket.engine.share)
   tracer = true, -- orket.otel's, when traces are exported (docs/observability.md)
 }
-local SCRIPTS = { roles = true, tools = true, policies = true, routing = true, mcp = true }
+local SCRIPTS = { roles = true, tools = true, policies = true, routing = true, mcp = true,
+  -- each script's digest as the set in force was read (orket.engine.reload: its watch
+  -- reloads what differs, an edit made before the watch began included)
+  scripts_seen = true }
 local STATE = { current = true, run_id = true, stop_requested = true, started_runs = true, reloads = true,
   no_git_recover = true,
   reload_said = true, -- the reload error last said, not said again while it stands (orket.engine.reload)

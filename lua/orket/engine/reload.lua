@@ -17,6 +17,7 @@ local scriptfile = require "orket.scriptfile"
 local manager = require "orket.mcp.manager"
 local task = require "orket.task"
 local crypto = require "orket.c.crypto"
+local config = require "orket.config"
 
 local M = {}
 
@@ -35,12 +36,46 @@ function M.where(msg)
   return tostring(msg):match("^([^\n:]-%.lua):")
 end
 
+-- {"roles/x.lua" = hash of its text, or of the reason it cannot be read} for folder name of dir.
+local function folder_digest(dir, name)
+  local out = {}
+  for _, path in ipairs(scriptfile.list(dir .. "/" .. name)) do
+    local text, err = scriptfile.read(path)
+    out[name .. "/" .. path:match("[^/]+$")] = crypto.hash(text or ("\0" .. tostring(err)))
+  end
+  return out
+end
+
+--- digest(dir) -> {"roles/x.lua" = hash, ..., "routing.lua" = hash, "orket.lua" = hash}:
+--- each script of the project as it is now (a hash of its text, or of why it cannot be
+--- read; routing.lua and orket.lua only when they are there). load() keeps the one taken
+--- before it compiles as scripts.seen.
+function M.digest(dir)
+  local out = {}
+  for name in pairs(M.DIRS) do
+    for file, h in pairs(folder_digest(dir, name)) do out[file] = h end
+  end
+  -- orket.lua too: its edit is a change the run takes up in part (its mcp section) and says
+  -- (unapplied), even one made before the watch began or in a burst that was refused
+  for _, file in ipairs { "routing.lua", "orket.lua" } do
+    local path = dir .. "/" .. file
+    if uv.fs_stat(path) then
+      local text, err = scriptfile.read(path)
+      out[file] = crypto.hash(text or ("\0" .. tostring(err)))
+    end
+  end
+  return out
+end
+
 --- load(dir) -> scripts {roles=, tools=, policies=, routing=} | nil, "file[:line]: message", CODE
 --- Compiles every script afresh, each in a new restricted environment: Orket's built-ins
 --- (roles/, tools/, policies/ next to lua/), then the project's, which override by name.
 --- Nothing is shared with an earlier set, so a caller can keep using the old one.
 function M.load(dir)
   local home = rt.home()
+  -- taken before anything is compiled: an edit made while the set is read, or after it and
+  -- before the watch starts, differs from it, and the watch reloads it (M.watch)
+  local seen = M.digest(dir)
   local role_set, rerr, rcode = roles.load(roles.dirs(dir))
   if not role_set then return nil, rerr, rcode end
   local reg, terr, tcode = tools_mod.load_dirs { home .. "/tools", dir .. "/tools" }
@@ -49,7 +84,7 @@ function M.load(dir)
   if not pol then return nil, perr, pcode end
   local route, oerr, ocode = routing.load(dir .. "/routing.lua")
   if not route then return nil, oerr, ocode end
-  return { roles = role_set, tools = reg, policies = pol, routing = route }
+  return { roles = role_set, tools = reg, policies = pol, routing = route, seen = seen }
 end
 
 --- validate(scripts, settings[, models]) -> true | nil, msg, CODE: the set fits the team
@@ -155,12 +190,54 @@ local function keep_removed(engine, s)
   return s
 end
 
+-- The sections of orket.lua, as it reads now, that differ from the run's and that the run
+-- does not take up (all but mcp: budgets, models and their prices, the team ... apply from
+-- the next run), sorted; nil when none. A reload naming orket.lua says them, so an edit of
+-- a price or a budget is not taken for applied.
+local function unapplied(engine)
+  local cfg, now = config.settings(engine.dir)
+  if not cfg then return nil end
+  local out, seen = jsonout.array(), {}
+  local function differs(k, a, b)
+    if k ~= "mcp" and not seen[k] and not jsonout.same(a, b) then
+      seen[k] = true
+      out[#out + 1] = k
+    end
+  end
+  for k, v in pairs(now) do differs(k, v, engine.settings[k]) end
+  for k, v in pairs(engine.settings) do differs(k, now[k], v) end
+  if engine.models then differs("models", cfg.models, engine.models) end
+  if #out == 0 then return nil end
+  table.sort(out)
+  return out
+end
+
+-- Whether this reload takes orket.lua up (its mcp section, and says what it leaves out):
+-- the burst names it, or (a watcher's reload, given files) orket.lua differs from the one
+-- the set in force was read with. The second is an edit of it in a burst that was refused
+-- (a broken role saved with it), or made before the watch began: the next reload that
+-- succeeds takes it up and says it, rather than never.
+local function takes_orket(engine, s, files, keep)
+  if not s or keep or not files then return false end
+  if files["orket.lua"] then return true end
+  local was = engine.scripts_seen
+  return was ~= nil and s.seen ~= nil and s.seen["orket.lua"] ~= nil and s.seen["orket.lua"] ~= was["orket.lua"]
+end
+
 -- Loads the set, validates it and swaps it in, or says why not (apply's work; keep: orket.lua
 -- is away, keep_removed).
 local function reload_set(engine, files, keep)
   local s, err, code = M.load(engine.dir)
   if s and keep then s, err, code = keep_removed(engine, s) end
-  if s and files and files["orket.lua"] then
+  local not_taken
+  local orket = takes_orket(engine, s, files, keep)
+  if orket and not files["orket.lua"] then
+    -- named as the burst that saved it would have named it
+    local more = { ["orket.lua"] = true }
+    for name in pairs(files) do more[name] = true end
+    files = more
+  end
+  if orket then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
     local ok, merr, mcode = manager.reload(engine)
     if not ok then
@@ -169,6 +246,8 @@ local function reload_set(engine, files, keep)
       local placed = {}
       scriptcheck.add(placed, engine.dir, merr, "orket.lua")
       s, err, code = nil, scriptcheck.format(placed[1]), mcode
+    else
+      not_taken = unapplied(engine)
     end
   end
   if s then
@@ -200,11 +279,12 @@ local function reload_set(engine, files, keep)
   end
   -- the MCP servers' tools beside the files'
   engine:swap_scripts { roles = s.roles, tools = engine.mcp and engine.mcp:wrap(s.tools) or s.tools, policies = s.policies,
-    routing = s.routing }
+    routing = s.routing, scripts_seen = s.seen }
   engine.reloads = (engine.reloads or 0) + 1
   engine.reload_said = nil
-  engine.db:event { kind = "reload", run = engine.run_id, data = { files = names, roles = s.roles.names, tools = s.tools.names } }
-  engine:emit { type = "reload", files = names }
+  engine.db:event { kind = "reload", run = engine.run_id,
+    data = { files = names, roles = s.roles.names, tools = s.tools.names, unapplied = not_taken } }
+  engine:emit { type = "reload", files = names, unapplied = not_taken }
   return true
 end
 
@@ -356,23 +436,10 @@ end
 -- it cannot be read}), kept as last reloaded: an event on the folder itself (a chmod, a
 -- touch) reloads only the scripts that differ from it. A hash, not the text: a copy of every
 -- script per live run would add up in orket serve.
-local function contents(w, name)
-  local out = {}
-  for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do
-    local text, err = scriptfile.read(path)
-    out[name .. "/" .. path:match("[^/]+$")] = crypto.hash(text or ("\0" .. tostring(err)))
-  end
-  return out
-end
+local function contents(w, name) return folder_digest(w.dir, name) end
 
--- Every script folder's digests, as seen now.
-local function all_contents(w)
-  local out = {}
-  for name in pairs(M.DIRS) do
-    for file, h in pairs(contents(w, name)) do out[file] = h end
-  end
-  return out
-end
+-- Every script's digest, as seen now.
+local function all_contents(w) return M.digest(w.dir) end
 
 -- Stops watching path, if it was watched.
 local function unwatch(w, path)
@@ -381,6 +448,156 @@ local function unwatch(w, path)
   w.handles[path] = nil
   h:stop()
   h:close()
+end
+
+-- What to watch for a script that is a link: {folder, name} pairs, an event on name in
+-- folder being a change to what the script reads. Its chain is walked as the kernel walks
+-- it: each further link met on the way (a folder link `current -> releases/v2` too) is
+-- watched in its folder for its name, pointed elsewhere being a change; so is the end, the
+-- target's name in its folder, the target there or not (removed, to be put back). Where a
+-- folder on the way is missing (removed, or moved away as a deploy swaps it), the one
+-- above it is watched for its name, so its return is seen. Folders are real paths.
+local MAX_LINKS = 40 -- (as the kernel's ELOOP)
+local function link_hops(path)
+  local hops, stack = {}, {}
+  local to, at = uv.fs_readlink(path), uv.fs_realpath(path:match("^(.*)/[^/]*$"))
+  if not (to and at) then return hops end
+  local function push(p) -- its components, the first on top
+    local parts = {}
+    for c in p:gmatch("[^/]+") do parts[#parts + 1] = c end
+    for i = #parts, 1, -1 do stack[#stack + 1] = parts[i] end
+  end
+  local function join(a, b) return a == "/" and ("/" .. b) or (a .. "/" .. b) end
+  if to:sub(1, 1) == "/" then at = "/" end
+  push(to)
+  local links = 0
+  while #stack > 0 do
+    local c = table.remove(stack)
+    if c == ".." then
+      at = at:match("^(.*)/[^/]*$")
+      if at == "" then at = "/" end
+    elseif c ~= "." then
+      local p = join(at, c)
+      local st = uv.fs_lstat(p)
+      if st and st.type == "link" then
+        hops[#hops + 1] = { at, c }
+        links = links + 1
+        local next_to = links <= MAX_LINKS and uv.fs_readlink(p)
+        if not next_to then return hops end
+        if next_to:sub(1, 1) == "/" then at = "/" end
+        push(next_to)
+      elseif not st or #stack == 0 or st.type ~= "directory" then
+        -- the end (the target, there or not), or a folder on the way that is not there
+        hops[#hops + 1] = { at, c }
+        return hops
+      else
+        at = p
+      end
+    end
+  end
+  return hops
+end
+
+-- The same folder as when it was watched: inotify watches the inode, not the path, so a
+-- folder replaced at its path (moved away and another moved in, removed and made again)
+-- is no longer the one watched.
+local function same_folder(folder, lh)
+  local st = uv.fs_stat(folder)
+  return st ~= nil and st.dev == lh.dev and st.ino == lh.ino
+end
+
+-- A link's target folder that cannot be watched is said as a script folder's is
+-- (watch_failed), naming the links into it; it is tried again at each reload.
+local function link_failed(w, folder, names, err, code)
+  if w.closed then return end
+  local scripts = {}
+  for _, list in pairs(names) do
+    for _, rel in ipairs(list) do scripts[#scripts + 1] = rel end
+  end
+  table.sort(scripts)
+  local msg = string.format("%s %s through %s, which cannot be watched (%s); edits there are not reloaded "
+    .. "until it can be (a reload another change starts reads them)", table.concat(scripts, ", "),
+    #scripts > 1 and "are links" or "is a link", folder, WATCH_CAUSE[code] or tostring(err))
+  if w.link_failing[folder] == msg then return end
+  w.link_failing[folder] = msg
+  local ev = { file = scripts[1], error = msg, code = code, path = folder, failing = w.link_failing }
+  if w.started then return say_watch(w, ev) end
+  w.held[#w.held + 1] = ev
+end
+
+-- Watches a folder links point into (w.links[folder]: {name -> {script, ...}}).
+local function watch_link_folder(w, folder)
+  local st = uv.fs_stat(folder) -- (before the watch: a folder replaced in between is a mismatch, watched again)
+  if not st then return end
+  local lh = { h = uv.new_fs_event(), dev = st.dev, ino = st.ino }
+  local base = folder:match("[^/]+$")
+  local ok, serr, scode = lh.h:start(folder, {}, function(err, name)
+    if w.closed then return end
+    local links = w.links[folder]
+    if not links then return end
+    for _, rel in ipairs(not err and name and links[name] or {}) do w:touch(rel) end
+    -- the folder's own events come with its name (or none): moved away, removed or
+    -- replaced, the handle follows what went, so every link into it is a change, and the
+    -- reload that follows watches whatever is at its path now (watch_links)
+    if err or name == nil or name == base then
+      if err or not same_folder(folder, lh) then
+        for _, list in pairs(links) do
+          for _, rel in ipairs(list) do w:touch(rel) end
+        end
+      end
+    end
+  end)
+  if ok then
+    w.link_failing[folder] = nil
+    w.link_handles[folder] = lh
+    return
+  end
+  lh.h:close()
+  -- gone between the check and the watch: as if it had not been there, not a failure
+  if scode == "ENOENT" or scode == "ENOTDIR" then return end
+  link_failed(w, folder, w.links[folder], serr, scode)
+end
+
+-- The scripts that are symbolic links (loaders follow them): an edit of the file a link
+-- points to is an event in the target's folder, not in the script folder, so each target's
+-- folder is watched too (w.link_handles, apart from the script folders' handles), and an
+-- event on a target's name notes the link, named as the script ("roles/coder.lua"). Made
+-- again at each reload and as the watch starts: a link added, removed or pointed elsewhere
+-- is an event in its own folder, which reloads; one further along its chain, an event in
+-- that link's folder (link_hops).
+local function watch_links(w)
+  if w.closed then return end
+  local targets = {} -- watched folder -> {name -> {script, ...}}
+  local scripts = {}
+  for name in pairs(M.DIRS) do
+    for _, path in ipairs(scriptfile.list(w.dir .. "/" .. name)) do scripts[#scripts + 1] = path end
+  end
+  scripts[#scripts + 1] = w.dir .. "/routing.lua"
+  for _, path in ipairs(scripts) do
+    local st = uv.fs_lstat(path)
+    for _, hop in ipairs(st and st.type == "link" and link_hops(path) or {}) do
+      local folder, base = hop[1], hop[2]
+      targets[folder] = targets[folder] or {}
+      local names = targets[folder][base] or {}
+      names[#names + 1] = path:sub(#w.dir + 2)
+      targets[folder][base] = names
+    end
+  end
+  -- a folder no longer pointed into, or replaced at its path since it was watched
+  for folder, lh in pairs(w.link_handles) do
+    if not (targets[folder] and same_folder(folder, lh)) then
+      w.link_handles[folder] = nil
+      lh.h:stop()
+      lh.h:close()
+    end
+  end
+  for folder in pairs(w.link_failing) do
+    if not targets[folder] then w.link_failing[folder] = nil end
+  end
+  w.links = targets
+  for folder in pairs(targets) do
+    if not w.link_handles[folder] then watch_link_folder(w, folder) end
+  end
 end
 
 -- A filter says "file" for a change to the named file, true for a change to reload for
@@ -427,7 +644,8 @@ function M.watch(engine, opts)
     error("bad argument #1 to 'watch' (an engine from orket.engine.setup expected)", 2)
   end
   opts = opts or {}
-  local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, changed = {}, seen = {}, failing = {},
+  local w = setmetatable({ engine = engine, dir = engine.dir, handles = {}, link_handles = {}, links = {},
+    link_failing = {}, changed = {}, seen = {}, failing = {},
     held = {}, writing = {}, started = false, debounce_ms = opts.debounce_ms or M.DEBOUNCE_MS }, Watcher)
   w.timer = uv.new_timer()
   -- the watch failures seen before the run began are said once it has (watch_failed)
@@ -435,8 +653,29 @@ function M.watch(engine, opts)
   engine.on_run_start = w.on_run_start
   watch_dir(w, engine.dir, project_filter(w))
   for name in pairs(M.DIRS) do watch_dir(w, engine.dir .. "/" .. name, is_script) end
-  w.seen = all_contents(w)
+  watch_links(w)
+  -- The set in force was read before the watch began (orket run opens the store, the
+  -- repository and the run's lock in between): a script that differs now from the digest
+  -- taken as it was read, edited or removed or added in that gap, had no event to tell it
+  -- and is reloaded as if it had (its digest is taken after the watches start, so an
+  -- edit from then on is an event or is in it). Without a digest (a set given by the
+  -- caller), what is on disk now is the reference.
+  local now, loaded = all_contents(w), engine.scripts_seen
+  w.seen = loaded or now
+  if loaded then
+    for file, h in pairs(now) do if loaded[file] ~= h then w:touch(file) end end
+    for file in pairs(loaded) do if now[file] == nil then w:touch(file) end end
+  end
   return w
+end
+
+-- (Re)starts the quiet period, after which the changes noted are reloaded.
+local function arm(w)
+  w.timer:stop()
+  -- in a task: the reload writes its journal event, which on PostgreSQL waits on the
+  -- server, and a timer's callback cannot wait; close() waits for it, so a run that ends
+  -- right after has the rows
+  w.timer:start(w.debounce_ms, 0, function() tracked(w, function() w:trigger() end) end)
 end
 
 --- watcher:touch([name]): notes a change to file name (project-relative; none: a change
@@ -445,17 +684,48 @@ end
 function Watcher:touch(name)
   if self.closed then return end
   if name then self.changed[name] = true else self.rescan = true end
-  self.timer:stop()
-  -- in a task: the reload writes its journal event, which on PostgreSQL waits on the
-  -- server, and a timer's callback cannot wait; close() waits for it, so a run that ends
-  -- right after has the rows
-  self.timer:start(self.debounce_ms, 0, function() tracked(self, function() self:trigger() end) end)
+  arm(self)
 end
 
 --- watcher:trigger() -> apply()'s results: reloads now with the changes noted so far.
+--- While a reload is under way it returns true at once: that reload is made again, once
+--- over, with the changes noted by then. Nothing noted, or the watcher closed: true, and
+--- nothing is reloaded (nor journaled).
 function Watcher:trigger()
+  if self.closed then return true end
   self.timer:stop()
+  -- One reload at a time: a reload waits on its journal row (on PostgreSQL, the server), and
+  -- one started meanwhile (the next save's timer) would swap and say its set before the first
+  -- said its own, a refusal of the older save then said last, over the set in force. One
+  -- flag, not a queue: every change noted meanwhile goes into the one reload that follows.
+  if self.busy then
+    self.again = true
+    return true
+  end
+  self.busy = true
+  -- released however the reload ends: raising, or its task cancelled where it waits
+  -- (coroutine.close runs a to-be-closed variable, not the code after a pcall)
+  local _ <close> = setmetatable({}, { __close = function()
+    self.busy = false
+    -- ended before its second round: what is noted waits for the next quiet period
+    if self.again then
+      self.again = nil
+      if not self.closed then arm(self) end
+    end
+  end })
+  local res, err, code = self:reload_now()
+  while self.again and not self.closed do
+    self.again = nil
+    self:reload_now()
+  end
+  self.again = nil
+  return res, err, code
+end
+
+-- trigger's work, one at a time.
+function Watcher:reload_now()
   local files, rescan = self.changed, self.rescan
+  if not next(files) and not rescan then return true end -- nothing to reload: no empty reload said
   self.changed, self.rescan = {}, nil
   -- a failed watch is tried again at each reload: the project folder's own events cannot
   -- retry it (it is the one not watched)
@@ -464,10 +734,7 @@ function Watcher:trigger()
       watch_dir(self, path, path == self.dir and project_filter(self) or is_script)
     end
   end
-  -- the scripts as this reload reads them: what a later event on their folder compares
-  -- with, once the reload is applied (a reload refused, or raising, is tried again by the
-  -- next event on the folder)
-  local now = all_contents(self)
+  watch_links(self) -- (before the scripts are read: a target edited from then on is an event)
   local reloads = self.engine.reloads
   local ok, res, err, code = pcall(M.apply, self.engine, files, rescan)
   if not ok then
@@ -479,8 +746,12 @@ function Watcher:trigger()
     end
     return nil, tostring(res), "ERUNTIME"
   end
-  -- (a set swapped though an error is returned: orket.lua removed in the same burst)
-  if res or self.engine.reloads ~= reloads then self.seen = now end
+  -- The scripts as this reload read them (load's digest, taken before it compiled, after
+  -- the links were watched) are what a later event on their folder compares with, once
+  -- the set is swapped; a reload refused, or raising, is tried again by the next event on
+  -- the folder. (A set swapped though an error is returned: orket.lua removed in the same
+  -- burst.)
+  if res or self.engine.reloads ~= reloads then self.seen = self.engine.scripts_seen or all_contents(self) end
   return res, err, code
 end
 
@@ -494,7 +765,7 @@ function Watcher:run_started()
   -- (one whose folder a later retry watched, or that fails another way now, said already
   -- or not at all: it no longer stands)
   for _, ev in ipairs(held) do
-    if self.failing[ev.path] == ev.error then say_watch(self, ev) end
+    if (ev.failing or self.failing)[ev.path] == ev.error then say_watch(self, ev) end
   end
 end
 
@@ -525,7 +796,11 @@ function Watcher:close()
     h:stop()
     h:close()
   end
-  self.handles = {}
+  for _, lh in pairs(self.link_handles) do
+    lh.h:stop()
+    lh.h:close()
+  end
+  self.handles, self.link_handles = {}, {}
   self.timer:stop()
   self.timer:close()
   uv.update_time() -- (the loop's clock, cached: it may not have run for a while)

@@ -144,6 +144,7 @@ function M.open(dir, opts)
     db = db, board = b, memory = memory_mod.open(db), settings = s, llm = client,
     tools = mcp and mcp:wrap(scripts.tools) or scripts.tools, mcp = mcp,
     policies = scripts.policies, roles = scripts.roles, routing = scripts.routing, workspace = ws,
+    scripts_seen = scripts.seen, -- what the watch compares with as it starts (orket.engine.reload)
     workspace_dir = ws_dir,
     dir = dir, -- for reloads
     git = git,

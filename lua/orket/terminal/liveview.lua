@@ -174,6 +174,10 @@ function View:event(ev)
     end
   elseif t == "reload" then
     self:note("reloaded scripts: " .. table.concat(ev.files or {}, ", "))
+    -- orket.lua's sections this run does not take up (its prices, budgets, team)
+    if type(ev.unapplied) == "table" and #ev.unapplied > 0 then
+      self:note("  orket.lua: " .. table.concat(ev.unapplied, ", ") .. " changed; not applied to this run (a new run or `orket resume` takes them)")
+    end
   elseif t == "reload_error" then
     self:note("reload refused, keeping the old scripts: " .. tostring(ev.error))
     -- every other broken file, each on its own line as orket validate says them

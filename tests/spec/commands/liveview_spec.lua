@@ -161,6 +161,16 @@ describe("live view", function()
       .. "reloaded until it can be\norket run 3", last(t))
   end)
 
+  it("notes the sections of an edited orket.lua a run does not take up", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "reload", files = { "orket.lua" }, unapplied = { "budgets", "models" } }
+    assert.matches("^reloaded scripts: orket.lua\n  orket.lua: budgets, models changed; not applied to this run %(a new "
+      .. "run or `orket resume` takes them%)\norket run 3", last(t))
+  end)
+
   it("notes a model whose calls count against no money budget", function()
     local t = fake()
     local v = t.view
