@@ -23,12 +23,16 @@ local FINAL = card_value.FINAL
 local Order = {}
 Order.__index = Order
 
---- new(board, scope [, on_put]) -> order. scope: an epic's or a rock's card (a table with
---- id and type), or nil for the whole board. on_put(card), when given, is called with every
---- scope card as it is loaded or reloaded (the scheduler keeps its own sets from it), and
---- the order then keeps whole cards; without it, light ones (see each).
-function M.new(board, scope, on_put)
-  local o = setmetatable({ board = board, db = board.db, scope = scope, on_put = on_put }, Order)
+--- new(board, scope [, on_put [, on_rebuild]]) -> order. scope: an epic's or a rock's card
+--- (a table with id and type), or nil for the whole board. on_put(card), when given, is
+--- called with every scope card as it is loaded or reloaded (the scheduler keeps its own
+--- sets from it), and the order then keeps whole cards; without it, light ones (see each).
+--- on_rebuild(), when given, is called as each build begins (an import's included), before
+--- on_put is called again for every card then in the scope: a card the import moved out of
+--- the scope is put no more, nor reloaded after, so a set kept from on_put must start over.
+function M.new(board, scope, on_put, on_rebuild)
+  local o = setmetatable({ board = board, db = board.db, scope = scope, on_put = on_put, on_rebuild = on_rebuild },
+    Order)
   o:rebuild()
   return o
 end
@@ -57,6 +61,7 @@ end
 
 function Order:rebuild()
   local db, scope = self.db, self.scope
+  if self.on_rebuild then self.on_rebuild() end
   self.last = sj.latest_id(db)
   self.cards, self.order, self.seq = {}, {}, {}
   self.status, self.deps, self.dependents, self.children = {}, {}, {}, {}

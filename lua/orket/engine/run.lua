@@ -260,7 +260,8 @@ function Run:turn_phase(card)
 end
 
 -- Blocks the card when its turns of this kind are spent (budgets.turns_per_card), saying
--- what would help. -> true when it did
+-- what would help. -> spent, moved (whether the block moved the card: a card it could not
+-- move is skipped, which changes nothing)
 function Run:turns_spent(card, turns, phase)
   local used = turns_used(self, card, turns, phase == "review")
   if used < self.settings.budgets.turns_per_card then return false end
@@ -282,9 +283,12 @@ function Run:turns_spent(card, turns, phase)
       .. "the issue, then 'orket retry %s' puts it back to ready.", used, card.id)
   end
   -- a card the block could not move is left out of this run's rounds: picked again, it
-  -- would be found spent again, and the round would never end
-  if not self:block(card, seat_actor(self, worker), "resource", why) then self:skip(card, why) end
-  return true
+  -- would be found spent again, and the round would never end. It is no change either: a
+  -- round that said it changed the board is followed by another at once (wait_round), and
+  -- with this card picked again in each, the run spun without end
+  local moved = self:block(card, seat_actor(self, worker), "resource", why)
+  if not moved then self:skip(card, why) end
+  return true, moved
 end
 
 -- The seat of a new turn: a reviewer (never the seat that did the work) or a worker.
@@ -402,7 +406,8 @@ function Run:prepare(card)
     done, a, b, c = self:turn_phase(card)
     if done then return a, b end
     phase, seat, chooser = a, b, c
-    if self:turns_spent(card, turns, phase) then return nil, true end
+    local spent, moved = self:turns_spent(card, turns, phase)
+    if spent then return nil, moved end
     done, a, b, c = self:turn_seat(card, phase, seat, chooser)
     if done then return a, b end
     seat, chooser = a, b
@@ -1041,7 +1046,36 @@ function Run:execute()
     if not self:wait_round(st, changed, others) then break end
   end
   close_execution(self, st)
-  return self:conclude(st.target)
+  return self:conclude(st.target, st.view)
+end
+
+-- "an import moved E-1, E-2 out of E during the run (now under F: 'orket run F' works them)":
+-- the cards an import took out of the run's target while it went (view:left()), which the
+-- run left alone from then on. nil when none did.
+local function left_note(target, left)
+  if #left == 0 then return nil end
+  local ids, under, parents = {}, {}, {}
+  for i, l in ipairs(left) do
+    ids[i] = l.id
+    local p = l.parent or "no parent"
+    if not under[p] then under[p] = {}; parents[#parents + 1] = p end
+    table.insert(under[p], l.id)
+  end
+  local where
+  if #parents == 1 and left[1].parent then
+    where = string.format("now under %s: 'orket run %s' works %s", left[1].parent, left[1].parent,
+      #left == 1 and "it" or "them")
+  elseif #parents == 1 then
+    where = "now with no parent"
+  else
+    local parts = {}
+    for i, p in ipairs(parents) do
+      parts[i] = table.concat(under[p], ", ") .. (i == 1 and " now" or "")
+        .. (p == "no parent" and " with no parent" or (" under " .. p))
+    end
+    where = table.concat(parts, ", ")
+  end
+  return string.format("an import moved %s out of %s during the run (%s)", table.concat(ids, ", "), target.id, where)
 end
 
 -- "E-2 (canceled by developer: out of scope)": who canceled a card and why, from its last move.
@@ -1051,7 +1085,7 @@ local function canceled_note(run, c)
   return string.format("%s (canceled by %s%s)", c.id, tostring(h.actor), h.note and (": " .. h.note) or "")
 end
 
-function Run:conclude(target)
+function Run:conclude(target, view)
   local status, stuck, reason = "done", {}, nil
   -- the store lost while the run went: whatever it made raise (an internal error's report
   -- included) was the loss
@@ -1086,6 +1120,11 @@ function Run:conclude(target)
         reason = self.halted .. "; raise it in orket.lua, then 'orket resume' carries on"
       end
     end
+    -- cards an import moved away: said, so a run that ends with less done than its epic
+    -- had, or with nothing, is not a mystery
+    local moved = view and left_note(target, view:left())
+    if moved and #cards == 0 then moved = string.format("%s has no issues left: %s", target.id, moved) end
+    if moved then reason = reason and (reason .. "; " .. moved) or moved end
     self:settle(target)
   end
   -- canceled cards are a person's decision, not work done: the run says which

@@ -71,13 +71,21 @@ View.__index = View
 --- view(board, target) -> view with :refresh() and :candidates(busy) -> iterator over the
 --- cards candidates() would list, in the same order.
 function M.view(board, target)
-  local v = setmetatable({ board = board, target = target, review = {}, working = {}, cards = {} }, View)
+  local v = setmetatable({ board = board, target = target, review = {}, working = {}, cards = {}, earlier = {} },
+    View)
   if target.type ~= "issue" then
     v.order = ready.new(board, target, function(c)
       v.cards[c.id] = c
       -- a card handed in for testing is moved on to review by the engine (prepare)
       v.review[c.id] = (c.status == "code_review" or c.status == "ready_for_testing") or nil
       v.working[c.id] = c.status == "in_progress" or nil
+    end, function()
+      -- an import rebuilds the order: the sets start over from the cards still in the
+      -- scope. A card it moved to another epic is reloaded no more, so kept here it stayed
+      -- as last seen (in review, say) and was given turns out of scope, and after it was
+      -- done, until its budget ran out. What was in the scope is kept for left().
+      for id in pairs(v.cards) do v.earlier[id] = true end
+      v.cards, v.review, v.working = {}, {}, {}
     end)
   else
     -- an issue's run asks each pass only whether the issue is runnable: its epic's order
@@ -93,6 +101,21 @@ end
 function View:refresh()
   if self.order then self.order:refresh() end
   if self.issue_order then self.issue_order:refresh() end
+end
+
+--- view:left() -> array of {id=, parent=} (sorted by id), the cards that were in the scope
+--- earlier in the run and are no longer: an import moved them to another epic or rock
+--- (parent: where they are now). Empty for an issue's run.
+function View:left()
+  local out = {}
+  for id in pairs(self.earlier) do
+    if not self.cards[id] then
+      local c = self.board:get(id)
+      out[#out + 1] = { id = id, parent = c and c.parent }
+    end
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
+  return out
 end
 
 local function sorted_set(v, set, busy)

@@ -128,6 +128,45 @@ describe("ready order", function()
     db:close()
   end)
 
+  it("drops from its view the cards an import moves to another epic, and takes those it moves in", function()
+    local db, b = fixture({ { id = "E-1", summary = "a" }, { id = "E-2", summary = "b" },
+      { id = "E-3", summary = "c" } })
+    assert(db:tx(function()
+      imports.insert_card(db, { id = "F", type = "epic", name = "Other", priority = 2 })
+      return true
+    end))
+    assert(b:create { parent = "F", id = "F-1", summary = "f", seat = "senior_developer" })
+    assert(b:transition("E-1", "in_progress", { actor = CODER }))
+    assert(b:transition("E-2", "in_progress", { actor = CODER }))
+    assert(b:transition("E-2", "code_review", { actor = CODER }))
+    local v = scheduler.view(b, { id = "E", type = "epic" })
+    local function got()
+      v:refresh()
+      local out = {}
+      for c in v:candidates({}) do out[#out + 1] = c.id .. ":" .. c.status end
+      return out
+    end
+    assert.same({ "E-2:code_review", "E-1:in_progress", "E-3:ready" }, got())
+    -- an import moves E-1 and E-2 to F and F-1 to E, as orket.import writes it
+    local function move(id, to)
+      local c = assert(b:get(id))
+      c.parent = to
+      imports.update_card(db, c)
+      db:event { kind = "import", card = id, data = { changed = { "parent" } } }
+    end
+    assert(db:tx(function()
+      move("E-1", "F"); move("E-2", "F"); move("F-1", "E")
+      return true
+    end))
+    assert.same({ "E-3:ready", "F-1:ready" }, got())
+    assert.same({ { id = "E-1", parent = "F" }, { id = "E-2", parent = "F" } }, v:left())
+    -- their later moves are no longer the view's: E-2 done is not a card in review of E
+    assert(b:transition("E-2", "done", { actor = REVIEWER }))
+    assert(b:transition("E-1", "code_review", { actor = CODER }))
+    assert.same({ "E-3:ready", "F-1:ready" }, got())
+    db:close()
+  end)
+
   it("answers an issue's run from its epic's kept order, as building the order each pass does", function()
     local db, b = fixture({ { id = "E-1", summary = "a" },
       { id = "E-2", summary = "b", depends_on = { "E-1" } } })

@@ -805,4 +805,107 @@ describe("engine", function()
       assert.equal("orket retry E-1 once the model calls tools (see the card's last comment)", report.stuck[1].next)
     end)
   end)
+
+  -- An import that moves the run's cards to another epic while a turn is in flight: the
+  -- run goes on only with what is still in its scope. Each run has a wall budget far above
+  -- its time, so a run that spins ends on it (and fails the test) instead of hanging.
+  describe("after an import moves cards out of the run's epic", function()
+    local uv = require "luv"
+    local import = require "orket.import"
+
+    -- files: epics/ of the import, made during the model call numbered at
+    local function moving_run(issues, files, at, opts)
+      local dir = H.tmpdir()
+      local db, b = F.fixture(dir .. "/o.db", issues)
+      os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+      for name, text in pairs(files) do H.write(dir .. "/epics/" .. name, text) end
+      local llm = F.llm(b, {})
+      local n, chat = 0, llm.chat
+      function llm:chat(req)
+        n = n + 1
+        if n == at then assert(import.import(db, dir)) end
+        return chat(self, req)
+      end
+      local e, events = F.engine(db, b, { llm = llm, concurrency = opts.concurrency,
+        config = { budgets = { wall_ms_per_run = 5000 } } })
+      local t0 = uv.hrtime()
+      local status, report = e:execute(assert(e:start("E")))
+      local ms = (uv.hrtime() - t0) / 1e6
+      assert.is_true(ms < 4000, string.format("the run took %.0f ms: it spun until its wall budget", ms))
+      local turns = {}
+      for _, ev in ipairs(events) do
+        if ev.type == "turn_start" then turns[#turns + 1] = ev.card .. ":" .. ev.phase end
+        assert.is_false(ev.type == "card_skipped", ev.card and (ev.card .. " skipped: " .. tostring(ev.reason)))
+      end
+      return status, report, b, turns, events
+    end
+
+    -- The run's rounds end only when one changes nothing: a card whose turns ran out and that
+    -- cannot be blocked (a view's stale copy in review of a card now done) changed nothing.
+    it("counts a spent card it could not block as no change, so its rounds end", function()
+      local status, _, b, db, _, e = run({ { id = "E-1", summary = "a" } }, {})
+      assert.equal("done", status)
+      local id = db:row("SELECT id FROM runs").id
+      assert(db:tx(function()
+        for t = 3, 8 do
+          db:event { kind = "turn_begin", card = "E-1", run = id, actor = "integrity_guard",
+            data = { turn = t, phase = "review", seat = "integrity_guard", role = "integrity_guard" } }
+          db:event { kind = "turn_end", card = "E-1", run = id, actor = "integrity_guard", data = { turn = t } }
+        end
+        return true
+      end))
+      local stale = b:get("E-1")
+      stale.status = "code_review"
+      local job, changed = run_mod.new(e, id):prepare(stale)
+      assert.is_nil(job)
+      assert.is_false(changed)
+      assert.equal("done", b:get("E-1").status)
+    end)
+
+    local TWO = { { id = "E-1", summary = "design" }, { id = "E-2", summary = "build" } }
+    local BOTH = '{"id":"F","name":"F","issues":[{"id":"E-1","summary":"design"},{"id":"E-2","summary":"build"}]}'
+
+    it("finishes the turn in flight, takes no card of another epic, and ends saying why", function()
+      local status, report, b, turns = moving_run(TWO, { ["f.json"] = BOTH }, 2, { concurrency = 1 })
+      assert.equal("done", status)
+      -- E-1's turn was under way (its second model call): it ended as it would have
+      assert.same({ "E-1:work" }, turns)
+      assert.equal("code_review", b:get("E-1").status)
+      assert.equal("ready", b:get("E-2").status)
+      assert.equal("F", b:get("E-2").parent)
+      assert.equal("E has no issues left: an import moved E-1, E-2 out of E during the run (now under F: "
+        .. "'orket run F' works them)", report.reason)
+    end)
+
+    it("gives no card picked before the import a turn after its own, and none a review", function()
+      local status, report, b, turns = moving_run(TWO, { ["f.json"] = BOTH }, 2, {})
+      assert.equal("done", status)
+      -- both were picked in the first round (concurrency 3), before the import
+      table.sort(turns)
+      assert.same({ "E-1:work", "E-2:work" }, turns)
+      for _, id in ipairs { "E-1", "E-2" } do assert.equal("code_review", b:get(id).status) end
+      assert.matches("^E has no issues left", report.reason)
+    end)
+
+    it("names each moved card's new epic", function()
+      local status, report = moving_run(TWO, {
+        ["f.json"] = '{"id":"F","name":"F","issues":[{"id":"E-1","summary":"design"}]}',
+        ["g.json"] = '{"id":"G","name":"G","issues":[{"id":"E-2","summary":"build"}]}',
+      }, 2, { concurrency = 1 })
+      assert.equal("done", status)
+      assert.equal("E has no issues left: an import moved E-1, E-2 out of E during the run (E-1 now under F, E-2 "
+        .. "under G)", report.reason)
+    end)
+
+    it("goes on with the epic's other cards", function()
+      local status, report, b, turns = moving_run(TWO,
+        { ["f.json"] = '{"id":"F","name":"F","issues":[{"id":"E-1","summary":"design"}]}' }, 2, { concurrency = 1 })
+      assert.equal("done", status)
+      assert.same({ "E-1:work", "E-2:work", "E-2:review" }, turns)
+      assert.equal("code_review", b:get("E-1").status)
+      assert.equal("done", b:get("E-2").status)
+      assert.equal("done", b:get("E").status)
+      assert.equal("an import moved E-1 out of E during the run (now under F: 'orket run F' works it)", report.reason)
+    end)
+  end)
 end)
