@@ -754,6 +754,14 @@ local function placed(dir, msg, anchor)
   return msg
 end
 
+-- A message about c's depends_on entry ("depends_on[0]: text", the path first), with its
+-- file and line as validate gives them: an issue's entry at its depends_on key (placed), an
+-- epic's or rock's own at the line of its depends_on (as a cycle is said).
+local function dep_placed(dir, c, text)
+  if c.path == "" and c.deps_line then return string.format("%s:%d: %s", c.file, c.deps_line, text) end
+  return placed(dir, string.format("%s: %s", c.file, text), c.anchor)
+end
+
 function M.load(dir)
   local set, msg, code, anchor = load_files(dir)
   if set or code ~= "EINVAL" then return set, msg, code, anchor end
@@ -954,26 +962,26 @@ function M.import(db, dir)
     local graph, nodes, waits = {}, {}, {}
     for _, c in ipairs(set.cards) do
       if existing[c.id] and existing[c.id] ~= c.type then
-        return nil, string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
+        return nil, placed(dir, string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
           c.path ~= "" and c.path or "id", c.id, existing[c.id] == "epic" and "n" or "",
-          existing[c.id], c.type == "rock" and "" or "n", c.type), "EINVAL"
+          existing[c.id], c.type == "rock" and "" or "n", c.type), c.anchor), "EINVAL"
       end
       -- A parent follows its children: a finished one cannot take new work, which would
       -- run under a parent that says it is over.
       local cur, parent = row[c.id], c.parent and row[c.parent]
       if parent and board_mod.FINAL[parent.status] and not (cur and (cur.parent == c.parent
           or board_mod.FINAL[cur.status])) then
-        return nil, string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s",
+        return nil, placed(dir, string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s",
           c.file, c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id,
-          parent.type), "EINVAL"
+          parent.type), c.anchor), "EINVAL"
       end
       local ids, listed = {}, {}
       for _, d in ipairs(c.deps) do
         if not set.by_id[d.id] and not existing[d.id] then
-          return nil, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), "EINVAL"
+          return nil, dep_placed(dir, c, string.format("%s: unknown card %q", d.path, d.id)), "EINVAL"
         end
         if d.id == c.id then
-          return nil, string.format("%s: %s: a card cannot depend on itself", c.file, d.path), "EINVAL"
+          return nil, dep_placed(dir, c, string.format("%s: a card cannot depend on itself", d.path)), "EINVAL"
         end
         -- a dependency listed twice is one (the board keeps one row): kept twice here, the
         -- card never compared equal, and every import journaled "depends_on changed"

@@ -192,7 +192,7 @@ describe("import", function()
       local ok, err, code = import.import(db, dir)
       assert.is_nil(ok)
       assert.equal("EINVAL", code)
-      assert.matches('^epics/e%.json: issues%[1%]: epic "E" is done, so it cannot take the issue "[EF]%-[12]"; put it '
+      assert.matches('^epics/e%.json:1: issues%[1%]: epic "E" is done, so it cannot take the issue "[EF]%-[12]"; put it '
         .. "in a new epic$", err)
     end
     assert.is_nil(b:get("E-2"))
@@ -505,7 +505,7 @@ describe("import", function()
       "epics/a.json:1: issues[0].depends_onn: unknown field" },
     { "an unknown dependency", { ["web.json"] = [[{"id":"WEB","issues":[{"id":"W1","summary":"a"},{"id":"W2","summary":"b"},
         {"id":"W3","summary":"c"},{"id":"W4","summary":"d","depends_on":["API-9"]}]}]] },
-      'epics/web.json: issues[3].depends_on[0]: unknown card "API-9"' },
+      'epics/web.json:2: issues[3].depends_on[0]: unknown card "API-9"' },
     { "a cycle across files", { ["a.json"] = [[{"id":"A","issues":[{"id":"A1","summary":"a","depends_on":["B1"]}]}]],
         ["b.json"] = [[{"id":"B","issues":[{"id":"B1","summary":"b","depends_on":["B2"]},{"id":"B2","summary":"c","depends_on":["A1"]}]}]] },
       "epics/b.json:1: issues[1].depends_on[0]: dependency cycle: A1 -> B1 -> B2 -> A1" },
@@ -522,7 +522,7 @@ describe("import", function()
         ["f.json"] = '{"id":"F","issues":[{"id":"F-1","summary":"a"},\n{"id":"F-2","summary":"b","depends_on":["E-1"]}]}' },
       "epics/f.json:2: issues[1].depends_on[0]: dependency cycle: E-1 -> F -> F-2 -> E-1" },
     { "a self dependency", { ["a.json"] = [[{"id":"A","issues":[{"id":"A1","summary":"a","depends_on":"A1"}]}]] },
-      "epics/a.json: issues[0].depends_on[0]: a card cannot depend on itself" },
+      "epics/a.json:1: issues[0].depends_on[0]: a card cannot depend on itself" },
     { "broken JSON, with its line", { ["a.json"] = "{\n  \"id\": \"A\",\n  \"issues\": [\n    {\"summary\" \"x\"}\n  ]\n}" },
       "epics/a.json:4: Expected colon but found T_STRING at character 45" },
     { "a wrong field type", { ["a.json"] = [[{"id":"A","issues":[{"summary":"a","priority":"urgent"}]}]] },
@@ -601,6 +601,43 @@ describe("import", function()
       db:close()
     end)
   end
+
+  -- These four were said as "file: path: ..." where every other import error names the
+  -- line, as validate does: in a long file the card had to be searched for.
+  it("names the line of an unknown card, a self dependency, a type change and a finished epic", function()
+    local dir = project { ["e.json"] = '{"id":"E",\n"depends_on":["NOPE"],\n"issues":[]}' }
+    local db, b = open(dir)
+    assert.same({ nil, 'epics/e.json:2: depends_on[0]: unknown card "NOPE"', "EINVAL" }, { import.import(db, dir) })
+    H.write(dir .. "/epics/e.json", '{"id":"E","issues":[\n{"id":"E-1","summary":"one"},\n{"id":"E-2",\n"summary":"two",'
+      .. '\n"depends_on":["E-1","E-2"]}]}')
+    assert.same({ nil, "epics/e.json:5: issues[1].depends_on[1]: a card cannot depend on itself", "EINVAL" },
+      { import.import(db, dir) })
+    H.write(dir .. "/epics/e.json", '{"id":"E","issues":[\n{"id":"E-1","summary":"one"},\n{"id":"E-2","summary":"two"}]}')
+    assert(import.import(db, dir))
+    -- an issue given an epic's id, and an epic an issue's
+    H.write(dir .. "/epics/g.json", '{"id":"G","issues":[]}')
+    assert(import.import(db, dir))
+    os.remove(dir .. "/epics/g.json")
+    H.write(dir .. "/epics/f.json", '{"id":"F","issues":[\n{"id":"G","summary":"x"}]}')
+    assert.same({ nil, 'epics/f.json:2: issues[0]: card "G" is an epic on the board, not an issue', "EINVAL" },
+      { import.import(db, dir) })
+    os.remove(dir .. "/epics/f.json")
+    H.write(dir .. "/epics/r.json", '{"type":"rock",\n"id":"G","epics":[]}')
+    assert.same({ nil, 'epics/r.json:2: id: card "G" is an epic on the board, not a rock', "EINVAL" },
+      { import.import(db, dir) })
+    os.remove(dir .. "/epics/r.json")
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    for _, id in ipairs { "E-1", "E-2" } do
+      assert(b:transition(id, "in_progress", { actor = coder }))
+      assert(b:transition(id, "code_review", { actor = coder }))
+      assert(b:transition(id, "done", { actor = guard }))
+    end
+    H.write(dir .. "/epics/e.json", '{"id":"E","issues":[\n{"id":"E-1","summary":"one"},\n{"id":"E-2","summary":"two"},'
+      .. '\n\n{"id":"E-3","summary":"three"}]}')
+    assert.same({ nil, 'epics/e.json:5: issues[2]: epic "E" is done, so it cannot take the issue "E-3"; put it in a new epic',
+      "EINVAL" }, { import.import(db, dir) })
+    db:close()
+  end)
 
   it("refuses a ring of 3,000 cards as a cycle, said shortened", function()
     local n, issues = 3000, {}
