@@ -628,13 +628,17 @@ function M.check_file(f)
   error(cards, 0)
 end
 
+-- Why two ids differing only in case cannot both be cards, and the way out.
+M.CASE_CLASH = "a card's id names its directory and git branch, which on a case-insensitive filesystem (macOS, "
+  .. "Windows) would be one; change one of the two ids"
+
 --- link(parsed) -> {cards=, by_id=}, problems: the checks across files, over the cards of
 --- the files that parsed (parsed: {{file=f, cards=...}...} in file order): ids used twice,
 --- rocks naming unknown epics or epics another rock holds, a card depending on its own epic
 --- or rock. Each problem is {message=, anchor=}; a card whose id is taken stays out of
 --- cards. Every problem is collected (orket validate reports them all; load the first).
 function M.link(parsed)
-  local defs, by_id, epics, problems = {}, {}, {}, {}
+  local defs, by_id, epics, problems, folded = {}, {}, {}, {}, {}
   local function bad(anchor, fmt, ...)
     problems[#problems + 1] = { message = string.format(fmt, ...), anchor = anchor }
   end
@@ -648,6 +652,17 @@ function M.link(parsed)
           c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or "",
           (c.derived or prev.derived) and "give one of them an explicit id" or "change one of the two ids")
       else
+        -- cards become directories and git branches (orket/<id>): on a case-insensitive
+        -- filesystem (macOS, Windows) API-1 and api-1 are one, and one card's work would
+        -- land in the other's
+        local other = folded[c.id:lower()]
+        if other then
+          bad(c.anchor, "%s: %s: card id %q differs only in case from %q (%s%s): %s", c.file,
+            c.path ~= "" and c.path or "id", c.id, other.id, other.file, other.path ~= "" and (" " .. other.path) or "",
+            M.CASE_CLASH)
+        else
+          folded[c.id:lower()] = c
+        end
         by_id[c.id] = c
         defs[#defs + 1] = c
         if c.type == "epic" then epics[#epics + 1] = { card = c, stem = f.stem, department = f.department } end
@@ -959,8 +974,15 @@ function M.import(db, dir)
     for _, r in ipairs(imports.cards(db)) do
       existing[r.id], row[r.id] = r.type, r
     end
+    local folded = {} -- the board's ids by their lower case (link checks the files' among themselves)
+    for id in pairs(existing) do folded[id:lower()] = id end
     local graph, nodes, waits = {}, {}, {}
     for _, c in ipairs(set.cards) do
+      local other = not existing[c.id] and folded[c.id:lower()]
+      if other then
+        return nil, placed(dir, string.format("%s: %s: card id %q differs only in case from %q on the board: %s",
+          c.file, c.path ~= "" and c.path or "id", c.id, other, M.CASE_CLASH), c.anchor), "EINVAL"
+      end
       if existing[c.id] and existing[c.id] ~= c.type then
         return nil, placed(dir, string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
           c.path ~= "" and c.path or "id", c.id, existing[c.id] == "epic" and "n" or "",

@@ -639,6 +639,34 @@ describe("import", function()
     db:close()
   end)
 
+  -- A card's id names its directory and git branch: on a case-insensitive filesystem
+  -- API-1 and api-1 are one, and one card's work would land in the other's.
+  it("refuses an id differing only in case from another, in the files or on the board", function()
+    local dir = project { ["a.json"] = '{"id":"A","issues":[\n{"id":"API-1","summary":"one"},\n{"id":"api-1","summary":"two"}]}' }
+    local db, b = open(dir)
+    assert.same({ nil, 'epics/a.json:3: issues[1]: card id "api-1" differs only in case from "API-1" (epics/a.json '
+      .. "issues[0]): " .. import.CASE_CLASH, "EINVAL" }, { import.import(db, dir) })
+    -- across files, an epic's own id too
+    H.write(dir .. "/epics/a.json", '{"id":"A","issues":[{"id":"API-1","summary":"one"}]}')
+    H.write(dir .. "/epics/b.json", '{"issues":[]}')
+    H.write(dir .. "/epics/c.json", '{\n"id":"a","issues":[]}')
+    local ok, err = import.import(db, dir)
+    assert.is_nil(ok)
+    assert.equal('epics/c.json:2: id: card id "a" differs only in case from "A" (epics/a.json): ' .. import.CASE_CLASH, err)
+    os.remove(dir .. "/epics/c.json")
+    assert(import.import(db, dir))
+    -- against the board: a card the files no longer define is still a directory and a branch
+    H.write(dir .. "/epics/a.json", '{"id":"A","issues":[\n{"id":"Api-1","summary":"one"}]}')
+    assert.same({ nil, 'epics/a.json:2: issues[0]: card id "Api-1" differs only in case from "API-1" on the board: '
+      .. import.CASE_CLASH, "EINVAL" }, { import.import(db, dir) })
+    assert.is_nil(b:get("Api-1"))
+    -- the same id again is the same card
+    H.write(dir .. "/epics/a.json", '{"id":"A","issues":[{"id":"API-1","summary":"one"}]}')
+    local r = assert(import.import(db, dir))
+    assert.same({ 0, 3 }, { r.created, r.unchanged })
+    db:close()
+  end)
+
   it("refuses a ring of 3,000 cards as a cycle, said shortened", function()
     local n, issues = 3000, {}
     for i = 1, n do issues[i] = string.format('{"id":"A%d","summary":"s","depends_on":["A%d"]}', i, i % n + 1) end
