@@ -9,6 +9,7 @@ local json = require "cjson.safe"
 local jsonout = require "orket.jsonout"
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
+local cards_store = require "orket.store.cards"
 local sandbox_checks = require "orket.actions.sandbox_checks"
 local scriptfile = require "orket.scriptfile"
 local crypto = require "orket.c.crypto"
@@ -961,7 +962,9 @@ end
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
   "acceptance", "priority", "seat", "department", "source" }
 
---- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=, warnings=} | nil, msg, CODE.
+--- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=, warnings=, followed=} | nil, msg, CODE.
+--- followed: each status of an epic or rock on the board that the import's moves changed, to
+--- be said (nil when none).
 --- Nothing is written when any file is invalid, a dependency is unknown or forms a cycle.
 --- With the cards, the files' digests as read are recorded (imported_files, see changed).
 function M.import(db, dir)
@@ -1072,6 +1075,7 @@ function M.import(db, dir)
     local created, updated, unchanged = 0, 0, 0
     local checks = imports.verifications(db) -- the issues' acceptance checks as stored
     local moved = {} -- the parents a card left or joined: they follow their children below
+    local followed = {} -- what their following changed, said
     for _, c in ipairs(set.cards) do
       c.source = c.file
       local cur = existing[c.id] and b:get(c.id)
@@ -1149,12 +1153,38 @@ function M.import(db, dir)
         return x < y
       end)
       local after = board_mod.open(db) -- the cards as this import left them
-      for _, id in ipairs(parents) do after:follow(id) end
+      for _, id in ipairs(parents) do
+        after:follow(id)
+        -- A parent with no children stays as it is (the engine's rule: a new epic takes its
+        -- issues later). One whose children all moved away after it started would stay in
+        -- progress with nothing that could end it, a rock above it never done: none of its
+        -- work is done under it any more, so it ends canceled, as one whose children all
+        -- were. (One left with only finished work is done or canceled by follow above.)
+        local p = after:get(id)
+        if p and (p.status == "in_progress" or p.status == "code_review") and cards_store.child_count(db, id) == 0 then
+          after:transition(id, "canceled", { actor = board_mod.ENGINE, note = "all its children moved elsewhere by an import" })
+        end
+      end
+      -- said, as a run's moves are: a finished epic takes no work back, so moving an issue
+      -- back into one that its last unfinished issue left is refused later
+      for _, id in ipairs(parents) do
+        local was, now = row[id] and row[id].status, after:get(id)
+        if was and now and was ~= now.status then
+          local why = now.status == "in_progress" and "one of its children under way moved in"
+            or now.status == "done" and "its unfinished children moved away, and the rest is finished"
+            or now.status == "canceled" and (cards_store.child_count(db, id) == 0 and "all its children moved away"
+              or "its unfinished children moved away, and the rest was canceled")
+            or "its children moved"
+          followed[#followed + 1] = string.format("%s %s: %s -> %s (%s)%s", now.type, id, was, now.status, why,
+            board_mod.FINAL[now.status] and string.format("; a finished %s takes no new work: put any in a new %s",
+              now.type, now.type) or "")
+        end
+      end
     end
     -- what this import read, replacing the last one's record
     imports.replace_files(db, set.digests)
     return { files = set.files, cards = #set.cards, created = created, updated = updated, unchanged = unchanged,
-      warnings = set.warnings }
+      warnings = set.warnings, followed = followed[1] and followed or nil }
   end)
 end
 

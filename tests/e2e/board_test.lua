@@ -63,6 +63,23 @@ describe("orket import, board and card", function()
     assert.equal("imported 2 cards from 1 files: 0 new, 0 updated, 2 unchanged\n", r.stdout)
   end)
 
+  -- a finished epic takes no work back, so a move that finishes one is said, not only done
+  it("says the status of an epic its moved issues changed", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"x"},{"id":"E-2","summary":"y"}]}]])
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[]}]])
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    assert.equal(0, H.orket('cancel E-1 "not needed"', { cwd = dir }).status)
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"x"}]}]])
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"E-2","summary":"y"}]}]])
+    local r = H.orket("import", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("imported 4 cards from 2 files: 0 new, 1 updated, 3 unchanged\n"
+      .. "moved cards changed epic E: ready -> canceled (its unfinished children moved away, and the rest was "
+      .. "canceled); a finished epic takes no new work: put any in a new epic\n", r.stdout)
+  end)
+
   it("prints stable, documented JSON", function()
     local dir = example()
     H.orket("import", { cwd = dir })

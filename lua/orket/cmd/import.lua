@@ -102,6 +102,8 @@ function cmd.run(args, cli)
   end
   io.stdout:write(string.format("imported %d cards from %d files: %d new, %d updated, %d unchanged\n",
     r.cards, r.files, r.created, r.updated, r.unchanged))
+  -- an epic a move finished takes no work back: said where the summary is read
+  for _, f in ipairs(r.followed or {}) do io.stdout:write("moved cards changed ", f, "\n") end
   if #gone > 0 then say_gone(gone, dir, cli) end
   return 0
 end

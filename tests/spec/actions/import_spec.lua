@@ -234,6 +234,48 @@ describe("import", function()
     db:close()
   end)
 
+  -- An epic in progress whose issues all moved away stayed in progress with nothing that
+  -- could end it (a rock above it never done); and an epic its last unfinished issue left
+  -- was done without a word, so that moving the issue back was refused as a surprise.
+  it("ends an epic in progress that moves left with no issues, and says what moves changed", function()
+    local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]],
+      ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]],
+      ["r.json"] = [[{"type":"rock","id":"R","epics":["E"]}]] }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
+    assert(b:transition("E-1", "in_progress", { actor = coder }))
+    assert.same({ "in_progress", "in_progress" }, { b:get("E").status, b:get("R").status })
+    -- both issues moved to F: E has no work left under it, and none of it was done there
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[]}]])
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"other"},{"id":"E-1","summary":"one"},
+      {"id":"E-2","summary":"two"}]}]])
+    local r = assert(import.import(db, dir))
+    assert.same({ "canceled", "canceled", "in_progress", "in_progress" },
+      { b:get("E").status, b:get("R").status, b:get("F").status, b:get("E-1").status })
+    local last = b:history("E")[#b:history("E")]
+    assert.same({ "in_progress", "canceled", "orket" }, { last.data.from, last.data.to, last.actor })
+    assert.same({ "epic E: in_progress -> canceled (all its children moved away); a finished epic takes no new work: "
+      .. "put any in a new epic", "epic F: ready -> in_progress (one of its children under way moved in)" }, r.followed)
+    db:close()
+    -- an epic left with only done work is done, and said with what that means
+    local dir2 = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]],
+      ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]] }
+    local db2, b2 = open(dir2)
+    assert(import.import(db2, dir2))
+    assert(b2:transition("E-1", "in_progress", { actor = coder }))
+    assert(b2:transition("E-1", "code_review", { actor = coder }))
+    assert(b2:transition("E-1", "done", { actor = guard }))
+    H.write(dir2 .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]])
+    H.write(dir2 .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"other"},{"id":"E-2","summary":"two"}]}]])
+    r = assert(import.import(db2, dir2))
+    assert.same({ "epic E: in_progress -> done (its unfinished children moved away, and the rest is finished); a "
+      .. "finished epic takes no new work: put any in a new epic" }, r.followed)
+    -- nothing moved, nothing said
+    assert.is_nil(assert(import.import(db2, dir2)).followed)
+    db2:close()
+  end)
+
   -- Windows editors save UTF-8 with a byte order mark; cjson refused it as "invalid token
   -- at character 1", and Lua's load as an unexpected symbol
   it("reads a file that starts with a UTF-8 byte order mark", function()
