@@ -967,8 +967,12 @@ local COMPARED = { "type", "parent", "name", "summary", "description", "note", "
 --- be said (nil when none).
 --- Nothing is written when any file is invalid, a dependency is unknown or forms a cycle.
 --- With the cards, the files' digests as read are recorded (imported_files, see changed).
-function M.import(db, dir)
-  local set, err, code = M.load(dir)
+--- set: what M.load(dir) gave, when the caller checked the files already: imported as it was
+--- checked (a file edited since is not read again: what is written, the digests recorded and
+--- the caller's warnings are of the same text, and a large epic is parsed once).
+function M.import(db, dir, set)
+  local err, code
+  if not set then set, err, code = M.load(dir) end
   if not set then return nil, err, code end
   local b = board_mod.open(db)
   return db:tx(function()
@@ -1070,13 +1074,12 @@ function M.import(db, dir)
         if rank[c.type] == r then ordered[#ordered + 1] = c end
       end
     end
-    set.cards = ordered
 
     local created, updated, unchanged = 0, 0, 0
     local checks = imports.verifications(db) -- the issues' acceptance checks as stored
     local moved = {} -- the parents a card left or joined: they follow their children below
     local followed = {} -- what their following changed, said
-    for _, c in ipairs(set.cards) do
+    for _, c in ipairs(ordered) do
       c.source = c.file
       local cur = existing[c.id] and b:get(c.id)
       local deps = graph[c.id]
@@ -1123,13 +1126,13 @@ function M.import(db, dir)
       end
     end
     -- Acceptance checks (engine/verify.lua), written apart from the compared fields.
-    for _, c in ipairs(set.cards) do
+    for _, c in ipairs(ordered) do
       if c.type == "issue" then
         imports.set_verification(db, c.id, c.verification)
       end
     end
     -- Dependencies after every card exists (they may point forward).
-    for _, c in ipairs(set.cards) do
+    for _, c in ipairs(ordered) do
       if not c.keep_deps then
         for i, d in ipairs(graph[c.id]) do
           imports.add_dependency(db, c.id, d, i)

@@ -82,7 +82,8 @@ function cmd.run(args, cli)
   local fresh = not uv.fs_stat(project.db_path(dir))
   local db = cli.open_store(dir, true)
   if not db then return 1 end
-  local r, ierr = import.import(db, dir)
+  -- the files as checked: read once, and the warnings below are of what is written
+  local r, ierr = import.import(db, dir, set)
   local gone = r and gone_cards(db, set)
   db:close()
   if not r then
