@@ -108,6 +108,12 @@ local function parse_file(f)
   -- A UTF-8 byte order mark, as Windows editors save a file, is no text of the file: JSON
   -- allows a reader to skip it, and cjson and Lua's load would refuse its first byte.
   if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
+  -- Saved as UTF-16 (Windows editors' "Unicode") or UTF-32, with or without its byte order
+  -- mark: cjson said "invalid token at character 1", Lua "unexpected symbol near '<\255>'"
+  if text:find("^\255\254") or text:find("^\254\255") or text:find("^%z%z\254\255")
+      or text:find("^[^%z]%z") or text:find("^%z[^%z]") then
+    return nil, f.rel .. ": is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8"
+  end
   f.text = text -- to find the line of a field (Ctx:unknown)
   if f.rel:match("%.json$") then
     -- cjson would say "Expected value but found T_END", of a file just created or emptied

@@ -646,6 +646,14 @@ describe("import", function()
     { "a second depends_on in one issue", { ["a.json"] = '{"id":"A","issues":[{"id":"A-1","summary":"a"},\n'
         .. '{"id":"A-3","summary":"c"},\n{"id":"A-2","summary":"b \\"{[\\\\","depends_on":["A-1"],\n"depends_on":["A-3"]}]}' },
       'epics/a.json:4: "depends_on" is given twice in one object' },
+    -- as Windows editors save "Unicode": said as a bad token at character 1, or an
+    -- unexpected symbol, or (without a byte order mark) with the file name run into it
+    { "a file saved as UTF-16", { ["a.json"] = '\255\254{\0"\0i\0d\0"\0:\0"\0A\0"\0}\0' },
+      "epics/a.json: is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8" },
+    { "a file saved as UTF-16 without a byte order mark", { ["a.lua"] = 'r\0e\0t\0u\0r\0n\0' },
+      "epics/a.lua: is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8" },
+    { "a file saved as big-endian UTF-32", { ["a.json"] = '\0\0\254\255\0\0\0{' },
+      "epics/a.json: is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8" },
     { "an empty file", { ["a.json"] = " \n" }, "epics/a.json: is empty; it must hold an object (a rock or an epic)" },
     { "a file that is not an object", { ["a.json"] = "[1, 2]" },
       "epics/a.json: must hold an object (a rock or an epic), not an array" },
