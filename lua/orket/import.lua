@@ -1175,11 +1175,28 @@ function M.import(db, dir, set)
         end
       end
       -- said, as a run's moves are: a finished epic takes no work back, so moving an issue
-      -- back into one that its last unfinished issue left is refused later
+      -- back into one that its last unfinished issue left is refused later. A rock above
+      -- follows its epic in turn (Board:transition): said too.
+      local said, seen = {}, {}
       for _, id in ipairs(parents) do
+        local up = id
+        while up and not seen[up] do
+          seen[up] = true
+          said[#said + 1] = up
+          local c = after:get(up)
+          up = c and c.parent
+        end
+      end
+      table.sort(said, function(x, y)
+        local kx, ky = rank[(row[x] or set.by_id[x]).type], rank[(row[y] or set.by_id[y]).type]
+        if kx ~= ky then return kx > ky end
+        return x < y
+      end)
+      for _, id in ipairs(said) do
         local was, now = row[id] and row[id].status, after:get(id)
         if was and now and was ~= now.status then
-          local why = now.status == "in_progress" and "one of its children under way moved in"
+          local why = not moved[id] and "its children followed the moves"
+            or now.status == "in_progress" and "one of its children under way moved in"
             or now.status == "done" and "its unfinished children moved away, and the rest is finished"
             or now.status == "canceled" and (cards_store.child_count(db, id) == 0 and "all its children moved away"
               or "its unfinished children moved away, and the rest was canceled")

@@ -276,7 +276,9 @@ describe("import", function()
     local last = b:history("E")[#b:history("E")]
     assert.same({ "in_progress", "canceled", "orket" }, { last.data.from, last.data.to, last.actor })
     assert.same({ "epic E: in_progress -> canceled (all its children moved away); a finished epic takes no new work: "
-      .. "put any in a new epic", "epic F: ready -> in_progress (one of its children under way moved in)" }, r.followed)
+      .. "put any in a new epic", "epic F: ready -> in_progress (one of its children under way moved in)",
+      "rock R: in_progress -> canceled (its children followed the moves); a finished rock takes no new work: put any "
+      .. "in a new rock" }, r.followed)
     db:close()
     -- an epic left with only done work is done, and said with what that means
     local dir2 = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]],
