@@ -642,8 +642,8 @@ M.CASE_CLASH = "a card's id names its directory and git branch, which on a case-
 --- link(parsed) -> {cards=, by_id=}, problems: the checks across files, over the cards of
 --- the files that parsed (parsed: {{file=f, cards=...}...} in file order): ids used twice,
 --- rocks naming unknown epics or epics another rock holds, a card depending on its own epic
---- or rock. Each problem is {message=, anchor=}; a card whose id is taken stays out of
---- cards. Every problem is collected (orket validate reports them all; load the first).
+--- or rock, ids differing only in case. Each problem is {message=, anchor=} (and case =
+--- {id, other id} for the last kind); a card whose id is taken stays out of cards. Every problem is collected (orket validate reports them all; load the first).
 function M.link(parsed)
   local defs, by_id, epics, problems, folded = {}, {}, {}, {}, {}
   local function bad(anchor, fmt, ...)
@@ -667,6 +667,7 @@ function M.link(parsed)
           bad(c.anchor, "%s: %s: card id %q differs only in case from %q (%s%s): %s", c.file,
             c.path ~= "" and c.path or "id", c.id, other.id, other.file, other.path ~= "" and (" " .. other.path) or "",
             M.CASE_CLASH)
+          problems[#problems].case = { c.id, other.id }
         else
           folded[c.id:lower()] = c
         end
@@ -764,8 +765,14 @@ local function load_files(dir)
     table.move(notes, 1, #notes, #warnings + 1, warnings)
   end
   local set, problems = M.link(parsed)
-  if #problems > 0 then return nil, problems[1].message, "EINVAL", problems[1].anchor end
-  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests }
+  -- two ids differing only in case are refused by import when it would create one of them:
+  -- a pair an older Orket imported stays importable (import.import decides, with the board)
+  local cases = {}
+  for _, p in ipairs(problems) do
+    if not p.case then return nil, p.message, "EINVAL", p.anchor end
+    cases[#cases + 1] = p
+  end
+  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests, cases = cases }
 end
 
 -- msg ("file: path: text") with the line of path in the card anchor points at, when found
@@ -986,6 +993,9 @@ function M.import(db, dir, set)
     local existing, row = {}, {}
     for _, r in ipairs(imports.cards(db)) do
       existing[r.id], row[r.id] = r.type, r
+    end
+    for _, p in ipairs(set.cases or {}) do
+      if not (existing[p.case[1]] and existing[p.case[2]]) then return nil, placed(dir, p.message, p.anchor), "EINVAL" end
     end
     local folded = {} -- the board's ids by their lower case (link checks the files' among themselves)
     for id in pairs(existing) do folded[id:lower()] = id end

@@ -736,6 +736,14 @@ describe("import", function()
     H.write(dir .. "/epics/a.json", '{"id":"A","issues":[{"id":"API-1","summary":"one"}]}')
     local r = assert(import.import(db, dir))
     assert.same({ 0, 3 }, { r.created, r.unchanged })
+    -- a pair an older Orket imported stays importable: nothing is created
+    local imports = require "orket.store.imports"
+    imports.insert_card(db, { id = "api-1", type = "issue", parent = "A", summary = "two", priority = 2,
+      source = "epics/a.json" })
+    H.write(dir .. "/epics/a.json", '{"id":"A","issues":[{"id":"API-1","summary":"one"},{"id":"api-1","summary":"2"}]}')
+    r = assert(import.import(db, dir))
+    assert.same({ 0, 1 }, { r.created, r.updated })
+    assert.equal("2", b:get("api-1").summary)
     db:close()
   end)
 
