@@ -643,7 +643,8 @@ M.CASE_CLASH = "a card's id names its directory and git branch, which on a case-
 --- the files that parsed (parsed: {{file=f, cards=...}...} in file order): ids used twice,
 --- rocks naming unknown epics or epics another rock holds, a card depending on its own epic
 --- or rock, ids differing only in case. Each problem is {message=, anchor=} (and case =
---- {id, other id} for the last kind); a card whose id is taken stays out of cards. Every problem is collected (orket validate reports them all; load the first).
+--- {id, other id} for the last kind); a card whose id is taken stays out of cards. Every
+--- problem is collected (orket validate reports them all; load the first).
 function M.link(parsed)
   local defs, by_id, epics, problems, folded = {}, {}, {}, {}, {}
   local function bad(anchor, fmt, ...)
@@ -995,7 +996,9 @@ function M.import(db, dir, set)
       existing[r.id], row[r.id] = r.type, r
     end
     for _, p in ipairs(set.cases or {}) do
-      if not (existing[p.case[1]] and existing[p.case[2]]) then return nil, placed(dir, p.message, p.anchor), "EINVAL" end
+      if not (existing[p.case[1]] and existing[p.case[2]]) then
+        return nil, placed(dir, p.message, p.anchor), "EINVAL"
+      end
     end
     local folded = {} -- the board's ids by their lower case (link checks the files' among themselves)
     for id in pairs(existing) do folded[id:lower()] = id end
@@ -1181,7 +1184,8 @@ function M.import(db, dir, set)
         -- were. (One left with only finished work is done or canceled by follow above.)
         local p = after:get(id)
         if p and (p.status == "in_progress" or p.status == "code_review") and cards_store.child_count(db, id) == 0 then
-          after:transition(id, "canceled", { actor = board_mod.ENGINE, note = "all its children moved elsewhere by an import" })
+          after:transition(id, "canceled", { actor = board_mod.ENGINE,
+            note = "all its children moved elsewhere by an import" })
         end
       end
       -- said, as a run's moves are: a finished epic takes no work back, so moving an issue
