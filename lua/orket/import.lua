@@ -635,15 +635,19 @@ function M.check_file(f)
   error(cards, 0)
 end
 
--- Why two ids differing only in case cannot both be cards, and the way out.
-M.CASE_CLASH = "a card's id names its directory and git branch, which on a case-insensitive filesystem (macOS, "
-  .. "Windows) would be one; change one of the two ids"
+-- Why two ids differing only in case cannot both be cards (the board's rule), and the way out.
+M.CASE_CLASH = board_mod.CASE_RULE .. "; change one of the two ids"
+-- The same of a pair an older Orket imported, both on the board: renaming one would make a
+-- new card and leave the old one with its status and history.
+M.CASE_OLD = board_mod.CASE_RULE .. "; work this project on a case-sensitive filesystem only, or end one of "
+  .. "the two (orket cancel ID \"reason\") and give its work a new id"
 
 --- link(parsed) -> {cards=, by_id=}, problems: the checks across files, over the cards of
 --- the files that parsed (parsed: {{file=f, cards=...}...} in file order): ids used twice,
 --- rocks naming unknown epics or epics another rock holds, a card depending on its own epic
 --- or rock, ids differing only in case. Each problem is {message=, anchor=} (and case =
---- {id, other id} for the last kind); a card whose id is taken stays out of cards. Every
+--- {id, other id, said = the message without its reason} for the last kind, which
+--- case_pairs decides with the board); a card whose id is taken stays out of cards. Every
 --- problem is collected (orket validate reports them all; load the first).
 function M.link(parsed)
   local defs, by_id, epics, problems, folded = {}, {}, {}, {}, {}
@@ -665,10 +669,10 @@ function M.link(parsed)
         -- land in the other's
         local other = folded[c.id:lower()]
         if other then
-          bad(c.anchor, "%s: %s: card id %q differs only in case from %q (%s%s): %s", c.file,
-            c.path ~= "" and c.path or "id", c.id, other.id, other.file, other.path ~= "" and (" " .. other.path) or "",
-            M.CASE_CLASH)
-          problems[#problems].case = { c.id, other.id }
+          local said = string.format("%s: %s: card id %q differs only in case from %q (%s%s)", c.file,
+            c.path ~= "" and c.path or "id", c.id, other.id, other.file, other.path ~= "" and (" " .. other.path) or "")
+          bad(c.anchor, "%s: %s", said, M.CASE_CLASH)
+          problems[#problems].case = { c.id, other.id, said = said }
         else
           folded[c.id:lower()] = c
         end
@@ -746,14 +750,36 @@ end
 --- rock links, dependencies within the files, no card depending on its own epic or rock).
 --- anchor ({pattern, nth}, orket.fieldline) locates the card the message is about in its file,
 --- and the message says its line, as `orket validate` does (orket.fieldline.place).
+--- case_pairs(problems, on_board) -> refused, warned: link's problems of two ids differing
+--- only in case (those with .case), split by the board (on_board(id) -> whether a card of
+--- that id is on it). A pair both on the board already (an older Orket imported them)
+--- creates nothing: a warning naming both, so neither import nor validate is blocked for
+--- good by it; any other pair would make a twin: refused. Each a {message=, anchor=}.
+--- Import and validate decide with this one function.
+function M.case_pairs(problems, on_board)
+  local refused, warned = {}, {}
+  for _, p in ipairs(problems) do
+    if p.case then
+      if on_board(p.case[1]) and on_board(p.case[2]) then
+        warned[#warned + 1] = { message = string.format("%s, both on the board already: %s", p.case.said, M.CASE_OLD),
+          anchor = p.anchor }
+      else
+        refused[#refused + 1] = p
+      end
+    end
+  end
+  return refused, warned
+end
+
 local function load_files(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
-  local parsed, digests, warnings = {}, {}, table.move(files.skipped, 1, #files.skipped, 1, {})
+  local parsed, digests, texts, warnings = {}, {}, {}, table.move(files.skipped, 1, #files.skipped, 1, {})
   for _, f in ipairs(files) do
     local v, perr = parse_file(f)
     if v == nil then return nil, perr, "EINVAL" end
     digests[#digests + 1] = { rel = f.rel, digest = f.digest }
+    texts[dir .. "/" .. f.rel] = f.text
     local ok, cards, _, notes, errs, fw = pcall(shape, f, v)
     if not ok then
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
@@ -773,13 +799,16 @@ local function load_files(dir)
     if not p.case then return nil, p.message, "EINVAL", p.anchor end
     cases[#cases + 1] = p
   end
-  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests, cases = cases }
+  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests, cases = cases,
+    texts = texts }
 end
 
--- msg ("file: path: text") with the line of path in the card anchor points at, when found
-local function placed(dir, msg, anchor)
-  local file, line, text = fieldline.in_project(msg, dir, function(path) return (scriptfile.read(path, M.MAX_FILE)) end,
-    nil, anchor)
+-- msg ("file: path: text") with the line of path in the card anchor points at, when found;
+-- texts: {[dir/file] = text} of the files as checked (a file edited since is not read)
+local function placed(dir, msg, anchor, texts)
+  local file, line, text = fieldline.in_project(msg, dir, function(path)
+    return texts and texts[path] or (scriptfile.read(path, M.MAX_FILE))
+  end, nil, anchor)
   if line then msg = string.format("%s:%d: %s", file, line, text) end
   return msg
 end
@@ -787,9 +816,9 @@ end
 -- A message about c's depends_on entry ("depends_on[0]: text", the path first), with its
 -- file and line as validate gives them: an issue's entry at its depends_on key (placed), an
 -- epic's or rock's own at the line of its depends_on (as a cycle is said).
-local function dep_placed(dir, c, text)
+local function dep_placed(dir, c, text, texts)
   if c.path == "" and c.deps_line then return string.format("%s:%d: %s", c.file, c.deps_line, text) end
-  return placed(dir, string.format("%s: %s", c.file, text), c.anchor)
+  return placed(dir, string.format("%s: %s", c.file, text), c.anchor, texts)
 end
 
 function M.load(dir)
@@ -808,7 +837,7 @@ function M.unseated(dir, set, seats)
     if c.seat and not has[c.seat] then
       out[#out + 1] = placed(dir, string.format("%s: %s: no seat %q in orket.lua's team, so another seat would work "
         .. "the card (seats: %s)", c.file, c.path == "" and "seat" or (c.path .. ".seat"), c.seat,
-        table.concat(seats, ", ")), c.anchor)
+        table.concat(seats, ", ")), c.anchor, set.texts)
     end
   end
   return out
@@ -978,7 +1007,9 @@ local COMPARED = { "type", "parent", "name", "summary", "description", "note", "
 
 --- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=, warnings=, followed=} | nil, msg, CODE.
 --- followed: each status of an epic or rock on the board that the import's moves changed, to
---- be said (nil when none).
+--- be said (nil when none). emptied: {id=, type=, status=} of each epic or rock of the files
+--- in progress (or review) that the moves left with no children (nil when none): it stays
+--- so, to be said with the command that ends it.
 --- Nothing is written when any file is invalid, a dependency is unknown or forms a cycle.
 --- With the cards, the files' digests as read are recorded (imported_files, see changed).
 --- set: what M.load(dir) gave, when the caller checked the files already: imported as it was
@@ -988,6 +1019,9 @@ function M.import(db, dir, set)
   local err, code
   if not set then set, err, code = M.load(dir) end
   if not set then return nil, err, code end
+  -- a refusal's line, found in the text that was checked, not in the file as it is now
+  local function at(msg, anchor) return placed(dir, msg, anchor, set.texts) end
+  local function dep_at(c, text) return dep_placed(dir, c, text, set.texts) end
   local b = board_mod.open(db)
   return db:tx(function()
     -- Dependencies resolve against the files, then the board.
@@ -995,22 +1029,27 @@ function M.import(db, dir, set)
     for _, r in ipairs(imports.cards(db)) do
       existing[r.id], row[r.id] = r.type, r
     end
-    for _, p in ipairs(set.cases or {}) do
-      if not (existing[p.case[1]] and existing[p.case[2]]) then
-        return nil, placed(dir, p.message, p.anchor), "EINVAL"
-      end
+    -- the warnings said: the files' (set's, left as the caller has them) and the board's
+    local warnings = table.move(set.warnings, 1, #set.warnings, 1, {})
+    -- ids differing only in case: a pair in the files (link's) refused unless both are on
+    -- the board already, then a new card against the board's (the board's one check)
+    local refused, warned = M.case_pairs(set.cases or {}, function(id) return existing[id] ~= nil end)
+    if refused[1] then return nil, at(refused[1].message, refused[1].anchor), "EINVAL" end
+    for _, w in ipairs(warned) do warnings[#warnings + 1] = at(w.message, w.anchor) end
+    local new = {}
+    for _, c in ipairs(set.cards) do
+      if not existing[c.id] then new[#new + 1] = c.id end
     end
-    local folded = {} -- the board's ids by their lower case (link checks the files' among themselves)
-    for id in pairs(existing) do folded[id:lower()] = id end
+    local twins = board_mod.case_twins(db, new)
     local graph, nodes, waits = {}, {}, {}
     for _, c in ipairs(set.cards) do
-      local other = not existing[c.id] and folded[c.id:lower()]
+      local other = twins[c.id]
       if other then
-        return nil, placed(dir, string.format("%s: %s: card id %q differs only in case from %q on the board: %s",
+        return nil, at(string.format("%s: %s: card id %q differs only in case from %q on the board: %s",
           c.file, c.path ~= "" and c.path or "id", c.id, other, M.CASE_CLASH), c.anchor), "EINVAL"
       end
       if existing[c.id] and existing[c.id] ~= c.type then
-        return nil, placed(dir, string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
+        return nil, at(string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
           c.path ~= "" and c.path or "id", c.id, existing[c.id] == "epic" and "n" or "",
           existing[c.id], c.type == "rock" and "" or "n", c.type), c.anchor), "EINVAL"
       end
@@ -1019,17 +1058,17 @@ function M.import(db, dir, set)
       local cur, parent = row[c.id], c.parent and row[c.parent]
       if parent and board_mod.FINAL[parent.status] and not (cur and (cur.parent == c.parent
           or board_mod.FINAL[cur.status])) then
-        return nil, placed(dir, string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s",
+        return nil, at(string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s",
           c.file, c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id,
           parent.type), c.anchor), "EINVAL"
       end
       local ids, listed = {}, {}
       for _, d in ipairs(c.deps) do
         if not set.by_id[d.id] and not existing[d.id] then
-          return nil, dep_placed(dir, c, string.format("%s: unknown card %q", d.path, d.id)), "EINVAL"
+          return nil, dep_at(c, string.format("%s: unknown card %q", d.path, d.id)), "EINVAL"
         end
         if d.id == c.id then
-          return nil, dep_placed(dir, c, string.format("%s: a card cannot depend on itself", d.path)), "EINVAL"
+          return nil, dep_at(c, string.format("%s: a card cannot depend on itself", d.path)), "EINVAL"
         end
         -- a dependency listed twice is one (the board keeps one row): kept twice here, the
         -- card never compared equal, and every import journaled "depends_on changed"
@@ -1075,15 +1114,15 @@ function M.import(db, dir, set)
     end
     if cycle then
       local msg, anchor = M.cycle_problem(cycle, via, set.by_id)
-      return nil, placed(dir, msg, anchor), "ECYCLE"
+      return nil, at(msg, anchor), "ECYCLE"
     end
     if old_cycle then
-      set.warnings[#set.warnings + 1] = string.format("dependency cycle already on the board: %s (no card of epics/ "
+      warnings[#warnings + 1] = string.format("dependency cycle already on the board: %s (no card of epics/ "
         .. "is on it): cards depending on it wait for ever; to break it, define one of its cards in an epic file "
         .. "without the dependency that closes it, and import", board_mod.cycle_text(old_cycle))
     end
     local late, lanchor = late_dependency(set, row, had)
-    if late then return nil, placed(dir, late, lanchor), "EINVAL" end
+    if late then return nil, at(late, lanchor), "EINVAL" end
 
     -- Parents before children (foreign keys), creation order kept within a type.
     local rank = { rock = 1, epic = 2, issue = 3 }
@@ -1096,15 +1135,16 @@ function M.import(db, dir, set)
 
     local created, updated, unchanged = 0, 0, 0
     local checks = imports.verifications(db) -- the issues' acceptance checks as stored
-    local moved = {} -- the parents a card left or joined: they follow their children below
-    local followed = {} -- what their following changed, said
+    -- the parents a card left or joined: they follow their children below
+    local moved, left, joined = {}, {}, {}
+    local followed, emptied = {}, {} -- what their following changed, and those left started and empty: said
     for _, c in ipairs(ordered) do
       c.source = c.file
       local cur = existing[c.id] and b:get(c.id)
       local deps = graph[c.id]
       if cur and cur.parent ~= c.parent then
-        if cur.parent then moved[cur.parent] = true end
-        if c.parent then moved[c.parent] = true end
+        if cur.parent then moved[cur.parent], left[cur.parent] = true, true end
+        if c.parent then moved[c.parent], joined[c.parent] = true, true end
       end
       -- A card made on the board (by a run, the API, orket bug: it has no source) that a
       -- file's card shares an id with: a run's START-3 and a new issue the operator
@@ -1113,7 +1153,7 @@ function M.import(db, dir, set)
       -- the file gives it the board's summary (or name): defining that very card. The
       -- transaction returns nil, so nothing of this import is kept.
       if cur and not cur.source and (c.summary or c.name) ~= (cur.summary or cur.name) then
-        return nil, placed(dir, string.format("%s: %s: card %q was made on the board, not imported (%q, %s): give this "
+        return nil, at(string.format("%s: %s: card %q was made on the board, not imported (%q, %s): give this "
           .. "%s another id; or, to define that card in the file, give it the board's %s", c.file,
           c.path ~= "" and c.path or "id", c.id, cur.summary or cur.name or "", cur.status, c.type,
           cur.summary and "summary" or "name"), c.anchor), "EINVAL"
@@ -1177,15 +1217,15 @@ function M.import(db, dir, set)
       local after = board_mod.open(db) -- the cards as this import left them
       for _, id in ipairs(parents) do
         after:follow(id)
-        -- A parent with no children stays as it is (the engine's rule: a new epic takes its
-        -- issues later). One whose children all moved away after it started would stay in
-        -- progress with nothing that could end it, a rock above it never done: none of its
-        -- work is done under it any more, so it ends canceled, as one whose children all
-        -- were. (One left with only finished work is done or canceled by follow above.)
+        -- A parent with no children stays as it is (the board's rule: a new epic takes its
+        -- issues later). One started whose children all moved away stays in progress, a
+        -- rock above it unfinished: said, for a person to give it work or end it (orket
+        -- cancel), a decision nobody made by moving issues. One epics/ no longer defines is
+        -- said among the cards gone from it.
         local p = after:get(id)
-        if p and (p.status == "in_progress" or p.status == "code_review") and cards_store.child_count(db, id) == 0 then
-          after:transition(id, "canceled", { actor = board_mod.ENGINE,
-            note = "all its children moved elsewhere by an import" })
+        if p and set.by_id[id] and (p.status == "in_progress" or p.status == "code_review")
+            and cards_store.child_count(db, id) == 0 then
+          emptied[#emptied + 1] = { id = id, type = p.type, status = p.status }
         end
       end
       -- said, as a run's moves are: a finished epic takes no work back, so moving an issue
@@ -1209,12 +1249,16 @@ function M.import(db, dir, set)
       for _, id in ipairs(said) do
         local was, now = row[id] and row[id].status, after:get(id)
         if was and now and was ~= now.status then
+          -- said from what the moves did to it: a parent that took finished work lost none
+          local all = now.status == "done" and "finished" or "canceled"
           local why = not moved[id] and "its children followed the moves"
-            or now.status == "in_progress" and "one of its children under way moved in"
-            or now.status == "done" and "its unfinished children moved away, and the rest is finished"
-            or now.status == "canceled" and (cards_store.child_count(db, id) == 0 and "all its children moved away"
+            or now.status == "in_progress" and (joined[id] and "one of its children under way moved in"
+              or "its children moved")
+            or not board_mod.FINAL[now.status] and "its children moved"
+            or not joined[id] and (now.status == "done" and "its unfinished children moved away, and the rest is finished"
               or "its unfinished children moved away, and the rest was canceled")
-            or "its children moved"
+            or not left[id] and ("finished children moved in, and all its children are " .. all)
+            or ("its children moved, and all of them are " .. all)
           followed[#followed + 1] = string.format("%s %s: %s -> %s (%s)%s", now.type, id, was, now.status, why,
             board_mod.FINAL[now.status] and string.format("; a finished %s takes no new work: put any in a new %s",
               now.type, now.type) or "")
@@ -1224,7 +1268,7 @@ function M.import(db, dir, set)
     -- what this import read, replacing the last one's record
     imports.replace_files(db, set.digests)
     return { files = set.files, cards = #set.cards, created = created, updated = updated, unchanged = unchanged,
-      warnings = set.warnings, followed = followed[1] and followed or nil }
+      warnings = warnings, followed = followed[1] and followed or nil, emptied = emptied[1] and emptied or nil }
   end)
 end
 

@@ -63,6 +63,13 @@ describe("import", function()
     r = assert(import.import(db, dir))
     assert.same({ 1, 1 }, { r.created, r.updated })
     assert.same({}, import.changed(db, dir))
+    -- a refusal's line is the checked text's, not the edited file's
+    local text = '{"id":"A","issues":[\n{"id":"A-1","summary":"one"},\n{"id":"A-3","summary":"x","depends_on":["NOPE"]}]}'
+    H.write(dir .. "/epics/a.json", text)
+    set = assert(import.load(dir))
+    H.write(dir .. "/epics/a.json", "\n\n\n" .. text)
+    assert.same({ nil, 'epics/a.json:3: issues[1].depends_on[0]: unknown card "NOPE"', "EINVAL" },
+      { import.import(db, dir, set) })
     db:close()
   end)
 
@@ -254,10 +261,11 @@ describe("import", function()
     db:close()
   end)
 
-  -- An epic in progress whose issues all moved away stayed in progress with nothing that
-  -- could end it (a rock above it never done); and an epic its last unfinished issue left
-  -- was done without a word, so that moving the issue back was refused as a surprise.
-  it("ends an epic in progress that moves left with no issues, and says what moves changed", function()
+  -- An epic in progress whose issues all moved away stays in progress (a parent with no
+  -- children stays as it is): said, for a person to give it work or end it, never ended by
+  -- the import; and an epic its last unfinished issue left was done without a word, so that
+  -- moving the issue back was refused as a surprise.
+  it("leaves an epic in progress that moves left with no issues as it is, and says it and what moves changed", function()
     local dir = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]],
       ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"other"}]}]],
       ["r.json"] = [[{"type":"rock","id":"R","epics":["E"]}]] }
@@ -266,19 +274,39 @@ describe("import", function()
     local coder, guard = { seat = "dev", roles = { "coder" } }, { seat = "guard", roles = { "integrity_guard" } }
     assert(b:transition("E-1", "in_progress", { actor = coder }))
     assert.same({ "in_progress", "in_progress" }, { b:get("E").status, b:get("R").status })
-    -- both issues moved to F: E has no work left under it, and none of it was done there
+    local before = #b:history("E")
+    -- both issues moved to F: E keeps its status, and is said with the command that ends it
     H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[]}]])
     H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"F-1","summary":"other"},{"id":"E-1","summary":"one"},
       {"id":"E-2","summary":"two"}]}]])
     local r = assert(import.import(db, dir))
-    assert.same({ "canceled", "canceled", "in_progress", "in_progress" },
+    assert.same({ "in_progress", "in_progress", "in_progress", "in_progress" },
       { b:get("E").status, b:get("R").status, b:get("F").status, b:get("E-1").status })
-    local last = b:history("E")[#b:history("E")]
-    assert.same({ "in_progress", "canceled", "orket" }, { last.data.from, last.data.to, last.actor })
-    assert.same({ "epic E: in_progress -> canceled (all its children moved away); a finished epic takes no new work: "
-      .. "put any in a new epic", "epic F: ready -> in_progress (one of its children under way moved in)",
-      "rock R: in_progress -> canceled (its children followed the moves); a finished rock takes no new work: put any "
-      .. "in a new rock" }, r.followed)
+    assert.equal(before, #b:history("E"))
+    assert.same({ { id = "E", type = "epic", status = "in_progress" } }, r.emptied)
+    assert.same({ "epic F: ready -> in_progress (one of its children under way moved in)" }, r.followed)
+    -- it takes new work later, and is said no more
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-3","summary":"new work"}]}]])
+    r = assert(import.import(db, dir))
+    assert.same({ "E", "ready", "in_progress" }, { b:get("E-3").parent, b:get("E-3").status, b:get("E").status })
+    assert.is_nil(r.emptied)
+    -- a rock in progress whose only epic moved to another rock: as it is, said
+    H.write(dir .. "/epics/r.json", [[{"type":"rock","id":"R","epics":[]}]])
+    H.write(dir .. "/epics/s.json", [[{"type":"rock","id":"S","epics":["E"]}]])
+    r = assert(import.import(db, dir))
+    assert.same({ "in_progress", "in_progress" }, { b:get("R").status, b:get("S").status })
+    assert.same({ { id = "R", type = "rock", status = "in_progress" } }, r.emptied)
+    -- a ready epic emptied stays ready, unsaid: it takes issues later, as a new one does
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]])
+    H.write(dir .. "/epics/g.json", [[{"id":"G","issues":[{"id":"G-1","summary":"g"}]}]])
+    assert(import.import(db, dir))
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"},
+      {"id":"G-1","summary":"g"}]}]])
+    H.write(dir .. "/epics/g.json", [[{"id":"G","issues":[]}]])
+    r = assert(import.import(db, dir))
+    assert.equal("ready", b:get("G").status)
+    assert.is_nil(r.emptied)
+    assert.is_nil(r.followed)
     db:close()
     -- an epic left with only done work is done, and said with what that means
     local dir2 = project { ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"},{"id":"E-2","summary":"two"}]}]],
@@ -295,6 +323,14 @@ describe("import", function()
       .. "finished epic takes no new work: put any in a new epic" }, r.followed)
     -- nothing moved, nothing said
     assert.is_nil(assert(import.import(db2, dir2)).followed)
+    -- an empty epic that takes a finished issue is done: said as what it took, not lost
+    H.write(dir2 .. "/epics/h.json", [[{"id":"H","issues":[]}]])
+    assert(import.import(db2, dir2))
+    H.write(dir2 .. "/epics/e.json", [[{"id":"E","issues":[]}]])
+    H.write(dir2 .. "/epics/h.json", [[{"id":"H","issues":[{"id":"E-1","summary":"one"}]}]])
+    r = assert(import.import(db2, dir2))
+    assert.same({ "epic H: ready -> done (finished children moved in, and all its children are finished); a "
+      .. "finished epic takes no new work: put any in a new epic" }, r.followed)
     db2:close()
   end)
 
@@ -736,14 +772,20 @@ describe("import", function()
     H.write(dir .. "/epics/a.json", '{"id":"A","issues":[{"id":"API-1","summary":"one"}]}')
     local r = assert(import.import(db, dir))
     assert.same({ 0, 3 }, { r.created, r.unchanged })
-    -- a pair an older Orket imported stays importable: nothing is created
+    -- the files' pair with one of the two on the board would make the other: refused
+    H.write(dir .. "/epics/a.json", '{"id":"A","issues":[{"id":"API-1","summary":"one"},\n{"id":"api-1","summary":"2"}]}')
+    assert.same({ nil, 'epics/a.json:2: issues[1]: card id "api-1" differs only in case from "API-1" (epics/a.json '
+      .. "issues[0]): " .. import.CASE_CLASH, "EINVAL" }, { import.import(db, dir) })
+    -- a pair an older Orket imported stays importable, as nothing is created, and is said
     local imports = require "orket.store.imports"
     imports.insert_card(db, { id = "api-1", type = "issue", parent = "A", summary = "two", priority = 2,
       source = "epics/a.json" })
-    H.write(dir .. "/epics/a.json", '{"id":"A","issues":[{"id":"API-1","summary":"one"},{"id":"api-1","summary":"2"}]}')
     r = assert(import.import(db, dir))
     assert.same({ 0, 1 }, { r.created, r.updated })
     assert.equal("2", b:get("api-1").summary)
+    assert.equal(1, #r.warnings)
+    assert.same({ 'epics/a.json:2: issues[1]: card id "api-1" differs only in case from "API-1" (epics/a.json '
+      .. "issues[0]), both on the board already: " .. import.CASE_OLD }, r.warnings)
     db:close()
   end)
 
