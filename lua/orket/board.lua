@@ -36,6 +36,42 @@ function M.id_ok(id)
     and id:sub(-1) ~= "." and id:sub(-5) ~= ".lock"
 end
 
+--- CASE_RULE: why two card ids differing only in case (API-1, api-1) cannot both be made:
+--- said by every refusal of one (create, import, orket validate).
+M.CASE_RULE = "a card's id names its directory and git branch, which on a case-insensitive filesystem "
+  .. "(macOS, Windows) would be one"
+
+-- Up to this many ids are looked up one query each (create's one id); more, by one read of
+-- every id (an import's new cards), so neither is quadratic.
+local CASE_QUERIES = 8
+
+--- case_twins(db, ids) -> {[id] = the id of a card on the board differing from it only in
+--- case} for those of ids that have one (a card is no twin of itself). The one check of
+--- CASE_RULE against the board: create's (an explicit id and a generated one) and import's.
+--- Folded as Lua folds (ASCII, as id_ok's ids are), whatever the database's locale.
+function M.case_twins(db, ids)
+  local want, twins, n = {}, {}, 0
+  for _, id in ipairs(ids) do
+    local k = id:lower()
+    if not want[k] then want[k], n = {}, n + 1 end
+    table.insert(want[k], id)
+  end
+  local function seen(other)
+    for _, id in ipairs(want[other:lower()] or {}) do
+      if id ~= other and not twins[id] then twins[id] = other end
+    end
+  end
+  if n == 0 then return twins end
+  if n <= CASE_QUERIES then
+    for k in pairs(want) do
+      for _, r in ipairs(cards.case_fold(db, k)) do seen(r.id) end
+    end
+  else
+    for _, r in ipairs(cards.ids(db)) do seen(r.id) end
+  end
+  return twins
+end
+
 --- priority(v) -> integer | nil, msg: whole numbers in [0, 10], or "High"/"Medium"/"Low"
 --- (any case). A fraction is refused: the board shows a priority by its name (high, medium,
 --- low) or its number, and 2.5 would read as "medium (2.5)", neither the one nor the other.
@@ -680,12 +716,17 @@ function Board:create(spec)
       if cards.exists(db, id) then
         return nil, string.format("board: card %q already exists", id), "EEXIST"
       end
+      local twin = M.case_twins(db, { id })[id]
+      if twin then
+        return nil, string.format("board: card id %q differs only in case from the card %q: %s; choose another id",
+          id, twin, M.CASE_RULE), "EEXIST"
+      end
     else
       local n = cards.child_count(db, spec.parent) + 1
       repeat
         id = spec.parent .. "-" .. n
         n = n + 1
-      until not cards.exists(db, id)
+      until not cards.exists(db, id) and not M.case_twins(db, { id })[id]
       -- a long epic id leaves no room for "-n" within ID_RULE's 100 bytes
       if not M.id_ok(id) then
         return nil, string.format("board: the new card's id %q would break the id rule (%s); give it an id",

@@ -9,6 +9,7 @@ local json = require "cjson.safe"
 local jsonout = require "orket.jsonout"
 local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
+local cards_store = require "orket.store.cards"
 local sandbox_checks = require "orket.actions.sandbox_checks"
 local scriptfile = require "orket.scriptfile"
 local crypto = require "orket.c.crypto"
@@ -107,6 +108,12 @@ local function parse_file(f)
   -- A UTF-8 byte order mark, as Windows editors save a file, is no text of the file: JSON
   -- allows a reader to skip it, and cjson and Lua's load would refuse its first byte.
   if text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end
+  -- Saved as UTF-16 (Windows editors' "Unicode") or UTF-32, with or without its byte order
+  -- mark: cjson said "invalid token at character 1", Lua "unexpected symbol near '<\255>'"
+  if text:find("^\255\254") or text:find("^\254\255") or text:find("^%z%z\254\255")
+      or text:find("^[^%z]%z") or text:find("^%z[^%z]") then
+    return nil, f.rel .. ": is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8"
+  end
   f.text = text -- to find the line of a field (Ctx:unknown)
   if f.rel:match("%.json$") then
     -- cjson would say "Expected value but found T_END", of a file just created or emptied
@@ -628,13 +635,22 @@ function M.check_file(f)
   error(cards, 0)
 end
 
+-- Why two ids differing only in case cannot both be cards (the board's rule), and the way out.
+M.CASE_CLASH = board_mod.CASE_RULE .. "; change one of the two ids"
+-- The same of a pair an older Orket imported, both on the board: renaming one would make a
+-- new card and leave the old one with its status and history.
+M.CASE_OLD = board_mod.CASE_RULE .. "; work this project on a case-sensitive filesystem only, or end one of "
+  .. "the two (orket cancel ID \"reason\") and give its work a new id"
+
 --- link(parsed) -> {cards=, by_id=}, problems: the checks across files, over the cards of
 --- the files that parsed (parsed: {{file=f, cards=...}...} in file order): ids used twice,
 --- rocks naming unknown epics or epics another rock holds, a card depending on its own epic
---- or rock. Each problem is {message=, anchor=}; a card whose id is taken stays out of
---- cards. Every problem is collected (orket validate reports them all; load the first).
+--- or rock, ids differing only in case. Each problem is {message=, anchor=} (and case =
+--- {id, other id, said = the message without its reason} for the last kind, which
+--- case_pairs decides with the board); a card whose id is taken stays out of cards. Every
+--- problem is collected (orket validate reports them all; load the first).
 function M.link(parsed)
-  local defs, by_id, epics, problems = {}, {}, {}, {}
+  local defs, by_id, epics, problems, folded = {}, {}, {}, {}, {}
   local function bad(anchor, fmt, ...)
     problems[#problems + 1] = { message = string.format(fmt, ...), anchor = anchor }
   end
@@ -648,6 +664,18 @@ function M.link(parsed)
           c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or "",
           (c.derived or prev.derived) and "give one of them an explicit id" or "change one of the two ids")
       else
+        -- cards become directories and git branches (orket/<id>): on a case-insensitive
+        -- filesystem (macOS, Windows) API-1 and api-1 are one, and one card's work would
+        -- land in the other's
+        local other = folded[c.id:lower()]
+        if other then
+          local said = string.format("%s: %s: card id %q differs only in case from %q (%s%s)", c.file,
+            c.path ~= "" and c.path or "id", c.id, other.id, other.file, other.path ~= "" and (" " .. other.path) or "")
+          bad(c.anchor, "%s: %s", said, M.CASE_CLASH)
+          problems[#problems].case = { c.id, other.id, said = said }
+        else
+          folded[c.id:lower()] = c
+        end
         by_id[c.id] = c
         defs[#defs + 1] = c
         if c.type == "epic" then epics[#epics + 1] = { card = c, stem = f.stem, department = f.department } end
@@ -722,14 +750,36 @@ end
 --- rock links, dependencies within the files, no card depending on its own epic or rock).
 --- anchor ({pattern, nth}, orket.fieldline) locates the card the message is about in its file,
 --- and the message says its line, as `orket validate` does (orket.fieldline.place).
+--- case_pairs(problems, on_board) -> refused, warned: link's problems of two ids differing
+--- only in case (those with .case), split by the board (on_board(id) -> whether a card of
+--- that id is on it). A pair both on the board already (an older Orket imported them)
+--- creates nothing: a warning naming both, so neither import nor validate is blocked for
+--- good by it; any other pair would make a twin: refused. Each a {message=, anchor=}.
+--- Import and validate decide with this one function.
+function M.case_pairs(problems, on_board)
+  local refused, warned = {}, {}
+  for _, p in ipairs(problems) do
+    if p.case then
+      if on_board(p.case[1]) and on_board(p.case[2]) then
+        warned[#warned + 1] = { message = string.format("%s, both on the board already: %s", p.case.said, M.CASE_OLD),
+          anchor = p.anchor }
+      else
+        refused[#refused + 1] = p
+      end
+    end
+  end
+  return refused, warned
+end
+
 local function load_files(dir)
   local files, err, code = list_files(dir)
   if not files then return nil, err, code end
-  local parsed, digests, warnings = {}, {}, table.move(files.skipped, 1, #files.skipped, 1, {})
+  local parsed, digests, texts, warnings = {}, {}, {}, table.move(files.skipped, 1, #files.skipped, 1, {})
   for _, f in ipairs(files) do
     local v, perr = parse_file(f)
     if v == nil then return nil, perr, "EINVAL" end
     digests[#digests + 1] = { rel = f.rel, digest = f.digest }
+    texts[dir .. "/" .. f.rel] = f.text
     local ok, cards, _, notes, errs, fw = pcall(shape, f, v)
     if not ok then
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
@@ -742,16 +792,33 @@ local function load_files(dir)
     table.move(notes, 1, #notes, #warnings + 1, warnings)
   end
   local set, problems = M.link(parsed)
-  if #problems > 0 then return nil, problems[1].message, "EINVAL", problems[1].anchor end
-  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests }
+  -- two ids differing only in case are refused by import when it would create one of them:
+  -- a pair an older Orket imported stays importable (import.import decides, with the board)
+  local cases = {}
+  for _, p in ipairs(problems) do
+    if not p.case then return nil, p.message, "EINVAL", p.anchor end
+    cases[#cases + 1] = p
+  end
+  return { files = #files, cards = set.cards, by_id = set.by_id, warnings = warnings, digests = digests, cases = cases,
+    texts = texts }
 end
 
--- msg ("file: path: text") with the line of path in the card anchor points at, when found
-local function placed(dir, msg, anchor)
-  local file, line, text = fieldline.in_project(msg, dir, function(path) return (scriptfile.read(path, M.MAX_FILE)) end,
-    nil, anchor)
+-- msg ("file: path: text") with the line of path in the card anchor points at, when found;
+-- texts: {[dir/file] = text} of the files as checked (a file edited since is not read)
+local function placed(dir, msg, anchor, texts)
+  local file, line, text = fieldline.in_project(msg, dir, function(path)
+    return texts and texts[path] or (scriptfile.read(path, M.MAX_FILE))
+  end, nil, anchor)
   if line then msg = string.format("%s:%d: %s", file, line, text) end
   return msg
+end
+
+-- A message about c's depends_on entry ("depends_on[0]: text", the path first), with its
+-- file and line as validate gives them: an issue's entry at its depends_on key (placed), an
+-- epic's or rock's own at the line of its depends_on (as a cycle is said).
+local function dep_placed(dir, c, text, texts)
+  if c.path == "" and c.deps_line then return string.format("%s:%d: %s", c.file, c.deps_line, text) end
+  return placed(dir, string.format("%s: %s", c.file, text), c.anchor, texts)
 end
 
 function M.load(dir)
@@ -770,7 +837,7 @@ function M.unseated(dir, set, seats)
     if c.seat and not has[c.seat] then
       out[#out + 1] = placed(dir, string.format("%s: %s: no seat %q in orket.lua's team, so another seat would work "
         .. "the card (seats: %s)", c.file, c.path == "" and "seat" or (c.path .. ".seat"), c.seat,
-        table.concat(seats, ", ")), c.anchor)
+        table.concat(seats, ", ")), c.anchor, set.texts)
     end
   end
   return out
@@ -938,12 +1005,23 @@ end
 local COMPARED = { "type", "parent", "name", "summary", "description", "note", "requirements",
   "acceptance", "priority", "seat", "department", "source" }
 
---- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=, warnings=} | nil, msg, CODE.
+--- import(db, dir) -> {files=, cards=, created=, updated=, unchanged=, warnings=, followed=} | nil, msg, CODE.
+--- followed: each status of an epic or rock on the board that the import's moves changed, to
+--- be said (nil when none). emptied: {id=, type=, status=} of each epic or rock of the files
+--- in progress (or review) that the moves left with no children (nil when none): it stays
+--- so, to be said with the command that ends it.
 --- Nothing is written when any file is invalid, a dependency is unknown or forms a cycle.
 --- With the cards, the files' digests as read are recorded (imported_files, see changed).
-function M.import(db, dir)
-  local set, err, code = M.load(dir)
+--- set: what M.load(dir) gave, when the caller checked the files already: imported as it was
+--- checked (a file edited since is not read again: what is written, the digests recorded and
+--- the caller's warnings are of the same text, and a large epic is parsed once).
+function M.import(db, dir, set)
+  local err, code
+  if not set then set, err, code = M.load(dir) end
   if not set then return nil, err, code end
+  -- a refusal's line, found in the text that was checked, not in the file as it is now
+  local function at(msg, anchor) return placed(dir, msg, anchor, set.texts) end
+  local function dep_at(c, text) return dep_placed(dir, c, text, set.texts) end
   local b = board_mod.open(db)
   return db:tx(function()
     -- Dependencies resolve against the files, then the board.
@@ -951,29 +1029,46 @@ function M.import(db, dir)
     for _, r in ipairs(imports.cards(db)) do
       existing[r.id], row[r.id] = r.type, r
     end
+    -- the warnings said: the files' (set's, left as the caller has them) and the board's
+    local warnings = table.move(set.warnings, 1, #set.warnings, 1, {})
+    -- ids differing only in case: a pair in the files (link's) refused unless both are on
+    -- the board already, then a new card against the board's (the board's one check)
+    local refused, warned = M.case_pairs(set.cases or {}, function(id) return existing[id] ~= nil end)
+    if refused[1] then return nil, at(refused[1].message, refused[1].anchor), "EINVAL" end
+    for _, w in ipairs(warned) do warnings[#warnings + 1] = at(w.message, w.anchor) end
+    local new = {}
+    for _, c in ipairs(set.cards) do
+      if not existing[c.id] then new[#new + 1] = c.id end
+    end
+    local twins = board_mod.case_twins(db, new)
     local graph, nodes, waits = {}, {}, {}
     for _, c in ipairs(set.cards) do
+      local other = twins[c.id]
+      if other then
+        return nil, at(string.format("%s: %s: card id %q differs only in case from %q on the board: %s",
+          c.file, c.path ~= "" and c.path or "id", c.id, other, M.CASE_CLASH), c.anchor), "EINVAL"
+      end
       if existing[c.id] and existing[c.id] ~= c.type then
-        return nil, string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
+        return nil, at(string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
           c.path ~= "" and c.path or "id", c.id, existing[c.id] == "epic" and "n" or "",
-          existing[c.id], c.type == "rock" and "" or "n", c.type), "EINVAL"
+          existing[c.id], c.type == "rock" and "" or "n", c.type), c.anchor), "EINVAL"
       end
       -- A parent follows its children: a finished one cannot take new work, which would
       -- run under a parent that says it is over.
       local cur, parent = row[c.id], c.parent and row[c.parent]
       if parent and board_mod.FINAL[parent.status] and not (cur and (cur.parent == c.parent
           or board_mod.FINAL[cur.status])) then
-        return nil, string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s",
+        return nil, at(string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s",
           c.file, c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id,
-          parent.type), "EINVAL"
+          parent.type), c.anchor), "EINVAL"
       end
       local ids, listed = {}, {}
       for _, d in ipairs(c.deps) do
         if not set.by_id[d.id] and not existing[d.id] then
-          return nil, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), "EINVAL"
+          return nil, dep_at(c, string.format("%s: unknown card %q", d.path, d.id)), "EINVAL"
         end
         if d.id == c.id then
-          return nil, string.format("%s: %s: a card cannot depend on itself", c.file, d.path), "EINVAL"
+          return nil, dep_at(c, string.format("%s: a card cannot depend on itself", d.path)), "EINVAL"
         end
         -- a dependency listed twice is one (the board keeps one row): kept twice here, the
         -- card never compared equal, and every import journaled "depends_on changed"
@@ -1019,15 +1114,15 @@ function M.import(db, dir)
     end
     if cycle then
       local msg, anchor = M.cycle_problem(cycle, via, set.by_id)
-      return nil, placed(dir, msg, anchor), "ECYCLE"
+      return nil, at(msg, anchor), "ECYCLE"
     end
     if old_cycle then
-      set.warnings[#set.warnings + 1] = string.format("dependency cycle already on the board: %s (no card of epics/ "
+      warnings[#warnings + 1] = string.format("dependency cycle already on the board: %s (no card of epics/ "
         .. "is on it): cards depending on it wait for ever; to break it, define one of its cards in an epic file "
         .. "without the dependency that closes it, and import", board_mod.cycle_text(old_cycle))
     end
     local late, lanchor = late_dependency(set, row, had)
-    if late then return nil, placed(dir, late, lanchor), "EINVAL" end
+    if late then return nil, at(late, lanchor), "EINVAL" end
 
     -- Parents before children (foreign keys), creation order kept within a type.
     local rank = { rock = 1, epic = 2, issue = 3 }
@@ -1037,18 +1132,19 @@ function M.import(db, dir)
         if rank[c.type] == r then ordered[#ordered + 1] = c end
       end
     end
-    set.cards = ordered
 
     local created, updated, unchanged = 0, 0, 0
     local checks = imports.verifications(db) -- the issues' acceptance checks as stored
-    local moved = {} -- the parents a card left or joined: they follow their children below
-    for _, c in ipairs(set.cards) do
+    -- the parents a card left or joined: they follow their children below
+    local moved, left, joined = {}, {}, {}
+    local followed, emptied = {}, {} -- what their following changed, and those left started and empty: said
+    for _, c in ipairs(ordered) do
       c.source = c.file
       local cur = existing[c.id] and b:get(c.id)
       local deps = graph[c.id]
       if cur and cur.parent ~= c.parent then
-        if cur.parent then moved[cur.parent] = true end
-        if c.parent then moved[c.parent] = true end
+        if cur.parent then moved[cur.parent], left[cur.parent] = true, true end
+        if c.parent then moved[c.parent], joined[c.parent] = true, true end
       end
       -- A card made on the board (by a run, the API, orket bug: it has no source) that a
       -- file's card shares an id with: a run's START-3 and a new issue the operator
@@ -1057,7 +1153,7 @@ function M.import(db, dir)
       -- the file gives it the board's summary (or name): defining that very card. The
       -- transaction returns nil, so nothing of this import is kept.
       if cur and not cur.source and (c.summary or c.name) ~= (cur.summary or cur.name) then
-        return nil, placed(dir, string.format("%s: %s: card %q was made on the board, not imported (%q, %s): give this "
+        return nil, at(string.format("%s: %s: card %q was made on the board, not imported (%q, %s): give this "
           .. "%s another id; or, to define that card in the file, give it the board's %s", c.file,
           c.path ~= "" and c.path or "id", c.id, cur.summary or cur.name or "", cur.status, c.type,
           cur.summary and "summary" or "name"), c.anchor), "EINVAL"
@@ -1089,13 +1185,13 @@ function M.import(db, dir)
       end
     end
     -- Acceptance checks (engine/verify.lua), written apart from the compared fields.
-    for _, c in ipairs(set.cards) do
+    for _, c in ipairs(ordered) do
       if c.type == "issue" then
         imports.set_verification(db, c.id, c.verification)
       end
     end
     -- Dependencies after every card exists (they may point forward).
-    for _, c in ipairs(set.cards) do
+    for _, c in ipairs(ordered) do
       if not c.keep_deps then
         for i, d in ipairs(graph[c.id]) do
           imports.add_dependency(db, c.id, d, i)
@@ -1119,12 +1215,60 @@ function M.import(db, dir)
         return x < y
       end)
       local after = board_mod.open(db) -- the cards as this import left them
-      for _, id in ipairs(parents) do after:follow(id) end
+      for _, id in ipairs(parents) do
+        after:follow(id)
+        -- A parent with no children stays as it is (the board's rule: a new epic takes its
+        -- issues later). One started whose children all moved away stays in progress, a
+        -- rock above it unfinished: said, for a person to give it work or end it (orket
+        -- cancel), a decision nobody made by moving issues. One epics/ no longer defines is
+        -- said among the cards gone from it.
+        local p = after:get(id)
+        if p and set.by_id[id] and (p.status == "in_progress" or p.status == "code_review")
+            and cards_store.child_count(db, id) == 0 then
+          emptied[#emptied + 1] = { id = id, type = p.type, status = p.status }
+        end
+      end
+      -- said, as a run's moves are: a finished epic takes no work back, so moving an issue
+      -- back into one that its last unfinished issue left is refused later. A rock above
+      -- follows its epic in turn (Board:transition): said too.
+      local said, seen = {}, {}
+      for _, id in ipairs(parents) do
+        local up = id
+        while up and not seen[up] do
+          seen[up] = true
+          said[#said + 1] = up
+          local c = after:get(up)
+          up = c and c.parent
+        end
+      end
+      table.sort(said, function(x, y)
+        local kx, ky = rank[(row[x] or set.by_id[x]).type], rank[(row[y] or set.by_id[y]).type]
+        if kx ~= ky then return kx > ky end
+        return x < y
+      end)
+      for _, id in ipairs(said) do
+        local was, now = row[id] and row[id].status, after:get(id)
+        if was and now and was ~= now.status then
+          -- said from what the moves did to it: a parent that took finished work lost none
+          local all = now.status == "done" and "finished" or "canceled"
+          local why = not moved[id] and "its children followed the moves"
+            or now.status == "in_progress" and (joined[id] and "one of its children under way moved in"
+              or "its children moved")
+            or not board_mod.FINAL[now.status] and "its children moved"
+            or not joined[id] and (now.status == "done" and "its unfinished children moved away, and the rest is finished"
+              or "its unfinished children moved away, and the rest was canceled")
+            or not left[id] and ("finished children moved in, and all its children are " .. all)
+            or ("its children moved, and all of them are " .. all)
+          followed[#followed + 1] = string.format("%s %s: %s -> %s (%s)%s", now.type, id, was, now.status, why,
+            board_mod.FINAL[now.status] and string.format("; a finished %s takes no new work: put any in a new %s",
+              now.type, now.type) or "")
+        end
+      end
     end
     -- what this import read, replacing the last one's record
     imports.replace_files(db, set.digests)
     return { files = set.files, cards = #set.cards, created = created, updated = updated, unchanged = unchanged,
-      warnings = set.warnings }
+      warnings = warnings, followed = followed[1] and followed or nil, emptied = emptied[1] and emptied or nil }
   end)
 end
 

@@ -18,6 +18,8 @@ local scriptcheck = require "orket.engine.scriptcheck"
 local llm = require "orket.llm"
 local scripted = require "orket.llm.scripted"
 local board = require "orket.board"
+local project = require "orket.project"
+local cards_store = require "orket.store.cards"
 local manager = require "orket.mcp.manager"
 local mcp_settings = require "orket.settings.mcp"
 local experiments = require "orket.settings.experiments"
@@ -160,6 +162,23 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
   end
 end
 
+-- on_board(id) for import.case_pairs: whether the project's board holds a card of that id.
+-- The board is opened (read only) only when the files hold ids differing only in case; a
+-- project with no board, or one that cannot be opened, holds none (import would create
+-- them: refused).
+local function board_has(dir, problems)
+  local any = false
+  for _, p in ipairs(problems) do any = any or p.case ~= nil end
+  if not any then return function() return false end end
+  local ids = {}
+  local db = project.open_store(dir, false, true)
+  if db then
+    for _, r in ipairs(cards_store.ids(db)) do ids[r.id] = true end
+    db:close()
+  end
+  return function(id) return ids[id] == true end
+end
+
 -- epics/: each file on its own, then the links across files (import.link), dependencies
 -- and their cycles, and the seats cards name against the team.
 local function check_epics(dir, out, warnings, summary, team)
@@ -182,7 +201,14 @@ local function check_epics(dir, out, warnings, summary, team)
     end
   end
   local set, problems = import.link(parsed)
-  for _, p in ipairs(problems) do add(out, dir, p.message, "epics", p.anchor) end
+  for _, p in ipairs(problems) do
+    if not p.case then add(out, dir, p.message, "epics", p.anchor) end
+  end
+  -- two ids differing only in case: refused, as import refuses them, unless both cards are
+  -- on the board already (import.case_pairs decides for both): then a warning
+  local refused, warned = import.case_pairs(problems, board_has(dir, problems))
+  for _, p in ipairs(refused) do add(out, dir, p.message, "epics", p.anchor) end
+  for _, w in ipairs(warned) do add(warnings, dir, w.message, "epics", w.anchor) end
   local ids = {}
   for _, c in ipairs(all) do
     ids[c.id] = true

@@ -63,6 +63,53 @@ describe("orket import, board and card", function()
     assert.equal("imported 2 cards from 1 files: 0 new, 0 updated, 2 unchanged\n", r.stdout)
   end)
 
+  -- a finished epic takes no work back, so a move that finishes one is said, not only done
+  it("says the status of an epic its moved issues changed", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"x"},{"id":"E-2","summary":"y"}]}]])
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[]}]])
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    assert.equal(0, H.orket('cancel E-1 "not needed"', { cwd = dir }).status)
+    H.write(dir .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"x"}]}]])
+    H.write(dir .. "/epics/f.json", [[{"id":"F","issues":[{"id":"E-2","summary":"y"}]}]])
+    local r = H.orket("import", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("imported 4 cards from 2 files: 0 new, 1 updated, 3 unchanged\n"
+      .. "moved cards changed epic E: ready -> canceled (its unfinished children moved away, and the rest was "
+      .. "canceled); a finished epic takes no new work: put any in a new epic\n", r.stdout)
+  end)
+
+  -- an epic in progress that the moves leave with no issues stays so (a parent with no
+  -- children stays as it is): said with the command that ends it, not ended by the import
+  it("says an epic in progress its moved issues left empty, with the command that ends it", function()
+    local dir = H.tmpdir()
+    local p = dir .. "/p"
+    os.execute("mkdir -p " .. H.quote(p .. "/epics"))
+    require("tests.backends").project(p)
+    H.write(p .. "/epics/e.json", [[{"id":"E","issues":[{"id":"E-1","summary":"x"}]}]])
+    H.write(p .. "/epics/f.json", [[{"id":"F","issues":[]}]])
+    assert.equal(0, H.orket("import p", { cwd = dir }).status)
+    local db = assert(require("orket.project").open_store(p, false))
+    assert(require("orket.board").open(db):transition("E-1", "in_progress", { actor = { seat = "dev", roles = { "coder" } } }))
+    db:close()
+    H.write(p .. "/epics/e.json", [[{"id":"E","issues":[]}]])
+    H.write(p .. "/epics/f.json", [[{"id":"F","issues":[{"id":"E-1","summary":"x"}]}]])
+    local r = H.orket("import p", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local lines = {}
+    for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.equal(3, #lines, r.stdout)
+    assert.equal("imported 3 cards from 2 files: 0 new, 1 updated, 2 unchanged", lines[1])
+    assert.equal("moved cards changed epic F: ready -> in_progress (one of its children under way moved in)", lines[2])
+    assert.matches("^moved cards left epic E in_progress with no issues: it stays so; give it issues in epics/, or "
+      .. 'end it with: %S*orket cancel E "reason" %-C p$', lines[3])
+    assert.equal("in_progress", H.card_json(p, "E").card.status)
+    -- the command it names ends it
+    assert.equal(0, H.orket('cancel E "emptied" -C p', { cwd = dir }).status)
+    assert.equal("canceled", H.card_json(p, "E").card.status)
+  end)
+
   it("prints stable, documented JSON", function()
     local dir = example()
     H.orket("import", { cwd = dir })
@@ -274,8 +321,15 @@ describe("orket import, board and card", function()
     H.write(dir .. "/epics/a.json", [[{"id":"A","issues":[{"id":"A-1","summary":"x","depends_on":["API-9"]}]}]])
     r = H.orket("import", { cwd = dir })
     assert.equal(1, r.status)
-    assert.equal('orket: epics/a.json: issues[0].depends_on[0]: unknown card "API-9"\n', r.stderr)
+    assert.equal('orket: epics/a.json:1: issues[0].depends_on[0]: unknown card "API-9"\n', r.stderr)
     assert.is_nil(H.read(dir .. "/.orket/orket.db"))
+    assert.is_nil(require("luv").fs_stat(dir .. "/.orket")) -- nor the folder made for it
+    -- two ids differing only in case, refused with the board: nothing left either
+    H.write(dir .. "/epics/a.json", '{"id":"A","issues":[\n{"id":"API-1","summary":"one"},\n{"id":"api-1","summary":"two"}]}')
+    r = H.orket("import", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches('^orket: epics/a.json:3: issues%[1%]: card id "api%-1" differs only in case from "API%-1"', r.stderr)
+    assert.is_nil(require("luv").fs_stat(dir .. "/.orket"))
     local ex = example()
     H.orket("import", { cwd = ex })
     r = H.orket("card NOPE", { cwd = ex })

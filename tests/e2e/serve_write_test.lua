@@ -160,6 +160,13 @@ describe("orket serve writes", function()
     st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "x", id = ("A"):rep(101) })
     assert.equal(400, st)
     assert.matches("100 at most", doc.error.message, 1, true)
+    -- an id differing only in case from a card's (the example's API-1): on a case-insensitive
+    -- filesystem its directory and branch would be that card's; refused as a card that exists
+    st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "x", id = "api-1" })
+    assert.same({ 409, "EEXIST" }, { st, doc.error.code })
+    conforms(api, "POST", "/v1/cards", 409, doc)
+    assert.matches('card id "api-1" differs only in case from the card "API-1": a card\'s id names its directory '
+      .. "and git branch", doc.error.message, 1, true)
     -- a seat the team does not have is refused now, naming the field and the team's seats,
     -- not failed at the card's first turn
     st, doc = call(s, "POST", "/v1/cards", op, { parent = "API", summary = "x", seat = "nobody" })

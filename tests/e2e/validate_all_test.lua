@@ -142,6 +142,42 @@ describe("orket validate", function()
     assert.equal("senior_developr", H.card_json(p, "S-2").card.seat) -- imported as written
   end)
 
+  -- A card's id names its directory and git branch: API-1 and api-1 are one on a
+  -- case-insensitive filesystem. A new pair is refused by both commands; a pair both on the
+  -- board already (an older Orket imported it) is a warning in both, naming the two.
+  it("refuses ids differing only in case as import does, and warns of a pair both on the board", function()
+    local p = project()
+    H.write(p .. "/epics/c.json", '{"id":"C","issues":[\n{"id":"API-1","summary":"one"},\n{"id":"api-1","summary":"two"}]}')
+    local said = 'epics/c.json:3: issues[1]: card id "api-1" differs only in case from "API-1" (epics/c.json issues[0])'
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches(said .. ": a card's id names its directory and git branch, which on a case-insensitive "
+      .. "filesystem (macOS, Windows) would be one; change one of the two ids\n", v.stdout, 1, true)
+    local i = H.orket("import", { cwd = p })
+    assert.equal(1, i.status, i.stderr)
+    assert.matches(said, i.stderr, 1, true)
+    -- the pair on the board, as an older Orket imported it
+    H.write(p .. "/epics/c.json", '{"id":"C","issues":[\n{"id":"API-1","summary":"one"}]}')
+    assert.equal(0, H.orket("import", { cwd = p }).status)
+    local db = assert(require("orket.store").open(p .. "/.orket/orket.db"))
+    assert(db:tx(function()
+      require("orket.store.imports").insert_card(db, { id = "api-1", type = "issue", parent = "C", summary = "two",
+        priority = 2, source = "epics/c.json" })
+      return true
+    end))
+    db:close()
+    H.write(p .. "/epics/c.json", '{"id":"C","issues":[\n{"id":"API-1","summary":"one"},\n{"id":"api-1","summary":"two"}]}')
+    local warned = said .. ", both on the board already: a card's id names its directory and git branch, which on "
+      .. "a case-insensitive filesystem (macOS, Windows) would be one; work this project on a case-sensitive "
+      .. 'filesystem only, or end one of the two (orket cancel ID "reason") and give its work a new id\n'
+    v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    assert.matches("warning: " .. warned, v.stdout, 1, true)
+    i = H.orket("import", { cwd = p })
+    assert.equal(0, i.status, i.stderr)
+    assert.matches("warning: " .. warned, i.stderr, 1, true)
+  end)
+
   it("checks roles and policies naming an MCP server's tools against the tools it lists", function()
     local ndir, why = require("tests.npm").ensure()
     if not ndir then

@@ -69,6 +69,34 @@ local function say_gone(gone, dir, cli)
     one and "it" or "them"))
 end
 
+-- The started epics and rocks the moves left with no children (import.import's emptied):
+-- they stay as they are, as a parent with no children does, until a person gives them work
+-- or ends them; said with the command, as the cards gone from epics/ are.
+local function say_emptied(emptied, dir, cli)
+  for _, e in ipairs(emptied) do
+    io.stdout:write(string.format("moved cards left %s %s %s with no %s: it stays so; give it %s in epics/, or "
+      .. "end it with: %s cancel %s \"reason\"%s\n", e.type, e.id, e.status, e.type == "rock" and "epics" or "issues",
+      e.type == "rock" and "epics" or "issues", cli.program(), e.id,
+      dir ~= "." and (" -C " .. cli.shell_quote(dir)) or ""))
+  end
+end
+
+-- forgetting(dir) -> forget(): for a first import that fails, called after the store is
+-- closed, removes the empty store it made (and its -wal, -shm) and the .orket/ made for it
+-- (only when empty: nothing of another's is lost); of a store there before, nothing.
+local function forgetting(dir)
+  local path = project.db_path(dir)
+  local fresh = not uv.fs_stat(path)
+  local home = path:match("^(.*)/[^/]+$")
+  local had_home = uv.fs_stat(home) ~= nil
+  return function()
+    if fresh then
+      for _, sfx in ipairs { "", "-wal", "-shm" } do os.remove(path .. sfx) end
+    end
+    if not had_home then uv.fs_rmdir(home) end
+  end
+end
+
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
@@ -79,16 +107,15 @@ function cmd.run(args, cli)
     cli.err("%s", lerr)
     return 1
   end
-  local fresh = not uv.fs_stat(project.db_path(dir))
+  local forget = forgetting(dir)
   local db = cli.open_store(dir, true)
   if not db then return 1 end
-  local r, ierr = import.import(db, dir)
+  -- the files as checked: read once, and the warnings below are of what is written
+  local r, ierr = import.import(db, dir, set)
   local gone = r and gone_cards(db, set)
   db:close()
   if not r then
-    if fresh then -- the first import failed: leave no empty store behind
-      for _, sfx in ipairs { "", "-wal", "-shm" } do os.remove(project.db_path(dir) .. sfx) end
-    end
+    forget()
     cli.err("%s", ierr)
     return 1
   end
@@ -102,6 +129,9 @@ function cmd.run(args, cli)
   end
   io.stdout:write(string.format("imported %d cards from %d files: %d new, %d updated, %d unchanged\n",
     r.cards, r.files, r.created, r.updated, r.unchanged))
+  -- an epic a move finished takes no work back: said where the summary is read
+  for _, f in ipairs(r.followed or {}) do io.stdout:write("moved cards changed ", f, "\n") end
+  if r.emptied then say_emptied(r.emptied, dir, cli) end
   if #gone > 0 then say_gone(gone, dir, cli) end
   return 0
 end

@@ -125,6 +125,16 @@ function M.exists(db, id)
   return one(db, "SELECT 1 AS x FROM cards WHERE id = ?", id) ~= nil
 end
 
+--- case_fold(db, lower) -> the ids of the cards whose id lower-cased (by the database) is lower
+function M.case_fold(db, lower)
+  return assert(db:rows("SELECT id FROM cards WHERE lower(id) = ?", lower))
+end
+
+--- ids(db) -> every card's {id}
+function M.ids(db)
+  return assert(db:rows("SELECT id FROM cards"))
+end
+
 --- is_issue(db, id) -> true when the card exists and is an issue
 function M.is_issue(db, id)
   return one(db, "SELECT id FROM cards WHERE id = ? AND type = 'issue'", id) ~= nil

@@ -111,6 +111,32 @@ describe("board", function()
     assert.has_error(function() b:get(1) end, "bad argument #1 to 'get' (card id string expected, got number)")
   end)
 
+  -- A card's id names its directory and git branch: on a case-insensitive filesystem
+  -- (macOS, Windows) API-1 and api-1 are one, and one card's work would land in the other's.
+  -- The board's one check serves create (POST /v1/cards, a run's follow-up issues) and import.
+  it("refuses a new id differing only in case from a card's, and generates none", function()
+    assert(db:tx(function()
+      require("orket.store.imports").insert_card(db, { id = "F", type = "epic", parent = "R", priority = 2 })
+      return true
+    end))
+    assert(b:create { parent = "F", summary = "s", id = "API-1" })
+    local made, msg, code = b:create { parent = "E", summary = "s", id = "api-1" }
+    assert.is_nil(made)
+    assert.same({ 'board: card id "api-1" differs only in case from the card "API-1": ' .. board_mod.CASE_RULE
+      .. "; choose another id", "EEXIST" }, { msg, code })
+    assert.is_nil(b:get("api-1"))
+    -- E's first issue would be E-1, whose twin e-1 is F's: passed over
+    assert(b:create { parent = "F", summary = "s", id = "e-1" })
+    assert.equal("E-2", assert(b:create { parent = "E", summary = "s" }).id)
+    -- one query an id, or one read of every id for many: the same answer
+    local few = board_mod.case_twins(db, { "api-1", "Api-1", "API-1", "E-1", "x" })
+    assert.same({ ["api-1"] = "API-1", ["Api-1"] = "API-1", ["E-1"] = "e-1" }, few)
+    local many = { "api-1", "Api-1", "API-1", "E-1", "x" }
+    for i = 1, 10 do many[#many + 1] = "other-" .. i end
+    assert.same(few, board_mod.case_twins(db, many))
+    assert.same({}, board_mod.case_twins(db, {}))
+  end)
+
   it("refuses a seat the team lacks, and an id made from a long epic's that breaks the id rule", function()
     local seats = { "developer", "reviewer" }
     assert.same({ nil, 'board: seat "nobody" is not a seat of this team (seats: developer, reviewer)', "EINVAL" },
