@@ -209,8 +209,9 @@ function M.subject(res)
   return { person = res.user or res.name, project = res.project, role = res.role }
 end
 
---- list(db) -> array of {name, role, created_at, disabled_at}
-function M.list(db) return users.list(db) end
+--- list(db[, after, limit]) -> array of {name, role, created_at, disabled_at}, by name
+--- (a page: at most limit, those after the name after)
+function M.list(db, after, limit) return users.list(db, after, limit) end
 
 --- exists(db, name) -> whether a person of that name was added
 function M.exists(db, name) return users.get(db, name) ~= nil end

@@ -110,21 +110,27 @@ local function my_key_revoke(_, ctx)
   return key_revoke(ctx, user, ctx.params.id)
 end
 
--- GET /v1/users: each person with their projects and keys
+local USERS_MAX = 200
+
+-- GET /v1/users[?after=NAME][&limit=N]: each person with their projects and keys, a page
+-- at a time by name (a team of thousands is not one answer), as the audit's listings page:
+-- next, when the page is full, is the ?after= of the next one
 local function list(_, ctx)
-  local db, by = ctx.db, {}
-  local out = {}
-  for i, u in ipairs(accounts.list(db)) do
+  local from, limit, bad = routes.page(nil, ctx.query.limit, USERS_MAX)
+  if not from then return limit, bad end
+  local after = ctx.query.after
+  if after ~= nil and not accounts.check_name(after) then
+    return err(400, "bad_query", "?after= takes a person's name (the next of the page before; absent: from the first)")
+  end
+  local db, out = ctx.db, {}
+  for i, u in ipairs(accounts.list(db, after, limit)) do
+    local projs = {}
+    for j, m in ipairs(sp.of_user(db, u.name)) do projs[j] = { name = m.project, role = m.role } end
     out[i] = { name = u.name, role = u.role, admin = u.role == "admin", created_at = u.created_at,
-      disabled_at = u.disabled_at or cjson.null, projects = {}, keys = keys.list_doc(db, u.name).keys }
-    by[u.name] = out[i]
+      disabled_at = u.disabled_at or cjson.null, projects = jsonout.array(projs), keys = keys.list_doc(db, u.name).keys }
   end
-  for _, m in ipairs(sp.members(db)) do
-    local p = by[m.user_name] and by[m.user_name].projects
-    if p then p[#p + 1] = { name = m.project, role = m.role } end
-  end
-  for _, u in ipairs(out) do u.projects = jsonout.array(u.projects) end
-  return 200, { format = "orket.users/1", users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names) }
+  return 200, { format = "orket.users/1", users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names),
+    next = #out == limit and out[#out].name or nil }
 end
 
 local function refused(msg, code)
@@ -246,7 +252,8 @@ local PERSON = { type = "object", additionalProperties = false, required = { "na
   keys = { type = "array", items = admin.KEY } } }
 local USERS = { type = "object", additionalProperties = false, required = { "format", "users", "projects" }, properties = {
   format = { enum = { "orket.users/1" } }, users = { type = "array", items = PERSON },
-  projects = { type = "array", items = { type = "string" } } } }
+  projects = { type = "array", items = { type = "string" } },
+  next = { type = "string", description = "when the page is full: the ?after= of the next page" } } }
 local ADDED = { type = "object", additionalProperties = false, required = { "name", "role" },
   properties = { name = { type = "string" }, role = ROLE } }
 local SWITCHED = { type = "object", additionalProperties = false, required = { "name", "role", "disabled", "changed" },
@@ -277,7 +284,11 @@ function M.add(router)
     errors = { 409 }, summary = "Create a personal API key, acting as me (shown once)", responses = made(admin.CREATED) })
   r("DELETE", "/v1/me/keys/{id}", { handler = my_key_revoke, role = "viewer", name = "my_keys_delete", errors = { 409 },
     summary = "Revoke one of my keys", responses = ok(admin.REVOKED) })
-  r("GET", "/v1/users", { handler = list, name = "users", summary = "The people: their projects, roles and keys",
+  r("GET", "/v1/users", { handler = list, name = "users",
+    summary = "The people: their projects, roles and keys, a page at a time by name",
+    query = { { name = "after", type = "string", description = "the people after this name (a page's next; absent: "
+      .. "from the first)" },
+      { name = "limit", type = "integer", description = "at most this many (100; " .. USERS_MAX .. " at most)" } },
     responses = ok(USERS) })
   r("POST", "/v1/users", { handler = add, body = "json", name = "users_create", errors = { 409 },
     schema = { type = "object", additionalProperties = false, required = { "name", "role", "password" }, properties = {

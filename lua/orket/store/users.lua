@@ -30,11 +30,13 @@ function M.with_hash(db, hash)
   return r
 end
 
---- list(db) -> array of {name, role, created_at, disabled_at}, by name
-function M.list(db)
+--- list(db[, after, limit]) -> array of {name, role, created_at, disabled_at}, by name:
+--- every person, or (a page) at most limit of those whose name sorts after after
+function M.list(db, after, limit)
   local d = db.dialect
-  return assert(db:rows("SELECT name, role, " .. d.time("created_at") .. ", " .. d.time("disabled_at")
-    .. " FROM users ORDER BY name"))
+  local cols = "SELECT name, role, " .. d.time("created_at") .. ", " .. d.time("disabled_at") .. " FROM users"
+  if not limit then return assert(db:rows(cols .. " ORDER BY name")) end
+  return assert(db:rows(cols .. " WHERE name > ? ORDER BY name LIMIT ?", after or "", limit))
 end
 
 --- count(db) -> people ever added, disabled or not
