@@ -438,6 +438,107 @@ describe("one server, many projects", function()
     assert.equal(0, s.stop())
   end)
 
+  it("pages GET /v1/users by name, as the audit's listings page, and says so in its description", function()
+    local dir = two_projects() -- alice and bob
+    add(dir, "root", "admin")
+    add(dir, "dave", "viewer")
+    ok(H.orket("keys create dave-ci --role viewer --for dave", { cwd = dir }), "keys create --for dave")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    -- two at a time: alice, bob | dave, root | nothing, each person with their own projects and keys
+    local st, doc = req(s, "GET", "/v1/users?limit=2", root)
+    assert.same({ 200, { "alice", "bob" }, "bob" }, { st, { doc.users[1].name, doc.users[2].name }, doc.next })
+    assert.same({ "default", "notes" }, doc.projects)
+    assert.same({ { name = "notes", role = "developer" } }, doc.users[2].projects)
+    st, doc = req(s, "GET", "/v1/users?limit=2&after=" .. doc.next, root)
+    assert.same({ 200, { "dave", "root" }, "root" }, { st, { doc.users[1].name, doc.users[2].name }, doc.next })
+    assert.same({ "dave-ci" }, { doc.users[1].keys[1].name })
+    assert.same({ { name = "default", role = "viewer" } }, doc.users[1].projects)
+    assert.same({ 0, true }, { #doc.users[2].keys, doc.users[2].admin })
+    st, doc = req(s, "GET", "/v1/users?limit=2&after=root", root)
+    assert.same({ 200, 0 }, { st, #doc.users })
+    assert.is_nil(doc.next)
+    -- a page not full is the last: no next; 100 when no limit is given
+    st, doc = req(s, "GET", "/v1/users?after=bob", root)
+    assert.same({ 200, 2 }, { st, #doc.users })
+    assert.is_nil(doc.next)
+    st, doc = req(s, "GET", "/v1/users", root)
+    assert.same({ 200, 4 }, { st, #doc.users })
+    -- each parameter checked, and one the route does not take refused
+    for _, q in ipairs { "limit=0", "limit=x", "after=Bob%20", "after=", "page=2" } do
+      st, doc = req(s, "GET", "/v1/users?" .. q, root)
+      assert.same({ 400, "bad_query" }, { st, doc.error.code }, q)
+    end
+    st, doc = req(s, "GET", "/v1/users?limit=5000", root)
+    assert.same({ 200, 4 }, { st, #doc.users })
+    -- the API's description names both, and the answer's next
+    st, doc = req(s, "GET", "/v1/openapi.json", root)
+    local named = {}
+    for _, q in ipairs(doc.paths["/v1/users"].get.parameters) do named[q.name] = q.schema.type end
+    assert.same({ after = "string", limit = "integer" }, named)
+    assert.matches("?after=", doc.paths["/v1/users"].get.responses["200"].content["application/json"].schema
+      .properties.next.description, 1, true)
+    assert.equal(0, s.stop())
+  end)
+
+  it("says in each sign-in refusal what happened and what to do, alike for a name that exists and one that does not",
+    function()
+    local dir = two_projects() -- alice and bob
+    add(dir, "root", "admin")
+    add(dir, "dave", "viewer")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    assert.equal(200, (req(s, "POST", "/v1/users/dave/disable", root)))
+    -- a wrong password, an unknown name, a disabled person: one message, one remedy, which
+    -- says what to do (no word of keys or of the local socket, which a person signing in has not)
+    local seen
+    for _, try in ipairs { { "alice", "wrong password" }, { "zed", PASS }, { "dave", PASS } } do
+      local st, doc = req(s, "POST", "/v1/session", { JSON }, { user = try[1], password = try[2] })
+      assert.same({ 401, "the name or password is not valid" }, { st, doc.error.message }, try[1])
+      seen = seen or doc.error.remedy
+      assert.equal(seen, doc.error.remedy, try[1])
+    end
+    assert.matches("check both and try again", seen, 1, true)
+    assert.matches("orket users passwd NAME", seen, 1, true)
+    assert.is_nil(seen:find("Bearer", 1, true))
+    assert.is_nil(seen:find("serve.sock", 1, true))
+    -- a key unknown and a key revoked: the same, saying how a key is sent and made
+    local st, doc = req(s, "POST", "/v1/me/keys", sign_in(s, "alice"), { name = "old", role = "viewer" })
+    local revoked = doc.key
+    assert.equal(200, (req(s, "DELETE", "/v1/users/alice/keys/" .. doc.id, root)))
+    local key_remedy
+    for _, k in ipairs { "ork_0123456789abcdef_00", revoked } do
+      st, doc = req(s, "POST", "/v1/session", { JSON }, { key = k })
+      assert.same({ 401, "the API key is not valid" }, { st, doc.error.message })
+      key_remedy = key_remedy or doc.error.remedy
+      assert.equal(key_remedy, doc.error.remedy)
+      st, doc = req(s, "GET", "/v1/projects", { "Authorization: Bearer " .. k })
+      assert.same({ 401, key_remedy }, { st, doc.error.remedy })
+    end
+    assert.matches("POST /v1/me/keys", key_remedy, 1, true)
+    -- a body of neither or both says which it held
+    st, doc = req(s, "POST", "/v1/session", { JSON }, { user = "alice" })
+    assert.same({ 400, "a sign-in takes an API key or a name and password, one of the two: the body held a name "
+      .. "without a password" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = PASS, key = "k" })
+    assert.matches("held both$", doc.error.message)
+    -- a session signed out of says so, and to sign in again
+    local alice = sign_in(s, "alice")
+    assert.equal(200, (req(s, "DELETE", "/v1/session", alice)))
+    st, doc = req(s, "GET", "/v1/projects", alice)
+    assert.equal(401, st)
+    assert.matches("signed out of", doc.error.message, 1, true)
+    assert.matches("^sign in again", doc.error.remedy)
+    -- a valid key of a disabled person: who sets it right
+    st, doc = req(s, "POST", "/v1/me/keys", sign_in(s, "bob"), { name = "b", role = "viewer" })
+    local bob_key = { "Authorization: Bearer " .. doc.key }
+    assert.equal(200, (req(s, "POST", "/v1/users/bob/disable", root)))
+    st, doc = req(s, "GET", "/v1/projects", bob_key)
+    assert.same({ 401, "the key's person was disabled" }, { st, doc.error.message })
+    assert.matches("orket users enable NAME", doc.error.remedy, 1, true)
+    assert.equal(0, s.stop())
+  end)
+
   it("shows two people of two projects only theirs in Chromium, and an admin the people page, branded", function()
     local chromium, why = WD.available()
     if not chromium then return pending("skipped: " .. why) end

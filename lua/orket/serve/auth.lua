@@ -195,10 +195,10 @@ function Auth:_person(req, own, dv)
       return nil, 401, "unauthorized", "the local token works only before any key or person exists and without "
         .. "sign_in.oidc: sign in as a person, or send an API key ('orket keys create')", "local token"
     end
-    return nil, 401, "unauthorized", "the API key is not valid", why
+    return nil, 401, "unauthorized", "the API key is not valid", why, session.KEY_REMEDY
   end
   who, why = accounts.of_key(self.db, who)
-  if not who then return nil, 401, "unauthorized", "the key's person was disabled", why end
+  if not who then return nil, 401, "unauthorized", "the key's person was disabled", why, session.DISABLED_REMEDY end
   if verified then
     if self.nverified >= M.MAX_VERIFIED then
       verified = {}
