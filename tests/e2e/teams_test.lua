@@ -486,14 +486,17 @@ describe("one server, many projects", function()
     local dir = two_projects() -- alice and bob
     add(dir, "root", "admin")
     add(dir, "dave", "viewer")
-    local s = H.serve(dir)
-    local root = sign_in(s, "root")
+    local s = H.serve(dir, ROOMY) -- the refusals below, from one address, are not held off
+    local root, alice = sign_in(s, "root"), sign_in(s, "alice")
+    -- bob's key, made before the refusals below count against this address
+    local st, doc = req(s, "POST", "/v1/me/keys", sign_in(s, "bob"), { name = "b", role = "viewer" })
+    local bob_key = { "Authorization: Bearer " .. doc.key }
     assert.equal(200, (req(s, "POST", "/v1/users/dave/disable", root)))
     -- a wrong password, an unknown name, a disabled person: one message, one remedy, which
     -- says what to do (no word of keys or of the local socket, which a person signing in has not)
     local seen
     for _, try in ipairs { { "alice", "wrong password" }, { "zed", PASS }, { "dave", PASS } } do
-      local st, doc = req(s, "POST", "/v1/session", { JSON }, { user = try[1], password = try[2] })
+      st, doc = req(s, "POST", "/v1/session", { JSON }, { user = try[1], password = try[2] })
       assert.same({ 401, "the name or password is not valid" }, { st, doc.error.message }, try[1])
       seen = seen or doc.error.remedy
       assert.equal(seen, doc.error.remedy, try[1])
@@ -503,7 +506,7 @@ describe("one server, many projects", function()
     assert.is_nil(seen:find("Bearer", 1, true))
     assert.is_nil(seen:find("serve.sock", 1, true))
     -- a key unknown and a key revoked: the same, saying how a key is sent and made
-    local st, doc = req(s, "POST", "/v1/me/keys", sign_in(s, "alice"), { name = "old", role = "viewer" })
+    st, doc = req(s, "POST", "/v1/me/keys", alice, { name = "old", role = "viewer" })
     local revoked = doc.key
     assert.equal(200, (req(s, "DELETE", "/v1/users/alice/keys/" .. doc.id, root)))
     local key_remedy
@@ -523,15 +526,17 @@ describe("one server, many projects", function()
     st, doc = req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = PASS, key = "k" })
     assert.matches("held both$", doc.error.message)
     -- a session signed out of says so, and to sign in again
-    local alice = sign_in(s, "alice")
     assert.equal(200, (req(s, "DELETE", "/v1/session", alice)))
     st, doc = req(s, "GET", "/v1/projects", alice)
     assert.equal(401, st)
     assert.matches("signed out of", doc.error.message, 1, true)
     assert.matches("^sign in again", doc.error.remedy)
+    -- no credential at all, and a header that is no bearer key, are told apart
+    st, doc = req(s, "GET", "/v1/projects")
+    assert.same({ 401, true }, { st, doc.error.message:find("carried neither", 1, true) ~= nil })
+    st, doc = req(s, "GET", "/v1/projects", { "Authorization: Basic YWxpY2U6eA==" })
+    assert.same({ 401, true }, { st, doc.error.message:find("not a bearer key", 1, true) ~= nil })
     -- a valid key of a disabled person: who sets it right
-    st, doc = req(s, "POST", "/v1/me/keys", sign_in(s, "bob"), { name = "b", role = "viewer" })
-    local bob_key = { "Authorization: Bearer " .. doc.key }
     assert.equal(200, (req(s, "POST", "/v1/users/bob/disable", root)))
     st, doc = req(s, "GET", "/v1/projects", bob_key)
     assert.same({ 401, "the key's person was disabled" }, { st, doc.error.message })

@@ -181,7 +181,14 @@ function Auth:_person(req, own, dv)
   end
   local token = h and h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
   if not token then
-    return nil, 401, "unauthorized", "this needs an API key: send Authorization: Bearer <key>", h and "malformed" or "missing"
+    -- said apart: a header that is there but not a bearer key is a client's mistake to fix,
+    -- none at all is someone not signed in yet
+    if h then
+      return nil, 401, "unauthorized", "the Authorization header is not a bearer key: send Authorization: Bearer <key>",
+        "malformed"
+    end
+    return nil, 401, "unauthorized", "this needs a sign-in or an API key, and the request carried neither (no session "
+      .. "cookie, no Authorization header)", "missing"
   end
   -- a JWT (three base64url parts; an API key has none of its dots) of the provider
   if self.oidc and jwt.looks_like(token) then return signin.bearer(self.db, self.oidc, token, self.project_roles) end
