@@ -541,6 +541,11 @@ describe("one server, many projects", function()
     st, doc = req(s, "GET", "/v1/projects", bob_key)
     assert.same({ 401, "the key's person was disabled" }, { st, doc.error.message })
     assert.matches("orket users enable NAME", doc.error.remedy, 1, true)
+    -- a sign-in takes "ALICE" as alice; the people API, given her name in capitals, says so
+    st, doc = req(s, "PUT", "/v1/users/ALICE/projects/notes", root, { role = "viewer" })
+    assert.same({ 404, "no person named 'ALICE' (a person's name is lower case: 'alice')" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/users/Alice/keys", root, { name = "k", role = "viewer" })
+    assert.same({ 404, "no person named 'Alice' (a person's name is lower case: 'alice')" }, { st, doc.error.message })
     assert.equal(0, s.stop())
   end)
 

@@ -6,6 +6,15 @@ local sessions = require "orket.store.sessions"
 
 local M = {}
 
+--- unknown(name) -> what to say of a name no person has: a person's name is lower case
+--- (a sign-in takes "Bob" as bob), so one given in another case says the name to use
+function M.unknown(name)
+  name = tostring(name)
+  local lower = name:lower()
+  return "no person named '" .. name .. "'" .. (lower ~= name and (" (a person's name is lower case: '" .. lower
+    .. "')") or "")
+end
+
 --- insert(db, name, role, hash): a person added now
 function M.insert(db, name, role, hash)
   assert(db:run("INSERT INTO users (name, role, hash, created_at) VALUES (?, ?, ?, " .. db.dialect.now .. ")",
