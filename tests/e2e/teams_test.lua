@@ -554,6 +554,14 @@ describe("one server, many projects", function()
     if not chromium then return pending("skipped: " .. why) end
     local dir = two_projects()
     add(dir, "root", "admin")
+    -- 200 more people between bob and root (rows as a directory's sign-ins add them, no
+    -- password to hash): root is on the people page's second page of GET /v1/users
+    local db = assert(require("orket.project").open_store(dir, false))
+    assert(db:tx(function()
+      for i = 1, 200 do require("orket.store.users").insert(db, string.format("p%03d", i), "viewer", "!ldap:test") end
+      return true
+    end))
+    db:close()
     H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "")
       .. '\nserve = { branding = { name = "Acme Works", colors = { accent = "#aa3300" } } }\n')
     local s = H.serve(dir, ROOMY)
@@ -575,6 +583,14 @@ describe("one server, many projects", function()
       H.wait_for(function() return wd:text_of("#signin-title") == "Sign in to Acme Works" end, "the server's name")
       assert.equal("Acme Works board", wd:text_of("#brand-name"))
       assert.equal("#aa3300", wd:js("return getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()"))
+      -- a refused sign-in shows what happened and what to do
+      wd:type(wd:find("#user"), "alice")
+      wd:type(wd:find("#password"), "not her password")
+      wd:press("#signin-button")
+      H.wait_for(function() return (wd:text_of("#signin-error") or ""):find("check both and try again", 1, true) end,
+        "the refusal's remedy on the sign-in form")
+      assert.matches("^the name or password is not valid%. ", wd:text_of("#signin-error"))
+      wd:js("document.getElementById('user').value = ''; document.getElementById('password').value = ''")
 
       -- alice: the default project only, no switcher, no people page
       sign_in_as("alice")
@@ -598,6 +614,8 @@ describe("one server, many projects", function()
       wd:wait('#tree li[data-card="NOTES-1"]', "the notes project's board")
       H.wait_for(function() return not cards():find("API", 1, true) end, "the default project's cards gone")
       wd:wait('#people-list tr[data-person="bob"]', "the people page")
+      wd:wait('#people-list tr[data-person="root"]', "the people page's second page")
+      assert.equal(203, wd:js("return document.querySelectorAll('#people-list tr[data-person]').length"))
       assert.matches("notes · developer", wd:text_of('#people-list tr[data-person="bob"]'))
       wd:press('#people-list tr[data-person="bob"] button.small:not(.link)', "bob's Disable button")
       H.wait_for(function() return wd:text_of('#people-list tr[data-person="bob"] .state') == "disabled" end,
