@@ -795,6 +795,81 @@ sign_in = {
     assert.is_false(sp.same_store("5e1f", "77aa"))
   end)
 
+  it("serves a project removed, or added again from another folder, no more until restarted, nor grants roles in it",
+    function()
+    local dir, a, b = H.example("webapp"), H.example("notes"), H.example("notes")
+    own_identity(b) -- another store (the tests' PostgreSQL databases are copies of one)
+    ok(H.orket("projects add " .. a .. " --name notes", { cwd = dir }), "add A")
+    add(dir, "root", "admin")
+    add(dir, "bob", "viewer")
+    add(dir, "carol", "viewer")
+    ok(H.orket("projects grant notes bob developer", { cwd = dir }), "grant bob")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = ROOMY.env.ORKET_SERVE_LIMITS .. ",heartbeat_ms=100" } })
+    local bob, root = sign_in(s, "bob"), sign_in(s, "root")
+    assert.equal(200, (req(s, "POST", "/v1/projects/notes/cards/NOTES-1/comments", bob, { body = "SECRET-OF-A" })))
+    local stream = H.stream { url = s.url .. "/v1/projects/notes/events", headers = { root[1] }, total_timeout_ms = 60000 }
+    assert.equal(200, stream.status)
+    -- what every route of notes answers a server admin, and a grant in it, once notes changed
+    local function refused(why)
+      local st, doc = req(s, "GET", "/v1/projects/notes/cards/NOTES-1", root)
+      assert.same({ 409, "project_changed" }, { st, doc.error.code })
+      assert.equal("project 'notes' " .. why .. " since this server started: it serves the project no more, nor "
+        .. "grants roles in it, until it is restarted", doc.error.message)
+      assert.matches("restart the server", doc.error.remedy, 1, true)
+      assert.is_nil(cjson.encode(doc):find("SECRET", 1, true))
+      st, doc = req(s, "PUT", "/v1/users/carol/projects/notes", root, { role = "viewer" })
+      assert.same({ 409, "project_changed" }, { st, doc.error.code })
+      st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "viewer", password = PASS, project = "notes" })
+      assert.same({ 409, "project_changed" }, { st, doc.error.code })
+      -- to a stranger it is a project that is not theirs, as one that never was
+      local nst, ndoc = req(s, "POST", "/v1/projects/nope/webhooks/github", { JSON }, {})
+      st, doc = req(s, "POST", "/v1/projects/notes/webhooks/github", { JSON }, {})
+      assert.same({ nst, ndoc.error.message }, { st, doc.error.message })
+      assert.equal(404, (req(s, "GET", "/v1/projects/notes/board", bob))) -- his membership went with it
+    end
+    ok(H.orket("projects remove notes", { cwd = dir }), "remove")
+    refused("was removed (orket projects remove)")
+    H.wait_for(function() return stream.done() end, "the admin's stream of the removed project to end", 3000)
+    stream.close()
+    ok(H.orket("projects add " .. b .. " --name notes", { cwd = dir }), "add B")
+    refused("was removed and added again from another folder")
+    -- granted on the server's machine, carol is a member of B, which this server does not serve
+    ok(H.orket("projects grant notes carol viewer", { cwd = dir }), "grant carol")
+    local st, doc = req(s, "GET", "/v1/projects/notes/cards/NOTES-1", sign_in(s, "carol"))
+    assert.same({ 409, "project_changed" }, { st, doc.error.code })
+    assert.is_nil(cjson.encode(doc):find("SECRET", 1, true))
+    assert.equal(200, (req(s, "GET", "/v1/board", root))) -- the others are served as before
+    assert.equal(0, s.stop())
+    -- restarted: notes is B, carol's grant is B's, and A's comment is nowhere
+    s = H.serve(dir, ROOMY)
+    st, doc = req(s, "GET", "/v1/projects/notes/cards/NOTES-1", sign_in(s, "carol"))
+    assert.equal(200, st)
+    assert.is_nil(cjson.encode(doc):find("SECRET", 1, true))
+    assert.equal(200, (req(s, "PUT", "/v1/users/bob/projects/notes", sign_in(s, "root"), { role = "viewer" })))
+    assert.equal(0, s.stop())
+  end)
+
+  it("serves a project of serve.projects no more once its name is bound to another store", function()
+    local dir, team, hr = H.example("notes"), H.example("notes"), H.example("notes")
+    own_identity(hr)
+    local conf = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", team))
+    add(dir, "bob", "viewer")
+    ok(H.orket("projects grant team bob developer", { cwd = dir }), "grant")
+    local s = H.serve(dir, ROOMY)
+    local bob = sign_in(s, "bob")
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", bob)))
+    -- the name given to HR's project while the server runs; a grant there binds it to HR's store
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", hr))
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", bob))) -- nothing bound yet
+    ok(H.orket("projects grant team bob viewer", { cwd = dir }), "grant in HR's")
+    local st, doc = req(s, "GET", "/v1/projects/team/board", bob)
+    assert.same({ 409, "project_changed" }, { st, doc.error.code })
+    assert.matches("project 'team' was pointed at another store (orket.lua's serve.projects) since this server started",
+      doc.error.message, 1, true)
+    assert.equal(0, s.stop())
+  end)
+
   it("serves local use every project as the operator, and no people's routes", function()
     local dir = H.example("webapp")
     local other = H.example("notes")

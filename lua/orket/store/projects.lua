@@ -57,6 +57,14 @@ function M.bound(db, project)
   return r and r.store_id
 end
 
+--- serving(db, project) -> {dir, store_id}, each nil when absent: what the store says the
+--- name is now (its added project's folder, the store it was last bound to), in one query,
+--- for a running server to compare with what it opened (orket.serve.projects.changed)
+function M.serving(db, project)
+  return db:row("SELECT (SELECT dir FROM projects WHERE name = ?) AS dir, "
+    .. "(SELECT store_id FROM project_stores WHERE project = ?) AS store_id", project, project) or {}
+end
+
 --- bind(db, project, store_id): the project's name names that store now (nil: no store)
 function M.bind(db, project, store_id)
   assert(db:run("DELETE FROM project_stores WHERE project = ?", project))
