@@ -546,6 +546,11 @@ describe("one server, many projects", function()
     assert.same({ 404, "no person named 'ALICE' (a person's name is lower case: 'alice')" }, { st, doc.error.message })
     st, doc = req(s, "POST", "/v1/users/Alice/keys", root, { name = "k", role = "viewer" })
     assert.same({ 404, "no person named 'Alice' (a person's name is lower case: 'alice')" }, { st, doc.error.message })
+    -- only a person who exists, under a name a person may have, is named
+    st, doc = req(s, "PUT", "/v1/users/ZED/projects/notes", root, { role = "viewer" })
+    assert.same({ 404, "no person named 'ZED'" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/users/Alice!/keys", root, { name = "k", role = "viewer" })
+    assert.same({ 404, "no person named 'Alice!'" }, { st, doc.error.message })
     assert.equal(0, s.stop())
   end)
 

@@ -96,7 +96,7 @@ function M.create(db, dir, name, role, actor, user)
         .. "; revoke it first or choose another name", "EEXIST"
     end
     if user and not users.get(db, user) then
-      return nil, users.unknown(user), "ENOENT"
+      return nil, users.unknown(db, user), "ENOENT"
     end
     sk.insert(db, id, name, role, digest(secret, pepper), user)
     db:event { kind = "key_create", actor = actor or "cli", data = { id = id, name = name, role = role, user = user } }

@@ -89,7 +89,7 @@ end
 -- admin's key the day they were promoted, wherever it had been pasted meanwhile
 local function user_key_create(_, ctx)
   local user, want = ctx.params.name, ctx.body.role
-  if not accounts.exists(ctx.db, user) then return err(404, "not_found", users.unknown(user)) end
+  if not accounts.exists(ctx.db, user) then return err(404, "not_found", users.unknown(ctx.db, user)) end
   local top = projects.strongest(ctx.db, { user = user }, user, ctx.server.projects)
   -- a project's role is the grant to name: a project's admin may have an admin key, and a
   -- server admin (who manages people) is far more than a key needs
@@ -241,7 +241,9 @@ local function revoke(_, ctx)
 end
 
 local function user_keys(_, ctx)
-  if not accounts.exists(ctx.db, ctx.params.name) then return err(404, "not_found", users.unknown(ctx.params.name)) end
+  if not accounts.exists(ctx.db, ctx.params.name) then
+    return err(404, "not_found", users.unknown(ctx.db, ctx.params.name))
+  end
   return 200, keys.list_doc(ctx.db, ctx.params.name)
 end
 local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, ctx.params.id) end

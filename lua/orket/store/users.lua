@@ -6,13 +6,15 @@ local sessions = require "orket.store.sessions"
 
 local M = {}
 
---- unknown(name) -> what to say of a name no person has: a person's name is lower case
---- (a sign-in takes "Bob" as bob), so one given in another case says the name to use
-function M.unknown(name)
+--- unknown(db, name) -> what to say of a name no person has: a person's name is lower case
+--- (a sign-in takes "Bob" as bob), so one given in another case names the person it
+--- means, when there is one (a stored name is a valid one: every insert checks it). Its
+--- callers are the server's admins and the server's machine, who may list the people.
+function M.unknown(db, name)
   name = tostring(name)
   local lower = name:lower()
-  return "no person named '" .. name .. "'" .. (lower ~= name and (" (a person's name is lower case: '" .. lower
-    .. "')") or "")
+  local hint = lower ~= name and M.get(db, lower) and (" (a person's name is lower case: '" .. lower .. "')") or ""
+  return "no person named '" .. name .. "'" .. hint
 end
 
 --- insert(db, name, role, hash): a person added now
