@@ -471,6 +471,30 @@ describe("one server, many projects", function()
     end
     st, doc = req(s, "GET", "/v1/users?limit=5000", root)
     assert.same({ 200, 4 }, { st, #doc.users })
+    -- 200 more people (rows as a directory's sign-ins add them, no password to hash): a
+    -- limit above 200 is held to 200, and no limit is 100; each person keeps their own
+    -- projects and keys in a page of many
+    local db = assert(require("orket.project").open_store(dir, false))
+    assert(db:tx(function()
+      for i = 1, 200 do require("orket.store.users").insert(db, string.format("p%03d", i), "viewer", "!ldap:test") end
+      return true
+    end))
+    db:close()
+    assert.equal(200, (req(s, "PUT", "/v1/users/p150/projects/notes", root, { role = "viewer" })))
+    st, doc = req(s, "GET", "/v1/users?limit=5000", root) -- alice, bob, dave, p001 ... p197
+    assert.same({ 200, 200, "p197" }, { st, #doc.users, doc.next })
+    local by = {}
+    for _, u in ipairs(doc.users) do by[u.name] = u end
+    assert.same({ { name = "notes", role = "developer" } }, by.bob.projects)
+    assert.same({ "dave-ci", 0 }, { by.dave.keys[1].name, #by.bob.keys })
+    assert.same({ { name = "notes", role = "viewer" } }, by.p150.projects)
+    assert.same({ 0, 0 }, { #by.p149.projects, #by.p151.keys })
+    st, doc = req(s, "GET", "/v1/users", root)
+    assert.same({ 200, 100, "p097" }, { st, #doc.users, doc.next })
+    st, doc = req(s, "GET", "/v1/users?after=p197", root)
+    assert.same({ 200, { "p198", "p199", "p200", "root" } }, { st, { doc.users[1].name, doc.users[2].name,
+      doc.users[3].name, doc.users[4].name } })
+    assert.same({ 0, true }, { #doc.users[4].keys, doc.users[4].admin })
     -- the API's description names both, and the answer's next
     st, doc = req(s, "GET", "/v1/openapi.json", root)
     local named = {}

@@ -85,6 +85,14 @@ function M.of_user(db, user)
   return assert(db:rows("SELECT project, role FROM project_members WHERE user_name = ? ORDER BY project", user))
 end
 
+--- of_users(db, after, last) -> array of {project, user_name, role}, by person then project:
+--- the memberships of the people named after `after` ("": from the first) up to last, in the
+--- order the people are listed (orket.store.users.list): a page of them in one read
+function M.of_users(db, after, last)
+  return assert(db:rows("SELECT project, user_name, role FROM project_members WHERE user_name > ? AND user_name <= ? "
+    .. "ORDER BY user_name, project", after, last))
+end
+
 --- members(db) -> array of {project, user_name, role}, by person then project
 function M.members(db)
   return assert(db:rows("SELECT project, user_name, role FROM project_members ORDER BY user_name, project"))
