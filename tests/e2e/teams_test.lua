@@ -514,7 +514,8 @@ describe("one server, many projects", function()
     local root, alice = sign_in(s, "root"), sign_in(s, "alice")
     -- bob's key, made before the refusals below count against this address
     local st, doc = req(s, "POST", "/v1/me/keys", sign_in(s, "bob"), { name = "b", role = "viewer" })
-    local bob_key = { "Authorization: Bearer " .. doc.key }
+    local bob_secret = doc.key
+    local bob_key = { "Authorization: Bearer " .. bob_secret }
     assert.equal(200, (req(s, "POST", "/v1/users/dave/disable", root)))
     -- a wrong password, an unknown name, a disabled person: one message, one remedy, which
     -- says what to do (no word of keys or of the local socket, which a person signing in has not)
@@ -549,6 +550,8 @@ describe("one server, many projects", function()
       .. "without a password" }, { st, doc.error.message })
     st, doc = req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = PASS, key = "k" })
     assert.matches("held both$", doc.error.message)
+    st, doc = req(s, "POST", "/v1/session", { JSON }, { password = PASS, key = "k" })
+    assert.same({ 400, true }, { st, doc.error.message:find("held a key with a password$") ~= nil })
     -- a session signed out of says so, and to sign in again
     assert.equal(200, (req(s, "DELETE", "/v1/session", alice)))
     st, doc = req(s, "GET", "/v1/projects", alice)
@@ -565,6 +568,9 @@ describe("one server, many projects", function()
     st, doc = req(s, "GET", "/v1/projects", bob_key)
     assert.same({ 401, "the key's person was disabled" }, { st, doc.error.message })
     assert.matches("orket users enable NAME", doc.error.remedy, 1, true)
+    -- the same key signing in is told the same, not to retype a key that is right
+    local sst, sdoc = req(s, "POST", "/v1/session", { JSON }, { key = bob_secret })
+    assert.same({ 401, doc.error.message, doc.error.remedy }, { sst, sdoc.error.message, sdoc.error.remedy })
     -- a sign-in takes "ALICE" as alice; the people API, given her name in capitals, says so
     st, doc = req(s, "PUT", "/v1/users/ALICE/projects/notes", root, { role = "viewer" })
     assert.same({ 404, "no person named 'ALICE' (a person's name is lower case: 'alice')" }, { st, doc.error.message })
@@ -575,6 +581,29 @@ describe("one server, many projects", function()
     assert.same({ 404, "no person named 'ZED'" }, { st, doc.error.message })
     st, doc = req(s, "POST", "/v1/users/Alice!/keys", root, { name = "k", role = "viewer" })
     assert.same({ 404, "no person named 'Alice!'" }, { st, doc.error.message })
+    assert.equal(0, s.stop())
+  end)
+
+  it("tells a sign-in held off how many seconds to wait, in words for the sign-in form", function()
+    local dir = two_projects() -- alice and bob
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "auth_fail_burst=4,auth_fail_rate=0.001,"
+      .. "account_fail_burst=2,account_fail_rate=0.001" } })
+    local function try(user)
+      local st, doc = req(s, "POST", "/v1/session", { JSON }, { user = user, password = "wrong password" })
+      return st, doc.error
+    end
+    -- the name's hold, then the address's: each says the wait in seconds, no header's name
+    assert.same({ 401, 401 }, { (try("alice")), (try("alice")) })
+    local st, e = try("alice")
+    assert.same({ 429, "rate_limited" }, { st, e.code })
+    local wait = e.message:match("retry after (%d+) s$")
+    assert.equal("wait " .. wait .. " s and try again, or ask a server admin to lift the hold on the name at once "
+      .. "(orket users unlock NAME) (docs/serve.md#limits)", e.remedy)
+    assert.same({ 401, 401 }, { (try("zed")), (try("zed")) })
+    st, e = try("bob")
+    assert.same({ 429, true }, { st, e.message:find("authentications from this address", 1, true) ~= nil })
+    wait = e.message:match("retry after (%d+) s$")
+    assert.equal("wait " .. wait .. " s and try again (docs/serve.md#limits)", e.remedy)
     assert.equal(0, s.stop())
   end)
 

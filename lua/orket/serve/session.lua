@@ -39,8 +39,9 @@ local SAFE = { GET = true, HEAD = true, OPTIONS = true }
 
 -- What a refused sign-in or an ended session tells its person to do. Each says the same
 -- whichever of its causes it was (an unknown name, a wrong password, a person disabled; a
--- key mistyped, revoked, or its person disabled), so that it never tells which names or
--- keys exist: the server's log says which (its line's auth).
+-- key mistyped or revoked), so that it never tells which names or keys exist: the server's
+-- log says which (its line's auth). A whole, valid key of a disabled person is told so
+-- (DISABLED_REMEDY), at a sign-in as when sent as a bearer key: its holder has the secret.
 M.SIGN_IN_AGAIN = "sign in again: the board's sign-in page, or POST /v1/session with {\"user\", \"password\"} or "
   .. "{\"key\"} (docs/serve.md#sessions-csrf-and-cors)"
 M.PASSWORD_REMEDY = "check both and try again (a name is taken in lower case, a password as typed); a person who "
@@ -248,9 +249,11 @@ end
 local function limited(ctx, wait, of)
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, "Retry-After: " .. wait)
+  -- the remedy in seconds, for a person at the sign-in form (which shows it), not a header's name
   return err(429, "rate_limited", "too many failed " .. (of and "sign-ins for this name" or
-    "authentications from this address") .. "; retry after " .. wait .. " s", of and ("wait `Retry-After` "
-    .. "seconds, or ask a server admin to lift it at once (`orket users unlock NAME`, docs/serve.md#limits)") or nil)
+    "authentications from this address") .. "; retry after " .. wait .. " s", "wait " .. wait .. " s and try "
+    .. "again" .. (of and ", or ask a server admin to lift the hold on the name at once (orket users unlock NAME)"
+    or "") .. " (docs/serve.md#limits)")
 end
 
 --- account_name(user) -> the name a password sign-in's failures are counted under: as
@@ -298,7 +301,8 @@ local function sign_in(req, ctx)
   if (b.key == nil) == (b.user == nil) or (b.user ~= nil) ~= (b.password ~= nil) then
     return err(400, "bad_request", "a sign-in takes an API key or a name and password, one of the two: the body "
       .. "held " .. (b.key ~= nil and b.user ~= nil and "both" or b.user ~= nil and "a name without a password"
-      or b.password ~= nil and "a password without a name" or "neither"),
+      or b.key ~= nil and "a key with a password" or b.password ~= nil and "a password without a name"
+      or "neither"),
       "send {\"user\": NAME, \"password\": PASSWORD} or {\"key\": \"ork_...\"} (docs/serve.md#sessions-csrf-and-cors)")
   end
   -- a person's name and password, else a key; either way the same refusal and limit
@@ -335,8 +339,12 @@ local function sign_in(req, ctx)
     local pepper = keys.pepper(ctx.dir, false)
     why = "no pepper"
     if pepper then who, why = keys.verify(ctx.db, pepper, b.key) end
-    if who then who, why = accounts.of_key(ctx.db, who) end
     refusal, remedy = "the API key is not valid", M.KEY_REMEDY
+    if who then
+      who, why = accounts.of_key(ctx.db, who)
+      -- the secret checked: said as the bearer key's refusal says it (orket.serve.auth)
+      if not who then refusal, remedy = "the key's person was disabled", M.DISABLED_REMEDY end
+    end
     insert = function(db, h, exp)
       assert(sessions.delete_expired(db, os.time()))
       assert(sessions.keep_newest(db, who.key_id or who.id, M.MAX_PER_KEY - 1))
@@ -356,7 +364,8 @@ local function sign_in(req, ctx)
     if not kok then
       ctx.headers = ctx.headers or {}
       table.insert(ctx.headers, "Retry-After: " .. kretry)
-      return err(429, "rate_limited", "too many requests with this key; retry after " .. kretry .. " s")
+      return err(429, "rate_limited", "too many requests with this key; retry after " .. kretry .. " s",
+        "wait " .. kretry .. " s and try again (docs/serve.md#limits)")
     end
   end
   local token, expires
