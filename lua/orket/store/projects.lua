@@ -59,10 +59,13 @@ end
 
 --- serving(db, project) -> {dir, store_id}, each nil when absent: what the store says the
 --- name is now (its added project's folder, the store it was last bound to), in one query,
---- for a running server to compare with what it opened (orket.serve.projects.changed)
+--- for a running server to compare with what it opened (orket.serve.projects.changed). A
+--- failed read raises: it must not read as a project removed.
 function M.serving(db, project)
-  return db:row("SELECT (SELECT dir FROM projects WHERE name = ?) AS dir, "
-    .. "(SELECT store_id FROM project_stores WHERE project = ?) AS store_id", project, project) or {}
+  local r, err = db:row("SELECT (SELECT dir FROM projects WHERE name = ?) AS dir, "
+    .. "(SELECT store_id FROM project_stores WHERE project = ?) AS store_id", project, project)
+  if r == nil and err ~= nil then error(err, 0) end
+  return r or {}
 end
 
 --- bind(db, project, store_id): the project's name names that store now (nil: no store)
