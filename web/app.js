@@ -53,7 +53,9 @@
   }
 
   class ApiError extends Error {
-    constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+    constructor(status, code, message, remedy) {
+      super(message); this.status = status; this.code = code; this.remedy = remedy;
+    }
   }
 
   const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
@@ -89,7 +91,7 @@
     try { doc = await r.json(); } catch (e) { doc = null; }
     if (!r.ok) {
       const err = (doc && doc.error) || {};
-      throw new ApiError(r.status, err.code || "error", err.message || ("the server answered " + r.status));
+      throw new ApiError(r.status, err.code || "error", err.message || ("the server answered " + r.status), err.remedy);
     }
     return doc;
   }
@@ -878,7 +880,8 @@
       $("password").value = "";
       signedIn(doc);
     } catch (e) {
-      $("signin-error").textContent = e.message;
+      // what happened, then what to do (a refused sign-in's remedy is written for the person)
+      $("signin-error").textContent = e.message + (e.remedy ? ". " + e.remedy : "");
     }
   });
 
@@ -888,9 +891,16 @@
   // (anyone else is refused, and the panel stays hidden)
   async function loadPeople() {
     let doc;
-    try { doc = await api("GET", "/v1/users"); } catch (e) { $("people").hidden = true; return; }
+    const users = [];
+    // a page at a time (next: the ?after= of the one that follows), every page shown
+    for (let after = null; ;) {
+      const path = "/v1/users?limit=200" + (after === null ? "" : "&after=" + encodeURIComponent(after));
+      try { doc = await api("GET", path); } catch (e) { $("people").hidden = true; return; }
+      users.push(...(doc.users || []));
+      if (typeof doc.next !== "string" || doc.next === after) break;
+      after = doc.next;
+    }
     $("people").hidden = false;
-    const users = doc.users || [];
     $("people-list").replaceChildren(...users.map(personRow));
     $("grant-user").replaceChildren(...users.map((u) => el("option", { value: u.name, text: u.name })));
     $("grant-project").replaceChildren(...(doc.projects || []).map((p) => el("option", { value: p, text: p })));

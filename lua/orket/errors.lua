@@ -45,7 +45,7 @@ M.GROUPS = {
     "forbidden", "not_found", "method_not_allowed", "timeout", "conflict", "project_error", "not_running",
     "too_large", "unsupported_media_type", "bad_config", "not_started", "stale", "rate_limited", "internal",
     "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping", "starting", "unavailable", "provider_unavailable",
-    "project_unavailable",
+    "project_unavailable", "project_changed",
   } },
 }
 
@@ -551,6 +551,9 @@ CODES.unavailable = { status = 503, means = "the store cannot be reached just no
 CODES.project_unavailable = { status = 503,
   means = "a project this server hosts could not be opened at its start (its folder or its database gone); the others are served",
   remedy = "bring its folder or database back and restart the server, or stop hosting it: `orket projects remove NAME` (docs/teams.md)" }
+CODES.project_changed = { status = 409,
+  means = "a project this server hosts was removed, or removed and added again from another folder or store, since the server started: the server still has the old one open, so it serves it no more and grants no roles in it",
+  remedy = "restart the server (orket serve), which then serves what the name names now; grant its people again there (docs/teams.md)" }
 
 CODES.ELOOP = { means = "a path has too many symbolic links, or one where none may be", remedy = "" }
 CODES.ENAMETOOLONG = { means = "a path or a name is too long", remedy = "" }

@@ -438,11 +438,188 @@ describe("one server, many projects", function()
     assert.equal(0, s.stop())
   end)
 
+  it("pages GET /v1/users by name, as the audit's listings page, and says so in its description", function()
+    local dir = two_projects() -- alice and bob
+    add(dir, "root", "admin")
+    add(dir, "dave", "viewer")
+    ok(H.orket("keys create dave-ci --role viewer --for dave", { cwd = dir }), "keys create --for dave")
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    -- two at a time: alice, bob | dave, root | nothing, each person with their own projects and keys
+    local st, doc = req(s, "GET", "/v1/users?limit=2", root)
+    assert.same({ 200, { "alice", "bob" }, "bob" }, { st, { doc.users[1].name, doc.users[2].name }, doc.next })
+    assert.same({ "default", "notes" }, doc.projects)
+    assert.same({ { name = "notes", role = "developer" } }, doc.users[2].projects)
+    st, doc = req(s, "GET", "/v1/users?limit=2&after=" .. doc.next, root)
+    assert.same({ 200, { "dave", "root" }, "root" }, { st, { doc.users[1].name, doc.users[2].name }, doc.next })
+    assert.same({ "dave-ci" }, { doc.users[1].keys[1].name })
+    assert.same({ { name = "default", role = "viewer" } }, doc.users[1].projects)
+    assert.same({ 0, true }, { #doc.users[2].keys, doc.users[2].admin })
+    st, doc = req(s, "GET", "/v1/users?limit=2&after=root", root)
+    assert.same({ 200, 0 }, { st, #doc.users })
+    assert.is_nil(doc.next)
+    -- a page not full is the last: no next; 100 when no limit is given
+    st, doc = req(s, "GET", "/v1/users?after=bob", root)
+    assert.same({ 200, 2 }, { st, #doc.users })
+    assert.is_nil(doc.next)
+    st, doc = req(s, "GET", "/v1/users", root)
+    assert.same({ 200, 4 }, { st, #doc.users })
+    -- each parameter checked, and one the route does not take refused
+    for _, q in ipairs { "limit=0", "limit=x", "after=Bob%20", "after=", "page=2" } do
+      st, doc = req(s, "GET", "/v1/users?" .. q, root)
+      assert.same({ 400, "bad_query" }, { st, doc.error.code }, q)
+    end
+    st, doc = req(s, "GET", "/v1/users?limit=5000", root)
+    assert.same({ 200, 4 }, { st, #doc.users })
+    -- 200 more people (rows as a directory's sign-ins add them, no password to hash): a
+    -- limit above 200 is held to 200, and no limit is 100; each person keeps their own
+    -- projects and keys in a page of many
+    local db = assert(require("orket.project").open_store(dir, false))
+    assert(db:tx(function()
+      for i = 1, 200 do require("orket.store.users").insert(db, string.format("p%03d", i), "viewer", "!ldap:test") end
+      return true
+    end))
+    db:close()
+    assert.equal(200, (req(s, "PUT", "/v1/users/p150/projects/notes", root, { role = "viewer" })))
+    st, doc = req(s, "GET", "/v1/users?limit=5000", root) -- alice, bob, dave, p001 ... p197
+    assert.same({ 200, 200, "p197" }, { st, #doc.users, doc.next })
+    local by = {}
+    for _, u in ipairs(doc.users) do by[u.name] = u end
+    assert.same({ { name = "notes", role = "developer" } }, by.bob.projects)
+    assert.same({ "dave-ci", 0 }, { by.dave.keys[1].name, #by.bob.keys })
+    assert.same({ { name = "notes", role = "viewer" } }, by.p150.projects)
+    assert.same({ 0, 0 }, { #by.p149.projects, #by.p151.keys })
+    st, doc = req(s, "GET", "/v1/users", root)
+    assert.same({ 200, 100, "p097" }, { st, #doc.users, doc.next })
+    st, doc = req(s, "GET", "/v1/users?after=p197", root)
+    assert.same({ 200, { "p198", "p199", "p200", "root" } }, { st, { doc.users[1].name, doc.users[2].name,
+      doc.users[3].name, doc.users[4].name } })
+    assert.same({ 0, true }, { #doc.users[4].keys, doc.users[4].admin })
+    -- the API's description names both, and the answer's next
+    st, doc = req(s, "GET", "/v1/openapi.json", root)
+    local named = {}
+    for _, q in ipairs(doc.paths["/v1/users"].get.parameters) do named[q.name] = q.schema.type end
+    assert.same({ after = "string", limit = "integer" }, named)
+    assert.matches("?after=", doc.paths["/v1/users"].get.responses["200"].content["application/json"].schema
+      .properties.next.description, 1, true)
+    assert.equal(0, s.stop())
+  end)
+
+  it("says in each sign-in refusal what happened and what to do, alike for a name that exists and one that does not",
+    function()
+    local dir = two_projects() -- alice and bob
+    add(dir, "root", "admin")
+    add(dir, "dave", "viewer")
+    local s = H.serve(dir, ROOMY) -- the refusals below, from one address, are not held off
+    local root, alice = sign_in(s, "root"), sign_in(s, "alice")
+    -- bob's key, made before the refusals below count against this address
+    local st, doc = req(s, "POST", "/v1/me/keys", sign_in(s, "bob"), { name = "b", role = "viewer" })
+    local bob_secret = doc.key
+    local bob_key = { "Authorization: Bearer " .. bob_secret }
+    assert.equal(200, (req(s, "POST", "/v1/users/dave/disable", root)))
+    -- a wrong password, an unknown name, a disabled person: one message, one remedy, which
+    -- says what to do (no word of keys or of the local socket, which a person signing in has not)
+    local seen
+    for _, try in ipairs { { "alice", "wrong password" }, { "zed", PASS }, { "dave", PASS } } do
+      st, doc = req(s, "POST", "/v1/session", { JSON }, { user = try[1], password = try[2] })
+      assert.same({ 401, "the name or password is not valid" }, { st, doc.error.message }, try[1])
+      seen = seen or doc.error.remedy
+      assert.equal(seen, doc.error.remedy, try[1])
+    end
+    assert.matches("check both and try again", seen, 1, true)
+    assert.matches("orket users passwd NAME", seen, 1, true)
+    assert.is_nil(seen:find("Bearer", 1, true))
+    assert.is_nil(seen:find("serve.sock", 1, true))
+    -- a key unknown and a key revoked: the same, saying how a key is sent and made
+    st, doc = req(s, "POST", "/v1/me/keys", alice, { name = "old", role = "viewer" })
+    local revoked = doc.key
+    assert.equal(200, (req(s, "DELETE", "/v1/users/alice/keys/" .. doc.id, root)))
+    local key_remedy
+    for _, k in ipairs { "ork_0123456789abcdef_00", revoked } do
+      st, doc = req(s, "POST", "/v1/session", { JSON }, { key = k })
+      assert.same({ 401, "the API key is not valid" }, { st, doc.error.message })
+      key_remedy = key_remedy or doc.error.remedy
+      assert.equal(key_remedy, doc.error.remedy)
+      st, doc = req(s, "GET", "/v1/projects", { "Authorization: Bearer " .. k })
+      assert.same({ 401, key_remedy }, { st, doc.error.remedy })
+    end
+    assert.matches("POST /v1/me/keys", key_remedy, 1, true)
+    -- a body of neither or both says which it held
+    st, doc = req(s, "POST", "/v1/session", { JSON }, { user = "alice" })
+    assert.same({ 400, "a sign-in takes an API key or a name and password, one of the two: the body held a name "
+      .. "without a password" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/session", { JSON }, { user = "alice", password = PASS, key = "k" })
+    assert.matches("held both$", doc.error.message)
+    st, doc = req(s, "POST", "/v1/session", { JSON }, { password = PASS, key = "k" })
+    assert.same({ 400, true }, { st, doc.error.message:find("held a key with a password$") ~= nil })
+    -- a session signed out of says so, and to sign in again
+    assert.equal(200, (req(s, "DELETE", "/v1/session", alice)))
+    st, doc = req(s, "GET", "/v1/projects", alice)
+    assert.equal(401, st)
+    assert.matches("signed out of", doc.error.message, 1, true)
+    assert.matches("^sign in again", doc.error.remedy)
+    -- no credential at all, and a header that is no bearer key, are told apart
+    st, doc = req(s, "GET", "/v1/projects")
+    assert.same({ 401, true }, { st, doc.error.message:find("carried neither", 1, true) ~= nil })
+    st, doc = req(s, "GET", "/v1/projects", { "Authorization: Basic YWxpY2U6eA==" })
+    assert.same({ 401, true }, { st, doc.error.message:find("not a bearer key", 1, true) ~= nil })
+    -- a valid key of a disabled person: who sets it right
+    assert.equal(200, (req(s, "POST", "/v1/users/bob/disable", root)))
+    st, doc = req(s, "GET", "/v1/projects", bob_key)
+    assert.same({ 401, "the key's person was disabled" }, { st, doc.error.message })
+    assert.matches("orket users enable NAME", doc.error.remedy, 1, true)
+    -- the same key signing in is told the same, not to retype a key that is right
+    local sst, sdoc = req(s, "POST", "/v1/session", { JSON }, { key = bob_secret })
+    assert.same({ 401, doc.error.message, doc.error.remedy }, { sst, sdoc.error.message, sdoc.error.remedy })
+    -- a sign-in takes "ALICE" as alice; the people API, given her name in capitals, says so
+    st, doc = req(s, "PUT", "/v1/users/ALICE/projects/notes", root, { role = "viewer" })
+    assert.same({ 404, "no person named 'ALICE' (a person's name is lower case: 'alice')" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/users/Alice/keys", root, { name = "k", role = "viewer" })
+    assert.same({ 404, "no person named 'Alice' (a person's name is lower case: 'alice')" }, { st, doc.error.message })
+    -- only a person who exists, under a name a person may have, is named
+    st, doc = req(s, "PUT", "/v1/users/ZED/projects/notes", root, { role = "viewer" })
+    assert.same({ 404, "no person named 'ZED'" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/users/Alice!/keys", root, { name = "k", role = "viewer" })
+    assert.same({ 404, "no person named 'Alice!'" }, { st, doc.error.message })
+    assert.equal(0, s.stop())
+  end)
+
+  it("tells a sign-in held off how many seconds to wait, in words for the sign-in form", function()
+    local dir = two_projects() -- alice and bob
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = "auth_fail_burst=4,auth_fail_rate=0.001,"
+      .. "account_fail_burst=2,account_fail_rate=0.001" } })
+    local function try(user)
+      local st, doc = req(s, "POST", "/v1/session", { JSON }, { user = user, password = "wrong password" })
+      return st, doc.error
+    end
+    -- the name's hold, then the address's: each says the wait in seconds, no header's name
+    assert.same({ 401, 401 }, { (try("alice")), (try("alice")) })
+    local st, e = try("alice")
+    assert.same({ 429, "rate_limited" }, { st, e.code })
+    local wait = e.message:match("retry after (%d+) s$")
+    assert.equal("wait " .. wait .. " s and try again, or ask a server admin to lift the hold on the name at once "
+      .. "(orket users unlock NAME) (docs/serve.md#limits)", e.remedy)
+    assert.same({ 401, 401 }, { (try("zed")), (try("zed")) })
+    st, e = try("bob")
+    assert.same({ 429, true }, { st, e.message:find("authentications from this address", 1, true) ~= nil })
+    wait = e.message:match("retry after (%d+) s$")
+    assert.equal("wait " .. wait .. " s and try again (docs/serve.md#limits)", e.remedy)
+    assert.equal(0, s.stop())
+  end)
+
   it("shows two people of two projects only theirs in Chromium, and an admin the people page, branded", function()
     local chromium, why = WD.available()
     if not chromium then return pending("skipped: " .. why) end
     local dir = two_projects()
     add(dir, "root", "admin")
+    -- 200 more people between bob and root (rows as a directory's sign-ins add them, no
+    -- password to hash): root is on the people page's second page of GET /v1/users
+    local db = assert(require("orket.project").open_store(dir, false))
+    assert(db:tx(function()
+      for i = 1, 200 do require("orket.store.users").insert(db, string.format("p%03d", i), "viewer", "!ldap:test") end
+      return true
+    end))
+    db:close()
     H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "")
       .. '\nserve = { branding = { name = "Acme Works", colors = { accent = "#aa3300" } } }\n')
     local s = H.serve(dir, ROOMY)
@@ -464,6 +641,14 @@ describe("one server, many projects", function()
       H.wait_for(function() return wd:text_of("#signin-title") == "Sign in to Acme Works" end, "the server's name")
       assert.equal("Acme Works board", wd:text_of("#brand-name"))
       assert.equal("#aa3300", wd:js("return getComputedStyle(document.documentElement).getPropertyValue('--accent').trim()"))
+      -- a refused sign-in shows what happened and what to do
+      wd:type(wd:find("#user"), "alice")
+      wd:type(wd:find("#password"), "not her password")
+      wd:press("#signin-button")
+      H.wait_for(function() return (wd:text_of("#signin-error") or ""):find("check both and try again", 1, true) end,
+        "the refusal's remedy on the sign-in form")
+      assert.matches("^the name or password is not valid%. ", wd:text_of("#signin-error"))
+      wd:js("document.getElementById('user').value = ''; document.getElementById('password').value = ''")
 
       -- alice: the default project only, no switcher, no people page
       sign_in_as("alice")
@@ -487,6 +672,8 @@ describe("one server, many projects", function()
       wd:wait('#tree li[data-card="NOTES-1"]', "the notes project's board")
       H.wait_for(function() return not cards():find("API", 1, true) end, "the default project's cards gone")
       wd:wait('#people-list tr[data-person="bob"]', "the people page")
+      wd:wait('#people-list tr[data-person="root"]', "the people page's second page")
+      assert.equal(203, wd:js("return document.querySelectorAll('#people-list tr[data-person]').length"))
       assert.matches("notes · developer", wd:text_of('#people-list tr[data-person="bob"]'))
       wd:press('#people-list tr[data-person="bob"] button.small:not(.link)', "bob's Disable button")
       H.wait_for(function() return wd:text_of('#people-list tr[data-person="bob"] .state') == "disabled" end,
@@ -664,6 +851,81 @@ sign_in = {
     assert.is_true(sp.same_store("5e1f:16384", "5e1f"))
     assert.is_false(sp.same_store("5e1f:16384", "77aa"))
     assert.is_false(sp.same_store("5e1f", "77aa"))
+  end)
+
+  it("serves a project removed, or added again from another folder, no more until restarted, nor grants roles in it",
+    function()
+    local dir, a, b = H.example("webapp"), H.example("notes"), H.example("notes")
+    own_identity(b) -- another store (the tests' PostgreSQL databases are copies of one)
+    ok(H.orket("projects add " .. a .. " --name notes", { cwd = dir }), "add A")
+    add(dir, "root", "admin")
+    add(dir, "bob", "viewer")
+    add(dir, "carol", "viewer")
+    ok(H.orket("projects grant notes bob developer", { cwd = dir }), "grant bob")
+    local s = H.serve(dir, { env = { ORKET_SERVE_LIMITS = ROOMY.env.ORKET_SERVE_LIMITS .. ",heartbeat_ms=100" } })
+    local bob, root = sign_in(s, "bob"), sign_in(s, "root")
+    assert.equal(200, (req(s, "POST", "/v1/projects/notes/cards/NOTES-1/comments", bob, { body = "SECRET-OF-A" })))
+    local stream = H.stream { url = s.url .. "/v1/projects/notes/events", headers = { root[1] }, total_timeout_ms = 60000 }
+    assert.equal(200, stream.status)
+    -- what every route of notes answers a server admin, and a grant in it, once notes changed
+    local function refused(why)
+      local st, doc = req(s, "GET", "/v1/projects/notes/cards/NOTES-1", root)
+      assert.same({ 409, "project_changed" }, { st, doc.error.code })
+      assert.equal("project 'notes' " .. why .. " since this server started: it serves the project no more, nor "
+        .. "grants roles in it, until it is restarted", doc.error.message)
+      assert.matches("restart the server", doc.error.remedy, 1, true)
+      assert.is_nil(cjson.encode(doc):find("SECRET", 1, true))
+      st, doc = req(s, "PUT", "/v1/users/carol/projects/notes", root, { role = "viewer" })
+      assert.same({ 409, "project_changed" }, { st, doc.error.code })
+      st, doc = req(s, "POST", "/v1/users", root, { name = "dan", role = "viewer", password = PASS, project = "notes" })
+      assert.same({ 409, "project_changed" }, { st, doc.error.code })
+      -- to a stranger it is a project that is not theirs, as one that never was
+      local nst, ndoc = req(s, "POST", "/v1/projects/nope/webhooks/github", { JSON }, {})
+      st, doc = req(s, "POST", "/v1/projects/notes/webhooks/github", { JSON }, {})
+      assert.same({ nst, ndoc.error.message }, { st, doc.error.message })
+      assert.equal(404, (req(s, "GET", "/v1/projects/notes/board", bob))) -- his membership went with it
+    end
+    ok(H.orket("projects remove notes", { cwd = dir }), "remove")
+    refused("was removed (orket projects remove)")
+    H.wait_for(function() return stream.done() end, "the admin's stream of the removed project to end", 3000)
+    stream.close()
+    ok(H.orket("projects add " .. b .. " --name notes", { cwd = dir }), "add B")
+    refused("was removed and added again from another folder")
+    -- granted on the server's machine, carol is a member of B, which this server does not serve
+    ok(H.orket("projects grant notes carol viewer", { cwd = dir }), "grant carol")
+    local st, doc = req(s, "GET", "/v1/projects/notes/cards/NOTES-1", sign_in(s, "carol"))
+    assert.same({ 409, "project_changed" }, { st, doc.error.code })
+    assert.is_nil(cjson.encode(doc):find("SECRET", 1, true))
+    assert.equal(200, (req(s, "GET", "/v1/board", root))) -- the others are served as before
+    assert.equal(0, s.stop())
+    -- restarted: notes is B, carol's grant is B's, and A's comment is nowhere
+    s = H.serve(dir, ROOMY)
+    st, doc = req(s, "GET", "/v1/projects/notes/cards/NOTES-1", sign_in(s, "carol"))
+    assert.equal(200, st)
+    assert.is_nil(cjson.encode(doc):find("SECRET", 1, true))
+    assert.equal(200, (req(s, "PUT", "/v1/users/bob/projects/notes", sign_in(s, "root"), { role = "viewer" })))
+    assert.equal(0, s.stop())
+  end)
+
+  it("serves a project of serve.projects no more once its name is bound to another store", function()
+    local dir, team, hr = H.example("notes"), H.example("notes"), H.example("notes")
+    own_identity(hr)
+    local conf = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", team))
+    add(dir, "bob", "viewer")
+    ok(H.orket("projects grant team bob developer", { cwd = dir }), "grant")
+    local s = H.serve(dir, ROOMY)
+    local bob = sign_in(s, "bob")
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", bob)))
+    -- the name given to HR's project while the server runs; a grant there binds it to HR's store
+    H.write(dir .. "/orket.lua", conf .. string.format("\nserve = { projects = { team = %q } }\n", hr))
+    assert.equal(200, (req(s, "GET", "/v1/projects/team/board", bob))) -- nothing bound yet
+    ok(H.orket("projects grant team bob viewer", { cwd = dir }), "grant in HR's")
+    local st, doc = req(s, "GET", "/v1/projects/team/board", bob)
+    assert.same({ 409, "project_changed" }, { st, doc.error.code })
+    assert.matches("project 'team' was pointed at another store (orket.lua's serve.projects) since this server started",
+      doc.error.message, 1, true)
+    assert.equal(0, s.stop())
   end)
 
   it("serves local use every project as the operator, and no people's routes", function()

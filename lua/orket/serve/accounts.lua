@@ -96,7 +96,7 @@ end
 function M.set_disabled(db, name, disabled, actor, keep_admin)
   return db:tx(function()
     local row = users.get(db, name)
-    if not row then return nil, "no person named '" .. tostring(name) .. "'", "ENOENT" end
+    if not row then return nil, users.unknown(db, name), "ENOENT" end
     local _, last, code = last_admin(db, row, "disabling them")
     if disabled and last and keep_admin then return nil, last, code end
     local changed = users.set_disabled(db, name, disabled) > 0
@@ -146,7 +146,7 @@ function M.set_password(db, name, hash, actor, keep)
   assert(type(hash) == "string" and hash:match("^%$argon2id%$"), "set_password: hash must be an Argon2id hash")
   return db:tx(function()
     local row = users.get(db, name)
-    if not row then return nil, "no person named '" .. tostring(name) .. "'", "ENOENT" end
+    if not row then return nil, users.unknown(db, name), "ENOENT" end
     local no, msg, code = local_only(row, "password")
     if msg then return no, msg, code end
     users.set_hash(db, name, hash)
@@ -190,7 +190,7 @@ function M.set_role(db, name, role, actor)
   if not keys.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, operator or admin", "EUSAGE" end
   return db:tx(function()
     local row = users.get(db, name)
-    if not row then return nil, "no person named '" .. tostring(name) .. "'", "ENOENT" end
+    if not row then return nil, users.unknown(db, name), "ENOENT" end
     local no, msg, code = local_only(row, "role")
     if msg then return no, msg, code end
     if role ~= "admin" then
@@ -209,8 +209,9 @@ function M.subject(res)
   return { person = res.user or res.name, project = res.project, role = res.role }
 end
 
---- list(db) -> array of {name, role, created_at, disabled_at}
-function M.list(db) return users.list(db) end
+--- list(db[, after, limit]) -> array of {name, role, created_at, disabled_at}, by name
+--- (a page: at most limit, those after the name after)
+function M.list(db, after, limit) return users.list(db, after, limit) end
 
 --- exists(db, name) -> whether a person of that name was added
 function M.exists(db, name) return users.get(db, name) ~= nil end

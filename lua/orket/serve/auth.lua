@@ -181,7 +181,14 @@ function Auth:_person(req, own, dv)
   end
   local token = h and h:match("^[Bb][Ee][Aa][Rr][Ee][Rr] +(%S+) *$")
   if not token then
-    return nil, 401, "unauthorized", "this needs an API key: send Authorization: Bearer <key>", h and "malformed" or "missing"
+    -- said apart: a header that is there but not a bearer key is a client's mistake to fix,
+    -- none at all is someone not signed in yet
+    if h then
+      return nil, 401, "unauthorized", "the Authorization header is not a bearer key: send Authorization: Bearer <key>",
+        "malformed"
+    end
+    return nil, 401, "unauthorized", "this needs a sign-in or an API key, and the request carried neither (no session "
+      .. "cookie, no Authorization header)", "missing"
   end
   -- a JWT (three base64url parts; an API key has none of its dots) of the provider
   if self.oidc and jwt.looks_like(token) then return signin.bearer(self.db, self.oidc, token, self.project_roles) end
@@ -195,10 +202,10 @@ function Auth:_person(req, own, dv)
       return nil, 401, "unauthorized", "the local token works only before any key or person exists and without "
         .. "sign_in.oidc: sign in as a person, or send an API key ('orket keys create')", "local token"
     end
-    return nil, 401, "unauthorized", "the API key is not valid", why
+    return nil, 401, "unauthorized", "the API key is not valid", why, session.KEY_REMEDY
   end
   who, why = accounts.of_key(self.db, who)
-  if not who then return nil, 401, "unauthorized", "the key's person was disabled", why end
+  if not who then return nil, 401, "unauthorized", "the key's person was disabled", why, session.DISABLED_REMEDY end
   if verified then
     if self.nverified >= M.MAX_VERIFIED then
       verified = {}

@@ -258,7 +258,8 @@ function M.new(o)
   self.projects = { [projects.DEFAULT] = { name = projects.DEFAULT, dir = o.dir, db = o.db, hub = self.hub } }
   self.project_names = { projects.DEFAULT }
   for _, p in ipairs(o.projects or {}) do
-    self.projects[p.name] = { name = p.name, dir = p.dir, db = p.db, hub = routes.events.new(p.db, hub_opts) }
+    self.projects[p.name] = projects.opened(o.db, { name = p.name, dir = p.dir, db = p.db,
+      hub = routes.events.new(p.db, hub_opts) })
     self.project_names[#self.project_names + 1] = p.name
   end
   -- projects whose store did not open: listed to their members, every route of theirs a 503
@@ -286,6 +287,14 @@ function M.new(o)
     for _, s in ipairs { srv, usrv } do s:proxy_memo { conn = o.db.conn, by_addr = self.by_addr, by_key = self.by_key } end
   end
   return self
+end
+
+--- server:changed(name) -> nil | why: the project the server opened under the name at its
+--- start is no longer what the store names (removed, or added again from elsewhere:
+--- orket.serve.projects.changed); the default project never is
+function Server:changed(name)
+  local p = name ~= projects.DEFAULT and self.projects[name]
+  return p and projects.changed(self.db, p) or nil
 end
 
 --- server:proxy_forget(): the proxy's memory forgets what it decided (a sandbox this
@@ -383,11 +392,14 @@ function Server:_dispatch(req, ctx)
   -- one whose signature does not match, so that a name cannot be probed through it
   local hook = scoped and not need and HOOKS[route.name]
   local handler = route.handler
-  if hook and (not proj or proj.unavailable) then handler, proj = webhooks.stand_in(hook), nil end
+  -- a project removed or added again since the start: its members are told (below), a
+  -- stranger's request answered as for one that does not exist
+  local changed = scoped and proj and not proj.unavailable and self:changed(proj.name)
+  if hook and (not proj or proj.unavailable or changed) then handler, proj = webhooks.stand_in(hook), nil end
   -- the server's own routes (people, keys, sign-in) are not a project's; a project's route
   -- without a key answers only for a project that exists and opened (with one: after the
   -- key, below): one whose store did not open is, to a stranger, one that does not exist
-  if scoped and (route.server or ((not proj or proj.unavailable) and not need and not hook)) then
+  if scoped and (route.server or ((not proj or proj.unavailable or changed) and not need and not hook)) then
     return fail(req, ctx, 404, "not_found", "no such project, or not yours")
   end
   if route.guard then -- what a route refuses before any key (MCP's Origin and Host)
@@ -420,6 +432,7 @@ function Server:_dispatch(req, ctx)
       role = proj and projects.role_in(self.db, who, proj.name)
       if not role then return fail(req, ctx, 404, "not_found", "no such project, or not yours") end
       if proj.unavailable then return fail(req, ctx, 503, "project_unavailable", proj.unavailable) end
+      if changed then return fail(req, ctx, 409, "project_changed", changed) end
       ctx.who = member(proj, who, role)
     end
     if not keys.allows(role, need) then
@@ -508,12 +521,14 @@ local function give_stream(self, ctx)
 end
 
 --- server:still_allowed(req, ctx) -> whether the caller of a request answered with a
---- stream may still read it: their key or session still valid, and still a member of the
---- project (asked again at each heartbeat: orket.serve.events)
+--- stream may still read it: their key or session still valid, still a member of the
+--- project, and the project still the one the server opened (asked again at each
+--- heartbeat: orket.serve.events)
 function Server:still_allowed(req, ctx)
   if ctx.who.local_use then return true end
   local who = self.auth:check(req)
   return who ~= nil and projects.role_in(self.db, who, ctx.project or projects.DEFAULT) ~= nil
+    and not self:changed(ctx.project or projects.DEFAULT)
 end
 
 -- The route of a request's segments -> route, params | nil, 404/405, allowed; then whether

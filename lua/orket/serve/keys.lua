@@ -96,7 +96,7 @@ function M.create(db, dir, name, role, actor, user)
         .. "; revoke it first or choose another name", "EEXIST"
     end
     if user and not users.get(db, user) then
-      return nil, "no person named '" .. tostring(user) .. "'", "ENOENT"
+      return nil, users.unknown(db, user), "ENOENT"
     end
     sk.insert(db, id, name, role, digest(secret, pepper), user)
     db:event { kind = "key_create", actor = actor or "cli", data = { id = id, name = name, role = role, user = user } }
@@ -144,11 +144,25 @@ M.list = sk.list
 --- hash or secret), for `orket keys list --json`, GET /v1/keys and the personal keys' routes
 function M.list_doc(db, user)
   local out = {}
-  for n, k in ipairs(sk.list(db, user)) do
-    out[n] = { id = k.id, name = k.name, role = k.role, user = k.user_name or cjson.null, created_at = k.created_at,
-      revoked_at = k.revoked_at or cjson.null }
-  end
+  for n, k in ipairs(sk.list(db, user)) do out[n] = M.doc(k) end
   return { format = "orket.keys/1", keys = jsonout.array(out) }
+end
+
+--- doc(row) -> a key as listings show it (orket.store.keys' row)
+function M.doc(k)
+  return { id = k.id, name = k.name, role = k.role, user = k.user_name or cjson.null, created_at = k.created_at,
+    revoked_at = k.revoked_at or cjson.null }
+end
+
+--- of_users(db, after, last) -> name -> array of the keys' docs, of the people named after
+--- `after` ("": from the first) up to last (a page of people), in one read
+function M.of_users(db, after, last)
+  local by = {}
+  for _, k in ipairs(sk.of_users(db, after, last)) do
+    by[k.user_name] = by[k.user_name] or {}
+    table.insert(by[k.user_name], M.doc(k))
+  end
+  return by
 end
 
 --- active_count(db) -> keys not revoked

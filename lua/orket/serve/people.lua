@@ -15,6 +15,7 @@ local routes = require "orket.serve.routes"
 local sp = require "orket.store.projects"
 local projects = require "orket.serve.projects"
 local sk = require "orket.store.keys"
+local users = require "orket.store.users"
 
 local M = {}
 
@@ -88,7 +89,7 @@ end
 -- admin's key the day they were promoted, wherever it had been pasted meanwhile
 local function user_key_create(_, ctx)
   local user, want = ctx.params.name, ctx.body.role
-  if not accounts.exists(ctx.db, user) then return err(404, "not_found", "no person named '" .. user .. "'") end
+  if not accounts.exists(ctx.db, user) then return err(404, "not_found", users.unknown(ctx.db, user)) end
   local top = projects.strongest(ctx.db, { user = user }, user, ctx.server.projects)
   -- a project's role is the grant to name: a project's admin may have an admin key, and a
   -- server admin (who manages people) is far more than a key needs
@@ -110,21 +111,36 @@ local function my_key_revoke(_, ctx)
   return key_revoke(ctx, user, ctx.params.id)
 end
 
--- GET /v1/users: each person with their projects and keys
+local USERS_MAX = 200
+
+-- GET /v1/users[?after=NAME][&limit=N]: each person with their projects and keys, a page
+-- at a time by name (a team of thousands is not one answer), as the audit's listings page:
+-- next, when the page is full, is the ?after= of the next one
 local function list(_, ctx)
-  local db, by = ctx.db, {}
-  local out = {}
-  for i, u in ipairs(accounts.list(db)) do
+  local from, limit, bad = routes.page(nil, ctx.query.limit, USERS_MAX)
+  if not from then return limit, bad end
+  local after = ctx.query.after
+  if after ~= nil and not accounts.check_name(after) then
+    return err(400, "bad_query", "?after= takes a person's name (the next of the page before; absent: from the first)")
+  end
+  local db, out = ctx.db, {}
+  local page = accounts.list(db, after, limit)
+  -- the page's memberships and keys read at once (not two reads a person), by name
+  local projs, their_keys = {}, {}
+  if #page > 0 then
+    for _, m in ipairs(sp.of_users(db, after or "", page[#page].name)) do
+      projs[m.user_name] = projs[m.user_name] or {}
+      table.insert(projs[m.user_name], { name = m.project, role = m.role })
+    end
+    their_keys = keys.of_users(db, after or "", page[#page].name)
+  end
+  for i, u in ipairs(page) do
     out[i] = { name = u.name, role = u.role, admin = u.role == "admin", created_at = u.created_at,
-      disabled_at = u.disabled_at or cjson.null, projects = {}, keys = keys.list_doc(db, u.name).keys }
-    by[u.name] = out[i]
+      disabled_at = u.disabled_at or cjson.null, projects = jsonout.array(projs[u.name] or {}),
+      keys = jsonout.array(their_keys[u.name] or {}) }
   end
-  for _, m in ipairs(sp.members(db)) do
-    local p = by[m.user_name] and by[m.user_name].projects
-    if p then p[#p + 1] = { name = m.project, role = m.role } end
-  end
-  for _, u in ipairs(out) do u.projects = jsonout.array(u.projects) end
-  return 200, { format = "orket.users/1", users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names) }
+  return 200, { format = "orket.users/1", users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names),
+    next = #out == limit and out[#out].name or nil }
 end
 
 local function refused(msg, code)
@@ -136,6 +152,8 @@ local function add(_, ctx)
   local b = ctx.body
   local known = ctx.server.projects
   if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
+  local changed = b.project and ctx.server:changed(b.project)
+  if changed then return err(409, "project_changed", changed) end
   -- role is the account role: admin makes a server admin, of every project. Sent with
   -- another project it reads as "an admin of that project" and would give all of them
   if b.role == "admin" and b.project and b.project ~= projects.DEFAULT then
@@ -205,6 +223,9 @@ end
 
 local function grant(_, ctx)
   local p = ctx.params
+  -- the name means the project now stored, which this server does not serve until restarted
+  local changed = ctx.server:changed(p.project)
+  if changed then return err(409, "project_changed", changed) end
   local res, msg, code = admin.in_tx(ctx, "member_grant", function(by)
     return team.grant(ctx.db, ctx.server.projects, p.project, p.name, ctx.body.role, by,
       ctx.server.signin)
@@ -229,7 +250,9 @@ local function revoke(_, ctx)
 end
 
 local function user_keys(_, ctx)
-  if not accounts.exists(ctx.db, ctx.params.name) then return err(404, "not_found", "no person named '" .. ctx.params.name .. "'") end
+  if not accounts.exists(ctx.db, ctx.params.name) then
+    return err(404, "not_found", users.unknown(ctx.db, ctx.params.name))
+  end
   return 200, keys.list_doc(ctx.db, ctx.params.name)
 end
 local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, ctx.params.id) end
@@ -246,7 +269,8 @@ local PERSON = { type = "object", additionalProperties = false, required = { "na
   keys = { type = "array", items = admin.KEY } } }
 local USERS = { type = "object", additionalProperties = false, required = { "format", "users", "projects" }, properties = {
   format = { enum = { "orket.users/1" } }, users = { type = "array", items = PERSON },
-  projects = { type = "array", items = { type = "string" } } } }
+  projects = { type = "array", items = { type = "string" } },
+  next = { type = "string", description = "when the page is full: the ?after= of the next page" } } }
 local ADDED = { type = "object", additionalProperties = false, required = { "name", "role" },
   properties = { name = { type = "string" }, role = ROLE } }
 local SWITCHED = { type = "object", additionalProperties = false, required = { "name", "role", "disabled", "changed" },
@@ -277,7 +301,11 @@ function M.add(router)
     errors = { 409 }, summary = "Create a personal API key, acting as me (shown once)", responses = made(admin.CREATED) })
   r("DELETE", "/v1/me/keys/{id}", { handler = my_key_revoke, role = "viewer", name = "my_keys_delete", errors = { 409 },
     summary = "Revoke one of my keys", responses = ok(admin.REVOKED) })
-  r("GET", "/v1/users", { handler = list, name = "users", summary = "The people: their projects, roles and keys",
+  r("GET", "/v1/users", { handler = list, name = "users",
+    summary = "The people: their projects, roles and keys, a page at a time by name",
+    query = { { name = "after", type = "string", description = "the people after this name (a page's next; absent: "
+      .. "from the first)" },
+      { name = "limit", type = "integer", description = "at most this many (100; " .. USERS_MAX .. " at most)" } },
     responses = ok(USERS) })
   r("POST", "/v1/users", { handler = add, body = "json", name = "users_create", errors = { 409 },
     schema = { type = "object", additionalProperties = false, required = { "name", "role", "password" }, properties = {

@@ -84,6 +84,31 @@ function M.rebound_text(r)
     .. "membership(s) were dropped; grant its people again (orket projects grant)", r.name, r.to, r.from, r.members)
 end
 
+--- opened(db, p) -> p ({name, dir, db}, the server's own store db), with what changed
+--- compares later: stored (added with `orket projects add`) and store_id (its store's)
+function M.opened(db, p)
+  p.stored = sp.get(db, p.name) ~= nil
+  p.store_id = sp.store_id(p.db)
+  return p
+end
+
+--- changed(db, p) -> nil | why: whether the store still names what a running server opened
+--- at its start for project p ({name, dir, stored, store_id}: stored, added with `orket
+--- projects add`; store_id, its store's). A project removed, or removed and added again from
+--- another folder or store, is not served on: its old store would be served under the name,
+--- and grants to the name (which mean the new one) would reach the old one's content.
+function M.changed(db, p)
+  local now = sp.serving(db, p.name)
+  local why
+  if p.stored and not now.dir then why = "was removed (orket projects remove)"
+  elseif p.stored and now.dir ~= p.dir then why = "was removed and added again from another folder"
+  elseif now.store_id and p.store_id and not sp.same_store(now.store_id, p.store_id) then
+    why = "was pointed at another store (orket.lua's serve.projects)"
+  else return nil end
+  return string.format("project '%s' %s since this server started: it serves the project no more, nor grants "
+    .. "roles in it, until it is restarted", p.name, why)
+end
+
 --- scope(segs) -> project name, the segments of the route inside it | nil: a path of the
 --- form /v1/projects/{p}/REST is REST's route (under /v1 first, else as it is: /mcp)
 function M.scope(segs)

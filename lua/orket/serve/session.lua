@@ -37,6 +37,23 @@ M.MAX_PER_KEY = 20     -- older sessions of a key beyond this are ended at sign-
 
 local SAFE = { GET = true, HEAD = true, OPTIONS = true }
 
+-- What a refused sign-in or an ended session tells its person to do. Each says the same
+-- whichever of its causes it was (an unknown name, a wrong password, a person disabled; a
+-- key mistyped or revoked), so that it never tells which names or keys exist: the server's
+-- log says which (its line's auth). A whole, valid key of a disabled person is told so
+-- (DISABLED_REMEDY), at a sign-in as when sent as a bearer key: its holder has the secret.
+M.SIGN_IN_AGAIN = "sign in again: the board's sign-in page, or POST /v1/session with {\"user\", \"password\"} or "
+  .. "{\"key\"} (docs/serve.md#sessions-csrf-and-cors)"
+M.PASSWORD_REMEDY = "check both and try again (a name is taken in lower case, a password as typed); a person who "
+  .. "signs in through the organisation's provider uses its link instead. Still refused: the password may have "
+  .. "been changed or the person disabled, which a server admin sets right (orket users passwd NAME or enable NAME; "
+  .. "docs/teams.md#people-the-api). Ten failures for one name hold it off a minute at a time"
+M.DISABLED_REMEDY = "a server admin enables them again (orket users enable NAME, or POST /v1/users/NAME/enable), "
+  .. "which brings their keys back; then sign in again (docs/teams.md#offboarding)"
+M.KEY_REMEDY = "send the whole key as it was shown when made (ork_, its id, _, its secret): a key mistyped, cut "
+  .. "short or revoked is refused alike. A person makes a new one with POST /v1/me/keys once signed in with their "
+  .. "name and password; a server admin with orket keys create or POST /v1/users/NAME/keys (docs/teams.md#keys)"
+
 -- "ors_" and 64 hex digits: 256 random bits.
 local function well_formed(t) return type(t) == "string" and #t == 68 and t:match("^ors_%x+$") ~= nil end
 
@@ -82,7 +99,7 @@ end
 function M.check(db, req)
   local token = M.token_of(req)
   if not well_formed(token) then
-    return nil, 401, "unauthorized", "the session cookie is not valid; sign in again", "session_malformed"
+    return nil, 401, "unauthorized", "the session cookie is not valid; sign in again", "session_malformed", M.SIGN_IN_AGAIN
   end
   local h = digest(token)
   local row, rerr = sessions.lookup(db, h)
@@ -90,20 +107,22 @@ function M.check(db, req)
   if not row then return M.check_person(db, req, token, h) end
   if row.revoked_at then
     sessions.delete_for_key(db, row.key_id)
-    return nil, 401, "unauthorized", "the session's key was revoked; sign in again", "revoked"
+    return nil, 401, "unauthorized", "the session's key was revoked; sign in again", "revoked",
+      "sign in again with your name and password, or with a key not revoked (docs/serve.md#sessions-csrf-and-cors)"
   end
   if row.expires <= os.time() then
     sessions.delete(db, h)
-    return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired"
+    return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired", M.SIGN_IN_AGAIN
   end
   if not csrf_ok(req, token) then
     return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
-      .. "signing in returned", "csrf"
+      .. "signing in returned", "csrf", "send the csrf of POST /v1/session's answer (or of GET /v1/session, which gives it "
+      .. "again) as X-CSRF-Token with each write (docs/serve.md#sessions-csrf-and-cors)"
   end
   local who = accounts.of_key(db, { id = row.key_id, name = row.name, role = row.role, user = row.user_name })
   if not who then
     sessions.delete_for_key(db, row.key_id)
-    return nil, 401, "unauthorized", "this person was disabled; their sessions have ended", "disabled"
+    return nil, 401, "unauthorized", "this person was disabled; their sessions have ended", "disabled", M.DISABLED_REMEDY
   end
   who.session, who.csrf, who.expires, who.key_session = h, M.csrf_of(token), row.expires, true
   return who
@@ -114,18 +133,24 @@ end
 --- disabled meanwhile is refused at once, and their sessions end.
 function M.check_person(db, req, token, h)
   local row = users.session_lookup(db, h)
-  if not row then return nil, 401, "unauthorized", "the session is not valid; sign in again", "session_unknown" end
+  -- signed out, expired and trimmed, ended by a new password or by a server admin: the
+  -- store keeps no trace of which
+  if not row then
+    return nil, 401, "unauthorized", "the session is not valid (it was signed out of, expired, or was ended by a new "
+      .. "password or a server admin); sign in again", "session_unknown", M.SIGN_IN_AGAIN
+  end
   if row.disabled_at then
     db:tx(function() users.sessions_end(db, row.name) return true end)
-    return nil, 401, "unauthorized", "this person was disabled; their sessions have ended", "disabled"
+    return nil, 401, "unauthorized", "this person was disabled; their sessions have ended", "disabled", M.DISABLED_REMEDY
   end
   if row.expires <= os.time() then
     db:tx(function() users.session_delete(db, h) return true end)
-    return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired"
+    return nil, 401, "unauthorized", "the session has expired; sign in again", "session_expired", M.SIGN_IN_AGAIN
   end
   if not csrf_ok(req, token) then
     return nil, 403, "forbidden", "a write made with a session cookie needs the X-CSRF-Token header that "
-      .. "signing in returned", "csrf"
+      .. "signing in returned", "csrf", "send the csrf of POST /v1/session's answer (or of GET /v1/session, which gives it "
+      .. "again) as X-CSRF-Token with each write (docs/serve.md#sessions-csrf-and-cors)"
   end
   local who = accounts.identity(row.name, row.role, row.hash)
   who.session, who.csrf, who.expires = h, M.csrf_of(token), row.expires
@@ -224,9 +249,11 @@ end
 local function limited(ctx, wait, of)
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, "Retry-After: " .. wait)
+  -- the remedy in seconds, for a person at the sign-in form (which shows it), not a header's name
   return err(429, "rate_limited", "too many failed " .. (of and "sign-ins for this name" or
-    "authentications from this address") .. "; retry after " .. wait .. " s", of and ("wait `Retry-After` "
-    .. "seconds, or ask a server admin to lift it at once (`orket users unlock NAME`, docs/serve.md#limits)") or nil)
+    "authentications from this address") .. "; retry after " .. wait .. " s", "wait " .. wait .. " s and try "
+    .. "again" .. (of and ", or ask a server admin to lift the hold on the name at once (orket users unlock NAME)"
+    or "") .. " (docs/serve.md#limits)")
 end
 
 --- account_name(user) -> the name a password sign-in's failures are counted under: as
@@ -272,10 +299,14 @@ local function sign_in(req, ctx)
   local wait, of = held_off(ctx, req, name)
   if wait then return limited(ctx, wait, of) end
   if (b.key == nil) == (b.user == nil) or (b.user ~= nil) ~= (b.password ~= nil) then
-    return err(400, "bad_request", "send {\"key\"} or {\"user\", \"password\"}")
+    return err(400, "bad_request", "a sign-in takes an API key or a name and password, one of the two: the body "
+      .. "held " .. (b.key ~= nil and b.user ~= nil and "both" or b.user ~= nil and "a name without a password"
+      or b.key ~= nil and "a key with a password" or b.password ~= nil and "a password without a name"
+      or "neither"),
+      "send {\"user\": NAME, \"password\": PASSWORD} or {\"key\": \"ork_...\"} (docs/serve.md#sessions-csrf-and-cors)")
   end
   -- a person's name and password, else a key; either way the same refusal and limit
-  local who, why, refusal, insert, down, bucket
+  local who, why, refusal, remedy, insert, down, bucket
   if b.user then
     -- the name's token first: none left (taken meanwhile, by this server or another) is
     -- refused as held off, its password not checked
@@ -283,11 +314,13 @@ local function sign_in(req, ctx)
     if not bucket then return limited(ctx, wait, true) end
     -- a local account, else the directory of sign_in.ldap (orket.serve.identity)
     who, why, down = identity.verify(ctx.db, ctx.server.signin, b.user, b.password)
-    refusal = "the name or password is not valid"
+    refusal, remedy = "the name or password is not valid", M.PASSWORD_REMEDY
     if down then -- the directory's failure, not the person's: no failed authentication counted
       give_back(ctx, bucket)
       ctx.auth = why
-      return err(502, "provider_unavailable", "the directory cannot be asked just now; try again")
+      return err(502, "provider_unavailable", "the directory cannot be asked just now, so the password was not "
+        .. "checked; try again", "try again in a minute; if it lasts, a server admin checks sign_in.ldap in orket.lua "
+        .. "and the directory (the server's log says what failed: docs/teams.md#ldap)")
     end
     -- only failures count against the name: a success's token is given back
     if who then give_back(ctx, bucket) end
@@ -306,8 +339,12 @@ local function sign_in(req, ctx)
     local pepper = keys.pepper(ctx.dir, false)
     why = "no pepper"
     if pepper then who, why = keys.verify(ctx.db, pepper, b.key) end
-    if who then who, why = accounts.of_key(ctx.db, who) end
-    refusal = "the API key is not valid"
+    refusal, remedy = "the API key is not valid", M.KEY_REMEDY
+    if who then
+      who, why = accounts.of_key(ctx.db, who)
+      -- the secret checked: said as the bearer key's refusal says it (orket.serve.auth)
+      if not who then refusal, remedy = "the key's person was disabled", M.DISABLED_REMEDY end
+    end
     insert = function(db, h, exp)
       assert(sessions.delete_expired(db, os.time()))
       assert(sessions.keep_newest(db, who.key_id or who.id, M.MAX_PER_KEY - 1))
@@ -317,7 +354,7 @@ local function sign_in(req, ctx)
   if not who then
     fails:take(req.remote, now) -- (the name's token was taken before the check)
     ctx.auth = why
-    return err(401, "unauthorized", refusal)
+    return err(401, "unauthorized", refusal, remedy)
   end
   ctx.key = who.id
   -- a key's sign-in is a request of that key: it takes the key's token as its others do,
@@ -327,7 +364,8 @@ local function sign_in(req, ctx)
     if not kok then
       ctx.headers = ctx.headers or {}
       table.insert(ctx.headers, "Retry-After: " .. kretry)
-      return err(429, "rate_limited", "too many requests with this key; retry after " .. kretry .. " s")
+      return err(429, "rate_limited", "too many requests with this key; retry after " .. kretry .. " s",
+        "wait " .. kretry .. " s and try again (docs/serve.md#limits)")
     end
   end
   local token, expires

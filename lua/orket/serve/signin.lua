@@ -51,7 +51,10 @@ local function provider_failed(ctx, msg, code)
   if code == "EUNAVAILABLE" or code == "EPROTO" then
     return err(502, "provider_unavailable", "the identity provider cannot be used just now: " .. tostring(msg))
   end
-  return err(401, "unauthorized", "sign-in refused: " .. tostring(msg))
+  return err(401, "unauthorized", "sign-in refused: " .. tostring(msg), "sign in again from the board's link to the "
+    .. "provider (" .. M.PATH .. "), in this browser, finishing within ten minutes; a refusal about the person (their "
+    .. "name, their groups, their account disabled) is a server admin's or the provider's to set right: the server's log "
+    .. "has it (docs/teams.md#openid-connect)")
 end
 
 local function browser_cookie(req, value, max_age)

@@ -125,7 +125,7 @@ function M.grant(db, known, project, user, role, actor, signin)
   if not known[project] then return nil, "no project named '" .. tostring(project) .. "'", "ENOENT" end
   return db:tx(function()
     local row = users.get(db, user)
-    if not row then return nil, "no person named '" .. tostring(user) .. "'", "ENOENT" end
+    if not row then return nil, users.unknown(db, user), "ENOENT" end
     local why = follows(row, project, signin)
     if why then return nil, why, "EFOLLOWS" end
     sp.set_role(db, project, user, role)
@@ -142,7 +142,7 @@ function M.revoke(db, project, user, actor, signin)
   return db:tx(function()
     local row = users.get(db, user)
     -- named as grant names it, not as "not a member", which sends one looking for a grant
-    if not row then return nil, "no person named '" .. tostring(user) .. "'", "ENOENT" end
+    if not row then return nil, users.unknown(db, user), "ENOENT" end
     if row.role == "admin" then
       return nil, string.format("%s is a server admin, an admin of every project whatever their memberships: "
         .. "take that away first ('orket users role %s operator')", user, user), "ESERVERADMIN"

@@ -34,6 +34,14 @@ function M.list(db, user)
   return assert(db:rows(sql))
 end
 
+--- of_users(db, after, last) -> the keys of the people named after `after` ("": from the
+--- first) up to last, as list's, in its order: a page of people's keys in one read
+function M.of_users(db, after, last)
+  local d = db.dialect
+  return assert(db:rows("SELECT id, name, role, user_name, " .. d.time("created_at") .. ", " .. d.time("revoked_at")
+    .. " FROM api_keys WHERE user_name > ? AND user_name <= ? ORDER BY api_keys.created_at, id", after, last))
+end
+
 --- active_count(db) -> keys not revoked
 function M.active_count(db)
   return assert(db:row("SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL")).n

@@ -57,6 +57,17 @@ function M.bound(db, project)
   return r and r.store_id
 end
 
+--- serving(db, project) -> {dir, store_id}, each nil when absent: what the store says the
+--- name is now (its added project's folder, the store it was last bound to), in one query,
+--- for a running server to compare with what it opened (orket.serve.projects.changed). A
+--- failed read raises: it must not read as a project removed.
+function M.serving(db, project)
+  local r, err = db:row("SELECT (SELECT dir FROM projects WHERE name = ?) AS dir, "
+    .. "(SELECT store_id FROM project_stores WHERE project = ?) AS store_id", project, project)
+  if r == nil and err ~= nil then error(err, 0) end
+  return r or {}
+end
+
 --- bind(db, project, store_id): the project's name names that store now (nil: no store)
 function M.bind(db, project, store_id)
   assert(db:run("DELETE FROM project_stores WHERE project = ?", project))
@@ -75,6 +86,14 @@ end
 --- of_user(db, user) -> array of {project, role}, by project
 function M.of_user(db, user)
   return assert(db:rows("SELECT project, role FROM project_members WHERE user_name = ? ORDER BY project", user))
+end
+
+--- of_users(db, after, last) -> array of {project, user_name, role}, by person then project:
+--- the memberships of the people named after `after` ("": from the first) up to last, in the
+--- order the people are listed (orket.store.users.list): a page of them in one read
+function M.of_users(db, after, last)
+  return assert(db:rows("SELECT project, user_name, role FROM project_members WHERE user_name > ? AND user_name <= ? "
+    .. "ORDER BY user_name, project", after, last))
 end
 
 --- members(db) -> array of {project, user_name, role}, by person then project

@@ -6,6 +6,17 @@ local sessions = require "orket.store.sessions"
 
 local M = {}
 
+--- unknown(db, name) -> what to say of a name no person has: a person's name is lower case
+--- (a sign-in takes "Bob" as bob), so one given in another case names the person it
+--- means, when there is one (a stored name is a valid one: every insert checks it). Its
+--- callers are the server's admins and the server's machine, who may list the people.
+function M.unknown(db, name)
+  name = tostring(name)
+  local lower = name:lower()
+  local hint = lower ~= name and M.get(db, lower) and (" (a person's name is lower case: '" .. lower .. "')") or ""
+  return "no person named '" .. name .. "'" .. hint
+end
+
 --- insert(db, name, role, hash): a person added now
 function M.insert(db, name, role, hash)
   assert(db:run("INSERT INTO users (name, role, hash, created_at) VALUES (?, ?, ?, " .. db.dialect.now .. ")",
@@ -30,11 +41,13 @@ function M.with_hash(db, hash)
   return r
 end
 
---- list(db) -> array of {name, role, created_at, disabled_at}, by name
-function M.list(db)
+--- list(db[, after, limit]) -> array of {name, role, created_at, disabled_at}, by name:
+--- every person, or (a page) at most limit of those whose name sorts after after
+function M.list(db, after, limit)
   local d = db.dialect
-  return assert(db:rows("SELECT name, role, " .. d.time("created_at") .. ", " .. d.time("disabled_at")
-    .. " FROM users ORDER BY name"))
+  local cols = "SELECT name, role, " .. d.time("created_at") .. ", " .. d.time("disabled_at") .. " FROM users"
+  if not limit then return assert(db:rows(cols .. " ORDER BY name")) end
+  return assert(db:rows(cols .. " WHERE name > ? ORDER BY name LIMIT ?", after or "", limit))
 end
 
 --- count(db) -> people ever added, disabled or not
