@@ -20,11 +20,19 @@ M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "
 
 M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, interrupted = 130 }
 
--- A failure of the database file (damaged, read-only, full: orket.c.store's file_error)
--- is reported as that file's message alone and once, however many layers passed it on
--- ("import.lua:358: .orket/orket.db: database disk image is malformed" and a traceback
--- from a task): the user needs the file and what is wrong with it.
+-- A failure of the database file (damaged, read-only, full, locked: orket.c.store's
+-- file_error) is reported once, however many layers passed it on, and without what only
+-- Orket's own code knows: the Lua positions ("import.lua:358: ") and a task's traceback.
+-- The words a command put around it stay ("restore: ... (the store was not changed)"):
+-- they say what was being done and what it left.
 local reported
+
+--- plain(msg) -> msg without Lua's source positions ("/x/lua/orket/store/cards.lua:34: ")
+--- and a traceback after it: a store failure raised through assert() as the user sees it
+local function plain(msg)
+  msg = msg:gsub("\nstack traceback:\n.*$", "")
+  return (msg:gsub("[^%s:]*%.lua:%d+: ", ""))
+end
 
 function M.err(fmt, ...)
   -- an unknown field or setting, from whichever module, with the known one nearest to it
@@ -32,7 +40,7 @@ function M.err(fmt, ...)
   local ferr = cstore.file_error()
   if ferr and msg:find(ferr, 1, true) then
     if reported == ferr then return end
-    reported, msg = ferr, ferr
+    reported, msg = ferr, plain(msg)
   end
   -- messages quote card ids, model text and servers' error bodies: inert on a terminal
   io.stderr:write("orket: ", inert.text(msg), "\n")
@@ -100,16 +108,22 @@ function M.project_settings(dir, defaults)
   return cfg, s
 end
 
---- open_store_locked(dir) -> db, lock | nil (the error printed): the store of a command that
---- changes cards, with the run lock held; a run moves cards on its own, and changing one
---- under it would race its scheduler. The caller releases the lock.
-function M.open_store_locked(dir)
-  local db = M.open_store(dir, false)
-  if not db then return nil end
-  local lock, lerr, lcode = require("orket.engine.setup").lock(dir) -- lazy: as open_store's
+--- open_store_locked(dir [, say]) -> db, lock | nil (the error printed): the store of a
+--- command that changes cards, with the run lock held; a run moves cards on its own, and
+--- changing one under it would race its scheduler. The caller releases the lock. say
+--- (optional): fn(message) -> the message as printed, with the command's own words around
+--- it ("restore: FILE: ... (the store was not changed)").
+function M.open_store_locked(dir, say)
+  say = say or function(m) return m end
+  local db, err = require("orket.project").open_store(dir, false) -- lazy: as open_store's
+  if not db then
+    M.err("%s", say(err))
+    return nil
+  end
+  local lock, lerr, lcode = require("orket.engine.setup").lock(dir)
   if not lock then
     db:close()
-    M.fail(lcode, "%s", lerr)
+    M.fail(lcode, "%s", say(lerr))
     return nil
   end
   return db, lock
@@ -343,10 +357,10 @@ function M.main(argv)
   -- without a traceback. Anything else stays an internal error with its traceback.
   local ok, status = xpcall(cmd.run, function(e)
     local msg = cstore.file_error()
-    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = msg } end
+    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = plain(e) } end
     -- a read that the store could not answer (PostgreSQL gone, SQLite busy): said as such
     msg = backend.last_failure
-    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = msg } end
+    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = plain(e) } end
     return { internal = debug.traceback(tostring(e), 2) }
   end, args, M)
   io.stdout:flush()
