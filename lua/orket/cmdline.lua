@@ -45,6 +45,16 @@ function M.one_dir(a, b)
   return nil, string.format("two different directories given, '%s' and '%s': a command works in one; give one -C DIR", a, b)
 end
 
+--- one_value(name) -> a `once` for an option whose second, different value must not silently
+--- win over the first (a key's --role: `--role viewer --role admin` would make an admin key):
+--- both are refused, named; the same value twice is one.
+function M.one_value(name)
+  return function(a, b)
+    if a == b then return true end
+    return nil, string.format("%s given twice, '%s' and '%s': give it once", name, tostring(a), tostring(b))
+  end
+end
+
 -- -C DIR, which most commands take: the project's directory.
 M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory", once = M.one_dir,
   help = "the project's directory (default: the current one)" }

@@ -46,6 +46,19 @@ describe("cmdline.parse", function()
     assert.equal("n", assert(cmdline.parse(DECL, { "X", "--model", "m", "--model", "n" })).model)
   end)
 
+  -- a key's role given twice: the later word silently won, an admin key where a viewer's
+  -- may have been meant
+  it("refuses a key's --role or --for given twice with two values, naming both", function()
+    local keys = require("orket.cmd.keys").args
+    local o, msg = cmdline.parse(keys, { "create", "x", "--role", "viewer", "--role", "admin" })
+    assert.is_nil(o)
+    assert.equal("--role given twice, 'viewer' and 'admin': give it once", msg)
+    o, msg = cmdline.parse(keys, { "create", "x", "--for", "bob", "--role", "viewer", "--for", "root" })
+    assert.is_nil(o)
+    assert.equal("--for given twice, 'bob' and 'root': give it once", msg)
+    assert.equal("viewer", assert(cmdline.parse(keys, { "create", "x", "--role", "viewer", "--role", "viewer" })).role)
+  end)
+
   it("names the argument in each error", function()
     local cases = {
       { {}, "run needs a target" },
