@@ -162,8 +162,10 @@ end
 function M.words(cmd, args, flags, text, values)
   -- the older call form, kept: a declaration made of its arguments, read by the one parser
   local stop
+  -- the words' entry is named as the empty-word error says it ("an argument is an empty
+  -- word; give a file name"): its own name is no word of the command's usage
   local decl = { text = text, cmdline.DIR,
-    { "WORDS", many = true, key = "words" } }
+    { "an argument", many = true, key = "words", what = text and not text:find("^no ") and text or nil } }
   for name, fn in pairs(flags) do
     decl[#decl + 1] = { name, check = function(v)
       stop = fn(name)

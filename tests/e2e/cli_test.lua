@@ -85,6 +85,9 @@ describe("orket CLI", function()
       { "import ''", "orket: DIR is an empty word; give a directory\nusage: orket import [DIR] [-C DIR]\n" },
       { "board -C ''", "orket: -C needs a directory, not an empty word\nusage: orket board " },
       { "runs -C ''", "orket: -C needs a directory, not an empty word\nusage: orket runs " },
+      -- said as the command's argument, not as the parser's name for it (WORDS)
+      { "backup ''", "orket: an argument is an empty word; give a file name\nusage: orket backup FILE " },
+      { "restore ''", "orket: an argument is an empty word; give a file name\nusage: orket restore FILE " },
     } do
       local r = H.orket(c[1], { cwd = dir })
       assert.equal(2, r.status, c[1] .. ": " .. r.stderr)
