@@ -212,6 +212,36 @@ describe("orket CLI", function()
     assert.equal("orket: no run to resume (every run is done)\n", r.stderr)
   end)
 
+  -- `sandbox list --json` wrote an empty list as {} (cjson's guess for an empty table): a
+  -- program reading it found an object where the documented output is an array
+  it("writes every empty --json list as a list, and nothing else, in a fresh project", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    for _, c in ipairs {
+      { "sandbox list --json", "[]\n" },
+      { "sandbox list --all --json", "[]\n" },
+      { "runs --json", '{"format":"orket.runs/1","runs":[]}\n' },
+      { "keys list --json", '{"format":"orket.keys/1","keys":[]}\n' },
+      { "mcp list --json", '{"format":"orket.mcp_list/1","servers":[]}\n' },
+    } do
+      local r = H.orket(c[1], { cwd = dir .. "/p" })
+      assert.equal(0, r.status, c[1] .. ": " .. r.stderr)
+      assert.equal(c[2], r.stdout, c[1])
+    end
+  end)
+
+  -- `bug --json` went through cjson alone: its keys came in the table's order, not sorted
+  it("writes bug --json with its keys sorted, as every --json output", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    dir = dir .. "/p"
+    H.write(dir .. "/epics/r.json", '{ "id": "R", "type": "rock", "name": "Notes", "epics": [ "START" ] }\n')
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local r = H.orket("bug R 'Saving fails' --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal('{"card":"R-bugs-1","duplicate":false,"rock":"R"}\n', r.stdout)
+  end)
+
   it("takes --opt=value wherever it takes --opt value, a command's own parser or the shared one", function()
     local dir = H.tmpdir()
     -- init's own parser

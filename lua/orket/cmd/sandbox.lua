@@ -104,7 +104,7 @@ end
 
 -- The plan as the documented JSON document.
 local function plan_json(p, s, commit)
-  io.stdout:write(cjson.encode {
+  io.stdout:write(jsonout.encode {
     commit = commit, stack = p.stack, explicit = p.explicit or false, command = jsonout.array(p.command),
     install = p.install and jsonout.array(p.install) or cjson.null, port_env = p.port_env,
     health = { kind = p.health.kind, path = p.health.path or cjson.null, interval_ms = p.health.interval_ms,
@@ -445,7 +445,8 @@ local function list(o, cli)
         healthy_at = r.healthy_at or cjson.null, ended_at = r.ended_at or cjson.null, detail = r.detail or cjson.null,
         exit_code = r.exit_code or cjson.null, exit_signal = r.exit_signal or cjson.null }
     end
-    io.stdout:write(cjson.encode(jsonout.array(out)), "\n")
+    -- jsonout, as every --json: no sandbox is [] (cjson wrote {}), keys in one order
+    io.stdout:write(jsonout.encode(jsonout.array(out)), "\n")
     return 0
   end
   if #rows == 0 then
