@@ -224,7 +224,7 @@ end
 --- among the first upto words (default all) before any "--" made the two words "--name"
 --- "value": the one parser (orket.cmdline) then takes both spellings of every option with a
 --- value, long or short (-C=DIR), and refuses an empty one ("--model="). A flag given a value
---- ("--json=1") leaves a stray word its parser refuses. decl: the command's arguments; the
+--- ("--json=1") is refused by the parser, which args.attached (the values' indexes) tells. decl: the command's arguments; the
 --- word after one of its options with a value is that value, never split ("--body -E=1").
 function M.split_values(args, upto, decl)
   local valued = {}
@@ -233,13 +233,16 @@ function M.split_values(args, upto, decl)
       for _, n in ipairs { e[1], e.alias } do valued[n] = true end
     end
   end
-  local out, last = {}, upto or #args
+  -- attached: the indexes of the values split off, for the parser to refuse one given to a
+  -- flag ("board --json=1" is not "board --json 1", the board of a card 1)
+  local out, last = { attached = {} }, upto or #args
   for i, a in ipairs(args) do
     local name, value = a:match("^(%-%a)=(.*)$")
     if not name then name, value = a:match("^(%-%-%a[%w-]*)=(.*)$") end
     if i <= last and name and not valued[args[i - 1]] then
       out[#out + 1] = name
       out[#out + 1] = value
+      out.attached[#out] = true
     else
       out[#out + 1] = a
       if a == "--" then last = 0 end
@@ -344,6 +347,9 @@ function M.main(argv)
     -- (orket.cmdline.one_dir)
     table.insert(args, 1, lead_dir)
     table.insert(args, 1, "-C")
+    local moved = {}
+    for i in pairs(args.attached) do moved[i + 2] = true end
+    args.attached = moved
   end
   args[0] = argv[0]
   M.argv0 = argv[0]

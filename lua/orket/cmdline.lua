@@ -169,7 +169,7 @@ local function finish(decl, o, pos, filled)
 end
 
 --- parse(decl, args) -> opts | nil, message: args (a command's words, "--name=value"
---- already split by orket.cli) read against decl. After "--" every word is positional.
+--- already split by orket.cli, args.attached marking the values so split) read against decl. After "--" every word is positional.
 --- A value option takes the next word whatever it is; a missing one is an error naming it.
 function M.parse(decl, args)
   local opts, pos = index(decl)
@@ -188,6 +188,10 @@ function M.parse(decl, args)
       i = i + 1
       if e.last then options = false end
     elseif e then
+      -- "--json=1", split by orket.cli into two words: the 1 is no positional of its own
+      if args.attached and args.attached[i + 1] then
+        return nil, string.format("unknown argument '%s': %s takes no value", args[i + 1], a)
+      end
       local ok, msg = store(o, e, true)
       if not ok then return nil, msg end
     elseif options and a:match("^%-.") then

@@ -272,6 +272,12 @@ describe("orket CLI", function()
     r = H.orket("runs --json=yes", { cwd = p })
     assert.equal(2, r.status)
     assert.matches("unknown argument 'yes'", r.stderr, 1, true)
+    -- nor for the flag and a word of its own: board's 1 was taken for a card to show
+    for _, c in ipairs { "board --json=1", "-C . board --json=1", "log --full=1", "restore --check=1 b.db" } do
+      r = H.orket(c, { cwd = p })
+      assert.equal(2, r.status, c .. ": " .. r.stderr)
+      assert.matches("^orket: unknown argument '1': %-%-%a+ takes no value\nusage: ", r.stderr, c)
+    end
     -- a script's own arguments are its own
     H.write(dir .. "/args.lua", "print(table.concat({...}, ' '))\n")
     r = H.orket("lua " .. H.quote(dir .. "/args.lua") .. " --a=b -- --c=d")
