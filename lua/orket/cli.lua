@@ -224,8 +224,10 @@ end
 --- among the first upto words (default all) before any "--" made the two words "--name"
 --- "value": the one parser (orket.cmdline) then takes both spellings of every option with a
 --- value, long or short (-C=DIR), and refuses an empty one ("--model="). A flag given a value
---- ("--json=1") is refused by the parser, which args.attached (the values' indexes) tells. decl: the command's arguments; the
---- word after one of its options with a value is that value, never split ("--body -E=1").
+--- ("--json=1") is refused by the parser: attached, the second result, is the set of the
+--- values' indexes (orket.cli.main gives it to the parser as args.attached). decl: the
+--- command's arguments; the word after one of its options with a value is that value,
+--- never split ("--body -E=1").
 function M.split_values(args, upto, decl)
   local valued = {}
   for _, e in ipairs(decl or {}) do
@@ -235,20 +237,20 @@ function M.split_values(args, upto, decl)
   end
   -- attached: the indexes of the values split off, for the parser to refuse one given to a
   -- flag ("board --json=1" is not "board --json 1", the board of a card 1)
-  local out, last = { attached = {} }, upto or #args
+  local out, attached, last = {}, {}, upto or #args
   for i, a in ipairs(args) do
     local name, value = a:match("^(%-%a)=(.*)$")
     if not name then name, value = a:match("^(%-%-%a[%w-]*)=(.*)$") end
     if i <= last and name and not valued[args[i - 1]] then
       out[#out + 1] = name
       out[#out + 1] = value
-      out.attached[#out] = true
+      attached[#out] = true
     else
       out[#out + 1] = a
       if a == "--" then last = 0 end
     end
   end
-  return out
+  return out, attached
 end
 
 --- shell_quote(s) -> the shell word for s: as is when it is plain, else in single quotes
@@ -335,7 +337,9 @@ function M.main(argv)
   end
   local args = {}
   for i = first, #argv do args[#args + 1] = argv[i] end
-  args = M.split_values(args, cmd.words_after, cmd.args)
+  local attached
+  args, attached = M.split_values(args, cmd.words_after, cmd.args)
+  args.attached = attached
   if lead_dir then
     -- the command's own -C, first (before a subcommand's words and any free text); a
     -- command without one (init, lua, help) says so rather than taking DIR for something else
