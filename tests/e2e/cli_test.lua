@@ -327,6 +327,14 @@ describe("orket CLI", function()
     assert.matches("cannot open /nonexistent/x.lua", r.stderr)
   end)
 
+  -- a directory opens, and its read failed: an internal error with a traceback
+  it("reports a directory given as the script", function()
+    local dir = H.tmpdir()
+    local r = H.orket("lua " .. H.quote(dir))
+    assert.equal(1, r.status, r.stderr)
+    assert.equal("orket: cannot read " .. dir .. ": Is a directory\n", r.stderr)
+  end)
+
   it("refuses precompiled chunks", function()
     local dir = H.tmpdir()
     H.write(dir .. "/b.luac", string.dump(function() return 1 end))
