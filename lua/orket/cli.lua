@@ -27,11 +27,12 @@ M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, interrupte
 -- they say what was being done and what it left.
 local reported
 
---- plain(msg) -> msg without Lua's source positions ("/x/lua/orket/store/cards.lua:34: ")
---- and a traceback after it: a store failure raised through assert() as the user sees it
+--- plain(msg) -> msg without the source positions of Orket's own modules
+--- ("/x/lua/orket/store/cards.lua:34: ") and a traceback after it: a store failure raised
+--- through assert() as the user sees it. A user's file keeps its place ("orket.lua:3: ").
 local function plain(msg)
   msg = msg:gsub("\nstack traceback:\n.*$", "")
-  return (msg:gsub("[^%s:]*%.lua:%d+: ", ""))
+  return (msg:gsub("[^%s:]*orket/[^%s:]*%.lua:%d+: ", ""))
 end
 
 function M.err(fmt, ...)
