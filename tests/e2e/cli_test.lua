@@ -242,6 +242,35 @@ describe("orket CLI", function()
     assert.equal('{"card":"R-bugs-1","duplicate":false,"rock":"R"}\n', r.stdout)
   end)
 
+  -- a write whose transaction could not begin said "orket: nil": the audited write's
+  -- results, which never were, in place of the store's message
+  it("says a locked store's failure in a write command, not nil, and changes nothing", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    dir = dir .. "/p"
+    -- another connection holds the store's write lock longer than a writer waits for it
+    local p = io.popen(string.format("cd %s && { %s lua -e %s & echo $!; }", H.quote(dir), H.quote(H.BIN),
+      H.quote("local db = assert(require('orket.project').open_store('.', false)); assert(db:exec('BEGIN EXCLUSIVE')); "
+        .. "io.stdout:write('held\\n'); io.stdout:flush(); orket.sleep(60000)")))
+    local first, second = p:read("l"), p:read("l")
+    local pid = math.tointeger(tonumber(first) or tonumber(second))
+    finally(function()
+      os.execute("kill -9 " .. pid)
+      p:close()
+    end)
+    assert.equal("held", tonumber(first) and second or first)
+    for _, c in ipairs { "cancel START-1 'not needed'", "keys create ci --role viewer" } do
+      local r = H.orket(c, { cwd = dir })
+      assert.equal(1, r.status, c)
+      assert.equal("", r.stdout, c)
+      assert.equal("orket: .orket/orket.db: database is locked\n", r.stderr, c)
+    end
+    os.execute("kill -9 " .. pid)
+    H.wait_for(function() return not H.alive(pid) end, "the holder to end")
+    assert.matches('"status":"ready"', H.orket("card START-1 --json", { cwd = dir }).stdout, 1, true)
+    assert.matches('"keys":[]', H.orket("keys list --json", { cwd = dir }).stdout, 1, true)
+  end)
+
   it("takes --opt=value wherever it takes --opt value, a command's own parser or the shared one", function()
     local dir = H.tmpdir()
     -- init's own parser
