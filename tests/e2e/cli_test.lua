@@ -271,6 +271,18 @@ describe("orket CLI", function()
     assert.matches('"keys":[]', H.orket("keys list --json", { cwd = dir }).stdout, 1, true)
   end)
 
+  -- status said "git: no git repository at DIR/./workspace (run orket init)"
+  it("says there is no project where status is asked outside one", function()
+    local dir = H.tmpdir()
+    local r = H.orket("status", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: no project in . (orket.lua not found); 'orket init' creates one\n", r.stderr)
+    r = H.orket("status --json -C " .. H.quote(dir .. "/nowhere"), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("", r.stdout)
+    assert.equal("orket: no project in " .. dir .. "/nowhere (orket.lua not found); 'orket init' creates one\n", r.stderr)
+  end)
+
   it("takes --opt=value wherever it takes --opt value, a command's own parser or the shared one", function()
     local dir = H.tmpdir()
     -- init's own parser

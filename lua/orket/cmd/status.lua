@@ -64,6 +64,12 @@ function cmd.run(args, cli)
   if not dir then return pos end
   if #pos > 0 then return cli.usage_error(cmd, "unknown argument '%s'", pos[1]) end
   dir = project_of(dir)
+  -- no project here (nor above, for a workspace): said as every command says it, not as a
+  -- git repository missing at DIR/./workspace
+  if not uv.fs_stat(dir .. "/orket.lua") and not uv.fs_stat(dir .. "/.orket") then
+    cli.err("no project in %s (orket.lua not found); 'orket init' creates one", dir)
+    return 1
+  end
   local doc, err, code = status_view.of_project(dir)
   if not doc then return cli.fail(code, "%s", err) or 1 end
   if json then
