@@ -1,8 +1,8 @@
 -- orket.cmdline: the one parser of command-line words, fed a command's declaration (data:
 -- its options and positionals, each with its help), and the usage line and option list
--- that `orket COMMAND --help` shows, made from the same declaration. Pure (but for -C's
--- look at two directories, whether they are one): it returns errors as messages; orket.cli
--- prints them.
+-- that `orket COMMAND --help` shows, made from the same declaration. Pure (but for a
+-- directory's look at the file system: whether two are one, whether one is a file): it
+-- returns errors as messages; orket.cli prints them.
 --
 -- A declaration is a list of entries:
 --   { "--json", help = "..." }                          a flag: opts.json = true
@@ -55,8 +55,21 @@ function M.one_value(name)
   end
 end
 
+--- a_dir(name) -> a check taking a directory, or a path that does not exist (the command
+--- says it is missing, as it says so of a project); a file is refused naming it ("-C x:
+--- not a directory"), where commands said "orket.lua: cannot read: Not a directory".
+function M.a_dir(name)
+  return function(v)
+    local st = require("luv").fs_stat(v) -- lazy: as one_dir's
+    if st and st.type ~= "directory" then
+      return nil, string.format("%s%s: not a directory", name and (name .. " ") or "", v)
+    end
+    return v
+  end
+end
+
 -- -C DIR, which most commands take: the project's directory.
-M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory", once = M.one_dir,
+M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory", once = M.one_dir, check = M.a_dir("-C"),
   help = "the project's directory (default: the current one)" }
 
 --- integer(word) -> the integer a word of decimal digits (with an optional '-') says, or nil:
@@ -69,7 +82,8 @@ end
 --- directory, given as DIR or as every other command's -C DIR
 function M.dir_args(name)
   return { extra = name .. " takes at most one directory",
-    { "DIR", optional = true, key = "dir", default = ".", what = "a directory", once = M.one_dir }, M.DIR }
+    { "DIR", optional = true, key = "dir", default = ".", what = "a directory", once = M.one_dir, check = M.a_dir() },
+    M.DIR }
 end
 
 --- at_least(min, message) -> a check taking an integer of at least min, refusing

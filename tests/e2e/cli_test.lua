@@ -283,6 +283,25 @@ describe("orket CLI", function()
     assert.equal("orket: no project in " .. dir .. "/nowhere (orket.lua not found); 'orket init' creates one\n", r.stderr)
   end)
 
+  -- run, worker, bugfix, mcp and experiments said "orket.lua: cannot read: Not a directory",
+  -- naming neither the file nor the option
+  it("refuses a file given as the project's directory, naming it, in every command", function()
+    local dir = H.tmpdir()
+    local file = dir .. "/f"
+    H.write(file, "x\n")
+    for _, c in ipairs { "run X", "worker --drain", "bugfix status", "mcp list", "experiments report x", "board",
+      "sandbox list", "restore b.db", "runs" } do
+      local r = H.orket(c .. " -C " .. H.quote(file), { cwd = dir })
+      assert.equal(2, r.status, c .. ": " .. r.stderr)
+      assert.equal("orket: -C " .. file .. ": not a directory\n", r.stderr:match("^[^\n]*\n"), c)
+    end
+    for _, c in ipairs { "worker", "serve", "validate", "import" } do
+      local r = H.orket(c .. " " .. H.quote(file), { cwd = dir })
+      assert.equal(2, r.status, c .. ": " .. r.stderr)
+      assert.equal("orket: " .. file .. ": not a directory\n", r.stderr:match("^[^\n]*\n"), c)
+    end
+  end)
+
   it("takes --opt=value wherever it takes --opt value, a command's own parser or the shared one", function()
     local dir = H.tmpdir()
     -- init's own parser

@@ -32,7 +32,7 @@ cmd.args = {
     check = cmdline.one_of(SUBCOMMANDS, "unknown sandbox subcommand '%s' (plan, up, list, logs, check, stop, compose)") },
   { "ARGS", key = "words", many = true, rest = true },
   -- -C DIR before the subcommand too (`orket sandbox -C DIR list`), handed on to its words
-  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir },
+  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir("-C") },
 }
 cmd.help = [[
 plan      says what a sandbox would run from main's tree at main's head (its commit): orket.lua's
