@@ -455,6 +455,31 @@ db:close()
     assert.equal("canceled", status_of(dir, "API-2"))
   end)
 
+  -- the copy's private name (FILE.part-PID, removed) was said as the file at fault
+  it("names a failed copy as the copy for FILE, never by its private name", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    H.write(tmp .. "/f", "x\n")
+    local r = H.orket("backup " .. H.quote(tmp .. "/f/b.db"), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("^orket: backup: cannot create the copy for " .. (tmp .. "/f/b.db"):gsub("%p", "%%%0"), r.stderr)
+    assert.is_nil(r.stderr:find(".part-", 1, true), r.stderr)
+  end)
+
+  sqlite_it("says a damaged store's copy is the store's damage, FILE not written", function()
+    local dir = H.example("webapp")
+    local f = assert(io.open(dir .. "/.orket/orket.db", "r+b"))
+    f:seek("set", 4096 * 5)
+    f:write(string.rep("\255\0\127garbage", 4096 * 8 // 10))
+    f:close()
+    local file = H.tmpdir() .. "/b.db"
+    local r = H.orket("backup " .. H.quote(file), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: backup: the copy for " .. file .. ": database disk image is malformed (nothing was written to "
+      .. file .. ": the store .orket/orket.db may be damaged)\n", r.stderr)
+    assert.is_nil(io.open(file))
+  end)
+
   it("says how to use both commands", function()
     local r = H.orket("backup", {})
     assert.equal(2, r.status)
