@@ -79,6 +79,15 @@ local function load_command(name)
 end
 M.load_command = load_command
 
+--- unknown_command(name) -> exit status: the error, with the command nearest to name when
+--- one is near ("borad": did you mean 'board'?), and the list of commands, on stderr
+function M.unknown_command(name)
+  local near = type(name) == "string" and nearest.nearest(name, M.COMMANDS)
+  M.err("unknown command '%s'%s", name, near and ("; did you mean '" .. near .. "'?") or "")
+  M.usage(io.stderr)
+  return M.EXIT.usage
+end
+
 function M.usage(out)
   out = out or io.stdout
   out:write("usage: orket <command> [arguments]\n\ncommands:\n")
@@ -331,11 +340,7 @@ function M.main(argv)
   if name == "--version" or name == "-v" then name = "version" end
   if name == "--help" or name == "-h" then name = "help" end
   local cmd = load_command(name)
-  if not cmd then
-    M.err("unknown command '%s'", name)
-    M.usage(io.stderr)
-    return M.EXIT.usage
-  end
+  if not cmd then return M.unknown_command(name) end
   local args = {}
   for i = first, #argv do args[#args + 1] = argv[i] end
   local attached
