@@ -162,8 +162,15 @@ end
 
 local function unknown_option(decl, a)
   if decl.none then return decl.none end
-  if decl.text then return string.format("unknown option '%s' (%s, put -- before it)", a, decl.text) end
-  return string.format("unknown option '%s'", a)
+  -- a typo of one of the command's options is named with it (--jsn: did you mean '--json'?)
+  local names = {}
+  for _, e in ipairs(decl) do
+    if is_option(e) then names[#names + 1] = e[1] end
+  end
+  local near = #a > 2 and require("orket.nearest").nearest(a, names) -- lazy: only for a bad word
+  local hint = near and ("; did you mean '" .. near .. "'?") or ""
+  if decl.text then return string.format("unknown option '%s' (%s, put -- before it)%s", a, decl.text, hint) end
+  return string.format("unknown option '%s'%s", a, hint)
 end
 
 -- Fills defaults and checks that every required positional was given.

@@ -134,6 +134,17 @@ describe("cmdline.parse", function()
     for _, name in ipairs { "-C", "init", "validate", "import", "serve", "worker" } do assert.is_true(seen[name], name) end
   end)
 
+  it("names the option nearest to an unknown one, when one is near", function()
+    local _, msg = cmdline.parse(DECL, { "X", "--jsn" })
+    assert.equal("unknown option '--jsn'; did you mean '--json'?", msg)
+    _, msg = cmdline.parse(DECL, { "X", "--lease-sm", "40" })
+    assert.equal("unknown option '--lease-sm'; did you mean '--lease-ms'?", msg)
+    _, msg = cmdline.parse({ text = "a note", { "NOTE", optional = true }, { "--json" } }, { "--jsno" })
+    assert.equal("unknown option '--jsno' (a note, put -- before it); did you mean '--json'?", msg)
+    _, msg = cmdline.parse(DECL, { "X", "--frobnicate" })
+    assert.equal("unknown option '--frobnicate'", msg)
+  end)
+
   it("says how to pass text that starts with '-', refuses words where nothing is declared", function()
     local _, msg = cmdline.parse({ text = "a note", { "NOTE", optional = true } }, { "-x" })
     assert.equal("unknown option '-x' (a note, put -- before it)", msg)
