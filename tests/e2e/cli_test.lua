@@ -310,6 +310,20 @@ describe("orket CLI", function()
     end
   end)
 
+  -- a closed stdout or stderr: the next file opened took its number, and libuv aborted
+  -- closing it (exit 134, "Assertion `fd > STDERR_FILENO' failed")
+  it("runs with standard output or error closed by the caller, without aborting", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    for _, c in ipairs { "version >&-", "board >&-", "board --json >&- 2>&-", "bogus 2>&-", "board <&-" } do
+      local p = io.popen(string.format("cd %s/p && %s %s; echo rc=$?", H.quote(dir), H.quote(H.BIN), c))
+      local out = p:read("a")
+      p:close()
+      local want = c:find("^bogus") and "2" or "0"
+      assert.equal(want, out:match("rc=(%d+)\n$"), c .. ": " .. out)
+    end
+  end)
+
   it("takes --opt=value wherever it takes --opt value, a command's own parser or the shared one", function()
     local dir = H.tmpdir()
     -- init's own parser
