@@ -315,8 +315,25 @@ function M.program()
   return M.shell_quote(abs)
 end
 
+-- The first failed write to stdout (a buffer that filled up and could not be written out):
+-- the commands do not look at each write's result, and the last flush may succeed after it.
+local stdout_failed
+local function watch_stdout()
+  local methods = getmetatable(io.stdout).__index
+  if methods.orket_watched then return end
+  local write = methods.write
+  methods.write = function(f, ...)
+    local r, e = write(f, ...)
+    if not r and f == io.stdout then stdout_failed = stdout_failed or e end
+    return r, e
+  end
+  methods.orket_watched = true
+end
+
 function M.main(argv)
   handles.track() -- a luv handle left open at exit is closed, not a crash
+  watch_stdout()
+  stdout_failed = nil
   local name = argv[1]
   if name == nil then
     M.usage(io.stderr)
@@ -381,7 +398,14 @@ function M.main(argv)
     if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = plain(e) } end
     return { internal = debug.traceback(tostring(e), 2) }
   end, args, M)
-  io.stdout:flush()
+  -- what was printed and could not be written (a full disk, /dev/full) is a failure, not
+  -- exit 0 with the output lost; a reader gone away (EPIPE: `orket run | head`) is not
+  local wok, werr = io.stdout:flush()
+  werr = stdout_failed or (not wok and werr)
+  if werr and not tostring(werr):find("Broken pipe", 1, true) then
+    M.err("cannot write the output: %s", werr)
+    if ok and (status or 0) == 0 then status = M.EXIT.failed end
+  end
   if not ok then
     if status.store then
       M.err("%s", status.store)

@@ -324,6 +324,25 @@ describe("orket CLI", function()
     end
   end)
 
+  -- output that could not be written was lost with exit 0: a script saving `orket board
+  -- --json > file` on a full disk kept an empty file and went on
+  it("fails when its output cannot be written, small or large", function()
+    if not io.open("/dev/full", "w") then return pending("no /dev/full here") end
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    dir = dir .. "/p"
+    local issues = {}
+    for i = 1, 300 do issues[i] = string.format('{"id": "BIG-%d", "summary": "%s"}', i, string.rep("x", 80)) end
+    H.write(dir .. "/epics/big.json", '{"id": "BIG", "name": "big", "issues": [' .. table.concat(issues, ",") .. "]}")
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    for _, c in ipairs { "version", "runs --json", "board START", "board", "board --json" } do
+      local p = io.popen(string.format("cd %s && %s %s 2>&1 >/dev/full; echo rc=$?", H.quote(dir), H.quote(H.BIN), c))
+      local out = p:read("a")
+      p:close()
+      assert.equal("orket: cannot write the output: No space left on device\nrc=1\n", out, c)
+    end
+  end)
+
   it("takes --opt=value wherever it takes --opt value, a command's own parser or the shared one", function()
     local dir = H.tmpdir()
     -- init's own parser
