@@ -168,7 +168,8 @@ end
 --- an exit status to stop with, or nil) and positional words, some of them free text:
 --- after "--" every word is positional, even one that starts with '-'. text names that
 --- text in the unknown-option error ("a note", say). values (optional): options that take
---- a value, name -> {what = "HOST:PORT", set = fn(value)}; a missing value is a usage error.
+--- a value, name -> {what = "HOST:PORT", set = fn(value), once = as orket.cmdline's}; a
+--- missing value is a usage error.
 function M.words(cmd, args, flags, text, values)
   -- the older call form, kept: a declaration made of its arguments, read by the one parser
   local stop
@@ -184,7 +185,7 @@ function M.words(cmd, args, flags, text, values)
     end }
   end
   for name, v in pairs(values or {}) do
-    decl[#decl + 1] = { name, value = v.what, check = function(x)
+    decl[#decl + 1] = { name, value = v.what, once = v.once, check = function(x)
       v.set(x)
       return x
     end }
