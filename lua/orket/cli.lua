@@ -331,6 +331,19 @@ local function watch_stdout()
   methods.orket_watched = true
 end
 
+-- What was printed and could not be written (a full disk, /dev/full) is a failure, not
+-- exit 0 with the output lost; a reader gone away (EPIPE: `orket run | head`) is not.
+-- (ok, status): how the command ended -> the status to exit with
+local function output_checked(ok, status)
+  local wok, werr = io.stdout:flush()
+  werr = stdout_failed or (not wok and werr)
+  if werr and not tostring(werr):find("Broken pipe", 1, true) then
+    M.err("cannot write the output: %s", werr)
+    if ok and (status or 0) == 0 then status = M.EXIT.failed end
+  end
+  return status
+end
+
 function M.main(argv)
   handles.track() -- a luv handle left open at exit is closed, not a crash
   watch_stdout()
@@ -383,7 +396,7 @@ function M.main(argv)
   M.argv0 = argv[0]
   if asks_help(cmd, args) then
     io.stdout:write(M.help_text(name))
-    return M.EXIT.ok
+    return output_checked(true, M.EXIT.ok) -- checked as a command's output is
   end
   cstore.clear_file_error()
   backend.last_failure = nil
@@ -399,14 +412,7 @@ function M.main(argv)
     if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = plain(e) } end
     return { internal = debug.traceback(tostring(e), 2) }
   end, args, M)
-  -- what was printed and could not be written (a full disk, /dev/full) is a failure, not
-  -- exit 0 with the output lost; a reader gone away (EPIPE: `orket run | head`) is not
-  local wok, werr = io.stdout:flush()
-  werr = stdout_failed or (not wok and werr)
-  if werr and not tostring(werr):find("Broken pipe", 1, true) then
-    M.err("cannot write the output: %s", werr)
-    if ok and (status or 0) == 0 then status = M.EXIT.failed end
-  end
+  status = output_checked(ok, status)
   if not ok then
     if status.store then
       M.err("%s", status.store)
