@@ -47,18 +47,26 @@ static int main_cli(lua_State *L) {
 /* Standard input, output or error closed by the caller (`orket board >&-`): /dev/null in
  * its place. Else the next file opened takes that number, output meant for the terminal goes
  * into it, and libuv aborts closing it (it never closes 0 to 2). */
-static void main_std_fds(void) {
+static int main_std_fds(void) {
   for (int fd = 0; fd <= 2; fd++) {
     if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
     int nfd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
-    if (nfd != -1 && nfd != fd) close(nfd); /* not fd: the lower ones are open by now */
+    if (nfd == -1) {
+      /* going on would bring back what this prevents: said where stderr is open (when it is
+       * the closed one the message goes nowhere, and the status alone tells) */
+      fprintf(stderr, "orket: standard %s is closed and /dev/null cannot be opened in its place: %s\n",
+              fd == 0 ? "input" : fd == 1 ? "output" : "error", strerror(errno));
+      return -1;
+    }
+    if (nfd != fd) close(nfd); /* not fd: the lower ones are open by now */
   }
+  return 0;
 }
 
 int main(int argc, char **argv) {
   /* The process runner's confinement step (core/confine.c): before any Lua, never returns. */
   if (argc > 1 && strcmp(argv[1], CONFINE_ARG) == 0) confine_main(argc, argv);
-  main_std_fds();
+  if (main_std_fds() != 0) return 1;
   store_process_init();
   char err[PATH_MAX + 512], home[PATH_MAX];
   if (home_locate("/proc/self/exe", argc > 0 ? argv[0] : NULL, getenv("PATH"), ORKET_PREFIX, home,

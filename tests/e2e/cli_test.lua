@@ -324,6 +324,43 @@ describe("orket CLI", function()
     end
   end)
 
+  -- where /dev/null cannot be opened (a bare chroot) a closed fd stayed closed, silently,
+  -- and the store could take its number; a shim refuses /dev/null to see it said and refused
+  it("refuses to run with a standard fd closed when /dev/null cannot be opened", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/shim.c", [[
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+static int deny(const char *p, int f, va_list ap, const char *name) {
+  if (strcmp(p, "/dev/null") == 0) { errno = ENOENT; return -1; }
+  int (*real)(const char *, int, ...) = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, name);
+  return real(p, f, va_arg(ap, int));
+}
+int open(const char *p, int f, ...) { va_list ap; va_start(ap, f); int r = deny(p, f, ap, "open"); va_end(ap); return r; }
+int open64(const char *p, int f, ...) { va_list ap; va_start(ap, f); int r = deny(p, f, ap, "open64"); va_end(ap); return r; }
+]])
+    if not os.execute(string.format("cc -shared -fPIC -o %s/shim.so %s/shim.c -ldl 2>/dev/null", H.quote(dir), H.quote(dir))) then
+      return pending("no C compiler here")
+    end
+    for c, want in pairs {
+      ["version <&- 2>&1"] = "orket: standard input is closed and /dev/null cannot be opened in its place: "
+        .. "No such file or directory\nrc=1\n",
+      ["version 2>&1 >&-"] = "orket: standard output is closed and /dev/null cannot be opened in its place: "
+        .. "No such file or directory\nrc=1\n",
+      ["version 2>&-"] = "rc=1\n", -- stderr is the closed one: the status alone says it
+      ["version"] = H.orket("version").stdout .. "rc=0\n", -- nothing closed: /dev/null not needed
+    } do
+      local p = io.popen(string.format("LD_PRELOAD=%s/shim.so %s %s; echo rc=$?", H.quote(dir), H.quote(H.BIN), c))
+      local out = p:read("a")
+      p:close()
+      assert.equal(want, out, c)
+    end
+  end)
+
   -- output that could not be written was lost with exit 0: a script saving `orket board
   -- --json > file` on a full disk kept an empty file and went on
   it("fails when its output cannot be written, small or large", function()
