@@ -180,4 +180,28 @@ describe("cmdline.usage and options_help", function()
     assert.equal("  --a X  one\n         two", cmdline.options_help { { "--a", value = "X", help = "one\ntwo" } })
     assert.is_nil(cmdline.options_help { { "--a" } })
   end)
+
+  -- a store failure as the user sees it: Orket's own positions cut, under an install path
+  -- with a space too ("/opt/My " was left), and a user's own file:line kept, in a folder
+  -- named orket too (it was cut)
+  it("cuts only the positions of Orket's own library from a store failure", function()
+    local H = require "tests.helpers"
+    local plain = require("orket.cli").plain
+    local F = ".orket/orket.db: database is locked"
+    local lib = H.tmpdir() .. "/My Tools/orket/lua/orket/"
+    assert(os.execute("mkdir -p " .. H.quote(lib .. "store") .. " && touch " .. H.quote(lib .. "store/cards.lua")))
+    assert.equal(F, plain(lib .. "store/cards.lua:34: " .. F, lib))
+    assert.equal("restore: " .. F .. " (the store was not changed)",
+      plain("restore: " .. lib .. "store/cards.lua:34: " .. F .. " (the store was not changed)", lib))
+    -- Lua's shortened form of a long chunk name
+    assert.equal(F, plain("... Tools/orket/lua/orket/store/cards.lua:34: " .. F, lib))
+    assert.equal(F, plain(F .. "\nstack traceback:\n\t[C]: in ?", lib))
+    for _, user in ipairs { "/home/u/src/orket/proj/policies/p.lua:3: ", "...src/orket/proj/policies/p.lua:3: ",
+      "orket.lua:3: ", "...Tools/orket/lua/orket/store/gone.lua:3: " } do
+      assert.equal(user .. F, plain(user .. F, lib))
+    end
+    -- the library this runs from is the default
+    assert.equal(F, plain(package.orket_home .. "/lua/orket/store/cards.lua:34: " .. F))
+    H.cleanup()
+  end)
 end)
