@@ -363,15 +363,18 @@ end
 
 -- The first failed write to stdout (a buffer that filled up and could not be written out):
 -- the commands do not look at each write's result, and the last flush may succeed after it.
+-- {message, errno}. The errno tells a reader gone away, not strerror's words (a locale's).
 local stdout_failed
+local EPIPE = 32 -- the same number on every Linux architecture
 local function watch_stdout()
   local methods = getmetatable(io.stdout).__index
   if methods.orket_watched then return end
   local write = methods.write
+  -- every file handle's write: all its results go back (a script's f:write reads the errno)
   methods.write = function(f, ...)
-    local r, e = write(f, ...)
-    if not r and f == io.stdout then stdout_failed = stdout_failed or e end
-    return r, e
+    local r, e, n = write(f, ...)
+    if not r and f == io.stdout and not stdout_failed then stdout_failed = { e, n } end
+    return r, e, n
   end
   methods.orket_watched = true
 end
@@ -380,10 +383,10 @@ end
 -- exit 0 with the output lost; a reader gone away (EPIPE: `orket run | head`) is not.
 -- (ok, status): how the command ended -> the status to exit with
 local function output_checked(ok, status)
-  local wok, werr = io.stdout:flush()
-  werr = stdout_failed or (not wok and werr)
-  if werr and not tostring(werr):find("Broken pipe", 1, true) then
-    M.err("cannot write the output: %s", werr)
+  local wok, werr, wn = io.stdout:flush()
+  local failed = stdout_failed or (not wok and { werr, wn })
+  if failed and failed[2] ~= EPIPE then
+    M.err("cannot write the output: %s", failed[1])
     if ok and (status or 0) == 0 then status = M.EXIT.failed end
   end
   return status

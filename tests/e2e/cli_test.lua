@@ -381,6 +381,28 @@ int open64(const char *p, int f, ...) { va_list ap; va_start(ap, f); int r = den
     end
   end)
 
+  -- the watch on stdout's writes wraps every file handle's write: it dropped the errno, a
+  -- script's third result, and told EPIPE by strerror's English words
+  it("keeps a failed write's errno for a script's file handles", function()
+    if not io.open("/dev/full", "w") then return pending("no /dev/full here") end
+    local dir = H.tmpdir()
+    H.write(dir .. "/w.lua", [[
+local f = assert(io.open("/dev/full", "w"))
+f:setvbuf("no")
+io.stdout:write(select("#", f:write("x")), " ", tostring(select(3, f:write("x"))), "\n")
+]])
+    local r = H.orket("lua " .. H.quote(dir .. "/w.lua"))
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("3 28\n", r.stdout) -- ENOSPC
+    -- a reader gone away (SIGPIPE ignored, as a run does) is still no failure
+    H.write(dir .. "/big.lua", 'for _ = 1, 20000 do io.stdout:write(string.rep("x", 100), "\\n") end')
+    local script = string.format("trap '' PIPE; %s lua %s 2>%s; echo $? >%s", H.quote(H.BIN), H.quote(dir .. "/big.lua"),
+      H.quote(dir .. "/err"), H.quote(dir .. "/rc"))
+    os.execute("sh -c " .. H.quote(script) .. " | head -c1 >/dev/null")
+    assert.equal("0\n", H.read(dir .. "/rc"))
+    assert.equal("", H.read(dir .. "/err"))
+  end)
+
   it("takes --opt=value wherever it takes --opt value, a command's own parser or the shared one", function()
     local dir = H.tmpdir()
     -- init's own parser
