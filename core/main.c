@@ -1,9 +1,12 @@
 /* main.c: the `orket` executable. Opens the runtime and hands the command line to the Lua
  * CLI (lua/orket/cli.lua), which decides what to print and the exit status. */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -41,9 +44,29 @@ static int main_cli(lua_State *L) {
   return 1;
 }
 
+/* Standard input, output or error closed by the caller (`orket board >&-`): /dev/null in
+ * its place. Else the next file opened takes that number, output meant for the terminal goes
+ * into it, and libuv aborts closing it (it never closes 0 to 2). */
+static int main_std_fds(void) {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+    int nfd = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+    if (nfd == -1) {
+      /* going on would bring back what this prevents: said where stderr is open (when it is
+       * the closed one the message goes nowhere, and the status alone tells) */
+      fprintf(stderr, "orket: standard %s is closed and /dev/null cannot be opened in its place: %s\n",
+              fd == 0 ? "input" : fd == 1 ? "output" : "error", strerror(errno));
+      return -1;
+    }
+    if (nfd != fd) close(nfd); /* not fd: the lower ones are open by now */
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   /* The process runner's confinement step (core/confine.c): before any Lua, never returns. */
   if (argc > 1 && strcmp(argv[1], CONFINE_ARG) == 0) confine_main(argc, argv);
+  if (main_std_fds() != 0) return 1;
   store_process_init();
   char err[PATH_MAX + 512], home[PATH_MAX];
   if (home_locate("/proc/self/exe", argc > 0 ? argv[0] : NULL, getenv("PATH"), ORKET_PREFIX, home,

@@ -20,11 +20,65 @@ M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "
 
 M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, interrupted = 130 }
 
--- A failure of the database file (damaged, read-only, full: orket.c.store's file_error)
--- is reported as that file's message alone and once, however many layers passed it on
--- ("import.lua:358: .orket/orket.db: database disk image is malformed" and a traceback
--- from a task): the user needs the file and what is wrong with it.
+-- A failure of the database file (damaged, read-only, full, locked: orket.c.store's
+-- file_error) is reported once, however many layers passed it on, and without what only
+-- Orket's own code knows: the Lua positions ("import.lua:358: ") and a task's traceback.
+-- The words a command put around it stay ("restore: ... (the store was not changed)"):
+-- they say what was being done and what it left.
 local reported
+
+-- whether tail (what Lua kept of a long chunk name, after its "...") ends the name of a
+-- module in lib: some end of lib, then a module's path there
+local function lib_tail(tail, lib)
+  for k = 1, math.min(#tail, #lib) do
+    local rel = tail:sub(k + 1)
+    if lib:sub(-k) == tail:sub(1, k) and rel:match("^[%w_/%-]+%.lua$") then
+      local f = io.open(lib .. rel)
+      if f then f:close() return true end
+    end
+  end
+  return false
+end
+
+--- plain(msg [, lib]) -> msg without the source positions of Orket's own modules
+--- ("/x/lua/orket/store/cards.lua:34: ", or as Lua shortens a long one, "...e/lua/orket/
+--- store/cards.lua:34: ") and a traceback after it: a store failure raised through
+--- assert() as the user sees it. Only positions under lib (Orket's own library, HOME/lua/
+--- orket/, which may hold a space) go: a user's file keeps its place ("orket.lua:3: "), in
+--- a folder named orket too.
+function M.plain(msg, lib)
+  msg = msg:gsub("\nstack traceback:\n.*$", "")
+  lib = lib or (package.orket_home and package.orket_home .. "/lua/orket/")
+  if not lib then return msg end
+  local out, i = {}, 1
+  while true do
+    -- the next position "NAME.lua:N: "; NAME is lib's module or "..." and its end
+    local s, e = msg:find("%.lua:%d+: ", i)
+    if not s then break end
+    local from
+    local at = i
+    while true do -- the last "..." or lib before it that makes NAME one of Orket's
+      local p = msg:find(lib, at, true)
+      if not p or p > s then break end
+      if msg:sub(p + #lib, s + 3):match("^[%w_/%-]+%.lua$") then from = p end
+      at = p + 1
+    end
+    if not from then
+      at = math.max(i, s - 64) -- Lua keeps some 56 bytes of a long name
+      while true do
+        local p = msg:find("...", at, true)
+        if not p or p > s then break end
+        if lib_tail(msg:sub(p + 3, s + 3), lib) then from = p break end
+        at = p + 1
+      end
+    end
+    out[#out + 1] = msg:sub(i, (from or e + 1) - 1)
+    i = e + 1
+  end
+  out[#out + 1] = msg:sub(i)
+  return table.concat(out)
+end
+local plain = M.plain
 
 function M.err(fmt, ...)
   -- an unknown field or setting, from whichever module, with the known one nearest to it
@@ -32,7 +86,7 @@ function M.err(fmt, ...)
   local ferr = cstore.file_error()
   if ferr and msg:find(ferr, 1, true) then
     if reported == ferr then return end
-    reported, msg = ferr, ferr
+    reported, msg = ferr, plain(msg)
   end
   -- messages quote card ids, model text and servers' error bodies: inert on a terminal
   io.stderr:write("orket: ", inert.text(msg), "\n")
@@ -70,6 +124,15 @@ local function load_command(name)
 end
 M.load_command = load_command
 
+--- unknown_command(name) -> exit status: the error, with the command nearest to name when
+--- one is near ("borad": did you mean 'board'?), and the list of commands, on stderr
+function M.unknown_command(name)
+  local near = type(name) == "string" and nearest.nearest(name, M.COMMANDS)
+  M.err("unknown command '%s'%s", name, near and ("; did you mean '" .. near .. "'?") or "")
+  M.usage(io.stderr)
+  return M.EXIT.usage
+end
+
 function M.usage(out)
   out = out or io.stdout
   out:write("usage: orket <command> [arguments]\n\ncommands:\n")
@@ -100,16 +163,22 @@ function M.project_settings(dir, defaults)
   return cfg, s
 end
 
---- open_store_locked(dir) -> db, lock | nil (the error printed): the store of a command that
---- changes cards, with the run lock held; a run moves cards on its own, and changing one
---- under it would race its scheduler. The caller releases the lock.
-function M.open_store_locked(dir)
-  local db = M.open_store(dir, false)
-  if not db then return nil end
-  local lock, lerr, lcode = require("orket.engine.setup").lock(dir) -- lazy: as open_store's
+--- open_store_locked(dir [, say]) -> db, lock | nil (the error printed): the store of a
+--- command that changes cards, with the run lock held; a run moves cards on its own, and
+--- changing one under it would race its scheduler. The caller releases the lock. say
+--- (optional): fn(message) -> the message as printed, with the command's own words around
+--- it ("restore: FILE: ... (the store was not changed)").
+function M.open_store_locked(dir, say)
+  say = say or function(m) return m end
+  local db, err = require("orket.project").open_store(dir, false) -- lazy: as open_store's
+  if not db then
+    M.err("%s", say(err))
+    return nil
+  end
+  local lock, lerr, lcode = require("orket.engine.setup").lock(dir)
   if not lock then
     db:close()
-    M.fail(lcode, "%s", lerr)
+    M.fail(lcode, "%s", say(lerr))
     return nil
   end
   return db, lock
@@ -144,12 +213,15 @@ end
 --- an exit status to stop with, or nil) and positional words, some of them free text:
 --- after "--" every word is positional, even one that starts with '-'. text names that
 --- text in the unknown-option error ("a note", say). values (optional): options that take
---- a value, name -> {what = "HOST:PORT", set = fn(value)}; a missing value is a usage error.
+--- a value, name -> {what = "HOST:PORT", set = fn(value), once = as orket.cmdline's}; a
+--- missing value is a usage error.
 function M.words(cmd, args, flags, text, values)
   -- the older call form, kept: a declaration made of its arguments, read by the one parser
   local stop
+  -- the words' entry is named as the empty-word error says it ("an argument is an empty
+  -- word; give a file name"): its own name is no word of the command's usage
   local decl = { text = text, cmdline.DIR,
-    { "WORDS", many = true, key = "words" } }
+    { "an argument", many = true, key = "words", what = text and not text:find("^no ") and text or nil } }
   for name, fn in pairs(flags) do
     decl[#decl + 1] = { name, check = function(v)
       stop = fn(name)
@@ -158,7 +230,7 @@ function M.words(cmd, args, flags, text, values)
     end }
   end
   for name, v in pairs(values or {}) do
-    decl[#decl + 1] = { name, value = v.what, check = function(x)
+    decl[#decl + 1] = { name, value = v.what, once = v.once, check = function(x)
       v.set(x)
       return x
     end }
@@ -208,8 +280,10 @@ end
 --- among the first upto words (default all) before any "--" made the two words "--name"
 --- "value": the one parser (orket.cmdline) then takes both spellings of every option with a
 --- value, long or short (-C=DIR), and refuses an empty one ("--model="). A flag given a value
---- ("--json=1") leaves a stray word its parser refuses. decl: the command's arguments; the
---- word after one of its options with a value is that value, never split ("--body -E=1").
+--- ("--json=1") is refused by the parser: attached, the second result, is the set of the
+--- values' indexes (orket.cli.main gives it to the parser as args.attached). decl: the
+--- command's arguments; the word after one of its options with a value is that value,
+--- never split ("--body -E=1").
 function M.split_values(args, upto, decl)
   local valued = {}
   for _, e in ipairs(decl or {}) do
@@ -217,19 +291,22 @@ function M.split_values(args, upto, decl)
       for _, n in ipairs { e[1], e.alias } do valued[n] = true end
     end
   end
-  local out, last = {}, upto or #args
+  -- attached: the indexes of the values split off, for the parser to refuse one given to a
+  -- flag ("board --json=1" is not "board --json 1", the board of a card 1)
+  local out, attached, last = {}, {}, upto or #args
   for i, a in ipairs(args) do
     local name, value = a:match("^(%-%a)=(.*)$")
     if not name then name, value = a:match("^(%-%-%a[%w-]*)=(.*)$") end
     if i <= last and name and not valued[args[i - 1]] then
       out[#out + 1] = name
       out[#out + 1] = value
+      attached[#out] = true
     else
       out[#out + 1] = a
       if a == "--" then last = 0 end
     end
   end
-  return out
+  return out, attached
 end
 
 --- shell_quote(s) -> the shell word for s: as is when it is plain, else in single quotes
@@ -284,8 +361,41 @@ function M.program()
   return M.shell_quote(abs)
 end
 
+-- The first failed write to stdout (a buffer that filled up and could not be written out):
+-- the commands do not look at each write's result, and the last flush may succeed after it.
+-- {message, errno}. The errno tells a reader gone away, not strerror's words (a locale's).
+local stdout_failed
+local EPIPE = 32 -- the same number on every Linux architecture
+local function watch_stdout()
+  local methods = getmetatable(io.stdout).__index
+  if methods.orket_watched then return end
+  local write = methods.write
+  -- every file handle's write: all its results go back (a script's f:write reads the errno)
+  methods.write = function(f, ...)
+    local r, e, n = write(f, ...)
+    if not r and f == io.stdout and not stdout_failed then stdout_failed = { e, n } end
+    return r, e, n
+  end
+  methods.orket_watched = true
+end
+
+-- What was printed and could not be written (a full disk, /dev/full) is a failure, not
+-- exit 0 with the output lost; a reader gone away (EPIPE: `orket run | head`) is not.
+-- (ok, status): how the command ended -> the status to exit with
+local function output_checked(ok, status)
+  local wok, werr, wn = io.stdout:flush()
+  local failed = stdout_failed or (not wok and { werr, wn })
+  if failed and failed[2] ~= EPIPE then
+    M.err("cannot write the output: %s", failed[1])
+    if ok and (status or 0) == 0 then status = M.EXIT.failed end
+  end
+  return status
+end
+
 function M.main(argv)
   handles.track() -- a luv handle left open at exit is closed, not a crash
+  watch_stdout()
+  stdout_failed = nil
   local name = argv[1]
   if name == nil then
     M.usage(io.stderr)
@@ -309,14 +419,12 @@ function M.main(argv)
   if name == "--version" or name == "-v" then name = "version" end
   if name == "--help" or name == "-h" then name = "help" end
   local cmd = load_command(name)
-  if not cmd then
-    M.err("unknown command '%s'", name)
-    M.usage(io.stderr)
-    return M.EXIT.usage
-  end
+  if not cmd then return M.unknown_command(name) end
   local args = {}
   for i = first, #argv do args[#args + 1] = argv[i] end
-  args = M.split_values(args, cmd.words_after, cmd.args)
+  local attached
+  args, attached = M.split_values(args, cmd.words_after, cmd.args)
+  args.attached = attached
   if lead_dir then
     -- the command's own -C, first (before a subcommand's words and any free text); a
     -- command without one (init, lua, help) says so rather than taking DIR for something else
@@ -328,12 +436,15 @@ function M.main(argv)
     -- (orket.cmdline.one_dir)
     table.insert(args, 1, lead_dir)
     table.insert(args, 1, "-C")
+    local moved = {}
+    for i in pairs(args.attached) do moved[i + 2] = true end
+    args.attached = moved
   end
   args[0] = argv[0]
   M.argv0 = argv[0]
   if asks_help(cmd, args) then
     io.stdout:write(M.help_text(name))
-    return M.EXIT.ok
+    return output_checked(true, M.EXIT.ok) -- checked as a command's output is
   end
   cstore.clear_file_error()
   backend.last_failure = nil
@@ -343,13 +454,13 @@ function M.main(argv)
   -- without a traceback. Anything else stays an internal error with its traceback.
   local ok, status = xpcall(cmd.run, function(e)
     local msg = cstore.file_error()
-    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = msg } end
+    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = plain(e) } end
     -- a read that the store could not answer (PostgreSQL gone, SQLite busy): said as such
     msg = backend.last_failure
-    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = msg } end
+    if msg and type(e) == "string" and e:find(msg, 1, true) then return { store = plain(e) } end
     return { internal = debug.traceback(tostring(e), 2) }
   end, args, M)
-  io.stdout:flush()
+  status = output_checked(ok, status)
   if not ok then
     if status.store then
       M.err("%s", status.store)

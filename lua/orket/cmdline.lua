@@ -1,8 +1,8 @@
 -- orket.cmdline: the one parser of command-line words, fed a command's declaration (data:
 -- its options and positionals, each with its help), and the usage line and option list
--- that `orket COMMAND --help` shows, made from the same declaration. Pure (but for -C's
--- look at two directories, whether they are one): it returns errors as messages; orket.cli
--- prints them.
+-- that `orket COMMAND --help` shows, made from the same declaration. Pure (but for a
+-- directory's look at the file system: whether two are one, whether one is a file): it
+-- returns errors as messages; orket.cli prints them.
 --
 -- A declaration is a list of entries:
 --   { "--json", help = "..." }                          a flag: opts.json = true
@@ -45,8 +45,31 @@ function M.one_dir(a, b)
   return nil, string.format("two different directories given, '%s' and '%s': a command works in one; give one -C DIR", a, b)
 end
 
+--- one_value(name) -> a `once` for an option whose second, different value must not silently
+--- win over the first (a key's --role: `--role viewer --role admin` would make an admin key):
+--- both are refused, named; the same value twice is one.
+function M.one_value(name)
+  return function(a, b)
+    if a == b then return true end
+    return nil, string.format("%s given twice, '%s' and '%s': give it once", name, tostring(a), tostring(b))
+  end
+end
+
+--- a_dir(name) -> a check taking a directory, or a path that does not exist (the command
+--- says it is missing, as it says so of a project); a file is refused naming it ("-C x:
+--- not a directory"), where commands said "orket.lua: cannot read: Not a directory".
+function M.a_dir(name)
+  return function(v)
+    local st = require("luv").fs_stat(v) -- lazy: as one_dir's
+    if st and st.type ~= "directory" then
+      return nil, string.format("%s%s: not a directory", name and (name .. " ") or "", v)
+    end
+    return v
+  end
+end
+
 -- -C DIR, which most commands take: the project's directory.
-M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory", once = M.one_dir,
+M.DIR = { "-C", value = "DIR", key = "dir", default = ".", what = "a directory", once = M.one_dir, check = M.a_dir("-C"),
   help = "the project's directory (default: the current one)" }
 
 --- integer(word) -> the integer a word of decimal digits (with an optional '-') says, or nil:
@@ -59,7 +82,8 @@ end
 --- directory, given as DIR or as every other command's -C DIR
 function M.dir_args(name)
   return { extra = name .. " takes at most one directory",
-    { "DIR", optional = true, key = "dir", default = ".", what = "a directory", once = M.one_dir }, M.DIR }
+    { "DIR", optional = true, key = "dir", default = ".", what = "a directory", once = M.one_dir, check = M.a_dir() },
+    M.DIR }
 end
 
 --- at_least(min, message) -> a check taking an integer of at least min, refusing
@@ -138,8 +162,15 @@ end
 
 local function unknown_option(decl, a)
   if decl.none then return decl.none end
-  if decl.text then return string.format("unknown option '%s' (%s, put -- before it)", a, decl.text) end
-  return string.format("unknown option '%s'", a)
+  -- a typo of one of the command's options is named with it (--jsn: did you mean '--json'?)
+  local names = {}
+  for _, e in ipairs(decl) do
+    if is_option(e) then names[#names + 1] = e[1] end
+  end
+  local near = #a > 2 and require("orket.nearest").nearest(a, names) -- lazy: only for a bad word
+  local hint = near and ("; did you mean '" .. near .. "'?") or ""
+  if decl.text then return string.format("unknown option '%s' (%s, put -- before it)%s", a, decl.text, hint) end
+  return string.format("unknown option '%s'%s", a, hint)
 end
 
 -- Fills defaults and checks that every required positional was given.
@@ -159,7 +190,7 @@ local function finish(decl, o, pos, filled)
 end
 
 --- parse(decl, args) -> opts | nil, message: args (a command's words, "--name=value"
---- already split by orket.cli) read against decl. After "--" every word is positional.
+--- already split by orket.cli, args.attached marking the values so split) read against decl. After "--" every word is positional.
 --- A value option takes the next word whatever it is; a missing one is an error naming it.
 function M.parse(decl, args)
   local opts, pos = index(decl)
@@ -178,6 +209,10 @@ function M.parse(decl, args)
       i = i + 1
       if e.last then options = false end
     elseif e then
+      -- "--json=1", split by orket.cli into two words: the 1 is no positional of its own
+      if args.attached and args.attached[i + 1] then
+        return nil, string.format("unknown argument '%s': %s takes no value", args[i + 1], a)
+      end
       local ok, msg = store(o, e, true)
       if not ok then return nil, msg end
     elseif options and a:match("^%-.") then

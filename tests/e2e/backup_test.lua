@@ -413,6 +413,73 @@ db:close()
     assert.matches("go with --encrypt", r.stderr, 1, true)
   end)
 
+  -- a refusal says what was refused, which file, and that the store is as it was: a bare
+  -- "another orket run is working" or ".orket/orket.db: database is locked" says neither
+  it("names the restore and FILE when a run holds the project, and changes nothing", function()
+    local dir = H.example("webapp")
+    local file = H.tmpdir() .. "/b.db"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    ok(H.orket('cancel API-2 "after the backup"', { cwd = dir }), "cancel")
+    local pid, stop = H.hold_lock(dir)
+    local r = H.orket("restore " .. H.quote(file), { cwd = dir })
+    stop()
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("restore: " .. file .. ": another orket run is working on this project (process " .. pid .. ")",
+      r.stderr, 1, true)
+    assert.matches("(the store was not changed)\n", r.stderr, 1, true)
+    assert.equal("canceled", status_of(dir, "API-2"))
+  end)
+
+  -- SQLite only: a write lock another connection holds is the file's; PostgreSQL's are rows'
+  local sqlite_it = backends.name() == "sqlite" and it
+    or function(name) pending(name .. " [SQLite only: its file's own locks]") end
+  sqlite_it("keeps the restore's words around a failure of the store's file (a locked store)", function()
+    local dir = H.example("webapp")
+    local file = H.tmpdir() .. "/b.db"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    ok(H.orket('cancel API-2 "after the backup"', { cwd = dir }), "cancel")
+    -- another connection holds the store's write lock longer than a writer waits for it
+    local p = io.popen(string.format("cd %s && { %s lua -e %s & echo $!; }", H.quote(dir), H.quote(H.BIN),
+      H.quote("local db = assert(require('orket.project').open_store('.', false)); assert(db:exec('BEGIN EXCLUSIVE')); "
+        .. "io.stdout:write('held\\n'); io.stdout:flush(); orket.sleep(60000)")))
+    local first, second = p:read("l"), p:read("l")
+    local pid = math.tointeger(tonumber(first) or tonumber(second))
+    finally(function()
+      os.execute("kill -9 " .. pid)
+      p:close()
+    end)
+    assert.equal("held", tonumber(first) and second or first)
+    local r = H.orket("restore " .. H.quote(file), { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.equal("orket: restore: .orket/orket.db: database is locked (the store was not changed)\n", r.stderr)
+    assert.equal("canceled", status_of(dir, "API-2"))
+  end)
+
+  -- the copy's private name (FILE.part-PID, removed) was said as the file at fault
+  it("names a failed copy as the copy for FILE, never by its private name", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    H.write(tmp .. "/f", "x\n")
+    local r = H.orket("backup " .. H.quote(tmp .. "/f/b.db"), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("^orket: backup: cannot create the copy for " .. (tmp .. "/f/b.db"):gsub("%p", "%%%0"), r.stderr)
+    assert.is_nil(r.stderr:find(".part-", 1, true), r.stderr)
+  end)
+
+  sqlite_it("says a damaged store's copy is the store's damage, FILE not written", function()
+    local dir = H.example("webapp")
+    local f = assert(io.open(dir .. "/.orket/orket.db", "r+b"))
+    f:seek("set", 4096 * 5)
+    f:write(string.rep("\255\0\127garbage", 4096 * 8 // 10))
+    f:close()
+    local file = H.tmpdir() .. "/b.db"
+    local r = H.orket("backup " .. H.quote(file), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: backup: the copy for " .. file .. ": database disk image is malformed (nothing was written to "
+      .. file .. ": the store .orket/orket.db may be damaged)\n", r.stderr)
+    assert.is_nil(io.open(file))
+  end)
+
   it("says how to use both commands", function()
     local r = H.orket("backup", {})
     assert.equal(2, r.status)

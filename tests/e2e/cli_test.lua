@@ -59,6 +59,14 @@ describe("orket CLI", function()
     r = H.orket("frobnicate")
     assert.equal(2, r.status)
     assert.matches("orket: unknown command 'frobnicate'", r.stderr)
+    assert.matches("orket: unknown command 'frobnicate'\n", r.stderr, 1, true) -- nothing near it
+    -- a typo is named with the command nearest to it
+    r = H.orket("borad")
+    assert.equal(2, r.status)
+    assert.matches("^orket: unknown command 'borad'; did you mean 'board'%?\nusage: orket <command>", r.stderr)
+    r = H.orket("help stauts")
+    assert.equal(2, r.status)
+    assert.matches("^orket: unknown command 'stauts'; did you mean 'status'%?\n", r.stderr)
     assert.matches("usage: orket <command>", r.stderr)
     r = H.orket("version --bogus")
     assert.equal(2, r.status)
@@ -85,6 +93,9 @@ describe("orket CLI", function()
       { "import ''", "orket: DIR is an empty word; give a directory\nusage: orket import [DIR] [-C DIR]\n" },
       { "board -C ''", "orket: -C needs a directory, not an empty word\nusage: orket board " },
       { "runs -C ''", "orket: -C needs a directory, not an empty word\nusage: orket runs " },
+      -- said as the command's argument, not as the parser's name for it (WORDS)
+      { "backup ''", "orket: an argument is an empty word; give a file name\nusage: orket backup FILE " },
+      { "restore ''", "orket: an argument is an empty word; give a file name\nusage: orket restore FILE " },
     } do
       local r = H.orket(c[1], { cwd = dir })
       assert.equal(2, r.status, c[1] .. ": " .. r.stderr)
@@ -209,6 +220,189 @@ describe("orket CLI", function()
     assert.equal("orket: no run to resume (every run is done)\n", r.stderr)
   end)
 
+  -- `sandbox list --json` wrote an empty list as {} (cjson's guess for an empty table): a
+  -- program reading it found an object where the documented output is an array
+  it("writes every empty --json list as a list, and nothing else, in a fresh project", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    for _, c in ipairs {
+      { "sandbox list --json", "[]\n" },
+      { "sandbox list --all --json", "[]\n" },
+      { "runs --json", '{"format":"orket.runs/1","runs":[]}\n' },
+      { "keys list --json", '{"format":"orket.keys/1","keys":[]}\n' },
+      { "mcp list --json", '{"format":"orket.mcp_list/1","servers":[]}\n' },
+    } do
+      local r = H.orket(c[1], { cwd = dir .. "/p" })
+      assert.equal(0, r.status, c[1] .. ": " .. r.stderr)
+      assert.equal(c[2], r.stdout, c[1])
+    end
+  end)
+
+  -- `bug --json` went through cjson alone: its keys came in the table's order, not sorted
+  it("writes bug --json with its keys sorted, as every --json output", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    dir = dir .. "/p"
+    H.write(dir .. "/epics/r.json", '{ "id": "R", "type": "rock", "name": "Notes", "epics": [ "START" ] }\n')
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local r = H.orket("bug R 'Saving fails' --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal('{"card":"R-bugs-1","duplicate":false,"rock":"R"}\n', r.stdout)
+  end)
+
+  -- a write whose transaction could not begin said "orket: nil": the audited write's
+  -- results, which never were, in place of the store's message
+  it("says a locked store's failure in a write command, not nil, and changes nothing", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    dir = dir .. "/p"
+    -- another connection holds the store's write lock longer than a writer waits for it
+    local p = io.popen(string.format("cd %s && { %s lua -e %s & echo $!; }", H.quote(dir), H.quote(H.BIN),
+      H.quote("local db = assert(require('orket.project').open_store('.', false)); assert(db:exec('BEGIN EXCLUSIVE')); "
+        .. "io.stdout:write('held\\n'); io.stdout:flush(); orket.sleep(60000)")))
+    local first, second = p:read("l"), p:read("l")
+    local pid = math.tointeger(tonumber(first) or tonumber(second))
+    finally(function()
+      os.execute("kill -9 " .. pid)
+      p:close()
+    end)
+    assert.equal("held", tonumber(first) and second or first)
+    for _, c in ipairs { "cancel START-1 'not needed'", "keys create ci --role viewer" } do
+      local r = H.orket(c, { cwd = dir })
+      assert.equal(1, r.status, c)
+      assert.equal("", r.stdout, c)
+      assert.equal("orket: .orket/orket.db: database is locked\n", r.stderr, c)
+    end
+    os.execute("kill -9 " .. pid)
+    H.wait_for(function() return not H.alive(pid) end, "the holder to end")
+    assert.matches('"status":"ready"', H.orket("card START-1 --json", { cwd = dir }).stdout, 1, true)
+    assert.matches('"keys":[]', H.orket("keys list --json", { cwd = dir }).stdout, 1, true)
+  end)
+
+  -- status said "git: no git repository at DIR/./workspace (run orket init)"
+  it("says there is no project where status is asked outside one", function()
+    local dir = H.tmpdir()
+    local r = H.orket("status", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: no project in . (orket.lua not found); 'orket init' creates one\n", r.stderr)
+    r = H.orket("status --json -C " .. H.quote(dir .. "/nowhere"), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("", r.stdout)
+    assert.equal("orket: no project in " .. dir .. "/nowhere (orket.lua not found); 'orket init' creates one\n", r.stderr)
+  end)
+
+  -- run, worker, bugfix, mcp and experiments said "orket.lua: cannot read: Not a directory",
+  -- naming neither the file nor the option
+  it("refuses a file given as the project's directory, naming it, in every command", function()
+    local dir = H.tmpdir()
+    local file = dir .. "/f"
+    H.write(file, "x\n")
+    for _, c in ipairs { "run X", "worker --drain", "bugfix status", "mcp list", "experiments report x", "board",
+      "sandbox list", "restore b.db", "runs" } do
+      local r = H.orket(c .. " -C " .. H.quote(file), { cwd = dir })
+      assert.equal(2, r.status, c .. ": " .. r.stderr)
+      assert.equal("orket: -C " .. file .. ": not a directory\n", r.stderr:match("^[^\n]*\n"), c)
+    end
+    for _, c in ipairs { "worker", "serve", "validate", "import" } do
+      local r = H.orket(c .. " " .. H.quote(file), { cwd = dir })
+      assert.equal(2, r.status, c .. ": " .. r.stderr)
+      assert.equal("orket: " .. file .. ": not a directory\n", r.stderr:match("^[^\n]*\n"), c)
+    end
+  end)
+
+  -- a closed stdout or stderr: the next file opened took its number, and libuv aborted
+  -- closing it (exit 134, "Assertion `fd > STDERR_FILENO' failed")
+  it("runs with standard output or error closed by the caller, without aborting", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    for _, c in ipairs { "version >&-", "board >&-", "board --json >&- 2>&-", "bogus 2>&-", "board <&-" } do
+      local p = io.popen(string.format("cd %s/p && %s %s; echo rc=$?", H.quote(dir), H.quote(H.BIN), c))
+      local out = p:read("a")
+      p:close()
+      local want = c:find("^bogus") and "2" or "0"
+      assert.equal(want, out:match("rc=(%d+)\n$"), c .. ": " .. out)
+    end
+  end)
+
+  -- where /dev/null cannot be opened (a bare chroot) a closed fd stayed closed, silently,
+  -- and the store could take its number; a shim refuses /dev/null to see it said and refused
+  it("refuses to run with a standard fd closed when /dev/null cannot be opened", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/shim.c", [[
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+static int deny(const char *p, int f, va_list ap, const char *name) {
+  if (strcmp(p, "/dev/null") == 0) { errno = ENOENT; return -1; }
+  int (*real)(const char *, int, ...) = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, name);
+  return real(p, f, va_arg(ap, int));
+}
+int open(const char *p, int f, ...) { va_list ap; va_start(ap, f); int r = deny(p, f, ap, "open"); va_end(ap); return r; }
+int open64(const char *p, int f, ...) { va_list ap; va_start(ap, f); int r = deny(p, f, ap, "open64"); va_end(ap); return r; }
+]])
+    if not os.execute(string.format("cc -shared -fPIC -o %s/shim.so %s/shim.c -ldl 2>/dev/null", H.quote(dir), H.quote(dir))) then
+      return pending("no C compiler here")
+    end
+    for c, want in pairs {
+      ["version <&- 2>&1"] = "orket: standard input is closed and /dev/null cannot be opened in its place: "
+        .. "No such file or directory\nrc=1\n",
+      ["version 2>&1 >&-"] = "orket: standard output is closed and /dev/null cannot be opened in its place: "
+        .. "No such file or directory\nrc=1\n",
+      ["version 2>&-"] = "rc=1\n", -- stderr is the closed one: the status alone says it
+      ["version"] = H.orket("version").stdout .. "rc=0\n", -- nothing closed: /dev/null not needed
+    } do
+      local p = io.popen(string.format("LD_PRELOAD=%s/shim.so %s %s; echo rc=$?", H.quote(dir), H.quote(H.BIN), c))
+      local out = p:read("a")
+      p:close()
+      assert.equal(want, out, c)
+    end
+  end)
+
+  -- output that could not be written was lost with exit 0: a script saving `orket board
+  -- --json > file` on a full disk kept an empty file and went on
+  it("fails when its output cannot be written, small or large", function()
+    if not io.open("/dev/full", "w") then return pending("no /dev/full here") end
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = dir }).status)
+    dir = dir .. "/p"
+    local issues = {}
+    for i = 1, 300 do issues[i] = string.format('{"id": "BIG-%d", "summary": "%s"}', i, string.rep("x", 80)) end
+    H.write(dir .. "/epics/big.json", '{"id": "BIG", "name": "big", "issues": [' .. table.concat(issues, ",") .. "]}")
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    -- a command's --help too: it went out before the check, exit 0
+    for _, c in ipairs { "version", "runs --json", "board START", "board", "board --json", "board --help", "help board" } do
+      local p = io.popen(string.format("cd %s && %s %s 2>&1 >/dev/full; echo rc=$?", H.quote(dir), H.quote(H.BIN), c))
+      local out = p:read("a")
+      p:close()
+      assert.equal("orket: cannot write the output: No space left on device\nrc=1\n", out, c)
+    end
+  end)
+
+  -- the watch on stdout's writes wraps every file handle's write: it dropped the errno, a
+  -- script's third result, and told EPIPE by strerror's English words
+  it("keeps a failed write's errno for a script's file handles", function()
+    if not io.open("/dev/full", "w") then return pending("no /dev/full here") end
+    local dir = H.tmpdir()
+    H.write(dir .. "/w.lua", [[
+local f = assert(io.open("/dev/full", "w"))
+f:setvbuf("no")
+io.stdout:write(select("#", f:write("x")), " ", tostring(select(3, f:write("x"))), "\n")
+]])
+    local r = H.orket("lua " .. H.quote(dir .. "/w.lua"))
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("3 28\n", r.stdout) -- ENOSPC
+    -- a reader gone away (SIGPIPE ignored, as a run does) is still no failure
+    H.write(dir .. "/big.lua", 'for _ = 1, 20000 do io.stdout:write(string.rep("x", 100), "\\n") end')
+    local script = string.format("trap '' PIPE; %s lua %s 2>%s; echo $? >%s", H.quote(H.BIN), H.quote(dir .. "/big.lua"),
+      H.quote(dir .. "/err"), H.quote(dir .. "/rc"))
+    os.execute("sh -c " .. H.quote(script) .. " | head -c1 >/dev/null")
+    assert.equal("0\n", H.read(dir .. "/rc"))
+    assert.equal("", H.read(dir .. "/err"))
+  end)
+
   it("takes --opt=value wherever it takes --opt value, a command's own parser or the shared one", function()
     local dir = H.tmpdir()
     -- init's own parser
@@ -239,6 +433,12 @@ describe("orket CLI", function()
     r = H.orket("runs --json=yes", { cwd = p })
     assert.equal(2, r.status)
     assert.matches("unknown argument 'yes'", r.stderr, 1, true)
+    -- nor for the flag and a word of its own: board's 1 was taken for a card to show
+    for _, c in ipairs { "board --json=1", "-C . board --json=1", "log --full=1", "restore --check=1 b.db" } do
+      r = H.orket(c, { cwd = p })
+      assert.equal(2, r.status, c .. ": " .. r.stderr)
+      assert.matches("^orket: unknown argument '1': %-%-%a+ takes no value\nusage: ", r.stderr, c)
+    end
     -- a script's own arguments are its own
     H.write(dir .. "/args.lua", "print(table.concat({...}, ' '))\n")
     r = H.orket("lua " .. H.quote(dir .. "/args.lua") .. " --a=b -- --c=d")
@@ -286,6 +486,14 @@ describe("orket CLI", function()
     local r = H.orket("lua /nonexistent/x.lua")
     assert.equal(1, r.status)
     assert.matches("cannot open /nonexistent/x.lua", r.stderr)
+  end)
+
+  -- a directory opens, and its read failed: an internal error with a traceback
+  it("reports a directory given as the script", function()
+    local dir = H.tmpdir()
+    local r = H.orket("lua " .. H.quote(dir))
+    assert.equal(1, r.status, r.stderr)
+    assert.equal("orket: cannot read " .. dir .. ": Is a directory\n", r.stderr)
   end)
 
   it("refuses precompiled chunks", function()

@@ -90,6 +90,23 @@ describe("orket gate check", function()
     assert.matches("ARGS_INVALID", r.stdout)
   end)
 
+  -- a run refuses to start on it: a decision made without it would not be the run's
+  it("refuses a project whose orket.lua does not load, naming its line and field", function()
+    local dir = H.tmpdir()
+    local call = [[gate check --role coder --tool run_command --args '{"argv":["make","test"]}' -C ]] .. H.quote(dir)
+    H.write(dir .. "/orket.lua", 'name = "g"\nverify = { commands = { "make" } }\nconcurrency = "two"\n')
+    local r = H.orket(call)
+    assert.equal(1, r.status, r.stdout)
+    assert.equal("", r.stdout)
+    -- named as every command names it (orket run -C DIR too): the project's orket.lua
+    assert.equal("orket: orket.lua:3: concurrency: must be an integer, not string\n", r.stderr)
+    H.write(dir .. "/orket.lua", 'name = "g"\nverify = { commands = { "make" }\n')
+    r = H.orket(call)
+    assert.equal(1, r.status, r.stdout)
+    assert.equal("", r.stdout)
+    assert.matches("^orket: orket.lua:%d: .*'}' expected", r.stderr)
+  end)
+
   it("applies the project's policies from --workspace", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. dir .. "/policies " .. dir .. "/roles")

@@ -70,6 +70,11 @@ describe("orket init", function()
     r = H.orket([[init "it's"]], { cwd = dir, env = on_path() })
     assert.equal(0, r.status, r.stderr)
     assert.matches([[next: cd 'it'\''s' && orket run START]], r.stdout, 1, true)
+    -- a name cd would read as its option: the command printed must work as pasted
+    r = H.orket("init -- -p", { cwd = dir, env = on_path() })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("next: cd ./-p && orket run START\n", r.stdout, 1, true)
+    assert.is_true(os.execute("cd " .. H.quote(dir) .. " && cd ./-p && test -f orket.lua"))
   end)
 
   it("names a project whose directory's name is not UTF-8 so that it validates", function()

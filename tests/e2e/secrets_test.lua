@@ -204,4 +204,18 @@ describe("orket secrets", function()
     assert.equal(1, r.status)
     assert.matches("stdin is empty", r.stderr, 1, true)
   end)
+
+  -- a mistyped -C said "no secrets" and exit 0, as a project without any would
+  it("list says there is no project in a directory that holds none, not that it has no secrets", function()
+    local tmp = H.tmpdir()
+    for _, c in ipairs { "secrets list -C " .. H.quote(tmp .. "/nowhere"), "secrets list --json -C " .. H.quote(tmp) } do
+      local r = H.orket(c, { cwd = tmp })
+      assert.equal(1, r.status, c)
+      assert.equal("", r.stdout, c)
+      assert.matches("^orket: secrets list: no project in " .. tmp:gsub("%p", "%%%0"), r.stderr, c)
+    end
+    local dir = project()
+    local r = run_ok(H.orket("secrets list --json -C " .. H.quote(dir), { cwd = tmp }), "list")
+    assert.equal('{"secrets":[]}\n', r.stdout)
+  end)
 end)

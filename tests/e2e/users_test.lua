@@ -130,6 +130,17 @@ describe("local accounts", function()
     assert.matches("no person named 'nobody'", r.stderr, 1, true)
   end)
 
+  -- the last --role won, so `--role viewer --role admin` made an admin (as it did a key)
+  it("refuses --role given twice with two values, and adds nobody", function()
+    local dir = H.example("webapp")
+    local r = H.orket("users add bob --role viewer --role admin --password-env PW", { cwd = dir, env = { PW = PASS } })
+    assert.equal(2, r.status)
+    assert.matches("--role given twice, 'viewer' and 'admin': give it once", r.stderr, 1, true)
+    r = ok(H.orket("users list --json", { cwd = dir }), "list")
+    assert.same({}, cjson.decode(r.stdout).users)
+    add(dir, "bob", "viewer --role viewer") -- the same role twice is one
+  end)
+
   it("signs a person in through the web board's form in Chromium", function()
     local chromium, why = WD.available()
     if not chromium then return pending("skipped: " .. why) end

@@ -81,6 +81,19 @@ local function key_files(dir, opts)
   return keys
 end
 
+-- err with the copy's private name (FILE.part-PID, removed, a name the user never gave)
+-- said as the copy for FILE; a copy found damaged is the store's damage, copied
+local function as_said(err, code, file, store)
+  if type(err) ~= "string" then return err end
+  local n
+  err, n = err:gsub(file:gsub("%p", "%%%0") .. "%.part%-%d+", (("the copy for " .. file):gsub("%%", "%%%%")))
+  if n == 0 then return err end
+  if code == "ECORRUPT" then
+    err = err .. string.format(" (nothing was written to %s: the store %s may be damaged)", file, store)
+  end
+  return err
+end
+
 function cmd.run(args, cli)
   local opts, encrypt = {}, false
   local dir, pos = cli.words(cmd, args, { ["--encrypt"] = function() encrypt = true end }, "a file name", {
@@ -112,7 +125,7 @@ function cmd.run(args, cli)
   else info, err, code = backup.backup(db, pos[1]) end
   db:close()
   if not info then
-    cli.fail(code, "backup: %s", err)
+    cli.fail(code, "backup: %s", as_said(err, code, pos[1], project.db_path(dir)))
     return backup.STOP_STATUS[signal] or 1
   end
   io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,

@@ -1,7 +1,7 @@
 -- orket bug ROCK "text" [--body TEXT]: a person files a bug under a rock (a ready issue in its
 -- bugs epic: orket.actions.bugs.file_bug), counted in the rock's bug-fix phase. Prints
 -- the card's id, or the open bug it was added to when --fingerprint matches one.
-local cjson = require "cjson"
+local jsonout = require "orket.jsonout"
 local bugs = require "orket.actions.bugs"
 
 local cmdline = require "orket.cmdline"
@@ -47,7 +47,7 @@ function cmd.run(args, cli)
   cli.say_operator()
   local moved = rock ~= o.rock and string.format(" under %s (%s's bug-fix phase ended)", rock, o.rock) or ""
   if o.json then
-    io.stdout:write(cjson.encode { card = id, duplicate = dup, rock = rock }, "\n")
+    io.stdout:write(jsonout.encode { card = id, duplicate = dup, rock = rock }, "\n")
   elseif dup then
     io.stdout:write(string.format("%s is open with the same fingerprint%s; the report is a comment on it; "
       .. "'orket run %s' works it\n", id, moved, rock))

@@ -11,14 +11,15 @@ local policy = require "orket.policy"
 local roles_mod = require "orket.engine.roles"
 local board = require "orket.board"
 local config = require "orket.config"
-local settings = require "orket.settings"
 local jsonout = require "orket.jsonout"
 local cmdline = require "orket.cmdline"
 
 local cmd = { name = "gate", summary = "ask the tool gate about a call (orket gate check ...)" }
 cmd.help = [[
 Decides one tool call as the gate would during a run, without running it.
-Exit status: 0 allow, 1 deny, 4 ask, 2 usage error.]]
+Exit status: 0 allow, 1 deny (or an error, said on stderr: the project's orket.lua does
+not load, its roles, tools or policies do not, or its board cannot be read), 4 ask,
+2 usage error.]]
 cmd.args = {
   usage = "orket gate check --role ROLE --tool TOOL [--args JSON] [--seat SEAT] [--card ID | --card-status S]\n" ..
     "                  [--allow-tools a,b,...] [-C DIR] [--json]",
@@ -162,8 +163,14 @@ function cmd.run(args, cli)
   local card = card_facts(o, cli)
   if not card then return 1 end
   -- the programs run_command runs unasked: orket.lua's verify.commands, when it reads
-  local cfg = config.load(o.workspace)
-  local s = cfg and settings.resolve(cfg)
+  -- without orket.lua, no project's programs; one that does not load is said, not taken for
+  -- none: the decision would differ from the run's, which refuses to start
+  local cfg, s, ccode = config.settings(o.workspace)
+  if not cfg and ccode ~= "ENOENT" then
+    cli.err("%s", s)
+    return 1
+  end
+  if not cfg then s = nil end
   local seat, seat_note, card_note = stand_ins(o, s and s.team, card)
   local d = gate.check {
     actor = { seat = seat, roles = o.role }, tool = o.tool, args = call_args,

@@ -13,11 +13,7 @@ help = {
       return 0
     end
     local cmd = cli.load_command(o.command)
-    if not cmd then
-      cli.err("unknown command '%s'", o.command)
-      cli.usage(io.stderr)
-      return cli.EXIT.usage
-    end
+    if not cmd then return cli.unknown_command(o.command) end
     io.stdout:write(cli.help_text(o.command))
     return 0
   end,

@@ -337,7 +337,8 @@ end
 
 -- What init made, and the command to run next.
 local function say_made(dir, o, texts, r, cli)
-  local cd = dir == "." and "" or ("cd " .. shell_quote(dir) .. " && ")
+  -- a name starting with '-' would be read by cd as its option: "./-x" is the same folder
+  local cd = dir == "." and "" or ("cd " .. shell_quote(dir:find("^%-") and "./" .. dir or dir) .. " && ")
   -- START's issues as its file holds them: r.cards counts epics/ files that were there too
   local start = texts["epics/start.json"] and json.decode(texts["epics/start.json"])
   local issues = start and #(start.issues or {}) or 0

@@ -13,9 +13,12 @@ cmd.args = {
   { "create|list|revoke", key = "sub", missing = "keys needs create, list or revoke",
     check = cmdline.one_of({ "create", "list", "revoke" }, "unknown keys command '%s'") },
   { "NAME|ID", key = "words", many = true },
-  { "--role", value = "ROLE", what = "viewer, operator or admin", help = "the new key's role: viewer, operator or admin" },
+  -- given twice, the key's power is refused rather than taken from the later word
+  { "--role", value = "ROLE", what = "viewer, operator or admin", once = cmdline.one_value("--role"),
+    help = "the new key's role: viewer, operator or admin" },
   { "--json", help = "list the keys as JSON" },
-  { "--for", value = "PERSON", key = "person", what = "a person's name", help = "a personal key of that person (docs/teams.md)" },
+  { "--for", value = "PERSON", key = "person", what = "a person's name", once = cmdline.one_value("--for"),
+    help = "a personal key of that person (docs/teams.md)" },
   cmdline.DIR,
 }
 cmd.help = [[

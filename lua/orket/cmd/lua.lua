@@ -21,8 +21,10 @@ cmd.words_after = 1
 local function load_file(file)
   local f, oerr = io.open(file, "rb")
   if not f then return nil, "cannot open " .. oerr end
-  local src = f:read("a")
+  -- a directory opens on Linux, and reading it fails (EISDIR)
+  local src, rerr = f:read("a")
   f:close()
+  if not src then return nil, "cannot read " .. file .. ": " .. tostring(rerr) end
   if src:byte(1) == 27 then return nil, file .. ": precompiled chunks are not run" end
   src = src:gsub("^#![^\n]*", "")
   return compile(src, "@" .. file)

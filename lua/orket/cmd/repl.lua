@@ -10,7 +10,8 @@ local help = require "orket.terminal.help"
 local cmd = {
   name = "repl",
   summary = "interactive prompt with the runtime loaded",
-  args = { { "-C", value = "DIR", key = "dir", what = "a directory", once = require("orket.cmdline").one_dir } },
+  args = { { "-C", value = "DIR", key = "dir", what = "a directory", once = require("orket.cmdline").one_dir,
+    check = require("orket.cmdline").a_dir("-C") } },
   help = "Expressions print their values; statements run. Incomplete input continues on\n" ..
       "the next line (>>). Ctrl-C interrupts a running chunk, Ctrl-D exits.\n" ..
       "`help` lists what is at hand, help(x) says more about x; Tab completes names.\n" ..

@@ -207,7 +207,9 @@ end
 
 -- The store replaced with FILE's content, under the project's lock -> exit status
 local function replace(dir, file, name, accept, cli)
-  local db, lock = cli.open_store_locked(dir)
+  local db, lock = cli.open_store_locked(dir, function(m)
+    return string.format("restore: %s: %s (the store was not changed)", name, m)
+  end)
   if not db then return 1 end
   local v, checked = ready(dir, db, file, name, accept, cli)
   local info, err, code

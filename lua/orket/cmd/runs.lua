@@ -60,6 +60,9 @@ local function stop(o, cli)
   local ok, kind, msg = localuse.audited(db, "stop", row.target, function() return recorded.stop_queued(db, id) end)
   db:close()
   if not ok then
+    -- stop_queued's refusals are (nil, kind, message); a transaction that failed is (nil,
+    -- message, CODE): a locked store's message is said as it is
+    if not (kind == "not_queued" or kind == "conflict" or kind == "store") then msg = kind end
     if kind == "not_queued" then
       msg = msg .. ": 'orket runs stop' ends only those; a run a process executes is stopped there (SIGINT "
         .. "'orket run', POST /v1/runs/" .. id .. "/stop to its server)"

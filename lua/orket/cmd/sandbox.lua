@@ -32,7 +32,7 @@ cmd.args = {
     check = cmdline.one_of(SUBCOMMANDS, "unknown sandbox subcommand '%s' (plan, up, list, logs, check, stop, compose)") },
   { "ARGS", key = "words", many = true, rest = true },
   -- -C DIR before the subcommand too (`orket sandbox -C DIR list`), handed on to its words
-  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir },
+  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir("-C") },
 }
 cmd.help = [[
 plan      says what a sandbox would run from main's tree at main's head (its commit): orket.lua's
@@ -104,7 +104,7 @@ end
 
 -- The plan as the documented JSON document.
 local function plan_json(p, s, commit)
-  io.stdout:write(cjson.encode {
+  io.stdout:write(jsonout.encode {
     commit = commit, stack = p.stack, explicit = p.explicit or false, command = jsonout.array(p.command),
     install = p.install and jsonout.array(p.install) or cjson.null, port_env = p.port_env,
     health = { kind = p.health.kind, path = p.health.path or cjson.null, interval_ms = p.health.interval_ms,
@@ -445,7 +445,8 @@ local function list(o, cli)
         healthy_at = r.healthy_at or cjson.null, ended_at = r.ended_at or cjson.null, detail = r.detail or cjson.null,
         exit_code = r.exit_code or cjson.null, exit_signal = r.exit_signal or cjson.null }
     end
-    io.stdout:write(cjson.encode(jsonout.array(out)), "\n")
+    -- jsonout, as every --json: no sandbox is [] (cjson wrote {}), keys in one order
+    io.stdout:write(jsonout.encode(jsonout.array(out)), "\n")
     return 0
   end
   if #rows == 0 then

@@ -77,6 +77,12 @@ local function audited(db, action, name, change)
 end
 
 local function list(o)
+  -- a directory that holds no project (a mistyped -C) has no secrets to list, and saying
+  -- "no secrets" there would hide the mistake
+  if not uv.fs_stat(o.dir .. "/orket.lua") and not uv.fs_stat(o.dir .. "/.orket") then
+    return nil, string.format("no project in %s (neither orket.lua nor .orket/ there); 'orket init' creates one", o.dir),
+      "ENOENT"
+  end
   local store = require "orket.store.secrets" -- lazy: as the store
   local rows, err = store.list(o.dir)
   if not rows then return nil, err end

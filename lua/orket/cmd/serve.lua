@@ -26,7 +26,7 @@ local otel = require "orket.otel"
 local cmd = { name = "serve", summary = "serve the board and its events over HTTP" }
 cmd.args = {
   text = "a directory", extra = "serve takes one directory",
-  { "DIR", optional = true, key = "project", what = "a directory" },
+  { "DIR", optional = true, key = "project", what = "a directory", check = cmdline.a_dir() },
   { "--listen", value = "HOST:PORT", what = "HOST:PORT" },
   { "--workers", value = "N", what = "a number",
     check = function(v)

@@ -58,18 +58,8 @@ local function project_of(dir)
   return found or dir
 end
 
-function cmd.run(args, cli)
-  local json = false
-  local dir, pos = cli.words(cmd, args, { ["--json"] = function() json = true end }, "no text is taken")
-  if not dir then return pos end
-  if #pos > 0 then return cli.usage_error(cmd, "unknown argument '%s'", pos[1]) end
-  dir = project_of(dir)
-  local doc, err, code = status_view.of_project(dir)
-  if not doc then return cli.fail(code, "%s", err) or 1 end
-  if json then
-    io.stdout:write(jsonout.encode(doc), "\n")
-    return 0
-  end
+-- The status as a person reads it -> text
+local function shown_text(doc, dir, cli)
   local out = { string.format("main is at %s\n", doc.main:sub(1, 12)) }
   -- the commands name workspace/ from the project's folder: said when that is elsewhere
   local real, cwd = uv.fs_realpath(dir), uv.fs_realpath(uv.cwd())
@@ -95,7 +85,33 @@ function cmd.run(args, cli)
       .. "    keep yours:   %s\n", shown(cli, d.path), side(cli, d.main), side(cli, d.view), line(cli, d.take_main),
       #d.keep_view > 0 and line(cli, d.keep_view) or "(none: git commits no FIFO, socket or device)")
   end
-  io.stdout:write(table.concat(out))
+  return table.concat(out)
+end
+
+-- Whether dir holds nothing of a project (no orket.lua, .orket/ or workspace/): said as
+-- every command says it, not as a git repository missing at DIR/./workspace. A project
+-- whose workspace/ lost its repository is told what makes one (orket.status_view).
+local function nothing_at(dir)
+  return not (uv.fs_stat(dir .. "/orket.lua") or uv.fs_stat(dir .. "/.orket") or uv.fs_stat(dir .. "/workspace"))
+end
+
+function cmd.run(args, cli)
+  local json = false
+  local dir, pos = cli.words(cmd, args, { ["--json"] = function() json = true end }, "no text is taken")
+  if not dir then return pos end
+  if #pos > 0 then return cli.usage_error(cmd, "unknown argument '%s'", pos[1]) end
+  dir = project_of(dir)
+  if nothing_at(dir) then
+    cli.err("no project in %s (orket.lua not found); 'orket init' creates one", dir)
+    return 1
+  end
+  local doc, err, code = status_view.of_project(dir)
+  if not doc then return cli.fail(code, "%s", err) or 1 end
+  if json then
+    io.stdout:write(jsonout.encode(doc), "\n")
+    return 0
+  end
+  io.stdout:write(shown_text(doc, dir, cli))
   return 0
 end
 

@@ -2,6 +2,7 @@
 -- the web board with (orket.serve.accounts). A password is read from the terminal (twice,
 -- echo off) or from the environment variable --password-env names, never from the command
 -- line.
+local cmdline = require "orket.cmdline"
 local jsonout = require "orket.jsonout"
 local task = require "orket.task"
 
@@ -53,7 +54,8 @@ local function words(args, cli)
   local o = {}
   local flags = { ["--json"] = function() o.json = true end, ["--password-stdin"] = function() o.stdin = true end }
   local dir, pos = cli.words(cmd, args, flags, "a person's name", {
-    ["--role"] = { what = "viewer, operator or admin", set = function(v) o.role = v end },
+    -- a second, different --role is refused: the last winning made `--role viewer --role admin` an admin
+    ["--role"] = { what = "viewer, operator or admin", set = function(v) o.role = v end, once = cmdline.one_value("--role") },
     ["--password-env"] = { what = "the name of an environment variable", set = function(v) o.env = v end },
   })
   if not dir then return nil, pos end

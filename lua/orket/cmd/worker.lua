@@ -24,7 +24,7 @@ local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "worker", summary = "work the runs left to workers, with other workers, on a shared board" }
 cmd.args = { extra = "give one project directory",
-  { "DIR", optional = true, key = "dir", what = "a directory", once = cmdline.one_dir },
+  { "DIR", optional = true, key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir() },
   { "--start", value = "TARGET", what = "a value", help = "leave a run of TARGET (an epic, a rock or a card) to the workers, unless\n"
     .. "one is unfinished already, and work it" },
   { "--drain", help = "exit once no run is left to the workers (else wait for new ones)" },
@@ -38,7 +38,7 @@ cmd.args = { extra = "give one project directory",
     help = "how long a lease lives without renewal (renewed every third of it)" },
   { "--name", value = "NAME", what = "a value", help = "this worker's name, in its events and the leases' listings (default HOST:PID)" },
   { "--model", value = "M", what = "a value" },
-  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir },
+  { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir("-C") },
 }
 cmd.help = [[
 Works the runs left to workers in the project DIR (default: the current directory), side

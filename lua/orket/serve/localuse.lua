@@ -106,6 +106,9 @@ function M.audited(db, action, card, fn, subject)
     return true
   end)
   if not ok and a then return nil, e, code end -- the audit failed: the write was rolled back with it
+  -- the transaction failed without fn's word (it could not begin: a locked store; fn raised):
+  -- the store's message, not fn's results that never were ("orket: nil")
+  if not ok and b == nil then return nil, e, code end
   return a, b, c, d
 end
 

@@ -46,6 +46,19 @@ describe("cmdline.parse", function()
     assert.equal("n", assert(cmdline.parse(DECL, { "X", "--model", "m", "--model", "n" })).model)
   end)
 
+  -- a key's role given twice: the later word silently won, an admin key where a viewer's
+  -- may have been meant
+  it("refuses a key's --role or --for given twice with two values, naming both", function()
+    local keys = require("orket.cmd.keys").args
+    local o, msg = cmdline.parse(keys, { "create", "x", "--role", "viewer", "--role", "admin" })
+    assert.is_nil(o)
+    assert.equal("--role given twice, 'viewer' and 'admin': give it once", msg)
+    o, msg = cmdline.parse(keys, { "create", "x", "--for", "bob", "--role", "viewer", "--for", "root" })
+    assert.is_nil(o)
+    assert.equal("--for given twice, 'bob' and 'root': give it once", msg)
+    assert.equal("viewer", assert(cmdline.parse(keys, { "create", "x", "--role", "viewer", "--role", "viewer" })).role)
+  end)
+
   it("names the argument in each error", function()
     local cases = {
       { {}, "run needs a target" },
@@ -121,6 +134,17 @@ describe("cmdline.parse", function()
     for _, name in ipairs { "-C", "init", "validate", "import", "serve", "worker" } do assert.is_true(seen[name], name) end
   end)
 
+  it("names the option nearest to an unknown one, when one is near", function()
+    local _, msg = cmdline.parse(DECL, { "X", "--jsn" })
+    assert.equal("unknown option '--jsn'; did you mean '--json'?", msg)
+    _, msg = cmdline.parse(DECL, { "X", "--lease-sm", "40" })
+    assert.equal("unknown option '--lease-sm'; did you mean '--lease-ms'?", msg)
+    _, msg = cmdline.parse({ text = "a note", { "NOTE", optional = true }, { "--json" } }, { "--jsno" })
+    assert.equal("unknown option '--jsno' (a note, put -- before it); did you mean '--json'?", msg)
+    _, msg = cmdline.parse(DECL, { "X", "--frobnicate" })
+    assert.equal("unknown option '--frobnicate'", msg)
+  end)
+
   it("says how to pass text that starts with '-', refuses words where nothing is declared", function()
     local _, msg = cmdline.parse({ text = "a note", { "NOTE", optional = true } }, { "-x" })
     assert.equal("unknown option '-x' (a note, put -- before it)", msg)
@@ -155,5 +179,29 @@ describe("cmdline.usage and options_help", function()
     assert.equal("  --json  print JSON\n  -C DIR  the project's directory (default: the current one)", cmdline.options_help(DECL))
     assert.equal("  --a X  one\n         two", cmdline.options_help { { "--a", value = "X", help = "one\ntwo" } })
     assert.is_nil(cmdline.options_help { { "--a" } })
+  end)
+
+  -- a store failure as the user sees it: Orket's own positions cut, under an install path
+  -- with a space too ("/opt/My " was left), and a user's own file:line kept, in a folder
+  -- named orket too (it was cut)
+  it("cuts only the positions of Orket's own library from a store failure", function()
+    local H = require "tests.helpers"
+    local plain = require("orket.cli").plain
+    local F = ".orket/orket.db: database is locked"
+    local lib = H.tmpdir() .. "/My Tools/orket/lua/orket/"
+    assert(os.execute("mkdir -p " .. H.quote(lib .. "store") .. " && touch " .. H.quote(lib .. "store/cards.lua")))
+    assert.equal(F, plain(lib .. "store/cards.lua:34: " .. F, lib))
+    assert.equal("restore: " .. F .. " (the store was not changed)",
+      plain("restore: " .. lib .. "store/cards.lua:34: " .. F .. " (the store was not changed)", lib))
+    -- Lua's shortened form of a long chunk name
+    assert.equal(F, plain("... Tools/orket/lua/orket/store/cards.lua:34: " .. F, lib))
+    assert.equal(F, plain(F .. "\nstack traceback:\n\t[C]: in ?", lib))
+    for _, user in ipairs { "/home/u/src/orket/proj/policies/p.lua:3: ", "...src/orket/proj/policies/p.lua:3: ",
+      "orket.lua:3: ", "...Tools/orket/lua/orket/store/gone.lua:3: " } do
+      assert.equal(user .. F, plain(user .. F, lib))
+    end
+    -- the library this runs from is the default
+    assert.equal(F, plain(package.orket_home .. "/lua/orket/store/cards.lua:34: " .. F))
+    H.cleanup()
   end)
 end)
