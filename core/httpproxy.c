@@ -49,6 +49,7 @@ struct httpproxy {
   size_t next_ev;   /* the upstream's queued events before this one are on the client's queue */
   size_t sent;
   unsigned status;
+  int timed_out; /* status 0 because the upstream gave no answer in time */
   char *message;
 };
 
@@ -323,7 +324,9 @@ static void pp_step(httpproxy *p) {
       if (!http_headers_done(p->up)) {
         if (http_finished(p->up)) {
           const char *msg;
-          http_error(p->up, &msg, NULL);
+          const char *code = http_error(p->up, &msg, NULL);
+          /* no answer in time is a gateway's timeout (504, RFC 9110 15.6.5), not a bad one */
+          p->timed_out = code != NULL && strcmp(code, HTTP_E_TIMEOUT) == 0;
           pp_fail(p, "", msg ? msg : "no answer");
           go = 0;
         }
@@ -494,6 +497,8 @@ unsigned httpproxy_status(const httpproxy *p, const char **message) {
 }
 
 size_t httpproxy_sent(const httpproxy *p) { return p->sent; }
+
+int httpproxy_timed_out(const httpproxy *p) { return p->status == 0 && p->timed_out; }
 
 void httpproxy_free(httpproxy *p) {
   if (p == NULL) return;

@@ -69,6 +69,9 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
  * failed first or the server refused its headers (the owner answers: message says why). message: why the answer broke off or
  * failed, NULL when it did not. */
 unsigned httpproxy_status(const httpproxy *p, const char **message);
+/* 1 when the status is 0 because the upstream gave no answer within its timeouts (the
+ * owner answers 504, RFC 9110 15.6.5, where another failure is 502). */
+int httpproxy_timed_out(const httpproxy *p);
 /* Body bytes handed to the client's queue. */
 size_t httpproxy_sent(const httpproxy *p);
 

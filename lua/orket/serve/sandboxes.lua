@@ -311,11 +311,18 @@ local BODILESS = { DELETE = true, OPTIONS = true }
 -- with the socket's options
 local kept_api = setmetatable({}, { __mode = "v" }) -- socket -> kept
 local kept_own = setmetatable({}, { __mode = "v" })
--- kept -> {body, note}: the 502's body and the log's note start of a request that ends in C
+-- kept -> {body, note, timeout body}: the 502's body, the log's note start and the 504's
+-- body of a request that ends in C
 local failed_of = setmetatable({}, { __mode = "k" })
 local function bad_gateway(row)
   return err(502, "bad_gateway", string.format("sandbox %d's app gave no answer that could be passed on "
     .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id))
+end
+-- an app that took the request and gave no answer in time: a gateway's timeout (RFC 9110
+-- 15.6.5), not an answer that was bad
+local function gateway_timeout(row)
+  return err(504, "gateway_timeout", string.format("sandbox %d's app gave no answer within %d s "
+    .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, M.PROXY_TIMEOUT_MS // 1000, row.id))
 end
 -- The proxy's memory (core/lhttpd.c, docs/serve.md "The proxy's memory"): a request
 -- proxied here may be proxied again from C, with no Lua, when it comes again the same
@@ -348,7 +355,8 @@ local function kept_of(row, own)
       pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN }
     by_socket[row.socket] = kept
     local _, doc = bad_gateway(row)
-    failed_of[kept] = { jsonout.encode(doc) .. "\n", "sandbox " .. row.id .. ": " }
+    local _, tdoc = gateway_timeout(row)
+    failed_of[kept] = { jsonout.encode(doc) .. "\n", "sandbox " .. row.id .. ": ", jsonout.encode(tdoc) .. "\n" }
   end
   return kept
 end
@@ -388,7 +396,7 @@ function M.forward(req, ctx, row, url, own)
     local failed = failed_of[kept]
     local started, serr = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
       body = body, kept = kept, tally = tally, t0 = ctx.t0, key = ctx.key, fail_body = failed[1],
-      fail_more = ctx.headers, fail_note = failed[2], memo = memo_of(req, ctx, method, body, own) }
+      fail_more = ctx.headers, fail_note = failed[2], timeout_body = failed[3], memo = memo_of(req, ctx, method, body, own) }
     if started then
       ctx.ended = true
       return
@@ -396,11 +404,12 @@ function M.forward(req, ctx, row, url, own)
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(serr)
     return bad_gateway(row)
   end
-  local status, note = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
-    body = body, kept = kept }
+  local status, note, _, timed_out = req:proxy { url = url, method = method == "HEAD" and "GET" or method,
+    headers = headers, body = body, kept = kept }
   if not status then
     -- what libcurl said of it is for the log line, not the client (the app's own log says more)
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(note)
+    if timed_out then return gateway_timeout(row) end
     return bad_gateway(row)
   end
   ctx.status, ctx.note = status, note
@@ -521,7 +530,7 @@ function M.add(router)
   -- app's, passed on whole (any_query: none is refused here)
   for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE" } do
     router:add(m, "/v1/sandboxes/{id}/app/{path*}", { handler = proxy, role = m == "GET" and "viewer" or "operator",
-      name = "sandbox_app_" .. m:lower(), errors = { 409, 502 }, any_query = true,
+      name = "sandbox_app_" .. m:lower(), errors = { 409, 502, 504 }, any_query = true,
       summary = "The sandbox's app, through its socket (the rest of the path and the query are passed on)" })
   end
   router:add("POST", "/v1/sandboxes/{id}/restart", { handler = restart, role = "operator", name = "sandbox_restart",

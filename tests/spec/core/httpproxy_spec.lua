@@ -23,8 +23,9 @@ local function front(sock, opts)
           total_timeout_ms = 30000 }
         for k, v in pairs(opts or {}) do o[k] = v end
         if req.method == "POST" then o.body = req:body() end
-        local status, note, bytes = req:proxy(o)
-        outcomes[#outcomes + 1] = { status = status, note = note, bytes = bytes }
+        local status, note, bytes, timed_out = req:proxy(o)
+        -- timed_out only when true: the outcomes of the other tests are compared whole
+        outcomes[#outcomes + 1] = { status = status, note = note, bytes = bytes, timed_out = timed_out or nil }
         if not status then req:respond(502, {}, "failed: " .. tostring(note)) end
         req:close()
       end)
@@ -689,7 +690,34 @@ describe("req:proxy", function()
     assert.matches("^failed: ", body)
     assert.is_nil(outcomes[1].status)
     assert.is_string(outcomes[1].note)
+    assert.is_nil(outcomes[1].timed_out) -- refused at once: no timeout of the upstream's
     srv:close()
+  end)
+
+  -- An upstream that takes the request and never answers: its caller is told it timed out
+  -- (a 504 then, RFC 9110 15.6.5, not the 502 of an answer that was bad)
+  it("tells its caller the upstream gave no answer in time", function()
+    local sock = H.tmpdir() .. "/mute.sock"
+    local mute = uv.new_pipe(false)
+    local held = {}
+    assert(mute:bind(sock))
+    mute:listen(16, function()
+      local c = uv.new_pipe(false)
+      mute:accept(c)
+      held[#held + 1] = c
+      c:read_start(function() end) -- reads the request, answers nothing
+    end)
+    local srv, base, outcomes = front(sock, { total_timeout_ms = 400 })
+    local t0 = uv.now()
+    local status = fetch(base .. "/")
+    assert.equal(502, status) -- the front above answers every failure 502
+    assert.is_true(uv.now() - t0 >= 350)
+    assert.is_nil(outcomes[1].status)
+    assert.is_true(outcomes[1].timed_out)
+    assert.matches("no complete response within 400 ms", outcomes[1].note, 1, true)
+    srv:close()
+    for _, c in ipairs(held) do c:close() end
+    mute:close()
   end)
 
   -- A request proxied from a stream of 1000 bytes the upstream never ends; stop(req, t),

@@ -116,6 +116,36 @@ describe("orket.serve's proxied requests", function()
     raw:close()
   end)
 
+  -- RFC 9110 15.6.5: an app that took the request and gave no answer within the proxy's
+  -- time is a gateway's timeout, 504, not the 502 of an answer that could not be passed on
+  it("answers 504 as JSON when the app takes the request and never answers", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was = sandboxes.PROXY_TIMEOUT_MS
+    sandboxes.PROXY_TIMEOUT_MS = 1000 -- read once per socket, as its kept options are made
+    local up, sock = app(function(req) req:wait_gone() end) -- takes the request, never answers
+    local ok, e = pcall(function()
+      local srv, url, lines, stop, id = server(sock)
+      local t0 = uv.now()
+      local st, body, headers = H.fetch { url = url .. "/slow" }
+      assert.equal(504, st, body)
+      assert.is_true(uv.now() - t0 >= 900)
+      assert.matches("^application/json", headers["content-type"])
+      assert.equal("Origin", headers.vary)
+      local doc = cjson.decode(body)
+      assert.equal("gateway_timeout", doc.error.code)
+      assert.matches("sandbox " .. id .. "'s app gave no answer within 1 s", doc.error.message, 1, true)
+      H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+      local l = proxied(lines)[1]
+      assert.equal(504, l.status)
+      assert.matches("^sandbox " .. id .. ": .+", l.note)
+      assert.matches('status="504"} 1', require("orket.serve.metrics").render(srv.db, srv.metrics, 0), 1, true)
+      stop()
+    end)
+    sandboxes.PROXY_TIMEOUT_MS = was
+    up:close()
+    assert(ok, e)
+  end)
+
   it("is waited for by the stop, and answered 503 and logged when the stop comes first", function()
     local up, sock = app(function(req) req:wait_gone() end) -- never answers
     local srv, url, lines, stop = server(sock, require("orket.serve").limits("drain_ms=300"))
