@@ -301,9 +301,13 @@ for _, name in ipairs(sandboxes.PASS_OUT) do PASS_BACK[#PASS_BACK + 1] = name en
 for _, name in ipairs(PASS_OUT) do PASS_BACK[#PASS_BACK + 1] = name end
 local OWN_ORIGIN = { headers = pass_in, pass = PASS_BACK, cookies = OWN_NAMES }
 
--- a raw path and query as they may go on to the app: RFC 3986's characters only
-local PATH_OK = "^/[%w%-%._~!$&'()*+,;=:@/%%]*$"
-local QUERY_OK = "^[%w%-%._~!$&'()*+,;=:@/?%%]*$"
+-- a raw path and query as they may go on to the app: RFC 3986's characters, and those a
+-- browser sends unencoded though RFC 3986 has them encoded (the WHATWG URL standard's
+-- percent-encode sets leave "[]|^{}\`" as typed in a query, "[]|" in a path: a script's
+-- fetch("/items?page[size]=10") sends them so); never a space, a control byte, a quote,
+-- "<", ">" or "#", which a browser always encodes
+local PATH_OK = "^/[%w%-%._~!$&'()*+,;=:@/%%%[%]|^{}\\`]*$"
+local QUERY_OK = "^[%w%-%._~!$&'()*+,;=:@/?%%%[%]|^{}\\`]*$"
 
 -- the route a request to an app's origin is logged and counted under
 M.ROUTE = "(app)"
