@@ -264,8 +264,10 @@ local PASS_IN = { "accept", "accept-language", "content-type", "if-none-match", 
   "user-agent" }
 -- the answer's headers passed back (each value under 4 KiB): never Set-Cookie (the app
 -- would set cookies on this server's origin), nor what belongs to this hop
-M.PASS_OUT = { "content-type", "cache-control", "etag", "last-modified", "location", "content-language",
-  "content-disposition", "accept-ranges", "content-range" }
+-- (Content-Encoding: the body is passed as the app sent it, so it must say how it is coded,
+-- or a browser shows an app's gzip, sent unasked, as the bytes it is)
+M.PASS_OUT = { "content-type", "content-encoding", "cache-control", "etag", "last-modified", "location",
+  "content-language", "content-disposition", "accept-ranges", "content-range" }
 
 local enc = urlencode.encode
 

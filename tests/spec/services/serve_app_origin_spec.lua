@@ -83,6 +83,26 @@ describe("an app on its own origin", function()
     app:close()
   end)
 
+  -- the body passes as the app coded it: its Content-Encoding with it, or a browser shows
+  -- the coded bytes as the page
+  it("passes back the Content-Encoding of the body the app sent", function()
+    local gz = "\31\139\8\0\0\0\0\0\0\3\203\72\205\201\201\87\72\175\202\44\0\0\25\106\210\223\10\0\0\0"
+    local app, sock = raw_app(function()
+      return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Length: " .. #gz
+        .. "\r\n\r\n" .. gz
+    end)
+    local request, _, stop = server(sock)
+    local st, body, headers = request("/hello.txt")
+    assert.equal(200, st)
+    assert.equal(gz, body) -- as sent, not decoded on the way
+    local h = {}
+    for k, v in pairs(headers) do h[k:lower()] = v end
+    assert.equal("gzip", h["content-encoding"])
+    assert.equal("text/plain", h["content-type"])
+    stop()
+    app:close()
+  end)
+
   -- RFC 9110 15.6.5: no answer in time is a gateway's timeout
   it("answers 504 when the app takes the request and never answers", function()
     local sandboxes = require "orket.serve.sandboxes"
