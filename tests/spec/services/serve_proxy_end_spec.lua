@@ -15,11 +15,12 @@ describe("orket.serve's proxied requests", function()
   after_each(function() H.cleanup() end)
 
   -- a local-use server of a store with one healthy sandbox reached at sock; its log lines kept
-  local function server(sock, limits)
+  -- (token: the local token a write needs)
+  local function server(sock, limits, token)
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
     local db = require("tests.backends").open_store()
-    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits }
+    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits, local_token = token }
     -- after the start, which ends the sandboxes whose owner is gone
     local pid = uv.os_getpid() -- owned by this process, which lives: not reconciled as ended
     local id = ops.insert(db, { target = "main", port = 0, socket = sock, command = "[]", owner_pid = pid,
@@ -144,6 +145,27 @@ describe("orket.serve's proxied requests", function()
     sandboxes.PROXY_TIMEOUT_MS = was
     up:close()
     assert(ok, e)
+  end)
+
+  -- an upload to the app past the server's body cap: the answer says the cap and what sets
+  -- it, as the app's own origin does, and the app never sees it
+  it("answers 413 naming the body cap and what sets it for an upload past it", function()
+    local seen = 0
+    local up, sock = app(function(req)
+      seen = seen + 1
+      req:respond(200, {}, "ok")
+    end)
+    local token = "ort_" .. string.rep("ab", 16)
+    local _, url, _, stop = server(sock, require("orket.serve").limits("max_body_bytes=1000"), token)
+    local st, body = H.fetch { url = url .. "/upload", method = "POST", body = string.rep("u", 5000),
+      headers = { "Authorization: Bearer " .. token, "Content-Type: application/octet-stream" } }
+    assert.equal(413, st, body)
+    local doc = cjson.decode(body)
+    assert.equal("too_large", doc.error.code)
+    assert.matches("at most 1000 bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it", doc.error.message, 1, true)
+    assert.equal(0, seen)
+    stop()
+    up:close()
   end)
 
   it("is waited for by the stop, and answered 503 and logged when the stop comes first", function()
