@@ -32,6 +32,7 @@ struct httpproxy_kept {
   http_opts up;      /* but url, method, headers and body, which are each request's */
   char *unix_socket; /* up.unix_socket's copy */
   pp_strv lines, pass, cookies, pass_in;
+  char *loc_from, *loc_to; /* NULL: Location passed as it is */
   int with_cookies;
   size_t pass_max, queue_high, whole_max;
 };
@@ -149,6 +150,17 @@ static int pp_has_ctl(const char *v) {
   return 0;
 }
 
+/* What of a Location value follows the start the client's Location replaces with loc_to
+ * (httpproxy_opts' location_from), or NULL: passed as it is. */
+static const char *pp_location_rest(const httpproxy_kept *k, const char *name, const char *value) {
+  if (k->loc_to == NULL || strcmp(name, "location") != 0) return NULL;
+  size_t fl = strlen(k->loc_from);
+  if (strncmp(value, k->loc_from, fl) == 0) return value + fl;
+  /* an absolute path is the upstream's root; "//x" names another host, "/\x" too to a browser */
+  if (value[0] == '/' && value[1] != '/' && value[1] != '\\') return value + 1;
+  return NULL;
+}
+
 /* The answer's header lines: the fixed ones, then what passes of the upstream's, the
  * latter made in one allocation (*owned, NULL when none passes: freed by the caller), as
  * memcpy, not a malloc and a format per line. Returns the count. */
@@ -157,7 +169,8 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
   for (size_t i = 0; i < p->k->lines.n && n < PP_MAX_LINES; i++) out[n++] = p->k->lines.v[i];
   const char *name, *value;
   /* the room first: each passed line as "Name: value" or "Set-Cookie: value", and its NUL */
-  for (size_t i = 0; http_header_next(p->up, &i, &name, &value) == 0;) room += strlen(name) + strlen(value) + 13;
+  size_t more = p->k->loc_to ? strlen(p->k->loc_to) : 0; /* a Location made longer */
+  for (size_t i = 0; http_header_next(p->up, &i, &name, &value) == 0;) room += strlen(name) + strlen(value) + 13 + more;
   char *buf = *owned = room ? malloc(room) : NULL, *at = buf;
   if (buf == NULL) return n;
   for (size_t i = 0; n < PP_MAX_LINES && http_header_next(p->up, &i, &name, &value) == 0;) {
@@ -168,7 +181,13 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
     if (pp_has(&p->k->pass, name, nl) && vl <= p->k->pass_max) {
       memcpy(at, name, nl);
       memcpy(at + nl, ": ", 2);
-      memcpy(at + nl + 2, value, vl + 1);
+      const char *rest = pp_location_rest(p->k, name, value);
+      if (rest) {
+        memcpy(at + nl + 2, p->k->loc_to, more);
+        memcpy(at + nl + 2 + more, rest, strlen(rest) + 1);
+      } else {
+        memcpy(at + nl + 2, value, vl + 1);
+      }
     } else if (p->k->with_cookies && strcmp(name, "set-cookie") == 0 && vl <= PP_COOKIE_MAX) {
       if (!httpproxy_cookie(value, (const char *const *)p->k->cookies.v, p->k->cookies.n, at + 12, vl + 1)) continue;
       memcpy(at, "Set-Cookie: ", 12);
@@ -357,7 +376,9 @@ httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
   if (pp_strv_copy(&k->lines, o->lines, o->nlines) != 0 || pp_strv_copy(&k->pass, o->pass, o->npass) != 0 ||
       pp_strv_copy(&k->cookies, o->cookies, o->ncookies) != 0 ||
       pp_strv_copy(&k->pass_in, o->pass_in, o->npass_in) != 0 ||
-      (o->up.unix_socket && (k->unix_socket = strdup(o->up.unix_socket)) == NULL)) {
+      (o->up.unix_socket && (k->unix_socket = strdup(o->up.unix_socket)) == NULL) ||
+      (o->location_from && o->location_to &&
+       ((k->loc_from = strdup(o->location_from)) == NULL || (k->loc_to = strdup(o->location_to)) == NULL))) {
     httpproxy_kept_unref(k);
     return NULL;
   }
@@ -383,6 +404,8 @@ void httpproxy_kept_unref(httpproxy_kept *k) {
   free(k->cookies.v);
   free(k->pass_in.v);
   free(k->unix_socket);
+  free(k->loc_from);
+  free(k->loc_to);
   free(k);
 }
 

@@ -38,6 +38,12 @@ typedef struct httpproxy_opts {
                                    more than once as one line joined with ", ", one whose
                                    value holds a line break not at all; before up.headers */
   size_t npass_in;
+  const char *location_from;    /* with location_to: a Location passed back that starts with
+                                   location_from, or is an absolute path ("/x", not "//x"),
+                                   has that start (the path's "/") made location_to: the
+                                   upstream's own URLs made the client's, for a proxy under a
+                                   path prefix */
+  const char *location_to;
   size_t queue_high;            /* 0: 128 KiB */
   size_t whole_max;             /* 0: 256 KiB (in effect no more than up.max_queued) */
 } httpproxy_opts;

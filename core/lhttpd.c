@@ -271,10 +271,26 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
   lhd_proxy_check_pass(L, fn, "pass_in", l->pass_in, o->npass_in);
   o->queue_high = lhd_proxy_size(L, t, fn, "queue_high");
   o->whole_max = lhd_proxy_size(L, t, fn, "whole_max");
+  /* both or neither; each a header value's text (no control byte, no NUL), the from part
+   * non-empty: it is matched at the start of the upstream's Location */
+  size_t fl = 0, tl = 0;
+  o->location_from = lhd_proxy_string(L, t, fn, "location_from", 0, &fl);
+  o->location_to = lhd_proxy_string(L, t, fn, "location_to", 0, &tl);
+  const char *both[2] = {o->location_from, o->location_to};
+  size_t lens[2] = {fl, tl};
+  for (int i = 0; i < 2; i++) {
+    int bad = (both[0] == NULL) != (both[1] == NULL) || (both[i] && (lens[i] == 0 || strlen(both[i]) != lens[i]));
+    for (size_t j = 0; both[i] && !bad && j < lens[i]; j++)
+      bad = (unsigned char)both[i][j] < 0x20 || (unsigned char)both[i][j] == 0x7f;
+    if (bad)
+      luaL_error(L, "bad argument #1 to '%s' (location_from and location_to must be given together, "
+                 "as non-empty strings without control bytes)", fn);
+  }
 }
 
 /* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, total_timeout_ms=, max_bytes=,
- *   read_ahead=, lines=, pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=} -> kept:
+ *   read_ahead=, lines=, pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=,
+ *   location_from=, location_to=} -> kept:
  * those options of req:proxy checked and copied once, for the many requests to one
  * upstream (req:proxy{..., kept=}): each request then reads only its own url, method,
  * headers and body. */
@@ -591,7 +607,8 @@ static int lhd_tally_gc(lua_State *L) {
 
 /* req:proxy{url=, unix_socket=, method=, headers={"Name: value", ...}, body=,
  *   connect_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines={"Name: value", ...},
- *   pass={name, ...}, pass_max=, cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=}
+ *   pass={name, ...}, pass_max=, cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=,
+ *   location_from=, location_to=}
  *   -> status, note, bytes | nil, message, 0, timed_out
  * pass_in: the request's own headers of those (lower-case) names go to the upstream, each
  * line as req.headers has it (a repeated name joined with ", "), before headers' lines.

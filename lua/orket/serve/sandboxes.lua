@@ -347,15 +347,19 @@ local function memo_of(req, ctx, method, body, own)
   return { own = ctx.own, dv = ctx.dv, until_ms = ctx.row_until, rate_key = who.id }
 end
 
-local function kept_of(row, own)
+-- (prefix: on the API's route, the path the app's root is reached at, "/v1/sandboxes/ID/app/":
+-- the app's redirects to its own URLs, "http://sandbox/x" or "/x", are made to lead there)
+local function kept_of(row, own, prefix)
   local by_socket = own and kept_own or kept_api
-  local kept = by_socket[row.socket]
+  local at = prefix and (row.socket .. "\n" .. prefix) or row.socket
+  local kept = by_socket[at]
   if not kept then
     kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = 5000, total_timeout_ms = M.PROXY_TIMEOUT_MS,
       max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
       lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
-      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN }
-    by_socket[row.socket] = kept
+      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN,
+      location_from = prefix and "http://sandbox/", location_to = prefix }
+    by_socket[at] = kept
     local _, doc = bad_gateway(row)
     local _, tdoc = gateway_timeout(row)
     failed_of[kept] = { jsonout.encode(doc) .. "\n", "sandbox " .. row.id .. ": ", jsonout.encode(tdoc) .. "\n" }
@@ -390,7 +394,16 @@ function M.forward(req, ctx, row, url, own)
     headers = headers or {}
     headers[#headers + 1] = "Content-Type:"
   end
-  local kept = kept_of(row, own)
+  -- the API's route: the app's root is the request's path up to its "/app/", as the client
+  -- wrote it (under /v1/projects/P/ too)
+  local prefix
+  if not own then
+    local rp = req.path
+    prefix = type(rp) == "string" and rp:match("^(/v1/[^?]-/sandboxes/[^/]+/app/)")
+      or ("/v1/sandboxes/" .. row.id .. "/app/")
+    if prefix:find("[%c]") then prefix = "/v1/sandboxes/" .. row.id .. "/app/" end
+  end
+  local kept = kept_of(row, own, prefix)
   -- the request ends in C when the pump does (its 502, with ctx.headers as send adds them,
   -- the counts, the log line: httpd.proxy_tally of its route), and this task goes on at once
   local tally = ctx.server and ctx.server.tallies[ctx.route]

@@ -230,6 +230,33 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- A proxy under a path prefix: the upstream's own URLs in Location lead back through it
+  it("makes a Location to the upstream's own URLs one under location_to", function()
+    local opts = { pass = { "location" }, location_from = "http://sandbox/", location_to = "/p/3/app/" }
+    for given, want in pairs { ["http://sandbox/a?b=1"] = "/p/3/app/a?b=1", ["/x/y"] = "/p/3/app/x/y", ["/"] = "/p/3/app/",
+      ["//other.example/x"] = "//other.example/x", ["/\\other.example"] = "/\\other.example", ["rel/x"] = "rel/x",
+      ["http://other.example/x"] = "http://other.example/x", ["http://sandboxes/x"] = "http://sandboxes/x" } do
+      local app, sock = raw_upstream("HTTP/1.1 302 Found\r\nLocation: " .. given .. "\r\nContent-Length: 0\r\n\r\n")
+      local srv, base = front(sock, opts)
+      local status, headers = fetch(base .. "/")
+      assert.equal(302, status)
+      assert.equal(want, headers.location, given)
+      srv:close()
+      app:close()
+    end
+    -- without them, as it is
+    local app, sock = raw_upstream("HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n")
+    local srv, base = front(sock, { pass = { "location" } })
+    assert.equal("/x", select(2, fetch(base .. "/")).location)
+    srv:close()
+    app:close()
+    for _, bad in ipairs { { location_from = "http://sandbox/" }, { location_to = "/p/" },
+      { location_from = "", location_to = "/p/" }, { location_from = "http://sandbox/", location_to = "/p/\r\nX: 1" } } do
+      bad.unix_socket = sock
+      assert.has_error(function() httpd.proxy_kept(bad) end, nil, next(bad))
+    end
+  end)
+
   -- RFC 9110 15: a status is 100-599; any other the app gives is a bad gateway's
   it("answers 502 for an app's status past 599", function()
     for _, code in ipairs { 600, 999 } do

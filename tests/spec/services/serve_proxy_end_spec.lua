@@ -147,6 +147,24 @@ describe("orket.serve's proxied requests", function()
     assert(ok, e)
   end)
 
+  -- an app's redirect to its own URLs (built from the Host it is sent, or an absolute
+  -- path) leads back through the proxy's route, not to a host "sandbox" or the server's root
+  it("makes the app's redirects to its own URLs lead through the proxy's route", function()
+    local up, sock = app(function(req)
+      local to = req.path == "/abs" and ("http://" .. req.headers.host .. "/landed?x=1") or "/landed"
+      req:respond(302, { "Location: " .. to }, "")
+    end)
+    local _, url, _, stop, id = server(sock)
+    for _, p in ipairs { "/abs", "/rel" } do
+      local st, _, headers = H.fetch { url = url .. p, follow = false }
+      assert.equal(302, st)
+      local want = "/v1/sandboxes/" .. id .. "/app/landed" .. (p == "/abs" and "?x=1" or "")
+      assert.equal(want, headers.location or headers.Location, p)
+    end
+    stop()
+    up:close()
+  end)
+
   -- an upload to the app past the server's body cap: the answer says the cap and what sets
   -- it, as the app's own origin does, and the app never sees it
   it("answers 413 naming the body cap and what sets it for an upload past it", function()
