@@ -260,8 +260,11 @@ M.WHOLE_MAX = M.APP_AHEAD
 -- the request headers passed on to the app: never the caller's key or cookies (the app is
 -- the agents' code), nor what belongs to this hop
 -- (picked from the request by the pump, in C: no table or string of them made in Lua)
-local PASS_IN = { "accept", "accept-language", "content-type", "if-none-match", "if-modified-since", "range",
-  "user-agent" }
+-- (all of RFC 9110 13's conditions: without If-Range a resumed download would take a range
+-- of a file changed since, and without If-Match or If-Unmodified-Since a write meant to
+-- fail on a change, 412, would overwrite it)
+local PASS_IN = { "accept", "accept-language", "content-type", "if-none-match", "if-modified-since", "if-match",
+  "if-unmodified-since", "if-range", "range", "user-agent" }
 -- the answer's headers passed back (each value under 4 KiB): never Set-Cookie (the app
 -- would set cookies on this server's origin), nor what belongs to this hop
 -- (Content-Encoding: the body is passed as the app sent it, so it must say how it is coded,

@@ -165,6 +165,26 @@ describe("orket.serve's proxied requests", function()
     up:close()
   end)
 
+  -- RFC 9110 13: a request's conditions reach the app, which alone can judge them (a
+  -- resumed download's If-Range, a write's If-Match)
+  it("passes the request's conditions on to the app", function()
+    local NAMES = { "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range", "range" }
+    local up, sock = app(function(req)
+      local got = {}
+      for _, n in ipairs(NAMES) do got[#got + 1] = n .. "=" .. tostring(req.headers[n]) end
+      req:respond(200, { "Content-Type: text/plain" }, table.concat(got, "\n"))
+    end)
+    local _, url, _, stop = server(sock)
+    local st, body = H.fetch { url = url .. "/file", headers = { 'If-Match: "a"', 'If-None-Match: "b"',
+      "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT", "If-Unmodified-Since: Sun, 02 Jan 2000 00:00:00 GMT",
+      'If-Range: "c"', "Range: bytes=10-" } }
+    assert.equal(200, st, body)
+    assert.equal(table.concat({ 'if-match="a"', 'if-none-match="b"', "if-modified-since=Sat, 01 Jan 2000 00:00:00 GMT",
+      "if-unmodified-since=Sun, 02 Jan 2000 00:00:00 GMT", 'if-range="c"', "range=bytes=10-" }, "\n"), body)
+    stop()
+    up:close()
+  end)
+
   -- an upload to the app past the server's body cap: the answer says the cap and what sets
   -- it, as the app's own origin does, and the app never sees it
   it("answers 413 naming the body cap and what sets it for an upload past it", function()
