@@ -248,6 +248,22 @@ static uint64_t pp_length(const http_req *up) {
   return UINT64_MAX;
 }
 
+/* Whether the upstream framed its answer by Content-Length lines that differ (RFC 9112 6.3:
+ * its framing is then invalid, and a proxy answers 502 rather than pick one of them, as
+ * libcurl does); with a Transfer-Encoding, which frames it instead, none counts. */
+static int pp_lengths_differ(const http_req *up) {
+  const char *name, *value, *first = NULL;
+  for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;) {
+    if (strcmp(name, "transfer-encoding") == 0) return 0;
+    if (strcmp(name, "content-length") != 0) continue;
+    /* the same number written alike: "2" and "02" are one length, as libcurl reads them */
+    while (*value == '0' && value[1] >= '0' && value[1] <= '9') value++;
+    if (first == NULL) first = value;
+    else if (strcmp(first, value) != 0) return 1;
+  }
+  return 0;
+}
+
 /* The headers are in: the answer whole (when the body is too, and short) or a stream.
  * 1 to go on streaming, 0 when over. */
 static int pp_answer(httpproxy *p) {
@@ -261,6 +277,10 @@ static int pp_answer(httpproxy *p) {
   if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
     p->status = 0;
     pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
+    rc = 0;
+  } else if (pp_lengths_differ(p->up)) { /* the same */
+    p->status = 0;
+    pp_fail(p, "", "the app's answer gave Content-Length twice, differing (RFC 9112 6.3)");
     rc = 0;
   } else if (strcmp(httpd_method(p->req), "HEAD") == 0 || p->status == 204 || p->status == 304) {
     /* whole at once and without a body, whatever the upstream still sends: a streamed

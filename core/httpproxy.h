@@ -72,7 +72,7 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
 
 /* Once done: the status sent to the client (the upstream's; 502 for one outside 200-599), 499
  * when the client left before any answer, 503 when the server closed first (httpd_free), or 0 when nothing was sent because the upstream
- * failed first or the server refused its headers (the owner answers: message says why). message: why the answer broke off or
+ * failed first, framed its answer by Content-Length lines that differ (RFC 9112 6.3), or the server refused its headers (the owner answers: message says why). message: why the answer broke off or
  * failed, NULL when it did not. */
 unsigned httpproxy_status(const httpproxy *p, const char **message);
 /* 1 when the status is 0 because the upstream gave no answer within its timeouts (the

@@ -710,6 +710,30 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- RFC 9112 6.3: Content-Length lines that differ make the app's framing invalid; a proxy
+  -- answers 502 rather than pass on a body of one length or the other
+  it("leaves the answer to its caller when the upstream's Content-Length lines differ", function()
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nokokok")
+    local srv, base, outcomes = front(sock)
+    local status, _, body = fetch(base .. "/")
+    assert.equal(502, status)
+    assert.matches("Content-Length twice, differing", body, 1, true)
+    assert.is_nil(outcomes[1].status)
+    srv:close()
+    app:close()
+    -- the same length twice (RFC 9112 6.3 lets it pass), and a Transfer-Encoding's answer
+    for _, text in ipairs { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 02\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n2\r\nok\r\n0\r\n\r\n" } do
+      local app2, sock2 = raw_upstream(text)
+      local srv2, base2 = front(sock2)
+      local st2, _, body2 = fetch(base2 .. "/")
+      assert.equal(200, st2, text)
+      assert.equal("ok", body2)
+      srv2:close()
+      app2:close()
+    end
+  end)
+
   it("leaves the answer to its caller when the upstream fails before answering", function()
     local srv, base, outcomes = front(H.tmpdir() .. "/nobody.sock", { connect_timeout_ms = 2000 })
     local status, _, body = fetch(base .. "/")
