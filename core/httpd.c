@@ -779,12 +779,18 @@ static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *met
 
 /* Answers a request MHD is still receiving, which MHD cannot answer itself (a response
  * may only be queued before the body or after its end): the lines go straight to the
- * socket, where MHD has written nothing yet, and the write side is shut. */
-static void hd_refuse_raw(int fd, unsigned status) {
+ * socket, where MHD has written nothing yet, and the write side is shut. cap: the body
+ * cap, named in a 413 as orket serve (this server's one user) names it for a declared
+ * length, so a chunked upload is told the same. */
+static void hd_refuse_raw(int fd, unsigned status, size_t cap) {
   const char *reason = status == 408 ? "Request Timeout" : "Content Too Large";
-  const char *body = status == 408
-      ? "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}"
-      : "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger than the server accepts\"}}";
+  char body[256];
+  if (status == 408)
+    snprintf(body, sizeof body, "%s", "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}");
+  else
+    snprintf(body, sizeof body, "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger "
+             "than the server accepts (at most %zu bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)\"}}",
+             cap);
   char msg[512];
   int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\n"
                    "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
@@ -1102,7 +1108,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
       r->body_state = HTTPD_BODY_TOO_LARGE;
       r->answered = 1;
       if (r->hc) {
-        hd_refuse_raw(r->hc->fd, 413);
+        hd_refuse_raw(r->hc->fd, 413, r->h->o.max_body_bytes);
         r->hc->deadline = uv_now(r->h->loop) + HD_LINGER_MS;
         r->hc->body_phase = 0;
       }
@@ -1333,7 +1339,7 @@ static void hd_on_sweep(uv_timer_t *t) {
   for (hd_conn *hc = h->conns; hc; hc = hc->next) {
     if (hc->deadline == 0 || hc->deadline > now || hc->fd < 0) continue;
     if (hc->body_phase) {
-      hd_refuse_raw(hc->fd, 408);
+      hd_refuse_raw(hc->fd, 408, 0);
       if (hc->req && hc->req->body_state == HTTPD_BODY_READING) {
         hc->req->body_state = HTTPD_BODY_TIMEOUT;
         hc->req->answered = 1; /* by the 408 above */

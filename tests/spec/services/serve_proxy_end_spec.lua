@@ -201,6 +201,32 @@ describe("orket.serve's proxied requests", function()
     local doc = cjson.decode(body)
     assert.equal("too_large", doc.error.code)
     assert.matches("at most 1000 bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it", doc.error.message, 1, true)
+    -- sent chunked, its length unknown until it passes the cap: refused mid-upload, from C,
+    -- with the same message
+    local port, path = url:match("^http://127%.0%.0%.1:(%d+)(/.*)$")
+    local c = uv.new_tcp()
+    local got, closed, connected = {}, false, false
+    c:connect("127.0.0.1", tonumber(port), function(err)
+      assert(not err, err)
+      connected = true
+      c:write("POST " .. path .. "/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " .. token
+        .. "\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+      c:read_start(function(_, d) if d then got[#got + 1] = d else closed = true end end)
+    end)
+    while not connected do orket.sleep(1) end
+    local t = uv.new_timer()
+    t:start(1, 5, function() if not c:is_closing() then c:write("100\r\n" .. string.rep("u", 256) .. "\r\n") end end)
+    for _ = 1, 1000 do
+      if closed then break end
+      orket.sleep(5)
+    end
+    t:close()
+    c:close()
+    local answer = table.concat(got)
+    assert.matches("^HTTP/1.1 413", answer)
+    doc = cjson.decode(answer:match("\r\n\r\n(.*)$"))
+    assert.equal("too_large", doc.error.code)
+    assert.matches("at most 1000 bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it", doc.error.message, 1, true)
     assert.equal(0, seen)
     stop()
     up:close()
