@@ -927,8 +927,9 @@ static int lhd_close(lua_State *L) {
 
 /* req.name: the request's fields (its uservalue), else its methods. Fields: method, path
  * (raw, still percent-encoded), remote, headers (lower-cased names, repeated ones joined by
- * ", "), query (raw names -> raw values, the first of a name wins), content_length (nil
- * when none), too_large. Upvalues: the metatable, the methods. A request's fields are read
+ * ", "), query (raw names -> raw values, the first of a name wins), raw_query (the text
+ * after the target's "?" as sent; nil without one), content_length (nil when none),
+ * too_large. Upvalues: the metatable, the methods. A request's fields are read
  * a few dozen times while it is served, and luaL_checkudata's look-up of the metatable by
  * name cost more than the rest of a read. */
 static int lhd_index(lua_State *L) {
@@ -996,30 +997,22 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
   }
   lua_setfield(L, -2, "headers");
   lua_createtable(L, 0, (int)nq);
-  int repeated = 0;
   for (size_t i = 0; httpd_arg_at(r, i, &k, &v) == 0; i++) {
-    if (lua_getfield(L, -1, k) == LUA_TNIL) {
+    if (lua_getfield(L, -1, k) == LUA_TNIL) { /* a name given twice keeps its first value */
       lua_pop(L, 1);
       lua_pushstring(L, v);
       lua_setfield(L, -2, k);
     } else {
       lua_pop(L, 1);
-      repeated = 1;
     }
   }
   lua_setfield(L, -2, "query");
-  if (repeated) {
-    /* a name given twice (a form's checkboxes, a multiple select): every pair, in order,
-     * name then value, for what passes the query on whole (an app's origin); the table
-     * above keeps the first value, and a query without repeats costs nothing more */
-    lua_createtable(L, (int)(2 * nq), 0);
-    for (size_t i = 0; httpd_arg_at(r, i, &k, &v) == 0; i++) {
-      lua_pushstring(L, k);
-      lua_rawseti(L, -2, (lua_Integer)(2 * i + 1));
-      lua_pushstring(L, v ? v : "");
-      lua_rawseti(L, -2, (lua_Integer)(2 * i + 2));
-    }
-    lua_setfield(L, -2, "query_pairs");
+  /* the query as sent, for what passes it on whole (an app's origin): its order, a name
+   * given twice, "+", a name without "=" and an empty pair as the client wrote them */
+  const char *rq = httpd_raw_query(r);
+  if (rq) {
+    lua_pushstring(L, rq);
+    lua_setfield(L, -2, "raw_query");
   }
   long long cl = httpd_content_length(r);
   if (cl >= 0) {

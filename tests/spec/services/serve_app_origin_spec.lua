@@ -83,6 +83,21 @@ describe("an app on its own origin", function()
     app:close()
   end)
 
+  -- the query reaches the app as the browser sent it: not re-ordered nor re-written (an
+  -- app that checks a signature over its query, or reads its pairs in order, works as
+  -- deployed), an empty pair, a name without "=", a "+" and a repeated name kept
+  it("passes the query on byte for byte, in the order sent", function()
+    local app, sock = raw_app(ECHO)
+    local request, _, stop = server(sock)
+    for _, target in ipairs { "/q?b=2&a=1&flag&&c=%41", "/q?z=a+b&sig=Zz%3d&x=1&x=2", "/q?", "/q?&", "/q?a=1?b" } do
+      local st, body = request(target)
+      assert.equal(200, st, target .. ": " .. tostring(body))
+      assert.equal("GET " .. target .. " HTTP/1.1", body)
+    end
+    stop()
+    app:close()
+  end)
+
   -- the body passes as the app coded it: its Content-Encoding with it, or a browser shows
   -- the coded bytes as the page
   it("passes back the Content-Encoding of the body the app sent", function()
