@@ -397,14 +397,16 @@ function M.forward(req, ctx, row, url, own)
     headers = headers or {}
     headers[#headers + 1] = "Content-Type:"
   end
-  -- the API's route: the app's root is the request's path up to its "/app/", as the client
-  -- wrote it (under /v1/projects/P/ too)
+  -- the API's route: the app's root is its sandbox's "/app/", under the project's prefix
+  -- (its name as the client wrote it) when the route the router chose was a project's; built
+  -- from that, never searched for in the path, whose rest is the app's and may hold
+  -- "/sandboxes/X/app/" too
   local prefix
   if not own then
-    local rp = req.path
-    prefix = type(rp) == "string" and rp:match("^(/v1/[^?]-/sandboxes/[^/]+/app/)")
-      or ("/v1/sandboxes/" .. row.id .. "/app/")
-    if prefix:find("[%c]") then prefix = "/v1/sandboxes/" .. row.id .. "/app/" end
+    prefix = "/sandboxes/" .. row.id .. "/app/"
+    local p = type(req.path) == "string" and ctx.route and ctx.route:find("^/v1/projects/")
+      and req.path:match("^/v1/projects/([^/]+)/")
+    prefix = (p and not p:find("%c")) and ("/v1/projects/" .. p .. prefix) or ("/v1" .. prefix)
   end
   local kept = kept_of(row, own, prefix)
   -- the request ends in C when the pump does (its 502, with ctx.headers as send adds them,

@@ -161,6 +161,18 @@ describe("orket.serve's proxied requests", function()
       local want = "/v1/sandboxes/" .. id .. "/app/landed" .. (p == "/abs" and "?x=1" or "")
       assert.equal(want, headers.location or headers.Location, p)
     end
+    -- the app's root is the route's, whatever the app's own path holds after it
+    local st, _, headers = H.fetch { url = url .. "/docs/sandboxes/7/app/rel", follow = false }
+    assert.equal(302, st)
+    assert.equal("/v1/sandboxes/" .. id .. "/app/landed", headers.location or headers.Location)
+    -- through a project's prefix, the redirect stays under it
+    local purl = url:gsub("/v1/sandboxes/", "/v1/projects/default/sandboxes/")
+    for _, p in ipairs { "/abs", "/docs/sandboxes/7/app/rel" } do
+      st, _, headers = H.fetch { url = purl .. p, follow = false }
+      assert.equal(302, st)
+      local want = "/v1/projects/default/sandboxes/" .. id .. "/app/landed" .. (p == "/abs" and "?x=1" or "")
+      assert.equal(want, headers.location or headers.Location, p)
+    end
     stop()
     up:close()
   end)
