@@ -236,32 +236,62 @@ static void pp_refused(httpproxy *p, int rc) {
   }
 }
 
+/* A Content-Length value (RFC 9110 8.6: 1*DIGIT, between optional spaces; a list of one
+ * number repeated, "2, 2", is that number, RFC 9112 6.3): its number's digits, leading
+ * zeros dropped, at *num (*len of them); -1 when it is not one number (libcurl would read
+ * the first digits of "2, 5", "2 5" or "2abc" and go on). */
+static int pp_cl_parse(const char *v, const char **num, size_t *len) {
+  const char *got = NULL;
+  size_t glen = 0;
+  for (;;) {
+    v += strspn(v, " \t");
+    while (*v == '0' && v[1] >= '0' && v[1] <= '9') v++; /* "02" is 2, as libcurl reads it */
+    size_t n = strspn(v, "0123456789");
+    if (n == 0 || (got && (n != glen || memcmp(got, v, n) != 0))) return -1;
+    got = v;
+    glen = n;
+    v += n;
+    v += strspn(v, " \t");
+    if (*v == '\0') break;
+    if (*v++ != ',') return -1;
+  }
+  *num = got;
+  *len = glen;
+  return 0;
+}
+
 /* The upstream's Content-Length, UINT64_MAX when it gave none (or one not a number). */
 static uint64_t pp_length(const http_req *up) {
-  const char *name, *value;
+  const char *name, *value, *num;
+  size_t n;
   for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;) {
     if (strcmp(name, "content-length") != 0) continue;
-    size_t n = strspn(value, "0123456789");
-    if (n == 0 || n > 18 || value[n + strspn(value + n, " \t")] != '\0') return UINT64_MAX;
-    return strtoull(value, NULL, 10);
+    if (pp_cl_parse(value, &num, &n) != 0 || n > 18) return UINT64_MAX;
+    return strtoull(num, NULL, 10);
   }
   return UINT64_MAX;
 }
 
-/* Whether the upstream framed its answer by Content-Length lines that differ (RFC 9112 6.3:
- * its framing is then invalid, and a proxy answers 502 rather than pick one of them, as
- * libcurl does); with a Transfer-Encoding, which frames it instead, none counts. */
-static int pp_lengths_differ(const http_req *up) {
-  const char *name, *value, *first = NULL;
+/* Why the upstream's answer is framed by no length it can be read by (RFC 9112 6.3: a
+ * Content-Length that is not a number, or lines that differ; a proxy answers 502 rather
+ * than pick one, as libcurl would), or NULL. With a Transfer-Encoding anywhere among its
+ * headers, which frames it instead, no Content-Length counts. */
+static const char *pp_framing_error(const http_req *up) {
+  const char *name, *value, *first = NULL, *num;
+  size_t flen = 0, n;
+  for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;)
+    if (strcmp(name, "transfer-encoding") == 0) return NULL;
   for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;) {
-    if (strcmp(name, "transfer-encoding") == 0) return 0;
     if (strcmp(name, "content-length") != 0) continue;
-    /* the same number written alike: "2" and "02" are one length, as libcurl reads them */
-    while (*value == '0' && value[1] >= '0' && value[1] <= '9') value++;
-    if (first == NULL) first = value;
-    else if (strcmp(first, value) != 0) return 1;
+    if (pp_cl_parse(value, &num, &n) != 0) return "the app's answer gave a Content-Length that is not one number (RFC 9112 6.3)";
+    if (first == NULL) {
+      first = num;
+      flen = n;
+    } else if (n != flen || memcmp(first, num, n) != 0) {
+      return "the app's answer gave Content-Length twice, differing (RFC 9112 6.3)";
+    }
   }
-  return 0;
+  return NULL;
 }
 
 /* The headers are in: the answer whole (when the body is too, and short) or a stream.
@@ -272,15 +302,16 @@ static int pp_answer(httpproxy *p) {
   size_t nl = pp_answer_lines(p, lines, &owned), hbytes = 0;
   for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
   int st = http_status(p->up), rc, streaming = 0;
+  const char *framing;
   /* RFC 9110 15: 100-599 only; a 1xx here is one libcurl did not take as interim */
   p->status = st < 200 || st > 599 ? 502 : (unsigned)st;
   if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
     p->status = 0;
     pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
     rc = 0;
-  } else if (pp_lengths_differ(p->up)) { /* the same */
+  } else if ((framing = pp_framing_error(p->up)) != NULL) { /* the same */
     p->status = 0;
-    pp_fail(p, "", "the app's answer gave Content-Length twice, differing (RFC 9112 6.3)");
+    pp_fail(p, "", framing);
     rc = 0;
   } else if (strcmp(httpd_method(p->req), "HEAD") == 0 || p->status == 204 || p->status == 304) {
     /* whole at once and without a body, whatever the upstream still sends: a streamed

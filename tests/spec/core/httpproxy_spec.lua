@@ -721,9 +721,25 @@ describe("req:proxy", function()
     assert.is_nil(outcomes[1].status)
     srv:close()
     app:close()
-    -- the same length twice (RFC 9112 6.3 lets it pass), and a Transfer-Encoding's answer
+    -- one line that is not one number (RFC 9112 6.3: invalid, as lines that differ):
+    -- libcurl would read its first digits
+    for _, cl in ipairs { "2, 5", "2abc", "2 5", "+2" } do
+      local app1, sock1 = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: " .. cl .. "\r\n\r\nokokok")
+      local srv1, base1, outcomes1 = front(sock1)
+      local st1, _, body1 = fetch(base1 .. "/")
+      assert.equal(502, st1, cl)
+      assert.matches("Content-Length that is not one number", body1, 1, true)
+      assert.is_nil(outcomes1[1].status)
+      srv1:close()
+      app1:close()
+    end
+    -- the same length twice (RFC 9112 6.3 lets it pass), or listed twice in one line, and a
+    -- Transfer-Encoding's answer, wherever the Transfer-Encoding comes among the lines
     for _, text in ipairs { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 02\r\n\r\nok",
-      "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n2\r\nok\r\n0\r\n\r\n" } do
+      "HTTP/1.1 200 OK\r\nContent-Length: 2, 02 \r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2abc\r\n\r\n2\r\nok\r\n0\r\n\r\n" } do
       local app2, sock2 = raw_upstream(text)
       local srv2, base2 = front(sock2)
       local st2, _, body2 = fetch(base2 .. "/")
