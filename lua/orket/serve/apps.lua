@@ -305,8 +305,9 @@ local OWN_ORIGIN = { headers = pass_in, pass = PASS_BACK, cookies = OWN_NAMES }
 -- browser sends unencoded though RFC 3986 has them encoded (the WHATWG URL standard's
 -- percent-encode sets leave "[]|^{}\`" as typed in a query, "[]|" in a path: a script's
 -- fetch("/items?page[size]=10") sends them so); never a space, a control byte, a quote,
--- "<", ">" or "#", which a browser always encodes
-local PATH_OK = "^/[%w%-%._~!$&'()*+,;=:@/%%%[%]|^{}\\`]*$"
+-- "<", ">" or "#", which a browser always encodes. A path holds no "\" (a browser makes it
+-- "/"), so no "\..\" reaches an app that reads "\" as "/" as a dot segment
+local PATH_OK = "^/[%w%-%._~!$&'()*+,;=:@/%%%[%]|]*$"
 local QUERY_OK = "^[%w%-%._~!$&'()*+,;=:@/?%%%[%]|^{}\\`]*$"
 
 -- the route a request to an app's origin is logged and counted under

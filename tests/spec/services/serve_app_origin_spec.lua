@@ -79,6 +79,11 @@ describe("an app on its own origin", function()
     -- what a browser always encodes is still refused, as no browser's
     assert.equal(400, (request('/a"b')))
     assert.equal(400, (request("/q?x=<b>")))
+    -- and in a path, what a browser encodes there ("{}^`") or turns into "/" ("\"): no
+    -- "\..\" reaches an app that reads "\" as "/"
+    for _, target in ipairs { "/a\\..\\..\\b", "/a{b}", "/a^b", "/a`b" } do
+      assert.equal(400, (request(target)), target)
+    end
     stop()
     app:close()
   end)
