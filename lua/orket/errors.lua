@@ -537,7 +537,8 @@ CODES.bad_gateway = {
 }
 CODES.gateway_timeout = {
   status = 504,
-  means = "the sandbox's app took the proxied request and gave no answer within two minutes",
+  means = "the sandbox's app gave no answer to the proxied request within two minutes, or did not take its "
+    .. "connection within 5 s",
   remedy = "`orket sandbox logs ID`; an answer that takes long can be streamed as it is made",
 }
 CODES.provider_unavailable = {

@@ -248,6 +248,8 @@ end
 -- an answer from the app carries at most this much, and takes at most this long
 M.PROXY_MAX_BYTES = 64 * 1024 * 1024
 M.PROXY_TIMEOUT_MS = 120000
+-- and the app takes the connection within this long (its accept queue full: it does not)
+M.PROXY_CONNECT_MS = 5000
 -- bytes queued to the client before the proxy waits for it to take half of them; and bytes
 -- read from the app ahead of the proxy, past which nothing more is read from it until the
 -- proxy takes them: a client that does not read costs about these two, not the answer
@@ -323,11 +325,17 @@ local function bad_gateway(row)
   return err(502, "bad_gateway", string.format("sandbox %d's app gave no answer that could be passed on "
     .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id))
 end
--- an app that took the request and gave no answer in time: a gateway's timeout (RFC 9110
--- 15.6.5), not an answer that was bad
+-- a time in ms as a person reads it: whole seconds, else milliseconds (never "0 s")
+local function span(ms)
+  return ms % 1000 == 0 and string.format("%d s", ms // 1000) or string.format("%d ms", ms)
+end
+-- an app that gave no answer in time: a gateway's timeout (RFC 9110 15.6.5), not an answer
+-- that was bad. libcurl's connect timeout is one too (an app whose accept queue is full),
+-- so the message names both times
 local function gateway_timeout(row)
-  return err(504, "gateway_timeout", string.format("sandbox %d's app gave no answer within %d s "
-    .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, M.PROXY_TIMEOUT_MS // 1000, row.id))
+  return err(504, "gateway_timeout", string.format("sandbox %d's app gave no answer within %s, or did not "
+    .. "take the connection within %s (GET /v1/sandboxes/%d/logs shows its log)", row.id, span(M.PROXY_TIMEOUT_MS),
+    span(M.PROXY_CONNECT_MS), row.id))
 end
 -- The proxy's memory (core/lhttpd.c, docs/serve.md "The proxy's memory"): a request
 -- proxied here may be proxied again from C, with no Lua, when it comes again the same
@@ -357,7 +365,8 @@ local function kept_of(row, own, prefix)
   local at = prefix and (row.socket .. "\n" .. prefix) or row.socket
   local kept = by_socket[at]
   if not kept then
-    kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = 5000, total_timeout_ms = M.PROXY_TIMEOUT_MS,
+    kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = M.PROXY_CONNECT_MS,
+      total_timeout_ms = M.PROXY_TIMEOUT_MS,
       max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
       lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
       pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN,

@@ -359,6 +359,9 @@ describe("orket.serve's proxy's memory", function()
       assert.equal(504, st, body)
       assert.matches("^application/json", h["content-type"])
       assert.equal("gateway_timeout", cjson.decode(body).error.code)
+      -- a time under a second said in ms, not as "0 s"; and the connect timeout, also a 504
+      assert.matches("gave no answer within 800 ms, or did not take the connection within 5 s",
+        cjson.decode(body).error.message, 1, true)
       H.wait_for(function() return #proxied(s.lines) == 2 end, "the log lines")
       assert.equal(504, proxied(s.lines)[2].status)
       s.stop()
