@@ -253,7 +253,10 @@ describe("req:proxy", function()
     for _, bad in ipairs { { location_from = "http://sandbox/" }, { location_to = "/p/" },
       { location_from = "", location_to = "/p/" }, { location_from = "http://sandbox/", location_to = "/p/\r\nX: 1" } } do
       bad.unix_socket = sock
-      assert.has_error(function() httpd.proxy_kept(bad) end, nil, next(bad))
+      local ok, e = pcall(httpd.proxy_kept, bad)
+      assert.is_false(ok, next(bad))
+      assert.matches("location_from and location_to must be given together, as non-empty strings without "
+        .. "control bytes", e, 1, true)
     end
   end)
 
