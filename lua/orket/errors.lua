@@ -44,8 +44,8 @@ M.GROUPS = {
     "bad_request", "bad_json", "bad_path", "bad_query", "unauthorized", "bad_signature", "no_secret",
     "forbidden", "not_found", "method_not_allowed", "timeout", "conflict", "project_error", "not_running",
     "too_large", "unsupported_media_type", "bad_config", "not_started", "stale", "rate_limited", "internal",
-    "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping", "starting", "unavailable", "provider_unavailable",
-    "project_unavailable", "project_changed",
+    "unhealthy", "not_stopped", "bad_gateway", "gateway_timeout", "busy", "stopping", "starting", "unavailable",
+    "provider_unavailable", "project_unavailable", "project_changed",
   } },
 }
 
@@ -534,6 +534,12 @@ CODES.bad_gateway = {
   status = 502,
   means = "the sandbox's app did not answer the proxied request",
   remedy = "`orket sandbox logs ID`",
+}
+CODES.gateway_timeout = {
+  status = 504,
+  means = "the sandbox's app gave no answer to the proxied request within two minutes, or did not take its "
+    .. "connection within 5 s",
+  remedy = "`orket sandbox logs ID`; an answer that takes long can be streamed as it is made",
 }
 CODES.provider_unavailable = {
   status = 502,
