@@ -84,6 +84,33 @@ function M.prices(t)
   return out
 end
 
+-- The least a price per million tokens plausibly is, in micro-units (0.01 of a unit): the
+-- cheapest models' cached input is about that in USD. A price written per 1,000 tokens, as
+-- some price lists give them (0.0025 for 2.50 per million), is 1000 times too small and
+-- mostly falls below it. 0 is no mistake (a local model costs nothing).
+M.PLAUSIBLE_MIN = 10000
+
+--- price_warnings(models_prices) -> {messages}: for each nonzero amount below PLAUSIBLE_MIN
+--- of a price the section's check accepted, a message naming the field (sorted), as
+--- "orket.lua: models.prices[...].input is ..."; {} for a section that is refused.
+function M.price_warnings(t)
+  local parsed = M.prices(t)
+  local out = {}
+  if not parsed then return out end
+  for spec, p in pairs(parsed) do
+    for _, k in ipairs(AMOUNTS) do
+      local m = p[k]
+      if m > 0 and m < M.PLAUSIBLE_MIN then
+        out[#out + 1] = string.format("orket.lua: models.prices[%q].%s is %s %s per million tokens, less than any "
+          .. "model's price: written per 1,000 tokens? (per million it would be %s)", spec, k,
+          M.format(m), p.currency, M.format(m * 1000))
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
 -- The most tokens of one kind a call may report: 2^31 - 1, far beyond any model's
 -- context. With prices below a billion a unit, no product of the two passes 2^63.
 M.MAX_TOKENS = 2147483647

@@ -6,6 +6,41 @@ local settings = require "orket.settings"
 local USD = { input = "2.50", cached_input = 1.25, output = 10, currency = "USD" }
 
 describe("a price", function()
+  it("that looks written per 1,000 tokens is said when orket.lua is read, naming the field; 0 is not", function()
+    local prices = {
+      ["openai:gpt-4o"] = { input = 0.0025, cached_input = "0.00125", output = "0.01", currency = "USD" },
+      ["ollama:qwen"] = { input = 0, cached_input = 0, output = 0, currency = "USD" },
+      ["google:flash-8b"] = { input = "0.0375", cached_input = "0.01", output = "0.15", currency = "USD" },
+    }
+    assert.same({
+      "orket.lua: models.prices[\"openai:gpt-4o\"].cached_input is 0.00125 USD per million tokens, less than any "
+        .. "model's price: written per 1,000 tokens? (per million it would be 1.25)",
+      "orket.lua: models.prices[\"openai:gpt-4o\"].input is 0.0025 USD per million tokens, less than any "
+        .. "model's price: written per 1,000 tokens? (per million it would be 2.50)",
+    }, cost.price_warnings(prices))
+    assert.same({}, cost.price_warnings(nil))
+    assert.same({}, cost.price_warnings { ["p:m"] = { input = "-1" } }) -- refused, not warned of
+    -- every command reading orket.lua says it (stderr; orket serve's log), and orket validate
+    local H = require "tests.helpers"
+    local dir = H.tmpdir()
+    local f = assert(io.open(dir .. "/orket.lua", "w"))
+    f:write([[models = { prices = { ["openai:gpt-4o"] = { input = "0.0025", cached_input = "1.25", output = "10", currency = "USD" } } }
+]])
+    f:close()
+    local otel = require "orket.otel"
+    local warn, said = otel.warn, {}
+    finally(function() otel.warn = warn; H.cleanup() end)
+    otel.warn = function(t) said[#said + 1] = t end
+    otel.warned = {}
+    assert(require("orket.config").load(dir, function() end))
+    assert.equal(1, #said)
+    assert.matches("models.prices%[\"openai:gpt%-4o\"%]%.input is 0.0025 USD per million tokens", said[1])
+    local _, _, warnings = require("orket.validate").check(dir)
+    local found = false
+    for _, w in ipairs(warnings) do found = found or (w.message or ""):find("written per 1,000 tokens", 1, true) ~= nil end
+    assert.is_true(found)
+  end)
+
   it("is read exactly, in micro-units per million tokens", function()
     assert.same({ input = 2500000, cached_input = 1250000, output = 10000000, currency = "USD" }, cost.price(USD, "p"))
     assert.equal(150000, cost.micros(0.15))
