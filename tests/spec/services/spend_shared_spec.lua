@@ -120,6 +120,45 @@ describe("money budgets shared by processes (" .. require("tests.backends").name
     db:close()
   end)
 
+  it("forget the days gone by: a run going on for days keeps the day's total alone, each day's budget whole", function()
+    local db, b, r1 = fixture()
+    local v = view(db, b, r1, { cost_per_day = 7000 })
+    assert.is_nil(call(v, "E-1")) -- the totals read: 0.003 of today's 0.007
+    assert.is_nil(call(v, "E-1")) -- caught up: 0.006
+    assert.equal("canceled", (call(view(db, b, r1, { cost_per_day = 7000 }), "E-1") or {}).ended)
+    -- the store's clock passes midnight, day after day (its "e" row names the day)
+    local costs = require "orket.store.costs"
+    local since = costs.since
+    finally(function() costs.since = since end)
+    for n = 1, 5 do
+      costs.since = function(...)
+        local rows = since(...)
+        for _, r in ipairs(rows) do
+          if r.src == "e" then r.currency = string.format("2999-01-%02d", n) end
+        end
+        return rows
+      end
+      -- the new day's total is read afresh (nothing recorded on it) and counts its calls
+      assert.is_nil(call(v, "E-1"))
+      assert.is_nil(call(v, "E-1"))
+      local over = call(v, "E-1")
+      assert.equal("canceled", over and over.ended)
+      assert.matches(string.format("the day 2999%%-01%%-%02d spent 0.006 USD of its 0.007 USD", n), over.detail)
+      local days, keys = 0, 0
+      for _ in pairs(v.spend.by.day) do days = days + 1 end
+      for _, t in pairs(v.spend.totals) do
+        if t.scope == "day" then
+          keys = keys + 1
+          assert.equal(string.format("2999-01-%02d", n), t.id)
+          assert.equal(6000, t.micros)
+        end
+      end
+      assert.equal(1, days)
+      assert.equal(1, keys)
+    end
+    db:close()
+  end)
+
   it("count every worker's calls in the run's budget, and charged failures too", function()
     local db, b, r1 = fixture()
     local w1, w2 = view(db, b, r1, { cost_per_run = 10000 }), view(db, b, r1, { cost_per_run = 10000 })
