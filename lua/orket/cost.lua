@@ -226,14 +226,21 @@ function M.plus(a, b)
   return a + b
 end
 
---- format(micros, currency) -> "0.0042 USD": at least two decimals, at most six
+-- The currencies of the list with no minor unit (ISO 4217's exponent 0): their amounts
+-- are written with no decimals unless they have a fraction ("12 JPY", not "12.00 JPY").
+M.NO_MINOR = { JPY = true, KRW = true, VND = true }
+
+--- format(micros[, currency]) -> "0.0042 USD": at most six decimals, at least two (none
+--- for a currency in NO_MINOR, when the amount is whole)
 function M.format(micros, currency)
   if micros == nil then return "unknown" end
   local neg = micros < 0 and "-" or ""
   micros = math.abs(micros)
   local frac = string.format("%06d", micros % M.UNIT):gsub("0+$", "")
-  if #frac < 2 then frac = frac .. string.rep("0", 2 - #frac) end
-  return string.format("%s%d.%s%s", neg, micros // M.UNIT, frac, currency and (" " .. currency) or "")
+  local least = M.NO_MINOR[currency] and 0 or 2
+  if #frac < least then frac = frac .. string.rep("0", least - #frac) end
+  return string.format("%s%d%s%s%s", neg, micros // M.UNIT, #frac > 0 and "." or "", frac,
+    currency and (" " .. currency) or "")
 end
 
 --- add(sums, currency, micros): sums[currency] += micros (nil: nothing known to add)

@@ -125,6 +125,15 @@ describe("a call's cost", function()
     assert.equal("0.01 EUR + 0.000003 USD", cost.text { USD = 3, EUR = 10000 })
     assert.is_nil(cost.text {})
   end)
+
+  it("is written with no decimals in a currency with no minor unit, when whole", function()
+    assert.equal("12 JPY", cost.format(12000000, "JPY"))
+    assert.equal("0 KRW", cost.format(0, "KRW"))
+    assert.equal("12.5 JPY", cost.format(12500000, "JPY"))
+    assert.equal("0.0042 JPY", cost.format(4200, "JPY"))
+    assert.equal("3 JPY + 0.50 USD", cost.text { JPY = 3000000, USD = 500000 })
+    assert.equal("3.00", cost.format(3000000)) -- no currency (a metric's value): as ever
+  end)
 end)
 
 describe("a call's cost from counts out of range", function()
