@@ -84,21 +84,24 @@ function M.prices(t)
   return out
 end
 
--- The least a price per million tokens plausibly is, in micro-units (0.01 of a unit): the
--- cheapest models' cached input is about that in USD. A price written per 1,000 tokens, as
--- some price lists give them (0.0025 for 2.50 per million), is 1000 times too small and
--- mostly falls below it. 0 is no mistake (a local model costs nothing).
+-- The least an input or output price per million tokens plausibly is, in micro-units
+-- (0.01 of a unit): the cheapest models' input costs about 0.02 USD a million, their output
+-- more. A price written per 1,000 tokens, as some price lists give them (0.0025 for 2.50
+-- per million), is 1000 times too small and mostly falls below it. Cached input is not
+-- judged: real ones go as low as 0.0025 USD a million (a nano model's batch price). 0 is
+-- no mistake (a local model costs nothing).
 M.PLAUSIBLE_MIN = 10000
+local JUDGED = { "input", "output" }
 
---- price_warnings(models_prices) -> {messages}: for each nonzero amount below PLAUSIBLE_MIN
---- of a price the section's check accepted, a message naming the field (sorted), as
---- "orket.lua: models.prices[...].input is ..."; {} for a section that is refused.
+--- price_warnings(models_prices) -> {messages}: for each nonzero input or output amount
+--- below PLAUSIBLE_MIN of a price the section's check accepted, a message naming the field
+--- (sorted), as "orket.lua: models.prices[...].input is ..."; {} for a section refused.
 function M.price_warnings(t)
   local parsed = M.prices(t)
   local out = {}
   if not parsed then return out end
   for spec, p in pairs(parsed) do
-    for _, k in ipairs(AMOUNTS) do
+    for _, k in ipairs(JUDGED) do
       local m = p[k]
       if m > 0 and m < M.PLAUSIBLE_MIN then
         out[#out + 1] = string.format("orket.lua: models.prices[%q].%s is %s %s per million tokens, less than any "

@@ -10,13 +10,17 @@ describe("a price", function()
     local prices = {
       ["openai:gpt-4o"] = { input = 0.0025, cached_input = "0.00125", output = "0.01", currency = "USD" },
       ["ollama:qwen"] = { input = 0, cached_input = 0, output = 0, currency = "USD" },
-      ["google:flash-8b"] = { input = "0.0375", cached_input = "0.01", output = "0.15", currency = "USD" },
+      -- real prices among the cheapest: a cached input this low is no mistake
+      ["openai:gpt-5-nano"] = { input = "0.025", cached_input = "0.0025", output = "0.20", currency = "USD" },
+      ["openai:gpt-4o-mini"] = { input = "0.00015", cached_input = "0.000075", output = "0.0006", currency = "USD" },
     }
     assert.same({
-      "orket.lua: models.prices[\"openai:gpt-4o\"].cached_input is 0.00125 USD per million tokens, less than any "
-        .. "model's price: written per 1,000 tokens? (per million it would be 1.25)",
       "orket.lua: models.prices[\"openai:gpt-4o\"].input is 0.0025 USD per million tokens, less than any "
         .. "model's price: written per 1,000 tokens? (per million it would be 2.50)",
+      "orket.lua: models.prices[\"openai:gpt-4o-mini\"].input is 0.00015 USD per million tokens, less than any "
+        .. "model's price: written per 1,000 tokens? (per million it would be 0.15)",
+      "orket.lua: models.prices[\"openai:gpt-4o-mini\"].output is 0.0006 USD per million tokens, less than any "
+        .. "model's price: written per 1,000 tokens? (per million it would be 0.60)",
     }, cost.price_warnings(prices))
     assert.same({}, cost.price_warnings(nil))
     assert.same({}, cost.price_warnings { ["p:m"] = { input = "-1" } }) -- refused, not warned of
