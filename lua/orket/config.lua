@@ -124,9 +124,10 @@ function M.load(dir, getenv)
   end
   local cfg, ferr, fcode = M.finish(copy, dir, getenv)
   if not cfg then return nil, placed(dir, ferr), fcode end
-  -- a price that looks written per 1,000 tokens: said (once a process), not refused
+  -- a price that looks written per 1,000 tokens: said (once a process), not refused;
+  -- otel (where warnings go) lazy: loaded only when there is one to say
   local pw = cost.price_warnings(cfg.models.prices)
-  if #pw > 0 then require("orket.otel").say { warnings = pw } end
+  if #pw > 0 then require("orket.otel").say { warnings = pw } end -- lazy
   return cfg
 end
 
