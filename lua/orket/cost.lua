@@ -84,13 +84,15 @@ function M.prices(t)
   return out
 end
 
--- The least an input or output price per million tokens plausibly is, in micro-units
--- (0.01 of a unit): the cheapest models' input costs about 0.02 USD a million, their output
--- more. A price written per 1,000 tokens, as some price lists give them (0.0025 for 2.50
--- per million), is 1000 times too small and mostly falls below it. Cached input is not
--- judged: real ones go as low as 0.0025 USD a million (a nano model's batch price). 0 is
--- no mistake (a local model costs nothing).
-M.PLAUSIBLE_MIN = 10000
+-- Below this an input or output price per million tokens looks written per 1,000 tokens,
+-- as some price lists give them (0.0025 for 2.50 per million: 1000 times too small), in
+-- micro-units: 0.005 of a unit. Real prices go as low as 0.01 USD a million (a 1B model's
+-- input and output, a small embedding model's), so the line is under them, and over the
+-- input price per 1,000 tokens of all but the dearest models in a currency near the
+-- dollar (a mistake made in one field is made in all; docs/cost.md says what is missed).
+-- Cached input is not judged: real ones go as low as 0.0025 USD a million (a nano
+-- model's batch price). 0 is no mistake (a local model costs nothing).
+M.PLAUSIBLE_MIN = 5000
 local JUDGED = { "input", "output" }
 
 --- price_warnings(models_prices) -> {messages}: for each nonzero input or output amount
@@ -104,9 +106,9 @@ function M.price_warnings(t)
     for _, k in ipairs(JUDGED) do
       local m = p[k]
       if m > 0 and m < M.PLAUSIBLE_MIN then
-        out[#out + 1] = string.format("orket.lua: models.prices[%q].%s is %s %s per million tokens, less than any "
-          .. "model's price: written per 1,000 tokens? (per million it would be %s)", spec, k,
-          M.format(m), p.currency, M.format(m * 1000))
+        out[#out + 1] = string.format("orket.lua: models.prices[%q].%s is %s per million tokens: it looks "
+          .. "like a price per 1,000 tokens; prices are per million (per million it would be %s)", spec, k,
+          M.format(m, p.currency), M.format(m * 1000, p.currency))
       end
     end
   end
