@@ -160,6 +160,30 @@ describe("a call's cost", function()
     assert.equal("3 JPY + 0.50 USD", cost.text { JPY = 3000000, USD = 500000 })
     assert.equal("3.00", cost.format(3000000)) -- no currency (a metric's value): as ever
   end)
+
+  it("is written on the web board's card as in text (web/app.js money)", function()
+    if not os.execute("command -v node >/dev/null 2>&1") then return pending("node is not installed") end
+    local H = require "tests.helpers"
+    finally(H.cleanup)
+    local src = assert(H.read("web/app.js"))
+    local fn = assert(src:match("\n  (function money%(micros, currency%) {.-\n  })\n"), "money() in web/app.js")
+    local cases = {}
+    for _, c in ipairs { "USD", "EUR", "JPY", "KRW", "VND" } do
+      for _, m in ipairs { 0, 4200, 12000000, 12500000, 10000, 1234567891 } do cases[#cases + 1] = { m, c } end
+    end
+    local js = H.tmpdir() .. "/money.js"
+    local lines = {}
+    for i, c in ipairs(cases) do lines[i] = string.format("console.log(money(%d, %q));", c[1], c[2]) end
+    H.write(js, fn .. "\n" .. table.concat(lines, "\n") .. "\n")
+    local p = assert(io.popen("node " .. H.quote(js)))
+    local i = 0
+    for line in p:lines() do
+      i = i + 1
+      assert.equal(cost.format(cases[i][1], cases[i][2]), line)
+    end
+    assert.is_true(p:close())
+    assert.equal(#cases, i)
+  end)
 end)
 
 describe("a call's cost from counts out of range", function()
