@@ -43,6 +43,11 @@ for line in io.lines() do
       send { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25", capabilities = { tools = {} },
         serverInfo = { name = "hostile", version = "1" } } }
     end
+  elseif msg.method == "tools/list" and mode == "paged" then
+    -- 30 tools, one a page: the cursor is the next one's number
+    local n = math.tointeger(tonumber(msg.params and msg.params.cursor or "1"))
+    send { jsonrpc = "2.0", id = msg.id, result = { tools = { { name = "t" .. n, inputSchema = { type = "object" } } },
+      nextCursor = n < 30 and tostring(n + 1) or nil } }
   elseif msg.method == "tools/list" and mode == "listnever" then
     -- never answers its listing
   elseif msg.method == "tools/list" then

@@ -553,19 +553,26 @@ function Conn:request(method, params, timeout_ms)
   end
   w.finish = finish
   self.pending[id] = w
+  -- MCP forbids a client to cancel its initialize: a server that never answered it is
+  -- closed instead (the start fails), never told to cancel it
+  local function cancel(reason)
+    if method ~= "initialize" then
+      self:_send(rpc.notification("notifications/cancelled", { requestId = id, reason = reason }))
+    end
+  end
   local guard <close> = setmetatable({}, { __close = function()
     if not w.done then -- the task was cancelled: so is the request
       w.done = true
       if timer and not timer:is_closing() then timer:close() end
       self.pending[id] = nil
-      self:_send(rpc.notification("notifications/cancelled", { requestId = id, reason = "cancelled" }))
+      cancel("cancelled")
     end
   end })
   timer = uv.new_timer()
   timer:start(timeout_ms, 0, function()
     if w.done then return end
     self.pending[id] = nil
-    self:_send(rpc.notification("notifications/cancelled", { requestId = id, reason = "timed out" }))
+    cancel("timed out")
     finish(nil, string.format("mcp.%s: %s got no answer in %d ms", self.name, method, timeout_ms), "ETIMEDOUT")
   end)
   local msg = rpc.request(id, method, params or setmetatable({}, nil))
@@ -653,10 +660,15 @@ function Conn:start()
   return true
 end
 
+-- The most tools/list requests of one listing: a page may hold a single tool (the listing
+-- is bounded by the tools it brings, MAX_TOOLS * 2), and a server whose cursors never end
+-- with pages of nothing is stopped here
+M.MAX_PAGES = M.MAX_TOOLS * 2 + 2
+
 --- conn:list_tools() -> true | nil, msg, CODE: tools/list, every page (a bounded number)
 function Conn:list_tools()
-  local all, cursor = {}, nil
-  for _ = 1, 20 do
+  local all, cursor, seen = {}, nil, {}
+  for _ = 1, M.MAX_PAGES do
     local r, err, code = self:request("tools/list", cursor and { cursor = cursor } or nil)
     if not r then
       local why = M.bare(self.name, err)
@@ -675,7 +687,9 @@ function Conn:list_tools()
       if #all > M.MAX_TOOLS * 2 then break end
     end
     cursor = type(r.nextCursor) == "string" and r.nextCursor or nil
-    if not cursor or #all > M.MAX_TOOLS * 2 then break end
+    -- a cursor given before would list the same pages again: the listing ends there
+    if not cursor or #all > M.MAX_TOOLS * 2 or seen[cursor] then break end
+    seen[cursor] = true
   end
   self.tools, self.refused = M.tools_of(all)
   -- said once, and again only when it changes: a server listing again and again (or each

@@ -632,6 +632,48 @@ describe("orket.mcp.manager's names across servers", function()
   end)
 end)
 
+describe("orket.mcp.client's requests", function()
+  after_each(H.cleanup)
+
+  -- MCP (2025-06-18 and after, basic/utilities/cancellation): "the initialize request MUST
+  -- NOT be cancelled by clients"; any other request that times out or whose task ends is
+  it("never cancel initialize, and cancel any other request that times out or is abandoned", function()
+    local c = client.new { name = "h", transport = "stdio", command = { "x" }, timeout_ms = 50 }
+    local sent = {}
+    c._write = function(text)
+      sent[#sent + 1] = cjson.decode(text)
+      return true
+    end
+    in_task(function()
+      local r, err, code = c:request("initialize", { protocolVersion = client.PROTOCOL, capabilities = {} }, 50)
+      assert.is_nil(r)
+      assert.equal("ETIMEDOUT", code, err)
+      local l, _, lcode = c:request("tools/list", nil, 50)
+      assert.is_nil(l)
+      assert.equal("ETIMEDOUT", lcode)
+    end)
+    -- a task ended while its initialize waits (the engine closing) cancels nothing either
+    local t = task.spawn(function() c:request("initialize", { protocolVersion = client.PROTOCOL }, 10000) end)
+    t:cancel()
+    local methods = {}
+    for _, m in ipairs(sent) do
+      methods[#methods + 1] = m.method .. (m.params and m.params.requestId and (" " .. math.tointeger(m.params.requestId)) or "")
+    end
+    assert.same({ "initialize", "tools/list", "notifications/cancelled 2", "initialize" }, methods)
+  end)
+
+  it("read every page of a paginated tools/list, however small its pages", function()
+    in_task(function()
+      local c, ok, err = connect("paged")
+      assert.is_true(ok, err)
+      assert.equal(30, #c.tools)
+      assert.equal("t30", c.tools[30].name)
+      assert.same({}, c.refused)
+      c:close()
+    end)
+  end)
+end)
+
 describe("orket.mcp.client's errors", function()
   after_each(H.cleanup)
 
