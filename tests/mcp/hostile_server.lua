@@ -70,6 +70,14 @@ for line in io.lines() do
       for _ = 1, 50 do io.stdout:write(chunk) end
       io.stdout:write('"}]}}\n')
       io.stdout:flush()
+    elseif m == "deep_tail" or m == "latin1_tail" then
+      -- an answer that cannot be read, its id last (as the TypeScript SDK writes one), after
+      -- an "id" of the result's own: too deep, or not UTF-8 past the first 200 bytes
+      local bad = m == "deep_tail" and (string.rep("[", 200) .. string.rep("]", 200))
+        or ('[{"type":"text","text":"' .. string.rep("x", 300) .. 'caf\233"}]')
+      io.stdout:write('{"result":{"structuredContent":{"id":1},"content":', bad, '},"jsonrpc":"2.0","id":',
+        string.format("%d", msg.id), '}\n')
+      io.stdout:flush()
     elseif m == "error" then
       send { jsonrpc = "2.0", id = msg.id, result = { isError = true, content = { { type = "text", text = "it broke" } } } }
     elseif m == "die" then

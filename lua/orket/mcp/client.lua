@@ -321,12 +321,23 @@ function Conn:_answer(msg)
   return true
 end
 
+-- The id of a message that could not be decoded, where it can only be the message's own:
+-- its first member (or the one after "jsonrpc"), or its last | nil
+local function top_id(text)
+  local head = text:sub(1, 200)
+  return head:match('^%s*{%s*"id"%s*:%s*(%d+)%s*[,}]')
+    or head:match('^%s*{%s*"jsonrpc"%s*:%s*"2%.0"%s*,%s*"id"%s*:%s*(%d+)%s*[,}]')
+    or text:sub(-200):match('[,{]%s*"id"%s*:%s*(%d+)%s*}%s*$')
+end
+
 function Conn:_line(text)
   local msg, kind = rpc.decode(text)
   if not msg then
-    -- an answer that cannot be read (too deep, not JSON) still fails the request it names
-    -- at once, rather than leaving it to time out
-    local id = math.tointeger(tonumber(text:sub(1, 200):match('"id"%s*:%s*(%d+)') or ""))
+    -- an answer that cannot be read (too deep, not JSON, not UTF-8) still fails the request
+    -- it names at once, rather than leaving it to time out: by the message's own id, first
+    -- (after "jsonrpc") or last (the TypeScript SDK writes it last), never an "id" inside
+    -- its result, which would fail another call
+    local id = math.tointeger(tonumber(top_id(text) or ""))
     local w = id and self.pending[id]
     if w then
       self.pending[id] = nil

@@ -662,6 +662,22 @@ describe("orket.mcp.client's requests", function()
     assert.same({ "initialize", "tools/list", "notifications/cancelled 2", "initialize" }, methods)
   end)
 
+  it("fail the request an unreadable answer is for at once, by its own id, not one inside its result", function()
+    in_task(function()
+      local c, ok, err = connect("good", 20000)
+      assert.is_true(ok, err)
+      local t0 = require("luv").now()
+      for _, m in ipairs { "deep_tail", "latin1_tail" } do
+        local r = c:call("ok", { m = m })
+        assert.equal("EPROTO", r.code, m .. ": " .. tostring(r.error))
+        assert.matches("the server's answer could not be read", r.error)
+      end
+      assert.is_true(require("luv").now() - t0 < 5000)
+      assert.equal("ready", c.state)
+      c:close()
+    end)
+  end)
+
   it("read every page of a paginated tools/list, however small its pages", function()
     in_task(function()
       local c, ok, err = connect("paged")
