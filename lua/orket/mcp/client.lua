@@ -469,6 +469,7 @@ end
 -- time linear in its size and with the cap checked on every chunk, so a huge or endless
 -- event is refused as soon as it passes 4 MiB and never holds the loop.
 function Conn:_post(text, timeout_ms, no_response)
+  local sent = self.session -- the session this message is sent in: a 404 ends it
   local r, err, code = http.request { url = self.spec.url, method = "POST", headers = self:_headers(), body = text,
     total_timeout_ms = timeout_ms, connect_timeout_ms = math.min(timeout_ms, 10000), framing = "auto",
     max_bytes = rpc.MAX_MESSAGE, max_event = rpc.MAX_MESSAGE }
@@ -505,7 +506,18 @@ function Conn:_post(text, timeout_ms, no_response)
   end
   if status == 202 then return true end
   if status >= 400 then
-    return nil, string.format("mcp.%s: HTTP %d: %s", self.name, status, table.concat(parts):sub(1, 300)), status == 404 and "ESESSION" or "EHTTP"
+    local msg = string.format("mcp.%s: HTTP %d: %s", self.name, status, table.concat(parts):sub(1, 300))
+    if status == 404 and sent then
+      -- the server has forgotten the session (restarted, or ended it idle): MCP asks for a new
+      -- one, which only a new initialize opens. This connection ends (its owner starts
+      -- another), after this message's own caller has its answer
+      task.spawn(function()
+        rt.sleep(0)
+        self:_session_lost(sent)
+      end)
+      return nil, msg, "ESESSION"
+    end
+    return nil, msg, "EHTTP"
   end
   if not sse then
     local body = table.concat(parts)
@@ -528,6 +540,15 @@ function Conn:_post(text, timeout_ms, no_response)
     if body:find("%S") then self:_line(body) end
   end
   return true
+end
+
+-- The session sent was answered 404: the connection ends, once (its owner, the manager,
+-- connects anew: a new initialize, a new session). Nothing is DELETEd: the server has no
+-- such session.
+function Conn:_session_lost(sent)
+  if self.session ~= sent or self.state == "closed" then return end
+  self.session = nil
+  self:close("the server has forgotten the MCP session (HTTP 404): a new one is opened")
 end
 
 -- ---- requests ----------------------------------------------------------------------------

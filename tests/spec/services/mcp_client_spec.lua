@@ -564,6 +564,79 @@ local function manager_of(servers, events)
     log = function(f) if events then events[#events + 1] = f end end })
 end
 
+describe("orket.mcp.manager over Streamable HTTP", function()
+  after_each(H.cleanup)
+
+  -- MCP's Streamable HTTP transport: a client answered 404 to a request with its
+  -- Mcp-Session-Id "MUST start a new session" (a server restarted, or one that ends idle
+  -- sessions); every later call used to be refused 404 (ESESSION) until the engine ended
+  it("opens a new session when the server has forgotten its own", function()
+    local uv = require "luv"
+    local known, n, forgotten = {}, 0, 0
+    local srv = uv.new_tcp()
+    assert(srv:bind("127.0.0.1", 0))
+    srv:listen(8, function()
+      local sock = uv.new_tcp()
+      srv:accept(sock)
+      local buf = ""
+      sock:read_start(function(_, data)
+        if not data then sock:close() return end
+        buf = buf .. data
+        local head_end = buf:find("\r\n\r\n", 1, true)
+        if not head_end then return end
+        local head = buf:sub(1, head_end):lower()
+        local len = tonumber(head:match("content%-length:%s*(%d+)") or "0")
+        if #buf < head_end + 3 + len then return end
+        sock:read_stop()
+        local sid = head:match("mcp%-session%-id:%s*(%S+)")
+        local function answer(status, body, extra)
+          sock:write("HTTP/1.1 " .. status .. "\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+            .. "\r\n" .. (extra or "") .. "Connection: close\r\n\r\n" .. body, function() sock:close() end)
+        end
+        if head:match("^delete") then
+          if sid then known[sid] = nil end
+          return answer("204 No Content", "")
+        end
+        local msg = cjson.decode(buf:sub(head_end + 4, head_end + 3 + len))
+        if msg.method == "initialize" and not sid then
+          n = n + 1
+          known["s" .. n] = true
+          return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25",
+            capabilities = { tools = {} } } }, "Mcp-Session-Id: s" .. n .. "\r\n")
+        end
+        if not (sid and known[sid]) then return answer("404 Not Found", '{"error":"no such session"}') end
+        if not msg.id then return answer("202 Accepted", "") end
+        local result = msg.method == "tools/list" and { tools = { { name = "ok", inputSchema = { type = "object" } } } }
+          or { content = { { type = "text", text = "called in " .. sid } } }
+        answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = result })
+      end)
+    end)
+    local events = {}
+    in_task(function()
+      local manager = require "orket.mcp.manager"
+      local m = manager.new(assert(require("orket.settings.mcp").section { servers = { hs = {
+        url = "http://127.0.0.1:" .. srv:getsockname().port .. "/mcp", timeout_ms = 5000 } } }),
+        { log = function(f) events[#events + 1] = f end })
+      assert.same({}, m:start())
+      local r = m:call("hs__ok", {})
+      assert.is_true(r.ok, r.error)
+      assert.equal("called in s1", r.result.text)
+      known, forgotten = {}, forgotten + 1 -- the server restarted
+      local lost = m:call("hs__ok", {})
+      assert.is_false(lost.ok)
+      assert.equal("ESESSION", lost.code)
+      local again = H.wait_for(function()
+        local x = m:call("hs__ok", {})
+        return x.ok and x
+      end, "a call in a new session", 300)
+      assert.equal("called in s2", again.result.text)
+      m:close()
+    end)
+    srv:close()
+    assert.equal(1, forgotten)
+  end)
+end)
+
 describe("orket.mcp.manager's names across servers", function()
   after_each(H.cleanup)
 
