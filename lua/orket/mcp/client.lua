@@ -102,6 +102,12 @@ local function cut(s, n)
   return s:sub(1, i)
 end
 
+--- orket_spelling(tool) -> the tool's name as Orket's tool names spell it: MCP allows "-" and
+--- "." in a tool's name (2025-11-25: "admin.tools.list"), providers' tool names neither of
+--- them, so each reads "_"
+local function orket_spelling(tool) return (tool:gsub("[%-%.]", "_")) end
+M.orket_spelling = orket_spelling
+
 --- tools_of(list) -> kept {name=, description=, schema=, compiled=}..., refused {name=, why=}...
 function M.tools_of(list)
   local kept, refused, seen, as = {}, {}, {}, {} -- as: the names kept, by their Orket spelling
@@ -114,17 +120,17 @@ function M.tools_of(list)
       -- false, null; escaped), not as Lua's reading of its name
       local ok, shown = pcall(jsonout.encode, t)
       refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "a tool must be an object" }
-    elseif type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
+    elseif type(name) ~= "string" or not name:match("^[%w_%-%.]+$") or #name > 64 then
       -- a name that is not a string is shown as the server sent it (42, not Lua's 42.0)
       local ok, shown = true, name
       if type(name) ~= "string" then ok, shown = pcall(jsonout.encode, name) end
-      refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "the name must be letters, digits, _ or - (64 at most)" }
+      refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "the name must be letters, digits, _, - or . (64 at most)" }
     elseif seen[name] then
       refused[#refused + 1] = { name = name, why = "listed twice" }
-    elseif as[name:gsub("%-", "_")] then
-      -- a "-" reads "_" in Orket's name for it: the later one would shadow the first unseen
-      refused[#refused + 1] = { name = name, why = "its Orket name is the one of " .. as[name:gsub("%-", "_")]
-        .. ", listed before it (a - reads _)" }
+    elseif as[orket_spelling(name)] then
+      -- a "-" or "." reads "_" in Orket's name for it: the later one would shadow the first unseen
+      refused[#refused + 1] = { name = name, why = "its Orket name is the one of " .. as[orket_spelling(name)]
+        .. ", listed before it (a - or . reads _)" }
     elseif #kept >= M.MAX_TOOLS then
       refused[#refused + 1] = { name = name, why = "more than " .. M.MAX_TOOLS .. " tools" }
     else
@@ -134,7 +140,7 @@ function M.tools_of(list)
         refused[#refused + 1] = { name = name, why = why }
       else
         -- kept only: a refused tool blocks no other of its Orket name
-        as[name:gsub("%-", "_")] = name
+        as[orket_spelling(name)] = name
         local d = type(t.description) == "string" and t.description or ""
         kept[#kept + 1] = { name = name, description = cut(d, M.MAX_DESCRIPTION), schema = t.inputSchema, compiled = compiled }
       end

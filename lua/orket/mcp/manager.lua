@@ -40,7 +40,7 @@ function M.new(section, o)
   return self
 end
 
-local function orket_name(server, tool) return server .. "__" .. tool:gsub("%-", "_") end
+local function orket_name(server, tool) return server .. "__" .. client.orket_spelling(tool) end
 M.orket_name = orket_name
 
 -- The longest name a provider takes for a tool: a longer Orket name is refused

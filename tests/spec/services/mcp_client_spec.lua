@@ -890,6 +890,25 @@ describe("orket.mcp.manager's listings", function()
     assert.equal("e-f", refused[1].name)
   end)
 
+  -- MCP 2025-11-25 (server/tools, "Tool names"): letters, digits, _, - and . ("admin.tools.list")
+  it("takes a tool name with dots, as MCP allows: a . reads _, and the call reaches the tool by its own name", function()
+    local S = { type = "object" }
+    local kept, refused = client.tools_of { { name = "admin.tools.list", inputSchema = S },
+      { name = "admin_tools_list", inputSchema = S } }
+    assert.same({ "admin.tools.list" }, { kept[1] and kept[1].name, kept[2] and kept[2].name })
+    assert.equal("admin_tools_list", refused[1].name)
+    assert.matches("the one of admin.tools.list", refused[1].why, 1, true)
+    in_task(function()
+      local m = manager_of { f = "tool=files.read" }
+      assert.same({}, m:start())
+      assert.truthy(m:get("f__files_read"))
+      local r = m:call("f__files_read", { m = "x" })
+      assert.is_true(r.ok, r.error)
+      assert.equal("got x", r.result.text)
+      m:close()
+    end)
+  end)
+
   it("shows a name that is not a string as the server sent it", function()
     local _, refused = client.tools_of { { name = 42, inputSchema = { type = "object" } },
       { name = 4.5, inputSchema = { type = "object" } }, { inputSchema = { type = "object" } },
