@@ -40,7 +40,8 @@ for line in io.lines() do
       for _ = 1, 100 do io.stdout:write("{not json\n") end
       io.stdout:flush()
     else
-      send { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25", capabilities = { tools = {} },
+      -- v=VERSION: the version it answers (a server of an older SDK answers its own)
+      send { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = mode:match("^v=(.+)$") or "2025-11-25", capabilities = { tools = {} },
         serverInfo = { name = "hostile", version = "1" } } }
     end
   elseif msg.method == "tools/list" and mode == "paged" then
@@ -78,6 +79,10 @@ for line in io.lines() do
       io.stdout:write('{"result":{"structuredContent":{"id":1},"content":', bad, '},"jsonrpc":"2.0","id":',
         string.format("%d", msg.id), '}\n')
       io.stdout:flush()
+    elseif m == "batch" then
+      -- 2025-03-26's JSON-RPC batch: a ping to the client and the answer, in one array
+      send { { jsonrpc = "2.0", id = "bp", method = "ping" },
+        { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "in a batch" } } } } }
     elseif m == "error" then
       send { jsonrpc = "2.0", id = msg.id, result = { isError = true, content = { { type = "text", text = "it broke" } } } }
     elseif m == "die" then

@@ -22,7 +22,12 @@ local secret = require "orket.settings.secret"
 local M = {}
 
 M.PROTOCOL = "2025-11-25"
-M.ACCEPTED = { ["2025-11-25"] = true, ["2025-06-18"] = true }
+-- The versions a server may answer initialize with. Servers of SDKs older than 2025-06-18
+-- answer their own (MCP lets them): their messages are a subset of the later ones', and a
+-- 2025-03-26 server may send JSON-RPC batches, which are read. 2024-11-05's HTTP transport
+-- was another (HTTP+SSE): that version is taken over stdio only.
+M.ACCEPTED = { ["2025-11-25"] = true, ["2025-06-18"] = true, ["2025-03-26"] = true, ["2024-11-05"] = "stdio" }
+local BATCHES = { ["2025-03-26"] = true }
 M.MAX_BAD = 50              -- protocol errors (malformed, unknown ids) before disconnecting
 M.MAX_TOOLS = 256           -- tools kept from one server
 M.MAX_SCHEMA_BYTES = 65536  -- a tool's input schema, encoded
@@ -337,6 +342,17 @@ local function top_id(text)
 end
 
 function Conn:_line(text)
+  if BATCHES[self.version] and rpc.is_batch(text) then
+    -- a JSON-RPC batch, in the one version that has them: each message as if sent alone (a
+    -- request of the server's among them is answered alone too)
+    local items, e = rpc.decode_batch(text)
+    if not items then return self:_protocol_error(e.message) end
+    for _, it in ipairs(items) do
+      if self.state == "closed" then return end
+      if it.err then self:_protocol_error(it.err.message) else self:_dispatch(it.msg, it.kind) end
+    end
+    return
+  end
   local msg, kind = rpc.decode(text)
   if not msg then
     -- an answer that cannot be read (too deep, not JSON, not UTF-8) still fails the request
@@ -680,10 +696,12 @@ function Conn:start()
     self:close(why)
     return nil, M.named(self.name, why), code
   end
-  if type(r) ~= "table" or not M.ACCEPTED[r.protocolVersion] then
+  local accepted = type(r) == "table" and M.ACCEPTED[r.protocolVersion]
+  if not accepted or (accepted ~= true and accepted ~= self.spec.transport) then
     local v = type(r) == "table" and tostring(r.protocolVersion):sub(1, 32) or "?"
     self:close("unsupported protocol version " .. v)
-    return nil, "mcp." .. self.name .. ": the server speaks protocol " .. v .. ", not 2025-11-25 or 2025-06-18", "EPROTO"
+    return nil, "mcp." .. self.name .. ": the server speaks protocol " .. v .. ", not 2025-11-25, 2025-06-18 or 2025-03-26"
+      .. (self.spec.transport == "stdio" and " (or 2024-11-05)" or ""), "EPROTO"
   end
   self.version = r.protocolVersion
   self.server_info = type(r.serverInfo) == "table" and r.serverInfo or {}

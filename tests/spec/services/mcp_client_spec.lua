@@ -751,6 +751,34 @@ describe("orket.mcp.client's requests", function()
     end)
   end)
 
+  -- servers of SDKs before 2025-06-18 answer initialize with their own version, as MCP lets
+  -- them; the client may speak it: its messages are those of the later ones, and batches
+  it("speak 2025-03-26 and 2024-11-05 with a stdio server that answers them, batches of the first included", function()
+    in_task(function()
+      for _, v in ipairs { "2025-03-26", "2024-11-05" } do
+        local c, ok, err = connect("v=" .. v, 1500)
+        assert.is_true(ok, err)
+        assert.equal(v, c.version)
+        local r = c:call("ok", { m = "hi" })
+        assert.is_true(r.ok, r.error)
+        assert.equal("got hi", r.result.text)
+        local b = c:call("ok", { m = "batch" })
+        if v == "2025-03-26" then
+          assert.is_true(b.ok, b.error)
+          assert.equal("in a batch", b.result.text)
+          assert.equal(0, c.bad)
+        else
+          assert.equal("ETIMEDOUT", b.code) -- no batches before 2025-03-26: a protocol error
+          assert.is_true(c.bad >= 1)
+        end
+        c:close()
+      end
+      local _, ok, err = connect("v=2024-01-01")
+      assert.is_nil(ok)
+      assert.matches("the server speaks protocol 2024%-01%-01", err)
+    end)
+  end)
+
   it("read every page of a paginated tools/list, however small its pages", function()
     in_task(function()
       local c, ok, err = connect("paged")
