@@ -71,6 +71,11 @@ for line in io.lines() do
       for _ = 1, 50 do io.stdout:write(chunk) end
       io.stdout:write('"}]}}\n')
       io.stdout:flush()
+    elseif m == "latin1_error" then
+      -- a JSON-RPC error that is not UTF-8, its keys sorted (error, id, jsonrpc)
+      io.stdout:write('{"error":{"code":-32000,"message":"', string.rep("x", 300), 'caf\233"},"id":',
+        string.format("%d", msg.id), ',"jsonrpc":"2.0"}\n')
+      io.stdout:flush()
     elseif m == "deep_tail" or m == "latin1_tail" then
       -- an answer that cannot be read, its id last (as the TypeScript SDK writes one), after
       -- an "id" of the result's own: too deep, or not UTF-8 past the first 200 bytes

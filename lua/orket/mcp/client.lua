@@ -333,12 +333,15 @@ function Conn:_answer(msg)
 end
 
 -- The id of a message that could not be decoded, where it can only be the message's own:
--- its first member (or the one after "jsonrpc"), or its last | nil
+-- its first member (or the one after "jsonrpc"), or its last (or the one before a last
+-- "jsonrpc") | nil
 local function top_id(text)
   local head = text:sub(1, 200)
   return head:match('^%s*{%s*"id"%s*:%s*(%d+)%s*[,}]')
     or head:match('^%s*{%s*"jsonrpc"%s*:%s*"2%.0"%s*,%s*"id"%s*:%s*(%d+)%s*[,}]')
     or text:sub(-200):match('[,{]%s*"id"%s*:%s*(%d+)%s*}%s*$')
+    -- or the one before a last "jsonrpc" (an error as encoders that sort keys write it)
+    or text:sub(-200):match('[,{]%s*"id"%s*:%s*(%d+)%s*,%s*"jsonrpc"%s*:%s*"2%.0"%s*}%s*$')
 end
 
 function Conn:_line(text)

@@ -740,7 +740,7 @@ describe("orket.mcp.client's requests", function()
       local c, ok, err = connect("good", 20000)
       assert.is_true(ok, err)
       local t0 = require("luv").now()
-      for _, m in ipairs { "deep_tail", "latin1_tail" } do
+      for _, m in ipairs { "deep_tail", "latin1_tail", "latin1_error" } do
         local r = c:call("ok", { m = m })
         assert.equal("EPROTO", r.code, m .. ": " .. tostring(r.error))
         assert.matches("the server's answer could not be read", r.error)
