@@ -368,7 +368,16 @@ function Conn:_line(text)
     -- a JSON-RPC batch, in the one version that has them: each message as if sent alone (a
     -- request of the server's among them is answered alone too)
     local items, e = rpc.decode_batch(text)
-    if not items then return self:_protocol_error(e.message) end
+    if not items then
+      -- one that is only not UTF-8 is read again as ASCII (as response_id does): each
+      -- response in it fails its call at once rather than time out
+      local again = rpc.decode_batch((text:gsub("[\128-\255]", "?"))) or {}
+      for _, it in ipairs(again) do
+        local id = it.kind == "response" and it.msg.id or (it.err and not it.err.method and it.err.id) or nil
+        if id ~= nil and self.pending[id] then self:_unreadable(id, e.message) end
+      end
+      return self:_protocol_error(e.message)
+    end
     for _, it in ipairs(items) do
       if self.state == "closed" then return end
       if it.err then self:_unreadable(it.err.id ~= nil and not it.err.method and it.err.id or nil, it.err.message)

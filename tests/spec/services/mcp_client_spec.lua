@@ -1100,6 +1100,16 @@ describe("orket.mcp.client's requests", function()
     local pong
     for _, m in ipairs(sent) do if m.id == "bp" then pong = m end end
     assert.truthy(pong and pong.result, "the ping is answered")
+    -- a batch that is not UTF-8 fails each call it answers at once, not by its timeout
+    local r = {}
+    local ta = task.spawn(function() r[1] = table.pack(c:request("tools/call", { name = "a" }, 2000)) end)
+    local tb = task.spawn(function() r[2] = table.pack(c:request("tools/call", { name = "b" }, 2000)) end)
+    local t0 = require("luv").now()
+    c:_line('[{"jsonrpc":"2.0","id":2,"result":{"t":"caf\233"}},{"jsonrpc":"2.0","id":3,"result":{}}]')
+    ta:join() tb:join()
+    assert.is_true(require("luv").now() - t0 < 1000)
+    assert.equal("EPROTO", r[1][3], tostring(r[1][2]))
+    assert.equal("EPROTO", r[2][3], tostring(r[2][2]))
   end)
 end)
 
