@@ -365,7 +365,9 @@ CODES.EHTTP = {
   means = "an MCP server over HTTP did not answer as HTTP should",
   remedy = "check its URL in orket.lua's `mcp`",
 }
-CODES.ESESSION = { means = "an MCP server over HTTP forgot the session", remedy = "nothing: Orket opens a new one" }
+CODES.ESESSION = { means = "an MCP server over HTTP forgot the session", remedy = "the server did not take this call, "
+  .. "though calls already sent in that session may have run; Orket opens a new session by itself. Before calling a tool "
+  .. "that changes something again, check whether its effect is there already" }
 CODES.EENGINE = { means = "a turn's tool call failed inside the engine", remedy = "report it, with `orket log RUN`" }
 CODES.EFAIL = {
   means = "a tool's handler returned a failure without a code",
