@@ -250,6 +250,68 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     assert.equal("done", cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].status)
   end)
 
+  -- A run left to the workers, ended (orket runs stop, a full disk) and carried on with
+  -- `orket resume`, was worked in the resuming process alone and stayed ended in the store:
+  -- the idle workers never joined it, and when that process died its cards were left for
+  -- good. It is left to the workers again, as a start is: they join it, and take it over.
+  it("hands a resumed run back to the workers: an idle one joins it, and finishes it when the resume is killed", function()
+    local n = 8
+    local dir = project(fake.url, n, 150)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. id, { cwd = dir }).status)
+    local function bg(cmd, out)
+      local p = io.popen(string.format("cd %s && exec %s %s >%s/%s.out 2>%s/%s.err & echo $!", H.quote(dir),
+        H.quote(H.BIN), cmd, H.quote(dir), out, H.quote(dir), out))
+      local pid = tonumber(p:read("l"))
+      p:close()
+      return pid
+    end
+    local idle = bg("worker --lease-ms " .. LEASE_MS .. " --name idle", "idle")
+    local res
+    -- (one finally: a second one replaces the first)
+    finally(function() os.execute(string.format("kill -KILL %d %s 2>/dev/null", idle, res or "")) end)
+    H.wait_for(function() return (H.read(dir .. "/idle.out") or ""):find('"worker_start"', 1, true) end, "the idle worker", 300)
+    res = bg("resume " .. id .. " --concurrency 1", "res")
+    local function turns(name)
+      local k = 0
+      for line in (H.read(dir .. "/" .. name .. ".out") or ""):gmatch("[^\n]+") do
+        local ok, ev = pcall(cjson.decode, line)
+        if ok and type(ev) == "table" and ev.type == "turn_start" and ev.run_id == id then k = k + 1 end
+      end
+      return k
+    end
+    -- the run is running for every worker again, and the idle one works it beside the resume
+    H.wait_for(function() orket.sleep(20) return turns("res") > 0 and turns("idle") > 0 end, "both to work the run", 800)
+    assert.equal("", H.read(dir .. "/res.err") or "")
+    -- the resuming process killed mid-run: the idle worker takes its cards over and ends it
+    os.execute("kill -KILL " .. res)
+    H.wait_for(function()
+      orket.sleep(50)
+      local dbr = assert(project_mod.open_store(dir, false))
+      local st = require("orket.store.runs").get(dbr, id).status
+      dbr:close()
+      return st == "done"
+    end, "the run to end done", 2000)
+    for i = 1, n do
+      local card = "W-" .. i
+      assert.equal(card .. "\n", H.read(dir .. "/workspace/" .. card .. ".line"), card .. "'s effect")
+    end
+    db = assert(project_mod.open_store(dir, false))
+    local ends = {}
+    for _, e in ipairs(db:events {}) do
+      if e.kind == "run_end" and e.run == id then ends[#ends + 1] = e.data.status end
+    end
+    assert.same({}, leases.live(db))
+    db:close()
+    assert.same({ "interrupted", "done" }, ends)
+    -- a run left to the workers and still running is theirs: refused, as before
+    local r = H.orket("worker --resume " .. id .. " --drain", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("run " .. id .. " is done; nothing to resume", r.stderr, 1, true)
+  end)
+
   it("works two runs side by side, its turns at once shared between them", function()
     -- two epics' runs left to the workers; one worker with two turns at once gives each run
     -- one (its fair share), so a turn of each is in flight together; working them in turn,
