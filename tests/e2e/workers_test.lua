@@ -306,7 +306,7 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     assert.same({}, leases.live(db))
     db:close()
     assert.same({ "interrupted", "done" }, ends)
-    -- a run left to the workers and still running is theirs: refused, as before
+    -- a run that is done is not resumed
     local r = H.orket("worker --resume " .. id .. " --drain", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("run " .. id .. " is done; nothing to resume", r.stderr, 1, true)
@@ -392,6 +392,34 @@ db:close()
     local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     _, d = H.api(s, "GET", "/v1/runs/" .. math.tointeger(doc.run.id), key)
+    assert.equal("done", d.run.state)
+    assert.equal(0, s.stop())
+    for i = 1, 4 do assert.equal("W-" .. i .. "\n", H.read(dir .. "/workspace/W-" .. i .. ".line")) end
+  end)
+
+  -- POST /v1/runs/RUN/resume of a run left to the workers and ended carried it on in the
+  -- server alone, the store still saying it ended: its workers never joined it.
+  it("orket serve --workers hands a resumed run left to the workers back to them", function()
+    local dir = project(fake.url, 4, 100)
+    local key = H.api_key(dir, "op", "operator")
+    local s = H.serve(dir, { args = "--workers 0" })
+    local st, doc = H.api(s, "POST", "/v1/runs", key, { target = "W" })
+    assert.equal(201, st)
+    local id = math.tointeger(doc.run.id)
+    st = H.api(s, "POST", "/v1/runs/" .. id .. "/stop", key)
+    assert.equal(202, st)
+    local db = assert(project_mod.open_store(dir, false))
+    local runs = require "orket.store.runs"
+    assert.equal("interrupted", runs.get(db, id).status)
+    st, doc = H.api(s, "POST", "/v1/runs/" .. id .. "/resume", key)
+    assert.equal(202, st, cjson.encode(doc))
+    assert.is_false(doc.run.live) -- not worked in the server
+    assert.equal("running", runs.get(db, id).status) -- left to the workers again
+    assert.equal(0, db:row("SELECT count(*) AS n FROM turns").n)
+    db:close()
+    local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local _, d = H.api(s, "GET", "/v1/runs/" .. id, key)
     assert.equal("done", d.run.state)
     assert.equal(0, s.stop())
     for i = 1, 4 do assert.equal("W-" .. i .. "\n", H.read(dir .. "/workspace/W-" .. i .. ".line")) end
