@@ -312,6 +312,32 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     assert.matches("run " .. id .. " is done; nothing to resume", r.stderr, 1, true)
   end)
 
+  -- `orket runs` said a run was running but not which worker worked which card: an operator
+  -- with several workers (some on other machines) could not tell who held what.
+  it("orket runs names the cards workers hold now and the worker holding each", function()
+    local dir = project(fake.url, 2)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    local ops = require("orket.engine.lease").ops(db)
+    assert(db:tx(function()
+      return #ops.claim(db, { worker = "far#0123456789abcdef", run = id, ids = { "W-2" }, ttl_ms = 600000 }) == 1
+    end))
+    local r = H.orket("runs --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local run = cjson.decode(r.stdout).runs[1]
+    assert.equal(1, #run.leases)
+    assert.equal("far", run.leases[1].worker)
+    assert.equal("W-2", run.leases[1].card)
+    assert.is_string(run.leases[1].expires_at)
+    r = H.orket("runs", { cwd = dir })
+    assert.matches("worked now: W-2 (far)", r.stdout, 1, true)
+    -- none held: nothing said
+    assert(db:tx(function() return ops.release(db, "far#0123456789abcdef") == 1 end))
+    db:close()
+    assert.is_nil(cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].leases)
+    assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find("worked now", 1, true))
+  end)
+
   it("works two runs side by side, its turns at once shared between them", function()
     -- two epics' runs left to the workers; one worker with two turns at once gives each run
     -- one (its fair share), so a turn of each is in flight together; working them in turn,
