@@ -312,6 +312,66 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     assert.matches("run " .. id .. " is done; nothing to resume", r.stderr, 1, true)
   end)
 
+  -- `orket resume RUN` of a run left to the workers ran a worker with --drain: it worked
+  -- every run left to the workers, not RUN alone, and exited only once none was left.
+  it("resumes a run left to the workers alone: another run left to them stays untouched", function()
+    local dir = WP.project(fake.url, { epics = { { id = "A", n = 3 }, { id = "B", n = 3 } },
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local db = assert(project_mod.open_store(dir, true))
+    local a = assert(db:record_run { target = "A", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. a, { cwd = dir }).status)
+    db = assert(project_mod.open_store(dir, false))
+    local b = assert(db:record_run { target = "B", kind = "epic", data = { workers = true } })
+    db:close()
+    local r = H.orket("resume " .. a .. " --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local turns = {}
+    for line in r.stdout:gmatch("[^\n]+") do
+      local ev = cjson.decode(line)
+      if ev.type == "turn_start" then turns[ev.run_id] = (turns[ev.run_id] or 0) + 1 end
+    end
+    assert.is_true((turns[a] or 0) > 0)
+    assert.is_nil(turns[b])
+    db = assert(project_mod.open_store(dir, false))
+    local store_runs = require "orket.store.runs"
+    assert.equal("done", store_runs.get(db, a).status)
+    assert.equal("running", store_runs.get(db, b).status)
+    for _, e in ipairs(db:events {}) do assert.is_false(e.run == b and e.kind == "turn_start", "a turn of run " .. b) end
+    db:close()
+  end)
+
+  -- On a terminal the resume of a run left to the workers printed the worker's JSON Lines,
+  -- and Ctrl-C left the run running with no worker, its cards held, nothing said.
+  it("resumes a run left to the workers on a terminal with the live view; Ctrl-C ends it, says how to continue, exit 130", function()
+    local PTY = H.BIN:gsub("orket$", "ptydrive")
+    local dir = project(fake.url, 4, 300)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. id, { cwd = dir }).status)
+    local function pty(args, steps)
+      H.write(dir .. "/steps", table.concat(steps, "\n") .. "\n")
+      local p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s %s <steps 2>&1",
+        H.quote(dir), H.quote(PTY), H.quote(H.BIN), args))
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    local out = pty("resume " .. id .. " --concurrency 1", { "expect W-1", "keys \\x03",
+      "expect continue with: ", "expect resume " .. id })
+    assert.matches("%[ptydrive: FAILED, exit 130%]", out)
+    assert.is_nil(out:find('"type"', 1, true), "no JSON Lines on a terminal")
+    assert.matches("run " .. id .. " W interrupted", out, 1, true)
+    db = assert(project_mod.open_store(dir, false))
+    assert.equal("interrupted", require("orket.store.runs").get(db, id).status)
+    assert.same({}, leases.live(db))
+    db:close()
+    -- carried on as the hint says, to its end and its summary
+    out = pty("resume " .. id, { "expect run " .. id .. " W done", "expect cards (4): done 4" })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+  end)
+
   -- `orket runs` said a run was running but not which worker worked which card: an operator
   -- with several workers (some on other machines) could not tell who held what.
   it("orket runs names the cards workers hold now and the worker holding each", function()

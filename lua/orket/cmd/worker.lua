@@ -232,6 +232,14 @@ local function work(e, o, emit, state, set)
     else
       if st.lost then emit { type = "store_back" } end
       st.lost = false
+      if o.only then
+        -- (orket resume RUN: that run alone, and the worker is done once it is no longer
+        -- left to the workers; the others are the workers')
+        local mine = {}
+        for _, r in ipairs(queued) do if r.id == o.only then mine[1] = r end end
+        queued = mine
+        if #queued == 0 and set.count == 0 then break end
+      end
       if #queued == 0 and set.count == 0 and o.drain then break end
       set:stop_ended(queued, function(id)
         -- (a store lost here: the next round's question finds it)
@@ -251,19 +259,32 @@ local function work(e, o, emit, state, set)
   return set.failed
 end
 
-function cmd.run(args, cli)
+--- run(args, cli[, inner]) -> exit status. inner, for orket resume of a run left to the
+--- workers (not a command-line word): {only = RUN: work that run alone and exit once it is
+--- no longer left to the workers; emit = fn(ev): the events, instead of JSON Lines}; the
+--- worker sets inner.e (its engine, once open) and inner.state (state.stopping: a signal
+--- stopped it).
+function cmd.run(args, cli, inner)
   -- the parent, read first thing: one that died while this process started is pid 1 already
   local parent = uv.os_getppid()
   local o, st = cli.parse(cmd, args)
   if not o then return st end
   o.dir = o.dir or "."
+  inner = inner or {}
+  o.only = inner.only
   local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
   local emit = emitter(name)
+  if inner.emit then
+    local to = inner.emit
+    emit = function(ev) ev.worker = name; to(ev) end
+  end
   local e, est = open_engine(o, name, emit, cli)
   if not e then return est end
+  inner.e = e
   local keeper = e.lease
   keeper:start()
   local state, set = { stopping = false }, runs(e, o, emit)
+  inner.state = state
   local handles = stoppers(e, o, parent, state, set)
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
   for _, h in ipairs(handles) do h:close() end
