@@ -22,7 +22,11 @@ local me -- this process's owner name, made at its first use
 -- Where this process's pids mean something: the kernel's boot id and its pid namespace's
 -- inode ("<boot id>.<inode>"), nil where /proc does not say. A host name does not name a pid
 -- namespace (containers sharing the host's name each have their own), so another process's
--- pid is looked up in /proc only when its owner names this same place.
+-- pid is looked up in /proc only when its owner names this same place. Where the kernel has
+-- time namespaces (5.6), the time namespace's inode too ("<boot id>.<pid ns>.<time ns>"):
+-- /proc/PID/stat's start time is shifted by the reader's boottime offset, so a process of
+-- another time namespace reads another start time for the same live owner, which it would
+-- take for dead and work its run twice.
 local function read_place()
   local f = io.open("/proc/sys/kernel/random/boot_id")
   local boot = f and f:read("l")
@@ -30,7 +34,10 @@ local function read_place()
   local ns = uv.fs_readlink("/proc/self/ns/pid")
   ns = ns and ns:match("^pid:%[(%d+)%]$")
   boot = boot and boot:match("^[%x%-]+$")
-  if boot and ns then return boot .. "." .. ns end
+  if not (boot and ns) then return nil end
+  local time = uv.fs_readlink("/proc/self/ns/time")
+  time = time and time:match("^time:%[(%d+)%]$")
+  return boot .. "." .. ns .. (time and ("." .. time) or "")
 end
 local place = read_place()
 M.place = place
@@ -60,7 +67,7 @@ local function stat_start(pid)
 end
 
 --- owner() -> this process's name in run_leases: host/place/pid.start/nonce, place being
---- where its pid means something (boot id and pid namespace; "-" where unknown) and start
+--- where its pid means something (boot id, pid and time namespaces; "-" where unknown) and start
 --- the process's start time (/proc/PID/stat's starttime), so that a pid another process
 --- took after this one died is not this one; a pid reused after a restart is another owner
 function M.owner()

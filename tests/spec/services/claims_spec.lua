@@ -240,6 +240,24 @@ describe("claims", function()
     db:close()
   end)
 
+  -- /proc/PID/stat's start time is shifted by the reader's time namespace: a process of
+  -- another one read another start time for a live owner of this pid namespace, and took
+  -- its run. The place names the time namespace, so such an owner is never judged by it.
+  it("names the time namespace in a run lease owner's place, where the kernel has one", function()
+    local luv = require "luv"
+    local runlease = require "orket.engine.runlease"
+    local t = luv.fs_readlink("/proc/self/ns/time")
+    if not t then
+      pending("skipped: this kernel has no time namespaces")
+      return
+    end
+    local ns = assert(t:match("^time:%[(%d+)%]$"))
+    assert.equal("." .. ns, runlease.place:sub(-#ns - 1))
+    -- this process, as read from another time namespace (another start time): not dead
+    local other = runlease.place:sub(1, -#ns - 1) .. tostring(math.tointeger(ns) + 1)
+    assert.is_false(runlease.dead(string.format("%s/%s/%d.1/00ff", luv.os_gethostname(), other, luv.os_getpid())))
+  end)
+
   -- /proc mounted hidepid=1 shows another user's /proc/PID but refuses its files (EACCES);
   -- hidepid=2 hides it (ENOENT) while kill(pid, 0) still says EPERM: either was taken for
   -- a process gone, and its live run taken over and worked twice.
