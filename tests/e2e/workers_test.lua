@@ -372,6 +372,38 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     assert.matches("%[ptydrive: ok, exit 0%]", out)
   end)
 
+  it("leaves a resumed run with the workers on Ctrl-C when another worker works it now, and says so", function()
+    local PTY = H.BIN:gsub("orket$", "ptydrive")
+    local n = 12
+    local dir = project(fake.url, n, 300)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. id, { cwd = dir }).status)
+    local p = io.popen(string.format("cd %s && exec %s worker --lease-ms %d --name idle >idle.out 2>idle.err & echo $!",
+      H.quote(dir), H.quote(H.BIN), LEASE_MS))
+    local idle = tonumber(p:read("l"))
+    p:close()
+    finally(function() os.execute(string.format("kill -KILL %d 2>/dev/null", idle)) end)
+    H.wait_for(function() return (H.read(dir .. "/idle.out") or ""):find('"worker_start"', 1, true) end, "the idle worker", 300)
+    H.write(dir .. "/steps", "expect W-\nsleep 1500\nkeys \\x03\nexpect is left to the workers\n")
+    p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s resume %d --concurrency 1 <steps 2>&1",
+      H.quote(dir), H.quote(PTY), H.quote(H.BIN), id))
+    local out = p:read("a")
+    p:close()
+    assert.matches("%[ptydrive: FAILED, exit 130%]", out)
+    assert.matches("worked by worker idle", out, 1, true)
+    assert.matches("orket runs stop " .. id, out, 1, true)
+    -- the run stays with the workers: the idle one ends it
+    H.wait_for(function()
+      orket.sleep(50)
+      local dbr = assert(project_mod.open_store(dir, false))
+      local st = require("orket.store.runs").get(dbr, id).status
+      dbr:close()
+      return st == "done"
+    end, "the run to end done", 2000)
+  end)
+
   -- `orket runs` said a run was running but not which worker worked which card: an operator
   -- with several workers (some on other machines) could not tell who held what.
   it("orket runs names the cards workers hold now and the worker holding each", function()
