@@ -404,6 +404,26 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     end, "the run to end done", 2000)
   end)
 
+  it("ends a resumed run left to the workers on SIGINT off a terminal too, saying how to continue, exit 130", function()
+    local dir = project(fake.url, 4, 300)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. id, { cwd = dir }).status)
+    os.execute(string.format("cd %s && (%s resume %d --concurrency 1 >res.out 2>res.err & echo $! >res.pid; wait $!; echo $? >res.rc) &",
+      H.quote(dir), H.quote(H.BIN), id))
+    local pid = H.wait_for(function() return tonumber((H.read(dir .. "/res.pid") or ""):match("%d+")) end, "the pid")
+    finally(function() os.execute(string.format("kill -KILL %d 2>/dev/null", pid)) end)
+    H.wait_for(function() orket.sleep(20) return (H.read(dir .. "/res.out") or ""):find('"turn_start"', 1, true) end, "a turn", 800)
+    os.execute("kill -INT " .. pid)
+    local rc = H.wait_for(function() orket.sleep(20) return tonumber((H.read(dir .. "/res.rc") or ""):match("%d+")) end, "its exit", 800)
+    assert.equal(130, rc)
+    assert.matches("run " .. id .. " interrupted; continue with: .*resume " .. id, H.read(dir .. "/res.err"))
+    db = assert(project_mod.open_store(dir, false))
+    assert.equal("interrupted", require("orket.store.runs").get(db, id).status)
+    db:close()
+  end)
+
   -- `orket runs` said a run was running but not which worker worked which card: an operator
   -- with several workers (some on other machines) could not tell who held what.
   it("orket runs names the cards workers hold now and the worker holding each", function()
