@@ -117,11 +117,12 @@ describe("orket worker", function()
     assert.equal(0, db:row("SELECT count(*) AS n FROM turns").n)
     assert.is_nil(next(require("orket.engine.runlease").holders(db))) -- no lease left taken
     db:close()
-    -- ended, the run goes on with `orket resume` in the resuming process
+    -- ended, `orket resume` hands the run back to the workers and works it as one of them
     local r = H.orket("runs stop " .. id, { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     r = H.orket("resume " .. id .. " --json", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
+    assert.truthy(r.stdout:find('"worker_start"', 1, true), "worked through the worker path")
   end)
 
   -- A run left to the workers that no worker ever works (scaled to 0, gone) kept out every

@@ -250,6 +250,206 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     assert.equal("done", cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].status)
   end)
 
+  -- A run left to the workers, ended (orket runs stop, a full disk) and carried on with
+  -- `orket resume`, was worked in the resuming process alone and stayed ended in the store:
+  -- the idle workers never joined it, and when that process died its cards were left for
+  -- good. It is left to the workers again, as a start is: they join it, and take it over.
+  it("hands a resumed run back to the workers: an idle one joins it, and finishes it when the resume is killed", function()
+    local n = 8
+    local dir = project(fake.url, n, 150)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. id, { cwd = dir }).status)
+    local function bg(cmd, out)
+      local p = io.popen(string.format("cd %s && exec %s %s >%s/%s.out 2>%s/%s.err & echo $!", H.quote(dir),
+        H.quote(H.BIN), cmd, H.quote(dir), out, H.quote(dir), out))
+      local pid = tonumber(p:read("l"))
+      p:close()
+      return pid
+    end
+    local idle = bg("worker --lease-ms " .. LEASE_MS .. " --name idle", "idle")
+    local res
+    -- (one finally: a second one replaces the first)
+    finally(function() os.execute(string.format("kill -KILL %d %s 2>/dev/null", idle, res or "")) end)
+    H.wait_for(function() return (H.read(dir .. "/idle.out") or ""):find('"worker_start"', 1, true) end, "the idle worker", 300)
+    res = bg("resume " .. id .. " --concurrency 1", "res")
+    local function turns(name)
+      local k = 0
+      for line in (H.read(dir .. "/" .. name .. ".out") or ""):gmatch("[^\n]+") do
+        local ok, ev = pcall(cjson.decode, line)
+        if ok and type(ev) == "table" and ev.type == "turn_start" and ev.run_id == id then k = k + 1 end
+      end
+      return k
+    end
+    -- the run is running for every worker again, and the idle one works it beside the resume
+    H.wait_for(function() orket.sleep(20) return turns("res") > 0 and turns("idle") > 0 end, "both to work the run", 800)
+    assert.equal("", H.read(dir .. "/res.err") or "")
+    -- the resuming process killed mid-run: the idle worker takes its cards over and ends it
+    os.execute("kill -KILL " .. res)
+    H.wait_for(function()
+      orket.sleep(50)
+      local dbr = assert(project_mod.open_store(dir, false))
+      local st = require("orket.store.runs").get(dbr, id).status
+      dbr:close()
+      return st == "done"
+    end, "the run to end done", 2000)
+    for i = 1, n do
+      local card = "W-" .. i
+      assert.equal(card .. "\n", H.read(dir .. "/workspace/" .. card .. ".line"), card .. "'s effect")
+    end
+    db = assert(project_mod.open_store(dir, false))
+    local ends = {}
+    for _, e in ipairs(db:events {}) do
+      if e.kind == "run_end" and e.run == id then ends[#ends + 1] = e.data.status end
+    end
+    assert.same({}, leases.live(db))
+    db:close()
+    assert.same({ "interrupted", "done" }, ends)
+    -- a run that is done is not resumed
+    local r = H.orket("worker --resume " .. id .. " --drain", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("run " .. id .. " is done; nothing to resume", r.stderr, 1, true)
+  end)
+
+  -- `orket resume RUN` of a run left to the workers ran a worker with --drain: it worked
+  -- every run left to the workers, not RUN alone, and exited only once none was left.
+  it("resumes a run left to the workers alone: another run left to them stays untouched", function()
+    local dir = WP.project(fake.url, { epics = { { id = "A", n = 3 }, { id = "B", n = 3 } },
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local db = assert(project_mod.open_store(dir, true))
+    local a = assert(db:record_run { target = "A", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. a, { cwd = dir }).status)
+    db = assert(project_mod.open_store(dir, false))
+    local b = assert(db:record_run { target = "B", kind = "epic", data = { workers = true } })
+    db:close()
+    local r = H.orket("resume " .. a .. " --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local turns = {}
+    for line in r.stdout:gmatch("[^\n]+") do
+      local ev = cjson.decode(line)
+      if ev.type == "turn_start" then turns[ev.run_id] = (turns[ev.run_id] or 0) + 1 end
+    end
+    assert.is_true((turns[a] or 0) > 0)
+    assert.is_nil(turns[b])
+    db = assert(project_mod.open_store(dir, false))
+    local store_runs = require "orket.store.runs"
+    assert.equal("done", store_runs.get(db, a).status)
+    assert.equal("running", store_runs.get(db, b).status)
+    for _, e in ipairs(db:events {}) do assert.is_false(e.run == b and e.kind == "turn_start", "a turn of run " .. b) end
+    db:close()
+  end)
+
+  -- On a terminal the resume of a run left to the workers printed the worker's JSON Lines,
+  -- and Ctrl-C left the run running with no worker, its cards held, nothing said.
+  it("resumes a run left to the workers on a terminal with the live view; Ctrl-C ends it, says how to continue, exit 130", function()
+    local PTY = H.BIN:gsub("orket$", "ptydrive")
+    local dir = project(fake.url, 4, 300)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. id, { cwd = dir }).status)
+    local function pty(args, steps)
+      H.write(dir .. "/steps", table.concat(steps, "\n") .. "\n")
+      local p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s %s <steps 2>&1",
+        H.quote(dir), H.quote(PTY), H.quote(H.BIN), args))
+      local out = p:read("a")
+      p:close()
+      return out
+    end
+    local out = pty("resume " .. id .. " --concurrency 1", { "expect W-1", "keys \\x03",
+      "expect continue with: ", "expect resume " .. id })
+    assert.matches("%[ptydrive: FAILED, exit 130%]", out)
+    assert.is_nil(out:find('"type"', 1, true), "no JSON Lines on a terminal")
+    assert.matches("run " .. id .. " W interrupted", out, 1, true)
+    db = assert(project_mod.open_store(dir, false))
+    assert.equal("interrupted", require("orket.store.runs").get(db, id).status)
+    assert.same({}, leases.live(db))
+    db:close()
+    -- carried on as the hint says, to its end and its summary
+    out = pty("resume " .. id, { "expect run " .. id .. " W done", "expect cards (4): done 4" })
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+  end)
+
+  it("leaves a resumed run with the workers on Ctrl-C when another worker works it now, and says so", function()
+    local PTY = H.BIN:gsub("orket$", "ptydrive")
+    local n = 12
+    local dir = project(fake.url, n, 300)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. id, { cwd = dir }).status)
+    local p = io.popen(string.format("cd %s && exec %s worker --lease-ms %d --name idle >idle.out 2>idle.err & echo $!",
+      H.quote(dir), H.quote(H.BIN), LEASE_MS))
+    local idle = tonumber(p:read("l"))
+    p:close()
+    finally(function() os.execute(string.format("kill -KILL %d 2>/dev/null", idle)) end)
+    H.wait_for(function() return (H.read(dir .. "/idle.out") or ""):find('"worker_start"', 1, true) end, "the idle worker", 300)
+    H.write(dir .. "/steps", "expect W-\nsleep 1500\nkeys \\x03\nexpect is left to the workers\n")
+    p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s resume %d --concurrency 1 <steps 2>&1",
+      H.quote(dir), H.quote(PTY), H.quote(H.BIN), id))
+    local out = p:read("a")
+    p:close()
+    assert.matches("%[ptydrive: FAILED, exit 130%]", out)
+    assert.matches("worked by worker idle", out, 1, true)
+    assert.matches("orket runs stop " .. id, out, 1, true)
+    -- the run stays with the workers: the idle one ends it
+    H.wait_for(function()
+      orket.sleep(50)
+      local dbr = assert(project_mod.open_store(dir, false))
+      local st = require("orket.store.runs").get(dbr, id).status
+      dbr:close()
+      return st == "done"
+    end, "the run to end done", 2000)
+  end)
+
+  it("ends a resumed run left to the workers on SIGINT off a terminal too, saying how to continue, exit 130", function()
+    local dir = project(fake.url, 4, 300)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    assert.equal(0, H.orket("runs stop " .. id, { cwd = dir }).status)
+    os.execute(string.format("cd %s && (%s resume %d --concurrency 1 >res.out 2>res.err & echo $! >res.pid; wait $!; echo $? >res.rc) &",
+      H.quote(dir), H.quote(H.BIN), id))
+    local pid = H.wait_for(function() return tonumber((H.read(dir .. "/res.pid") or ""):match("%d+")) end, "the pid")
+    finally(function() os.execute(string.format("kill -KILL %d 2>/dev/null", pid)) end)
+    H.wait_for(function() orket.sleep(20) return (H.read(dir .. "/res.out") or ""):find('"turn_start"', 1, true) end, "a turn", 800)
+    os.execute("kill -INT " .. pid)
+    local rc = H.wait_for(function() orket.sleep(20) return tonumber((H.read(dir .. "/res.rc") or ""):match("%d+")) end, "its exit", 800)
+    assert.equal(130, rc)
+    assert.matches("run " .. id .. " interrupted; continue with: .*resume " .. id, H.read(dir .. "/res.err"))
+    db = assert(project_mod.open_store(dir, false))
+    assert.equal("interrupted", require("orket.store.runs").get(db, id).status)
+    db:close()
+  end)
+
+  -- `orket runs` said a run was running but not which worker worked which card: an operator
+  -- with several workers (some on other machines) could not tell who held what.
+  it("orket runs names the cards workers hold now and the worker holding each", function()
+    local dir = project(fake.url, 2)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    local ops = require("orket.engine.lease").ops(db)
+    assert(db:tx(function()
+      return #ops.claim(db, { worker = "far#0123456789abcdef", run = id, ids = { "W-2" }, ttl_ms = 600000 }) == 1
+    end))
+    local r = H.orket("runs --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local run = cjson.decode(r.stdout).runs[1]
+    assert.equal(1, #run.leases)
+    assert.equal("far", run.leases[1].worker)
+    assert.equal("W-2", run.leases[1].card)
+    assert.is_string(run.leases[1].expires_at)
+    r = H.orket("runs", { cwd = dir })
+    assert.matches("worked now: W-2 (far)", r.stdout, 1, true)
+    -- none held: nothing said
+    assert(db:tx(function() return ops.release(db, "far#0123456789abcdef") == 1 end))
+    db:close()
+    assert.is_nil(cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].leases)
+    assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find("worked now", 1, true))
+  end)
+
   it("works two runs side by side, its turns at once shared between them", function()
     -- two epics' runs left to the workers; one worker with two turns at once gives each run
     -- one (its fair share), so a turn of each is in flight together; working them in turn,
@@ -330,6 +530,34 @@ db:close()
     local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     _, d = H.api(s, "GET", "/v1/runs/" .. math.tointeger(doc.run.id), key)
+    assert.equal("done", d.run.state)
+    assert.equal(0, s.stop())
+    for i = 1, 4 do assert.equal("W-" .. i .. "\n", H.read(dir .. "/workspace/W-" .. i .. ".line")) end
+  end)
+
+  -- POST /v1/runs/RUN/resume of a run left to the workers and ended carried it on in the
+  -- server alone, the store still saying it ended: its workers never joined it.
+  it("orket serve --workers hands a resumed run left to the workers back to them", function()
+    local dir = project(fake.url, 4, 100)
+    local key = H.api_key(dir, "op", "operator")
+    local s = H.serve(dir, { args = "--workers 0" })
+    local st, doc = H.api(s, "POST", "/v1/runs", key, { target = "W" })
+    assert.equal(201, st)
+    local id = math.tointeger(doc.run.id)
+    st = H.api(s, "POST", "/v1/runs/" .. id .. "/stop", key)
+    assert.equal(202, st)
+    local db = assert(project_mod.open_store(dir, false))
+    local runs = require "orket.store.runs"
+    assert.equal("interrupted", runs.get(db, id).status)
+    st, doc = H.api(s, "POST", "/v1/runs/" .. id .. "/resume", key)
+    assert.equal(202, st, cjson.encode(doc))
+    assert.is_false(doc.run.live) -- not worked in the server
+    assert.equal("running", runs.get(db, id).status) -- left to the workers again
+    assert.equal(0, db:row("SELECT count(*) AS n FROM turns").n)
+    db:close()
+    local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local _, d = H.api(s, "GET", "/v1/runs/" .. id, key)
     assert.equal("done", d.run.state)
     assert.equal(0, s.stop())
     for i = 1, 4 do assert.equal("W-" .. i .. "\n", H.read(dir .. "/workspace/W-" .. i .. ".line")) end

@@ -88,9 +88,11 @@ local EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 
 --- execute(o, cli, run_id_or_nil) -> exit status: starts (or resumes) a run in a task,
 --- stopping gracefully on SIGINT/SIGTERM.
+--- live(get_engine, resume) -> view, stop_view: the live view on stdout (orket resume of a
+--- run left to the workers draws it too).
 -- The live view on stdout (a terminal): redrawn by a 100 ms timer as well as by events,
 -- so the elapsed time moves while a model thinks; its size follows SIGWINCH.
-local function live(get_engine, resume)
+function cmd.live(get_engine, resume)
   local function size()
     local w, h = lineedit.term_size(1)
     return (w and w > 0) and w or 80, h
@@ -160,7 +162,7 @@ local function output(o, cli, held)
   if o.json then return with_skipped(emit) end
   -- the exact line that continues this run: this binary, this project
   local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
-  local view, stop_view = live(function() return held.e end,
+  local view, stop_view = cmd.live(function() return held.e end,
     function(id) return cli.program() .. " resume " .. id .. where end)
   return function(ev) view:event(ev) end, view, stop_view
 end

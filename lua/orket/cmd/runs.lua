@@ -20,7 +20,8 @@ local cmd = { name = "runs", summary = "list runs and their state; end a run lef
   cmdline.DIR,
 } }
 cmd.help = [[
-Lists the runs, newest first, with their state. stop RUN ends a run left to the workers
+Lists the runs, newest first, with their state and the cards workers work now (each with
+its worker). stop RUN ends a run left to the workers
 (orket worker, orket serve --workers) that no worker works now, interrupted, as a stopped
 run ends ('orket resume RUN' carries it on): a run whose workers are gone holds its cards
 against every overlapping run until it ends. One a worker works now is refused, naming the
@@ -38,7 +39,17 @@ local function summaries(dir, db)
   end
   local left = {} -- runs left to workers (orket worker)
   for _, r in ipairs(lease.ops(db).queued(db)) do left[r.id] = true end
-  for _, r in ipairs(rows) do r.status = claims.state(dir, db, r.status, r.id, left[r.id]) end
+  -- who works what: the cards workers hold live leases on, by run (any folder's workers);
+  -- else an operator beside several workers could not tell which works which card
+  local held = {}
+  for _, l in ipairs(lease.ops(db).live(db)) do
+    held[l.run] = held[l.run] or {}
+    table.insert(held[l.run], { worker = l.worker, card = l.card, expires_at = l.expires_at })
+  end
+  for _, r in ipairs(rows) do
+    r.status = claims.state(dir, db, r.status, r.id, left[r.id])
+    r.leases = held[r.id]
+  end
   return rows
 end
 
@@ -104,6 +115,11 @@ function cmd.run(args, cli)
   for _, r in ipairs(rows) do
     out[#out + 1] = string.format(fmt, r.id, inert.line(r.status), r.target, inert.line(r.kind), r.steps, r.tokens,
       inert.line(r.started_at), r.cost and cost.text(r.cost) or "-")
+    if r.leases then
+      local held = {}
+      for i, l in ipairs(r.leases) do held[i] = inert.line(l.card) .. " (" .. inert.line(l.worker) .. ")" end
+      out[#out + 1] = "      worked now: " .. table.concat(held, ", ") .. "\n"
+    end
   end
   io.stdout:write(table.concat(out))
   return 0

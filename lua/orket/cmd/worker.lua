@@ -27,6 +27,10 @@ cmd.args = { extra = "give one project directory",
   { "DIR", optional = true, key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir() },
   { "--start", value = "TARGET", what = "a value", help = "leave a run of TARGET (an epic, a rock or a card) to the workers, unless\n"
     .. "one is unfinished already, and work it" },
+  { "--resume", value = "RUN", what = "a value", check = function(v) return cmdline.integer(v) and v,
+      "--resume needs a run number (see 'orket runs')" end,
+    help = "leave RUN, a run left to the workers and ended (interrupted, stalled, failed),\n"
+    .. "to the workers again, and work it (orket resume RUN of such a run does so)" },
   { "--drain", help = "exit once no run is left to the workers (else wait for new ones)" },
   { "--with-parent", help = "stop as on SIGTERM when the process that started it ends (orket serve\n"
     .. "--workers starts its workers so, even a server killed with SIGKILL)" },
@@ -72,6 +76,31 @@ local function start_run(e, dir, o)
     local other, why = recorded.in_the_way(dir, e.db, e.board, o.start)
     if other then return nil, why end
     return e:start(o.start, { concurrency = o.concurrency, model = o.model, workers = true })
+  end)
+end
+
+-- Leaves run id, left to the workers and ended (interrupted, stalled, failed), to the
+-- workers again, as a start does: running, so every idle worker of the store joins it, this
+-- one included. Decided under the claim section and in one write transaction, as a start
+-- is: a resume asked apart went beside a run of overlapping cards. Resumed in one process
+-- alone, the run stayed ended in the store, and the workers never took it up again, nor
+-- its cards once that process died. -> id | nil, msg[, CODE]
+local function resume_run(e, dir, id)
+  local ops = lease_mod.ops(e.db)
+  local claim <close>, cerr, ccode = claims.enter(dir, rt.sleep)
+  if not claim then return nil, cerr, ccode end
+  return e.db:tx(function()
+    local row = store_runs.get(e.db, id)
+    if not row then return nil, string.format("no run %d (see 'orket runs')", id), "ENOENT" end
+    if row.status == "done" then return nil, string.format("run %d is done; nothing to resume", id) end
+    if not recorded.left_to_workers { status = "running", data = row.data } then
+      return nil, string.format("run %d is not a run left to the workers; resume it with 'orket resume %d'", id, id)
+    end
+    if row.status == "running" then return id end -- left to them already: joined
+    local other, why = recorded.in_the_way(dir, e.db, e.board, row.target, { resuming = true })
+    if other then return nil, why end
+    if not ops.requeue(e.db, id) then return nil, string.format("run %d is %s; not resumed", id, tostring(row.status)) end
+    return id
   end)
 end
 
@@ -172,6 +201,10 @@ local function begin(e, o, emit)
     local id, serr, scode = start_run(e, o.dir, o)
     if not id then return serr, scode end
   end
+  if o.resume then
+    local id, serr, scode = resume_run(e, o.dir, cmdline.integer(o.resume))
+    if not id then return serr, scode end
+  end
   emit { type = "worker_start", lease_ms = o.lease_ms }
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
 end
@@ -199,6 +232,14 @@ local function work(e, o, emit, state, set)
     else
       if st.lost then emit { type = "store_back" } end
       st.lost = false
+      if o.only then
+        -- (orket resume RUN: that run alone, and the worker is done once it is no longer
+        -- left to the workers; the others are the workers')
+        local mine = {}
+        for _, r in ipairs(queued) do if r.id == o.only then mine[1] = r end end
+        queued = mine
+        if #queued == 0 and set.count == 0 then break end
+      end
       if #queued == 0 and set.count == 0 and o.drain then break end
       set:stop_ended(queued, function(id)
         -- (a store lost here: the next round's question finds it)
@@ -218,19 +259,32 @@ local function work(e, o, emit, state, set)
   return set.failed
 end
 
-function cmd.run(args, cli)
+--- run(args, cli[, inner]) -> exit status. inner, for orket resume of a run left to the
+--- workers (not a command-line word): {only = RUN: work that run alone and exit once it is
+--- no longer left to the workers; emit = fn(ev): the events, instead of JSON Lines}; the
+--- worker sets inner.e (its engine, once open) and inner.state (state.stopping: a signal
+--- stopped it).
+function cmd.run(args, cli, inner)
   -- the parent, read first thing: one that died while this process started is pid 1 already
   local parent = uv.os_getppid()
   local o, st = cli.parse(cmd, args)
   if not o then return st end
   o.dir = o.dir or "."
+  inner = inner or {}
+  o.only = inner.only
   local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
   local emit = emitter(name)
+  if inner.emit then
+    local to = inner.emit
+    emit = function(ev) ev.worker = name; to(ev) end
+  end
   local e, est = open_engine(o, name, emit, cli)
   if not e then return est end
+  inner.e = e
   local keeper = e.lease
   keeper:start()
   local state, set = { stopping = false }, runs(e, o, emit)
+  inner.state = state
   local handles = stoppers(e, o, parent, state, set)
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
   for _, h in ipairs(handles) do h:close() end

@@ -14,6 +14,7 @@ local claims = require "orket.engine.claims"
 local runlease = require "orket.engine.runlease"
 local store_runs = require "orket.store.runs"
 local recorded = require "orket.engine.recorded"
+local leases = require "orket.store.leases"
 
 local M = {}
 
@@ -297,7 +298,8 @@ function M.start(o)
 end
 
 --- resume{dir=, db=, row= (the run's row)} -> run id, go | nil, kind, msg: as start, for a
---- run interrupted, stalled or killed
+--- run interrupted, stalled or killed (go nil: a run left to the workers, handed back to the
+--- process's workers)
 function M.resume(o)
   local reg, row = M.registry(o.db), o.row
   if reg.closing then return nil, "stopping", "the server is stopping" end
@@ -305,8 +307,21 @@ function M.resume(o)
   if row.status == "done" then return nil, "conflict", string.format("run %d is done; nothing to resume", row.id) end
   local e, kind, msg = engine(o.dir, o.db)
   if not e then return nil, kind, msg end
-  local id, lk, cmsg = claimed(o.dir, o.db, e, row.target, true, function() return row.id end)
+  -- A run left to the workers goes back to them, as a start of one does here (running,
+  -- in the claim's transaction): resumed in the server alone, it stayed ended in the store
+  -- and the workers never joined it (docs/workers.md)
+  local to_workers = reg.workers and recorded.left_to_workers { status = "running", data = row.data }
+  local id, lk, cmsg = claimed(o.dir, o.db, e, row.target, true, function()
+    if to_workers and not leases.requeue(o.db, row.id) then
+      return nil, string.format("run %d is %s; not resumed", row.id, tostring(row.status)), "conflict"
+    end
+    return row.id
+  end, to_workers)
   if not id then return nil, lk, cmsg end
+  if to_workers then
+    e.close_all()
+    return id, nil
+  end
   return id, function() launch(o.dir, o.db, e, id, lk) end
 end
 

@@ -3,8 +3,8 @@
 -- store sees which runs are live wherever its project folder is: the folder's run lock
 -- files (orket.engine.claims) are seen only by processes sharing that folder. A lease is
 -- renewed every third of its time and dropped when the run ends; a process killed leaves
--- its lease to lapse, and one of this boot and pid namespace whose pid is gone is dead at
--- once. A lease that lapsed while the store was away is renewed if its row still names this process
+-- its lease to lapse, and one of this boot and pid namespace whose pid is gone, or taken by
+-- a process started at another time, is dead at once. A lease that lapsed while the store was away is renewed if its row still names this process
 -- (nobody took it); one found another's, at a renewal or in a step's transaction (guard,
 -- fence), stops its run, whose steps are no longer written here. Contract: docs/store.md,
 -- "Several servers".
@@ -22,7 +22,11 @@ local me -- this process's owner name, made at its first use
 -- Where this process's pids mean something: the kernel's boot id and its pid namespace's
 -- inode ("<boot id>.<inode>"), nil where /proc does not say. A host name does not name a pid
 -- namespace (containers sharing the host's name each have their own), so another process's
--- pid is looked up in /proc only when its owner names this same place.
+-- pid is looked up in /proc only when its owner names this same place. Where the kernel has
+-- time namespaces (5.6), the time namespace's inode too ("<boot id>.<pid ns>.<time ns>"):
+-- /proc/PID/stat's start time is shifted by the reader's boottime offset, so a process of
+-- another time namespace reads another start time for the same live owner, which it would
+-- take for dead and work its run twice.
 local function read_place()
   local f = io.open("/proc/sys/kernel/random/boot_id")
   local boot = f and f:read("l")
@@ -30,46 +34,69 @@ local function read_place()
   local ns = uv.fs_readlink("/proc/self/ns/pid")
   ns = ns and ns:match("^pid:%[(%d+)%]$")
   boot = boot and boot:match("^[%x%-]+$")
-  if boot and ns then return boot .. "." .. ns end
+  if not (boot and ns) then return nil end
+  local time = uv.fs_readlink("/proc/self/ns/time")
+  time = time and time:match("^time:%[(%d+)%]$")
+  return boot .. "." .. ns .. (time and ("." .. time) or "")
 end
 local place = read_place()
 M.place = place
 
---- owner() -> this process's name in run_leases: host/place/pid/nonce, place being where its
---- pid means something (boot id and pid namespace; "-" where unknown); a pid reused after a
---- restart is another owner
+-- pid's start time (stat's field 22, clock ticks since boot, as text) | nil, "gone" when
+-- there is no such process or it exited (a zombie: an exited process its parent has not
+-- reaped, as a PID 1 without an init leaves it) | nil, "unknown" when /proc does not say
+-- (hidepid hides or refuses another user's files): a live run taken for dead would be
+-- worked twice. kill(pid, 0) first: ESRCH, no such process, is the only "gone" it tells;
+-- EPERM is another user's live process.
+local function stat_start(pid)
+  local _, _, kerr = uv.kill(pid, 0)
+  if kerr and kerr:match("^ESRCH$") then return nil, "gone" end -- (a system's name, not an orket code)
+  local f, _, errno = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil, (errno == 2 and kerr == nil) and "gone" or "unknown" end -- ENOENT: it went since the kill
+  local st = f:read("a") or ""
+  f:close()
+  -- the command name may hold anything, but not after the last ')'
+  local state, rest = st:match(".*%) (%S)(.*)$")
+  if state == "Z" or state == "X" then return nil, "gone" end
+  local fields = {}
+  for w in (rest or ""):gmatch("%S+") do fields[#fields + 1] = w end
+  -- field 22 (starttime) is the 19th after the state (field 3)
+  local start = fields[19]
+  if start and start:match("^%d+$") then return start end
+  return nil, "unknown"
+end
+
+--- owner() -> this process's name in run_leases: host/place/pid.start/nonce, place being
+--- where its pid means something (boot id, pid and time namespaces; "-" where unknown) and start
+--- the process's start time (/proc/PID/stat's starttime), so that a pid another process
+--- took after this one died is not this one; a pid reused after a restart is another owner
 function M.owner()
   if not me then
     local b = uv.random(6)
-    me = string.format("%s/%s/%d/%s", host, place or "-", uv.os_getpid(),
+    local pid = math.tointeger(uv.os_getpid()) -- (luv may give it as a float)
+    local start = place and stat_start(pid)
+    me = string.format("%s/%s/%d%s/%s", host, place or "-", pid, start and ("." .. start) or "",
       (b or tostring(os.time())):gsub(".", function(c) return string.format("%02x", c:byte()) end))
   end
   return me
 end
 
---- dead(owner) -> true when owner is a process of this boot and pid namespace that is gone
---- or exited (a zombie: its lease can be taken before it lapses); any other process (another host, another
---- container, an owner named before places were) is never known dead here
+--- dead(owner) -> true when owner is a process of this boot and pid namespace that is gone,
+--- exited (a zombie: its lease can be taken before it lapses) or, when the owner names its
+--- start time, whose pid another process has taken since (the start times differ); any
+--- other process (another host, another container, an owner named before places were) is
+--- never known dead here
 function M.dead(owner)
-  local where, pid = tostring(owner):match("^.*/([^/]+)/(%d+)/%x+$")
+  local where, pid, start = tostring(owner):match("^.*/([^/]+)/(%d+)%.?(%d*)/%x+$")
   if not place or where ~= place then return false end
   pid = math.tointeger(tonumber(pid))
-  if not pid or pid == uv.os_getpid() then return false end
-  -- kill(pid, 0): ESRCH, no such process, is the only "gone"; EPERM is another user's
-  -- live process. /proc/PID/stat that cannot be read (hidepid hides or refuses another
-  -- user's) says nothing either: a live run taken for dead would be worked twice.
-  local _, _, kerr = uv.kill(pid, 0)
-  if kerr and kerr:match("^ESRCH$") then return true end -- (a system's name, not an orket code)
-  local f, _, errno = io.open("/proc/" .. pid .. "/stat")
-  if not f then return errno == 2 and kerr == nil end -- ENOENT: it went since the kill; EPERM: alive
-  local st = f:read("a") or ""
-  f:close()
-  -- a process that exited and that its parent has not reaped yet is a zombie, still in
-  -- /proc: a server killed under a PID 1 that reaps late or never (a container's without
-  -- an init) was taken for alive, its runs kept from a resume until their leases lapsed.
-  -- (The state follows the last ')': the command name may hold one.)
-  local state = st:match(".*%) (%S)")
-  return state == "Z" or state == "X"
+  if not pid then return false end
+  -- (this process's own pid: the owner is this process unless its start time says otherwise)
+  if pid == uv.os_getpid() and (start == "" or owner == M.owner()) then return false end
+  local now, why = stat_start(pid)
+  if not now then return why == "gone" end
+  -- an owner named without its start time (an older orket) is known by its pid alone
+  return start ~= "" and now ~= start
 end
 
 --- holders(db) -> {[run id] = owner} of the runs whose lease is live and whose owner is not

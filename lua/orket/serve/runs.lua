@@ -91,7 +91,7 @@ local function resume(_, ctx)
   local id, go, msg = executor.resume { dir = ctx.dir, db = ctx.db, row = row }
   if not id then return refused(go, msg, ctx) end
   audit(ctx, "resume", row)
-  go()
+  if go then go() end -- (else the server's workers take it up again)
   return 202, { run = M.doc(ctx.db, ctx.dir, row_of(ctx.db, id)) }
 end
 

@@ -122,6 +122,14 @@ function M.queued_for(db, target)
   return r and r.id
 end
 
+--- requeue(db, id) -> whether run id, left to the workers (recorded with data.workers) and
+--- ended interrupted, stalled or failed, is left to them again (running, its end cleared),
+--- as when it was recorded: a resume hands it back to the workers, which join it as a new one
+function M.requeue(db, id)
+  return assert(db:rows([[UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?
+    AND status IN ('interrupted', 'stalled', 'failed') AND json_extract(data, '$.workers') = 1 RETURNING id]], id))[1] ~= nil
+end
+
 -- Run leases (the run_leases table): the process executing a whole run (`orket serve`)
 -- holds its run's row while it works, so every process of the store, whatever its folder,
 -- sees the run live. Contract: docs/store.md, "Several servers".

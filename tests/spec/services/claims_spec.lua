@@ -201,6 +201,63 @@ describe("claims", function()
     db:close()
   end)
 
+  -- A server killed (SIGKILL) whose pid another process took before the sweep looked was
+  -- taken for alive by its pid alone: its run kept from a resume until the lease lapsed.
+  -- The owner names the process's start time too (/proc/PID/stat's starttime).
+  it("sees a run leased by a process whose pid another process took since (its start time differs) as not live", function()
+    local dir, db = project()
+    local runlease = require "orket.engine.runlease"
+    local leases = require "orket.store.leases"
+    local luv = require "luv"
+    local id = record(db, "E", "epic")
+    -- this process's owner names its start time, as its /proc/PID/stat gives it
+    local me = assert((H.read("/proc/self/stat") or ""):match(".*%) %S" .. string.rep(" %S+", 18) .. " (%d+)"))
+    assert.equal(string.format("/%d.%s/", luv.os_getpid(), me), runlease.owner():match("/%d+%.%d+/"))
+    assert.is_false(runlease.dead(runlease.owner()))
+    local tmp = H.tmpdir()
+    os.execute(string.format("sh -c 'echo $$ >%s/p; exec sleep 30' >/dev/null 2>&1 &", H.quote(tmp)))
+    local live = H.wait_for(function() return tonumber((H.read(tmp .. "/p") or ""):match("%d+")) end, "the pid")
+    finally(function() os.execute("kill " .. live) end)
+    local start = H.wait_for(function()
+      return (H.read("/proc/" .. live .. "/stat") or ""):match(".*%) %S" .. string.rep(" %S+", 18) .. " (%d+)")
+    end, "its start time")
+    local function owner(pid, st) return string.format("%s/%s/%d.%s/00ff", luv.os_gethostname(), runlease.place, pid, st) end
+    -- the process that holds the pid now started at another time than the lease's owner
+    local gone = owner(live, tostring(math.tointeger(start) - 1))
+    assert(db:tx(function() return leases.run_take(db, id, gone, 60000) == nil end))
+    assert.is_true(runlease.dead(gone))
+    assert.is_nil(runlease.holders(db)[id])
+    assert.equal("killed", claims.state(dir, db, "running", id))
+    assert.is_nil(runlease.take(db, id)) -- taken over at once
+    assert.equal(runlease.owner(), runlease.holders(db)[id])
+    -- this process's pid with another start time is not this process
+    assert.is_true(runlease.dead(owner(luv.os_getpid(), tostring(math.tointeger(me) + 1))))
+    runlease.drop(db, id)
+    -- the live process with its own start time is alive, and so is an owner named without
+    -- one (an older orket's), known by its pid alone
+    assert.is_false(runlease.dead(owner(live, start)))
+    assert.is_false(runlease.dead(string.format("%s/%s/%d/00ff", luv.os_gethostname(), runlease.place, live)))
+    db:close()
+  end)
+
+  -- /proc/PID/stat's start time is shifted by the reader's time namespace: a process of
+  -- another one read another start time for a live owner of this pid namespace, and took
+  -- its run. The place names the time namespace, so such an owner is never judged by it.
+  it("names the time namespace in a run lease owner's place, where the kernel has one", function()
+    local luv = require "luv"
+    local runlease = require "orket.engine.runlease"
+    local t = luv.fs_readlink("/proc/self/ns/time")
+    if not t then
+      pending("skipped: this kernel has no time namespaces")
+      return
+    end
+    local ns = assert(t:match("^time:%[(%d+)%]$"))
+    assert.equal("." .. ns, runlease.place:sub(-#ns - 1))
+    -- this process, as read from another time namespace (another start time): not dead
+    local other = runlease.place:sub(1, -#ns - 1) .. tostring(math.tointeger(ns) + 1)
+    assert.is_false(runlease.dead(string.format("%s/%s/%d.1/00ff", luv.os_gethostname(), other, luv.os_getpid())))
+  end)
+
   -- /proc mounted hidepid=1 shows another user's /proc/PID but refuses its files (EACCES);
   -- hidepid=2 hides it (ENOENT) while kill(pid, 0) still says EPERM: either was taken for
   -- a process gone, and its live run taken over and worked twice.

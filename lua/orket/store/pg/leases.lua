@@ -113,6 +113,13 @@ function M.queued(q)
     AND (data->>'workers')::boolean ORDER BY id]]))
 end
 
+--- requeue(q, id) -> whether run id, left to the workers and ended interrupted, stalled or
+--- failed, is left to them again (running, its end cleared)
+function M.requeue(q, id)
+  return assert(q:query([[UPDATE runs SET status = 'running', ended_at = NULL WHERE id = $1
+    AND status IN ('interrupted', 'stalled', 'failed') AND (data->>'workers')::boolean RETURNING id]], id))[1] ~= nil
+end
+
 --- queued_for(q, target) -> id of the unfinished run of target left to the workers | nil
 function M.queued_for(q, target)
   local r = assert(q:query([[SELECT id FROM runs WHERE status = 'running' AND target = $1
