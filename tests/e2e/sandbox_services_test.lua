@@ -330,6 +330,47 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("seeds again a kept PostgreSQL whose seed failed half-way, from a fresh database", function()
+    if skip then return pending(skip) end
+    local bin = require("orket.sandboxes.database").pg_bin()
+    if not bin then return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)") end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- the seed's first statements run, its third fails: the database holds half a seed
+    local dir = project({
+      ["compose.yaml"] = "services:\n  db:\n    image: postgres:15\n    x-orket:\n      seed: seed.sql\n"
+        .. "  web:\n    command: [\"python3\", \"web.py\"]\n    depends_on: [db]\n",
+      ["seed.sql"] = "CREATE TABLE t (v text);\nINSERT INTO t VALUES ('half');\nINSERT INTO nowhere VALUES (1);\n",
+      ["web.py"] = string.format([[
+import http.server, os, subprocess
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        r = subprocess.run([%q, os.environ["DATABASE_URL"], "-XAtq", "-c", "SELECT string_agg(v, ',') FROM t"],
+                           capture_output=True, text=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write((r.stdout.strip() + r.stderr).encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]], bin .. "/psql"),
+    }, mark)
+    -- an open bug-fix phase: the failed start's cluster waits for the next start
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("orket: db: its seed failed", r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- the seed fixed: the next start seeds it whole, not on top of the half
+    H.write(dir .. "/workspace/seed.sql", "CREATE TABLE t (v text);\nINSERT INTO t VALUES ('whole');\n")
+    H.commit_main(dir, "the seed fixed")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("whole", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/2/app.sock", "/")))
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("makes a SQLite database from the repository's seed, and a failing seed stops the start", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)

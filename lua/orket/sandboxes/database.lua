@@ -276,10 +276,13 @@ mkdir -p "$d" && "$bin/initdb" -D "$d" -U app --auth=trust -E UTF8 --no-sync >/d
 ]]
 
 -- the same arguments, then the seed's command: once the server answers, a cluster still
--- marked gets its database and its seed
+-- marked gets its database and its seed. A database there already is what a seed that
+-- failed half-way left (a bug-fix phase keeps the cluster, mark and all): it is dropped,
+-- so the seed runs on a fresh one, never on top of its own half
 local PG_SEED = [[
 d=$1; bin=$2; port=$3; shift 3
 [ -f "$d/.orket-seed" ] || exit 0
+PGOPTIONS="-c client_min_messages=warning" "$bin/dropdb" --if-exists -h 127.0.0.1 -p "$port" -U app app || exit 1
 "$bin/createdb" -h 127.0.0.1 -p "$port" -U app app || exit 1
 if [ "$#" -gt 0 ]; then "$@" || exit 1; fi
 rm -f "$d/.orket-seed"
