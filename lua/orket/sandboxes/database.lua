@@ -237,6 +237,15 @@ function M.prepare(home, tree_dir, services, stopping)
   if not real_dir(M.folder(home)) then return nil, "cannot make the databases' folder " .. M.folder(home) end
   for _, sv in ipairs(services) do
     local path = M.sqlite_path(home, sv)
+    -- a kept file whose seed command is still marked as not run holds what the command
+    -- wrote before it failed: it goes, with its journals, so the command runs on a fresh
+    -- file and not on top of its own half
+    if sv.database == "sqlite" and sv.seed_command and uv.fs_lstat(M.folder(home) .. "/" .. sv.name .. M.MARK) then
+      for _, f in ipairs { path, path .. "-journal", path .. "-wal", path .. "-shm" } do
+        local st = uv.fs_lstat(f)
+        if st and st.type == "directory" then tree.remove(f) elseif st then uv.fs_unlink(f) end
+      end
+    end
     if sv.database == "sqlite" and not made(path) then
       local text, terr = "", nil
       if sv.seed then text, terr = seed_text(tree_dir, sv) end
