@@ -272,7 +272,18 @@ local function service_of(sname, v, name, line)
         sv.depends_on[#sv.depends_on + 1] = { name = x, line = dl }
       end
     elseif yamldoc.is_map(d) then
-      for _, x in ipairs(yamldoc.keys(d)) do sv.depends_on[#sv.depends_on + 1] = { name = x, line = yamldoc.line(d, x) } end
+      for _, x in ipairs(yamldoc.keys(d)) do
+        -- every condition is taken as healthy, but a job awaited until it ends (a migration)
+        -- would end the sandbox when it did: refused, with the way that works
+        local c = type(d[x]) == "table" and d[x].condition
+        if c == "service_completed_successfully" then
+          return nil, err(name, yamldoc.line(d[x], "condition") or yamldoc.line(d, x),
+            "services.%s.depends_on.%s: condition service_completed_successfully (a job run to its end) is not "
+            .. "something a sandbox runs: every service stays up; run the job in %s's command before it "
+            .. "(sh -c 'python3 migrate.py && exec python3 app.py')", sname, x, sname)
+        end
+        sv.depends_on[#sv.depends_on + 1] = { name = x, line = yamldoc.line(d, x) }
+      end
     else
       return nil, err(name, dl, "services.%s.depends_on: a list of service names, or a mapping", sname)
     end

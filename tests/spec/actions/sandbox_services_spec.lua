@@ -207,6 +207,15 @@ describe("a repository's compose file", function()
       refused "services:\n  a:\n    command: [x]\n    depends_on: [b]\n  b:\n    command: [y]\n    depends_on: [a]\n")
     assert.equal("compose.yaml:4: services.a.depends_on: no service cache",
       refused "services:\n  a:\n    command: [x]\n    depends_on: [cache]\n")
+    -- a one-shot job (a migration) waited for until it ends: a sandbox's services all stay up
+    assert.equal("compose.yaml:6: services.a.depends_on.m: condition service_completed_successfully (a job run to "
+      .. "its end) is not something a sandbox runs: every service stays up; run the job in a's command before it "
+      .. "(sh -c 'python3 migrate.py && exec python3 app.py')",
+      refused("services:\n  a:\n    command: [x]\n    depends_on:\n      m:\n        condition: service_completed_successfully\n"
+        .. "  m:\n    command: [y]\n"))
+    -- the others all mean healthy, as before
+    assert.is_table(composefile.read("services:\n  a:\n    command: [x]\n    depends_on:\n      m: {condition: service_started}\n"
+      .. "  m:\n    command: [y]\n", "compose.yaml"))
     assert.equal("compose.yaml:3: services.q: image rabbitmq:3 only, which Orket cannot run as a process: give it a "
       .. "command (and build: its folder), or run it elsewhere", refused "services:\n  q:\n    image: rabbitmq:3\n")
     assert.equal("compose.yaml:6: services a and b both ask for port 8000 (line 3)",
