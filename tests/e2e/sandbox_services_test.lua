@@ -417,6 +417,49 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("keeps a bug-fix phase's databases when the sandbox's owner is killed", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed: seed.sql}\n"
+        .. "  api:\n    build: api\n    depends_on: [store]\n",
+      ["seed.sql"] = "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('seeded');\n",
+      ["api/app.py"] = [[
+import http.server, os, sqlite3
+path = os.environ["STORE_URL"][len("sqlite:///"):]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        c = sqlite3.connect(path)
+        if self.path == "/add":
+            c.execute("INSERT INTO t VALUES ('a bug''s data')")
+            c.commit()
+        v = ",".join(r[0] for r in c.execute("SELECT v FROM t"))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(v.encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]],
+    }, mark)
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local owner = assert(tonumber(r.stdout:match("owner pid (%d+)")), r.stdout)
+    assert.equal("seeded,a bug's data", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "/add")))
+    -- the owner killed: the next look marks the sandbox exited and keeps its databases
+    assert(require("luv").kill(owner, "sigkill"))
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    r = H.orket("sandbox list --all", { cwd = dir })
+    assert.matches("its owner %(pid %d+%) ended", r.stdout)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,a bug's data", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/2/app.sock", "/")))
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("makes a SQLite database from the repository's seed, and a failing seed stops the start", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)

@@ -94,6 +94,19 @@ local function remove_sockets(row)
   end
 end
 
+-- whether a row's sandbox ran a database Orket runs (its command names each service's, a
+-- database's as "db:8081=postgresql"): only then is its temp dir's db/ the databases'
+local function has_database(row)
+  local ok, list = pcall(cjson.decode, type(row.command) == "string" and row.command or "")
+  if not ok or type(list) ~= "table" then return false end
+  for _, item in ipairs(list) do
+    if type(item) == "string" and (item:match("^[%w][%w_.-]*:%d+=postgresql$") or item:match("^[%w][%w_.-]*:%d+=sqlite$")) then
+      return true
+    end
+  end
+  return false
+end
+
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
 --- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
 function M.reconcile(db)
@@ -105,6 +118,9 @@ function M.reconcile(db)
       -- what its owner would have removed: the tree's copy and the temp dir (the log stays)
       local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
       if home then
+        -- its databases wait for the next sandbox of its target, as at any end (a bug-fix
+        -- phase's data is not lost to a killed owner or a restarted machine)
+        if has_database(row) then database.put_kept(home:match("^(.+)/%.orket/sandboxes/%d+$"), row.target, home) end
         tree.remove(home .. "/tree")
         tree.remove(home .. "/tmp")
         remove_sockets(row)
