@@ -250,7 +250,7 @@ local function service_of(sname, v, name, line)
         .. "environment may have (the services' start is one command line, which the kernel caps at 128 KiB): put "
         .. "large values in a file of the tree and name the file", sname, bytes, M.ENV_MAX)
     end
-    sv.env = env
+    sv.env, sv.env_line = env, yamldoc.line(v, "environment")
   end
   if v.ports ~= nil then
     if not yamldoc.is_list(v.ports) or #v.ports == 0 then

@@ -355,6 +355,17 @@ function M.detect(ws, s)
         .. "address of service %s), so the value there would be ignored; remove it, or give the services that "
         .. "need another value their own in the compose file's environment", name, owner), "EINVAL", why
     end
+    -- a service's own value for its port variable would win over the port Orket gives it:
+    -- it would listen where neither the health check nor the others' NAME_URL look
+    for _, sv in ipairs(services) do
+      if sv.env and sv.env[s.port_env] ~= nil and services.from_compose then
+        return nil, string.format("%s:%s: services.%s.environment.%s: is set by Orket when the sandbox starts (the "
+          .. "port it gives %s, which its health check and the others' %s_URL use), so the service would listen "
+          .. "where nothing looks; remove it, and have the service listen on $%s", services.from_compose,
+          tostring(sv.env_line or sv.line), sv.name, s.port_env, sv.name, composefile.var(sv.name), s.port_env),
+          "EINVAL", why
+      end
+    end
   end
   p.dockerfile = exists(ws, "Dockerfile")
   why[#why + 1] = string.format("the port is given in $%s%s; health: %s", s.port_env,

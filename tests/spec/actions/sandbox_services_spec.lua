@@ -170,6 +170,23 @@ describe("a repository's compose file", function()
       assert(detect({ ["app.py"] = "" }, { env = { API_URL = "http://elsewhere:1" } }))
     end)
 
+  it("refuses a compose environment setting a service's port variable, naming the file, line and service", function()
+    local text = "services:\n  api:\n    command: [a]\n    environment:\n      PORT: '9999'\n  web:\n    command: [w]\n"
+    local p, err, code = detect({ ["compose.yaml"] = text })
+    assert.is_nil(p)
+    assert.equal("EINVAL", code)
+    assert.equal("compose.yaml:4: services.api.environment.PORT: is set by Orket when the sandbox starts (the port it "
+      .. "gives api, which its health check and the others' API_URL use), so the service would listen where nothing "
+      .. "looks; remove it, and have the service listen on $PORT", err)
+    -- the variable orket.lua names, in a list
+    text = "services:\n  api:\n    command: [a]\n    environment: [HTTP_PORT=1]\n  web:\n    command: [w]\n"
+    p, err = detect({ ["compose.yaml"] = text }, { port_env = "HTTP_PORT" })
+    assert.is_nil(p)
+    assert.matches("^compose.yaml:4: services.api.environment.HTTP_PORT: is set by Orket", err)
+    -- another name is the service's own
+    assert(detect({ ["compose.yaml"] = text }))
+  end)
+
   it("reads environment as a mapping or a list of NAME=value, both given to the service and written by compose",
     function()
       local function env_of(block)
