@@ -179,6 +179,33 @@ services:
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("says why a service before the entry is not healthy: nothing answered on its port", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- a worker listens on no port: its default check, a TCP connect, never passes
+    local dir = project({
+      ["compose.yaml"] = "services:\n  worker:\n    command: [python3, w.py]\n  web:\n    build: web\n"
+        .. "    depends_on: [worker]\n",
+      ["w.py"] = "import time\nprint('working', flush=True)\nwhile True: time.sleep(1)\n",
+      ["web/app.py"] = FRONTEND,
+    }, mark)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nsandbox.health = { start_timeout_ms = 1500 }\n")
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    -- whichever gave up first, the owner or the script, says it
+    assert.matches("worker[^\n]* not healthy [^\n]*: nothing answered a TCP connect to its port 8081 %(its %$PORT%) "
+      .. "on 127%.0%.0%.1; a service that listens on no port needs healthcheck: {disable: true}", r.stderr)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- which it does
+    H.write(dir .. "/workspace/compose.yaml", H.read(dir .. "/workspace/compose.yaml")
+      :gsub("w.py%]\n", "w.py]\n    healthcheck: {disable: true}\n"))
+    H.commit_main(dir, "the worker has no port")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("is not made healthy by a service before the entry that prints the entry's start line", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)

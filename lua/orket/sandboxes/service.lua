@@ -526,8 +526,12 @@ function Sandbox:_await_healthy(stopping, h)
     if uv.now() - t0 >= h.start_timeout_ms then
       if unanswered then last = no_answer(self.socket, h.path, last, h.timeout_ms) end
       if self.entry_mark then
+        local hint = ""
+        for _, sv in ipairs(self.plan.services or {}) do
+          if sv.name == self.starting_name then hint = supervise.tcp_hint(sv, self.starting_port, self.plan.port_env) end
+        end
         last = string.format("%s was not started yet: %s", self.entry_name, self.starting_name
-          and (self.starting_name .. ", started before it, was not healthy yet") or "no service had started")
+          and (self.starting_name .. ", started before it, was not healthy yet" .. hint) or "no service had started")
       end
       return "failed", string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", self.id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT"
@@ -637,7 +641,9 @@ function Sandbox:_said_line(line)
   if line:sub(1, #supervise.SAY) ~= supervise.SAY then return end
   if self.entry_mark and line:sub(1, #self.entry_mark) == self.entry_mark then self.entry_mark = nil end
   local words = line:sub(#supervise.SAY + 1)
-  self.starting_name = words:match("^starting (%S+)") or self.starting_name
+  local name, port = words:match("^starting (%S+) on port (%d+)")
+  if name then self.starting_name, self.starting_port = name, port
+  else self.starting_name = words:match("^starting (%S+)") or self.starting_name end
   for _, pat in ipairs(SAID) do
     local what = words:match(pat)
     if what then self.said = what:sub(1, 300) break end
