@@ -357,7 +357,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
-  it("seeds again a kept PostgreSQL whose seed failed half-way, from a fresh database", function()
+  it("seeds again a kept PostgreSQL whose seed failed half-way, from a fresh cluster", function()
     if skip then return pending(skip) end
     local bin = require("orket.sandboxes.database").pg_bin()
     if not bin then return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)") end
@@ -366,7 +366,9 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     local dir = project({
       ["compose.yaml"] = "services:\n  db:\n    image: postgres:15\n    x-orket:\n      seed: seed.sql\n"
         .. "  web:\n    command: [\"python3\", \"web.py\"]\n    depends_on: [db]\n",
-      ["seed.sql"] = "CREATE TABLE t (v text);\nINSERT INTO t VALUES ('half');\nINSERT INTO nowhere VALUES (1);\n",
+      -- a role is the cluster's, not the database's: only a fresh cluster lets the seed make it again
+      ["seed.sql"] = "CREATE ROLE reader;\nCREATE TABLE t (v text);\nINSERT INTO t VALUES ('half');\n"
+        .. "INSERT INTO nowhere VALUES (1);\n",
       ["web.py"] = string.format([[
 import http.server, os, subprocess
 class H(http.server.BaseHTTPRequestHandler):
@@ -389,7 +391,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.matches("orket: db: its seed failed", r.stderr, 1, true)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
     -- the seed fixed: the next start seeds it whole, not on top of the half
-    H.write(dir .. "/workspace/seed.sql", "CREATE TABLE t (v text);\nINSERT INTO t VALUES ('whole');\n")
+    H.write(dir .. "/workspace/seed.sql", "CREATE ROLE reader;\nCREATE TABLE t (v text);\nINSERT INTO t VALUES ('whole');\n")
     H.commit_main(dir, "the seed fixed")
     r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
@@ -484,6 +486,118 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.equal(0, r.status, r.stdout .. r.stderr)
     assert.equal("seeded,a bug's data", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/2/app.sock", "/")))
     assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("does not keep a SQLite database whose seed its killed owner left half-way", function()
+    if skip then return pending(skip) end
+    local uv = require "luv"
+    local mark = "svc" .. math.random(1, 1e9)
+    -- a seed whose first row is written long before its last
+    local dir = project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed: seed.sql}\n"
+        .. "  api:\n    build: api\n    depends_on: [store]\n",
+      ["seed.sql"] = "CREATE TABLE t (v TEXT);\nINSERT INTO t VALUES ('first');\n"
+        .. "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT count(*) FROM c;\n"
+        .. "INSERT INTO t VALUES ('last');\n",
+      ["api/app.py"] = [[
+import http.server, os, sqlite3
+path = os.environ["STORE_URL"][len("sqlite:///"):]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        v = ",".join(r[0] for r in sqlite3.connect(path).execute("SELECT v FROM t"))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(v.encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]],
+    }, mark)
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local function seeds()
+      local out = {}
+      local it = uv.fs_scandir("/proc")
+      while it do
+        local name = uv.fs_scandir_next(it)
+        if not name then break end
+        local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/cmdline", "rb")
+        if f then
+          local line = f:read("a") or ""
+          f:close()
+          if line:find("seed_child", 1, true) and line:find(dir, 1, true) then out[#out + 1] = math.tointeger(name) end
+        end
+      end
+      return out
+    end
+    local h = assert(uv.spawn(H.BIN, { args = { "sandbox", "up", "--detach" }, cwd = dir }, function() end))
+    local row = H.wait_for(function()
+      for _, x in ipairs(H.sandboxes(dir)) do if x.status == "starting" then return x end end
+    end, "the sandbox to be starting")
+    local file = dir .. "/.orket/sandboxes/" .. math.tointeger(row.id) .. "/tmp/db/store.sqlite"
+    H.wait_for(function() return #seeds() > 0 and uv.fs_stat(file) end, "the seed to be under way")
+    orket.sleep(300)
+    -- the owner killed during the seed: the next look must not keep the half-made file
+    assert(uv.kill(math.tointeger(row.owner_pid), "sigkill"))
+    H.wait_for(function() return not H.alive(math.tointeger(row.owner_pid)) end, "the owner to be gone", 500)
+    h:close()
+    local r = H.orket("sandbox list --all", { cwd = dir })
+    assert.matches("its owner %(pid %d+%) ended", r.stdout)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local sock = dir .. "/.orket/sandboxes/" .. math.tointeger(row.id + 1) .. "/app.sock"
+    assert.equal("first,last", select(2, F.sandbox_request(sock, "/")))
+    assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id + 1), { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    for _, pid in ipairs(seeds()) do uv.kill(pid, "sigkill") end
+  end)
+
+  it("does not keep a PostgreSQL cluster whose initdb its killed owner left half-way", function()
+    if skip then return pending(skip) end
+    local uv = require "luv"
+    local bin = require("orket.sandboxes.database").pg_bin()
+    if not bin then return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)") end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  db:\n    image: postgres:15\n    x-orket:\n      seed: seed.sql\n"
+        .. "  web:\n    command: [\"python3\", \"web.py\"]\n    depends_on: [db]\n",
+      ["seed.sql"] = "CREATE TABLE t (v text);\nINSERT INTO t VALUES ('seeded');\n",
+      ["web.py"] = string.format([[
+import http.server, os, subprocess
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        r = subprocess.run([%q, os.environ["DATABASE_URL"], "-XAtq", "-c", "SELECT string_agg(v, ',') FROM t"],
+                           capture_output=True, text=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write((r.stdout.strip() + r.stderr).encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]], bin .. "/psql"),
+    }, mark)
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local h = assert(uv.spawn(H.BIN, { args = { "sandbox", "up", "--detach" }, cwd = dir }, function() end))
+    local row = H.wait_for(function()
+      for _, x in ipairs(H.sandboxes(dir)) do if x.status == "starting" then return x end end
+    end, "the sandbox to be starting")
+    local d = dir .. "/.orket/sandboxes/" .. math.tointeger(row.id) .. "/tmp/db/db"
+    -- the owner killed as soon as initdb has begun writing the cluster
+    H.wait_for(function() return uv.fs_stat(d .. ".new/PG_VERSION") or uv.fs_stat(d .. "/PG_VERSION") end,
+      "initdb to be under way", 2000)
+    assert(uv.kill(math.tointeger(row.owner_pid), "sigkill"))
+    H.wait_for(function() return not H.alive(math.tointeger(row.owner_pid)) end, "the owner to be gone", 500)
+    h:close()
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    local r = H.orket("sandbox list --all", { cwd = dir })
+    assert.matches("its owner %(pid %d+%) ended", r.stdout)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local id = math.tointeger(row.id + 1)
+    assert.equal("seeded", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/" .. id .. "/app.sock", "/")))
+    assert.equal(0, H.orket("sandbox stop " .. id, { cwd = dir }).status)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 

@@ -94,17 +94,27 @@ local function remove_sockets(row)
   end
 end
 
--- whether a row's sandbox ran a database Orket runs (its command names each service's, a
--- database's as "db:8081=postgresql"): only then is its temp dir's db/ the databases'
-local function has_database(row)
+-- the databases Orket ran in a row's sandbox ({name=, database=}...; its command names each
+-- service's, a database's as "db:8081=postgresql"): only if there is one is its temp dir's
+-- db/ the databases'
+local function row_databases(row)
+  local out = {}
   local ok, list = pcall(cjson.decode, type(row.command) == "string" and row.command or "")
-  if not ok or type(list) ~= "table" then return false end
+  if not ok or type(list) ~= "table" then return out end
   for _, item in ipairs(list) do
-    if type(item) == "string" and (item:match("^[%w][%w_.-]*:%d+=postgresql$") or item:match("^[%w][%w_.-]*:%d+=sqlite$")) then
-      return true
-    end
+    local name, kind = (type(item) == "string" and item or ""):match("^([%w][%w_.-]*):%d+=(%l+)$")
+    if kind == "postgresql" or kind == "sqlite" then out[#out + 1] = { name = name, database = kind } end
   end
-  return false
+  return out
+end
+
+-- a plan's database services ({name=, database=}...)
+local function plan_databases(services)
+  local out = {}
+  for _, sv in ipairs(services or {}) do
+    if sv.database then out[#out + 1] = { name = sv.name, database = sv.database } end
+  end
+  return out
 end
 
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
@@ -120,7 +130,9 @@ function M.reconcile(db)
       if home then
         -- its databases wait for the next sandbox of its target, as at any end (a bug-fix
         -- phase's data is not lost to a killed owner or a restarted machine)
-        if has_database(row) then database.put_kept(home:match("^(.+)/%.orket/sandboxes/%d+$"), row.target, home) end
+        -- (those whose making its owner did not see end are not kept: database.put_kept)
+        local dbs = row_databases(row)
+        if #dbs > 0 then database.put_kept(home:match("^(.+)/%.orket/sandboxes/%d+$"), row.target, home, dbs) end
         tree.remove(home .. "/tree")
         tree.remove(home .. "/tmp")
         remove_sockets(row)
@@ -444,13 +456,13 @@ function M.up(o)
     end)
     if dcode == "ECANCELED" then
       -- stopped: the databases made or taken (kept ones) wait for the next, as at any end
-      sb.stopping, sb.databases = asked, true
+      sb.stopping, sb.databases = asked, plan_databases(p.services)
       sb:_finish()
       return nil, string.format("sandbox %d: %s before it was healthy", id, asked), "ECANCELED", sb.log.tail
     end
     -- made or taken, they wait for the next start, a failed seed's too (its own file is
     -- gone): the kept ones of a bug-fix phase are not lost to a bad seed
-    sb.databases = true
+    sb.databases = plan_databases(p.services)
     if not dok then return fail("sandbox: " .. derr, "EINVAL") end
     local aerr
     argv, aerr = supervise.argv(p, port, env, p.health.start_timeout_ms, { home = home, tree = home .. "/tree" })
@@ -704,7 +716,7 @@ function Sandbox:_finish()
   if self.log then self.log:close() end
   tree.remove(self.home .. "/tree")
   -- its databases wait for the next sandbox of its target, which keeps or drops them
-  if self.databases then database.put_kept(self.dir, self.target, self.home) end
+  if self.databases then database.put_kept(self.dir, self.target, self.home, self.databases) end
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end
