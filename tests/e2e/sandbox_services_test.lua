@@ -601,6 +601,53 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("runs a job awaited with service_completed_successfully to its end first, and its failure stops the start", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite}\n"
+        .. "  migrate:\n    command: [python3, migrate.py, ok]\n    depends_on: [store]\n"
+        .. "  api:\n    build: api\n    depends_on:\n      migrate:\n        condition: service_completed_successfully\n",
+      ["migrate.py"] = [[
+import os, sqlite3, sys
+c = sqlite3.connect(os.environ["STORE_URL"][len("sqlite:///"):])
+c.execute("CREATE TABLE IF NOT EXISTS t (v TEXT)")
+c.execute("INSERT INTO t VALUES ('migrated')")
+c.commit()
+print("migrated")
+sys.exit(0 if sys.argv[1] == "ok" else 3)
+]],
+      ["api/app.py"] = [[
+import http.server, os, sqlite3
+path = os.environ["STORE_URL"][len("sqlite:///"):]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        v = ",".join(r[0] for r in sqlite3.connect(path).execute("SELECT v FROM t"))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(v.encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]],
+    }, mark)
+    -- the job ended (status 0) before api started, and its end did not end the sandbox
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local sock = dir .. "/.orket/sandboxes/1/app.sock"
+    assert.equal("migrated", select(2, F.sandbox_request(sock, "/")))
+    orket.sleep(300)
+    assert.equal("healthy", H.sandboxes(dir)[1].status)
+    assert.equal("migrated", select(2, F.sandbox_request(sock, "/")))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- a job that fails stops the start, saying which
+    H.write(dir .. "/workspace/compose.yaml", H.read(dir .. "/workspace/compose.yaml"):gsub("migrate.py, ok%]", "migrate.py, no]"))
+    H.commit_main(dir, "the job fails")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("migrate: its run failed", r.stdout .. r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("makes a SQLite database from the repository's seed, and a failing seed stops the start", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)

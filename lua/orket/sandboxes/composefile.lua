@@ -152,6 +152,9 @@ local function image_kind(image)
 end
 
 -- one service -> {name=, dir=, command=, ports=, env=, depends_on=, health=, line=, reasons=}
+-- depends_on's conditions compose defines
+local CONDITIONS = { service_started = true, service_healthy = true, service_completed_successfully = true }
+
 local function service_of(sname, v, name, line)
   if not yamldoc.is_map(v) then return nil, err(name, line, "services.%s must be a mapping", sname) end
   for _, k in ipairs(yamldoc.keys(v)) do
@@ -273,16 +276,18 @@ local function service_of(sname, v, name, line)
       end
     elseif yamldoc.is_map(d) then
       for _, x in ipairs(yamldoc.keys(d)) do
-        -- every condition is taken as healthy, but a job awaited until it ends (a migration)
-        -- would end the sandbox when it did: refused, with the way that works
-        local c = type(d[x]) == "table" and d[x].condition
-        if c == "service_completed_successfully" then
+        -- service_started and service_healthy: healthy (a check tells a started service
+        -- ready); service_completed_successfully: x is a job, run to its end before
+        -- sname starts. Any other word (a misspelling) would be taken for one of them
+        -- without a word: refused.
+        local c = yamldoc.is_map(d[x]) and d[x].condition
+        if c ~= nil and c ~= false and not CONDITIONS[c] then
           return nil, err(name, yamldoc.line(d[x], "condition") or yamldoc.line(d, x),
-            "services.%s.depends_on.%s: condition service_completed_successfully (a job run to its end) is not "
-            .. "something a sandbox runs: every service stays up; run the job in %s's command before it "
-            .. "(sh -c 'python3 migrate.py && exec python3 app.py')", sname, x, sname)
+            "services.%s.depends_on.%s.condition: %s is not one of service_started, service_healthy, "
+            .. "service_completed_successfully", sname, x, type(c) == "string" and c or tostring(c))
         end
-        sv.depends_on[#sv.depends_on + 1] = { name = x, line = yamldoc.line(d, x) }
+        sv.depends_on[#sv.depends_on + 1] = { name = x, line = yamldoc.line(d, x),
+          completed = c == "service_completed_successfully" }
       end
     else
       return nil, err(name, dl, "services.%s.depends_on: a list of service names, or a mapping", sname)
@@ -375,6 +380,21 @@ function M.read(text, name)
   if #list == 0 then return nil, err(name, yamldoc.line(doc, "services"), "services is empty") end
   local ordered, oerr = M.order(list, name)
   if not ordered then return nil, oerr end
+  -- a service some other awaits with service_completed_successfully is a job: run to its
+  -- end in its place in the order (its failure stops the start), never kept running
+  local by = {}
+  for _, sv in ipairs(list) do by[sv.name] = sv end
+  for _, sv in ipairs(list) do
+    for _, d in ipairs(sv.depends_on) do
+      if d.completed then
+        if by[d.name].database then
+          return nil, err(name, d.line, "services.%s.depends_on.%s: a database is a server, not a job run to its end: "
+            .. "its condition is service_healthy", sv.name, d.name)
+        end
+        by[d.name].job = true
+      end
+    end
+  end
   return { services = ordered }
 end
 

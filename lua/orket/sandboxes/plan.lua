@@ -210,11 +210,12 @@ local function clash(services)
   end
 end
 
--- the entry: the one published service, or the first named like a frontend, or the last to start
+-- the entry: the one published service, or the first named like a frontend, or the last to
+-- start; never a database or a job (it ends)
 local function pick_entry(list)
   local published, apps = {}, {}
   for _, sv in ipairs(list) do
-    if not sv.database then
+    if not sv.database and not sv.job then
       apps[#apps + 1] = sv
       if sv.published then published[#published + 1] = sv end
     end
@@ -313,7 +314,7 @@ function M.detect(ws, s)
     end
     local entry = pick_entry(services)
     if not entry then
-      return nil, "sandbox: " .. tostring(services.from_compose) .. ": every service is a database: nothing to reach", "EINVAL", why
+      return nil, "sandbox: " .. tostring(services.from_compose) .. ": every service is a database or a job: nothing to reach", "EINVAL", why
     end
     if not services.from_compose then
       -- found in folders (no depends_on): the one reached from outside starts last, once

@@ -208,9 +208,14 @@ function M.script(p, ports, base, start_timeout_ms, o)
       run = r
     end
     L[#L + 1] = string.format("say %s", q(string.format("%s%s(%s)", M.start_words(sv.name),
-      run.argv and ("on port " .. port .. " ") or "", sv.dir ~= "" and (sv.dir .. "/") or "the root")))
+      sv.job and "to its end " or run.argv and ("on port " .. port .. " ") or "", sv.dir ~= "" and (sv.dir .. "/") or "the root")))
     for _, pre in ipairs(run.before or {}) do step(L, dir, env, sv, pre) end
-    if run.argv then
+    if sv.job then
+      -- a job (depends_on's service_completed_successfully): run in the foreground, the
+      -- others waiting; its failure stops the start, its end does not end the sandbox
+      step(L, dir, env, sv, { what = "its run", argv = run.argv })
+      L[#L + 1] = string.format("say %s", q(sv.name .. " ran to its end"))
+    elseif run.argv then
       names[#names + 1] = string.format("\"$pid_%d\") n=%s ;;", i, q(sv.name))
       L[#L + 1] = string.format("( cd -- %s && export %s && exec %s {nap}<&- ) > >(sed -u %s) 2>&1 &", q(dir), env,
         words(run.argv), q("s/^/[" .. sv.name .. "] /"))

@@ -214,6 +214,32 @@ describe("a repository's compose file", function()
       assert.matches("compose.yaml:4: ", err, 1, true)
     end)
 
+  it("runs a service awaited with service_completed_successfully as a job: to its end, before its dependants", function()
+    local text = "services:\n  migrate:\n    command: [python3, migrate.py]\n  api:\n    command: [python3, api.py]\n"
+      .. "    depends_on:\n      migrate: {condition: service_completed_successfully}\n"
+      .. "  worker:\n    command: [python3, worker.py]\n    depends_on:\n      migrate:\n"
+      .. "        condition: service_completed_successfully\n      api: {condition: service_healthy}\n"
+    local p = assert(detect({ ["compose.yaml"] = text }))
+    local names = {}
+    for i, sv in ipairs(p.services) do names[i] = sv.name .. (sv.job and "(job)" or "") .. (sv.entry and "(entry)" or "") end
+    -- the job runs once, first; it is never the entry
+    assert.same({ "migrate(job)", "api", "worker(entry)" }, names)
+    local script = assert(supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000))
+    -- in the foreground, its failure stopping the start; not among the services whose end ends the sandbox
+    assert.matches("exec 'python3' 'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 || { say 'migrate: its run "
+      .. "failed'; stop_all; exit 1; }", script, 1, true)
+    assert.matches("say 'migrate ran to its end'", script, 1, true)
+    assert.is_nil(script:find("'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 &", 1, true))
+    assert.is_nil(script:find("n='migrate'", 1, true))
+    -- written back for compose: its dependants await its success; no check, no restart
+    local written = require("orket.sandboxes.compose").yaml(p, { context = "../workspace", dockerfiles = {} })
+    local block = written:match('\n  "migrate":\n(.-)\n  "api":')
+    assert.is_string(block, written)
+    assert.is_nil(block:find("healthcheck", 1, true))
+    assert.is_nil(block:find("restart", 1, true))
+    assert.matches('"migrate":\n        condition: "service_completed_successfully"', written:match('\n  "api":\n.*'), 1, true)
+  end)
+
   it("names the file and the line of each thing Orket cannot run", function()
     local function refused(text)
       local doc, err = composefile.read(text, "compose.yaml")
@@ -224,12 +250,16 @@ describe("a repository's compose file", function()
       refused "services:\n  a:\n    command: [x]\n    depends_on: [b]\n  b:\n    command: [y]\n    depends_on: [a]\n")
     assert.equal("compose.yaml:4: services.a.depends_on: no service cache",
       refused "services:\n  a:\n    command: [x]\n    depends_on: [cache]\n")
-    -- a one-shot job (a migration) waited for until it ends: a sandbox's services all stay up
-    assert.equal("compose.yaml:6: services.a.depends_on.m: condition service_completed_successfully (a job run to "
-      .. "its end) is not something a sandbox runs: every service stays up; run the job in a's command before it "
-      .. "(sh -c 'python3 migrate.py && exec python3 app.py')",
-      refused("services:\n  a:\n    command: [x]\n    depends_on:\n      m:\n        condition: service_completed_successfully\n"
+    -- a condition compose does not define (a misspelling) is not taken for one that it does
+    assert.equal("compose.yaml:6: services.a.depends_on.m.condition: service_completed_succesfully is not one of "
+      .. "service_started, service_healthy, service_completed_successfully",
+      refused("services:\n  a:\n    command: [x]\n    depends_on:\n      m:\n        condition: service_completed_succesfully\n"
         .. "  m:\n    command: [y]\n"))
+    -- a database is never a job
+    assert.equal("compose.yaml:5: services.a.depends_on.d: a database is a server, not a job run to its end: its "
+      .. "condition is service_healthy",
+      refused("services:\n  a:\n    command: [x]\n    depends_on:\n      d: {condition: service_completed_successfully}\n"
+        .. "  d:\n    x-orket: {database: sqlite}\n"))
     -- the others all mean healthy, as before
     assert.is_table(composefile.read("services:\n  a:\n    command: [x]\n    depends_on:\n      m: {condition: service_started}\n"
       .. "  m:\n    command: [y]\n", "compose.yaml"))
