@@ -646,6 +646,15 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.equal(1, r.status, r.stdout .. r.stderr)
     assert.matches("migrate: its run failed", r.stdout .. r.stderr, 1, true)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- a job that never ends: the start's time is up, saying the job had not ended (not that it was unhealthy)
+    H.write(dir .. "/workspace/compose.yaml", H.read(dir .. "/workspace/compose.yaml"):gsub("%[python3, migrate.py, no%]",
+      "[sleep, '60']"))
+    H.commit_main(dir, "the job hangs")
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nsandbox.health = { start_timeout_ms = 1500 }\n")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("api was not started yet: migrate, a job run before it, had not ended yet", r.stdout .. r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
   it("makes a SQLite database from the repository's seed, and a failing seed stops the start", function()

@@ -538,12 +538,16 @@ function Sandbox:_await_healthy(stopping, h)
     if uv.now() - t0 >= h.start_timeout_ms then
       if unanswered then last = no_answer(self.socket, h.path, last, h.timeout_ms) end
       if self.entry_mark then
-        local hint = ""
+        local hint, job = "", false
         for _, sv in ipairs(self.plan.services or {}) do
-          if sv.name == self.starting_name then hint = supervise.tcp_hint(sv, self.starting_port, self.plan.port_env) end
+          if sv.name == self.starting_name then
+            hint, job = supervise.tcp_hint(sv, self.starting_port, self.plan.port_env), sv.job
+          end
         end
+        -- a job (service_completed_successfully) is awaited to its end, not to be healthy
         last = string.format("%s was not started yet: %s", self.entry_name, self.starting_name
-          and (self.starting_name .. ", started before it, was not healthy yet" .. hint) or "no service had started")
+          and (job and (self.starting_name .. ", a job run before it, had not ended yet")
+            or (self.starting_name .. ", started before it, was not healthy yet" .. hint)) or "no service had started")
       end
       return "failed", string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", self.id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT"
