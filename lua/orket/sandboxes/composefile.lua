@@ -253,7 +253,11 @@ local function service_of(sname, v, name, line)
         .. "environment may have (the services' start is one command line, which the kernel caps at 128 KiB): put "
         .. "large values in a file of the tree and name the file", sname, bytes, M.ENV_MAX)
     end
-    sv.env, sv.env_line = env, yamldoc.line(v, "environment")
+    sv.env, sv.env_line, sv.env_lines = env, yamldoc.line(v, "environment"), {}
+    -- each setting's own line (a mapping's; a list's items are the list's line)
+    if yamldoc.is_map(v.environment) then
+      for k in pairs(env) do sv.env_lines[k] = yamldoc.line(v.environment, k) end
+    end
   end
   if v.ports ~= nil then
     if not yamldoc.is_list(v.ports) or #v.ports == 0 then

@@ -356,15 +356,19 @@ function M.detect(ws, s)
         .. "address of service %s), so the value there would be ignored; remove it, or give the services that "
         .. "need another value their own in the compose file's environment", name, owner), "EINVAL", why
     end
-    -- a service's own value for its port variable would win over the port Orket gives it:
-    -- it would listen where neither the health check nor the others' NAME_URL look
+    -- a service's own value for its port variable (a file shared with docker, PORT: 3000
+    -- beside ports: ["3000:3000"]) would win over the port Orket gives it, and the service
+    -- would listen where neither its health check nor the others' NAME_URL look: Orket's
+    -- port wins, said in the plan. ${PORT} and $PORT are Orket's port already.
+    local pe = s.port_env
     for _, sv in ipairs(services) do
-      if sv.env and sv.env[s.port_env] ~= nil and services.from_compose then
-        return nil, string.format("%s:%s: services.%s.environment.%s: is set by Orket when the sandbox starts (the "
-          .. "port it gives %s, which its health check and the others' %s_URL use), so the service would listen "
-          .. "where nothing looks; remove it, and have the service listen on $%s", services.from_compose,
-          tostring(sv.env_line or sv.line), sv.name, s.port_env, sv.name, composefile.var(sv.name), s.port_env),
-          "EINVAL", why
+      local v = sv.env and sv.env[pe]
+      if v ~= nil and services.from_compose and v ~= "${" .. pe .. "}" and v ~= "$" .. pe then
+        sv.env[pe] = nil
+        why[#why + 1] = string.format("%s:%s: services.%s.environment.%s (%s) is replaced by the port Orket gives %s, "
+          .. "which its health check and the others' %s_URL use", services.from_compose,
+          tostring(sv.env_lines and sv.env_lines[pe] or sv.env_line or sv.line), sv.name, pe,
+          v:gsub("%c", " "):sub(1, 40), sv.name, composefile.var(sv.name))
       end
     end
   end

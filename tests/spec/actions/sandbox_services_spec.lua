@@ -170,21 +170,35 @@ describe("a repository's compose file", function()
       assert(detect({ ["app.py"] = "" }, { env = { API_URL = "http://elsewhere:1" } }))
     end)
 
-  it("refuses a compose environment setting a service's port variable, naming the file, line and service", function()
-    local text = "services:\n  api:\n    command: [a]\n    environment:\n      PORT: '9999'\n  web:\n    command: [w]\n"
-    local p, err, code = detect({ ["compose.yaml"] = text })
-    assert.is_nil(p)
-    assert.equal("EINVAL", code)
-    assert.equal("compose.yaml:4: services.api.environment.PORT: is set by Orket when the sandbox starts (the port it "
-      .. "gives api, which its health check and the others' API_URL use), so the service would listen where nothing "
-      .. "looks; remove it, and have the service listen on $PORT", err)
-    -- the variable orket.lua names, in a list
+  it("gives a service Orket's port over its compose environment's port variable, saying so in the plan", function()
+    local text = "services:\n  api:\n    command: [a]\n    ports: ['3000:3000']\n    environment:\n      X: y\n"
+      .. "      PORT: '3000'\n  web:\n    command: [w]\n"
+    local p, err = detect({ ["compose.yaml"] = text })
+    assert(p, err)
+    local ports = supervise.ports(p, 8080)
+    local env = supervise.env_of(p, p.services[1], ports, { HOST = "127.0.0.1" })
+    assert.equal(tostring(ports.api), env.PORT)
+    assert.equal("y", env.X)
+    -- the line of PORT itself, in the plan's reasons
+    assert.matches("compose.yaml:7: services.api.environment.PORT (3000) is replaced by the port Orket gives api, "
+      .. "which its health check and the others' API_URL use", table.concat(p.reasons, "\n"), 1, true)
+    -- ${PORT} and $PORT are Orket's port: no note
+    for _, v in ipairs { "'${PORT}'", "$PORT" } do
+      p = assert(detect({ ["compose.yaml"] = "services:\n  api:\n    command: [a]\n    environment:\n      PORT: " .. v
+        .. "\n  web:\n    command: [w]\n" }))
+      ports = supervise.ports(p, 8080)
+      assert.equal(tostring(ports.api), supervise.env_of(p, p.services[1], ports, { HOST = "127.0.0.1" }).PORT, v)
+      assert.is_nil(table.concat(p.reasons, "\n"):find("is replaced", 1, true), v)
+    end
+    -- the variable orket.lua names, in a list (the list's line)
     text = "services:\n  api:\n    command: [a]\n    environment: [HTTP_PORT=1]\n  web:\n    command: [w]\n"
-    p, err = detect({ ["compose.yaml"] = text }, { port_env = "HTTP_PORT" })
-    assert.is_nil(p)
-    assert.matches("^compose.yaml:4: services.api.environment.HTTP_PORT: is set by Orket", err)
+    p = assert(detect({ ["compose.yaml"] = text }, { port_env = "HTTP_PORT" }))
+    assert.matches("compose.yaml:4: services.api.environment.HTTP_PORT (1) is replaced", table.concat(p.reasons, "\n"), 1, true)
+    ports = supervise.ports(p, 8080)
+    assert.equal(tostring(ports.api), supervise.env_of(p, p.services[1], ports, { HOST = "127.0.0.1" }).HTTP_PORT)
     -- another name is the service's own
-    assert(detect({ ["compose.yaml"] = text }))
+    p = assert(detect({ ["compose.yaml"] = text }))
+    assert.equal("1", supervise.env_of(p, p.services[1], supervise.ports(p, 8080), { HOST = "127.0.0.1" }).HTTP_PORT)
   end)
 
   it("reads environment as a mapping or a list of NAME=value, both given to the service and written by compose",
