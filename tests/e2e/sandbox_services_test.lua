@@ -657,6 +657,33 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("starts a kept PostgreSQL cluster whose postmaster.pid names a live process of the new namespace", function()
+    if skip then return pending(skip) end
+    local bin = require("orket.sandboxes.database").pg_bin()
+    if not bin then return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)") end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  db:\n    image: postgres:15\n"
+        .. "  web:\n    command: [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n"
+        .. "    depends_on: [db]\n",
+    }, mark)
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- what a killed server leaves: its lock file, its pid one that is alive in the next
+    -- sandbox's PID namespace (1 always is)
+    H.write(dir .. "/.orket/sandboxes/db.main/db/postmaster.pid", "1\n")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("makes a SQLite database from the repository's seed, and a failing seed stops the start", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)
