@@ -435,13 +435,24 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     db:close()
     local r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(1, r.status, r.stdout .. r.stderr)
+    -- it failed for the reason meant: the seed command ran, and failed
+    assert.matches("store: its seed command failed", r.stdout .. r.stderr, 1, true)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- the half-made file is not kept
+    local kept = dir .. "/.orket/sandboxes/db.main"
+    assert.is_nil(require("luv").fs_lstat(kept .. "/store.sqlite"))
+    -- a marked file that is a link (the app's $TMPDIR held it) is removed as a link
+    local outside = H.tmpdir() .. "/outside"
+    H.write(outside, "not the sandbox's")
+    assert(require("luv").fs_symlink(outside, kept .. "/store.sqlite"))
+    H.write(kept .. "/store.orket-seed", "")
     -- the seed command fixed: the next start runs it whole, on a fresh file
     H.write(dir .. "/workspace/compose.yaml", H.read(dir .. "/workspace/compose.yaml"):gsub("half%]", "whole]"))
     H.commit_main(dir, "the seed fixed")
     r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     assert.equal("whole", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/2/app.sock", "/")))
+    assert.equal("not the sandbox's", H.read(outside))
     assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
