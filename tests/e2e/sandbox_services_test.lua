@@ -509,7 +509,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
       ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed: seed.sql}\n"
         .. "  api:\n    build: api\n    depends_on: [store]\n",
       ["seed.sql"] = "CREATE TABLE t (v TEXT);\nINSERT INTO t VALUES ('first');\n"
-        .. "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT count(*) FROM c;\n"
+        .. "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30000000) SELECT count(*) FROM c;\n"
         .. "INSERT INTO t VALUES ('last');\n",
       ["api/app.py"] = [[
 import http.server, os, sqlite3
@@ -553,6 +553,8 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert(uv.kill(math.tointeger(row.owner_pid), "sigkill"))
     H.wait_for(function() return not H.alive(math.tointeger(row.owner_pid)) end, "the owner to be gone", 500)
     h:close()
+    -- the seed's process died with it (a parent-death signal), long before the seed's end
+    H.wait_for(function() return #seeds() == 0 end, "the seed's process to die with its owner", 50)
     local r = H.orket("sandbox list --all", { cwd = dir })
     assert.matches("its owner %(pid %d+%) ended", r.stdout)
     r = H.orket("sandbox up --detach", { cwd = dir })
@@ -561,7 +563,6 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.equal("first,last", select(2, F.sandbox_request(sock, "/")))
     assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id + 1), { cwd = dir }).status)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
-    for _, pid in ipairs(seeds()) do uv.kill(pid, "sigkill") end
   end)
 
   it("does not keep a PostgreSQL cluster whose initdb its killed owner left half-way", function()

@@ -150,9 +150,10 @@ end
 
 -- the child's limits, set by the shell it starts in ($1 KiB of address space, $2 s of CPU:
 -- SIGXCPU, then SIGKILL a second later; $3 blocks of 512 bytes a file); core files off: a
--- killed seed leaves nothing behind
+-- killed seed leaves nothing behind. A parent-death signal (util-linux's setpriv, where
+-- there is one) kills it with its owner: a seed does not run on after a kill -9 of Orket.
 local SEED_SH = 'ulimit -c 0; ulimit -v "$1" && ulimit -S -t "$2" && ulimit -H -t $(($2 + 1)) && ulimit -f "$3" '
-  .. '|| exit 111; shift 3; exec "$@"'
+  .. '|| exit 111; shift 3; [ -x /usr/bin/setpriv ] && exec /usr/bin/setpriv --pdeathsig KILL "$@"; exec "$@"'
 local SEED_CHUNK = 'return require("orket.sandboxes.seed_child").main(...)'
 local SIG = { [9] = "SIGKILL", [24] = "SIGXCPU", [25] = "SIGXFSZ" }
 
