@@ -179,6 +179,33 @@ services:
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("says why a service before the entry is not healthy: nothing answered on its port", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- a worker listens on no port: its default check, a TCP connect, never passes
+    local dir = project({
+      ["compose.yaml"] = "services:\n  worker:\n    command: [python3, w.py]\n  web:\n    build: web\n"
+        .. "    depends_on: [worker]\n",
+      ["w.py"] = "import time\nprint('working', flush=True)\nwhile True: time.sleep(1)\n",
+      ["web/app.py"] = FRONTEND,
+    }, mark)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nsandbox.health = { start_timeout_ms = 1500 }\n")
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    -- whichever gave up first, the owner or the script, says it
+    assert.matches("worker[^\n]* not healthy [^\n]*: nothing answered a TCP connect to its port 8081 %(its %$PORT%) "
+      .. "on 127%.0%.0%.1; a service that listens on no port needs healthcheck: {disable: true}", r.stderr)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- which it does
+    H.write(dir .. "/workspace/compose.yaml", H.read(dir .. "/workspace/compose.yaml")
+      :gsub("w.py%]\n", "w.py]\n    healthcheck: {disable: true}\n"))
+    H.commit_main(dir, "the worker has no port")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("is not made healthy by a service before the entry that prints the entry's start line", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)
@@ -327,6 +354,345 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.matches(": db: its seed failed$",
       cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)[1].detail)
     assert.is_nil(r.stderr:find("orket: starting web", 1, true))
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("seeds again a kept PostgreSQL whose seed failed half-way, from a fresh cluster", function()
+    if skip then return pending(skip) end
+    local bin = require("orket.sandboxes.database").pg_bin()
+    if not bin then return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)") end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- the seed's first statements run, its third fails: the database holds half a seed
+    local dir = project({
+      ["compose.yaml"] = "services:\n  db:\n    image: postgres:15\n    x-orket:\n      seed: seed.sql\n"
+        .. "  web:\n    command: [\"python3\", \"web.py\"]\n    depends_on: [db]\n",
+      -- a role is the cluster's, not the database's: only a fresh cluster lets the seed make it again
+      ["seed.sql"] = "CREATE ROLE reader;\nCREATE TABLE t (v text);\nINSERT INTO t VALUES ('half');\n"
+        .. "INSERT INTO nowhere VALUES (1);\n",
+      ["web.py"] = string.format([[
+import http.server, os, subprocess
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        r = subprocess.run([%q, os.environ["DATABASE_URL"], "-XAtq", "-c", "SELECT string_agg(v, ',') FROM t"],
+                           capture_output=True, text=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write((r.stdout.strip() + r.stderr).encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]], bin .. "/psql"),
+    }, mark)
+    -- an open bug-fix phase: the failed start's cluster waits for the next start
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("orket: db: its seed failed", r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- the seed fixed: the next start seeds it whole, not on top of the half
+    H.write(dir .. "/workspace/seed.sql", "CREATE ROLE reader;\nCREATE TABLE t (v text);\nINSERT INTO t VALUES ('whole');\n")
+    H.commit_main(dir, "the seed fixed")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("whole", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/2/app.sock", "/")))
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("seeds again a kept SQLite database whose seed command failed half-way, from a fresh file", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- the seed command writes a row, then fails: the file holds half a seed
+    local seed = [[
+import os, sqlite3, sys
+c = sqlite3.connect(os.environ["STORE_URL"][len("sqlite:///"):])
+c.execute("CREATE TABLE t (v TEXT)")
+c.execute("INSERT INTO t VALUES (?)", (sys.argv[1],))
+c.commit()
+sys.exit(1 if sys.argv[1] == "half" else 0)
+]]
+    local dir = project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed_command: [python3, seed.py, half]}\n"
+        .. "  api:\n    build: api\n    depends_on: [store]\n",
+      ["seed.py"] = seed,
+      ["api/app.py"] = [[
+import http.server, os, sqlite3
+path = os.environ["STORE_URL"][len("sqlite:///"):]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        v = ",".join(r[0] for r in sqlite3.connect(path).execute("SELECT v FROM t"))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(v.encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]],
+    }, mark)
+    -- an open bug-fix phase: the failed start's file waits for the next start
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    -- it failed for the reason meant: the seed command ran, and failed
+    assert.matches("store: its seed command failed", r.stdout .. r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- the half-made file is not kept
+    local kept = dir .. "/.orket/sandboxes/db.main"
+    assert.is_nil(require("luv").fs_lstat(kept .. "/store.sqlite"))
+    -- a marked file that is a link (the app's $TMPDIR held it) is removed as a link
+    local outside = H.tmpdir() .. "/outside"
+    H.write(outside, "not the sandbox's")
+    assert(require("luv").fs_symlink(outside, kept .. "/store.sqlite"))
+    H.write(kept .. "/store.orket-seed", "")
+    -- the seed command fixed: the next start runs it whole, on a fresh file
+    H.write(dir .. "/workspace/compose.yaml", H.read(dir .. "/workspace/compose.yaml"):gsub("half%]", "whole]"))
+    H.commit_main(dir, "the seed fixed")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("whole", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/2/app.sock", "/")))
+    assert.equal("not the sandbox's", H.read(outside))
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("keeps a bug-fix phase's databases when the sandbox's owner is killed", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed: seed.sql}\n"
+        .. "  api:\n    build: api\n    depends_on: [store]\n",
+      ["seed.sql"] = "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('seeded');\n",
+      ["api/app.py"] = [[
+import http.server, os, sqlite3
+path = os.environ["STORE_URL"][len("sqlite:///"):]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        c = sqlite3.connect(path)
+        if self.path == "/add":
+            c.execute("INSERT INTO t VALUES ('a bug''s data')")
+            c.commit()
+        v = ",".join(r[0] for r in c.execute("SELECT v FROM t"))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(v.encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]],
+    }, mark)
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local owner = assert(tonumber(r.stdout:match("owner pid (%d+)")), r.stdout)
+    assert.equal("seeded,a bug's data", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "/add")))
+    -- the owner killed: the next look marks the sandbox exited and keeps its databases
+    assert(require("luv").kill(owner, "sigkill"))
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    r = H.orket("sandbox list --all", { cwd = dir })
+    assert.matches("its owner %(pid %d+%) ended", r.stdout)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,a bug's data", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/2/app.sock", "/")))
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("does not keep a SQLite database whose seed its killed owner left half-way", function()
+    if skip then return pending(skip) end
+    local uv = require "luv"
+    local mark = "svc" .. math.random(1, 1e9)
+    -- a seed whose first row is written long before its last
+    local dir = project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed: seed.sql}\n"
+        .. "  api:\n    build: api\n    depends_on: [store]\n",
+      ["seed.sql"] = "CREATE TABLE t (v TEXT);\nINSERT INTO t VALUES ('first');\n"
+        .. "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 30000000) SELECT count(*) FROM c;\n"
+        .. "INSERT INTO t VALUES ('last');\n",
+      ["api/app.py"] = [[
+import http.server, os, sqlite3
+path = os.environ["STORE_URL"][len("sqlite:///"):]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        v = ",".join(r[0] for r in sqlite3.connect(path).execute("SELECT v FROM t"))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(v.encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]],
+    }, mark)
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local function seeds()
+      local out = {}
+      local it = uv.fs_scandir("/proc")
+      while it do
+        local name = uv.fs_scandir_next(it)
+        if not name then break end
+        local f = name:match("^%d+$") and io.open("/proc/" .. name .. "/cmdline", "rb")
+        if f then
+          local line = f:read("a") or ""
+          f:close()
+          if line:find("seed_child", 1, true) and line:find(dir, 1, true) then out[#out + 1] = math.tointeger(name) end
+        end
+      end
+      return out
+    end
+    local h = assert(uv.spawn(H.BIN, { args = { "sandbox", "up", "--detach" }, cwd = dir }, function() end))
+    local row = H.wait_for(function()
+      for _, x in ipairs(H.sandboxes(dir)) do if x.status == "starting" then return x end end
+    end, "the sandbox to be starting")
+    local file = dir .. "/.orket/sandboxes/" .. math.tointeger(row.id) .. "/tmp/db/store.sqlite"
+    H.wait_for(function() return #seeds() > 0 and uv.fs_stat(file) end, "the seed to be under way")
+    orket.sleep(300)
+    -- the owner killed during the seed: the next look must not keep the half-made file
+    assert(uv.kill(math.tointeger(row.owner_pid), "sigkill"))
+    H.wait_for(function() return not H.alive(math.tointeger(row.owner_pid)) end, "the owner to be gone", 500)
+    h:close()
+    -- the seed's process died with it (a parent-death signal), long before the seed's end
+    H.wait_for(function() return #seeds() == 0 end, "the seed's process to die with its owner", 50)
+    local r = H.orket("sandbox list --all", { cwd = dir })
+    assert.matches("its owner %(pid %d+%) ended", r.stdout)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local sock = dir .. "/.orket/sandboxes/" .. math.tointeger(row.id + 1) .. "/app.sock"
+    assert.equal("first,last", select(2, F.sandbox_request(sock, "/")))
+    assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id + 1), { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("does not keep a PostgreSQL cluster whose initdb its killed owner left half-way", function()
+    if skip then return pending(skip) end
+    local uv = require "luv"
+    local bin = require("orket.sandboxes.database").pg_bin()
+    if not bin then return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)") end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  db:\n    image: postgres:15\n    x-orket:\n      seed: seed.sql\n"
+        .. "  web:\n    command: [\"python3\", \"web.py\"]\n    depends_on: [db]\n",
+      ["seed.sql"] = "CREATE TABLE t (v text);\nINSERT INTO t VALUES ('seeded');\n",
+      ["web.py"] = string.format([[
+import http.server, os, subprocess
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        r = subprocess.run([%q, os.environ["DATABASE_URL"], "-XAtq", "-c", "SELECT string_agg(v, ',') FROM t"],
+                           capture_output=True, text=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write((r.stdout.strip() + r.stderr).encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]], bin .. "/psql"),
+    }, mark)
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local h = assert(uv.spawn(H.BIN, { args = { "sandbox", "up", "--detach" }, cwd = dir }, function() end))
+    local row = H.wait_for(function()
+      for _, x in ipairs(H.sandboxes(dir)) do if x.status == "starting" then return x end end
+    end, "the sandbox to be starting")
+    local d = dir .. "/.orket/sandboxes/" .. math.tointeger(row.id) .. "/tmp/db/db"
+    -- the owner killed as soon as initdb has begun writing the cluster
+    H.wait_for(function() return uv.fs_stat(d .. ".new/PG_VERSION") or uv.fs_stat(d .. "/PG_VERSION") end,
+      "initdb to be under way", 2000)
+    assert(uv.kill(math.tointeger(row.owner_pid), "sigkill"))
+    H.wait_for(function() return not H.alive(math.tointeger(row.owner_pid)) end, "the owner to be gone", 500)
+    h:close()
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    local r = H.orket("sandbox list --all", { cwd = dir })
+    assert.matches("its owner %(pid %d+%) ended", r.stdout)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local id = math.tointeger(row.id + 1)
+    assert.equal("seeded", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/" .. id .. "/app.sock", "/")))
+    assert.equal(0, H.orket("sandbox stop " .. id, { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("runs a job awaited with service_completed_successfully to its end first, and its failure stops the start", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite}\n"
+        .. "  migrate:\n    command: [python3, migrate.py, ok]\n    depends_on: [store]\n"
+        .. "  api:\n    build: api\n    depends_on:\n      migrate:\n        condition: service_completed_successfully\n",
+      ["migrate.py"] = [[
+import os, sqlite3, sys
+c = sqlite3.connect(os.environ["STORE_URL"][len("sqlite:///"):])
+c.execute("CREATE TABLE IF NOT EXISTS t (v TEXT)")
+c.execute("INSERT INTO t VALUES ('migrated')")
+c.commit()
+print("migrated")
+sys.exit(0 if sys.argv[1] == "ok" else 3)
+]],
+      ["api/app.py"] = [[
+import http.server, os, sqlite3
+path = os.environ["STORE_URL"][len("sqlite:///"):]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        v = ",".join(r[0] for r in sqlite3.connect(path).execute("SELECT v FROM t"))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(v.encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]],
+    }, mark)
+    -- the job ended (status 0) before api started, and its end did not end the sandbox
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local sock = dir .. "/.orket/sandboxes/1/app.sock"
+    assert.equal("migrated", select(2, F.sandbox_request(sock, "/")))
+    orket.sleep(300)
+    assert.equal("healthy", H.sandboxes(dir)[1].status)
+    assert.equal("migrated", select(2, F.sandbox_request(sock, "/")))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- a job that fails stops the start, saying which
+    H.write(dir .. "/workspace/compose.yaml", H.read(dir .. "/workspace/compose.yaml"):gsub("migrate.py, ok%]", "migrate.py, no]"))
+    H.commit_main(dir, "the job fails")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("migrate: its run failed", r.stdout .. r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- a job that never ends: the start's time is up, saying the job had not ended (not that it was unhealthy)
+    H.write(dir .. "/workspace/compose.yaml", H.read(dir .. "/workspace/compose.yaml"):gsub("%[python3, migrate.py, no%]",
+      "[sleep, '60']"))
+    H.commit_main(dir, "the job hangs")
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nsandbox.health = { start_timeout_ms = 1500 }\n")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("api was not started yet: migrate, a job run before it, had not ended yet", r.stdout .. r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  it("starts a kept PostgreSQL cluster whose postmaster.pid names a live process of the new namespace", function()
+    if skip then return pending(skip) end
+    local bin = require("orket.sandboxes.database").pg_bin()
+    if not bin then return pending("skipped: PostgreSQL is not installed (scripts/deps.sh --test installs it)") end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = project({
+      ["compose.yaml"] = "services:\n  db:\n    image: postgres:15\n"
+        .. "  web:\n    command: [\"python3\", \"-m\", \"http.server\", \"{port}\", \"--bind\", \"127.0.0.1\"]\n"
+        .. "    depends_on: [db]\n",
+    }, mark)
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- what a killed server leaves: its lock file, its pid one that is alive in the next
+    -- sandbox's PID namespace (1 always is)
+    H.write(dir .. "/.orket/sandboxes/db.main/db/postmaster.pid", "1\n")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 

@@ -189,6 +189,7 @@ function services_yaml(p, o)
   for _, sv in ipairs(p.services) do
     sqlite = sqlite or sv.database == "sqlite"
     condition[sv.name] = sv.database == "sqlite" and (sv.seed and "service_completed_successfully" or false)
+      or sv.job and "service_completed_successfully"
       or (sv.health and sv.health.kind == "none") and "service_started" or "service_healthy"
   end
   local L = {
@@ -225,7 +226,9 @@ function services_yaml(p, o)
           L[#L + 1] = "      - " .. q("sqlite-data:" .. M.DATA)
         end
         local h = sv.health
-        if h and h.kind == "cmd" then
+        if sv.job then
+          -- a job runs to its end: no health check; the others wait for it to succeed
+        elseif h and h.kind == "cmd" then
           health_lines(L, shell_test(h.argv), h)
         elseif not h or h.kind ~= "none" then
           -- as in the sandbox: the entry's check is orket.lua's, the others' a TCP connect
@@ -251,7 +254,7 @@ function services_yaml(p, o)
           L[#L + 1] = "        condition: " .. q(condition[d])
         end
       end
-      if sv.database ~= "sqlite" then L[#L + 1] = "    restart: \"unless-stopped\"" end
+      if sv.database ~= "sqlite" and not sv.job then L[#L + 1] = "    restart: \"unless-stopped\"" end
     end
   end
   if sqlite then volumes[#volumes + 1] = "sqlite-data" end

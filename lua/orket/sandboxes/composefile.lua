@@ -152,6 +152,9 @@ local function image_kind(image)
 end
 
 -- one service -> {name=, dir=, command=, ports=, env=, depends_on=, health=, line=, reasons=}
+-- depends_on's conditions compose defines
+local CONDITIONS = { service_started = true, service_healthy = true, service_completed_successfully = true }
+
 local function service_of(sname, v, name, line)
   if not yamldoc.is_map(v) then return nil, err(name, line, "services.%s must be a mapping", sname) end
   for _, k in ipairs(yamldoc.keys(v)) do
@@ -250,7 +253,11 @@ local function service_of(sname, v, name, line)
         .. "environment may have (the services' start is one command line, which the kernel caps at 128 KiB): put "
         .. "large values in a file of the tree and name the file", sname, bytes, M.ENV_MAX)
     end
-    sv.env = env
+    sv.env, sv.env_line, sv.env_lines = env, yamldoc.line(v, "environment"), {}
+    -- each setting's own line (a mapping's; a list's items are the list's line)
+    if yamldoc.is_map(v.environment) then
+      for k in pairs(env) do sv.env_lines[k] = yamldoc.line(v.environment, k) end
+    end
   end
   if v.ports ~= nil then
     if not yamldoc.is_list(v.ports) or #v.ports == 0 then
@@ -272,7 +279,20 @@ local function service_of(sname, v, name, line)
         sv.depends_on[#sv.depends_on + 1] = { name = x, line = dl }
       end
     elseif yamldoc.is_map(d) then
-      for _, x in ipairs(yamldoc.keys(d)) do sv.depends_on[#sv.depends_on + 1] = { name = x, line = yamldoc.line(d, x) } end
+      for _, x in ipairs(yamldoc.keys(d)) do
+        -- service_started and service_healthy: healthy (a check tells a started service
+        -- ready); service_completed_successfully: x is a job, run to its end before
+        -- sname starts. Any other word (a misspelling) would be taken for one of them
+        -- without a word: refused.
+        local c = yamldoc.is_map(d[x]) and d[x].condition
+        if c ~= nil and c ~= false and not CONDITIONS[c] then
+          return nil, err(name, yamldoc.line(d[x], "condition") or yamldoc.line(d, x),
+            "services.%s.depends_on.%s.condition: %s is not one of service_started, service_healthy, "
+            .. "service_completed_successfully", sname, x, type(c) == "string" and c or tostring(c))
+        end
+        sv.depends_on[#sv.depends_on + 1] = { name = x, line = yamldoc.line(d, x),
+          completed = c == "service_completed_successfully" }
+      end
     else
       return nil, err(name, dl, "services.%s.depends_on: a list of service names, or a mapping", sname)
     end
@@ -364,6 +384,21 @@ function M.read(text, name)
   if #list == 0 then return nil, err(name, yamldoc.line(doc, "services"), "services is empty") end
   local ordered, oerr = M.order(list, name)
   if not ordered then return nil, oerr end
+  -- a service some other awaits with service_completed_successfully is a job: run to its
+  -- end in its place in the order (its failure stops the start), never kept running
+  local by = {}
+  for _, sv in ipairs(list) do by[sv.name] = sv end
+  for _, sv in ipairs(list) do
+    for _, d in ipairs(sv.depends_on) do
+      if d.completed then
+        if by[d.name].database then
+          return nil, err(name, d.line, "services.%s.depends_on.%s: a database is a server, not a job run to its end: "
+            .. "its condition is service_healthy", sv.name, d.name)
+        end
+        by[d.name].job = true
+      end
+    end
+  end
   return { services = ordered }
 end
 

@@ -81,15 +81,52 @@ function M.take_kept(dir, target, home, keep)
   return os.rename(kept, M.folder(home)) and true or false
 end
 
---- put_kept(dir, target, home): an ending sandbox's databases moved aside for the next one
---- (a link the app left in their place is not: it goes with the temp folder)
-function M.put_kept(dir, target, home)
+-- removes a SQLite database's file and journals as themselves (never through a link)
+local function remove_sqlite(path)
+  for _, f in ipairs { path, path .. "-journal", path .. "-wal", path .. "-shm" } do
+    local st = uv.fs_lstat(f)
+    if st and st.type == "directory" then tree.remove(f) elseif st then uv.fs_unlink(f) end
+  end
+end
+
+-- in folder, the databases of list ({name=, database=}) whose making did not end (a SQLite
+-- file still marked, a cluster still marked or with no pg_control, a cluster's initdb under
+-- way in NAME.new) removed: what a killed owner left half made is never kept
+local function drop_unfinished(folder, list)
+  for _, sv in ipairs(list) do
+    local base = folder .. "/" .. sv.name
+    if sv.database == "sqlite" then
+      if uv.fs_lstat(base .. M.MARK) then
+        remove_sqlite(base .. ".sqlite")
+        tree.remove(base .. M.MARK)
+      end
+    elseif sv.database == "postgresql" then
+      tree.remove(base .. ".new")
+      local st = uv.fs_lstat(base)
+      if st and (st.type ~= "directory" or uv.fs_lstat(base .. "/" .. M.MARK)
+          or not uv.fs_lstat(base .. "/global/pg_control")) then
+        tree.remove(base)
+      end
+    end
+  end
+end
+
+--- put_kept(dir, target, home, list): an ending sandbox's databases (list: its database
+--- services, {name=, database=}) moved aside for the next one, but for those whose making
+--- did not end (a link the app left in their place is not moved: it goes with the temp
+--- folder). The folder is first claimed by a rename of its own, so of two processes ending
+--- the same sandbox (two reconciles) only one moves it, and neither removes what the other moved.
+function M.put_kept(dir, target, home, list)
   local from = M.folder(home)
   local st = uv.fs_lstat(from)
   if not st or st.type ~= "directory" then return end
   local kept = M.kept_path(dir, target)
+  local claim = kept .. ".in." .. uv.os_getpid()
+  tree.remove(claim)
+  if not os.rename(from, claim) then return end
+  drop_unfinished(claim, list or {})
   tree.remove(kept)
-  os.rename(from, kept)
+  if not os.rename(claim, kept) then tree.remove(claim) end
 end
 
 -- the seed's SQL file, read from the tree through the confined workspace (the tree is the
@@ -113,9 +150,10 @@ end
 
 -- the child's limits, set by the shell it starts in ($1 KiB of address space, $2 s of CPU:
 -- SIGXCPU, then SIGKILL a second later; $3 blocks of 512 bytes a file); core files off: a
--- killed seed leaves nothing behind
+-- killed seed leaves nothing behind. A parent-death signal (util-linux's setpriv, where
+-- there is one) kills it with its owner: a seed does not run on after a kill -9 of Orket.
 local SEED_SH = 'ulimit -c 0; ulimit -v "$1" && ulimit -S -t "$2" && ulimit -H -t $(($2 + 1)) && ulimit -f "$3" '
-  .. '|| exit 111; shift 3; exec "$@"'
+  .. '|| exit 111; shift 3; [ -x /usr/bin/setpriv ] && exec /usr/bin/setpriv --pdeathsig KILL "$@"; exec "$@"'
 local SEED_CHUNK = 'return require("orket.sandboxes.seed_child").main(...)'
 local SIG = { [9] = "SIGKILL", [24] = "SIGXCPU", [25] = "SIGXFSZ" }
 
@@ -237,7 +275,20 @@ function M.prepare(home, tree_dir, services, stopping)
   if not real_dir(M.folder(home)) then return nil, "cannot make the databases' folder " .. M.folder(home) end
   for _, sv in ipairs(services) do
     local path = M.sqlite_path(home, sv)
+    local mark = M.folder(home) .. "/" .. sv.name .. M.MARK
+    -- a kept file still marked is one whose making did not end (its seed command failed,
+    -- or its owner was killed during its seed): it goes, with its journals, so the seed
+    -- runs on a fresh file and not on top of its own half
+    if sv.database == "sqlite" and uv.fs_lstat(mark) then remove_sqlite(path) end
     if sv.database == "sqlite" and not made(path) then
+      -- marked before anything is written: unmarked only once made (and, for a seed
+      -- command, once the command ran: SQLITE_SEED). Made anew (O_EXCL: never through a
+      -- link left in its place); whatever is there goes as itself.
+      local mst = uv.fs_lstat(mark)
+      if mst and mst.type == "directory" then tree.remove(mark) elseif mst then uv.fs_unlink(mark) end
+      local fd, ferr = uv.fs_open(mark, "wx", 384)
+      if not fd then return nil, string.format("%s: cannot mark it as not made yet: %s", sv.name, tostring(ferr)) end
+      uv.fs_close(fd)
       local text, terr = "", nil
       if sv.seed then text, terr = seed_text(tree_dir, sv) end
       local ok, eerr, ecode = false, terr, "EINVAL"
@@ -252,31 +303,31 @@ function M.prepare(home, tree_dir, services, stopping)
         if sv.seed then return nil, string.format("%s: its seed %s failed: %s", sv.name, sv.seed, tostring(eerr)), ecode end
         return nil, sv.name .. ": " .. tostring(eerr), ecode
       end
-      if sv.seed_command then
-        -- made anew (O_EXCL: never through a link left in its place)
-        local mark = M.folder(home) .. "/" .. sv.name .. M.MARK
-        -- whatever is there goes as itself (a folder left there would fail every start)
-        local mst = uv.fs_lstat(mark)
-        if mst and mst.type == "directory" then tree.remove(mark) elseif mst then uv.fs_unlink(mark) end
-        local fd, ferr = uv.fs_open(mark, "wx", 384)
-        if not fd then return nil, string.format("%s: cannot mark its seed command: %s", sv.name, tostring(ferr)) end
-        uv.fs_close(fd)
-      end
+      if not sv.seed_command then uv.fs_unlink(mark) end
     end
   end
   return true
 end
 
 -- bash, given the database's folder, PostgreSQL's programs' folder and its port as $1 $2
--- $3: a cluster made where none is (then marked to be seeded)
+-- $3: a cluster made where none is. A cluster still marked to be seeded is one whose seed
+-- failed or whose owner was killed: it goes whole (the roles and databases its half seed
+-- made with it), as does one that never got its pg_control. initdb runs under NAME.new and
+-- the cluster takes its name, marked, only once made: a killed initdb leaves no cluster.
+-- A kept cluster's postmaster.pid is its last server's, in a namespace now gone: removed,
+-- lest its pid be taken for a live process's in this one.
 local PG_INIT = [[
 d=$1; bin=$2
-[ -f "$d/PG_VERSION" ] && exit 0
-mkdir -p "$d" && "$bin/initdb" -D "$d" -U app --auth=trust -E UTF8 --no-sync >/dev/null && touch "$d/.orket-seed"
+[ -L "$d" ] && rm -f -- "$d"
+[ -f "$d/.orket-seed" ] && rm -rf -- "$d"
+rm -rf -- "$d.new"
+if [ -f "$d/global/pg_control" ]; then rm -f -- "$d/postmaster.pid"; exit 0; fi
+rm -rf -- "$d"
+"$bin/initdb" -D "$d.new" -U app --auth=trust -E UTF8 --no-sync >/dev/null && touch "$d.new/.orket-seed" && mv -- "$d.new" "$d"
 ]]
 
 -- the same arguments, then the seed's command: once the server answers, a cluster still
--- marked gets its database and its seed
+-- marked (always a fresh one: PG_INIT) gets its database and its seed
 local PG_SEED = [[
 d=$1; bin=$2; port=$3; shift 3
 [ -f "$d/.orket-seed" ] || exit 0

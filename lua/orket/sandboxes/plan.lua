@@ -210,11 +210,12 @@ local function clash(services)
   end
 end
 
--- the entry: the one published service, or the first named like a frontend, or the last to start
+-- the entry: the one published service, or the first named like a frontend, or the last to
+-- start; never a database or a job (it ends)
 local function pick_entry(list)
   local published, apps = {}, {}
   for _, sv in ipairs(list) do
-    if not sv.database then
+    if not sv.database and not sv.job then
       apps[#apps + 1] = sv
       if sv.published then published[#published + 1] = sv end
     end
@@ -313,7 +314,7 @@ function M.detect(ws, s)
     end
     local entry = pick_entry(services)
     if not entry then
-      return nil, "sandbox: " .. tostring(services.from_compose) .. ": every service is a database: nothing to reach", "EINVAL", why
+      return nil, "sandbox: " .. tostring(services.from_compose) .. ": every service is a database or a job: nothing to reach", "EINVAL", why
     end
     if not services.from_compose then
       -- found in folders (no depends_on): the one reached from outside starts last, once
@@ -354,6 +355,21 @@ function M.detect(ws, s)
       return nil, string.format("orket.lua: sandbox.env.%s: is set by Orket in every service of this sandbox (the "
         .. "address of service %s), so the value there would be ignored; remove it, or give the services that "
         .. "need another value their own in the compose file's environment", name, owner), "EINVAL", why
+    end
+    -- a service's own value for its port variable (a file shared with docker, PORT: 3000
+    -- beside ports: ["3000:3000"]) would win over the port Orket gives it, and the service
+    -- would listen where neither its health check nor the others' NAME_URL look: Orket's
+    -- port wins, said in the plan. ${PORT} and $PORT are Orket's port already.
+    local pe = s.port_env
+    for _, sv in ipairs(services) do
+      local v = sv.env and sv.env[pe]
+      if v ~= nil and services.from_compose and v ~= "${" .. pe .. "}" and v ~= "$" .. pe then
+        sv.env[pe] = nil
+        why[#why + 1] = string.format("%s:%s: services.%s.environment.%s (%s) is replaced by the port Orket gives %s, "
+          .. "which its health check and the others' %s_URL use", services.from_compose,
+          tostring(sv.env_lines and sv.env_lines[pe] or sv.env_line or sv.line), sv.name, pe,
+          v:gsub("%c", " "):sub(1, 40), sv.name, composefile.var(sv.name))
+      end
     end
   end
   p.dockerfile = exists(ws, "Dockerfile")

@@ -94,6 +94,29 @@ local function remove_sockets(row)
   end
 end
 
+-- the databases Orket ran in a row's sandbox ({name=, database=}...; its command names each
+-- service's, a database's as "db:8081=postgresql"): only if there is one is its temp dir's
+-- db/ the databases'
+local function row_databases(row)
+  local out = {}
+  local ok, list = pcall(cjson.decode, type(row.command) == "string" and row.command or "")
+  if not ok or type(list) ~= "table" then return out end
+  for _, item in ipairs(list) do
+    local name, kind = (type(item) == "string" and item or ""):match("^([%w][%w_.-]*):%d+=(%l+)$")
+    if kind == "postgresql" or kind == "sqlite" then out[#out + 1] = { name = name, database = kind } end
+  end
+  return out
+end
+
+-- a plan's database services ({name=, database=}...)
+local function plan_databases(services)
+  local out = {}
+  for _, sv in ipairs(services or {}) do
+    if sv.database then out[#out + 1] = { name = sv.name, database = sv.database } end
+  end
+  return out
+end
+
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
 --- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
 function M.reconcile(db)
@@ -105,6 +128,11 @@ function M.reconcile(db)
       -- what its owner would have removed: the tree's copy and the temp dir (the log stays)
       local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
       if home then
+        -- its databases wait for the next sandbox of its target, as at any end (a bug-fix
+        -- phase's data is not lost to a killed owner or a restarted machine)
+        -- (those whose making its owner did not see end are not kept: database.put_kept)
+        local dbs = row_databases(row)
+        if #dbs > 0 then database.put_kept(home:match("^(.+)/%.orket/sandboxes/%d+$"), row.target, home, dbs) end
         tree.remove(home .. "/tree")
         tree.remove(home .. "/tmp")
         remove_sockets(row)
@@ -428,13 +456,13 @@ function M.up(o)
     end)
     if dcode == "ECANCELED" then
       -- stopped: the databases made or taken (kept ones) wait for the next, as at any end
-      sb.stopping, sb.databases = asked, true
+      sb.stopping, sb.databases = asked, plan_databases(p.services)
       sb:_finish()
       return nil, string.format("sandbox %d: %s before it was healthy", id, asked), "ECANCELED", sb.log.tail
     end
     -- made or taken, they wait for the next start, a failed seed's too (its own file is
     -- gone): the kept ones of a bug-fix phase are not lost to a bad seed
-    sb.databases = true
+    sb.databases = plan_databases(p.services)
     if not dok then return fail("sandbox: " .. derr, "EINVAL") end
     local aerr
     argv, aerr = supervise.argv(p, port, env, p.health.start_timeout_ms, { home = home, tree = home .. "/tree" })
@@ -510,8 +538,16 @@ function Sandbox:_await_healthy(stopping, h)
     if uv.now() - t0 >= h.start_timeout_ms then
       if unanswered then last = no_answer(self.socket, h.path, last, h.timeout_ms) end
       if self.entry_mark then
+        local hint, job = "", false
+        for _, sv in ipairs(self.plan.services or {}) do
+          if sv.name == self.starting_name then
+            hint, job = supervise.tcp_hint(sv, self.starting_port, self.plan.port_env), sv.job
+          end
+        end
+        -- a job (service_completed_successfully) is awaited to its end, not to be healthy
         last = string.format("%s was not started yet: %s", self.entry_name, self.starting_name
-          and (self.starting_name .. ", started before it, was not healthy yet") or "no service had started")
+          and (job and (self.starting_name .. ", a job run before it, had not ended yet")
+            or (self.starting_name .. ", started before it, was not healthy yet" .. hint)) or "no service had started")
       end
       return "failed", string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", self.id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT"
@@ -621,7 +657,9 @@ function Sandbox:_said_line(line)
   if line:sub(1, #supervise.SAY) ~= supervise.SAY then return end
   if self.entry_mark and line:sub(1, #self.entry_mark) == self.entry_mark then self.entry_mark = nil end
   local words = line:sub(#supervise.SAY + 1)
-  self.starting_name = words:match("^starting (%S+)") or self.starting_name
+  local name, port = words:match("^starting (%S+) on port (%d+)")
+  if name then self.starting_name, self.starting_port = name, port
+  else self.starting_name = words:match("^starting (%S+)") or self.starting_name end
   for _, pat in ipairs(SAID) do
     local what = words:match(pat)
     if what then self.said = what:sub(1, 300) break end
@@ -682,7 +720,7 @@ function Sandbox:_finish()
   if self.log then self.log:close() end
   tree.remove(self.home .. "/tree")
   -- its databases wait for the next sandbox of its target, which keeps or drops them
-  if self.databases then database.put_kept(self.dir, self.target, self.home) end
+  if self.databases then database.put_kept(self.dir, self.target, self.home, self.databases) end
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end

@@ -115,6 +115,16 @@ local function env_words(env)
   return table.concat(out, " ")
 end
 
+--- tcp_hint(sv, port, port_env) -> for a service checked by the default TCP connect (no
+--- health check of its own, not a database), what its failing says: nothing accepted a
+--- connect on its port; "" otherwise. A service listening elsewhere (a port of its own, ::1
+--- only) or on none (a worker) fails that check alike, and the person sees which.
+function M.tcp_hint(sv, port, port_env)
+  if sv.health or sv.database or not port then return "" end
+  return string.format(": nothing answered a TCP connect to its port %s (its $%s) on 127.0.0.1; a service that "
+    .. "listens on no port needs healthcheck: {disable: true}", tostring(port), port_env or "PORT")
+end
+
 --- health_test(health, port) -> the health check as a command every image with bash can
 --- run (also a compose file's, orket.sandboxes.compose): a TCP connect
 --- through bash's /dev/tcp, and for HTTP a request whose status line must be 2xx or 3xx. In
@@ -198,9 +208,14 @@ function M.script(p, ports, base, start_timeout_ms, o)
       run = r
     end
     L[#L + 1] = string.format("say %s", q(string.format("%s%s(%s)", M.start_words(sv.name),
-      run.argv and ("on port " .. port .. " ") or "", sv.dir ~= "" and (sv.dir .. "/") or "the root")))
+      sv.job and "to its end " or run.argv and ("on port " .. port .. " ") or "", sv.dir ~= "" and (sv.dir .. "/") or "the root")))
     for _, pre in ipairs(run.before or {}) do step(L, dir, env, sv, pre) end
-    if run.argv then
+    if sv.job then
+      -- a job (depends_on's service_completed_successfully): run in the foreground, the
+      -- others waiting; its failure stops the start, its end does not end the sandbox
+      step(L, dir, env, sv, { what = "its run", argv = run.argv })
+      L[#L + 1] = string.format("say %s", q(sv.name .. " ran to its end"))
+    elseif run.argv then
       names[#names + 1] = string.format("\"$pid_%d\") n=%s ;;", i, q(sv.name))
       L[#L + 1] = string.format("( cd -- %s && export %s && exec %s {nap}<&- ) > >(sed -u %s) 2>&1 &", q(dir), env,
         words(run.argv), q("s/^/[" .. sv.name .. "] /"))
@@ -232,7 +247,8 @@ function M.script(p, ports, base, start_timeout_ms, o)
         else
           -- every PROBE_MS, within the start's time
           L[#L + 1] = string.format("  [ \"${EPOCHREALTIME/./}\" -lt \"$deadline\" ] || { say %s; stop_all; exit 1; }",
-            q(string.format("%s was not healthy within %d ms (health.start_timeout_ms)", sv.name, start_timeout_ms)))
+            q(string.format("%s was not healthy within %d ms (health.start_timeout_ms)%s", sv.name, start_timeout_ms,
+              M.tcp_hint(sv, port, p.port_env))))
           L[#L + 1] = string.format("  nap %.3f", M.PROBE_MS / 1000)
         end
         L[#L + 1] = "done"

@@ -170,6 +170,37 @@ describe("a repository's compose file", function()
       assert(detect({ ["app.py"] = "" }, { env = { API_URL = "http://elsewhere:1" } }))
     end)
 
+  it("gives a service Orket's port over its compose environment's port variable, saying so in the plan", function()
+    local text = "services:\n  api:\n    command: [a]\n    ports: ['3000:3000']\n    environment:\n      X: y\n"
+      .. "      PORT: '3000'\n  web:\n    command: [w]\n"
+    local p, err = detect({ ["compose.yaml"] = text })
+    assert(p, err)
+    local ports = supervise.ports(p, 8080)
+    local env = supervise.env_of(p, p.services[1], ports, { HOST = "127.0.0.1" })
+    assert.equal(tostring(ports.api), env.PORT)
+    assert.equal("y", env.X)
+    -- the line of PORT itself, in the plan's reasons
+    assert.matches("compose.yaml:7: services.api.environment.PORT (3000) is replaced by the port Orket gives api, "
+      .. "which its health check and the others' API_URL use", table.concat(p.reasons, "\n"), 1, true)
+    -- ${PORT} and $PORT are Orket's port: no note
+    for _, v in ipairs { "'${PORT}'", "$PORT" } do
+      p = assert(detect({ ["compose.yaml"] = "services:\n  api:\n    command: [a]\n    environment:\n      PORT: " .. v
+        .. "\n  web:\n    command: [w]\n" }))
+      ports = supervise.ports(p, 8080)
+      assert.equal(tostring(ports.api), supervise.env_of(p, p.services[1], ports, { HOST = "127.0.0.1" }).PORT, v)
+      assert.is_nil(table.concat(p.reasons, "\n"):find("is replaced", 1, true), v)
+    end
+    -- the variable orket.lua names, in a list (the list's line)
+    text = "services:\n  api:\n    command: [a]\n    environment: [HTTP_PORT=1]\n  web:\n    command: [w]\n"
+    p = assert(detect({ ["compose.yaml"] = text }, { port_env = "HTTP_PORT" }))
+    assert.matches("compose.yaml:4: services.api.environment.HTTP_PORT (1) is replaced", table.concat(p.reasons, "\n"), 1, true)
+    ports = supervise.ports(p, 8080)
+    assert.equal(tostring(ports.api), supervise.env_of(p, p.services[1], ports, { HOST = "127.0.0.1" }).HTTP_PORT)
+    -- another name is the service's own
+    p = assert(detect({ ["compose.yaml"] = text }))
+    assert.equal("1", supervise.env_of(p, p.services[1], supervise.ports(p, 8080), { HOST = "127.0.0.1" }).HTTP_PORT)
+  end)
+
   it("reads environment as a mapping or a list of NAME=value, both given to the service and written by compose",
     function()
       local function env_of(block)
@@ -197,6 +228,32 @@ describe("a repository's compose file", function()
       assert.matches("compose.yaml:4: ", err, 1, true)
     end)
 
+  it("runs a service awaited with service_completed_successfully as a job: to its end, before its dependants", function()
+    local text = "services:\n  migrate:\n    command: [python3, migrate.py]\n  api:\n    command: [python3, api.py]\n"
+      .. "    depends_on:\n      migrate: {condition: service_completed_successfully}\n"
+      .. "  worker:\n    command: [python3, worker.py]\n    depends_on:\n      migrate:\n"
+      .. "        condition: service_completed_successfully\n      api: {condition: service_healthy}\n"
+    local p = assert(detect({ ["compose.yaml"] = text }))
+    local names = {}
+    for i, sv in ipairs(p.services) do names[i] = sv.name .. (sv.job and "(job)" or "") .. (sv.entry and "(entry)" or "") end
+    -- the job runs once, first; it is never the entry
+    assert.same({ "migrate(job)", "api", "worker(entry)" }, names)
+    local script = assert(supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000))
+    -- in the foreground, its failure stopping the start; not among the services whose end ends the sandbox
+    assert.matches("exec 'python3' 'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 || { say 'migrate: its run "
+      .. "failed'; stop_all; exit 1; }", script, 1, true)
+    assert.matches("say 'migrate ran to its end'", script, 1, true)
+    assert.is_nil(script:find("'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 &", 1, true))
+    assert.is_nil(script:find("n='migrate'", 1, true))
+    -- written back for compose: its dependants await its success; no check, no restart
+    local written = require("orket.sandboxes.compose").yaml(p, { context = "../workspace", dockerfiles = {} })
+    local block = written:match('\n  "migrate":\n(.-)\n  "api":')
+    assert.is_string(block, written)
+    assert.is_nil(block:find("healthcheck", 1, true))
+    assert.is_nil(block:find("restart", 1, true))
+    assert.matches('"migrate":\n        condition: "service_completed_successfully"', written:match('\n  "api":\n.*'), 1, true)
+  end)
+
   it("names the file and the line of each thing Orket cannot run", function()
     local function refused(text)
       local doc, err = composefile.read(text, "compose.yaml")
@@ -207,6 +264,19 @@ describe("a repository's compose file", function()
       refused "services:\n  a:\n    command: [x]\n    depends_on: [b]\n  b:\n    command: [y]\n    depends_on: [a]\n")
     assert.equal("compose.yaml:4: services.a.depends_on: no service cache",
       refused "services:\n  a:\n    command: [x]\n    depends_on: [cache]\n")
+    -- a condition compose does not define (a misspelling) is not taken for one that it does
+    assert.equal("compose.yaml:6: services.a.depends_on.m.condition: service_completed_succesfully is not one of "
+      .. "service_started, service_healthy, service_completed_successfully",
+      refused("services:\n  a:\n    command: [x]\n    depends_on:\n      m:\n        condition: service_completed_succesfully\n"
+        .. "  m:\n    command: [y]\n"))
+    -- a database is never a job
+    assert.equal("compose.yaml:5: services.a.depends_on.d: a database is a server, not a job run to its end: its "
+      .. "condition is service_healthy",
+      refused("services:\n  a:\n    command: [x]\n    depends_on:\n      d: {condition: service_completed_successfully}\n"
+        .. "  d:\n    x-orket: {database: sqlite}\n"))
+    -- the others all mean healthy, as before
+    assert.is_table(composefile.read("services:\n  a:\n    command: [x]\n    depends_on:\n      m: {condition: service_started}\n"
+      .. "  m:\n    command: [y]\n", "compose.yaml"))
     assert.equal("compose.yaml:3: services.q: image rabbitmq:3 only, which Orket cannot run as a process: give it a "
       .. "command (and build: its folder), or run it elsewhere", refused "services:\n  q:\n    image: rabbitmq:3\n")
     assert.equal("compose.yaml:6: services a and b both ask for port 8000 (line 3)",
