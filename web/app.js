@@ -15,6 +15,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const state = { csrf: null, role: null, project: "default", projects: [], selected: null, events: null, cards: new Map(), held: new Set(),
+    asked: new Map(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
     violationCounts: new Map() };
   // what the page asked for, read by the tests (a run must not cost a board per event)
@@ -155,6 +156,7 @@
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
     state.streams = 0;
+    state.asked = new Map();
     refresh();
     startEvents();
     if (isOperator()) loadRuns();
@@ -177,7 +179,7 @@
     let first = true;
     es.onopen = () => {
       setLive("live", true);
-      if (anew && first) { state.needBoard = true; schedule(); }
+      if (anew && first) { state.asked.clear(); state.needBoard = true; schedule(); }
       first = false;
     };
     es.onerror = () => {
@@ -263,7 +265,9 @@
   }
 
   // loadBoard(): the tree; then which waiting cards wait on a held tool call (each such card
-  // once: the board does not say why a card waits)
+  // once for each wait, state.asked: the board does not say why a card waits, and the live
+  // stream's events keep it right after; asked at every board, a board of many waiting cards
+  // cost a request per waiting card for each new card)
   async function loadBoard() {
     const board = await api("GET", "/v1/board");
     const cards = board.cards || [];
@@ -276,7 +280,8 @@
     if (!state.bugfixShown) loadBugfix();
     if (!state.violationsShown) loadViolations();
     for (const c of cards) {
-      if (c.status === "waiting_for_developer" && c.wait_reason === "input" && !state.held.has(c.id) && c.id !== state.selected) {
+      if (c.status === "waiting_for_developer" && c.wait_reason === "input" && !state.held.has(c.id) && c.id !== state.selected
+        && state.asked.get(c.id) !== waitSig(c)) {
         await refreshCard(c.id);
       }
     }
@@ -305,9 +310,13 @@
     if (id === state.selected) renderCard(doc, true);
   }
 
+  // which wait of a card its document was fetched in: another wait (or an update) is asked again
+  const waitSig = (c) => c.status + " " + (c.wait_reason || "") + " " + (c.updated_at || "");
+
   // noteHeld(doc): whether a card doc shows a tool call held for approval
   function noteHeld(doc) {
     const id = doc.card.id;
+    state.asked.set(id, waitSig(doc.card));
     if (pendingOf(doc).length > 0 && doc.card.status === "waiting_for_developer") state.held.add(id);
     else state.held.delete(id);
   }

@@ -198,4 +198,42 @@ describe("the web board in Chromium", function()
     end)
     assert.equal(0, s.stop())
   end)
+
+  -- A board of 1,000 cards, 30 of them waiting on a question: the page draws them all, and
+  -- asks for a waiting card's document (whether it waits on a held tool call) once, not again
+  -- at each board the events bring (a new card anywhere cost all 30 again, one after another).
+  it("a large board: 1,000 cards drawn, a waiting card's document fetched once", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local issues = {}
+    for i = 1, 1000 do issues[i] = string.format('{ "id": "BIG-%d", "summary": "Card %d" }', i, i) end
+    H.write(dir .. "/epics/big.json", '{ "id": "BIG", "name": "Big", "issues": [' .. table.concat(issues, ",") .. "] }")
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    for i = 1, 30 do
+      local id = "BIG-" .. i
+      assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. id .. "/move", key, { to = "in_progress" })))
+      assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. id .. "/move", key, { to = "waiting_for_developer", reason = "input" })))
+    end
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      wd:wait('#tree li[data-card="BIG-1000"]', "the last card in the tree")
+      assert.equal(1004, wd:js("return document.querySelectorAll('#tree li.card').length"))
+      H.wait_for(function() return wd:js("return window.orketBoardStats.card") >= 30 end, "the waiting cards' documents", 5000)
+      local cards, boards = wd:js("return window.orketBoardStats.card"), wd:js("return window.orketBoardStats.board")
+      -- a new card: the board again (its card is not known), the waiting ones not again
+      local _, x = H.api(s, "POST", "/v1/cards", key, { parent = "BIG", summary = "One more" })
+      wd:wait('#tree li[data-card="' .. x.card.id .. '"]', "the new card in the tree")
+      os.execute("sleep 2") -- (asked again, the 30 came one after another, over a second or more)
+      assert.equal(boards + 1, wd:js("return window.orketBoardStats.board"))
+      assert.equal(cards, wd:js("return window.orketBoardStats.card"))
+      -- still checked when its status changes: a card that waits anew is asked about again
+      assert.equal(200, (H.api(s, "POST", "/v1/cards/BIG-31/move", key, { to = "in_progress" })))
+      assert.equal(200, (H.api(s, "POST", "/v1/cards/BIG-31/move", key, { to = "waiting_for_developer", reason = "input" })))
+      wd:wait('#tree li[data-card="BIG-31"] > .status[data-status="waiting_for_developer"]', "BIG-31 waiting")
+    end)
+    assert.equal(0, s.stop())
+  end)
 end)
