@@ -127,6 +127,7 @@
 
   function showSignin(message) {
     stopEvents();
+    state.account = null;
     state.boardSig = state.cardSig = null;
     state.csrf = state.role = null;
     state.sandboxesShown = state.bugfixShown = state.violationsShown = state.viewShown = false;
@@ -966,8 +967,9 @@
   });
 
   // another project: the page starts over on it, as after signing in
-  $("project").addEventListener("change", () => {
-    location.hash = "project=" + $("project").value;
+  function switchProject(name) {
+    state.project = name; // (before the address changes: its hashchange then finds it done)
+    location.hash = "project=" + name;
     stopEvents();
     state.boardSig = state.cardSig = null;
     state.selected = null;
@@ -975,6 +977,16 @@
     state.sandboxesShown = state.bugfixShown = state.violationsShown = state.viewShown = false;
     state.phases = new Map();
     signedIn(state.account);
+  }
+  $("project").addEventListener("change", () => switchProject($("project").value));
+  // the address names another of the person's projects in this open tab (Back after a
+  // switch, a link to #project=NAME followed): that project, or the page showed one project
+  // under another's address
+  window.addEventListener("hashchange", () => {
+    // (none named: the first, as at sign-in)
+    const wanted = (location.hash.match(/project=([a-z][a-z0-9_-]*)/) || [])[1] || (state.projects[0] || {}).name;
+    if (!state.account || !wanted || wanted === state.project) return;
+    if (state.projects.some((p) => p.name === wanted)) switchProject(wanted);
   });
 
   $("signout").addEventListener("click", async () => {
