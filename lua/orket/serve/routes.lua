@@ -149,7 +149,16 @@ local function stream(req, ctx, filter)
   local s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
   if not s then return err(500, "internal", serr) end
   ctx.status = 200
-  s:send("retry: 2000\n\n")
+  -- A stream that starts live starts at the journal's newest id, sent as its SSE id: an
+  -- EventSource keeps the last id it was given and sends it when it reconnects, so one that
+  -- had been given no event yet (a quiet board) lost what was written while the server
+  -- restarted, as it reconnected with no Last-Event-ID and started live again.
+  if after == nil then
+    after = events.latest(ctx.hub.db)
+    s:send(string.format("retry: 2000\nid: %d\n\n", after))
+  else
+    s:send("retry: 2000\n\n")
+  end
   local srv = ctx.server
   -- the rows about the server's people are its admins' (local use is the one person there is)
   filter.people = people_reader(srv, ctx.who)
