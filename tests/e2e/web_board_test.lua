@@ -267,4 +267,33 @@ describe("the web board in Chromium", function()
     end)
     assert.equal(0, s.stop())
   end)
+
+  -- Markup in what people and agents write (a title, a description, a comment, a move's
+  -- note, a cancel's reason) is shown as the text it is: no element made from it, no script run.
+  it("shows markup in titles, descriptions, comments and notes as text", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local bad = [[<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>]]
+    local _, x = H.api(s, "POST", "/v1/cards", key, { parent = "CHG", summary = "T " .. bad, description = "D " .. bad })
+    local X = x.card.id
+    assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. X .. "/comments", key, { body = "C " .. bad })))
+    assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. X .. "/move", key, { to = "in_progress", note = "N " .. bad })))
+    assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. X .. "/cancel", key, { reason = "R " .. bad })))
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      wd:wait('#tree li[data-card="' .. X .. '"]', "the card in the tree")
+      show(wd, X)
+      H.wait_for(function() return (wd:text_of("#comments") or ""):find("R <img", 1, true) end, "the reason, as text", 3000)
+      assert.equal("T " .. bad, wd:text_of('#tree li[data-card="' .. X .. '"] .card-title'))
+      assert.matches("D " .. bad, wd:text_of("#fields"), 1, true)
+      assert.matches("C " .. bad, wd:text_of("#comments"), 1, true)
+      assert.matches("N " .. bad, wd:text_of("#history"), 1, true)
+      assert.equal(0, wd:js("return document.querySelectorAll('#app img, #app script').length"))
+      assert.is_false(wd:js("return window.pwned !== undefined"))
+    end)
+    assert.equal(0, s.stop())
+  end)
 end)
