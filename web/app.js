@@ -125,8 +125,29 @@
     $("no-project").hidden = list.length > 0;
   }
 
+  // clearBoard(): nothing of the project shown so far stays on the page, hidden or not: the
+  // next person signing in at this browser, or another project, is shown only their own
+  // (the pane kept the last card open, the panels their lists, until each was loaded again)
+  function clearBoard() {
+    if (state.timer) { clearTimeout(state.timer); state.timer = null; }
+    state.selected = state.boardSig = state.cardSig = state.changeFor = null;
+    state.cards = new Map();
+    state.held = new Set();
+    state.dirty.clear();
+    state.violationCounts = new Map();
+    for (const id of ["tree", "columns", "create-parent", "fields", "approvals", "comments", "history", "change-commits",
+      "change-files", "violation-list", "violation-rules", "sandbox-list", "view-list", "runs", "people-list"]) $(id).replaceChildren();
+    for (const id of ["transcript", "change-diff", "change-summary", "detail-error", "move-error", "bug-status", "phase",
+      "create-status", "run-status", "people-status"]) $(id).textContent = "";
+    $("detail-title").textContent = "Card";
+    delete $("detail").dataset.card;
+    $("detail-body").hidden = $("transcript-box").hidden = $("change-box").hidden = true;
+    $("detail-none").hidden = false;
+  }
+
   function showSignin(message) {
     stopEvents();
+    clearBoard();
     state.account = null;
     state.boardSig = state.cardSig = null;
     state.csrf = state.role = null;
@@ -971,9 +992,7 @@
     state.project = name; // (before the address changes: its hashchange then finds it done)
     location.hash = "project=" + name;
     stopEvents();
-    state.boardSig = state.cardSig = null;
-    state.selected = null;
-    state.cards = new Map();
+    clearBoard();
     state.sandboxesShown = state.bugfixShown = state.violationsShown = state.viewShown = false;
     state.phases = new Map();
     signedIn(state.account);
