@@ -54,6 +54,8 @@ typedef struct hd_conn {
   int family;        /* AF_INET or AF_INET6 (0: a unix socket's), and the client's address */
   unsigned char addr[16];
   struct hd_watch *watch; /* its socket's handle on the loop, made at the first watch */
+  char *raw_query;   /* the query of the request line read last, as sent (NULL: none), until
+                        its request takes it (libmicrohttpd reads the next line only after) */
   struct hd_conn *prev, *next;
 } hd_conn;
 
@@ -107,6 +109,7 @@ struct httpd_req {
   char *info;                   /* method\0path\0remote\0 then header and arg pairs */
   size_t nheaders, nargs;
   const char **hv, **av;        /* name, value pointers into info */
+  char *raw_query;              /* after the target's "?", as sent; NULL: no "?" */
   char *body;
   size_t body_len, body_cap;
   /* A stream's queue: references to shared blobs (one event, encoded once, queued on
@@ -227,6 +230,7 @@ static void hd_req_free(httpd_req *r) {
   }
   free(r->info);
   free(r->hv);
+  free(r->raw_query);
   free(r->body);
   hd_q_clear(r);
   free(r);
@@ -779,12 +783,18 @@ static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *met
 
 /* Answers a request MHD is still receiving, which MHD cannot answer itself (a response
  * may only be queued before the body or after its end): the lines go straight to the
- * socket, where MHD has written nothing yet, and the write side is shut. */
-static void hd_refuse_raw(int fd, unsigned status) {
+ * socket, where MHD has written nothing yet, and the write side is shut. cap: the body
+ * cap, named in a 413 as orket serve (this server's one user) names it for a declared
+ * length, so a chunked upload is told the same. */
+static void hd_refuse_raw(int fd, unsigned status, size_t cap) {
   const char *reason = status == 408 ? "Request Timeout" : "Content Too Large";
-  const char *body = status == 408
-      ? "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}"
-      : "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger than the server accepts\"}}";
+  char body[256];
+  if (status == 408)
+    snprintf(body, sizeof body, "%s", "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}");
+  else
+    snprintf(body, sizeof body, "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger "
+             "than the server accepts (at most %zu bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)\"}}",
+             cap);
   char msg[512];
   int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\n"
                    "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
@@ -912,6 +922,7 @@ static void hd_on_connection(void *cls, struct MHD_Connection *conn, void **sock
      * request whose hc is this one (the two are set and cleared together) */
     if (hc->req) hc->req->hc = NULL;
     hd_conn_unwatch(hc);
+    free(hc->raw_query);
     free(hc);
     *socket_ctx = NULL;
   }
@@ -924,12 +935,18 @@ static hd_conn *hd_conn_of(const mhdapi *mhd, struct MHD_Connection *conn) {
 
 /* A request's line is in (MHD's URI log callback, before its headers): its connection is
  * no longer idle, and is not closed to make room (hd_make_room), however slowly the rest
- * comes (its header deadline bounds that). NULL: the request's context starts empty. */
+ * comes (its header deadline bounds that). The target's query is kept as sent, which only
+ * this callback sees (MHD splits it into arguments, dropping their order and form), for
+ * what passes it on whole (an app's origin). NULL: the request's context starts empty. */
 static void *hd_on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
-  (void)uri;
   httpd *h = cls;
   hd_conn *hc = hd_conn_of(&h->mhd, conn);
-  if (hc) hc->busy = 1;
+  if (hc) {
+    hc->busy = 1;
+    free(hc->raw_query); /* a line refused before its request was made */
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    hc->raw_query = q ? strdup(q + 1) : NULL; /* out of memory: as none, the arguments remain */
+  }
   return NULL;
 }
 
@@ -971,6 +988,8 @@ static httpd_req *hd_req_new(httpd *h, struct MHD_Connection *conn, const char *
   if (r->hc) {
     r->hc->deadline = 0;
     r->hc->req = r;
+    r->raw_query = r->hc->raw_query;
+    r->hc->raw_query = NULL;
   }
   r->next = h->reqs;
   if (h->reqs) h->reqs->prev = r;
@@ -1102,7 +1121,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
       r->body_state = HTTPD_BODY_TOO_LARGE;
       r->answered = 1;
       if (r->hc) {
-        hd_refuse_raw(r->hc->fd, 413);
+        hd_refuse_raw(r->hc->fd, 413, r->h->o.max_body_bytes);
         r->hc->deadline = uv_now(r->h->loop) + HD_LINGER_MS;
         r->hc->body_phase = 0;
       }
@@ -1333,7 +1352,7 @@ static void hd_on_sweep(uv_timer_t *t) {
   for (hd_conn *hc = h->conns; hc; hc = hc->next) {
     if (hc->deadline == 0 || hc->deadline > now || hc->fd < 0) continue;
     if (hc->body_phase) {
-      hd_refuse_raw(hc->fd, 408);
+      hd_refuse_raw(hc->fd, 408, 0);
       if (hc->req && hc->req->body_state == HTTPD_BODY_READING) {
         hc->req->body_state = HTTPD_BODY_TIMEOUT;
         hc->req->answered = 1; /* by the 408 above */
@@ -1557,6 +1576,7 @@ void httpd_free(httpd *h) {
   while (h->conns) {
     hd_conn *hc = h->conns;
     h->conns = hc->next;
+    free(hc->raw_query);
     free(hc);
   }
   uv_close((uv_handle_t *)&h->poll, hd_handle_closed);
@@ -1590,6 +1610,7 @@ void httpd_set_notify(httpd_req *r, httpd_notify_fn fn, void *ud) {
 
 const char *httpd_method(const httpd_req *r) { return r->info; }
 const char *httpd_path(const httpd_req *r) { return r->info + strlen(r->info) + 1; }
+const char *httpd_raw_query(const httpd_req *r) { return r->raw_query; }
 const char *httpd_remote(const httpd_req *r) {
   const char *p = httpd_path(r);
   return p + strlen(p) + 1;

@@ -74,6 +74,9 @@ const char *httpd_method(const httpd_req *r);
 /* The path as sent, still percent-encoded (never decoded by the server). */
 const char *httpd_path(const httpd_req *r);
 const char *httpd_remote(const httpd_req *r); /* numeric address of the client */
+/* The target's query as sent, after its "?" (order, repeats, "+" and empty pairs kept;
+ * "" for a bare "?"), or NULL when the target has no "?" (or memory ran out). */
+const char *httpd_raw_query(const httpd_req *r);
 /* Header i (name as sent; 0 or -1 past the end); query argument i likewise, raw. */
 int httpd_header_at(const httpd_req *r, size_t i, const char **name, const char **value);
 int httpd_arg_at(const httpd_req *r, size_t i, const char **name, const char **value);

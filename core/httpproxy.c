@@ -32,6 +32,7 @@ struct httpproxy_kept {
   http_opts up;      /* but url, method, headers and body, which are each request's */
   char *unix_socket; /* up.unix_socket's copy */
   pp_strv lines, pass, cookies, pass_in;
+  char *loc_from, *loc_to; /* NULL: Location passed as it is */
   int with_cookies;
   size_t pass_max, queue_high, whole_max;
 };
@@ -49,6 +50,7 @@ struct httpproxy {
   size_t next_ev;   /* the upstream's queued events before this one are on the client's queue */
   size_t sent;
   unsigned status;
+  int timed_out; /* status 0 because the upstream gave no answer in time */
   char *message;
 };
 
@@ -148,6 +150,17 @@ static int pp_has_ctl(const char *v) {
   return 0;
 }
 
+/* What of a Location value follows the start the client's Location replaces with loc_to
+ * (httpproxy_opts' location_from), or NULL: passed as it is. */
+static const char *pp_location_rest(const httpproxy_kept *k, const char *name, const char *value) {
+  if (k->loc_to == NULL || strcmp(name, "location") != 0) return NULL;
+  size_t fl = strlen(k->loc_from);
+  if (strncmp(value, k->loc_from, fl) == 0) return value + fl;
+  /* an absolute path is the upstream's root; "//x" names another host, "/\x" too to a browser */
+  if (value[0] == '/' && value[1] != '/' && value[1] != '\\') return value + 1;
+  return NULL;
+}
+
 /* The answer's header lines: the fixed ones, then what passes of the upstream's, the
  * latter made in one allocation (*owned, NULL when none passes: freed by the caller), as
  * memcpy, not a malloc and a format per line. Returns the count. */
@@ -156,7 +169,8 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
   for (size_t i = 0; i < p->k->lines.n && n < PP_MAX_LINES; i++) out[n++] = p->k->lines.v[i];
   const char *name, *value;
   /* the room first: each passed line as "Name: value" or "Set-Cookie: value", and its NUL */
-  for (size_t i = 0; http_header_next(p->up, &i, &name, &value) == 0;) room += strlen(name) + strlen(value) + 13;
+  size_t more = p->k->loc_to ? strlen(p->k->loc_to) : 0; /* a Location made longer */
+  for (size_t i = 0; http_header_next(p->up, &i, &name, &value) == 0;) room += strlen(name) + strlen(value) + 13 + more;
   char *buf = *owned = room ? malloc(room) : NULL, *at = buf;
   if (buf == NULL) return n;
   for (size_t i = 0; n < PP_MAX_LINES && http_header_next(p->up, &i, &name, &value) == 0;) {
@@ -167,7 +181,13 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
     if (pp_has(&p->k->pass, name, nl) && vl <= p->k->pass_max) {
       memcpy(at, name, nl);
       memcpy(at + nl, ": ", 2);
-      memcpy(at + nl + 2, value, vl + 1);
+      const char *rest = pp_location_rest(p->k, name, value);
+      if (rest) {
+        memcpy(at + nl + 2, p->k->loc_to, more);
+        memcpy(at + nl + 2 + more, rest, strlen(rest) + 1);
+      } else {
+        memcpy(at + nl + 2, value, vl + 1);
+      }
     } else if (p->k->with_cookies && strcmp(name, "set-cookie") == 0 && vl <= PP_COOKIE_MAX) {
       if (!httpproxy_cookie(value, (const char *const *)p->k->cookies.v, p->k->cookies.n, at + 12, vl + 1)) continue;
       memcpy(at, "Set-Cookie: ", 12);
@@ -216,16 +236,62 @@ static void pp_refused(httpproxy *p, int rc) {
   }
 }
 
+/* A Content-Length value (RFC 9110 8.6: 1*DIGIT, between optional spaces; a list of one
+ * number repeated, "2, 2", is that number, RFC 9112 6.3): its number's digits, leading
+ * zeros dropped, at *num (*len of them); -1 when it is not one number (libcurl would read
+ * the first digits of "2, 5", "2 5" or "2abc" and go on). */
+static int pp_cl_parse(const char *v, const char **num, size_t *len) {
+  const char *got = NULL;
+  size_t glen = 0;
+  for (;;) {
+    v += strspn(v, " \t");
+    while (*v == '0' && v[1] >= '0' && v[1] <= '9') v++; /* "02" is 2, as libcurl reads it */
+    size_t n = strspn(v, "0123456789");
+    if (n == 0 || (got && (n != glen || memcmp(got, v, n) != 0))) return -1;
+    got = v;
+    glen = n;
+    v += n;
+    v += strspn(v, " \t");
+    if (*v == '\0') break;
+    if (*v++ != ',') return -1;
+  }
+  *num = got;
+  *len = glen;
+  return 0;
+}
+
 /* The upstream's Content-Length, UINT64_MAX when it gave none (or one not a number). */
 static uint64_t pp_length(const http_req *up) {
-  const char *name, *value;
+  const char *name, *value, *num;
+  size_t n;
   for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;) {
     if (strcmp(name, "content-length") != 0) continue;
-    size_t n = strspn(value, "0123456789");
-    if (n == 0 || n > 18 || value[n + strspn(value + n, " \t")] != '\0') return UINT64_MAX;
-    return strtoull(value, NULL, 10);
+    if (pp_cl_parse(value, &num, &n) != 0 || n > 18) return UINT64_MAX;
+    return strtoull(num, NULL, 10);
   }
   return UINT64_MAX;
+}
+
+/* Why the upstream's answer is framed by no length it can be read by (RFC 9112 6.3: a
+ * Content-Length that is not a number, or lines that differ; a proxy answers 502 rather
+ * than pick one, as libcurl would), or NULL. With a Transfer-Encoding anywhere among its
+ * headers, which frames it instead, no Content-Length counts. */
+static const char *pp_framing_error(const http_req *up) {
+  const char *name, *value, *first = NULL, *num;
+  size_t flen = 0, n;
+  for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;)
+    if (strcmp(name, "transfer-encoding") == 0) return NULL;
+  for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;) {
+    if (strcmp(name, "content-length") != 0) continue;
+    if (pp_cl_parse(value, &num, &n) != 0) return "the app's answer gave a Content-Length that is not one number (RFC 9112 6.3)";
+    if (first == NULL) {
+      first = num;
+      flen = n;
+    } else if (n != flen || memcmp(first, num, n) != 0) {
+      return "the app's answer gave Content-Length twice, differing (RFC 9112 6.3)";
+    }
+  }
+  return NULL;
 }
 
 /* The headers are in: the answer whole (when the body is too, and short) or a stream.
@@ -236,11 +302,16 @@ static int pp_answer(httpproxy *p) {
   size_t nl = pp_answer_lines(p, lines, &owned), hbytes = 0;
   for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
   int st = http_status(p->up), rc, streaming = 0;
+  const char *framing;
   /* RFC 9110 15: 100-599 only; a 1xx here is one libcurl did not take as interim */
   p->status = st < 200 || st > 599 ? 502 : (unsigned)st;
   if (hbytes > PP_HEADERS_MAX) { /* left to the owner, as an answer the app failed to give */
     p->status = 0;
     pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
+    rc = 0;
+  } else if ((framing = pp_framing_error(p->up)) != NULL) { /* the same */
+    p->status = 0;
+    pp_fail(p, "", framing);
     rc = 0;
   } else if (strcmp(httpd_method(p->req), "HEAD") == 0 || p->status == 204 || p->status == 304) {
     /* whole at once and without a body, whatever the upstream still sends: a streamed
@@ -323,7 +394,9 @@ static void pp_step(httpproxy *p) {
       if (!http_headers_done(p->up)) {
         if (http_finished(p->up)) {
           const char *msg;
-          http_error(p->up, &msg, NULL);
+          const char *code = http_error(p->up, &msg, NULL);
+          /* no answer in time is a gateway's timeout (504, RFC 9110 15.6.5), not a bad one */
+          p->timed_out = code != NULL && strcmp(code, HTTP_E_TIMEOUT) == 0;
           pp_fail(p, "", msg ? msg : "no answer");
           go = 0;
         }
@@ -354,7 +427,9 @@ httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
   if (pp_strv_copy(&k->lines, o->lines, o->nlines) != 0 || pp_strv_copy(&k->pass, o->pass, o->npass) != 0 ||
       pp_strv_copy(&k->cookies, o->cookies, o->ncookies) != 0 ||
       pp_strv_copy(&k->pass_in, o->pass_in, o->npass_in) != 0 ||
-      (o->up.unix_socket && (k->unix_socket = strdup(o->up.unix_socket)) == NULL)) {
+      (o->up.unix_socket && (k->unix_socket = strdup(o->up.unix_socket)) == NULL) ||
+      (o->location_from && o->location_to &&
+       ((k->loc_from = strdup(o->location_from)) == NULL || (k->loc_to = strdup(o->location_to)) == NULL))) {
     httpproxy_kept_unref(k);
     return NULL;
   }
@@ -380,6 +455,8 @@ void httpproxy_kept_unref(httpproxy_kept *k) {
   free(k->cookies.v);
   free(k->pass_in.v);
   free(k->unix_socket);
+  free(k->loc_from);
+  free(k->loc_to);
   free(k);
 }
 
@@ -494,6 +571,8 @@ unsigned httpproxy_status(const httpproxy *p, const char **message) {
 }
 
 size_t httpproxy_sent(const httpproxy *p) { return p->sent; }
+
+int httpproxy_timed_out(const httpproxy *p) { return p->status == 0 && p->timed_out; }
 
 void httpproxy_free(httpproxy *p) {
   if (p == NULL) return;

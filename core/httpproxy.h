@@ -38,6 +38,12 @@ typedef struct httpproxy_opts {
                                    more than once as one line joined with ", ", one whose
                                    value holds a line break not at all; before up.headers */
   size_t npass_in;
+  const char *location_from;    /* with location_to: a Location passed back that starts with
+                                   location_from, or is an absolute path ("/x", not "//x"),
+                                   has that start (the path's "/") made location_to: the
+                                   upstream's own URLs made the client's, for a proxy under a
+                                   path prefix */
+  const char *location_to;
   size_t queue_high;            /* 0: 128 KiB */
   size_t whole_max;             /* 0: 256 KiB (in effect no more than up.max_queued) */
 } httpproxy_opts;
@@ -66,9 +72,12 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
 
 /* Once done: the status sent to the client (the upstream's; 502 for one outside 200-599), 499
  * when the client left before any answer, 503 when the server closed first (httpd_free), or 0 when nothing was sent because the upstream
- * failed first or the server refused its headers (the owner answers: message says why). message: why the answer broke off or
+ * failed first, framed its answer by Content-Length lines that differ (RFC 9112 6.3), or the server refused its headers (the owner answers: message says why). message: why the answer broke off or
  * failed, NULL when it did not. */
 unsigned httpproxy_status(const httpproxy *p, const char **message);
+/* 1 when the status is 0 because the upstream gave no answer within its timeouts (the
+ * owner answers 504, RFC 9110 15.6.5, where another failure is 502). */
+int httpproxy_timed_out(const httpproxy *p);
 /* Body bytes handed to the client's queue. */
 size_t httpproxy_sent(const httpproxy *p);
 

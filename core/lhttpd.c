@@ -271,10 +271,26 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
   lhd_proxy_check_pass(L, fn, "pass_in", l->pass_in, o->npass_in);
   o->queue_high = lhd_proxy_size(L, t, fn, "queue_high");
   o->whole_max = lhd_proxy_size(L, t, fn, "whole_max");
+  /* both or neither; each a header value's text (no control byte, no NUL), the from part
+   * non-empty: it is matched at the start of the upstream's Location */
+  size_t fl = 0, tl = 0;
+  o->location_from = lhd_proxy_string(L, t, fn, "location_from", 0, &fl);
+  o->location_to = lhd_proxy_string(L, t, fn, "location_to", 0, &tl);
+  const char *both[2] = {o->location_from, o->location_to};
+  size_t lens[2] = {fl, tl};
+  for (int i = 0; i < 2; i++) {
+    int bad = (both[0] == NULL) != (both[1] == NULL) || (both[i] && (lens[i] == 0 || strlen(both[i]) != lens[i]));
+    for (size_t j = 0; both[i] && !bad && j < lens[i]; j++)
+      bad = (unsigned char)both[i][j] < 0x20 || (unsigned char)both[i][j] == 0x7f;
+    if (bad)
+      luaL_error(L, "bad argument #1 to '%s' (location_from and location_to must be given together, "
+                 "as non-empty strings without control bytes)", fn);
+  }
 }
 
 /* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, total_timeout_ms=, max_bytes=,
- *   read_ahead=, lines=, pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=} -> kept:
+ *   read_ahead=, lines=, pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=,
+ *   location_from=, location_to=} -> kept:
  * those options of req:proxy checked and copied once, for the many requests to one
  * upstream (req:proxy{..., kept=}): each request then reads only its own url, method,
  * headers and body. */
@@ -315,9 +331,10 @@ static int lhd_push_proxy(lua_State *L, void *ud) {
   if (msg) lua_pushstring(L, msg);
   else lua_pushnil(L);
   lua_pushinteger(L, (lua_Integer)httpproxy_sent(q->px));
+  lua_pushboolean(L, httpproxy_timed_out(q->px));
   httpproxy_free(q->px);
   q->px = NULL;
-  return 3;
+  return 4;
 }
 
 /* nil, message: req:proxy's request was closed by another task, its pump stopped */
@@ -387,6 +404,9 @@ typedef struct lhd_end {
   size_t nmore;
   const char *fail_body;         /* the 502's body */
   size_t fail_len;
+  const char *timeout_body;      /* the 504's body (NULL: fail_body) */
+  size_t timeout_len;
+  int timed_out;                 /* nothing came in time: 504, not 502 */
 } lhd_end;
 
 /* The log line's note in out: the pump's message, or, when nothing came to pass on (st 0),
@@ -399,7 +419,7 @@ static const char *lhd_end_note(char *out, size_t n, unsigned st, const char *ms
 }
 
 /* The pump is over (freed by the caller, its status st and note taken first): the 502 when
- * nothing came to pass on, as the caller would answer it, then the counts, the log line (to
+ * nothing came to pass on (504 when nothing came in time), as the caller would answer it, then the counts, the log line (to
  * the log function, protected) and the request released (r NULL: already closed). */
 static void lhd_tally_end(lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, const char *note,
                           const lhd_end *e) {
@@ -412,14 +432,16 @@ static void lhd_tally_end(lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, 
     return;
   }
   if (st == 0) {
-    if (r && e->fail_body) {
+    st = e->timed_out ? 504 : 502;
+    const char *body = e->timed_out && e->timeout_body ? e->timeout_body : e->fail_body;
+    size_t len = body == e->fail_body ? e->fail_len : e->timeout_len;
+    if (r && body) {
       const char *lines[2 * LHD_MAX_HEADERS];
       size_t n = 0;
       for (; n < t->nfail; n++) lines[n] = t->fail_headers[n];
       for (size_t i = 0; i < e->nmore && n < 2 * LHD_MAX_HEADERS; i++) lines[n++] = e->more[i];
-      httpd_respond(r, 502, lines, n, e->fail_body, e->fail_len);
+      httpd_respond(r, st, lines, n, body, len);
     }
-    st = 502;
   }
   long long us = (long long)((uv_hrtime() - t0) / 1000);
   health_stats_count(&t->stats, t->buckets, t->nbuckets, (double)us / 1e6);
@@ -466,9 +488,10 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   char buf[1024];
   lua_getfield(L, top + 1, "fail_note");          /* top + 4, a string (checked by req:proxy) */
   const char *note = lhd_end_note(buf, sizeof buf, st, msg, lua_tostring(L, top + 4));
+  lhd_end e = {0};
+  e.timed_out = httpproxy_timed_out(px);
   httpproxy_free(px);
   q->px = NULL;
-  lhd_end e = {0};
   const char *more[LHD_MAX_HEADERS];
   if (lua_getfield(L, top + 1, "fail_more") == LUA_TTABLE) /* top + 5; checked by req:proxy */
     for (lua_Integer i = 1; e.nmore < LHD_MAX_HEADERS && lua_rawgeti(L, top + 5, i) == LUA_TSTRING; i++) {
@@ -485,6 +508,8 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   e.key = lua_tostring(L, top + 8);
   lua_getfield(L, top + 3, "method");    /* top + 9 */
   e.method = lua_tostring(L, top + 9);
+  lua_getfield(L, top + 1, "timeout_body"); /* top + 10, a string or nil (checked by req:proxy) */
+  e.timeout_body = lua_tolstring(L, top + 10, &e.timeout_len);
   httpd_req *r = q->r;
   q->r = NULL;
   lhd_tally_end(t, r, q->t0, st, note, &e); /* the stack keeps e's strings */
@@ -496,7 +521,8 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
  * fail_note=}, the request ends when its pump does, here: no task waits for it. t0:
  * uv.hrtime() when the request's handling began; key: the log line's key (nil: null);
  * fail_body: the 502's body when the upstream failed before anything was sent (its lines
- * fail_headers, then fail_more's), fail_note its note's start (the pump's message follows). tally:stats() -> count, sum (seconds),
+ * fail_headers, then fail_more's), fail_note its note's start (the pump's message follows);
+ * timeout_body (optional): the 504's, when the upstream gave no answer within its timeouts. tally:stats() -> count, sum (seconds),
  * {count per bucket, not cumulative}, {status -> count}; tally:active() -> the requests
  * still to end here. */
 static int lhd_tally_new(lua_State *L) {
@@ -581,14 +607,15 @@ static int lhd_tally_gc(lua_State *L) {
 
 /* req:proxy{url=, unix_socket=, method=, headers={"Name: value", ...}, body=,
  *   connect_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines={"Name: value", ...},
- *   pass={name, ...}, pass_max=, cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=}
- *   -> status, note, bytes | nil, message
+ *   pass={name, ...}, pass_max=, cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=,
+ *   location_from=, location_to=}
+ *   -> status, note, bytes | nil, message, 0, timed_out
  * pass_in: the request's own headers of those (lower-case) names go to the upstream, each
  * line as req.headers has it (a repeated name joined with ", "), before headers' lines.
  * Answers the request with the upstream's answer (httpproxy.h), waiting until it is over:
  * the status sent (499: the client left first) and why it broke off, if it did, and the
  * body bytes sent; nil when the upstream failed before anything was sent (the caller
- * answers). With kept= (httpd.proxy_kept) the options it holds are its, and the table's
+ * answers: 504 when timed_out, the upstream gave no answer within its timeouts, else 502). With kept= (httpd.proxy_kept) the options it holds are its, and the table's
  * own of those are not read: only url, method, headers and body. */
 static int lhd_proxy(lua_State *L) {
   lhd_req *q = lhd_check(L);
@@ -626,7 +653,9 @@ static int lhd_proxy(lua_State *L) {
       luaL_error(L, "bad argument #1 to 'proxy' (fail_body and fail_note must be strings with tally)");
     int kt = lua_getfield(L, 2, "key");
     if (kt != LUA_TNIL && kt != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (key must be a string)");
-    lua_pop(L, 3);
+    int tt = lua_getfield(L, 2, "timeout_body");
+    if (tt != LUA_TNIL && tt != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (timeout_body must be a string)");
+    lua_pop(L, 4);
   }
   lua_pop(L, 1);
   /* memo={own=, dv=, until_ms=, rate_key=}: the request may be remembered (lhd_memo_put) */
@@ -898,8 +927,9 @@ static int lhd_close(lua_State *L) {
 
 /* req.name: the request's fields (its uservalue), else its methods. Fields: method, path
  * (raw, still percent-encoded), remote, headers (lower-cased names, repeated ones joined by
- * ", "), query (raw names -> raw values, the first of a name wins), content_length (nil
- * when none), too_large. Upvalues: the metatable, the methods. A request's fields are read
+ * ", "), query (raw names -> raw values, the first of a name wins), raw_query (the text
+ * after the target's "?" as sent; nil without one), content_length (nil when none),
+ * too_large. Upvalues: the metatable, the methods. A request's fields are read
  * a few dozen times while it is served, and luaL_checkudata's look-up of the metatable by
  * name cost more than the rest of a read. */
 static int lhd_index(lua_State *L) {
@@ -967,30 +997,22 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
   }
   lua_setfield(L, -2, "headers");
   lua_createtable(L, 0, (int)nq);
-  int repeated = 0;
   for (size_t i = 0; httpd_arg_at(r, i, &k, &v) == 0; i++) {
-    if (lua_getfield(L, -1, k) == LUA_TNIL) {
+    if (lua_getfield(L, -1, k) == LUA_TNIL) { /* a name given twice keeps its first value */
       lua_pop(L, 1);
       lua_pushstring(L, v);
       lua_setfield(L, -2, k);
     } else {
       lua_pop(L, 1);
-      repeated = 1;
     }
   }
   lua_setfield(L, -2, "query");
-  if (repeated) {
-    /* a name given twice (a form's checkboxes, a multiple select): every pair, in order,
-     * name then value, for what passes the query on whole (an app's origin); the table
-     * above keeps the first value, and a query without repeats costs nothing more */
-    lua_createtable(L, (int)(2 * nq), 0);
-    for (size_t i = 0; httpd_arg_at(r, i, &k, &v) == 0; i++) {
-      lua_pushstring(L, k);
-      lua_rawseti(L, -2, (lua_Integer)(2 * i + 1));
-      lua_pushstring(L, v ? v : "");
-      lua_rawseti(L, -2, (lua_Integer)(2 * i + 2));
-    }
-    lua_setfield(L, -2, "query_pairs");
+  /* the query as sent, for what passes it on whole (an app's origin): its order, a name
+   * given twice, "+", a name without "=" and an empty pair as the client wrote them */
+  const char *rq = httpd_raw_query(r);
+  if (rq) {
+    lua_pushstring(L, rq);
+    lua_setfield(L, -2, "raw_query");
   }
   long long cl = httpd_content_length(r);
   if (cl >= 0) {
@@ -1020,8 +1042,8 @@ typedef struct lhd_memo_val {
   int tally_ref, kept_ref;
   lhd_tally *tally;
   httpproxy_kept **kept; /* the httpd.proxy_kept's: *kept is NULL once it was closed */
-  char *url, *key, *rate_key, *fail_body, *fail_note;
-  size_t fail_len;
+  char *url, *key, *rate_key, *fail_body, *fail_note, *timeout_body;
+  size_t fail_len, timeout_len;
   char *more[LHD_MAX_HEADERS];
   size_t nmore;
 } lhd_memo_val;
@@ -1035,6 +1057,7 @@ static void lhd_memo_unref(lhd_memo_val *v) {
   free(v->rate_key);
   free(v->fail_body);
   free(v->fail_note);
+  free(v->timeout_body);
   for (size_t i = 0; i < v->nmore; i++) free(v->more[i]);
   free(v);
 }
@@ -1075,10 +1098,10 @@ typedef struct lhd_fast {
 
 /* Its end, as the remembered request's: lhd_tally_end with what was remembered (note: the
  * log line's, made by lhd_end_note, or NULL) */
-static void lhd_fast_end(lhd_fast *f, unsigned st, const char *note) {
+static void lhd_fast_end(lhd_fast *f, unsigned st, const char *note, int timed_out) {
   lhd_memo_val *v = f->v;
   lhd_end e = {httpd_remote(f->r), httpd_method(f->r), v->key, (const char *const *)v->more, v->nmore,
-               v->fail_body, v->fail_len};
+               v->fail_body, v->fail_len, v->timeout_body, v->timeout_len, timed_out};
   lhd_tally_end(v->tally, f->r, f->t0, st, note, &e);
   v->tally->active--;
   free(f);
@@ -1091,14 +1114,15 @@ static void lhd_fast_ended(httpproxy *px, void *ud) {
   unsigned st = httpproxy_status(px, &msg);
   char buf[1024]; /* made before the pump, which holds msg, is freed */
   const char *note = lhd_end_note(buf, sizeof buf, st, msg, f->v->fail_note);
+  int timed_out = httpproxy_timed_out(px);
   httpproxy_free(px);
-  lhd_fast_end(f, st, note);
+  lhd_fast_end(f, st, note, timed_out);
 }
 
 /* The requests whose pump failed to start, ended as the remembered request's (a 502) */
 static void lhd_fast_fail(lhd_fast *f) {
   char buf[1024];
-  lhd_fast_end(f, 0, lhd_end_note(buf, sizeof buf, 0, f->err, f->v->fail_note));
+  lhd_fast_end(f, 0, lhd_end_note(buf, sizeof buf, 0, f->err, f->v->fail_note), 0);
 }
 
 static void lhd_memo_tick(uv_timer_t *tm) {
@@ -1186,9 +1210,15 @@ static void lhd_memo_put(lua_State *L, lhd_req *q, int t, int64_t own, int64_t d
   }
   const char *fnote = (lua_getfield(L, t, "fail_note"), lua_tostring(L, -1));
   v->fail_note = fnote ? strdup(fnote) : NULL;
-  lua_pop(L, 4);
+  const char *tbody = (lua_getfield(L, t, "timeout_body"), lua_tolstring(L, -1, &len));
+  if (tbody && (v->timeout_body = malloc(len + 1)) != NULL) {
+    memcpy(v->timeout_body, tbody, len + 1);
+    v->timeout_len = len;
+  }
+  lua_pop(L, 5);
   v->rate_key = rate_key ? strdup(rate_key) : NULL;
-  int ok = v->url && (key == NULL || v->key) && v->fail_body && v->fail_note && (rate_key == NULL || v->rate_key);
+  int ok = v->url && (key == NULL || v->key) && v->fail_body && v->fail_note && (tbody == NULL || v->timeout_body) &&
+           (rate_key == NULL || v->rate_key);
   if (lua_getfield(L, t, "fail_more") == LUA_TTABLE)
     for (lua_Integer i = 1; ok && v->nmore < LHD_MAX_HEADERS && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
       ok = (v->more[v->nmore] = strdup(lua_tostring(L, -1))) != NULL;

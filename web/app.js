@@ -517,11 +517,14 @@
     renderCard(doc, quiet);
   }
 
-  // an amount in micro-units of its currency (docs/cost.md), exact: integers, no floats
+  // an amount in micro-units of its currency (docs/cost.md), exact: integers, no floats;
+  // as orket.cost.format writes it: no decimals for a whole amount in a currency with no
+  // minor unit (its NO_MINOR: "12 JPY", not "12.00 JPY")
   function money(micros, currency) {
     let frac = String(micros % 1000000).padStart(6, "0").replace(/0+$/, "");
-    while (frac.length < 2) frac += "0";
-    return Math.floor(micros / 1000000) + "." + frac + " " + currency;
+    const least = ["JPY", "KRW", "VND"].includes(currency) ? 0 : 2;
+    while (frac.length < least) frac += "0";
+    return Math.floor(micros / 1000000) + (frac ? "." + frac : "") + " " + currency;
   }
 
   // the card's model calls (an epic's or a rock's: its cards' too): tokens by kind and,

@@ -8,6 +8,7 @@ local scriptfile = require "orket.scriptfile"
 local pgurl = require "orket.store.pgurl"
 local fieldline = require "orket.fieldline"
 local secret = require "orket.settings.secret"
+local cost = require "orket.cost"
 
 local M = {}
 
@@ -123,6 +124,14 @@ function M.load(dir, getenv)
   end
   local cfg, ferr, fcode = M.finish(copy, dir, getenv)
   if not cfg then return nil, placed(dir, ferr), fcode end
+  -- a price that looks written per 1,000 tokens: said (once a process), not refused;
+  -- otel (where warnings go) lazy: loaded only when there is one to say. A project's
+  -- directory other than "." named: `orket serve` loads several projects' orket.lua
+  local pw = cost.price_warnings(cfg.models.prices)
+  if #pw > 0 and dir and dir ~= "." then
+    for i, w in ipairs(pw) do pw[i] = dir .. "/" .. w end
+  end
+  if #pw > 0 then require("orket.otel").say { warnings = pw } end -- lazy
   return cfg
 end
 

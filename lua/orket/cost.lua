@@ -84,6 +84,38 @@ function M.prices(t)
   return out
 end
 
+-- Below this an input or output price per million tokens looks written per 1,000 tokens,
+-- as some price lists give them (0.0025 for 2.50 per million: 1000 times too small), in
+-- micro-units: 0.005 of a unit. Real prices go as low as 0.01 USD a million (a 1B model's
+-- input and output, a small embedding model's), so the line is under them, and over the
+-- input price per 1,000 tokens of all but the dearest models in a currency near the
+-- dollar (a mistake made in one field is made in all; docs/cost.md says what is missed).
+-- Cached input is not judged: real ones go as low as 0.0025 USD a million (a nano
+-- model's batch price). 0 is no mistake (a local model costs nothing).
+M.PLAUSIBLE_MIN = 5000
+local JUDGED = { "input", "output" }
+
+--- price_warnings(models_prices) -> {messages}: for each nonzero input or output amount
+--- below PLAUSIBLE_MIN of a price the section's check accepted, a message naming the field
+--- (sorted), as "orket.lua: models.prices[...].input is ..."; {} for a section refused.
+function M.price_warnings(t)
+  local parsed = M.prices(t)
+  local out = {}
+  if not parsed then return out end
+  for spec, p in pairs(parsed) do
+    for _, k in ipairs(JUDGED) do
+      local m = p[k]
+      if m > 0 and m < M.PLAUSIBLE_MIN then
+        out[#out + 1] = string.format("orket.lua: models.prices[%q].%s is %s per million tokens: it looks "
+          .. "like a price per 1,000 tokens; prices are per million (per million it would be %s)", spec, k,
+          M.format(m, p.currency), M.format(m * 1000, p.currency))
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
 -- The most tokens of one kind a call may report: 2^31 - 1, far beyond any model's
 -- context. With prices below a billion a unit, no product of the two passes 2^63.
 M.MAX_TOKENS = 2147483647
@@ -199,14 +231,21 @@ function M.plus(a, b)
   return a + b
 end
 
---- format(micros, currency) -> "0.0042 USD": at least two decimals, at most six
+-- The currencies of the list with no minor unit (ISO 4217's exponent 0): their amounts
+-- are written with no decimals unless they have a fraction ("12 JPY", not "12.00 JPY").
+M.NO_MINOR = { JPY = true, KRW = true, VND = true }
+
+--- format(micros[, currency]) -> "0.0042 USD": at most six decimals, at least two (none
+--- for a currency in NO_MINOR, when the amount is whole)
 function M.format(micros, currency)
   if micros == nil then return "unknown" end
   local neg = micros < 0 and "-" or ""
   micros = math.abs(micros)
   local frac = string.format("%06d", micros % M.UNIT):gsub("0+$", "")
-  if #frac < 2 then frac = frac .. string.rep("0", 2 - #frac) end
-  return string.format("%s%d.%s%s", neg, micros // M.UNIT, frac, currency and (" " .. currency) or "")
+  local least = M.NO_MINOR[currency] and 0 or 2
+  if #frac < least then frac = frac .. string.rep("0", least - #frac) end
+  return string.format("%s%d%s%s%s", neg, micros // M.UNIT, #frac > 0 and "." or "", frac,
+    currency and (" " .. currency) or "")
 end
 
 --- add(sums, currency, micros): sums[currency] += micros (nil: nothing known to add)

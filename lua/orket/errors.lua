@@ -44,8 +44,8 @@ M.GROUPS = {
     "bad_request", "bad_json", "bad_path", "bad_query", "unauthorized", "bad_signature", "no_secret",
     "forbidden", "not_found", "method_not_allowed", "timeout", "conflict", "project_error", "not_running",
     "too_large", "unsupported_media_type", "bad_config", "not_started", "stale", "rate_limited", "internal",
-    "unhealthy", "not_stopped", "bad_gateway", "busy", "stopping", "starting", "unavailable", "provider_unavailable",
-    "project_unavailable", "project_changed",
+    "unhealthy", "not_stopped", "bad_gateway", "gateway_timeout", "busy", "stopping", "starting", "unavailable",
+    "provider_unavailable", "project_unavailable", "project_changed",
   } },
 }
 
@@ -365,7 +365,9 @@ CODES.EHTTP = {
   means = "an MCP server over HTTP did not answer as HTTP should",
   remedy = "check its URL in orket.lua's `mcp`",
 }
-CODES.ESESSION = { means = "an MCP server over HTTP forgot the session", remedy = "nothing: Orket opens a new one" }
+CODES.ESESSION = { means = "an MCP server over HTTP forgot the session", remedy = "the server did not take this call, "
+  .. "though calls already sent in that session may have run; Orket opens a new session by itself. Before calling a tool "
+  .. "that changes something again, check whether its effect is there already" }
 CODES.EENGINE = { means = "a turn's tool call failed inside the engine", remedy = "report it, with `orket log RUN`" }
 CODES.EFAIL = {
   means = "a tool's handler returned a failure without a code",
@@ -534,6 +536,12 @@ CODES.bad_gateway = {
   status = 502,
   means = "the sandbox's app did not answer the proxied request",
   remedy = "`orket sandbox logs ID`",
+}
+CODES.gateway_timeout = {
+  status = 504,
+  means = "the sandbox's app gave no answer to the proxied request within two minutes, or did not take its "
+    .. "connection within 5 s",
+  remedy = "`orket sandbox logs ID`; an answer that takes long can be streamed as it is made",
 }
 CODES.provider_unavailable = {
   status = 502,

@@ -25,6 +25,7 @@ local mcp_settings = require "orket.settings.mcp"
 local experiments = require "orket.settings.experiments"
 local secret = require "orket.settings.secret"
 local inert = require "orket.inert"
+local cost = require "orket.cost"
 
 local M = {}
 
@@ -339,6 +340,8 @@ function M.check(dir)
     end
   end
   check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers, half)
+  -- a price that looks written per 1,000 tokens, 1000 times too small (docs/cost.md)
+  for _, w in ipairs(cost.price_warnings(cfg and cfg.models.prices)) do add(warnings, dir, w, "orket.lua") end
   check_epics(dir, out, warnings, summary, team)
   check_compose(dir, out, warnings)
   return out, summary, warnings

@@ -40,9 +40,15 @@ for line in io.lines() do
       for _ = 1, 100 do io.stdout:write("{not json\n") end
       io.stdout:flush()
     else
-      send { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25", capabilities = { tools = {} },
+      -- v=VERSION: the version it answers (a server of an older SDK answers its own)
+      send { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = mode:match("^v=(.+)$") or "2025-11-25", capabilities = { tools = {} },
         serverInfo = { name = "hostile", version = "1" } } }
     end
+  elseif msg.method == "tools/list" and mode == "paged" then
+    -- 30 tools, one a page: the cursor is the next one's number
+    local n = math.tointeger(tonumber(msg.params and msg.params.cursor or "1"))
+    send { jsonrpc = "2.0", id = msg.id, result = { tools = { { name = "t" .. n, inputSchema = { type = "object" } } },
+      nextCursor = n < 30 and tostring(n + 1) or nil } }
   elseif msg.method == "tools/list" and mode == "listnever" then
     -- never answers its listing
   elseif msg.method == "tools/list" then
@@ -65,6 +71,23 @@ for line in io.lines() do
       for _ = 1, 50 do io.stdout:write(chunk) end
       io.stdout:write('"}]}}\n')
       io.stdout:flush()
+    elseif m == "latin1_error" then
+      -- a JSON-RPC error that is not UTF-8, its keys sorted (error, id, jsonrpc)
+      io.stdout:write('{"error":{"code":-32000,"message":"', string.rep("x", 300), 'caf\233"},"id":',
+        string.format("%d", msg.id), ',"jsonrpc":"2.0"}\n')
+      io.stdout:flush()
+    elseif m == "deep_tail" or m == "latin1_tail" then
+      -- an answer that cannot be read, its id last (as the TypeScript SDK writes one), after
+      -- an "id" of the result's own: too deep, or not UTF-8 past the first 200 bytes
+      local bad = m == "deep_tail" and (string.rep("[", 200) .. string.rep("]", 200))
+        or ('[{"type":"text","text":"' .. string.rep("x", 300) .. 'caf\233"}]')
+      io.stdout:write('{"result":{"structuredContent":{"id":1},"content":', bad, '},"jsonrpc":"2.0","id":',
+        string.format("%d", msg.id), '}\n')
+      io.stdout:flush()
+    elseif m == "batch" then
+      -- 2025-03-26's JSON-RPC batch: a ping to the client and the answer, in one array
+      send { { jsonrpc = "2.0", id = "bp", method = "ping" },
+        { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text", text = "in a batch" } } } } }
     elseif m == "error" then
       send { jsonrpc = "2.0", id = msg.id, result = { isError = true, content = { { type = "text", text = "it broke" } } } }
     elseif m == "die" then

@@ -259,6 +259,24 @@ local function reread(run, sp)
   sp.turn, sp.event = turn, event
 end
 
+-- The store's day moved on (UTC midnight passed in a run, or a worker's run that goes on
+-- for days): the days before it are checked no more, so their totals and warnings go, or a
+-- run of many days would keep one more of each a day, each counting every later call.
+-- Only earlier days (YYYY-MM-DD compares in date order): a read that names an earlier day
+-- after a later one (PostgreSQL's pooled reads ending out of order, the store's clock
+-- stepped back) must not drop the later day's total, its holds and its warning mark.
+local function forget_days(sp, day)
+  for d in pairs(sp.by.day) do
+    if d < day then sp.by.day[d] = nil end
+  end
+  for key, t in pairs(sp.totals) do
+    if t.scope == "day" and t.id < day then
+      sp.totals[key] = nil
+      sp.warned[key] = nil
+    end
+  end
+end
+
 -- Before a check: the calls every process (this one too) recorded since the run last
 -- looked join the totals they count in, so runs and workers sharing a scope see each
 -- other's spending. One read by primary keys of what was recorded since; the same read
@@ -280,6 +298,7 @@ local function catch_up(run)
       break
     end
   end
+  if day and sp.day and day > sp.day then forget_days(sp, day) end -- (forward only)
   -- on PostgreSQL the read waits: another turn's catch-up may have counted some rows
   -- meanwhile (ids are visible in order, so those are the ones up to its ids)
   local turn, event = sp.turn, sp.event

@@ -22,7 +22,12 @@ local secret = require "orket.settings.secret"
 local M = {}
 
 M.PROTOCOL = "2025-11-25"
-M.ACCEPTED = { ["2025-11-25"] = true, ["2025-06-18"] = true }
+-- The versions a server may answer initialize with. Servers of SDKs older than 2025-06-18
+-- answer their own (MCP lets them): their messages are a subset of the later ones', and a
+-- 2025-03-26 server may send JSON-RPC batches, which are read. 2024-11-05's HTTP transport
+-- was another (HTTP+SSE): that version is taken over stdio only.
+M.ACCEPTED = { ["2025-11-25"] = true, ["2025-06-18"] = true, ["2025-03-26"] = true, ["2024-11-05"] = "stdio" }
+local BATCHES = { ["2025-03-26"] = true }
 M.MAX_BAD = 50              -- protocol errors (malformed, unknown ids) before disconnecting
 M.MAX_TOOLS = 256           -- tools kept from one server
 M.MAX_SCHEMA_BYTES = 65536  -- a tool's input schema, encoded
@@ -102,9 +107,15 @@ local function cut(s, n)
   return s:sub(1, i)
 end
 
+--- orket_spelling(tool) -> the tool's name as Orket's tool names spell it: MCP allows "-" and
+--- "." in a tool's name (2025-11-25: "admin.tools.list"), providers' tool names neither of
+--- them, so each reads "_"
+local function orket_spelling(tool) return (tool:gsub("[%-%.]", "_")) end
+M.orket_spelling = orket_spelling
+
 --- tools_of(list) -> kept {name=, description=, schema=, compiled=}..., refused {name=, why=}...
 function M.tools_of(list)
-  local kept, refused, seen, as = {}, {}, {}, {} -- as: the names kept, by their Orket spelling
+  local kept, refused, seen, cands, count = {}, {}, {}, {}, {}
   for _, t in ipairs(type(list) == "table" and list or {}) do
     -- not `t.name or nil`: a name sent as false must be shown false, not as a missing one
     local name = nil
@@ -114,30 +125,41 @@ function M.tools_of(list)
       -- false, null; escaped), not as Lua's reading of its name
       local ok, shown = pcall(jsonout.encode, t)
       refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "a tool must be an object" }
-    elseif type(name) ~= "string" or not name:match("^[%w_%-]+$") or #name > 64 then
+    elseif type(name) ~= "string" or not name:match("^[%w_%-%.]+$") or #name > 64 then
       -- a name that is not a string is shown as the server sent it (42, not Lua's 42.0)
       local ok, shown = true, name
       if type(name) ~= "string" then ok, shown = pcall(jsonout.encode, name) end
-      refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "the name must be letters, digits, _ or - (64 at most)" }
+      refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "the name must be letters, digits, _, - or . (64 at most)" }
     elseif seen[name] then
       refused[#refused + 1] = { name = name, why = "listed twice" }
-    elseif as[name:gsub("%-", "_")] then
-      -- a "-" reads "_" in Orket's name for it: the later one would shadow the first unseen
-      refused[#refused + 1] = { name = name, why = "its Orket name is the one of " .. as[name:gsub("%-", "_")]
-        .. ", listed before it (a - reads _)" }
-    elseif #kept >= M.MAX_TOOLS then
-      refused[#refused + 1] = { name = name, why = "more than " .. M.MAX_TOOLS .. " tools" }
     else
       seen[name] = true
       local compiled, why = check_schema(t.inputSchema)
       if not compiled then
         refused[#refused + 1] = { name = name, why = why }
       else
-        -- kept only: a refused tool blocks no other of its Orket name
-        as[name:gsub("%-", "_")] = name
+        -- a refused tool blocks no other of its Orket name
+        local as = orket_spelling(name)
+        count[as] = count[as] or {}
+        table.insert(count[as], name)
         local d = type(t.description) == "string" and t.description or ""
-        kept[#kept + 1] = { name = name, description = cut(d, M.MAX_DESCRIPTION), schema = t.inputSchema, compiled = compiled }
+        cands[#cands + 1] = { name = name, description = cut(d, M.MAX_DESCRIPTION), schema = t.inputSchema, compiled = compiled }
       end
+    end
+  end
+  for _, c in ipairs(cands) do
+    local same = count[orket_spelling(c.name)]
+    if #same > 1 then
+      -- a "-" or "." reads "_" in Orket's name: which of them it reached would hang on the
+      -- listing's order (which may change at each listing), so none does, as across servers
+      local others = {}
+      for _, n in ipairs(same) do if n ~= c.name then others[#others + 1] = n end end
+      refused[#refused + 1] = { name = c.name, why = "its Orket name is also that of " .. table.concat(others, ", ")
+        .. " (a - or . reads _): each of them is refused" }
+    elseif #kept >= M.MAX_TOOLS then
+      refused[#refused + 1] = { name = c.name, why = "more than " .. M.MAX_TOOLS .. " tools" }
+    else
+      kept[#kept + 1] = c
     end
   end
   return kept, refused
@@ -226,7 +248,7 @@ end
 function M.new(spec, o)
   o = o or {}
   local self = setmetatable({ spec = spec, name = spec.name, cwd = o.cwd, getenv = o.env or os.getenv, limits = o.limits,
-    on_notify = o.on_notify, on_close = o.on_close, refusals = o.refusals or {},
+    on_notify = o.on_notify, on_close = o.on_close, on_lost = o.on_lost, refusals = o.refusals or {},
     pending = {}, next_id = 0, bad = 0, state = "new", stderr_tail = "" }, Conn)
   local log = o.log or function() end
   -- a server's text (errors, stderr) may quote what it was given: never logged as it came
@@ -321,20 +343,67 @@ function Conn:_answer(msg)
   return true
 end
 
+-- The id of the response that could not be decoded, where it can only be the message's own:
+-- its first member (or the one after "jsonrpc"), or its last (or the one before a last
+-- "jsonrpc") | nil. Read on the text with every byte above 127 made "?" first (JSON's
+-- syntax is ASCII, so a message that is only not UTF-8 decodes then, and says whether it is
+-- a response); else (too deep) by where the id can be, and never when a "method" is seen
+-- among its first members or as its last: a request's id is the server's own, not Orket's.
+local function response_id(text)
+  local ascii = text:gsub("[\128-\255]", "?")
+  local msg, kind = rpc.decode(ascii)
+  if msg then return kind == "response" and msg.id or nil end
+  if kind and kind.id ~= nil then return not kind.method and kind.id or nil end
+  local head, tail = text:sub(1, 200), text:sub(-200)
+  if head:find('^%s*{[^{}%[%]]-"method"%s*:') or tail:find('"method"%s*:%s*"[^"]*"%s*}%s*$') then return nil end
+  return math.tointeger(tonumber(head:match('^%s*{%s*"id"%s*:%s*(%d+)%s*[,}]')
+    or head:match('^%s*{%s*"jsonrpc"%s*:%s*"2%.0"%s*,%s*"id"%s*:%s*(%d+)%s*[,}]')
+    or tail:match('[,{]%s*"id"%s*:%s*(%d+)%s*}%s*$')
+    -- or the one before a last "jsonrpc" (an error as encoders that sort keys write it)
+    or tail:match('[,{]%s*"id"%s*:%s*(%d+)%s*,%s*"jsonrpc"%s*:%s*"2%.0"%s*}%s*$') or ""))
+end
+
 function Conn:_line(text)
+  if BATCHES[self.version] and rpc.is_batch(text) then
+    -- a JSON-RPC batch, in the one version that has them: each message as if sent alone (a
+    -- request of the server's among them is answered alone too)
+    local items, e = rpc.decode_batch(text)
+    if not items then
+      -- one that is only not UTF-8 is read again as ASCII (as response_id does): each
+      -- response in it fails its call at once rather than time out
+      local again = rpc.decode_batch((text:gsub("[\128-\255]", "?"))) or {}
+      for _, it in ipairs(again) do
+        local id = it.kind == "response" and it.msg.id or (it.err and not it.err.method and it.err.id) or nil
+        if id ~= nil and self.pending[id] then self:_unreadable(id, e.message) end
+      end
+      return self:_protocol_error(e.message)
+    end
+    for _, it in ipairs(items) do
+      if self.state == "closed" then return end
+      if it.err then self:_unreadable(it.err.id ~= nil and not it.err.method and it.err.id or nil, it.err.message)
+      else self:_dispatch(it.msg, it.kind) end
+    end
+    return
+  end
   local msg, kind = rpc.decode(text)
   if not msg then
-    -- an answer that cannot be read (too deep, not JSON) still fails the request it names
-    -- at once, rather than leaving it to time out
-    local id = math.tointeger(tonumber(text:sub(1, 200):match('"id"%s*:%s*(%d+)') or ""))
-    local w = id and self.pending[id]
-    if w then
-      self.pending[id] = nil
-      w.finish(nil, "mcp." .. self.name .. ": the server's answer could not be read: " .. kind.message, "EPROTO")
-    end
-    return self:_protocol_error(kind.message)
+    -- a response that cannot be read (too deep, not JSON, not UTF-8) still fails the request
+    -- it names at once, rather than leaving it to time out: by the message's own id, never
+    -- an "id" inside its result nor the id of a request of the server's, which would fail
+    -- another call
+    return self:_unreadable(response_id(text), kind.message)
   end
   self:_dispatch(msg, kind)
+end
+
+-- A message that could not be read: the request it answers (id, if known) fails at once
+function Conn:_unreadable(id, why)
+  local w = id ~= nil and self.pending[id]
+  if w then
+    self.pending[id] = nil
+    w.finish(nil, "mcp." .. self.name .. ": the server's answer could not be read: " .. why, "EPROTO")
+  end
+  return self:_protocol_error(why)
 end
 
 -- ---- stdio -------------------------------------------------------------------------------
@@ -458,6 +527,7 @@ end
 -- time linear in its size and with the cap checked on every chunk, so a huge or endless
 -- event is refused as soon as it passes 4 MiB and never holds the loop.
 function Conn:_post(text, timeout_ms, no_response)
+  local sent = self.session -- the session this message is sent in: a 404 ends it
   local r, err, code = http.request { url = self.spec.url, method = "POST", headers = self:_headers(), body = text,
     total_timeout_ms = timeout_ms, connect_timeout_ms = math.min(timeout_ms, 10000), framing = "auto",
     max_bytes = rpc.MAX_MESSAGE, max_event = rpc.MAX_MESSAGE }
@@ -494,7 +564,14 @@ function Conn:_post(text, timeout_ms, no_response)
   end
   if status == 202 then return true end
   if status >= 400 then
-    return nil, string.format("mcp.%s: HTTP %d: %s", self.name, status, table.concat(parts):sub(1, 300)), status == 404 and "ESESSION" or "EHTTP"
+    local msg = string.format("mcp.%s: HTTP %d: %s", self.name, status, table.concat(parts):sub(1, 300))
+    if status == 404 and sent then
+      -- the server has forgotten the session (restarted, ended it idle, or another replica
+      -- took the POST): it did not take this message. MCP asks for a new session, which only
+      -- a new initialize opens; the calls in flight in this one still get their answers
+      return nil, self:_session_lost(sent, msg), "ESESSION"
+    end
+    return nil, msg, "EHTTP"
   end
   if not sse then
     local body = table.concat(parts)
@@ -508,7 +585,9 @@ function Conn:_post(text, timeout_ms, no_response)
       -- every POST with 200 and a body of its own ({} or {"ok": true}) says nothing to read:
       -- only a message of the protocol in it is read, nothing else is a protocol error
       local ok, v = pcall(cjson.decode, body)
-      if not (ok and type(v) == "table" and v.jsonrpc ~= nil) then return true end
+      if not (ok and type(v) == "table" and (v.jsonrpc ~= nil or (BATCHES[self.version] and type(v[1]) == "table"))) then
+        return true
+      end
     end
     if ctype and not ctype:lower():find("json", 1, true) and cjson.decode(body) == nil then
       return nil, string.format("mcp.%s: HTTP %d with Content-Type %s, not application/json or text/event-stream",
@@ -517,6 +596,28 @@ function Conn:_post(text, timeout_ms, no_response)
     if body:find("%S") then self:_line(body) end
   end
   return true
+end
+
+-- The session sent was answered 404 (msg, what it said) -> the message of the call it
+-- answered. The connection is lost at once and once: its owner (the manager, on_lost) opens
+-- another for new calls, a new request on this one fails ESESSION unsent, and the requests
+-- in flight end on their own streams (answered, or timed out) before it closes. Nothing is
+-- DELETEd: the server has no such session.
+function Conn:_session_lost(sent, msg)
+  local said = msg:gsub("^mcp%.[^:]*: ", "") .. ": the server no longer knows the MCP session, so it did not take this call"
+  said = "mcp." .. self.name .. ": " .. said
+  if self.lost or self.session ~= sent or self.state == "closed" then return said end
+  self.lost = true
+  if self.on_lost then self.on_lost(self) end
+  self:_retire()
+  return said
+end
+
+-- A lost connection closes once no request of it waits any more
+function Conn:_retire()
+  if self.lost and next(self.pending) == nil then
+    self:close("the server has forgotten the MCP session (HTTP 404)")
+  end
 end
 
 -- ---- requests ----------------------------------------------------------------------------
@@ -539,6 +640,9 @@ end
 --- connection ended first. If the calling task is cancelled, the request is cancelled too.
 function Conn:request(method, params, timeout_ms)
   if self.state == "closed" then return nil, "mcp." .. self.name .. ": not connected", "EDOWN" end
+  if self.lost then
+    return nil, "mcp." .. self.name .. ": the server has forgotten the MCP session (HTTP 404): this request was not sent", "ESESSION"
+  end
   self.next_id = self.next_id + 1
   local id = self.next_id
   timeout_ms = timeout_ms or self.spec.timeout_ms
@@ -553,19 +657,27 @@ function Conn:request(method, params, timeout_ms)
   end
   w.finish = finish
   self.pending[id] = w
+  -- MCP forbids a client to cancel its initialize: a server that never answered it is
+  -- closed instead (the start fails), never told to cancel it
+  local function cancel(reason)
+    if method ~= "initialize" then
+      self:_send(rpc.notification("notifications/cancelled", { requestId = id, reason = reason }))
+    end
+  end
   local guard <close> = setmetatable({}, { __close = function()
     if not w.done then -- the task was cancelled: so is the request
       w.done = true
       if timer and not timer:is_closing() then timer:close() end
       self.pending[id] = nil
-      self:_send(rpc.notification("notifications/cancelled", { requestId = id, reason = "cancelled" }))
+      cancel("cancelled")
+      self:_retire()
     end
   end })
   timer = uv.new_timer()
   timer:start(timeout_ms, 0, function()
     if w.done then return end
     self.pending[id] = nil
-    self:_send(rpc.notification("notifications/cancelled", { requestId = id, reason = "timed out" }))
+    cancel("timed out")
     finish(nil, string.format("mcp.%s: %s got no answer in %d ms", self.name, method, timeout_ms), "ETIMEDOUT")
   end)
   local msg = rpc.request(id, method, params or setmetatable({}, nil))
@@ -583,6 +695,7 @@ function Conn:request(method, params, timeout_ms)
     coroutine.yield()
   end
   self.pending[id] = nil
+  self:_retire()
   if w.res[1] == nil and w.res[2] ~= nil then
     -- Orket's errors name the server once; a JSON-RPC error (EMCP_<code>) is the server's own text
     local own = tostring(w.res[3]):find("^EMCP_")
@@ -635,10 +748,12 @@ function Conn:start()
     self:close(why)
     return nil, M.named(self.name, why), code
   end
-  if type(r) ~= "table" or not M.ACCEPTED[r.protocolVersion] then
+  local accepted = type(r) == "table" and M.ACCEPTED[r.protocolVersion]
+  if not accepted or (accepted ~= true and accepted ~= self.spec.transport) then
     local v = type(r) == "table" and tostring(r.protocolVersion):sub(1, 32) or "?"
     self:close("unsupported protocol version " .. v)
-    return nil, "mcp." .. self.name .. ": the server speaks protocol " .. v .. ", not 2025-11-25 or 2025-06-18", "EPROTO"
+    return nil, "mcp." .. self.name .. ": the server speaks protocol " .. v .. ", not 2025-11-25, 2025-06-18 or 2025-03-26"
+      .. (self.spec.transport == "stdio" and " (or 2024-11-05)" or ""), "EPROTO"
   end
   self.version = r.protocolVersion
   self.server_info = type(r.serverInfo) == "table" and r.serverInfo or {}
@@ -653,11 +768,39 @@ function Conn:start()
   return true
 end
 
---- conn:list_tools() -> true | nil, msg, CODE: tools/list, every page (a bounded number)
+-- One listing's bounds. Its pages may hold a single tool each, so it is bounded by what it
+-- brings rather than by pages: MAX_TOOLS * 2 tools, MAX_LIST_BYTES of pages (their JSON:
+-- tools, descriptions, schemas and cursors together, all held until the last page) and
+-- LIST_TIMEOUTS of the server's timeout_ms in all (the old 20 pages' worst case), so a
+-- server that pages slowly without end holds neither memory nor a start. MAX_PAGES stops
+-- a server whose cursors never end with pages of nothing.
+M.MAX_PAGES = M.MAX_TOOLS * 2 + 2
+M.MAX_LIST_BYTES = 8 * 1024 * 1024
+M.LIST_TIMEOUTS = 20
+
+--- conn:list_tools() -> true | nil, msg, CODE: tools/list, every page within the bounds
+--- above; a listing cut short keeps the tools of the pages read, and says so (once, and
+--- again when why changes)
 function Conn:list_tools()
-  local all, cursor = {}, nil
-  for _ = 1, 20 do
-    local r, err, code = self:request("tools/list", cursor and { cursor = cursor } or nil)
+  local all, cursor, seen, bytes, pages, cut_why = {}, nil, {}, 0, 0, nil
+  local timeout = self.spec.timeout_ms or 30000
+  local deadline = now() + timeout * M.LIST_TIMEOUTS
+  while true do
+    if pages >= M.MAX_PAGES then
+      cut_why = "more than " .. M.MAX_PAGES .. " pages"
+      break
+    end
+    local left = deadline - now()
+    if left <= 0 then
+      cut_why = string.format("it took more than %d ms", timeout * M.LIST_TIMEOUTS)
+      break
+    end
+    pages = pages + 1
+    local r, err, code = self:request("tools/list", cursor and { cursor = cursor } or nil, math.min(timeout, left))
+    if not r and code == "ETIMEDOUT" and pages > 1 and left < timeout then
+      cut_why = string.format("it took more than %d ms", timeout * M.LIST_TIMEOUTS)
+      break
+    end
     if not r then
       local why = M.bare(self.name, err)
       return nil, M.named(self.name, why:find("^tools/list") and why or ("tools/list: " .. why)), code
@@ -670,12 +813,36 @@ function Conn:list_tools()
     if not is_array(tools) then
       return nil, M.named(self.name, "tools/list: the tools of the server's result are not an array"), "EPROTO"
     end
-    for _, t in ipairs(tools) do
-      all[#all + 1] = t
-      if #all > M.MAX_TOOLS * 2 then break end
+    -- the page's size as JSON: what holding it costs (it came as at most MAX_MESSAGE bytes)
+    bytes = bytes + #(cjson.encode(r) or "")
+    if bytes > M.MAX_LIST_BYTES then
+      cut_why = "its pages passed " .. M.MAX_LIST_BYTES .. " bytes (the last one read is not kept)"
+      break
     end
+    for _, t in ipairs(tools) do
+      if #all >= M.MAX_TOOLS * 2 then
+        cut_why = "more than " .. (M.MAX_TOOLS * 2) .. " tools"
+        break
+      end
+      all[#all + 1] = t
+    end
+    if cut_why then break end
     cursor = type(r.nextCursor) == "string" and r.nextCursor or nil
-    if not cursor or #all > M.MAX_TOOLS * 2 then break end
+    if not cursor then break end
+    -- a cursor given before would list the same pages again
+    if seen[cursor] then
+      cut_why = "its cursor " .. jsonout.encode(cut(cursor, 64)) .. " came again"
+      break
+    end
+    seen[cursor] = true
+  end
+  if cut_why then
+    cut_why = string.format("tools/list stopped after %d pages: %s; the tools of the pages before are kept, any later ones "
+      .. "are not", pages, cut_why)
+  end
+  if cut_why ~= self.refusals.cut_said then
+    self.refusals.cut_said = cut_why
+    if cut_why then self.log { event = "mcp_protocol_error", server = self.name, message = cut_why } end
   end
   self.tools, self.refused = M.tools_of(all)
   -- said once, and again only when it changes: a server listing again and again (or each
@@ -712,7 +879,10 @@ function Conn:close(why)
   self.why = self:redact(M.bare(self.name, why or "closed"))
   -- the owner hears first: a waiting task resumed below may call again at once
   if self.on_close then self.on_close(self, self.why) end
-  self:_fail_pending(self.why, "EDOWN")
+  -- a call in flight when the server forgot its session may have run (another replica may
+  -- have lost it, or the server ended it while the call ran): it is not said "not run"
+  self:_fail_pending(self.lost and (self.why .. "; the server had forgotten this call's MCP session (HTTP 404) meanwhile: "
+    .. "whether it ran is unknown, so check its effect before calling it again") or self.why, "EDOWN")
   if self.reader then self.reader:close() end
   if self.pipes then
     for _, p in ipairs(self.pipes) do if not p:is_closing() then p:close() end end
@@ -731,7 +901,7 @@ function Conn:close(why)
     end)
   end
   if self.tmpdir then pcall(tree.remove, self.tmpdir) self.tmpdir = nil end
-  if self.session and self.spec.transport == "http" then
+  if self.session and self.spec.transport == "http" and not self.lost then
     -- the server may forget the session now (it would after its own idle time otherwise)
     local headers = self:_headers()
     task.spawn(function()

@@ -48,7 +48,8 @@ end
 
 local classify
 
---- decode(text) -> msg, kind | nil, error object (with the id when one could be read).
+--- decode(text) -> msg, kind | nil, error object (with the id when one could be read, and
+--- method = true when the message was a request or a notification: that id is the sender's).
 --- kind: "request" (method, id), "notification" (method, no id), "response" (id, result or
 --- error). An array (a batch) is refused: MCP since 2025-06-18 carries none (decode_batch).
 function M.decode(text)
@@ -95,10 +96,10 @@ function classify(v)
   if v.jsonrpc ~= "2.0" then return nil, { code = M.INVALID_REQUEST, message = 'jsonrpc must be "2.0"', id = id } end
   if v.method ~= nil then
     if type(v.method) ~= "string" or #v.method > 256 then
-      return nil, { code = M.INVALID_REQUEST, message = "method must be a short string", id = id }
+      return nil, { code = M.INVALID_REQUEST, message = "method must be a short string", id = id, method = true }
     end
     if v.params ~= nil and type(v.params) ~= "table" then
-      return nil, { code = M.INVALID_REQUEST, message = "params must be an object", id = id }
+      return nil, { code = M.INVALID_REQUEST, message = "params must be an object", id = id, method = true }
     end
     if id == nil then return v, "notification" end
     if id == null then return nil, { code = M.INVALID_REQUEST, message = "id must not be null" } end

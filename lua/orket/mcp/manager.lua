@@ -24,6 +24,8 @@ M.BACKOFF_MS = { 500, 1000, 2000, 5000, 10000, 30000 }
 -- notifications/tools/list_changed lists a server's tools again at most once in this long:
 -- a server sending it after every listing would otherwise keep Orket listing without pause
 M.RELIST_MS = 2000
+-- Sessions lost (HTTP 404) with no call answered between, when it is said once
+M.LOSSES_SAID = 3
 
 local Manager = {}
 Manager.__index = Manager
@@ -40,7 +42,7 @@ function M.new(section, o)
   return self
 end
 
-local function orket_name(server, tool) return server .. "__" .. tool:gsub("%-", "_") end
+local function orket_name(server, tool) return server .. "__" .. client.orket_spelling(tool) end
 M.orket_name = orket_name
 
 -- The longest name a provider takes for a tool: a longer Orket name is refused
@@ -147,7 +149,24 @@ function Manager:_connect(name)
     on_notify = function(c, msg)
       if msg.method == "notifications/tools/list_changed" and c == s.conn then self:_relist(name) end
     end,
+    on_lost = function(c)
+      -- the server forgot the session (HTTP 404): new calls go to a new connection, opened
+      -- after a backoff that grows while no call is answered between losses
+      if c ~= s.conn then return end
+      s.lost_conns = s.lost_conns or {} -- closed when their calls in flight end, or on close
+      s.lost_conns[c] = true
+      s.losses = (s.losses or 0) + 1
+      s.state, s.why, s.conn = "down", "the server forgot the MCP session (HTTP 404): a new one is being opened", nil
+      self.log { event = "mcp_down", server = name, message = s.why }
+      if s.losses == M.LOSSES_SAID then
+        self.log { event = "mcp_error", server = name, message = string.format("the server has forgotten its MCP session %d "
+          .. "times with no call answered between: reconnecting ever more slowly (up to %d ms)", s.losses,
+          M.BACKOFF_MS[#M.BACKOFF_MS]) }
+      end
+      self:_restart(name)
+    end,
     on_close = function(c, why)
+      if s.lost_conns then s.lost_conns[c] = nil end
       if c ~= s.conn then return end
       s.state, s.why, s.conn = "down", why, nil
       self.log { event = "mcp_down", server = name, message = why }
@@ -201,7 +220,8 @@ function Manager:_restart(name)
   local s = self.servers[name]
   if self.closed or s.timer then return end
   s.failures = s.failures + 1
-  local wait = M.BACKOFF_MS[math.min(s.failures, #M.BACKOFF_MS)]
+  -- a server that forgets every session at once starts well each time: its losses count too
+  local wait = M.BACKOFF_MS[math.min(s.failures + math.max(0, (s.losses or 0) - 1), #M.BACKOFF_MS)]
   s.next_try = uv.now() + wait
   s.timer = uv.new_timer()
   s.timer:start(wait, 0, function()
@@ -338,7 +358,11 @@ function Manager:call(name, args, left_ms, where)
   end
   local timeout = s.spec.timeout_ms
   if left_ms and left_ms < timeout then timeout = math.max(1, math.floor(left_ms)) end
-  return s.conn:call(d.mcp.tool, args, timeout)
+  local c = s.conn
+  local r = c:call(d.mcp.tool, args, timeout)
+  -- an answer in the session now open: the server keeps sessions again
+  if c == s.conn and (r.ok or tostring(r.code):find("^EMCP")) then s.losses = 0 end
+  return r
 end
 
 --- manager:release(key): the card's turn ended: the server processes started for it end
@@ -371,6 +395,7 @@ function Manager:close()
     if s.timer then s.timer:close() s.timer = nil end
     stop_relist(s)
     close_cards(s, nil, "stopped")
+    for lost in pairs(s.lost_conns or {}) do lost:close("stopped") end
     local c = s.conn
     s.conn, s.state = nil, "stopped"
     if c then c:close("stopped") end

@@ -301,9 +301,14 @@ for _, name in ipairs(sandboxes.PASS_OUT) do PASS_BACK[#PASS_BACK + 1] = name en
 for _, name in ipairs(PASS_OUT) do PASS_BACK[#PASS_BACK + 1] = name end
 local OWN_ORIGIN = { headers = pass_in, pass = PASS_BACK, cookies = OWN_NAMES }
 
--- a raw path and query as they may go on to the app: RFC 3986's characters only
-local PATH_OK = "^/[%w%-%._~!$&'()*+,;=:@/%%]*$"
-local QUERY_OK = "^[%w%-%._~!$&'()*+,;=:@/?%%]*$"
+-- a raw path and query as they may go on to the app: RFC 3986's characters, and those a
+-- browser sends unencoded though RFC 3986 has them encoded (the WHATWG URL standard's
+-- percent-encode sets leave "[]|^{}\`" as typed in a query, "[]|" in a path: a script's
+-- fetch("/items?page[size]=10") sends them so); never a space, a control byte, a quote,
+-- "<", ">" or "#", which a browser always encodes. A path holds no "\" (a browser makes it
+-- "/"), so no "\..\" reaches an app that reads "\" as "/" as a dot segment
+local PATH_OK = "^/[%w%-%._~!$&'()*+,;=:@/%%%[%]|]*$"
+local QUERY_OK = "^[%w%-%._~!$&'()*+,;=:@/?%%%[%]|^{}\\`]*$"
 
 -- the route a request to an app's origin is logged and counted under
 M.ROUTE = "(app)"
@@ -335,28 +340,24 @@ function Apps:handle(req, ctx, id)
   if type(req.path) ~= "string" or #req.path > 4096 or not req.path:match(PATH_OK) then
     return text(req, ctx, 400, "The path has characters a URL may not hold.")
   end
-  -- the query's names and values come as sent, but for a "+", which libmicrohttpd turns
-  -- into a space (a space cannot come any other way: it is not decoded from %20): written
-  -- back, a form's GET ("q=a+b") reaches the app as the browser sent it
-  local q = {}
-  local function add(k, v) q[#q + 1] = (k:gsub(" ", "+")) .. "=" .. (v:gsub(" ", "+")) end
-  if type(req.query_pairs) == "table" then
-    -- a name given twice (checkboxes, a multiple select): every value, in the order sent
-    for i = 1, #req.query_pairs - 1, 2 do add(req.query_pairs[i], req.query_pairs[i + 1]) end
-  else
-    local names = {}
-    for k in pairs(type(req.query) == "table" and req.query or {}) do names[#names + 1] = k end
-    table.sort(names)
-    for _, k in ipairs(names) do add(k, req.query[k]) end
+  -- the query exactly as the browser sent it (its order, repeats, "+", a name without "=",
+  -- an empty pair): an app that checks a signature over it, or reads it in order, works
+  -- as deployed. nil only without a "?" (or when the server ran out of memory keeping it,
+  -- which the parsed arguments then show)
+  local query = req.raw_query
+  if query == nil then
+    if type(req.query) == "table" and next(req.query) ~= nil then
+      return text(req, ctx, 503, "The server could not keep the query; try again.")
+    end
+    query = ""
   end
-  local query = table.concat(q, "&")
   if not query:match(QUERY_OK) then return text(req, ctx, 400, "The query has characters a URL may not hold.") end
   ctx.params = { id = tostring(id) }
   local row, st, doc = sandboxes.recent_row(ctx)
   if not row then return st, doc end
   -- the Host the browser sent (it named this app, so it is digits and the base): the app
   -- builds its absolute links and redirects from it, as it would deployed
-  local url = "http://" .. req.headers.host:lower() .. req.path .. (#query > 0 and ("?" .. query) or "")
+  local url = "http://" .. req.headers.host:lower() .. req.path .. (req.raw_query and ("?" .. query) or "")
   return sandboxes.forward(req, ctx, row, url, OWN_ORIGIN)
 end
 

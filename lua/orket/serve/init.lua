@@ -450,7 +450,11 @@ function Server:_dispatch(req, ctx)
       return self.by_addr:take(remote, t) and (not who.id or self.by_key:take(who.id, t)) or false
     end
   end
-  if req.too_large then return fail(req, ctx, 413, "too_large", "the request body is larger than the server accepts") end
+  if req.too_large then
+    -- the cap and what sets it, as an app's own origin says (an upload through the proxy)
+    return fail(req, ctx, 413, "too_large", string.format("the request body is larger than the server accepts "
+      .. "(at most %d bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)", self.limits.max_body_bytes))
+  end
   local query, bad = router_mod.query(req.query)
   if not query then return fail(req, ctx, 400, "bad_query", "the query has an invalid escape or a control character") end
   -- a parameter the route does not declare is refused, not ignored (orket.serve.router);

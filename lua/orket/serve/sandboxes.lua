@@ -248,6 +248,8 @@ end
 -- an answer from the app carries at most this much, and takes at most this long
 M.PROXY_MAX_BYTES = 64 * 1024 * 1024
 M.PROXY_TIMEOUT_MS = 120000
+-- and the app takes the connection within this long (its accept queue full: it does not)
+M.PROXY_CONNECT_MS = 5000
 -- bytes queued to the client before the proxy waits for it to take half of them; and bytes
 -- read from the app ahead of the proxy, past which nothing more is read from it until the
 -- proxy takes them: a client that does not read costs about these two, not the answer
@@ -260,12 +262,17 @@ M.WHOLE_MAX = M.APP_AHEAD
 -- the request headers passed on to the app: never the caller's key or cookies (the app is
 -- the agents' code), nor what belongs to this hop
 -- (picked from the request by the pump, in C: no table or string of them made in Lua)
-local PASS_IN = { "accept", "accept-language", "content-type", "if-none-match", "if-modified-since", "range",
-  "user-agent" }
+-- (all of RFC 9110 13's conditions: without If-Range a resumed download would take a range
+-- of a file changed since, and without If-Match or If-Unmodified-Since a write meant to
+-- fail on a change, 412, would overwrite it)
+local PASS_IN = { "accept", "accept-language", "content-type", "if-none-match", "if-modified-since", "if-match",
+  "if-unmodified-since", "if-range", "range", "user-agent" }
 -- the answer's headers passed back (each value under 4 KiB): never Set-Cookie (the app
 -- would set cookies on this server's origin), nor what belongs to this hop
-M.PASS_OUT = { "content-type", "cache-control", "etag", "last-modified", "location", "content-language",
-  "content-disposition", "accept-ranges", "content-range" }
+-- (Content-Encoding: the body is passed as the app sent it, so it must say how it is coded,
+-- or a browser shows an app's gzip, sent unasked, as the bytes it is)
+M.PASS_OUT = { "content-type", "content-encoding", "cache-control", "etag", "last-modified", "location",
+  "content-language", "content-disposition", "accept-ranges", "content-range" }
 
 local enc = urlencode.encode
 
@@ -311,11 +318,24 @@ local BODILESS = { DELETE = true, OPTIONS = true }
 -- with the socket's options
 local kept_api = setmetatable({}, { __mode = "v" }) -- socket -> kept
 local kept_own = setmetatable({}, { __mode = "v" })
--- kept -> {body, note}: the 502's body and the log's note start of a request that ends in C
+-- kept -> {body, note, timeout body}: the 502's body, the log's note start and the 504's
+-- body of a request that ends in C
 local failed_of = setmetatable({}, { __mode = "k" })
 local function bad_gateway(row)
   return err(502, "bad_gateway", string.format("sandbox %d's app gave no answer that could be passed on "
     .. "(GET /v1/sandboxes/%d/logs shows its log)", row.id, row.id))
+end
+-- a time in ms as a person reads it: whole seconds, else milliseconds (never "0 s")
+local function span(ms)
+  return ms % 1000 == 0 and string.format("%d s", ms // 1000) or string.format("%d ms", ms)
+end
+-- an app that gave no answer in time: a gateway's timeout (RFC 9110 15.6.5), not an answer
+-- that was bad. libcurl's connect timeout is one too (an app whose accept queue is full),
+-- so the message names both times
+local function gateway_timeout(row)
+  return err(504, "gateway_timeout", string.format("sandbox %d's app gave no answer within %s, or did not "
+    .. "take the connection within %s (GET /v1/sandboxes/%d/logs shows its log)", row.id, span(M.PROXY_TIMEOUT_MS),
+    span(M.PROXY_CONNECT_MS), row.id))
 end
 -- The proxy's memory (core/lhttpd.c, docs/serve.md "The proxy's memory"): a request
 -- proxied here may be proxied again from C, with no Lua, when it comes again the same
@@ -338,17 +358,23 @@ local function memo_of(req, ctx, method, body, own)
   return { own = ctx.own, dv = ctx.dv, until_ms = ctx.row_until, rate_key = who.id }
 end
 
-local function kept_of(row, own)
+-- (prefix: on the API's route, the path the app's root is reached at, "/v1/sandboxes/ID/app/":
+-- the app's redirects to its own URLs, "http://sandbox/x" or "/x", are made to lead there)
+local function kept_of(row, own, prefix)
   local by_socket = own and kept_own or kept_api
-  local kept = by_socket[row.socket]
+  local at = prefix and (row.socket .. "\n" .. prefix) or row.socket
+  local kept = by_socket[at]
   if not kept then
-    kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = 5000, total_timeout_ms = M.PROXY_TIMEOUT_MS,
+    kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = M.PROXY_CONNECT_MS,
+      total_timeout_ms = M.PROXY_TIMEOUT_MS,
       max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
       lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
-      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN }
-    by_socket[row.socket] = kept
+      pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN,
+      location_from = prefix and "http://sandbox/", location_to = prefix }
+    by_socket[at] = kept
     local _, doc = bad_gateway(row)
-    failed_of[kept] = { jsonout.encode(doc) .. "\n", "sandbox " .. row.id .. ": " }
+    local _, tdoc = gateway_timeout(row)
+    failed_of[kept] = { jsonout.encode(doc) .. "\n", "sandbox " .. row.id .. ": ", jsonout.encode(tdoc) .. "\n" }
   end
   return kept
 end
@@ -380,7 +406,18 @@ function M.forward(req, ctx, row, url, own)
     headers = headers or {}
     headers[#headers + 1] = "Content-Type:"
   end
-  local kept = kept_of(row, own)
+  -- the API's route: the app's root is its sandbox's "/app/", under the project's prefix
+  -- (its name as the client wrote it) when the route the router chose was a project's; built
+  -- from that, never searched for in the path, whose rest is the app's and may hold
+  -- "/sandboxes/X/app/" too
+  local prefix
+  if not own then
+    prefix = "/sandboxes/" .. row.id .. "/app/"
+    local p = type(req.path) == "string" and ctx.route and ctx.route:find("^/v1/projects/")
+      and req.path:match("^/v1/projects/([^/]+)/")
+    prefix = (p and not p:find("%c")) and ("/v1/projects/" .. p .. prefix) or ("/v1" .. prefix)
+  end
+  local kept = kept_of(row, own, prefix)
   -- the request ends in C when the pump does (its 502, with ctx.headers as send adds them,
   -- the counts, the log line: httpd.proxy_tally of its route), and this task goes on at once
   local tally = ctx.server and ctx.server.tallies[ctx.route]
@@ -388,7 +425,7 @@ function M.forward(req, ctx, row, url, own)
     local failed = failed_of[kept]
     local started, serr = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
       body = body, kept = kept, tally = tally, t0 = ctx.t0, key = ctx.key, fail_body = failed[1],
-      fail_more = ctx.headers, fail_note = failed[2], memo = memo_of(req, ctx, method, body, own) }
+      fail_more = ctx.headers, fail_note = failed[2], timeout_body = failed[3], memo = memo_of(req, ctx, method, body, own) }
     if started then
       ctx.ended = true
       return
@@ -396,11 +433,12 @@ function M.forward(req, ctx, row, url, own)
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(serr)
     return bad_gateway(row)
   end
-  local status, note = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
-    body = body, kept = kept }
+  local status, note, _, timed_out = req:proxy { url = url, method = method == "HEAD" and "GET" or method,
+    headers = headers, body = body, kept = kept }
   if not status then
     -- what libcurl said of it is for the log line, not the client (the app's own log says more)
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(note)
+    if timed_out then return gateway_timeout(row) end
     return bad_gateway(row)
   end
   ctx.status, ctx.note = status, note
@@ -521,7 +559,7 @@ function M.add(router)
   -- app's, passed on whole (any_query: none is refused here)
   for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE" } do
     router:add(m, "/v1/sandboxes/{id}/app/{path*}", { handler = proxy, role = m == "GET" and "viewer" or "operator",
-      name = "sandbox_app_" .. m:lower(), errors = { 409, 502 }, any_query = true,
+      name = "sandbox_app_" .. m:lower(), errors = { 409, 502, 504 }, any_query = true,
       summary = "The sandbox's app, through its socket (the rest of the path and the query are passed on)" })
   end
   router:add("POST", "/v1/sandboxes/{id}/restart", { handler = restart, role = "operator", name = "sandbox_restart",

@@ -6,6 +6,66 @@ local settings = require "orket.settings"
 local USD = { input = "2.50", cached_input = 1.25, output = 10, currency = "USD" }
 
 describe("a price", function()
+  it("that looks written per 1,000 tokens is said when orket.lua is loaded, naming the field; 0 is not", function()
+    local prices = {
+      ["openai:gpt-4o"] = { input = 0.0025, cached_input = "0.00125", output = "0.01", currency = "USD" },
+      ["ollama:qwen"] = { input = 0, cached_input = 0, output = 0, currency = "USD" },
+      -- real prices among the cheapest: a cached input this low is no mistake, nor an
+      -- input and output of 0.01 USD a million (a 1B model's), nor that in EUR
+      ["openai:gpt-5-nano"] = { input = "0.025", cached_input = "0.0025", output = "0.20", currency = "USD" },
+      ["p:llama-3.2-1b"] = { input = "0.01", cached_input = "0.01", output = "0.01", currency = "USD" },
+      ["p:llama-eur"] = { input = "0.0086", cached_input = "0.0086", output = "0.0086", currency = "EUR" },
+      ["openai:gpt-4o-mini"] = { input = "0.00015", cached_input = "0.000075", output = "0.0006", currency = "USD" },
+      ["p:below"] = { input = "0.004999", cached_input = "1", output = "0.005", currency = "USD" },
+      ["p:yen"] = { input = "0.0004", cached_input = "1", output = "1", currency = "JPY" },
+    }
+    local function said(spec, field, amount, per_million)
+      return string.format("orket.lua: models.prices[%q].%s is %s per million tokens: it looks like a price per "
+        .. "1,000 tokens; prices are per million (per million it would be %s)", spec, field, amount, per_million)
+    end
+    assert.same({
+      said("openai:gpt-4o", "input", "0.0025 USD", "2.50 USD"),
+      said("openai:gpt-4o-mini", "input", "0.00015 USD", "0.15 USD"),
+      said("openai:gpt-4o-mini", "output", "0.0006 USD", "0.60 USD"),
+      said("p:below", "input", "0.004999 USD", "4.999 USD"),
+      said("p:yen", "input", "0.0004 JPY", "0.4 JPY"),
+    }, cost.price_warnings(prices))
+    assert.same({}, cost.price_warnings(nil))
+    assert.same({}, cost.price_warnings { ["p:m"] = { input = "-1" } }) -- refused, not warned of
+    -- config.load says it (stderr; orket serve's log), once a process however often the
+    -- project is loaded (a hot reload loads it again); orket validate lists it
+    local H = require "tests.helpers"
+    local function project(line)
+      local dir = H.tmpdir()
+      local f = assert(io.open(dir .. "/orket.lua", "w"))
+      f:write(line)
+      f:close()
+      return dir
+    end
+    local PER_1K = [[models = { prices = { ["openai:gpt-4o"] = { input = "0.0025", cached_input = "1.25", output = "10", currency = "USD" } } }
+]]
+    local dir, other = project(PER_1K), project(PER_1K)
+    local otel = require "orket.otel"
+    local warn, warned, told = otel.warn, otel.warned, {}
+    finally(function() otel.warn, otel.warned = warn, warned; H.cleanup() end)
+    otel.warn = function(t) told[#told + 1] = t end
+    otel.warned = {}
+    local config = require "orket.config"
+    assert(config.load(dir, function() end))
+    assert(config.load(dir, function() end))
+    assert.equal(1, #told)
+    -- the project's directory named: orket serve loads several projects, and each one's
+    -- mistake is said
+    assert.equal(dir .. "/" .. said("openai:gpt-4o", "input", "0.0025 USD", "2.50 USD"), told[1])
+    assert(config.load(other, function() end))
+    assert.equal(2, #told)
+    assert.equal(other .. "/" .. said("openai:gpt-4o", "input", "0.0025 USD", "2.50 USD"), told[2])
+    local _, _, warnings = require("orket.validate").check(dir)
+    local found = false
+    for _, w in ipairs(warnings) do found = found or (w.message or ""):find("like a price per 1,000 tokens", 1, true) ~= nil end
+    assert.is_true(found)
+  end)
+
   it("is read exactly, in micro-units per million tokens", function()
     assert.same({ input = 2500000, cached_input = 1250000, output = 10000000, currency = "USD" }, cost.price(USD, "p"))
     assert.equal(150000, cost.micros(0.15))
@@ -89,6 +149,40 @@ describe("a call's cost", function()
     assert.equal("1.50 EUR", cost.format(1500000, "EUR"))
     assert.equal("0.01 EUR + 0.000003 USD", cost.text { USD = 3, EUR = 10000 })
     assert.is_nil(cost.text {})
+  end)
+
+  it("is written with no decimals in a currency with no minor unit, when whole", function()
+    for c in pairs(cost.NO_MINOR) do assert.is_true(cost.CURRENCIES[c], c) end -- one of the list
+    assert.equal("12 JPY", cost.format(12000000, "JPY"))
+    assert.equal("0 KRW", cost.format(0, "KRW"))
+    assert.equal("12.5 JPY", cost.format(12500000, "JPY"))
+    assert.equal("0.0042 JPY", cost.format(4200, "JPY"))
+    assert.equal("3 JPY + 0.50 USD", cost.text { JPY = 3000000, USD = 500000 })
+    assert.equal("3.00", cost.format(3000000)) -- no currency (a metric's value): as ever
+  end)
+
+  it("is written on the web board's card as in text (web/app.js money)", function()
+    if not os.execute("command -v node >/dev/null 2>&1") then return pending("node is not installed") end
+    local H = require "tests.helpers"
+    finally(H.cleanup)
+    local src = assert(H.read("web/app.js"))
+    local fn = assert(src:match("\n  (function money%(micros, currency%) {.-\n  })\n"), "money() in web/app.js")
+    local cases = {}
+    for _, c in ipairs { "USD", "EUR", "JPY", "KRW", "VND" } do
+      for _, m in ipairs { 0, 4200, 12000000, 12500000, 10000, 1234567891 } do cases[#cases + 1] = { m, c } end
+    end
+    local js = H.tmpdir() .. "/money.js"
+    local lines = {}
+    for i, c in ipairs(cases) do lines[i] = string.format("console.log(money(%d, %q));", c[1], c[2]) end
+    H.write(js, fn .. "\n" .. table.concat(lines, "\n") .. "\n")
+    local p = assert(io.popen("node " .. H.quote(js)))
+    local i = 0
+    for line in p:lines() do
+      i = i + 1
+      assert.equal(cost.format(cases[i][1], cases[i][2]), line)
+    end
+    assert.is_true(p:close())
+    assert.equal(#cases, i)
   end)
 end)
 

@@ -23,8 +23,9 @@ local function front(sock, opts)
           total_timeout_ms = 30000 }
         for k, v in pairs(opts or {}) do o[k] = v end
         if req.method == "POST" then o.body = req:body() end
-        local status, note, bytes = req:proxy(o)
-        outcomes[#outcomes + 1] = { status = status, note = note, bytes = bytes }
+        local status, note, bytes, timed_out = req:proxy(o)
+        -- timed_out only when true: the outcomes of the other tests are compared whole
+        outcomes[#outcomes + 1] = { status = status, note = note, bytes = bytes, timed_out = timed_out or nil }
         if not status then req:respond(502, {}, "failed: " .. tostring(note)) end
         req:close()
       end)
@@ -227,6 +228,36 @@ describe("req:proxy", function()
     H.wait_for(function() return outcomes[1] end, "the outcome")
     srv:close()
     app:close()
+  end)
+
+  -- A proxy under a path prefix: the upstream's own URLs in Location lead back through it
+  it("makes a Location to the upstream's own URLs one under location_to", function()
+    local opts = { pass = { "location" }, location_from = "http://sandbox/", location_to = "/p/3/app/" }
+    for given, want in pairs { ["http://sandbox/a?b=1"] = "/p/3/app/a?b=1", ["/x/y"] = "/p/3/app/x/y", ["/"] = "/p/3/app/",
+      ["//other.example/x"] = "//other.example/x", ["/\\other.example"] = "/\\other.example", ["rel/x"] = "rel/x",
+      ["http://other.example/x"] = "http://other.example/x", ["http://sandboxes/x"] = "http://sandboxes/x" } do
+      local app, sock = raw_upstream("HTTP/1.1 302 Found\r\nLocation: " .. given .. "\r\nContent-Length: 0\r\n\r\n")
+      local srv, base = front(sock, opts)
+      local status, headers = fetch(base .. "/")
+      assert.equal(302, status)
+      assert.equal(want, headers.location, given)
+      srv:close()
+      app:close()
+    end
+    -- without them, as it is
+    local app, sock = raw_upstream("HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n")
+    local srv, base = front(sock, { pass = { "location" } })
+    assert.equal("/x", select(2, fetch(base .. "/")).location)
+    srv:close()
+    app:close()
+    for _, bad in ipairs { { location_from = "http://sandbox/" }, { location_to = "/p/" },
+      { location_from = "", location_to = "/p/" }, { location_from = "http://sandbox/", location_to = "/p/\r\nX: 1" } } do
+      bad.unix_socket = sock
+      local ok, e = pcall(httpd.proxy_kept, bad)
+      assert.is_false(ok, next(bad))
+      assert.matches("location_from and location_to must be given together, as non-empty strings without "
+        .. "control bytes", e, 1, true)
+    end
   end)
 
   -- RFC 9110 15: a status is 100-599; any other the app gives is a bad gateway's
@@ -682,6 +713,46 @@ describe("req:proxy", function()
     app:close()
   end)
 
+  -- RFC 9112 6.3: Content-Length lines that differ make the app's framing invalid; a proxy
+  -- answers 502 rather than pass on a body of one length or the other
+  it("leaves the answer to its caller when the upstream's Content-Length lines differ", function()
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\nokokok")
+    local srv, base, outcomes = front(sock)
+    local status, _, body = fetch(base .. "/")
+    assert.equal(502, status)
+    assert.matches("Content-Length twice, differing", body, 1, true)
+    assert.is_nil(outcomes[1].status)
+    srv:close()
+    app:close()
+    -- one line that is not one number (RFC 9112 6.3: invalid, as lines that differ):
+    -- libcurl would read its first digits
+    for _, cl in ipairs { "2, 5", "2abc", "2 5", "+2" } do
+      local app1, sock1 = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: " .. cl .. "\r\n\r\nokokok")
+      local srv1, base1, outcomes1 = front(sock1)
+      local st1, _, body1 = fetch(base1 .. "/")
+      assert.equal(502, st1, cl)
+      assert.matches("Content-Length that is not one number", body1, 1, true)
+      assert.is_nil(outcomes1[1].status)
+      srv1:close()
+      app1:close()
+    end
+    -- the same length twice (RFC 9112 6.3 lets it pass), or listed twice in one line, and a
+    -- Transfer-Encoding's answer, wherever the Transfer-Encoding comes among the lines
+    for _, text in ipairs { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 02\r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 2, 02 \r\n\r\nok",
+      "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2abc\r\n\r\n2\r\nok\r\n0\r\n\r\n" } do
+      local app2, sock2 = raw_upstream(text)
+      local srv2, base2 = front(sock2)
+      local st2, _, body2 = fetch(base2 .. "/")
+      assert.equal(200, st2, text)
+      assert.equal("ok", body2)
+      srv2:close()
+      app2:close()
+    end
+  end)
+
   it("leaves the answer to its caller when the upstream fails before answering", function()
     local srv, base, outcomes = front(H.tmpdir() .. "/nobody.sock", { connect_timeout_ms = 2000 })
     local status, _, body = fetch(base .. "/")
@@ -689,7 +760,34 @@ describe("req:proxy", function()
     assert.matches("^failed: ", body)
     assert.is_nil(outcomes[1].status)
     assert.is_string(outcomes[1].note)
+    assert.is_nil(outcomes[1].timed_out) -- refused at once: no timeout of the upstream's
     srv:close()
+  end)
+
+  -- An upstream that takes the request and never answers: its caller is told it timed out
+  -- (a 504 then, RFC 9110 15.6.5, not the 502 of an answer that was bad)
+  it("tells its caller the upstream gave no answer in time", function()
+    local sock = H.tmpdir() .. "/mute.sock"
+    local mute = uv.new_pipe(false)
+    local held = {}
+    assert(mute:bind(sock))
+    mute:listen(16, function()
+      local c = uv.new_pipe(false)
+      mute:accept(c)
+      held[#held + 1] = c
+      c:read_start(function() end) -- reads the request, answers nothing
+    end)
+    local srv, base, outcomes = front(sock, { total_timeout_ms = 400 })
+    local t0 = uv.now()
+    local status = fetch(base .. "/")
+    assert.equal(502, status) -- the front above answers every failure 502
+    assert.is_true(uv.now() - t0 >= 350)
+    assert.is_nil(outcomes[1].status)
+    assert.is_true(outcomes[1].timed_out)
+    assert.matches("no complete response within 400 ms", outcomes[1].note, 1, true)
+    srv:close()
+    for _, c in ipairs(held) do c:close() end
+    mute:close()
   end)
 
   -- A request proxied from a stream of 1000 bytes the upstream never ends; stop(req, t),

@@ -564,6 +564,283 @@ local function manager_of(servers, events)
     log = function(f) if events then events[#events + 1] = f end end })
 end
 
+-- An in-process HTTP server: handle(msg, session id, answer(status, body, extra headers), head)
+-- for each request (one a connection) -> server, port, its connections
+local function http_server(handle)
+  local uv = require "luv"
+  local srv, socks = uv.new_tcp(), {}
+  assert(srv:bind("127.0.0.1", 0))
+  srv:listen(8, function()
+    local sock = uv.new_tcp()
+    srv:accept(sock)
+    socks[#socks + 1] = sock
+    local buf = ""
+    sock:read_start(function(_, data)
+      if not data then sock:close() return end
+      buf = buf .. data
+      local head_end = buf:find("\r\n\r\n", 1, true)
+      if not head_end then return end
+      local head = buf:sub(1, head_end):lower()
+      local len = tonumber(head:match("content%-length:%s*(%d+)") or "0")
+      if #buf < head_end + 3 + len then return end
+      sock:read_stop()
+      local function answer(status, body, extra)
+        if sock:is_closing() then return end
+        sock:write("HTTP/1.1 " .. status .. "\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+          .. "\r\n" .. (extra or "") .. "Connection: close\r\n\r\n" .. body, function() sock:close() end)
+      end
+      handle(cjson.decode(buf:sub(head_end + 4, head_end + 3 + len)) or {}, head:match("mcp%-session%-id:%s*(%S+)"),
+        answer, head)
+    end)
+  end)
+  return srv, srv:getsockname().port, socks
+end
+
+describe("orket.mcp.manager over Streamable HTTP", function()
+  after_each(H.cleanup)
+
+  -- MCP's Streamable HTTP transport: a client answered 404 to a request with its
+  -- Mcp-Session-Id "MUST start a new session" (a server restarted, or one that ends idle
+  -- sessions); every later call used to be refused 404 (ESESSION) until the engine ended
+  it("opens a new session when the server has forgotten its own", function()
+    local uv = require "luv"
+    local known, n, deleted = {}, 0, {}
+    local srv = uv.new_tcp()
+    assert(srv:bind("127.0.0.1", 0))
+    srv:listen(8, function()
+      local sock = uv.new_tcp()
+      srv:accept(sock)
+      local buf = ""
+      sock:read_start(function(_, data)
+        if not data then sock:close() return end
+        buf = buf .. data
+        local head_end = buf:find("\r\n\r\n", 1, true)
+        if not head_end then return end
+        local head = buf:sub(1, head_end):lower()
+        local len = tonumber(head:match("content%-length:%s*(%d+)") or "0")
+        if #buf < head_end + 3 + len then return end
+        sock:read_stop()
+        local sid = head:match("mcp%-session%-id:%s*(%S+)")
+        local function answer(status, body, extra)
+          sock:write("HTTP/1.1 " .. status .. "\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+            .. "\r\n" .. (extra or "") .. "Connection: close\r\n\r\n" .. body, function() sock:close() end)
+        end
+        if head:match("^delete") then
+          if sid then known[sid] = nil deleted[#deleted + 1] = sid end
+          return answer("204 No Content", "")
+        end
+        local msg = cjson.decode(buf:sub(head_end + 4, head_end + 3 + len))
+        if msg.method == "initialize" and not sid then
+          n = n + 1
+          known["s" .. n] = true
+          return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25",
+            capabilities = { tools = {} } } }, "Mcp-Session-Id: s" .. n .. "\r\n")
+        end
+        if not (sid and known[sid]) then return answer("404 Not Found", '{"error":"no such session"}') end
+        if not msg.id then return answer("202 Accepted", "") end
+        local result = msg.method == "tools/list" and { tools = { { name = "ok", inputSchema = { type = "object" } } } }
+          or { content = { { type = "text", text = "called in " .. sid } } }
+        answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = result })
+      end)
+    end)
+    local events = {}
+    in_task(function()
+      local manager = require "orket.mcp.manager"
+      local m = manager.new(assert(require("orket.settings.mcp").section { servers = { hs = {
+        url = "http://127.0.0.1:" .. srv:getsockname().port .. "/mcp", timeout_ms = 5000 } } }),
+        { log = function(f) events[#events + 1] = f end })
+      assert.same({}, m:start())
+      local r = m:call("hs__ok", {})
+      assert.is_true(r.ok, r.error)
+      assert.equal("called in s1", r.result.text)
+      known = {} -- the server restarted
+      local lost = m:call("hs__ok", {})
+      assert.is_false(lost.ok)
+      assert.equal("ESESSION", lost.code)
+      local again = H.wait_for(function()
+        local x = m:call("hs__ok", {})
+        return x.ok and x
+      end, "a call in a new session", 300)
+      assert.equal("called in s2", again.result.text)
+      assert.equal(2, n) -- one initialize more, for the new session
+      assert.same({}, deleted) -- the forgotten session is not DELETEd
+      m:close()
+    end)
+    srv:close()
+  end)
+
+  -- Each POST's answer comes on its own stream: a 404 to one call (a replica that lost the
+  -- session, a server ending it while a long call runs) used to fail every call in flight
+  -- EDOWN "a new one is opened", though the server ran them and answered: the model was
+  -- invited to run a create or a send twice
+  it("fails only the call answered 404; a call in flight in the lost session keeps its answer", function()
+    local uv = require "luv"
+    local ran, n, deleted, timers = {}, 0, {}, {}
+    local srv, port, socks = http_server(function(msg, sid, answer, head)
+      if head:match("^delete") then deleted[#deleted + 1] = sid return answer("204 No Content", "") end
+      if msg.method == "initialize" then
+        n = n + 1
+        return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25",
+          capabilities = { tools = {} } } }, "Mcp-Session-Id: s" .. n .. "\r\n")
+      end
+      if not msg.id then return answer("202 Accepted", "") end
+      if msg.method == "tools/list" then
+        return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { tools = { { name = "ok",
+          inputSchema = { type = "object" } } } } })
+      end
+      local a = msg.params.arguments
+      if a.gone then return answer("404 Not Found", "{}") end
+      ran[#ran + 1] = a.tag .. "@" .. sid
+      local t = uv.new_timer()
+      timers[#timers + 1] = t
+      t:start(a.ms or 0, 0, function()
+        t:close()
+        answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { content = { { type = "text",
+          text = "done " .. a.tag } } } })
+      end)
+    end)
+    local events = {}
+    in_task(function()
+      local manager = require "orket.mcp.manager"
+      local m = manager.new(assert(require("orket.settings.mcp").section { servers = { hs = {
+        url = "http://127.0.0.1:" .. port .. "/mcp", timeout_ms = 2500 } } }), { log = function(f) events[#events + 1] = f end })
+      assert.same({}, m:start())
+      local old = m.servers.hs.conn
+      local slow, stopped
+      local ta = task.spawn(function() slow = m:call("hs__ok", { tag = "A", ms = 300 }) end)
+      local tb = task.spawn(function() stopped = m:call("hs__ok", { tag = "B", ms = 60000 }) end)
+      H.wait_for(function() return #ran == 2 end, "A and B running", 2000)
+      local lost = m:call("hs__ok", { gone = true })
+      assert.equal("ESESSION", lost.code)
+      assert.matches("HTTP 404", lost.error, 1, true)
+      assert.matches("did not take this call", lost.error, 1, true)
+      -- a new request on the lost connection is not sent, and says so
+      local _, err, code = old:request("tools/list")
+      assert.equal("ESESSION", code)
+      assert.matches("not sent", err, 1, true)
+      ta:join()
+      assert.is_true(slow.ok, slow.error)
+      assert.equal("done A", slow.result.text)
+      -- the new session serves new calls meanwhile
+      local again = H.wait_for(function()
+        local x = m:call("hs__ok", { tag = "C" })
+        return x.ok and x
+      end, "a call in a new session", 300)
+      assert.equal("done C", again.result.text)
+      assert.equal("C@s2", ran[3])
+      -- a call still in flight when the old connection ends cannot be said not run
+      assert.is_nil(stopped)
+      m:close()
+      tb:join()
+      assert.equal("EDOWN", stopped.code)
+      assert.matches("whether it ran is unknown", stopped.error, 1, true)
+      assert.is_nil(stopped.error:find("a new one is opened", 1, true))
+    end)
+    for _, t in ipairs(timers) do if not t:is_closing() then t:close() end end
+    for _, sock in ipairs(socks) do if not sock:is_closing() then sock:close() end end
+    srv:close()
+    local said = {}
+    for _, f in ipairs(events) do if f.event == "mcp_down" then said[#said + 1] = f.message end end
+    assert.equal(1, #said)
+    assert.matches("HTTP 404", said[1], 1, true)
+    for _, sid in ipairs(deleted) do assert.not_equal("s1", sid) end
+  end)
+
+  -- a server that starts well and answers every call 404 reconnected each time after 500 ms,
+  -- its failures back to 0 at each start, and nothing said it
+  it("grows the backoff for a server that forgets every session, and says so once", function()
+    local n = 0
+    local srv, port = http_server(function(msg, _, answer, head)
+      if head:match("^delete") then return answer("204 No Content", "") end
+      if msg.method == "initialize" then
+        n = n + 1
+        return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-11-25",
+          capabilities = { tools = {} } } }, "Mcp-Session-Id: s" .. n .. "\r\n")
+      end
+      if not msg.id then return answer("202 Accepted", "") end
+      if msg.method == "tools/list" then
+        return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { tools = { { name = "ok",
+          inputSchema = { type = "object" } } } } })
+      end
+      return answer("404 Not Found", "{}")
+    end)
+    local events = {}
+    in_task(function()
+      local manager = require "orket.mcp.manager"
+      local saved = manager.BACKOFF_MS
+      manager.BACKOFF_MS = { 10, 20, 40, 80 }
+      local m = manager.new(assert(require("orket.settings.mcp").section { servers = { hs = {
+        url = "http://127.0.0.1:" .. port .. "/mcp", timeout_ms = 5000 } } }), { log = function(f) events[#events + 1] = f end })
+      assert.same({}, m:start())
+      local waits = {}
+      for _ = 1, 4 do
+        H.wait_for(function() return m.servers.hs.state == "ready" end, "ready", 2000)
+        assert.equal("ESESSION", m:call("hs__ok", {}).code)
+        waits[#waits + 1] = m.servers.hs.next_try - require("luv").now()
+      end
+      manager.BACKOFF_MS = saved
+      m:close()
+      assert.is_true(waits[2] > waits[1] and waits[3] > waits[2] and waits[4] > waits[3], table.concat(waits, ","))
+    end)
+    srv:close()
+    local said = 0
+    for _, f in ipairs(events) do
+      if f.event == "mcp_error" and f.message:find("forgotten its MCP session 3 times", 1, true) then said = said + 1 end
+    end
+    assert.equal(1, said)
+  end)
+
+  -- a 2025-03-26 server may answer a notification's POST with 200 and a batch: a request of
+  -- its inside (a ping) was dropped unanswered, as the body was read for one message only
+  it("answers a request inside a batch that answers a notification's POST (2025-03-26)", function()
+    local pong
+    local srv, port = http_server(function(msg, _, answer, head)
+      if head:match("^delete") then return answer("204 No Content", "") end
+      if msg.method == "initialize" then
+        return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2025-03-26",
+          capabilities = { tools = {} } } }, "Mcp-Session-Id: s1\r\n")
+      end
+      if msg.method == "notifications/initialized" then
+        return answer("200 OK", '[{"jsonrpc":"2.0","id":"bp","method":"ping"}]')
+      end
+      if msg.id == "bp" then pong = msg return answer("202 Accepted", "") end
+      if msg.method == "tools/list" then
+        return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { tools = {} } })
+      end
+      return answer("202 Accepted", "")
+    end)
+    in_task(function()
+      local c = client.new { name = "hs", transport = "http", url = "http://127.0.0.1:" .. port .. "/mcp", timeout_ms = 3000 }
+      assert(c:start())
+      H.wait_for(function() return pong end, "the ping answered", 2000)
+      assert.is_table(pong.result)
+      c:close()
+    end)
+    srv:close()
+  end)
+
+  -- 2024-11-05's HTTP transport was another (HTTP+SSE): a server answering it over
+  -- Streamable HTTP is refused, not spoken to in a transport it does not have
+  it("refuses a server that answers 2024-11-05 over HTTP", function()
+    local srv, port = http_server(function(msg, _, answer, head)
+      if head:match("^delete") then return answer("204 No Content", "") end
+      if msg.method == "initialize" then
+        return answer("200 OK", cjson.encode { jsonrpc = "2.0", id = msg.id, result = { protocolVersion = "2024-11-05",
+          capabilities = { tools = {} } } })
+      end
+      return answer("202 Accepted", "")
+    end)
+    in_task(function()
+      local c = client.new { name = "hs", transport = "http", url = "http://127.0.0.1:" .. port .. "/mcp", timeout_ms = 3000 }
+      local ok, err, code = c:start()
+      assert.is_nil(ok)
+      assert.equal("EPROTO", code)
+      assert.matches("speaks protocol 2024%-11%-05, not 2025%-11%-25, 2025%-06%-18 or 2025%-03%-26$", err)
+    end)
+    srv:close()
+  end)
+end)
+
 describe("orket.mcp.manager's names across servers", function()
   after_each(H.cleanup)
 
@@ -629,6 +906,210 @@ describe("orket.mcp.manager's names across servers", function()
       assert.is_nil(r.remedy:find("sandbox", 1, true))
       m:close()
     end)
+  end)
+end)
+
+describe("orket.mcp.client's requests", function()
+  after_each(H.cleanup)
+
+  -- MCP (2025-06-18 and after, basic/utilities/cancellation): "the initialize request MUST
+  -- NOT be cancelled by clients"; any other request that times out or whose task ends is
+  it("never cancel initialize, and cancel any other request that times out or is abandoned", function()
+    local c = client.new { name = "h", transport = "stdio", command = { "x" }, timeout_ms = 50 }
+    local sent = {}
+    c._write = function(text)
+      sent[#sent + 1] = cjson.decode(text)
+      return true
+    end
+    in_task(function()
+      local r, err, code = c:request("initialize", { protocolVersion = client.PROTOCOL, capabilities = {} }, 50)
+      assert.is_nil(r)
+      assert.equal("ETIMEDOUT", code, err)
+      local l, _, lcode = c:request("tools/list", nil, 50)
+      assert.is_nil(l)
+      assert.equal("ETIMEDOUT", lcode)
+    end)
+    -- a task ended while its initialize waits (the engine closing) cancels nothing either
+    local t = task.spawn(function() c:request("initialize", { protocolVersion = client.PROTOCOL }, 10000) end)
+    t:cancel()
+    local methods = {}
+    for _, m in ipairs(sent) do
+      methods[#methods + 1] = m.method .. (m.params and m.params.requestId and (" " .. math.tointeger(m.params.requestId)) or "")
+    end
+    assert.same({ "initialize", "tools/list", "notifications/cancelled 2", "initialize" }, methods)
+  end)
+
+  it("fail the request an unreadable answer is for at once, by its own id, not one inside its result", function()
+    in_task(function()
+      local c, ok, err = connect("good", 20000)
+      assert.is_true(ok, err)
+      local t0 = require("luv").now()
+      for _, m in ipairs { "deep_tail", "latin1_tail", "latin1_error" } do
+        local r = c:call("ok", { m = m })
+        assert.equal("EPROTO", r.code, m .. ": " .. tostring(r.error))
+        assert.matches("the server's answer could not be read", r.error)
+      end
+      assert.is_true(require("luv").now() - t0 < 5000)
+      assert.equal("ready", c.state)
+      c:close()
+    end)
+  end)
+
+  -- servers of SDKs before 2025-06-18 answer initialize with their own version, as MCP lets
+  -- them; the client may speak it: its messages are those of the later ones, and batches
+  it("speak 2025-03-26 and 2024-11-05 with a stdio server that answers them, batches of the first included", function()
+    in_task(function()
+      for _, v in ipairs { "2025-03-26", "2024-11-05" } do
+        local c, ok, err = connect("v=" .. v, 1500)
+        assert.is_true(ok, err)
+        assert.equal(v, c.version)
+        local r = c:call("ok", { m = "hi" })
+        assert.is_true(r.ok, r.error)
+        assert.equal("got hi", r.result.text)
+        local b = c:call("ok", { m = "batch" })
+        if v == "2025-03-26" then
+          assert.is_true(b.ok, b.error)
+          assert.equal("in a batch", b.result.text)
+          assert.equal(0, c.bad)
+        else
+          assert.equal("ETIMEDOUT", b.code) -- no batches before 2025-03-26: a protocol error
+          assert.is_true(c.bad >= 1)
+        end
+        c:close()
+      end
+      local _, ok, err = connect("v=2024-01-01")
+      assert.is_nil(ok)
+      assert.matches("the server speaks protocol 2024%-01%-01", err)
+    end)
+  end)
+
+  it("read every page of a paginated tools/list, however small its pages", function()
+    in_task(function()
+      local c, ok, err = connect("paged")
+      assert.is_true(ok, err)
+      assert.equal(30, #c.tools)
+      assert.equal("t30", c.tools[30].name)
+      assert.same({}, c.refused)
+      c:close()
+    end)
+  end)
+
+  -- A listing read page after page is bounded by what it brings: its tools, the bytes of its
+  -- pages (all held to its end), its time in all, and a cursor given again; a listing cut
+  -- short keeps the tools of the pages read and says so, once
+  local function lister(page, timeout_ms)
+    local c = client.new { name = "h", transport = "stdio", command = { "x" }, timeout_ms = timeout_ms or 2000 }
+    local n, said = 0, {}
+    c.request = function(_, method, params, ms)
+      assert.equal("tools/list", method)
+      n = n + 1
+      return page(n, params and params.cursor, ms)
+    end
+    c.log = function(f) said[#said + 1] = f end
+    return c, function() return n end, said
+  end
+
+  it("stops a listing whose pages pass MAX_LIST_BYTES, and says so once", function()
+    local c, requests, said = lister(function(n)
+      return { tools = { { name = "t" .. n, description = string.rep("d", 1024 * 1024), inputSchema = { type = "object" } } },
+        nextCursor = string.rep("c", 65536) .. n }
+    end)
+    in_task(function() assert(c:list_tools()) assert(c:list_tools()) end)
+    -- 8 MiB: 7 pages of a bit more than 1 MiB kept, the 8th read and dropped, each time
+    assert.equal(16, requests())
+    assert.equal(7, #c.tools)
+    assert.equal(1, #said)
+    assert.equal("mcp_protocol_error", said[1].event)
+    assert.matches("tools/list stopped after 8 pages: its pages passed 8388608 bytes", said[1].message, 1, true)
+  end)
+
+  it("stops a listing of empty pages and fresh cursors at MAX_PAGES, and one past its time in all", function()
+    local c, requests, said = lister(function(n) return { tools = {}, nextCursor = "c" .. n } end)
+    in_task(function() assert(c:list_tools()) end)
+    assert.equal(client.MAX_PAGES, requests())
+    assert.matches("more than " .. client.MAX_PAGES .. " pages", said[1].message, 1, true)
+    -- pages of 5 ms, timeout_ms 10: the listing has 200 ms in all (the old 20 pages' worst)
+    local ms_seen = {}
+    c, requests, said = lister(function(n, _, ms)
+      ms_seen[#ms_seen + 1] = ms
+      require("orket.c.runtime").sleep(5)
+      return { tools = { { name = "t" .. n, inputSchema = { type = "object" } } }, nextCursor = "c" .. n }
+    end, 10)
+    local t0 = require("luv").now()
+    in_task(function() assert(c:list_tools()) end)
+    local took = require("luv").now() - t0
+    assert.is_true(took < 1500, "took " .. took) -- 514 pages of 5 ms without the bound
+    assert.is_true(requests() < 60, "pages: " .. requests())
+    assert.equal(requests(), #c.tools)
+    for _, ms in ipairs(ms_seen) do assert.is_true(ms <= 10) end
+    assert.equal(1, #said)
+    assert.matches("it took more than 200 ms", said[1].message, 1, true)
+  end)
+
+  it("stops a listing at a cursor given before: the pages before are kept, and it is said once", function()
+    local next_of = { [""] = "A", A = "B", B = "A" }
+    local c, requests, said = lister(function(n, cursor)
+      return { tools = { { name = "t" .. n, inputSchema = { type = "object" } } }, nextCursor = next_of[cursor or ""] }
+    end)
+    in_task(function() assert(c:list_tools()) assert(c:list_tools()) end)
+    assert.equal(6, requests())
+    assert.same({ "t4", "t5", "t6" }, { c.tools[1].name, c.tools[2].name, c.tools[3].name })
+    assert.equal(3, #c.tools)
+    assert.equal(1, #said)
+    assert.matches('its cursor "A" came again', said[1].message, 1, true)
+  end)
+
+  -- A message that cannot be read fails the request it answers at once; a request of the
+  -- server's (sampling, elicitation, ping) carries an id of the server's own, which is
+  -- often a pending call's too: that call must not fail for it
+  it("fails no call for an unreadable request of the server's with its id, nor for an id inside a result", function()
+    local c = client.new { name = "h", transport = "stdio", command = { "x" }, timeout_ms = 2000 }
+    local sent = {}
+    c._write = function(text) sent[#sent + 1] = cjson.decode(text) return true end
+    c.state = "ready"
+    local res = {}
+    local t1 = task.spawn(function() res[1] = table.pack(c:request("tools/call", { name = "a" }, 2000)) end)
+    local t2 = task.spawn(function() res[2] = table.pack(c:request("tools/call", { name = "b" }, 2000)) end)
+    local t3 = task.spawn(function() res[3] = table.pack(c:request("tools/call", { name = "c" }, 2000)) end)
+    -- a request of the server's that is not UTF-8, with id 2; one with id 1 whose method is
+    -- not a string; one too deep with id 3 first
+    c:_line('{"jsonrpc":"2.0","id":2,"method":"sampling/createMessage","params":{"m":"caf\233"}}')
+    c:_line('{"jsonrpc":"2.0","id":1,"method":{"x":1}}')
+    c:_line('{"id":3,"jsonrpc":"2.0","method":"elicitation/create","params":' .. string.rep("[", 2000) .. string.rep("]", 2000) .. '}')
+    -- the answer to 1, not UTF-8, holding 2's id in its result: 1 fails, not 2
+    c:_line('{"result":{"structuredContent":{"id":2},"t":"caf\233"},"jsonrpc":"2.0","id":1}')
+    c:_line('{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"b done"}]}}')
+    c:_line('{"jsonrpc":"2.0","id":3,"result":{"content":[]}}')
+    t1:join() t2:join() t3:join()
+    assert.equal("EPROTO", res[1][3], tostring(res[1][2]))
+    assert.matches("could not be read", res[1][2], 1, true)
+    assert.equal("b done", res[2][1].content[1].text)
+    assert.is_table(res[3][1])
+  end)
+
+  it("answers a ping inside a 2025-03-26 batch, and fails a call whose answer in a batch cannot be read", function()
+    local c = client.new { name = "h", transport = "stdio", command = { "x" }, timeout_ms = 2000 }
+    local sent = {}
+    c._write = function(text) sent[#sent + 1] = cjson.decode(text) return true end
+    c.state, c.version = "ready", "2025-03-26"
+    local res
+    local t = task.spawn(function() res = table.pack(c:request("tools/call", { name = "a" }, 2000)) end)
+    c:_line('[{"jsonrpc":"2.0","id":"bp","method":"ping"},{"jsonrpc":"2.0","id":1,"error":{"code":"x","message":"m"}}]')
+    t:join()
+    assert.equal("EPROTO", res[3], tostring(res[2]))
+    local pong
+    for _, m in ipairs(sent) do if m.id == "bp" then pong = m end end
+    assert.truthy(pong and pong.result, "the ping is answered")
+    -- a batch that is not UTF-8 fails each call it answers at once, not by its timeout
+    local r = {}
+    local ta = task.spawn(function() r[1] = table.pack(c:request("tools/call", { name = "a" }, 2000)) end)
+    local tb = task.spawn(function() r[2] = table.pack(c:request("tools/call", { name = "b" }, 2000)) end)
+    local t0 = require("luv").now()
+    c:_line('[{"jsonrpc":"2.0","id":2,"result":{"t":"caf\233"}},{"jsonrpc":"2.0","id":3,"result":{}}]')
+    ta:join() tb:join()
+    assert.is_true(require("luv").now() - t0 < 1000)
+    assert.equal("EPROTO", r[1][3], tostring(r[1][2]))
+    assert.equal("EPROTO", r[2][3], tostring(r[2][2]))
   end)
 end)
 
@@ -743,20 +1224,43 @@ describe("orket.mcp.manager's listings", function()
     end)
   end)
 
-  it("refuses a tool whose Orket name is another's (a - reads _), by name", function()
+  -- which of a-b and a_b the name SERVER__a_b reached hung on the listing's order (which a
+  -- relisting may change): both are refused, as two servers' tools of one name are
+  it("refuses every tool of an Orket name several share (a - or . reads _), by name, whatever the order", function()
     local S = { type = "object" }
-    local kept, refused = client.tools_of { { name = "a-b", inputSchema = S }, { name = "a_b", inputSchema = S },
-      { name = "c_d", inputSchema = S }, { name = "c-d", inputSchema = S } }
-    assert.same({ "a-b", "c_d" }, { kept[1].name, kept[2].name })
-    assert.equal(2, #kept)
-    assert.equal("a_b", refused[1].name)
-    assert.matches("the one of a%-b", refused[1].why)
-    assert.equal("c-d", refused[2].name)
-    assert.matches("the one of c_d", refused[2].why)
+    for _, list in ipairs { { "a-b", "a_b", "c_d" }, { "a_b", "c_d", "a-b" } } do
+      local tools = {}
+      for i, n in ipairs(list) do tools[i] = { name = n, inputSchema = S } end
+      local kept, refused = client.tools_of(tools)
+      assert.same({ "c_d" }, { kept[1] and kept[1].name, kept[2] and kept[2].name })
+      local why = {}
+      for _, f in ipairs(refused) do why[f.name] = f.why end
+      assert.matches("also that of a_b .*each of them is refused", why["a-b"])
+      assert.matches("also that of a%-b .*each of them is refused", why["a_b"])
+    end
     -- a tool refused for its schema blocks no other of its Orket name
-    kept, refused = client.tools_of { { name = "e-f", inputSchema = { type = "string" } }, { name = "e_f", inputSchema = S } }
+    local kept, refused = client.tools_of { { name = "e-f", inputSchema = { type = "string" } }, { name = "e_f", inputSchema = S } }
     assert.same({ "e_f" }, { kept[1] and kept[1].name })
     assert.equal("e-f", refused[1].name)
+  end)
+
+  -- MCP 2025-11-25 (server/tools, "Tool names"): letters, digits, _, - and . ("admin.tools.list")
+  it("takes a tool name with dots, as MCP allows: a . reads _, and the call reaches the tool by its own name", function()
+    local S = { type = "object" }
+    local kept, refused = client.tools_of { { name = "admin.tools.list", inputSchema = S },
+      { name = "x.y", inputSchema = S }, { name = "x_y", inputSchema = S } }
+    assert.same({ "admin.tools.list" }, { kept[1] and kept[1].name, kept[2] and kept[2].name })
+    assert.same({ "x.y", "x_y" }, { refused[1].name, refused[2].name })
+    assert.matches("also that of x_y", refused[1].why, 1, true)
+    in_task(function()
+      local m = manager_of { f = "tool=files.read" }
+      assert.same({}, m:start())
+      assert.truthy(m:get("f__files_read"))
+      local r = m:call("f__files_read", { m = "x" })
+      assert.is_true(r.ok, r.error)
+      assert.equal("got x", r.result.text)
+      m:close()
+    end)
   end)
 
   it("shows a name that is not a string as the server sent it", function()

@@ -15,11 +15,12 @@ describe("orket.serve's proxied requests", function()
   after_each(function() H.cleanup() end)
 
   -- a local-use server of a store with one healthy sandbox reached at sock; its log lines kept
-  local function server(sock, limits)
+  -- (token: the local token a write needs)
+  local function server(sock, limits, token)
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
     local db = require("tests.backends").open_store()
-    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits }
+    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits, local_token = token }
     -- after the start, which ends the sandboxes whose owner is gone
     local pid = uv.os_getpid() -- owned by this process, which lives: not reconciled as ended
     local id = ops.insert(db, { target = "main", port = 0, socket = sock, command = "[]", owner_pid = pid,
@@ -114,6 +115,133 @@ describe("orket.serve's proxied requests", function()
     assert.matches('status="502"} 1', require("orket.serve.metrics").render(srv.db, srv.metrics, 0), 1, true)
     stop()
     raw:close()
+  end)
+
+  -- RFC 9110 15.6.5: an app that took the request and gave no answer within the proxy's
+  -- time is a gateway's timeout, 504, not the 502 of an answer that could not be passed on
+  it("answers 504 as JSON when the app takes the request and never answers", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was = sandboxes.PROXY_TIMEOUT_MS
+    sandboxes.PROXY_TIMEOUT_MS = 1000 -- read once per socket, as its kept options are made
+    local up, sock = app(function(req) req:wait_gone() end) -- takes the request, never answers
+    local ok, e = pcall(function()
+      local srv, url, lines, stop, id = server(sock)
+      local t0 = uv.now()
+      local st, body, headers = H.fetch { url = url .. "/slow" }
+      assert.equal(504, st, body)
+      assert.is_true(uv.now() - t0 >= 900)
+      assert.matches("^application/json", headers["content-type"])
+      assert.equal("Origin", headers.vary)
+      local doc = cjson.decode(body)
+      assert.equal("gateway_timeout", doc.error.code)
+      assert.matches("sandbox " .. id .. "'s app gave no answer within 1 s", doc.error.message, 1, true)
+      H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+      local l = proxied(lines)[1]
+      assert.equal(504, l.status)
+      assert.matches("^sandbox " .. id .. ": .+", l.note)
+      assert.matches('status="504"} 1', require("orket.serve.metrics").render(srv.db, srv.metrics, 0), 1, true)
+      stop()
+    end)
+    sandboxes.PROXY_TIMEOUT_MS = was
+    up:close()
+    assert(ok, e)
+  end)
+
+  -- an app's redirect to its own URLs (built from the Host it is sent, or an absolute
+  -- path) leads back through the proxy's route, not to a host "sandbox" or the server's root
+  it("makes the app's redirects to its own URLs lead through the proxy's route", function()
+    local up, sock = app(function(req)
+      local to = req.path == "/abs" and ("http://" .. req.headers.host .. "/landed?x=1") or "/landed"
+      req:respond(302, { "Location: " .. to }, "")
+    end)
+    local _, url, _, stop, id = server(sock)
+    for _, p in ipairs { "/abs", "/rel" } do
+      local st, _, headers = H.fetch { url = url .. p, follow = false }
+      assert.equal(302, st)
+      local want = "/v1/sandboxes/" .. id .. "/app/landed" .. (p == "/abs" and "?x=1" or "")
+      assert.equal(want, headers.location or headers.Location, p)
+    end
+    -- the app's root is the route's, whatever the app's own path holds after it
+    local st, _, headers = H.fetch { url = url .. "/docs/sandboxes/7/app/rel", follow = false }
+    assert.equal(302, st)
+    assert.equal("/v1/sandboxes/" .. id .. "/app/landed", headers.location or headers.Location)
+    -- through a project's prefix, the redirect stays under it
+    local purl = url:gsub("/v1/sandboxes/", "/v1/projects/default/sandboxes/")
+    for _, p in ipairs { "/abs", "/docs/sandboxes/7/app/rel" } do
+      st, _, headers = H.fetch { url = purl .. p, follow = false }
+      assert.equal(302, st)
+      local want = "/v1/projects/default/sandboxes/" .. id .. "/app/landed" .. (p == "/abs" and "?x=1" or "")
+      assert.equal(want, headers.location or headers.Location, p)
+    end
+    stop()
+    up:close()
+  end)
+
+  -- RFC 9110 13: a request's conditions reach the app, which alone can judge them (a
+  -- resumed download's If-Range, a write's If-Match)
+  it("passes the request's conditions on to the app", function()
+    local NAMES = { "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "if-range", "range" }
+    local up, sock = app(function(req)
+      local got = {}
+      for _, n in ipairs(NAMES) do got[#got + 1] = n .. "=" .. tostring(req.headers[n]) end
+      req:respond(200, { "Content-Type: text/plain" }, table.concat(got, "\n"))
+    end)
+    local _, url, _, stop = server(sock)
+    local st, body = H.fetch { url = url .. "/file", headers = { 'If-Match: "a"', 'If-None-Match: "b"',
+      "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT", "If-Unmodified-Since: Sun, 02 Jan 2000 00:00:00 GMT",
+      'If-Range: "c"', "Range: bytes=10-" } }
+    assert.equal(200, st, body)
+    assert.equal(table.concat({ 'if-match="a"', 'if-none-match="b"', "if-modified-since=Sat, 01 Jan 2000 00:00:00 GMT",
+      "if-unmodified-since=Sun, 02 Jan 2000 00:00:00 GMT", 'if-range="c"', "range=bytes=10-" }, "\n"), body)
+    stop()
+    up:close()
+  end)
+
+  -- an upload to the app past the server's body cap: the answer says the cap and what sets
+  -- it, as the app's own origin does, and the app never sees it
+  it("answers 413 naming the body cap and what sets it for an upload past it", function()
+    local seen = 0
+    local up, sock = app(function(req)
+      seen = seen + 1
+      req:respond(200, {}, "ok")
+    end)
+    local token = "ort_" .. string.rep("ab", 16)
+    local _, url, _, stop = server(sock, require("orket.serve").limits("max_body_bytes=1000"), token)
+    local st, body = H.fetch { url = url .. "/upload", method = "POST", body = string.rep("u", 5000),
+      headers = { "Authorization: Bearer " .. token, "Content-Type: application/octet-stream" } }
+    assert.equal(413, st, body)
+    local doc = cjson.decode(body)
+    assert.equal("too_large", doc.error.code)
+    assert.matches("at most 1000 bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it", doc.error.message, 1, true)
+    -- sent chunked, its length unknown until it passes the cap: refused mid-upload, from C,
+    -- with the same message
+    local port, path = url:match("^http://127%.0%.0%.1:(%d+)(/.*)$")
+    local c = uv.new_tcp()
+    local got, closed, connected = {}, false, false
+    c:connect("127.0.0.1", tonumber(port), function(err)
+      assert(not err, err)
+      connected = true
+      c:write("POST " .. path .. "/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " .. token
+        .. "\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+      c:read_start(function(_, d) if d then got[#got + 1] = d else closed = true end end)
+    end)
+    while not connected do orket.sleep(1) end
+    local t = uv.new_timer()
+    t:start(1, 5, function() if not c:is_closing() then c:write("100\r\n" .. string.rep("u", 256) .. "\r\n") end end)
+    for _ = 1, 1000 do
+      if closed then break end
+      orket.sleep(5)
+    end
+    t:close()
+    c:close()
+    local answer = table.concat(got)
+    assert.matches("^HTTP/1.1 413", answer)
+    doc = cjson.decode(answer:match("\r\n\r\n(.*)$"))
+    assert.equal("too_large", doc.error.code)
+    assert.matches("at most 1000 bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it", doc.error.message, 1, true)
+    assert.equal(0, seen)
+    stop()
+    up:close()
   end)
 
   it("is waited for by the stop, and answered 503 and logged when the stop comes first", function()

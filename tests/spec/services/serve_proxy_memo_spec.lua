@@ -326,6 +326,52 @@ describe("orket.serve's proxy's memory", function()
     raw:close()
   end)
 
+  -- RFC 9110 15.6.5: an app that takes the request and never answers is a gateway's
+  -- timeout, from the memory as the Lua way
+  it("answers 504 from the memory when the app never answers, as the Lua way does", function()
+    sandboxes.ROW_TTL_MS = 60000
+    local was = sandboxes.PROXY_TIMEOUT_MS
+    sandboxes.PROXY_TIMEOUT_MS = 800 -- read once per socket, as its kept options are made
+    local sock = H.tmpdir() .. "/mute.sock"
+    local raw = uv.new_pipe(false)
+    assert(raw:bind(sock))
+    local n, held = 0, {}
+    raw:listen(16, function()
+      local c = uv.new_pipe(false)
+      raw:accept(c)
+      n = n + 1
+      local which = n
+      c:read_start(function(_, d)
+        if not (d and d:find("\r\n\r\n", 1, true)) then return end
+        c:read_stop()
+        if which == 1 then
+          c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", function() c:close() end)
+        else
+          held[#held + 1] = c -- taken, never answered
+        end
+      end)
+    end)
+    local ok, e = pcall(function()
+      local s = server(sock)
+      assert.equal(200, (H.fetch { url = s.url .. "/t" }))
+      local st, body, h = H.fetch { url = s.url .. "/t" }
+      assert.equal(lua_way(s, 1), s.seen.n)
+      assert.equal(504, st, body)
+      assert.matches("^application/json", h["content-type"])
+      assert.equal("gateway_timeout", cjson.decode(body).error.code)
+      -- a time under a second said in ms, not as "0 s"; and the connect timeout, also a 504
+      assert.matches("gave no answer within 800 ms, or did not take the connection within 5 s",
+        cjson.decode(body).error.message, 1, true)
+      H.wait_for(function() return #proxied(s.lines) == 2 end, "the log lines")
+      assert.equal(504, proxied(s.lines)[2].status)
+      s.stop()
+    end)
+    sandboxes.PROXY_TIMEOUT_MS = was
+    for _, c in ipairs(held) do c:close() end
+    raw:close()
+    assert(ok, e)
+  end)
+
   -- A request from the memory has no Lua object of its own: the state's close, which
   -- finalizes the tallies before the server made before them, must not end it through a
   -- finalized tally. A process of its own, left with such a request in flight at its exit.

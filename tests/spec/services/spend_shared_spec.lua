@@ -120,6 +120,95 @@ describe("money budgets shared by processes (" .. require("tests.backends").name
     db:close()
   end)
 
+  it("forget the days gone by: a run going on for days keeps the day's total alone, each day's budget whole", function()
+    local db, b, r1 = fixture()
+    local v = view(db, b, r1, { cost_per_day = 7000 })
+    local warned = {} -- budget_warning events by day
+    v.emit = function(_, ev) if ev.type == "budget_warning" then warned[ev.id] = (warned[ev.id] or 0) + 1 end end
+    assert.is_nil(call(v, "E-1")) -- the totals read: 0.003 of today's 0.007
+    assert.is_nil(call(v, "E-1")) -- caught up: 0.006
+    assert.equal("canceled", (call(view(db, b, r1, { cost_per_day = 7000 }), "E-1") or {}).ended)
+    -- the store's clock passes midnight, day after day (its "e" row names the day)
+    local costs = require "orket.store.costs"
+    local since = costs.since
+    finally(function() costs.since = since end)
+    for n = 1, 5 do
+      costs.since = function(...)
+        local rows = since(...)
+        for _, r in ipairs(rows) do
+          if r.src == "e" then r.currency = string.format("2999-01-%02d", n) end
+        end
+        return rows
+      end
+      -- the new day's total is read afresh (nothing recorded on it) and counts its calls
+      assert.is_nil(call(v, "E-1"))
+      assert.is_nil(call(v, "E-1"))
+      local over = call(v, "E-1")
+      assert.equal("canceled", over and over.ended)
+      assert.matches(string.format("the day 2999%%-01%%-%02d spent 0.006 USD of its 0.007 USD", n), over.detail)
+      local days, keys = 0, 0
+      for _ in pairs(v.spend.by.day) do days = days + 1 end
+      for _, t in pairs(v.spend.totals) do
+        if t.scope == "day" then
+          keys = keys + 1
+          assert.equal(string.format("2999-01-%02d", n), t.id)
+          assert.equal(6000, t.micros)
+        end
+      end
+      assert.equal(1, days)
+      assert.equal(1, keys)
+      -- each day warned of once (0.006 of 0.007 is past 80%), and only today's mark kept
+      assert.equal(1, warned[string.format("2999-01-%02d", n)])
+      local marks = {}
+      for key in pairs(v.spend.warned) do marks[#marks + 1] = key end
+      assert.same({ string.format("day:2999-01-%02d@0:USD", n) }, marks)
+    end
+    db:close()
+  end)
+
+  it("keep today's total, its holds and its warning when a catch-up reads the day before after today", function()
+    -- on PostgreSQL two turns' catch-ups run on the pool at once: one whose read began
+    -- before midnight may end after one begun after it (or the store's clock steps back)
+    local db, b, r1 = fixture()
+    local v = view(db, b, r1, { cost_per_day = 15000 })
+    local warned = {}
+    v.emit = function(_, ev) if ev.type == "budget_warning" then warned[ev.id] = (warned[ev.id] or 0) + 1 end end
+    local costs = require "orket.store.costs"
+    local _, _, today = costs.heads(db) -- the store's day, which dates the calls recorded
+    local y, m, d = today:match("^(%d+)-(%d+)-(%d+)$")
+    local yesterday = os.date("!%Y-%m-%d", os.time { year = tonumber(y), month = tonumber(m), day = tonumber(d) - 1, hour = 12 })
+    local since, day = costs.since, today
+    finally(function() costs.since = since end)
+    costs.since = function(...)
+      local rows = since(...)
+      for _, r in ipairs(rows) do if r.src == "e" then r.currency = day end end
+      return rows
+    end
+    for _ = 1, 4 do assert.is_nil(call(v, "E-1")) end -- 0.012 of today's 0.015 spent
+    -- A: 80% spent, said; A's estimate (0.003) fits, and is held while A is in flight
+    local a = { model = "p:m", card_id = "E-1" }
+    assert.is_nil(spend.check(v, a, REQ))
+    assert.equal(1, warned[today])
+    -- a catch-up reads yesterday, after today's: its call is checked against yesterday's total
+    day = yesterday
+    local c = { model = "p:m", card_id = "E-1" }
+    spend.check(v, c, REQ)
+    spend.release(v, c)
+    -- today again: 0.012 spent + A's 0.003 held + B's 0.003 > 0.015, so B waits for A; and
+    -- today's 80% is not said again
+    day = today
+    local over = spend.check(v, { model = "p:m", card_id = "E-1" }, REQ)
+    assert.is_true(over ~= nil and over.room == true, "B went out with A's hold forgotten")
+    assert.equal(1, warned[today])
+    -- yesterday's total goes once today is read again
+    for _, t in pairs(v.spend.totals) do
+      if t.scope == "day" then assert.equal(today, t.id) end
+    end
+    assert.is_nil(v.spend.by.day[yesterday])
+    spend.release(v, a)
+    db:close()
+  end)
+
   it("count every worker's calls in the run's budget, and charged failures too", function()
     local db, b, r1 = fixture()
     local w1, w2 = view(db, b, r1, { cost_per_run = 10000 }), view(db, b, r1, { cost_per_run = 10000 })

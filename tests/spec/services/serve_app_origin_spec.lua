@@ -1,0 +1,150 @@
+-- A sandbox's app on an origin of its own (orket.serve.apps), in one process: orket serve
+-- answering a Host of ID.sandbox.localhost, the app a raw server on a unix socket, the
+-- app's session made in the store as its ticket would make it. What reaches the app and
+-- what comes back, as a browser would send and see it.
+local ops = require "orket.store.sandboxes"
+local crypto = require "orket.c.crypto"
+local grants = require "orket.store.app_grants"
+local uv = require "luv"
+local cjson = require "cjson"
+local H = require "tests.helpers"
+local F = require "tests.fixtures"
+
+describe("an app on its own origin", function()
+  after_each(function() H.cleanup() end)
+
+  -- A raw app at a new socket: each request's line is answered by answer(line), or never
+  -- when it gives nil. -> the listener, its socket, the connections it holds
+  local function raw_app(answer)
+    local sock = H.tmpdir() .. "/app.sock"
+    local srv = uv.new_pipe(false)
+    local held = {}
+    assert(srv:bind(sock))
+    srv:listen(16, function()
+      local c = uv.new_pipe(false)
+      srv:accept(c)
+      held[#held + 1] = c
+      local got = ""
+      c:read_start(function(_, d)
+        if not d then return end
+        got = got .. d
+        if not got:find("\r\n\r\n", 1, true) then return end
+        c:read_stop()
+        local text = answer(got:match("^([^\r\n]*)"))
+        if text then c:write(text, function() c:close() end) end
+      end)
+    end)
+    return srv, sock, held
+  end
+
+  -- A local-use server of a store with one healthy sandbox at sock, and a person's app
+  -- session for it. -> a function request(path) -> status, body, headers; the log's lines;
+  -- the stop
+  local function server(sock)
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0 }
+    local pid = uv.os_getpid() -- owned by this process, which lives: not reconciled as ended
+    local id = ops.insert(db, { target = "main", port = 0, socket = sock, command = "[]", owner_pid = pid,
+      owner_start = require("orket.sandboxes.service").start_time(pid) })
+    ops.set_status(db, id, "healthy")
+    local token = crypto.random_id(32)
+    grants.insert(db, crypto.hash(token, 32), "session", { sandbox = math.tointeger(id), local_use = true,
+      role = "operator", expires_s = os.time() + 3600 })
+    local lines = {}
+    srv.log = function(line) lines[#lines + 1] = cjson.decode(line) end
+    local host = "Host: " .. math.tointeger(id) .. ".sandbox.localhost:" .. srv:port()
+    return function(path)
+      return H.fetch { url = "http://127.0.0.1:" .. srv:port() .. path, total_timeout_ms = 20000,
+        headers = { host, "Cookie: orket_app=" .. token } }
+    end, lines, stop, math.tointeger(id)
+  end
+
+  local ECHO = function(line)
+    return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " .. #line .. "\r\n\r\n" .. line
+  end
+
+  -- What a script's fetch("/items?page[size]=10") sends: the WHATWG URL standard leaves
+  -- these unencoded, and the app's own server takes them
+  it("passes the path's and query's characters a browser sends unencoded", function()
+    local app, sock = raw_app(ECHO)
+    local request, _, stop = server(sock)
+    for _, target in ipairs { "/items?filter[name]=a&page[size]=10", "/items?ids[]=1&ids[]=2", "/a[0]/b|c",
+      "/q?x=a|b^c", "/q?json={x}", "/q?x=`b`\\c" } do
+      local st, body = request(target)
+      assert.equal(200, st, target .. ": " .. tostring(body))
+      assert.equal("GET " .. target .. " HTTP/1.1", body)
+    end
+    -- what a browser always encodes is still refused, as no browser's
+    assert.equal(400, (request('/a"b')))
+    assert.equal(400, (request("/q?x=<b>")))
+    -- and in a path, what a browser encodes there ("{}^`") or turns into "/" ("\"): no
+    -- "\..\" reaches an app that reads "\" as "/"
+    for _, target in ipairs { "/a\\..\\..\\b", "/a{b}", "/a^b", "/a`b" } do
+      assert.equal(400, (request(target)), target)
+    end
+    stop()
+    app:close()
+  end)
+
+  -- the query reaches the app as the browser sent it: not re-ordered nor re-written (an
+  -- app that checks a signature over its query, or reads its pairs in order, works as
+  -- deployed), an empty pair, a name without "=", a "+" and a repeated name kept
+  it("passes the query on byte for byte, in the order sent", function()
+    local app, sock = raw_app(ECHO)
+    local request, _, stop = server(sock)
+    for _, target in ipairs { "/q?b=2&a=1&flag&&c=%41", "/q?z=a+b&sig=Zz%3d&x=1&x=2", "/q?", "/q?&", "/q?a=1?b" } do
+      local st, body = request(target)
+      assert.equal(200, st, target .. ": " .. tostring(body))
+      assert.equal("GET " .. target .. " HTTP/1.1", body)
+    end
+    stop()
+    app:close()
+  end)
+
+  -- the body passes as the app coded it: its Content-Encoding with it, or a browser shows
+  -- the coded bytes as the page
+  it("passes back the Content-Encoding of the body the app sent", function()
+    local gz = "\31\139\8\0\0\0\0\0\0\3\203\72\205\201\201\87\72\175\202\44\0\0\25\106\210\223\10\0\0\0"
+    local app, sock = raw_app(function()
+      return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Length: " .. #gz
+        .. "\r\n\r\n" .. gz
+    end)
+    local request, _, stop = server(sock)
+    local st, body, headers = request("/hello.txt")
+    assert.equal(200, st)
+    assert.equal(gz, body) -- as sent, not decoded on the way
+    local h = {}
+    for k, v in pairs(headers) do h[k:lower()] = v end
+    assert.equal("gzip", h["content-encoding"])
+    assert.equal("text/plain", h["content-type"])
+    stop()
+    app:close()
+  end)
+
+  -- RFC 9110 15.6.5: no answer in time is a gateway's timeout
+  it("answers 504 when the app takes the request and never answers", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was = sandboxes.PROXY_TIMEOUT_MS
+    sandboxes.PROXY_TIMEOUT_MS = 1000 -- read once per socket, as its kept options are made
+    local app, sock, held = raw_app(function() return nil end)
+    local ok, e = pcall(function()
+      local request, lines, stop, id = server(sock)
+      local st, body = request("/slow")
+      assert.equal(504, st, body)
+      local doc = cjson.decode(body)
+      assert.equal("gateway_timeout", doc.error.code)
+      assert.matches("sandbox " .. id .. "'s app gave no answer within 1 s", doc.error.message, 1, true)
+      H.wait_for(function()
+        for _, l in ipairs(lines) do if l.route == "(app)" then return l end end
+      end, "the log line")
+      for _, l in ipairs(lines) do if l.route == "(app)" then assert.equal(504, l.status) end end
+      stop()
+    end)
+    sandboxes.PROXY_TIMEOUT_MS = was
+    for _, c in ipairs(held) do c:close() end
+    app:close()
+    assert(ok, e)
+  end)
+end)
