@@ -3,6 +3,7 @@
 -- between words on a phone, the "new card" form, the policy violations, a card's change
 -- (files, diff, commits) and the board by status columns, live.
 local H = require "tests.helpers"
+local uv = require "luv"
 local WD = require "tests.webdriver"
 local project = require("tests.changes_project").make
 
@@ -237,6 +238,23 @@ describe("the web board in Chromium", function()
     assert.equal(0, s.stop())
   end)
 
+  -- quiet_port() -> a loopback port free now, below the kernel's ephemeral range: no
+  -- server started on port 0 nor outgoing connection is given it, so a server stopped under
+  -- an open page can come back on it without another test taking it meanwhile
+  local function quiet_port()
+    local f = io.open("/proc/sys/net/ipv4/ip_local_port_range")
+    local lo = tonumber(f and f:read("l"):match("^%s*(%d+)") or "") or 32768
+    if f then f:close() end
+    for _ = 1, 100 do
+      local port = math.random(math.max(1024, lo - 12000), lo - 1)
+      local t = uv.new_tcp()
+      local ok = t:bind("127.0.0.1", port) and t:listen(1, function() end) -- (libuv may say EADDRINUSE at listen)
+      t:close()
+      if ok then return port end
+    end
+    error("no free port below " .. lo)
+  end
+
   -- The server restarted under an open page: the stream comes back by itself, with
   -- Last-Event-ID, and what was written meanwhile reaches the page as events (no board
   -- fetched again); the session cookie still holds.
@@ -245,15 +263,18 @@ describe("the web board in Chromium", function()
     if not chromium then return pending("skipped: " .. why) end
     local dir = project()
     local key = H.api_key(dir, "ops", "operator")
-    local s = H.serve(dir)
+    local listen = "127.0.0.1:" .. quiet_port()
+    local s = H.serve(dir, { listen = listen })
     with_browser(1280, 1000, function(wd)
       sign_in(wd, s, key)
       wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="blocked"]', "CHG-2 blocked")
       local boards = wd:js("return window.orketBoardStats.board")
+      -- a quiet board: the page was given no event, so its stream had no id of its own yet
+      assert.equal(0, wd:js("return window.orketBoardStats.events"))
       assert.equal(0, s.stop())
       H.wait_for(function() return wd:text_of("#live") ~= "live" end, "the page to see the stream gone", 5000)
       assert.equal(0, H.orket('cancel CHG-2 "not needed"', { cwd = dir }).status)
-      s = H.serve(dir, { listen = "127.0.0.1:" .. s.port })
+      s = H.serve(dir, { listen = listen })
       H.wait_for(function() return wd:text_of("#live") == "live" end, "the stream back", 10000)
       wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="canceled"]', "the cancel made while it was down")
       assert.equal(boards, wd:js("return window.orketBoardStats.board"))
@@ -264,6 +285,39 @@ describe("the web board in Chromium", function()
       wd:press("#comment-button")
       wd:wait("#comments li", "the comment")
       H.wait_for(function() return (wd:text_of("#comments") or ""):find("after the restart", 1, true) end, "the comment shown", 3000)
+    end)
+    assert.equal(0, s.stop())
+  end)
+
+  -- The server came back on a store restored from a backup: the page's journal id is past
+  -- this journal's end. The stream says so (event reset), the page reads the board again, and
+  -- follows this journal from its end (its events reach the page).
+  it("reads the board again when the journal it followed is another store's (restored from a backup)", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local listen = "127.0.0.1:" .. quiet_port()
+    local s = H.serve(dir, { listen = listen })
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      -- the backup: the store as it is now (the session in it), copied while the server is down
+      assert.equal(0, s.stop())
+      local backup = H.tmpdir() .. "/backup"
+      assert.is_true(os.execute("cp -a " .. H.quote(dir) .. " " .. H.quote(backup)))
+      s = H.serve(dir, { listen = listen })
+      H.wait_for(function() return wd:text_of("#live") == "live" end, "the stream back", 10000)
+      for i = 1, 3 do assert.equal(200, (H.api(s, "POST", "/v1/cards/CHG-1/comments", key, { body = "note " .. i }))) end
+      H.wait_for(function() return wd:js("return window.orketBoardStats.events") >= 3 end, "the comments' events", 5000)
+      local boards = wd:js("return window.orketBoardStats.board")
+      assert.equal(0, s.stop())
+      s = H.serve(backup, { listen = listen })
+      H.wait_for(function() return wd:js("return window.orketBoardStats.resets") == 1 end, "the stream's reset", 10000)
+      H.wait_for(function() return wd:js("return window.orketBoardStats.board") == boards + 1 end, "the board again", 5000)
+      assert.equal("live", wd:text_of("#live"))
+      -- and this journal's new events reach the page
+      assert.equal(0, H.orket('cancel CHG-2 "not needed"', { cwd = backup }).status)
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="canceled"]', "the cancel in the restored store")
     end)
     assert.equal(0, s.stop())
   end)
