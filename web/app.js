@@ -15,11 +15,12 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const state = { csrf: null, role: null, project: "default", projects: [], selected: null, events: null, cards: new Map(), held: new Set(),
+    asked: new Map(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
-    violationCounts: new Map() };
+    violationCounts: new Map(), gen: 0, after: null, wantEvents: false };
   // what the page asked for, read by the tests (a run must not cost a board per event)
   const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, view: 0, bugfix: 0, limited: 0,
-    early: 0, violations: 0, diff: 0 };
+    early: 0, violations: 0, diff: 0, events: 0, resets: 0 };
   const STATUSES = ["ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
     "done", "canceled", "archived"];
   // Events that change what the tree shows of the card they name
@@ -60,10 +61,27 @@
 
   const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
+  // The page's timers (a panel's fetch a moment later, a retry, the stream's reconnect), by
+  // key: one of each at a time, and clearBoard stops them all, so none runs for the session
+  // or project the page has left.
+  const timers = new Map();
+  function later(key, fn, ms) {
+    if (timers.has(key)) return;
+    timers.set(key, setTimeout(() => { timers.delete(key); fn(); }, ms));
+  }
+  function stopTimers() {
+    for (const t of timers.values()) clearTimeout(t);
+    timers.clear();
+  }
+
   // api(method, path[, body]) -> the answer's JSON; throws ApiError with the server's message.
   // A 429 pauses every request for its Retry-After; a GET is then asked again (3 times at most).
   async function api(method, path, body) {
     const headers = { "Accept": "application/json" };
+    // an answer for a page since cleared (signed out, another project) is never given to
+    // the code that asked: it would draw the last session's project into the new one
+    const gen = state.gen;
+    const gone = () => new Promise(() => {});
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
     let r;
@@ -71,6 +89,7 @@
       // (again after each sleep: a request answered meanwhile may have pushed the pause on)
       for (let wait; (wait = state.pauseUntil - Date.now()) > 0;) await sleep(wait + 5);
       if (Date.now() < state.pauseUntil) stats.early++; // (the tests check it stays 0)
+      if (gen !== state.gen) return gone();
       if (method === "GET" && path === "/v1/board") stats.board++;
       else if (method === "GET" && path.startsWith("/v1/cards/") && path.endsWith("/diff")) stats.diff++;
       else if (method === "GET" && path.startsWith("/v1/cards/")) stats.card++;
@@ -89,6 +108,7 @@
     }
     let doc = null;
     try { doc = await r.json(); } catch (e) { doc = null; }
+    if (gen !== state.gen) return gone();
     if (!r.ok) {
       const err = (doc && doc.error) || {};
       throw new ApiError(r.status, err.code || "error", err.message || ("the server answered " + r.status), err.remedy);
@@ -107,6 +127,9 @@
     return "/v1/projects/" + encodeURIComponent(state.project) + path.slice(3);
   }
 
+  // hashProject() -> the project the address names (#project=NAME), or undefined
+  const hashProject = () => (location.hash.match(/^#project=([a-z][a-z0-9_-]*)$/) || [])[1];
+
   // The projects this person is a member of, in the switcher; the board shows the chosen
   // one (kept in the address's #project=NAME) with the person's role in it.
   async function loadProjects(doc) {
@@ -114,9 +137,11 @@
     try { list = (await api("GET", "/v1/projects")).projects || []; } catch (e) { list = []; }
     if (list.length === 0 && doc.local) list = [{ name: "default", role: doc.role, default: true }];
     state.projects = list;
-    const wanted = (location.hash.match(/project=([a-z][a-z0-9_-]*)/) || [])[1];
+    const wanted = hashProject();
     const chosen = list.find((p) => p.name === wanted) || list[0];
     state.project = chosen ? chosen.name : "default";
+    // a project the person is not a member of (or none) named: the address names the one shown
+    if (chosen && wanted && wanted !== chosen.name) history.replaceState(null, "", "#project=" + chosen.name);
     state.role = chosen ? chosen.role : null;
     $("project").replaceChildren(...list.map((p) => el("option", { value: p.name, text: p.name + " · " + p.role })));
     $("project").value = state.project;
@@ -124,12 +149,46 @@
     $("no-project").hidden = list.length > 0;
   }
 
+  // clearBoard(): nothing of the project shown so far stays on the page, hidden or not: the
+  // next person signing in at this browser, or another project, is shown only their own
+  // (the pane kept the last card open, the panels their lists, until each was loaded again)
+  function clearBoard() {
+    if (state.timer) { clearTimeout(state.timer); state.timer = null; }
+    stopTimers();
+    state.gen++; // answers in flight are dropped (api)
+    state.busy = false; // (a flush in flight never ends: its answer is dropped)
+    state.wantEvents = false;
+    state.after = null;
+    // what was typed (a comment, an answer, a note) is not the next person's or project's to post
+    for (const f of document.querySelectorAll("#app form, #people form")) f.reset();
+    $("grant-user").replaceChildren();
+    $("grant-project").replaceChildren();
+    state.selected = state.boardSig = state.cardSig = state.changeFor = null;
+    state.cards = new Map();
+    state.held = new Set();
+    state.dirty.clear();
+    state.violationCounts = new Map();
+    for (const id of ["tree", "columns", "create-parent", "fields", "approvals", "comments", "history", "change-commits",
+      "change-files", "violation-list", "violation-rules", "sandbox-list", "view-list", "runs", "people-list"]) $(id).replaceChildren();
+    for (const id of ["transcript", "change-diff", "change-summary", "detail-error", "move-error", "bug-status", "phase",
+      "create-status", "run-status", "people-status"]) $(id).textContent = "";
+    $("detail-title").textContent = "Card";
+    delete $("detail").dataset.card;
+    $("detail-body").hidden = $("transcript-box").hidden = $("change-box").hidden = true;
+    $("detail-none").hidden = false;
+  }
+
   function showSignin(message) {
     stopEvents();
+    clearBoard();
+    state.account = null;
     state.boardSig = state.cardSig = null;
     state.csrf = state.role = null;
     state.sandboxesShown = state.bugfixShown = state.violationsShown = state.viewShown = false;
     state.phases = new Map();
+    state.pauseUntil = 0;
+    state.projects = [];
+    $("project").replaceChildren();
     $("app").hidden = true;
     $("who").hidden = $("signout").hidden = true;
     $("project-box").hidden = $("no-project").hidden = true;
@@ -155,8 +214,10 @@
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
     state.streams = 0;
+    state.asked = new Map();
+    // the stream is opened once the board is read, after the board's journal id (loadBoard)
+    state.wantEvents = true;
     refresh();
-    startEvents();
     if (isOperator()) loadRuns();
   }
 
@@ -167,9 +228,14 @@
     $("live").className = "live" + (ok ? " on" : "");
   }
 
+  // startEvents(): the journal followed after the last id the page knows of (the board's
+  // journal_id, or the last event's), so nothing written since the board was read is missed.
+  // The EventSource reconnects to the same address, sending Last-Event-ID once it has been
+  // given an event (which the server prefers to ?after=): every engine does both.
   function startEvents() {
     stopEvents();
-    const es = new EventSource(scoped("/v1/events"), { withCredentials: true });
+    const q = state.after === null ? "" : "?after=" + encodeURIComponent(state.after);
+    const es = new EventSource(scoped("/v1/events") + q, { withCredentials: true });
     state.events = es;
     // a reconnecting EventSource sends Last-Event-ID and the server replays what was missed,
     // so only a stream made anew (the page's own, after one closed) needs the board again
@@ -177,7 +243,7 @@
     let first = true;
     es.onopen = () => {
       setLive("live", true);
-      if (anew && first) { state.needBoard = true; schedule(); }
+      if (anew && first) { state.asked.clear(); state.needBoard = true; schedule(); }
       first = false;
     };
     es.onerror = () => {
@@ -185,16 +251,34 @@
       if (es.readyState === EventSource.CLOSED) {
         // refused outright (the session ended?): ask who we are, then try again
         stopEvents();
-        api("GET", "/v1/session").then(() => setTimeout(startEvents, 2000),
-          (e) => { if (e.status === 401) showSignin("Your session ended; sign in again."); else setTimeout(startEvents, 5000); });
+        api("GET", "/v1/session").then(() => later("events", startEvents, 2000),
+          (e) => { if (e.status === 401) showSignin("Your session ended; sign in again."); else later("events", startEvents, 5000); });
       }
     };
     for (const k of KINDS) es.addEventListener(k, onEvent);
+    // the id the page had is another journal's (the server restarted onto a restored store, or
+    // the project was added again from another folder): the stream follows this one from its
+    // end, and the board is read again
+    es.addEventListener("reset", (ev) => {
+      stats.resets++;
+      noteId(ev);
+      state.asked.clear();
+      state.needBoard = true;
+      schedule();
+    });
+  }
+
+  // noteId(ev): the last journal id the page was given (a stream the page makes anew starts after it)
+  function noteId(ev) {
+    const n = Number(ev.lastEventId);
+    if (ev.lastEventId !== "" && Number.isSafeInteger(n) && n >= 0) state.after = n;
   }
 
   // onEvent(ev): note what the journal's event changes; schedule() fetches it a moment later,
   // so a burst of events for one card costs one fetch of that card
   function onEvent(ev) {
+    stats.events++;
+    noteId(ev);
     let e;
     try { e = JSON.parse(ev.data); } catch (x) { return; }
     if (e.kind === "run_start" || e.kind === "run_end") loadRuns();
@@ -263,9 +347,13 @@
   }
 
   // loadBoard(): the tree; then which waiting cards wait on a held tool call (each such card
-  // once: the board does not say why a card waits)
+  // once for each wait, state.asked: the board does not say why a card waits, and the live
+  // stream's events keep it right after; asked at every board, a board of many waiting cards
+  // cost a request per waiting card for each new card)
   async function loadBoard() {
     const board = await api("GET", "/v1/board");
+    if (Number.isSafeInteger(board.journal_id)) state.after = board.journal_id;
+    if (state.wantEvents && !state.events) startEvents();
     const cards = board.cards || [];
     state.cards = new Map(cards.map((c) => [c.id, c]));
     for (const id of [...state.held]) if ((state.cards.get(id) || {}).status !== "waiting_for_developer") state.held.delete(id);
@@ -276,7 +364,8 @@
     if (!state.bugfixShown) loadBugfix();
     if (!state.violationsShown) loadViolations();
     for (const c of cards) {
-      if (c.status === "waiting_for_developer" && c.wait_reason === "input" && !state.held.has(c.id) && c.id !== state.selected) {
+      if (c.status === "waiting_for_developer" && c.wait_reason === "input" && !state.held.has(c.id) && c.id !== state.selected
+        && state.asked.get(c.id) !== waitSig(c)) {
         await refreshCard(c.id);
       }
     }
@@ -305,9 +394,13 @@
     if (id === state.selected) renderCard(doc, true);
   }
 
+  // which wait of a card its document was fetched in: another wait (or an update) is asked again
+  const waitSig = (c) => c.status + " " + (c.wait_reason || "") + " " + (c.updated_at || "");
+
   // noteHeld(doc): whether a card doc shows a tool call held for approval
   function noteHeld(doc) {
     const id = doc.card.id;
+    state.asked.set(id, waitSig(doc.card));
     if (pendingOf(doc).length > 0 && doc.card.status === "waiting_for_developer") state.held.add(id);
     else state.held.delete(id);
   }
@@ -407,20 +500,17 @@
 
   // ---- policy violations -------------------------------------------------------------
 
-  let violationsTimer = null;
   // loadViolations(): the newest violations again, a moment later (a turn's burst of
   // refusals costs one fetch); a failure other than the session's end asks again 2 s on
   function loadViolations() {
-    if (violationsTimer) return;
-    violationsTimer = setTimeout(async () => {
-      violationsTimer = null;
+    later("violations", async () => {
       try {
         const doc = await api("GET", "/v1/violations?limit=50");
         state.violationsShown = true;
         renderViolations(doc);
       } catch (e) {
         if (e.status === 401) return;
-        setTimeout(loadViolations, Math.max(2000, state.pauseUntil - Date.now()));
+        later("violations-again", loadViolations, Math.max(2000, state.pauseUntil - Date.now()));
       }
     }, 200);
   }
@@ -659,18 +749,16 @@
   // was shown. A failure other than the session's end is asked again 2 s on (or after a
   // 429's pause), when again(error) says so (by default, always).
   function panelLoader(path, flag, render, again) {
-    let timer = null;
+    const key = Symbol(path);
     const load = () => {
-      if (timer) return;
-      timer = setTimeout(async () => {
-        timer = null;
+      later(key, async () => {
         try {
           const doc = await api("GET", path);
           state[flag] = true;
           render(doc);
         } catch (e) {
           if (e.status === 401 || (again && !again(e))) return;
-          setTimeout(load, Math.max(2000, state.pauseUntil - Date.now()));
+          later(Symbol(path), load, Math.max(2000, state.pauseUntil - Date.now()));
         }
       }, 200);
     };
@@ -803,11 +891,9 @@
 
   // ---- runs ---------------------------------------------------------------------------
 
-  let runsTimer = null;
   function loadRuns() {
-    if (runsTimer || !isOperator()) return;
-    runsTimer = setTimeout(async () => {
-      runsTimer = null;
+    if (!isOperator()) return;
+    later("runs", async () => {
       try {
         const doc = await api("GET", "/v1/runs?limit=10");
         renderRuns(doc.runs || []);
@@ -960,15 +1046,27 @@
   });
 
   // another project: the page starts over on it, as after signing in
-  $("project").addEventListener("change", () => {
-    location.hash = "project=" + $("project").value;
+  function switchProject(name) {
+    state.project = name; // (before the address changes: its hashchange then finds it done)
+    location.hash = "project=" + name;
     stopEvents();
-    state.boardSig = state.cardSig = null;
-    state.selected = null;
-    state.cards = new Map();
+    clearBoard();
     state.sandboxesShown = state.bugfixShown = state.violationsShown = state.viewShown = false;
     state.phases = new Map();
     signedIn(state.account);
+  }
+  $("project").addEventListener("change", () => switchProject($("project").value));
+  // the address names another of the person's projects in this open tab (Back after a
+  // switch, a link to #project=NAME followed): that project, or the page showed one project
+  // under another's address
+  window.addEventListener("hashchange", () => {
+    if (!state.account) return;
+    // (none named: the first, as at sign-in)
+    const wanted = hashProject() || (state.projects[0] || {}).name;
+    if (!wanted || wanted === state.project) return;
+    if (state.projects.some((p) => p.name === wanted)) switchProject(wanted);
+    // one the person is not a member of: the address names the one shown again
+    else if (state.projects.length > 0) history.replaceState(null, "", "#project=" + state.project);
   });
 
   $("signout").addEventListener("click", async () => {

@@ -138,6 +138,49 @@ describe("orket serve: query parameters", function()
     assert.same({}, doc.sandboxes)
   end)
 
+  -- An id the server gives (the board's journal_id, a reset's) is the newest of the rows the
+  -- caller may read: the whole journal's newest told any viewer, as often as they asked,
+  -- when someone signed in or a key or a member was made. An id past the journal's end (a
+  -- store restored from a backup) is answered with a reset, and the journal follows.
+  it("gives a caller ids of rows they may read: the board's journal_id, a reset past the journal's end", function()
+    local dir = H.example("webapp")
+    local viewer = H.api_key(dir, "viewer", "viewer")
+    local admin = H.api_key(dir, "boss", "admin")
+    local s = H.serve(dir)
+    local function board_id(k)
+      local st, doc = H.api(s, "GET", "/v1/board", k)
+      assert.equal(200, st)
+      return math.tointeger(doc.journal_id)
+    end
+    local v0 = board_id(viewer)
+    assert.is_true(v0 ~= nil and v0 > 0)
+    local a0 = board_id(admin) -- (the keys made are rows about people too)
+    assert.is_true(a0 > v0)
+    -- rows about the server's people (keys made): the admin's to read, not the viewer's
+    assert.equal(0, H.orket("keys create second --role viewer", { cwd = dir }).status)
+    assert.equal(0, H.orket("keys create third --role viewer", { cwd = dir }).status)
+    local a1 = board_id(admin)
+    assert.is_true(a1 > a0)
+    assert.equal(v0, board_id(viewer))
+    -- past the end: a reset carrying the viewer's newest, then what is written comes
+    local ev = H.stream { url = s.url .. "/v1/events", headers = { "Authorization: Bearer " .. viewer,
+      "Last-Event-ID: " .. (a1 + 50) } }
+    assert.equal(200, ev.status)
+    local RESET = '\nid: (%d+)\nevent: reset\ndata: {"id":(%d+)}\n\n'
+    H.wait_for(function() return ev.text():match(RESET) end, "the reset", 5000)
+    local id, data = ev.text():match(RESET)
+    assert.same({ v0, v0 }, { tonumber(id), tonumber(data) })
+    assert.equal(200, (H.api(s, "POST", "/v1/cards/API-1/comments", admin, { body = "after the reset" })))
+    H.wait_for(function() return ev.text():find("\nevent: comment\n", 1, true) end, "the comment's event", 5000)
+    ev.close()
+    -- within the journal, no reset
+    local ev2 = H.stream { url = s.url .. "/v1/events?after=" .. v0, headers = { "Authorization: Bearer " .. viewer } }
+    H.wait_for(function() return ev2.text():find("\nevent: comment\n", 1, true) end, "the comment replayed", 5000)
+    assert.is_nil(ev2.text():find("event: reset", 1, true))
+    ev2.close()
+    assert.equal(0, s.stop())
+  end)
+
   it("replays an event stream after ?lastEventId=, as EventSource polyfills reconnect", function()
     local dir = H.example("webapp")
     local viewer = H.api_key(dir, "viewer", "viewer")

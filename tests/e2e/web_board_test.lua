@@ -3,6 +3,7 @@
 -- between words on a phone, the "new card" form, the policy violations, a card's change
 -- (files, diff, commits) and the board by status columns, live.
 local H = require "tests.helpers"
+local uv = require "luv"
 local WD = require "tests.webdriver"
 local project = require("tests.changes_project").make
 
@@ -195,6 +196,157 @@ describe("the web board in Chromium", function()
       wd:wait('#columns [data-column="done"] li[data-card="CHG-1"]', "the columns after a reload")
       wd:press("#view-tree")
       wd:wait('#tree li[data-card="CHG-1"]', "the tree again")
+    end)
+    assert.equal(0, s.stop())
+  end)
+
+  -- A board of 1,000 cards, 30 of them waiting on a question: the page draws them all, and
+  -- asks for a waiting card's document (whether it waits on a held tool call) once, not again
+  -- at each board the events bring (a new card anywhere cost all 30 again, one after another).
+  it("a large board: 1,000 cards drawn, a waiting card's document fetched once", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local issues = {}
+    for i = 1, 1000 do issues[i] = string.format('{ "id": "BIG-%d", "summary": "Card %d" }', i, i) end
+    H.write(dir .. "/epics/big.json", '{ "id": "BIG", "name": "Big", "issues": [' .. table.concat(issues, ",") .. "] }")
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    for i = 1, 30 do
+      local id = "BIG-" .. i
+      assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. id .. "/move", key, { to = "in_progress" })))
+      assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. id .. "/move", key, { to = "waiting_for_developer", reason = "input" })))
+    end
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      wd:wait('#tree li[data-card="BIG-1000"]', "the last card in the tree")
+      assert.equal(1004, wd:js("return document.querySelectorAll('#tree li.card').length"))
+      H.wait_for(function() return wd:js("return window.orketBoardStats.card") >= 30 end, "the waiting cards' documents", 5000)
+      local cards, boards = wd:js("return window.orketBoardStats.card"), wd:js("return window.orketBoardStats.board")
+      -- a new card: the board again (its card is not known), the waiting ones not again
+      local _, x = H.api(s, "POST", "/v1/cards", key, { parent = "BIG", summary = "One more" })
+      wd:wait('#tree li[data-card="' .. x.card.id .. '"]', "the new card in the tree")
+      os.execute("sleep 2") -- (asked again, the 30 came one after another, over a second or more)
+      assert.equal(boards + 1, wd:js("return window.orketBoardStats.board"))
+      assert.equal(cards, wd:js("return window.orketBoardStats.card"))
+      -- still checked when its status changes: a card that waits anew is asked about again
+      assert.equal(200, (H.api(s, "POST", "/v1/cards/BIG-31/move", key, { to = "in_progress" })))
+      assert.equal(200, (H.api(s, "POST", "/v1/cards/BIG-31/move", key, { to = "waiting_for_developer", reason = "input" })))
+      wd:wait('#tree li[data-card="BIG-31"] > .status[data-status="waiting_for_developer"]', "BIG-31 waiting")
+    end)
+    assert.equal(0, s.stop())
+  end)
+
+  -- quiet_port() -> a loopback port free now, below the kernel's ephemeral range: no
+  -- server started on port 0 nor outgoing connection is given it, so a server stopped under
+  -- an open page can come back on it without another test taking it meanwhile
+  local function quiet_port()
+    local f = io.open("/proc/sys/net/ipv4/ip_local_port_range")
+    local lo = tonumber(f and f:read("l"):match("^%s*(%d+)") or "") or 32768
+    if f then f:close() end
+    for _ = 1, 100 do
+      local port = math.random(math.max(1024, lo - 12000), lo - 1)
+      local t = uv.new_tcp()
+      local ok = t:bind("127.0.0.1", port) and t:listen(1, function() end) -- (libuv may say EADDRINUSE at listen)
+      t:close()
+      if ok then return port end
+    end
+    error("no free port below " .. lo)
+  end
+
+  -- The server restarted under an open page: the stream comes back by itself, with
+  -- Last-Event-ID, and what was written meanwhile reaches the page as events (no board
+  -- fetched again); the session cookie still holds.
+  it("follows the journal across a restart of the server, with Last-Event-ID", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local listen = "127.0.0.1:" .. quiet_port()
+    local s = H.serve(dir, { listen = listen })
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="blocked"]', "CHG-2 blocked")
+      local boards = wd:js("return window.orketBoardStats.board")
+      -- a quiet board: the page was given no event, so its stream had no id of its own yet
+      assert.equal(0, wd:js("return window.orketBoardStats.events"))
+      assert.equal(0, s.stop())
+      H.wait_for(function() return wd:text_of("#live") ~= "live" end, "the page to see the stream gone", 5000)
+      assert.equal(0, H.orket('cancel CHG-2 "not needed"', { cwd = dir }).status)
+      s = H.serve(dir, { listen = listen })
+      H.wait_for(function() return wd:text_of("#live") == "live" end, "the stream back", 10000)
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="canceled"]', "the cancel made while it was down")
+      assert.equal(boards, wd:js("return window.orketBoardStats.board"))
+      -- and the page still writes (the session and its CSRF token outlive the restart)
+      wd:press('#tree li[data-card="CHG-1"] > .card-link')
+      wd:press("#actions > summary")
+      wd:type(wd:find("#comment-text"), "after the restart")
+      wd:press("#comment-button")
+      wd:wait("#comments li", "the comment")
+      H.wait_for(function() return (wd:text_of("#comments") or ""):find("after the restart", 1, true) end, "the comment shown", 3000)
+    end)
+    assert.equal(0, s.stop())
+  end)
+
+  -- The server came back on a store restored from a backup: the page's journal id is past
+  -- this journal's end. The stream says so (event reset), the page reads the board again, and
+  -- follows this journal from its end (its events reach the page).
+  it("reads the board again when the journal it followed is another store's (restored from a backup)", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local listen = "127.0.0.1:" .. quiet_port()
+    local s = H.serve(dir, { listen = listen })
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      -- the backup: the store as it is now (the session in it), copied while the server is down
+      assert.equal(0, s.stop())
+      local backup = H.tmpdir() .. "/backup"
+      assert.is_true(os.execute("cp -a " .. H.quote(dir) .. " " .. H.quote(backup)))
+      s = H.serve(dir, { listen = listen })
+      H.wait_for(function() return wd:text_of("#live") == "live" end, "the stream back", 10000)
+      for i = 1, 3 do assert.equal(200, (H.api(s, "POST", "/v1/cards/CHG-1/comments", key, { body = "note " .. i }))) end
+      H.wait_for(function() return wd:js("return window.orketBoardStats.events") >= 3 end, "the comments' events", 5000)
+      local boards = wd:js("return window.orketBoardStats.board")
+      assert.equal(0, s.stop())
+      s = H.serve(backup, { listen = listen })
+      H.wait_for(function() return wd:js("return window.orketBoardStats.resets") == 1 end, "the stream's reset", 10000)
+      H.wait_for(function() return wd:js("return window.orketBoardStats.board") == boards + 1 end, "the board again", 5000)
+      assert.equal("live", wd:text_of("#live"))
+      -- and this journal's new events reach the page
+      assert.equal(0, H.orket('cancel CHG-2 "not needed"', { cwd = backup }).status)
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="canceled"]', "the cancel in the restored store")
+    end)
+    assert.equal(0, s.stop())
+  end)
+
+  -- Markup in what people and agents write (a title, a description, a comment, a move's
+  -- note, a cancel's reason) is shown as the text it is: no element made from it, no script run.
+  it("shows markup in titles, descriptions, comments and notes as text", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local bad = [[<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>]]
+    local _, x = H.api(s, "POST", "/v1/cards", key, { parent = "CHG", summary = "T " .. bad, description = "D " .. bad })
+    local X = x.card.id
+    assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. X .. "/comments", key, { body = "C " .. bad })))
+    assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. X .. "/move", key, { to = "in_progress", note = "N " .. bad })))
+    assert.equal(200, (H.api(s, "POST", "/v1/cards/" .. X .. "/cancel", key, { reason = "R " .. bad })))
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      wd:wait('#tree li[data-card="' .. X .. '"]', "the card in the tree")
+      show(wd, X)
+      H.wait_for(function() return (wd:text_of("#comments") or ""):find("R <img", 1, true) end, "the reason, as text", 3000)
+      assert.equal("T " .. bad, wd:text_of('#tree li[data-card="' .. X .. '"] .card-title'))
+      assert.matches("D " .. bad, wd:text_of("#fields"), 1, true)
+      assert.matches("C " .. bad, wd:text_of("#comments"), 1, true)
+      assert.matches("N " .. bad, wd:text_of("#history"), 1, true)
+      assert.equal(0, wd:js("return document.querySelectorAll('#app img, #app script').length"))
+      assert.is_false(wd:js("return window.pwned !== undefined"))
     end)
     assert.equal(0, s.stop())
   end)

@@ -205,6 +205,25 @@ local function readable(f, r)
   return f.people or not M.people(r.kind, r.data) or M.own_sign(r, f.own)
 end
 
+--- readable_latest(db, upto, f) -> the newest journal id at or before `upto` whose row a
+--- reader of filter f {people=, own=} may read (0: none). An id given to a caller is one of
+--- theirs: the whole journal's newest would tell anyone, as often as they ask, when a row
+--- about the server's people (a sign-in, a key, a member) was written. Replaying after it
+--- gives them all they may read after `upto`: the rows between are not theirs.
+function M.readable_latest(db, upto, f)
+  if f.people then return upto end
+  local top, N = upto, 50
+  while top > 0 do
+    local rows = sj.entries_upto(db, top, N)
+    for _, r in ipairs(rows) do
+      if readable(f, r) then return r.id end
+    end
+    if #rows < N then return 0 end
+    top = rows[#rows].id - 1
+  end
+  return 0
+end
+
 local function matches(sub, r)
   return (sub.run == nil or sub.run == r.run_id) and (sub.card == nil or sub.card == r.card_id)
     and readable(sub, r)

@@ -86,8 +86,18 @@ end
 -- again. The last text per root is kept.
 local board_texts = setmetatable({}, { __mode = "k" }) -- db -> { gen=, dv=, [root] = text }
 
+-- The filter of what the caller may read of the journal (orket.serve.events): the rows
+-- about the server's people are its admins' (local use is the one person there is), and
+-- their own sign-ins and sign-outs are everyone's own (orket.serve.events.own_sign)
+local function reader(ctx)
+  return { people = M.people_reader(ctx.server, ctx.who), own = ctx.who and ctx.who.id or nil }
+end
+
 local function board(req, ctx)
   local db, root = ctx.db, ctx.query.root
+  -- the journal's id, read before the board: a page that follows the journal after it
+  -- (/v1/events?after=) misses nothing written since the board was read, in any client
+  local at = events.latest(db)
   local gen, dv
   local c = db.conn
   if type(c) == "userdata" or (type(c) == "table" and c.cards_stamp) then gen, dv = c:cards_stamp() end
@@ -104,8 +114,10 @@ local function board(req, ctx)
     text = jsonout.encode(doc) .. "\n"
     if gen then kept[key] = text end
   end
-  -- the kept text is the whole body: sent as it is, no copy of it per request
-  return 200, jsonout.encoded(text)
+  -- the kept text with the caller's id added (the newest row they may read: not kept, as it
+  -- is the caller's); one copy of the text per request, against a build of it each time
+  local id = events.readable_latest(db, at, reader(ctx))
+  return 200, jsonout.encoded(text:sub(1, -3) .. ',"journal_id":' .. string.format("%d", id) .. "}\n")
 end
 
 local function card(_, ctx)
@@ -149,12 +161,23 @@ local function stream(req, ctx, filter)
   local s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
   if not s then return err(500, "internal", serr) end
   ctx.status = 200
-  s:send("retry: 2000\n\n")
   local srv = ctx.server
-  -- the rows about the server's people are its admins' (local use is the one person there is)
-  filter.people = people_reader(srv, ctx.who)
-  -- and their own sign-ins and sign-outs are everyone's own (orket.serve.events.own_sign)
-  filter.own = ctx.who and ctx.who.id or nil
+  local f = reader(ctx)
+  filter.people, filter.own = f.people, f.own
+  s:send("retry: 2000\n\n")
+  -- An id past the journal's end is another journal's (the server restarted onto a store
+  -- restored from a backup, or a project added again from another folder): followed from
+  -- it, nothing would come until this journal passed it. The stream follows from this
+  -- journal's end instead and says so first (an event with an id, which every client keeps),
+  -- so that a page loads the board again.
+  if after then
+    local last = events.latest(ctx.hub.db)
+    if after > last then
+      local id = events.readable_latest(ctx.hub.db, last, filter)
+      s:send(string.format('id: %d\nevent: reset\ndata: {"id":%d}\n\n', id, id))
+      after = last
+    end
+  end
   -- asked at each heartbeat: a caller who may read no more, or who reads the people's rows
   -- and is no admin now (demoted), is ended; reconnected, they get what they may read
   local still = srv and ctx.who and function()
@@ -192,6 +215,11 @@ local function view_status(_, ctx)
   return 200, doc
 end
 
+-- orket.board/1 as the API gives it: with the journal's id it was read at
+local BOARD_AT = { type = "object", additionalProperties = true, required = { "format", "journal_id" },
+  properties = { format = oa.BOARD.properties.format, journal_id = { type = "integer", minimum = 0,
+    description = "the journal's id the board was read at (the newest event the caller may read): "
+      .. "/v1/events?after= it follows the journal from the board, missing nothing" } } }
 local function json(schema, description) return { schema = schema, description = description } end
 local SSE = { media = "text/event-stream", schema = { type = "string" }, description = "the journal as Server-Sent Events" }
 local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }
@@ -217,7 +245,7 @@ function M.add(router)
       [503] = json({ type = "object", required = { "status", "problems" }, properties = { status = { enum = { "not_ready" } },
         problems = { type = "array", items = { type = "string" } } } }, "not ready, and why") } })
   router:add("GET", "/v1/board", { handler = board, role = "viewer", name = "board", summary = "The board (orket.board/1)",
-    query = { { name = "root", description = "an epic or rock to show alone" } }, responses = { [200] = json(oa.BOARD) } })
+    query = { { name = "root", description = "an epic or rock to show alone" } }, responses = { [200] = json(BOARD_AT) } })
   router:add("GET", "/v1/cards/{id}", { handler = card, role = "viewer", name = "card", summary = "One card (orket.card/1)",
     responses = { [200] = json(oa.CARD) } })
   router:add("GET", "/v1/experiments/{name}", { handler = experiment, role = "viewer", name = "experiment",

@@ -228,6 +228,16 @@ function M.entries_after(db, after, run, card, limit)
   return assert(db:rows(ENTRIES_AFTER(db), after, run, card, limit))
 end
 
+local ENTRIES_UPTO = sql(function(d)
+  return "SELECT id, kind, actor, " .. d.json("data") .. " FROM events WHERE id <= ? ORDER BY id DESC LIMIT ?"
+end)
+
+--- entries_upto(db, upto, limit) -> up to limit events at or before id `upto`, newest
+--- first: {id, kind, actor, data (the JSON text as stored)}
+function M.entries_upto(db, upto, limit)
+  return assert(db:rows(ENTRIES_UPTO(db), upto, limit))
+end
+
 --- card_event_data(db, card, kind) -> array of the data (decoded, {} when unreadable or
 --- not an object) of the card's events of that kind in any run, oldest first
 local CARD_EVENT_DATA = sql(function(d)
