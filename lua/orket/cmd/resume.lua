@@ -44,73 +44,76 @@ end
 -- resume carries it on), unless another worker works it now: then it stays theirs, said.
 local EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 
+-- The live view of a resume left to the workers, on a terminal (nil with --json): its
+-- events from the worker (a stop's run_end held until the run is ended here or left to
+-- the workers) -> shown {view, stop, held}
+local function live(o, inner, again)
+  if o.json then return {} end
+  local shown = {}
+  shown.view, shown.stop = run_cmd.live(function() return inner.e end, function() return again end)
+  inner.emit = function(ev)
+    if ev.type == "run_end" and inner.state and inner.state.stopping then shown.held = ev; return end
+    shown.view:event(ev)
+  end
+  return shown
+end
+
+-- The held run_end shown with status (when there is a view), then the view closed.
+local function close_live(shown, status)
+  if not shown.view then return end
+  if status and shown.held then
+    shown.held.status = status
+    shown.view:event(shown.held)
+  end
+  if shown.view.frames > 0 then shown.view:finish() end
+  shown.stop()
+end
+
+-- A signal stopped the worker while the run was still running: ended here as 'orket runs
+-- stop' ends it, unless another worker works it now -> 130 | nil (it ended meanwhile:
+-- another worker concluded it, said as it ended)
+local function stop_here(db, id, shown, cli, again, target)
+  local stopped, kind, msg = localuse.audited(db, "stop", target, function() return recorded.stop_queued(db, id) end)
+  if not stopped and kind == "not_queued" then return nil end
+  db:close()
+  if stopped then
+    if shown.view then
+      shown.held = shown.held or { type = "run_end" }
+      close_live(shown, "interrupted") -- its summary says how to continue
+    else
+      cli.err("run %d interrupted; continue with: %s", id, again)
+    end
+    return 130
+  end
+  close_live(shown, "running")
+  -- stop_queued's refusals are (nil, kind, message); a transaction that failed is
+  -- (nil, message, CODE)
+  if not (kind == "conflict" or kind == "store") then msg = kind end
+  cli.err("run %d is left to the workers, unfinished: %s; 'orket runs stop %d' ends it once no worker "
+    .. "works it, then '%s' carries it on", id, tostring(msg), id, again)
+  return 130
+end
+
 local function to_workers(o, cli, id)
-  local args = { "--resume", tostring(id), o.dir or "." }
-  if o.model then args[#args + 1] = "--model"; args[#args + 1] = o.model end
-  if o.concurrency then args[#args + 1] = "--concurrency"; args[#args + 1] = tostring(o.concurrency) end
+  local words = { "--resume", tostring(id), o.dir or "." }
   local where = (o.dir and o.dir ~= ".") and (" -C " .. cli.shell_quote(o.dir)) or ""
   local again = cli.program() .. " resume " .. id .. where
-  local inner, view, stop_view, held = { only = id }, nil, nil, nil
-  if not o.json then
-    view, stop_view = run_cmd.live(function() return inner.e end, function() return again end)
-    inner.emit = function(ev)
-      -- a stop's run_end waits until the run is ended here or left to the workers
-      if ev.type == "run_end" and inner.state and inner.state.stopping then held = ev; return end
-      view:event(ev)
-    end
-  end
-  local st = require("orket.cmd.worker").run(args, cli, inner)
-  local function close_view()
-    if not view then return end
-    if view.frames > 0 then view:finish() end
-    stop_view()
-  end
-  if st ~= 0 then
-    close_view()
-    return st
-  end
-  local db = cli.open_store(o.dir, false)
+  local inner = { only = id, model = o.model, concurrency = o.concurrency }
+  local shown = live(o, inner, again)
+  local st = require("orket.cmd.worker").run(words, cli, inner) -- lazy: only this path works as a worker
+  local db = st == 0 and cli.open_store(o.dir, false)
   if not db then
-    close_view()
-    return 1
+    close_live(shown)
+    return st ~= 0 and st or 1
   end
   local row = runs.get(db, id)
-  local stopping = inner.state and inner.state.stopping
-  if stopping and row and row.status == "running" then
-    local stopped, kind, msg = localuse.audited(db, "stop", row.target, function() return recorded.stop_queued(db, id) end)
-    -- (not_queued: it ended meanwhile, another worker concluded it: said as it ended)
-    if stopped or kind ~= "not_queued" then
-      db:close()
-      if stopped then
-        if view then
-          held = held or { type = "run_end" }
-          held.status = "interrupted"
-          view:event(held) -- its summary says how to continue
-          close_view()
-        else
-          cli.err("run %d interrupted; continue with: %s", id, again)
-        end
-      else
-        if view then
-          if held then held.status = "running"; view:event(held) end
-          close_view()
-        end
-        -- stop_queued's refusals are (nil, kind, message); a transaction that failed is
-        -- (nil, message, CODE)
-        if not (kind == "conflict" or kind == "store") then msg = kind end
-        cli.err("run %d is left to the workers, unfinished: %s; 'orket runs stop %d' ends it once no worker "
-          .. "works it, then '%s' carries it on", id, tostring(msg), id, again)
-      end
-      return 130
-    end
+  if inner.state and inner.state.stopping and row and row.status == "running" then
+    local code = stop_here(db, id, shown, cli, again, row.target)
+    if code then return code end
     row = runs.get(db, id)
   end
-  if held and view then
-    held.status = row and row.status or held.status
-    view:event(held)
-  end
   db:close()
-  close_view()
+  close_live(shown, row and row.status or (shown.held and shown.held.status))
   -- (a row that cannot be read is no success)
   local code = row and EXIT[row.status]
   if row and row.status == "running" then code = 130 end

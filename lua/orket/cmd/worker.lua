@@ -209,6 +209,14 @@ local function begin(e, o, emit)
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
 end
 
+-- orket resume RUN (o.only): that run alone of the queued ones, and the worker is done once
+-- it is no longer left to the workers; the others are the workers'.
+local function only_mine(queued, only)
+  if not only then return queued end
+  for _, r in ipairs(queued) do if r.id == only then return { r } end end
+  return {}
+end
+
 -- The worker's loop, in a task: starts each run left to workers that it can join, side by
 -- side (set), until stopped (or, with --drain, none is left and none in flight) -> failure
 -- message[, CODE] | nil. The store lost (a run met it, or the loop's own question): every
@@ -232,15 +240,8 @@ local function work(e, o, emit, state, set)
     else
       if st.lost then emit { type = "store_back" } end
       st.lost = false
-      if o.only then
-        -- (orket resume RUN: that run alone, and the worker is done once it is no longer
-        -- left to the workers; the others are the workers')
-        local mine = {}
-        for _, r in ipairs(queued) do if r.id == o.only then mine[1] = r end end
-        queued = mine
-        if #queued == 0 and set.count == 0 then break end
-      end
-      if #queued == 0 and set.count == 0 and o.drain then break end
+      queued = only_mine(queued, o.only)
+      if #queued == 0 and set.count == 0 and (o.drain or o.only) then break end
       set:stop_ended(queued, function(id)
         -- (a store lost here: the next round's question finds it)
         local ok, row = pcall(store_runs.get, e.db, id)
@@ -261,7 +262,8 @@ end
 
 --- run(args, cli[, inner]) -> exit status. inner, for orket resume of a run left to the
 --- workers (not a command-line word): {only = RUN: work that run alone and exit once it is
---- no longer left to the workers; emit = fn(ev): the events, instead of JSON Lines}; the
+--- no longer left to the workers; model=, concurrency=: resume's own, as --model and
+--- --concurrency; emit = fn(ev): the events, instead of JSON Lines}; the
 --- worker sets inner.e (its engine, once open) and inner.state (state.stopping: a signal
 --- stopped it).
 function cmd.run(args, cli, inner)
@@ -272,6 +274,9 @@ function cmd.run(args, cli, inner)
   o.dir = o.dir or "."
   inner = inner or {}
   o.only = inner.only
+  -- (resume's own words, taken as its worker's)
+  o.model = inner.model or o.model
+  o.concurrency = inner.concurrency or o.concurrency
   local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
   local emit = emitter(name)
   if inner.emit then
