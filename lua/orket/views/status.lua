@@ -48,13 +48,16 @@ end
 -- Keeping the person's version commits it: what sits on the way (view.at) is what is theirs.
 -- git commits no FIFO, socket or device ("other"): no command then. A directory of theirs
 -- where main has a file is committed by its folder's pathspec (`b.txt/`): `-- b.txt` makes
--- git's commit take the directory for a submodule and fail.
-local function keep_view(path, view)
+-- git's commit take the directory for a submodule and fail. Where main has nothing, their
+-- file is untracked, and git's add refuses one a .gitignore (or their own excludes) matches:
+-- a path named alone is added with -f then (a directory's ignored files stay out).
+local function keep_view(path, main, view)
   if view.kind == "other" then return {} end
   local keep = view.at or path
-  local only = (view.kind == "directory" and not view.at) and keep .. "/" or keep
+  local dir = view.kind == "directory" and not view.at
+  local only = dir and keep .. "/" or keep
   return {
-    git("add", "-A", "--", keep),
+    (main.kind == "none" and not dir) and git("add", "-A", "-f", "--", keep) or git("add", "-A", "--", keep),
     git("commit", "-m", "Keep my version of " .. keep, "--", only),
   }
 end
@@ -79,7 +82,7 @@ function M.of_repo(repo)
   local diverged = {}
   for i, p in ipairs(paths) do
     diverged[i] = { path = p.path, main = p.main, view = p.view,
-      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.view)) }
+      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.main, p.view)) }
   end
   return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind }
 end

@@ -847,6 +847,35 @@ describe("orket.c.gitrepo", function()
     assert.equal(" M README\n", out("git -C " .. H.quote(pws) .. " status --porcelain -- README"))
   end)
 
+  -- a file of the person's where main's merge deleted one is untracked: .gitignore matching
+  -- it made git's add refuse it, so keeping it committed nothing and it stayed listed
+  it("keeps a person's file at a path main deleted that .gitignore matches, with commands that work", function()
+    local proj, pws, r0, p = project("G1")
+    local r <close> = r0
+    H.write(p .. "/x.log", "the card's log\n")
+    assert(r:commit("G1", { name = WHO.name, email = WHO.email, message = "log" }))
+    assert(r:merge_to_main("G1", GUARD))
+    assert.equal("the card's log\n", H.read(pws .. "/x.log"))
+    os.remove(p .. "/x.log")
+    H.write(p .. "/.gitignore", "*.log\n")
+    assert(r:commit("G1", { name = WHO.name, email = WHO.email, message = "ignore logs" }))
+    H.write(pws .. "/x.log", "my log\n") -- the person's, written before the merge
+    assert.equal(1, assert(r:merge_to_main("G1", GUARD)).diverged)
+    local doc = assert(require("orket.views.status").of_project(proj))
+    assert.equal(1, #doc.diverged)
+    local d = doc.diverged[1]
+    assert.same({ "x.log", "none" }, { d.path, d.main.kind })
+    for _, argv in ipairs(d.keep_view) do
+      local words = {}
+      for i, w in ipairs(argv) do words[i] = H.quote(w) end
+      sh("cd " .. H.quote(proj) .. " && " .. table.concat(words, " ") .. " >/dev/null 2>&1")
+    end
+    local f = io.popen("git -C " .. H.quote(pws) .. " show main:x.log")
+    assert.equal("my log\n", f:read("a"))
+    f:close()
+    assert.same({}, assert(r:view_status()))
+  end)
+
   for _, case in ipairs {
     { what = "a branch", checkout = "checkout -q -b my-feature", why = "refs/heads/my%-feature checked out, not main" },
     { what = "a detached commit", checkout = "checkout -q --detach", why = "a detached commit checked out, not main" },
