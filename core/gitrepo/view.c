@@ -24,9 +24,10 @@
  * 4. Anything else at such a path is the person's: never written, moved or deleted. It is
  *    recorded as diverged, and its index entry is set to M's only where the index held B's,
  *    so that `git status` shows the person's file as a change against main. A version the
- *    person committed in the view (a commit of main's since the base's commit holds it, the
- *    index and the disk unchanged) stands for B's: it is main's, not their work in progress.
- *    A version main held only at or before the base is a restore of the person's: theirs.
+ *    person committed in the view is theirs too where a later merge changes the path:
+ *    telling their commit from a restore of an older version needs the refreshes' own
+ *    history, which is not kept (a rule by main's history since the base counted merges
+ *    the view could not follow as the person's, and overwrote a restore).
  * 5. Files are written under a temporary name, in a directory of the refresh's own in the
  *    gitdir (vw_tmp: no name a tree can hold, none taken from anyone), and renamed into
  *    place; a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is
@@ -74,7 +75,7 @@
   " checked out, not main: it follows main again once main is checked out there (git -C workspace checkout main)"
 #define GR_VIEW_WAITS "workspace/ has %s" GR_VIEW_WAITS_TAIL
 #define GR_VIEW_STATE_MAX ((size_t)8 << 20)
-#define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is compared by size only */
+#define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is hashed in pieces (vw_disk) */
 #define GR_VIEW_TMPDIR "orket-view-tmp" /* in main's gitdir: the refresh's temporary files (vw_put) */
 
 enum { VW_NONE, VW_FILE, VW_EXEC, VW_LINK, VW_DIR, VW_OTHER };
@@ -292,9 +293,19 @@ static void vw_disk(const gitapi *g, int dfd, const char *leaf, vw_side *d) {
     d->hashed = n >= 0 && g->odb_hash(&d->id, t, (size_t)n, GIT_OBJECT_BLOB) == 0;
   } else if (S_ISREG(st.st_mode)) {
     d->kind = (st.st_mode & 0100) ? VW_EXEC : VW_FILE;
-    if ((size_t)st.st_size > GR_VIEW_FILE_MAX) return;
     int fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return;
+    if ((size_t)st.st_size > GR_VIEW_FILE_MAX) {
+      /* Hashed in pieces by libgit2, reached through this descriptor (the file looked at,
+       * never the path again): unhashed, a person's huge file committed to main stayed
+       * listed as theirs for good (invariant 7 never held). */
+      struct stat fst;
+      char via[48];
+      if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && snprintf(via, sizeof via, "/proc/self/fd/%d", fd) > 0)
+        d->hashed = g->odb_hashfile(&d->id, via, GIT_OBJECT_BLOB) == 0;
+      close(fd);
+      return;
+    }
     char *buf = malloc((size_t)st.st_size + 1);
     size_t n = 0;
     ssize_t k = 0;

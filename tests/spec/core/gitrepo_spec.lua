@@ -876,6 +876,23 @@ describe("orket.c.gitrepo", function()
     assert.same({}, assert(r:view_status()))
   end)
 
+  -- a file over 64 MiB was never hashed: once the person committed theirs it stayed listed
+  it("forgets a person's huge file once they commit it to main", function()
+    local _, pws, r0, p = project("H1")
+    local r <close> = r0
+    H.write(p .. "/big.bin", "the card's\n")
+    assert(r:commit("H1", { name = WHO.name, email = WHO.email, message = "big" }))
+    sh("truncate -s 65M " .. H.quote(pws .. "/big.bin")) -- the person's, sparse
+    assert.equal(1, assert(r:merge_to_main("H1", GUARD)).diverged)
+    local v = assert(r:view_status())
+    assert.equal(1, #v)
+    assert.same({ "file", 65 * 1024 * 1024 }, { v[1].view.kind, v[1].view.size })
+    assert.equal(40, #v[1].view.id) -- its content hashed, as a small file's
+    sh("git -C " .. H.quote(pws) .. " add big.bin && git -C " .. H.quote(pws)
+      .. " -c user.name=p -c user.email=p@p commit -qm 'keep mine' -- big.bin")
+    assert.same({}, assert(r:view_status()))
+  end)
+
   for _, case in ipairs {
     { what = "a branch", checkout = "checkout -q -b my-feature", why = "refs/heads/my%-feature checked out, not main" },
     { what = "a detached commit", checkout = "checkout -q --detach", why = "a detached commit checked out, not main" },
