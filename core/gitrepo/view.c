@@ -20,9 +20,7 @@
  *    path only where the disk holds what B had there (nothing, where B had nothing) and
  *    main's index holds B's or M's entry: the view still holds what it last held. A path
  *    that already holds M's is done. So the refresh is idempotent, and costs what the merge
- *    changed, not what main holds. Only a move forward is followed: main moved back or aside
- *    (no commit of its history has B's tree: a person's git reset HEAD~, which keeps their
- *    files) writes nothing, and M becomes the base (vw_base_in_history).
+ *    changed, not what main holds.
  * 4. Anything else at such a path is the person's: never written, moved or deleted. It is
  *    recorded as diverged, and its index entry is set to M's only where the index held B's,
  *    so that `git status` shows the person's file as a change against main. A version the
@@ -651,33 +649,6 @@ static void vw_prev_base(const gitapi *g, git_repository *repo, const git_oid *t
   g->reflog_free(log);
 }
 
-/* 1 when main's history, walked back from tip (at most GR_VIEW_WALK commits), holds a
- * commit whose tree is base: main moved forward from what the view holds (a merge, or one
- * a kill left unfollowed). 0 when it holds none: a person moved main back or aside in the
- * view (git reset HEAD~, an amend), keeping their files; those are theirs (vw_refresh). */
-#define GR_VIEW_WALK 10000
-static int vw_base_in_history(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base) {
-  git_revwalk *walk = NULL;
-  git_oid id;
-  int found = 1; /* a walk that cannot be made says nothing: followed as before */
-  if (g->revwalk_new(&walk, repo) < 0) return 1;
-  if (g->revwalk_push(walk, tip) == 0) {
-    found = 0;
-    for (int k = 0; !found && k < GR_VIEW_WALK && g->revwalk_next(&id, walk) == 0; k++) {
-      git_commit *c = NULL;
-      if (g->commit_lookup(&c, repo, &id) < 0) {
-        found = 1;
-        break;
-      }
-      found = g->oid_equal(g->commit_tree_id(c), base);
-      g->commit_free(c);
-      if (k + 1 == GR_VIEW_WALK) found = 1; /* too deep to tell: followed as before */
-    }
-  }
-  g->revwalk_free(walk);
-  return found;
-}
-
 /* One refresh (gr_view_refresh). raced: NULL, or set when main's index changed on disk
  * between its read and the write (a person's git add, which takes the index's lock only for
  * its own write): the refresh then stops before writing, said nowhere, to be run again. */
@@ -763,16 +734,6 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
       ret = 0;
       goto out;
     }
-  }
-  /* main moved back or aside since the view's base (a tree it still has, and no commit of
-   * its history holds it): only a person's git does that there, and `git reset HEAD~`
-   * keeps their files as they are. Following it wrote the older files over theirs and
-   * deleted the ones the undone commit added. The view takes main's tree for its base and
-   * writes nothing. */
-  if (!guessed && base && !vw_base_in_history(g, repo, &tip, &s.base)) {
-    s.base = tip_tree;
-    ret = 0;
-    goto out;
   }
   if ((!base && (rc = g->tree_lookup(&base, repo, &s.base)) < 0) || (rc = g->tree_lookup(&target, repo, &tip_tree)) < 0 ||
       (rc = g->diff_tree_to_tree(&diff, repo, base, target, NULL)) < 0) {

@@ -893,33 +893,6 @@ describe("orket.c.gitrepo", function()
     assert.same({}, assert(r:view_status()))
   end)
 
-  -- `git reset HEAD~` undoes a commit and keeps its files: the view followed main back,
-  -- writing the older files over the person's and deleting the ones their commit added
-  it("leaves a person's files alone when they move main back with git reset, and follows later merges", function()
-    local _, pws, r0, p = project("R1")
-    local r <close> = r0
-    H.write(p .. "/f.txt", "the card's\n")
-    assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = "f" }))
-    assert(r:merge_to_main("R1", GUARD))
-    H.write(pws .. "/f.txt", "my work\n")
-    H.write(pws .. "/g.txt", "my new file\n")
-    local git = "git -C " .. H.quote(pws) .. " -c user.name=p -c user.email=p@p "
-    sh(git .. "add -A && " .. git .. "commit -qm mine")
-    assert.equal(0, assert(r:view_refresh())) -- a run's start: the view's base is their commit
-    sh(git .. "reset -q HEAD~1")
-    assert.equal(0, assert(r:view_refresh()))
-    assert.equal("my work\n", H.read(pws .. "/f.txt"))
-    assert.equal("my new file\n", H.read(pws .. "/g.txt"))
-    assert.same({}, assert(r:view_status()))
-    -- a card's later change is followed, and nothing of theirs is touched
-    H.write(p .. "/h.txt", "the card's h\n")
-    assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = "h" }))
-    assert.equal(0, assert(r:merge_to_main("R1", GUARD)).diverged)
-    assert.equal("the card's h\n", H.read(pws .. "/h.txt"))
-    assert.equal("my work\n", H.read(pws .. "/f.txt"))
-    assert.equal("my new file\n", H.read(pws .. "/g.txt"))
-  end)
-
   for _, case in ipairs {
     { what = "a branch", checkout = "checkout -q -b my-feature", why = "refs/heads/my%-feature checked out, not main" },
     { what = "a detached commit", checkout = "checkout -q --detach", why = "a detached commit checked out, not main" },
