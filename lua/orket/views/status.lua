@@ -62,6 +62,11 @@ local function keep_view(path, main, view)
   }
 end
 
+-- What a -f keep command does to a file .gitignore matches (a person's own .env, say): it
+-- is committed into main, from where every card's folder, and so the model provider, gets it.
+M.IGNORED_WARNING = "ignored by .gitignore: keeping yours commits it into main, where every card "
+  .. "and the model provider see it"
+
 local function commands(list)
   local out = {}
   for i, argv in ipairs(list) do out[i] = jsonout.array(argv) end
@@ -81,8 +86,10 @@ function M.of_repo(repo)
   local behind = err and { reason = err, catch_up = waits and M.WAITS or M.CATCH_UP, waits = waits or nil } or nil
   local diverged = {}
   for i, p in ipairs(paths) do
+    local forced = p.ignored and p.view.kind ~= "other" and p.view.kind ~= "directory" or nil
     diverged[i] = { path = p.path, main = p.main, view = p.view,
-      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.main, p.view)) }
+      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.main, p.view)),
+      keep_warning = forced and M.IGNORED_WARNING or nil }
   end
   return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind }
 end
