@@ -32,7 +32,7 @@
   X(index_write_tree_to) X(libgit2_init) X(libgit2_opts) X(libgit2_shutdown)                 \
   X(merge_bases) X(merge_commits) X(merge_file_from_index)                                  \
   X(merge_file_options_init) X(merge_file_result_free) X(merge_options_init) X(merge_trees)  \
-  X(message_trailer_array_free) X(message_trailers) X(odb_exists) X(odb_free) X(odb_hash)    \
+  X(message_trailer_array_free) X(message_trailers) X(odb_exists) X(odb_free) X(odb_hash) X(odb_hashfile) \
   X(oid_equal) X(oid_fromstr) X(oid_tostr) X(oidarray_dispose)                               \
   X(push_options_init) X(reference_create_matching) X(reference_delete) X(reference_free)    \
   X(reference_lookup) X(reference_name) X(reference_name_is_valid) X(reference_name_to_id)   \

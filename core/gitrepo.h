@@ -290,6 +290,8 @@ typedef struct gr_view_path {
   char *view_at;                 /* malloc'd, NULL but when the view's side is what sits on the way
                                     to path: a file or symlink of a person's at this leading path,
                                     where main has a directory */
+  int ignored;                   /* main has nothing there and .gitignore (or the person's own
+                                    excludes) matches path: keeping theirs commits it anyway */
 } gr_view_path;
 void gr_view_paths_free(gr_view_path *v, size_t n);
 

@@ -641,6 +641,10 @@ static int lgr_view_status(lua_State *L) {
       lua_setfield(L, -2, "at");
     }
     lua_setfield(L, -2, "view");
+    if (v[i].ignored) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "ignored");
+    }
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
   gr_view_paths_free(v, n);

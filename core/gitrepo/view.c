@@ -24,9 +24,10 @@
  * 4. Anything else at such a path is the person's: never written, moved or deleted. It is
  *    recorded as diverged, and its index entry is set to M's only where the index held B's,
  *    so that `git status` shows the person's file as a change against main. A version the
- *    person committed in the view (a commit of main's since the base's commit holds it, the
- *    index and the disk unchanged) stands for B's: it is main's, not their work in progress.
- *    A version main held only at or before the base is a restore of the person's: theirs.
+ *    person committed in the view is theirs too where a later merge changes the path:
+ *    telling their commit from a restore of an older version needs the refreshes' own
+ *    history, which is not kept (a rule by main's history since the base counted merges
+ *    the view could not follow as the person's, and overwrote a restore).
  * 5. Files are written under a temporary name, in a directory of the refresh's own in the
  *    gitdir (vw_tmp: no name a tree can hold, none taken from anyone), and renamed into
  *    place; a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is
@@ -74,7 +75,7 @@
   " checked out, not main: it follows main again once main is checked out there (git -C workspace checkout main)"
 #define GR_VIEW_WAITS "workspace/ has %s" GR_VIEW_WAITS_TAIL
 #define GR_VIEW_STATE_MAX ((size_t)8 << 20)
-#define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is compared by size only */
+#define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is hashed in pieces (vw_disk) */
 #define GR_VIEW_TMPDIR "orket-view-tmp" /* in main's gitdir: the refresh's temporary files (vw_put) */
 
 enum { VW_NONE, VW_FILE, VW_EXEC, VW_LINK, VW_DIR, VW_OTHER };
@@ -277,9 +278,17 @@ static int vw_parent(int root, const char *path, int mk, const char **leaf) {
   return fd;
 }
 
+/* 1 when side s (NULL: none) could be a regular file of size bytes: a file or executable
+ * whose size is unknown (0 from a tree diff or an index entry) or equal. */
+static int vw_may_be(const vw_side *s, int64_t size) {
+  return s && (s->kind == VW_FILE || s->kind == VW_EXEC) && (s->size <= 0 || s->size == size);
+}
+
 /* What the disk holds at leaf in dfd (dfd < 0: the way there is missing or blocked, so
- * nothing is there as far as this path goes; blocked says which). */
-static void vw_disk(const gitapi *g, int dfd, const char *leaf, vw_side *d) {
+ * nothing is there as far as this path goes; blocked says which). s1 and s2 (either NULL)
+ * are the sides it is compared with: a huge file is hashed only when it could be one. */
+static void vw_disk(const gitapi *g, int dfd, const char *leaf, vw_side *d, const vw_side *s1,
+                    const vw_side *s2) {
   struct stat st;
   *d = (vw_side){.kind = VW_NONE, .size = -1};
   if (dfd < 0 || fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) return;
@@ -292,9 +301,23 @@ static void vw_disk(const gitapi *g, int dfd, const char *leaf, vw_side *d) {
     d->hashed = n >= 0 && g->odb_hash(&d->id, t, (size_t)n, GIT_OBJECT_BLOB) == 0;
   } else if (S_ISREG(st.st_mode)) {
     d->kind = (st.st_mode & 0100) ? VW_EXEC : VW_FILE;
-    if ((size_t)st.st_size > GR_VIEW_FILE_MAX) return;
+    /* A huge file of another size than both sides cannot hold either: hashing it took
+     * seconds at every status and web panel load, for nothing. */
+    if ((size_t)st.st_size > GR_VIEW_FILE_MAX && !vw_may_be(s1, st.st_size) && !vw_may_be(s2, st.st_size)) return;
     int fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return;
+    if ((size_t)st.st_size > GR_VIEW_FILE_MAX) {
+      /* Hashed in pieces by libgit2, which takes a path: /proc/self/fd/N reopens this very
+       * file, not a second lookup of leaf (without /proc it stays unhashed). Unhashed, a
+       * person's huge file committed to main stayed listed as theirs for good (invariant 7
+       * never held). */
+      struct stat fst;
+      char via[48];
+      if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && snprintf(via, sizeof via, "/proc/self/fd/%d", fd) > 0)
+        d->hashed = g->odb_hashfile(&d->id, via, GIT_OBJECT_BLOB) == 0;
+      close(fd);
+      return;
+    }
     char *buf = malloc((size_t)st.st_size + 1);
     size_t n = 0;
     ssize_t k = 0;
@@ -473,7 +496,7 @@ static int vw_still(const gitapi *g, int root, const vw_item *it) {
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
-  vw_disk(g, dfd, leaf, &d);
+  vw_disk(g, dfd, leaf, &d, &it->m, NULL);
   if (dfd >= 0) close(dfd);
   return vw_holds(g, &d, &it->m, 1);
 }
@@ -520,7 +543,7 @@ static int vw_disk_is(const gitapi *g, int root, const char *path, const git_ind
   if (was->kind != VW_FILE && was->kind != VW_EXEC && was->kind != VW_LINK) return -1;
   const char *leaf;
   int dfd = vw_parent(root, path, 0, &leaf);
-  vw_disk(g, dfd, leaf, d);
+  vw_disk(g, dfd, leaf, d, was, NULL);
   if (dfd >= 0) close(dfd);
   return vw_holds(g, d, was, 1);
 }
@@ -533,7 +556,7 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
-  vw_disk(g, dfd, leaf, &d);
+  vw_disk(g, dfd, leaf, &d, &it->b, NULL);
   if (d.kind == VW_NONE) {
     vw_prune_dirs(root, it->path);
   } else if (it->index_ok && vw_holds(g, &d, &it->b, 0) && unlinkat(dfd, leaf, 0) == 0) {
@@ -549,7 +572,7 @@ static void vw_write_m(const gitapi *g, git_repository *repo, vw_tmp *t, int roo
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
-  vw_disk(g, dfd, leaf, &d);
+  vw_disk(g, dfd, leaf, &d, &it->m, &it->b);
   if (vw_holds(g, &d, &it->m, 1)) {
     it->done = 1;
   } else if (it->m.kind == VW_OTHER) {
@@ -851,7 +874,7 @@ void gr_view_paths_free(gr_view_path *v, size_t n) {
 /* What blocks the way to path when a leading component is not a directory (a person's file
  * or symlink where main has a directory): that component's length, and what it holds in
  * *d; 0 when nothing does. */
-static size_t vw_in_way(const gitapi *g, int root, const char *path, vw_side *d) {
+static size_t vw_in_way(const gitapi *g, int root, const char *path, vw_side *d, const vw_side *s) {
   char p[PATH_MAX];
   snprintf(p, sizeof p, "%s", path);
   for (char *slash = strchr(p, '/'); slash; slash = strchr(slash + 1, '/')) {
@@ -861,7 +884,7 @@ static size_t vw_in_way(const gitapi *g, int root, const char *path, vw_side *d)
     if (there && !S_ISDIR(st.st_mode)) {
       const char *leaf;
       int dfd = vw_parent(root, p, 0, &leaf);
-      vw_disk(g, dfd, leaf, d);
+      vw_disk(g, dfd, leaf, d, s, NULL);
       if (dfd >= 0) close(dfd);
       return strlen(p);
     }
@@ -944,8 +967,8 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
     }
     const char *leaf;
     int dfd = vw_parent(root, path, 0, &leaf);
-    vw_disk(g, dfd, leaf, &d);
-    size_t way = dfd < 0 ? vw_in_way(g, root, path, &d) : 0; /* else nothing, as far as path goes */
+    vw_disk(g, dfd, leaf, &d, &m, NULL);
+    size_t way = dfd < 0 ? vw_in_way(g, root, path, &d, &m) : 0; /* else nothing, as far as path goes */
     if (dfd >= 0) close(dfd);
     if (vw_holds(g, &d, &m, 1) || (m.kind == VW_DIR && d.kind == VW_DIR)) { /* invariant 7 */
       dropped = 1;
@@ -963,6 +986,8 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
     v[k].view_kind = vw_kinds[d.kind];
     vw_hex(g, &d, v[k].view_id);
     v[k].view_size = d.kind == VW_NONE ? -1 : d.size;
+    int ig = 0; /* unknown (an error) is said as not ignored: only a warning rides on it */
+    v[k].ignored = m.kind == VW_NONE && g->ignore_path_is_ignored(&ig, r->repo, path) == 0 && ig;
     k++;
   }
   if (k > 1) qsort(v, k, sizeof *v, gr_cmp_str); /* path is the first field */

@@ -84,6 +84,7 @@ local function shown_text(doc, dir, cli)
     out[#out + 1] = string.format("\n  %s\n    main has:     %s\n    yours:        %s\n    take main's:  %s\n"
       .. "    keep yours:   %s\n", shown(cli, d.path), side(cli, d.main), side(cli, d.view), line(cli, d.take_main),
       #d.keep_view > 0 and line(cli, d.keep_view) or "(none: git commits no FIFO, socket or device)")
+    if d.keep_warning then out[#out + 1] = "                  (" .. d.keep_warning .. ")\n" end
   end
   return table.concat(out)
 end

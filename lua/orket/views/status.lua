@@ -48,16 +48,24 @@ end
 -- Keeping the person's version commits it: what sits on the way (view.at) is what is theirs.
 -- git commits no FIFO, socket or device ("other"): no command then. A directory of theirs
 -- where main has a file is committed by its folder's pathspec (`b.txt/`): `-- b.txt` makes
--- git's commit take the directory for a submodule and fail.
-local function keep_view(path, view)
+-- git's commit take the directory for a submodule and fail. Where main has nothing, their
+-- file is untracked, and git's add refuses one a .gitignore (or their own excludes) matches:
+-- a path named alone is added with -f then (a directory's ignored files stay out).
+local function keep_view(path, main, view)
   if view.kind == "other" then return {} end
   local keep = view.at or path
-  local only = (view.kind == "directory" and not view.at) and keep .. "/" or keep
+  local dir = view.kind == "directory" and not view.at
+  local only = dir and keep .. "/" or keep
   return {
-    git("add", "-A", "--", keep),
+    (main.kind == "none" and not dir) and git("add", "-A", "-f", "--", keep) or git("add", "-A", "--", keep),
     git("commit", "-m", "Keep my version of " .. keep, "--", only),
   }
 end
+
+-- What a -f keep command does to a file .gitignore matches (a person's own .env, say): it
+-- is committed into main, from where every card's folder, and so the model provider, gets it.
+M.IGNORED_WARNING = "ignored by .gitignore: keeping yours commits it into main, where every card "
+  .. "and the model provider see it"
 
 local function commands(list)
   local out = {}
@@ -78,8 +86,10 @@ function M.of_repo(repo)
   local behind = err and { reason = err, catch_up = waits and M.WAITS or M.CATCH_UP, waits = waits or nil } or nil
   local diverged = {}
   for i, p in ipairs(paths) do
+    local forced = p.ignored and p.view.kind ~= "other" and p.view.kind ~= "directory" or nil
     diverged[i] = { path = p.path, main = p.main, view = p.view,
-      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.view)) }
+      take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.main, p.view)),
+      keep_warning = forced and M.IGNORED_WARNING or nil }
   end
   return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind }
 end

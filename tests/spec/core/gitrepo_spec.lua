@@ -847,6 +847,64 @@ describe("orket.c.gitrepo", function()
     assert.equal(" M README\n", out("git -C " .. H.quote(pws) .. " status --porcelain -- README"))
   end)
 
+  -- a file of the person's where main's merge deleted one is untracked: .gitignore matching
+  -- it made git's add refuse it, so keeping it committed nothing and it stayed listed
+  it("keeps a person's file at a path main deleted that .gitignore matches, with commands that work", function()
+    local proj, pws, r0, p = project("G1")
+    local r <close> = r0
+    H.write(p .. "/x.log", "the card's log\n")
+    assert(r:commit("G1", { name = WHO.name, email = WHO.email, message = "log" }))
+    assert(r:merge_to_main("G1", GUARD))
+    assert.equal("the card's log\n", H.read(pws .. "/x.log"))
+    os.remove(p .. "/x.log")
+    H.write(p .. "/.gitignore", "*.log\n")
+    assert(r:commit("G1", { name = WHO.name, email = WHO.email, message = "ignore logs" }))
+    H.write(pws .. "/x.log", "my log\n") -- the person's, written before the merge
+    assert.equal(1, assert(r:merge_to_main("G1", GUARD)).diverged)
+    local doc = assert(require("orket.views.status").of_project(proj))
+    assert.equal(1, #doc.diverged)
+    local d = doc.diverged[1]
+    assert.same({ "x.log", "none" }, { d.path, d.main.kind })
+    -- keeping it with -f commits an ignored file (a secret .env, say) into main: said so
+    local sv = require "orket.views.status"
+    assert.equal(sv.IGNORED_WARNING, d.keep_warning)
+    assert.matches("ignored by .gitignore: keeping yours commits it into main", sv.IGNORED_WARNING, 1, true)
+    local txt = H.orket("status -C " .. H.quote(proj))
+    assert.equal(0, txt.status, txt.stderr)
+    assert.matches("(" .. sv.IGNORED_WARNING .. ")", txt.stdout, 1, true)
+    local js = H.orket("status --json -C " .. H.quote(proj))
+    assert.equal(0, js.status, js.stderr)
+    assert.equal(sv.IGNORED_WARNING, require("cjson").decode(js.stdout).diverged[1].keep_warning)
+    for _, argv in ipairs(d.keep_view) do
+      local words = {}
+      for i, w in ipairs(argv) do words[i] = H.quote(w) end
+      sh("cd " .. H.quote(proj) .. " && " .. table.concat(words, " ") .. " >/dev/null 2>&1")
+    end
+    local f = io.popen("git -C " .. H.quote(pws) .. " show main:x.log")
+    assert.equal("my log\n", f:read("a"))
+    f:close()
+    assert.same({}, assert(r:view_status()))
+  end)
+
+  -- a file over 64 MiB was never hashed: once the person committed theirs it stayed listed
+  it("forgets a person's huge file once they commit it to main", function()
+    local _, pws, r0, p = project("H1")
+    local r <close> = r0
+    H.write(p .. "/big.bin", "the card's\n")
+    assert(r:commit("H1", { name = WHO.name, email = WHO.email, message = "big" }))
+    sh("truncate -s 65M " .. H.quote(pws .. "/big.bin")) -- the person's, sparse
+    assert.equal(1, assert(r:merge_to_main("H1", GUARD)).diverged)
+    local v = assert(r:view_status())
+    assert.equal(1, #v)
+    assert.same({ "file", 65 * 1024 * 1024 }, { v[1].view.kind, v[1].view.size })
+    -- another size than main's (11 bytes): it cannot hold main's, so it is not hashed (that
+    -- took seconds at every status); the person's commit below makes the sizes equal
+    assert.is_nil(v[1].view.id)
+    sh("git -C " .. H.quote(pws) .. " add big.bin && git -C " .. H.quote(pws)
+      .. " -c user.name=p -c user.email=p@p commit -qm 'keep mine' -- big.bin")
+    assert.same({}, assert(r:view_status()))
+  end)
+
   for _, case in ipairs {
     { what = "a branch", checkout = "checkout -q -b my-feature", why = "refs/heads/my%-feature checked out, not main" },
     { what = "a detached commit", checkout = "checkout -q --detach", why = "a detached commit checked out, not main" },
