@@ -346,6 +346,15 @@ int open64(const char *p, int f, ...) { va_list ap; va_start(ap, f); int r = den
     if not os.execute(string.format("cc -shared -fPIC -o %s/shim.so %s/shim.c -ldl 2>/dev/null", H.quote(dir), H.quote(dir))) then
       return pending("no C compiler here")
     end
+    -- a sanitizer build's runtime must come first among preloaded libraries
+    local preload = dir .. "/shim.so"
+    if H.sanitized() then
+      local l = io.popen("ldd " .. H.quote(H.BIN) .. " 2>/dev/null")
+      local asan = l:read("a"):match("=> (%S*libasan%S*)")
+      l:close()
+      if not asan then return pending("a sanitizer build whose runtime ldd does not name") end
+      preload = asan .. ":" .. preload
+    end
     for c, want in pairs {
       ["version <&- 2>&1"] = "orket: standard input is closed and /dev/null cannot be opened in its place: "
         .. "No such file or directory\nrc=1\n",
@@ -354,7 +363,7 @@ int open64(const char *p, int f, ...) { va_list ap; va_start(ap, f); int r = den
       ["version 2>&-"] = "rc=1\n", -- stderr is the closed one: the status alone says it
       ["version"] = H.orket("version").stdout .. "rc=0\n", -- nothing closed: /dev/null not needed
     } do
-      local p = io.popen(string.format("LD_PRELOAD=%s/shim.so %s %s; echo rc=$?", H.quote(dir), H.quote(H.BIN), c))
+      local p = io.popen(string.format("LD_PRELOAD=%s %s %s; echo rc=$?", H.quote(preload), H.quote(H.BIN), c))
       local out = p:read("a")
       p:close()
       assert.equal(want, out, c)
