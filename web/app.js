@@ -80,7 +80,9 @@
     const headers = { "Accept": "application/json" };
     // an answer for a page since cleared (signed out, another project) is never given to
     // the code that asked: it would draw the last session's project into the new one
-    const gen = state.gen;
+    // (the server's branding is no session's: asked at load, its answer may come after the
+    // sign-in page has cleared the page, and it is still the page's)
+    const gen = path === "/v1/branding" ? null : state.gen;
     const gone = () => new Promise(() => {});
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
@@ -89,7 +91,7 @@
       // (again after each sleep: a request answered meanwhile may have pushed the pause on)
       for (let wait; (wait = state.pauseUntil - Date.now()) > 0;) await sleep(wait + 5);
       if (Date.now() < state.pauseUntil) stats.early++; // (the tests check it stays 0)
-      if (gen !== state.gen) return gone();
+      if (gen !== null && gen !== state.gen) return gone();
       if (method === "GET" && path === "/v1/board") stats.board++;
       else if (method === "GET" && path.startsWith("/v1/cards/") && path.endsWith("/diff")) stats.diff++;
       else if (method === "GET" && path.startsWith("/v1/cards/")) stats.card++;
@@ -108,7 +110,7 @@
     }
     let doc = null;
     try { doc = await r.json(); } catch (e) { doc = null; }
-    if (gen !== state.gen) return gone();
+    if (gen !== null && gen !== state.gen) return gone();
     if (!r.ok) {
       const err = (doc && doc.error) || {};
       throw new ApiError(r.status, err.code || "error", err.message || ("the server answered " + r.status), err.remedy);
