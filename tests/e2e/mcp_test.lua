@@ -284,6 +284,19 @@ describe("orket mcp serve (stdio)", function()
     assert.equal(-32022, a[3].error.code)
   end)
 
+  it("reads no _meta version in a session that negotiated its own", function()
+    local dir = H.example("notes")
+    local a = by_id(serve(dir, {
+      INIT,
+      '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25"}}}',
+      '{"jsonrpc":"2.0","id":3,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2030-01-01"}}}',
+    }))
+    assert.equal(12, #a[2].result.tools)
+    assert.is_nil(a[2].result.resultType)
+    assert.same({}, a[3].result)
+  end)
+
   it("works with the official TypeScript SDK as the client", function()
     local dir, why = npm.ensure()
     if not dir then return pending("the SDK from npm: " .. why) end
@@ -461,6 +474,93 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     assert.equal(400, rst)
     assert.equal(1, #H.card_json(dir, "NOTES-1").comments)
     assert.is_nil(s.log():find(op, 1, true))
+    assert.equal(0, s.stop())
+  end)
+
+  it("asks Accept what the transport asks of it", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    local function raw(method, accept, headers, body)
+      local h = { "Authorization: Bearer " .. viewer, "Content-Type: application/json" }
+      if accept then h[#h + 1] = "Accept: " .. accept end
+      for _, x in ipairs(headers or {}) do h[#h + 1] = x end
+      local st, text = H.fetch { url = s.url .. "/mcp", method = method, headers = h, body = body, total_timeout_ms = 20000 }
+      return st, text ~= "" and cjson.decode(text) or nil
+    end
+    -- a POST's Accept lists both types (or their wildcards), else 406 saying what it must hold
+    for _, a in ipairs { "application/json", "text/event-stream", "text/html", "application/json, text/event-stream;q=0" } do
+      local st, doc = raw("POST", a, nil, INIT)
+      assert.equal(406, st, a)
+      assert.matches("Accept must list both application/json and text/event-stream", doc.error.message, 1, true)
+    end
+    -- none at all is any type (RFC 9110), as are wildcards: curl and scripts send none
+    for _, a in ipairs { false, "*/*", "application/*, text/*", "text/event-stream; q=0.5, application/json" } do
+      assert.equal(200, (raw("POST", a or nil, nil, INIT)), tostring(a))
+    end
+    -- a GET's lists text/event-stream, else 406; then it is the 405 of a server with no stream
+    local gst, gdoc = raw("GET", "application/json")
+    assert.equal(406, gst)
+    assert.matches("Accept must list text/event-stream", gdoc.error.message, 1, true)
+    assert.equal(405, (raw("GET", "text/event-stream")))
+    assert.equal(405, (raw("GET")))
+    assert.equal(0, s.stop())
+  end)
+
+  it("refuses an MCP-Protocol-Version it does not speak, naming those it does", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    local _, _, hdrs = post(s, viewer, INIT)
+    local sid = "Mcp-Session-Id: " .. hdrs["mcp-session-id"]
+    local ust, udoc = post(s, viewer, call("get_card", { id = "NOTES-1" }), { sid, "MCP-Protocol-Version: 1999-01-01" })
+    assert.equal(400, ust)
+    assert.matches("unsupported MCP-Protocol-Version: 1999-01-01 (this server speaks 2026-07-28, 2025-11-25, 2025-06-18, "
+      .. "2025-03-26, 2024-11-05)", udoc.error.message, 1, true)
+    -- none is the session's own version; another one spoken is answered in the session's (the
+    -- official conformance suite sends 2025-03-26 in the 2025-11-25 session its SDK opened)
+    for _, h in ipairs { false, "2025-11-25", "2025-03-26" } do
+      local st, doc = post(s, viewer, '{"jsonrpc":"2.0","id":3,"method":"tools/list"}', { sid, h and ("MCP-Protocol-Version: " .. h) or nil })
+      assert.equal(200, st, tostring(h))
+      assert.equal(5, #doc.result.tools)
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("answers a batch's ping in its array, and reads no _meta version in a session", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    local _, _, hdrs = post(s, viewer, INIT)
+    local sid = "Mcp-Session-Id: " .. hdrs["mcp-session-id"]
+    local _, _, oh = post(s, viewer, (INIT:gsub("2025%-11%-25", "2025-03-26")))
+    local osid = "Mcp-Session-Id: " .. oh["mcp-session-id"]
+    local ping = '[{"jsonrpc":"2.0","id":1,"method":"ping"}]'
+    -- and a ping in a batch is answered in the batch's array, alone or with others
+    for _, b in ipairs { ping, '[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":1,"method":"ping"}]',
+        '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]' } do
+      local bst, arr = post(s, viewer, b, { osid, "MCP-Protocol-Version: 2025-03-26" })
+      assert.equal(200, bst)
+      assert.is_nil(arr.jsonrpc, b) -- an array, not one answer
+      assert.equal(1, arr[1].id)
+      assert.same({}, arr[1].result)
+    end
+    -- the stateless revision's _meta version in a session is not read there: the session's
+    -- version governs (it was -32022 "unsupported", even naming the session's own version)
+    for _, v in ipairs { "2025-11-25", "2026-07-28", "2030-01-01" } do
+      local body = cjson.encode { jsonrpc = "2.0", id = 9, method = "tools/list",
+        params = { _meta = { ["io.modelcontextprotocol/protocolVersion"] = v } } }
+      local st, listed = post(s, viewer, body, { sid, "MCP-Protocol-Version: 2025-11-25" })
+      assert.equal(200, st, v)
+      assert.is_nil(listed.error, v)
+      assert.equal(5, #listed.result.tools)
+      assert.is_nil(listed.result.resultType) -- not answered in the stateless revision
+    end
+    -- without a session it is still the stateless revision's, and its unknown version -32022
+    local body = cjson.encode { jsonrpc = "2.0", id = 9, method = "tools/list",
+      params = { _meta = { ["io.modelcontextprotocol/protocolVersion"] = "2030-01-01" } } }
+    local _, nodoc = post(s, viewer, body)
+    assert.equal(-32022, nodoc.error.code)
     assert.equal(0, s.stop())
   end)
 

@@ -4,8 +4,11 @@
 -- initialize starts a session (Mcp-Session-Id), bound to the API key that made it; DELETE
 -- ends it; GET is refused (405: server-to-client messages go only in answers here). The
 -- key's role decides what the tools may do (orket.serve.mcp_server: a viewer cannot write);
--- MCP-Protocol-Version is checked; before the key, a browser Origin must be loopback or in
--- serve.cors, and so must the Host on a server listening on loopback (DNS rebinding).
+-- Accept must hold what the transport asks (406), MCP-Protocol-Version a version this
+-- server speaks (400; another than the session's is answered in the session's: the
+-- official conformance suite sends 2025-03-26 in a 2025-11-25 session). Before the key, a
+-- browser Origin must be loopback or in serve.cors, and so must the Host on a server
+-- listening on loopback (DNS rebinding).
 local crypto = require "orket.c.crypto"
 local rpc = require "orket.mcp.jsonrpc"
 local server = require "orket.serve.mcp_server"
@@ -101,6 +104,40 @@ function M.guard(req, ctx)
   end
 end
 
+-- Whether an Accept header's media ranges take a type: the range itself or its wildcards,
+-- with a q above 0 (q=0 is "not this one": RFC 9110 §12.5.1).
+local function accepts(ranges, kind, sub)
+  for _, r in ipairs(ranges) do
+    if r.q > 0 and (r.t == "*/*" or r.t == kind .. "/*" or r.t == kind .. "/" .. sub) then return true end
+  end
+  return false
+end
+
+--- not_acceptable(accept, post) -> nil | message: what MCP's Streamable HTTP transport asks
+--- of Accept (2025-03-26 on): a POST's lists application/json and text/event-stream, a GET's
+--- text/event-stream. No Accept at all is any type (RFC 9110 §12.5.1): taken, as clients
+--- that send none (curl, scripts) read a JSON answer fine; one that lacks a type is 406.
+function M.not_acceptable(accept, post)
+  if accept == nil then return nil end
+  local ranges = {}
+  for part in tostring(accept):gmatch("[^,]+") do
+    local t = part:match("^%s*([^;%s]+)")
+    if t then
+      local q = tonumber(part:lower():match(";%s*q%s*=%s*([%d.]+)") or "1") or 1
+      ranges[#ranges + 1] = { t = t:lower(), q = q }
+    end
+  end
+  local json, sse = accepts(ranges, "application", "json"), accepts(ranges, "text", "event-stream")
+  -- the client's text, quoted: printable ASCII only, so that a cut never splits a character
+  local was = tostring(accept):gsub("[^\32-\126]", "?"):sub(1, 128)
+  if post and not (json and sse) then
+    return "Accept must list both application/json and text/event-stream (MCP's Streamable HTTP transport); it was: " .. was
+  elseif not post and not sse then
+    return "Accept must list text/event-stream for GET /mcp (MCP's Streamable HTTP transport); it was: " .. was
+  end
+end
+local not_acceptable = M.not_acceptable
+
 local function key_of(ctx) return ctx.who and (ctx.who.id or (ctx.who.local_use and "local")) or "local" end
 
 local function reply(req, ctx, status, text, headers)
@@ -157,9 +194,12 @@ local function batch(req, ctx, text)
 end
 
 local function post(req, ctx)
+  local bad_accept = not_acceptable(req.headers.accept, true)
+  if bad_accept then return rpc_reply(req, ctx, 406, rpc.error(nil, rpc.INVALID_REQUEST, bad_accept)) end
   local pv = req.headers["mcp-protocol-version"]
   if pv and not KNOWN[pv] then
-    return rpc_reply(req, ctx, 400, rpc.error(nil, rpc.INVALID_REQUEST, "unsupported MCP-Protocol-Version: " .. tostring(pv):sub(1, 32)))
+    return rpc_reply(req, ctx, 400, rpc.error(nil, rpc.INVALID_REQUEST, "unsupported MCP-Protocol-Version: " .. tostring(pv):sub(1, 32)
+      .. " (this server speaks " .. table.concat(server.VERSIONS, ", ") .. ")"))
   end
   local text, berr = req:body()
   if not text then return err(400, "bad_request", tostring(berr)) end
@@ -216,6 +256,10 @@ local function delete(req, ctx)
 end
 
 local function get(req, ctx)
+  -- a client that could not read a stream is told so first: offered or not, this is what
+  -- a GET must accept
+  local bad_accept = not_acceptable(req.headers.accept, false)
+  if bad_accept then return rpc_reply(req, ctx, 406, rpc.error(nil, rpc.INVALID_REQUEST, bad_accept)) end
   reply(req, ctx, 405, nil, { "Allow: POST, DELETE" })
 end
 
