@@ -284,6 +284,19 @@ describe("orket mcp serve (stdio)", function()
     assert.equal(-32022, a[3].error.code)
   end)
 
+  it("reads no _meta version in a session that negotiated its own", function()
+    local dir = H.example("notes")
+    local a = by_id(serve(dir, {
+      INIT,
+      '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+      '{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25"}}}',
+      '{"jsonrpc":"2.0","id":3,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2030-01-01"}}}',
+    }))
+    assert.equal(12, #a[2].result.tools)
+    assert.is_nil(a[2].result.resultType)
+    assert.same({}, a[3].result)
+  end)
+
   it("works with the official TypeScript SDK as the client", function()
     local dir, why = npm.ensure()
     if not dir then return pending("the SDK from npm: " .. why) end
@@ -461,6 +474,165 @@ describe("the /mcp route of orket serve (Streamable HTTP)", function()
     assert.equal(400, rst)
     assert.equal(1, #H.card_json(dir, "NOTES-1").comments)
     assert.is_nil(s.log():find(op, 1, true))
+    assert.equal(0, s.stop())
+  end)
+
+  -- The Accept line of a request: a string as sent; false for none (libcurl, which H.fetch
+  -- uses, sends "Accept: */*" when a request names none, and drops it for the line "Accept:");
+  -- "" for an empty one (libcurl sends "Name:" with nothing after it for the line "Name;")
+  local function accept_line(a)
+    if a == false then return "Accept:" end
+    if a == "" then return "Accept;" end
+    return "Accept: " .. a
+  end
+
+  it("answers a POST whose Accept allows application/json, the only type it answers in, else 406", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    local function post_accepting(a)
+      local st, text = H.fetch { url = s.url .. "/mcp", method = "POST", body = INIT, total_timeout_ms = 20000,
+        headers = { "Authorization: Bearer " .. viewer, "Content-Type: application/json", accept_line(a) } }
+      return st, text ~= "" and cjson.decode(text) or nil
+    end
+    for _, a in ipairs { "text/event-stream", "text/html", "application/json;q=0, text/event-stream", "application/json;q=0, */*" } do
+      local st, doc = post_accepting(a)
+      assert.equal(406, st, a)
+      assert.equal("Accept must allow application/json, the only type /mcp answers in; it was: " .. a, doc.error.message)
+      assert.equal(cjson.null, doc.id)
+    end
+    -- JSON alone (what a server answering only in JSON needs), both types (the TypeScript SDK), wildcards
+    for _, a in ipairs { "application/json", "application/json, text/event-stream", "*/*", "application/*, text/*",
+        "text/event-stream; q=0.5, application/json" } do
+      local st, doc = post_accepting(a)
+      assert.equal(200, st, a)
+      assert.equal("2025-11-25", doc.result.protocolVersion)
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("takes a POST with no Accept, or an empty one, as accepting any type", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    for _, a in ipairs { false, "" } do
+      local st, text = H.fetch { url = s.url .. "/mcp", method = "POST", body = INIT, total_timeout_ms = 20000,
+        headers = { "Authorization: Bearer " .. viewer, "Content-Type: application/json", accept_line(a) } }
+      assert.equal(200, st, tostring(a))
+      assert.equal("2025-11-25", cjson.decode(text).result.protocolVersion)
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("answers GET 405 whatever its Accept says: the transport lets it be a stream or 405", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    for _, a in ipairs { false, "", "application/json", "text/html", "text/event-stream", "*/*" } do
+      local st, _, hdrs = H.fetch { url = s.url .. "/mcp", method = "GET", total_timeout_ms = 20000,
+        headers = { "Authorization: Bearer " .. viewer, accept_line(a) } }
+      assert.equal(405, st, tostring(a))
+      local allow
+      for k, v in pairs(hdrs or {}) do if tostring(k):lower() == "allow" then allow = v end end
+      assert.equal("POST, DELETE", allow)
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("refuses an MCP-Protocol-Version it does not speak, naming those it does", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    local _, _, hdrs = post(s, viewer, INIT)
+    local sid = "Mcp-Session-Id: " .. hdrs["mcp-session-id"]
+    local ust, udoc = post(s, viewer, call("get_card", { id = "NOTES-1" }), { sid, "MCP-Protocol-Version: 1999-01-01" })
+    assert.equal(400, ust)
+    assert.matches("unsupported MCP-Protocol-Version: 1999-01-01 (this server speaks 2026-07-28, 2025-11-25, 2025-06-18, "
+      .. "2025-03-26, 2024-11-05)", udoc.error.message, 1, true)
+    -- none is the session's own version; another one spoken is answered in the session's (the
+    -- official conformance suite sends 2025-03-26 in the 2025-11-25 session its SDK opened)
+    for _, h in ipairs { false, "2025-11-25", "2025-03-26" } do
+      local st, doc = post(s, viewer, '{"jsonrpc":"2.0","id":3,"method":"tools/list"}', { sid, h and ("MCP-Protocol-Version: " .. h) or nil })
+      assert.equal(200, st, tostring(h))
+      assert.equal(5, #doc.result.tools)
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("answers a request outside a session with the stateless revision's version errors, as 400s", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    local function listing(v)
+      return cjson.encode { jsonrpc = "2.0", id = 9, method = "tools/list", params = { _meta = { ["io.modelcontextprotocol/protocolVersion"] = v } } }
+    end
+    local SPOKEN = { "2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05" }
+    -- a header version not spoken: its UnsupportedProtocolVersionError, the versions spoken in
+    -- data.supported (a client that speaks both eras reads it before falling back to initialize)
+    local st, doc = post(s, viewer, listing("2099-01-01"), { "MCP-Protocol-Version: 2099-01-01" })
+    assert.equal(400, st)
+    assert.equal(-32022, doc.error.code)
+    assert.same(SPOKEN, doc.error.data.supported)
+    assert.equal("2099-01-01", doc.error.data.requested)
+    -- a _meta version not spoken (no header): the same error, and a 400 too
+    st, doc = post(s, viewer, listing("2099-01-01"))
+    assert.equal(400, st)
+    assert.equal(-32022, doc.error.code)
+    assert.same(SPOKEN, doc.error.data.supported)
+    assert.equal(9, doc.id)
+    -- the header and the body's _meta disagree: HeaderMismatch, whichever is spoken
+    for _, hm in ipairs { { "2026-07-28", "2099-01-01" }, { "2025-06-18", "2026-07-28" } } do
+      st, doc = post(s, viewer, listing(hm[2]), { "MCP-Protocol-Version: " .. hm[1] })
+      assert.equal(400, st, hm[1])
+      assert.equal(-32020, doc.error.code)
+      assert.equal(9, doc.id)
+      assert.equal("header mismatch: MCP-Protocol-Version is " .. hm[1] .. ", the body's _meta "
+        .. "io.modelcontextprotocol/protocolVersion " .. hm[2], doc.error.message)
+    end
+    -- both naming 2026-07-28: answered in it
+    st, doc = post(s, viewer, listing("2026-07-28"), { "MCP-Protocol-Version: 2026-07-28" })
+    assert.equal(200, st)
+    assert.equal("complete", doc.result.resultType)
+    assert.equal(5, #doc.result.tools)
+    assert.equal(0, s.stop())
+  end)
+
+  it("answers a batch's ping in its array", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    local _, _, oh = post(s, viewer, (INIT:gsub("2025%-11%-25", "2025-03-26")))
+    local osid = "Mcp-Session-Id: " .. oh["mcp-session-id"]
+    local ping = '[{"jsonrpc":"2.0","id":1,"method":"ping"}]'
+    -- alone or with others
+    for _, b in ipairs { ping, '[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":1,"method":"ping"}]',
+        '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]' } do
+      local bst, arr = post(s, viewer, b, { osid, "MCP-Protocol-Version: 2025-03-26" })
+      assert.equal(200, bst)
+      assert.is_nil(arr.jsonrpc, b) -- an array, not one answer
+      assert.equal(1, arr[1].id)
+      assert.same({}, arr[1].result)
+    end
+    assert.equal(0, s.stop())
+  end)
+
+  it("reads no _meta version in a session", function()
+    local dir = H.example("notes")
+    local viewer = H.api_key(dir, "look", "viewer")
+    local s = H.serve(dir)
+    local _, _, hdrs = post(s, viewer, INIT)
+    local sid = "Mcp-Session-Id: " .. hdrs["mcp-session-id"]
+    -- the stateless revision's _meta version in a session is not read there: the session's
+    -- version governs (it was -32022 "unsupported", even naming the session's own version)
+    for _, v in ipairs { "2025-11-25", "2026-07-28", "2030-01-01" } do
+      local body = cjson.encode { jsonrpc = "2.0", id = 9, method = "tools/list",
+        params = { _meta = { ["io.modelcontextprotocol/protocolVersion"] = v } } }
+      local st, listed = post(s, viewer, body, { sid, "MCP-Protocol-Version: 2025-11-25" })
+      assert.equal(200, st, v)
+      assert.is_nil(listed.error, v)
+      assert.equal(5, #listed.result.tools)
+      assert.is_nil(listed.result.resultType) -- not answered in the stateless revision
+    end
     assert.equal(0, s.stop())
   end)
 

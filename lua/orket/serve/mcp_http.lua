@@ -4,8 +4,13 @@
 -- initialize starts a session (Mcp-Session-Id), bound to the API key that made it; DELETE
 -- ends it; GET is refused (405: server-to-client messages go only in answers here). The
 -- key's role decides what the tools may do (orket.serve.mcp_server: a viewer cannot write);
--- MCP-Protocol-Version is checked; before the key, a browser Origin must be loopback or in
--- serve.cors, and so must the Host on a server listening on loopback (DNS rebinding).
+-- Accept must allow application/json, the only type answered in (406), MCP-Protocol-Version
+-- a version this server speaks (400; another than the session's is answered in the
+-- session's: the official conformance suite sends 2025-03-26 in a 2025-11-25 session).
+-- Outside a session the stateless revision's rules hold: an unsupported version is its
+-- -32022 and a header that differs from _meta's version its -32020 (400). Before the key, a
+-- browser Origin must be loopback or in serve.cors, and so must the Host on a server
+-- listening on loopback (DNS rebinding).
 local crypto = require "orket.c.crypto"
 local rpc = require "orket.mcp.jsonrpc"
 local server = require "orket.serve.mcp_server"
@@ -101,6 +106,42 @@ function M.guard(req, ctx)
   end
 end
 
+-- A client's header in a message: its first n bytes, printable ASCII only (cut first, so
+-- that the scan stays short whatever was sent)
+local function quoted(s, n) return (tostring(s):sub(1, n):gsub("[^\32-\126]", "?")) end
+
+-- The q an Accept header gives application/json: that of the most specific range matching
+-- it (RFC 9110 §12.5.1: application/json, then application/*, then */*; the highest among
+-- ranges as specific), nil when none does. Quoted parameter values are blanked first, so
+-- that a comma, ";" or "q=" inside one is not read; parameters other than q are not compared.
+local function json_q(accept)
+  local best, rank = nil, 0
+  for part in accept:gsub('"[^"]*"', '""'):gmatch("[^,]+") do
+    local t = (part:match("^%s*([^;%s]+)") or ""):lower()
+    local r = t == "application/json" and 3 or t == "application/*" and 2 or t == "*/*" and 1 or 0
+    if r > 0 and r >= rank then
+      local q = tonumber(part:lower():match(";%s*q%s*=%s*([%d.]+)") or "1") or 1
+      if r > rank or q > best then best = q end
+      rank = r
+    end
+  end
+  return best
+end
+
+--- not_acceptable(accept) -> nil | message: a POST's Accept must allow application/json,
+--- the only type /mcp answers in (a 406 means no representation the client takes). The
+--- transport asks clients to list text/event-stream as well; a server that never streams
+--- has no need of it, so a client listing JSON alone is answered (as the Python SDK's
+--- server does in its JSON mode). No Accept, or an empty one, is any type (RFC 9110
+--- §12.5.1): some plain HTTP clients send none (curl and libcurl send */*).
+function M.not_acceptable(accept)
+  if accept == nil or not tostring(accept):find("%S") then return nil end
+  local q = json_q(tostring(accept))
+  if q and q > 0 then return nil end
+  return "Accept must allow application/json, the only type /mcp answers in; it was: " .. quoted(accept, 128)
+end
+local not_acceptable = M.not_acceptable
+
 local function key_of(ctx) return ctx.who and (ctx.who.id or (ctx.who.local_use and "local")) or "local" end
 
 local function reply(req, ctx, status, text, headers)
@@ -157,9 +198,18 @@ local function batch(req, ctx, text)
 end
 
 local function post(req, ctx)
+  -- Accept and the version header before the body is read: they refuse the request
+  -- whatever it holds, so its body is not waited for
+  local bad_accept = not_acceptable(req.headers.accept)
+  if bad_accept then return rpc_reply(req, ctx, 406, rpc.error(nil, rpc.INVALID_REQUEST, bad_accept)) end
   local pv = req.headers["mcp-protocol-version"]
+  local sid = req.headers["mcp-session-id"]
   if pv and not KNOWN[pv] then
-    return rpc_reply(req, ctx, 400, rpc.error(nil, rpc.INVALID_REQUEST, "unsupported MCP-Protocol-Version: " .. tostring(pv):sub(1, 32)))
+    -- outside a session, the stateless revision's UnsupportedProtocolVersionError: a client
+    -- that speaks both eras reads its data.supported before it falls back to initialize
+    if not sid then return rpc_reply(req, ctx, 400, server.unsupported_version(nil, pv)) end
+    return rpc_reply(req, ctx, 400, rpc.error(nil, rpc.INVALID_REQUEST, "unsupported MCP-Protocol-Version: " .. quoted(pv, 32)
+      .. " (this server speaks " .. table.concat(server.VERSIONS, ", ") .. ")"))
   end
   local text, berr = req:body()
   if not text then return err(400, "bad_request", tostring(berr)) end
@@ -168,7 +218,6 @@ local function post(req, ctx)
   local msg, kind = rpc.decode(text)
   if not msg then return rpc_reply(req, ctx, 400, rpc.error(kind.id, kind.code, kind.message)) end
   local reg = sessions_of(ctx.db)
-  local sid = req.headers["mcp-session-id"]
   local entry
   if kind == "request" and msg.method == "initialize" and not sid then
     forget_idle(reg)
@@ -194,7 +243,13 @@ local function post(req, ctx)
     entry = session_of(ctx, sid)
     if not entry then return rpc_reply(req, ctx, 404, rpc.error(msg.id, -32001, "no such MCP session; initialize again")) end
   elseif meta_version then
-    -- the stateless revision: no session, each request says its version
+    -- the stateless revision: no session, each request says its version, and the header
+    -- must say the same (its transport: 400 with HeaderMismatch)
+    if pv and pv ~= meta_version then
+      return rpc_reply(req, ctx, 400, rpc.error(msg.id, server.HEADER_MISMATCH, "header mismatch: MCP-Protocol-Version is "
+        .. quoted(pv, 32) .. ", the body's _meta io.modelcontextprotocol/protocolVersion "
+        .. (type(meta_version) == "string" and quoted(meta_version, 32) or "is not a string")))
+    end
     local who = ctx.who and { id = ctx.who.id, role = ctx.who.role } or { role = "operator" }
     entry = { s = server.new { db = ctx.db, dir = ctx.dir, who = who } }
   else
@@ -203,7 +258,9 @@ local function post(req, ctx)
   ctx.note = kind == "request" and ("mcp " .. msg.method:sub(1, 64)) or nil
   local res = entry.s:handle(msg, kind)
   if not res then return accepted(req, ctx) end
-  return rpc_reply(req, ctx, 200, res)
+  -- the stateless revision's unsupported version is a 400 over HTTP (its transport)
+  local unsupported = not sid and res.error and res.error.code == server.UNSUPPORTED_VERSION
+  return rpc_reply(req, ctx, unsupported and 400 or 200, res)
 end
 
 local function delete(req, ctx)
@@ -215,6 +272,7 @@ local function delete(req, ctx)
   reply(req, ctx, 204)
 end
 
+-- Whatever its Accept says: the transport lets a GET be a stream or 405, nothing else
 local function get(req, ctx)
   reply(req, ctx, 405, nil, { "Allow: POST, DELETE" })
 end
@@ -222,7 +280,9 @@ end
 --- add(router): POST, GET and DELETE /mcp (any key; the tools check the key's role)
 function M.add(router)
   router:add("POST", "/mcp", { handler = post, guard = M.guard, role = "viewer", name = "mcp",
-    summary = "MCP over Streamable HTTP: one JSON-RPC message (docs/mcp.md)", responses = { [200] = { schema = { type = "object" } } } })
+    summary = "MCP over Streamable HTTP: one JSON-RPC message (docs/mcp.md)", responses = { [200] = { schema = { type = "object" } },
+      [406] = { description = "Accept does not allow application/json, the only type /mcp answers in (a JSON-RPC error)",
+        schema = { type = "object" } } } })
   router:add("DELETE", "/mcp", { handler = delete, guard = M.guard, role = "viewer", name = "mcp_end", summary = "End an MCP session" })
   router:add("GET", "/mcp", { handler = get, guard = M.guard, role = "viewer", name = "mcp_stream",
     summary = "Not offered: this server sends messages only in answers (405)" })

@@ -35,6 +35,9 @@ local META_VERSION = "io.modelcontextprotocol/protocolVersion"
 
 M.NOT_INITIALIZED = -32002 -- implementation-defined range: a request before initialize
 M.RESOURCE_NOT_FOUND = -32002 -- 2025-11-25's code; 2026-07-28 uses invalid params
+-- 2026-07-28's codes: a request's headers and body disagree; its version is not spoken
+M.HEADER_MISMATCH = -32020
+M.UNSUPPORTED_VERSION = -32022
 
 M.PAGE = 100         -- tools/list and resources/list entries per page
 M.POLL_MS = 250      -- how often the journal is read for subscriptions
@@ -145,6 +148,13 @@ end
 local function version_of(params)
   local meta = type(params) == "table" and params._meta
   return type(meta) == "table" and meta[META_VERSION] or nil
+end
+
+--- unsupported_version(id, requested) -> 2026-07-28's UnsupportedProtocolVersionError: the
+--- versions spoken in data.supported, for a client to pick one and retry
+function M.unsupported_version(id, requested)
+  return rpc.error(id, M.UNSUPPORTED_VERSION, "unsupported protocol version", { supported = jsonout.array { table.unpack(M.VERSIONS) },
+    requested = type(requested) == "string" and requested:sub(1, 64) or null })
 end
 
 local function server_info()
@@ -487,11 +497,13 @@ function M:handle(msg, kind)
   local f = methods[method]
   if not f then return rpc.error(id, rpc.METHOD_NOT_FOUND, "method not found: " .. method:sub(1, 128)) end
   local stateless = version_of(params)
+  -- a session that negotiated its version in initialize speaks that one: the _meta key is the
+  -- stateless revision's, which the session's own does not define, so it is not read there
+  -- (a dual-era client sends it anyway; it was answered -32022, "unsupported", even when it
+  -- named the session's own version)
+  if stateless ~= nil and HANDSHAKE[self.version] then stateless = nil end
   if stateless ~= nil then
-    if stateless ~= STATELESS then
-      return rpc.error(id, -32022, "unsupported protocol version", { supported = jsonout.array { table.unpack(M.VERSIONS) },
-        requested = type(stateless) == "string" and stateless:sub(1, 64) or null })
-    end
+    if stateless ~= STATELESS then return M.unsupported_version(id, stateless) end
     if method == "initialize" then return rpc.error(id, rpc.METHOD_NOT_FOUND, "initialize is not part of " .. STATELESS) end
     self.version = self.version or STATELESS
   elseif self.state == "new" and not BEFORE_INIT[method] then
