@@ -106,6 +106,20 @@ describe("orket.lua", function()
     end
   end)
 
+  it("under -C DIR is named DIR/orket.lua:LINE, the path from where the command ran", function()
+    local p = project()
+    append(p .. "/orket.lua", "budgets = { turn = 4 }\n")
+    local parent, name = p:match("^(.*)/([^/]+)$")
+    for _, cmd in ipairs { "-C " .. name .. " run START", "-C " .. name .. " models --no-check",
+      "run -C " .. name .. " START", "-C " .. name .. " worker" } do
+      local r = H.orket(cmd, { cwd = parent })
+      assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+      assert.matches("^orket: " .. name:gsub("%p", "%%%0") .. "/orket%.lua:18: budgets%.turn: unknown setting", r.stderr)
+    end
+    -- from the project itself, the name it always had
+    assert.matches("^orket: orket%.lua:18: budgets%.turn", H.orket("run START", { cwd = p }).stderr)
+  end)
+
   it("with an unknown engine setting is refused by models as by run", function()
     local p = project()
     append(p .. "/orket.lua", "budgets = { turn = 4 }\n")

@@ -145,7 +145,7 @@ local function open_engine(o, name, emit, cli)
     lease = { worker = name, ttl_ms = o.lease_ms, on_event = emit, poll_ms = math.min(200, math.max(10, o.lease_ms // 10)) } })
   if not e then
     if code == "EUSAGE" then return nil, cli.usage_error(cmd, "%s", err) end
-    cli.fail(code, "%s", err)
+    cli.fail(code, "%s", cli.in_dir(o.dir, err))
     return nil, 1
   end
   local ok_check, cherr, chcode = e:check()
