@@ -49,7 +49,9 @@ function M.candidates(board, target, cards, busy, order)
     if order:runnable(target.id) then runnable[1] = assert(board:get(target.id)) end
   elseif target.type == "issue" then
     runnable = {}
-    for _, c in ipairs(board:ready(target.parent)) do
+    -- the epic the issue is under now (an import may have moved it since target was read)
+    local now = board:get(target.id)
+    for _, c in ipairs(board:ready(now and now.parent)) do
       if c.id == target.id then runnable[1] = c end
     end
   else
@@ -91,16 +93,32 @@ function M.view(board, target)
     -- an issue's run asks each pass only whether the issue is runnable: its epic's order
     -- (the whole board's without one) is kept and followed through the journal, where
     -- board:ready built the epic's whole order again every pass
-    local parent = target.parent and board:get(target.parent)
-    v.issue_order = ready.new(board, parent or nil)
+    v:follow_issue()
   end
   return v
+end
+
+-- An issue's run follows the issue: its epic's order is built for the epic the issue is
+-- under now. An import that moved it to another epic rebuilt the old epic's order without
+-- it, and the issue, back to ready (a retry), read as not runnable: the run ended stalled.
+function View:follow_issue()
+  local c = self.board:get(self.target.id)
+  local parent = c and c.parent
+  if self.issue_order and parent == self.issue_parent then return false end
+  self.issue_parent = parent
+  local p = parent and self.board:get(parent)
+  self.issue_order = ready.new(self.board, p or nil)
+  return true
 end
 
 --- view:refresh(): applies the journal's events since the last refresh
 function View:refresh()
   if self.order then self.order:refresh() end
-  if self.issue_order then self.issue_order:refresh() end
+  if self.issue_order then
+    self.issue_order:refresh()
+    -- (after the refresh: an import's own rebuild is then of the epic the issue left)
+    self:follow_issue()
+  end
 end
 
 --- view:left() -> array of {id=, parent=} (sorted by id), the cards that were in the scope
