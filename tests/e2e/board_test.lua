@@ -31,6 +31,24 @@ describe("orket import, board and card", function()
     assert.is_nil(web.stdout:find("API-1", 1, true))
   end)
 
+  -- An import during a run is documented and followed by the run (docs/engine.md, "Order"):
+  -- the run lock does not refuse it; the import names the run going.
+  it("imports while a run holds the project's run lock, naming the run", function()
+    local dir = example()
+    assert.equal(0, H.orket("import " .. H.quote(dir)).status)
+    local lock = assert(require("orket.engine.setup").lock(dir, { runs_ok = true }))
+    lock:tag(7) -- as orket run tags it once its run has started
+    H.write(dir .. "/epics/extra.json", [[{"id":"X","issues":[{"id":"X-1","summary":"more"}]}]])
+    local r = H.orket("import", { cwd = dir })
+    lock:release()
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("", r.stderr)
+    assert.equal(string.format("imported 12 cards from 4 files: 2 new, 0 updated, 10 unchanged\n"
+      .. "run 7 is going (process %d): it takes this import up from its next pass (a card moved out of its target "
+      .. "is left to a run of its new parent)\n", require("luv").os_getpid()), r.stdout)
+    assert.matches("EPIC X", H.orket("board", { cwd = dir }).stdout)
+  end)
+
   it("names the unfinished cards deleted from epics/ that stay on the board, and how to end them", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/p/epics"))

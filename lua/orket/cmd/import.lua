@@ -14,7 +14,9 @@ Reads DIR/epics/*.json and *.lua (and one level of department folders), checks e
 then writes all cards in one transaction to DIR/.orket/orket.db. Re-importing updates
 definitions and keeps status, comments and history. DIR defaults to the current directory.
 A card deleted from epics/ is not deleted from the board: the import names the unfinished
-ones it had imported, for 'orket cancel CARD "reason"' to end them.]]
+ones it had imported, for 'orket cancel CARD "reason"' to end them.
+An import during a run is allowed (it takes no run lock): its cards are written in one
+transaction and the run takes them up from its next pass; the import names the runs going.]]
 
 -- The unfinished cards an import once brought (they have a source file) that epics/ no
 -- longer defines: import deletes no card, so they stay on the board and a run still works
@@ -81,6 +83,18 @@ local function say_emptied(emptied, dir, cli)
   end
 end
 
+-- The runs going in the project as the import ends. An import takes no run lock: it is
+-- one transaction, and a run rebuilds its order from the import's event on its next pass
+-- (docs/engine.md, "Order"), so the import is not refused; said, so that a person who
+-- moved cards under a run knows it works from them now.
+local function say_runs(dir)
+  local live = require("orket.engine.claims").live(dir) -- lazy: only the import's end asks
+  for _, r in ipairs(live) do
+    io.stdout:write(string.format("run %d is going (process %s): it takes this import up from its next pass (a card "
+      .. "moved out of its target is left to a run of its new parent)\n", r.id, tostring(r.pid)))
+  end
+end
+
 -- forgetting(dir) -> forget(): for a first import that fails, called after the store is
 -- closed, removes the empty store it made (and its -wal, -shm) and the .orket/ made for it
 -- (only when empty: nothing of another's is lost); of a store there before, nothing.
@@ -133,6 +147,7 @@ function cmd.run(args, cli)
   for _, f in ipairs(r.followed or {}) do io.stdout:write("moved cards changed ", f, "\n") end
   if r.emptied then say_emptied(r.emptied, dir, cli) end
   if #gone > 0 then say_gone(gone, dir, cli) end
+  say_runs(dir)
   return 0
 end
 
