@@ -118,6 +118,15 @@ describe("orket.lua", function()
     end
     -- from the project itself, the name it always had
     assert.matches("^orket: orket%.lua:18: budgets%.turn", H.orket("run START", { cwd = p }).stderr)
+    -- a team's error, found once the engine is open (its check), is named the same way
+    local q = project()
+    append(q .. "/orket.lua", 'team.senior_developer = { roles = { "codr" } }\n')
+    local qparent, qname = q:match("^(.*)/([^/]+)$")
+    for _, cmd in ipairs { "-C " .. qname .. " run START", "-C " .. qname .. " worker" } do
+      local r = H.orket(cmd, { cwd = qparent })
+      assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+      assert.matches("^orket: " .. qname:gsub("%p", "%%%0") .. '/orket%.lua: team%.senior_developer%.roles%[1%]: no role named "codr"', r.stderr)
+    end
   end)
 
   it("with an unknown engine setting is refused by models as by run", function()

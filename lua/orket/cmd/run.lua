@@ -277,7 +277,7 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   end
   if not id then
     warn(nil)
-    cli.fail(scode, "%s", serr)
+    cli.fail(scode, "%s", cli.in_dir(o.dir, serr))
     return nil
   end
   warn(id)

@@ -151,7 +151,7 @@ local function open_engine(o, name, emit, cli)
   local ok_check, cherr, chcode = e:check()
   if not ok_check then
     e.close_all()
-    cli.fail(chcode, "%s", cherr)
+    cli.fail(chcode, "%s", cli.in_dir(o.dir, cherr))
     return nil, 1
   end
   -- a PostgreSQL database other roles may still connect to, which Orket could not close
@@ -299,7 +299,7 @@ function cmd.run(args, cli, inner)
   e.close_all()
   cli.flush_unhandled()
   if failure then
-    cli.fail(fcode, "%s", failure) -- with its remedy on a terminal (ESTARTING's)
+    cli.fail(fcode, "%s", cli.in_dir(o.dir, failure)) -- with its remedy on a terminal (ESTARTING's)
     return 1
   end
   return ok and 0 or 1
