@@ -238,11 +238,10 @@ local function reload_set(engine, files, keep)
   if orket then
     -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md);
     -- orket.lua is evaluated once for them and for the sections left out (unapplied)
-    local cfg, now, merr, mcode = nil, nil, nil, nil
-    cfg, merr, mcode = config.load(engine.dir)
+    local now
+    local cfg, merr, mcode = config.load(engine.dir)
     if cfg then now, merr, mcode = settings_mod.resolve(cfg) end
-    local ok = false
-    if now then ok, merr, mcode = manager.reload(engine, now) end
+    local ok = now ~= nil and manager.reload(engine, now)
     if not ok then
       -- "orket.lua: mcp.servers.x.command: ..." placed at its field's line, as orket
       -- validate places it
