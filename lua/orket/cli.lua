@@ -155,11 +155,25 @@ function M.open_store(dir, create, reading)
   return db
 end
 
+--- in_dir(dir, msg) -> msg with the project file it begins with ("orket.lua:3: ...",
+--- "roles/coder.lua: ...") named from where the command ran: under `-C DIR`, "DIR/orket.lua:3"
+--- is the path the person can open. A message naming no file of the project is left as it is.
+function M.in_dir(dir, msg)
+  if type(msg) ~= "string" or not dir or dir == "" or dir == "." then return msg end
+  local file = msg:match("^([^%s:]+%.lua):")
+  if not file or file:sub(1, 1) == "/" then return msg end
+  local base = dir:gsub("/+$", "")
+  if base == "" then base = "/" end
+  local prefix = base == "/" and "/" or (base .. "/")
+  if file:sub(1, #prefix) == prefix or not uv.fs_stat(prefix .. file) then return msg end
+  return prefix .. msg
+end
+
 --- project_settings(dir, defaults) -> cfg, settings | nil (the error printed): the project's
 --- orket.lua (the built-in defaults when it has none, with defaults) and its settings resolved
 function M.project_settings(dir, defaults)
   local cfg, s = require("orket.config").settings(dir, defaults) -- lazy: as open_store's
-  if not cfg then M.err("%s", s) return nil end
+  if not cfg then M.err("%s", M.in_dir(dir, s)) return nil end
   return cfg, s
 end
 

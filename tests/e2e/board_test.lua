@@ -3,6 +3,10 @@
 local H = require "tests.helpers"
 local cjson = require "cjson"
 
+-- the rest of an import's line for a run going
+local GOING = ": it takes this import up from its next pass (an epic's or rock's run leaves a card moved out "
+  .. "of it to a run of its new parent; an issue's run follows its issue)\n"
+
 local function example()
   local dir = H.tmpdir()
   os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/webapp/epics") .. " " .. H.quote(dir))
@@ -29,6 +33,59 @@ describe("orket import, board and card", function()
     local web = H.orket("board WEB", { cwd = dir })
     assert.matches("^EPIC WEB", web.stdout)
     assert.is_nil(web.stdout:find("API-1", 1, true))
+  end)
+
+  -- An import during a run is documented and followed by the run (docs/engine.md, "Order"):
+  -- the run lock does not refuse it; the import names the run going.
+  it("imports while a run holds the project's run lock, naming the run", function()
+    local dir = example()
+    assert.equal(0, H.orket("import " .. H.quote(dir)).status)
+    local lock = assert(require("orket.engine.setup").lock(dir, { runs_ok = true }))
+    lock:tag(7) -- as orket run tags it once its run has started
+    H.write(dir .. "/epics/extra.json", [[{"id":"X","issues":[{"id":"X-1","summary":"more"}]}]])
+    local r = H.orket("import", { cwd = dir })
+    lock:release()
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("", r.stderr)
+    assert.equal(string.format("imported 12 cards from 4 files: 2 new, 0 updated, 10 unchanged\n"
+      .. "run 7 is going (process %d)" .. GOING, require("luv").os_getpid()), r.stdout)
+    assert.matches("EPIC X", H.orket("board", { cwd = dir }).stdout)
+  end)
+
+  it("names each run going once, its processes together, and no lock a dead process left", function()
+    local dir = example()
+    assert.equal(0, H.orket("import " .. H.quote(dir)).status)
+    local uv = require "luv"
+    local claims = require "orket.engine.claims"
+    -- locks nobody holds: a killed run's, a killed server's and a killed worker's
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket/runs"))
+    H.write(dir .. "/.orket/run.lock", "99999 7\n")
+    H.write(dir .. "/.orket/runs/5.lock", "99999 5\n")
+    H.write(dir .. "/.orket/runs/6.99999.lock", "99999 6\n")
+    -- two workers on run 6: this process and another
+    local mine = assert(claims.hold_worker(dir, 6))
+    local p = io.popen(string.format("cd %s && { %s lua -e %s & echo $!; }", H.quote(dir), H.quote(H.BIN),
+      H.quote("local h = assert(require('orket.engine.claims').hold_worker('.', 6)); io.stdout:write('held\\n'); "
+        .. "io.stdout:flush(); orket.sleep(60000)")))
+    local first, second = p:read("l"), p:read("l")
+    local other = math.tointeger(tonumber(first) or tonumber(second))
+    -- a server's run lock just taken, its pid not written yet: held, no pid known
+    local fresh = assert(require("orket.c.lockfile").acquire(dir .. "/.orket/runs/8.lock"))
+    local f = assert(io.open(dir .. "/.orket/runs/8.lock", "w")) -- (another descriptor: the lock stays)
+    f:close()
+    local ok, err = pcall(function()
+      assert(other, "the second worker did not start")
+      local r = H.orket("import", { cwd = dir })
+      assert.equal(0, r.status, r.stderr)
+      local a, b = math.min(uv.os_getpid(), other), math.max(uv.os_getpid(), other)
+      assert.equal(string.format("imported 10 cards from 3 files: 0 new, 0 updated, 10 unchanged\n"
+        .. "run 6 is going (processes %d, %d)" .. GOING .. "run 8 is going" .. GOING, a, b), r.stdout)
+    end)
+    fresh:release()
+    mine.lock:release()
+    if other then os.execute("kill -9 " .. other) end
+    p:close()
+    assert(ok, err)
   end)
 
   it("names the unfinished cards deleted from epics/ that stay on the board, and how to end them", function()

@@ -106,6 +106,29 @@ describe("orket.lua", function()
     end
   end)
 
+  it("under -C DIR is named DIR/orket.lua:LINE, the path from where the command ran", function()
+    local p = project()
+    append(p .. "/orket.lua", "budgets = { turn = 4 }\n")
+    local parent, name = p:match("^(.*)/([^/]+)$")
+    for _, cmd in ipairs { "-C " .. name .. " run START", "-C " .. name .. " models --no-check",
+      "run -C " .. name .. " START", "-C " .. name .. " worker" } do
+      local r = H.orket(cmd, { cwd = parent })
+      assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+      assert.matches("^orket: " .. name:gsub("%p", "%%%0") .. "/orket%.lua:18: budgets%.turn: unknown setting", r.stderr)
+    end
+    -- from the project itself, the name it always had
+    assert.matches("^orket: orket%.lua:18: budgets%.turn", H.orket("run START", { cwd = p }).stderr)
+    -- a team's error, found once the engine is open (its check), is named the same way
+    local q = project()
+    append(q .. "/orket.lua", 'team.senior_developer = { roles = { "codr" } }\n')
+    local qparent, qname = q:match("^(.*)/([^/]+)$")
+    for _, cmd in ipairs { "-C " .. qname .. " run START", "-C " .. qname .. " worker" } do
+      local r = H.orket(cmd, { cwd = qparent })
+      assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+      assert.matches("^orket: " .. qname:gsub("%p", "%%%0") .. '/orket%.lua: team%.senior_developer%.roles%[1%]: no role named "codr"', r.stderr)
+    end
+  end)
+
   it("with an unknown engine setting is refused by models as by run", function()
     local p = project()
     append(p .. "/orket.lua", "budgets = { turn = 4 }\n")

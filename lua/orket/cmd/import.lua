@@ -14,7 +14,9 @@ Reads DIR/epics/*.json and *.lua (and one level of department folders), checks e
 then writes all cards in one transaction to DIR/.orket/orket.db. Re-importing updates
 definitions and keeps status, comments and history. DIR defaults to the current directory.
 A card deleted from epics/ is not deleted from the board: the import names the unfinished
-ones it had imported, for 'orket cancel CARD "reason"' to end them.]]
+ones it had imported, for 'orket cancel CARD "reason"' to end them.
+An import during a run is allowed (it takes no run lock): its cards are written in one
+transaction and the run takes them up from its next pass; the import names the runs going.]]
 
 -- The unfinished cards an import once brought (they have a source file) that epics/ no
 -- longer defines: import deletes no card, so they stay on the board and a run still works
@@ -81,6 +83,46 @@ local function say_emptied(emptied, dir, cli)
   end
 end
 
+-- The runs going in the project as the import ends (db: its store, still open), one line a
+-- run: several workers share one. An import takes no run lock: it is one transaction, and a
+-- run rebuilds its order from the import's event on its next pass (docs/engine.md, "Order"),
+-- so the import is not refused; said, so that a person who moved cards under a run knows it
+-- works from them now. -> the lines
+local function runs_going(dir, db)
+  -- lazy: only the import's end asks; a lock nobody holds (a dead process's) is no run
+  local live = require("orket.engine.claims").going(dir, db)
+  local by, order = {}, {}
+  for _, r in ipairs(live) do
+    local g = by[r.id]
+    if not g then
+      g = { pids = {}, others = {}, seen = {} }
+      by[r.id] = g
+      order[#order + 1] = r.id
+    end
+    -- (a lock just taken may show no pid yet: that holder is not named)
+    local pid = type(r.pid) == "number" and math.tointeger(r.pid) or r.pid
+    if pid ~= nil and not g.seen[pid] then
+      g.seen[pid] = true
+      if math.type(pid) == "integer" then g.pids[#g.pids + 1] = pid
+      else g.others[#g.others + 1] = r.by == "serve" and ("server " .. pid) or tostring(pid) end
+    end
+  end
+  table.sort(order)
+  local lines = {}
+  for _, id in ipairs(order) do
+    local g, who = by[id], {}
+    table.sort(g.pids)
+    if #g.pids > 0 then
+      who[1] = (#g.pids == 1 and "process " or "processes ") .. table.concat(g.pids, ", ")
+    end
+    for _, o in ipairs(g.others) do who[#who + 1] = o end
+    lines[#lines + 1] = string.format("run %d is going%s: it takes this import up from its next pass (an epic's "
+      .. "or rock's run leaves a card moved out of it to a run of its new parent; an issue's run follows its issue)\n",
+      id, #who > 0 and (" (" .. table.concat(who, "; ") .. ")") or "")
+  end
+  return lines
+end
+
 -- forgetting(dir) -> forget(): for a first import that fails, called after the store is
 -- closed, removes the empty store it made (and its -wal, -shm) and the .orket/ made for it
 -- (only when empty: nothing of another's is lost); of a store there before, nothing.
@@ -113,6 +155,7 @@ function cmd.run(args, cli)
   -- the files as checked: read once, and the warnings below are of what is written
   local r, ierr = import.import(db, dir, set)
   local gone = r and gone_cards(db, set)
+  local going = r and runs_going(dir, db)
   db:close()
   if not r then
     forget()
@@ -133,6 +176,7 @@ function cmd.run(args, cli)
   for _, f in ipairs(r.followed or {}) do io.stdout:write("moved cards changed ", f, "\n") end
   if r.emptied then say_emptied(r.emptied, dir, cli) end
   if #gone > 0 then say_gone(gone, dir, cli) end
+  for _, l in ipairs(going) do io.stdout:write(l) end
   return 0
 end
 

@@ -37,7 +37,7 @@ function cmd.run(args, cli)
     if p then
       _G.project = p
     else
-      cli.err("project not opened (the prompt works without it): %s", err)
+      cli.err("project not opened (the prompt works without it): %s", cli.in_dir(dir, err))
     end
   elseif dir then
     cli.err("%s has no orket.lua", dir)

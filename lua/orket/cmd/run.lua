@@ -277,7 +277,7 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   end
   if not id then
     warn(nil)
-    cli.fail(scode, "%s", serr)
+    cli.fail(scode, "%s", cli.in_dir(o.dir, serr))
     return nil
   end
   warn(id)
@@ -317,7 +317,7 @@ function cmd.execute(o, cli, resume_id)
   if not e then
     if stop_view then stop_view() end
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end -- a bad --model
-    cli.fail(code, "%s", err)
+    cli.fail(code, "%s", cli.in_dir(o.dir, err))
     return 1
   end
   local lock, claim, lcode = take_lock(e, o, resume_id)

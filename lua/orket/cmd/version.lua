@@ -36,7 +36,7 @@ function version.check(dir, cli)
   io.stdout:flush()
   local cfg, s = config.settings(dir)
   if not cfg then
-    cli.err("%s", s)
+    cli.err("%s", cli.in_dir(dir, s))
     return 1
   end
   local u = s.updates

@@ -145,13 +145,13 @@ local function open_engine(o, name, emit, cli)
     lease = { worker = name, ttl_ms = o.lease_ms, on_event = emit, poll_ms = math.min(200, math.max(10, o.lease_ms // 10)) } })
   if not e then
     if code == "EUSAGE" then return nil, cli.usage_error(cmd, "%s", err) end
-    cli.fail(code, "%s", err)
+    cli.fail(code, "%s", cli.in_dir(o.dir, err))
     return nil, 1
   end
   local ok_check, cherr, chcode = e:check()
   if not ok_check then
     e.close_all()
-    cli.fail(chcode, "%s", cherr)
+    cli.fail(chcode, "%s", cli.in_dir(o.dir, cherr))
     return nil, 1
   end
   -- a PostgreSQL database other roles may still connect to, which Orket could not close
@@ -299,7 +299,7 @@ function cmd.run(args, cli, inner)
   e.close_all()
   cli.flush_unhandled()
   if failure then
-    cli.fail(fcode, "%s", failure) -- with its remedy on a terminal (ESTARTING's)
+    cli.fail(fcode, "%s", cli.in_dir(o.dir, failure)) -- with its remedy on a terminal (ESTARTING's)
     return 1
   end
   return ok and 0 or 1

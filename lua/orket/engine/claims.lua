@@ -124,14 +124,11 @@ function M.overlaps(board, a, b)
   return M.chain(board, a)[b] == true or M.chain(board, b)[a] == true
 end
 
---- conflict(dir, db, board, target[, {own_run_lock=, except=, prune=}]) -> nil | {id=, target=, pid=},
---- message: the first live run whose cards overlap target's (live() says which run is
---- live; a run whose cards workers hold live leases on is live too, wherever the workers
---- are). except: a run id that does not count (the run a worker joins). Ask it inside
---- enter(); prune = false for a caller outside it (the REPL's turn): stale run lock files
---- are then left for the next enter() (live's rule).
-function M.conflict(dir, db, board, target, o)
-  local runs, busy = M.live(dir, { own_run_lock = o and o.own_run_lock, prune = not (o and o.prune == false) })
+--- going(dir, db[, o]) -> runs, busy: live's runs (o as live's), then the runs live only in
+--- the store: a worker's live lease elsewhere (pid = "worker NAME") and a server's run lease
+--- of another folder (pid = its owner), once a run
+function M.going(dir, db, o)
+  local runs, busy = M.live(dir, o)
   local seen = {}
   for _, r in ipairs(runs) do seen[r.id] = true end
   for _, l in ipairs(lease.ops(db).live(db)) do
@@ -146,6 +143,17 @@ function M.conflict(dir, db, board, target, o)
       runs[#runs + 1] = { id = id, pid = owner, by = "serve" }
     end
   end
+  return runs, busy
+end
+
+--- conflict(dir, db, board, target[, {own_run_lock=, except=, prune=}]) -> nil | {id=, target=, pid=},
+--- message: the first live run whose cards overlap target's (live() says which run is
+--- live; a run whose cards workers hold live leases on is live too, wherever the workers
+--- are). except: a run id that does not count (the run a worker joins). Ask it inside
+--- enter(); prune = false for a caller outside it (the REPL's turn): stale run lock files
+--- are then left for the next enter() (live's rule).
+function M.conflict(dir, db, board, target, o)
+  local runs, busy = M.going(dir, db, { own_run_lock = o and o.own_run_lock, prune = not (o and o.prune == false) })
   if o and o.except then
     for i = #runs, 1, -1 do if runs[i].id == o.except then table.remove(runs, i) end end
   end

@@ -194,9 +194,7 @@ end
 -- does not take up (all but mcp: budgets, models and their prices, the team ... apply from
 -- the next run), sorted; nil when none. A reload naming orket.lua says them, so an edit of
 -- a price or a budget is not taken for applied.
-local function unapplied(engine)
-  local cfg, now = config.settings(engine.dir)
-  if not cfg then return nil end
+local function unapplied(engine, cfg, now)
   local out, seen = jsonout.array(), {}
   local function differs(k, a, b)
     if k ~= "mcp" and not seen[k] and not jsonout.same(a, b) then
@@ -238,8 +236,12 @@ local function reload_set(engine, files, keep)
     files = more
   end
   if orket then
-    -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md)
-    local ok, merr, mcode = manager.reload(engine)
+    -- the MCP servers are the one part of orket.lua a run takes up again (docs/mcp.md);
+    -- orket.lua is evaluated once for them and for the sections left out (unapplied)
+    local now
+    local cfg, merr, mcode = config.load(engine.dir)
+    if cfg then now, merr, mcode = settings_mod.resolve(cfg) end
+    local ok = now ~= nil and manager.reload(engine, now)
     if not ok then
       -- "orket.lua: mcp.servers.x.command: ..." placed at its field's line, as orket
       -- validate places it
@@ -247,7 +249,7 @@ local function reload_set(engine, files, keep)
       scriptcheck.add(placed, engine.dir, merr, "orket.lua")
       s, err, code = nil, scriptcheck.format(placed[1]), mcode
     else
-      not_taken = unapplied(engine)
+      not_taken = unapplied(engine, cfg, now)
     end
   end
   if s then

@@ -46,10 +46,15 @@ function M.candidates(board, target, cards, busy, order)
   local runnable
   if target.type == "issue" and order then
     runnable = {}
-    if order:runnable(target.id) then runnable[1] = assert(board:get(target.id)) end
+    if order:runnable(target.id) then
+      -- (the issue is the scope the caller read: cards[1])
+      runnable[1] = cards[1] and cards[1].id == target.id and cards[1] or assert(board:get(target.id))
+    end
   elseif target.type == "issue" then
     runnable = {}
-    for _, c in ipairs(board:ready(target.parent)) do
+    -- the epic the issue is under now (an import may have moved it since target was read)
+    local now = board:get(target.id)
+    for _, c in ipairs(board:ready(now and now.parent)) do
       if c.id == target.id then runnable[1] = c end
     end
   else
@@ -91,16 +96,34 @@ function M.view(board, target)
     -- an issue's run asks each pass only whether the issue is runnable: its epic's order
     -- (the whole board's without one) is kept and followed through the journal, where
     -- board:ready built the epic's whole order again every pass
-    local parent = target.parent and board:get(target.parent)
-    v.issue_order = ready.new(board, parent or nil)
+    v:follow_issue()
+    v.issue = nil -- (read again by the pass's refresh)
   end
   return v
+end
+
+-- An issue's run follows the issue: its epic's order is built for the epic the issue is
+-- under now. An import that moved it to another epic rebuilt the old epic's order without
+-- it, and the issue, back to ready (a retry), read as not runnable: the run ended stalled.
+-- -> whether the order was built anew (it then starts at the journal's latest event). The
+-- card read is kept for this pass's candidates, so the issue is read once a pass.
+function View:follow_issue()
+  local c = self.board:get(self.target.id)
+  self.issue = c
+  local parent = c and c.parent
+  if self.issue_order and parent == self.issue_parent then return false end
+  self.issue_parent = parent
+  local p = parent and self.board:get(parent)
+  self.issue_order = ready.new(self.board, p or nil)
+  return true
 end
 
 --- view:refresh(): applies the journal's events since the last refresh
 function View:refresh()
   if self.order then self.order:refresh() end
-  if self.issue_order then self.issue_order:refresh() end
+  -- the issue's epic first: an order built anew for the epic it moved to is up to date,
+  -- where refreshing the old one first rebuilt it for the import, only to be dropped
+  if self.issue_order and not self:follow_issue() then self.issue_order:refresh() end
 end
 
 --- view:left() -> array of {id=, parent=} (sorted by id), the cards that were in the scope
@@ -144,7 +167,11 @@ end
 --- ready (for c in view:candidates(busy); called by hand: it(state))
 function View:candidates(busy)
   if not self.order then
-    local list = M.candidates(self.board, self.target, M.scope(self.board, self.target), busy, self.issue_order)
+    -- (the issue as refresh read it, in the same transaction; taken once: a view asked
+    -- again without a refresh reads it anew)
+    local scope = self.issue and { self.issue } or M.scope(self.board, self.target)
+    self.issue = nil
+    local list = M.candidates(self.board, self.target, scope, busy, self.issue_order)
     local i = 0
     return function()
       i = i + 1

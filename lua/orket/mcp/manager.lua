@@ -15,8 +15,6 @@ local client = require "orket.mcp.client"
 local rt = require "orket.c.runtime"
 local gate = require "orket.c.gate"
 local jsonout = require "orket.jsonout"
-local config = require "orket.config"
-local settings = require "orket.settings"
 
 local M = {}
 
@@ -472,14 +470,11 @@ function Manager:reconfigure(section)
   self:_reindex() -- the tools of the servers gone go, and a name they held may be another's now
 end
 
---- reload(e) -> true | nil, msg, CODE: orket.lua read again for a hot reload; a changed mcp
---- section reconfigures e.mcp (made when the first server appears). The rest of orket.lua is
---- not taken up during a run. A mistake keeps the servers as they were.
-function M.reload(e)
-  local cfg, err, code = config.load(e.dir)
-  if not cfg then return nil, err, code end
-  local s, serr, scode = settings.resolve(cfg)
-  if not s then return nil, serr, scode end
+--- reload(e, s) -> true: for a hot reload, s being orket.lua's settings as the caller read
+--- and resolved them (orket.engine.reload: the file is evaluated once); a changed mcp section
+--- reconfigures e.mcp (made when the first server appears). The rest of orket.lua is not
+--- taken up during a run.
+function M.reload(e, s)
   e.settings.mcp = s.mcp
   if not e.mcp then
     if not (s.mcp and #s.mcp.names > 0) then return true end

@@ -255,6 +255,13 @@ function View:fit(s)
   return table.concat(out)
 end
 
+-- The run's end reason as its status reads: a run that stopped short (stalled, failed,
+-- interrupted) "stopped: REASON"; a done run was not stopped, its reason (cards an import
+-- moved away) is a note on the done run, "done: REASON".
+function View:reason_line()
+  return (self.end_status == "done" and "done: " or "stopped: ") .. self.end_reason
+end
+
 --- view:frame() -> array of lines: the live frame as it stands now
 function View:frame()
   local now = self.now()
@@ -263,7 +270,7 @@ function View:frame()
     self.target or "", clock(now - self.started), thousands(self.tokens), self.turns)
   if self.retries > 0 then head = head .. string.format("  %d retries", self.retries) end
   local lines = { head }
-  if self.end_reason then lines[#lines + 1] = "stopped: " .. self.end_reason end
+  if self.end_reason then lines[#lines + 1] = self:reason_line() end
   local parts, total = self:counts()
   lines[#lines + 1] = string.format("cards (%d): %s", total, #parts > 0 and table.concat(parts, "  ") or "none yet")
   for _, row in ipairs { { "in progress", "in_progress" }, { "in review", "code_review" } } do
@@ -348,7 +355,7 @@ function View:finish()
       thousands(self.end_tokens or self.tokens))
   end
   local lines = { head }
-  if self.end_reason then lines[#lines + 1] = "stopped: " .. self.end_reason end
+  if self.end_reason then lines[#lines + 1] = self:reason_line() end
   if st == "interrupted" and self.run_id then lines[#lines + 1] = "continue with: " .. self.resume(self.run_id) end
   if self.waiting and #self.waiting > 0 then
     lines[#lines + 1] = "waiting for a person: " .. table.concat(self.waiting, ", ")

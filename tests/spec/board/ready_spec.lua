@@ -167,6 +167,59 @@ describe("ready order", function()
     db:close()
   end)
 
+  it("follows an issue an import moved to another epic: one build of that epic's order, one read of the issue a pass", function()
+    local db, b = fixture({ { id = "E-1", summary = "a" }, { id = "E-2", summary = "b" } })
+    assert(db:tx(function()
+      imports.insert_card(db, { id = "F", type = "epic", name = "Other", priority = 2 })
+      return true
+    end))
+    assert(b:create { parent = "F", id = "F-1", summary = "f", seat = "senior_developer" })
+    local target = assert(b:get("E-1"))
+    local v = scheduler.view(b, target)
+    local builds, reads = 0, 0
+    local cards_op = require "orket.store.cards"
+    local light, get = cards_op.light, b.get
+    cards_op.light = function(...) builds = builds + 1 return light(...) end
+    b.get = function(self, id, ...)
+      if id == "E-1" then reads = reads + 1 end
+      return get(self, id, ...)
+    end
+    local function pass()
+      builds, reads = 0, 0
+      v:refresh()
+      local got = {}
+      for c in v:candidates({}) do got[#got + 1] = c.id .. ":" .. c.status end
+      return got
+    end
+    local ok, err = pcall(function()
+      assert.same({ "E-1:ready" }, pass())
+      assert.same({ 0, 1 }, { builds, reads })
+      -- the import moves E-1 to F, as orket.import writes it
+      assert(db:tx(function()
+        local c = assert(get(b, "E-1"))
+        c.parent = "F"
+        imports.update_card(db, c)
+        db:event { kind = "import", card = "E-1", data = { changed = { "parent" } } }
+        return true
+      end))
+      -- F's order alone is built (E's, rebuilt for the import, was dropped at once)
+      assert.same({ "E-1:ready" }, pass())
+      assert.same({ 1, 1 }, { builds, reads })
+      assert.equal("F", v.issue_parent)
+      assert.same({ "E-1:ready" }, pass())
+      assert.same({ 0, 1 }, { builds, reads })
+      -- without a kept order, the epic the issue is under now answers too
+      cards_op.light, b.get = light, nil
+      local now = {}
+      for _, c in ipairs(scheduler.candidates(b, target, { assert(b:get("E-1")) }, {})) do now[#now + 1] = c.id end
+      assert.equal("E", target.parent) -- (the target as the run read it, before the move)
+      assert.same({ "E-1" }, now)
+    end)
+    cards_op.light, b.get = light, nil
+    db:close()
+    assert(ok, err)
+  end)
+
   it("answers an issue's run from its epic's kept order, as building the order each pass does", function()
     local db, b = fixture({ { id = "E-1", summary = "a" },
       { id = "E-2", summary = "b", depends_on = { "E-1" } } })

@@ -240,6 +240,17 @@ describe("live view", function()
     }, "\n") .. "\n", last(t))
   end)
 
+  it("says a done run's reason as done, not as a stop", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 6, target = "N", concurrency = 1 }
+    local why = "N-3 moved to the epic M by an import"
+    v:event { type = "run_end", run_id = 6, status = "done", reason = why, tokens = 5 }
+    local f = last(t)
+    assert.matches("^run 6 N done in 00:00, 5 tokens, 0 turns\ndone: " .. why:gsub("%p", "%%%0") .. "\n", f)
+    assert.not_matches("stopped:", f, 1, true)
+  end)
+
   it("says in the summary which cards wait for a person, and notes a requirements review's wait", function()
     local t = fake()
     local v = t.view

@@ -897,6 +897,47 @@ describe("engine", function()
         .. "under G)", report.reason)
     end)
 
+    -- An issue's run follows the issue, not the epic it was in when the run began: moved by
+    -- an import to another epic while its turn went, then blocked and retried (back to
+    -- ready, as `orket retry` from another process), it is still the run's to work.
+    it("works an issue run's issue on after an import moved it to another epic and a retry", function()
+      local dir = H.tmpdir()
+      local db, b = F.fixture(dir .. "/o.db", TWO)
+      os.execute("mkdir -p " .. H.quote(dir .. "/epics"))
+      H.write(dir .. "/epics/f.json", '{"id":"F","name":"F","issues":[{"id":"E-1","summary":"design"}]}')
+      local llm = F.llm(b, {})
+      local n, chat = 0, llm.chat
+      local person = { seat = "developer", roles = {} }
+      function llm:chat(req)
+        n = n + 1
+        if n == 1 then
+          assert(import.import(db, dir))
+          assert(b:transition("E-1", "blocked", { actor = person, reason = "input", note = "wait" }))
+        end
+        return chat(self, req)
+      end
+      -- the blocked card's turn ended (its status changed): retried before the next pass
+      local retried = false
+      local events = setmetatable({}, { __newindex = function(t, k, ev)
+        rawset(t, k, ev)
+        if ev.type == "turn_end" and not retried then
+          retried = true
+          assert(b:retry("E-1", { actor = person }))
+        end
+      end })
+      local e = F.engine(db, b, { llm = llm, events = events, config = { budgets = { wall_ms_per_run = 5000 } } })
+      local status, report = e:execute(assert(e:start("E-1")))
+      assert.equal("done", status, report.reason)
+      assert.equal("F", b:get("E-1").parent)
+      assert.equal("done", b:get("E-1").status)
+      assert.equal("ready", b:get("E-2").status) -- the epic's other issue is not the run's
+      local turns = {}
+      for _, ev in ipairs(events) do
+        if ev.type == "turn_start" then turns[#turns + 1] = ev.card .. ":" .. ev.phase end
+      end
+      assert.same({ "E-1:work", "E-1:work", "E-1:review" }, turns)
+    end)
+
     it("goes on with the epic's other cards", function()
       local status, report, b, turns = moving_run(TWO,
         { ["f.json"] = '{"id":"F","name":"F","issues":[{"id":"E-1","summary":"design"}]}' }, 2, { concurrency = 1 })

@@ -467,6 +467,28 @@ describe("hot reload", function()
     e.close_all()
   end)
 
+  it("evaluates orket.lua once per reload that names it", function()
+    local dir = notes_project()
+    local e = open(dir)
+    local w = reload.watch(e, { debounce_ms = 10000 })
+    local config = require "orket.config"
+    local read, n = config.read, 0
+    config.read = function(...)
+      n = n + 1
+      return read(...)
+    end
+    local text = assert(H.read(dir .. "/orket.lua"))
+    H.write(dir .. "/orket.lua", text .. "budgets = { turns_per_card = 2 }\n")
+    w:touch("orket.lua")
+    local ok, err = pcall(w.trigger, w)
+    config.read = read
+    assert(ok, err)
+    assert.is_true(err)
+    assert.equal(1, n)
+    w:close()
+    e.close_all()
+  end)
+
   it("has orket log say the sections of orket.lua edited during the run that it did not take up", function()
     local dir = notes_project(true)
     local e = open(dir)
