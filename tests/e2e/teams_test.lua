@@ -950,6 +950,36 @@ sign_in = {
     assert.matches("serve.branding.colors.accent", r.stderr, 1, true)
   end)
 
+  it("answers a grant of the role a person holds already as unchanged, journaled and audited nowhere", function()
+    local dir = two_projects() -- bob a developer of notes, granted on the server's machine
+    add(dir, "root", "admin")
+    -- the journal's member_grant events and the chain's entries, counted
+    local function counted()
+      local db = assert(require("orket.project").open_store(dir, false))
+      local n = {
+        events = assert(db:row("SELECT count(*) AS n FROM events WHERE kind = 'member_grant'")).n,
+        entries = assert(db:row("SELECT count(*) AS n FROM audit_log")).n,
+      }
+      db:close()
+      return n
+    end
+    local before = counted()
+    local r = ok(H.orket("projects grant notes bob developer", { cwd = dir }), "grant again")
+    assert.equal("notes: bob is developer already (unchanged)\n", r.stdout)
+    assert.same(before, counted())
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    before = counted()
+    local st, doc = req(s, "PUT", "/v1/users/bob/projects/notes", root, { role = "developer" })
+    assert.same({ 200, { project = "notes", user = "bob", role = "developer", unchanged = true } }, { st, doc })
+    assert.same(before, counted())
+    -- a grant that changes the role is one, as before
+    st, doc = req(s, "PUT", "/v1/users/bob/projects/notes", root, { role = "viewer" })
+    assert.same({ 200, false }, { st, doc.unchanged })
+    assert.same({ events = before.events + 1, entries = before.entries + 1 }, counted())
+    assert.equal(0, s.stop())
+  end)
+
   it("names whom each people and key change was about in the audit's chain, which verify protects", function()
     local dir = two_projects()
     add(dir, "root", "admin")

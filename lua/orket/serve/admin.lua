@@ -37,13 +37,15 @@ end
 
 --- in_tx(ctx, action, fn[, subject]) -> fn's results: fn() runs in one transaction with
 -- the audit event (its journal event is nested in it, so both or neither are kept);
--- subject(a, b) -> whom the change was about, from fn's results, for the audit
+-- subject(a, b) -> whom the change was about, from fn's results, for the audit; a result
+-- {unchanged = true} changed nothing, and is not audited
 function M.in_tx(ctx, action, fn, subject)
   local db, by = ctx.db, writes.principal(ctx).seat
   local a, b, c
   local ok, e, code = db:tx(function()
     a, b, c = fn(by)
     if not a then return nil, b, c end
+    if type(a) == "table" and a.unchanged then return true end
     writes.audited(ctx, { actor = by, action = action, subject = subject and subject(a, b) })
     return true
   end)

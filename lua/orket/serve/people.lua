@@ -231,7 +231,7 @@ local function grant(_, ctx)
       ctx.server.signin)
   end, accounts.subject)
   if not res then return refused(msg, code) end
-  return 200, { project = res.project, user = res.user, role = res.role }
+  return 200, { project = res.project, user = res.user, role = res.role, unchanged = res.unchanged == true }
 end
 
 local function revoke(_, ctx)
@@ -284,7 +284,9 @@ local ROLE_SET = { type = "object", additionalProperties = false, required = { "
   properties = { name = { type = "string" }, role = ROLE, was = ROLE, admin = { type = "boolean" },
     changed = { type = "boolean" } } }
 local MEMBER = { type = "object", additionalProperties = false, required = { "project", "user" },
-  properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" } } }
+  properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" },
+    unchanged = { type = "boolean", description = "a grant: the person held that role there already (nothing "
+      .. "journaled or audited)" } } }
 
 local function ok(schema, description) return { [200] = { schema = schema, description = description } } end
 local function made(schema) return { [201] = { schema = schema, description = "the new key, shown once" } } end
