@@ -505,6 +505,59 @@ describe("one server, many projects", function()
     assert.equal(0, s.stop())
   end)
 
+  it("pages the keys listings as GET /v1/users pages its people, in each listing's own order", function()
+    local dir = two_projects() -- alice and bob
+    add(dir, "root", "admin")
+    add(dir, "dave", "viewer")
+    -- 250 keys of dave's, made in one transaction (one time on PostgreSQL: the id orders them
+    -- then), and one of alice's
+    local db = assert(require("orket.project").open_store(dir, false))
+    local sk = require "orket.store.keys"
+    assert(db:tx(function()
+      for i = 1, 250 do sk.insert(db, string.format("%016x", 4096 + i * 7919 % 1000), "k" .. i, "viewer", "h", "dave") end
+      sk.insert(db, "00000000000a11ce", "alice-ci", "viewer", "h", "alice")
+      return true
+    end))
+    local daves, every = {}, {}
+    for i, k in ipairs(sk.list(db, "dave")) do daves[i] = k.id end
+    for i, k in ipairs(sk.list(db)) do every[i] = k.id end
+    db:close()
+    local s = H.serve(dir)
+    local root, dave = sign_in(s, "root"), sign_in(s, "dave")
+    -- every page followed by its next gives the whole listing, in its order, once each
+    local function walk(path, who, limit)
+      local ids, after, pages = {}, nil, 0
+      repeat
+        local st, doc = req(s, "GET", path .. "?limit=" .. limit .. (after and ("&after=" .. after) or ""), who)
+        assert.equal(200, st, path)
+        assert.is_true(#doc.keys <= limit)
+        for _, k in ipairs(doc.keys) do ids[#ids + 1] = k.id end
+        after, pages = doc.next, pages + 1
+      until not after
+      return ids, pages
+    end
+    assert.same({ daves, 3 }, { walk("/v1/users/dave/keys", root, 100) })
+    assert.same({ daves, 3 }, { walk("/v1/me/keys", dave, 100) })
+    assert.same({ every, 2 }, { walk("/v1/keys", root, 200) })
+    -- 100 when no limit is given, 200 at most; a full page names its next
+    local st, doc = req(s, "GET", "/v1/me/keys", dave)
+    assert.same({ 200, 100, daves[100] }, { st, #doc.keys, doc.next })
+    st, doc = req(s, "GET", "/v1/users/dave/keys?limit=5000", root)
+    assert.same({ 200, 200, daves[200] }, { st, #doc.keys, doc.next })
+    st, doc = req(s, "GET", "/v1/users/dave/keys?after=" .. daves[250], root)
+    assert.same({ 200, 0 }, { st, #doc.keys })
+    assert.is_nil(doc.next)
+    -- each parameter checked: another person's key is no place in one's own listing
+    for _, q in ipairs { "limit=0", "limit=x", "after=zz", "after=", "after=00000000000a11ce", "after=0000000000000000",
+      "page=2" } do
+      st, doc = req(s, "GET", "/v1/me/keys?" .. q, dave)
+      assert.same({ 400, "bad_query" }, { st, doc.error.code }, q)
+    end
+    st, doc = req(s, "GET", "/v1/keys?limit=1&after=" .. every[1], root)
+    assert.same({ 200, every[2] }, { st, doc.keys[1].id })
+    assert.equal(0, s.stop())
+  end)
+
   it("says in each sign-in refusal what happened and what to do, alike for a name that exists and one that does not",
     function()
     local dir = two_projects() -- alice and bob

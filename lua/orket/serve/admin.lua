@@ -4,6 +4,7 @@
 -- same transaction, which GET /v1/audit lists. A new key is in the answer once, nowhere else.
 local keys = require "orket.serve.keys"
 local routes = require "orket.serve.routes"
+local sk = require "orket.store.keys"
 local writes = require "orket.serve.writes"
 
 local M = {}
@@ -53,7 +54,31 @@ function M.in_tx(ctx, action, fn, subject)
   return a, b
 end
 
-local function list(_, ctx) return 200, keys.list_doc(ctx.db) end
+--- list_page(ctx, user) -> status, doc: a page of the keys (every one's when user is nil,
+--- else the person's), as GET /v1/users pages its people: ?limit=N (100 when absent, at
+--- most keys.PAGE_MAX) and ?after=ID, the keys listed after that one (a page's next)
+function M.list_page(ctx, user)
+  local from, limit, bad = routes.page(nil, ctx.query.limit, keys.PAGE_MAX)
+  if not from then return limit, bad end
+  local after = ctx.query.after
+  if after ~= nil then
+    -- a key of this listing only: another's id would say it exists, and where it sorts
+    local row = #after == 16 and after:match("^%x+$") and sk.get(ctx.db, after) or nil
+    if not row or (user and row.user_name ~= user) then
+      return err(400, "bad_query", "?after= takes the id of a key of this listing (the next of the page before; "
+        .. "absent: from the first)")
+    end
+  end
+  return 200, keys.page_doc(ctx.db, user, after, limit)
+end
+
+--- PAGING: the query a keys listing takes
+M.PAGING = {
+  { name = "after", type = "string", description = "the keys after the key of this id (a page's next; absent: from "
+    .. "the first)" },
+  { name = "limit", type = "integer", description = "at most this many (100; " .. keys.PAGE_MAX .. " at most)" } }
+
+local function list(_, ctx) return M.list_page(ctx, nil) end
 
 local function create(_, ctx)
   local key, info, code = M.in_tx(ctx, "key_create", function(by)
@@ -75,7 +100,8 @@ M.KEY = { type = "object", additionalProperties = false, required = { "id", "nam
   properties = { id = { type = "string" }, name = { type = "string" }, role = { enum = { "viewer", "operator", "admin" } },
     user = { type = { "string", "null" }, description = "the person of a personal key (docs/teams.md)" }, created_at = { type = "string" }, revoked_at = { type = { "string", "null" } } } }
 M.LIST = { type = "object", additionalProperties = false, required = { "format", "keys" },
-  properties = { format = { type = "string", enum = { "orket.keys/1" } }, keys = { type = "array", items = M.KEY } } }
+  properties = { format = { type = "string", enum = { "orket.keys/1" } }, keys = { type = "array", items = M.KEY },
+    next = { type = "string", description = "when the page is full: the ?after= of the next page" } } }
 M.CREATED = { type = "object", additionalProperties = false, required = { "id", "name", "role", "key" },
   properties = { id = { type = "string" }, name = { type = "string" }, role = { type = "string" }, user = { type = "string" },
     key = { type = "string", description = "ork_<id>_<secret>: shown this once, never again" } } }
@@ -88,7 +114,7 @@ M.SCHEMA = { type = "object", additionalProperties = false, required = { "name",
 
 --- add(router): the key routes (admin role)
 function M.add(router)
-  router:add("GET", "/v1/keys", { handler = list, role = "admin", server = true, name = "keys_list",
+  router:add("GET", "/v1/keys", { handler = list, role = "admin", server = true, name = "keys_list", query = M.PAGING,
     summary = "The API keys: id, name, role, created, revoked (never a secret)", responses = { [200] = { schema = M.LIST } } })
   router:add("POST", "/v1/keys", { handler = create, role = "admin", server = true, body = "json", schema = M.SCHEMA, name = "keys_create",
     errors = { 409 },

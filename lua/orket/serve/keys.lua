@@ -148,6 +148,18 @@ function M.list_doc(db, user)
   return { format = "orket.keys/1", keys = jsonout.array(out) }
 end
 
+--- PAGE_MAX: the most keys one page of a listing holds (GET /v1/users' own cap)
+M.PAGE_MAX = 200
+
+--- page_doc(db, user, after, limit) -> the doc list_doc gives, a page of it: at most limit
+--- keys (every one's when user is nil, else the person's) after the key whose id is after
+--- (nil: from the first); next, when the page is full, is the ?after= of the next one
+function M.page_doc(db, user, after, limit)
+  local out = {}
+  for n, k in ipairs(sk.page(db, user, after, limit)) do out[n] = M.doc(k) end
+  return { format = "orket.keys/1", keys = jsonout.array(out), next = #out == limit and out[#out].id or nil }
+end
+
 --- doc(row) -> a key as listings show it (orket.store.keys' row)
 function M.doc(k)
   return { id = k.id, name = k.name, role = k.role, user = k.user_name or cjson.null, created_at = k.created_at,

@@ -47,7 +47,7 @@ end
 local function my_keys(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
-  return 200, keys.list_doc(ctx.db, user)
+  return admin.list_page(ctx, user)
 end
 
 local function my_key_create(_, ctx)
@@ -253,7 +253,7 @@ local function user_keys(_, ctx)
   if not accounts.exists(ctx.db, ctx.params.name) then
     return err(404, "not_found", users.unknown(ctx.db, ctx.params.name))
   end
-  return 200, keys.list_doc(ctx.db, ctx.params.name)
+  return admin.list_page(ctx, ctx.params.name)
 end
 local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, ctx.params.id) end
 
@@ -297,7 +297,8 @@ function M.add(router)
     spec.server, spec.role = true, spec.role or "admin"
     router:add(method, pattern, spec)
   end
-  r("GET", "/v1/me/keys", { handler = my_keys, role = "viewer", name = "my_keys", summary = "My personal API keys",
+  r("GET", "/v1/me/keys", { handler = my_keys, role = "viewer", name = "my_keys", query = admin.PAGING,
+    summary = "My personal API keys, a page at a time",
     responses = ok(admin.LIST) })
   r("POST", "/v1/me/keys", { handler = my_key_create, role = "viewer", body = "json", schema = KEY_BODY, name = "my_keys_create",
     errors = { 409 }, summary = "Create a personal API key, acting as me (shown once)", responses = made(admin.CREATED) })
@@ -336,7 +337,8 @@ function M.add(router)
     summary = "Give a person a role in a project", responses = ok(MEMBER) })
   r("DELETE", "/v1/users/{name}/projects/{project}", { handler = revoke, name = "users_revoke",
     summary = "Take a person out of a project", responses = ok(MEMBER) })
-  r("GET", "/v1/users/{name}/keys", { handler = user_keys, name = "users_keys", summary = "A person's keys",
+  r("GET", "/v1/users/{name}/keys", { handler = user_keys, name = "users_keys", query = admin.PAGING,
+    summary = "A person's keys, a page at a time",
     responses = ok(admin.LIST) })
   r("POST", "/v1/users/{name}/keys", { handler = user_key_create, body = "json", schema = KEY_BODY, errors = { 409 },
     name = "users_keys_create", summary = "Create a key for a person (shown once)", responses = made(admin.CREATED) })
