@@ -960,6 +960,47 @@ sign_in = {
     assert.equal(0, s.stop())
   end)
 
+  it("lists the projects as they are now: one removed left out, one added or added again since the start "
+    .. "said to be served from the next", function()
+    local dir, a, b, c = H.example("webapp"), H.example("notes"), H.example("notes"), H.example("notes")
+    own_identity(b)
+    own_identity(c)
+    ok(H.orket("projects add " .. a .. " --name notes", { cwd = dir }), "add A")
+    add(dir, "root", "admin")
+    add(dir, "bob", "viewer")
+    ok(H.orket("projects grant notes bob developer", { cwd = dir }), "grant bob")
+    local s = H.serve(dir, ROOMY)
+    local bob, root = sign_in(s, "bob"), sign_in(s, "root")
+    -- name -> role, and why it changed when it did
+    local function listed(who)
+      local st, doc = req(s, "GET", "/v1/projects", who)
+      assert.equal(200, st)
+      local out = {}
+      for _, p in ipairs(doc.projects) do out[#out + 1] = p.name .. ":" .. p.role .. (p.changed and (" " .. p.changed) or "") end
+      return out
+    end
+    assert.same({ "default:admin", "notes:admin" }, listed(root))
+    assert.same({ "default:viewer", "notes:developer" }, listed(bob))
+    ok(H.orket("projects remove notes", { cwd = dir }), "remove")
+    assert.same({ "default:admin" }, listed(root))
+    assert.same({ "default:viewer" }, listed(bob))
+    -- added again from another folder, and A's folder under a new name (a rename)
+    ok(H.orket("projects add " .. b .. " --name notes", { cwd = dir }), "add B")
+    ok(H.orket("projects add " .. c .. " --name wiki", { cwd = dir }), "add C as wiki")
+    ok(H.orket("projects grant wiki bob viewer", { cwd = dir }), "grant in wiki")
+    local again = "notes:admin project 'notes' was removed and added again from another folder since this server "
+      .. "started: it serves the project no more, nor grants roles in it, until it is restarted"
+    local added = " project 'wiki' was added since this server started: it is served from the server's next start"
+    assert.same({ "default:admin", again, "wiki:admin" .. added }, listed(root))
+    assert.same({ "default:viewer", "wiki:viewer" .. added }, listed(bob))
+    assert.equal(0, s.stop())
+    s = H.serve(dir, ROOMY)
+    bob, root = sign_in(s, "bob"), sign_in(s, "root")
+    assert.same({ "default:admin", "notes:admin", "wiki:admin" }, listed(root))
+    assert.same({ "default:viewer", "wiki:viewer" }, listed(bob))
+    assert.equal(0, s.stop())
+  end)
+
   it("serves a project of serve.projects no more once its name is bound to another store", function()
     local dir, team, hr = H.example("notes"), H.example("notes"), H.example("notes")
     own_identity(hr)
