@@ -744,6 +744,8 @@ add: memberUid
 memberUid: erin
 ]])
     local dir = ldap_project(d, "recheck_s = 1, grace_s = 6,")
+    -- a local server admin besides: Dave, demoted below, is not the last (who stays one)
+    ok(H.orket("users add root --role admin --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
     local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
     -- signed_in(user, pw) -> their session's Cookie header, and their new admin key's headers
     local function signed_in(user, pw)
@@ -782,7 +784,7 @@ member: uid=Dave,ou=people,dc=example,dc=org
     assert.same({ 401, "the directory no longer gives this person a role here; they were disabled" },
       { st, doc.error and doc.error.message })
     assert.equal(401, (req(s, "GET", "/v1/board", { erin_session })))
-    assert.same({ erin = true, dave = false }, disabled_of(dir))
+    assert.same({ erin = true, dave = false, root = false }, disabled_of(dir))
     local audited = {}
     for line in ok(H.orket("audit export", { cwd = dir }), "audit export").stdout:gmatch("[^\n]+") do
       local e = cjson.decode(line)
