@@ -252,7 +252,10 @@ local function list(_, ctx)
         .. "server's next start", r.name))
     end
   end
-  table.sort(out, function(a, b) return a.default or (not b.default and a.name < b.name) end)
+  table.sort(out, function(a, b)
+    if a.default ~= b.default then return a.default end
+    return a.name < b.name
+  end)
   return 200, { format = "orket.projects/1", projects = jsonout.array(out) }
 end
 
