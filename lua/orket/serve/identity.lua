@@ -39,12 +39,13 @@ end
 
 -- why row, the last enabled server admin, stays one though their groups give role | nil: a
 -- sign-in that demoted them would leave nobody but the server's machine to manage people
--- (as the people API's own refusal: orket.serve.accounts); an admin makes another first
+-- (the rule of the people API's own refusal: orket.serve.accounts). The remedy names what
+-- works for a provider's or directory's person too (whose role `orket users role` refuses)
 local function last_admin_kept(db, row, role)
-  if row and row.role == "admin" and role ~= "admin" and not row.disabled_at
-    and users.other_admins(db, row.name) == 0 then
-    return string.format("%s is the last enabled server admin: kept an admin though their groups give %s; make "
-      .. "another person an admin first (orket users role NAME admin)", row.name, role)
+  if row and role ~= "admin" and accounts.is_last_admin(db, row) then
+    return string.format("%s is the last enabled server admin: kept an admin though their groups give %s; to take "
+      .. "it away, make another person an admin first (by their groups, or a local account: orket users add NAME "
+      .. "--role admin), or disable them on the server's machine (orket users disable %s)", row.name, role, row.name)
   end
 end
 

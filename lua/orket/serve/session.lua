@@ -411,7 +411,6 @@ local function sign_out(req, ctx)
     return true
   end)
   if not ok then error(terr) end
-  if who.kept then ctx.note = who.kept end -- the sign-in's log line says it too
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, cookie(req, "", 0))
   return 200, { signed_out = true }
