@@ -509,19 +509,38 @@ describe("one server, many projects", function()
     local dir = two_projects() -- alice and bob
     add(dir, "root", "admin")
     add(dir, "dave", "viewer")
-    -- 250 keys of dave's, made in one transaction (one time on PostgreSQL: the id orders them
-    -- then), and one of alice's
+    -- 250 keys of dave's and one of alice's. Their times are set so that the listing's order
+    -- (oldest first, then by id) is neither the ids' order nor the times' alone: key i is
+    -- made at second i // 2, so two keys share each time, and the pairs 100/101 and 200/201
+    -- straddle the pages of 100; the ids are in another order than i. Alice's key shares a
+    -- time with dave's k120 and k121.
     local db = assert(require("orket.project").open_store(dir, false))
     local sk = require "orket.store.keys"
+    local made = {} -- {time, id} of each key, the listing's order worked out here
+    local function at(t) return string.format("2026-01-01T00:%02d:%02d.000Z", t // 60, t % 60) end
     assert(db:tx(function()
-      for i = 1, 250 do sk.insert(db, string.format("%016x", 4096 + i * 7919 % 1000), "k" .. i, "viewer", "h", "dave") end
+      for i = 1, 250 do
+        local id = string.format("%016x", 4096 + i * 7919 % 1000)
+        sk.insert(db, id, "k" .. i, "viewer", "h", "dave")
+        assert(db:run("UPDATE api_keys SET created_at = ? WHERE id = ?", at(i // 2), id))
+        made[#made + 1] = { i // 2, id, "dave" }
+      end
       sk.insert(db, "00000000000a11ce", "alice-ci", "viewer", "h", "alice")
+      assert(db:run("UPDATE api_keys SET created_at = ? WHERE id = ?", at(60), "00000000000a11ce"))
+      made[#made + 1] = { 60, "00000000000a11ce", "alice" }
       return true
     end))
-    local daves, every = {}, {}
-    for i, k in ipairs(sk.list(db, "dave")) do daves[i] = k.id end
-    for i, k in ipairs(sk.list(db)) do every[i] = k.id end
     db:close()
+    table.sort(made, function(a, b) if a[1] ~= b[1] then return a[1] < b[1] end return a[2] < b[2] end)
+    local daves, every = {}, {}
+    for _, k in ipairs(made) do
+      every[#every + 1] = k[2]
+      if k[3] == "dave" then daves[#daves + 1] = k[2] end
+    end
+    -- neither order alone would give it
+    local by_id = { table.unpack(daves) }
+    table.sort(by_id)
+    assert.are_not.same(by_id, daves)
     local s = H.serve(dir)
     local root, dave = sign_in(s, "root"), sign_in(s, "dave")
     -- every page followed by its next gives the whole listing, in its order, once each
