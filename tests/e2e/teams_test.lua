@@ -806,6 +806,7 @@ sign_in = {
     add(dir, "alice", "operator")
     ok(H.orket("projects grant gone alice developer", { cwd = dir }), "grant")
     ok(H.orket("projects grant other alice viewer", { cwd = dir }), "grant")
+    add(dir, "root", "admin")
     os.execute("rm -rf " .. H.quote(gone)) -- the team moved or deleted its project
     local s = H.serve(dir)
     local alice = sign_in(s, "alice")
@@ -839,6 +840,14 @@ sign_in = {
     -- no longer hosted, its memberships gone with it
     local r = ok(H.orket("projects remove gone", { cwd = dir }), "projects remove")
     assert.matches("removed project gone %(.-%) and its 1 membership%(s%)", r.stdout)
+    -- and no longer listed, even to an admin (an admin of every name: only the store's
+    -- word that it was removed leaves it out of theirs)
+    for _, who in ipairs { alice, sign_in(s, "root") } do
+      _, listed = req(s, "GET", "/v1/projects", who)
+      names = {}
+      for _, p in ipairs(listed.projects) do names[#names + 1] = p.name end
+      assert.same({ "default", "other" }, names)
+    end
     r = H.orket("projects remove gone", { cwd = dir })
     assert.same({ 1, "orket: projects: no project named 'gone' was added\n" }, { r.status, r.stderr })
     assert.equal(2, H.orket("projects remove default", { cwd = dir }).status)
@@ -1038,6 +1047,14 @@ sign_in = {
     assert.same({ 409, "project_changed" }, { st, doc.error.code })
     assert.matches("project 'team' was pointed at another store (orket.lua's serve.projects) since this server started",
       doc.error.message, 1, true)
+    -- listed so, in the same words, with the role bob has in it now
+    st, doc = req(s, "GET", "/v1/projects", bob)
+    local listed = {}
+    for _, p in ipairs(doc.projects) do listed[p.name] = p end
+    assert.same({ 200, "viewer" }, { st, listed.team.role })
+    assert.matches("project 'team' was pointed at another store (orket.lua's serve.projects) since this server started",
+      listed.team.changed, 1, true)
+    assert.is_nil(listed.default.changed)
     assert.equal(0, s.stop())
   end)
 
