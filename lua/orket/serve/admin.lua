@@ -2,6 +2,7 @@
 -- The keys themselves are orket.serve.keys (the same functions `orket keys` calls); each
 -- change journals key_create / key_revoke with the admin key's id, and an api_write in the
 -- same transaction, which GET /v1/audit lists. A new key is in the answer once, nowhere else.
+local audit_chain = require "orket.audit.chain"
 local keys = require "orket.serve.keys"
 local routes = require "orket.serve.routes"
 local sk = require "orket.store.keys"
@@ -39,14 +40,14 @@ end
 --- in_tx(ctx, action, fn[, subject]) -> fn's results: fn() runs in one transaction with
 -- the audit event (its journal event is nested in it, so both or neither are kept);
 -- subject(a, b) -> whom the change was about, from fn's results, for the audit; a result
--- {unchanged = true} changed nothing, and is not audited
+-- marked unchanged (orket.audit.chain's unchanged) changed nothing, and is not audited
 function M.in_tx(ctx, action, fn, subject)
   local db, by = ctx.db, writes.principal(ctx).seat
   local a, b, c
   local ok, e, code = db:tx(function()
     a, b, c = fn(by)
     if not a then return nil, b, c end
-    if type(a) == "table" and a.unchanged then return true end
+    if audit_chain.is_unchanged(a) then return true end
     writes.audited(ctx, { actor = by, action = action, subject = subject and subject(a, b) })
     return true
   end)
