@@ -56,28 +56,23 @@ function M.in_tx(ctx, action, fn, subject)
 end
 
 --- list_page(ctx, user) -> status, doc: a page of the keys (every one's when user is nil,
---- else the person's), as GET /v1/users pages its people: ?limit=N (100 when absent, at
---- most keys.PAGE_MAX) and ?after=ID, the keys listed after that one (a page's next)
+--- else the person's), as GET /v1/users pages its people (orket.serve.routes' named_page):
+--- ?limit=N and ?after=ID, the keys listed after that one (a page's next)
 function M.list_page(ctx, user)
-  local from, limit, bad = routes.page(nil, ctx.query.limit, keys.PAGE_MAX)
-  if not from then return limit, bad end
-  local after = ctx.query.after
-  if after ~= nil then
-    -- a key of this listing only: another's id would say it exists, and where it sorts
+  -- a key of this listing only: another's id would say it exists, and where it sorts
+  local function ours(after)
     local row = #after == 16 and after:match("^%x+$") and sk.get(ctx.db, after) or nil
-    if not row or (user and row.user_name ~= user) then
-      return err(400, "bad_query", "?after= takes the id of a key of this listing (the next of the page before; "
-        .. "absent: from the first)")
-    end
+    return row ~= nil and (not user or row.user_name == user)
   end
-  return 200, keys.page_doc(ctx.db, user, after, limit)
+  local paged, st, bad = routes.named_page(ctx.query, ours, "the id of a key of this listing")
+  if not paged then return st, bad end
+  local doc = keys.page_doc(ctx.db, user, paged.after, paged.limit)
+  doc.next = routes.next_of(doc.keys, paged.limit, "id")
+  return 200, doc
 end
 
 --- PAGING: the query a keys listing takes
-M.PAGING = {
-  { name = "after", type = "string", description = "the keys after the key of this id (a page's next; absent: from "
-    .. "the first)" },
-  { name = "limit", type = "integer", description = "at most this many (100; " .. keys.PAGE_MAX .. " at most)" } }
+M.PAGING = routes.named_query("the keys after the key of this id")
 
 local function list(_, ctx) return M.list_page(ctx, nil) end
 
@@ -116,7 +111,8 @@ M.SCHEMA = { type = "object", additionalProperties = false, required = { "name",
 --- add(router): the key routes (admin role)
 function M.add(router)
   router:add("GET", "/v1/keys", { handler = list, role = "admin", server = true, name = "keys_list", query = M.PAGING,
-    summary = "The API keys: id, name, role, created, revoked (never a secret)", responses = { [200] = { schema = M.LIST } } })
+    summary = "The API keys, a page at a time: id, name, role, created, revoked (never a secret)",
+    responses = { [200] = { schema = M.LIST } } })
   router:add("POST", "/v1/keys", { handler = create, role = "admin", server = true, body = "json", schema = M.SCHEMA, name = "keys_create",
     errors = { 409 },
     summary = "Create an API key (shown once, in this answer)",

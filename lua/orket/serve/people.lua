@@ -111,18 +111,13 @@ local function my_key_revoke(_, ctx)
   return key_revoke(ctx, user, ctx.params.id)
 end
 
-local USERS_MAX = 200
-
 -- GET /v1/users[?after=NAME][&limit=N]: each person with their projects and keys, a page
 -- at a time by name (a team of thousands is not one answer), as the audit's listings page:
 -- next, when the page is full, is the ?after= of the next one
 local function list(_, ctx)
-  local from, limit, bad = routes.page(nil, ctx.query.limit, USERS_MAX)
-  if not from then return limit, bad end
-  local after = ctx.query.after
-  if after ~= nil and not accounts.check_name(after) then
-    return err(400, "bad_query", "?after= takes a person's name (the next of the page before; absent: from the first)")
-  end
+  local paged, st, bad = routes.named_page(ctx.query, accounts.check_name, "a person's name")
+  if not paged then return st, bad end
+  local after, limit = paged.after, paged.limit
   local db, out = ctx.db, {}
   local page = accounts.list(db, after, limit)
   -- the page's memberships and keys read at once (not two reads a person), by name
@@ -140,7 +135,7 @@ local function list(_, ctx)
       keys = jsonout.array(their_keys[u.name] or {}) }
   end
   return 200, { format = "orket.users/1", users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names),
-    next = #out == limit and out[#out].name or nil }
+    next = routes.next_of(out, limit, "name") }
 end
 
 local function refused(msg, code)
@@ -306,9 +301,7 @@ function M.add(router)
     summary = "Revoke one of my keys", responses = ok(admin.REVOKED) })
   r("GET", "/v1/users", { handler = list, name = "users",
     summary = "The people: their projects, roles and keys, a page at a time by name",
-    query = { { name = "after", type = "string", description = "the people after this name (a page's next; absent: "
-      .. "from the first)" },
-      { name = "limit", type = "integer", description = "at most this many (100; " .. USERS_MAX .. " at most)" } },
+    query = routes.named_query("the people after this name"),
     responses = ok(USERS) })
   r("POST", "/v1/users", { handler = add, body = "json", name = "users_create", errors = { 409 },
     schema = { type = "object", additionalProperties = false, required = { "name", "role", "password" }, properties = {
