@@ -1017,3 +1017,26 @@ describe("orket.serve.mcp_server batches", function()
     end
   end)
 end)
+
+describe("an audited write that changed nothing", function()
+  it("is left out of the audit only when its result is marked unchanged, not for a field of that name", function()
+    local B = require "tests.backends"
+    local audit_chain = require "orket.audit.chain"
+    local localuse = require "orket.serve.localuse"
+    local db = B.open_store()
+    local function entries() return db:row("SELECT count(*) AS n FROM audit_log").n + 0 end
+    local ok, err = pcall(function()
+      -- a result that counts its unchanged parts (0 is true in Lua) changed something
+      assert(localuse.audited(db, "import", nil, function() return { created = 2, unchanged = 0 } end))
+      assert(localuse.audited(db, "import", nil, function() return { unchanged = true } end))
+      assert.equal(2, entries())
+      local res = assert(localuse.audited(db, "member_grant", nil, function()
+        return audit_chain.unchanged { role = "viewer", unchanged = true }
+      end))
+      assert.same({ 2, "viewer" }, { entries(), res.role })
+    end)
+    db:close()
+    H.cleanup()
+    assert(ok, err)
+  end)
+end)
