@@ -164,6 +164,8 @@ end
 local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
   return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
+    journal = { last = function() return store_runs.journal_end(e.db) end,
+      stops = function(from, to) return store_runs.stops_between(e.db, from, to) end },
     join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep) end,
     open = function(r)
       local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model, emit = emit,
