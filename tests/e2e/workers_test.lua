@@ -450,6 +450,48 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find("worked now", 1, true))
   end)
 
+  -- A worker with a run open and no card of it leased (the others' cards held, or waiting
+  -- for a person) was shown nowhere: `orket runs` looked as if no worker had the run.
+  it("orket runs names a worker between cards, with how long it has had the run open", function()
+    local dir = project(fake.url, 2)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    -- none has it: it waits for a worker, and the listing says how to give it one
+    local r = H.orket("runs", { cwd = dir })
+    assert.matches("waiting for a worker: 'orket worker' in the project starts one", r.stdout, 1, true)
+    assert.matches("'orket resume " .. id .. "' works it in a process of its own", r.stdout, 1, true)
+    -- nothing left to claim: every card is held by another worker (of another folder: the
+    -- run is not waiting then)
+    local ops = require("orket.engine.lease").ops(db)
+    assert(db:tx(function()
+      return #ops.claim(db, { worker = "far#0123456789abcdef", run = id, ids = { "W-1", "W-2" }, ttl_ms = 600000 }) == 2
+    end))
+    assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find("waiting for a worker", 1, true))
+    local p = io.popen(string.format("cd %s && exec %s worker --lease-ms %d --name between >b.out 2>b.err & echo $!",
+      H.quote(dir), H.quote(H.BIN), LEASE_MS))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    finally(function() os.execute(string.format("kill -KILL %d 2>/dev/null", pid)) end)
+    H.wait_for(function()
+      orket.sleep(20)
+      return H.orket("runs", { cwd = dir }).stdout:find("idle, between cards: between (run open ", 1, true)
+    end, "the worker between cards", 3000)
+    r = H.orket("runs --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local run = cjson.decode(r.stdout).runs[1]
+    assert.equal(1, #run.idle)
+    assert.equal("between", run.idle[1].worker)
+    assert.equal(pid, run.idle[1].pid)
+    assert.is_string(run.idle[1].since)
+    assert.equal(2, #run.leases)
+    assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find("waiting for a worker", 1, true))
+    -- stopped, it is no longer listed
+    os.execute("kill -TERM " .. pid)
+    H.wait_for(function() return not H.alive(pid) end, "the worker to end", 3000)
+    assert.is_nil(cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].idle)
+    db:close()
+  end)
+
   it("works two runs side by side, its turns at once shared between them", function()
     -- two epics' runs left to the workers; one worker with two turns at once gives each run
     -- one (its fair share), so a turn of each is in flight together; working them in turn,

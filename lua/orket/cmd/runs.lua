@@ -21,7 +21,8 @@ local cmd = { name = "runs", summary = "list runs and their state; end a run lef
 } }
 cmd.help = [[
 Lists the runs, newest first, with their state and the cards workers work now (each with
-its worker). stop RUN ends a run left to the workers
+its worker), the workers of this folder that have a run open between cards, and how to give
+a worker to a run that waits for one. stop RUN ends a run left to the workers
 (orket worker, orket serve --workers) that no worker works now, interrupted, as a stopped
 run ends ('orket resume RUN' carries it on): a run whose workers are gone holds its cards
 against every overlapping run until it ends. One a worker works now is refused, naming the
@@ -46,9 +47,23 @@ local function summaries(dir, db)
     held[l.run] = held[l.run] or {}
     table.insert(held[l.run], { worker = l.worker, card = l.card, expires_at = l.expires_at })
   end
+  -- the workers of this folder with a run open and no card of it leased: between cards, or
+  -- their cards waiting for a person (shown as nothing, they looked like no worker at all)
+  local open = claims.workers_open(dir)
+  local now = os.time()
   for _, r in ipairs(rows) do
     r.status = claims.state(dir, db, r.status, r.id, left[r.id])
     r.leases = held[r.id]
+    local busy = {}
+    for _, l in ipairs(r.leases or {}) do busy[l.worker] = true end
+    for _, w in ipairs(open[r.id] or {}) do
+      local name = w.name or ("pid " .. tostring(w.pid))
+      if not busy[name] then
+        r.idle = r.idle or {}
+        table.insert(r.idle, { worker = name, pid = w.pid, since = w.since and os.date("!%Y-%m-%dT%H:%M:%SZ", w.since),
+          open_s = w.since and math.max(0, now - w.since) })
+      end
+    end
   end
   return rows
 end
@@ -119,6 +134,18 @@ function cmd.run(args, cli)
       local held = {}
       for i, l in ipairs(r.leases) do held[i] = inert.line(l.card) .. " (" .. inert.line(l.worker) .. ")" end
       out[#out + 1] = "      worked now: " .. table.concat(held, ", ") .. "\n"
+    end
+    if r.idle then
+      local idle = {}
+      for i, w in ipairs(r.idle) do
+        idle[i] = inert.line(w.worker) .. (w.open_s and string.format(" (run open %ds)", w.open_s) or "")
+      end
+      out[#out + 1] = "      idle, between cards: " .. table.concat(idle, ", ") .. "\n"
+    end
+    -- (a worker of another folder or machine that holds a card of it: not waiting)
+    if r.status == "queued" and not r.leases and not r.idle then
+      out[#out + 1] = string.format("      waiting for a worker: 'orket worker' in the project starts one "
+        .. "('orket serve --workers N' too); 'orket resume %d' works it in a process of its own\n", r.id)
     end
   end
   io.stdout:write(table.concat(out))

@@ -29,6 +29,8 @@ M.WAIT_MS = 3000 -- how long enter() waits for another process's short critical 
 local function home(dir) return (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket") end
 local function run_path(dir, id) return string.format("%s/runs/%d.lock", home(dir), id) end
 local function worker_path(dir, id, pid) return string.format("%s/runs/%d.%d.lock", home(dir), id, pid) end
+-- beside a worker's lock: its --name, for `orket runs` to name a worker between its cards
+local function name_path(lock_path) return (lock_path:gsub("%.lock$", ".name")) end
 
 --- enter(dir[, sleep]) -> claim (claim:release()) | nil, msg, "ESTARTING"|CODE: the critical
 --- section of starting a run. sleep(ms) waits between tries (default: uv.sleep, which
@@ -79,7 +81,10 @@ function M.live(dir, o)
     if id then
       local held, pid = lockfile.probe(path)
       if held then out[#out + 1] = { id = id, pid = pid, by = wid and "worker" or "serve" }
-      elseif held == false and o and o.prune then os.remove(path) end
+      elseif held == false and o and o.prune then
+        os.remove(path)
+        if wid then os.remove(name_path(path)) end
+      end
     end
   end
   table.sort(out, function(a, b) return a.id < b.id end)
@@ -177,28 +182,56 @@ function M.hold(dir, id)
   return lk
 end
 
---- hold_worker(dir, id) -> hold | nil, msg, CODE: this worker process works run id (its
---- lock, .orket/runs/ID.PID.lock, tagged with the id; several workers hold one each)
-function M.hold_worker(dir, id)
+--- hold_worker(dir, id[, name]) -> hold | nil, msg, CODE: this worker process works run id
+--- (its lock, .orket/runs/ID.PID.lock, tagged with the id; several workers hold one each);
+--- name: the worker's, written beside it (ID.PID.name) for workers_open
+function M.hold_worker(dir, id, name)
   uv.fs_mkdir(home(dir) .. "/runs", 448)
   local path = worker_path(dir, id, uv.os_getpid())
   local lk, err, code = lockfile.acquire(path)
   if not lk then return nil, err, code end
   lk:tag(id)
+  if name then
+    local f = io.open(name_path(path), "w")
+    if f then
+      f:write(name)
+      f:close()
+    end
+  end
   return { lock = lk, path = path }
 end
 
---- join_worker(dir, db, board, row[, sleep]) -> hold | nil: a worker joins run row (its id
+--- workers_open(dir) -> {[run id] = {{pid=, name=, since=}}}: the workers of this folder that
+--- have a run open now (its lock held), whether or not they hold a card of it: name their
+--- --name (nil when not written), since the time (seconds since the epoch) they joined it
+function M.workers_open(dir)
+  local out = {}
+  for _, r in ipairs(M.live(dir, { own_run_lock = true })) do
+    if r.by == "worker" and math.type(r.pid) == "integer" then
+      -- (its pid is the holder's: a worker's lock is named by its own pid)
+      local path = worker_path(dir, r.id, r.pid)
+      local f = io.open(name_path(path))
+      local name = f and f:read("a")
+      if f then f:close() end
+      local st = uv.fs_stat(path)
+      out[r.id] = out[r.id] or {}
+      table.insert(out[r.id], { pid = r.pid, name = name ~= "" and name or nil, since = st and st.mtime.sec })
+    end
+  end
+  return out
+end
+
+--- join_worker(dir, db, board, row[, sleep[, name]]) -> hold | nil: a worker joins run row (its id
 --- and target) unless a whole-run process (`orket run`, `orket serve`) works it or an
 --- overlapping run is live, decided under the claim section (enter). An error while it
 --- asks (the store lost) is raised once the claim section is left: held until the lock's
 --- garbage collection, it kept every other worker of the project from joining a run.
-function M.join_worker(dir, db, board, row, sleep)
+function M.join_worker(dir, db, board, row, sleep, name)
   local claim = M.enter(dir, sleep)
   if not claim then return nil end
   local ok, other = pcall(M.conflict, dir, db, board, row.target, { except = row.id })
   local hold
-  if ok and not other then hold = M.hold_worker(dir, row.id) end
+  if ok and not other then hold = M.hold_worker(dir, row.id, name) end
   claim:release()
   if not ok then error(other, 0) end
   return hold
@@ -206,6 +239,7 @@ end
 
 --- release_worker(hold): this worker is done with the run
 function M.release_worker(h)
+  os.remove(name_path(h.path))
   os.remove(h.path)
   h.lock:release()
 end
