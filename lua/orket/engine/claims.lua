@@ -226,10 +226,23 @@ end
 --- overlapping run is live, decided under the claim section (enter). An error while it
 --- asks (the store lost) is raised once the claim section is left: held until the lock's
 --- garbage collection, it kept every other worker of the project from joining a run.
+-- whether a whole-run process executes run id (`orket serve`'s run lock or its store lease,
+-- `orket run`'s tagged run lock): conflict(except = id) leaves the run's own locks out, so a
+-- worker joined such a run and worked its cards beside that process, which takes no card
+-- leases
+local function run_whole(dir, db, id)
+  for _, r in ipairs(M.live(dir)) do
+    if r.id == id and r.by ~= "worker" then return true end
+  end
+  return runlease.holders(db)[id] ~= nil
+end
+
 function M.join_worker(dir, db, board, row, sleep, name)
   local claim = M.enter(dir, sleep)
   if not claim then return nil end
-  local ok, other = pcall(M.conflict, dir, db, board, row.target, { except = row.id })
+  local ok, other = pcall(function()
+    return M.conflict(dir, db, board, row.target, { except = row.id }) or run_whole(dir, db, row.id)
+  end)
   local hold
   if ok and not other then hold = M.hold_worker(dir, row.id, name) end
   claim:release()
