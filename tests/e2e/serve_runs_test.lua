@@ -434,38 +434,6 @@ describe("orket serve runs", function()
     assert.equal(0, s.stop())
   end)
 
-  -- A server started without --workers executed a run begun for the workers alone when
-  -- asked to resume it: running and left to the workers in the store, any worker of the
-  -- store joined it too and worked its cards beside the server's run, which takes no card
-  -- lease. It is handed back to the workers instead, and the log says it waits for one.
-  it("leaves the resume of a run begun for the workers to the workers on a server without --workers", function()
-    local dir = project()
-    local op = key(dir, "ops", "operator")
-    local db = assert(require("orket.project").open_store(dir, false))
-    local id = assert(db:record_run { target = "A", kind = "epic", data = { workers = true } })
-    assert(db:finish_run(id, "interrupted"))
-    local s = start(dir, { env = LIMITS })
-    local st, doc = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)
-    assert.equal(202, st, cjson.encode(doc))
-    assert.is_false(doc.run.live)
-    assert.equal("queued", doc.run.state)
-    assert.matches('"event":"run_waits_for_workers"', s.log(), 1, true)
-    assert.matches("'orket resume " .. id .. "' works it in a process of its own", s.log(), 1, true)
-    -- nothing worked here; `orket runs` says it waits and how to give it a worker
-    orket.sleep(300)
-    assert.equal(0, db:row("SELECT count(*) AS n FROM turns").n)
-    assert.equal("running", db:row("SELECT status FROM runs WHERE id = ?", id).status)
-    local r = H.orket("runs", { cwd = dir })
-    assert.matches("waiting for a worker", r.stdout, 1, true)
-    -- a worker takes it up and ends it
-    r = H.orket("worker --drain", { cwd = dir })
-    assert.equal(0, r.status, r.stderr)
-    assert.equal("done", db:row("SELECT status FROM runs WHERE id = ?", id).status)
-    assert.equal("done", card_status(dir, "A-1"))
-    db:close()
-    assert.equal(0, s.stop())
-  end)
-
   it("sees an `orket run` of another folder on one PostgreSQL store as running, and refuses its resume", function()
     local dir, op, dir2 = two_folders()
     if not dir then

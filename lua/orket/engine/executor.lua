@@ -299,7 +299,7 @@ end
 
 --- resume{dir=, db=, row= (the run's row)} -> run id, go | nil, kind, msg: as start, for a
 --- run interrupted, stalled or killed (go nil: a run left to the workers, handed back to the
---- workers, this process's or, started without --workers, the store's others)
+--- process's workers)
 function M.resume(o)
   local reg, row = M.registry(o.db), o.row
   if reg.closing then return nil, "stopping", "the server is stopping" end
@@ -309,11 +309,8 @@ function M.resume(o)
   if not e then return nil, kind, msg end
   -- A run left to the workers goes back to them, as a start of one does here (running,
   -- in the claim's transaction): resumed in the server alone, it stayed ended in the store
-  -- and the workers never joined it (docs/workers.md). So too on a server started without
-  -- --workers: executed here, it was running and left to the workers in the store, so a
-  -- worker of the store joined it (a run is no overlap of its own) and worked its cards
-  -- beside this server's run, which takes no card leases: a card worked twice at once.
-  local to_workers = recorded.left_to_workers { status = "running", data = row.data }
+  -- and the workers never joined it (docs/workers.md)
+  local to_workers = reg.workers and recorded.left_to_workers { status = "running", data = row.data }
   local id, lk, cmsg = claimed(o.dir, o.db, e, row.target, true, function()
     if to_workers and not leases.requeue(o.db, row.id) then
       return nil, string.format("run %d is %s; not resumed", row.id, tostring(row.status)), "conflict"
@@ -323,13 +320,6 @@ function M.resume(o)
   if not id then return nil, lk, cmsg end
   if to_workers then
     e.close_all()
-    if not reg.workers then
-      -- nobody here works it: the log says it waits, and how to give it a worker
-      say(reg, { event = "run_waits_for_workers", run = id, message = string.format("run %d was begun for the "
-        .. "workers and is left to them again; this server starts none (no --workers): it waits for one "
-        .. "('orket worker' in the project, 'orket serve --workers N'), or 'orket resume %d' works it in a "
-        .. "process of its own", id, id) })
-    end
     return id, nil
   end
   return id, function() launch(o.dir, o.db, e, id, lk) end
