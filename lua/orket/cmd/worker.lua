@@ -161,12 +161,13 @@ end
 
 -- The runs the worker works side by side: each with an engine of its own over the worker's
 -- store, its lease keeper and its turns at once (--concurrency, else orket.lua's).
-local function runs(e, o, emit, name)
+local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
   return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
     journal = { last = function() return store_runs.journal_end(e.db) end,
       stops = function(from, to) return store_runs.stops_between(e.db, from, to) end },
-    join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep, name) end,
+    -- (the keeper's holder, not the --name: a worker restarted under the same name is another)
+    join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep, e.lease.worker) end,
     open = function(r)
       local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model, emit = emit,
         git_lock = git_lock(o), keeper = e.lease, share = share })
@@ -290,7 +291,7 @@ function cmd.run(args, cli, inner)
   inner.e = e
   local keeper = e.lease
   keeper:start()
-  local state, set = { stopping = false }, runs(e, o, emit, name)
+  local state, set = { stopping = false }, runs(e, o, emit)
   inner.state = state
   local handles = stoppers(e, o, parent, state, set)
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()

@@ -21,6 +21,7 @@ local lease = require "orket.engine.lease"
 local store_runs = require "orket.store.runs"
 local runlease = require "orket.engine.runlease"
 local project = require "orket.project"
+local store_leases = require "orket.store.leases"
 
 local M = {}
 
@@ -30,6 +31,7 @@ local function home(dir) return (dir == nil or dir == ".") and ".orket" or (dir 
 local function run_path(dir, id) return string.format("%s/runs/%d.lock", home(dir), id) end
 local function worker_path(dir, id, pid) return string.format("%s/runs/%d.%d.lock", home(dir), id, pid) end
 -- beside a worker's lock: its --name, for `orket runs` to name a worker between its cards
+-- (the keeper's holder, NAME#TOKEN: a worker restarted under the same --name is another)
 local function name_path(lock_path) return (lock_path:gsub("%.lock$", ".name")) end
 
 --- enter(dir[, sleep]) -> claim (claim:release()) | nil, msg, "ESTARTING"|CODE: the critical
@@ -182,28 +184,32 @@ function M.hold(dir, id)
   return lk
 end
 
---- hold_worker(dir, id[, name]) -> hold | nil, msg, CODE: this worker process works run id
---- (its lock, .orket/runs/ID.PID.lock, tagged with the id; several workers hold one each);
---- name: the worker's, written beside it (ID.PID.name) for workers_open
-function M.hold_worker(dir, id, name)
+--- hold_worker(dir, id[, holder]) -> hold | nil, msg, CODE: this worker process works run
+--- id (its lock, .orket/runs/ID.PID.lock, tagged with the id; several workers hold one
+--- each); holder: its lease keeper's (NAME#TOKEN), written beside it (ID.PID.name) for
+--- workers_open
+function M.hold_worker(dir, id, holder)
   uv.fs_mkdir(home(dir) .. "/runs", 448)
   local path = worker_path(dir, id, uv.os_getpid())
   local lk, err, code = lockfile.acquire(path)
   if not lk then return nil, err, code end
   lk:tag(id)
-  if name then
+  -- (none: a name an earlier process of this pid left, its lock never pruned, is not this one's)
+  os.remove(name_path(path))
+  if holder then
     local f = io.open(name_path(path), "w")
     if f then
-      f:write(name)
+      f:write(holder)
       f:close()
     end
   end
   return { lock = lk, path = path }
 end
 
---- workers_open(dir) -> {[run id] = {{pid=, name=, since=}}}: the workers of this folder that
---- have a run open now (its lock held), whether or not they hold a card of it: name their
---- --name (nil when not written), since the time (seconds since the epoch) they joined it
+--- workers_open(dir) -> {[run id] = {{pid=, holder=, name=, since=, since_ns=}}}: the workers
+--- of this folder that have a run open now (its lock held), whether or not they hold a card
+--- of it: holder their lease keeper's (NAME#TOKEN) and name their --name (nil when not
+--- written), since the time (seconds since the epoch, and its nanoseconds) they joined it
 function M.workers_open(dir)
   local out = {}
   for _, r in ipairs(M.live(dir, { own_run_lock = true })) do
@@ -211,21 +217,18 @@ function M.workers_open(dir)
       -- (its pid is the holder's: a worker's lock is named by its own pid)
       local path = worker_path(dir, r.id, r.pid)
       local f = io.open(name_path(path))
-      local name = f and f:read("a")
+      local holder = f and f:read("a")
       if f then f:close() end
+      if holder == "" then holder = nil end
       local st = uv.fs_stat(path)
       out[r.id] = out[r.id] or {}
-      table.insert(out[r.id], { pid = r.pid, name = name ~= "" and name or nil, since = st and st.mtime.sec })
+      table.insert(out[r.id], { pid = r.pid, holder = holder, name = holder and store_leases.name_of(holder),
+        since = st and st.mtime.sec, since_ns = st and st.mtime.nsec })
     end
   end
   return out
 end
 
---- join_worker(dir, db, board, row[, sleep[, name]]) -> hold | nil: a worker joins run row (its id
---- and target) unless a whole-run process (`orket run`, `orket serve`) works it or an
---- overlapping run is live, decided under the claim section (enter). An error while it
---- asks (the store lost) is raised once the claim section is left: held until the lock's
---- garbage collection, it kept every other worker of the project from joining a run.
 -- whether a whole-run process executes run id (`orket serve`'s run lock or its store lease,
 -- `orket run`'s tagged run lock): conflict(except = id) leaves the run's own locks out, so a
 -- worker joined such a run and worked its cards beside that process, which takes no card
@@ -237,14 +240,20 @@ local function run_whole(dir, db, id)
   return runlease.holders(db)[id] ~= nil
 end
 
-function M.join_worker(dir, db, board, row, sleep, name)
+--- join_worker(dir, db, board, row[, sleep[, holder]]) -> hold | nil: a worker joins run row
+--- (its id and target; holder: as hold_worker's) unless a whole-run process (`orket run`,
+--- `orket serve`) works it or an overlapping run is live, decided under the claim section
+--- (enter). An error while it
+--- asks (the store lost) is raised once the claim section is left: held until the lock's
+--- garbage collection, it kept every other worker of the project from joining a run.
+function M.join_worker(dir, db, board, row, sleep, holder)
   local claim = M.enter(dir, sleep)
   if not claim then return nil end
   local ok, other = pcall(function()
     return M.conflict(dir, db, board, row.target, { except = row.id }) or run_whole(dir, db, row.id)
   end)
   local hold
-  if ok and not other then hold = M.hold_worker(dir, row.id, name) end
+  if ok and not other then hold = M.hold_worker(dir, row.id, holder) end
   claim:release()
   if not ok then error(other, 0) end
   return hold
