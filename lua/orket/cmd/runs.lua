@@ -21,7 +21,8 @@ local cmd = { name = "runs", summary = "list runs and their state; end a run lef
 } }
 cmd.help = [[
 Lists the runs, newest first, with their state and the cards workers work now (each with
-its worker). stop RUN ends a run left to the workers
+its worker), the workers of this folder that have a run open between cards, and how to give
+a worker to a run that none of them has. stop RUN ends a run left to the workers
 (orket worker, orket serve --workers) that no worker works now, interrupted, as a stopped
 run ends ('orket resume RUN' carries it on): a run whose workers are gone holds its cards
 against every overlapping run until it ends. One a worker works now is refused, naming the
@@ -44,11 +45,31 @@ local function summaries(dir, db)
   local held = {}
   for _, l in ipairs(lease.ops(db).live(db)) do
     held[l.run] = held[l.run] or {}
-    table.insert(held[l.run], { worker = l.worker, card = l.card, expires_at = l.expires_at })
+    table.insert(held[l.run], { worker = l.worker, card = l.card, expires_at = l.expires_at, holder = l.holder })
   end
+  -- the workers of this folder with a run open and no card of it leased: between cards, or
+  -- their cards waiting for a person (shown as nothing, they looked like no worker at all)
+  local open = claims.workers_open(dir)
+  local now = os.time()
   for _, r in ipairs(rows) do
     r.status = claims.state(dir, db, r.status, r.id, left[r.id])
     r.leases = held[r.id]
+    -- by the lease's holder (NAME#TOKEN), not its name: a worker restarted under the same
+    -- --name, or two sharing one, is not hidden by the other's lease
+    local busy = {}
+    for _, l in ipairs(r.leases or {}) do
+      busy[l.holder] = true
+      l.holder = nil -- (not shown: its token is the keeper's)
+    end
+    for _, w in ipairs(open[r.id] or {}) do
+      if not (w.holder and busy[w.holder]) then
+        r.idle = r.idle or {}
+        local since = w.since and (os.date("!%Y-%m-%dT%H:%M:%S", w.since)
+          .. string.format(".%03dZ", (w.since_ns or 0) // 1000000))
+        table.insert(r.idle, { worker = w.name or ("pid " .. tostring(w.pid)), pid = w.pid, since = since,
+          open_s = w.since and math.max(0, now - w.since) })
+      end
+    end
   end
   return rows
 end
@@ -119,6 +140,19 @@ function cmd.run(args, cli)
       local held = {}
       for i, l in ipairs(r.leases) do held[i] = inert.line(l.card) .. " (" .. inert.line(l.worker) .. ")" end
       out[#out + 1] = "      worked now: " .. table.concat(held, ", ") .. "\n"
+    end
+    if r.idle then
+      local idle = {}
+      for i, w in ipairs(r.idle) do
+        idle[i] = inert.line(w.worker) .. (w.open_s and string.format(" (run open %ds)", w.open_s) or "")
+      end
+      out[#out + 1] = "      idle, between cards: " .. table.concat(idle, ", ") .. "\n"
+    end
+    -- (a worker of another folder or machine that holds a card of it: not waiting; one of
+    -- them between its cards is not seen here, so this says what is known, not more)
+    if r.status == "queued" and not r.leases and not r.idle then
+      out[#out + 1] = "      no worker of this folder has it open and none holds a card of it: 'orket worker' "
+        .. "in the project starts one ('orket serve --workers N' too)\n"
     end
   end
   io.stdout:write(table.concat(out))
