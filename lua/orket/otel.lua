@@ -19,7 +19,13 @@ local inert = require "orket.inert"
 local M = {}
 
 M.QUEUE_MAX = 2048 -- spans held while the exporter is busy or the collector away; more are dropped
-M.BATCH = 256      -- spans sent in one request, at most
+M.BATCH = 256      -- spans sent in one request, at most (OTEL_BSP_MAX_EXPORT_BATCH_SIZE overrides it)
+-- The spans written so far leave at least this often (OTEL_BSP_SCHEDULE_DELAY overrides it),
+-- and the metrics so far (OTEL_METRIC_EXPORT_INTERVAL), the specification's defaults: sent
+-- only when a batch filled and at the run's end, a start killed (kill -9, a crash) lost all
+-- it had not sent, a run of a few dozen turns everything.
+M.SCHEDULE_DELAY_MS = 5000
+M.METRIC_INTERVAL_MS = 60000
 -- The most bytes of one request's body (telemetry.max_request_bytes overrides it): a batch
 -- whose text would pass it leaves as several requests. A span's texts are cut to 4096
 -- bytes each, but escaped they reach about 24 KB, and 256 spans of those passed what
@@ -137,9 +143,22 @@ local function exporter(getenv, var, warnings)
   return otlp
 end
 
+-- A variable holding a whole number of milliseconds or spans (OTEL_BSP_SCHEDULE_DELAY...):
+-- the number | nil (unset, empty, or not one from 1 to max: warned of into warnings, the
+-- default kept, as the specification orders for a value that cannot be parsed).
+local function count_of(getenv, var, max, default, warnings)
+  local v = (getenv(var) or ""):match("^%s*(.-)%s*$")
+  if v == "" then return nil end
+  local n = v:match("^%d+$") and math.tointeger(tonumber(v))
+  if n and n >= 1 and n <= max then return n end
+  warnings[#warnings + 1] = string.format("%s=%s: not a whole number from 1 to %d: ignored, the default (%d) "
+    .. "kept", var, v, max, default)
+  return nil
+end
+
 --- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=,
---- max_request_bytes=, warnings=} | nil (no export) | {off = true, warnings=} (no export,
---- and warnings to say: an exporter not understood turned the signals off) | nil, message,
+--- max_request_bytes=, schedule_delay_ms=, batch=, metric_interval_ms=, warnings=} | nil
+--- (no export) | {off = true, warnings=} (no export, and warnings to say: an exporter not understood turned the signals off) | nil, message,
 --- "EINVAL" (gRPC, named with its variable: what builds a tracer refuses to start).
 --- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
 --- OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER (none, or a name other than otlp: that
@@ -148,7 +167,9 @@ end
 --- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS (OTEL_EXPORTER_OTLP_TRACES_HEADERS,
 --- _METRICS_HEADERS: each signal's, instead), OTEL_EXPORTER_OTLP_PROTOCOL (_TRACES_PROTOCOL,
 --- _METRICS_PROTOCOL: each signal's, instead; only a signal that is exported is checked),
---- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES. warnings: texts to say once (otel.say).
+--- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_SCHEDULE_DELAY and
+--- OTEL_BSP_MAX_EXPORT_BATCH_SIZE (read with the traces), OTEL_METRIC_EXPORT_INTERVAL (with
+--- the metrics): nil unless set and good. warnings: texts to say once (otel.say).
 function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
   -- orket serve asks before orket.settings checks the section: a bad one is its to name
@@ -208,8 +229,13 @@ function M.config(getenv, telemetry)
   local service = getenv("OTEL_SERVICE_NAME")
   if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
   resource["service.name"] = service
+  -- (a day at most: a timer's delay, not a way to turn export off)
+  local delay = url and count_of(getenv, "OTEL_BSP_SCHEDULE_DELAY", 86400000, M.SCHEDULE_DELAY_MS, warnings)
+  local batch = url and count_of(getenv, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", M.QUEUE_MAX, M.BATCH, warnings)
+  local interval = murl and count_of(getenv, "OTEL_METRIC_EXPORT_INTERVAL", 86400000, M.METRIC_INTERVAL_MS, warnings)
   return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource,
-    max_request_bytes = telemetry.max_request_bytes, warnings = warnings }
+    max_request_bytes = telemetry.max_request_bytes, schedule_delay_ms = delay or nil, batch = batch or nil,
+    metric_interval_ms = interval or nil, warnings = warnings }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -347,6 +373,7 @@ end
 -- failed: a failed call's class, its duration's `error.type` (the GenAI conventions count a
 -- failed operation's duration, told apart by that attribute); its tokens are never counted.
 function Tracer:observe_call(provider, model, input, output, seconds, failed)
+  self.observed = (self.observed or 0) + 1 -- what the metrics' timer sends when it moved
   local by = self.hists[provider or false]
   if not by then
     by = {}
@@ -395,7 +422,7 @@ function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
   local n, bytes = w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys,
     values, #keys)
   if bytes + self.frame > (self.cfg.max_request_bytes or M.MAX_REQUEST_BYTES) then self:overflow(n)
-  elseif n >= M.BATCH then self:flush() end
+  elseif n >= (self.cfg.batch or M.BATCH) then self:flush() end
 end
 
 -- The span just written (the writer's n-th) took its batch's request past the cap: the
@@ -468,6 +495,7 @@ local function on_event(self, ev)
     self.trace_hi, self.trace_lo = hi, lo
     self.run = { nil, self.project, ev.run_id, (ev.resumed == true and not self.worker) or nil, nil, ev.target,
       self.worker, name = "orket run " .. tostring(ev.target or ""), id = random_id(self), start = now_int() }
+    self:start_timers()
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
     local by = self.open[ev.card or false]
@@ -525,6 +553,7 @@ local function on_event(self, ev)
     run[1], run[5] = ev.status == "failed" and "failed" or nil, ev.status
     self:write(run.name, run.id, nil, INTERNAL, run.start, ev.status == "failed" and message_of(ev.status) or nil,
       KEYS.run, run)
+    self:stop_timers()
     self.metrics_body = self:metrics(tostring(run.start))
     self.run = nil
     self:flush()
@@ -543,8 +572,11 @@ function Tracer:event(ev)
 end
 
 -- The run's client metrics (OTLP's ExportMetricsServiceRequest in its JSON mapping):
--- cumulative histograms from the run's start | nil when there are none.
-function Tracer:metrics(start_ns)
+-- cumulative histograms from the run's start | nil when there are none. keep: the
+-- histograms go on (a periodic export's: each export holds the totals since start_ns, which
+-- a backend takes as the newest value of one series, never adding them up); else they are
+-- reset (the run's end: a tracer's next run counts from its own start).
+function Tracer:metrics(start_ns, keep)
   if #self.points == 0 or not self.cfg.metrics_url then return nil end
   local now, by_name, list = now_ns(), {}, {}
   local DESC = { ["gen_ai.client.token.usage"] = { "Measures number of input and output tokens used", "{token}" },
@@ -564,7 +596,7 @@ function Tracer:metrics(start_ns)
       min = h.min, max = h.max }
     table.insert(m.histogram.dataPoints, dp)
   end
-  self.hists, self.points = {}, {}
+  if not keep then self.hists, self.points = {}, {} end
   -- a value JSON cannot hold costs the metrics, never the run
   local ok, body = pcall(jsonout.encode, { resourceMetrics = { {
     resource = { attributes = attributes(self.cfg.resource) },
@@ -685,10 +717,61 @@ function Tracer:send_queued()
   end)
 end
 
+-- A timer calling fn(self) every ms on the loop, unref'd: it never keeps a process alive
+-- after its run. A tick only seals what was written and starts the exporter's task
+-- (send_queued): the engine never waits on the collector. A tick's failure is the export's
+-- last error, never the run's.
+local function every(self, ms, fn)
+  local t = uv.new_timer()
+  t:start(ms, ms, function()
+    local ok, err = pcall(fn, self)
+    if not ok then self.last_error = "a timed export: " .. tostring(err) end
+  end)
+  t:unref()
+  return t
+end
+
+--- tracer:start_timers(): at a run's start, the spans written so far leave every
+--- OTEL_BSP_SCHEDULE_DELAY ms, and the metrics so far every OTEL_METRIC_EXPORT_INTERVAL ms,
+--- so a start killed or crashed loses only what its last tick had not sent.
+function Tracer:start_timers()
+  self:stop_timers()
+  if self.cfg.url then
+    self.span_timer = every(self, self.cfg.schedule_delay_ms or M.SCHEDULE_DELAY_MS, Tracer.tick_spans)
+  end
+  if self.cfg.metrics_url then
+    self.metric_timer = every(self, self.cfg.metric_interval_ms or M.METRIC_INTERVAL_MS, Tracer.tick_metrics)
+  end
+end
+
+--- tracer:stop_timers(): at the run's end (its flush sends the rest) and at drain.
+function Tracer:stop_timers()
+  for _, k in ipairs { "span_timer", "metric_timer" } do
+    local t = self[k]
+    self[k] = nil
+    if t and not t:is_closing() then t:close() end
+  end
+end
+
+-- the spans timer's tick: what was written leaves as a batch (the queue's too, its sender idle)
+function Tracer:tick_spans()
+  if self.writer:count() > 0 then self:flush() else self:send_queued() end
+end
+
+-- the metrics timer's tick: the totals so far, when a call was counted since the last
+function Tracer:tick_metrics()
+  if not self.run or self.observed == self.metrics_at then return end
+  self.metrics_at = self.observed
+  -- (a newer total replaces one still waiting: cumulative, it holds it)
+  self.metrics_body = self:metrics(tostring(self.run.start), true) or self.metrics_body
+  self:send_queued()
+end
+
 --- tracer:drain() -> stats: waits for the spans queued to be sent (or dropped)
 --- Each endpoint is given its own allowance (Tracer:send); what it learnt (a dead collector)
 --- lasts this drain only, so a later drain tries again.
 function Tracer:drain()
+  self:stop_timers()
   uv.update_time()
   self.ending = {}
   self:flush()

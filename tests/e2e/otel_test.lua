@@ -416,6 +416,62 @@ budgets = { model_retries = 1, backoff_ms = 1 }
     assert.not_equal(traces[1], traces[2])
   end)
 
+  -- spans left only in batches of 256 and at the run's end, the metrics only at its end: a
+  -- start killed (kill -9, a crash) midway through a few dozen turns had sent nothing. They
+  -- leave on timers now (OTEL_BSP_SCHEDULE_DELAY, OTEL_METRIC_EXPORT_INTERVAL)
+  it("send the spans and metrics of finished turns on timers, so a start killed midway has sent them", function()
+    local issues = {}
+    for i = 1, 40 do issues[i] = string.format('{ "id": "K-%d", "summary": "Do %d", "seat": "senior_developer" }', i, i) end
+    -- each answer takes 100 ms: the run lasts seconds, each turn one model call
+    local dir = fake.one_issue(string.format([[
+name = "killed"
+models = { default = "fake:first_byte_ms=100,chunks=2", providers = { fake = { kind = "openai", base_url = %q } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 1 }
+]], fake.url .. "/v1"))
+    H.write(dir .. "/epics/k.json", '{ "id": "K", "name": "Killed", "issues": [ ' .. table.concat(issues, ", ") .. " ] }")
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    -- once 3 turns have ended, a second (five of the 200 ms delays) more, then kill -9
+    local env = string.format("OTEL_EXPORTER_OTLP_ENDPOINT=%s OTEL_BSP_SCHEDULE_DELAY=200 "
+      .. "OTEL_METRIC_EXPORT_INTERVAL=200", H.quote(fake.url))
+    local p = io.popen(string.format("cd %s && { env %s %s run K --json --concurrency 1 >out.jsonl 2>err.txt & pid=$!; "
+      .. "n=0; i=0; while [ $i -lt 1000 ] && [ $n -lt 3 ]; do sleep 0.01; i=$((i+1)); "
+      .. "n=$(grep -c '\"turn_end\"' out.jsonl 2>/dev/null); n=${n:-0}; done; "
+      .. "grep -c '\"turn_end\"' out.jsonl; grep -c '\"type\":\"model\"' out.jsonl; "
+      .. "sleep 1; kill -9 $pid; wait $pid; echo $?; } 2>/dev/null", H.quote(dir), env, H.quote(H.BIN)))
+    local out = p:read("a")
+    p:close()
+    local turns, calls, status = out:match("^(%d+)%s+(%d+)%s+(%d+)%s*$")
+    turns, calls = tonumber(turns), tonumber(calls)
+    assert.equal("137", status, out .. H.read(dir .. "/err.txt")) -- killed, not ended
+    assert.is_true(turns >= 3, out)
+    local by = {}
+    for _, e in ipairs(exports()) do
+      for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do by[sp.name] = (by[sp.name] or 0) + 1 end
+    end
+    -- every turn ended before the wait, and its model call; no run span (it never ended)
+    assert.is_true((by["invoke_agent coder"] or 0) >= turns, cjson.encode(by))
+    assert.is_true((by["chat first_byte_ms=100,chunks=2"] or 0) >= calls, cjson.encode(by))
+    assert.is_nil(by["orket run K"])
+    -- the metrics: cumulative from the start's beginning, each export the totals so far
+    local mx = exports("metrics")
+    assert.is_true(#mx >= 1, "no metrics exported")
+    local start, last = nil, 0
+    for _, e in ipairs(mx) do
+      for _, m in ipairs(e.request.resourceMetrics[1].scopeMetrics[1].metrics) do
+        if m.name == "gen_ai.client.operation.duration" then
+          assert.equal(2, m.histogram.aggregationTemporality)
+          local dp = m.histogram.dataPoints[1]
+          start = start or dp.startTimeUnixNano
+          assert.equal(start, dp.startTimeUnixNano)
+          assert.is_true(tonumber(dp.count) >= last, cjson.encode(mx))
+          last = tonumber(dp.count)
+        end
+      end
+    end
+    assert.is_true(last >= calls, last .. " calls counted, " .. calls .. " made")
+  end)
+
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()
     local dir = project()
     H.orket("run M", { cwd = dir, env = { OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })

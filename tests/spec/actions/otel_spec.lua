@@ -541,6 +541,35 @@ describe("otel's configuration", function()
     assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: ", err)
   end)
 
+  it("read the export's pace (OTEL_BSP_*, OTEL_METRIC_EXPORT_INTERVAL), a bad value said and the default kept", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY = " 200 ",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "64", OTEL_METRIC_EXPORT_INTERVAL = "1000" })
+    assert.same({ 200, 64, 1000, {} }, { cfg.schedule_delay_ms, cfg.batch, cfg.metric_interval_ms, cfg.warnings })
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY = "5s",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "4096", OTEL_METRIC_EXPORT_INTERVAL = "0" })
+    assert.same({ nil, nil, nil }, { cfg.schedule_delay_ms, cfg.batch, cfg.metric_interval_ms })
+    assert.same({
+      "OTEL_BSP_SCHEDULE_DELAY=5s: not a whole number from 1 to 86400000: ignored, the default (5000) kept",
+      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096: not a whole number from 1 to 2048: ignored, the default (256) kept",
+      "OTEL_METRIC_EXPORT_INTERVAL=0: not a whole number from 1 to 86400000: ignored, the default (60000) kept",
+    }, cfg.warnings)
+    -- a signal not exported: its variables not read
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_METRICS_EXPORTER = "none",
+      OTEL_METRIC_EXPORT_INTERVAL = "x" })
+    assert.same({}, cfg.warnings)
+    -- the batch's size is read where a span is written
+    local tr = otel.new(assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "2" }), "proj")
+    local sealed = 0
+    tr.flush = function(self) sealed = sealed + 1; self:seal() end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 12 }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "handed_in" }
+    assert.same({ 1, 2 }, { sealed, tr.queue[1].n })
+    tr:stop_timers()
+  end)
+
   it("send JSON for http/protobuf, said once a process, naming the variable", function()
     local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
       OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf" })
@@ -706,6 +735,74 @@ describe("otel's configuration", function()
     assert.is_nil(made) -- refused before the workspace (and the store, the repository) opened
     assert(e2, err2)
     assert.is_true(traced)
+  end)
+end)
+
+describe("otel's timers", function()
+  local rt, task = require "orket.c.runtime", require "orket.task"
+  local function wait(ms) assert(task.spawn(function() rt.sleep(ms) end):join()) end
+
+  -- the spans left only when a batch of 256 filled and at the run's end, the metrics only
+  -- at its end: a start killed midway had sent nothing
+  it("send the spans written and the metrics so far while the run goes on, never holding the process", function()
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY = "20",
+      OTEL_METRIC_EXPORT_INTERVAL = "20" }
+    local tr = otel.new(assert(otel.config(function(k) return env[k] end)), "proj")
+    local spans, metrics = {}, {}
+    tr.send = function(self, body, url)
+      local doc = cjson.decode(type(body) == "string" and body or body:text())
+      if url == self.cfg.metrics_url then
+        local by = {}
+        for _, m in ipairs(doc.resourceMetrics[1].scopeMetrics[1].metrics) do
+          for _, dp in ipairs(m.histogram.dataPoints) do
+            assert.equal(2, m.histogram.aggregationTemporality) -- cumulative
+            by[#by + 1] = { m.name, dp.count, dp.startTimeUnixNano }
+          end
+        end
+        metrics[#metrics + 1] = by
+      else
+        for _, sp in ipairs(doc.resourceSpans[1].scopeSpans[1].spans) do spans[#spans + 1] = sp.name end
+      end
+      return true
+    end
+    local function turn(card)
+      tr:event { type = "turn_start", run_id = 7, card = card, turn = 1, role = "coder", model = "fake:m1" }
+      tr:event { type = "model", run_id = 7, card = card, turn = 1, step = 1, latency_ms = 12, prompt_tokens = 50,
+        completion_tokens = 3 }
+      tr:event { type = "turn_end", run_id = 7, card = card, turn = 1, outcome = "handed_in" }
+    end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    -- unref'd: a run that never ends (an error) leaves no timer holding its process
+    assert.same({ false, false }, { tr.span_timer:has_ref(), tr.metric_timer:has_ref() })
+    turn("M-1")
+    wait(150)
+    assert.same({ "chat m1", "invoke_agent coder" }, spans)
+    assert.is_true(#metrics >= 1)
+    local first = metrics[#metrics]
+    assert.same({ "1", "1", "1" }, { first[1][2], first[2][2], first[3][2] })
+    turn("M-2")
+    wait(150)
+    assert.equal(4, #spans)
+    -- the totals from the run's start, not the calls since the last export (a backend takes
+    -- each as the series' newest value: added up, they would count the first call twice)
+    local second = metrics[#metrics]
+    for i, p in ipairs(second) do assert.same({ first[i][1], "2", first[i][3] }, p) end
+    -- nothing counted since: nothing sent again
+    local n = #metrics
+    wait(100)
+    assert.equal(n, #metrics)
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    assert.same({ nil, nil }, { tr.span_timer, tr.metric_timer }) -- stopped: the run's end sent the rest
+    tr:drain()
+    assert.same({ "chat m1", "invoke_agent coder", "chat m1", "invoke_agent coder", "orket run M" }, spans)
+    assert.equal(n + 1, #metrics)
+    for i, p in ipairs(metrics[n + 1]) do assert.same({ first[i][1], "2", first[i][3] }, p) end
+    -- the next run counts from its own start
+    tr:event { type = "run_start", run_id = 8, target = "M" }
+    turn("M-3")
+    tr:event { type = "run_end", run_id = 8, status = "done" }
+    tr:drain()
+    assert.equal("1", metrics[#metrics][1][2])
   end)
 end)
 
