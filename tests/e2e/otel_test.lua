@@ -423,40 +423,62 @@ budgets = { model_retries = 1, backoff_ms = 1 }
     local issues = {}
     for i = 1, 40 do issues[i] = string.format('{ "id": "K-%d", "summary": "Do %d", "seat": "senior_developer" }', i, i) end
     -- each answer takes 100 ms: the run lasts seconds, each turn one model call
+    -- each answer takes 300 ms: 40 turns last 12 s or more, past any wait below
     local dir = fake.one_issue(string.format([[
 name = "killed"
-models = { default = "fake:first_byte_ms=100,chunks=2", providers = { fake = { kind = "openai", base_url = %q } } }
+models = { default = "fake:first_byte_ms=300,chunks=2", providers = { fake = { kind = "openai", base_url = %q } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 budgets = { turns_per_card = 1 }
 ]], fake.url .. "/v1"))
     H.write(dir .. "/epics/k.json", '{ "id": "K", "name": "Killed", "issues": [ ' .. table.concat(issues, ", ") .. " ] }")
     assert.equal(0, H.orket("import", { cwd = dir }).status)
-    -- once 3 turns have ended, a second (five of the 200 ms delays) more, then kill -9
     local env = string.format("OTEL_EXPORTER_OTLP_ENDPOINT=%s OTEL_BSP_SCHEDULE_DELAY=200 "
       .. "OTEL_METRIC_EXPORT_INTERVAL=200", H.quote(fake.url))
-    local p = io.popen(string.format("cd %s && { env %s %s run K --json --concurrency 1 >out.jsonl 2>err.txt & pid=$!; "
-      .. "n=0; i=0; while [ $i -lt 1000 ] && [ $n -lt 3 ]; do sleep 0.01; i=$((i+1)); "
-      .. "n=$(grep -c '\"turn_end\"' out.jsonl 2>/dev/null); n=${n:-0}; done; "
-      .. "grep -c '\"turn_end\"' out.jsonl; grep -c '\"type\":\"model\"' out.jsonl; "
-      .. "sleep 1; kill -9 $pid; wait $pid; echo $?; } 2>/dev/null", H.quote(dir), env, H.quote(H.BIN)))
-    local out = p:read("a")
-    p:close()
-    local turns, calls, status = out:match("^(%d+)%s+(%d+)%s+(%d+)%s*$")
-    turns, calls = tonumber(turns), tonumber(calls)
-    assert.equal("137", status, out .. H.read(dir .. "/err.txt")) -- killed, not ended
-    assert.is_true(turns >= 3, out)
-    local by = {}
-    for _, e in ipairs(exports()) do
-      for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do by[sp.name] = (by[sp.name] or 0) + 1 end
+    os.execute(string.format("cd %s && { env %s %s run K --json --concurrency 1 >out.jsonl 2>err.txt & echo $! >pid; "
+      .. "wait $!; echo $? >rc; } >/dev/null 2>&1 &", H.quote(dir), env, H.quote(H.BIN)))
+    finally(function() H.end_started(dir, "pid", "rc", true) end)
+    local function count(pattern)
+      local n = 0
+      for _ in (H.read(dir .. "/out.jsonl") or ""):gmatch(pattern) do n = n + 1 end
+      return n
     end
-    -- every turn ended before the wait, and its model call; no run span (it never ended)
-    assert.is_true((by["invoke_agent coder"] or 0) >= turns, cjson.encode(by))
-    assert.is_true((by["chat first_byte_ms=100,chunks=2"] or 0) >= calls, cjson.encode(by))
-    assert.is_nil(by["orket run K"])
-    -- the metrics: cumulative from the start's beginning, each export the totals so far
-    local mx = exports("metrics")
-    assert.is_true(#mx >= 1, "no metrics exported")
-    local start, last = nil, 0
+    -- what the collector holds: spans by name, the metrics' exports, their last call count
+    local function collected()
+      local by, mx, last = {}, exports("metrics"), 0
+      for _, e in ipairs(exports()) do
+        for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do by[sp.name] = (by[sp.name] or 0) + 1 end
+      end
+      for _, e in ipairs(mx) do
+        for _, m in ipairs(e.request.resourceMetrics[1].scopeMetrics[1].metrics) do
+          if m.name == "gen_ai.client.operation.duration" then last = tonumber(m.histogram.dataPoints[1].count) end
+        end
+      end
+      return by, mx, last
+    end
+    -- once 3 turns have ended, the collector is waited on (never a fixed pause) for their
+    -- spans, their calls' and two metrics exports, then the run is killed: without the
+    -- timers nothing comes before the run's end, and the wait times out
+    local turns, calls = H.wait_for(function()
+      local n = count('"type":"turn_end"')
+      return n >= 3 and n, count('"type":"model"')
+    end, "3 turns to end")
+    calls = count('"type":"model"') -- (one call a turn: those of the turns ended, at least)
+    H.wait_for(function()
+      local by, mx, last = collected()
+      return (by["invoke_agent coder"] or 0) >= turns and (by["chat first_byte_ms=300,chunks=2"] or 0) >= calls
+        and #mx >= 2 and last >= calls
+    end, "the spans and metrics of ended turns to reach the collector while the run goes on")
+    local pid = assert(tonumber((H.read(dir .. "/pid") or ""):match("^%d+")), "no pid")
+    os.execute("kill -9 " .. pid)
+    H.wait_for(function() return H.read(dir .. "/rc") end, "the killed run's shell to end")
+    assert.equal("137", (H.read(dir .. "/rc"):match("^%d+")), H.read(dir .. "/err.txt")) -- killed, not ended
+    local by, mx, last = collected()
+    -- no run span (it never ended)
+    assert.is_nil(by["orket run K"], cjson.encode(by))
+    -- the metrics: cumulative from the process's first call, each export the totals so far,
+    -- at least two, with one start time and counts that never go down
+    assert.is_true(#mx >= 2, #mx .. " metrics exports")
+    local start, prev = nil, 0
     for _, e in ipairs(mx) do
       for _, m in ipairs(e.request.resourceMetrics[1].scopeMetrics[1].metrics) do
         if m.name == "gen_ai.client.operation.duration" then
@@ -464,8 +486,8 @@ budgets = { turns_per_card = 1 }
           local dp = m.histogram.dataPoints[1]
           start = start or dp.startTimeUnixNano
           assert.equal(start, dp.startTimeUnixNano)
-          assert.is_true(tonumber(dp.count) >= last, cjson.encode(mx))
-          last = tonumber(dp.count)
+          assert.is_true(tonumber(dp.count) >= prev, cjson.encode(mx))
+          prev = tonumber(dp.count)
         end
       end
     end
