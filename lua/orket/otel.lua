@@ -355,9 +355,9 @@ function M.new(cfg, project, store_id, worker)
   local prefix, suffix = doc:sub(1, at - 1), doc:sub(at + 2)
   local meter = meter_of(cfg)
   -- (points: the meter's, read by specs)
-  return setmetatable({ meter = meter, points = meter.points, cfg = cfg, project = project, store_id = store_id, worker = worker, queue = {}, queued = 0,
-    dropped = 0,
-    exported = 0, failed = 0, oversized = 0, open = {}, busy = false, pool = "", pool_at = 1, writer = otlpspan.writer(),
+  return setmetatable({ meter = meter, points = meter.points, cfg = cfg, project = project, store_id = store_id,
+    worker = worker, queue = {}, queued = 0, dropped = 0, exported = 0, failed = 0, oversized = 0, open = {},
+    busy = false, pool = "", pool_at = 1, writer = otlpspan.writer(),
     prefix = prefix, suffix = suffix,
     frame = #prefix + #suffix + 2, -- a request's bytes around its spans' text (their list's brackets too)
     -- a model or tool span's values, written over for each (a list made at its size)
@@ -462,11 +462,13 @@ function Tracer:observe_call(provider, model, input, output, seconds, failed)
     by[model or false] = mh
   end
   if input then
-    mh.input = mh.input or histogram(m, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "input"))
+    mh.input = mh.input
+      or histogram(m, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "input"))
     add(mh.input, input)
   end
   if output then
-    mh.output = mh.output or histogram(m, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "output"))
+    mh.output = mh.output
+      or histogram(m, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "output"))
     add(mh.output, output)
   end
   if seconds and failed then
