@@ -264,6 +264,155 @@ describe("orket.c.httpd", function()
     srv:close()
   end)
 
+  -- A NUL in the target: libmicrohttpd 0.9.75 ended the target's string at it and went on
+  -- (its "?" found past it too), so "/a\0/../admin" was handled as "/a" while a front end
+  -- may have read it whole. A byte above 0x7f: no URI holds one (RFC 3986 2), and readers
+  -- differ on what it is (UTF-8, Latin-1, to percent-encode). Both refused before any
+  -- handler, as the control bytes are.
+  it("refuses a request target holding a NUL or a byte above 0x7f, before any handler", function()
+    local seen = {}
+    local srv = serve({}, function(req)
+      seen[#seen + 1] = req.path .. (req.raw_query and ("?" .. req.raw_query) or "")
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    local function once(text)
+      local c, got = raw(srv:port(), text)
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      return (got())
+    end
+    for target, why in pairs {
+      ["/a\0b"] = "the request target holds a NUL byte",
+      ["/a\0"] = "the request target holds a NUL byte",
+      ["/a\0/../admin"] = "the request target holds a NUL byte",
+      ["/a\0?x=1"] = "the request target holds a NUL byte",
+      ["/a?x=1\0&y=2"] = "the request target holds a NUL byte",
+      ["/a?x\0"] = "the request target holds a NUL byte",
+      ["http://h/a\0b"] = "the request target holds a NUL byte",
+      ["/a\128b"] = "the request target holds a byte above 0x7f",
+      ["/caf\195\169"] = "the request target holds a byte above 0x7f",
+      ["/a?q=\233"] = "the request target holds a byte above 0x7f",
+      ["/a?\255=1"] = "the request target holds a byte above 0x7f",
+      ["http://h\200x/a"] = "the request target holds a byte above 0x7f",
+    } do
+      local got = once("GET " .. target .. " HTTP/1.1\r\nHost: here\r\n\r\n")
+      assert.matches("^HTTP/1.1 400", got, nil, target)
+      assert.matches("\r\nConnection: close\r\n", got, nil, target)
+      assert.matches('{"error":{"code":"bad_request","message":"' .. why, got, 1, true)
+    end
+    assert.same({}, seen)
+    -- their encoded forms pass, and so does every ASCII graphic byte, as sent; requests
+    -- pipelined on one connection are each read from their own line
+    local got = once("GET /a%00b?x=%E9&y=~ HTTP/1.1\r\nHost: here\r\n\r\n"
+      .. "GET /b!$&'()*+,;=:@-._~%5B HTTP/1.1\r\nHost: here\r\n\r\n"
+      .. "GET /c?d=1&e HTTP/1.0\r\n\r\n")
+    local _, answers = got:gsub("HTTP/1%.1 200", "")
+    assert.equal(3, answers, got)
+    assert.same({ "/a%00b?x=%E9&y=~", "/b!$&'()*+,;=:@-._~%5B", "/c?d=1&e" }, seen)
+    srv:close()
+  end)
+
+  -- RFC 9110 7.2, RFC 9112 3.2: Host is uri-host [ ":" port ], and a server must refuse one
+  -- that is not. It was checked for its count and folding alone: "x y", "a@b" or "x:abc"
+  -- reached the handlers, routed here by one reading of it and elsewhere by another.
+  it("refuses a Host that is no host and port, before any handler", function()
+    local seen = {}
+    local srv = serve({}, function(req)
+      seen[#seen + 1] = req.headers.host
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    local function once(text)
+      local c, got = raw(srv:port(), text)
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      return (got())
+    end
+    local long = string.rep("a", 63) .. "." .. string.rep("b", 63) .. "." .. string.rep("c", 63) .. "." .. string.rep("d", 63)
+    for host, why in pairs {
+      [""] = "the Host header's host is empty",
+      ["  "] = "the Host header's host is empty",
+      [":80"] = "the Host header's host is empty",
+      ["x y"] = "the Host header's host holds a character no host may",
+      ["a@b"] = "the Host header's host holds a character no host may",
+      ["u:p@b"] = "the Host header's port is not a number from 0 to 65535",
+      ["a/b"] = "the Host header's host holds a character no host may",
+      ["a\"b"] = "the Host header's host holds a character no host may",
+      ["caf\195\169.example"] = "the Host header's host holds a character no host may",
+      ["a\1b"] = "the Host header's host holds a character no host may",
+      ["x:abc"] = "the Host header's port is not a number from 0 to 65535",
+      ["x:65536"] = "the Host header's port is not a number from 0 to 65535",
+      ["x:-1"] = "the Host header's port is not a number from 0 to 65535",
+      ["x:1 2"] = "the Host header's port is not a number from 0 to 65535",
+      ["a:b:c"] = "the Host header's host has more than one colon (an IPv6 address goes in brackets: [::1])",
+      ["::1"] = "the Host header's host is empty",
+      ["[::1"] = "the Host header's host opens a bracket it never closes",
+      ["[::1]x"] = "the Host header's host goes on past its closing bracket",
+      ["[127.0.0.1]"] = "the Host header's host in brackets is not an IPv6 address",
+      ["a[b]"] = "the Host header's host holds a bracket outside an IPv6 address",
+      ["%61"] = "the Host header's host holds a %-escape",
+      ["a..b"] = "the Host header's host has an empty label",
+      ["localhost."] = "the Host header's host has an empty label",
+      [long .. "e"] = "the Host header's host is longer than 255 bytes",
+    } do
+      local got = once("GET /p HTTP/1.1\r\nHost: " .. host .. "\r\n\r\n")
+      assert.matches("^HTTP/1.1 400", got, nil, "Host: " .. host)
+      assert.matches("\r\nConnection: close\r\n", got, nil, "Host: " .. host)
+      assert.matches('{"error":{"code":"bad_request","message":"' .. why, got, 1, true)
+    end
+    -- also beside a target in absolute form, whose authority is the one read, and on
+    -- HTTP/1.0, which needs none
+    assert.matches("the Host header's host holds a character no host may",
+      once("GET http://app.example/p HTTP/1.1\r\nHost: a b\r\n\r\n"), 1, true)
+    assert.matches("the Host header's port is not a number", once("GET /p HTTP/1.0\r\nHost: x:y\r\n\r\n"), 1, true)
+    assert.same({}, seen)
+    -- sound ones pass, as sent (spaces around it are no part of it: RFC 9110 5.5)
+    for _, host in ipairs { "x", "App.Example:8080", "127.0.0.1:", "[::1]:80", "[::FFFF:7f00:1]", "a-b_c~d!$&'()*+,;=",
+      long .. ":65535", "x:0" } do
+      assert.matches("^HTTP/1.1 200", once("GET /p HTTP/1.1\r\nHost: " .. host .. "\r\nConnection: close\r\n\r\n"), nil, "Host: " .. host)
+    end
+    assert.matches("^HTTP/1.1 200", once("GET /p HTTP/1.1\r\nHost: \t x \t\r\nConnection: close\r\n\r\n"))
+    assert.same({ "x", "App.Example:8080", "127.0.0.1:", "[::1]:80", "[::FFFF:7f00:1]", "a-b_c~d!$&'()*+,;=",
+      long .. ":65535", "x:0", "x \t" }, seen)
+    srv:close()
+  end)
+
+  -- RFC 9112 6.1: Transfer-Encoding on an HTTP/1.0 request is faulty framing, and the
+  -- connection must close; libmicrohttpd 0.9.75 read it as chunked and kept the connection
+  -- for the next request. RFC 9112 6.3: a Content-Length past 63 bits is a number, too
+  -- large, not "not a number".
+  it("refuses Transfer-Encoding on HTTP/1.0, and reads a length past 63 bits as too large", function()
+    local seen = {}
+    local srv = serve({}, function(req)
+      seen[#seen + 1] = { req.method, req.too_large or false }
+      if req.too_large then return req:respond(413, nil, "too large") end
+      req:respond(200, nil, "got " .. tostring(req:body()))
+    end)
+    local function once(text)
+      local c, got = raw(srv:port(), text)
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      return (got())
+    end
+    local got = once("POST /a HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+      .. "5\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.0\r\n\r\n")
+    assert.matches("^HTTP/1.1 400", got)
+    assert.matches("\r\nConnection: close\r\n", got)
+    assert.matches('"message":"an HTTP/1.0 request has no Transfer-Encoding', got, 1, true)
+    local _, answers = got:gsub("HTTP/1%.1 %d%d%d", "")
+    assert.equal(1, answers, got)
+    assert.same({}, seen)
+    for _, n in ipairs { "9223372036854775808", "18446744073709551615", "0009223372036854775807" } do
+      got = once("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: " .. n .. "\r\n\r\nhello")
+      assert.matches("^HTTP/1.1 413", got, nil, "Content-Length: " .. n)
+    end
+    assert.same({ { "POST", true }, { "POST", true }, { "POST", true } }, seen)
+    -- HTTP/1.0 with a length, and HTTP/1.1 chunked, as before
+    assert.matches("got hello", once("POST /a HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello"))
+    assert.matches("got hello", once("POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+      .. "5\r\nhello\r\n0\r\n\r\n"))
+    srv:close()
+  end)
+
   -- RFC 9112 3.1: a method is a token; a CR in it is where a front end may have ended the line
   it("refuses a method that is not a token, before any handler", function()
     local handled = 0
