@@ -349,9 +349,11 @@ describe("orket.c.httpd", function()
       ["[::1]x"] = "the Host header's host goes on past its closing bracket",
       ["[127.0.0.1]"] = "the Host header's host in brackets is not an IPv6 address",
       ["a[b]"] = "the Host header's host holds a bracket outside an IPv6 address",
-      ["%61"] = "the Host header's host holds a %-escape",
+      ["%6"] = "the Host header's host holds a % that is not a %XX escape",
+      ["a%zz"] = "the Host header's host holds a % that is not a %XX escape",
       ["a..b"] = "the Host header's host has an empty label",
-      ["localhost."] = "the Host header's host has an empty label",
+      ["localhost.."] = "the Host header's host has an empty label",
+      [".localhost"] = "the Host header's host has an empty label",
       [long .. "e"] = "the Host header's host is longer than 255 bytes",
     } do
       local got = once("GET /p HTTP/1.1\r\nHost: " .. host .. "\r\n\r\n")
@@ -364,15 +366,27 @@ describe("orket.c.httpd", function()
     assert.matches("the Host header's host holds a character no host may",
       once("GET http://app.example/p HTTP/1.1\r\nHost: a b\r\n\r\n"), 1, true)
     assert.matches("the Host header's port is not a number", once("GET /p HTTP/1.0\r\nHost: x:y\r\n\r\n"), 1, true)
+    assert.matches("the Host header's host is empty", once("GET /p HTTP/1.1\r\nHost:\r\n\r\n"), 1, true)
     assert.same({}, seen)
-    -- sound ones pass, as sent (spaces around it are no part of it: RFC 9110 5.5)
-    for _, host in ipairs { "x", "App.Example:8080", "127.0.0.1:", "[::1]:80", "[::FFFF:7f00:1]", "a-b_c~d!$&'()*+,;=",
-      long .. ":65535", "x:0" } do
-      assert.matches("^HTTP/1.1 200", once("GET /p HTTP/1.1\r\nHost: " .. host .. "\r\nConnection: close\r\n\r\n"), nil, "Host: " .. host)
+    -- sound ones pass, as sent: an absolute DNS name's one trailing dot (a Kubernetes FQDN),
+    -- a reg-name's %XX (a unix-socket client's path as its Host)
+    local good = { "x", "App.Example:8080", "127.0.0.1:", "[::1]:80", "[::FFFF:7f00:1]", "a-b_c~d!$&'()*+,;=",
+      long .. ":65535", "x:0", "example.com.", "svc.cluster.local.:8765", "localhost.", "%2Frun%2Forket%2Fserve.sock" }
+    for _, host in ipairs(good) do
+      assert.matches("^HTTP/1.1 200", once("GET /p HTTP/1.1\r\nHost: " .. host .. "\r\nConnection: close\r\n\r\n"),
+        nil, "Host: " .. host)
     end
-    assert.matches("^HTTP/1.1 200", once("GET /p HTTP/1.1\r\nHost: \t x \t\r\nConnection: close\r\n\r\n"))
-    assert.same({ "x", "App.Example:8080", "127.0.0.1:", "[::1]:80", "[::FFFF:7f00:1]", "a-b_c~d!$&'()*+,;=",
-      long .. ":65535", "x:0", "x \t" }, seen)
+    assert.same(good, seen)
+    -- spaces around it are no part of it (RFC 9110 5.5), and the handler is handed it trimmed
+    seen = {}
+    assert.matches("^HTTP/1.1 200", once("GET /p HTTP/1.1\r\nHost: \t x:80 \t\r\nConnection: close\r\n\r\n"))
+    assert.same({ "x:80" }, seen)
+    -- HTTP/1.0 needs no Host: an empty one is as none, handed on as none
+    seen = {}
+    assert.matches("^HTTP/1.1 200", once("GET /p HTTP/1.0\r\nHost:\r\n\r\n"))
+    assert.matches("^HTTP/1.1 200", once("GET /p HTTP/1.0\r\nHost: \t\r\n\r\n"))
+    assert.matches("^HTTP/1.1 200", once("GET /p HTTP/1.0\r\n\r\n"))
+    assert.same({}, seen) -- three requests handled, no Host in any
     srv:close()
   end)
 
@@ -428,6 +442,33 @@ describe("orket.c.httpd", function()
       assert.matches('"message":"the request\'s method is not a token', (got()), 1, true)
     end
     assert.equal(0, handled)
+    srv:close()
+  end)
+
+  -- A NUL in the method: libmicrohttpd 0.9.75 ended the method's string at it, so "GET\0X"
+  -- was handled as GET while a front end may have read it whole; refused as the target's
+  -- NUL is. So is a second space before the target, which RFC 9112 3 has not (the library
+  -- skipped it).
+  it("refuses a method holding a NUL, or two spaces after the method, before any handler", function()
+    local seen = {}
+    local srv = serve({}, function(req)
+      seen[#seen + 1] = req.method .. " " .. req.path
+      req:respond(200, { "Content-Type: text/plain" }, "ok")
+    end)
+    for _, line in ipairs { "GET\0X /a", "GET\0 /a", "POST\0GET /a", "GET  /a" } do
+      local c, got = raw(srv:port(), line .. " HTTP/1.1\r\nHost: here\r\n\r\n")
+      wait_for(function() local _, closed = got(); return closed end, "the close")
+      c:close()
+      assert.matches("^HTTP/1.1 400", (got()), nil, line)
+      assert.matches('"message":"the request\'s method holds a NUL byte, or more than one space follows it',
+        (got()), 1, true)
+    end
+    assert.same({}, seen)
+    local c, got = raw(srv:port(), "GET /a HTTP/1.1\r\nHost: here\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: here\r\n"
+      .. "Connection: close\r\n\r\n")
+    wait_for(function() local _, closed = got(); return closed end, "the close")
+    c:close()
+    assert.same({ "GET /a", "OPTIONS *" }, seen)
     srv:close()
   end)
 
@@ -652,7 +693,15 @@ describe("orket.c.httpd", function()
   -- stream kept those pages for its life (32 KB a subscriber). Counted in this process's
   -- resident memory over 48 streams, each sent an event larger than that buffer (which
   -- touches all of it) and then a small one.
-  local rss_it = not H.sanitized() and it or function(name)
+  -- H.sanitized() reads the binary ORKET_BIN names; this process, which the memory is
+  -- counted in, may be another build's (a sanitizer build run by hand): its own libraries say
+  local function sanitized()
+    local f = io.open("/proc/self/maps")
+    local maps = f and f:read("a") or ""
+    if f then f:close() end
+    return H.sanitized() or maps:find("lib[aubltsan]*san%.so") ~= nil
+  end
+  local rss_it = not sanitized() and it or function(name)
     pending(name .. " [a sanitizer build's resident memory holds the sanitizer's own: freed memory is kept]")
   end
   rss_it("gives back the pages of a stream's buffer that it no longer uses", function()
