@@ -281,7 +281,9 @@ describe("orket.serve.auth", function()
     for _, h in ipairs { "localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765", "LOCALHOST" } do
       assert.is_true(auth.loopback_host(h), h)
     end
-    for _, h in ipairs { "evil.com", "127.0.0.1.evil.com", "localhost.evil.com:80", "10.0.0.1" } do
+    -- the server accepts a Host's trailing dot and %XX as sent (docs/serve.md): neither is local use
+    for _, h in ipairs { "evil.com", "127.0.0.1.evil.com", "localhost.evil.com:80", "10.0.0.1", "localhost.",
+      "localhost.:8765", "127.0.0.1.", "%6Cocalhost", "localhost%3A8765" } do
       assert.is_false(auth.loopback_host(h), h)
     end
     assert.is_false(auth.loopback_host(nil))
