@@ -18,11 +18,15 @@ describe("a worker's runs side by side", function()
     local r1 = assert(db:record_run { target = "E-1", kind = "issue", data = { workers = true } })
     local r2 = assert(db:record_run { target = "E-2", kind = "issue", data = { workers = true } })
     local keeper = lease_mod.new { db = db, worker = "w1", ttl_ms = 60000 }
-    local gate = {}
+    local gate, claimed = {}, {}
     local function engine(card, wait)
       local e = { dir = dir }
       function e.execute(_, id)
         assert(db:tx(function() return #keeper:claim(id, { card }, 1) == 1 end))
+        claimed[card] = true
+        -- run 1 ends only once run 2 holds its card: nothing orders run 2's claim before
+        -- run 1's end (on PostgreSQL it may wait for a connection of its own)
+        while not claimed["E-2"] do orket.sleep(5) end
         while wait and not gate.open do orket.sleep(5) end
         return "failed"
       end
