@@ -16,6 +16,7 @@
 /* the answer's header lines in all: libmicrohttpd builds them in its 52 KiB of memory per
  * connection and, past that, sends nothing at all */
 #define PP_HEADERS_MAX ((size_t)32 << 10)
+#define PP_LOCATION_ALSO_MAX 16 /* location_also's starts at most (more are not read) */
 #define PP_MAX_LINES 96 /* answer header lines at most (the upstream's beyond are dropped) */
 
 /* A copy of a vector of strings, in one allocation: the pointers, then the bytes. */
@@ -32,7 +33,8 @@ struct httpproxy_kept {
   http_opts up;      /* but url, method, headers and body, which are each request's */
   char *unix_socket; /* up.unix_socket's copy */
   pp_strv lines, pass, cookies, pass_in;
-  char *loc_from, *loc_to; /* NULL: Location passed as it is */
+  pp_strv loc_from;        /* the starts of the upstream's own URLs (location_from, location_also) */
+  char *loc_to;            /* NULL: Location passed as it is */
   int with_cookies;
   size_t pass_max, queue_high, whole_max;
 };
@@ -49,6 +51,7 @@ struct httpproxy {
   int again;
   size_t next_ev;   /* the upstream's queued events before this one are on the client's queue */
   size_t sent;
+  uint64_t length; /* streamed: the upstream's Content-Length passed on, UINT64_MAX none */
   unsigned status;
   int timed_out; /* status 0 because the upstream gave no answer in time */
   char *message;
@@ -154,8 +157,16 @@ static int pp_has_ctl(const char *v) {
  * (httpproxy_opts' location_from), or NULL: passed as it is. */
 static const char *pp_location_rest(const httpproxy_kept *k, const char *name, const char *value) {
   if (k->loc_to == NULL || strcmp(name, "location") != 0) return NULL;
-  size_t fl = strlen(k->loc_from);
-  if (strncmp(value, k->loc_from, fl) == 0) return value + fl;
+  for (size_t i = 0; i < k->loc_from.n; i++) {
+    const char *from = k->loc_from.v[i];
+    size_t fl = strlen(from);
+    /* a scheme and host are without case (RFC 3986 6.2.2.1) */
+    if (strncasecmp(value, from, fl) == 0) return value + fl;
+    /* the origin alone ("http://127.0.0.1:8080", "...?q", "...#f") is its root too */
+    if (fl > 1 && from[fl - 1] == '/' && strncasecmp(value, from, fl - 1) == 0 &&
+        (value[fl - 1] == '\0' || value[fl - 1] == '?' || value[fl - 1] == '#'))
+      return value + fl - 1;
+  }
   /* an absolute path is the upstream's root; "//x" names another host, "/\x" too to a browser */
   if (value[0] == '/' && value[1] != '/' && value[1] != '\\') return value + 1;
   return NULL;
@@ -272,6 +283,13 @@ static uint64_t pp_length(const http_req *up) {
   return UINT64_MAX;
 }
 
+static int pp_has_te(const http_req *up) {
+  const char *name, *value;
+  for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;)
+    if (strcmp(name, "transfer-encoding") == 0) return 1;
+  return 0;
+}
+
 /* Why the upstream's answer is framed by no length it can be read by (RFC 9112 6.3: a
  * Content-Length that is not a number, or lines that differ; a proxy answers 502 rather
  * than pick one, as libcurl would), or NULL. With a Transfer-Encoding anywhere among its
@@ -330,7 +348,12 @@ static int pp_answer(httpproxy *p) {
     if (rc == 0) p->sent = len;
     free(body);
   } else {
-    rc = httpd_stream(p->req, p->status, lines, nl);
+    /* the app's length, when it framed its body by one (a Transfer-Encoding frames it
+     * instead, RFC 9112 6.3), goes with the stream: a client shows a download's progress.
+     * libcurl reads no more than it, and an answer cut short of it ends with the
+     * connection closed, so the client sees it short as it would a cut chunked one */
+    p->length = pp_has_te(p->up) ? UINT64_MAX : pp_length(p->up);
+    rc = httpd_stream_length(p->req, p->status, lines, nl, p->length);
     streaming = rc == 0;
   }
   free(owned);
@@ -388,7 +411,10 @@ static void pp_step(httpproxy *p) {
     if (httpd_gone(p->req)) { /* the client left (or, streaming, the end was sent) */
       /* unanswered here: the client left, or the server closed and sent it 503 */
       if (p->phase == PP_HEADERS) p->status = httpd_answered(p->req) ? 503 : 499;
-      else if (!http_finished(p->up)) pp_fail(p, "the client left", "");
+      /* an answer of a known length is over once that much is sent, whether or not the
+       * transfer has said it ended yet */
+      else if (!http_finished(p->up) && (p->length == UINT64_MAX || p->sent < p->length))
+        pp_fail(p, "the client left", "");
       go = 0;
     } else if (p->phase == PP_HEADERS) {
       if (!http_headers_done(p->up)) {
@@ -420,6 +446,15 @@ static void pp_on_client(httpd_req *r, void *ud) {
   pp_step(ud);
 }
 
+/* location_from and each of location_also, in one vector */
+static int pp_location_starts(pp_strv *s, const httpproxy_opts *o) {
+  const char *v[1 + PP_LOCATION_ALSO_MAX];
+  size_t n = 0;
+  v[n++] = o->location_from;
+  for (size_t i = 0; i < o->nlocation_also && n < 1 + PP_LOCATION_ALSO_MAX; i++) v[n++] = o->location_also[i];
+  return pp_strv_copy(s, v, n);
+}
+
 httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
   httpproxy_kept *k = calloc(1, sizeof *k);
   if (k == NULL) return NULL;
@@ -428,8 +463,8 @@ httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
       pp_strv_copy(&k->cookies, o->cookies, o->ncookies) != 0 ||
       pp_strv_copy(&k->pass_in, o->pass_in, o->npass_in) != 0 ||
       (o->up.unix_socket && (k->unix_socket = strdup(o->up.unix_socket)) == NULL) ||
-      (o->location_from && o->location_to &&
-       ((k->loc_from = strdup(o->location_from)) == NULL || (k->loc_to = strdup(o->location_to)) == NULL))) {
+      (o->location_from && o->location_to && (pp_location_starts(&k->loc_from, o) != 0 ||
+                                                (k->loc_to = strdup(o->location_to)) == NULL))) {
     httpproxy_kept_unref(k);
     return NULL;
   }
@@ -455,7 +490,7 @@ void httpproxy_kept_unref(httpproxy_kept *k) {
   free(k->cookies.v);
   free(k->pass_in.v);
   free(k->unix_socket);
-  free(k->loc_from);
+  free(k->loc_from.v);
   free(k->loc_to);
   free(k);
 }
@@ -525,6 +560,7 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
   k->refs++;
   p->k = k;
   p->req = req;
+  p->length = UINT64_MAX;
   p->done = done;
   p->ud = ud;
   http_opts up = k->up;

@@ -5,7 +5,8 @@
  * it is over. Bounded: at most max_queued bytes read ahead of the client (the transfer
  * pauses) and queue_high queued to it (the pump waits for half of them to go). An answer
  * complete when its headers arrive, and at most whole_max long, is sent in one piece with
- * its length; any other is streamed (chunked). The transfer pausing at max_queued, an
+ * its length; any other is streamed: framed by the upstream's Content-Length when it gave
+ * one (and no Transfer-Encoding), else chunked. The transfer pausing at max_queued, an
  * answer much longer than it is never complete by then, whatever whole_max says. A HEAD request, and a 204 or 304
  * answer, is answered when the headers arrive, without a body, never streamed, with the
  * upstream's Content-Length (none on a 204; none when it gave none). Pure C: the Lua binding is lhttpd.c
@@ -44,6 +45,11 @@ typedef struct httpproxy_opts {
                                    upstream's own URLs made the client's, for a proxy under a
                                    path prefix */
   const char *location_to;
+  const char *const *location_also; /* more starts made location_to as location_from is (the
+                                   upstream's other names for itself: "http://127.0.0.1:PORT/");
+                                   each start ending in "/" matches its origin alone too, "x" or
+                                   "x?q" or "x#f" for "x/"; all without case; 16 at most */
+  size_t nlocation_also;
   size_t queue_high;            /* 0: 128 KiB */
   size_t whole_max;             /* 0: 256 KiB (in effect no more than up.max_queued) */
 } httpproxy_opts;

@@ -242,9 +242,12 @@ static const char *lhd_proxy_string(lua_State *L, int t, const char *fn, const c
   return v;
 }
 
+#define LHD_LOCATION_ALSO_MAX 16 /* httpproxy.h's location_also at most */
+
 /* The array parts of a proxy's options, pointers into the options' table. */
 typedef struct lhd_proxy_lists {
   const char *lines[LHD_MAX_HEADERS], *pass[LHD_MAX_HEADERS], *cookies[LHD_MAX_HEADERS], *pass_in[LHD_MAX_HEADERS];
+  const char *location_also[LHD_LOCATION_ALSO_MAX];
 } lhd_proxy_lists;
 
 /* The options every request to one upstream shares (see req:proxy), from the table at t. */
@@ -255,6 +258,8 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
     luaL_error(L, "bad argument #1 to '%s' (unix_socket must be an absolute path shorter than 108 bytes)", fn);
   o->up.connect_timeout_ms = (long)lhd_proxy_size(L, t, fn, "connect_timeout_ms");
   o->up.total_timeout_ms = (long)lhd_proxy_size(L, t, fn, "total_timeout_ms");
+  o->up.first_byte_timeout_ms = (long)lhd_proxy_size(L, t, fn, "first_byte_timeout_ms");
+  o->up.idle_timeout_ms = (long)lhd_proxy_size(L, t, fn, "idle_timeout_ms");
   o->up.max_bytes = lhd_proxy_size(L, t, fn, "max_bytes");
   o->up.max_queued = lhd_proxy_size(L, t, fn, "read_ahead");
   o->lines = l->lines;
@@ -286,11 +291,33 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
       luaL_error(L, "bad argument #1 to '%s' (location_from and location_to must be given together, "
                  "as non-empty strings without control bytes)", fn);
   }
+  /* more starts of the upstream's own URLs, as location_from, which they go with */
+  lua_getfield(L, t, "location_also");
+  int also = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!also) return;
+  if (o->location_from == NULL)
+    luaL_error(L, "bad argument #1 to '%s' (location_also goes with location_from and location_to)", fn);
+  const char *all[LHD_MAX_HEADERS];
+  size_t n = lhd_proxy_strings(L, t, fn, "location_also", all, 0);
+  if (n > LHD_LOCATION_ALSO_MAX)
+    luaL_error(L, "bad argument #1 to '%s' (location_also holds more than %d)", fn, LHD_LOCATION_ALSO_MAX);
+  for (size_t i = 0; i < n; i++) {
+    int bad = all[i][0] == '\0';
+    for (const char *c = all[i]; !bad && *c; c++) bad = (unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f;
+    if (bad)
+      luaL_error(L, "bad argument #1 to '%s' (location_also[%d] must be a non-empty string without control bytes)",
+                 fn, (int)i + 1);
+    l->location_also[i] = all[i];
+  }
+  o->location_also = l->location_also;
+  o->nlocation_also = n;
 }
 
-/* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, total_timeout_ms=, max_bytes=,
- *   read_ahead=, lines=, pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=,
- *   location_from=, location_to=} -> kept:
+/* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, first_byte_timeout_ms=,
+ *   idle_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines=, pass=, pass_max=,
+ *   cookies=, pass_in=, queue_high=, whole_max=, location_from=, location_to=,
+ *   location_also=} -> kept:
  * those options of req:proxy checked and copied once, for the many requests to one
  * upstream (req:proxy{..., kept=}): each request then reads only its own url, method,
  * headers and body. */
@@ -606,9 +633,12 @@ static int lhd_tally_gc(lua_State *L) {
 }
 
 /* req:proxy{url=, unix_socket=, method=, headers={"Name: value", ...}, body=,
- *   connect_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines={"Name: value", ...},
- *   pass={name, ...}, pass_max=, cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=,
- *   location_from=, location_to=}
+ *   connect_timeout_ms=, first_byte_timeout_ms=, idle_timeout_ms=, total_timeout_ms=, max_bytes=,
+ *   read_ahead=, lines={"Name: value", ...}, pass={name, ...}, pass_max=, cookies={name, ...},
+ *   pass_in={name, ...}, queue_high=, whole_max=, location_from=, location_to=, location_also={start, ...}}
+ * The timeouts are http.h's: first_byte_timeout_ms until the answer begins, idle_timeout_ms
+ * of silence once it has, total_timeout_ms for all of it (0 or absent: none). location_also:
+ * more starts made location_to as location_from is (httpproxy.h).
  *   -> status, note, bytes | nil, message, 0, timed_out
  * pass_in: the request's own headers of those (lower-case) names go to the upstream, each
  * line as req.headers has it (a repeated name joined with ", "), before headers' lines.

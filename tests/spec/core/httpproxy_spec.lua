@@ -260,6 +260,39 @@ describe("req:proxy", function()
     end
   end)
 
+  -- The upstream's other names for itself (the address it listens on), as location_from:
+  -- a start, its origin alone, without case; another port or host passes as it is
+  it("makes a Location to any of location_also's starts one under location_to", function()
+    local opts = { pass = { "location" }, location_from = "http://sandbox/", location_to = "/p/3/app/",
+      location_also = { "http://127.0.0.1:8080/", "http://localhost:8080/" } }
+    for given, want in pairs { ["http://127.0.0.1:8080/a?b=1"] = "/p/3/app/a?b=1",
+      ["http://localhost:8080/x"] = "/p/3/app/x", ["HTTP://LocalHost:8080/x"] = "/p/3/app/x",
+      ["http://127.0.0.1:8080"] = "/p/3/app/", ["http://127.0.0.1:8080?q=1"] = "/p/3/app/?q=1",
+      ["http://sandbox"] = "/p/3/app/", ["http://sandbox#top"] = "/p/3/app/#top",
+      ["http://127.0.0.1:80800/x"] = "http://127.0.0.1:80800/x", ["http://127.0.0.1:8081/x"] = "http://127.0.0.1:8081/x",
+      ["http://127.0.0.1:8080.evil/x"] = "http://127.0.0.1:8080.evil/x", ["/y"] = "/p/3/app/y" } do
+      local app, sock = raw_upstream("HTTP/1.1 302 Found\r\nLocation: " .. given .. "\r\nContent-Length: 0\r\n\r\n")
+      local srv, base = front(sock, opts)
+      local status, headers = fetch(base .. "/")
+      assert.equal(302, status)
+      assert.equal(want, headers.location, given)
+      srv:close()
+      app:close()
+    end
+    for _, c in ipairs {
+      { { location_also = { "http://127.0.0.1:8080/" } }, "location_also goes with location_from and location_to" },
+      { { location_from = "http://sandbox/", location_to = "/p/", location_also = { "" } },
+        "location_also%[1%] must be a non%-empty string without control bytes" },
+      { { location_from = "http://sandbox/", location_to = "/p/", location_also = { "http://a/\27" } },
+        "location_also%[1%] must be a non%-empty string without control bytes" },
+      { { location_from = "http://sandbox/", location_to = "/p/", location_also = { 3 } }, "location_also%[1%] must be a string" },
+    } do
+      local ok, e = pcall(httpd.proxy_kept, c[1])
+      assert.is_false(ok)
+      assert.matches(c[2], e)
+    end
+  end)
+
   -- RFC 9110 15: a status is 100-599; any other the app gives is a bad gateway's
   it("answers 502 for an app's status past 599", function()
     for _, code in ipairs { 600, 999 } do
@@ -383,18 +416,74 @@ describe("req:proxy", function()
   end)
 
   -- the transfer pauses at its read-ahead, so an answer longer than it is never complete
-  -- when its headers arrive: it is streamed, whatever whole_max says
-  it("streams an answer past the read-ahead, so serve's whole_max is no more than it", function()
-    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 102400\r\n\r\n" .. string.rep("q", 102400))
-    local srv, base = front(sock, { read_ahead = 32 * 1024, whole_max = 256 * 1024 })
-    local status, headers, body = fetch(base .. "/")
-    assert.equal(200, status)
-    assert.equal(102400, #body)
-    assert.is_nil(headers["content-length"])
+  -- when its headers arrive: it is streamed, whatever whole_max says, with the app's
+  -- Content-Length (a client shows a download's progress), its first part reaching the
+  -- client while the app still holds the rest
+  it("streams an answer past the read-ahead with its length, so serve's whole_max is no more than it", function()
+    local sock = H.tmpdir() .. "/held.sock"
+    local app, conn = uv.new_pipe(false), nil
+    assert(app:bind(sock))
+    app:listen(16, function()
+      conn = uv.new_pipe(false)
+      app:accept(conn)
+      conn:read_start(function(_, d)
+        if d and d:find("\r\n\r\n", 1, true) then
+          conn:read_stop()
+          conn:write("HTTP/1.1 200 OK\r\nContent-Length: 102400\r\n\r\n" .. string.rep("q", 40960))
+        end
+      end)
+    end)
+    local srv, _, outcomes = front(sock, { read_ahead = 32 * 1024, whole_max = 256 * 1024 })
+    local c = uv.new_tcp()
+    local got, closed = {}, false
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      c:read_start(function(_, d) if d then got[#got + 1] = d else closed = true end end)
+    end)
+    local function body_so_far()
+      local text = table.concat(got)
+      local at = text:find("\r\n\r\n", 1, true)
+      return at and text:sub(at + 4), at and text:sub(1, at + 1)
+    end
+    H.wait_for(function() local b = body_so_far() return b and #b >= 40960 end, "the first part, the rest held")
+    local _, head = body_so_far()
+    assert.matches("^HTTP/1.1 200", head)
+    assert.matches("\r\nContent%-Length: 102400\r\n", head)
+    assert.is_nil(head:lower():find("transfer-encoding", 1, true), head)
+    assert.is_false(closed)
+    conn:write(string.rep("q", 102400 - 40960))
+    H.wait_for(function() return closed end, "the answer's end")
+    c:close()
+    assert.equal(string.rep("q", 102400), (body_so_far()))
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = 102400 }, outcomes[1])
     local sandboxes = require "orket.serve.sandboxes"
     assert.is_true(sandboxes.WHOLE_MAX <= sandboxes.APP_AHEAD)
+    conn:close()
     srv:close()
     app:close()
+  end)
+
+  -- RFC 9112 6.3: a Transfer-Encoding frames the answer, not a Content-Length beside it,
+  -- which is not passed on; an answer of neither is streamed chunked
+  it("streams chunked an answer framed by its Transfer-Encoding, or by nothing", function()
+    local chunk = string.rep("w", 40000)
+    for _, text in ipairs { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+      .. string.format("%x", #chunk) .. "\r\n" .. chunk .. "\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" .. chunk } do
+      local app, sock = raw_upstream(text)
+      local srv, base, outcomes = front(sock, { read_ahead = 16 * 1024 })
+      local status, headers, body = fetch(base .. "/")
+      assert.equal(200, status)
+      assert.equal(#chunk, #body)
+      assert.is_nil(headers["content-length"])
+      assert.equal("chunked", headers["transfer-encoding"])
+      H.wait_for(function() return outcomes[1] end, "the outcome")
+      assert.same({ status = 200, bytes = #chunk }, outcomes[1])
+      srv:close()
+      app:close()
+    end
   end)
 
   it("forwards a request's body", function()
@@ -786,6 +875,56 @@ describe("req:proxy", function()
     assert.is_true(outcomes[1].timed_out)
     assert.matches("no complete response within 400 ms", outcomes[1].note, 1, true)
     srv:close()
+    for _, c in ipairs(held) do c:close() end
+    mute:close()
+  end)
+
+  -- With no total timeout, an answer that keeps sending goes on past the first-byte and
+  -- idle limits together (an event stream); silence past the idle limit cuts it, and an
+  -- answer not begun within the first-byte limit is one not given in time
+  it("holds a stream that keeps sending to its first-byte and idle limits, not a total", function()
+    local limits = { total_timeout_ms = 0, first_byte_timeout_ms = 400, idle_timeout_ms = 400 }
+    local app, sock = upstream(function(req)
+      local s = assert(req:stream(200, { "Content-Type: text/event-stream" }))
+      for i = 1, 12 do -- 1.2 s in all, never 400 ms silent
+        if not s:send("data: " .. i .. "\n\n") then return end
+        orket.sleep(100)
+      end
+      if req.path == "/stalls" then orket.sleep(1500) end
+      s:close()
+    end)
+    local srv, base, outcomes = front(sock, limits)
+    local t0 = uv.now()
+    local status, _, body = fetch(base .. "/ticks")
+    assert.equal(200, status)
+    assert.is_true(uv.now() - t0 >= 1000)
+    assert.matches("data: 12\n\n$", body)
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = #body }, outcomes[1])
+    -- silent past the idle limit: cut, and said why
+    local _, _, cut, e = fetch(base .. "/stalls", { broken = true })
+    assert.matches("data: 12\n\n$", cut)
+    assert.is_string(e)
+    H.wait_for(function() return outcomes[2] end, "the outcome")
+    assert.matches("stalled for 400 ms", outcomes[2].note, 1, true)
+    srv:close()
+    app:close()
+    -- no answer begun within the first-byte limit: timed out, for the caller's 504
+    local held = {}
+    local msock = H.tmpdir() .. "/mute2.sock"
+    local mute = uv.new_pipe(false)
+    assert(mute:bind(msock))
+    mute:listen(16, function()
+      local c = uv.new_pipe(false)
+      mute:accept(c)
+      held[#held + 1] = c
+      c:read_start(function() end)
+    end)
+    local msrv, mbase, mout = front(msock, limits)
+    assert.equal(502, (fetch(mbase .. "/")))
+    assert.is_true(mout[1].timed_out)
+    assert.matches("no response within 400 ms", mout[1].note, 1, true)
+    msrv:close()
     for _, c in ipairs(held) do c:close() end
     mute:close()
   end)
