@@ -245,9 +245,12 @@ end
 
 -- ---- the proxy ---------------------------------------------------------------------------
 
--- an answer from the app carries at most this much, and takes at most this long
+-- an answer from the app carries at most this much; it begins within this long, and once
+-- begun is never silent this long (no total: an event stream or a long download that keeps
+-- sending goes on)
 M.PROXY_MAX_BYTES = 64 * 1024 * 1024
 M.PROXY_TIMEOUT_MS = 120000
+M.PROXY_IDLE_MS = 120000
 -- and the app takes the connection within this long (its accept queue full: it does not)
 M.PROXY_CONNECT_MS = 5000
 -- bytes queued to the client before the proxy waits for it to take half of them; and bytes
@@ -272,7 +275,7 @@ local PASS_IN = { "accept", "accept-language", "content-type", "if-none-match", 
 -- (Content-Encoding: the body is passed as the app sent it, so it must say how it is coded,
 -- or a browser shows an app's gzip, sent unasked, as the bytes it is)
 M.PASS_OUT = { "content-type", "content-encoding", "cache-control", "etag", "last-modified", "location",
-  "content-language", "content-disposition", "accept-ranges", "content-range" }
+  "content-language", "content-disposition", "accept-ranges", "content-range", "link" }
 
 local enc = urlencode.encode
 
@@ -358,19 +361,33 @@ local function memo_of(req, ctx, method, body, own)
   return { own = ctx.own, dv = ctx.dv, until_ms = ctx.row_until, rate_key = who.id }
 end
 
+-- The app's other names for itself in a redirect: the address it listens on in its
+-- sandbox ($HOST:$PORT, or what a framework builds from it), which no client reaches
+local function internal_origins(row)
+  local port = math.tointeger(row.port)
+  if not port then return nil end
+  local out = {}
+  for i, host in ipairs { "127.0.0.1", "localhost", "[::1]", "0.0.0.0" } do
+    out[i] = "http://" .. host .. ":" .. port .. "/"
+  end
+  return out
+end
+
 -- (prefix: on the API's route, the path the app's root is reached at, "/v1/sandboxes/ID/app/":
--- the app's redirects to its own URLs, "http://sandbox/x" or "/x", are made to lead there)
+-- the app's redirects to its own URLs, "http://sandbox/x", "http://127.0.0.1:PORT/x" or "/x",
+-- are made to lead there; on its own origin, a redirect to its listening address is made
+-- "/x", on the origin the browser is at)
 local function kept_of(row, own, prefix)
   local by_socket = own and kept_own or kept_api
   local at = prefix and (row.socket .. "\n" .. prefix) or row.socket
   local kept = by_socket[at]
   if not kept then
     kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = M.PROXY_CONNECT_MS,
-      total_timeout_ms = M.PROXY_TIMEOUT_MS,
+      first_byte_timeout_ms = M.PROXY_TIMEOUT_MS, idle_timeout_ms = M.PROXY_IDLE_MS,
       max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
       lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
       pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN,
-      location_from = prefix and "http://sandbox/", location_to = prefix }
+      location_from = "http://sandbox/", location_to = prefix or "/", location_also = internal_origins(row) }
     by_socket[at] = kept
     local _, doc = bad_gateway(row)
     local _, tdoc = gateway_timeout(row)
