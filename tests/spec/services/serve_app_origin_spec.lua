@@ -152,14 +152,19 @@ describe("an app on its own origin", function()
   -- a redirect to the address the app listens on in its sandbox ($HOST:$PORT), which no
   -- browser reaches, is made a path on the app's own origin; another host's stays
   it("makes the app's redirects to its listening address ones on its own origin", function()
+    -- (the last four: made "//evil.example/x" on the app's origin, or what a browser reads as
+    -- that, they would lead a person from the app's URL to another site; they pass as they
+    -- are, leading nowhere, as before any was rewritten)
     local to = { "http://127.0.0.1:8080/landed?x=1", "http://localhost:8080", "/kept", "http://example.com/x",
-      "http://127.0.0.1:8081/y" }
+      "http://127.0.0.1:8081/y", "http://127.0.0.1:8080//evil.example/x", "http://127.0.0.1:8080/\\evil.example/x",
+      "http://127.0.0.1:8080/\t/evil.example/x", "http://sandbox//evil.example/" }
     local app, sock = raw_app(function(line)
       local i = tonumber(line:match("^GET /(%d+)"))
       return "HTTP/1.1 302 Found\r\nLocation: " .. to[i] .. "\r\nContent-Length: 0\r\n\r\n"
     end)
     local request, _, stop = server(sock, 8080)
-    local want = { "/landed?x=1", "/", "/kept", "http://example.com/x", "http://127.0.0.1:8081/y" }
+    local want = { "/landed?x=1", "/", "/kept", "http://example.com/x", "http://127.0.0.1:8081/y", to[6], to[7], to[8],
+      to[9] }
     for i = 1, #to do
       local st, _, headers = request("/" .. i)
       assert.equal(302, st, to[i])

@@ -257,6 +257,101 @@ describe("orket.serve's proxied requests", function()
     assert(ok, e)
   end)
 
+  -- An app that drips interim answers (103) keeps no connection past the headers' limit:
+  -- 504, as one that never answered (shortened here)
+  it("answers 504 when the app's headers never end, however it keeps sending", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was = sandboxes.PROXY_HEADERS_MS
+    sandboxes.PROXY_HEADERS_MS = 800 -- read once per socket, as its kept options are made
+    -- the proxy hangs up while this writes: that must not end the test's process
+    local sigpipe = uv.new_signal()
+    sigpipe:start("sigpipe", function() end)
+    local sock = H.tmpdir() .. "/drip.sock"
+    local up, held = uv.new_pipe(false), {}
+    assert(up:bind(sock))
+    up:listen(16, function()
+      local c, t = uv.new_pipe(false), uv.new_timer()
+      up:accept(c)
+      held[#held + 1] = { c, t }
+      c:read_start(function(_, d)
+        if not (d and d:find("\r\n\r\n", 1, true)) then return end
+        c:read_stop()
+        local n = 0
+        t:start(0, 100, function() -- 3 s of 103s, then an answer: after the limit
+          n = n + 1
+          if n <= 30 then c:write("HTTP/1.1 103 Early Hints\r\n\r\n")
+          else t:stop() c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") end
+        end)
+      end)
+    end)
+    local ok, e = pcall(function()
+      local _, url, lines, stop = server(sock)
+      local t0 = uv.now()
+      local st, body = H.fetch { url = url .. "/drip" }
+      assert.equal(504, st, body)
+      assert.is_true(uv.now() - t0 < 2500)
+      assert.equal("gateway_timeout", cjson.decode(body).error.code)
+      H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+      assert.equal(504, proxied(lines)[1].status)
+      assert.matches("no complete response headers within 800 ms", proxied(lines)[1].note, 1, true)
+      stop()
+    end)
+    sandboxes.PROXY_HEADERS_MS = was
+    for _, h in ipairs(held) do h[2]:close() h[1]:close() end
+    up:close()
+    sigpipe:close()
+    assert(ok, e)
+  end)
+
+  -- With no total time, an app's streams last as long as they send: one sandbox's app has
+  -- at most PROXY_LIVE_MAX requests in progress, on all its routes together (shortened
+  -- here); one more is answered 503 at once, with when to retry
+  it("answers 503 app_busy past the requests an app may have in progress, on all its routes", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was = sandboxes.PROXY_LIVE_MAX
+    sandboxes.PROXY_LIVE_MAX = 2 -- read once per socket, as its kept options are made
+    local release, arrived = false, 0
+    local up, sock = app(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, { "Content-Type: text/plain" }, "late")
+    end)
+    local ok, e = pcall(function()
+      local _, url, lines, stop, id = server(sock)
+      local purl = url:gsub("/v1/sandboxes/", "/v1/projects/default/sandboxes/")
+      local got = {}
+      task.spawn(function() got[1] = { H.fetch { url = url .. "/1" } } end)
+      task.spawn(function() got[2] = { H.fetch { url = purl .. "/2" } } end) -- another route's kept
+      H.wait_for(function() return arrived == 2 end, "two requests at the app", 10000)
+      for _, u in ipairs { url .. "/3", purl .. "/3" } do
+        local st, body, headers = H.fetch { url = u }
+        assert.equal(503, st, body)
+        local doc = cjson.decode(body)
+        assert.equal("app_busy", doc.error.code)
+        assert.matches("sandbox " .. id .. "'s app has 2 requests in progress", doc.error.message, 1, true)
+        assert.equal("5", headers["retry-after"] or headers["Retry-After"])
+      end
+      assert.equal(2, arrived)
+      release = true
+      H.wait_for(function() return got[1] and got[2] end, "the answers", 10000)
+      assert.equal("late", got[1][2])
+      assert.equal("late", got[2][2])
+      -- their places free again
+      H.wait_for(function()
+        local n = 0
+        for _, l in ipairs(lines) do if l.status == 200 then n = n + 1 end end
+        return n == 2
+      end, "the two answers' log lines")
+      local st, body = H.fetch { url = url .. "/4" }
+      assert.equal(200, st, body)
+      stop()
+    end)
+    sandboxes.PROXY_LIVE_MAX = was
+    release = true
+    up:close()
+    assert(ok, e)
+  end)
+
   -- RFC 9110 13: a request's conditions reach the app, which alone can judge them (a
   -- resumed download's If-Range, a write's If-Match)
   it("passes the request's conditions on to the app", function()
