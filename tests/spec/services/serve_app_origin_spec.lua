@@ -176,6 +176,37 @@ describe("an app on its own origin", function()
     app:close()
   end)
 
+  -- the cap on an app's requests in progress holds on its own origin too: 503 app_busy,
+  -- with when to retry (shortened here)
+  it("answers 503 app_busy past the requests its app may have in progress", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was = sandboxes.PROXY_LIVE_MAX
+    sandboxes.PROXY_LIVE_MAX = 1 -- read once per socket, as its kept options are made
+    local app, sock, held = raw_app(function(line) if not line:find("^GET /held") then return ECHO(line) end end)
+    local ok, e = pcall(function()
+      local request, _, stop, id = server(sock)
+      local got
+      require("orket.task").spawn(function() got = { request("/held") } end)
+      H.wait_for(function() return #held == 1 end, "the held request at the app")
+      local st, body, headers = request("/next")
+      assert.equal(503, st, body)
+      local doc = cjson.decode(body)
+      assert.equal("app_busy", doc.error.code)
+      assert.matches("sandbox " .. id .. "'s app has 1 requests in progress", doc.error.message, 1, true)
+      local h = {}
+      for k, v in pairs(headers) do h[k:lower()] = v end
+      assert.equal("5", h["retry-after"])
+      assert.equal(1, #held) -- the app never saw it
+      held[1]:write(ECHO("GET /held HTTP/1.1"), function() held[1]:close() end)
+      H.wait_for(function() return got end, "the held answer")
+      assert.equal(200, got[1])
+      stop()
+    end)
+    sandboxes.PROXY_LIVE_MAX = was
+    app:close()
+    assert(ok, e)
+  end)
+
   -- RFC 9110 15.6.5: no answer in time is a gateway's timeout
   it("answers 504 when the app takes the request and never answers", function()
     local sandboxes = require "orket.serve.sandboxes"
