@@ -161,9 +161,10 @@ static int pp_has_ctl(const char *v) {
 }
 
 /* Whether a rest put after location_to's "/" would name another host to a browser: "/x"
- * after it is "//x", and a browser reads "\\" as "/" and drops tabs and line breaks from a
- * URL (WHATWG URL), so "\\x" and "\t/x" are the same. Such a Location is passed as it is
- * (the upstream's own URL, which leads nowhere): made "//x" it would send the client to x. */
+ * after it is "//x", and a browser reads a backslash as "/" and drops tabs and line breaks
+ * from a URL (WHATWG URL), so a backslash and x, or a tab, "/" and x, are the same. Such a
+ * Location is passed as it is (the upstream's own URL, which leads nowhere): made "//x" it
+ * would send the client to x. */
 static int pp_names_host(const char *rest) {
   rest += strspn(rest, "\t\r\n");
   return *rest == '/' || *rest == '\\';
@@ -333,7 +334,7 @@ static int pp_answer(httpproxy *p) {
   char *owned = NULL;
   size_t nl = pp_answer_lines(p, lines, &owned), hbytes = 0;
   for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
-  int st = http_status(p->up), rc, streaming = 0, te;
+  int st = http_status(p->up), rc, streaming = 0, te = 0;
   const char *framing;
   /* RFC 9110 15: 100-599 only; a 1xx here is one libcurl did not take as interim */
   p->status = st < 200 || st > 599 ? 502 : (unsigned)st;

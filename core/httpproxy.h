@@ -48,7 +48,7 @@ typedef struct httpproxy_opts {
                                    has that start (the path's "/") made location_to: the
                                    upstream's own URLs made the client's, for a proxy under a
                                    path prefix. Never one whose rest begins, after tabs and
-                                   line breaks, with "/" or "\\": made "//x" after a
+                                   line breaks, with "/" or a backslash: made "//x" after a
                                    location_to "/", it would lead a browser to host x */
   const char *location_to;
   const char *const *location_also; /* more starts made location_to as location_from is (the
