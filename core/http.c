@@ -106,7 +106,7 @@ struct http_req {
   int paused;
   uint64_t paused_at;   /* when it paused: the deadlines move by the time spent so */
   uint64_t start, last_rx;
-  long first_byte_ms, idle_ms, total_ms;
+  long first_byte_ms, idle_ms, total_ms, headers_ms;
   int got_byte;
   int finished;
   const char *err_code; /* set before finishing with an error */
@@ -646,6 +646,11 @@ static void http_on_deadline(uv_timer_t *t) {
     snprintf(msg, sizeof msg, "no complete response within %ld ms", r->total_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg);
     r->phase = "total";
+  } else if (!r->headers_done && r->headers_ms && now >= r->start + (uint64_t)r->headers_ms) {
+    /* an upstream that drips header lines or 1xx answers meets no idle limit */
+    snprintf(msg, sizeof msg, "no complete response headers within %ld ms", r->headers_ms);
+    http_abort(r, HTTP_E_TIMEOUT, msg);
+    r->phase = "headers";
   } else if (!r->got_byte && r->first_byte_ms && now >= r->start + (uint64_t)r->first_byte_ms) {
     snprintf(msg, sizeof msg, "no response within %ld ms", r->first_byte_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg);
@@ -672,6 +677,8 @@ static void http_arm(http_req *r) {
     due = r->start + (uint64_t)r->first_byte_ms;
   if (r->got_byte && r->idle_ms && r->last_rx + (uint64_t)r->idle_ms < due)
     due = r->last_rx + (uint64_t)r->idle_ms;
+  if (!r->headers_done && r->headers_ms && r->start + (uint64_t)r->headers_ms < due)
+    due = r->start + (uint64_t)r->headers_ms;
   if (due == UINT64_MAX) return;
   uv_timer_start(&r->timer, http_on_deadline, due > now ? due - now : 0, 0);
 }
@@ -897,6 +904,7 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   r->first_byte_ms = o->first_byte_timeout_ms > 0 ? o->first_byte_timeout_ms : 0;
   r->idle_ms = o->idle_timeout_ms > 0 ? o->idle_timeout_ms : 0;
   r->total_ms = o->total_timeout_ms > 0 ? o->total_timeout_ms : 0;
+  r->headers_ms = o->headers_timeout_ms > 0 ? o->headers_timeout_ms : 0;
   uv_update_time(c->loop);
   r->start = uv_now(c->loop);
   uv_timer_init(c->loop, &r->timer);

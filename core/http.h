@@ -31,6 +31,8 @@ typedef struct http_opts {
   long connect_timeout_ms;     /* 0: none (each 0 below means none too) */
   long first_byte_timeout_ms;  /* from the start until the first response byte */
   long idle_timeout_ms;        /* longest silence once the response has begun */
+  long headers_timeout_ms;     /* from the start until the final (non-1xx) headers are
+                                  complete: header lines and interim answers do not move it */
   long total_timeout_ms;
   size_t max_bytes;            /* body size cap (0: 64 MiB) */
   size_t max_event;            /* longest SSE event / NDJSON line (0: 1 MiB) */
@@ -91,7 +93,7 @@ void http_events_clear(http_req *r);
 /* 1 when no more events will come: the body ended, [DONE] was seen, or an error. */
 int http_finished(const http_req *r);
 /* NULL when it finished cleanly; else the code (HTTP_E_*), message and, for timeouts, the
- * phase ("connect", "first_byte", "idle", "total"). */
+ * phase ("connect", "first_byte", "headers", "idle", "total"). */
 const char *http_error(const http_req *r, const char **msg, const char **phase);
 
 /* How the body is split: with framing_by_type, known once the headers are complete. */

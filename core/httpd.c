@@ -1807,10 +1807,18 @@ int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers
 }
 
 int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders) {
+  return httpd_stream_length(r, status, headers, nheaders, UINT64_MAX);
+}
+
+int httpd_stream_length(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                        uint64_t length) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
   /* MHD keeps (and touches) a buffer of this size per stream: 1 KiB, not 4, so a thousand
-   * idle subscribers cost 3 MB less; an event larger than it is simply read in parts. */
-  struct MHD_Response *resp = r->h->mhd.create_response_from_callback(MHD_SIZE_UNKNOWN, 1024, hd_reader, r, NULL);
+   * idle subscribers cost 3 MB less; an event larger than it is simply read in parts.
+   * With a length, MHD frames the body by it (no chunks) and reads no more than it; a
+   * stream closed or cut short of it closes the connection, so the client sees it short */
+  struct MHD_Response *resp = r->h->mhd.create_response_from_callback(
+      length == UINT64_MAX ? MHD_SIZE_UNKNOWN : length, 1024, hd_reader, r, NULL);
   if (resp == NULL) return -1;
   r->streaming = 1;
   int rc = hd_queue(r, status, resp, headers, nheaders);

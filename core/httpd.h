@@ -157,6 +157,11 @@ void httpd_kept_free(httpd_kept *k);
 /* Starts a streamed (chunked) response with this status (200 for an event stream) and
  * these header lines. 0 or as above. */
 int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders);
+/* As httpd_stream, the body's length known (UINT64_MAX: unknown, chunked): sent as its
+ * Content-Length, the body framed by it rather than by chunks. A stream closed short of it
+ * (or cut) closes the connection, so the client sees the answer incomplete. */
+int httpd_stream_length(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
+                        uint64_t length);
 /* Queues bytes on the stream: 0; -1 when the stream is closed or the client gone; -3 when
  * the queue would exceed its cap: the client is disconnected (it fell behind). */
 int httpd_stream_send(httpd_req *r, const char *data, size_t len);

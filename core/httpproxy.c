@@ -32,13 +32,22 @@ struct httpproxy_kept {
   http_opts up;      /* but url, method, headers and body, which are each request's */
   char *unix_socket; /* up.unix_socket's copy */
   pp_strv lines, pass, cookies, pass_in;
-  char *loc_from, *loc_to; /* NULL: Location passed as it is */
+  pp_strv loc_from;        /* the starts of the upstream's own URLs (location_from, location_also) */
+  char *loc_to;            /* NULL: Location passed as it is */
   int with_cookies;
   size_t pass_max, queue_high, whole_max;
+  size_t max_live;         /* 0: no bound */
+  httpproxy_live *live;    /* the pumps running, counted with the kept parts sharing it */
+};
+
+/* The count of running pumps some kept parts share (live_with), counted by its references. */
+struct httpproxy_live {
+  size_t refs, n;
 };
 
 struct httpproxy {
   http_req *up;
+  int counted; /* in k->live's count */
   httpd_req *req;
   httpproxy_done_fn done;
   void *ud;
@@ -49,6 +58,7 @@ struct httpproxy {
   int again;
   size_t next_ev;   /* the upstream's queued events before this one are on the client's queue */
   size_t sent;
+  uint64_t length; /* streamed: the upstream's Content-Length passed on, UINT64_MAX none */
   unsigned status;
   int timed_out; /* status 0 because the upstream gave no answer in time */
   char *message;
@@ -150,15 +160,34 @@ static int pp_has_ctl(const char *v) {
   return 0;
 }
 
+/* Whether a rest put after location_to's "/" would name another host to a browser: "/x"
+ * after it is "//x", and a browser reads a backslash as "/" and drops tabs and line breaks
+ * from a URL (WHATWG URL), so a backslash and x, or a tab, "/" and x, are the same. Such a
+ * Location is passed as it is (the upstream's own URL, which leads nowhere): made "//x" it
+ * would send the client to x. */
+static int pp_names_host(const char *rest) {
+  rest += strspn(rest, "\t\r\n");
+  return *rest == '/' || *rest == '\\';
+}
+
 /* What of a Location value follows the start the client's Location replaces with loc_to
  * (httpproxy_opts' location_from), or NULL: passed as it is. */
 static const char *pp_location_rest(const httpproxy_kept *k, const char *name, const char *value) {
   if (k->loc_to == NULL || strcmp(name, "location") != 0) return NULL;
-  size_t fl = strlen(k->loc_from);
-  if (strncmp(value, k->loc_from, fl) == 0) return value + fl;
-  /* an absolute path is the upstream's root; "//x" names another host, "/\x" too to a browser */
-  if (value[0] == '/' && value[1] != '/' && value[1] != '\\') return value + 1;
-  return NULL;
+  const char *rest = NULL;
+  for (size_t i = 0; rest == NULL && i < k->loc_from.n; i++) {
+    const char *from = k->loc_from.v[i];
+    size_t fl = strlen(from);
+    /* a scheme and host are without case (RFC 3986 6.2.2.1) */
+    if (strncasecmp(value, from, fl) == 0) rest = value + fl;
+    /* the origin alone ("http://127.0.0.1:8080", "...?q", "...#f") is its root too */
+    else if (fl > 1 && from[fl - 1] == '/' && strncasecmp(value, from, fl - 1) == 0 &&
+             (value[fl - 1] == '\0' || value[fl - 1] == '?' || value[fl - 1] == '#'))
+      rest = value + fl - 1;
+  }
+  /* an absolute path is the upstream's root */
+  if (rest == NULL && value[0] == '/') rest = value + 1;
+  return rest && !pp_names_host(rest) ? rest : NULL;
 }
 
 /* The answer's header lines: the fixed ones, then what passes of the upstream's, the
@@ -273,25 +302,29 @@ static uint64_t pp_length(const http_req *up) {
 }
 
 /* Why the upstream's answer is framed by no length it can be read by (RFC 9112 6.3: a
- * Content-Length that is not a number, or lines that differ; a proxy answers 502 rather
- * than pick one, as libcurl would), or NULL. With a Transfer-Encoding anywhere among its
- * headers, which frames it instead, no Content-Length counts. */
-static const char *pp_framing_error(const http_req *up) {
-  const char *name, *value, *first = NULL, *num;
+ * Content-Length that is not a number, too large a number, or lines that differ; a proxy
+ * answers 502 rather than pick one, as libcurl would, or read to the close past a number
+ * libcurl cannot hold), or NULL. With a Transfer-Encoding anywhere among its headers
+ * (*te 1), which frames it instead, no Content-Length counts. */
+static const char *pp_framing_error(const http_req *up, int *te) {
+  const char *name, *value, *first = NULL, *num, *bad = NULL;
   size_t flen = 0, n;
-  for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;)
-    if (strcmp(name, "transfer-encoding") == 0) return NULL;
+  *te = 0;
   for (size_t i = 0; http_header_next(up, &i, &name, &value) == 0;) {
-    if (strcmp(name, "content-length") != 0) continue;
-    if (pp_cl_parse(value, &num, &n) != 0) return "the app's answer gave a Content-Length that is not one number (RFC 9112 6.3)";
-    if (first == NULL) {
+    if (strcmp(name, "transfer-encoding") == 0) *te = 1;
+    if (bad || strcmp(name, "content-length") != 0) continue;
+    if (pp_cl_parse(value, &num, &n) != 0) bad = "the app's answer gave a Content-Length that is not one number (RFC 9112 6.3)";
+    /* pp_length's bound: 10^18 bytes is more than any answer, and libcurl drops a length
+     * past its 63 bits, reading to the close as though there were none */
+    else if (n > 18) bad = "the app's answer gave a Content-Length too large to read (RFC 9112 6.3)";
+    else if (first == NULL) {
       first = num;
       flen = n;
     } else if (n != flen || memcmp(first, num, n) != 0) {
-      return "the app's answer gave Content-Length twice, differing (RFC 9112 6.3)";
+      bad = "the app's answer gave Content-Length twice, differing (RFC 9112 6.3)";
     }
   }
-  return NULL;
+  return *te ? NULL : bad;
 }
 
 /* The headers are in: the answer whole (when the body is too, and short) or a stream.
@@ -301,7 +334,7 @@ static int pp_answer(httpproxy *p) {
   char *owned = NULL;
   size_t nl = pp_answer_lines(p, lines, &owned), hbytes = 0;
   for (size_t i = 0; i < nl; i++) hbytes += strlen(lines[i]) + 2;
-  int st = http_status(p->up), rc, streaming = 0;
+  int st = http_status(p->up), rc, streaming = 0, te = 0;
   const char *framing;
   /* RFC 9110 15: 100-599 only; a 1xx here is one libcurl did not take as interim */
   p->status = st < 200 || st > 599 ? 502 : (unsigned)st;
@@ -309,7 +342,7 @@ static int pp_answer(httpproxy *p) {
     p->status = 0;
     pp_fail(p, "", "the app's answer headers passed back exceed 32 KiB");
     rc = 0;
-  } else if ((framing = pp_framing_error(p->up)) != NULL) { /* the same */
+  } else if ((framing = pp_framing_error(p->up, &te)) != NULL) { /* the same */
     p->status = 0;
     pp_fail(p, "", framing);
     rc = 0;
@@ -330,7 +363,12 @@ static int pp_answer(httpproxy *p) {
     if (rc == 0) p->sent = len;
     free(body);
   } else {
-    rc = httpd_stream(p->req, p->status, lines, nl);
+    /* the app's length, when it framed its body by one (a Transfer-Encoding frames it
+     * instead, RFC 9112 6.3), goes with the stream: a client shows a download's progress.
+     * libcurl reads no more than it, and an answer cut short of it ends with the
+     * connection closed, so the client sees it short as it would a cut chunked one */
+    p->length = te ? UINT64_MAX : pp_length(p->up);
+    rc = httpd_stream_length(p->req, p->status, lines, nl, p->length);
     streaming = rc == 0;
   }
   free(owned);
@@ -388,7 +426,10 @@ static void pp_step(httpproxy *p) {
     if (httpd_gone(p->req)) { /* the client left (or, streaming, the end was sent) */
       /* unanswered here: the client left, or the server closed and sent it 503 */
       if (p->phase == PP_HEADERS) p->status = httpd_answered(p->req) ? 503 : 499;
-      else if (!http_finished(p->up)) pp_fail(p, "the client left", "");
+      /* an answer of a known length is over once that much is sent, whether or not the
+       * transfer has said it ended yet */
+      else if (!http_finished(p->up) && (p->length == UINT64_MAX || p->sent < p->length))
+        pp_fail(p, "the client left", "");
       go = 0;
     } else if (p->phase == PP_HEADERS) {
       if (!http_headers_done(p->up)) {
@@ -420,6 +461,15 @@ static void pp_on_client(httpd_req *r, void *ud) {
   pp_step(ud);
 }
 
+/* location_from and each of location_also, in one vector */
+static int pp_location_starts(pp_strv *s, const httpproxy_opts *o) {
+  const char *v[1 + HTTPPROXY_LOCATION_ALSO_MAX];
+  size_t n = 0;
+  v[n++] = o->location_from;
+  for (size_t i = 0; i < o->nlocation_also && n < 1 + HTTPPROXY_LOCATION_ALSO_MAX; i++) v[n++] = o->location_also[i];
+  return pp_strv_copy(s, v, n);
+}
+
 httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
   httpproxy_kept *k = calloc(1, sizeof *k);
   if (k == NULL) return NULL;
@@ -428,8 +478,8 @@ httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
       pp_strv_copy(&k->cookies, o->cookies, o->ncookies) != 0 ||
       pp_strv_copy(&k->pass_in, o->pass_in, o->npass_in) != 0 ||
       (o->up.unix_socket && (k->unix_socket = strdup(o->up.unix_socket)) == NULL) ||
-      (o->location_from && o->location_to &&
-       ((k->loc_from = strdup(o->location_from)) == NULL || (k->loc_to = strdup(o->location_to)) == NULL))) {
+      (o->location_from && o->location_to && (pp_location_starts(&k->loc_from, o) != 0 ||
+                                                (k->loc_to = strdup(o->location_to)) == NULL))) {
     httpproxy_kept_unref(k);
     return NULL;
   }
@@ -445,6 +495,16 @@ httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
   k->pass_max = o->pass_max ? o->pass_max : PP_PASS_MAX;
   k->queue_high = o->queue_high ? o->queue_high : PP_QUEUE_HIGH;
   k->whole_max = o->whole_max ? o->whole_max : PP_WHOLE_MAX;
+  k->max_live = o->max_live;
+  if (o->live_with && o->live_with->live) { /* its count is this one's too */
+    k->live = o->live_with->live;
+    k->live->refs++;
+  } else if ((k->live = calloc(1, sizeof *k->live)) != NULL) {
+    k->live->refs = 1;
+  } else {
+    httpproxy_kept_unref(k);
+    return NULL;
+  }
   return k;
 }
 
@@ -455,8 +515,9 @@ void httpproxy_kept_unref(httpproxy_kept *k) {
   free(k->cookies.v);
   free(k->pass_in.v);
   free(k->unix_socket);
-  free(k->loc_from);
+  free(k->loc_from.v);
   free(k->loc_to);
+  if (k->live && --k->live->refs == 0) free(k->live);
   free(k);
 }
 
@@ -515,8 +576,14 @@ static const char **pp_request_lines(const httpproxy_kept *k, const httpd_req *r
   return lines;
 }
 
+int httpproxy_kept_full(const httpproxy_kept *k) { return k->max_live && k->live->n >= k->max_live; }
+
 httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
                                 httpproxy_done_fn done, void *ud, char *err, size_t errlen) {
+  if (httpproxy_kept_full(k)) {
+    snprintf(err, errlen, "%zu requests to the app are in progress already", k->max_live);
+    return NULL;
+  }
   httpproxy *p = calloc(1, sizeof *p);
   if (p == NULL) {
     snprintf(err, errlen, "out of memory");
@@ -524,7 +591,10 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
   }
   k->refs++;
   p->k = k;
+  k->live->n++;
+  p->counted = 1;
   p->req = req;
+  p->length = UINT64_MAX;
   p->done = done;
   p->ud = ud;
   http_opts up = k->up;
@@ -580,6 +650,7 @@ void httpproxy_free(httpproxy *p) {
    * answer cut, not end as if whole */
   if (p->phase == PP_STREAM) httpd_stream_cut(p->req);
   if (p->up) http_release(p->up);
+  if (p->counted) p->k->live->n--;
   httpproxy_kept_unref(p->k);
   free(p->body);
   free(p->message);

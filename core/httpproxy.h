@@ -5,7 +5,8 @@
  * it is over. Bounded: at most max_queued bytes read ahead of the client (the transfer
  * pauses) and queue_high queued to it (the pump waits for half of them to go). An answer
  * complete when its headers arrive, and at most whole_max long, is sent in one piece with
- * its length; any other is streamed (chunked). The transfer pausing at max_queued, an
+ * its length; any other is streamed: framed by the upstream's Content-Length when it gave
+ * one (and no Transfer-Encoding), else chunked. The transfer pausing at max_queued, an
  * answer much longer than it is never complete by then, whatever whole_max says. A HEAD request, and a 204 or 304
  * answer, is answered when the headers arrive, without a body, never streamed, with the
  * upstream's Content-Length (none on a 204; none when it gave none). Pure C: the Lua binding is lhttpd.c
@@ -19,6 +20,10 @@
 #include "httpd.h"
 
 typedef struct httpproxy httpproxy;
+typedef struct httpproxy_kept httpproxy_kept;
+typedef struct httpproxy_live httpproxy_live;
+
+#define HTTPPROXY_LOCATION_ALSO_MAX 16 /* location_also's starts at most (more are not read) */
 
 typedef struct httpproxy_opts {
   http_opts up;                 /* the upstream request (body copied; framing raw;
@@ -42,10 +47,22 @@ typedef struct httpproxy_opts {
                                    location_from, or is an absolute path ("/x", not "//x"),
                                    has that start (the path's "/") made location_to: the
                                    upstream's own URLs made the client's, for a proxy under a
-                                   path prefix */
+                                   path prefix. Never one whose rest begins, after tabs and
+                                   line breaks, with "/" or a backslash: made "//x" after a
+                                   location_to "/", it would lead a browser to host x */
   const char *location_to;
+  const char *const *location_also; /* more starts made location_to as location_from is (the
+                                   upstream's other names for itself: "http://127.0.0.1:PORT/");
+                                   each start ending in "/" matches its origin alone too, "x" or
+                                   "x?q" or "x#f" for "x/"; all without case; 16 at most */
+  size_t nlocation_also;
   size_t queue_high;            /* 0: 128 KiB */
   size_t whole_max;             /* 0: 256 KiB (in effect no more than up.max_queued) */
+  size_t max_live;              /* kept parts only: pumps running at once at most, counted
+                                   with live_with's (httpproxy_start_kept refuses more);
+                                   0: no bound */
+  const httpproxy_kept *live_with; /* a kept part whose count of running pumps this one shares
+                                   (NULL: its own) */
 } httpproxy_opts;
 
 /* Called once, when the pump is over (never from inside httpproxy_start): the owner may
@@ -61,12 +78,14 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
  * method, headers and body, which are each request's: the socket, timeouts and limits, the
  * answer's lines, the names passed back, the cookies refused. Counted references: each
  * pump started with it holds one. NULL out of memory. */
-typedef struct httpproxy_kept httpproxy_kept;
 httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o);
 void httpproxy_kept_unref(httpproxy_kept *k);
+/* 1 when as many pumps as k's max_live run with k's count (httpproxy_start_kept would refuse
+ * one more). */
+int httpproxy_kept_full(const httpproxy_kept *k);
 /* httpproxy_start with k's shared part and each's url, method, headers (after those of
  * pass_in) and body (the rest of each is not read); httpproxy_start is this with a kept
- * part made for the one pump. */
+ * part made for the one pump. NULL, message in err, when k is full (httpproxy_kept_full). */
 httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
                                 httpproxy_done_fn done, void *ud, char *err, size_t errlen);
 

@@ -245,7 +245,20 @@ static const char *lhd_proxy_string(lua_State *L, int t, const char *fn, const c
 /* The array parts of a proxy's options, pointers into the options' table. */
 typedef struct lhd_proxy_lists {
   const char *lines[LHD_MAX_HEADERS], *pass[LHD_MAX_HEADERS], *cookies[LHD_MAX_HEADERS], *pass_in[LHD_MAX_HEADERS];
+  const char *location_also[HTTPPROXY_LOCATION_ALSO_MAX];
 } lhd_proxy_lists;
+
+/* Whether the string on the stack's top is a header value's text the pump may match and put
+ * in a Location: non-empty, no NUL (the pump would read it cut short: "http://\0x" as
+ * "http://", matching every http URL), no other control byte. Popped. */
+static int lhd_location_text(lua_State *L) {
+  size_t len;
+  const char *v = lua_tolstring(L, -1, &len);
+  int ok = v != NULL && len > 0;
+  for (size_t i = 0; ok && i < len; i++) ok = (unsigned char)v[i] >= 0x20 && (unsigned char)v[i] != 0x7f;
+  lua_pop(L, 1);
+  return ok;
+}
 
 /* The options every request to one upstream shares (see req:proxy), from the table at t. */
 static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts *o, lhd_proxy_lists *l) {
@@ -255,6 +268,9 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
     luaL_error(L, "bad argument #1 to '%s' (unix_socket must be an absolute path shorter than 108 bytes)", fn);
   o->up.connect_timeout_ms = (long)lhd_proxy_size(L, t, fn, "connect_timeout_ms");
   o->up.total_timeout_ms = (long)lhd_proxy_size(L, t, fn, "total_timeout_ms");
+  o->up.first_byte_timeout_ms = (long)lhd_proxy_size(L, t, fn, "first_byte_timeout_ms");
+  o->up.idle_timeout_ms = (long)lhd_proxy_size(L, t, fn, "idle_timeout_ms");
+  o->up.headers_timeout_ms = (long)lhd_proxy_size(L, t, fn, "headers_timeout_ms");
   o->up.max_bytes = lhd_proxy_size(L, t, fn, "max_bytes");
   o->up.max_queued = lhd_proxy_size(L, t, fn, "read_ahead");
   o->lines = l->lines;
@@ -271,35 +287,67 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
   lhd_proxy_check_pass(L, fn, "pass_in", l->pass_in, o->npass_in);
   o->queue_high = lhd_proxy_size(L, t, fn, "queue_high");
   o->whole_max = lhd_proxy_size(L, t, fn, "whole_max");
-  /* both or neither; each a header value's text (no control byte, no NUL), the from part
-   * non-empty: it is matched at the start of the upstream's Location */
-  size_t fl = 0, tl = 0;
-  o->location_from = lhd_proxy_string(L, t, fn, "location_from", 0, &fl);
-  o->location_to = lhd_proxy_string(L, t, fn, "location_to", 0, &tl);
-  const char *both[2] = {o->location_from, o->location_to};
-  size_t lens[2] = {fl, tl};
-  for (int i = 0; i < 2; i++) {
-    int bad = (both[0] == NULL) != (both[1] == NULL) || (both[i] && (lens[i] == 0 || strlen(both[i]) != lens[i]));
-    for (size_t j = 0; both[i] && !bad && j < lens[i]; j++)
-      bad = (unsigned char)both[i][j] < 0x20 || (unsigned char)both[i][j] == 0x7f;
-    if (bad)
-      luaL_error(L, "bad argument #1 to '%s' (location_from and location_to must be given together, "
-                 "as non-empty strings without control bytes)", fn);
+  /* both or neither; each a header value's text (lhd_location_text): the from part is
+   * matched at the start of the upstream's Location */
+  o->location_from = lhd_proxy_string(L, t, fn, "location_from", 0, NULL);
+  o->location_to = lhd_proxy_string(L, t, fn, "location_to", 0, NULL);
+  int bad = (o->location_from == NULL) != (o->location_to == NULL);
+  if (!bad && o->location_from) {
+    lua_getfield(L, t, "location_from");
+    bad = !lhd_location_text(L);
+    lua_getfield(L, t, "location_to");
+    bad = bad || !lhd_location_text(L);
   }
+  if (bad)
+    luaL_error(L, "bad argument #1 to '%s' (location_from and location_to must be given together, "
+               "as non-empty strings without control bytes)", fn);
+  /* more starts of the upstream's own URLs, as location_from, which they go with */
+  lua_getfield(L, t, "location_also");
+  int also = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (!also) return;
+  if (o->location_from == NULL)
+    luaL_error(L, "bad argument #1 to '%s' (location_also goes with location_from and location_to)", fn);
+  const char *all[LHD_MAX_HEADERS];
+  size_t n = lhd_proxy_strings(L, t, fn, "location_also", all, 0);
+  if (n > HTTPPROXY_LOCATION_ALSO_MAX)
+    luaL_error(L, "bad argument #1 to '%s' (location_also holds more than %d)", fn, HTTPPROXY_LOCATION_ALSO_MAX);
+  lua_getfield(L, t, "location_also");
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, -1, (lua_Integer)i + 1);
+    if (!lhd_location_text(L))
+      luaL_error(L, "bad argument #1 to '%s' (location_also[%d] must be a non-empty string without control bytes)",
+                 fn, (int)i + 1);
+    l->location_also[i] = all[i];
+  }
+  lua_pop(L, 1);
+  o->location_also = l->location_also;
+  o->nlocation_also = n;
 }
 
-/* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, total_timeout_ms=, max_bytes=,
- *   read_ahead=, lines=, pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=,
- *   location_from=, location_to=} -> kept:
+/* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, first_byte_timeout_ms=,
+ *   idle_timeout_ms=, headers_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines=,
+ *   pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=, location_from=,
+ *   location_to=, location_also=, max_live=, live_with=} -> kept:
  * those options of req:proxy checked and copied once, for the many requests to one
  * upstream (req:proxy{..., kept=}): each request then reads only its own url, method,
- * headers and body. */
+ * headers and body. max_live: requests proxied with it at once at most (0 or absent: no
+ * bound), counted together with live_with's (another kept) when given: past it req:proxy
+ * refuses (its fifth result true). */
 static int lhd_kept_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   httpproxy_opts o;
   memset(&o, 0, sizeof o);
   lhd_proxy_lists l;
   lhd_proxy_shared(L, 1, "proxy_kept", &o, &l);
+  o.max_live = lhd_proxy_size(L, 1, "proxy_kept", "max_live");
+  if (lua_getfield(L, 1, "live_with") != LUA_TNIL) {
+    httpproxy_kept **w = luaL_testudata(L, -1, LHD_KEPT);
+    if (w == NULL || *w == NULL)
+      luaL_error(L, "bad argument #1 to 'proxy_kept' (live_with must be an open httpd.proxy_kept)");
+    o.live_with = *w;
+  }
+  lua_pop(L, 1);
   httpproxy_kept **k = lua_newuserdatauv(L, sizeof *k, 0);
   *k = NULL; /* made closed, then the resource */
   luaL_setmetatable(L, LHD_KEPT);
@@ -606,16 +654,24 @@ static int lhd_tally_gc(lua_State *L) {
 }
 
 /* req:proxy{url=, unix_socket=, method=, headers={"Name: value", ...}, body=,
- *   connect_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines={"Name: value", ...},
- *   pass={name, ...}, pass_max=, cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=,
- *   location_from=, location_to=}
- *   -> status, note, bytes | nil, message, 0, timed_out
+ *   connect_timeout_ms=, first_byte_timeout_ms=, idle_timeout_ms=, headers_timeout_ms=,
+ *   total_timeout_ms=, max_bytes=, read_ahead=, lines={"Name: value", ...}, pass={name, ...}, pass_max=,
+ *   cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=, location_from=, location_to=,
+ *   location_also={start, ...}}
+ * The timeouts are http.h's: first_byte_timeout_ms until the answer begins, idle_timeout_ms
+ * of silence once it has, headers_timeout_ms until its final headers are in (interim 1xx
+ * answers and header lines do not move it), total_timeout_ms for all of it (0 or absent:
+ * none). location_also:
+ * more starts made location_to as location_from is (httpproxy.h).
+ *   -> status, note, bytes | nil, message, 0, timed_out[, full]
  * pass_in: the request's own headers of those (lower-case) names go to the upstream, each
  * line as req.headers has it (a repeated name joined with ", "), before headers' lines.
  * Answers the request with the upstream's answer (httpproxy.h), waiting until it is over:
  * the status sent (499: the client left first) and why it broke off, if it did, and the
  * body bytes sent; nil when the upstream failed before anything was sent (the caller
- * answers: 504 when timed_out, the upstream gave no answer within its timeouts, else 502). With kept= (httpd.proxy_kept) the options it holds are its, and the table's
+ * answers: 504 when timed_out, the upstream gave no answer within its timeouts, else 502);
+ * full true when nothing was started because kept's max_live requests are in progress (the
+ * caller answers 503: not the upstream's failure). With kept= (httpd.proxy_kept) the options it holds are its, and the table's
  * own of those are not read: only url, method, headers and body. */
 static int lhd_proxy(lua_State *L) {
   lhd_req *q = lhd_check(L);
@@ -692,6 +748,7 @@ static int lhd_proxy(lua_State *L) {
   lhd_proxy_lists l;
   if (kept == NULL) lhd_proxy_shared(L, 2, "proxy", &o, &l);
   char err[256];
+  int full = kept && httpproxy_kept_full(kept);
   httpproxy_done_fn done = tally ? lhd_proxy_ended : lhd_proxy_done;
   q->px = kept ? httpproxy_start_kept(lhttp_client(L), q->r, kept, &o.up, done, q, err, sizeof err)
                : httpproxy_start(lhttp_client(L), q->r, &o, done, q, err, sizeof err);
@@ -700,7 +757,10 @@ static int lhd_proxy(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, self_ref);
     lua_pushnil(L);
     lua_pushstring(L, err);
-    return 2;
+    lua_pushinteger(L, 0);
+    lua_pushboolean(L, 0);
+    lua_pushboolean(L, full);
+    return 5;
   }
   if (tally) { /* ends in C: this task goes on */
     lua_getfield(L, 2, "t0");
@@ -1148,7 +1208,8 @@ static int lhd_memo_take(lhd_srv *s) {
   proxymemo_key k = {httpd_method(r), httpd_path(r), httpd_remote(r), lhd_memo_header, r};
   double now = (double)uv_now(&rt_get(s->L)->loop);
   lhd_memo_val *v = proxymemo_get(s->memo, &k, now, lhd_memo_stamp, s->memo_conn);
-  if (v == NULL || *v->kept == NULL) return 0;
+  /* a full kept goes the Lua way, which answers it */
+  if (v == NULL || *v->kept == NULL || httpproxy_kept_full(*v->kept)) return 0;
   size_t nr = strlen(k.remote), nk = v->rate_key ? strlen(v->rate_key) : 0;
   if (ratelimit_empty(s->by_addr, k.remote, nr, now) != 0) return 0;
   if (v->rate_key && ratelimit_empty(s->by_key, v->rate_key, nk, now) != 0) return 0;

@@ -44,7 +44,7 @@ M.GROUPS = {
     "bad_request", "bad_json", "bad_path", "bad_query", "unauthorized", "bad_signature", "no_secret",
     "forbidden", "not_found", "method_not_allowed", "timeout", "conflict", "project_error", "not_running",
     "too_large", "unsupported_media_type", "bad_config", "not_started", "stale", "rate_limited", "internal",
-    "unhealthy", "not_stopped", "bad_gateway", "gateway_timeout", "busy", "stopping", "starting", "unavailable",
+    "unhealthy", "not_stopped", "bad_gateway", "gateway_timeout", "app_busy", "busy", "stopping", "starting", "unavailable",
     "provider_unavailable", "project_unavailable", "project_changed",
   } },
 }
@@ -542,6 +542,12 @@ CODES.gateway_timeout = {
   means = "the sandbox's app gave no answer to the proxied request within two minutes, or did not take its "
     .. "connection within 5 s",
   remedy = "`orket sandbox logs ID`; an answer that takes long can be streamed as it is made",
+}
+CODES.app_busy = {
+  status = 503,
+  means = "the sandbox's app already has as many proxied requests in progress as it may (32, on all its routes: "
+    .. "streams and slow answers hold theirs as long as they last)",
+  remedy = "retry after its Retry-After; close the app's streams not in use",
 }
 CODES.provider_unavailable = {
   status = 502,

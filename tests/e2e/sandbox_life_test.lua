@@ -42,6 +42,13 @@ const s = http.createServer((req, res) => {
     // a file of the tree it runs in, or "missing"
     try { return res.end(require('fs').readFileSync(req.url.slice(6))); } catch (e) { return res.end('missing'); }
   }
+  if (req.url === '/slowlen') {
+    // as /slow, its length given first
+    res.writeHead(200, { 'Content-Length': '9' });
+    res.write('first');
+    held.push(res);
+    return;
+  }
   if (req.url === '/slow') {
     res.write('first');
     held.push(res);
@@ -655,11 +662,24 @@ describe("orket serve's sandbox routes", function()
     H.wait_for(function() return slow.done() end, "the answer's end")
     assert.equal("firstlast", slow.text())
     slow.close()
-    -- a large one streams through whole
+    -- one the app gave a length streams the same, with its length: its first part arrives
+    -- while the app still holds the rest
+    local slowlen = H.stream { url = app .. "/slowlen", headers = auth, total_timeout_ms = 30000 }
+    assert.equal(200, slowlen.status)
+    assert.equal("9", slowlen.headers["content-length"])
+    assert.is_nil(slowlen.headers["transfer-encoding"])
+    H.wait_for(function() return slowlen.text() == "first" end, "the answer's first part")
+    assert.is_false(slowlen.done())
+    pst = H.fetch { url = app .. "/release", headers = auth, total_timeout_ms = 10000 }
+    assert.equal(200, pst)
+    H.wait_for(function() return slowlen.done() end, "the answer's end")
+    assert.equal("firstlast", slowlen.text())
+    slowlen.close()
+    -- a large one streams through whole, with the app's length (a download's progress)
     pst, ptext, phead = H.fetch { url = app .. "/big", headers = auth, total_timeout_ms = 20000 }
     assert.equal(200, pst)
     assert.equal(20 * 1024 * 1024, #ptext)
-    assert.equal("chunked", phead["transfer-encoding"])
+    assert.equal(tostring(20 * 1024 * 1024), phead["content-length"])
     assert.equal(0, s.stop())
     H.wait_for(function() return #procs(m) == 0 end, "the server's sandbox to stop with it")
   end)

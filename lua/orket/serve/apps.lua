@@ -39,10 +39,15 @@ local ALLOW = "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 local OWN = { [M.COOKIE] = true, [session.COOKIE] = true, [localuse.COOKIE] = true }
 -- what else crosses on the app's own origin, beyond orket.serve.sandboxes' lists: what a
 -- deployed app sees of a browser (Origin and Referer for its own CSRF checks) and sends
--- back (its policies, Vary, a challenge); never the Authorization header (a key)
+-- back (its policies, Vary, a challenge, its CORS answers); never the Authorization header
+-- (a key). Never Access-Control-Allow-Credentials: the cookie a request to the app carries
+-- is Orket's sign-in (orket_app), not the app's, and with it another origin's script (a
+-- page of another app, same-site with this one) could read the app as the person; without
+-- it a page of another origin reads only what the app answers with no credentials
 local PASS_IN = { origin = true, referer = true, ["x-requested-with"] = true }
 local PASS_OUT = { "vary", "content-security-policy", "x-frame-options", "referrer-policy", "allow", "retry-after",
-  "www-authenticate" }
+  "www-authenticate", "access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers",
+  "access-control-expose-headers", "access-control-max-age" }
 
 local err = routes.err
 

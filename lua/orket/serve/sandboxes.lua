@@ -245,9 +245,20 @@ end
 
 -- ---- the proxy ---------------------------------------------------------------------------
 
--- an answer from the app carries at most this much, and takes at most this long
+-- an answer from the app carries at most this much; it begins within this long, and once
+-- begun is never silent this long (no total: an event stream or a long download that keeps
+-- sending goes on)
 M.PROXY_MAX_BYTES = 64 * 1024 * 1024
 M.PROXY_TIMEOUT_MS = 120000
+M.PROXY_IDLE_MS = 120000
+-- its headers complete within this long too: header lines or interim 1xx answers dripped
+-- one by one meet no silence limit, and would hold the client with nothing sent
+M.PROXY_HEADERS_MS = 120000
+-- requests to one sandbox's app in progress at once at most, on all its routes (with no
+-- total time, an app's stream holds its connection as long as it sends): past it, 503
+-- app_busy with Retry-After
+M.PROXY_LIVE_MAX = 32
+M.PROXY_BUSY_RETRY_S = 5
 -- and the app takes the connection within this long (its accept queue full: it does not)
 M.PROXY_CONNECT_MS = 5000
 -- bytes queued to the client before the proxy waits for it to take half of them; and bytes
@@ -272,7 +283,7 @@ local PASS_IN = { "accept", "accept-language", "content-type", "if-none-match", 
 -- (Content-Encoding: the body is passed as the app sent it, so it must say how it is coded,
 -- or a browser shows an app's gzip, sent unasked, as the bytes it is)
 M.PASS_OUT = { "content-type", "content-encoding", "cache-control", "etag", "last-modified", "location",
-  "content-language", "content-disposition", "accept-ranges", "content-range" }
+  "content-language", "content-disposition", "accept-ranges", "content-range", "link" }
 
 local enc = urlencode.encode
 
@@ -318,6 +329,18 @@ local BODILESS = { DELETE = true, OPTIONS = true }
 -- with the socket's options
 local kept_api = setmetatable({}, { __mode = "v" }) -- socket -> kept
 local kept_own = setmetatable({}, { __mode = "v" })
+-- socket -> a kept of it, whose count of requests in progress (max_live) its others share
+local live_of = setmetatable({}, { __mode = "v" })
+local function live_with(socket)
+  local k = live_of[socket]
+  if k then return k end
+  -- the one remembered was collected: another still in use carries the count
+  for _, by in ipairs { kept_api, kept_own } do
+    for at, kept in pairs(by) do
+      if at == socket or at:sub(1, #socket + 1) == socket .. "\n" then return kept end
+    end
+  end
+end
 -- kept -> {body, note, timeout body}: the 502's body, the log's note start and the 504's
 -- body of a request that ends in C
 local failed_of = setmetatable({}, { __mode = "k" })
@@ -336,6 +359,13 @@ local function gateway_timeout(row)
   return err(504, "gateway_timeout", string.format("sandbox %d's app gave no answer within %s, or did not "
     .. "take the connection within %s (GET /v1/sandboxes/%d/logs shows its log)", row.id, span(M.PROXY_TIMEOUT_MS),
     span(M.PROXY_CONNECT_MS), row.id))
+end
+-- as many requests to the app in progress as it may have: answered at once, not queued
+local function app_busy(ctx, row)
+  ctx.headers = ctx.headers or {}
+  table.insert(ctx.headers, "Retry-After: " .. M.PROXY_BUSY_RETRY_S)
+  return err(503, "app_busy", string.format("sandbox %d's app has %d requests in progress (streams or slow "
+    .. "answers), the most it may have at once; retry after %d s", row.id, M.PROXY_LIVE_MAX, M.PROXY_BUSY_RETRY_S))
 end
 -- The proxy's memory (core/lhttpd.c, docs/serve.md "The proxy's memory"): a request
 -- proxied here may be proxied again from C, with no Lua, when it comes again the same
@@ -358,20 +388,36 @@ local function memo_of(req, ctx, method, body, own)
   return { own = ctx.own, dv = ctx.dv, until_ms = ctx.row_until, rate_key = who.id }
 end
 
+-- The app's other names for itself in a redirect: the address it listens on in its
+-- sandbox ($HOST:$PORT, or what a framework builds from it), which no client reaches
+local function internal_origins(row)
+  local port = math.tointeger(row.port)
+  if not port then return nil end
+  local out = {}
+  for i, host in ipairs { "127.0.0.1", "localhost", "[::1]", "0.0.0.0" } do
+    out[i] = "http://" .. host .. ":" .. port .. "/"
+  end
+  return out
+end
+
 -- (prefix: on the API's route, the path the app's root is reached at, "/v1/sandboxes/ID/app/":
--- the app's redirects to its own URLs, "http://sandbox/x" or "/x", are made to lead there)
+-- the app's redirects to its own URLs, "http://sandbox/x", "http://127.0.0.1:PORT/x" or "/x",
+-- are made to lead there; on its own origin, a redirect to its listening address is made
+-- "/x", on the origin the browser is at)
 local function kept_of(row, own, prefix)
   local by_socket = own and kept_own or kept_api
   local at = prefix and (row.socket .. "\n" .. prefix) or row.socket
   local kept = by_socket[at]
   if not kept then
     kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = M.PROXY_CONNECT_MS,
-      total_timeout_ms = M.PROXY_TIMEOUT_MS,
+      first_byte_timeout_ms = M.PROXY_TIMEOUT_MS, idle_timeout_ms = M.PROXY_IDLE_MS,
+      headers_timeout_ms = M.PROXY_HEADERS_MS, max_live = M.PROXY_LIVE_MAX, live_with = live_with(row.socket),
       max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
       lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
       pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN,
-      location_from = prefix and "http://sandbox/", location_to = prefix }
+      location_from = "http://sandbox/", location_to = prefix or "/", location_also = internal_origins(row) }
     by_socket[at] = kept
+    live_of[row.socket] = kept
     local _, doc = bad_gateway(row)
     local _, tdoc = gateway_timeout(row)
     failed_of[kept] = { jsonout.encode(doc) .. "\n", "sandbox " .. row.id .. ": ", jsonout.encode(tdoc) .. "\n" }
@@ -423,7 +469,7 @@ function M.forward(req, ctx, row, url, own)
   local tally = ctx.server and ctx.server.tallies[ctx.route]
   if tally then
     local failed = failed_of[kept]
-    local started, serr = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
+    local started, serr, _, _, full = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
       body = body, kept = kept, tally = tally, t0 = ctx.t0, key = ctx.key, fail_body = failed[1],
       fail_more = ctx.headers, fail_note = failed[2], timeout_body = failed[3], memo = memo_of(req, ctx, method, body, own) }
     if started then
@@ -431,13 +477,15 @@ function M.forward(req, ctx, row, url, own)
       return
     end
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(serr)
+    if full then return app_busy(ctx, row) end
     return bad_gateway(row)
   end
-  local status, note, _, timed_out = req:proxy { url = url, method = method == "HEAD" and "GET" or method,
+  local status, note, _, timed_out, full = req:proxy { url = url, method = method == "HEAD" and "GET" or method,
     headers = headers, body = body, kept = kept }
   if not status then
     -- what libcurl said of it is for the log line, not the client (the app's own log says more)
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(note)
+    if full then return app_busy(ctx, row) end
     if timed_out then return gateway_timeout(row) end
     return bad_gateway(row)
   end

@@ -23,9 +23,10 @@ local function front(sock, opts)
           total_timeout_ms = 30000 }
         for k, v in pairs(opts or {}) do o[k] = v end
         if req.method == "POST" then o.body = req:body() end
-        local status, note, bytes, timed_out = req:proxy(o)
-        -- timed_out only when true: the outcomes of the other tests are compared whole
-        outcomes[#outcomes + 1] = { status = status, note = note, bytes = bytes, timed_out = timed_out or nil }
+        local status, note, bytes, timed_out, full = req:proxy(o)
+        -- timed_out and full only when true: the outcomes of the other tests are compared whole
+        outcomes[#outcomes + 1] = { status = status, note = note, bytes = bytes, timed_out = timed_out or nil,
+          full = full or nil }
         if not status then req:respond(502, {}, "failed: " .. tostring(note)) end
         req:close()
       end)
@@ -235,7 +236,13 @@ describe("req:proxy", function()
     local opts = { pass = { "location" }, location_from = "http://sandbox/", location_to = "/p/3/app/" }
     for given, want in pairs { ["http://sandbox/a?b=1"] = "/p/3/app/a?b=1", ["/x/y"] = "/p/3/app/x/y", ["/"] = "/p/3/app/",
       ["//other.example/x"] = "//other.example/x", ["/\\other.example"] = "/\\other.example", ["rel/x"] = "rel/x",
-      ["http://other.example/x"] = "http://other.example/x", ["http://sandboxes/x"] = "http://sandboxes/x" } do
+      ["http://other.example/x"] = "http://other.example/x", ["http://sandboxes/x"] = "http://sandboxes/x",
+      -- made "/p/3/app//x" these would be harmless, but under a location_to "/" they would
+      -- lead a browser to host x ("/\\x" and "/<TAB>/x" read as "//x"): passed as they are
+      ["http://sandbox//evil.example/"] = "http://sandbox//evil.example/",
+      ["http://sandbox/\\evil.example/"] = "http://sandbox/\\evil.example/",
+      ["http://sandbox/\t/evil.example/"] = "http://sandbox/\t/evil.example/",
+      ["/\t/evil.example/"] = "/\t/evil.example/" } do
       local app, sock = raw_upstream("HTTP/1.1 302 Found\r\nLocation: " .. given .. "\r\nContent-Length: 0\r\n\r\n")
       local srv, base = front(sock, opts)
       local status, headers = fetch(base .. "/")
@@ -257,6 +264,48 @@ describe("req:proxy", function()
       assert.is_false(ok, next(bad))
       assert.matches("location_from and location_to must be given together, as non-empty strings without "
         .. "control bytes", e, 1, true)
+    end
+  end)
+
+  -- The upstream's other names for itself (the address it listens on), as location_from:
+  -- a start, its origin alone, without case; another port or host passes as it is
+  it("makes a Location to any of location_also's starts one under location_to", function()
+    local opts = { pass = { "location" }, location_from = "http://sandbox/", location_to = "/p/3/app/",
+      location_also = { "http://127.0.0.1:8080/", "http://localhost:8080/" } }
+    for given, want in pairs { ["http://127.0.0.1:8080/a?b=1"] = "/p/3/app/a?b=1",
+      ["http://localhost:8080/x"] = "/p/3/app/x", ["HTTP://LocalHost:8080/x"] = "/p/3/app/x",
+      ["http://127.0.0.1:8080"] = "/p/3/app/", ["http://127.0.0.1:8080?q=1"] = "/p/3/app/?q=1",
+      ["http://sandbox"] = "/p/3/app/", ["http://sandbox#top"] = "/p/3/app/#top",
+      ["http://127.0.0.1:80800/x"] = "http://127.0.0.1:80800/x", ["http://127.0.0.1:8081/x"] = "http://127.0.0.1:8081/x",
+      ["http://127.0.0.1:8080.evil/x"] = "http://127.0.0.1:8080.evil/x", ["/y"] = "/p/3/app/y",
+      -- what would be another host's URL after a location_to "/" (an open redirect on an
+      -- app's own origin) passes as it is, whatever location_to is
+      ["http://127.0.0.1:8080//evil.example/x"] = "http://127.0.0.1:8080//evil.example/x",
+      ["http://127.0.0.1:8080/\\evil.example/x"] = "http://127.0.0.1:8080/\\evil.example/x",
+      ["http://127.0.0.1:8080/\t/evil.example/x"] = "http://127.0.0.1:8080/\t/evil.example/x" } do
+      local app, sock = raw_upstream("HTTP/1.1 302 Found\r\nLocation: " .. given .. "\r\nContent-Length: 0\r\n\r\n")
+      local srv, base = front(sock, opts)
+      local status, headers = fetch(base .. "/")
+      assert.equal(302, status)
+      assert.equal(want, headers.location, given)
+      srv:close()
+      app:close()
+    end
+    for _, c in ipairs {
+      { { location_also = { "http://127.0.0.1:8080/" } }, "location_also goes with location_from and location_to" },
+      { { location_from = "http://sandbox/", location_to = "/p/", location_also = { "" } },
+        "location_also%[1%] must be a non%-empty string without control bytes" },
+      { { location_from = "http://sandbox/", location_to = "/p/", location_also = { "http://a/\27" } },
+        "location_also%[1%] must be a non%-empty string without control bytes" },
+      { { location_from = "http://sandbox/", location_to = "/p/", location_also = { 3 } }, "location_also%[1%] must be a string" },
+      -- a NUL would cut the start short: "http://" would match every http URL
+      { { location_from = "http://sandbox/", location_to = "/p/", location_also = { "http://\0x/" } },
+        "location_also%[1%] must be a non%-empty string without control bytes" },
+      { { location_from = "http://sandbox/\0", location_to = "/p/" }, "location_from and location_to must be given together" },
+    } do
+      local ok, e = pcall(httpd.proxy_kept, c[1])
+      assert.is_false(ok)
+      assert.matches(c[2], e)
     end
   end)
 
@@ -383,18 +432,94 @@ describe("req:proxy", function()
   end)
 
   -- the transfer pauses at its read-ahead, so an answer longer than it is never complete
-  -- when its headers arrive: it is streamed, whatever whole_max says
-  it("streams an answer past the read-ahead, so serve's whole_max is no more than it", function()
-    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 102400\r\n\r\n" .. string.rep("q", 102400))
-    local srv, base = front(sock, { read_ahead = 32 * 1024, whole_max = 256 * 1024 })
-    local status, headers, body = fetch(base .. "/")
-    assert.equal(200, status)
-    assert.equal(102400, #body)
-    assert.is_nil(headers["content-length"])
+  -- when its headers arrive: it is streamed, whatever whole_max says, with the app's
+  -- Content-Length (a client shows a download's progress), its first part reaching the
+  -- client while the app still holds the rest
+  it("streams an answer past the read-ahead with its length, so serve's whole_max is no more than it", function()
+    local sock = H.tmpdir() .. "/held.sock"
+    local app, conn = uv.new_pipe(false), nil
+    assert(app:bind(sock))
+    app:listen(16, function()
+      conn = uv.new_pipe(false)
+      app:accept(conn)
+      conn:read_start(function(_, d)
+        if d and d:find("\r\n\r\n", 1, true) then
+          conn:read_stop()
+          conn:write("HTTP/1.1 200 OK\r\nContent-Length: 102400\r\n\r\n" .. string.rep("q", 40960))
+        end
+      end)
+    end)
+    local srv, _, outcomes = front(sock, { read_ahead = 32 * 1024, whole_max = 256 * 1024 })
+    local c = uv.new_tcp()
+    local got, closed = {}, false
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      c:read_start(function(_, d) if d then got[#got + 1] = d else closed = true end end)
+    end)
+    local function body_so_far()
+      local text = table.concat(got)
+      local at = text:find("\r\n\r\n", 1, true)
+      return at and text:sub(at + 4), at and text:sub(1, at + 1)
+    end
+    H.wait_for(function() local b = body_so_far() return b and #b >= 40960 end, "the first part, the rest held")
+    local _, head = body_so_far()
+    assert.matches("^HTTP/1.1 200", head)
+    assert.matches("\r\nContent%-Length: 102400\r\n", head)
+    assert.is_nil(head:lower():find("transfer-encoding", 1, true), head)
+    assert.is_false(closed)
+    conn:write(string.rep("q", 102400 - 40960))
+    H.wait_for(function() return closed end, "the answer's end")
+    c:close()
+    assert.equal(string.rep("q", 102400), (body_so_far()))
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = 102400 }, outcomes[1])
     local sandboxes = require "orket.serve.sandboxes"
     assert.is_true(sandboxes.WHOLE_MAX <= sandboxes.APP_AHEAD)
+    conn:close()
     srv:close()
     app:close()
+  end)
+
+  -- An answer of a known length is over once all of it is sent: the server then ends the
+  -- client's request, which may come before the transfer has said it ended (its last
+  -- piece handed over as it resumed from a pause); that is no client that left
+  it("counts a streamed answer whole once its length is sent, before the transfer says it ended", function()
+    local size = 2 * 1024 * 1024
+    local app, sock = upstream(function(req) req:respond(200, { "Content-Type: application/octet-stream" },
+      string.rep("z", size)) end)
+    local srv, base, outcomes = front(sock, { read_ahead = 4 * 1024, queue_high = 8 * 1024 })
+    for i = 1, 6 do
+      local status, headers, body = fetch(base .. "/" .. i)
+      assert.equal(200, status)
+      assert.equal(tostring(size), headers["content-length"])
+      assert.equal(size, #body)
+      H.wait_for(function() return outcomes[i] end, "the outcome")
+      assert.same({ status = 200, bytes = size }, outcomes[i])
+    end
+    srv:close()
+    app:close()
+  end)
+
+  -- RFC 9112 6.3: a Transfer-Encoding frames the answer, not a Content-Length beside it,
+  -- which is not passed on; an answer of neither is streamed chunked
+  it("streams chunked an answer framed by its Transfer-Encoding, or by nothing", function()
+    local chunk = string.rep("w", 40000)
+    for _, text in ipairs { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+      .. string.format("%x", #chunk) .. "\r\n" .. chunk .. "\r\n0\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" .. chunk } do
+      local app, sock = raw_upstream(text)
+      local srv, base, outcomes = front(sock, { read_ahead = 16 * 1024 })
+      local status, headers, body = fetch(base .. "/")
+      assert.equal(200, status)
+      assert.equal(#chunk, #body)
+      assert.is_nil(headers["content-length"])
+      assert.equal("chunked", headers["transfer-encoding"])
+      H.wait_for(function() return outcomes[1] end, "the outcome")
+      assert.same({ status = 200, bytes = #chunk }, outcomes[1])
+      srv:close()
+      app:close()
+    end
   end)
 
   it("forwards a request's body", function()
@@ -753,6 +878,74 @@ describe("req:proxy", function()
     end
   end)
 
+  -- past 18 digits libcurl drops the length and reads to the close: the app's 4 bytes of a
+  -- declared 10^20 would pass as a whole chunked answer
+  it("leaves the answer to its caller when the upstream's Content-Length is too large to read", function()
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nokok")
+    local srv, base, outcomes = front(sock)
+    local status, _, body = fetch(base .. "/")
+    assert.equal(502, status)
+    assert.matches("Content-Length too large to read", body, 1, true)
+    assert.is_nil(outcomes[1].status)
+    srv:close()
+    app:close()
+  end)
+
+  -- An app that sends more than its Content-Length while its answer streams: the client
+  -- gets the declared bytes, framed by them, and its next request on the connection is
+  -- answered
+  it("passes no more than the app's Content-Length of a streamed answer, and answers the next request", function()
+    -- the proxy hangs up while this writes: that must not end the test's process
+    local sigpipe = uv.new_signal()
+    sigpipe:start("sigpipe", function() end)
+    local sock = H.tmpdir() .. "/over.sock"
+    local app, conns = uv.new_pipe(false), {}
+    assert(app:bind(sock))
+    app:listen(16, function()
+      local c = uv.new_pipe(false)
+      app:accept(c)
+      conns[#conns + 1] = c
+      c:read_start(function(_, d)
+        if not (d and d:find("\r\n\r\n", 1, true)) then return end
+        c:read_stop()
+        if d:find("GET /second", 1, true) then
+          c:write("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond", function() c:close() end)
+          return
+        end
+        c:write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabc")
+        local t = uv.new_timer()
+        t:start(200, 0, function() -- the answer streams meanwhile; then 2 bytes and 8 more
+          t:close()
+          c:write("de-EXTRA-", function() c:close() end)
+        end)
+      end)
+    end)
+    local srv, _, outcomes = front(sock)
+    local c = uv.new_tcp()
+    local got = {}
+    c:connect("127.0.0.1", srv:port(), function(e)
+      assert(not e, e)
+      c:write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+      c:read_start(function(_, d) if d then got[#got + 1] = d end end)
+    end)
+    H.wait_for(function() return table.concat(got):find("\r\n\r\nabcde", 1, true) end, "the first answer")
+    H.wait_for(function() return outcomes[1] end, "the first outcome")
+    assert.same({ status = 200, bytes = 5 }, outcomes[1])
+    c:write("GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    H.wait_for(function() return table.concat(got):find("second$") end, "the second answer")
+    local text = table.concat(got)
+    local at = text:find("HTTP/1.1 ", 2, true)
+    local first, second = text:sub(1, at - 1), text:sub(at)
+    assert.matches("\r\nContent%-Length: 5\r\n", first)
+    assert.matches("\r\n\r\nabcde$", first) -- nothing of the extra bytes
+    assert.matches("^HTTP/1.1 200", second)
+    assert.matches("\r\n\r\nsecond$", second)
+    c:close()
+    srv:close()
+    app:close()
+    sigpipe:close()
+  end)
+
   it("leaves the answer to its caller when the upstream fails before answering", function()
     local srv, base, outcomes = front(H.tmpdir() .. "/nobody.sock", { connect_timeout_ms = 2000 })
     local status, _, body = fetch(base .. "/")
@@ -788,6 +981,97 @@ describe("req:proxy", function()
     srv:close()
     for _, c in ipairs(held) do c:close() end
     mute:close()
+  end)
+
+  -- With no total timeout, an answer that keeps sending goes on past the first-byte and
+  -- idle limits together (an event stream); silence past the idle limit cuts it, and an
+  -- answer not begun within the first-byte limit is one not given in time
+  it("holds a stream that keeps sending to its first-byte and idle limits, not a total", function()
+    local limits = { total_timeout_ms = 0, first_byte_timeout_ms = 400, idle_timeout_ms = 400 }
+    local app, sock = upstream(function(req)
+      local s = assert(req:stream(200, { "Content-Type: text/event-stream" }))
+      for i = 1, 12 do -- 1.2 s in all, never 400 ms silent
+        if not s:send("data: " .. i .. "\n\n") then return end
+        orket.sleep(100)
+      end
+      if req.path == "/stalls" then orket.sleep(1500) end
+      s:close()
+    end)
+    local srv, base, outcomes = front(sock, limits)
+    local t0 = uv.now()
+    local status, _, body = fetch(base .. "/ticks")
+    assert.equal(200, status)
+    assert.is_true(uv.now() - t0 >= 1000)
+    assert.matches("data: 12\n\n$", body)
+    H.wait_for(function() return outcomes[1] end, "the outcome")
+    assert.same({ status = 200, bytes = #body }, outcomes[1])
+    -- silent past the idle limit: cut, and said why
+    local _, _, cut, e = fetch(base .. "/stalls", { broken = true })
+    assert.matches("data: 12\n\n$", cut)
+    assert.is_string(e)
+    H.wait_for(function() return outcomes[2] end, "the outcome")
+    assert.matches("stalled for 400 ms", outcomes[2].note, 1, true)
+    srv:close()
+    app:close()
+    -- no answer begun within the first-byte limit: timed out, for the caller's 504
+    local held = {}
+    local msock = H.tmpdir() .. "/mute2.sock"
+    local mute = uv.new_pipe(false)
+    assert(mute:bind(msock))
+    mute:listen(16, function()
+      local c = uv.new_pipe(false)
+      mute:accept(c)
+      held[#held + 1] = c
+      c:read_start(function() end)
+    end)
+    local msrv, mbase, mout = front(msock, limits)
+    assert.equal(502, (fetch(mbase .. "/")))
+    assert.is_true(mout[1].timed_out)
+    assert.matches("no response within 400 ms", mout[1].note, 1, true)
+    msrv:close()
+    for _, c in ipairs(held) do c:close() end
+    mute:close()
+  end)
+
+  -- An app that drips its headers, a line or an interim 1xx answer at a time, meets no idle
+  -- or first-byte limit: its headers' own limit makes it one that gave no answer in time
+  it("times out an upstream whose headers never end, however it keeps sending", function()
+    -- the proxy hangs up while this writes: that must not end the test's process
+    local sigpipe = uv.new_signal()
+    sigpipe:start("sigpipe", function() end)
+    for _, step in ipairs { "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n", "X-Drip: 1\r\n" } do
+      local sock = H.tmpdir() .. "/drip.sock"
+      local app, held = uv.new_pipe(false), {}
+      assert(app:bind(sock))
+      app:listen(16, function()
+        local c = uv.new_pipe(false)
+        app:accept(c)
+        local t = uv.new_timer()
+        held[#held + 1] = { c, t }
+        c:read_start(function(_, d)
+          if not (d and d:find("\r\n\r\n", 1, true)) then return end
+          c:read_stop()
+          if step:find("^X") then c:write("HTTP/1.1 200 OK\r\n") end
+          local n = 0
+          t:start(0, 100, function() -- 2 s of it, then an answer: after the limit
+            n = n + 1
+            if n <= 20 then c:write(step) else t:stop() c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") end
+          end)
+        end)
+      end)
+      local srv, base, outcomes = front(sock, { total_timeout_ms = 0, first_byte_timeout_ms = 400, idle_timeout_ms = 400,
+        headers_timeout_ms = 600 })
+      local t0 = uv.now()
+      assert.equal(502, (fetch(base .. "/"))) -- the front answers every failure 502
+      assert.is_true(uv.now() - t0 < 1500, step)
+      assert.is_nil(outcomes[1].status)
+      assert.is_true(outcomes[1].timed_out, step)
+      assert.matches("no complete response headers within 600 ms", outcomes[1].note, 1, true)
+      srv:close()
+      for _, h in ipairs(held) do h[2]:close() h[1]:close() end
+      app:close()
+    end
+    sigpipe:close()
   end)
 
   -- A request proxied from a stream of 1000 bytes the upstream never ends; stop(req, t),
@@ -915,6 +1199,56 @@ describe("req:proxy", function()
     assert.equal("late", got[3])
     assert.equal("kept", got[2]["x-mark"])
     srv:close()
+    app:close()
+  end)
+
+  -- max_live bounds the pumps running at once with one kept's count, shared by another's
+  -- through live_with: one more is refused, nothing started (full); a pump's end frees its
+  -- place
+  it("refuses a request past max_live, counted with live_with's kept", function()
+    local release, arrived = false, 0
+    local app, sock = upstream(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, {}, "late")
+    end)
+    local a = httpd.proxy_kept { unix_socket = sock, total_timeout_ms = 30000, max_live = 2 }
+    local b = httpd.proxy_kept { unix_socket = sock, total_timeout_ms = 30000, max_live = 2, live_with = a }
+    local other = httpd.proxy_kept { unix_socket = sock, total_timeout_ms = 30000, max_live = 2 }
+    local srv_a, base_a, out_a = front("/nowhere", { kept = a })
+    local srv_b, base_b, out_b = front("/nowhere", { kept = b })
+    local srv_o, base_o, out_o = front("/nowhere", { kept = other })
+    local got = {}
+    task.spawn(function() got[1] = { fetch(base_a .. "/1") } end)
+    task.spawn(function() got[2] = { fetch(base_b .. "/2") } end)
+    H.wait_for(function() return arrived == 2 end, "two requests at the app", 10000)
+    -- the third, on either: refused at once, the app never asked
+    for _, c in ipairs { { base_a, out_a }, { base_b, out_b } } do
+      assert.equal(502, (fetch(c[1] .. "/3"))) -- the front answers every failure 502
+      local o = c[2][#c[2]]
+      assert.is_true(o.full)
+      assert.is_nil(o.status)
+      assert.matches("2 requests to the app are in progress already", o.note, 1, true)
+    end
+    -- a kept with its own count is not held by theirs
+    task.spawn(function() got[3] = { fetch(base_o .. "/4") } end)
+    H.wait_for(function() return arrived == 3 end, "the other kept's request", 10000)
+    assert.equal(3, arrived)
+    release = true
+    H.wait_for(function() return got[1] and got[2] and got[3] end, "the answers", 10000)
+    for i = 1, 3 do assert.equal("late", got[i][3]) end
+    H.wait_for(function() return #out_a == 2 and #out_b == 2 end, "the outcomes")
+    -- over: their places are free again
+    local status, _, body = fetch(base_b .. "/5")
+    assert.equal(200, status)
+    assert.equal("late", body)
+    assert.is_nil(out_b[3].full)
+    local ok, e = pcall(httpd.proxy_kept, { live_with = "no" })
+    assert.is_false(ok)
+    assert.matches("live_with must be an open httpd.proxy_kept", e)
+    srv_a:close()
+    srv_b:close()
+    srv_o:close()
     app:close()
   end)
 

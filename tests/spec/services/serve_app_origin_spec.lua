@@ -40,13 +40,13 @@ describe("an app on its own origin", function()
   -- A local-use server of a store with one healthy sandbox at sock, and a person's app
   -- session for it. -> a function request(path) -> status, body, headers; the log's lines;
   -- the stop
-  local function server(sock)
+  local function server(sock, port)
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
     local db = require("tests.backends").open_store()
     local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0 }
     local pid = uv.os_getpid() -- owned by this process, which lives: not reconciled as ended
-    local id = ops.insert(db, { target = "main", port = 0, socket = sock, command = "[]", owner_pid = pid,
+    local id = ops.insert(db, { target = "main", port = port or 0, socket = sock, command = "[]", owner_pid = pid,
       owner_start = require("orket.sandboxes.service").start_time(pid) })
     ops.set_status(db, id, "healthy")
     local token = crypto.random_id(32)
@@ -121,6 +121,90 @@ describe("an app on its own origin", function()
     assert.equal("text/plain", h["content-type"])
     stop()
     app:close()
+  end)
+
+  -- as deployed: its links and its CORS answers pass back, but never a grant of
+  -- credentials (the cookie it is reached with is Orket's sign-in, which no other origin's
+  -- script may read the app with)
+  it("passes back the app's Link and CORS headers, never Access-Control-Allow-Credentials", function()
+    local app, sock = raw_app(function()
+      return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nLink: </style.css>; rel=preload; as=style\r\n"
+        .. "Access-Control-Allow-Origin: http://4.sandbox.localhost\r\nAccess-Control-Allow-Credentials: true\r\n"
+        .. "Access-Control-Expose-Headers: Link\r\nAccess-Control-Allow-Methods: GET, POST\r\n"
+        .. "Access-Control-Allow-Headers: X-Thing\r\nAccess-Control-Max-Age: 60\r\nContent-Length: 2\r\n\r\nok"
+    end)
+    local request, _, stop = server(sock)
+    local st, body, headers = request("/list")
+    assert.equal(200, st, body)
+    local h = {}
+    for k, v in pairs(headers) do h[k:lower()] = v end
+    assert.equal("</style.css>; rel=preload; as=style", h.link)
+    assert.equal("http://4.sandbox.localhost", h["access-control-allow-origin"])
+    assert.equal("Link", h["access-control-expose-headers"])
+    assert.equal("GET, POST", h["access-control-allow-methods"])
+    assert.equal("X-Thing", h["access-control-allow-headers"])
+    assert.equal("60", h["access-control-max-age"])
+    assert.is_nil(h["access-control-allow-credentials"])
+    stop()
+    app:close()
+  end)
+
+  -- a redirect to the address the app listens on in its sandbox ($HOST:$PORT), which no
+  -- browser reaches, is made a path on the app's own origin; another host's stays
+  it("makes the app's redirects to its listening address ones on its own origin", function()
+    -- (the last four: made "//evil.example/x" on the app's origin, or what a browser reads as
+    -- that, they would lead a person from the app's URL to another site; they pass as they
+    -- are, leading nowhere, as before any was rewritten)
+    local to = { "http://127.0.0.1:8080/landed?x=1", "http://localhost:8080", "/kept", "http://example.com/x",
+      "http://127.0.0.1:8081/y", "http://127.0.0.1:8080//evil.example/x", "http://127.0.0.1:8080/\\evil.example/x",
+      "http://127.0.0.1:8080/\t/evil.example/x", "http://sandbox//evil.example/" }
+    local app, sock = raw_app(function(line)
+      local i = tonumber(line:match("^GET /(%d+)"))
+      return "HTTP/1.1 302 Found\r\nLocation: " .. to[i] .. "\r\nContent-Length: 0\r\n\r\n"
+    end)
+    local request, _, stop = server(sock, 8080)
+    local want = { "/landed?x=1", "/", "/kept", "http://example.com/x", "http://127.0.0.1:8081/y", to[6], to[7], to[8],
+      to[9] }
+    for i = 1, #to do
+      local st, _, headers = request("/" .. i)
+      assert.equal(302, st, to[i])
+      local h = {}
+      for k, v in pairs(headers) do h[k:lower()] = v end
+      assert.equal(want[i], h.location, to[i])
+    end
+    stop()
+    app:close()
+  end)
+
+  -- the cap on an app's requests in progress holds on its own origin too: 503 app_busy,
+  -- with when to retry (shortened here)
+  it("answers 503 app_busy past the requests its app may have in progress", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was = sandboxes.PROXY_LIVE_MAX
+    sandboxes.PROXY_LIVE_MAX = 1 -- read once per socket, as its kept options are made
+    local app, sock, held = raw_app(function(line) if not line:find("^GET /held") then return ECHO(line) end end)
+    local ok, e = pcall(function()
+      local request, _, stop, id = server(sock)
+      local got
+      require("orket.task").spawn(function() got = { request("/held") } end)
+      H.wait_for(function() return #held == 1 end, "the held request at the app")
+      local st, body, headers = request("/next")
+      assert.equal(503, st, body)
+      local doc = cjson.decode(body)
+      assert.equal("app_busy", doc.error.code)
+      assert.matches("sandbox " .. id .. "'s app has 1 requests in progress", doc.error.message, 1, true)
+      local h = {}
+      for k, v in pairs(headers) do h[k:lower()] = v end
+      assert.equal("5", h["retry-after"])
+      assert.equal(1, #held) -- the app never saw it
+      held[1]:write(ECHO("GET /held HTTP/1.1"), function() held[1]:close() end)
+      H.wait_for(function() return got end, "the held answer")
+      assert.equal(200, got[1])
+      stop()
+    end)
+    sandboxes.PROXY_LIVE_MAX = was
+    app:close()
+    assert(ok, e)
   end)
 
   -- RFC 9110 15.6.5: no answer in time is a gateway's timeout

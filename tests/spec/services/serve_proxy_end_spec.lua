@@ -15,15 +15,15 @@ describe("orket.serve's proxied requests", function()
   after_each(function() H.cleanup() end)
 
   -- a local-use server of a store with one healthy sandbox reached at sock; its log lines kept
-  -- (token: the local token a write needs)
-  local function server(sock, limits, token)
+  -- (token: the local token a write needs; port: the one the app listens on in its sandbox)
+  local function server(sock, limits, token, port)
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
     local db = require("tests.backends").open_store()
     local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits, local_token = token }
     -- after the start, which ends the sandboxes whose owner is gone
     local pid = uv.os_getpid() -- owned by this process, which lives: not reconciled as ended
-    local id = ops.insert(db, { target = "main", port = 0, socket = sock, command = "[]", owner_pid = pid,
+    local id = ops.insert(db, { target = "main", port = port or 0, socket = sock, command = "[]", owner_pid = pid,
       owner_start = require("orket.sandboxes.service").start_time(pid) })
     ops.set_status(db, id, "healthy")
     local lines = {}
@@ -175,6 +175,181 @@ describe("orket.serve's proxied requests", function()
     end
     stop()
     up:close()
+  end)
+
+  -- an app's redirect to the address it listens on in its sandbox (a framework that builds
+  -- it from $HOST:$PORT), which no client reaches, leads through the route too
+  it("makes the app's redirects to its listening address lead through the proxy's route", function()
+    local to = { "http://127.0.0.1:8080/landed?x=1", "http://localhost:8080/a", "http://127.0.0.1:8080",
+      "http://[::1]:8080/b", "http://0.0.0.0:8080/c", "http://127.0.0.1:9090/d" }
+    local up, sock = app(function(req)
+      req:respond(302, { "Location: " .. to[tonumber(req.path:sub(2))] }, "")
+    end)
+    local _, url, _, stop, id = server(sock, nil, nil, 8080)
+    local route = "/v1/sandboxes/" .. id .. "/app/"
+    local want = { route .. "landed?x=1", route .. "a", route, route .. "b", route .. "c", "http://127.0.0.1:9090/d" }
+    for i = 1, #to do
+      local st, _, headers = H.fetch { url = url .. "/" .. i, follow = false }
+      assert.equal(302, st, to[i])
+      assert.equal(want[i], headers.location or headers.Location, to[i])
+    end
+    stop()
+    up:close()
+  end)
+
+  -- RFC 8288 links pass back (a next page, a preload); the app's CORS answers do not: the
+  -- route is this server's origin, whose readers serve.cors alone chooses
+  it("passes back the app's Link, never its Access-Control headers", function()
+    local up, sock = app(function(req)
+      req:respond(200, { "Content-Type: text/plain", "Link: <http://sandbox/p/2>; rel=\"next\"",
+        "Access-Control-Allow-Origin: *", "Access-Control-Allow-Credentials: true",
+        "Access-Control-Expose-Headers: Link" }, "ok")
+    end)
+    local _, url, _, stop = server(sock)
+    local st, body, headers = H.fetch { url = url .. "/list" }
+    assert.equal(200, st, body)
+    local hs = {}
+    for k, v in pairs(headers) do hs[k:lower()] = v end
+    assert.equal('<http://sandbox/p/2>; rel="next"', hs.link)
+    assert.is_nil(hs["access-control-allow-origin"])
+    assert.is_nil(hs["access-control-allow-credentials"])
+    assert.is_nil(hs["access-control-expose-headers"])
+    stop()
+    up:close()
+  end)
+
+  -- No total timeout: an app's event stream that keeps sending passes the proxy's time
+  -- (first byte and silence, shortened here) as long as it sends; a silence past it cuts it
+  it("passes an app's stream that keeps sending past the proxy's time, and cuts one gone silent", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was, was_idle = sandboxes.PROXY_TIMEOUT_MS, sandboxes.PROXY_IDLE_MS
+    sandboxes.PROXY_TIMEOUT_MS, sandboxes.PROXY_IDLE_MS = 500, 500 -- read once per socket
+    local up, sock = app(function(req)
+      local s = assert(req:stream(200, { "Content-Type: text/event-stream" }))
+      for i = 1, 15 do -- 1.5 s, three times the proxy's time, never silent 500 ms
+        if not s:send("data: " .. i .. "\n\n") then return end
+        orket.sleep(100)
+      end
+      if req.path == "/quiet" then orket.sleep(1500) end
+      s:close()
+    end)
+    local ok, e = pcall(function()
+      local _, url, lines, stop = server(sock)
+      local t0 = uv.now()
+      local st, body, headers = H.fetch { url = url .. "/events", total_timeout_ms = 10000 }
+      assert.equal(200, st, body)
+      assert.is_true(uv.now() - t0 >= 1400)
+      assert.equal("text/event-stream", headers["content-type"])
+      assert.matches("data: 15\n\n$", body)
+      H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+      assert.equal(200, proxied(lines)[1].status)
+      assert.is_nil(proxied(lines)[1].note)
+      local cut = H.stream { url = url .. "/quiet", total_timeout_ms = 10000 }
+      H.wait_for(function() return cut.done() end, "the silent stream cut", 5000)
+      assert.matches("data: 15\n\n$", cut.text())
+      cut.close()
+      H.wait_for(function() return #proxied(lines) == 2 end, "the log line")
+      assert.matches("stalled for 500 ms", proxied(lines)[2].note, 1, true)
+      stop()
+    end)
+    sandboxes.PROXY_TIMEOUT_MS, sandboxes.PROXY_IDLE_MS = was, was_idle
+    up:close()
+    assert(ok, e)
+  end)
+
+  -- An app that drips interim answers (103) keeps no connection past the headers' limit:
+  -- 504, as one that never answered (shortened here)
+  it("answers 504 when the app's headers never end, however it keeps sending", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was = sandboxes.PROXY_HEADERS_MS
+    sandboxes.PROXY_HEADERS_MS = 800 -- read once per socket, as its kept options are made
+    -- the proxy hangs up while this writes: that must not end the test's process
+    local sigpipe = uv.new_signal()
+    sigpipe:start("sigpipe", function() end)
+    local sock = H.tmpdir() .. "/drip.sock"
+    local up, held = uv.new_pipe(false), {}
+    assert(up:bind(sock))
+    up:listen(16, function()
+      local c, t = uv.new_pipe(false), uv.new_timer()
+      up:accept(c)
+      held[#held + 1] = { c, t }
+      c:read_start(function(_, d)
+        if not (d and d:find("\r\n\r\n", 1, true)) then return end
+        c:read_stop()
+        local n = 0
+        t:start(0, 100, function() -- 3 s of 103s, then an answer: after the limit
+          n = n + 1
+          if n <= 30 then c:write("HTTP/1.1 103 Early Hints\r\n\r\n")
+          else t:stop() c:write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") end
+        end)
+      end)
+    end)
+    local ok, e = pcall(function()
+      local _, url, lines, stop = server(sock)
+      local t0 = uv.now()
+      local st, body = H.fetch { url = url .. "/drip" }
+      assert.equal(504, st, body)
+      assert.is_true(uv.now() - t0 < 2500)
+      assert.equal("gateway_timeout", cjson.decode(body).error.code)
+      H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+      assert.equal(504, proxied(lines)[1].status)
+      assert.matches("no complete response headers within 800 ms", proxied(lines)[1].note, 1, true)
+      stop()
+    end)
+    sandboxes.PROXY_HEADERS_MS = was
+    for _, h in ipairs(held) do h[2]:close() h[1]:close() end
+    up:close()
+    sigpipe:close()
+    assert(ok, e)
+  end)
+
+  -- With no total time, an app's streams last as long as they send: one sandbox's app has
+  -- at most PROXY_LIVE_MAX requests in progress, on all its routes together (shortened
+  -- here); one more is answered 503 at once, with when to retry
+  it("answers 503 app_busy past the requests an app may have in progress, on all its routes", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was = sandboxes.PROXY_LIVE_MAX
+    sandboxes.PROXY_LIVE_MAX = 2 -- read once per socket, as its kept options are made
+    local release, arrived = false, 0
+    local up, sock = app(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, { "Content-Type: text/plain" }, "late")
+    end)
+    local ok, e = pcall(function()
+      local _, url, lines, stop, id = server(sock)
+      local purl = url:gsub("/v1/sandboxes/", "/v1/projects/default/sandboxes/")
+      local got = {}
+      task.spawn(function() got[1] = { H.fetch { url = url .. "/1" } } end)
+      task.spawn(function() got[2] = { H.fetch { url = purl .. "/2" } } end) -- another route's kept
+      H.wait_for(function() return arrived == 2 end, "two requests at the app", 10000)
+      for _, u in ipairs { url .. "/3", purl .. "/3" } do
+        local st, body, headers = H.fetch { url = u }
+        assert.equal(503, st, body)
+        local doc = cjson.decode(body)
+        assert.equal("app_busy", doc.error.code)
+        assert.matches("sandbox " .. id .. "'s app has 2 requests in progress", doc.error.message, 1, true)
+        assert.equal("5", headers["retry-after"] or headers["Retry-After"])
+      end
+      assert.equal(2, arrived)
+      release = true
+      H.wait_for(function() return got[1] and got[2] end, "the answers", 10000)
+      assert.equal("late", got[1][2])
+      assert.equal("late", got[2][2])
+      -- their places free again
+      H.wait_for(function()
+        local n = 0
+        for _, l in ipairs(lines) do if l.status == 200 then n = n + 1 end end
+        return n == 2
+      end, "the two answers' log lines")
+      local st, body = H.fetch { url = url .. "/4" }
+      assert.equal(200, st, body)
+      stop()
+    end)
+    sandboxes.PROXY_LIVE_MAX = was
+    release = true
+    up:close()
+    assert(ok, e)
   end)
 
   -- RFC 9110 13: a request's conditions reach the app, which alone can judge them (a
