@@ -317,13 +317,19 @@ end
 -- each export is the newest value of one stream with one writer. (A tracer's own, as
 -- before, made two runs of a server two writers of one stream, their totals alternating.)
 -- M.meters: by metrics endpoint and resource. A meter: hists (by provider, then model),
--- points (its histograms), start (its first call's time), observed (calls counted), sent
--- (observed at its last export's body), timer (its export's, from its first call), via (the
--- tracer that counted last, whose sender takes the timer's exports).
+-- points (its histograms), start (its first call's time), observed (calls counted), timer
+-- (its export's, from its first call), via (the tracer that handed it its latest totals,
+-- whose sender is its transport), live (its tracers not closed), idle (exports since it had
+-- none), body/busy/flusher (its own sender: one slot, one task), exported/dropped/error/
+-- last_failed (its exports' counts).
 M.meters = {}
+-- A meter with no live tracer (its project's endpoint or service name changed in a long
+-- serve, or the project no longer served) is forgotten after this many more exports: it
+-- sent its last totals, and a later run starts a new stream (a new start time: a reset).
+M.METER_IDLE_EXPORTS = 10
 
 local function meter_of(cfg)
-  if not cfg.metrics_url then return { hists = {}, points = {}, observed = 0 } end -- counted, never sent
+  if not cfg.metrics_url then return { hists = {}, points = {}, observed = 0, live = 0 } end -- counted, never sent
   local names = {}
   for k in pairs(cfg.resource or {}) do names[#names + 1] = tostring(k) end
   table.sort(names)
@@ -332,7 +338,8 @@ local function meter_of(cfg)
   key = table.concat(key, "\0")
   local m = M.meters[key]
   if not m then
-    m = { hists = {}, points = {}, observed = 0, interval = cfg.metric_interval_ms or M.METRIC_INTERVAL_MS }
+    m = { key = key, hists = {}, points = {}, observed = 0, live = 0,
+      interval = cfg.metric_interval_ms or M.METRIC_INTERVAL_MS }
     M.meters[key] = m
   end
   return m
@@ -353,9 +360,7 @@ function M.new(cfg, project, store_id, worker)
     scopeSpans = { { scope = { name = "orket" }, spans = jsonout.array() } } } } }
   local at = doc:find("%[%]}%]}%]}$")
   local prefix, suffix = doc:sub(1, at - 1), doc:sub(at + 2)
-  local meter = meter_of(cfg)
-  -- (points: the meter's, read by specs)
-  return setmetatable({ meter = meter, points = meter.points, cfg = cfg, project = project, store_id = store_id,
+  local tr = setmetatable({ cfg = cfg, project = project, store_id = store_id,
     worker = worker, queue = {}, queued = 0, dropped = 0, exported = 0, failed = 0, oversized = 0, open = {},
     busy = false, pool = "", pool_at = 1, writer = otlpspan.writer(),
     prefix = prefix, suffix = suffix,
@@ -363,6 +368,8 @@ function M.new(cfg, project, store_id, worker)
     -- a model or tool span's values, written over for each (a list made at its size)
     values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
     Tracer)
+  tr:attach()
+  return tr
 end
 
 -- A trace id's 32 hex digits as its two halves (64-bit integers) | nil when they are not
@@ -403,28 +410,70 @@ end
 -- The meter's timer, every OTEL_METRIC_EXPORT_INTERVAL ms from its first call for the
 -- life of the process, unref'd (it never keeps a process alive): the totals so far, each
 -- interval, changed or not, as the SDK's periodic reader does (a quiet series still
--- reported, never taken as gone), through the sender of the tracer that counted last.
+-- reported, never taken as gone), through its own sender. With no live tracer, it stops
+-- after METER_IDLE_EXPORTS of them and is forgotten.
+local function forget(m)
+  if m.timer and not m.timer:is_closing() then m.timer:close() end
+  m.timer, m.gone = nil, true
+  if M.meters[m.key] == m then M.meters[m.key] = nil end
+end
+
+-- Hands the meter's totals so far (tr's body of them) to its sender: one slot, a newer body
+-- replacing one still waiting (cumulative, it holds it), and one task sending them in turn,
+-- so an older, lower total never arrives after a newer one, and never waits behind spans.
+local function export_meter(tr)
+  local m = tr.meter
+  local body = tr:metrics()
+  if not body then return end
+  m.body, m.via = body, tr
+  if m.busy then return end
+  m.busy = true
+  m.flusher = task.spawn(function()
+    while m.body do
+      local b, via = m.body, m.via
+      m.body = nil
+      local ok, sent, why = pcall(via.send, via, b, via.cfg.metrics_url, via.cfg.metrics_headers)
+      if ok and sent then m.exported, m.last_failed = (m.exported or 0) + 1, nil
+      else
+        m.dropped, m.last_failed = (m.dropped or 0) + 1, true
+        m.error = ok and why or tostring(sent)
+      end
+    end
+    m.busy = false
+  end)
+end
+
 local function start_meter(m)
   m.timer = uv.new_timer()
   m.timer:start(m.interval, m.interval, function()
     local tr = m.via
     if not tr then return end
-    local ok, err = pcall(function()
-      -- (a newer total replaces one still waiting: cumulative, it holds it)
-      tr.metrics_body = tr:metrics() or tr.metrics_body
-      tr:send_queued()
-    end)
+    local ok, err = pcall(export_meter, tr)
     if not ok then tr.last_error = "a timed export: " .. tostring(err) end
+    if m.live == 0 then
+      m.idle = (m.idle or 0) + 1
+      if m.idle >= M.METER_IDLE_EXPORTS then forget(m) end
+    end
   end)
   m.timer:unref()
+end
+
+-- tracer:attach(): the tracer uses its configuration's meter (a new one when its own was
+-- forgotten), counted live until it closes.
+function Tracer:attach()
+  if self.attached then return end
+  local m = self.meter
+  if not m or m.gone then
+    m = meter_of(self.cfg)
+    self.meter, self.points = m, m.points -- (points: the meter's, read by specs)
+  end
+  m.live, m.idle, self.attached = m.live + 1, 0, true
 end
 
 --- reset(): forgets the process's meters, their timers stopped (for tests: a process's
 --- metrics otherwise count from its first call to its end).
 function M.reset()
-  for _, m in pairs(M.meters) do
-    if m.timer and not m.timer:is_closing() then m.timer:close() end
-  end
+  for _, m in pairs(M.meters) do forget(m) end
   M.meters = {}
 end
 
@@ -563,6 +612,9 @@ local function message_of(v) return v ~= nil and tostring(v) or true end
 local function on_event(self, ev)
   local t = ev.type
   if t == "run_start" then
+    -- a run that died open on this engine (an error escaped it, no close since) ends as
+    -- failed, in its own trace, as close() ends it: its span and turns were dropped
+    if self.run then on_event(self, { type = "run_end", status = "failed" }) end
     -- one trace for the run, whatever process starts, resumes or joins it: the id drawn when
     -- the run was recorded (its data's trace_id); a run recorded before runs kept one, a hash
     -- of the store's id and its own. Each start's run span is a root of its own in it (the
@@ -572,9 +624,9 @@ local function on_event(self, ev)
     if not hi and self.store_id and ev.run_id then hi, lo = M.trace_of(self.store_id, ev.run_id) end
     if not hi then hi, lo = random_id(self), random_id(self) end
     self.trace_hi, self.trace_lo = hi, lo
+    self:attach() -- closed since its last run: live again
     self.run = { nil, self.project, ev.run_id, (ev.resumed == true and not self.worker) or nil, nil, ev.target,
       self.worker, name = "orket run " .. tostring(ev.target or ""), id = random_id(self), start = now_int() }
-    self.open = {} -- a run that died before its end (closed since) leaves its turns to none
     self:start_timers()
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
@@ -634,9 +686,11 @@ local function on_event(self, ev)
     self:write(run.name, run.id, nil, INTERNAL, run.start, ev.status == "failed" and message_of(ev.status) or nil,
       KEYS.run, run)
     self:stop_timers()
-    self.metrics_body = self:metrics() or self.metrics_body -- the totals so far, kept counting
     self.run = nil
     self:flush()
+    -- the totals so far, kept counting, after the spans' request has begun (a worker or
+    -- server does not wait for them at its exit: the spans go first, as they did)
+    export_meter(self)
   end
 end
 
@@ -652,14 +706,13 @@ function Tracer:event(ev)
 end
 
 -- The process's client metrics (its meter's; OTLP's ExportMetricsServiceRequest in its
--- JSON mapping): cumulative histograms from the meter's first call (or start_ns) | nil when
--- there are none. Never reset: each export holds the totals since that start, which a
--- backend takes as the newest value of one series, never adding them up.
-function Tracer:metrics(start_ns)
+-- JSON mapping): cumulative histograms from the meter's first call | nil when there are
+-- none. Never reset: each export holds the totals since that start, which a backend takes
+-- as the newest value of one series, never adding them up.
+function Tracer:metrics()
   local m = self.meter
   if #m.points == 0 or not self.cfg.metrics_url then return nil end
-  m.sent = m.observed
-  start_ns = start_ns or tostring(m.start)
+  local start_ns = tostring(m.start)
   local now, by_name, list = now_ns(), {}, {}
   local DESC = { ["gen_ai.client.token.usage"] = { "Measures number of input and output tokens used", "{token}" },
     ["gen_ai.client.operation.duration"] = { "GenAI operation duration", "s" } }
@@ -762,26 +815,13 @@ function Tracer:flush()
   self:send_queued()
 end
 
--- Sends the batches queued (and the metrics), from a task of its own (one at a time),
--- leaving the writer's spans where they are: flush seals them first.
+-- Sends the batches queued, from a task of its own (one at a time), leaving the writer's
+-- spans where they are: flush seals them first. (The metrics have their meter's sender.)
 function Tracer:send_queued()
-  if self.busy or (#self.queue == 0 and not self.metrics_body) then return end
+  if self.busy or #self.queue == 0 then return end
   self.busy = true
   self.flusher = task.spawn(function()
-    if not self.cfg.url then self.queue, self.queued = {}, 0 end -- metrics only
-    while #self.queue > 0 or self.metrics_body do
-      if #self.queue == 0 then -- the run's metrics, after its spans
-        local body = self.metrics_body
-        self.metrics_body = nil
-        local ok, sent, why = pcall(self.send, self, body, self.cfg.metrics_url,
-          self.cfg.metrics_headers)
-        if ok and sent then self.metrics_exported = (self.metrics_exported or 0) + 1
-        else
-          self.metrics_dropped = (self.metrics_dropped or 0) + 1
-          self.metrics_error = ok and why or tostring(sent)
-        end
-        goto continue
-      end
+    while #self.queue > 0 do
       local batch = table.remove(self.queue, 1)
       self.queued = self.queued - batch.n
       local ok, sent, why = pcall(self.send, self, batch.body)
@@ -792,7 +832,6 @@ function Tracer:send_queued()
         self.dropped, self.failed = self.dropped + batch.n, self.failed + 1
         self.last_error = ok and why or tostring(sent)
       end
-      ::continue::
     end
     self.busy = false
   end)
@@ -836,6 +875,11 @@ end
 function Tracer:close()
   if self.run then self:event { type = "run_end", status = "failed" } end
   self:stop_timers()
+  if self.attached then -- one tracer fewer on its meter; one never counting is forgotten now
+    local m = self.meter
+    self.attached, m.live = false, m.live - 1
+    if m.live == 0 and not m.timer and m.key then forget(m) end
+  end
 end
 
 -- the spans timer's tick: what was written leaves as a batch (the queue's too, its sender idle)
@@ -843,18 +887,18 @@ function Tracer:tick_spans()
   if self.writer:count() > 0 then self:flush() else self:send_queued() end
 end
 
---- tracer:drain() -> stats: waits for the spans queued to be sent (or dropped)
+--- tracer:drain() -> stats: waits for the spans queued and the metrics handed to their
+--- sender (the run's end's, close's) to be sent (or dropped).
 --- Each endpoint is given its own allowance (Tracer:send); what it learnt (a dead collector)
 --- lasts this drain only, so a later drain tries again.
 function Tracer:drain()
   self:close()
-  -- the process's totals, when a call was counted since their last export's body
-  local m = self.meter
-  if m.via == self and m.observed ~= m.sent then self.metrics_body = self:metrics() or self.metrics_body end
   uv.update_time()
   self.ending = {}
   self:flush()
   while self.busy and self.flusher do self.flusher:join() end
+  local m = self.meter
+  while m.busy and m.flusher do m.flusher:join() end
   self.ending = nil
   return self:stats()
 end
@@ -862,11 +906,14 @@ end
 --- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), oversized= (spans
 --- dropped, each alone over the cap on a request's size, counted in dropped too; nil when
 --- none), last_error=,
---- metrics_exported=, metrics_dropped=, metrics_error=}
+--- metrics_exported=, metrics_dropped=, metrics_error=, metrics_last_failed= (true when its
+--- meter's last export failed: a later one that went holds all an earlier one had)}
 function Tracer:stats()
+  local m = self.meter
   return { exported = self.exported, dropped = self.dropped, queued = self.queued + self.writer:count(), failed = self.failed,
-    oversized = self.oversized > 0 and self.oversized or nil, last_error = self.last_error, metrics_exported = self.metrics_exported or 0,
-    metrics_dropped = self.metrics_dropped or 0, metrics_error = self.metrics_error }
+    oversized = self.oversized > 0 and self.oversized or nil, last_error = self.last_error,
+    metrics_exported = m.exported or 0, metrics_dropped = m.dropped or 0, metrics_error = m.error,
+    metrics_last_failed = m.last_failed }
 end
 
 return M

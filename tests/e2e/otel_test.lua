@@ -166,6 +166,17 @@ budgets = { model_retries = 1, backoff_ms = 1 }
     end
   end)
 
+  -- said only when the metrics' last export failed (a later one carries an earlier one's
+  -- totals): here every one fails, the last too
+  it("say the metrics were not exported when their last export failed", function()
+    local dir = project()
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = fake.url .. "/v1/traces",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = fake.url .. "/status/500/v1/metrics" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    assert.matches("warning: metrics: not exported %(.*HTTP 500%)", r.stderr)
+    assert.is_nil(r.stderr:find("warning: traces:", 1, true), r.stderr)
+  end)
+
   it("read back the same through the official OTLP protobuf definitions (npm)", function()
     local ndir, why = npm.ensure()
     if not ndir then return pending("@opentelemetry/otlp-transformer from npm: " .. why) end
@@ -470,7 +481,8 @@ budgets = { turns_per_card = 1 }
     end, "the spans and metrics of ended turns to reach the collector while the run goes on")
     local pid = assert(tonumber((H.read(dir .. "/pid") or ""):match("^%d+")), "no pid")
     os.execute("kill -9 " .. pid)
-    H.wait_for(function() return H.read(dir .. "/rc") end, "the killed run's shell to end")
+    -- (a number: the shell's `echo $? >rc` makes the file empty before it writes it)
+    H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "the killed run's shell to end")
     assert.equal("137", (H.read(dir .. "/rc"):match("^%d+")), H.read(dir .. "/err.txt")) -- killed, not ended
     local by, mx, last = collected()
     -- no run span (it never ended)

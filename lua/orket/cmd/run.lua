@@ -306,7 +306,8 @@ local function drain_traces(e, cli)
   if st.dropped > 0 then
     cli.err("warning: traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped, tostring(st.last_error or "queue full"))
   end
-  if st.metrics_dropped > 0 then cli.err("warning: metrics: not exported (%s)", tostring(st.metrics_error)) end
+  -- (only when the last export failed: a later one that went carried all an earlier one had)
+  if st.metrics_last_failed then cli.err("warning: metrics: not exported (%s)", tostring(st.metrics_error)) end
 end
 
 function cmd.execute(o, cli, resume_id)

@@ -270,7 +270,7 @@ describe("otel spans", function()
       latency_ms = 3000 }
     tr:event { type = "model_failure", run_id = 7, card = "M-1", turn = 1, step = 4, class = "auth", latency_ms = 5 }
     tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "model_error" }
-    local body = assert(tr:metrics("1"))
+    local body = assert(tr:metrics())
     local got = {}
     for _, m in ipairs(cjson.decode(body).resourceMetrics[1].scopeMetrics[1].metrics) do
       for _, dp in ipairs(m.histogram.dataPoints) do
@@ -946,6 +946,192 @@ describe("otel's timers", function()
     assert.same({ true, true }, { open_run, timer }) -- the run died open
     assert.same({}, after)
     assert.same({ "orket run NOTES=failed" }, sent)
+  end)
+
+  -- the counts of a metrics body's duration data points, and its resource's service.name
+  local function count_of(body)
+    local doc = cjson.decode(type(body) == "string" and body or body:text())
+    local service
+    for _, a in ipairs(doc.resourceMetrics[1].resource.attributes) do
+      if a.key == "service.name" then service = a.value.stringValue end
+    end
+    for _, m in ipairs(doc.resourceMetrics[1].scopeMetrics[1].metrics) do
+      if m.name == "gen_ai.client.operation.duration" then return tonumber(m.histogram.dataPoints[1].count), service end
+    end
+  end
+
+  -- each tracer's slot and sender sent the meter's totals: a slow collector's request of an
+  -- older total arrived after another tracer's newer one (the totals went down), and the
+  -- metrics waited behind every span batch of their tracer
+  it("send a meter's totals from its own slot and sender, in order, never behind the spans", function()
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9" } -- (the timer's 60 s never ticks here)
+    local arrived = {}
+    local function slow(tr, span_ms, metrics_ms)
+      tr.send = function(self, body, url)
+        local metrics = url == self.cfg.metrics_url
+        rt.sleep(metrics and metrics_ms or span_ms)
+        if metrics then arrived[#arrived + 1] = count_of(body) end -- the collector takes it as it answers
+        return true
+      end
+      return tr
+    end
+    local cfg = assert(otel.config(function(k) return env[k] end))
+    local a, b = slow(otel.new(cfg, "proj"), 0, 100), slow(otel.new(cfg, "proj"), 0, 0)
+    a:event { type = "run_start", run_id = 1, target = "A" }
+    turn(a, "A-1", 1)
+    a:event { type = "run_end", run_id = 1, status = "done" } -- 1, through A's slow request
+    b:event { type = "run_start", run_id = 2, target = "B" }
+    turn(b, "B-1", 2)
+    turn(b, "B-2", 2)
+    b:event { type = "run_end", run_id = 2, status = "done" } -- 3, waiting its turn in the slot
+    a:drain()
+    b:drain()
+    assert.same({ 1, 3 }, arrived)
+    -- a backlog of span batches, 100 ms each: the metrics leave beside them, not after
+    arrived = {}
+    local batch = otel.BATCH
+    otel.BATCH = 2
+    local ok, err = pcall(function()
+      local c = slow(otel.new(cfg, "proj"), 100, 0)
+      c:event { type = "run_start", run_id = 3, target = "C" }
+      for i = 1, 3 do turn(c, "C-" .. i, 3) end -- 6 spans: 3 batches, and the run's
+      c:event { type = "run_end", run_id = 3, status = "done" }
+      wait(50)
+      assert.same({ 6 }, arrived)
+      assert.is_true(c.busy) -- the spans still going
+      c:drain()
+    end)
+    otel.BATCH = batch
+    assert(ok, err)
+  end)
+
+  -- a meter was kept, and exported, for the life of the process: a project's endpoint or
+  -- service name changed in a long serve left the old one sending stale totals every interval
+  it("forget a meter no tracer uses after a bounded number of exports, a later run starting a new one", function()
+    local idle = otel.METER_IDLE_EXPORTS
+    otel.METER_IDLE_EXPORTS = 2
+    local ok, err = pcall(function()
+      local spans, metrics = {}, {}
+      local a, b = kept(FAST, spans, metrics), kept(FAST, spans, metrics)
+      local m = a.meter
+      a:event { type = "run_start", run_id = 1, target = "A" }
+      turn(a, "A-1", 1)
+      a:event { type = "run_end", run_id = 1, status = "done" }
+      a:close()
+      wait(150) -- B, open, keeps it: exported each interval
+      assert.is_not_nil(otel.meters[m.key])
+      local n = #metrics
+      b:close()
+      wait(150)
+      -- its last tracer closed: two more exports, then forgotten, its timer stopped
+      assert.equal(n + 2, #metrics)
+      assert.is_nil(otel.meters[m.key])
+      assert.is_nil(m.timer)
+      wait(60)
+      assert.equal(n + 2, #metrics)
+      -- a later run on the tracer: a new meter, counting from its own start
+      a:event { type = "run_start", run_id = 2, target = "A" }
+      turn(a, "A-2", 2)
+      a:event { type = "run_end", run_id = 2, status = "done" }
+      a:drain()
+      assert.is_false(a.meter == m)
+      assert.equal(a.meter, otel.meters[m.key])
+      assert.equal("1", metrics[#metrics][1][2])
+      assert.are_not.equal(metrics[1][1][3], metrics[#metrics][1][3])
+      -- a meter that never counted is forgotten as its last tracer closes
+      local c = kept({ OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:8" }, spans, metrics)
+      local key = c.meter.key
+      assert.is_not_nil(otel.meters[key])
+      c:close()
+      assert.is_nil(otel.meters[key])
+    end)
+    otel.METER_IDLE_EXPORTS = idle
+    assert(ok, err)
+  end)
+
+  -- every failed metrics request was counted as the run's totals not exported: one blip of
+  -- a long run's periodic exports warned, though the later ones carried everything
+  it("say the metrics were not exported only when their last export failed", function()
+    local failing = { true }
+    local tr = otel.new(assert(otel.config(function(k) return FAST[k] end)), "proj")
+    tr.send = function(self, _, url)
+      if url ~= self.cfg.metrics_url then return true end
+      if table.remove(failing, 1) then return false, "down" end
+      return true
+    end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    turn(tr, "M-1")
+    wait(60)
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    local st = tr:drain()
+    assert.equal(1, st.metrics_dropped)
+    assert.is_true(st.metrics_exported >= 2)
+    assert.is_nil(st.metrics_last_failed)
+    -- the last one failed: said
+    tr.send = function(self, _, url) return url ~= self.cfg.metrics_url, "down" end
+    tr:event { type = "run_start", run_id = 8, target = "M" }
+    turn(tr, "M-2", 8)
+    tr:event { type = "run_end", run_id = 8, status = "done" }
+    st = tr:drain()
+    assert.is_true(st.metrics_last_failed)
+    assert.equal("down", st.metrics_error)
+  end)
+
+  -- one meter for all (or by endpoint alone) mixed two projects' streams in one
+  it("keep a meter for each metrics endpoint and resource, each export its own counts", function()
+    local sent = {}
+    local function on(endpoint, service)
+      local tr = otel.new(assert(otel.config(function() end, { endpoint = endpoint, service_name = service })), "proj")
+      tr.send = function(self, body, url)
+        if url == self.cfg.metrics_url then
+          local n, svc = count_of(body)
+          sent[#sent + 1] = string.format("%s %s %d", url, svc, n)
+        end
+        return true
+      end
+      return tr
+    end
+    local trs = { on("http://127.0.0.1:9", "a"), on("http://127.0.0.1:9", "b"), on("http://127.0.0.1:8", "a") }
+    for i, tr in ipairs(trs) do
+      tr:event { type = "run_start", run_id = i, target = "M" }
+      for k = 1, i do turn(tr, "M-" .. k, i) end
+      tr:event { type = "run_end", run_id = i, status = "done" }
+      tr:drain()
+    end
+    local n = 0
+    for _ in pairs(otel.meters) do n = n + 1 end
+    assert.equal(3, n)
+    assert.same({ "http://127.0.0.1:9/v1/metrics a 1", "http://127.0.0.1:9/v1/metrics b 2",
+      "http://127.0.0.1:8/v1/metrics a 3" }, sent)
+  end)
+
+  -- a second run_start on an engine whose run died open (no close between: the console's
+  -- engine) replaced the run, its span and open turns dropped unsaid
+  it("end a run that died open as failed at the engine's next run_start, its turns with it", function()
+    local spans = {}
+    local tr = otel.new(assert(otel.config(function(k)
+      if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)), "proj")
+    tr.send = function(self, body, url)
+      if url ~= self.cfg.metrics_url then
+        for _, sp in ipairs(cjson.decode(body:text()).resourceSpans[1].scopeSpans[1].spans) do
+          local et
+          for _, a in ipairs(sp.attributes) do if a.key == "error.type" then et = a.value.stringValue end end
+          spans[#spans + 1] = string.format("%s %s %s", sp.name, sp.traceId:sub(1, 2), tostring(et))
+        end
+      end
+      return true
+    end
+    local M7, N8 = ("a"):rep(32), ("b"):rep(32)
+    tr:event { type = "run_start", run_id = 7, target = "M", trace_id = M7 }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "run_start", run_id = 8, target = "N", trace_id = N8 }
+    assert.same({}, tr.open) -- the dead run's turn is ended, not left to the next run
+    turn(tr, "N-1", 8)
+    tr:event { type = "run_end", run_id = 8, status = "done" }
+    tr:drain()
+    -- (each in its own run's trace)
+    assert.same({ "invoke_agent coder aa cut_short", "orket run M aa failed", "chat m1 bb nil",
+      "invoke_agent coder bb nil", "orket run N bb nil" }, spans)
   end)
 end)
 
