@@ -499,7 +499,7 @@ function M:handle(msg, kind)
   local stateless = version_of(params)
   -- a session that negotiated its version in initialize speaks that one: the _meta key is the
   -- stateless revision's, which the session's own does not define, so it is not read there
-  -- (a dual-era client sends it anyway; it was answered -32022, "unsupported", even when it
+  -- (a dual-era client sends it anyway; it was answered -32022 (unsupported) even when it
   -- named the session's own version)
   if stateless ~= nil and HANDSHAKE[self.version] then stateless = nil end
   if stateless ~= nil then
