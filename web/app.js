@@ -239,9 +239,12 @@
     const q = state.after === null ? "" : "?after=" + encodeURIComponent(state.after);
     const es = new EventSource(scoped("/v1/events") + q, { withCredentials: true });
     state.events = es;
-    // a reconnecting EventSource sends Last-Event-ID and the server replays what was missed,
-    // so only a stream made anew (the page's own, after one closed) needs the board again
-    const anew = state.streams++ > 0;
+    // A reconnecting EventSource sends Last-Event-ID and the server replays what was missed;
+    // a stream made anew (the page's own, after one closed) opens with ?after= the last id the
+    // page holds, so the server replays what changed since and onEvent fetches just those
+    // cards. Only a page with no id yet reads the whole board again; an id the server does
+    // not know (another journal's) is answered with a reset, which reads it (below).
+    const anew = state.streams++ > 0 && state.after === null;
     let first = true;
     es.onopen = () => {
       setLive("live", true);
@@ -270,6 +273,10 @@
     });
   }
 
+  // announce(text): a short line for screen readers (#announce, a polite status): the card
+  // pane is no live region, so what changes in it is not read out again and again
+  function announce(text) { $("announce").textContent = text; }
+
   // noteId(ev): the last journal id the page was given (a stream the page makes anew starts after it)
   function noteId(ev) {
     const n = Number(ev.lastEventId);
@@ -291,6 +298,7 @@
     if ((e.kind === "commit" || e.kind === "merge") && e.card && e.card === state.selected) loadChange(e.card);
     if (e.kind === "create" || e.kind === "import") state.needBoard = true;
     if (e.kind === "approval_requested" && e.card) state.held.add(e.card);
+    if (e.kind === "transition" && e.card && e.data && typeof e.data.to === "string") announce(e.card + " moved to " + e.data.to.replace(/_/g, " "));
     if (e.card) {
       if (!state.cards.has(e.card)) state.needBoard = true;
       else if (TREE_KINDS.has(e.kind) || e.card === state.selected) state.dirty.add(e.card);

@@ -289,6 +289,53 @@ describe("the web board in Chromium", function()
     assert.equal(0, s.stop())
   end)
 
+  -- The page's own stream was refused and closed, so the page opens one anew: it opens it
+  -- after the last journal id it holds, and what was written meanwhile reaches it as the
+  -- replayed events (the changed card fetched alone, no board read again). Screen readers
+  -- hear the move as one short status line; the card pane is no live region.
+  it("opens its stream anew after the last id it holds, fetching only what changed, and announces a move", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    with_browser(1280, 1000, function(wd)
+      wd:go(s.url .. "/")
+      wd:wait("#key", "the sign-in form")
+      -- the page's streams kept where the test can reach them, to close one as a refusal does
+      wd:js([[var E = window.EventSource; window.orketTestStreams = [];
+        var W = function (u, o) { var es = new E(u, o); window.orketTestStreams.push(es); return es; };
+        W.CONNECTING = E.CONNECTING; W.OPEN = E.OPEN; W.CLOSED = E.CLOSED; window.EventSource = W;]])
+      wd:type(wd:find("#key"), key)
+      wd:press("#signin-button")
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="blocked"]', "CHG-2 blocked")
+      H.wait_for(function() return wd:text_of("#live") == "live" end, "the event stream to open", 3000)
+      local boards = wd:js("return window.orketBoardStats.board")
+      local cards = wd:js("return window.orketBoardStats.card")
+      assert.equal(1, wd:js("return window.orketTestStreams.length"))
+      -- what the status line says, each line kept (a move of the card may move its epic too)
+      wd:js([[window.orketTestSaid = []; var a = document.getElementById('announce');
+        new MutationObserver(function () { window.orketTestSaid.push(a.textContent); })
+          .observe(a, { childList: true, characterData: true, subtree: true });]])
+      wd:js("var es = window.orketTestStreams[0]; es.close(); es.onerror(new Event('error'));")
+      assert.equal(0, H.orket('cancel CHG-2 "not needed"', { cwd = dir }).status)
+      H.wait_for(function() return wd:js("return window.orketTestStreams.length") == 2 end, "the stream made anew", 10000)
+      assert.truthy(wd:js("return window.orketTestStreams[1].url"):find("?after=", 1, true))
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="canceled"]', "the cancel made while it was closed")
+      assert.equal("live", wd:text_of("#live"))
+      assert.equal(boards, wd:js("return window.orketBoardStats.board"))
+      assert.is_true(wd:js("return window.orketBoardStats.card") > cards)
+      -- the move said in the status line; no live region holds the card pane
+      H.wait_for(function() return wd:js("return window.orketTestSaid.indexOf('CHG-2 moved to canceled') >= 0") end,
+        "the move announced", 3000)
+      assert.equal("polite", wd:js("return document.getElementById('announce').getAttribute('aria-live')"))
+      assert.is_false(wd:js([[for (var e = document.getElementById('detail-body'); e; e = e.parentElement)
+        if (e.hasAttribute('aria-live') || /^(status|log|alert)$/.test(e.getAttribute('role') || '')) return true;
+        return false;]]))
+    end)
+    assert.equal(0, s.stop())
+  end)
+
   -- The server came back on a store restored from a backup: the page's journal id is past
   -- this journal's end. The stream says so (event reset), the page reads the board again, and
   -- follows this journal from its end (its events reach the page).
