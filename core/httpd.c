@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "httpcheck.h"
 #include "mhdapi.h"
 
 #define HD_DEF_HEADER ((size_t)16 << 10)
@@ -56,6 +57,9 @@ typedef struct hd_conn {
   struct hd_watch *watch; /* its socket's handle on the loop, made at the first watch */
   char *raw_query;   /* the query of the request line read last, as sent (NULL: none), until
                         its request takes it (libmicrohttpd reads the next line only after) */
+  size_t target_len;   /* that line's target's length as a string, before MHD splits it, */
+  uintptr_t target_at; /* its address, and */
+  int target_seen;     /* whether one was seen and not yet checked (hd_target_nul) */
   struct hd_conn *prev, *next;
 } hd_conn;
 
@@ -374,12 +378,21 @@ static void hd_put(hd_copy *c, const char *s) { hd_putn(c, s, strlen(s)); }
 
 static enum MHD_Result hd_copy_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
   hd_copy *c = cls;
+  if (kind == MHD_HEADER_KIND && k && strcasecmp(k, MHD_HTTP_HEADER_HOST) == 0) {
+    size_t vl = 0;
+    const char *tv = hc_trim_ows(v ? v : "", &vl); /* as hc_host_error read it */
+    if (c->host == NULL && vl == 0) return MHD_YES; /* HTTP/1.0's empty Host: as none */
+    hd_put(c, k);
+    if (c->host) {
+      hd_putn(c, c->host, c->hostlen); /* a target in absolute form names the host (hc_target) */
+      c->host_put = 1;
+    } else
+      hd_putn(c, tv, vl);
+    c->n++;
+    return MHD_YES;
+  }
   hd_put(c, k ? k : "");
-  if (c->host && kind == MHD_HEADER_KIND && k && strcasecmp(k, MHD_HTTP_HEADER_HOST) == 0) {
-    hd_putn(c, c->host, c->hostlen); /* a target in absolute form names the host (hd_target) */
-    c->host_put = 1;
-  } else
-    hd_put(c, v ? v : "");
+  hd_put(c, v ? v : "");
   c->n++;
   return MHD_YES;
 }
@@ -513,7 +526,9 @@ static enum MHD_Result hd_count_framing(void *cls, enum MHD_ValueKind kind, cons
     size_t digits = strspn(p, "0123456789");
     const char *q = p + digits;
     while (*q == ' ' || *q == '\t') q++;
-    if (digits == 0 || digits > 18 || *q != '\0') f->cl_bad = 1; /* a list ("5, 5") among them */
+    /* a list ("5, 5") among them; a number past 64 bits libmicrohttpd refuses itself, and
+     * one past 63 (hd_req_new) is read as too large, as it is */
+    if (digits == 0 || *q != '\0') f->cl_bad = 1;
   } else if (strcasecmp(k, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
     f->te++;
     if (v == NULL || !hd_token_is(v, "chunked")) f->te_bad = 1;
@@ -522,13 +537,15 @@ static enum MHD_Result hd_count_framing(void *cls, enum MHD_ValueKind kind, cons
 }
 
 /* RFC 9112 6.1 and 6.3: framing that could be read two ways gets a 400 and a close, before
- * any handler runs; a transfer coding other than chunked alone, a 501. So does a CR in a
+ * any handler runs (Transfer-Encoding on an HTTP/1.0 request among it: 6.1 has it read as
+ * faulty framing, and libmicrohttpd 0.9.75 read it as chunked and kept the connection);
+ * a transfer coding other than chunked alone, a 501. So does a CR in a
  * header's value that ends no line (RFC 9112 2.2 lets a recipient refuse it; RFC 9110 5.5
  * calls it dangerous): libmicrohttpd 0.9.75 keeps it in the value, where a front end may
  * have read it as the end of a line and what follows as a header of its own. NULL when
  * sound; err holds a message that names a header. */
-static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *conn, unsigned *status, char *err,
-                                    size_t errlen) {
+static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *conn, const char *version,
+                                    unsigned *status, char *err, size_t errlen) {
   hd_framing f = {0};
   mhd->get_connection_values(conn, MHD_HEADER_KIND, hd_count_framing, &f);
   *status = 400;
@@ -540,6 +557,8 @@ static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *co
     return err;
   }
   if (f.cl && f.te) return "the request has both Content-Length and Transfer-Encoding";
+  if (f.te && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
+    return "an HTTP/1.0 request has no Transfer-Encoding (RFC 9112 6.1: its framing is faulty)";
   if (f.cl > 1) return "the request has more than one Content-Length";
   if (f.te > 1) return "the request has more than one Transfer-Encoding";
   if (f.cl_bad) return "the request's Content-Length is not a number";
@@ -582,136 +601,35 @@ static enum MHD_Result hd_count_host_origin(void *cls, enum MHD_ValueKind kind, 
   return MHD_YES;
 }
 
-/* A host's length at most (a DNS name's is 253): longer names no origin here (the apps'
- * routing reads no Host longer either). */
-#define HD_HOST_MAX 255
-
-/* A request target as it is routed. The origin form ("/path") as it is. The absolute form
- * ("http://host:port/path", RFC 9112 3.2.2, which a server must accept), which
- * libmicrohttpd 0.9.75 hands on as sent (less its query), split in two: its path, what is
- * routed ("/" when it has none), and its authority, which takes the place of the Host
- * header's value (a server must ignore a Host that says otherwise): the authority, never a
- * Host beside it, decides whether the request is for the API or for an app's origin. */
-typedef struct hd_target {
-  const char *path;
-  int absolute;
-  char auth[HD_HOST_MAX + 7]; /* the absolute form's host[:port], as hd_authority writes it */
-  size_t authlen;
-} hd_target;
-
-static int hd_alnum(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-/* Reads an absolute target's authority, a (len bytes, no "@": hd_target_split), as RFC 3986
- * 3.2.2 and 3.2.3 write it: an IPv6 address in brackets, or a name (an IPv4 address is one
- * too), then ":port". Into t->auth in the one form routing compares: lower-cased (a host is
- * case-insensitive; an Origin beside it is compared as text), the port as its number, an
- * empty port dropped (RFC 3986 6.2.3: the scheme's default). Refused: what a reader further
- * on could take for another host (a second colon, an unclosed bracket, a %-escape, which is
- * never decoded here), and a name with an empty label ("a..b", a trailing dot: DNS would
- * resolve "localhost." as "localhost", while routing and the browser's origin compare text).
- * NULL when sound, else what is wrong. */
-static const char *hd_authority(const char *a, size_t len, hd_target *t) {
-  size_t hl; /* the host's length: up to the port's colon */
-  if (a[0] == '[') {
-    const char *end = memchr(a, ']', len);
-    if (end == NULL) return "the request target's host opens a bracket it never closes";
-    hl = (size_t)(end - a) + 1;
-    char v6[INET6_ADDRSTRLEN];
-    struct in6_addr in6;
-    size_t vl = hl - 2;
-    if (vl >= sizeof v6) return "the request target's host in brackets is not an IPv6 address";
-    memcpy(v6, a + 1, vl);
-    v6[vl] = '\0';
-    if (inet_pton(AF_INET6, v6, &in6) != 1) return "the request target's host in brackets is not an IPv6 address";
-    if (hl < len && a[hl] != ':') return "the request target's host goes on past its closing bracket";
-  } else {
-    for (hl = 0; hl < len && a[hl] != ':'; hl++) {
-      unsigned char c = (unsigned char)a[hl];
-      if (c == '%') return "the request target's host holds a %-escape, which this server does not decode";
-      if (c == '[' || c == ']') return "the request target's host holds a bracket outside an IPv6 address ([::1])";
-      if (!hd_alnum(c) && strchr("-._~!$&'()*+,;=", c) == NULL)
-        return "the request target's host holds a character no host may";
-    }
-    if (hl == 0) return "the request target's host is empty (the absolute form is http://host/path)";
-    if (a[0] == '.' || a[hl - 1] == '.' || memmem(a, hl, "..", 2) != NULL)
-      return "the request target's host has an empty label (a dot at its start or end, or two together)";
-  }
-  if (hl > HD_HOST_MAX) return "the request target's host is longer than 255 bytes";
-  unsigned port = 0;
-  int has_port = 0;
-  if (hl < len) { /* a[hl] == ':' */
-    const char *p = a + hl + 1;
-    size_t pl = len - hl - 1;
-    if (memchr(p, ':', pl) != NULL)
-      return "the request target's host has more than one colon (an IPv6 address goes in brackets: http://[::1]/)";
-    if (pl > 5) return "the request target's port is not a number from 0 to 65535";
-    for (size_t i = 0; i < pl; i++) {
-      if (p[i] < '0' || p[i] > '9') return "the request target's port is not a number from 0 to 65535";
-      port = port * 10 + (unsigned)(p[i] - '0');
-    }
-    if (port > 65535) return "the request target's port is not a number from 0 to 65535";
-    has_port = pl > 0;
-  }
-  for (size_t i = 0; i < hl; i++) {
-    char c = a[i];
-    t->auth[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-  }
-  t->authlen = hl;
-  if (has_port) t->authlen += (size_t)snprintf(t->auth + hl, sizeof t->auth - hl, ":%u", port);
-  t->auth[t->authlen] = '\0';
-  return NULL;
-}
-
-/* Splits url (hd_target); NULL, or what is wrong with its absolute form (err holds it when
- * it names a part). A target that is neither form ("*", "path") is left as it is, for
- * OPTIONS and the router. Only http and https: the scheme says nothing of how the request
- * came (a proxy in front says https, docs/serve.md), and the host is all that is read. */
-static const char *hd_target_split(const char *url, hd_target *t, char *err, size_t errlen) {
-  t->path = url;
-  t->absolute = 0;
-  t->authlen = 0;
-  t->auth[0] = '\0';
-  size_t n = 0; /* RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":" */
-  if (!hd_alnum((unsigned char)url[0]) || (url[0] >= '0' && url[0] <= '9')) return NULL;
-  while (hd_alnum((unsigned char)url[n]) || url[n] == '+' || url[n] == '-' || url[n] == '.') n++;
-  if (url[n] != ':') return NULL;
-  if (!((n == 4 && strncasecmp(url, "http", 4) == 0) || (n == 5 && strncasecmp(url, "https", 5) == 0))) {
-    snprintf(err, errlen, "the request target's scheme '%.*s' is not http or https", n > 32 ? 32 : (int)n, url);
-    return err;
-  }
-  const char *a = url + n + 1;
-  if (a[0] != '/' || a[1] != '/') return "the request target names no host (the absolute form is http://host/path)";
-  a += 2;
-  size_t len = strcspn(a, "/");
-  if (len == 0) return "the request target's host is empty (the absolute form is http://host/path)";
-  if (memchr(a, '@', len) != NULL)
-    return "the request target names a user (http://user@host/), which an http target may not";
-  const char *aerr = hd_authority(a, len, t);
-  if (aerr) return aerr;
-  t->absolute = 1;
-  t->path = a[len] == '/' ? a + len : "/";
-  return NULL;
-}
-
-/* Whether s holds a control byte (RFC 3986 has none in a URI): a CR in the target, kept by
- * libmicrohttpd 0.9.75, is where a front end may have ended the request line. */
-static int hd_has_ctl(const char *s) {
-  for (; s && *s; s++)
-    if ((unsigned char)*s < 0x20 || *s == 0x7f) return 1;
-  return 0;
-}
-
-static enum MHD_Result hd_ctl_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+static enum MHD_Result hd_non_uri_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
   (void)kind;
-  if (hd_has_ctl(k) || hd_has_ctl(v)) *(int *)cls = 1;
+  *(int *)cls |= hc_non_uri_bytes(k) | hc_non_uri_bytes(v);
   return MHD_YES;
 }
 
+/* Whether the request line's target held a NUL. libmicrohttpd 0.9.75 ends the target's
+ * string at it and reads on past it (for its "?" too), so what follows is never seen as
+ * text; but it parses the line in place, the target's end (its last byte before the space,
+ * made a NUL) right before the version (RFC 9112 3: one space between them), so a target
+ * whose string, as the URI callback saw it before the library split it (hd_on_uri), ends
+ * sooner than that held a NUL. libmicrohttpd 1.0 refuses a NUL in the line itself and lays
+ * the line out alike (a tab before the version is one byte too); a second space after the
+ * target it reads as part of the target and answers with a redirect of its own, before
+ * this is reached. Fails closed: a target the URI callback did not see, or saw at another
+ * address, is refused, and what it recorded serves one request. The addresses are compared
+ * as numbers, never dereferenced: a library laying the line out otherwise would have every
+ * request refused, at once seen. */
+static int hd_target_nul(const mhdapi *mhd, struct MHD_Connection *conn, const char *url, const char *version) {
+  hd_conn *hc = hd_conn_of(mhd, conn);
+  if (hc == NULL || !hc->target_seen) return 1;
+  hc->target_seen = 0;
+  return hc->target_at != (uintptr_t)url || !hc_part_ends_at((uintptr_t)url, hc->target_len, (uintptr_t)version);
+}
+
 /* RFC 9112 3 and 3.2: a request target holds no space (a client's unencoded one would be
- * read as a path the client never meant) nor control byte (hd_has_ctl), an absolute one is
- * sound (hd_target_split), and an HTTP/1.1 request names exactly one Host
+ * read as a path the client never meant), NUL (hd_target_nul), control byte nor byte
+ * above 0x7f (hc_non_uri_bytes), an absolute one is
+ * sound (hc_target_split), and an HTTP/1.1 request names exactly one Host
  * (two could route one way here and another way wherever the request goes next), even
  * with a target in absolute form, whose host is then the one read: a 400, ours, before any
  * handler runs. libmicrohttpd's strict mode would refuse the first two itself, but 0.9.75
@@ -722,12 +640,19 @@ static const char *hd_target_error(const mhdapi *mhd, struct MHD_Connection *con
   /* RFC 9112 3.1: the method is a token; the library keeps a CR in it, where a front end
    * may have ended the request line */
   if (!hd_name_is_token(method)) return "the request's method is not a token (RFC 9110 9.1)";
+  /* the method's string ends at a NUL in it, as the target's does (hd_target_nul); the
+   * library parses it in place too, one space before the target */
+  if (!hc_part_ends_at((uintptr_t)method, strlen(method), (uintptr_t)url))
+    return "the request's method holds a NUL byte, or more than one space follows it (RFC 9112 3)";
   if (strchr(url, ' ') != NULL) return "the request target holds a space (encode it as %20)";
-  int ctl = hd_has_ctl(url);
-  mhd->get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_ctl_pair, &ctl);
-  if (ctl) return "the request target holds a control character (a CR, a tab, a byte below 0x20 or 0x7f: encode it)";
-  hd_target t;
-  const char *terr = hd_target_split(url, &t, err, errlen);
+  if (hd_target_nul(mhd, conn, url, version)) return "the request target holds a NUL byte (encode it as %00)";
+  int bad = hc_non_uri_bytes(url);
+  mhd->get_connection_values(conn, MHD_GET_ARGUMENT_KIND, hd_non_uri_pair, &bad);
+  if (bad & HC_CTL)
+    return "the request target holds a control character (a CR, a tab, a byte below 0x20 or 0x7f: encode it)";
+  if (bad & HC_HIGH) return "the request target holds a byte above 0x7f (percent-encode it, as %C3%A9)";
+  hc_target t;
+  const char *terr = hc_target_split(url, &t, err, errlen);
   if (terr) return terr;
   int named[3] = {0, 0, 0};
   mhd->get_connection_values(conn, MHD_HEADER_KIND, hd_count_host_origin, named);
@@ -737,13 +662,23 @@ static const char *hd_target_error(const mhdapi *mhd, struct MHD_Connection *con
   return NULL;
 }
 
+/* RFC 9110 7.2 and RFC 9112 3.2: a Host that is no host gets a 400 (hc_host_error), also
+ * beside a target in absolute form, whose authority is the one read. Checked after the
+ * framing (hd_framing_error), which names a CR in it as such. NULL when sound. */
+static const char *hd_host_error(const mhdapi *mhd, struct MHD_Connection *conn, const char *version, char *err,
+                                 size_t errlen) {
+  const char *v = mhd->lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+  if (v == NULL) return NULL; /* none: hd_target_error has refused it unless HTTP/1.0 */
+  return hc_host_error(v, strcmp(version, MHD_HTTP_VERSION_1_0) == 0, err, errlen);
+}
+
 /* Copies what the owner reads into one block, so nothing points into MHD's pool. */
 static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *method, const char *url) {
   hd_copy c = {0};
   char addr[INET6_ADDRSTRLEN + 1];
   char err[1];
-  hd_target t;
-  (void)hd_target_split(url, &t, err, sizeof err); /* sound: hd_target_error passed it */
+  hc_target t;
+  (void)hc_target_split(url, &t, err, sizeof err); /* sound: hd_target_error passed it */
   hd_remote(&r->h->mhd, conn, addr, sizeof addr);
   hd_put(&c, method);
   hd_put(&c, t.path);
@@ -790,10 +725,12 @@ static void hd_refuse_raw(int fd, unsigned status, size_t cap) {
   const char *reason = status == 408 ? "Request Timeout" : "Content Too Large";
   char body[256];
   if (status == 408)
-    snprintf(body, sizeof body, "%s", "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}");
+    snprintf(body, sizeof body, "%s",
+             "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}");
   else
-    snprintf(body, sizeof body, "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger "
-             "than the server accepts (at most %zu bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)\"}}",
+    snprintf(body, sizeof body,
+             "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger than the server "
+             "accepts (at most %zu bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)\"}}",
              cap);
   char msg[512];
   int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\n"
@@ -946,6 +883,9 @@ static void *hd_on_uri(void *cls, const char *uri, struct MHD_Connection *conn) 
     free(hc->raw_query); /* a line refused before its request was made */
     const char *q = uri ? strchr(uri, '?') : NULL;
     hc->raw_query = q ? strdup(q + 1) : NULL; /* out of memory: as none, the arguments remain */
+    hc->target_len = uri ? strlen(uri) : 0;
+    hc->target_at = (uintptr_t)uri;
+    hc->target_seen = uri != NULL;
   }
   return NULL;
 }
@@ -1053,12 +993,14 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     if (hd_head_size(&h->mhd, conn, method, url) > h->o.max_header_bytes)
       return hd_refuse_early(&h->mhd, conn, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE, "too_large",
                              "the request line and headers are larger than the server accepts");
-    char why[160];
+    char why[200];
     const char *terr = hd_target_error(&h->mhd, conn, method, url, version, why, sizeof why);
     if (terr) return hd_refuse_early(&h->mhd, conn, MHD_HTTP_BAD_REQUEST, "bad_request", terr);
     unsigned fstatus;
-    const char *ferr = hd_framing_error(&h->mhd, conn, &fstatus, why, sizeof why);
+    const char *ferr = hd_framing_error(&h->mhd, conn, version, &fstatus, why, sizeof why);
     if (ferr) return hd_refuse_early(&h->mhd, conn, fstatus, fstatus == 400 ? "bad_request" : "not_implemented", ferr);
+    const char *herr = hd_host_error(&h->mhd, conn, version, why, sizeof why);
+    if (herr) return hd_refuse_early(&h->mhd, conn, MHD_HTTP_BAD_REQUEST, "bad_request", herr);
     if (h->quick && hd_quick_fits(h, conn, method, url)) {
       /* offered at MHD's next call, when it is whole; no request made of it until declined */
       hd_conn *qc = hd_conn_of(&h->mhd, conn);

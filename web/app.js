@@ -137,6 +137,8 @@
   async function loadProjects(doc) {
     let list = [];
     try { list = (await api("GET", "/v1/projects")).projects || []; } catch (e) { list = []; }
+    // one the server serves only from its next start (changed) is no board to show yet
+    list = list.filter((p) => !p.changed);
     if (list.length === 0 && doc.local) list = [{ name: "default", role: doc.role, default: true }];
     state.projects = list;
     const wanted = hashProject();

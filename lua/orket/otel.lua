@@ -19,7 +19,13 @@ local inert = require "orket.inert"
 local M = {}
 
 M.QUEUE_MAX = 2048 -- spans held while the exporter is busy or the collector away; more are dropped
-M.BATCH = 256      -- spans sent in one request, at most
+M.BATCH = 256      -- spans sent in one request, at most (OTEL_BSP_MAX_EXPORT_BATCH_SIZE overrides it)
+-- The spans written so far leave at least this often (OTEL_BSP_SCHEDULE_DELAY overrides it),
+-- and the metrics so far (OTEL_METRIC_EXPORT_INTERVAL), the specification's defaults: sent
+-- only when a batch filled and at the run's end, a start killed (kill -9, a crash) lost all
+-- it had not sent, a run of a few dozen turns everything.
+M.SCHEDULE_DELAY_MS = 5000
+M.METRIC_INTERVAL_MS = 60000
 -- The most bytes of one request's body (telemetry.max_request_bytes overrides it): a batch
 -- whose text would pass it leaves as several requests. A span's texts are cut to 4096
 -- bytes each, but escaped they reach about 24 KB, and 256 spans of those passed what
@@ -137,10 +143,25 @@ local function exporter(getenv, var, warnings)
   return otlp
 end
 
+-- A variable holding a whole number of milliseconds or spans (OTEL_BSP_SCHEDULE_DELAY...):
+-- the number | nil (unset, empty, or not one from 1 to max: warned of into warnings, the
+-- default kept, as the specification orders for a value that cannot be parsed).
+local function count_of(getenv, var, max, default, warnings)
+  local v = (getenv(var) or ""):match("^%s*(.-)%s*$")
+  if v == "" then return nil end
+  local n = v:match("^%d+$") and math.tointeger(tonumber(v))
+  if n and n >= 1 and n <= max then return n end
+  warnings[#warnings + 1] = string.format("%s=%s: not a whole number from 1 to %d: ignored, the default (%d) "
+    .. "kept", var, v, max, default)
+  return nil
+end
+
 --- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=,
---- max_request_bytes=, warnings=} | nil (no export) | {off = true, warnings=} (no export,
---- and warnings to say: an exporter not understood turned the signals off) | nil, message,
---- "EINVAL" (gRPC, named with its variable: what builds a tracer refuses to start).
+--- max_request_bytes=, schedule_delay_ms=, batch=, metric_interval_ms=, warnings=} | nil
+--- (no export) | {off = true, warnings=} (no export, and warnings to say: an exporter not
+--- understood turned the signals off) | nil, message, "EINVAL" (gRPC, named with its
+--- variable: what builds a tracer refuses to start). resource has service.name and
+--- service.instance.id (the process's, M.instance_id, unless OTEL_RESOURCE_ATTRIBUTES sets it).
 --- The standard variables win over orket.lua's `telemetry` section: OTEL_SDK_DISABLED,
 --- OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER (none, or a name other than otlp: that
 --- signal is not exported),
@@ -148,7 +169,9 @@ end
 --- URL: /v1/traces is added), OTEL_EXPORTER_OTLP_HEADERS (OTEL_EXPORTER_OTLP_TRACES_HEADERS,
 --- _METRICS_HEADERS: each signal's, instead), OTEL_EXPORTER_OTLP_PROTOCOL (_TRACES_PROTOCOL,
 --- _METRICS_PROTOCOL: each signal's, instead; only a signal that is exported is checked),
---- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES. warnings: texts to say once (otel.say).
+--- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_SCHEDULE_DELAY and
+--- OTEL_BSP_MAX_EXPORT_BATCH_SIZE (read with the traces), OTEL_METRIC_EXPORT_INTERVAL (with
+--- the metrics): nil unless set and good. warnings: texts to say once (otel.say).
 function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
   -- orket serve asks before orket.settings checks the section: a bad one is its to name
@@ -208,8 +231,18 @@ function M.config(getenv, telemetry)
   local service = getenv("OTEL_SERVICE_NAME")
   if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
   resource["service.name"] = service
+  -- the process's own id (the semantic conventions' service.instance.id): each process's
+  -- metrics are a stream of their own, never taken for another worker's or run's
+  if not resource["service.instance.id"] or resource["service.instance.id"] == "" then
+    resource["service.instance.id"] = M.instance_id()
+  end
+  -- (a day at most: a timer's delay, not a way to turn export off)
+  local delay = url and count_of(getenv, "OTEL_BSP_SCHEDULE_DELAY", 86400000, M.SCHEDULE_DELAY_MS, warnings)
+  local batch = url and count_of(getenv, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", M.QUEUE_MAX, M.BATCH, warnings)
+  local interval = murl and count_of(getenv, "OTEL_METRIC_EXPORT_INTERVAL", 86400000, M.METRIC_INTERVAL_MS, warnings)
   return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource,
-    max_request_bytes = telemetry.max_request_bytes, warnings = warnings }
+    max_request_bytes = telemetry.max_request_bytes, schedule_delay_ms = delay or nil, batch = batch or nil,
+    metric_interval_ms = interval or nil, warnings = warnings }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -251,6 +284,17 @@ local INTERNAL, CLIENT = 1, 3 -- span kinds
 local Tracer = {}
 Tracer.__index = Tracer
 
+--- instance_id() -> 32 lowercase hex digits, drawn once a process: its
+--- service.instance.id. Two processes (workers, `orket run`s side by side) exporting one
+--- metric with the same resource were one stream with two writers, whose cumulative
+--- totals a backend read as resets.
+function M.instance_id()
+  if not M.instance then
+    M.instance = (crypto.random_bytes(16):gsub(".", function(c) return string.format("%02x", c:byte()) end))
+  end
+  return M.instance
+end
+
 -- Where a configuration's warning goes: "orket: warning: ..." on stderr; orket serve points
 -- it at its JSON-lines log. M.warned: those said, each once a process (a server makes a
 -- tracer per run).
@@ -265,6 +309,33 @@ function M.say(cfg)
       M.warn(w)
     end
   end
+end
+
+-- The client metrics' state, one a process for each collector and resource, as an SDK's
+-- one MeterProvider: the runs of a process, side by side (a server's) or one after another,
+-- add to one set of cumulative histograms, counted from its first call and never reset, so
+-- each export is the newest value of one stream with one writer. (A tracer's own, as
+-- before, made two runs of a server two writers of one stream, their totals alternating.)
+-- M.meters: by metrics endpoint and resource. A meter: hists (by provider, then model),
+-- points (its histograms), start (its first call's time), observed (calls counted), sent
+-- (observed at its last export's body), timer (its export's, from its first call), via (the
+-- tracer that counted last, whose sender takes the timer's exports).
+M.meters = {}
+
+local function meter_of(cfg)
+  if not cfg.metrics_url then return { hists = {}, points = {}, observed = 0 } end -- counted, never sent
+  local names = {}
+  for k in pairs(cfg.resource or {}) do names[#names + 1] = tostring(k) end
+  table.sort(names)
+  local key = { cfg.metrics_url }
+  for _, k in ipairs(names) do key[#key + 1] = k .. "=" .. tostring(cfg.resource[k]) end
+  key = table.concat(key, "\0")
+  local m = M.meters[key]
+  if not m then
+    m = { hists = {}, points = {}, observed = 0, interval = cfg.metric_interval_ms or M.METRIC_INTERVAL_MS }
+    M.meters[key] = m
+  end
+  return m
 end
 
 --- new(cfg, project[, store_id[, worker]]) -> tracer: spans from the engine's events
@@ -282,9 +353,11 @@ function M.new(cfg, project, store_id, worker)
     scopeSpans = { { scope = { name = "orket" }, spans = jsonout.array() } } } } }
   local at = doc:find("%[%]}%]}%]}$")
   local prefix, suffix = doc:sub(1, at - 1), doc:sub(at + 2)
-  return setmetatable({ cfg = cfg, project = project, store_id = store_id, worker = worker, queue = {}, queued = 0,
-    dropped = 0,
-    exported = 0, failed = 0, oversized = 0, open = {}, busy = false, hists = {}, points = {}, pool = "", pool_at = 1, writer = otlpspan.writer(),
+  local meter = meter_of(cfg)
+  -- (points: the meter's, read by specs)
+  return setmetatable({ meter = meter, points = meter.points, cfg = cfg, project = project, store_id = store_id,
+    worker = worker, queue = {}, queued = 0, dropped = 0, exported = 0, failed = 0, oversized = 0, open = {},
+    busy = false, pool = "", pool_at = 1, writer = otlpspan.writer(),
     prefix = prefix, suffix = suffix,
     frame = #prefix + #suffix + 2, -- a request's bytes around its spans' text (their list's brackets too)
     -- a model or tool span's values, written over for each (a list made at its size)
@@ -319,12 +392,40 @@ end
 M.TOKEN_BUCKETS = { 1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864 }
 M.DURATION_BUCKETS = { 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92 }
 
--- A new histogram of metric `name` for the attributes `attrs`, among the run's points.
-local function histogram(tr, name, buckets, attrs)
+-- A new histogram of metric `name` for the attributes `attrs`, among the meter's points.
+local function histogram(m, name, buckets, attrs)
   local h = { name = name, buckets = buckets, attrs = attrs, counts = {}, count = 0, sum = 0 }
   for i = 1, #buckets + 1 do h.counts[i] = 0 end
-  tr.points[#tr.points + 1] = h
+  m.points[#m.points + 1] = h
   return h
+end
+
+-- The meter's timer, every OTEL_METRIC_EXPORT_INTERVAL ms from its first call for the
+-- life of the process, unref'd (it never keeps a process alive): the totals so far, each
+-- interval, changed or not, as the SDK's periodic reader does (a quiet series still
+-- reported, never taken as gone), through the sender of the tracer that counted last.
+local function start_meter(m)
+  m.timer = uv.new_timer()
+  m.timer:start(m.interval, m.interval, function()
+    local tr = m.via
+    if not tr then return end
+    local ok, err = pcall(function()
+      -- (a newer total replaces one still waiting: cumulative, it holds it)
+      tr.metrics_body = tr:metrics() or tr.metrics_body
+      tr:send_queued()
+    end)
+    if not ok then tr.last_error = "a timed export: " .. tostring(err) end
+  end)
+  m.timer:unref()
+end
+
+--- reset(): forgets the process's meters, their timers stopped (for tests: a process's
+--- metrics otherwise count from its first call to its end).
+function M.reset()
+  for _, m in pairs(M.meters) do
+    if m.timer and not m.timer:is_closing() then m.timer:close() end
+  end
+  M.meters = {}
 end
 
 local function add(h, v)
@@ -347,10 +448,13 @@ end
 -- failed: a failed call's class, its duration's `error.type` (the GenAI conventions count a
 -- failed operation's duration, told apart by that attribute); its tokens are never counted.
 function Tracer:observe_call(provider, model, input, output, seconds, failed)
-  local by = self.hists[provider or false]
+  local m = self.meter
+  m.observed, m.start, m.via = m.observed + 1, m.start or now_int(), self
+  if self.cfg.metrics_url and not m.timer then start_meter(m) end
+  local by = m.hists[provider or false]
   if not by then
     by = {}
-    self.hists[provider or false] = by
+    m.hists[provider or false] = by
   end
   local mh = by[model or false]
   if not mh then
@@ -358,11 +462,13 @@ function Tracer:observe_call(provider, model, input, output, seconds, failed)
     by[model or false] = mh
   end
   if input then
-    mh.input = mh.input or histogram(self, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "input"))
+    mh.input = mh.input
+      or histogram(m, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "input"))
     add(mh.input, input)
   end
   if output then
-    mh.output = mh.output or histogram(self, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "output"))
+    mh.output = mh.output
+      or histogram(m, "gen_ai.client.token.usage", M.TOKEN_BUCKETS, call_attrs(provider, model, "output"))
     add(mh.output, output)
   end
   if seconds and failed then
@@ -371,12 +477,12 @@ function Tracer:observe_call(provider, model, input, output, seconds, failed)
     if not h then
       local attrs = call_attrs(provider, model, nil)
       attrs["error.type"] = failed
-      h = histogram(self, "gen_ai.client.operation.duration", M.DURATION_BUCKETS, attrs)
+      h = histogram(m, "gen_ai.client.operation.duration", M.DURATION_BUCKETS, attrs)
       mh.failed[failed] = h
     end
     add(h, seconds)
   elseif seconds then
-    mh.duration = mh.duration or histogram(self, "gen_ai.client.operation.duration", M.DURATION_BUCKETS,
+    mh.duration = mh.duration or histogram(m, "gen_ai.client.operation.duration", M.DURATION_BUCKETS,
       call_attrs(provider, model, nil))
     add(mh.duration, seconds)
   end
@@ -395,7 +501,7 @@ function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
   local n, bytes = w:span(name, self.trace_hi, self.trace_lo, id, parent_id, kind, start_ns, now_int(), status, keys,
     values, #keys)
   if bytes + self.frame > (self.cfg.max_request_bytes or M.MAX_REQUEST_BYTES) then self:overflow(n)
-  elseif n >= M.BATCH then self:flush() end
+  elseif n >= (self.cfg.batch or M.BATCH) then self:flush() end
 end
 
 -- The span just written (the writer's n-th) took its batch's request past the cap: the
@@ -468,6 +574,8 @@ local function on_event(self, ev)
     self.trace_hi, self.trace_lo = hi, lo
     self.run = { nil, self.project, ev.run_id, (ev.resumed == true and not self.worker) or nil, nil, ev.target,
       self.worker, name = "orket run " .. tostring(ev.target or ""), id = random_id(self), start = now_int() }
+    self.open = {} -- a run that died before its end (closed since) leaves its turns to none
+    self:start_timers()
   elseif t == "turn_start" and self.run then
     local provider, model = split_model(ev.model)
     local by = self.open[ev.card or false]
@@ -525,7 +633,8 @@ local function on_event(self, ev)
     run[1], run[5] = ev.status == "failed" and "failed" or nil, ev.status
     self:write(run.name, run.id, nil, INTERNAL, run.start, ev.status == "failed" and message_of(ev.status) or nil,
       KEYS.run, run)
-    self.metrics_body = self:metrics(tostring(run.start))
+    self:stop_timers()
+    self.metrics_body = self:metrics() or self.metrics_body -- the totals so far, kept counting
     self.run = nil
     self:flush()
   end
@@ -542,29 +651,33 @@ function Tracer:event(ev)
   end
 end
 
--- The run's client metrics (OTLP's ExportMetricsServiceRequest in its JSON mapping):
--- cumulative histograms from the run's start | nil when there are none.
+-- The process's client metrics (its meter's; OTLP's ExportMetricsServiceRequest in its
+-- JSON mapping): cumulative histograms from the meter's first call (or start_ns) | nil when
+-- there are none. Never reset: each export holds the totals since that start, which a
+-- backend takes as the newest value of one series, never adding them up.
 function Tracer:metrics(start_ns)
-  if #self.points == 0 or not self.cfg.metrics_url then return nil end
+  local m = self.meter
+  if #m.points == 0 or not self.cfg.metrics_url then return nil end
+  m.sent = m.observed
+  start_ns = start_ns or tostring(m.start)
   local now, by_name, list = now_ns(), {}, {}
   local DESC = { ["gen_ai.client.token.usage"] = { "Measures number of input and output tokens used", "{token}" },
     ["gen_ai.client.operation.duration"] = { "GenAI operation duration", "s" } }
-  for _, h in ipairs(self.points) do
-    local m = by_name[h.name]
-    if not m then
-      m = { name = h.name, description = DESC[h.name][1], unit = DESC[h.name][2],
+  for _, h in ipairs(m.points) do
+    local metric = by_name[h.name]
+    if not metric then
+      metric = { name = h.name, description = DESC[h.name][1], unit = DESC[h.name][2],
         histogram = { aggregationTemporality = 2, dataPoints = {} } }
-      by_name[h.name] = m
-      list[#list + 1] = m
+      by_name[h.name] = metric
+      list[#list + 1] = metric
     end
     local counts = {}
     for i, c in ipairs(h.counts) do counts[i] = string.format("%d", c) end
     local dp = { attributes = attributes(h.attrs), startTimeUnixNano = start_ns, timeUnixNano = now,
       count = string.format("%d", h.count), sum = h.sum, bucketCounts = counts, explicitBounds = h.buckets,
       min = h.min, max = h.max }
-    table.insert(m.histogram.dataPoints, dp)
+    table.insert(metric.histogram.dataPoints, dp)
   end
-  self.hists, self.points = {}, {}
   -- a value JSON cannot hold costs the metrics, never the run
   local ok, body = pcall(jsonout.encode, { resourceMetrics = { {
     resource = { attributes = attributes(self.cfg.resource) },
@@ -685,10 +798,59 @@ function Tracer:send_queued()
   end)
 end
 
+-- A timer calling fn(self) every ms on the loop, unref'd: it never keeps a process alive
+-- after its run. A tick only seals what was written and starts the exporter's task
+-- (send_queued): the engine never waits on the collector. A tick's failure is the export's
+-- last error, never the run's.
+local function every(self, ms, fn)
+  local t = uv.new_timer()
+  t:start(ms, ms, function()
+    local ok, err = pcall(fn, self)
+    if not ok then self.last_error = "a timed export: " .. tostring(err) end
+  end)
+  t:unref()
+  return t
+end
+
+--- tracer:start_timers(): at a run's start, the spans written so far leave every
+--- OTEL_BSP_SCHEDULE_DELAY ms, so a start killed or crashed loses only what its last tick
+--- had not sent. (The metrics leave on their meter's timer, one a process: start_meter.)
+function Tracer:start_timers()
+  self:stop_timers()
+  if self.cfg.url then
+    self.span_timer = every(self, self.cfg.schedule_delay_ms or M.SCHEDULE_DELAY_MS, Tracer.tick_spans)
+  end
+end
+
+--- tracer:stop_timers(): at the run's end (its flush sends the rest), at close and drain.
+function Tracer:stop_timers()
+  local t = self.span_timer
+  self.span_timer = nil
+  if t and not t:is_closing() then t:close() end
+end
+
+--- tracer:close(): its engine is closed. A run it never ended (an error escaped after
+--- run_start, so no run_end came) ends here as failed: its open turns, its run span and the
+--- metrics so far are sent, and its timer stops (it pinned the tracer for the life of a
+--- server).
+function Tracer:close()
+  if self.run then self:event { type = "run_end", status = "failed" } end
+  self:stop_timers()
+end
+
+-- the spans timer's tick: what was written leaves as a batch (the queue's too, its sender idle)
+function Tracer:tick_spans()
+  if self.writer:count() > 0 then self:flush() else self:send_queued() end
+end
+
 --- tracer:drain() -> stats: waits for the spans queued to be sent (or dropped)
 --- Each endpoint is given its own allowance (Tracer:send); what it learnt (a dead collector)
 --- lasts this drain only, so a later drain tries again.
 function Tracer:drain()
+  self:close()
+  -- the process's totals, when a call was counted since their last export's body
+  local m = self.meter
+  if m.via == self and m.observed ~= m.sent then self.metrics_body = self:metrics() or self.metrics_body end
   uv.update_time()
   self.ending = {}
   self:flush()

@@ -12,6 +12,9 @@
   X(test_httpd_parse_listen)             \
   X(test_httpd_is_loopback)              \
   X(test_httpd_lifecycle)                \
+  X(test_httpcheck_host)                 \
+  X(test_httpcheck_target)               \
+  X(test_httpcheck_bytes_and_parts)      \
   X(test_httpproxy_cookie)               \
   X(test_memcap_ceiling)                 \
   X(test_memcap_nested)                  \

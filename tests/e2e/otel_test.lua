@@ -416,6 +416,84 @@ budgets = { model_retries = 1, backoff_ms = 1 }
     assert.not_equal(traces[1], traces[2])
   end)
 
+  -- spans left only in batches of 256 and at the run's end, the metrics only at its end: a
+  -- start killed (kill -9, a crash) midway through a few dozen turns had sent nothing. They
+  -- leave on timers now (OTEL_BSP_SCHEDULE_DELAY, OTEL_METRIC_EXPORT_INTERVAL)
+  it("send the spans and metrics of finished turns on timers, so a start killed midway has sent them", function()
+    local issues = {}
+    for i = 1, 40 do issues[i] = string.format('{ "id": "K-%d", "summary": "Do %d", "seat": "senior_developer" }', i, i) end
+    -- each answer takes 100 ms: the run lasts seconds, each turn one model call
+    -- each answer takes 300 ms: 40 turns last 12 s or more, past any wait below
+    local dir = fake.one_issue(string.format([[
+name = "killed"
+models = { default = "fake:first_byte_ms=300,chunks=2", providers = { fake = { kind = "openai", base_url = %q } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 1 }
+]], fake.url .. "/v1"))
+    H.write(dir .. "/epics/k.json", '{ "id": "K", "name": "Killed", "issues": [ ' .. table.concat(issues, ", ") .. " ] }")
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local env = string.format("OTEL_EXPORTER_OTLP_ENDPOINT=%s OTEL_BSP_SCHEDULE_DELAY=200 "
+      .. "OTEL_METRIC_EXPORT_INTERVAL=200", H.quote(fake.url))
+    os.execute(string.format("cd %s && { env %s %s run K --json --concurrency 1 >out.jsonl 2>err.txt & echo $! >pid; "
+      .. "wait $!; echo $? >rc; } >/dev/null 2>&1 &", H.quote(dir), env, H.quote(H.BIN)))
+    finally(function() H.end_started(dir, "pid", "rc", true) end)
+    local function count(pattern)
+      local n = 0
+      for _ in (H.read(dir .. "/out.jsonl") or ""):gmatch(pattern) do n = n + 1 end
+      return n
+    end
+    -- what the collector holds: spans by name, the metrics' exports, their last call count
+    local function collected()
+      local by, mx, last = {}, exports("metrics"), 0
+      for _, e in ipairs(exports()) do
+        for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do by[sp.name] = (by[sp.name] or 0) + 1 end
+      end
+      for _, e in ipairs(mx) do
+        for _, m in ipairs(e.request.resourceMetrics[1].scopeMetrics[1].metrics) do
+          if m.name == "gen_ai.client.operation.duration" then last = tonumber(m.histogram.dataPoints[1].count) end
+        end
+      end
+      return by, mx, last
+    end
+    -- once 3 turns have ended, the collector is waited on (never a fixed pause) for their
+    -- spans, their calls' and two metrics exports, then the run is killed: without the
+    -- timers nothing comes before the run's end, and the wait times out
+    local turns, calls = H.wait_for(function()
+      local n = count('"type":"turn_end"')
+      return n >= 3 and n, count('"type":"model"')
+    end, "3 turns to end")
+    calls = count('"type":"model"') -- (one call a turn: those of the turns ended, at least)
+    H.wait_for(function()
+      local by, mx, last = collected()
+      return (by["invoke_agent coder"] or 0) >= turns and (by["chat first_byte_ms=300,chunks=2"] or 0) >= calls
+        and #mx >= 2 and last >= calls
+    end, "the spans and metrics of ended turns to reach the collector while the run goes on")
+    local pid = assert(tonumber((H.read(dir .. "/pid") or ""):match("^%d+")), "no pid")
+    os.execute("kill -9 " .. pid)
+    H.wait_for(function() return H.read(dir .. "/rc") end, "the killed run's shell to end")
+    assert.equal("137", (H.read(dir .. "/rc"):match("^%d+")), H.read(dir .. "/err.txt")) -- killed, not ended
+    local by, mx, last = collected()
+    -- no run span (it never ended)
+    assert.is_nil(by["orket run K"], cjson.encode(by))
+    -- the metrics: cumulative from the process's first call, each export the totals so far,
+    -- at least two, with one start time and counts that never go down
+    assert.is_true(#mx >= 2, #mx .. " metrics exports")
+    local start, prev = nil, 0
+    for _, e in ipairs(mx) do
+      for _, m in ipairs(e.request.resourceMetrics[1].scopeMetrics[1].metrics) do
+        if m.name == "gen_ai.client.operation.duration" then
+          assert.equal(2, m.histogram.aggregationTemporality)
+          local dp = m.histogram.dataPoints[1]
+          start = start or dp.startTimeUnixNano
+          assert.equal(start, dp.startTimeUnixNano)
+          assert.is_true(tonumber(dp.count) >= prev, cjson.encode(mx))
+          prev = tonumber(dp.count)
+        end
+      end
+    end
+    assert.is_true(last >= calls, last .. " calls counted, " .. calls .. " made")
+  end)
+
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()
     local dir = project()
     H.orket("run M", { cwd = dir, env = { OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })

@@ -434,6 +434,45 @@ describe("orket serve runs", function()
     assert.equal(0, s.stop())
   end)
 
+  -- A server started without --workers carries a run begun for the workers on itself when
+  -- asked to resume it, as the docs say. Its row keeps its ended status until the server
+  -- ends it, so it is not among the runs left to the workers; and a worker asked to join it
+  -- is refused (the server's run lock and lease), as it would work its cards beside the
+  -- server, which takes no card leases. `orket runs stop`, which ends a run left to the
+  -- workers, does not end it under the server: the server's stop route does.
+  it("carries a run begun for the workers on itself without --workers: no worker joins it, runs stop leaves it", function()
+    local dir = project { "A-1" }
+    local op = key(dir, "ops", "operator")
+    local db = assert(require("orket.project").open_store(dir, false))
+    local id = assert(db:record_run { target = "A", kind = "epic", data = { workers = true } })
+    assert(db:finish_run(id, "interrupted"))
+    local s = start(dir, { env = LIMITS })
+    local st, doc = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)
+    assert.equal(202, st, cjson.encode(doc))
+    assert.same({ true, "running" }, { doc.run.live, doc.run.state })
+    -- no worker takes it up
+    assert.same({}, require("orket.store.leases").queued(db))
+    local claims = require "orket.engine.claims"
+    assert.is_nil(claims.join_worker(dir, db, require("orket.board").open(db), { id = id, target = "A" }))
+    -- the CLI's stop refuses it, naming the server's stop; the run goes on
+    local r = H.orket("runs stop " .. id, { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("POST /v1/runs/" .. id .. "/stop to its server", r.stderr, 1, true)
+    assert.is_true(select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.live)
+    -- the server's stop ends it
+    st, doc = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    assert.equal(202, st, cjson.encode(doc))
+    wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "interrupted" end,
+      "run " .. id .. " interrupted")
+    local ends = {}
+    for _, e in ipairs(db:events { run = id }) do
+      if e.kind == "run_end" then ends[#ends + 1] = e.data.status end
+    end
+    db:close()
+    assert.same({ "interrupted", "interrupted" }, ends) -- (the first: the recorded one before the resume)
+    assert.equal(0, s.stop())
+  end)
+
   it("sees an `orket run` of another folder on one PostgreSQL store as running, and refuses its resume", function()
     local dir, op, dir2 = two_folders()
     if not dir then

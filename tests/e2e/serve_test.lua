@@ -203,6 +203,10 @@ describe("orket serve", function()
     local st, b = get(s.url .. "/v1/board", { headers = { "Host: evil.example:80" } })
     assert.equal(403, st)
     assert.equal("forbidden", cjson.decode(b).error.code)
+    -- a Host's trailing dot is accepted as sent, and names no loopback name (text compared)
+    st, b = get(s.url .. "/v1/board", { headers = { "Host: localhost.:1" } })
+    assert.equal(403, st)
+    assert.equal("forbidden", cjson.decode(b).error.code)
     assert.equal(0, s.stop())
     local r = H.orket("serve --listen 0.0.0.0:0", { cwd = dir })
     assert.equal(1, r.status)
@@ -408,6 +412,20 @@ describe("orket serve", function()
     -- an absolute target's authority is parsed, not only its characters
     says("GET http://a:b:c/health HTTP/1.1\r\nHost: localhost\r\n\r\n", "the request target's host has more than one colon")
     says("GET http://LOCALHOST./health HTTP/1.1\r\nHost: localhost\r\n\r\n", "the request target's host has an empty label")
+    -- a NUL in the target (the library ended the target's string at it: /health NUL ... was
+    -- answered as /health) and a byte above 0x7f, on the quick /health too
+    got = once("GET /health\0/../v1/board HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    assert.matches("the request target holds a NUL byte", got, 1, true)
+    got = once("GET /health?\233 HTTP/1.1\r\nHost: localhost\r\n\r\n", 400)
+    assert.matches("the request target holds a byte above 0x7f", got, 1, true)
+    -- a Host that is no host and port (RFC 9110 7.2, RFC 9112 3.2)
+    says("GET /health HTTP/1.1\r\nHost: localhost:80a\r\n\r\n", "the Host header's port is not a number from 0 to 65535")
+    says("GET /v1/board HTTP/1.1\r\nHost: local host\r\n\r\n", "the Host header's host holds a character no host may")
+    -- a NUL in the method (the library ended the method's string at it)
+    says("GET\0X /v1/board HTTP/1.1\r\nHost: localhost\r\n\r\n", "the request's method holds a NUL byte")
+    -- Transfer-Encoding on HTTP/1.0 (6.1): faulty framing, never read as chunked
+    once("POST /v1/session HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      .. "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" .. smuggled, 400)
     -- HTTP/1.0 names no Host
     local c10 = raw(s.port, "GET /health HTTP/1.0\r\n\r\n")
     wait_for(function() local _, closed = c10.got(); return closed end, "the HTTP/1.0 answer")

@@ -621,6 +621,49 @@ changetype: delete
   end)
 end)
 
+describe("a directory's groups that would demote the last server admin", function()
+  local d, why
+  setup(function() d, why = slapd.start() end)
+  teardown(function()
+    if d then d.stop() end
+    H.cleanup()
+  end)
+  after_each(function() H.kill_servers() end)
+
+  it("keep them an admin, and the sign-in's log line and audit entry say why", function()
+    if not d then return pending(why) end
+    local dir = ldap_project(d)
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    local function sign_in() return req(s, "POST", "/v1/session", { JSON }, { user = "dave", password = "dave-pw" }) end
+    local st, doc = sign_in()
+    assert.same({ 200, "admin" }, { st, doc.role })
+    -- the directory moves dave, the only server admin, from the admins to the developers
+    d.modify([[
+dn: cn=admins,ou=groups,dc=example,dc=org
+changetype: modify
+delete: memberUid
+memberUid: Dave
+
+dn: cn=devs,ou=groups,dc=example,dc=org
+changetype: modify
+add: member
+member: uid=Dave,ou=people,dc=example,dc=org
+]])
+    st, doc = sign_in()
+    assert.same({ 200, "admin" }, { st, doc.role })
+    assert.same({ "dave:admin" }, users_of(dir))
+    assert.matches("dave is the last enabled server admin: kept an admin though their groups give operator",
+      s.log(), 1, true)
+    s.stop()
+    local kept = {}
+    for l in ok(H.orket("audit export", { cwd = dir }), "export").stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.action == "sign_in" and e.detail:find("kept=", 1, true) then kept[#kept + 1] = e.detail:gsub("session=%x+ ", "") end
+    end
+    assert.same({ "groups=operator kept=admin person=dave via=ldap" }, kept)
+  end)
+end)
+
 -- established_to(port) -> the TCP connections to this machine's port that are open (/proc/net/tcp)
 local function established_to(port)
   local n = 0
@@ -701,6 +744,8 @@ add: memberUid
 memberUid: erin
 ]])
     local dir = ldap_project(d, "recheck_s = 1, grace_s = 6,")
+    -- a local server admin besides: Dave, demoted below, is not the last (who stays one)
+    ok(H.orket("users add root --role admin --password-env PW", { cwd = dir, env = { PW = "local password" } }), "add")
     local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
     -- signed_in(user, pw) -> their session's Cookie header, and their new admin key's headers
     local function signed_in(user, pw)
@@ -739,7 +784,7 @@ member: uid=Dave,ou=people,dc=example,dc=org
     assert.same({ 401, "the directory no longer gives this person a role here; they were disabled" },
       { st, doc.error and doc.error.message })
     assert.equal(401, (req(s, "GET", "/v1/board", { erin_session })))
-    assert.same({ erin = true, dave = false }, disabled_of(dir))
+    assert.same({ erin = true, dave = false, root = false }, disabled_of(dir))
     local audited = {}
     for line in ok(H.orket("audit export", { cwd = dir }), "audit export").stdout:gmatch("[^\n]+") do
       local e = cjson.decode(line)

@@ -505,6 +505,78 @@ describe("one server, many projects", function()
     assert.equal(0, s.stop())
   end)
 
+  it("pages the keys listings as GET /v1/users pages its people, in each listing's own order", function()
+    local dir = two_projects() -- alice and bob
+    add(dir, "root", "admin")
+    add(dir, "dave", "viewer")
+    -- 250 keys of dave's and one of alice's. Their times are set so that the listing's order
+    -- (oldest first, then by id) is neither the ids' order nor the times' alone: key i is
+    -- made at second i // 2, so two keys share each time, and the pairs 100/101 and 200/201
+    -- straddle the pages of 100; the ids are in another order than i. Alice's key shares a
+    -- time with dave's k120 and k121.
+    local db = assert(require("orket.project").open_store(dir, false))
+    local sk = require "orket.store.keys"
+    local made = {} -- {time, id} of each key, the listing's order worked out here
+    local function at(t) return string.format("2026-01-01T00:%02d:%02d.000Z", t // 60, t % 60) end
+    assert(db:tx(function()
+      for i = 1, 250 do
+        local id = string.format("%016x", 4096 + i * 7919 % 1000)
+        sk.insert(db, id, "k" .. i, "viewer", "h", "dave")
+        assert(db:run("UPDATE api_keys SET created_at = ? WHERE id = ?", at(i // 2), id))
+        made[#made + 1] = { i // 2, id, "dave" }
+      end
+      sk.insert(db, "00000000000a11ce", "alice-ci", "viewer", "h", "alice")
+      assert(db:run("UPDATE api_keys SET created_at = ? WHERE id = ?", at(60), "00000000000a11ce"))
+      made[#made + 1] = { 60, "00000000000a11ce", "alice" }
+      return true
+    end))
+    db:close()
+    table.sort(made, function(a, b) if a[1] ~= b[1] then return a[1] < b[1] end return a[2] < b[2] end)
+    local daves, every = {}, {}
+    for _, k in ipairs(made) do
+      every[#every + 1] = k[2]
+      if k[3] == "dave" then daves[#daves + 1] = k[2] end
+    end
+    -- neither order alone would give it
+    local by_id = { table.unpack(daves) }
+    table.sort(by_id)
+    assert.are_not.same(by_id, daves)
+    local s = H.serve(dir)
+    local root, dave = sign_in(s, "root"), sign_in(s, "dave")
+    -- every page followed by its next gives the whole listing, in its order, once each
+    local function walk(path, who, limit)
+      local ids, after, pages = {}, nil, 0
+      repeat
+        local st, doc = req(s, "GET", path .. "?limit=" .. limit .. (after and ("&after=" .. after) or ""), who)
+        assert.equal(200, st, path)
+        assert.is_true(#doc.keys <= limit)
+        for _, k in ipairs(doc.keys) do ids[#ids + 1] = k.id end
+        after, pages = doc.next, pages + 1
+      until not after
+      return ids, pages
+    end
+    assert.same({ daves, 3 }, { walk("/v1/users/dave/keys", root, 100) })
+    assert.same({ daves, 3 }, { walk("/v1/me/keys", dave, 100) })
+    assert.same({ every, 2 }, { walk("/v1/keys", root, 200) })
+    -- 100 when no limit is given, 200 at most; a full page names its next
+    local st, doc = req(s, "GET", "/v1/me/keys", dave)
+    assert.same({ 200, 100, daves[100] }, { st, #doc.keys, doc.next })
+    st, doc = req(s, "GET", "/v1/users/dave/keys?limit=5000", root)
+    assert.same({ 200, 200, daves[200] }, { st, #doc.keys, doc.next })
+    st, doc = req(s, "GET", "/v1/users/dave/keys?after=" .. daves[250], root)
+    assert.same({ 200, 0 }, { st, #doc.keys })
+    assert.is_nil(doc.next)
+    -- each parameter checked: another person's key is no place in one's own listing
+    for _, q in ipairs { "limit=0", "limit=x", "after=zz", "after=", "after=00000000000a11ce", "after=0000000000000000",
+      "page=2" } do
+      st, doc = req(s, "GET", "/v1/me/keys?" .. q, dave)
+      assert.same({ 400, "bad_query" }, { st, doc.error.code }, q)
+    end
+    st, doc = req(s, "GET", "/v1/keys?limit=1&after=" .. every[1], root)
+    assert.same({ 200, every[2] }, { st, doc.keys[1].id })
+    assert.equal(0, s.stop())
+  end)
+
   it("says in each sign-in refusal what happened and what to do, alike for a name that exists and one that does not",
     function()
     local dir = two_projects() -- alice and bob
@@ -734,6 +806,7 @@ sign_in = {
     add(dir, "alice", "operator")
     ok(H.orket("projects grant gone alice developer", { cwd = dir }), "grant")
     ok(H.orket("projects grant other alice viewer", { cwd = dir }), "grant")
+    add(dir, "root", "admin")
     os.execute("rm -rf " .. H.quote(gone)) -- the team moved or deleted its project
     local s = H.serve(dir)
     local alice = sign_in(s, "alice")
@@ -767,6 +840,14 @@ sign_in = {
     -- no longer hosted, its memberships gone with it
     local r = ok(H.orket("projects remove gone", { cwd = dir }), "projects remove")
     assert.matches("removed project gone %(.-%) and its 1 membership%(s%)", r.stdout)
+    -- and no longer listed, even to an admin (an admin of every name: only the store's
+    -- word that it was removed leaves it out of theirs)
+    for _, who in ipairs { alice, sign_in(s, "root") } do
+      _, listed = req(s, "GET", "/v1/projects", who)
+      names = {}
+      for _, p in ipairs(listed.projects) do names[#names + 1] = p.name end
+      assert.same({ "default", "other" }, names)
+    end
     r = H.orket("projects remove gone", { cwd = dir })
     assert.same({ 1, "orket: projects: no project named 'gone' was added\n" }, { r.status, r.stderr })
     assert.equal(2, H.orket("projects remove default", { cwd = dir }).status)
@@ -907,6 +988,47 @@ sign_in = {
     assert.equal(0, s.stop())
   end)
 
+  it("lists the projects as they are now: one removed left out, one added or added again since the start "
+    .. "said to be served from the next", function()
+    local dir, a, b, c = H.example("webapp"), H.example("notes"), H.example("notes"), H.example("notes")
+    own_identity(b)
+    own_identity(c)
+    ok(H.orket("projects add " .. a .. " --name notes", { cwd = dir }), "add A")
+    add(dir, "root", "admin")
+    add(dir, "bob", "viewer")
+    ok(H.orket("projects grant notes bob developer", { cwd = dir }), "grant bob")
+    local s = H.serve(dir, ROOMY)
+    local bob, root = sign_in(s, "bob"), sign_in(s, "root")
+    -- name -> role, and why it changed when it did
+    local function listed(who)
+      local st, doc = req(s, "GET", "/v1/projects", who)
+      assert.equal(200, st)
+      local out = {}
+      for _, p in ipairs(doc.projects) do out[#out + 1] = p.name .. ":" .. p.role .. (p.changed and (" " .. p.changed) or "") end
+      return out
+    end
+    assert.same({ "default:admin", "notes:admin" }, listed(root))
+    assert.same({ "default:viewer", "notes:developer" }, listed(bob))
+    ok(H.orket("projects remove notes", { cwd = dir }), "remove")
+    assert.same({ "default:admin" }, listed(root))
+    assert.same({ "default:viewer" }, listed(bob))
+    -- added again from another folder, and A's folder under a new name (a rename)
+    ok(H.orket("projects add " .. b .. " --name notes", { cwd = dir }), "add B")
+    ok(H.orket("projects add " .. c .. " --name wiki", { cwd = dir }), "add C as wiki")
+    ok(H.orket("projects grant wiki bob viewer", { cwd = dir }), "grant in wiki")
+    local again = "notes:admin project 'notes' was removed and added again from another folder since this server "
+      .. "started: it serves the project no more, nor grants roles in it, until it is restarted"
+    local added = " project 'wiki' was added since this server started: it is served from the server's next start"
+    assert.same({ "default:admin", again, "wiki:admin" .. added }, listed(root))
+    assert.same({ "default:viewer", "wiki:viewer" .. added }, listed(bob))
+    assert.equal(0, s.stop())
+    s = H.serve(dir, ROOMY)
+    bob, root = sign_in(s, "bob"), sign_in(s, "root")
+    assert.same({ "default:admin", "notes:admin", "wiki:admin" }, listed(root))
+    assert.same({ "default:viewer", "wiki:viewer" }, listed(bob))
+    assert.equal(0, s.stop())
+  end)
+
   it("serves a project of serve.projects no more once its name is bound to another store", function()
     local dir, team, hr = H.example("notes"), H.example("notes"), H.example("notes")
     own_identity(hr)
@@ -925,6 +1047,14 @@ sign_in = {
     assert.same({ 409, "project_changed" }, { st, doc.error.code })
     assert.matches("project 'team' was pointed at another store (orket.lua's serve.projects) since this server started",
       doc.error.message, 1, true)
+    -- listed so, in the same words, with the role bob has in it now
+    st, doc = req(s, "GET", "/v1/projects", bob)
+    local listed = {}
+    for _, p in ipairs(doc.projects) do listed[p.name] = p end
+    assert.same({ 200, "viewer" }, { st, listed.team.role })
+    assert.matches("project 'team' was pointed at another store (orket.lua's serve.projects) since this server started",
+      listed.team.changed, 1, true)
+    assert.is_nil(listed.default.changed)
     assert.equal(0, s.stop())
   end)
 
@@ -948,6 +1078,36 @@ sign_in = {
     r = H.orket("serve --listen 127.0.0.1:0", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("serve.branding.colors.accent", r.stderr, 1, true)
+  end)
+
+  it("answers a grant of the role a person holds already as unchanged, journaled and audited nowhere", function()
+    local dir = two_projects() -- bob a developer of notes, granted on the server's machine
+    add(dir, "root", "admin")
+    -- the journal's member_grant events and the chain's entries, counted
+    local function counted()
+      local db = assert(require("orket.project").open_store(dir, false))
+      local n = {
+        events = assert(db:row("SELECT count(*) AS n FROM events WHERE kind = 'member_grant'")).n,
+        entries = assert(db:row("SELECT count(*) AS n FROM audit_log")).n,
+      }
+      db:close()
+      return n
+    end
+    local before = counted()
+    local r = ok(H.orket("projects grant notes bob developer", { cwd = dir }), "grant again")
+    assert.equal("notes: bob is developer already (unchanged)\n", r.stdout)
+    assert.same(before, counted())
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    before = counted()
+    local st, doc = req(s, "PUT", "/v1/users/bob/projects/notes", root, { role = "developer" })
+    assert.same({ 200, { project = "notes", user = "bob", role = "developer", unchanged = true } }, { st, doc })
+    assert.same(before, counted())
+    -- a grant that changes the role is one, as before
+    st, doc = req(s, "PUT", "/v1/users/bob/projects/notes", root, { role = "viewer" })
+    assert.same({ 200, false }, { st, doc.unchanged })
+    assert.same({ events = before.events + 1, entries = before.entries + 1 }, counted())
+    assert.equal(0, s.stop())
   end)
 
   it("names whom each people and key change was about in the audit's chain, which verify protects", function()

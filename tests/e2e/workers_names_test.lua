@@ -236,6 +236,36 @@ describe("orket worker", function()
     assert.is_true(worked < N, worked .. " of " .. N .. " cards worked")
   end)
 
+  -- A run stopped and resumed at once (`orket runs stop N`, then `orket resume N`, both
+  -- within one of the worker's looks at the runs left to it) never reads interrupted to the
+  -- worker: before, it went on with the open the stop had ended. It stops that open (its
+  -- run_end says interrupted), joins the resumed run afresh and works it to the end, each
+  -- card's effect applied once.
+  it("stops its open of a run stopped and resumed between two looks, and joins the resumed run", function()
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = N } }, slow = 300,
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local pid = start_worker(dir, 1, "one")
+    local db = assert(project_mod.open_store(dir, false))
+    H.wait_for(function() return #events_of(H.read(dir .. "/w1.out") or "", "turn_end") > 0 end, "a first turn", 3000)
+    local id = db:row("SELECT id FROM runs WHERE target = 'W'").id
+    -- the stop's and the resume's writes, as `orket runs stop` (no lease held between its
+    -- turns: read before the worker claimed its next card) and `orket resume` make them
+    assert.is_true(db:finish_run(id, "interrupted", { running = true }))
+    assert.is_true(require("orket.engine.lease").ops(db).requeue(db, id))
+    H.wait_for(function() return not H.alive(pid) end, "the worker to end", 8000)
+    assert.equal("", H.read(dir .. "/w1.err"))
+    local ends = events_of(H.read(dir .. "/w1.out"), "run_end")
+    assert.equal(2, #ends, H.read(dir .. "/w1.out"))
+    assert.equal("interrupted", ends[1].status)
+    assert.equal("done", ends[2].status)
+    assert.equal(2, #events_of(H.read(dir .. "/w1.out"), "run_start"))
+    assert.equal("done", db:row("SELECT status FROM runs WHERE id = ?", id).status)
+    db:close()
+    for i = 1, N do
+      assert.equal("W-" .. i .. "\n", H.read(dir .. "/workspace/W-" .. i .. ".line"))
+    end
+  end)
+
   -- Workers on other machines share the store, not the folder whose claim section keeps
   -- their --start apart: the store keeps the decision one at a time. Before, two workers
   -- of two folders started with the same --start made two runs of it.

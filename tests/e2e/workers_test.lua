@@ -450,6 +450,72 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find("worked now", 1, true))
   end)
 
+  -- A worker with a run open and no card of it leased (the others' cards held, or waiting
+  -- for a person) was shown nowhere: `orket runs` looked as if no worker had the run.
+  it("orket runs names a worker between cards, with how long it has had the run open", function()
+    -- (slow: a turn of the worker's lasts long enough to be seen)
+    local dir = project(fake.url, 2, 1500)
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    -- none has it: the listing says so, as far as this folder knows, and how to give it one
+    -- (not 'orket resume', which refuses a run still left to the workers)
+    local NONE = "no worker of this folder has it open and none holds a card of it: 'orket worker' in the project "
+      .. "starts one ('orket serve --workers N' too)\n"
+    local r = H.orket("runs", { cwd = dir })
+    assert.matches(NONE, r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("orket resume", 1, true))
+    -- nothing left to claim: every card is held by another worker (of another folder: the
+    -- run is not waiting then)
+    local ops = require("orket.engine.lease").ops(db)
+    assert(db:tx(function()
+      return #ops.claim(db, { worker = "far#0123456789abcdef", run = id, ids = { "W-1", "W-2" }, ttl_ms = 600000 }) == 2
+    end))
+    assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find(NONE, 1, true))
+    local p = io.popen(string.format("cd %s && exec %s worker --lease-ms %d --name between >b.out 2>b.err & echo $!",
+      H.quote(dir), H.quote(H.BIN), LEASE_MS))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    finally(function() os.execute(string.format("kill -KILL %d 2>/dev/null", pid)) end)
+    H.wait_for(function()
+      orket.sleep(20)
+      return H.orket("runs", { cwd = dir }).stdout:find("idle, between cards: between (run open ", 1, true)
+    end, "the worker between cards", 3000)
+    r = H.orket("runs --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local run = cjson.decode(r.stdout).runs[1]
+    assert.equal(1, #run.idle)
+    assert.equal("between", run.idle[1].worker)
+    assert.equal(pid, run.idle[1].pid)
+    -- (with its milliseconds, as the other times)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$", run.idle[1].since)
+    assert.equal(2, #run.leases)
+    assert.is_nil(H.orket("runs", { cwd = dir }).stdout:find(NONE, 1, true))
+    -- a lease of an earlier worker of the same --name (killed, its lease not yet run out)
+    -- does not hide this one: they are told apart by the lease's holder, not its name
+    assert(db:tx(function()
+      return ops.release(db, "far#0123456789abcdef", "W-1") == 1
+        and #ops.claim(db, { worker = "between#fedcba9876543210", run = id, ids = { "W-1" }, ttl_ms = 600000 }) == 1
+    end))
+    run = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1]
+    assert.equal(1, #(run.idle or {}))
+    assert.equal("between", run.idle[1].worker)
+    assert.is_nil(run.leases[1].holder) -- (the token is the keeper's own)
+    -- given a card, it works it, and is not listed idle then
+    assert(db:tx(function() return ops.release(db, "between#fedcba9876543210") == 1 end))
+    run = H.wait_for(function()
+      local rr = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1]
+      for _, l in ipairs(rr.leases or {}) do
+        if l.worker == "between" then return rr end
+      end
+    end, "the worker to claim W-1", 3000)
+    assert.is_nil(run.idle)
+    -- stopped, it is no longer listed
+    os.execute("kill -TERM " .. pid)
+    H.wait_for(function() return not H.alive(pid) end, "the worker to end", 3000)
+    assert.is_nil(cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].idle)
+    db:close()
+  end)
+
   it("works two runs side by side, its turns at once shared between them", function()
     -- two epics' runs left to the workers; one worker with two turns at once gives each run
     -- one (its fair share), so a turn of each is in flight together; working them in turn,

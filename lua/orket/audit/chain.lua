@@ -67,6 +67,18 @@ function M.subject(t)
   return table.concat(out, " ")
 end
 
+-- the mark of a write's result that changed nothing (M.unchanged)
+local UNCHANGED = { __name = "orket.audit.unchanged" }
+
+--- unchanged(result) -> result, marked as a write that changed nothing: the server's and
+--- the commands' audited writes (orket.serve.admin's in_tx, orket.serve.localuse's audited)
+--- record no entry for it. A mark, not a field: a result's own field (an import's count of
+--- unchanged cards) never drops an entry
+function M.unchanged(result) return setmetatable(result, UNCHANGED) end
+
+--- is_unchanged(result) -> whether result was marked by unchanged
+function M.is_unchanged(result) return type(result) == "table" and getmetatable(result) == UNCHANGED end
+
 --- record(db, e): the write e {actor=, action=, card=, route=, subject=} appended to the
 --- chain, its subject (M.subject) as the entry's detail. Call it inside the transaction
 --- of the write it records (serve's writes do, with their api_write event).

@@ -142,7 +142,7 @@ local function change(db, o, cli)
   end
   cli.say_operator()
   local said = { add = { "added project %s (%s); served from the next start", res.name, res.dir },
-    grant = { "%s: %s is %s now", res.project, res.user, res.role },
+    grant = { "%s: %s is %s " .. (res.unchanged and "already (unchanged)" or "now"), res.project, res.user, res.role },
     revoke = { "%s: %s is no longer a member", res.project, res.user },
     remove = { "removed project %s (%s) and its %d membership(s); not served from the next start", res.name, res.dir,
       res.members } }

@@ -21,12 +21,45 @@ local cmd = { name = "runs", summary = "list runs and their state; end a run lef
 } }
 cmd.help = [[
 Lists the runs, newest first, with their state and the cards workers work now (each with
-its worker). stop RUN ends a run left to the workers
+its worker), the workers of this folder that have a run open between cards, and how to give
+a worker to a run that none of them has. stop RUN ends a run left to the workers
 (orket worker, orket serve --workers) that no worker works now, interrupted, as a stopped
 run ends ('orket resume RUN' carries it on): a run whose workers are gone holds its cards
 against every overlapping run until it ends. One a worker works now is refused, naming the
 worker: stop that worker, then the run. POST /v1/runs/RUN/stop does the same. See
 docs/workers.md.]]
+
+-- the live leases on the runs' cards, by run (any folder's workers): else an operator
+-- beside several workers could not tell which works which card
+local function leases_by_run(db)
+  local held = {}
+  for _, l in ipairs(lease.ops(db).live(db)) do
+    held[l.run] = held[l.run] or {}
+    table.insert(held[l.run], { worker = l.worker, card = l.card, expires_at = l.expires_at, holder = l.holder })
+  end
+  return held
+end
+
+-- r.idle: the workers of this folder with run r open and no card of it leased (between
+-- cards, or their cards waiting for a person; shown as nothing, they looked like no worker
+-- at all). Matched by the lease's holder (NAME#TOKEN), not its name: a worker restarted
+-- under the same --name, or two sharing one, is not hidden by the other's lease.
+local function mark_idle(r, open, now)
+  local busy = {}
+  for _, l in ipairs(r.leases or {}) do
+    busy[l.holder] = true
+    l.holder = nil -- (not shown: its token is the keeper's)
+  end
+  for _, w in ipairs(open[r.id] or {}) do
+    if not (w.holder and busy[w.holder]) then
+      r.idle = r.idle or {}
+      local since = w.since and (os.date("!%Y-%m-%dT%H:%M:%S", w.since)
+        .. string.format(".%03dZ", (w.since_ns or 0) // 1000000))
+      table.insert(r.idle, { worker = w.name or ("pid " .. tostring(w.pid)), pid = w.pid, since = since,
+        open_s = w.since and math.max(0, now - w.since) })
+    end
+  end
+end
 
 -- Every run with its cost and the state to show (a run another folder's server executes
 -- is live by its lease in the store)
@@ -39,16 +72,11 @@ local function summaries(dir, db)
   end
   local left = {} -- runs left to workers (orket worker)
   for _, r in ipairs(lease.ops(db).queued(db)) do left[r.id] = true end
-  -- who works what: the cards workers hold live leases on, by run (any folder's workers);
-  -- else an operator beside several workers could not tell which works which card
-  local held = {}
-  for _, l in ipairs(lease.ops(db).live(db)) do
-    held[l.run] = held[l.run] or {}
-    table.insert(held[l.run], { worker = l.worker, card = l.card, expires_at = l.expires_at })
-  end
+  local held, open, now = leases_by_run(db), claims.workers_open(dir), os.time()
   for _, r in ipairs(rows) do
     r.status = claims.state(dir, db, r.status, r.id, left[r.id])
     r.leases = held[r.id]
+    mark_idle(r, open, now)
   end
   return rows
 end
@@ -85,6 +113,47 @@ local function stop(o, cli)
   return 0
 end
 
+-- the lines under a run's row: who works it now, who has it open between cards, and how to
+-- give a queued run a worker
+local function worker_lines(out, r)
+  if r.leases then
+    local held = {}
+    for i, l in ipairs(r.leases) do held[i] = inert.line(l.card) .. " (" .. inert.line(l.worker) .. ")" end
+    out[#out + 1] = "      worked now: " .. table.concat(held, ", ") .. "\n"
+  end
+  if r.idle then
+    local idle = {}
+    for i, w in ipairs(r.idle) do
+      idle[i] = inert.line(w.worker) .. (w.open_s and string.format(" (run open %ds)", w.open_s) or "")
+    end
+    out[#out + 1] = "      idle, between cards: " .. table.concat(idle, ", ") .. "\n"
+  end
+  -- (a worker of another folder or machine that holds a card of it: not waiting; one of
+  -- them between its cards is not seen here, so this says what is known, not more)
+  if r.status == "queued" and not r.leases and not r.idle then
+    out[#out + 1] = "      no worker of this folder has it open and none holds a card of it: 'orket worker' "
+      .. "in the project starts one ('orket serve --workers N' too)\n"
+  end
+end
+
+-- the runs as a table: a header names the columns; the target column is as wide as the
+-- widest target (an agent's card id may be long, and is inert like all text from the store)
+local function text_table(rows)
+  local w = 10
+  for _, r in ipairs(rows) do
+    r.target = inert.line(r.target)
+    w = math.max(w, #r.target)
+  end
+  local fmt = "%4s  %-18s %-" .. w .. "s %-6s %6s %8s  %-24s  %s\n"
+  local out = { string.format(fmt, "RUN", "STATE", "TARGET", "KIND", "STEPS", "TOKENS", "STARTED", "COST") }
+  for _, r in ipairs(rows) do
+    out[#out + 1] = string.format(fmt, r.id, inert.line(r.status), r.target, inert.line(r.kind), r.steps, r.tokens,
+      inert.line(r.started_at), r.cost and cost.text(r.cost) or "-")
+    worker_lines(out, r)
+  end
+  return table.concat(out)
+end
+
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
@@ -97,31 +166,11 @@ function cmd.run(args, cli)
   db:close()
   if json then
     io.stdout:write(jsonout.encode { format = "orket.runs/1", runs = jsonout.array(rows) }, "\n")
-    return 0
-  end
-  if #rows == 0 then
+  elseif #rows == 0 then
     io.stdout:write("no runs yet; start one with 'orket run EPIC'\n")
-    return 0
+  else
+    io.stdout:write(text_table(rows))
   end
-  -- a header names the columns; the target column is as wide as the widest target (an
-  -- agent's card id may be long, and is inert like all text from the store)
-  local w = 10
-  for _, r in ipairs(rows) do
-    r.target = inert.line(r.target)
-    w = math.max(w, #r.target)
-  end
-  local fmt = "%4s  %-18s %-" .. w .. "s %-6s %6s %8s  %-24s  %s\n"
-  local out = { string.format(fmt, "RUN", "STATE", "TARGET", "KIND", "STEPS", "TOKENS", "STARTED", "COST") }
-  for _, r in ipairs(rows) do
-    out[#out + 1] = string.format(fmt, r.id, inert.line(r.status), r.target, inert.line(r.kind), r.steps, r.tokens,
-      inert.line(r.started_at), r.cost and cost.text(r.cost) or "-")
-    if r.leases then
-      local held = {}
-      for i, l in ipairs(r.leases) do held[i] = inert.line(l.card) .. " (" .. inert.line(l.worker) .. ")" end
-      out[#out + 1] = "      worked now: " .. table.concat(held, ", ") .. "\n"
-    end
-  end
-  io.stdout:write(table.concat(out))
   return 0
 end
 

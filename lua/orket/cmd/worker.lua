@@ -164,7 +164,10 @@ end
 local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
   return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
-    join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep) end,
+    journal = { last = function() return store_runs.journal_end(e.db) end,
+      stops = function(from, to) return store_runs.stops_between(e.db, from, to) end },
+    -- (the keeper's holder, not the --name: a worker restarted under the same name is another)
+    join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep, e.lease.worker) end,
     open = function(r)
       local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model, emit = emit,
         git_lock = git_lock(o), keeper = e.lease, share = share })

@@ -21,6 +21,7 @@ local lease = require "orket.engine.lease"
 local store_runs = require "orket.store.runs"
 local runlease = require "orket.engine.runlease"
 local project = require "orket.project"
+local store_leases = require "orket.store.leases"
 
 local M = {}
 
@@ -29,6 +30,9 @@ M.WAIT_MS = 3000 -- how long enter() waits for another process's short critical 
 local function home(dir) return (dir == nil or dir == ".") and ".orket" or (dir .. "/.orket") end
 local function run_path(dir, id) return string.format("%s/runs/%d.lock", home(dir), id) end
 local function worker_path(dir, id, pid) return string.format("%s/runs/%d.%d.lock", home(dir), id, pid) end
+-- beside a worker's lock: its --name, for `orket runs` to name a worker between its cards
+-- (the keeper's holder, NAME#TOKEN: a worker restarted under the same --name is another)
+local function name_path(lock_path) return (lock_path:gsub("%.lock$", ".name")) end
 
 --- enter(dir[, sleep]) -> claim (claim:release()) | nil, msg, "ESTARTING"|CODE: the critical
 --- section of starting a run. sleep(ms) waits between tries (default: uv.sleep, which
@@ -79,7 +83,10 @@ function M.live(dir, o)
     if id then
       local held, pid = lockfile.probe(path)
       if held then out[#out + 1] = { id = id, pid = pid, by = wid and "worker" or "serve" }
-      elseif held == false and o and o.prune then os.remove(path) end
+      elseif held == false and o and o.prune then
+        os.remove(path)
+        if wid then os.remove(name_path(path)) end
+      end
     end
   end
   table.sort(out, function(a, b) return a.id < b.id end)
@@ -185,28 +192,76 @@ function M.hold(dir, id)
   return lk
 end
 
---- hold_worker(dir, id) -> hold | nil, msg, CODE: this worker process works run id (its
---- lock, .orket/runs/ID.PID.lock, tagged with the id; several workers hold one each)
-function M.hold_worker(dir, id)
+--- hold_worker(dir, id[, holder]) -> hold | nil, msg, CODE: this worker process works run
+--- id (its lock, .orket/runs/ID.PID.lock, tagged with the id; several workers hold one
+--- each); holder: its lease keeper's (NAME#TOKEN), written beside it (ID.PID.name) for
+--- workers_open
+function M.hold_worker(dir, id, holder)
   uv.fs_mkdir(home(dir) .. "/runs", 448)
   local path = worker_path(dir, id, uv.os_getpid())
   local lk, err, code = lockfile.acquire(path)
   if not lk then return nil, err, code end
   lk:tag(id)
+  -- (none: a name an earlier process of this pid left, its lock never pruned, is not this one's)
+  os.remove(name_path(path))
+  if holder then
+    local f = io.open(name_path(path), "w")
+    if f then
+      f:write(holder)
+      f:close()
+    end
+  end
   return { lock = lk, path = path }
 end
 
---- join_worker(dir, db, board, row[, sleep]) -> hold | nil: a worker joins run row (its id
---- and target) unless a whole-run process (`orket run`, `orket serve`) works it or an
---- overlapping run is live, decided under the claim section (enter). An error while it
+--- workers_open(dir) -> {[run id] = {{pid=, holder=, name=, since=, since_ns=}}}: the workers
+--- of this folder that have a run open now (its lock held), whether or not they hold a card
+--- of it: holder their lease keeper's (NAME#TOKEN) and name their --name (nil when not
+--- written), since the time (seconds since the epoch, and its nanoseconds) they joined it
+function M.workers_open(dir)
+  local out = {}
+  for _, r in ipairs(M.live(dir, { own_run_lock = true })) do
+    if r.by == "worker" and math.type(r.pid) == "integer" then
+      -- (its pid is the holder's: a worker's lock is named by its own pid)
+      local path = worker_path(dir, r.id, r.pid)
+      local f = io.open(name_path(path))
+      local holder = f and f:read("a")
+      if f then f:close() end
+      if holder == "" then holder = nil end
+      local st = uv.fs_stat(path)
+      out[r.id] = out[r.id] or {}
+      table.insert(out[r.id], { pid = r.pid, holder = holder, name = holder and store_leases.name_of(holder),
+        since = st and st.mtime.sec, since_ns = st and st.mtime.nsec })
+    end
+  end
+  return out
+end
+
+-- whether a whole-run process executes run id (`orket serve`'s run lock or its store lease,
+-- `orket run`'s tagged run lock): conflict(except = id) leaves the run's own locks out, so a
+-- worker joined such a run and worked its cards beside that process, which takes no card
+-- leases
+local function run_whole(dir, db, id)
+  for _, r in ipairs(M.live(dir)) do
+    if r.id == id and r.by ~= "worker" then return true end
+  end
+  return runlease.holders(db)[id] ~= nil
+end
+
+--- join_worker(dir, db, board, row[, sleep[, holder]]) -> hold | nil: a worker joins run row
+--- (its id and target; holder: as hold_worker's) unless a whole-run process (`orket run`,
+--- `orket serve`) works it or an overlapping run is live, decided under the claim section
+--- (enter). An error while it
 --- asks (the store lost) is raised once the claim section is left: held until the lock's
 --- garbage collection, it kept every other worker of the project from joining a run.
-function M.join_worker(dir, db, board, row, sleep)
+function M.join_worker(dir, db, board, row, sleep, holder)
   local claim = M.enter(dir, sleep)
   if not claim then return nil end
-  local ok, other = pcall(M.conflict, dir, db, board, row.target, { except = row.id })
+  local ok, other = pcall(function()
+    return M.conflict(dir, db, board, row.target, { except = row.id }) or run_whole(dir, db, row.id)
+  end)
   local hold
-  if ok and not other then hold = M.hold_worker(dir, row.id) end
+  if ok and not other then hold = M.hold_worker(dir, row.id, holder) end
   claim:release()
   if not ok then error(other, 0) end
   return hold
@@ -214,6 +269,7 @@ end
 
 --- release_worker(hold): this worker is done with the run
 function M.release_worker(h)
+  os.remove(name_path(h.path))
   os.remove(h.path)
   h.lock:release()
 end

@@ -12,21 +12,28 @@ local M = {}
 local Set = {}
 Set.__index = Set
 
---- new{db=, keeper=, share=, open=, join=, leave=} -> set. keeper: the worker's
+--- new{db=, keeper=, share=, open=, join=, leave=, journal=} -> set. keeper: the worker's
 --- orket.engine.lease, whose leases on a run's cards go when the run ends here; share: the
 --- runs' orket.engine.share;
 --- open(row) -> engine | nil, msg: an engine for the run; join(row) -> hold | nil: the
---- worker may work the run (nil: not now); leave(hold).
+--- worker may work the run (nil: not now); leave(hold); journal (optional): {last() -> the
+--- newest event's id, stops(from, to) -> {{id=, run=}}: the runs ended interrupted by an
+--- event in (from, to]} (orket.store.runs' journal_end, stops_between), for stop_ended.
 --- set.failed: the first error a run's engine raised (not the store's loss), which stops
 --- the worker; set.count: the runs in flight.
 function M.new(o)
-  return setmetatable({ db = o.db, keeper = o.keeper, share = o.share, open = o.open, join = o.join, leave = o.leave, live = {}, count = 0,
+  return setmetatable({ db = o.db, keeper = o.keeper, share = o.share, open = o.open, join = o.join, leave = o.leave,
+    journal = o.journal, live = {}, count = 0,
     waker = scheduler.waker() }, Set)
 end
 
 --- start(row) -> true when the run is worked here (now or already)
 function Set:start(row)
   if self.live[row.id] then return true end
+  -- the journal's end before the join: a stop of the run after it is one of this open
+  -- (stop_ended); read after, a stop in between would be missed
+  local mark = self.journal and select(2, pcall(self.journal.last))
+  if mark ~= nil and math.type(mark) ~= "integer" then return false end -- (the store lost: the loop finds it)
   -- (a store lost while the worker asks: its loop finds db:journal_error() and waits)
   local jok, hold = pcall(self.join, row)
   if not (jok and hold) then return false end
@@ -36,7 +43,7 @@ function Set:start(row)
     self.failed = self.failed or tostring(err)
     return false
   end
-  local entry = { id = row.id, e = e, watcher = reload.watch(e) }
+  local entry = { id = row.id, e = e, watcher = reload.watch(e), mark = mark }
   self.live[row.id] = entry
   self.count = self.count + 1
   entry.task = task.spawn(function()
@@ -79,6 +86,36 @@ function Set:stop_ended(queued, status_of)
       entry.ended = true
       entry.e:stop()
     end
+  end
+  self:stop_resumed()
+end
+
+-- A run stopped and resumed between two looks (`orket runs stop N`, then `orket resume N`
+-- within a poll) is left to the workers again when the worker looks: its status never
+-- read interrupted here, and the worker went on with the open the stop ended, as if no stop
+-- had been. The stop's run_end in the journal, after the open's mark, stops it the same
+-- way; the worker joins the resumed run afresh at a later look, once the old open ended.
+function Set:stop_resumed()
+  if not (self.journal and next(self.live)) then return end
+  local from
+  for _, entry in pairs(self.live) do
+    if entry.mark and (not from or entry.mark < from) then from = entry.mark end
+  end
+  if not from then return end
+  -- (a store lost here: the loop's next question finds it)
+  local ok, last = pcall(self.journal.last)
+  if not (ok and math.type(last) == "integer") then return end
+  local sok, stops = pcall(self.journal.stops, from, last)
+  if not sok then return end
+  for _, s in ipairs(stops) do
+    local entry = self.live[s.run]
+    if entry and not entry.ended and entry.mark and s.id > entry.mark then
+      entry.ended = true
+      entry.e:stop()
+    end
+  end
+  for _, entry in pairs(self.live) do
+    if entry.mark and entry.mark < last then entry.mark = last end
   end
 end
 

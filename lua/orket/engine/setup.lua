@@ -173,6 +173,9 @@ function M.open(dir, opts)
       return gate.check(input)
     end,
     close_all = function()
+      -- first: a run that never emitted run_end (an error escaped) is ended and sent, and
+      -- its tracer's timer stopped, while the store is still open
+      if e.tracer then e.tracer:close() end
       if e.mcp then e.mcp:close() end
       ws:close()
       if git then git.repo:close() end

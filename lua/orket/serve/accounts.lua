@@ -79,10 +79,17 @@ function M.add(db, name, role, hash, actor, project)
   end)
 end
 
+--- is_last_admin(db, row) -> true when the person row is the last enabled server admin.
+--- People only: a server key of role admin is not counted (docs/teams.md, "Offboarding":
+--- a key is nobody's sign-in, and counting it would let a forgotten key decide)
+function M.is_last_admin(db, row)
+  return row.role == "admin" and not row.disabled_at and users.other_admins(db, row.name) == 0
+end
+
 -- nil, msg, "ELASTADMIN" when row is the last enabled server admin, whom doing would
 -- take away: no one could manage people or keys then but the local operator
 local function last_admin(db, row, doing)
-  if row.role == "admin" and not row.disabled_at and users.other_admins(db, row.name) == 0 then
+  if M.is_last_admin(db, row) then
     return nil, string.format("%s is the last enabled server admin: make another person an admin first "
       .. "('orket users role NAME admin') before %s", row.name, doing), "ELASTADMIN"
   end

@@ -2,8 +2,10 @@
 -- The keys themselves are orket.serve.keys (the same functions `orket keys` calls); each
 -- change journals key_create / key_revoke with the admin key's id, and an api_write in the
 -- same transaction, which GET /v1/audit lists. A new key is in the answer once, nowhere else.
+local audit_chain = require "orket.audit.chain"
 local keys = require "orket.serve.keys"
 local routes = require "orket.serve.routes"
+local sk = require "orket.store.keys"
 local writes = require "orket.serve.writes"
 
 local M = {}
@@ -37,13 +39,15 @@ end
 
 --- in_tx(ctx, action, fn[, subject]) -> fn's results: fn() runs in one transaction with
 -- the audit event (its journal event is nested in it, so both or neither are kept);
--- subject(a, b) -> whom the change was about, from fn's results, for the audit
+-- subject(a, b) -> whom the change was about, from fn's results, for the audit; a result
+-- marked unchanged (orket.audit.chain's unchanged) changed nothing, and is not audited
 function M.in_tx(ctx, action, fn, subject)
   local db, by = ctx.db, writes.principal(ctx).seat
   local a, b, c
   local ok, e, code = db:tx(function()
     a, b, c = fn(by)
     if not a then return nil, b, c end
+    if audit_chain.is_unchanged(a) then return true end
     writes.audited(ctx, { actor = by, action = action, subject = subject and subject(a, b) })
     return true
   end)
@@ -51,7 +55,26 @@ function M.in_tx(ctx, action, fn, subject)
   return a, b
 end
 
-local function list(_, ctx) return 200, keys.list_doc(ctx.db) end
+--- list_page(ctx, user) -> status, doc: a page of the keys (every one's when user is nil,
+--- else the person's), as GET /v1/users pages its people (orket.serve.routes' named_page):
+--- ?limit=N and ?after=ID, the keys listed after that one (a page's next)
+function M.list_page(ctx, user)
+  -- a key of this listing only: another's id would say it exists, and where it sorts
+  local function ours(after)
+    local row = #after == 16 and after:match("^%x+$") and sk.get(ctx.db, after) or nil
+    return row ~= nil and (not user or row.user_name == user)
+  end
+  local paged, st, bad = routes.named_page(ctx.query, ours, "the id of a key of this listing")
+  if not paged then return st, bad end
+  local doc = keys.page_doc(ctx.db, user, paged.after, paged.limit)
+  doc.next = routes.next_of(doc.keys, paged.limit, "id")
+  return 200, doc
+end
+
+--- PAGING: the query a keys listing takes
+M.PAGING = routes.named_query("the keys after the key of this id")
+
+local function list(_, ctx) return M.list_page(ctx, nil) end
 
 local function create(_, ctx)
   local key, info, code = M.in_tx(ctx, "key_create", function(by)
@@ -73,7 +96,8 @@ M.KEY = { type = "object", additionalProperties = false, required = { "id", "nam
   properties = { id = { type = "string" }, name = { type = "string" }, role = { enum = { "viewer", "operator", "admin" } },
     user = { type = { "string", "null" }, description = "the person of a personal key (docs/teams.md)" }, created_at = { type = "string" }, revoked_at = { type = { "string", "null" } } } }
 M.LIST = { type = "object", additionalProperties = false, required = { "format", "keys" },
-  properties = { format = { type = "string", enum = { "orket.keys/1" } }, keys = { type = "array", items = M.KEY } } }
+  properties = { format = { type = "string", enum = { "orket.keys/1" } }, keys = { type = "array", items = M.KEY },
+    next = { type = "string", description = "when the page is full: the ?after= of the next page" } } }
 M.CREATED = { type = "object", additionalProperties = false, required = { "id", "name", "role", "key" },
   properties = { id = { type = "string" }, name = { type = "string" }, role = { type = "string" }, user = { type = "string" },
     key = { type = "string", description = "ork_<id>_<secret>: shown this once, never again" } } }
@@ -86,8 +110,9 @@ M.SCHEMA = { type = "object", additionalProperties = false, required = { "name",
 
 --- add(router): the key routes (admin role)
 function M.add(router)
-  router:add("GET", "/v1/keys", { handler = list, role = "admin", server = true, name = "keys_list",
-    summary = "The API keys: id, name, role, created, revoked (never a secret)", responses = { [200] = { schema = M.LIST } } })
+  router:add("GET", "/v1/keys", { handler = list, role = "admin", server = true, name = "keys_list", query = M.PAGING,
+    summary = "The API keys, a page at a time: id, name, role, created, revoked (never a secret)",
+    responses = { [200] = { schema = M.LIST } } })
   router:add("POST", "/v1/keys", { handler = create, role = "admin", server = true, body = "json", schema = M.SCHEMA, name = "keys_create",
     errors = { 409 },
     summary = "Create an API key (shown once, in this answer)",

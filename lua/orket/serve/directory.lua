@@ -125,6 +125,11 @@ function Directory:_answered(db, p, who, person)
   local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles)
   if id then
     p.at, p.down, p.failed = uv.now(), false, nil
+    -- the last admin kept though the directory's groups give less (orket.serve.identity):
+    -- no sign-in records it while they keep using a session or key, so the log says it,
+    -- once per person until they are no longer kept
+    if id.kept and not p.kept and self.log then self.log { event = "directory", user = who.user, message = id.kept } end
+    p.kept = id.kept ~= nil
     return true, not blind
   end
   -- another entry holds the name now, or the person was disabled meanwhile

@@ -31,10 +31,22 @@ local function source_of(row) return accounts.source_of(row.hash) end
 -- memberships(person, project_roles) -> project -> role | false: what the person's groups
 -- make them in each project the map names (false: none), and in the default project,
 -- unless the map names it, their account's role (as a local account's is: docs/teams.md)
-local function memberships(person, project_roles)
+local function memberships(person, role, project_roles)
   local want = signin_settings.projects_of(person.groups or {}, project_roles)
-  if want.default == nil then want.default = team.project_role(person.role) end
+  if want.default == nil then want.default = team.project_role(role) end
   return want
+end
+
+-- why row, the last enabled server admin, stays one though their groups give role | nil: a
+-- sign-in that demoted them would leave nobody but the server's machine to manage people
+-- (the rule of the people API's own refusal: orket.serve.accounts). The remedy names what
+-- works for a provider's or directory's person too (whose role `orket users role` refuses)
+local function last_admin_kept(db, row, role)
+  if row and role ~= "admin" and accounts.is_last_admin(db, row) then
+    return string.format("%s is the last enabled server admin: kept an admin though their groups give %s; to take "
+      .. "it away, make another person an admin first (by their groups, or a local account: orket users add NAME "
+      .. "--role admin), or disable them on the server's machine (orket users disable %s)", row.name, role, row.name)
+  end
 end
 
 local function settled(db, name, want)
@@ -68,7 +80,9 @@ end
 --- federated(db, person, source, subject, project_roles) -> identity | nil, msg, code: the
 --- person {name, role, groups} a provider (source "oidc" or "ldap") vouched for as
 --- subject, added or given their groups' role now, and their memberships of the projects
---- sign_in.project_roles names (person.keep_roles: only checked, roles left as they are). Refused: a name that is not a valid person's name, a name
+--- sign_in.project_roles names (person.keep_roles: only checked, roles left as they are).
+--- The last enabled server admin stays one whatever their groups give: identity.kept says
+--- why, identity.groups_role what the groups gave. Refused: a name that is not a valid person's name, a name
 --- kept for another way of signing in or another subject, a disabled person.
 function M.federated(db, person, source, subject, project_roles)
   local name, role = person.name, person.role
@@ -98,22 +112,36 @@ function M.federated(db, person, source, subject, project_roles)
     if not seen then return nil, "this person is not known here", "EAUTH" end
     return accounts.identity(name, seen.role, mark)
   end
-  local want = memberships(person, project_roles)
-  if seen and seen.role == role and settled(db, name, want) then return accounts.identity(name, role, mark) end
+  -- the identity, said kept when their groups would have demoted the last admin
+  local function id_of(r, kept)
+    local id = accounts.identity(name, r, mark)
+    id.kept, id.groups_role = kept, kept and role or nil
+    return id
+  end
+  local kept = last_admin_kept(db, seen, role)
+  local want = memberships(person, kept and "admin" or role, project_roles)
+  if seen and seen.role == (kept and "admin" or role) and settled(db, name, want) then
+    return id_of(seen.role, kept)
+  end
   return db:tx(function()
     local row = users.get(db, name)
     if row and refusal(row) then return nil, refusal(row), "EAUTH" end
+    -- asked again in the transaction: another admin may have come or gone since
+    kept = last_admin_kept(db, row, role)
+    local now_role = kept and "admin" or role
+    want = memberships(person, now_role, project_roles)
     -- audited with whom they were about, as an admin's changes are (docs/audit.md)
     if not row then
       users.insert(db, name, role, mark)
       db:event { kind = "user_add", actor = source, data = { name = name, role = role } }
       audit_chain.record(db, { actor = source, action = "user_add", route = "sign_in", subject = { person = name, role = role } })
-    elseif users.set_role(db, name, role) > 0 then
-      db:event { kind = "user_role", actor = source, data = { name = name, role = role, was = row.role } }
-      audit_chain.record(db, { actor = source, action = "user_role", route = "sign_in", subject = { person = name, role = role } })
+    elseif users.set_role(db, name, now_role) > 0 then
+      db:event { kind = "user_role", actor = source, data = { name = name, role = now_role, was = row.role } }
+      audit_chain.record(db, { actor = source, action = "user_role", route = "sign_in",
+        subject = { person = name, role = now_role } })
     end
     follow_groups(db, name, want, source)
-    return accounts.identity(name, role, mark)
+    return id_of(now_role, kept)
   end)
 end
 

@@ -266,6 +266,7 @@ function M.new(o)
   self.unavailable = {}
   for _, p in ipairs(o.unavailable or {}) do
     self.unavailable[p.name] = p
+    projects.mark_stored(o.db, p) -- so GET /v1/projects can tell one removed since
     self.project_names[#self.project_names + 1] = p.name
   end
   table.sort(self.project_names, function(a, b) return a == projects.DEFAULT or (b ~= projects.DEFAULT and a < b) end)

@@ -141,10 +141,21 @@ M.list = sk.list
 
 --- list_doc(db[, user]) -> the keys (every one, or the person's) as a document
 --- (orket.keys/1: id, name, role, user or null, created_at, revoked_at or null; never a
---- hash or secret), for `orket keys list --json`, GET /v1/keys and the personal keys' routes
+--- hash or secret), every key at once, for `orket keys list --json` (the API's listings
+--- give it a page at a time: page_doc)
 function M.list_doc(db, user)
   local out = {}
   for n, k in ipairs(sk.list(db, user)) do out[n] = M.doc(k) end
+  return { format = "orket.keys/1", keys = jsonout.array(out) }
+end
+
+--- page_doc(db, user, after, limit) -> the doc list_doc gives, a page of it: at most limit
+--- keys (every one's when user is nil, else the person's) after the key whose id is after
+--- (nil: from the first), for GET /v1/keys, /v1/me/keys and /v1/users/{name}/keys (their
+--- next: orket.serve.admin's list_page)
+function M.page_doc(db, user, after, limit)
+  local out = {}
+  for n, k in ipairs(sk.page(db, user, after, limit)) do out[n] = M.doc(k) end
   return { format = "orket.keys/1", keys = jsonout.array(out) }
 end
 

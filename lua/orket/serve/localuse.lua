@@ -101,6 +101,7 @@ function M.audited(db, action, card, fn, subject)
   local ok, e, code = db:tx(function()
     a, b, c, d = fn()
     if not a then return nil, b, c end
+    if audit_chain.is_unchanged(a) then return true end -- it changed nothing: no entry
     audit_chain.record(db, { actor = M.operator(), action = action, card = card, route = "cli",
       subject = subject and subject(a, b) })
     return true

@@ -47,7 +47,7 @@ end
 local function my_keys(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
-  return 200, keys.list_doc(ctx.db, user)
+  return admin.list_page(ctx, user)
 end
 
 local function my_key_create(_, ctx)
@@ -111,18 +111,13 @@ local function my_key_revoke(_, ctx)
   return key_revoke(ctx, user, ctx.params.id)
 end
 
-local USERS_MAX = 200
-
 -- GET /v1/users[?after=NAME][&limit=N]: each person with their projects and keys, a page
 -- at a time by name (a team of thousands is not one answer), as the audit's listings page:
 -- next, when the page is full, is the ?after= of the next one
 local function list(_, ctx)
-  local from, limit, bad = routes.page(nil, ctx.query.limit, USERS_MAX)
-  if not from then return limit, bad end
-  local after = ctx.query.after
-  if after ~= nil and not accounts.check_name(after) then
-    return err(400, "bad_query", "?after= takes a person's name (the next of the page before; absent: from the first)")
-  end
+  local paged, st, bad = routes.named_page(ctx.query, accounts.check_name, "a person's name")
+  if not paged then return st, bad end
+  local after, limit = paged.after, paged.limit
   local db, out = ctx.db, {}
   local page = accounts.list(db, after, limit)
   -- the page's memberships and keys read at once (not two reads a person), by name
@@ -140,7 +135,7 @@ local function list(_, ctx)
       keys = jsonout.array(their_keys[u.name] or {}) }
   end
   return 200, { format = "orket.users/1", users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names),
-    next = #out == limit and out[#out].name or nil }
+    next = routes.next_of(out, limit, "name") }
 end
 
 local function refused(msg, code)
@@ -231,7 +226,7 @@ local function grant(_, ctx)
       ctx.server.signin)
   end, accounts.subject)
   if not res then return refused(msg, code) end
-  return 200, { project = res.project, user = res.user, role = res.role }
+  return 200, { project = res.project, user = res.user, role = res.role, unchanged = res.unchanged == true }
 end
 
 local function revoke(_, ctx)
@@ -253,7 +248,7 @@ local function user_keys(_, ctx)
   if not accounts.exists(ctx.db, ctx.params.name) then
     return err(404, "not_found", users.unknown(ctx.db, ctx.params.name))
   end
-  return 200, keys.list_doc(ctx.db, ctx.params.name)
+  return admin.list_page(ctx, ctx.params.name)
 end
 local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, ctx.params.id) end
 
@@ -284,7 +279,9 @@ local ROLE_SET = { type = "object", additionalProperties = false, required = { "
   properties = { name = { type = "string" }, role = ROLE, was = ROLE, admin = { type = "boolean" },
     changed = { type = "boolean" } } }
 local MEMBER = { type = "object", additionalProperties = false, required = { "project", "user" },
-  properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" } } }
+  properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" },
+    unchanged = { type = "boolean", description = "a grant: the person held that role there already (nothing "
+      .. "journaled or audited)" } } }
 
 local function ok(schema, description) return { [200] = { schema = schema, description = description } } end
 local function made(schema) return { [201] = { schema = schema, description = "the new key, shown once" } } end
@@ -295,7 +292,8 @@ function M.add(router)
     spec.server, spec.role = true, spec.role or "admin"
     router:add(method, pattern, spec)
   end
-  r("GET", "/v1/me/keys", { handler = my_keys, role = "viewer", name = "my_keys", summary = "My personal API keys",
+  r("GET", "/v1/me/keys", { handler = my_keys, role = "viewer", name = "my_keys", query = admin.PAGING,
+    summary = "My personal API keys, a page at a time",
     responses = ok(admin.LIST) })
   r("POST", "/v1/me/keys", { handler = my_key_create, role = "viewer", body = "json", schema = KEY_BODY, name = "my_keys_create",
     errors = { 409 }, summary = "Create a personal API key, acting as me (shown once)", responses = made(admin.CREATED) })
@@ -303,9 +301,7 @@ function M.add(router)
     summary = "Revoke one of my keys", responses = ok(admin.REVOKED) })
   r("GET", "/v1/users", { handler = list, name = "users",
     summary = "The people: their projects, roles and keys, a page at a time by name",
-    query = { { name = "after", type = "string", description = "the people after this name (a page's next; absent: "
-      .. "from the first)" },
-      { name = "limit", type = "integer", description = "at most this many (100; " .. USERS_MAX .. " at most)" } },
+    query = routes.named_query("the people after this name"),
     responses = ok(USERS) })
   r("POST", "/v1/users", { handler = add, body = "json", name = "users_create", errors = { 409 },
     schema = { type = "object", additionalProperties = false, required = { "name", "role", "password" }, properties = {
@@ -334,7 +330,8 @@ function M.add(router)
     summary = "Give a person a role in a project", responses = ok(MEMBER) })
   r("DELETE", "/v1/users/{name}/projects/{project}", { handler = revoke, name = "users_revoke",
     summary = "Take a person out of a project", responses = ok(MEMBER) })
-  r("GET", "/v1/users/{name}/keys", { handler = user_keys, name = "users_keys", summary = "A person's keys",
+  r("GET", "/v1/users/{name}/keys", { handler = user_keys, name = "users_keys", query = admin.PAGING,
+    summary = "A person's keys, a page at a time",
     responses = ok(admin.LIST) })
   r("POST", "/v1/users/{name}/keys", { handler = user_key_create, body = "json", schema = KEY_BODY, errors = { 409 },
     name = "users_keys_create", summary = "Create a key for a person (shown once)", responses = made(admin.CREATED) })

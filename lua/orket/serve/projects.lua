@@ -84,10 +84,17 @@ function M.rebound_text(r)
     .. "membership(s) were dropped; grant its people again (orket projects grant)", r.name, r.to, r.from, r.members)
 end
 
+--- mark_stored(db, p) -> p, with stored: whether it was added with `orket projects add`
+--- (changed compares it later)
+function M.mark_stored(db, p)
+  p.stored = sp.get(db, p.name) ~= nil
+  return p
+end
+
 --- opened(db, p) -> p ({name, dir, db}, the server's own store db), with what changed
 --- compares later: stored (added with `orket projects add`) and store_id (its store's)
 function M.opened(db, p)
-  p.stored = sp.get(db, p.name) ~= nil
+  M.mark_stored(db, p)
   p.store_id = sp.store_id(p.db)
   return p
 end
@@ -97,16 +104,24 @@ end
 --- projects add`; store_id, its store's). A project removed, or removed and added again from
 --- another folder or store, is not served on: its old store would be served under the name,
 --- and grants to the name (which mean the new one) would reach the old one's content.
-function M.changed(db, p)
+-- change_of(db, p) -> nil | kind ("removed", "readded", "rebound"), why: changed's, in parts
+local function change_of(db, p)
   local now = sp.serving(db, p.name)
-  local why
-  if p.stored and not now.dir then why = "was removed (orket projects remove)"
-  elseif p.stored and now.dir ~= p.dir then why = "was removed and added again from another folder"
-  elseif now.store_id and p.store_id and not sp.same_store(now.store_id, p.store_id) then
-    why = "was pointed at another store (orket.lua's serve.projects)"
-  else return nil end
+  if p.stored and not now.dir then return "removed", "was removed (orket projects remove)" end
+  if p.stored and now.dir ~= p.dir then return "readded", "was removed and added again from another folder" end
+  if now.store_id and p.store_id and not sp.same_store(now.store_id, p.store_id) then
+    return "rebound", "was pointed at another store (orket.lua's serve.projects)"
+  end
+end
+
+local function changed_text(name, why)
   return string.format("project '%s' %s since this server started: it serves the project no more, nor grants "
-    .. "roles in it, until it is restarted", p.name, why)
+    .. "roles in it, until it is restarted", name, why)
+end
+
+function M.changed(db, p)
+  local kind, why = change_of(db, p)
+  return kind and changed_text(p.name, why) or nil
 end
 
 --- scope(segs) -> project name, the segments of the route inside it | nil: a path of the
@@ -212,25 +227,42 @@ function M.lower(a, b)
   return (keys.RANK[a] or 0) <= (keys.RANK[b] or 0) and a or b
 end
 
---- visible(db, who, all) -> array of {name, role, default}: the projects of `all` (names)
---- the identity is a member of
-function M.visible(db, who, all)
-  local out = {}
-  for _, name in ipairs(all) do
-    local role = M.role_in(db, who, name)
-    if role then out[#out + 1] = { name = name, role = role, default = name == M.DEFAULT } end
-  end
-  return jsonout.array(out)
-end
-
+-- GET /v1/projects: the caller's projects as the store names them now, not as the server
+-- opened them at its start: one removed since is left out, and one added (a rename's new
+-- name), added again from another folder or pointed at another store is listed with
+-- changed, why it is served only from the server's next start (its routes answer 409 or
+-- 404 until then)
 local function list(_, ctx)
-  local srv = ctx.server
-  return 200, { format = "orket.projects/1", projects = M.visible(srv.db, ctx.who, srv.project_names) }
+  local srv, who = ctx.server, ctx.who
+  local out, seen = {}, {}
+  local function listed(name, changed)
+    local role = M.role_in(srv.db, who, name)
+    if role then out[#out + 1] = { name = name, role = role, default = name == M.DEFAULT, changed = changed } end
+  end
+  for _, name in ipairs(srv.project_names) do
+    seen[name] = true
+    local p = name ~= M.DEFAULT and (srv.projects[name] or srv.unavailable[name])
+    local kind, why
+    if p then kind, why = change_of(srv.db, p) end
+    if kind ~= "removed" then listed(name, kind and changed_text(name, why) or nil) end
+  end
+  for _, r in ipairs(sp.list(srv.db)) do
+    if not seen[r.name] then
+      listed(r.name, string.format("project '%s' was added since this server started: it is served from the "
+        .. "server's next start", r.name))
+    end
+  end
+  table.sort(out, function(a, b)
+    if a.default ~= b.default then return a.default end
+    return a.name < b.name
+  end)
+  return 200, { format = "orket.projects/1", projects = jsonout.array(out) }
 end
 
 local PROJECT = { type = "object", additionalProperties = false, required = { "name", "role", "default" },
   properties = { name = { type = "string" }, role = { enum = { "viewer", "operator", "developer", "admin" } },
-    default = { type = "boolean" } } }
+    default = { type = "boolean" }, changed = { type = "string", description = "the name names another project "
+      .. "than this server serves (added, or added again, since its start): served from its next start" } } }
 
 -- GET /v1/branding: what the sign-in page shows before anyone signs in
 local function branding(_, ctx)

@@ -38,6 +38,33 @@ function M.page(after, limit, max)
   return after, math.min(limit, max)
 end
 
+--- NAMED_MAX: the most entries one page of a listing paged by name or id holds (the
+--- people's, the keys')
+M.NAMED_MAX = 200
+
+--- named_query(what) -> the query a listing paged by name or id declares: ?after= (what:
+--- "the people after this name") and ?limit=
+function M.named_query(what)
+  return { { name = "after", type = "string", description = what .. " (a page's next; absent: from the first)" },
+    { name = "limit", type = "integer", description = "at most this many (100; " .. M.NAMED_MAX .. " at most)" } }
+end
+
+--- named_page(query, valid, takes) -> {after, limit} | nil, status, doc: such a listing's
+--- ?after= (nil: from the first), which valid(after) accepts (else 400 saying it takes
+--- takes, "a person's name"), and ?limit= (100 when absent, at most NAMED_MAX)
+function M.named_page(query, valid, takes)
+  local from, limit, bad = M.page(nil, query.limit, M.NAMED_MAX)
+  if not from then return nil, limit, bad end
+  if query.after ~= nil and not valid(query.after) then
+    return nil, err(400, "bad_query", "?after= takes " .. takes .. " (the next of the page before; absent: from the first)")
+  end
+  return { after = query.after, limit = limit }
+end
+
+--- next_of(out, limit, field) -> the ?after= of the page after out (a page of at most limit
+--- entries): its last entry's field when the page is full, else nil (the last page)
+function M.next_of(out, limit, field) return #out == limit and out[#out][field] or nil end
+
 -- /health's answer (orket.serve answers the plain GET in C before the router, from this: core/health.c)
 M.health_doc = { status = "ok" }
 local function health() return 200, M.health_doc end

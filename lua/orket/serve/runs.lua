@@ -215,8 +215,11 @@ function M.add(router)
     responses = { [202] = { schema = ONE, description = "the run, stopping (or, left to the workers, ended)" },
       [409] = conflict } })
   router:add("POST", "/v1/runs/{id}/resume", { handler = resume, role = "operator", name = "run_resume",
-    summary = "Continue an interrupted, stalled or killed run in this server",
-    responses = { [202] = { schema = ONE, description = "the run, going again" }, [409] = conflict, [503] = stopping } })
+    summary = "Continue an interrupted, stalled or killed run in this server (one left to the workers, on a server "
+      .. "started with --workers: handed back to its workers)",
+    responses = { [202] = { schema = ONE,
+      description = "the run, going again (here, or left to the workers: not live)" },
+      [409] = conflict, [503] = stopping } })
 end
 
 return M

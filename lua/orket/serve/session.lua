@@ -198,6 +198,9 @@ local function audited(ctx, who, action, via, h)
   -- already ties the address to the person under the operator's own retention
   local subject = { via = via, session = h:sub(1, M.SESSION_ID) }
   if who.user then subject.person = who.user else subject.key, subject.keyid = who.name, who.id end
+  -- the last server admin, whose groups would have demoted them, kept an admin: said where
+  -- the sign-in is recorded (orket.serve.identity)
+  if who.kept then subject.kept, subject.groups = "admin", who.groups_role end
   writes.audited(ctx, { actor = who.id, action = action, subject = subject, who = who })
 end
 
@@ -218,11 +221,13 @@ local function start(req, ctx, who, insert, via)
     local h = digest(token)
     insert(db, h, expires)
     -- who signed in: its id and name, never the key, the password or the token
-    db:event { kind = "session_start", actor = who.id, data = { name = who.name, expires_at = expires_at(expires) } }
+    db:event { kind = "session_start", actor = who.id, data = { name = who.name, expires_at = expires_at(expires),
+      kept_admin = who.kept } }
     audited(ctx, who, "sign_in", via, h)
     return true
   end)
   if not ok then error(terr) end
+  if who.kept then ctx.note = who.kept end -- the sign-in's log line says it too
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, cookie(req, token, M.TTL_S))
   return token, expires

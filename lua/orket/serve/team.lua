@@ -115,8 +115,10 @@ local function follows(row, project, signin)
 end
 M.follows = follows
 
---- grant(db, known, project, user, role, actor[, signin]) -> {project, user, role} |
---- nil, msg, CODE: the person's role in the project (known: set of project names this
+--- grant(db, known, project, user, role, actor[, signin]) -> {project, user, role,
+--- unchanged} | nil, msg, CODE: the person's role in the project (unchanged: they held that
+--- role there already, and nothing is journaled; the result is marked so, by
+--- orket.audit.chain's unchanged, and the caller audits nothing either) (known: set of project names this
 --- server hosts; signin: the sign_in settings, whose provider or directory sets a federated
 --- person's roles in the default project and those project_roles names: EFOLLOWS)
 function M.grant(db, known, project, user, role, actor, signin)
@@ -128,6 +130,10 @@ function M.grant(db, known, project, user, role, actor, signin)
     if not row then return nil, users.unknown(db, user), "ENOENT" end
     local why = follows(row, project, signin)
     if why then return nil, why, "EFOLLOWS" end
+    -- a grant of the role held is no change: journaled again it would read as one
+    if sp.role_of(db, project, user) == role then
+      return audit_chain.unchanged { project = project, user = user, role = role, unchanged = true }
+    end
     sp.set_role(db, project, user, role)
     record(db, "member_grant", actor, { project = project, name = user, role = role })
     return { project = project, user = user, role = role }

@@ -34,6 +34,25 @@ function M.list(db, user)
   return assert(db:rows(sql))
 end
 
+--- page(db, user, after, limit) -> array of list's rows, in its order: at most limit of
+--- the keys (every one when user is nil, else the person's) that come after the key whose
+--- id is after (nil: from the first); a page of a listing
+function M.page(db, user, after, limit)
+  local d = db.dialect
+  local where, args = {}, {}
+  if user then where[#where + 1], args[#args + 1] = "k.user_name = ?", user end
+  if after then
+    -- the listing's own order: made after it, or made with it and a later id
+    where[#where + 1], args[#args + 1] = "(k.created_at, k.id) > (SELECT c.created_at, c.id FROM api_keys c WHERE c.id = ?)",
+      after
+  end
+  args[#args + 1] = limit
+  return assert(db:rows("SELECT k.id, k.name, k.role, k.user_name, " .. d.time("k.created_at", "created_at") .. ", "
+    .. d.time("k.revoked_at", "revoked_at") .. " FROM api_keys k"
+    .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "") .. " ORDER BY k.created_at, k.id LIMIT ?",
+    table.unpack(args)))
+end
+
 --- of_users(db, after, last) -> the keys of the people named after `after` ("": from the
 --- first) up to last, as list's, in its order: a page of people's keys in one read
 function M.of_users(db, after, last)

@@ -82,14 +82,15 @@ function M.release(db, worker, card)
   return (assert(db:run("DELETE FROM leases WHERE worker = ?", worker)))
 end
 
---- live(db[, run]) -> array of {card=, worker=, run=, acquired_at=, expires_at=}: the live
---- leases (of run), by card id
+--- live(db[, run]) -> array of {card=, worker=, holder=, run=, acquired_at=, expires_at=}:
+--- the live leases (of run), by card id; worker the holder's name, holder as stored
+--- (NAME#TOKEN: one process of that name)
 function M.live(db, run)
   local out = {}
   for _, r in ipairs(assert(db:rows([[SELECT card_id, worker, run_id, acquired_at, expires_at FROM leases
       WHERE expires_at > orket_now() AND (?1 IS NULL OR run_id = ?1) ORDER BY card_id]], run))) do
-    out[#out + 1] = { card = r.card_id, worker = M.name_of(r.worker), run = r.run_id, acquired_at = r.acquired_at,
-      expires_at = r.expires_at }
+    out[#out + 1] = { card = r.card_id, worker = M.name_of(r.worker), holder = r.worker, run = r.run_id,
+      acquired_at = r.acquired_at, expires_at = r.expires_at }
   end
   return out
 end

@@ -17,6 +17,24 @@ function M.get(db, id)
   return one(db, "SELECT " .. all(db.dialect) .. " FROM runs WHERE id = ?", id)
 end
 
+--- journal_end(db) -> the newest event's id (0 when none)
+function M.journal_end(db)
+  local r = one(db, "SELECT max(id) AS id FROM events")
+  return r and math.tointeger(tonumber(r.id)) or 0
+end
+
+--- stops_between(db, from, to) -> {{id=, run=}} the run_end events with id in (from, to]
+--- that ended their run interrupted (a stop: `orket runs stop`, POST /v1/runs/ID/stop),
+--- oldest first
+function M.stops_between(db, from, to)
+  local out = {}
+  for _, r in ipairs(assert(db:rows("SELECT id, run_id FROM events WHERE id > ? AND id <= ? AND kind = 'run_end' AND "
+    .. db.dialect.json_text("data", "status") .. " = 'interrupted' ORDER BY id", from, to))) do
+    out[#out + 1] = { id = math.tointeger(tonumber(r.id)), run = math.tointeger(tonumber(r.run_id)) }
+  end
+  return out
+end
+
 --- recent(db, limit) -> up to limit rows (every column), newest first
 function M.recent(db, limit)
   return assert(db:rows("SELECT " .. all(db.dialect) .. " FROM runs ORDER BY id DESC LIMIT ?", limit))

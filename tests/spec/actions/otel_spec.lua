@@ -5,6 +5,9 @@ local otel = require "orket.otel"
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson"
 
+-- the process's metrics count from its first call to its end: each spec counts from none
+before_each(function() otel.reset() end)
+
 -- A tracer whose flush keeps the spans of the batches queued (decoded from their request
 -- bodies) instead of sending them.
 local function tracer()
@@ -17,7 +20,9 @@ local function tracer()
       local text = b.body:text()
       bodies[#bodies + 1] = text
       local doc = cjson.decode(text)
-      assert.same({ { key = "service.name", value = { stringValue = "orket" } } }, doc.resourceSpans[1].resource.attributes)
+      -- the service and the process's own id (service.instance.id: otel.instance_id)
+      assert.same({ { key = "service.instance.id", value = { stringValue = otel.instance_id() } },
+        { key = "service.name", value = { stringValue = "orket" } } }, doc.resourceSpans[1].resource.attributes)
       local list = doc.resourceSpans[1].scopeSpans[1].spans
       assert.equal(b.n, #list)
       for _, sp in ipairs(list) do spans[#spans + 1] = sp end
@@ -541,6 +546,35 @@ describe("otel's configuration", function()
     assert.matches("^OTEL_EXPORTER_OTLP_PROTOCOL=grpc: ", err)
   end)
 
+  it("read the export's pace (OTEL_BSP_*, OTEL_METRIC_EXPORT_INTERVAL), a bad value said and the default kept", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY = " 200 ",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "64", OTEL_METRIC_EXPORT_INTERVAL = "1000" })
+    assert.same({ 200, 64, 1000, {} }, { cfg.schedule_delay_ms, cfg.batch, cfg.metric_interval_ms, cfg.warnings })
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY = "5s",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "4096", OTEL_METRIC_EXPORT_INTERVAL = "0" })
+    assert.same({ nil, nil, nil }, { cfg.schedule_delay_ms, cfg.batch, cfg.metric_interval_ms })
+    assert.same({
+      "OTEL_BSP_SCHEDULE_DELAY=5s: not a whole number from 1 to 86400000: ignored, the default (5000) kept",
+      "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=4096: not a whole number from 1 to 2048: ignored, the default (256) kept",
+      "OTEL_METRIC_EXPORT_INTERVAL=0: not a whole number from 1 to 86400000: ignored, the default (60000) kept",
+    }, cfg.warnings)
+    -- a signal not exported: its variables not read
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_METRICS_EXPORTER = "none",
+      OTEL_METRIC_EXPORT_INTERVAL = "x" })
+    assert.same({}, cfg.warnings)
+    -- the batch's size is read where a span is written
+    local tr = otel.new(assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "2" }), "proj")
+    local sealed = 0
+    tr.flush = function(self) sealed = sealed + 1; self:seal() end
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 12 }
+    tr:event { type = "turn_end", run_id = 7, card = "M-1", turn = 1, outcome = "handed_in" }
+    assert.same({ 1, 2 }, { sealed, tr.queue[1].n })
+    tr:stop_timers()
+  end)
+
   it("send JSON for http/protobuf, said once a process, naming the variable", function()
     local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
       OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf" })
@@ -706,6 +740,212 @@ describe("otel's configuration", function()
     assert.is_nil(made) -- refused before the workspace (and the store, the repository) opened
     assert(e2, err2)
     assert.is_true(traced)
+  end)
+end)
+
+describe("otel's timers", function()
+  local rt, task = require "orket.c.runtime", require "orket.task"
+  local function wait(ms) assert(task.spawn(function() rt.sleep(ms) end):join()) end
+
+  -- A tracer on env whose sends are kept (spans: their names; metrics: {name, count, start}
+  -- of each data point, and the resource's service.instance.id as .instance).
+  local function kept(env, spans, metrics)
+    local tr = otel.new(assert(otel.config(function(k) return env[k] end)), "proj")
+    tr.send = function(self, body, url)
+      local doc = cjson.decode(type(body) == "string" and body or body:text())
+      if url == self.cfg.metrics_url then
+        local by = {}
+        for _, a in ipairs(doc.resourceMetrics[1].resource.attributes) do
+          if a.key == "service.instance.id" then by.instance = a.value.stringValue end
+        end
+        for _, m in ipairs(doc.resourceMetrics[1].scopeMetrics[1].metrics) do
+          for _, dp in ipairs(m.histogram.dataPoints) do
+            assert.equal(2, m.histogram.aggregationTemporality) -- cumulative
+            by[#by + 1] = { m.name, dp.count, dp.startTimeUnixNano }
+          end
+        end
+        metrics[#metrics + 1] = by
+      else
+        for _, sp in ipairs(doc.resourceSpans[1].scopeSpans[1].spans) do spans[#spans + 1] = sp.name end
+      end
+      return true
+    end
+    return tr
+  end
+  local function turn(tr, card, run)
+    tr:event { type = "turn_start", run_id = run or 7, card = card, turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = run or 7, card = card, turn = 1, step = 1, latency_ms = 12, prompt_tokens = 50,
+      completion_tokens = 3 }
+    tr:event { type = "turn_end", run_id = run or 7, card = card, turn = 1, outcome = "handed_in" }
+  end
+  local FAST = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY = "20",
+    OTEL_METRIC_EXPORT_INTERVAL = "20" }
+
+  -- the spans left only when a batch of 256 filled and at the run's end, the metrics only
+  -- at its end: a start killed midway had sent nothing
+  it("send the spans written and the metrics so far while the run goes on, never holding the process", function()
+    local spans, metrics = {}, {}
+    local tr = kept(FAST, spans, metrics)
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    turn(tr, "M-1")
+    -- unref'd: a run that never ends (an error) leaves no timer holding its process
+    local meter = tr.meter
+    assert.same({ false, false }, { tr.span_timer:has_ref(), meter.timer:has_ref() })
+    wait(150)
+    assert.same({ "chat m1", "invoke_agent coder" }, spans)
+    assert.is_true(#metrics >= 1)
+    local first = metrics[#metrics]
+    assert.same({ "1", "1", "1" }, { first[1][2], first[2][2], first[3][2] })
+    turn(tr, "M-2")
+    wait(150)
+    assert.equal(4, #spans)
+    -- the totals from the first call, not the calls since the last export (a backend takes
+    -- each as the series' newest value: added up, they would count the first call twice)
+    local second = metrics[#metrics]
+    for i, p in ipairs(second) do assert.same({ first[i][1], "2", first[i][3] }, p) end
+    -- nothing counted since: the same totals still sent each interval (the SDK's periodic
+    -- reader's way: a quiet series is not taken for one gone)
+    local n = #metrics
+    wait(100)
+    assert.is_true(#metrics > n)
+    for i, p in ipairs(metrics[#metrics]) do assert.same({ first[i][1], "2", first[i][3] }, p) end
+    tr:event { type = "run_end", run_id = 7, status = "done" }
+    assert.is_nil(tr.span_timer) -- stopped: the run's end sent the rest
+    tr:drain()
+    assert.same({ "chat m1", "invoke_agent coder", "chat m1", "invoke_agent coder", "orket run M" }, spans)
+    for i, p in ipairs(metrics[#metrics]) do assert.same({ first[i][1], "2", first[i][3] }, p) end
+    -- the next run of the process goes on counting, in the same series (never reset)
+    tr:event { type = "run_start", run_id = 8, target = "M" }
+    turn(tr, "M-3", 8)
+    tr:event { type = "run_end", run_id = 8, status = "done" }
+    tr:drain()
+    assert.same({ first[1][1], "3", first[1][3] }, metrics[#metrics][1])
+  end)
+
+  -- each run's tracer kept its own totals from its own start: two runs of a server side by
+  -- side sent one series (one resource, scope and attributes) with two writers, alternating
+  -- 3, 1, 4, 1, which a backend read as counter resets
+  it("count the runs of a process side by side in one series, one timer, its totals never lowered", function()
+    local spans, metrics = {}, {}
+    local a, b = kept(FAST, spans, metrics), kept(FAST, spans, metrics)
+    a:event { type = "run_start", run_id = 1, target = "A" }
+    b:event { type = "run_start", run_id = 2, target = "B" }
+    for i = 1, 3 do turn(a, "A-" .. i, 1) end
+    wait(60)
+    turn(b, "B-1", 2)
+    wait(60)
+    a:event { type = "run_end", run_id = 1, status = "done" } -- A's end lowers nothing of B's
+    wait(60)
+    turn(b, "B-2", 2)
+    wait(60)
+    b:event { type = "run_end", run_id = 2, status = "done" }
+    b:drain()
+    local counts, starts, instances = {}, {}, {}
+    for _, by in ipairs(metrics) do
+      counts[#counts + 1] = tonumber(by[1][2])
+      starts[by[1][3]] = true
+      instances[#instances + 1] = by.instance
+    end
+    for i = 2, #counts do assert.is_true(counts[i] >= counts[i - 1], table.concat(counts, " ")) end
+    assert.equal(5, counts[#counts])
+    local n = 0
+    for _ in pairs(starts) do n = n + 1 end
+    assert.equal(1, n) -- one start time: one series
+    for _, want in ipairs { 3, 4 } do
+      local seen = false
+      for _, c in ipairs(counts) do seen = seen or c == want end
+      assert.is_true(seen, table.concat(counts, " "))
+    end
+    for _, id in ipairs(instances) do assert.equal(otel.instance_id(), id) end -- the process's id
+    -- one meter for the process, one timer
+    assert.is_true(a.meter == b.meter)
+    local timers = 0
+    for _, m in pairs(otel.meters) do if m.timer then timers = timers + 1 end end
+    assert.equal(1, timers)
+  end)
+
+  -- two processes (workers, `orket run`s side by side) sent one resource: one stream, two writers
+  it("give each process its own service.instance.id, the same for all its runs, OTEL_RESOURCE_ATTRIBUTES' kept", function()
+    local H = require "tests.helpers"
+    local function id_of(env) return otel.config(function(k) return env[k] end).resource["service.instance.id"] end
+    local mine = id_of(FAST)
+    assert.matches("^%x+$", mine)
+    assert.equal(32, #mine)
+    assert.equal(mine, id_of(FAST))
+    assert.equal("w-1", id_of { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
+      OTEL_RESOURCE_ATTRIBUTES = "service.instance.id=w-1" })
+    local code = [[io.write(require("orket.otel").config(function(k)
+      if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end).resource["service.instance.id"])]]
+    local ids = {}
+    for i = 1, 2 do
+      local p = assert(io.popen(H.quote(H.BIN) .. " lua -e " .. H.quote(code)))
+      ids[i] = p:read("a")
+      p:close()
+      assert.matches("^%x+$", ids[i])
+      assert.equal(32, #ids[i])
+    end
+    assert.are_not.equal(ids[1], ids[2])
+    assert.are_not.equal(mine, ids[1])
+  end)
+
+  -- a run that died without run_end (a Lua error after run_start) kept its timer ticking for
+  -- the life of a server, its turns and run span unsent, its calls never exported
+  it("end a run its engine closed without run_end as failed, its spans and metrics sent, its timer stopped", function()
+    local spans, metrics = {}, {}
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9" }
+    local tr = kept(env, spans, metrics)
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "model", run_id = 7, card = "M-1", turn = 1, step = 1, latency_ms = 12, prompt_tokens = 50,
+      completion_tokens = 3 }
+    assert.is_not_nil(tr.span_timer)
+    tr:close()
+    assert.is_nil(tr.span_timer)
+    assert.is_nil(tr.run)
+    tr:drain()
+    assert.same({ "chat m1", "invoke_agent coder", "orket run M" }, spans)
+    assert.equal(1, #metrics)
+    assert.equal("1", metrics[1][1][2])
+    -- the next run begins with no turn of the dead one's
+    tr:event { type = "run_start", run_id = 8, target = "M" }
+    assert.same({}, tr.open)
+    tr:close()
+  end)
+
+  it("end the run at the engine's close_all when an error escaped the run after run_start", function()
+    local H = require "tests.helpers"
+    local setup = require "orket.engine.setup"
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local db = assert(require("orket.project").open_store(dir, true))
+    assert(require("orket.import").import(db, dir))
+    db:close()
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9" }
+    local e = assert(setup.open(dir, { getenv = function(k) return env[k] end }))
+    local tr = assert(e.tracer)
+    local sent = {}
+    tr.send = function(_, body)
+      if type(body) ~= "string" then
+        for _, sp in ipairs(cjson.decode(body:text()).resourceSpans[1].scopeSpans[1].spans) do
+          local et
+          for _, a in ipairs(sp.attributes) do if a.key == "error.type" then et = a.value.stringValue end end
+          sent[#sent + 1] = sp.name .. "=" .. tostring(et)
+        end
+      end
+      return true
+    end
+    e.on_run_start = function() error("injected after run_start", 0) end
+    local ok, err = pcall(e.execute, e, assert(e:start("NOTES")))
+    local open_run, timer = tr.run ~= nil, tr.span_timer ~= nil
+    e.close_all()
+    local after = { tr.run, tr.span_timer }
+    tr:drain()
+    H.cleanup()
+    assert.is_false(ok)
+    assert.matches("injected after run_start", tostring(err))
+    assert.same({ true, true }, { open_run, timer }) -- the run died open
+    assert.same({}, after)
+    assert.same({ "orket run NOTES=failed" }, sent)
   end)
 end)
 
@@ -1081,6 +1321,7 @@ describe("otel's span writer and its buffers", function()
   it("write the resource's attributes by a span's rules, NaN as proto3 JSON names it", function()
     local cfg = otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return "http://127.0.0.1:9" end end)
     cfg.resource.ratio, cfg.resource.n, cfg.resource.f, cfg.resource.b = 0 / 0, -3, 0.5, true
+    cfg.resource["service.instance.id"] = nil -- (random: the keys below are the rules')
     local tr = otel.new(cfg, "proj")
     tr.flush = function(self) self:seal() end
     tr:event { type = "run_start", run_id = 7, target = "M" }

@@ -553,6 +553,55 @@ describe("claims", function()
     db:close()
   end)
 
+  -- conflict(except = the run) left the run's own whole-run locks out: a worker joined a
+  -- run a server (or `orket run`) executed and worked its cards beside it, without leases
+  it("keeps a worker from joining a run a whole-run process executes", function()
+    local dir, db = project()
+    local id = assert(db:record_run { target = "E", kind = "epic", data = { workers = true } })
+    local b = require("orket.board").open(db)
+    local row = { id = id, target = "E" }
+    -- orket serve's run lock
+    local lk = assert(claims.hold(dir, id))
+    assert.is_nil(claims.join_worker(dir, db, b, row))
+    claims.release(dir, id, lk)
+    -- `orket run`'s run lock, tagged with the run
+    local rl = assert(lockfile.acquire(dir .. "/.orket/run.lock"))
+    rl:tag(id)
+    assert.is_nil(claims.join_worker(dir, db, b, row))
+    rl:release()
+    -- a server of another folder: its lease in the store alone
+    local runlease = require "orket.engine.runlease"
+    assert.is_nil(runlease.take(db, id))
+    assert.is_nil(claims.join_worker(dir, db, b, row))
+    runlease.drop(db, id)
+    local hold = assert(claims.join_worker(dir, db, b, row))
+    claims.release_worker(hold)
+    db:close()
+  end)
+
+  -- A worker's lock is named by its pid: the holder an earlier process of that pid wrote
+  -- beside it (its lock left, never pruned) was read as this one's, which wrote none
+  it("names a worker's lease holder beside its run lock, and no earlier process's", function()
+    local dir, db = project()
+    local id = record(db, "E", "epic")
+    local pid = require("luv").os_getpid()
+    os.execute("mkdir -p " .. dir .. "/.orket/runs")
+    local f = assert(io.open(string.format("%s/.orket/runs/%d.%d.name", dir, id, pid), "w"))
+    f:write("old#0123456789abcdef")
+    f:close()
+    local h = assert(claims.hold_worker(dir, id))
+    local open = claims.workers_open(dir)[id]
+    assert.same({ pid, nil, nil }, { open[1].pid, open[1].holder, open[1].name })
+    claims.release_worker(h)
+    h = assert(claims.hold_worker(dir, id, "w1#fedcba9876543210"))
+    open = claims.workers_open(dir)[id]
+    assert.same({ "w1#fedcba9876543210", "w1" }, { open[1].holder, open[1].name })
+    assert.is_true(math.type(open[1].since) == "integer" and math.type(open[1].since_ns) == "integer")
+    claims.release_worker(h)
+    assert.same({}, claims.workers_open(dir))
+    db:close()
+  end)
+
   it("sees a run live while a worker works it (its lock, or live leases on its cards), except for the run a worker joins", function()
     local dir, db, b = project()
     local id = record(db, "E", "epic")

@@ -86,4 +86,34 @@ describe("the directory's people looked at again", function()
     assert.same({ true, true }, { task.spawn(d.check, d, nil, ERIN):join() })
     assert.equal(1, fake.calls)
   end)
+
+  it("says in the log, once, that a look whose groups would demote the last server admin kept them one", function()
+    local B = require "tests.backends"
+    local H = require "tests.helpers"
+    local identity = require "orket.serve.identity"
+    local users = require "orket.store.users"
+    local db = B.open_store()
+    local boss = { name = "boss", dn = "uid=boss,dc=x" }
+    assert(identity.federated(db, { name = "boss", role = "admin" }, "ldap", boss.dn))
+    local lines, lookup = {}, fake.lookup
+    fake.lookup = function() return { name = "boss", role = "operator", groups = { "devs" }, dn = boss.dn } end
+    local d = directory.new({ ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 1 } },
+      function(line) lines[#lines + 1] = line end)
+    local ok, err = pcall(function()
+      for _ = 1, 2 do
+        d:seen("boss")
+        d.people.boss.at = uv.now() - 10000
+        assert.same({ true, true, true }, { task.spawn(d.check, d, db, { user = "boss" }):join() })
+      end
+      assert.equal("admin", users.get(db, "boss").role)
+      assert.equal(1, #lines)
+      assert.same({ "directory", "boss" }, { lines[1].event, lines[1].user })
+      assert.matches("^boss is the last enabled server admin: kept an admin though their groups give operator",
+        lines[1].message)
+    end)
+    fake.lookup = lookup
+    db:close()
+    H.cleanup()
+    assert(ok, err)
+  end)
 end)

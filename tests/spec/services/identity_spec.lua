@@ -88,6 +88,51 @@ describe("a federated person is their subject", function()
     assert.same({ "ann", "bea", "cid" }, names(db))
   end)
 
+  it("keeps the last enabled server admin an admin whatever their groups give, and says why", function()
+    local roles = { web = { devs = "developer" } }
+    assert(identity.federated(db, { name = "boss", role = "admin", groups = { "ops" } }, "oidc", "subject-b", roles))
+    -- the provider moved them out of the admins' group: the last admin stays one
+    local id = assert(identity.federated(db, { name = "boss", role = "operator", groups = { "devs" } }, "oidc",
+      "subject-b", roles))
+    assert.same({ "admin", "operator" }, { id.role, id.groups_role })
+    -- the remedy works for a provider's person too: `orket users role` refuses their role
+    assert.equal("boss is the last enabled server admin: kept an admin though their groups give operator; to take "
+      .. "it away, make another person an admin first (by their groups, or a local account: orket users add NAME "
+      .. "--role admin), or disable them on the server's machine (orket users disable boss)", id.kept)
+    assert.is_nil(id.kept:find("orket users role", 1, true))
+    assert.equal("admin", users.get(db, "boss").role)
+    assert.equal("admin", require("orket.store.projects").role_of(db, "default", "boss"))
+    -- their other memberships still follow their groups
+    assert.equal("developer", require("orket.store.projects").role_of(db, "web", "boss"))
+    -- with another admin, their groups win again
+    assert(identity.federated(db, { name = "deputy", role = "admin" }, "ldap", "uid=deputy,dc=x"))
+    id = assert(identity.federated(db, { name = "boss", role = "operator", groups = { "devs" } }, "oidc", "subject-b",
+      roles))
+    assert.same({ "operator", nil }, { id.role, id.kept })
+    assert.equal("operator", users.get(db, "boss").role)
+    -- and the deputy, the last one now, is kept by the directory's groups the same way
+    id = assert(identity.federated(db, { name = "deputy", role = "viewer" }, "ldap", "uid=deputy,dc=x"))
+    assert.same({ "admin", "viewer" }, { id.role, id.groups_role })
+    assert.equal("admin", users.get(db, "deputy").role)
+  end)
+
+  it("asks again in the sign-in's transaction whether the person is the last admin", function()
+    assert(identity.federated(db, { name = "ann", role = "admin" }, "oidc", "subject-a"))
+    assert(identity.federated(db, { name = "bea", role = "admin" }, "ldap", "uid=bea,dc=x"))
+    -- ann's groups demote her; bea's demotion commits after ann's read without a write and
+    -- before ann's transaction: of the two, the second to commit is the last admin
+    local tx = db.tx
+    db.tx = function(self, fn)
+      db.tx = tx
+      assert(identity.federated(db, { name = "bea", role = "viewer" }, "ldap", "uid=bea,dc=x"))
+      return tx(self, fn)
+    end
+    local id = assert(identity.federated(db, { name = "ann", role = "operator" }, "oidc", "subject-a"))
+    db.tx = tx
+    assert.same({ "viewer", "admin", "admin" }, { users.get(db, "bea").role, users.get(db, "ann").role, id.role })
+    assert.equal("operator", id.groups_role)
+  end)
+
   it("refuses an admin's grant or revoke that the person's next sign-in would undo", function()
     local team = require "orket.serve.team"
     local accounts = require "orket.serve.accounts"

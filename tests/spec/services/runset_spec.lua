@@ -45,6 +45,51 @@ describe("a worker's runs side by side", function()
     db:close()
   end)
 
+  -- A stop and a resume between two of the worker's looks left the run running when it
+  -- looked: the worker went on with the open the stop ended. The stop's run_end, journaled
+  -- after the open, stops it; one journaled before the open, or a run another worker
+  -- concluded stalled, does not.
+  it("stops an open whose run was stopped and resumed between two looks, and only that", function()
+    local dir = H.tmpdir()
+    local db = F.fixture(dir .. "/o.db", { { id = "E-1", summary = "one" }, { id = "E-2", summary = "two" } })
+    local store_runs = require "orket.store.runs"
+    local ops = lease_mod.ops(db)
+    local r1 = assert(db:record_run { target = "E-1", kind = "issue", data = { workers = true } })
+    local r2 = assert(db:record_run { target = "E-2", kind = "issue", data = { workers = true } })
+    -- stopped and resumed before the worker opens it: not this open's stop
+    assert.is_true(db:finish_run(r2, "interrupted", { running = true }))
+    assert.is_true(ops.requeue(db, r2))
+    local stopped = {}
+    local function engine(id)
+      local e = { dir = dir }
+      function e.execute() while not stopped[id] do orket.sleep(5) end end
+      function e.stop() stopped[id] = true end
+      function e.close_all() end
+      return e
+    end
+    local set = runset.new { db = db, join = function() return true end, leave = function() end,
+      open = function(row) return engine(row.id) end,
+      journal = { last = function() return store_runs.journal_end(db) end,
+        stops = function(from, to) return store_runs.stops_between(db, from, to) end } }
+    assert.is_true(set:start { id = r1 })
+    assert.is_true(set:start { id = r2 })
+    local queued = { { id = r1 }, { id = r2 } }
+    local function running() return "running" end
+    set:stop_ended(queued, running)
+    assert.same({}, stopped)
+    -- another worker concludes r2 stalled, and it is resumed: worked on here
+    assert.is_true(db:finish_run(r2, "stalled", { running = true }))
+    assert.is_true(ops.requeue(db, r2))
+    -- r1 stopped and resumed at once: both are running when the worker looks
+    assert.is_true(db:finish_run(r1, "interrupted", { running = true }))
+    assert.is_true(ops.requeue(db, r1))
+    set:stop_ended(queued, running)
+    assert.same({ [r1] = true }, stopped)
+    stopped[r2] = true
+    set:wait_all()
+    db:close()
+  end)
+
   it("leaves a run it could not ask about (the store lost) for later, without stopping the worker", function()
     local set = runset.new { db = { journal_error = function() return "gone" end },
       join = function() error("pg: server closed the connection unexpectedly") end, leave = function() end,

@@ -281,7 +281,9 @@ describe("orket.serve.auth", function()
     for _, h in ipairs { "localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765", "LOCALHOST" } do
       assert.is_true(auth.loopback_host(h), h)
     end
-    for _, h in ipairs { "evil.com", "127.0.0.1.evil.com", "localhost.evil.com:80", "10.0.0.1" } do
+    -- the server accepts a Host's trailing dot and %XX as sent (docs/serve.md): neither is local use
+    for _, h in ipairs { "evil.com", "127.0.0.1.evil.com", "localhost.evil.com:80", "10.0.0.1", "localhost.",
+      "localhost.:8765", "127.0.0.1.", "%6Cocalhost", "localhost%3A8765" } do
       assert.is_false(auth.loopback_host(h), h)
     end
     assert.is_false(auth.loopback_host(nil))
@@ -1015,5 +1017,28 @@ describe("orket.serve.mcp_server batches", function()
       assert.equal(server.SESSION_ENDED, out[i].error.code)
       assert.matches("ended during this batch", out[i].error.message)
     end
+  end)
+end)
+
+describe("an audited write that changed nothing", function()
+  it("is left out of the audit only when its result is marked unchanged, not for a field of that name", function()
+    local B = require "tests.backends"
+    local audit_chain = require "orket.audit.chain"
+    local localuse = require "orket.serve.localuse"
+    local db = B.open_store()
+    local function entries() return db:row("SELECT count(*) AS n FROM audit_log").n + 0 end
+    local ok, err = pcall(function()
+      -- a result that counts its unchanged parts (0 is true in Lua) changed something
+      assert(localuse.audited(db, "import", nil, function() return { created = 2, unchanged = 0 } end))
+      assert(localuse.audited(db, "import", nil, function() return { unchanged = true } end))
+      assert.equal(2, entries())
+      local res = assert(localuse.audited(db, "member_grant", nil, function()
+        return audit_chain.unchanged { role = "viewer", unchanged = true }
+      end))
+      assert.same({ 2, "viewer" }, { entries(), res.role })
+    end)
+    db:close()
+    H.cleanup()
+    assert(ok, err)
   end)
 end)

@@ -83,14 +83,15 @@ function M.release(q, worker, card)
   return n
 end
 
---- live(q[, run]) -> array of {card=, worker=, run=, acquired_at=, expires_at=}, by card id
+--- live(q[, run]) -> array of {card=, worker=, holder=, run=, acquired_at=, expires_at=}, by
+--- card id (as orket.store.leases.live)
 function M.live(q, run)
   local out = {}
   for _, r in ipairs(assert(q:query("SELECT card_id, worker, run_id, " .. AT:format("acquired_at")
       .. " AS acquired_at, " .. AT:format("expires_at") .. [[ AS expires_at FROM leases
       WHERE expires_at > now() AND ($1::bigint IS NULL OR run_id = $1) ORDER BY card_id]], run))) do
-    out[#out + 1] = { card = r.card_id, worker = name_of(r.worker), run = r.run_id, acquired_at = r.acquired_at,
-      expires_at = r.expires_at }
+    out[#out + 1] = { card = r.card_id, worker = name_of(r.worker), holder = r.worker, run = r.run_id,
+      acquired_at = r.acquired_at, expires_at = r.expires_at }
   end
   return out
 end
