@@ -439,6 +439,32 @@ describe("the web board in Chromium", function()
     assert.equal(0, s.stop())
   end)
 
+  -- A restore journals one event and no event for the cards it put back: the page that is
+  -- given it reads the board again.
+  it("reads the board again on a restore the stream brings", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local listen = "127.0.0.1:" .. quiet_port()
+    local s = H.serve(dir, { listen = listen })
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      local file = H.tmpdir() .. "/store.backup"
+      assert.equal(0, H.orket("backup " .. H.quote(file), { cwd = dir }).status)
+      local boards = wd:js("return window.orketBoardStats.board")
+      assert.equal(0, s.stop())
+      -- (the backup is older than the audit the project signed since: taken as it is)
+      local r = H.orket("restore --accept-older-audit --accept-unverified-audit " .. H.quote(file), { cwd = dir })
+      assert.equal(0, r.status, r.stderr)
+      s = H.serve(dir, { listen = listen })
+      H.wait_for(function() return wd:js("return window.orketBoardStats.board") == boards + 1 end, "the board again", 10000)
+      assert.equal(0, wd:js("return window.orketBoardStats.resets"))
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="blocked"]', "the board as restored")
+    end)
+    assert.equal(0, s.stop())
+  end)
+
   -- Markup in what people and agents write (a title, a description, a comment, a move's
   -- note, a cancel's reason) is shown as the text it is: no element made from it, no script run.
   it("shows markup in titles, descriptions, comments and notes as text", function()
