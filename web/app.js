@@ -1,9 +1,10 @@
 // The Orket web board: signs in with a name and password or an API key (POST /v1/session sets an HttpOnly cookie
 // and returns the CSRF token), shows the rock > epic > issue tree, follows the journal over
 // Server-Sent Events (/v1/events) and fetches again only the cards an event names (the whole
-// board only for new cards or a lost stream); a 429 pauses it for the Retry-After. Operators get
-// every card action the API has (move, comment, answer, approve or deny a held tool call,
-// retry, cancel) and start, stop and resume runs. Each sandbox shows its health and a link to
+// board for new cards, a stream's reset, or more than CATCH_UP changed cards, as after a long
+// outage); a 429 pauses it for the Retry-After. Operators get every card action the API has
+// (move, comment, answer, approve or deny a held tool call, retry, cancel) and start, stop
+// and resume runs. Each sandbox shows its health and a link to
 // its app through the server's proxy, fetched again on the journal's sandbox events. Each
 // rock shows its bug-fix phase (fetched again on the journal's bug events), and operators
 // file bugs under it. The board shows as a tree or as status columns (both live); operators
@@ -17,7 +18,10 @@
   const state = { csrf: null, role: null, project: "default", projects: [], selected: null, events: null, cards: new Map(), held: new Set(),
     asked: new Map(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
-    violationCounts: new Map(), gen: 0, after: null, wantEvents: false };
+    violationCounts: new Map(), gen: 0, after: null, wantEvents: false, said: new Map() };
+  // changed cards past which the board is read whole rather than a card each (about a second of
+  // the key's rate; a live burst of 150 ms rarely names so many)
+  const CATCH_UP = 50;
   // what the page asked for, read by the tests (a run must not cost a board per event)
   const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, view: 0, bugfix: 0, limited: 0,
     early: 0, violations: 0, diff: 0, events: 0, resets: 0 };
@@ -171,11 +175,12 @@
     state.cards = new Map();
     state.held = new Set();
     state.dirty.clear();
+    state.said.clear();
     state.violationCounts = new Map();
     for (const id of ["tree", "columns", "create-parent", "fields", "approvals", "comments", "history", "change-commits",
       "change-files", "violation-list", "violation-rules", "sandbox-list", "view-list", "runs", "people-list"]) $(id).replaceChildren();
     for (const id of ["transcript", "change-diff", "change-summary", "detail-error", "move-error", "bug-status", "phase",
-      "create-status", "run-status", "people-status"]) $(id).textContent = "";
+      "create-status", "run-status", "people-status", "announce"]) $(id).textContent = "";
     $("detail-title").textContent = "Card";
     delete $("detail").dataset.card;
     $("detail-body").hidden = $("transcript-box").hidden = $("change-box").hidden = true;
@@ -241,9 +246,14 @@
     const q = state.after === null ? "" : "?after=" + encodeURIComponent(state.after);
     const es = new EventSource(scoped("/v1/events") + q, { withCredentials: true });
     state.events = es;
-    // a reconnecting EventSource sends Last-Event-ID and the server replays what was missed,
-    // so only a stream made anew (the page's own, after one closed) needs the board again
-    const anew = state.streams++ > 0;
+    // A reconnecting EventSource sends Last-Event-ID and the server replays what was missed;
+    // a stream made anew (the page's own, after one closed) opens with ?after= the last id the
+    // page holds, so the server replays what changed since and onEvent fetches just those
+    // cards. Only a page with no id yet reads the whole board again; an id the server does
+    // not know (another journal's) is answered with a reset, which reads it (below).
+    // (anew: a safety net; the board is read before the first stream, so a later stream always
+    // has an id until clearBoard, which starts the count again)
+    const anew = state.streams++ > 0 && state.after === null;
     let first = true;
     es.onopen = () => {
       setLive("live", true);
@@ -272,6 +282,19 @@
     });
   }
 
+  // announce(card, text): a short line for screen readers (#announce, a polite status): the card
+  // pane is no live region, so what changes in it is not read out again and again
+  // (a replay or a busy run brings many moves at once: they are said once, a second later, as
+  // one line; clearBoard stops the timer and empties the line)
+  function announce(card, text) {
+    state.said.set(card, text);
+    later("announce", () => {
+      const lines = [...state.said.values()];
+      state.said.clear();
+      $("announce").textContent = lines.length === 1 ? lines[0] : lines.length + " cards moved";
+    }, 1000);
+  }
+
   // noteId(ev): the last journal id the page was given (a stream the page makes anew starts after it)
   function noteId(ev) {
     const n = Number(ev.lastEventId);
@@ -290,9 +313,15 @@
     if (VIEW_KINDS.has(e.kind)) loadView();
     if (e.kind.startsWith("bugfix_") || e.kind.startsWith("bug_")) loadBugfix();
     if (e.kind === "violation") loadViolations();
-    if ((e.kind === "commit" || e.kind === "merge") && e.card && e.card === state.selected) loadChange(e.card);
-    if (e.kind === "create" || e.kind === "import") state.needBoard = true;
+    // (a moment later: a replay may bring many commits of the open card, one diff fetch for them)
+    if ((e.kind === "commit" || e.kind === "merge") && e.card && e.card === state.selected) {
+      const id = e.card;
+      later("change:" + id, () => loadChange(id), 200);
+    }
+    // (restore: the store was put back from a backup; no event says which cards changed)
+    if (e.kind === "create" || e.kind === "import" || e.kind === "restore") state.needBoard = true;
     if (e.kind === "approval_requested" && e.card) state.held.add(e.card);
+    if (e.kind === "transition" && e.card && e.data && typeof e.data.to === "string") announce(e.card, e.card + " moved to " + e.data.to.replace(/_/g, " "));
     if (e.card) {
       if (!state.cards.has(e.card)) state.needBoard = true;
       else if (TREE_KINDS.has(e.kind) || e.card === state.selected) state.dirty.add(e.card);
@@ -310,6 +339,9 @@
   async function flush() {
     state.timer = null;
     state.busy = true;
+    // past CATCH_UP changed cards (a long outage's replay, or a burst) one board read costs
+    // less than a card each, which at the key's rate (50/s) would take seconds and meet 429s
+    if (!state.needBoard && state.dirty.size > CATCH_UP) state.needBoard = true;
     try {
       if (state.needBoard) {
         state.needBoard = false;
@@ -343,7 +375,7 @@
     setLive("offline", false);
   }
 
-  // refresh(): the whole board again (on sign-in, or when the stream was lost)
+  // refresh(): the whole board again (on sign-in)
   function refresh() {
     state.needBoard = true;
     if (state.timer) { clearTimeout(state.timer); state.timer = null; }
@@ -357,7 +389,8 @@
   async function loadBoard() {
     const board = await api("GET", "/v1/board");
     if (Number.isSafeInteger(board.journal_id)) state.after = board.journal_id;
-    if (state.wantEvents && !state.events) startEvents();
+    // (not while the stream's reopen waits: that timer opens it, and the replay is made once)
+    if (state.wantEvents && !state.events && !timers.has("events")) startEvents();
     const cards = board.cards || [];
     state.cards = new Map(cards.map((c) => [c.id, c]));
     for (const id of [...state.held]) if ((state.cards.get(id) || {}).status !== "waiting_for_developer") state.held.delete(id);

@@ -289,6 +289,123 @@ describe("the web board in Chromium", function()
     assert.equal(0, s.stop())
   end)
 
+  -- The page's own stream was refused and closed, so the page opens one anew: it opens it
+  -- after the last journal id it holds, and what was written meanwhile reaches it as the
+  -- replayed events (the changed card fetched alone, no board read again). Screen readers
+  -- hear the move as one short status line; the card pane is no live region.
+  it("opens its stream anew after the last id it holds, fetching only what changed, and announces a move", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    with_browser(1280, 1000, function(wd)
+      wd:go(s.url .. "/")
+      wd:wait("#key", "the sign-in form")
+      -- the page's streams kept where the test can reach them, to close one as a refusal does
+      wd:js([[var E = window.EventSource; window.orketTestStreams = [];
+        var W = function (u, o) { var es = new E(u, o); window.orketTestStreams.push(es); return es; };
+        W.CONNECTING = E.CONNECTING; W.OPEN = E.OPEN; W.CLOSED = E.CLOSED; window.EventSource = W;]])
+      wd:type(wd:find("#key"), key)
+      wd:press("#signin-button")
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="blocked"]', "CHG-2 blocked")
+      H.wait_for(function() return wd:text_of("#live") == "live" end, "the event stream to open", 3000)
+      local boards = wd:js("return window.orketBoardStats.board")
+      local cards = wd:js("return window.orketBoardStats.card")
+      assert.equal(1, wd:js("return window.orketTestStreams.length"))
+      -- what the status line says, each line kept
+      wd:js([[window.orketTestSaid = []; var a = document.getElementById('announce');
+        new MutationObserver(function () { window.orketTestSaid.push(a.textContent); })
+          .observe(a, { childList: true, characterData: true, subtree: true });]])
+      -- the stream closed first, the cancel journaled while it is closed, then the refusal
+      -- reported: only a replay can bring the cancel to the page
+      local _, before = H.api(s, "GET", "/v1/board", key)
+      wd:js("window.orketTestStreams[0].close();")
+      assert.equal(0, H.orket('cancel CHG-2 "not needed"', { cwd = dir }).status)
+      H.wait_for(function() local _, b = H.api(s, "GET", "/v1/board", key); return b.journal_id > before.journal_id end,
+        "the cancel journaled", 1000)
+      wd:js("var es = window.orketTestStreams[0]; es.onerror(new Event('error'));")
+      H.wait_for(function() return wd:js("return window.orketTestStreams.length") == 2 end, "the stream made anew", 10000)
+      -- after the id the page held when its stream closed, not from the journal's start
+      assert.equal(string.format("?after=%d", before.journal_id), wd:js("return window.orketTestStreams[1].url"):match("%?after=%d+$"))
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="canceled"]', "the cancel made while it was closed")
+      assert.equal("live", wd:text_of("#live"))
+      assert.equal(boards, wd:js("return window.orketBoardStats.board"))
+      assert.is_true(wd:js("return window.orketBoardStats.card") > cards)
+      -- the move said once in the status line (the cancel may move the epic too: then as a count)
+      H.wait_for(function() return wd:js("return window.orketTestSaid.length") >= 1 end, "the move announced", 3000)
+      os.execute("sleep 1.5") -- (no second line comes for the same burst)
+      local said = wd:js("return window.orketTestSaid")
+      assert.equal(1, #said)
+      assert.truthy(said[1] == "CHG-2 moved to canceled" or said[1] == "2 cards moved", said[1])
+      -- a polite status, rendered (not hidden) but clipped to nothing seen
+      assert.equal("polite", wd:js("return document.getElementById('announce').getAttribute('aria-live')"))
+      assert.is_true(wd:js([[var a = document.getElementById('announce');
+        return a.getClientRects().length > 0 && a.getBoundingClientRect().width <= 1;]]))
+      -- no live region holds the card pane
+      assert.is_true(wd:js("return document.getElementById('detail-body') !== null"))
+      assert.is_false(wd:js([[for (var e = document.getElementById('detail-body'); e; e = e.parentElement)
+        if (e.hasAttribute('aria-live') || /^(status|log|alert)$/.test(e.getAttribute('role') || '')) return true;
+        return false;]]))
+      -- signed out, the line is not left for the next person
+      wd:press("#signout")
+      wd:wait("#key", "the sign-in form")
+      assert.equal("", wd:js("return document.getElementById('announce').textContent"))
+    end)
+    assert.equal(0, s.stop())
+  end)
+
+  -- Many cards changed while the stream was closed: past the catch-up cap the page reads the
+  -- board once rather than each card (which at the key's rate would take seconds and meet
+  -- 429s), and the moves are said as one line.
+  it("catches up on more than 50 changed cards with one board read, said once", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local issues = {}
+    for i = 1, 60 do issues[i] = string.format('{ "id": "BIG-%d", "summary": "Card %d" }', i, i) end
+    H.write(dir .. "/epics/big.json", '{ "id": "BIG", "name": "Big", "issues": [' .. table.concat(issues, ",") .. "] }")
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    with_browser(1280, 1000, function(wd)
+      wd:go(s.url .. "/")
+      wd:wait("#key", "the sign-in form")
+      wd:js([[var E = window.EventSource; window.orketTestStreams = [];
+        var W = function (u, o) { var es = new E(u, o); window.orketTestStreams.push(es); return es; };
+        W.CONNECTING = E.CONNECTING; W.OPEN = E.OPEN; W.CLOSED = E.CLOSED; window.EventSource = W;]])
+      wd:type(wd:find("#key"), key)
+      wd:press("#signin-button")
+      wd:wait('#tree li[data-card="BIG-60"]', "the last card in the tree")
+      H.wait_for(function() return wd:text_of("#live") == "live" end, "the event stream to open", 3000)
+      local boards = wd:js("return window.orketBoardStats.board")
+      local cards = wd:js("return window.orketBoardStats.card")
+      wd:js([[window.orketTestSaid = []; var a = document.getElementById('announce');
+        new MutationObserver(function () { window.orketTestSaid.push(a.textContent); })
+          .observe(a, { childList: true, characterData: true, subtree: true });]])
+      wd:js("window.orketTestStreams[0].close();")
+      assert.is_true(os.execute("cd " .. H.quote(dir) .. " && for i in $(seq 1 60); do " .. H.quote(H.BIN)
+        .. ' cancel BIG-$i "not needed" >/dev/null 2>&1 || exit 1; done'))
+      wd:js("var es = window.orketTestStreams[0]; es.onerror(new Event('error'));")
+      wd:wait('#tree li[data-card="BIG-60"] > .status[data-status="canceled"]', "the last cancel")
+      H.wait_for(function() return wd:js("return window.orketTestSaid.length") >= 1 end, "the moves announced", 3000)
+      os.execute("sleep 1.5")
+      assert.equal(2, wd:js("return window.orketTestStreams.length"))
+      for i = 1, 60 do
+        assert.equal("canceled", wd:js("return document.querySelector('#tree li[data-card=\"BIG-" .. i
+          .. "\"] > .status').dataset.status"))
+      end
+      assert.equal(boards + 1, wd:js("return window.orketBoardStats.board"))
+      assert.equal(cards, wd:js("return window.orketBoardStats.card"))
+      assert.equal(0, wd:js("return window.orketBoardStats.limited"))
+      local said = wd:js("return window.orketTestSaid")
+      assert.equal(1, #said)
+      assert.truthy(said[1]:match("^%d+ cards moved$"), said[1])
+      assert.is_true(tonumber(said[1]:match("^%d+")) >= 60)
+    end)
+    assert.equal(0, s.stop())
+  end)
+
   -- The server came back on a store restored from a backup: the page's journal id is past
   -- this journal's end. The stream says so (event reset), the page reads the board again, and
   -- follows this journal from its end (its events reach the page).
@@ -318,6 +435,32 @@ describe("the web board in Chromium", function()
       -- and this journal's new events reach the page
       assert.equal(0, H.orket('cancel CHG-2 "not needed"', { cwd = backup }).status)
       wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="canceled"]', "the cancel in the restored store")
+    end)
+    assert.equal(0, s.stop())
+  end)
+
+  -- A restore journals one event and no event for the cards it put back: the page that is
+  -- given it reads the board again.
+  it("reads the board again on a restore the stream brings", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    local key = H.api_key(dir, "ops", "operator")
+    local listen = "127.0.0.1:" .. quiet_port()
+    local s = H.serve(dir, { listen = listen })
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      local file = H.tmpdir() .. "/store.backup"
+      assert.equal(0, H.orket("backup " .. H.quote(file), { cwd = dir }).status)
+      local boards = wd:js("return window.orketBoardStats.board")
+      assert.equal(0, s.stop())
+      -- (the backup is older than the audit the project signed since: taken as it is)
+      local r = H.orket("restore --accept-older-audit --accept-unverified-audit " .. H.quote(file), { cwd = dir })
+      assert.equal(0, r.status, r.stderr)
+      s = H.serve(dir, { listen = listen })
+      H.wait_for(function() return wd:js("return window.orketBoardStats.board") == boards + 1 end, "the board again", 10000)
+      assert.equal(0, wd:js("return window.orketBoardStats.resets"))
+      wd:wait('#tree li[data-card="CHG-2"] > .status[data-status="blocked"]', "the board as restored")
     end)
     assert.equal(0, s.stop())
   end)
