@@ -152,6 +152,47 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e);
 /* Records tree as what the view holds now (a new repository's first commit). */
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e);
 
+/* ---- how the view writes a file (viewput.c) ---- */
+
+/* Where one refresh makes its temporary files. A fixed name in the target's directory was
+ * a name a tree can hold: main's file of that name was deleted from the view, and a
+ * directory of that name (an agent can commit one) stopped every write beside it, each
+ * taken for a person's deletion. So each file is made in a directory of the refresh's own
+ * in the gitdir (a name no tree can hold: git refuses .git in a path), under a name made
+ * with O_EXCL and never taken from anyone, then renamed into place. A name holds its
+ * process's id: what a process that is gone left there is removed when a refresh first
+ * opens the directory (a run and a server may refresh at once: only workers share the git
+ * lock). */
+typedef struct gr_view_tmp {
+  int at;    /* the gitdir's temporary directory; -1 not opened yet, -2 not usable */
+  long pid;  /* names: pid.n */
+  unsigned long n;
+} gr_view_tmp;
+/* Writes blob id (link: as a symlink; exec: executable) at leaf in dfd: a temporary file
+ * made in t's directory (beside leaf where that is on another file system), then a rename.
+ * 0, or -1 (nothing of anyone's replaced but leaf). */
+int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
+                int exec);
+
+/* ---- main's reflog as the view reads it (viewlog.c) ---- */
+
+typedef struct gr_main_log {
+  int newest_to_tip;   /* the newest entry is main's move to tip */
+  int newest_merge;    /* ... and it is an Orket merge's */
+  git_oid before_tip;  /* where that move came from */
+  int reset;           /* main's newest move not an Orket merge is a person's reset (git reset,
+                          git checkout -B): in effect until they move main otherwise */
+  int merged_since;    /* an Orket merge moved main after that reset */
+  git_oid reset_from, reset_to;
+} gr_main_log;
+/* Reads main's reflog for tip, main's tip now: 0, or -1 when it cannot be read (out zero). */
+int gr_main_log_read(const gitapi *g, git_repository *repo, const git_oid *tip, gr_main_log *out);
+/* 1 with *from and *to the trees of the commits a person's reset in effect moved main from
+ * and to (gr_main_log.reset), 0 (both NULL) when none is or they cannot be read. */
+int gr_main_reset_trees(const gitapi *g, git_repository *repo, const git_oid *tip, git_tree **from, git_tree **to);
+/* The view's base guessed when its state gives none: main's tree before its move to tip. */
+void gr_view_prev_base(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *tip_tree, git_oid *out);
+
 
 /* ---- shared between the units (each defined in the unit named) ---- */
 

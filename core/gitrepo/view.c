@@ -15,7 +15,7 @@
  *    ext4 the rename is ordered after the view's own renames, so the state is never ahead
  *    of the files after a power cut, and a reader never sees half of it. A state there but
  *    unreadable (empty after a power cut, garbled) or whose base is gone gives no base, and
- *    main's index is never taken for one then (vw_prev_base).
+ *    main's index is never taken for one then (gr_view_prev_base, viewlog.c).
  * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
  *    path only where the disk holds what B had there (nothing, where B had nothing) and
  *    main's index holds B's or M's entry: the view still holds what it last held. A path
@@ -29,7 +29,7 @@
  *    history, which is not kept (a rule by main's history since the base counted merges
  *    the view could not follow as the person's, and overwrote a restore).
  * 5. Files are written under a temporary name, in a directory of the refresh's own in the
- *    gitdir (vw_tmp: no name a tree can hold, none taken from anyone), and renamed into
+ *    gitdir (viewput.c: no name a tree can hold, none taken from anyone), and renamed into
  *    place; a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is
  *    never followed); a directory is removed only when empty.
  * 6. The base moves to M only once every path of diff(B, M) was written or recorded: a crash
@@ -50,15 +50,15 @@
  * 9. The view follows main only while main is checked out there: with a person's branch or a
  *    detached commit checked out, the refresh writes nothing and says why (the view is then
  *    behind main); checking main out again brings main's files, and the next refresh finds
- *    them done (status no longer says the view is behind for that reason). */
+ *    them done (status no longer says the view is behind for that reason).
+ * 10. A person's reset of main (main's reflog: viewlog.c) is theirs at the paths it changed:
+ *    one the refresh would move between its two versions is left, recorded (vw_reset_guard). */
 #define _GNU_SOURCE
 #include "internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,9 +74,11 @@
 #define GR_VIEW_WAITS_TAIL \
   " checked out, not main: it follows main again once main is checked out there (git -C workspace checkout main)"
 #define GR_VIEW_WAITS "workspace/ has %s" GR_VIEW_WAITS_TAIL
+/* what a view a stopped process left behind main's last merge says (gitrepo_view_status) */
+#define GR_VIEW_UNFOLLOWED \
+  "main's last merge was not followed in workspace/: the process was stopped between moving main and refreshing the view"
 #define GR_VIEW_STATE_MAX ((size_t)8 << 20)
 #define GR_VIEW_FILE_MAX ((size_t)64 << 20) /* a larger file on disk is hashed in pieces (vw_disk) */
-#define GR_VIEW_TMPDIR "orket-view-tmp" /* in main's gitdir: the refresh's temporary files (vw_put) */
 
 enum { VW_NONE, VW_FILE, VW_EXEC, VW_LINK, VW_DIR, VW_OTHER };
 static const char *const vw_kinds[] = {"none", "file", "executable", "symlink", "directory", "other"};
@@ -376,111 +378,6 @@ static void vw_side_of(const git_diff_file *f, vw_side *s) {
   s->size = (int64_t)f->size;
 }
 
-/* Where one refresh makes its temporary files. A fixed name in the target's directory was
- * a name a tree can hold: main's file of that name was deleted from the view, and a
- * directory of that name (an agent can commit one) stopped every write beside it, each
- * taken for a person's deletion. So each file is made in a directory of the refresh's own
- * in the gitdir (a name no tree can hold: git refuses .git in a path), under a name made
- * with O_EXCL and never taken from anyone, then renamed into place. A name holds its
- * process's id: what a process that is gone left there is removed when a refresh first
- * opens the directory (a run and a server may refresh at once: only workers share the git
- * lock). */
-typedef struct vw_tmp {
-  int at;    /* the gitdir's temporary directory; -1 not opened yet, -2 not usable */
-  long pid;  /* names: pid.n */
-  unsigned long n;
-} vw_tmp;
-
-/* 1 when name is one vw_put makes in the gitdir's directory: digits, '.', digits. */
-static int vw_tmp_name(const char *name) {
-  size_t a = strspn(name, "0123456789");
-  return a && name[a] == '.' && name[a + 1 + strspn(name + a + 1, "0123456789")] == '\0' && name[a + 1];
-}
-
-static int vw_tmp_dir(const gitapi *g, git_repository *repo, vw_tmp *t) {
-  if (t->at != -1) return t->at;
-  char p[PATH_MAX];
-  t->at = -2;
-  if ((size_t)snprintf(p, sizeof p, "%s" GR_VIEW_TMPDIR, g->repository_path(repo)) >= sizeof p) return t->at;
-  (void)mkdir(p, 0777);
-  int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return t->at;
-  int dd = dup(fd);
-  DIR *d = dd >= 0 ? fdopendir(dd) : NULL;
-  if (d == NULL && dd >= 0) close(dd);
-  /* a killed refresh's: one whose process is gone. Runs and servers in other processes may
-   * refresh at the same moment without the git lock (only workers take it), so a name of a
-   * live process is left alone, and this process's own too. */
-  for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
-    if (!vw_tmp_name(de->d_name)) continue;
-    long pid = strtol(de->d_name, NULL, 10);
-    if (pid == t->pid || (pid > 0 && pid <= INT_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM))) continue;
-    (void)unlinkat(fd, de->d_name, 0);
-  }
-  if (d) closedir(d);
-  return t->at = fd;
-}
-
-/* Makes m's content (data, len) as name in at, O_EXCL (a name already there is never
- * taken, whose-ever it is): 0, or -1 with errno (EEXIST: try another name). */
-static int vw_tmp_make(int at, const char *name, const vw_side *m, const char *data, size_t len) {
-  if (m->kind == VW_LINK) {
-    char t[PATH_MAX];
-    if (len >= sizeof t) {
-      errno = ENAMETOOLONG;
-      return -1;
-    }
-    memcpy(t, data, len);
-    t[len] = '\0';
-    return symlinkat(t, at, name);
-  }
-  int fd = openat(at, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, m->kind == VW_EXEC ? 0777 : 0666);
-  if (fd < 0) return -1;
-  int ok = 1;
-  for (size_t off = 0; ok && off < len;) {
-    ssize_t k = write(fd, data + off, len - off);
-    if (k <= 0) ok = 0;
-    else off += (size_t)k;
-  }
-  if (close(fd) != 0) ok = 0;
-  if (ok) return 0;
-  (void)unlinkat(at, name, 0); /* made here, O_EXCL: ours */
-  errno = EIO;
-  return -1;
-}
-
-/* Writes side m's blob at leaf in dfd: a temporary file, then a rename (invariant 5). Made
- * in the refresh's own directory in the gitdir; where that is not on leaf's file system
- * (EXDEV: a mount in workspace/) or not usable, beside leaf under a name of the same kind
- * (.orket-view-PID.N.tmp, O_EXCL), which a kill between the two steps leaves there. */
-static int vw_put(const gitapi *g, git_repository *repo, vw_tmp *t, int dfd, const char *leaf, const vw_side *m) {
-  git_blob *blob = NULL;
-  if (g->blob_lookup(&blob, repo, &m->id) < 0) return -1;
-  const char *data = g->blob_rawcontent(blob);
-  size_t len = (size_t)g->blob_rawsize(blob);
-  int ret = -1;
-  for (int beside = 0; beside < 2 && ret != 0; beside++) {
-    int at = beside ? dfd : vw_tmp_dir(g, repo, t);
-    if (at < 0) continue;
-    char name[64];
-    int made = -1;
-    for (int k = 0; k < 64 && made != 0; k++) {
-      snprintf(name, sizeof name, beside ? ".orket-view-%ld.%lu.tmp" : "%ld.%lu", t->pid, t->n++);
-      if ((made = vw_tmp_make(at, name, m, data, len)) != 0 && errno != EEXIST) break;
-    }
-    if (made != 0) break;
-    if (renameat(at, name, dfd, leaf) == 0) {
-      ret = 0;
-    } else {
-      int err = errno;
-      (void)unlinkat(at, name, 0); /* made above, O_EXCL, not renamed: ours */
-      if (err != EXDEV) break;
-    }
-  }
-  g->blob_free(blob);
-  return ret;
-}
-
 /* Removes the directories above path that our deletions left empty (invariant 5). */
 static void vw_prune_dirs(int root, const char *path) {
   char p[PATH_MAX];
@@ -568,7 +465,7 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
 }
 
 /* Pass 2, in path order: M's content where the view holds B's. */
-static void vw_write_m(const gitapi *g, git_repository *repo, vw_tmp *t, int root, vw_item *it) {
+static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, int root, vw_item *it) {
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
@@ -581,7 +478,7 @@ static void vw_write_m(const gitapi *g, git_repository *repo, vw_tmp *t, int roo
     it->diverged = 1;
   } else {
     if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
-    if (dfd >= 0 && vw_put(g, repo, t, dfd, leaf, &it->m) == 0) it->done = 1;
+    if (dfd >= 0 && gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC) == 0) it->done = 1;
     else it->diverged = 1; /* something of someone's on the way */
   }
   if (dfd >= 0) close(dfd);
@@ -638,27 +535,42 @@ static void vw_index_fix(gr_err *e) {
   if (fix) snprintf(e->msg + n, sizeof e->msg - n, " (a form of git's index libgit2 cannot read: %s makes it readable)", fix);
 }
 
-/* The base when the state cannot give one (unreadable, or its tree gone from the object
- * database): main's tree before its last move, from main's reflog when its newest entry is
- * the move to tip (the tree the last refresh most likely went to), else tip's own tree. Never
- * main's index: it holds what the person staged, which would count as the view's and be
- * written over. A real tree of main's keeps invariants 3 and 4 as they are; what is lost is
- * only the paths main changed before that move and the view had not followed, which keep
- * their older files and entries (git status shows them against main). */
-static void vw_prev_base(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *tip_tree, git_oid *out) {
-  char lp[PATH_MAX];
-  gr_err ignored;
-  git_reflog *log = NULL;
-  git_commit *c = NULL;
-  *out = *tip_tree;
-  if ((size_t)snprintf(lp, sizeof lp, "%slogs/refs/heads/" GR_MAIN, g->repository_commondir(repo)) >= sizeof lp ||
-      gr_plain_file(lp, "main's reflog", "", &ignored) != 0 || g->reflog_read(&log, repo, "refs/heads/" GR_MAIN) < 0)
-    return;
-  const git_reflog_entry *en = g->reflog_entrycount(log) ? g->reflog_entry_byindex(log, 0) : NULL;
-  if (en && g->oid_equal(g->reflog_entry_id_new(en), tip) && g->commit_lookup(&c, repo, g->reflog_entry_id_old(en)) == 0)
-    *out = *g->commit_tree_id(c);
-  g->commit_free(c);
-  g->reflog_free(log);
+/* The side tree holds at path (nothing when it holds none). */
+static void vw_side_at(const gitapi *g, git_tree *tree, const char *path, vw_side *s) {
+  git_tree_entry *te = NULL;
+  *s = (vw_side){.kind = VW_NONE, .size = -1};
+  if (g->tree_entry_bypath(&te, tree, path) != 0) return;
+  s->kind = vw_kind_of_mode((uint32_t)g->tree_entry_filemode(te));
+  s->hashed = s->kind == VW_FILE || s->kind == VW_EXEC || s->kind == VW_LINK;
+  s->id = *g->tree_entry_id(te);
+  g->tree_entry_free(te);
+}
+
+static int vw_same(const gitapi *g, const vw_side *x, const vw_side *y) {
+  return x->kind == y->kind && (x->kind == VW_NONE || g->oid_equal(&x->id, &y->id));
+}
+
+/* Invariant 10: a person's reset of main (git reset, git checkout -B in workspace/), from
+ * commit A to R, is theirs at the paths it changed. A refresh that would move such a path
+ * from A's version to R's (following a reset that kept their files: git reset HEAD~) or
+ * from R's back to A's (a card's branch, made before the reset, merged since and bringing
+ * A's back) writes nothing there: the path is the person's (3 takes it for no longer the
+ * view's own), recorded and listed as diverged. Any other path of the merge is followed as
+ * ever. Decided by main's reflog, the trees and the disk alone: a refresh run again after a
+ * crash decides the same. */
+static void vw_reset_guard(const gitapi *g, git_repository *repo, const git_oid *tip, vw_item *items, size_t n) {
+  git_tree *ta = NULL, *tr = NULL;
+  int reset = gr_main_reset_trees(g, repo, tip, &ta, &tr);
+  for (size_t i = 0; reset && i < n; i++) {
+    vw_side a, rr;
+    vw_side_at(g, ta, items[i].path, &a);
+    vw_side_at(g, tr, items[i].path, &rr);
+    if (!vw_same(g, &a, &rr) && ((vw_same(g, &items[i].b, &a) && vw_same(g, &items[i].m, &rr)) ||
+                                 (vw_same(g, &items[i].b, &rr) && vw_same(g, &items[i].m, &a))))
+      items[i].index_ok = 0;
+  }
+  g->tree_free(ta);
+  g->tree_free(tr);
 }
 
 /* One refresh (gr_view_refresh). raced: NULL, or set when main's index changed on disk
@@ -675,7 +587,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   vw_item *items = NULL;
   size_t n = 0;
   int root = -1, rc, ret = -1;
-  vw_tmp tmp = {.at = -1, .pid = (long)getpid()};
+  gr_view_tmp tmp = {.at = -1, .pid = (long)getpid()};
   *diverged = 0;
   gr_paths_free(&r->view_named);
   vw_read(r, &s);
@@ -716,8 +628,8 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   int guessed = 0;
   if (!s.has_base && s.unreadable) {
     /* a state that is there but cannot be read (empty or garbled after a power cut: it is not
-     * synced) says nothing of what the view holds: not main's index (vw_prev_base) */
-    vw_prev_base(g, repo, &tip, &tip_tree, &s.base);
+     * synced) says nothing of what the view holds: not main's index (gr_view_prev_base, viewlog.c) */
+    gr_view_prev_base(g, repo, &tip, &tip_tree, &s.base);
     s.has_base = 1;
     guessed = 1;
   }
@@ -740,7 +652,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
   /* a base gone from the object database (a person's gc): as for a state that cannot be read */
   if (!base && g->tree_lookup(&base, repo, &s.base) < 0) {
-    vw_prev_base(g, repo, &tip, &tip_tree, &s.base);
+    gr_view_prev_base(g, repo, &tip, &tip_tree, &s.base);
     guessed = 1;
     if (g->oid_equal(&s.base, &tip_tree)) { /* nothing to go by: the view is taken to hold main */
       ret = 0;
@@ -765,6 +677,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
     items[i].index_ok = vw_index_is(g, ie, &items[i].b) || (!guessed && vw_index_is(g, ie, &items[i].m));
   }
+  vw_reset_guard(g, repo, &tip, items, n);
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
       vw_clear(g, root, &items[i]);
@@ -941,6 +854,13 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   int waited = wl > tl && strcmp(s.why + wl - tl, GR_VIEW_WAITS_TAIL) == 0;
   if (cap && s.has_base && s.why[0] && !waited && !g->oid_equal(&s.base, g->tree_id(tree)))
     snprintf(behind, cap, "%s", s.why);
+  /* no refresh failed, yet the view's base is not main's tree and main's newest move is an
+   * Orket merge: the process was stopped between the merge's ref move and its refresh, and
+   * `git status` shows the merge as staged reverts until a refresh runs (invariant 6) */
+  gr_main_log ml;
+  int unfollowed = !s.why[0] && s.has_base && !g->oid_equal(&s.base, g->tree_id(tree)) &&
+                   gr_main_log_read(g, r->repo, &tip, &ml) == 0 && ml.newest_to_tip && ml.newest_merge;
+  if (unfollowed && cap) snprintf(behind, cap, GR_VIEW_UNFOLLOWED);
   const char *wd = g->repository_workdir(r->repo);
   if (wd == NULL || (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
     gr_fail(e, "EIO", "cannot open main's working tree %s: %s", wd ? wd : "(none)", strerror(errno));
@@ -954,17 +874,11 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   size_t k = 0;
   for (size_t i = 0; i < s.diverged.n; i++) {
     const char *path = s.diverged.v[i];
-    vw_side m = {.kind = VW_NONE, .size = -1}, d;
-    git_tree_entry *te = NULL;
-    if (g->tree_entry_bypath(&te, tree, path) == 0) {
-      m.kind = vw_kind_of_mode((uint32_t)g->tree_entry_filemode(te));
-      m.id = *g->tree_entry_id(te);
-      m.hashed = m.kind == VW_FILE || m.kind == VW_EXEC || m.kind == VW_LINK;
-      git_blob *b = NULL;
-      if (m.hashed && g->blob_lookup(&b, r->repo, &m.id) == 0) m.size = (int64_t)g->blob_rawsize(b);
-      g->blob_free(b);
-      g->tree_entry_free(te);
-    }
+    vw_side m, d;
+    vw_side_at(g, tree, path, &m);
+    git_blob *b = NULL;
+    if (m.hashed && g->blob_lookup(&b, r->repo, &m.id) == 0) m.size = (int64_t)g->blob_rawsize(b);
+    g->blob_free(b);
     const char *leaf;
     int dfd = vw_parent(root, path, 0, &leaf);
     vw_disk(g, dfd, leaf, &d, &m, NULL);
@@ -993,7 +907,7 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   if (k > 1) qsort(v, k, sizeof *v, gr_cmp_str); /* path is the first field */
   *out = v;
   *count = k;
-  ret = 0;
+  ret = unfollowed ? 2 : 0;
   if (dropped && s.has_base) {
     gr_paths keep = {0};
     for (size_t i = 0; i < k; i++) (void)gr_paths_add(&keep, v[i].path);

@@ -905,6 +905,111 @@ describe("orket.c.gitrepo", function()
     assert.same({}, assert(r:view_status()))
   end)
 
+  -- A person's `git reset --hard HEAD~1` in workspace/ undid a card's merge; the card's
+  -- branch still held it, so the card's next merge brought it back into main, and the view
+  -- followed: the files the person's reset removed or restored were written over. Now the
+  -- paths where main went back to what the reset undid keep the person's files, listed,
+  -- while the rest of that merge reaches the view; orket status names the reset.
+  it("keeps the files of a person's git reset of main that a card's later merge brings back, and follows the rest", function()
+    local proj, pws, r0, p = project("R1")
+    local r <close> = r0
+    local git = "git -C " .. H.quote(pws) .. " "
+    H.write(p .. "/f.txt", "the card's f\n")
+    H.write(p .. "/README", "the card's readme\n")
+    assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = "f" }))
+    assert(r:merge_to_main("R1", GUARD))
+    assert.equal("the card's f\n", H.read(pws .. "/f.txt"))
+    local undone = assert(r:head("main"))
+    sh(git .. "reset -q --hard HEAD~1") -- the person undoes the merge
+    local back = assert(r:head("main"))
+    assert.is_nil(H.read(pws .. "/f.txt"))
+    assert.equal(0, assert(r:view_refresh())) -- a run's start: the view's base is now the reset's
+    H.write(p .. "/h.txt", "the card's h\n") -- the card's branch still holds what was undone
+    assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = "h" }))
+    local m = assert(r:merge_to_main("R1", GUARD))
+    assert.equal(2, m.diverged)
+    assert.equal("the card's h\n", H.read(pws .. "/h.txt")) -- the card's own change is followed
+    assert.is_nil(H.read(pws .. "/f.txt")) -- the person's: neither written
+    assert.equal("hello\n", H.read(pws .. "/README"))
+    local v = assert(r:view_status())
+    assert.same({ "README", "f.txt" }, { v[1].path, v[2].path })
+    assert.same({ from = undone, to = back }, r:view_reset())
+    local doc = require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout)
+    assert.same({ "person", undone, back }, { doc.reset.by, doc.reset.from, doc.reset.to })
+    assert.same({ "git", "--literal-pathspecs", "-C", "workspace", "checkout", "main", "--", "README" },
+      doc.reset.take_main[1])
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.matches("main was reset in workspace/ by a person %(git reset or checkout %-B%) from " .. undone:sub(1, 12)
+      .. " to " .. back:sub(1, 12), text.stdout)
+    assert.matches("take main's for all:", text.stdout)
+    assert.equal(0, assert(r:view_refresh())) -- run again (a crash's repair): the same, nothing written
+    assert.is_nil(H.read(pws .. "/f.txt"))
+    -- the person takes main's version: nothing listed, nothing said of the reset
+    sh(git .. "checkout -q main -- README f.txt")
+    assert.same({}, assert(r:view_status()))
+    assert.is_nil(require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout).reset)
+  end)
+
+  -- `git reset HEAD~1` undoes a commit and keeps its files: the view followed main back,
+  -- writing the older files over the person's and deleting the ones their commit added
+  it("leaves a person's files alone when they move main back with git reset, and follows later merges", function()
+    local _, pws, r0, p = project("R2")
+    local r <close> = r0
+    H.write(p .. "/f.txt", "the card's\n")
+    assert(r:commit("R2", { name = WHO.name, email = WHO.email, message = "f" }))
+    assert(r:merge_to_main("R2", GUARD))
+    H.write(pws .. "/f.txt", "my work\n")
+    H.write(pws .. "/g.txt", "my new file\n")
+    local git = "git -C " .. H.quote(pws) .. " -c user.name=p -c user.email=p@p "
+    sh(git .. "add -A && " .. git .. "commit -qm mine")
+    assert.equal(0, assert(r:view_refresh())) -- a run's start: the view's base is their commit
+    sh(git .. "reset -q HEAD~1")
+    assert.equal(2, assert(r:view_refresh()))
+    assert.equal("my work\n", H.read(pws .. "/f.txt"))
+    assert.equal("my new file\n", H.read(pws .. "/g.txt"))
+    local v = assert(r:view_status())
+    assert.same({ "f.txt", "g.txt" }, { v[1].path, v[2].path })
+    assert.is_nil(r:view_reset()) -- no merge since: git status says it all
+    -- a card's later change is followed, and nothing of theirs is touched
+    H.write(p .. "/h.txt", "the card's h\n")
+    assert(r:commit("R2", { name = WHO.name, email = WHO.email, message = "h" }))
+    assert.equal(0, assert(r:merge_to_main("R2", GUARD)).diverged)
+    assert.equal("the card's h\n", H.read(pws .. "/h.txt"))
+    assert.equal("my work\n", H.read(pws .. "/f.txt"))
+    assert.equal("my new file\n", H.read(pws .. "/g.txt"))
+  end)
+
+  -- A process stopped between a merge's move of main and the view's refresh left git status
+  -- showing the merge as staged reverts, and orket status silent. It now says so, and
+  -- follows the merge itself (the refresh any run's start makes).
+  it("says a merge a stopped process left unfollowed in the view, and orket status follows it", function()
+    local proj, pws, r0, p = project("K1")
+    local r <close> = r0
+    H.write(p .. "/k.txt", "the card's k\n")
+    assert(r:commit("K1", { name = WHO.name, email = WHO.email, message = "k" }))
+    local git = "git -C " .. H.quote(pws) .. " "
+    -- the merge's commit point without its refresh: main moved as Orket moves it
+    sh(git .. "update-ref -m 'orket: merge orket/K1' refs/heads/main refs/heads/orket/K1")
+    assert.is_nil(H.read(pws .. "/k.txt"))
+    local list, behind, waits, unfollowed = assert(r:view_status())
+    assert.same({}, list)
+    assert.matches("main's last merge was not followed in workspace/", behind)
+    assert.same({ false, true }, { waits, unfollowed })
+    local doc = assert(require("orket.views.status").of_repo(r))
+    assert.is_true(doc.behind.unfollowed)
+    assert.matches("'orket status'", doc.behind.catch_up)
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.equal(0, text.status, text.stderr)
+    assert.matches("refreshed now", text.stdout)
+    assert.equal("the card's k\n", H.read(pws .. "/k.txt"))
+    assert.equal("", io.popen(git .. "status --porcelain"):read("a"))
+    assert.is_nil(select(2, assert(r:view_status())))
+    -- a person's own commit moving main past the view's base is no merge left unfollowed
+    H.write(pws .. "/mine.txt", "mine\n")
+    sh(git .. "add mine.txt && " .. git .. "-c user.name=p -c user.email=p@p commit -qm mine")
+    assert.is_nil(select(2, assert(r:view_status())))
+  end)
+
   for _, case in ipairs {
     { what = "a branch", checkout = "checkout -q -b my-feature", why = "refs/heads/my%-feature checked out, not main" },
     { what = "a detached commit", checkout = "checkout -q --detach", why = "a detached commit checked out, not main" },
