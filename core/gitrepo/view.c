@@ -558,9 +558,11 @@ static int vw_same(const gitapi *g, const vw_side *x, const vw_side *y) {
  * view's own), recorded and listed as diverged. Any other path of the merge is followed as
  * ever. Decided by main's reflog, the trees and the disk alone: a refresh run again after a
  * crash decides the same. */
-static void vw_reset_guard(const gitapi *g, git_repository *repo, const git_oid *tip, vw_item *items, size_t n) {
+static int vw_reset_guard(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *base,
+                          git_tree *target, int root, vw_item *items, size_t n, gr_paths *extra) {
   git_tree *ta = NULL, *tr = NULL;
-  int reset = gr_main_reset_trees(g, repo, tip, &ta, &tr);
+  git_diff *d = NULL;
+  int reset = gr_main_reset_trees(g, repo, tip, &ta, &tr), ret = 0;
   for (size_t i = 0; reset && i < n; i++) {
     vw_side a, rr;
     vw_side_at(g, ta, items[i].path, &a);
@@ -569,8 +571,26 @@ static void vw_reset_guard(const gitapi *g, git_repository *repo, const git_oid 
                                  (vw_same(g, &items[i].b, &rr) && vw_same(g, &items[i].m, &a))))
       items[i].index_ok = 0;
   }
+  /* the view never followed the reset (its base is still A's tree: git reset --hard, then a
+   * merge bringing A's back, with no refresh between): the reset's paths are not in the
+   * merge's diff, so those where the disk holds another version than main's are the
+   * person's, recorded too (nothing is written there either way) */
+  if (reset && g->oid_equal(g->tree_id(ta), base) && g->diff_tree_to_tree(&d, repo, ta, tr, NULL) == 0) {
+    for (size_t i = 0, k = g->diff_num_deltas(d); i < k && ret == 0; i++) {
+      const git_diff_delta *dd = g->diff_get_delta(d, i);
+      const char *path = dd->new_file.path ? dd->new_file.path : dd->old_file.path, *leaf;
+      vw_side m, disk;
+      vw_side_at(g, target, path, &m);
+      int dfd = vw_parent(root, path, 0, &leaf);
+      vw_disk(g, dfd, leaf, &disk, &m, NULL);
+      if (dfd >= 0) close(dfd);
+      if (!vw_holds(g, &disk, &m, 1) && !(m.kind == VW_DIR && disk.kind == VW_DIR)) ret = gr_paths_add(extra, path);
+    }
+  }
+  g->diff_free(d);
   g->tree_free(ta);
   g->tree_free(tr);
+  return ret;
 }
 
 /* One refresh (gr_view_refresh). raced: NULL, or set when main's index changed on disk
@@ -588,6 +608,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   size_t n = 0;
   int root = -1, rc, ret = -1;
   gr_view_tmp tmp = {.at = -1, .pid = (long)getpid()};
+  gr_paths extra = {0}; /* paths of a person's reset recorded besides the merge's (vw_reset_guard) */
   *diverged = 0;
   gr_paths_free(&r->view_named);
   vw_read(r, &s);
@@ -677,7 +698,10 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     const git_index_entry *ie = g->index_get_bypath(idx, items[i].path, 0);
     items[i].index_ok = vw_index_is(g, ie, &items[i].b) || (!guessed && vw_index_is(g, ie, &items[i].m));
   }
-  vw_reset_guard(g, repo, &tip, items, n);
+  if (vw_reset_guard(g, repo, &tip, &s.base, target, root, items, n, &extra) != 0) {
+    gr_fail(e, "ENOMEM", "out of memory");
+    goto out;
+  }
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
       vw_clear(g, root, &items[i]);
@@ -716,6 +740,17 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
         }
     }
   }
+  for (size_t i = 0; i < extra.n; i++) { /* vw_reset_guard's, each once */
+    size_t j = 0;
+    while (j < s.diverged.n && strcmp(s.diverged.v[j], extra.v[i]) != 0) j++;
+    if (j < s.diverged.n) continue;
+    if (gr_paths_add(&s.diverged, extra.v[i]) != 0) {
+      gr_fail(e, "ENOMEM", "out of memory");
+      goto out;
+    }
+    ++*diverged;
+    if (r->view_named.n < GR_VIEW_NAMED) (void)gr_paths_add(&r->view_named, extra.v[i]);
+  }
   if (changed && vw_smudge_racy(g, idx, root, read_sec) != 0) {
     gr_git(g, e, -1, "main's index");
     goto out;
@@ -753,6 +788,7 @@ out:
   if (root >= 0) close(root);
   if (tmp.at >= 0) close(tmp.at);
   free(items);
+  gr_paths_free(&extra);
   gr_paths_free(&s.diverged);
   g->diff_free(diff);
   g->tree_free(base);

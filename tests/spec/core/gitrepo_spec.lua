@@ -950,6 +950,31 @@ describe("orket.c.gitrepo", function()
     assert.is_nil(require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout).reset)
   end)
 
+  -- the same with no refresh between the reset and the merge: the view's base is still the
+  -- undone merge's tree, so the paths it changed are not in the next merge's diff; main holds
+  -- them again while the view holds the reset's, and only git status said so
+  it("lists the files of a person's git reset of main that the very next merge brings back", function()
+    local proj, pws, r0, p = project("R3")
+    local r <close> = r0
+    H.write(p .. "/f.txt", "the card's f\n")
+    H.write(p .. "/README", "the card's readme\n")
+    assert(r:commit("R3", { name = WHO.name, email = WHO.email, message = "f" }))
+    assert(r:merge_to_main("R3", GUARD))
+    sh("git -C " .. H.quote(pws) .. " reset -q --hard HEAD~1")
+    H.write(p .. "/h.txt", "the card's h\n")
+    assert(r:commit("R3", { name = WHO.name, email = WHO.email, message = "h" }))
+    assert.equal(2, assert(r:merge_to_main("R3", GUARD)).diverged)
+    assert.equal("the card's h\n", H.read(pws .. "/h.txt"))
+    assert.is_nil(H.read(pws .. "/f.txt"))
+    assert.equal("hello\n", H.read(pws .. "/README"))
+    local v = assert(r:view_status())
+    assert.same({ "README", "f.txt" }, { v[1].path, v[2].path })
+    local doc = require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout)
+    assert.equal("person", doc.reset.by)
+    assert.equal(0, assert(r:view_refresh())) -- its base is main's tree now: nothing more
+    assert.equal(2, #assert(r:view_status()))
+  end)
+
   -- `git reset HEAD~1` undoes a commit and keeps its files: the view followed main back,
   -- writing the older files over the person's and deleting the ones their commit added
   it("leaves a person's files alone when they move main back with git reset, and follows later merges", function()
