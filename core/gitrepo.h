@@ -301,14 +301,14 @@ void gr_view_paths_free(gr_view_path *v, size_t n);
  * refresh failed and none has caught up since; "" otherwise. Returns 1, with nothing listed
  * and behind saying so, while a person's branch or a detached commit is checked out in the
  * view: it waits for main (0: listed, -1: failed). Returns 2, listed as for 0 and behind
- * saying so, when main's newest move is an Orket merge the view never followed (a process
- * stopped between the merge's ref move and its refresh): any refresh finishes it. */
+ * saying so, when Orket's merge to main's tip is not followed yet (its refresh under way, or
+ * a process stopped between the merge's ref move and its refresh): any refresh finishes it. */
 #define GR_VIEW_WHY 512
 int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *n, char *behind, size_t cap, gr_err *e);
 
-/* 1 when main's newest move not an Orket merge is a person's reset of it in the view (git
- * reset, git checkout -B), and an Orket merge moved main since: from and to get the commits
- * it moved main from and to (hex). 0 otherwise, or when main's reflog cannot be read. */
-int gitrepo_view_reset(gitrepo *r, char from[GR_OID_HEX + 1], char to[GR_OID_HEX + 1]);
+/* 1 while paths are listed and the view's last refresh found main moved by someone other
+ * than Orket's merges (a person's reset, amend, rebase...; docs/git.md): from and to get the
+ * commits it moved main from (the view's base then) and to (hex), from the view's state. */
+int gitrepo_view_moved(gitrepo *r, char from[GR_OID_HEX + 1], char to[GR_OID_HEX + 1]);
 
 #endif

@@ -618,8 +618,8 @@ static void lgr_push_side(lua_State *L, const char *kind, const char *id, int64_
 /* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size= [, at=]}}...}, behind, waits, unfollowed:
  * the paths where main's view holds a person's version rather than main's, why the view is
  * behind main (nil when it holds main's tip), and true while it waits for main to be checked
- * out there (nothing listed then), and true for unfollowed when a stopped process left main's
- * last merge unfollowed (a refresh finishes it) (gitrepo.h) */
+ * out there (nothing listed then), and true for unfollowed when Orket's merge to main's tip is
+ * not followed yet (a refresh finishes it) (gitrepo.h) */
 static int lgr_view_status(lua_State *L) {
   lgr *o = lgr_check(L);
   gr_view_path *v = NULL;
@@ -654,16 +654,16 @@ static int lgr_view_status(lua_State *L) {
   if (!waits) return 2;
   lua_pushboolean(L, waits == 1);
   if (waits == 1) return 3;
-  lua_pushboolean(L, 1); /* unfollowed: a refresh finishes what a stopped process left */
+  lua_pushboolean(L, 1); /* unfollowed: a refresh finishes it */
   return 4;
 }
 
-/* repo:view_reset() -> {from=, to=} | nil: main reset by a person in the view and merged
- * into since (gitrepo_view_reset) */
-static int lgr_view_reset(lua_State *L) {
+/* repo:view_moved() -> {from=, to=} | nil: main moved by a person, not followed by the view,
+ * while paths are listed (gitrepo_view_moved) */
+static int lgr_view_moved(lua_State *L) {
   lgr *o = lgr_check(L);
   char from[GR_OID_HEX + 1], to[GR_OID_HEX + 1];
-  if (!gitrepo_view_reset(o->r, from, to)) return 0;
+  if (!gitrepo_view_moved(o->r, from, to)) return 0;
   lua_createtable(L, 0, 2);
   lua_pushstring(L, from);
   lua_setfield(L, -2, "from");
@@ -735,7 +735,7 @@ static const luaL_Reg lgr_methods[] = {
     {"merge_remote_to_main", lgr_merge_remote_to_main},
     {"refresh", lgr_refresh},
     {"view_status", lgr_view_status},
-    {"view_reset", lgr_view_reset},
+    {"view_moved", lgr_view_moved},
     {"view_refresh", lgr_view_refresh},
     {"recover", lgr_recover},
     {"check", lgr_check_repo},

@@ -151,6 +151,10 @@ int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t 
 int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e);
 /* Records tree as what the view holds now (a new repository's first commit). */
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e);
+/* Records, before Orket's merge moves main from commit from to commit to, that it does
+ * (beside the view's state, replaced whole): the refresh after it, or one after a crash in
+ * between, tells Orket's move from a person's by it (view.c, invariant 10). */
+int gr_view_intent(gitrepo *r, const git_oid *from, const git_oid *to, gr_err *e);
 
 /* ---- how the view writes a file (viewput.c) ---- */
 
@@ -173,26 +177,6 @@ typedef struct gr_view_tmp {
  * 0, or -1 (nothing of anyone's replaced but leaf). */
 int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
                 int exec);
-
-/* ---- main's reflog as the view reads it (viewlog.c) ---- */
-
-typedef struct gr_main_log {
-  int newest_to_tip;   /* the newest entry is main's move to tip */
-  int newest_merge;    /* ... and it is an Orket merge's */
-  git_oid before_tip;  /* where that move came from */
-  int reset;           /* main's newest move not an Orket merge is a person's reset (git reset,
-                          git checkout -B): in effect until they move main otherwise */
-  int merged_since;    /* an Orket merge moved main after that reset */
-  git_oid reset_from, reset_to;
-} gr_main_log;
-/* Reads main's reflog for tip, main's tip now: 0, or -1 when it cannot be read (out zero). */
-int gr_main_log_read(const gitapi *g, git_repository *repo, const git_oid *tip, gr_main_log *out);
-/* 1 with *from and *to the trees of the commits a person's reset in effect moved main from
- * and to (gr_main_log.reset), 0 (both NULL) when none is or they cannot be read. */
-int gr_main_reset_trees(const gitapi *g, git_repository *repo, const git_oid *tip, git_tree **from, git_tree **to);
-/* The view's base guessed when its state gives none: main's tree before its move to tip. */
-void gr_view_prev_base(const gitapi *g, git_repository *repo, const git_oid *tip, const git_oid *tip_tree, git_oid *out);
-
 
 /* ---- shared between the units (each defined in the unit named) ---- */
 

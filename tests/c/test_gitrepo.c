@@ -993,7 +993,7 @@ TEST(test_gitrepo_view_state_unreadable) {
     CHECK_STR(t, tg_read(ws, "c1.txt", buf, sizeof buf), "person edits on\n");
     CHECK_STR(t, tg_index_blob(ws, "same.txt", buf, sizeof buf), "staged as is\n");
     CHECK_STR(t, tg_read(ws, "same.txt", buf, sizeof buf), "staged as is\n");
-    /* main's tree before this merge (its reflog) is the base: the merge's own change is
+    /* main's tree before this merge (its intent, recorded first) is the base: the merge's own change is
      * followed, and both of the person's paths are named */
     CHECK_STR(t, tg_read(ws, "new.txt", buf, sizeof buf), "n\n");
     CHECK(t, gitrepo_view_last(r) == 2);

@@ -66,10 +66,6 @@ local function shown_text(doc, dir, cli)
   if #doc.diverged > 0 and real and real ~= cwd then
     out[#out + 1] = "(the commands below run in the project's folder: cd " .. cli.shell_quote(real) .. ")\n"
   end
-  if doc.repaired then
-    out[#out + 1] = "workspace/ was behind main's last merge (a process was stopped between the merge and the "
-      .. "view's refresh): refreshed now\n"
-  end
   if doc.behind and doc.behind.waits then
     out[#out + 1] = inert.line(doc.behind.reason .. "; " .. doc.behind.catch_up) .. "\n"
   elseif doc.behind and doc.behind.unfollowed then
@@ -86,11 +82,11 @@ local function shown_text(doc, dir, cli)
     out[#out + 1] = string.format("workspace/ keeps your version where main has another (%d path%s); "
       .. "runs carry on either way:\n", #doc.diverged, #doc.diverged == 1 and "" or "s")
   end
-  if doc.reset then
-    out[#out + 1] = string.format("main was reset in workspace/ by a person (git reset or checkout -B) from %s to %s, "
-      .. "and Orket's merges moved it on since: where they brought back what the reset undid, workspace/ keeps "
-      .. "your files, listed below\n  take main's for all:  %s\n  keep yours for all:   %s\n",
-      doc.reset.from:sub(1, 12), doc.reset.to:sub(1, 12), line(cli, doc.reset.take_main), line(cli, doc.reset.keep_view))
+  if doc.moved then
+    out[#out + 1] = string.format("main was moved in workspace/ by a person (a reset, amend, rebase or commit on another "
+      .. "base) from %s to %s: workspace/ keeps your files where Orket's merges changed them since, listed below\n"
+      .. "  take main's for every listed path:  %s\n  keep yours for every listed path:   %s\n",
+      doc.moved.from:sub(1, 12), doc.moved.to:sub(1, 12), line(cli, doc.moved.take_main), line(cli, doc.moved.keep_view))
   end
   for _, d in ipairs(doc.diverged) do
     out[#out + 1] = string.format("\n  %s\n    main has:     %s\n    yours:        %s\n    take main's:  %s\n"
@@ -118,10 +114,7 @@ function cmd.run(args, cli)
     cli.err("no project in %s (orket.lua not found); 'orket init' creates one", dir)
     return 1
   end
-  -- a merge a stopped process left unfollowed is followed first: the view's refresh is
-  -- idempotent, costs that merge's paths, and writes only where the view holds what it last
-  -- held (docs/git.md); reading alone would leave git status showing the merge reverted
-  local doc, err, code = status_view.of_project(dir, true)
+  local doc, err, code = status_view.of_project(dir)
   if not doc then return cli.fail(code, "%s", err) or 1 end
   if json then
     io.stdout:write(jsonout.encode(doc), "\n")

@@ -37,9 +37,9 @@ end
 M.CATCH_UP = "once that is settled it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'; "
   .. "until then 'git -C workspace status' shows main's newer files as changes of yours"
 
--- What finishes a merge a stopped process left unfollowed in the view (orket status itself
--- does, as any refresh would).
-M.UNFOLLOWED = "'orket status' (and the next merge, 'orket run' or 'orket resume') refreshes it; "
+-- What follows a merge of Orket's the view has not followed yet (its refresh under way, or a
+-- process stopped before it): any refresh does, and a run's start makes one.
+M.UNFOLLOWED = "a refresh under way finishes it, else the next merge into main, 'orket run' or 'orket resume' follows it; "
   .. "until then 'git -C workspace status' shows that merge as staged changes reverting it"
 
 -- What catches up a view that waits for main to be checked out (its reason says how).
@@ -97,25 +97,24 @@ function M.of_repo(repo)
       take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.main, p.view)),
       keep_warning = forced and M.IGNORED_WARNING or nil }
   end
-  -- a person's reset of main that Orket's merges moved on from: said while paths of theirs
-  -- are listed, with the commands that settle all of them (each path's own are below it)
-  local reset = #diverged > 0 and repo:view_reset() or nil
-  if reset then
+  -- main moved by a person (a reset, amend, rebase...) that the view did not follow: said
+  -- while paths are listed, with the commands that settle every listed path (each path's
+  -- own are below it)
+  local moved = #diverged > 0 and repo:view_moved() or nil
+  if moved then
     local take, keep = {}, {}
     for _, p in ipairs(paths) do
       for _, c in ipairs(take_main(p.path, p.main, p.view)) do take[#take + 1] = c end
       for _, c in ipairs(keep_view(p.path, p.main, p.view)) do keep[#keep + 1] = c end
     end
-    reset = { by = "person", from = reset.from, to = reset.to, take_main = commands(take), keep_view = commands(keep) }
+    moved = { by = "person", from = moved.from, to = moved.to, take_main = commands(take), keep_view = commands(keep) }
   end
-  return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind, reset = reset }
+  return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind, moved = moved }
 end
 
---- of_project(dir[, repair]) -> the document | nil, msg, CODE: the project at dir (ENOENT:
---- its workspace is not a repository). repair: a merge a stopped process left unfollowed in
---- the view is followed first (the view's idempotent refresh, as a run's start does; it
---- writes only where the view still holds what it last held), doc.repaired then true
-function M.of_project(dir, repair)
+--- of_project(dir) -> the document | nil, msg, CODE: the project at dir (ENOENT: its
+--- workspace is not a repository). A read: nothing in workspace/ is written
+function M.of_project(dir)
   local repo, err, code = gitrepo.open(dir .. "/workspace")
   local folder = not repo and code == "ENOENT" and io.open(dir .. "/workspace") -- without its repository
   if folder then
@@ -125,12 +124,6 @@ function M.of_project(dir, repair)
   end
   if not repo then return nil, err, code end
   local doc, derr, dcode = M.of_repo(repo)
-  if repair and doc and doc.behind and doc.behind.unfollowed then
-    local ok, rerr = repo:view_refresh()
-    doc, derr, dcode = M.of_repo(repo)
-    if doc then doc.repaired = ok and true or nil end
-    if doc and not ok and not doc.behind then doc.behind = { reason = rerr, catch_up = M.CATCH_UP } end
-  end
   repo:close()
   return doc, derr, dcode
 end

@@ -933,21 +933,21 @@ describe("orket.c.gitrepo", function()
     assert.equal("hello\n", H.read(pws .. "/README"))
     local v = assert(r:view_status())
     assert.same({ "README", "f.txt" }, { v[1].path, v[2].path })
-    assert.same({ from = undone, to = back }, r:view_reset())
+    assert.same({ from = undone, to = back }, r:view_moved())
     local doc = require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout)
-    assert.same({ "person", undone, back }, { doc.reset.by, doc.reset.from, doc.reset.to })
+    assert.same({ "person", undone, back }, { doc.moved.by, doc.moved.from, doc.moved.to })
     assert.same({ "git", "--literal-pathspecs", "-C", "workspace", "checkout", "main", "--", "README" },
-      doc.reset.take_main[1])
+      doc.moved.take_main[1])
     local text = H.orket("status -C " .. H.quote(proj))
-    assert.matches("main was reset in workspace/ by a person %(git reset or checkout %-B%) from " .. undone:sub(1, 12)
-      .. " to " .. back:sub(1, 12), text.stdout)
-    assert.matches("take main's for all:", text.stdout)
+    assert.matches("main was moved in workspace/ by a person %(a reset, amend, rebase or commit on another base%) from "
+      .. undone:sub(1, 12) .. " to " .. back:sub(1, 12), text.stdout)
+    assert.matches("take main's for every listed path:", text.stdout)
     assert.equal(0, assert(r:view_refresh())) -- run again (a crash's repair): the same, nothing written
     assert.is_nil(H.read(pws .. "/f.txt"))
     -- the person takes main's version: nothing listed, nothing said of the reset
     sh(git .. "checkout -q main -- README f.txt")
     assert.same({}, assert(r:view_status()))
-    assert.is_nil(require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout).reset)
+    assert.is_nil(require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout).moved)
   end)
 
   -- the same with no refresh between the reset and the merge: the view's base is still the
@@ -970,7 +970,7 @@ describe("orket.c.gitrepo", function()
     local v = assert(r:view_status())
     assert.same({ "README", "f.txt" }, { v[1].path, v[2].path })
     local doc = require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout)
-    assert.equal("person", doc.reset.by)
+    assert.equal("person", doc.moved.by)
     assert.equal(0, assert(r:view_refresh())) -- its base is main's tree now: nothing more
     assert.equal(2, #assert(r:view_status()))
   end)
@@ -994,38 +994,45 @@ describe("orket.c.gitrepo", function()
     assert.equal("my new file\n", H.read(pws .. "/g.txt"))
     local v = assert(r:view_status())
     assert.same({ "f.txt", "g.txt" }, { v[1].path, v[2].path })
-    assert.is_nil(r:view_reset()) -- no merge since: git status says it all
-    -- a card's later change is followed, and nothing of theirs is touched
+    assert.is_table(r:view_moved()) -- their move, named while their paths are listed
+    -- a card's later change is followed, and nothing of theirs is touched (still listed)
     H.write(p .. "/h.txt", "the card's h\n")
     assert(r:commit("R2", { name = WHO.name, email = WHO.email, message = "h" }))
-    assert.equal(0, assert(r:merge_to_main("R2", GUARD)).diverged)
+    assert.equal(2, assert(r:merge_to_main("R2", GUARD)).diverged)
     assert.equal("the card's h\n", H.read(pws .. "/h.txt"))
     assert.equal("my work\n", H.read(pws .. "/f.txt"))
     assert.equal("my new file\n", H.read(pws .. "/g.txt"))
   end)
 
   -- A process stopped between a merge's move of main and the view's refresh left git status
-  -- showing the merge as staged reverts, and orket status silent. It now says so, and
-  -- follows the merge itself (the refresh any run's start makes).
-  it("says a merge a stopped process left unfollowed in the view, and orket status follows it", function()
+  -- showing the merge as staged reverts, and orket status silent. It now says so, from the
+  -- intent Orket's merge records before moving main, and writes nothing (a read: a live
+  -- run's refresh may be under way); a run's start (its refresh) follows the merge.
+  it("says a merge left unfollowed in the view without writing; a refresh follows it", function()
     local proj, pws, r0, p = project("K1")
     local r <close> = r0
     H.write(p .. "/k.txt", "the card's k\n")
     assert(r:commit("K1", { name = WHO.name, email = WHO.email, message = "k" }))
     local git = "git -C " .. H.quote(pws) .. " "
-    -- the merge's commit point without its refresh: main moved as Orket moves it
-    sh(git .. "update-ref -m 'orket: merge orket/K1' refs/heads/main refs/heads/orket/K1")
+    -- the merge's commit point without its refresh: its intent, then main moved
+    local function rev(x) return (io.popen(git .. "rev-parse " .. x):read("l")) end
+    local f = assert(io.open(pws .. "/.git/orket-view-intent", "w"))
+    f:write(rev("main"), " ", rev("orket/K1"), "\n")
+    f:close()
+    sh(git .. "update-ref refs/heads/main refs/heads/orket/K1")
     assert.is_nil(H.read(pws .. "/k.txt"))
     local list, behind, waits, unfollowed = assert(r:view_status())
     assert.same({}, list)
-    assert.matches("main's last merge was not followed in workspace/", behind)
+    assert.matches("main's last merge is not followed in workspace/ yet", behind)
     assert.same({ false, true }, { waits, unfollowed })
     local doc = assert(require("orket.views.status").of_repo(r))
     assert.is_true(doc.behind.unfollowed)
-    assert.matches("'orket status'", doc.behind.catch_up)
+    assert.matches("'orket run'", doc.behind.catch_up)
     local text = H.orket("status -C " .. H.quote(proj))
     assert.equal(0, text.status, text.stderr)
-    assert.matches("refreshed now", text.stdout)
+    assert.matches("workspace/ is behind main: main's last merge is not followed", text.stdout)
+    assert.is_nil(H.read(pws .. "/k.txt")) -- status wrote nothing
+    assert.equal(0, assert(r:view_refresh())) -- a run's start
     assert.equal("the card's k\n", H.read(pws .. "/k.txt"))
     assert.equal("", io.popen(git .. "status --porcelain"):read("a"))
     assert.is_nil(select(2, assert(r:view_status())))
@@ -1034,6 +1041,71 @@ describe("orket.c.gitrepo", function()
     sh(git .. "add mine.txt && " .. git .. "-c user.name=p -c user.email=p@p commit -qm mine")
     assert.is_nil(select(2, assert(r:view_status())))
   end)
+
+  -- The person's move of main is told from Orket's by ancestry (the view's base commit B,
+  -- and P, main's commit Orket's merge went from), whatever git wrote in main's reflog:
+  -- each move below undoes the card's first merge (README and f.txt); the card's branch
+  -- still holds it, and its next merge edits README again and adds h.txt. The person's
+  -- files stay, listed; h.txt reaches the view.
+  local P = "git -c user.name=p -c user.email=p@p "
+  for _, case in ipairs {
+    { what = "a card re-editing a file a reset undid, with a refresh between", move = "reset -q --hard HEAD~1", refresh = true },
+    { what = "two resets in a row, with refreshes between", move = "reset -q --hard HEAD~1", refresh = true, two = true },
+    { what = "two resets in a row, no refresh between", move = "reset -q --hard HEAD~1", two = true },
+    { what = "an amend", move = "commit -q --amend -m undone --allow-empty", pre = "rm -q f.txt && git checkout -q HEAD~1 -- README",
+      pre_add = true },
+    { what = "a rebase", move = "rebase -q --onto HEAD~1 HEAD main" },
+    { what = "an update-ref with no message", move = "update-ref refs/heads/main HEAD~1", hard = true },
+    { what = "a reset whose reflog was expired", move = "reset -q --hard HEAD~1", expire = true, refresh = true },
+    { what = "a reset then a person's commit", move = "reset -q --hard HEAD~1", commit = true, refresh = true },
+  } do
+    it("keeps a person's files after " .. case.what .. ", and follows the card's other change", function()
+      local _, pws, r0, p = project("U1")
+      local r <close> = r0
+      local git = "git -C " .. H.quote(pws) .. " "
+      if case.two then -- a first merge the second reset undoes too
+        H.write(p .. "/g.txt", "the card's g\n")
+        assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "g" }))
+        assert(r:merge_to_main("U1", GUARD))
+      end
+      H.write(p .. "/f.txt", "the card's f\n")
+      H.write(p .. "/README", "hello\nthe card's line\n")
+      assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "f" }))
+      assert(r:merge_to_main("U1", GUARD))
+      local undone = (io.popen(git .. "rev-parse main"):read("l"))
+      if case.pre then sh("cd " .. H.quote(pws) .. " && git " .. case.pre) end
+      sh("cd " .. H.quote(pws) .. " && " .. P .. case.move)
+      if case.hard then sh(git .. "reset -q --hard") end
+      if case.refresh then assert(r:view_refresh()) end
+      if case.two then
+        sh("cd " .. H.quote(pws) .. " && " .. P .. case.move)
+        if case.refresh then assert(r:view_refresh()) end
+      end
+      if case.commit then
+        H.write(pws .. "/mine.txt", "my fix\n")
+        sh(git .. "add mine.txt && cd " .. H.quote(pws) .. " && " .. P .. "commit -qm mine")
+        assert(r:view_refresh())
+      end
+      if case.expire then sh(git .. "reflog expire --expire=now --all") end
+      local moved_to = (io.popen(git .. "rev-parse main"):read("l"))
+      H.write(p .. "/README", "hello\nthe card's line\nthe card's next line\n")
+      H.write(p .. "/h.txt", "the card's h\n")
+      assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "h" }))
+      assert(r:merge_to_main("U1", GUARD))
+      assert.equal("the card's h\n", H.read(pws .. "/h.txt")) -- the card's own change is followed
+      assert.equal("hello\n", H.read(pws .. "/README")) -- the person's: not written
+      assert.is_nil(H.read(pws .. "/f.txt"))
+      local listed = {}
+      for _, v in ipairs(assert(r:view_status())) do listed[#listed + 1] = v.path end
+      assert.same(case.two and { "README", "f.txt", "g.txt" } or { "README", "f.txt" }, listed)
+      if case.two then assert.is_nil(H.read(pws .. "/g.txt")) end
+      local moved = assert(r:view_moved())
+      assert.same({ undone, moved_to }, { moved.from, moved.to })
+      local before = H.read(pws .. "/README")
+      assert(r:view_refresh()) -- a crash's repair decides the same
+      assert.equal(before, H.read(pws .. "/README"))
+    end)
+  end
 
   for _, case in ipairs {
     { what = "a branch", checkout = "checkout -q -b my-feature", why = "refs/heads/my%-feature checked out, not main" },
