@@ -156,6 +156,30 @@ int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e);
  * between, tells Orket's move from a person's by it (view.c, invariant 10). */
 int gr_view_intent(gitrepo *r, const git_oid *from, const git_oid *to, gr_err *e);
 
+/* ---- main's view's state (viewstate.c) ---- */
+
+typedef struct gr_view_state {
+  int has_base;
+  int unreadable; /* the file is there but says no base (empty or garbled: a power cut can leave it so) */
+  git_oid base;
+  int has_commit; /* main's commit the view was last refreshed to (base is its tree); an older state has none */
+  git_oid commit;
+  int moved; /* the last refresh found main moved by a person, from moved_from to moved_to (invariant 10) */
+  git_oid moved_from, moved_to;
+  char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
+  gr_paths diverged;
+} gr_view_state;
+/* Reads the state (a missing or unreadable file: no base, nothing recorded). */
+void gr_view_state_read(const gitrepo *r, gr_view_state *s);
+/* Replaces the state whole (a rename; not synced). */
+int gr_view_state_write(const gitrepo *r, const gr_view_state *s, gr_err *e);
+/* Keeps why a refresh failed beside the state, said at its base (best effort). */
+void gr_view_behind_why(gitrepo *r, const gr_err *why);
+/* A refresh that succeeded: no reason left. */
+void gr_view_forget_why(const gitrepo *r);
+/* 1 with *p when Orket's last merge's intent (gr_view_intent) moved main to tip. */
+int gr_view_read_intent(const gitrepo *r, const git_oid *tip, git_oid *p);
+
 /* ---- how the view writes a file (viewput.c) ---- */
 
 /* Where one refresh makes its temporary files. A fixed name in the target's directory was
