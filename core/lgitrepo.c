@@ -615,7 +615,7 @@ static void lgr_push_side(lua_State *L, const char *kind, const char *id, int64_
   }
 }
 
-/* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size= [, at=]}}...}, behind, waits, unfollowed:
+/* repo:view_status([forget]) -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size= [, at=]}}...}, behind, waits, unfollowed:
  * the paths where main's view holds a person's version rather than main's, why the view is
  * behind main (nil when it holds main's tip), and true while it waits for main to be checked
  * out there (nothing listed then), and true for unfollowed when Orket's merge to main's tip is
@@ -626,7 +626,7 @@ static int lgr_view_status(lua_State *L) {
   size_t n = 0;
   char behind[GR_VIEW_WHY];
   gr_err e;
-  int waits = gitrepo_view_status(o->r, &v, &n, behind, sizeof behind, &e);
+  int waits = gitrepo_view_status(o->r, &v, &n, behind, sizeof behind, lua_toboolean(L, 2), &e);
   if (waits < 0) return lgr_fail(L, &e);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {

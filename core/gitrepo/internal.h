@@ -179,6 +179,11 @@ void gr_view_behind_why(gitrepo *r, const gr_err *why);
 void gr_view_forget_why(const gitrepo *r);
 /* 1 with *p when Orket's last merge's intent (gr_view_intent) moved main to tip. */
 int gr_view_read_intent(const gitrepo *r, const git_oid *tip, git_oid *p);
+/* P for the intent of Orket's merge from mid (the previous intent's while the view has not
+ * followed it, else mid). */
+void gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from);
+/* Removes the view's state files' temporaries a killed process left (its pid is gone). */
+void gr_view_sweep_tmp(const gitrepo *r);
 
 /* ---- how the view writes a file (viewput.c) ---- */
 

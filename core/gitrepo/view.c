@@ -454,6 +454,15 @@ static int vw_merged(const gitrepo *r, const gr_view_state *s, const git_oid *ti
   return !g->oid_equal(&s->commit, tip) && g->graph_descendant_of(r->repo, &s->commit, tip) != 1;
 }
 
+/* P for the intent of Orket's merge from main's commit mid: the previous intent's P while
+ * the view has not followed that merge to mid (vw_merged: its refresh failed), else mid. */
+void gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from) {
+  gr_view_state s;
+  gr_view_state_read(r, &s);
+  if (!s.has_base || !vw_merged(r, &s, mid, from)) *from = *mid;
+  gr_paths_free(&s.diverged);
+}
+
 /* The base when the state gives none (unreadable, or its tree gone from the object
  * database): the tree of P when Orket's merge moved main to tip (the tree the last refresh
  * most likely went to), else tip's own tree. Never main's index: it holds what the person
@@ -707,6 +716,7 @@ out:
  * 3), and the index it reads now holds what they staged. */
 int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   enum { TRIES = 3 };
+  gr_view_sweep_tmp(r); /* a killed writer's left-overs (each merge refreshes too) */
   for (int i = 1;; i++) {
     int raced = 0;
     int rc = vw_refresh(r, diverged, i < TRIES ? &raced : NULL, e);
@@ -758,7 +768,7 @@ size_t gitrepo_view_last(const gitrepo *r) { return r->view_diverged; }
 
 const gr_paths *gitrepo_view_last_paths(const gitrepo *r) { return &r->view_named; }
 
-int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *behind, size_t cap, gr_err *e) {
+int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *behind, size_t cap, int forget, gr_err *e) {
   const gitapi *g = &r->git;
   gr_view_state s;
   git_commit *tc = NULL;
@@ -848,7 +858,9 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   *out = v;
   *count = k;
   ret = unfollowed ? 2 : 0;
-  if (dropped && s.has_base) {
+  /* only under the git lock (forget): a merge's refresh writes the state too, and this
+   * read-modify-write would put its base back */
+  if (forget && dropped && s.has_base) {
     gr_paths keep = {0};
     for (size_t i = 0; i < k; i++) (void)gr_paths_add(&keep, v[i].path);
     gr_paths_free(&s.diverged);

@@ -5,8 +5,10 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +118,31 @@ void gr_view_state_read(const gitrepo *r, gr_view_state *s) {
   free(buf);
   s->unreadable = !s->has_base;
   if (s->has_base) vw_read_why(r, s);
+}
+
+/* Removes the temporary files vw_replace left when its process was killed between their
+ * open and their rename (GR_VIEW_STATE, a suffix or none, '.', the pid): only a dead
+ * process's, so that a live writer's is never taken from under it. */
+void gr_view_sweep_tmp(const gitrepo *r) {
+  const char *gd = r->git.repository_path(r->repo);
+  DIR *d = opendir(gd);
+  if (d == NULL) return;
+  size_t sl = strlen(GR_VIEW_STATE);
+  static const char *const sfx[] = {"", GR_VIEW_WHY_SUFFIX, GR_VIEW_INTENT_SUFFIX};
+  for (struct dirent *de; (de = readdir(d)) != NULL;) {
+    if (strncmp(de->d_name, GR_VIEW_STATE, sl) != 0) continue;
+    for (size_t k = 0; k < sizeof sfx / sizeof *sfx; k++) {
+      const char *t = de->d_name + sl;
+      size_t kl = strlen(sfx[k]);
+      if (strncmp(t, sfx[k], kl) != 0 || t[kl] != '.') continue;
+      char *end;
+      errno = 0;
+      long pid = strtol(t + kl + 1, &end, 10);
+      if (end == t + kl + 1 || *end != '\0' || errno != 0 || pid <= 0 || pid > INT_MAX || pid == (long)getpid()) continue;
+      if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) (void)unlinkat(dirfd(d), de->d_name, 0);
+    }
+  }
+  closedir(d);
 }
 
 /* Replaces the file GR_VIEW_STATE + suffix whole, body writing its content: a temporary

@@ -83,8 +83,11 @@ local function shown_text(doc, dir, cli)
       .. "runs carry on either way:\n", #doc.diverged, #doc.diverged == 1 and "" or "s")
   end
   if doc.moved then
-    out[#out + 1] = string.format("main was moved in workspace/ by a person (a reset, amend, rebase or commit on another "
-      .. "base) from %s to %s: workspace/ keeps your files where Orket's merges changed them since, listed below\n"
+    -- where the move was made (workspace/, another clone, a push) is not known, and the
+    -- listed paths may include others than the move's (a person's edit since)
+    out[#out + 1] = string.format("main was moved by someone other than Orket (a reset, amend, rebase or commit on "
+      .. "another base) from %s to %s: where Orket's merges since changed what that move changed, workspace/ keeps "
+      .. "what it had; those paths are among the ones listed below\n"
       .. "  take main's for every listed path:  %s\n  keep yours for every listed path:   %s\n",
       doc.moved.from:sub(1, 12), doc.moved.to:sub(1, 12), line(cli, doc.moved.take_main), line(cli, doc.moved.keep_view))
   end

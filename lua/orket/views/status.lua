@@ -4,6 +4,7 @@
 -- take main's version or keep the person's (docs/git.md). Uses orket.c.gitrepo.
 local jsonout = require "orket.jsonout"
 local gitrepo = require "orket.c.gitrepo"
+local lockfile = require "orket.c.lockfile"
 
 local M = {}
 
@@ -78,14 +79,15 @@ local function commands(list)
   return jsonout.array(out)
 end
 
---- of_repo(repo) -> the orket.status/1 document | nil, msg, CODE: repo an open
---- orket.c.gitrepo handle on the project's workspace
-function M.of_repo(repo)
+--- of_repo(repo[, forget]) -> the orket.status/1 document | nil, msg, CODE: repo an open
+--- orket.c.gitrepo handle on the project's workspace; forget: the caller holds the
+--- project's git lock, so the view's state may drop the paths that no longer differ
+function M.of_repo(repo, forget)
   local main, herr, hcode = repo:head("main")
   if not main then return nil, herr, hcode end
   -- err: why the view is behind main, if it is; waits: a person's branch is checked out
   -- there, nothing listed (the commands would act on their branch)
-  local paths, err, code, unfollowed = repo:view_status()
+  local paths, err, code, unfollowed = repo:view_status(forget)
   if not paths then return nil, err, code end
   local waits = code == true
   local behind = err and { reason = err, catch_up = waits and M.WAITS or unfollowed and M.UNFOLLOWED or M.CATCH_UP,
@@ -112,6 +114,8 @@ function M.of_repo(repo)
   return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind, moved = moved }
 end
 
+M.LOCK_MS = 200
+
 --- of_project(dir) -> the document | nil, msg, CODE: the project at dir (ENOENT: its
 --- workspace is not a repository). A read: nothing in workspace/ is written
 function M.of_project(dir)
@@ -123,7 +127,11 @@ function M.of_project(dir)
       .. "(the history of a removed one is not brought back)", code
   end
   if not repo then return nil, err, code end
-  local doc, derr, dcode = M.of_repo(repo)
+  -- the git lock, shared (no merge's refresh writes the view's state meanwhile), to drop the
+  -- state's resolved paths; held by a run's merge for long, the status reads without it
+  local lk = lockfile.wait(dir .. "/.orket/git.lock", "shared", M.LOCK_MS)
+  local doc, derr, dcode = M.of_repo(repo, lk ~= nil)
+  if lk then lk:release() end
   repo:close()
   return doc, derr, dcode
 end

@@ -939,8 +939,10 @@ describe("orket.c.gitrepo", function()
     assert.same({ "git", "--literal-pathspecs", "-C", "workspace", "checkout", "main", "--", "README" },
       doc.moved.take_main[1])
     local text = H.orket("status -C " .. H.quote(proj))
-    assert.matches("main was moved in workspace/ by a person %(a reset, amend, rebase or commit on another base%) from "
-      .. undone:sub(1, 12) .. " to " .. back:sub(1, 12), text.stdout)
+    assert.matches("main was moved by someone other than Orket %(a reset, amend, rebase or commit on another base%) from "
+      .. undone:sub(1, 12) .. " to " .. back:sub(1, 12) .. ": where Orket's merges since changed what that move changed, "
+      .. "workspace/ keeps what it had; those paths are among the ones listed below", text.stdout)
+    assert.is_nil(text.stdout:find("moved in workspace/", 1, true)) -- where it was moved is not known
     assert.matches("take main's for every listed path:", text.stdout)
     assert.equal(0, assert(r:view_refresh())) -- run again (a crash's repair): the same, nothing written
     assert.is_nil(H.read(pws .. "/f.txt"))
@@ -1008,6 +1010,63 @@ describe("orket.c.gitrepo", function()
   -- showing the merge as staged reverts, and orket status silent. It now says so, from the
   -- intent Orket's merge records before moving main, and writes nothing (a read: a live
   -- run's refresh may be under way); a run's start (its refresh) follows the merge.
+  it("drops the resolved paths from the view's state at orket status only under the git lock", function()
+    local proj, pws, r0, p = project("L1")
+    local r <close> = r0
+    H.write(p .. "/b.txt", "the card's\n")
+    assert(r:commit("L1", { name = WHO.name, email = WHO.email, message = "b" }))
+    H.write(pws .. "/b.txt", "mine\n")
+    assert.equal(1, assert(r:merge_to_main("L1", GUARD)).diverged)
+    sh("git -C " .. H.quote(pws) .. " add b.txt && git -C " .. H.quote(pws)
+      .. " -c user.name=p -c user.email=p@p commit -qm 'keep mine' -- b.txt")
+    local state = pws .. "/.git/orket-view"
+    local before = H.read(state)
+    assert.truthy(before:find("b.txt", 1, true))
+    local view = require "orket.views.status"
+    sh("mkdir -p " .. H.quote(proj .. "/.orket"))
+    local lk = assert(require("orket.c.lockfile").wait(proj .. "/.orket/git.lock", "exclusive", 0)) -- a merge at work
+    local doc = assert(view.of_project(proj))
+    lk:release()
+    assert.equal(0, #doc.diverged)
+    assert.equal(before, H.read(state)) -- read, not written
+    assert(view.of_project(proj))
+    assert.is_nil(H.read(state):find("b.txt", 1, true)) -- forgotten under the lock
+  end)
+
+  it("fails a merge whose intent cannot be written before main moves; the retry merges", function()
+    local _, pws, r0, p = project("N1")
+    local r <close> = r0
+    H.write(p .. "/n.txt", "the card's n\n")
+    assert(r:commit("N1", { name = WHO.name, email = WHO.email, message = "n" }))
+    local git = "git -C " .. H.quote(pws) .. " "
+    local before = (io.popen(git .. "rev-parse main"):read("l"))
+    sh("mkdir " .. H.quote(pws .. "/.git/orket-view-intent")) -- the intent's place taken
+    local m, err = r:merge_to_main("N1", GUARD)
+    assert.is_nil(m)
+    assert.matches("orket%-view%-intent", tostring(err))
+    assert.equal(before, (io.popen(git .. "rev-parse main"):read("l"))) -- main did not move
+    assert.is_nil(H.read(pws .. "/n.txt"))
+    sh("rmdir " .. H.quote(pws .. "/.git/orket-view-intent"))
+    assert(r:merge_to_main("N1", GUARD))
+    assert.equal("the card's n\n", H.read(pws .. "/n.txt"))
+  end)
+
+  it("removes the state's temporary files a killed process left, at the next refresh", function()
+    local _, pws, r0 = project("T1")
+    local r <close> = r0
+    local sh_ = io.popen("sh -c 'echo $$'")
+    local dead = sh_:read("l")
+    sh_:close() -- waited for: a pid whose process is gone
+    local gd = pws .. "/.git/"
+    for _, n in ipairs { "orket-view-intent.", "orket-view.", "orket-view-why." } do H.write(gd .. n .. dead, "x") end
+    H.write(gd .. "orket-view-intent.1", "x") -- a live process's (pid 1): left alone
+    H.write(gd .. "orket-view-intent.x" .. dead, "x") -- not one of ours
+    assert(r:view_refresh())
+    for _, n in ipairs { "orket-view-intent.", "orket-view.", "orket-view-why." } do assert.is_nil(H.read(gd .. n .. dead)) end
+    assert.equal("x", H.read(gd .. "orket-view-intent.1"))
+    assert.equal("x", H.read(gd .. "orket-view-intent.x" .. dead))
+  end)
+
   it("says a merge left unfollowed in the view without writing; a refresh follows it", function()
     local proj, pws, r0, p = project("K1")
     local r <close> = r0
@@ -1058,6 +1117,9 @@ describe("orket.c.gitrepo", function()
     { what = "an update-ref with no message", move = "update-ref refs/heads/main HEAD~1", hard = true },
     { what = "a reset whose reflog was expired", move = "reset -q --hard HEAD~1", expire = true, refresh = true },
     { what = "a reset then a person's commit", move = "reset -q --hard HEAD~1", commit = true, refresh = true },
+    -- the card's merge between brings the undone commit back into main, and its refresh
+    -- fails: the next merge's P stays the one the view has not followed
+    { what = "a reset, then a merge whose refresh failed", move = "reset -q --hard HEAD~1", refresh = true, failed = true },
   } do
     it("keeps a person's files after " .. case.what .. ", and follows the card's other change", function()
       local _, pws, r0, p = project("U1")
@@ -1088,11 +1150,19 @@ describe("orket.c.gitrepo", function()
       end
       if case.expire then sh(git .. "reflog expire --expire=now --all") end
       local moved_to = (io.popen(git .. "rev-parse main"):read("l"))
+      if case.failed then
+        H.write(p .. "/k.txt", "the card's k\n")
+        assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "k" }))
+        H.write(pws .. "/.git/index.lock", "")
+        assert(r:merge_to_main("U1", GUARD)) -- the merge stands; its refresh fails
+        os.remove(pws .. "/.git/index.lock")
+      end
       H.write(p .. "/README", "hello\nthe card's line\nthe card's next line\n")
       H.write(p .. "/h.txt", "the card's h\n")
       assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "h" }))
       assert(r:merge_to_main("U1", GUARD))
       assert.equal("the card's h\n", H.read(pws .. "/h.txt")) -- the card's own change is followed
+      if case.failed then assert.equal("the card's k\n", H.read(pws .. "/k.txt")) end
       assert.equal("hello\n", H.read(pws .. "/README")) -- the person's: not written
       assert.is_nil(H.read(pws .. "/f.txt"))
       local listed = {}
