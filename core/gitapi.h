@@ -36,9 +36,7 @@
   X(oid_equal) X(oid_fromstr) X(oid_tostr) X(oidarray_dispose)                               \
   X(push_options_init) X(reference_create_matching) X(reference_delete) X(reference_free)    \
   X(reference_lookup) X(reference_name) X(reference_name_is_valid) X(reference_name_to_id)   \
-  X(reference_peel) X(reference_symbolic_target) X(reference_type) X(reflog_entry_byindex)   \
-  X(reflog_entry_id_new) X(reflog_entry_id_old) X(reflog_entry_message) X(reflog_entrycount) \
-  X(reflog_free) X(reflog_read) X(remote_connect)                                            \
+  X(reference_peel) X(reference_symbolic_target) X(reference_type) X(remote_connect)         \
   X(remote_create_detached) X(remote_create_options_init) X(remote_create_with_opts) X(remote_download) X(remote_update_tips)         \
   X(remote_fetch) X(remote_free) X(remote_init_callbacks) X(remote_ls) X(remote_push)        \
   X(repository_commondir) X(repository_config_snapshot) X(repository_free)                  \

@@ -296,12 +296,20 @@ typedef struct gr_view_path {
 void gr_view_paths_free(gr_view_path *v, size_t n);
 
 /* The recorded diverged paths that still differ from main's tip, sorted (*out malloc'd:
- * gr_view_paths_free); those that no longer differ are forgotten. Reads, and never writes,
+ * gr_view_paths_free); those that no longer differ are forgotten, in the state only when
+ * forget is set (the caller holds the project's git lock: a refresh writes the state too). Reads, and never writes,
  * the view's files. behind (cap bytes) gets why the view is behind main when its last
  * refresh failed and none has caught up since; "" otherwise. Returns 1, with nothing listed
  * and behind saying so, while a person's branch or a detached commit is checked out in the
- * view: it waits for main (0: listed, -1: failed). */
+ * view: it waits for main (0: listed, -1: failed). Returns 2, listed as for 0 and behind
+ * saying so, when Orket's merge to main's tip is not followed yet (its refresh under way, or
+ * a process stopped between the merge's ref move and its refresh): any refresh finishes it. */
 #define GR_VIEW_WHY 512
-int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *n, char *behind, size_t cap, gr_err *e);
+int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *n, char *behind, size_t cap, int forget, gr_err *e);
+
+/* 1 while paths are listed and the view's last refresh found main moved by someone other
+ * than Orket's merges (a person's reset, amend, rebase...; docs/git.md): from and to get the
+ * commits it moved main from (the view's base then) and to (hex), from the view's state. */
+int gitrepo_view_moved(gitrepo *r, char from[GR_OID_HEX + 1], char to[GR_OID_HEX + 1]);
 
 #endif

@@ -615,17 +615,18 @@ static void lgr_push_side(lua_State *L, const char *kind, const char *id, int64_
   }
 }
 
-/* repo:view_status() -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size= [, at=]}}...}, behind, waits:
+/* repo:view_status([forget]) -> {{path=, main={kind=, id=, size=}, view={kind=, id=, size= [, at=]}}...}, behind, waits, unfollowed:
  * the paths where main's view holds a person's version rather than main's, why the view is
  * behind main (nil when it holds main's tip), and true while it waits for main to be checked
- * out there (nothing listed then) (gitrepo.h) */
+ * out there (nothing listed then), and true for unfollowed when Orket's merge to main's tip is
+ * not followed yet (a refresh finishes it) (gitrepo.h) */
 static int lgr_view_status(lua_State *L) {
   lgr *o = lgr_check(L);
   gr_view_path *v = NULL;
   size_t n = 0;
   char behind[GR_VIEW_WHY];
   gr_err e;
-  int waits = gitrepo_view_status(o->r, &v, &n, behind, sizeof behind, &e);
+  int waits = gitrepo_view_status(o->r, &v, &n, behind, sizeof behind, lua_toboolean(L, 2), &e);
   if (waits < 0) return lgr_fail(L, &e);
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
@@ -651,8 +652,24 @@ static int lgr_view_status(lua_State *L) {
   if (!behind[0]) return 1;
   lua_pushstring(L, behind);
   if (!waits) return 2;
-  lua_pushboolean(L, 1);
-  return 3;
+  lua_pushboolean(L, waits == 1);
+  if (waits == 1) return 3;
+  lua_pushboolean(L, 1); /* unfollowed: a refresh finishes it */
+  return 4;
+}
+
+/* repo:view_moved() -> {from=, to=} | nil: main moved by a person, not followed by the view,
+ * while paths are listed (gitrepo_view_moved) */
+static int lgr_view_moved(lua_State *L) {
+  lgr *o = lgr_check(L);
+  char from[GR_OID_HEX + 1], to[GR_OID_HEX + 1];
+  if (!gitrepo_view_moved(o->r, from, to)) return 0;
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, from);
+  lua_setfield(L, -2, "from");
+  lua_pushstring(L, to);
+  lua_setfield(L, -2, "to");
+  return 1;
 }
 
 /* repo:view_refresh() -> diverged: main's view brought to main's tip (idempotent); the
@@ -718,6 +735,7 @@ static const luaL_Reg lgr_methods[] = {
     {"merge_remote_to_main", lgr_merge_remote_to_main},
     {"refresh", lgr_refresh},
     {"view_status", lgr_view_status},
+    {"view_moved", lgr_view_moved},
     {"view_refresh", lgr_view_refresh},
     {"recover", lgr_recover},
     {"check", lgr_check_repo},

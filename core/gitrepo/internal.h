@@ -151,7 +151,61 @@ int gr_head_on_main(const gitapi *g, git_repository *repo, char *target, size_t 
 int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e);
 /* Records tree as what the view holds now (a new repository's first commit). */
 int gr_view_reset(gitrepo *r, const git_oid *tree, gr_err *e);
+/* Records, before Orket's merge moves main from commit from to commit to, that it does
+ * (beside the view's state, replaced whole): the refresh after it, or one after a crash in
+ * between, tells Orket's move from a person's by it (view.c, invariant 10). */
+int gr_view_intent(gitrepo *r, const git_oid *from, const git_oid *to, gr_err *e);
 
+/* ---- main's view's state (viewstate.c) ---- */
+
+typedef struct gr_view_state {
+  int has_base;
+  int unreadable; /* the file is there but says no base (empty or garbled: a power cut can leave it so) */
+  git_oid base;
+  int has_commit; /* main's commit the view was last refreshed to (base is its tree); an older state has none */
+  git_oid commit;
+  int moved; /* the last refresh found main moved by a person, from moved_from to moved_to (invariant 10) */
+  git_oid moved_from, moved_to;
+  char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
+  gr_paths diverged;
+} gr_view_state;
+/* Reads the state (a missing or unreadable file: no base, nothing recorded). */
+void gr_view_state_read(const gitrepo *r, gr_view_state *s);
+/* Replaces the state whole (a rename; not synced). */
+int gr_view_state_write(const gitrepo *r, const gr_view_state *s, gr_err *e);
+/* Keeps why a refresh failed beside the state, said at its base (best effort). */
+void gr_view_behind_why(gitrepo *r, const gr_err *why);
+/* A refresh that succeeded: no reason left. */
+void gr_view_forget_why(const gitrepo *r);
+/* 1 with *p when Orket's last merge's intent (gr_view_intent) moved main to tip. */
+int gr_view_read_intent(const gitrepo *r, const git_oid *tip, git_oid *p);
+/* P for the intent of Orket's merge from mid (the previous intent's while the view has not
+ * followed it, else mid). */
+void gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from);
+/* Removes the view's state files' temporaries a killed process left (its pid is gone). */
+void gr_view_sweep_tmp(const gitrepo *r);
+
+/* ---- how the view writes a file (viewput.c) ---- */
+
+/* Where one refresh makes its temporary files. A fixed name in the target's directory was
+ * a name a tree can hold: main's file of that name was deleted from the view, and a
+ * directory of that name (an agent can commit one) stopped every write beside it, each
+ * taken for a person's deletion. So each file is made in a directory of the refresh's own
+ * in the gitdir (a name no tree can hold: git refuses .git in a path), under a name made
+ * with O_EXCL and never taken from anyone, then renamed into place. A name holds its
+ * process's id: what a process that is gone left there is removed when a refresh first
+ * opens the directory (a run and a server may refresh at once: only workers share the git
+ * lock). */
+typedef struct gr_view_tmp {
+  int at;    /* the gitdir's temporary directory; -1 not opened yet, -2 not usable */
+  long pid;  /* names: pid.n */
+  unsigned long n;
+} gr_view_tmp;
+/* Writes blob id (link: as a symlink; exec: executable) at leaf in dfd: a temporary file
+ * made in t's directory (beside leaf where that is on another file system), then a rename.
+ * 0, or -1 (nothing of anyone's replaced but leaf). */
+int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
+                int exec);
 
 /* ---- shared between the units (each defined in the unit named) ---- */
 

@@ -187,6 +187,14 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
    * is durable before, the move itself after */
   /* (a fast-forward names commits made durable already, by their own commit or fetch) */
   if (*kind != GR_FASTFORWARD && gr_sync(g, r->repo, e) != 0) goto out;
+  /* the intent first, or no move: the view's refresh, or one after a crash before it, tells
+   * Orket's move from a person's by it (without it a person's earlier move would read as
+   * Orket's). P stays the previous intent's while the view has not followed that merge (its
+   * refresh failed), so that diff(B, P) is still the person's move alone. The intent becomes
+   * durable with the ref, by the sync after the move. */
+  git_oid from;
+  gr_view_intent_from(r, &mid, &from);
+  if (gr_view_intent(r, &from, &target, e) != 0) goto out;
   git_reference *moved = NULL;
   rc = g->reference_create_matching(&moved, r->repo, "refs/heads/" GR_MAIN, &target, 1, &mid, msg);
   g->reference_free(moved);

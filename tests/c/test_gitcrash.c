@@ -303,6 +303,7 @@ static int tc_check_view(const char *ws, const tc_tree *m, const tc_person *pp, 
 
 typedef struct tc_card {
   char id[16];
+  char key[16]; /* its commit's turn key: a card run again makes a new commit */
   int pool; /* the reused directory it works in: another card's before it */
   size_t n;
   size_t path[4];
@@ -368,7 +369,7 @@ static int tc_run_card(const char *ws, const tc_card *c, const gr_sig *who) {
       snprintf(e.msg, sizeof e.msg, "writing %s in the card's directory failed", tc_paths[c->path[i]]);
       goto out;
     }
-  if (gitrepo_commit(r, c->id, who, "work", c->id, NULL, id, &ck, NULL, &e) != 0) goto out;
+  if (gitrepo_commit(r, c->id, who, "work", c->key, NULL, id, &ck, NULL, &e) != 0) goto out;
   if (gitrepo_merge_to_main(r, c->id, who, id, &mk, &conf, &e) != 0) goto out;
   if (mk == GR_CONFLICT) {
     snprintf(e.msg, sizeof e.msg, "the merge conflicts");
@@ -468,6 +469,45 @@ static void tc_person_step(uint64_t *seed, const char *ws, const tc_tree *m, tc_
   }
 }
 
+/* A person's move of main back by one card: main's ref set to its first parent without a
+ * reflog message of git's (as update-ref does; the view goes by ancestry, not by what git
+ * wrote), main's index and the view's files made that parent's tree, prev, at the paths where
+ * it differs from main's, undone. Those paths are the person's until main holds what they
+ * hold there. Skipped (0) where the person has a path there or beside one: 1 when made. */
+static int tc_person_reset(const char *ws, const tc_tree *undone, const tc_tree *prev, tc_person *pp) {
+  if (memcmp(undone, prev, sizeof *prev) == 0) return 0; /* the last card changed nothing: main's parent is older */
+  for (size_t i = 0; i < TC_N; i++)
+    for (size_t j = 0; j < TC_N && !tc_same(&undone->e[i], &prev->e[i]); j++)
+      if (pp->ever[j] && (i == j || tc_above(tc_paths[i], tc_paths[j]) || tc_above(tc_paths[j], tc_paths[i]))) return 0;
+  git_repository *repo = NULL;
+  git_commit *tip = NULL, *parent = NULL;
+  git_index *idx = NULL;
+  git_reference *ref = NULL;
+  git_oid id;
+  int ok = git_repository_open(&repo, ws) == 0 && git_reference_name_to_id(&id, repo, "refs/heads/main") == 0 &&
+           git_commit_lookup(&tip, repo, &id) == 0 && git_commit_parentcount(tip) > 0 && git_commit_parent(&parent, tip, 0) == 0 &&
+           git_reference_create(&ref, repo, "refs/heads/main", git_commit_id(parent), 1, NULL) == 0 &&
+           git_repository_index(&idx, repo) == 0;
+  /* the files and their index entries, only where the trees differ (the person's staging
+   * elsewhere stays theirs): what goes first, then what comes (a file and a directory trade places) */
+  for (int pass = 0; ok && pass < 2; pass++)
+    for (size_t i = 0; i < TC_N; i++)
+      if (!tc_same(&undone->e[i], &prev->e[i]) && (prev->e[i].kind == TC_NONE) == (pass == 0)) {
+        (void)tc_put(ws, tc_paths[i], &prev->e[i]);
+        if (prev->e[i].kind == TC_NONE) (void)git_index_remove_bypath(idx, tc_paths[i]);
+        else ok = git_index_add_bypath(idx, tc_paths[i]) == 0;
+        pp->touched[i] = pp->ever[i] = 1; /* theirs until main holds the same (tc_settle_person) */
+        pp->e[i] = prev->e[i];
+      }
+  ok = ok && git_index_write(idx) == 0;
+  git_reference_free(ref);
+  git_index_free(idx);
+  git_commit_free(parent);
+  git_commit_free(tip);
+  git_repository_free(repo);
+  return ok;
+}
+
 /* ---- the sequence ---- */
 
 /* One seed's sequence of `cards` cards, a person's steps between them; every card crashed
@@ -489,8 +529,9 @@ static void tc_sequence(check_ctx *t, uint64_t seed, int cards, long *steps) {
   snprintf(ws, sizeof ws, "%s/ws", work);
   mkdir(work, 0755);
   mkdir(ws, 0755);
-  tc_tree m = {0};
+  tc_tree m = {0}, prev = {0};
   tc_person pp = {0};
+  int resets = 0, just = 0; /* just: the last card ran again after a move back (main's parent is then not prev) */
   m.e[0] = (tc_entry){TC_FILE, "a first\n"};
   tc_put(ws, "a", &m.e[0]);
   gitrepo *r = NULL;
@@ -507,7 +548,29 @@ static void tc_sequence(check_ctx *t, uint64_t seed, int cards, long *steps) {
     tc_tree after = m;
     tc_card c;
     snprintf(c.id, sizeof c.id, "C%d", k);
+    snprintf(c.key, sizeof c.key, "C%d", k);
     c.pool = k % 2;
+    /* now and then the person moves main back by the last card, whose branch still holds
+     * what they undid: that card runs again, its next merge bringing it back into main with
+     * the card's new changes. Never a path of the person's written; the rest followed. */
+    uint64_t bs = seed0 * 1000003u + (uint64_t)k; /* a stream of its own: the rest of the sequence is a seed's as before */
+    int back = k > 0 && !just && tc_next(&bs) % 3 == 0 && tc_person_reset(ws, &m, &prev, &pp);
+    just = back;
+    if (back) {
+      snprintf(c.id, sizeof c.id, "C%d", k - 1);
+      c.pool = (k - 1) % 2;
+      m = prev; /* main's now; the card plans against what its branch holds (after) */
+      resets++;
+      if (trace) fprintf(stderr, "    person: main moved back by card %d\n", k - 1);
+      /* a run's start between: its refresh must not take the move for the view's own */
+      int removed;
+      CHECK(t, gitrepo_open(ws, &r, &e) == 0 && gitrepo_recover(r, &removed, &e) == 0);
+      gitrepo_close(r);
+      r = NULL;
+      char when[64];
+      snprintf(when, sizeof when, "seed %llu: after main moved back", (unsigned long long)seed0);
+      CHECK(t, tc_check_view(ws, &m, &pp, when) == 0);
+    }
     tc_plan(&seed, &after, &c);
     for (size_t i = 0; trace && i < c.n; i++)
       fprintf(stderr, "    card %d: %s -> %d \"%s\"\n", k, tc_paths[c.path[i]], c.to[i].kind, c.to[i].data);
@@ -550,9 +613,11 @@ static void tc_sequence(check_ctx *t, uint64_t seed, int cards, long *steps) {
     char when[64];
     snprintf(when, sizeof when, "after card %d", k);
     CHECK(t, tc_check_view(ws, &now, &pp, when) == 0);
+    prev = m;
     m = after;
     tc_settle_person(&pp, &m);
   }
+  if (trace) fprintf(stderr, "    seed %llu: %d moves of main by the person\n", (unsigned long long)seed0, resets);
   if (!t->failures) tc_rmtree(base);
   else fprintf(stderr, "    kept %s\n", base);
 }

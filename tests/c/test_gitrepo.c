@@ -680,7 +680,7 @@ TEST(test_gitrepo_view) {
   CHECK_STR(t, tg_read(ws, "hello.txt", buf, sizeof buf), "draft\n");
   CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
   CHECK_STR(t, tg_index_blob(ws, "hello.txt", buf, sizeof buf), "hi\n"); /* git status: yours vs main's */
-  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && n == 1);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 1, &e) == 0 && n == 1);
   const gr_view_path *d = tg_diverged(v, n, "hello.txt");
   CHECK(t, d && strcmp(d->main_kind, "file") == 0 && d->main_size == 3 && strcmp(d->view_kind, "file") == 0 &&
                d->view_size == 6 && strlen(d->main_id) == 40 && strcmp(d->main_id, d->view_id) != 0);
@@ -703,7 +703,7 @@ TEST(test_gitrepo_view) {
   CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "staged a\n");
   CHECK_STR(t, tg_index_blob(ws, "a.txt", buf, sizeof buf), "staged a\n"); /* their staging is kept */
   CHECK_STR(t, tg_read(ws, "c.txt", buf, sizeof buf), "c\n");
-  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && n == 4);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 1, &e) == 0 && n == 4);
   d = tg_diverged(v, n, "b.txt");
   CHECK(t, d && strcmp(d->view_kind, "none") == 0 && d->view_size == -1 && strcmp(d->main_kind, "file") == 0);
   CHECK(t, tg_diverged(v, n, "README") && tg_diverged(v, n, "a.txt") && !tg_diverged(v, n, "c.txt"));
@@ -711,7 +711,7 @@ TEST(test_gitrepo_view) {
 
   /* taking main's version ends a divergence */
   CHECK(t, tg_write(ws, "hello.txt", "hi\n") == 0 && tg_write(ws, "b.txt", "b2\n") == 0);
-  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && n == 2);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 1, &e) == 0 && n == 2);
   CHECK(t, !tg_diverged(v, n, "hello.txt") && !tg_diverged(v, n, "b.txt"));
   gr_view_paths_free(v, n);
 
@@ -738,7 +738,7 @@ TEST(test_gitrepo_view) {
   CHECK(t, tg_card_change(r, base, "C5", c5, id) == 0);
   CHECK(t, gitrepo_merge_to_main(r, "C5", &tg_who, id, &kind, &conf, &e) == 0);
   CHECK_STR(t, tg_read(ws, "f", buf, sizeof buf), "a person's f\n");
-  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, &e) == 0 && tg_diverged(v, n, "f/x") != NULL);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 1, &e) == 0 && tg_diverged(v, n, "f/x") != NULL);
   gr_view_paths_free(v, n);
 
   /* main moved, the view not refreshed (a kill between the two): recovery catches up, and a
@@ -937,7 +937,7 @@ TEST(test_gitrepo_view_fifo_index) {
   CHECK(t, unlink(p) == 0 && mkfifo(p, 0644) == 0);
   CHECK(t, tg_merge_bounded(r, "F1", id) == 1); /* merged; the view behind */
   CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "(missing)");
-  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && n == 0);
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, 1, &e) == 0 && n == 0);
   gr_view_paths_free(v, n);
   CHECK(t, strstr(behind, "/.git/index is a FIFO, not a regular file") != NULL || !fprintf(stderr, "    %s\n", behind));
   /* HEAD a FIFO: said, never read */
@@ -957,7 +957,7 @@ TEST(test_gitrepo_view_fifo_index) {
   snprintf(p, sizeof p, "git -C '%s' reset -q", ws);
   CHECK(t, system(p) == 0);
   CHECK(t, gitrepo_view_refresh(r, &dv, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
-  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && behind[0] == '\0');
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, 1, &e) == 0 && behind[0] == '\0');
   gr_view_paths_free(v, n);
   tg_end(r, base);
 }
@@ -993,7 +993,7 @@ TEST(test_gitrepo_view_state_unreadable) {
     CHECK_STR(t, tg_read(ws, "c1.txt", buf, sizeof buf), "person edits on\n");
     CHECK_STR(t, tg_index_blob(ws, "same.txt", buf, sizeof buf), "staged as is\n");
     CHECK_STR(t, tg_read(ws, "same.txt", buf, sizeof buf), "staged as is\n");
-    /* main's tree before this merge (its reflog) is the base: the merge's own change is
+    /* main's tree before this merge (its intent, recorded first) is the base: the merge's own change is
      * followed, and both of the person's paths are named */
     CHECK_STR(t, tg_read(ws, "new.txt", buf, sizeof buf), "n\n");
     CHECK(t, gitrepo_view_last(r) == 2);
@@ -1079,12 +1079,12 @@ TEST(test_gitrepo_view_waits_cleared) {
   const char *c1[] = {"put", "a.txt", "a\n", NULL};
   CHECK(t, tg_card_change(r, base, "B1", c1, id) == 0);
   CHECK(t, gitrepo_merge_to_main(r, "B1", &tg_who, id, &kind, &conf, &e) == 1); /* the view waits */
-  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 1 && strstr(behind, "refs/heads/mine"));
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, 1, &e) == 1 && strstr(behind, "refs/heads/mine"));
   gr_view_paths_free(v, n);
   snprintf(cmd, sizeof cmd, "git -C '%s' checkout -q main", ws);
   CHECK(t, system(cmd) == 0);
   CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
-  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && n == 0);
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, 1, &e) == 0 && n == 0);
   gr_view_paths_free(v, n);
   CHECK(t, behind[0] == '\0' || !fprintf(stderr, "    still: %s\n", behind));
   /* another reason stays said until a refresh succeeds: a lock of a person's git */
@@ -1092,11 +1092,11 @@ TEST(test_gitrepo_view_waits_cleared) {
   const char *c2[] = {"put", "b.txt", "b\n", NULL};
   CHECK(t, tg_card_change(r, base, "B2", c2, id) == 0);
   CHECK(t, gitrepo_merge_to_main(r, "B2", &tg_who, id, &kind, &conf, &e) == 1);
-  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && strstr(behind, "lock"));
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, 1, &e) == 0 && strstr(behind, "lock"));
   gr_view_paths_free(v, n);
   snprintf(cmd, sizeof cmd, "%s/.git/index.lock", ws);
   CHECK(t, unlink(cmd) == 0 && gitrepo_view_refresh(r, &dv, &e) == 0);
-  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, &e) == 0 && behind[0] == '\0');
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, 1, &e) == 0 && behind[0] == '\0');
   gr_view_paths_free(v, n);
   tg_end(r, base);
 }

@@ -68,6 +68,8 @@ local function shown_text(doc, dir, cli)
   end
   if doc.behind and doc.behind.waits then
     out[#out + 1] = inert.line(doc.behind.reason .. "; " .. doc.behind.catch_up) .. "\n"
+  elseif doc.behind and doc.behind.unfollowed then
+    out[#out + 1] = inert.line("workspace/ is behind main: " .. doc.behind.reason .. "; " .. doc.behind.catch_up) .. "\n"
   elseif doc.behind then
     out[#out + 1] = inert.line(status_view.behind_line(doc.behind.reason)) .. "\n"
   end
@@ -79,6 +81,15 @@ local function shown_text(doc, dir, cli)
   else
     out[#out + 1] = string.format("workspace/ keeps your version where main has another (%d path%s); "
       .. "runs carry on either way:\n", #doc.diverged, #doc.diverged == 1 and "" or "s")
+  end
+  if doc.moved then
+    -- where the move was made (workspace/, another clone, a push) is not known, and the
+    -- listed paths may include others than the move's (a person's edit since)
+    out[#out + 1] = string.format("main was moved by someone other than Orket (a reset, amend, rebase or commit on "
+      .. "another base) from %s to %s: where Orket's merges since changed what that move changed, workspace/ keeps "
+      .. "what it had; those paths are among the ones listed below\n"
+      .. "  take main's for every listed path:  %s\n  keep yours for every listed path:   %s\n",
+      doc.moved.from:sub(1, 12), doc.moved.to:sub(1, 12), line(cli, doc.moved.take_main), line(cli, doc.moved.keep_view))
   end
   for _, d in ipairs(doc.diverged) do
     out[#out + 1] = string.format("\n  %s\n    main has:     %s\n    yours:        %s\n    take main's:  %s\n"

@@ -4,6 +4,7 @@
 -- take main's version or keep the person's (docs/git.md). Uses orket.c.gitrepo.
 local jsonout = require "orket.jsonout"
 local gitrepo = require "orket.c.gitrepo"
+local lockfile = require "orket.c.lockfile"
 
 local M = {}
 
@@ -36,6 +37,11 @@ end
 -- killed git left, then refreshes; a person's live git must end first).
 M.CATCH_UP = "once that is settled it catches up at the next merge into main, or at the next 'orket run' or 'orket resume'; "
   .. "until then 'git -C workspace status' shows main's newer files as changes of yours"
+
+-- What follows a merge of Orket's the view has not followed yet (its refresh under way, or a
+-- process stopped before it): any refresh does, and a run's start makes one.
+M.UNFOLLOWED = "a refresh under way finishes it, else the next merge into main, 'orket run' or 'orket resume' follows it; "
+  .. "until then 'git -C workspace status' shows that merge as staged changes reverting it"
 
 -- What catches up a view that waits for main to be checked out (its reason says how).
 M.WAITS = "what it keeps of yours where main changed is listed, with the commands that settle it, once main is checked out there"
@@ -73,17 +79,19 @@ local function commands(list)
   return jsonout.array(out)
 end
 
---- of_repo(repo) -> the orket.status/1 document | nil, msg, CODE: repo an open
---- orket.c.gitrepo handle on the project's workspace
-function M.of_repo(repo)
+--- of_repo(repo[, forget]) -> the orket.status/1 document | nil, msg, CODE: repo an open
+--- orket.c.gitrepo handle on the project's workspace; forget: the caller holds the
+--- project's git lock, so the view's state may drop the paths that no longer differ
+function M.of_repo(repo, forget)
   local main, herr, hcode = repo:head("main")
   if not main then return nil, herr, hcode end
   -- err: why the view is behind main, if it is; waits: a person's branch is checked out
   -- there, nothing listed (the commands would act on their branch)
-  local paths, err, code = repo:view_status()
+  local paths, err, code, unfollowed = repo:view_status(forget)
   if not paths then return nil, err, code end
   local waits = code == true
-  local behind = err and { reason = err, catch_up = waits and M.WAITS or M.CATCH_UP, waits = waits or nil } or nil
+  local behind = err and { reason = err, catch_up = waits and M.WAITS or unfollowed and M.UNFOLLOWED or M.CATCH_UP,
+    waits = waits or nil, unfollowed = unfollowed or nil } or nil
   local diverged = {}
   for i, p in ipairs(paths) do
     local forced = p.ignored and p.view.kind ~= "other" and p.view.kind ~= "directory" or nil
@@ -91,11 +99,25 @@ function M.of_repo(repo)
       take_main = commands(take_main(p.path, p.main, p.view)), keep_view = commands(keep_view(p.path, p.main, p.view)),
       keep_warning = forced and M.IGNORED_WARNING or nil }
   end
-  return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind }
+  -- main moved by a person (a reset, amend, rebase...) that the view did not follow: said
+  -- while paths are listed, with the commands that settle every listed path (each path's
+  -- own are below it)
+  local moved = #diverged > 0 and repo:view_moved() or nil
+  if moved then
+    local take, keep = {}, {}
+    for _, p in ipairs(paths) do
+      for _, c in ipairs(take_main(p.path, p.main, p.view)) do take[#take + 1] = c end
+      for _, c in ipairs(keep_view(p.path, p.main, p.view)) do keep[#keep + 1] = c end
+    end
+    moved = { by = "person", from = moved.from, to = moved.to, take_main = commands(take), keep_view = commands(keep) }
+  end
+  return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind, moved = moved }
 end
 
+M.LOCK_MS = 200
+
 --- of_project(dir) -> the document | nil, msg, CODE: the project at dir (ENOENT: its
---- workspace is not a repository)
+--- workspace is not a repository). A read: nothing in workspace/ is written
 function M.of_project(dir)
   local repo, err, code = gitrepo.open(dir .. "/workspace")
   local folder = not repo and code == "ENOENT" and io.open(dir .. "/workspace") -- without its repository
@@ -105,7 +127,11 @@ function M.of_project(dir)
       .. "(the history of a removed one is not brought back)", code
   end
   if not repo then return nil, err, code end
-  local doc, derr, dcode = M.of_repo(repo)
+  -- the git lock, shared (no merge's refresh writes the view's state meanwhile), to drop the
+  -- state's resolved paths; held by a run's merge for long, the status reads without it
+  local lk = lockfile.wait(dir .. "/.orket/git.lock", "shared", M.LOCK_MS)
+  local doc, derr, dcode = M.of_repo(repo, lk ~= nil)
+  if lk then lk:release() end
   repo:close()
   return doc, derr, dcode
 end

@@ -905,6 +905,278 @@ describe("orket.c.gitrepo", function()
     assert.same({}, assert(r:view_status()))
   end)
 
+  -- A person's `git reset --hard HEAD~1` in workspace/ undid a card's merge; the card's
+  -- branch still held it, so the card's next merge brought it back into main, and the view
+  -- followed: the files the person's reset removed or restored were written over. Now the
+  -- paths where main went back to what the reset undid keep the person's files, listed,
+  -- while the rest of that merge reaches the view; orket status names the reset.
+  it("keeps the files of a person's git reset of main that a card's later merge brings back, and follows the rest", function()
+    local proj, pws, r0, p = project("R1")
+    local r <close> = r0
+    local git = "git -C " .. H.quote(pws) .. " "
+    H.write(p .. "/f.txt", "the card's f\n")
+    H.write(p .. "/README", "the card's readme\n")
+    assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = "f" }))
+    assert(r:merge_to_main("R1", GUARD))
+    assert.equal("the card's f\n", H.read(pws .. "/f.txt"))
+    local undone = assert(r:head("main"))
+    sh(git .. "reset -q --hard HEAD~1") -- the person undoes the merge
+    local back = assert(r:head("main"))
+    assert.is_nil(H.read(pws .. "/f.txt"))
+    assert.equal(0, assert(r:view_refresh())) -- a run's start: the view's base is now the reset's
+    H.write(p .. "/h.txt", "the card's h\n") -- the card's branch still holds what was undone
+    assert(r:commit("R1", { name = WHO.name, email = WHO.email, message = "h" }))
+    local m = assert(r:merge_to_main("R1", GUARD))
+    assert.equal(2, m.diverged)
+    assert.equal("the card's h\n", H.read(pws .. "/h.txt")) -- the card's own change is followed
+    assert.is_nil(H.read(pws .. "/f.txt")) -- the person's: neither written
+    assert.equal("hello\n", H.read(pws .. "/README"))
+    local v = assert(r:view_status())
+    assert.same({ "README", "f.txt" }, { v[1].path, v[2].path })
+    assert.same({ from = undone, to = back }, r:view_moved())
+    local doc = require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout)
+    assert.same({ "person", undone, back }, { doc.moved.by, doc.moved.from, doc.moved.to })
+    assert.same({ "git", "--literal-pathspecs", "-C", "workspace", "checkout", "main", "--", "README" },
+      doc.moved.take_main[1])
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.matches("main was moved by someone other than Orket %(a reset, amend, rebase or commit on another base%) from "
+      .. undone:sub(1, 12) .. " to " .. back:sub(1, 12) .. ": where Orket's merges since changed what that move changed, "
+      .. "workspace/ keeps what it had; those paths are among the ones listed below", text.stdout)
+    assert.is_nil(text.stdout:find("moved in workspace/", 1, true)) -- where it was moved is not known
+    assert.matches("take main's for every listed path:", text.stdout)
+    assert.equal(0, assert(r:view_refresh())) -- run again (a crash's repair): the same, nothing written
+    assert.is_nil(H.read(pws .. "/f.txt"))
+    -- the person takes main's version: nothing listed, nothing said of the reset
+    sh(git .. "checkout -q main -- README f.txt")
+    assert.same({}, assert(r:view_status()))
+    assert.is_nil(require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout).moved)
+  end)
+
+  -- the same with no refresh between the reset and the merge: the view's base is still the
+  -- undone merge's tree, so the paths it changed are not in the next merge's diff; main holds
+  -- them again while the view holds the reset's, and only git status said so
+  it("lists the files of a person's git reset of main that the very next merge brings back", function()
+    local proj, pws, r0, p = project("R3")
+    local r <close> = r0
+    H.write(p .. "/f.txt", "the card's f\n")
+    H.write(p .. "/README", "the card's readme\n")
+    assert(r:commit("R3", { name = WHO.name, email = WHO.email, message = "f" }))
+    assert(r:merge_to_main("R3", GUARD))
+    sh("git -C " .. H.quote(pws) .. " reset -q --hard HEAD~1")
+    H.write(p .. "/h.txt", "the card's h\n")
+    assert(r:commit("R3", { name = WHO.name, email = WHO.email, message = "h" }))
+    assert.equal(2, assert(r:merge_to_main("R3", GUARD)).diverged)
+    assert.equal("the card's h\n", H.read(pws .. "/h.txt"))
+    assert.is_nil(H.read(pws .. "/f.txt"))
+    assert.equal("hello\n", H.read(pws .. "/README"))
+    local v = assert(r:view_status())
+    assert.same({ "README", "f.txt" }, { v[1].path, v[2].path })
+    local doc = require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout)
+    assert.equal("person", doc.moved.by)
+    assert.equal(0, assert(r:view_refresh())) -- its base is main's tree now: nothing more
+    assert.equal(2, #assert(r:view_status()))
+  end)
+
+  -- `git reset HEAD~1` undoes a commit and keeps its files: the view followed main back,
+  -- writing the older files over the person's and deleting the ones their commit added
+  it("leaves a person's files alone when they move main back with git reset, and follows later merges", function()
+    local _, pws, r0, p = project("R2")
+    local r <close> = r0
+    H.write(p .. "/f.txt", "the card's\n")
+    assert(r:commit("R2", { name = WHO.name, email = WHO.email, message = "f" }))
+    assert(r:merge_to_main("R2", GUARD))
+    H.write(pws .. "/f.txt", "my work\n")
+    H.write(pws .. "/g.txt", "my new file\n")
+    local git = "git -C " .. H.quote(pws) .. " -c user.name=p -c user.email=p@p "
+    sh(git .. "add -A && " .. git .. "commit -qm mine")
+    assert.equal(0, assert(r:view_refresh())) -- a run's start: the view's base is their commit
+    sh(git .. "reset -q HEAD~1")
+    assert.equal(2, assert(r:view_refresh()))
+    assert.equal("my work\n", H.read(pws .. "/f.txt"))
+    assert.equal("my new file\n", H.read(pws .. "/g.txt"))
+    local v = assert(r:view_status())
+    assert.same({ "f.txt", "g.txt" }, { v[1].path, v[2].path })
+    assert.is_table(r:view_moved()) -- their move, named while their paths are listed
+    -- a card's later change is followed, and nothing of theirs is touched (still listed)
+    H.write(p .. "/h.txt", "the card's h\n")
+    assert(r:commit("R2", { name = WHO.name, email = WHO.email, message = "h" }))
+    assert.equal(2, assert(r:merge_to_main("R2", GUARD)).diverged)
+    assert.equal("the card's h\n", H.read(pws .. "/h.txt"))
+    assert.equal("my work\n", H.read(pws .. "/f.txt"))
+    assert.equal("my new file\n", H.read(pws .. "/g.txt"))
+  end)
+
+  -- A process stopped between a merge's move of main and the view's refresh left git status
+  -- showing the merge as staged reverts, and orket status silent. It now says so, from the
+  -- intent Orket's merge records before moving main, and writes nothing (a read: a live
+  -- run's refresh may be under way); a run's start (its refresh) follows the merge.
+  it("drops the resolved paths from the view's state at orket status only under the git lock", function()
+    local proj, pws, r0, p = project("L1")
+    local r <close> = r0
+    H.write(p .. "/b.txt", "the card's\n")
+    assert(r:commit("L1", { name = WHO.name, email = WHO.email, message = "b" }))
+    H.write(pws .. "/b.txt", "mine\n")
+    assert.equal(1, assert(r:merge_to_main("L1", GUARD)).diverged)
+    sh("git -C " .. H.quote(pws) .. " add b.txt && git -C " .. H.quote(pws)
+      .. " -c user.name=p -c user.email=p@p commit -qm 'keep mine' -- b.txt")
+    local state = pws .. "/.git/orket-view"
+    local before = H.read(state)
+    assert.truthy(before:find("b.txt", 1, true))
+    local view = require "orket.views.status"
+    sh("mkdir -p " .. H.quote(proj .. "/.orket"))
+    local lk = assert(require("orket.c.lockfile").wait(proj .. "/.orket/git.lock", "exclusive", 0)) -- a merge at work
+    local doc = assert(view.of_project(proj))
+    lk:release()
+    assert.equal(0, #doc.diverged)
+    assert.equal(before, H.read(state)) -- read, not written
+    assert(view.of_project(proj))
+    assert.is_nil(H.read(state):find("b.txt", 1, true)) -- forgotten under the lock
+  end)
+
+  it("fails a merge whose intent cannot be written before main moves; the retry merges", function()
+    local _, pws, r0, p = project("N1")
+    local r <close> = r0
+    H.write(p .. "/n.txt", "the card's n\n")
+    assert(r:commit("N1", { name = WHO.name, email = WHO.email, message = "n" }))
+    local git = "git -C " .. H.quote(pws) .. " "
+    local before = (io.popen(git .. "rev-parse main"):read("l"))
+    sh("mkdir " .. H.quote(pws .. "/.git/orket-view-intent")) -- the intent's place taken
+    local m, err = r:merge_to_main("N1", GUARD)
+    assert.is_nil(m)
+    assert.matches("orket%-view%-intent", tostring(err))
+    assert.equal(before, (io.popen(git .. "rev-parse main"):read("l"))) -- main did not move
+    assert.is_nil(H.read(pws .. "/n.txt"))
+    sh("rmdir " .. H.quote(pws .. "/.git/orket-view-intent"))
+    assert(r:merge_to_main("N1", GUARD))
+    assert.equal("the card's n\n", H.read(pws .. "/n.txt"))
+  end)
+
+  it("removes the state's temporary files a killed process left, at the next refresh", function()
+    local _, pws, r0 = project("T1")
+    local r <close> = r0
+    local sh_ = io.popen("sh -c 'echo $$'")
+    local dead = sh_:read("l")
+    sh_:close() -- waited for: a pid whose process is gone
+    local gd = pws .. "/.git/"
+    for _, n in ipairs { "orket-view-intent.", "orket-view.", "orket-view-why." } do H.write(gd .. n .. dead, "x") end
+    H.write(gd .. "orket-view-intent.1", "x") -- a live process's (pid 1): left alone
+    H.write(gd .. "orket-view-intent.x" .. dead, "x") -- not one of ours
+    assert(r:view_refresh())
+    for _, n in ipairs { "orket-view-intent.", "orket-view.", "orket-view-why." } do assert.is_nil(H.read(gd .. n .. dead)) end
+    assert.equal("x", H.read(gd .. "orket-view-intent.1"))
+    assert.equal("x", H.read(gd .. "orket-view-intent.x" .. dead))
+  end)
+
+  it("says a merge left unfollowed in the view without writing; a refresh follows it", function()
+    local proj, pws, r0, p = project("K1")
+    local r <close> = r0
+    H.write(p .. "/k.txt", "the card's k\n")
+    assert(r:commit("K1", { name = WHO.name, email = WHO.email, message = "k" }))
+    local git = "git -C " .. H.quote(pws) .. " "
+    -- the merge's commit point without its refresh: its intent, then main moved
+    local function rev(x) return (io.popen(git .. "rev-parse " .. x):read("l")) end
+    local f = assert(io.open(pws .. "/.git/orket-view-intent", "w"))
+    f:write(rev("main"), " ", rev("orket/K1"), "\n")
+    f:close()
+    sh(git .. "update-ref refs/heads/main refs/heads/orket/K1")
+    assert.is_nil(H.read(pws .. "/k.txt"))
+    local list, behind, waits, unfollowed = assert(r:view_status())
+    assert.same({}, list)
+    assert.matches("main's last merge is not followed in workspace/ yet", behind)
+    assert.same({ false, true }, { waits, unfollowed })
+    local doc = assert(require("orket.views.status").of_repo(r))
+    assert.is_true(doc.behind.unfollowed)
+    assert.matches("'orket run'", doc.behind.catch_up)
+    local text = H.orket("status -C " .. H.quote(proj))
+    assert.equal(0, text.status, text.stderr)
+    assert.matches("workspace/ is behind main: main's last merge is not followed", text.stdout)
+    assert.is_nil(H.read(pws .. "/k.txt")) -- status wrote nothing
+    assert.equal(0, assert(r:view_refresh())) -- a run's start
+    assert.equal("the card's k\n", H.read(pws .. "/k.txt"))
+    assert.equal("", io.popen(git .. "status --porcelain"):read("a"))
+    assert.is_nil(select(2, assert(r:view_status())))
+    -- a person's own commit moving main past the view's base is no merge left unfollowed
+    H.write(pws .. "/mine.txt", "mine\n")
+    sh(git .. "add mine.txt && " .. git .. "-c user.name=p -c user.email=p@p commit -qm mine")
+    assert.is_nil(select(2, assert(r:view_status())))
+  end)
+
+  -- The person's move of main is told from Orket's by ancestry (the view's base commit B,
+  -- and P, main's commit Orket's merge went from), whatever git wrote in main's reflog:
+  -- each move below undoes the card's first merge (README and f.txt); the card's branch
+  -- still holds it, and its next merge edits README again and adds h.txt. The person's
+  -- files stay, listed; h.txt reaches the view.
+  local P = "git -c user.name=p -c user.email=p@p "
+  for _, case in ipairs {
+    { what = "a card re-editing a file a reset undid, with a refresh between", move = "reset -q --hard HEAD~1", refresh = true },
+    { what = "two resets in a row, with refreshes between", move = "reset -q --hard HEAD~1", refresh = true, two = true },
+    { what = "two resets in a row, no refresh between", move = "reset -q --hard HEAD~1", two = true },
+    { what = "an amend", move = "commit -q --amend -m undone --allow-empty", pre = "rm -q f.txt && git checkout -q HEAD~1 -- README",
+      pre_add = true },
+    { what = "a rebase", move = "rebase -q --onto HEAD~1 HEAD main" },
+    { what = "an update-ref with no message", move = "update-ref refs/heads/main HEAD~1", hard = true },
+    { what = "a reset whose reflog was expired", move = "reset -q --hard HEAD~1", expire = true, refresh = true },
+    { what = "a reset then a person's commit", move = "reset -q --hard HEAD~1", commit = true, refresh = true },
+    -- the card's merge between brings the undone commit back into main, and its refresh
+    -- fails: the next merge's P stays the one the view has not followed
+    { what = "a reset, then a merge whose refresh failed", move = "reset -q --hard HEAD~1", refresh = true, failed = true },
+  } do
+    it("keeps a person's files after " .. case.what .. ", and follows the card's other change", function()
+      local _, pws, r0, p = project("U1")
+      local r <close> = r0
+      local git = "git -C " .. H.quote(pws) .. " "
+      if case.two then -- a first merge the second reset undoes too
+        H.write(p .. "/g.txt", "the card's g\n")
+        assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "g" }))
+        assert(r:merge_to_main("U1", GUARD))
+      end
+      H.write(p .. "/f.txt", "the card's f\n")
+      H.write(p .. "/README", "hello\nthe card's line\n")
+      assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "f" }))
+      assert(r:merge_to_main("U1", GUARD))
+      local undone = (io.popen(git .. "rev-parse main"):read("l"))
+      if case.pre then sh("cd " .. H.quote(pws) .. " && git " .. case.pre) end
+      sh("cd " .. H.quote(pws) .. " && " .. P .. case.move)
+      if case.hard then sh(git .. "reset -q --hard") end
+      if case.refresh then assert(r:view_refresh()) end
+      if case.two then
+        sh("cd " .. H.quote(pws) .. " && " .. P .. case.move)
+        if case.refresh then assert(r:view_refresh()) end
+      end
+      if case.commit then
+        H.write(pws .. "/mine.txt", "my fix\n")
+        sh(git .. "add mine.txt && cd " .. H.quote(pws) .. " && " .. P .. "commit -qm mine")
+        assert(r:view_refresh())
+      end
+      if case.expire then sh(git .. "reflog expire --expire=now --all") end
+      local moved_to = (io.popen(git .. "rev-parse main"):read("l"))
+      if case.failed then
+        H.write(p .. "/k.txt", "the card's k\n")
+        assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "k" }))
+        H.write(pws .. "/.git/index.lock", "")
+        assert(r:merge_to_main("U1", GUARD)) -- the merge stands; its refresh fails
+        os.remove(pws .. "/.git/index.lock")
+      end
+      H.write(p .. "/README", "hello\nthe card's line\nthe card's next line\n")
+      H.write(p .. "/h.txt", "the card's h\n")
+      assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "h" }))
+      assert(r:merge_to_main("U1", GUARD))
+      assert.equal("the card's h\n", H.read(pws .. "/h.txt")) -- the card's own change is followed
+      if case.failed then assert.equal("the card's k\n", H.read(pws .. "/k.txt")) end
+      assert.equal("hello\n", H.read(pws .. "/README")) -- the person's: not written
+      assert.is_nil(H.read(pws .. "/f.txt"))
+      local listed = {}
+      for _, v in ipairs(assert(r:view_status())) do listed[#listed + 1] = v.path end
+      assert.same(case.two and { "README", "f.txt", "g.txt" } or { "README", "f.txt" }, listed)
+      if case.two then assert.is_nil(H.read(pws .. "/g.txt")) end
+      local moved = assert(r:view_moved())
+      assert.same({ undone, moved_to }, { moved.from, moved.to })
+      local before = H.read(pws .. "/README")
+      assert(r:view_refresh()) -- a crash's repair decides the same
+      assert.equal(before, H.read(pws .. "/README"))
+    end)
+  end
+
   for _, case in ipairs {
     { what = "a branch", checkout = "checkout -q -b my-feature", why = "refs/heads/my%-feature checked out, not main" },
     { what = "a detached commit", checkout = "checkout -q --detach", why = "a detached commit checked out, not main" },

@@ -1,0 +1,110 @@
+/* viewput.c: how main's view (view.c) writes a file: under a temporary name in a directory
+ * of the refresh's own, then renamed into place (view.c's invariant 5). */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GR_VIEW_TMPDIR "orket-view-tmp" /* in main's gitdir: the refresh's temporary files */
+
+
+/* 1 when name is one gr_view_put makes in the gitdir's directory: digits, '.', digits. */
+static int vw_tmp_name(const char *name) {
+  size_t a = strspn(name, "0123456789");
+  return a && name[a] == '.' && name[a + 1 + strspn(name + a + 1, "0123456789")] == '\0' && name[a + 1];
+}
+
+static int vw_tmp_dir(const gitapi *g, git_repository *repo, gr_view_tmp *t) {
+  if (t->at != -1) return t->at;
+  char p[PATH_MAX];
+  t->at = -2;
+  if ((size_t)snprintf(p, sizeof p, "%s" GR_VIEW_TMPDIR, g->repository_path(repo)) >= sizeof p) return t->at;
+  (void)mkdir(p, 0777);
+  int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return t->at;
+  int dd = dup(fd);
+  DIR *d = dd >= 0 ? fdopendir(dd) : NULL;
+  if (d == NULL && dd >= 0) close(dd);
+  /* a killed refresh's: one whose process is gone. Runs and servers in other processes may
+   * refresh at the same moment without the git lock (only workers take it), so a name of a
+   * live process is left alone, and this process's own too. */
+  for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
+    if (!vw_tmp_name(de->d_name)) continue;
+    long pid = strtol(de->d_name, NULL, 10);
+    if (pid == t->pid || (pid > 0 && pid <= INT_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM))) continue;
+    (void)unlinkat(fd, de->d_name, 0);
+  }
+  if (d) closedir(d);
+  return t->at = fd;
+}
+
+/* Makes m's content (data, len) as name in at, O_EXCL (a name already there is never
+ * taken, whose-ever it is): 0, or -1 with errno (EEXIST: try another name). */
+static int vw_tmp_make(int at, const char *name, int link, int exec, const char *data, size_t len) {
+  if (link) {
+    char t[PATH_MAX];
+    if (len >= sizeof t) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(t, data, len);
+    t[len] = '\0';
+    return symlinkat(t, at, name);
+  }
+  int fd = openat(at, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, exec ? 0777 : 0666);
+  if (fd < 0) return -1;
+  int ok = 1;
+  for (size_t off = 0; ok && off < len;) {
+    ssize_t k = write(fd, data + off, len - off);
+    if (k <= 0) ok = 0;
+    else off += (size_t)k;
+  }
+  if (close(fd) != 0) ok = 0;
+  if (ok) return 0;
+  (void)unlinkat(at, name, 0); /* made here, O_EXCL: ours */
+  errno = EIO;
+  return -1;
+}
+
+/* Writes side m's blob at leaf in dfd: a temporary file, then a rename (invariant 5). Made
+ * in the refresh's own directory in the gitdir; where that is not on leaf's file system
+ * (EXDEV: a mount in workspace/) or not usable, beside leaf under a name of the same kind
+ * (.orket-view-PID.N.tmp, O_EXCL), which a kill between the two steps leaves there. */
+int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
+                int exec) {
+  git_blob *blob = NULL;
+  if (g->blob_lookup(&blob, repo, id) < 0) return -1;
+  const char *data = g->blob_rawcontent(blob);
+  size_t len = (size_t)g->blob_rawsize(blob);
+  int ret = -1;
+  for (int beside = 0; beside < 2 && ret != 0; beside++) {
+    int at = beside ? dfd : vw_tmp_dir(g, repo, t);
+    if (at < 0) continue;
+    char name[64];
+    int made = -1;
+    for (int k = 0; k < 64 && made != 0; k++) {
+      snprintf(name, sizeof name, beside ? ".orket-view-%ld.%lu.tmp" : "%ld.%lu", t->pid, t->n++);
+      if ((made = vw_tmp_make(at, name, link, exec, data, len)) != 0 && errno != EEXIST) break;
+    }
+    if (made != 0) break;
+    if (renameat(at, name, dfd, leaf) == 0) {
+      ret = 0;
+    } else {
+      int err = errno;
+      (void)unlinkat(at, name, 0); /* made above, O_EXCL, not renamed: ours */
+      if (err != EXDEV) break;
+    }
+  }
+  g->blob_free(blob);
+  return ret;
+}
+
