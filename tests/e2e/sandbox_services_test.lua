@@ -206,6 +206,42 @@ services:
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("is up once an entry with no port and no health check has stayed alive, not at the start's timeout", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- the last to start (the entry) is a worker: no ports, its check turned off
+    local dir = project({
+      ["compose.yaml"] = "services:\n  api:\n    build: api\n    command: [python3, app.py, m]\n  worker:\n    command: [python3, w.py]\n"
+        .. "    healthcheck: {disable: true}\n    depends_on: [api]\n",
+      ["api/app.py"] = BACKEND,
+      ["w.py"] = "import time\nprint('working', flush=True)\nwhile True: time.sleep(1)\n",
+    }, mark)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua")
+      .. "\nsandbox.health = { start_timeout_ms = 8000, interval_ms = 100, failures = 2 }\n")
+    local r = H.orket("sandbox plan", { cwd = dir })
+    assert.matches("health:   none (the compose file turns it off, and it publishes no port): up once it has run 300 ms",
+      r.stdout, 1, true)
+    local t0 = require("luv").now()
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.is_true(require("luv").now() - t0 < 6000, "up took the start's whole time")
+    local logs = H.orket("sandbox logs 1", { cwd = dir }).stdout
+    assert.matches("orket: worker is up (no health check: still running after 300 ms)", logs, 1, true)
+    -- nothing probes it afterwards: it stays healthy while it runs
+    orket.sleep(500)
+    assert.equal("healthy", cjson.decode(H.orket("sandbox list --json", { cwd = dir }).stdout)[1].status)
+    assert.equal('{"from": "backend", "mark": "m"}', (select(2, get(dir .. "/.orket/sandboxes/1/app.sock.8081", "/"))))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- one that ends within the settle time fails the start, saying so
+    H.write(dir .. "/workspace/w.py", "raise SystemExit(3)\n")
+    H.commit_main(dir, "a worker that fails at once")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.matches("worker ended before it was healthy", r.stdout .. r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("is not made healthy by a service before the entry that prints the entry's start line", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)

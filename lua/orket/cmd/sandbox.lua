@@ -87,10 +87,14 @@ local function services_doc(p)
     local after = {}
     for j, d in ipairs(one.depends_on) do after[j] = d.name end
     local h = one.health
-    local text = one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
+    local text = one.entry and supervise.settles(one) and not one.listens
+        and string.format("none (the compose file turns it off, and it publishes no port): up once it has run %d ms",
+          supervise.SETTLE_MS)
+      or one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
         .. " through the socket, by the sandbox's owner")
       or h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
-      or h and h.kind == "none" and "none (the compose file turns it off)"
+      or h and h.kind == "none" and string.format("none (the compose file turns it off): up once it has run %d ms",
+        supervise.SETTLE_MS)
       -- SQLite is a file Orket makes and seeds before the services start: nothing runs
       or one.database == "sqlite" and "none: its file is made (and seeded) before the services start"
       or one.database and "the database answers (pg_isready)"

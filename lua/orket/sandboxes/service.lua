@@ -424,6 +424,11 @@ function M.up(o)
     -- service listening on the entry's port (one that ignores $PORT) would pass for it
     for _, sv in ipairs(p.services) do
       if sv.entry then sb.entry_mark, sb.entry_name = supervise.SAY .. supervise.start_words(sv.name), sv.name end
+      -- an entry with its check turned off and no port published: nothing answers the
+      -- owner's probe, so the script's word that it stayed alive is its health
+      if sv.entry and supervise.settles(sv) and not sv.listens then
+        sb.settle_mark = supervise.SAY .. supervise.up_words(sv.name)
+      end
     end
   end
   if #sock > SUN_MAX then
@@ -528,7 +533,10 @@ function Sandbox:_await_healthy(stopping, h)
       self.progressed = false
       fast_until, next_probe = uv.now() + M.START_FAST_MS, math.min(next_probe, uv.now() + 10)
     end
-    if self.relay_ready and not self.entry_mark and uv.now() >= next_probe then
+    if self.settle_mark then
+      -- probed by nothing: up once the script says it stayed alive
+      if self.settled then return nil end
+    elseif self.relay_ready and not self.entry_mark and uv.now() >= next_probe then
       local good, why, silent = probe(self, true)
       if good then return nil end
       last, unanswered = why, silent
@@ -656,6 +664,9 @@ local SAID = { "^(.+ ended %(status %d+%))", "^(.+ ended before it was healthy)"
 function Sandbox:_said_line(line)
   if line:sub(1, #supervise.SAY) ~= supervise.SAY then return end
   if self.entry_mark and line:sub(1, #self.entry_mark) == self.entry_mark then self.entry_mark = nil end
+  if self.settle_mark and not self.entry_mark and line:sub(1, #self.settle_mark) == self.settle_mark then
+    self.settled = true
+  end
   local words = line:sub(#supervise.SAY + 1)
   local name, port = words:match("^starting (%S+) on port (%d+)")
   if name then self.starting_name, self.starting_port = name, port
@@ -745,7 +756,8 @@ function Sandbox:_watch()
       self.stopping = asked
       self:_kill()
     end
-    if not self.exited and uv.now() >= next_probe then
+    -- an entry without a check or a port is healthy while it runs; its end ends the sandbox
+    if not self.exited and not self.settle_mark and uv.now() >= next_probe then
       local good, why = probe(self)
       next_probe = uv.now() + h.interval_ms
       if self.exited then break end

@@ -19,6 +19,23 @@ local M = {}
 -- this bash itself and the pause a read that times out, so neither starts a process.
 M.PROBE_MS = 10
 
+-- A service whose compose file turns its health check off has nothing to ask: it is up once
+-- its process has run this long without ending (a worker that fails at once, a missing
+-- module, ends within it, and is seen before anything that awaits it starts).
+M.SETTLE_MS = 300
+
+--- settles(sv) -> whether service sv is up by staying alive SETTLE_MS: its health check is
+--- turned off (healthcheck: {disable: true}). The entry is then the sandbox's own health
+--- only when it publishes no port (nothing there for the owner's probe to reach).
+function M.settles(sv)
+  return sv.health ~= nil and sv.health.kind == "none" and not sv.job and not sv.database
+end
+
+--- up_words(name) -> the script's line saying a service without a health check is up
+function M.up_words(name)
+  return name .. " is up "
+end
+
 --- SAY: how each line the script itself prints begins. A service's own lines reach the
 --- same pipe prefixed with its name ("[api] ..."), so only the script's lines begin so.
 M.SAY = "orket: "
@@ -221,7 +238,14 @@ function M.script(p, ports, base, start_timeout_ms, o)
         words(run.argv), q("s/^/[" .. sv.name .. "] /"))
       L[#L + 1] = string.format("pid_%d=$!; pids=\"$pids $pid_%d\"", i, i)
       local test = run.health or health_argv(sv, port)
-      if test and not sv.entry then
+      if M.settles(sv) then
+        -- no check to ask: up once it has stayed alive a moment
+        L[#L + 1] = string.format("nap %.3f", M.SETTLE_MS / 1000)
+        L[#L + 1] = string.format("kill -0 \"$pid_%d\" 2>/dev/null || { say %s; stop_all; exit 1; }", i,
+          q(sv.name .. " ended before it was healthy"))
+        L[#L + 1] = string.format("say %s", q(string.format("%s(no health check: still running after %d ms)",
+          M.up_words(sv.name), M.SETTLE_MS)))
+      elseif test and not sv.entry then
         local h = sv.health or {}
         -- the check: a TCP connect made by this bash itself (no process started), or the
         -- service's own command in its folder with its environment
