@@ -536,6 +536,80 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  -- a store seeded with one row, and an api whose /add/NAME adds a row: the rows it lists
+  -- say whose databases a sandbox runs on
+  local function rows_project(mark)
+    return project({
+      ["compose.yaml"] = "services:\n  store:\n    x-orket: {database: sqlite, seed: seed.sql}\n"
+        .. "  api:\n    build: api\n    depends_on: [store]\n",
+      ["seed.sql"] = "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('seeded');\n",
+      ["api/app.py"] = [[
+import http.server, os, sqlite3
+path = os.environ["STORE_URL"][len("sqlite:///"):]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        c = sqlite3.connect(path)
+        if self.path.startswith("/add/"):
+            c.execute("INSERT INTO t VALUES (?)", (self.path[5:],))
+            c.commit()
+        v = ",".join(r[0] for r in c.execute("SELECT v FROM t"))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(v.encode())
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+]],
+    }, mark)
+  end
+
+  it("keeps no databases on disk for a sandbox torn down with no bug-fix phase open", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = rows_project(mark)
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,one", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "/add/one")))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- nothing would take them again: they went with the sandbox's temp folder
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/db.main"))
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/1/tmp"))
+    -- so does a killed owner's, found by the next look
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert(require("luv").kill(assert(tonumber(r.stdout:match("owner pid (%d+)")), r.stdout), "sigkill"))
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    assert.matches("its owner %(pid %d+%) ended", H.orket("sandbox list --all", { cwd = dir }).stdout)
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/db.main"))
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/2/tmp"))
+  end)
+
+  it("hands on the databases of a bug-fix phase's sandbox, not those of a second one of its target ended after it", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = rows_project(mark)
+    local db = assert(require("orket.project").open_store(dir, false))
+    require("orket.store.imports").insert_card(db, { id = "R", type = "rock", name = "R", priority = 2, seat = "developer" })
+    assert(require("orket.sandboxes.phase").start(db, "R", {}))
+    db:close()
+    local function sock(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,first", select(2, F.sandbox_request(sock(1), "/add/first")))
+    -- a second sandbox of the same target beside it: databases of its own
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,second", select(2, F.sandbox_request(sock(2), "/add/second")))
+    -- the first ends, then the second: the second's databases go with it
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/2/tmp"))
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,first", select(2, F.sandbox_request(sock(3), "/")))
+    assert.equal(0, H.orket("sandbox stop 3", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("does not keep a SQLite database whose seed its killed owner left half-way", function()
     if skip then return pending(skip) end
     local uv = require "luv"
@@ -906,8 +980,9 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     local ended
     for _, x in ipairs(rows) do if x.id == row.id then ended = x end end
     assert.equal("stopped", ended.status)
-    -- its databases' folder waits for the next start, as at any end (the seed's file gone)
-    assert.equal("directory", require("luv").fs_lstat(dir .. "/.orket/sandboxes/db.main").type)
+    -- no bug-fix phase is open: no one would take its databases, so none wait on disk
+    -- (the seed's own file is gone either way)
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/db.main"))
     assert.is_nil(io.open(dir .. "/.orket/sandboxes/db.main/store.sqlite"))
     assert.same({}, procs(mark))
   end)

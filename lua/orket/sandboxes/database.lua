@@ -69,9 +69,61 @@ local function real_dir(path)
   return false
 end
 
+-- whether pid names a live process (EPERM: one of another user's, alive too)
+local function alive(pid)
+  if pid == uv.os_getpid() then return false end -- this process's own move never yields midway
+  local ok, err = uv.kill(pid, 0)
+  return ok ~= nil or (tostring(err):find("EPERM", 1, true) ~= nil)
+end
+
+--- reclaim(dir, target, keep): a folder an ending sandbox claimed for the kept databases
+--- (KEPT.in.PID, put_kept) whose process was killed before its last rename: the newest
+--- databases of target, so it takes the kept folder's place (keep), or is removed (keep
+--- false). One whose process still lives is left to it. Several: the newest wins.
+function M.reclaim(dir, target, keep)
+  local kept = M.kept_path(dir, target)
+  local parent, base = kept:match("^(.*)/([^/]+)$")
+  local claims = {}
+  local it = uv.fs_scandir(parent)
+  while it do
+    local name = uv.fs_scandir_next(it)
+    if not name then break end
+    local pid = name:sub(1, #base + 4) == base .. ".in." and tonumber(name:sub(#base + 5):match("^%d+$"))
+    if pid and not alive(pid) then
+      local st = uv.fs_lstat(parent .. "/" .. name)
+      claims[#claims + 1] = { path = parent .. "/" .. name, at = st and (st.mtime.sec * 1e9 + st.mtime.nsec) or 0 }
+    end
+  end
+  table.sort(claims, function(a, b) return a.at < b.at end)
+  for i, c in ipairs(claims) do
+    if keep and i == #claims and real_dir(c.path) then
+      -- what the killed end already dropped (half made) is gone; what it had not checked
+      -- yet, the start checks again (prepare, PG_INIT)
+      tree.remove(kept)
+      if not os.rename(c.path, kept) then tree.remove(c.path) end
+    else
+      tree.remove(c.path)
+    end
+  end
+end
+
+--- drop_kept(dir): every target's kept databases removed, and every claim of a process
+--- that ended (the last bug-fix phase ended: nothing will take them again)
+function M.drop_kept(dir)
+  local parent = dir .. "/.orket/sandboxes"
+  local it = uv.fs_scandir(parent)
+  while it do
+    local name = uv.fs_scandir_next(it)
+    if not name then break end
+    local pid = tonumber(name:match("^db%..*%.in%.(%d+)$"))
+    if name:match("^db%.") and (not pid or not alive(pid)) then tree.remove(parent .. "/" .. name) end
+  end
+end
+
 --- take_kept(dir, target, home, keep) -> whether the kept databases moved into home (keep
 --- false: any kept ones are dropped, and every database is made fresh)
 function M.take_kept(dir, target, home, keep)
+  M.reclaim(dir, target, keep)
   local kept = M.kept_path(dir, target)
   if not real_dir(kept) then return false end
   if not keep then
@@ -111,12 +163,14 @@ local function drop_unfinished(folder, list)
   end
 end
 
---- put_kept(dir, target, home, list): an ending sandbox's databases (list: its database
+--- put_kept(dir, target, home, list [, keep]): an ending sandbox's databases (list: its database
 --- services, {name=, database=}) moved aside for the next one, but for those whose making
 --- did not end (a link the app left in their place is not moved: it goes with the temp
 --- folder). The folder is first claimed by a rename of its own, so of two processes ending
 --- the same sandbox (two reconciles) only one moves it, and neither removes what the other moved.
-function M.put_kept(dir, target, home, list)
+--- keep false: nothing is moved, and they go with the temp folder (no one takes them again).
+function M.put_kept(dir, target, home, list, keep)
+  if keep == false then return end
   local from = M.folder(home)
   local st = uv.fs_lstat(from)
   if not st or st.type ~= "directory" then return end

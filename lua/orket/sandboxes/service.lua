@@ -117,6 +117,22 @@ local function plan_databases(services)
   return out
 end
 
+-- In a sandbox's directory while its databases are the line a bug-fix phase keeps: made
+-- by a sandbox that took the kept ones, or started with no other live sandbox of its target
+-- (a deploy replaces them all first). A second sandbox started beside it has databases of
+-- its own, removed with it: whichever of the two ends last, the phase's data is the first's.
+local HEIR = "keeps-databases"
+
+-- whether an ending sandbox's databases (home: its directory) go aside for the next one:
+-- it is the line's (HEIR), and a bug-fix phase is open to take them again. Otherwise they
+-- go with its temp folder: nothing would take them, and a cluster is tens of MB.
+local function hands_on(db, home)
+  if not uv.fs_lstat(home .. "/" .. HEIR) then return false end
+  local ok, open = pcall(bugfix_rows.list, db, true)
+  -- the store not answering: kept, as before (the next start drops what it does not take)
+  return not ok or #open > 0
+end
+
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
 --- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
 function M.reconcile(db)
@@ -129,10 +145,13 @@ function M.reconcile(db)
       local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
       if home then
         -- its databases wait for the next sandbox of its target, as at any end (a bug-fix
-        -- phase's data is not lost to a killed owner or a restarted machine)
+        -- phase's data is not lost to a killed owner or a restarted machine; without an
+        -- open phase, or when they are not its line, they go with the temp folder)
         -- (those whose making its owner did not see end are not kept: database.put_kept)
         local dbs = row_databases(row)
-        if #dbs > 0 then database.put_kept(home:match("^(.+)/%.orket/sandboxes/%d+$"), row.target, home, dbs) end
+        if #dbs > 0 then
+          database.put_kept(home:match("^(.+)/%.orket/sandboxes/%d+$"), row.target, home, dbs, hands_on(db, home))
+        end
         tree.remove(home .. "/tree")
         tree.remove(home .. "/tmp")
         remove_sockets(row)
@@ -452,7 +471,17 @@ function M.up(o)
     -- its databases: the kept ones of an open bug-fix phase moved in (sandbox.database =
     -- "bugfix"), else made fresh; SQLite's made now, PostgreSQL's by the script
     local keep = s.database == "bugfix" and #bugfix_rows.list(db, true) > 0
-    database.take_kept(dir, sb.target, home, keep)
+    local took = database.take_kept(dir, sb.target, home, keep)
+    -- the line of the phase's data: this one, if it took the kept databases or no other
+    -- sandbox of its target runs beside it (one that does keeps the line)
+    local beside = false
+    for _, other in ipairs(ops.list(db, false)) do
+      if other.id ~= id and other.target == sb.target then beside = true end
+    end
+    if s.database == "bugfix" and (took or not beside) then
+      local hf = io.open(home .. "/" .. HEIR, "w")
+      if hf then hf:close() end
+    end
     -- a SQLite seed runs in a child process meanwhile: a stop asked then kills it
     local asked
     local dok, derr, dcode = database.prepare(home, home .. "/tree", p.services, function()
@@ -730,8 +759,11 @@ function Sandbox:_finish()
   end
   if self.log then self.log:close() end
   tree.remove(self.home .. "/tree")
-  -- its databases wait for the next sandbox of its target, which keeps or drops them
-  if self.databases then database.put_kept(self.dir, self.target, self.home, self.databases) end
+  -- its databases wait for the next sandbox of its target while a phase is open and they
+  -- are its line (hands_on); else they go with the temp folder
+  if self.databases then
+    database.put_kept(self.dir, self.target, self.home, self.databases, hands_on(self.db, self.home))
+  end
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end

@@ -589,6 +589,57 @@ describe("a sandbox's kept databases", function()
     assert.is_nil(require("luv").fs_lstat(database.folder(home2) .. "/store.sqlite-journal"))
   end)
 
+  it("reclaim a kept folder whose owner was killed between its two renames, at the next start", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp") .. " " .. H.quote(parent .. "/3/tmp"))
+    local kept = database.kept_path(dir, "main")
+    -- a pid no process has (past the kernel's pid_max)
+    local f = assert(io.open("/proc/sys/kernel/pid_max"))
+    local dead = math.tointeger(tonumber(f:read("l")) + 1)
+    f:close()
+    -- the state between the renames: the ending sandbox's folder claimed (KEPT.in.PID), the
+    -- older kept folder not yet replaced
+    os.execute("mkdir -p " .. H.quote(kept .. ".in." .. dead) .. " " .. H.quote(kept))
+    H.write(kept .. ".in." .. dead .. "/store.sqlite", "newest")
+    H.write(kept .. "/store.sqlite", "older")
+    -- a claim whose process lives is its own, left alone
+    os.execute("mkdir -p " .. H.quote(kept .. ".in.1"))
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+    assert.is_nil(uv.fs_lstat(kept .. ".in." .. dead))
+    assert.is_nil(uv.fs_lstat(kept))
+    assert.equal("directory", uv.fs_lstat(kept .. ".in.1").type)
+    -- nothing to keep (no phase open): the claim is removed, not taken
+    os.execute("mkdir -p " .. H.quote(kept .. ".in." .. dead))
+    assert.is_false(database.take_kept(dir, "main", parent .. "/3", false))
+    assert.is_nil(uv.fs_lstat(kept .. ".in." .. dead))
+    assert.is_nil(uv.fs_lstat(database.folder(parent .. "/3")))
+    -- the last phase ended: every kept folder and dead claim goes, a live claim stays
+    os.execute("mkdir -p " .. H.quote(kept) .. " " .. H.quote(database.kept_path(dir, "other")) .. " "
+      .. H.quote(database.kept_path(dir, "other") .. ".in." .. dead))
+    database.drop_kept(dir)
+    assert.is_nil(uv.fs_lstat(kept))
+    assert.is_nil(uv.fs_lstat(database.kept_path(dir, "other")))
+    assert.is_nil(uv.fs_lstat(database.kept_path(dir, "other") .. ".in." .. dead))
+    assert.equal("directory", uv.fs_lstat(kept .. ".in.1").type)
+    assert.equal("directory", uv.fs_lstat(parent .. "/2").type)
+  end)
+
+  it("move nothing aside for an ending sandbox whose databases no one takes again", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local home = dir .. "/.orket/sandboxes/1"
+    os.execute("mkdir -p " .. H.quote(database.folder(home)))
+    H.write(database.folder(home) .. "/store.sqlite", "data")
+    database.put_kept(dir, "main", home, { { name = "store", database = "sqlite" } }, false)
+    assert.is_nil(uv.fs_lstat(database.kept_path(dir, "main")))
+    assert.equal("data", H.read(database.folder(home) .. "/store.sqlite"))
+    database.put_kept(dir, "main", home, { { name = "store", database = "sqlite" } }, true)
+    assert.equal("data", H.read(database.kept_path(dir, "main") .. "/store.sqlite"))
+  end)
+
   it("tree.remove removes a link as a link, at the top or below", function()
     local v, d = victim(), H.tmpdir()
     os.execute("ln -s " .. H.quote(v) .. " " .. H.quote(d .. "/top"))

@@ -247,6 +247,24 @@ describe("the bug-fix phase", function()
     db:close()
   end)
 
+  it("removes the databases kept for its redeploys when the last phase ends", function()
+    local db = board()
+    local c = clock_mod.new()
+    local dir = H.tmpdir()
+    local kept = dir .. "/.orket/sandboxes/db.main"
+    local function ticked() return phase.tick(db, { settings = SETTINGS, clock = c, dir = dir, stop = function() return true end }) end
+    ticked()
+    os.execute("mkdir -p " .. H.quote(kept))
+    H.write(kept .. "/store.sqlite", "the phase's data")
+    c:advance(7 * DAY - 60)
+    assert.same({}, ticked().ended)
+    assert.equal("the phase's data", H.read(kept .. "/store.sqlite")) -- open: kept for the next redeploy
+    c:advance(61)
+    assert.equal(1, #ticked().ended)
+    assert.is_nil(require("luv").fs_lstat(kept))
+    db:close()
+  end)
+
   it("is extended while more bugs than extend_above come a day, up to max_days", function()
     local db = board()
     local c = clock_mod.new()
