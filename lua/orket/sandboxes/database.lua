@@ -13,6 +13,7 @@ local uv = require "luv"
 local rt = require "orket.c.runtime"
 local sqlseed = require "orket.c.sqlseed"
 local tree = require "orket.tree"
+local pidstart = require "orket.sandboxes.pidstart"
 local workspace = require "orket.workspace"
 
 local M = {}
@@ -69,17 +70,50 @@ local function real_dir(path)
   return false
 end
 
--- whether pid names a live process (EPERM: one of another user's, alive too)
-local function alive(pid)
-  if pid == uv.os_getpid() then return false end -- this process's own move never yields midway
+-- A claim on kept databases: KEPT.in.PID.START.AT, the folder an ending sandbox's owner
+-- renamed its databases to (put_kept), or a start re-claimed a dead one to (reclaim). PID and
+-- START (/proc's start time, "0" where unknown) name its process, so a pid reused by a later
+-- process does not keep a dead claim alive; AT (microseconds of the wall clock when claimed)
+-- says which of several dead claims holds the newest data. A folder being removed is first
+-- renamed to KEPT.gone.PID.START.AT, so no other process takes or claims it half removed.
+local me_pid = math.tointeger(uv.os_getpid())
+local me_start = pidstart.start_time(me_pid) or "0"
+
+local function own_name(kept, what)
+  local s, us = uv.gettimeofday()
+  return string.format("%s.%s.%d.%s.%d", kept, what, me_pid, me_start, s * 1000000 + us)
+end
+
+-- the process a claim's (or a removal's) name gives: pid, start ("" or "0": unknown), at
+local function named_by(rest)
+  local pid, start, at = rest:match("^(%d+)%.?(%d*)%.?(%d*)$")
+  return math.tointeger(tonumber(pid)), start, tonumber(at) or 0
+end
+
+-- whether the process pid (started at start, when known) still lives; this process's own
+-- claims count as ended: its moves never yield midway, so one of them left is a leftover
+local function alive(pid, start)
+  if pid == me_pid and (start == "" or start == "0" or start == me_start) then return false end
   local ok, err = uv.kill(pid, 0)
-  return ok ~= nil or (tostring(err):find("EPERM", 1, true) ~= nil)
+  if ok == nil and not tostring(err):find("EPERM", 1, true) then return false end
+  -- the pid lives: the same process only if its start time matches (EPERM: another user's)
+  if start == "" or start == "0" then return true end
+  local now = pidstart.start_time(pid)
+  return now == nil or now == start
+end
+
+-- path removed, first renamed to a name of this process's own: another process never takes
+-- or re-claims a folder half removed
+local function discard(path, kept)
+  local gone = own_name(kept or path, "gone")
+  if os.rename(path, gone) then tree.remove(gone) end
 end
 
 --- reclaim(dir, target, keep): a folder an ending sandbox claimed for the kept databases
---- (KEPT.in.PID, put_kept) whose process was killed before its last rename: the newest
---- databases of target, so it takes the kept folder's place (keep), or is removed (keep
---- false). One whose process still lives is left to it. Several: the newest wins.
+--- (put_kept) whose process was killed before its last rename: the newest databases of
+--- target, so it takes the kept folder's place (keep), or is removed (keep false). One whose
+--- process still lives is left to it. Several: the one claimed last (by the time in its name)
+--- wins. A start first renames it to a claim of its own: of two starts finding it, one wins.
 function M.reclaim(dir, target, keep)
   local kept = M.kept_path(dir, target)
   local parent, base = kept:match("^(.*)/([^/]+)$")
@@ -88,35 +122,43 @@ function M.reclaim(dir, target, keep)
   while it do
     local name = uv.fs_scandir_next(it)
     if not name then break end
-    local pid = name:sub(1, #base + 4) == base .. ".in." and tonumber(name:sub(#base + 5):match("^%d+$"))
-    if pid and not alive(pid) then
-      local st = uv.fs_lstat(parent .. "/" .. name)
-      claims[#claims + 1] = { path = parent .. "/" .. name, at = st and (st.mtime.sec * 1e9 + st.mtime.nsec) or 0 }
+    if name:sub(1, #base + 4) == base .. ".in." then
+      local pid, start, at = named_by(name:sub(#base + 5))
+      if pid and not alive(pid, start) then claims[#claims + 1] = { path = parent .. "/" .. name, at = at, name = name } end
     end
   end
-  table.sort(claims, function(a, b) return a.at < b.at end)
+  table.sort(claims, function(a, b) if a.at ~= b.at then return a.at < b.at end return a.name < b.name end)
   for i, c in ipairs(claims) do
-    if keep and i == #claims and real_dir(c.path) then
-      -- what the killed end already dropped (half made) is gone; what it had not checked
-      -- yet, the start checks again (prepare, PG_INIT)
-      tree.remove(kept)
-      if not os.rename(c.path, kept) then tree.remove(c.path) end
+    if keep and i == #claims then
+      local mine = own_name(kept, "in")
+      -- ours now, or another start took it first (then nothing here is touched)
+      if os.rename(c.path, mine) then
+        if real_dir(mine) then
+          -- what the killed end already dropped (half made) is gone; what it had not checked
+          -- yet, the start checks again (prepare, PG_INIT)
+          discard(kept)
+          if not os.rename(mine, kept) then discard(mine, kept) end
+        end
+      end
     else
-      tree.remove(c.path)
+      discard(c.path, kept)
     end
   end
 end
 
---- drop_kept(dir): every target's kept databases removed, and every claim of a process
---- that ended (the last bug-fix phase ended: nothing will take them again)
+--- drop_kept(dir): every target's kept databases removed, and every claim (or removal) of
+--- a process that ended (the last bug-fix phase ended: nothing will take them again)
 function M.drop_kept(dir)
   local parent = dir .. "/.orket/sandboxes"
   local it = uv.fs_scandir(parent)
   while it do
     local name = uv.fs_scandir_next(it)
     if not name then break end
-    local pid = tonumber(name:match("^db%..*%.in%.(%d+)$"))
-    if name:match("^db%.") and (not pid or not alive(pid)) then tree.remove(parent .. "/" .. name) end
+    local rest = name:match("^db%.[%w_-]+%.in%.(.+)$") or name:match("^db%.[%w_-]+%.gone%.(.+)$")
+    local pid, start = named_by(rest or "")
+    if name:match("^db%.") and (not rest or not pid or not alive(pid, start)) then
+      discard(parent .. "/" .. name, parent .. "/" .. (name:match("^(db%.[%w_-]+)") or name))
+    end
   end
 end
 
@@ -127,7 +169,7 @@ function M.take_kept(dir, target, home, keep)
   local kept = M.kept_path(dir, target)
   if not real_dir(kept) then return false end
   if not keep then
-    tree.remove(kept)
+    discard(kept)
     return false
   end
   return os.rename(kept, M.folder(home)) and true or false
@@ -175,12 +217,11 @@ function M.put_kept(dir, target, home, list, keep)
   local st = uv.fs_lstat(from)
   if not st or st.type ~= "directory" then return end
   local kept = M.kept_path(dir, target)
-  local claim = kept .. ".in." .. uv.os_getpid()
-  tree.remove(claim)
+  local claim = own_name(kept, "in")
   if not os.rename(from, claim) then return end
   drop_unfinished(claim, list or {})
-  tree.remove(kept)
-  if not os.rename(claim, kept) then tree.remove(claim) end
+  discard(kept)
+  if not os.rename(claim, kept) then discard(claim, kept) end
 end
 
 -- the seed's SQL file, read from the tree through the confined workspace (the tree is the

@@ -17,6 +17,7 @@ local source = require "orket.sandboxes.source"
 local ops = require "orket.store.sandboxes"
 local supervise = require "orket.sandboxes.supervise"
 local database = require "orket.sandboxes.database"
+local pidstart = require "orket.sandboxes.pidstart"
 local bugfix_rows = require "orket.store.bugfix"
 local tree = require "orket.tree"
 local lockfile = require "orket.c.lockfile"
@@ -50,25 +51,8 @@ function M.sockets(row)
   return out
 end
 
---- start_time(pid) -> the process's start time (clock ticks since boot, as text) | nil when
---- there is no such process: with the pid it names one process, never a later one that
---- reused the number
-function M.start_time(pid)
-  pid = math.tointeger(pid) -- luv gives pids as floats
-  if not pid then return nil end
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return nil end
-  local st = f:read("a")
-  f:close()
-  -- the command name may hold anything but not after the last ')'
-  local rest = st and st:match("^%d+ %b() (.*)$")
-  if not rest then return nil end
-  local fields = {}
-  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
-  -- stat's field 22 (starttime) is the 20th after the name; field 3 (state) the first
-  if fields[1] == "Z" then return nil end
-  return fields[20]
-end
+--- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
+M.start_time = pidstart.start_time
 
 local function owner_alive(row)
   return row.owner_pid and row.owner_start and M.start_time(row.owner_pid) == row.owner_start
@@ -117,21 +101,37 @@ local function plan_databases(services)
   return out
 end
 
--- In a sandbox's directory while its databases are the line a bug-fix phase keeps: made
--- by a sandbox that took the kept ones, or started with no other live sandbox of its target
--- (a deploy replaces them all first). A second sandbox started beside it has databases of
--- its own, removed with it: whichever of the two ends last, the phase's data is the first's.
-local HEIR = "keeps-databases"
+-- In a sandbox's directory when its databases are NOT the line a bug-fix phase keeps: a
+-- second sandbox started beside a live one of its target (it made fresh ones of its own), or
+-- one whose orket.lua says sandbox.database = "fresh". Written after the kept databases are
+-- taken, and never by one that took them, so a crash, a failed write or a sandbox started
+-- before this mark existed leaves none: its databases are kept (the last to end wins), at
+-- worst disk used, never the phase's data lost. A deploy is always the line.
+local SIDE = "side-databases"
 
 -- whether an ending sandbox's databases (home: its directory) go aside for the next one:
--- it is the line's (HEIR), and a bug-fix phase is open to take them again. Otherwise they
--- go with its temp folder: nothing would take them, and a cluster is tens of MB.
+-- it is not marked SIDE, and a bug-fix phase is open to take them again. Otherwise they go
+-- with its temp folder: nothing would take them, and a cluster is tens of MB.
 local function hands_on(db, home)
-  if not uv.fs_lstat(home .. "/" .. HEIR) then return false end
+  local st = uv.fs_lstat(home .. "/" .. SIDE)
+  if st and st.type == "file" then return false end
   local ok, open = pcall(bugfix_rows.list, db, true)
   -- the store not answering: kept, as before (the next start drops what it does not take)
   return not ok or #open > 0
 end
+
+-- marks home's databases SIDE: true | nil, message (they are then kept as the line's)
+local function mark_side(home)
+  local f, err = io.open(home .. "/" .. SIDE, "w")
+  if not f then return nil, err end
+  local ok, werr = f:close()
+  if not ok then
+    os.remove(home .. "/" .. SIDE)
+    return nil, werr
+  end
+  return true
+end
+M._hands_on, M._mark_side, M.SIDE = hands_on, mark_side, SIDE
 
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
 --- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
@@ -381,10 +381,18 @@ function M.up(o)
   end
   local _l <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   M.reconcile(db)
+  local unstopped = {}
   if o.replace then
     -- a deploy: the live sandboxes of the same target make way (each through its owner)
     for _, row in ipairs(ops.list(db, false)) do
-      if row.target == (o.target or "main") then M.stop(db, row.id) end
+      if row.target == (o.target or "main") then
+        local stopped, serr = M.stop(db, row.id)
+        -- still live: said in the deploy's log. The deploy starts beside it on fresh
+        -- databases and is the line: the old one's are kept at its end, and replaced by the
+        -- deploy's at the deploy's end
+        local now = not stopped and ops.get(db, row.id)
+        if now and ops.LIVE[now.status] then unstopped[#unstopped + 1] = tostring(serr) end
+      end
     end
   end
   local used, port = ops.ports(db), M.PORT_BASE
@@ -445,7 +453,7 @@ function M.up(o)
       if sv.entry then sb.entry_mark, sb.entry_name = supervise.SAY .. supervise.start_words(sv.name), sv.name end
       -- an entry with its check turned off and no port published: nothing answers the
       -- owner's probe, so the script's word that it stayed alive is its health
-      if sv.entry and supervise.settles(sv) and not sv.listens then
+      if supervise.settles_entry(sv) then
         sb.settle_mark = supervise.SAY .. supervise.up_words(sv.name)
       end
     end
@@ -463,6 +471,9 @@ function M.up(o)
   staged = nil
   uv.fs_mkdir(home .. "/tmp", 448)
   sb.log = open_log(home .. "/app.log", s.log_max_bytes, s.log_keep)
+  for _, why in ipairs(unstopped) do
+    sb.log:write(string.format("orket: sandbox %d: a sandbox it replaces did not end (%s)\n", id, why))
+  end
   local env = {}
   for k, v in pairs(s.env or {}) do env[k] = v end
   env.HOST = "127.0.0.1"
@@ -472,15 +483,22 @@ function M.up(o)
     -- "bugfix"), else made fresh; SQLite's made now, PostgreSQL's by the script
     local keep = s.database == "bugfix" and #bugfix_rows.list(db, true) > 0
     local took = database.take_kept(dir, sb.target, home, keep)
-    -- the line of the phase's data: this one, if it took the kept databases or no other
-    -- sandbox of its target runs beside it (one that does keeps the line)
-    local beside = false
-    for _, other in ipairs(ops.list(db, false)) do
-      if other.id ~= id and other.target == sb.target then beside = true end
+    -- not the line of the phase's data (SIDE): a start with databases fresh by setting, or
+    -- one that took nothing while another sandbox of its target runs beside it (that one
+    -- keeps the line). A deploy is the line even when a sandbox it replaces has not ended.
+    local side = s.database ~= "bugfix"
+    if not side and not took and not o.replace then
+      for _, other in ipairs(ops.list(db, false)) do
+        if other.id ~= id and other.target == sb.target then side = true end
+      end
     end
-    if s.database == "bugfix" and (took or not beside) then
-      local hf = io.open(home .. "/" .. HEIR, "w")
-      if hf then hf:close() end
+    if side then
+      local marked, merr = mark_side(home)
+      if not marked then
+        -- failing safe: unmarked, its databases are kept at its end as the line's
+        sb.log:write(string.format("orket: sandbox %d: its databases could not be marked its own (%s): they are "
+          .. "kept at its end for the next sandbox of %s, as a bug-fix phase's line\n", id, tostring(merr), sb.target))
+      end
     end
     -- a SQLite seed runs in a child process meanwhile: a stop asked then kills it
     local asked

@@ -20,15 +20,26 @@ local M = {}
 M.PROBE_MS = 10
 
 -- A service whose compose file turns its health check off has nothing to ask: it is up once
--- its process has run this long without ending (a worker that fails at once, a missing
--- module, ends within it, and is seen before anything that awaits it starts).
-M.SETTLE_MS = 300
+-- its process has run this long without ending. Only an end within it fails the start; a
+-- later one ends the sandbox after it was said healthy. A second, not less: an interpreter's
+-- start-up (python3 is 0.15 to 0.25 s on an idle 2-CPU machine, several times that loaded)
+-- and an import that fails must fit in it with room, and each such service delays the
+-- start by no more than that.
+M.SETTLE_MS = 1000
 
 --- settles(sv) -> whether service sv is up by staying alive SETTLE_MS: its health check is
---- turned off (healthcheck: {disable: true}). The entry is then the sandbox's own health
---- only when it publishes no port (nothing there for the owner's probe to reach).
+--- turned off (healthcheck: {disable: true}, or test: ["NONE"]). Such an entry is the
+--- sandbox's own health only as settles_entry says.
 function M.settles(sv)
   return sv.health ~= nil and sv.health.kind == "none" and not sv.job and not sv.database
+end
+
+--- settles_entry(sv) -> whether the entry sv's own staying alive is the sandbox's health,
+--- probed by nothing: it settles, publishes and listens on no port, and it is the entry only
+--- as the last to start (none published, none named like a frontend: a worker). An entry
+--- named like a frontend is probed as any entry, on the port it is told, check or none.
+function M.settles_entry(sv)
+  return sv.entry and sv.entry_last and M.settles(sv) and not sv.listens or false
 end
 
 --- up_words(name) -> the script's line saying a service without a health check is up

@@ -627,6 +627,84 @@ describe("a sandbox's kept databases", function()
     assert.equal("directory", uv.fs_lstat(parent .. "/2").type)
   end)
 
+  -- a pid no process has (past the kernel's pid_max)
+  local function dead_pid()
+    local f = assert(io.open("/proc/sys/kernel/pid_max"))
+    local n = math.tointeger(tonumber(f:read("l")) + 1)
+    f:close()
+    return n
+  end
+
+  it("reclaim a claim whose pid a later process took: the claim names its process's start time too", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp"))
+    local kept = database.kept_path(dir, "main")
+    -- pid 1 lives, but it is not the process that started at tick 1 and claimed this
+    local start1 = require("orket.sandboxes.pidstart").start_time(1)
+    local wrong = tostring(math.tointeger(tonumber(start1)) + 12345)
+    os.execute("mkdir -p " .. H.quote(kept .. ".in.1." .. wrong .. ".5") .. " " .. H.quote(kept))
+    H.write(kept .. ".in.1." .. wrong .. ".5/store.sqlite", "newest")
+    H.write(kept .. "/store.sqlite", "older")
+    -- pid 1 with its own start time: alive, left to it
+    os.execute("mkdir -p " .. H.quote(kept .. ".in.1." .. start1 .. ".6"))
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+    assert.is_nil(uv.fs_lstat(kept .. ".in.1." .. wrong .. ".5"))
+    assert.equal("directory", uv.fs_lstat(kept .. ".in.1." .. start1 .. ".6").type)
+  end)
+
+  it("reclaim, of several dead claims, the one claimed last by the time in its name, not the folder's mtime", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp"))
+    local kept = database.kept_path(dir, "main")
+    local dead = dead_pid()
+    local early, late = kept .. ".in." .. dead .. ".7.1000", kept .. ".in." .. dead .. ".7.2000"
+    os.execute("mkdir -p " .. H.quote(early) .. " " .. H.quote(late))
+    H.write(early .. "/store.sqlite", "earlier")
+    H.write(late .. "/store.sqlite", "later")
+    -- the later claim's folder looks the older (a write in WAL mode, a rename, leave it so)
+    os.execute("touch -d '2001-01-01' " .. H.quote(late) .. " && touch -d '2020-01-01' " .. H.quote(early))
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    assert.equal("later", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+    assert.is_nil(uv.fs_lstat(early))
+    assert.is_nil(uv.fs_lstat(late))
+  end)
+
+  it("reclaim a dead claim by a rename of its own first: a second start that took it meanwhile loses nothing", function()
+    local tree = require "orket.tree"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp"))
+    local kept = database.kept_path(dir, "main")
+    -- (named by its pid alone, as a claim without a start time is)
+    local claim = kept .. ".in." .. dead_pid()
+    os.execute("mkdir -p " .. H.quote(claim) .. " " .. H.quote(kept))
+    H.write(claim .. "/store.sqlite", "newest")
+    H.write(kept .. "/store.sqlite", "older")
+    -- another start, past its look at the folder, reclaims the claim first: at this
+    -- start's first move (a rename or a removal), the claim has become the kept folder
+    local rename, remove, rival = os.rename, tree.remove, false
+    local function race()
+      if rival then return end
+      rival = true
+      remove(kept)
+      assert(rename(claim, kept))
+    end
+    os.rename = function(a, b) race() return rename(a, b) end
+    tree.remove = function(a) race() return remove(a) end
+    local ok, took = pcall(database.take_kept, dir, "main", parent .. "/2", true)
+    os.rename, tree.remove = rename, remove
+    assert(ok, took)
+    assert.is_true(rival)
+    -- the rival's reclaimed data was not removed: this start took it
+    assert.is_true(took)
+    assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+  end)
+
   it("move nothing aside for an ending sandbox whose databases no one takes again", function()
     local uv = require "luv"
     local dir = H.tmpdir()

@@ -265,6 +265,29 @@ describe("the bug-fix phase", function()
     db:close()
   end)
 
+  it("hands on an ending sandbox's databases unless it is marked a side one, a sandbox with no mark too", function()
+    local service = require "orket.sandboxes.service"
+    local db = board()
+    local c = clock_mod.new()
+    local home = H.tmpdir()
+    -- no phase open: nothing would take them
+    assert.is_false(service._hands_on(db, home))
+    phase.tick(db, { settings = SETTINGS, clock = c, stop = function() return true end })
+    -- a phase open, and no mark: the line's (a sandbox started before marks were written,
+    -- or whose owner was killed before it wrote one), kept
+    assert.is_true(service._hands_on(db, home))
+    assert.is_true(service._mark_side(home))
+    assert.is_false(service._hands_on(db, home))
+    -- a mark that cannot be written leaves them kept, and says why
+    local other = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(other .. "/" .. service.SIDE))
+    local ok, err = service._mark_side(other)
+    assert.is_nil(ok)
+    assert.is_string(err)
+    assert.is_true(service._hands_on(db, other))
+    db:close()
+  end)
+
   it("is extended while more bugs than extend_above come a day, up to max_days", function()
     local db = board()
     local c = clock_mod.new()
