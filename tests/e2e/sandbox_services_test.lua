@@ -270,6 +270,22 @@ services:
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("says in the plan when a service waits for service_healthy on one whose check is off", function()
+    if skip then return pending(skip) end
+    local dir = project({
+      ["compose.yaml"] = "services:\n  worker:\n    command: [python3, w.py]\n    healthcheck: {test: [\"NONE\"]}\n"
+        .. "  api:\n    build: api\n    command: [python3, app.py, m]\n"
+        .. "    depends_on: {worker: {condition: service_healthy}}\n",
+      ["api/app.py"] = BACKEND,
+      ["w.py"] = "import time\nwhile True: time.sleep(1)\n",
+    }, "svc" .. math.random(1, 1e9))
+    local r = H.orket("sandbox plan", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("health:   none (the compose file turns it off): up once it has run 1000 ms", r.stdout, 1, true)
+    assert.matches("waits for worker's service_healthy, but worker has no health check: it is up once it has run "
+      .. "1000 ms, which says nothing of its being ready", r.stdout, 1, true)
+  end)
+
   it("is not made healthy by a service before the entry that prints the entry's start line", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)
@@ -634,7 +650,21 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     r = H.orket("sandbox up --detach", { cwd = dir })
     assert.equal(0, r.status, r.stdout .. r.stderr)
     assert.equal("seeded,first", select(2, F.sandbox_request(sock(3), "/")))
+    -- a side sandbox whose owner is killed: the look that finds it removes its databases too
+    local running = #procs(mark)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,fourth", select(2, F.sandbox_request(sock(4), "/add/fourth")))
+    assert(require("luv").kill(assert(tonumber(r.stdout:match("owner pid (%d+)")), r.stdout), "sigkill"))
+    H.wait_for(function() return #procs(mark) == running end, "only sandbox 3's services left running")
+    assert.matches("its owner %(pid %d+%) ended", H.orket("sandbox list --all", { cwd = dir }).stdout)
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/4/tmp"))
+    assert.is_nil(require("luv").fs_lstat(dir .. "/.orket/sandboxes/db.main"))
     assert.equal(0, H.orket("sandbox stop 3", { cwd = dir }).status)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,first", select(2, F.sandbox_request(sock(5), "/")))
+    assert.equal(0, H.orket("sandbox stop 5", { cwd = dir }).status)
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
