@@ -98,8 +98,11 @@ local function alive(pid, start)
   if ok == nil and not tostring(err):find("EPERM", 1, true) then return false end
   -- the pid lives: the same process only if its start time matches (EPERM: another user's)
   if start == "" or start == "0" then return true end
-  local now = pidstart.start_time(pid)
-  return now == nil or now == start
+  -- gone or a zombie: dead; an entry there but unreadable: taken as alive (its claim is
+  -- left, a leak and not a loss)
+  local now, state = pidstart.stat(pid)
+  if not now then return state == "unreadable" end
+  return state ~= "Z" and now == start
 end
 
 -- path removed, first renamed to a name of this process's own: another process never takes
@@ -109,11 +112,49 @@ local function discard(path, kept)
   if os.rename(path, gone) then tree.remove(gone) end
 end
 
+-- A kept folder carries the time it was claimed (AT_FILE, written before its last rename),
+-- so a dead claim is compared with it: one claimed earlier never displaces it. A folder with
+-- no time (kept by an older Orket) counts as 0, as does a claim named by its pid alone.
+-- The times are the wall clock's: a step backwards can misorder two, so the loser of a
+-- reclaim is set aside (KEPT.prev...) until the phase ends, never removed by a guess.
+local AT_FILE = ".orket-kept-at"
+M.AT_FILE = AT_FILE
+
+local function kept_at(folder)
+  local f = io.open(folder .. "/" .. AT_FILE)
+  if not f then return 0 end
+  local at = tonumber(f:read("l") or "")
+  f:close()
+  return at or 0
+end
+
+local function write_at(folder, at)
+  local f = io.open(folder .. "/" .. AT_FILE, "w")
+  if f then
+    f:write(string.format("%d\n", at))
+    f:close()
+  end
+end
+
+-- the claim time in a name of own_name's
+local function at_of(name) return tonumber(name:match("%.(%d+)$")) or 0 end
+
+-- path renamed aside to a name of this process's own (KEPT.prev...), removed when the last
+-- phase ends (drop_kept): true when it moved
+local asides = 0
+local function set_aside(path, kept)
+  -- numbered: two set aside in one microsecond do not meet
+  asides = asides + 1
+  return os.rename(path, own_name(kept, "prev") .. "." .. asides) and true or false
+end
+
 --- reclaim(dir, target, keep): a folder an ending sandbox claimed for the kept databases
---- (put_kept) whose process was killed before its last rename: the newest databases of
---- target, so it takes the kept folder's place (keep), or is removed (keep false). One whose
---- process still lives is left to it. Several: the one claimed last (by the time in its name)
---- wins. A start first renames it to a claim of its own: of two starts finding it, one wins.
+--- (put_kept) whose process was killed before its last rename. Several: the one claimed last
+--- (by the time in its name) is the candidate. It takes the kept folder's place (keep) when
+--- there is none or it was claimed no earlier than the kept folder was (its AT_FILE); the
+--- loser, and the other dead claims, are set aside until the phase ends. keep false: they
+--- are removed. One whose process still lives is left to it. A start first renames a claim
+--- to one of its own: of two starts finding it, one wins.
 function M.reclaim(dir, target, keep)
   local kept = M.kept_path(dir, target)
   local parent, base = kept:match("^(.*)/([^/]+)$")
@@ -136,10 +177,19 @@ function M.reclaim(dir, target, keep)
         if real_dir(mine) then
           -- what the killed end already dropped (half made) is gone; what it had not checked
           -- yet, the start checks again (prepare, PG_INIT)
-          discard(kept)
-          if not os.rename(mine, kept) then discard(mine, kept) end
+          if not real_dir(kept) or c.at >= kept_at(kept) then
+            write_at(mine, c.at)
+            -- the kept folder it displaces is older by its time: set aside, not removed
+            if real_dir(kept) then set_aside(kept, kept) end
+            if not os.rename(mine, kept) then set_aside(mine, kept) end
+          else
+            -- claimed before the kept folder was: older, set aside
+            set_aside(mine, kept)
+          end
         end
       end
+    elseif keep then
+      set_aside(c.path, kept)
     else
       discard(c.path, kept)
     end
@@ -220,6 +270,8 @@ function M.put_kept(dir, target, home, list, keep)
   local claim = own_name(kept, "in")
   if not os.rename(from, claim) then return end
   drop_unfinished(claim, list or {})
+  -- its time goes with it: a dead claim made before it never displaces it (reclaim)
+  write_at(claim, at_of(claim))
   discard(kept)
   if not os.rename(claim, kept) then discard(claim, kept) end
 end

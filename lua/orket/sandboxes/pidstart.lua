@@ -3,24 +3,34 @@
 -- owner, a claim on kept databases). Reads /proc/PID/stat.
 local M = {}
 
---- start_time(pid) -> the process's start time (clock ticks since boot, as text) | nil when
---- there is no such process: with the pid it names one process, never a later one that
---- reused the number
-function M.start_time(pid)
+--- stat(pid) -> start time (clock ticks since boot, as text), state (R, S, Z, ...) | nil, why:
+--- "gone" (no such process: its /proc entry is not there) or "unreadable" (there, but it
+--- could not be read or parsed: the caller decides, and never takes it for gone)
+function M.stat(pid)
   pid = math.tointeger(pid) -- luv gives pids as floats
-  if not pid then return nil end
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return nil end
+  if not pid then return nil, "gone" end
+  local f, _, errno = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil, (errno == 2 or errno == 3) and "gone" or "unreadable" end
   local st = f:read("a")
   f:close()
-  -- the command name may hold anything but not after the last ')'
-  local rest = st and st:match("^%d+ %b() (.*)$")
-  if not rest then return nil end
+  -- the command name (field 2, in parentheses) may hold anything, ')' and ') (' too, but
+  -- no field after it holds a ')': the greedy match backtracks to the last ') '
+  local rest = st and st:match("^%d+ %(.*%) (.*)$")
+  if not rest then return nil, (st == nil or st == "") and "gone" or "unreadable" end
   local fields = {}
   for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
   -- stat's field 22 (starttime) is the 20th after the name; field 3 (state) the first
-  if fields[1] == "Z" then return nil end
-  return fields[20]
+  if not fields[20] then return nil, "unreadable" end
+  return fields[20], fields[1]
+end
+
+--- start_time(pid) -> the process's start time (as text) | nil when there is no such
+--- process or it has ended (a zombie: dead, only not yet waited for) or its entry cannot be
+--- read: with the pid it names one process, never a later one that reused the number
+function M.start_time(pid)
+  local start, state = M.stat(pid)
+  if not start or state == "Z" then return nil end
+  return start
 end
 
 return M

@@ -705,6 +705,150 @@ describe("a sandbox's kept databases", function()
     assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
   end)
 
+  -- runs a copy of sleep named name (its command name in /proc/PID/stat) in the background:
+  -- its pid; stopped by the test's cleanup of the pids it started
+  local started = {}
+  local function run_named(name, argv)
+    local d = H.tmpdir()
+    local path = d .. "/" .. name
+    assert(os.execute("cp /bin/sleep " .. H.quote(path)))
+    os.execute(H.quote(path) .. " " .. (argv or "30") .. " >/dev/null 2>&1 & echo $! > " .. H.quote(d .. "/pid"))
+    local pid = math.tointeger(tonumber(H.read(d .. "/pid"):match("%d+")))
+    started[#started + 1] = pid
+    H.wait_for(function()
+      local f = io.open("/proc/" .. pid .. "/comm")
+      local comm = f and f:read("l")
+      if f then f:close() end
+      return comm == name:sub(1, 15)
+    end, "the copy runs")
+    return pid
+  end
+  local function stop_started()
+    for _, pid in ipairs(started) do require("luv").kill(pid, "sigkill") end
+    started = {}
+  end
+  -- starttime parsed by hand: the fields after the last ") "
+  local function by_hand(pid)
+    local f = assert(io.open("/proc/" .. pid .. "/stat"))
+    local st = f:read("a")
+    f:close()
+    local at = 0
+    while true do
+      local i = st:find(") ", at + 1, true)
+      if not i then break end
+      at = i
+    end
+    local fields = {}
+    for w in st:sub(at + 2):gmatch("%S+") do fields[#fields + 1] = w end
+    return fields[20], fields[1]
+  end
+
+  it("read a process's start time whatever its command name holds: ')', '(', ') ('", function()
+    local pidstart = require "orket.sandboxes.pidstart"
+    local ok, err = pcall(function()
+      for _, name in ipairs { "a)b", "q(", "x) (y", "ok (z)", ") ) ) ) ) ) )" } do
+        local pid = run_named(name)
+        local want = by_hand(pid)
+        assert.is_truthy(want)
+        assert.equal(want, pidstart.start_time(pid), name)
+        assert.equal(want, (pidstart.stat(pid)), name)
+      end
+    end)
+    stop_started()
+    assert(ok, err)
+    -- a pid no process has: gone
+    local f = assert(io.open("/proc/sys/kernel/pid_max"))
+    local none = math.tointeger(tonumber(f:read("l")) + 1)
+    f:close()
+    assert.same({ nil, "gone" }, { pidstart.stat(none) })
+  end)
+
+  it("reclaim a dead claim whose pid a later process named 'a)b' holds, and count a zombie as dead", function()
+    local uv = require "luv"
+    local pidstart = require "orket.sandboxes.pidstart"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp") .. " " .. H.quote(parent .. "/3/tmp"))
+    local kept = database.kept_path(dir, "main")
+    local ok, err = pcall(function()
+      local pid = run_named("a)b")
+      local wrong = tostring(math.tointeger(tonumber((by_hand(pid)))) + 12345)
+      local claim = kept .. ".in." .. pid .. "." .. wrong .. ".5"
+      os.execute("mkdir -p " .. H.quote(claim))
+      H.write(claim .. "/store.sqlite", "newest")
+      assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+      assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+      assert.is_nil(uv.fs_lstat(claim))
+      -- a zombie: a child of a sleep that never waits for it (the shell exec'd into sleep)
+      local d = H.tmpdir()
+      os.execute("sh -c 'sleep 0 & echo $! > " .. d .. "/z; exec sleep 30' >/dev/null 2>&1 & echo $! > " .. d .. "/p")
+      started[#started + 1] = math.tointeger(tonumber(H.read(d .. "/p"):match("%d+")))
+      H.wait_for(function() local f = io.open(d .. "/z") if f then f:close() end return f ~= nil end, "the zombie's pid")
+      local z = math.tointeger(tonumber(H.read(d .. "/z"):match("%d+")))
+      H.wait_for(function() return select(2, by_hand(z)) == "Z" end, "a zombie")
+      local zstart = by_hand(z)
+      assert.is_nil(pidstart.start_time(z))
+      claim = kept .. ".in." .. z .. "." .. zstart .. ".6"
+      os.execute("mkdir -p " .. H.quote(claim))
+      H.write(claim .. "/store.sqlite", "zombie's")
+      assert.is_true(database.take_kept(dir, "main", parent .. "/3", true))
+      assert.equal("zombie's", H.read(database.folder(parent .. "/3") .. "/store.sqlite"))
+    end)
+    stop_started()
+    assert(ok, err)
+  end)
+
+  it("never let a dead claim displace a kept folder handed over after it; set the loser aside, not removed", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    local kept = database.kept_path(dir, "main")
+    local dead = dead_pid()
+    local list = { { name = "store", database = "sqlite" } }
+    local function asides()
+      local out = {}
+      local it = uv.fs_scandir(parent)
+      for n in function() return it and uv.fs_scandir_next(it) end do
+        if n:match("^db%.main%.prev%.") then out[#out + 1] = H.read(parent .. "/" .. n .. "/store.sqlite") end
+      end
+      table.sort(out)
+      return out
+    end
+    for i = 1, 5 do os.execute("mkdir -p " .. H.quote(database.folder(parent .. "/" .. i))) end
+    -- a claim left by an older Orket (its pid alone), then this phase's sandbox 1 handed over
+    os.execute("mkdir -p " .. H.quote(kept .. ".in." .. dead))
+    H.write(kept .. ".in." .. dead .. "/store.sqlite", "months old")
+    H.write(database.folder(parent .. "/1") .. "/store.sqlite", "phase")
+    database.put_kept(dir, "main", parent .. "/1", list, true)
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    assert.equal("phase", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+    assert.same({ "months old" }, asides())
+    -- a claim whose owner was killed mid-hand-over, then a later clean hand-over
+    local s, us = uv.gettimeofday()
+    local claim = string.format("%s.in.%d.7.%d", kept, dead, s * 1000000 + us)
+    os.execute("mkdir -p " .. H.quote(claim))
+    H.write(claim .. "/store.sqlite", "killed mid-way")
+    H.write(database.folder(parent .. "/3") .. "/store.sqlite", "ended later")
+    database.put_kept(dir, "main", parent .. "/3", list, true)
+    assert.is_true(database.take_kept(dir, "main", parent .. "/4", true))
+    assert.equal("ended later", H.read(database.folder(parent .. "/4") .. "/store.sqlite"))
+    assert.same({ "killed mid-way", "months old" }, asides())
+    -- a claim made after the kept folder's hand-over is the newer: it is taken, and the
+    -- kept folder it displaces is set aside
+    H.write(database.folder(parent .. "/4") .. "/store.sqlite", "handed over")
+    database.put_kept(dir, "main", parent .. "/4", list, true)
+    s, us = uv.gettimeofday()
+    claim = string.format("%s.in.%d.7.%d", kept, dead, s * 1000000 + us + 1000)
+    os.execute("mkdir -p " .. H.quote(claim))
+    H.write(claim .. "/store.sqlite", "claimed after")
+    assert.is_true(database.take_kept(dir, "main", parent .. "/5", true))
+    assert.equal("claimed after", H.read(database.folder(parent .. "/5") .. "/store.sqlite"))
+    assert.same({ "handed over", "killed mid-way", "months old" }, asides())
+    -- the last phase ended: the set-aside folders go too
+    database.drop_kept(dir)
+    assert.same({}, asides())
+  end)
+
   it("move nothing aside for an ending sandbox whose databases no one takes again", function()
     local uv = require "luv"
     local dir = H.tmpdir()
