@@ -51,6 +51,10 @@ function M.sockets(row)
   return out
 end
 
+--- how long a deploy waits for a sandbox it replaces to end (its stop included): under the
+--- 30 s a detached `up` waits for its owner's row, so the deploy's own failure is what it says
+M.REPLACE_WAIT_MS = 25000
+
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
 M.start_time = pidstart.start_time
 
@@ -120,6 +124,15 @@ local function hands_on(db, home)
   return not ok or #open > 0
 end
 
+-- whether a live sandbox of target with a lower id than id runs: only an earlier one, so of
+-- two starts racing (each row inserted before the other's look) exactly one is the line
+local function beside(db, id, target)
+  for _, other in ipairs(ops.list(db, false)) do
+    if other.id < id and other.target == target then return true end
+  end
+  return false
+end
+
 -- marks home's databases SIDE: true | nil, message (they are then kept as the line's)
 local function mark_side(home)
   local f, err = io.open(home .. "/" .. SIDE, "w")
@@ -131,7 +144,7 @@ local function mark_side(home)
   end
   return true
 end
-M._hands_on, M._mark_side, M.SIDE = hands_on, mark_side, SIDE
+M._hands_on, M._mark_side, M._beside, M.SIDE = hands_on, mark_side, beside, SIDE
 
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
 --- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
@@ -140,7 +153,6 @@ function M.reconcile(db)
   for _, row in ipairs(ops.list(db, false)) do
     if not owner_alive(row) then
       local why = string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
-      record(db, row.id, "exited", why, nil, "sandbox_exit", { id = row.id, target = row.target, detail = why })
       -- what its owner would have removed: the tree's copy and the temp dir (the log stays)
       local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
       if home then
@@ -156,6 +168,9 @@ function M.reconcile(db)
         tree.remove(home .. "/tmp")
         remove_sockets(row)
       end
+      -- recorded only now: a start meanwhile sees it live (and marks itself side), not an
+      -- ended sandbox whose databases are not yet kept
+      record(db, row.id, "exited", why, nil, "sandbox_exit", { id = row.id, target = row.target, detail = why })
       out[#out + 1] = row.id
     end
   end
@@ -381,17 +396,28 @@ function M.up(o)
   end
   local _l <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   M.reconcile(db)
-  local unstopped = {}
   if o.replace then
-    -- a deploy: the live sandboxes of the same target make way (each through its owner)
+    -- a deploy: the live sandboxes of the same target make way (each through its owner).
+    -- One that has not ended when the stop gives up is waited for (it holds the phase's
+    -- data, handed on at its end), up to REPLACE_WAIT_MS: a deploy started beside it would
+    -- start on the seed and, as the line, replace that data at its own end. Never ended: the
+    -- deploy fails, starting nothing
     for _, row in ipairs(ops.list(db, false)) do
       if row.target == (o.target or "main") then
+        local t0 = uv.now()
         local stopped, serr = M.stop(db, row.id)
-        -- still live: said in the deploy's log. The deploy starts beside it on fresh
-        -- databases and is the line: the old one's are kept at its end, and replaced by the
-        -- deploy's at the deploy's end
         local now = not stopped and ops.get(db, row.id)
-        if now and ops.LIVE[now.status] then unstopped[#unstopped + 1] = tostring(serr) end
+        while now and ops.LIVE[now.status] do
+          if uv.now() - t0 >= M.REPLACE_WAIT_MS then
+            return nil, string.format("sandbox: the deploy did not start: sandbox %d, which it replaces, did not end "
+              .. "within %d ms (%s); stop it (orket sandbox stop %d) and deploy again", row.id, M.REPLACE_WAIT_MS,
+              tostring(serr), row.id), "ETIMEDOUT"
+          end
+          rt.sleep(100)
+          -- its owner killed meanwhile: its end is recorded (and its data handed on) here
+          if not owner_alive(now) then M.reconcile(db) end
+          now = ops.get(db, row.id)
+        end
       end
     end
   end
@@ -471,9 +497,6 @@ function M.up(o)
   staged = nil
   uv.fs_mkdir(home .. "/tmp", 448)
   sb.log = open_log(home .. "/app.log", s.log_max_bytes, s.log_keep)
-  for _, why in ipairs(unstopped) do
-    sb.log:write(string.format("orket: sandbox %d: a sandbox it replaces did not end (%s)\n", id, why))
-  end
   local env = {}
   for k, v in pairs(s.env or {}) do env[k] = v end
   env.HOST = "127.0.0.1"
@@ -485,19 +508,16 @@ function M.up(o)
     local took = database.take_kept(dir, sb.target, home, keep)
     -- not the line of the phase's data (SIDE): a start with databases fresh by setting, or
     -- one that took nothing while another sandbox of its target runs beside it (that one
-    -- keeps the line). A deploy is the line even when a sandbox it replaces has not ended.
+    -- keeps the line). A deploy is the line: the sandboxes it replaces have ended.
     local side = s.database ~= "bugfix"
-    if not side and not took and not o.replace then
-      for _, other in ipairs(ops.list(db, false)) do
-        if other.id ~= id and other.target == sb.target then side = true end
-      end
-    end
+    if not side and not took and not o.replace then side = beside(db, id, sb.target) end
     if side then
-      local marked, merr = mark_side(home)
+      local marked, merr = M._mark_side(home) -- (through M: a test makes it fail)
+      -- unmarked, its fresh databases would be kept at its end as the line's and displace the
+      -- phase's data: the start fails instead (it took nothing, so nothing is lost)
       if not marked then
-        -- failing safe: unmarked, its databases are kept at its end as the line's
-        sb.log:write(string.format("orket: sandbox %d: its databases could not be marked its own (%s): they are "
-          .. "kept at its end for the next sandbox of %s, as a bug-fix phase's line\n", id, tostring(merr), sb.target))
+        return fail(string.format("sandbox: its databases could not be marked its own (%s), so they would be kept "
+          .. "at its end over those of the bug-fix phase's sandbox of %s", tostring(merr), sb.target), "EIO")
       end
     end
     -- a SQLite seed runs in a child process meanwhile: a stop asked then kills it
@@ -776,12 +796,13 @@ function Sandbox:_finish()
     if not pp:is_closing() then pp:close() end
   end
   if self.log then self.log:close() end
-  tree.remove(self.home .. "/tree")
   -- its databases wait for the next sandbox of its target while a phase is open and they
-  -- are its line (hands_on); else they go with the temp folder
+  -- are its line (hands_on); else they go with the temp folder. Handed on first (a rename):
+  -- a deploy waiting for it takes them before the tree's copy (maybe a large one) is removed
   if self.databases then
     database.put_kept(self.dir, self.target, self.home, self.databases, hands_on(self.db, self.home))
   end
+  tree.remove(self.home .. "/tree")
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end

@@ -288,6 +288,50 @@ describe("the bug-fix phase", function()
     db:close()
   end)
 
+  it("counts as beside a start only a live sandbox of its target with a lower id: of two racing, one is the line",
+    function()
+    local service = require "orket.sandboxes.service"
+    local db = board()
+    local function row(target) return sbops.insert(db, { target = target, port = 1, socket = "", command = "[]" }) end
+    local a, b, c = row("main"), row("main"), row("other")
+    -- both rows are live, as when each start looks after the other inserted its row
+    assert.is_false(service._beside(db, a, "main"))
+    assert.is_true(service._beside(db, b, "main"))
+    assert.is_false(service._beside(db, c, "other"))
+    db:close()
+  end)
+
+  it("hands on a reconciled sandbox's databases before its end is recorded", function()
+    local service = require "orket.sandboxes.service"
+    local database = require "orket.sandboxes.database"
+    local db = board()
+    local c = clock_mod.new()
+    phase.tick(db, { settings = SETTINGS, clock = c, stop = function() return true end })
+    local dir = H.tmpdir()
+    local f = assert(io.open("/proc/sys/kernel/pid_max"))
+    local dead = math.tointeger(tonumber(f:read("l")) + 1)
+    f:close()
+    local id = sbops.insert(db, { target = "main", port = 1, socket = "", command = '["store:5432=sqlite"]',
+      owner_pid = dead, owner_start = "1" })
+    local home = dir .. "/.orket/sandboxes/" .. id
+    sbops.set_socket(db, id, home .. "/app.sock")
+    os.execute("mkdir -p " .. H.quote(database.folder(home)))
+    H.write(database.folder(home) .. "/store.sqlite", "the phase's data")
+    -- what a start in another process would see at the hand-over: the sandbox still live
+    local put, seen = database.put_kept, nil
+    database.put_kept = function(...)
+      seen = sbops.get(db, id).status
+      return put(...)
+    end
+    local ok, err = pcall(service.reconcile, db)
+    database.put_kept = put
+    assert(ok, err)
+    assert.equal("starting", seen)
+    assert.equal("exited", sbops.get(db, id).status)
+    assert.equal("the phase's data", H.read(database.kept_path(dir, "main") .. "/store.sqlite"))
+    db:close()
+  end)
+
   it("is extended while more bugs than extend_above come a day, up to max_days", function()
     local db = board()
     local c = clock_mod.new()
