@@ -102,7 +102,7 @@ local function alive(pid, start)
   -- left, a leak and not a loss)
   local now, state = pidstart.stat(pid)
   if not now then return state == "unreadable" end
-  return state ~= "Z" and now == start
+  return state ~= "Z" and state ~= "X" and now == start
 end
 
 -- path removed, first renamed to a name of this process's own: another process never takes
@@ -112,28 +112,33 @@ local function discard(path, kept)
   if os.rename(path, gone) then tree.remove(gone) end
 end
 
--- A kept folder carries the time it was claimed (AT_FILE, written before its last rename),
--- so a dead claim is compared with it: one claimed earlier never displaces it. A folder with
--- no time (kept by an older Orket) counts as 0, as does a claim named by its pid alone.
--- The times are the wall clock's: a step backwards can misorder two, so the loser of a
--- reclaim is set aside (KEPT.prev...) until the phase ends, never removed by a guess.
-local AT_FILE = ".orket-kept-at"
-M.AT_FILE = AT_FILE
+-- A kept folder's claim time is kept beside it, in KEPT.kept-at (Orket's own folder, out of
+-- the app's reach: inside the databases' folder the app could plant a link or a FIFO), so a
+-- dead claim is compared with it: one claimed earlier never displaces it. No time (kept by
+-- an older Orket), or anything there but a small file, counts as 0, as does a claim named
+-- by its pid alone. The times are the wall clock's: a step backwards can misorder two, so
+-- the loser of a reclaim is set aside (KEPT.prev...) until the phase ends, never removed.
+local function at_path(kept) return kept .. ".kept-at" end
+M.at_path = at_path
 
-local function kept_at(folder)
-  local f = io.open(folder .. "/" .. AT_FILE)
+local function kept_at(kept)
+  local path = at_path(kept)
+  local st = uv.fs_lstat(path)
+  if not st or st.type ~= "file" or st.size > 32 then return 0 end
+  local f = io.open(path)
   if not f then return 0 end
-  local at = tonumber(f:read("l") or "")
+  local at = tonumber(f:read(32) or "")
   f:close()
   return at or 0
 end
 
-local function write_at(folder, at)
-  local f = io.open(folder .. "/" .. AT_FILE, "w")
-  if f then
-    f:write(string.format("%d\n", at))
-    f:close()
-  end
+-- written to a name of this process's own, then renamed over: never seen half written
+local function write_at(kept, at)
+  local tmp = own_name(kept, "at")
+  local f = io.open(tmp, "w")
+  if not f then return end
+  f:write(string.format("%d\n", at))
+  if f:close() and not os.rename(tmp, at_path(kept)) then os.remove(tmp) end
 end
 
 -- the claim time in a name of own_name's
@@ -178,9 +183,9 @@ function M.reclaim(dir, target, keep)
           -- what the killed end already dropped (half made) is gone; what it had not checked
           -- yet, the start checks again (prepare, PG_INIT)
           if not real_dir(kept) or c.at >= kept_at(kept) then
-            write_at(mine, c.at)
             -- the kept folder it displaces is older by its time: set aside, not removed
             if real_dir(kept) then set_aside(kept, kept) end
+            write_at(kept, c.at)
             if not os.rename(mine, kept) then set_aside(mine, kept) end
           else
             -- claimed before the kept folder was: older, set aside
@@ -270,9 +275,9 @@ function M.put_kept(dir, target, home, list, keep)
   local claim = own_name(kept, "in")
   if not os.rename(from, claim) then return end
   drop_unfinished(claim, list or {})
-  -- its time goes with it: a dead claim made before it never displaces it (reclaim)
-  write_at(claim, at_of(claim))
   discard(kept)
+  -- its time, beside it: a dead claim made before it never displaces it (reclaim)
+  write_at(kept, at_of(claim))
   if not os.rename(claim, kept) then discard(claim, kept) end
 end
 

@@ -25,11 +25,11 @@ function M.stat(pid)
 end
 
 --- start_time(pid) -> the process's start time (as text) | nil when there is no such
---- process or it has ended (a zombie: dead, only not yet waited for) or its entry cannot be
+--- process or it has ended (a zombie, Z, or dead, X: only not yet waited for) or its entry cannot be
 --- read: with the pid it names one process, never a later one that reused the number
 function M.start_time(pid)
   local start, state = M.stat(pid)
-  if not start or state == "Z" then return nil end
+  if not start or state == "Z" or state == "X" then return nil end
   return start
 end
 

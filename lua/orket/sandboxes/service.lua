@@ -58,8 +58,13 @@ M.REPLACE_WAIT_MS = 25000
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
 M.start_time = pidstart.start_time
 
+-- an entry that cannot be read (EMFILE, EACCES) is taken as alive: reconciling a live
+-- sandbox would move its databases and remove its temp folder from under the app
 local function owner_alive(row)
-  return row.owner_pid and row.owner_start and M.start_time(row.owner_pid) == row.owner_start
+  if not (row.owner_pid and row.owner_start) then return false end
+  local start, why = pidstart.stat(row.owner_pid)
+  if not start then return why == "unreadable" end
+  return why ~= "Z" and why ~= "X" and start == row.owner_start
 end
 
 local function record(db, id, status, detail, exit, kind, data)
@@ -124,11 +129,16 @@ local function hands_on(db, home)
   return not ok or #open > 0
 end
 
--- whether a live sandbox of target with a lower id than id runs: only an earlier one, so of
--- two starts racing (each row inserted before the other's look) exactly one is the line
-local function beside(db, id, target)
+-- whether another live sandbox of target runs whose databases are not marked SIDE (any id:
+-- rows are inserted long before their take, so a higher id may have taken the phase's data).
+-- A start that took is the line and never asks; one that took nothing while such a row runs
+-- is marked side, so two starts are never both the line (both side at worst: nothing lost).
+local function beside(db, id, target, dir)
   for _, other in ipairs(ops.list(db, false)) do
-    if other.id < id and other.target == target then return true end
+    if other.id ~= id and other.target == target then
+      local st = uv.fs_lstat(dir .. "/.orket/sandboxes/" .. other.id .. "/" .. SIDE)
+      if not (st and st.type == "file") then return true end
+    end
   end
   return false
 end
@@ -510,7 +520,7 @@ function M.up(o)
     -- one that took nothing while another sandbox of its target runs beside it (that one
     -- keeps the line). A deploy is the line: the sandboxes it replaces have ended.
     local side = s.database ~= "bugfix"
-    if not side and not took and not o.replace then side = beside(db, id, sb.target) end
+    if not side and not took and not o.replace then side = beside(db, id, sb.target, dir) end
     if side then
       local marked, merr = M._mark_side(home) -- (through M: a test makes it fail)
       -- unmarked, its fresh databases would be kept at its end as the line's and displace the
@@ -798,7 +808,7 @@ function Sandbox:_finish()
   if self.log then self.log:close() end
   -- its databases wait for the next sandbox of its target while a phase is open and they
   -- are its line (hands_on); else they go with the temp folder. Handed on first (a rename):
-  -- a deploy waiting for it takes them before the tree's copy (maybe a large one) is removed
+  -- an owner killed while the tree's copy (maybe a large one) is removed has already kept them
   if self.databases then
     database.put_kept(self.dir, self.target, self.home, self.databases, hands_on(self.db, self.home))
   end

@@ -849,6 +849,42 @@ describe("a sandbox's kept databases", function()
     assert.same({}, asides())
   end)
 
+  it("keep a kept folder's time beside it, out of the app's reach: a link or FIFO the app plants changes nothing", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    local kept = database.kept_path(dir, "main")
+    local list = { { name = "store", database = "sqlite" } }
+    for i = 1, 3 do os.execute("mkdir -p " .. H.quote(database.folder(parent .. "/" .. i))) end
+    local victim = dir .. "/victim"
+    H.write(victim, "precious")
+    -- a link in the app's folder under the old name: not written through
+    local f1 = database.folder(parent .. "/1")
+    H.write(f1 .. "/store.sqlite", "one")
+    assert(uv.fs_symlink(victim, f1 .. "/.orket-kept-at"))
+    database.put_kept(dir, "main", parent .. "/1", list, true)
+    assert.equal("precious", H.read(victim))
+    assert.equal("file", uv.fs_lstat(database.at_path(kept)).type)
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    -- a FIFO there, and one in a dead claim: neither opened (the calls return)
+    local f2 = database.folder(parent .. "/2")
+    os.remove(f2 .. "/.orket-kept-at")
+    assert.equal(0, os.execute("mkfifo " .. H.quote(f2 .. "/.orket-kept-at")) and 0)
+    database.put_kept(dir, "main", parent .. "/2", list, true)
+    local s, us = uv.gettimeofday()
+    local claim = string.format("%s.in.%d.7.%d", kept, dead_pid(), s * 1000000 + us + 1000)
+    os.execute("mkdir -p " .. H.quote(claim))
+    H.write(claim .. "/store.sqlite", "claimed after")
+    assert.equal(0, os.execute("mkfifo " .. H.quote(claim .. "/.orket-kept-at")) and 0)
+    assert.is_true(database.take_kept(dir, "main", parent .. "/3", true))
+    assert.equal("claimed after", H.read(database.folder(parent .. "/3") .. "/store.sqlite"))
+    -- anything but a small file beside it counts as 0
+    os.remove(database.at_path(kept))
+    assert(uv.fs_symlink(victim, database.at_path(kept)))
+    database.put_kept(dir, "main", parent .. "/3", list, true)
+    assert.equal("precious", H.read(victim))
+  end)
+
   it("move nothing aside for an ending sandbox whose databases no one takes again", function()
     local uv = require "luv"
     local dir = H.tmpdir()

@@ -288,16 +288,39 @@ describe("the bug-fix phase", function()
     db:close()
   end)
 
-  it("counts as beside a start only a live sandbox of its target with a lower id: of two racing, one is the line",
+  it("counts as beside a start any other live, unmarked sandbox of its target: a higher id that took makes a lower one side",
     function()
     local service = require "orket.sandboxes.service"
     local db = board()
+    local dir = H.tmpdir()
     local function row(target) return sbops.insert(db, { target = target, port = 1, socket = "", command = "[]" }) end
     local a, b, c = row("main"), row("main"), row("other")
-    -- both rows are live, as when each start looks after the other inserted its row
-    assert.is_false(service._beside(db, a, "main"))
-    assert.is_true(service._beside(db, b, "main"))
-    assert.is_false(service._beside(db, c, "other"))
+    -- b (the higher id) took the phase's data first, so it is the line; a took nothing and
+    -- sees b: it is side, never a second line
+    assert.is_true(service._beside(db, a, "main", dir))
+    assert.is_true(service._beside(db, b, "main", dir))
+    assert.is_false(service._beside(db, c, "other", dir))
+    -- a sandbox marked side is not the line: beside it, another is not
+    local home = dir .. "/.orket/sandboxes/" .. a
+    os.execute("mkdir -p " .. H.quote(home))
+    assert.is_true(service._mark_side(home))
+    assert.is_false(service._beside(db, b, "main", dir))
+    db:close()
+  end)
+
+  it("takes a live owner whose /proc entry cannot be read for alive: reconcile leaves its sandbox", function()
+    local service = require "orket.sandboxes.service"
+    local pidstart = require "orket.sandboxes.pidstart"
+    local db = board()
+    local id = sbops.insert(db, { target = "main", port = 1, socket = "", command = "[]", owner_pid = 1, owner_start = "5" })
+    local real = pidstart.stat
+    pidstart.stat = function() return nil, "unreadable" end
+    local ok, out = pcall(service.reconcile, db)
+    pidstart.stat = real
+    assert(ok, out)
+    assert.same({}, out)
+    assert.equal(1, #sbops.list(db, false))
+    assert.equal(id, sbops.list(db, false)[1].id)
     db:close()
   end)
 
