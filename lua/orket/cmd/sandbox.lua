@@ -82,22 +82,38 @@ end
 -- sandbox's first port, 8080, for the entry), health check and what it starts after.
 local function services_doc(p)
   local ports = supervise.ports(p, service.PORT_BASE)
-  local out = {}
+  local out, by_name = {}, {}
+  for _, one in ipairs(p.services) do by_name[one.name] = one end
   for i, one in ipairs(p.services) do
     local after = {}
     for j, d in ipairs(one.depends_on) do after[j] = d.name end
     local h = one.health
-    local text = one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
+    local text = supervise.settles_entry(one)
+        and string.format("none (the compose file turns it off; the last to start, it publishes no port): up once it has run %d ms",
+          supervise.SETTLE_MS)
+      or one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
         .. " through the socket, by the sandbox's owner")
       or h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
-      or h and h.kind == "none" and "none (the compose file turns it off)"
+      or h and h.kind == "none" and string.format("none (the compose file turns it off): up once it has run %d ms",
+        supervise.SETTLE_MS)
       -- SQLite is a file Orket makes and seeds before the services start: nothing runs
       or one.database == "sqlite" and "none: its file is made (and seeded) before the services start"
       or one.database and "the database answers (pg_isready)"
       or ("TCP connect to port " .. ports[one.name])
+    -- compose refuses service_healthy on a service without a check; here it is the same
+    -- wait as service_started, and that service is up once it has run SETTLE_MS: said
+    local reasons = one.reasons
+    for _, d in ipairs(one.depends_on) do
+      local other = by_name[d.name]
+      if d.healthy and other and supervise.settles(other) then
+        reasons = { table.unpack(reasons) }
+        reasons[#reasons + 1] = string.format("waits for %s's service_healthy, but %s has no health check: it is up "
+          .. "once it has run %d ms, which says nothing of its being ready", d.name, d.name, supervise.SETTLE_MS)
+      end
+    end
     out[i] = { name = one.name, dir = one.dir, entry = one.entry, command = one.command and jsonout.array(one.command) or nil,
       database = one.database, port = ports[one.name], health_text = text, depends_on = jsonout.array(after),
-      reasons = jsonout.array(one.reasons) }
+      reasons = jsonout.array(reasons) }
   end
   return out
 end

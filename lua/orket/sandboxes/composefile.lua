@@ -291,7 +291,7 @@ local function service_of(sname, v, name, line)
             .. "service_completed_successfully", sname, x, type(c) == "string" and c or tostring(c))
         end
         sv.depends_on[#sv.depends_on + 1] = { name = x, line = yamldoc.line(d, x),
-          completed = c == "service_completed_successfully" }
+          completed = c == "service_completed_successfully", healthy = c == "service_healthy" or nil }
       end
     else
       return nil, err(name, dl, "services.%s.depends_on: a list of service names, or a mapping", sname)

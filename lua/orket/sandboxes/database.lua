@@ -13,6 +13,7 @@ local uv = require "luv"
 local rt = require "orket.c.runtime"
 local sqlseed = require "orket.c.sqlseed"
 local tree = require "orket.tree"
+local pidstart = require "orket.sandboxes.pidstart"
 local workspace = require "orket.workspace"
 
 local M = {}
@@ -69,13 +70,161 @@ local function real_dir(path)
   return false
 end
 
+-- A claim on kept databases: KEPT.in.PID.START.AT, the folder an ending sandbox's owner
+-- renamed its databases to (put_kept), or a start re-claimed a dead one to (reclaim). PID and
+-- START (/proc's start time, "0" where unknown) name its process, so a pid reused by a later
+-- process does not keep a dead claim alive; AT (microseconds of the wall clock when claimed)
+-- says which of several dead claims holds the newest data. A folder being removed is first
+-- renamed to KEPT.gone.PID.START.AT, so no other process takes or claims it half removed.
+local me_pid = math.tointeger(uv.os_getpid())
+local me_start = pidstart.start_time(me_pid) or "0"
+
+local function own_name(kept, what)
+  local s, us = uv.gettimeofday()
+  return string.format("%s.%s.%d.%s.%d", kept, what, me_pid, me_start, s * 1000000 + us)
+end
+
+-- the process a claim's (or a removal's) name gives: pid, start ("" or "0": unknown), at
+local function named_by(rest)
+  local pid, start, at = rest:match("^(%d+)%.?(%d*)%.?(%d*)$")
+  return math.tointeger(tonumber(pid)), start, tonumber(at) or 0
+end
+
+-- whether the process pid (started at start, when known) still lives; this process's own
+-- claims count as ended: its moves never yield midway, so one of them left is a leftover
+local function alive(pid, start)
+  if pid == me_pid and (start == "" or start == "0" or start == me_start) then return false end
+  local ok, err = uv.kill(pid, 0)
+  if ok == nil and not tostring(err):find("EPERM", 1, true) then return false end
+  -- the pid lives: the same process only if its start time matches (EPERM: another user's)
+  if start == "" or start == "0" then return true end
+  -- gone or a zombie: dead; an entry there but unreadable: taken as alive (its claim is
+  -- left, a leak and not a loss)
+  local now, state = pidstart.stat(pid)
+  if not now then return state == "unreadable" end
+  return state ~= "Z" and state ~= "X" and now == start
+end
+
+-- path removed, first renamed to a name of this process's own: another process never takes
+-- or re-claims a folder half removed
+local function discard(path, kept)
+  local gone = own_name(kept or path, "gone")
+  if os.rename(path, gone) then tree.remove(gone) end
+end
+
+-- A kept folder's claim time is kept beside it, in KEPT.kept-at (Orket's own folder, out of
+-- the app's reach: inside the databases' folder the app could plant a link or a FIFO), so a
+-- dead claim is compared with it: one claimed earlier never displaces it. No time (kept by
+-- an older Orket), or anything there but a small file, counts as 0, as does a claim named
+-- by its pid alone. The times are the wall clock's: a step backwards can misorder two, so
+-- the loser of a reclaim is set aside (KEPT.prev...) until the phase ends, never removed.
+local function at_path(kept) return kept .. ".kept-at" end
+M.at_path = at_path
+
+local function kept_at(kept)
+  local path = at_path(kept)
+  local st = uv.fs_lstat(path)
+  if not st or st.type ~= "file" or st.size > 32 then return 0 end
+  local f = io.open(path)
+  if not f then return 0 end
+  local at = tonumber(f:read(32) or "")
+  f:close()
+  return at or 0
+end
+
+-- written to a name of this process's own, then renamed over: never seen half written
+local function write_at(kept, at)
+  local tmp = own_name(kept, "at")
+  local f = io.open(tmp, "w")
+  if not f then return end
+  f:write(string.format("%d\n", at))
+  if f:close() and not os.rename(tmp, at_path(kept)) then os.remove(tmp) end
+end
+
+-- the claim time in a name of own_name's
+local function at_of(name) return tonumber(name:match("%.(%d+)$")) or 0 end
+
+-- path renamed aside to a name of this process's own (KEPT.prev...), removed when the last
+-- phase ends (drop_kept): true when it moved
+local asides = 0
+local function set_aside(path, kept)
+  -- numbered: two set aside in one microsecond do not meet
+  asides = asides + 1
+  return os.rename(path, own_name(kept, "prev") .. "." .. asides) and true or false
+end
+
+--- reclaim(dir, target, keep): a folder an ending sandbox claimed for the kept databases
+--- (put_kept) whose process was killed before its last rename. Several: the one claimed last
+--- (by the time in its name) is the candidate. It takes the kept folder's place (keep) when
+--- there is none or it was claimed no earlier than the kept folder was (its AT_FILE); the
+--- loser, and the other dead claims, are set aside until the phase ends. keep false: they
+--- are removed. One whose process still lives is left to it. A start first renames a claim
+--- to one of its own: of two starts finding it, one wins.
+function M.reclaim(dir, target, keep)
+  local kept = M.kept_path(dir, target)
+  local parent, base = kept:match("^(.*)/([^/]+)$")
+  local claims = {}
+  local it = uv.fs_scandir(parent)
+  while it do
+    local name = uv.fs_scandir_next(it)
+    if not name then break end
+    if name:sub(1, #base + 4) == base .. ".in." then
+      local pid, start, at = named_by(name:sub(#base + 5))
+      if pid and not alive(pid, start) then claims[#claims + 1] = { path = parent .. "/" .. name, at = at, name = name } end
+    end
+  end
+  table.sort(claims, function(a, b) if a.at ~= b.at then return a.at < b.at end return a.name < b.name end)
+  for i, c in ipairs(claims) do
+    if keep and i == #claims then
+      local mine = own_name(kept, "in")
+      -- ours now, or another start took it first (then nothing here is touched)
+      if os.rename(c.path, mine) then
+        if real_dir(mine) then
+          -- what the killed end already dropped (half made) is gone; what it had not checked
+          -- yet, the start checks again (prepare, PG_INIT)
+          if not real_dir(kept) or c.at >= kept_at(kept) then
+            -- the kept folder it displaces is older by its time: set aside, not removed
+            if real_dir(kept) then set_aside(kept, kept) end
+            write_at(kept, c.at)
+            if not os.rename(mine, kept) then set_aside(mine, kept) end
+          else
+            -- claimed before the kept folder was: older, set aside
+            set_aside(mine, kept)
+          end
+        end
+      end
+    elseif keep then
+      set_aside(c.path, kept)
+    else
+      discard(c.path, kept)
+    end
+  end
+end
+
+--- drop_kept(dir): every target's kept databases removed, and every claim (or removal) of
+--- a process that ended (the last bug-fix phase ended: nothing will take them again)
+function M.drop_kept(dir)
+  local parent = dir .. "/.orket/sandboxes"
+  local it = uv.fs_scandir(parent)
+  while it do
+    local name = uv.fs_scandir_next(it)
+    if not name then break end
+    local rest = name:match("^db%.[%w_-]+%.in%.(.+)$") or name:match("^db%.[%w_-]+%.gone%.(.+)$")
+    local pid, start = named_by(rest or "")
+    if name:match("^db%.") and (not rest or not pid or not alive(pid, start)) then
+      discard(parent .. "/" .. name, parent .. "/" .. (name:match("^(db%.[%w_-]+)") or name))
+    end
+  end
+end
+
 --- take_kept(dir, target, home, keep) -> whether the kept databases moved into home (keep
 --- false: any kept ones are dropped, and every database is made fresh)
 function M.take_kept(dir, target, home, keep)
+  M.reclaim(dir, target, keep)
   local kept = M.kept_path(dir, target)
   if not real_dir(kept) then return false end
   if not keep then
-    tree.remove(kept)
+    discard(kept)
     return false
   end
   return os.rename(kept, M.folder(home)) and true or false
@@ -111,22 +260,25 @@ local function drop_unfinished(folder, list)
   end
 end
 
---- put_kept(dir, target, home, list): an ending sandbox's databases (list: its database
+--- put_kept(dir, target, home, list [, keep]): an ending sandbox's databases (list: its database
 --- services, {name=, database=}) moved aside for the next one, but for those whose making
 --- did not end (a link the app left in their place is not moved: it goes with the temp
 --- folder). The folder is first claimed by a rename of its own, so of two processes ending
 --- the same sandbox (two reconciles) only one moves it, and neither removes what the other moved.
-function M.put_kept(dir, target, home, list)
+--- keep false: nothing is moved, and they go with the temp folder (no one takes them again).
+function M.put_kept(dir, target, home, list, keep)
+  if keep == false then return end
   local from = M.folder(home)
   local st = uv.fs_lstat(from)
   if not st or st.type ~= "directory" then return end
   local kept = M.kept_path(dir, target)
-  local claim = kept .. ".in." .. uv.os_getpid()
-  tree.remove(claim)
+  local claim = own_name(kept, "in")
   if not os.rename(from, claim) then return end
   drop_unfinished(claim, list or {})
-  tree.remove(kept)
-  if not os.rename(claim, kept) then tree.remove(claim) end
+  discard(kept)
+  -- its time, beside it: a dead claim made before it never displaces it (reclaim)
+  write_at(kept, at_of(claim))
+  if not os.rename(claim, kept) then discard(claim, kept) end
 end
 
 -- the seed's SQL file, read from the tree through the confined workspace (the tree is the

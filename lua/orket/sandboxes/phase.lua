@@ -18,6 +18,7 @@ local ops = require "orket.store.bugfix"
 local sandboxes = require "orket.store.sandboxes"
 local rule = require "orket.sandboxes.bugfix"
 local service = require "orket.sandboxes.service"
+local database = require "orket.sandboxes.database"
 local accept = require "orket.sandboxes.accept"
 local filing = require "orket.actions.bugs"
 local DEFAULTS = require("orket.settings.sandbox").DEFAULTS.bug_fix
@@ -243,6 +244,9 @@ function M.tick(db, o)
       e.stopped[#e.stopped + 1] = { id = id, ok = ok and true or false, error = not ok and serr or nil }
     end
   end
+  -- the last phase ended: the databases kept for its redeploys are taken by no one now (the
+  -- sandboxes just stopped kept none: no phase was open at their end)
+  if #report.ended > 0 and o.dir and #ops.list(db, true) == 0 then database.drop_kept(o.dir) end
   report.phases = M.status(db, { settings = bf, clock = clk })
   return report
 end

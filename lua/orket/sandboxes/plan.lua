@@ -211,7 +211,8 @@ local function clash(services)
 end
 
 -- the entry: the one published service, or the first named like a frontend, or the last to
--- start; never a database or a job (it ends)
+-- start; never a database or a job (it ends). -> the service, and "last" when it is the last
+-- to start because nothing else qualified (no service published, none named like a frontend)
 local function pick_entry(list)
   local published, apps = {}, {}
   for _, sv in ipairs(list) do
@@ -224,7 +225,7 @@ local function pick_entry(list)
   for _, n in ipairs(M.ENTRY_NAMES) do
     for _, sv in ipairs(pool) do if sv.name == n then return sv end end
   end
-  return pool[#pool]
+  return pool[#pool], #published == 0 and "last" or nil
 end
 
 -- the repository's compose file, read: services | nil, error | nil (none)
@@ -312,7 +313,7 @@ function M.detect(ws, s)
       sv.depends_on = sv.depends_on or {}
       sv.env = sv.env or {}
     end
-    local entry = pick_entry(services)
+    local entry, how = pick_entry(services)
     if not entry then
       return nil, "sandbox: " .. tostring(services.from_compose) .. ": every service is a database or a job: nothing to reach", "EINVAL", why
     end
@@ -325,6 +326,8 @@ function M.detect(ws, s)
       services[#services + 1] = entry
     end
     for _, sv in ipairs(services) do sv.entry = sv == entry end
+    -- (a worker, say: supervise.settles_entry)
+    entry.entry_last = how == "last" or nil
     found = { stack = entry.stack or (entry.database or "compose"), command = entry.command, dir = entry.dir,
       install = nil }
     why[#why + 1] = string.format("%s is reached through the sandbox's socket (%s)", entry.name,

@@ -17,6 +17,7 @@ local source = require "orket.sandboxes.source"
 local ops = require "orket.store.sandboxes"
 local supervise = require "orket.sandboxes.supervise"
 local database = require "orket.sandboxes.database"
+local pidstart = require "orket.sandboxes.pidstart"
 local bugfix_rows = require "orket.store.bugfix"
 local tree = require "orket.tree"
 local lockfile = require "orket.c.lockfile"
@@ -50,28 +51,20 @@ function M.sockets(row)
   return out
 end
 
---- start_time(pid) -> the process's start time (clock ticks since boot, as text) | nil when
---- there is no such process: with the pid it names one process, never a later one that
---- reused the number
-function M.start_time(pid)
-  pid = math.tointeger(pid) -- luv gives pids as floats
-  if not pid then return nil end
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return nil end
-  local st = f:read("a")
-  f:close()
-  -- the command name may hold anything but not after the last ')'
-  local rest = st and st:match("^%d+ %b() (.*)$")
-  if not rest then return nil end
-  local fields = {}
-  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
-  -- stat's field 22 (starttime) is the 20th after the name; field 3 (state) the first
-  if fields[1] == "Z" then return nil end
-  return fields[20]
-end
+--- how long a deploy waits for a sandbox it replaces to end (its stop included): under the
+--- 30 s a detached `up` waits for its owner's row, so the deploy's own failure is what it says
+M.REPLACE_WAIT_MS = 25000
 
+--- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
+M.start_time = pidstart.start_time
+
+-- an entry that cannot be read (EMFILE, EACCES) is taken as alive: reconciling a live
+-- sandbox would move its databases and remove its temp folder from under the app
 local function owner_alive(row)
-  return row.owner_pid and row.owner_start and M.start_time(row.owner_pid) == row.owner_start
+  if not (row.owner_pid and row.owner_start) then return false end
+  local start, why = pidstart.stat(row.owner_pid)
+  if not start then return why == "unreadable" end
+  return why ~= "Z" and why ~= "X" and start == row.owner_start
 end
 
 local function record(db, id, status, detail, exit, kind, data)
@@ -117,6 +110,52 @@ local function plan_databases(services)
   return out
 end
 
+-- In a sandbox's directory when its databases are NOT the line a bug-fix phase keeps: a
+-- second sandbox started beside a live one of its target (it made fresh ones of its own), or
+-- one whose orket.lua says sandbox.database = "fresh". Written after the kept databases are
+-- taken, and never by one that took them, so a crash, a failed write or a sandbox started
+-- before this mark existed leaves none: its databases are kept (the last to end wins), at
+-- worst disk used, never the phase's data lost. A deploy is always the line.
+local SIDE = "side-databases"
+
+-- whether an ending sandbox's databases (home: its directory) go aside for the next one:
+-- it is not marked SIDE, and a bug-fix phase is open to take them again. Otherwise they go
+-- with its temp folder: nothing would take them, and a cluster is tens of MB.
+local function hands_on(db, home)
+  local st = uv.fs_lstat(home .. "/" .. SIDE)
+  if st and st.type == "file" then return false end
+  local ok, open = pcall(bugfix_rows.list, db, true)
+  -- the store not answering: kept, as before (the next start drops what it does not take)
+  return not ok or #open > 0
+end
+
+-- whether another live sandbox of target runs whose databases are not marked SIDE (any id:
+-- rows are inserted long before their take, so a higher id may have taken the phase's data).
+-- A start that took is the line and never asks; one that took nothing while such a row runs
+-- is marked side, so two starts are never both the line (both side at worst: nothing lost).
+local function beside(db, id, target, dir)
+  for _, other in ipairs(ops.list(db, false)) do
+    if other.id ~= id and other.target == target then
+      local st = uv.fs_lstat(dir .. "/.orket/sandboxes/" .. other.id .. "/" .. SIDE)
+      if not (st and st.type == "file") then return true end
+    end
+  end
+  return false
+end
+
+-- marks home's databases SIDE: true | nil, message (they are then kept as the line's)
+local function mark_side(home)
+  local f, err = io.open(home .. "/" .. SIDE, "w")
+  if not f then return nil, err end
+  local ok, werr = f:close()
+  if not ok then
+    os.remove(home .. "/" .. SIDE)
+    return nil, werr
+  end
+  return true
+end
+M._hands_on, M._mark_side, M._beside, M.SIDE = hands_on, mark_side, beside, SIDE
+
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
 --- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
 function M.reconcile(db)
@@ -124,19 +163,24 @@ function M.reconcile(db)
   for _, row in ipairs(ops.list(db, false)) do
     if not owner_alive(row) then
       local why = string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
-      record(db, row.id, "exited", why, nil, "sandbox_exit", { id = row.id, target = row.target, detail = why })
       -- what its owner would have removed: the tree's copy and the temp dir (the log stays)
       local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
       if home then
         -- its databases wait for the next sandbox of its target, as at any end (a bug-fix
-        -- phase's data is not lost to a killed owner or a restarted machine)
+        -- phase's data is not lost to a killed owner or a restarted machine; without an
+        -- open phase, or when they are not its line, they go with the temp folder)
         -- (those whose making its owner did not see end are not kept: database.put_kept)
         local dbs = row_databases(row)
-        if #dbs > 0 then database.put_kept(home:match("^(.+)/%.orket/sandboxes/%d+$"), row.target, home, dbs) end
+        if #dbs > 0 then
+          database.put_kept(home:match("^(.+)/%.orket/sandboxes/%d+$"), row.target, home, dbs, hands_on(db, home))
+        end
         tree.remove(home .. "/tree")
         tree.remove(home .. "/tmp")
         remove_sockets(row)
       end
+      -- recorded only now: a start meanwhile sees it live (and marks itself side), not an
+      -- ended sandbox whose databases are not yet kept
+      record(db, row.id, "exited", why, nil, "sandbox_exit", { id = row.id, target = row.target, detail = why })
       out[#out + 1] = row.id
     end
   end
@@ -363,9 +407,28 @@ function M.up(o)
   local _l <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   M.reconcile(db)
   if o.replace then
-    -- a deploy: the live sandboxes of the same target make way (each through its owner)
+    -- a deploy: the live sandboxes of the same target make way (each through its owner).
+    -- One that has not ended when the stop gives up is waited for (it holds the phase's
+    -- data, handed on at its end), up to REPLACE_WAIT_MS: a deploy started beside it would
+    -- start on the seed and, as the line, replace that data at its own end. Never ended: the
+    -- deploy fails, starting nothing
     for _, row in ipairs(ops.list(db, false)) do
-      if row.target == (o.target or "main") then M.stop(db, row.id) end
+      if row.target == (o.target or "main") then
+        local t0 = uv.now()
+        local stopped, serr = M.stop(db, row.id)
+        local now = not stopped and ops.get(db, row.id)
+        while now and ops.LIVE[now.status] do
+          if uv.now() - t0 >= M.REPLACE_WAIT_MS then
+            return nil, string.format("sandbox: the deploy did not start: sandbox %d, which it replaces, did not end "
+              .. "within %d ms (%s); stop it (orket sandbox stop %d) and deploy again", row.id, M.REPLACE_WAIT_MS,
+              tostring(serr), row.id), "ETIMEDOUT"
+          end
+          rt.sleep(100)
+          -- its owner killed meanwhile: its end is recorded (and its data handed on) here
+          if not owner_alive(now) then M.reconcile(db) end
+          now = ops.get(db, row.id)
+        end
+      end
     end
   end
   local used, port = ops.ports(db), M.PORT_BASE
@@ -424,6 +487,11 @@ function M.up(o)
     -- service listening on the entry's port (one that ignores $PORT) would pass for it
     for _, sv in ipairs(p.services) do
       if sv.entry then sb.entry_mark, sb.entry_name = supervise.SAY .. supervise.start_words(sv.name), sv.name end
+      -- an entry with its check turned off and no port published: nothing answers the
+      -- owner's probe, so the script's word that it stayed alive is its health
+      if supervise.settles_entry(sv) then
+        sb.settle_mark = supervise.SAY .. supervise.up_words(sv.name)
+      end
     end
   end
   if #sock > SUN_MAX then
@@ -447,7 +515,21 @@ function M.up(o)
     -- its databases: the kept ones of an open bug-fix phase moved in (sandbox.database =
     -- "bugfix"), else made fresh; SQLite's made now, PostgreSQL's by the script
     local keep = s.database == "bugfix" and #bugfix_rows.list(db, true) > 0
-    database.take_kept(dir, sb.target, home, keep)
+    local took = database.take_kept(dir, sb.target, home, keep)
+    -- not the line of the phase's data (SIDE): a start with databases fresh by setting, or
+    -- one that took nothing while another sandbox of its target runs beside it (that one
+    -- keeps the line). A deploy is the line: the sandboxes it replaces have ended.
+    local side = s.database ~= "bugfix"
+    if not side and not took and not o.replace then side = beside(db, id, sb.target, dir) end
+    if side then
+      local marked, merr = M._mark_side(home) -- (through M: a test makes it fail)
+      -- unmarked, its fresh databases would be kept at its end as the line's and displace the
+      -- phase's data: the start fails instead (it took nothing, so nothing is lost)
+      if not marked then
+        return fail(string.format("sandbox: its databases could not be marked its own (%s), so they would be kept "
+          .. "at its end over those of the bug-fix phase's sandbox of %s", tostring(merr), sb.target), "EIO")
+      end
+    end
     -- a SQLite seed runs in a child process meanwhile: a stop asked then kills it
     local asked
     local dok, derr, dcode = database.prepare(home, home .. "/tree", p.services, function()
@@ -528,7 +610,10 @@ function Sandbox:_await_healthy(stopping, h)
       self.progressed = false
       fast_until, next_probe = uv.now() + M.START_FAST_MS, math.min(next_probe, uv.now() + 10)
     end
-    if self.relay_ready and not self.entry_mark and uv.now() >= next_probe then
+    if self.settle_mark then
+      -- probed by nothing: up once the script says it stayed alive
+      if self.settled then return nil end
+    elseif self.relay_ready and not self.entry_mark and uv.now() >= next_probe then
       local good, why, silent = probe(self, true)
       if good then return nil end
       last, unanswered = why, silent
@@ -656,6 +741,9 @@ local SAID = { "^(.+ ended %(status %d+%))", "^(.+ ended before it was healthy)"
 function Sandbox:_said_line(line)
   if line:sub(1, #supervise.SAY) ~= supervise.SAY then return end
   if self.entry_mark and line:sub(1, #self.entry_mark) == self.entry_mark then self.entry_mark = nil end
+  if self.settle_mark and not self.entry_mark and line:sub(1, #self.settle_mark) == self.settle_mark then
+    self.settled = true
+  end
   local words = line:sub(#supervise.SAY + 1)
   local name, port = words:match("^starting (%S+) on port (%d+)")
   if name then self.starting_name, self.starting_port = name, port
@@ -718,9 +806,13 @@ function Sandbox:_finish()
     if not pp:is_closing() then pp:close() end
   end
   if self.log then self.log:close() end
+  -- its databases wait for the next sandbox of its target while a phase is open and they
+  -- are its line (hands_on); else they go with the temp folder. Handed on first (a rename):
+  -- an owner killed while the tree's copy (maybe a large one) is removed has already kept them
+  if self.databases then
+    database.put_kept(self.dir, self.target, self.home, self.databases, hands_on(self.db, self.home))
+  end
   tree.remove(self.home .. "/tree")
-  -- its databases wait for the next sandbox of its target, which keeps or drops them
-  if self.databases then database.put_kept(self.dir, self.target, self.home, self.databases) end
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end
@@ -745,7 +837,8 @@ function Sandbox:_watch()
       self.stopping = asked
       self:_kill()
     end
-    if not self.exited and uv.now() >= next_probe then
+    -- an entry without a check or a port is healthy while it runs; its end ends the sandbox
+    if not self.exited and not self.settle_mark and uv.now() >= next_probe then
       local good, why = probe(self)
       next_probe = uv.now() + h.interval_ms
       if self.exited then break end

@@ -19,6 +19,34 @@ local M = {}
 -- this bash itself and the pause a read that times out, so neither starts a process.
 M.PROBE_MS = 10
 
+-- A service whose compose file turns its health check off has nothing to ask: it is up once
+-- its process has run this long without ending. Only an end within it fails the start; a
+-- later one ends the sandbox after it was said healthy. A second, not less: an interpreter's
+-- start-up (python3 is 0.15 to 0.25 s on an idle 2-CPU machine, several times that loaded)
+-- and an import that fails must fit in it with room, and each such service delays the
+-- start by no more than that.
+M.SETTLE_MS = 1000
+
+--- settles(sv) -> whether service sv is up by staying alive SETTLE_MS: its health check is
+--- turned off (healthcheck: {disable: true}, or test: ["NONE"]). Such an entry is the
+--- sandbox's own health only as settles_entry says.
+function M.settles(sv)
+  return sv.health ~= nil and sv.health.kind == "none" and not sv.job and not sv.database
+end
+
+--- settles_entry(sv) -> whether the entry sv's own staying alive is the sandbox's health,
+--- probed by nothing: it settles, publishes and listens on no port, and it is the entry only
+--- as the last to start (none published, none named like a frontend: a worker). An entry
+--- named like a frontend is probed as any entry, on the port it is told, check or none.
+function M.settles_entry(sv)
+  return sv.entry and sv.entry_last and M.settles(sv) and not sv.listens or false
+end
+
+--- up_words(name) -> the script's line saying a service without a health check is up
+function M.up_words(name)
+  return name .. " is up "
+end
+
 --- SAY: how each line the script itself prints begins. A service's own lines reach the
 --- same pipe prefixed with its name ("[api] ..."), so only the script's lines begin so.
 M.SAY = "orket: "
@@ -221,7 +249,14 @@ function M.script(p, ports, base, start_timeout_ms, o)
         words(run.argv), q("s/^/[" .. sv.name .. "] /"))
       L[#L + 1] = string.format("pid_%d=$!; pids=\"$pids $pid_%d\"", i, i)
       local test = run.health or health_argv(sv, port)
-      if test and not sv.entry then
+      if M.settles(sv) then
+        -- no check to ask: up once it has stayed alive a moment
+        L[#L + 1] = string.format("nap %.3f", M.SETTLE_MS / 1000)
+        L[#L + 1] = string.format("kill -0 \"$pid_%d\" 2>/dev/null || { say %s; stop_all; exit 1; }", i,
+          q(sv.name .. " ended before it was healthy"))
+        L[#L + 1] = string.format("say %s", q(string.format("%s(no health check: still running after %d ms)",
+          M.up_words(sv.name), M.SETTLE_MS)))
+      elseif test and not sv.entry then
         local h = sv.health or {}
         -- the check: a TCP connect made by this bash itself (no process started), or the
         -- service's own command in its folder with its environment

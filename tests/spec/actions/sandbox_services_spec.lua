@@ -589,6 +589,315 @@ describe("a sandbox's kept databases", function()
     assert.is_nil(require("luv").fs_lstat(database.folder(home2) .. "/store.sqlite-journal"))
   end)
 
+  it("reclaim a kept folder whose owner was killed between its two renames, at the next start", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp") .. " " .. H.quote(parent .. "/3/tmp"))
+    local kept = database.kept_path(dir, "main")
+    -- a pid no process has (past the kernel's pid_max)
+    local f = assert(io.open("/proc/sys/kernel/pid_max"))
+    local dead = math.tointeger(tonumber(f:read("l")) + 1)
+    f:close()
+    -- the state between the renames: the ending sandbox's folder claimed (KEPT.in.PID), the
+    -- older kept folder not yet replaced
+    os.execute("mkdir -p " .. H.quote(kept .. ".in." .. dead) .. " " .. H.quote(kept))
+    H.write(kept .. ".in." .. dead .. "/store.sqlite", "newest")
+    H.write(kept .. "/store.sqlite", "older")
+    -- a claim whose process lives is its own, left alone
+    os.execute("mkdir -p " .. H.quote(kept .. ".in.1"))
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+    assert.is_nil(uv.fs_lstat(kept .. ".in." .. dead))
+    assert.is_nil(uv.fs_lstat(kept))
+    assert.equal("directory", uv.fs_lstat(kept .. ".in.1").type)
+    -- nothing to keep (no phase open): the claim is removed, not taken
+    os.execute("mkdir -p " .. H.quote(kept .. ".in." .. dead))
+    assert.is_false(database.take_kept(dir, "main", parent .. "/3", false))
+    assert.is_nil(uv.fs_lstat(kept .. ".in." .. dead))
+    assert.is_nil(uv.fs_lstat(database.folder(parent .. "/3")))
+    -- the last phase ended: every kept folder and dead claim goes, a live claim stays
+    os.execute("mkdir -p " .. H.quote(kept) .. " " .. H.quote(database.kept_path(dir, "other")) .. " "
+      .. H.quote(database.kept_path(dir, "other") .. ".in." .. dead))
+    database.drop_kept(dir)
+    assert.is_nil(uv.fs_lstat(kept))
+    assert.is_nil(uv.fs_lstat(database.kept_path(dir, "other")))
+    assert.is_nil(uv.fs_lstat(database.kept_path(dir, "other") .. ".in." .. dead))
+    assert.equal("directory", uv.fs_lstat(kept .. ".in.1").type)
+    assert.equal("directory", uv.fs_lstat(parent .. "/2").type)
+  end)
+
+  -- a pid no process has (past the kernel's pid_max)
+  local function dead_pid()
+    local f = assert(io.open("/proc/sys/kernel/pid_max"))
+    local n = math.tointeger(tonumber(f:read("l")) + 1)
+    f:close()
+    return n
+  end
+
+  it("reclaim a claim whose pid a later process took: the claim names its process's start time too", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp"))
+    local kept = database.kept_path(dir, "main")
+    -- pid 1 lives, but it is not the process that started at tick 1 and claimed this
+    local start1 = require("orket.sandboxes.pidstart").start_time(1)
+    local wrong = tostring(math.tointeger(tonumber(start1)) + 12345)
+    os.execute("mkdir -p " .. H.quote(kept .. ".in.1." .. wrong .. ".5") .. " " .. H.quote(kept))
+    H.write(kept .. ".in.1." .. wrong .. ".5/store.sqlite", "newest")
+    H.write(kept .. "/store.sqlite", "older")
+    -- pid 1 with its own start time: alive, left to it
+    os.execute("mkdir -p " .. H.quote(kept .. ".in.1." .. start1 .. ".6"))
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+    assert.is_nil(uv.fs_lstat(kept .. ".in.1." .. wrong .. ".5"))
+    assert.equal("directory", uv.fs_lstat(kept .. ".in.1." .. start1 .. ".6").type)
+  end)
+
+  it("reclaim, of several dead claims, the one claimed last by the time in its name, not the folder's mtime", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp"))
+    local kept = database.kept_path(dir, "main")
+    local dead = dead_pid()
+    local early, late = kept .. ".in." .. dead .. ".7.1000", kept .. ".in." .. dead .. ".7.2000"
+    os.execute("mkdir -p " .. H.quote(early) .. " " .. H.quote(late))
+    H.write(early .. "/store.sqlite", "earlier")
+    H.write(late .. "/store.sqlite", "later")
+    -- the later claim's folder looks the older (a write in WAL mode, a rename, leave it so)
+    os.execute("touch -d '2001-01-01' " .. H.quote(late) .. " && touch -d '2020-01-01' " .. H.quote(early))
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    assert.equal("later", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+    assert.is_nil(uv.fs_lstat(early))
+    assert.is_nil(uv.fs_lstat(late))
+  end)
+
+  it("reclaim a dead claim by a rename of its own first: a second start that took it meanwhile loses nothing", function()
+    local tree = require "orket.tree"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp"))
+    local kept = database.kept_path(dir, "main")
+    -- (named by its pid alone, as a claim without a start time is)
+    local claim = kept .. ".in." .. dead_pid()
+    os.execute("mkdir -p " .. H.quote(claim) .. " " .. H.quote(kept))
+    H.write(claim .. "/store.sqlite", "newest")
+    H.write(kept .. "/store.sqlite", "older")
+    -- another start, past its look at the folder, reclaims the claim first: at this
+    -- start's first move (a rename or a removal), the claim has become the kept folder
+    local rename, remove, rival = os.rename, tree.remove, false
+    local function race()
+      if rival then return end
+      rival = true
+      remove(kept)
+      assert(rename(claim, kept))
+    end
+    os.rename = function(a, b) race() return rename(a, b) end
+    tree.remove = function(a) race() return remove(a) end
+    local ok, took = pcall(database.take_kept, dir, "main", parent .. "/2", true)
+    os.rename, tree.remove = rename, remove
+    assert(ok, took)
+    assert.is_true(rival)
+    -- the rival's reclaimed data was not removed: this start took it
+    assert.is_true(took)
+    assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+  end)
+
+  -- runs a copy of sleep named name (its command name in /proc/PID/stat) in the background:
+  -- its pid; stopped by the test's cleanup of the pids it started
+  local started = {}
+  local function run_named(name, argv)
+    local d = H.tmpdir()
+    local path = d .. "/" .. name
+    assert(os.execute("cp /bin/sleep " .. H.quote(path)))
+    os.execute(H.quote(path) .. " " .. (argv or "30") .. " >/dev/null 2>&1 & echo $! > " .. H.quote(d .. "/pid"))
+    local pid = math.tointeger(tonumber(H.read(d .. "/pid"):match("%d+")))
+    started[#started + 1] = pid
+    H.wait_for(function()
+      local f = io.open("/proc/" .. pid .. "/comm")
+      local comm = f and f:read("l")
+      if f then f:close() end
+      return comm == name:sub(1, 15)
+    end, "the copy runs")
+    return pid
+  end
+  local function stop_started()
+    for _, pid in ipairs(started) do require("luv").kill(pid, "sigkill") end
+    started = {}
+  end
+  -- starttime parsed by hand: the fields after the last ") "
+  local function by_hand(pid)
+    local f = assert(io.open("/proc/" .. pid .. "/stat"))
+    local st = f:read("a")
+    f:close()
+    local at = 0
+    while true do
+      local i = st:find(") ", at + 1, true)
+      if not i then break end
+      at = i
+    end
+    local fields = {}
+    for w in st:sub(at + 2):gmatch("%S+") do fields[#fields + 1] = w end
+    return fields[20], fields[1]
+  end
+
+  it("read a process's start time whatever its command name holds: ')', '(', ') ('", function()
+    local pidstart = require "orket.sandboxes.pidstart"
+    local ok, err = pcall(function()
+      for _, name in ipairs { "a)b", "q(", "x) (y", "ok (z)", ") ) ) ) ) ) )" } do
+        local pid = run_named(name)
+        local want = by_hand(pid)
+        assert.is_truthy(want)
+        assert.equal(want, pidstart.start_time(pid), name)
+        assert.equal(want, (pidstart.stat(pid)), name)
+      end
+    end)
+    stop_started()
+    assert(ok, err)
+    -- a pid no process has: gone
+    local f = assert(io.open("/proc/sys/kernel/pid_max"))
+    local none = math.tointeger(tonumber(f:read("l")) + 1)
+    f:close()
+    assert.same({ nil, "gone" }, { pidstart.stat(none) })
+  end)
+
+  it("reclaim a dead claim whose pid a later process named 'a)b' holds, and count a zombie as dead", function()
+    local uv = require "luv"
+    local pidstart = require "orket.sandboxes.pidstart"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    os.execute("mkdir -p " .. H.quote(parent .. "/2/tmp") .. " " .. H.quote(parent .. "/3/tmp"))
+    local kept = database.kept_path(dir, "main")
+    local ok, err = pcall(function()
+      local pid = run_named("a)b")
+      local wrong = tostring(math.tointeger(tonumber((by_hand(pid)))) + 12345)
+      local claim = kept .. ".in." .. pid .. "." .. wrong .. ".5"
+      os.execute("mkdir -p " .. H.quote(claim))
+      H.write(claim .. "/store.sqlite", "newest")
+      assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+      assert.equal("newest", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+      assert.is_nil(uv.fs_lstat(claim))
+      -- a zombie: a child of a sleep that never waits for it (the shell exec'd into sleep)
+      local d = H.tmpdir()
+      os.execute("sh -c 'sleep 0 & echo $! > " .. d .. "/z; exec sleep 30' >/dev/null 2>&1 & echo $! > " .. d .. "/p")
+      started[#started + 1] = math.tointeger(tonumber(H.read(d .. "/p"):match("%d+")))
+      H.wait_for(function() local f = io.open(d .. "/z") if f then f:close() end return f ~= nil end, "the zombie's pid")
+      local z = math.tointeger(tonumber(H.read(d .. "/z"):match("%d+")))
+      H.wait_for(function() return select(2, by_hand(z)) == "Z" end, "a zombie")
+      local zstart = by_hand(z)
+      assert.is_nil(pidstart.start_time(z))
+      claim = kept .. ".in." .. z .. "." .. zstart .. ".6"
+      os.execute("mkdir -p " .. H.quote(claim))
+      H.write(claim .. "/store.sqlite", "zombie's")
+      assert.is_true(database.take_kept(dir, "main", parent .. "/3", true))
+      assert.equal("zombie's", H.read(database.folder(parent .. "/3") .. "/store.sqlite"))
+    end)
+    stop_started()
+    assert(ok, err)
+  end)
+
+  it("never let a dead claim displace a kept folder handed over after it; set the loser aside, not removed", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    local kept = database.kept_path(dir, "main")
+    local dead = dead_pid()
+    local list = { { name = "store", database = "sqlite" } }
+    local function asides()
+      local out = {}
+      local it = uv.fs_scandir(parent)
+      for n in function() return it and uv.fs_scandir_next(it) end do
+        if n:match("^db%.main%.prev%.") then out[#out + 1] = H.read(parent .. "/" .. n .. "/store.sqlite") end
+      end
+      table.sort(out)
+      return out
+    end
+    for i = 1, 5 do os.execute("mkdir -p " .. H.quote(database.folder(parent .. "/" .. i))) end
+    -- a claim left by an older Orket (its pid alone), then this phase's sandbox 1 handed over
+    os.execute("mkdir -p " .. H.quote(kept .. ".in." .. dead))
+    H.write(kept .. ".in." .. dead .. "/store.sqlite", "months old")
+    H.write(database.folder(parent .. "/1") .. "/store.sqlite", "phase")
+    database.put_kept(dir, "main", parent .. "/1", list, true)
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    assert.equal("phase", H.read(database.folder(parent .. "/2") .. "/store.sqlite"))
+    assert.same({ "months old" }, asides())
+    -- a claim whose owner was killed mid-hand-over, then a later clean hand-over
+    local s, us = uv.gettimeofday()
+    local claim = string.format("%s.in.%d.7.%d", kept, dead, s * 1000000 + us)
+    os.execute("mkdir -p " .. H.quote(claim))
+    H.write(claim .. "/store.sqlite", "killed mid-way")
+    H.write(database.folder(parent .. "/3") .. "/store.sqlite", "ended later")
+    database.put_kept(dir, "main", parent .. "/3", list, true)
+    assert.is_true(database.take_kept(dir, "main", parent .. "/4", true))
+    assert.equal("ended later", H.read(database.folder(parent .. "/4") .. "/store.sqlite"))
+    assert.same({ "killed mid-way", "months old" }, asides())
+    -- a claim made after the kept folder's hand-over is the newer: it is taken, and the
+    -- kept folder it displaces is set aside
+    H.write(database.folder(parent .. "/4") .. "/store.sqlite", "handed over")
+    database.put_kept(dir, "main", parent .. "/4", list, true)
+    s, us = uv.gettimeofday()
+    claim = string.format("%s.in.%d.7.%d", kept, dead, s * 1000000 + us + 1000)
+    os.execute("mkdir -p " .. H.quote(claim))
+    H.write(claim .. "/store.sqlite", "claimed after")
+    assert.is_true(database.take_kept(dir, "main", parent .. "/5", true))
+    assert.equal("claimed after", H.read(database.folder(parent .. "/5") .. "/store.sqlite"))
+    assert.same({ "handed over", "killed mid-way", "months old" }, asides())
+    -- the last phase ended: the set-aside folders go too
+    database.drop_kept(dir)
+    assert.same({}, asides())
+  end)
+
+  it("keep a kept folder's time beside it, out of the app's reach: a link or FIFO the app plants changes nothing", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local parent = dir .. "/.orket/sandboxes"
+    local kept = database.kept_path(dir, "main")
+    local list = { { name = "store", database = "sqlite" } }
+    for i = 1, 3 do os.execute("mkdir -p " .. H.quote(database.folder(parent .. "/" .. i))) end
+    local victim = dir .. "/victim"
+    H.write(victim, "precious")
+    -- a link in the app's folder under the old name: not written through
+    local f1 = database.folder(parent .. "/1")
+    H.write(f1 .. "/store.sqlite", "one")
+    assert(uv.fs_symlink(victim, f1 .. "/.orket-kept-at"))
+    database.put_kept(dir, "main", parent .. "/1", list, true)
+    assert.equal("precious", H.read(victim))
+    assert.equal("file", uv.fs_lstat(database.at_path(kept)).type)
+    assert.is_true(database.take_kept(dir, "main", parent .. "/2", true))
+    -- a FIFO there, and one in a dead claim: neither opened (the calls return)
+    local f2 = database.folder(parent .. "/2")
+    os.remove(f2 .. "/.orket-kept-at")
+    assert.equal(0, os.execute("mkfifo " .. H.quote(f2 .. "/.orket-kept-at")) and 0)
+    database.put_kept(dir, "main", parent .. "/2", list, true)
+    local s, us = uv.gettimeofday()
+    local claim = string.format("%s.in.%d.7.%d", kept, dead_pid(), s * 1000000 + us + 1000)
+    os.execute("mkdir -p " .. H.quote(claim))
+    H.write(claim .. "/store.sqlite", "claimed after")
+    assert.equal(0, os.execute("mkfifo " .. H.quote(claim .. "/.orket-kept-at")) and 0)
+    assert.is_true(database.take_kept(dir, "main", parent .. "/3", true))
+    assert.equal("claimed after", H.read(database.folder(parent .. "/3") .. "/store.sqlite"))
+    -- anything but a small file beside it counts as 0
+    os.remove(database.at_path(kept))
+    assert(uv.fs_symlink(victim, database.at_path(kept)))
+    database.put_kept(dir, "main", parent .. "/3", list, true)
+    assert.equal("precious", H.read(victim))
+  end)
+
+  it("move nothing aside for an ending sandbox whose databases no one takes again", function()
+    local uv = require "luv"
+    local dir = H.tmpdir()
+    local home = dir .. "/.orket/sandboxes/1"
+    os.execute("mkdir -p " .. H.quote(database.folder(home)))
+    H.write(database.folder(home) .. "/store.sqlite", "data")
+    database.put_kept(dir, "main", home, { { name = "store", database = "sqlite" } }, false)
+    assert.is_nil(uv.fs_lstat(database.kept_path(dir, "main")))
+    assert.equal("data", H.read(database.folder(home) .. "/store.sqlite"))
+    database.put_kept(dir, "main", home, { { name = "store", database = "sqlite" } }, true)
+    assert.equal("data", H.read(database.kept_path(dir, "main") .. "/store.sqlite"))
+  end)
+
   it("tree.remove removes a link as a link, at the top or below", function()
     local v, d = victim(), H.tmpdir()
     os.execute("ln -s " .. H.quote(v) .. " " .. H.quote(d .. "/top"))

@@ -247,6 +247,114 @@ describe("the bug-fix phase", function()
     db:close()
   end)
 
+  it("removes the databases kept for its redeploys when the last phase ends", function()
+    local db = board()
+    local c = clock_mod.new()
+    local dir = H.tmpdir()
+    local kept = dir .. "/.orket/sandboxes/db.main"
+    local function ticked() return phase.tick(db, { settings = SETTINGS, clock = c, dir = dir, stop = function() return true end }) end
+    ticked()
+    os.execute("mkdir -p " .. H.quote(kept))
+    H.write(kept .. "/store.sqlite", "the phase's data")
+    c:advance(7 * DAY - 60)
+    assert.same({}, ticked().ended)
+    assert.equal("the phase's data", H.read(kept .. "/store.sqlite")) -- open: kept for the next redeploy
+    c:advance(61)
+    assert.equal(1, #ticked().ended)
+    assert.is_nil(require("luv").fs_lstat(kept))
+    db:close()
+  end)
+
+  it("hands on an ending sandbox's databases unless it is marked a side one, a sandbox with no mark too", function()
+    local service = require "orket.sandboxes.service"
+    local db = board()
+    local c = clock_mod.new()
+    local home = H.tmpdir()
+    -- no phase open: nothing would take them
+    assert.is_false(service._hands_on(db, home))
+    phase.tick(db, { settings = SETTINGS, clock = c, stop = function() return true end })
+    -- a phase open, and no mark: the line's (a sandbox started before marks were written,
+    -- or whose owner was killed before it wrote one), kept
+    assert.is_true(service._hands_on(db, home))
+    assert.is_true(service._mark_side(home))
+    assert.is_false(service._hands_on(db, home))
+    -- a mark that cannot be written leaves them kept, and says why
+    local other = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(other .. "/" .. service.SIDE))
+    local ok, err = service._mark_side(other)
+    assert.is_nil(ok)
+    assert.is_string(err)
+    assert.is_true(service._hands_on(db, other))
+    db:close()
+  end)
+
+  it("counts as beside a start any other live, unmarked sandbox of its target: a higher id that took makes a lower one side",
+    function()
+    local service = require "orket.sandboxes.service"
+    local db = board()
+    local dir = H.tmpdir()
+    local function row(target) return sbops.insert(db, { target = target, port = 1, socket = "", command = "[]" }) end
+    local a, b, c = row("main"), row("main"), row("other")
+    -- b (the higher id) took the phase's data first, so it is the line; a took nothing and
+    -- sees b: it is side, never a second line
+    assert.is_true(service._beside(db, a, "main", dir))
+    assert.is_true(service._beside(db, b, "main", dir))
+    assert.is_false(service._beside(db, c, "other", dir))
+    -- a sandbox marked side is not the line: beside it, another is not
+    local home = dir .. "/.orket/sandboxes/" .. a
+    os.execute("mkdir -p " .. H.quote(home))
+    assert.is_true(service._mark_side(home))
+    assert.is_false(service._beside(db, b, "main", dir))
+    db:close()
+  end)
+
+  it("takes a live owner whose /proc entry cannot be read for alive: reconcile leaves its sandbox", function()
+    local service = require "orket.sandboxes.service"
+    local pidstart = require "orket.sandboxes.pidstart"
+    local db = board()
+    local id = sbops.insert(db, { target = "main", port = 1, socket = "", command = "[]", owner_pid = 1, owner_start = "5" })
+    local real = pidstart.stat
+    pidstart.stat = function() return nil, "unreadable" end
+    local ok, out = pcall(service.reconcile, db)
+    pidstart.stat = real
+    assert(ok, out)
+    assert.same({}, out)
+    assert.equal(1, #sbops.list(db, false))
+    assert.equal(id, sbops.list(db, false)[1].id)
+    db:close()
+  end)
+
+  it("hands on a reconciled sandbox's databases before its end is recorded", function()
+    local service = require "orket.sandboxes.service"
+    local database = require "orket.sandboxes.database"
+    local db = board()
+    local c = clock_mod.new()
+    phase.tick(db, { settings = SETTINGS, clock = c, stop = function() return true end })
+    local dir = H.tmpdir()
+    local f = assert(io.open("/proc/sys/kernel/pid_max"))
+    local dead = math.tointeger(tonumber(f:read("l")) + 1)
+    f:close()
+    local id = sbops.insert(db, { target = "main", port = 1, socket = "", command = '["store:5432=sqlite"]',
+      owner_pid = dead, owner_start = "1" })
+    local home = dir .. "/.orket/sandboxes/" .. id
+    sbops.set_socket(db, id, home .. "/app.sock")
+    os.execute("mkdir -p " .. H.quote(database.folder(home)))
+    H.write(database.folder(home) .. "/store.sqlite", "the phase's data")
+    -- what a start in another process would see at the hand-over: the sandbox still live
+    local put, seen = database.put_kept, nil
+    database.put_kept = function(...)
+      seen = sbops.get(db, id).status
+      return put(...)
+    end
+    local ok, err = pcall(service.reconcile, db)
+    database.put_kept = put
+    assert(ok, err)
+    assert.equal("starting", seen)
+    assert.equal("exited", sbops.get(db, id).status)
+    assert.equal("the phase's data", H.read(database.kept_path(dir, "main") .. "/store.sqlite"))
+    db:close()
+  end)
+
   it("is extended while more bugs than extend_above come a day, up to max_days", function()
     local db = board()
     local c = clock_mod.new()

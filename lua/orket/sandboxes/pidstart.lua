@@ -1,0 +1,36 @@
+-- orket.sandboxes.pidstart: a process named by its pid and its start time, so that a pid
+-- the kernel gave to a later process is not taken for the one that held it (a sandbox's
+-- owner, a claim on kept databases). Reads /proc/PID/stat.
+local M = {}
+
+--- stat(pid) -> start time (clock ticks since boot, as text), state (R, S, Z, ...) | nil, why:
+--- "gone" (no such process: its /proc entry is not there) or "unreadable" (there, but it
+--- could not be read or parsed: the caller decides, and never takes it for gone)
+function M.stat(pid)
+  pid = math.tointeger(pid) -- luv gives pids as floats
+  if not pid then return nil, "gone" end
+  local f, _, errno = io.open("/proc/" .. pid .. "/stat")
+  if not f then return nil, (errno == 2 or errno == 3) and "gone" or "unreadable" end
+  local st = f:read("a")
+  f:close()
+  -- the command name (field 2, in parentheses) may hold anything, ')' and ') (' too, but
+  -- no field after it holds a ')': the greedy match backtracks to the last ') '
+  local rest = st and st:match("^%d+ %(.*%) (.*)$")
+  if not rest then return nil, (st == nil or st == "") and "gone" or "unreadable" end
+  local fields = {}
+  for w in rest:gmatch("%S+") do fields[#fields + 1] = w end
+  -- stat's field 22 (starttime) is the 20th after the name; field 3 (state) the first
+  if not fields[20] then return nil, "unreadable" end
+  return fields[20], fields[1]
+end
+
+--- start_time(pid) -> the process's start time (as text) | nil when there is no such
+--- process or it has ended (a zombie, Z, or dead, X: only not yet waited for) or its entry cannot be
+--- read: with the pid it names one process, never a later one that reused the number
+function M.start_time(pid)
+  local start, state = M.stat(pid)
+  if not start or state == "Z" or state == "X" then return nil end
+  return start
+end
+
+return M
