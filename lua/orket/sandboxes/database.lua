@@ -98,11 +98,8 @@ local function alive(pid, start)
   if ok == nil and not tostring(err):find("EPERM", 1, true) then return false end
   -- the pid lives: the same process only if its start time matches (EPERM: another user's)
   if start == "" or start == "0" then return true end
-  -- gone or a zombie: dead; an entry there but unreadable: taken as alive (its claim is
-  -- left, a leak and not a loss)
-  local now, state = pidstart.stat(pid)
-  if not now then return state == "unreadable" end
-  return state ~= "Z" and state ~= "X" and now == start
+  -- (an entry there but unreadable: taken as alive, its claim left, a leak and not a loss)
+  return pidstart.same(pid, start)
 end
 
 -- path removed, first renamed to a name of this process's own: another process never takes

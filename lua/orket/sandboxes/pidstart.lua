@@ -24,6 +24,15 @@ function M.stat(pid)
   return fields[20], fields[1]
 end
 
+--- same(pid, start) -> whether pid is still the process that started at start: gone, a
+--- zombie (Z) or dead (X), or started at another time is not; an entry there but unreadable
+--- (EMFILE, EACCES) is taken as the same, so a live owner's data is never taken for a dead one's
+function M.same(pid, start)
+  local now, state = M.stat(pid)
+  if not now then return state == "unreadable" end
+  return state ~= "Z" and state ~= "X" and now == start
+end
+
 --- start_time(pid) -> the process's start time (as text) | nil when there is no such
 --- process or it has ended (a zombie, Z, or dead, X: only not yet waited for) or its entry cannot be
 --- read: with the pid it names one process, never a later one that reused the number

@@ -62,9 +62,7 @@ M.start_time = pidstart.start_time
 -- sandbox would move its databases and remove its temp folder from under the app
 local function owner_alive(row)
   if not (row.owner_pid and row.owner_start) then return false end
-  local start, why = pidstart.stat(row.owner_pid)
-  if not start then return why == "unreadable" end
-  return why ~= "Z" and why ~= "X" and start == row.owner_start
+  return pidstart.same(row.owner_pid, row.owner_start)
 end
 
 local function record(db, id, status, detail, exit, kind, data)
