@@ -47,7 +47,6 @@ struct httpproxy_live {
 
 struct httpproxy {
   http_req *up;
-  int counted; /* in k->live's count */
   httpd_req *req;
   httpproxy_done_fn done;
   void *ud;
@@ -591,8 +590,7 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
   }
   k->refs++;
   p->k = k;
-  k->live->n++;
-  p->counted = 1;
+  k->live->n++; /* given back in httpproxy_free */
   p->req = req;
   p->length = UINT64_MAX;
   p->done = done;
@@ -650,7 +648,7 @@ void httpproxy_free(httpproxy *p) {
    * answer cut, not end as if whole */
   if (p->phase == PP_STREAM) httpd_stream_cut(p->req);
   if (p->up) http_release(p->up);
-  if (p->counted) p->k->live->n--;
+  p->k->live->n--;
   httpproxy_kept_unref(p->k);
   free(p->body);
   free(p->message);

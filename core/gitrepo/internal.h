@@ -4,7 +4,9 @@
 #ifndef ORKET_GITREPO_INTERNAL_H
 #define ORKET_GITREPO_INTERNAL_H
 
+#include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "../gitapi.h"
@@ -360,5 +362,11 @@ void gr_wt_gitdir_sweep_all(const gitapi *g, git_repository *repo, const char *e
 /* Stages the paths only (above): 0, 1 when the whole walk is needed instead, -1 error. */
 int gr_stage_paths(const gitapi *g, git_repository *repo, git_index *idx, const gr_paths *only, gr_scan *s,
     gr_err *e);
+
+/* Whether the process pid has ended (kill(pid, 0) says ESRCH; 0 or EPERM: it lives): a
+ * temporary file named by it may then be removed, a live writer's never. */
+static inline int gr_pid_gone(long pid) {
+  return pid > 0 && pid <= INT_MAX && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
 
 #endif

@@ -40,7 +40,7 @@ static int vw_tmp_dir(const gitapi *g, git_repository *repo, gr_view_tmp *t) {
   for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
     if (!vw_tmp_name(de->d_name)) continue;
     long pid = strtol(de->d_name, NULL, 10);
-    if (pid == t->pid || (pid > 0 && pid <= INT_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM))) continue;
+    if (pid == t->pid || (pid > 0 && pid <= INT_MAX && !gr_pid_gone(pid))) continue;
     (void)unlinkat(fd, de->d_name, 0);
   }
   if (d) closedir(d);

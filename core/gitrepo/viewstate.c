@@ -138,8 +138,8 @@ void gr_view_sweep_tmp(const gitrepo *r) {
       char *end;
       errno = 0;
       long pid = strtol(t + kl + 1, &end, 10);
-      if (end == t + kl + 1 || *end != '\0' || errno != 0 || pid <= 0 || pid > INT_MAX || pid == (long)getpid()) continue;
-      if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) (void)unlinkat(dirfd(d), de->d_name, 0);
+      if (end == t + kl + 1 || *end != '\0' || errno != 0 || pid == (long)getpid()) continue;
+      if (gr_pid_gone(pid)) (void)unlinkat(dirfd(d), de->d_name, 0);
     }
   }
   closedir(d);

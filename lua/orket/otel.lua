@@ -289,9 +289,7 @@ Tracer.__index = Tracer
 --- metric with the same resource were one stream with two writers, whose cumulative
 --- totals a backend read as resets.
 function M.instance_id()
-  if not M.instance then
-    M.instance = (crypto.random_bytes(16):gsub(".", function(c) return string.format("%02x", c:byte()) end))
-  end
+  M.instance = M.instance or M.new_trace_id() -- (the same 16 random bytes, as hex)
   return M.instance
 end
 

@@ -241,15 +241,15 @@ local function reload_set(engine, files, keep)
     local now
     local cfg, merr, mcode = config.load(engine.dir)
     if cfg then now, merr, mcode = settings_mod.resolve(cfg) end
-    local ok = now ~= nil and manager.reload(engine, now)
-    if not ok then
+    if now then
+      manager.reload(engine, now)
+      not_taken = unapplied(engine, cfg, now)
+    else
       -- "orket.lua: mcp.servers.x.command: ..." placed at its field's line, as orket
       -- validate places it
       local placed = {}
       scriptcheck.add(placed, engine.dir, merr, "orket.lua")
       s, err, code = nil, scriptcheck.format(placed[1]), mcode
-    else
-      not_taken = unapplied(engine, cfg, now)
     end
   end
   if s then

@@ -18,7 +18,7 @@ Set.__index = Set
 --- open(row) -> engine | nil, msg: an engine for the run; join(row) -> hold | nil: the
 --- worker may work the run (nil: not now); leave(hold); journal (optional): {last() -> the
 --- newest event's id, stops(from, to) -> {{id=, run=}}: the runs ended interrupted by an
---- event in (from, to]} (orket.store.runs' journal_end, stops_between), for stop_ended.
+--- event in (from, to]} (orket.store.journal_reads' latest_id, orket.store.runs' stops_between), for stop_ended.
 --- set.failed: the first error a run's engine raised (not the store's loss), which stops
 --- the worker; set.count: the runs in flight.
 function M.new(o)

@@ -470,20 +470,19 @@ function Manager:reconfigure(section)
   self:_reindex() -- the tools of the servers gone go, and a name they held may be another's now
 end
 
---- reload(e, s) -> true: for a hot reload, s being orket.lua's settings as the caller read
+--- reload(e, s): for a hot reload, s being orket.lua's settings as the caller read
 --- and resolved them (orket.engine.reload: the file is evaluated once); a changed mcp section
 --- reconfigures e.mcp (made when the first server appears). The rest of orket.lua is not
 --- taken up during a run.
 function M.reload(e, s)
   e.settings.mcp = s.mcp
   if not e.mcp then
-    if not (s.mcp and #s.mcp.names > 0) then return true end
+    if not (s.mcp and #s.mcp.names > 0) then return end
     e:swap_scripts { mcp = M.new(nil, { log = function(f)
       e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
     end }) }
   end
   e.mcp:reconfigure(s.mcp)
-  return true
 end
 
 --- probe(section) -> status (as manager:status()) | nil, error: each server started as a

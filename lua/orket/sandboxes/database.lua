@@ -179,9 +179,10 @@ function M.reclaim(dir, target, keep)
         if real_dir(mine) then
           -- what the killed end already dropped (half made) is gone; what it had not checked
           -- yet, the start checks again (prepare, PG_INIT)
-          if not real_dir(kept) or c.at >= kept_at(kept) then
+          local have = real_dir(kept)
+          if not have or c.at >= kept_at(kept) then
             -- the kept folder it displaces is older by its time: set aside, not removed
-            if real_dir(kept) then set_aside(kept, kept) end
+            if have then set_aside(kept, kept) end
             write_at(kept, c.at)
             if not os.rename(mine, kept) then set_aside(mine, kept) end
           else
@@ -208,7 +209,7 @@ function M.drop_kept(dir)
     if not name then break end
     local rest = name:match("^db%.[%w_-]+%.in%.(.+)$") or name:match("^db%.[%w_-]+%.gone%.(.+)$")
     local pid, start = named_by(rest or "")
-    if name:match("^db%.") and (not rest or not pid or not alive(pid, start)) then
+    if name:match("^db%.") and (not pid or not alive(pid, start)) then
       discard(parent .. "/" .. name, parent .. "/" .. (name:match("^(db%.[%w_-]+)") or name))
     end
   end

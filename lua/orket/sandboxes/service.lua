@@ -116,12 +116,17 @@ end
 -- worst disk used, never the phase's data lost. A deploy is always the line.
 local SIDE = "side-databases"
 
+-- whether the sandbox whose directory is home is marked SIDE (a plain file, never a link)
+local function marked_side(home)
+  local st = uv.fs_lstat(home .. "/" .. SIDE)
+  return st ~= nil and st.type == "file"
+end
+
 -- whether an ending sandbox's databases (home: its directory) go aside for the next one:
 -- it is not marked SIDE, and a bug-fix phase is open to take them again. Otherwise they go
 -- with its temp folder: nothing would take them, and a cluster is tens of MB.
 local function hands_on(db, home)
-  local st = uv.fs_lstat(home .. "/" .. SIDE)
-  if st and st.type == "file" then return false end
+  if marked_side(home) then return false end
   local ok, open = pcall(bugfix_rows.list, db, true)
   -- the store not answering: kept, as before (the next start drops what it does not take)
   return not ok or #open > 0
@@ -134,8 +139,7 @@ end
 local function beside(db, id, target, dir)
   for _, other in ipairs(ops.list(db, false)) do
     if other.id ~= id and other.target == target then
-      local st = uv.fs_lstat(dir .. "/.orket/sandboxes/" .. other.id .. "/" .. SIDE)
-      if not (st and st.type == "file") then return true end
+      if not marked_side(dir .. "/.orket/sandboxes/" .. other.id) then return true end
     end
   end
   return false

@@ -17,12 +17,6 @@ function M.get(db, id)
   return one(db, "SELECT " .. all(db.dialect) .. " FROM runs WHERE id = ?", id)
 end
 
---- journal_end(db) -> the newest event's id (0 when none)
-function M.journal_end(db)
-  local r = one(db, "SELECT max(id) AS id FROM events")
-  return r and math.tointeger(tonumber(r.id)) or 0
-end
-
 --- stops_between(db, from, to) -> {{id=, run=}} the run_end events with id in (from, to]
 --- that ended their run interrupted (a stop: `orket runs stop`, POST /v1/runs/ID/stop),
 --- oldest first
