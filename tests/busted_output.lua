@@ -23,6 +23,7 @@ return function(options)
     return (t[1] + t[2] + t[3] + t[6] + t[7] + t[8]) * 10
   end
   local started = {}
+  local ended, block_errors = {}, {} -- the tests that ended; the errors outside tests (below)
 
   local function show(kind, t)
     local msg = t.message
@@ -41,6 +42,7 @@ return function(options)
   end
 
   handler.testEnd = function(element, parent, status)
+    ended[element] = true
     local s = started[element]
     if s then
       started[element] = nil
@@ -68,15 +70,65 @@ return function(options)
     return nil, true
   end
 
-  handler.error = function(element)
-    if element.descriptor ~= "it" then
-      failed = failed + 1
+  -- An error outside a test (a file, describe, setup or before_each that fails) is shown at
+  -- once; busted then runs none of the tests under that block, and publishes nothing for
+  -- them. So that no test vanishes from the count, each such test is counted at the end
+  -- as failed (a pending one as skipped), naming the error it did not run for; an error
+  -- that kept no test from running (after_each, teardown) counts as one failure.
+
+  handler.error = function(element, parent, message)
+    if element.descriptor ~= "it" and element.descriptor ~= "pending" then
       show("ERROR", handler.errors[#handler.errors])
+      block_errors[#block_errors + 1] = {
+        -- a describe's or file's own body failing: its tests; any other block: its describe's
+        scope = (element.descriptor == "describe" or element.descriptor == "file") and element or parent,
+        why = element.descriptor:gsub("^strict_", "") .. " failed: "
+          .. (type(message) == "string" and message:match("[^\n]*") or tostring(message)),
+      }
     end
     return nil, true
   end
 
-  handler.suiteEnd = function()
+  local function unrun(suite)
+    local function reason(element)
+      local up = busted.parent(element)
+      while up do
+        for _, e in ipairs(block_errors) do
+          if e.scope == up then
+            -- every error of that block kept its tests from running
+            for _, o in ipairs(block_errors) do
+              if o.scope == up then o.explained = true end
+            end
+            return e.why
+          end
+        end
+        up = busted.parent(up)
+      end
+      return "busted ran it not, and said no why"
+    end
+    local function walk(element)
+      for _, child in ipairs(busted.children(element)) do
+        if (child.descriptor == "it" or child.descriptor == "pending") and not ended[child] then
+          local why = "did not run: " .. reason(child)
+          if child.descriptor == "pending" then
+            pending = pending + 1
+            io.write("\nSKIP: ", handler.getFullName(child), " (", why, ")\n")
+          else
+            failed = failed + 1
+            io.write("\nERROR: ", handler.getFullName(child), "\n  ", why, "\n")
+          end
+        end
+        walk(child)
+      end
+    end
+    walk(suite)
+    for _, e in ipairs(block_errors) do
+      if not e.explained then failed = failed + 1 end
+    end
+  end
+
+  handler.suiteEnd = function(suite)
+    unrun(suite)
     io.write("\nspec: ", passed, " passed, ", failed, " failed, ", pending, " skipped\n")
     io.flush()
     return nil, true

@@ -1,7 +1,9 @@
 -- tests/run.sh's counts: a skipped test (busted's pending, the C tests' SKIP) is counted as
 -- skipped, in each layer's line and in the closing "N passed, N failed, N skipped" line,
 -- never as passed; and tests/npm.lua asks an unreachable registry once for the whole run,
--- with one short probe, instead of each file waiting out npm's install timeout.
+-- with one short probe, instead of each file waiting out npm's install timeout. A test that
+-- did not run (its setup failed) is counted as failed, never left out; --one-of's status
+-- says whether its file failed.
 local H = require "tests.helpers"
 local uv = require "luv"
 
@@ -44,6 +46,52 @@ end)
     rc, out = run(H.quote(from_root(build)), { TEST_LAYERS = "c" })
     assert.equal(0, rc, out)
     assert.matches("\n3 passed, 0 failed, 2 skipped\n$", out)
+  end)
+
+  it("counts a test that did not run, its setup or before_each or describe failing, as failed, naming why", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/unrun_test.lua", [[
+describe("a", function()
+  setup(function() error("no server here") end)
+  it("first", function() end)
+  it("second", function() end)
+end)
+describe("b", function()
+  lazy_setup(function() error("no lazy server") end)
+  it("lazy one", function() end)
+  it("lazy two", function() end)
+end)
+describe("c", function()
+  before_each(function() error("no fixture") end)
+  it("each", function() end)
+end)
+describe("d", function()
+  it("registered", function() end)
+  error("the describe's body broke")
+end)
+describe("e", function()
+  after_each(function() error("cleanup broke") end)
+  it("runs", function() end)
+end)
+]])
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/unrun_test.lua"))
+    assert.equal(1, rc, out)
+    -- seven tests: one passed, six did not run, and the after_each's error one failure more
+    assert.matches("\nspec: 1 passed, 7 failed, 0 skipped (e2e: 1 files)\n", out, 1, true)
+    assert.matches("ERROR: a second\n +did not run: setup failed: [^\n]*no server here", out)
+    assert.matches("ERROR: b lazy two\n +did not run: lazy_setup failed: [^\n]*no lazy server", out)
+    assert.matches("ERROR: c each\n +did not run: before_each failed: [^\n]*no fixture", out)
+    assert.matches("ERROR: d registered\n +did not run: describe failed: [^\n]*body broke", out)
+
+    -- --one-of, as the pool and a person run one file: its line, and its status says it failed
+    local o = H.tmpdir()
+    rc, out = run("--one-of " .. H.quote(o) .. " e2e " .. H.quote(dir .. "/unrun_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("1 passed, 7 failed, 0 skipped", out, 1, true)
+    H.write(dir .. "/fine_test.lua", 'it("passes", function() end)\n')
+    rc, out = run("--one-of " .. H.quote(o) .. " e2e " .. H.quote(dir .. "/fine_test.lua"))
+    assert.equal(0, rc, out)
+    assert.matches("1 passed, 0 failed, 0 skipped", out, 1, true)
   end)
 
   it("asks an unreachable npm registry once for the whole run, and skips what needs it", function()
