@@ -94,6 +94,20 @@ end)
     assert.matches("1 passed, 0 failed, 0 skipped", out, 1, true)
   end)
 
+  it("refuses a number-like message that assert.matches would take for its init or plain", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/msg_test.lua", [[
+it("plain", function() assert.matches("x%d", "x1", nil, "42") end)
+it("init", function() assert.matches("x%d", "x1", "3\n") end)
+it("words", function() assert.matches("x%d", "x1", nil, "run 42"); assert.matches("(", "x(", 1, true, "7") end)
+]])
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/msg_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("\nspec: 1 passed, 2 failed, 0 skipped (e2e: 1 files)\n", out, 1, true)
+    assert.matches('argument 4, "42", would be taken for its plain, not for a message', out, 1, true)
+    assert.matches("argument 3, \"3\\\n", out, 1, true)
+  end)
+
   it("asks an unreachable npm registry once for the whole run, and skips what needs it", function()
     local real = io.popen("command -v npm"):read("l")
     if not real then return pending("npm is not installed: nothing to probe with") end
