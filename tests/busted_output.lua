@@ -104,7 +104,7 @@ return function(options)
         end
         up = busted.parent(up)
       end
-      return "busted ran it not, and said no why"
+      return "busted did not run it, and published no error that says why"
     end
     local function walk(element)
       for _, child in ipairs(busted.children(element)) do
