@@ -94,12 +94,65 @@ end)
     assert.matches("1 passed, 0 failed, 0 skipped", out, 1, true)
   end)
 
+  it("lets no pending test that did not run cancel the error that stopped it", function()
+    local dir = H.tmpdir()
+    -- a pending test that never ran is counted skipped: the error that stopped it still
+    -- fails the file
+    H.write(dir .. "/pend_test.lua", [[
+describe("f", function()
+  setup(function() error("server down") end)
+  pending("later")
+end)
+describe("g", function()
+  pending("todo")
+  error("g's body broke")
+end)
+]])
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/pend_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("\nspec: 0 passed, 2 failed, 2 skipped (e2e: 1 files)\n", out, 1, true)
+    assert.matches("SKIP: f later %(did not run: setup failed: [^\n]*server down%)", out)
+  end)
+
+  it("counts an after_each's or teardown's error once each time, beside a before_each's that stopped a test", function()
+    local dir = H.tmpdir()
+    -- a before_each that fails for one test is that test's failure; an after_each or a
+    -- teardown that fails hid no test, and counts once each time: 1 + 3 + 1
+    H.write(dir .. "/each_test.lua", [[
+describe("z", function()
+  local n = 0
+  before_each(function() n = n + 1; if n == 2 then error("flaky fixture") end end)
+  after_each(function() error("cleanup broke") end)
+  teardown(function() error("teardown broke") end)
+  it("t1", function() end)
+  it("t2", function() end)
+  it("t3", function() end)
+end)
+]])
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/each_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("\nspec: 2 passed, 5 failed, 0 skipped (e2e: 1 files)\n", out, 1, true)
+    assert.matches("ERROR: z t2\n +did not run: before_each failed: [^\n]*flaky fixture", out)
+  end)
+
+  it("fails a file that is not there with busted's own message", function()
+    -- busted's own errors (a file that is not there) have no block: its message, and a failure
+    local dir = H.tmpdir()
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/not_there_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("Cannot find file or directory: [^\n]*not_there_test%.lua", out)
+    assert.matches("not_there_test%.lua +0 passed, %d+ failed, 0 skipped", out) -- the file's own line
+    assert.matches("\nspec: 0 passed, %d+ failed, 0 skipped %(e2e: 1 files%)\n", out)
+    assert.no.matches("attempt to index", out, 1, true)
+  end)
+
   it("refuses a number-like message that assert.matches would take for its init or plain", function()
     local dir = H.tmpdir()
     H.write(dir .. "/msg_test.lua", [[
 it("plain", function() assert.matches("x%d", "x1", nil, "42") end)
 it("init", function() assert.matches("x%d", "x1", "3\n") end)
 it("words", function() assert.matches("x%d", "x1", nil, "run 42"); assert.matches("(", "x(", 1, true, "7") end)
+
 ]])
     local rc, out = run("--files e2e " .. H.quote(dir .. "/msg_test.lua"))
     assert.equal(1, rc, out)
