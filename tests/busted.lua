@@ -4,10 +4,14 @@
 _G.orket = require "orket"
 
 -- luassert's matches(pattern, s, init, plain, message) takes for its message the first
--- argument after s that is neither a boolean nor number-like: a number-like message (a
--- count, a status, a command's output "3\n") is silently read as init or plain, and the
--- assertion then checks something else. A string there that tonumber reads, or a number in
--- plain's place, is such a message: refused, saying so. (error_matches: the same places.)
+-- argument from the third on that is truthy, neither a boolean nor number-like (tonumber
+-- reads it), and drops it; then the third and fourth are init and plain. When it finds no
+-- such message, a number-like string in the third or fourth place (a count, a status, a
+-- command's output "3\n"), or a number in the fourth, was most likely meant as one, and is
+-- silently read as init or plain: the assertion then checks something else. That is
+-- refused, saying so. A word message anywhere keeps luassert's reading as it is, e.g.
+-- ("why", 5) is message and init. A number in the third place alone is a real init, and
+-- passes. (error_matches: the same places.)
 do
   require "luassert"
   local assertions = require("luassert.namespaces").assertion
@@ -15,6 +19,10 @@ do
     local a = assertions[name]
     local callback = a.callback
     a.callback = function(state, args, level)
+      for i = 3, args.n or #args do
+        local v = args[i]
+        if v and type(v) ~= "boolean" and not tonumber(v) then return callback(state, args, level) end
+      end
       for i = 3, 4 do
         local v = args[i]
         if (type(v) == "string" and tonumber(v)) or (i == 4 and type(v) == "number") then
