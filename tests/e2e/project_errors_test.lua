@@ -150,7 +150,8 @@ describe("orket.lua", function()
     local w1 = start("w1", "--start START")
     H.wait_for(function() return said("w1", "turn_start") end, "the first worker's turn")
     os.execute("kill -TERM " .. w1)
-    H.wait_for(function() return H.read(parent .. "/w1.rc") end, "the first worker to end")
+    -- the shell makes an rc file before it writes the status in it: wait for the digits
+    H.wait_for(function() return (H.read(parent .. "/w1.rc") or ""):match("^%d+") end, "the first worker to end")
     -- the next worker opens its engine, says so, and waits to join the run at the claim
     -- section (held here, for less than claims.WAIT_MS); orket.lua breaks meanwhile
     local claim = assert(require("orket.c.lockfile").acquire(p .. "/.orket/claim.lock"))
@@ -161,7 +162,7 @@ describe("orket.lua", function()
     end)
     claim:release()
     assert(ok, err)
-    H.wait_for(function() return H.read(parent .. "/w2.rc") end, "the second worker to end")
+    H.wait_for(function() return (H.read(parent .. "/w2.rc") or ""):match("^%d+") end, "the second worker to end")
     local stderr = H.read(parent .. "/w2.err")
     assert.equal("1", (H.read(parent .. "/w2.rc"):match("%d+")), stderr)
     assert.truthy(said("w2", "worker_end"), stderr) -- its closing failure, not its start's
