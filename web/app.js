@@ -1057,6 +1057,11 @@
       el("button", { type: "button", class: "small link", text: "Revoke",
         onclick: () => peopleChange("DELETE", who + "/keys/" + encodeURIComponent(k.id), undefined,
           "revoked " + k.name) }))));
+    // the people listing shows a few of a person's keys (GET /v1/users/{name}/keys has them all)
+    if (u.key_count > u.keys.length) {
+      const more = u.key_count - u.keys.length;
+      keyList.append(el("li", { class: "more", text: "and " + more + " more, revoked ones included" }));
+    }
     const disabled = u.disabled_at !== null && u.disabled_at !== undefined;
     const toggle = el("button", { type: "button", class: "small", text: disabled ? "Enable" : "Disable",
       onclick: () => peopleChange("POST", who + (disabled ? "/enable" : "/disable"), undefined,

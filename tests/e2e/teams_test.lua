@@ -1110,6 +1110,62 @@ sign_in = {
     assert.equal(0, s.stop())
   end)
 
+  it("answers a role held already, and a disable or enable done already, as unchanged, audited nowhere", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local function counted()
+      local db = assert(require("orket.project").open_store(dir, false))
+      local n = {
+        events = assert(db:row("SELECT count(*) AS n FROM events WHERE kind IN ('user_role', 'user_disable', "
+          .. "'user_enable')")).n,
+        entries = assert(db:row("SELECT count(*) AS n FROM audit_log")).n,
+      }
+      db:close()
+      return n
+    end
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    local before = counted()
+    local st, doc = req(s, "PUT", "/v1/users/alice/role", root, { role = "operator" })
+    assert.same({ 200, false, true }, { st, doc.changed, doc.unchanged })
+    st, doc = req(s, "POST", "/v1/users/alice/enable", root)
+    assert.same({ 200, false, true }, { st, doc.changed, doc.unchanged })
+    assert.same(before, counted())
+    -- a change is one, and a second time it is not
+    st, doc = req(s, "POST", "/v1/users/bob/disable", root)
+    assert.same({ 200, true, false }, { st, doc.changed, doc.unchanged })
+    st, doc = req(s, "POST", "/v1/users/bob/disable", root)
+    assert.same({ 200, false, true }, { st, doc.changed, doc.unchanged })
+    st, doc = req(s, "PUT", "/v1/users/alice/role", root, { role = "viewer" })
+    assert.same({ 200, true, false }, { st, doc.changed, doc.unchanged })
+    assert.same({ events = before.events + 2, entries = before.entries + 2 }, counted())
+    -- on the server's machine too
+    before = counted()
+    ok(H.orket("users role alice viewer", { cwd = dir }), "role again")
+    ok(H.orket("users disable bob", { cwd = dir }), "disable again")
+    assert.same(before, counted())
+    assert.equal(0, s.stop())
+  end)
+
+  it("lists each person's first keys and how many they have, every key of theirs on the keys route", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    for i = 1, 7 do ok(H.orket("keys create ci" .. i .. " --role viewer --for alice", { cwd = dir }), "key " .. i) end
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    local st, doc = req(s, "GET", "/v1/users", root)
+    assert.equal(200, st)
+    local alice
+    for _, u in ipairs(doc.users) do if u.name == "alice" then alice = u end end
+    assert.same({ 7, 5, "ci1", "ci5" }, { alice.key_count, #alice.keys, alice.keys[1].name, alice.keys[5].name })
+    st, doc = req(s, "GET", "/v1/users/alice/keys", root)
+    assert.same({ 200, 7 }, { st, #doc.keys })
+    st, doc = req(s, "GET", "/v1/openapi.json", root)
+    local person = doc.paths["/v1/users"].get.responses["200"].content["application/json"].schema.properties.users.items
+    assert.matches("GET /v1/users/{name}/keys lists them all", person.properties.keys.description, 1, true)
+    assert.equal(0, s.stop())
+  end)
+
   it("names whom each people and key change was about in the audit's chain, which verify protects", function()
     local dir = two_projects()
     add(dir, "root", "admin")

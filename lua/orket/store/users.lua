@@ -74,6 +74,18 @@ function M.other_admins(db, name)
     name)).n
 end
 
+--- could_be_admins(db, name) -> {local = bool, federated = bool}: whether some enabled
+--- person other than name, not an admin, signs in with a password here (local) or through
+--- a provider or directory (federated: their hash is a "!source:" mark)
+function M.could_be_admins(db, name)
+  local out = {}
+  for _, r in ipairs(assert(db:rows("SELECT DISTINCT CASE WHEN hash LIKE '!%' THEN 'federated' ELSE 'local' END "
+    .. "AS kind FROM users WHERE role <> 'admin' AND disabled_at IS NULL AND name <> ?", name))) do
+    out[r.kind] = true
+  end
+  return out
+end
+
 --- set_hash(db, name, hash) -> changes: the person's password, as its Argon2id hash
 function M.set_hash(db, name, hash)
   return (assert(db:run("UPDATE users SET hash = ? WHERE name = ?", hash, name)))
