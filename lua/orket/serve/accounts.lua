@@ -87,29 +87,39 @@ function M.is_last_admin(db, row)
   return row.role == "admin" and not row.disabled_at and users.other_admins(db, row.name) == 0
 end
 
---- another_admin(db, name) -> how to make a person other than name a server admin, in
---- words, for the people there are: `orket users role` sets a local account's role only (a
---- person of a provider or directory has the role their groups give, and is refused it), so
---- each way is named for whom it works; with nobody to promote, a new local account
+--- another_admin(db, name) -> the ways to make a person other than name a server admin, in
+--- words, without a lead-in: each message says its own (the refusals here, none_left). `orket
+--- users role` sets a local account's role only (a person of a provider or directory has
+--- the role their groups give, and is refused it): named when some local account could
+--- take it. The groups' way is said for where people sign in so, as the store cannot tell
+--- whether the server's sign_in is set. A new local account always works, on the server's
+--- machine or over the API, where the caller cannot run a command
 function M.another_admin(db, name)
-  local can = users.could_be_admins(db, name)
   local ways = {}
-  if can["local"] then ways[#ways + 1] = "a local account with 'orket users role NAME admin'" end
-  if can.federated then
-    ways[#ways + 1] = "a person of the provider or directory by a group that sign_in.roles maps to admin (their "
-      .. "next sign-in, or the directory's next look, makes them one)"
+  if users.promotable(db, name) then
+    ways[#ways + 1] = "a local account with 'orket users role NAME admin' (PUT /v1/users/NAME/role)"
   end
-  ways[#ways + 1] = "or a new local account with 'orket users add NAME --role admin'"
-  if #ways == 1 then ways[1] = ways[1]:gsub("^or a", "a") end
-  return "make another person a server admin first: " .. table.concat(ways, "; ")
+  ways[#ways + 1] = "where people sign in through a provider or directory, one of theirs by a group that "
+    .. "sign_in.roles maps to admin (at their next sign-in, or the directory's next look)"
+  ways[#ways + 1] = "or a new local account with 'orket users add NAME --role admin' (POST /v1/users with role admin)"
+  return table.concat(ways, "; ")
+end
+
+--- none_left(db, name, machine) -> what to say once no enabled person is a server admin
+--- (name was the last): who manages people until one is made, and how to make one.
+--- machine: the server's machine, in the sayer's words. A server key of role admin still
+--- manages people; it is not counted as an admin (is_last_admin)
+function M.none_left(db, name, machine)
+  return string.format("no enabled server admin is left: until one is made, people and keys are managed on %s "
+    .. "(or with a server key of role admin, if one is kept); to make one: %s", machine, M.another_admin(db, name))
 end
 
 -- nil, msg, "ELASTADMIN" when row is the last enabled server admin, whom doing would
 -- take away: no one could manage people or keys then but the local operator
 local function last_admin(db, row, doing)
   if M.is_last_admin(db, row) then
-    return nil, string.format("%s is the last enabled server admin: %s; then try %s again", row.name,
-      M.another_admin(db, row.name), doing), "ELASTADMIN"
+    return nil, string.format("%s is the last enabled server admin; before %s, make another person a server "
+      .. "admin: %s", row.name, doing, M.another_admin(db, row.name)), "ELASTADMIN"
   end
 end
 
@@ -151,7 +161,7 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
     local none_left = disabled and (last ~= nil or (others and users.other_admins(db, "") == 0))
     if none_left and keep_admin then
       return nil, string.format("disabling %s would leave no enabled server admin (another name of theirs is "
-        .. "one): %s", name, M.another_admin(db, name)), "ELASTADMIN"
+        .. "one); make another person a server admin first: %s", name, M.another_admin(db, name)), "ELASTADMIN"
     end
     local res = { name = name, role = row.role, changed = changed, no_admin_left = none_left }
     -- enabled or disabled already: no change, journaled and audited nowhere

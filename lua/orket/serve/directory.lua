@@ -58,16 +58,20 @@ function Directory:seen(name) self:_of(name).at = uv.now() end
 -- kept, the last enabled server admin included (a sign-in of theirs is refused alike, and
 -- their keys would outlive their entry), as `orket users disable` does not keep them;
 -- that one's disabling names why in its audit entry (why=, lastadmin=yes) and in the
--- server's log, with what brings an admin back, since nobody is left to manage people
+-- server's log, with what brings an admin back, since no person is left to manage people
 -- over the API (docs/teams.md, "Offboarding")
 function Directory:_gone(db, name, reason, why)
-  local last
+  local none_left
   local ok, err = db:tx(function()
+    none_left = nil -- a transaction run again says only what its last run found
     local r, rerr = accounts.set_disabled(db, name, true, "ldap")
     if not r then return nil, rerr end
     if r.changed then
       local subject = accounts.subject(r)
-      if r.no_admin_left then subject.why, subject.lastadmin, last = reason, "yes", accounts.another_admin(db, name) end
+      if r.no_admin_left then
+        subject.why, subject.lastadmin = reason, "yes"
+        none_left = accounts.none_left(db, name, "the server's machine")
+      end
       audit_chain.record(db, { actor = "ldap", action = "user_disable", route = "directory", subject = subject })
     end
     return true
@@ -75,11 +79,9 @@ function Directory:_gone(db, name, reason, why)
   if not ok then
     return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(err)
   end
-  if last and self.log then
+  if none_left and self.log then
     self.log { event = "directory", user = name, message = string.format("%s, the last enabled server admin, was "
-      .. "disabled: %s (a leaver is never kept). No enabled server admin is left: people and keys are managed on the "
-      .. "server's machine only until one is made, as %s", name, tostring(why),
-      (last:gsub("^make another person a server admin first: ", ""))) }
+      .. "disabled: %s (a leaver is never kept); %s", name, tostring(why), none_left) }
   end
   return nil, 401, "unauthorized", "the directory no longer gives this person a role here; they were disabled",
     "ldap gone: " .. tostring(why)

@@ -146,6 +146,8 @@ M.list = sk.list
 --- first), for GET /v1/keys, /v1/me/keys and /v1/users/{name}/keys (their next:
 --- orket.serve.admin's list_page)
 function M.list_doc(db, user, after, limit)
+  -- a page starts after a key only when it is a page: a whole list from the first is not
+  assert(after == nil or limit, "keys.list_doc: after needs a limit")
   local out = {}
   local rows = limit and sk.page(db, user, after, limit) or sk.list(db, user)
   for n, k in ipairs(rows) do out[n] = M.doc(k) end
@@ -159,12 +161,13 @@ function M.doc(k)
 end
 
 --- of_users(db, after, last, first) -> name -> {keys = array of at most `first` keys' docs
---- (those not revoked first, each kind oldest first), count = how many they have}, of the
---- people named after `after` ("": from the first) up to last (a page of people), in one read
+--- (those not revoked first, each kind oldest first), count = how many they have, live =
+--- how many of them are not revoked}, of the people named after `after` ("": from the
+--- first) up to last (a page of people), in one read
 function M.of_users(db, after, last, first)
   local by = {}
   for _, k in ipairs(sk.of_users(db, after, last, first)) do
-    local theirs = by[k.user_name] or { keys = {}, count = math.tointeger(k.n) or k.n }
+    local theirs = by[k.user_name] or { keys = {}, count = k.n, live = k.live }
     by[k.user_name] = theirs
     table.insert(theirs.keys, M.doc(k))
   end

@@ -112,11 +112,17 @@ local function my_key_revoke(_, ctx)
   return key_revoke(ctx, user, ctx.params.id)
 end
 
---- KEYS_SHOWN: a person's keys GET /v1/users shows (those not revoked first, which the
---- people page can revoke, then the oldest); key_count says how many they have, and GET
---- /v1/users/{name}/keys pages them all. A person with thousands of keys (a CI that makes
---- one per job) would make each page of people unbounded
+--- KEYS_SHOWN: how many of a person's keys GET /v1/users shows, as first_keys (those not
+--- revoked first, which the people page can revoke, then the oldest); key_count and
+--- live_key_count say how many they have, and GET /v1/users/{name}/keys pages them all. A
+--- person with thousands of keys (a CI that makes one per job) would make each page of
+--- people unbounded
 M.KEYS_SHOWN = 5
+
+--- FORMAT: GET /v1/users's document. /2: `keys` (every key of the person) became
+--- first_keys (at most KEYS_SHOWN); a field that changes its meaning is a new format, so a
+--- client of /1 that reads `keys` as every key finds none rather than too few
+M.FORMAT = "orket.users/2"
 
 -- GET /v1/users[?after=NAME][&limit=N]: each person with their projects and first keys, a
 -- page at a time by name (a team of thousands is not one answer), as the audit's listings
@@ -136,13 +142,14 @@ local function list(_, ctx)
     end
     their_keys = keys.of_users(db, after or "", page[#page].name, M.KEYS_SHOWN)
   end
+  local none = { keys = {}, count = 0, live = 0 }
   for i, u in ipairs(page) do
+    local theirs = their_keys[u.name] or none
     out[i] = { name = u.name, role = u.role, admin = u.role == "admin", created_at = u.created_at,
       disabled_at = u.disabled_at or cjson.null, projects = jsonout.array(projs[u.name] or {}),
-      keys = jsonout.array(their_keys[u.name] and their_keys[u.name].keys or {}),
-      key_count = their_keys[u.name] and their_keys[u.name].count or 0 }
+      first_keys = jsonout.array(theirs.keys), key_count = theirs.count, live_key_count = theirs.live }
   end
-  return 200, { format = "orket.users/1", users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names),
+  return 200, { format = M.FORMAT, users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names),
     next = routes.next_of(out, limit, "name") }
 end
 
@@ -274,16 +281,18 @@ local PROJECT_ROLE = { type = "string", enum = { "viewer", "developer", "operato
 local KEY_BODY = { type = "object", additionalProperties = false, required = { "name", "role" }, properties = {
   name = { type = "string", minLength = 1, maxLength = 64 }, role = ROLE } }
 local PERSON = { type = "object", additionalProperties = false, required = { "name", "role", "admin", "created_at",
-  "disabled_at", "projects", "keys", "key_count" }, properties = { name = { type = "string" }, role = ROLE,
-  admin = { type = "boolean" },
-  created_at = { type = "string" }, disabled_at = { type = { "string", "null" } },
+  "disabled_at", "projects", "first_keys", "key_count", "live_key_count" }, properties = { name = { type = "string" },
+  role = ROLE, admin = { type = "boolean" }, created_at = { type = "string" },
+  disabled_at = { type = { "string", "null" } },
   projects = { type = "array", items = { type = "object", additionalProperties = false, required = { "name", "role" },
     properties = { name = { type = "string" }, role = PROJECT_ROLE } } },
-  keys = { type = "array", items = admin.KEY, maxItems = M.KEYS_SHOWN, description = "at most " .. M.KEYS_SHOWN
+  first_keys = { type = "array", items = admin.KEY, maxItems = M.KEYS_SHOWN, description = "at most " .. M.KEYS_SHOWN
     .. " of their keys, those not revoked first, oldest first: GET /v1/users/{name}/keys lists them all" },
-  key_count = { type = "integer", description = "how many keys they have, revoked ones included" } } }
+  key_count = { type = "integer", description = "how many keys they have, revoked ones included" },
+  live_key_count = { type = "integer", description = "how many of their keys are not revoked; when more than "
+    .. "the ones first_keys holds, GET /v1/users/{name}/keys lists the rest" } } }
 local USERS = { type = "object", additionalProperties = false, required = { "format", "users", "projects" }, properties = {
-  format = { enum = { "orket.users/1" } }, users = { type = "array", items = PERSON },
+  format = { enum = { M.FORMAT } }, users = { type = "array", items = PERSON },
   projects = { type = "array", items = { type = "string" } },
   next = { type = "string", description = "when the page is full: the ?after= of the next page" } } }
 local ADDED = { type = "object", additionalProperties = false, required = { "name", "role" },
@@ -298,8 +307,8 @@ local UNLOCKED = { type = "object", additionalProperties = false, required = { "
 local PASSWORD_SET = { type = "object", additionalProperties = false, required = { "name", "password_set" },
   properties = { name = { type = "string" }, password_set = { type = "boolean" } } }
 local ROLE_SET = { type = "object", additionalProperties = false,
-  required = { "name", "role", "was", "admin", "changed", "unchanged" }, properties = { name = { type = "string" }, role = ROLE, was = ROLE, admin = { type = "boolean" },
-    changed = { type = "boolean" }, unchanged = UNCHANGED } }
+  required = { "name", "role", "was", "admin", "changed", "unchanged" }, properties = { name = { type = "string" },
+    role = ROLE, was = ROLE, admin = { type = "boolean" }, changed = { type = "boolean" }, unchanged = UNCHANGED } }
 local MEMBER = { type = "object", additionalProperties = false, required = { "project", "user" },
   properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" },
     unchanged = { type = "boolean", description = "a grant: the person held that role there already (nothing "

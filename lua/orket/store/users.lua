@@ -74,16 +74,14 @@ function M.other_admins(db, name)
     name)).n
 end
 
---- could_be_admins(db, name) -> {local = bool, federated = bool}: whether some enabled
---- person other than name, not an admin, signs in with a password here (local) or through
---- a provider or directory (federated: their hash is a "!source:" mark)
-function M.could_be_admins(db, name)
-  local out = {}
-  for _, r in ipairs(assert(db:rows("SELECT DISTINCT CASE WHEN hash LIKE '!%' THEN 'federated' ELSE 'local' END "
-    .. "AS kind FROM users WHERE role <> 'admin' AND disabled_at IS NULL AND name <> ?", name))) do
-    out[r.kind] = true
-  end
-  return out
+--- promotable(db, name) -> whether some enabled local account other than name (a password
+--- of theirs here: a person of a provider or directory has a "!source:" mark instead) is
+--- not a server admin, whom `orket users role NAME admin` could make one
+function M.promotable(db, name)
+  local r, err = db:row("SELECT name FROM users WHERE role <> 'admin' AND disabled_at IS NULL AND name <> ? "
+    .. "AND hash NOT LIKE '!%' LIMIT 1", name)
+  if r == nil and err then error(err, 0) end
+  return r ~= nil
 end
 
 --- set_hash(db, name, hash) -> changes: the person's password, as its Argon2id hash
