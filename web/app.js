@@ -18,7 +18,8 @@
   const state = { csrf: null, role: null, project: "default", projects: [], selected: null, events: null, cards: new Map(), held: new Set(),
     asked: new Map(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
-    violationCounts: new Map(), gen: 0, after: null, wantEvents: false, said: new Map() };
+    violationCounts: new Map(), gen: 0, after: null, wantEvents: false, said: new Map(),
+    allKeys: new Set() }; // allKeys: the people whose every key the people page shows
   // changed cards past which the board is read whole rather than a card each (about a second of
   // the key's rate; a live burst of 150 ms rarely names so many)
   const CATCH_UP = 50;
@@ -176,6 +177,7 @@
     state.held = new Set();
     state.dirty.clear();
     state.said.clear();
+    state.allKeys.clear();
     state.violationCounts = new Map();
     for (const id of ["tree", "columns", "create-parent", "fields", "approvals", "comments", "history", "change-commits",
       "change-files", "violation-list", "violation-rules", "sandbox-list", "view-list", "runs", "people-list"]) $(id).replaceChildren();
@@ -1044,6 +1046,52 @@
     loadPeople();
   }
 
+  // keysOf(name) -> every key of the person, a page at a time (as loadPeople pages the people)
+  async function keysOf(name) {
+    const keys = [];
+    for (let after = null; ;) {
+      const doc = await api("GET", "/v1/users/" + encodeURIComponent(name) + "/keys?limit=200"
+        + (after === null ? "" : "&after=" + encodeURIComponent(after)));
+      keys.push(...(doc.keys || []));
+      if (typeof doc.next !== "string" || doc.next === after) break;
+      after = doc.next;
+    }
+    return keys;
+  }
+
+  const counted = (n, what) => n + " " + what + (n === 1 ? "" : "s");
+
+  // showKeys(u, keyList, live, rest, liveRest): the live keys given shown, each with Revoke,
+  // then what is not shown said truly: rest, how many keys of theirs are not, liveRest of
+  // them live; and, when some live ones are not, a button that shows every key of theirs
+  // (GET /v1/users gives a few: a person's 6th live key must be as revocable as the 1st)
+  function showKeys(u, keyList, live, rest, liveRest) {
+    const who = "/v1/users/" + encodeURIComponent(u.name);
+    keyList.replaceChildren(...live.map((k) => el("li", { "data-key": k.id },
+      el("span", { text: k.name + " · " + k.role + " " }),
+      el("button", { type: "button", class: "small link", text: "Revoke",
+        onclick: () => peopleChange("DELETE", who + "/keys/" + encodeURIComponent(k.id), undefined,
+          "revoked " + k.name) }))));
+    if (rest <= 0) return;
+    const more = el("li", { class: "more" }, el("span", { text: liveRest > 0
+      ? counted(rest, "key") + " not shown (" + liveRest + " live) "
+      : counted(rest, "revoked key") + " not shown" }));
+    if (liveRest > 0) {
+      more.append(el("button", { type: "button", class: "small link", text: "Show all keys",
+        onclick: () => { state.allKeys.add(u.name); showAllKeys(u, keyList); } }));
+    }
+    keyList.append(more);
+  }
+
+  // showAllKeys(u, keyList): every live key of the person, read from their keys' listing
+  // (kept so after a change redraws the page, until sign-out)
+  async function showAllKeys(u, keyList) {
+    let keys;
+    try { keys = await keysOf(u.name); } catch (e) { $("people-status").textContent = e.message; return; }
+    const live = keys.filter((k) => !k.revoked_at);
+    showKeys(u, keyList, live, keys.length - live.length, 0);
+  }
+
   function personRow(u) {
     const who = "/v1/users/" + encodeURIComponent(u.name);
     const projects = el("ul", { class: "plain" }, ...u.projects.map((p) => el("li", { "data-project": p.name },
@@ -1051,12 +1099,12 @@
       el("button", { type: "button", class: "small link", text: "Remove",
         onclick: () => peopleChange("DELETE", who + "/projects/" + encodeURIComponent(p.name), undefined,
           u.name + " is no longer in " + p.name) }))));
-    const live = u.keys.filter((k) => !k.revoked_at);
-    const keyList = el("ul", { class: "plain" }, ...live.map((k) => el("li", { "data-key": k.id },
-      el("span", { text: k.name + " · " + k.role + " " }),
-      el("button", { type: "button", class: "small link", text: "Revoke",
-        onclick: () => peopleChange("DELETE", who + "/keys/" + encodeURIComponent(k.id), undefined,
-          "revoked " + k.name) }))));
+    // GET /v1/users gives a person's first keys (those not revoked first) and how many
+    // they have, live and in all: the live ones of those shown, and what is not said
+    const live = u.first_keys.filter((k) => !k.revoked_at);
+    const keyList = el("ul", { class: "plain" });
+    showKeys(u, keyList, live, u.key_count - live.length, u.live_key_count - live.length);
+    if (state.allKeys.has(u.name) && u.live_key_count > live.length) showAllKeys(u, keyList);
     const disabled = u.disabled_at !== null && u.disabled_at !== undefined;
     const toggle = el("button", { type: "button", class: "small", text: disabled ? "Enable" : "Disable",
       onclick: () => peopleChange("POST", who + (disabled ? "/enable" : "/disable"), undefined,

@@ -404,7 +404,11 @@ CODES.ESTARTING = {
 CODES.ELASTADMIN = {
   status = 409,
   means = "the change would leave the server with no enabled admin to manage people and keys",
-  remedy = "make another person a server admin first (`orket users role NAME admin`)",
+  remedy = "make another person a server admin first: a local account with `orket users role NAME admin`; where "
+    .. "people sign in through a provider or directory, one of theirs by a group that `sign_in.roles` maps to "
+    .. "`admin` (their role follows their groups, and `orket users role` refuses it), at their next sign-in; or a new "
+    .. "local account, `orket users add NAME --role admin` (over the API: `POST /v1/users` with role `admin`). The "
+    .. "message names the ways that fit the people there are",
 }
 CODES.ESERVERADMIN = {
   status = 409,

@@ -664,6 +664,50 @@ member: uid=Dave,ou=people,dc=example,dc=org
   end)
 end)
 
+describe("a directory's look that finds the last server admin gone", function()
+  local d, why
+  setup(function() d, why = slapd.start() end)
+  teardown(function()
+    if d then d.stop() end
+    H.cleanup()
+  end)
+  after_each(function() H.kill_servers() end)
+
+  it("disables them all the same (a leaver is never kept), and the audit entry and the log line say why", function()
+    if not d then return pending(why) end
+    local dir = ldap_project(d, "recheck_s = 1, grace_s = 600,")
+    local s = H.serve(dir, { env = { LDAP_PW = slapd.ADMIN_PW } })
+    local st, doc, h = req(s, "POST", "/v1/session", { JSON }, { user = "dave", password = "dave-pw" })
+    assert.same({ 200, "admin" }, { st, doc.role })
+    local cookie = "Cookie: " .. h["set-cookie"]:match("(orket_session=ors_%x+)")
+    local kst, kdoc = req(s, "POST", "/v1/me/keys", { JSON, cookie, "X-CSRF-Token: " .. doc.csrf },
+      { name = "dave-ci", role = "admin" })
+    assert.equal(201, kst)
+    local key = { "Authorization: Bearer " .. kdoc.key }
+    -- dave, the only server admin, leaves: his entry is deleted
+    d.modify([[
+dn: uid=Dave,ou=people,dc=example,dc=org
+changetype: delete
+]])
+    orket.sleep(1100) -- recheck_s since the sign-in
+    assert.equal(401, (req(s, "GET", "/v1/users", key)))
+    assert.same({ dave = true }, disabled_of(dir))
+    assert.matches("dave, the last enabled server admin, was disabled: ", s.log(), 1, true)
+    assert.matches("(a leaver is never kept); no enabled server admin is left: until one is made, people and keys "
+      .. "are managed on the server's machine (or with a server key of role admin, if one is kept); to make one: ",
+      s.log(), 1, true)
+    s.stop()
+    local audited = {}
+    for line in ok(H.orket("audit export", { cwd = dir }), "audit export").stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(line)
+      if e.action == "user_disable" then
+        audited[#audited + 1] = e.actor .. " " .. e.route .. " " .. tostring(e.detail)
+      end
+    end
+    assert.same({ "ldap directory lastadmin=yes person=dave role=admin why=no-entry" }, audited)
+  end)
+end)
+
 -- established_to(port) -> the TCP connections to this machine's port that are open (/proc/net/tcp)
 local function established_to(port)
   local n = 0

@@ -409,7 +409,7 @@ describe("one server, many projects", function()
     local people = {}
     for _, u in ipairs(doc.users) do people[u.name] = u end
     assert.same({ { name = "notes", role = "developer" } }, people.bob.projects)
-    assert.equal(3, #people.bob.keys)
+    assert.equal(3, #people.bob.first_keys)
     assert.is_true(people.root.admin)
     -- disabling bob ends his session and stops his keys at once
     assert.equal(200, (req(s, "POST", "/v1/users/bob/disable", root)))
@@ -452,9 +452,9 @@ describe("one server, many projects", function()
     assert.same({ { name = "notes", role = "developer" } }, doc.users[2].projects)
     st, doc = req(s, "GET", "/v1/users?limit=2&after=" .. doc.next, root)
     assert.same({ 200, { "dave", "root" }, "root" }, { st, { doc.users[1].name, doc.users[2].name }, doc.next })
-    assert.same({ "dave-ci" }, { doc.users[1].keys[1].name })
+    assert.same({ "dave-ci" }, { doc.users[1].first_keys[1].name })
     assert.same({ { name = "default", role = "viewer" } }, doc.users[1].projects)
-    assert.same({ 0, true }, { #doc.users[2].keys, doc.users[2].admin })
+    assert.same({ 0, true }, { #doc.users[2].first_keys, doc.users[2].admin })
     st, doc = req(s, "GET", "/v1/users?limit=2&after=root", root)
     assert.same({ 200, 0 }, { st, #doc.users })
     assert.is_nil(doc.next)
@@ -486,15 +486,15 @@ describe("one server, many projects", function()
     local by = {}
     for _, u in ipairs(doc.users) do by[u.name] = u end
     assert.same({ { name = "notes", role = "developer" } }, by.bob.projects)
-    assert.same({ "dave-ci", 0 }, { by.dave.keys[1].name, #by.bob.keys })
+    assert.same({ "dave-ci", 0 }, { by.dave.first_keys[1].name, #by.bob.first_keys })
     assert.same({ { name = "notes", role = "viewer" } }, by.p150.projects)
-    assert.same({ 0, 0 }, { #by.p149.projects, #by.p151.keys })
+    assert.same({ 0, 0 }, { #by.p149.projects, #by.p151.first_keys })
     st, doc = req(s, "GET", "/v1/users", root)
     assert.same({ 200, 100, "p097" }, { st, #doc.users, doc.next })
     st, doc = req(s, "GET", "/v1/users?after=p197", root)
     assert.same({ 200, { "p198", "p199", "p200", "root" } }, { st, { doc.users[1].name, doc.users[2].name,
       doc.users[3].name, doc.users[4].name } })
-    assert.same({ 0, true }, { #doc.users[4].keys, doc.users[4].admin })
+    assert.same({ 0, true }, { #doc.users[4].first_keys, doc.users[4].admin })
     -- the API's description names both, and the answer's next
     st, doc = req(s, "GET", "/v1/openapi.json", root)
     local named = {}
@@ -753,6 +753,51 @@ describe("one server, many projects", function()
     end)
     -- disabled on the page: refused at once
     assert.equal(401, (req(s, "POST", "/v1/session", { JSON }, { user = "bob", password = PASS })))
+    assert.equal(0, s.stop())
+  end)
+
+  it("lets an admin revoke a person's 6th live key on the people page, which says truly what it does not show",
+    function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    for i = 1, 7 do ok(H.orket("keys create ci" .. i .. " --role viewer --for alice", { cwd = dir }), "key " .. i) end
+    local s = H.serve(dir, ROOMY)
+    local root = sign_in(s, "root")
+    local st, doc = req(s, "GET", "/v1/users/alice/keys", root)
+    assert.same({ 200, 7 }, { st, #doc.keys })
+    local ids = {} -- ci1 ... ci7, oldest first
+    for i, k in ipairs(doc.keys) do ids[i] = k.id end
+    -- ci2 revoked: six live keys, five of them in GET /v1/users
+    assert.equal(200, (req(s, "DELETE", "/v1/users/alice/keys/" .. ids[2], root)))
+    WD.with({ width = 1280, height = 900 }, function(wd)
+      wd:go(s.url .. "/")
+      wd:type(wd:wait("#user", "the sign-in form"), "root")
+      wd:type(wd:find("#password"), PASS)
+      wd:press("#signin-button")
+      local row = '#people-list tr[data-person="alice"]'
+      wd:wait(row, "the people page")
+      local function shown()
+        return wd:js("return Array.from(document.querySelectorAll(arguments[0])).map((e) => e.dataset.key)",
+          row .. " li[data-key]")
+      end
+      H.wait_for(function() return #shown() == 5 end, "alice's first live keys")
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6] }, shown())
+      assert.matches("^2 keys not shown %(1 live%)", wd:text_of(row .. " li.more"))
+      wd:press(row .. " li.more button", "the Show all keys button")
+      H.wait_for(function() return #shown() == 6 end, "every live key of alice's")
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], ids[7] }, shown())
+      assert.equal("1 revoked key not shown", wd:text_of(row .. " li.more"))
+      wd:press(row .. ' li[data-key="' .. ids[7] .. '"] button', "the 6th live key's Revoke")
+      H.wait_for(function() return wd:text_of("#people-status") == "revoked ci7" end, "the revoke said")
+      -- drawn again: every live key is among the first now, and the rest said
+      H.wait_for(function() return wd:text_of(row .. " li.more") == "2 revoked keys not shown" end, "the row again")
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6] }, shown())
+    end)
+    st, doc = req(s, "GET", "/v1/users/alice/keys", root)
+    assert.same({ 200, "ci7", true, cjson.null }, { st, doc.keys[7].name, doc.keys[7].revoked_at ~= cjson.null,
+      doc.keys[6].revoked_at })
     assert.equal(0, s.stop())
   end)
 
@@ -1110,6 +1155,70 @@ sign_in = {
     assert.equal(0, s.stop())
   end)
 
+  it("answers a role held already, and a disable or enable done already, as unchanged, audited nowhere", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    local function counted()
+      local db = assert(require("orket.project").open_store(dir, false))
+      local n = {
+        events = assert(db:row("SELECT count(*) AS n FROM events WHERE kind IN ('user_role', 'user_disable', "
+          .. "'user_enable')")).n,
+        entries = assert(db:row("SELECT count(*) AS n FROM audit_log")).n,
+      }
+      db:close()
+      return n
+    end
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    local before = counted()
+    local st, doc = req(s, "PUT", "/v1/users/alice/role", root, { role = "operator" })
+    assert.same({ 200, false, true }, { st, doc.changed, doc.unchanged })
+    st, doc = req(s, "POST", "/v1/users/alice/enable", root)
+    assert.same({ 200, false, true }, { st, doc.changed, doc.unchanged })
+    assert.same(before, counted())
+    -- a change is one, and a second time it is not
+    st, doc = req(s, "POST", "/v1/users/bob/disable", root)
+    assert.same({ 200, true, false }, { st, doc.changed, doc.unchanged })
+    st, doc = req(s, "POST", "/v1/users/bob/disable", root)
+    assert.same({ 200, false, true }, { st, doc.changed, doc.unchanged })
+    st, doc = req(s, "PUT", "/v1/users/alice/role", root, { role = "viewer" })
+    assert.same({ 200, true, false }, { st, doc.changed, doc.unchanged })
+    assert.same({ events = before.events + 2, entries = before.entries + 2 }, counted())
+    -- on the server's machine too
+    before = counted()
+    ok(H.orket("users role alice viewer", { cwd = dir }), "role again")
+    ok(H.orket("users disable bob", { cwd = dir }), "disable again")
+    assert.same(before, counted())
+    assert.equal(0, s.stop())
+  end)
+
+  it("lists each person's first keys and how many they have, every key of theirs on the keys route", function()
+    local dir = two_projects()
+    add(dir, "root", "admin")
+    for i = 1, 7 do ok(H.orket("keys create ci" .. i .. " --role viewer --for alice", { cwd = dir }), "key " .. i) end
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    local st, doc = req(s, "GET", "/v1/users/alice/keys", root)
+    assert.equal("ci2", doc.keys[2].name)
+    assert.equal(200, (req(s, "DELETE", "/v1/users/alice/keys/" .. doc.keys[2].id, root)))
+    st, doc = req(s, "GET", "/v1/users", root)
+    -- a new format: `keys` held every key in orket.users/1, and a client of it finds none
+    -- rather than too few
+    assert.same({ 200, "orket.users/2" }, { st, doc.format })
+    local alice
+    for _, u in ipairs(doc.users) do if u.name == "alice" then alice = u end end
+    assert.is_nil(alice.keys)
+    assert.same({ 7, 6, 5, "ci1", "ci6" }, { alice.key_count, alice.live_key_count, #alice.first_keys,
+      alice.first_keys[1].name, alice.first_keys[5].name })
+    st, doc = req(s, "GET", "/v1/users/alice/keys", root)
+    assert.same({ 200, 7 }, { st, #doc.keys })
+    st, doc = req(s, "GET", "/v1/openapi.json", root)
+    local person = doc.paths["/v1/users"].get.responses["200"].content["application/json"].schema.properties.users.items
+    assert.matches("GET /v1/users/{name}/keys lists them all", person.properties.first_keys.description, 1, true)
+    assert.same({ "integer", "integer" }, { person.properties.key_count.type, person.properties.live_key_count.type })
+    assert.equal(0, s.stop())
+  end)
+
   it("names whom each people and key change was about in the audit's chain, which verify protects", function()
     local dir = two_projects()
     add(dir, "root", "admin")
@@ -1422,6 +1531,11 @@ db:close()
     st, doc = req(s, "POST", "/v1/users/root/disable", root)
     assert.same({ 409, "conflict" }, { st, doc.error.code })
     assert.matches("root is the last enabled server admin", doc.error.message, 1, true)
+    -- with what a caller of the API can do: add a new admin over it
+    assert.matches("or a new local account with 'orket users add NAME --role admin' (POST /v1/users with role admin)",
+      doc.error.message, 1, true)
+    assert.matches("POST /v1/users {\"name\", \"role\": \"admin\", \"password\"} for a new one", doc.error.remedy,
+      1, true)
     st, doc = req(s, "PUT", "/v1/users/root/role", root, { role = "operator" })
     assert.equal(409, st)
     r = H.orket("users role root viewer", { cwd = dir })
@@ -1456,6 +1570,12 @@ db:close()
     -- on the machine the last admin is disabled all the same (a leaver is never kept), with a word
     r = ok(H.orket("users disable root", { cwd = dir }), "disable root")
     assert.matches("no enabled server admin is left", r.stderr, 1, true)
+    assert.matches("users: no enabled server admin is left: until one is made, people and keys are managed on this "
+      .. "machine (or with a server key of role admin, if one is kept); to make one: a local account with 'orket "
+      .. "users role NAME admin' (PUT /v1/users/NAME/role); where people sign in through a provider or directory, "
+      .. "one of theirs by a group that sign_in.roles maps to admin (at their next sign-in, or the directory's next "
+      .. "look); or a new local account with 'orket users add NAME --role admin' (POST /v1/users with role admin)\n",
+      r.stderr, 1, true)
     assert.equal(401, (req(s, "GET", "/v1/users", root)))
     ok(H.orket("users enable root", { cwd = dir }), "enable root")
     root = sign_in(s, "root", NEW)

@@ -145,6 +145,8 @@ local function change(accounts, db, o, hash, cli)
   local res, err, code = localuse.audited(db, action, nil, acts[o.sub] or function()
     return accounts.set_disabled(db, o.name, o.sub == "disable", actor.seat)
   end, accounts.subject)
+  -- read before the store is closed: who there is to make one
+  local none_left = res and res.no_admin_left and accounts.none_left(db, res.name, "this machine")
   db:close()
   if not res then
     if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end
@@ -158,8 +160,7 @@ local function change(accounts, db, o, hash, cli)
     io.stdout:write(string.format("%s %s (%s)%s\n", o.sub == "disable" and "disabled" or "enabled", res.name, res.role,
       res.changed and "" or ", as it was already"))
     if res.no_admin_left then
-      cli.err("users: no enabled server admin is left: people and keys are managed on this machine only until "
-        .. "'orket users role NAME admin' makes one")
+      cli.err("users: " .. none_left)
     end
   end
   return 0

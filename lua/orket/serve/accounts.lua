@@ -4,6 +4,7 @@
 -- person signs in to the web board with name and password (orket.serve.session) and acts
 -- as "user:NAME", which the journal and the audit record. A disabled person's sessions
 -- end at once, and they cannot sign in until enabled again.
+local audit_chain = require "orket.audit.chain"
 local crypto = require "orket.c.crypto"
 local keys = require "orket.serve.keys"
 local users = require "orket.store.users"
@@ -86,12 +87,39 @@ function M.is_last_admin(db, row)
   return row.role == "admin" and not row.disabled_at and users.other_admins(db, row.name) == 0
 end
 
+--- another_admin(db, name) -> the ways to make a person other than name a server admin, in
+--- words, without a lead-in: each message says its own (the refusals here, none_left). `orket
+--- users role` sets a local account's role only (a person of a provider or directory has
+--- the role their groups give, and is refused it): named when some local account could
+--- take it. The groups' way is said for where people sign in so, as the store cannot tell
+--- whether the server's sign_in is set. A new local account always works, on the server's
+--- machine or over the API, where the caller cannot run a command
+function M.another_admin(db, name)
+  local ways = {}
+  if users.promotable(db, name) then
+    ways[#ways + 1] = "a local account with 'orket users role NAME admin' (PUT /v1/users/NAME/role)"
+  end
+  ways[#ways + 1] = "where people sign in through a provider or directory, one of theirs by a group that "
+    .. "sign_in.roles maps to admin (at their next sign-in, or the directory's next look)"
+  ways[#ways + 1] = "or a new local account with 'orket users add NAME --role admin' (POST /v1/users with role admin)"
+  return table.concat(ways, "; ")
+end
+
+--- none_left(db, name, machine) -> what to say once no enabled person is a server admin
+--- (name was the last): who manages people until one is made, and how to make one.
+--- machine: the server's machine, in the sayer's words. A server key of role admin still
+--- manages people; it is not counted as an admin (is_last_admin)
+function M.none_left(db, name, machine)
+  return string.format("no enabled server admin is left: until one is made, people and keys are managed on %s "
+    .. "(or with a server key of role admin, if one is kept); to make one: %s", machine, M.another_admin(db, name))
+end
+
 -- nil, msg, "ELASTADMIN" when row is the last enabled server admin, whom doing would
 -- take away: no one could manage people or keys then but the local operator
 local function last_admin(db, row, doing)
   if M.is_last_admin(db, row) then
-    return nil, string.format("%s is the last enabled server admin: make another person an admin first "
-      .. "('orket users role NAME admin') before %s", row.name, doing), "ELASTADMIN"
+    return nil, string.format("%s is the last enabled server admin; before %s, make another person a server "
+      .. "admin: %s", row.name, doing, M.another_admin(db, row.name)), "ELASTADMIN"
   end
 end
 
@@ -99,18 +127,21 @@ end
 --- no_admin_left} | nil, msg, CODE (ENOENT, ELASTADMIN). Disabling ends every session of
 --- the person in the same transaction. keep_admin (the people API): the last enabled
 --- server admin is not disabled, which would leave the API with nobody to manage people;
---- on the server's machine it is (a leaver is never kept), and no_admin_left says so.
+--- on the server's machine it is (a leaver is never kept), and no_admin_left says so. A
+--- person enabled or disabled already (none of their other names changed either) changes
+--- nothing: the result is marked by orket.audit.chain's unchanged, audited nowhere.
 function M.set_disabled(db, name, disabled, actor, keep_admin)
   return db:tx(function()
     local row = users.get(db, name)
     if not row then return nil, users.unknown(db, name), "ENOENT" end
-    local _, last, code = last_admin(db, row, "disabling them")
+    local _, last, code = last_admin(db, row, "disabling " .. name)
     if disabled and last and keep_admin then return nil, last, code end
     local changed = users.set_disabled(db, name, disabled) > 0
     if disabled then users.sessions_end(db, name) end
     if changed then
       db:event { kind = disabled and "user_disable" or "user_enable", actor = actor or "cli", data = { name = name } }
     end
+    local touched = changed -- this name or another of theirs
     -- a provider's subject is one person: its other names here (rows an older orket added
     -- when the provider's name for them changed) are disabled with it
     local others = false -- an admin among them
@@ -118,6 +149,7 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
       for _, other in ipairs(users.with_hash(db, row.hash)) do
         if other.name ~= name and not other.disabled_at then
           others = others or other.role == "admin"
+          touched = true
           users.set_disabled(db, other.name, true)
           users.sessions_end(db, other.name)
           db:event { kind = "user_disable", actor = actor or "cli", data = { name = other.name, with = name } }
@@ -129,9 +161,11 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
     local none_left = disabled and (last ~= nil or (others and users.other_admins(db, "") == 0))
     if none_left and keep_admin then
       return nil, string.format("disabling %s would leave no enabled server admin (another name of theirs is "
-        .. "one): make another person an admin first ('orket users role NAME admin')", name), "ELASTADMIN"
+        .. "one); make another person a server admin first: %s", name, M.another_admin(db, name)), "ELASTADMIN"
     end
-    return { name = name, role = row.role, changed = changed, no_admin_left = none_left }
+    local res = { name = name, role = row.role, changed = changed, no_admin_left = none_left }
+    -- enabled or disabled already: no change, journaled and audited nowhere
+    return touched and res or audit_chain.unchanged(res)
   end)
 end
 
@@ -192,7 +226,9 @@ end
 --- set_role(db, name, role, actor) -> {name, role, was, changed} | nil, msg, CODE (ENOENT,
 --- EUSAGE, ELASTADMIN): the person's account role; admin makes them a server admin (an
 --- admin of every project, who manages people and keys), another role unmakes one. Their
---- roles in projects stay as granted. The last enabled server admin keeps the role.
+--- roles in projects stay as granted. The last enabled server admin keeps the role. The
+--- role they hold already changes nothing: the result is marked by orket.audit.chain's
+--- unchanged, journaled and audited nowhere.
 function M.set_role(db, name, role, actor)
   if not keys.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, operator or admin", "EUSAGE" end
   return db:tx(function()
@@ -201,12 +237,14 @@ function M.set_role(db, name, role, actor)
     local no, msg, code = local_only(row, "role")
     if msg then return no, msg, code end
     if role ~= "admin" then
-      no, msg, code = last_admin(db, row, "taking the role away")
+      no, msg, code = last_admin(db, row, "taking " .. name .. "'s role away")
       if msg then return no, msg, code end
     end
-    local changed = users.set_role(db, name, role) > 0
-    if changed then db:event { kind = "user_role", actor = actor or "cli", data = { name = name, role = role, was = row.role } } end
-    return { name = name, role = role, was = row.role, changed = changed }
+    local res = { name = name, role = role, was = row.role, changed = users.set_role(db, name, role) > 0 }
+    -- the role they hold already: no change, as a grant of a project's role held (orket.serve.team)
+    if not res.changed then return audit_chain.unchanged(res) end
+    db:event { kind = "user_role", actor = actor or "cli", data = { name = name, role = role, was = row.role } }
+    return res
   end)
 end
 

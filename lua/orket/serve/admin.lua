@@ -22,8 +22,13 @@ local CODES = { EUSAGE = "bad_request", EEXIST = "conflict", ENOENT = "not_found
 local REMEDY = {
   EEXIST = "choose another name (a key's is free again once the key that has it is revoked)",
   EALREADY = "nothing to do: it was done already",
-  ELASTADMIN = "make another person a server admin first (PUT /v1/users/NAME/role {\"role\": \"admin\"}, or "
-    .. "'orket users role NAME admin'), then do this again (docs/teams.md#people-the-api)",
+  -- a role set here is a local account's only: a provider's or directory's person's follows
+  -- their groups; a new local account is the way when nobody else can be one (the message
+  -- names the ways that work for the people there are)
+  ELASTADMIN = "make another person a server admin first (PUT /v1/users/NAME/role {\"role\": \"admin\"} for a local "
+    .. "account; POST /v1/users {\"name\", \"role\": \"admin\", \"password\"} for a new one; a person of a provider "
+    .. "or directory by a group sign_in.roles maps to admin, at their next sign-in), then do this again "
+    .. "(docs/teams.md#people-the-api)",
   ESERVERADMIN = "take the server admin role away first (PUT /v1/users/NAME/role {\"role\": \"operator\"}), "
     .. "or leave them: they are an admin of every project (docs/teams.md#roles)",
   EFOLLOWS = "change the person's groups at the provider or directory, or sign_in.roles and "
@@ -66,7 +71,7 @@ function M.list_page(ctx, user)
   end
   local paged, st, bad = routes.named_page(ctx.query, ours, "the id of a key of this listing")
   if not paged then return st, bad end
-  local doc = keys.page_doc(ctx.db, user, paged.after, paged.limit)
+  local doc = keys.list_doc(ctx.db, user, paged.after, paged.limit)
   doc.next = routes.next_of(doc.keys, paged.limit, "id")
   return 200, doc
 end

@@ -53,19 +53,35 @@ end
 --- directory:seen(name): the directory vouched for name just now (a sign-in)
 function Directory:seen(name) self:_of(name).at = uv.now() end
 
--- gone(db, name, why) -> nil, 401, ...: the directory says the person is gone: disabled
-local function gone(db, name, why)
+-- Directory:_gone(db, name, reason, why) -> nil, 401, ...: the directory says the person
+-- is gone (reason: no-entry, no-role, refused; why: in words): disabled. A leaver is never
+-- kept, the last enabled server admin included (a sign-in of theirs is refused alike, and
+-- their keys would outlive their entry), as `orket users disable` does not keep them;
+-- that one's disabling names why in its audit entry (why=, lastadmin=yes) and in the
+-- server's log, with what brings an admin back, since no person is left to manage people
+-- over the API (docs/teams.md, "Offboarding")
+function Directory:_gone(db, name, reason, why)
+  local none_left
   local ok, err = db:tx(function()
+    none_left = nil -- a transaction run again says only what its last run found
     local r, rerr = accounts.set_disabled(db, name, true, "ldap")
     if not r then return nil, rerr end
     if r.changed then
-      audit_chain.record(db, { actor = "ldap", action = "user_disable", route = "directory",
-        subject = accounts.subject(r) })
+      local subject = accounts.subject(r)
+      if r.no_admin_left then
+        subject.why, subject.lastadmin = reason, "yes"
+        none_left = accounts.none_left(db, name, "the server's machine")
+      end
+      audit_chain.record(db, { actor = "ldap", action = "user_disable", route = "directory", subject = subject })
     end
     return true
   end)
   if not ok then
     return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(err)
+  end
+  if none_left and self.log then
+    self.log { event = "directory", user = name, message = string.format("%s, the last enabled server admin, was "
+      .. "disabled: %s (a leaver is never kept); %s", name, tostring(why), none_left) }
   end
   return nil, 401, "unauthorized", "the directory no longer gives this person a role here; they were disabled",
     "ldap gone: " .. tostring(why)
@@ -98,7 +114,7 @@ function Directory:check(db, who)
   end
   if not ok then person, err, code = nil, person, "EUNAVAILABLE" end
   if person then return self:_answered(db, p, who, person) end
-  if code == "EAUTH" then return gone(db, who.user, err) end
+  if code == "EAUTH" then return self:_gone(db, who.user, "no-entry", err) end
   p.failed = uv.now()
   if p.failed - p.at < self.grace_ms then return true end
   p.down = true
@@ -120,7 +136,7 @@ function Directory:_answered(db, p, who, person)
     end
     p.blind = true
   elseif not person.role then
-    return gone(db, who.user, "none of this person's groups has a role on this server")
+    return self:_gone(db, who.user, "no-role", "none of this person's groups has a role on this server")
   end
   local id, ferr, fcode = identity.federated(db, person, "ldap", person.dn, self.signin.project_roles)
   if id then
@@ -133,7 +149,7 @@ function Directory:_answered(db, p, who, person)
     return true, not blind
   end
   -- another entry holds the name now, or the person was disabled meanwhile
-  if fcode == "EAUTH" then return gone(db, who.user, ferr) end
+  if fcode == "EAUTH" then return self:_gone(db, who.user, "refused", ferr) end
   return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)
 end
 

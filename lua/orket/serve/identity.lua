@@ -118,18 +118,20 @@ function M.federated(db, person, source, subject, project_roles)
     id.kept, id.groups_role = kept, kept and role or nil
     return id
   end
-  local kept = last_admin_kept(db, seen, role)
-  local want = memberships(person, kept and "admin" or role, project_roles)
-  if seen and seen.role == (kept and "admin" or role) and settled(db, name, want) then
-    return id_of(seen.role, kept)
+  -- what row (nil: not added yet) is to be: kept (why the last admin stays one), their
+  -- role and their memberships
+  local function due(row)
+    local kept = last_admin_kept(db, row, role)
+    local now_role = kept and "admin" or role
+    return kept, now_role, memberships(person, now_role, project_roles)
   end
+  local kept, now_role, want = due(seen)
+  if seen and seen.role == now_role and settled(db, name, want) then return id_of(now_role, kept) end
   return db:tx(function()
     local row = users.get(db, name)
     if row and refusal(row) then return nil, refusal(row), "EAUTH" end
     -- asked again in the transaction: another admin may have come or gone since
-    kept = last_admin_kept(db, row, role)
-    local now_role = kept and "admin" or role
-    want = memberships(person, now_role, project_roles)
+    kept, now_role, want = due(row)
     -- audited with whom they were about, as an admin's changes are (docs/audit.md)
     if not row then
       users.insert(db, name, role, mark)

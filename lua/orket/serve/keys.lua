@@ -139,23 +139,18 @@ end
 --- list(db) -> array of {id, name, role, created_at, revoked_at}, oldest first
 M.list = sk.list
 
---- list_doc(db[, user]) -> the keys (every one, or the person's) as a document
---- (orket.keys/1: id, name, role, user or null, created_at, revoked_at or null; never a
---- hash or secret), every key at once, for `orket keys list --json` (the API's listings
---- give it a page at a time: page_doc)
-function M.list_doc(db, user)
+--- list_doc(db[, user[, after, limit]]) -> the keys (every one, or the person's) as a
+--- document (orket.keys/1: id, name, role, user or null, created_at, revoked_at or null;
+--- never a hash or secret), oldest first: every key at once without limit (`orket keys list
+--- --json`), else a page, at most limit keys after the key whose id is after (nil: from the
+--- first), for GET /v1/keys, /v1/me/keys and /v1/users/{name}/keys (their next:
+--- orket.serve.admin's list_page)
+function M.list_doc(db, user, after, limit)
+  -- a page starts after a key only when it is a page: a whole list from the first is not
+  assert(after == nil or limit, "keys.list_doc: after needs a limit")
   local out = {}
-  for n, k in ipairs(sk.list(db, user)) do out[n] = M.doc(k) end
-  return { format = "orket.keys/1", keys = jsonout.array(out) }
-end
-
---- page_doc(db, user, after, limit) -> the doc list_doc gives, a page of it: at most limit
---- keys (every one's when user is nil, else the person's) after the key whose id is after
---- (nil: from the first), for GET /v1/keys, /v1/me/keys and /v1/users/{name}/keys (their
---- next: orket.serve.admin's list_page)
-function M.page_doc(db, user, after, limit)
-  local out = {}
-  for n, k in ipairs(sk.page(db, user, after, limit)) do out[n] = M.doc(k) end
+  local rows = limit and sk.page(db, user, after, limit) or sk.list(db, user)
+  for n, k in ipairs(rows) do out[n] = M.doc(k) end
   return { format = "orket.keys/1", keys = jsonout.array(out) }
 end
 
@@ -165,13 +160,16 @@ function M.doc(k)
     revoked_at = k.revoked_at or cjson.null }
 end
 
---- of_users(db, after, last) -> name -> array of the keys' docs, of the people named after
---- `after` ("": from the first) up to last (a page of people), in one read
-function M.of_users(db, after, last)
+--- of_users(db, after, last, first) -> name -> {keys = array of at most `first` keys' docs
+--- (those not revoked first, each kind oldest first), count = how many they have, live =
+--- how many of them are not revoked}, of the people named after `after` ("": from the
+--- first) up to last (a page of people), in one read
+function M.of_users(db, after, last, first)
   local by = {}
-  for _, k in ipairs(sk.of_users(db, after, last)) do
-    by[k.user_name] = by[k.user_name] or {}
-    table.insert(by[k.user_name], M.doc(k))
+  for _, k in ipairs(sk.of_users(db, after, last, first)) do
+    local theirs = by[k.user_name] or { keys = {}, count = k.n, live = k.live }
+    by[k.user_name] = theirs
+    table.insert(theirs.keys, M.doc(k))
   end
   return by
 end

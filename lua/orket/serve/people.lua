@@ -8,6 +8,7 @@
 local cjson = require "cjson"
 local jsonout = require "orket.jsonout"
 local accounts = require "orket.serve.accounts"
+local audit_chain = require "orket.audit.chain"
 local keys = require "orket.serve.keys"
 local team = require "orket.serve.team"
 local admin = require "orket.serve.admin"
@@ -111,9 +112,21 @@ local function my_key_revoke(_, ctx)
   return key_revoke(ctx, user, ctx.params.id)
 end
 
--- GET /v1/users[?after=NAME][&limit=N]: each person with their projects and keys, a page
--- at a time by name (a team of thousands is not one answer), as the audit's listings page:
--- next, when the page is full, is the ?after= of the next one
+--- KEYS_SHOWN: how many of a person's keys GET /v1/users shows, as first_keys (those not
+--- revoked first, which the people page can revoke, then the oldest); key_count and
+--- live_key_count say how many they have, and GET /v1/users/{name}/keys pages them all. A
+--- person with thousands of keys (a CI that makes one per job) would make each page of
+--- people unbounded
+M.KEYS_SHOWN = 5
+
+--- FORMAT: GET /v1/users's document. /2: `keys` (every key of the person) became
+--- first_keys (at most KEYS_SHOWN); a field that changes its meaning is a new format, so a
+--- client of /1 that reads `keys` as every key finds none rather than too few
+M.FORMAT = "orket.users/2"
+
+-- GET /v1/users[?after=NAME][&limit=N]: each person with their projects and first keys, a
+-- page at a time by name (a team of thousands is not one answer), as the audit's listings
+-- page: next, when the page is full, is the ?after= of the next one
 local function list(_, ctx)
   local paged, st, bad = routes.named_page(ctx.query, accounts.check_name, "a person's name")
   if not paged then return st, bad end
@@ -127,15 +140,25 @@ local function list(_, ctx)
       projs[m.user_name] = projs[m.user_name] or {}
       table.insert(projs[m.user_name], { name = m.project, role = m.role })
     end
-    their_keys = keys.of_users(db, after or "", page[#page].name)
+    their_keys = keys.of_users(db, after or "", page[#page].name, M.KEYS_SHOWN)
   end
+  local none = { keys = {}, count = 0, live = 0 }
   for i, u in ipairs(page) do
+    local theirs = their_keys[u.name] or none
     out[i] = { name = u.name, role = u.role, admin = u.role == "admin", created_at = u.created_at,
       disabled_at = u.disabled_at or cjson.null, projects = jsonout.array(projs[u.name] or {}),
-      keys = jsonout.array(their_keys[u.name] or {}) }
+      first_keys = jsonout.array(theirs.keys), key_count = theirs.count, live_key_count = theirs.live }
   end
-  return 200, { format = "orket.users/1", users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names),
+  return 200, { format = M.FORMAT, users = jsonout.array(out), projects = jsonout.array(ctx.server.project_names),
     next = routes.next_of(out, limit, "name") }
+end
+
+-- answer(res, doc) -> 200, doc with unchanged: whether the change changed nothing (its
+-- result marked by orket.audit.chain's unchanged, so neither journaled nor audited), the
+-- one way a grant, a role and a disable or enable say so
+local function answer(res, doc)
+  doc.unchanged = audit_chain.is_unchanged(res)
+  return 200, doc
 end
 
 local function refused(msg, code)
@@ -180,7 +203,7 @@ local function set_disabled(disabled)
       return accounts.set_disabled(ctx.db, ctx.params.name, disabled, by, true)
     end, accounts.subject)
     if not res then return refused(msg, code) end
-    return 200, { name = res.name, role = res.role, disabled = disabled, changed = res.changed }
+    return answer(res, { name = res.name, role = res.role, disabled = disabled, changed = res.changed })
   end
 end
 
@@ -213,7 +236,8 @@ local function set_role(_, ctx)
     return accounts.set_role(ctx.db, ctx.params.name, ctx.body.role, by)
   end, accounts.subject)
   if not res then return refused(msg, code) end
-  return 200, { name = res.name, role = res.role, was = res.was, admin = res.role == "admin", changed = res.changed }
+  return answer(res, { name = res.name, role = res.role, was = res.was, admin = res.role == "admin",
+    changed = res.changed })
 end
 
 local function grant(_, ctx)
@@ -226,7 +250,7 @@ local function grant(_, ctx)
       ctx.server.signin)
   end, accounts.subject)
   if not res then return refused(msg, code) end
-  return 200, { project = res.project, user = res.user, role = res.role, unchanged = res.unchanged == true }
+  return answer(res, { project = res.project, user = res.user, role = res.role })
 end
 
 local function revoke(_, ctx)
@@ -257,27 +281,34 @@ local PROJECT_ROLE = { type = "string", enum = { "viewer", "developer", "operato
 local KEY_BODY = { type = "object", additionalProperties = false, required = { "name", "role" }, properties = {
   name = { type = "string", minLength = 1, maxLength = 64 }, role = ROLE } }
 local PERSON = { type = "object", additionalProperties = false, required = { "name", "role", "admin", "created_at",
-  "disabled_at", "projects", "keys" }, properties = { name = { type = "string" }, role = ROLE, admin = { type = "boolean" },
-  created_at = { type = "string" }, disabled_at = { type = { "string", "null" } },
+  "disabled_at", "projects", "first_keys", "key_count", "live_key_count" }, properties = { name = { type = "string" },
+  role = ROLE, admin = { type = "boolean" }, created_at = { type = "string" },
+  disabled_at = { type = { "string", "null" } },
   projects = { type = "array", items = { type = "object", additionalProperties = false, required = { "name", "role" },
     properties = { name = { type = "string" }, role = PROJECT_ROLE } } },
-  keys = { type = "array", items = admin.KEY } } }
+  first_keys = { type = "array", items = admin.KEY, maxItems = M.KEYS_SHOWN, description = "at most " .. M.KEYS_SHOWN
+    .. " of their keys, those not revoked first, oldest first: GET /v1/users/{name}/keys lists them all" },
+  key_count = { type = "integer", description = "how many keys they have, revoked ones included" },
+  live_key_count = { type = "integer", description = "how many of their keys are not revoked; when more than "
+    .. "the ones first_keys holds, GET /v1/users/{name}/keys lists the rest" } } }
 local USERS = { type = "object", additionalProperties = false, required = { "format", "users", "projects" }, properties = {
-  format = { enum = { "orket.users/1" } }, users = { type = "array", items = PERSON },
+  format = { enum = { M.FORMAT } }, users = { type = "array", items = PERSON },
   projects = { type = "array", items = { type = "string" } },
   next = { type = "string", description = "when the page is full: the ?after= of the next page" } } }
 local ADDED = { type = "object", additionalProperties = false, required = { "name", "role" },
   properties = { name = { type = "string" }, role = ROLE } }
-local SWITCHED = { type = "object", additionalProperties = false, required = { "name", "role", "disabled", "changed" },
-  properties = { name = { type = "string" }, role = ROLE, disabled = { type = "boolean" }, changed = { type = "boolean" } } }
+local UNCHANGED = { type = "boolean", description = "the person was so already: nothing journaled or audited" }
+local SWITCHED = { type = "object", additionalProperties = false, required = { "name", "role", "disabled", "changed",
+  "unchanged" }, properties = { name = { type = "string" }, role = ROLE, disabled = { type = "boolean" },
+  changed = { type = "boolean" }, unchanged = UNCHANGED } }
 local UNLOCKED = { type = "object", additionalProperties = false, required = { "name", "cleared" },
   properties = { name = { type = "string" }, cleared = { type = "boolean",
     description = "whether failed sign-ins were counted against the name" } } }
 local PASSWORD_SET = { type = "object", additionalProperties = false, required = { "name", "password_set" },
   properties = { name = { type = "string" }, password_set = { type = "boolean" } } }
-local ROLE_SET = { type = "object", additionalProperties = false, required = { "name", "role", "was", "admin", "changed" },
-  properties = { name = { type = "string" }, role = ROLE, was = ROLE, admin = { type = "boolean" },
-    changed = { type = "boolean" } } }
+local ROLE_SET = { type = "object", additionalProperties = false,
+  required = { "name", "role", "was", "admin", "changed", "unchanged" }, properties = { name = { type = "string" },
+    role = ROLE, was = ROLE, admin = { type = "boolean" }, changed = { type = "boolean" }, unchanged = UNCHANGED } }
 local MEMBER = { type = "object", additionalProperties = false, required = { "project", "user" },
   properties = { project = { type = "string" }, user = { type = "string" }, role = PROJECT_ROLE, revoked = { type = "boolean" },
     unchanged = { type = "boolean", description = "a grant: the person held that role there already (nothing "

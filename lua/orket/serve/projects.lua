@@ -235,20 +235,22 @@ end
 local function list(_, ctx)
   local srv, who = ctx.server, ctx.who
   local out, seen = {}, {}
-  local function listed(name, changed)
-    local role = M.role_in(srv.db, who, name)
-    if role then out[#out + 1] = { name = name, role = role, default = name == M.DEFAULT, changed = changed } end
+  local function listed(name, role, changed)
+    out[#out + 1] = { name = name, role = role, default = name == M.DEFAULT, changed = changed }
   end
   for _, name in ipairs(srv.project_names) do
     seen[name] = true
-    local p = name ~= M.DEFAULT and (srv.projects[name] or srv.unavailable[name])
+    -- the caller's role first: a project they may not see is not read about at all
+    local role = M.role_in(srv.db, who, name)
+    local p = role and name ~= M.DEFAULT and (srv.projects[name] or srv.unavailable[name])
     local kind, why
     if p then kind, why = change_of(srv.db, p) end
-    if kind ~= "removed" then listed(name, kind and changed_text(name, why) or nil) end
+    if role and kind ~= "removed" then listed(name, role, kind and changed_text(name, why) or nil) end
   end
   for _, r in ipairs(sp.list(srv.db)) do
-    if not seen[r.name] then
-      listed(r.name, string.format("project '%s' was added since this server started: it is served from the "
+    local role = not seen[r.name] and M.role_in(srv.db, who, r.name)
+    if role then
+      listed(r.name, role, string.format("project '%s' was added since this server started: it is served from the "
         .. "server's next start", r.name))
     end
   end

@@ -53,12 +53,19 @@ function M.page(db, user, after, limit)
     table.unpack(args)))
 end
 
---- of_users(db, after, last) -> the keys of the people named after `after` ("": from the
---- first) up to last, as list's, in its order: a page of people's keys in one read
-function M.of_users(db, after, last)
+--- of_users(db, after, last, first) -> the keys of the people named after `after` ("": from
+--- the first) up to last, as list's rows, but at most `first` of each person's: those not
+--- revoked first, each kind oldest first; each row with n, how many keys that person has,
+--- and live, how many of them are not revoked. A page of people's keys in one read, whose
+--- size a person with thousands of keys does not set
+function M.of_users(db, after, last, first)
   local d = db.dialect
-  return assert(db:rows("SELECT id, name, role, user_name, " .. d.time("created_at") .. ", " .. d.time("revoked_at")
-    .. " FROM api_keys WHERE user_name > ? AND user_name <= ? ORDER BY api_keys.created_at, id", after, last))
+  return assert(db:rows("SELECT k.id, k.name, k.role, k.user_name, k.n, k.live, "
+    .. d.time("k.created_at", "created_at") .. ", " .. d.time("k.revoked_at", "revoked_at")
+    .. " FROM (SELECT id, name, role, user_name, created_at, revoked_at, ROW_NUMBER() OVER (PARTITION BY "
+    .. "user_name ORDER BY revoked_at IS NOT NULL, created_at, id) AS nth, COUNT(*) OVER (PARTITION BY user_name) "
+    .. "AS n, COUNT(*) FILTER (WHERE revoked_at IS NULL) OVER (PARTITION BY user_name) AS live FROM api_keys "
+    .. "WHERE user_name > ? AND user_name <= ?) k WHERE k.nth <= ? ORDER BY k.user_name, k.nth", after, last, first))
 end
 
 --- active_count(db) -> keys not revoked

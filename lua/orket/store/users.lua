@@ -74,6 +74,16 @@ function M.other_admins(db, name)
     name)).n
 end
 
+--- promotable(db, name) -> whether some enabled local account other than name (a password
+--- of theirs here: a person of a provider or directory has a "!source:" mark instead) is
+--- not a server admin, whom `orket users role NAME admin` could make one
+function M.promotable(db, name)
+  local r, err = db:row("SELECT name FROM users WHERE role <> 'admin' AND disabled_at IS NULL AND name <> ? "
+    .. "AND hash NOT LIKE '!%' LIMIT 1", name)
+  if r == nil and err then error(err, 0) end
+  return r ~= nil
+end
+
 --- set_hash(db, name, hash) -> changes: the person's password, as its Argon2id hash
 function M.set_hash(db, name, hash)
   return (assert(db:run("UPDATE users SET hash = ? WHERE name = ?", hash, name)))

@@ -116,4 +116,41 @@ describe("the directory's people looked at again", function()
     H.cleanup()
     assert(ok, err)
   end)
+
+  it("says in the audit and the log why a look disabled the last server admin, whose groups give no role", function()
+    local B = require "tests.backends"
+    local H = require "tests.helpers"
+    local identity = require "orket.serve.identity"
+    local users = require "orket.store.users"
+    local db = B.open_store()
+    local boss = { name = "boss", dn = "uid=boss,dc=x" }
+    assert(identity.federated(db, { name = "boss", role = "admin" }, "ldap", boss.dn))
+    local lines, lookup = {}, fake.lookup
+    fake.lookup = function() return { name = "boss", groups = { "leavers" }, dn = boss.dn } end
+    local d = directory.new({ ldap = { url = "ldap://x", base_dn = "dc=x", recheck_s = 1 } },
+      function(line) lines[#lines + 1] = line end)
+    local ok, err = pcall(function()
+      d:seen("boss")
+      d.people.boss.at = uv.now() - 10000
+      -- a leaver is never kept, the last admin included: disabled, and said so
+      local done, fine, status = task.spawn(d.check, d, db, { user = "boss" }):join()
+      assert.same({ true, nil, 401 }, { done, fine, status })
+      assert.is_not_nil(users.get(db, "boss").disabled_at)
+      local entry = assert(db:row("SELECT actor, route, detail FROM audit_log WHERE action = 'user_disable'"))
+      assert.same({ "ldap", "directory", "lastadmin=yes person=boss role=admin why=no-role" },
+        { entry.actor, entry.route, entry.detail })
+      assert.equal(1, #lines)
+      assert.same({ "directory", "boss" }, { lines[1].event, lines[1].user })
+      assert.equal("boss, the last enabled server admin, was disabled: none of this person's groups has a role on "
+        .. "this server (a leaver is never kept); no enabled server admin is left: until one is made, people and "
+        .. "keys are managed on the server's machine (or with a server key of role admin, if one is kept); to make "
+        .. "one: where people sign in through a provider or directory, one of theirs by a group that sign_in.roles "
+        .. "maps to admin (at their next sign-in, or the directory's next look); or a new local account with 'orket "
+        .. "users add NAME --role admin' (POST /v1/users with role admin)", lines[1].message)
+    end)
+    fake.lookup = lookup
+    db:close()
+    H.cleanup()
+    assert(ok, err)
+  end)
 end)

@@ -232,3 +232,147 @@ describe("every refusal of a name and password costs one Argon2id check", functi
     assert.same({ nil, "EUNAVAILABLE", 1 }, { no, code, #checked })
   end)
 end)
+
+-- The people API's changes, whoever signs in how: the last admin's refusal names what works
+-- for the people there are, a change that changes nothing is marked so (journaled and
+-- audited nowhere, as a grant of the role held), the people listing shows each person's
+-- first keys and their count, and the projects listing reads nothing of a project the
+-- caller may not see.
+describe("the people API's changes", function()
+  local accounts = require "orket.serve.accounts"
+  local audit_chain = require "orket.audit.chain"
+  local db
+  before_each(function() db = B.open_store() end)
+  after_each(function()
+    db:close()
+    H.cleanup()
+  end)
+
+  -- a local account, its hash a stand-in (no password is checked here)
+  local function local_person(name, role)
+    assert(db:tx(function()
+      users.insert(db, name, role, "$argon2id$stand-in")
+      return true
+    end))
+  end
+
+  local function events(kind)
+    return math.tointeger(assert(db:row("SELECT count(*) AS n FROM events WHERE kind = ?", kind)).n)
+  end
+
+  it("says how to make another admin in the way that works for the people there are", function()
+    local errors = require "orket.errors"
+    local_person("boss", "admin")
+    -- nobody else: a new local account, on the machine or over the API; the groups' way
+    -- where people sign in so (the store cannot tell whether the server's sign_in is set)
+    local _, why, code = accounts.set_role(db, "boss", "viewer", "root")
+    assert.equal("ELASTADMIN", code)
+    local groups = "where people sign in through a provider or directory, one of theirs by a group that "
+      .. "sign_in.roles maps to admin (at their next sign-in, or the directory's next look)"
+    local new = "or a new local account with 'orket users add NAME --role admin' (POST /v1/users with role admin)"
+    assert.equal("boss is the last enabled server admin; before taking boss's role away, make another person a "
+      .. "server admin: " .. groups .. "; " .. new, why)
+    -- a directory's person only: their role follows their groups, `orket users role` would refuse it
+    assert(identity.federated(db, { name = "dave", role = "operator" }, "ldap", "uid=dave,dc=x"))
+    _, why = accounts.set_disabled(db, "boss", true, "root", true)
+    assert.equal("boss is the last enabled server admin; before disabling boss, make another person a server "
+      .. "admin: " .. groups .. "; " .. new, why)
+    -- a local person besides: the command and the route, for them
+    local_person("ann", "viewer")
+    local here = "a local account with 'orket users role NAME admin' (PUT /v1/users/NAME/role); "
+    _, why = accounts.set_role(db, "boss", "operator", "root")
+    assert.equal("boss is the last enabled server admin; before taking boss's role away, make another person a "
+      .. "server admin: " .. here .. groups .. "; " .. new, why)
+    -- the same ways once nobody is left, with who manages people meanwhile: a server key of
+    -- role admin still does (it is not counted as an admin)
+    assert.equal("no enabled server admin is left: until one is made, people and keys are managed on this machine "
+      .. "(or with a server key of role admin, if one is kept); to make one: " .. here .. groups .. "; " .. new,
+      accounts.none_left(db, "boss", "this machine"))
+    -- the code's remedy, and the API's, name the groups' way and a new local account over the API
+    local _, answer = require("orket.serve.admin").refused(why, code)
+    for _, remedy in ipairs { errors.CODES.ELASTADMIN.remedy, answer.error.remedy } do
+      assert.matches("sign_in.roles", remedy, 1, true)
+      assert.matches("POST /v1/users", remedy, 1, true)
+    end
+  end)
+
+  it("marks a role they hold already, and an enable or disable that changes nothing, as unchanged", function()
+    local_person("boss", "admin")
+    local_person("ann", "viewer")
+    local res = assert(accounts.set_role(db, "ann", "viewer", "root"))
+    assert.same({ true, false }, { audit_chain.is_unchanged(res), res.changed })
+    assert.equal(0, events("user_role"))
+    res = assert(accounts.set_disabled(db, "ann", false, "root", true))
+    assert.same({ true, false }, { audit_chain.is_unchanged(res), res.changed })
+    res = assert(accounts.set_disabled(db, "ann", true, "root", true))
+    assert.is_false(audit_chain.is_unchanged(res))
+    res = assert(accounts.set_disabled(db, "ann", true, "root", true))
+    assert.same({ true, false }, { audit_chain.is_unchanged(res), res.changed })
+    assert.same({ 1, 0 }, { events("user_disable"), events("user_enable") })
+    -- the admin role, held already: unchanged
+    res = assert(accounts.set_role(db, "boss", "admin", "root"))
+    assert.is_true(audit_chain.is_unchanged(res))
+    -- a change is one, as before
+    local_person("cid", "viewer")
+    res = assert(accounts.set_role(db, "cid", "operator", "root"))
+    assert.same({ false, true, 1 }, { audit_chain.is_unchanged(res), res.changed, events("user_role") })
+  end)
+
+  it("lists each person's first keys and how many they have, in one read", function()
+    local keys = require "orket.serve.keys"
+    local sk = require "orket.store.keys"
+    local_person("ann", "viewer")
+    local_person("bea", "viewer")
+    assert(db:tx(function()
+      for i = 1, 7 do sk.insert(db, string.format("%016x", i), "k" .. i, "viewer", "h" .. i, "ann") end
+      sk.insert(db, string.format("%016x", 99), "only", "viewer", "h99", "bea")
+      return true
+    end))
+    local by = keys.of_users(db, "", "bea", 3)
+    assert.same({ 7, 7, 3 }, { by.ann.count, by.ann.live, #by.ann.keys })
+    assert.same({ "k1", "k2", "k3" }, { by.ann.keys[1].name, by.ann.keys[2].name, by.ann.keys[3].name })
+    assert.same({ 1, 1, "only" }, { by.bea.count, #by.bea.keys, by.bea.keys[1].name })
+    -- those not revoked first: the people page revokes those it shows
+    assert(db:tx(function()
+      sk.revoke(db, string.format("%016x", 1))
+      return true
+    end))
+    by = keys.of_users(db, "", "ann", 3)
+    assert.same({ 7, 6, "k2", "k3", "k4" },
+      { by.ann.count, by.ann.live, by.ann.keys[1].name, by.ann.keys[2].name, by.ann.keys[3].name })
+    -- the keys listing pages them all, as every listing of keys does
+    assert.equal(7, #keys.list_doc(db, "ann").keys)
+    local page = keys.list_doc(db, "ann", string.format("%016x", 5), 10)
+    assert.same({ "k6", "k7" }, { page.keys[1].name, page.keys[2].name })
+    -- a start after a key without a page is refused, not ignored
+    assert.error_matches(function() keys.list_doc(db, "ann", string.format("%016x", 5)) end, "after needs a limit")
+  end)
+
+  it("reads nothing of a project the caller may not see when listing the projects", function()
+    local projects = require "orket.serve.projects"
+    local sp = require "orket.store.projects"
+    local_person("ann", "viewer")
+    assert(db:tx(function()
+      sp.set_role(db, "default", "ann", "viewer")
+      return true
+    end))
+    local handler
+    projects.add { add = function(_, method, pattern, spec)
+      if method == "GET" and pattern == "/v1/projects" then handler = spec.handler end
+    end }
+    local read, serving = {}, sp.serving
+    sp.serving = function(d, name)
+      read[#read + 1] = name
+      return serving(d, name)
+    end
+    local ok, st, doc = pcall(handler, nil, { who = { user = "ann" }, server = { db = db,
+      project_names = { "default", "notes", "web" }, unavailable = {},
+      projects = { notes = { name = "notes", dir = "/nowhere/notes", stored = true },
+        web = { name = "web", dir = "/nowhere/web", stored = true } } } })
+    sp.serving = serving
+    assert(ok, st)
+    assert.equal(200, st)
+    assert.same({ "default" }, { doc.projects[1].name, doc.projects[2] })
+    assert.same({}, read)
+  end)
+end)
