@@ -653,10 +653,12 @@ static void http_on_deadline(uv_timer_t *t) {
     http_abort(r, HTTP_E_TIMEOUT, msg);
     r->phase = "first_byte";
   } else if (!r->headers_done && r->headers_ms && now >= r->start + (uint64_t)r->headers_ms) {
-    /* an upstream that drips header lines or 1xx answers meets no idle limit */
-    snprintf(msg, sizeof msg, "no complete response headers within %ld ms", r->headers_ms);
-    http_abort(r, HTTP_E_TIMEOUT, msg);
-    r->phase = "headers";
+    /* an upstream that drips header lines or 1xx answers meets no idle limit; one that sent
+     * nothing at all by then (the headers' deadline the shorter) is silent, not slow */
+    snprintf(msg, sizeof msg, r->got_byte ? "no complete response headers within %ld ms" : "no response within %ld ms",
+             r->headers_ms);
+    http_abort(r, HTTP_E_TIMEOUT, msg); /* (which clears the phase) */
+    r->phase = r->got_byte ? "headers" : "first_byte";
   } else if (r->got_byte && r->idle_ms && now >= r->last_rx + (uint64_t)r->idle_ms) {
     snprintf(msg, sizeof msg, "the response stalled for %ld ms", r->idle_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg);

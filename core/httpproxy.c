@@ -3,6 +3,7 @@
  * left), and each notice runs one step that moves what can move now. */
 #include "httpproxy.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,9 @@
  * connection and, past that, sends nothing at all */
 #define PP_HEADERS_MAX ((size_t)32 << 10)
 #define PP_MAX_LINES 96 /* answer header lines at most (the upstream's beyond are dropped) */
-#define PP_LINKS_MAX 32 /* links in one Link value rewritten at most (one with more is dropped) */
+/* links in one Link value rewritten at most, and anchor parameters in it (one with more of
+ * either is dropped) */
+#define PP_LINKS_MAX 32
 
 /* A copy of a vector of strings, in one allocation: the pointers, then the bytes. */
 typedef struct pp_strv {
@@ -40,6 +43,7 @@ struct httpproxy_kept {
   size_t pass_max, queue_high, whole_max;
   size_t max_live;         /* 0: no bound */
   size_t max_live_each;    /* of those, from one client address at most (0: no bound) */
+  int each_skip_local;     /* loopback and unix-socket clients held to no share */
   httpproxy_live *live;    /* the pumps running, counted with the kept parts sharing it */
 };
 
@@ -64,7 +68,7 @@ struct httpproxy {
   httpproxy_done_fn done;
   void *ud;
   httpproxy_kept *k;
-  char *addr; /* the client's address as counted in k's live (NULL: not counted) */
+  char *addr; /* the client's share as counted in k's live (NULL: not counted) */
   char *body;
   int phase;
   int stepping;     /* inside pp_step: a notice meanwhile only asks for another pass */
@@ -224,10 +228,11 @@ static size_t pp_own_url(const httpproxy_kept *k, const char *v, size_t len, cha
  * "; name[=token or quoted-string]" parameters, a quoted string's commas and semicolons
  * its own) at out with its URI-references made the client's as a Location is: each
  * link's target and its anchor parameter. out: room for strlen(v) + 1 and loc_to's length
- * per '<' and '=' in v. 0 when it is not of that grammar or holds more than PP_LINKS_MAX
- * links: the header is left out, not passed with URLs that lead elsewhere. */
+ * per '<' and '=' in v, up to 2 * PP_LINKS_MAX of them (each rewrite takes one, and no more
+ * are made). 0 when it is not of that grammar or holds more than PP_LINKS_MAX links or
+ * anchor parameters: the header is left out, not passed with URLs that lead elsewhere. */
 static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
-  size_t o = 0, links = 0;
+  size_t o = 0, links = 0, anchors = 0;
   const char *p = v;
   for (;;) {
     const char *s = p;
@@ -255,6 +260,7 @@ static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
       size_t nl = strcspn(p, "=;, \t\"<>");
       if (nl == 0) return 0;
       int anchor = nl == 6 && strncasecmp(p, "anchor", 6) == 0;
+      if (anchor && ++anchors > PP_LINKS_MAX) return 0;
       p += nl;
       p += strspn(p, " \t");
       if (*p == '=') {
@@ -318,9 +324,19 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
   /* the room first: each passed line as "Name: value" or "Set-Cookie: value", and its NUL */
   size_t more = p->k->loc_to ? strlen(p->k->loc_to) : 0; /* a Location made longer */
   for (size_t i = 0; http_header_next(p->up, &i, &name, &value) == 0;) {
-    room += strlen(name) + strlen(value) + 13 + more;
-    if (pp_is_link(p->k, name)) /* a Link: each URL in it (after '<', or an anchor's '=') */
-      for (const char *c = value; (c = strpbrk(c, "<=")) != NULL; c++) room += more;
+    size_t nl = strlen(name), vl = strlen(value);
+    room += nl + vl + 13;
+    /* the longer URLs only of a line that may pass: an upstream's 64 KiB of headers are
+     * not made a few MiB of room for lines that are left out */
+    if (!pp_has(&p->k->pass, name, nl) || vl > p->k->pass_max) continue;
+    if (pp_is_link(p->k, name)) { /* each URL in it (after '<', or an anchor's '='), as
+                                      many as pp_link_value rewrites at most */
+      size_t urls = 0;
+      for (const char *c = value; urls < 2 * PP_LINKS_MAX && (c = strpbrk(c, "<=")) != NULL; c++) urls++;
+      room += urls * more;
+    } else {
+      room += more; /* a Location */
+    }
   }
   char *buf = *owned = room ? malloc(room) : NULL, *at = buf;
   if (buf == NULL) return n;
@@ -622,6 +638,7 @@ httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
   k->whole_max = o->whole_max ? o->whole_max : PP_WHOLE_MAX;
   k->max_live = o->max_live;
   k->max_live_each = o->max_live ? o->max_live_each : 0;
+  k->each_skip_local = o->each_skip_local;
   k->loc_links = o->location_links;
   if (o->live_with && o->live_with->live) { /* its count is this one's too */
     k->live = o->live_with->live;
@@ -713,9 +730,32 @@ static pp_addr *pp_addr_of(const httpproxy_live *live, const char *addr) {
   return NULL;
 }
 
+#define PP_SHARE_LEN (INET6_ADDRSTRLEN + 4)
+
+/* The share a client address (httpd_remote's) is counted under, in buf (PP_SHARE_LEN
+ * bytes), or NULL when it is held to none: k has no max_live_each, or it skips local
+ * clients and this is one. An IPv6 address counts by its /64: a client is given a /64, and
+ * each of its addresses would otherwise be a share of its own. */
+static const char *pp_share(const httpproxy_kept *k, const char *addr, char *buf) {
+  if (addr == NULL || !k->max_live_each) return NULL;
+  if (k->each_skip_local && (strncmp(addr, "unix", 4) == 0 || httpd_is_loopback(addr))) return NULL;
+  struct in6_addr a6;
+  if (inet_pton(AF_INET6, addr, &a6) == 1) {
+    memset(a6.s6_addr + 8, 0, 8);
+    if (inet_ntop(AF_INET6, &a6, buf, INET6_ADDRSTRLEN) != NULL) {
+      strcat(buf, "/64");
+      return buf;
+    }
+  }
+  snprintf(buf, PP_SHARE_LEN, "%s", addr);
+  return buf;
+}
+
 int httpproxy_kept_full(const httpproxy_kept *k, const char *addr) {
   if (k->max_live && k->live->n >= k->max_live) return 1;
-  const pp_addr *a = addr && k->max_live_each ? pp_addr_of(k->live, addr) : NULL;
+  char buf[PP_SHARE_LEN];
+  const char *share = pp_share(k, addr, buf);
+  const pp_addr *a = share ? pp_addr_of(k->live, share) : NULL;
   return a && a->n >= k->max_live_each ? 2 : 0;
 }
 
@@ -752,13 +792,15 @@ static void pp_addr_uncount(httpproxy_live *live, const char *addr) {
 httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
                                 httpproxy_done_fn done, void *ud, char *err, size_t errlen) {
   const char *addr = httpd_remote(req);
+  char buf[PP_SHARE_LEN];
+  const char *share = pp_share(k, addr, buf);
   int full = httpproxy_kept_full(k, addr);
   if (full == 1) {
     snprintf(err, errlen, "%zu requests to the app are in progress already", k->max_live);
     return NULL;
   }
   if (full == 2) {
-    snprintf(err, errlen, "%zu requests to the app from %s are in progress already", k->max_live_each, addr);
+    snprintf(err, errlen, "%zu requests to the app from %s are in progress already", k->max_live_each, share);
     return NULL;
   }
   httpproxy *p = calloc(1, sizeof *p);
@@ -769,8 +811,8 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
   k->refs++;
   p->k = k;
   k->live->n++; /* given back in httpproxy_free */
-  if (k->max_live_each && addr) {
-    if ((p->addr = strdup(addr)) == NULL || pp_addr_count(k->live, addr) == NULL) {
+  if (share) {
+    if ((p->addr = strdup(share)) == NULL || pp_addr_count(k->live, share) == NULL) {
       free(p->addr); /* not counted: nothing to give back */
       p->addr = NULL;
       httpproxy_free(p);

@@ -68,8 +68,12 @@ typedef struct httpproxy_opts {
   const httpproxy_kept *live_with; /* a kept part whose count of running pumps this one shares
                                    (NULL: its own) */
   size_t max_live_each;         /* with max_live: of the pumps counted with it, those for one
-                                   client address (httpd_remote) at most, so that one client
-                                   cannot hold them all; 0: no bound of its own */
+                                   client address (httpd_remote; an IPv6 address by its /64)
+                                   at most, so that one client cannot hold them all; 0: no
+                                   bound of its own */
+  int each_skip_local;          /* loopback and unix-socket clients are held to no
+                                   max_live_each: a front end's requests, whose users all
+                                   come from its one address, or this machine's own */
 } httpproxy_opts;
 
 /* Called once, when the pump is over (never from inside httpproxy_start): the owner may
@@ -88,7 +92,7 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
 httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o);
 void httpproxy_kept_unref(httpproxy_kept *k);
 /* 1 when as many pumps as k's max_live run with k's count, 2 when as many as its
- * max_live_each run for the client address addr (NULL: not asked), else 0: whether
+ * max_live_each run for the client address addr's share (NULL: not asked), else 0: whether
  * httpproxy_start_kept would refuse one more. */
 int httpproxy_kept_full(const httpproxy_kept *k, const char *addr);
 /* httpproxy_start with k's shared part and each's url, method, headers (after those of

@@ -309,6 +309,11 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
     luaL_error(L, "bad argument #1 to '%s' (location_links must be a boolean)", fn);
   if (o->location_links && o->location_from == NULL)
     luaL_error(L, "bad argument #1 to '%s' (location_links goes with location_from and location_to)", fn);
+  /* written into a Link's "<...>" and anchor parameters: one of Link's own delimiters would
+   * let it add links or parameters of its own */
+  if (o->location_links && o->location_to[strcspn(o->location_to, "<>\",; \\")] != '\0')
+    luaL_error(L, "bad argument #1 to '%s' (location_to holds one of < > \" , ; \\ or a space, which a Link's "
+               "URL cannot: refused with location_links)", fn);
   /* more starts of the upstream's own URLs, as location_from, which they go with */
   lua_getfield(L, t, "location_also");
   int also = !lua_isnil(L, -1);
@@ -336,13 +341,15 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
 /* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, first_byte_timeout_ms=,
  *   idle_timeout_ms=, headers_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines=,
  *   pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=, location_from=,
- *   location_to=, location_also=, location_links=, max_live=, max_live_each=, live_with=} -> kept:
+ *   location_to=, location_also=, location_links=, max_live=, max_live_each=, each_skip_local=,
+ *   live_with=} -> kept:
  * those options of req:proxy checked and copied once, for the many requests to one
  * upstream (req:proxy{..., kept=}): each request then reads only its own url, method,
  * headers and body. max_live: requests proxied with it at once at most (0 or absent: no
  * bound), counted together with live_with's (another kept) when given: past it req:proxy
  * refuses (its fifth result true); max_live_each (with max_live): of those, the requests
- * from one client address at most (httpproxy.h). */
+ * from one client address at most (an IPv6 address's /64), each_skip_local: but loopback
+ * and unix-socket clients held to none (httpproxy.h). */
 static int lhd_kept_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   httpproxy_opts o;
@@ -353,6 +360,11 @@ static int lhd_kept_new(lua_State *L) {
   o.max_live_each = lhd_proxy_size(L, 1, "proxy_kept", "max_live_each");
   if (o.max_live_each && !o.max_live)
     luaL_error(L, "bad argument #1 to 'proxy_kept' (max_live_each goes with max_live)");
+  int st = lua_getfield(L, 1, "each_skip_local");
+  o.each_skip_local = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (st != LUA_TNIL && st != LUA_TBOOLEAN)
+    luaL_error(L, "bad argument #1 to 'proxy_kept' (each_skip_local must be a boolean)");
   if (lua_getfield(L, 1, "live_with") != LUA_TNIL) {
     httpproxy_kept **w = luaL_testudata(L, -1, LHD_KEPT);
     if (w == NULL || *w == NULL)
@@ -564,6 +576,20 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   lhd_req *q = ud;
   lhd_tally *t = q->tally;
   lua_State *L = t->L;
+  /* called from the loop, not by Lua: the 11 slots below and lhd_tally_end's 2 are made
+   * sure of, not assumed; refused only out of memory, when the request is let go unlogged */
+  if (!lua_checkstack(L, 16)) {
+    httpproxy_free(px);
+    q->px = NULL;
+    httpd_req *r = q->r;
+    q->r = NULL;
+    if (r) {
+      httpd_set_notify(r, NULL, NULL);
+      httpd_release(r);
+    }
+    lhd_tally_drop(L, q);
+    return;
+  }
   int top = lua_gettop(L);
   const char *msg;
   unsigned st = httpproxy_status(px, &msg);

@@ -366,6 +366,38 @@ describe("req:proxy", function()
     end
   end)
 
+  -- A Link's anchor parameters are rewritten as its links are, and capped as they are: one
+  -- link may carry many; and a location_to holding a Link's own delimiters is refused, as
+  -- it would add links or parameters of its own
+  it("caps a Link's anchors as its links, and refuses a location_to of Link's delimiters", function()
+    local opts = { pass = { "link" }, location_from = "http://sandbox/", location_to = "/p/3/app/",
+      location_links = true }
+    local anchors = {}
+    for i = 1, 33 do anchors[i] = "anchor=/" .. i end
+    local at32 = "</a>; " .. table.concat(anchors, "; ", 1, 32)
+    for _, c in ipairs {
+      { at32, (at32:gsub("/(%w+)", "/p/3/app/%1")) },
+      { "</a>; " .. table.concat(anchors, "; "), nil },
+      { "</a>; anchor=/1, </b>; " .. table.concat(anchors, "; ", 2, 33), nil }, -- counted across links
+    } do
+      local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: " .. c[1] .. "\r\nContent-Length: 2\r\n\r\nok")
+      local srv, base = front(sock, opts)
+      local status, headers, body = fetch(base .. "/")
+      assert.equal(200, status)
+      assert.equal("ok", body)
+      assert.equal(c[2], headers.link, c[1])
+      srv:close()
+      app:close()
+    end
+    for _, to in ipairs { "/p>, <//evil/", "/p<", "/p\"", "/p,", "/p;rel=x", "/p x", "/p\\" } do
+      local ok, e = pcall(httpd.proxy_kept, { location_from = "http://sandbox/", location_to = to, location_links = true })
+      assert.is_false(ok, to)
+      assert.matches("location_to holds one of < > \" , ; \\ or a space", e, 1, true)
+      -- without location_links it is a Location's only, written whole
+      assert.truthy(httpd.proxy_kept { location_from = "http://sandbox/", location_to = to })
+    end
+  end)
+
   -- RFC 9110 15: a status is 100-599; any other the app gives is a bad gateway's
   it("answers 502 for an app's status past 599", function()
     for _, code in ipairs { 600, 999 } do
@@ -1387,6 +1419,63 @@ describe("req:proxy", function()
     assert.is_false(ok)
     assert.matches("max_live_each goes with max_live", e, 1, true)
     srv:close()
+    app:close()
+  end)
+
+  -- A front end's users all come from its loopback address, and this machine's own use from
+  -- loopback or a unix socket: each_skip_local holds them to no share, only to max_live.
+  -- Any other IPv6 client counts by its /64 (its network: it may use many addresses of it);
+  -- ::1 stands for one here, its share named
+  it("holds local clients to no share with each_skip_local, and counts an IPv6 address by its /64", function()
+    local release, arrived = false, 0
+    local app, sock = upstream(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, {}, "late")
+    end)
+    local kept = httpd.proxy_kept { unix_socket = sock, total_timeout_ms = 30000, max_live = 3, max_live_each = 1,
+      each_skip_local = true }
+    local srv, base, out = front("/nowhere", { kept = kept })
+    local got = {}
+    for i = 1, 3 do task.spawn(function() got[i] = { fetch(base .. "/" .. i) } end) end
+    H.wait_for(function() return arrived == 3 end, "three requests from one loopback address at the app", 10000)
+    local st = fetch(base .. "/4") -- past max_live: the whole count
+    assert.equal(502, st)
+    assert.is_true(out[#out].full)
+    release = true
+    H.wait_for(function() return got[1] and got[2] and got[3] end, "the answers", 10000)
+    for i = 1, 3 do assert.equal(200, got[i][1]) end
+    srv:close()
+    local ok, e = pcall(httpd.proxy_kept, { max_live = 2, max_live_each = 1, each_skip_local = 1 })
+    assert.is_false(ok)
+    assert.matches("each_skip_local must be a boolean", e, 1, true)
+    -- IPv6, not skipped: the share is ::1's /64
+    release, arrived = false, 0
+    local kept6 = httpd.proxy_kept { unix_socket = sock, total_timeout_ms = 30000, max_live = 3, max_live_each = 1 }
+    local srv6 = assert(httpd.listen { host = "::1", port = 0 })
+    local notes = {}
+    task.spawn(function()
+      while true do
+        local req = srv6:accept()
+        if not req then return end
+        task.spawn(function()
+          local status, note = req:proxy { url = "http://app" .. req.path, method = "GET", kept = kept6 }
+          notes[#notes + 1] = note
+          if not status then req:respond(502, {}, "failed") end
+          req:close()
+        end)
+      end
+    end)
+    local base6 = "http://[::1]:" .. srv6:port()
+    local first
+    task.spawn(function() first = { fetch(base6 .. "/1") } end)
+    H.wait_for(function() return arrived == 1 end, "the first request at the app", 10000)
+    assert.equal(502, (fetch(base6 .. "/2")))
+    assert.matches("1 requests to the app from ::/64 are in progress already", notes[#notes], 1, true)
+    release = true
+    H.wait_for(function() return first end, "the first answer", 10000)
+    assert.equal(200, first[1])
+    srv6:close()
     app:close()
   end)
 

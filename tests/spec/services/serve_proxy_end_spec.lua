@@ -169,6 +169,29 @@ describe("orket.serve's proxied requests", function()
     assert(ok, e)
   end)
 
+  -- and when the headers' deadline is the shorter, a silent app meets it first: still one
+  -- that gave no answer (within that time), never one that "began an answer"
+  it("logs and answers a silent app's 504 as no answer when the headers' deadline is the shorter", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was_h = sandboxes.PROXY_HEADERS_MS
+    sandboxes.PROXY_HEADERS_MS = 800 -- read once per socket; the first byte's stays 2 min
+    local up, sock = app(function(req) req:wait_gone() end) -- takes the request, never answers
+    local ok, e = pcall(function()
+      local _, url, lines, stop, id = server(sock)
+      local st, body = H.fetch { url = url .. "/slow" }
+      assert.equal(504, st, body)
+      local msg = cjson.decode(body).error.message
+      assert.matches("sandbox " .. id .. "'s app gave no answer within 800 ms", msg, 1, true)
+      assert.is_nil(msg:find("began an answer", 1, true))
+      H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+      assert.matches("no response within 800 ms", proxied(lines)[1].note, 1, true)
+      stop()
+    end)
+    sandboxes.PROXY_HEADERS_MS = was_h
+    up:close()
+    assert(ok, e)
+  end)
+
   -- A page under the route preloads "/style.css": the app's, so its Link leads through the
   -- route as a redirect does (a project's prefix kept), by the same guard
   it("makes the app's Link URLs lead through the proxy's route", function()
@@ -400,11 +423,13 @@ describe("orket.serve's proxied requests", function()
 
   -- One client cannot take all of an app's places: one address has at most
   -- PROXY_LIVE_EACH of them (shortened here); past it that address is answered 503 while
-  -- another (127.0.0.2, loopback too, on a raw socket) still reaches the app
+  -- another (127.0.0.2, on a raw socket) still reaches the app. Loopback clients are held
+  -- to the share here only because PROXY_EACH_LOCAL says so: they stand for two clients
   it("answers 503 app_busy to an address past its share while another still reaches the app", function()
     local sandboxes = require "orket.serve.sandboxes"
-    local was, was_each = sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH
+    local was, was_each, was_local = sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH, sandboxes.PROXY_EACH_LOCAL
     sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH = 4, 2 -- read once per socket
+    sandboxes.PROXY_EACH_LOCAL = true
     local release, arrived = false, 0
     local up, sock = app(function(req)
       arrived = arrived + 1
@@ -443,7 +468,45 @@ describe("orket.serve's proxied requests", function()
       assert.equal("late", got[2][2])
       stop()
     end)
-    sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH = was, was_each
+    sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH, sandboxes.PROXY_EACH_LOCAL = was, was_each, was_local
+    release = true
+    up:close()
+    assert(ok, e)
+  end)
+
+  -- Behind a front end (nginx, Caddy) every user comes from its loopback address, which the
+  -- server cannot tell apart (it reads no X-Forwarded-For): a loopback client is held to no
+  -- share, only to the whole count, both set by ORKET_SERVE_LIMITS (app_live_max,
+  -- app_live_each), which takes whole numbers only
+  it("holds a loopback client to no share of an app's places, and takes both limits from ORKET_SERVE_LIMITS", function()
+    local serve = require "orket.serve"
+    local l, lerr = serve.limits("app_live_each=1.5")
+    assert.is_nil(l)
+    assert.matches("app_live_each takes a whole number", lerr, 1, true)
+    local release, arrived = false, 0
+    local up, sock = app(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, { "Content-Type: text/plain" }, "late")
+    end)
+    local ok, e = pcall(function()
+      local _, url, _, stop, id = server(sock, assert(serve.limits("app_live_max=3,app_live_each=1")))
+      local got = {}
+      for i = 1, 3 do task.spawn(function() got[i] = { H.fetch { url = url .. "/" .. i } } end) end
+      H.wait_for(function() return arrived == 3 end, "three requests from one loopback address at the app", 10000)
+      local st, body, headers = H.fetch { url = url .. "/4" }
+      assert.equal(503, st, body)
+      local doc = cjson.decode(body)
+      assert.equal("app_busy", doc.error.code)
+      assert.matches("sandbox " .. id .. "'s app has 3 requests in progress (streams or slow answers), the most it "
+        .. "may have", doc.error.message, 1, true)
+      assert.equal("5", headers["retry-after"] or headers["Retry-After"])
+      assert.equal(3, arrived)
+      release = true
+      H.wait_for(function() return got[1] and got[2] and got[3] end, "the answers", 10000)
+      for i = 1, 3 do assert.equal("late", got[i][2]) end
+      stop()
+    end)
     release = true
     up:close()
     assert(ok, e)
