@@ -57,8 +57,10 @@ M.DEFAULTS = {
   -- front end's or this machine's, are held to no share)
   app_live_max = 0, app_live_each = 0,
 }
--- The limits that are counts of requests: whole numbers
+-- The limits that are counts of requests: whole numbers, at most WHOLE_MAX (more live
+-- answers than any server holds connections; the proxy refuses larger counts itself)
 local WHOLE = { app_live_max = true, app_live_each = true }
+local WHOLE_MAX = 65536
 
 -- The limits a 0 would turn off rather than set (a bucket that never holds a token, a cap
 -- that keeps no name): refused, saying what each takes (there is no "off" for them)
@@ -83,8 +85,9 @@ function M.limits(spec)
       return nil, "bad limit '" .. item .. "' (name=number, names: see docs/serve.md)"
     end
     local n = tonumber(v)
-    if WHOLE[k] and not math.tointeger(n) then
-      return nil, "bad limit '" .. item .. "': " .. k .. " takes a whole number (0: its default)"
+    if WHOLE[k] and not (math.tointeger(n) and n <= WHOLE_MAX) then
+      return nil, "bad limit '" .. item .. "': " .. k .. " takes a whole number from 0 to " .. WHOLE_MAX
+        .. " (0: its default)"
     end
     if WHOLE[k] then n = math.tointeger(n) end
     if FLOORS[k] and not floor_ok(k, n) then

@@ -483,6 +483,10 @@ describe("orket.serve's proxied requests", function()
     local l, lerr = serve.limits("app_live_each=1.5")
     assert.is_nil(l)
     assert.matches("app_live_each takes a whole number", lerr, 1, true)
+    -- a count past any server's connections is refused at start, not at every request
+    l, lerr = serve.limits("app_live_max=2000000000000")
+    assert.is_nil(l)
+    assert.matches("app_live_max takes a whole number from 0 to 65536", lerr, 1, true)
     local release, arrived = false, 0
     local up, sock = app(function(req)
       arrived = arrived + 1
