@@ -646,15 +646,19 @@ static void http_on_deadline(uv_timer_t *t) {
     snprintf(msg, sizeof msg, "no complete response within %ld ms", r->total_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg);
     r->phase = "total";
-  } else if (!r->headers_done && r->headers_ms && now >= r->start + (uint64_t)r->headers_ms) {
-    /* an upstream that drips header lines or 1xx answers meets no idle limit */
-    snprintf(msg, sizeof msg, "no complete response headers within %ld ms", r->headers_ms);
-    http_abort(r, HTTP_E_TIMEOUT, msg);
-    r->phase = "headers";
   } else if (!r->got_byte && r->first_byte_ms && now >= r->start + (uint64_t)r->first_byte_ms) {
+    /* before the headers' deadline, which passes with it when the two are the same: a
+     * server that sent nothing at all is said to be silent, not slow with its headers */
     snprintf(msg, sizeof msg, "no response within %ld ms", r->first_byte_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg);
     r->phase = "first_byte";
+  } else if (!r->headers_done && r->headers_ms && now >= r->start + (uint64_t)r->headers_ms) {
+    /* an upstream that drips header lines or 1xx answers meets no idle limit; one that sent
+     * nothing at all by then (the headers' deadline the shorter) is silent, not slow */
+    snprintf(msg, sizeof msg, r->got_byte ? "no complete response headers within %ld ms" : "no response within %ld ms",
+             r->headers_ms);
+    http_abort(r, HTTP_E_TIMEOUT, msg); /* (which clears the phase) */
+    r->phase = r->got_byte ? "headers" : "first_byte";
   } else if (r->got_byte && r->idle_ms && now >= r->last_rx + (uint64_t)r->idle_ms) {
     snprintf(msg, sizeof msg, "the response stalled for %ld ms", r->idle_ms);
     http_abort(r, HTTP_E_TIMEOUT, msg);

@@ -32,7 +32,10 @@ typedef struct http_opts {
   long first_byte_timeout_ms;  /* from the start until the first response byte */
   long idle_timeout_ms;        /* longest silence once the response has begun */
   long headers_timeout_ms;     /* from the start until the final (non-1xx) headers are
-                                  complete: header lines and interim answers do not move it */
+                                  complete: header lines and interim answers do not move it
+                                  (a server that sent nothing when it passes, with the first
+                                  byte's or before it, is said to have passed the first
+                                  byte's: it never began an answer) */
   long total_timeout_ms;
   size_t max_bytes;            /* body size cap (0: 64 MiB) */
   size_t max_event;            /* longest SSE event / NDJSON line (0: 1 MiB) */

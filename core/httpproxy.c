@@ -3,6 +3,7 @@
  * left), and each notice runs one step that moves what can move now. */
 #include "httpproxy.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,9 @@
  * connection and, past that, sends nothing at all */
 #define PP_HEADERS_MAX ((size_t)32 << 10)
 #define PP_MAX_LINES 96 /* answer header lines at most (the upstream's beyond are dropped) */
+/* links in one Link value rewritten at most, and anchor parameters in it (one with more of
+ * either is dropped) */
+#define PP_LINKS_MAX 32
 
 /* A copy of a vector of strings, in one allocation: the pointers, then the bytes. */
 typedef struct pp_strv {
@@ -34,15 +38,28 @@ struct httpproxy_kept {
   pp_strv lines, pass, cookies, pass_in;
   pp_strv loc_from;        /* the starts of the upstream's own URLs (location_from, location_also) */
   char *loc_to;            /* NULL: Location passed as it is */
+  int loc_links;           /* Link's URI-references made as Location is */
   int with_cookies;
   size_t pass_max, queue_high, whole_max;
   size_t max_live;         /* 0: no bound */
+  size_t max_live_each;    /* of those, from one client address at most (0: no bound) */
+  int each_skip_local;     /* loopback and unix-socket clients held to no share */
   httpproxy_live *live;    /* the pumps running, counted with the kept parts sharing it */
 };
 
-/* The count of running pumps some kept parts share (live_with), counted by its references. */
+/* One client address's running pumps, in a shared count */
+typedef struct pp_addr {
+  char *addr;
+  size_t n;
+} pp_addr;
+
+/* The count of running pumps some kept parts share (live_with), counted by its references,
+ * and of them, those of each client address that has one running (no more entries than
+ * running pumps). */
 struct httpproxy_live {
   size_t refs, n;
+  pp_addr *by;
+  size_t nby, cap;
 };
 
 struct httpproxy {
@@ -51,6 +68,7 @@ struct httpproxy {
   httpproxy_done_fn done;
   void *ud;
   httpproxy_kept *k;
+  char *addr; /* the client's share as counted in k's live (NULL: not counted) */
   char *body;
   int phase;
   int stepping;     /* inside pp_step: a notice meanwhile only asks for another pass */
@@ -60,6 +78,7 @@ struct httpproxy {
   uint64_t length; /* streamed: the upstream's Content-Length passed on, UINT64_MAX none */
   unsigned status;
   int timed_out; /* status 0 because the upstream gave no answer in time */
+  const char *timeout_phase; /* which of its deadlines passed (http_error's phase) */
   char *message;
 };
 
@@ -164,29 +183,135 @@ static int pp_has_ctl(const char *v) {
  * from a URL (WHATWG URL), so a backslash and x, or a tab, "/" and x, are the same. Such a
  * Location is passed as it is (the upstream's own URL, which leads nowhere): made "//x" it
  * would send the client to x. */
-static int pp_names_host(const char *rest) {
-  rest += strspn(rest, "\t\r\n");
-  return *rest == '/' || *rest == '\\';
+static int pp_names_host(const char *rest, const char *end) {
+  while (rest < end && (*rest == '\t' || *rest == '\r' || *rest == '\n')) rest++;
+  return rest < end && (*rest == '/' || *rest == '\\');
 }
 
-/* What of a Location value follows the start the client's Location replaces with loc_to
- * (httpproxy_opts' location_from), or NULL: passed as it is. */
-static const char *pp_location_rest(const httpproxy_kept *k, const char *name, const char *value) {
-  if (k->loc_to == NULL || strcmp(name, "location") != 0) return NULL;
-  const char *rest = NULL;
+/* What of a URL of the upstream's (value, len bytes) follows the start the client's
+ * replaces with loc_to (httpproxy_opts' location_from), or NULL: passed as it is. Location's
+ * value, and each URI-reference of a Link's (location_links). */
+static const char *pp_own_rest(const httpproxy_kept *k, const char *value, size_t len) {
+  const char *rest = NULL, *end = value + len;
   for (size_t i = 0; rest == NULL && i < k->loc_from.n; i++) {
     const char *from = k->loc_from.v[i];
     size_t fl = strlen(from);
     /* a scheme and host are without case (RFC 3986 6.2.2.1) */
-    if (strncasecmp(value, from, fl) == 0) rest = value + fl;
+    if (len >= fl && strncasecmp(value, from, fl) == 0) rest = value + fl;
     /* the origin alone ("http://127.0.0.1:8080", "...?q", "...#f") is its root too */
-    else if (fl > 1 && from[fl - 1] == '/' && strncasecmp(value, from, fl - 1) == 0 &&
-             (value[fl - 1] == '\0' || value[fl - 1] == '?' || value[fl - 1] == '#'))
+    else if (fl > 1 && from[fl - 1] == '/' && len >= fl - 1 && strncasecmp(value, from, fl - 1) == 0 &&
+             (len == fl - 1 || value[fl - 1] == '?' || value[fl - 1] == '#'))
       rest = value + fl - 1;
   }
   /* an absolute path is the upstream's root */
-  if (rest == NULL && value[0] == '/') rest = value + 1;
-  return rest && !pp_names_host(rest) ? rest : NULL;
+  if (rest == NULL && len > 0 && value[0] == '/') rest = value + 1;
+  return rest && !pp_names_host(rest, end) ? rest : NULL;
+}
+
+/* A URL of the upstream's (len bytes at v) at out as the client's: loc_to then its rest,
+ * or as it is. -> the bytes written. */
+static size_t pp_own_url(const httpproxy_kept *k, const char *v, size_t len, char *out) {
+  const char *rest = pp_own_rest(k, v, len);
+  size_t o = 0;
+  if (rest) {
+    size_t tl = strlen(k->loc_to);
+    memcpy(out, k->loc_to, tl);
+    o = tl;
+    len -= (size_t)(rest - v);
+    v = rest;
+  }
+  memcpy(out + o, v, len);
+  return o + len;
+}
+
+/* A Link value (RFC 8288 3: comma-separated "<URI-Reference>" each followed by
+ * "; name[=token or quoted-string]" parameters, a quoted string's commas and semicolons
+ * its own) at out with its URI-references made the client's as a Location is: each
+ * link's target and its anchor parameter. out: room for strlen(v) + 1 and loc_to's length
+ * per '<' and '=' in v, up to 2 * PP_LINKS_MAX of them (each rewrite takes one, and no more
+ * are made). 0 when it is not of that grammar or holds more than PP_LINKS_MAX links or
+ * anchor parameters: the header is left out, not passed with URLs that lead elsewhere. */
+static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
+  size_t o = 0, links = 0, anchors = 0;
+  const char *p = v;
+  for (;;) {
+    const char *s = p;
+    p += strspn(p, " \t,"); /* empty elements are allowed (RFC 9110 5.6.1) */
+    memcpy(out + o, s, (size_t)(p - s));
+    o += (size_t)(p - s);
+    if (*p == '\0') break;
+    const char *gt = *p == '<' ? strchr(p + 1, '>') : NULL;
+    if (gt == NULL || ++links > PP_LINKS_MAX) return 0;
+    out[o++] = '<';
+    o += pp_own_url(k, p + 1, (size_t)(gt - p - 1), out + o);
+    out[o++] = '>';
+    p = gt + 1;
+    for (;;) { /* its parameters */
+      s = p;
+      p += strspn(p, " \t");
+      if (*p == '\0' || *p == ',') {
+        memcpy(out + o, s, (size_t)(p - s));
+        o += (size_t)(p - s);
+        break;
+      }
+      if (*p != ';') return 0;
+      p++;
+      p += strspn(p, " \t");
+      size_t nl = strcspn(p, "=;, \t\"<>");
+      if (nl == 0) return 0;
+      int anchor = nl == 6 && strncasecmp(p, "anchor", 6) == 0;
+      if (anchor && ++anchors > PP_LINKS_MAX) return 0;
+      p += nl;
+      p += strspn(p, " \t");
+      if (*p == '=') {
+        p++;
+        p += strspn(p, " \t");
+        if (*p == '"') {
+          const char *q = p + 1;
+          while (*q && *q != '"') q += q[0] == '\\' && q[1] ? 2 : 1;
+          if (*q != '"') return 0;
+          memcpy(out + o, s, (size_t)(p + 1 - s));
+          o += (size_t)(p + 1 - s);
+          /* anchor's URI-reference (RFC 8288 3.2), taken as written: one with an escape is
+           * passed as it is */
+          if (anchor && memchr(p + 1, '\\', (size_t)(q - p - 1)) == NULL) o += pp_own_url(k, p + 1, (size_t)(q - p - 1), out + o);
+          else {
+            memcpy(out + o, p + 1, (size_t)(q - p - 1));
+            o += (size_t)(q - p - 1);
+          }
+          out[o++] = '"';
+          p = q + 1;
+          continue;
+        }
+        size_t tl = strcspn(p, ";, \t\"<>");
+        if (tl == 0) return 0;
+        if (anchor) {
+          memcpy(out + o, s, (size_t)(p - s));
+          o += (size_t)(p - s);
+          o += pp_own_url(k, p, tl, out + o);
+          p += tl;
+          continue;
+        }
+        p += tl;
+      }
+      memcpy(out + o, s, (size_t)(p - s));
+      o += (size_t)(p - s);
+    }
+  }
+  out[o] = '\0';
+  return 1;
+}
+
+/* What of a Location value follows the start the client's Location replaces with loc_to,
+ * or NULL: passed as it is. */
+static const char *pp_location_rest(const httpproxy_kept *k, const char *name, const char *value) {
+  if (k->loc_to == NULL || strcmp(name, "location") != 0) return NULL;
+  return pp_own_rest(k, value, strlen(value));
+}
+
+/* Whether the upstream's header name is a Link whose URLs are made the client's */
+static int pp_is_link(const httpproxy_kept *k, const char *name) {
+  return k->loc_to != NULL && k->loc_links && strcmp(name, "link") == 0;
 }
 
 /* The answer's header lines: the fixed ones, then what passes of the upstream's, the
@@ -198,7 +323,21 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
   const char *name, *value;
   /* the room first: each passed line as "Name: value" or "Set-Cookie: value", and its NUL */
   size_t more = p->k->loc_to ? strlen(p->k->loc_to) : 0; /* a Location made longer */
-  for (size_t i = 0; http_header_next(p->up, &i, &name, &value) == 0;) room += strlen(name) + strlen(value) + 13 + more;
+  for (size_t i = 0; http_header_next(p->up, &i, &name, &value) == 0;) {
+    size_t nl = strlen(name), vl = strlen(value);
+    room += nl + vl + 13;
+    /* the longer URLs only of a line that may pass: an upstream's 64 KiB of headers are
+     * not made a few MiB of room for lines that are left out */
+    if (!pp_has(&p->k->pass, name, nl) || vl > p->k->pass_max) continue;
+    if (pp_is_link(p->k, name)) { /* each URL in it (after '<', or an anchor's '='), as
+                                      many as pp_link_value rewrites at most */
+      size_t urls = 0;
+      for (const char *c = value; urls < 2 * PP_LINKS_MAX && (c = strpbrk(c, "<=")) != NULL; c++) urls++;
+      room += urls * more;
+    } else {
+      room += more; /* a Location */
+    }
+  }
   char *buf = *owned = room ? malloc(room) : NULL, *at = buf;
   if (buf == NULL) return n;
   for (size_t i = 0; n < PP_MAX_LINES && http_header_next(p->up, &i, &name, &value) == 0;) {
@@ -210,7 +349,9 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
       memcpy(at, name, nl);
       memcpy(at + nl, ": ", 2);
       const char *rest = pp_location_rest(p->k, name, value);
-      if (rest) {
+      if (pp_is_link(p->k, name)) {
+        if (!pp_link_value(p->k, value, at + nl + 2)) continue;
+      } else if (rest) {
         memcpy(at + nl + 2, p->k->loc_to, more);
         memcpy(at + nl + 2 + more, rest, strlen(rest) + 1);
       } else {
@@ -433,10 +574,11 @@ static void pp_step(httpproxy *p) {
     } else if (p->phase == PP_HEADERS) {
       if (!http_headers_done(p->up)) {
         if (http_finished(p->up)) {
-          const char *msg;
-          const char *code = http_error(p->up, &msg, NULL);
+          const char *msg, *phase;
+          const char *code = http_error(p->up, &msg, &phase);
           /* no answer in time is a gateway's timeout (504, RFC 9110 15.6.5), not a bad one */
           p->timed_out = code != NULL && strcmp(code, HTTP_E_TIMEOUT) == 0;
+          p->timeout_phase = p->timed_out ? phase : NULL;
           pp_fail(p, "", msg ? msg : "no answer");
           go = 0;
         }
@@ -495,6 +637,9 @@ httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o) {
   k->queue_high = o->queue_high ? o->queue_high : PP_QUEUE_HIGH;
   k->whole_max = o->whole_max ? o->whole_max : PP_WHOLE_MAX;
   k->max_live = o->max_live;
+  k->max_live_each = o->max_live ? o->max_live_each : 0;
+  k->each_skip_local = o->each_skip_local;
+  k->loc_links = o->location_links;
   if (o->live_with && o->live_with->live) { /* its count is this one's too */
     k->live = o->live_with->live;
     k->live->refs++;
@@ -516,7 +661,10 @@ void httpproxy_kept_unref(httpproxy_kept *k) {
   free(k->unix_socket);
   free(k->loc_from.v);
   free(k->loc_to);
-  if (k->live && --k->live->refs == 0) free(k->live);
+  if (k->live && --k->live->refs == 0) {
+    free(k->live->by); /* empty: each running pump holds a reference */
+    free(k->live);
+  }
   free(k);
 }
 
@@ -575,12 +723,84 @@ static const char **pp_request_lines(const httpproxy_kept *k, const httpd_req *r
   return lines;
 }
 
-int httpproxy_kept_full(const httpproxy_kept *k) { return k->max_live && k->live->n >= k->max_live; }
+/* The count of addr's running pumps in live, NULL when it has none */
+static pp_addr *pp_addr_of(const httpproxy_live *live, const char *addr) {
+  for (size_t i = 0; i < live->nby; i++)
+    if (strcmp(live->by[i].addr, addr) == 0) return &live->by[i];
+  return NULL;
+}
+
+#define PP_SHARE_LEN (INET6_ADDRSTRLEN + 4)
+
+/* The share a client address (httpd_remote's) is counted under, in buf (PP_SHARE_LEN
+ * bytes), or NULL when it is held to none: k has no max_live_each, or it skips local
+ * clients and this is one. An IPv6 address counts by its /64: a client is given a /64, and
+ * each of its addresses would otherwise be a share of its own. */
+static const char *pp_share(const httpproxy_kept *k, const char *addr, char *buf) {
+  if (addr == NULL || !k->max_live_each) return NULL;
+  if (k->each_skip_local && (strncmp(addr, "unix", 4) == 0 || httpd_is_loopback(addr))) return NULL;
+  struct in6_addr a6;
+  if (inet_pton(AF_INET6, addr, &a6) == 1) {
+    memset(a6.s6_addr + 8, 0, 8);
+    if (inet_ntop(AF_INET6, &a6, buf, INET6_ADDRSTRLEN) != NULL) {
+      strcat(buf, "/64");
+      return buf;
+    }
+  }
+  snprintf(buf, PP_SHARE_LEN, "%s", addr);
+  return buf;
+}
+
+int httpproxy_kept_full(const httpproxy_kept *k, const char *addr) {
+  if (k->max_live && k->live->n >= k->max_live) return 1;
+  char buf[PP_SHARE_LEN];
+  const char *share = pp_share(k, addr, buf);
+  const pp_addr *a = share ? pp_addr_of(k->live, share) : NULL;
+  return a && a->n >= k->max_live_each ? 2 : 0;
+}
+
+/* One more of addr's pumps counted in live: its entry, NULL out of memory */
+static pp_addr *pp_addr_count(httpproxy_live *live, const char *addr) {
+  pp_addr *a = pp_addr_of(live, addr);
+  if (a == NULL) {
+    if (live->nby == live->cap) {
+      size_t cap = live->cap ? live->cap * 2 : 8;
+      pp_addr *by = realloc(live->by, cap * sizeof *by);
+      if (by == NULL) return NULL;
+      live->by = by;
+      live->cap = cap;
+    }
+    char *copy = strdup(addr);
+    if (copy == NULL) return NULL;
+    a = &live->by[live->nby++];
+    a->addr = copy;
+    a->n = 0;
+  }
+  a->n++;
+  return a;
+}
+
+/* One fewer of the pump's address's (the entry dropped at none: entries are no more than
+ * the pumps running) */
+static void pp_addr_uncount(httpproxy_live *live, const char *addr) {
+  pp_addr *a = pp_addr_of(live, addr);
+  if (a == NULL || --a->n > 0) return;
+  free(a->addr);
+  *a = live->by[--live->nby];
+}
 
 httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
                                 httpproxy_done_fn done, void *ud, char *err, size_t errlen) {
-  if (httpproxy_kept_full(k)) {
+  const char *addr = httpd_remote(req);
+  char buf[PP_SHARE_LEN];
+  const char *share = pp_share(k, addr, buf);
+  int full = httpproxy_kept_full(k, addr);
+  if (full == 1) {
     snprintf(err, errlen, "%zu requests to the app are in progress already", k->max_live);
+    return NULL;
+  }
+  if (full == 2) {
+    snprintf(err, errlen, "%zu requests to the app from %s are in progress already", k->max_live_each, share);
     return NULL;
   }
   httpproxy *p = calloc(1, sizeof *p);
@@ -591,6 +811,15 @@ httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *
   k->refs++;
   p->k = k;
   k->live->n++; /* given back in httpproxy_free */
+  if (share) {
+    if ((p->addr = strdup(share)) == NULL || pp_addr_count(k->live, share) == NULL) {
+      free(p->addr); /* not counted: nothing to give back */
+      p->addr = NULL;
+      httpproxy_free(p);
+      snprintf(err, errlen, "out of memory");
+      return NULL;
+    }
+  }
   p->req = req;
   p->length = UINT64_MAX;
   p->done = done;
@@ -642,6 +871,10 @@ size_t httpproxy_sent(const httpproxy *p) { return p->sent; }
 
 int httpproxy_timed_out(const httpproxy *p) { return p->status == 0 && p->timed_out; }
 
+const char *httpproxy_timeout_phase(const httpproxy *p) {
+  return httpproxy_timed_out(p) && p->timeout_phase ? p->timeout_phase : NULL;
+}
+
 void httpproxy_free(httpproxy *p) {
   if (p == NULL) return;
   /* stopped mid-stream (its task cancelled, its request closed): the client must see the
@@ -649,6 +882,8 @@ void httpproxy_free(httpproxy *p) {
   if (p->phase == PP_STREAM) httpd_stream_cut(p->req);
   if (p->up) http_release(p->up);
   p->k->live->n--;
+  if (p->addr) pp_addr_uncount(p->k->live, p->addr);
+  free(p->addr);
   httpproxy_kept_unref(p->k);
   free(p->body);
   free(p->message);

@@ -56,6 +56,10 @@ typedef struct httpproxy_opts {
                                    each start ending in "/" matches its origin alone too, "x" or
                                    "x?q" or "x#f" for "x/"; all without case; 16 at most */
   size_t nlocation_also;
+  int location_links;           /* with location_from and location_to: each URI-reference in
+                                   a Link passed back (its target and anchor, RFC 8288 3) made
+                                   as a Location is, by the same rule and guard; a Link not of
+                                   RFC 8288's grammar, or of more than 32 links, is left out */
   size_t queue_high;            /* 0: 128 KiB */
   size_t whole_max;             /* 0: 256 KiB (in effect no more than up.max_queued) */
   size_t max_live;              /* kept parts only: pumps running at once at most, counted
@@ -63,6 +67,13 @@ typedef struct httpproxy_opts {
                                    0: no bound */
   const httpproxy_kept *live_with; /* a kept part whose count of running pumps this one shares
                                    (NULL: its own) */
+  size_t max_live_each;         /* with max_live: of the pumps counted with it, those for one
+                                   client address (httpd_remote; an IPv6 address by its /64)
+                                   at most, so that one client cannot hold them all; 0: no
+                                   bound of its own */
+  int each_skip_local;          /* loopback and unix-socket clients are held to no
+                                   max_live_each: a front end's requests, whose users all
+                                   come from its one address, or this machine's own */
 } httpproxy_opts;
 
 /* Called once, when the pump is over (never from inside httpproxy_start): the owner may
@@ -80,12 +91,14 @@ httpproxy *httpproxy_start(http_client *c, httpd_req *req, const httpproxy_opts 
  * pump started with it holds one. NULL out of memory. */
 httpproxy_kept *httpproxy_kept_new(const httpproxy_opts *o);
 void httpproxy_kept_unref(httpproxy_kept *k);
-/* 1 when as many pumps as k's max_live run with k's count (httpproxy_start_kept would refuse
- * one more). */
-int httpproxy_kept_full(const httpproxy_kept *k);
+/* 1 when as many pumps as k's max_live run with k's count, 2 when as many as its
+ * max_live_each run for the client address addr's share (NULL: not asked), else 0: whether
+ * httpproxy_start_kept would refuse one more. */
+int httpproxy_kept_full(const httpproxy_kept *k, const char *addr);
 /* httpproxy_start with k's shared part and each's url, method, headers (after those of
  * pass_in) and body (the rest of each is not read); httpproxy_start is this with a kept
- * part made for the one pump. NULL, message in err, when k is full (httpproxy_kept_full). */
+ * part made for the one pump. NULL, message in err, when k is full (httpproxy_kept_full) for
+ * the request's address. */
 httpproxy *httpproxy_start_kept(http_client *c, httpd_req *req, httpproxy_kept *k, const http_opts *each,
                                 httpproxy_done_fn done, void *ud, char *err, size_t errlen);
 
@@ -97,6 +110,9 @@ unsigned httpproxy_status(const httpproxy *p, const char **message);
 /* 1 when the status is 0 because the upstream gave no answer within its timeouts (the
  * owner answers 504, RFC 9110 15.6.5, where another failure is 502). */
 int httpproxy_timed_out(const httpproxy *p);
+/* When it did: which deadline passed, as http_error's phase ("connect", "first_byte",
+ * "headers", "idle", "total"); else NULL. */
+const char *httpproxy_timeout_phase(const httpproxy *p);
 /* Body bytes handed to the client's queue. */
 size_t httpproxy_sent(const httpproxy *p);
 

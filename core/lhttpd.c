@@ -301,6 +301,19 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
   if (bad)
     luaL_error(L, "bad argument #1 to '%s' (location_from and location_to must be given together, "
                "as non-empty strings without control bytes)", fn);
+  /* Link's URLs made as Location's: a boolean, with location_from */
+  int lt = lua_getfield(L, t, "location_links");
+  o->location_links = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (lt != LUA_TNIL && lt != LUA_TBOOLEAN)
+    luaL_error(L, "bad argument #1 to '%s' (location_links must be a boolean)", fn);
+  if (o->location_links && o->location_from == NULL)
+    luaL_error(L, "bad argument #1 to '%s' (location_links goes with location_from and location_to)", fn);
+  /* written into a Link's "<...>" and anchor parameters: one of Link's own delimiters would
+   * let it add links or parameters of its own */
+  if (o->location_links && o->location_to[strcspn(o->location_to, "<>\",; \\")] != '\0')
+    luaL_error(L, "bad argument #1 to '%s' (location_to holds one of < > \" , ; \\ or a space, which a Link's "
+               "URL cannot: refused with location_links)", fn);
   /* more starts of the upstream's own URLs, as location_from, which they go with */
   lua_getfield(L, t, "location_also");
   int also = !lua_isnil(L, -1);
@@ -328,12 +341,15 @@ static void lhd_proxy_shared(lua_State *L, int t, const char *fn, httpproxy_opts
 /* httpd.proxy_kept{unix_socket=, connect_timeout_ms=, first_byte_timeout_ms=,
  *   idle_timeout_ms=, headers_timeout_ms=, total_timeout_ms=, max_bytes=, read_ahead=, lines=,
  *   pass=, pass_max=, cookies=, pass_in=, queue_high=, whole_max=, location_from=,
- *   location_to=, location_also=, max_live=, live_with=} -> kept:
+ *   location_to=, location_also=, location_links=, max_live=, max_live_each=, each_skip_local=,
+ *   live_with=} -> kept:
  * those options of req:proxy checked and copied once, for the many requests to one
  * upstream (req:proxy{..., kept=}): each request then reads only its own url, method,
  * headers and body. max_live: requests proxied with it at once at most (0 or absent: no
  * bound), counted together with live_with's (another kept) when given: past it req:proxy
- * refuses (its fifth result true). */
+ * refuses (its fifth result true); max_live_each (with max_live): of those, the requests
+ * from one client address at most (an IPv6 address's /64), each_skip_local: but loopback
+ * and unix-socket clients held to none (httpproxy.h). */
 static int lhd_kept_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   httpproxy_opts o;
@@ -341,6 +357,14 @@ static int lhd_kept_new(lua_State *L) {
   lhd_proxy_lists l;
   lhd_proxy_shared(L, 1, "proxy_kept", &o, &l);
   o.max_live = lhd_proxy_size(L, 1, "proxy_kept", "max_live");
+  o.max_live_each = lhd_proxy_size(L, 1, "proxy_kept", "max_live_each");
+  if (o.max_live_each && !o.max_live)
+    luaL_error(L, "bad argument #1 to 'proxy_kept' (max_live_each goes with max_live)");
+  int st = lua_getfield(L, 1, "each_skip_local");
+  o.each_skip_local = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (st != LUA_TNIL && st != LUA_TBOOLEAN)
+    luaL_error(L, "bad argument #1 to 'proxy_kept' (each_skip_local must be a boolean)");
   if (lua_getfield(L, 1, "live_with") != LUA_TNIL) {
     httpproxy_kept **w = luaL_testudata(L, -1, LHD_KEPT);
     if (w == NULL || *w == NULL)
@@ -380,9 +404,13 @@ static int lhd_push_proxy(lua_State *L, void *ud) {
   else lua_pushnil(L);
   lua_pushinteger(L, (lua_Integer)httpproxy_sent(q->px));
   lua_pushboolean(L, httpproxy_timed_out(q->px));
+  lua_pushnil(L); /* full: it started */
+  const char *phase = httpproxy_timeout_phase(q->px);
+  if (phase) lua_pushstring(L, phase);
+  else lua_pushnil(L);
   httpproxy_free(q->px);
   q->px = NULL;
-  return 4;
+  return 6;
 }
 
 /* nil, message: req:proxy's request was closed by another task, its pump stopped */
@@ -455,7 +483,28 @@ typedef struct lhd_end {
   const char *timeout_body;      /* the 504's body (NULL: fail_body) */
   size_t timeout_len;
   int timed_out;                 /* nothing came in time: 504, not 502 */
+  const char *headers_body;      /* the 504's body when the answer began but its headers
+                                    were not complete in time (NULL: timeout_body) */
+  size_t headers_len;
+  const char *phase;             /* which deadline passed (httpproxy_timeout_phase) */
 } lhd_end;
+
+/* The 504's body for the deadline that passed: timeout_body when nothing came (no
+ * connection, no first byte), headers_body when the answer began and stopped short of its
+ * headers (their deadline, or silence); fail_body when neither is given */
+static const char *lhd_timeout_body(const lhd_end *e, size_t *len) {
+  int begun = e->phase && (strcmp(e->phase, "headers") == 0 || strcmp(e->phase, "idle") == 0);
+  if (begun && e->headers_body) {
+    *len = e->headers_len;
+    return e->headers_body;
+  }
+  if (e->timeout_body) {
+    *len = e->timeout_len;
+    return e->timeout_body;
+  }
+  *len = e->fail_len;
+  return e->fail_body;
+}
 
 /* The log line's note in out: the pump's message, or, when nothing came to pass on (st 0),
  * the note's start and the message as tostring would give it. -> out, or NULL: none. */
@@ -481,8 +530,8 @@ static void lhd_tally_end(lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, 
   }
   if (st == 0) {
     st = e->timed_out ? 504 : 502;
-    const char *body = e->timed_out && e->timeout_body ? e->timeout_body : e->fail_body;
-    size_t len = body == e->fail_body ? e->fail_len : e->timeout_len;
+    size_t len = e->fail_len;
+    const char *body = e->timed_out ? lhd_timeout_body(e, &len) : e->fail_body;
     if (r && body) {
       const char *lines[2 * LHD_MAX_HEADERS];
       size_t n = 0;
@@ -527,6 +576,20 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   lhd_req *q = ud;
   lhd_tally *t = q->tally;
   lua_State *L = t->L;
+  /* called from the loop, not by Lua: the 11 slots below and lhd_tally_end's 2 are made
+   * sure of, not assumed; refused only out of memory, when the request is let go unlogged */
+  if (!lua_checkstack(L, 16)) {
+    httpproxy_free(px);
+    q->px = NULL;
+    httpd_req *r = q->r;
+    q->r = NULL;
+    if (r) {
+      httpd_set_notify(r, NULL, NULL);
+      httpd_release(r);
+    }
+    lhd_tally_drop(L, q);
+    return;
+  }
   int top = lua_gettop(L);
   const char *msg;
   unsigned st = httpproxy_status(px, &msg);
@@ -538,6 +601,7 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   const char *note = lhd_end_note(buf, sizeof buf, st, msg, lua_tostring(L, top + 4));
   lhd_end e = {0};
   e.timed_out = httpproxy_timed_out(px);
+  e.phase = httpproxy_timeout_phase(px); /* a literal: outlives the pump */
   httpproxy_free(px);
   q->px = NULL;
   const char *more[LHD_MAX_HEADERS];
@@ -558,6 +622,8 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   e.method = lua_tostring(L, top + 9);
   lua_getfield(L, top + 1, "timeout_body"); /* top + 10, a string or nil (checked by req:proxy) */
   e.timeout_body = lua_tolstring(L, top + 10, &e.timeout_len);
+  lua_getfield(L, top + 1, "headers_timeout_body"); /* top + 11, a string or nil (checked) */
+  e.headers_body = lua_tolstring(L, top + 11, &e.headers_len);
   httpd_req *r = q->r;
   q->r = NULL;
   lhd_tally_end(t, r, q->t0, st, note, &e); /* the stack keeps e's strings */
@@ -570,7 +636,9 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
  * uv.hrtime() when the request's handling began; key: the log line's key (nil: null);
  * fail_body: the 502's body when the upstream failed before anything was sent (its lines
  * fail_headers, then fail_more's), fail_note its note's start (the pump's message follows);
- * timeout_body (optional): the 504's, when the upstream gave no answer within its timeouts. tally:stats() -> count, sum (seconds),
+ * timeout_body (optional): the 504's, when the upstream gave no answer within its timeouts;
+ * headers_timeout_body (optional): the 504's instead when it began its answer but did not
+ * complete its headers in time (their deadline, or its silence, passed). tally:stats() -> count, sum (seconds),
  * {count per bucket, not cumulative}, {status -> count}; tally:active() -> the requests
  * still to end here. */
 static int lhd_tally_new(lua_State *L) {
@@ -657,20 +725,23 @@ static int lhd_tally_gc(lua_State *L) {
  *   connect_timeout_ms=, first_byte_timeout_ms=, idle_timeout_ms=, headers_timeout_ms=,
  *   total_timeout_ms=, max_bytes=, read_ahead=, lines={"Name: value", ...}, pass={name, ...}, pass_max=,
  *   cookies={name, ...}, pass_in={name, ...}, queue_high=, whole_max=, location_from=, location_to=,
- *   location_also={start, ...}}
+ *   location_also={start, ...}, location_links=}
  * The timeouts are http.h's: first_byte_timeout_ms until the answer begins, idle_timeout_ms
  * of silence once it has, headers_timeout_ms until its final headers are in (interim 1xx
  * answers and header lines do not move it), total_timeout_ms for all of it (0 or absent:
  * none). location_also:
- * more starts made location_to as location_from is (httpproxy.h).
- *   -> status, note, bytes | nil, message, 0, timed_out[, full]
+ * more starts made location_to as location_from is (httpproxy.h); location_links: a Link's
+ * URI-references made so too (httpproxy.h).
+ *   -> status, note, bytes | nil, message, 0, timed_out, full, phase
  * pass_in: the request's own headers of those (lower-case) names go to the upstream, each
  * line as req.headers has it (a repeated name joined with ", "), before headers' lines.
  * Answers the request with the upstream's answer (httpproxy.h), waiting until it is over:
  * the status sent (499: the client left first) and why it broke off, if it did, and the
  * body bytes sent; nil when the upstream failed before anything was sent (the caller
- * answers: 504 when timed_out, the upstream gave no answer within its timeouts, else 502);
- * full true when nothing was started because kept's max_live requests are in progress (the
+ * answers: 504 when timed_out, the upstream gave no answer within its timeouts, phase
+ * saying which deadline passed as httpproxy_timeout_phase does, else 502);
+ * full true when nothing was started because kept's max_live requests are in progress,
+ * "address" when max_live_each of the request's address are (the
  * caller answers 503: not the upstream's failure). With kept= (httpd.proxy_kept) the options it holds are its, and the table's
  * own of those are not read: only url, method, headers and body. */
 static int lhd_proxy(lua_State *L) {
@@ -711,7 +782,10 @@ static int lhd_proxy(lua_State *L) {
     if (kt != LUA_TNIL && kt != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (key must be a string)");
     int tt = lua_getfield(L, 2, "timeout_body");
     if (tt != LUA_TNIL && tt != LUA_TSTRING) luaL_error(L, "bad argument #1 to 'proxy' (timeout_body must be a string)");
-    lua_pop(L, 4);
+    tt = lua_getfield(L, 2, "headers_timeout_body");
+    if (tt != LUA_TNIL && tt != LUA_TSTRING)
+      luaL_error(L, "bad argument #1 to 'proxy' (headers_timeout_body must be a string)");
+    lua_pop(L, 5);
   }
   lua_pop(L, 1);
   /* memo={own=, dv=, until_ms=, rate_key=}: the request may be remembered (lhd_memo_put) */
@@ -748,7 +822,7 @@ static int lhd_proxy(lua_State *L) {
   lhd_proxy_lists l;
   if (kept == NULL) lhd_proxy_shared(L, 2, "proxy", &o, &l);
   char err[256];
-  int full = kept && httpproxy_kept_full(kept);
+  int full = kept ? httpproxy_kept_full(kept, httpd_remote(q->r)) : 0;
   httpproxy_done_fn done = tally ? lhd_proxy_ended : lhd_proxy_done;
   q->px = kept ? httpproxy_start_kept(lhttp_client(L), q->r, kept, &o.up, done, q, err, sizeof err)
                : httpproxy_start(lhttp_client(L), q->r, &o, done, q, err, sizeof err);
@@ -759,8 +833,10 @@ static int lhd_proxy(lua_State *L) {
     lua_pushstring(L, err);
     lua_pushinteger(L, 0);
     lua_pushboolean(L, 0);
-    lua_pushboolean(L, full);
-    return 5;
+    if (full == 2) lua_pushliteral(L, "address"); /* the address's share, not the whole count */
+    else lua_pushboolean(L, full);
+    lua_pushnil(L); /* no timeout's phase */
+    return 6;
   }
   if (tally) { /* ends in C: this task goes on */
     lua_getfield(L, 2, "t0");
@@ -1102,8 +1178,8 @@ typedef struct lhd_memo_val {
   int tally_ref, kept_ref;
   lhd_tally *tally;
   httpproxy_kept **kept; /* the httpd.proxy_kept's: *kept is NULL once it was closed */
-  char *url, *key, *rate_key, *fail_body, *fail_note, *timeout_body;
-  size_t fail_len, timeout_len;
+  char *url, *key, *rate_key, *fail_body, *fail_note, *timeout_body, *headers_body;
+  size_t fail_len, timeout_len, headers_len;
   char *more[LHD_MAX_HEADERS];
   size_t nmore;
 } lhd_memo_val;
@@ -1118,6 +1194,7 @@ static void lhd_memo_unref(lhd_memo_val *v) {
   free(v->fail_body);
   free(v->fail_note);
   free(v->timeout_body);
+  free(v->headers_body);
   for (size_t i = 0; i < v->nmore; i++) free(v->more[i]);
   free(v);
 }
@@ -1158,10 +1235,11 @@ typedef struct lhd_fast {
 
 /* Its end, as the remembered request's: lhd_tally_end with what was remembered (note: the
  * log line's, made by lhd_end_note, or NULL) */
-static void lhd_fast_end(lhd_fast *f, unsigned st, const char *note, int timed_out) {
+static void lhd_fast_end(lhd_fast *f, unsigned st, const char *note, int timed_out, const char *phase) {
   lhd_memo_val *v = f->v;
   lhd_end e = {httpd_remote(f->r), httpd_method(f->r), v->key, (const char *const *)v->more, v->nmore,
-               v->fail_body, v->fail_len, v->timeout_body, v->timeout_len, timed_out};
+               v->fail_body, v->fail_len, v->timeout_body, v->timeout_len, timed_out,
+               v->headers_body, v->headers_len, phase};
   lhd_tally_end(v->tally, f->r, f->t0, st, note, &e);
   v->tally->active--;
   free(f);
@@ -1175,14 +1253,15 @@ static void lhd_fast_ended(httpproxy *px, void *ud) {
   char buf[1024]; /* made before the pump, which holds msg, is freed */
   const char *note = lhd_end_note(buf, sizeof buf, st, msg, f->v->fail_note);
   int timed_out = httpproxy_timed_out(px);
+  const char *phase = httpproxy_timeout_phase(px); /* a literal: outlives the pump */
   httpproxy_free(px);
-  lhd_fast_end(f, st, note, timed_out);
+  lhd_fast_end(f, st, note, timed_out, phase);
 }
 
 /* The requests whose pump failed to start, ended as the remembered request's (a 502) */
 static void lhd_fast_fail(lhd_fast *f) {
   char buf[1024];
-  lhd_fast_end(f, 0, lhd_end_note(buf, sizeof buf, 0, f->err, f->v->fail_note), 0);
+  lhd_fast_end(f, 0, lhd_end_note(buf, sizeof buf, 0, f->err, f->v->fail_note), 0, NULL);
 }
 
 static void lhd_memo_tick(uv_timer_t *tm) {
@@ -1209,7 +1288,7 @@ static int lhd_memo_take(lhd_srv *s) {
   double now = (double)uv_now(&rt_get(s->L)->loop);
   lhd_memo_val *v = proxymemo_get(s->memo, &k, now, lhd_memo_stamp, s->memo_conn);
   /* a full kept goes the Lua way, which answers it */
-  if (v == NULL || *v->kept == NULL || httpproxy_kept_full(*v->kept)) return 0;
+  if (v == NULL || *v->kept == NULL || httpproxy_kept_full(*v->kept, k.remote)) return 0;
   size_t nr = strlen(k.remote), nk = v->rate_key ? strlen(v->rate_key) : 0;
   if (ratelimit_empty(s->by_addr, k.remote, nr, now) != 0) return 0;
   if (v->rate_key && ratelimit_empty(s->by_key, v->rate_key, nk, now) != 0) return 0;
@@ -1276,9 +1355,15 @@ static void lhd_memo_put(lua_State *L, lhd_req *q, int t, int64_t own, int64_t d
     memcpy(v->timeout_body, tbody, len + 1);
     v->timeout_len = len;
   }
-  lua_pop(L, 5);
+  const char *hbody = (lua_getfield(L, t, "headers_timeout_body"), lua_tolstring(L, -1, &len));
+  if (hbody && (v->headers_body = malloc(len + 1)) != NULL) {
+    memcpy(v->headers_body, hbody, len + 1);
+    v->headers_len = len;
+  }
+  lua_pop(L, 6);
   v->rate_key = rate_key ? strdup(rate_key) : NULL;
   int ok = v->url && (key == NULL || v->key) && v->fail_body && v->fail_note && (tbody == NULL || v->timeout_body) &&
+           (hbody == NULL || v->headers_body) &&
            (rate_key == NULL || v->rate_key);
   if (lua_getfield(L, t, "fail_more") == LUA_TTABLE)
     for (lua_Integer i = 1; ok && v->nmore < LHD_MAX_HEADERS && lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {

@@ -52,7 +52,15 @@ M.DEFAULTS = {
   -- failed password sign-ins per account name (orket.serve.session): ten, then one a minute
   account_fail_rate = 1 / 60, account_fail_burst = 10, account_fail_names = 10000,
   webhook_max_age_s = 3 * 86400, -- orket.serve.webhooks
+  -- a sandbox's app's requests in progress at once (0: orket.serve.sandboxes' 32), and of
+  -- them from one client address (0: half of those; loopback and unix-socket clients, a
+  -- front end's or this machine's, are held to no share)
+  app_live_max = 0, app_live_each = 0,
 }
+-- The limits that are counts of requests: whole numbers, at most WHOLE_MAX (more live
+-- answers than any server holds connections; the proxy refuses larger counts itself)
+local WHOLE = { app_live_max = true, app_live_each = true }
+local WHOLE_MAX = 65536
 
 -- The limits a 0 would turn off rather than set (a bucket that never holds a token, a cap
 -- that keeps no name): refused, saying what each takes (there is no "off" for them)
@@ -77,6 +85,11 @@ function M.limits(spec)
       return nil, "bad limit '" .. item .. "' (name=number, names: see docs/serve.md)"
     end
     local n = tonumber(v)
+    if WHOLE[k] and not (math.tointeger(n) and n <= WHOLE_MAX) then
+      return nil, "bad limit '" .. item .. "': " .. k .. " takes a whole number from 0 to " .. WHOLE_MAX
+        .. " (0: its default)"
+    end
+    if WHOLE[k] then n = math.tointeger(n) end
     if FLOORS[k] and not floor_ok(k, n) then
       return nil, "bad limit '" .. item .. "': " .. k .. " takes " .. FLOORS[k]
         .. "; the failed sign-in limits cannot be turned off (docs/serve.md, Limits)"

@@ -256,8 +256,19 @@ M.PROXY_IDLE_MS = 120000
 M.PROXY_HEADERS_MS = 120000
 -- requests to one sandbox's app in progress at once at most, on all its routes (with no
 -- total time, an app's stream holds its connection as long as it sends): past it, 503
--- app_busy with Retry-After
+-- app_busy with Retry-After. Of them, at most PROXY_LIVE_EACH from one client address, so
+-- that one client holding streams cannot get every other 503: counted by address, not key,
+-- because every request has one (local use and a session have no key), the proxy's memory
+-- starts pumps in C where the address is at hand, and it is what max_per_ip bounds already.
+-- An IPv6 address counts by its /64. A loopback or unix-socket client is held to no share:
+-- that is a front end (nginx, Caddy), whose users all come from its one address, which the
+-- server cannot tell apart (it reads no X-Forwarded-For), or this machine's own use.
+-- ORKET_SERVE_LIMITS' app_live_max and app_live_each set them (0: these)
 M.PROXY_LIVE_MAX = 32
+M.PROXY_LIVE_EACH = 16
+-- loopback and unix-socket clients held to the share too (the tests: a second loopback
+-- address stands for another client)
+M.PROXY_EACH_LOCAL = false
 M.PROXY_BUSY_RETRY_S = 5
 -- and the app takes the connection within this long (its accept queue full: it does not)
 M.PROXY_CONNECT_MS = 5000
@@ -353,19 +364,43 @@ local function span(ms)
   return ms % 1000 == 0 and string.format("%d s", ms // 1000) or string.format("%d ms", ms)
 end
 -- an app that gave no answer in time: a gateway's timeout (RFC 9110 15.6.5), not an answer
--- that was bad. libcurl's connect timeout is one too (an app whose accept queue is full),
--- so the message names both times
-local function gateway_timeout(row)
+-- that was bad, its text true to the deadline that passed (phase, http's): when nothing
+-- came, the first byte's, and the connection's (libcurl's connect timeout is one too: an
+-- app whose accept queue is full), which the log's note tells apart; when the app began
+-- its answer and stopped short of its headers ("headers", "idle"), theirs and silence's
+local function gateway_timeout(row, phase)
+  if phase == "headers" or phase == "idle" then
+    return err(504, "gateway_timeout", string.format("sandbox %d's app began an answer but did not complete "
+      .. "its headers within %s, or fell silent for %s (GET /v1/sandboxes/%d/logs shows its log)", row.id,
+      span(M.PROXY_HEADERS_MS), span(M.PROXY_IDLE_MS), row.id))
+  end
+  -- a silent app meets whichever of the first byte's and the headers' deadlines is shorter
   return err(504, "gateway_timeout", string.format("sandbox %d's app gave no answer within %s, or did not "
-    .. "take the connection within %s (GET /v1/sandboxes/%d/logs shows its log)", row.id, span(M.PROXY_TIMEOUT_MS),
-    span(M.PROXY_CONNECT_MS), row.id))
+    .. "take the connection within %s (GET /v1/sandboxes/%d/logs shows its log)", row.id,
+    span(math.min(M.PROXY_TIMEOUT_MS, M.PROXY_HEADERS_MS)), span(M.PROXY_CONNECT_MS), row.id))
+end
+-- The app's requests in progress at most, and from one address at most: the server's
+-- limits (ORKET_SERVE_LIMITS app_live_max, app_live_each), where not 0, else these. One
+-- address's share is half the whole unless set
+local function live_limits(l)
+  local max = l and l.app_live_max and l.app_live_max > 0 and l.app_live_max or M.PROXY_LIVE_MAX
+  local each = l and l.app_live_each and l.app_live_each > 0 and l.app_live_each
+  if not each then each = max == M.PROXY_LIVE_MAX and M.PROXY_LIVE_EACH or math.max(1, max // 2) end
+  return max, each
 end
 -- as many requests to the app in progress as it may have: answered at once, not queued
-local function app_busy(ctx, row)
+-- (full: req:proxy's, "address" when this address's share is what is full)
+local function app_busy(ctx, row, full)
   ctx.headers = ctx.headers or {}
   table.insert(ctx.headers, "Retry-After: " .. M.PROXY_BUSY_RETRY_S)
+  local max, each = live_limits(ctx.server and ctx.server.limits)
+  if full == "address" then
+    return err(503, "app_busy", string.format("sandbox %d's app has %d requests in progress (streams or slow "
+      .. "answers) from this address, the most one address may have at once; retry after %d s", row.id,
+      each, M.PROXY_BUSY_RETRY_S))
+  end
   return err(503, "app_busy", string.format("sandbox %d's app has %d requests in progress (streams or slow "
-    .. "answers), the most it may have at once; retry after %d s", row.id, M.PROXY_LIVE_MAX, M.PROXY_BUSY_RETRY_S))
+    .. "answers), the most it may have at once; retry after %d s", row.id, max, M.PROXY_BUSY_RETRY_S))
 end
 -- The proxy's memory (core/lhttpd.c, docs/serve.md "The proxy's memory"): a request
 -- proxied here may be proxied again from C, with no Lua, when it comes again the same
@@ -404,23 +439,30 @@ end
 -- the app's redirects to its own URLs, "http://sandbox/x", "http://127.0.0.1:PORT/x" or "/x",
 -- are made to lead there; on its own origin, a redirect to its listening address is made
 -- "/x", on the origin the browser is at)
-local function kept_of(row, own, prefix)
+local function kept_of(row, own, prefix, limits)
   local by_socket = own and kept_own or kept_api
   local at = prefix and (row.socket .. "\n" .. prefix) or row.socket
   local kept = by_socket[at]
   if not kept then
+    local max, each = live_limits(limits)
     kept = httpd.proxy_kept { unix_socket = row.socket, connect_timeout_ms = M.PROXY_CONNECT_MS,
       first_byte_timeout_ms = M.PROXY_TIMEOUT_MS, idle_timeout_ms = M.PROXY_IDLE_MS,
-      headers_timeout_ms = M.PROXY_HEADERS_MS, max_live = M.PROXY_LIVE_MAX, live_with = live_with(row.socket),
+      headers_timeout_ms = M.PROXY_HEADERS_MS, max_live = max, max_live_each = each,
+      each_skip_local = not M.PROXY_EACH_LOCAL, live_with = live_with(row.socket),
       max_bytes = M.PROXY_MAX_BYTES, read_ahead = M.APP_AHEAD, queue_high = M.QUEUE_HIGH, whole_max = M.WHOLE_MAX,
       lines = { "X-Content-Type-Options: nosniff", "X-Orket-Sandbox: " .. row.id, not own and CSP or nil },
       pass = own and own.pass or M.PASS_OUT, cookies = own and own.cookies, pass_in = PASS_IN,
-      location_from = "http://sandbox/", location_to = prefix or "/", location_also = internal_origins(row) }
+      location_from = "http://sandbox/", location_to = prefix or "/", location_also = internal_origins(row),
+      -- under the API's prefix a Link's "/style.css" is the app's, not the server root's; on
+      -- its own origin the app's paths are the origin's, and its Links pass as written
+      location_links = prefix ~= nil }
     by_socket[at] = kept
     live_of[row.socket] = kept
     local _, doc = bad_gateway(row)
     local _, tdoc = gateway_timeout(row)
-    failed_of[kept] = { jsonout.encode(doc) .. "\n", "sandbox " .. row.id .. ": ", jsonout.encode(tdoc) .. "\n" }
+    local _, hdoc = gateway_timeout(row, "headers")
+    failed_of[kept] = { jsonout.encode(doc) .. "\n", "sandbox " .. row.id .. ": ", jsonout.encode(tdoc) .. "\n",
+      jsonout.encode(hdoc) .. "\n" }
   end
   return kept
 end
@@ -463,7 +505,7 @@ function M.forward(req, ctx, row, url, own)
       and req.path:match("^/v1/projects/([^/]+)/")
     prefix = (p and not p:find("%c")) and ("/v1/projects/" .. p .. prefix) or ("/v1" .. prefix)
   end
-  local kept = kept_of(row, own, prefix)
+  local kept = kept_of(row, own, prefix, ctx.server and ctx.server.limits)
   -- the request ends in C when the pump does (its 502, with ctx.headers as send adds them,
   -- the counts, the log line: httpd.proxy_tally of its route), and this task goes on at once
   local tally = ctx.server and ctx.server.tallies[ctx.route]
@@ -471,22 +513,23 @@ function M.forward(req, ctx, row, url, own)
     local failed = failed_of[kept]
     local started, serr, _, _, full = req:proxy { url = url, method = method == "HEAD" and "GET" or method, headers = headers,
       body = body, kept = kept, tally = tally, t0 = ctx.t0, key = ctx.key, fail_body = failed[1],
-      fail_more = ctx.headers, fail_note = failed[2], timeout_body = failed[3], memo = memo_of(req, ctx, method, body, own) }
+      fail_more = ctx.headers, fail_note = failed[2], timeout_body = failed[3], headers_timeout_body = failed[4],
+      memo = memo_of(req, ctx, method, body, own) }
     if started then
       ctx.ended = true
       return
     end
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(serr)
-    if full then return app_busy(ctx, row) end
+    if full then return app_busy(ctx, row, full) end
     return bad_gateway(row)
   end
-  local status, note, _, timed_out, full = req:proxy { url = url, method = method == "HEAD" and "GET" or method,
+  local status, note, _, timed_out, full, phase = req:proxy { url = url, method = method == "HEAD" and "GET" or method,
     headers = headers, body = body, kept = kept }
   if not status then
     -- what libcurl said of it is for the log line, not the client (the app's own log says more)
     ctx.note = "sandbox " .. row.id .. ": " .. tostring(note)
-    if full then return app_busy(ctx, row) end
-    if timed_out then return gateway_timeout(row) end
+    if full then return app_busy(ctx, row, full) end
+    if timed_out then return gateway_timeout(row, phase) end
     return bad_gateway(row)
   end
   ctx.status, ctx.note = status, note

@@ -23,10 +23,10 @@ local function front(sock, opts)
           total_timeout_ms = 30000 }
         for k, v in pairs(opts or {}) do o[k] = v end
         if req.method == "POST" then o.body = req:body() end
-        local status, note, bytes, timed_out, full = req:proxy(o)
+        local status, note, bytes, timed_out, full, phase = req:proxy(o)
         -- timed_out and full only when true: the outcomes of the other tests are compared whole
         outcomes[#outcomes + 1] = { status = status, note = note, bytes = bytes, timed_out = timed_out or nil,
-          full = full or nil }
+          full = full or nil, phase = phase }
         if not status then req:respond(502, {}, "failed: " .. tostring(note)) end
         req:close()
       end)
@@ -306,6 +306,95 @@ describe("req:proxy", function()
       local ok, e = pcall(httpd.proxy_kept, c[1])
       assert.is_false(ok)
       assert.matches(c[2], e)
+    end
+  end)
+
+  -- RFC 8288: a Link's URI-references are made as a Location is, under location_links: a
+  -- "/style.css" preloaded by a page under a path prefix is the app's, not the server root's.
+  -- Its grammar read whole: a quoted string's commas and semicolons are its own, an anchor
+  -- parameter is a URI-reference too; one not of the grammar, or of too many links, is left
+  -- out; without location_links, as the app wrote it
+  it("makes a Link's URI-references under location_to as a Location's, by RFC 8288's grammar", function()
+    local opts = { pass = { "link" }, location_from = "http://sandbox/", location_to = "/p/3/app/",
+      location_also = { "http://127.0.0.1:8080/" }, location_links = true }
+    local many = {}
+    for i = 1, 33 do many[i] = "</" .. i .. ".css>; rel=preload" end
+    for _, c in ipairs {
+      { "</style.css>; rel=preload; as=style", "</p/3/app/style.css>; rel=preload; as=style" },
+      { "<http://sandbox/next?p=2>; rel=\"next, really; yes\", </a.js>;rel=preload",
+        "</p/3/app/next?p=2>; rel=\"next, really; yes\", </p/3/app/a.js>;rel=preload" },
+      { "<http://127.0.0.1:8080/x>; rel=\"a\\\"b, </not-a-link>\", <https://other.example/x>; rel=alternate",
+        "</p/3/app/x>; rel=\"a\\\"b, </not-a-link>\", <https://other.example/x>; rel=alternate" },
+      { "<rel.css>; rel=stylesheet; anchor=\"/#top\"", "<rel.css>; rel=stylesheet; anchor=\"/p/3/app/#top\"" },
+      { "<rel.css>; Anchor = /here", "<rel.css>; Anchor = /p/3/app/here" },
+      { ", </a>,, </b> ; rel=x ,", ", </p/3/app/a>,, </p/3/app/b> ; rel=x ," },
+      -- the Location's guard: what would name another host under a location_to "/"
+      { "<//evil.example/>; rel=x, </\\evil.example/>, <http://sandbox//evil.example/>",
+        "<//evil.example/>; rel=x, </\\evil.example/>, <http://sandbox//evil.example/>" },
+      { table.concat(many, ", ", 1, 32), (table.concat(many, ", ", 1, 32):gsub("</", "</p/3/app/")) },
+      -- left out
+      { table.concat(many, ", "), nil },
+      { "/style.css; rel=preload", nil },
+      { "</style.css; rel=preload", nil },
+      { "</a>; rel=\"open", nil },
+      { "</a> x", nil },
+      { "</a>; =x", nil },
+      { "</a>; rel=", nil },
+    } do
+      local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: " .. c[1] .. "\r\nContent-Length: 2\r\n\r\nok")
+      local srv, base = front(sock, opts)
+      local status, headers, body = fetch(base .. "/")
+      assert.equal(200, status)
+      assert.equal("ok", body)
+      assert.equal(c[2], headers.link, c[1])
+      srv:close()
+      app:close()
+    end
+    -- without location_links (an app on its own origin): as written
+    local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: </style.css>; rel=preload, <http://127.0.0.1:8080/x>\r\n"
+      .. "Content-Length: 0\r\n\r\n")
+    local srv, base = front(sock, { pass = { "link" }, location_from = "http://sandbox/", location_to = "/",
+      location_also = { "http://127.0.0.1:8080/" } })
+    assert.equal("</style.css>; rel=preload, <http://127.0.0.1:8080/x>", select(2, fetch(base .. "/")).link)
+    srv:close()
+    app:close()
+    for _, bad in ipairs { { { location_links = true }, "location_links goes with location_from and location_to" },
+      { { location_from = "http://sandbox/", location_to = "/p/", location_links = 1 }, "location_links must be a boolean" } } do
+      local ok, e = pcall(httpd.proxy_kept, bad[1])
+      assert.is_false(ok)
+      assert.matches(bad[2], e, 1, true)
+    end
+  end)
+
+  -- A Link's anchor parameters are rewritten as its links are, and capped as they are: one
+  -- link may carry many; and a location_to holding a Link's own delimiters is refused, as
+  -- it would add links or parameters of its own
+  it("caps a Link's anchors as its links, and refuses a location_to of Link's delimiters", function()
+    local opts = { pass = { "link" }, location_from = "http://sandbox/", location_to = "/p/3/app/",
+      location_links = true }
+    local anchors = {}
+    for i = 1, 33 do anchors[i] = "anchor=/" .. i end
+    local at32 = "</a>; " .. table.concat(anchors, "; ", 1, 32)
+    for _, c in ipairs {
+      { at32, (at32:gsub("/(%w+)", "/p/3/app/%1")) },
+      { "</a>; " .. table.concat(anchors, "; "), nil },
+      { "</a>; anchor=/1, </b>; " .. table.concat(anchors, "; ", 2, 33), nil }, -- counted across links
+    } do
+      local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: " .. c[1] .. "\r\nContent-Length: 2\r\n\r\nok")
+      local srv, base = front(sock, opts)
+      local status, headers, body = fetch(base .. "/")
+      assert.equal(200, status)
+      assert.equal("ok", body)
+      assert.equal(c[2], headers.link, c[1])
+      srv:close()
+      app:close()
+    end
+    for _, to in ipairs { "/p>, <//evil/", "/p<", "/p\"", "/p,", "/p;rel=x", "/p x", "/p\\" } do
+      local ok, e = pcall(httpd.proxy_kept, { location_from = "http://sandbox/", location_to = to, location_links = true })
+      assert.is_false(ok, to)
+      assert.matches("location_to holds one of < > \" , ; \\ or a space", e, 1, true)
+      -- without location_links it is a Location's only, written whole
+      assert.truthy(httpd.proxy_kept { location_from = "http://sandbox/", location_to = to })
     end
   end)
 
@@ -983,6 +1072,31 @@ describe("req:proxy", function()
     mute:close()
   end)
 
+  -- An upstream that sends nothing has passed its first-byte deadline, not its headers',
+  -- when the two are the same: said so (the phase, http's), as the caller's 504 and log
+  -- line would say it
+  it("says a silent upstream passed its first-byte deadline when the headers' is the same", function()
+    local sock = H.tmpdir() .. "/mute.sock"
+    local mute = uv.new_pipe(false)
+    local held = {}
+    assert(mute:bind(sock))
+    mute:listen(16, function()
+      local c = uv.new_pipe(false)
+      mute:accept(c)
+      held[#held + 1] = c
+      c:read_start(function() end) -- reads the request, answers nothing
+    end)
+    local srv, base, outcomes = front(sock, { total_timeout_ms = 0, first_byte_timeout_ms = 400,
+      headers_timeout_ms = 400, idle_timeout_ms = 400 })
+    assert.equal(502, (fetch(base .. "/")))
+    assert.is_true(outcomes[1].timed_out)
+    assert.equal("first_byte", outcomes[1].phase)
+    assert.matches("no response within 400 ms", outcomes[1].note, 1, true)
+    srv:close()
+    for _, c in ipairs(held) do c:close() end
+    mute:close()
+  end)
+
   -- With no total timeout, an answer that keeps sending goes on past the first-byte and
   -- idle limits together (an event stream); silence past the idle limit cuts it, and an
   -- answer not begun within the first-byte limit is one not given in time
@@ -1249,6 +1363,119 @@ describe("req:proxy", function()
     srv_a:close()
     srv_b:close()
     srv_o:close()
+    app:close()
+  end)
+
+  -- max_live_each: of max_live, one client address's share, so that one client holding
+  -- streams cannot get every other refused; another address still reaches the app, and a
+  -- pump's end gives its address's place back. Clients from 127.0.0.1 and 127.0.0.2 (both
+  -- loopback) on raw sockets
+  it("refuses an address past max_live_each while another address still reaches the app", function()
+    local release, arrived = false, 0
+    local app, sock = upstream(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, {}, "late")
+    end)
+    local kept = httpd.proxy_kept { unix_socket = sock, total_timeout_ms = 30000, max_live = 4, max_live_each = 2 }
+    local srv, base, out = front("/nowhere", { kept = kept })
+    local port = srv:port()
+    -- a GET from addr on a raw socket: -> a function that says whether its answer is whole,
+    -- and the answer
+    local function from(addr, path)
+      local c, got, closed = uv.new_tcp(), {}, false
+      assert(c:bind(addr, 0))
+      c:connect("127.0.0.1", port, function(e)
+        assert(not e, e)
+        c:write("GET " .. path .. " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        c:read_start(function(_, d) if d then got[#got + 1] = d else closed = true c:close() end end)
+      end)
+      return function() return closed end, function() return table.concat(got) end
+    end
+    local d1, a1 = from("127.0.0.1", "/1")
+    local d2, a2 = from("127.0.0.1", "/2")
+    H.wait_for(function() return arrived == 2 end, "two requests at the app", 10000)
+    -- a third from the same address: refused at once, the app never asked
+    local d3, a3 = from("127.0.0.1", "/3")
+    H.wait_for(d3, "the refusal", 10000)
+    assert.matches("^HTTP/1.1 502", a3()) -- the front answers every failure 502
+    local o = out[#out]
+    assert.equal("address", o.full)
+    assert.is_nil(o.status)
+    assert.matches("2 requests to the app from 127.0.0.1 are in progress already", o.note, 1, true)
+    -- another address: its share is its own
+    local d4, a4 = from("127.0.0.2", "/4")
+    H.wait_for(function() return arrived == 3 end, "the other address's request", 10000)
+    release = true
+    for _, c in ipairs { { d1, a1 }, { d2, a2 }, { d4, a4 } } do
+      H.wait_for(c[1], "the answers", 10000)
+      assert.matches("^HTTP/1.1 200.*late$", c[2]())
+    end
+    -- over: the address's places are free again
+    local d5, a5 = from("127.0.0.1", "/5")
+    H.wait_for(d5, "the answer", 10000)
+    assert.matches("^HTTP/1.1 200.*late$", a5())
+    local ok, e = pcall(httpd.proxy_kept, { max_live_each = 2 })
+    assert.is_false(ok)
+    assert.matches("max_live_each goes with max_live", e, 1, true)
+    srv:close()
+    app:close()
+  end)
+
+  -- A front end's users all come from its loopback address, and this machine's own use from
+  -- loopback or a unix socket: each_skip_local holds them to no share, only to max_live.
+  -- Any other IPv6 client counts by its /64 (its network: it may use many addresses of it);
+  -- ::1 stands for one here, its share named
+  it("holds local clients to no share with each_skip_local, and counts an IPv6 address by its /64", function()
+    local release, arrived = false, 0
+    local app, sock = upstream(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, {}, "late")
+    end)
+    local kept = httpd.proxy_kept { unix_socket = sock, total_timeout_ms = 30000, max_live = 3, max_live_each = 1,
+      each_skip_local = true }
+    local srv, base, out = front("/nowhere", { kept = kept })
+    local got = {}
+    for i = 1, 3 do task.spawn(function() got[i] = { fetch(base .. "/" .. i) } end) end
+    H.wait_for(function() return arrived == 3 end, "three requests from one loopback address at the app", 10000)
+    local st = fetch(base .. "/4") -- past max_live: the whole count
+    assert.equal(502, st)
+    assert.is_true(out[#out].full)
+    release = true
+    H.wait_for(function() return got[1] and got[2] and got[3] end, "the answers", 10000)
+    for i = 1, 3 do assert.equal(200, got[i][1]) end
+    srv:close()
+    local ok, e = pcall(httpd.proxy_kept, { max_live = 2, max_live_each = 1, each_skip_local = 1 })
+    assert.is_false(ok)
+    assert.matches("each_skip_local must be a boolean", e, 1, true)
+    -- IPv6, not skipped: the share is ::1's /64
+    release, arrived = false, 0
+    local kept6 = httpd.proxy_kept { unix_socket = sock, total_timeout_ms = 30000, max_live = 3, max_live_each = 1 }
+    local srv6 = assert(httpd.listen { host = "::1", port = 0 })
+    local notes = {}
+    task.spawn(function()
+      while true do
+        local req = srv6:accept()
+        if not req then return end
+        task.spawn(function()
+          local status, note = req:proxy { url = "http://app" .. req.path, method = "GET", kept = kept6 }
+          notes[#notes + 1] = note
+          if not status then req:respond(502, {}, "failed") end
+          req:close()
+        end)
+      end
+    end)
+    local base6 = "http://[::1]:" .. srv6:port()
+    local first
+    task.spawn(function() first = { fetch(base6 .. "/1") } end)
+    H.wait_for(function() return arrived == 1 end, "the first request at the app", 10000)
+    assert.equal(502, (fetch(base6 .. "/2")))
+    assert.matches("1 requests to the app from ::/64 are in progress already", notes[#notes], 1, true)
+    release = true
+    H.wait_for(function() return first end, "the first answer", 10000)
+    assert.equal(200, first[1])
+    srv6:close()
     app:close()
   end)
 

@@ -147,6 +147,71 @@ describe("orket.serve's proxied requests", function()
     assert(ok, e)
   end)
 
+  -- A silent app passes its first-byte deadline and its headers' at once when the two are
+  -- the same (as by default): it is logged and answered as one that gave no answer, the
+  -- first byte's time named, not as one slow with its headers
+  it("logs and answers a silent app's 504 by its first-byte deadline when the headers' is the same", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was, was_h = sandboxes.PROXY_TIMEOUT_MS, sandboxes.PROXY_HEADERS_MS
+    sandboxes.PROXY_TIMEOUT_MS, sandboxes.PROXY_HEADERS_MS = 1000, 1000 -- read once per socket
+    local up, sock = app(function(req) req:wait_gone() end) -- takes the request, never answers
+    local ok, e = pcall(function()
+      local _, url, lines, stop, id = server(sock)
+      local st, body = H.fetch { url = url .. "/slow" }
+      assert.equal(504, st, body)
+      assert.matches("sandbox " .. id .. "'s app gave no answer within 1 s", cjson.decode(body).error.message, 1, true)
+      H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+      assert.matches("no response within 1000 ms", proxied(lines)[1].note, 1, true)
+      stop()
+    end)
+    sandboxes.PROXY_TIMEOUT_MS, sandboxes.PROXY_HEADERS_MS = was, was_h
+    up:close()
+    assert(ok, e)
+  end)
+
+  -- and when the headers' deadline is the shorter, a silent app meets it first: still one
+  -- that gave no answer (within that time), never one that "began an answer"
+  it("logs and answers a silent app's 504 as no answer when the headers' deadline is the shorter", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was_h = sandboxes.PROXY_HEADERS_MS
+    sandboxes.PROXY_HEADERS_MS = 800 -- read once per socket; the first byte's stays 2 min
+    local up, sock = app(function(req) req:wait_gone() end) -- takes the request, never answers
+    local ok, e = pcall(function()
+      local _, url, lines, stop, id = server(sock)
+      local st, body = H.fetch { url = url .. "/slow" }
+      assert.equal(504, st, body)
+      local msg = cjson.decode(body).error.message
+      assert.matches("sandbox " .. id .. "'s app gave no answer within 800 ms", msg, 1, true)
+      assert.is_nil(msg:find("began an answer", 1, true))
+      H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+      assert.matches("no response within 800 ms", proxied(lines)[1].note, 1, true)
+      stop()
+    end)
+    sandboxes.PROXY_HEADERS_MS = was_h
+    up:close()
+    assert(ok, e)
+  end)
+
+  -- A page under the route preloads "/style.css": the app's, so its Link leads through the
+  -- route as a redirect does (a project's prefix kept), by the same guard
+  it("makes the app's Link URLs lead through the proxy's route", function()
+    local up, sock = app(function(req)
+      req:respond(200, { "Content-Type: text/html", "Link: </style.css>; rel=preload; as=style, "
+        .. "<http://127.0.0.1:8080/next?p=2>; rel=\"next\", <//evil.example/x>; rel=\"a, b\", <rel.js>" }, "ok")
+    end)
+    local _, url, _, stop, id = server(sock, nil, nil, 8080)
+    local purl = url:gsub("/v1/sandboxes/", "/v1/projects/default/sandboxes/")
+    for _, c in ipairs { { url, "/v1/sandboxes/" .. id .. "/app/" },
+      { purl, "/v1/projects/default/sandboxes/" .. id .. "/app/" } } do
+      local st, body, headers = H.fetch { url = c[1] .. "/page" }
+      assert.equal(200, st, body)
+      assert.equal("<" .. c[2] .. "style.css>; rel=preload; as=style, <" .. c[2] .. "next?p=2>; rel=\"next\", "
+        .. "<//evil.example/x>; rel=\"a, b\", <rel.js>", headers.link or headers.Link)
+    end
+    stop()
+    up:close()
+  end)
+
   -- an app's redirect to its own URLs (built from the Host it is sent, or an absolute
   -- path) leads back through the proxy's route, not to a host "sandbox" or the server's root
   it("makes the app's redirects to its own URLs lead through the proxy's route", function()
@@ -197,20 +262,21 @@ describe("orket.serve's proxied requests", function()
     up:close()
   end)
 
-  -- RFC 8288 links pass back (a next page, a preload); the app's CORS answers do not: the
-  -- route is this server's origin, whose readers serve.cors alone chooses
+  -- RFC 8288 links pass back (a next page, a preload), their URLs the app's own made as a
+  -- redirect's are; the app's CORS answers do not: the route is this server's origin, whose
+  -- readers serve.cors alone chooses
   it("passes back the app's Link, never its Access-Control headers", function()
     local up, sock = app(function(req)
       req:respond(200, { "Content-Type: text/plain", "Link: <http://sandbox/p/2>; rel=\"next\"",
         "Access-Control-Allow-Origin: *", "Access-Control-Allow-Credentials: true",
         "Access-Control-Expose-Headers: Link" }, "ok")
     end)
-    local _, url, _, stop = server(sock)
+    local _, url, _, stop, id = server(sock)
     local st, body, headers = H.fetch { url = url .. "/list" }
     assert.equal(200, st, body)
     local hs = {}
     for k, v in pairs(headers) do hs[k:lower()] = v end
-    assert.equal('<http://sandbox/p/2>; rel="next"', hs.link)
+    assert.equal('</v1/sandboxes/' .. id .. '/app/p/2>; rel="next"', hs.link)
     assert.is_nil(hs["access-control-allow-origin"])
     assert.is_nil(hs["access-control-allow-credentials"])
     assert.is_nil(hs["access-control-expose-headers"])
@@ -294,6 +360,9 @@ describe("orket.serve's proxied requests", function()
       H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
       assert.equal(504, proxied(lines)[1].status)
       assert.matches("no complete response headers within 800 ms", proxied(lines)[1].note, 1, true)
+      -- the 504 names the deadline that passed: the headers', not the first byte's
+      assert.matches("began an answer but did not complete its headers within 800 ms",
+        cjson.decode(body).error.message, 1, true)
       stop()
     end)
     sandboxes.PROXY_HEADERS_MS = was
@@ -347,6 +416,101 @@ describe("orket.serve's proxied requests", function()
       stop()
     end)
     sandboxes.PROXY_LIVE_MAX = was
+    release = true
+    up:close()
+    assert(ok, e)
+  end)
+
+  -- One client cannot take all of an app's places: one address has at most
+  -- PROXY_LIVE_EACH of them (shortened here); past it that address is answered 503 while
+  -- another (127.0.0.2, on a raw socket) still reaches the app. Loopback clients are held
+  -- to the share here only because PROXY_EACH_LOCAL says so: they stand for two clients
+  it("answers 503 app_busy to an address past its share while another still reaches the app", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local was, was_each, was_local = sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH, sandboxes.PROXY_EACH_LOCAL
+    sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH = 4, 2 -- read once per socket
+    sandboxes.PROXY_EACH_LOCAL = true
+    local release, arrived = false, 0
+    local up, sock = app(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, { "Content-Type: text/plain" }, "late")
+    end)
+    local ok, e = pcall(function()
+      local srv, url, _, stop, id = server(sock)
+      local got = {}
+      task.spawn(function() got[1] = { H.fetch { url = url .. "/1" } } end)
+      task.spawn(function() got[2] = { H.fetch { url = url .. "/2" } } end)
+      H.wait_for(function() return arrived == 2 end, "two requests at the app", 10000)
+      local st, body, headers = H.fetch { url = url .. "/3" }
+      assert.equal(503, st, body)
+      local doc = cjson.decode(body)
+      assert.equal("app_busy", doc.error.code)
+      assert.matches("sandbox " .. id .. "'s app has 2 requests in progress (streams or slow answers) from this "
+        .. "address", doc.error.message, 1, true)
+      assert.equal("5", headers["retry-after"] or headers["Retry-After"])
+      assert.equal(2, arrived)
+      -- another address: a raw request from 127.0.0.2
+      local c, text, closed = uv.new_tcp(), {}, false
+      assert(c:bind("127.0.0.2", 0))
+      c:connect("127.0.0.1", srv:port(), function(err)
+        assert(not err, err)
+        c:write("GET " .. url:match("^http://[^/]+(.*)$") .. "/4 HTTP/1.1\r\nHost: 127.0.0.1:" .. srv:port()
+          .. "\r\nConnection: close\r\n\r\n")
+        c:read_start(function(_, d) if d then text[#text + 1] = d else closed = true end end)
+      end)
+      H.wait_for(function() return arrived == 3 end, "the other address's request at the app", 10000)
+      release = true
+      H.wait_for(function() return closed and got[1] and got[2] end, "the answers", 10000)
+      c:close()
+      assert.matches("^HTTP/1.1 200.*late$", table.concat(text))
+      assert.equal("late", got[1][2])
+      assert.equal("late", got[2][2])
+      stop()
+    end)
+    sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH, sandboxes.PROXY_EACH_LOCAL = was, was_each, was_local
+    release = true
+    up:close()
+    assert(ok, e)
+  end)
+
+  -- Behind a front end (nginx, Caddy) every user comes from its loopback address, which the
+  -- server cannot tell apart (it reads no X-Forwarded-For): a loopback client is held to no
+  -- share, only to the whole count, both set by ORKET_SERVE_LIMITS (app_live_max,
+  -- app_live_each), which takes whole numbers only
+  it("holds a loopback client to no share of an app's places, and takes both limits from ORKET_SERVE_LIMITS", function()
+    local serve = require "orket.serve"
+    local l, lerr = serve.limits("app_live_each=1.5")
+    assert.is_nil(l)
+    assert.matches("app_live_each takes a whole number", lerr, 1, true)
+    -- a count past any server's connections is refused at start, not at every request
+    l, lerr = serve.limits("app_live_max=2000000000000")
+    assert.is_nil(l)
+    assert.matches("app_live_max takes a whole number from 0 to 65536", lerr, 1, true)
+    local release, arrived = false, 0
+    local up, sock = app(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, { "Content-Type: text/plain" }, "late")
+    end)
+    local ok, e = pcall(function()
+      local _, url, _, stop, id = server(sock, assert(serve.limits("app_live_max=3,app_live_each=1")))
+      local got = {}
+      for i = 1, 3 do task.spawn(function() got[i] = { H.fetch { url = url .. "/" .. i } } end) end
+      H.wait_for(function() return arrived == 3 end, "three requests from one loopback address at the app", 10000)
+      local st, body, headers = H.fetch { url = url .. "/4" }
+      assert.equal(503, st, body)
+      local doc = cjson.decode(body)
+      assert.equal("app_busy", doc.error.code)
+      assert.matches("sandbox " .. id .. "'s app has 3 requests in progress (streams or slow answers), the most it "
+        .. "may have", doc.error.message, 1, true)
+      assert.equal("5", headers["retry-after"] or headers["Retry-After"])
+      assert.equal(3, arrived)
+      release = true
+      H.wait_for(function() return got[1] and got[2] and got[3] end, "the answers", 10000)
+      for i = 1, 3 do assert.equal("late", got[i][2]) end
+      stop()
+    end)
     release = true
     up:close()
     assert(ok, e)

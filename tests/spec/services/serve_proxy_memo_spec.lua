@@ -372,6 +372,66 @@ describe("orket.serve's proxy's memory", function()
     assert(ok, e)
   end)
 
+  -- The memory starts a pump only within the address's share of the app's places (shortened
+  -- here; loopback held to it as PROXY_EACH_LOCAL says, standing for a client): a request
+  -- past it goes the Lua way and is answered 503 app_busy naming the address, not refused
+  -- by the pump as a 502; another address still reaches the app
+  it("answers 503 app_busy from the memory to an address past its share, as the Lua way does", function()
+    sandboxes.ROW_TTL_MS = 60000
+    local was, was_each, was_local = sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH, sandboxes.PROXY_EACH_LOCAL
+    sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH = 4, 1 -- read once per socket
+    sandboxes.PROXY_EACH_LOCAL = true
+    local release, held = false, 0
+    local sock = H.tmpdir() .. "/app.sock"
+    local up = assert(httpd.listen { unix = sock })
+    task.spawn(function() -- /hold is held until the release, anything else answered at once
+      while true do
+        local req = up:accept()
+        if not req then return end
+        task.spawn(function()
+          if req.path == "/hold" then
+            held = held + 1
+            H.wait_for(function() return release end, "the release", 10000)
+          end
+          req:respond(200, { "Content-Type: text/plain" }, req.method .. " " .. req.path)
+          req:close()
+        end)
+      end
+    end)
+    local ok, e = pcall(function()
+      local s = server(sock)
+      assert.equal(200, (H.fetch { url = s.url .. "/notes" }))
+      assert.equal(200, (H.fetch { url = s.url .. "/notes" })) -- from the memory
+      assert.equal(lua_way(s, 1), s.seen.n)
+      local got
+      task.spawn(function() got = { H.fetch { url = s.url .. "/hold" } } end)
+      H.wait_for(function() return held == 1 end, "the held request at the app", 10000)
+      local n = s.seen.n
+      local st, body, h = H.fetch { url = s.url .. "/notes" }
+      assert.equal(503, st, body)
+      local doc = cjson.decode(body)
+      assert.equal("app_busy", doc.error.code)
+      assert.matches("requests in progress (streams or slow answers) from this address", doc.error.message, 1, true)
+      assert.equal("5", h["retry-after"])
+      assert.equal(n + 1, s.seen.n) -- the Lua way answered it
+      -- another address's own request reaches the app meanwhile
+      local path = s.url:match("^http://[^/]+(.*)$") .. "/notes"
+      local st2, text = exchange(s.srv:port(), "GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1:" .. s.srv:port()
+        .. "\r\nConnection: close\r\n\r\n", "127.0.0.2")
+      assert.equal(200, st2, text)
+      release = true
+      H.wait_for(function() return got end, "the held answer", 10000)
+      assert.equal(200, got[1])
+      -- its place given back: the memory's request goes again
+      assert.equal(200, (H.fetch { url = s.url .. "/notes" }))
+      s.stop()
+    end)
+    sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH, sandboxes.PROXY_EACH_LOCAL = was, was_each, was_local
+    release = true
+    up:close()
+    assert(ok, e)
+  end)
+
   -- A request from the memory has no Lua object of its own: the state's close, which
   -- finalizes the tallies before the server made before them, must not end it through a
   -- finalized tally. A process of its own, left with such a request in flight at its exit.
