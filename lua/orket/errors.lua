@@ -544,13 +544,15 @@ CODES.bad_gateway = {
 CODES.gateway_timeout = {
   status = 504,
   means = "the sandbox's app gave no answer to the proxied request within two minutes, or did not take its "
-    .. "connection within 5 s",
+    .. "connection within 5 s; or it began an answer and did not complete its headers within two minutes "
+    .. "(or fell silent for two minutes)",
   remedy = "`orket sandbox logs ID`; an answer that takes long can be streamed as it is made",
 }
 CODES.app_busy = {
   status = 503,
   means = "the sandbox's app already has as many proxied requests in progress as it may (32, on all its routes: "
-    .. "streams and slow answers hold theirs as long as they last)",
+    .. "streams and slow answers hold theirs as long as they last), or 16 of them are from your address (a client "
+    .. "on loopback, such as a reverse proxy in front, is held to no such share)",
   remedy = "retry after its Retry-After; close the app's streams not in use",
 }
 CODES.provider_unavailable = {
