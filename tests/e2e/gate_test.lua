@@ -98,13 +98,21 @@ describe("orket gate check", function()
     local r = H.orket(call)
     assert.equal(1, r.status, r.stdout)
     assert.equal("", r.stdout)
-    -- named as every command names it (orket run -C DIR too): the project's orket.lua
-    assert.equal("orket: orket.lua:3: concurrency: must be an integer, not string\n", r.stderr)
+    -- named as every command names it (orket run -C DIR too): DIR/orket.lua
+    assert.equal("orket: " .. dir .. "/orket.lua:3: concurrency: must be an integer, not string\n", r.stderr)
     H.write(dir .. "/orket.lua", 'name = "g"\nverify = { commands = { "make" }\n')
     r = H.orket(call)
     assert.equal(1, r.status, r.stdout)
     assert.equal("", r.stdout)
+    assert.matches("^orket: " .. dir:gsub("%p", "%%%0") .. "/orket.lua:%d: .*'}' expected", r.stderr)
+    -- from the project itself, the name it always had; and a relative -C DIR as run says it
+    r = H.orket("gate check --role coder --tool read_file", { cwd = dir })
     assert.matches("^orket: orket.lua:%d: .*'}' expected", r.stderr)
+    local parent, name = dir:match("^(.*)/([^/]+)$")
+    local gate = H.orket("gate check --role coder --tool read_file -C " .. H.quote(name), { cwd = parent })
+    local run = H.orket("run START -C " .. H.quote(name), { cwd = parent })
+    assert.matches("^orket: " .. name:gsub("%p", "%%%0") .. "/orket.lua:%d: .*'}' expected", gate.stderr)
+    assert.equal(run.stderr, gate.stderr)
   end)
 
   it("applies the project's policies from --workspace", function()

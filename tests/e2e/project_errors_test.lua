@@ -129,6 +129,24 @@ describe("orket.lua", function()
     end
   end)
 
+  -- A script's own error (a role raising as it loads) named the file by the path it was
+  -- loaded from ("./roles/x.lua", "/abs/p/roles/x.lua"), unlike a field's error; one form now.
+  it("names a role script that raises as it loads relative to the project, DIR/ before it under -C DIR", function()
+    local p = project { "roles" }
+    H.write(p .. "/roles/pilot.lua", 'local x = 1\nerror("kaput")\n')
+    local parent, name = p:match("^(.*)/([^/]+)$")
+    for _, cmd in ipairs { "run START", "worker", "gate check --role coder --tool read_file" } do
+      local r = H.orket(cmd, { cwd = p })
+      assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+      assert.matches("^orket: roles/pilot%.lua:2: kaput", r.stderr)
+      r = H.orket("-C " .. name .. " " .. cmd, { cwd = parent })
+      assert.matches("^orket: " .. name:gsub("%p", "%%%0") .. "/roles/pilot%.lua:2: kaput", r.stderr)
+      r = H.orket("-C " .. H.quote(p) .. " " .. cmd, { cwd = parent })
+      assert.matches("^orket: " .. p:gsub("%p", "%%%0") .. "/roles/pilot%.lua:2: kaput", r.stderr)
+    end
+    untouched(p)
+  end)
+
   -- The worker's own last failure (a run's engine that did not open: orket.lua broken after
   -- the worker started) is printed as it ends, under -C DIR named from where it ran too
   it("under -C DIR names DIR/orket.lua in the worker's closing failure, a run's engine that did not open", function()

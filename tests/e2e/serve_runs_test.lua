@@ -339,6 +339,26 @@ describe("orket serve runs", function()
     assert.equal(0, s2.stop())
   end)
 
+  -- A role raising as it loads was answered by the path the server loaded it from (its
+  -- absolute one), a field's error relative to the project: both relative now, as the CLI's.
+  it("answers a start whose role script raises as it loads 409 project_error, naming the file relative to the project", function()
+    local dir = project()
+    local op = key(dir, "ops", "operator")
+    local s = start(dir, { env = LIMITS, args = "--workers 0" })
+    os.execute("mkdir -p " .. H.quote(dir .. "/roles"))
+    H.write(dir .. "/roles/pilot.lua", 'local x = 1\nerror("kaput")\n')
+    local st, doc = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(409, st, cjson.encode(doc))
+    assert.equal("project_error", doc.error.code)
+    assert.matches("^roles/pilot%.lua:2: kaput", doc.error.message)
+    -- a field's error, as before, the same form
+    H.write(dir .. "/roles/pilot.lua", 'return {\n  intent = "fly",\n  tools = {},\n  sytem = "s",\n}\n')
+    st, doc = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(409, st, cjson.encode(doc))
+    assert.matches("^roles/pilot%.lua:4: unknown field 'sytem'", doc.error.message)
+    assert.equal(0, s.stop())
+  end)
+
   -- A run left to the workers holds no lease until a worker claims one of its cards, so the
   -- question did not see it: two servers of one store (or one asked twice) each queued a
   -- run of the target, 3 runs of A for 3 asks.

@@ -13,6 +13,7 @@ local board = require "orket.board"
 local config = require "orket.config"
 local jsonout = require "orket.jsonout"
 local cmdline = require "orket.cmdline"
+local fieldline = require "orket.fieldline"
 
 local cmd = { name = "gate", summary = "ask the tool gate about a call (orket gate check ...)" }
 cmd.help = [[
@@ -62,9 +63,12 @@ end
 -- -> { roles, tools, policies } | nil, exit status (the error printed).
 local function load_rules(o, cli)
   local home, dir = rt.home(), o.workspace
+  -- a project's file named as other commands name it: relative to the project, under -C DIR
+  -- from where the command ran (cli.in_dir)
+  local function named(msg) return cli.in_dir(dir, fieldline.relative(msg, dir)) end
   local role_set, rerr = roles_mod.load(roles_mod.dirs(dir))
   if not role_set then
-    cli.err("%s", rerr)
+    cli.err("%s", named(rerr))
     return nil, 1
   end
   for _, r in ipairs(o.role) do
@@ -74,12 +78,12 @@ local function load_rules(o, cli)
   end
   local reg, terr = tools.load_dirs { home .. "/tools", dir .. "/tools" }
   if not reg then
-    cli.err("%s", terr)
+    cli.err("%s", named(terr))
     return nil, 1
   end
   local set, perr = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" })
   if not set then
-    cli.err("%s", perr)
+    cli.err("%s", named(perr))
     return nil, 1
   end
   return { roles = role_set, tools = reg, policies = set }
@@ -167,7 +171,7 @@ function cmd.run(args, cli)
   -- none: the decision would differ from the run's, which refuses to start
   local cfg, s, ccode = config.settings(o.workspace)
   if not cfg and ccode ~= "ENOENT" then
-    cli.err("%s", s)
+    cli.err("%s", cli.in_dir(o.workspace, s)) -- DIR/orket.lua under -C DIR, as run names it
     return 1
   end
   if not cfg then s = nil end

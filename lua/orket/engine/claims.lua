@@ -172,9 +172,11 @@ function M.conflict(dir, db, board, target, o)
     local row = store_runs.get(db, r.id)
     if row and M.overlaps(board, target, row.target) then
       r.target = row.target
-      return r, string.format("run %d (%s) is working on %s now (process %s); two runs never work the same card: "
+      -- a server known only by its run lease in the store: said to be one, after its owner
+      -- as recorded (host/place/pid...), as orket import says "server OWNER"
+      return r, string.format("run %d (%s) is working on %s now (process %s%s); two runs never work the same card: "
         .. "wait for it to end or stop it", r.id, row.target, row.target == target and "the same target"
-        or "cards of " .. target, tostring(r.pid))
+        or "cards of " .. target, tostring(r.pid), r.by == "serve" and ", a server" or "")
     end
   end
   return nil

@@ -260,8 +260,7 @@ local function reload_set(engine, files, keep)
   local names = file_list(files)
   if not s then
     -- named relative to the project, as in `files` ("roles/x.lua", not "./roles/x.lua")
-    local prefix = engine.dir == "." and "./" or (engine.dir .. "/")
-    if type(err) == "string" and err:sub(1, #prefix) == prefix then err = err:sub(#prefix + 1) end
+    err = fieldline.relative(err, engine.dir)
     local problems = M.problems(engine.dir)
     -- every broken file with its line, as orket validate says them; the set's own error
     -- when no file is broken on its own (a team role gone, a role's tool gone)

@@ -126,6 +126,19 @@ describe("claims", function()
     db:close()
   end)
 
+  -- A server of another folder, known only by its run lease, was named "process OWNER",
+  -- as if a pid of this machine: the refusal now says it is a server, by its owner as recorded.
+  it("names a run's holder known only by its run lease in the store as a server, by its owner", function()
+    local dir, db, b = project()
+    local leases = require "orket.store.leases"
+    local id = record(db, "E", "epic")
+    local far = "another-host.example/4242/00ff"
+    assert(db:tx(function() return leases.run_take(db, id, far, 60000) == nil end))
+    local other, why = claims.conflict(dir, db, b, "E")
+    assert.equal(id, other.id)
+    assert.matches("is working on the same target now (process another-host.example/4242/00ff, a server); ", why, 1, true)
+  end)
+
   it("sees a run leased in the store by a process elsewhere (another host, another pid namespace) as live, and one of this pid namespace whose process is gone as not", function()
     local dir, db, b = project()
     local runlease = require "orket.engine.runlease"
