@@ -105,6 +105,9 @@ function Set:stop_resumed()
   -- (a store lost here: the loop's next question finds it)
   local ok, last = pcall(self.journal.last)
   if not (ok and math.type(last) == "integer") then return end
+  -- the journal has not moved since every open's mark: no stop to look for (the worker
+  -- polls often, and the stops' question scans the events)
+  if last <= from then return end
   local sok, stops = pcall(self.journal.stops, from, last)
   if not sok then return end
   for _, s in ipairs(stops) do

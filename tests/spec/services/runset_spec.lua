@@ -94,6 +94,36 @@ describe("a worker's runs side by side", function()
     db:close()
   end)
 
+  -- The worker polls every few hundred ms; the stops' question scans the journal's events,
+  -- and was asked at every poll even with no event since the last.
+  it("asks for stops only once the journal's end moved past its opens' marks", function()
+    local dir, last, asked = H.tmpdir(), 10, {}
+    local stopped = {}
+    local function engine(id)
+      local e = { dir = dir }
+      function e.execute() while not stopped[id] do orket.sleep(5) end end
+      function e.stop() stopped[id] = true end
+      function e.close_all() end
+      return e
+    end
+    local set = runset.new { db = { journal_error = function() return nil end },
+      join = function() return true end, leave = function() end, open = function(row) return engine(row.id) end,
+      journal = { last = function() return last end,
+        stops = function(from, to) asked[#asked + 1] = { from, to }; return {} end } }
+    assert.is_true(set:start { id = 1 })
+    local queued = { { id = 1 } }
+    local function running() return "running" end
+    set:stop_ended(queued, running)
+    set:stop_ended(queued, running)
+    assert.same({}, asked)
+    last = 12
+    set:stop_ended(queued, running)
+    set:stop_ended(queued, running)
+    assert.same({ { 10, 12 } }, asked)
+    set:stop_all()
+    set:wait_all()
+  end)
+
   it("leaves a run it could not ask about (the store lost) for later, without stopping the worker", function()
     local set = runset.new { db = { journal_error = function() return "gone" end },
       join = function() error("pg: server closed the connection unexpectedly") end, leave = function() end,
