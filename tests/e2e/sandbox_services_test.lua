@@ -769,6 +769,53 @@ os.exit(require("orket.cli").main({ "sandbox", "up", "-C", %q }))
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  -- A deploy was never marked side: a start that slipped in while it waited for the
+  -- sandbox it replaces took the data that one handed on (the line), and the deploy, having
+  -- taken nothing, made fresh databases kept at its end as the line's too.
+  it("marks a deploy side when a start beside it took the line while it waited", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = rows_project(mark)
+    open_phase(dir)
+    local function sock(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,line", select(2, F.sandbox_request(sock(1), "/add/line")))
+    -- the deploy, in the foreground: once sandbox 1 has ended (its data handed on), a start
+    -- of its own slips in (sandbox 2); the deploy (3) says whether it is marked, then stops
+    local script = H.tmpdir() .. "/deploy.lua"
+    H.write(script, string.format([=[
+local service = require "orket.sandboxes.service"
+local stop, up = service.stop, service.up
+service.stop = function(...)
+  local a, b, c = stop(...)
+  os.execute(string.format("%%s sandbox up --detach -C %%s >/dev/null 2>&1", %q, %q))
+  return a, b, c
+end
+service.up = function(o)
+  local sb, err, code, tail, id = up(o)
+  if sb then
+    local f = io.open(sb.home .. "/" .. service.SIDE)
+    io.stdout:write("deploy ", sb.id, f and " side" or " line", "\n")
+    if f then f:close() end
+    sb:stop("done")
+  end
+  return sb, err, code, tail, id
+end
+os.exit(require("orket.cli").main({ "sandbox", "up", "--replace", "-C", %q }))
+]=], H.BIN, dir, dir))
+    r = H.orket("lua " .. H.quote(script), { cwd = dir, wrap = "timeout 90" })
+    assert.matches("deploy 3 side", r.stdout, 1, true)
+    -- sandbox 2 holds the line: what it hands on is what the next start takes
+    assert.equal("seeded,line,two", select(2, F.sandbox_request(sock(2), "/add/two")))
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,line,two", select(2, F.sandbox_request(sock(4), "/")))
+    assert.equal(0, H.orket("sandbox stop 4", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("does not keep a SQLite database whose seed its killed owner left half-way", function()
     if skip then return pending(skip) end
     local uv = require "luv"

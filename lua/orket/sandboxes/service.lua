@@ -113,7 +113,8 @@ end
 -- one whose orket.lua says sandbox.database = "fresh". Written after the kept databases are
 -- taken, and never by one that took them, so a crash, a failed write or a sandbox started
 -- before this mark existed leaves none: its databases are kept (the last to end wins), at
--- worst disk used, never the phase's data lost. A deploy is always the line.
+-- worst disk used, never the phase's data lost. A deploy is marked as any start is (one
+-- that slipped in while it waited for the sandboxes it replaces may hold the line).
 local SIDE = "side-databases"
 
 -- whether the sandbox whose directory is home is marked SIDE (a plain file, never a link)
@@ -520,9 +521,10 @@ function M.up(o)
     local took = database.take_kept(dir, sb.target, home, keep)
     -- not the line of the phase's data (SIDE): a start with databases fresh by setting, or
     -- one that took nothing while another sandbox of its target runs beside it (that one
-    -- keeps the line). A deploy is the line: the sandboxes it replaces have ended.
+    -- keeps the line). A deploy too: the sandboxes it replaced have ended, but a start that
+    -- slipped in while it waited for them may have taken what they handed on.
     local side = s.database ~= "bugfix"
-    if not side and not took and not o.replace then side = beside(db, id, sb.target, dir) end
+    if not side and not took then side = beside(db, id, sb.target, dir) end
     if side then
       local marked, merr = M._mark_side(home) -- (through M: a test makes it fail)
       -- unmarked, its fresh databases would be kept at its end as the line's and displace the
