@@ -769,6 +769,36 @@ os.exit(require("orket.cli").main({ "sandbox", "up", "-C", %q }))
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  -- Ctrl-C went unheard while a deploy waited for the sandbox it replaces (up to 30 s):
+  -- the deploy started once that one ended, and only then stopped.
+  it("ends a deploy's wait for the sandbox it replaces on SIGINT, starting nothing", function()
+    if skip then return pending(skip) end
+    local uv = require "luv"
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = rows_project(mark)
+    open_phase(dir)
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    -- its owner does not answer the deploy's stop for 10 s (stopped)
+    local owner = assert(tonumber(r.stdout:match("owner pid (%d+)")), r.stdout)
+    assert(uv.kill(owner, "sigstop"))
+    os.execute("(sleep 10; kill -CONT " .. math.tointeger(owner) .. ") >/dev/null 2>&1 &")
+    local t0 = uv.hrtime()
+    r = H.orket("sandbox up --replace", { cwd = dir, wrap = "timeout -s INT 2" })
+    local took = (uv.hrtime() - t0) / 1e6
+    uv.kill(owner, "sigcont")
+    assert.is_true(r.status ~= 0, r.stdout .. r.stderr)
+    assert.is_true(took < 6000, string.format("the deploy ended %.0f ms after its start", took))
+    assert.matches("the deploy stopped by SIGINT before it started (sandbox 1, which it replaces, was asked to stop)",
+      r.stderr, 1, true)
+    -- nothing started; sandbox 1 stops as asked
+    H.wait_for(function()
+      local rows = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)
+      return #rows == 1 and rows[1].status == "stopped"
+    end, "sandbox 1 stopped, and no other")
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   -- A deploy was never marked side: a start that slipped in while it waited for the
   -- sandbox it replaces took the data that one handed on (the line), and the deploy, having
   -- taken nothing, made fresh databases kept at its end as the line's too.

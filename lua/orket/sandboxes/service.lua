@@ -415,21 +415,29 @@ function M.up(o)
     -- data, handed on at its end), up to REPLACE_WAIT_MS: a deploy started beside it would
     -- start on the seed and, as the line, replace that data at its own end. Never ended: the
     -- deploy fails, starting nothing
+    -- A stop asked meanwhile (Ctrl-C) ends the wait as it ends a start: nothing started
+    -- (ECANCELED); the sandbox asked to make way still ends, by its owner.
+    local function cancelled(asked, rid)
+      return nil, string.format("sandbox: the deploy %s before it started (sandbox %d, which it replaces, was asked "
+        .. "to stop)", asked, rid), "ECANCELED"
+    end
     for _, row in ipairs(ops.list(db, false)) do
       if row.target == (o.target or "main") then
         local t0 = uv.now()
-        local stopped, serr = M.stop(db, row.id)
+        local stopped, serr, scode = M.stop(db, row.id, nil, o.stopping)
+        if scode == "ECANCELED" then return cancelled(serr, row.id) end
         local now = not stopped and ops.get(db, row.id)
         while now and ops.LIVE[now.status] do
+          local asked = o.stopping and o.stopping()
+          if asked then return cancelled(asked, row.id) end
           if uv.now() - t0 >= M.REPLACE_WAIT_MS then
             return nil, string.format("sandbox: the deploy did not start: sandbox %d, which it replaces, did not end "
               .. "within %d ms (%s); stop it (orket sandbox stop %d) and deploy again", row.id, M.REPLACE_WAIT_MS,
               tostring(serr), row.id), "ETIMEDOUT"
           end
           rt.sleep(100)
-          -- its owner killed meanwhile: its end is recorded (and its data handed on) here
-          if not owner_alive(now) then M.reconcile(db) end
-          now = ops.get(db, row.id)
+          -- (its owner killed meanwhile: get records its end, and hands its data on, here)
+          now = M.get(db, row.id)
         end
       end
     end
@@ -874,11 +882,12 @@ end
 
 -- ---- sandboxes another process owns ------------------------------------------------------
 
---- stop(db, id [, why]) -> true | nil, message, CODE: asks the owner of a live sandbox to
+--- stop(db, id [, why [, stopping]]) -> true | nil, message, CODE: asks the owner of a live sandbox to
 --- stop it (through the sandbox's directory: the owner, a background `orket sandbox up` or
 --- `orket serve`, sees the request within 100 ms and records the stop, why its detail), or
---- marks a sandbox whose owner is gone
-function M.stop(db, id, why)
+--- marks a sandbox whose owner is gone. stopping(): a reason once the caller was asked to
+--- stop: the wait for the owner ends (nil, that reason, "ECANCELED"), the stop still asked
+function M.stop(db, id, why, stopping)
   local row = ops.get(db, id)
   if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
   if not ops.LIVE[row.status] then
@@ -905,6 +914,8 @@ function M.stop(db, id, why)
   for _ = 1, 200 do
     local r = ops.get(db, id)
     if r and not ops.LIVE[r.status] then return true end
+    local asked = stopping and stopping()
+    if asked then return nil, asked, "ECANCELED" end
     rt.sleep(25)
   end
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
