@@ -166,7 +166,11 @@ local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
   return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
     journal = { last = function() return math.tointeger(journal_reads.latest_id(e.db)) end,
-      stops = function(from, to) return store_runs.stops_between(e.db, from, to) end },
+      stops = function(from, to) return store_runs.stops_between(e.db, from, to) end,
+      status = function(id)
+        local row = store_runs.get(e.db, id)
+        return row and row.status
+      end },
     -- (the keeper's holder, not the --name: a worker restarted under the same name is another)
     join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep, e.lease.worker) end,
     open = function(r)

@@ -94,6 +94,46 @@ describe("a worker's runs side by side", function()
     db:close()
   end)
 
+  -- A stop and a resume that both landed while the worker joined the run were taken for a
+  -- stop of its open: stopped at the next look, it put a second run_end on stdout for one
+  -- run. The open is fresh (nothing of it ran before them); a stop alone then is not opened.
+  it("opens afresh a run stopped and resumed while it joined, and not one stopped then", function()
+    local dir = H.tmpdir()
+    local db = F.fixture(dir .. "/o.db", { { id = "E-1", summary = "one" }, { id = "E-2", summary = "two" } })
+    local store_runs = require "orket.store.runs"
+    local ops = lease_mod.ops(db)
+    local r1 = assert(db:record_run { target = "E-1", kind = "issue", data = { workers = true } })
+    local r2 = assert(db:record_run { target = "E-2", kind = "issue", data = { workers = true } })
+    local stopped, opened, left = {}, {}, {}
+    local function engine(id)
+      local e = { dir = dir }
+      function e.execute() while not stopped[id] do orket.sleep(5) end end
+      function e.stop() stopped[id] = true end
+      function e.close_all() end
+      return e
+    end
+    local set = runset.new { db = db, leave = function(h) left[h] = true end,
+      join = function(row)
+        -- r1: stopped and resumed as the worker joins it; r2: stopped
+        assert.is_true(db:finish_run(row.id, "interrupted", { running = true }))
+        if row.id == r1 then assert.is_true(ops.requeue(db, row.id)) end
+        return row.id
+      end,
+      open = function(row) opened[row.id] = true; return engine(row.id) end,
+      journal = { last = function() return math.tointeger(require("orket.store.journal_reads").latest_id(db)) end,
+        stops = function(from, to) return store_runs.stops_between(db, from, to) end,
+        status = function(id) return store_runs.get(db, id).status end } }
+    assert.is_true(set:start { id = r1 })
+    assert.is_false(set:start { id = r2 })
+    assert.same({ [r2] = true }, left)
+    assert.is_nil(set.live[r2])
+    set:stop_ended({ { id = r1 } }, function(id) return store_runs.get(db, id).status end)
+    assert.same({}, stopped)
+    stopped[r1] = true
+    set:wait_all()
+    db:close()
+  end)
+
   -- The worker polls every few hundred ms; the stops' question scans the journal's events,
   -- and was asked at every poll even with no event since the last.
   it("asks for stops only once the journal's end moved past its opens' marks", function()
