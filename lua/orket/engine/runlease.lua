@@ -54,7 +54,8 @@ local function stat_start(pid)
   if kerr and kerr:match("^ESRCH$") then return nil, "gone" end -- (a system's name, not an orket code)
   -- (the reader is orket.sandboxes.pidstart's; what a failure means is this lease's own)
   local start, state, errno = pidstart.read(pid)
-  if not start then return nil, (state == "open" and errno == 2 and kerr == nil) and "gone" or "unknown" end -- ENOENT: it went since the kill
+  -- (ENOENT: it went since the kill)
+  if not start then return nil, (state == "open" and errno == 2 and kerr == nil) and "gone" or "unknown" end
   if state == "Z" or state == "X" then return nil, "gone" end
   if start:match("^%d+$") then return start end
   return nil, "unknown"
