@@ -48,18 +48,17 @@ function Set:start(row)
   -- of this open: stopped at the next look, it put a second run_end on stdout. Nothing of
   -- the open has run yet, so the run is read again, after the journal's end: resumed
   -- (running), the open is fresh and its mark that end (a later stop is after it); stopped
-  -- (interrupted), it is not opened. (Unanswered: the mark before the join, as before.)
+  -- (interrupted), it is not opened. (The end unread: the mark before the join, as before;
+  -- the status unread: opened, as before.)
   if self.journal and self.journal.status then
     local lok, last = pcall(self.journal.last)
     local sok, status = pcall(self.journal.status, row.id)
-    if lok and sok and math.type(last) == "integer" then
-      if status == "interrupted" then
-        e.close_all()
-        self.leave(hold)
-        return false
-      end
-      mark = last
+    if sok and status == "interrupted" then
+      e.close_all()
+      self.leave(hold)
+      return false
     end
+    if lok and sok and math.type(last) == "integer" then mark = last end
   end
   local entry = { id = row.id, e = e, watcher = reload.watch(e), mark = mark }
   self.live[row.id] = entry

@@ -9,6 +9,15 @@ local leases = require "orket.store.leases"
 describe("a worker's runs side by side", function()
   after_each(H.cleanup)
 
+  -- an engine whose run goes on until stopped[id] (its stop sets it)
+  local function engine(dir, stopped, id)
+    local e = { dir = dir }
+    function e.execute() while not stopped[id] do orket.sleep(5) end end
+    function e.stop() stopped[id] = true end
+    function e.close_all() end
+    return e
+  end
+
   it("drops the worker's leases on a run's cards when the run ends, and keeps the other runs'", function()
     -- a run that ends with a card still in progress (a full disk fails it) left the card
     -- leased; the worker renewed that lease with its other runs', and another worker's
@@ -64,15 +73,8 @@ describe("a worker's runs side by side", function()
     assert.is_true(db:finish_run(r2, "interrupted", { running = true }))
     assert.is_true(ops.requeue(db, r2))
     local stopped = {}
-    local function engine(id)
-      local e = { dir = dir }
-      function e.execute() while not stopped[id] do orket.sleep(5) end end
-      function e.stop() stopped[id] = true end
-      function e.close_all() end
-      return e
-    end
     local set = runset.new { db = db, join = function() return true end, leave = function() end,
-      open = function(row) return engine(row.id) end,
+      open = function(row) return engine(dir, stopped, row.id) end,
       journal = { last = function() return math.tointeger(require("orket.store.journal_reads").latest_id(db)) end,
         stops = function(from, to) return store_runs.stops_between(db, from, to) end } }
     assert.is_true(set:start { id = r1 })
@@ -105,13 +107,6 @@ describe("a worker's runs side by side", function()
     local r1 = assert(db:record_run { target = "E-1", kind = "issue", data = { workers = true } })
     local r2 = assert(db:record_run { target = "E-2", kind = "issue", data = { workers = true } })
     local stopped, opened, left = {}, {}, {}
-    local function engine(id)
-      local e = { dir = dir }
-      function e.execute() while not stopped[id] do orket.sleep(5) end end
-      function e.stop() stopped[id] = true end
-      function e.close_all() end
-      return e
-    end
     local set = runset.new { db = db, leave = function(h) left[h] = true end,
       join = function(row)
         -- r1: stopped and resumed as the worker joins it; r2: stopped
@@ -119,7 +114,7 @@ describe("a worker's runs side by side", function()
         if row.id == r1 then assert.is_true(ops.requeue(db, row.id)) end
         return row.id
       end,
-      open = function(row) opened[row.id] = true; return engine(row.id) end,
+      open = function(row) opened[row.id] = true; return engine(dir, stopped, row.id) end,
       journal = { last = function() return math.tointeger(require("orket.store.journal_reads").latest_id(db)) end,
         stops = function(from, to) return store_runs.stops_between(db, from, to) end,
         status = function(id) return store_runs.get(db, id).status end } }
@@ -127,11 +122,35 @@ describe("a worker's runs side by side", function()
     assert.is_false(set:start { id = r2 })
     assert.same({ [r2] = true }, left)
     assert.is_nil(set.live[r2])
-    set:stop_ended({ { id = r1 } }, function(id) return store_runs.get(db, id).status end)
+    local function status(id) return store_runs.get(db, id).status end
+    set:stop_ended({ { id = r1 } }, status)
     assert.same({}, stopped)
-    stopped[r1] = true
+    -- a stop (and resume) after the open's read is still this open's: its mark is not past it
+    assert.is_true(db:finish_run(r1, "interrupted", { running = true }))
+    assert.is_true(ops.requeue(db, r1))
+    set:stop_ended({ { id = r1 } }, status)
+    assert.same({ [r1] = true }, stopped)
     set:wait_all()
     db:close()
+  end)
+
+  -- A run stopped while the worker joined it was opened anyway when the journal's end could
+  -- not be read: the status alone says it is stopped.
+  it("does not open a run stopped while it joined, the journal's end unread", function()
+    local stopped, left, reads = {}, {}, nil
+    local set = runset.new { db = { journal_error = function() return nil end },
+      join = function(row) return row.id end, leave = function(h) left[h] = true end,
+      open = function(row) return engine(H.tmpdir(), stopped, row.id) end,
+      -- (read before the join; lost once it joined)
+      journal = { last = function()
+          if reads then error("pg: server closed the connection unexpectedly") end
+          reads = 1
+          return 10
+        end,
+        stops = function() return {} end, status = function() return "interrupted" end } }
+    assert.is_false(set:start { id = 1 })
+    assert.same({ [1] = true }, left)
+    assert.equal(0, set.count)
   end)
 
   -- The worker polls every few hundred ms; the stops' question scans the journal's events,
@@ -139,15 +158,8 @@ describe("a worker's runs side by side", function()
   it("asks for stops only once the journal's end moved past its opens' marks", function()
     local dir, last, asked = H.tmpdir(), 10, {}
     local stopped = {}
-    local function engine(id)
-      local e = { dir = dir }
-      function e.execute() while not stopped[id] do orket.sleep(5) end end
-      function e.stop() stopped[id] = true end
-      function e.close_all() end
-      return e
-    end
     local set = runset.new { db = { journal_error = function() return nil end },
-      join = function() return true end, leave = function() end, open = function(row) return engine(row.id) end,
+      join = function() return true end, leave = function() end, open = function(row) return engine(dir, stopped, row.id) end,
       journal = { last = function() return last end,
         stops = function(from, to) asked[#asked + 1] = { from, to }; return {} end } }
     assert.is_true(set:start { id = 1 })
