@@ -55,6 +55,9 @@ end
 --- 30 s a detached `up` waits for its owner's row, so the deploy's own failure is what it says
 M.REPLACE_WAIT_MS = 25000
 
+--- how long a deploy waits for the deploy before it (deploy.lock) to end
+M.DEPLOY_LOCK_WAIT_MS = 120000
+
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
 M.start_time = pidstart.start_time
 
@@ -137,9 +140,12 @@ end
 -- rows are inserted long before their take, so a higher id may have taken the phase's data).
 -- A start that took is the line and never asks; one that took nothing while such a row runs
 -- is marked side, so two starts are never both the line (both side at worst: nothing lost).
+-- A store may be shared by several folders: another folder's sandbox keeps its databases
+-- there, never here, so it is not this line (one whose folder its socket does not say counts).
 local function beside(db, id, target, dir)
   for _, other in ipairs(ops.list(db, false)) do
-    if other.id ~= id and other.target == target then
+    local home = type(other.socket) == "string" and other.socket:match("^(/.+)/%.orket/sandboxes/%d+/app%.sock$")
+    if other.id ~= id and other.target == target and (not home or home == dir) then
       if not marked_side(dir .. "/.orket/sandboxes/" .. other.id) then return true end
     end
   end
@@ -403,9 +409,25 @@ function M.up(o)
     -- deploys one at a time: the next waits until this one's sandbox is healthy (its owner
     -- then stops it on a signal) or has failed, so it finds it and replaces it
     uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
-    local lerr, lcode
-    lk, lerr, lcode = lockfile.wait(dir .. "/.orket/sandboxes/deploy.lock", "exclusive", 120000)
-    if not lk then return nil, "sandbox: " .. tostring(lerr), lcode end
+    -- polled, not waited on in the thread: a signal meanwhile runs its handler, and the
+    -- deploy then ends having asked nothing to stop
+    local path, t0 = dir .. "/.orket/sandboxes/deploy.lock", uv.now()
+    while true do
+      local lerr, lcode
+      lk, lerr, lcode = lockfile.acquire(path)
+      if lk then break end
+      if lcode ~= "EBUSY" then return nil, "sandbox: " .. tostring(lerr), lcode end
+      local asked = o.stopping and o.stopping()
+      if asked then
+        return nil, string.format("sandbox: the deploy %s before it started (it waited for the deploy before it; "
+          .. "nothing was asked to stop)", asked), "ECANCELED"
+      end
+      if uv.now() - t0 >= M.DEPLOY_LOCK_WAIT_MS then
+        return nil, string.format("sandbox: %s stayed locked by another deploy for %d ms", path,
+          M.DEPLOY_LOCK_WAIT_MS), "EBUSY"
+      end
+      rt.sleep(50)
+    end
   end
   local _l <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   M.reconcile(db)
@@ -417,19 +439,32 @@ function M.up(o)
     -- deploy fails, starting nothing
     -- A stop asked meanwhile (Ctrl-C) ends the wait as it ends a start: nothing started
     -- (ECANCELED); the sandbox asked to make way still ends, by its owner.
-    local function cancelled(asked, rid)
-      return nil, string.format("sandbox: the deploy %s before it started (sandbox %d, which it replaces, was asked "
-        .. "to stop)", asked, rid), "ECANCELED"
+    -- (asked: the sandboxes it asked to stop, each of them still ending by its owner)
+    local asked_ids = {}
+    local function cancelled(why)
+      if #asked_ids == 0 then
+        return nil, string.format("sandbox: the deploy %s before it started (nothing was asked to stop)", why),
+          "ECANCELED"
+      end
+      return nil, string.format("sandbox: the deploy %s before it started (%s %s, which it replaces, %s asked to "
+        .. "stop)", why, #asked_ids == 1 and "sandbox" or "sandboxes", table.concat(asked_ids, ", "),
+        #asked_ids == 1 and "was" or "were"), "ECANCELED"
     end
     for _, row in ipairs(ops.list(db, false)) do
       if row.target == (o.target or "main") then
+        -- a signal that came during the export, the reconcile or the last wait: its handler
+        -- runs in this sleep, before this sandbox is asked to make way
+        rt.sleep(5)
+        local why = o.stopping and o.stopping()
+        if why then return cancelled(why) end
         local t0 = uv.now()
+        asked_ids[#asked_ids + 1] = row.id
         local stopped, serr, scode = M.stop(db, row.id, nil, o.stopping)
-        if scode == "ECANCELED" then return cancelled(serr, row.id) end
+        if scode == "ECANCELED" then return cancelled(serr) end
         local now = not stopped and ops.get(db, row.id)
         while now and ops.LIVE[now.status] do
           local asked = o.stopping and o.stopping()
-          if asked then return cancelled(asked, row.id) end
+          if asked then return cancelled(asked) end
           if uv.now() - t0 >= M.REPLACE_WAIT_MS then
             return nil, string.format("sandbox: the deploy did not start: sandbox %d, which it replaces, did not end "
               .. "within %d ms (%s); stop it (orket sandbox stop %d) and deploy again", row.id, M.REPLACE_WAIT_MS,
