@@ -188,8 +188,6 @@ describe("orket worker", function()
     assert.equal(0, r.status, r.stderr)
   end)
 
-  -- The stop of a run a worker works a turn of now is refused naming the worker; stopped as
-  -- told (SIGTERM: it leaves the run, releasing its leases), the run is ended.
   -- "(run open Ns)" counted from the worker's join (its lock's time), not from the end of
   -- its last card, and read as how long it had been idle: it says what it counts
   it("lists a worker of the folder between cards with how long ago it joined the run", function()
@@ -212,6 +210,8 @@ describe("orket worker", function()
     assert.is_true(secs >= 90 and secs < 150, r.stdout)
   end)
 
+  -- The stop of a run a worker works a turn of now is refused naming the worker; stopped as
+  -- told (SIGTERM: it leaves the run, releasing its leases), the run is ended.
   it("refuses `orket runs stop` of a run a worker works now, naming it, and ends it once it is stopped", function()
     local dir = WP.project(fake.url, { epics = { { id = "W", n = N } }, slow = 300,
       store_url = backends.name() == "pg" and backends.fresh_url() or nil })
