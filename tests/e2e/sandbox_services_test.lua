@@ -769,6 +769,167 @@ os.exit(require("orket.cli").main({ "sandbox", "up", "-C", %q }))
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  -- Ctrl-C went unheard while a deploy waited for the sandbox it replaces (up to 30 s):
+  -- the deploy started once that one ended, and only then stopped. Each wait ends on it:
+  -- the stop's own (5 s: SIGINT at 2 s) and the one after it (up to 25 s: SIGINT at 7 s).
+  -- The owner is stopped longer than either, so a wait that missed the signal runs past the
+  -- bound: the stop's on to the next wait's first look, at 5 s; the next one on to 20 s.
+  local function deploy_interrupted(sigint_s, owner_stopped_s, bound_ms)
+    local uv = require "luv"
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = rows_project(mark)
+    open_phase(dir)
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local owner = assert(tonumber(r.stdout:match("owner pid (%d+)")), r.stdout)
+    assert(uv.kill(owner, "sigstop"))
+    finally(function() uv.kill(owner, "sigcont") end)
+    local t0 = uv.hrtime()
+    r = H.orket("sandbox up --replace", { cwd = dir, wrap = "timeout -s INT " .. sigint_s })
+    local took = (uv.hrtime() - t0) / 1e6
+    uv.kill(owner, "sigcont")
+    assert.is_true(r.status ~= 0, r.stdout .. r.stderr)
+    assert.is_true(took < bound_ms, string.format("the deploy ended %.0f ms after its start", took))
+    assert.is_true(took < owner_stopped_s * 1000)
+    assert.matches("the deploy stopped by SIGINT before it started (sandbox 1, which it replaces, was asked to stop)",
+      r.stderr, 1, true)
+    -- nothing started; sandbox 1 stops as asked
+    H.wait_for(function()
+      local rows = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)
+      return #rows == 1 and rows[1].status == "stopped"
+    end, "sandbox 1 stopped, and no other")
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end
+
+  it("ends a deploy's wait for the stop of the sandbox it replaces on SIGINT, starting nothing", function()
+    if skip then return pending(skip) end
+    deploy_interrupted(2, 10, 4000)
+  end)
+
+  it("ends a deploy's wait past that stop for the sandbox it replaces on SIGINT, starting nothing", function()
+    if skip then return pending(skip) end
+    deploy_interrupted(7, 20, 9500)
+  end)
+
+  -- Ctrl-C while a deploy waited for the deploy before it (deploy.lock, up to 120 s) was
+  -- heard only once the lock came: the deploy then asked the live sandbox to stop and
+  -- started nothing. Now it ends in the wait, and the live sandbox runs on.
+  it("ends a deploy's wait for the deploy before it on SIGINT, leaving the live sandbox", function()
+    if skip then return pending(skip) end
+    local uv = require "luv"
+    local lockfile = require "orket.c.lockfile"
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = rows_project(mark)
+    open_phase(dir)
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local lk = assert(lockfile.acquire(dir .. "/.orket/sandboxes/deploy.lock"))
+    finally(function() lk:release() end)
+    local t0 = uv.hrtime()
+    r = H.orket("sandbox up --replace", { cwd = dir, wrap = "timeout -s INT 1" })
+    local took = (uv.hrtime() - t0) / 1e6
+    lk:release()
+    assert.is_true(r.status ~= 0, r.stdout .. r.stderr)
+    assert.is_true(took < 2500, string.format("the deploy ended %.0f ms after its start", took))
+    assert.matches("the deploy stopped by SIGINT before it started (it waited for the deploy before it; nothing "
+      .. "was asked to stop)", r.stderr, 1, true)
+    local rows = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)
+    assert.equal(1, #rows)
+    assert.equal("healthy", rows[1].status)
+    assert.equal("seeded", select(2, F.sandbox_request(dir .. "/.orket/sandboxes/1/app.sock", "/")))
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  -- Ctrl-C between two sandboxes a deploy replaces was heard only in the wait for the
+  -- second, once it had been asked to stop: both went, and nothing replaced them.
+  it("asks no further sandbox to make way once a deploy is stopped by SIGINT between two", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = rows_project(mark)
+    open_phase(dir)
+    for _ = 1, 2 do
+      local r = H.orket("sandbox up --detach", { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+    end
+    -- the deploy, in the foreground: once the first it replaces has ended, a SIGINT reaches it
+    local script = H.tmpdir() .. "/deploy.lua"
+    H.write(script, string.format([=[
+local uv = require "luv"
+local service = require "orket.sandboxes.service"
+local stop, sent = service.stop, false
+service.stop = function(...)
+  local a, b, c = stop(...)
+  if not sent then sent = true; uv.kill(uv.os_getpid(), "sigint") end
+  return a, b, c
+end
+os.exit(require("orket.cli").main({ "sandbox", "up", "--replace", "-C", %q }))
+]=], dir))
+    local r = H.orket("lua " .. H.quote(script), { cwd = dir, wrap = "timeout 60" })
+    assert.is_true(r.status ~= 0, r.stdout .. r.stderr)
+    -- (the first asked, either of them) went; the other runs on
+    local asked = tonumber(r.stderr:match("the deploy stopped by SIGINT before it started %(sandbox (%d), which it "
+      .. "replaces, was asked to stop%)"))
+    assert(asked, r.stderr)
+    local other = 3 - asked
+    H.wait_for(function()
+      local status = {}
+      for _, x in ipairs(cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)) do
+        status[x.id] = x.status
+      end
+      return status[asked] == "stopped" and status[other] == "healthy" and status[3] == nil
+    end, "the sandbox asked stopped, the other healthy, none started")
+    assert.equal(0, H.orket("sandbox stop " .. other, { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
+  -- A deploy was never marked side: a start that slipped in while it waited for the
+  -- sandbox it replaces took the data that one handed on (the line), and the deploy, having
+  -- taken nothing, made fresh databases kept at its end as the line's too.
+  it("marks a deploy side when a start beside it took the line while it waited", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    local dir = rows_project(mark)
+    open_phase(dir)
+    local function sock(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,line", select(2, F.sandbox_request(sock(1), "/add/line")))
+    -- the deploy, in the foreground: once sandbox 1 has ended (its data handed on), a start
+    -- of its own slips in (sandbox 2); the deploy (3) says whether it is marked, then stops
+    local script = H.tmpdir() .. "/deploy.lua"
+    H.write(script, string.format([=[
+local service = require "orket.sandboxes.service"
+local stop, up = service.stop, service.up
+service.stop = function(...)
+  local a, b, c = stop(...)
+  os.execute(string.format("%%s sandbox up --detach -C %%s >/dev/null 2>&1", %q, %q))
+  return a, b, c
+end
+service.up = function(o)
+  local sb, err, code, tail, id = up(o)
+  if sb then
+    local f = io.open(sb.home .. "/" .. service.SIDE)
+    io.stdout:write("deploy ", sb.id, f and " side" or " line", "\n")
+    if f then f:close() end
+    sb:stop("done")
+  end
+  return sb, err, code, tail, id
+end
+os.exit(require("orket.cli").main({ "sandbox", "up", "--replace", "-C", %q }))
+]=], H.BIN, dir, dir))
+    r = H.orket("lua " .. H.quote(script), { cwd = dir, wrap = "timeout 90" })
+    assert.matches("deploy 3 side", r.stdout, 1, true)
+    -- sandbox 2 holds the line: what it hands on is what the next start takes
+    assert.equal("seeded,line,two", select(2, F.sandbox_request(sock(2), "/add/two")))
+    assert.equal(0, H.orket("sandbox stop 2", { cwd = dir }).status)
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.equal("seeded,line,two", select(2, F.sandbox_request(sock(4), "/")))
+    assert.equal(0, H.orket("sandbox stop 4", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("does not keep a SQLite database whose seed its killed owner left half-way", function()
     if skip then return pending(skip) end
     local uv = require "luv"

@@ -188,6 +188,28 @@ describe("orket worker", function()
     assert.equal(0, r.status, r.stderr)
   end)
 
+  -- "(run open Ns)" counted from the worker's join (its lock's time), not from the end of
+  -- its last card, and read as how long it had been idle: it says what it counts
+  it("lists a worker of the folder between cards with how long ago it joined the run", function()
+    local uv = require "luv"
+    local dir = WP.project(fake.url, { epics = { { id = "W", n = 2 } },
+      store_url = backends.name() == "pg" and backends.fresh_url() or nil })
+    local db = assert(project_mod.open_store(dir, true))
+    local id = assert(db:record_run { target = "W", kind = "epic", data = { workers = true } })
+    db:close()
+    -- a worker (this process) that joined 90 s ago and holds no card of it
+    local claims = require "orket.engine.claims"
+    local hold = assert(claims.hold_worker(dir, id, "quiet#0123456789abcdef"))
+    local ago = os.time() - 90
+    assert(uv.fs_utime(hold.path, ago, ago))
+    local r = H.orket("runs", { cwd = dir })
+    claims.release_worker(hold)
+    assert.equal(0, r.status, r.stderr)
+    local secs = tonumber(r.stdout:match("idle, between cards: quiet %(joined the run (%d+)s ago%)"))
+    assert(secs, r.stdout)
+    assert.is_true(secs >= 90 and secs < 150, r.stdout)
+  end)
+
   -- The stop of a run a worker works a turn of now is refused naming the worker; stopped as
   -- told (SIGTERM: it leaves the run, releasing its leases), the run is ended.
   it("refuses `orket runs stop` of a run a worker works now, naming it, and ends it once it is stopped", function()

@@ -478,7 +478,7 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     finally(function() os.execute(string.format("kill -KILL %d 2>/dev/null", pid)) end)
     H.wait_for(function()
       orket.sleep(20)
-      return H.orket("runs", { cwd = dir }).stdout:find("idle, between cards: between (run open ", 1, true)
+      return H.orket("runs", { cwd = dir }).stdout:find("idle, between cards: between (joined the run ", 1, true)
     end, "the worker between cards", 3000)
     r = H.orket("runs --json", { cwd = dir })
     assert.equal(0, r.status, r.stderr)

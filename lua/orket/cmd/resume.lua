@@ -52,6 +52,7 @@ local function live(o, inner, again)
   local shown = {}
   shown.view, shown.stop = run_cmd.live(function() return inner.e end, function() return again end)
   inner.emit = function(ev)
+    if ev.type == "run_start" then shown.opened = true end
     if ev.type == "run_end" and inner.state and inner.state.stopping then shown.held = ev; return end
     shown.view:event(ev)
   end
@@ -114,6 +115,10 @@ local function to_workers(o, cli, id)
   end
   db:close()
   close_live(shown, row and row.status or (shown.held and shown.held.status))
+  -- stopped before its worker opened it (as it joined): the view showed no run_end
+  if shown.view and not shown.opened and not shown.held and row and row.status == "interrupted" then
+    cli.err("run %d was stopped before this resume opened it; continue with: %s", id, again)
+  end
   -- (a row that cannot be read is no success)
   local code = row and EXIT[row.status]
   if row and row.status == "running" then code = 130 end

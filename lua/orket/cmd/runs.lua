@@ -124,7 +124,8 @@ local function worker_lines(out, r)
   if r.idle then
     local idle = {}
     for i, w in ipairs(r.idle) do
-      idle[i] = inert.line(w.worker) .. (w.open_s and string.format(" (run open %ds)", w.open_s) or "")
+      -- (since its join, the lock's time: not since its last card ended, which nothing records)
+      idle[i] = inert.line(w.worker) .. (w.open_s and string.format(" (joined the run %ds ago)", w.open_s) or "")
     end
     out[#out + 1] = "      idle, between cards: " .. table.concat(idle, ", ") .. "\n"
   end

@@ -160,13 +160,20 @@ local function open_engine(o, name, emit, cli)
   return e
 end
 
+-- run_status(db, id) -> the run's status now (nil: no such run); raises when the store does
+local function run_status(db, id)
+  local row = store_runs.get(db, id)
+  return row and row.status
+end
+
 -- The runs the worker works side by side: each with an engine of its own over the worker's
 -- store, its lease keeper and its turns at once (--concurrency, else orket.lua's).
 local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
   return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
     journal = { last = function() return math.tointeger(journal_reads.latest_id(e.db)) end,
-      stops = function(from, to) return store_runs.stops_between(e.db, from, to) end },
+      stops = function(from, to) return store_runs.stops_between(e.db, from, to) end,
+      status = function(id) return run_status(e.db, id) end },
     -- (the keeper's holder, not the --name: a worker restarted under the same name is another)
     join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep, e.lease.worker) end,
     open = function(r)
@@ -248,8 +255,8 @@ local function work(e, o, emit, state, set)
       if #queued == 0 and set.count == 0 and (o.drain or o.only) then break end
       set:stop_ended(queued, function(id)
         -- (a store lost here: the next round's question finds it)
-        local ok, row = pcall(store_runs.get, e.db, id)
-        return ok and row and row.status or nil
+        local ok, status = pcall(run_status, e.db, id)
+        return ok and status or nil
       end)
       for _, r in ipairs(queued) do
         if state.stopping or set.failed then break end

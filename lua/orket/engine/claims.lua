@@ -136,6 +136,12 @@ end
 --- of another folder (pid = its owner), once a run
 function M.going(dir, db, o)
   local runs, busy = M.live(dir, o)
+  return M.with_store(db, runs, runlease.holders(db)), busy
+end
+
+--- with_store(db, runs, holders) -> runs: going's, from live's runs and the run leases'
+--- holders (runlease.holders) read by the caller
+function M.with_store(db, runs, holders)
   local seen = {}
   for _, r in ipairs(runs) do seen[r.id] = true end
   for _, l in ipairs(lease.ops(db).live(db)) do
@@ -144,13 +150,13 @@ function M.going(dir, db, o)
       runs[#runs + 1] = { id = l.run, pid = "worker " .. l.worker, by = "worker" }
     end
   end
-  for id, owner in pairs(runlease.holders(db)) do
+  for id, owner in pairs(holders) do
     if not seen[id] then
       seen[id] = true
       runs[#runs + 1] = { id = id, pid = owner, by = "serve" }
     end
   end
-  return runs, busy
+  return runs
 end
 
 --- conflict(dir, db, board, target[, {own_run_lock=, except=, prune=}]) -> nil | {id=, target=, pid=},
@@ -161,8 +167,13 @@ end
 --- are then left for the next enter() (live's rule).
 function M.conflict(dir, db, board, target, o)
   local runs, busy = M.going(dir, db, { own_run_lock = o and o.own_run_lock, prune = not (o and o.prune == false) })
-  if o and o.except then
-    for i = #runs, 1, -1 do if runs[i].id == o.except then table.remove(runs, i) end end
+  return M.overlapping(db, board, target, runs, busy, o and o.except)
+end
+
+--- overlapping(db, board, target, runs, busy[, except]) -> conflict's answer from going's runs and busy
+function M.overlapping(db, board, target, runs, busy, except)
+  if except then
+    for i = #runs, 1, -1 do if runs[i].id == except then table.remove(runs, i) end end
   end
   if busy then
     return { pid = busy }, string.format("the project's run lock is held by process %d (a command changing cards); "
@@ -240,14 +251,14 @@ function M.workers_open(dir)
 end
 
 -- whether a whole-run process executes run id (`orket serve`'s run lock or its store lease,
--- `orket run`'s tagged run lock): conflict(except = id) leaves the run's own locks out, so a
--- worker joined such a run and worked its cards beside that process, which takes no card
--- leases
-local function run_whole(dir, db, id)
-  for _, r in ipairs(M.live(dir)) do
+-- `orket run`'s tagged run lock; runs: live's, holders: runlease.holders'): conflict(except
+-- = id) leaves the run's own locks out, so a worker joined such a run and worked its cards
+-- beside that process, which takes no card leases
+local function run_whole(runs, holders, id)
+  for _, r in ipairs(runs) do
     if r.id == id and r.by ~= "worker" then return true end
   end
-  return runlease.holders(db)[id] ~= nil
+  return holders[id] ~= nil
 end
 
 --- join_worker(dir, db, board, row[, sleep[, holder]]) -> hold | nil: a worker joins run row
@@ -260,7 +271,11 @@ function M.join_worker(dir, db, board, row, sleep, holder)
   local claim = M.enter(dir, sleep)
   if not claim then return nil end
   local ok, other = pcall(function()
-    return M.conflict(dir, db, board, row.target, { except = row.id }) or run_whole(dir, db, row.id)
+    -- the locks and the run leases read once, for both questions
+    local runs, busy = M.live(dir, { prune = true })
+    local holders = runlease.holders(db)
+    if run_whole(runs, holders, row.id) then return true end
+    return (M.overlapping(db, board, row.target, M.with_store(db, runs, holders), busy, row.id))
   end)
   local hold
   if ok and not other then hold = M.hold_worker(dir, row.id, holder) end

@@ -11,6 +11,7 @@
 local uv = require "luv"
 local task = require "orket.task"
 local leases = require "orket.store.leases"
+local pidstart = require "orket.sandboxes.pidstart"
 
 local M = {}
 
@@ -51,18 +52,12 @@ M.place = place
 local function stat_start(pid)
   local _, _, kerr = uv.kill(pid, 0)
   if kerr and kerr:match("^ESRCH$") then return nil, "gone" end -- (a system's name, not an orket code)
-  local f, _, errno = io.open("/proc/" .. pid .. "/stat")
-  if not f then return nil, (errno == 2 and kerr == nil) and "gone" or "unknown" end -- ENOENT: it went since the kill
-  local st = f:read("a") or ""
-  f:close()
-  -- the command name may hold anything, but not after the last ')'
-  local state, rest = st:match(".*%) (%S)(.*)$")
+  -- (the reader is orket.sandboxes.pidstart's; what a failure means is this lease's own)
+  local start, state, errno = pidstart.read(pid)
+  -- (ENOENT: it went since the kill)
+  if not start then return nil, (state == "open" and errno == 2 and kerr == nil) and "gone" or "unknown" end
   if state == "Z" or state == "X" then return nil, "gone" end
-  local fields = {}
-  for w in (rest or ""):gmatch("%S+") do fields[#fields + 1] = w end
-  -- field 22 (starttime) is the 19th after the state (field 3)
-  local start = fields[19]
-  if start and start:match("^%d+$") then return start end
+  if start:match("^%d+$") then return start end
   return nil, "unknown"
 end
 

@@ -18,7 +18,8 @@ Set.__index = Set
 --- open(row) -> engine | nil, msg: an engine for the run; join(row) -> hold | nil: the
 --- worker may work the run (nil: not now); leave(hold); journal (optional): {last() -> the
 --- newest event's id, stops(from, to) -> {{id=, run=}}: the runs ended interrupted by an
---- event in (from, to]} (orket.store.journal_reads' latest_id, orket.store.runs' stops_between), for stop_ended.
+--- event in (from, to]} (orket.store.journal_reads' latest_id, orket.store.runs' stops_between), for stop_ended;
+--- status(id) (optional) -> the run's status now, asked once the worker joined it.
 --- set.failed: the first error a run's engine raised (not the store's loss), which stops
 --- the worker; set.count: the runs in flight.
 function M.new(o)
@@ -42,6 +43,22 @@ function Set:start(row)
     self.leave(hold)
     self.failed = self.failed or tostring(err)
     return false
+  end
+  -- A stop and a resume that both landed while it joined (or opened) were taken for a stop
+  -- of this open: stopped at the next look, it put a second run_end on stdout. Nothing of
+  -- the open has run yet, so the run is read again, after the journal's end: resumed
+  -- (running), the open is fresh and its mark that end (a later stop is after it); stopped
+  -- (interrupted), it is not opened. (The end unread: the mark before the join, as before;
+  -- the status unread: opened, as before.)
+  if self.journal and self.journal.status then
+    local lok, last = pcall(self.journal.last)
+    local sok, status = pcall(self.journal.status, row.id)
+    if sok and status == "interrupted" then
+      e.close_all()
+      self.leave(hold)
+      return false
+    end
+    if lok and sok and math.type(last) == "integer" then mark = last end
   end
   local entry = { id = row.id, e = e, watcher = reload.watch(e), mark = mark }
   self.live[row.id] = entry
@@ -105,6 +122,9 @@ function Set:stop_resumed()
   -- (a store lost here: the loop's next question finds it)
   local ok, last = pcall(self.journal.last)
   if not (ok and math.type(last) == "integer") then return end
+  -- the journal has not moved since every open's mark: no stop to look for (the worker
+  -- polls often, and the stops' question scans the events)
+  if last <= from then return end
   local sok, stops = pcall(self.journal.stops, from, last)
   if not sok then return end
   for _, s in ipairs(stops) do

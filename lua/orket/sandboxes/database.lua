@@ -13,6 +13,7 @@ local uv = require "luv"
 local rt = require "orket.c.runtime"
 local sqlseed = require "orket.c.sqlseed"
 local tree = require "orket.tree"
+local fieldline = require "orket.fieldline"
 local pidstart = require "orket.sandboxes.pidstart"
 local workspace = require "orket.workspace"
 
@@ -129,13 +130,10 @@ local function kept_at(kept)
   return at or 0
 end
 
--- written to a name of this process's own, then renamed over: never seen half written
+-- written whole (a part file renamed over it): never seen half written; a failure leaves
+-- the old time, or none (0), as before. Mode 438 (0666, less the umask): io.open's.
 local function write_at(kept, at)
-  local tmp = own_name(kept, "at")
-  local f = io.open(tmp, "w")
-  if not f then return end
-  f:write(string.format("%d\n", at))
-  if f:close() and not os.rename(tmp, at_path(kept)) then os.remove(tmp) end
+  fieldline.write_whole(at_path(kept), string.format("%d\n", at), 438)
 end
 
 -- the claim time in a name of own_name's

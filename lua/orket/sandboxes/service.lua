@@ -55,6 +55,9 @@ end
 --- 30 s a detached `up` waits for its owner's row, so the deploy's own failure is what it says
 M.REPLACE_WAIT_MS = 25000
 
+--- how long a deploy waits for the deploy before it (deploy.lock) to end
+M.DEPLOY_LOCK_WAIT_MS = 120000
+
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
 M.start_time = pidstart.start_time
 
@@ -113,7 +116,8 @@ end
 -- one whose orket.lua says sandbox.database = "fresh". Written after the kept databases are
 -- taken, and never by one that took them, so a crash, a failed write or a sandbox started
 -- before this mark existed leaves none: its databases are kept (the last to end wins), at
--- worst disk used, never the phase's data lost. A deploy is always the line.
+-- worst disk used, never the phase's data lost. A deploy is marked as any start is (one
+-- that slipped in while it waited for the sandboxes it replaces may hold the line).
 local SIDE = "side-databases"
 
 -- whether the sandbox whose directory is home is marked SIDE (a plain file, never a link)
@@ -136,9 +140,12 @@ end
 -- rows are inserted long before their take, so a higher id may have taken the phase's data).
 -- A start that took is the line and never asks; one that took nothing while such a row runs
 -- is marked side, so two starts are never both the line (both side at worst: nothing lost).
+-- A store may be shared by several folders: another folder's sandbox keeps its databases
+-- there, never here, so it is not this line (one whose folder its socket does not say counts).
 local function beside(db, id, target, dir)
   for _, other in ipairs(ops.list(db, false)) do
-    if other.id ~= id and other.target == target then
+    local home = type(other.socket) == "string" and other.socket:match("^(/.+)/%.orket/sandboxes/%d+/app%.sock$")
+    if other.id ~= id and other.target == target and (not home or home == dir) then
       if not marked_side(dir .. "/.orket/sandboxes/" .. other.id) then return true end
     end
   end
@@ -402,9 +409,25 @@ function M.up(o)
     -- deploys one at a time: the next waits until this one's sandbox is healthy (its owner
     -- then stops it on a signal) or has failed, so it finds it and replaces it
     uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
-    local lerr, lcode
-    lk, lerr, lcode = lockfile.wait(dir .. "/.orket/sandboxes/deploy.lock", "exclusive", 120000)
-    if not lk then return nil, "sandbox: " .. tostring(lerr), lcode end
+    -- polled, not waited on in the thread: a signal meanwhile runs its handler, and the
+    -- deploy then ends having asked nothing to stop
+    local path, t0 = dir .. "/.orket/sandboxes/deploy.lock", uv.now()
+    while true do
+      local lerr, lcode
+      lk, lerr, lcode = lockfile.acquire(path)
+      if lk then break end
+      if lcode ~= "EBUSY" then return nil, "sandbox: " .. tostring(lerr), lcode end
+      local asked = o.stopping and o.stopping()
+      if asked then
+        return nil, string.format("sandbox: the deploy %s before it started (it waited for the deploy before it; "
+          .. "nothing was asked to stop)", asked), "ECANCELED"
+      end
+      if uv.now() - t0 >= M.DEPLOY_LOCK_WAIT_MS then
+        return nil, string.format("sandbox: %s stayed locked by another deploy for %d ms", path,
+          M.DEPLOY_LOCK_WAIT_MS), "EBUSY"
+      end
+      rt.sleep(50)
+    end
   end
   local _l <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
   M.reconcile(db)
@@ -414,21 +437,42 @@ function M.up(o)
     -- data, handed on at its end), up to REPLACE_WAIT_MS: a deploy started beside it would
     -- start on the seed and, as the line, replace that data at its own end. Never ended: the
     -- deploy fails, starting nothing
+    -- A stop asked meanwhile (Ctrl-C) ends the wait as it ends a start: nothing started
+    -- (ECANCELED); the sandbox asked to make way still ends, by its owner.
+    -- (asked: the sandboxes it asked to stop, each of them still ending by its owner)
+    local asked_ids = {}
+    local function cancelled(why)
+      if #asked_ids == 0 then
+        return nil, string.format("sandbox: the deploy %s before it started (nothing was asked to stop)", why),
+          "ECANCELED"
+      end
+      return nil, string.format("sandbox: the deploy %s before it started (%s %s, which it replaces, %s asked to "
+        .. "stop)", why, #asked_ids == 1 and "sandbox" or "sandboxes", table.concat(asked_ids, ", "),
+        #asked_ids == 1 and "was" or "were"), "ECANCELED"
+    end
     for _, row in ipairs(ops.list(db, false)) do
       if row.target == (o.target or "main") then
+        -- a signal that came during the export, the reconcile or the last wait: its handler
+        -- runs in this sleep, before this sandbox is asked to make way
+        rt.sleep(5)
+        local why = o.stopping and o.stopping()
+        if why then return cancelled(why) end
         local t0 = uv.now()
-        local stopped, serr = M.stop(db, row.id)
+        asked_ids[#asked_ids + 1] = row.id
+        local stopped, serr, scode = M.stop(db, row.id, nil, o.stopping)
+        if scode == "ECANCELED" then return cancelled(serr) end
         local now = not stopped and ops.get(db, row.id)
         while now and ops.LIVE[now.status] do
+          local asked = o.stopping and o.stopping()
+          if asked then return cancelled(asked) end
           if uv.now() - t0 >= M.REPLACE_WAIT_MS then
             return nil, string.format("sandbox: the deploy did not start: sandbox %d, which it replaces, did not end "
               .. "within %d ms (%s); stop it (orket sandbox stop %d) and deploy again", row.id, M.REPLACE_WAIT_MS,
               tostring(serr), row.id), "ETIMEDOUT"
           end
           rt.sleep(100)
-          -- its owner killed meanwhile: its end is recorded (and its data handed on) here
-          if not owner_alive(now) then M.reconcile(db) end
-          now = ops.get(db, row.id)
+          -- (its owner killed meanwhile: get records its end, and hands its data on, here)
+          now = M.get(db, row.id)
         end
       end
     end
@@ -520,9 +564,10 @@ function M.up(o)
     local took = database.take_kept(dir, sb.target, home, keep)
     -- not the line of the phase's data (SIDE): a start with databases fresh by setting, or
     -- one that took nothing while another sandbox of its target runs beside it (that one
-    -- keeps the line). A deploy is the line: the sandboxes it replaces have ended.
+    -- keeps the line). A deploy too: the sandboxes it replaced have ended, but a start that
+    -- slipped in while it waited for them may have taken what they handed on.
     local side = s.database ~= "bugfix"
-    if not side and not took and not o.replace then side = beside(db, id, sb.target, dir) end
+    if not side and not took then side = beside(db, id, sb.target, dir) end
     if side then
       local marked, merr = M._mark_side(home) -- (through M: a test makes it fail)
       -- unmarked, its fresh databases would be kept at its end as the line's and displace the
@@ -872,11 +917,12 @@ end
 
 -- ---- sandboxes another process owns ------------------------------------------------------
 
---- stop(db, id [, why]) -> true | nil, message, CODE: asks the owner of a live sandbox to
+--- stop(db, id [, why [, stopping]]) -> true | nil, message, CODE: asks the owner of a live sandbox to
 --- stop it (through the sandbox's directory: the owner, a background `orket sandbox up` or
 --- `orket serve`, sees the request within 100 ms and records the stop, why its detail), or
---- marks a sandbox whose owner is gone
-function M.stop(db, id, why)
+--- marks a sandbox whose owner is gone. stopping(): a reason once the caller was asked to
+--- stop: the wait for the owner ends (nil, that reason, "ECANCELED"), the stop still asked
+function M.stop(db, id, why, stopping)
   local row = ops.get(db, id)
   if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
   if not ops.LIVE[row.status] then
@@ -903,6 +949,8 @@ function M.stop(db, id, why)
   for _ = 1, 200 do
     local r = ops.get(db, id)
     if r and not ops.LIVE[r.status] then return true end
+    local asked = stopping and stopping()
+    if asked then return nil, asked, "ECANCELED" end
     rt.sleep(25)
   end
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"

@@ -308,6 +308,25 @@ describe("the bug-fix phase", function()
     db:close()
   end)
 
+  -- On a store several folders share, another folder's sandbox of the target has no SIDE
+  -- mark here: it was taken for this folder's line, and a deploy beside it marked side.
+  it("does not count another folder's sandbox of a shared store as beside a start", function()
+    local service = require "orket.sandboxes.service"
+    local db = board()
+    local dir = H.tmpdir()
+    local function row(folder)
+      return sbops.insert(db, { target = "main", port = 1, command = "[]",
+        socket = folder .. "/.orket/sandboxes/" .. 90 .. "/app.sock" })
+    end
+    local theirs, mine = row("/elsewhere/project"), row(dir)
+    assert.is_false(service._beside(db, mine, "main", dir))
+    assert.is_false(service._beside(db, theirs, "main", "/elsewhere/project"))
+    -- one of this folder's is still beside it
+    row(dir)
+    assert.is_true(service._beside(db, mine, "main", dir))
+    db:close()
+  end)
+
   it("takes a live owner whose /proc entry cannot be read for alive: reconcile leaves its sandbox", function()
     local service = require "orket.sandboxes.service"
     local pidstart = require "orket.sandboxes.pidstart"

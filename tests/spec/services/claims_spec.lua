@@ -592,6 +592,27 @@ describe("claims", function()
     db:close()
   end)
 
+  -- Each attempt asked conflict (the locks, the run leases) and then whether a whole-run
+  -- process works the run (the locks and the run leases again): every idle worker asks at
+  -- each poll, under the folder's claim section
+  it("reads the locks and the run leases once per join", function()
+    local dir, db = project()
+    local id = assert(db:record_run { target = "E", kind = "epic", data = { workers = true } })
+    local b = require("orket.board").open(db)
+    local runlease = require "orket.engine.runlease"
+    local live, holders = claims.live, runlease.holders
+    local n = { live = 0, holders = 0 }
+    claims.live = function(...) n.live = n.live + 1; return live(...) end
+    runlease.holders = function(...) n.holders = n.holders + 1; return holders(...) end
+    local ok, hold = pcall(claims.join_worker, dir, db, b, { id = id, target = "E" })
+    claims.live, runlease.holders = live, holders
+    assert(ok, hold)
+    assert.truthy(hold)
+    assert.same({ live = 1, holders = 1 }, n)
+    claims.release_worker(hold)
+    db:close()
+  end)
+
   -- A worker's lock is named by its pid: the holder an earlier process of that pid wrote
   -- beside it (its lock left, never pruned) was read as this one's, which wrote none
   it("names a worker's lease holder beside its run lock, and no earlier process's", function()

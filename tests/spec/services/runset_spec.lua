@@ -9,6 +9,15 @@ local leases = require "orket.store.leases"
 describe("a worker's runs side by side", function()
   after_each(H.cleanup)
 
+  -- an engine whose run goes on until stopped[id] (its stop sets it)
+  local function engine(dir, stopped, id)
+    local e = { dir = dir }
+    function e.execute() while not stopped[id] do orket.sleep(5) end end
+    function e.stop() stopped[id] = true end
+    function e.close_all() end
+    return e
+  end
+
   it("drops the worker's leases on a run's cards when the run ends, and keeps the other runs'", function()
     -- a run that ends with a card still in progress (a full disk fails it) left the card
     -- leased; the worker renewed that lease with its other runs', and another worker's
@@ -64,15 +73,8 @@ describe("a worker's runs side by side", function()
     assert.is_true(db:finish_run(r2, "interrupted", { running = true }))
     assert.is_true(ops.requeue(db, r2))
     local stopped = {}
-    local function engine(id)
-      local e = { dir = dir }
-      function e.execute() while not stopped[id] do orket.sleep(5) end end
-      function e.stop() stopped[id] = true end
-      function e.close_all() end
-      return e
-    end
     local set = runset.new { db = db, join = function() return true end, leave = function() end,
-      open = function(row) return engine(row.id) end,
+      open = function(row) return engine(dir, stopped, row.id) end,
       journal = { last = function() return math.tointeger(require("orket.store.journal_reads").latest_id(db)) end,
         stops = function(from, to) return store_runs.stops_between(db, from, to) end } }
     assert.is_true(set:start { id = r1 })
@@ -92,6 +94,86 @@ describe("a worker's runs side by side", function()
     stopped[r2] = true
     set:wait_all()
     db:close()
+  end)
+
+  -- A stop and a resume that both landed while the worker joined the run were taken for a
+  -- stop of its open: stopped at the next look, it put a second run_end on stdout for one
+  -- run. The open is fresh (nothing of it ran before them); a stop alone then is not opened.
+  it("opens afresh a run stopped and resumed while it joined, and not one stopped then", function()
+    local dir = H.tmpdir()
+    local db = F.fixture(dir .. "/o.db", { { id = "E-1", summary = "one" }, { id = "E-2", summary = "two" } })
+    local store_runs = require "orket.store.runs"
+    local ops = lease_mod.ops(db)
+    local r1 = assert(db:record_run { target = "E-1", kind = "issue", data = { workers = true } })
+    local r2 = assert(db:record_run { target = "E-2", kind = "issue", data = { workers = true } })
+    local stopped, opened, left = {}, {}, {}
+    local set = runset.new { db = db, leave = function(h) left[h] = true end,
+      join = function(row)
+        -- r1: stopped and resumed as the worker joins it; r2: stopped
+        assert.is_true(db:finish_run(row.id, "interrupted", { running = true }))
+        if row.id == r1 then assert.is_true(ops.requeue(db, row.id)) end
+        return row.id
+      end,
+      open = function(row) opened[row.id] = true; return engine(dir, stopped, row.id) end,
+      journal = { last = function() return math.tointeger(require("orket.store.journal_reads").latest_id(db)) end,
+        stops = function(from, to) return store_runs.stops_between(db, from, to) end,
+        status = function(id) return store_runs.get(db, id).status end } }
+    assert.is_true(set:start { id = r1 })
+    assert.is_false(set:start { id = r2 })
+    assert.same({ [r2] = true }, left)
+    assert.is_nil(set.live[r2])
+    local function status(id) return store_runs.get(db, id).status end
+    set:stop_ended({ { id = r1 } }, status)
+    assert.same({}, stopped)
+    -- a stop (and resume) after the open's read is still this open's: its mark is not past it
+    assert.is_true(db:finish_run(r1, "interrupted", { running = true }))
+    assert.is_true(ops.requeue(db, r1))
+    set:stop_ended({ { id = r1 } }, status)
+    assert.same({ [r1] = true }, stopped)
+    set:wait_all()
+    db:close()
+  end)
+
+  -- A run stopped while the worker joined it was opened anyway when the journal's end could
+  -- not be read: the status alone says it is stopped.
+  it("does not open a run stopped while it joined, the journal's end unread", function()
+    local stopped, left, reads = {}, {}, nil
+    local set = runset.new { db = { journal_error = function() return nil end },
+      join = function(row) return row.id end, leave = function(h) left[h] = true end,
+      open = function(row) return engine(H.tmpdir(), stopped, row.id) end,
+      -- (read before the join; lost once it joined)
+      journal = { last = function()
+          if reads then error("pg: server closed the connection unexpectedly") end
+          reads = 1
+          return 10
+        end,
+        stops = function() return {} end, status = function() return "interrupted" end } }
+    assert.is_false(set:start { id = 1 })
+    assert.same({ [1] = true }, left)
+    assert.equal(0, set.count)
+  end)
+
+  -- The worker polls every few hundred ms; the stops' question scans the journal's events,
+  -- and was asked at every poll even with no event since the last.
+  it("asks for stops only once the journal's end moved past its opens' marks", function()
+    local dir, last, asked = H.tmpdir(), 10, {}
+    local stopped = {}
+    local set = runset.new { db = { journal_error = function() return nil end },
+      join = function() return true end, leave = function() end, open = function(row) return engine(dir, stopped, row.id) end,
+      journal = { last = function() return last end,
+        stops = function(from, to) asked[#asked + 1] = { from, to }; return {} end } }
+    assert.is_true(set:start { id = 1 })
+    local queued = { { id = 1 } }
+    local function running() return "running" end
+    set:stop_ended(queued, running)
+    set:stop_ended(queued, running)
+    assert.same({}, asked)
+    last = 12
+    set:stop_ended(queued, running)
+    set:stop_ended(queued, running)
+    assert.same({ { 10, 12 } }, asked)
+    set:stop_all()
+    set:wait_all()
   end)
 
   it("leaves a run it could not ask about (the store lost) for later, without stopping the worker", function()
