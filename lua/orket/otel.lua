@@ -18,7 +18,10 @@ local inert = require "orket.inert"
 
 local M = {}
 
-M.QUEUE_MAX = 2048 -- spans held while the exporter is busy or the collector away; more are dropped
+-- spans held while the exporter is busy or the collector away; more are dropped
+-- (OTEL_BSP_MAX_QUEUE_SIZE overrides it, up to QUEUE_LIMIT: held in memory, each up to ~24 KB)
+M.QUEUE_MAX = 2048
+M.QUEUE_LIMIT = 65536
 M.BATCH = 256      -- spans sent in one request, at most (OTEL_BSP_MAX_EXPORT_BATCH_SIZE overrides it)
 -- The spans written so far leave at least this often (OTEL_BSP_SCHEDULE_DELAY overrides it),
 -- and the metrics so far (OTEL_METRIC_EXPORT_INTERVAL), the specification's defaults: sent
@@ -34,7 +37,20 @@ M.METRIC_INTERVAL_MS = 60000
 M.MAX_REQUEST_BYTES = 4 * 1024 * 1024
 M.RETRIES = 2      -- times a batch answered 429 or 503 is sent again (backoff below)
 M.BACKOFF_MS = 200
+-- One request's time: total_timeout_ms is the specification's OTEL_EXPORTER_OTLP_TIMEOUT
+-- (_TRACES_TIMEOUT, _METRICS_TIMEOUT), whose default is 10 s. Orket keeps 5 s: `orket run`
+-- waits for its last export before it exits, and a collector that takes connections and
+-- never answers costs that wait one request's timeout. The connection has at most 1 s of it.
 M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
+-- One export's time, its retries and their backoff included (OTEL_BSP_EXPORT_TIMEOUT for a
+-- batch of spans, OTEL_METRIC_EXPORT_TIMEOUT for the metrics): the specification's default,
+-- which three requests of 5 s and their backoff stay within.
+M.EXPORT_TIMEOUT_MS = 30000
+-- How long `orket serve` and `orket worker` wait at their shutdown for what is left to send
+-- (drain_all): one request's default timeout. A collector that is down or never answers
+-- never holds their stop longer; `docker stop` waits 10 s before SIGKILL, and the server's
+-- own requests have drain_ms (3 s) before this.
+M.SHUTDOWN_MS = 5000
 
 -- A random 64-bit id (a span's, or half a trace's), from a pool drawn 512 bytes at a time:
 -- one draw per id made every span cost a system call.
@@ -170,8 +186,12 @@ end
 --- _METRICS_HEADERS: each signal's, instead), OTEL_EXPORTER_OTLP_PROTOCOL (_TRACES_PROTOCOL,
 --- _METRICS_PROTOCOL: each signal's, instead; only a signal that is exported is checked),
 --- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_SCHEDULE_DELAY and
---- OTEL_BSP_MAX_EXPORT_BATCH_SIZE (read with the traces), OTEL_METRIC_EXPORT_INTERVAL (with
---- the metrics): nil unless set and good. warnings: texts to say once (otel.say).
+--- OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_EXPORT_TIMEOUT and
+--- OTEL_EXPORTER_OTLP_TRACES_TIMEOUT (read with the traces), OTEL_METRIC_EXPORT_INTERVAL,
+--- OTEL_METRIC_EXPORT_TIMEOUT and OTEL_EXPORTER_OTLP_METRICS_TIMEOUT (with the metrics),
+--- OTEL_EXPORTER_OTLP_TIMEOUT (a signal's without its own): queue_max=, timeout_ms=,
+--- metrics_timeout_ms=, export_timeout_ms=, metrics_export_timeout_ms= and the others nil
+--- unless set and good. warnings: texts to say once (otel.say).
 function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
   -- orket serve asks before orket.settings checks the section: a bad one is its to name
@@ -237,12 +257,31 @@ function M.config(getenv, telemetry)
     resource["service.instance.id"] = M.instance_id()
   end
   -- (a day at most: a timer's delay, not a way to turn export off)
-  local delay = url and count_of(getenv, "OTEL_BSP_SCHEDULE_DELAY", 86400000, M.SCHEDULE_DELAY_MS, warnings)
-  local batch = url and count_of(getenv, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", M.QUEUE_MAX, M.BATCH, warnings)
-  local interval = murl and count_of(getenv, "OTEL_METRIC_EXPORT_INTERVAL", 86400000, M.METRIC_INTERVAL_MS, warnings)
+  local DAY = 86400000
+  local delay = url and count_of(getenv, "OTEL_BSP_SCHEDULE_DELAY", DAY, M.SCHEDULE_DELAY_MS, warnings)
+  local queue = url and count_of(getenv, "OTEL_BSP_MAX_QUEUE_SIZE", M.QUEUE_LIMIT, M.QUEUE_MAX, warnings)
+  local batch = url and count_of(getenv, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", queue or M.QUEUE_MAX, M.BATCH, warnings)
+  local interval = murl and count_of(getenv, "OTEL_METRIC_EXPORT_INTERVAL", DAY, M.METRIC_INTERVAL_MS, warnings)
+  -- a request's timeout: the signal's own variable, else the shared one (one not good is
+  -- said and taken as unset, as the specification orders)
+  local function timeout_of(own)
+    return count_of(getenv, own, DAY, M.TIMEOUTS.total_timeout_ms, warnings)
+      or count_of(getenv, "OTEL_EXPORTER_OTLP_TIMEOUT", DAY, M.TIMEOUTS.total_timeout_ms, warnings)
+  end
+  local timeout = url and timeout_of("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+  local mtimeout = murl and timeout_of("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT")
+  local export = url and count_of(getenv, "OTEL_BSP_EXPORT_TIMEOUT", DAY, M.EXPORT_TIMEOUT_MS, warnings)
+  local mexport = murl and count_of(getenv, "OTEL_METRIC_EXPORT_TIMEOUT", DAY, M.EXPORT_TIMEOUT_MS, warnings)
+  -- the shared variable's warning once, though both signals read it
+  local seen, said = {}, {}
+  for _, w in ipairs(warnings) do
+    if not seen[w] then seen[w], said[#said + 1] = true, w end
+  end
   return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource,
     max_request_bytes = telemetry.max_request_bytes, schedule_delay_ms = delay or nil, batch = batch or nil,
-    metric_interval_ms = interval or nil, warnings = warnings }
+    queue_max = queue or nil, metric_interval_ms = interval or nil, timeout_ms = timeout or nil,
+    metrics_timeout_ms = mtimeout or nil, export_timeout_ms = export or nil, metrics_export_timeout_ms = mexport or nil,
+    warnings = said }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -321,6 +360,9 @@ end
 -- none), body/busy/flusher (its own sender: one slot, one task), exported/dropped/error/
 -- last_failed (its exports' counts).
 M.meters = {}
+-- Every tracer of the process, for drain_all at its stop (weak: a tracer of a run long
+-- over goes with its engine; one still sending is held by its sender's task).
+M.tracers = setmetatable({}, { __mode = "k" })
 -- A meter with no live tracer (its project's endpoint or service name changed in a long
 -- serve, or the project no longer served) is forgotten after this many more exports: it
 -- sent its last totals, and a later run starts a new stream (a new start time: a reset).
@@ -367,6 +409,7 @@ function M.new(cfg, project, store_id, worker)
     values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
     Tracer)
   tr:attach()
+  M.tracers[tr] = true
   return tr
 end
 
@@ -430,7 +473,7 @@ local function export_meter(tr)
     while m.body do
       local b, via = m.body, m.via
       m.body = nil
-      local ok, sent, why = pcall(via.send, via, b, via.cfg.metrics_url, via.cfg.metrics_headers)
+      local ok, sent, why = pcall(via.send, via, b, via.cfg.metrics_url, via.cfg.metrics_headers, true)
       if ok and sent then m.exported, m.last_failed = (m.exported or 0) + 1, nil
       else
         m.dropped, m.last_failed = (m.dropped or 0) + 1, true
@@ -473,6 +516,7 @@ end
 function M.reset()
   for _, m in pairs(M.meters) do forget(m) end
   M.meters = {}
+  M.tracers = setmetatable({}, { __mode = "k" })
 end
 
 local function add(h, v)
@@ -541,7 +585,7 @@ end
 function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
   if not self.cfg.url then return end -- the traces not exported (the metrics alone): nothing to build
   local w = self.writer
-  if self.queued + w:count() >= M.QUEUE_MAX then
+  if self.queued + w:count() >= (self.cfg.queue_max or M.QUEUE_MAX) then
     self.dropped = self.dropped + 1
     return
   end
@@ -749,41 +793,57 @@ end
 -- request that times out or cannot connect).
 M.DRAIN_ALLOWANCES = 3
 
--- Sends one request's body (a batch of spans, or to url with headers the metrics): true |
--- false, why (naming the endpoint).
--- 429 and 503 are sent again after a backoff.
--- While the run's end waits (drain), each endpoint has its own allowance: its requests go
--- on while it answers, up to DRAIN_ALLOWANCES times TIMEOUTS' total from its first request;
--- once one times out or cannot connect, what is left for it is dropped at once. Each batch
--- waiting its own full timeout on a collector that took connections and never answered
--- held the process's exit for that many times 5 s; one allowance shared by all the
+-- Sends one request's body (a batch of spans, or to url with headers the metrics, metrics
+-- true): true | false, why (naming the endpoint).
+-- Each request has its signal's timeout (OTEL_EXPORTER_OTLP_*TIMEOUT, Orket's 5 s by
+-- default, 1 s of it to connect); 429 and 503 are sent again after a backoff, all within the
+-- export's own time (OTEL_BSP_EXPORT_TIMEOUT, OTEL_METRIC_EXPORT_TIMEOUT).
+-- While a drain waits (the run's end, a server's or worker's stop), each endpoint has its
+-- own allowance: its requests go on while it answers, up to DRAIN_ALLOWANCES times the
+-- request's timeout from its first request, and never past the drain's deadline (drain_by:
+-- a stop's); once one times out or cannot connect, what is left for it is dropped at once.
+-- Each batch waiting its own full timeout on a collector that took connections and never
+-- answered held the process's exit for that many times 5 s; one allowance shared by all the
 -- endpoints dropped, unsent, the metrics bound for another, healthy one.
-function Tracer:send(body, url, headers)
-  url = url or self.cfg.url
+function Tracer:send(body, url, headers, metrics)
+  local cfg = self.cfg
+  url, headers = url or cfg.url, headers or cfg.headers
+  local per, export = cfg.timeout_ms, cfg.export_timeout_ms
+  if metrics then per, export = cfg.metrics_timeout_ms, cfg.metrics_export_timeout_ms end
+  per, export = per or M.TIMEOUTS.total_timeout_ms, export or M.EXPORT_TIMEOUT_MS
   local where = endpoint_of(url)
+  uv.update_time()
+  local export_by = uv.now() + export
   local ending = self.ending and self.ending[where]
   if self.ending and not ending then
-    uv.update_time()
-    ending = { by = uv.now() + M.DRAIN_ALLOWANCES * M.TIMEOUTS.total_timeout_ms }
+    ending = { by = math.min(uv.now() + M.DRAIN_ALLOWANCES * per, self.drain_by or math.huge) }
     self.ending[where] = ending
   end
   for attempt = 0, M.RETRIES do
-    local connect, total = M.TIMEOUTS.connect_timeout_ms, M.TIMEOUTS.total_timeout_ms
+    local total = per
     if ending then
       if ending.dead then return false, ending.dead end
       uv.update_time()
       local left = ending.by - uv.now()
       if left <= 0 then
-        return false, string.format("%s took more than %d ms in all at the run's end", where,
-          M.DRAIN_ALLOWANCES * M.TIMEOUTS.total_timeout_ms)
+        return false, string.format("%s took more than %d ms in all at the %s", where,
+          math.min(M.DRAIN_ALLOWANCES * per, self.drain_ms or math.huge), self.drain_by and "process's stop" or "run's end")
       end
-      connect, total = math.min(connect, left), math.min(total, left)
+      total = math.min(total, left)
     end
-    local hr <close>, err = http.request { url = url, method = "POST", headers = headers or self.cfg.headers,
+    uv.update_time()
+    local left = export_by - uv.now()
+    if left <= 0 then
+      return false, string.format("%s: the export took more than %d ms (%s)", where, export,
+        metrics and "OTEL_METRIC_EXPORT_TIMEOUT" or "OTEL_BSP_EXPORT_TIMEOUT")
+    end
+    total = math.min(total, left)
+    local connect = math.min(M.TIMEOUTS.connect_timeout_ms, total)
+    local hr <close>, err = http.request { url = url, method = "POST", headers = headers,
       body = body, max_bytes = 65536, connect_timeout_ms = connect, total_timeout_ms = total }
     local status, h
     if hr then status, h = hr:headers() end
-    if not status then -- no answer: at the run's end, the rest for this endpoint is not sent
+    if not status then -- no answer: while draining, the rest for this endpoint is not sent
       local why = tostring(hr and h or err)
       if not why:find(where, 1, true) then why = where .. ": " .. why end
       -- (the drain may have begun while this request waited)
@@ -792,7 +852,10 @@ function Tracer:send(body, url, headers)
         ending = { by = uv.now() }
         self.ending[where] = ending
       end
-      if ending then ending.dead = why .. " (at the run's end; what was left for it was not sent)" end
+      if ending then
+        ending.dead = string.format("%s (at the %s; what was left for it was not sent)", why,
+          self.drain_by and "process's stop" or "run's end")
+      end
       return false, why
     end
     while true do -- the answer's body is read and left
@@ -821,8 +884,9 @@ function Tracer:send_queued()
   self.flusher = task.spawn(function()
     while #self.queue > 0 do
       local batch = table.remove(self.queue, 1)
-      self.queued = self.queued - batch.n
+      self.queued, self.sending = self.queued - batch.n, batch.n
       local ok, sent, why = pcall(self.send, self, batch.body)
+      self.sending = nil
       batch.body:free() -- sent or dropped: its bytes go now, not when the collector comes
       if ok and sent then
         self.exported = self.exported + batch.n
@@ -885,20 +949,75 @@ function Tracer:tick_spans()
   if self.writer:count() > 0 then self:flush() else self:send_queued() end
 end
 
---- tracer:drain() -> stats: waits for the spans queued and the metrics handed to their
---- sender (the run's end's, close's) to be sent (or dropped).
+--- tracer:drain([within_ms]) -> stats: waits for the spans queued and the metrics handed
+--- to their sender (the run's end's, close's) to be sent (or dropped). Call it in a task.
 --- Each endpoint is given its own allowance (Tracer:send); what it learnt (a dead collector)
---- lasts this drain only, so a later drain tries again.
-function Tracer:drain()
-  self:close()
+--- lasts this drain only, so a later drain tries again. within_ms (a process's stop): no
+--- wait past it, a request still in flight then left to the process's exit.
+function Tracer:drain(within_ms)
   uv.update_time()
-  self.ending = {}
+  local by = within_ms and uv.now() + within_ms
+  self:begin_drain(by, within_ms)
+  return self:end_drain(by)
+end
+
+-- A drain's start: the run ended (close), the rest sealed and handed to the sender, each
+-- endpoint's allowance from now, none past by (nil: the allowances alone).
+function Tracer:begin_drain(by, within_ms)
+  self:close()
+  self.ending, self.drain_by, self.drain_ms = {}, by, within_ms
   self:flush()
-  while self.busy and self.flusher do self.flusher:join() end
+end
+
+-- A drain's wait: the spans' sender and the meter's done, or by passed -> stats. What is
+-- still queued at by is counted dropped, said as the last error.
+function Tracer:end_drain(by)
   local m = self.meter
-  while m.busy and m.flusher do m.flusher:join() end
-  self.ending = nil
+  if by then
+    while (self.busy or m.busy) and uv.now() < by do rt.sleep(10) end
+    if self.busy then
+      self.last_error = string.format("%s did not take the last spans within %d ms of the process's stop",
+        endpoint_of(self.cfg.url), self.drain_ms)
+      -- (counted dropped now, as the process exits before they are sent)
+      self.dropped = self.dropped + self.queued + (self.sending or 0)
+    end
+    if m.busy and m.cut ~= by then -- (a meter several tracers share: counted once a stop)
+      m.cut = by
+      m.dropped, m.last_failed = (m.dropped or 0) + 1, true
+      m.error = string.format("%s did not take the last metrics within %d ms of the process's stop",
+        endpoint_of(self.cfg.metrics_url), self.drain_ms)
+    end
+  else
+    while self.busy and self.flusher do self.flusher:join() end
+    while m.busy and m.flusher do m.flusher:join() end
+  end
+  self.ending, self.drain_by, self.drain_ms = nil, nil, nil
   return self:stats()
+end
+
+--- drain_all(within_ms) -> stats: every tracer of the process drained at once (a server's
+--- runs each had their own), within within_ms in all (M.SHUTDOWN_MS at a stop): exported,
+--- dropped, metrics_exported, metrics_dropped summed, the last errors kept. Call it in a
+--- task, once the runs have stopped.
+function M.drain_all(within_ms)
+  uv.update_time()
+  local by, list = uv.now() + within_ms, {}
+  for tr in pairs(M.tracers) do list[#list + 1] = tr end
+  for _, tr in ipairs(list) do tr:begin_drain(by, within_ms) end
+  local out, meters = { exported = 0, dropped = 0, queued = 0, failed = 0, metrics_exported = 0, metrics_dropped = 0 }, {}
+  for _, tr in ipairs(list) do
+    local st = tr:end_drain(by)
+    out.exported, out.dropped = out.exported + st.exported, out.dropped + st.dropped
+    out.queued, out.failed = out.queued + st.queued, out.failed + st.failed
+    out.last_error = st.last_error or out.last_error
+    if not meters[tr.meter] then -- a meter shared by tracers counted once
+      meters[tr.meter] = true
+      out.metrics_exported = out.metrics_exported + st.metrics_exported
+      out.metrics_dropped = out.metrics_dropped + st.metrics_dropped
+      if st.metrics_last_failed then out.metrics_last_failed, out.metrics_error = true, st.metrics_error end
+    end
+  end
+  return out
 end
 
 --- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), oversized= (spans

@@ -506,6 +506,72 @@ budgets = { turns_per_card = 1 }
     assert.is_true(last >= calls, last .. " calls counted, " .. calls .. " made")
   end)
 
+  -- orket serve and orket worker did not wait at their stop for what their runs' ends had
+  -- only begun to send: the last spans (the stopped run's own) and metrics were lost. Both
+  -- drain now, as orket run does, within otel.SHUTDOWN_MS. The timers are set past the
+  -- test, so only the stop's drain can send them
+  describe("at a stop (SIGTERM)", function()
+    local function slow_project()
+      local issues = {}
+      for i = 1, 40 do issues[i] = string.format('{ "id": "K-%d", "summary": "Do %d", "seat": "senior_developer" }', i, i) end
+      local dir = fake.one_issue(string.format([[
+name = "stopped"
+concurrency = 1
+models = { default = "fake:first_byte_ms=300,chunks=2", providers = { fake = { kind = "openai", base_url = %q } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 1 }
+]], fake.url .. "/v1"))
+      H.write(dir .. "/epics/k.json", '{ "id": "K", "name": "Stopped", "issues": [ ' .. table.concat(issues, ", ") .. " ] }")
+      assert.equal(0, H.orket("import", { cwd = dir }).status)
+      return dir
+    end
+    local ENV = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_BSP_SCHEDULE_DELAY = "600000",
+      OTEL_METRIC_EXPORT_INTERVAL = "600000" }
+    local function model_calls()
+      local n = 0
+      for _, e in ipairs(fake.log()) do if e.path:match("/chat/completions$") then n = n + 1 end end
+      return n
+    end
+    -- the stopped run's span, its ended turns' and the metrics reached the collector (one
+    -- turn at a time: the third call began once two turns had ended, their calls counted)
+    local function assert_sent(what, said)
+      local by = {}
+      for _, e in ipairs(exports()) do
+        for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do by[sp.name] = (by[sp.name] or 0) + 1 end
+      end
+      assert.equal(1, by["orket run K"], what .. ": " .. cjson.encode(by))
+      assert.is_true((by["invoke_agent coder"] or 0) >= 2, what .. ": " .. cjson.encode(by))
+      assert.is_true(#exports("metrics") >= 1, what .. ": no metrics " .. said)
+    end
+
+    it("send orket worker's last spans and metrics before it exits", function()
+      local dir = slow_project()
+      local env = ""
+      for k, v in pairs(ENV) do env = env .. k .. "=" .. H.quote(v) .. " " end
+      os.execute(string.format("cd %s && { env %s %s worker --name wa --start K >out.jsonl 2>err.txt & echo $! >pid; "
+        .. "wait $!; echo $? >rc; } >/dev/null 2>&1 &", H.quote(dir), env, H.quote(H.BIN)))
+      finally(function() H.end_started(dir, "pid", "rc", true) end)
+      H.wait_for(function() return model_calls() >= 3 end, "the worker's third model call")
+      assert.equal(0, #exports()) -- nothing sent yet: the timers are far off
+      local pid = assert(tonumber((H.read(dir .. "/pid") or ""):match("^%d+")), "no pid")
+      os.execute("kill -TERM " .. pid)
+      local rc = H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "the worker to exit")
+      assert.equal("0", rc, H.read(dir .. "/err.txt"))
+      assert_sent("worker", H.read(dir .. "/err.txt") or "")
+    end)
+
+    it("send orket serve's runs' last spans and metrics before it exits", function()
+      local dir = slow_project()
+      local op = H.api_key(dir, "ops", "operator")
+      local s = H.serve(dir, { env = ENV })
+      assert.equal(201, (H.api(s, "POST", "/v1/runs", op, { target = "K" })))
+      H.wait_for(function() return model_calls() >= 3 end, "the server's run's third model call")
+      assert.equal(0, #exports())
+      assert.equal(0, s.stop())
+      assert_sent("serve", s.log())
+    end)
+  end)
+
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()
     local dir = project()
     H.orket("run M", { cwd = dir, env = { OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })

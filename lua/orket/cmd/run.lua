@@ -298,11 +298,12 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   return status, vnote -- a terminal's note is said once the live view is done with it
 end
 
--- The last spans leave before the process does (bounded by the exporter's timeouts); what
--- a collector did not take is said, never a failure of the run.
-local function drain_traces(e, cli)
+-- The last spans leave before the process does (bounded by the exporter's timeouts, and
+-- by within_ms when given: orket worker's stop); what a collector did not take is said,
+-- never a failure of the run. Call it in a task.
+function cmd.drain_traces(e, cli, within_ms)
   if not e.tracer then return end
-  local st = e.tracer:drain()
+  local st = e.tracer:drain(within_ms)
   if st.dropped > 0 then
     cli.err("warning: traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped, tostring(st.last_error or "queue full"))
   end
@@ -332,7 +333,7 @@ function cmd.execute(o, cli, resume_id)
   local watcher, signals = reload.watch(e), on_signals(e)
   local ok, status, view_note = task.spawn(work, e, o, resume_id, lock, claim, emit, cli):join()
   claim:release() -- the run could not start
-  drain_traces(e, cli)
+  cmd.drain_traces(e, cli)
   for _, h in ipairs(signals) do h:close() end
   watcher:close()
   if view then

@@ -190,6 +190,21 @@ local function telemetry(dir)
   return cfg
 end
 
+-- Its runs stopped, the last spans and metrics of each leave before the process does, as
+-- orket run's, within otel.SHUTDOWN_MS in all (a collector that is down never holds the stop
+-- longer); what a collector did not take is a warning line of the log.
+local function drain_telemetry(server)
+  local _, st = task.spawn(otel.drain_all, otel.SHUTDOWN_MS):join()
+  if type(st) ~= "table" then return end
+  if st.dropped > 0 then
+    server:_log { event = "warning", message = string.format("traces: %d spans exported, %d dropped (%s)", st.exported,
+      st.dropped, tostring(st.last_error or "queue full")) }
+  end
+  if st.metrics_last_failed then
+    server:_log { event = "warning", message = string.format("metrics: not exported (%s)", tostring(st.metrics_error)) }
+  end
+end
+
 local function close_all(list)
   for _, p in ipairs(list) do p.db:close() end
 end
@@ -289,6 +304,7 @@ function cmd.run(args, cli)
   otel.say(env.telemetry)
   local signals = go_live(server, db, host, token)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
+  drain_telemetry(server)
   if token then localuse.remove_token(dir, token) end
   close_all(others)
   db:close()

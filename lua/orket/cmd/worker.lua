@@ -7,6 +7,7 @@ local uv = require "luv"
 local rt = require "orket.c.runtime"
 local stopsignals = require "orket.stopsignals"
 local task = require "orket.task"
+local otel = require "orket.otel"
 local setup = require "orket.engine.setup"
 local jsonout = require "orket.jsonout"
 local claims = require "orket.engine.claims"
@@ -298,6 +299,9 @@ function cmd.run(args, cli, inner)
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
   for _, h in ipairs(handles) do h:close() end
   keeper:close()
+  -- the last spans and metrics leave before the process does, as orket run's, within
+  -- otel.SHUTDOWN_MS in all: a collector that is down never holds the stop longer
+  task.spawn(run_cmd.drain_traces, e, cli, otel.SHUTDOWN_MS):join()
   emit { type = "worker_end" }
   rt.run("nowait")
   e.close_all()

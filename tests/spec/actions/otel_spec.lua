@@ -575,6 +575,54 @@ describe("otel's configuration", function()
     tr:stop_timers()
   end)
 
+  -- OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_EXPORT_TIMEOUT, OTEL_METRIC_EXPORT_TIMEOUT and
+  -- OTEL_EXPORTER_OTLP_TIMEOUT (_TRACES_, _METRICS_) were not read: the queue was 2048 and a
+  -- request's timeout 5 s whatever they said
+  it("read the queue's size and the timeouts, a signal's own over the shared one, a bad value said", function()
+    local E = "http://127.0.0.1:9"
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "8192",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "4096", OTEL_BSP_EXPORT_TIMEOUT = "9000", OTEL_METRIC_EXPORT_TIMEOUT = "7000",
+      OTEL_EXPORTER_OTLP_TIMEOUT = "2500", OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = "1500" })
+    assert.same({ 8192, 4096, 9000, 7000, 2500, 1500, {} }, { cfg.queue_max, cfg.batch, cfg.export_timeout_ms,
+      cfg.metrics_export_timeout_ms, cfg.timeout_ms, cfg.metrics_timeout_ms, cfg.warnings })
+    -- unset: Orket's defaults, read where they are used
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E })
+    assert.same({ nil, nil, nil, nil, nil }, { cfg.queue_max, cfg.export_timeout_ms, cfg.metrics_export_timeout_ms,
+      cfg.timeout_ms, cfg.metrics_timeout_ms })
+    -- bad values: said, each once, the default (or the shared variable) kept
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "0",
+      OTEL_BSP_EXPORT_TIMEOUT = "30s", OTEL_METRIC_EXPORT_TIMEOUT = "-1", OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "1.5",
+      OTEL_EXPORTER_OTLP_TIMEOUT = "x" })
+    assert.same({ nil, nil, nil, nil, nil }, { cfg.queue_max, cfg.export_timeout_ms, cfg.metrics_export_timeout_ms,
+      cfg.timeout_ms, cfg.metrics_timeout_ms })
+    assert.same({
+      "OTEL_BSP_MAX_QUEUE_SIZE=0: not a whole number from 1 to 65536: ignored, the default (2048) kept",
+      "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=1.5: not a whole number from 1 to 86400000: ignored, the default (5000) kept",
+      "OTEL_EXPORTER_OTLP_TIMEOUT=x: not a whole number from 1 to 86400000: ignored, the default (5000) kept",
+      "OTEL_BSP_EXPORT_TIMEOUT=30s: not a whole number from 1 to 86400000: ignored, the default (30000) kept",
+      "OTEL_METRIC_EXPORT_TIMEOUT=-1: not a whole number from 1 to 86400000: ignored, the default (30000) kept",
+    }, cfg.warnings)
+    -- a bad signal's own: the shared one rules
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "",
+      OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = "soon", OTEL_EXPORTER_OTLP_TIMEOUT = "800" })
+    assert.same({ 800, 800 }, { cfg.timeout_ms, cfg.metrics_timeout_ms })
+    -- a batch is at most the queue
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "100",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "200" })
+    assert.same({ 100, nil }, { cfg.queue_max, cfg.batch })
+    assert.same({ "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=200: not a whole number from 1 to 100: ignored, the default (256) "
+      .. "kept" }, cfg.warnings)
+    -- a signal not exported: its variables not read
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_TRACES_EXPORTER = "none", OTEL_BSP_MAX_QUEUE_SIZE = "x",
+      OTEL_BSP_EXPORT_TIMEOUT = "x", OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "x" })
+    assert.same({}, cfg.warnings)
+    -- the queue's size is where a span is written: past it, spans are dropped, counted
+    local tr = otel.new(assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "3" }), "proj")
+    tr.flush = function(self) self:seal() end
+    run_events(tr, 2) -- 7 spans: 3 kept, 4 dropped
+    assert.same({ 3, 4 }, { tr.queued, tr.dropped })
+  end)
+
   it("send JSON for http/protobuf, said once a process, naming the variable", function()
     local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
       OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf" })
@@ -1297,6 +1345,66 @@ describe("otel's span writer and its buffers", function()
       assert.equal(4, #paths)
     end)
     close_up()
+  end)
+
+  -- a request's timeout was 5 s whatever OTEL_EXPORTER_OTLP_TIMEOUT said
+  it("give each request the signal's timeout, and each export OTEL_BSP_EXPORT_TIMEOUT in all", function()
+    local dead, close_dead = never_answers()
+    local uv = require "luv"
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = dead, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "300",
+      OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = "200" }
+    local tr = otel.new(otel.config(function(k) return env[k] end), "proj")
+    local t0 = uv.hrtime()
+    local ok, why = tr:send("{}")
+    local ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok)
+    assert.is_true(ms >= 250 and ms < 1500, "the traces' request took " .. ms .. " ms")
+    t0 = uv.hrtime()
+    ok = tr:send("{}", tr.cfg.metrics_url, tr.cfg.metrics_headers, true)
+    ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok)
+    assert.is_true(ms >= 150 and ms < 1000, "the metrics' request took " .. ms .. " ms")
+    -- the export's own time bounds a request within it, retries and all
+    env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, env.OTEL_BSP_EXPORT_TIMEOUT = "5000", "250"
+    tr = otel.new(otel.config(function(k) return env[k] end), "proj")
+    t0 = uv.hrtime()
+    ok, why = tr:send("{}")
+    ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok, why)
+    assert.is_true(ms < 1500, "the export took " .. ms .. " ms")
+    close_dead()
+  end)
+
+  -- orket serve and orket worker did not wait at their stop for what was left to send
+  it("drain every tracer of the process at a stop, none waiting past the deadline", function()
+    local uv = require "luv"
+    local up, paths, close_up = answers(0)
+    local dead, close_dead = never_answers()
+    with_timeouts(function()
+      otel.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
+      -- two runs of a server, each its own tracer, their ends' batches handed over, not sent
+      local a = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end), "a")
+      local b = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end), "b")
+      run_events(a, 1)
+      run_events(b, 1)
+      a:close(); b:close()
+      local st = otel.drain_all(3000)
+      assert.same({ 8, 0 }, { st.exported, st.dropped }, tostring(st.last_error))
+      assert.is_true(st.metrics_exported >= 1 and not st.metrics_last_failed, tostring(st.metrics_error))
+      assert.is_true(#paths >= 3) -- the two runs' batches and the metrics
+      -- a collector that never answers: its request's own 5 s is not waited for
+      otel.reset()
+      local c = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return dead end end), "c")
+      run_events(c, 1)
+      local t0 = uv.hrtime()
+      st = otel.drain_all(300)
+      local ms = (uv.hrtime() - t0) / 1e6
+      assert.is_true(ms < 1500, "drained in " .. ms .. " ms")
+      assert.same({ 0, 4 }, { st.exported, st.dropped })
+      assert.matches("within 300 ms of the process's stop", st.last_error, 1, true)
+      assert.is_true(st.metrics_last_failed)
+    end)
+    close_up(); close_dead()
   end)
 
   it("send again at a second drain, the first one's allowance long spent", function()
