@@ -368,6 +368,11 @@ M.tracers = setmetatable({}, { __mode = "k" })
 -- sent its last totals, and a later run starts a new stream (a new start time: a reset).
 M.METER_IDLE_EXPORTS = 10
 
+-- Keyed by endpoint and resource alone: what else a meter sends by (its interval, headers
+-- and timeouts: its first tracer's, and its latest tracer's sender) comes from the
+-- environment only, the same for every tracer of a process (orket.lua's telemetry names an
+-- endpoint and a service, both in the key). Keying on them too would make two writers of
+-- one stream, the series a backend reads as resets.
 local function meter_of(cfg)
   if not cfg.metrics_url then return { hists = {}, points = {}, observed = 0, live = 0 } end -- counted, never sent
   local names = {}
