@@ -1,6 +1,7 @@
-# Orket: one Makefile. `make` builds build/orket; `make check` runs the C unit tests and the
-# specs (quick); `make test` runs every test layer but the soak tests, `make soak` those;
-# `make asan` builds with AddressSanitizer + UBSan and runs the whole suite with it.
+# Orket: one Makefile. `make` builds build/orket (and the e2e tests' two helpers); `make check`
+# runs the C unit tests and the specs (quick); `make test` runs every test layer but the soak
+# tests, `make soak` those; `make asan` builds with AddressSanitizer + UBSan and runs the
+# whole suite with it.
 
 # Builds in parallel, one job per core, unless the command line sets -j (make -j1 stays serial).
 ifeq ($(filter -j%,$(MAKEFLAGS)),)
@@ -39,7 +40,8 @@ HEADERS  := $(wildcard core/*.h) $(wildcard core/gitrepo/*.h) $(wildcard tests/c
 
 .PHONY: all deps test-deps bench-deps test check soak asan run bench install clean check-deps fuzz image-test
 
-all: $(BUILD)/orket $(BUILD)/orket-confine
+# with the end-to-end tests' two helpers, so that one e2e file runs after plain make
+all: $(BUILD)/orket $(BUILD)/orket-confine $(BUILD)/ptydrive $(BUILD)/nsdeny
 
 # The Debian packages building and running need; the tests' own come with test-deps.
 deps:

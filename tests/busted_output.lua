@@ -23,13 +23,15 @@ return function(options)
     return (t[1] + t[2] + t[3] + t[6] + t[7] + t[8]) * 10
   end
   local started = {}
+  local ended, block_errors = {}, {} -- the tests that ended; the errors outside tests (below)
 
   local function show(kind, t)
     local msg = t.message
     if type(msg) ~= "string" then msg = require("pl.pretty").write(msg) end
     local tr = t.element.trace
-    local where = tr and (tostring(tr.short_src) .. ":" .. tostring(tr.currentline)) or "?"
-    io.write("\n", kind, ": ", t.name, "\n  at ", where, "\n  ", (msg or "nil"):gsub("\n", "\n  "), "\n")
+    local where = tr and tr.short_src and (tostring(tr.short_src) .. ":" .. tostring(tr.currentline)) or "?"
+    -- busted's loader errors (a missing file, no file matched) have no block, so no name
+    io.write("\n", kind, ": ", t.name ~= "" and t.name or "busted", "\n  at ", where, "\n  ", (msg or "nil"):gsub("\n", "\n  "), "\n")
     if t.trace and t.trace.traceback and os.getenv("ORKET_TEST_VERBOSE") then
       io.write(t.trace.traceback, "\n")
     end
@@ -41,6 +43,7 @@ return function(options)
   end
 
   handler.testEnd = function(element, parent, status)
+    ended[element] = true
     local s = started[element]
     if s then
       started[element] = nil
@@ -68,15 +71,72 @@ return function(options)
     return nil, true
   end
 
-  handler.error = function(element)
-    if element.descriptor ~= "it" then
-      failed = failed + 1
+  -- An error outside a test (a file, describe, setup or before_each that fails) is shown at
+  -- once; busted then runs none of the tests under that block, and publishes nothing for
+  -- them. So that no test vanishes from the count, each such test is counted at the end
+  -- as failed (a pending one as skipped), naming the error it did not run for. Only the
+  -- blocks below can keep tests from running; any other error (after_each, teardown,
+  -- busted's own "no such file") counts as one failure, each time.
+  local hides = { file = true, describe = true, strict_setup = true, lazy_setup = true, before_each = true }
+
+  handler.error = function(element, parent, message)
+    local d = element.descriptor -- nil for busted's loader errors: a missing file, no file matched
+    if d ~= "it" and d ~= "pending" then
       show("ERROR", handler.errors[#handler.errors])
+      block_errors[#block_errors + 1] = {
+        -- a describe's or file's own body failing: its tests; a setup or before_each: its describe's
+        scope = hides[d] and ((d == "describe" or d == "file") and element or parent) or nil,
+        why = tostring(d or "busted"):gsub("^strict_", "") .. " failed: "
+          .. (type(message) == "string" and message:match("[^\n]*") or tostring(message)),
+      }
     end
     return nil, true
   end
 
-  handler.suiteEnd = function()
+  local function unrun(suite)
+    -- counted: the test is itself counted failed, and so stands for its block's errors; a
+    -- pending one is counted skipped, and the error that stopped it must still fail the file
+    local function reason(element, counted)
+      local up = busted.parent(element)
+      while up do
+        for _, e in ipairs(block_errors) do
+          if e.scope == up then
+            if counted then
+              -- every error of that block kept its tests from running
+              for _, o in ipairs(block_errors) do
+                if o.scope == up then o.explained = true end
+              end
+            end
+            return e.why
+          end
+        end
+        up = busted.parent(up)
+      end
+      return "busted did not run it, and published no error that says why"
+    end
+    local function walk(element)
+      for _, child in ipairs(busted.children(element)) do
+        if (child.descriptor == "it" or child.descriptor == "pending") and not ended[child] then
+          local why = "did not run: " .. reason(child, child.descriptor == "it")
+          if child.descriptor == "pending" then
+            pending = pending + 1
+            io.write("\nSKIP: ", handler.getFullName(child), " (", why, ")\n")
+          else
+            failed = failed + 1
+            io.write("\nERROR: ", handler.getFullName(child), "\n  ", why, "\n")
+          end
+        end
+        walk(child)
+      end
+    end
+    walk(suite)
+    for _, e in ipairs(block_errors) do
+      if not e.explained then failed = failed + 1 end
+    end
+  end
+
+  handler.suiteEnd = function(suite)
+    unrun(suite)
     io.write("\nspec: ", passed, " passed, ", failed, " failed, ", pending, " skipped\n")
     io.flush()
     return nil, true

@@ -55,9 +55,10 @@ COUNT='^spec: [0-9]+ passed, [0-9]+ failed'
 SANITIZER='ERROR: AddressSanitizer|ERROR: LeakSanitizer: detected|runtime error:'
 
 # --one-of OUT KIND FILE: runs one file, its output in OUT/KEY.log, its time in OUT/KEY.ms;
-# prints the file's line. KIND: spec, e2e, or pg (on the server tests/with_pg.lua started;
-# run_test's two kill loops, 20 and 12 killed runs, are left to SQLite: on PostgreSQL each
-# command's connections cost a SCRAM exchange, and they would take minutes).
+# prints the file's line, and exits 1 when the file failed. KIND: spec, e2e, or pg (on the
+# server tests/with_pg.lua started; run_test's two kill loops, 20 and 12 killed runs, are left
+# to SQLite: on PostgreSQL each command's connections cost a SCRAM exchange, and they would
+# take minutes).
 if [ "${1:-}" = "--one-of" ]; then
   out=$2 kind=$3 f=$4
   # KEY: the path's slashes made underscores, by the shell itself (a program started per
@@ -90,10 +91,17 @@ if [ "${1:-}" = "--one-of" ]; then
   ms=$((($(date +%s%N) - start) / 1000000))
   echo "$ms" >"$out/$key.ms"
   "$ORKET_BIN" lua tests/leaks.lua "$mine" "$group" "$out/$key.log"
-  awk -v re="$COUNT" -v kind="$kind" -v f="$f" -v ms="$ms" '$0 ~ re { counts = substr($0, 7) }
-    END { printf "  %-4s %-44s %s  %d.%ds\n", kind, f, counts == "" ? "did not finish" : counts, ms / 1000, ms % 1000 / 100 }' \
-    "$out/$key.log"
-  exit 0
+  # exits 1 when the file failed as its layer's report counts it (a failed test, no count
+  # line, a sanitizer report, no test run): 1, not 255, so that the pool's xargs goes on
+  # with the other files (the pool's own report, read from the logs, sets its status)
+  awk -v re="$COUNT" -v san="$SANITIZER" -v kind="$kind" -v f="$f" -v ms="$ms" '
+    $0 ~ re { counts = substr($0, 7); split($0, w, " "); p = w[2] + 0; n = w[4] + 0; s = w[6] + 0 }
+    $0 ~ san { reports++ }
+    END {
+      printf "  %-4s %-44s %s  %d.%ds\n", kind, f, counts == "" ? "did not finish" : counts, ms / 1000, ms % 1000 / 100
+      exit (counts == "" || reports || n || p + n + s == 0)
+    }' "$out/$key.log"
+  exit
 fi
 
 # --files KIND FILE...: runs one layer's files in parallel (as --pool does) and reports it.

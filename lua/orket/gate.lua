@@ -155,10 +155,15 @@ end
 --- card_facts(board, card) -> {id=, status=, type=, worked_by=, deps_done=}: what the gate
 --- needs to know of the card a call is made on, read the same way for a run and for
 --- `orket gate check --card` (deps_done: every card it or its epic depends on is done).
-function M.card_facts(board, card)
+--- into: a table to write them in (the engine's, one per turn: check keeps nothing of it).
+function M.card_facts(board, card, into)
   -- the board's own count: a card's depends_on and, for an issue, its epic's
   local done = board:open_deps(card) == 0
-  return { id = card.id, status = card.status, type = card.type, worked_by = card.worked_by, deps_done = done }
+  if into == nil then
+    return { id = card.id, status = card.status, type = card.type, worked_by = card.worked_by, deps_done = done }
+  end
+  into.id, into.status, into.type, into.worked_by, into.deps_done = card.id, card.status, card.type, card.worked_by, done
+  return into
 end
 
 local SCOPES = { "turn", "run" }

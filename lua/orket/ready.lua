@@ -301,7 +301,8 @@ end
 
 --- order:refresh(): applies the journal's events since the last refresh
 function Order:refresh()
-  local rows = sj.kinds_after(self.db, self.last)
+  -- (the events that move it, and the newest for the mark)
+  local rows = sj.order_events_after(self.db, self.last)
   local rebuild = false
   for _, ev in ipairs(rows) do
     self.last = ev.id

@@ -367,6 +367,18 @@ local function view_of(mt, state)
   return view
 end
 
+-- A call's views act for that call alone: when it returns, they are revoked (false, not
+-- nil, for a clear message), so a handler that kept one (an upvalue survives between
+-- calls) cannot later act on another card or as the seat of another turn.
+local function revoke(views)
+  if views.board then bound_of[views.board] = false end
+  if views.memory then bound_of[views.memory] = false end
+  if views.fs then fs_of[views.fs], may_read_of[views.fs] = false, nil end
+end
+
+-- the views table itself is the call's to-be-closed value: one table a call fewer
+local REVOKING = { __close = revoke }
+
 -- The ctx a handler sees: its own copies of the card and the actor, and views of the
 -- workspace, the board and the memory. The actor the views act as is the engine's. The
 -- host's ctx.move(id, to, opts), when given, is how the board view moves the card (the
@@ -374,7 +386,7 @@ end
 -- board's transition. ctx.own_card: ctx.card is the host's copy for this call, which it
 -- keeps nothing of, so the handler gets it as it is.
 local function tool_ctx(ctx)
-  if ctx == nil then return {}, {} end
+  if ctx == nil then return {}, setmetatable({}, REVOKING) end
   local card, actor = ctx.card, ctx.actor
   local card_id = type(card) == "table" and card.id or nil
   -- the views' own (out of the script's reach): the host's seat and roles, not copies
@@ -395,7 +407,7 @@ local function tool_ctx(ctx)
     card = card and (ctx.own_card and card or scriptenv.copy(card)), actor = actor and scriptenv.copy(actor),
     seats = ctx.seats and scriptenv.copy(ctx.seats),
     tests = ctx.tests and scriptenv.copy(ctx.tests),
-  }, { fs = fs, board = board, memory = memory }
+  }, setmetatable({ fs = fs, board = board, memory = memory }, REVOKING)
 end
 
 -- args -> the handler's own copy | nil, message: what the gate judged or nothing. A value
@@ -409,17 +421,6 @@ local function call_args(name, args)
     .. (tostring(err):find("userdata", 1, true) and " (a JSON null; leave the field out instead)" or "")
 end
 
--- A call's views act for that call alone: when it returns, they are revoked (false, not
--- nil, for a clear message), so a handler that kept one (an upvalue survives between
--- calls) cannot later act on another card or as the seat of another turn.
-local function revoke(views)
-  if views.board then bound_of[views.board] = false end
-  if views.memory then bound_of[views.memory] = false end
-  if views.fs then fs_of[views.fs], may_read_of[views.fs] = false, nil end
-end
-
-local REVOKING = { __close = function(r) revoke(r.views) end }
-
 --- registry:run(name, args, ctx) -> {ok=true, result=} | {ok=false, error=, code=}
 --- ctx: {fs=workspace, board=, memory=, card=, actor=, may_read=fn(path) -> bool}.
 --- A tool failure ("file not found") is a normal result for the model, not an error.
@@ -432,7 +433,7 @@ function Registry:run(name, args, ctx)
   local tctx, views = tool_ctx(ctx)
   -- revoked however the call ends: a task cancelled while the handler waits (a stop) is
   -- closed, and its to-be-closed values run
-  local _ <close> = setmetatable({ views = views }, REVOKING)
+  local _ <close> = views
   local ok, res, msg, code = d.box:pcall(d.handler, a, tctx)
   revoke(views)
   if not ok then
@@ -462,7 +463,7 @@ function Registry:recover(name, args, ctx)
   local a, aerr = call_args(name, args)
   if not a then return "unknown", aerr end
   local tctx, views = tool_ctx(ctx)
-  local _ <close> = setmetatable({ views = views }, REVOKING)
+  local _ <close> = views
   local ok, res = d.box:pcall(d.recover, a, tctx)
   revoke(views)
   if not ok then return "unknown", name .. ": recover failed: " .. scriptenv.first_line(res) end

@@ -177,6 +177,28 @@ budgets = { model_retries = 1, backoff_ms = 1 }
     assert.is_nil(r.stderr:find("warning: traces:", 1, true), r.stderr)
   end)
 
+  -- and not when only an earlier one failed: a collector down for the run's first timed
+  -- export, up again for the later ones (each cumulative, carrying the first one's totals)
+  it("say nothing of the metrics when only an earlier export failed", function()
+    -- a model answering slowly, so the timer exports several times during the run
+    local dir = fake.one_issue(string.format([[
+name = "traced"
+models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 1 }
+]], MODEL .. ",first_byte_ms=300", fake.url .. "/v1"))
+    local r = H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = fake.url .. "/v1/traces",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = fake.url .. "/fail/1/v1/metrics", OTEL_METRIC_EXPORT_INTERVAL = "100" } })
+    assert.is_true(r.status == 0 or r.status == 1 or r.status == 3, r.stderr)
+    -- the case happened: the first export refused, a later one taken
+    local got = {}
+    for _, e in ipairs(exports("metrics")) do got[#got + 1] = e.status end
+    assert.is_true(#got >= 2, "metrics exports: " .. #got)
+    assert.same({ 500, 200 }, { got[1], got[#got] })
+    assert.is_nil(r.stderr:find("metrics:", 1, true), r.stderr)
+    assert.is_nil(r.stderr:find("warning: traces:", 1, true), r.stderr)
+  end)
+
   it("read back the same through the official OTLP protobuf definitions (npm)", function()
     local ndir, why = npm.ensure()
     if not ndir then return pending("@opentelemetry/otlp-transformer from npm: " .. why) end

@@ -129,6 +129,46 @@ describe("orket.lua", function()
     end
   end)
 
+  -- The worker's own last failure (a run's engine that did not open: orket.lua broken after
+  -- the worker started) is printed as it ends, under -C DIR named from where it ran too
+  it("under -C DIR names DIR/orket.lua in the worker's closing failure, a run's engine that did not open", function()
+    local p = project()
+    local parent, name = p:match("^(.*)/([^/]+)$")
+    -- a coder's answer that waits a minute: the first worker is stopped with its run in flight
+    H.write(p .. "/script.lua", (assert(H.read(p .. "/script.lua")):gsub("reply = { tool_calls =",
+      "reply = { delay_ms = 60000, tool_calls =")))
+    local function start(tag, args)
+      os.execute(string.format("cd %s && { %s -C %s worker %s >%s.out 2>%s.err & echo $! >%s.pid; wait $!; echo $? >%s.rc; } &",
+        H.quote(parent), H.quote(H.BIN), H.quote(name), args, tag, tag, tag, tag))
+      finally(function() H.end_started(parent, tag .. ".pid", tag .. ".rc", true) end)
+      return H.wait_for(function() return tonumber(H.read(parent .. "/" .. tag .. ".pid")) end, tag .. "'s pid")
+    end
+    local function said(tag, what)
+      return (H.read(parent .. "/" .. tag .. ".out") or ""):find('"type":"' .. what .. '"', 1, true)
+    end
+    -- the run left to the workers: started by one, which is stopped while its turn waits
+    local w1 = start("w1", "--start START")
+    H.wait_for(function() return said("w1", "turn_start") end, "the first worker's turn")
+    os.execute("kill -TERM " .. w1)
+    -- the shell makes an rc file before it writes the status in it: wait for the digits
+    H.wait_for(function() return (H.read(parent .. "/w1.rc") or ""):match("^%d+") end, "the first worker to end")
+    -- the next worker opens its engine, says so, and waits to join the run at the claim
+    -- section (held here, for less than claims.WAIT_MS); orket.lua breaks meanwhile
+    local claim = assert(require("orket.c.lockfile").acquire(p .. "/.orket/claim.lock"))
+    local ok, err = pcall(function()
+      start("w2", "--drain")
+      H.wait_for(function() return said("w2", "worker_start") end, "the second worker's start")
+      append(p .. "/orket.lua", "budgets = { turn = 4 }\n")
+    end)
+    claim:release()
+    assert(ok, err)
+    H.wait_for(function() return (H.read(parent .. "/w2.rc") or ""):match("^%d+") end, "the second worker to end")
+    local stderr = H.read(parent .. "/w2.err")
+    assert.equal("1", (H.read(parent .. "/w2.rc"):match("%d+")), stderr)
+    assert.truthy(said("w2", "worker_end"), stderr) -- its closing failure, not its start's
+    assert.matches("^orket: " .. name:gsub("%p", "%%%0") .. "/orket%.lua:%d+: budgets%.turn: unknown setting", stderr)
+  end)
+
   it("with an unknown engine setting is refused by models as by run", function()
     local p = project()
     append(p .. "/orket.lua", "budgets = { turn = 4 }\n")

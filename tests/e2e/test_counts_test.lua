@@ -1,7 +1,9 @@
 -- tests/run.sh's counts: a skipped test (busted's pending, the C tests' SKIP) is counted as
 -- skipped, in each layer's line and in the closing "N passed, N failed, N skipped" line,
 -- never as passed; and tests/npm.lua asks an unreachable registry once for the whole run,
--- with one short probe, instead of each file waiting out npm's install timeout.
+-- with one short probe, instead of each file waiting out npm's install timeout. A test that
+-- did not run (its setup failed) is counted as failed, never left out; --one-of's status
+-- says whether its file failed.
 local H = require "tests.helpers"
 local uv = require "luv"
 
@@ -44,6 +46,125 @@ end)
     rc, out = run(H.quote(from_root(build)), { TEST_LAYERS = "c" })
     assert.equal(0, rc, out)
     assert.matches("\n3 passed, 0 failed, 2 skipped\n$", out)
+  end)
+
+  it("counts a test that did not run, its setup or before_each or describe failing, as failed, naming why", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/unrun_test.lua", [[
+describe("a", function()
+  setup(function() error("no server here") end)
+  it("first", function() end)
+  it("second", function() end)
+end)
+describe("b", function()
+  lazy_setup(function() error("no lazy server") end)
+  it("lazy one", function() end)
+  it("lazy two", function() end)
+end)
+describe("c", function()
+  before_each(function() error("no fixture") end)
+  it("each", function() end)
+end)
+describe("d", function()
+  it("registered", function() end)
+  error("the describe's body broke")
+end)
+describe("e", function()
+  after_each(function() error("cleanup broke") end)
+  it("runs", function() end)
+end)
+]])
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/unrun_test.lua"))
+    assert.equal(1, rc, out)
+    -- seven tests: one passed, six did not run, and the after_each's error one failure more
+    assert.matches("\nspec: 1 passed, 7 failed, 0 skipped (e2e: 1 files)\n", out, 1, true)
+    assert.matches("ERROR: a second\n +did not run: setup failed: [^\n]*no server here", out)
+    assert.matches("ERROR: b lazy two\n +did not run: lazy_setup failed: [^\n]*no lazy server", out)
+    assert.matches("ERROR: c each\n +did not run: before_each failed: [^\n]*no fixture", out)
+    assert.matches("ERROR: d registered\n +did not run: describe failed: [^\n]*body broke", out)
+
+    -- --one-of, as the pool and a person run one file: its line, and its status says it failed
+    local o = H.tmpdir()
+    rc, out = run("--one-of " .. H.quote(o) .. " e2e " .. H.quote(dir .. "/unrun_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("1 passed, 7 failed, 0 skipped", out, 1, true)
+    H.write(dir .. "/fine_test.lua", 'it("passes", function() end)\n')
+    rc, out = run("--one-of " .. H.quote(o) .. " e2e " .. H.quote(dir .. "/fine_test.lua"))
+    assert.equal(0, rc, out)
+    assert.matches("1 passed, 0 failed, 0 skipped", out, 1, true)
+  end)
+
+  it("lets no pending test that did not run cancel the error that stopped it", function()
+    local dir = H.tmpdir()
+    -- a pending test that never ran is counted skipped: the error that stopped it still
+    -- fails the file
+    H.write(dir .. "/pend_test.lua", [[
+describe("f", function()
+  setup(function() error("server down") end)
+  pending("later")
+end)
+describe("g", function()
+  pending("todo")
+  error("g's body broke")
+end)
+]])
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/pend_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("\nspec: 0 passed, 2 failed, 2 skipped (e2e: 1 files)\n", out, 1, true)
+    assert.matches("SKIP: f later %(did not run: setup failed: [^\n]*server down%)", out)
+  end)
+
+  it("counts an after_each's or teardown's error once each time, beside a before_each's that stopped a test", function()
+    local dir = H.tmpdir()
+    -- a before_each that fails for one test is that test's failure; an after_each or a
+    -- teardown that fails hid no test, and counts once each time: 1 + 3 + 1
+    H.write(dir .. "/each_test.lua", [[
+describe("z", function()
+  local n = 0
+  before_each(function() n = n + 1; if n == 2 then error("flaky fixture") end end)
+  after_each(function() error("cleanup broke") end)
+  teardown(function() error("teardown broke") end)
+  it("t1", function() end)
+  it("t2", function() end)
+  it("t3", function() end)
+end)
+]])
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/each_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("\nspec: 2 passed, 5 failed, 0 skipped (e2e: 1 files)\n", out, 1, true)
+    assert.matches("ERROR: z t2\n +did not run: before_each failed: [^\n]*flaky fixture", out)
+  end)
+
+  it("fails a file that is not there with busted's own message", function()
+    -- busted's own errors (a file that is not there) have no block: its message, and a failure
+    local dir = H.tmpdir()
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/not_there_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("Cannot find file or directory: [^\n]*not_there_test%.lua", out)
+    assert.matches("not_there_test%.lua +0 passed, %d+ failed, 0 skipped", out) -- the file's own line
+    assert.matches("\nspec: 0 passed, %d+ failed, 0 skipped %(e2e: 1 files%)\n", out)
+    assert.no.matches("attempt to index", out, 1, true)
+  end)
+
+  it("refuses a number-like message that assert.matches would take for its init or plain", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/msg_test.lua", [[
+it("plain", function() assert.matches("x%d", "x1", nil, "42") end)
+it("init", function() assert.matches("x%d", "x1", "3\n") end)
+it("words", function() assert.matches("x%d", "x1", nil, "run 42"); assert.matches("(", "x(", 1, true, "7") end)
+it("a word message first", function()
+  -- luassert takes "why" for the message, then 3 (or "3") for init: nothing taken amiss
+  assert.matches("^x2", "x1x2", "why", 3)
+  assert.matches("^x2", "x1x2", "why", "3")
+  assert.matches("^x2", "x1x2", "3", "why")
+  assert.error_matches(function() error("x1x2", 0) end, "^x2", "why", 3)
+end)
+]])
+    local rc, out = run("--files e2e " .. H.quote(dir .. "/msg_test.lua"))
+    assert.equal(1, rc, out)
+    assert.matches("\nspec: 2 passed, 2 failed, 0 skipped (e2e: 1 files)\n", out, 1, true)
+    assert.matches('argument 4, "42", would be taken for its plain, not for a message', out, 1, true)
+    assert.matches("argument 3, \"3\\\n", out, 1, true)
   end)
 
   it("asks an unreachable npm registry once for the whole run, and skips what needs it", function()

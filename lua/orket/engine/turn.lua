@@ -329,8 +329,10 @@ local function execute_tx(run, job, x)
   local call, turn_id, key, card = x.call, x.turn_id, x.key, x.card
   job.exec = x
   job.gate_record = job.gate_record or gate_recorder(run, job)
+  job.gate_facts = job.gate_facts or {}
   local decision = run.gate {
-    actor = job.actor, tool = call.name, args = call.arguments, card = gate_mod.card_facts(run.board, card),
+    actor = job.actor, tool = call.name, args = call.arguments,
+    card = gate_mod.card_facts(run.board, card, job.gate_facts),
     counters = x.counters, allowed = job.role.tools, record = job.gate_record, tools = job.tools, policies = job.policies,
     -- arguments the model sent that are not a JSON object are refused, never run as {}
     args_error = call.arguments_error, raw_args = call.arguments_error and call.raw_arguments or nil,

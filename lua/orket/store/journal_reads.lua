@@ -214,6 +214,16 @@ function M.kinds_after(db, after)
   return assert(db:rows("SELECT id, kind, card_id FROM events WHERE id > ? ORDER BY id", after))
 end
 
+--- order_events_after(db, after) -> as kinds_after, but only the events that move a ready
+--- order (import, transition, create) and the newest event whatever its kind (so the
+--- caller's mark passes the rest): a turn writes several the order skips, each a row
+--- made and dropped every pass. (ORs, not IN: SQLite builds the IN list's table at each
+--- run, dearer than the rows it saves.)
+function M.order_events_after(db, after)
+  return assert(db:rows([[SELECT id, kind, card_id FROM events WHERE id > ?1 AND (kind = 'transition'
+    OR kind = 'create' OR kind = 'import' OR id = (SELECT max(id) FROM events)) ORDER BY id]], after))
+end
+
 -- the casts: PostgreSQL cannot tell a parameter's type from "? IS NULL"
 local ENTRIES_AFTER = sql(function(d)
   return "SELECT id, " .. d.time("at") .. ", kind, card_id, run_id, actor, " .. d.json("data") .. [[ FROM events

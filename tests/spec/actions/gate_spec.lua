@@ -625,6 +625,21 @@ describe("policy.load", function()
     assert.equal("deny", check { tool = "read_file", policies = set, args = { path = "private/a" } }.verdict)
   end)
 
+  it("writes a card's facts into the table it is given, the same facts as a new table's", function()
+    local deps = 1
+    local board = { open_deps = function() return deps end }
+    local card = { id = "ISS-1", status = "in_progress", type = "issue", worked_by = "senior_developer", summary = "s" }
+    local into = { id = "old" }
+    assert.equal(into, gate.card_facts(board, card, into))
+    assert.same(gate.card_facts(board, card), into)
+    assert.same({ id = "ISS-1", status = "in_progress", type = "issue", worked_by = "senior_developer",
+      deps_done = false }, into)
+    -- written again at every call: a field the next card lacks is not left from the last
+    deps = 0
+    gate.card_facts(board, { id = "ISS-2", status = "ready", type = "issue" }, into)
+    assert.same({ id = "ISS-2", status = "ready", type = "issue", deps_done = true }, into)
+  end)
+
   it("gives policy scripts exactly the allow-listed globals plus deny/ask/allow/glob", function()
     local dir = H.tmpdir()
     H.write(dir .. "/keys.lua", [[

@@ -144,6 +144,18 @@ describe("board operations on " .. B.name(), function()
     local after = sj.kinds_after(db, c1)
     assert.same({ "merge_conflict", "E-1" }, { after[1].kind, after[1].card_id })
     assert.equal(latest, after[#after].id)
+    -- the ready order's read: only its kinds, then the newest event (its kind not one of them)
+    db:event { kind = "transition", card = "E-1", data = { from = "in_progress", to = "ready" } }
+    local moved = sj.latest_id(db)
+    db:event { kind = "comment", card = "E-1", data = {} }
+    local ev = sj.order_events_after(db, latest)
+    assert.same({ { moved, "transition", "E-1" }, { moved + 1, "comment", "E-1" } },
+      { { ev[1].id, ev[1].kind, ev[1].card_id }, { ev[2].id, ev[2].kind, ev[2].card_id } })
+    assert.equal(2, #ev)
+    local kinds = {}
+    for i, e in ipairs(sj.order_events_after(db, c1)) do kinds[i] = e.kind end
+    assert.same({ "transition", "transition", "transition", "comment" }, kinds) -- no merge marks, no review
+    assert.same({}, sj.order_events_after(db, moved + 1))
     local mine = sj.entries_after(db, before, run, nil, 10)
     assert.same({ "run_start", "commit" }, { mine[1].kind, mine[2].kind })
     assert.equal("string", type(mine[2].data)) -- the JSON text as stored
