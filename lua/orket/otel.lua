@@ -48,9 +48,19 @@ M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
 M.EXPORT_TIMEOUT_MS = 30000
 -- How long `orket serve` and `orket worker` wait at their shutdown for what is left to send
 -- (drain_all): one request's default timeout. A collector that is down or never answers
--- never holds their stop longer; `docker stop` waits 10 s before SIGKILL, and the server's
--- own requests have drain_ms (3 s) before this.
+-- never holds their stop longer. `orket serve` also keeps its whole stop within
+-- STOP_BUDGET_MS of the signal (its drain gets what is left of it, up to SHUTDOWN_MS):
+-- `docker stop` sends SIGKILL 10 s after SIGTERM, and before this drain come the server's
+-- requests (drain_ms, 3 s) and its workers' stop (their own drains included).
 M.SHUTDOWN_MS = 5000
+M.STOP_BUDGET_MS = 9000
+-- A timeout of 0 is the specification's "no limit"; the other layer still bounds it (a
+-- request by its export's time, an export by its requests'), and both 0 by this "very
+-- large duration" (the specification's word): a day, the longest one request of the HTTP
+-- client may take (a larger request timeout is taken as a day too). A drain's deadline (a
+-- stop's) bounds every one of them. Timeouts are read up to the specification's 2^31 - 1.
+M.NO_LIMIT_MS = 86400000
+M.TIMEOUT_MAX = 2147483647
 
 -- A random 64-bit id (a span's, or half a trace's), from a pool drawn 512 bytes at a time:
 -- one draw per id made every span cost a system call.
@@ -162,13 +172,15 @@ end
 -- A variable holding a whole number of milliseconds or spans (OTEL_BSP_SCHEDULE_DELAY...):
 -- the number | nil (unset, empty, or not one from 1 to max: warned of into warnings, the
 -- default kept, as the specification orders for a value that cannot be parsed).
-local function count_of(getenv, var, max, default, warnings)
+-- (min: 1, or 0 for a timeout, where 0 is the specification's "no limit")
+local function count_of(getenv, var, max, default, warnings, min)
+  min = min or 1
   local v = (getenv(var) or ""):match("^%s*(.-)%s*$")
   if v == "" then return nil end
   local n = v:match("^%d+$") and math.tointeger(tonumber(v))
-  if n and n >= 1 and n <= max then return n end
-  warnings[#warnings + 1] = string.format("%s=%s: not a whole number from 1 to %d: ignored, the default (%d) "
-    .. "kept", var, v, max, default)
+  if n and n >= min and n <= max then return n end
+  warnings[#warnings + 1] = string.format("%s=%s: not a whole number from %d to %d: ignored, the default (%d) "
+    .. "kept", var, v, min, max, default)
   return nil
 end
 
@@ -260,18 +272,23 @@ function M.config(getenv, telemetry)
   local DAY = 86400000
   local delay = url and count_of(getenv, "OTEL_BSP_SCHEDULE_DELAY", DAY, M.SCHEDULE_DELAY_MS, warnings)
   local queue = url and count_of(getenv, "OTEL_BSP_MAX_QUEUE_SIZE", M.QUEUE_LIMIT, M.QUEUE_MAX, warnings)
-  local batch = url and count_of(getenv, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", queue or M.QUEUE_MAX, M.BATCH, warnings)
+  -- a batch is never larger than the queue (the specification's rule): a default batch over
+  -- a small queue never filled, and every span past the queue waited for the timer, dropped
+  local batch = url and count_of(getenv, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", queue or M.QUEUE_MAX,
+    math.min(M.BATCH, queue or M.QUEUE_MAX), warnings)
+  if queue then batch = math.min(batch or M.BATCH, queue) end
   local interval = murl and count_of(getenv, "OTEL_METRIC_EXPORT_INTERVAL", DAY, M.METRIC_INTERVAL_MS, warnings)
   -- a request's timeout: the signal's own variable, else the shared one (one not good is
   -- said and taken as unset, as the specification orders)
+  -- (a timeout: 0, "no limit", to the specification's largest, M.TIMEOUT_MAX)
   local function timeout_of(own)
-    return count_of(getenv, own, DAY, M.TIMEOUTS.total_timeout_ms, warnings)
-      or count_of(getenv, "OTEL_EXPORTER_OTLP_TIMEOUT", DAY, M.TIMEOUTS.total_timeout_ms, warnings)
+    return count_of(getenv, own, M.TIMEOUT_MAX, M.TIMEOUTS.total_timeout_ms, warnings, 0)
+      or count_of(getenv, "OTEL_EXPORTER_OTLP_TIMEOUT", M.TIMEOUT_MAX, M.TIMEOUTS.total_timeout_ms, warnings, 0)
   end
   local timeout = url and timeout_of("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
   local mtimeout = murl and timeout_of("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT")
-  local export = url and count_of(getenv, "OTEL_BSP_EXPORT_TIMEOUT", DAY, M.EXPORT_TIMEOUT_MS, warnings)
-  local mexport = murl and count_of(getenv, "OTEL_METRIC_EXPORT_TIMEOUT", DAY, M.EXPORT_TIMEOUT_MS, warnings)
+  local export = url and count_of(getenv, "OTEL_BSP_EXPORT_TIMEOUT", M.TIMEOUT_MAX, M.EXPORT_TIMEOUT_MS, warnings, 0)
+  local mexport = murl and count_of(getenv, "OTEL_METRIC_EXPORT_TIMEOUT", M.TIMEOUT_MAX, M.EXPORT_TIMEOUT_MS, warnings, 0)
   -- the shared variable's warning once, though both signals read it
   local seen, said = {}, {}
   for _, w in ipairs(warnings) do
@@ -479,13 +496,15 @@ local function export_meter(tr)
       local b, via = m.body, m.via
       m.body = nil
       local ok, sent, why = pcall(via.send, via, b, via.cfg.metrics_url, via.cfg.metrics_headers, true)
-      if ok and sent then m.exported, m.last_failed = (m.exported or 0) + 1, nil
+      if m.cut then -- counted dropped at a stop's deadline (end_drain), never twice
+        m.body = nil
+      elseif ok and sent then m.exported, m.last_failed = (m.exported or 0) + 1, nil
       else
         m.dropped, m.last_failed = (m.dropped or 0) + 1, true
         m.error = ok and why or tostring(sent)
       end
     end
-    m.busy = false
+    m.busy, m.cut = false, nil
   end)
 end
 
@@ -816,6 +835,12 @@ function Tracer:send(body, url, headers, metrics)
   local per, export = cfg.timeout_ms, cfg.export_timeout_ms
   if metrics then per, export = cfg.metrics_timeout_ms, cfg.metrics_export_timeout_ms end
   per, export = per or M.TIMEOUTS.total_timeout_ms, export or M.EXPORT_TIMEOUT_MS
+  local said = export -- (the export's timeout as its variable gave it, for its message)
+  -- 0, no limit: the other layer bounds it (both 0: the specification's largest timeout)
+  if per == 0 and export == 0 then per, export = M.NO_LIMIT_MS, M.NO_LIMIT_MS
+  elseif per == 0 then per = export
+  elseif export == 0 then export = (M.RETRIES + 1) * per + M.BACKOFF_MS * ((1 << M.RETRIES) - 1) end
+  per = math.min(per, M.NO_LIMIT_MS)
   local where = endpoint_of(url)
   uv.update_time()
   local export_by = uv.now() + export
@@ -839,7 +864,7 @@ function Tracer:send(body, url, headers, metrics)
     uv.update_time()
     local left = export_by - uv.now()
     if left <= 0 then
-      return false, string.format("%s: the export took more than %d ms (%s)", where, export,
+      return false, string.format("%s: the export took more than %d ms (%s)", where, said,
         metrics and "OTEL_METRIC_EXPORT_TIMEOUT" or "OTEL_BSP_EXPORT_TIMEOUT")
     end
     total = math.min(total, left)
@@ -869,7 +894,19 @@ function Tracer:send(body, url, headers, metrics)
     end
     if status >= 200 and status < 300 then return true end
     if (status ~= 429 and status ~= 503) or attempt == M.RETRIES then return false, where .. ": HTTP " .. status end
-    rt.sleep(M.BACKOFF_MS * (1 << attempt))
+    -- a backoff that would end past the export's time (or the drain's) is not slept: the
+    -- retry after it could not be made
+    local backoff = M.BACKOFF_MS * (1 << attempt)
+    uv.update_time()
+    if export_by - uv.now() <= backoff then
+      return false, string.format("%s: HTTP %d, and the export took more than %d ms (%s)", where, status, said,
+        metrics and "OTEL_METRIC_EXPORT_TIMEOUT" or "OTEL_BSP_EXPORT_TIMEOUT")
+    end
+    if ending and ending.by - uv.now() <= backoff then
+      return false, string.format("%s: HTTP %d, and no time was left for a retry at the %s", where, status,
+        self.drain_by and "process's stop" or "run's end")
+    end
+    rt.sleep(backoff)
   end
   return false, where .. ": retries spent"
 end
@@ -893,7 +930,9 @@ function Tracer:send_queued()
       local ok, sent, why = pcall(self.send, self, batch.body)
       self.sending = nil
       batch.body:free() -- sent or dropped: its bytes go now, not when the collector comes
-      if ok and sent then
+      if self.cut then -- counted dropped at a stop's deadline (end_drain), never twice
+        self.cut = nil
+      elseif ok and sent then
         self.exported = self.exported + batch.n
       else
         self.dropped, self.failed = self.dropped + batch.n, self.failed + 1
@@ -971,6 +1010,7 @@ end
 function Tracer:begin_drain(by, within_ms)
   self:close()
   self.ending, self.drain_by, self.drain_ms = {}, by, within_ms
+  self.before = { exported = self.exported, dropped = self.dropped, error = self.last_error }
   self:flush()
 end
 
@@ -983,46 +1023,83 @@ function Tracer:end_drain(by)
     if self.busy then
       self.last_error = string.format("%s did not take the last spans within %d ms of the process's stop",
         endpoint_of(self.cfg.url), self.drain_ms)
-      -- (counted dropped now, as the process exits before they are sent)
+      -- counted dropped now, as the process exits before they are sent: the batch in flight
+      -- is not counted again when its request ends (cut), and those queued are let go
       self.dropped = self.dropped + self.queued + (self.sending or 0)
+      for _, b in ipairs(self.queue) do b.body:free() end
+      self.queue, self.queued, self.cut = {}, 0, self.sending ~= nil
     end
-    if m.busy and m.cut ~= by then -- (a meter several tracers share: counted once a stop)
-      m.cut = by
+    if m.busy and not m.cut then -- (a meter several tracers share: counted once a stop)
+      m.cut, m.body = true, nil
       m.dropped, m.last_failed = (m.dropped or 0) + 1, true
       m.error = string.format("%s did not take the last metrics within %d ms of the process's stop",
         endpoint_of(self.cfg.metrics_url), self.drain_ms)
     end
   else
-    while self.busy and self.flusher do self.flusher:join() end
-    while m.busy and m.flusher do m.flusher:join() end
+    -- (one way to wait: the senders' own tasks, joined until both are idle)
+    while (self.busy and self.flusher) or (m.busy and m.flusher) do
+      (self.busy and self.flusher or m.flusher):join()
+    end
   end
   self.ending, self.drain_by, self.drain_ms = nil, nil, nil
   return self:stats()
 end
 
 --- drain_all(within_ms) -> stats: every tracer of the process drained at once (a server's
---- runs each had their own), within within_ms in all (M.SHUTDOWN_MS at a stop): exported,
---- dropped, metrics_exported, metrics_dropped summed, the last errors kept. Call it in a
---- task, once the runs have stopped.
+--- runs each had their own), within within_ms in all (M.SHUTDOWN_MS at a stop). What this
+--- drain did alone, never what earlier runs' tracers still alive counted: exported,
+--- dropped (last_error: the reason of one of them, said during this drain),
+--- metrics_exported, metrics_dropped, metrics_last_failed and metrics_error (a meter's
+--- last export of this drain failed). Call it in a task, once the runs have stopped.
 function M.drain_all(within_ms)
   uv.update_time()
   local by, list = uv.now() + within_ms, {}
   for tr in pairs(M.tracers) do list[#list + 1] = tr end
-  for _, tr in ipairs(list) do tr:begin_drain(by, within_ms) end
-  local out, meters = { exported = 0, dropped = 0, queued = 0, failed = 0, metrics_exported = 0, metrics_dropped = 0 }, {}
+  local meters, mlist = {}, {}
   for _, tr in ipairs(list) do
-    local st = tr:end_drain(by)
-    out.exported, out.dropped = out.exported + st.exported, out.dropped + st.dropped
-    out.queued, out.failed = out.queued + st.queued, out.failed + st.failed
-    out.last_error = st.last_error or out.last_error
-    if not meters[tr.meter] then -- a meter shared by tracers counted once
-      meters[tr.meter] = true
-      out.metrics_exported = out.metrics_exported + st.metrics_exported
-      out.metrics_dropped = out.metrics_dropped + st.metrics_dropped
-      if st.metrics_last_failed then out.metrics_last_failed, out.metrics_error = true, st.metrics_error end
+    local m = tr.meter
+    if m and not meters[m] then -- a meter shared by tracers counted once
+      meters[m] = { exported = m.exported or 0, dropped = m.dropped or 0 }
+      mlist[#mlist + 1] = m
     end
   end
+  for _, tr in ipairs(list) do tr:begin_drain(by, within_ms) end
+  local out = { exported = 0, dropped = 0, metrics_exported = 0, metrics_dropped = 0 }
+  for _, tr in ipairs(list) do
+    local before = tr.before
+    local st = tr:end_drain(by)
+    local dropped = st.dropped - before.dropped
+    out.exported, out.dropped = out.exported + st.exported - before.exported, out.dropped + dropped
+    if dropped > 0 and st.last_error ~= before.error then out.last_error = st.last_error end
+  end
+  for _, m in ipairs(mlist) do
+    local exported, dropped = (m.exported or 0) - meters[m].exported, (m.dropped or 0) - meters[m].dropped
+    out.metrics_exported, out.metrics_dropped = out.metrics_exported + exported, out.metrics_dropped + dropped
+    if dropped > 0 and m.last_failed then out.metrics_last_failed, out.metrics_error = true, m.error end
+  end
   return out
+end
+
+--- drop_lines(st) -> texts: what a drain's stats (drain, drain_all) say was lost, for its
+--- command to write as its own (orket run and orket worker on stderr, serve in its log):
+--- spans dropped, and metrics whose last export failed (one that went after a failed one
+--- carried all the failed one had).
+function M.drop_lines(st)
+  local out = {}
+  if st.dropped > 0 then
+    out[1] = string.format("traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped,
+      tostring(st.last_error or "queue full"))
+  end
+  if st.metrics_last_failed then out[#out + 1] = string.format("metrics: not exported (%s)", tostring(st.metrics_error)) end
+  return out
+end
+
+--- stop_drain(within_ms) -> texts: drain_all for a process's stop, its losses as drop_lines
+--- (a drain that failed, said too, never silent). Call it in a task.
+function M.stop_drain(within_ms)
+  local ok, st = pcall(M.drain_all, within_ms)
+  if not ok then return { "telemetry drain: " .. tostring(st) } end
+  return M.drop_lines(st)
 end
 
 --- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), oversized= (spans

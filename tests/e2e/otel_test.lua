@@ -566,19 +566,62 @@ budgets = { turns_per_card = 1 }
       assert.is_true(#exports("metrics") >= 1, what .. ": no metrics " .. said)
     end
 
-    it("send orket worker's last spans and metrics before it exits", function()
+    -- an orket worker started in the background, its third model call made, nothing sent
+    -- yet: its folder and pid (endpoint: the collector's base URL, fake.url's by default)
+    local function started_worker(endpoint)
       local dir = slow_project()
       local env = ""
-      for k, v in pairs(ENV) do env = env .. k .. "=" .. H.quote(v) .. " " end
+      for k, v in pairs(ENV) do
+        if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then v = endpoint or v end
+        env = env .. k .. "=" .. H.quote(v) .. " "
+      end
       os.execute(string.format("cd %s && { env %s %s worker --name wa --start K >out.jsonl 2>err.txt & echo $! >pid; "
         .. "wait $!; echo $? >rc; } >/dev/null 2>&1 &", H.quote(dir), env, H.quote(H.BIN)))
       finally(function() H.end_started(dir, "pid", "rc", true) end)
       H.wait_for(function() return model_calls() >= 3 end, "the worker's third model call")
       assert.equal(0, #exports()) -- nothing sent yet: the timers are far off
-      local pid = assert(tonumber((H.read(dir .. "/pid") or ""):match("^%d+")), "no pid")
+      return dir, assert(tonumber((H.read(dir .. "/pid") or ""):match("^%d+")), "no pid")
+    end
+    local function exit_code(dir)
+      return H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "the worker to exit")
+    end
+
+    it("send orket worker's last spans and metrics before it exits", function()
+      local dir, pid = started_worker()
       os.execute("kill -TERM " .. pid)
-      local rc = H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "the worker to exit")
-      assert.equal("0", rc, H.read(dir .. "/err.txt"))
+      assert.equal("0", exit_code(dir), H.read(dir .. "/err.txt"))
+      assert_sent("worker", H.read(dir .. "/err.txt") or "")
+    end)
+
+    -- the worker drained its own engine's tracer, which wrote nothing: its runs' tracers
+    -- (an engine each) were not waited for, and it exited as soon as the metrics went
+    it("wait for the spans of orket worker's runs, though the metrics are answered first", function()
+      local dir, pid = started_worker(fake.url .. "/slow/2000")
+      local uv = require "luv"
+      local h0 = uv.hrtime()
+      os.execute("kill -TERM " .. pid)
+      assert.equal("0", exit_code(dir), H.read(dir .. "/err.txt"))
+      local ms = (uv.hrtime() - h0) / 1e6
+      assert.is_true(ms >= 1900, "the worker exited " .. ms .. " ms after SIGTERM")
+      local answered = false
+      for _, e in ipairs(exports()) do
+        for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do
+          if sp.name == "orket run K" and e.answered then answered = true end
+        end
+      end
+      assert.is_true(answered, "the stopped run's span was never answered")
+      assert_sent("worker", H.read(dir .. "/err.txt") or "")
+      assert.equal("", H.read(dir .. "/err.txt") or "")
+    end)
+
+    -- the signals' handles were closed before the drain: a second SIGTERM during it (the
+    -- server's, after a Ctrl-C reached its workers) ended the worker with 143
+    it("keep orket worker's exit 0 at a second SIGTERM during its drain", function()
+      local dir, pid = started_worker(fake.url .. "/slow/3000")
+      os.execute("kill -TERM " .. pid)
+      require("orket.c.runtime").sleep(1000)
+      os.execute("kill -TERM " .. pid)
+      assert.equal("0", exit_code(dir), H.read(dir .. "/err.txt"))
       assert_sent("worker", H.read(dir .. "/err.txt") or "")
     end)
 

@@ -21,6 +21,7 @@ local runs = require "orket.store.runs"
 local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
 local settings = require "orket.settings"
+local otel = require "orket.otel"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
 
@@ -298,17 +299,12 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   return status, vnote -- a terminal's note is said once the live view is done with it
 end
 
--- The last spans leave before the process does (bounded by the exporter's timeouts, and
--- by within_ms when given: orket worker's stop); what a collector did not take is said,
--- never a failure of the run. Call it in a task.
-function cmd.drain_traces(e, cli, within_ms)
+-- The last spans leave before the process does (bounded by the exporter's timeouts); what
+-- a collector did not take is said (otel.drop_lines), never a failure of the run. Call it
+-- in a task.
+local function drain_traces(e, cli)
   if not e.tracer then return end
-  local st = e.tracer:drain(within_ms)
-  if st.dropped > 0 then
-    cli.err("warning: traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped, tostring(st.last_error or "queue full"))
-  end
-  -- (only when the last export failed: a later one that went carried all an earlier one had)
-  if st.metrics_last_failed then cli.err("warning: metrics: not exported (%s)", tostring(st.metrics_error)) end
+  for _, line in ipairs(otel.drop_lines(e.tracer:drain())) do cli.err("warning: %s", line) end
 end
 
 function cmd.execute(o, cli, resume_id)
@@ -333,7 +329,7 @@ function cmd.execute(o, cli, resume_id)
   local watcher, signals = reload.watch(e), on_signals(e)
   local ok, status, view_note = task.spawn(work, e, o, resume_id, lock, claim, emit, cli):join()
   claim:release() -- the run could not start
-  cmd.drain_traces(e, cli)
+  drain_traces(e, cli)
   for _, h in ipairs(signals) do h:close() end
   watcher:close()
   if view then

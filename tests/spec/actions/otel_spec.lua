@@ -597,21 +597,33 @@ describe("otel's configuration", function()
       cfg.timeout_ms, cfg.metrics_timeout_ms })
     assert.same({
       "OTEL_BSP_MAX_QUEUE_SIZE=0: not a whole number from 1 to 65536: ignored, the default (2048) kept",
-      "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=1.5: not a whole number from 1 to 86400000: ignored, the default (5000) kept",
-      "OTEL_EXPORTER_OTLP_TIMEOUT=x: not a whole number from 1 to 86400000: ignored, the default (5000) kept",
-      "OTEL_BSP_EXPORT_TIMEOUT=30s: not a whole number from 1 to 86400000: ignored, the default (30000) kept",
-      "OTEL_METRIC_EXPORT_TIMEOUT=-1: not a whole number from 1 to 86400000: ignored, the default (30000) kept",
+      "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=1.5: not a whole number from 0 to 2147483647: ignored, the default (5000) kept",
+      "OTEL_EXPORTER_OTLP_TIMEOUT=x: not a whole number from 0 to 2147483647: ignored, the default (5000) kept",
+      "OTEL_BSP_EXPORT_TIMEOUT=30s: not a whole number from 0 to 2147483647: ignored, the default (30000) kept",
+      "OTEL_METRIC_EXPORT_TIMEOUT=-1: not a whole number from 0 to 2147483647: ignored, the default (30000) kept",
     }, cfg.warnings)
     -- a bad signal's own: the shared one rules
     cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "",
       OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = "soon", OTEL_EXPORTER_OTLP_TIMEOUT = "800" })
     assert.same({ 800, 800 }, { cfg.timeout_ms, cfg.metrics_timeout_ms })
-    -- a batch is at most the queue
+    -- 0, the specification's "no limit", taken (its meaning: Tracer:send); past a day too
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_EXPORTER_OTLP_TIMEOUT = "0",
+      OTEL_BSP_EXPORT_TIMEOUT = "0", OTEL_METRIC_EXPORT_TIMEOUT = "2147483647" })
+    assert.same({ 0, 0, 0, 2147483647, {} }, { cfg.timeout_ms, cfg.metrics_timeout_ms, cfg.export_timeout_ms,
+      cfg.metrics_export_timeout_ms, cfg.warnings })
+    -- a batch is at most the queue, the default batch too (the specification's rule)
     cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "100",
       OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "200" })
-    assert.same({ 100, nil }, { cfg.queue_max, cfg.batch })
-    assert.same({ "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=200: not a whole number from 1 to 100: ignored, the default (256) "
+    assert.same({ 100, 100 }, { cfg.queue_max, cfg.batch })
+    assert.same({ "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=200: not a whole number from 1 to 100: ignored, the default (100) "
       .. "kept" }, cfg.warnings)
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "100" })
+    assert.same({ 100, 100, {} }, { cfg.queue_max, cfg.batch, cfg.warnings })
+    -- and so a small queue fills a batch, sent, never spans dropped while the collector takes them
+    local small = otel.new(cfg, "proj")
+    small.send = function() return true end
+    run_events(small, 50) -- 151 spans, a queue of 100: a batch of 100 sent at its 100th
+    assert.same({ 0, 151 }, { small.dropped, small.exported + small:stats().queued })
     -- a signal not exported: its variables not read
     cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_TRACES_EXPORTER = "none", OTEL_BSP_MAX_QUEUE_SIZE = "x",
       OTEL_BSP_EXPORT_TIMEOUT = "x", OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "x" })
@@ -1284,7 +1296,7 @@ describe("otel's span writer and its buffers", function()
 
   -- A collector that answers 200 to each request after delay_ms: its base URL, the paths
   -- it was sent, and close(). bodies: a list given, each request's body added to it.
-  local function answers(delay_ms, bodies)
+  local function answers(delay_ms, bodies, status)
     local rt = require "orket.c.runtime"
     local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, max_body_bytes = 1 << 22 })
     local paths = {}
@@ -1297,7 +1309,7 @@ describe("otel's span writer and its buffers", function()
           if bodies then bodies[#bodies + 1] = body end
           if delay_ms > 0 then rt.sleep(delay_ms) end
           paths[#paths + 1] = req.path or true
-          req:respond(200, { "Content-Type: application/json" }, "{}")
+          req:respond(status or 200, { "Content-Type: application/json" }, "{}")
         end)
       end
     end)
@@ -1375,6 +1387,23 @@ describe("otel's span writer and its buffers", function()
     close_dead()
   end)
 
+  -- a backoff was slept though the retry after it was past the export's time: 200 ms, then
+  -- 400 more, before the export said it took more than its 300
+  it("not sleep a backoff past the export's time, saying so", function()
+    local uv = require "luv"
+    local busy, paths, close_busy = answers(0, nil, 503)
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = busy, OTEL_BSP_EXPORT_TIMEOUT = "300" }
+    local tr = otel.new(otel.config(function(k) return env[k] end), "proj")
+    local t0 = uv.hrtime()
+    local ok, why = tr:send("{}")
+    local ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok)
+    assert.matches("HTTP 503, and the export took more than 300 ms (OTEL_BSP_EXPORT_TIMEOUT)", why, 1, true)
+    assert.equal(2, #paths) -- at once, and after 200 ms; the next would come 400 ms after
+    assert.is_true(ms < 450, "the export took " .. ms .. " ms")
+    close_busy()
+  end)
+
   -- orket serve and orket worker did not wait at their stop for what was left to send
   it("drain every tracer of the process at a stop, none waiting past the deadline", function()
     local uv = require "luv"
@@ -1392,17 +1421,27 @@ describe("otel's span writer and its buffers", function()
       assert.same({ 8, 0 }, { st.exported, st.dropped }, tostring(st.last_error))
       assert.is_true(st.metrics_exported >= 1 and not st.metrics_last_failed, tostring(st.metrics_error))
       assert.is_true(#paths >= 3) -- the two runs' batches and the metrics
-      -- a collector that never answers: its request's own 5 s is not waited for
+      -- a collector that never answers: the run's end's requests began before the drain,
+      -- each with its own 1.5 s, which the drain does not wait for (only its cut returns
+      -- in time)
       otel.reset()
+      otel.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 1500 }
       local c = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return dead end end), "c")
       run_events(c, 1)
+      c:close()
+      require("orket.c.runtime").sleep(20)
       local t0 = uv.hrtime()
       st = otel.drain_all(300)
       local ms = (uv.hrtime() - t0) / 1e6
-      assert.is_true(ms < 1500, "drained in " .. ms .. " ms")
+      assert.is_true(ms < 1000, "drained in " .. ms .. " ms")
       assert.same({ 0, 4 }, { st.exported, st.dropped })
       assert.matches("within 300 ms of the process's stop", st.last_error, 1, true)
       assert.is_true(st.metrics_last_failed)
+      -- the cut requests' end counts nothing again, and a later drain says only its own
+      require("orket.c.runtime").sleep(1600)
+      assert.same({ 4, 0, 1 }, { c.dropped, c:stats().queued, c:stats().metrics_dropped })
+      st = otel.drain_all(300)
+      assert.same({ 0, 0, {} }, { st.exported, st.dropped, otel.drop_lines(st) })
     end)
     close_up(); close_dead()
   end)
