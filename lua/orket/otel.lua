@@ -1094,6 +1094,12 @@ function M.drop_lines(st)
   return out
 end
 
+--- stop_within(elapsed_ms) -> ms: how long orket serve's drain may wait, elapsed_ms after
+--- its stop's signal: SHUTDOWN_MS, or what is left of STOP_BUDGET_MS when less (0 at most).
+function M.stop_within(elapsed_ms)
+  return math.max(0, math.min(M.SHUTDOWN_MS, M.STOP_BUDGET_MS - elapsed_ms))
+end
+
 --- stop_drain(within_ms) -> texts: drain_all for a process's stop, its losses as drop_lines
 --- (a drain that failed, said too, never silent). Call it in a task.
 function M.stop_drain(within_ms)

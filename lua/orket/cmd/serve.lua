@@ -201,7 +201,7 @@ local function drain_telemetry(server, signals)
   local within = otel.SHUTDOWN_MS
   if signals.stop_at then -- what is left of the stop's budget: the workers' drains came before
     uv.update_time()
-    within = math.max(0, math.min(within, otel.STOP_BUDGET_MS - (uv.now() - signals.stop_at)))
+    within = otel.stop_within(uv.now() - signals.stop_at)
   end
   local ok, lines = task.spawn(otel.stop_drain, within):join()
   if not ok then lines = { "telemetry drain: " .. tostring(lines) } end

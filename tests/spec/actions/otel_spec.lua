@@ -1446,6 +1446,14 @@ describe("otel's span writer and its buffers", function()
     close_up(); close_dead()
   end)
 
+  -- orket serve's drain took its 5 s after its requests' 3 s and its workers' own drains:
+  -- past docker stop's 10 s before SIGKILL
+  it("give orket serve's drain what is left of its stop's budget, 5 s at most", function()
+    assert.same({ 5000, 5000, 3000, 0, 0 }, { otel.stop_within(0), otel.stop_within(4000), otel.stop_within(6000),
+      otel.stop_within(9000), otel.stop_within(12000) })
+    assert.is_true(otel.STOP_BUDGET_MS < 10000)
+  end)
+
   it("send again at a second drain, the first one's allowance long spent", function()
     local up, paths, close_up = answers(0)
     with_timeouts(function()
