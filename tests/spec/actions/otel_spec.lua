@@ -1384,6 +1384,15 @@ describe("otel's span writer and its buffers", function()
     ms = (uv.hrtime() - t0) / 1e6
     assert.is_false(ok, why)
     assert.is_true(ms < 1500, "the export took " .. ms .. " ms")
+    -- a request timeout of 0 (no limit of its own) is bounded by its export's: never a
+    -- request with no timeout at all
+    env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, env.OTEL_BSP_EXPORT_TIMEOUT = "0", "300"
+    tr = otel.new(otel.config(function(k) return env[k] end), "proj")
+    t0 = uv.hrtime()
+    ok, why = tr:send("{}")
+    ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok, why)
+    assert.is_true(ms >= 250 and ms < 1500, "the export took " .. ms .. " ms")
     close_dead()
   end)
 
