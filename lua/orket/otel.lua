@@ -51,7 +51,8 @@ M.EXPORT_TIMEOUT_MS = 30000
 -- never holds their stop longer. `orket serve` also keeps its whole stop within
 -- STOP_BUDGET_MS of the signal (its drain gets what is left of it, up to SHUTDOWN_MS):
 -- `docker stop` sends SIGKILL 10 s after SIGTERM, and before this drain come the server's
--- requests (drain_ms, 3 s) and its workers' stop (their own drains included).
+-- requests (drain_ms, 3 s), its runs' and sandboxes' stop, and its workers' (their own
+-- drains included, unbounded by this budget: runs or sandboxes slow to stop take it past).
 M.SHUTDOWN_MS = 5000
 M.STOP_BUDGET_MS = 9000
 -- A timeout of 0 is the specification's "no limit"; the other layer still bounds it (a
@@ -496,8 +497,8 @@ local function export_meter(tr)
       local b, via = m.body, m.via
       m.body = nil
       local ok, sent, why = pcall(via.send, via, b, via.cfg.metrics_url, via.cfg.metrics_headers, true)
-      if m.cut then -- counted dropped at a stop's deadline (end_drain), never twice
-        m.body = nil
+      if m.cut then -- counted dropped at a stop's deadline (end_drain), never twice; a body
+        m.cut = nil -- handed over since is a later export's, sent and counted as any
       elseif ok and sent then m.exported, m.last_failed = (m.exported or 0) + 1, nil
       else
         m.dropped, m.last_failed = (m.dropped or 0) + 1, true
@@ -836,11 +837,18 @@ function Tracer:send(body, url, headers, metrics)
   if metrics then per, export = cfg.metrics_timeout_ms, cfg.metrics_export_timeout_ms end
   per, export = per or M.TIMEOUTS.total_timeout_ms, export or M.EXPORT_TIMEOUT_MS
   local said = export -- (the export's timeout as its variable gave it, for its message)
+  local var = metrics and "OTEL_METRIC_EXPORT_TIMEOUT" or "OTEL_BSP_EXPORT_TIMEOUT"
   -- 0, no limit: the other layer bounds it (both 0: the specification's largest timeout)
   if per == 0 and export == 0 then per, export = M.NO_LIMIT_MS, M.NO_LIMIT_MS
   elseif per == 0 then per = export
   elseif export == 0 then export = (M.RETRIES + 1) * per + M.BACKOFF_MS * ((1 << M.RETRIES) - 1) end
   per = math.min(per, M.NO_LIMIT_MS)
+  -- the bound the messages name: the one that applied, never "0 ms"
+  local took = string.format("%d ms (%s)", said, var)
+  if said == 0 then
+    took = string.format("%d ms (%s=0: %s)", export, var, export == M.NO_LIMIT_MS
+      and "its requests' timeout 0 too, a day" or string.format("its %d requests and their backoff", M.RETRIES + 1))
+  end
   local where = endpoint_of(url)
   uv.update_time()
   local export_by = uv.now() + export
@@ -854,18 +862,22 @@ function Tracer:send(body, url, headers, metrics)
     if ending then
       if ending.dead then return false, ending.dead end
       uv.update_time()
+      -- (the drain's deadline re-read: a stop signal may have cut it since, Tracer:cut_drain)
+      if self.drain_by and self.drain_by <= uv.now() then
+        return false, string.format("%s: not sent %s", where, self:deadline_text())
+      end
       local left = ending.by - uv.now()
       if left <= 0 then
         return false, string.format("%s took more than %d ms in all at the %s", where,
           math.min(M.DRAIN_ALLOWANCES * per, self.drain_ms or math.huge), self.drain_by and "process's stop" or "run's end")
       end
+      if self.drain_by then left = math.min(left, self.drain_by - uv.now()) end
       total = math.min(total, left)
     end
     uv.update_time()
     local left = export_by - uv.now()
     if left <= 0 then
-      return false, string.format("%s: the export took more than %d ms (%s)", where, said,
-        metrics and "OTEL_METRIC_EXPORT_TIMEOUT" or "OTEL_BSP_EXPORT_TIMEOUT")
+      return false, string.format("%s: the export took more than %s", where, took)
     end
     total = math.min(total, left)
     local connect = math.min(M.TIMEOUTS.connect_timeout_ms, total)
@@ -899,10 +911,9 @@ function Tracer:send(body, url, headers, metrics)
     local backoff = M.BACKOFF_MS * (1 << attempt)
     uv.update_time()
     if export_by - uv.now() <= backoff then
-      return false, string.format("%s: HTTP %d, and the export took more than %d ms (%s)", where, status, said,
-        metrics and "OTEL_METRIC_EXPORT_TIMEOUT" or "OTEL_BSP_EXPORT_TIMEOUT")
+      return false, string.format("%s: HTTP %d, and the export took more than %s", where, status, took)
     end
-    if ending and ending.by - uv.now() <= backoff then
+    if ending and math.min(ending.by, self.drain_by or math.huge) - uv.now() <= backoff then
       return false, string.format("%s: HTTP %d, and no time was left for a retry at the %s", where, status,
         self.drain_by and "process's stop" or "run's end")
     end
@@ -937,6 +948,8 @@ function Tracer:send_queued()
       else
         self.dropped, self.failed = self.dropped + batch.n, self.failed + 1
         self.last_error = ok and why or tostring(sent)
+        -- (the drain's own reason, kept even when it repeats an earlier one: drain_all)
+        if self.ending then self.drain_error = self.last_error end
       end
     end
     self.busy = false
@@ -997,51 +1010,65 @@ end
 --- to their sender (the run's end's, close's) to be sent (or dropped). Call it in a task.
 --- Each endpoint is given its own allowance (Tracer:send); what it learnt (a dead collector)
 --- lasts this drain only, so a later drain tries again. within_ms (a process's stop): no
---- wait past it, a request still in flight then left to the process's exit.
+--- wait past it, a request still in flight then left to the process's exit. Without it, a
+--- stop signal may still cut the wait (Tracer:cut_drain).
 function Tracer:drain(within_ms)
   uv.update_time()
   local by = within_ms and uv.now() + within_ms
   self:begin_drain(by, within_ms)
-  return self:end_drain(by)
+  return self:end_drain()
 end
 
 -- A drain's start: the run ended (close), the rest sealed and handed to the sender, each
 -- endpoint's allowance from now, none past by (nil: the allowances alone).
 function Tracer:begin_drain(by, within_ms)
   self:close()
-  self.ending, self.drain_by, self.drain_ms = {}, by, within_ms
+  self.ending, self.drain_by, self.drain_ms, self.drain_cut, self.drain_error = {}, by, within_ms, nil, nil
   self.before = { exported = self.exported, dropped = self.dropped, error = self.last_error }
   self:flush()
 end
 
--- A drain's wait: the spans' sender and the meter's done, or by passed -> stats. What is
--- still queued at by is counted dropped, said as the last error.
-function Tracer:end_drain(by)
-  local m = self.meter
-  if by then
-    while (self.busy or m.busy) and uv.now() < by do rt.sleep(10) end
-    if self.busy then
-      self.last_error = string.format("%s did not take the last spans within %d ms of the process's stop",
-        endpoint_of(self.cfg.url), self.drain_ms)
-      -- counted dropped now, as the process exits before they are sent: the batch in flight
-      -- is not counted again when its request ends (cut), and those queued are let go
-      self.dropped = self.dropped + self.queued + (self.sending or 0)
-      for _, b in ipairs(self.queue) do b.body:free() end
-      self.queue, self.queued, self.cut = {}, 0, self.sending ~= nil
-    end
-    if m.busy and not m.cut then -- (a meter several tracers share: counted once a stop)
-      m.cut, m.body = true, nil
-      m.dropped, m.last_failed = (m.dropped or 0) + 1, true
-      m.error = string.format("%s did not take the last metrics within %d ms of the process's stop",
-        endpoint_of(self.cfg.metrics_url), self.drain_ms)
-    end
-  else
-    -- (one way to wait: the senders' own tasks, joined until both are idle)
-    while (self.busy and self.flusher) or (m.busy and m.flusher) do
-      (self.busy and self.flusher or m.flusher):join()
-    end
+--- tracer:cut_drain(): a stop signal came while the drain waits (orket run's end, whose
+--- wait is bounded only by the exporter's timeouts, a day at most): it ends now, what was
+--- not sent counted dropped and said, as at a server's stop. Nothing when not draining.
+function Tracer:cut_drain()
+  if not self.ending then return end
+  uv.update_time()
+  self.drain_by, self.drain_cut = uv.now(), true
+end
+
+-- what a drain's deadline was, for the messages of what it cut
+function Tracer:deadline_text()
+  if self.drain_cut then return "before the stop signal that ended the wait" end
+  if self.drain_ms == 0 then
+    return string.format("in time: no time was left of the stop's %d s", M.STOP_BUDGET_MS // 1000)
   end
-  self.ending, self.drain_by, self.drain_ms = nil, nil, nil
+  return string.format("within %d ms of the process's stop", self.drain_ms)
+end
+
+-- A drain's wait: the spans' sender and the meter's done, or its deadline (drain_by, re-read
+-- at each poll: a stop signal may set it later) passed -> stats. What is still queued then
+-- is counted dropped, said as the last error.
+function Tracer:end_drain()
+  local m = self.meter
+  while (self.busy or m.busy) and uv.now() < (self.drain_by or math.huge) do rt.sleep(10) end
+  if self.busy then
+    self.last_error = string.format("%s did not take the last spans %s", endpoint_of(self.cfg.url),
+      self:deadline_text())
+    self.drain_error = self.last_error
+    -- counted dropped now, as the process exits before they are sent: the batch in flight
+    -- is not counted again when its request ends (cut), and those queued are let go
+    self.dropped = self.dropped + self.queued + (self.sending or 0)
+    for _, b in ipairs(self.queue) do b.body:free() end
+    self.queue, self.queued, self.cut = {}, 0, self.sending ~= nil
+  end
+  if m.busy and not m.cut then -- (a meter several tracers share: counted once a stop)
+    m.cut, m.body = true, nil
+    m.dropped, m.last_failed = (m.dropped or 0) + 1, true
+    m.error = string.format("%s did not take the last metrics %s", endpoint_of(self.cfg.metrics_url),
+      self:deadline_text())
+  end
+  self.ending, self.drain_by, self.drain_ms, self.drain_cut = nil, nil, nil, nil
   return self:stats()
 end
 
@@ -1067,10 +1094,12 @@ function M.drain_all(within_ms)
   local out = { exported = 0, dropped = 0, metrics_exported = 0, metrics_dropped = 0 }
   for _, tr in ipairs(list) do
     local before = tr.before
-    local st = tr:end_drain(by)
+    local st = tr:end_drain()
     local dropped = st.dropped - before.dropped
     out.exported, out.dropped = out.exported + st.exported - before.exported, out.dropped + dropped
-    if dropped > 0 and st.last_error ~= before.error then out.last_error = st.last_error end
+    if dropped > 0 then -- (this drain's reason, though an earlier export failed the same way)
+      out.last_error = tr.drain_error or (st.last_error ~= before.error and st.last_error) or out.last_error
+    end
   end
   for _, m in ipairs(mlist) do
     local exported, dropped = (m.exported or 0) - meters[m].exported, (m.dropped or 0) - meters[m].dropped

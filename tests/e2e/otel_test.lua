@@ -625,6 +625,34 @@ budgets = { turns_per_card = 1 }
       assert_sent("worker", H.read(dir .. "/err.txt") or "")
     end)
 
+    -- orket run's end waits for its spans as long as the exporter's timeouts allow (both 0:
+    -- a day), and a Ctrl-C then only stopped an engine already done: the terminal hung
+    it("give up orket run's drain at a Ctrl-C after its run, the rest said as dropped", function()
+      local dir = project()
+      local env = ""
+      for k, v in pairs { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url .. "/slow/600000", OTEL_EXPORTER_OTLP_TIMEOUT = "0",
+        OTEL_BSP_EXPORT_TIMEOUT = "0", OTEL_BSP_SCHEDULE_DELAY = "600000" } do
+        env = env .. k .. "=" .. H.quote(v) .. " "
+      end
+      os.execute(string.format("cd %s && { env %s %s run M >out.txt 2>err.txt & echo $! >pid; "
+        .. "wait $!; echo $? >rc; } >/dev/null 2>&1 &", H.quote(dir), env, H.quote(H.BIN)))
+      finally(function() H.end_started(dir, "pid", "rc", true) end)
+      H.wait_for(function() return #exports() >= 1 end, "the run's end's spans sent")
+      require("orket.c.runtime").sleep(300) -- waiting on the collector, which never answers in time
+      assert.is_nil((H.read(dir .. "/rc") or ""):match("^%d+"), H.read(dir .. "/err.txt"))
+      local pid = assert(tonumber((H.read(dir .. "/pid") or ""):match("^%d+")), "no pid")
+      local uv = require "luv"
+      local h0 = uv.hrtime()
+      os.execute("kill -INT " .. pid)
+      local rc = H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "orket run to exit")
+      local ms = (uv.hrtime() - h0) / 1e6
+      local err = H.read(dir .. "/err.txt") or ""
+      assert.is_true(ms < 1000, "orket run exited " .. ms .. " ms after SIGINT")
+      assert.is_true(rc == "0" or rc == "1" or rc == "3", rc .. ": " .. err)
+      assert.matches("warning: traces: %d+ spans exported, %d+ dropped "
+        .. "%(.*before the stop signal that ended the wait%)", err)
+    end)
+
     it("send orket serve's runs' last spans and metrics before it exits", function()
       local dir = slow_project()
       local op = H.api_key(dir, "ops", "operator")
