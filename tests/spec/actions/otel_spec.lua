@@ -1455,6 +1455,83 @@ describe("otel's span writer and its buffers", function()
     close_up(); close_dead()
   end)
 
+  -- the drain's reason was taken only when it differed from the tracer's last one: the same
+  -- HTTP 500 again at the stop was said as "queue full"
+  it("say a stop's drain's reason though an earlier export failed the same way", function()
+    otel.reset()
+    local up, _, close_up = answers(0, nil, 500)
+    with_timeouts(function()
+      local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end), "p")
+      run_events(tr, 1)
+      assert.matches(": HTTP 500", tr:drain().last_error, 1, true)
+      run_events(tr, 1)
+      local st = otel.drain_all(3000)
+      assert.equal(4, st.dropped)
+      assert.matches("^traces: 0 spans exported, 4 dropped %(.*: HTTP 500%)$", otel.drop_lines(st)[1])
+    end)
+    close_up()
+  end)
+
+  -- after a stop's cut, the meter threw away a body handed over later (a later run's end in
+  -- a process that goes on), uncounted
+  it("send and count a metrics export handed over after a stop's cut", function()
+    otel.reset()
+    local up, _, close_up = answers(400)
+    with_timeouts(function()
+      otel.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 1500 }
+      local get = function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end
+      local a = otel.new(otel.config(get), "a")
+      run_events(a, 1)
+      local st = otel.drain_all(100) -- the spans and metrics in flight, cut
+      assert.is_true(st.metrics_last_failed)
+      assert.matches("within 100 ms of the process's stop", st.metrics_error, 1, true)
+      local m = a.meter
+      local exported, dropped = m.exported or 0, m.dropped
+      local b = otel.new(otel.config(get), "b")
+      assert.equal(m, b.meter)
+      run_events(b, 1) -- its end's totals handed over while the cut request still waits
+      require("orket.c.runtime").sleep(1200)
+      assert.same({ exported + 1, dropped }, { m.exported, m.dropped })
+    end)
+    close_up()
+  end)
+
+  -- a timeout of 0, or a stop's budget spent, was said as "more than 0 ms" and "within 0 ms"
+  it("name the bound that applied in its messages, never 0 ms", function()
+    otel.reset()
+    local dead, close_dead = never_answers()
+    with_timeouts(function()
+      local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return dead end end), "p")
+      run_events(tr, 1)
+      tr:close()
+      local st = otel.drain_all(0)
+      assert.equal(4, st.dropped)
+      assert.matches("no time was left of the stop's 9 s", st.last_error, 1, true)
+      assert.is_nil(st.last_error:find("0 ms", 1, true), st.last_error)
+    end)
+    close_dead()
+    -- a collector answering 503 past the request's timeout (100 ms) with OTEL_BSP_EXPORT_TIMEOUT=0:
+    -- the export's bound is its 3 requests and their backoff, 3 x 100 + 200 + 400 ms
+    local http = require "orket.c.http"
+    local request = http.request
+    http.request = function()
+      require("orket.c.runtime").sleep(400)
+      return setmetatable({ headers = function() return 503, {} end, read = function() end },
+        { __close = function() end })
+    end
+    local ok, sent, why = pcall(function()
+      local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_EXPORTER_OTLP_TIMEOUT = "100",
+        OTEL_BSP_EXPORT_TIMEOUT = "0" }
+      local tr = otel.new(otel.config(function(k) return env[k] end), "p")
+      return tr:send("{}")
+    end)
+    http.request = request
+    assert.is_true(ok, tostring(sent))
+    assert.is_false(sent)
+    assert.matches("HTTP 503, and the export took more than 900 ms "
+      .. "(OTEL_BSP_EXPORT_TIMEOUT=0: its 3 requests and their backoff)", why, 1, true)
+  end)
+
   -- orket serve's drain took its 5 s after its requests' 3 s and its workers' own drains:
   -- past docker stop's 10 s before SIGKILL
   it("give orket serve's drain what is left of its stop's budget, 5 s at most", function()
