@@ -55,8 +55,9 @@
 --                               milliseconds between the stamp and the rest of an answer)
 -- POST /v1/traces and /v1/metrics are an OTLP/HTTP collector taking JSON (under
 -- /status/CODE/ it answers CODE; under /fail/N/ it answers 500 to the first N exports to
--- that path, then 200, a collector that was down for a while): each export is logged with
--- its decoded body.
+-- that path, then 200, a collector that was down for a while; under /slow/MS/ it answers
+-- the traces after MS ms and the metrics at once, a collector slower for spans): each export
+-- is logged with its decoded body.
 -- GET /__log returns every request seen (path, model, time, authorization present, conn:
 -- the number of the connection it came on; ended: an OpenAI answer's stream was written whole);
 -- POST /__reset forgets the log and the failure counters; any path under /moved/ answers 302
@@ -350,7 +351,9 @@ local function handle(c, method, path, headers, body)
   -- an OTLP/HTTP collector (JSON): logs each export; under /status/CODE/ it answers CODE
   local otlp_status = path:match("^/status/(%d+)/v1/traces$") or path:match("^/status/(%d+)/v1/metrics$")
   local otlp_fails = path:match("^/fail/(%d+)/v1/traces$") or path:match("^/fail/(%d+)/v1/metrics$")
-  if method == "POST" and (path == "/v1/traces" or path == "/v1/metrics" or otlp_status or otlp_fails) then
+  local slow_traces = path:match("^/slow/(%d+)/v1/traces$")
+  local otlp_slow = slow_traces or path:match("^/slow/%d+/v1/metrics$")
+  if method == "POST" and (path == "/v1/traces" or path == "/v1/metrics" or otlp_status or otlp_fails or otlp_slow) then
     log[#log + 1] = { t = now_ms(), path = path, request = json.decode(body), conn = c.serial,
       content_type = headers["content-type"], authorization = headers["authorization"] }
     if otlp_fails then
@@ -359,6 +362,12 @@ local function handle(c, method, path, headers, body)
     end
     local st = tonumber(otlp_status) or 200
     log[#log].status = st
+    if slow_traces then
+      local entry = log[#log]
+      orket.sleep(tonumber(slow_traces))
+      if c.closed then return end
+      entry.answered = now_ms() -- (a sender gone before then never had its answer)
+    end
     return c:send(st, { ["Content-Type"] = "application/json" }, st == 200 and "{}" or '{"message":"fake"}')
   end
   local ollama = path == "/api/chat"

@@ -18,7 +18,10 @@ local inert = require "orket.inert"
 
 local M = {}
 
-M.QUEUE_MAX = 2048 -- spans held while the exporter is busy or the collector away; more are dropped
+-- spans held while the exporter is busy or the collector away; more are dropped
+-- (OTEL_BSP_MAX_QUEUE_SIZE overrides it, up to QUEUE_LIMIT: held in memory, each up to ~24 KB)
+M.QUEUE_MAX = 2048
+M.QUEUE_LIMIT = 65536
 M.BATCH = 256      -- spans sent in one request, at most (OTEL_BSP_MAX_EXPORT_BATCH_SIZE overrides it)
 -- The spans written so far leave at least this often (OTEL_BSP_SCHEDULE_DELAY overrides it),
 -- and the metrics so far (OTEL_METRIC_EXPORT_INTERVAL), the specification's defaults: sent
@@ -34,7 +37,31 @@ M.METRIC_INTERVAL_MS = 60000
 M.MAX_REQUEST_BYTES = 4 * 1024 * 1024
 M.RETRIES = 2      -- times a batch answered 429 or 503 is sent again (backoff below)
 M.BACKOFF_MS = 200
+-- One request's time: total_timeout_ms is the specification's OTEL_EXPORTER_OTLP_TIMEOUT
+-- (_TRACES_TIMEOUT, _METRICS_TIMEOUT), whose default is 10 s. Orket keeps 5 s: `orket run`
+-- waits for its last export before it exits, and a collector that takes connections and
+-- never answers costs that wait one request's timeout. The connection has at most 1 s of it.
 M.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
+-- One export's time, its retries and their backoff included (OTEL_BSP_EXPORT_TIMEOUT for a
+-- batch of spans, OTEL_METRIC_EXPORT_TIMEOUT for the metrics): the specification's default,
+-- which three requests of 5 s and their backoff stay within.
+M.EXPORT_TIMEOUT_MS = 30000
+-- How long `orket serve` and `orket worker` wait at their shutdown for what is left to send
+-- (drain_all): one request's default timeout. A collector that is down or never answers
+-- never holds their stop longer. `orket serve` also keeps its whole stop within
+-- STOP_BUDGET_MS of the signal (its drain gets what is left of it, up to SHUTDOWN_MS):
+-- `docker stop` sends SIGKILL 10 s after SIGTERM, and before this drain come the server's
+-- requests (drain_ms, 3 s), its runs' and sandboxes' stop, and its workers' (their own
+-- drains included, unbounded by this budget: runs or sandboxes slow to stop take it past).
+M.SHUTDOWN_MS = 5000
+M.STOP_BUDGET_MS = 9000
+-- A timeout of 0 is the specification's "no limit"; the other layer still bounds it (a
+-- request by its export's time, an export by its requests'), and both 0 by this "very
+-- large duration" (the specification's word): a day, the longest one request of the HTTP
+-- client may take (a larger request timeout is taken as a day too). A drain's deadline (a
+-- stop's) bounds every one of them. Timeouts are read up to the specification's 2^31 - 1.
+M.NO_LIMIT_MS = 86400000
+M.TIMEOUT_MAX = 2147483647
 
 -- A random 64-bit id (a span's, or half a trace's), from a pool drawn 512 bytes at a time:
 -- one draw per id made every span cost a system call.
@@ -146,13 +173,15 @@ end
 -- A variable holding a whole number of milliseconds or spans (OTEL_BSP_SCHEDULE_DELAY...):
 -- the number | nil (unset, empty, or not one from 1 to max: warned of into warnings, the
 -- default kept, as the specification orders for a value that cannot be parsed).
-local function count_of(getenv, var, max, default, warnings)
+-- (min: 1, or 0 for a timeout, where 0 is the specification's "no limit")
+local function count_of(getenv, var, max, default, warnings, min)
+  min = min or 1
   local v = (getenv(var) or ""):match("^%s*(.-)%s*$")
   if v == "" then return nil end
   local n = v:match("^%d+$") and math.tointeger(tonumber(v))
-  if n and n >= 1 and n <= max then return n end
-  warnings[#warnings + 1] = string.format("%s=%s: not a whole number from 1 to %d: ignored, the default (%d) "
-    .. "kept", var, v, max, default)
+  if n and n >= min and n <= max then return n end
+  warnings[#warnings + 1] = string.format("%s=%s: not a whole number from %d to %d: ignored, the default (%d) "
+    .. "kept", var, v, min, max, default)
   return nil
 end
 
@@ -170,8 +199,12 @@ end
 --- _METRICS_HEADERS: each signal's, instead), OTEL_EXPORTER_OTLP_PROTOCOL (_TRACES_PROTOCOL,
 --- _METRICS_PROTOCOL: each signal's, instead; only a signal that is exported is checked),
 --- OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_SCHEDULE_DELAY and
---- OTEL_BSP_MAX_EXPORT_BATCH_SIZE (read with the traces), OTEL_METRIC_EXPORT_INTERVAL (with
---- the metrics): nil unless set and good. warnings: texts to say once (otel.say).
+--- OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_EXPORT_TIMEOUT and
+--- OTEL_EXPORTER_OTLP_TRACES_TIMEOUT (read with the traces), OTEL_METRIC_EXPORT_INTERVAL,
+--- OTEL_METRIC_EXPORT_TIMEOUT and OTEL_EXPORTER_OTLP_METRICS_TIMEOUT (with the metrics),
+--- OTEL_EXPORTER_OTLP_TIMEOUT (a signal's without its own): queue_max=, timeout_ms=,
+--- metrics_timeout_ms=, export_timeout_ms=, metrics_export_timeout_ms= and the others nil
+--- unless set and good. warnings: texts to say once (otel.say).
 function M.config(getenv, telemetry)
   getenv = getenv or os.getenv
   -- orket serve asks before orket.settings checks the section: a bad one is its to name
@@ -237,12 +270,36 @@ function M.config(getenv, telemetry)
     resource["service.instance.id"] = M.instance_id()
   end
   -- (a day at most: a timer's delay, not a way to turn export off)
-  local delay = url and count_of(getenv, "OTEL_BSP_SCHEDULE_DELAY", 86400000, M.SCHEDULE_DELAY_MS, warnings)
-  local batch = url and count_of(getenv, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", M.QUEUE_MAX, M.BATCH, warnings)
-  local interval = murl and count_of(getenv, "OTEL_METRIC_EXPORT_INTERVAL", 86400000, M.METRIC_INTERVAL_MS, warnings)
+  local DAY = 86400000
+  local delay = url and count_of(getenv, "OTEL_BSP_SCHEDULE_DELAY", DAY, M.SCHEDULE_DELAY_MS, warnings)
+  local queue = url and count_of(getenv, "OTEL_BSP_MAX_QUEUE_SIZE", M.QUEUE_LIMIT, M.QUEUE_MAX, warnings)
+  -- a batch is never larger than the queue (the specification's rule): a default batch over
+  -- a small queue never filled, and every span past the queue waited for the timer, dropped
+  local batch = url and count_of(getenv, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", queue or M.QUEUE_MAX,
+    math.min(M.BATCH, queue or M.QUEUE_MAX), warnings)
+  if queue then batch = math.min(batch or M.BATCH, queue) end
+  local interval = murl and count_of(getenv, "OTEL_METRIC_EXPORT_INTERVAL", DAY, M.METRIC_INTERVAL_MS, warnings)
+  -- a request's timeout: the signal's own variable, else the shared one (one not good is
+  -- said and taken as unset, as the specification orders)
+  -- (a timeout: 0, "no limit", to the specification's largest, M.TIMEOUT_MAX)
+  local function timeout_of(own)
+    return count_of(getenv, own, M.TIMEOUT_MAX, M.TIMEOUTS.total_timeout_ms, warnings, 0)
+      or count_of(getenv, "OTEL_EXPORTER_OTLP_TIMEOUT", M.TIMEOUT_MAX, M.TIMEOUTS.total_timeout_ms, warnings, 0)
+  end
+  local timeout = url and timeout_of("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+  local mtimeout = murl and timeout_of("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT")
+  local export = url and count_of(getenv, "OTEL_BSP_EXPORT_TIMEOUT", M.TIMEOUT_MAX, M.EXPORT_TIMEOUT_MS, warnings, 0)
+  local mexport = murl and count_of(getenv, "OTEL_METRIC_EXPORT_TIMEOUT", M.TIMEOUT_MAX, M.EXPORT_TIMEOUT_MS, warnings, 0)
+  -- the shared variable's warning once, though both signals read it
+  local seen, said = {}, {}
+  for _, w in ipairs(warnings) do
+    if not seen[w] then seen[w], said[#said + 1] = true, w end
+  end
   return { url = url, metrics_url = murl, headers = headers, metrics_headers = metrics_headers, resource = resource,
     max_request_bytes = telemetry.max_request_bytes, schedule_delay_ms = delay or nil, batch = batch or nil,
-    metric_interval_ms = interval or nil, warnings = warnings }
+    queue_max = queue or nil, metric_interval_ms = interval or nil, timeout_ms = timeout or nil,
+    metrics_timeout_ms = mtimeout or nil, export_timeout_ms = export or nil, metrics_export_timeout_ms = mexport or nil,
+    warnings = said }
 end
 
 -- An OTLP attribute list from a table (strings, integers, floats, booleans), keys sorted:
@@ -321,11 +378,19 @@ end
 -- none), body/busy/flusher (its own sender: one slot, one task), exported/dropped/error/
 -- last_failed (its exports' counts).
 M.meters = {}
+-- Every tracer of the process, for drain_all at its stop (weak: a tracer of a run long
+-- over goes with its engine; one still sending is held by its sender's task).
+M.tracers = setmetatable({}, { __mode = "k" })
 -- A meter with no live tracer (its project's endpoint or service name changed in a long
 -- serve, or the project no longer served) is forgotten after this many more exports: it
 -- sent its last totals, and a later run starts a new stream (a new start time: a reset).
 M.METER_IDLE_EXPORTS = 10
 
+-- Keyed by endpoint and resource alone: what else a meter sends by (its interval, headers
+-- and timeouts: its first tracer's, and its latest tracer's sender) comes from the
+-- environment only, the same for every tracer of a process (orket.lua's telemetry names an
+-- endpoint and a service, both in the key). Keying on them too would make two writers of
+-- one stream, the series a backend reads as resets.
 local function meter_of(cfg)
   if not cfg.metrics_url then return { hists = {}, points = {}, observed = 0, live = 0 } end -- counted, never sent
   local names = {}
@@ -367,6 +432,7 @@ function M.new(cfg, project, store_id, worker)
     values = { false, false, false, false, false, false, false, false, false, false, false, false, false, false, false } },
     Tracer)
   tr:attach()
+  M.tracers[tr] = true
   return tr
 end
 
@@ -430,14 +496,16 @@ local function export_meter(tr)
     while m.body do
       local b, via = m.body, m.via
       m.body = nil
-      local ok, sent, why = pcall(via.send, via, b, via.cfg.metrics_url, via.cfg.metrics_headers)
-      if ok and sent then m.exported, m.last_failed = (m.exported or 0) + 1, nil
+      local ok, sent, why = pcall(via.send, via, b, via.cfg.metrics_url, via.cfg.metrics_headers, true)
+      if m.cut then -- counted dropped at a stop's deadline (end_drain), never twice; a body
+        m.cut = nil -- handed over since is a later export's, sent and counted as any
+      elseif ok and sent then m.exported, m.last_failed = (m.exported or 0) + 1, nil
       else
         m.dropped, m.last_failed = (m.dropped or 0) + 1, true
         m.error = ok and why or tostring(sent)
       end
     end
-    m.busy = false
+    m.busy, m.cut = false, nil
   end)
 end
 
@@ -473,6 +541,7 @@ end
 function M.reset()
   for _, m in pairs(M.meters) do forget(m) end
   M.meters = {}
+  M.tracers = setmetatable({}, { __mode = "k" })
 end
 
 local function add(h, v)
@@ -541,7 +610,7 @@ end
 function Tracer:write(name, id, parent_id, kind, start_ns, status, keys, values)
   if not self.cfg.url then return end -- the traces not exported (the metrics alone): nothing to build
   local w = self.writer
-  if self.queued + w:count() >= M.QUEUE_MAX then
+  if self.queued + w:count() >= (self.cfg.queue_max or M.QUEUE_MAX) then
     self.dropped = self.dropped + 1
     return
   end
@@ -749,41 +818,74 @@ end
 -- request that times out or cannot connect).
 M.DRAIN_ALLOWANCES = 3
 
--- Sends one request's body (a batch of spans, or to url with headers the metrics): true |
--- false, why (naming the endpoint).
--- 429 and 503 are sent again after a backoff.
--- While the run's end waits (drain), each endpoint has its own allowance: its requests go
--- on while it answers, up to DRAIN_ALLOWANCES times TIMEOUTS' total from its first request;
--- once one times out or cannot connect, what is left for it is dropped at once. Each batch
--- waiting its own full timeout on a collector that took connections and never answered
--- held the process's exit for that many times 5 s; one allowance shared by all the
+-- Sends one request's body (a batch of spans, or to url with headers the metrics, metrics
+-- true): true | false, why (naming the endpoint).
+-- Each request has its signal's timeout (OTEL_EXPORTER_OTLP_*TIMEOUT, Orket's 5 s by
+-- default, 1 s of it to connect); 429 and 503 are sent again after a backoff, all within the
+-- export's own time (OTEL_BSP_EXPORT_TIMEOUT, OTEL_METRIC_EXPORT_TIMEOUT).
+-- While a drain waits (the run's end, a server's or worker's stop), each endpoint has its
+-- own allowance: its requests go on while it answers, up to DRAIN_ALLOWANCES times the
+-- request's timeout from its first request, and never past the drain's deadline (drain_by:
+-- a stop's); once one times out or cannot connect, what is left for it is dropped at once.
+-- Each batch waiting its own full timeout on a collector that took connections and never
+-- answered held the process's exit for that many times 5 s; one allowance shared by all the
 -- endpoints dropped, unsent, the metrics bound for another, healthy one.
-function Tracer:send(body, url, headers)
-  url = url or self.cfg.url
+function Tracer:send(body, url, headers, metrics)
+  local cfg = self.cfg
+  url, headers = url or cfg.url, headers or cfg.headers
+  local per, export = cfg.timeout_ms, cfg.export_timeout_ms
+  if metrics then per, export = cfg.metrics_timeout_ms, cfg.metrics_export_timeout_ms end
+  per, export = per or M.TIMEOUTS.total_timeout_ms, export or M.EXPORT_TIMEOUT_MS
+  local said = export -- (the export's timeout as its variable gave it, for its message)
+  local var = metrics and "OTEL_METRIC_EXPORT_TIMEOUT" or "OTEL_BSP_EXPORT_TIMEOUT"
+  -- 0, no limit: the other layer bounds it (both 0: the specification's largest timeout)
+  if per == 0 and export == 0 then per, export = M.NO_LIMIT_MS, M.NO_LIMIT_MS
+  elseif per == 0 then per = export
+  elseif export == 0 then export = (M.RETRIES + 1) * per + M.BACKOFF_MS * ((1 << M.RETRIES) - 1) end
+  per = math.min(per, M.NO_LIMIT_MS)
+  -- the bound the messages name: the one that applied, never "0 ms"
+  local took = string.format("%d ms (%s)", said, var)
+  if said == 0 then
+    took = string.format("%d ms (%s=0: %s)", export, var, export == M.NO_LIMIT_MS
+      and "its requests' timeout 0 too, a day" or string.format("its %d requests and their backoff", M.RETRIES + 1))
+  end
   local where = endpoint_of(url)
+  uv.update_time()
+  local export_by = uv.now() + export
   local ending = self.ending and self.ending[where]
   if self.ending and not ending then
-    uv.update_time()
-    ending = { by = uv.now() + M.DRAIN_ALLOWANCES * M.TIMEOUTS.total_timeout_ms }
+    ending = { by = math.min(uv.now() + M.DRAIN_ALLOWANCES * per, self.drain_by or math.huge) }
     self.ending[where] = ending
   end
   for attempt = 0, M.RETRIES do
-    local connect, total = M.TIMEOUTS.connect_timeout_ms, M.TIMEOUTS.total_timeout_ms
+    local total = per
     if ending then
       if ending.dead then return false, ending.dead end
       uv.update_time()
+      -- (the drain's deadline re-read: a stop signal may have cut it since, Tracer:cut_drain)
+      if self.drain_by and self.drain_by <= uv.now() then
+        return false, string.format("%s: not sent %s", where, self:deadline_text())
+      end
       local left = ending.by - uv.now()
       if left <= 0 then
-        return false, string.format("%s took more than %d ms in all at the run's end", where,
-          M.DRAIN_ALLOWANCES * M.TIMEOUTS.total_timeout_ms)
+        return false, string.format("%s took more than %d ms in all at the %s", where,
+          math.min(M.DRAIN_ALLOWANCES * per, self.drain_ms or math.huge), self.drain_by and "process's stop" or "run's end")
       end
-      connect, total = math.min(connect, left), math.min(total, left)
+      if self.drain_by then left = math.min(left, self.drain_by - uv.now()) end
+      total = math.min(total, left)
     end
-    local hr <close>, err = http.request { url = url, method = "POST", headers = headers or self.cfg.headers,
+    uv.update_time()
+    local left = export_by - uv.now()
+    if left <= 0 then
+      return false, string.format("%s: the export took more than %s", where, took)
+    end
+    total = math.min(total, left)
+    local connect = math.min(M.TIMEOUTS.connect_timeout_ms, total)
+    local hr <close>, err = http.request { url = url, method = "POST", headers = headers,
       body = body, max_bytes = 65536, connect_timeout_ms = connect, total_timeout_ms = total }
     local status, h
     if hr then status, h = hr:headers() end
-    if not status then -- no answer: at the run's end, the rest for this endpoint is not sent
+    if not status then -- no answer: while draining, the rest for this endpoint is not sent
       local why = tostring(hr and h or err)
       if not why:find(where, 1, true) then why = where .. ": " .. why end
       -- (the drain may have begun while this request waited)
@@ -792,7 +894,10 @@ function Tracer:send(body, url, headers)
         ending = { by = uv.now() }
         self.ending[where] = ending
       end
-      if ending then ending.dead = why .. " (at the run's end; what was left for it was not sent)" end
+      if ending then
+        ending.dead = string.format("%s (at the %s; what was left for it was not sent)", why,
+          self.drain_by and "process's stop" or "run's end")
+      end
       return false, why
     end
     while true do -- the answer's body is read and left
@@ -801,7 +906,18 @@ function Tracer:send(body, url, headers)
     end
     if status >= 200 and status < 300 then return true end
     if (status ~= 429 and status ~= 503) or attempt == M.RETRIES then return false, where .. ": HTTP " .. status end
-    rt.sleep(M.BACKOFF_MS * (1 << attempt))
+    -- a backoff that would end past the export's time (or the drain's) is not slept: the
+    -- retry after it could not be made
+    local backoff = M.BACKOFF_MS * (1 << attempt)
+    uv.update_time()
+    if export_by - uv.now() <= backoff then
+      return false, string.format("%s: HTTP %d, and the export took more than %s", where, status, took)
+    end
+    if ending and math.min(ending.by, self.drain_by or math.huge) - uv.now() <= backoff then
+      return false, string.format("%s: HTTP %d, and no time was left for a retry at the %s", where, status,
+        self.drain_by and "process's stop" or "run's end")
+    end
+    rt.sleep(backoff)
   end
   return false, where .. ": retries spent"
 end
@@ -821,14 +937,19 @@ function Tracer:send_queued()
   self.flusher = task.spawn(function()
     while #self.queue > 0 do
       local batch = table.remove(self.queue, 1)
-      self.queued = self.queued - batch.n
+      self.queued, self.sending = self.queued - batch.n, batch.n
       local ok, sent, why = pcall(self.send, self, batch.body)
+      self.sending = nil
       batch.body:free() -- sent or dropped: its bytes go now, not when the collector comes
-      if ok and sent then
+      if self.cut then -- counted dropped at a stop's deadline (end_drain), never twice
+        self.cut = nil
+      elseif ok and sent then
         self.exported = self.exported + batch.n
       else
         self.dropped, self.failed = self.dropped + batch.n, self.failed + 1
         self.last_error = ok and why or tostring(sent)
+        -- (the drain's own reason, kept even when it repeats an earlier one: drain_all)
+        if self.ending then self.drain_error = self.last_error end
       end
     end
     self.busy = false
@@ -885,20 +1006,135 @@ function Tracer:tick_spans()
   if self.writer:count() > 0 then self:flush() else self:send_queued() end
 end
 
---- tracer:drain() -> stats: waits for the spans queued and the metrics handed to their
---- sender (the run's end's, close's) to be sent (or dropped).
+--- tracer:drain([within_ms]) -> stats: waits for the spans queued and the metrics handed
+--- to their sender (the run's end's, close's) to be sent (or dropped). Call it in a task.
 --- Each endpoint is given its own allowance (Tracer:send); what it learnt (a dead collector)
---- lasts this drain only, so a later drain tries again.
-function Tracer:drain()
-  self:close()
+--- lasts this drain only, so a later drain tries again. within_ms (a process's stop): no
+--- wait past it, a request still in flight then left to the process's exit. Without it, a
+--- stop signal may still cut the wait (Tracer:cut_drain).
+function Tracer:drain(within_ms)
   uv.update_time()
-  self.ending = {}
+  local by = within_ms and uv.now() + within_ms
+  self:begin_drain(by, within_ms)
+  return self:end_drain()
+end
+
+-- A drain's start: the run ended (close), the rest sealed and handed to the sender, each
+-- endpoint's allowance from now, none past by (nil: the allowances alone).
+function Tracer:begin_drain(by, within_ms)
+  self:close()
+  self.ending, self.drain_by, self.drain_ms, self.drain_cut, self.drain_error = {}, by, within_ms, nil, nil
+  self.before = { exported = self.exported, dropped = self.dropped, error = self.last_error }
   self:flush()
-  while self.busy and self.flusher do self.flusher:join() end
+end
+
+--- tracer:cut_drain(): a stop signal came while the drain waits (orket run's end, whose
+--- wait is bounded only by the exporter's timeouts, a day at most): it ends now, what was
+--- not sent counted dropped and said, as at a server's stop. Nothing when not draining.
+function Tracer:cut_drain()
+  if not self.ending then return end
+  uv.update_time()
+  self.drain_by, self.drain_cut = uv.now(), true
+end
+
+-- what a drain's deadline was, for the messages of what it cut
+function Tracer:deadline_text()
+  if self.drain_cut then return "before the stop signal that ended the wait" end
+  if self.drain_ms == 0 then
+    return string.format("in time: no time was left of the stop's %d s", M.STOP_BUDGET_MS // 1000)
+  end
+  return string.format("within %d ms of the process's stop", self.drain_ms)
+end
+
+-- A drain's wait: the spans' sender and the meter's done, or its deadline (drain_by, re-read
+-- at each poll: a stop signal may set it later) passed -> stats. What is still queued then
+-- is counted dropped, said as the last error.
+function Tracer:end_drain()
   local m = self.meter
-  while m.busy and m.flusher do m.flusher:join() end
-  self.ending = nil
+  while (self.busy or m.busy) and uv.now() < (self.drain_by or math.huge) do rt.sleep(10) end
+  if self.busy then
+    self.last_error = string.format("%s did not take the last spans %s", endpoint_of(self.cfg.url),
+      self:deadline_text())
+    self.drain_error = self.last_error
+    -- counted dropped now, as the process exits before they are sent: the batch in flight
+    -- is not counted again when its request ends (cut), and those queued are let go
+    self.dropped = self.dropped + self.queued + (self.sending or 0)
+    for _, b in ipairs(self.queue) do b.body:free() end
+    self.queue, self.queued, self.cut = {}, 0, self.sending ~= nil
+  end
+  if m.busy and not m.cut then -- (a meter several tracers share: counted once a stop)
+    m.cut, m.body = true, nil
+    m.dropped, m.last_failed = (m.dropped or 0) + 1, true
+    m.error = string.format("%s did not take the last metrics %s", endpoint_of(self.cfg.metrics_url),
+      self:deadline_text())
+  end
+  self.ending, self.drain_by, self.drain_ms, self.drain_cut = nil, nil, nil, nil
   return self:stats()
+end
+
+--- drain_all(within_ms) -> stats: every tracer of the process drained at once (a server's
+--- runs each had their own), within within_ms in all (M.SHUTDOWN_MS at a stop). What this
+--- drain did alone, never what earlier runs' tracers still alive counted: exported,
+--- dropped (last_error: the reason of one of them, said during this drain),
+--- metrics_exported, metrics_dropped, metrics_last_failed and metrics_error (a meter's
+--- last export of this drain failed). Call it in a task, once the runs have stopped.
+function M.drain_all(within_ms)
+  uv.update_time()
+  local by, list = uv.now() + within_ms, {}
+  for tr in pairs(M.tracers) do list[#list + 1] = tr end
+  local meters, mlist = {}, {}
+  for _, tr in ipairs(list) do
+    local m = tr.meter
+    if m and not meters[m] then -- a meter shared by tracers counted once
+      meters[m] = { exported = m.exported or 0, dropped = m.dropped or 0 }
+      mlist[#mlist + 1] = m
+    end
+  end
+  for _, tr in ipairs(list) do tr:begin_drain(by, within_ms) end
+  local out = { exported = 0, dropped = 0, metrics_exported = 0, metrics_dropped = 0 }
+  for _, tr in ipairs(list) do
+    local before = tr.before
+    local st = tr:end_drain()
+    local dropped = st.dropped - before.dropped
+    out.exported, out.dropped = out.exported + st.exported - before.exported, out.dropped + dropped
+    if dropped > 0 then -- (this drain's reason, though an earlier export failed the same way)
+      out.last_error = tr.drain_error or (st.last_error ~= before.error and st.last_error) or out.last_error
+    end
+  end
+  for _, m in ipairs(mlist) do
+    local exported, dropped = (m.exported or 0) - meters[m].exported, (m.dropped or 0) - meters[m].dropped
+    out.metrics_exported, out.metrics_dropped = out.metrics_exported + exported, out.metrics_dropped + dropped
+    if dropped > 0 and m.last_failed then out.metrics_last_failed, out.metrics_error = true, m.error end
+  end
+  return out
+end
+
+--- drop_lines(st) -> texts: what a drain's stats (drain, drain_all) say was lost, for its
+--- command to write as its own (orket run and orket worker on stderr, serve in its log):
+--- spans dropped, and metrics whose last export failed (one that went after a failed one
+--- carried all the failed one had).
+function M.drop_lines(st)
+  local out = {}
+  if st.dropped > 0 then
+    out[1] = string.format("traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped,
+      tostring(st.last_error or "queue full"))
+  end
+  if st.metrics_last_failed then out[#out + 1] = string.format("metrics: not exported (%s)", tostring(st.metrics_error)) end
+  return out
+end
+
+--- stop_within(elapsed_ms) -> ms: how long orket serve's drain may wait, elapsed_ms after
+--- its stop's signal: SHUTDOWN_MS, or what is left of STOP_BUDGET_MS when less (0 at most).
+function M.stop_within(elapsed_ms)
+  return math.max(0, math.min(M.SHUTDOWN_MS, M.STOP_BUDGET_MS - elapsed_ms))
+end
+
+--- stop_drain(within_ms) -> texts: drain_all for a process's stop, its losses as drop_lines
+--- (a drain that failed, said too, never silent). Call it in a task.
+function M.stop_drain(within_ms)
+  local ok, st = pcall(M.drain_all, within_ms)
+  if not ok then return { "telemetry drain: " .. tostring(st) } end
+  return M.drop_lines(st)
 end
 
 --- tracer:stats() -> {exported=, dropped=, queued=, failed= (batches), oversized= (spans

@@ -528,6 +528,143 @@ budgets = { turns_per_card = 1 }
     assert.is_true(last >= calls, last .. " calls counted, " .. calls .. " made")
   end)
 
+  -- orket serve and orket worker did not wait at their stop for what their runs' ends had
+  -- only begun to send: the last spans (the stopped run's own) and metrics were lost. Both
+  -- drain now, as orket run does, within otel.SHUTDOWN_MS. The timers are set past the
+  -- test, so only the stop's drain can send them
+  describe("at a stop (SIGTERM)", function()
+    local function slow_project()
+      local issues = {}
+      for i = 1, 40 do issues[i] = string.format('{ "id": "K-%d", "summary": "Do %d", "seat": "senior_developer" }', i, i) end
+      local dir = fake.one_issue(string.format([[
+name = "stopped"
+concurrency = 1
+models = { default = "fake:first_byte_ms=300,chunks=2", providers = { fake = { kind = "openai", base_url = %q } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 1 }
+]], fake.url .. "/v1"))
+      H.write(dir .. "/epics/k.json", '{ "id": "K", "name": "Stopped", "issues": [ ' .. table.concat(issues, ", ") .. " ] }")
+      assert.equal(0, H.orket("import", { cwd = dir }).status)
+      return dir
+    end
+    local ENV = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url, OTEL_BSP_SCHEDULE_DELAY = "600000",
+      OTEL_METRIC_EXPORT_INTERVAL = "600000" }
+    local function model_calls()
+      local n = 0
+      for _, e in ipairs(fake.log()) do if e.path:match("/chat/completions$") then n = n + 1 end end
+      return n
+    end
+    -- the stopped run's span, its ended turns' and the metrics reached the collector (one
+    -- turn at a time: the third call began once two turns had ended, their calls counted)
+    local function assert_sent(what, said)
+      local by = {}
+      for _, e in ipairs(exports()) do
+        for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do by[sp.name] = (by[sp.name] or 0) + 1 end
+      end
+      assert.equal(1, by["orket run K"], what .. ": " .. cjson.encode(by))
+      assert.is_true((by["invoke_agent coder"] or 0) >= 2, what .. ": " .. cjson.encode(by))
+      assert.is_true(#exports("metrics") >= 1, what .. ": no metrics " .. said)
+    end
+
+    -- an orket worker started in the background, its third model call made, nothing sent
+    -- yet: its folder and pid (endpoint: the collector's base URL, fake.url's by default)
+    local function started_worker(endpoint)
+      local dir = slow_project()
+      local env = ""
+      for k, v in pairs(ENV) do
+        if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then v = endpoint or v end
+        env = env .. k .. "=" .. H.quote(v) .. " "
+      end
+      os.execute(string.format("cd %s && { env %s %s worker --name wa --start K >out.jsonl 2>err.txt & echo $! >pid; "
+        .. "wait $!; echo $? >rc; } >/dev/null 2>&1 &", H.quote(dir), env, H.quote(H.BIN)))
+      finally(function() H.end_started(dir, "pid", "rc", true) end)
+      H.wait_for(function() return model_calls() >= 3 end, "the worker's third model call")
+      assert.equal(0, #exports()) -- nothing sent yet: the timers are far off
+      return dir, assert(tonumber((H.read(dir .. "/pid") or ""):match("^%d+")), "no pid")
+    end
+    local function exit_code(dir)
+      return H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "the worker to exit")
+    end
+
+    it("send orket worker's last spans and metrics before it exits", function()
+      local dir, pid = started_worker()
+      os.execute("kill -TERM " .. pid)
+      assert.equal("0", exit_code(dir), H.read(dir .. "/err.txt"))
+      assert_sent("worker", H.read(dir .. "/err.txt") or "")
+    end)
+
+    -- the worker drained its own engine's tracer, which wrote nothing: its runs' tracers
+    -- (an engine each) were not waited for, and it exited as soon as the metrics went
+    it("wait for the spans of orket worker's runs, though the metrics are answered first", function()
+      local dir, pid = started_worker(fake.url .. "/slow/2000")
+      local uv = require "luv"
+      local h0 = uv.hrtime()
+      os.execute("kill -TERM " .. pid)
+      assert.equal("0", exit_code(dir), H.read(dir .. "/err.txt"))
+      local ms = (uv.hrtime() - h0) / 1e6
+      assert.is_true(ms >= 1900, "the worker exited " .. ms .. " ms after SIGTERM")
+      local answered = false
+      for _, e in ipairs(exports()) do
+        for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do
+          if sp.name == "orket run K" and e.answered then answered = true end
+        end
+      end
+      assert.is_true(answered, "the stopped run's span was never answered")
+      assert_sent("worker", H.read(dir .. "/err.txt") or "")
+      assert.equal("", H.read(dir .. "/err.txt") or "")
+    end)
+
+    -- the signals' handles were closed before the drain: a second SIGTERM during it (the
+    -- server's, after a Ctrl-C reached its workers) ended the worker with 143
+    it("keep orket worker's exit 0 at a second SIGTERM during its drain", function()
+      local dir, pid = started_worker(fake.url .. "/slow/3000")
+      os.execute("kill -TERM " .. pid)
+      require("orket.c.runtime").sleep(1000)
+      os.execute("kill -TERM " .. pid)
+      assert.equal("0", exit_code(dir), H.read(dir .. "/err.txt"))
+      assert_sent("worker", H.read(dir .. "/err.txt") or "")
+    end)
+
+    -- orket run's end waits for its spans as long as the exporter's timeouts allow (both 0:
+    -- a day), and a Ctrl-C then only stopped an engine already done: the terminal hung
+    it("give up orket run's drain at a Ctrl-C after its run, the rest said as dropped", function()
+      local dir = project()
+      local env = ""
+      for k, v in pairs { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url .. "/slow/600000", OTEL_EXPORTER_OTLP_TIMEOUT = "0",
+        OTEL_BSP_EXPORT_TIMEOUT = "0", OTEL_BSP_SCHEDULE_DELAY = "600000" } do
+        env = env .. k .. "=" .. H.quote(v) .. " "
+      end
+      os.execute(string.format("cd %s && { env %s %s run M >out.txt 2>err.txt & echo $! >pid; "
+        .. "wait $!; echo $? >rc; } >/dev/null 2>&1 &", H.quote(dir), env, H.quote(H.BIN)))
+      finally(function() H.end_started(dir, "pid", "rc", true) end)
+      H.wait_for(function() return #exports() >= 1 end, "the run's end's spans sent")
+      require("orket.c.runtime").sleep(300) -- waiting on the collector, which never answers in time
+      assert.is_nil((H.read(dir .. "/rc") or ""):match("^%d+"), H.read(dir .. "/err.txt"))
+      local pid = assert(tonumber((H.read(dir .. "/pid") or ""):match("^%d+")), "no pid")
+      local uv = require "luv"
+      local h0 = uv.hrtime()
+      os.execute("kill -INT " .. pid)
+      local rc = H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "orket run to exit")
+      local ms = (uv.hrtime() - h0) / 1e6
+      local err = H.read(dir .. "/err.txt") or ""
+      assert.is_true(ms < 1000, "orket run exited " .. ms .. " ms after SIGINT")
+      assert.is_true(rc == "0" or rc == "1" or rc == "3", rc .. ": " .. err)
+      assert.matches("warning: traces: %d+ spans exported, %d+ dropped "
+        .. "%(.*before the stop signal that ended the wait%)", err)
+    end)
+
+    it("send orket serve's runs' last spans and metrics before it exits", function()
+      local dir = slow_project()
+      local op = H.api_key(dir, "ops", "operator")
+      local s = H.serve(dir, { env = ENV })
+      assert.equal(201, (H.api(s, "POST", "/v1/runs", op, { target = "K" })))
+      H.wait_for(function() return model_calls() >= 3 end, "the server's run's third model call")
+      assert.equal(0, #exports())
+      assert.equal(0, s.stop())
+      assert_sent("serve", s.log())
+    end)
+  end)
+
   it("are off without a collector, and OTEL_SDK_DISABLED turns them off", function()
     local dir = project()
     H.orket("run M", { cwd = dir, env = { OTEL_SDK_DISABLED = "true", OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })

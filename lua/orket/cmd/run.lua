@@ -21,6 +21,7 @@ local runs = require "orket.store.runs"
 local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
 local settings = require "orket.settings"
+local otel = require "orket.otel"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
 
@@ -200,13 +201,17 @@ local function take_lock(e, o, resume_id)
   return lock, claim
 end
 
--- SIGINT, SIGTERM and SIGHUP (its terminal closed) stop the run; a closed stdout is a
--- failed write, seen by json_lines.
+-- SIGINT, SIGTERM and SIGHUP (its terminal closed) stop the run; once the run has ended,
+-- they cut the telemetry's drain (bounded only by the exporter's timeouts, up to a day),
+-- its rest said as dropped; a closed stdout is a failed write, seen by json_lines.
 local function on_signals(e)
   local signals = {}
   for _, name in ipairs { "sigint", "sigterm", "sighup" } do
     local h = uv.new_signal()
-    h:start(name, function() e:stop() end)
+    h:start(name, function()
+      e:stop()
+      if e.tracer then e.tracer:cut_drain() end
+    end)
     signals[#signals + 1] = h
   end
   local pipe = uv.new_signal()
@@ -298,16 +303,14 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   return status, vnote -- a terminal's note is said once the live view is done with it
 end
 
--- The last spans leave before the process does (bounded by the exporter's timeouts); what
--- a collector did not take is said, never a failure of the run.
+-- The last spans leave before the process does (bounded by the exporter's timeouts, or cut
+-- by a stop signal: on_signals); what a collector did not take is said (otel.drop_lines),
+-- never a failure of the run. (The drain polls its deadline: in a task of its own.)
 local function drain_traces(e, cli)
   if not e.tracer then return end
-  local st = e.tracer:drain()
-  if st.dropped > 0 then
-    cli.err("warning: traces: %d spans exported, %d dropped (%s)", st.exported, st.dropped, tostring(st.last_error or "queue full"))
-  end
-  -- (only when the last export failed: a later one that went carried all an earlier one had)
-  if st.metrics_last_failed then cli.err("warning: metrics: not exported (%s)", tostring(st.metrics_error)) end
+  local ok, st = task.spawn(e.tracer.drain, e.tracer):join()
+  local lines = ok and otel.drop_lines(st) or { "telemetry drain: " .. tostring(st) }
+  for _, line in ipairs(lines) do cli.err("warning: %s", line) end
 end
 
 function cmd.execute(o, cli, resume_id)

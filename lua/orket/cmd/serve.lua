@@ -130,6 +130,8 @@ local function on_signals(server, db)
   local state = { ended = false }
   stopsignals.on_stop(function() -- the first one; the next are ignored (orket.stopsignals)
     if state.ended then return end -- stopped already: what is left is the exit
+    uv.update_time()
+    state.stop_at = uv.now() -- (the stop's budget counts from here: drain_telemetry)
     for _, p in pairs(server.projects) do executor.stop_all(p.db) end
     task.spawn(server.stop, server)
   end)
@@ -188,6 +190,22 @@ local function telemetry(dir)
   local cfg, err = otel.config(os.getenv, type(data) == "table" and data.telemetry or nil)
   if err then return nil, err end
   return cfg
+end
+
+-- Its runs stopped, the last spans and metrics of each leave before the process does, as
+-- orket run's, within otel.SHUTDOWN_MS in all (a collector that is down never holds the stop
+-- longer), and within otel.STOP_BUDGET_MS of the signal (its requests' drain and its
+-- workers' stop came first): docker stop's SIGKILL comes 10 s after its SIGTERM. What a
+-- collector did not take is a warning line of the log.
+local function drain_telemetry(server, signals)
+  local within = otel.SHUTDOWN_MS
+  if signals.stop_at then -- what is left of the stop's budget: the workers' drains came before
+    uv.update_time()
+    within = otel.stop_within(uv.now() - signals.stop_at)
+  end
+  local ok, lines = task.spawn(otel.stop_drain, within):join()
+  if not ok then lines = { "telemetry drain: " .. tostring(lines) } end
+  for _, line in ipairs(lines) do server:_log { event = "warning", message = line } end
 end
 
 local function close_all(list)
@@ -289,6 +307,7 @@ function cmd.run(args, cli)
   otel.say(env.telemetry)
   local signals = go_live(server, db, host, token)
   local ok, terr = serve_until_stopped(server, db, dir, o.workers, signals)
+  drain_telemetry(server, signals)
   if token then localuse.remove_token(dir, token) end
   close_all(others)
   db:close()

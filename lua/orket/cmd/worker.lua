@@ -7,6 +7,7 @@ local uv = require "luv"
 local rt = require "orket.c.runtime"
 local stopsignals = require "orket.stopsignals"
 local task = require "orket.task"
+local otel = require "orket.otel"
 local setup = require "orket.engine.setup"
 local jsonout = require "orket.jsonout"
 local claims = require "orket.engine.claims"
@@ -205,6 +206,17 @@ local function stoppers(e, o, parent, state, set)
   return handles
 end
 
+-- The last spans and metrics of every run it worked (each run's engine has its own tracer)
+-- leave before the process does, within otel.SHUTDOWN_MS in all: a collector that is down
+-- never holds the stop longer; what was lost is said. Called before the signals' handles
+-- close: closed, their default action is back, and a second SIGTERM during this wait would
+-- end the worker with 143 (orket.stopsignals).
+local function drain_telemetry(cli)
+  local ok, lines = task.spawn(otel.stop_drain, otel.SHUTDOWN_MS):join()
+  if not ok then lines = { "telemetry drain: " .. tostring(lines) } end
+  for _, line in ipairs(lines) do cli.err("warning: %s", line) end
+end
+
 -- The worker's start: the run --start names left to workers, said, the bug-fix phases
 -- (docs/sandbox.md) ticked -> nil | failure message[, CODE]
 local function begin(e, o, emit)
@@ -303,8 +315,9 @@ function cmd.run(args, cli, inner)
   inner.state = state
   local handles = stoppers(e, o, parent, state, set)
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
-  for _, h in ipairs(handles) do h:close() end
   keeper:close()
+  drain_telemetry(cli) -- (before the signals' handles close: drain_telemetry)
+  for _, h in ipairs(handles) do h:close() end
   emit { type = "worker_end" }
   rt.run("nowait")
   e.close_all()

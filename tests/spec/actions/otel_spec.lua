@@ -575,6 +575,66 @@ describe("otel's configuration", function()
     tr:stop_timers()
   end)
 
+  -- OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_EXPORT_TIMEOUT, OTEL_METRIC_EXPORT_TIMEOUT and
+  -- OTEL_EXPORTER_OTLP_TIMEOUT (_TRACES_, _METRICS_) were not read: the queue was 2048 and a
+  -- request's timeout 5 s whatever they said
+  it("read the queue's size and the timeouts, a signal's own over the shared one, a bad value said", function()
+    local E = "http://127.0.0.1:9"
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "8192",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "4096", OTEL_BSP_EXPORT_TIMEOUT = "9000", OTEL_METRIC_EXPORT_TIMEOUT = "7000",
+      OTEL_EXPORTER_OTLP_TIMEOUT = "2500", OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = "1500" })
+    assert.same({ 8192, 4096, 9000, 7000, 2500, 1500, {} }, { cfg.queue_max, cfg.batch, cfg.export_timeout_ms,
+      cfg.metrics_export_timeout_ms, cfg.timeout_ms, cfg.metrics_timeout_ms, cfg.warnings })
+    -- unset: Orket's defaults, read where they are used
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E })
+    assert.same({ nil, nil, nil, nil, nil }, { cfg.queue_max, cfg.export_timeout_ms, cfg.metrics_export_timeout_ms,
+      cfg.timeout_ms, cfg.metrics_timeout_ms })
+    -- bad values: said, each once, the default (or the shared variable) kept
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "0",
+      OTEL_BSP_EXPORT_TIMEOUT = "30s", OTEL_METRIC_EXPORT_TIMEOUT = "-1", OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "1.5",
+      OTEL_EXPORTER_OTLP_TIMEOUT = "x" })
+    assert.same({ nil, nil, nil, nil, nil }, { cfg.queue_max, cfg.export_timeout_ms, cfg.metrics_export_timeout_ms,
+      cfg.timeout_ms, cfg.metrics_timeout_ms })
+    assert.same({
+      "OTEL_BSP_MAX_QUEUE_SIZE=0: not a whole number from 1 to 65536: ignored, the default (2048) kept",
+      "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=1.5: not a whole number from 0 to 2147483647: ignored, the default (5000) kept",
+      "OTEL_EXPORTER_OTLP_TIMEOUT=x: not a whole number from 0 to 2147483647: ignored, the default (5000) kept",
+      "OTEL_BSP_EXPORT_TIMEOUT=30s: not a whole number from 0 to 2147483647: ignored, the default (30000) kept",
+      "OTEL_METRIC_EXPORT_TIMEOUT=-1: not a whole number from 0 to 2147483647: ignored, the default (30000) kept",
+    }, cfg.warnings)
+    -- a bad signal's own: the shared one rules
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "",
+      OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = "soon", OTEL_EXPORTER_OTLP_TIMEOUT = "800" })
+    assert.same({ 800, 800 }, { cfg.timeout_ms, cfg.metrics_timeout_ms })
+    -- 0, the specification's "no limit", taken (its meaning: Tracer:send); past a day too
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_EXPORTER_OTLP_TIMEOUT = "0",
+      OTEL_BSP_EXPORT_TIMEOUT = "0", OTEL_METRIC_EXPORT_TIMEOUT = "2147483647" })
+    assert.same({ 0, 0, 0, 2147483647, {} }, { cfg.timeout_ms, cfg.metrics_timeout_ms, cfg.export_timeout_ms,
+      cfg.metrics_export_timeout_ms, cfg.warnings })
+    -- a batch is at most the queue, the default batch too (the specification's rule)
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "100",
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "200" })
+    assert.same({ 100, 100 }, { cfg.queue_max, cfg.batch })
+    assert.same({ "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=200: not a whole number from 1 to 100: ignored, the default (100) "
+      .. "kept" }, cfg.warnings)
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "100" })
+    assert.same({ 100, 100, {} }, { cfg.queue_max, cfg.batch, cfg.warnings })
+    -- and so a small queue fills a batch, sent, never spans dropped while the collector takes them
+    local small = otel.new(cfg, "proj")
+    small.send = function() return true end
+    run_events(small, 50) -- 151 spans, a queue of 100: a batch of 100 sent at its 100th
+    assert.same({ 0, 151 }, { small.dropped, small.exported + small:stats().queued })
+    -- a signal not exported: its variables not read
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_TRACES_EXPORTER = "none", OTEL_BSP_MAX_QUEUE_SIZE = "x",
+      OTEL_BSP_EXPORT_TIMEOUT = "x", OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "x" })
+    assert.same({}, cfg.warnings)
+    -- the queue's size is where a span is written: past it, spans are dropped, counted
+    local tr = otel.new(assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = E, OTEL_BSP_MAX_QUEUE_SIZE = "3" }), "proj")
+    tr.flush = function(self) self:seal() end
+    run_events(tr, 2) -- 7 spans: 3 kept, 4 dropped
+    assert.same({ 3, 4 }, { tr.queued, tr.dropped })
+  end)
+
   it("send JSON for http/protobuf, said once a process, naming the variable", function()
     local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
       OTEL_EXPORTER_OTLP_PROTOCOL = "http/protobuf" })
@@ -1236,7 +1296,7 @@ describe("otel's span writer and its buffers", function()
 
   -- A collector that answers 200 to each request after delay_ms: its base URL, the paths
   -- it was sent, and close(). bodies: a list given, each request's body added to it.
-  local function answers(delay_ms, bodies)
+  local function answers(delay_ms, bodies, status)
     local rt = require "orket.c.runtime"
     local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, max_body_bytes = 1 << 22 })
     local paths = {}
@@ -1249,7 +1309,7 @@ describe("otel's span writer and its buffers", function()
           if bodies then bodies[#bodies + 1] = body end
           if delay_ms > 0 then rt.sleep(delay_ms) end
           paths[#paths + 1] = req.path or true
-          req:respond(200, { "Content-Type: application/json" }, "{}")
+          req:respond(status or 200, { "Content-Type: application/json" }, "{}")
         end)
       end
     end)
@@ -1297,6 +1357,187 @@ describe("otel's span writer and its buffers", function()
       assert.equal(4, #paths)
     end)
     close_up()
+  end)
+
+  -- a request's timeout was 5 s whatever OTEL_EXPORTER_OTLP_TIMEOUT said
+  it("give each request the signal's timeout, and each export OTEL_BSP_EXPORT_TIMEOUT in all", function()
+    local dead, close_dead = never_answers()
+    local uv = require "luv"
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = dead, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "300",
+      OTEL_EXPORTER_OTLP_METRICS_TIMEOUT = "200" }
+    local tr = otel.new(otel.config(function(k) return env[k] end), "proj")
+    local t0 = uv.hrtime()
+    local ok, why = tr:send("{}")
+    local ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok)
+    assert.is_true(ms >= 250 and ms < 1500, "the traces' request took " .. ms .. " ms")
+    t0 = uv.hrtime()
+    ok = tr:send("{}", tr.cfg.metrics_url, tr.cfg.metrics_headers, true)
+    ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok)
+    assert.is_true(ms >= 150 and ms < 1000, "the metrics' request took " .. ms .. " ms")
+    -- the export's own time bounds a request within it, retries and all
+    env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, env.OTEL_BSP_EXPORT_TIMEOUT = "5000", "250"
+    tr = otel.new(otel.config(function(k) return env[k] end), "proj")
+    t0 = uv.hrtime()
+    ok, why = tr:send("{}")
+    ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok, why)
+    assert.is_true(ms < 1500, "the export took " .. ms .. " ms")
+    -- a request timeout of 0 (no limit of its own) is bounded by its export's: never a
+    -- request with no timeout at all
+    env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, env.OTEL_BSP_EXPORT_TIMEOUT = "0", "300"
+    tr = otel.new(otel.config(function(k) return env[k] end), "proj")
+    t0 = uv.hrtime()
+    ok, why = tr:send("{}")
+    ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok, why)
+    assert.is_true(ms >= 250 and ms < 1500, "the export took " .. ms .. " ms")
+    close_dead()
+  end)
+
+  -- a backoff was slept though the retry after it was past the export's time: 200 ms, then
+  -- 400 more, before the export said it took more than its 300
+  it("not sleep a backoff past the export's time, saying so", function()
+    local uv = require "luv"
+    local busy, paths, close_busy = answers(0, nil, 503)
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = busy, OTEL_BSP_EXPORT_TIMEOUT = "300" }
+    local tr = otel.new(otel.config(function(k) return env[k] end), "proj")
+    local t0 = uv.hrtime()
+    local ok, why = tr:send("{}")
+    local ms = (uv.hrtime() - t0) / 1e6
+    assert.is_false(ok)
+    assert.matches("HTTP 503, and the export took more than 300 ms (OTEL_BSP_EXPORT_TIMEOUT)", why, 1, true)
+    assert.equal(2, #paths) -- at once, and after 200 ms; the next would come 400 ms after
+    assert.is_true(ms < 450, "the export took " .. ms .. " ms")
+    close_busy()
+  end)
+
+  -- orket serve and orket worker did not wait at their stop for what was left to send
+  it("drain every tracer of the process at a stop, none waiting past the deadline", function()
+    local uv = require "luv"
+    local up, paths, close_up = answers(0)
+    local dead, close_dead = never_answers()
+    with_timeouts(function()
+      otel.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 5000 }
+      -- two runs of a server, each its own tracer, their ends' batches handed over, not sent
+      local a = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end), "a")
+      local b = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end), "b")
+      run_events(a, 1)
+      run_events(b, 1)
+      a:close(); b:close()
+      local st = otel.drain_all(3000)
+      assert.same({ 8, 0 }, { st.exported, st.dropped }, tostring(st.last_error))
+      assert.is_true(st.metrics_exported >= 1 and not st.metrics_last_failed, tostring(st.metrics_error))
+      assert.is_true(#paths >= 3) -- the two runs' batches and the metrics
+      -- a collector that never answers: the run's end's requests began before the drain,
+      -- each with its own 1.5 s, which the drain does not wait for (only its cut returns
+      -- in time)
+      otel.reset()
+      otel.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 1500 }
+      local c = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return dead end end), "c")
+      run_events(c, 1)
+      c:close()
+      require("orket.c.runtime").sleep(20)
+      local t0 = uv.hrtime()
+      st = otel.drain_all(300)
+      local ms = (uv.hrtime() - t0) / 1e6
+      assert.is_true(ms < 1000, "drained in " .. ms .. " ms")
+      assert.same({ 0, 4 }, { st.exported, st.dropped })
+      assert.matches("within 300 ms of the process's stop", st.last_error, 1, true)
+      assert.is_true(st.metrics_last_failed)
+      -- the cut requests' end counts nothing again, and a later drain says only its own
+      require("orket.c.runtime").sleep(1600)
+      assert.same({ 4, 0, 1 }, { c.dropped, c:stats().queued, c:stats().metrics_dropped })
+      st = otel.drain_all(300)
+      assert.same({ 0, 0, {} }, { st.exported, st.dropped, otel.drop_lines(st) })
+    end)
+    close_up(); close_dead()
+  end)
+
+  -- the drain's reason was taken only when it differed from the tracer's last one: the same
+  -- HTTP 500 again at the stop was said as "queue full"
+  it("say a stop's drain's reason though an earlier export failed the same way", function()
+    otel.reset()
+    local up, _, close_up = answers(0, nil, 500)
+    with_timeouts(function()
+      local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end), "p")
+      run_events(tr, 1)
+      assert.matches(": HTTP 500", tr:drain().last_error, 1, true)
+      run_events(tr, 1)
+      local st = otel.drain_all(3000)
+      assert.equal(4, st.dropped)
+      assert.matches("^traces: 0 spans exported, 4 dropped %(.*: HTTP 500%)$", otel.drop_lines(st)[1])
+    end)
+    close_up()
+  end)
+
+  -- after a stop's cut, the meter threw away a body handed over later (a later run's end in
+  -- a process that goes on), uncounted
+  it("send and count a metrics export handed over after a stop's cut", function()
+    otel.reset()
+    local up, _, close_up = answers(400)
+    with_timeouts(function()
+      otel.TIMEOUTS = { connect_timeout_ms = 1000, total_timeout_ms = 1500 }
+      local get = function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return up end end
+      local a = otel.new(otel.config(get), "a")
+      run_events(a, 1)
+      local st = otel.drain_all(100) -- the spans and metrics in flight, cut
+      assert.is_true(st.metrics_last_failed)
+      assert.matches("within 100 ms of the process's stop", st.metrics_error, 1, true)
+      local m = a.meter
+      local exported, dropped = m.exported or 0, m.dropped
+      local b = otel.new(otel.config(get), "b")
+      assert.equal(m, b.meter)
+      run_events(b, 1) -- its end's totals handed over while the cut request still waits
+      require("orket.c.runtime").sleep(1200)
+      assert.same({ exported + 1, dropped }, { m.exported, m.dropped })
+    end)
+    close_up()
+  end)
+
+  -- a timeout of 0, or a stop's budget spent, was said as "more than 0 ms" and "within 0 ms"
+  it("name the bound that applied in its messages, never 0 ms", function()
+    otel.reset()
+    local dead, close_dead = never_answers()
+    with_timeouts(function()
+      local tr = otel.new(otel.config(function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return dead end end), "p")
+      run_events(tr, 1)
+      tr:close()
+      local st = otel.drain_all(0)
+      assert.equal(4, st.dropped)
+      assert.matches("no time was left of the stop's 9 s", st.last_error, 1, true)
+      assert.is_nil(st.last_error:find("0 ms", 1, true), st.last_error)
+    end)
+    close_dead()
+    -- a collector answering 503 past the request's timeout (100 ms) with OTEL_BSP_EXPORT_TIMEOUT=0:
+    -- the export's bound is its 3 requests and their backoff, 3 x 100 + 200 + 400 ms
+    local http = require "orket.c.http"
+    local request = http.request
+    http.request = function()
+      require("orket.c.runtime").sleep(400)
+      return setmetatable({ headers = function() return 503, {} end, read = function() end },
+        { __close = function() end })
+    end
+    local ok, sent, why = pcall(function()
+      local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9", OTEL_EXPORTER_OTLP_TIMEOUT = "100",
+        OTEL_BSP_EXPORT_TIMEOUT = "0" }
+      local tr = otel.new(otel.config(function(k) return env[k] end), "p")
+      return tr:send("{}")
+    end)
+    http.request = request
+    assert.is_true(ok, tostring(sent))
+    assert.is_false(sent)
+    assert.matches("HTTP 503, and the export took more than 900 ms "
+      .. "(OTEL_BSP_EXPORT_TIMEOUT=0: its 3 requests and their backoff)", why, 1, true)
+  end)
+
+  -- orket serve's drain took its 5 s after its requests' 3 s and its workers' own drains:
+  -- past docker stop's 10 s before SIGKILL
+  it("give orket serve's drain what is left of its stop's budget, 5 s at most", function()
+    assert.same({ 5000, 5000, 3000, 0, 0 }, { otel.stop_within(0), otel.stop_within(4000), otel.stop_within(6000),
+      otel.stop_within(9000), otel.stop_within(12000) })
+    assert.is_true(otel.STOP_BUDGET_MS < 10000)
   end)
 
   it("send again at a second drain, the first one's allowance long spent", function()
