@@ -432,7 +432,16 @@
     const c = Object.assign({}, old, doc.card);
     state.cards.set(id, c);
     const li = document.querySelector('#tree li[data-card="' + CSS.escape(id) + '"]');
-    if (li) {
+    // moved under another parent (a move, an import): the tree drawn again from the cards
+    // the page holds, the card in its new place (under a parent the page does not know
+    // yet: the board read)
+    if (li && (old.parent || null) !== (c.parent || null)) {
+      if (c.parent && !state.cards.has(c.parent)) state.needBoard = true;
+      else {
+        state.cards = new Map(inCreationOrder([...state.cards.values()]).map((x) => [x.id, x]));
+        renderBoard([...state.cards.values()]);
+      }
+    } else if (li) {
       const badge = li.querySelector(":scope > .status");
       if (badge) badge.replaceWith(statusBadge(c));
       const title = li.querySelector(":scope > .card-link > .card-title");
@@ -467,6 +476,15 @@
     return b;
   }
 
+  // inCreationOrder(cards): as the server orders siblings (by creation; ties as they were)
+  function inCreationOrder(cards) {
+    const at = (c) => c.created_at || "";
+    return cards.slice().sort((a, b) => (at(a) < at(b) ? -1 : at(a) > at(b) ? 1 : 0));
+  }
+
+  // the roots' order on the server's board: rocks, then epics, then issues
+  const ROOT_RANK = { rock: 0, epic: 1, issue: 2 };
+
   function renderBoard(cards) {
     // drawn again only when it changed: focus and what is pressed stay put between events
     const sig = JSON.stringify(cards);
@@ -480,6 +498,8 @@
         kids.get(c.parent).push(c);
       } else roots.push(c);
     }
+    // (as the board gave them, unless a card's refresh re-placed one: stable)
+    roots.sort((a, b) => (ROOT_RANK[a.type] ?? 3) - (ROOT_RANK[b.type] ?? 3));
     function item(c) {
       const open = el("button", { type: "button", class: "card-link", "aria-pressed": String(c.id === state.selected),
         onclick: () => select(c.id) },

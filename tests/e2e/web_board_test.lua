@@ -482,6 +482,37 @@ describe("the web board in Chromium", function()
     assert.equal(0, s.stop())
   end)
 
+  -- A card whose fetch finds it under another parent (here moved in the store, then
+  -- canceled: the cancel's event fetches it) is drawn in its new place, not left under its
+  -- old epic until the board is read again.
+  it("draws a card fetched again under its new parent, with no board read", function()
+    local chromium, why = WD.available()
+    if not chromium then return pending("skipped: " .. why) end
+    local dir = project()
+    H.write(dir .. "/epics/oth.json", [[
+{ "id": "OTH", "name": "Others", "issues": [ { "id": "OTH-1", "summary": "Other", "seat": "senior_developer" } ] }
+]])
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+    local key = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    with_browser(1280, 1000, function(wd)
+      sign_in(wd, s, key)
+      wd:wait('#tree li[data-card="CHG"] li[data-card="CHG-2"]', "CHG-2 under CHG")
+      local boards = wd:js("return window.orketBoardStats.board")
+      local db = assert(require("orket.project").open_store(dir, false))
+      assert(db:run("UPDATE cards SET parent = 'OTH' WHERE id = 'CHG-2'"))
+      db:close()
+      assert.equal(0, H.orket('cancel CHG-2 "not needed"', { cwd = dir }).status)
+      wd:wait('#tree li[data-card="OTH"] li[data-card="CHG-2"] > .status[data-status="canceled"]', "CHG-2 under OTH")
+      assert.equal(0, wd:js([[return document.querySelectorAll('#tree li[data-card="CHG"] li[data-card="CHG-2"]').length]]))
+      -- before OTH-1, made after it: the order the server gives siblings (by creation)
+      assert.same({ "CHG-2", "OTH-1" }, wd:js([[return [...document.querySelectorAll('#tree li[data-card="OTH"] > ul > li')]
+        .map((li) => li.dataset.card)]]))
+      assert.equal(boards, wd:js("return window.orketBoardStats.board"))
+    end)
+    assert.equal(0, s.stop())
+  end)
+
   -- A restore journals one event and no event for the cards it put back: the page that is
   -- given it reads the board again.
   it("reads the board again on a restore the stream brings", function()
