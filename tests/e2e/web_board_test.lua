@@ -495,9 +495,15 @@ describe("the web board in Chromium", function()
     assert.equal(0, H.orket("import", { cwd = dir }).status)
     local key = H.api_key(dir, "ops", "operator")
     local s = H.serve(dir)
+    -- a card under CHG made after OTH-1 (a second on: created_at's resolution), drawn after it
+    -- in the page's list (CHG's issues come before OTH's)
+    orket.sleep(1100)
+    local _, later = H.api(s, "POST", "/v1/cards", key, { parent = "CHG", summary = "Later" })
+    local LATER = later.card.id
     with_browser(1280, 1000, function(wd)
       sign_in(wd, s, key)
       wd:wait('#tree li[data-card="CHG"] li[data-card="CHG-2"]', "CHG-2 under CHG")
+      wd:wait('#tree li[data-card="CHG"] li[data-card="' .. LATER .. '"]', "the later card under CHG")
       local boards = wd:js("return window.orketBoardStats.board")
       local db = assert(require("orket.project").open_store(dir, false))
       assert(db:run("UPDATE cards SET parent = 'OTH' WHERE id = 'CHG-2'"))
@@ -506,8 +512,20 @@ describe("the web board in Chromium", function()
       wd:wait('#tree li[data-card="OTH"] li[data-card="CHG-2"] > .status[data-status="canceled"]', "CHG-2 under OTH")
       assert.equal(0, wd:js([[return document.querySelectorAll('#tree li[data-card="CHG"] li[data-card="CHG-2"]').length]]))
       -- before OTH-1, made after it: the order the server gives siblings (by creation)
-      assert.same({ "CHG-2", "OTH-1" }, wd:js([[return [...document.querySelectorAll('#tree li[data-card="OTH"] > ul > li')]
-        .map((li) => li.dataset.card)]]))
+      local function kids(epic)
+        return wd:js([[return [...document.querySelectorAll('#tree li[data-card="]] .. epic .. [["] > ul > li')]
+          .map((li) => li.dataset.card)]])
+      end
+      assert.same({ "CHG-2", "OTH-1" }, kids("OTH"))
+      -- OTH-1 moved under CHG: between CHG-1 and the later card (by creation), not after the
+      -- later card as the page's list holds them
+      db = assert(require("orket.project").open_store(dir, false))
+      assert(db:run("UPDATE cards SET parent = 'CHG' WHERE id = 'OTH-1'"))
+      db:close()
+      assert.equal(0, H.orket('cancel OTH-1 "not needed"', { cwd = dir }).status)
+      wd:wait('#tree li[data-card="CHG"] li[data-card="OTH-1"] > .status[data-status="canceled"]', "OTH-1 under CHG")
+      assert.same({ "CHG-1", "OTH-1", LATER }, kids("CHG"))
+      assert.same({ "CHG-2" }, kids("OTH"))
       assert.equal(boards, wd:js("return window.orketBoardStats.board"))
     end)
     assert.equal(0, s.stop())

@@ -215,12 +215,12 @@ local function stream(req, ctx, filter)
   -- so that a page loads the board again. So is an id given with ?store= another store's
   -- (the board's `store` when the page read it): a project added again from another folder
   -- whose journal is longer than the id would otherwise replay that journal from an id
-  -- that means nothing in it.
-  local own = want ~= nil and store_of(ctx.hub.db)
-  local other = own and own ~= want
-  if after or other then
+  -- that means nothing in it. With no id there is nothing to replay: the stream follows
+  -- from the end as always, and a reset would only cost the client a needless board read.
+  if after then
+    local own = want ~= nil and store_of(ctx.hub.db)
     local last = events.latest(ctx.hub.db)
-    if other or after > last then
+    if (own and own ~= want) or after > last then
       local id = events.readable_latest(ctx.hub.db, last, filter)
       s:send(string.format('id: %d\nevent: reset\ndata: {"id":%d}\n\n', id, id))
       after = last
@@ -275,7 +275,7 @@ local SSE = { media = "text/event-stream", schema = { type = "string" }, descrip
 local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }
 local CARD_Q = { name = "card", description = "only this card's events" }
 local STORE_Q = { name = "store", description = "the store the caller's journal id is of (the board's `store`): "
-  .. "another store's is answered with event reset, as an id past the journal's end" }
+  .. "another store's, with an id to replay after, is answered with event reset, as an id past the journal's end" }
 local LAST = { name = "Last-Event-ID", ["in"] = "header", type = "integer", description = "as ?after= (a reconnecting client)" }
 local LAST_Q = { name = "lastEventId", type = "integer",
   description = "as Last-Event-ID (EventSource polyfills add it on each reconnect)" }
