@@ -18,7 +18,7 @@
   const state = { csrf: null, role: null, project: "default", projects: [], selected: null, events: null, cards: new Map(), held: new Set(),
     asked: new Map(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
-    violationCounts: new Map(), gen: 0, after: null, wantEvents: false, said: new Map(),
+    violationCounts: new Map(), gen: 0, after: null, store: null, streamStore: null, wantEvents: false, said: new Map(),
     allKeys: new Set() }; // allKeys: the people whose every key the people page shows
   // changed cards past which the board is read whole rather than a card each (about a second of
   // the key's rate; a live burst of 150 ms rarely names so many)
@@ -167,7 +167,7 @@
     state.gen++; // answers in flight are dropped (api)
     state.busy = false; // (a flush in flight never ends: its answer is dropped)
     state.wantEvents = false;
-    state.after = null;
+    state.after = state.store = null;
     // what was typed (a comment, an answer, a note) is not the next person's or project's to post
     for (const f of document.querySelectorAll("#app form, #people form")) f.reset();
     $("grant-user").replaceChildren();
@@ -245,9 +245,15 @@
   // given an event (which the server prefers to ?after=): every engine does both.
   function startEvents() {
     stopEvents();
-    const q = state.after === null ? "" : "?after=" + encodeURIComponent(state.after);
-    const es = new EventSource(scoped("/v1/events") + q, { withCredentials: true });
+    // ?store=: the store the id is of (the board's), kept in the address a reconnect uses:
+    // a server now on another store (the project added again from another folder) answers
+    // with a reset, whatever its journal's length, rather than replay it from our id
+    const q = [];
+    if (state.after !== null) q.push("after=" + encodeURIComponent(state.after));
+    if (state.store !== null) q.push("store=" + encodeURIComponent(state.store));
+    const es = new EventSource(scoped("/v1/events") + (q.length ? "?" + q.join("&") : ""), { withCredentials: true });
     state.events = es;
+    state.streamStore = state.store;
     // A reconnecting EventSource sends Last-Event-ID and the server replays what was missed;
     // a stream made anew (the page's own, after one closed) opens with ?after= the last id the
     // page holds, so the server replays what changed since and onEvent fetches just those
@@ -391,8 +397,12 @@
   async function loadBoard() {
     const board = await api("GET", "/v1/board");
     if (Number.isSafeInteger(board.journal_id)) state.after = board.journal_id;
+    state.store = typeof board.store === "string" ? board.store : null;
     // (not while the stream's reopen waits: that timer opens it, and the replay is made once)
     if (state.wantEvents && !state.events && !timers.has("events")) startEvents();
+    // a stream opened for another store (the board read on its reset): opened again for this
+    // one, after the board's id, or each of its reconnects would be answered with a reset
+    else if (state.events && state.streamStore !== state.store) startEvents();
     const cards = board.cards || [];
     state.cards = new Map(cards.map((c) => [c.id, c]));
     for (const id of [...state.held]) if ((state.cards.get(id) || {}).status !== "waiting_for_developer") state.held.delete(id);
@@ -422,7 +432,16 @@
     const c = Object.assign({}, old, doc.card);
     state.cards.set(id, c);
     const li = document.querySelector('#tree li[data-card="' + CSS.escape(id) + '"]');
-    if (li) {
+    // moved under another parent (a move, an import): the tree drawn again from the cards
+    // the page holds, the card in its new place (under a parent the page does not know
+    // yet: the board read)
+    if (li && (old.parent || null) !== (c.parent || null)) {
+      if (c.parent && !state.cards.has(c.parent)) state.needBoard = true;
+      else {
+        state.cards = new Map(inCreationOrder([...state.cards.values()]).map((x) => [x.id, x]));
+        renderBoard([...state.cards.values()]);
+      }
+    } else if (li) {
       const badge = li.querySelector(":scope > .status");
       if (badge) badge.replaceWith(statusBadge(c));
       const title = li.querySelector(":scope > .card-link > .card-title");
@@ -457,6 +476,15 @@
     return b;
   }
 
+  // inCreationOrder(cards): as the server orders siblings (by creation; ties as they were)
+  function inCreationOrder(cards) {
+    const at = (c) => c.created_at || "";
+    return cards.slice().sort((a, b) => (at(a) < at(b) ? -1 : at(a) > at(b) ? 1 : 0));
+  }
+
+  // the roots' order on the server's board: rocks, then epics, then issues
+  const ROOT_RANK = { rock: 0, epic: 1, issue: 2 };
+
   function renderBoard(cards) {
     // drawn again only when it changed: focus and what is pressed stay put between events
     const sig = JSON.stringify(cards);
@@ -470,6 +498,8 @@
         kids.get(c.parent).push(c);
       } else roots.push(c);
     }
+    // (as the board gave them, unless a card's refresh re-placed one: stable)
+    roots.sort((a, b) => (ROOT_RANK[a.type] ?? 3) - (ROOT_RANK[b.type] ?? 3));
     function item(c) {
       const open = el("button", { type: "button", class: "card-link", "aria-pressed": String(c.id === state.selected),
         onclick: () => select(c.id) },

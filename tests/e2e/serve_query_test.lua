@@ -58,7 +58,7 @@ describe("orket serve: query parameters", function()
     assert.equal(200, (H.api(s, "GET", "/v1/board?&&root=API&", viewer)))
     -- a header a route describes (Last-Event-ID) is no query parameter
     st, doc = H.api(s, "GET", "/v1/runs/1/events?Last-Event-ID=3", viewer)
-    assert.same({ 400, "unknown query parameter ?Last-Event-ID=: this route takes ?card=, ?after=, ?lastEventId=" },
+    assert.same({ 400, "unknown query parameter ?Last-Event-ID=: this route takes ?card=, ?after=, ?lastEventId=, ?store=" },
       { st, doc.error.message })
     -- under a project's prefix as well, and HEAD as GET
     st, doc = H.api(s, "GET", "/v1/projects/default/board?limt=5", viewer)

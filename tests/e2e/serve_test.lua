@@ -79,11 +79,12 @@ describe("orket serve", function()
     assert.equal(200, st, b)
     st, b = get(s.url .. "/v1/board")
     assert.equal(200, st)
-    -- the API's board is the CLI's, with the journal's id it was read at added
+    -- the API's board is the CLI's, with the journal's id it was read at and the store's id added
     local function api_board(text)
       local d = cjson.decode(text)
       assert.is_true(math.type(d.journal_id) == "integer" or d.journal_id == math.floor(d.journal_id))
-      d.journal_id = nil
+      assert.matches("^%x+$", d.store)
+      d.journal_id, d.store = nil, nil
       return d
     end
     assert.same(cjson.decode(H.orket("board --json", { cwd = dir }).stdout), api_board(b))

@@ -14,6 +14,7 @@ local config = require "orket.config"
 local projects = require "orket.serve.projects"
 local oa = require "orket.serve.openapi"
 local errors = require "orket.errors"
+local store_projects = require "orket.store.projects"
 
 local M = {}
 
@@ -120,6 +121,15 @@ local function reader(ctx)
   return { people = M.people_reader(ctx.server, ctx.who), own = ctx.who and ctx.who.id or nil }
 end
 
+-- The store's own id (orket.store.projects.store_id: made with the store, kept by its
+-- copies) | nil (a stand-in store that has none). Journal ids mean something only in the
+-- journal of one store: the board names its store, and a stream asked with ?store= another
+-- id is answered with a reset, whatever the id it replays after.
+local function store_of(db)
+  local ok, id = pcall(store_projects.store_id, db)
+  return ok and type(id) == "string" and id or nil
+end
+
 local function board(req, ctx)
   local db, root = ctx.db, ctx.query.root
   -- the journal's id, read before the board: a page that follows the journal after it
@@ -144,7 +154,9 @@ local function board(req, ctx)
   -- the kept text with the caller's id added (the newest row they may read: not kept, as it
   -- is the caller's); one copy of the text per request, against a build of it each time
   local id = events.readable_latest(db, at, reader(ctx))
-  return 200, jsonout.encoded(text:sub(1, -3) .. ',"journal_id":' .. string.format("%d", id) .. "}\n")
+  local sid = store_of(db)
+  return 200, jsonout.encoded(text:sub(1, -3) .. ',"journal_id":' .. string.format("%d", id)
+    .. (sid and ',"store":' .. jsonout.encode(sid) or "") .. "}\n")
 end
 
 local function card(_, ctx)
@@ -184,6 +196,10 @@ M.people_reader = people_reader
 local function stream(req, ctx, filter)
   local after = after_of(req, ctx)
   if after == false then return err(400, "bad_request", "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)") end
+  local want = ctx.query.store
+  if want ~= nil and not (#want <= 128 and want:match("^[%w%-]+$")) then
+    return err(400, "bad_request", "?store= takes a store's id (the board's store: letters, digits and -)")
+  end
   if ctx.server and not ctx.server:take_stream(req, ctx) then return end -- answered 429
   local s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
   if not s then return err(500, "internal", serr) end
@@ -196,10 +212,15 @@ local function stream(req, ctx, filter)
   -- restored from a backup, or a project added again from another folder): followed from
   -- it, nothing would come until this journal passed it. The stream follows from this
   -- journal's end instead and says so first (an event with an id, which every client keeps),
-  -- so that a page loads the board again.
+  -- so that a page loads the board again. So is an id given with ?store= another store's
+  -- (the board's `store` when the page read it): a project added again from another folder
+  -- whose journal is longer than the id would otherwise replay that journal from an id
+  -- that means nothing in it. With no id there is nothing to replay: the stream follows
+  -- from the end as always, and a reset would only cost the client a needless board read.
   if after then
+    local own = want ~= nil and store_of(ctx.hub.db)
     local last = events.latest(ctx.hub.db)
-    if after > last then
+    if (own and own ~= want) or after > last then
       local id = events.readable_latest(ctx.hub.db, last, filter)
       s:send(string.format('id: %d\nevent: reset\ndata: {"id":%d}\n\n', id, id))
       after = last
@@ -246,11 +267,15 @@ end
 local BOARD_AT = { type = "object", additionalProperties = true, required = { "format", "journal_id" },
   properties = { format = oa.BOARD.properties.format, journal_id = { type = "integer", minimum = 0,
     description = "the journal's id the board was read at (the newest event the caller may read): "
-      .. "/v1/events?after= it follows the journal from the board, missing nothing" } } }
+      .. "/v1/events?after= it follows the journal from the board, missing nothing" },
+    store = { type = "string", description = "the store's own id (made with it): journal ids are of this store's "
+      .. "journal; /v1/events?store= it is answered with a reset when the project's store is another by then" } } }
 local function json(schema, description) return { schema = schema, description = description } end
 local SSE = { media = "text/event-stream", schema = { type = "string" }, description = "the journal as Server-Sent Events" }
 local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }
 local CARD_Q = { name = "card", description = "only this card's events" }
+local STORE_Q = { name = "store", description = "the store the caller's journal id is of (the board's `store`): "
+  .. "another store's, with an id to replay after, is answered with event reset, as an id past the journal's end" }
 local LAST = { name = "Last-Event-ID", ["in"] = "header", type = "integer", description = "as ?after= (a reconnecting client)" }
 local LAST_Q = { name = "lastEventId", type = "integer",
   description = "as Last-Event-ID (EventSource polyfills add it on each reconnect)" }
@@ -281,10 +306,10 @@ function M.add(router)
     summary = "Where workspace/ keeps a person's version rather than main's (orket.status/1)",
     responses = { [200] = json(oa.STATUS) } })
   router:add("GET", "/v1/events", { handler = all_events, role = "viewer", name = "events", summary = "The journal, live",
-    query = { { name = "run", type = "integer", description = "only this run's events" }, CARD_Q, AFTER, LAST_Q, LAST },
+    query = { { name = "run", type = "integer", description = "only this run's events" }, CARD_Q, AFTER, LAST_Q, LAST, STORE_Q },
     responses = { [200] = SSE } })
   router:add("GET", "/v1/runs/{id}/events", { handler = run_events, role = "viewer", name = "run_events",
-    summary = "One run's journal, live", query = { CARD_Q, AFTER, LAST_Q, LAST }, responses = { [200] = SSE } })
+    summary = "One run's journal, live", query = { CARD_Q, AFTER, LAST_Q, LAST, STORE_Q }, responses = { [200] = SSE } })
 end
 
 M.events = events

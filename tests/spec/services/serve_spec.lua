@@ -932,6 +932,70 @@ describe("orket.serve streams", function()
     stop()
   end)
 
+  -- Journal ids are of one store's journal: a project added again from another folder (another
+  -- store) with a longer journal would replay it from an id that means nothing there. The
+  -- board names its store; a stream asked with ?store= another is answered with a reset.
+  it("answers a stream asked for another store's journal with a reset, its own with the replay", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "admin")
+    keys.create(db, dir, "b", "viewer") -- (rows in the journal: the keys made)
+    local run = assert(db:record_run { target = "E", kind = "epic" })
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("heartbeat_ms=60000")), log = function() end }
+    local s = { url = "http://127.0.0.1:" .. srv:port() }
+    local st, board = H.api(s, "GET", "/v1/board", a)
+    assert.equal(200, st)
+    local own = require("orket.store.projects").store_id(db)
+    assert.is_string(own)
+    assert.equal(own, board.store)
+    local at = math.tointeger(board.journal_id)
+    assert.is_true(at >= 2)
+    local RESET = 'id: (%d+)\nevent: reset\ndata: {"id":(%d+)}\n\n'
+    local function open(query, header, path)
+      local hs = { "Authorization: Bearer " .. a }
+      if header then hs[#hs + 1] = header end
+      local ev = H.stream { url = s.url .. (path or "/v1/events") .. query, headers = hs, total_timeout_ms = 30000 }
+      assert.equal(200, ev.status)
+      return ev
+    end
+    -- its own store, the id by ?after= or Last-Event-ID: the rows after the id, no reset
+    local ev
+    for _, q in ipairs { { "?after=0&store=" .. own }, { "?store=" .. own, "Last-Event-ID: 1" } } do
+      ev = open(q[1], q[2])
+      wait_for(function() return ev.text():find("\nid: " .. at .. "\n", 1, true) end, "the replay")
+      assert.is_nil(ev.text():find("event: reset", 1, true))
+      ev.close()
+    end
+    -- another store's, the id within this journal (by ?after= or Last-Event-ID, on the whole
+    -- journal's stream or one run's, an id as long as taken): a reset carrying this journal's
+    -- newest (the caller, an admin, reads every row), nothing replayed
+    local runs = "/v1/runs/" .. run .. "/events"
+    for _, q in ipairs { { "?after=1&store=0123abcd" }, { "?store=0123abcd", "Last-Event-ID: 1" },
+      { "?after=1&store=" .. string.rep("a", 128), nil, runs } } do
+      ev = open(q[1], q[2], q[3])
+      wait_for(function() return ev.text():match(RESET) end, "the reset")
+      local id, data = ev.text():match(RESET)
+      assert.same({ at, at }, { tonumber(id), tonumber(data) })
+      orket.sleep(100)
+      assert.equal(1, select(2, ev.text():gsub("\nid: ", ""))) -- the reset alone
+      ev.close()
+    end
+    -- another store's with no id: nothing to replay, so no reset either; followed from the end
+    ev = open("?store=0123abcd")
+    orket.sleep(200)
+    assert.is_nil(ev.text():find("\nid: ", 1, true))
+    ev.close()
+    for _, bad in ipairs { "/v1/events?store=no%20such", runs .. "?store=" .. string.rep("a", 129) } do
+      local st2, doc = H.api(s, "GET", bad, a)
+      assert.same({ 400, "?store= takes a store's id (the board's store: letters, digits and -)" },
+        { st2, doc and doc.error.message })
+    end
+    wait_for(function() return srv.nstreams == 0 end, "every stream ended")
+    stop()
+  end)
+
   it("leaves a quarter of the connections to other requests by default", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
