@@ -73,6 +73,12 @@ int gr_paths_add(gr_paths *p, const char *path) {
   return 0;
 }
 
+int gr_paths_has(const gr_paths *p, const char *path) {
+  for (size_t i = 0; i < p->n; i++)
+    if (strcmp(p->v[i], path) == 0) return 1;
+  return 0;
+}
+
 int gr_cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }

@@ -25,6 +25,7 @@
 /* records of the state no path can be (vw_read_record) */
 #define GR_VIEW_COMMIT "/base "
 #define GR_VIEW_MOVED "/moved "
+#define GR_VIEW_MOVED_PATH "/moved-path " /* then a path that move left listed */
 /* what Orket's merge is about to do (gr_view_intent), beside the state: main's commit it
  * merges onto (P) and the commit main moves to (M), hex, one line */
 #define GR_VIEW_INTENT_SUFFIX "-intent"
@@ -53,7 +54,8 @@ static void vw_read_why(const gitrepo *r, gr_view_state *s) {
 
 /* One record of the state that no path can be (it starts with '/': every orket skips those
  * it does not know, and an older one writing the state drops them): GR_VIEW_COMMIT, the
- * base's commit; GR_VIEW_MOVED, a person's move of main the view did not follow. */
+ * base's commit; GR_VIEW_MOVED, a person's move of main the view did not follow, and
+ * GR_VIEW_MOVED_PATH each path the refresh that found it listed. */
 static void vw_read_record(const gitrepo *r, gr_view_state *s, const char *rec) {
   char a[GIT_OID_HEXSZ + 1] = {0}, b[GIT_OID_HEXSZ + 1] = {0};
   size_t cl = strlen(GR_VIEW_COMMIT), ml = strlen(GR_VIEW_MOVED);
@@ -65,6 +67,9 @@ static void vw_read_record(const gitrepo *r, gr_view_state *s, const char *rec) 
     memcpy(a, rec + ml, GIT_OID_HEXSZ);
     memcpy(b, rec + ml + GIT_OID_HEXSZ + 1, GIT_OID_HEXSZ);
     s->moved = r->git.oid_fromstr(&s->moved_from, a) == 0 && r->git.oid_fromstr(&s->moved_to, b) == 0;
+  } else if (strncmp(rec, GR_VIEW_MOVED_PATH, strlen(GR_VIEW_MOVED_PATH)) == 0) {
+    const char *path = rec + strlen(GR_VIEW_MOVED_PATH);
+    if (*path && gitrepo_path_valid(path)) (void)gr_paths_add(&s->moved_paths, path); /* lost: named by the older rule */
   }
 }
 
@@ -118,6 +123,49 @@ void gr_view_state_read(const gitrepo *r, gr_view_state *s) {
   free(buf);
   s->unreadable = !s->has_base;
   if (s->has_base) vw_read_why(r, s);
+}
+
+void gr_view_state_free(gr_view_state *s) {
+  gr_paths_free(&s->diverged);
+  gr_paths_free(&s->moved_paths);
+}
+
+/* Reads the state's head alone: its base and the base's commit, which the writer puts
+ * before the paths (vw_state_body), so that a merge's intent (gr_view_intent_from) does not
+ * parse every listed path a second time. A state whose head does not say the commit (an
+ * older writer put it after the paths, or another format) is read whole. */
+void gr_view_state_head(const gitrepo *r, gr_view_state *s) {
+  char p[PATH_MAX], buf[128], hex[GIT_OID_HEXSZ + 1];
+  size_t m = strlen(GR_VIEW_MAGIC), cl = strlen(GR_VIEW_COMMIT), n = 0;
+  *s = (gr_view_state){0};
+  if (vw_state_path(r, p, sizeof p, "") != 0) return;
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    s->unreadable = errno != ENOENT;
+    return;
+  }
+  struct stat st;
+  ssize_t k = 0;
+  int reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  while (reg && n < sizeof buf && (k = read(fd, buf + n, sizeof buf - n)) > 0) n += (size_t)k;
+  close(fd);
+  size_t h = m + GIT_OID_HEXSZ + 1; /* the header line's length */
+  if (!reg || k < 0 || n < h || memcmp(buf, GR_VIEW_MAGIC, m) != 0 || buf[h - 1] != '\n') {
+    gr_view_state_read(r, s);
+    return;
+  }
+  static const git_oid zero;
+  memcpy(hex, buf + m, GIT_OID_HEXSZ);
+  hex[GIT_OID_HEXSZ] = '\0';
+  s->has_base = r->git.oid_fromstr(&s->base, hex) == 0 && !r->git.oid_equal(&s->base, &zero);
+  s->unreadable = !s->has_base;
+  if (!s->has_base || (size_t)st.st_size == h) return; /* nothing after the header */
+  if (n >= h + cl + GIT_OID_HEXSZ + 1 && memcmp(buf + h, GR_VIEW_COMMIT, cl) == 0 && buf[h + cl + GIT_OID_HEXSZ] == '\0') {
+    memcpy(hex, buf + h + cl, GIT_OID_HEXSZ);
+    s->has_commit = r->git.oid_fromstr(&s->commit, hex) == 0;
+    if (s->has_commit) return;
+  }
+  gr_view_state_read(r, s);
 }
 
 /* Removes the temporary files vw_replace left when its process was killed between their
@@ -177,17 +225,26 @@ static void vw_state_body(const gitrepo *r, FILE *f, const void *arg) {
   char hex[GIT_OID_HEXSZ + 1];
   r->git.oid_tostr(hex, sizeof hex, &s->base);
   fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
-  for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
+  /* the records first: the commit is read from the head alone (gr_view_state_head); every
+   * orket skips a record wherever it is */
   if (s->has_commit) {
     r->git.oid_tostr(hex, sizeof hex, &s->commit);
     fprintf(f, "%s%s%c", GR_VIEW_COMMIT, hex, '\0');
   }
-  if (s->moved && s->diverged.n) { /* said only while paths are listed */
+  /* a person's move, kept while a path its refresh listed is still listed (invariant 10):
+   * the move is why those paths are there, and no later merge settles them */
+  size_t kept = 0;
+  for (size_t i = 0; s->moved && i < s->moved_paths.n; i++)
+    if (gr_paths_has(&s->diverged, s->moved_paths.v[i])) kept++;
+  if (kept || (s->moved && !s->moved_paths.n && s->diverged.n)) { /* without paths: an older orket's record */
     char to[GIT_OID_HEXSZ + 1];
     r->git.oid_tostr(hex, sizeof hex, &s->moved_from);
     r->git.oid_tostr(to, sizeof to, &s->moved_to);
     fprintf(f, "%s%s %s%c", GR_VIEW_MOVED, hex, to, '\0');
+    for (size_t i = 0; i < s->moved_paths.n; i++)
+      if (gr_paths_has(&s->diverged, s->moved_paths.v[i])) fprintf(f, "%s%s%c", GR_VIEW_MOVED_PATH, s->moved_paths.v[i], '\0');
   }
+  for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
 }
 
 static void vw_why_body(const gitrepo *r, FILE *f, const void *arg) {
@@ -215,7 +272,7 @@ void gr_view_behind_why(gitrepo *r, const gr_err *why) {
     snprintf(s.why, sizeof s.why, "%.*s", (int)sizeof s.why - 1, why->msg);
     (void)vw_replace(r, GR_VIEW_WHY_SUFFIX, vw_why_body, &s, &ignored);
   }
-  gr_paths_free(&s.diverged);
+  gr_view_state_free(&s);
 }
 
 /* A refresh that succeeded: no reason left (one that cannot be removed names another base

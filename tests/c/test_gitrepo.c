@@ -1061,6 +1061,51 @@ TEST(test_gitrepo_view_tmp_sweep) {
   tg_end(r, base);
 }
 
+/* A merge reads the view's state once: its intent takes the base's commit from the state's
+ * head (written before the paths). A state an older orket wrote, the commit after the
+ * paths, is read whole for it: taken for a state without a commit, the last merge's own
+ * change counted as a person's move of main, and the next merge's change at that path was
+ * left unwritten, listed. */
+TEST(test_gitrepo_view_state_head) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], tree[41] = "", commit[41] = "", cmd[700];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  const char *c1[] = {"put", "a.txt", "1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "H1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "H1", &tg_who, id, &kind, &conf, &e) == 0);
+  /* the records come before the paths */
+  char st[2048];
+  snprintf(cmd, sizeof cmd, "%s/.git/orket-view", ws);
+  FILE *f = fopen(cmd, "r");
+  size_t n = f ? fread(st, 1, sizeof st, f) : 0;
+  if (f) fclose(f);
+  CHECK(t, n > 54 + 6 && memcmp(st + 54, "/base ", 6) == 0);
+  /* as an older orket wrote it: a path listed, then the commit */
+  snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse main main^{tree}", ws);
+  FILE *p = popen(cmd, "r");
+  CHECK(t, p && fscanf(p, "%40s %40s", commit, tree) == 2);
+  if (p) pclose(p);
+  snprintf(cmd, sizeof cmd, "%s/.git/orket-view", ws);
+  f = fopen(cmd, "w");
+  CHECK(t, f != NULL);
+  if (f) {
+    fprintf(f, "orket-view 1 %s\n", tree);
+    fwrite("x.txt", 1, 6, f);
+    fprintf(f, "/base %s", commit);
+    fputc('\0', f);
+    fclose(f);
+  }
+  const char *c2[] = {"put", "a.txt", "2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "H1", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "H1", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "2\n");
+  CHECK(t, gitrepo_view_last(r) == 0);
+  tg_end(r, base);
+}
+
 /* A refresh that failed because a person's branch was checked out: once main is checked out
  * again, status no longer says the view is behind for that reason (git's checkout brought
  * main's files); the next refresh finds them done. */
