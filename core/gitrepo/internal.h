@@ -169,9 +169,9 @@ typedef struct gr_view_state {
   git_oid commit;
   int moved; /* a refresh found main moved by a person, from moved_from to moved_to (invariant 10) */
   git_oid moved_from, moved_to;
-  gr_paths moved_paths; /* the paths that refresh listed: the move is named while one is still listed */
+  gr_paths moved_paths; /* the paths that refresh listed: the move is named while one of them is still listed */
   char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
-  gr_paths diverged;
+  gr_paths diverged; /* as read, diverged and moved_paths are sorted, each path once (gr_paths_uniq) */
 } gr_view_state;
 /* Reads the state (a missing or unreadable file: no base, nothing recorded). */
 void gr_view_state_read(const gitrepo *r, gr_view_state *s);
@@ -320,9 +320,16 @@ int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid 
 int gr_names_dotgit(const char *path);
 
 /* repo.c */
+/* adds path unless p has it (a scan of p: for short lists) */
 int gr_paths_add(gr_paths *p, const char *path);
+/* appends path, no scan; gr_paths_uniq then drops what was added twice */
+int gr_paths_push(gr_paths *p, const char *path);
 /* 1 when path is in p */
 int gr_paths_has(const gr_paths *p, const char *path);
+/* sorts p and drops duplicates: one O(n log n) pass instead of a scan per path added */
+void gr_paths_uniq(gr_paths *p);
+/* 1 when path is in p, sorted by gr_paths_uniq (or qsort with gr_cmp_str) */
+int gr_paths_sorted_has(const gr_paths *p, const char *path);
 int gr_cmp_str(const void *a, const void *b);
 int gr_check_card(const char *card, gr_err *e);
 int gr_make_sig(const gitapi *g, const gr_sig *who, git_signature **out, gr_err *e);

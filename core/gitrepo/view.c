@@ -685,9 +685,10 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     s.moved_from = s.commit;
     s.moved_to = p;
     for (size_t i = 0; s.moved && i < n; i++)
-      if (items[i].diverged && gr_paths_add(&s.moved_paths, items[i].path) != 0) s.moved = 0;
+      if (items[i].diverged && gr_paths_push(&s.moved_paths, items[i].path) != 0) s.moved = 0;
     for (size_t i = 0; s.moved && i < extra.n; i++)
-      if (gr_paths_add(&s.moved_paths, extra.v[i]) != 0) s.moved = 0;
+      if (gr_paths_push(&s.moved_paths, extra.v[i]) != 0) s.moved = 0;
+    gr_paths_uniq(&s.moved_paths); /* each once, sorted once rather than scanned per path */
     if (!s.moved_paths.n) s.moved = 0; /* nothing of it listed: nothing to name */
   }
   /* a person's move with no merge of Orket's since: nothing written, and the base stays B,
@@ -730,7 +731,8 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   /* a killed writer's left-overs, looked for once a handle (listing the gitdir at every
    * merge cost more than the rest of the view's bookkeeping): what a process that died
    * before this handle opened left is removed at its first refresh, and a later death's by
-   * the next handle's (every run and resume opens one and refreshes at recover()).
+   * the next handle's (a run's or resume's first refresh is at recover(), or at its first
+   * merge when another run is going and recover() is skipped; status handles never refresh).
    * Meanwhile such a file is read by no one, and its name, its pid's, is taken again only by
    * a process of that pid, which truncates it */
   if (!r->view_swept) {
@@ -923,15 +925,15 @@ int gitrepo_view_moved(gitrepo *r, char from[GR_OID_HEX + 1], char to[GR_OID_HEX
     for (size_t i = 0; !moved && i < s.moved_paths.n; i++) {
       vw_side m, d;
       size_t way;
-      moved = gr_paths_has(&s.diverged, s.moved_paths.v[i]) && vw_listed(r, tree, root, s.moved_paths.v[i], &m, &d, &way);
+      moved = gr_paths_sorted_has(&s.diverged, s.moved_paths.v[i]) && vw_listed(r, tree, root, s.moved_paths.v[i], &m, &d, &way);
     }
   }
   if (root >= 0) close(root);
   g->tree_free(tree);
   g->commit_free(tc);
   if (moved) {
-    r->git.oid_tostr(from, GR_OID_HEX + 1, &s.moved_from);
-    r->git.oid_tostr(to, GR_OID_HEX + 1, &s.moved_to);
+    g->oid_tostr(from, GR_OID_HEX + 1, &s.moved_from);
+    g->oid_tostr(to, GR_OID_HEX + 1, &s.moved_to);
   }
   gr_view_state_free(&s);
   return moved;

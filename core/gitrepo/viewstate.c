@@ -69,7 +69,10 @@ static void vw_read_record(const gitrepo *r, gr_view_state *s, const char *rec) 
     s->moved = r->git.oid_fromstr(&s->moved_from, a) == 0 && r->git.oid_fromstr(&s->moved_to, b) == 0;
   } else if (strncmp(rec, GR_VIEW_MOVED_PATH, strlen(GR_VIEW_MOVED_PATH)) == 0) {
     const char *path = rec + strlen(GR_VIEW_MOVED_PATH);
-    if (*path && gitrepo_path_valid(path)) (void)gr_paths_add(&s->moved_paths, path); /* lost: named by the older rule */
+    /* appended, duplicates dropped once the whole state is read; one not kept (invalid, out of
+     * memory) only narrows the paths the move is named by, and with none kept the older rule
+     * applies (named while any path is listed) */
+    if (*path && gitrepo_path_valid(path)) (void)gr_paths_push(&s->moved_paths, path);
   }
 }
 
@@ -116,11 +119,15 @@ void gr_view_state_read(const gitrepo *r, gr_view_state *s) {
       size_t len = strnlen(buf + i, n - i);
       if (i + len >= n) break; /* cut short: the rest is lost, as if never recorded */
       if (buf[i] == '/') vw_read_record(r, s, buf + i);
-      else if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
+      else if (len && gitrepo_path_valid(buf + i) && gr_paths_push(&s->diverged, buf + i) != 0) break;
       i += len + 1;
     }
   }
   free(buf);
+  /* a path written twice (by hand) counts once: sorted and deduplicated once, not scanned for
+   * at each path (quadratic in the listed paths) */
+  gr_paths_uniq(&s->diverged);
+  gr_paths_uniq(&s->moved_paths);
   s->unreadable = !s->has_base;
   if (s->has_base) vw_read_why(r, s);
 }
@@ -133,7 +140,8 @@ void gr_view_state_free(gr_view_state *s) {
 /* Reads the state's head alone: its base and the base's commit, which the writer puts
  * before the paths (vw_state_body), so that a merge's intent (gr_view_intent_from) does not
  * parse every listed path a second time. A state whose head does not say the commit (an
- * older writer put it after the paths, or another format) is read whole. */
+ * older writer put it after the paths, or another format) is read whole, and so is one over
+ * GR_VIEW_STATE_MAX: one rule for both readers, such a state is unreadable (no base). */
 void gr_view_state_head(const gitrepo *r, gr_view_state *s) {
   char p[PATH_MAX], buf[128], hex[GIT_OID_HEXSZ + 1];
   size_t m = strlen(GR_VIEW_MAGIC), cl = strlen(GR_VIEW_COMMIT), n = 0;
@@ -146,7 +154,7 @@ void gr_view_state_head(const gitrepo *r, gr_view_state *s) {
   }
   struct stat st;
   ssize_t k = 0;
-  int reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  int reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size <= GR_VIEW_STATE_MAX;
   while (reg && n < sizeof buf && (k = read(fd, buf + n, sizeof buf - n)) > 0) n += (size_t)k;
   close(fd);
   size_t h = m + GIT_OID_HEXSZ + 1; /* the header line's length */
@@ -220,6 +228,11 @@ static int vw_replace(const gitrepo *r, const char *suffix, void (*body)(const g
   return 0;
 }
 
+/* 1 when path is in the list: sorted (a sorted copy of s->diverged) or, without one, scanned */
+static int vw_in(const gr_paths *sorted, const gr_paths *list, const char *path) {
+  return sorted->v ? gr_paths_sorted_has(sorted, path) : gr_paths_has(list, path);
+}
+
 static void vw_state_body(const gitrepo *r, FILE *f, const void *arg) {
   const gr_view_state *s = arg;
   char hex[GIT_OID_HEXSZ + 1];
@@ -232,18 +245,35 @@ static void vw_state_body(const gitrepo *r, FILE *f, const void *arg) {
     fprintf(f, "%s%s%c", GR_VIEW_COMMIT, hex, '\0');
   }
   /* a person's move, kept while a path its refresh listed is still listed (invariant 10):
-   * the move is why those paths are there, and no later merge settles them */
-  size_t kept = 0;
+   * the move is why those paths are there, and no later merge settles them. Each of its
+   * paths is looked up in a sorted copy of the list, not by a scan of the list per path
+   * (written at every merge while the move is recorded). */
+  gr_paths sorted = {0};
+  if (s->moved && s->moved_paths.n && s->diverged.n && (sorted.v = malloc(s->diverged.n * sizeof *sorted.v)) != NULL) {
+    memcpy(sorted.v, s->diverged.v, s->diverged.n * sizeof *sorted.v);
+    sorted.n = s->diverged.n;
+    qsort(sorted.v, sorted.n, sizeof *sorted.v, gr_cmp_str);
+  }
+  size_t kept = 0, size = strlen(GR_VIEW_MAGIC) + GIT_OID_HEXSZ + 1 + strlen(GR_VIEW_COMMIT) + GIT_OID_HEXSZ + 1 +
+                          strlen(GR_VIEW_MOVED) + 2 * GIT_OID_HEXSZ + 2;
+  for (size_t i = 0; i < s->diverged.n; i++) size += strlen(s->diverged.v[i]) + 1;
   for (size_t i = 0; s->moved && i < s->moved_paths.n; i++)
-    if (gr_paths_has(&s->diverged, s->moved_paths.v[i])) kept++;
+    if (vw_in(&sorted, &s->diverged, s->moved_paths.v[i])) {
+      kept++;
+      size += strlen(GR_VIEW_MOVED_PATH) + strlen(s->moved_paths.v[i]) + 1;
+    }
   if (kept || (s->moved && !s->moved_paths.n && s->diverged.n)) { /* without paths: an older orket's record */
     char to[GIT_OID_HEXSZ + 1];
     r->git.oid_tostr(hex, sizeof hex, &s->moved_from);
     r->git.oid_tostr(to, sizeof to, &s->moved_to);
     fprintf(f, "%s%s %s%c", GR_VIEW_MOVED, hex, to, '\0');
-    for (size_t i = 0; i < s->moved_paths.n; i++)
-      if (gr_paths_has(&s->diverged, s->moved_paths.v[i])) fprintf(f, "%s%s%c", GR_VIEW_MOVED_PATH, s->moved_paths.v[i], '\0');
+    /* its paths only while the whole state stays readable (GR_VIEW_STATE_MAX): else the move
+     * alone, named by the older rule (while any path is listed), rather than the state lost */
+    for (size_t i = 0; kept && size <= GR_VIEW_STATE_MAX && i < s->moved_paths.n; i++)
+      if (vw_in(&sorted, &s->diverged, s->moved_paths.v[i]))
+        fprintf(f, "%s%s%c", GR_VIEW_MOVED_PATH, s->moved_paths.v[i], '\0');
   }
+  free(sorted.v); /* the strings are the list's */
   for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
 }
 
