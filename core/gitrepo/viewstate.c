@@ -72,7 +72,8 @@ static void vw_read_record(const gitrepo *r, gr_view_state *s, const char *rec) 
     /* appended, duplicates dropped once the whole state is read; one not kept (invalid, out of
      * memory) only narrows the paths the move is named by, and with none kept the older rule
      * applies (named while any path is listed) */
-    if (*path && gitrepo_path_valid(path)) (void)gr_paths_push(&s->moved_paths, path);
+    if (*path && gitrepo_path_valid(path) && s->moved_paths.v && (s->moved_paths.v[s->moved_paths.n] = strdup(path)) != NULL)
+      s->moved_paths.n++; /* room made for every record (gr_view_state_read) */
   }
 }
 
@@ -113,13 +114,29 @@ void gr_view_state_read(const gitrepo *r, gr_view_state *s) {
     } else if (!v1) {
       i = n; /* cut short */
     }
+    /* room for every path and move's path first: one array each, not grown per path (a
+     * realloc may copy the whole array each time) */
+    size_t np = 0, nm = 0, ml = strlen(GR_VIEW_MOVED_PATH);
+    for (size_t j = i; s->has_base && j < n;) {
+      size_t len = strnlen(buf + j, n - j);
+      if (j + len >= n) break;
+      if (len && buf[j] != '/') np++;
+      else if (len > ml && strncmp(buf + j, GR_VIEW_MOVED_PATH, ml) == 0) nm++;
+      j += len + 1;
+    }
+    if ((np && (s->diverged.v = malloc(np * sizeof *s->diverged.v)) == NULL) ||
+        (nm && (s->moved_paths.v = malloc(nm * sizeof *s->moved_paths.v)) == NULL))
+      np = 0; /* out of memory: no path read */
     /* then each diverged path, NUL-ended (a path may hold a newline); a record no path can
      * be (a "/commit" one some builds wrote) is skipped */
     for (; s->has_base && i < n;) {
       size_t len = strnlen(buf + i, n - i);
       if (i + len >= n) break; /* cut short: the rest is lost, as if never recorded */
       if (buf[i] == '/') vw_read_record(r, s, buf + i);
-      else if (len && gitrepo_path_valid(buf + i) && gr_paths_push(&s->diverged, buf + i) != 0) break;
+      else if (len && gitrepo_path_valid(buf + i)) {
+        if (!np || (s->diverged.v[s->diverged.n] = strdup(buf + i)) == NULL) break;
+        s->diverged.n++;
+      }
       i += len + 1;
     }
   }
