@@ -307,9 +307,10 @@ void gr_view_paths_free(gr_view_path *v, size_t n);
 #define GR_VIEW_WHY 512
 int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *n, char *behind, size_t cap, int forget, gr_err *e);
 
-/* 1 while paths are listed and the view's last refresh found main moved by someone other
- * than Orket's merges (a person's reset, amend, rebase...; docs/git.md): from and to get the
- * commits it moved main from (the view's base then) and to (hex), from the view's state. */
+/* 1 while a path is still listed that the refresh which found main moved by someone other
+ * than Orket's merges (a person's reset, amend, rebase...; docs/git.md) listed: from and to
+ * get the commits it moved main from (the view's base then) and to (hex), from the view's
+ * state. A move an older orket recorded without its paths: while any path is listed. */
 int gitrepo_view_moved(gitrepo *r, char from[GR_OID_HEX + 1], char to[GR_OID_HEX + 1]);
 
 #endif

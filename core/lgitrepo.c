@@ -659,7 +659,7 @@ static int lgr_view_status(lua_State *L) {
 }
 
 /* repo:view_moved() -> {from=, to=} | nil: main moved by a person, not followed by the view,
- * while paths are listed (gitrepo_view_moved) */
+ * while a path the refresh that found it listed is still listed (gitrepo_view_moved) */
 static int lgr_view_moved(lua_State *L) {
   lgr *o = lgr_check(L);
   char from[GR_OID_HEX + 1], to[GR_OID_HEX + 1];

@@ -108,6 +108,7 @@ struct gitrepo {
   size_t view_diverged; /* paths the view's last refresh recorded as diverged (view.c) */
   gr_paths view_named;  /* the first GR_VIEW_NAMED of them, for the merge's journal event */
   git_tree *view_tip;   /* the tree the view's last refresh went to: the next one's base (view.c) */
+  int view_swept;       /* the view's state files' temporaries looked for once (gr_view_refresh) */
 };
 
 /* A working directory as the functions below see it: a repository handle whose working
@@ -166,13 +167,19 @@ typedef struct gr_view_state {
   git_oid base;
   int has_commit; /* main's commit the view was last refreshed to (base is its tree); an older state has none */
   git_oid commit;
-  int moved; /* the last refresh found main moved by a person, from moved_from to moved_to (invariant 10) */
+  int moved; /* a refresh found main moved by a person, from moved_from to moved_to (invariant 10) */
   git_oid moved_from, moved_to;
+  gr_paths moved_paths; /* the paths that refresh listed: the move is named while one of them is still listed */
   char why[GR_VIEW_WHY]; /* why the last refresh failed ("" when it did not) */
-  gr_paths diverged;
+  gr_paths diverged; /* as read, diverged and moved_paths are sorted, each path once (gr_paths_uniq) */
 } gr_view_state;
 /* Reads the state (a missing or unreadable file: no base, nothing recorded). */
 void gr_view_state_read(const gitrepo *r, gr_view_state *s);
+/* Reads only what precedes the paths (base, commit; no why), the whole state where the head
+ * does not say the commit. */
+void gr_view_state_head(const gitrepo *r, gr_view_state *s);
+/* Frees what a read allocated. */
+void gr_view_state_free(gr_view_state *s);
 /* Replaces the state whole (a rename; not synced). */
 int gr_view_state_write(const gitrepo *r, const gr_view_state *s, gr_err *e);
 /* Keeps why a refresh failed beside the state, said at its base (best effort). */
@@ -184,7 +191,8 @@ int gr_view_read_intent(const gitrepo *r, const git_oid *tip, git_oid *p);
 /* P for the intent of Orket's merge from mid (the previous intent's while the view has not
  * followed it, else mid). */
 void gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from);
-/* Removes the view's state files' temporaries a killed process left (its pid is gone). */
+/* Removes the view's state files' temporaries a killed process left (its pid is gone);
+ * gr_view_refresh calls it once a handle. */
 void gr_view_sweep_tmp(const gitrepo *r);
 
 /* ---- how the view writes a file (viewput.c) ---- */
@@ -312,7 +320,16 @@ int gr_move_ref(const gitapi *g, const gr_wd *w, const char *ref, const git_oid 
 int gr_names_dotgit(const char *path);
 
 /* repo.c */
+/* adds path unless p has it (a scan of p: for short lists) */
 int gr_paths_add(gr_paths *p, const char *path);
+/* appends path, no scan; gr_paths_uniq then drops what was added twice */
+int gr_paths_push(gr_paths *p, const char *path);
+/* 1 when path is in p */
+int gr_paths_has(const gr_paths *p, const char *path);
+/* sorts p and drops duplicates: one O(n log n) pass instead of a scan per path added */
+void gr_paths_uniq(gr_paths *p);
+/* 1 when path is in p, sorted by gr_paths_uniq (or qsort with gr_cmp_str) */
+int gr_paths_sorted_has(const gr_paths *p, const char *path);
 int gr_cmp_str(const void *a, const void *b);
 int gr_check_card(const char *card, gr_err *e);
 int gr_make_sig(const gitapi *g, const gr_sig *who, git_signature **out, gr_err *e);

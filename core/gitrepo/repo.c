@@ -63,14 +63,37 @@ void gr_commits_free(gr_commit *v, size_t n) {
 }
 
 int gr_paths_add(gr_paths *p, const char *path) {
-  for (size_t i = 0; i < p->n; i++)
-    if (strcmp(p->v[i], path) == 0) return 0;
+  return gr_paths_has(p, path) ? 0 : gr_paths_push(p, path);
+}
+
+int gr_paths_push(gr_paths *p, const char *path) {
   char **v = realloc(p->v, (p->n + 1) * sizeof *v);
   if (v == NULL) return -1;
   p->v = v;
   if ((v[p->n] = strdup(path)) == NULL) return -1;
   p->n++;
   return 0;
+}
+
+int gr_paths_has(const gr_paths *p, const char *path) {
+  for (size_t i = 0; i < p->n; i++)
+    if (strcmp(p->v[i], path) == 0) return 1;
+  return 0;
+}
+
+void gr_paths_uniq(gr_paths *p) {
+  if (p->n < 2) return;
+  qsort(p->v, p->n, sizeof *p->v, gr_cmp_str);
+  size_t k = 1;
+  for (size_t i = 1; i < p->n; i++) {
+    if (strcmp(p->v[i], p->v[k - 1]) == 0) free(p->v[i]);
+    else p->v[k++] = p->v[i];
+  }
+  p->n = k;
+}
+
+int gr_paths_sorted_has(const gr_paths *p, const char *path) {
+  return p->n && bsearch(&path, p->v, p->n, sizeof *p->v, gr_cmp_str) != NULL;
 }
 
 int gr_cmp_str(const void *a, const void *b) {

@@ -16,8 +16,9 @@
  *    of the files after a power cut, and a reader never sees half of it. A state there but
  *    unreadable (empty after a power cut, garbled) or whose base is gone gives no base, and
  *    main's index is never taken for one then (vw_prev_base). Records no path can be (a
- *    leading '/') keep the base's commit and a person's move (vw_read_record): every orket
- *    skips them, and one that drops them leaves a base known by its tree alone.
+ *    leading '/') keep the base's commit and a person's move with the paths it left listed
+ *    (vw_read_record): every orket skips them, and one that drops them leaves a base known
+ *    by its tree alone. They come before the paths: a merge's intent reads the head alone.
  * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
  *    path only where the disk holds what B had there (nothing, where B had nothing) and
  *    main's index holds B's or M's entry: the view still holds what it last held. A path
@@ -60,7 +61,8 @@
  *    theirs, never written, recorded where the disk differs from M (vw_person_guard); the
  *    merge's other paths are followed. No merge to tip (P is tip): nothing is written and the
  *    base stays B. Decided by commits, trees and the disk: a refresh after a crash decides
- *    the same. */
+ *    the same. The move is named (gitrepo_view_moved) while a path its refresh listed is
+ *    still listed: the move is why it is, and later merges do not settle it. */
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -458,9 +460,9 @@ static int vw_merged(const gitrepo *r, const gr_view_state *s, const git_oid *ti
  * the view has not followed that merge to mid (vw_merged: its refresh failed), else mid. */
 void gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from) {
   gr_view_state s;
-  gr_view_state_read(r, &s);
+  gr_view_state_head(r, &s); /* its base and commit: the refresh after the move reads the rest */
   if (!s.has_base || !vw_merged(r, &s, mid, from)) *from = *mid;
-  gr_paths_free(&s.diverged);
+  gr_view_state_free(&s);
 }
 
 /* The base when the state gives none (unreadable, or its tree gone from the object
@@ -674,10 +676,20 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     gr_git(g, e, rc, "main's index");
     goto out;
   }
-  if (!ours) { /* said by status while paths are listed (a move not from a known commit: unnamed) */
+  if (!ours) {
+    /* said by status while a path this refresh listed is still listed (a move not from a
+     * known commit: unnamed); the same move found again (no merge of Orket's to follow at
+     * first, then one) keeps the paths it listed before */
+    if (!s.moved || !s.has_commit || !g->oid_equal(&s.moved_from, &s.commit)) gr_paths_free(&s.moved_paths);
     s.moved = s.has_commit && !guessed;
     s.moved_from = s.commit;
     s.moved_to = p;
+    for (size_t i = 0; s.moved && i < n; i++)
+      if (items[i].diverged && gr_paths_push(&s.moved_paths, items[i].path) != 0) s.moved = 0;
+    for (size_t i = 0; s.moved && i < extra.n; i++)
+      if (gr_paths_push(&s.moved_paths, extra.v[i]) != 0) s.moved = 0;
+    gr_paths_uniq(&s.moved_paths); /* each once, sorted once rather than scanned per path */
+    if (!s.moved_paths.n) s.moved = 0; /* nothing of it listed: nothing to name */
   }
   /* a person's move with no merge of Orket's since: nothing written, and the base stays B,
    * so that the next merge still finds their whole move in diff(B, P), any number of moves */
@@ -702,7 +714,7 @@ out:
   if (tmp.at >= 0) close(tmp.at);
   free(items);
   gr_paths_free(&extra);
-  gr_paths_free(&s.diverged);
+  gr_view_state_free(&s);
   g->diff_free(diff);
   g->tree_free(base);
   g->tree_free(target);
@@ -716,7 +728,17 @@ out:
  * 3), and the index it reads now holds what they staged. */
 int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
   enum { TRIES = 3 };
-  gr_view_sweep_tmp(r); /* a killed writer's left-overs (each merge refreshes too) */
+  /* a killed writer's left-overs, looked for once a handle (listing the gitdir at every
+   * merge cost more than the rest of the view's bookkeeping): what a process that died
+   * before this handle opened left is removed at its first refresh, and a later death's by
+   * the next handle's (a run's or resume's first refresh is at recover(), or at its first
+   * merge when another run is going and recover() is skipped; status handles never refresh).
+   * Meanwhile such a file is read by no one, and its name, its pid's, is taken again only by
+   * a process of that pid, which truncates it */
+  if (!r->view_swept) {
+    gr_view_sweep_tmp(r);
+    r->view_swept = 1;
+  }
   for (int i = 1;; i++) {
     int raced = 0;
     int rc = vw_refresh(r, diverged, i < TRIES ? &raced : NULL, e);
@@ -760,6 +782,22 @@ static size_t vw_in_way(const gitapi *g, int root, const char *path, vw_side *d,
 static void vw_hex(const gitapi *g, const vw_side *s, char *out) {
   if (s->hashed) g->oid_tostr(out, GR_OID_HEX + 1, &s->id);
   else out[0] = '\0';
+}
+
+/* 1 when recorded path is still listed: the disk does not hold what main's tree holds there
+ * (invariant 7); *m and *d its two sides, *way what blocks the way to it (vw_in_way). */
+static int vw_listed(gitrepo *r, git_tree *tree, int root, const char *path, vw_side *m, vw_side *d, size_t *way) {
+  const gitapi *g = &r->git;
+  vw_side_at(g, tree, path, m);
+  git_blob *b = NULL;
+  if (m->hashed && g->blob_lookup(&b, r->repo, &m->id) == 0) m->size = (int64_t)g->blob_rawsize(b);
+  g->blob_free(b);
+  const char *leaf;
+  int dfd = vw_parent(root, path, 0, &leaf);
+  vw_disk(g, dfd, leaf, d, m, NULL);
+  *way = dfd < 0 ? vw_in_way(g, root, path, d, m) : 0; /* else nothing, as far as path goes */
+  if (dfd >= 0) close(dfd);
+  return !(vw_holds(g, d, m, 1) || (m->kind == VW_DIR && d->kind == VW_DIR));
 }
 
 int gitrepo_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) { return gr_view_refresh(r, diverged, e); }
@@ -825,16 +863,8 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   for (size_t i = 0; i < s.diverged.n; i++) {
     const char *path = s.diverged.v[i];
     vw_side m, d;
-    vw_side_at(g, tree, path, &m);
-    git_blob *b = NULL;
-    if (m.hashed && g->blob_lookup(&b, r->repo, &m.id) == 0) m.size = (int64_t)g->blob_rawsize(b);
-    g->blob_free(b);
-    const char *leaf;
-    int dfd = vw_parent(root, path, 0, &leaf);
-    vw_disk(g, dfd, leaf, &d, &m, NULL);
-    size_t way = dfd < 0 ? vw_in_way(g, root, path, &d, &m) : 0; /* else nothing, as far as path goes */
-    if (dfd >= 0) close(dfd);
-    if (vw_holds(g, &d, &m, 1) || (m.kind == VW_DIR && d.kind == VW_DIR)) { /* invariant 7 */
+    size_t way;
+    if (!vw_listed(r, tree, root, path, &m, &d, &way)) { /* invariant 7 */
       dropped = 1;
       continue;
     }
@@ -864,26 +894,47 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
     gr_paths keep = {0};
     for (size_t i = 0; i < k; i++) (void)gr_paths_add(&keep, v[i].path);
     gr_paths_free(&s.diverged);
-    s.diverged = keep;
+    s.diverged = keep; /* the move's record goes with its last listed path (vw_state_body) */
     gr_err ignored;
     (void)gr_view_state_write(r, &s, &ignored); /* best effort: the next status drops them again */
   }
 out:
   if (root >= 0) close(root);
-  gr_paths_free(&s.diverged);
+  gr_view_state_free(&s);
   g->tree_free(tree);
   g->commit_free(tc);
   return ret;
 }
 
 int gitrepo_view_moved(gitrepo *r, char from[GR_OID_HEX + 1], char to[GR_OID_HEX + 1]) {
+  const gitapi *g = &r->git;
   gr_view_state s;
   gr_view_state_read(r, &s);
-  int moved = s.moved && s.diverged.n;
-  if (moved) {
-    r->git.oid_tostr(from, GR_OID_HEX + 1, &s.moved_from);
-    r->git.oid_tostr(to, GR_OID_HEX + 1, &s.moved_to);
+  /* named while a path the move's refresh listed is still listed, as gitrepo_view_status
+   * lists it (a state no lock let status forget from may still record a settled one); a
+   * record an older orket wrote, without its paths: while any path is recorded */
+  int moved = s.moved && s.diverged.n && !s.moved_paths.n;
+  git_oid tip;
+  git_commit *tc = NULL;
+  git_tree *tree = NULL;
+  const char *wd = g->repository_workdir(r->repo);
+  int root = -1;
+  if (s.moved && s.moved_paths.n && wd && g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN) == 0 &&
+      g->commit_lookup(&tc, r->repo, &tip) == 0 && g->commit_tree(&tree, tc) == 0 &&
+      (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+    for (size_t i = 0; !moved && i < s.moved_paths.n; i++) {
+      vw_side m, d;
+      size_t way;
+      moved = gr_paths_sorted_has(&s.diverged, s.moved_paths.v[i]) && vw_listed(r, tree, root, s.moved_paths.v[i], &m, &d, &way);
+    }
   }
-  gr_paths_free(&s.diverged);
+  if (root >= 0) close(root);
+  g->tree_free(tree);
+  g->commit_free(tc);
+  if (moved) {
+    g->oid_tostr(from, GR_OID_HEX + 1, &s.moved_from);
+    g->oid_tostr(to, GR_OID_HEX + 1, &s.moved_to);
+  }
+  gr_view_state_free(&s);
   return moved;
 }

@@ -25,6 +25,7 @@
 /* records of the state no path can be (vw_read_record) */
 #define GR_VIEW_COMMIT "/base "
 #define GR_VIEW_MOVED "/moved "
+#define GR_VIEW_MOVED_PATH "/moved-path " /* then a path that move left listed */
 /* what Orket's merge is about to do (gr_view_intent), beside the state: main's commit it
  * merges onto (P) and the commit main moves to (M), hex, one line */
 #define GR_VIEW_INTENT_SUFFIX "-intent"
@@ -53,7 +54,8 @@ static void vw_read_why(const gitrepo *r, gr_view_state *s) {
 
 /* One record of the state that no path can be (it starts with '/': every orket skips those
  * it does not know, and an older one writing the state drops them): GR_VIEW_COMMIT, the
- * base's commit; GR_VIEW_MOVED, a person's move of main the view did not follow. */
+ * base's commit; GR_VIEW_MOVED, a person's move of main the view did not follow, and
+ * GR_VIEW_MOVED_PATH each path the refresh that found it listed. */
 static void vw_read_record(const gitrepo *r, gr_view_state *s, const char *rec) {
   char a[GIT_OID_HEXSZ + 1] = {0}, b[GIT_OID_HEXSZ + 1] = {0};
   size_t cl = strlen(GR_VIEW_COMMIT), ml = strlen(GR_VIEW_MOVED);
@@ -65,6 +67,13 @@ static void vw_read_record(const gitrepo *r, gr_view_state *s, const char *rec) 
     memcpy(a, rec + ml, GIT_OID_HEXSZ);
     memcpy(b, rec + ml + GIT_OID_HEXSZ + 1, GIT_OID_HEXSZ);
     s->moved = r->git.oid_fromstr(&s->moved_from, a) == 0 && r->git.oid_fromstr(&s->moved_to, b) == 0;
+  } else if (strncmp(rec, GR_VIEW_MOVED_PATH, strlen(GR_VIEW_MOVED_PATH)) == 0) {
+    const char *path = rec + strlen(GR_VIEW_MOVED_PATH);
+    /* appended, duplicates dropped once the whole state is read; one not kept (invalid, out of
+     * memory) only narrows the paths the move is named by, and with none kept the older rule
+     * applies (named while any path is listed) */
+    if (*path && gitrepo_path_valid(path) && s->moved_paths.v && (s->moved_paths.v[s->moved_paths.n] = strdup(path)) != NULL)
+      s->moved_paths.n++; /* room made for every record (gr_view_state_read) */
   }
 }
 
@@ -105,19 +114,83 @@ void gr_view_state_read(const gitrepo *r, gr_view_state *s) {
     } else if (!v1) {
       i = n; /* cut short */
     }
+    /* room for every path and move's path first: one array each, not grown per path (a
+     * realloc may copy the whole array each time) */
+    size_t np = 0, nm = 0, ml = strlen(GR_VIEW_MOVED_PATH);
+    for (size_t j = i; s->has_base && j < n;) {
+      size_t len = strnlen(buf + j, n - j);
+      if (j + len >= n) break;
+      if (len && buf[j] != '/') np++;
+      else if (len > ml && strncmp(buf + j, GR_VIEW_MOVED_PATH, ml) == 0) nm++;
+      j += len + 1;
+    }
+    if ((np && (s->diverged.v = malloc(np * sizeof *s->diverged.v)) == NULL) ||
+        (nm && (s->moved_paths.v = malloc(nm * sizeof *s->moved_paths.v)) == NULL))
+      np = 0; /* out of memory: no path read */
     /* then each diverged path, NUL-ended (a path may hold a newline); a record no path can
      * be (a "/commit" one some builds wrote) is skipped */
     for (; s->has_base && i < n;) {
       size_t len = strnlen(buf + i, n - i);
       if (i + len >= n) break; /* cut short: the rest is lost, as if never recorded */
       if (buf[i] == '/') vw_read_record(r, s, buf + i);
-      else if (len && gitrepo_path_valid(buf + i) && gr_paths_add(&s->diverged, buf + i) != 0) break;
+      else if (len && gitrepo_path_valid(buf + i)) {
+        if (!np || (s->diverged.v[s->diverged.n] = strdup(buf + i)) == NULL) break;
+        s->diverged.n++;
+      }
       i += len + 1;
     }
   }
   free(buf);
+  /* a path written twice (by hand) counts once: sorted and deduplicated once, not scanned for
+   * at each path (quadratic in the listed paths) */
+  gr_paths_uniq(&s->diverged);
+  gr_paths_uniq(&s->moved_paths);
   s->unreadable = !s->has_base;
   if (s->has_base) vw_read_why(r, s);
+}
+
+void gr_view_state_free(gr_view_state *s) {
+  gr_paths_free(&s->diverged);
+  gr_paths_free(&s->moved_paths);
+}
+
+/* Reads the state's head alone: its base and the base's commit, which the writer puts
+ * before the paths (vw_state_body), so that a merge's intent (gr_view_intent_from) does not
+ * parse every listed path a second time. A state whose head does not say the commit (an
+ * older writer put it after the paths, or another format) is read whole, and so is one over
+ * GR_VIEW_STATE_MAX: one rule for both readers, such a state is unreadable (no base). */
+void gr_view_state_head(const gitrepo *r, gr_view_state *s) {
+  char p[PATH_MAX], buf[128], hex[GIT_OID_HEXSZ + 1];
+  size_t m = strlen(GR_VIEW_MAGIC), cl = strlen(GR_VIEW_COMMIT), n = 0;
+  *s = (gr_view_state){0};
+  if (vw_state_path(r, p, sizeof p, "") != 0) return;
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    s->unreadable = errno != ENOENT;
+    return;
+  }
+  struct stat st;
+  ssize_t k = 0;
+  int reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size <= GR_VIEW_STATE_MAX;
+  while (reg && n < sizeof buf && (k = read(fd, buf + n, sizeof buf - n)) > 0) n += (size_t)k;
+  close(fd);
+  size_t h = m + GIT_OID_HEXSZ + 1; /* the header line's length */
+  if (!reg || k < 0 || n < h || memcmp(buf, GR_VIEW_MAGIC, m) != 0 || buf[h - 1] != '\n') {
+    gr_view_state_read(r, s);
+    return;
+  }
+  static const git_oid zero;
+  memcpy(hex, buf + m, GIT_OID_HEXSZ);
+  hex[GIT_OID_HEXSZ] = '\0';
+  s->has_base = r->git.oid_fromstr(&s->base, hex) == 0 && !r->git.oid_equal(&s->base, &zero);
+  s->unreadable = !s->has_base;
+  if (!s->has_base || (size_t)st.st_size == h) return; /* nothing after the header */
+  if (n >= h + cl + GIT_OID_HEXSZ + 1 && memcmp(buf + h, GR_VIEW_COMMIT, cl) == 0 && buf[h + cl + GIT_OID_HEXSZ] == '\0') {
+    memcpy(hex, buf + h + cl, GIT_OID_HEXSZ);
+    s->has_commit = r->git.oid_fromstr(&s->commit, hex) == 0;
+    if (s->has_commit) return;
+  }
+  gr_view_state_read(r, s);
 }
 
 /* Removes the temporary files vw_replace left when its process was killed between their
@@ -172,22 +245,53 @@ static int vw_replace(const gitrepo *r, const char *suffix, void (*body)(const g
   return 0;
 }
 
+/* 1 when path is in the list: sorted (a sorted copy of s->diverged) or, without one, scanned */
+static int vw_in(const gr_paths *sorted, const gr_paths *list, const char *path) {
+  return sorted->v ? gr_paths_sorted_has(sorted, path) : gr_paths_has(list, path);
+}
+
 static void vw_state_body(const gitrepo *r, FILE *f, const void *arg) {
   const gr_view_state *s = arg;
   char hex[GIT_OID_HEXSZ + 1];
   r->git.oid_tostr(hex, sizeof hex, &s->base);
   fprintf(f, "%s%s\n", GR_VIEW_MAGIC, hex);
-  for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
+  /* the records first: the commit is read from the head alone (gr_view_state_head); every
+   * orket skips a record wherever it is */
   if (s->has_commit) {
     r->git.oid_tostr(hex, sizeof hex, &s->commit);
     fprintf(f, "%s%s%c", GR_VIEW_COMMIT, hex, '\0');
   }
-  if (s->moved && s->diverged.n) { /* said only while paths are listed */
+  /* a person's move, kept while a path its refresh listed is still listed (invariant 10):
+   * the move is why those paths are there, and no later merge settles them. Each of its
+   * paths is looked up in a sorted copy of the list, not by a scan of the list per path
+   * (written at every merge while the move is recorded). */
+  gr_paths sorted = {0};
+  if (s->moved && s->moved_paths.n && s->diverged.n && (sorted.v = malloc(s->diverged.n * sizeof *sorted.v)) != NULL) {
+    memcpy(sorted.v, s->diverged.v, s->diverged.n * sizeof *sorted.v);
+    sorted.n = s->diverged.n;
+    qsort(sorted.v, sorted.n, sizeof *sorted.v, gr_cmp_str);
+  }
+  size_t kept = 0, size = strlen(GR_VIEW_MAGIC) + GIT_OID_HEXSZ + 1 + strlen(GR_VIEW_COMMIT) + GIT_OID_HEXSZ + 1 +
+                          strlen(GR_VIEW_MOVED) + 2 * GIT_OID_HEXSZ + 2;
+  for (size_t i = 0; i < s->diverged.n; i++) size += strlen(s->diverged.v[i]) + 1;
+  for (size_t i = 0; s->moved && i < s->moved_paths.n; i++)
+    if (vw_in(&sorted, &s->diverged, s->moved_paths.v[i])) {
+      kept++;
+      size += strlen(GR_VIEW_MOVED_PATH) + strlen(s->moved_paths.v[i]) + 1;
+    }
+  if (kept || (s->moved && !s->moved_paths.n && s->diverged.n)) { /* without paths: an older orket's record */
     char to[GIT_OID_HEXSZ + 1];
     r->git.oid_tostr(hex, sizeof hex, &s->moved_from);
     r->git.oid_tostr(to, sizeof to, &s->moved_to);
     fprintf(f, "%s%s %s%c", GR_VIEW_MOVED, hex, to, '\0');
+    /* its paths only while the whole state stays readable (GR_VIEW_STATE_MAX): else the move
+     * alone, named by the older rule (while any path is listed), rather than the state lost */
+    for (size_t i = 0; kept && size <= GR_VIEW_STATE_MAX && i < s->moved_paths.n; i++)
+      if (vw_in(&sorted, &s->diverged, s->moved_paths.v[i]))
+        fprintf(f, "%s%s%c", GR_VIEW_MOVED_PATH, s->moved_paths.v[i], '\0');
   }
+  free(sorted.v); /* the strings are the list's */
+  for (size_t i = 0; i < s->diverged.n; i++) fwrite(s->diverged.v[i], 1, strlen(s->diverged.v[i]) + 1, f);
 }
 
 static void vw_why_body(const gitrepo *r, FILE *f, const void *arg) {
@@ -215,7 +319,7 @@ void gr_view_behind_why(gitrepo *r, const gr_err *why) {
     snprintf(s.why, sizeof s.why, "%.*s", (int)sizeof s.why - 1, why->msg);
     (void)vw_replace(r, GR_VIEW_WHY_SUFFIX, vw_why_body, &s, &ignored);
   }
-  gr_paths_free(&s.diverged);
+  gr_view_state_free(&s);
 }
 
 /* A refresh that succeeded: no reason left (one that cannot be removed names another base

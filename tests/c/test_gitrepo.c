@@ -1061,6 +1061,165 @@ TEST(test_gitrepo_view_tmp_sweep) {
   tg_end(r, base);
 }
 
+/* A merge reads the view's state once: its intent takes the base's commit from the state's
+ * head (written before the paths). A state an older orket wrote, the commit after the
+ * paths, is read whole for it: taken for a state without a commit, the last merge's own
+ * change counted as a person's move of main, and the next merge's change at that path was
+ * left unwritten, listed. */
+TEST(test_gitrepo_view_state_head) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], tree[41] = "", commit[41] = "", cmd[700];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init(); /* tg_end shuts it down */
+  const char *c1[] = {"put", "a.txt", "1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "H1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "H1", &tg_who, id, &kind, &conf, &e) == 0);
+  /* the records come before the paths */
+  char st[2048];
+  snprintf(cmd, sizeof cmd, "%s/.git/orket-view", ws);
+  FILE *f = fopen(cmd, "r");
+  size_t n = f ? fread(st, 1, sizeof st, f) : 0;
+  if (f) fclose(f);
+  CHECK(t, n > 54 + 6 && memcmp(st + 54, "/base ", 6) == 0);
+  /* as an older orket wrote it: a path listed, then the commit */
+  snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse main main^{tree}", ws);
+  FILE *p = popen(cmd, "r");
+  CHECK(t, p && fscanf(p, "%40s %40s", commit, tree) == 2);
+  if (p) pclose(p);
+  snprintf(cmd, sizeof cmd, "%s/.git/orket-view", ws);
+  f = fopen(cmd, "w");
+  CHECK(t, f != NULL);
+  if (f) {
+    fprintf(f, "orket-view 1 %s\n", tree);
+    fwrite("x.txt", 1, 6, f);
+    fprintf(f, "/base %s", commit);
+    fputc('\0', f);
+    fclose(f);
+  }
+  const char *c2[] = {"put", "a.txt", "2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "H1", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "H1", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "2\n");
+  CHECK(t, gitrepo_view_last(r) == 0);
+  tg_end(r, base);
+}
+
+/* Writes main's view's state by hand: the header for main's tree, then body (n bytes). */
+static void tg_state(const char *ws, const char *tree, const char *body, size_t n) {
+  char p[600];
+  snprintf(p, sizeof p, "%s/.git/orket-view", ws);
+  FILE *f = fopen(p, "w");
+  if (f == NULL) return;
+  fprintf(f, "orket-view 1 %s\n", tree);
+  fwrite(body, 1, n, f);
+  fclose(f);
+}
+
+/* The state's records are read wherever they sit (an older orket rewriting the state, or a
+ * hand edit, may put them after the paths), a path or a move's path written twice counts
+ * once, and a state cut inside the move's paths keeps the move without them: the older rule
+ * (named while any path is listed), nothing listed, nothing named. */
+TEST(test_gitrepo_view_moved_records) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], tree[41] = "", commit[41] = "", cmd[700], body[1024];
+  char from[GR_OID_HEX + 1], to[GR_OID_HEX + 1];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gr_view_path *v = NULL;
+  size_t n = 0;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init(); /* tg_end shuts it down */
+  const char *c1[] = {"put", "a.txt", "1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "M1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "M1", &tg_who, id, &kind, &conf, &e) == 0);
+  snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse main main^{tree}", ws);
+  FILE *p = popen(cmd, "r");
+  CHECK(t, p && fscanf(p, "%40s %40s", commit, tree) == 2);
+  if (p) pclose(p);
+  snprintf(cmd, sizeof cmd, "%s/a.txt", ws);
+  FILE *f = fopen(cmd, "w"); /* the person's a.txt: differs from main's */
+  CHECK(t, f != NULL);
+  if (f) {
+    fputs("mine\n", f);
+    fclose(f);
+  }
+  /* the paths first (a.txt twice), then the records, the move's path twice */
+  int k = snprintf(body, sizeof body, "a.txt%cb.txt%ca.txt%c/base %s%c/moved %s %s%c/moved-path a.txt%c/moved-path a.txt%c",
+                   0, 0, 0, commit, 0, commit, commit, 0, 0, 0);
+  tg_state(ws, tree, body, (size_t)k);
+  CHECK(t, gitrepo_view_moved(r, from, to) == 1);
+  CHECK_STR(t, from, commit);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 0, &e) == 0 && n == 1);
+  CHECK(t, n == 1 && strcmp(v[0].path, "a.txt") == 0);
+  gr_view_paths_free(v, n);
+  v = NULL;
+  /* cut inside the move's paths: the move alone is left, and no path */
+  k = snprintf(body, sizeof body, "/base %s%c/moved %s %s%c/moved-path b.txt%c/moved-pa", commit, 0, commit, commit, 0, 0);
+  tg_state(ws, tree, body, (size_t)k);
+  CHECK(t, gitrepo_view_moved(r, from, to) == 0);
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 0, &e) == 0 && n == 0);
+  gr_view_paths_free(v, n);
+  tg_end(r, base);
+}
+
+/* A state whose move's paths would take it past the readers' cap (8 MB) keeps the move
+ * without them, named by the older rule, rather than become unreadable with every path. */
+TEST(test_gitrepo_view_moved_cap) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], tree[41] = "", commit[41] = "", cmd[700], name[210];
+  char from[GR_OID_HEX + 1], to[GR_OID_HEX + 1];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init(); /* tg_end shuts it down */
+  const char *c1[] = {"put", "a.txt", "1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "M2", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "M2", &tg_who, id, &kind, &conf, &e) == 0);
+  snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse main main^{tree}", ws);
+  FILE *p = popen(cmd, "r");
+  CHECK(t, p && fscanf(p, "%40s %40s", commit, tree) == 2);
+  if (p) pclose(p);
+  /* the move and 1,000 of its paths (22 KB of records), then paths to 100 bytes under the
+   * cap: the next merge's listed path (205 bytes) takes the whole past it, not the state
+   * without the move's paths */
+  size_t cap = (size_t)8 << 20, n = 0, head = strlen("orket-view 1 ") + 41;
+  char *body = malloc(cap);
+  CHECK(t, body != NULL);
+  if (body == NULL) {
+    tg_end(r, base);
+    return;
+  }
+  n += (size_t)snprintf(body, cap, "/base %s%c/moved %s %s%c", commit, 0, commit, commit, 0);
+  for (unsigned i = 0; i < 1000; i++) n += (size_t)snprintf(body + n, cap - n, "/moved-path p%08u", i) + 1;
+  for (unsigned i = 0; head + n + 10 <= cap - 100; i++) n += (size_t)snprintf(body + n, cap - n, "p%08u", i) + 1;
+  tg_state(ws, tree, body, n);
+  free(body);
+  memset(name, 'b', 200);
+  memcpy(name + 200, ".txt", 5);
+  tg_write(ws, name, "mine\n"); /* the person's: the card's merge leaves it listed */
+  const char *c2[] = {"put", name, "2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "M2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "M2", &tg_who, id, &kind, &conf, &e) == 0);
+  char *st = malloc(cap + 1);
+  size_t sn = 0;
+  snprintf(cmd, sizeof cmd, "%s/.git/orket-view", ws);
+  FILE *f = fopen(cmd, "r");
+  CHECK(t, f != NULL && st != NULL);
+  if (f && st) sn = fread(st, 1, cap + 1, f);
+  if (f) fclose(f);
+  /* header, /base (47 bytes), /moved (89), then the paths: no /moved-path record */
+  CHECK(t, sn > head + 136 + 12 && sn <= cap);
+  CHECK(t, sn > head + 136 + 12 && memcmp(st + head + 47, "/moved ", 7) == 0 && memcmp(st + head + 136, "/moved-path ", 12) != 0);
+  free(st);
+  CHECK(t, gitrepo_view_moved(r, from, to) == 1); /* the older rule: a path is listed */
+  tg_end(r, base);
+}
+
 /* A refresh that failed because a person's branch was checked out: once main is checked out
  * again, status no longer says the view is behind for that reason (git's checkout brought
  * main's files); the next refresh finds them done. */

@@ -99,6 +99,9 @@
   X(test_gitrepo_view_waits_cleared)       \
   X(test_gitrepo_view_guessed_base_keeps)  \
   X(test_gitrepo_view_tmp_sweep)           \
+  X(test_gitrepo_view_state_head)          \
+  X(test_gitrepo_view_moved_records)       \
+  X(test_gitrepo_view_moved_cap)           \
   X(test_gitrepo_durable)                  \
   X(test_gitrepo_conflict_kinds)           \
   X(test_gitrepo_push)                     \

@@ -977,6 +977,50 @@ describe("orket.c.gitrepo", function()
     assert.equal(2, #assert(r:view_status()))
   end)
 
+  -- The move's record stayed while any path was listed: once the person had settled the
+  -- move's own paths (a status without the git lock forgets nothing), a later edit of theirs
+  -- that a merge left listed brought the old move back into orket status. It is named while a
+  -- path its refresh listed is still listed, later merges followed or not.
+  it("names a person's move of main while the paths it left listed are, and not for a later edit", function()
+    local proj, pws, r0, p = project("R4")
+    local r <close> = r0
+    local git = "git -C " .. H.quote(pws) .. " "
+    H.write(p .. "/f.txt", "the card's f\n")
+    H.write(p .. "/README", "the card's readme\n")
+    assert(r:commit("R4", { name = WHO.name, email = WHO.email, message = "f" }))
+    assert(r:merge_to_main("R4", GUARD))
+    sh(git .. "reset -q --hard HEAD~1")
+    H.write(p .. "/h.txt", "the card's h\n")
+    assert(r:commit("R4", { name = WHO.name, email = WHO.email, message = "h" }))
+    assert.equal(2, assert(r:merge_to_main("R4", GUARD)).diverged)
+    local moved = assert(r:view_moved())
+    -- a later merge the view follows: the move's paths are still listed, and it is still named
+    H.write(p .. "/i.txt", "the card's i\n")
+    assert(r:commit("R4", { name = WHO.name, email = WHO.email, message = "i" }))
+    assert.equal(0, assert(r:merge_to_main("R4", GUARD)).diverged)
+    assert.equal("the card's i\n", H.read(pws .. "/i.txt"))
+    assert.same(moved, r:view_moved())
+    assert.equal("person", require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout).moved.by)
+    -- the person takes main's version of one: the other still names the move
+    sh(git .. "checkout -q main -- README")
+    assert.same(moved, r:view_moved())
+    -- and of the other: no longer named, though no status forgot them from the state
+    sh(git .. "checkout -q main -- f.txt")
+    assert.same({}, assert(r:view_status()))
+    assert.is_nil(r:view_moved())
+    -- a later edit of theirs that a merge leaves listed is theirs alone: no move named
+    H.write(pws .. "/h.txt", "my h\n")
+    H.write(p .. "/h.txt", "the card's h again\n")
+    assert(r:commit("R4", { name = WHO.name, email = WHO.email, message = "h2" }))
+    assert.equal(1, assert(r:merge_to_main("R4", GUARD)).diverged)
+    local v = assert(r:view_status())
+    assert.same({ "h.txt" }, { v[1].path, v[2] and v[2].path })
+    assert.is_nil(r:view_moved())
+    local doc = require("cjson").decode(H.orket("status --json -C " .. H.quote(proj)).stdout)
+    assert.equal(1, #doc.diverged)
+    assert.is_nil(doc.moved)
+  end)
+
   -- `git reset HEAD~1` undoes a commit and keeps its files: the view followed main back,
   -- writing the older files over the person's and deleting the ones their commit added
   it("leaves a person's files alone when they move main back with git reset, and follows later merges", function()
@@ -1051,9 +1095,10 @@ describe("orket.c.gitrepo", function()
     assert.equal("the card's n\n", H.read(pws .. "/n.txt"))
   end)
 
-  it("removes the state's temporary files a killed process left, at the next refresh", function()
+  -- looked for once a handle: the gitdir was listed at every merge's refresh
+  it("removes the state's temporary files a killed process left, at a handle's first refresh", function()
     local _, pws, r0 = project("T1")
-    local r <close> = r0
+    r0:close()
     local sh_ = io.popen("sh -c 'echo $$'")
     local dead = sh_:read("l")
     sh_:close() -- waited for: a pid whose process is gone
@@ -1061,10 +1106,18 @@ describe("orket.c.gitrepo", function()
     for _, n in ipairs { "orket-view-intent.", "orket-view.", "orket-view-why." } do H.write(gd .. n .. dead, "x") end
     H.write(gd .. "orket-view-intent.1", "x") -- a live process's (pid 1): left alone
     H.write(gd .. "orket-view-intent.x" .. dead, "x") -- not one of ours
+    local r <close> = assert(G.open(pws)) -- opened after the death, as a run's or resume's is
     assert(r:view_refresh())
     for _, n in ipairs { "orket-view-intent.", "orket-view.", "orket-view-why." } do assert.is_nil(H.read(gd .. n .. dead)) end
     assert.equal("x", H.read(gd .. "orket-view-intent.1"))
     assert.equal("x", H.read(gd .. "orket-view-intent.x" .. dead))
+    -- a death after that first refresh: this handle does not list the gitdir again, the next one does
+    H.write(gd .. "orket-view." .. dead, "x")
+    assert(r:view_refresh())
+    assert.equal("x", H.read(gd .. "orket-view." .. dead))
+    local r2 <close> = assert(G.open(pws))
+    assert(r2:view_refresh())
+    assert.is_nil(H.read(gd .. "orket-view." .. dead))
   end)
 
   it("says a merge left unfollowed in the view without writing; a refresh follows it", function()
