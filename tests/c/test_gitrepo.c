@@ -1120,8 +1120,8 @@ static void tg_state(const char *ws, const char *tree, const char *body, size_t 
 
 /* The state's records are read wherever they sit (an older orket rewriting the state, or a
  * hand edit, may put them after the paths), a path or a move's path written twice counts
- * once, and a state cut inside the move's paths keeps the move without them: the older rule
- * (named while any path is listed), nothing listed, nothing named. */
+ * once, and a state cut inside the move's paths keeps the move with the paths read before the
+ * cut: still readable, nothing listed, nothing named. */
 TEST(test_gitrepo_view_moved_records) {
   char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], tree[41] = "", commit[41] = "", cmd[700], body[1024];
   char from[GR_OID_HEX + 1], to[GR_OID_HEX + 1];
@@ -1157,7 +1157,7 @@ TEST(test_gitrepo_view_moved_records) {
   CHECK(t, n == 1 && strcmp(v[0].path, "a.txt") == 0);
   gr_view_paths_free(v, n);
   v = NULL;
-  /* cut inside the move's paths: the move alone is left, and no path */
+  /* cut inside the move's paths: the move and its first path are left, and no path listed */
   k = snprintf(body, sizeof body, "/base %s%c/moved %s %s%c/moved-path b.txt%c/moved-pa", commit, 0, commit, commit, 0, 0);
   tg_state(ws, tree, body, (size_t)k);
   CHECK(t, gitrepo_view_moved(r, from, to) == 0);
