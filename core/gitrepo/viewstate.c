@@ -77,16 +77,21 @@ static void vw_read_record(const gitrepo *r, gr_view_state *s, const char *rec) 
   }
 }
 
-/* Reads the state (a missing or unreadable file: no base, nothing recorded). */
-void gr_view_state_read(const gitrepo *r, gr_view_state *s) {
+/* Empties s and opens the state for reading -> fd | -1 (a missing file: nothing recorded;
+ * any other failure: s->unreadable), for both readers below. */
+static int vw_state_open(const gitrepo *r, gr_view_state *s) {
   char p[PATH_MAX];
   *s = (gr_view_state){0};
-  if (vw_state_path(r, p, sizeof p, "") != 0) return;
+  if (vw_state_path(r, p, sizeof p, "") != 0) return -1;
   int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    s->unreadable = errno != ENOENT;
-    return;
-  }
+  if (fd < 0) s->unreadable = errno != ENOENT;
+  return fd;
+}
+
+/* Reads the state (a missing or unreadable file: no base, nothing recorded). */
+void gr_view_state_read(const gitrepo *r, gr_view_state *s) {
+  int fd = vw_state_open(r, s);
+  if (fd < 0) return;
   struct stat st;
   char *buf = NULL;
   size_t n = 0;
@@ -160,15 +165,10 @@ void gr_view_state_free(gr_view_state *s) {
  * older writer put it after the paths, or another format) is read whole, and so is one over
  * GR_VIEW_STATE_MAX: one rule for both readers, such a state is unreadable (no base). */
 void gr_view_state_head(const gitrepo *r, gr_view_state *s) {
-  char p[PATH_MAX], buf[128], hex[GIT_OID_HEXSZ + 1];
+  char buf[128], hex[GIT_OID_HEXSZ + 1];
   size_t m = strlen(GR_VIEW_MAGIC), cl = strlen(GR_VIEW_COMMIT), n = 0;
-  *s = (gr_view_state){0};
-  if (vw_state_path(r, p, sizeof p, "") != 0) return;
-  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    s->unreadable = errno != ENOENT;
-    return;
-  }
+  int fd = vw_state_open(r, s);
+  if (fd < 0) return;
   struct stat st;
   ssize_t k = 0;
   int reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size <= GR_VIEW_STATE_MAX;
