@@ -1061,6 +1061,16 @@ TEST(test_gitrepo_view_tmp_sweep) {
   tg_end(r, base);
 }
 
+/* main's commit and root tree ids, as git reads them in the repository at ws -> 0 | -1 */
+static int tg_main_ids(const char *ws, char commit[41], char tree[41]) {
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse main main^{tree}", ws);
+  FILE *p = popen(cmd, "r");
+  int ok = p != NULL && fscanf(p, "%40s %40s", commit, tree) == 2;
+  if (p) pclose(p);
+  return ok ? 0 : -1;
+}
+
 /* A merge reads the view's state once: its intent takes the base's commit from the state's
  * head (written before the paths). A state an older orket wrote, the commit after the
  * paths, is read whole for it: taken for a state without a commit, the last merge's own
@@ -1085,10 +1095,7 @@ TEST(test_gitrepo_view_state_head) {
   if (f) fclose(f);
   CHECK(t, n > 54 + 6 && memcmp(st + 54, "/base ", 6) == 0);
   /* as an older orket wrote it: a path listed, then the commit */
-  snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse main main^{tree}", ws);
-  FILE *p = popen(cmd, "r");
-  CHECK(t, p && fscanf(p, "%40s %40s", commit, tree) == 2);
-  if (p) pclose(p);
+  CHECK(t, tg_main_ids(ws, commit, tree) == 0);
   snprintf(cmd, sizeof cmd, "%s/.git/orket-view", ws);
   f = fopen(cmd, "w");
   CHECK(t, f != NULL);
@@ -1136,10 +1143,7 @@ TEST(test_gitrepo_view_moved_records) {
   const char *c1[] = {"put", "a.txt", "1\n", NULL};
   CHECK(t, tg_card_change(r, base, "M1", c1, id) == 0);
   CHECK(t, gitrepo_merge_to_main(r, "M1", &tg_who, id, &kind, &conf, &e) == 0);
-  snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse main main^{tree}", ws);
-  FILE *p = popen(cmd, "r");
-  CHECK(t, p && fscanf(p, "%40s %40s", commit, tree) == 2);
-  if (p) pclose(p);
+  CHECK(t, tg_main_ids(ws, commit, tree) == 0);
   snprintf(cmd, sizeof cmd, "%s/a.txt", ws);
   FILE *f = fopen(cmd, "w"); /* the person's a.txt: differs from main's */
   CHECK(t, f != NULL);
@@ -1180,10 +1184,7 @@ TEST(test_gitrepo_view_moved_cap) {
   const char *c1[] = {"put", "a.txt", "1\n", NULL};
   CHECK(t, tg_card_change(r, base, "M2", c1, id) == 0);
   CHECK(t, gitrepo_merge_to_main(r, "M2", &tg_who, id, &kind, &conf, &e) == 0);
-  snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse main main^{tree}", ws);
-  FILE *p = popen(cmd, "r");
-  CHECK(t, p && fscanf(p, "%40s %40s", commit, tree) == 2);
-  if (p) pclose(p);
+  CHECK(t, tg_main_ids(ws, commit, tree) == 0);
   /* the move and 1,000 of its paths (22 KB of records), then paths to 100 bytes under the
    * cap: the next merge's listed path (205 bytes) takes the whole past it, not the state
    * without the move's paths */
