@@ -267,9 +267,11 @@ end
 
 -- Reloads one card after an event and moves what its change moves.
 function Order:reload(id, created)
+  local old = self.status[id]
+  -- a moved card outside the graph changes nothing here: known without its copy
+  if not created and old == nil and not self.cards[id] and not self.children[id] then return end
   local c = self.board:get(id)
   if not c then return end
-  local old = self.status[id]
   if created then
     for _, d in ipairs(c.depends_on or {}) do
       self:edge(c.id, d)
