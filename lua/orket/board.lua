@@ -232,10 +232,39 @@ end
 local STATUSES = set_of(sm.statuses())
 local TYPES = set_of(sm.types())
 
---- board:list{status=, epic=, rock=, type=} -> array of cards (creation order)
+-- Keeps a copy of each listed card not cached yet (the caller's tables are its own: a
+-- board move changes its cached card in place), under the stamp taken before the read: a
+-- change to cards after it moves the stamp, and the next get empties the cache. When the
+-- stamp moved during the read already, nothing is copied for that. At most half the cache,
+-- so that keeping them does not make it start over.
+local function keep_listed(self, list, gen, dv)
+  local gen2, dv2 = self.db.conn:cards_stamp()
+  if gen2 ~= gen or dv2 ~= dv or gen ~= self.cache_gen or dv ~= self.cache_dv then return end
+  local cache, n, max = self.cache, self.cached, CACHE_MAX // 2
+  for i = 1, #list do
+    if n >= max then break end
+    local c = list[i]
+    if cache[c.id] == nil then
+      cache[c.id] = copy_card(c)
+      n = n + 1
+    end
+  end
+  self.cached = n
+end
+
+--- board:list{status=, epic=, rock=, type=} [, keep] -> array of cards (creation order)
 ---   | nil, msg, "ESTATUS"|"ETYPE". status and type take one name or an array of names;
----   epic= keeps the epic's issues, rock= the rock's epics and their issues.
-function Board:list(q)
+---   epic= keeps the epic's issues, rock= the rock's epics and their issues. keep: the
+---   cards read also fill get's cache (copies), for a caller that will get them next.
+function Board:list(q, keep)
+  if keep then
+    -- the stamp before the read: a card read after a change it does not show is not kept
+    local fresh = self:_fresh()
+    local gen, dv = self.cache_gen, self.cache_dv
+    local list, err, code = self:list(q)
+    if list and fresh then keep_listed(self, list, gen, dv) end
+    return list, err, code
+  end
   q = q or {}
   if type(q) ~= "table" then error("bad argument #1 to 'list' (table expected)", 2) end
   local statuses, bad = one_or_many(q.status, "list", "status", STATUSES)

@@ -47,12 +47,13 @@ local function precedes(a, b)
   return a.s < b.s
 end
 
--- The scope's issues, in creation order (whole cards).
+-- The scope's issues, in creation order (whole cards). The board keeps them in its cache
+-- too: a run reads each of them through the board as it first works it.
 function Order:issues()
   local scope = self.scope
-  if scope == nil then return self.board:list { type = "issue" } end
-  if scope.type == "epic" then return self.board:list { epic = scope.id, type = "issue" } end
-  return self.board:list { rock = scope.id, type = "issue" }
+  if scope == nil then return self.board:list({ type = "issue" }, true) end
+  if scope.type == "epic" then return self.board:list({ epic = scope.id, type = "issue" }, true) end
+  return self.board:list({ rock = scope.id, type = "issue" }, true)
 end
 
 -- What the order reads of a card: a light card (cards_op.light). An order without on_put
@@ -267,9 +268,11 @@ end
 
 -- Reloads one card after an event and moves what its change moves.
 function Order:reload(id, created)
+  local old = self.status[id]
+  -- a moved card outside the graph changes nothing here: known without its copy
+  if not created and old == nil and not self.cards[id] and not self.children[id] then return end
   local c = self.board:get(id)
   if not c then return end
-  local old = self.status[id]
   if created then
     for _, d in ipairs(c.depends_on or {}) do
       self:edge(c.id, d)

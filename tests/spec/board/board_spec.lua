@@ -633,6 +633,61 @@ describe("board card cache", function()
     assert.same(stored, b:get("A"))
   end)
 
+  it("keeps the cards a list is asked to keep: their first get reads nothing, and gets copies", function()
+    assert(b:create { parent = "E", id = "A", summary = "a" })
+    assert(b:create { parent = "E", id = "B", summary = "b", depends_on = { "A" } })
+    local cards_op = require "orket.store.cards"
+    local get, reads = cards_op.get, 0
+    local ok, err = pcall(function()
+      -- (in a transaction: PostgreSQL's stamp is the transaction's)
+      assert(db:tx(function()
+        local fresh = board_mod.open(db)
+        local listed = assert(fresh:list({ epic = "E" }, true))
+        cards_op.get = function(...) reads = reads + 1 return get(...) end
+        listed[2].summary, listed[2].depends_on[1] = "mine", "X"
+        local got = assert(fresh:get("B"))
+        assert.equal("b", got.summary)
+        assert.same({ "A" }, got.depends_on)
+        assert.equal("ready", fresh:status("A"))
+        assert.equal(0, reads)
+        return true
+      end))
+      -- without keep, a list fills nothing (another transaction: PostgreSQL's boards in
+      -- one share their cache)
+      assert(db:tx(function()
+        local other = board_mod.open(db)
+        assert(other:list { epic = "E" })
+        assert(other:get("A"))
+        assert.equal(1, reads)
+        return true
+      end))
+    end)
+    cards_op.get = get
+    assert(ok, err)
+  end)
+
+  sqlite_it("keeps nothing of a list that a change to cards overtook", function()
+    assert(b:create { parent = "E", id = "A", summary = "a" })
+    local cards_op = require "orket.store.cards"
+    local list = cards_op.list
+    local ok, err = pcall(function()
+      local fresh = board_mod.open(db)
+      assert.equal("a", fresh:get("A").summary) -- stamped and cached before the list
+      -- the list's read done, cards change before the board looks again
+      cards_op.list = function(...)
+        local rows = list(...)
+        assert(db:run("UPDATE cards SET summary = 'changed' WHERE id = 'A'"))
+        return rows
+      end
+      local listed = assert(fresh:list({ epic = "E" }, true))
+      assert.equal("a", listed[1].summary)
+      cards_op.list = list
+      assert.equal("changed", fresh:get("A").summary)
+    end)
+    cards_op.list = list
+    assert(ok, err)
+  end)
+
   sqlite_it("forgets a card that is no longer in the store", function()
     assert(b:create { parent = "E", id = "A", summary = "a" })
     assert(b:get("A"))

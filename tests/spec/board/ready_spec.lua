@@ -246,6 +246,37 @@ describe("ready order", function()
     db:close()
   end)
 
+  it("reads no card a move leaves outside its graph, and reads each one inside it", function()
+    local db, b = fixture({ { id = "E-1", summary = "a" }, { id = "E-2", summary = "b" } })
+    assert(db:tx(function()
+      imports.insert_card(db, { id = "F", type = "epic", name = "Other", priority = 2 })
+      return true
+    end))
+    assert(b:create { parent = "F", id = "F-1", summary = "f", seat = "senior_developer" })
+    local o = ready.new(b, { id = "E", type = "epic" })
+    local reads, get = {}, b.get
+    b.get = function(self, id, ...)
+      reads[#reads + 1] = id
+      return get(self, id, ...)
+    end
+    local ok, err = pcall(function()
+      -- F-1 (and F, which its start moves too): another epic's, no edge to E's: the
+      -- order's answer without a copy of either
+      assert(b:transition("F-1", "in_progress", { actor = CODER }))
+      reads = {} -- (the move's own reads)
+      o:refresh()
+      assert.same({}, reads)
+      assert(b:transition("E-1", "in_progress", { actor = CODER }))
+      reads = {}
+      o:refresh()
+      assert.same({ "E-1", "E" }, reads) -- (E: the epic its issues wait for)
+      assert.same({ "E-2" }, ids_of(o))
+    end)
+    b.get = nil
+    db:close()
+    assert(ok, err)
+  end)
+
   for seed = 1, 4 do
     it("follows finished cards exactly (seed " .. seed .. ")", function()
       math.randomseed(seed)
