@@ -15,7 +15,8 @@ local orket = {
   spawn = task.spawn,
   --- orket.task: tasks (orket.task.spawn, orket.task.new)
   task = task,
-  --- orket.stats() -> memory and pending-wait counts
+  --- orket.stats() -> memory and pending-wait counts, and left_running: operations a cancelled
+  --- task left to run on to their end (a push)
   stats = rt.stats,
   --- orket.home: where Orket's own lua/, roles/ and tools/ live
   home = rt.home(),
