@@ -25,8 +25,6 @@ return function(options)
   local started = {}
   local ended, block_errors = {}, {} -- the tests that ended; the errors outside tests (below)
   local ran = {} -- the describes whose body busted started (below)
-  -- describe's kinds: insulate and expose are describes with another environment
-  local describes = { describe = true, insulate = true, expose = true }
 
   local function show(kind, t)
     local msg = t.message
@@ -82,8 +80,9 @@ return function(options)
   -- as one failure of its own, named for it, with the error. Only the blocks below can
   -- keep tests from running; any other error (after_each, teardown, busted's own "no such
   -- file") counts as one failure, each time.
-  local hides = { file = true, describe = true, insulate = true, expose = true, strict_setup = true,
-    lazy_setup = true, before_each = true }
+  -- insulate and expose blocks need no entry: busted registers them as aliases of describe,
+  -- so their elements carry descriptor "describe"
+  local hides = { file = true, describe = true, strict_setup = true, lazy_setup = true, before_each = true }
 
   handler.describeStart = function(element)
     ran[element] = true
@@ -96,7 +95,7 @@ return function(options)
       show("ERROR", handler.errors[#handler.errors])
       block_errors[#block_errors + 1] = {
         -- a describe's or file's own body failing: its tests; a setup or before_each: its describe's
-        scope = hides[d] and ((describes[d] or d == "file") and element or parent) or nil,
+        scope = hides[d] and ((d == "describe" or d == "file") and element or parent) or nil,
         why = tostring(d or "busted"):gsub("^strict_", "") .. " failed: "
           .. (type(message) == "string" and message:match("[^\n]*") or tostring(message)),
       }
@@ -136,8 +135,9 @@ return function(options)
             failed = failed + 1
             io.write("\nERROR: ", handler.getFullName(child), "\n  ", why, "\n")
           end
-        elseif describes[child.descriptor] and not ran[child] then
-          -- its body never ran: its tests are unknown, and it stands for them
+        elseif child.descriptor == "describe" and not ran[child] then
+          -- its body never ran (an insulate or expose too): its tests are unknown, and it
+          -- stands for them
           failed = failed + 1
           io.write("\nERROR: ", handler.getFullName(child), "\n  did not run: ", reason(child, true), "\n")
         end
