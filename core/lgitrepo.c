@@ -524,11 +524,17 @@ static void lgr_push_done(uv_work_t *wk, int status) {
   (void)status;
   lgr_push_req *p = wk->data;
   if (!p->cancelled) rt_wait_finish(&p->w, lgr_push_results, p);
+  else p->w.rt->left_running--; /* the runtime outlives its pool work (rt_close waits for it) */
   lgr_push_free(p);
 }
 
-/* A running push cannot be stopped: it finishes on its thread and lgr_push_done frees it. */
-static void lgr_push_cancel(rt_wait *w) { ((lgr_push_req *)w)->cancelled = 1; }
+/* A running push or fetch cannot be stopped: it finishes on its thread and lgr_push_done
+ * frees it. Until then it counts in orket.stats().left_running, so that whoever removes
+ * what it uses (a test's repositories) can wait for it first. */
+static void lgr_push_cancel(rt_wait *w) {
+  ((lgr_push_req *)w)->cancelled = 1;
+  w->rt->left_running++;
+}
 
 static char *lgr_dup(const char *s) { return s ? strdup(s) : NULL; }
 

@@ -94,10 +94,10 @@ static int rtl_cancel(lua_State *L) {
   return 1;
 }
 
-/* stats() -> {memory, memory_peak, memory_limit, waits} */
+/* stats() -> {memory, memory_peak, memory_limit, waits, left_running} */
 static int rtl_stats(lua_State *L) {
   orket_rt *rt = rt_get(L);
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushinteger(L, (lua_Integer)rt->mem.used);
   lua_setfield(L, -2, "memory");
   lua_pushinteger(L, (lua_Integer)rt->mem.peak);
@@ -108,6 +108,8 @@ static int rtl_stats(lua_State *L) {
   }
   lua_pushinteger(L, rt->pending_waits);
   lua_setfield(L, -2, "waits");
+  lua_pushinteger(L, rt->left_running);
+  lua_setfield(L, -2, "left_running");
   return 1;
 }
 

@@ -23,6 +23,9 @@ typedef struct orket_rt {
   int reporter_ref;      /* Lua function(msg) for errors raised in loop callbacks */
   int loop_running;      /* uv_run is on the stack: it must not be entered again */
   int pending_waits;     /* operations a coroutine is suspended on (see await.h) */
+  int left_running;      /* git remote operations (push, fetch_main, fetch_branch) whose
+                          * coroutine was cancelled, until they end on the thread pool
+                          * (see lgitrepo.c); nothing else is counted */
   /* Cancels every pending wait before the state closes. await.c sets it, so the runtime
    * needs nothing from await.c and the dependency points one way. */
   void (*cancel_waits)(struct orket_rt *rt);

@@ -24,6 +24,7 @@ return function(options)
   end
   local started = {}
   local ended, block_errors = {}, {} -- the tests that ended; the errors outside tests (below)
+  local ran = {} -- the describes whose body busted started (below)
 
   local function show(kind, t)
     local msg = t.message
@@ -74,10 +75,19 @@ return function(options)
   -- An error outside a test (a file, describe, setup or before_each that fails) is shown at
   -- once; busted then runs none of the tests under that block, and publishes nothing for
   -- them. So that no test vanishes from the count, each such test is counted at the end
-  -- as failed (a pending one as skipped), naming the error it did not run for. Only the
-  -- blocks below can keep tests from running; any other error (after_each, teardown,
-  -- busted's own "no such file") counts as one failure, each time.
+  -- as failed (a pending one as skipped), naming the error it did not run for. A describe
+  -- nested in that block never runs its body, so its tests are never known: it is counted
+  -- as one failure of its own, named for it, with the error. Only the blocks below can
+  -- keep tests from running; any other error (after_each, teardown, busted's own "no such
+  -- file") counts as one failure, each time.
+  -- insulate and expose blocks need no entry: busted registers them as aliases of describe,
+  -- so their elements carry descriptor "describe"
   local hides = { file = true, describe = true, strict_setup = true, lazy_setup = true, before_each = true }
+
+  handler.describeStart = function(element)
+    ran[element] = true
+    return nil, true
+  end
 
   handler.error = function(element, parent, message)
     local d = element.descriptor -- nil for busted's loader errors: a missing file, no file matched
@@ -125,6 +135,11 @@ return function(options)
             failed = failed + 1
             io.write("\nERROR: ", handler.getFullName(child), "\n  ", why, "\n")
           end
+        elseif child.descriptor == "describe" and not ran[child] then
+          -- its body never ran (an insulate or expose too): its tests are unknown, and it
+          -- stands for them
+          failed = failed + 1
+          io.write("\nERROR: ", handler.getFullName(child), "\n  did not run: ", reason(child, true), "\n")
         end
         walk(child)
       end
@@ -144,6 +159,7 @@ return function(options)
 
   if profile then busted.subscribe({ "test", "start" }, handler.testStart) end
   busted.subscribe({ "test", "end" }, handler.testEnd, { predicate = handler.cancelOnPending })
+  busted.subscribe({ "describe", "start" }, handler.describeStart)
   busted.subscribe({ "error" }, handler.error)
   busted.subscribe({ "suite", "end" }, handler.suiteEnd)
   return handler

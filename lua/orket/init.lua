@@ -15,7 +15,8 @@ local orket = {
   spawn = task.spawn,
   --- orket.task: tasks (orket.task.spawn, orket.task.new)
   task = task,
-  --- orket.stats() -> memory and pending-wait counts
+  --- orket.stats() -> memory and pending-wait counts, and left_running: git remote operations
+  --- (push, fetch_main, fetch_branch) a cancelled task left to run on until they end
   stats = rt.stats,
   --- orket.home: where Orket's own lua/, roles/ and tools/ live
   home = rt.home(),

@@ -90,14 +90,19 @@ describe("a card's branch on the remote", function()
     local was = prbranch.FETCH_TIMEOUT_MS
     prbranch.FETCH_TIMEOUT_MS = 300
     local t0 = uv.now()
+    local base = orket.stats().left_running
     local _, terr, tcode = in_task(prbranch.fetch, repo, { remote = "http://127.0.0.1:" .. port .. "/r.git" }, "C1")
     prbranch.FETCH_TIMEOUT_MS = was
     assert.equal("ETIMEDOUT", tcode, terr)
     assert.is_true(uv.now() - t0 < 5000)
-    -- the pool's fetch ends once its connection does
+    -- the timed-out fetch runs on in the pool, counted as left running, and ends once its
+    -- connection does: the cleanup after this test waits for it, not to remove the
+    -- repository under it
+    assert.equal(base + 1, orket.stats().left_running)
     H.wait_for(function() return #conns > 0 end, "the fetch's connection")
     for _, c in ipairs(conns) do c:close() end
     server:close()
+    H.wait_for(function() return orket.stats().left_running == base end, "the timed-out fetch to end")
   end)
 
   it("take_pushed: a person's commits on top of what was pushed are taken in; a rewrite is not", function()
