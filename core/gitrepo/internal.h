@@ -108,7 +108,7 @@ struct gitrepo {
   size_t view_diverged; /* paths the view's last refresh recorded as diverged (view.c) */
   gr_paths view_named;  /* the first GR_VIEW_NAMED of them, for the merge's journal event */
   git_tree *view_tip;   /* the tree the view's last refresh went to: the next one's base (view.c) */
-  int view_swept;       /* the view's state files' temporaries looked for once (gr_view_refresh) */
+  int view_swept;       /* the view's temporaries (state files', written files') looked for once (gr_view_refresh) */
 };
 
 /* A working directory as the functions below see it: a repository handle whose working
@@ -203,9 +203,9 @@ void gr_view_sweep_tmp(const gitrepo *r);
  * taken for a person's deletion. So each file is made in a directory of the refresh's own
  * in the gitdir (a name no tree can hold: git refuses .git in a path), under a name made
  * with O_EXCL and never taken from anyone, then renamed into place. A name holds its
- * process's id: what a process that is gone left there is removed when a refresh first
- * opens the directory (a run and a server may refresh at once: only workers share the git
- * lock). */
+ * process's id: what a process that is gone left there is removed at a handle's first
+ * refresh (gr_view_put_sweep; a run and a server may refresh at once: only workers share
+ * the git lock). */
 typedef struct gr_view_tmp {
   int at;    /* the gitdir's temporary directory; -1 not opened yet, -2 not usable */
   long pid;  /* names: pid.n */
@@ -216,6 +216,9 @@ typedef struct gr_view_tmp {
  * 0, or -1 (nothing of anyone's replaced but leaf). */
 int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
                 int exec);
+/* Removes the temporary files gr_view_put's refreshes left in the gitdir when their process
+ * was killed (its pid gone); gr_view_refresh calls it once a handle. */
+void gr_view_put_sweep(const gitapi *g, git_repository *repo);
 
 /* ---- shared between the units (each defined in the unit named) ---- */
 

@@ -737,6 +737,7 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
    * a process of that pid, which truncates it */
   if (!r->view_swept) {
     gr_view_sweep_tmp(r);
+    gr_view_put_sweep(&r->git, r->repo); /* the written files' too: listed once, not at each refresh that writes */
     r->view_swept = 1;
   }
   for (int i = 1;; i++) {
@@ -785,13 +786,17 @@ static void vw_hex(const gitapi *g, const vw_side *s, char *out) {
 }
 
 /* 1 when recorded path is still listed: the disk does not hold what main's tree holds there
- * (invariant 7); *m and *d its two sides, *way what blocks the way to it (vw_in_way). */
-static int vw_listed(gitrepo *r, git_tree *tree, int root, const char *path, vw_side *m, vw_side *d, size_t *way) {
+ * (invariant 7); *m and *d its two sides, *way what blocks the way to it (vw_in_way). main's
+ * size is read from the object's header in odb (NULL: left unknown), not from the blob: a
+ * lookup inflated every listed path's whole content to learn its size. */
+static int vw_listed(gitrepo *r, git_odb *odb, git_tree *tree, int root, const char *path, vw_side *m, vw_side *d,
+                     size_t *way) {
   const gitapi *g = &r->git;
   vw_side_at(g, tree, path, m);
-  git_blob *b = NULL;
-  if (m->hashed && g->blob_lookup(&b, r->repo, &m->id) == 0) m->size = (int64_t)g->blob_rawsize(b);
-  g->blob_free(b);
+  size_t len;
+  git_object_t type;
+  if (m->hashed && odb && g->odb_read_header(&len, &type, odb, &m->id) == 0 && type == GIT_OBJECT_BLOB)
+    m->size = (int64_t)len;
   const char *leaf;
   int dfd = vw_parent(root, path, 0, &leaf);
   vw_disk(g, dfd, leaf, d, m, NULL);
@@ -811,6 +816,7 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   gr_view_state s;
   git_commit *tc = NULL;
   git_tree *tree = NULL;
+  git_odb *odb = NULL;
   git_oid tip;
   int rc, root = -1, ret = -1, dropped = 0;
   *out = NULL;
@@ -854,6 +860,8 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
     gr_fail(e, "EIO", "cannot open main's working tree %s: %s", wd ? wd : "(none)", strerror(errno));
     goto out;
   }
+  /* one object database for every path's size (vw_listed); none: sizes left unknown */
+  if (s.diverged.n && g->repository_odb(&odb, r->repo) < 0) odb = NULL;
   gr_view_path *v = calloc(s.diverged.n ? s.diverged.n : 1, sizeof *v);
   if (v == NULL) {
     gr_fail(e, "ENOMEM", "out of memory");
@@ -864,7 +872,7 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
     const char *path = s.diverged.v[i];
     vw_side m, d;
     size_t way;
-    if (!vw_listed(r, tree, root, path, &m, &d, &way)) { /* invariant 7 */
+    if (!vw_listed(r, odb, tree, root, path, &m, &d, &way)) { /* invariant 7 */
       dropped = 1;
       continue;
     }
@@ -891,8 +899,16 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   /* only under the git lock (forget): a merge's refresh writes the state too, and this
    * read-modify-write would put its base back */
   if (forget && dropped && s.has_base) {
+    /* v is sorted and its paths unique (the state's reader deduplicates them): each is
+     * pushed as it is, not looked for in what is kept so far (a scan per path, quadratic in
+     * the listed paths) */
     gr_paths keep = {0};
-    for (size_t i = 0; i < k; i++) (void)gr_paths_add(&keep, v[i].path);
+    if (k && (keep.v = malloc(k * sizeof *keep.v)) == NULL) goto out;
+    for (; keep.n < k && (keep.v[keep.n] = strdup(v[keep.n].path)) != NULL; keep.n++) continue;
+    if (keep.n < k) { /* out of memory: nothing forgotten rather than a listed path lost */
+      gr_paths_free(&keep);
+      goto out;
+    }
     gr_paths_free(&s.diverged);
     s.diverged = keep; /* the move's record goes with its last listed path (vw_state_body) */
     gr_err ignored;
@@ -900,6 +916,7 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
   }
 out:
   if (root >= 0) close(root);
+  g->odb_free(odb);
   gr_view_state_free(&s);
   g->tree_free(tree);
   g->commit_free(tc);
@@ -919,16 +936,20 @@ int gitrepo_view_moved(gitrepo *r, char from[GR_OID_HEX + 1], char to[GR_OID_HEX
   git_tree *tree = NULL;
   const char *wd = g->repository_workdir(r->repo);
   int root = -1;
+  git_odb *odb = NULL;
   if (s.moved && s.moved_paths.n && wd && g->reference_name_to_id(&tip, r->repo, "refs/heads/" GR_MAIN) == 0 &&
       g->commit_lookup(&tc, r->repo, &tip) == 0 && g->commit_tree(&tree, tc) == 0 &&
       (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+    if (g->repository_odb(&odb, r->repo) < 0) odb = NULL;
     for (size_t i = 0; !moved && i < s.moved_paths.n; i++) {
       vw_side m, d;
       size_t way;
-      moved = gr_paths_sorted_has(&s.diverged, s.moved_paths.v[i]) && vw_listed(r, tree, root, s.moved_paths.v[i], &m, &d, &way);
+      moved = gr_paths_sorted_has(&s.diverged, s.moved_paths.v[i]) &&
+              vw_listed(r, odb, tree, root, s.moved_paths.v[i], &m, &d, &way);
     }
   }
   if (root >= 0) close(root);
+  g->odb_free(odb);
   g->tree_free(tree);
   g->commit_free(tc);
   if (moved) {

@@ -23,6 +23,31 @@ static int vw_tmp_name(const char *name) {
   return a && name[a] == '.' && name[a + 1 + strspn(name + a + 1, "0123456789")] == '\0' && name[a + 1];
 }
 
+/* Removes what killed refreshes left in the gitdir's temporary directory: names of processes
+ * that are gone. Runs and servers in other processes may refresh at the same moment without
+ * the git lock (only workers take it), so a name of a live process is left alone, and this
+ * process's own too. */
+void gr_view_put_sweep(const gitapi *g, git_repository *repo) {
+  char p[PATH_MAX];
+  if ((size_t)snprintf(p, sizeof p, "%s" GR_VIEW_TMPDIR, g->repository_path(repo)) >= sizeof p) return;
+  int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return; /* none yet: nothing left in it */
+  int dd = dup(fd);
+  DIR *d = dd >= 0 ? fdopendir(dd) : NULL;
+  if (d == NULL && dd >= 0) close(dd);
+  long self = (long)getpid();
+  for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
+    if (!vw_tmp_name(de->d_name)) continue;
+    long pid = strtol(de->d_name, NULL, 10);
+    if (pid == self || (pid > 0 && pid <= INT_MAX && !gr_pid_gone(pid))) continue;
+    (void)unlinkat(fd, de->d_name, 0);
+  }
+  if (d) closedir(d);
+  close(fd);
+}
+
+/* The gitdir's temporary directory, made and opened once a refresh (what killed refreshes
+ * left there is swept once a handle: gr_view_put_sweep). */
 static int vw_tmp_dir(const gitapi *g, git_repository *repo, gr_view_tmp *t) {
   if (t->at != -1) return t->at;
   char p[PATH_MAX];
@@ -31,19 +56,6 @@ static int vw_tmp_dir(const gitapi *g, git_repository *repo, gr_view_tmp *t) {
   (void)mkdir(p, 0777);
   int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return t->at;
-  int dd = dup(fd);
-  DIR *d = dd >= 0 ? fdopendir(dd) : NULL;
-  if (d == NULL && dd >= 0) close(dd);
-  /* a killed refresh's: one whose process is gone. Runs and servers in other processes may
-   * refresh at the same moment without the git lock (only workers take it), so a name of a
-   * live process is left alone, and this process's own too. */
-  for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
-    if (!vw_tmp_name(de->d_name)) continue;
-    long pid = strtol(de->d_name, NULL, 10);
-    if (pid == t->pid || (pid > 0 && pid <= INT_MAX && !gr_pid_gone(pid))) continue;
-    (void)unlinkat(fd, de->d_name, 0);
-  }
-  if (d) closedir(d);
   return t->at = fd;
 }
 

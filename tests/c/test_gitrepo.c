@@ -82,6 +82,18 @@ int __wrap_stat(const char *path, struct stat *st) {
   return __real_stat(path, st);
 }
 
+/* strcmp as the core calls it here (-Wl,--wrap=strcmp): counted while tg_cmp_on is set, so a
+ * test sees how many comparisons an operation makes (linear or quadratic in its list), not how
+ * long it took. */
+int __real_strcmp(const char *a, const char *b);
+int __wrap_strcmp(const char *a, const char *b);
+static int tg_cmp_on;
+static size_t tg_cmps;
+int __wrap_strcmp(const char *a, const char *b) {
+  if (tg_cmp_on) tg_cmps++;
+  return __real_strcmp(a, b);
+}
+
 /* 1 when /proc/self/fd/N names the directory dir opened as descriptor N. */
 static int tg_proc_names_dir(const char *dir) {
   struct stat want, via;
@@ -1167,6 +1179,139 @@ TEST(test_gitrepo_view_moved_records) {
   CHECK(t, gitrepo_view_moved(r, from, to) == 0);
   CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 0, &e) == 0 && n == 0);
   gr_view_paths_free(v, n);
+  tg_end(r, base);
+}
+
+/* Status's forget rebuilds the list without a scan per kept path: with 3,000 paths still
+ * listed and 3,000 settled, its string comparisons stay linear-ish (the reader's and the
+ * listing's sorts), where a search of the kept list per path made 4.5 million. */
+TEST(test_gitrepo_view_forget_linear) {
+  enum { HALF = 3000 };
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], tree[41] = "", commit[41] = "", p[700];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gr_view_path *v = NULL;
+  size_t n = 0;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init(); /* tg_end shuts it down */
+  const char *c1[] = {"put", "a.txt", "1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "F1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "F1", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, tg_main_ids(ws, commit, tree) == 0);
+  /* blk/... stay listed (a person's file blk in the way, main has nothing there); gone/...
+   * are settled (nothing on disk, nothing in main) */
+  CHECK(t, tg_write(ws, "blk", "mine\n") == 0);
+  size_t cap = (size_t)HALF * 2 * 16, len = 0;
+  char *body = malloc(cap);
+  CHECK(t, body != NULL);
+  if (body == NULL) {
+    tg_end(r, base);
+    return;
+  }
+  for (unsigned i = 0; i < HALF; i++) {
+    len += (size_t)snprintf(body + len, cap - len, "blk/p%05u", i) + 1;
+    len += (size_t)snprintf(body + len, cap - len, "gone/p%05u", i) + 1;
+  }
+  tg_state(ws, tree, body, len);
+  free(body);
+  tg_cmps = 0;
+  tg_cmp_on = 1;
+  int rc = gitrepo_view_status(r, &v, &n, NULL, 0, 1, &e);
+  tg_cmp_on = 0;
+  CHECK(t, rc == 0 && n == HALF);
+  CHECK(t, tg_cmps < (size_t)HALF * 2 * 40 || !fprintf(stderr, "    %zu comparisons\n", tg_cmps));
+  snprintf(p, sizeof p, "blk/p%05u", HALF - 1);
+  CHECK(t, n == HALF && strcmp(v[0].path, "blk/p00000") == 0 && strcmp(v[HALF - 1].path, p) == 0);
+  gr_view_paths_free(v, n);
+  v = NULL;
+  /* the settled ones were forgotten, the listed ones kept */
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 0, &e) == 0 && n == HALF);
+  gr_view_paths_free(v, n);
+  snprintf(p, sizeof p, "%s/.git/orket-view", ws);
+  FILE *f = fopen(p, "r");
+  size_t sn = 0;
+  char *all = malloc((size_t)HALF * 2 * 16);
+  if (f && all) sn = fread(all, 1, (size_t)HALF * 2 * 16 - 1, f);
+  if (f) fclose(f);
+  int gone = 0;
+  for (size_t i = 0; all && i + 5 <= sn; i++) gone |= memcmp(all + i, "gone/", 5) == 0;
+  CHECK(t, sn > 0 && !gone);
+  free(all);
+  tg_end(r, base);
+}
+
+/* The refresh's temporary directory is listed once a handle, not at each refresh that
+ * writes a file: a killed process's file found after the handle's first refresh stays until
+ * the next handle's (a restart's recover()), which removes it. */
+TEST(test_gitrepo_view_tmp_sweep_once) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], dead[64], buf[64];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  CHECK(t, gone > 0 && waitpid(gone, NULL, 0) == gone);
+  const char *c1[] = {"put", "a.txt", "a\n", NULL};
+  CHECK(t, tg_card_change(r, base, "S1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "S1", &tg_who, id, &kind, &conf, &e) == 0);
+  snprintf(dead, sizeof dead, ".git/orket-view-tmp/%ld.0", (long)gone);
+  CHECK(t, tg_write(ws, dead, "left by a kill\n") == 0);
+  const char *c2[] = {"put", "b.txt", "b\n", NULL};
+  CHECK(t, tg_card_change(r, base, "S1", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "S1", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n"); /* the second refresh wrote */
+  CHECK_STR(t, tg_read(ws, dead, buf, sizeof buf), "left by a kill\n");
+  CHECK(t, tg_restart(&r, ws, &e) == 0);
+  CHECK_STR(t, tg_read(ws, dead, buf, sizeof buf), "(missing)");
+  tg_end(r, base);
+}
+
+/* The state's head reader (a merge's intent) refuses a state over the readers' cap (8 MB)
+ * as the whole reader does: unreadable, no base, its head not read. Taken from its head,
+ * the base's commit there (main's commit before the last merge) made the next merge's
+ * intent start there, and the refresh, guessing its base from that intent, took the last
+ * merge's own file for a person's and left the new one unwritten. */
+TEST(test_gitrepo_view_state_head_cap) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[128], tree[41] = "", c0[41] = "", c1[41] = "";
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init(); /* tg_end shuts it down */
+  const char *a1[] = {"put", "a.txt", "1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "C1", a1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "C1", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, tg_main_ids(ws, c1, tree) == 0);
+  /* main's commit before that merge: the merge's intent names it first */
+  CHECK(t, strlen(tg_read(ws, ".git/orket-view-intent", buf, sizeof buf)) == 82);
+  memcpy(c0, buf, 40);
+  c0[40] = '\0';
+  CHECK(t, strcmp(c0, c1) != 0);
+  /* a well-formed head naming c0 as the base's commit, then paths past the cap */
+  size_t cap = ((size_t)8 << 20) + 64, n = 0;
+  char *body = malloc(cap);
+  CHECK(t, body != NULL);
+  if (body == NULL) {
+    tg_end(r, base);
+    return;
+  }
+  n += (size_t)snprintf(body, cap, "/base %s%c", c0, 0);
+  for (unsigned i = 0; n + 16 < cap; i++) n += (size_t)snprintf(body + n, cap - n, "p%08u", i) + 1;
+  tg_state(ws, tree, body, n);
+  free(body);
+  const char *a2[] = {"put", "a.txt", "2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "C1", a2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "C1", &tg_who, id, &kind, &conf, &e) == 0);
+  /* the intent starts at main's commit before this merge, not at the refused state's */
+  CHECK(t, strlen(tg_read(ws, ".git/orket-view-intent", buf, sizeof buf)) == 82 && memcmp(buf, c1, 40) == 0);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "2\n");
+  CHECK(t, gitrepo_view_last(r) == 0);
   tg_end(r, base);
 }
 

@@ -102,6 +102,9 @@
   X(test_gitrepo_view_state_head)          \
   X(test_gitrepo_view_moved_records)       \
   X(test_gitrepo_view_moved_cap)           \
+  X(test_gitrepo_view_forget_linear)       \
+  X(test_gitrepo_view_tmp_sweep_once)      \
+  X(test_gitrepo_view_state_head_cap)      \
   X(test_gitrepo_durable)                  \
   X(test_gitrepo_conflict_kinds)           \
   X(test_gitrepo_push)                     \
