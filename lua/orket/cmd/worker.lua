@@ -15,7 +15,6 @@ local recorded = require "orket.engine.recorded"
 local lease_mod = require "orket.engine.lease"
 local runset = require "orket.engine.runset"
 local store_runs = require "orket.store.runs"
-local journal_reads = require "orket.store.journal_reads"
 local share_mod = require "orket.engine.share"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
@@ -172,9 +171,7 @@ end
 local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
   return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
-    journal = { last = function() return math.tointeger(journal_reads.latest_id(e.db)) end,
-      stops = function(from, to) return store_runs.stops_between(e.db, from, to) end,
-      status = function(id) return run_status(e.db, id) end },
+    journal = runset.journal(e.db),
     -- (the keeper's holder, not the --name: a worker restarted under the same name is another)
     join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep, e.lease.worker) end,
     open = function(r)

@@ -7,6 +7,8 @@ local uv = require "luv"
 local task = require "orket.task"
 local reload = require "orket.engine.reload"
 local scheduler = require "orket.engine.scheduler"
+local journal_reads = require "orket.store.journal_reads"
+local store_runs = require "orket.store.runs"
 
 local M = {}
 local Set = {}
@@ -16,16 +18,26 @@ Set.__index = Set
 --- orket.engine.lease, whose leases on a run's cards go when the run ends here; share: the
 --- runs' orket.engine.share;
 --- open(row) -> engine | nil, msg: an engine for the run; join(row) -> hold | nil: the
---- worker may work the run (nil: not now); leave(hold); journal (optional): {last() -> the
---- newest event's id, stops(from, to) -> {{id=, run=}}: the runs ended interrupted by an
---- event in (from, to]} (orket.store.journal_reads' latest_id, orket.store.runs' stops_between), for stop_ended;
---- status(id) (optional) -> the run's status now, asked once the worker joined it.
+--- worker may work the run (nil: not now); leave(hold); journal (optional; M.journal(db)
+--- is the worker's): {last() -> the newest event's id, stops(from, to) -> {{id=, run=}}:
+--- the runs ended interrupted by an event in (from, to]}, for stop_ended;
+--- status(id) (optional) -> the run's status now and the journal's end (nil: unknown), read
+--- together, asked once the worker joined and opened it.
 --- set.failed: the first error a run's engine raised (not the store's loss), which stops
 --- the worker; set.count: the runs in flight.
 function M.new(o)
   return setmetatable({ db = o.db, keeper = o.keeper, share = o.share, open = o.open, join = o.join, leave = o.leave,
     journal = o.journal, live = {}, count = 0,
     waker = scheduler.waker() }, Set)
+end
+
+--- journal(db) -> the journal a worker's set asks (new's journal) over the store's reads:
+--- the run's status and the journal's end in one statement (orket.store.runs'
+--- status_and_end), so no stop and resume can commit between the two
+function M.journal(db)
+  return { last = function() return math.tointeger(journal_reads.latest_id(db)) end,
+    stops = function(from, to) return store_runs.stops_between(db, from, to) end,
+    status = function(id) return store_runs.status_and_end(db, id) end }
 end
 
 --- start(row) -> true when the run is worked here (now or already)
@@ -46,19 +58,20 @@ function Set:start(row)
   end
   -- A stop and a resume that both landed while it joined (or opened) were taken for a stop
   -- of this open: stopped at the next look, it put a second run_end on stdout. Nothing of
-  -- the open has run yet, so the run is read again, after the journal's end: resumed
+  -- the open has run yet, so the run is read again with the journal's end: resumed
   -- (running), the open is fresh and its mark that end (a later stop is after it); stopped
-  -- (interrupted), it is not opened. (The end unread: the mark before the join, as before;
-  -- the status unread: opened, as before.)
+  -- (interrupted), it is not opened. The two are one read: read one after the other, a
+  -- stop and a resume committed between them gave a resumed run a mark from before its
+  -- stop. (The end unread: the mark before the join, as before; the read failing: opened
+  -- with that mark, as before.)
   if self.journal and self.journal.status then
-    local lok, last = pcall(self.journal.last)
-    local sok, status = pcall(self.journal.status, row.id)
+    local sok, status, last = pcall(self.journal.status, row.id)
     if sok and status == "interrupted" then
       e.close_all()
       self.leave(hold)
       return false
     end
-    if lok and sok and math.type(last) == "integer" then mark = last end
+    if sok and math.type(last) == "integer" then mark = last end
   end
   local entry = { id = row.id, e = e, watcher = reload.watch(e), mark = mark }
   self.live[row.id] = entry

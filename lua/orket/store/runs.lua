@@ -17,6 +17,18 @@ function M.get(db, id)
   return one(db, "SELECT " .. all(db.dialect) .. " FROM runs WHERE id = ?", id)
 end
 
+local STATUS_AND_END = "SELECT (SELECT status FROM runs WHERE id = ?) AS status, "
+  .. "(SELECT COALESCE(max(id), 0) FROM events) AS last"
+
+--- status_and_end(db, id) -> the run's status (nil: no such run), the journal's end (the
+--- newest event's id, 0 when empty), read in one statement: one snapshot on either backend,
+--- so no commit lands between the two (a worker's check of a run it opened:
+--- orket.engine.runset)
+function M.status_and_end(db, id)
+  local r = one(db, STATUS_AND_END, id)
+  return r.status, math.tointeger(tonumber(r.last))
+end
+
 --- stops_between(db, from, to) -> {{id=, run=}} the run_end events with id in (from, to]
 --- that ended their run interrupted (a stop: `orket runs stop`, POST /v1/runs/ID/stop),
 --- oldest first

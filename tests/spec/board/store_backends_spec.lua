@@ -340,6 +340,29 @@ describe("store on " .. B.name(), function()
     db:close()
   end)
 
+  -- a worker's check of a run it opened (orket.engine.runset): both in one statement
+  it("runs: a run's status and the journal's end read together", function()
+    local db = open()
+    local sr, sj = require "orket.store.runs", require "orket.store.journal_reads"
+    local run = db:record_run { target = "E", kind = "epic" }
+    local status, last = sr.status_and_end(db, run)
+    assert.equal("running", status)
+    assert.equal("integer", math.type(last))
+    assert.equal(math.tointeger(sj.latest_id(db)), last)
+    local id = db:event { kind = "note", run = run }
+    assert.is_true(id > last)
+    assert.is_true(db:finish_run(run, "interrupted"))
+    status, last = sr.status_and_end(db, run)
+    assert.equal("interrupted", status)
+    assert.is_true(last > id)
+    assert.equal(math.tointeger(sj.latest_id(db)), last)
+    -- no such run: no status, the end all the same
+    status, last = sr.status_and_end(db, run + 1)
+    assert.is_nil(status)
+    assert.equal(math.tointeger(sj.latest_id(db)), last)
+    db:close()
+  end)
+
   it("costs: a cost below 0 (recorded before usages were checked) counts as none spent", function()
     local db = open()
     local costs = require "orket.store.costs"

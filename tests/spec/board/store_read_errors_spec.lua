@@ -49,6 +49,7 @@ describe("store reads that fail", function()
       recent = function() return runs.recent(bad, 5) end,
       running = function() return runs.running(bad) end,
       latest_not_done = function() return runs.latest_not_done(bad) end,
+      status_and_end = function() return runs.status_and_end(bad, run) end,
     }
     -- and a store that answers still tells "none" from a failure
     assert.is_true(runs.any(db))
