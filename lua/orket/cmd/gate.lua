@@ -13,7 +13,6 @@ local board = require "orket.board"
 local config = require "orket.config"
 local jsonout = require "orket.jsonout"
 local cmdline = require "orket.cmdline"
-local fieldline = require "orket.fieldline"
 
 local cmd = { name = "gate", summary = "ask the tool gate about a call (orket gate check ...)" }
 cmd.help = [[
@@ -63,10 +62,10 @@ end
 -- -> { roles, tools, policies } | nil, exit status (the error printed).
 local function load_rules(o, cli)
   local home, dir = rt.home(), o.workspace
-  -- a project's file named as other commands name it: relative to the project, under -C DIR
-  -- from where the command ran (cli.in_dir)
-  local function named(msg) return cli.in_dir(dir, fieldline.relative(msg, dir)) end
-  local role_set, rerr = roles_mod.load(roles_mod.dirs(dir))
+  -- a project's file named as other commands name it: relative to the project (the name
+  -- each script is loaded under, given dir), under -C DIR from where the command ran
+  local function named(msg) return cli.in_dir(dir, msg) end
+  local role_set, rerr = roles_mod.load(roles_mod.dirs(dir), dir)
   if not role_set then
     cli.err("%s", named(rerr))
     return nil, 1
@@ -76,12 +75,12 @@ local function load_rules(o, cli)
       return nil, cli.usage_error(cmd, "--role %s: no role named %q (roles: %s)", r, r, table.concat(role_set.names, ", "))
     end
   end
-  local reg, terr = tools.load_dirs { home .. "/tools", dir .. "/tools" }
+  local reg, terr = tools.load_dirs({ home .. "/tools", dir .. "/tools" }, dir)
   if not reg then
     cli.err("%s", named(terr))
     return nil, 1
   end
-  local set, perr = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" })
+  local set, perr = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" }, dir)
   if not set then
     cli.err("%s", named(perr))
     return nil, 1

@@ -115,7 +115,9 @@ function M.check_models(models, team, roles)
       if not ok then
         local file = r.file or ("roles/" .. n .. ".lua")
         local line = fieldline.of(fieldline.read(file), "model")
-        out[#out + 1] = string.format("%s%s: model: %s", file:gsub("^%./", ""), line and (":" .. line) or "", err)
+        -- named as the role's errors name it (roles.load_file's chunk)
+        out[#out + 1] = string.format("%s%s: model: %s", r.chunk or file:gsub("^%./", ""), line and (":" .. line) or "",
+          err)
       end
     end
   end
