@@ -14,8 +14,9 @@
 --                                                       are, options included (a script's)
 -- An option with last = true ends the options: every word after its value is positional
 -- (a positional with last = true, a subcommand's name, ends them after it likewise);
--- alias = "-j" is another name of it. Any entry may carry check = fn(value) -> value | nil,
--- message (a message naming the argument, as a usage error), and `what` (the missing-value
+-- alias = "-j" is another name of it. Any entry may carry check = fn(value[, name]) -> value | nil,
+-- message (a message naming the argument, as a usage error; name: an option's name as the
+-- person gave it, the alias or its own, for that message), and `what` (the missing-value
 -- error: "-C needs a directory"), and once = fn(earlier, value) -> true | message: a second
 -- value for its field (given twice, or by two entries of one key) is refused unless fn
 -- takes it, where the later one would silently win. Positionals are required unless optional or many (missing
@@ -133,7 +134,7 @@ local function store(o, e, v, name)
     return nil, string.format("%s is an empty word%s", e[1], e.what and ("; give " .. e.what) or "")
   end
   if e.check then
-    local got, msg = e.check(v)
+    local got, msg = e.check(v, name)
     if not got then return nil, msg end
     v = got
   end
