@@ -126,6 +126,33 @@ describe("scriptfile.run", function()
     assert.equal(dir .. "/m.lua: value.t: a table with a metatable; return plain tables", err)
   end)
 
+  -- A project's script is loaded under its name in the project: an error it raises when
+  -- called later (a role's hook in a turn) names it so, not by the directory it was read from
+  it("names a script by its name in the project (name), in its errors later and a read's", function()
+    assert.equal("roles/x.lua", scriptfile.name("/srv/p/roles/x.lua", "/srv/p"))
+    assert.equal("roles/x.lua", scriptfile.name("/srv/p/roles/x.lua", "/srv/p/"))
+    assert.equal("roles/x.lua", scriptfile.name("./roles/x.lua", "."))
+    assert.equal("roles/x.lua", scriptfile.name("sub//roles/x.lua", "sub"))
+    assert.equal("/opt/orket/roles/x.lua", scriptfile.name("/opt/orket/roles/x.lua", "/srv/p")) -- Orket's own
+    assert.equal("/srv/px/roles/x.lua", scriptfile.name("/srv/px/roles/x.lua", "/srv/p"))
+    assert.equal("/srv/p/roles/x.lua", scriptfile.name("/srv/p/roles/x.lua", "/"))
+    assert.equal("/srv/p/roles/x.lua", scriptfile.name("/srv/p/roles/x.lua"))
+    local dir = H.tmpdir()
+    os.execute("mkdir " .. H.quote(dir .. "/roles"))
+    H.write(dir .. "/roles/x.lua", "return { hook = function()\n  error('kaput')\nend }\n")
+    local box = scriptenv.new {}
+    local ok, v = scriptfile.run(box, dir .. "/roles/x.lua", { chunk = scriptfile.name(dir .. "/roles/x.lua", dir) })
+    assert.is_true(ok)
+    local cok, err = box:pcall(v.hook)
+    assert.is_false(cok)
+    assert.matches("^roles/x%.lua:2: kaput", err)
+    assert.is_nil(err:find(dir, 1, true), err) -- the traceback too
+    os.execute("mkdir " .. H.quote(dir .. "/roles/d.lua"))
+    local rok, rerr = scriptfile.run(box, dir .. "/roles/d.lua", { chunk = "roles/d.lua" })
+    assert.is_false(rok)
+    assert.matches("^roles/d%.lua: is a directory", rerr)
+  end)
+
   it("stops a copy of a table shared too often", function()
     local t = {}
     for _ = 1, 30 do t = { t, t } end
