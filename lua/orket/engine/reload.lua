@@ -261,7 +261,6 @@ local function reload_set(engine, files, keep)
   end
   local names = file_list(files)
   if not s then
-    -- (named relative to the project, as in `files`: each script is loaded under that name)
     local problems = M.problems(engine.dir)
     -- every broken file with its line, as orket validate says them; the set's own error
     -- when no file is broken on its own (a team role gone, a role's tool gone)
