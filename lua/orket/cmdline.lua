@@ -56,15 +56,17 @@ function M.one_value(name)
   end
 end
 
---- a_dir(name) -> a check taking a directory, or a path that does not exist (the command
---- says it is missing, as it says so of a project); a file is refused naming it ("-C x:
---- not a directory"), where commands said "orket.lua: cannot read: Not a directory".
-function M.a_dir(name)
-  return function(v)
+--- a_dir(name[, must_exist]) -> a check taking a directory, or a path that does not exist
+--- (the command says it is missing, as it says so of a project); a file is refused naming
+--- it ("-C x: not a directory"), where commands said "orket.lua: cannot read: Not a
+--- directory". must_exist: a missing one is refused too ("-C x: no such directory"). The
+--- option is named as the person gave it (an alias: --workspace x), else as name.
+function M.a_dir(name, must_exist)
+  return function(v, given)
     local st = require("luv").fs_stat(v) -- lazy: as one_dir's
-    if st and st.type ~= "directory" then
-      return nil, string.format("%s%s: not a directory", name and (name .. " ") or "", v)
-    end
+    local shown = (given or name) and ((given or name) .. " ") or ""
+    if not st and must_exist then return nil, string.format("%s%s: no such directory", shown, v) end
+    if st and st.type ~= "directory" then return nil, string.format("%s%s: not a directory", shown, v) end
     return v
   end
 end

@@ -3,7 +3,6 @@
 -- project's (--workspace DIR, default the current directory) the way a run would, so the
 -- role's own tool list applies as it does in a turn.
 local json = require "cjson.safe"
-local uv = require "luv"
 local rt = require "orket.c.runtime"
 local gate = require "orket.gate"
 local tools = require "orket.tools"
@@ -20,14 +19,6 @@ Decides one tool call as the gate would during a run, without running it.
 Exit status: 0 allow, 1 deny (or an error, said on stderr: the project's orket.lua does
 not load, its roles, tools or policies do not, or its board cannot be read), 4 ask,
 2 usage error.]]
--- The project's directory, refused by the name the person gave it (-C or --workspace).
-local function a_workspace(v, name)
-  local st = uv.fs_stat(v)
-  if not st then return nil, string.format("%s %s: no such directory", name, v) end
-  if st.type ~= "directory" then return nil, string.format("%s %s: not a directory", name, v) end
-  return v
-end
-
 cmd.args = {
   usage = "orket gate check --role ROLE --tool TOOL [--args JSON] [--seat SEAT] [--card ID | --card-status S]\n" ..
     "                  [--allow-tools a,b,...] [-C DIR] [--json]",
@@ -46,13 +37,13 @@ cmd.args = {
   { "--allow-tools", value = "LIST", what = "a value", key = "allow", empty = true, -- "": no tool at all
     help = "the tools the role may use, comma-separated, instead of the\nrole's own list (\"\": none)" },
   { "-C", alias = "--workspace", value = "DIR", what = "a directory", key = "workspace", default = ".", once = cmdline.one_dir,
-    check = a_workspace,
+    check = cmdline.a_dir("-C", true), -- named as given: -C or --workspace
     help = "the project whose roles/, policies/ and tools/ apply (default .)" },
   { "--json", help = "print the decision as JSON" },
 }
 
 -- The call's arguments, checked -> call_args | nil, exit status (the directory is, as it is
--- read: a_workspace).
+-- read: its entry's check).
 local function checked_words(o, cli)
   if o.card and o.status then return nil, cli.usage_error(cmd, "--card and --card-status exclude each other") end
   local call_args = {}

@@ -128,7 +128,7 @@ describe("scriptfile.run", function()
 
   -- A project's script is loaded under its name in the project: an error it raises when
   -- called later (a role's hook in a turn) names it so, not by the directory it was read from
-  it("names a script by its name in the project (name): a role loaded given the project, in its errors later and a read's",
+  it("names a script by its name in the project (name): a role loaded given it, in its errors later and a read's",
     function()
     assert.equal("roles/x.lua", scriptfile.name("/srv/p/roles/x.lua", "/srv/p"))
     assert.equal("roles/x.lua", scriptfile.name("/srv/p/roles/x.lua", "/srv/p/"))
