@@ -185,8 +185,9 @@ function M.overlapping(db, board, target, runs, busy, except)
       r.target = row.target
       -- a server known only by its run lease in the store: said to be one, after its owner
       -- as recorded (host/place/pid...), as orket import says "server OWNER"; a worker known
-      -- only by its card leases there: by its name, its process not being one seen here
-      local who = r.worker and string.format("worker %s, seen in the store by its leases; its pid unknown here",
+      -- only by its card leases there: by its name (HOST:PID by default: a pid of another
+      -- machine, perhaps), never as a process of this one
+      local who = r.worker and string.format("worker %s, known from its leases in the store; not a process here",
         r.worker) or string.format("process %s%s", tostring(r.pid), r.by == "serve" and ", a server" or "")
       return r, string.format("run %d (%s) is working on %s now (%s); two runs never work the same card: "
         .. "wait for it to end or stop it", r.id, row.target, row.target == target and "the same target"

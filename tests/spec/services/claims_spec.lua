@@ -657,9 +657,10 @@ describe("claims", function()
     end))
     other, why = claims.conflict(dir, db, b, "E")
     assert.equal(id, other.id)
-    -- by its name, not as a process: its pid is one of another machine, unknown here
-    assert.matches("(worker far:1, seen in the store by its leases; its pid unknown here)", why, 1, true)
-    assert.is_nil(why:find("process", 1, true), why)
+    -- by its name, not as a process: its name's pid is one of another machine
+    assert.matches("(worker far:1, known from its leases in the store; not a process here)", why, 1, true)
+    assert.is_nil(why:find("process far", 1, true), why)
+    assert.is_nil(why:find("process worker", 1, true), why)
     assert(db:tx(function() leases.release(db, "far:1") return true end))
     assert.is_nil((claims.conflict(dir, db, b, "E")))
     db:close()
