@@ -50,6 +50,13 @@ function M.name(path, base)
   return (rest:gsub("^%./+", ""))
 end
 
+--- shown(def, default) -> how a message names a loaded script (a role): by the name it was
+--- loaded under (def.chunk, M.name's), else its path without "./", else default (a
+--- definition made by hand, as specs make them: "roles/NAME.lua")
+function M.shown(def, default)
+  return def.chunk or (def.file or default):gsub("^%./", "")
+end
+
 --- message(err, chunk) -> "chunk[:line]: message", the first line of a script's error. A
 --- budget error ("script: instruction budget exceeded ...") names no file: the chunk is
 --- put in front, with the line of the script's innermost frame in the traceback.

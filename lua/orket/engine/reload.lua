@@ -119,7 +119,7 @@ function M.check_tools(s, mcp)
     for i, t in ipairs(r.tools or {}) do
       local server = t:match("^([a-z][a-z0-9_]-)__")
       if not s.tools:get(t) and not (server and mcp and mcp.servers[server]) then
-        local file = r.chunk or (r.file or ("roles/" .. name .. ".lua")):gsub("^%./", "")
+        local file = scriptfile.shown(r, "roles/" .. name .. ".lua")
         local line = fieldline.of(scriptfile.read(r.file or file), "tools")
         return nil, string.format("%s%s: tools[%d]: no tool named %q", file, line and (":" .. line) or "", i, t), "ENOENT"
       end
