@@ -149,14 +149,16 @@ M.STANDARD = {
 }
 
 --- engine(db, board, opts) -> engine with the fakes (opts: settings=, events=, llm=, tools=, gate=,
---- tracer= (orket.otel's))
+--- tracer= (orket.otel's), dir= (the project's: its roles/, and routing= named from it, as a
+--- run's routing.lua is))
 function M.engine(db, b, opts)
   opts = opts or {}
   local s = assert(settings.resolve(opts.config or {}))
   local events = opts.events or {}
   return engine.new {
     db = db, board = b, settings = s, llm = opts.llm or M.llm(b, opts), tools = opts.tools or M.tools(),
-    gate = opts.gate or M.gate, roles = assert(roles.load(roles.dirs(opts.dir))), routing = assert(routing.load(opts.routing)),
+    gate = opts.gate or M.gate, roles = assert(roles.load(roles.dirs(opts.dir))),
+    routing = assert(routing.load(opts.routing, opts.dir)),
     emit = function(ev) events[#events + 1] = ev end, concurrency = opts.concurrency, tracer = opts.tracer,
   }, events
 end

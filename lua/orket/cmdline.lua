@@ -14,8 +14,9 @@
 --                                                       are, options included (a script's)
 -- An option with last = true ends the options: every word after its value is positional
 -- (a positional with last = true, a subcommand's name, ends them after it likewise);
--- alias = "-j" is another name of it. Any entry may carry check = fn(value) -> value | nil,
--- message (a message naming the argument, as a usage error), and `what` (the missing-value
+-- alias = "-j" is another name of it. Any entry may carry check = fn(value[, name]) -> value | nil,
+-- message (a message naming the argument, as a usage error; name: an option's name as the
+-- person gave it, the alias or its own, for that message), and `what` (the missing-value
 -- error: "-C needs a directory"), and once = fn(earlier, value) -> true | message: a second
 -- value for its field (given twice, or by two entries of one key) is refused unless fn
 -- takes it, where the later one would silently win. Positionals are required unless optional or many (missing
@@ -55,15 +56,17 @@ function M.one_value(name)
   end
 end
 
---- a_dir(name) -> a check taking a directory, or a path that does not exist (the command
---- says it is missing, as it says so of a project); a file is refused naming it ("-C x:
---- not a directory"), where commands said "orket.lua: cannot read: Not a directory".
-function M.a_dir(name)
-  return function(v)
+--- a_dir(name[, must_exist]) -> a check taking a directory, or a path that does not exist
+--- (the command says it is missing, as it says so of a project); a file is refused naming
+--- it ("-C x: not a directory"), where commands said "orket.lua: cannot read: Not a
+--- directory". must_exist: a missing one is refused too ("-C x: no such directory"). The
+--- option is named as the person gave it (an alias: --workspace x), else as name.
+function M.a_dir(name, must_exist)
+  return function(v, given)
     local st = require("luv").fs_stat(v) -- lazy: as one_dir's
-    if st and st.type ~= "directory" then
-      return nil, string.format("%s%s: not a directory", name and (name .. " ") or "", v)
-    end
+    local shown = (given or name) and ((given or name) .. " ") or ""
+    if not st and must_exist then return nil, string.format("%s%s: no such directory", shown, v) end
+    if st and st.type ~= "directory" then return nil, string.format("%s%s: not a directory", shown, v) end
     return v
   end
 end
@@ -133,7 +136,7 @@ local function store(o, e, v, name)
     return nil, string.format("%s is an empty word%s", e[1], e.what and ("; give " .. e.what) or "")
   end
   if e.check then
-    local got, msg = e.check(v)
+    local got, msg = e.check(v, name)
     if not got then return nil, msg end
     v = got
   end

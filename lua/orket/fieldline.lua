@@ -183,20 +183,6 @@ function M.in_project(msg, dir, read, default_file, anchor)
   return file, line, text
 end
 
---- relative(msg, dir) -> msg with the project file it begins with named from dir
---- ("roles/x.lua:1: boom", not "./roles/x.lua:1: boom" or "/srv/p/roles/x.lua:1: boom"):
---- a script's own error names it by the path it was loaded from, which differs with how the
---- project was given (".", -C DIR, the server's absolute path). Other messages are kept.
-function M.relative(msg, dir)
-  if type(msg) ~= "string" or type(dir) ~= "string" then return msg end
-  local base = dir:gsub("/+$", "")
-  if base == "" then return msg end -- "/": a path from the root names itself
-  local head = msg:sub(1, #base)
-  local rest = msg:sub(#base + 1):match("^/+(.*)$")
-  if head ~= base or not rest or not rest:match("^[^%s:]+%.lua:") then return msg end
-  return (rest:gsub("^%./", ""))
-end
-
 --- locate(msg, dir, read) -> msg with its first line as "file:line: text" where place finds
 --- the line (in_project), the rest kept
 function M.locate(msg, dir, read)

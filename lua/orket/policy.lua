@@ -99,23 +99,24 @@ local function compiled(set)
   return set
 end
 
---- load(files) -> set | nil, "file:line: message", CODE
+--- load(files[, base]) -> set | nil, "file:line: message", CODE
 --- files: list of paths, loaded in order; rules keep that order within each level.
 --- set.origin[i]: the file rule i came from (merge takes a file's rules by it).
-function M.load(files)
+--- base: the project's directory, its files then named from it in errors (scriptfile.name).
+function M.load(files, base)
   local set = setmetatable({ rules = {}, predicates = {}, files = {}, origin = {} }, Set)
   for _, path in ipairs(files) do
     local box, refused
-    local shown = M.shown_name(path)
+    local shown, chunk = M.shown_name(path), scriptfile.name(path, base)
     local function adder(level)
       return function(spec)
         -- the script's line that made the call (through a pcall, a frame or two up)
-        local where, line = path, nil
+        local where, line = chunk, nil
         for level = 2, 6 do
           local info = debug.getinfo(level, "Sl")
           if not info then break end
           if info.currentline and info.currentline > 0 then
-            where, line = path .. ":" .. info.currentline, info.currentline
+            where, line = chunk .. ":" .. info.currentline, info.currentline
             break
           end
         end
@@ -133,10 +134,10 @@ function M.load(files)
       end
     end
     box = scriptenv.new {
-      name = path,
+      name = chunk,
       globals = { deny = adder("deny"), ask = adder("ask"), allow = adder("allow"), glob = cgate.glob },
     }
-    local ok, err, code = scriptfile.run(box, path, { result = false })
+    local ok, err, code = scriptfile.run(box, path, { chunk = chunk, result = false })
     -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too
     if not ok then return nil, refused or err, code or "ERUNTIME" end
     if refused then return nil, refused, "EINVAL" end

@@ -35,6 +35,28 @@ function M.list(dir)
   return out
 end
 
+--- name(path[, base]) -> the name a script is loaded under: path relative to the project
+--- directory base when it lies there ("roles/x.lua" for "/srv/p/roles/x.lua", "./roles/x.lua"
+--- or "sub//roles/x.lua"), else path itself (Orket's own scripts, a file loaded alone). As
+--- the chunk's name it is what every error and traceback of the script gives, at its load
+--- and in a turn later, whichever way the project was given (".", -C DIR, a server's
+--- absolute path); the path itself stays the file's for reading and watching.
+function M.name(path, base)
+  if type(base) ~= "string" then return path end
+  base = base:gsub("/+$", "")
+  if base == "" then return path end -- "/": a path from the root names itself
+  local rest = path:sub(#base + 1):match("^/+(.+)$")
+  if path:sub(1, #base) ~= base or not rest then return path end
+  return (rest:gsub("^%./+", ""))
+end
+
+--- shown(def, default) -> how a message names a loaded script (a role): by the name it was
+--- loaded under (def.chunk, M.name's), else its path without "./", else default (a
+--- definition made by hand, as specs make them: "roles/NAME.lua")
+function M.shown(def, default)
+  return def.chunk or (def.file or default):gsub("^%./", "")
+end
+
 --- message(err, chunk) -> "chunk[:line]: message", the first line of a script's error. A
 --- budget error ("script: instruction budget exceeded ...") names no file: the chunk is
 --- put in front, with the line of the script's innermost frame in the traceback.
@@ -57,12 +79,16 @@ end
 --- Reads path (read), compiles it in box and runs it under box's budget. value is the
 --- script's first result, detached (a copy with raw access, no metatables, functions
 --- kept); a value that cannot be (a cycle, userdata, a key that is a table) is refused.
---- chunk: the name errors give (default path). result = false: the result is not wanted.
+--- chunk: the name the script and its errors give (default path; M.name's, for a
+--- project's), a file that cannot be read included. result = false: the result is not wanted.
 function M.run(box, path, opts)
   opts = opts or {}
   local chunk = opts.chunk or path
   local src, err, code = M.read(path)
-  if not src then return false, err, code end
+  if not src then
+    if err:sub(1, #path + 2) == path .. ": " then err = chunk .. err:sub(#path + 1) end
+    return false, err, code
+  end
   local fn, lerr, lcode = box:load(src, chunk)
   if not fn then return false, lerr, lcode end
   local ok, v, pcode = box:pcall(fn)

@@ -97,31 +97,33 @@ local function validate(def, file)
   return true
 end
 
---- load(files) -> registry | nil, "file: message", CODE, {every problem of that file...}
-function M.load(files)
+--- load(files[, base]) -> registry | nil, "file: message", CODE, {every problem of that file...}
+--- base: the project's directory, its tools then named from it (scriptfile.name: tool.chunk)
+function M.load(files, base)
   local reg = setmetatable({ by_name = {}, names = {}, files = {} }, Registry)
   for _, path in ipairs(files) do
     -- The file's top level only defines the tool: it runs under the load budget of every
     -- operator script (scriptenv.DEFAULTS, as roles, policies and orket.lua do), so a file
     -- that loops fails its load in about 50 ms of CPU rather than a handler's second; the
     -- box's calls of the handler get the tool budget afterwards.
-    local box = scriptenv.new { name = path, globals = { glob = cgate.glob } }
-    local ok, def, code = scriptfile.run(box, path) -- detached: no script metamethod runs below
+    local chunk = scriptfile.name(path, base)
+    local box = scriptenv.new { name = chunk, globals = { glob = cgate.glob } }
+    local ok, def, code = scriptfile.run(box, path, { chunk = chunk }) -- detached: no script metamethod runs below
     if not ok then return nil, def, code, { def } end
     box.instructions, box.timeout_ms, box.memory = M.BUDGET.instructions, M.BUDGET.timeout_ms, M.BUDGET.memory
-    local vok, verr, problems = validate(def, path)
+    local vok, verr, problems = validate(def, chunk)
     if not vok then return nil, verr, "EINVAL", problems end
     local copy = {}
     for k, v in pairs(def) do copy[k] = v end -- rawly: the definition cannot change later
     copy.parameters = scriptenv.copy(def.parameters or { type = "object", properties = {} })
     -- converted for the gate once here, not at every call (a reload builds a new registry)
     local cok, compiled = pcall(cgate.compile_schema, copy.parameters)
-    if not cok then return nil, path .. ": parameters: " .. tostring(compiled), "EINVAL" end
+    if not cok then return nil, chunk .. ": parameters: " .. tostring(compiled), "EINVAL" end
     copy.compiled_schema = compiled
     -- what the model is told, made once: the same table every turn, so the model client
     -- keeps its encoded JSON (orket.llm's fixed_tools) instead of encoding it per request
     copy.spec = { name = copy.name, description = copy.description, parameters = copy.parameters }
-    copy.box, copy.file = box, path
+    copy.box, copy.file, copy.chunk = box, path, chunk
     if not reg.by_name[copy.name] then reg.names[#reg.names + 1] = copy.name end
     reg.by_name[copy.name] = copy
     reg.files[#reg.files + 1] = path
@@ -130,8 +132,8 @@ function M.load(files)
   return reg
 end
 
---- load_dirs(dirs) -> registry | nil, msg, CODE  (later directories override by file name)
-function M.load_dirs(dirs) return M.load(policy.files_in(dirs)) end
+--- load_dirs(dirs[, base]) -> registry | nil, msg, CODE  (later directories override by file name)
+function M.load_dirs(dirs, base) return M.load(policy.files_in(dirs), base) end
 
 --- registry:get(name) -> definition | nil
 function Registry:get(name) return self.by_name[name] end

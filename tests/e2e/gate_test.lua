@@ -202,6 +202,24 @@ describe("orket gate check", function()
     assert.matches("--workspace " .. dir .. "/file: not a directory", r.stderr, 1, true)
   end)
 
+  -- The directory's refusal named it --workspace whichever name was given: it says the one used
+  it("refuses a missing or file -C DIR by the option's name as given, -C or --workspace", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/file", "x")
+    local call = [[gate check --role coder --tool read_file --args '{"path":"a"}']]
+    for _, c in ipairs {
+      { call .. " -C /nonexistent/orket-ws", "-C /nonexistent/orket-ws: no such directory" },
+      { "-C /nonexistent/orket-ws " .. call, "-C /nonexistent/orket-ws: no such directory" },
+      { call .. " -C " .. H.quote(dir .. "/file"), "-C " .. dir .. "/file: not a directory" },
+      { call .. " --workspace=" .. H.quote(dir .. "/file"), "--workspace " .. dir .. "/file: not a directory" },
+    } do
+      local r = H.orket(c[1])
+      assert.equal(2, r.status, c[1] .. ": " .. r.stderr)
+      assert.equal("", r.stdout)
+      assert.matches("orket: " .. c[2] .. "\nusage: orket gate check", r.stderr, 1, true)
+    end
+  end)
+
   it("says which card and seat stand in for those not given, where the decision names them", function()
     local dir = H.tmpdir()
     assert.equal(0, H.orket("init p", { cwd = dir }).status)

@@ -147,6 +147,30 @@ describe("orket.lua", function()
     untouched(p)
   end)
 
+  -- A role's hook (build) raising in a turn, later than its load: named as the load names it
+  -- (the chunk's own name, "roles/x.lua"), never by the path the project was loaded from,
+  -- however the project was given (cwd, a relative -C DIR, an absolute one)
+  it("names a role hook that raises during a turn roles/NAME.lua:LINE, with no absolute path", function()
+    local p = project { "roles" }
+    H.write(p .. "/roles/coder.lua", 'return { intent = "x", tools = { "update_issue_status" },\n'
+      .. '  build = function(ctx)\n    error("kaput")\n  end }\n')
+    assert.equal(0, H.orket("import", { cwd = p }).status)
+    local parent, name = p:match("^(.*)/([^/]+)$")
+    for _, c in ipairs { { "", p }, { "-C " .. H.quote(name) .. " ", parent }, { "-C " .. H.quote(p) .. " ", parent } } do
+      local r = H.orket(c[1] .. "run START-1 --json", { cwd = c[2] })
+      assert.equal(1, r.status, c[1] .. ": " .. r.stderr)
+      assert.matches('"outcome":"role_error"', r.stdout, 1, true)
+      assert.matches('"The turn failed: roles/coder.lua:3: kaput"', r.stdout, 1, true)
+      assert.is_nil(r.stdout:find(p, 1, true), c[1] .. ": " .. r.stdout)
+      assert.is_nil(r.stderr:find(p, 1, true), c[1] .. ": " .. r.stderr)
+      -- the card's comment, as the board keeps it, names it so too
+      local shown = H.orket("card START-1", { cwd = p }).stdout
+      assert.matches("roles/coder.lua:3: kaput", shown, 1, true)
+      assert.is_nil(shown:find(p, 1, true), shown)
+      assert.equal(0, H.orket("retry START-1", { cwd = p }).status)
+    end
+  end)
+
   -- The worker's own last failure (a run's engine that did not open: orket.lua broken after
   -- the worker started) is printed as it ends, under -C DIR named from where it ran too
   it("under -C DIR names DIR/orket.lua in the worker's closing failure, a run's engine that did not open", function()

@@ -3,7 +3,6 @@
 -- project's (--workspace DIR, default the current directory) the way a run would, so the
 -- role's own tool list applies as it does in a turn.
 local json = require "cjson.safe"
-local uv = require "luv"
 local rt = require "orket.c.runtime"
 local gate = require "orket.gate"
 local tools = require "orket.tools"
@@ -13,7 +12,6 @@ local board = require "orket.board"
 local config = require "orket.config"
 local jsonout = require "orket.jsonout"
 local cmdline = require "orket.cmdline"
-local fieldline = require "orket.fieldline"
 
 local cmd = { name = "gate", summary = "ask the tool gate about a call (orket gate check ...)" }
 cmd.help = [[
@@ -39,11 +37,13 @@ cmd.args = {
   { "--allow-tools", value = "LIST", what = "a value", key = "allow", empty = true, -- "": no tool at all
     help = "the tools the role may use, comma-separated, instead of the\nrole's own list (\"\": none)" },
   { "-C", alias = "--workspace", value = "DIR", what = "a directory", key = "workspace", default = ".", once = cmdline.one_dir,
+    check = cmdline.a_dir("-C", true), -- named as given: -C or --workspace
     help = "the project whose roles/, policies/ and tools/ apply (default .)" },
   { "--json", help = "print the decision as JSON" },
 }
 
--- The call's arguments and the workspace, checked -> call_args | nil, exit status.
+-- The call's arguments, checked -> call_args | nil, exit status (the directory is, as it is
+-- read: its entry's check).
 local function checked_words(o, cli)
   if o.card and o.status then return nil, cli.usage_error(cmd, "--card and --card-status exclude each other") end
   local call_args = {}
@@ -53,9 +53,6 @@ local function checked_words(o, cli)
     if call_args == nil then return nil, cli.usage_error(cmd, "--args is not valid JSON: %s", err) end
     if type(call_args) ~= "table" then return nil, cli.usage_error(cmd, "--args must be a JSON object") end
   end
-  local st = uv.fs_stat(o.workspace)
-  if not st then return nil, cli.usage_error(cmd, "--workspace %s: no such directory", o.workspace) end
-  if st.type ~= "directory" then return nil, cli.usage_error(cmd, "--workspace %s: not a directory", o.workspace) end
   return call_args
 end
 
@@ -63,10 +60,10 @@ end
 -- -> { roles, tools, policies } | nil, exit status (the error printed).
 local function load_rules(o, cli)
   local home, dir = rt.home(), o.workspace
-  -- a project's file named as other commands name it: relative to the project, under -C DIR
-  -- from where the command ran (cli.in_dir)
-  local function named(msg) return cli.in_dir(dir, fieldline.relative(msg, dir)) end
-  local role_set, rerr = roles_mod.load(roles_mod.dirs(dir))
+  -- a project's file named as other commands name it: relative to the project (the name
+  -- each script is loaded under, given dir), under -C DIR from where the command ran
+  local function named(msg) return cli.in_dir(dir, msg) end
+  local role_set, rerr = roles_mod.load(roles_mod.dirs(dir), dir)
   if not role_set then
     cli.err("%s", named(rerr))
     return nil, 1
@@ -76,12 +73,12 @@ local function load_rules(o, cli)
       return nil, cli.usage_error(cmd, "--role %s: no role named %q (roles: %s)", r, r, table.concat(role_set.names, ", "))
     end
   end
-  local reg, terr = tools.load_dirs { home .. "/tools", dir .. "/tools" }
+  local reg, terr = tools.load_dirs({ home .. "/tools", dir .. "/tools" }, dir)
   if not reg then
     cli.err("%s", named(terr))
     return nil, 1
   end
-  local set, perr = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" })
+  local set, perr = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" }, dir)
   if not set then
     cli.err("%s", named(perr))
     return nil, 1

@@ -147,7 +147,7 @@ function M.with_store(db, runs, holders)
   for _, l in ipairs(lease.ops(db).live(db)) do
     if not seen[l.run] then
       seen[l.run] = true
-      runs[#runs + 1] = { id = l.run, pid = "worker " .. l.worker, by = "worker" }
+      runs[#runs + 1] = { id = l.run, pid = "worker " .. l.worker, by = "worker", worker = l.worker }
     end
   end
   for id, owner in pairs(holders) do
@@ -184,10 +184,14 @@ function M.overlapping(db, board, target, runs, busy, except)
     if row and M.overlaps(board, target, row.target) then
       r.target = row.target
       -- a server known only by its run lease in the store: said to be one, after its owner
-      -- as recorded (host/place/pid...), as orket import says "server OWNER"
-      return r, string.format("run %d (%s) is working on %s now (process %s%s); two runs never work the same card: "
+      -- as recorded (host/place/pid...), as orket import says "server OWNER"; a worker known
+      -- only by its card leases there: by its name (HOST:PID by default: a pid of another
+      -- machine, perhaps), never as a process of this one
+      local who = r.worker and string.format("worker %s, known from its leases in the store; not a process here",
+        r.worker) or string.format("process %s%s", tostring(r.pid), r.by == "serve" and ", a server" or "")
+      return r, string.format("run %d (%s) is working on %s now (%s); two runs never work the same card: "
         .. "wait for it to end or stop it", r.id, row.target, row.target == target and "the same target"
-        or "cards of " .. target, tostring(r.pid), r.by == "serve" and ", a server" or "")
+        or "cards of " .. target, who)
     end
   end
   return nil

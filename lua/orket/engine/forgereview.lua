@@ -92,7 +92,7 @@ end
 -- choice (the architect), as a run would choose it, else its worker choice, else the card's
 -- seat. A broken routing.lua (the run will say so) does not cost the person's decision.
 local function architect(dir, s, c)
-  local r = routing.load(dir .. "/routing.lua")
+  local r = routing.load(dir .. "/routing.lua", dir)
   for _, kind in ipairs { "escalation", "worker" } do
     local seat = r and r:choose(kind, c, s.team)
     if type(seat) == "string" and s.team[seat] then return seat end

@@ -76,13 +76,15 @@ function M.load(dir)
   -- taken before anything is compiled: an edit made while the set is read, or after it and
   -- before the watch starts, differs from it, and the watch reloads it (M.watch)
   local seen = M.digest(dir)
-  local role_set, rerr, rcode = roles.load(roles.dirs(dir))
+  -- each of the project's scripts named from dir (scriptfile.name): its errors say
+  -- "roles/x.lua:3", at load and in a turn, however the project was given
+  local role_set, rerr, rcode = roles.load(roles.dirs(dir), dir)
   if not role_set then return nil, rerr, rcode end
-  local reg, terr, tcode = tools_mod.load_dirs { home .. "/tools", dir .. "/tools" }
+  local reg, terr, tcode = tools_mod.load_dirs({ home .. "/tools", dir .. "/tools" }, dir)
   if not reg then return nil, terr, tcode end
-  local pol, perr, pcode = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" })
+  local pol, perr, pcode = policy.load(policy.files_in { home .. "/policies", dir .. "/policies" }, dir)
   if not pol then return nil, perr, pcode end
-  local route, oerr, ocode = routing.load(dir .. "/routing.lua")
+  local route, oerr, ocode = routing.load(dir .. "/routing.lua", dir)
   if not route then return nil, oerr, ocode end
   return { roles = role_set, tools = reg, policies = pol, routing = route, seen = seen }
 end
@@ -117,7 +119,7 @@ function M.check_tools(s, mcp)
     for i, t in ipairs(r.tools or {}) do
       local server = t:match("^([a-z][a-z0-9_]-)__")
       if not s.tools:get(t) and not (server and mcp and mcp.servers[server]) then
-        local file = (r.file or ("roles/" .. name .. ".lua")):gsub("^%./", "")
+        local file = scriptfile.shown(r, "roles/" .. name .. ".lua")
         local line = fieldline.of(scriptfile.read(r.file or file), "tools")
         return nil, string.format("%s%s: tools[%d]: no tool named %q", file, line and (":" .. line) or "", i, t), "ENOENT"
       end
@@ -259,8 +261,6 @@ local function reload_set(engine, files, keep)
   end
   local names = file_list(files)
   if not s then
-    -- named relative to the project, as in `files` ("roles/x.lua", not "./roles/x.lua")
-    err = fieldline.relative(err, engine.dir)
     local problems = M.problems(engine.dir)
     -- every broken file with its line, as orket validate says them; the set's own error
     -- when no file is broken on its own (a team role gone, a role's tool gone)

@@ -75,27 +75,29 @@ local function validate(def, file, stem)
     build = build, system = system }
 end
 
---- load_file(path) -> role | nil, "file:line: message", CODE, {every problem...}[, {file=,
+--- load_file(path[, base]) -> role | nil, "file:line: message", CODE, {every problem...}[, {file=,
 --- tools=}: a role that ran but is invalid, with a copy of its tools array (an entry that
---- is no string is among the problems already)]
-function M.load_file(path)
+--- is no string is among the problems already)]. base: the project's directory; the role
+--- is then named from it (scriptfile.name: role.chunk, in its errors at load and in a turn).
+function M.load_file(path, base)
   local stem = path:match("([^/]+)%.lua$")
-  local box = scriptenv.new { name = path, globals = { prompt = prompt } }
-  local ok, def, code = scriptfile.run(box, path)
+  local chunk = scriptfile.name(path, base)
+  local box = scriptenv.new { name = chunk, globals = { prompt = prompt } }
+  local ok, def, code = scriptfile.run(box, path, { chunk = chunk })
   if not ok then return nil, def, code, { def } end
-  local role, err, problems, partial = validate(def, path, stem)
+  local role, err, problems, partial = validate(def, chunk, stem)
   if not role then return nil, err, "EINVAL", problems, partial end
-  role.box, role.file = box, path
+  role.box, role.file, role.chunk = box, path, chunk
   return role
 end
 
---- load(dirs) -> set {by_name = {name = role}, names = {...}} | nil, msg, CODE
---- Later directories override earlier ones by role name.
-function M.load(dirs)
+--- load(dirs[, base]) -> set {by_name = {name = role}, names = {...}} | nil, msg, CODE
+--- Later directories override earlier ones by role name. base: as load_file's.
+function M.load(dirs, base)
   local set = { by_name = {}, names = {} }
   for _, dir in ipairs(dirs) do
     for _, path in ipairs(lua_files(dir)) do
-      local role, err, code = M.load_file(path)
+      local role, err, code = M.load_file(path, base)
       if not role then return nil, err, code end
       if not set.by_name[role.name] then set.names[#set.names + 1] = role.name end
       set.by_name[role.name] = role
@@ -148,6 +150,7 @@ function M.messages(role, ctx, own_card)
   if type(specs) == "table" then arg.tools = schemas.tools(specs) end
   arg.dialect = role.dialect
   local ok, res, code
+  local file = role.chunk or role.file -- named as its errors name it (load_file)
   if role.build then
     ok, res, code = role.box:pcall(role.build, arg)
   else
@@ -155,12 +158,12 @@ function M.messages(role, ctx, own_card)
     if type(sys) == "function" then
       ok, sys, code = role.box:pcall(sys, arg)
       if not ok then return nil, scriptenv.first_line(sys), code end
-      if type(sys) ~= "string" then return nil, role.file .. ": system(ctx) must return a string", "EINVAL" end
+      if type(sys) ~= "string" then return nil, file .. ": system(ctx) must return a string", "EINVAL" end
       -- system(ctx) may have left metamethods in arg (ctx.card = a table whose __index
       -- loops): the messages are built from it under the role's budget, as build's are
       ok, res, code = role.box:pcall(prompt.messages, arg, sys)
       if not ok then
-        return nil, role.file .. ": building the messages from the ctx system(ctx) left: " .. scriptenv.first_line(res),
+        return nil, file .. ": building the messages from the ctx system(ctx) left: " .. scriptenv.first_line(res),
           code
       end
     else
@@ -171,8 +174,8 @@ function M.messages(role, ctx, own_card)
   -- operator, and the script's frames below it say nothing the line does not
   if not ok then return nil, scriptenv.first_line(res), code end
   local msgs, cerr = scriptenv.copy(res)
-  if cerr then return nil, role.file .. ": messages are not plain data: " .. cerr, "EINVAL" end
-  local m, err = check_messages(msgs, role.file)
+  if cerr then return nil, file .. ": messages are not plain data: " .. cerr, "EINVAL" end
+  local m, err = check_messages(msgs, file)
   if not m then return nil, err, "EINVAL" end
   return m
 end

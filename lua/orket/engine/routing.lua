@@ -65,32 +65,34 @@ end
 local NAMES = { worker = true, reviewer = true, escalation = true, model = true }
 local ROUTING_FIELDS = "worker, reviewer, escalation, model"
 
---- load(path) -> routing | nil, "file:line: message", CODE. A missing file gives the
+--- load(path[, base]) -> routing | nil, "file:line: message", CODE. A missing file gives the
 --- built-in routing. The file returns a table of some of worker/reviewer/escalation/model.
-function M.load(path)
+--- base: the project's directory, the file then named from it in errors (scriptfile.name).
+function M.load(path, base)
   local r = { file = nil, fns = {} }
   for k, f in pairs(M.builtin) do r.fns[k] = f end
   -- lstat: a link that leads nowhere is a mistake to report, not a missing file
   if not path or not uv.fs_lstat(path) then return setmetatable(r, { __index = M }) end
-  local box = scriptenv.new { name = path }
-  local ok, def, code = scriptfile.run(box, path) -- detached: reading it runs no script code
+  local chunk = scriptfile.name(path, base)
+  local box = scriptenv.new { name = chunk }
+  local ok, def, code = scriptfile.run(box, path, { chunk = chunk }) -- detached: reading it runs no script code
   if not ok then return nil, def, code end
-  if type(def) ~= "table" then return nil, path .. ": must return a table of routing functions", "EINVAL" end
+  if type(def) ~= "table" then return nil, chunk .. ": must return a table of routing functions", "EINVAL" end
   -- an unknown field said before any other problem, a misspelt one first, the same each time
   local unknown = {}
   for k in next, def do
     if not NAMES[k] then unknown[#unknown + 1] = tostring(k) end
   end
   if unknown[1] then
-    return nil, path .. ": unknown field '" .. nearest.ordered(unknown, ROUTING_FIELDS)[1] .. "' (fields: "
+    return nil, chunk .. ": unknown field '" .. nearest.ordered(unknown, ROUTING_FIELDS)[1] .. "' (fields: "
       .. ROUTING_FIELDS .. ")", "EINVAL"
   end
   for k, f in next, def do
-    if type(f) ~= "function" then return nil, path .. ": " .. k .. " must be a function", "EINVAL" end
+    if type(f) ~= "function" then return nil, chunk .. ": " .. k .. " must be a function", "EINVAL" end
     r.fns[k] = function(...)
       local cok, v = box:pcall(f, ...)
       if not cok then error(v, 0) end
-      if v ~= nil and type(v) ~= "string" then error(path .. ": " .. k .. " must return a string or nil", 0) end
+      if v ~= nil and type(v) ~= "string" then error(chunk .. ": " .. k .. " must return a string or nil", 0) end
       return v
     end
   end

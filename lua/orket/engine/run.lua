@@ -150,13 +150,11 @@ end
 local function route(run, kind, ...)
   local v, err = run.routing:choose(kind, ...)
   if err == nil then return v end
+  -- routing.lua is loaded named from the project (routing.load's base): its errors say
+  -- routing.lua:LINE already, under any directory
   local msg = tostring(err):gsub("^routing " .. kind .. ": ", ""):match("^[^\n]*")
-  local file = run.routing.file
-  if file then
-    local dir = file:match("^(.*/)routing%.lua$")
-    if dir and msg:sub(1, #dir) == dir then msg = msg:sub(#dir + 1) end
-  end
-  return nil, string.format("routing error in %s's %s: %s", file and "routing.lua" or "the built-in routing", kind, msg)
+  return nil, string.format("routing error in %s's %s: %s", run.routing.file and "routing.lua" or "the built-in routing",
+    kind, msg)
 end
 
 -- Leaves a card as it is this round, saying why (card_skipped, once for one reason); the run's stall report

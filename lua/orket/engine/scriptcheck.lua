@@ -62,9 +62,11 @@ function M.check(dir, out, summary)
         file = path:sub(#dir + 2):gsub("^%./", "") }
     end
   end
+  -- each file loaded as a run loads it, named from dir (the loaders' base): a message
+  -- says roles/x.lua, never the directory the project was given by
   for _, d in ipairs(roles.dirs(dir)) do
     for _, path in ipairs(roles.lua_files(d)) do
-      local r, rerr, _, problems, partial = roles.load_file(path)
+      local r, rerr, _, problems, partial = roles.load_file(path, dir)
       if r then
         by_name[r.name] = r
         if d ~= home .. "/roles" then note_override("role", path, r.name) end
@@ -78,7 +80,7 @@ function M.check(dir, out, summary)
   summary.roles = #names_of(by_name)
   local tool_names = {}
   for _, path in ipairs(policy.files_in { home .. "/tools", dir .. "/tools" }) do
-    local reg, terr, _, problems = tools.load { path }
+    local reg, terr, _, problems = tools.load({ path }, dir)
     if reg then
       for _, n in ipairs(reg.names) do tool_names[n] = true end
       note_override("tool", path, reg.names[1])
@@ -90,7 +92,7 @@ function M.check(dir, out, summary)
   summary.tools = #names_of(tool_names) -- tools, not files
   local sets = {}
   for _, path in ipairs(policy.files_in { home .. "/policies", dir .. "/policies" }) do
-    local set, perr = policy.load { path }
+    local set, perr = policy.load({ path }, dir)
     if set then
       summary.policies = summary.policies + 1
       sets[#sets + 1] = set
@@ -98,7 +100,7 @@ function M.check(dir, out, summary)
       M.add(out, dir, perr, path)
     end
   end
-  local _, rerr = routing.load(dir .. "/routing.lua")
+  local _, rerr = routing.load(dir .. "/routing.lua", dir)
   if rerr then M.add(out, dir, rerr, dir .. "/routing.lua") end
   return by_name, tool_names, sets, broken, half
 end

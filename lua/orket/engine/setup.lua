@@ -51,11 +51,12 @@ end
 --- scripts ({roles=, tools=, policies=, routing=}, as orket.engine.reload.load returns):
 --- another engine's, instead of the project's files read again (the REPL's replay).
 -- A mistake in a project's file, named with its line as `orket validate` names it (the
--- checks keep field paths, not positions); a script's own error (raised as it loads) named
--- relative to the project too, as the CLI and a server answer it alike (cli.in_dir puts
--- -C DIR back where the person ran the command).
+-- checks keep field paths, not positions). A script's own error (raised as it loads) is
+-- named relative to the project already, by the name it was loaded under
+-- (scriptfile.name), as the CLI and a server answer it alike (cli.in_dir puts -C DIR back
+-- where the person ran the command).
 local function located(dir, msg, code)
-  if code ~= "EINVAL" then return fieldline.relative(msg, dir), code end
+  if code ~= "EINVAL" then return msg, code end
   return fieldline.locate(msg, dir, function(path) return (scriptfile.read(path)) end), code
 end
 

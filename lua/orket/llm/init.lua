@@ -11,6 +11,7 @@ local common = require "orket.llm.common"
 local secret = require "orket.settings.secret"
 local semaphore = require "orket.semaphore"
 local fieldline = require "orket.fieldline"
+local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
@@ -113,9 +114,10 @@ function M.check_models(models, team, roles)
     if r.model ~= nil then
       local ok, err = M.check_model(models, r.model)
       if not ok then
-        local file = r.file or ("roles/" .. n .. ".lua")
-        local line = fieldline.of(fieldline.read(file), "model")
-        out[#out + 1] = string.format("%s%s: model: %s", file:gsub("^%./", ""), line and (":" .. line) or "", err)
+        local default = "roles/" .. n .. ".lua"
+        local line = fieldline.of(fieldline.read(r.file or default), "model")
+        -- named as the role's errors name it (roles.load_file's chunk)
+        out[#out + 1] = string.format("%s%s: model: %s", scriptfile.shown(r, default), line and (":" .. line) or "", err)
       end
     end
   end

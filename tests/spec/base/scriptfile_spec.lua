@@ -126,6 +126,36 @@ describe("scriptfile.run", function()
     assert.equal(dir .. "/m.lua: value.t: a table with a metatable; return plain tables", err)
   end)
 
+  -- A project's script is loaded under its name in the project: an error it raises when
+  -- called later (a role's hook in a turn) names it so, not by the directory it was read from
+  it("names a script by its name in the project (name): a role loaded given it, in its errors later and a read's",
+    function()
+    assert.equal("roles/x.lua", scriptfile.name("/srv/p/roles/x.lua", "/srv/p"))
+    assert.equal("roles/x.lua", scriptfile.name("/srv/p/roles/x.lua", "/srv/p/"))
+    assert.equal("roles/x.lua", scriptfile.name("./roles/x.lua", "."))
+    assert.equal("roles/x.lua", scriptfile.name("sub//roles/x.lua", "sub"))
+    assert.equal("/opt/orket/roles/x.lua", scriptfile.name("/opt/orket/roles/x.lua", "/srv/p")) -- Orket's own
+    assert.equal("/srv/px/roles/x.lua", scriptfile.name("/srv/px/roles/x.lua", "/srv/p"))
+    assert.equal("/srv/p/roles/x.lua", scriptfile.name("/srv/p/roles/x.lua", "/"))
+    assert.equal("/srv/p/roles/x.lua", scriptfile.name("/srv/p/roles/x.lua"))
+    -- through a loader given the project's directory (roles.load_file's base), as a run loads it
+    local roles = require "orket.engine.roles"
+    local dir = H.tmpdir()
+    os.execute("mkdir " .. H.quote(dir .. "/roles"))
+    H.write(dir .. "/roles/x.lua", "return { intent = 'i', tools = {}, build = function()\n  error('kaput')\nend }\n")
+    local role = assert(roles.load_file(dir .. "/roles/x.lua", dir))
+    assert.equal("roles/x.lua", role.chunk)
+    assert.equal(dir .. "/roles/x.lua", role.file) -- read and watched at its path
+    local cok, err = role.box:pcall(role.build, {})
+    assert.is_false(cok)
+    assert.matches("^roles/x%.lua:2: kaput", err)
+    assert.is_nil(err:find(dir, 1, true), err) -- the traceback too
+    os.execute("mkdir " .. H.quote(dir .. "/roles/d.lua"))
+    local r, rerr = roles.load_file(dir .. "/roles/d.lua", dir)
+    assert.is_nil(r)
+    assert.matches("^roles/d%.lua: is a directory", rerr)
+  end)
+
   it("stops a copy of a table shared too often", function()
     local t = {}
     for _ = 1, 30 do t = { t, t } end

@@ -87,6 +87,40 @@ describe("cmdline.parse", function()
     end
   end)
 
+  -- check = fn(value[, name]): name is the option as the person gave it, for its message
+  it("hands a check the option's name as given: its alias, the name before =, none for a positional", function()
+    local cli, H = require "orket.cli", require "tests.helpers"
+    local seen = {}
+    local function check(v, name)
+      seen[#seen + 1] = { v, name or false }
+      return v
+    end
+    local decl = { { "WORD", optional = true, check = check },
+      { "-C", alias = "--workspace", value = "DIR", check = check } }
+    assert(cmdline.parse(decl, { "w", "-C", "a" }))
+    local args, attached = cli.split_values({ "--workspace=b" }, nil, decl)
+    args.attached = attached
+    assert(cmdline.parse(decl, args))
+    assert(cmdline.parse(decl, { "--workspace", "c" }))
+    assert.same({ { "w", false }, { "a", "-C" }, { "b", "--workspace" }, { "c", "--workspace" } }, seen)
+    -- a_dir names the option so; must_exist refuses a missing directory as well as a file
+    local dir = H.tmpdir()
+    H.write(dir .. "/f", "")
+    local must = { { "-C", alias = "--workspace", value = "DIR", check = cmdline.a_dir("-C", true) } }
+    assert.same({ c = dir }, cmdline.parse(must, { "--workspace", dir }))
+    local cases = {
+      { { "--workspace", dir .. "/nope" }, "--workspace " .. dir .. "/nope: no such directory" },
+      { { "-C", dir .. "/f" }, "-C " .. dir .. "/f: not a directory" },
+    }
+    for _, c in ipairs(cases) do
+      local o, msg = cmdline.parse(must, c[1])
+      assert.is_nil(o)
+      assert.equal(c[2], msg)
+    end
+    assert.same({ dir = dir .. "/nope" }, cmdline.parse({ cmdline.DIR }, { "-C", dir .. "/nope" })) -- missing: the command says so
+    H.cleanup()
+  end)
+
   it("takes an empty word where the entry says it may be empty, and in a script's words", function()
     local decl = { { "CARD" }, { "NOTE", optional = true, empty = true }, { "--why", value = "W", empty = true } }
     assert.same({ card = "X", note = "", why = "" }, cmdline.parse(decl, { "X", "", "--why", "" }))
@@ -109,7 +143,7 @@ describe("cmdline.parse", function()
   end)
 
   it("refuses an empty directory for every command that takes one, naming the argument", function()
-    local cli = require "orket.cli"
+    local cli, H = require "orket.cli", require "tests.helpers"
     local seen = {}
     for _, name in ipairs(cli.COMMANDS) do
       local decl = cli.load_command(name).args or {}

@@ -509,7 +509,7 @@ describe("engine", function()
       local dir = H.tmpdir()
       H.write(dir .. "/routing.lua", src)
       local db, b = F.fixture(dir .. "/o.db", { { id = "E-1", summary = "x" } })
-      local e, events = F.engine(db, b, { routing = dir .. "/routing.lua" })
+      local e, events = F.engine(db, b, { dir = dir, routing = dir .. "/routing.lua" })
       local status, report = e:execute(assert(e:start("E")))
       local skipped
       for _, ev in ipairs(events) do if ev.type == "card_skipped" then skipped = ev.reason end end

@@ -1488,3 +1488,50 @@ describe("hot reload", function()
     e.close_all()
   end)
 end)
+
+-- A server's project is given by its absolute path: every script of it is still named from
+-- it (scriptfile.name, each loader given the directory), at its load, in a reload's problems
+-- (scriptcheck, as orket validate says them) and in a handler, a `when` or a route called later.
+describe("a project's scripts under an absolute directory", function()
+  after_each(H.cleanup)
+
+  it("are named from it at load, in reload problems and when a tool, a policy's when or a route raises later",
+    function()
+    local dir = require("luv").fs_realpath(H.tmpdir())
+    os.execute("mkdir " .. H.quote(dir .. "/roles") .. " " .. H.quote(dir .. "/tools") .. " "
+      .. H.quote(dir .. "/policies"))
+    local function clean(msg)
+      assert.is_nil(tostring(msg):find(dir, 1, true), msg)
+      return msg
+    end
+    -- each kind broken on its own: an undefined global at line 2
+    for _, f in ipairs { "roles/r.lua", "tools/t.lua", "policies/p.lua", "routing.lua" } do
+      H.write(dir .. "/" .. f, "local x = 1\nlocal y = nosuch\nreturn {}\n")
+      local s, err = reload.load(dir)
+      assert.is_nil(s, f)
+      local want = "^" .. f:gsub("%.", "%%.") .. ":2: undefined global 'nosuch' in " .. f:gsub("%.", "%%.") .. "$"
+      assert.matches(want, clean(err))
+      local problems = reload.problems(dir)
+      assert.equal(1, #problems, f)
+      assert.matches(want, clean(problems[1]))
+      os.remove(dir .. "/" .. f)
+    end
+    H.write(dir .. "/tools/t.lua", 'return { name = "t", description = "d", effect = "read",\n'
+      .. '  handler = function(args, ctx)\n    error("tool kaput")\n  end }\n')
+    H.write(dir .. "/policies/p.lua", 'deny { tool = "t", reason = "r",\n'
+      .. '  when = function(call) error("when kaput") end }\n')
+    H.write(dir .. "/routing.lua", "return {\n  worker = function(card) error('route kaput') end }\n")
+    local s = assert(reload.load(dir))
+    assert.equal("tools/t.lua", s.tools:get("t").chunk)
+    assert.equal("t: the tool failed: tools/t.lua:3: tool kaput", clean(s.tools:run("t", {}, {}).error))
+    local rule
+    for i, origin in ipairs(s.policies.origin) do if origin == dir .. "/policies/p.lua" then rule = i end end
+    assert.equal("policies/p.lua:1", s.policies.rules[rule].name)
+    local matched, why = s.policies:predicate(rule, { tool = "t", args = {} })
+    assert.is_nil(matched)
+    assert.equal("policies/p.lua:2: when kaput (ERUNTIME)", clean(why))
+    local v, rerr = s.routing:choose("worker", {})
+    assert.is_nil(v)
+    assert.matches("^routing worker: routing%.lua:2: route kaput\n", clean(rerr))
+  end)
+end)
