@@ -306,9 +306,16 @@ describe("the people API's changes", function()
     assert.same({ true, false }, { audit_chain.is_unchanged(res), res.changed })
     res = assert(accounts.set_disabled(db, "ann", true, "root", true))
     assert.is_false(audit_chain.is_unchanged(res))
+    -- a disable of someone disabled already ends nothing either: a session row of theirs
+    -- (refused at its next use anyway) is left to that use, not deleted by a no-op
+    assert(db:tx(function()
+      users.session_insert(db, "session-of-ann", "ann", os.time() + 3600)
+      return true
+    end))
     res = assert(accounts.set_disabled(db, "ann", true, "root", true))
     assert.same({ true, false }, { audit_chain.is_unchanged(res), res.changed })
     assert.same({ 1, 0 }, { events("user_disable"), events("user_enable") })
+    assert.is_not_nil(users.session_lookup(db, "session-of-ann"))
     -- the admin role, held already: unchanged
     res = assert(accounts.set_role(db, "boss", "admin", "root"))
     assert.is_true(audit_chain.is_unchanged(res))
