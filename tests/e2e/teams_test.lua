@@ -834,12 +834,27 @@ describe("one server, many projects", function()
       assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], made[9] }, shown())
       assert.equal("3 revoked keys not shown", wd:text_of(row .. " li.more"))
       assert.equal(2, reads())
+      -- one more made elsewhere (read again: 7 live), then ci9, a live key past the first
+      -- five, revoked elsewhere: as many keys as read, one fewer live, so read again, and
+      -- ci9 is no longer shown with a Revoke of its own
+      local cst, cdoc = req(s, "POST", "/v1/users/alice/keys", root, { name = "ci10", role = "viewer" })
+      assert.equal(201, cst)
+      made[10] = cdoc.id
+      change(function() grant("viewer") end, "a grant", "bob is viewer in default", 7)
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], made[9], made[10] }, shown())
+      assert.equal(3, reads())
+      assert.equal(200, (req(s, "DELETE", "/v1/users/alice/keys/" .. made[9], root)))
+      change(function() grant("developer") end, "a grant", "bob is developer in default", 6)
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], made[10] }, shown())
+      assert.equal("4 revoked keys not shown", wd:text_of(row .. " li.more"))
+      assert.equal(4, reads())
     end)
     st, doc = req(s, "GET", "/v1/users/alice/keys", root)
     assert.same({ 200, "ci7", true, cjson.null }, { st, doc.keys[7].name, doc.keys[7].revoked_at ~= cjson.null,
       doc.keys[6].revoked_at })
-    assert.same({ "ci8", true, cjson.null }, { doc.keys[8].name, doc.keys[8].revoked_at ~= cjson.null,
-      doc.keys[9].revoked_at })
+    assert.same({ "ci8", true, "ci9", true, "ci10", cjson.null }, { doc.keys[8].name,
+      doc.keys[8].revoked_at ~= cjson.null, doc.keys[9].name, doc.keys[9].revoked_at ~= cjson.null,
+      doc.keys[10].name, doc.keys[10].revoked_at })
     assert.equal(0, s.stop())
   end)
 
