@@ -19,7 +19,7 @@
     asked: new Map(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
     violationCounts: new Map(), gen: 0, after: null, store: null, streamStore: null, wantEvents: false, said: new Map(),
-    allKeys: new Map() }; // allKeys: the people whose every key the people page shows -> the read of those keys
+    allKeys: new Map() }; // allKeys: the people whose every key the people page shows -> those keys as read (null: not yet)
   // changed cards past which the board is read whole rather than a card each (about a second of
   // the key's rate; a live burst of 150 ms rarely names so many)
   const CATCH_UP = 50;
@@ -1095,22 +1095,19 @@
   const counted = (n, what) => n + " " + what + (n === 1 ? "" : "s");
 
   // sameKeys(keys, u) -> whether keys (every key of u's, as read before) are still theirs as
-  // GET /v1/users tells them now: as many, as many live, its first keys among them alike. A
-  // key made or revoked elsewhere (another page, the command) changes a count, and the
-  // keys are read again; a change made here is applied to them from its answer
+  // GET /v1/users counts them now: as many, as many live. A key is never deleted nor made
+  // live again (orket.store.keys: an insert, a revoke), so one made elsewhere (another page,
+  // the command) raises key_count and one revoked elsewhere lowers live_key_count, and the
+  // keys are read again; a revoke made here is applied to them from its answer (revoked)
   function sameKeys(keys, u) {
-    if (keys.length !== u.key_count || keys.filter((k) => !k.revoked_at).length !== u.live_key_count) return false;
-    const byId = new Map(keys.map((k) => [k.id, k]));
-    return u.first_keys.every((f) => byId.has(f.id) && !byId.get(f.id).revoked_at === !f.revoked_at);
+    return keys.length === u.key_count && keys.filter((k) => !k.revoked_at).length === u.live_key_count;
   }
 
   // revoked(name, doc): the key doc says was revoked, marked so among the person's every
   // key as read (their time is the server's; the page shows only that it was)
   function revoked(name, doc) {
-    const read = state.allKeys.get(name);
-    if (!read) return;
-    state.allKeys.set(name, read.then((keys) => keys.map((k) =>
-      k.id === doc.id && !k.revoked_at ? Object.assign({}, k, { revoked_at: "revoked" }) : k)));
+    const k = (state.allKeys.get(name) || []).find((x) => x.id === doc.id);
+    if (k && !k.revoked_at) k.revoked_at = "revoked";
   }
 
   // showKeys(u, keyList, live, rest, liveRest): the live keys given shown, each with Revoke,
@@ -1136,21 +1133,18 @@
   }
 
   // showAllKeys(u, keyList): every live key of the person, from their keys' listing read
-  // once and kept, with the wish, until sign-out: each change in the panel redraws the
-  // page, and a person's keys may be thousands of pages' worth. Read again only when GET
-  // /v1/users says their keys are no longer those read (sameKeys)
+  // once and kept, with the wish, until sign-out or another project is chosen: each change
+  // in the panel redraws the page, and a person's keys may be thousands of pages' worth.
+  // Read again only when GET /v1/users says their keys are no longer those read (sameKeys)
   async function showAllKeys(u, keyList) {
-    let keys = null;
-    const read = state.allKeys.get(u.name);
-    if (read) keys = await read.catch(() => null);
+    let keys = state.allKeys.get(u.name);
     if (!keys || !sameKeys(keys, u)) {
-      const again = keysOf(u.name);
-      state.allKeys.set(u.name, again);
-      try { keys = await again; } catch (e) {
-        if (state.allKeys.get(u.name) === again) state.allKeys.set(u.name, null); // (read again next time)
+      try { keys = await keysOf(u.name); } catch (e) {
         $("people-status").textContent = e.message;
         return;
       }
+      if (!state.allKeys.has(u.name)) return; // the wish cleared meanwhile (signed out, another project)
+      state.allKeys.set(u.name, keys);
     }
     const live = keys.filter((k) => !k.revoked_at);
     showKeys(u, keyList, live, keys.length - live.length, 0);
