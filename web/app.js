@@ -19,13 +19,13 @@
     asked: new Map(),
     dirty: new Set(), needBoard: false, timer: null, busy: false, pauseUntil: 0, streams: 0, phases: new Map(),
     violationCounts: new Map(), gen: 0, after: null, store: null, streamStore: null, wantEvents: false, said: new Map(),
-    allKeys: new Set() }; // allKeys: the people whose every key the people page shows
+    allKeys: new Map() }; // allKeys: the people whose every key the people page shows -> those keys as read (null: not yet)
   // changed cards past which the board is read whole rather than a card each (about a second of
   // the key's rate; a live burst of 150 ms rarely names so many)
   const CATCH_UP = 50;
   // what the page asked for, read by the tests (a run must not cost a board per event)
   const stats = window.orketBoardStats = { board: 0, card: 0, runs: 0, sandboxes: 0, view: 0, bugfix: 0, limited: 0,
-    early: 0, violations: 0, diff: 0, events: 0, resets: 0 };
+    early: 0, violations: 0, diff: 0, events: 0, resets: 0, keys: 0 };
   const STATUSES = ["ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
     "done", "canceled", "archived"];
   // Events that change what the tree shows of the card they name
@@ -105,6 +105,7 @@
       else if (method === "GET" && path.startsWith("/v1/sandboxes?")) stats.sandboxes++;
       else if (method === "GET" && path === "/v1/status") stats.view++;
       else if (method === "GET" && path === "/v1/bugfix") stats.bugfix++;
+      else if (method === "GET" && /^\/v1\/users\/[^/]+\/keys/.test(path)) stats.keys++;
       r = await fetch(scoped(path), { method, headers, credentials: "same-origin",
         body: body === undefined ? undefined : JSON.stringify(body) });
       if (r.status !== 429) break;
@@ -1064,11 +1065,13 @@
     $("grant-project").replaceChildren(...(doc.projects || []).map((p) => el("option", { value: p, text: p })));
   }
 
-  // one change, then the list again; its refusal said in the panel
-  async function peopleChange(method, path, body, done) {
+  // one change, then the list again; its refusal said in the panel. then(doc): what the
+  // change's answer says of state the list does not hold (a shown person's every key)
+  async function peopleChange(method, path, body, done, then) {
     $("people-status").textContent = "";
     try {
-      await api(method, path, body);
+      const doc = await api(method, path, body);
+      if (then) then(doc);
       $("people-status").textContent = done;
     } catch (e) {
       $("people-status").textContent = e.message;
@@ -1091,6 +1094,22 @@
 
   const counted = (n, what) => n + " " + what + (n === 1 ? "" : "s");
 
+  // sameKeys(keys, u) -> whether keys (every key of u's, as read before) are still theirs as
+  // GET /v1/users counts them now: as many, as many live. A key is never deleted nor made
+  // live again (orket.store.keys: an insert, a revoke), so one made elsewhere (another page,
+  // the command) raises key_count and one revoked elsewhere lowers live_key_count, and the
+  // keys are read again; a revoke made here is applied to them from its answer (revoked)
+  function sameKeys(keys, u) {
+    return keys.length === u.key_count && keys.filter((k) => !k.revoked_at).length === u.live_key_count;
+  }
+
+  // revoked(name, doc): the key doc says was revoked, marked so among the person's every
+  // key as read (their time is the server's; the page shows only that it was)
+  function revoked(name, doc) {
+    const k = (state.allKeys.get(name) || []).find((x) => x.id === doc.id);
+    if (k && !k.revoked_at) k.revoked_at = "revoked";
+  }
+
   // showKeys(u, keyList, live, rest, liveRest): the live keys given shown, each with Revoke,
   // then what is not shown said truly: rest, how many keys of theirs are not, liveRest of
   // them live; and, when some live ones are not, a button that shows every key of theirs
@@ -1101,23 +1120,32 @@
       el("span", { text: k.name + " · " + k.role + " " }),
       el("button", { type: "button", class: "small link", text: "Revoke",
         onclick: () => peopleChange("DELETE", who + "/keys/" + encodeURIComponent(k.id), undefined,
-          "revoked " + k.name) }))));
+          "revoked " + k.name, (doc) => revoked(u.name, doc)) }))));
     if (rest <= 0) return;
     const more = el("li", { class: "more" }, el("span", { text: liveRest > 0
       ? counted(rest, "key") + " not shown (" + liveRest + " live) "
       : counted(rest, "revoked key") + " not shown" }));
     if (liveRest > 0) {
       more.append(el("button", { type: "button", class: "small link", text: "Show all keys",
-        onclick: () => { state.allKeys.add(u.name); showAllKeys(u, keyList); } }));
+        onclick: () => { state.allKeys.set(u.name, null); showAllKeys(u, keyList); } }));
     }
     keyList.append(more);
   }
 
-  // showAllKeys(u, keyList): every live key of the person, read from their keys' listing
-  // (kept so after a change redraws the page, until sign-out)
+  // showAllKeys(u, keyList): every live key of the person, from their keys' listing read
+  // once and kept, with the wish, until sign-out or another project is chosen: each change
+  // in the panel redraws the page, and a person's keys may be thousands of pages' worth.
+  // Read again only when GET /v1/users says their keys are no longer those read (sameKeys)
   async function showAllKeys(u, keyList) {
-    let keys;
-    try { keys = await keysOf(u.name); } catch (e) { $("people-status").textContent = e.message; return; }
+    let keys = state.allKeys.get(u.name);
+    if (!keys || !sameKeys(keys, u)) {
+      try { keys = await keysOf(u.name); } catch (e) {
+        $("people-status").textContent = e.message;
+        return;
+      }
+      if (!state.allKeys.has(u.name)) return; // the wish cleared meanwhile (signed out, another project)
+      state.allKeys.set(u.name, keys);
+    }
     const live = keys.filter((k) => !k.revoked_at);
     showKeys(u, keyList, live, keys.length - live.length, 0);
   }

@@ -756,8 +756,8 @@ describe("one server, many projects", function()
     assert.equal(0, s.stop())
   end)
 
-  it("lets an admin revoke a person's 6th live key on the people page, which says truly what it does not show",
-    function()
+  it("lets an admin revoke a person's 6th live key on the people page, which says truly what it does not show, "
+    .. "and reads their every key once, again only when made or revoked elsewhere", function()
     local chromium, why = WD.available()
     if not chromium then return pending("skipped: " .. why) end
     local dir = two_projects()
@@ -785,19 +785,76 @@ describe("one server, many projects", function()
       H.wait_for(function() return #shown() == 5 end, "alice's first live keys")
       assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6] }, shown())
       assert.matches("^2 keys not shown %(1 live%)", wd:text_of(row .. " li.more"))
+      local function reads() return wd:js("return window.orketBoardStats.keys") end
+      -- a change in the panel, its row drawn again: the old row marked, waited out
+      local function change(press, what, said, n)
+        wd:js("document.querySelector(arguments[0]).dataset.stale = '1'", row)
+        press()
+        H.wait_for(function() return wd:text_of("#people-status") == said end, what .. " said")
+        H.wait_for(function()
+          return wd:js("return document.querySelectorAll(arguments[0]).length", row .. ":not([data-stale]) li[data-key]") == n
+        end, "the row drawn again after " .. what)
+      end
+      local function grant(role)
+        wd:js("document.getElementById('grant-user').value = 'bob'; document.getElementById('grant-project').value = "
+          .. "'default'; document.getElementById('grant-role').value = arguments[0]", role)
+        wd:press("#grant-button", "the Grant button")
+      end
       wd:press(row .. " li.more button", "the Show all keys button")
       H.wait_for(function() return #shown() == 6 end, "every live key of alice's")
       assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], ids[7] }, shown())
       assert.equal("1 revoked key not shown", wd:text_of(row .. " li.more"))
+      assert.equal(1, reads())
+      -- another's change draws the page again: alice's keys from the read kept, not read again
+      change(function() grant("viewer") end, "a grant", "bob is viewer in default", 6)
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], ids[7] }, shown())
+      assert.equal("1 revoked key not shown", wd:text_of(row .. " li.more"))
+      assert.equal(1, reads())
       wd:press(row .. ' li[data-key="' .. ids[7] .. '"] button', "the 6th live key's Revoke")
       H.wait_for(function() return wd:text_of("#people-status") == "revoked ci7" end, "the revoke said")
       -- drawn again: every live key is among the first now, and the rest said
       H.wait_for(function() return wd:text_of(row .. " li.more") == "2 revoked keys not shown" end, "the row again")
       assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6] }, shown())
+      assert.equal(1, reads())
+      -- two keys made elsewhere: the counts GET /v1/users gives are no longer those of the
+      -- keys read, which are read again at the next drawing
+      local made = {}
+      for i = 8, 9 do
+        local cst, cdoc = req(s, "POST", "/v1/users/alice/keys", root, { name = "ci" .. i, role = "viewer" })
+        assert.equal(201, cst)
+        made[i] = cdoc.id
+      end
+      change(function() grant("developer") end, "a grant", "bob is developer in default", 7)
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], made[8], made[9] }, shown())
+      assert.equal(2, reads())
+      -- revoked here while more live keys are left than the first hold: the read kept, the
+      -- answer's key marked revoked in it
+      change(function() wd:press(row .. ' li[data-key="' .. made[8] .. '"] button', "ci8's Revoke") end,
+        "the revoke", "revoked ci8", 6)
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], made[9] }, shown())
+      assert.equal("3 revoked keys not shown", wd:text_of(row .. " li.more"))
+      assert.equal(2, reads())
+      -- one more made elsewhere (read again: 7 live), then ci9, a live key past the first
+      -- five, revoked elsewhere: as many keys as read, one fewer live, so read again, and
+      -- ci9 is no longer shown with a Revoke of its own
+      local cst, cdoc = req(s, "POST", "/v1/users/alice/keys", root, { name = "ci10", role = "viewer" })
+      assert.equal(201, cst)
+      made[10] = cdoc.id
+      change(function() grant("viewer") end, "a grant", "bob is viewer in default", 7)
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], made[9], made[10] }, shown())
+      assert.equal(3, reads())
+      assert.equal(200, (req(s, "DELETE", "/v1/users/alice/keys/" .. made[9], root)))
+      change(function() grant("developer") end, "a grant", "bob is developer in default", 6)
+      assert.same({ ids[1], ids[3], ids[4], ids[5], ids[6], made[10] }, shown())
+      assert.equal("4 revoked keys not shown", wd:text_of(row .. " li.more"))
+      assert.equal(4, reads())
     end)
     st, doc = req(s, "GET", "/v1/users/alice/keys", root)
     assert.same({ 200, "ci7", true, cjson.null }, { st, doc.keys[7].name, doc.keys[7].revoked_at ~= cjson.null,
       doc.keys[6].revoked_at })
+    assert.same({ "ci8", true, "ci9", true, "ci10", cjson.null }, { doc.keys[8].name,
+      doc.keys[8].revoked_at ~= cjson.null, doc.keys[9].name, doc.keys[9].revoked_at ~= cjson.null,
+      doc.keys[10].name, doc.keys[10].revoked_at })
     assert.equal(0, s.stop())
   end)
 

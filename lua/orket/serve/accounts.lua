@@ -124,12 +124,13 @@ local function last_admin(db, row, doing)
 end
 
 --- set_disabled(db, name, disabled, actor[, keep_admin]) -> {name, role, changed,
---- no_admin_left} | nil, msg, CODE (ENOENT, ELASTADMIN). Disabling ends every session of
---- the person in the same transaction. keep_admin (the people API): the last enabled
+--- no_admin_left} | nil, msg, CODE (ENOENT, ELASTADMIN). Disabling an enabled person ends
+--- every session of theirs in the same transaction. keep_admin (the people API): the last enabled
 --- server admin is not disabled, which would leave the API with nobody to manage people;
 --- on the server's machine it is (a leaver is never kept), and no_admin_left says so. A
 --- person enabled or disabled already (none of their other names changed either) changes
---- nothing: the result is marked by orket.audit.chain's unchanged, audited nowhere.
+--- nothing, ends no session: the result is marked by orket.audit.chain's unchanged,
+--- journaled and audited nowhere.
 function M.set_disabled(db, name, disabled, actor, keep_admin)
   return db:tx(function()
     local row = users.get(db, name)
@@ -137,7 +138,9 @@ function M.set_disabled(db, name, disabled, actor, keep_admin)
     local _, last, code = last_admin(db, row, "disabling " .. name)
     if disabled and last and keep_admin then return nil, last, code end
     local changed = users.set_disabled(db, name, disabled) > 0
-    if disabled then users.sessions_end(db, name) end
+    -- only a disable that disabled: one of someone disabled already ends nothing (a session
+    -- of a disabled person is refused, and ended, at its next use: orket.serve.session)
+    if disabled and changed then users.sessions_end(db, name) end
     if changed then
       db:event { kind = disabled and "user_disable" or "user_enable", actor = actor or "cli", data = { name = name } }
     end

@@ -212,12 +212,25 @@ function M.via(who, with_key)
   return "password"
 end
 
--- the session cookie for who, made now: token, CSRF token and expiry in the answer; via:
--- the way they signed in (M.via), for the audit
+-- the session cookie for who, made now: token, CSRF token and expiry in the answer | nil
+-- when who's person was disabled (or removed) after the sign-in checked them; via: the way
+-- they signed in (M.via), for the audit. The person is read again inside the transaction
+-- that inserts the session: a disable committed between the check and that transaction (the
+-- CLI, another server) would otherwise leave a session its own deletion of sessions missed,
+-- which an enable would bring back. Writes are one at a time on both stores (BEGIN
+-- IMMEDIATE, the journal's lock), so a disable that commits later ends this session too.
 local function start(req, ctx, who, insert, via)
   local token, db = "ors_" .. crypto.random_id(32), ctx.db
   local expires = os.time() + M.TTL_S
+  local refused = false
   local ok, terr = db:tx(function()
+    if who.user then
+      local now = users.get(db, who.user)
+      if not now or now.disabled_at then
+        refused = true
+        return nil, "disabled"
+      end
+    end
     local h = digest(token)
     insert(db, h, expires)
     -- who signed in: its id and name, never the key, the password or the token
@@ -226,6 +239,7 @@ local function start(req, ctx, who, insert, via)
     audited(ctx, who, "sign_in", via, h)
     return true
   end)
+  if refused then return nil end
   if not ok then error(terr) end
   if who.kept then ctx.note = who.kept end -- the sign-in's log line says it too
   ctx.headers = ctx.headers or {}
@@ -233,14 +247,27 @@ local function start(req, ctx, who, insert, via)
   return token, expires
 end
 
---- start_person(req, ctx, who) -> token, expires: a person's session cookie, made now
---- (their oldest sessions beyond MAX_PER_KEY end), audited as a sign-in the way
---- their account says (M.via: a password, the provider, the directory)
+--- start_person(req, ctx, who) -> token, expires | nil (the person disabled since the
+--- check): a person's session cookie, made now (their oldest sessions beyond MAX_PER_KEY
+--- end), audited as a sign-in the way their account says (M.via: a password, the provider,
+--- the directory)
 function M.start_person(req, ctx, who)
   return start(req, ctx, who, function(db, h, exp)
     users.sessions_trim(db, who.name, M.MAX_PER_KEY - 1, os.time())
     users.session_insert(db, h, who.name, exp)
   end, M.via(who))
+end
+
+--- start_key(req, ctx, who) -> token, expires | nil (a personal key's person disabled since
+--- the check): a session of the key who signed in with (a server key's, or a person's key
+--- as accounts.of_key gave it), made now (its oldest beyond MAX_PER_KEY end), audited as a
+--- sign-in with a key
+function M.start_key(req, ctx, who)
+  return start(req, ctx, who, function(db, h, exp)
+    assert(sessions.delete_expired(db, os.time()))
+    assert(sessions.keep_newest(db, who.key_id or who.id, M.MAX_PER_KEY - 1))
+    assert(sessions.insert(db, h, who.key_id or who.id, exp))
+  end, M.via(who, true))
 end
 
 -- The role a session's answer names: the key's, or the person's account role, never above
@@ -311,7 +338,7 @@ local function sign_in(req, ctx)
       "send {\"user\": NAME, \"password\": PASSWORD} or {\"key\": \"ork_...\"} (docs/serve.md#sessions-csrf-and-cors)")
   end
   -- a person's name and password, else a key; either way the same refusal and limit
-  local who, why, refusal, remedy, insert, down, bucket
+  local who, why, refusal, remedy, down, bucket
   if b.user then
     -- the name's token first: none left (taken meanwhile, by this server or another) is
     -- refused as held off, its password not checked
@@ -350,11 +377,6 @@ local function sign_in(req, ctx)
       -- the secret checked: said as the bearer key's refusal says it (orket.serve.auth)
       if not who then refusal, remedy = "the key's person was disabled", M.DISABLED_REMEDY end
     end
-    insert = function(db, h, exp)
-      assert(sessions.delete_expired(db, os.time()))
-      assert(sessions.keep_newest(db, who.key_id or who.id, M.MAX_PER_KEY - 1))
-      assert(sessions.insert(db, h, who.key_id or who.id, exp))
-    end
   end
   if not who then
     fails:take(req.remote, now) -- (the name's token was taken before the check)
@@ -379,7 +401,13 @@ local function sign_in(req, ctx)
   -- lifetime (docs/teams.md, "Offboarding") are kept
   local person = who.user and not who.key_id
   if person then token, expires = M.start_person(req, ctx, who)
-  else token, expires = start(req, ctx, who, insert, M.via(who, true)) end
+  else token, expires = M.start_key(req, ctx, who) end
+  if not token then -- disabled since the check: refused as the check refuses them
+    if not b.user then refusal, remedy = "the key's person was disabled", M.DISABLED_REMEDY end
+    fails:take(req.remote, now)
+    ctx.auth = "disabled"
+    return err(401, "unauthorized", refusal, remedy)
+  end
   return 200, { role = own_role(who), key = not who.user and { id = who.id, name = who.name } or nil,
     user = who.user and { name = who.user } or nil, csrf = M.csrf_of(token), expires_at = expires_at(expires) }
 end

@@ -110,7 +110,11 @@ local function callback(req, ctx)
     return provider_failed(ctx, perr or ferr, "EAUTH")
   end
   ctx.key = who.id
-  session.start_person(req, ctx, who)
+  -- disabled after the look above (an admin's disable committed meanwhile): no session
+  if not session.start_person(req, ctx, who) then
+    fails:take(req.remote, now)
+    return provider_failed(ctx, "this person was disabled", "EAUTH")
+  end
   table.insert(ctx.headers, "Location: /")
   table.insert(ctx.headers, "Referrer-Policy: no-referrer")
   return 303, { signed_in = true, user = { name = who.name }, role = who.role }

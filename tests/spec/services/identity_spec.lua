@@ -306,9 +306,16 @@ describe("the people API's changes", function()
     assert.same({ true, false }, { audit_chain.is_unchanged(res), res.changed })
     res = assert(accounts.set_disabled(db, "ann", true, "root", true))
     assert.is_false(audit_chain.is_unchanged(res))
+    -- a disable of someone disabled already ends nothing either: a session row of theirs
+    -- (refused at its next use anyway) is left to that use, not deleted by a no-op
+    assert(db:tx(function()
+      users.session_insert(db, "session-of-ann", "ann", os.time() + 3600)
+      return true
+    end))
     res = assert(accounts.set_disabled(db, "ann", true, "root", true))
     assert.same({ true, false }, { audit_chain.is_unchanged(res), res.changed })
     assert.same({ 1, 0 }, { events("user_disable"), events("user_enable") })
+    assert.is_not_nil(users.session_lookup(db, "session-of-ann"))
     -- the admin role, held already: unchanged
     res = assert(accounts.set_role(db, "boss", "admin", "root"))
     assert.is_true(audit_chain.is_unchanged(res))
@@ -316,6 +323,75 @@ describe("the people API's changes", function()
     local_person("cid", "viewer")
     res = assert(accounts.set_role(db, "cid", "operator", "root"))
     assert.same({ false, true, 1 }, { audit_chain.is_unchanged(res), res.changed, events("user_role") })
+  end)
+
+  it("refuses a disabled person's leftover session at its use, and ends it then", function()
+    local session = require "orket.serve.session"
+    local crypto = require "orket.c.crypto"
+    local_person("boss", "admin")
+    local_person("ann", "viewer")
+    assert(accounts.set_disabled(db, "ann", true, "root", true))
+    -- a session of ann's the disable did not end (a no-op disable after it ends none): it is
+    -- refused at its next use, which ends it
+    local token = "ors_" .. string.rep("ab", 32)
+    local h = crypto.hash(token, 32)
+    assert(db:tx(function()
+      users.session_insert(db, h, "ann", os.time() + 3600)
+      return true
+    end))
+    assert(accounts.set_disabled(db, "ann", true, "root", true))
+    assert.is_not_nil(users.session_lookup(db, h))
+    local who, st, _, _, why = session.check(db, { method = "GET", headers = { cookie = "orket_session=" .. token } })
+    assert.same({ nil, 401, "disabled" }, { who, st, why })
+    assert.is_nil(users.session_lookup(db, h))
+  end)
+
+  it("makes no session for a person disabled between the sign-in's check and its transaction", function()
+    local session = require "orket.serve.session"
+    local sk = require "orket.store.keys"
+    local_person("boss", "admin")
+    local_person("ann", "viewer")
+    assert(db:tx(function()
+      sk.insert(db, string.format("%016x", 7), "ann-key", "viewer", "h7", "ann")
+      return true
+    end))
+    -- the disable (the CLI's, another server's) commits after the check and before the
+    -- transaction that would insert the session
+    local function disabled_before_next_tx()
+      local tx = db.tx
+      db.tx = function(self, fn)
+        db.tx = tx
+        assert(accounts.set_disabled(db, "ann", true, "root", true))
+        return tx(self, fn)
+      end
+      return function() db.tx = tx end
+    end
+    local function count(sql) return math.tointeger(assert(db:row(sql)).n) end
+    -- with her password (or a provider's, a directory's look)
+    assert.is_nil(users.get(db, "ann").disabled_at)
+    local restore = disabled_before_next_tx()
+    local req, ctx = { headers = {} }, { db = db }
+    local token = session.start_person(req, ctx, accounts.identity("ann", "viewer"))
+    restore()
+    assert.is_nil(token)
+    assert.is_not_nil(users.get(db, "ann").disabled_at)
+    assert.equal(0, count("SELECT count(*) AS n FROM user_sessions"))
+    -- with her personal key, as accounts.of_key gave it before the disable
+    assert(accounts.set_disabled(db, "ann", false, "root", true))
+    local who = assert(accounts.of_key(db, { id = string.format("%016x", 7), name = "ann-key", role = "viewer",
+      user = "ann" }))
+    restore = disabled_before_next_tx()
+    token = session.start_key(req, ctx, who)
+    restore()
+    assert.is_nil(token)
+    assert.equal(0, count("SELECT count(*) AS n FROM sessions"))
+    -- no sign-in journaled; enabled again, she signs in both ways
+    assert.equal(0, events("session_start"))
+    assert(accounts.set_disabled(db, "ann", false, "root", true))
+    assert(session.start_person(req, ctx, accounts.identity("ann", "viewer")))
+    assert(session.start_key(req, ctx, who))
+    assert.same({ 1, 1, 2 }, { count("SELECT count(*) AS n FROM user_sessions"),
+      count("SELECT count(*) AS n FROM sessions"), events("session_start") })
   end)
 
   it("lists each person's first keys and how many they have, in one read", function()
