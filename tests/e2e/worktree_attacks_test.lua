@@ -216,6 +216,49 @@ describe("a full disk under the repository", function()
     end
     assert.is_true(hit >= 1, "no level was too full for the run: the case was not exercised")
   end)
+
+  -- the cards' directories (.orket/worktrees) on a full file system of their own: the first
+  -- file a tool writes there fails with ENOSPC inside the call. Before, the call's error went
+  -- to the model like any other and the run went on: every card's files lost, each card
+  -- handed in and passed as done without them, or the model asking again until its steps ran out.
+  sqlite_it("met by a tool's write into a card's directory stops the run the same way; resume finishes every card",
+    function()
+    local want = notes_reference()
+    local dir = H.example("notes")
+    local init = H.quote('assert(require("orket.c.gitrepo").init("workspace", {name="orket", email="orket@orket.invalid"}))')
+    assert.equal(0, H.orket("lua -e " .. init, { cwd = dir }).status)
+    local trees = dir .. "/.orket/worktrees"
+    assert(os.execute("mkdir -p " .. H.quote(trees)))
+    if not os.execute("mount -t tmpfs -o size=1m tmpfs " .. H.quote(trees) .. " 2>/dev/null") then
+      io.write("\n  skipped: cannot mount a small tmpfs here\n")
+      return pending("skipped: cannot mount a small tmpfs here")
+    end
+    os.execute("head -c 2m /dev/zero >" .. H.quote(trees .. "/.filler") .. " 2>/dev/null")
+    local r = H.orket("run NOTES --json", { cwd = dir, wrap = LIMIT })
+    os.remove(trees .. "/.filler")
+    ran(r)
+    local events = {}
+    for line in r.stdout:gmatch("[^\n]+") do events[#events + 1] = cjson.decode(line) end
+    -- the resume with room again, the cards' directories still on the tmpfs; unmounted
+    -- before anything is asserted, so a failure leaves no mount behind
+    local resumed = r.status == 1 and H.orket("resume", { cwd = dir, wrap = LIMIT }) or nil
+    local final = state(dir)
+    os.execute("umount -l " .. H.quote(trees))
+    assert.equal(1, r.status, r.stderr .. r.stdout:sub(-2000))
+    local last, full = events[#events], 0
+    assert.same({ "run_end", "failed" }, { last.type, last.status })
+    assert.matches("^the repository could not be written %(workspace: write: no space left on device: [^)]*%); once "
+      .. "there is room on its disk, 'orket resume 1' carries on", last.reason)
+    for _, ev in ipairs(events) do
+      assert.is_false(ev.type == "card_blocked", tostring(ev.detail))
+      assert.is_false(ev.type == "turn_end" and ev.status == "done", "a card was passed without its files")
+      if ev.type == "git" and ev.action == "disk_full" then full = full + 1 end
+    end
+    assert.equal(1, full)
+    ran(resumed)
+    assert.equal(0, resumed.status, resumed.stderr)
+    assert.equal(want, final)
+  end)
 end)
 
 describe("a kill while a card's directory index was being written", function()

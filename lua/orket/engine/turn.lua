@@ -545,8 +545,17 @@ end
 -- "started") the call is recovered, never run twice; after_tool, with its result
 -- committed, goes on at the next call.
 
+-- The codes of a call's failure that say its disk is full (a file written into the card's
+-- directory, a commit a tool makes: the workspace's and the git layer's ENOSPC, a quota's
+-- EDQUOT from a project tool)
+local DISK_FULL = { ENOSPC = true, EDQUOT = true }
+
 local function after_call(sp, call, res, t0)
   local job = sp.job
+  -- a full disk is the run's, as when the engine's own commit meets it (Run:git_broken): the
+  -- run stops, for `orket resume` once there is room, and the model is not asked to try
+  -- again until the turn's steps run out and its card is blocked for them
+  if not res.ok and DISK_FULL[res.code] then sp.run:git_broken(job.card_id, res.error, "ENOSPC") end
   -- ms: the call's wall time (its span's, orket.otel), from its gate check to its result
   sp.events[#sp.events + 1] = { type = "tool", card = job.card_id, seat = job.seat, turn = job.turn, call_id = call.id,
     ms = t0 and math.floor(rt.now() - t0) or nil, tool = call.name, ok = res.ok,

@@ -62,6 +62,74 @@ describe("a turn whose run stops", function()
   end)
 end)
 
+-- A full disk met inside a tool call (a file written into the card's directory, a commit a
+-- tool makes) is the run's, as when the engine's own commit meets it (Run:git_broken): the
+-- run ends failed, for `orket resume` once there is room, and the model is not asked to try
+-- again until the turn's steps run out and its card is blocked for them (`resource`).
+describe("a tool call that meets a full disk", function()
+  after_each(H.cleanup)
+
+  -- a model that writes a file at every step, whatever the answer
+  local function writer(b)
+    local client = F.llm(b, {})
+    function client:chat(req)
+      self.requests[#self.requests + 1] = req
+      return { content = "", finish_reason = "tool_calls", model = "fake:model",
+        tool_calls = { { id = "w" .. #self.requests, name = "write_file", arguments = { path = "a.txt", content = "x" },
+          raw_arguments = "{}" } },
+        usage = { prompt_tokens = 100, completion_tokens = 10 } }
+    end
+    return client
+  end
+
+  for _, code in ipairs { "ENOSPC", "EDQUOT" } do
+    it("(" .. code .. ") ends the run failed, for resume, blocking nothing and asking the model no more", function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+      local tools = F.tools()
+      local run_tool = tools.run
+      function tools:run(name, args, ctx)
+        if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+        self.calls[#self.calls + 1] = name
+        return { ok = false, error = "workspace: write: no space left on device: a.txt", code = code }
+      end
+      local client = writer(b)
+      local e, events = F.engine(db, b, { llm = client, tools = tools })
+      local id = assert(e:start("E"))
+      local status, report = e:execute(id)
+      assert.equal(1, #client.requests)
+      assert.equal("failed", status)
+      assert.matches("^the repository could not be written %(workspace: write: no space left on device: a%.txt%); "
+        .. "once there is room on its disk, 'orket resume " .. id .. "' carries on", tostring(report.reason))
+      assert.equal("in_progress", b:get("E-1").status)
+      local full = 0
+      for _, ev in ipairs(events) do
+        assert.is_false(ev.type == "card_blocked", tostring(ev.detail))
+        if ev.type == "git" and ev.action == "disk_full" then full = full + 1 end
+      end
+      assert.equal(1, full)
+      db:close()
+    end)
+  end
+
+  it("leaves any other error of the call to the model", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools = F.tools()
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      return { ok = false, error = "workspace: write: permission denied: a.txt", code = "EACCES" }
+    end
+    local client = writer(b)
+    local e = F.engine(db, b, { llm = client, tools = tools, config = { budgets = { steps_per_turn = 3 } } })
+    local id = assert(e:start("E"))
+    e:execute(id)
+    assert.equal(3, #client.requests)
+    assert.equal("blocked", b:get("E-1").status)
+    assert.equal("resource", b:get("E-1").wait_reason)
+    db:close()
+  end)
+end)
+
 describe("a turn's brief", function()
   after_each(H.cleanup)
 
