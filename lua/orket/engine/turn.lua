@@ -651,8 +651,9 @@ local function step_calls(sp)
   local limit = run.settings.budgets.tool_calls_per_turn
   while not sp.out and sp.i <= #sp.calls do
     if run.stopping then
-      -- the run stopped (a full disk met inside a tool, a signal): the step's later calls
-      -- stay unrecorded, for the resumed turn to run, as after a kill before them
+      -- only one of this step's own calls can have stopped the run here (the mover's
+      -- git_broken; a signal or a budget ends a turn where it waits instead): the step's
+      -- later calls stay unrecorded, for the resumed turn to run, as after a kill before them
       sp.out = { ended = "canceled", detail = "the run stopped" }
       break
     end

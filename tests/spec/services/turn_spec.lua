@@ -60,6 +60,52 @@ describe("a turn whose run stops", function()
     assert.equal("in_progress", b:get("E-1").status)
     db:close()
   end)
+
+  it("runs no later call of the reply once a call stopped it; resume runs it once, from the recorded reply", function()
+    -- a stop raised inside one of the step's own calls (as the mover's git_broken): the
+    -- reply's next call must wait for the resumed turn, not land in the stopped run
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools, e, stopped = F.tools(), nil, false
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name == "write_file" and not stopped then
+        stopped = true
+        e:stop()
+      end
+      return run_tool(self, name, args, ctx)
+    end
+    local client = F.llm(b, {})
+    local inner = client.chat
+    function client:chat(req)
+      local m = req.meta
+      if m.card == "E-1" and m.role ~= "integrity_guard" and m.phase ~= "escalation" and m.step == 1 then
+        self.requests[#self.requests + 1] = req
+        return { content = "", finish_reason = "tool_calls", model = "fake:model",
+          usage = { prompt_tokens = 100, completion_tokens = 10 },
+          tool_calls = { { id = "w1", name = "write_file", arguments = { path = "a.txt", content = "x" }, raw_arguments = "{}" },
+            { id = "w2", name = "add_issue_comment", arguments = { body = "wrote a.txt" }, raw_arguments = "{}" } } }
+      end
+      return inner(self, req)
+    end
+    e = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    assert.equal("interrupted", (e:execute(id)))
+    assert.same({}, b:comments("E-1"))
+    local asked = #client.requests
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    assert.equal("done", (e2:execute(id)))
+    for i = asked + 1, #client.requests do
+      local m = client.requests[i].meta
+      assert.is_false(m.card == "E-1" and m.role ~= "integrity_guard" and m.phase ~= "escalation" and m.step == 1,
+        "the model was asked the stopped step again")
+    end
+    local bodies = {}
+    for _, c in ipairs(b:comments("E-1")) do bodies[#bodies + 1] = c.body end
+    assert.equal(1, #bodies)
+    assert.equal("wrote a.txt", bodies[1])
+    assert.equal(1, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'add_issue_comment'").n)
+    db:close()
+  end)
 end)
 
 -- A full disk met inside a tool call (a file written into the card's directory, a commit a
