@@ -261,7 +261,10 @@ describe("a full disk under the repository", function()
       assert.is_false(ev.type == "card_blocked", tostring(ev.detail))
       assert.is_false(ev.type == "turn_end" and ev.status == "done", "a card was passed without its files")
       if ev.type == "git" and ev.action == "disk_full" then full = full + 1 end
-      -- once the run stopped, no call is run and recorded (one left open is redone on resume)
+      -- once the run stopped, no call is run and recorded (one left open is redone on resume).
+      -- This holds by event order: the step's own events, the open call's last, come before
+      -- its disk_full, and every other turn is closed where it waits, so no later segment of
+      -- another turn emits a tool event after the stop
       assert.is_false(full > 0 and ev.type == "tool" and not ev.open, "a call ran after the stop: " .. tostring(ev.tool))
     end
     assert.equal(1, full)
