@@ -51,6 +51,10 @@ static int ws_errno(ws_err *e, int err, const char *op, const char *what) {
   case EACCES:
   case EPERM: return ws_fail(e, "EACCES", "%s: permission denied: %s", op, what);
   case ENOSPC: return ws_fail(e, "ENOSPC", "%s: no space left on device: %s", op, what);
+#ifdef EDQUOT
+  /* a spent quota is a full disk to the caller, as the git layer says it (gr_fail) */
+  case EDQUOT: return ws_fail(e, "ENOSPC", "%s: disk quota exceeded: %s", op, what);
+#endif
   case ENAMETOOLONG: return ws_fail(e, "EINVAL", "%s: name too long: %s", op, what);
   default: return ws_fail(e, "EIO", "%s: %s: %s", op, strerror(err), what);
   }

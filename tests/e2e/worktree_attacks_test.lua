@@ -146,6 +146,16 @@ end)
 
 local state = H.board_state -- the notes example's board: statuses, retries and comment bodies
 
+-- The files the notes example's script writes (examples/notes/script.lua), as main holds
+-- them once every card is done
+local NOTES_FILES = {
+  ["schema.sql"] = "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);\n",
+  ["store.lua"] = "local M = {}\nfunction M.save(db, text)\n  assert(text ~= '', 'empty note')\n  db[#db + 1] = text\nend\n"
+    .. "return M\n",
+  ["list.lua"] = "return function(db) return db end\n",
+  ["README.md"] = "# Notes\n\nsave(db, text) and list(db).\n",
+}
+
 -- The board an uninterrupted run of the notes example ends with, which a resumed run must
 -- reach: the same project every time, so run once for the file.
 local reference
@@ -215,6 +225,58 @@ describe("a full disk under the repository", function()
       ::next_level::
     end
     assert.is_true(hit >= 1, "no level was too full for the run: the case was not exercised")
+  end)
+
+  -- the cards' directories (.orket/worktrees) on a full file system of their own: the first
+  -- file a tool writes there fails with ENOSPC inside the call. Before, the call's error went
+  -- to the model like any other and the run went on: every card's files lost, each card
+  -- handed in and passed as done without them, or the model asking again until its steps ran
+  -- out. And a stop that recorded the failed write let the resumed turn go on without it.
+  sqlite_it("met by a tool's write into a card's directory stops the run the same way; resume finishes every card",
+    function()
+    local want = notes_reference()
+    local dir = H.example("notes")
+    local init = H.quote('assert(require("orket.c.gitrepo").init("workspace", {name="orket", email="orket@orket.invalid"}))')
+    assert.equal(0, H.orket("lua -e " .. init, { cwd = dir }).status)
+    local trees = dir .. "/.orket/worktrees"
+    assert(os.execute("mkdir -p " .. H.quote(trees)))
+    if not os.execute("mount -t tmpfs -o size=1m tmpfs " .. H.quote(trees) .. " 2>/dev/null") then
+      io.write("\n  skipped: cannot mount a small tmpfs here\n")
+      return pending("skipped: cannot mount a small tmpfs here")
+    end
+    -- unmounted however the test ends, before its directory is removed
+    local _ <close> = setmetatable({}, { __close = function() os.execute("umount -l " .. H.quote(trees)) end })
+    os.execute("head -c 2m /dev/zero >" .. H.quote(trees .. "/.filler") .. " 2>/dev/null")
+    local r = H.orket("run NOTES --json", { cwd = dir, wrap = LIMIT })
+    os.remove(trees .. "/.filler")
+    ran(r)
+    assert.equal(1, r.status, r.stderr .. r.stdout:sub(-2000))
+    local events = {}
+    for line in r.stdout:gmatch("[^\n]+") do events[#events + 1] = cjson.decode(line) end
+    local last, full = events[#events], 0
+    assert.same({ "run_end", "failed" }, { last.type, last.status })
+    assert.matches("^the workspace could not be written %(workspace: write: no space left on device: [^)]*%); once "
+      .. "there is room on its disk, 'orket resume 1' carries on", last.reason)
+    for _, ev in ipairs(events) do
+      assert.is_false(ev.type == "card_blocked", tostring(ev.detail))
+      assert.is_false(ev.type == "turn_end" and ev.status == "done", "a card was passed without its files")
+      if ev.type == "git" and ev.action == "disk_full" then full = full + 1 end
+      -- once the run stopped, no call is run and recorded (one left open is redone on resume).
+      -- This holds by event order: the step's own events, the open call's last, come before
+      -- its disk_full, and every other turn is closed where it waits, so no later segment of
+      -- another turn emits a tool event after the stop
+      assert.is_false(full > 0 and ev.type == "tool" and not ev.open, "a call ran after the stop: " .. tostring(ev.tool))
+    end
+    assert.equal(1, full)
+    -- the resume with room again, the cards' directories still on the tmpfs
+    r = H.orket("resume", { cwd = dir, wrap = LIMIT })
+    ran(r)
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(want, state(dir))
+    -- every card's file is on main, as the script wrote it (the board alone cannot tell)
+    for path, content in pairs(NOTES_FILES) do
+      assert.equal(content, H.read(dir .. "/workspace/" .. path), path)
+    end
   end)
 end)
 

@@ -1102,8 +1102,10 @@ function Run:conclude(target, view)
       .. "'orket resume %d' carries on", self.internal_failed, self.run_id)
   elseif self.git_failed then
     status = "failed"
-    reason = string.format("the repository could not be written (%s); once there is room on its disk, "
-      .. "'orket resume %d' carries on", self.git_failed, self.run_id)
+    -- a file a tool wrote into a card's directory (the workspace layer's error) or git's
+    local what = self.git_failed:find("^workspace: ") and "the workspace" or "the repository"
+    reason = string.format("%s could not be written (%s); once there is room on its disk, "
+      .. "'orket resume %d' carries on", what, self.git_failed, self.run_id)
   elseif self.stopping and not self.halted then
     status = "interrupted"
   else

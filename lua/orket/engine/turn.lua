@@ -324,7 +324,13 @@ local function gate_recorder(run, job)
   return record
 end
 
--- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=} in, x.res out.
+-- The codes of a call's failure that say its disk is full (a file written into the card's
+-- directory, a commit a tool makes: the workspace's and the git layer's ENOSPC, EDQUOT
+-- from a project tool's script)
+local DISK_FULL = { ENOSPC = true, EDQUOT = true }
+
+-- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=} in, x.res out (x.open:
+-- the call met a full disk, nothing of it kept).
 local function execute_tx(run, job, x)
   local call, turn_id, key, card = x.call, x.turn_id, x.key, x.card
   job.exec = x
@@ -354,6 +360,12 @@ local function execute_tx(run, job, x)
     end
     -- the card is this call's read (step_calls), used no more once the handler has it
     res = tools:run(call.name, call.arguments, tool_ctx(run, job, card, true))
+    if not res.ok and DISK_FULL[res.code] then
+      -- a full disk: the call is left unrecorded, all it wrote to the store rolled back, so a
+      -- resume runs it again (as after a kill before it: docs/engine.md, crash points)
+      x.res, x.open = res, true
+      return nil, tostring(res.error), res.code
+    end
     if res.ok and run.count then run.count(x.counters, def, call.arguments) end
   else
     res = { ok = false, denied = true, verdict = decision.verdict, code = decision.code,
@@ -367,12 +379,14 @@ local function execute_tx(run, job, x)
 end
 
 -- Gates and runs one call in a savepoint of the step's transaction, with its records;
--- returns the result table. An allowed call of a tool whose effect is outside the store
+-- returns the result table, and true when the call met a full disk and was left
+-- unrecorded (open). An allowed call of a tool whose effect is outside the store
 -- (effect = "write") is not run here: its write-ahead intent is recorded and the result is
 -- {effect = true, id = tool_calls row}; the step commits, runs it and records the result.
 local function execute(run, job, turn_id, key, call, counters, card)
   local x = { turn_id = turn_id, key = key, call = call, counters = counters, card = card }
   local ok, err = run.db:tx(execute_tx, run, job, x)
+  if x.open then return x.res, true end
   if not ok then return { ok = false, error = "engine: " .. tostring(err), code = "EENGINE" } end
   return x.res
 end
@@ -537,20 +551,24 @@ end
 --
 -- The step's state, sp, lives across its transactions: {e, job, st, n, model, rec,
 -- turn_id, calls, i (the next call), pending (a call whose effect ran, its result not yet
--- written), out, next_card, next_rec, events, tokens}. Crash points (fault.hit names the
+-- written), disk_full (a call's error: it met a full disk, step_open), out, next_card,
+-- next_rec, events, tokens}. Crash points (fault.hit names the
 -- ones the kill -9 suites aim at): before_model, before the response is written, leaves
 -- nothing of the step (the model is asked again); after_model, with the response
 -- committed, resumes from its record (rec), asking no model; before_tool leaves the call
 -- unrecorded (it runs again); after an effect's intent committed (recorded.tool_call's
 -- "started") the call is recovered, never run twice; after_tool, with its result
--- committed, goes on at the next call.
+-- committed, goes on at the next call. A call that meets a full disk is left as one of
+-- these kills would leave it (step_open): an in-store call as at before_tool, an effect's
+-- as after its intent.
 
-local function after_call(sp, call, res, t0)
+-- The call's tool event. open: the call met a full disk and is left open (step_open).
+local function after_call(sp, call, res, t0, open)
   local job = sp.job
   -- ms: the call's wall time (its span's, orket.otel), from its gate check to its result
   sp.events[#sp.events + 1] = { type = "tool", card = job.card_id, seat = job.seat, turn = job.turn, call_id = call.id,
     ms = t0 and math.floor(rt.now() - t0) or nil, tool = call.name, ok = res.ok,
-    code = res.code, denied = res.denied or nil }
+    code = res.code, denied = res.denied or nil, open = open or nil }
   if res.held then
     sp.events[#sp.events + 1] = { type = "approval_requested", card = job.card_id, seat = job.seat, tool = call.name,
       approval = res.approval, reason = res.error }
@@ -602,10 +620,23 @@ local function step_response(sp)
   if #calls == 0 then sp.out = { ended = "stopped", detail = "the model ended its turn" } end
 end
 
+-- A call that met a full disk is the run's, as when the engine's own commit meets it
+-- (Run:git_broken, called once the step committed: commit_step): the run stops, for
+-- `orket resume` once there is room, and the step ends here. The call stays open (an
+-- effect's intent without its result, an in-store call unrecorded) and the step's later
+-- calls unrecorded, so the resumed turn redoes them as after a kill (docs/tools.md, crash
+-- safety), never showing the model a write that failed for want of space.
+local function step_open(sp, call, res, t0)
+  sp.disk_full = res.error
+  after_call(sp, call, res, t0, true)
+  sp.out = { ended = "canceled", detail = "the run stopped: " .. tostring(res.error) }
+end
+
 -- The result of the call whose effect ran between two transactions, written.
 local function step_pending_result(sp)
   local p, job = sp.pending, sp.job
   sp.pending = nil
+  if not p.res.ok and DISK_FULL[p.res.code] then return step_open(sp, p.call, p.res, p.t0) end
   assert(sp.run.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = sp.turn_id,
     tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
   after_call(sp, p.call, p.res, p.t0)
@@ -619,6 +650,13 @@ local function step_calls(sp)
   local run, job, st = sp.run, sp.job, sp.st
   local limit = run.settings.budgets.tool_calls_per_turn
   while not sp.out and sp.i <= #sp.calls do
+    if run.stopping then
+      -- only one of this step's own calls can have stopped the run here (the mover's
+      -- git_broken; a signal or a budget ends a turn where it waits instead): the step's
+      -- later calls stay unrecorded, for the resumed turn to run, as after a kill before them
+      sp.out = { ended = "canceled", detail = "the run stopped" }
+      break
+    end
     local call, key = sp.calls[sp.i], tostring(sp.i)
     sp.i = sp.i + 1
     local res, started
@@ -637,7 +675,12 @@ local function step_calls(sp)
       fault.hit("before_tool")
       local card = assert(run.board:get(job.card_id))
       local t0 = rt.now()
-      res = execute(run, job, sp.turn_id, key, call, st.counters, card)
+      local open
+      res, open = execute(run, job, sp.turn_id, key, call, st.counters, card)
+      if open then
+        step_open(sp, call, res, t0)
+        break
+      end
       if res.effect then
         sp.pending = { call = call, id = res.id, card = card, t0 = t0 }
         return true
@@ -660,6 +703,7 @@ local function step_segment(sp)
   sp.run:check_lease(sp.job)
   if not sp.turn_id then step_response(sp) end
   if sp.pending then step_pending_result(sp) end
+  if sp.out then return true end -- the pending call met a full disk (step_open)
   if step_calls(sp) then return true end
   if not sp.out then sp.out, sp.next_card, sp.next_rec = before_step(sp.run, sp.job, sp.n + 1) end
   -- a canceled turn (a run budget ran out) stays open, as a stopped run leaves it
@@ -685,6 +729,8 @@ local function commit_step(run, job, st, n, model, rec)
     first_done = true
     -- the call's cost is in the store now (the next check reads it): its hold goes
     spend.committed(run, job)
+    -- a call met a full disk (step_open): the run stops once what the step did is durable
+    local full = sp.disk_full
     -- after_model and after_tool are where the response and each result are durable
     local events = sp.events
     local k, ev = 1, events[1]
@@ -695,6 +741,7 @@ local function commit_step(run, job, st, n, model, rec)
       k = k + 1
       ev = events[k]
     end
+    if full then run:git_broken(job.card_id, full, "ENOSPC") end
     if not sp.pending then return sp.out, sp.next_card, sp.next_rec end
     sp.pending.res = run_effect(run, job, sp.pending, st.counters)
   end

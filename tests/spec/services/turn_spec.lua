@@ -60,6 +60,221 @@ describe("a turn whose run stops", function()
     assert.equal("in_progress", b:get("E-1").status)
     db:close()
   end)
+
+  it("runs no later call of the reply once a call stopped it; resume runs it once, from the recorded reply", function()
+    -- a stop raised inside one of the step's own calls (as the mover's git_broken): the
+    -- reply's next call must wait for the resumed turn, not land in the stopped run
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools, e, stopped = F.tools(), nil, false
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name == "write_file" and not stopped then
+        stopped = true
+        e:stop()
+      end
+      return run_tool(self, name, args, ctx)
+    end
+    local client = F.llm(b, {})
+    local inner = client.chat
+    function client:chat(req)
+      local m = req.meta
+      if m.card == "E-1" and m.role ~= "integrity_guard" and m.phase ~= "escalation" and m.step == 1 then
+        self.requests[#self.requests + 1] = req
+        return { content = "", finish_reason = "tool_calls", model = "fake:model",
+          usage = { prompt_tokens = 100, completion_tokens = 10 },
+          tool_calls = { { id = "w1", name = "write_file", arguments = { path = "a.txt", content = "x" }, raw_arguments = "{}" },
+            { id = "w2", name = "add_issue_comment", arguments = { body = "wrote a.txt" }, raw_arguments = "{}" } } }
+      end
+      return inner(self, req)
+    end
+    e = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    assert.equal("interrupted", (e:execute(id)))
+    assert.same({}, b:comments("E-1"))
+    local asked = #client.requests
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    assert.equal("done", (e2:execute(id)))
+    for i = asked + 1, #client.requests do
+      local m = client.requests[i].meta
+      assert.is_false(m.card == "E-1" and m.role ~= "integrity_guard" and m.phase ~= "escalation" and m.step == 1,
+        "the model was asked the stopped step again")
+    end
+    local bodies = {}
+    for _, c in ipairs(b:comments("E-1")) do bodies[#bodies + 1] = c.body end
+    assert.equal(1, #bodies)
+    assert.equal("wrote a.txt", bodies[1])
+    assert.equal(1, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'add_issue_comment'").n)
+    db:close()
+  end)
+end)
+
+-- A full disk met inside a tool call (a file written into the card's directory, a commit a
+-- tool makes) is the run's, as when the engine's own commit meets it (Run:git_broken): the
+-- run ends failed, for `orket resume` once there is room, and the model is not asked to try
+-- again until the turn's steps run out and its card is blocked for them (`resource`).
+describe("a tool call that meets a full disk", function()
+  after_each(H.cleanup)
+
+  -- a model that writes a file at every step, whatever the answer
+  local function writer(b)
+    local client = F.llm(b, {})
+    function client:chat(req)
+      self.requests[#self.requests + 1] = req
+      return { content = "", finish_reason = "tool_calls", model = "fake:model",
+        tool_calls = { { id = "w" .. #self.requests, name = "write_file", arguments = { path = "a.txt", content = "x" },
+          raw_arguments = "{}" } },
+        usage = { prompt_tokens = 100, completion_tokens = 10 } }
+    end
+    return client
+  end
+
+  for _, code in ipairs { "ENOSPC", "EDQUOT" } do
+    it("(" .. code .. ") ends the run failed, for resume, blocking nothing and asking the model no more", function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+      local tools = F.tools()
+      local run_tool = tools.run
+      function tools:run(name, args, ctx)
+        if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+        self.calls[#self.calls + 1] = name
+        return { ok = false, error = "workspace: write: no space left on device: a.txt", code = code }
+      end
+      local client = writer(b)
+      local e, events = F.engine(db, b, { llm = client, tools = tools })
+      local id = assert(e:start("E"))
+      local status, report = e:execute(id)
+      assert.equal(1, #client.requests)
+      assert.equal("failed", status)
+      assert.matches("^the workspace could not be written %(workspace: write: no space left on device: a%.txt%); "
+        .. "once there is room on its disk, 'orket resume " .. id .. "' carries on", tostring(report.reason))
+      assert.equal("in_progress", b:get("E-1").status)
+      local full = 0
+      for _, ev in ipairs(events) do
+        assert.is_false(ev.type == "card_blocked", tostring(ev.detail))
+        if ev.type == "git" and ev.action == "disk_full" then full = full + 1 end
+      end
+      assert.equal(1, full)
+      db:close()
+    end)
+  end
+
+  -- tools whose write_file meets a full disk while tools.full is set, run in the step's
+  -- transaction or (effect) as a "write" effect between two, idempotent as the built-in one
+  local function full_tools(effect)
+    local tools = F.tools()
+    tools.full, tools.written = true, {}
+    local get, run_tool = tools.get, tools.run
+    function tools:get(name)
+      if name == "write_file" and effect then return { name = name, effect = "write", idempotent = true } end
+      return get(self, name)
+    end
+    function tools:recover(name) return name == "write_file" and effect and "rerun" or "unknown", "not idempotent" end
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      self.calls[#self.calls + 1] = name
+      if self.full then return { ok = false, error = "workspace: write: no space left on device: a.txt", code = "ENOSPC" } end
+      self.written[#self.written + 1] = args.path
+      return { ok = true, result = { path = args.path, bytes = #args.content } }
+    end
+    return tools
+  end
+
+  -- a coder whose first step writes a file, then says so; the rest as the fake's
+  local function write_then_say(b)
+    local client = F.llm(b, {})
+    local inner = client.chat
+    function client:chat(req)
+      local m = req.meta
+      if m.role ~= "integrity_guard" and m.phase ~= "escalation" and m.step == 1 then
+        self.requests[#self.requests + 1] = req
+        return { content = "", finish_reason = "tool_calls", model = "fake:model",
+          usage = { prompt_tokens = 100, completion_tokens = 10 },
+          tool_calls = { { id = "w1", name = "write_file", arguments = { path = "a.txt", content = "x" }, raw_arguments = "{}" },
+            { id = "w2", name = "add_issue_comment", arguments = { body = "wrote a.txt" }, raw_arguments = "{}" } } }
+      end
+      return inner(self, req)
+    end
+    return client
+  end
+
+  for _, effect in ipairs { false, true } do
+    local how = effect and "a write effect's call" or "an in-store call"
+    it("leaves " .. how .. " open and its response's later calls unrun; resume runs them, the model never told",
+      function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+      local tools = full_tools(effect)
+      local client = write_then_say(b)
+      local e, events = F.engine(db, b, { llm = client, tools = tools })
+      local id = assert(e:start("E"))
+      assert.equal("failed", (e:execute(id)))
+      assert.equal(1, #client.requests)
+      -- the comment that would claim the file was not made; the write has no result recorded
+      assert.same({}, b:comments("E-1"))
+      assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE error_code = 'ENOSPC'").n)
+      assert.equal(effect and 1 or 0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+      -- the open call's event, then the stop, once the step is durable
+      local order = {}
+      for _, ev in ipairs(events) do
+        if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.code) .. ":" .. tostring(ev.open) end
+        if ev.type == "git" then order[#order + 1] = ev.action end
+      end
+      assert.same({ "write_file:ENOSPC:true", "disk_full" }, order)
+      -- room again: the resume writes the file, then comments, and asks the model no more for step 1
+      tools.full = false
+      local e2 = F.engine(db, b, { llm = client, tools = tools })
+      assert.equal("done", (e2:execute(id)))
+      assert.same({ "a.txt" }, tools.written)
+      for i = 2, #client.requests do
+        local r = client.requests[i]
+        assert.is_false(r.meta.card == "E-1" and r.meta.role ~= "integrity_guard" and r.meta.step == 1)
+        for _, msg in ipairs(r.messages) do
+          assert.is_nil(tostring(msg.content):find("ENOSPC", 1, true), "the model was shown the failed write")
+        end
+      end
+      local bodies = {}
+      for _, c in ipairs(b:comments("E-1")) do bodies[#bodies + 1] = c.body end
+      assert.equal("wrote a.txt", bodies[1])
+      assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE error_code = 'ENOSPC'").n)
+      db:close()
+    end)
+  end
+
+  it("met in a turn's last step leaves the card open; resume writes the file, then the steps run out", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools = full_tools(true)
+    local client = writer(b)
+    local config = { budgets = { steps_per_turn = 1 } }
+    local e, events = F.engine(db, b, { llm = client, tools = tools, config = config })
+    local id = assert(e:start("E"))
+    assert.equal("failed", (e:execute(id)))
+    assert.equal("in_progress", b:get("E-1").status)
+    for _, ev in ipairs(events) do assert.is_false(ev.type == "card_blocked", tostring(ev.detail)) end
+    -- with room, as an uninterrupted run: the write lands, the step budget ends the turn
+    tools.full = false
+    local e2 = F.engine(db, b, { llm = client, tools = tools, config = config })
+    e2:execute(id)
+    assert.same({ "a.txt" }, tools.written)
+    assert.equal(1, #client.requests)
+    assert.same({ "blocked", "resource" }, { b:get("E-1").status, b:get("E-1").wait_reason })
+    db:close()
+  end)
+
+  it("leaves any other error of the call to the model", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools = F.tools()
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      return { ok = false, error = "workspace: write: permission denied: a.txt", code = "EACCES" }
+    end
+    local client = writer(b)
+    local e = F.engine(db, b, { llm = client, tools = tools, config = { budgets = { steps_per_turn = 3 } } })
+    local id = assert(e:start("E"))
+    e:execute(id)
+    assert.equal(3, #client.requests)
+    assert.equal("blocked", b:get("E-1").status)
+    assert.equal("resource", b:get("E-1").wait_reason)
+    db:close()
+  end)
 end)
 
 describe("a turn's brief", function()
