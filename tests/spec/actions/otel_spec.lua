@@ -1496,6 +1496,34 @@ describe("otel's span writer and its buffers", function()
     close_up()
   end)
 
+  -- orket serve's runs stop at its signal and their ends' exports leave at once, but its own
+  -- drain begins only once its workers have drained (5 s): a collector that never answers
+  -- had failed those exports (one request's timeout) by then, and their loss was said nowhere
+  it("say at a stop's drain what its runs' ends lost from the stop's signal on, though before the drain", function()
+    otel.reset()
+    local dead, close_dead = never_answers()
+    with_timeouts(function()
+      local get = function(k) if k == "OTEL_EXPORTER_OTLP_ENDPOINT" then return dead end end
+      -- a run that ended before the stop: its loss is not the stop's
+      local early = otel.new(otel.config(get), "early")
+      run_events(early, 1)
+      require("orket.c.runtime").sleep(600)
+      assert.equal(4, early.dropped)
+      local a = otel.new(otel.config(get), "a")
+      otel.mark_stop() -- the signal, while a's run goes on
+      otel.mark_stop() -- (a second signal moves nothing)
+      run_events(a, 1) -- stopped: its end's spans and metrics leave, each request 400 ms
+      require("orket.c.runtime").sleep(600)
+      assert.same({ 4, false }, { a.dropped, a.busy })
+      local st = otel.drain_all(300)
+      assert.same({ 0, 4, true }, { st.exported, st.dropped, st.metrics_last_failed })
+      local lines = otel.drop_lines(st)
+      assert.matches("^traces: 0 spans exported, 4 dropped %(.*no complete response within 400 ms%)$", lines[1])
+      assert.matches("^metrics: not exported %(", lines[2])
+    end)
+    close_dead()
+  end)
+
   -- a timeout of 0, or a stop's budget spent, was said as "more than 0 ms" and "within 0 ms"
   it("name the bound that applied in its messages, never 0 ms", function()
     otel.reset()
