@@ -1397,19 +1397,20 @@ describe("otel's span writer and its buffers", function()
   end)
 
   -- a backoff was slept though the retry after it was past the export's time: 200 ms, then
-  -- 400 more, before the export said it took more than its 300
+  -- 400 more, before the export said it took more than its 500 (500, not less: the retry
+  -- at 200 ms keeps 300 ms for its answer on a loaded machine)
   it("not sleep a backoff past the export's time, saying so", function()
     local uv = require "luv"
     local busy, paths, close_busy = answers(0, nil, 503)
-    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = busy, OTEL_BSP_EXPORT_TIMEOUT = "300" }
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = busy, OTEL_BSP_EXPORT_TIMEOUT = "500" }
     local tr = otel.new(otel.config(function(k) return env[k] end), "proj")
     local t0 = uv.hrtime()
     local ok, why = tr:send("{}")
     local ms = (uv.hrtime() - t0) / 1e6
     assert.is_false(ok)
-    assert.matches("HTTP 503, and the export took more than 300 ms (OTEL_BSP_EXPORT_TIMEOUT)", why, 1, true)
+    assert.matches("HTTP 503, and the export took more than 500 ms (OTEL_BSP_EXPORT_TIMEOUT)", why, 1, true)
     assert.equal(2, #paths) -- at once, and after 200 ms; the next would come 400 ms after
-    assert.is_true(ms < 450, "the export took " .. ms .. " ms")
+    assert.is_true(ms < 600, "the export took " .. ms .. " ms")
     close_busy()
   end)
 
