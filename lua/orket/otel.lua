@@ -540,7 +540,7 @@ end
 --- metrics otherwise count from its first call to its end).
 function M.reset()
   for _, m in pairs(M.meters) do forget(m) end
-  M.meters = {}
+  M.meters, M.stop_held = {}, nil
   M.tracers = setmetatable({}, { __mode = "k" })
 end
 
@@ -1072,9 +1072,27 @@ function Tracer:end_drain()
   return self:stats()
 end
 
+--- mark_stop(): a process's stop signal came. What its tracers and meters export or drop
+--- from now on is its stop's, counted by drain_all though it happened before the drain
+--- began: a server's runs stop at the signal and their ends' exports leave at once, but its
+--- drain waits for its workers' (5 s); a collector that never answers failed those exports
+--- (5 s each) before then, and the loss was said nowhere. Only the first call counts. The
+--- tracers are held till the process ends (M.tracers is weak: a stopped run's engine may go
+--- before the drain, and its loss with it).
+function M.mark_stop()
+  M.stop_held = M.stop_held or {}
+  for tr in pairs(M.tracers) do
+    M.stop_held[tr] = true
+    tr.stop_mark = tr.stop_mark or { exported = tr.exported, dropped = tr.dropped, error = tr.last_error }
+    local m = tr.meter
+    if m and not m.stop_mark then m.stop_mark = { exported = m.exported or 0, dropped = m.dropped or 0 } end
+  end
+end
+
 --- drain_all(within_ms) -> stats: every tracer of the process drained at once (a server's
 --- runs each had their own), within within_ms in all (M.SHUTDOWN_MS at a stop). What this
---- drain did alone, never what earlier runs' tracers still alive counted: exported,
+--- stop did alone (from its signal on, mark_stop, else from this drain's start), never what
+--- earlier runs' tracers still alive counted: exported,
 --- dropped (last_error: the reason of one of them, said during this drain),
 --- metrics_exported, metrics_dropped, metrics_last_failed and metrics_error (a meter's
 --- last export of this drain failed). Call it in a task, once the runs have stopped.
@@ -1086,14 +1104,14 @@ function M.drain_all(within_ms)
   for _, tr in ipairs(list) do
     local m = tr.meter
     if m and not meters[m] then -- a meter shared by tracers counted once
-      meters[m] = { exported = m.exported or 0, dropped = m.dropped or 0 }
+      meters[m] = m.stop_mark or { exported = m.exported or 0, dropped = m.dropped or 0 }
       mlist[#mlist + 1] = m
     end
   end
   for _, tr in ipairs(list) do tr:begin_drain(by, within_ms) end
   local out = { exported = 0, dropped = 0, metrics_exported = 0, metrics_dropped = 0 }
   for _, tr in ipairs(list) do
-    local before = tr.before
+    local before = tr.stop_mark or tr.before
     local st = tr:end_drain()
     local dropped = st.dropped - before.dropped
     out.exported, out.dropped = out.exported + st.exported - before.exported, out.dropped + dropped

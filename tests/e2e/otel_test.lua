@@ -533,16 +533,17 @@ budgets = { turns_per_card = 1 }
   -- drain now, as orket run does, within otel.SHUTDOWN_MS. The timers are set past the
   -- test, so only the stop's drain can send them
   describe("at a stop (SIGTERM)", function()
-    local function slow_project()
+    -- (model: the fake's settings, so a second project's calls tell apart from the first's)
+    local function slow_project(model)
       local issues = {}
       for i = 1, 40 do issues[i] = string.format('{ "id": "K-%d", "summary": "Do %d", "seat": "senior_developer" }', i, i) end
       local dir = fake.one_issue(string.format([[
 name = "stopped"
 concurrency = 1
-models = { default = "fake:first_byte_ms=300,chunks=2", providers = { fake = { kind = "openai", base_url = %q } } }
+models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
 budgets = { turns_per_card = 1 }
-]], fake.url .. "/v1"))
+]], model or "first_byte_ms=300,chunks=2", fake.url .. "/v1"))
       H.write(dir .. "/epics/k.json", '{ "id": "K", "name": "Stopped", "issues": [ ' .. table.concat(issues, ", ") .. " ] }")
       assert.equal(0, H.orket("import", { cwd = dir }).status)
       return dir
@@ -662,6 +663,184 @@ budgets = { turns_per_card = 1 }
       assert.equal(0, #exports())
       assert.equal(0, s.stop())
       assert_sent("serve", s.log())
+    end)
+
+    local HOSTED_MODEL = "first_byte_ms=300,chunks=3"
+    -- the pids of the orket processes working in dir (the server, its workers) -> set
+    local function project_pids(dir)
+      local uv = require "luv"
+      local want, bin = uv.fs_realpath(dir), uv.fs_realpath(H.BIN)
+      local out, h = {}, assert(uv.fs_scandir("/proc"))
+      while true do
+        local name = uv.fs_scandir_next(h)
+        if not name then break end
+        if name:match("^%d+$") and uv.fs_readlink("/proc/" .. name .. "/cwd") == want
+            and uv.fs_readlink("/proc/" .. name .. "/exe") == bin then
+          out[tonumber(name)] = true
+        end
+      end
+      return out
+    end
+    -- orket serve --workers 2 stopped the way `docker stop` stops it: SIGTERM, then SIGKILL
+    -- 10 s later. Its workers work the default project's run, the server itself a hosted
+    -- project's (the workers work only the default project), so both kinds of drain run:
+    -- the workers' (5 s at most each, begun once the server's runs have stopped) and the
+    -- server's own (what is left of the 9 s budget). Returns the server, its folder, its
+    -- workers' pids and the time of the signal once the stop has been sent; the caller waits for the exit.
+    local function serve_with_workers(endpoint)
+      local dir, other = slow_project(), slow_project(HOSTED_MODEL)
+      -- an operator of both projects: a person granted the hosted one, and their key
+      for _, cmd in ipairs { "projects add " .. H.quote(other) .. " --name hosted", "users add ops --role operator "
+        .. "--password-env PW", "projects grant hosted ops operator" } do
+        local r = H.orket(cmd, { cwd = dir, env = { PW = "a long test password" } })
+        assert.equal(0, r.status, cmd .. ": " .. r.stderr)
+      end
+      local r = H.orket("keys create opkey --role operator --for ops", { cwd = dir })
+      assert.equal(0, r.status, r.stderr)
+      local op = r.stdout:gsub("\n$", "")
+      local env = {}
+      for k, v in pairs(ENV) do env[k] = v end
+      env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint
+      local s = H.serve(dir, { args = "--workers 2", env = env })
+      local st, _, text = H.api(s, "POST", "/v1/runs", op, { target = "K" })
+      assert.equal(201, st, text)
+      st, _, text = H.api(s, "POST", "/v1/projects/hosted/runs", op, { target = "K" })
+      assert.equal(201, st, text)
+      local function calls(model)
+        local n = 0
+        for _, e in ipairs(fake.log()) do
+          if e.path:match("/chat/completions$") and e.model == model then n = n + 1 end
+        end
+        return n
+      end
+      -- two turns of each run ended (their calls answered), a third begun
+      H.wait_for(function() return calls("first_byte_ms=300,chunks=2") >= 3 and calls(HOSTED_MODEL) >= 3 end,
+        "three model calls of each run")
+      local kids = H.wait_for(function()
+        local p = io.popen("ps -o pid= --ppid " .. s.pid)
+        local out = {}
+        for pid in p:read("a"):gmatch("%d+") do out[#out + 1] = tonumber(pid) end
+        p:close()
+        return #out == 2 and out
+      end, "the server's two workers")
+      local named = project_pids(dir) -- (the check for orphans below finds a worker by its folder)
+      assert.same({ true, true }, { named[kids[1]], named[kids[2]] })
+      local uv = require "luv"
+      local t0 = uv.hrtime()
+      os.execute("kill -TERM " .. s.pid)
+      return s, dir, kids, t0
+    end
+    -- the server's exit status and how long after the signal its shell saw it exit (asked
+    -- every 20 ms: the bound is checked to the tenth of a second)
+    local function exited(dir, t0)
+      local uv = require "luv"
+      for _ = 1, 3000 do
+        local rc = (H.read(dir .. "/serve.rc") or ""):match("^%d+")
+        if rc then return tonumber(rc), (uv.hrtime() - t0) / 1e6 end
+        require("orket.c.runtime").sleep(20)
+      end
+      error("the server did not exit within 60 s of SIGTERM")
+    end
+    -- no worker left behind: the two seen gone (not even a zombie), and no orket process at
+    -- all working in the project's folder (a worker started again during the stop)
+    local function assert_no_orphans(kids, dir, log)
+      for _, pid in ipairs(kids) do assert.is_false(H.alive(pid), "worker " .. pid .. " outlived the server: " .. log) end
+      for pid in pairs(project_pids(dir)) do
+        assert.is_false(H.alive(pid), "process " .. pid .. " of the project outlived the server: " .. log)
+      end
+    end
+    -- the warnings of the server's log: the server's own (its JSON lines) and its workers'
+    -- (their stderr, the server's: `orket: warning: ...` lines)
+    local function warnings(log)
+      local server, workers = {}, {}
+      for line in log:gmatch("[^\n]+") do
+        local ok, doc = pcall(cjson.decode, line)
+        if ok and type(doc) == "table" and doc.event == "warning" then server[#server + 1] = doc.message
+        elseif not ok and line:match("warning: ") then workers[#workers + 1] = line end
+      end
+      return server, workers
+    end
+
+    -- a collector that takes the connections and never answers: the whole stop stays within
+    -- docker stop's 10 s, exit 0, and what was not sent is counted and said, once a process
+    it("keep orket serve --workers' stop within 10 s of SIGTERM when the collector never answers, the loss said", function()
+      -- the collector: accepts, reads, never answers
+      local hole = H.tmpdir()
+      local code = "local uv = require 'luv'; local srv = uv.new_tcp(); assert(srv:bind('127.0.0.1', 0)); "
+        .. "local conns = {}; assert(srv:listen(128, function(err) if err then return end; local c = uv.new_tcp(); "
+        .. "srv:accept(c); conns[#conns + 1] = c; c:read_start(function() end) end)); "
+        .. "io.stdout:write('listening ', srv:getsockname().port, '\\n'); io.stdout:flush(); orket.sleep(600000)"
+      os.execute(string.format("cd %s && { %s lua -e %s >out 2>err & echo $! >pid; wait $!; echo $? >rc; } >/dev/null 2>&1 &",
+        H.quote(hole), H.quote(H.BIN), H.quote(code)))
+      finally(function() H.end_started(hole, "pid", "rc", true) end)
+      local port = H.wait_for(function() return (H.read(hole .. "/out") or ""):match("listening (%d+)") end,
+        "the silent collector to listen")
+      local s, dir, kids, t0 = serve_with_workers("http://127.0.0.1:" .. port)
+      local rc, ms = exited(dir, t0)
+      local log = s.log()
+      assert.equal(0, rc, log)
+      -- docker stop's SIGKILL comes at 10 s: the documented bound, no margin added
+      assert.is_true(ms < 10000, "the server exited " .. ms .. " ms after SIGTERM: " .. log:sub(-3000))
+      -- the workers' drains (5 s at most) ran out against the silent collector: the stop was not
+      -- ended early, before anything had a chance to go
+      assert.is_true(ms >= 4900, "the server exited " .. ms .. " ms after SIGTERM")
+      assert_no_orphans(kids, dir, log)
+      local server, workers = warnings(log)
+      -- the server's own run: its spans counted dropped, said once in a JSON warning line
+      local traces = {}
+      for _, m in ipairs(server) do if m:match("^traces: ") then traces[#traces + 1] = m end end
+      assert.equal(1, #traces, log)
+      local sent, lost = traces[1]:match("^traces: (%d+) spans exported, (%d+) dropped %(.+%)$")
+      assert.truthy(sent, traces[1])
+      assert.same({ 0, true }, { tonumber(sent), tonumber(lost) >= 3 }, traces[1]) -- the run's span, two turns at least
+      -- the workers': each worker that worked says its loss once, on the server's stderr
+      local wtraces = {}
+      for _, l in ipairs(workers) do if l:match("warning: traces: ") then wtraces[#wtraces + 1] = l end end
+      assert.is_true(#wtraces >= 1 and #wtraces <= 2, log)
+      local wlost = 0
+      for _, l in ipairs(wtraces) do
+        local ws, wl = l:match("warning: traces: (%d+) spans exported, (%d+) dropped %(.+%)$")
+        assert.truthy(ws, l)
+        assert.equal(0, tonumber(ws), l)
+        wlost = wlost + tonumber(wl)
+      end
+      assert.is_true(wlost >= 3, log) -- the workers' run's span and two turns at least
+      -- the metrics' last exports failed too: said once by the server, at most once by a worker
+      local m, wm = 0, 0
+      for _, msg in ipairs(server) do if msg:match("^metrics: not exported %(") then m = m + 1 end end
+      for _, l in ipairs(workers) do if l:match("warning: metrics: not exported %(") then wm = wm + 1 end end
+      assert.same({ 1, true }, { m, wm >= 1 and wm <= 2 }, log)
+    end)
+
+    -- a collector that answers: the spans of the server's run and of its workers' arrive
+    -- before the server exits, nothing said lost
+    it("send the spans of orket serve's own runs and of its workers' before the server exits", function()
+      local s, dir, kids, t0 = serve_with_workers(fake.url)
+      local rc, ms = exited(dir, t0)
+      local log = s.log()
+      assert.equal(0, rc, log)
+      assert.is_true(ms < 10000, "the server exited " .. ms .. " ms after SIGTERM: " .. log:sub(-3000))
+      assert_no_orphans(kids, dir, log)
+      local server, workers = warnings(log)
+      assert.same({}, server, log)
+      assert.same({}, workers, log)
+      -- the run spans: the server's (no worker named on it), and the workers' (one root a worker
+      -- that joined the run: both, most often)
+      local by_worker, by_server, turns = 0, 0, {}
+      for _, e in ipairs(exports()) do
+        for _, sp in ipairs(e.request.resourceSpans[1].scopeSpans[1].spans) do
+          local a = attrs(sp.attributes)
+          if sp.name == "orket run K" then
+            if a["orket.worker"] then by_worker = by_worker + 1 else by_server = by_server + 1 end
+          end
+          if sp.name:match("^chat ") then turns[sp.name] = (turns[sp.name] or 0) + 1 end
+        end
+      end
+      assert.same({ true, 1 }, { by_worker == 1 or by_worker == 2, by_server }, cjson.encode(turns))
+      -- each run's ended model calls, two at least
+      assert.is_true((turns["chat first_byte_ms=300,chunks=2"] or 0) >= 2, cjson.encode(turns))
+      assert.is_true((turns["chat " .. HOSTED_MODEL] or 0) >= 2, cjson.encode(turns))
+      assert.is_true(#exports("metrics") >= 2, "metrics exports: " .. #exports("metrics")) -- the server's and a worker's
     end)
   end)
 

@@ -132,6 +132,7 @@ local function on_signals(server, db)
     if state.ended then return end -- stopped already: what is left is the exit
     uv.update_time()
     state.stop_at = uv.now() -- (the stop's budget counts from here: drain_telemetry)
+    otel.mark_stop() -- what its runs' ends lose from now on is the stop's to say
     for _, p in pairs(server.projects) do executor.stop_all(p.db) end
     task.spawn(server.stop, server)
   end)

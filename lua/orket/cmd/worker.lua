@@ -188,6 +188,7 @@ end
 local function stoppers(e, o, parent, state, set)
   local function stop()
     state.stopping = true
+    otel.mark_stop() -- what its runs' ends lose from now on is the stop's to say (as serve's)
     e:stop()
     set:stop_all()
   end
