@@ -424,3 +424,96 @@ describe("a step's results in the next step's messages", function()
     end
   end)
 end)
+
+describe("a turn whose block meets its run's stop", function()
+  after_each(H.cleanup)
+
+  -- E-1's turn, one model step allowed: its step's calls done, the next step is over the
+  -- budget, so the turn ends blocked (resource) unless the run stopped. stop(run) is called
+  -- by the coder's write_file (the step's last call), or not when nil.
+  local function one_step_turn(stop, opts)
+    opts = opts or {}
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools, e = F.tools(), nil
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      local res = run_tool(self, name, args, ctx)
+      if name == "write_file" and stop then stop(e.current) end
+      return res
+    end
+    local events
+    e, events = F.engine(db, b, { tools = tools, config = { budgets = { steps_per_turn = 1 } } })
+    local id = assert(e:start("E"))
+    local status = e:execute(id)
+    return db, b, id, status, events
+  end
+
+  local function blocked_events(events)
+    local n = 0
+    for _, ev in ipairs(events) do if ev.type == "card_blocked" then n = n + 1 end end
+    return n
+  end
+
+  local function journal_ends(db)
+    return db:row("SELECT count(*) AS n FROM events WHERE kind = 'turn_end' AND card_id = 'E-1'").n
+  end
+
+  it("blocks the card with its card_blocked event when the run goes on", function()
+    local db, b, _, status, events = one_step_turn(nil)
+    assert.equal("blocked", b:get("E-1").status)
+    assert.equal(1, blocked_events(events))
+    assert.is_truthy(status)
+    db:close()
+  end)
+
+  it("records no block while its run stops for a full disk, and the resumed run blocks the card with its event", function()
+    -- the stop comes from inside the turn (a tool's write meeting a full disk, Run:git_broken):
+    -- the card is left for resume, as every card of a stopped run is, not blocked in the
+    -- store without the card_blocked event the run never emitted
+    local db, b, id, status, events = one_step_turn(function(run)
+      run:git_broken("E-1", "git: No space left on device", "ENOSPC")
+    end)
+    assert.equal("failed", status)
+    assert.equal("in_progress", b:get("E-1").status)
+    assert.equal(0, blocked_events(events))
+    assert.equal(0, journal_ends(db))
+    -- the resumed run takes up the open turn, whose next step is still over the budget
+    local e2, events2 = F.engine(db, b, { config = { budgets = { steps_per_turn = 1 } } })
+    e2:execute(id)
+    assert.equal("blocked", b:get("E-1").status)
+    assert.equal(1, blocked_events(events2))
+    assert.equal(1, journal_ends(db))
+    db:close()
+  end)
+
+  it("records no block when the turn's own commit meets a full disk", function()
+    local gitwork = require "orket.engine.gitwork"
+    local commit = gitwork.commit
+    finally(function() gitwork.commit = commit end)
+    function gitwork.commit() return nil, "git: No space left on device", "ENOSPC" end
+    local db, b, _, status, events = one_step_turn(nil)
+    assert.equal("failed", status)
+    assert.equal("in_progress", b:get("E-1").status)
+    assert.equal(0, blocked_events(events))
+    assert.equal(0, journal_ends(db))
+    db:close()
+  end)
+
+  it("emits the card_blocked event of a block recorded before the run stopped", function()
+    -- the turn's end (its block) committed, then the run stopped before finish_turn: the
+    -- store holds the block, so the run says so
+    local run_turn = turn.run
+    finally(function() turn.run = run_turn end)
+    function turn.run(run, job)
+      local out = run_turn(run, job)
+      run:git_broken(job.card_id, "git: No space left on device", "ENOSPC")
+      return out
+    end
+    local db, b, _, status, events = one_step_turn(nil)
+    assert.equal("failed", status)
+    assert.equal("blocked", b:get("E-1").status)
+    assert.equal(1, blocked_events(events))
+    assert.equal(1, journal_ends(db))
+    db:close()
+  end)
+end)
