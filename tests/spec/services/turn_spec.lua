@@ -486,6 +486,15 @@ describe("a turn whose block meets its run's stop", function()
     db:close()
   end)
 
+  it("records no block while its run stops for a signal", function()
+    local db, b, _, status, events = one_step_turn(function(run) run:stop() end)
+    assert.equal("interrupted", status)
+    assert.equal("in_progress", b:get("E-1").status)
+    assert.equal(0, blocked_events(events))
+    assert.equal(0, journal_ends(db))
+    db:close()
+  end)
+
   it("records no block when the turn's own commit meets a full disk", function()
     local gitwork = require "orket.engine.gitwork"
     local commit = gitwork.commit
