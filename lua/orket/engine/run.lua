@@ -589,7 +589,8 @@ function Run:finish_turn(job, out)
       self:check_lease(job)
       return self:end_turn_records(job, out)
     end)
-    if not ok then out.released = nil end -- rolled back with the rest
+    -- rolled back with the rest: a block never committed is never announced (card_blocked)
+    if not ok then out.released, out.recorded = nil, nil end
     if not ok and job.lease_lost then return self:finish_turn(job, out) end
     -- the run stopped: the turn stays open, its end not recorded (end_turn_records)
     if ok and out.ended == "canceled" then return end
