@@ -462,7 +462,9 @@ end
 --- run, a full disk: the stop may come from the turn's own commit below) records no end:
 --- out becomes {ended = "canceled"} and the turn stays open, as a stopped run leaves every
 --- card for `orket resume` (docs/engine.md), whose next step reaches the same end and
---- records it, block and card_blocked event together.
+--- records it, block and card_blocked event together. The turn's commit comes first, so
+--- its `commit` event is journaled before the end (and, for a turn not yet begun, before
+--- its turn_begin): nothing reads commit events by their place among a turn's.
 function Run:end_turn_records(job, out)
   local reason, why, to
   if out.ended == "budget" and out.money then
