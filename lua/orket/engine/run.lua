@@ -447,26 +447,30 @@ function Run:begin_records(job)
   return true
 end
 
+-- end_turn_records' turn left open: the outcome of a turn the run's stop cancelled
+local function left_open(out)
+  out.ended, out.detail, out.blocked = "canceled", "the run stopped", nil
+  return true
+end
+
 --- end_turn_records(job, out): writes what ends a turn: the block a failed turn leaves
 --- (budget, model or role error), the escalation mark, the turn_end event. Called inside
 --- the last step's transaction (turn.lua), so a turn's end costs no commit of its own, or
 --- by finish_turn in one transaction. Sets out.recorded, out.status (the card's status
 --- after) and out.blocked ({reason=, detail=, error=}) for finish_turn's events.
+--- A turn whose end would block its card while the run stops (a signal, a budget of the
+--- run, a full disk: the stop may come from the turn's own commit below) records no end:
+--- out becomes {ended = "canceled"} and the turn stays open, as a stopped run leaves every
+--- card for `orket resume` (docs/engine.md), whose next step reaches the same end and
+--- records it, block and card_blocked event together. The turn's commit comes first, so
+--- its `commit` event is journaled before the end (and, for a turn not yet begun, before
+--- its turn_begin): nothing reads commit events by their place among a turn's.
 function Run:end_turn_records(job, out)
-  if job.begun == false and not self:begin_records(job) then
-    -- the card could not move: the turn still counts (turns_per_card), so it is not retried forever
-    job.claim = false
-    assert(self:begin_records(job))
-  end
-  -- the card as the turn left it, for an escalation's mark (read only then: the other
-  -- writes below name the card by its id)
-  local card = job.phase == "escalation" and assert(self.board:get(job.card_id))
   local reason, why, to
   if out.ended == "budget" and out.money then
     -- a money budget waits for a person: `orket answer` approves going on, a raised
     -- budget lets it go on at the next run (docs/cost.md); the amounts are journaled with it
     reason, why, to = "budget", "Turn stopped: " .. out.detail .. ". Answer the card to approve going on, or raise the budget.", "waiting_for_developer"
-    self.db:event { kind = "budget_reached", card = job.card_id, run = self.run_id, data = out.money }
   elseif out.ended == "budget" then
     reason, why = "resource", "Turn stopped: " .. out.detail .. "."
   elseif out.ended == "model_error" then
@@ -474,13 +478,7 @@ function Run:end_turn_records(job, out)
   elseif out.ended == "role_error" or out.ended == "engine_error" then
     reason, why = "system", "The turn failed: " .. tostring(out.detail)
   end
-  if reason then
-    local ok, err = block_records(self, job.card_id, job.actor, reason, why, to)
-    out.blocked = { reason = reason, detail = why, error = not ok and err or nil, money = out.money }
-  end
-  if job.phase == "escalation" then
-    self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
-  end
+  if reason and self.stopping then return left_open(out) end
   -- the turn's files are committed before its end is recorded (gitwork.commit)
   local gok, gerr, gcode = gitwork.commit(self, job)
   if not gok then out.git_error = gerr end
@@ -491,8 +489,23 @@ function Run:end_turn_records(job, out)
     -- a worktree git may not read (a FIFO .gitignore, a rewritten .git): nothing of the card
     -- can be committed or merged until a person looks, so it stops here with the reason
     reason, why = "system", "The turn's files were not committed: " .. tostring(gerr)
-    local ok, err = block_records(self, job.card_id, job.actor, reason, why)
-    out.blocked = { reason = reason, detail = why, error = not ok and err or nil }
+  end
+  if reason and self.stopping then return left_open(out) end
+  if job.begun == false and not self:begin_records(job) then
+    -- the card could not move: the turn still counts (turns_per_card), so it is not retried forever
+    job.claim = false
+    assert(self:begin_records(job))
+  end
+  -- the card as the turn left it, for an escalation's mark (read only then: the other
+  -- writes below name the card by its id)
+  local card = job.phase == "escalation" and assert(self.board:get(job.card_id))
+  if to then self.db:event { kind = "budget_reached", card = job.card_id, run = self.run_id, data = out.money } end
+  if reason then
+    local ok, err = block_records(self, job.card_id, job.actor, reason, why, to)
+    out.blocked = { reason = reason, detail = why, error = not ok and err or nil, money = out.money }
+  end
+  if job.phase == "escalation" then
+    self.db:event { kind = "escalated", card = job.card_id, run = self.run_id, data = { key = card.retries or 0 } }
   end
   self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
     data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error,
@@ -578,8 +591,11 @@ function Run:finish_turn(job, out)
       self:check_lease(job)
       return self:end_turn_records(job, out)
     end)
-    if not ok then out.released = nil end -- rolled back with the rest
+    -- rolled back with the rest: a block never committed is never announced (card_blocked)
+    if not ok then out.released, out.recorded = nil, nil end
     if not ok and job.lease_lost then return self:finish_turn(job, out) end
+    -- the run stopped: the turn stays open, its end not recorded (end_turn_records)
+    if ok and out.ended == "canceled" then return end
     if not ok then
       job.begun = begun
       broken = self:journal_broken(job.card_id)
@@ -590,7 +606,9 @@ function Run:finish_turn(job, out)
   -- the lease went with the turn's end (end_turn_records): forgotten before a renewal could
   -- find it gone and call it lost
   if out.released then self.lease.held[job.card_id] = nil end
-  if broken then
+  -- a turn's end recorded before the run broke is in the store, its block with it: said
+  -- as recorded (card_blocked), so the events agree with the store
+  if broken and not out.recorded then
     out.blocked = nil
     out.ended = "journal_error"
     out.status = (self.board:status(job.card_id))

@@ -141,7 +141,9 @@ local TAKES_TURNS = { ready = true, in_progress = true, code_review = true }
 ---   and how to end it; ELEASELOST: the run's lease became another process's during the
 ---   turn, which wrote no more of it). Runs one turn of one
 --- card for real (model, gate, tools, journal) as a run of that card, which ends "done"
---- when the card is done and "stopped" otherwise (`orket resume RUN` continues it). Must run
+--- when the card is done, "interrupted" when its run stopped and left the turn open
+--- (outcome "canceled": a new turn of the card is refused, EUNFINISHED, while it is), and
+--- "stopped" otherwise (`orket resume RUN` continues either). Must run
 --- in a task (the REPL runs each line in one).
 function Project:turn(card_id, opts)
   opts = opts or {}
@@ -217,7 +219,10 @@ function Project:turn(card_id, opts)
     out = r:take_turn(job)
   end
   local now = assert(e.board:get(card.id))
-  assert(finish(now.status == "done" and "done" or "stopped"))
+  -- a turn its run's stop left open (a full disk met by the turn) is resume's to go on
+  -- with, as after Ctrl-C: a "stopped" run is never resumed, so it would stay half done
+  local open = out and out.ended == "canceled"
+  assert(finish((open and "interrupted") or (now.status == "done" and "done") or "stopped"))
   finished = true
   if lost then
     return nil, string.format("run %d stops: its lease in the store is another process's now (the store was away "

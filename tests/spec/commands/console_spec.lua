@@ -150,6 +150,27 @@ describe("REPL project", function()
     p:close()
   end)
 
+  it("ends interrupted, for resume, the run whose stop left its turn open", function()
+    -- the turn's run stopped under it (a tool's write meeting a full disk, Run:git_broken):
+    -- the turn stays open, so its run is one `orket resume` continues and a new turn of the
+    -- card is refused, not a stopped run whose half-done turn no one takes up
+    local p = assert(console.open(notes_project()))
+    local chat = p.engine.llm.chat
+    p.engine.llm.chat = function(client, req)
+      p.engine.current:git_broken(req.meta.card, "git: No space left on device", "ENOSPC")
+      return chat(client, req)
+    end
+    local r = assert(p:turn("NOTES-1"))
+    p.engine.llm.chat = chat
+    assert.equal("canceled", r.outcome)
+    assert.equal("in_progress", r.status)
+    assert.equal("interrupted", p.db:row("SELECT status FROM runs WHERE id = 1").status)
+    local none, _, code = p:turn("NOTES-1")
+    assert.is_nil(none)
+    assert.equal("EUNFINISHED", code)
+    p:close()
+  end)
+
   it("leaves run lock files alone: only a start in the folder's claim section removes stale ones", function()
     local dir = notes_project()
     local p = assert(console.open(dir))

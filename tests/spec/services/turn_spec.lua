@@ -424,3 +424,215 @@ describe("a step's results in the next step's messages", function()
     end
   end)
 end)
+
+describe("a turn whose block meets its run's stop", function()
+  after_each(H.cleanup)
+
+  -- E-1's turn, one model step allowed: its step's calls done, the next step is over the
+  -- budget, so the turn ends blocked (resource) unless the run stopped. stop(run) is called
+  -- by the coder's write_file (the step's last call), or not when nil.
+  local function one_step_turn(stop, opts)
+    opts = opts or {}
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools, e = F.tools(), nil
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      local res = run_tool(self, name, args, ctx)
+      if name == "write_file" and stop then stop(e.current) end
+      return res
+    end
+    local events
+    e, events = F.engine(db, b, { tools = tools, config = { budgets = { steps_per_turn = 1 } } })
+    local id = assert(e:start("E"))
+    local status = e:execute(id)
+    return db, b, id, status, events
+  end
+
+  local function blocked_events(events)
+    local n = 0
+    for _, ev in ipairs(events) do if ev.type == "card_blocked" then n = n + 1 end end
+    return n
+  end
+
+  local function journal_ends(db)
+    return db:row("SELECT count(*) AS n FROM events WHERE kind = 'turn_end' AND card_id = 'E-1'").n
+  end
+
+  it("blocks the card with its card_blocked event when the run goes on", function()
+    local db, b, _, status, events = one_step_turn(nil)
+    assert.equal("blocked", b:get("E-1").status)
+    assert.equal(1, blocked_events(events))
+    assert.is_truthy(status)
+    db:close()
+  end)
+
+  it("records no block while its run stops for a full disk, and the resumed run blocks the card with its event", function()
+    -- the stop comes from inside the turn (a tool's write meeting a full disk, Run:git_broken):
+    -- the card is left for resume, as every card of a stopped run is, not blocked in the
+    -- store without the card_blocked event the run never emitted
+    local db, b, id, status, events = one_step_turn(function(run)
+      run:git_broken("E-1", "git: No space left on device", "ENOSPC")
+    end)
+    assert.equal("failed", status)
+    assert.equal("in_progress", b:get("E-1").status)
+    assert.equal(0, blocked_events(events))
+    assert.equal(0, journal_ends(db))
+    -- the resumed run takes up the open turn, whose next step is still over the budget
+    local e2, events2 = F.engine(db, b, { config = { budgets = { steps_per_turn = 1 } } })
+    e2:execute(id)
+    assert.equal("blocked", b:get("E-1").status)
+    assert.equal(1, blocked_events(events2))
+    assert.equal(1, journal_ends(db))
+    db:close()
+  end)
+
+  it("records no block while its run stops for a signal", function()
+    local db, b, _, status, events = one_step_turn(function(run) run:stop() end)
+    assert.equal("interrupted", status)
+    assert.equal("in_progress", b:get("E-1").status)
+    assert.equal(0, blocked_events(events))
+    assert.equal(0, journal_ends(db))
+    db:close()
+  end)
+
+  it("records no block when the turn's own commit meets a full disk", function()
+    local gitwork = require "orket.engine.gitwork"
+    local commit = gitwork.commit
+    finally(function() gitwork.commit = commit end)
+    function gitwork.commit() return nil, "git: No space left on device", "ENOSPC" end
+    local db, b, _, status, events = one_step_turn(nil)
+    assert.equal("failed", status)
+    assert.equal("in_progress", b:get("E-1").status)
+    assert.equal(0, blocked_events(events))
+    assert.equal(0, journal_ends(db))
+    db:close()
+  end)
+
+  it("emits the card_blocked event of a block recorded before the run stopped", function()
+    -- the turn's end (its block) committed, then the run stopped before finish_turn: the
+    -- store holds the block, so the run says so
+    local run_turn = turn.run
+    finally(function() turn.run = run_turn end)
+    function turn.run(run, job)
+      local out = run_turn(run, job)
+      run:git_broken(job.card_id, "git: No space left on device", "ENOSPC")
+      return out
+    end
+    local db, b, _, status, events = one_step_turn(nil)
+    assert.equal("failed", status)
+    assert.equal("blocked", b:get("E-1").status)
+    assert.equal(1, blocked_events(events))
+    assert.equal(1, journal_ends(db))
+    db:close()
+  end)
+
+  it("emits no card_blocked when the end's transaction is rolled back by a broken journal", function()
+    -- no step allowed: the turn ends (budget) in finish_turn's own transaction, which the
+    -- journal fails to commit; the block went with it, so no card_blocked is said
+    local Run = require("orket.engine.run").Run
+    local end_records = Run.end_turn_records
+    finally(function() Run.end_turn_records = end_records end)
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local failing = false
+    function Run:end_turn_records(job, out)
+      end_records(self, job, out)
+      failing = true
+      error("disk I/O error", 0)
+    end
+    local journal_error = db.journal_error
+    db.journal_error = function(self, ...)
+      if failing then return "disk I/O error", "EIO" end
+      return journal_error(self, ...)
+    end
+    local e, events = F.engine(db, b, { config = { budgets = { steps_per_turn = 0 } } })
+    local id = assert(e:start("E"))
+    assert.equal("failed", (e:execute(id)))
+    assert.equal(0, blocked_events(events))
+    assert.equal("ready", b:get("E-1").status)
+    for _, ev in ipairs(events) do
+      if ev.type == "turn_end" then assert.equal("journal_error", ev.outcome) end
+    end
+    assert.equal(0, journal_ends(db))
+    db:close()
+  end)
+
+  it("leaves open a turn whose end, in finish_turn's own transaction, meets the run's stop", function()
+    -- no step allowed: the turn would end blocked (budget) before its first step, but the
+    -- run stopped as it began; nothing of the turn is written nor said (no turn_end event)
+    local run_turn = turn.run
+    finally(function() turn.run = run_turn end)
+    function turn.run(run, job)
+      run:stop()
+      return run_turn(run, job)
+    end
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local e, events = F.engine(db, b, { config = { budgets = { steps_per_turn = 0 } } })
+    local id = assert(e:start("E"))
+    assert.equal("interrupted", (e:execute(id)))
+    assert.equal("ready", b:get("E-1").status)
+    assert.equal(0, blocked_events(events))
+    for _, ev in ipairs(events) do assert.are_not.equal("turn_end", ev.type) end
+    assert.equal(0, db:row("SELECT count(*) AS n FROM events WHERE kind IN ('turn_begin', 'turn_end') AND card_id = 'E-1'").n)
+    db:close()
+  end)
+
+  -- E-1's first run stops as the turn that would block it ends (outcome.stop(out) says
+  -- which); the resumed run blocks it. -> db, board, the first run's and the resume's events
+  local function stopped_then_resumed(summary, config, llm_of, stop)
+    local run_turn = turn.run
+    finally(function() turn.run = run_turn end)
+    function turn.run(run, job)
+      local out = run_turn(run, job)
+      if stop(job, out) then run:stop() end
+      return out
+    end
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = summary } })
+    local e, events = F.engine(db, b, { llm = llm_of(b), config = config })
+    local id = assert(e:start("E"))
+    assert.equal("interrupted", (e:execute(id)))
+    turn.run = run_turn
+    local e2, events2 = F.engine(db, b, { llm = llm_of(b), config = config })
+    e2:execute(id)
+    return db, b, events, events2
+  end
+
+  local function journaled(db, kind)
+    return db:row("SELECT count(*) AS n FROM events WHERE kind = ? AND card_id = 'E-1'", kind).n
+  end
+
+  it("writes a money budget's end left open by a stop once, on resume", function()
+    -- the first call's estimate (its 4096 tokens of output allowed) passes the budget
+    local config = { budgets = { cost_per_card = "0.01 USD" }, models = { default = "ollama:m", prices = {
+      ["ollama:m"] = { input = "1", cached_input = "1", output = "10", currency = "USD" } } } }
+    local db, b, events, events2 = stopped_then_resumed("design", config, F.llm,
+      function(_, out) return out.money ~= nil end)
+    assert.equal(0, blocked_events(events))
+    assert.equal(1, blocked_events(events2))
+    assert.equal("waiting_for_developer", b:get("E-1").status)
+    assert.equal("budget", b:get("E-1").wait_reason)
+    assert.equal(1, journaled(db, "budget_reached"))
+    assert.equal(1, journal_ends(db))
+    db:close()
+  end)
+
+  it("writes an escalation's end left open by a stop once, its escalated mark with it, on resume", function()
+    -- rejected once, E-1 goes to the architect, whose model fails: the card would be blocked
+    local function llm_of(b)
+      local client = F.llm(b)
+      local chat = client.chat
+      function client:chat(req)
+        if req.meta.phase == "escalation" then return nil, "model refused the request", "bad_request" end
+        return chat(self, req)
+      end
+      return client
+    end
+    local config = { review = { escalate_after = 1, requirements_review_after = 2 } }
+    local db, b, events, events2 = stopped_then_resumed("design [reject]", config, llm_of,
+      function(job, out) return job.phase == "escalation" and out.ended == "model_error" end)
+    assert.equal(0, blocked_events(events))
+    assert.equal(1, blocked_events(events2))
+    assert.equal("blocked", b:get("E-1").status)
+    assert.equal(1, journaled(db, "escalated"))
+    db:close()
+  end)
+end)
