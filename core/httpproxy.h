@@ -57,7 +57,8 @@ typedef struct httpproxy_opts {
                                    "x?q" or "x#f" for "x/"; all without case; 16 at most */
   size_t nlocation_also;
   int location_links;           /* with location_from and location_to: each URI-reference in
-                                   a Link passed back (its target and anchor, RFC 8288 3) made
+                                   a Link passed back (its target and anchor, RFC 8288 3; a
+                                   quoted anchor by its value, its quoted-pairs read) made
                                    as a Location is, by the same rule and guard; a Link not of
                                    RFC 8288's grammar, or of more than 32 links, is left out */
   size_t queue_high;            /* 0: 128 KiB */

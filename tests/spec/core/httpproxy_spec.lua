@@ -366,6 +366,36 @@ describe("req:proxy", function()
     end
   end)
 
+  -- An anchor in a quoted string is its value (RFC 9110 5.6.4: a quoted-pair "\\c" is c),
+  -- judged as a Location is: an escape neither hides the app's own URL nor slips one past
+  -- the guard; what follows the start passes as the app escaped it
+  it("reads a quoted anchor's quoted-pairs before making it the client's", function()
+    local opts = { pass = { "link" }, location_from = "http://sandbox/", location_to = "/p/3/app/",
+      location_also = { "http://127.0.0.1:8080/" }, location_links = true }
+    for _, c in ipairs {
+      { [[</a>; anchor="\/x"]], [[</p/3/app/a>; anchor="/p/3/app/x"]] },
+      { [[</a>; anchor="http:\/\/sandbox\/x\"y"; rel=next]], [[</p/3/app/a>; anchor="/p/3/app/x\"y"; rel=next]] },
+      { [[</a>; anchor="\h\t\t\p://127.0.0.1:8080"]], [[</p/3/app/a>; anchor="/p/3/app/"]] },
+      -- a quoted comma and semicolon stay the anchor's, its quote escaped
+      { [[</a>; anchor="/q\", </b>; x", </c>]], [[</p/3/app/a>; anchor="/p/3/app/q\", </b>; x", </p/3/app/c>]] },
+      -- the guard: what would name another host under a location_to "/", as written
+      { [[</a>; anchor="\/\/evil.example/"]], [[</p/3/app/a>; anchor="\/\/evil.example/"]] },
+      { [[</a>; anchor="/\\evil.example/"]], [[</p/3/app/a>; anchor="/\\evil.example/"]] },
+      { [[</a>; anchor="http://sandbox/\/evil.example/"]], [[</p/3/app/a>; anchor="http://sandbox/\/evil.example/"]] },
+      -- another host's, escaped or not, and another parameter's value: as written
+      { [[</a>; anchor="https:\/\/other.example/x"; title="\/x"]], [[</p/3/app/a>; anchor="https:\/\/other.example/x"; title="\/x"]] },
+    } do
+      local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: " .. c[1] .. "\r\nContent-Length: 2\r\n\r\nok")
+      local srv, base = front(sock, opts)
+      local status, headers, body = fetch(base .. "/")
+      assert.equal(200, status)
+      assert.equal("ok", body)
+      assert.equal(c[2], headers.link, c[1])
+      srv:close()
+      app:close()
+    end
+  end)
+
   -- A Link's anchor parameters are rewritten as its links are, and capped as they are: one
   -- link may carry many; and a location_to holding a Link's own delimiters is refused, as
   -- it would add links or parameters of its own
