@@ -229,7 +229,8 @@ static size_t pp_own_url(const httpproxy_kept *k, const char *v, size_t len, cha
  * c) judged as a Location's is, so that an escape neither hides the app's own URL ("\\/x" is
  * "/x") nor slips one past the guard ("/\\\\x" is "/\\x"). The value is written at out
  * first, as scratch (it is no longer than v); what replaces the start is loc_to, then the
- * rest as the upstream escaped it. -> the bytes written. */
+ * rest as the upstream escaped it, the guard judging it both read and as written.
+ * -> the bytes written. */
 static size_t pp_own_quoted(const httpproxy_kept *k, const char *v, size_t len, char *out) {
   size_t ul = 0;
   for (size_t i = 0; i < len; i++) out[ul++] = v[i] == '\\' && i + 1 < len ? v[++i] : v[i];
@@ -241,6 +242,13 @@ static size_t pp_own_quoted(const httpproxy_kept *k, const char *v, size_t len, 
   /* the rest's first byte in v: skip as many of the value's bytes as precede it */
   size_t skip = (size_t)(rest - out), i = 0;
   for (; skip > 0; skip--) i += v[i] == '\\' && i + 1 < len ? 2 : 1;
+  /* many Link readers only strip the quotes: the rest as the upstream escaped it is what
+   * such a client reads after loc_to, so it is judged by the guard too ("\\evil" reads as
+   * "evil", but taken as written a browser reads its backslash as "/") */
+  if (pp_names_host(v + i, v + len)) {
+    memcpy(out, v, len);
+    return len;
+  }
   size_t tl = strlen(k->loc_to);
   memcpy(out, k->loc_to, tl);
   memcpy(out + tl, v + i, len - i);
@@ -306,7 +314,9 @@ static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
           continue;
         }
         size_t tl = strcspn(p, ";, \t\"<>");
-        if (tl == 0) return 0;
+        /* a backslash is no token's (RFC 9110 5.6.2 tchar), and a browser taking it as
+         * written reads it as "/" ("\\/x" as "//x", another host) */
+        if (tl == 0 || memchr(p, '\\', tl) != NULL) return 0;
         if (anchor) {
           memcpy(out + o, s, (size_t)(p - s));
           o += (size_t)(p - s);

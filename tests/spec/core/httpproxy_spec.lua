@@ -340,6 +340,9 @@ describe("req:proxy", function()
       { "</a> x", nil },
       { "</a>; =x", nil },
       { "</a>; rel=", nil },
+      -- a backslash is no token's (RFC 9110 5.6.2): taken as written, "\\/x" is "//x"
+      { "</a>; anchor=\\/evil.example/", nil },
+      { "</a>; rel=next\\x", nil },
     } do
       local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: " .. c[1] .. "\r\nContent-Length: 2\r\n\r\nok")
       local srv, base = front(sock, opts)
@@ -382,6 +385,13 @@ describe("req:proxy", function()
       { [[</a>; anchor="\/\/evil.example/"]], [[</p/3/app/a>; anchor="\/\/evil.example/"]] },
       { [[</a>; anchor="/\\evil.example/"]], [[</p/3/app/a>; anchor="/\\evil.example/"]] },
       { [[</a>; anchor="http://sandbox/\/evil.example/"]], [[</p/3/app/a>; anchor="http://sandbox/\/evil.example/"]] },
+      -- and what would to a client that only strips the quotes: the rest as the app escaped
+      -- it, "\evil" after the "/" a browser's "//evil"; an escape further on is no matter
+      { [[</a>; anchor="http://sandbox/\evil.example/x"]], [[</p/3/app/a>; anchor="http://sandbox/\evil.example/x"]] },
+      { [[</a>; anchor="\/\evil.example/x"]], [[</p/3/app/a>; anchor="\/\evil.example/x"]] },
+      { [[</a>; anchor="\h\t\t\p:\/\/sandbox\/\x"]], [[</p/3/app/a>; anchor="\h\t\t\p:\/\/sandbox\/\x"]] },
+      { [[</a>; anchor="http://127.0.0.1:8080\?q"]], [[</p/3/app/a>; anchor="http://127.0.0.1:8080\?q"]] },
+      { [[</a>; anchor="\h\t\t\p://sandbox/x\\"]], [[</p/3/app/a>; anchor="/p/3/app/x\\"]] },
       -- another host's, escaped or not, and another parameter's value: as written
       { [[</a>; anchor="https:\/\/other.example/x"; title="\/x"]], [[</p/3/app/a>; anchor="https:\/\/other.example/x"; title="\/x"]] },
     } do
