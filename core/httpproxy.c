@@ -224,6 +224,37 @@ static size_t pp_own_url(const httpproxy_kept *k, const char *v, size_t len, cha
   return o + len;
 }
 
+/* A quoted string's content (len bytes at v, between its quotes) holding one of the
+ * upstream's URLs, at out as the client's: its value (RFC 9110 5.6.4: a quoted-pair "\\c" is
+ * c) judged as a Location's is, so that an escape neither hides the app's own URL ("\\/x" is
+ * "/x") nor slips one past the guard ("/\\\\x" is "/\\x"). The value is written at out
+ * first, as scratch (it is no longer than v); what replaces the start is loc_to, then the
+ * rest as the upstream escaped it, the guard judging it both read and as written.
+ * -> the bytes written. */
+static size_t pp_own_quoted(const httpproxy_kept *k, const char *v, size_t len, char *out) {
+  size_t ul = 0;
+  for (size_t i = 0; i < len; i++) out[ul++] = v[i] == '\\' && i + 1 < len ? v[++i] : v[i];
+  const char *rest = pp_own_rest(k, out, ul);
+  if (rest == NULL) {
+    memcpy(out, v, len);
+    return len;
+  }
+  /* the rest's first byte in v: skip as many of the value's bytes as precede it */
+  size_t skip = (size_t)(rest - out), i = 0;
+  for (; skip > 0; skip--) i += v[i] == '\\' && i + 1 < len ? 2 : 1;
+  /* many Link readers only strip the quotes: the rest as the upstream escaped it is what
+   * such a client reads after loc_to, so it is judged by the guard too ("\\evil" reads as
+   * "evil", but taken as written a browser reads its backslash as "/") */
+  if (pp_names_host(v + i, v + len)) {
+    memcpy(out, v, len);
+    return len;
+  }
+  size_t tl = strlen(k->loc_to);
+  memcpy(out, k->loc_to, tl);
+  memcpy(out + tl, v + i, len - i);
+  return tl + len - i;
+}
+
 /* A Link value (RFC 8288 3: comma-separated "<URI-Reference>" each followed by
  * "; name[=token or quoted-string]" parameters, a quoted string's commas and semicolons
  * its own) at out with its URI-references made the client's as a Location is: each
@@ -272,9 +303,8 @@ static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
           if (*q != '"') return 0;
           memcpy(out + o, s, (size_t)(p + 1 - s));
           o += (size_t)(p + 1 - s);
-          /* anchor's URI-reference (RFC 8288 3.2), taken as written: one with an escape is
-           * passed as it is */
-          if (anchor && memchr(p + 1, '\\', (size_t)(q - p - 1)) == NULL) o += pp_own_url(k, p + 1, (size_t)(q - p - 1), out + o);
+          /* anchor's URI-reference (RFC 8288 3.2) is the quoted string's value */
+          if (anchor) o += pp_own_quoted(k, p + 1, (size_t)(q - p - 1), out + o);
           else {
             memcpy(out + o, p + 1, (size_t)(q - p - 1));
             o += (size_t)(q - p - 1);
@@ -284,7 +314,9 @@ static int pp_link_value(const httpproxy_kept *k, const char *v, char *out) {
           continue;
         }
         size_t tl = strcspn(p, ";, \t\"<>");
-        if (tl == 0) return 0;
+        /* a backslash is no token's (RFC 9110 5.6.2 tchar), and a browser taking it as
+         * written reads it as "/" ("\\/x" as "//x", another host) */
+        if (tl == 0 || memchr(p, '\\', tl) != NULL) return 0;
         if (anchor) {
           memcpy(out + o, s, (size_t)(p - s));
           o += (size_t)(p - s);

@@ -57,9 +57,12 @@ typedef struct httpproxy_opts {
                                    "x?q" or "x#f" for "x/"; all without case; 16 at most */
   size_t nlocation_also;
   int location_links;           /* with location_from and location_to: each URI-reference in
-                                   a Link passed back (its target and anchor, RFC 8288 3) made
-                                   as a Location is, by the same rule and guard; a Link not of
-                                   RFC 8288's grammar, or of more than 32 links, is left out */
+                                   a Link passed back (its target and anchor, RFC 8288 3; a
+                                   quoted anchor by its value, its quoted-pairs read, the
+                                   guard judging it as written too) made as a Location is, by
+                                   the same rule and guard; a Link not of RFC 8288's grammar
+                                   (a parameter's token holding a backslash), or of more than
+                                   32 links, is left out */
   size_t queue_high;            /* 0: 128 KiB */
   size_t whole_max;             /* 0: 256 KiB (in effect no more than up.max_queued) */
   size_t max_live;              /* kept parts only: pumps running at once at most, counted

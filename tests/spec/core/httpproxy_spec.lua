@@ -340,6 +340,9 @@ describe("req:proxy", function()
       { "</a> x", nil },
       { "</a>; =x", nil },
       { "</a>; rel=", nil },
+      -- a backslash is no token's (RFC 9110 5.6.2): taken as written, "\\/x" is "//x"
+      { "</a>; anchor=\\/evil.example/", nil },
+      { "</a>; rel=next\\x", nil },
     } do
       local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: " .. c[1] .. "\r\nContent-Length: 2\r\n\r\nok")
       local srv, base = front(sock, opts)
@@ -363,6 +366,43 @@ describe("req:proxy", function()
       local ok, e = pcall(httpd.proxy_kept, bad[1])
       assert.is_false(ok)
       assert.matches(bad[2], e, 1, true)
+    end
+  end)
+
+  -- An anchor in a quoted string is its value (RFC 9110 5.6.4: a quoted-pair "\\c" is c),
+  -- judged as a Location is: an escape neither hides the app's own URL nor slips one past
+  -- the guard; what follows the start passes as the app escaped it
+  it("reads a quoted anchor's quoted-pairs before making it the client's", function()
+    local opts = { pass = { "link" }, location_from = "http://sandbox/", location_to = "/p/3/app/",
+      location_also = { "http://127.0.0.1:8080/" }, location_links = true }
+    for _, c in ipairs {
+      { [[</a>; anchor="\/x"]], [[</p/3/app/a>; anchor="/p/3/app/x"]] },
+      { [[</a>; anchor="http:\/\/sandbox\/x\"y"; rel=next]], [[</p/3/app/a>; anchor="/p/3/app/x\"y"; rel=next]] },
+      { [[</a>; anchor="\h\t\t\p://127.0.0.1:8080"]], [[</p/3/app/a>; anchor="/p/3/app/"]] },
+      -- a quoted comma and semicolon stay the anchor's, its quote escaped
+      { [[</a>; anchor="/q\", </b>; x", </c>]], [[</p/3/app/a>; anchor="/p/3/app/q\", </b>; x", </p/3/app/c>]] },
+      -- the guard: what would name another host under a location_to "/", as written
+      { [[</a>; anchor="\/\/evil.example/"]], [[</p/3/app/a>; anchor="\/\/evil.example/"]] },
+      { [[</a>; anchor="/\\evil.example/"]], [[</p/3/app/a>; anchor="/\\evil.example/"]] },
+      { [[</a>; anchor="http://sandbox/\/evil.example/"]], [[</p/3/app/a>; anchor="http://sandbox/\/evil.example/"]] },
+      -- and what would to a client that only strips the quotes: the rest as the app escaped
+      -- it, "\evil" after the "/" a browser's "//evil"; an escape further on is no matter
+      { [[</a>; anchor="http://sandbox/\evil.example/x"]], [[</p/3/app/a>; anchor="http://sandbox/\evil.example/x"]] },
+      { [[</a>; anchor="\/\evil.example/x"]], [[</p/3/app/a>; anchor="\/\evil.example/x"]] },
+      { [[</a>; anchor="\h\t\t\p:\/\/sandbox\/\x"]], [[</p/3/app/a>; anchor="\h\t\t\p:\/\/sandbox\/\x"]] },
+      { [[</a>; anchor="http://127.0.0.1:8080\?q"]], [[</p/3/app/a>; anchor="http://127.0.0.1:8080\?q"]] },
+      { [[</a>; anchor="\h\t\t\p://sandbox/x\\"]], [[</p/3/app/a>; anchor="/p/3/app/x\\"]] },
+      -- another host's, escaped or not, and another parameter's value: as written
+      { [[</a>; anchor="https:\/\/other.example/x"; title="\/x"]], [[</p/3/app/a>; anchor="https:\/\/other.example/x"; title="\/x"]] },
+    } do
+      local app, sock = raw_upstream("HTTP/1.1 200 OK\r\nLink: " .. c[1] .. "\r\nContent-Length: 2\r\n\r\nok")
+      local srv, base = front(sock, opts)
+      local status, headers, body = fetch(base .. "/")
+      assert.equal(200, status)
+      assert.equal("ok", body)
+      assert.equal(c[2], headers.link, c[1])
+      srv:close()
+      app:close()
     end
   end)
 

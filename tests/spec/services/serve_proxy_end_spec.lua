@@ -16,11 +16,13 @@ describe("orket.serve's proxied requests", function()
 
   -- a local-use server of a store with one healthy sandbox reached at sock; its log lines kept
   -- (token: the local token a write needs; port: the one the app listens on in its sandbox)
-  local function server(sock, limits, token, port)
+  -- (unix: a path where the server listens too)
+  local function server(sock, limits, token, port, unix)
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
     local db = require("tests.backends").open_store()
-    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits, local_token = token }
+    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, limits = limits, local_token = token,
+      unix = unix }
     -- after the start, which ends the sandboxes whose owner is gone
     local pid = uv.os_getpid() -- owned by this process, which lives: not reconciled as ended
     local id = ops.insert(db, { target = "main", port = port or 0, socket = sock, command = "[]", owner_pid = pid,
@@ -372,6 +374,75 @@ describe("orket.serve's proxied requests", function()
     assert(ok, e)
   end)
 
+  -- An app that sends part of its status line or headers and then nothing is one that
+  -- began an answer and did not complete its headers: 504 from C (the fast path's body made
+  -- once per socket), with gateway_timeout's text and remedy (orket.errors), the headers'
+  -- deadline named (shortened here), not the first byte's
+  it("answers 504 with gateway_timeout's text when the app stalls mid-headers", function()
+    local sandboxes = require "orket.serve.sandboxes"
+    local errors = require "orket.errors"
+    local was = sandboxes.PROXY_HEADERS_MS
+    -- each part's app and server, ended after it and by the finally when an assertion fails
+    -- (the app's connections first: a request held open would keep the stop waiting)
+    local open = {}
+    local function close(o)
+      for _, c in ipairs(o.held) do if not c:is_closing() then c:close() end end
+      if not o.up:is_closing() then o.up:close() end
+      if o.stop then o.stop() end
+      o.stop = nil
+    end
+    finally(function()
+      sandboxes.PROXY_HEADERS_MS = was
+      for _, o in ipairs(open) do close(o) end
+    end)
+    sandboxes.PROXY_HEADERS_MS = 800 -- read once per socket, as its kept options are made
+    for _, part in ipairs { "HTTP/1.1 20", "HTTP/1.1 200 OK\r\nContent-Type: text/pl" } do
+      local sock = H.tmpdir() .. "/stall.sock"
+      local o = { up = uv.new_pipe(false), held = {} }
+      open[#open + 1] = o
+      assert(o.up:bind(sock))
+      o.up:listen(16, function()
+        local c = uv.new_pipe(false)
+        o.up:accept(c)
+        o.held[#o.held + 1] = c
+        c:read_start(function(_, d)
+          if not (d and d:find("\r\n\r\n", 1, true)) then return end
+          c:read_stop()
+          c:write(part) -- then nothing, the connection held open
+        end)
+      end)
+      local _, url, lines, stop, id = server(sock)
+      o.stop = stop
+      local t0 = uv.now()
+      local st, body, headers = H.fetch { url = url .. "/stall", total_timeout_ms = 60000 }
+      local took = uv.now() - t0
+      assert.equal(504, st, body)
+      -- the shortened deadline waited out, and the answer long before the first byte's
+      -- (PROXY_TIMEOUT_MS, 120 s) could pass: bounds wide enough for a loaded machine, the
+      -- message below naming which deadline it was
+      assert.is_true(took >= 750, part .. ": took " .. took .. " ms")
+      assert.is_true(took < sandboxes.PROXY_TIMEOUT_MS / 2, part .. ": took " .. took .. " ms")
+      assert.matches("^application/json", headers["content-type"])
+      local doc = cjson.decode(body)
+      assert.equal("gateway_timeout", doc.error.code)
+      assert.equal(errors.CODES.gateway_timeout.remedy, doc.error.remedy)
+      H.wait_for(function() return #proxied(lines) == 1 end, "the log line")
+      assert.equal(504, proxied(lines)[1].status)
+      if part:find("\r\n", 1, true) then
+        assert.equal(string.format("sandbox %d's app began an answer but did not complete its headers within 800 ms, "
+          .. "or fell silent for 120 s (GET /v1/sandboxes/%d/logs shows its log)", id, id), doc.error.message)
+        assert.matches("no complete response headers within 800 ms", proxied(lines)[1].note, 1, true)
+      else
+        -- the transfer sees the answer by its whole lines (libcurl's): a status line cut
+        -- short is no answer yet, timed by the same (shorter) deadline
+        assert.equal(string.format("sandbox %d's app gave no answer within 800 ms, or did not take the connection "
+          .. "within 5 s (GET /v1/sandboxes/%d/logs shows its log)", id, id), doc.error.message)
+        assert.matches("no response within 800 ms", proxied(lines)[1].note, 1, true)
+      end
+      close(o)
+    end
+  end)
+
   -- With no total time, an app's streams last as long as they send: one sandbox's app has
   -- at most PROXY_LIVE_MAX requests in progress, on all its routes together (shortened
   -- here); one more is answered 503 at once, with when to retry
@@ -514,6 +585,41 @@ describe("orket.serve's proxied requests", function()
     release = true
     up:close()
     assert(ok, e)
+  end)
+
+  -- This machine's own use over the server's unix socket is held to no share either, only
+  -- to the whole count: more requests in progress than app_live_each all reach the app
+  it("holds a unix-socket client to no share of an app's places, only to their whole count", function()
+    local serve = require "orket.serve"
+    local release, arrived = false, 0
+    local up, sock = app(function(req)
+      arrived = arrived + 1
+      H.wait_for(function() return release end, "the release", 10000)
+      req:respond(200, { "Content-Type: text/plain" }, "late")
+    end)
+    local stop -- (one finally: a second call would replace the first)
+    finally(function()
+      release = true -- the held requests answered, so the stop need not wait on them
+      if stop then stop() end
+      up:close()
+    end)
+    local unix = H.tmpdir() .. "/serve.sock"
+    local _, url, id
+    _, url, _, stop, id = server(sock, assert(serve.limits("app_live_max=3,app_live_each=1")), nil, nil, unix)
+    local path = url:match("^http://[^/]+(.*)$")
+    local function over_unix(p) return H.fetch { url = "http://127.0.0.1" .. path .. p, unix_socket = unix } end
+    local got = {}
+    for i = 1, 3 do task.spawn(function() got[i] = { over_unix("/" .. i) } end) end
+    H.wait_for(function() return arrived == 3 end, "three requests over the unix socket at the app", 10000)
+    -- the whole count still holds
+    local st, body = over_unix("/4")
+    assert.equal(503, st, body)
+    assert.matches("sandbox " .. id .. "'s app has 3 requests in progress (streams or slow answers), the most it "
+      .. "may have", cjson.decode(body).error.message, 1, true)
+    assert.equal(3, arrived)
+    release = true
+    H.wait_for(function() return got[1] and got[2] and got[3] end, "the answers", 10000)
+    for i = 1, 3 do assert.equal(200, got[i][1], got[i][2]) assert.equal("late", got[i][2]) end
   end)
 
   -- RFC 9110 13: a request's conditions reach the app, which alone can judge them (a
