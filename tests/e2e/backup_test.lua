@@ -59,9 +59,21 @@ db:close()
     assert.equal("canceled", status_of(dir, "API-2"))
     ok(H.orket("restore --check " .. H.quote(file), { cwd = dir }), "restore --check")
     assert.equal("canceled", status_of(dir, "API-2"))
+    -- the store's id as the board gives it (a stream's ?store=)
+    H.write(tmp .. "/id.lua", [[
+local db = assert(require("orket.project").open_store(".", false, true))
+io.stdout:write(require("orket.store.projects").store_id(db))
+db:close()
+]])
+    local function store_id() return ok(H.orket("lua " .. H.quote(tmp .. "/id.lua"), { cwd = dir }), "store id").stdout end
+    assert.equal(board.store, store_id())
     local r = ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
     assert.matches("restored %d+ cards", r.stdout)
     assert.equal("ready", status_of(dir, "API-2"))
+    -- another journal now, so another id: a stream asked with the old one starts over
+    local restored_id = store_id()
+    assert.are_not.equal(board.store, restored_id)
+    assert.equal(board.store, restored_id:match("^(%x+)%-%x+$"))
     -- the journal came back too, and new events go on after it
     local log = ok(H.orket("board --json", { cwd = dir }), "board")
     assert.matches("API%-3", log.stdout)

@@ -122,7 +122,7 @@ local function reader(ctx)
 end
 
 -- The store's own id (orket.store.projects.store_id: made with the store, kept by its
--- copies) | nil (a stand-in store that has none). Journal ids mean something only in the
+-- copies, made anew by a restore, which replaces the journal) | nil (a stand-in store that has none). Journal ids mean something only in the
 -- journal of one store: the board names its store, and a stream asked with ?store= another
 -- id is answered with a reset, whatever the id it replays after.
 local function store_of(db)

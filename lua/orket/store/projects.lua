@@ -2,6 +2,8 @@
 -- projects: docs/teams.md) as named operations op(db, ...) -> plain Lua values; a store
 -- error raises. They live in the store of the project `orket serve` runs in, beside the
 -- people (orket.store.users). Written once for both backends (orket.store.dialect).
+local crypto = require "orket.c.crypto"
+
 local M = {}
 
 --- list(db) -> array of {name, dir, added_at}, by name: the projects added with `orket projects add`
@@ -22,17 +24,39 @@ end
 
 --- store_id(db) -> the store's own id, made with it (store_identity) | nil. Its data
 --- carries it: a copy of a SQLite file, a PostgreSQL dump restored, a cluster moved or a
---- database made from another as a template keeps it, so a backup restored keeps its
+--- database made from another as a template keeps it. `orket restore` gives it a new one
+--- (renew): the journal it names is another by then, whatever its length, so a client
+--- holding an event id of the old one starts over (/v1/events?store=). The part before
+--- its first `-` (lasting) is kept by every copy and restore: a backup restored keeps its
 --- members (docs/teams.md); two such copies hosted at once are told apart by the probe.
 function M.store_id(db)
   local r = db:row("SELECT id FROM store_identity LIMIT 1")
   return r and r.id
 end
 
---- same_store(bound, id) -> whether a project_stores binding names store id: its own id,
---- or "ID:OID" as PostgreSQL stores were bound before (the database's oid was part of it)
+--- lasting(id) -> the part of a store id that no copy or restore changes: the id made
+--- with the store, without what a restore added (`-` and a word) or an old PostgreSQL
+--- binding's `:OID`
+function M.lasting(id)
+  if type(id) ~= "string" then return id end
+  return id:match("^[^%-:]*")
+end
+
+--- renew(db): the store's id made anew, inside the caller's transaction: its lasting part
+--- kept, a new random word after it. A restore does it, as the journal is replaced whole.
+--- A store without the table (a backup older than it: its migration draws a new id) is left.
+function M.renew(db)
+  local id = M.store_id(db)
+  if id then
+    assert(db:run("UPDATE store_identity SET id = ?", M.lasting(id) .. "-" .. crypto.random_id(8)))
+  end
+end
+
+--- same_store(bound, id) -> whether a project_stores binding names store id: the same
+--- lasting id (a restore's new word after it, or "ID:OID" as PostgreSQL stores were bound
+--- before, when the database's oid was part of it, name the same store)
 function M.same_store(bound, id)
-  return bound == id or (type(bound) == "string" and bound:match("^(.*):%d+$") == id)
+  return bound == id or (type(bound) == "string" and type(id) == "string" and M.lasting(bound) == M.lasting(id))
 end
 
 --- probe(db[, word]) -> the probe word the store holds now (word written first, in a

@@ -996,6 +996,84 @@ describe("orket.serve streams", function()
     stop()
   end)
 
+  -- A restore replaces the journal whole: its ids mean other events than before (it may be
+  -- longer or shorter). The store gets a new id with it, on both backends, its lasting part
+  -- kept, so it is the same store to its members (a project's binding) and to old traces.
+  it("gives a store restored from a backup a new id, its lasting part kept", function()
+    local dir = H.tmpdir()
+    local backup = require "orket.store.backup"
+    local sp = require "orket.store.projects"
+    local db = require("tests.backends").open_store()
+    local before = assert(sp.store_id(db))
+    assert.truthy(assert(backup.backup(db, dir .. "/b")))
+    assert.equal(before, sp.store_id(db)) -- a backup changes nothing
+    assert.truthy(assert(backup.restore(db, dir .. "/b")))
+    local after = assert(sp.store_id(db))
+    assert.are_not.equal(before, after)
+    assert.matches("^[%w-]+$", after) -- what ?store= takes
+    assert.equal(before, sp.lasting(after))
+    assert.is_true(sp.same_store(before, after)) -- a binding made before names it still
+    assert.is_true(sp.same_store(after, before))
+    -- each restore another id, however many times the same backup is restored
+    assert.truthy(assert(backup.restore(db, dir .. "/b")))
+    local again = sp.store_id(db)
+    assert.are_not.equal(after, again)
+    assert.are_not.equal(before, again)
+    assert.equal(before, sp.lasting(again))
+    assert.is_false(sp.same_store("77aa-0123", again))
+    db:close()
+  end)
+
+  -- A page that read the board before a restore holds an event id of the old journal; the
+  -- restored one, grown past that id since, would be replayed from it as if nothing changed.
+  it("answers a stream asked with the store's id from before a restore with a reset", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local backup = require "orket.store.backup"
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "admin")
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("heartbeat_ms=60000")), log = function() end }
+    local s = { url = "http://127.0.0.1:" .. srv:port() }
+    assert.truthy(assert(backup.backup(db, dir .. "/b")))
+    keys.create(db, dir, "b", "viewer")
+    keys.create(db, dir, "c", "viewer")
+    -- the page's board: after the backup
+    local st, board = H.api(s, "GET", "/v1/board", a)
+    assert.equal(200, st)
+    local old, held = board.store, math.tointeger(board.journal_id)
+    assert.truthy(assert(backup.restore(db, dir .. "/b")))
+    -- the restored journal grows past the page's id: no id past the end tells it
+    for i = 1, 4 do keys.create(db, dir, "k" .. i, "viewer") end
+    st, board = H.api(s, "GET", "/v1/board", a)
+    assert.equal(200, st)
+    local newest = math.tointeger(board.journal_id)
+    assert.is_true(newest > held)
+    local RESET = 'id: (%d+)\nevent: reset\ndata: {"id":(%d+)}\n\n'
+    local function open(query)
+      local ev = H.stream { url = s.url .. "/v1/events" .. query, headers = { "Authorization: Bearer " .. a },
+        total_timeout_ms = 30000 }
+      assert.equal(200, ev.status)
+      return ev
+    end
+    -- the id from before the restore: a reset to the restored journal's newest, nothing replayed
+    local ev = open("?after=" .. held .. "&store=" .. old)
+    wait_for(function() return ev.text():match(RESET) end, "the reset")
+    local id, data = ev.text():match(RESET)
+    assert.same({ newest, newest }, { tonumber(id), tonumber(data) })
+    orket.sleep(100)
+    assert.equal(1, select(2, ev.text():gsub("\nid: ", ""))) -- the reset alone
+    ev.close()
+    assert.are_not.equal(old, board.store)
+    -- the restored store's id: the replay, no reset
+    ev = open("?after=" .. held .. "&store=" .. board.store)
+    wait_for(function() return ev.text():find("\nid: " .. newest .. "\n", 1, true) end, "the replay")
+    assert.is_nil(ev.text():find("event: reset", 1, true))
+    ev.close()
+    wait_for(function() return srv.nstreams == 0 end, "every stream ended")
+    stop()
+  end)
+
   it("leaves a quarter of the connections to other requests by default", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
