@@ -80,8 +80,8 @@ end
 --- granted for the store it named before: when that was another store (orket.lua's
 --- serve.projects pointed elsewhere, or the name reused), they are dropped (members: how
 --- many), journaled and audited, so the old members get nothing of the new project. A name served for
---- the first time is bound to its store; the same store restored from a backup (its id's
---- lasting part is in its data: orket.store.projects.same_store) keeps them. route: where it was found ("serve" at a server's start, "cli").
+--- the first time is bound to its store; the same store restored from a backup (its id
+--- is in its data) keeps them. route: where it was found ("serve" at a server's start, "cli").
 function M.rebind(db, name, store_id, actor, route)
   if not store_id then return nil end
   local out

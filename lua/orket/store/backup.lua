@@ -307,7 +307,7 @@ local function pg_import(db, path)
         .. "AS v FROM %q", s.t, s.c, s.c, s.t)))
     end
     -- another journal now: the store's id made anew with it (orket.store.projects.renew)
-    if have.store_identity then store_projects.renew(db) end
+    store_projects.renew(db, have.store_identity)
     return true
   end)
 end
@@ -548,8 +548,9 @@ function M.restore(db, path, checked)
   if want == "sqlite" then
     -- the pages are copied in a transaction of their own (SQLite's backup API), so the new
     -- id follows in the next: a board read between the two names the old id with the new
-    -- journal, and its stream is told to start over once the new id is in, which is harmless
-    local rok, nerr = db:tx(function() store_projects.renew(db) return true end)
+    -- journal, and its stream is told to start over once the new id is in, which is harmless.
+    -- A backup older than migration 27 has no id; its migration draws one.
+    local rok, nerr = db:tx(function() store_projects.renew(db, (info.version or 0) >= 27) return true end)
     if not rok then info.unrenewed = tostring(nerr) end
   end
   return info
