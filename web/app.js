@@ -247,7 +247,8 @@
   function startEvents() {
     stopEvents();
     // ?store=: the store the id is of (the board's), kept in the address a reconnect uses:
-    // a server now on another store (the project added again from another folder) answers
+    // a server now on another store (the project added again from another folder, or its
+    // store restored from a backup, which gets a new id with its new journal) answers
     // with a reset, whatever its journal's length, rather than replay it from our id
     const q = [];
     if (state.after !== null) q.push("after=" + encodeURIComponent(state.after));

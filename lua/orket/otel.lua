@@ -452,8 +452,9 @@ end
 
 --- trace_of(store_id, run_id) -> hi, lo: the trace id of a run recorded before runs kept
 --- their own (trace_id in the run's data), the same at every start of it (two 64-bit
---- integers, its 16 bytes' halves). A hash of the store's random id and the run's id: a
---- copy of the store (orket restore, pg_dump) keeps the store's id and gives its next runs
+--- integers, its 16 bytes' halves). A hash of the store's random id (orket.store.projects
+--- .store_id, which orket restore keeps) and the run's id: a copy of the
+--- store (orket restore, pg_dump) keeps that id and gives its next runs
 --- ids the original gave too, so only runs recorded before use it.
 function M.trace_of(store_id, run_id)
   return halves(crypto.hash(string.format("orket.run.trace\0%s\0%s", store_id, tostring(run_id)), 16))

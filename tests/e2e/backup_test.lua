@@ -59,9 +59,28 @@ db:close()
     assert.equal("canceled", status_of(dir, "API-2"))
     ok(H.orket("restore --check " .. H.quote(file), { cwd = dir }), "restore --check")
     assert.equal("canceled", status_of(dir, "API-2"))
+    -- the store's id as the board gives it (a stream's ?store=), and as its identity
+    H.write(tmp .. "/id.lua", [[
+local db = assert(require("orket.project").open_store(".", false, true))
+local sp = require("orket.store.projects")
+io.stdout:write(sp.journal_store_id(db), " ", sp.store_id(db))
+db:close()
+]])
+    local function store_id()
+      local out = ok(H.orket("lua " .. H.quote(tmp .. "/id.lua"), { cwd = dir }), "store id").stdout
+      return out:match("^(%S+) (%S+)$")
+    end
+    local own_before, lasting = store_id()
+    assert.equal(board.store, own_before)
+    assert.equal(board.store, lasting)
     local r = ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
     assert.matches("restored %d+ cards", r.stdout)
     assert.equal("ready", status_of(dir, "API-2"))
+    -- another journal now, so another id: a stream asked with the old one starts over
+    local restored_id, still = store_id()
+    assert.are_not.equal(board.store, restored_id)
+    assert.equal(board.store, restored_id:match("^(%x+)%-%x+$"))
+    assert.equal(lasting, still) -- the same store to its members and traces
     -- the journal came back too, and new events go on after it
     local log = ok(H.orket("board --json", { cwd = dir }), "board")
     assert.matches("API%-3", log.stdout)
@@ -453,6 +472,39 @@ db:close()
     assert.equal(1, r.status, r.stderr)
     assert.equal("orket: restore: .orket/orket.db: database is locked (the store was not changed)\n", r.stderr)
     assert.equal("canceled", status_of(dir, "API-2"))
+  end)
+
+  -- The new id is written after the pages on SQLite, so it can fail alone: the content is
+  -- restored and the command says so and fails. On PostgreSQL it is in the import's
+  -- transaction: nothing changes.
+  it("says so and fails when a restore's new id cannot be written", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local file = tmp .. "/b.db"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    ok(H.orket('cancel API-2 "after the backup"', { cwd = dir }), "cancel")
+    H.write(tmp .. "/id.lua", [[
+local db = assert(require("orket.project").open_store(".", false, true))
+io.stdout:write(require("orket.store.projects").journal_store_id(db))
+db:close()
+]])
+    local function store_id() return ok(H.orket("lua " .. H.quote(tmp .. "/id.lua"), { cwd = dir }), "store id").stdout end
+    local before = store_id()
+    H.write(tmp .. "/restore.lua", string.format([[
+require("orket.store.projects").renew = function() error("no new id here", 0) end
+os.exit(require("orket.cli").main { "restore", %q })
+]], file))
+    local r = H.orket("lua " .. H.quote(tmp .. "/restore.lua"), { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.equal(before, store_id())
+    if backends.name() == "sqlite" then
+      assert.matches("restored %d+ cards", r.stdout)
+      assert.matches("restore: the store was restored, but its id was not made anew (no new id here)", r.stderr, 1, true)
+      assert.equal("ready", status_of(dir, "API-2"))
+    else
+      assert.matches("no new id here", r.stderr, 1, true)
+      assert.equal("canceled", status_of(dir, "API-2"))
+    end
   end)
 
   -- the copy's private name (FILE.part-PID, removed) was said as the file at fault

@@ -20,7 +20,9 @@ reading the board sees the old content or the new, never a mix. --check only che
 while a run works on the project; stop 'orket serve' and workers first, as their runs would
 continue on cards the restore changed. Refused too while a sandbox of the project runs
 (orket sandbox list): stop it first with 'orket sandbox stop ID'. A SQLite backup restores into SQLite, a PostgreSQL
-export into PostgreSQL. See docs/guide/deploying.md.
+export into PostgreSQL. The store gets a new id for its event streams (the id its members
+are bound by kept): a web board whose stream opens after it starts over from the board
+instead of replaying event ids of the old journal. See docs/guide/deploying.md.
 
 A backup carries no signature: its audit (docs/audit.md) is verified first, every entry's
 hash and every checkpoint's signature under this project's .orket/audit.pub, and refused
@@ -222,6 +224,12 @@ local function replace(dir, file, name, accept, cli)
   end
   local status = recorded(dir, v, name, info, accept, cli)
   lock:release()
+  if info.unrenewed then
+    -- the content is restored; only the new id, which tells event streams to start over, is not
+    cli.fail("ESQL", "restore: the store was restored, but its id was not made anew (%s): a client following "
+      .. "its events may replay ids of the old journal; restore again", info.unrenewed)
+    return 1
+  end
   return status
 end
 

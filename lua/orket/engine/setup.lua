@@ -28,9 +28,10 @@ local scriptfile = require "orket.scriptfile"
 
 local M = {}
 
--- The store's own id (orket.store.projects), or nil: a store that cannot say it (a test's
--- stand-in) gives the runs recorded before runs kept their trace id (orket.otel) a trace
--- each start, never a failed setup.
+-- The store's own id (orket.store.projects.store_id: no restore changes it, so the old runs
+-- keep their traces), or nil: a store that cannot say it (a test's stand-in) gives the runs
+-- recorded before runs kept their trace id (orket.otel) a trace each start, never a failed
+-- setup.
 local function store_id(db)
   local ok, id = pcall(projects.store_id, db)
   return ok and id or nil

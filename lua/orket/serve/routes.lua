@@ -121,17 +121,21 @@ local function reader(ctx)
   return { people = M.people_reader(ctx.server, ctx.who), own = ctx.who and ctx.who.id or nil }
 end
 
--- The store's own id (orket.store.projects.store_id: made with the store, kept by its
--- copies) | nil (a stand-in store that has none). Journal ids mean something only in the
--- journal of one store: the board names its store, and a stream asked with ?store= another
--- id is answered with a reset, whatever the id it replays after.
+-- The store's id as its journal's (orket.store.projects.journal_store_id: made with the
+-- store, kept by its copies, a word added by each restore, which replaces the journal) | nil
+-- (a stand-in store that has none). Journal ids mean something only in the journal of one
+-- store: the board names its store, and a stream asked with ?store= another id is answered
+-- with a reset, whatever the id it replays after.
 local function store_of(db)
-  local ok, id = pcall(store_projects.store_id, db)
+  local ok, id = pcall(store_projects.journal_store_id, db)
   return ok and type(id) == "string" and id or nil
 end
 
 local function board(req, ctx)
   local db, root = ctx.db, ctx.query.root
+  -- the store's id, read before the journal's: a restore between the two then leaves the page
+  -- the old store's id, whose stream is reset, never the new one's with an old journal's id
+  local sid = store_of(db)
   -- the journal's id, read before the board: a page that follows the journal after it
   -- (/v1/events?after=) misses nothing written since the board was read, in any client
   local at = events.latest(db)
@@ -154,7 +158,6 @@ local function board(req, ctx)
   -- the kept text with the caller's id added (the newest row they may read: not kept, as it
   -- is the caller's); one copy of the text per request, against a build of it each time
   local id = events.readable_latest(db, at, reader(ctx))
-  local sid = store_of(db)
   return 200, jsonout.encoded(text:sub(1, -3) .. ',"journal_id":' .. string.format("%d", id)
     .. (sid and ',"store":' .. jsonout.encode(sid) or "") .. "}\n")
 end
@@ -268,8 +271,9 @@ local BOARD_AT = { type = "object", additionalProperties = true, required = { "f
   properties = { format = oa.BOARD.properties.format, journal_id = { type = "integer", minimum = 0,
     description = "the journal's id the board was read at (the newest event the caller may read): "
       .. "/v1/events?after= it follows the journal from the board, missing nothing" },
-    store = { type = "string", description = "the store's own id (made with it): journal ids are of this store's "
-      .. "journal; /v1/events?store= it is answered with a reset when the project's store is another by then" } } }
+    store = { type = "string", description = "the store's own id (made with it, a word added by each "
+      .. "`orket restore`, which replaces the journal): journal ids are of this store's journal; "
+      .. "/v1/events?store= it is answered with a reset when the project's store is another by then" } } }
 local function json(schema, description) return { schema = schema, description = description } end
 local SSE = { media = "text/event-stream", schema = { type = "string" }, description = "the journal as Server-Sent Events" }
 local AFTER = { name = "after", type = "integer", description = "replay the events after this journal id" }

@@ -2,6 +2,8 @@
 -- projects: docs/teams.md) as named operations op(db, ...) -> plain Lua values; a store
 -- error raises. They live in the store of the project `orket serve` runs in, beside the
 -- people (orket.store.users). Written once for both backends (orket.store.dialect).
+local crypto = require "orket.c.crypto"
+
 local M = {}
 
 --- list(db) -> array of {name, dir, added_at}, by name: the projects added with `orket projects add`
@@ -20,19 +22,57 @@ function M.insert(db, name, dir)
   assert(db:run("INSERT INTO projects (name, dir, added_at) VALUES (?, ?, " .. db.dialect.now .. ")", name, dir))
 end
 
---- store_id(db) -> the store's own id, made with it (store_identity) | nil. Its data
---- carries it: a copy of a SQLite file, a PostgreSQL dump restored, a cluster moved or a
---- database made from another as a template keeps it, so a backup restored keeps its
---- members (docs/teams.md); two such copies hosted at once are told apart by the probe.
+--- store_id(db) -> the store's own id, made with it (store_identity) | nil: what its
+--- identity keys off (a project's binding, so its members; a server's check of its projects;
+--- the trace of a run recorded without one). Its data carries it: a copy of a SQLite file, a
+--- PostgreSQL dump restored, a cluster moved, a database made from another as a template and
+--- `orket restore` keep it, so a backup restored keeps its members (docs/teams.md); two such
+--- copies hosted at once are told apart by the probe. The word a restore adds is left out.
 function M.store_id(db)
+  return M.lasting(M.journal_store_id(db))
+end
+
+--- journal_store_id(db) -> the store's id with the word `orket restore` adds (renew) | nil:
+--- the store whose journal an event id is of, for the board's `store` and /v1/events?store=
+--- only. A restore replaces the journal whole, so a client holding an id of the old one is
+--- told to start over. Nothing else wants it: what keys off the store's identity reads
+--- store_id.
+function M.journal_store_id(db)
   local r = db:row("SELECT id FROM store_identity LIMIT 1")
   return r and r.id
 end
 
---- same_store(bound, id) -> whether a project_stores binding names store id: its own id,
---- or "ID:OID" as PostgreSQL stores were bound before (the database's oid was part of it)
+-- An id made with a store: 32 hex digits (migration 27 on both backends). Only a word after
+-- it, as renew writes it, is cut: an id of another shape is taken whole.
+local MADE = "^(" .. string.rep("%x", 32) .. ")%-%x+$"
+
+--- lasting(id) -> the part of a store id that no copy or restore changes: the id made with
+--- the store, without the `-` and word a restore added after its 32 hex digits
+function M.lasting(id)
+  if type(id) ~= "string" then return id end
+  return id:match(MADE) or id
+end
+
+--- renew(db): the store's id made anew, inside the caller's transaction: its lasting part
+--- kept, a new random word after it. A restore does it, as the journal is replaced whole.
+--- has: whether the store has the table (a backup older than it does not: its migration
+--- draws a new id); with it, a failed read or write raises, never a restore said renewed.
+function M.renew(db, has)
+  if not has then return end
+  local r, err = db:row("SELECT id FROM store_identity LIMIT 1")
+  if err ~= nil then error("reading the store's id: " .. tostring(err), 0) end
+  if not r then error("the store has no id (store_identity is empty)", 0) end
+  assert(db:run("UPDATE store_identity SET id = ?", M.lasting(r.id) .. "-" .. crypto.random_id(8)))
+end
+
+--- same_store(bound, id) -> whether a project_stores binding names store id: the same
+--- lasting id (either given whole, a restore's word after it), or "ID:OID" as PostgreSQL
+--- stores were bound before (the database's oid was part of it)
 function M.same_store(bound, id)
-  return bound == id or (type(bound) == "string" and bound:match("^(.*):%d+$") == id)
+  if bound == id then return true end
+  if type(bound) ~= "string" or type(id) ~= "string" then return false end
+  local own = M.lasting(id)
+  return M.lasting(bound) == own or bound:match("^(.*):%d+$") == own
 end
 
 --- probe(db[, word]) -> the probe word the store holds now (word written first, in a

@@ -468,6 +468,37 @@ describe("otel's trace of a run", function()
     assert.matches("^%x+$", ids[1][1])
     assert.same({ ids[1][2], ids[1][2] }, { ids[1][1], ids[2][1] })
   end)
+
+  -- the runs recorded before runs kept their trace id keep their traces: the word a restore
+  -- adds to the store's id (for event streams) is not the id a tracer hashes
+  it("take the same store id after orket restore, where an engine's tracer is built", function()
+    local H = require "tests.helpers"
+    local setup = require "orket.engine.setup"
+    local backup = require "orket.store.backup"
+    local sp = require "orket.store.projects"
+    local dir = H.tmpdir()
+    os.execute("cp -R " .. H.quote(H.ROOT .. "/examples/notes/.") .. " " .. H.quote(dir))
+    local env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9" }
+    local function getenv(k) return env[k] end
+    local ids, whole = {}, {}
+    local ok, err = pcall(function()
+      assert(require("orket.project").open_store(dir, true)):close()
+      for i = 1, 2 do
+        local e, db = assert(setup.open(dir, { getenv = getenv }))
+        ids[i], whole[i] = e.tracer.store_id, sp.journal_store_id(db)
+        if i == 1 then
+          assert(backup.backup(db, dir .. "/b.db"))
+          assert(backup.restore(db, dir .. "/b.db"))
+        end
+        e.close_all()
+      end
+    end)
+    H.cleanup()
+    assert(ok, err)
+    assert.are_not.equal(whole[1], whole[2]) -- restored: the id streams are given is another
+    assert.matches("^%x+$", ids[1])
+    assert.equal(ids[1], ids[2])
+  end)
 end)
 
 describe("otel's configuration", function()

@@ -996,6 +996,159 @@ describe("orket.serve streams", function()
     stop()
   end)
 
+  -- A restore replaces the journal whole: its ids mean other events than before (it may be
+  -- longer or shorter). The store gets a new id with it, on both backends, its lasting part
+  -- kept, so it is the same store to its members (a project's binding) and to old traces.
+  it("gives a store restored from a backup a new id, its lasting part kept", function()
+    local dir = H.tmpdir()
+    local backup = require "orket.store.backup"
+    local sp = require "orket.store.projects"
+    local db = require("tests.backends").open_store()
+    local before = assert(sp.journal_store_id(db))
+    assert.equal(before, sp.store_id(db)) -- never restored: the id made with the store alone
+    assert.truthy(assert(backup.backup(db, dir .. "/b")))
+    assert.equal(before, sp.journal_store_id(db)) -- a backup changes nothing
+    assert.truthy(assert(backup.restore(db, dir .. "/b")))
+    local after = assert(sp.journal_store_id(db))
+    assert.are_not.equal(before, after)
+    assert.matches("^[%w-]+$", after) -- what ?store= takes
+    assert.equal(before, sp.lasting(after))
+    assert.equal(before, sp.store_id(db)) -- its identity: what members and traces key off
+    assert.is_true(sp.same_store(before, after)) -- a binding made before names it still
+    assert.is_true(sp.same_store(after, before))
+    -- each restore another id, however many times the same backup is restored
+    assert.truthy(assert(backup.restore(db, dir .. "/b")))
+    local again = sp.journal_store_id(db)
+    assert.are_not.equal(after, again)
+    assert.are_not.equal(before, again)
+    assert.equal(before, sp.store_id(db))
+    assert.is_false(sp.same_store("77aa-0123", again))
+    db:close()
+  end)
+
+  -- Only the word a restore writes after the 32 hex digits made with the store is cut: an id
+  -- of another shape, dashes in it, is taken whole, never shortened to its first part.
+  it("cuts only a restore's word from a store's id", function()
+    local sp = require "orket.store.projects"
+    local id = string.rep("5e1f", 8)
+    assert.equal(id, sp.lasting(id))
+    assert.equal(id, sp.lasting(id .. "-0123456789abcdef"))
+    for _, whole in ipairs { "5e1f-0123", "0ther5t0re", id .. "-", id .. "-xyz", "a-" .. id .. "-0123",
+      "5e1f0000-1111-2222-3333-444444444444" } do
+      assert.equal(whole, sp.lasting(whole))
+    end
+    assert.is_false(sp.same_store("5e1f0000-1111", "5e1f0000-2222"))
+    assert.is_true(sp.same_store(id .. ":16384", id .. "-0123456789abcdef")) -- an old PostgreSQL binding
+  end)
+
+  -- A restore whose new id was not written must say so (orket restore exits 1), never pass
+  -- for renewed: a failed read of the id raises, as a failed write does.
+  it("raises when a restore cannot read the store's id it makes anew", function()
+    local sp = require "orket.store.projects"
+    local failing = { row = function() return nil, "disk I/O error" end }
+    assert.has_error(function() sp.renew(failing, true) end, "reading the store's id: disk I/O error")
+    assert.has_error(function() sp.renew({ row = function() return nil end }, true) end,
+      "the store has no id (store_identity is empty)")
+    sp.renew(failing, false) -- a backup older than the table: its migration draws the id
+  end)
+
+  -- The board reads the store's id before the journal's: a restore between the two reads
+  -- then leaves the page the old store's id, whose stream is reset. Read the other way, the
+  -- page held the new store's id with an event id of the old journal, and its stream replayed
+  -- the restored journal from that id. The restore runs where the board reads the store's id.
+  it("never pairs the old journal's id with a restored store's id on the board", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local backup = require "orket.store.backup"
+    local sp = require "orket.store.projects"
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "admin")
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("heartbeat_ms=60000")), log = function() end }
+    local s = { url = "http://127.0.0.1:" .. srv:port() }
+    assert.truthy(assert(backup.backup(db, dir .. "/b")))
+    keys.create(db, dir, "b", "viewer")
+    keys.create(db, dir, "c", "viewer")
+    local read = sp.journal_store_id
+    finally(function() sp.journal_store_id = read end)
+    sp.journal_store_id = function(d)
+      sp.journal_store_id = read
+      assert.truthy(assert(backup.restore(db, dir .. "/b")))
+      return read(d)
+    end
+    local st, board = H.api(s, "GET", "/v1/board", a)
+    assert.equal(200, st)
+    assert.equal(read, sp.journal_store_id) -- the restore ran in the board's read
+    local first = events.latest(db) + 1 -- the first event written after the board was read
+    for i = 1, 4 do keys.create(db, dir, "k" .. i, "viewer") end
+    local newest = events.latest(db)
+    local ev = H.stream { url = s.url .. "/v1/events?after=" .. math.tointeger(board.journal_id) .. "&store="
+      .. board.store, headers = { "Authorization: Bearer " .. a }, total_timeout_ms = 30000 }
+    assert.equal(200, ev.status)
+    -- a reset, or every event written since the board was read: none missed
+    wait_for(function()
+      local t = ev.text()
+      return t:find("event: reset", 1, true) or t:find("\nid: " .. newest .. "\n", 1, true)
+    end, "the stream")
+    local t = ev.text()
+    if not t:find("event: reset", 1, true) then
+      assert.truthy(t:find("\nid: " .. first .. "\n", 1, true), t)
+    end
+    ev.close()
+    wait_for(function() return srv.nstreams == 0 end, "every stream ended")
+    stop()
+  end)
+
+  -- A page that read the board before a restore holds an event id of the old journal; the
+  -- restored one, grown past that id since, would be replayed from it as if nothing changed.
+  it("answers a stream asked with the store's id from before a restore with a reset", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local backup = require "orket.store.backup"
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "admin")
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("heartbeat_ms=60000")), log = function() end }
+    local s = { url = "http://127.0.0.1:" .. srv:port() }
+    assert.truthy(assert(backup.backup(db, dir .. "/b")))
+    keys.create(db, dir, "b", "viewer")
+    keys.create(db, dir, "c", "viewer")
+    -- the page's board: after the backup
+    local st, board = H.api(s, "GET", "/v1/board", a)
+    assert.equal(200, st)
+    local old, held = board.store, math.tointeger(board.journal_id)
+    assert.truthy(assert(backup.restore(db, dir .. "/b")))
+    -- the restored journal grows past the page's id: no id past the end tells it
+    for i = 1, 4 do keys.create(db, dir, "k" .. i, "viewer") end
+    st, board = H.api(s, "GET", "/v1/board", a)
+    assert.equal(200, st)
+    local newest = math.tointeger(board.journal_id)
+    assert.is_true(newest > held)
+    local RESET = 'id: (%d+)\nevent: reset\ndata: {"id":(%d+)}\n\n'
+    local function open(query)
+      local ev = H.stream { url = s.url .. "/v1/events" .. query, headers = { "Authorization: Bearer " .. a },
+        total_timeout_ms = 30000 }
+      assert.equal(200, ev.status)
+      return ev
+    end
+    -- the id from before the restore: a reset to the restored journal's newest, nothing replayed
+    local ev = open("?after=" .. held .. "&store=" .. old)
+    wait_for(function() return ev.text():match(RESET) end, "the reset")
+    local id, data = ev.text():match(RESET)
+    assert.same({ newest, newest }, { tonumber(id), tonumber(data) })
+    orket.sleep(100)
+    assert.equal(1, select(2, ev.text():gsub("\nid: ", ""))) -- the reset alone
+    ev.close()
+    assert.are_not.equal(old, board.store)
+    -- the restored store's id: the replay, no reset
+    ev = open("?after=" .. held .. "&store=" .. board.store)
+    wait_for(function() return ev.text():find("\nid: " .. newest .. "\n", 1, true) end, "the replay")
+    assert.is_nil(ev.text():find("event: reset", 1, true))
+    ev.close()
+    wait_for(function() return srv.nstreams == 0 end, "every stream ended")
+    stop()
+  end)
+
   it("leaves a quarter of the connections to other requests by default", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
