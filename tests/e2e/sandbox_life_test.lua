@@ -347,6 +347,70 @@ describe("orket sandbox up", function()
     H.wait_for(function() return #procs(m) == 0 end, "every sandbox's processes to end: " .. table.concat(procs(m), " | "))
   end)
 
+  -- One store shared by two folders (one PostgreSQL database, or, on SQLite, the second
+  -- folder's store a link to the first's file) holds the sandboxes of both: a deploy in one
+  -- folder (--replace) stopped the live sandboxes of its target in the other folder too.
+  it("replaces on --replace only its own folder's sandboxes of a store another folder shares", function()
+    if skip then return pending(skip) end
+    local ma, mb = mark(), mark()
+    local a, b = project(ma), project(mb)
+    if backends.name() == "pg" then
+      local url = assert(H.read(a .. "/orket.lua"):match('\nstore = { url = ("[^\n]-") }\n'))
+      local text, n = H.read(b .. "/orket.lua"):gsub('\nstore = { url = "[^\n]-" }\n', function()
+        return "\nstore = { url = " .. url .. " }\n"
+      end)
+      assert.equal(1, n)
+      H.write(b .. "/orket.lua", text)
+    else
+      for _, suffix in ipairs { "", "-wal", "-shm" } do os.remove(b .. "/.orket/orket.db" .. suffix) end
+      assert(require("luv").fs_symlink(a .. "/.orket/orket.db", b .. "/.orket/orket.db"))
+    end
+    local function up(dir, id, extra)
+      local r = H.orket("sandbox up -d" .. (extra or ""), { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("sandbox " .. id .. " is healthy", r.stdout, 1, true)
+    end
+    up(a, 1)
+    up(b, 2)
+    up(b, 3, " --replace")
+    -- b's own sandbox made way; a's runs on, and answers
+    local status = {}
+    for _, row in ipairs(list(a, true)) do status[math.tointeger(row.id)] = row.status end
+    assert.same({ "healthy", "stopped", "healthy" }, status)
+    local code, body = get(a .. "/.orket/sandboxes/1/app.sock", "/")
+    assert.equal(200, code)
+    assert.matches("hello from " .. ma, body, 1, true)
+    for _, id in ipairs { 1, 3 } do
+      assert.equal(0, H.orket("sandbox stop " .. id, { cwd = id == 1 and a or b }).status)
+    end
+    H.wait_for(function() return #procs(ma) + #procs(mb) == 0 end, "every sandbox's processes to end")
+  end)
+
+  -- A row was inserted with no socket, written only after its transaction: a deploy of
+  -- another folder reading it meanwhile could not tell its folder, and counted it as its own.
+  it("names a sandbox's folder in its row from the row's first moment in the store", function()
+    if skip then return pending(skip) end
+    local dir = project(mark())
+    local real = require("luv").fs_realpath(dir)
+    -- the first thing a start does once its row is there: the row is read then from
+    -- another connection, and the process ends
+    local script = H.tmpdir() .. "/start.lua"
+    H.write(script, string.format([=[
+local service = require "orket.sandboxes.service"
+service.sockets = function(row)
+  local id = assert(tonumber(row.socket:match("/(%%d+)/app%%.sock$")))
+  local db = assert(require("orket.project").open_store(%q, false))
+  io.stdout:write("socket [", tostring(require("orket.store.sandboxes").get(db, id).socket), "]\n")
+  io.stdout:flush()
+  os.exit(0)
+end
+os.exit(require("orket.cli").main({ "sandbox", "up", "-C", %q }))
+]=], dir, dir))
+    local r = H.orket("lua " .. H.quote(script), { cwd = dir, wrap = "timeout 60" })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("socket [" .. real .. "/.orket/sandboxes/1/app.sock]", r.stdout, 1, true)
+  end)
+
   it("a server killed with its sandbox and started again shows the sandbox ended, never healthy behind a 502", function()
     if skip then return pending(skip) end
     local m, dir, op, s, id = served()

@@ -48,9 +48,9 @@ up        starts main's tree at a commit (main's head, or --commit ID), written 
           Waits until it is healthy (exit 1, with the log's tail, when it is not within
           health.start_timeout_ms), then stays in the foreground probing its health until
           Ctrl-C stops it. --detach leaves it running in the background and returns;
-          --replace stops the live sandbox of main first (what a deploy does); --card CARD
-          runs the acceptance checks (sandbox_checks) of that merged card once it is
-          healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
+          --replace stops this folder's live sandbox of main first (what a deploy does);
+          --card CARD runs the acceptance checks (sandbox_checks) of that merged card once
+          it is healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
           and a failure goes back to the card with the checks' output and the log's tail.
 list      the live sandboxes (--all: the ended ones too): id, status, port, commit, socket, since.
           A sandbox whose owner ended is marked exited first.
