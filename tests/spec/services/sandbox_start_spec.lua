@@ -134,3 +134,83 @@ describe("a starting sandbox of several services", function()
     assert.equal("bash", argv[1])
   end)
 end)
+
+-- A deploy slept 5 ms before asking each sandbox it replaces to make way, so that a signal
+-- that came while it held the thread had its handler run first: a guess at the time a turn
+-- of the loop takes, and after an I/O callback the timer could fire before any poll. Now it
+-- waits for the loop's next poll itself (service.turn), and for nothing else.
+describe("a deploy's turn of the loop", function()
+  local uv = require "luv"
+  local task = require "orket.task"
+
+  -- seen(fn) -> whether a SIGWINCH that fn sends this process (send()) while it holds the
+  -- thread had its handler run once fn returned, and the milliseconds fn took. fn(send,
+  -- heard) runs in a task; heard() says whether the handler ran yet.
+  local function seen(fn)
+    local heard = false
+    local sig = uv.new_signal()
+    sig:start("sigwinch", function() heard = true end)
+    -- bounds a poll that would wait, so a broken turn fails rather than hangs
+    local guard = uv.new_timer()
+    guard:start(3000, 0, function() end)
+    local ms
+    local ok, err = task.spawn(function()
+      local t0 = uv.hrtime()
+      fn(function() assert(uv.kill(uv.os_getpid(), "sigwinch")) end, function() return heard end)
+      ms = (uv.hrtime() - t0) / 1e6
+    end):join()
+    guard:close()
+    sig:close()
+    assert(ok, err)
+    return heard, ms
+  end
+
+  -- the luv handles open and not closing
+  local function open_handles()
+    local n = 0
+    uv.walk(function(h) if not h:is_closing() then n = n + 1 end end)
+    return n
+  end
+
+  it("runs the handler of a signal that came while the task held the thread, and waits on no clock", function()
+    local heard, ms = seen(function(send, heard)
+      send()
+      assert.is_false(heard()) -- (the task holds the thread: nothing ran it yet)
+      service.turn()
+    end)
+    assert.is_true(heard)
+    assert.is_true(ms < 1000, string.format("the turn took %.0f ms", ms))
+  end)
+
+  it("waits for the next poll when the task was resumed by an I/O callback, after this turn's", function()
+    local heard = seen(function(send, heard)
+      -- resumed from the poll phase: that turn's check phase comes before any new poll
+      local fds = assert(uv.pipe({ nonblock = true }, { nonblock = true }))
+      local r, w = uv.new_pipe(), uv.new_pipe()
+      r:open(fds.read)
+      w:open(fds.write)
+      local co = coroutine.running()
+      r:read_start(function()
+        r:read_stop()
+        task.resume(co)
+      end)
+      w:write("x")
+      coroutine.yield()
+      r:close()
+      w:close()
+      send()
+      assert.is_false(heard())
+      service.turn()
+    end)
+    assert.is_true(heard)
+  end)
+
+  it("closes its handles when its task is cancelled in the turn", function()
+    local before = open_handles()
+    local t = task.spawn(service.turn)
+    assert.equal("running", t.state)
+    assert.equal(before + 2, open_handles())
+    assert.is_true(t:cancel())
+    assert.equal(before, open_handles())
+  end)
+end)
