@@ -127,6 +127,22 @@ local function served()
   return m, dir, op, s, math.tointeger(doc.sandbox.id)
 end
 
+-- share(a, b): the folder b's store made the folder a's (on PostgreSQL b's orket.lua names
+-- a's database; on SQLite b's store is a link to a's file)
+local function share(a, b)
+  if backends.name() == "pg" then
+    local url = assert(H.read(a .. "/orket.lua"):match('\nstore = { url = ("[^\n]-") }\n'))
+    local text, n = H.read(b .. "/orket.lua"):gsub('\nstore = { url = "[^\n]-" }\n', function()
+      return "\nstore = { url = " .. url .. " }\n"
+    end)
+    assert.equal(1, n)
+    H.write(b .. "/orket.lua", text)
+  else
+    for _, suffix in ipairs { "", "-wal", "-shm" } do os.remove(b .. "/.orket/orket.db" .. suffix) end
+    assert(require("luv").fs_symlink(a .. "/.orket/orket.db", b .. "/.orket/orket.db"))
+  end
+end
+
 describe("orket sandbox up", function()
   local skip
   setup(function()
@@ -354,17 +370,7 @@ describe("orket sandbox up", function()
     if skip then return pending(skip) end
     local ma, mb = mark(), mark()
     local a, b = project(ma), project(mb)
-    if backends.name() == "pg" then
-      local url = assert(H.read(a .. "/orket.lua"):match('\nstore = { url = ("[^\n]-") }\n'))
-      local text, n = H.read(b .. "/orket.lua"):gsub('\nstore = { url = "[^\n]-" }\n', function()
-        return "\nstore = { url = " .. url .. " }\n"
-      end)
-      assert.equal(1, n)
-      H.write(b .. "/orket.lua", text)
-    else
-      for _, suffix in ipairs { "", "-wal", "-shm" } do os.remove(b .. "/.orket/orket.db" .. suffix) end
-      assert(require("luv").fs_symlink(a .. "/.orket/orket.db", b .. "/.orket/orket.db"))
-    end
+    share(a, b)
     local function up(dir, id, extra)
       local r = H.orket("sandbox up -d" .. (extra or ""), { cwd = dir })
       assert.equal(0, r.status, r.stdout .. r.stderr)
@@ -382,6 +388,48 @@ describe("orket sandbox up", function()
     assert.matches("hello from " .. ma, body, 1, true)
     for _, id in ipairs { 1, 3 } do
       assert.equal(0, H.orket("sandbox stop " .. id, { cwd = id == 1 and a or b }).status)
+    end
+    H.wait_for(function() return #procs(ma) + #procs(mb) == 0 end, "every sandbox's processes to end")
+  end)
+
+  -- The agents' sandbox tools and `orket sandbox check` took the newest live sandbox of
+  -- main in the store: with a store two folders share, the other folder's when its id was
+  -- higher, or when this folder had none.
+  it("gives the agents' tools and `orket sandbox check` only their own folder's sandbox of a shared store", function()
+    if skip then return pending(skip) end
+    local ma, mb = mark(), mark()
+    local a, b = project(ma), project(mb)
+    share(a, b)
+    -- the sandbox the agents' tools of folder dir reach -> its id | the error's code
+    local script = H.tmpdir() .. "/tool.lua"
+    H.write(script, [=[
+local dir = ...
+local db = assert(require("orket.project").open_store(dir, false))
+local out = require("orket.engine.sandboxtool").run({ db = db, project_dir = dir }, "E-1", "sandbox_status",
+  { op = "status" })
+io.stdout:write(out.ok and ("sandbox " .. math.tointeger(out.result.sandbox)) or out.code, "\n")
+]=])
+    local function reached(dir)
+      local r = H.orket("lua " .. H.quote(script) .. " " .. H.quote(dir), { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      return (r.stdout:gsub("\n$", ""))
+    end
+    local function up(dir, id)
+      local r = H.orket("sandbox up -d", { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("sandbox " .. id .. " is healthy", r.stdout, 1, true)
+    end
+    up(b, 1)
+    -- a has none: neither reaches b's
+    assert.equal("ENOSANDBOX", reached(a))
+    local r = H.orket("sandbox check", { cwd = a })
+    assert.equal(1, r.status)
+    assert.matches("no healthy sandbox of main in this folder", r.stderr, 1, true)
+    up(a, 2)
+    assert.equal("sandbox 2", reached(a))
+    assert.equal("sandbox 1", reached(b))
+    for _, id in ipairs { 1, 2 } do
+      assert.equal(0, H.orket("sandbox stop " .. id, { cwd = id == 2 and a or b }).status)
     end
     H.wait_for(function() return #procs(ma) + #procs(mb) == 0 end, "every sandbox's processes to end")
   end)

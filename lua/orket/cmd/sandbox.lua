@@ -535,9 +535,11 @@ local function stop(o, cli)
   return 0
 end
 
--- The live sandbox to check: the one named, else the newest healthy one of main.
-local function live_sandbox(db, id)
-  local rows = service.list(db, false)
+-- The live sandbox to check: the one named, else the newest healthy one of main of the
+-- folder dir (a store several folders share holds each one's).
+local function live_sandbox(db, id, dir)
+  local real = uv.fs_realpath(dir) or dir
+  local rows = service.list(db, false, dir)
   if id then
     for _, r in ipairs(rows) do if r.id == id then return r end end
     local r = service.get(db, id)
@@ -545,9 +547,11 @@ local function live_sandbox(db, id)
   end
   local best
   for _, r in ipairs(rows) do
-    if r.target == "main" and r.status == "healthy" and (not best or r.id > best.id) then best = r end
+    if r.target == "main" and r.status == "healthy" and service.of_folder(r, real) and (not best or r.id > best.id) then
+      best = r
+    end
   end
-  if not best then return nil, "no healthy sandbox of main (orket sandbox up starts one)" end
+  if not best then return nil, "no healthy sandbox of main in this folder (orket sandbox up starts one)" end
   return best
 end
 
@@ -588,7 +592,7 @@ end
 
 -- The live sandbox and the cards to check in it -> row, board, cards | nil (said).
 local function check_targets(db, o, cli)
-  local row, rerr = live_sandbox(db, o.id)
+  local row, rerr = live_sandbox(db, o.id, o.dir)
   if not row then
     cli.err("%s", rerr)
     return nil
