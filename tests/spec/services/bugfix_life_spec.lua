@@ -365,7 +365,7 @@ describe("the bug-fix phase", function()
       seen = sbops.get(db, id).status
       return put(...)
     end
-    local ok, err = pcall(service.reconcile, db)
+    local ok, err = pcall(service.reconcile, db, dir)
     database.put_kept = put
     assert(ok, err)
     assert.equal("starting", seen)
