@@ -78,30 +78,6 @@ local function real(dir)
   return uv.fs_realpath(dir or ".") or dir or "."
 end
 
---- turn(): suspends the calling task for one turn of the loop that polls for I/O after it
---- suspended, and no longer: a signal that came while the task held the thread (a blocking
---- store call, the tree's export) has had its handler run when it returns. No clock: an idle
---- handle keeps that poll from waiting, and the check handle, run right after a poll,
---- resumes the task only once the idle one has run since (a task resumed by an I/O
---- callback suspends after its turn's poll, before its check phase).
-function M.turn()
-  local co, polled = coroutine.running(), false
-  local idle, check = uv.new_idle(), uv.new_check()
-  -- closed however the task goes on: resumed, or cancelled (its coroutine closed)
-  local _ <close> = setmetatable({}, { __close = function()
-    idle:close()
-    check:close()
-  end })
-  idle:start(function() polled = true end)
-  check:start(function()
-    if not polled then return end
-    idle:stop()
-    check:stop()
-    task.resume(co)
-  end)
-  coroutine.yield()
-end
-
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
 M.start_time = pidstart.start_time
 
@@ -503,7 +479,7 @@ function M.up(o)
       if row.target == (o.target or "main") and M.of_folder(row, dir) then
         -- a signal that came during the export, the reconcile or the last wait: its handler
         -- runs in this turn of the loop, before this sandbox is asked to make way
-        M.turn()
+        task.turn()
         local why = o.stopping and o.stopping()
         if why then return cancelled(why) end
         local t0 = uv.now()
