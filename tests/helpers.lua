@@ -258,7 +258,7 @@ end
 --- for a sandbox's state asks many times, and each command started on PostgreSQL cost tens
 --- of milliseconds of CPU before it read anything
 function M.sandboxes(dir, all)
-  return reading(dir, "sandboxes", function(db) return require("orket.sandboxes.service").list(db, all, dir) end)
+  return reading(dir, "sandboxes", function(db) return require("orket.sandboxes.service").list(db, all) end)
 end
 
 --- board_state(dir) -> the statuses, retries and comment bodies of every card, a line each:

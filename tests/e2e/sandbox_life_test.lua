@@ -434,45 +434,6 @@ io.stdout:write(out.ok and ("sandbox " .. math.tointeger(out.result.sandbox)) or
     H.wait_for(function() return #procs(ma) + #procs(mb) == 0 end, "every sandbox's processes to end")
   end)
 
-  -- Every `list`, `get` and `up` marked ended any live sandbox of the store whose owner was
-  -- no process on this machine: on a store several machines share, the others' sandboxes.
-  -- Only this folder's are judged so; another folder's is left to that folder's own reads.
-  it("judges ended by a missing owner only its own folder's sandboxes of a shared store", function()
-    local a, b = project(mark()), project(mark())
-    share(a, b)
-    local real_b = require("luv").fs_realpath(b)
-    -- a live sandbox of b whose owner is no process here (as one on another machine)
-    local dead = 4194303
-    while require("luv").fs_stat("/proc/" .. dead) do dead = dead - 1 end
-    local script = H.tmpdir() .. "/row.lua"
-    H.write(script, string.format([=[
-local ops = require "orket.store.sandboxes"
-local db = assert(require("orket.project").open_store(%q, false))
-local id = ops.insert(db, { target = "main", port = 8080, socket = %q, command = '["node","server.js"]',
-  owner_pid = %d, owner_start = 1 })
-ops.set_status(db, id, "healthy")
-io.stdout:write(id, "\n")
-]=], b, real_b .. "/.orket/sandboxes/1/app.sock", dead))
-    local r = H.orket("lua " .. H.quote(script), { cwd = b })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
-    assert.equal("1\n", r.stdout)
-    -- a's list, get (logs) and stop leave it live
-    local rows = list(a)
-    assert.equal(1, #rows)
-    assert.equal("healthy", rows[1].status)
-    r = H.orket("sandbox logs 1", { cwd = a })
-    assert.equal(0, r.status, r.stdout .. r.stderr)
-    r = H.orket("sandbox stop 1", { cwd = a })
-    assert.equal(1, r.status)
-    assert.matches("sandbox 1 is the folder " .. real_b .. "'s, and its owner (pid " .. dead .. ") is no process on "
-      .. "this machine: stop it there (orket sandbox stop 1 -C " .. real_b .. ")", r.stderr, 1, true)
-    assert.equal("healthy", list(a, true)[1].status)
-    -- b's own look ends it
-    local all = list(b, true)
-    assert.equal("exited", all[1].status)
-    assert.matches("its owner %(pid " .. dead .. "%) ended", all[1].detail)
-  end)
-
   -- A row was inserted with no socket, written only after its transaction: a deploy of
   -- another folder reading it meanwhile could not tell its folder, and counted it as its own.
   it("names a sandbox's folder in its row from the row's first moment in the store", function()

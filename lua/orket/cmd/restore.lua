@@ -142,8 +142,8 @@ end
 -- A running sandbox's row would vanish with the old content: it would run on, owned by no
 -- row the board shows. It is stopped first, by the person who knows what it serves.
 -- -> the refusal's text | nil when none runs
-local function running_sandboxes(db, dir)
-  local live = service.running(db, dir)
+local function running_sandboxes(db)
+  local live = service.running(db)
   if #live == 0 then return nil end
   local names, ids = {}, {}
   for i, row in ipairs(live) do
@@ -162,7 +162,7 @@ local function ready(dir, db, file, name, accept, cli)
     local fits
     fits, err, code = backup.fits(db, name, info)
     if fits then
-      err = running_sandboxes(db, dir)
+      err = running_sandboxes(db)
       code = err and "ESANDBOXRUNNING"
     end
     if err then info = nil end

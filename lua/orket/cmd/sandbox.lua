@@ -451,7 +451,7 @@ end
 local function list(o, cli)
   local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
-  local rows = service.list(db, o.all, o.dir)
+  local rows = service.list(db, o.all)
   db:close()
   if o.json then
     local out = {}
@@ -481,14 +481,14 @@ local function list(o, cli)
 end
 
 -- Follows a live sandbox's log (drain() prints what is new) until it ends or Ctrl-C.
-local function follow(db, id, drain, dir)
+local function follow(db, id, drain)
   local stop = false
   local h = uv.new_signal()
   h:start("sigint", function() stop = true end)
   while not stop do
     rt.sleep(200)
     drain()
-    local r = service.get(db, id, dir)
+    local r = service.get(db, id)
     if not r or not ops.LIVE[r.status] then
       drain()
       break
@@ -501,7 +501,7 @@ local function logs(o, cli)
   local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
   local id = o.id
-  if not service.get(db, id, o.dir) then
+  if not service.get(db, id) then
     db:close()
     cli.err("sandbox %d: no such sandbox (orket sandbox list --all)", id)
     return 1
@@ -516,7 +516,7 @@ local function logs(o, cli)
     io.stdout:flush()
   end
   drain()
-  if o.follow then follow(db, id, drain, o.dir) end
+  if o.follow then follow(db, id, drain) end
   reader.close()
   db:close()
   return 0
@@ -525,7 +525,7 @@ end
 local function stop(o, cli)
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local ok, err = service.stop(db, o.id, nil, nil, o.dir)
+  local ok, err = service.stop(db, o.id)
   db:close()
   if not ok then
     cli.err("%s", err)
@@ -542,7 +542,7 @@ local function live_sandbox(db, id, dir)
   local rows = service.list(db, false, dir)
   if id then
     for _, r in ipairs(rows) do if r.id == id then return r end end
-    local r = service.get(db, id, dir)
+    local r = service.get(db, id)
     return nil, r and string.format("sandbox %d is %s, not live", id, r.status) or string.format("sandbox %d: no such sandbox", id)
   end
   local best

@@ -175,7 +175,7 @@ end
 -- before the address is printed: a supervisor that stops the server as soon as it is told
 -- the address gets the graceful stop, not the default action.
 local function go_live(server, db, host, token)
-  for _, p in pairs(server.projects) do task.spawn(service.reconcile, p.db, p.dir):join() end
+  for _, p in pairs(server.projects) do task.spawn(service.reconcile, p.db):join() end
   local signals = on_signals(server, db)
   announce(server, host, token)
   return signals

@@ -64,18 +64,8 @@ M.DEPLOY_LOCK_WAIT_MS = 120000
 --- the row. One whose socket names no folder (an older Orket's row, before it wrote its
 --- socket) counts as dir's.
 function M.of_folder(row, dir)
-  local home = M.folder_of(row)
+  local home = type(row.socket) == "string" and row.socket:match("^(/.+)/%.orket/sandboxes/%d+/app%.sock$")
   return not home or home == dir
-end
-
---- folder_of(row) -> the folder a row's socket names | nil (none)
-function M.folder_of(row)
-  return type(row.socket) == "string" and row.socket:match("^(/.+)/%.orket/sandboxes/%d+/app%.sock$") or nil
-end
-
--- a folder as rows name it: its real path (dir nil: the current one, as a command's -C)
-local function real(dir)
-  return uv.fs_realpath(dir or ".") or dir or "."
 end
 
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
@@ -184,16 +174,12 @@ local function mark_side(home)
 end
 M._hands_on, M._mark_side, M._beside, M.SIDE = hands_on, mark_side, beside, SIDE
 
---- reconcile(db, dir) -> the rows marked exited: a live row of the folder dir (of_folder)
---- whose owner is gone (killed, or the machine restarted) is a sandbox that ended with it
---- (the helper dies with its parent). Only dir's: an owner is looked for among this
---- machine's processes, and another folder's sandbox may run on another machine (a
---- PostgreSQL store several share); its own folder's reads judge it.
-function M.reconcile(db, dir)
-  dir = real(dir)
+--- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
+--- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
+function M.reconcile(db)
   local out = {}
   for _, row in ipairs(ops.list(db, false)) do
-    if M.of_folder(row, dir) and not owner_alive(row) then
+    if not owner_alive(row) then
       local why = string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
       -- what its owner would have removed: the tree's copy and the temp dir (the log stays)
       local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
@@ -388,10 +374,10 @@ function M.highest_dir(dir)
   return top
 end
 
---- running(db, dir) -> the store's live sandboxes (rows, newest first), the folder dir's
---- whose owner is gone marked ended first (reconcile)
-function M.running(db, dir)
-  M.reconcile(db, dir)
+--- running(db) -> the sandboxes of the store whose owner still runs them (rows, newest
+--- first): the others are marked ended first (reconcile)
+function M.running(db)
+  M.reconcile(db)
   return ops.list(db, false)
 end
 
@@ -453,7 +439,7 @@ function M.up(o)
     end
   end
   local _l <close> = setmetatable({}, { __close = function() if lk then lk:release() end end })
-  M.reconcile(db, dir)
+  M.reconcile(db)
   if o.replace then
     -- a deploy: the live sandboxes of the same target make way (each through its owner).
     -- One that has not ended when the stop gives up is waited for (it holds the phase's
@@ -484,7 +470,7 @@ function M.up(o)
         if why then return cancelled(why) end
         local t0 = uv.now()
         asked_ids[#asked_ids + 1] = row.id
-        local stopped, serr, scode = M.stop(db, row.id, nil, o.stopping, dir)
+        local stopped, serr, scode = M.stop(db, row.id, nil, o.stopping)
         if scode == "ECANCELED" then return cancelled(serr) end
         local now = not stopped and ops.get(db, row.id)
         while now and ops.LIVE[now.status] do
@@ -497,7 +483,7 @@ function M.up(o)
           end
           rt.sleep(100)
           -- (its owner killed meanwhile: get records its end, and hands its data on, here)
-          now = M.get(db, row.id, dir)
+          now = M.get(db, row.id)
         end
       end
     end
@@ -944,28 +930,19 @@ end
 
 -- ---- sandboxes another process owns ------------------------------------------------------
 
---- stop(db, id [, why [, stopping [, dir]]]) -> true | nil, message, CODE: asks the owner of a live sandbox to
+--- stop(db, id [, why [, stopping]]) -> true | nil, message, CODE: asks the owner of a live sandbox to
 --- stop it (through the sandbox's directory: the owner, a background `orket sandbox up` or
 --- `orket serve`, sees the request within 100 ms and records the stop, why its detail), or
 --- marks a sandbox whose owner is gone. stopping(): a reason once the caller was asked to
---- stop: the wait for the owner ends (nil, that reason, "ECANCELED"), the stop still asked.
---- dir: the folder asking; a sandbox of another folder whose owner is no process here is
---- that folder's to judge (EINVAL). Without dir (the bug-fix phase's end, store-wide) the
---- sandbox's own folder judges it.
-function M.stop(db, id, why, stopping, dir)
+--- stop: the wait for the owner ends (nil, that reason, "ECANCELED"), the stop still asked
+function M.stop(db, id, why, stopping)
   local row = ops.get(db, id)
   if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
   if not ops.LIVE[row.status] then
     return nil, string.format("sandbox %d is %s already", row.id, row.status), "EINVAL"
   end
   if not owner_alive(row) then
-    local home = M.folder_of(row)
-    if dir and not M.of_folder(row, real(dir)) then
-      return nil, string.format("sandbox %d is the folder %s's, and its owner (pid %s) is no process on this "
-        .. "machine: stop it there (orket sandbox stop %d -C %s)", row.id, home, tostring(row.owner_pid), row.id,
-        home), "EINVAL"
-    end
-    M.reconcile(db, dir or home)
+    M.reconcile(db)
     return true
   end
   -- asked through its directory, never by a signal: the owner may be a server
@@ -1032,20 +1009,20 @@ function M.start_owner(dir, o)
   return pid, out_path
 end
 
---- list(db, all, dir) -> the sandboxes (live ones unless all), after reconcile(db, dir)
-function M.list(db, all, dir)
-  M.reconcile(db, dir)
+--- list(db, all) -> the sandboxes (live ones unless all), after reconcile
+function M.list(db, all)
+  M.reconcile(db)
   return ops.list(db, all)
 end
 
---- get(db, id, dir) -> the sandbox's row | nil (no such sandbox); raises on a store error (not
---- "no such sandbox"). A live row of the folder dir whose owner is gone is marked exited
---- first (a server killed and started again would otherwise read its old sandbox healthy
---- while nothing answers on its socket)
-function M.get(db, id, dir)
+--- get(db, id) -> the sandbox's row | nil (no such sandbox); raises on a store error (not
+--- "no such sandbox"). A live row whose owner is gone is marked exited first (a server
+--- killed and started again would otherwise read its old sandbox healthy while nothing
+--- answers on its socket)
+function M.get(db, id)
   local row = ops.get(db, id)
   if row and ops.LIVE[row.status] and not owner_alive(row) then
-    M.reconcile(db, dir)
+    M.reconcile(db)
     row = ops.get(db, id)
   end
   return row

@@ -42,7 +42,7 @@ end
 
 local function named(ctx)
   local id = routes.whole(ctx.params.id or "")
-  local row = id and service.get(ctx.db, id, ctx.dir)
+  local row = id and service.get(ctx.db, id)
   if not row then return nil, err(404, "not_found", "no sandbox " .. tostring(ctx.params.id)) end
   return row
 end
@@ -98,7 +98,7 @@ end
 local function list(_, ctx)
   local all = ctx.query.all == "1" or ctx.query.all == "true"
   local out = {}
-  for i, r in ipairs(service.list(ctx.db, all, ctx.dir)) do out[i] = M.doc(r) end
+  for i, r in ipairs(service.list(ctx.db, all)) do out[i] = M.doc(r) end
   return 200, { sandboxes = jsonout.array(out) }
 end
 
@@ -216,7 +216,7 @@ local function stop_one(ctx, row)
     mine(ctx.db)[row.id] = nil
     return true
   end
-  return service.stop(ctx.db, row.id, nil, nil, ctx.dir)
+  return service.stop(ctx.db, row.id)
 end
 
 local function stop(_, ctx)

@@ -365,7 +365,7 @@ describe("the bug-fix phase", function()
       seen = sbops.get(db, id).status
       return put(...)
     end
-    local ok, err = pcall(service.reconcile, db, dir)
+    local ok, err = pcall(service.reconcile, db)
     database.put_kept = put
     assert(ok, err)
     assert.equal("starting", seen)
