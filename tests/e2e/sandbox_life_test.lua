@@ -425,6 +425,9 @@ io.stdout:write(out.ok and ("sandbox " .. math.tointeger(out.result.sandbox)) or
     local r = H.orket("sandbox check", { cwd = a })
     assert.equal(1, r.status)
     assert.matches("no healthy sandbox of main in this folder", r.stderr, 1, true)
+    -- and says why none while the store shows one
+    assert.matches("; sandbox 1 runs in another folder sharing this store (" .. require("luv").fs_realpath(b)
+      .. "), not this one (orket sandbox up starts one here)", r.stderr, 1, true)
     up(a, 2)
     assert.equal("sandbox 2", reached(a))
     assert.equal("sandbox 1", reached(b))

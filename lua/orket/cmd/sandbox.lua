@@ -539,20 +539,29 @@ end
 -- folder dir (a store several folders share holds each one's).
 local function live_sandbox(db, id, dir)
   local real = uv.fs_realpath(dir) or dir
-  local rows = service.list(db, false, dir)
+  local rows = service.list(db, false)
   if id then
     for _, r in ipairs(rows) do if r.id == id then return r end end
     local r = service.get(db, id)
     return nil, r and string.format("sandbox %d is %s, not live", id, r.status) or string.format("sandbox %d: no such sandbox", id)
   end
-  local best
+  local best, others = nil, {}
   for _, r in ipairs(rows) do
-    if r.target == "main" and r.status == "healthy" and service.of_folder(r, real) and (not best or r.id > best.id) then
-      best = r
+    if r.target == "main" and r.status == "healthy" then
+      if not service.of_folder(r, real) then
+        others[#others + 1] = r
+      elseif not best or r.id > best.id then
+        best = r
+      end
     end
   end
-  if not best then return nil, "no healthy sandbox of main in this folder (orket sandbox up starts one)" end
-  return best
+  if best then return best end
+  local why = service.elsewhere(others, real)
+  if why then
+    return nil, string.format("no healthy sandbox of main in this folder, %s; %s, not this one (orket sandbox up "
+      .. "starts one here)", real, why)
+  end
+  return nil, string.format("no healthy sandbox of main in this folder, %s (orket sandbox up starts one)", real)
 end
 
 -- The cards to check: card (which must have sandbox_checks), else every issue that has

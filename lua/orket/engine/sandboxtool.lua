@@ -23,15 +23,23 @@ local SHOWN = { ["content-type"] = true, location = true, ["content-length"] = t
 --- live(db, dir) -> the newest live sandbox of main (healthy or not) of the folder dir | nil, why
 function M.live(db, dir)
   local real = uv.fs_realpath(dir or ".") or dir or "."
-  local best
-  for _, r in ipairs(service.list(db, false, dir)) do
-    if r.target == "main" and service.of_folder(r, real) and (not best or r.id > best.id) then best = r end
+  local best, others = nil, {}
+  for _, r in ipairs(service.list(db, false)) do
+    if r.target == "main" then
+      if not service.of_folder(r, real) then
+        others[#others + 1] = r
+      elseif not best or r.id > best.id then
+        best = r
+      end
+    end
   end
-  if not best then
-    return nil, "no live sandbox of main: one runs after a merge when orket.lua sets sandbox.deploy, or when "
-      .. "a person runs `orket sandbox up`"
-  end
-  return best
+  if best then return best end
+  local why = "no live sandbox of main in the project's folder, " .. real .. ": one runs after a merge when "
+    .. "orket.lua sets sandbox.deploy, or when a person runs `orket sandbox up`"
+  local elsewhere = service.elsewhere(others, real)
+  -- (named: the store's listing shows them, so "none" alone would read as a fault)
+  if elsewhere then why = why .. "; " .. elsewhere .. ", not the project's, and never reached from here" end
+  return nil, why
 end
 
 local function fail(name, msg, code) return { ok = false, error = name .. ": " .. msg, code = code } end

@@ -64,8 +64,34 @@ M.DEPLOY_LOCK_WAIT_MS = 120000
 --- the row. One whose socket names no folder (an older Orket's row, before it wrote its
 --- socket) counts as dir's.
 function M.of_folder(row, dir)
-  local home = type(row.socket) == "string" and row.socket:match("^(/.+)/%.orket/sandboxes/%d+/app%.sock$")
+  local home = M.folder_of(row)
   return not home or home == dir
+end
+
+--- folder_of(row) -> the folder a row's socket names | nil (none)
+function M.folder_of(row)
+  return type(row.socket) == "string" and row.socket:match("^(/.+)/%.orket/sandboxes/%d+/app%.sock$") or nil
+end
+
+--- elsewhere(rows, dir) -> a clause naming those of rows that are other folders' than dir (a
+--- real path) and where they run | nil (none is): why a picker of dir's sandbox found none
+--- while the store shows some
+function M.elsewhere(rows, dir)
+  local ids, homes, seen = {}, {}, {}
+  for _, r in ipairs(rows) do
+    local home = M.folder_of(r)
+    if home and home ~= dir then
+      ids[#ids + 1] = tostring(math.tointeger(r.id) or r.id)
+      if not seen[home] then
+        seen[home] = true
+        homes[#homes + 1] = home
+      end
+    end
+  end
+  if #ids == 0 then return nil end
+  return string.format("%s %s %s %s sharing this store (%s)", #ids == 1 and "sandbox" or "sandboxes",
+    table.concat(ids, ", "), #ids == 1 and "runs in" or "run in", #homes == 1 and "another folder" or "other folders",
+    table.concat(homes, ", "))
 end
 
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
