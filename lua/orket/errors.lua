@@ -186,7 +186,8 @@ CODES.ELAYER = {
   remedy = "run where user namespaces are allowed, or stop requiring that layer (docs/verify.md)",
 }
 CODES.ENOSANDBOX = {
-  means = "`sandbox_status` or `http_request`: no sandbox of main is live",
+  means = "`sandbox_status` or `http_request`: no sandbox of main of the project's folder is live (another "
+    .. "folder's sharing the store is named, never reached)",
   remedy = "set `sandbox.deploy` in orket.lua (a sandbox starts after merges) or run `orket sandbox up --detach` ([sandbox.md](../sandbox.md))",
 }
 CODES.EUNAVAILABLE = {

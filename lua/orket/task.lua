@@ -2,6 +2,7 @@
 -- C operation (orket.sleep, an HTTP request, a subprocess); the loop resumes it when the
 -- operation completes, through the waker installed here. Many tasks can wait at once.
 local rt = require "orket.c.runtime"
+local uv = require "luv"
 
 local M = {}
 
@@ -162,6 +163,36 @@ end
 
 function Task:__tostring()
   return "task (" .. self.state .. ")"
+end
+
+--- turn(): suspends the calling task for one turn of the loop that polls for I/O after it
+--- suspended, and no longer: a signal that came while the task held the thread (a blocking
+--- store call, a long export) has had its handler run when it returns. No clock: a short
+--- sleep's timer may come due before that poll (a callback later in the poll that resumed
+--- the task holding the thread). An idle handle keeps that poll from waiting, and the check
+--- handle, run right after a poll, resumes the task only once the idle one has run since (a
+--- task resumed by an I/O callback suspends after its turn's poll, before its check phase).
+--- Not a runtime wait: it is not counted in rt.stats().waits, and a script's memory
+--- ceiling stays while it waits.
+function M.turn()
+  local co, polled = coroutine.running(), false
+  local idle, check
+  -- declared before the handles: closes those made however the task goes on (resumed,
+  -- cancelled: its coroutine closed, or the second handle's making failed)
+  local _ <close> = setmetatable({}, { __close = function()
+    if idle then idle:close() end
+    if check then check:close() end
+  end })
+  idle = assert(uv.new_idle())
+  check = assert(uv.new_check())
+  idle:start(function() polled = true end)
+  check:start(function()
+    if not polled then return end
+    idle:stop()
+    check:stop()
+    M.resume(co)
+  end)
+  coroutine.yield()
 end
 
 --- current() -> the running task, or nil.

@@ -127,6 +127,22 @@ local function served()
   return m, dir, op, s, math.tointeger(doc.sandbox.id)
 end
 
+-- share(a, b): the folder b's store made the folder a's (on PostgreSQL b's orket.lua names
+-- a's database; on SQLite b's store is a link to a's file)
+local function share(a, b)
+  if backends.name() == "pg" then
+    local url = assert(H.read(a .. "/orket.lua"):match('\nstore = { url = ("[^\n]-") }\n'))
+    local text, n = H.read(b .. "/orket.lua"):gsub('\nstore = { url = "[^\n]-" }\n', function()
+      return "\nstore = { url = " .. url .. " }\n"
+    end)
+    assert.equal(1, n)
+    H.write(b .. "/orket.lua", text)
+  else
+    for _, suffix in ipairs { "", "-wal", "-shm" } do os.remove(b .. "/.orket/orket.db" .. suffix) end
+    assert(require("luv").fs_symlink(a .. "/.orket/orket.db", b .. "/.orket/orket.db"))
+  end
+end
+
 describe("orket sandbox up", function()
   local skip
   setup(function()
@@ -345,6 +361,105 @@ describe("orket sandbox up", function()
     assert.truthy(io.open(dir .. "/.orket/sandboxes/2/app.log"))
     for _, row in ipairs(now) do assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir }).status) end
     H.wait_for(function() return #procs(m) == 0 end, "every sandbox's processes to end: " .. table.concat(procs(m), " | "))
+  end)
+
+  -- One store shared by two folders (one PostgreSQL database, or, on SQLite, the second
+  -- folder's store a link to the first's file) holds the sandboxes of both: a deploy in one
+  -- folder (--replace) stopped the live sandboxes of its target in the other folder too.
+  it("replaces on --replace only its own folder's sandboxes of a store another folder shares", function()
+    if skip then return pending(skip) end
+    local ma, mb = mark(), mark()
+    local a, b = project(ma), project(mb)
+    share(a, b)
+    local function up(dir, id, extra)
+      local r = H.orket("sandbox up -d" .. (extra or ""), { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("sandbox " .. id .. " is healthy", r.stdout, 1, true)
+    end
+    up(a, 1)
+    up(b, 2)
+    up(b, 3, " --replace")
+    -- b's own sandbox made way; a's runs on, and answers
+    local status = {}
+    for _, row in ipairs(list(a, true)) do status[math.tointeger(row.id)] = row.status end
+    assert.same({ "healthy", "stopped", "healthy" }, status)
+    local code, body = get(a .. "/.orket/sandboxes/1/app.sock", "/")
+    assert.equal(200, code)
+    assert.matches("hello from " .. ma, body, 1, true)
+    for _, id in ipairs { 1, 3 } do
+      assert.equal(0, H.orket("sandbox stop " .. id, { cwd = id == 1 and a or b }).status)
+    end
+    H.wait_for(function() return #procs(ma) + #procs(mb) == 0 end, "every sandbox's processes to end")
+  end)
+
+  -- The agents' sandbox tools and `orket sandbox check` took the newest live sandbox of
+  -- main in the store: with a store two folders share, the other folder's when its id was
+  -- higher, or when this folder had none.
+  it("gives the agents' tools and `orket sandbox check` only their own folder's sandbox of a shared store", function()
+    if skip then return pending(skip) end
+    local ma, mb = mark(), mark()
+    local a, b = project(ma), project(mb)
+    share(a, b)
+    -- the sandbox the agents' tools of folder dir reach -> its id | the error's code
+    local script = H.tmpdir() .. "/tool.lua"
+    H.write(script, [=[
+local dir = ...
+local db = assert(require("orket.project").open_store(dir, false))
+local out = require("orket.engine.sandboxtool").run({ db = db, project_dir = dir }, "E-1", "sandbox_status",
+  { op = "status" })
+io.stdout:write(out.ok and ("sandbox " .. math.tointeger(out.result.sandbox)) or out.code, "\n")
+]=])
+    local function reached(dir)
+      local r = H.orket("lua " .. H.quote(script) .. " " .. H.quote(dir), { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      return (r.stdout:gsub("\n$", ""))
+    end
+    local function up(dir, id)
+      local r = H.orket("sandbox up -d", { cwd = dir })
+      assert.equal(0, r.status, r.stdout .. r.stderr)
+      assert.matches("sandbox " .. id .. " is healthy", r.stdout, 1, true)
+    end
+    up(b, 1)
+    -- a has none: neither reaches b's
+    assert.equal("ENOSANDBOX", reached(a))
+    local r = H.orket("sandbox check", { cwd = a })
+    assert.equal(1, r.status)
+    assert.matches("no healthy sandbox of main in this folder", r.stderr, 1, true)
+    -- and says why none while the store shows one
+    assert.matches("; sandbox 1 runs in another folder sharing this store (" .. require("luv").fs_realpath(b)
+      .. "), not this one (orket sandbox up starts one here)", r.stderr, 1, true)
+    up(a, 2)
+    assert.equal("sandbox 2", reached(a))
+    assert.equal("sandbox 1", reached(b))
+    for _, id in ipairs { 1, 2 } do
+      assert.equal(0, H.orket("sandbox stop " .. id, { cwd = id == 2 and a or b }).status)
+    end
+    H.wait_for(function() return #procs(ma) + #procs(mb) == 0 end, "every sandbox's processes to end")
+  end)
+
+  -- A row was inserted with no socket, written only after its transaction: a deploy of
+  -- another folder reading it meanwhile could not tell its folder, and counted it as its own.
+  it("names a sandbox's folder in its row from the row's first moment in the store", function()
+    if skip then return pending(skip) end
+    local dir = project(mark())
+    local real = require("luv").fs_realpath(dir)
+    -- the first thing a start does once its row is there: the row is read then from
+    -- another connection, and the process ends
+    local script = H.tmpdir() .. "/start.lua"
+    H.write(script, string.format([=[
+local service = require "orket.sandboxes.service"
+service.sockets = function(row)
+  local id = assert(tonumber(row.socket:match("/(%%d+)/app%%.sock$")))
+  local db = assert(require("orket.project").open_store(%q, false))
+  io.stdout:write("socket [", tostring(require("orket.store.sandboxes").get(db, id).socket), "]\n")
+  io.stdout:flush()
+  os.exit(0)
+end
+os.exit(require("orket.cli").main({ "sandbox", "up", "-C", %q }))
+]=], dir, dir))
+    local r = H.orket("lua " .. H.quote(script), { cwd = dir, wrap = "timeout 60" })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("socket [" .. real .. "/.orket/sandboxes/1/app.sock]", r.stdout, 1, true)
   end)
 
   it("a server killed with its sandbox and started again shows the sandbox ended, never healthy behind a 502", function()

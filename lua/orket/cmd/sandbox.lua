@@ -48,9 +48,9 @@ up        starts main's tree at a commit (main's head, or --commit ID), written 
           Waits until it is healthy (exit 1, with the log's tail, when it is not within
           health.start_timeout_ms), then stays in the foreground probing its health until
           Ctrl-C stops it. --detach leaves it running in the background and returns;
-          --replace stops the live sandbox of main first (what a deploy does); --card CARD
-          runs the acceptance checks (sandbox_checks) of that merged card once it is
-          healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
+          --replace stops this folder's live sandbox of main first (what a deploy does);
+          --card CARD runs the acceptance checks (sandbox_checks) of that merged card once
+          it is healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
           and a failure goes back to the card with the checks' output and the log's tail.
 list      the live sandboxes (--all: the ended ones too): id, status, port, commit, socket, since.
           A sandbox whose owner ended is marked exited first.
@@ -535,20 +535,33 @@ local function stop(o, cli)
   return 0
 end
 
--- The live sandbox to check: the one named, else the newest healthy one of main.
-local function live_sandbox(db, id)
+-- The live sandbox to check: the one named, else the newest healthy one of main of the
+-- folder dir (a store several folders share holds each one's).
+local function live_sandbox(db, id, dir)
+  local real = uv.fs_realpath(dir) or dir
   local rows = service.list(db, false)
   if id then
     for _, r in ipairs(rows) do if r.id == id then return r end end
     local r = service.get(db, id)
     return nil, r and string.format("sandbox %d is %s, not live", id, r.status) or string.format("sandbox %d: no such sandbox", id)
   end
-  local best
+  local best, others = nil, {}
   for _, r in ipairs(rows) do
-    if r.target == "main" and r.status == "healthy" and (not best or r.id > best.id) then best = r end
+    if r.target == "main" and r.status == "healthy" then
+      if not service.of_folder(r, real) then
+        others[#others + 1] = r
+      elseif not best or r.id > best.id then
+        best = r
+      end
+    end
   end
-  if not best then return nil, "no healthy sandbox of main (orket sandbox up starts one)" end
-  return best
+  if best then return best end
+  local why = service.elsewhere(others, real)
+  if why then
+    return nil, string.format("no healthy sandbox of main in this folder, %s; %s, not this one (orket sandbox up "
+      .. "starts one here)", real, why)
+  end
+  return nil, string.format("no healthy sandbox of main in this folder, %s (orket sandbox up starts one)", real)
 end
 
 -- The cards to check: card (which must have sandbox_checks), else every issue that has
@@ -588,7 +601,7 @@ end
 
 -- The live sandbox and the cards to check in it -> row, board, cards | nil (said).
 local function check_targets(db, o, cli)
-  local row, rerr = live_sandbox(db, o.id)
+  local row, rerr = live_sandbox(db, o.id, o.dir)
   if not row then
     cli.err("%s", rerr)
     return nil

@@ -1,13 +1,15 @@
 -- orket.engine.sandboxtool: what a tool with effect = "sandbox" (sandbox_status,
 -- http_request) asks for, done by the engine against the project's live sandbox: the newest
--- live sandbox of main (a project's sandboxes all run main's tree; the one a deploy after a
--- card's merge starts is the card's). The request is hostile data, checked again here; the
+-- live sandbox of main of the project's folder (a project's sandboxes all run main's tree;
+-- the one a deploy after a card's merge starts is the card's; a store several folders share
+-- holds each folder's). The request is hostile data, checked again here; the
 -- HTTP request goes only through that sandbox's unix socket (orket.sandboxes.accept), its
 -- answer capped. Run between two transactions of the turn's step, like a process tool.
 -- Contract: docs/tools.md, docs/sandbox.md.
 local accept = require "orket.sandboxes.accept"
 local service = require "orket.sandboxes.service"
 local inert = require "orket.inert"
+local uv = require "luv"
 
 local M = {}
 
@@ -18,17 +20,26 @@ M.LOG_LINES = 40
 -- the answer's headers the model is shown (others say nothing it needs)
 local SHOWN = { ["content-type"] = true, location = true, ["content-length"] = true }
 
---- live(db) -> the newest live sandbox of main (healthy or not) | nil, why
-function M.live(db)
-  local best
+--- live(db, dir) -> the newest live sandbox of main (healthy or not) of the folder dir | nil, why
+function M.live(db, dir)
+  local real = uv.fs_realpath(dir or ".") or dir or "."
+  local best, others = nil, {}
   for _, r in ipairs(service.list(db, false)) do
-    if r.target == "main" and (not best or r.id > best.id) then best = r end
+    if r.target == "main" then
+      if not service.of_folder(r, real) then
+        others[#others + 1] = r
+      elseif not best or r.id > best.id then
+        best = r
+      end
+    end
   end
-  if not best then
-    return nil, "no live sandbox of main: one runs after a merge when orket.lua sets sandbox.deploy, or when "
-      .. "a person runs `orket sandbox up`"
-  end
-  return best
+  if best then return best end
+  local why = "no live sandbox of main in the project's folder, " .. real .. ": one runs after a merge when "
+    .. "orket.lua sets sandbox.deploy, or when a person runs `orket sandbox up`"
+  local elsewhere = service.elsewhere(others, real)
+  -- (named: the store's listing shows them, so "none" alone would read as a fault)
+  if elsewhere then why = why .. "; " .. elsewhere .. ", not the project's, and never reached from here" end
+  return nil, why
 end
 
 local function fail(name, msg, code) return { ok = false, error = name .. ": " .. msg, code = code } end
@@ -39,7 +50,7 @@ local function fail(name, msg, code) return { ok = false, error = name .. ": " .
 --- when the app does not answer; an answer past the read cap is cut (truncated = true).
 function M.run(run, card_id, name, req)
   if type(req) ~= "table" then return fail(name, "the request must be a table", "ETOOL") end
-  local row, why = M.live(run.db)
+  local row, why = M.live(run.db, run.project_dir or run.dir)
   if not row then return fail(name, why, "ENOSANDBOX") end
   local home = row.socket:gsub("/app%.sock$", "")
   if req.op == "status" then

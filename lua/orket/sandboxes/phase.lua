@@ -227,7 +227,7 @@ function M.tick(db, o)
   report.rechecked = {}
   if o.recheck and #open > 0 then
     report.rechecked = o.recheck(db, open, { settings = bf, project = o.settings and o.settings.bug_fix and o.settings,
-      now = now, filed = report.filed })
+      now = now, filed = report.filed, dir = o.dir })
   end
   for _, p in ipairs(ops.list(db, true)) do
     local st = rule.status(p.started_at, ops.times(db, p.id), now, bf)

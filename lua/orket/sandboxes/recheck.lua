@@ -1,9 +1,10 @@
 -- orket.sandboxes.recheck: the acceptance checks run again while a rock's bug-fix phase is
 -- open (docs/sandbox.md, *The bug-fix phase*). Every bug_fix.recheck_interval_ms of the
 -- phase's clock, the rock's done issues that have sandbox_checks are checked against the
--- newest healthy sandbox (orket.sandboxes.deploy's accept_after, as after a deploy); a
--- failure becomes a bug of the phase, one per card while it is open (a failure seen again
--- is a comment on it: orket.actions.acceptance). Each pass is journaled on the rock
+-- newest healthy sandbox of main of the project's folder (orket.sandboxes.deploy's
+-- accept_after, as after a deploy); a failure becomes a bug of the phase, one per card
+-- while it is open (a failure seen again is a comment on it: orket.actions.acceptance).
+-- Each pass is journaled on the rock
 -- (bugfix_recheck). orket.sandboxes.phase's tick calls it through its `recheck` option, so
 -- that the phase does not depend on the checks that depend on it.
 local board_mod = require "orket.board"
@@ -13,6 +14,7 @@ local sv = require "orket.store.verifications"
 local deploy = require "orket.sandboxes.deploy"
 local checks = require "orket.actions.sandbox_checks"
 local service = require "orket.sandboxes.service"
+local uv = require "luv"
 
 local M = {}
 
@@ -27,10 +29,13 @@ local function last_pass(db, p)
   return math.max(p.started_at, last and tonumber(last.t) or 0)
 end
 
--- the newest healthy sandbox: {id=, socket=, home=, commit=} | nil
-local function serving(db)
+-- the newest healthy sandbox of main of the folder dir: {id=, socket=, home=, commit=} | nil.
+-- Only dir's: a store several folders share holds each folder's sandboxes, which run their
+-- own checkout (the agents' tools pick the same way: orket.engine.sandboxtool).
+local function serving(db, dir)
+  local real = uv.fs_realpath(dir or ".") or dir or "."
   for _, r in ipairs(sandboxes.list(db, false)) do
-    local home = r.status == "healthy" and service.dir_of(r)
+    local home = r.status == "healthy" and r.target == "main" and service.of_folder(r, real) and service.dir_of(r)
     if home then
       return { id = r.id, socket = r.socket, home = home, commit = r.commit_id, services = service.sockets(r) }
     end
@@ -48,9 +53,10 @@ local function checked_cards(db, board, rock)
   return out
 end
 
---- due(db, phases, {settings=bug_fix, clock=, now=, filed=, project=}) -> {{rock=, sandbox=,
+--- due(db, phases, {settings=bug_fix, clock=, now=, filed=, project=, dir=}) -> {{rock=, sandbox=,
 --- cards=, failing=, skipped={{card=, name=, why=}...} (checks that could not run here)}...}: for each open phase whose pass is due, the checks of its rock's
---- done issues against the newest healthy sandbox; what they filed is added to filed
+--- done issues against the newest healthy sandbox of main of the project's folder dir (nil:
+--- the current directory); what they filed is added to filed
 --- ({card=, duplicate=, rock=, source="acceptance"}). A phase with no healthy sandbox or no
 --- checked card waits (its health checks speak for it). Runs in a task; raises on a store
 --- error.
@@ -61,7 +67,7 @@ function M.due(db, phases, o)
   local board = board_mod.open(db)
   for _, p in ipairs(phases) do
     if o.now >= last_pass(db, p) + every / 1000 then
-      local sb = serving(db)
+      local sb = serving(db, o.dir)
       local ids = sb and checked_cards(db, board, p.rock_id) or {}
       if #ids > 0 then
         local res = deploy.accept_after { db = db, board = board, settings = o.project or {}, sandbox = sb, cards = ids,

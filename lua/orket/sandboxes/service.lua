@@ -58,6 +58,42 @@ M.REPLACE_WAIT_MS = 25000
 --- how long a deploy waits for the deploy before it (deploy.lock) to end
 M.DEPLOY_LOCK_WAIT_MS = 120000
 
+--- of_folder(row, dir) -> whether the sandbox of a row is the folder dir's (its real path):
+--- a store several folders share (one PostgreSQL database) holds each folder's sandboxes,
+--- and a row names its folder by its socket, DIR/.orket/sandboxes/ID/app.sock, written with
+--- the row. One whose socket names no folder (an older Orket's row, before it wrote its
+--- socket) counts as dir's.
+function M.of_folder(row, dir)
+  local home = M.folder_of(row)
+  return not home or home == dir
+end
+
+--- folder_of(row) -> the folder a row's socket names | nil (none)
+function M.folder_of(row)
+  return type(row.socket) == "string" and row.socket:match("^(/.+)/%.orket/sandboxes/%d+/app%.sock$") or nil
+end
+
+--- elsewhere(rows, dir) -> a clause naming those of rows that are other folders' than dir (a
+--- real path) and where they run | nil (none is): why a picker of dir's sandbox found none
+--- while the store shows some
+function M.elsewhere(rows, dir)
+  local ids, homes, seen = {}, {}, {}
+  for _, r in ipairs(rows) do
+    local home = M.folder_of(r)
+    if home and home ~= dir then
+      ids[#ids + 1] = tostring(math.tointeger(r.id) or r.id)
+      if not seen[home] then
+        seen[home] = true
+        homes[#homes + 1] = home
+      end
+    end
+  end
+  if #ids == 0 then return nil end
+  return string.format("%s %s %s %s sharing this store (%s)", #ids == 1 and "sandbox" or "sandboxes",
+    table.concat(ids, ", "), #ids == 1 and "runs in" or "run in", #homes == 1 and "another folder" or "other folders",
+    table.concat(homes, ", "))
+end
+
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
 M.start_time = pidstart.start_time
 
@@ -144,8 +180,7 @@ end
 -- there, never here, so it is not this line (one whose folder its socket does not say counts).
 local function beside(db, id, target, dir)
   for _, other in ipairs(ops.list(db, false)) do
-    local home = type(other.socket) == "string" and other.socket:match("^(/.+)/%.orket/sandboxes/%d+/app%.sock$")
-    if other.id ~= id and other.target == target and (not home or home == dir) then
+    if other.id ~= id and other.target == target and M.of_folder(other, dir) then
       if not marked_side(dir .. "/.orket/sandboxes/" .. other.id) then return true end
     end
   end
@@ -450,11 +485,13 @@ function M.up(o)
         .. "stop)", why, #asked_ids == 1 and "sandbox" or "sandboxes", table.concat(asked_ids, ", "),
         #asked_ids == 1 and "was" or "were"), "ECANCELED"
     end
+    -- Only this folder's: another folder sharing the store runs its own sandboxes of the
+    -- target, which its own deploys replace
     for _, row in ipairs(ops.list(db, false)) do
-      if row.target == (o.target or "main") then
+      if row.target == (o.target or "main") and M.of_folder(row, dir) then
         -- a signal that came during the export, the reconcile or the last wait: its handler
-        -- runs in this sleep, before this sandbox is asked to make way
-        rt.sleep(5)
+        -- runs in this turn of the loop, before this sandbox is asked to make way
+        task.turn()
         local why = o.stopping and o.stopping()
         if why then return cancelled(why) end
         local t0 = uv.now()
@@ -507,6 +544,8 @@ function M.up(o)
   -- holds (it was restored from a backup older than it). Its row stays, ended, to say so.
   -- One transaction: a detached `up` waiting for its owner's newest row never sees a
   -- skipped one as the sandbox started.
+  -- Its socket, which names its folder, in the same transaction: a deploy of another folder
+  -- sharing the store never sees it without one (as this folder's, to replace).
   local used_dirs = M.highest_dir(dir)
   local id = assert(db:tx(function()
     local n = ops.insert(db, row)
@@ -514,6 +553,7 @@ function M.up(o)
       ops.set_status(db, n, "exited", "not started: its id was taken before the store was restored")
       n = ops.insert(db, row)
     end
+    ops.set_socket(db, n, dir .. "/.orket/sandboxes/" .. n .. "/app.sock")
     return n
   end))
   local home = dir .. "/.orket/sandboxes/" .. id
@@ -544,7 +584,6 @@ function M.up(o)
     return fail(string.format("sandbox: the socket path %s is longer than a unix socket allows (%d bytes); move the "
       .. "project to a shorter path", sock, SUN_MAX), "EINVAL")
   end
-  ops.set_socket(db, id, sock)
   -- .orket/ is the store's (or, on PostgreSQL, made with it)
   uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
   uv.fs_mkdir(home, 448)

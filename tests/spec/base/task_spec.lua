@@ -1,5 +1,5 @@
 -- Tasks on the loop: orket.sleep suspends only the calling task, many wait at once,
--- joins, failures and cancellation.
+-- joins, failures and cancellation; a turn of the loop (task.turn).
 local task = require "orket.task"
 local rt = require "orket.c.runtime"
 
@@ -109,5 +109,147 @@ describe("tasks", function()
 
   it("check their arguments", function()
     assert.has_error(function() task.spawn(42) end, "bad argument #1 to 'spawn' (function expected, got number)")
+  end)
+end)
+
+-- task.turn: a deploy slept 5 ms before asking each sandbox it replaces to make way, so that
+-- a signal that came while it held the thread had its handler run first: a guess at the time
+-- a turn of the loop takes, and after an I/O callback the timer could fire before any poll.
+-- turn() waits for the loop's next poll itself, and for nothing else.
+describe("task.turn", function()
+  local uv = require "luv"
+
+  -- seen(fn) -> whether a SIGWINCH that fn sends this process (send()) while it holds the
+  -- thread had its handler run once fn returned, and the milliseconds fn took. fn(send,
+  -- heard) runs in a task; heard() says whether the handler ran yet.
+  local function seen(fn)
+    local heard = false
+    local sig = uv.new_signal()
+    sig:start("sigwinch", function() heard = true end)
+    -- bounds a poll that would wait, so a broken turn fails rather than hangs
+    local guard = uv.new_timer()
+    guard:start(3000, 0, function() end)
+    local ms
+    local ok, err = task.spawn(function()
+      local t0 = uv.hrtime()
+      fn(function() assert(uv.kill(uv.os_getpid(), "sigwinch")) end, function() return heard end)
+      ms = (uv.hrtime() - t0) / 1e6
+    end):join()
+    guard:close()
+    sig:close()
+    assert(ok, err)
+    return heard, ms
+  end
+
+  it("runs the handler of a signal that came while the task held the thread, at once", function()
+    local heard, ms = seen(function(send, heard)
+      send()
+      assert.is_false(heard()) -- (the task holds the thread: nothing ran it yet)
+      task.turn()
+    end)
+    assert.is_true(heard)
+    assert.is_true(ms < 1000, string.format("the turn took %.0f ms", ms))
+  end)
+
+  it("waits for the next poll when the task was resumed by an I/O callback, after this turn's", function()
+    local heard = seen(function(send, heard)
+      -- resumed from the poll phase: that turn's check phase comes before any new poll
+      local fds = assert(uv.pipe({ nonblock = true }, { nonblock = true }))
+      local r, w = uv.new_pipe(), uv.new_pipe()
+      r:open(fds.read)
+      w:open(fds.write)
+      local co = coroutine.running()
+      r:read_start(function()
+        r:read_stop()
+        task.resume(co)
+      end)
+      w:write("x")
+      coroutine.yield()
+      r:close()
+      w:close()
+      send()
+      assert.is_false(heard())
+      task.turn()
+    end)
+    assert.is_true(heard)
+  end)
+
+  -- A clock bounds no turn: a callback later in the poll that resumed the task may hold
+  -- the thread past any short sleep, whose timer then comes due before the next poll.
+  it("waits for the next poll when another callback of the poll that resumed the task held the thread", function()
+    local heard = seen(function(send, heard)
+      -- two pipes ready in one poll: the first callback to run resumes the task, and the
+      -- other then holds the thread 10 ms, in the same poll phase
+      local co, resumed, pipes = coroutine.running(), false, {}
+      for i = 1, 2 do
+        local fds = assert(uv.pipe({ nonblock = true }, { nonblock = true }))
+        local r, w = uv.new_pipe(), uv.new_pipe()
+        r:open(fds.read)
+        w:open(fds.write)
+        pipes[i] = { r = r, w = w }
+        r:read_start(function()
+          r:read_stop()
+          if not resumed then
+            resumed = true
+            task.resume(co)
+          else
+            local t0 = uv.hrtime()
+            while uv.hrtime() - t0 < 10e6 do end
+          end
+        end)
+        w:write("x")
+      end
+      coroutine.yield()
+      send()
+      assert.is_false(heard())
+      task.turn()
+      for _, p in ipairs(pipes) do
+        p.r:close()
+        p.w:close()
+      end
+    end)
+    assert.is_true(heard)
+  end)
+
+  -- (the handles turn() makes are recorded as it makes them: luv's walk of every handle
+  -- would read the runtime's own handles, whose data is not luv's, as luv's)
+  it("closes its handles when its task is cancelled in the turn", function()
+    local made, new_idle, new_check = {}, uv.new_idle, uv.new_check
+    uv.new_idle = function(...)
+      made[#made + 1] = new_idle(...)
+      return made[#made]
+    end
+    uv.new_check = function(...)
+      made[#made + 1] = new_check(...)
+      return made[#made]
+    end
+    local ok, err = pcall(function()
+      local t = task.spawn(task.turn)
+      assert.equal("running", t.state)
+      assert.equal(2, #made)
+      for _, h in ipairs(made) do assert.is_false(h:is_closing()) end
+      assert.is_true(t:cancel())
+      for _, h in ipairs(made) do assert.is_true(h:is_closing()) end
+    end)
+    uv.new_idle, uv.new_check = new_idle, new_check
+    assert(ok, err)
+  end)
+
+  it("closes the handle it made when the next cannot be made", function()
+    local made, new_idle, new_check = {}, uv.new_idle, uv.new_check
+    uv.new_idle = function(...)
+      made[#made + 1] = new_idle(...)
+      return made[#made]
+    end
+    uv.new_check = function() error("no check handle") end
+    local ok, err = pcall(function()
+      local tok, terr = task.spawn(task.turn):join()
+      assert.is_false(tok)
+      assert.matches("no check handle", terr, 1, true)
+      assert.equal(1, #made)
+      assert.is_true(made[1]:is_closing())
+    end)
+    uv.new_idle, uv.new_check = new_idle, new_check
+    assert(ok, err)
   end)
 end)

@@ -327,6 +327,57 @@ describe("the bug-fix phase", function()
     db:close()
   end)
 
+  -- On a store several folders share, each folder's sandbox runs its own checkout: the
+  -- phase's recheck took the newest healthy sandbox of any folder and target.
+  it("runs the acceptance checks again only against its own folder's sandbox of main", function()
+    local cjson = require "cjson"
+    local deploy = require "orket.sandboxes.deploy"
+    local recheck = require "orket.sandboxes.recheck"
+    local db = board()
+    imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = { { kind = "http", path = "/" } } })
+    local dir = H.tmpdir()
+    local real = require("luv").fs_realpath(dir)
+    local settings = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000,
+      recheck_interval_ms = 1000 }
+    local c = clock_mod.new()
+    local function healthy(folder, target)
+      local id = sbops.insert(db, { target = target or "main", port = 1, command = "[]",
+        socket = folder .. "/.orket/sandboxes/90/app.sock" })
+      sbops.set_status(db, id, "healthy")
+      return id
+    end
+    local seen = {}
+    local accept_after = deploy.accept_after
+    deploy.accept_after = function(o)
+      seen[#seen + 1] = o.sandbox.id
+      return {}
+    end
+    local ok, err = pcall(function()
+      local function tick_here()
+        return phase.tick(db, { settings = settings, clock = c, dir = dir, recheck = recheck.due,
+          stop = function() return true end })
+      end
+      tick_here() -- opens R's phase
+      local mine = healthy(real)
+      healthy("/elsewhere/project") -- newer, another folder's
+      healthy(real, "other")        -- newer, this folder's of another target
+      c:advance(2)
+      local r = tick_here()
+      assert.same({ mine }, seen)
+      assert.equal(1, #r.rechecked)
+      assert.equal(mine, r.rechecked[1].sandbox)
+      -- none of this folder's healthy: the pass waits
+      sbops.set_status(db, mine, "stopped")
+      c:advance(2)
+      r = tick_here()
+      assert.same({}, r.rechecked)
+      assert.same({ mine }, seen)
+    end)
+    deploy.accept_after = accept_after
+    assert(ok, err)
+    db:close()
+  end)
+
   it("takes a live owner whose /proc entry cannot be read for alive: reconcile leaves its sandbox", function()
     local service = require "orket.sandboxes.service"
     local pidstart = require "orket.sandboxes.pidstart"

@@ -502,6 +502,37 @@ describe("the agents' sandbox tools without a sandbox", function()
     assert.same({ op = "status", lines = 3 }, reg:run("sandbox_status", { lines = 3 }, {}).result)
     db:close()
   end)
+
+  -- On a store several folders share, the listing shows another folder's sandbox: "none"
+  -- alone read as a fault of the tool.
+  it("name the sandboxes of main another folder sharing the store runs, which they never reach", function()
+    local db = require("tests.backends").open_store()
+    local sbops = require "orket.store.sandboxes"
+    local service = require "orket.sandboxes.service"
+    local st = require "orket.engine.sandboxtool"
+    local dir = uv.fs_realpath(H.tmpdir())
+    local pid = uv.os_getpid()
+    local function live(folder, id, target)
+      local row = sbops.insert(db, { target = target or "main", port = 1, command = "[]",
+        socket = folder .. "/.orket/sandboxes/" .. id .. "/app.sock", owner_pid = pid,
+        owner_start = service.start_time(pid) })
+      sbops.set_status(db, row, "healthy")
+      return row
+    end
+    local b = live("/elsewhere/b", 1)
+    live(dir, 2, "other") -- this folder's, of another target: not counted
+    local out = st.run({ db = db, project_dir = dir }, "E-1", "sandbox_status", { op = "status" })
+    assert.equal("ENOSANDBOX", out.code)
+    local head = "sandbox_status: no live sandbox of main in the project's folder, " .. dir .. ": "
+    assert.equal(head, out.error:sub(1, #head))
+    assert.matches("; sandbox " .. b .. " runs in another folder sharing this store (/elsewhere/b), not the "
+      .. "project's, and never reached from here", out.error, 1, true)
+    local c = live("/elsewhere/c", 3)
+    out = st.run({ db = db, project_dir = dir }, "E-1", "sandbox_status", { op = "status" })
+    assert.matches("; sandboxes " .. c .. ", " .. b .. " run in other folders sharing this store (/elsewhere/c, "
+      .. "/elsewhere/b)", out.error, 1, true)
+    db:close()
+  end)
 end)
 
 describe("a deploy's acceptance checks", function()
