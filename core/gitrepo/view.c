@@ -37,7 +37,10 @@
  *    never followed); a directory is removed only when empty.
  * 6. The base moves to M only once every path of diff(B, M) was written or recorded: a crash
  *    before that leaves base B, and the same refresh runs again (on the next merge, or at
- *    recovery), finishing what is left (3).
+ *    recovery), finishing what is left (3). So does a write of the refresh's own that fails
+ *    (no space, an I/O error, a permission: vw_blocked): that path keeps B's file and index
+ *    entry, the other paths are written, and the refresh fails with the reason (a merge
+ *    says it as stale), the state untouched; never counted as the person's.
  * 7. A recorded path stays diverged until the disk holds what main holds there (the person
  *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
  *    again and forgets those that no longer differ.
@@ -214,7 +217,8 @@ typedef struct vw_item {
   vw_side b, m;
   int index_ok; /* main's index held B's or M's entry */
   int diverged;
-  int done; /* the disk holds M's */
+  int done;   /* the disk holds M's */
+  int failed; /* errno of a write of the refresh's own that failed (vw_blocked): B's kept */
 } vw_item;
 
 static void vw_side_of(const git_diff_file *f, vw_side *s) {
@@ -291,6 +295,17 @@ static int vw_disk_is(const gitapi *g, int root, const char *path, const git_ind
   return vw_holds(g, d, was, 1);
 }
 
+/* 1 when err, a failed write's, says something is on the way: a file or symlink where a
+ * directory goes, a directory where a file goes, a name this file system cannot hold. That
+ * is the person's (invariant 4). Any other failure (no space, an I/O error, a permission, a
+ * read-only file system) is the refresh's own: the path keeps B's and the refresh is
+ * said to have failed (invariant 6). Taken for the person's, a full disk's paths were
+ * recorded as diverged and the base moved on: those files stayed missing for good. */
+static int vw_blocked(int err) {
+  return err == ENOTDIR || err == ELOOP || err == EEXIST || err == EISDIR || err == ENOTEMPTY || err == EINVAL ||
+         err == ENAMETOOLONG;
+}
+
 /* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
  * turned symlink, or back, is one write in pass 2, a rename over it: removed here and
  * written there, a crash in between would leave nothing, which reads as a person's
@@ -302,10 +317,14 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
   vw_disk(g, dfd, leaf, &d, &it->b, NULL);
   if (d.kind == VW_NONE) {
     vw_prune_dirs(root, it->path);
-  } else if (it->index_ok && vw_holds(g, &d, &it->b, 0) && unlinkat(dfd, leaf, 0) == 0) {
-    vw_prune_dirs(root, it->path);
-  } else {
+  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, 0)) {
     it->diverged = 1;
+  } else if (unlinkat(dfd, leaf, 0) == 0) {
+    vw_prune_dirs(root, it->path);
+  } else if (vw_blocked(errno)) {
+    it->diverged = 1;
+  } else {
+    it->failed = errno ? errno : EIO;
   }
   if (dfd >= 0) close(dfd);
 }
@@ -325,7 +344,8 @@ static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, in
   } else {
     if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
     if (dfd >= 0 && gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC) == 0) it->done = 1;
-    else it->diverged = 1; /* something of someone's on the way */
+    else if (vw_blocked(errno)) it->diverged = 1; /* something of someone's on the way */
+    else it->failed = errno ? errno : EIO;        /* a full disk: B's stays, the next refresh writes it */
   }
   if (dfd >= 0) close(dfd);
 }
@@ -615,8 +635,14 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     else vw_write_m(g, repo, &tmp, root, &items[i]);
   }
   int changed = 0;
+  size_t failed = 0; /* paths a write of ours failed at: B's file and entry kept (invariant 6) */
+  const vw_item *first = NULL;
   for (size_t i = 0; i < n; i++) {
     vw_item *it = &items[i];
+    if (it->failed) {
+      if (!failed++) first = it;
+      continue;
+    }
     const git_index_entry *ie = g->index_get_bypath(idx, it->path, 0);
     /* the person's staging is theirs (invariant 4): only B's or M's entry is replaced */
     if (vw_index_is(g, ie, &it->b) || (it->done && vw_index_is(g, ie, &it->m))) {
@@ -676,6 +702,17 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     gr_git(g, e, rc, "main's index");
     goto out;
   }
+  /* what was written stays (done, found done by the next refresh) and so does the index for
+   * it, but the base stays B and the state as it was: the next refresh writes the rest, and
+   * records again what is the person's (invariant 6) */
+  if (failed) {
+    int err = first->failed;
+    char more[64] = "";
+    if (failed > 1) snprintf(more, sizeof more, " (and %zu more path%s)", failed - 1, failed > 2 ? "s" : "");
+    gr_fail(e, err == EACCES ? "EACCES" : err == EPERM ? "EPERM" : "EIO", "cannot write workspace/%s%s: %s", first->path,
+            more, strerror(err));
+    goto out;
+  }
   if (!ours) {
     /* said by status while a path this refresh listed is still listed (a move not from a
      * known commit: unnamed); the same move found again (no merge of Orket's to follow at
@@ -709,6 +746,9 @@ out:
     g->tree_free(r->view_tip);
     r->view_tip = target;
     target = NULL;
+  } else if (ret != 0 && base && r->view_tip == NULL) { /* a failed refresh's base is the next one's */
+    r->view_tip = base;
+    base = NULL;
   }
   if (root >= 0) close(root);
   if (tmp.at >= 0) close(tmp.at);

@@ -82,6 +82,36 @@ int __wrap_stat(const char *path, struct stat *st) {
   return __real_stat(path, st);
 }
 
+/* write and mkdirat as the core calls them here (-Wl,--wrap=write, --wrap=mkdirat): a write
+ * to a file whose path holds tg_write_fail, and the making of a directory named
+ * tg_mkdir_fail, fail for want of space, so a test sees a disk that fills up under one step
+ * of the view's refresh and not another. */
+ssize_t __real_write(int fd, const void *buf, size_t n);
+ssize_t __wrap_write(int fd, const void *buf, size_t n);
+int __real_mkdirat(int dfd, const char *name, mode_t mode);
+int __wrap_mkdirat(int dfd, const char *name, mode_t mode);
+static const char *tg_write_fail, *tg_mkdir_fail;
+ssize_t __wrap_write(int fd, const void *buf, size_t n) {
+  char link[64], path[1024];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t k = tg_write_fail ? readlink(link, path, sizeof path - 1) : -1;
+  if (k > 0) {
+    path[k] = '\0';
+    if (strstr(path, tg_write_fail)) {
+      errno = ENOSPC;
+      return -1;
+    }
+  }
+  return __real_write(fd, buf, n);
+}
+int __wrap_mkdirat(int dfd, const char *name, mode_t mode) {
+  if (tg_mkdir_fail && strcmp(name, tg_mkdir_fail) == 0) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return __real_mkdirat(dfd, name, mode);
+}
+
 /* strcmp as the core calls it here (-Wl,--wrap=strcmp): counted while tg_cmp_on is set, so a
  * test sees how many comparisons an operation makes (linear or quadratic in its list), not how
  * long it took. */
@@ -1403,6 +1433,66 @@ TEST(test_gitrepo_view_waits_cleared) {
   CHECK(t, unlink(cmd) == 0 && gitrepo_view_refresh(r, &dv, &e) == 0);
   CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, 1, &e) == 0 && behind[0] == '\0');
   gr_view_paths_free(v, n);
+  tg_end(r, base);
+}
+
+/* A write of the view's own that fails (the disk full under the temporary file, or under a
+ * directory the merge brings) is no person's change: the merge stands and says why (stale,
+ * ENOSPC), no path is counted as diverged, and the view's base stays where it was, so the
+ * next refresh (the next merge, or recovery's) writes what is left. Counted as a person's,
+ * the files stayed missing for good and every later merge answered as if the view held
+ * main. */
+TEST(test_gitrepo_view_write_fails) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], cmd[700], behind[GR_VIEW_WHY];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gr_view_path *v = NULL;
+  size_t n = 0, dv = 0;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "a.txt", "a\n", "put", "d/x.txt", "x\n", NULL};
+  CHECK(t, tg_card_change(r, base, "W1", c1, id) == 0);
+  tg_write_fail = "/orket-view-tmp/";
+  int rc = gitrepo_merge_to_main(r, "W1", &tg_who, id, &kind, &conf, &e);
+  tg_write_fail = NULL;
+  CHECK(t, rc == 1 || !fprintf(stderr, "    rc %d, %zu diverged\n", rc, gitrepo_view_last(r)));
+  CHECK(t, rc != 1 || (strcmp(e.code, "ENOSPC") == 0 && strstr(e.msg, strerror(ENOSPC)) && strstr(e.msg, "a.txt")) ||
+               !fprintf(stderr, "    %s: %s\n", e.code, e.msg));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "(missing)");
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, 1, &e) == 0 && n == 0);
+  gr_view_paths_free(v, n);
+  CHECK(t, strstr(behind, strerror(ENOSPC)) || !fprintf(stderr, "    behind: %s\n", behind));
+
+  /* room for files again, none for a new directory: the next merge writes what the first
+   * left, and says why its own directory's file is not there */
+  const char *c2[] = {"put", "e/y.txt", "y\n", "put", "b.txt", "b\n", NULL};
+  CHECK(t, tg_card_change(r, base, "W2", c2, id) == 0);
+  tg_mkdir_fail = "e";
+  rc = gitrepo_merge_to_main(r, "W2", &tg_who, id, &kind, &conf, &e);
+  tg_mkdir_fail = NULL;
+  CHECK(t, (rc == 1 && strcmp(e.code, "ENOSPC") == 0 && strstr(e.msg, "e/y.txt")) ||
+               !fprintf(stderr, "    rc %d: %s\n", rc, rc ? e.msg : ""));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a\n");
+  CHECK_STR(t, tg_read(ws, "d/x.txt", buf, sizeof buf), "x\n");
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+  CHECK_STR(t, tg_read(ws, "e/y.txt", buf, sizeof buf), "(missing)");
+
+  /* room again: recovery's refresh (no merge) finishes, and git sees main's files clean */
+  CHECK(t, gitrepo_view_refresh(r, &dv, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, dv == 0);
+  CHECK_STR(t, tg_read(ws, "e/y.txt", buf, sizeof buf), "y\n");
+  CHECK(t, gitrepo_view_status(r, &v, &n, behind, sizeof behind, 1, &e) == 0 && n == 0 && behind[0] == '\0');
+  gr_view_paths_free(v, n);
+  snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain", ws);
+  FILE *p = popen(cmd, "r");
+  size_t got = p ? fread(buf, 1, sizeof buf - 1, p) : 0;
+  buf[got] = '\0';
+  if (p) pclose(p);
+  CHECK_STR(t, buf, "");
   tg_end(r, base);
 }
 

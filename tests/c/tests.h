@@ -97,6 +97,7 @@
   X(test_gitrepo_view_fifo_index)          \
   X(test_gitrepo_view_state_unreadable)    \
   X(test_gitrepo_view_waits_cleared)       \
+  X(test_gitrepo_view_write_fails)         \
   X(test_gitrepo_view_guessed_base_keeps)  \
   X(test_gitrepo_view_tmp_sweep)           \
   X(test_gitrepo_view_state_head)          \
