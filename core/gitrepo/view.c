@@ -698,7 +698,9 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     if (raced) *raced = 1;
     goto out;
   }
-  if (changed && (rc = g->index_write(idx)) < 0) {
+  /* the paths a write failed at are the reason said when the index cannot be written either
+   * (a full disk fails both; the files are what a person misses) */
+  if (changed && (rc = g->index_write(idx)) < 0 && !failed) {
     gr_git(g, e, rc, "main's index");
     goto out;
   }
