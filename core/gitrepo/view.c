@@ -38,9 +38,10 @@
  * 6. The base moves to M only once every path of diff(B, M) was written or recorded: a crash
  *    before that leaves base B, and the same refresh runs again (on the next merge, or at
  *    recovery), finishing what is left (3). So does a write of the refresh's own that fails
- *    (no space, an I/O error, a permission: vw_blocked): that path keeps B's file and index
- *    entry, the other paths are written, and the refresh fails with the reason (a merge
- *    says it as stale), the state untouched; never counted as the person's.
+ *    (no space, a quota, an I/O error: vw_blocked): that path keeps B's file and index
+ *    entry (a directory M brings may stay, empty: git tracks none), the other paths are
+ *    written, and the refresh fails with the reason (a merge says it as stale), the state
+ *    untouched; never counted as the person's.
  * 7. A recorded path stays diverged until the disk holds what main holds there (the person
  *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
  *    again and forgets those that no longer differ.
@@ -295,15 +296,30 @@ static int vw_disk_is(const gitapi *g, int root, const char *path, const git_ind
   return vw_holds(g, d, was, 1);
 }
 
-/* 1 when err, a failed write's, says something is on the way: a file or symlink where a
- * directory goes, a directory where a file goes, a name this file system cannot hold. That
- * is the person's (invariant 4). Any other failure (no space, an I/O error, a permission, a
- * read-only file system) is the refresh's own: the path keeps B's and the refresh is
- * said to have failed (invariant 6). Taken for the person's, a full disk's paths were
- * recorded as diverged and the base moved on: those files stayed missing for good. */
+/* 1 when err, a failed write's at a path in workspace/, is the person's: a lasting property
+ * of what is on the path, which a retry would meet again (invariant 4: recorded as diverged,
+ * listed, the base moves on). Something in the way: a file or symlink where a directory
+ * goes, a directory where a file goes (ENOTDIR, ELOOP, EISDIR, ENOTEMPTY, EEXIST). A name
+ * or symlink target this file system cannot hold (EINVAL, ENAMETOOLONG, EILSEQ, EOPNOTSUPP).
+ * A person's mode, owner, immutable flag, read-only mount or mount point (EACCES, EPERM,
+ * EROFS, EBUSY), a directory full of subdirectories or a file too large for the file
+ * system (EMLINK, EFBIG). Anything else is the machine's for the moment (no space, a quota,
+ * an I/O error, no memory or descriptors, a directory removed meanwhile, a network file
+ * system's hiccup, an errno not known here): the path keeps B's and the refresh fails,
+ * said, to be retried (invariant 6). A closed list, so that what is not known is retried,
+ * never taken for the person's: a full disk's paths, taken for theirs, stayed missing for
+ * good. Orket's own places never reach here with their errno: the blob lookup fails EIO,
+ * and a failure in the gitdir's temporary directory falls back beside the path
+ * (gr_view_put). */
 static int vw_blocked(int err) {
-  return err == ENOTDIR || err == ELOOP || err == EEXIST || err == EISDIR || err == ENOTEMPTY || err == EINVAL ||
-         err == ENAMETOOLONG;
+  switch (err) {
+  case ENOTDIR: case ELOOP: case EISDIR: case ENOTEMPTY: case EEXIST:
+  case EINVAL: case ENAMETOOLONG: case EILSEQ: case EOPNOTSUPP:
+  case EACCES: case EPERM: case EROFS: case EBUSY: case EMLINK: case EFBIG:
+    return 1;
+  default:
+    return 0;
+  }
 }
 
 /* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
@@ -348,6 +364,19 @@ static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, in
     else it->failed = errno ? errno : EIO;        /* a full disk: B's stays, the next refresh writes it */
   }
   if (dfd >= 0) close(dfd);
+}
+
+/* A directory of B's left where M has a file because a removal below it failed (pass 1) is
+ * the refresh's own failure, not a person's directory: it takes that removal's errno, so
+ * that the path is retried rather than counted as the person's in the same refresh. */
+static void vw_below_failed(vw_item *items, size_t n, vw_item *it) {
+  size_t len = strlen(it->path);
+  for (size_t j = 0; j < n; j++)
+    if (items[j].failed && strncmp(items[j].path, it->path, len) == 0 && items[j].path[len] == '/') {
+      it->diverged = 0;
+      it->failed = items[j].failed;
+      return;
+    }
 }
 
 /* The items of diff (a change of kind comes as a deletion and an addition of one path,
@@ -626,13 +655,17 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     goto out;
   }
 
+  size_t cleared_failed = 0; /* removals of pass 1 that failed (vw_below_failed) */
   for (size_t i = n; i-- > 0;)
-    if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
+    if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE) {
       vw_clear(g, root, &items[i]);
+      cleared_failed += items[i].failed != 0;
+    }
   for (size_t i = 0; i < n; i++) {
-    if (items[i].diverged) continue;
+    if (items[i].diverged || items[i].failed) continue;
     if (items[i].m.kind == VW_NONE) items[i].done = 1;
     else vw_write_m(g, repo, &tmp, root, &items[i]);
+    if (items[i].diverged && cleared_failed) vw_below_failed(items, n, &items[i]);
   }
   int changed = 0;
   size_t failed = 0; /* paths a write of ours failed at: B's file and entry kept (invariant 6) */
@@ -711,8 +744,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     int err = first->failed;
     char more[64] = "";
     if (failed > 1) snprintf(more, sizeof more, " (and %zu more path%s)", failed - 1, failed > 2 ? "s" : "");
-    gr_fail(e, err == EACCES ? "EACCES" : err == EPERM ? "EPERM" : "EIO", "cannot write workspace/%s%s: %s", first->path,
-            more, strerror(err));
+    gr_fail(e, "EIO", "cannot write workspace/%s%s: %s", first->path, more, strerror(err)); /* ENOSPC: gr_fail's */
     goto out;
   }
   if (!ours) {

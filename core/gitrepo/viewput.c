@@ -113,6 +113,10 @@ int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, 
       snprintf(name, sizeof name, beside ? ".orket-view-%ld.%lu.tmp" : "%ld.%lu", t->pid, t->n++);
       if ((made = vw_tmp_make(at, name, link, exec, data, len)) != 0 && (err = errno) != EEXIST) break;
     }
+    /* the gitdir's directory not usable (made read-only by a run under sudo, full on
+     * another file system): beside, whose errno is one at the path (view.c's vw_blocked);
+     * the gitdir's would blame the path for Orket's own directory */
+    if (made != 0 && !beside) continue;
     if (made != 0) break;
     if (renameat(at, name, dfd, leaf) == 0) {
       ret = 0;
