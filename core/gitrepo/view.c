@@ -808,7 +808,8 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
    * the next handle's (a run's or resume's first refresh is at recover(), or at its first
    * merge when another run is going and recover() is skipped; status handles never refresh).
    * Meanwhile such a file is read by no one, and its name, its pid's, is taken again only by
-   * a process of that pid, which truncates it */
+   * a process of that pid: a state file's is truncated, a written file's is skipped (O_EXCL,
+   * the next number) */
   if (!r->view_swept) {
     gr_view_sweep_tmp(r);
     gr_view_put_sweep(&r->git, r->repo); /* the written files' too: listed once, not at each refresh that writes */
