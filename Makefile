@@ -94,9 +94,11 @@ $(BUILD)/orket-confine: $(BUILD)/core/confine_main.o $(BUILD)/core/confine.o $(B
 # they link it: gitrepo's dlopen then finds the very library already loaded. The core's
 # fsync and syncfs calls go through the tests' own wrappers (--wrap), which note what was
 # synced: how the git tests see which writes were made durable before what (and stat, which
-# a test makes fail for one path; strcmp, which a test counts).
+# a test makes fail for one path; strcmp, which a test counts; write, mkdirat, openat and
+# unlinkat, which a test makes fail for want of space or for a permission).
 $(BUILD)/test_core: $(CORE_OBJ) $(CTEST_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--wrap=fsync -Wl,--wrap=syncfs -Wl,--wrap=stat -Wl,--wrap=strcmp $^ $(LDLIBS) \
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--wrap=fsync -Wl,--wrap=syncfs -Wl,--wrap=stat -Wl,--wrap=strcmp \
+		-Wl,--wrap=write -Wl,--wrap=mkdirat -Wl,--wrap=openat -Wl,--wrap=unlinkat $^ $(LDLIBS) \
 		$(shell pkg-config --libs libgit2 2>/dev/null) -lutil -o $@
 
 # Drives `orket repl` on a pseudo-terminal for the end-to-end tests.

@@ -3,7 +3,7 @@
 -- inclusive (libgit2, zlib and libc beneath it). Each listed path is a person's small file
 -- where main holds a text file of BYTES bytes (random hex digits: text deflates and inflates as
 -- source does, where random bytes are stored as they are; loose objects, as a merge leaves them).
---   build/orket lua bench/viewstatus.lua [PATHS [BYTES]]   (defaults 1000, 32768; seconds)
+--   build/orket lua bench/viewstatus.lua [PATHS [BYTES]]   (defaults 1000, 32768; counts instructions)
 --   build/orket lua bench/viewstatus.lua --run DIR          (the child: one status of DIR)
 package.path = package.orket_home .. "/?.lua;" .. package.path
 local G = require "orket.c.gitrepo"
@@ -33,7 +33,12 @@ if not sh("command -v valgrind") then
   return
 end
 
-local dir = io.popen("mktemp -d /tmp/orket-viewstatus.XXXXXX"):read("l")
+local mk = io.popen("mktemp -d /tmp/orket-viewstatus.XXXXXX")
+local dir = mk:read("l")
+mk:close()
+assert(dir and dir ~= "", "mktemp -d failed")
+-- removed however the bench ends (PATHS x BYTES of files: 32 MB by default)
+local _ <close> = setmetatable({}, { __close = function() os.execute("rm -rf " .. q(dir)) end })
 local function path(i) return string.format("d%02d/f%05d.bin", i % 20, i) end
 local function write(name, data)
   local f = assert(io.open(dir .. "/" .. name, "wb"))
@@ -68,4 +73,3 @@ local total
 for line in io.lines(out) do total = total or tonumber(line:match("^totals:%s*(%d+)") or line:match("^summary:%s*(%d+)")) end
 print(string.format("view_status, %d paths listed, main's files %d bytes: %.1f M instructions (%.1f K a path)",
   PATHS, BYTES, total / 1e6, total / PATHS / 1e3))
-os.execute("rm -rf " .. q(dir))

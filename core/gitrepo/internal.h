@@ -212,8 +212,9 @@ typedef struct gr_view_tmp {
   unsigned long n;
 } gr_view_tmp;
 /* Writes blob id (link: as a symlink; exec: executable) at leaf in dfd: a temporary file
- * made in t's directory (beside leaf where that is on another file system), then a rename.
- * 0, or -1 (nothing of anyone's replaced but leaf). */
+ * made in t's directory (beside leaf where that is on another file system or cannot be
+ * made there), then a rename. 0, or -1 with errno: a step's at leaf's directory, or EIO
+ * when main's blob cannot be read (nothing of anyone's replaced but leaf). */
 int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
                 int exec);
 /* Removes the temporary files gr_view_put's refreshes left in the gitdir when their process

@@ -37,7 +37,11 @@
  *    never followed); a directory is removed only when empty.
  * 6. The base moves to M only once every path of diff(B, M) was written or recorded: a crash
  *    before that leaves base B, and the same refresh runs again (on the next merge, or at
- *    recovery), finishing what is left (3).
+ *    recovery), finishing what is left (3). So does a write of the refresh's own that fails
+ *    (no space, a quota, an I/O error: vw_blocked): that path keeps B's file and index
+ *    entry (a directory M brings may stay, empty: git tracks none), the other paths are
+ *    written, and the refresh fails with the reason (a merge says it as stale), the state
+ *    untouched; never counted as the person's.
  * 7. A recorded path stays diverged until the disk holds what main holds there (the person
  *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
  *    again and forgets those that no longer differ.
@@ -214,7 +218,8 @@ typedef struct vw_item {
   vw_side b, m;
   int index_ok; /* main's index held B's or M's entry */
   int diverged;
-  int done; /* the disk holds M's */
+  int done;   /* the disk holds M's */
+  int failed; /* errno of a write of the refresh's own that failed (vw_blocked): B's kept */
 } vw_item;
 
 static void vw_side_of(const git_diff_file *f, vw_side *s) {
@@ -291,6 +296,32 @@ static int vw_disk_is(const gitapi *g, int root, const char *path, const git_ind
   return vw_holds(g, d, was, 1);
 }
 
+/* 1 when err, a failed write's at a path in workspace/, is the person's: a lasting property
+ * of what is on the path, which a retry would meet again (invariant 4: recorded as diverged,
+ * listed, the base moves on). Something in the way: a file or symlink where a directory
+ * goes, a directory where a file goes (ENOTDIR, ELOOP, EISDIR, ENOTEMPTY, EEXIST). A name
+ * or symlink target this file system cannot hold (EINVAL, ENAMETOOLONG, EILSEQ, EOPNOTSUPP).
+ * A person's mode, owner, immutable flag, read-only mount or mount point (EACCES, EPERM,
+ * EROFS, EBUSY), a directory full of subdirectories or a file too large for the file
+ * system (EMLINK, EFBIG). Anything else is the machine's for the moment (no space, a quota,
+ * an I/O error, no memory or descriptors, a directory removed meanwhile, a network file
+ * system's hiccup, an errno not known here): the path keeps B's and the refresh fails,
+ * said, to be retried (invariant 6). A closed list, so that what is not known is retried,
+ * never taken for the person's: a full disk's paths, taken for theirs, stayed missing for
+ * good. Orket's own places never reach here with their errno: the blob lookup fails EIO,
+ * and a failure in the gitdir's temporary directory falls back beside the path
+ * (gr_view_put). */
+static int vw_blocked(int err) {
+  switch (err) {
+  case ENOTDIR: case ELOOP: case EISDIR: case ENOTEMPTY: case EEXIST:
+  case EINVAL: case ENAMETOOLONG: case EILSEQ: case EOPNOTSUPP:
+  case EACCES: case EPERM: case EROFS: case EBUSY: case EMLINK: case EFBIG:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
 /* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
  * turned symlink, or back, is one write in pass 2, a rename over it: removed here and
  * written there, a crash in between would leave nothing, which reads as a person's
@@ -302,10 +333,14 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
   vw_disk(g, dfd, leaf, &d, &it->b, NULL);
   if (d.kind == VW_NONE) {
     vw_prune_dirs(root, it->path);
-  } else if (it->index_ok && vw_holds(g, &d, &it->b, 0) && unlinkat(dfd, leaf, 0) == 0) {
-    vw_prune_dirs(root, it->path);
-  } else {
+  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, 0)) {
     it->diverged = 1;
+  } else if (unlinkat(dfd, leaf, 0) == 0) {
+    vw_prune_dirs(root, it->path);
+  } else if (vw_blocked(errno)) {
+    it->diverged = 1;
+  } else {
+    it->failed = errno ? errno : EIO;
   }
   if (dfd >= 0) close(dfd);
 }
@@ -325,9 +360,23 @@ static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, in
   } else {
     if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
     if (dfd >= 0 && gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC) == 0) it->done = 1;
-    else it->diverged = 1; /* something of someone's on the way */
+    else if (vw_blocked(errno)) it->diverged = 1; /* something of someone's on the way */
+    else it->failed = errno ? errno : EIO;        /* a full disk: B's stays, the next refresh writes it */
   }
   if (dfd >= 0) close(dfd);
+}
+
+/* A directory of B's left where M has a file because a removal below it failed (pass 1) is
+ * the refresh's own failure, not a person's directory: it takes that removal's errno, so
+ * that the path is retried rather than counted as the person's in the same refresh. */
+static void vw_below_failed(vw_item *items, size_t n, vw_item *it) {
+  size_t len = strlen(it->path);
+  for (size_t j = 0; j < n; j++)
+    if (items[j].failed && strncmp(items[j].path, it->path, len) == 0 && items[j].path[len] == '/') {
+      it->diverged = 0;
+      it->failed = items[j].failed;
+      return;
+    }
 }
 
 /* The items of diff (a change of kind comes as a deletion and an addition of one path,
@@ -606,17 +655,27 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     goto out;
   }
 
+  size_t cleared_failed = 0; /* removals of pass 1 that failed (vw_below_failed) */
   for (size_t i = n; i-- > 0;)
-    if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE)
+    if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE) {
       vw_clear(g, root, &items[i]);
+      cleared_failed += items[i].failed != 0;
+    }
   for (size_t i = 0; i < n; i++) {
-    if (items[i].diverged) continue;
+    if (items[i].diverged || items[i].failed) continue;
     if (items[i].m.kind == VW_NONE) items[i].done = 1;
     else vw_write_m(g, repo, &tmp, root, &items[i]);
+    if (items[i].diverged && cleared_failed) vw_below_failed(items, n, &items[i]);
   }
   int changed = 0;
+  size_t failed = 0; /* paths a write of ours failed at: B's file and entry kept (invariant 6) */
+  const vw_item *first = NULL;
   for (size_t i = 0; i < n; i++) {
     vw_item *it = &items[i];
+    if (it->failed) {
+      if (!failed++) first = it;
+      continue;
+    }
     const git_index_entry *ie = g->index_get_bypath(idx, it->path, 0);
     /* the person's staging is theirs (invariant 4): only B's or M's entry is replaced */
     if (vw_index_is(g, ie, &it->b) || (it->done && vw_index_is(g, ie, &it->m))) {
@@ -672,8 +731,20 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     if (raced) *raced = 1;
     goto out;
   }
-  if (changed && (rc = g->index_write(idx)) < 0) {
+  /* the paths a write failed at are the reason said when the index cannot be written either
+   * (a full disk fails both; the files are what a person misses) */
+  if (changed && (rc = g->index_write(idx)) < 0 && !failed) {
     gr_git(g, e, rc, "main's index");
+    goto out;
+  }
+  /* what was written stays (done, found done by the next refresh) and so does the index for
+   * it, but the base stays B and the state as it was: the next refresh writes the rest, and
+   * records again what is the person's (invariant 6) */
+  if (failed) {
+    int err = first->failed;
+    char more[64] = "";
+    if (failed > 1) snprintf(more, sizeof more, " (and %zu more path%s)", failed - 1, failed > 2 ? "s" : "");
+    gr_fail(e, "EIO", "cannot write workspace/%s%s: %s", first->path, more, strerror(err)); /* ENOSPC: gr_fail's */
     goto out;
   }
   if (!ours) {
@@ -709,6 +780,9 @@ out:
     g->tree_free(r->view_tip);
     r->view_tip = target;
     target = NULL;
+  } else if (ret != 0 && base && r->view_tip == NULL) { /* a failed refresh's base is the next one's */
+    r->view_tip = base;
+    base = NULL;
   }
   if (root >= 0) close(root);
   if (tmp.at >= 0) close(tmp.at);
@@ -734,7 +808,8 @@ int gr_view_refresh(gitrepo *r, size_t *diverged, gr_err *e) {
    * the next handle's (a run's or resume's first refresh is at recover(), or at its first
    * merge when another run is going and recover() is skipped; status handles never refresh).
    * Meanwhile such a file is read by no one, and its name, its pid's, is taken again only by
-   * a process of that pid, which truncates it */
+   * a process of that pid: a state file's is truncated, a written file's is skipped (O_EXCL,
+   * the next number) */
   if (!r->view_swept) {
     gr_view_sweep_tmp(r);
     gr_view_put_sweep(&r->git, r->repo); /* the written files' too: listed once, not at each refresh that writes */

@@ -74,30 +74,36 @@ static int vw_tmp_make(int at, const char *name, int link, int exec, const char 
   }
   int fd = openat(at, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, exec ? 0777 : 0666);
   if (fd < 0) return -1;
-  int ok = 1;
-  for (size_t off = 0; ok && off < len;) {
+  int err = 0; /* the write's own errno: the refresh says it (a full disk is not an I/O error) */
+  for (size_t off = 0; !err && off < len;) {
     ssize_t k = write(fd, data + off, len - off);
-    if (k <= 0) ok = 0;
+    if (k < 0) err = errno;
+    else if (k == 0) err = EIO;
     else off += (size_t)k;
   }
-  if (close(fd) != 0) ok = 0;
-  if (ok) return 0;
+  if (close(fd) != 0 && !err) err = errno;
+  if (!err) return 0;
   (void)unlinkat(at, name, 0); /* made here, O_EXCL: ours */
-  errno = EIO;
+  errno = err;
   return -1;
 }
 
 /* Writes side m's blob at leaf in dfd: a temporary file, then a rename (invariant 5). Made
  * in the refresh's own directory in the gitdir; where that is not on leaf's file system
  * (EXDEV: a mount in workspace/) or not usable, beside leaf under a name of the same kind
- * (.orket-view-PID.N.tmp, O_EXCL), which a kill between the two steps leaves there. */
+ * (.orket-view-PID.N.tmp, O_EXCL), which a kill between the two steps leaves there. 0, or
+ * -1 with the errno of the step that failed (the refresh tells a full disk from something
+ * of someone's on the way by it: view.c's vw_blocked). */
 int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
                 int exec) {
   git_blob *blob = NULL;
-  if (g->blob_lookup(&blob, repo, id) < 0) return -1;
+  if (g->blob_lookup(&blob, repo, id) < 0) {
+    errno = EIO; /* main's own object unreadable: no one's on the way */
+    return -1;
+  }
   const char *data = g->blob_rawcontent(blob);
   size_t len = (size_t)g->blob_rawsize(blob);
-  int ret = -1;
+  int ret = -1, err = EIO;
   for (int beside = 0; beside < 2 && ret != 0; beside++) {
     int at = beside ? dfd : vw_tmp_dir(g, repo, t);
     if (at < 0) continue;
@@ -105,18 +111,23 @@ int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, 
     int made = -1;
     for (int k = 0; k < 64 && made != 0; k++) {
       snprintf(name, sizeof name, beside ? ".orket-view-%ld.%lu.tmp" : "%ld.%lu", t->pid, t->n++);
-      if ((made = vw_tmp_make(at, name, link, exec, data, len)) != 0 && errno != EEXIST) break;
+      if ((made = vw_tmp_make(at, name, link, exec, data, len)) != 0 && (err = errno) != EEXIST) break;
     }
+    /* the gitdir's directory not usable (made read-only by a run under sudo, full on
+     * another file system): beside, whose errno is one at the path (view.c's vw_blocked);
+     * the gitdir's would blame the path for Orket's own directory */
+    if (made != 0 && !beside) continue;
     if (made != 0) break;
     if (renameat(at, name, dfd, leaf) == 0) {
       ret = 0;
     } else {
-      int err = errno;
+      err = errno;
       (void)unlinkat(at, name, 0); /* made above, O_EXCL, not renamed: ours */
       if (err != EXDEV) break;
     }
   }
   g->blob_free(blob);
+  if (ret != 0) errno = err;
   return ret;
 }
 

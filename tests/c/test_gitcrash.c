@@ -10,7 +10,9 @@
  * core's own calls (linked with --wrap=fsync, --wrap=syncfs: test_gitrepo.c's wrappers pass
  * them on here) and libgit2's (which this binary links, so its calls bind to these) all
  * come through them: every object, index, reflog and ref write, every ref move (a rename of
- * its lock file) and every file the view renames into place is a numbered step. */
+ * its lock file) and every file the view renames into place is a numbered step. Once a
+ * seed, one card's view writes fail as on a full disk (its refresh is stale), and the next
+ * card's crash points then cut short the refresh that catches up. */
 #define _GNU_SOURCE
 #include "check.h"
 #include "tests.h"
@@ -39,7 +41,19 @@ static struct {
   int armed;
   int nosync; /* a kill, not a power cut, is what is modelled: syncs are counted, not made */
   long steps, crash_at;
+  int fail_view;     /* a full disk under the view: its renames out of .git/orket-view-tmp fail */
+  long failed_views; /* how many did */
 } tc_seam;
+
+/* 1 when fd is the view's temporary directory in the gitdir */
+static int tc_view_tmp(int fd) {
+  char link[64], path[1024];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t k = readlink(link, path, sizeof path - 1);
+  if (k <= 0) return 0;
+  path[k] = '\0';
+  return k >= 15 && strcmp(path + k - 15, "/orket-view-tmp") == 0;
+}
 
 static void tc_step(void) {
   if (!tc_seam.armed) return;
@@ -64,6 +78,11 @@ int rename(const char *from, const char *to) {
 }
 int renameat(int fromfd, const char *from, int tofd, const char *to) {
   tc_step();
+  if (tc_seam.fail_view && tc_view_tmp(fromfd)) {
+    tc_seam.failed_views++;
+    errno = ENOSPC;
+    return -1;
+  }
   return (int)syscall(SYS_renameat, fromfd, from, tofd, to);
 }
 
@@ -370,7 +389,13 @@ static int tc_run_card(const char *ws, const tc_card *c, const gr_sig *who) {
       goto out;
     }
   if (gitrepo_commit(r, c->id, who, "work", c->key, NULL, id, &ck, NULL, &e) != 0) goto out;
-  if (gitrepo_merge_to_main(r, c->id, who, id, &mk, &conf, &e) != 0) goto out;
+  /* stale (1) exactly when a write of the view's was made to fail (tc_seam.fail_view) */
+  int mr = gitrepo_merge_to_main(r, c->id, who, id, &mk, &conf, &e);
+  if (mr < 0) goto out;
+  if (mr != (tc_seam.failed_views > 0)) {
+    if (mr == 0) snprintf(e.msg, sizeof e.msg, "the view's failed writes (%ld) not said", tc_seam.failed_views);
+    goto out;
+  }
   if (mk == GR_CONFLICT) {
     snprintf(e.msg, sizeof e.msg, "the merge conflicts");
     goto out;
@@ -532,6 +557,11 @@ static void tc_sequence(check_ctx *t, uint64_t seed, int cards, long *steps) {
   tc_tree m = {0}, prev = {0};
   tc_person pp = {0};
   int resets = 0, just = 0; /* just: the last card ran again after a move back (main's parent is then not prev) */
+  /* the last card's refresh failed (a full disk): the view is behind main until the next
+   * refresh, which the next card's crash points cut short in turn. No move back by the
+   * person then: what the failed refresh removed is gone from the view, and a move of main
+   * back to the view's base leaves the refresh nothing to restore it by. */
+  int failed_last = 0, failed_once = 0;
   m.e[0] = (tc_entry){TC_FILE, "a first\n"};
   tc_put(ws, "a", &m.e[0]);
   gitrepo *r = NULL;
@@ -554,7 +584,7 @@ static void tc_sequence(check_ctx *t, uint64_t seed, int cards, long *steps) {
      * what they undid: that card runs again, its next merge bringing it back into main with
      * the card's new changes. Never a path of the person's written; the rest followed. */
     uint64_t bs = seed0 * 1000003u + (uint64_t)k; /* a stream of its own: the rest of the sequence is a seed's as before */
-    int back = k > 0 && !just && tc_next(&bs) % 3 == 0 && tc_person_reset(ws, &m, &prev, &pp);
+    int back = k > 0 && !just && !failed_last && tc_next(&bs) % 3 == 0 && tc_person_reset(ws, &m, &prev, &pp);
     just = back;
     if (back) {
       snprintf(c.id, sizeof c.id, "C%d", k - 1);
@@ -606,13 +636,22 @@ static void tc_sequence(check_ctx *t, uint64_t seed, int cards, long *steps) {
       tc_copy(snap, work);
       if (t->failures) break;
     }
-    /* and once uninterrupted */
+    /* and once uninterrupted; from the third card on, until one writes a file in the view,
+     * with the view's writes failing (a full disk), so that the next card's crash points
+     * cut short the refresh that catches up */
+    tc_seam.fail_view = !failed_once && k >= 2 && k + 1 < cards;
+    tc_seam.failed_views = 0;
     CHECK(t, tc_run_card(ws, &c, &who) == 0);
+    tc_seam.fail_view = 0;
+    failed_last = tc_seam.failed_views > 0;
+    failed_once |= failed_last;
+    if (trace && failed_last) fprintf(stderr, "    card %d: %ld view writes failed\n", k, tc_seam.failed_views);
+    tc_seam.failed_views = 0; /* the next card's children expect none */
     tc_tree now;
     CHECK(t, tc_main_tree(ws, &now) == 0 && memcmp(&now, &after, sizeof now) == 0);
     char when[64];
     snprintf(when, sizeof when, "after card %d", k);
-    CHECK(t, tc_check_view(ws, &now, &pp, when) == 0);
+    CHECK(t, failed_last || tc_check_view(ws, &now, &pp, when) == 0);
     prev = m;
     m = after;
     tc_settle_person(&pp, &m);

@@ -97,6 +97,12 @@
   X(test_gitrepo_view_fifo_index)          \
   X(test_gitrepo_view_state_unreadable)    \
   X(test_gitrepo_view_waits_cleared)       \
+  X(test_gitrepo_view_write_fails)         \
+  X(test_gitrepo_view_tmp_unwritable)      \
+  X(test_gitrepo_view_write_denied)        \
+  X(test_gitrepo_view_remove_fails)        \
+  X(test_gitrepo_view_write_and_index_fail) \
+  X(test_gitrepo_view_fail_and_person)     \
   X(test_gitrepo_view_guessed_base_keeps)  \
   X(test_gitrepo_view_tmp_sweep)           \
   X(test_gitrepo_view_state_head)          \
