@@ -545,16 +545,7 @@ local function live_sandbox(db, id, dir)
     local r = service.get(db, id)
     return nil, r and string.format("sandbox %d is %s, not live", id, r.status) or string.format("sandbox %d: no such sandbox", id)
   end
-  local best, others = nil, {}
-  for _, r in ipairs(rows) do
-    if r.target == "main" and r.status == "healthy" then
-      if not service.of_folder(r, real) then
-        others[#others + 1] = r
-      elseif not best or r.id > best.id then
-        best = r
-      end
-    end
-  end
+  local best, others = service.pick(rows, real, true)
   if best then return best end
   local why = service.elsewhere(others, real)
   if why then

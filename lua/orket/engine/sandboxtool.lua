@@ -23,16 +23,7 @@ local SHOWN = { ["content-type"] = true, location = true, ["content-length"] = t
 --- live(db, dir) -> the newest live sandbox of main (healthy or not) of the folder dir | nil, why
 function M.live(db, dir)
   local real = uv.fs_realpath(dir or ".") or dir or "."
-  local best, others = nil, {}
-  for _, r in ipairs(service.list(db, false)) do
-    if r.target == "main" then
-      if not service.of_folder(r, real) then
-        others[#others + 1] = r
-      elseif not best or r.id > best.id then
-        best = r
-      end
-    end
-  end
+  local best, others = service.pick(service.list(db, false), real)
   if best then return best end
   local why = "no live sandbox of main in the project's folder, " .. real .. ": one runs after a merge when "
     .. "orket.lua sets sandbox.deploy, or when a person runs `orket sandbox up`"

@@ -34,13 +34,10 @@ end
 -- own checkout (the agents' tools pick the same way: orket.engine.sandboxtool).
 local function serving(db, dir)
   local real = uv.fs_realpath(dir or ".") or dir or "."
-  for _, r in ipairs(sandboxes.list(db, false)) do
-    local home = r.status == "healthy" and r.target == "main" and service.of_folder(r, real) and service.dir_of(r)
-    if home then
-      return { id = r.id, socket = r.socket, home = home, commit = r.commit_id, services = service.sockets(r) }
-    end
-  end
-  return nil
+  local r = service.pick(sandboxes.list(db, false), real, true)
+  local home = r and service.dir_of(r)
+  if not home then return nil end
+  return { id = r.id, socket = r.socket, home = home, commit = r.commit_id, services = service.sockets(r) }
 end
 
 -- the rock's done issues with sandbox_checks, oldest first, at most CARDS_MAX

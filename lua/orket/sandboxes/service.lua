@@ -73,6 +73,24 @@ function M.folder_of(row)
   return type(row.socket) == "string" and row.socket:match("^(/.+)/%.orket/sandboxes/%d+/app%.sock$") or nil
 end
 
+--- pick(rows, dir[, healthy]) -> the newest row of main of the folder dir (a real path),
+--- only a healthy one when healthy | nil, and the rows of main that other folders' are (for
+--- elsewhere): the one rule of every picker of "this folder's sandbox" (the agents' tools,
+--- `orket sandbox check`, the bug-fix phase's recheck)
+function M.pick(rows, dir, healthy)
+  local best, others = nil, {}
+  for _, r in ipairs(rows) do
+    if r.target == "main" and (not healthy or r.status == "healthy") then
+      if not M.of_folder(r, dir) then
+        others[#others + 1] = r
+      elseif not best or r.id > best.id then
+        best = r
+      end
+    end
+  end
+  return best, others
+end
+
 --- elsewhere(rows, dir) -> a clause naming those of rows that are other folders' than dir (a
 --- real path) and where they run | nil (none is): why a picker of dir's sandbox found none
 --- while the store shows some
