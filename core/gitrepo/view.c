@@ -744,7 +744,13 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     int err = first->failed;
     char more[64] = "";
     if (failed > 1) snprintf(more, sizeof more, " (and %zu more path%s)", failed - 1, failed > 2 ? "s" : "");
-    gr_fail(e, "EIO", "cannot write workspace/%s%s: %s", first->path, more, strerror(err)); /* ENOSPC: gr_fail's */
+    /* the code from the errnos, not the message's text: a path can read "No space left on
+     * device", and a long one cut the errno's text off */
+    const char *code = "EIO";
+    for (size_t i = 0; i < n; i++)
+      if (items[i].failed == ENOSPC || items[i].failed == EDQUOT) code = "ENOSPC";
+    gr_fail(e, code, "cannot write workspace/%.*s%s: %s", 400, first->path, more, strerror(err));
+    e->code = code;
     goto out;
   }
   if (!ours) {

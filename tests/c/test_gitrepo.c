@@ -1523,6 +1523,30 @@ TEST(test_gitrepo_view_write_fails) {
   tg_end(r, base);
 }
 
+/* An I/O error under a file whose name reads like a full disk's message is EIO: the code is
+ * chosen from the errno, not from the message's text (which holds the path). */
+TEST(test_gitrepo_view_write_eio_code) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "No space left on device", "n\n", NULL};
+  CHECK(t, tg_card_change(r, base, "E1", c1, id) == 0);
+  tg_write_fail[0] = "/orket-view-tmp/";
+  tg_write_fail[1] = "/.orket-view-";
+  tg_fail_errno = EIO;
+  int rc = gitrepo_merge_to_main(r, "E1", &tg_who, id, &kind, &conf, &e);
+  tg_write_fail[0] = tg_write_fail[1] = NULL;
+  tg_fail_errno = 0;
+  CHECK(t, (rc == 1 && strcmp(e.code, "EIO") == 0 && strstr(e.msg, strerror(EIO))) ||
+               !fprintf(stderr, "    rc %d: %s %s\n", rc, rc ? e.code : "", rc ? e.msg : ""));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  tg_end(r, base);
+}
+
 /* What `git status --porcelain` says in ws ("" when clean). */
 static const char *tg_porcelain(const char *ws, char *buf, size_t cap) {
   char cmd[700];
