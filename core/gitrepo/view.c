@@ -38,7 +38,8 @@
  * 6. The base moves to M only once every path of diff(B, M) was written or recorded: a crash
  *    before that leaves base B, and the same refresh runs again (on the next merge, or at
  *    recovery), finishing what is left (3). So does a write of the refresh's own that fails
- *    (no space, a quota, an I/O error: vw_blocked): that path keeps B's file and index
+ *    (no space, a quota, an I/O error: vw_blocked), or a read of the disk that fails for
+ *    such a reason (vw_read_err: never taken for nothing there): that path keeps B's file and index
  *    entry (a directory M brings may stay, empty: git tracks none), the other paths are
  *    written, and the refresh fails with the reason (a merge says it as stale), the state
  *    untouched; never counted as the person's.
@@ -136,28 +137,44 @@ static int vw_may_be(const vw_side *s, int64_t size) {
   return s && (s->kind == VW_FILE || s->kind == VW_EXEC) && (s->size <= 0 || s->size == size);
 }
 
+static int vw_blocked(int err);
+
+/* 0 when a failed read's err means what it says of the path (missing, or something of the
+ * person's in the way: vw_blocked), else err: the machine's for the moment (no descriptors,
+ * no memory, an I/O error), and the disk is not known. */
+static int vw_read_err(int err) {
+  return err == ENOENT || vw_blocked(err) ? 0 : err ? err : EIO;
+}
+
 /* What the disk holds at leaf in dfd (dfd < 0: the way there is missing or blocked, so
- * nothing is there as far as this path goes; blocked says which). s1 and s2 (either NULL)
- * are the sides it is compared with: a huge file is hashed only when it could be one. */
-static void vw_disk(const gitapi *g, int dfd, const char *leaf, vw_side *d, const vw_side *s1,
-                    const vw_side *s2) {
+ * nothing is there as far as this path goes; errno is vw_parent's, so called right after
+ * it). s1 and s2 (either NULL) are the sides it is compared with: a huge file is hashed
+ * only when it could be one. Returns 0, or the errno of a read that failed for a reason
+ * not the path's (vw_read_err): d is then not what the disk holds, and a refresh must not
+ * take it for nothing there (a person's deletion, a removal done). */
+static int vw_disk(const gitapi *g, int dfd, const char *leaf, vw_side *d, const vw_side *s1,
+                   const vw_side *s2) {
   struct stat st;
+  int err = errno;
   *d = (vw_side){.kind = VW_NONE, .size = -1};
-  if (dfd < 0 || fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+  if (dfd < 0) return vw_read_err(err);
+  if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) != 0) return vw_read_err(errno);
   d->size = st.st_size;
-  if (S_ISDIR(st.st_mode)) d->kind = VW_DIR;
-  else if (S_ISLNK(st.st_mode)) {
+  if (S_ISDIR(st.st_mode)) {
+    d->kind = VW_DIR;
+  } else if (S_ISLNK(st.st_mode)) {
     char t[PATH_MAX];
     ssize_t n = readlinkat(dfd, leaf, t, sizeof t);
     d->kind = VW_LINK;
-    d->hashed = n >= 0 && g->odb_hash(&d->id, t, (size_t)n, GIT_OBJECT_BLOB) == 0;
+    if (n < 0) return vw_read_err(errno);
+    d->hashed = g->odb_hash(&d->id, t, (size_t)n, GIT_OBJECT_BLOB) == 0;
   } else if (S_ISREG(st.st_mode)) {
     d->kind = (st.st_mode & 0100) ? VW_EXEC : VW_FILE;
     /* A huge file of another size than both sides cannot hold either: hashing it took
      * seconds at every status and web panel load, for nothing. */
-    if ((size_t)st.st_size > GR_VIEW_FILE_MAX && !vw_may_be(s1, st.st_size) && !vw_may_be(s2, st.st_size)) return;
+    if ((size_t)st.st_size > GR_VIEW_FILE_MAX && !vw_may_be(s1, st.st_size) && !vw_may_be(s2, st.st_size)) return 0;
     int fd = openat(dfd, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) return vw_read_err(errno);
     if ((size_t)st.st_size > GR_VIEW_FILE_MAX) {
       /* Hashed in pieces by libgit2, which takes a path: /proc/self/fd/N reopens this very
        * file, not a second lookup of leaf (without /proc it stays unhashed). Unhashed, a
@@ -168,18 +185,21 @@ static void vw_disk(const gitapi *g, int dfd, const char *leaf, vw_side *d, cons
       if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && snprintf(via, sizeof via, "/proc/self/fd/%d", fd) > 0)
         d->hashed = g->odb_hashfile(&d->id, via, GIT_OBJECT_BLOB) == 0;
       close(fd);
-      return;
+      return 0;
     }
     char *buf = malloc((size_t)st.st_size + 1);
     size_t n = 0;
     ssize_t k = 0;
     while (buf && n < (size_t)st.st_size && (k = read(fd, buf + n, (size_t)st.st_size - n)) > 0) n += (size_t)k;
+    err = buf == NULL ? ENOMEM : k < 0 ? vw_read_err(errno) : 0;
     close(fd);
     if (buf && k >= 0 && n == (size_t)st.st_size) d->hashed = g->odb_hash(&d->id, buf, n, GIT_OBJECT_BLOB) == 0;
     free(buf);
+    return err;
   } else {
     d->kind = VW_OTHER;
   }
+  return 0;
 }
 
 static int vw_kind_of_mode(uint32_t mode) {
@@ -330,8 +350,10 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
-  vw_disk(g, dfd, leaf, &d, &it->b, NULL);
-  if (d.kind == VW_NONE) {
+  int rerr = vw_disk(g, dfd, leaf, &d, &it->b, NULL);
+  if (rerr) {
+    it->failed = rerr; /* not known to be gone: kept, retried (invariant 6) */
+  } else if (d.kind == VW_NONE) {
     vw_prune_dirs(root, it->path);
   } else if (!it->index_ok || !vw_holds(g, &d, &it->b, 0)) {
     it->diverged = 1;
@@ -350,8 +372,10 @@ static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, in
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
-  vw_disk(g, dfd, leaf, &d, &it->m, &it->b);
-  if (vw_holds(g, &d, &it->m, 1)) {
+  int rerr = vw_disk(g, dfd, leaf, &d, &it->m, &it->b);
+  if (rerr) {
+    it->failed = rerr; /* not read: never taken for the person's deletion (invariant 6) */
+  } else if (vw_holds(g, &d, &it->m, 1)) {
     it->done = 1;
   } else if (it->m.kind == VW_OTHER) {
     it->done = 1; /* a submodule's commit: nothing to write */
@@ -744,7 +768,13 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     int err = first->failed;
     char more[64] = "";
     if (failed > 1) snprintf(more, sizeof more, " (and %zu more path%s)", failed - 1, failed > 2 ? "s" : "");
-    gr_fail(e, "EIO", "cannot write workspace/%s%s: %s", first->path, more, strerror(err)); /* ENOSPC: gr_fail's */
+    /* the code from the errnos, not the message's text: a path can read "No space left on
+     * device", and a long one cut the errno's text off */
+    const char *code = "EIO";
+    for (size_t i = 0; i < n; i++)
+      if (items[i].failed == ENOSPC || items[i].failed == EDQUOT) code = "ENOSPC";
+    gr_fail(e, code, "cannot write workspace/%.*s%s: %s", 400, first->path, more, strerror(err));
+    e->code = code;
     goto out;
   }
   if (!ours) {

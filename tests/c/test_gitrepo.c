@@ -89,7 +89,8 @@ int __wrap_stat(const char *path, struct stat *st) {
  * tg_mkdir_fail, the making of a file in a directory whose path holds tg_openat_fail and the
  * removal of a file named tg_unlink_fail fail with tg_fail_errno (0: ENOSPC), so a test sees
  * a disk that fills up under one step of the view's refresh and not another, or a directory
- * of Orket's own made unwritable. Each does nothing unless set. */
+ * of Orket's own made unwritable; the opening of a directory named tg_open_fail (no O_CREAT)
+ * fails too, a read that fails (no descriptors left, say). Each does nothing unless set. */
 ssize_t __real_write(int fd, const void *buf, size_t n);
 ssize_t __wrap_write(int fd, const void *buf, size_t n);
 int __real_mkdirat(int dfd, const char *name, mode_t mode);
@@ -98,7 +99,7 @@ int __real_openat(int dfd, const char *name, int flags, ...);
 int __wrap_openat(int dfd, const char *name, int flags, ...);
 int __real_unlinkat(int dfd, const char *name, int flags);
 int __wrap_unlinkat(int dfd, const char *name, int flags);
-static const char *tg_write_fail[2], *tg_mkdir_fail, *tg_openat_fail, *tg_unlink_fail;
+static const char *tg_write_fail[2], *tg_mkdir_fail, *tg_openat_fail, *tg_unlink_fail, *tg_open_fail;
 static int tg_fail_errno;
 static int tg_fail(void) {
   errno = tg_fail_errno ? tg_fail_errno : ENOSPC;
@@ -131,6 +132,7 @@ int __wrap_openat(int dfd, const char *name, int flags, ...) {
     va_end(ap);
   }
   if (tg_openat_fail && (flags & O_CREAT) && tg_fd_holds(dfd, tg_openat_fail)) return tg_fail();
+  if (tg_open_fail && (flags & O_DIRECTORY) && !(flags & O_CREAT) && strcmp(name, tg_open_fail) == 0) return tg_fail();
   return __real_openat(dfd, name, flags, mode);
 }
 int __wrap_unlinkat(int dfd, const char *name, int flags) {
@@ -1523,6 +1525,30 @@ TEST(test_gitrepo_view_write_fails) {
   tg_end(r, base);
 }
 
+/* An I/O error under a file whose name reads like a full disk's message is EIO: the code is
+ * chosen from the errno, not from the message's text (which holds the path). */
+TEST(test_gitrepo_view_write_eio_code) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "No space left on device", "n\n", NULL};
+  CHECK(t, tg_card_change(r, base, "E1", c1, id) == 0);
+  tg_write_fail[0] = "/orket-view-tmp/";
+  tg_write_fail[1] = "/.orket-view-";
+  tg_fail_errno = EIO;
+  int rc = gitrepo_merge_to_main(r, "E1", &tg_who, id, &kind, &conf, &e);
+  tg_write_fail[0] = tg_write_fail[1] = NULL;
+  tg_fail_errno = 0;
+  CHECK(t, (rc == 1 && strcmp(e.code, "EIO") == 0 && strstr(e.msg, strerror(EIO))) ||
+               !fprintf(stderr, "    rc %d: %s %s\n", rc, rc ? e.code : "", rc ? e.msg : ""));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  tg_end(r, base);
+}
+
 /* What `git status --porcelain` says in ws ("" when clean). */
 static const char *tg_porcelain(const char *ws, char *buf, size_t cap) {
   char cmd[700];
@@ -1532,6 +1558,46 @@ static const char *tg_porcelain(const char *ws, char *buf, size_t cap) {
   buf[got] = '\0';
   if (p) pclose(p);
   return buf;
+}
+
+/* A read of the view's that fails for a reason of the machine's (no descriptors left) is
+ * not "nothing there": a changed file is not counted as the person's deletion, a removed
+ * one's removal is not taken as done (its file left untracked, listed by no one). The
+ * refresh is stale, writes nothing there, and the next one does it. */
+TEST(test_gitrepo_view_read_fails) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gr_view_path *v = NULL;
+  size_t n = 0, dv = 0;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "d/x.txt", "x\n", "put", "d/y.txt", "y\n", NULL};
+  CHECK(t, tg_card_change(r, base, "F1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "F1", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c2[] = {"put", "d/x.txt", "x2\n", "rm", "d/y.txt", NULL, "put", "top.txt", "t\n", NULL};
+  CHECK(t, tg_card_change(r, base, "F2", c2, id) == 0);
+  tg_open_fail = "d";
+  tg_fail_errno = EMFILE;
+  int rc = gitrepo_merge_to_main(r, "F2", &tg_who, id, &kind, &conf, &e);
+  tg_open_fail = NULL;
+  tg_fail_errno = 0;
+  CHECK(t, (rc == 1 && strcmp(e.code, "EIO") == 0 && strstr(e.msg, strerror(EMFILE))) ||
+               !fprintf(stderr, "    rc %d: %s %s\n", rc, rc ? e.code : "", rc ? e.msg : ""));
+  CHECK(t, gitrepo_view_last(r) == 0 || !fprintf(stderr, "    %zu diverged\n", gitrepo_view_last(r)));
+  CHECK_STR(t, tg_read(ws, "d/x.txt", buf, sizeof buf), "x\n");
+  CHECK_STR(t, tg_read(ws, "d/y.txt", buf, sizeof buf), "y\n");
+  CHECK_STR(t, tg_read(ws, "top.txt", buf, sizeof buf), "t\n");
+  CHECK(t, gitrepo_view_refresh(r, &dv, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, dv == 0);
+  CHECK_STR(t, tg_read(ws, "d/x.txt", buf, sizeof buf), "x2\n");
+  CHECK_STR(t, tg_read(ws, "d/y.txt", buf, sizeof buf), "(missing)");
+  CHECK(t, gitrepo_view_status(r, &v, &n, buf, sizeof buf, 1, &e) == 0 && n == 0 && buf[0] == '\0');
+  gr_view_paths_free(v, n);
+  CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
+  tg_end(r, base);
 }
 
 /* 1 when ws holds a file the view writes beside a path (.orket-view-PID.N.tmp) anywhere */

@@ -98,6 +98,8 @@
   X(test_gitrepo_view_state_unreadable)    \
   X(test_gitrepo_view_waits_cleared)       \
   X(test_gitrepo_view_write_fails)         \
+  X(test_gitrepo_view_write_eio_code)      \
+  X(test_gitrepo_view_read_fails)          \
   X(test_gitrepo_view_tmp_unwritable)      \
   X(test_gitrepo_view_write_denied)        \
   X(test_gitrepo_view_remove_fails)        \

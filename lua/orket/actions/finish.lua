@@ -49,7 +49,7 @@ end
 local function take_remote(o)
   local m, err, code, paths = o.repo:merge_remote_to_main(M.ENGINE)
   if m and m.kind ~= "uptodate" then
-    o.db:event { kind = "merge_remote", card = o.card, run = o.run_id, data = M.view_data({ id = m.id, kind = m.kind }, m) }
+    o.db:event { kind = "merge_remote", card = o.card, run = o.run_id, data = M.view_data({ id = m.id, kind = m.kind, stale = m.stale }, m) }
   elseif not m and code == "ECONFLICT" then
     o.db:event { kind = "push_failed", card = o.card, run = o.run_id,
       data = { error = err, code = code, paths = paths } }

@@ -74,7 +74,7 @@ function M.sync(o)
           return { code = "failed", error = merr, attempts = attempt }
         end
         if m.kind ~= "uptodate" then
-          event(db, "merge_remote", o.card, o.run_id, finish.view_data({ id = m.id, kind = m.kind }, m))
+          event(db, "merge_remote", o.card, o.run_id, finish.view_data({ id = m.id, kind = m.kind, stale = m.stale }, m))
         end
         head = m.id
         if head == rid then return { code = "uptodate", id = head, attempts = attempt } end

@@ -79,6 +79,35 @@ describe("actions.finish", function()
     assert.equal("integrity_guard", merge.actor)
   end)
 
+  it("journals the remote's merge with stale when main's view could not follow it", function()
+    sh("mkdir -p " .. base .. "/other")
+    assert.is_true(G.init_bare(base .. "/remote.git"))
+    assert.is_string(repo:push(base .. "/remote.git", "main"))
+    H.write(base .. "/other/a.txt", "main\n")
+    local other <close> = assert(G.init(base .. "/other", WHO))
+    assert(other:fetch_main(base .. "/remote.git"))
+    assert(other:merge_remote_to_main(WHO))
+    assert(other:worktree("P1", base .. "/owt/P1"))
+    H.write(base .. "/owt/P1/p.txt", "p\n")
+    assert(other:commit("P1", { name = WHO.name, email = WHO.email, message = "theirs" }))
+    assert(other:merge_to_main("P1", WHO))
+    assert.is_string(other:push(base .. "/remote.git", "main"))
+    assert(repo:fetch_main(base .. "/remote.git"))
+    work(repo, base, "E-1", "card\n")
+    H.write(base .. "/ws/.git/index.lock", "") -- a person's git at work: the view waits
+    local out = assert(in_tx(db, function()
+      return finish.finish { db = db, board = b, card = "E-1", opts = { actor = GUARD }, repo = repo, remote = true }
+    end))
+    os.remove(base .. "/ws/.git/index.lock")
+    assert.equal("done", out.code)
+    local remote
+    for _, e in ipairs(db:events { card = "E-1" }) do
+      if e.kind == "merge_remote" then remote = e end
+    end
+    assert.is_table(remote)
+    assert.is_string(remote.data.stale)
+  end)
+
   it("merges nothing when the move is refused", function()
     work(repo, base, "E-1", "card\n")
     local before = repo:head("main")
