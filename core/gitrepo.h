@@ -264,7 +264,9 @@ int gitrepo_hold_library(gr_err *e);
  * what it last held; anything else there is a person's, kept, and recorded as diverged. */
 
 /* Refreshes main's view to main's tip (idempotent; cheap when nothing changed since the last
- * refresh). *diverged counts the paths recorded as diverged by this call. 0, or -1 with e
+ * refresh). *diverged counts the paths recorded as diverged by this call; on a failed
+ * refresh (-1, a write or read of its own that failed), the paths found the person's but
+ * not recorded (the state is untouched: the next refresh records them). 0, or -1 with e
  * set when the view could not be read or written (main itself is never affected). */
 int gitrepo_view_refresh(gitrepo *r, size_t *diverged, gr_err *e);
 

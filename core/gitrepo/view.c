@@ -32,17 +32,19 @@
  *    history, which is not kept (a rule by main's history since the base counted merges
  *    the view could not follow as the person's, and overwrote a restore).
  * 5. Files are written under a temporary name, in a directory of the refresh's own in the
- *    gitdir (viewput.c: no name a tree can hold, none taken from anyone), and renamed into
- *    place; a directory on the way is opened with O_NOFOLLOW (a symlink of someone's is
- *    never followed); a directory is removed only when empty.
+ *    gitdir (viewput.c: no name a tree can hold, none taken from anyone), or beside the
+ *    path as `.orket-view-PID.N.tmp` (O_EXCL) where that directory is on another file
+ *    system or cannot be used, and renamed into place; a directory on the way is opened
+ *    with O_NOFOLLOW (a symlink of someone's is never followed); a directory is removed
+ *    only when empty.
  * 6. The base moves to M only once every path of diff(B, M) was written or recorded: a crash
  *    before that leaves base B, and the same refresh runs again (on the next merge, or at
  *    recovery), finishing what is left (3). So does a write of the refresh's own that fails
  *    (no space, a quota, an I/O error: vw_blocked), or a read of the disk that fails for
- *    such a reason (vw_read_err: never taken for nothing there): that path keeps B's file and index
- *    entry (a directory M brings may stay, empty: git tracks none), the other paths are
- *    written, and the refresh fails with the reason (a merge says it as stale), the state
- *    untouched; never counted as the person's.
+ *    such a reason (vw_read_err: never taken for nothing there): that path keeps B's file
+ *    and index entry (a directory M brings may stay, empty: git tracks none), the other
+ *    paths are written, and the refresh fails with the reason (a merge says it as stale),
+ *    the state untouched; never counted as the person's.
  * 7. A recorded path stays diverged until the disk holds what main holds there (the person
  *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
  *    again and forgets those that no longer differ.
