@@ -58,6 +58,53 @@ static void senv_hook(lua_State *L, lua_Debug *ar) {
   senv_raise(L, c);
 }
 
+/* senv_hook for a call that began under a host hook (a profiler's count hook), which it
+ * chains: a hook function of its own, so a call without one pays nothing for it. The budget
+ * is charged SENV_HOOK_EVERY at exactly the instructions senv_hook charges it at, and the
+ * chained hook gets its count events every chain_count instructions of the script: the
+ * count fires at whichever comes first (the interval just run is the thread's hook count).
+ * Its call, return and line events follow ours. The chained hook is host code, run with
+ * hooks off, so the budget does not count its instructions; once the budget is spent
+ * senv_raise re-arms plain senv_hook and the chained hook is called no more. */
+static void senv_hook_chained(lua_State *L, lua_Debug *ar) {
+  senv_call *c = *senv_slot(L);
+  if (c == NULL) return;
+  if (ar->event == LUA_HOOKCOUNT) {
+    if (c->b.tripped != BUDGET_OK) senv_raise(L, c); /* spent on another thread of the call */
+    int ran = lua_gethookcount(L), fire = 0;
+    c->charge_left -= ran;
+    if (c->charge_left <= 0) {
+      c->charge_left = SENV_HOOK_EVERY;
+      if (budget_charge(&c->b, SENV_HOOK_EVERY, budget_now_ns()) != BUDGET_OK) senv_raise(L, c);
+    }
+    int next = c->charge_left;
+    if (c->chain_count > 0) {
+      c->chain_left -= ran;
+      if (c->chain_left <= 0) {
+        c->chain_left = c->chain_count;
+        fire = 1;
+      }
+      if (c->chain_left < next) next = c->chain_left;
+    }
+    if (fire) c->chain_hook(L, ar);
+    /* The count runs on while a Lua hook runs (calling no hooks), so the chained hook's own
+     * instructions would be charged to the script: the interval starts again after it. And
+     * should it have changed the thread's hook, ours goes back on: nothing but the call's
+     * end takes the budget's hook off. */
+    if (fire || next != ran) lua_sethook(L, senv_hook_chained, c->mask, next);
+    return;
+  }
+  if (ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL) {
+    if (budget_check_deadline(&c->b, budget_coarse_ns()) != BUDGET_OK) {
+      if (senv_in_handler(L, ar)) return;
+      senv_raise(L, c);
+    }
+    if (!(c->chain_mask & LUA_MASKCALL)) return;
+  }
+  c->chain_hook(L, ar); /* return and line events reach us only when it asked for them */
+  if (lua_gethook(L) != senv_hook_chained) lua_sethook(L, senv_hook_chained, c->mask, 1);
+}
+
 /* The anchor table (registry, weak keys) maps each live call's address (lightuserdata,
  * removed when the call ends) and each adopted coroutine to the call's userdata, so a
  * coroutine that outlives its call never sees a freed budget. Leaves it on the stack. */
@@ -71,6 +118,30 @@ static void senv_anchors(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &SENV_THREADS);
+}
+
+/* A thread has one hook. One the host put on before the call (a profiler's count hook) is
+ * chained, not dropped, so it still sees the script run; a nested call chains what the
+ * outer one did. */
+static void senv_begin_chained(lua_State *L, senv_call *c) {
+  if (c->prev_hook == senv_hook_chained) {
+    if (c->prev_call == NULL || c->prev_call->chain_hook == NULL) { /* copied the hook only */
+      lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, SENV_HOOK_EVERY);
+      return;
+    }
+    c->chain_hook = c->prev_call->chain_hook;
+    c->chain_mask = c->prev_call->chain_mask;
+    c->chain_count = c->prev_call->chain_count;
+  } else {
+    c->chain_hook = c->prev_hook;
+    c->chain_mask = c->prev_mask;
+    c->chain_count = (c->prev_mask & LUA_MASKCOUNT) ? c->prev_count : 0;
+  }
+  c->mask = LUA_MASKCOUNT | LUA_MASKCALL | (c->chain_mask & (LUA_MASKRET | LUA_MASKLINE));
+  c->charge_left = SENV_HOOK_EVERY;
+  c->chain_left = c->chain_count;
+  lua_sethook(L, senv_hook_chained, c->mask,
+              c->chain_count > 0 && c->chain_count < SENV_HOOK_EVERY ? c->chain_count : SENV_HOOK_EVERY);
 }
 
 void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint64_t timeout_ms,
@@ -89,7 +160,10 @@ void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint
   c->prev_limit = memory ? memcap_push(mem, memory) : mem->limit;
   c->active = 1;
   *senv_slot(L) = c;
-  lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, SENV_HOOK_EVERY);
+  if (c->prev_hook == NULL || c->prev_hook == senv_hook)
+    lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, SENV_HOOK_EVERY);
+  else
+    senv_begin_chained(L, c);
 }
 
 void senv_end(lua_State *L, senv_call *c) {
