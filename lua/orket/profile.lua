@@ -3,8 +3,9 @@
 -- wall time since the previous sample (luv's hrtime) to the sampled stack, so time spent in
 -- C functions (SQLite, cjson, the script environment) lands on the Lua line that called them.
 -- debug.sethook keeps a Lua hook per thread, so coroutines created while it runs are hooked
--- through a wrapped coroutine.create; script calls swap in their budget hook and restore
--- ours, so their time goes to the caller's line.
+-- through a wrapped coroutine.create; a sandboxed script call (orket.scriptenv) chains our
+-- hook to its budget's and restores it after, so the script's own lines are sampled (not
+-- the coroutines a script makes: they are not hooked through coroutine.create).
 local uv = require "luv"
 
 local M = {}
