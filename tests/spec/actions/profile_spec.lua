@@ -116,6 +116,53 @@ describe("orket.profile across a sandboxed call", function()
     assert.equal("EBUDGET", code, err)
   end)
 
+  it("lets no script handler run outside the budget when the profiler's hook fails", function()
+    -- nesting xpcall to the C-call limit makes the profiler's hook fail ("C stack overflow");
+    -- Lua runs the current handler before unwinding, while hooks are still off
+    local box = scriptenv.new { instructions = 2000000, timeout_ms = 200, memory = 8 << 20 }
+    local fn = assert(box:load([[
+escaped = 0
+local function h(e) local i = 0 while i < 3e7 do i = i + 1 end escaped = escaped + 1 return e end
+local function rec(d) for i = 1, 200 do end local ok = xpcall(rec, h, d + 1) return ok end
+rec(1) return escaped
+]], "escape.lua"))
+    local p = profile.start { vm = true, every = 100 }
+    local ok, err, code = box:pcall(fn)
+    local hook = debug.gethook()
+    p:stop()
+    assert.is_false(ok)
+    assert.equal(0, box.env.escaped)
+    assert.equal("EBUDGET", code, err)
+    assert.equal(p.hook, hook)
+  end)
+
+  it("charges every instruction of a script that switches coroutines", function()
+    -- the script and its coroutine share the call's count: each thread's interval was set
+    -- from it at that thread's last event, so intervals overrun it and the overrun counts
+    local src = [[
+n = 0
+local co = coroutine.create(function()
+  while true do for i = 1, 82 do n = n + 1 end coroutine.yield() end
+end)
+while true do for i = 1, 174 do n = n + 1 end coroutine.resume(co) end
+]]
+    local function rounds(every)
+      local box = scriptenv.new { instructions = 200000, timeout_ms = 5000, memory = 8 << 20 }
+      local fn = assert(box:load(src, "pingpong.lua"))
+      local p = every and profile.start { vm = true, every = every }
+      local ok, err, code = box:pcall(fn)
+      if p then p:stop() end
+      assert.is_false(ok)
+      assert.equal("EBUDGET", code, err)
+      return box.env.n
+    end
+    local alone = rounds(nil)
+    for _, every in ipairs { 2500, 1000, 7 } do
+      local n = rounds(every)
+      assert.is_true(n <= alone * 1.05, "every " .. every .. ": " .. n .. " rounds against " .. alone)
+    end
+  end)
+
   it("samples a nested sandboxed call and its caller's script", function()
     local inner = scriptenv.new { instructions = 10000000, timeout_ms = 5000, memory = 8 << 20 }
     local ifn = assert(inner:load(SPIN, "inner.lua"))
