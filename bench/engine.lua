@@ -21,7 +21,8 @@
 -- With "profile" only one run is made (concurrency 1 unless given), under orket.profile
 -- (model time not charged), and its costliest lines are printed per turn; "profile-vm"
 -- counts Lua VM instructions instead of wall time, so the git and SQLite calls' time is
--- not charged to whichever Lua line is sampled next; "profile-alloc" the Lua heap's growth
+-- not charged to whichever Lua line is sampled next (sandboxed calls are sampled inside);
+-- "profile-alloc" the Lua heap's growth
 -- (the collector stopped meanwhile: keep ISSUES small), what makes the collector's work. With "parts"
 -- only one run is made, with wall (hrtime) and CPU (os.clock) time summed around the
 -- engine's main calls (inclusive: a record inside the step's commit counts in both).

@@ -15,6 +15,7 @@ static const char SENV_THREADS = 't'; /* registry key: weak-keyed table thread -
 static senv_call **senv_slot(lua_State *L) { return (senv_call **)lua_getextraspace(L); }
 
 static void senv_hook(lua_State *L, lua_Debug *ar);
+static void senv_hook_chained(lua_State *L, lua_Debug *ar);
 
 /* From now on every instruction and call of this thread raises again, so a pcall or an
  * error handler inside the script cannot carry on (Redis's kill path does the same). */
@@ -58,6 +59,88 @@ static void senv_hook(lua_State *L, lua_Debug *ar) {
   senv_raise(L, c);
 }
 
+static int senv_chain_call(lua_State *L) {
+  senv_call *c = lua_touserdata(L, 1);
+  c->chain_hook(L, lua_touserdata(L, 2));
+  return 0;
+}
+
+/* Calls the chained hook protected, with no message handler. The script can make it fail
+ * (nest calls to the C-call limit, fill the Lua stack, spend the memory ceiling), and Lua
+ * runs the current handler before unwinding, still inside our hook with hooks off: the
+ * script's own xpcall handler would then run with no budget and no deadline. Here the error
+ * ends in this pcall, and the chained hook is dropped for the rest of the call: a broken
+ * profiler loses samples but neither fails nor frees the script. The profiler sees this
+ * C function as one more level between it and the sampled function. */
+static void senv_chain(lua_State *L, senv_call *c, lua_Debug *ar) {
+  if (!lua_checkstack(L, 3)) return;
+  lua_pushcfunction(L, senv_chain_call);
+  lua_pushlightuserdata(L, c);
+  lua_pushlightuserdata(L, ar);
+  if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
+  lua_pop(L, 1);
+  c->chain_count = 0;
+  c->chain_mask = 0;
+  c->mask = LUA_MASKCOUNT | LUA_MASKCALL;
+  lua_sethook(L, senv_hook_chained, c->mask, c->charge_left);
+}
+
+/* senv_hook for a call that began under a host hook (a profiler's count hook), which it
+ * chains: a hook function of its own, so a call without one pays nothing for it. The budget
+ * is charged SENV_HOOK_EVERY at exactly the instructions senv_hook charges it at, and the
+ * chained hook gets its count events every chain_count instructions of the script: the
+ * count fires at whichever comes first (the interval just run is the thread's hook count).
+ * Its call, return and line events follow ours. The chained hook is host code, run with
+ * hooks off, so the budget does not count its instructions; once the budget is spent
+ * senv_raise re-arms plain senv_hook and the chained hook is called no more. */
+static void senv_hook_chained(lua_State *L, lua_Debug *ar) {
+  senv_call *c = *senv_slot(L);
+  if (c == NULL) return;
+  if (c->chain_hook == NULL) { /* a host-made thread copied the hook from a chained call */
+    lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, SENV_HOOK_EVERY);
+    senv_hook(L, ar);
+    return;
+  }
+  if (ar->event == LUA_HOOKCOUNT) {
+    if (c->b.tripped != BUDGET_OK) senv_raise(L, c); /* spent on another thread of the call */
+    int ran = lua_gethookcount(L), fire = 0;
+    /* The count is shared by the call's threads, and each thread's interval was set from it
+     * at that thread's last event: an interval can overrun it, and the overrun is carried
+     * (once round at most: ran <= SENV_HOOK_EVERY), so every instruction is charged. */
+    c->charge_left -= ran;
+    while (c->charge_left <= 0) {
+      c->charge_left += SENV_HOOK_EVERY;
+      if (budget_charge(&c->b, SENV_HOOK_EVERY, budget_now_ns()) != BUDGET_OK) senv_raise(L, c);
+    }
+    int next = c->charge_left;
+    if (c->chain_count > 0) {
+      c->chain_left -= ran;
+      if (c->chain_left <= 0) {
+        c->chain_left = c->chain_count;
+        fire = 1;
+      }
+      if (c->chain_left < next) next = c->chain_left;
+    }
+    if (fire) senv_chain(L, c, ar);
+    /* The count runs on while a Lua hook runs (calling no hooks), so the chained hook's own
+     * instructions would be charged to the script: the interval starts again after it. And
+     * should it have changed the thread's hook, ours goes back on: nothing but the call's
+     * end takes the budget's hook off. */
+    if (fire || next != ran) lua_sethook(L, senv_hook_chained, c->mask, next);
+    return;
+  }
+  if (ar->event == LUA_HOOKCALL || ar->event == LUA_HOOKTAILCALL) {
+    if (budget_check_deadline(&c->b, budget_coarse_ns()) != BUDGET_OK) {
+      if (senv_in_handler(L, ar)) return;
+      senv_raise(L, c);
+    }
+    if (!(c->chain_mask & LUA_MASKCALL)) return;
+  }
+  if (c->chain_mask == 0) return; /* dropped (see senv_chain) while this thread had its mask */
+  senv_chain(L, c, ar); /* return and line events reach us only when it asked for them */
+  if (lua_gethook(L) != senv_hook_chained) lua_sethook(L, senv_hook_chained, c->mask, 1);
+}
+
 /* The anchor table (registry, weak keys) maps each live call's address (lightuserdata,
  * removed when the call ends) and each adopted coroutine to the call's userdata, so a
  * coroutine that outlives its call never sees a freed budget. Leaves it on the stack. */
@@ -71,6 +154,30 @@ static void senv_anchors(lua_State *L) {
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &SENV_THREADS);
+}
+
+/* A thread has one hook. One the host put on before the call (a profiler's count hook) is
+ * chained, not dropped, so it still sees the script run; a nested call chains what the
+ * outer one did. */
+static void senv_begin_chained(lua_State *L, senv_call *c) {
+  if (c->prev_hook == senv_hook_chained) {
+    if (c->prev_call == NULL || c->prev_call->chain_hook == NULL) { /* copied the hook only */
+      lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, SENV_HOOK_EVERY);
+      return;
+    }
+    c->chain_hook = c->prev_call->chain_hook;
+    c->chain_mask = c->prev_call->chain_mask;
+    c->chain_count = c->prev_call->chain_count;
+  } else {
+    c->chain_hook = c->prev_hook;
+    c->chain_mask = c->prev_mask;
+    c->chain_count = (c->prev_mask & LUA_MASKCOUNT) ? c->prev_count : 0;
+  }
+  c->mask = LUA_MASKCOUNT | LUA_MASKCALL | (c->chain_mask & (LUA_MASKRET | LUA_MASKLINE));
+  c->charge_left = SENV_HOOK_EVERY;
+  c->chain_left = c->chain_count;
+  lua_sethook(L, senv_hook_chained, c->mask,
+              c->chain_count > 0 && c->chain_count < SENV_HOOK_EVERY ? c->chain_count : SENV_HOOK_EVERY);
 }
 
 void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint64_t timeout_ms,
@@ -89,7 +196,10 @@ void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint
   c->prev_limit = memory ? memcap_push(mem, memory) : mem->limit;
   c->active = 1;
   *senv_slot(L) = c;
-  lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, SENV_HOOK_EVERY);
+  if (c->prev_hook == NULL || c->prev_hook == senv_hook)
+    lua_sethook(L, senv_hook, LUA_MASKCOUNT | LUA_MASKCALL, SENV_HOOK_EVERY);
+  else
+    senv_begin_chained(L, c);
 }
 
 void senv_end(lua_State *L, senv_call *c) {

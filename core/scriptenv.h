@@ -23,11 +23,18 @@ typedef struct senv_call {
   lua_Hook prev_hook;        /* the thread's hook before this call */
   int prev_mask, prev_count;
   struct senv_call *prev_call; /* the thread's budget before this call (nested calls) */
+  /* A host hook that was on when the call began (a profiler's), called at its own events
+   * and cadence during the call: NULL when there was none. */
+  lua_Hook chain_hook;
+  int chain_mask, chain_count;
+  int mask;                    /* this call's hook mask: ours plus the chained hook's */
+  int charge_left, chain_left; /* instructions to the next charge, the next chained count */
   int active;
 } senv_call;
 
 /* Starts budget c (a zeroed full userdata at stack index idx) on L's running thread: 0
- * means unlimited for each limit. Nothing raises from here to senv_end but the budget. */
+ * means unlimited for each limit. Nothing raises from here to senv_end but the budget (and
+ * a host hook that was already on, which keeps running: see chain_hook). */
 void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint64_t timeout_ms,
               size_t memory);
 

@@ -3,8 +3,9 @@
 -- wall time since the previous sample (luv's hrtime) to the sampled stack, so time spent in
 -- C functions (SQLite, cjson, the script environment) lands on the Lua line that called them.
 -- debug.sethook keeps a Lua hook per thread, so coroutines created while it runs are hooked
--- through a wrapped coroutine.create; script calls swap in their budget hook and restore
--- ours, so their time goes to the caller's line.
+-- through a wrapped coroutine.create; a sandboxed script call (orket.scriptenv) chains our
+-- hook to its budget's and restores it after, so the script's own lines are sampled (not
+-- the coroutines a script makes: they are not hooked through coroutine.create).
 local uv = require "luv"
 
 local M = {}
@@ -48,18 +49,24 @@ function M.start(opts)
     if not p.paused then charge(dt) end
     if alloc then heap = collectgarbage("count") end
   end
-  -- (called by the hook: the sampled function is 3 levels up)
+  -- (called by the hook: the sampled function is 3 levels up, or 4 inside a sandboxed call,
+  -- which calls the hook through a C function; count events fire only in Lua functions)
   charge = function(dt)
     p.samples = p.samples + 1
     p.total_ns = p.total_ns + dt
+    local base = 3
     local info = getinfo(3, "Sl")
+    if info and info.what == "C" then
+      base = 4
+      info = getinfo(4, "Sl")
+    end
     if not info then return end
     local key = info.short_src .. ":" .. (info.currentline or 0)
     self_ns[key] = (self_ns[key] or 0) + dt
     -- inclusive: each distinct calling line up the stack, once per sample
     local n = 0
-    for level = 3, 3 + depth do
-      local f = level == 3 and info or getinfo(level, "Sl")
+    for level = base, base + depth do
+      local f = level == base and info or getinfo(level, "Sl")
       if not f then break end
       if f.what ~= "C" then
         local k = f.short_src .. ":" .. (f.currentline or 0)
