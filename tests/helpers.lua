@@ -443,10 +443,17 @@ function M.serve(dir, o)
   os.execute(string.format("cd %s && { %s %s serve --listen %s %s >serve.out 2>serve.err & echo $! >serve.pid; "
     .. "wait $!; echo $? >serve.rc; } >/dev/null 2>&1 &", sh_quote(dir), env, sh_quote(M.BIN), o.listen or "127.0.0.1:0",
     o.args or ""))
+  -- 30 s: a server of several projects on PostgreSQL migrates each store first, which a
+  -- loaded machine has taken more than 10 s for; one that ended is said at once, with why
   local port = M.wait_for(function()
     local out = M.read(dir .. "/serve.out")
-    return out and (out:match("listening on http://127%.0%.0%.1:(%d+)") or out:match("listening on http://0%.0%.0%.0:(%d+)"))
-  end, "the server to listen")
+    local at = out and (out:match("listening on http://127%.0%.0%.1:(%d+)") or out:match("listening on http://0%.0%.0%.0:(%d+)"))
+    if at then return at end
+    local rc = (M.read(dir .. "/serve.rc") or ""):match("^%d+")
+    if rc then
+      error(string.format("orket serve ended (exit %s) before it listened: %s", rc, M.read(dir .. "/serve.err") or ""), 0)
+    end
+  end, "the server to listen", 3000)
   -- the server may say it listens before the shell that started it has written its pid
   local pid = M.wait_for(function() return tonumber((M.read(dir .. "/serve.pid") or ""):match("^%d+")) end,
     "the server's pid")
