@@ -213,9 +213,28 @@ function M.ok(r, what)
   return r
 end
 
+-- Below the kernel's ephemeral range: a port the kernel handed out for port 0 is the next
+-- one it hands out to another test's connection or listener too, so a port chosen that way
+-- was sometimes taken before the test's server bound it ("Address already in use").
+local function below_ephemeral()
+  local f = io.open("/proc/sys/net/ipv4/ip_local_port_range")
+  local lo = f and tonumber((f:read("l") or ""):match("^%s*(%d+)"))
+  if f then f:close() end
+  return lo and lo > 11000 and lo - 1 or nil
+end
+
 --- free_port() -> a loopback port nothing listens on just now (for a server whose URL must
 --- be known before it starts)
 function M.free_port()
+  local top = below_ephemeral()
+  for _ = 1, top and 50 or 0 do
+    local port = math.random(10000, top)
+    local t = uv.new_tcp()
+    -- (libuv reports a port in use at listen, not at bind)
+    local ok = t:bind("127.0.0.1", port) and t:listen(1, function() end)
+    t:close()
+    if ok then return port end
+  end
   local t = uv.new_tcp()
   assert(t:bind("127.0.0.1", 0))
   local port = t:getsockname().port
