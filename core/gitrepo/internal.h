@@ -184,6 +184,8 @@ void gr_view_state_free(gr_view_state *s);
 int gr_view_state_write(const gitrepo *r, const gr_view_state *s, gr_err *e);
 /* Keeps why a refresh failed beside the state, said at its base (best effort). */
 void gr_view_behind_why(gitrepo *r, const gr_err *why);
+/* Whether the view's last refresh did not reach main's commit mid (view.c). */
+int gr_view_behind(const gitrepo *r, const git_oid *mid);
 /* A refresh that succeeded: no reason left. */
 void gr_view_forget_why(const gitrepo *r);
 /* 1 with *p when Orket's last merge's intent (gr_view_intent) moved main to tip. */

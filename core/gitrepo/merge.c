@@ -192,6 +192,16 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
    * Orket's). P stays the previous intent's while the view has not followed that merge (its
    * refresh failed), so that diff(B, P) is still the person's move alone. The intent becomes
    * durable with the ref, by the sync after the move. */
+  /* A view left behind main by a refresh that failed (a full disk) catches up to main first,
+   * the same refresh run again (idempotent): what that refresh had done already (a file
+   * removed to make way for a directory) is then read as done, where a refresh from its base
+   * straight to the new target would take it for a person's deletion. Failing again, the
+   * merge goes on as before. */
+  if (gr_view_behind(r, &mid)) {
+    size_t caught;
+    gr_err ce;
+    (void)gr_view_refresh(r, &caught, &ce);
+  }
   git_oid from;
   gr_view_intent_from(r, &mid, &from);
   if (gr_view_intent(r, &from, &target, e) != 0) goto out;

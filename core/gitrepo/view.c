@@ -531,6 +531,16 @@ static int vw_merged(const gitrepo *r, const gr_view_state *s, const git_oid *ti
   return !g->oid_equal(&s->commit, tip) && g->graph_descendant_of(r->repo, &s->commit, tip) != 1;
 }
 
+/* Whether the view's last refresh did not reach main's commit mid (it failed, a full disk;
+ * or main moved since), so that a merge runs that refresh again before it moves main. */
+int gr_view_behind(const gitrepo *r, const git_oid *mid) {
+  gr_view_state s;
+  gr_view_state_head(r, &s);
+  int behind = s.has_base && s.has_commit && !r->git.oid_equal(&s.commit, mid);
+  gr_view_state_free(&s);
+  return behind;
+}
+
 /* P for the intent of Orket's merge from main's commit mid: the previous intent's P while
  * the view has not followed that merge to mid (vw_merged: its refresh failed), else mid. */
 void gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from) {
