@@ -531,12 +531,14 @@ static int vw_merged(const gitrepo *r, const gr_view_state *s, const git_oid *ti
   return !g->oid_equal(&s->commit, tip) && g->graph_descendant_of(r->repo, &s->commit, tip) != 1;
 }
 
-/* Whether the view's last refresh did not reach main's commit mid (it failed, a full disk;
- * or main moved since), so that a merge runs that refresh again before it moves main. */
+/* Whether the view's last refresh did not follow Orket's own merge to main's commit mid (it
+ * failed: a full disk), so that a merge runs that refresh again before it moves main. A
+ * person's move of main is not this: the merge's own refresh tells it, as before. */
 int gr_view_behind(const gitrepo *r, const git_oid *mid) {
   gr_view_state s;
+  git_oid p;
   gr_view_state_head(r, &s);
-  int behind = s.has_base && s.has_commit && !r->git.oid_equal(&s.commit, mid);
+  int behind = s.has_base && s.has_commit && !r->git.oid_equal(&s.commit, mid) && gr_view_read_intent(r, mid, &p);
   gr_view_state_free(&s);
   return behind;
 }
