@@ -184,15 +184,14 @@ void gr_view_state_free(gr_view_state *s);
 int gr_view_state_write(const gitrepo *r, const gr_view_state *s, gr_err *e);
 /* Keeps why a refresh failed beside the state, said at its base (best effort). */
 void gr_view_behind_why(gitrepo *r, const gr_err *why);
-/* Whether the view's last refresh did not reach main's commit mid (view.c). */
-int gr_view_behind(const gitrepo *r, const git_oid *mid);
 /* A refresh that succeeded: no reason left. */
 void gr_view_forget_why(const gitrepo *r);
 /* 1 with *p when Orket's last merge's intent (gr_view_intent) moved main to tip. */
 int gr_view_read_intent(const gitrepo *r, const git_oid *tip, git_oid *p);
 /* P for the intent of Orket's merge from mid (the previous intent's while the view has not
- * followed it, else mid). */
-void gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from);
+ * followed it, else mid); 1 when the view's last refresh did not follow Orket's merge to
+ * mid (the merge runs it again first). */
+int gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from);
 /* Removes the view's state files' temporaries a killed process left (its pid is gone);
  * gr_view_refresh calls it once a handle. */
 void gr_view_sweep_tmp(const gitrepo *r);

@@ -197,13 +197,13 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
    * removed to make way for a directory) is then read as done, where a refresh from its base
    * straight to the new target would take it for a person's deletion. Failing again, the
    * merge goes on as before. */
-  if (gr_view_behind(r, &mid)) {
+  git_oid from;
+  if (gr_view_intent_from(r, &mid, &from)) {
     size_t caught;
     gr_err ce;
     (void)gr_view_refresh(r, &caught, &ce);
+    gr_view_intent_from(r, &mid, &from);
   }
-  git_oid from;
-  gr_view_intent_from(r, &mid, &from);
   if (gr_view_intent(r, &from, &target, e) != 0) goto out;
   git_reference *moved = NULL;
   rc = g->reference_create_matching(&moved, r->repo, "refs/heads/" GR_MAIN, &target, 1, &mid, msg);

@@ -531,25 +531,19 @@ static int vw_merged(const gitrepo *r, const gr_view_state *s, const git_oid *ti
   return !g->oid_equal(&s->commit, tip) && g->graph_descendant_of(r->repo, &s->commit, tip) != 1;
 }
 
-/* Whether the view's last refresh did not follow Orket's own merge to main's commit mid (it
- * failed: a full disk), so that a merge runs that refresh again before it moves main. A
- * person's move of main is not this: the merge's own refresh tells it, as before. */
-int gr_view_behind(const gitrepo *r, const git_oid *mid) {
+/* P for the intent of Orket's merge from main's commit mid: the previous intent's P while
+ * the view has not followed that merge to mid (vw_merged: its refresh failed), else mid.
+ * Returns whether the view's last refresh did not follow Orket's own merge to mid (it
+ * failed: a full disk), so that the merge runs that refresh again before it moves main; a
+ * person's move of main is not this (the merge's own refresh tells it, as before). */
+int gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from) {
   gr_view_state s;
   git_oid p;
-  gr_view_state_head(r, &s);
-  int behind = s.has_base && s.has_commit && !r->git.oid_equal(&s.commit, mid) && gr_view_read_intent(r, mid, &p);
-  gr_view_state_free(&s);
-  return behind;
-}
-
-/* P for the intent of Orket's merge from main's commit mid: the previous intent's P while
- * the view has not followed that merge to mid (vw_merged: its refresh failed), else mid. */
-void gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from) {
-  gr_view_state s;
   gr_view_state_head(r, &s); /* its base and commit: the refresh after the move reads the rest */
+  int behind = s.has_base && s.has_commit && !r->git.oid_equal(&s.commit, mid) && gr_view_read_intent(r, mid, &p);
   if (!s.has_base || !vw_merged(r, &s, mid, from)) *from = *mid;
   gr_view_state_free(&s);
+  return behind;
 }
 
 /* The base when the state gives none (unreadable, or its tree gone from the object
