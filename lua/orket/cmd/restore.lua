@@ -149,7 +149,9 @@ local function running_sandboxes(db)
   if #live == 0 then return nil end
   local names, ids = {}, {}
   for i, row in ipairs(live) do
-    names[i] = string.format("sandbox %d (%s, %s)", math.tointeger(row.id), tostring(row.target), tostring(row.status))
+    -- (another machine's is live as it recorded itself: stopped there, or through a shared folder)
+    names[i] = string.format("sandbox %d (%s, %s%s)", math.tointeger(row.id), tostring(row.target), tostring(row.status),
+      service.elsewhere_live(row) and (", on " .. tostring(service.machine_of(row))) or "")
     ids[i] = "orket sandbox stop " .. math.tointeger(row.id)
   end
   return string.format("%s of this project %s running; stop %s first: %s", table.concat(names, ", "),

@@ -53,7 +53,9 @@ up        starts main's tree at a commit (main's head, or --commit ID), written 
           it is healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
           and a failure goes back to the card with the checks' output and the log's tail.
 list      the live sandboxes (--all: the ended ones too): id, status, port, commit, socket, since.
-          A sandbox whose owner ended is marked exited first.
+          A sandbox of this machine whose owner ended is marked exited first; one another
+          machine sharing the store runs is shown as it recorded itself ("live on another
+          machine: HOST"), ended only by that machine's commands.
 logs      the app's output (stdout and stderr, rotated at sandbox.log_max_bytes);
           --follow keeps printing until the sandbox ends or Ctrl-C.
 check     runs the cards' acceptance checks (an issue's sandbox_checks: HTTP requests
@@ -292,12 +294,13 @@ end
 
 -- The row of the sandbox the owner pid started, once it is past starting; nil when the
 -- owner ended without one (exited() its status once it has) or wrote none within 30 s.
+-- (the pid is this machine's: another machine's rows may name the same one)
 local function owner_row(db, pid, exited)
   local t0 = uv.now()
   while true do
     local row
     for _, r in ipairs(ops.list(db, true)) do
-      if r.owner_pid == pid then row = r break end
+      if service.owned_by(r, pid) then row = r break end
     end
     if row and row.status ~= "starting" then return row end
     -- the owner ended without a sandbox (or before it was healthy), or never wrote one
@@ -457,7 +460,8 @@ local function list(o, cli)
     local out = {}
     for i, r in ipairs(rows) do
       out[i] = { id = r.id, status = r.status, target = r.target, commit = r.commit_id or cjson.null, port = r.port, socket = r.socket,
-        command = cjson.decode(r.command), owner_pid = r.owner_pid, started_at = r.started_at,
+        command = cjson.decode(r.command), owner_pid = r.owner_pid, machine = service.machine_of(r) or cjson.null,
+        elsewhere = service.elsewhere_live(r), started_at = r.started_at,
         healthy_at = r.healthy_at or cjson.null, ended_at = r.ended_at or cjson.null, detail = r.detail or cjson.null,
         exit_code = r.exit_code or cjson.null, exit_signal = r.exit_signal or cjson.null }
     end
@@ -475,7 +479,10 @@ local function list(o, cli)
     local live = r.status == "starting" or r.status == "healthy" or r.status == "unhealthy"
     io.stdout:write(string.format("%-4d %-10s %-6d %-8s %-24s %s\n", r.id, r.status, r.port, (r.commit_id or "-"):sub(1, 7),
       live and (r.healthy_at or r.started_at) or (r.ended_at or ""),
-      live and r.socket .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "") or inert.text(r.detail or "")))
+      live and r.socket .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "")
+        .. (service.elsewhere_live(r) and ("  (live on another machine: " .. inert.text(tostring(service.machine_of(r)))
+          .. ")") or "")
+        or inert.text(r.detail or "")))
   end
   return 0
 end

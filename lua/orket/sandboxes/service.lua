@@ -62,10 +62,15 @@ M.DEPLOY_LOCK_WAIT_MS = 120000
 --- a store several folders share (one PostgreSQL database) holds each folder's sandboxes,
 --- and a row names its folder by its socket, DIR/.orket/sandboxes/ID/app.sock, written with
 --- the row. One whose socket names no folder (an older Orket's row, before it wrote its
---- socket) counts as dir's.
+--- socket) counts as dir's. Another machine's row (M.where) naming the same path is dir's
+--- only when the folder is shared (its sandbox's directory is here): machines that each
+--- keep a folder at one path share the store, not the folder.
 function M.of_folder(row, dir)
   local home = M.folder_of(row)
-  return not home or home == dir
+  if home and home ~= dir then return false end
+  if M.where(row) ~= "elsewhere" then return true end
+  local sbdir = type(row.socket) == "string" and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
+  return sbdir and uv.fs_stat(sbdir) ~= nil or false
 end
 
 --- folder_of(row) -> the folder a row's socket names | nil (none)
@@ -98,7 +103,9 @@ function M.elsewhere(rows, dir)
   local ids, homes, seen = {}, {}, {}
   for _, r in ipairs(rows) do
     local home = M.folder_of(r)
-    if home and home ~= dir then
+    if home and not M.of_folder(r, dir) then
+      -- (the same path on another machine is that machine's folder)
+      if home == dir then home = tostring(M.machine_of(r)) .. ":" .. home end
       ids[#ids + 1] = tostring(math.tointeger(r.id) or r.id)
       if not seen[home] then
         seen[home] = true
@@ -115,9 +122,51 @@ end
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
 M.start_time = pidstart.start_time
 
--- an entry that cannot be read (EMFILE, EACCES) is taken as alive: reconciling a live
--- sandbox would move its databases and remove its temp folder from under the app
+--- where(row) -> where a sandbox row's owner runs, as this process can judge it: "here"
+--- (this machine, boot and pid namespace: its pid means something here), "rebooted" (this
+--- host, another boot id: the owner ended with the boot, its pid means nothing),
+--- "elsewhere" (another machine, or another pid namespace of this one: neither its pid nor
+--- its end can be judged here) or "unknown" (a row written before rows named their
+--- machine, or this process cannot read its own place): judged by its pid, as it always was
+function M.where(row)
+  local machine = row.owner_machine
+  if type(machine) ~= "string" or machine == "" then return "unknown" end
+  if not pidstart.place then return "elsewhere" end -- (this process cannot tell whose it is)
+  local host, boot, place = pidstart.parse_machine(machine)
+  if not host then return "unknown" end -- (not a machine's text: judged as a row without one)
+  if place == pidstart.place then return "here" end
+  if host == pidstart.host and boot ~= pidstart.place:match("^([%x%-]+)%.") then return "rebooted" end
+  return "elsewhere"
+end
+
+--- machine_of(row) -> the host name of the machine a row's owner runs on | nil (not recorded)
+function M.machine_of(row)
+  return (pidstart.parse_machine(row.owner_machine))
+end
+
+--- elsewhere_live(row) -> whether a live row is another machine's (or another pid
+--- namespace's), whose owner only that machine can judge: it is shown as it was recorded
+function M.elsewhere_live(row)
+  return ops.LIVE[row.status] == true and M.where(row) == "elsewhere"
+end
+
+--- owned_by(row, pid) -> whether the row's owner is the process pid of this machine (a
+--- row another machine wrote may name the same pid)
+function M.owned_by(row, pid)
+  if math.tointeger(row.owner_pid) ~= math.tointeger(pid) then return false end
+  local w = M.where(row)
+  return w == "here" or w == "unknown"
+end
+
+-- whether a row's owner is (as far as this process can tell) still running it. Only a row
+-- of this machine is judged by its pid: another machine's is alive as recorded (its own
+-- commands end it), one of a boot before this one is not. An entry that cannot be read
+-- (EMFILE, EACCES) is taken as alive: reconciling a live sandbox would move its databases
+-- and remove its temp folder from under the app
 local function owner_alive(row)
+  local w = M.where(row)
+  if w == "elsewhere" then return true end
+  if w == "rebooted" then return false end
   if not (row.owner_pid and row.owner_start) then return false end
   return pidstart.same(row.owner_pid, row.owner_start)
 end
@@ -219,12 +268,16 @@ end
 M._hands_on, M._mark_side, M._beside, M.SIDE = hands_on, mark_side, beside, SIDE
 
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
---- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
+--- machine restarted) is a sandbox that ended with it (the helper dies with its parent).
+--- Only rows of this machine (where) are judged: another machine's row is left as it is
 function M.reconcile(db)
   local out = {}
   for _, row in ipairs(ops.list(db, false)) do
     if not owner_alive(row) then
-      local why = string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
+      local why = M.where(row) == "rebooted"
+        and string.format("its owner (pid %s) ended with its machine's restart, and the sandbox with it",
+          tostring(row.owner_pid))
+        or string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
       -- what its owner would have removed: the tree's copy and the temp dir (the log stays)
       local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
       if home then
@@ -557,7 +610,7 @@ function M.up(o)
   local me = math.tointeger(uv.os_getpid())
   local owner_start = M.start_time(me)
   local row = { target = o.target or "main", port = port, socket = "", command = cjson.encode(shown or argv),
-    commit = commit, owner_pid = me, owner_start = owner_start }
+    commit = commit, owner_pid = me, owner_start = owner_start, owner_machine = pidstart.machine }
   -- ids are never reused: a directory of this id was made by a sandbox the store no longer
   -- holds (it was restored from a backup older than it). Its row stays, ended, to say so.
   -- One transaction: a detached `up` waiting for its owner's newest row never sees a
@@ -992,6 +1045,11 @@ function M.stop(db, id, why, stopping)
   -- asked through its directory, never by a signal: the owner may be a server
   local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
   if not home then return nil, "sandbox " .. id .. ": its directory is not known", "EINVAL" end
+  -- another machine's owner sees the request only through a folder both share
+  if M.where(row) == "elsewhere" and not uv.fs_stat(home) then
+    return nil, string.format("sandbox %d runs on another machine (%s) whose folder this one does not share: stop "
+      .. "it there", row.id, tostring(M.machine_of(row))), "EINVAL"
+  end
   local tmp = string.format("%s/%s.%d", home, STOP, uv.os_getpid())
   local f, ferr = io.open(tmp, "w")
   if not f then return nil, "sandbox " .. id .. ": cannot ask its owner to stop it: " .. tostring(ferr), "EPERM" end
@@ -1053,16 +1111,17 @@ function M.start_owner(dir, o)
   return pid, out_path
 end
 
---- list(db, all) -> the sandboxes (live ones unless all), after reconcile
+--- list(db, all) -> the sandboxes (live ones unless all), after reconcile (other machines'
+--- live rows as recorded)
 function M.list(db, all)
   M.reconcile(db)
   return ops.list(db, all)
 end
 
 --- get(db, id) -> the sandbox's row | nil (no such sandbox); raises on a store error (not
---- "no such sandbox"). A live row whose owner is gone is marked exited first (a server
---- killed and started again would otherwise read its old sandbox healthy while nothing
---- answers on its socket)
+--- "no such sandbox"). A live row of this machine whose owner is gone is marked exited first
+--- (a server killed and started again would otherwise read its old sandbox healthy while
+--- nothing answers on its socket); another machine's is returned as recorded (where)
 function M.get(db, id)
   local row = ops.get(db, id)
   if row and ops.LIVE[row.status] and not owner_alive(row) then

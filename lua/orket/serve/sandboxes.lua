@@ -35,6 +35,7 @@ function M.doc(row)
   return { id = row.id, status = row.status, target = row.target, commit = row.commit_id or cjson.null, port = row.port,
     socket = row.socket,
     command = cjson.decode(row.command) or cjson.null, owner_pid = row.owner_pid or cjson.null,
+    machine = service.machine_of(row) or cjson.null, elsewhere = service.elsewhere_live(row),
     started_at = row.started_at, healthy_at = row.healthy_at or cjson.null, ended_at = row.ended_at or cjson.null,
     detail = row.detail or cjson.null, exit_code = row.exit_code or cjson.null,
     exit_signal = row.exit_signal or cjson.null }

@@ -1,0 +1,182 @@
+-- A sandbox row names its owner's machine (owner_machine), so that on a store several
+-- machines share (tests.backends: SQLite, or PostgreSQL under tests/with_pg.lua) only this
+-- machine's rows are judged by their owner's pid: another machine's live sandbox is left as
+-- it is by reconcile, list, get and stop; this machine's, whose owner is gone, still ends;
+-- one of this host's earlier boot ends whatever its pid; a row written before rows named
+-- their machine is judged by its pid as before; the migration keeps the rows it finds.
+local H = require "tests.helpers"
+local B = require "tests.backends"
+local uv = require "luv"
+local service = require "orket.sandboxes.service"
+local pidstart = require "orket.sandboxes.pidstart"
+local ops = require "orket.store.sandboxes"
+local store = require "orket.store"
+
+-- a pid no process holds (beyond the kernel's largest, 2^22)
+local DEAD_PID = 2 ^ 22 + 7
+local ME = math.tointeger(uv.os_getpid())
+local MY_START = pidstart.start_time(ME)
+
+-- this machine's place with another boot id (the same machine, restarted)
+local function other_boot()
+  local boot = pidstart.place:match("^([%x%-]+)%.")
+  local other = boot:gsub("%x", function(c) return c == "0" and "1" or "0" end)
+  return other .. pidstart.place:sub(#boot + 1)
+end
+
+local OTHER_MACHINE = "sbowner-other-host/" .. "0123abcd-0000-4000-8000-000000000001.4026531836"
+
+local function insert(db, o)
+  local id = ops.insert(db, { target = o.target or "main", port = o.port or 8080, socket = "",
+    command = "[]", owner_pid = o.pid, owner_start = o.start, owner_machine = o.machine })
+  if o.socket then ops.set_socket(db, id, o.socket(id)) end
+  ops.set_status(db, id, "healthy")
+  return id
+end
+
+describe("sandbox owners on several machines (" .. B.name() .. ")", function()
+  after_each(H.cleanup)
+
+  it("this process's machine is its host name and place", function()
+    assert.is_string(pidstart.place)
+    assert.equal(pidstart.host .. "/" .. pidstart.place, pidstart.machine)
+    assert.equal(pidstart.place, require("orket.engine.runlease").place) -- one reading, shared
+    local host, boot, place = pidstart.parse_machine(pidstart.machine)
+    assert.same({ pidstart.host, pidstart.place:match("^([%x%-]+)%."), pidstart.place }, { host, boot, place })
+    assert.is_nil(pidstart.parse_machine("no machine"))
+  end)
+
+  it("another machine's live row survives reconcile, list and get; it is shown as another machine's", function()
+    local db = B.open_store()
+    -- its pid is no process here, and another machine's row may name this process's pid too
+    local far = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE })
+    local far_mine = insert(db, { pid = ME, start = "1", machine = OTHER_MACHINE, port = 8081 })
+    -- another pid namespace of this host and boot (another container): its pid is not judged here
+    local ns = insert(db, { pid = DEAD_PID, start = "1", port = 8082,
+      machine = pidstart.host .. "/" .. pidstart.place:match("^([%x%-]+)%.") .. ".1" })
+    assert.same({}, service.reconcile(db))
+    assert.equal(3, #service.list(db, false))
+    for _, id in ipairs { far, far_mine, ns } do
+      local r = service.get(db, id)
+      assert.equal("healthy", r.status)
+      assert.equal("elsewhere", service.where(r))
+      assert.is_true(service.elsewhere_live(r))
+    end
+    assert.equal("sbowner-other-host", service.machine_of(service.get(db, far)))
+    assert.equal(3, #service.running(db))
+    -- the pid another machine's row names is not this process's sandbox
+    assert.is_false(service.owned_by(service.get(db, far_mine), ME))
+    db:close()
+  end)
+
+  it("this machine's row whose owner is gone is marked exited; a live owner's stays", function()
+    local db = B.open_store()
+    local gone = insert(db, { pid = DEAD_PID, start = "1", machine = pidstart.machine })
+    local live = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, port = 8081 })
+    assert.equal("here", service.where(ops.get(db, gone)))
+    assert.same({ gone }, service.reconcile(db))
+    local r = service.get(db, gone)
+    assert.equal("exited", r.status)
+    assert.matches("its owner %(pid %d+%) ended, and the sandbox with it", r.detail)
+    assert.equal("healthy", service.get(db, live).status)
+    assert.is_false(service.elsewhere_live(service.get(db, live)))
+    assert.is_true(service.owned_by(service.get(db, live), ME))
+    -- get alone marks it too
+    local gone2 = insert(db, { pid = DEAD_PID, start = "1", machine = pidstart.machine, port = 8082 })
+    assert.equal("exited", service.get(db, gone2).status)
+    db:close()
+  end)
+
+  it("a row of this host's earlier boot is marked exited, whatever its pid", function()
+    local db = B.open_store()
+    -- this process's own pid and start time: alive here, but named in a boot that ended
+    local old = insert(db, { pid = ME, start = MY_START, machine = pidstart.host .. "/" .. other_boot() })
+    assert.equal("rebooted", service.where(ops.get(db, old)))
+    assert.equal(1, #service.list(db, true))
+    local r = service.get(db, old)
+    assert.equal("exited", r.status)
+    assert.matches("ended with its machine's restart", r.detail)
+    db:close()
+  end)
+
+  it("a row without a machine (written before) is judged by its pid, as before", function()
+    local db = B.open_store()
+    local gone = insert(db, { pid = DEAD_PID, start = "1" })
+    local live = insert(db, { pid = ME, start = MY_START, port = 8081 })
+    assert.equal("unknown", service.where(ops.get(db, gone)))
+    assert.same({ gone }, service.reconcile(db))
+    assert.equal("exited", service.get(db, gone).status)
+    assert.equal("healthy", service.get(db, live).status)
+    assert.is_true(service.owned_by(service.get(db, live), ME))
+    db:close()
+  end)
+
+  it("another machine's sandbox at this folder's path is this folder's only when the folder is shared", function()
+    local db = B.open_store()
+    local dir = H.tmpdir()
+    local function at(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
+    local unshared = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = at })
+    local shared = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = at, port = 8081 })
+    assert.equal(0, (H.sh("mkdir -p '" .. dir .. "/.orket/sandboxes/" .. shared .. "'")))
+    local mine = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = at, port = 8082 })
+    assert.is_false(service.of_folder(service.get(db, unshared), dir))
+    assert.is_true(service.of_folder(service.get(db, shared), dir))
+    assert.is_true(service.of_folder(service.get(db, mine), dir))
+    local best, others = service.pick(service.list(db, false), dir)
+    assert.equal(mine, best.id)
+    assert.equal(1, #others)
+    assert.matches("sandbox " .. unshared .. " runs in another folder sharing this store %(sbowner%-other%-host:" .. dir:gsub("%p", "%%%0"),
+      service.elsewhere(others, dir))
+    -- stop: asked through the folder only where it is shared; else said, and left live
+    local ok, msg, code = service.stop(db, unshared)
+    assert.is_nil(ok)
+    assert.equal("EINVAL", code)
+    assert.matches("runs on another machine %(sbowner%-other%-host%).*stop it there", msg)
+    assert.equal("healthy", ops.get(db, unshared).status)
+    db:close()
+  end)
+
+  it("the migration adds owner_machine and keeps the rows it finds", function()
+    local n_sqlite = #store.migrations
+    if B.name() == "sqlite" then
+      local path = H.tmpdir() .. "/old.db"
+      local old = assert(store.open(path, { upto = n_sqlite - 1 }))
+      assert(old:run("INSERT INTO sandboxes (target, status, port, socket, command, owner_pid, owner_start, started_at, "
+        .. "updated_at) VALUES ('main', 'healthy', 8080, '', '[]', ?, '1', '2026-01-01T00:00:00.000Z', "
+        .. "'2026-01-01T00:00:00.000Z')", DEAD_PID))
+      old:close()
+      local db = assert(store.open(path))
+      assert.equal(n_sqlite, assert(db:row("PRAGMA user_version")).user_version)
+      local rows = ops.list(db, true)
+      assert.equal(1, #rows)
+      assert.is_nil(rows[1].owner_machine)
+      assert.equal("healthy", rows[1].status)
+      -- judged by its pid, as before
+      assert.same({ rows[1].id }, service.reconcile(db))
+      db:close()
+    else
+      local pgpool = require "orket.store.pgpool"
+      local pg_schema = require "orket.store.pg_schema"
+      local url = B.fresh_url()
+      local pool = pgpool.new { url = url, size = 1 }
+      assert(pool:run("DROP SCHEMA public CASCADE"))
+      assert(pool:run("CREATE SCHEMA public"))
+      local list = { table.unpack(pg_schema.migrations, 1, #pg_schema.migrations - 1) }
+      assert.equal(#list, assert(pg_schema.migrate(pool, list)))
+      assert(pool:run("INSERT INTO sandboxes (target, status, port, socket, command, owner_pid, owner_start, started_at, "
+        .. "updated_at) VALUES ('main', 'healthy', 8080, '', '[]', $1, '1', now(), now())", DEAD_PID))
+      assert.equal(#pg_schema.migrations, assert(pg_schema.migrate(pool)))
+      pool:close()
+      assert.equal(n_sqlite, pg_schema.migrations[#pg_schema.migrations].sqlite)
+      local db = assert(store.open_url(url))
+      local rows = ops.list(db, true)
+      assert.equal(1, #rows)
+      assert.is_nil(rows[1].owner_machine)
+      assert.same({ rows[1].id }, service.reconcile(db))
+      -- a new row names its machine
+      local id = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, port = 8081 })
+      assert.equal(pidstart.machine, ops.get(db, id).owner_machine)
+      db:close()
+    end
+  end)
+end)
