@@ -342,9 +342,22 @@ describe("orket sandbox up", function()
       ports[row.port] = true
     end
     assert.equal(3, #procs(m, true))
+    -- each row names its owner's machine (this one), and each owner, the background `up`,
+    -- holds its lock in the sandbox's directory (seen held from this other process)
+    local lockfile = require "orket.c.lockfile"
+    local pidstart = require "orket.sandboxes.pidstart"
+    local function lock_of(id) return dir .. "/.orket/sandboxes/" .. math.tointeger(id) .. "/owner.lock" end
+    for _, row in ipairs(rows) do
+      assert.equal(pidstart.host, row.machine)
+      assert.is_false(row.elsewhere)
+      local held, holder = lockfile.probe(lock_of(row.id))
+      assert.is_true(held)
+      assert.equal(math.tointeger(row.owner_pid), holder)
+    end
     -- the owner of sandbox 2 is killed: its app goes with it, and the next look says so
     os.execute("kill -9 " .. math.tointeger(rows[2].owner_pid))
     H.wait_for(function() return #procs(m, true) == 2 end, "sandbox 2's app to end with its owner")
+    assert.is_false(lockfile.probe(lock_of(2)))
     local now = list(dir)
     assert.equal(2, #now)
     local all = list(dir, true)
@@ -618,6 +631,10 @@ describe("orket serve's sandbox routes", function()
     st, doc = H.api(s, "GET", "/v1/sandboxes", viewer)
     assert.equal(200, st)
     assert.equal(1, #doc.sandboxes)
+    -- this machine's, the server its owner (its lock held in the server's process)
+    assert.equal(require("orket.sandboxes.pidstart").host, doc.sandboxes[1].machine)
+    assert.is_false(doc.sandboxes[1].elsewhere)
+    assert.equal(s.pid, select(2, require("orket.c.lockfile").probe(dir .. "/.orket/sandboxes/" .. id .. "/owner.lock")))
     st, doc = H.api(s, "GET", "/v1/sandboxes/" .. id .. "/logs", viewer)
     assert.equal(200, st)
     assert.matches("listening on 127.0.0.1:8080 " .. m, doc.log, 1, true)

@@ -19,13 +19,14 @@ local task = require "orket.task"
 local sv = require "orket.store.verifications"
 local supervise = require "orket.sandboxes.supervise"
 local cmdline = require "orket.cmdline"
+local pidstart = require "orket.sandboxes.pidstart"
 
 local cmd = { name = "sandbox", summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose" }
 local SUBCOMMANDS = { "plan", "up", "list", "logs", "check", "stop", "compose" }
 -- the subcommand, then its own words, read against its declaration (DECL below)
 cmd.args = {
   usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--commit ID] [--card CARD] | list [--all] [--json] "
-    .. "| logs ID [--follow] | check [ID] [--card CARD] [--json] | stop ID | compose [--out DIR] [--force]   "
+    .. "| logs ID [--follow] | check [ID] [--card CARD] [--json] | stop ID [--force] | compose [--out DIR] [--force]   "
     .. "(each takes -C DIR)",
   { "plan|up|list|logs|check|stop|compose", key = "sub", last = true,
     missing = "sandbox needs a subcommand: plan, up, list, logs, check, stop or compose",
@@ -63,6 +64,9 @@ check     runs the cards' acceptance checks (an issue's sandbox_checks: HTTP req
           sandbox ID (default: the newest healthy one of main), for --card CARD or every
           card that has them; journaled (sandbox_check). Exit 1 when one fails. --json.
 stop      stops a live sandbox: its whole process tree ends, and the stop is journaled.
+          --force ends the row of one whose owner cannot be asked from here (another
+          machine's, that machine gone for good): marked exited, naming who forced it;
+          no file is touched. A sandbox whose owner can be asked is stopped as without it.
 compose   writes compose.yaml (and a Dockerfile when the tree has none) for the same service
           into --out DIR (default: the project's deploy/), its build context the project's
           workspace/; existing files are not replaced without --force.]]
@@ -310,6 +314,8 @@ local function owner_row(db, pid, exited)
   end
 end
 
+cmd._owner_row = owner_row -- (for the specs)
+
 -- What a detached `up` says of the sandbox its owner started -> exit status.
 local function say_detached(cli, row, pid, exited, out_path)
   if not row or row.status == "starting" then
@@ -532,7 +538,15 @@ end
 local function stop(o, cli)
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local ok, err = service.stop(db, o.id)
+  local ok, err
+  if o.force then
+    -- who forced it, in its row's detail: the end is this person's word, not its owner's
+    local user = os.getenv("USER") or os.getenv("LOGNAME") or "?"
+    ok, err = service.force_stop(db, o.id, string.format("orket sandbox stop --force, by %s on %s (pid %d)", user,
+      tostring(pidstart.host), uv.os_getpid()))
+  else
+    ok, err = service.stop(db, o.id)
+  end
   db:close()
   if not ok then
     cli.err("%s", err)
@@ -674,7 +688,7 @@ local DECL = {
   list = takes("list", { "--all" }, { "--json" }),
   logs = takes("logs", id_entry("logs"), { "--follow", alias = "-f" }),
   check = takes("check", id_entry("check", true), { "--json" }, { "--card", value = "CARD", what = "a card id" }),
-  stop = takes("stop", id_entry("stop")),
+  stop = takes("stop", id_entry("stop"), { "--force" }),
 }
 local SUBS = { check = check, plan = plan, compose = write_compose, up = up, list = list, logs = logs, stop = stop }
 

@@ -31,13 +31,16 @@ end
 --- place: this process's place ("<boot id>.<pid ns>[.<time ns>]") | nil (/proc does not say)
 M.place = read_place()
 
+local named = uv.os_gethostname()
 --- host: this machine's host name
-M.host = uv.os_gethostname() or "localhost"
+M.host = named or "localhost"
 
 --- machine: "<host>/<place>" | nil (no place): what a sandbox row records of its owner, so
 --- that another process judges the owner's pid only where it means something. The host
 --- name tells the same machine rebooted (its boot id changed) from another machine.
-M.machine = M.place and (M.host .. "/" .. M.place) or nil
+--- Not made of the fallback name: two machines that cannot read theirs would each take the
+--- other's rows for its own earlier boot's (nil: rows judged by pid, as before)
+M.machine = M.place and named and (named .. "/" .. M.place) or nil
 
 --- parse_machine(text) -> host, boot id, place | nil (not a machine's text)
 function M.parse_machine(text)

@@ -150,6 +150,18 @@ function M.elsewhere_live(row)
   return ops.LIVE[row.status] == true and M.where(row) == "elsewhere"
 end
 
+-- a row's sandbox directory, DIR/.orket/sandboxes/ID, named by its socket | nil
+local function home_of(row)
+  return type(row.socket) == "string" and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$") or nil
+end
+
+--- unreachable(row) -> whether a live row's owner can be neither judged nor asked from here:
+--- another machine's, with no lock and no directory of it seen here (its folder is not shared)
+function M.unreachable(row)
+  local home = home_of(row)
+  return M.elsewhere_live(row) and M.owner_lock(row) == nil and not (home and uv.fs_stat(home))
+end
+
 --- owned_by(row, pid) -> whether the row's owner is the process pid of this machine (a
 --- row another machine wrote may name the same pid)
 function M.owned_by(row, pid)
@@ -158,12 +170,37 @@ function M.owned_by(row, pid)
   return w == "here" or w == "unknown"
 end
 
--- whether a row's owner is (as far as this process can tell) still running it. Only a row
--- of this machine is judged by its pid: another machine's is alive as recorded (its own
--- commands end it), one of a boot before this one is not. An entry that cannot be read
--- (EMFILE, EACCES) is taken as alive: reconciling a live sandbox would move its databases
--- and remove its temp folder from under the app
+--- OWNER_LOCK: the file in a sandbox's directory its owner holds a lock on (orket.c.lockfile)
+--- for the sandbox's whole life, taken before its row is seen. The kernel drops it when the
+--- owner ends, however it ends; any process that sees the directory, in any pid namespace or
+--- container on this kernel (or a client of a shared file system that passes locks on), can
+--- ask whether it is held.
+M.OWNER_LOCK = "owner.lock"
+
+--- owner_lock(row) -> true (its owner's lock is held: alive), false (the file is there and
+--- nobody holds it: the owner ended) | nil (no lock file seen here: its directory is on
+--- another machine, or the row is older than the lock). A lock that cannot be read is taken
+--- as held (alive): see owner_alive
+function M.owner_lock(row)
+  local home = home_of(row)
+  if not home then return nil end
+  local path = home .. "/" .. M.OWNER_LOCK
+  if not uv.fs_stat(path) then return nil end
+  local held, err = lockfile.probe(path)
+  if held == nil and err then return true end
+  return held == true
+end
+
+-- whether a row's owner is (as far as this process can tell) still running it. The owner's
+-- lock, when its file is seen here, decides, whatever the machine the row names: a container
+-- restarted on this host (a new pid namespace) leaves a lock nobody holds. Without one, only
+-- a row of this machine is judged by its pid: another machine's is alive as recorded (its
+-- own commands end it, or stop --force), one of a boot before this one is not. An entry that
+-- cannot be read (EMFILE, EACCES) is taken as alive: reconciling a live sandbox would move
+-- its databases and remove its temp folder from under the app
 local function owner_alive(row)
+  local locked = M.owner_lock(row)
+  if locked ~= nil then return locked end
   local w = M.where(row)
   if w == "elsewhere" then return true end
   if w == "rebooted" then return false end
@@ -617,19 +654,32 @@ function M.up(o)
   -- skipped one as the sandbox started.
   -- Its socket, which names its folder, in the same transaction: a deploy of another folder
   -- sharing the store never sees it without one (as this folder's, to replace).
+  -- Its owner's lock (OWNER_LOCK) is taken in the same transaction, before the row is
+  -- seen: whoever reads the row finds the lock held while this process lives.
   local used_dirs = M.highest_dir(dir)
-  local id = assert(db:tx(function()
+  local owner_lk, lkerr, lkcode
+  local id, ierr, icode = db:tx(function()
     local n = ops.insert(db, row)
     while n <= used_dirs do
       ops.set_status(db, n, "exited", "not started: its id was taken before the store was restored")
       n = ops.insert(db, row)
     end
     ops.set_socket(db, n, dir .. "/.orket/sandboxes/" .. n .. "/app.sock")
+    -- .orket/ is the store's (or, on PostgreSQL, made with it)
+    uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
+    uv.fs_mkdir(dir .. "/.orket/sandboxes/" .. n, 448)
+    owner_lk, lkerr, lkcode = lockfile.acquire(dir .. "/.orket/sandboxes/" .. n .. "/" .. M.OWNER_LOCK)
+    -- (not taken: the row is not kept, and the start fails)
+    if not owner_lk then return nil, "sandbox: its owner's lock: " .. tostring(lkerr), lkcode end
     return n
-  end))
+  end)
+  if not id then
+    if owner_lk then owner_lk:release() end -- (the row was not committed)
+    return nil, ierr, icode
+  end
   local home = dir .. "/.orket/sandboxes/" .. id
   local sock = home .. "/app.sock"
-  local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
+  local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p, owner_lock = owner_lk,
     services = M.sockets { socket = sock, port = port, command = row.command },
     commit = commit, target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
   local function fail(msg, code)
@@ -973,6 +1023,9 @@ function Sandbox:_finish()
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end
+  -- the end is recorded: only now may a look from elsewhere find the owner's lock free (it
+  -- would record an end of its own, and remove what this one hands on)
+  if self.owner_lock then self.owner_lock:release() end
   -- only now: a waiter (stop, wait) may close the store next, and on PostgreSQL the record
   -- above waited on the loop
   self.finished = true
@@ -1048,7 +1101,8 @@ function M.stop(db, id, why, stopping)
   -- another machine's owner sees the request only through a folder both share
   if M.where(row) == "elsewhere" and not uv.fs_stat(home) then
     return nil, string.format("sandbox %d runs on another machine (%s) whose folder this one does not share: stop "
-      .. "it there", row.id, tostring(M.machine_of(row))), "EINVAL"
+      .. "it there (orket sandbox stop %d), or, when that machine is gone, end its row: orket sandbox stop --force %d",
+      row.id, tostring(M.machine_of(row)), row.id, row.id), "EINVAL"
   end
   local tmp = string.format("%s/%s.%d", home, STOP, uv.os_getpid())
   local f, ferr = io.open(tmp, "w")
@@ -1069,6 +1123,37 @@ function M.stop(db, id, why, stopping)
     rt.sleep(25)
   end
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
+end
+
+--- force_stop(db, id, who [, stopping]) -> true | nil, message, CODE: ends a live sandbox
+--- whose owner cannot be asked: another machine's whose folder is not shared here (that
+--- machine gone for good), or a shared folder's whose owner does not answer and holds no
+--- lock here. Its row is marked exited, who forced it in its detail; no file is touched
+--- (what it left is that machine's, or stays for a person to read). A sandbox whose owner
+--- can be judged or asked from here is stopped as stop does; one whose owner's lock is
+--- held here is never forced (its owner is alive: its stop answered, or it is refused).
+function M.force_stop(db, id, who, stopping)
+  local row = ops.get(db, id)
+  if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
+  if not ops.LIVE[row.status] then
+    return nil, string.format("sandbox %d is %s already", row.id, row.status), "EINVAL"
+  end
+  if not M.unreachable(row) then
+    local ok, err, code = M.stop(db, id, nil, stopping)
+    -- a shared folder's owner that did not answer, with no lock to say it is alive (a row
+    -- older than the lock, or a machine gone): forced below. Any other failure stands.
+    if ok or code ~= "ETIMEDOUT" or M.owner_lock(row) ~= nil or M.where(row) ~= "elsewhere" then
+      return ok, err, code
+    end
+    row = ops.get(db, id)
+    if not (row and ops.LIVE[row.status]) then return true end
+  end
+  local detail = string.format("ended by force (%s): its owner (pid %s on %s) could not be asked; nothing of it was "
+    .. "removed", who or "orket sandbox stop --force", tostring(row.owner_pid), tostring(M.machine_of(row) or "?"))
+  local ok, err = record(db, row.id, "exited", detail, nil, "sandbox_exit",
+    { id = row.id, target = row.target, detail = detail, forced = true })
+  if not ok then return nil, "sandbox " .. row.id .. ": " .. tostring(err), "EIO" end
+  return true
 end
 
 --- start_owner(dir, {replace=, commit=, card=, run=, on_exit=}) -> pid, path of its output |

@@ -4,6 +4,9 @@
 -- it is by reconcile, list, get and stop; this machine's, whose owner is gone, still ends;
 -- one of this host's earlier boot ends whatever its pid; a row written before rows named
 -- their machine is judged by its pid as before; the migration keeps the rows it finds.
+-- The owner's lock in the sandbox's directory, where it is seen, decides over all of that
+-- (a container restarted on this host); stop --force (and the API's force=1) ends the row
+-- of a machine that is gone; the API answers 409 for a sandbox it cannot ask.
 local H = require "tests.helpers"
 local B = require "tests.backends"
 local uv = require "luv"
@@ -25,6 +28,27 @@ local function other_boot()
 end
 
 local OTHER_MACHINE = "sbowner-other-host/" .. "0123abcd-0000-4000-8000-000000000001.4026531836"
+
+-- another pid namespace of this host and boot: a container restarted, or its sibling
+local function other_ns()
+  return pidstart.host .. "/" .. pidstart.place:match("^([%x%-]+)%.") .. ".1"
+end
+
+-- hold(path) -> pid, stop: another process holding an owner's lock on path (as a sandbox's
+-- owner does) until stop() kills it; stop() returns once it has ended (its lock dropped)
+local function hold(path)
+  local p = io.popen(string.format("{ %s lua -e %s & echo $!; }", H.quote(H.BIN), H.quote(
+    "local l = assert(require('orket.c.lockfile').acquire(" .. string.format("%q", path) .. ")); "
+      .. "io.stdout:write('locked\\n'); io.stdout:flush(); orket.sleep(60000)")))
+  local first, second = p:read("l"), p:read("l")
+  local pid = math.tointeger(tonumber(first) or tonumber(second))
+  assert(pid and (tonumber(first) and second or first) == "locked", "the lock holder did not start")
+  return pid, function()
+    os.execute("kill -9 " .. pid)
+    p:close()
+    H.wait_for(function() return not H.alive(pid) end, "the lock holder to end")
+  end
+end
 
 local function insert(db, o)
   local id = ops.insert(db, { target = o.target or "main", port = o.port or 8080, socket = "",
@@ -134,6 +158,150 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     assert.matches("runs on another machine %(sbowner%-other%-host%).*stop it there", msg)
     assert.equal("healthy", ops.get(db, unshared).status)
     db:close()
+  end)
+
+  -- The owner's lock in the sandbox's directory decides whenever its file is seen here: a
+  -- container restarted on this host (same host name and boot, a new pid namespace) left
+  -- rows no pid can judge, which stayed live for good.
+  it("a row whose owner's lock is seen here is alive while it is held and ended once it is not, whatever its machine", function()
+    local db = B.open_store()
+    local dir = H.tmpdir()
+    local function at(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
+    local function lock_of(id)
+      assert.equal(0, (H.sh("mkdir -p '" .. dir .. "/.orket/sandboxes/" .. id .. "'")))
+      return dir .. "/.orket/sandboxes/" .. id .. "/" .. service.OWNER_LOCK
+    end
+    -- a live owner in another pid namespace (here: another process) holds it
+    local held = insert(db, { pid = DEAD_PID, start = "1", machine = other_ns(), socket = at })
+    local holder, stop_holder = hold(lock_of(held))
+    finally(function() if H.alive(holder) then stop_holder() end end)
+    -- the container restarted: its lock file is there, and nobody holds it
+    local left = insert(db, { pid = DEAD_PID, start = "1", machine = other_ns(), socket = at, port = 8081 })
+    H.write(lock_of(left), "4242\n")
+    assert.equal(0, (H.sh("mkdir -p '" .. dir .. "/.orket/sandboxes/" .. left .. "/tree'")))
+    -- a row naming this very process (pid and start) whose lock nobody holds: the lock decides
+    local stale = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = at, port = 8082 })
+    H.write(lock_of(stale), "")
+    assert.is_true(service.owner_lock(ops.get(db, held)))
+    assert.is_false(service.owner_lock(ops.get(db, left)))
+    local ended = service.reconcile(db)
+    table.sort(ended)
+    assert.same({ left, stale }, ended)
+    assert.equal("healthy", service.get(db, held).status)
+    assert.matches("its owner %(pid %d+%) ended", service.get(db, left).detail)
+    assert.is_nil(uv.fs_stat(dir .. "/.orket/sandboxes/" .. left .. "/tree")) -- what its owner would have removed
+    -- it is this folder's, shared: pick finds the live one only
+    local best = service.pick(service.list(db, false), dir)
+    assert.equal(held, best.id)
+    -- its owner ends: the next look alone ends it
+    stop_holder()
+    assert.is_false(service.owner_lock(ops.get(db, held)))
+    assert.equal("exited", service.get(db, held).status)
+    db:close()
+  end)
+
+  -- orket serve owns the sandboxes it starts and looks at them in the same process: an open
+  -- file description's lock conflicts with another description's, whatever the process
+  it("a lock this very process holds through another descriptor reads as held", function()
+    local lockfile = require "orket.c.lockfile"
+    local db = B.open_store()
+    local dir = H.tmpdir()
+    local id = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE,
+      socket = function(n) return dir .. "/.orket/sandboxes/" .. n .. "/app.sock" end })
+    assert.equal(0, (H.sh("mkdir -p '" .. dir .. "/.orket/sandboxes/" .. id .. "'")))
+    local lk = assert(lockfile.acquire(dir .. "/.orket/sandboxes/" .. id .. "/" .. service.OWNER_LOCK))
+    assert.is_true(service.owner_lock(ops.get(db, id)))
+    assert.same({}, service.reconcile(db))
+    assert.equal("healthy", service.get(db, id).status)
+    lk:release()
+    assert.equal("exited", service.get(db, id).status)
+    db:close()
+  end)
+
+  it("stop --force ends the row of a machine that is gone, naming who, and touches nothing", function()
+    local db = B.open_store()
+    local dir = H.tmpdir()
+    local function at(n) return dir .. "/.orket/sandboxes/" .. n .. "/app.sock" end
+    local far = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = at })
+    assert.is_true(service.unreachable(ops.get(db, far)))
+    local ok, msg, code = service.stop(db, far)
+    assert.is_nil(ok)
+    assert.equal("EINVAL", code)
+    assert.matches("orket sandbox stop %-%-force " .. far, msg)
+    assert.is_true(service.force_stop(db, far, "forced by a test"))
+    local r = ops.get(db, far)
+    assert.equal("exited", r.status)
+    assert.matches("ended by force %(forced by a test%): its owner %(pid %d+ on sbowner%-other%-host%)", r.detail)
+    assert.is_nil(uv.fs_stat(dir .. "/.orket/sandboxes/" .. far)) -- nothing made or removed here
+    local ev = db:rows("SELECT data FROM events WHERE kind = 'sandbox_exit'")
+    assert.equal(1, #ev)
+    assert.is_true(require("cjson").decode(ev[1].data).forced)
+    -- an ended row is not forced again; one whose owner is judged here ends as stop ends it
+    assert.equal("EINVAL", select(3, service.force_stop(db, far, "again")))
+    local gone = insert(db, { pid = DEAD_PID, start = "1", machine = pidstart.machine, port = 8081 })
+    assert.is_false(service.unreachable(ops.get(db, gone)))
+    assert.is_true(service.force_stop(db, gone, "forced by a test"))
+    assert.matches("its owner %(pid %d+%) ended", ops.get(db, gone).detail)
+    db:close()
+  end)
+
+  it("what the CLI's list --json and the API say of a row: its machine, and whether it is another's", function()
+    local serve_sb = require "orket.serve.sandboxes"
+    local db = B.open_store()
+    local far = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE })
+    local mine = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, port = 8081 })
+    local old = insert(db, { pid = ME, start = MY_START, port = 8082 })
+    local d = serve_sb.doc(ops.get(db, far))
+    assert.same({ "sbowner-other-host", true }, { d.machine, d.elsewhere })
+    d = serve_sb.doc(ops.get(db, mine))
+    assert.same({ pidstart.host, false }, { d.machine, d.elsewhere })
+    d = serve_sb.doc(ops.get(db, old))
+    assert.same({ require("cjson").null, false }, { d.machine, d.elsewhere })
+    db:close()
+  end)
+
+  it("the owner's row a detached up waits for is this machine's, not another's naming the same pid", function()
+    local cmd = require "orket.cmd.sandbox"
+    local db = B.open_store()
+    -- (the newest is looked at first)
+    local mine = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, port = 8081 })
+    insert(db, { pid = ME, start = MY_START, machine = OTHER_MACHINE })
+    local row
+    local t = require("orket.task").spawn(function() row = cmd._owner_row(db, ME, function() return nil end) end)
+    assert(t:join())
+    assert.equal(mine, row.id)
+    db:close()
+  end)
+
+  it("the API answers 409 for another machine's sandbox it cannot ask, and ends its row with force=1", function()
+    local F = require "tests.fixtures"
+    local cjson = require "cjson"
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = B.open_store()
+    local token = "ort_" .. string.rep("cd", 16)
+    local srv, stop = F.served { dir = dir, db = db, host = "127.0.0.1", port = 0, local_token = token }
+    local function at(n) return "/elsewhere/.orket/sandboxes/" .. n .. "/app.sock" end
+    local far = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = at })
+    local far2 = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = at, port = 8081 })
+    local function post(path)
+      local st, body = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. path, method = "POST", body = "{}",
+        headers = { "Authorization: Bearer " .. token, "Content-Type: application/json" } }
+      return st, cjson.decode(body)
+    end
+    local st, doc = post("/v1/sandboxes/" .. far .. "/stop")
+    assert.equal(409, st)
+    assert.matches("runs on another machine %(sbowner%-other%-host%)", doc.error.message)
+    assert.matches("force=1", doc.error.remedy, 1, true)
+    assert.equal("healthy", ops.get(db, far).status)
+    st = post("/v1/sandboxes/" .. far2 .. "/restart")
+    assert.equal(409, st)
+    assert.equal("healthy", ops.get(db, far2).status)
+    st, doc = post("/v1/sandboxes/" .. far .. "/stop?force=1")
+    assert.equal(200, st)
+    assert.equal("exited", doc.sandbox.status)
+    assert.matches("ended by force %(forced through the API by ", doc.sandbox.detail)
+    stop()
   end)
 
   it("the migration adds owner_machine and keeps the rows it finds", function()
