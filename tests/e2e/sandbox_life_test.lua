@@ -376,6 +376,42 @@ describe("orket sandbox up", function()
     H.wait_for(function() return #procs(m) == 0 end, "every sandbox's processes to end: " .. table.concat(procs(m), " | "))
   end)
 
+  -- A container restarted on this host: its owner ran in a pid namespace of its own (same
+  -- host name and boot), so its pid means nothing here; the lock it held in the sandbox's
+  -- directory, dropped with it, says it ended. Its row once stayed "live on another machine".
+  it("ends a sandbox whose owner ran in another pid namespace, a container's, once that owner is gone", function()
+    if skip then return pending(skip) end
+    if os.execute("unshare --user --map-root-user --pid --fork --kill-child true >/dev/null 2>&1") ~= true then
+      return pending("this user may not make a pid namespace here (unshare)")
+    end
+    local m = mark()
+    local dir = project(m)
+    local out = dir .. "/ns-up.out"
+    local p = io.popen(string.format("cd %s && { unshare --user --map-root-user --pid --fork --kill-child %s sandbox up "
+      .. ">%s 2>&1 & echo $!; }", H.quote(dir), H.quote(H.BIN), H.quote(out)))
+    local pid = math.tointeger(tonumber(p:read("l")))
+    finally(function()
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      p:close()
+    end)
+    H.wait_for(function() return (H.read(out) or ""):find("is healthy", 1, true) end,
+      "the sandbox in the other pid namespace to be healthy: " .. tostring(H.read(out)), 600)
+    local rows = list(dir)
+    assert.equal(1, #rows)
+    assert.equal("healthy", rows[1].status)
+    assert.is_true(rows[1].elsewhere) -- (its pid is that namespace's)
+    local r = H.orket("sandbox list", { cwd = dir })
+    assert.matches("(live on another machine: ", r.stdout, 1, true)
+    -- the container goes, and its owner with it
+    os.execute("kill -9 " .. pid)
+    H.wait_for(function() return #procs(m) == 0 end, "its sandbox to end with its owner")
+    assert.equal(0, #list(dir))
+    local all = list(dir, true)
+    assert.equal("exited", all[1].status)
+    assert.matches("its owner %(pid %d+%) ended", all[1].detail)
+    assert.is_nil(require("luv").fs_stat(dir .. "/.orket/sandboxes/1/tree"))
+  end)
+
   -- One store shared by two folders (one PostgreSQL database, or, on SQLite, the second
   -- folder's store a link to the first's file) holds the sandboxes of both: a deploy in one
   -- folder (--replace) stopped the live sandboxes of its target in the other folder too.

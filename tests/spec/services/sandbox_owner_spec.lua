@@ -34,20 +34,29 @@ local function other_ns()
   return pidstart.host .. "/" .. pidstart.place:match("^([%x%-]+)%.") .. ".1"
 end
 
--- hold(path) -> pid, stop: another process holding an owner's lock on path (as a sandbox's
--- owner does) until stop() kills it; stop() returns once it has ended (its lock dropped)
+-- in a pid namespace of its own where this user may make one (util-linux's unshare), as a
+-- container's process is; else a plain child
+local UNSHARE = os.execute("unshare --user --map-root-user --pid --fork --kill-child true >/dev/null 2>&1") == true
+  and "unshare --user --map-root-user --pid --fork --kill-child " or ""
+
+-- hold(path) -> pid, stop, machine: another process holding an owner's lock on path (as a
+-- sandbox's owner does) until stop() kills it; stop() returns once its lock is dropped.
+-- machine: the holder's own (another pid namespace's where UNSHARE is there)
 local function hold(path)
-  local p = io.popen(string.format("{ %s lua -e %s & echo $!; }", H.quote(H.BIN), H.quote(
+  local p = io.popen(string.format("{ %s%s lua -e %s & echo $!; }", UNSHARE, H.quote(H.BIN), H.quote(
     "local l = assert(require('orket.c.lockfile').acquire(" .. string.format("%q", path) .. ")); "
-      .. "io.stdout:write('locked\\n'); io.stdout:flush(); orket.sleep(60000)")))
+      .. "io.stdout:write('locked ', require('orket.sandboxes.pidstart').machine or '', '\\n'); io.stdout:flush(); "
+      .. "orket.sleep(60000)")))
   local first, second = p:read("l"), p:read("l")
   local pid = math.tointeger(tonumber(first) or tonumber(second))
-  assert(pid and (tonumber(first) and second or first) == "locked", "the lock holder did not start")
+  local said = tonumber(first) and second or first
+  assert(pid and said and said:match("^locked "), "the lock holder did not start")
   return pid, function()
     os.execute("kill -9 " .. pid)
     p:close()
     H.wait_for(function() return not H.alive(pid) end, "the lock holder to end")
-  end
+    H.wait_for(function() return not require("orket.c.lockfile").probe(path) end, "the holder's lock to drop")
+  end, said:match("^locked (.+)$")
 end
 
 local function insert(db, o)
@@ -171,10 +180,17 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
       assert.equal(0, (H.sh("mkdir -p '" .. dir .. "/.orket/sandboxes/" .. id .. "'")))
       return dir .. "/.orket/sandboxes/" .. id .. "/" .. service.OWNER_LOCK
     end
-    -- a live owner in another pid namespace (here: another process) holds it
+    -- a live owner in another pid namespace (a container's; without unshare, another
+    -- process) holds it, its row naming that namespace's machine
     local held = insert(db, { pid = DEAD_PID, start = "1", machine = other_ns(), socket = at })
-    local holder, stop_holder = hold(lock_of(held))
+    local holder, stop_holder, machine = hold(lock_of(held))
     finally(function() if H.alive(holder) then stop_holder() end end)
+    if UNSHARE ~= "" then
+      assert.is_string(machine)
+      assert.are_not.equal(pidstart.machine, machine)
+      db:run("UPDATE sandboxes SET owner_machine = ? WHERE id = ?", machine, held)
+    end
+    assert.equal("elsewhere", service.where(ops.get(db, held)))
     -- the container restarted: its lock file is there, and nobody holds it
     local left = insert(db, { pid = DEAD_PID, start = "1", machine = other_ns(), socket = at, port = 8081 })
     H.write(lock_of(left), "4242\n")
