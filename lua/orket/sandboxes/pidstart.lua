@@ -31,16 +31,16 @@ end
 --- place: this process's place ("<boot id>.<pid ns>[.<time ns>]") | nil (/proc does not say)
 M.place = read_place()
 
-local named = uv.os_gethostname()
 --- host: this machine's host name
-M.host = named or "localhost"
+M.host = uv.os_gethostname() or "localhost"
 
 --- machine: "<host>/<place>" | nil (no place): what a sandbox row records of its owner, so
 --- that another process judges the owner's pid only where it means something. The host
 --- name tells the same machine rebooted (its boot id changed) from another machine.
---- Not made of the fallback name: two machines that cannot read theirs would each take the
---- other's rows for its own earlier boot's (nil: rows judged by pid, as before)
-M.machine = M.place and named and (named .. "/" .. M.place) or nil
+--- (A host name that cannot be read is "localhost" here too: a row with no machine would be
+--- judged by its pid on every other machine, which ends a live sandbox there; one named
+--- "localhost" is taken for another's by none but a machine of that same name.)
+M.machine = M.place and (M.host .. "/" .. M.place) or nil
 
 --- parse_machine(text) -> host, boot id, place | nil (not a machine's text)
 function M.parse_machine(text)
