@@ -668,6 +668,7 @@ function M.up(o)
     -- .orket/ is the store's (or, on PostgreSQL, made with it)
     uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
     uv.fs_mkdir(dir .. "/.orket/sandboxes/" .. n, 448)
+    if owner_lk then owner_lk:release() end -- (a transaction run again never holds two)
     owner_lk, lkerr, lkcode = lockfile.acquire(dir .. "/.orket/sandboxes/" .. n .. "/" .. M.OWNER_LOCK)
     -- (not taken: the row is not kept, and the start fails)
     if not owner_lk then return nil, "sandbox: its owner's lock: " .. tostring(lkerr), lkcode end
@@ -679,7 +680,8 @@ function M.up(o)
   end
   local home = dir .. "/.orket/sandboxes/" .. id
   local sock = home .. "/app.sock"
-  local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p, owner_lock = owner_lk,
+  local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
+    owner_lock = owner_lk,
     services = M.sockets { socket = sock, port = port, command = row.command },
     commit = commit, target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
   local function fail(msg, code)

@@ -172,7 +172,7 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
   -- The owner's lock in the sandbox's directory decides whenever its file is seen here: a
   -- container restarted on this host (same host name and boot, a new pid namespace) left
   -- rows no pid can judge, which stayed live for good.
-  it("a row whose owner's lock is seen here is alive while it is held and ended once it is not, whatever its machine", function()
+  it("a row whose owner's lock is seen here lives while it is held, and ends once free, whatever its machine", function()
     local db = B.open_store()
     local dir = H.tmpdir()
     local function at(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
