@@ -191,17 +191,28 @@ function M.owner_lock(row)
   return held == true
 end
 
+-- whether the row's owner ran on this kernel (this boot id, any pid namespace): only there
+-- is a free lock proof that it ended
+local function same_kernel(row)
+  local _, boot = pidstart.parse_machine(row.owner_machine)
+  return boot ~= nil and pidstart.place ~= nil and boot == pidstart.place:match("^([%x%-]+)%.")
+end
+
 -- whether a row's owner is (as far as this process can tell) still running it. The owner's
--- lock, when its file is seen here, decides, whatever the machine the row names: a container
--- restarted on this host (a new pid namespace) leaves a lock nobody holds. Without one, only
--- a row of this machine is judged by its pid: another machine's is alive as recorded (its
--- own commands end it, or stop --force), one of a boot before this one is not. An entry that
--- cannot be read (EMFILE, EACCES) is taken as alive: reconciling a live sandbox would move
--- its databases and remove its temp folder from under the app
+-- lock, when its file is seen here, decides when held, whatever the machine the row names;
+-- free, it decides only for an owner of this kernel (a container restarted on this host, a
+-- new pid namespace, leaves a lock nobody holds): a shared file system that does not pass
+-- locks on (NFS mounted nolock or local_lock, most FUSE) shows another machine's held lock
+-- as free, and ending that row would move a live app's databases. Without a lock that
+-- decides, only a row of this machine is judged by its pid: another machine's is alive as
+-- recorded (its own commands end it, or stop --force), one of a boot before this one is not.
+-- An entry that cannot be read (EMFILE, EACCES) is taken as alive: reconciling a live
+-- sandbox would move its databases and remove its temp folder from under the app
 local function owner_alive(row)
   local locked = M.owner_lock(row)
-  if locked ~= nil then return locked end
+  if locked == true then return true end
   local w = M.where(row)
+  if locked == false and (w == "here" or w == "rebooted" or same_kernel(row)) then return false end
   if w == "elsewhere" then return true end
   if w == "rebooted" then return false end
   if not (row.owner_pid and row.owner_start) then return false end

@@ -216,13 +216,30 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     db:close()
   end)
 
+  -- a shared file system that does not pass locks on (NFS nolock, most FUSE) shows another
+  -- kernel's held lock as free: only the lock of an owner on this kernel is proof it ended
+  it("another machine's row whose lock file reads free here is left live, its files untouched", function()
+    local db = B.open_store()
+    local dir = H.tmpdir()
+    local function at(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
+    local id = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = at })
+    local home = dir .. "/.orket/sandboxes/" .. id
+    assert.equal(0, (H.sh("mkdir -p '" .. home .. "/tree'")))
+    H.write(home .. "/" .. service.OWNER_LOCK, "")
+    assert.is_false(service.owner_lock(ops.get(db, id)))
+    assert.same({}, service.reconcile(db))
+    assert.equal("healthy", service.get(db, id).status)
+    assert.is_not_nil(uv.fs_stat(home .. "/tree"))
+    db:close()
+  end)
+
   -- orket serve owns the sandboxes it starts and looks at them in the same process: an open
   -- file description's lock conflicts with another description's, whatever the process
   it("a lock this very process holds through another descriptor reads as held", function()
     local lockfile = require "orket.c.lockfile"
     local db = B.open_store()
     local dir = H.tmpdir()
-    local id = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE,
+    local id = insert(db, { pid = DEAD_PID, start = "1", machine = other_ns(),
       socket = function(n) return dir .. "/.orket/sandboxes/" .. n .. "/app.sock" end })
     assert.equal(0, (H.sh("mkdir -p '" .. dir .. "/.orket/sandboxes/" .. id .. "'")))
     local lk = assert(lockfile.acquire(dir .. "/.orket/sandboxes/" .. id .. "/" .. service.OWNER_LOCK))
