@@ -442,7 +442,8 @@ CODES.EAUDITOLDER = {
 -- content, the sandbox running on, owned by nothing the board shows
 CODES.ESANDBOXRUNNING = {
   means = "`orket restore` was refused: a sandbox of the project is running",
-  remedy = "`orket sandbox list` shows the project's sandboxes; stop each with `orket sandbox stop ID`, then restore",
+  remedy = "`orket sandbox list` shows the project's sandboxes; stop each with `orket sandbox stop ID` (another "
+    .. "machine's on that machine, or, that machine gone for good, `orket sandbox stop --force ID`), then restore",
 }
 -- The HTTP API (`orket serve`)
 CODES.bad_request = { status = 400, means = "a field of the request is wrong (the message names it)", remedy = "" }

@@ -1,7 +1,7 @@
 -- `orket sandbox plan` and `orket sandbox compose` on a project: what was detected and why,
 -- as text and JSON; the compose file and Dockerfile written beside the tree and accepted by
 -- a real Compose implementation (Debian's docker-compose, `config`); errors that say what
--- to do.
+-- to do. `stop --force` on another machine's sandbox that cannot be asked.
 local H = require "tests.helpers"
 local cjson = require "cjson"
 
@@ -51,6 +51,39 @@ end
 
 describe("orket sandbox", function()
   after_each(H.cleanup)
+
+  -- a store another machine shares, that machine gone: its live sandbox can be stopped
+  -- neither there nor here, and --force ends its row, naming who
+  it("stop --force ends the row of another machine's sandbox that cannot be asked", function()
+    local dir = project({ ["app.py"] = "print('x')\n" })
+    local bak = H.tmpdir() .. "/before.bak"
+    assert.equal(0, H.orket("backup " .. H.quote(bak), { cwd = dir }).status)
+    local r = H.orket("lua -e " .. H.quote("local ops = require('orket.store.sandboxes'); "
+      .. "local db = assert(require('orket.project').open_store('.', false)); "
+      .. "local id = ops.insert(db, { target = 'main', port = 8080, socket = '', command = '[]', owner_pid = 4194311, "
+      .. "owner_start = '1', owner_machine = 'gone-host/0123abcd-0000-4000-8000-000000000001.4026531836' }); "
+      .. "ops.set_socket(db, id, '/far/away/.orket/sandboxes/' .. id .. '/app.sock'); ops.set_status(db, id, 'healthy'); "
+      .. "db:close(); io.stdout:write(id)"), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local id = assert(math.tointeger(tonumber(r.stdout)))
+    r = H.orket("sandbox list", { cwd = dir })
+    assert.matches("(live on another machine: gone-host)", r.stdout, 1, true)
+    r = H.orket("sandbox stop " .. id, { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("runs on another machine (gone-host)", r.stderr, 1, true)
+    assert.matches("orket sandbox stop --force " .. id, r.stderr, 1, true)
+    r = H.orket("restore " .. H.quote(bak), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("sandbox " .. id .. " (main, healthy, on gone-host) of this project is running; stop it first: "
+      .. "orket sandbox stop " .. id .. " on gone-host (that machine gone: orket sandbox stop --force " .. id .. ")",
+      r.stderr, 1, true)
+    r = H.orket("sandbox stop --force " .. id, { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local rows = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)
+    assert.equal("exited", rows[1].status)
+    assert.matches("ended by force (orket sandbox stop --force, by ", rows[1].detail, 1, true)
+    assert.equal("gone-host", rows[1].machine)
+  end)
 
   it("plan says what runs and why, as text and JSON", function()
     local dir = project({ ["app.py"] = "print('hi')\n" })

@@ -342,9 +342,22 @@ describe("orket sandbox up", function()
       ports[row.port] = true
     end
     assert.equal(3, #procs(m, true))
+    -- each row names its owner's machine (this one), and each owner, the background `up`,
+    -- holds its lock in the sandbox's directory (seen held from this other process)
+    local lockfile = require "orket.c.lockfile"
+    local pidstart = require "orket.sandboxes.pidstart"
+    local function lock_of(id) return dir .. "/.orket/sandboxes/" .. math.tointeger(id) .. "/owner.lock" end
+    for _, row in ipairs(rows) do
+      assert.equal(pidstart.host, row.machine)
+      assert.is_false(row.elsewhere)
+      local held, holder = lockfile.probe(lock_of(row.id))
+      assert.is_true(held)
+      assert.equal(math.tointeger(row.owner_pid), holder)
+    end
     -- the owner of sandbox 2 is killed: its app goes with it, and the next look says so
     os.execute("kill -9 " .. math.tointeger(rows[2].owner_pid))
     H.wait_for(function() return #procs(m, true) == 2 end, "sandbox 2's app to end with its owner")
+    assert.is_false(lockfile.probe(lock_of(2)))
     local now = list(dir)
     assert.equal(2, #now)
     local all = list(dir, true)
@@ -361,6 +374,42 @@ describe("orket sandbox up", function()
     assert.truthy(io.open(dir .. "/.orket/sandboxes/2/app.log"))
     for _, row in ipairs(now) do assert.equal(0, H.orket("sandbox stop " .. math.tointeger(row.id), { cwd = dir }).status) end
     H.wait_for(function() return #procs(m) == 0 end, "every sandbox's processes to end: " .. table.concat(procs(m), " | "))
+  end)
+
+  -- A container restarted on this host: its owner ran in a pid namespace of its own (same
+  -- host name and boot), so its pid means nothing here; the lock it held in the sandbox's
+  -- directory, dropped with it, says it ended. Its row once stayed "live on another machine".
+  it("ends a sandbox whose owner ran in another pid namespace, a container's, once that owner is gone", function()
+    if skip then return pending(skip) end
+    if os.execute("unshare --user --map-root-user --pid --fork --kill-child true >/dev/null 2>&1") ~= true then
+      return pending("this user may not make a pid namespace here (unshare)")
+    end
+    local m = mark()
+    local dir = project(m)
+    local out = dir .. "/ns-up.out"
+    local p = io.popen(string.format("cd %s && { unshare --user --map-root-user --pid --fork --kill-child %s sandbox up "
+      .. ">%s 2>&1 & echo $!; }", H.quote(dir), H.quote(H.BIN), H.quote(out)))
+    local pid = math.tointeger(tonumber(p:read("l")))
+    finally(function()
+      os.execute("kill -9 " .. pid .. " 2>/dev/null")
+      p:close()
+    end)
+    H.wait_for(function() return (H.read(out) or ""):find("is healthy", 1, true) end,
+      "the sandbox in the other pid namespace to be healthy: " .. tostring(H.read(out)), 600)
+    local rows = list(dir)
+    assert.equal(1, #rows)
+    assert.equal("healthy", rows[1].status)
+    assert.is_true(rows[1].elsewhere) -- (its pid is that namespace's)
+    local r = H.orket("sandbox list", { cwd = dir })
+    assert.matches("(live on another machine: ", r.stdout, 1, true)
+    -- the container goes, and its owner with it
+    os.execute("kill -9 " .. pid)
+    H.wait_for(function() return #procs(m) == 0 end, "its sandbox to end with its owner")
+    assert.equal(0, #list(dir))
+    local all = list(dir, true)
+    assert.equal("exited", all[1].status)
+    assert.matches("its owner %(pid %d+%) ended", all[1].detail)
+    assert.is_nil(require("luv").fs_stat(dir .. "/.orket/sandboxes/1/tree"))
   end)
 
   -- One store shared by two folders (one PostgreSQL database, or, on SQLite, the second
@@ -618,6 +667,10 @@ describe("orket serve's sandbox routes", function()
     st, doc = H.api(s, "GET", "/v1/sandboxes", viewer)
     assert.equal(200, st)
     assert.equal(1, #doc.sandboxes)
+    -- this machine's, the server its owner (its lock held in the server's process)
+    assert.equal(require("orket.sandboxes.pidstart").host, doc.sandboxes[1].machine)
+    assert.is_false(doc.sandboxes[1].elsewhere)
+    assert.equal(s.pid, select(2, require("orket.c.lockfile").probe(dir .. "/.orket/sandboxes/" .. id .. "/owner.lock")))
     st, doc = H.api(s, "GET", "/v1/sandboxes/" .. id .. "/logs", viewer)
     assert.equal(200, st)
     assert.matches("listening on 127.0.0.1:8080 " .. m, doc.log, 1, true)

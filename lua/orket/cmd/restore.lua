@@ -149,8 +149,15 @@ local function running_sandboxes(db)
   if #live == 0 then return nil end
   local names, ids = {}, {}
   for i, row in ipairs(live) do
-    names[i] = string.format("sandbox %d (%s, %s)", math.tointeger(row.id), tostring(row.target), tostring(row.status))
-    ids[i] = "orket sandbox stop " .. math.tointeger(row.id)
+    -- (another machine's is live as it recorded itself: stopped there, or through a shared folder)
+    names[i] = string.format("sandbox %d (%s, %s%s)", math.tointeger(row.id), tostring(row.target), tostring(row.status),
+      service.elsewhere_live(row) and (", on " .. tostring(service.machine_of(row))) or "")
+    -- (another machine's whose folder is not here: asked there, or, that machine gone, forced)
+    local id = math.tointeger(row.id)
+    ids[i] = service.unreachable(row)
+      and string.format("orket sandbox stop %d on %s (that machine gone: orket sandbox stop --force %d)", id,
+        tostring(service.machine_of(row)), id)
+      or ("orket sandbox stop " .. id)
   end
   return string.format("%s of this project %s running; stop %s first: %s", table.concat(names, ", "),
     #live == 1 and "is" or "are", #live == 1 and "it" or "them", table.concat(ids, ", "))

@@ -19,13 +19,14 @@ local task = require "orket.task"
 local sv = require "orket.store.verifications"
 local supervise = require "orket.sandboxes.supervise"
 local cmdline = require "orket.cmdline"
+local pidstart = require "orket.sandboxes.pidstart"
 
 local cmd = { name = "sandbox", summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose" }
 local SUBCOMMANDS = { "plan", "up", "list", "logs", "check", "stop", "compose" }
 -- the subcommand, then its own words, read against its declaration (DECL below)
 cmd.args = {
   usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--commit ID] [--card CARD] | list [--all] [--json] "
-    .. "| logs ID [--follow] | check [ID] [--card CARD] [--json] | stop ID | compose [--out DIR] [--force]   "
+    .. "| logs ID [--follow] | check [ID] [--card CARD] [--json] | stop ID [--force] | compose [--out DIR] [--force]   "
     .. "(each takes -C DIR)",
   { "plan|up|list|logs|check|stop|compose", key = "sub", last = true,
     missing = "sandbox needs a subcommand: plan, up, list, logs, check, stop or compose",
@@ -53,7 +54,9 @@ up        starts main's tree at a commit (main's head, or --commit ID), written 
           it is healthy (of its epic's or rock's done issues with sandbox.deploy = epic or rock),
           and a failure goes back to the card with the checks' output and the log's tail.
 list      the live sandboxes (--all: the ended ones too): id, status, port, commit, socket, since.
-          A sandbox whose owner ended is marked exited first.
+          A sandbox of this machine whose owner ended is marked exited first; one another
+          machine sharing the store runs is shown as it recorded itself ("live on another
+          machine: HOST"), ended only by that machine's commands.
 logs      the app's output (stdout and stderr, rotated at sandbox.log_max_bytes);
           --follow keeps printing until the sandbox ends or Ctrl-C.
 check     runs the cards' acceptance checks (an issue's sandbox_checks: HTTP requests
@@ -61,6 +64,9 @@ check     runs the cards' acceptance checks (an issue's sandbox_checks: HTTP req
           sandbox ID (default: the newest healthy one of main), for --card CARD or every
           card that has them; journaled (sandbox_check). Exit 1 when one fails. --json.
 stop      stops a live sandbox: its whole process tree ends, and the stop is journaled.
+          --force ends the row of one whose owner cannot be asked from here (another
+          machine's, that machine gone for good): marked exited, naming who forced it;
+          no file is touched. A sandbox whose owner can be asked is stopped as without it.
 compose   writes compose.yaml (and a Dockerfile when the tree has none) for the same service
           into --out DIR (default: the project's deploy/), its build context the project's
           workspace/; existing files are not replaced without --force.]]
@@ -292,12 +298,13 @@ end
 
 -- The row of the sandbox the owner pid started, once it is past starting; nil when the
 -- owner ended without one (exited() its status once it has) or wrote none within 30 s.
+-- (the pid is this machine's: another machine's rows may name the same one)
 local function owner_row(db, pid, exited)
   local t0 = uv.now()
   while true do
     local row
     for _, r in ipairs(ops.list(db, true)) do
-      if r.owner_pid == pid then row = r break end
+      if service.owned_by(r, pid) then row = r break end
     end
     if row and row.status ~= "starting" then return row end
     -- the owner ended without a sandbox (or before it was healthy), or never wrote one
@@ -306,6 +313,8 @@ local function owner_row(db, pid, exited)
     rt.sleep(50)
   end
 end
+
+cmd._owner_row = owner_row -- (for the specs)
 
 -- What a detached `up` says of the sandbox its owner started -> exit status.
 local function say_detached(cli, row, pid, exited, out_path)
@@ -457,7 +466,8 @@ local function list(o, cli)
     local out = {}
     for i, r in ipairs(rows) do
       out[i] = { id = r.id, status = r.status, target = r.target, commit = r.commit_id or cjson.null, port = r.port, socket = r.socket,
-        command = cjson.decode(r.command), owner_pid = r.owner_pid, started_at = r.started_at,
+        command = cjson.decode(r.command), owner_pid = r.owner_pid, machine = service.machine_of(r) or cjson.null,
+        elsewhere = service.elsewhere_live(r), started_at = r.started_at,
         healthy_at = r.healthy_at or cjson.null, ended_at = r.ended_at or cjson.null, detail = r.detail or cjson.null,
         exit_code = r.exit_code or cjson.null, exit_signal = r.exit_signal or cjson.null }
     end
@@ -475,7 +485,10 @@ local function list(o, cli)
     local live = r.status == "starting" or r.status == "healthy" or r.status == "unhealthy"
     io.stdout:write(string.format("%-4d %-10s %-6d %-8s %-24s %s\n", r.id, r.status, r.port, (r.commit_id or "-"):sub(1, 7),
       live and (r.healthy_at or r.started_at) or (r.ended_at or ""),
-      live and r.socket .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "") or inert.text(r.detail or "")))
+      live and r.socket .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "")
+        .. (service.elsewhere_live(r) and ("  (live on another machine: " .. inert.text(tostring(service.machine_of(r)))
+          .. ")") or "")
+        or inert.text(r.detail or "")))
   end
   return 0
 end
@@ -525,7 +538,15 @@ end
 local function stop(o, cli)
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local ok, err = service.stop(db, o.id)
+  local ok, err
+  if o.force then
+    -- who forced it, in its row's detail: the end is this person's word, not its owner's
+    local user = os.getenv("USER") or os.getenv("LOGNAME") or "?"
+    ok, err = service.force_stop(db, o.id, string.format("orket sandbox stop --force, by %s on %s (pid %d)", user,
+      tostring(pidstart.host), uv.os_getpid()))
+  else
+    ok, err = service.stop(db, o.id)
+  end
   db:close()
   if not ok then
     cli.err("%s", err)
@@ -667,7 +688,7 @@ local DECL = {
   list = takes("list", { "--all" }, { "--json" }),
   logs = takes("logs", id_entry("logs"), { "--follow", alias = "-f" }),
   check = takes("check", id_entry("check", true), { "--json" }, { "--card", value = "CARD", what = "a card id" }),
-  stop = takes("stop", id_entry("stop")),
+  stop = takes("stop", id_entry("stop"), { "--force" }),
 }
 local SUBS = { check = check, plan = plan, compose = write_compose, up = up, list = list, logs = logs, stop = stop }
 

@@ -17,30 +17,12 @@ local M = {}
 
 M.TTL_MS = 15000
 
-local host = uv.os_gethostname() or "localhost"
+local host = pidstart.host
 local me -- this process's owner name, made at its first use
 
--- Where this process's pids mean something: the kernel's boot id and its pid namespace's
--- inode ("<boot id>.<inode>"), nil where /proc does not say. A host name does not name a pid
--- namespace (containers sharing the host's name each have their own), so another process's
--- pid is looked up in /proc only when its owner names this same place. Where the kernel has
--- time namespaces (5.6), the time namespace's inode too ("<boot id>.<pid ns>.<time ns>"):
--- /proc/PID/stat's start time is shifted by the reader's boottime offset, so a process of
--- another time namespace reads another start time for the same live owner, which it would
--- take for dead and work its run twice.
-local function read_place()
-  local f = io.open("/proc/sys/kernel/random/boot_id")
-  local boot = f and f:read("l")
-  if f then f:close() end
-  local ns = uv.fs_readlink("/proc/self/ns/pid")
-  ns = ns and ns:match("^pid:%[(%d+)%]$")
-  boot = boot and boot:match("^[%x%-]+$")
-  if not (boot and ns) then return nil end
-  local time = uv.fs_readlink("/proc/self/ns/time")
-  time = time and time:match("^time:%[(%d+)%]$")
-  return boot .. "." .. ns .. (time and ("." .. time) or "")
-end
-local place = read_place()
+-- Where this process's pids mean something (orket.sandboxes.pidstart.place: boot id, pid and
+-- time namespaces), nil where /proc does not say
+local place = pidstart.place
 M.place = place
 
 -- pid's start time (stat's field 22, clock ticks since boot, as text) | nil, "gone" when

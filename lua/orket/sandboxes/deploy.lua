@@ -171,11 +171,12 @@ end
 -- seconds), beyond the start's own health.start_timeout_ms.
 M.CHECKS_WAIT_MS = 60000
 
--- the sandbox the owner pid started (the newest of its rows) | nil
+-- the sandbox the owner pid (a process of this machine) started (the newest of its rows)
+-- | nil; another machine's rows may name the same pid
 local function owned(db, pid)
   local row
   for _, r in ipairs(ops.list(db, true)) do
-    if math.tointeger(r.owner_pid) == math.tointeger(pid) and (not row or r.id > row.id) then row = r end
+    if service.owned_by(r, pid) and (not row or r.id > row.id) then row = r end
   end
   return row
 end

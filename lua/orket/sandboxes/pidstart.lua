@@ -1,8 +1,54 @@
 -- orket.sandboxes.pidstart: a process named by its pid and its start time, so that a pid
 -- the kernel gave to a later process is not taken for the one that held it (a sandbox's
 -- owner, a claim on kept databases). Reads /proc/PID/stat, for orket.engine.runlease too
--- (a run lease's owner), each caller deciding what a failure to read it means.
+-- (a run lease's owner), each caller deciding what a failure to read it means; and where
+-- such a name means something (place, machine), which both record with their owners.
+local uv = require "luv"
+
 local M = {}
+
+-- Where this process's pids mean something: the kernel's boot id and its pid namespace's
+-- inode ("<boot id>.<inode>"), nil where /proc does not say. A host name does not name a pid
+-- namespace (containers sharing the host's name each have their own), so another process's
+-- pid is looked up in /proc only when its owner names this same place. Where the kernel has
+-- time namespaces (5.6), the time namespace's inode too ("<boot id>.<pid ns>.<time ns>"):
+-- /proc/PID/stat's start time is shifted by the reader's boottime offset, so a process of
+-- another time namespace reads another start time for the same live owner, which it would
+-- take for dead (a run worked twice, a live sandbox marked exited).
+local function read_place()
+  local f = io.open("/proc/sys/kernel/random/boot_id")
+  local boot = f and f:read("l")
+  if f then f:close() end
+  local ns = uv.fs_readlink("/proc/self/ns/pid")
+  ns = ns and ns:match("^pid:%[(%d+)%]$")
+  boot = boot and boot:match("^[%x%-]+$")
+  if not (boot and ns) then return nil end
+  local time = uv.fs_readlink("/proc/self/ns/time")
+  time = time and time:match("^time:%[(%d+)%]$")
+  return boot .. "." .. ns .. (time and ("." .. time) or "")
+end
+
+--- place: this process's place ("<boot id>.<pid ns>[.<time ns>]") | nil (/proc does not say)
+M.place = read_place()
+
+--- host: this machine's host name
+M.host = uv.os_gethostname() or "localhost"
+
+--- machine: "<host>/<place>" | nil (no place): what a sandbox row records of its owner, so
+--- that another process judges the owner's pid only where it means something. The host
+--- name tells the same machine rebooted (its boot id changed) from another machine.
+--- (A host name that cannot be read is "localhost" here too: a row with no machine would be
+--- judged by its pid on every other machine, which ends a live sandbox there; one named
+--- "localhost" is taken for another's by none but a machine of that same name.)
+M.machine = M.place and (M.host .. "/" .. M.place) or nil
+
+--- parse_machine(text) -> host, boot id, place | nil (not a machine's text)
+function M.parse_machine(text)
+  if type(text) ~= "string" then return nil end
+  local host, place = text:match("^([^/]*)/([%x%-]+%.[%d.]+)$")
+  if not host then return nil end
+  return host, place:match("^([%x%-]+)%."), place
+end
 
 --- read(pid) -> start time (stat's field 22, clock ticks since boot, as text), state (field
 --- 3: R, S, Z, ...) | nil, why, errno: "open" (the entry could not be opened; errno: its

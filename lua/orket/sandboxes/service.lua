@@ -62,10 +62,15 @@ M.DEPLOY_LOCK_WAIT_MS = 120000
 --- a store several folders share (one PostgreSQL database) holds each folder's sandboxes,
 --- and a row names its folder by its socket, DIR/.orket/sandboxes/ID/app.sock, written with
 --- the row. One whose socket names no folder (an older Orket's row, before it wrote its
---- socket) counts as dir's.
+--- socket) counts as dir's. Another machine's row (M.where) naming the same path is dir's
+--- only when the folder is shared (its sandbox's directory is here): machines that each
+--- keep a folder at one path share the store, not the folder.
 function M.of_folder(row, dir)
   local home = M.folder_of(row)
-  return not home or home == dir
+  if home and home ~= dir then return false end
+  if M.where(row) ~= "elsewhere" then return true end
+  local sbdir = type(row.socket) == "string" and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
+  return sbdir and uv.fs_stat(sbdir) ~= nil or false
 end
 
 --- folder_of(row) -> the folder a row's socket names | nil (none)
@@ -98,7 +103,9 @@ function M.elsewhere(rows, dir)
   local ids, homes, seen = {}, {}, {}
   for _, r in ipairs(rows) do
     local home = M.folder_of(r)
-    if home and home ~= dir then
+    if home and not M.of_folder(r, dir) then
+      -- (the same path on another machine is that machine's folder)
+      if home == dir then home = tostring(M.machine_of(r)) .. ":" .. home end
       ids[#ids + 1] = tostring(math.tointeger(r.id) or r.id)
       if not seen[home] then
         seen[home] = true
@@ -115,9 +122,99 @@ end
 --- start_time(pid) -> the process's start time (orket.sandboxes.pidstart)
 M.start_time = pidstart.start_time
 
--- an entry that cannot be read (EMFILE, EACCES) is taken as alive: reconciling a live
+--- where(row) -> where a sandbox row's owner runs, as this process can judge it: "here"
+--- (this machine, boot and pid namespace: its pid means something here), "rebooted" (this
+--- host, another boot id: the owner ended with the boot, its pid means nothing),
+--- "elsewhere" (another machine, or another pid namespace of this one: neither its pid nor
+--- its end can be judged here) or "unknown" (a row written before rows named their
+--- machine, or this process cannot read its own place): judged by its pid, as it always was
+function M.where(row)
+  local machine = row.owner_machine
+  if type(machine) ~= "string" or machine == "" then return "unknown" end
+  if not pidstart.place then return "elsewhere" end -- (this process cannot tell whose it is)
+  local host, boot, place = pidstart.parse_machine(machine)
+  if not host then return "unknown" end -- (not a machine's text: judged as a row without one)
+  if place == pidstart.place then return "here" end
+  if host == pidstart.host and boot ~= pidstart.place:match("^([%x%-]+)%.") then return "rebooted" end
+  return "elsewhere"
+end
+
+--- machine_of(row) -> the host name of the machine a row's owner runs on | nil (not recorded)
+function M.machine_of(row)
+  return (pidstart.parse_machine(row.owner_machine))
+end
+
+--- elsewhere_live(row) -> whether a live row is another machine's (or another pid
+--- namespace's), whose owner only that machine can judge: it is shown as it was recorded
+function M.elsewhere_live(row)
+  return ops.LIVE[row.status] == true and M.where(row) == "elsewhere"
+end
+
+-- a row's sandbox directory, DIR/.orket/sandboxes/ID, named by its socket | nil
+local function home_of(row)
+  return type(row.socket) == "string" and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$") or nil
+end
+
+--- unreachable(row) -> whether a live row's owner can be neither judged nor asked from here:
+--- another machine's, with no lock and no directory of it seen here (its folder is not shared)
+function M.unreachable(row)
+  local home = home_of(row)
+  return M.elsewhere_live(row) and M.owner_lock(row) == nil and not (home and uv.fs_stat(home))
+end
+
+--- owned_by(row, pid) -> whether the row's owner is the process pid of this machine (a
+--- row another machine wrote may name the same pid)
+function M.owned_by(row, pid)
+  if math.tointeger(row.owner_pid) ~= math.tointeger(pid) then return false end
+  local w = M.where(row)
+  return w == "here" or w == "unknown"
+end
+
+--- OWNER_LOCK: the file in a sandbox's directory its owner holds a lock on (orket.c.lockfile)
+--- for the sandbox's whole life, taken before its row is seen. The kernel drops it when the
+--- owner ends, however it ends; any process that sees the directory, in any pid namespace or
+--- container on this kernel (or a client of a shared file system that passes locks on), can
+--- ask whether it is held.
+M.OWNER_LOCK = "owner.lock"
+
+--- owner_lock(row) -> true (its owner's lock is held: alive), false (the file is there and
+--- nobody holds it: the owner ended) | nil (no lock file seen here: its directory is on
+--- another machine, or the row is older than the lock). A lock that cannot be read is taken
+--- as held (alive): see owner_alive
+function M.owner_lock(row)
+  local home = home_of(row)
+  if not home then return nil end
+  local path = home .. "/" .. M.OWNER_LOCK
+  if not uv.fs_stat(path) then return nil end
+  local held, err = lockfile.probe(path)
+  if held == nil and err then return true end
+  return held == true
+end
+
+-- whether the row's owner ran on this kernel (this boot id, any pid namespace): only there
+-- is a free lock proof that it ended
+local function same_kernel(row)
+  local _, boot = pidstart.parse_machine(row.owner_machine)
+  return boot ~= nil and pidstart.place ~= nil and boot == pidstart.place:match("^([%x%-]+)%.")
+end
+
+-- whether a row's owner is (as far as this process can tell) still running it. The owner's
+-- lock, when its file is seen here, decides when held, whatever the machine the row names;
+-- free, it decides only for an owner of this kernel (a container restarted on this host, a
+-- new pid namespace, leaves a lock nobody holds): a shared file system that does not pass
+-- locks on (NFS mounted nolock or local_lock, most FUSE) shows another machine's held lock
+-- as free, and ending that row would move a live app's databases. Without a lock that
+-- decides, only a row of this machine is judged by its pid: another machine's is alive as
+-- recorded (its own commands end it, or stop --force), one of a boot before this one is not.
+-- An entry that cannot be read (EMFILE, EACCES) is taken as alive: reconciling a live
 -- sandbox would move its databases and remove its temp folder from under the app
 local function owner_alive(row)
+  local locked = M.owner_lock(row)
+  if locked == true then return true end
+  local w = M.where(row)
+  if locked == false and (w == "here" or w == "rebooted" or same_kernel(row)) then return false end
+  if w == "elsewhere" then return true end
+  if w == "rebooted" then return false end
   if not (row.owner_pid and row.owner_start) then return false end
   return pidstart.same(row.owner_pid, row.owner_start)
 end
@@ -219,12 +316,16 @@ end
 M._hands_on, M._mark_side, M._beside, M.SIDE = hands_on, mark_side, beside, SIDE
 
 --- reconcile(db) -> the rows marked exited: a live row whose owner is gone (killed, or the
---- machine restarted) is a sandbox that ended with it (the helper dies with its parent)
+--- machine restarted) is a sandbox that ended with it (the helper dies with its parent).
+--- Only rows of this machine (where) are judged: another machine's row is left as it is
 function M.reconcile(db)
   local out = {}
   for _, row in ipairs(ops.list(db, false)) do
     if not owner_alive(row) then
-      local why = string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
+      local why = M.where(row) == "rebooted"
+        and string.format("its owner (pid %s) ended with its machine's restart, and the sandbox with it",
+          tostring(row.owner_pid))
+        or string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
       -- what its owner would have removed: the tree's copy and the temp dir (the log stays)
       local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
       if home then
@@ -557,26 +658,41 @@ function M.up(o)
   local me = math.tointeger(uv.os_getpid())
   local owner_start = M.start_time(me)
   local row = { target = o.target or "main", port = port, socket = "", command = cjson.encode(shown or argv),
-    commit = commit, owner_pid = me, owner_start = owner_start }
+    commit = commit, owner_pid = me, owner_start = owner_start, owner_machine = pidstart.machine }
   -- ids are never reused: a directory of this id was made by a sandbox the store no longer
   -- holds (it was restored from a backup older than it). Its row stays, ended, to say so.
   -- One transaction: a detached `up` waiting for its owner's newest row never sees a
   -- skipped one as the sandbox started.
   -- Its socket, which names its folder, in the same transaction: a deploy of another folder
   -- sharing the store never sees it without one (as this folder's, to replace).
+  -- Its owner's lock (OWNER_LOCK) is taken in the same transaction, before the row is
+  -- seen: whoever reads the row finds the lock held while this process lives.
   local used_dirs = M.highest_dir(dir)
-  local id = assert(db:tx(function()
+  local owner_lk, lkerr, lkcode
+  local id, ierr, icode = db:tx(function()
     local n = ops.insert(db, row)
     while n <= used_dirs do
       ops.set_status(db, n, "exited", "not started: its id was taken before the store was restored")
       n = ops.insert(db, row)
     end
     ops.set_socket(db, n, dir .. "/.orket/sandboxes/" .. n .. "/app.sock")
+    -- .orket/ is the store's (or, on PostgreSQL, made with it)
+    uv.fs_mkdir(dir .. "/.orket/sandboxes", 448)
+    uv.fs_mkdir(dir .. "/.orket/sandboxes/" .. n, 448)
+    if owner_lk then owner_lk:release() end -- (a transaction run again never holds two)
+    owner_lk, lkerr, lkcode = lockfile.acquire(dir .. "/.orket/sandboxes/" .. n .. "/" .. M.OWNER_LOCK)
+    -- (not taken: the row is not kept, and the start fails)
+    if not owner_lk then return nil, "sandbox: its owner's lock: " .. tostring(lkerr), lkcode end
     return n
-  end))
+  end)
+  if not id then
+    if owner_lk then owner_lk:release() end -- (the row was not committed)
+    return nil, ierr, icode
+  end
   local home = dir .. "/.orket/sandboxes/" .. id
   local sock = home .. "/app.sock"
   local sb = setmetatable({ id = id, db = db, dir = dir, home = home, socket = sock, port = port, plan = p,
+    owner_lock = owner_lk,
     services = M.sockets { socket = sock, port = port, command = row.command },
     commit = commit, target = o.target or "main", emit = o.emit or function() end, status = "starting" }, Sandbox)
   local function fail(msg, code)
@@ -920,6 +1036,9 @@ function Sandbox:_finish()
   tree.remove(self.home .. "/tmp")
   if self.stopping then self:_end("stopped", self.stopping)
   else self:_end("exited", string.format("the app exited (%s)%s", self:_exit_text(), self:_said_text())) end
+  -- the end is recorded: only now may a look from elsewhere find the owner's lock free (it
+  -- would record an end of its own, and remove what this one hands on)
+  if self.owner_lock then self.owner_lock:release() end
   -- only now: a waiter (stop, wait) may close the store next, and on PostgreSQL the record
   -- above waited on the loop
   self.finished = true
@@ -992,6 +1111,12 @@ function M.stop(db, id, why, stopping)
   -- asked through its directory, never by a signal: the owner may be a server
   local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
   if not home then return nil, "sandbox " .. id .. ": its directory is not known", "EINVAL" end
+  -- another machine's owner sees the request only through a folder both share
+  if M.where(row) == "elsewhere" and not uv.fs_stat(home) then
+    return nil, string.format("sandbox %d runs on another machine (%s) whose folder this one does not share: stop "
+      .. "it there (orket sandbox stop %d), or, when that machine is gone, end its row: orket sandbox stop --force %d",
+      row.id, tostring(M.machine_of(row)), row.id, row.id), "EINVAL"
+  end
   local tmp = string.format("%s/%s.%d", home, STOP, uv.os_getpid())
   local f, ferr = io.open(tmp, "w")
   if not f then return nil, "sandbox " .. id .. ": cannot ask its owner to stop it: " .. tostring(ferr), "EPERM" end
@@ -1011,6 +1136,37 @@ function M.stop(db, id, why, stopping)
     rt.sleep(25)
   end
   return nil, "sandbox " .. id .. ": its owner did not stop it within 5 s", "ETIMEDOUT"
+end
+
+--- force_stop(db, id, who [, stopping]) -> true | nil, message, CODE: ends a live sandbox
+--- whose owner cannot be asked: another machine's whose folder is not shared here (that
+--- machine gone for good), or a shared folder's whose owner does not answer and holds no
+--- lock here. Its row is marked exited, who forced it in its detail; no file is touched
+--- (what it left is that machine's, or stays for a person to read). A sandbox whose owner
+--- can be judged or asked from here is stopped as stop does; one whose owner's lock is
+--- held here is never forced (its owner is alive: its stop answered, or it is refused).
+function M.force_stop(db, id, who, stopping)
+  local row = ops.get(db, id)
+  if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
+  if not ops.LIVE[row.status] then
+    return nil, string.format("sandbox %d is %s already", row.id, row.status), "EINVAL"
+  end
+  if not M.unreachable(row) then
+    local ok, err, code = M.stop(db, id, nil, stopping)
+    -- a shared folder's owner that did not answer, with no lock to say it is alive (a row
+    -- older than the lock, or a machine gone): forced below. Any other failure stands.
+    if ok or code ~= "ETIMEDOUT" or M.owner_lock(row) ~= nil or M.where(row) ~= "elsewhere" then
+      return ok, err, code
+    end
+    row = ops.get(db, id)
+    if not (row and ops.LIVE[row.status]) then return true end
+  end
+  local detail = string.format("ended by force (%s): its owner (pid %s on %s) could not be asked; nothing of it was "
+    .. "removed", who or "orket sandbox stop --force", tostring(row.owner_pid), tostring(M.machine_of(row) or "?"))
+  local ok, err = record(db, row.id, "exited", detail, nil, "sandbox_exit",
+    { id = row.id, target = row.target, detail = detail, forced = true })
+  if not ok then return nil, "sandbox " .. row.id .. ": " .. tostring(err), "EIO" end
+  return true
 end
 
 --- start_owner(dir, {replace=, commit=, card=, run=, on_exit=}) -> pid, path of its output |
@@ -1053,16 +1209,17 @@ function M.start_owner(dir, o)
   return pid, out_path
 end
 
---- list(db, all) -> the sandboxes (live ones unless all), after reconcile
+--- list(db, all) -> the sandboxes (live ones unless all), after reconcile (other machines'
+--- live rows as recorded)
 function M.list(db, all)
   M.reconcile(db)
   return ops.list(db, all)
 end
 
 --- get(db, id) -> the sandbox's row | nil (no such sandbox); raises on a store error (not
---- "no such sandbox"). A live row whose owner is gone is marked exited first (a server
---- killed and started again would otherwise read its old sandbox healthy while nothing
---- answers on its socket)
+--- "no such sandbox"). A live row of this machine whose owner is gone is marked exited first
+--- (a server killed and started again would otherwise read its old sandbox healthy while
+--- nothing answers on its socket); another machine's is returned as recorded (where)
 function M.get(db, id)
   local row = ops.get(db, id)
   if row and ops.LIVE[row.status] and not owner_alive(row) then

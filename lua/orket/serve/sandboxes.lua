@@ -35,6 +35,7 @@ function M.doc(row)
   return { id = row.id, status = row.status, target = row.target, commit = row.commit_id or cjson.null, port = row.port,
     socket = row.socket,
     command = cjson.decode(row.command) or cjson.null, owner_pid = row.owner_pid or cjson.null,
+    machine = service.machine_of(row) or cjson.null, elsewhere = service.elsewhere_live(row),
     started_at = row.started_at, healthy_at = row.healthy_at or cjson.null, ended_at = row.ended_at or cjson.null,
     detail = row.detail or cjson.null, exit_code = row.exit_code or cjson.null,
     exit_signal = row.exit_signal or cjson.null }
@@ -219,6 +220,14 @@ local function stop_one(ctx, row)
   return service.stop(ctx.db, row.id)
 end
 
+-- the 409 of a sandbox another machine runs, whose folder is not shared here
+local function elsewhere(row)
+  return err(409, "conflict", string.format("sandbox %d runs on another machine (%s) whose folder this server does "
+    .. "not share", row.id, tostring(service.machine_of(row))),
+    string.format("stop it on that machine; when that machine is gone for good, end its row: POST "
+      .. "/v1/sandboxes/%d/stop?force=1 (or orket sandbox stop --force %d)", row.id, row.id))
+end
+
 local function stop(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
@@ -227,8 +236,18 @@ local function stop(_, ctx)
     return err(409, "conflict", string.format("sandbox %d is %s already", row.id, row.status),
       string.format("nothing to stop: it has ended (POST /v1/sandboxes/%d/restart starts main's tree again)", row.id))
   end
-  audit(ctx, "sandbox_stop")
-  local ok, msg = stop_one(ctx, row)
+  local force = ctx.query.force == "1" or ctx.query.force == "true"
+  -- another machine's, whose folder is not shared here: its owner cannot be asked from here.
+  -- A conflict of where it runs, not a failure of a server this one depends on
+  if not force and service.unreachable(row) then return elsewhere(row) end
+  audit(ctx, force and "sandbox_stop_force" or "sandbox_stop")
+  local ok, msg
+  if force then
+    forget(ctx.db)
+    ok, msg = service.force_stop(ctx.db, row.id, "forced through the API by " .. tostring(writes.principal(ctx).seat))
+  else
+    ok, msg = stop_one(ctx, row)
+  end
   if not ok then return err(502, "not_stopped", msg) end
   return 200, { sandbox = M.doc(assert(ops.get(ctx.db, row.id))) }
 end
@@ -236,6 +255,7 @@ end
 local function restart(req, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
+  if ops.LIVE[row.status] and service.unreachable(row) then return elsewhere(row) end
   if ops.LIVE[row.status] then
     local ok, msg = stop_one(ctx, row)
     if not ok then return err(502, "not_stopped", msg) end
@@ -645,7 +665,10 @@ function M.add(router)
       required = { "id", "log", "truncated" }, properties = { id = { type = "integer" }, log = { type = "string" },
         truncated = { type = "boolean" } } } } } })
   router:add("POST", "/v1/sandboxes/{id}/stop", { handler = stop, role = "operator", name = "sandbox_stop",
-    errors = { 409, 502 }, summary = "Stop a live sandbox", responses = { [200] = { schema = ONE } } })
+    errors = { 409, 502 }, summary = "Stop a live sandbox",
+    query = { { name = "force", description = "1: end the row of a sandbox whose owner cannot be asked (another "
+      .. "machine's, that machine gone): marked exited, no file touched" } },
+    responses = { [200] = { schema = ONE } } })
   -- the app itself: reading it is a viewer's, anything else an operator's. Its query is the
   -- app's, passed on whole (any_query: none is refused here)
   for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE" } do
@@ -654,7 +677,7 @@ function M.add(router)
       summary = "The sandbox's app, through its socket (the rest of the path and the query are passed on)" })
   end
   router:add("POST", "/v1/sandboxes/{id}/restart", { handler = restart, role = "operator", name = "sandbox_restart",
-    errors = { 422, 502 }, summary = "Stop a sandbox (if live) and start main's tree again",
+    errors = { 409, 422, 502 }, summary = "Stop a sandbox (if live) and start main's tree again",
     responses = { [201] = { schema = ONE } } })
 end
 

@@ -750,4 +750,16 @@ CREATE INDEX events_signs ON events(actor, id)
   WHERE kind = 'api_write' AND json_extract(data, '$.action') IN ('sign_in', 'sign_out');
 ]],
   },
+  {
+    version = 30,
+    name = "a sandbox's owner names its machine",
+    -- A sandbox's liveness was judged by its owner's pid and start time alone, which mean
+    -- something only on the owner's machine: on a store several machines share, any
+    -- command of one marked another's live sandboxes exited. owner_machine is
+    -- "<host>/<boot id>.<pid ns>[.<time ns>]" (orket.sandboxes.pidstart.machine); a row
+    -- without one (written before) is judged by its pid as before.
+    sql = [[
+ALTER TABLE sandboxes ADD COLUMN owner_machine TEXT;
+]],
+  },
 }

@@ -600,6 +600,14 @@ CREATE INDEX events_signs ON events(actor, id)
   WHERE kind = 'api_write' AND data->>'action' IN ('sign_in', 'sign_out');
 ]],
   },
+  {
+    version = 21,
+    sqlite = 30,
+    name = "a sandbox's owner names its machine (SQLite 30)",
+    sql = [[
+ALTER TABLE sandboxes ADD COLUMN owner_machine text;
+]],
+  },
 }
 
 -- SQLite objects with no table of the same name here, and what stands for them.

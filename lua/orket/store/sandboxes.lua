@@ -12,18 +12,20 @@ M.LIVE = { starting = true, healthy = true, unhealthy = true }
 
 -- every column
 local function all(d)
-  return "id, target, status, port, socket, command, commit_id, owner_pid, owner_start, detail, exit_code, "
+  return "id, target, status, port, socket, command, commit_id, owner_pid, owner_start, owner_machine, detail, exit_code, "
     .. "exit_signal, " .. d.time("started_at") .. ", " .. d.time("updated_at") .. ", " .. d.time("healthy_at") .. ", "
     .. d.time("ended_at")
 end
 
 --- insert(db, s) -> id (raises on a store error). s: {target=, port=, socket=, command=
---- (JSON text), commit=, owner_pid=, owner_start=}; the row starts as 'starting'.
+--- (JSON text), commit=, owner_pid=, owner_start=, owner_machine=}; the row starts as 'starting'.
+--- owner_machine: where the owner's pid means something (orket.sandboxes.pidstart.machine)
 function M.insert(db, s)
   local d = db.dialect
   local _, id = assert(db:run("INSERT INTO sandboxes (target, status, port, socket, command, commit_id, owner_pid, "
-    .. "owner_start, started_at, updated_at) VALUES (?, 'starting', ?, ?, ?, ?, ?, ?, " .. d.wall .. ", " .. d.wall .. ")"
-    .. d.returning_id, s.target, s.port, s.socket, s.command, s.commit, s.owner_pid, s.owner_start))
+    .. "owner_start, owner_machine, started_at, updated_at) VALUES (?, 'starting', ?, ?, ?, ?, ?, ?, ?, " .. d.wall .. ", "
+    .. d.wall .. ")" .. d.returning_id, s.target, s.port, s.socket, s.command, s.commit, s.owner_pid, s.owner_start,
+    s.owner_machine))
   return id
 end
 

@@ -106,4 +106,33 @@ describe("a run's end", function()
     assert.same({}, (wait({ { card = "E-1", owner_pid = me } }, 0)))
     db:close()
   end)
+
+  -- a store several machines share: another machine's row may name the pid of this
+  -- machine's owner; only this machine's is the deploy's sandbox
+  it("waits for the sandbox its owner started on this machine, not another machine's naming the same pid", function()
+    local cjson = require "cjson"
+    local ops = require "orket.store.sandboxes"
+    local pidstart = require "orket.sandboxes.pidstart"
+    local uv = require "luv"
+    local db, b = board()
+    imports.set_verification(db, "E-1", cjson.encode { sandbox_checks = { { kind = "http", path = "/" } } })
+    local run = assert(db:record_run { target = "E", kind = "epic" })
+    local settings = { sandbox = require("orket.settings.sandbox").sandbox({}) }
+    settings.sandbox.health.start_timeout_ms = 0
+    local real = deploy.CHECKS_WAIT_MS
+    finally(function() deploy.CHECKS_WAIT_MS = real end)
+    deploy.CHECKS_WAIT_MS = 0
+    local me = math.tointeger(uv.os_getpid())
+    -- this machine's, healthy, its checks not journaled yet; then another machine's, ended
+    local mine = ops.insert(db, { target = "main", port = 8080, socket = "", command = "[]", owner_pid = me,
+      owner_machine = pidstart.machine })
+    ops.set_status(db, mine, "healthy")
+    local far = ops.insert(db, { target = "main", port = 8081, socket = "", command = "[]", owner_pid = me,
+      owner_machine = "other-host/0123abcd-0000-4000-8000-000000000001.4026531836" })
+    ops.set_status(db, far, "stopped", "replaced")
+    local left = deploy.await_checks { db = db, board = b, settings = settings, run_id = run,
+      deploys = { { card = "E-1", owner_pid = me } } }
+    assert.same({ { card = "E-1", owner_pid = me } }, left)
+    db:close()
+  end)
 end)
