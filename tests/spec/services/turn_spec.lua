@@ -258,6 +258,129 @@ describe("a tool call that meets a full disk", function()
     db:close()
   end)
 
+  -- A project tool whose move to done meets a full disk in the mover's commit (the mover
+  -- calls Run:git_broken: the run stops), and which answers with a code of its own (its
+  -- script's), none, or as a success. Before, the call was recorded with that answer and
+  -- the resumed model read it; the move was never made again.
+  for _, answer in ipairs { "EFINISH", "none", "ok" } do
+    it("leaves open a project tool whose move stopped the run, answered " .. answer .. "; resume redoes it",
+      function()
+      local gitwork = require "orket.engine.gitwork"
+      local real_mover, real_commit = gitwork.mover, gitwork.commit
+      local full, moves = true, {}
+      -- the real mover, made as with a card's worktree; its commit meets the full disk
+      gitwork.mover = function(run, job)
+        local eng, fs = run.engine, job.fs
+        local g = rawget(eng, "git")
+        rawset(eng, "git", {})
+        job.fs = {}
+        local m = real_mover(run, job)
+        rawset(eng, "git", g)
+        job.fs = fs
+        -- with room again, the move stands for the merge (no repository here)
+        return function(id, to, opts)
+          if full then return m(id, to, opts) end
+          return { id = id, status = to }
+        end
+      end
+      gitwork.commit = function()
+        if full then return nil, "git: commit: no space left on device", "ENOSPC" end
+        return true
+      end
+      local _ <close> = setmetatable({}, { __close = function() gitwork.mover, gitwork.commit = real_mover, real_commit end })
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+      b.check_transition = function() return true end -- the move itself is not what is tested
+      local tools = F.tools()
+      local run_tool = tools.run
+      function tools:run(name, args, ctx)
+        if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+        self.calls[#self.calls + 1] = name
+        local c, err = ctx.move(ctx.card.id, "done", {})
+        moves[#moves + 1] = c and "moved" or "failed"
+        if answer == "ok" then return { ok = true, result = { finished = c ~= nil } } end
+        if not c then return { ok = false, error = "finish: " .. tostring(err), code = answer == "none" and "EFAIL" or answer } end
+        return { ok = true, result = { finished = true } }
+      end
+      local client = write_then_say(b)
+      local e, events = F.engine(db, b, { llm = client, tools = tools })
+      local id = assert(e:start("E"))
+      assert.equal("failed", (e:execute(id)))
+      assert.same({ "failed" }, moves)
+      assert.same({}, b:comments("E-1"))
+      assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+      local order = {}
+      for _, ev in ipairs(events) do
+        if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.open) end
+        if ev.type == "git" then order[#order + 1] = ev.action end
+      end
+      assert.same({ "write_file:true", "disk_full" }, order)
+      -- room again: the resume makes the move, and the model never read the failed one
+      full = false
+      local e2 = F.engine(db, b, { llm = client, tools = tools })
+      e2:execute(id)
+      assert.same({ "failed", "moved" }, moves)
+      for i = 2, #client.requests do
+        for _, msg in ipairs(client.requests[i].messages) do
+          assert.is_nil(tostring(msg.content):find("no space left", 1, true), "the model was shown the failed move")
+        end
+      end
+      db:close()
+    end)
+  end
+
+  -- A store that failed under a tool's board write (its file full, an I/O error): the run
+  -- stops (journal_broken), and the call's failure, whatever code the tool gave it, was
+  -- recorded (when the store took the record) and read by the resumed model.
+  it("leaves open a call whose failure met the store failing; the run stops at once and resume redoes it", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local broken, met, written = false, false, 0
+    local journal_error = db.journal_error
+    db.journal_error = function(self, ...)
+      if broken then return "disk I/O error", "EIO" end
+      return journal_error(self, ...)
+    end
+    local tools = F.tools()
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      self.calls[#self.calls + 1] = name
+      if not met then
+        broken, met = true, true -- the handler's write into the store met the failure, and said so its own way
+        return { ok = false, error = "notes: could not save: disk I/O error", code = "ESAVE" }
+      end
+      written = written + 1
+      return { ok = true, result = { path = args.path } }
+    end
+    local client = write_then_say(b)
+    local e, events = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    local status, report = e:execute(id)
+    assert.equal("failed", status)
+    assert.matches("^the journal could not be written %(disk I/O error%)", tostring(report.reason))
+    assert.equal(1, #client.requests)
+    assert.same({}, b:comments("E-1"))
+    assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+    local order = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.open) end
+      if ev.type == "journal_error" then order[#order + 1] = "journal_error" end
+    end
+    assert.same({ "write_file:true", "journal_error" }, order)
+    -- the store back: the resume writes, then comments, and the model never read the failure
+    broken = false
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    local st2, rep2 = e2:execute(id)
+    assert.equal("done", st2, tostring(rep2.reason))
+    assert.equal(1, written)
+    for i = 2, #client.requests do
+      for _, msg in ipairs(client.requests[i].messages) do
+        assert.is_nil(tostring(msg.content):find("ESAVE", 1, true), "the model was shown the failure")
+      end
+    end
+    assert.equal("wrote a.txt", b:comments("E-1")[1].body)
+    db:close()
+  end)
+
   it("leaves any other error of the call to the model", function()
     local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
     local tools = F.tools()
