@@ -349,6 +349,21 @@ local function call_stop(run, job, res, was_broken)
   return nil
 end
 
+-- A "process" tool's request, its handler's answer with the issue's checks (ctx.tests) and
+-- their timeout when the call gives none -> {ok=true, result=request} | a failure
+local function program_request(run, job, call, card)
+  local tools = job.tools or run.tools
+  local ctx = tool_ctx(run, job, card)
+  local checks = verify.checks(run, card)
+  ctx.tests = checks and checks.steps or nil
+  local req = tools:run(call.name, call.arguments, ctx)
+  -- the issue's own timeout for its checks, unless the call gives one
+  if req.ok and checks and type(req.result) == "table" and req.result.timeout_ms == nil then
+    req.result.timeout_ms = checks.timeout_ms
+  end
+  return req
+end
+
 -- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=} in, x.res out (x.open:
 -- the call stopped the run, call_stop's error; nothing of it kept).
 local function execute_tx(run, job, x)
@@ -373,16 +388,38 @@ local function execute_tx(run, job, x)
     res = asked
   elseif decision.verdict == "allow" then
     local def = tools:get(call.name)
-    if gate_mod.effect(def).outside then
-      x.res = { effect = true, id = assert(run.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
-        arguments = call.arguments, gate_code = x.allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
+    local effect = gate_mod.effect(def)
+    local req
+    if effect.program then
+      -- a program's handler only builds the request: run here, before the intent, so one
+      -- that fails (a full disk: call_stop) is left as an in-store call, redone on resume as
+      -- the program never started (after the intent it would read EINTERRUPTED), and any
+      -- other failure is the call's result, recorded below
+      job.call_stop = nil
+      local was_broken = run.db:journal_error(run.journal_base) ~= nil
+      req = program_request(run, job, call, card)
+      local stop, kind = call_stop(run, job, req, was_broken)
+      if stop then
+        x.res, x.open, x.kind = req, stop, kind
+        return nil, stop, "ESTOPPED"
+      end
+    end
+    if effect.outside and (not req or req.ok) then
+      x.res = { effect = true, req = req, id = assert(run.db:start_tool_call { turn = turn_id, call_id = key,
+        tool = call.name, arguments = call.arguments, gate_code = x.allowed_by, run = job.run, card = job.card_id,
+        seat = job.seat }) }
       return true
     end
-    -- the card is this call's read (step_calls), used no more once the handler has it
-    job.call_stop = nil
-    local was_broken = run.db:journal_error(run.journal_base) ~= nil
-    res = tools:run(call.name, call.arguments, tool_ctx(run, job, card, true))
-    local stop, kind = call_stop(run, job, res, was_broken)
+    local stop, kind
+    if req then
+      res = req -- a program's request that failed (above)
+    else
+      -- the card is this call's read (step_calls), used no more once the handler has it
+      job.call_stop = nil
+      local was_broken = run.db:journal_error(run.journal_base) ~= nil
+      res = tools:run(call.name, call.arguments, tool_ctx(run, job, card, true))
+      stop, kind = call_stop(run, job, res, was_broken)
+    end
     if stop then
       -- the call stopped the run: it is left unrecorded, all it wrote to the store rolled
       -- back, so a resume runs it again (as after a kill before it: docs/engine.md, crash points)
@@ -438,14 +475,9 @@ local function run_effect(run, job, p, counters)
       return sandboxtool.run(run, job.card_id, call.name, req.result)
     end
     if not process then return tools:run(call.name, call.arguments, ctx) end
-    local checks = verify.checks(run, p.card)
-    ctx.tests = checks and checks.steps or nil
-    local req = tools:run(call.name, call.arguments, ctx)
+    -- built in the step's transaction (execute_tx), or again when recovering
+    local req = p.req or program_request(run, job, call, p.card)
     if not req.ok then return req end
-    -- the issue's own timeout for its checks, unless the call gives one
-    if checks and type(req.result) == "table" and req.result.timeout_ms == nil then
-      req.result.timeout_ms = checks.timeout_ms
-    end
     local _, left = wall_left(run, job)
     return proctool.run(run, job.card_id, call.name, req.result, left)
   end
@@ -706,7 +738,7 @@ local function step_calls(sp)
         break
       end
       if res.effect then
-        sp.pending = { call = call, id = res.id, card = card, t0 = t0 }
+        sp.pending = { call = call, id = res.id, card = card, t0 = t0, req = res.req }
         return true
       end
       after_call(sp, call, res, t0)

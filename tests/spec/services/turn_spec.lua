@@ -381,6 +381,64 @@ describe("a tool call that meets a full disk", function()
     db:close()
   end)
 
+  -- A project's process tool whose handler (it only builds the request) meets a full disk:
+  -- no program ran. Before, the call's intent was committed before the handler ran, so the
+  -- resume found it without a result and, the tool neither idempotent nor recoverable,
+  -- answered EINTERRUPTED instead of running it.
+  it("redoes a process tool whose handler met a full disk before its program ran", function()
+    local proctool = require "orket.engine.proctool"
+    local real_run = proctool.run
+    local programs = {}
+    proctool.run = function(_, _, name, req)
+      programs[#programs + 1] = name .. ":" .. req.steps[1].command[1]
+      return { ok = true, result = { exit = 0, stdout = "ok" } }
+    end
+    local _ <close> = setmetatable({}, { __close = function() proctool.run = real_run end })
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools = F.tools()
+    local get, run_tool = tools.get, tools.run
+    local full = true
+    function tools:get(name)
+      if name == "write_file" then return { name = name, effect = "process" } end
+      return get(self, name)
+    end
+    function tools:recover() return "unknown", "not idempotent" end
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      self.calls[#self.calls + 1] = name
+      -- the script writes what it will run first, and that write meets the full disk
+      if full then return { ok = false, error = "workspace: write: no space left on device: run.sh", code = "ENOSPC" } end
+      return { ok = true, result = { steps = { { command = { "sh", "run.sh" } } } } }
+    end
+    local client = write_then_say(b)
+    local e, events = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    assert.equal("failed", (e:execute(id)))
+    assert.same({}, programs)
+    assert.same({}, b:comments("E-1"))
+    -- neither a result nor an intent: the call is as before a kill ahead of it
+    assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+    local order = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.code) .. ":" .. tostring(ev.open) end
+      if ev.type == "git" then order[#order + 1] = ev.action end
+    end
+    assert.same({ "write_file:ENOSPC:true", "disk_full" }, order)
+    full = false
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    assert.equal("done", (e2:execute(id)))
+    assert.same({ "write_file:sh" }, programs)
+    for i = 2, #client.requests do
+      for _, msg in ipairs(client.requests[i].messages) do
+        local text = tostring(msg.content)
+        assert.is_nil(text:find("EINTERRUPTED", 1, true), "the model read EINTERRUPTED")
+        assert.is_nil(text:find("ENOSPC", 1, true), "the model read the full disk")
+      end
+    end
+    assert.equal("wrote a.txt", b:comments("E-1")[1].body)
+    db:close()
+  end)
+
   it("leaves any other error of the call to the model", function()
     local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
     local tools = F.tools()
