@@ -44,7 +44,7 @@ cmd.args = { extra = "give one project directory",
   { "--name", value = "NAME", what = "a value", help = "this worker's name, in its events and the leases' listings (default HOST:PID)" },
   { "--model", value = "M", what = "a value" },
   { "--stop-budget-fd", value = "FD", key = "stop_budget_fd", what = "a value",
-    check = function(v) return cmdline.integer(v) and tonumber(v) >= 3 and v, "--stop-budget-fd needs a descriptor number of at least 3" end,
+    check = function(v) return cmd.budget_fd(v) end,
     help = "read from FD what is left of the stop's budget, in ms (a line), before SIGTERM\n"
     .. "(orket serve --workers tells its workers so: their drains fit its 9 s stop)" },
   { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir("-C") },
@@ -222,9 +222,28 @@ function cmd.drain_within(state, now)
   return within
 end
 
+--- budget_fd(word) -> word | nil, why: --stop-budget-fd's check, at parsing, before anything
+--- opens it: a descriptor of at least 3 that is a pipe or a socket (serve's socketpair). Any
+--- other (closed: then fd 3 is likely the loop's own; /dev/null, a file) would abort the
+--- process when the loop watched it.
+function cmd.budget_fd(v)
+  local n = cmdline.integer(v) and math.tointeger(tonumber(v))
+  if not n or n < 3 then return nil, "--stop-budget-fd needs a descriptor number of at least 3, not " .. v end
+  local kind = uv.guess_handle(n)
+  if kind ~= "pipe" then
+    return nil, string.format("--stop-budget-fd %d: descriptor %d is %s, not a pipe or socket", n, n,
+      kind and ("a " .. kind) or "closed or of an unknown kind")
+  end
+  return v
+end
+
 --- budget_reader(fd, state) -> handle | nil, why: reads the line orket serve writes to its
---- worker's FD before SIGTERM (the ms left of its stop) into state.stop_by (loop time)
+--- worker's FD before SIGTERM (the ms left of its stop) into state.stop_by (loop time). The
+--- descriptor is made close-on-exec: the programs the worker starts (a detached sandbox
+--- helper, a seed shell) do not keep the server's socket open.
 function cmd.budget_reader(fd, state)
+  local cok, cwhy = rt.cloexec(fd)
+  if not cok then return nil, cwhy end
   local pipe = uv.new_pipe(false)
   local ok, opened, why = pcall(pipe.open, pipe, fd)
   if not ok or not opened then
@@ -362,8 +381,9 @@ function cmd.run(args, cli, inner)
   inner.state = state
   local handles = stoppers(e, o, parent, state, set)
   if o.stop_budget_fd then
-    local reader = cmd.budget_reader(math.tointeger(tonumber(o.stop_budget_fd)), state)
-    if reader then handles[#handles + 1] = reader end
+    local reader, why = cmd.budget_reader(math.tointeger(tonumber(o.stop_budget_fd)), state)
+    if reader then handles[#handles + 1] = reader
+    else cli.err("warning: --stop-budget-fd %s: %s (the stop keeps its own budget)", o.stop_budget_fd, tostring(why)) end
   end
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
   keeper:close()

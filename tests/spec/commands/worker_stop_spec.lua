@@ -57,4 +57,46 @@ describe("orket worker's drain at a stop", function()
     local got = H.read(dir .. "/got") or ""
     assert.matches("^3250 worker " .. dir:gsub("%p", "%%%0") .. " %-%-with%-parent %-%-stop%-budget%-fd 3\n$", got)
   end)
+
+  -- The option's descriptor is checked as it is parsed, before anything opens it: one that
+  -- is not a pipe or socket (closed, when fd 3 is likely the loop's own; /dev/null; a file)
+  -- made the loop abort the worker with no message (SIGABRT, 134) once it watched it.
+  it("refuses --stop-budget-fd of a descriptor that is not a pipe or socket, naming the option", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init " .. dir).status)
+    for _, redirect in ipairs { "3<&-", "3</dev/null", "3<" .. dir .. "/orket.lua" } do
+      local r = H.orket("worker " .. dir .. " --drain --stop-budget-fd 3 " .. redirect)
+      assert.equal(2, r.status, redirect .. ": " .. r.stderr)
+      assert.matches("%-%-stop%-budget%-fd 3: descriptor 3 is [^\n]*not a pipe or socket", r.stderr, 1)
+    end
+    for _, word in ipairs { "2", "x" } do
+      local r = H.orket("worker " .. dir .. " --drain --stop-budget-fd " .. word)
+      assert.equal(2, r.status, word)
+      assert.matches("--stop-budget-fd needs a descriptor number of at least 3", r.stderr, 1, true)
+    end
+    -- a pipe (the shell's own standard input, a pipe from the test): taken
+    local r = H.orket("worker " .. dir .. " --drain --stop-budget-fd 3 3<&0")
+    assert.equal(0, r.status, r.stderr)
+    assert.matches('"type":"worker_end"', r.stdout, 1, true)
+  end)
+
+  -- The descriptor (its end of the server's socket) is close-on-exec once claimed: a
+  -- program the worker starts without a descriptor of its own on 3 (a detached sandbox
+  -- helper, a seed shell) kept it open, past the worker's end.
+  it("claims its descriptor close-on-exec, so the programs it starts do not get it", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/probe.lua", [[
+local worker = require "orket.cmd.worker"
+local reader = assert(worker.budget_reader(3, {}))
+local f = assert(io.open("/proc/self/fdinfo/3"))
+print(f:read("a"):match("flags:%s*(%d+)"))
+f:close()
+reader:close()
+]])
+    -- fd 3: the shell's standard input, a pipe from the test, not close-on-exec
+    local r = H.orket("lua " .. dir .. "/probe.lua 3<&0")
+    assert.equal(0, r.status, r.stderr)
+    local flags = assert(tonumber(r.stdout:match("%d+"), 8), r.stdout)
+    assert.equal(tonumber("2000000", 8), flags & tonumber("2000000", 8), r.stdout) -- O_CLOEXEC
+  end)
 end)
