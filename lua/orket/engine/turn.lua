@@ -329,21 +329,35 @@ end
 -- from a project tool's script)
 local DISK_FULL = { ENOSPC = true, EDQUOT = true }
 
+-- The store's failure noted so far (db:journal_error) | nil. A busy store (SQLite's
+-- EBUSY, another connection holding the lock past the busy timeout) is not its failure
+-- here: the write waited, nothing of the file was lost.
+local function store_failed(run)
+  local jerr, jcode = run.db:journal_error(run.journal_base)
+  if jerr and jcode ~= "EBUSY" then return jerr end
+  return nil
+end
+
 -- What of a call stops the run -> its error and "disk" or "journal" | nil. A full disk:
 -- its failure's code says so (DISK_FULL), or the mover's commit or merge met one whatever
 -- the tool then answered (job.call_stop: a project tool may pass the move's failure on with
 -- a code of its own, none, or as a success). The store: the call failed and the store's
--- file (or server) failed while it ran (journaled: was_broken, db:journal_error before the
+-- file (or server) failed while it ran (journaled: was_broken, store_failed before the
 -- call), whatever code the tool gave the failure it met. Such a call is left open for
 -- resume (step_open); only a failure that does not stop the run is the tool's answer.
+-- The store's rule is for an in-store call only (was_broken nil on the effect path): its
+-- handler runs inside the step's transaction, nothing else runs meanwhile, so a failure
+-- then is its own. An effect runs between transactions, while other runs of the process
+-- use the store (SQLite's failure is noted per process): its result is recorded, and left
+-- open only when that record itself cannot be written (the step's transaction fails).
 local function call_stop(run, job, res, was_broken)
   local stop = job.call_stop
   job.call_stop = nil
   if stop then return stop, "disk" end
   if res.ok then return nil end
   if DISK_FULL[res.code] then return tostring(res.error), "disk" end
-  if not was_broken then
-    local jerr = run.db:journal_error(run.journal_base)
+  if was_broken == false then
+    local jerr = store_failed(run)
     if jerr then return tostring(jerr), "journal" end
   end
   return nil
@@ -390,14 +404,15 @@ local function execute_tx(run, job, x)
     local def = tools:get(call.name)
     local effect = gate_mod.effect(def)
     local req
-    if effect.program then
-      -- a program's handler only builds the request: run here, before the intent, so one
-      -- that fails (a full disk: call_stop) is left as an in-store call, redone on resume as
-      -- the program never started (after the intent it would read EINTERRUPTED), and any
-      -- other failure is the call's result, recorded below
+    if effect.program or def.effect == "sandbox" then
+      -- a program's (or a live sandbox's) handler only builds the request: run here, before
+      -- the intent, so one that fails (a full disk: call_stop) is left as an in-store call,
+      -- redone on resume as the program never started (after the intent it would read
+      -- EINTERRUPTED), and any other failure is the call's result, recorded below
       job.call_stop = nil
-      local was_broken = run.db:journal_error(run.journal_base) ~= nil
-      req = program_request(run, job, call, card)
+      local was_broken = store_failed(run) ~= nil
+      if effect.program then req = program_request(run, job, call, card)
+      else req = tools:run(call.name, call.arguments, tool_ctx(run, job, card)) end
       local stop, kind = call_stop(run, job, req, was_broken)
       if stop then
         x.res, x.open, x.kind = req, stop, kind
@@ -412,11 +427,11 @@ local function execute_tx(run, job, x)
     end
     local stop, kind
     if req then
-      res = req -- a program's request that failed (above)
+      res = req -- a program's (a sandbox's) request that failed (above)
     else
       -- the card is this call's read (step_calls), used no more once the handler has it
       job.call_stop = nil
-      local was_broken = run.db:journal_error(run.journal_base) ~= nil
+      local was_broken = store_failed(run) ~= nil
       res = tools:run(call.name, call.arguments, tool_ctx(run, job, card, true))
       stop, kind = call_stop(run, job, res, was_broken)
     end
@@ -443,9 +458,14 @@ end
 -- left unrecorded (open). An allowed call of a tool whose effect is outside the store
 -- (effect = "write") is not run here: its write-ahead intent is recorded and the result is
 -- {effect = true, id = tool_calls row}; the step commits, runs it and records the result.
+-- A move to done the call made (the mover: job.merged, job.conflict) is the turn's end's to
+-- follow (after_merge: the pull request ended, main pushed, a deploy) only when the store
+-- kept it: a call left open or failed is rolled back with the move, so they are as before it.
 local function execute(run, job, turn_id, key, call, counters, card)
   local x = { turn_id = turn_id, key = key, call = call, counters = counters, card = card }
+  local merged, conflict = job.merged, job.conflict
   local ok, err = run.db:tx(execute_tx, run, job, x)
+  if x.open or not ok then job.merged, job.conflict = merged, conflict end
   if x.open then return x.res, x.open, x.kind end
   if not ok then return { ok = false, error = "engine: " .. tostring(err), code = "EENGINE" } end
   return x.res
@@ -470,7 +490,8 @@ local function run_effect(run, job, p, counters)
       return run.mcp:call(call.name, call.arguments, left, { key = job.card_id, cwd = cwd })
     end
     if def and def.effect == "sandbox" then -- the project's live sandbox (orket.engine.sandboxtool)
-      local req = tools:run(call.name, call.arguments, ctx)
+      -- built in the step's transaction (execute_tx), or again when recovering
+      local req = p.req or tools:run(call.name, call.arguments, ctx)
       if not req.ok then return req end
       return sandboxtool.run(run, job.card_id, call.name, req.result)
     end
@@ -773,8 +794,11 @@ local function commit_step(run, job, st, n, model, rec)
   local sp = { run = run, job = job, st = st, n = n, model = model, rec = rec, i = 1, events = {}, tokens = 0 }
   local begun, first_done = job.begun, false
   while true do
+    local merged, conflict = job.merged, job.conflict
     local ok, err = run.db:tx(step_segment, sp)
     if not ok then
+      -- a move the segment made is rolled back with it (execute)
+      job.merged, job.conflict = merged, conflict
       -- the first transaction rolled back: the turn's begin and its tokens with it
       if not first_done then
         job.begun = begun
@@ -801,9 +825,9 @@ local function commit_step(run, job, st, n, model, rec)
     elseif stop then run:git_broken(job.card_id, stop, "ENOSPC") end
     if not sp.pending then return sp.out, sp.next_card, sp.next_rec end
     job.call_stop = nil
-    local was_broken = run.db:journal_error(run.journal_base) ~= nil
     sp.pending.res = run_effect(run, job, sp.pending, st.counters)
-    sp.pending.stop, sp.pending.stop_kind = call_stop(run, job, sp.pending.res, was_broken)
+    -- (no store's rule between transactions: call_stop)
+    sp.pending.stop, sp.pending.stop_kind = call_stop(run, job, sp.pending.res, nil)
   end
 end
 
