@@ -338,6 +338,12 @@ describe("live view", function()
     t.ms = 400
     v:tick()
     assert.matches("step 0, read_file failed  ", last(t), 1, true)
+    -- one whose tool answered success (its move to done met the full disk, the script said
+    -- ok): its effects were rolled back, so it is left open too, not a plain success
+    v:event { type = "tool", run_id = 7, card = "N-1", seat = "senior_developer", tool = "finish", ok = true, open = true }
+    t.ms = 600
+    v:tick()
+    assert.matches("step 0, finish left open for resume  ", last(t), 1, true)
   end)
 
   it("makes every string of an event inert: only its own escapes reach the terminal", function()
