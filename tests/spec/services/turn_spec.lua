@@ -328,6 +328,72 @@ describe("a tool call that meets a full disk", function()
     end)
   end
 
+  -- The mover's other side: its commit went through, the merge into main (orket.actions.
+  -- finish) met the full disk. The call is left open as for the commit's.
+  it("leaves open a project tool whose move's merge met a full disk; resume redoes it", function()
+    local gitwork = require "orket.engine.gitwork"
+    local finish = require "orket.actions.finish"
+    local real_mover, real_commit, real_finish = gitwork.mover, gitwork.commit, finish.finish
+    local full, moves = true, {}
+    gitwork.mover = function(run, job)
+      local eng, fs = run.engine, job.fs
+      local g = rawget(eng, "git")
+      rawset(eng, "git", { repo = {} })
+      job.fs = {}
+      local m = real_mover(run, job)
+      rawset(eng, "git", g)
+      job.fs = fs
+      return function(id, to, opts)
+        rawset(eng, "git", { repo = {} })
+        local c, err, code = m(id, to, opts)
+        rawset(eng, "git", g)
+        return c, err, code
+      end
+    end
+    gitwork.commit = function() return true end
+    finish.finish = function(o)
+      if full then return nil, "git: merge: no space left on device", "ENOSPC" end
+      return { card = assert(o.board:get(o.card)) }
+    end
+    local _ <close> = setmetatable({}, { __close = function()
+      gitwork.mover, gitwork.commit, finish.finish = real_mover, real_commit, real_finish
+    end })
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    b.check_transition = function() return true end
+    local tools = F.tools()
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      self.calls[#self.calls + 1] = name
+      local c, err = ctx.move(ctx.card.id, "done", {})
+      moves[#moves + 1] = c and "moved" or "failed"
+      if not c then return { ok = false, error = "finish: " .. tostring(err), code = "EFINISH" } end
+      return { ok = true, result = { finished = true } }
+    end
+    local client = write_then_say(b)
+    local e, events = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    assert.equal("failed", (e:execute(id)))
+    assert.same({ "failed" }, moves)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+    local order = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.open) end
+      if ev.type == "git" then order[#order + 1] = ev.action end
+    end
+    assert.same({ "write_file:true", "disk_full" }, order)
+    full = false
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    e2:execute(id)
+    assert.same({ "failed", "moved" }, moves)
+    for i = 2, #client.requests do
+      for _, msg in ipairs(client.requests[i].messages) do
+        assert.is_nil(tostring(msg.content):find("no space left", 1, true), "the model was shown the failed merge")
+      end
+    end
+    db:close()
+  end)
+
   -- A store that failed under a tool's board write (its file full, an I/O error): the run
   -- stops (journal_broken), and the call's failure, whatever code the tool gave it, was
   -- recorded (when the store took the record) and read by the resumed model.
