@@ -1,8 +1,9 @@
 /* lruntime.c: Lua module `orket.c.runtime`: the loop, the waker hook-up, timers
  * (`sleep`, the first operation that suspends a coroutine: the pattern in await.h), the
- * clock and memory figures, and read_script for operator files. lua/orket/task.lua builds
- * tasks on top. */
+ * clock and memory figures, read_script for operator files, and cloexec.
+ * lua/orket/task.lua builds tasks on top. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,7 +179,25 @@ static int rtl_ignore_stop_signals(lua_State *L) {
   return 0;
 }
 
+/* rt.cloexec(fd) -> true | nil, msg, CODE: fd is closed in the programs this process starts
+ * (a descriptor it was given, e.g. orket worker's --stop-budget-fd, is not close-on-exec) */
+static int rtl_cloexec(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "not a descriptor");
+  int flags = fcntl((int)fd, F_GETFD);
+  if (flags < 0 || fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+    int e = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "descriptor %d: %s", (int)fd, strerror(e));
+    lua_pushstring(L, rtl_errno_code(e));
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg rtl_funcs[] = {
+    {"cloexec", rtl_cloexec},
     {"version", rtl_version},
     {"now", rtl_now},
     {"sleep", rtl_sleep_fn},

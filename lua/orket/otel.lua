@@ -330,7 +330,7 @@ local KEYS = {
     "gen_ai.usage.output_tokens", "orket.card.id", "orket.cost.currency", "orket.cost.micros", "orket.project",
     "orket.run.id", "orket.step" },
   tool = { "error.type", "gen_ai.operation.name", "gen_ai.tool.call.id", "gen_ai.tool.name", "orket.card.id", "orket.project",
-    "orket.run.id", "orket.tool.code", "orket.tool.denied" },
+    "orket.run.id", "orket.tool.code", "orket.tool.denied", "orket.tool.open" },
 }
 -- the positions of the values a turn's record holds (KEYS.turn's)
 local T_ERROR, T_AGENT, T_CONV, T_OP, T_PROVIDER, T_MODEL, T_CARD, T_ORKET_MODEL, T_OUTCOME, T_PHASE, T_PROJECT, T_RUN,
@@ -734,11 +734,15 @@ local function on_event(self, ev)
     local parent = turn_of(self, ev)
     if not parent then return end
     local v = self.values
-    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = not ev.ok and tostring(ev.code or "failed") or nil,
+    -- a call the run's stop left open (ev.open: a full disk met inside it) is not the
+    -- tool's failure: resume redoes it. Its status stays unset, orket.tool.open says so.
+    local failed = not ev.ok and not ev.open
+    v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9] = failed and tostring(ev.code or "failed") or nil,
       "execute_tool", ev.call_id, ev.tool, parent[T_CARD], parent[T_PROJECT], parent[T_RUN], ev.code, ev.denied
+    v[10] = ev.open and true or nil
     local ms = math.tointeger(ev.ms)
     self:write("execute_tool " .. tostring(ev.tool), random_id(self), parent.id, INTERNAL,
-      ms and now_int() - ms * 1000000 or now_int(), not ev.ok and message_of(ev.code) or nil, KEYS.tool, v)
+      ms and now_int() - ms * 1000000 or now_int(), failed and message_of(ev.code) or nil, KEYS.tool, v)
   elseif t == "turn_end" then
     local sp = turn_of(self, ev)
     if not sp then return end

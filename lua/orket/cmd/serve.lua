@@ -165,7 +165,15 @@ local function serve_until_stopped(server, db, dir, nworkers, signals)
     -- the sandboxes it started would end with it anyway: stopped, they are recorded so
     task.spawn(sandboxes.stop_all, p.db):join()
   end
-  if pool then task.spawn(pool.stop, pool):join() end
+  if pool then
+    -- the workers' drains fit what is left of the stop's budget (their runs' stop first)
+    local left
+    if signals.stop_at then
+      uv.update_time()
+      left = math.max(0, otel.STOP_BUDGET_MS - (uv.now() - signals.stop_at))
+    end
+    task.spawn(pool.stop, pool, left):join()
+  end
   signals.ended = true
   return ok, terr
 end

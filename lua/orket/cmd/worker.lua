@@ -43,6 +43,10 @@ cmd.args = { extra = "give one project directory",
     help = "how long a lease lives without renewal (renewed every third of it)" },
   { "--name", value = "NAME", what = "a value", help = "this worker's name, in its events and the leases' listings (default HOST:PID)" },
   { "--model", value = "M", what = "a value" },
+  { "--stop-budget-fd", value = "FD", key = "stop_budget_fd", what = "a value",
+    check = function(v) return cmd.budget_fd(v) end,
+    help = "read from FD what is left of the stop's budget, in ms (a line), before SIGTERM\n"
+    .. "(orket serve --workers tells its workers so: their drains fit its 9 s stop)" },
   { "-C", value = "DIR", key = "dir", what = "a directory", once = cmdline.one_dir, check = cmdline.a_dir("-C") },
 }
 cmd.help = [[
@@ -188,6 +192,8 @@ end
 local function stoppers(e, o, parent, state, set)
   local function stop()
     state.stopping = true
+    uv.update_time()
+    state.stop_at = uv.now() -- (the stop's budget counts from here: drain_within)
     otel.mark_stop() -- what its runs' ends lose from now on is the stop's to say (as serve's)
     e:stop()
     set:stop_all()
@@ -204,13 +210,75 @@ local function stoppers(e, o, parent, state, set)
   return handles
 end
 
+--- drain_within(state, now) -> the ms the worker's telemetry drain may take: otel.SHUTDOWN_MS,
+--- cut at a stop (state.stop_at: its signal's time) to what is left of otel.STOP_BUDGET_MS
+--- from the signal, and to what the server that started it said was left of its own stop
+--- (state.stop_by, --stop-budget-fd: its budget began before it sent SIGTERM). Its runs
+--- slow to stop took the stop past docker stop's 10 s before SIGKILL, 5 s more after them.
+function cmd.drain_within(state, now)
+  local within = otel.SHUTDOWN_MS
+  if state.stop_at then within = otel.stop_within(now - state.stop_at) end
+  if state.stop_by then within = math.max(0, math.min(within, state.stop_by - now)) end
+  return within
+end
+
+--- budget_fd(word) -> word | nil, why: --stop-budget-fd's check, at parsing, before anything
+--- opens it: a descriptor of at least 3 that is a pipe or a socket (serve's socketpair). Any
+--- other (closed: then fd 3 is likely the loop's own; /dev/null, a file) would abort the
+--- process when the loop watched it.
+function cmd.budget_fd(v)
+  local n = cmdline.integer(v) and math.tointeger(tonumber(v))
+  if not n or n < 3 then return nil, "--stop-budget-fd needs a descriptor number of at least 3, not " .. v end
+  local kind = uv.guess_handle(n)
+  if kind ~= "pipe" then
+    return nil, string.format("--stop-budget-fd %d: descriptor %d is %s, not a pipe or socket", n, n,
+      kind and ("a " .. kind) or "closed or of an unknown kind")
+  end
+  return v
+end
+
+--- budget_reader(fd, state) -> handle | nil, why: reads the line orket serve writes to its
+--- worker's FD before SIGTERM (the ms left of its stop) into state.stop_by (loop time). The
+--- descriptor is made close-on-exec: the programs the worker starts (a detached sandbox
+--- helper, a seed shell) do not keep the server's socket open.
+function cmd.budget_reader(fd, state)
+  local cok, cwhy = rt.cloexec(fd)
+  if not cok then return nil, cwhy end
+  local pipe = uv.new_pipe(false)
+  local ok, opened, why = pcall(pipe.open, pipe, fd)
+  if not ok or not opened then
+    pipe:close()
+    return nil, tostring(ok and why or opened)
+  end
+  local buf = ""
+  pipe:read_start(function(rerr, data)
+    if rerr or not data then
+      pipe:read_stop()
+      return
+    end
+    buf = buf .. data
+    local ms = buf:match("^(%d+)\n")
+    local n = ms and math.tointeger(tonumber(ms))
+    if n then
+      uv.update_time()
+      state.stop_by = uv.now() + n
+      buf = ""
+    elseif ms or #buf > 64 then
+      buf = "" -- not a budget: ignored
+    end
+  end)
+  pipe:unref() -- (never keeps the loop up)
+  return pipe
+end
+
 -- The last spans and metrics of every run it worked (each run's engine has its own tracer)
--- leave before the process does, within otel.SHUTDOWN_MS in all: a collector that is down
--- never holds the stop longer; what was lost is said. Called before the signals' handles
--- close: closed, their default action is back, and a second SIGTERM during this wait would
--- end the worker with 143 (orket.stopsignals).
-local function drain_telemetry(cli)
-  local ok, lines = task.spawn(otel.stop_drain, otel.SHUTDOWN_MS):join()
+-- leave before the process does, within otel.SHUTDOWN_MS in all, cut to fit the stop's
+-- budget (drain_within): a collector that is down never holds the stop longer; what was
+-- lost is said. Called before the signals' handles close: closed, their default action is
+-- back, and a second SIGTERM during this wait would end the worker with 143 (orket.stopsignals).
+local function drain_telemetry(cli, state)
+  uv.update_time()
+  local ok, lines = task.spawn(otel.stop_drain, cmd.drain_within(state, uv.now())):join()
   if not ok then lines = { "telemetry drain: " .. tostring(lines) } end
   for _, line in ipairs(lines) do cli.err("warning: %s", line) end
 end
@@ -312,9 +380,14 @@ function cmd.run(args, cli, inner)
   local state, set = { stopping = false }, runs(e, o, emit)
   inner.state = state
   local handles = stoppers(e, o, parent, state, set)
+  if o.stop_budget_fd then
+    local reader, why = cmd.budget_reader(math.tointeger(tonumber(o.stop_budget_fd)), state)
+    if reader then handles[#handles + 1] = reader
+    else cli.err("warning: --stop-budget-fd %s: %s (the stop keeps its own budget)", o.stop_budget_fd, tostring(why)) end
+  end
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
   keeper:close()
-  drain_telemetry(cli) -- (before the signals' handles close: drain_telemetry)
+  drain_telemetry(cli, state) -- (before the signals' handles close: drain_telemetry)
   for _, h in ipairs(handles) do h:close() end
   emit { type = "worker_end" }
   rt.run("nowait")

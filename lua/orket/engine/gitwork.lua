@@ -542,7 +542,10 @@ function M.mover(run, job)
     local ok, err, code = board:check_transition(id, to, opts)
     if not ok then return nil, err, code end
     local cok, cerr, ccode = M.commit(run, job)
-    if not cok and run.git_broken then run:git_broken(id, cerr, ccode) end
+    -- a full disk stops the run (Run:git_broken, once the call's step is committed): the
+    -- call that moved is left open whatever its tool then answers (job.call_stop,
+    -- orket.engine.turn), so resume redoes the move
+    if not cok and ccode == "ENOSPC" then job.call_stop = tostring(cerr) end
     if not cok then
       return nil, "board: " .. id .. ": " .. tostring(cerr), (ccode == "EUNSAFE" or ccode == "ENOSPC") and ccode or "EGIT"
     end
@@ -550,7 +553,7 @@ function M.mover(run, job)
       remote = job.remote_main, run_id = run.run_id, hit = fault.hit,
       conflict_actor = { seat = job.seat, roles = job.actor.roles, by = "engine" } }
     if not res then
-      if run.git_broken then run:git_broken(id, ferr, fcode) end
+      if fcode == "ENOSPC" then job.call_stop = tostring(ferr) end
       if tostring(ferr):find("^git: ") then return nil, "board: " .. id .. ": " .. tostring(ferr), fcode end
       return nil, ferr, fcode
     end

@@ -1,8 +1,10 @@
 -- orket.engine.proctool: what a tool with effect = "process" (run_command, run_tests) asks
 -- for, run by the engine in the confined runner (orket.c.proc) in the card's workspace,
 -- with the project's verify settings (layers, require). The handler only builds the
--- request, under the script budget; the program runs here, between two transactions of the
--- turn's step (turn.lua's run_effect), as a file effect does, so the loop goes on while it
+-- request, under the script budget, in the step's transaction before the call's intent
+-- (turn.lua's program_request: one that fails never left an intent); the program runs
+-- here, between two transactions of the turn's step (turn.lua's run_effect), as a file
+-- effect does, so the loop goes on while it
 -- runs and its result is journaled before the model reads it. Contract: docs/tools.md.
 local verify = require "orket.engine.verify"
 local proc = require "orket.c.proc"

@@ -329,8 +329,57 @@ end
 -- from a project tool's script)
 local DISK_FULL = { ENOSPC = true, EDQUOT = true }
 
+-- The store's failure noted so far (db:journal_error) | nil. A busy store (SQLite's
+-- EBUSY, another connection holding the lock past the busy timeout) is not its failure
+-- here: the write waited, nothing of the file was lost.
+local function store_failed(run)
+  local jerr, jcode = run.db:journal_error(run.journal_base)
+  if jerr and jcode ~= "EBUSY" then return jerr end
+  return nil
+end
+
+-- What of a call stops the run -> its error and "disk" or "journal" | nil. A full disk:
+-- its failure's code says so (DISK_FULL), or the mover's commit or merge met one whatever
+-- the tool then answered (job.call_stop: a project tool may pass the move's failure on with
+-- a code of its own, none, or as a success). The store: the call failed and the store's
+-- file (or server) failed while it ran (journaled: was_broken, store_failed before the
+-- call), whatever code the tool gave the failure it met. Such a call is left open for
+-- resume (step_open); only a failure that does not stop the run is the tool's answer.
+-- The store's rule is for an in-store call only (was_broken nil on the effect path): its
+-- handler runs inside the step's transaction, nothing else runs meanwhile, so a failure
+-- then is its own. An effect runs between transactions, while other runs of the process
+-- use the store (SQLite's failure is noted per process): its result is recorded, and left
+-- open only when that record itself cannot be written (the step's transaction fails).
+local function call_stop(run, job, res, was_broken)
+  local stop = job.call_stop
+  job.call_stop = nil
+  if stop then return stop, "disk" end
+  if res.ok then return nil end
+  if DISK_FULL[res.code] then return tostring(res.error), "disk" end
+  if was_broken == false then
+    local jerr = store_failed(run)
+    if jerr then return tostring(jerr), "journal" end
+  end
+  return nil
+end
+
+-- A "process" tool's request, its handler's answer with the issue's checks (ctx.tests) and
+-- their timeout when the call gives none -> {ok=true, result=request} | a failure
+local function program_request(run, job, call, card)
+  local tools = job.tools or run.tools
+  local ctx = tool_ctx(run, job, card)
+  local checks = verify.checks(run, card)
+  ctx.tests = checks and checks.steps or nil
+  local req = tools:run(call.name, call.arguments, ctx)
+  -- the issue's own timeout for its checks, unless the call gives one
+  if req.ok and checks and type(req.result) == "table" and req.result.timeout_ms == nil then
+    req.result.timeout_ms = checks.timeout_ms
+  end
+  return req
+end
+
 -- execute's savepoint: x = {turn_id=, key=, call=, counters=, card=} in, x.res out (x.open:
--- the call met a full disk, nothing of it kept).
+-- the call stopped the run, call_stop's error; nothing of it kept).
 local function execute_tx(run, job, x)
   local call, turn_id, key, card = x.call, x.turn_id, x.key, x.card
   job.exec = x
@@ -353,18 +402,44 @@ local function execute_tx(run, job, x)
     res = asked
   elseif decision.verdict == "allow" then
     local def = tools:get(call.name)
-    if gate_mod.effect(def).outside then
-      x.res = { effect = true, id = assert(run.db:start_tool_call { turn = turn_id, call_id = key, tool = call.name,
-        arguments = call.arguments, gate_code = x.allowed_by, run = job.run, card = job.card_id, seat = job.seat }) }
+    local effect = gate_mod.effect(def)
+    local req
+    if effect.program or def.effect == "sandbox" then
+      -- a program's (or a live sandbox's) handler only builds the request: run here, before
+      -- the intent, so one that fails (a full disk: call_stop) is left as an in-store call,
+      -- redone on resume as the program never started (after the intent it would read
+      -- EINTERRUPTED), and any other failure is the call's result, recorded below
+      job.call_stop = nil
+      local was_broken = store_failed(run) ~= nil
+      if effect.program then req = program_request(run, job, call, card)
+      else req = tools:run(call.name, call.arguments, tool_ctx(run, job, card)) end
+      local stop, kind = call_stop(run, job, req, was_broken)
+      if stop then
+        x.res, x.open, x.kind = req, stop, kind
+        return nil, stop, "ESTOPPED"
+      end
+    end
+    if effect.outside and (not req or req.ok) then
+      x.res = { effect = true, req = req, id = assert(run.db:start_tool_call { turn = turn_id, call_id = key,
+        tool = call.name, arguments = call.arguments, gate_code = x.allowed_by, run = job.run, card = job.card_id,
+        seat = job.seat }) }
       return true
     end
-    -- the card is this call's read (step_calls), used no more once the handler has it
-    res = tools:run(call.name, call.arguments, tool_ctx(run, job, card, true))
-    if not res.ok and DISK_FULL[res.code] then
-      -- a full disk: the call is left unrecorded, all it wrote to the store rolled back, so a
-      -- resume runs it again (as after a kill before it: docs/engine.md, crash points)
-      x.res, x.open = res, true
-      return nil, tostring(res.error), res.code
+    local stop, kind
+    if req then
+      res = req -- a program's (a sandbox's) request that failed (above)
+    else
+      -- the card is this call's read (step_calls), used no more once the handler has it
+      job.call_stop = nil
+      local was_broken = store_failed(run) ~= nil
+      res = tools:run(call.name, call.arguments, tool_ctx(run, job, card, true))
+      stop, kind = call_stop(run, job, res, was_broken)
+    end
+    if stop then
+      -- the call stopped the run: it is left unrecorded, all it wrote to the store rolled
+      -- back, so a resume runs it again (as after a kill before it: docs/engine.md, crash points)
+      x.res, x.open, x.kind = res, stop, kind
+      return nil, stop, "ESTOPPED"
     end
     if res.ok and run.count then run.count(x.counters, def, call.arguments) end
   else
@@ -379,14 +454,19 @@ local function execute_tx(run, job, x)
 end
 
 -- Gates and runs one call in a savepoint of the step's transaction, with its records;
--- returns the result table, and true when the call met a full disk and was left
--- unrecorded (open). An allowed call of a tool whose effect is outside the store
+-- returns the result table, and the stop's error when the call stopped the run and was
+-- left unrecorded (open). An allowed call of a tool whose effect is outside the store
 -- (effect = "write") is not run here: its write-ahead intent is recorded and the result is
 -- {effect = true, id = tool_calls row}; the step commits, runs it and records the result.
+-- A move to done the call made (the mover: job.merged, job.conflict) is the turn's end's to
+-- follow (after_merge: the pull request ended, main pushed, a deploy) only when the store
+-- kept it: a call left open or failed is rolled back with the move, so they are as before it.
 local function execute(run, job, turn_id, key, call, counters, card)
   local x = { turn_id = turn_id, key = key, call = call, counters = counters, card = card }
+  local merged, conflict = job.merged, job.conflict
   local ok, err = run.db:tx(execute_tx, run, job, x)
-  if x.open then return x.res, true end
+  if x.open or not ok then job.merged, job.conflict = merged, conflict end
+  if x.open then return x.res, x.open, x.kind end
   if not ok then return { ok = false, error = "engine: " .. tostring(err), code = "EENGINE" } end
   return x.res
 end
@@ -410,19 +490,15 @@ local function run_effect(run, job, p, counters)
       return run.mcp:call(call.name, call.arguments, left, { key = job.card_id, cwd = cwd })
     end
     if def and def.effect == "sandbox" then -- the project's live sandbox (orket.engine.sandboxtool)
-      local req = tools:run(call.name, call.arguments, ctx)
+      -- built in the step's transaction (execute_tx), or again when recovering
+      local req = p.req or tools:run(call.name, call.arguments, ctx)
       if not req.ok then return req end
       return sandboxtool.run(run, job.card_id, call.name, req.result)
     end
     if not process then return tools:run(call.name, call.arguments, ctx) end
-    local checks = verify.checks(run, p.card)
-    ctx.tests = checks and checks.steps or nil
-    local req = tools:run(call.name, call.arguments, ctx)
+    -- built in the step's transaction (execute_tx), or again when recovering
+    local req = p.req or program_request(run, job, call, p.card)
     if not req.ok then return req end
-    -- the issue's own timeout for its checks, unless the call gives one
-    if checks and type(req.result) == "table" and req.result.timeout_ms == nil then
-      req.result.timeout_ms = checks.timeout_ms
-    end
     local _, left = wall_left(run, job)
     return proctool.run(run, job.card_id, call.name, req.result, left)
   end
@@ -551,18 +627,18 @@ end
 --
 -- The step's state, sp, lives across its transactions: {e, job, st, n, model, rec,
 -- turn_id, calls, i (the next call), pending (a call whose effect ran, its result not yet
--- written), disk_full (a call's error: it met a full disk, step_open), out, next_card,
+-- written), stop and stop_kind (a call's error: it stopped the run, step_open), out, next_card,
 -- next_rec, events, tokens}. Crash points (fault.hit names the
 -- ones the kill -9 suites aim at): before_model, before the response is written, leaves
 -- nothing of the step (the model is asked again); after_model, with the response
 -- committed, resumes from its record (rec), asking no model; before_tool leaves the call
 -- unrecorded (it runs again); after an effect's intent committed (recorded.tool_call's
 -- "started") the call is recovered, never run twice; after_tool, with its result
--- committed, goes on at the next call. A call that meets a full disk is left as one of
+-- committed, goes on at the next call. A call that stops the run (call_stop) is left as one of
 -- these kills would leave it (step_open): an in-store call as at before_tool, an effect's
 -- as after its intent.
 
--- The call's tool event. open: the call met a full disk and is left open (step_open).
+-- The call's tool event. open: the call stopped the run and is left open (step_open).
 local function after_call(sp, call, res, t0, open)
   local job = sp.job
   -- ms: the call's wall time (its span's, orket.otel), from its gate check to its result
@@ -620,23 +696,24 @@ local function step_response(sp)
   if #calls == 0 then sp.out = { ended = "stopped", detail = "the model ended its turn" } end
 end
 
--- A call that met a full disk is the run's, as when the engine's own commit meets it
+-- A call that stopped the run (call_stop: a full disk met inside it) is the run's, as when
+-- the engine's own commit meets one
 -- (Run:git_broken, called once the step committed: commit_step): the run stops, for
 -- `orket resume` once there is room, and the step ends here. The call stays open (an
 -- effect's intent without its result, an in-store call unrecorded) and the step's later
 -- calls unrecorded, so the resumed turn redoes them as after a kill (docs/tools.md, crash
 -- safety), never showing the model a write that failed for want of space.
-local function step_open(sp, call, res, t0)
-  sp.disk_full = res.error
+local function step_open(sp, call, res, t0, stop, kind)
+  sp.stop, sp.stop_kind = stop, kind
   after_call(sp, call, res, t0, true)
-  sp.out = { ended = "canceled", detail = "the run stopped: " .. tostring(res.error) }
+  sp.out = { ended = "canceled", detail = "the run stopped: " .. stop }
 end
 
 -- The result of the call whose effect ran between two transactions, written.
 local function step_pending_result(sp)
   local p, job = sp.pending, sp.job
   sp.pending = nil
-  if not p.res.ok and DISK_FULL[p.res.code] then return step_open(sp, p.call, p.res, p.t0) end
+  if p.stop then return step_open(sp, p.call, p.res, p.t0, p.stop, p.stop_kind) end
   assert(sp.run.db:finish_tool_call(p.id, { result = p.res, ok = p.res.ok, error_code = p.res.code, turn = sp.turn_id,
     tool = p.call.name, run = job.run, card = job.card_id, seat = job.seat }))
   after_call(sp, p.call, p.res, p.t0)
@@ -675,14 +752,14 @@ local function step_calls(sp)
       fault.hit("before_tool")
       local card = assert(run.board:get(job.card_id))
       local t0 = rt.now()
-      local open
-      res, open = execute(run, job, sp.turn_id, key, call, st.counters, card)
+      local open, kind
+      res, open, kind = execute(run, job, sp.turn_id, key, call, st.counters, card)
       if open then
-        step_open(sp, call, res, t0)
+        step_open(sp, call, res, t0, open, kind)
         break
       end
       if res.effect then
-        sp.pending = { call = call, id = res.id, card = card, t0 = t0 }
+        sp.pending = { call = call, id = res.id, card = card, t0 = t0, req = res.req }
         return true
       end
       after_call(sp, call, res, t0)
@@ -703,7 +780,7 @@ local function step_segment(sp)
   sp.run:check_lease(sp.job)
   if not sp.turn_id then step_response(sp) end
   if sp.pending then step_pending_result(sp) end
-  if sp.out then return true end -- the pending call met a full disk (step_open)
+  if sp.out then return true end -- the pending call stopped the run (step_open)
   if step_calls(sp) then return true end
   if not sp.out then sp.out, sp.next_card, sp.next_rec = before_step(sp.run, sp.job, sp.n + 1) end
   -- a canceled turn (a run budget ran out) stays open, as a stopped run leaves it
@@ -717,8 +794,11 @@ local function commit_step(run, job, st, n, model, rec)
   local sp = { run = run, job = job, st = st, n = n, model = model, rec = rec, i = 1, events = {}, tokens = 0 }
   local begun, first_done = job.begun, false
   while true do
+    local merged, conflict = job.merged, job.conflict
     local ok, err = run.db:tx(step_segment, sp)
     if not ok then
+      -- a move the segment made is rolled back with it (execute)
+      job.merged, job.conflict = merged, conflict
       -- the first transaction rolled back: the turn's begin and its tokens with it
       if not first_done then
         job.begun = begun
@@ -729,8 +809,8 @@ local function commit_step(run, job, st, n, model, rec)
     first_done = true
     -- the call's cost is in the store now (the next check reads it): its hold goes
     spend.committed(run, job)
-    -- a call met a full disk (step_open): the run stops once what the step did is durable
-    local full = sp.disk_full
+    -- a call stopped the run (step_open): the run stops once what the step did is durable
+    local stop, stop_kind = sp.stop, sp.stop_kind
     -- after_model and after_tool are where the response and each result are durable
     local events = sp.events
     local k, ev = 1, events[1]
@@ -741,9 +821,13 @@ local function commit_step(run, job, st, n, model, rec)
       k = k + 1
       ev = events[k]
     end
-    if full then run:git_broken(job.card_id, full, "ENOSPC") end
+    if stop and stop_kind == "journal" then run:journal_broken(job.card_id)
+    elseif stop then run:git_broken(job.card_id, stop, "ENOSPC") end
     if not sp.pending then return sp.out, sp.next_card, sp.next_rec end
+    job.call_stop = nil
     sp.pending.res = run_effect(run, job, sp.pending, st.counters)
+    -- (no store's rule between transactions: call_stop)
+    sp.pending.stop, sp.pending.stop_kind = call_stop(run, job, sp.pending.res, nil)
   end
 end
 

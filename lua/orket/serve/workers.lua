@@ -4,7 +4,8 @@
 -- processes rather than tasks: a worker's blocking waits (a SQLite write lock, the git
 -- lock) stall only itself, and a crash of one loses only its leases, which the others take
 -- over. A child that ends while the server runs is started again after a second; stop()
--- sends SIGTERM to each and waits for them. Their JSON Lines go to the server's stderr.
+-- tells each what is left of the server's stop budget (a line on its fd 3, read with
+-- --stop-budget-fd: its telemetry drain is cut to fit), sends SIGTERM and waits for them. Their JSON Lines go to the server's stderr.
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 
@@ -24,11 +25,13 @@ end
 
 function Pool:spawn(k)
   if self.stopping then return end
-  local args = { "worker", self.dir, "--with-parent" }
+  local args = { "worker", self.dir, "--with-parent", "--stop-budget-fd", "3" }
   for _, a in ipairs(self.args) do args[#args + 1] = a end
   local handle, pid
-  handle, pid = uv.spawn(self.bin, { args = args, stdio = { 0, 2, 2 } }, function(code, signal)
+  local budget = uv.new_pipe(false) -- the child's fd 3: what is left of the stop (stop())
+  handle, pid = uv.spawn(self.bin, { args = args, stdio = { 0, 2, 2, budget } }, function(code, signal)
     handle:close()
+    if not budget:is_closing() then budget:close() end
     self.kids[k] = nil
     if self.stopping then return end
     self.log { event = "worker_exit", worker = k, pid = pid, code = code, signal = signal }
@@ -39,10 +42,11 @@ function Pool:spawn(k)
     end)
   end)
   if not handle then
+    budget:close()
     self.log { event = "error", message = "orket serve: cannot start worker " .. k .. ": " .. tostring(pid) }
     return
   end
-  self.kids[k] = { handle = handle, pid = pid }
+  self.kids[k] = { handle = handle, pid = pid, budget = budget }
 end
 
 --- pids() -> array of the live children's pids
@@ -53,10 +57,17 @@ function Pool:pids()
   return out
 end
 
---- stop(): SIGTERM to every child, then waits (in a task) until they are gone
-function Pool:stop()
+--- stop([left_ms]): SIGTERM to every child, then waits (in a task) until they are gone.
+--- left_ms: what is left of the server's stop budget, written to each child first (its
+--- drain fits it: orket.cmd.worker's drain_within); nil: the children keep their own.
+function Pool:stop(left_ms)
   self.stopping = true
-  for _, kid in pairs(self.kids) do pcall(kid.handle.kill, kid.handle, "sigterm") end
+  for _, kid in pairs(self.kids) do
+    if left_ms and kid.budget then
+      pcall(kid.budget.write, kid.budget, string.format("%d\n", math.max(0, math.floor(left_ms))))
+    end
+    pcall(kid.handle.kill, kid.handle, "sigterm")
+  end
   while next(self.kids) do rt.sleep(20) end
 end
 

@@ -111,7 +111,11 @@ function View:event(ev)
     if j then j.step, j.tool = ev.step or j.step, nil end
   elseif t == "tool" then
     local j = self.jobs[ev.card]
-    if j then j.tool = ev.tool .. (ev.ok and "" or (ev.denied and " denied" or " failed")) end
+    -- a call the run's stop left open (a full disk met inside it) did not fail, nor succeed,
+    -- whatever its tool answered (its effects were rolled back): resume redoes it
+    if j then
+      j.tool = ev.tool .. (ev.open and " left open for resume" or ev.ok and "" or (ev.denied and " denied" or " failed"))
+    end
   elseif t == "turn_end" then
     self.jobs[ev.card] = nil
     self.turns = self.turns + 1

@@ -180,6 +180,33 @@ describe("otel spans", function()
     assert.is_true(tonumber(by["invoke_agent coder"].startTimeUnixNano) <= tonumber(by["invoke_agent coder"].endTimeUnixNano))
   end)
 
+  it("leave a call the run's stop left open (a full disk met inside it) unset, marked open, not failed", function()
+    local tr, spans = tracer()
+    tr:event { type = "run_start", run_id = 7, target = "M" }
+    tr:event { type = "turn_start", run_id = 7, card = "M-1", turn = 1, role = "coder", model = "fake:m1" }
+    tr:event { type = "tool", run_id = 7, card = "M-1", turn = 1, tool = "w", call_id = "c1", ok = false,
+      code = "ENOSPC", open = true, ms = 1 }
+    tr:event { type = "tool", run_id = 7, card = "M-1", turn = 1, tool = "x", call_id = "c2", ok = false, code = "EIO", ms = 1 }
+    tr:event { type = "run_end", run_id = 7, status = "failed" }
+    local by = {}
+    for _, sp in ipairs(spans) do by[sp.name] = sp end
+    local function attrs(sp)
+      local t = {}
+      for _, a in ipairs(sp.attributes) do t[a.key] = a.value end
+      return t
+    end
+    assert.is_nil(by["execute_tool w"].status)
+    local a = attrs(by["execute_tool w"])
+    assert.same({ boolValue = true }, a["orket.tool.open"])
+    assert.same({ stringValue = "ENOSPC" }, a["orket.tool.code"])
+    assert.is_nil(a["error.type"])
+    -- a failure the model reads stays an error, with no open mark
+    assert.same(2, by["execute_tool x"].status.code)
+    a = attrs(by["execute_tool x"])
+    assert.is_nil(a["orket.tool.open"])
+    assert.same({ stringValue = "EIO" }, a["error.type"])
+  end)
+
   it("cut a text from outside (a tool name a model made up, a server's model name) to 4096 bytes, whole characters", function()
     local tr, spans = tracer()
     local huge = ("x"):rep(200000)

@@ -323,6 +323,29 @@ describe("live view", function()
       "bad argument #1 to 'new' (table with write and now functions expected)")
   end)
 
+  it("says a call the run's stop left open as open for resume, not failed", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 7, target = "N", concurrency = 1 }
+    v:event { type = "turn_start", run_id = 7, card = "N-1", seat = "senior_developer", role = "coder", phase = "work", turn = 1 }
+    v:event { type = "tool", run_id = 7, card = "N-1", seat = "senior_developer", tool = "write_file", ok = false,
+      code = "ENOSPC", open = true }
+    t.ms = 200
+    v:tick()
+    assert.matches("coder (work) turn 1 step 0, write_file left open for resume  ", last(t), 1, true)
+    assert.is_nil(last(t):find("failed", 1, true))
+    v:event { type = "tool", run_id = 7, card = "N-1", seat = "senior_developer", tool = "read_file", ok = false, code = "ENOENT" }
+    t.ms = 400
+    v:tick()
+    assert.matches("step 0, read_file failed  ", last(t), 1, true)
+    -- one whose tool answered success (its move to done met the full disk, the script said
+    -- ok): its effects were rolled back, so it is left open too, not a plain success
+    v:event { type = "tool", run_id = 7, card = "N-1", seat = "senior_developer", tool = "finish", ok = true, open = true }
+    t.ms = 600
+    v:tick()
+    assert.matches("step 0, finish left open for resume  ", last(t), 1, true)
+  end)
+
   it("makes every string of an event inert: only its own escapes reach the terminal", function()
     local evil = "\27]0;PWNED\7\27[2J\194\155\226\128\174"
     local t = fake { color = true, cards = { { id = "N-2" .. evil, status = "in_progress" } } }

@@ -258,6 +258,419 @@ describe("a tool call that meets a full disk", function()
     db:close()
   end)
 
+  -- A project tool whose move to done meets a full disk in the mover's commit (the mover
+  -- calls Run:git_broken: the run stops), and which answers with a code of its own (its
+  -- script's), none, or as a success. Before, the call was recorded with that answer and
+  -- the resumed model read it; the move was never made again.
+  for _, answer in ipairs { "EFINISH", "none", "ok" } do
+    it("leaves open a project tool whose move stopped the run, answered " .. answer .. "; resume redoes it",
+      function()
+      local gitwork = require "orket.engine.gitwork"
+      local real_mover, real_commit = gitwork.mover, gitwork.commit
+      local full, moves = true, {}
+      -- the real mover, made as with a card's worktree; its commit meets the full disk
+      gitwork.mover = function(run, job)
+        local eng, fs = run.engine, job.fs
+        local g = rawget(eng, "git")
+        rawset(eng, "git", {})
+        job.fs = {}
+        local m = real_mover(run, job)
+        rawset(eng, "git", g)
+        job.fs = fs
+        -- with room again, the move stands for the merge (no repository here)
+        return function(id, to, opts)
+          if full then return m(id, to, opts) end
+          return { id = id, status = to }
+        end
+      end
+      gitwork.commit = function()
+        if full then return nil, "git: commit: no space left on device", "ENOSPC" end
+        return true
+      end
+      local _ <close> = setmetatable({}, { __close = function() gitwork.mover, gitwork.commit = real_mover, real_commit end })
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+      b.check_transition = function() return true end -- the move itself is not what is tested
+      local tools = F.tools()
+      local run_tool = tools.run
+      function tools:run(name, args, ctx)
+        if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+        self.calls[#self.calls + 1] = name
+        local c, err = ctx.move(ctx.card.id, "done", {})
+        moves[#moves + 1] = c and "moved" or "failed"
+        if answer == "ok" then return { ok = true, result = { finished = c ~= nil } } end
+        if not c then return { ok = false, error = "finish: " .. tostring(err), code = answer == "none" and "EFAIL" or answer } end
+        return { ok = true, result = { finished = true } }
+      end
+      local client = write_then_say(b)
+      local e, events = F.engine(db, b, { llm = client, tools = tools })
+      local id = assert(e:start("E"))
+      assert.equal("failed", (e:execute(id)))
+      assert.same({ "failed" }, moves)
+      assert.same({}, b:comments("E-1"))
+      assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+      local order = {}
+      for _, ev in ipairs(events) do
+        if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.open) end
+        if ev.type == "git" then order[#order + 1] = ev.action end
+      end
+      assert.same({ "write_file:true", "disk_full" }, order)
+      -- room again: the resume makes the move, and the model never read the failed one
+      full = false
+      local e2 = F.engine(db, b, { llm = client, tools = tools })
+      e2:execute(id)
+      assert.same({ "failed", "moved" }, moves)
+      for i = 2, #client.requests do
+        for _, msg in ipairs(client.requests[i].messages) do
+          assert.is_nil(tostring(msg.content):find("no space left", 1, true), "the model was shown the failed move")
+        end
+      end
+      db:close()
+    end)
+  end
+
+  -- The mover's other side: its commit went through, the merge into main (orket.actions.
+  -- finish) met the full disk. The call is left open as for the commit's.
+  it("leaves open a project tool whose move's merge met a full disk; resume redoes it", function()
+    local gitwork = require "orket.engine.gitwork"
+    local finish = require "orket.actions.finish"
+    local real_mover, real_commit, real_finish = gitwork.mover, gitwork.commit, finish.finish
+    local full, moves = true, {}
+    gitwork.mover = function(run, job)
+      local eng, fs = run.engine, job.fs
+      local g = rawget(eng, "git")
+      rawset(eng, "git", { repo = {} })
+      job.fs = {}
+      local m = real_mover(run, job)
+      rawset(eng, "git", g)
+      job.fs = fs
+      return function(id, to, opts)
+        rawset(eng, "git", { repo = {} })
+        local c, err, code = m(id, to, opts)
+        rawset(eng, "git", g)
+        return c, err, code
+      end
+    end
+    gitwork.commit = function() return true end
+    finish.finish = function(o)
+      if full then return nil, "git: merge: no space left on device", "ENOSPC" end
+      return { card = assert(o.board:get(o.card)) }
+    end
+    local _ <close> = setmetatable({}, { __close = function()
+      gitwork.mover, gitwork.commit, finish.finish = real_mover, real_commit, real_finish
+    end })
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    b.check_transition = function() return true end
+    local tools = F.tools()
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      self.calls[#self.calls + 1] = name
+      local c, err = ctx.move(ctx.card.id, "done", {})
+      moves[#moves + 1] = c and "moved" or "failed"
+      if not c then return { ok = false, error = "finish: " .. tostring(err), code = "EFINISH" } end
+      return { ok = true, result = { finished = true } }
+    end
+    local client = write_then_say(b)
+    local e, events = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    assert.equal("failed", (e:execute(id)))
+    assert.same({ "failed" }, moves)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+    local order = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.open) end
+      if ev.type == "git" then order[#order + 1] = ev.action end
+    end
+    assert.same({ "write_file:true", "disk_full" }, order)
+    full = false
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    e2:execute(id)
+    assert.same({ "failed", "moved" }, moves)
+    for i = 2, #client.requests do
+      for _, msg in ipairs(client.requests[i].messages) do
+        assert.is_nil(tostring(msg.content):find("no space left", 1, true), "the model was shown the failed merge")
+      end
+    end
+    db:close()
+  end)
+
+  -- A store that failed under a tool's board write (its file full, an I/O error): the run
+  -- stops (journal_broken), and the call's failure, whatever code the tool gave it, was
+  -- recorded (when the store took the record) and read by the resumed model.
+  it("leaves open a call whose failure met the store failing; the run stops at once and resume redoes it", function()
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local broken, met, written = false, false, 0
+    local journal_error = db.journal_error
+    db.journal_error = function(self, ...)
+      if broken then return "disk I/O error", "EIO" end
+      return journal_error(self, ...)
+    end
+    local tools = F.tools()
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      self.calls[#self.calls + 1] = name
+      if not met then
+        broken, met = true, true -- the handler's write into the store met the failure, and said so its own way
+        return { ok = false, error = "notes: could not save: disk I/O error", code = "ESAVE" }
+      end
+      written = written + 1
+      return { ok = true, result = { path = args.path } }
+    end
+    local client = write_then_say(b)
+    local e, events = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    local status, report = e:execute(id)
+    assert.equal("failed", status)
+    assert.matches("^the journal could not be written %(disk I/O error%)", tostring(report.reason))
+    assert.equal(1, #client.requests)
+    assert.same({}, b:comments("E-1"))
+    assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+    local order = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.open) end
+      if ev.type == "journal_error" then order[#order + 1] = "journal_error" end
+    end
+    assert.same({ "write_file:true", "journal_error" }, order)
+    -- the store back: the resume writes, then comments, and the model never read the failure
+    broken = false
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    local st2, rep2 = e2:execute(id)
+    assert.equal("done", st2, tostring(rep2.reason))
+    assert.equal(1, written)
+    for i = 2, #client.requests do
+      for _, msg in ipairs(client.requests[i].messages) do
+        assert.is_nil(tostring(msg.content):find("ESAVE", 1, true), "the model was shown the failure")
+      end
+    end
+    assert.equal("wrote a.txt", b:comments("E-1")[1].body)
+    db:close()
+  end)
+
+  -- A project's process tool whose handler (it only builds the request) meets a full disk:
+  -- no program ran. Before, the call's intent was committed before the handler ran, so the
+  -- resume found it without a result and, the tool neither idempotent nor recoverable,
+  -- answered EINTERRUPTED instead of running it.
+  it("redoes a process tool whose handler met a full disk before its program ran", function()
+    local proctool = require "orket.engine.proctool"
+    local real_run = proctool.run
+    local programs = {}
+    proctool.run = function(_, _, name, req)
+      programs[#programs + 1] = name .. ":" .. req.steps[1].command[1]
+      return { ok = true, result = { exit = 0, stdout = "ok" } }
+    end
+    local _ <close> = setmetatable({}, { __close = function() proctool.run = real_run end })
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools = F.tools()
+    local get, run_tool = tools.get, tools.run
+    local full = true
+    function tools:get(name)
+      if name == "write_file" then return { name = name, effect = "process" } end
+      return get(self, name)
+    end
+    function tools:recover() return "unknown", "not idempotent" end
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      self.calls[#self.calls + 1] = name
+      -- the script writes what it will run first, and that write meets the full disk
+      if full then return { ok = false, error = "workspace: write: no space left on device: run.sh", code = "ENOSPC" } end
+      return { ok = true, result = { steps = { { command = { "sh", "run.sh" } } } } }
+    end
+    local client = write_then_say(b)
+    local e, events = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    assert.equal("failed", (e:execute(id)))
+    assert.same({}, programs)
+    assert.same({}, b:comments("E-1"))
+    -- neither a result nor an intent: the call is as before a kill ahead of it
+    assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+    local order = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.code) .. ":" .. tostring(ev.open) end
+      if ev.type == "git" then order[#order + 1] = ev.action end
+    end
+    assert.same({ "write_file:ENOSPC:true", "disk_full" }, order)
+    full = false
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    assert.equal("done", (e2:execute(id)))
+    assert.same({ "write_file:sh" }, programs)
+    for i = 2, #client.requests do
+      for _, msg in ipairs(client.requests[i].messages) do
+        local text = tostring(msg.content)
+        assert.is_nil(text:find("EINTERRUPTED", 1, true), "the model read EINTERRUPTED")
+        assert.is_nil(text:find("ENOSPC", 1, true), "the model read the full disk")
+      end
+    end
+    assert.equal("wrote a.txt", b:comments("E-1")[1].body)
+    db:close()
+  end)
+
+  -- The same for a tool that reaches the live sandbox: its handler only shapes the request
+  -- (sandboxtool does it). Before, it ran after the call's intent, so one that met a full
+  -- disk left the intent without a result and the resume answered EINTERRUPTED.
+  it("redoes a sandbox tool whose handler met a full disk before the sandbox was asked", function()
+    local sandboxtool = require "orket.engine.sandboxtool"
+    local real_run = sandboxtool.run
+    local asked = {}
+    sandboxtool.run = function(_, _, name, req)
+      asked[#asked + 1] = name .. ":" .. req.op
+      return { ok = true, result = { status = "healthy" } }
+    end
+    local _ <close> = setmetatable({}, { __close = function() sandboxtool.run = real_run end })
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    local tools = F.tools()
+    local get, run_tool = tools.get, tools.run
+    local full = true
+    function tools:get(name)
+      if name == "write_file" then return { name = name, effect = "sandbox" } end
+      return get(self, name)
+    end
+    function tools:recover() return "unknown", "not idempotent" end
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      self.calls[#self.calls + 1] = name
+      if full then return { ok = false, error = "workspace: write: no space left on device: req.json", code = "ENOSPC" } end
+      return { ok = true, result = { op = "status", lines = 10 } }
+    end
+    local client = write_then_say(b)
+    local e, events = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    assert.equal("failed", (e:execute(id)))
+    assert.same({}, asked)
+    assert.equal(0, db:row("SELECT count(*) AS n FROM tool_calls WHERE tool = 'write_file'").n)
+    local order = {}
+    for _, ev in ipairs(events) do
+      if ev.type == "tool" then order[#order + 1] = ev.tool .. ":" .. tostring(ev.code) .. ":" .. tostring(ev.open) end
+      if ev.type == "git" then order[#order + 1] = ev.action end
+    end
+    assert.same({ "write_file:ENOSPC:true", "disk_full" }, order)
+    full = false
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    assert.equal("done", (e2:execute(id)))
+    assert.same({ "write_file:status" }, asked)
+    for i = 2, #client.requests do
+      for _, msg in ipairs(client.requests[i].messages) do
+        local text = tostring(msg.content)
+        assert.is_nil(text:find("EINTERRUPTED", 1, true), "the model read EINTERRUPTED")
+        assert.is_nil(text:find("ENOSPC", 1, true), "the model read the full disk")
+      end
+    end
+    db:close()
+  end)
+
+  -- A move to done that merged, in a call then left open (the store failed under the tool's
+  -- next write): the store rolls the move back with the call, so what follows a merge (its
+  -- pull request ended, main pushed, a deploy: gitwork.after_merge) is not due. Before, it
+  -- ran for a card the store still had in progress, and again after the resume's move.
+  it("runs what follows a merge only for a move the store kept, once across the resume", function()
+    local gitwork = require "orket.engine.gitwork"
+    local finish = require "orket.actions.finish"
+    local real_mover, real_commit, real_after, real_finish = gitwork.mover, gitwork.commit, gitwork.after_merge,
+      finish.finish
+    local after = {}
+    gitwork.mover = function(run, job)
+      local eng, fs = run.engine, job.fs
+      local g = rawget(eng, "git")
+      rawset(eng, "git", { repo = {} })
+      job.fs = {}
+      local m = real_mover(run, job)
+      rawset(eng, "git", g)
+      job.fs = fs
+      -- (the mover reads the repository when it moves: one with none to read, here)
+      return function(id, to, opts)
+        rawset(eng, "git", { repo = {} })
+        local c, err, code = m(id, to, opts)
+        rawset(eng, "git", g)
+        return c, err, code
+      end
+    end
+    gitwork.commit = function() return true end
+    -- the merge into main succeeds (no repository here; the move itself is not what is tested)
+    finish.finish = function(o) return { card = assert(o.board:get(o.card)), merge = { id = "m1" } } end
+    gitwork.after_merge = function(_, card, merge) after[#after + 1] = card .. ":" .. merge.id end
+    local _ <close> = setmetatable({}, { __close = function()
+      gitwork.mover, gitwork.commit, gitwork.after_merge, finish.finish = real_mover, real_commit, real_after, real_finish
+    end })
+    local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+    b.check_transition = function() return true end
+    local broken, met = false, false
+    local journal_error = db.journal_error
+    db.journal_error = function(self, ...)
+      if broken then return "disk I/O error", "EIO" end
+      return journal_error(self, ...)
+    end
+    local tools = F.tools()
+    local run_tool = tools.run
+    function tools:run(name, args, ctx)
+      if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+      self.calls[#self.calls + 1] = name
+      local c, err = ctx.move(ctx.card.id, "done", {})
+      if not c then return { ok = false, error = tostring(err), code = "EFINISH" } end
+      if not met then
+        -- the tool's next write into the store meets its failure
+        broken, met = true, true
+        return { ok = false, error = "notes: could not save: disk I/O error", code = "ESAVE" }
+      end
+      return { ok = true, result = { finished = true } }
+    end
+    local client = write_then_say(b)
+    local e, events = F.engine(db, b, { llm = client, tools = tools })
+    local id = assert(e:start("E"))
+    local st, rep = e:execute(id)
+    assert.equal("failed", st, tostring(rep.reason))
+    local open = false
+    for _, ev in ipairs(events) do open = open or (ev.type == "tool" and ev.tool == "write_file" and ev.open) end
+    assert.is_true(open)
+    assert.same({}, after)
+    broken = false
+    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    e2:execute(id)
+    assert.same({ "E-1:m1" }, after)
+    db:close()
+  end)
+
+  -- The store's rule is the call's own: a busy store (another connection held the lock:
+  -- SQLite's EBUSY) is not its failure, and an effect run between two transactions keeps
+  -- its result whatever the process's store met meanwhile (another run's). Before, both
+  -- left the call open: its failure was lost, and the effect's resume read EINTERRUPTED.
+  for _, case in ipairs { { "an in-store call's failure met a busy store", false, "database is locked", "EBUSY" },
+    { "an effect's failure met the store failing elsewhere", true, "disk I/O error", "EIO" } } do
+    it("records " .. case[1] .. " as its answer, not left open", function()
+      local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
+      local broken = false
+      local journal_error = db.journal_error
+      db.journal_error = function(self, ...)
+        if broken then return case[3], case[4] end
+        return journal_error(self, ...)
+      end
+      local tools = F.tools()
+      local get, run_tool = tools.get, tools.run
+      function tools:get(name)
+        if name == "write_file" and case[2] then return { name = name, effect = "write" } end
+        return get(self, name)
+      end
+      function tools:recover() return "unknown", "not idempotent" end
+      function tools:run(name, args, ctx)
+        if name ~= "write_file" then return run_tool(self, name, args, ctx) end
+        self.calls[#self.calls + 1] = name
+        broken = true -- met while the call ran, not by its own record
+        return { ok = false, error = "remote: refused", code = "EREMOTE" }
+      end
+      local client = write_then_say(b)
+      local e, events = F.engine(db, b, { llm = client, tools = tools })
+      local id = assert(e:start("E"))
+      e:execute(id)
+      local row = db:row("SELECT ok, error_code FROM tool_calls WHERE tool = 'write_file'")
+      assert.is_not_nil(row, "the call's result was not recorded")
+      assert.equal(0, row.ok)
+      assert.equal("EREMOTE", row.error_code)
+      for _, ev in ipairs(events) do
+        if ev.type == "tool" then assert.is_not_true(ev.open, ev.tool .. " left open") end
+      end
+      db:close()
+    end)
+  end
+
   it("leaves any other error of the call to the model", function()
     local db, b = F.fixture(H.tmpdir() .. "/o.db", { { id = "E-1", summary = "design" } })
     local tools = F.tools()
