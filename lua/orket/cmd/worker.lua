@@ -349,6 +349,17 @@ local function work(e, o, emit, state, set)
   return set.failed
 end
 
+-- the reader of --stop-budget-fd's budget | nil (no such option, or one that cannot be read:
+-- warned, and the stop keeps its own budget)
+local function budget_handle(o, state, cli)
+  if not o.stop_budget_fd then return nil end
+  local reader, why = cmd.budget_reader(math.tointeger(tonumber(o.stop_budget_fd)), state)
+  if not reader then
+    cli.err("warning: --stop-budget-fd %s: %s (the stop keeps its own budget)", o.stop_budget_fd, tostring(why))
+  end
+  return reader
+end
+
 --- run(args, cli[, inner]) -> exit status. inner, for orket resume of a run left to the
 --- workers (not a command-line word): {only = RUN: work that run alone and exit once it is
 --- no longer left to the workers; model=, concurrency=: resume's own, as --model and
@@ -380,11 +391,7 @@ function cmd.run(args, cli, inner)
   local state, set = { stopping = false }, runs(e, o, emit)
   inner.state = state
   local handles = stoppers(e, o, parent, state, set)
-  if o.stop_budget_fd then
-    local reader, why = cmd.budget_reader(math.tointeger(tonumber(o.stop_budget_fd)), state)
-    if reader then handles[#handles + 1] = reader
-    else cli.err("warning: --stop-budget-fd %s: %s (the stop keeps its own budget)", o.stop_budget_fd, tostring(why)) end
-  end
+  handles[#handles + 1] = budget_handle(o, state, cli)
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
   keeper:close()
   drain_telemetry(cli, state) -- (before the signals' handles close: drain_telemetry)
