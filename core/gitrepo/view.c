@@ -42,9 +42,15 @@
  *    recovery), finishing what is left (3). So does a write of the refresh's own that fails
  *    (no space, a quota, an I/O error: vw_blocked), or a read of the disk that fails for
  *    such a reason (vw_read_err: never taken for nothing there): that path keeps B's file
- *    and index entry (a directory M brings may stay, empty: git tracks none), the other
- *    paths are written, and the refresh fails with the reason (a merge says it as stale),
- *    the state untouched; never counted as the person's.
+ *    and index entry (the directories its write made on the way go again, vw_unmake_dirs;
+ *    one a kill left may stay, empty: git tracks none), the other paths are written, and
+ *    the refresh fails with the reason (a merge says it as stale); never counted as the
+ *    person's. The state's base then becomes what the view holds: B
+ *    with M's side at each path written or removed (vw_partial_base), the rest of the state
+ *    untouched, so that the next refresh, to M or past it, takes those for the view's own
+ *    (from B, a file removed for a directory read as a person's deletion once a later merge
+ *    changed it). A kill before that leaves B: a merge into main first runs the refresh of
+ *    Orket's last merge again while the view has not followed it (gr_view_intent_from).
  * 7. A recorded path stays diverged until the disk holds what main holds there (the person
  *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
  *    again and forgets those that no longer differ.
@@ -369,6 +375,33 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
   if (dfd >= 0) close(dfd);
 }
 
+/* The length of path's first leading directory missing from the disk (0: none is), so that
+ * a write that fails can take away the directories it made on the way (vw_unmake_dirs). */
+static size_t vw_missing(int root, const char *path) {
+  char p[PATH_MAX];
+  struct stat st;
+  snprintf(p, sizeof p, "%s", path);
+  for (char *slash = strchr(p, '/'); slash; slash = strchr(slash + 1, '/')) {
+    *slash = '\0';
+    if (fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? strlen(p) : 0;
+    *slash = '/';
+  }
+  return 0;
+}
+
+/* Removes the directories a failed write made for path, deepest first, down to the one of
+ * length top (vw_missing), each only while empty: they are the refresh's own, and left
+ * there a directory where a later merge puts a file read as a person's (it stayed unwritten
+ * once the disk had room again). */
+static void vw_unmake_dirs(int root, const char *path, size_t top) {
+  char p[PATH_MAX];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *slash = strrchr(p, '/'); slash && (size_t)(slash - p) >= top; slash = strrchr(p, '/')) {
+    *slash = '\0';
+    if (unlinkat(root, p, AT_REMOVEDIR) != 0) break;
+  }
+}
+
 /* Pass 2, in path order: M's content where the view holds B's. */
 static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, int root, vw_item *it) {
   const char *leaf;
@@ -384,10 +417,12 @@ static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, in
   } else if (!it->index_ok || !vw_holds(g, &d, &it->b, 0)) {
     it->diverged = 1;
   } else {
+    size_t made = dfd < 0 ? vw_missing(root, it->path) : 0;
     if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
     if (dfd >= 0 && gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC) == 0) it->done = 1;
     else if (vw_blocked(errno)) it->diverged = 1; /* something of someone's on the way */
     else it->failed = errno ? errno : EIO;        /* a full disk: B's stays, the next refresh writes it */
+    if (it->failed && made) vw_unmake_dirs(root, it->path, made);
   }
   if (dfd >= 0) close(dfd);
 }
@@ -559,6 +594,40 @@ static void vw_prev_base(const gitrepo *r, const git_oid *tip, const git_oid *ti
   *out = *tip_tree;
   if (gr_view_read_intent(r, tip, &p) && g->commit_lookup(&c, r->repo, &p) == 0) *out = *g->commit_tree_id(c);
   g->commit_free(c);
+}
+
+/* The tree the view holds after a refresh from base to M that failed part-way (invariant
+ * 6): base, but M's side at each path it wrote or removed. The next refresh starts from it,
+ * so that what this one did is the view's own there: from base it read as a person's
+ * change (a file removed for a directory as their deletion, a path written with M's entry
+ * staged as neither base's nor the next M's), and main's file was never written. The paths
+ * it recorded or failed at keep base's side (the disk and the index hold base's there). 0
+ * with *out, or -1 (it could not be made: the base stays, as before). */
+static int vw_partial_base(const gitapi *g, git_repository *repo, git_tree *base, const vw_item *items, size_t n,
+                           git_oid *out) {
+  git_index *ix = NULL;
+  int rc = g->index_new(&ix) < 0 || g->index_read_tree(ix, base) < 0 ? -1 : 0;
+  for (int pass = 0; rc == 0 && pass < 2; pass++) /* what goes, then what comes (a file and a directory trade places) */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+      const vw_item *it = &items[i];
+      int gone = it->m.kind == VW_NONE;
+      if (!it->done || it->failed || it->diverged || gone != (pass == 0)) continue;
+      if (gone) {
+        if (g->index_get_bypath(ix, it->path, 0) != NULL && g->index_remove_bypath(ix, it->path) < 0) rc = -1;
+        continue;
+      }
+      if (it->m.kind != VW_FILE && it->m.kind != VW_EXEC && it->m.kind != VW_LINK) continue; /* nothing written */
+      git_index_entry en;
+      memset(&en, 0, sizeof en);
+      en.path = it->path;
+      en.id = it->m.id;
+      en.mode = it->m.kind == VW_LINK ? GIT_FILEMODE_LINK : it->m.kind == VW_EXEC ? GIT_FILEMODE_BLOB_EXECUTABLE
+                                                                                   : GIT_FILEMODE_BLOB;
+      if (g->index_add(ix, &en) < 0) rc = -1;
+    }
+  if (rc == 0 && g->index_write_tree_to(out, ix, repo) < 0) rc = -1;
+  g->index_free(ix);
+  return rc;
 }
 
 /* One refresh (gr_view_refresh). raced: NULL, or set when main's index changed on disk
@@ -765,7 +834,8 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
   /* the paths a write failed at are the reason said when the index cannot be written either
    * (a full disk fails both; the files are what a person misses) */
-  if (changed && (rc = g->index_write(idx)) < 0 && !failed) {
+  int index_held = !changed || (rc = g->index_write(idx)) >= 0; /* holds what was done (vw_partial_base) */
+  if (!index_held && !failed) {
     gr_git(g, e, rc, "main's index");
     goto out;
   }
@@ -783,6 +853,21 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
       if (items[i].failed == ENOSPC || items[i].failed == EDQUOT) code = "ENOSPC";
     gr_fail(e, code, "cannot write workspace/%.*s%s: %s", 400, first->path, more, strerror(err));
     e->code = code;
+    /* the base becomes what the view holds now, the state otherwise as it was read (what this
+     * refresh recorded, it records again); not made or not written, or main's index not
+     * written (it holds B's entries at the paths done: the next refresh takes up those only
+     * from B): the base stays B, and the next merge's catch-up runs this refresh again */
+    git_oid part;
+    gr_view_state was;
+    gr_err ignored;
+    if (!guessed && index_held && vw_partial_base(g, repo, base, items, n, &part) == 0 && !g->oid_equal(&part, &s.base)) {
+      gr_view_state_read(r, &was);
+      if (was.has_base && g->oid_equal(&was.base, &s.base)) {
+        was.base = part;
+        (void)gr_view_state_write(r, &was, &ignored);
+      }
+      gr_view_state_free(&was);
+    }
     goto out;
   }
   if (!ours) {

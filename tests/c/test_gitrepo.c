@@ -705,6 +705,7 @@ static int tg_card_change(gitrepo *r, const char *base, const char *card, const 
   for (size_t i = 0; ops[i]; i += 3) {
     snprintf(p, sizeof p, "%s/%s", wt, ops[i + 1]);
     if (strcmp(ops[i], "rm") == 0) (void)unlink(p);
+    if (strcmp(ops[i], "rmdir") == 0) (void)rmdir(p);
     else if (strcmp(ops[i], "ln") == 0 && (unlink(p) != 0 && errno != ENOENT)) return -1;
     if (strcmp(ops[i], "ln") == 0 && symlink(ops[i + 2], p) != 0) return -1;
     if (strcmp(ops[i], "dir") == 0 && (unlink(p) != 0 || mkdir(p, 0755) != 0)) return -1;
@@ -1744,6 +1745,100 @@ TEST(test_gitrepo_view_write_and_index_fail) {
   CHECK(t, unlink(cmd) == 0);
   CHECK(t, gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0);
   CHECK_STR(t, tg_read(ws, "e/y.txt", buf, sizeof buf), "y\n");
+  CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
+  tg_end(r, base);
+}
+
+/* A refresh that failed part-way (no room for e/y.txt's directory) wrote a.txt; the disk
+ * still full, the next merge changes a.txt again and fails too. The view's base then holds
+ * what the first wrote: from main's older tree, a.txt (its index entry the first merge's)
+ * read as the person's change, and the second merge's version was never written once the
+ * disk had room (view.c, invariant 6). */
+TEST(test_gitrepo_view_partial_base) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t dv = 0;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c0[] = {"put", "a.txt", "a1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q0", c0, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "Q0", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c1[] = {"put", "a.txt", "a2\n", "put", "e/y.txt", "y\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q1", c1, id) == 0);
+  tg_mkdir_fail = "e";
+  CHECK(t, gitrepo_merge_to_main(r, "Q1", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a2\n");
+  const char *c2[] = {"put", "a.txt", "a3\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "Q2", &tg_who, id, &kind, &conf, &e) == 1);
+  tg_mkdir_fail = NULL;
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK(t, (gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0) || !fprintf(stderr, "    dv %zu: %s\n", dv, e.msg));
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a3\n");
+  CHECK_STR(t, tg_read(ws, "e/y.txt", buf, sizeof buf), "y\n");
+  CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
+  tg_end(r, base);
+}
+
+/* A file turned directory whose file in it cannot be written (a full disk): the directory
+ * made on its way goes again, so that a later merge turning it back into a file, the disk
+ * still full, does not find a directory there and take it for the person's (the file was
+ * never written once the disk had room). */
+TEST(test_gitrepo_view_failed_dirs_go) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], p[600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t dv = 0;
+  struct stat st;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c0[] = {"put", "t", "t0\n", NULL};
+  CHECK(t, tg_card_change(r, base, "U0", c0, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "U0", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c1[] = {"rm", "t", "", "put", "t/u/v", "v\n", NULL};
+  CHECK(t, tg_card_change(r, base, "U1", c1, id) == 0);
+  tg_write_fail[0] = "/orket-view-tmp/";
+  tg_write_fail[1] = "/.orket-view-";
+  CHECK(t, gitrepo_merge_to_main(r, "U1", &tg_who, id, &kind, &conf, &e) == 1);
+  snprintf(p, sizeof p, "%s/t", ws);
+  CHECK(t, lstat(p, &st) != 0);
+  const char *c2[] = {"rm", "t/u/v", "", "rmdir", "t/u", "", "rmdir", "t", "", "put", "t", "t2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "U2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "U2", &tg_who, id, &kind, &conf, &e) == 1);
+  tg_write_fail[0] = tg_write_fail[1] = NULL;
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK(t, (gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0) || !fprintf(stderr, "    dv %zu: %s\n", dv, e.msg));
+  CHECK_STR(t, tg_read(ws, "t", buf, sizeof buf), "t2\n");
+  CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
+  tg_end(r, base);
+}
+
+/* A merge that answers uptodate catches up a view its last merge's refresh left behind (a
+ * full disk since freed), not only the next merge that changes main; with the disk still
+ * full it says stale. */
+TEST(test_gitrepo_view_uptodate_catches_up) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "w.txt", "w\n", NULL};
+  CHECK(t, tg_card_change(r, base, "W1", c1, id) == 0);
+  tg_write_fail[0] = "/orket-view-tmp/";
+  tg_write_fail[1] = "/.orket-view-";
+  CHECK(t, gitrepo_merge_to_main(r, "W1", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK(t, gitrepo_merge_to_main(r, "W1", &tg_who, id, &kind, &conf, &e) == 1 && kind == GR_UPTODATE);
+  tg_write_fail[0] = tg_write_fail[1] = NULL;
+  CHECK(t, (gitrepo_merge_to_main(r, "W1", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_UPTODATE) ||
+               !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "w.txt", buf, sizeof buf), "w\n");
   CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
   tg_end(r, base);
 }
