@@ -330,10 +330,11 @@ static int vw_disk_is(const gitapi *g, int root, const char *path, const git_ind
  * goes, a directory where a file goes (ENOTDIR, ELOOP, EISDIR, ENOTEMPTY, EEXIST). A name
  * or symlink target this file system cannot hold (EINVAL, ENAMETOOLONG, EILSEQ, EOPNOTSUPP).
  * A person's mode, owner, immutable flag, read-only mount or mount point (EACCES, EPERM,
- * EROFS, EBUSY), a directory full of subdirectories or a file too large for the file
- * system (EMLINK, EFBIG). Anything else is the machine's for the moment (no space, a quota,
- * an I/O error, no memory or descriptors, a directory removed meanwhile, a network file
- * system's hiccup, an errno not known here): the path keeps B's and the refresh fails,
+ * EROFS, EBUSY), a directory full of subdirectories (EMLINK). Anything else is the
+ * machine's for the moment (no space, a quota, an I/O error, no memory or descriptors, a
+ * directory removed meanwhile, a network file system's hiccup, a file over the process's
+ * size limit, RLIMIT_FSIZE, which EFBIG says as often as a file too large for the file
+ * system does, an errno not known here): the path keeps B's and the refresh fails,
  * said, to be retried (invariant 6). A closed list, so that what is not known is retried,
  * never taken for the person's: a full disk's paths, taken for theirs, stayed missing for
  * good. Orket's own places never reach here with their errno: the blob lookup fails EIO,
@@ -343,7 +344,7 @@ static int vw_blocked(int err) {
   switch (err) {
   case ENOTDIR: case ELOOP: case EISDIR: case ENOTEMPTY: case EEXIST:
   case EINVAL: case ENAMETOOLONG: case EILSEQ: case EOPNOTSUPP:
-  case EACCES: case EPERM: case EROFS: case EBUSY: case EMLINK: case EFBIG:
+  case EACCES: case EPERM: case EROFS: case EBUSY: case EMLINK:
     return 1;
   default:
     return 0;

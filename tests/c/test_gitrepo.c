@@ -1550,6 +1550,36 @@ TEST(test_gitrepo_view_write_eio_code) {
   tg_end(r, base);
 }
 
+/* EFBIG is the process's file size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) as often as
+ * the file system's: not the person's, so the path is not counted as diverged and keeps
+ * waiting, and the next refresh writes it. */
+TEST(test_gitrepo_view_write_efbig) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], p[600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t dv = 0;
+  struct stat st;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "big.bin", "large\n", NULL};
+  CHECK(t, tg_card_change(r, base, "F1", c1, id) == 0);
+  tg_write_fail[0] = "/orket-view-tmp/";
+  tg_write_fail[1] = "/.orket-view-";
+  tg_fail_errno = EFBIG;
+  int rc = gitrepo_merge_to_main(r, "F1", &tg_who, id, &kind, &conf, &e);
+  tg_write_fail[0] = tg_write_fail[1] = NULL;
+  tg_fail_errno = 0;
+  CHECK(t, (rc == 1 && strstr(e.msg, strerror(EFBIG))) || !fprintf(stderr, "    rc %d: %s\n", rc, rc ? e.msg : ""));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  snprintf(p, sizeof p, "%s/big.bin", ws);
+  CHECK(t, lstat(p, &st) != 0);
+  CHECK(t, (gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0) || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, lstat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 6);
+  tg_end(r, base);
+}
+
 /* What `git status --porcelain` says in ws ("" when clean). */
 static const char *tg_porcelain(const char *ws, char *buf, size_t cap) {
   char cmd[700];

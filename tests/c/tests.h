@@ -99,6 +99,7 @@
   X(test_gitrepo_view_waits_cleared)       \
   X(test_gitrepo_view_write_fails)         \
   X(test_gitrepo_view_write_eio_code)      \
+  X(test_gitrepo_view_write_efbig)         \
   X(test_gitrepo_view_partial_base)        \
   X(test_gitrepo_view_failed_dirs_go)      \
   X(test_gitrepo_view_uptodate_catches_up) \
