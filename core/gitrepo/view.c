@@ -45,12 +45,17 @@
  *    and index entry (the directories its write made on the way go again, vw_unmake_dirs;
  *    one a kill left may stay, empty: git tracks none), the other paths are written, and
  *    the refresh fails with the reason (a merge says it as stale); never counted as the
- *    person's. The state's base then becomes what the view holds: B
- *    with M's side at each path written or removed (vw_partial_base), the rest of the state
- *    untouched, so that the next refresh, to M or past it, takes those for the view's own
- *    (from B, a file removed for a directory read as a person's deletion once a later merge
- *    changed it). A kill before that leaves B: a merge into main first runs the refresh of
- *    Orket's last merge again while the view has not followed it (gr_view_intent_from).
+ *    person's. Where main was moved by Orket alone, the state's base then becomes what the
+ *    view holds: B with M's side at each path written or removed (vw_partial_base, synced
+ *    before the state names it), its commit M's, marked partial (the view is behind M; the
+ *    last base that was a commit's tree kept beside it), the rest of the state untouched, so
+ *    that the next refresh, to M or past it, takes those for the view's own (from B, a file
+ *    removed for a directory read as a person's deletion once a later merge changed it), and
+ *    a person's move of main back past M (a reset to B, an amend) is theirs (10). Its tree
+ *    is no commit's: gone (a person's gc), the refresh goes from the kept one, guessed (a
+ *    path done since is then recorded, never overwritten). A kill before that leaves B: a
+ *    merge into main first runs the refresh of Orket's last merge again while the view has
+ *    not followed it (gr_view_intent_from), and so does one that answers uptodate.
  * 7. A recorded path stays diverged until the disk holds what main holds there (the person
  *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
  *    again and forgets those that no longer differ.
@@ -85,6 +90,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* what a view with a person's branch (or a detached commit, %s) checked out waits for */
@@ -330,11 +336,11 @@ static int vw_disk_is(const gitapi *g, int root, const char *path, const git_ind
  * goes, a directory where a file goes (ENOTDIR, ELOOP, EISDIR, ENOTEMPTY, EEXIST). A name
  * or symlink target this file system cannot hold (EINVAL, ENAMETOOLONG, EILSEQ, EOPNOTSUPP).
  * A person's mode, owner, immutable flag, read-only mount or mount point (EACCES, EPERM,
- * EROFS, EBUSY), a directory full of subdirectories (EMLINK). Anything else is the
- * machine's for the moment (no space, a quota, an I/O error, no memory or descriptors, a
- * directory removed meanwhile, a network file system's hiccup, a file over the process's
- * size limit, RLIMIT_FSIZE, which EFBIG says as often as a file too large for the file
- * system does, an errno not known here): the path keeps B's and the refresh fails,
+ * EROFS, EBUSY), a directory full of subdirectories or a file too large for the file
+ * system (EMLINK, EFBIG; one over the process's own size limit is retried: vw_over_fsize).
+ * Anything else is the machine's for the moment (no space, a quota, an I/O error, no
+ * memory or descriptors, a directory removed meanwhile, a network file system's hiccup,
+ * an errno not known here): the path keeps B's and the refresh fails,
  * said, to be retried (invariant 6). A closed list, so that what is not known is retried,
  * never taken for the person's: a full disk's paths, taken for theirs, stayed missing for
  * good. Orket's own places never reach here with their errno: the blob lookup fails EIO,
@@ -344,11 +350,27 @@ static int vw_blocked(int err) {
   switch (err) {
   case ENOTDIR: case ELOOP: case EISDIR: case ENOTEMPTY: case EEXIST:
   case EINVAL: case ENAMETOOLONG: case EILSEQ: case EOPNOTSUPP:
-  case EACCES: case EPERM: case EROFS: case EBUSY: case EMLINK:
+  case EACCES: case EPERM: case EROFS: case EBUSY: case EMLINK: case EFBIG:
     return 1;
   default:
     return 0;
   }
+}
+
+/* 1 when blob id is larger than the process may write (RLIMIT_FSIZE, finite): an EFBIG
+ * then is that limit's, which a later run without it does not meet, so the path is retried
+ * (invariant 6). Orket sets no such limit on itself, so an EFBIG is otherwise the file
+ * system's lasting limit (a blob over 4 GiB on FAT32): the person's, listed, never retried
+ * for good. */
+static int vw_over_fsize(const gitapi *g, git_repository *repo, const git_oid *id) {
+  struct rlimit rl;
+  git_odb *odb = NULL;
+  size_t len = 0;
+  git_object_t type;
+  if (getrlimit(RLIMIT_FSIZE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+  int known = g->repository_odb(&odb, repo) == 0 && g->odb_read_header(&len, &type, odb, id) == 0;
+  g->odb_free(odb);
+  return known && (uint64_t)len > (uint64_t)rl.rlim_cur;
 }
 
 /* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
@@ -377,14 +399,20 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
 }
 
 /* The length of path's first leading directory missing from the disk (0: none is), so that
- * a write that fails can take away the directories it made on the way (vw_unmake_dirs). */
+ * a write that fails can take away the directories it made on the way (vw_unmake_dirs).
+ * Each looked up from its parent, opened without following a symlink (vw_parent). */
 static size_t vw_missing(int root, const char *path) {
   char p[PATH_MAX];
+  const char *leaf;
   struct stat st;
   snprintf(p, sizeof p, "%s", path);
   for (char *slash = strchr(p, '/'); slash; slash = strchr(slash + 1, '/')) {
     *slash = '\0';
-    if (fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) != 0) return errno == ENOENT ? strlen(p) : 0;
+    int dfd = vw_parent(root, p, 0, &leaf);
+    int there = dfd >= 0 && fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    int err = errno;
+    if (dfd >= 0) close(dfd);
+    if (!there) return err == ENOENT ? strlen(p) : 0;
     *slash = '/';
   }
   return 0;
@@ -393,13 +421,20 @@ static size_t vw_missing(int root, const char *path) {
 /* Removes the directories a failed write made for path, deepest first, down to the one of
  * length top (vw_missing), each only while empty: they are the refresh's own, and left
  * there a directory where a later merge puts a file read as a person's (it stayed unwritten
- * once the disk had room again). */
+ * once the disk had room again). One not there (its mkdir was the one that failed) is passed
+ * over to its parent; each is removed from its parent's descriptor, opened without following
+ * a symlink (a person's symlink put in place of one is never gone through). */
 static void vw_unmake_dirs(int root, const char *path, size_t top) {
   char p[PATH_MAX];
+  const char *leaf;
   snprintf(p, sizeof p, "%s", path);
   for (char *slash = strrchr(p, '/'); slash && (size_t)(slash - p) >= top; slash = strrchr(p, '/')) {
     *slash = '\0';
-    if (unlinkat(root, p, AT_REMOVEDIR) != 0) break;
+    int dfd = vw_parent(root, p, 0, &leaf);
+    int gone = dfd >= 0 && unlinkat(dfd, leaf, AT_REMOVEDIR) == 0;
+    int err = errno;
+    if (dfd >= 0) close(dfd);
+    if (!gone && err != ENOENT) break; /* not empty, or not ours to take */
   }
 }
 
@@ -420,9 +455,13 @@ static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, in
   } else {
     size_t made = dfd < 0 ? vw_missing(root, it->path) : 0;
     if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
-    if (dfd >= 0 && gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC) == 0) it->done = 1;
-    else if (vw_blocked(errno)) it->diverged = 1; /* something of someone's on the way */
-    else it->failed = errno ? errno : EIO;        /* a full disk: B's stays, the next refresh writes it */
+    if (dfd >= 0 && gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC) == 0) {
+      it->done = 1;
+    } else {
+      int err = errno;
+      if (vw_blocked(err) && !(err == EFBIG && vw_over_fsize(g, repo, &it->m.id))) it->diverged = 1; /* someone's on the way */
+      else it->failed = err ? err : EIO; /* a full disk: B's stays, the next refresh writes it */
+    }
     if (it->failed && made) vw_unmake_dirs(root, it->path, made);
   }
   if (dfd >= 0) close(dfd);
@@ -576,7 +615,10 @@ int gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from) {
   gr_view_state s;
   git_oid p;
   gr_view_state_head(r, &s); /* its base and commit: the refresh after the move reads the rest */
-  int behind = s.has_base && s.has_commit && !r->git.oid_equal(&s.commit, mid) && gr_view_read_intent(r, mid, &p);
+  /* behind Orket's merge to mid: its refresh failed before the state was written (the
+   * intent names mid), or part-way, its base then short of mid (the state's partial) */
+  int behind = s.has_base && s.has_commit &&
+               (r->git.oid_equal(&s.commit, mid) ? s.partial : gr_view_read_intent(r, mid, &p));
   if (!s.has_base || !vw_merged(r, &s, mid, from)) *from = *mid;
   gr_view_state_free(&s);
   return behind;
@@ -699,9 +741,12 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     s.has_base = 1;
   }
   if (g->oid_equal(&s.base, &tip_tree)) {
-    if (!s.has_commit) { /* an older state: its commit is tip's from now on */
+    /* an older state, or a refresh that failed part-way to a commit whose changes a later
+     * merge took back (the view holds main's tree): its commit is tip's from now on */
+    if (!s.has_commit || s.partial) {
       s.commit = tip;
       s.has_commit = 1;
+      s.partial = 0;
     }
     ret = 0;
     goto out;
@@ -712,6 +757,14 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   if (r->view_tip && g->oid_equal(g->tree_id(r->view_tip), &s.base)) {
     base = r->view_tip;
     r->view_tip = NULL;
+  }
+  /* a partial base gone from the object database (its tree no commit's: a person's gc may
+   * take it): the last base that was a commit's tree, guessed, so that a path done since is
+   * written only where main's index holds that older entry, else recorded as the person's */
+  if (!base && s.partial && g->tree_lookup(&base, repo, &s.base) < 0) {
+    base = NULL;
+    s.base = s.partial_from;
+    guessed = 1;
   }
   /* a base gone from the object database (a person's gc): as for a state that cannot be read */
   if (!base && g->tree_lookup(&base, repo, &s.base) < 0) {
@@ -861,10 +914,18 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     git_oid part;
     gr_view_state was;
     gr_err ignored;
-    if (!guessed && index_held && vw_partial_base(g, repo, base, items, n, &part) == 0 && !g->oid_equal(&part, &s.base)) {
+    if (ours && !guessed && index_held && vw_partial_base(g, repo, base, items, n, &part) == 0 &&
+        !g->oid_equal(&part, &s.base) && gr_sync(g, repo, &ignored) == 0) { /* the tree durable before named */
       gr_view_state_read(r, &was);
-      if (was.has_base && g->oid_equal(&was.base, &s.base)) {
+      if (was.has_base && g->oid_equal(&was.base, &s.base) && was.has_commit == s.has_commit &&
+          (!s.has_commit || g->oid_equal(&was.commit, &s.commit))) {
+        /* its commit the refresh's target: the view is on its way to tip, and a person's move
+         * of main back past it (a reset to B, an amend) is theirs, not Orket's (invariant 10) */
+        if (!was.partial) was.partial_from = s.base;
+        was.partial = 1;
         was.base = part;
+        was.commit = tip;
+        was.has_commit = 1;
         (void)gr_view_state_write(r, &was, &ignored);
       }
       gr_view_state_free(&was);
@@ -892,6 +953,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     s.base = tip_tree;
     s.commit = tip;
     s.has_commit = 1;
+    s.partial = 0;
   }
   ret = 0;
 out:
@@ -1052,7 +1114,8 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
    * move and the refresh, and `git status` shows the merge as staged reverts until a refresh
    * runs (invariant 6). Nothing here tells the two apart: the words hold for both. */
   git_oid p;
-  int unfollowed = !s.why[0] && s.has_base && !g->oid_equal(&s.base, g->tree_id(tree)) && vw_merged(r, &s, &tip, &p);
+  int unfollowed = !s.why[0] && s.has_base && !g->oid_equal(&s.base, g->tree_id(tree)) &&
+                   ((s.partial && s.has_commit && g->oid_equal(&s.commit, &tip)) || vw_merged(r, &s, &tip, &p));
   if (unfollowed && cap) snprintf(behind, cap, GR_VIEW_UNFOLLOWED);
   const char *wd = g->repository_workdir(r->repo);
   if (wd == NULL || (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
