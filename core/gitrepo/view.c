@@ -727,6 +727,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
    * the strength of M's entry alone (a person's unstaged restore of the older version would
    * match the guessed base, and be overwritten) */
   int guessed = 0;
+  int lost = 0; /* the partial base was gone: the guessed one is never kept as a base */
   if (!s.has_base && s.unreadable) {
     /* a state that is there but cannot be read (empty or garbled after a power cut: it is not
      * synced) says nothing of what the view holds: not main's index (vw_prev_base) */
@@ -765,6 +766,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     base = NULL;
     s.base = s.partial_from;
     guessed = 1;
+    lost = 1;
   }
   /* a base gone from the object database (a person's gc): as for a state that cannot be read */
   if (!base && g->tree_lookup(&base, repo, &s.base) < 0) {
@@ -949,7 +951,10 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
   /* a person's move with no merge of Orket's since: nothing written, and the base stays B,
    * so that the next merge still finds their whole move in diff(B, P), any number of moves */
-  if (ours || merged) {
+  /* after a lost partial base, the guessed base is not kept either: saved, a later refresh
+   * would take it for a real one and write over what a person restored at a path the failed
+   * refresh had done; main's tree is the base, the paths listed stay the person's */
+  if (ours || merged || lost) {
     s.base = tip_tree;
     s.commit = tip;
     s.has_commit = 1;

@@ -2004,6 +2004,52 @@ TEST(test_gitrepo_view_partial_base_gone) {
   tg_end(r, base);
 }
 
+/* A partial base gone (pruned) after a person put back a path the failed refresh had
+ * written: the next merge's catch-up goes from the guessed base and lists the path, and its
+ * own refresh must not take that guessed base for a real one and write over the person's
+ * content (it keeps main's tree as the base, the path listed). */
+TEST(test_gitrepo_view_partial_base_gone_restore_kept) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], cmd[1200];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t n = 0;
+  gr_view_path *v = NULL;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c0[] = {"put", "a.txt", "a1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R0", c0, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "R0", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c1[] = {"put", "a.txt", "a2\n", "put", "e/y.txt", "y\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R1", c1, id) == 0);
+  tg_mkdir_fail = "e";
+  CHECK(t, gitrepo_merge_to_main(r, "R1", &tg_who, id, &kind, &conf, &e) == 1);
+  tg_mkdir_fail = NULL;
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a2\n");
+  gitrepo_close(r);
+  r = NULL;
+  /* the person puts a1 back, then the partial base's loose tree is pruned */
+  snprintf(cmd, sizeof cmd,
+           "cd %s && printf 'a1\\n' > a.txt && "
+           "g=$(git rev-parse --git-dir) && h=$(head -n 1 \"$g/orket-view\" | cut -d' ' -f3) && "
+           "test -n \"$h\" && test \"$(git cat-file -t $h)\" = tree && "
+           "rm -f \"$g/objects/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-)\" && ! git cat-file -e $h 2>/dev/null",
+           ws);
+  CHECK(t, system(cmd) == 0);
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) return;
+  const char *c2[] = {"put", "b.txt", "b\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "R2", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a1\n");
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 0, &e) >= 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_diverged(v, n, "a.txt") != NULL || !fprintf(stderr, "    %zu listed\n", n));
+  gr_view_paths_free(v, n);
+  tg_end(r, base);
+}
+
 /* A partial base that a later merge's tip holds (it took back what could not be written):
  * the view holds main, so an up-to-date merge is cheap again and, with a person's branch
  * checked out, answers uptodate, not stale (no refresh to catch up). */

@@ -107,6 +107,7 @@
   X(test_gitrepo_view_partial_reset)       \
   X(test_gitrepo_view_failed_mkdir_dirs_go) \
   X(test_gitrepo_view_partial_base_gone)   \
+  X(test_gitrepo_view_partial_base_gone_restore_kept) \
   X(test_gitrepo_view_partial_base_is_tip) \
   X(test_gitrepo_view_read_fails)          \
   X(test_gitrepo_view_tmp_unwritable)      \
