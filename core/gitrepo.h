@@ -159,7 +159,8 @@ int gitrepo_find_trailer(gitrepo *r, const char *branch, const char *key, const 
  * returns 0. main moves by one compare-and-swap of its ref (EAGAIN if it moved meanwhile):
  * the merge's commit point. Then main's view is refreshed (gitrepo_view_refresh). id gets
  * main's new tip. Returns 0, -1 on error, or 1 when main moved but the view could not be
- * refreshed (e says why): the merge stands, and the next refresh catches up. Paths the view
+ * refreshed (e says why): the merge stands, and the next refresh catches up. Up to date, a
+ * view left behind Orket's last merge is refreshed (its catch-up), 1 when that fails. Paths the view
  * could not take because they are a person's are not an error: gitrepo_view_status. */
 int gitrepo_merge_to_main(gitrepo *r, const char *card, const gr_sig *who, char *id,
                           gr_merge_kind *kind, gr_paths *conflicts, gr_err *e);

@@ -167,6 +167,8 @@ typedef struct gr_view_state {
   git_oid base;
   int has_commit; /* main's commit the view was last refreshed to (base is its tree); an older state has none */
   git_oid commit;
+  int partial; /* base is a refresh to commit that failed part-way: the view is behind it (view.c, invariant 6) */
+  git_oid partial_from; /* then the last base that is a commit's tree, should base be gone (a person's gc) */
   int moved; /* a refresh found main moved by a person, from moved_from to moved_to (invariant 10) */
   git_oid moved_from, moved_to;
   gr_paths moved_paths; /* the paths that refresh listed: the move is named while one of them is still listed */

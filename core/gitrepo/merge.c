@@ -160,6 +160,12 @@ static int gr_merge_into_main(gitrepo *r, const char *ref, const char *bname, co
   if (a == 0) {
     *kind = GR_UPTODATE;
     g->oid_tostr(id, GR_OID_HEX + 1, &mid);
+    /* main stays, but a view left behind Orket's last merge (its refresh failed: a full
+     * disk) catches up now, not at the next merge that changes main; a view that followed
+     * costs the read of the state's head (the intent is read only when it is behind) */
+    git_oid from;
+    size_t diverged;
+    if (gr_view_intent_from(r, &mid, &from)) return gr_view_refresh(r, &diverged, e) == 0 ? 0 : 1;
     return 0;
   }
   if (a == 1) {

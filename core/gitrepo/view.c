@@ -42,9 +42,20 @@
  *    recovery), finishing what is left (3). So does a write of the refresh's own that fails
  *    (no space, a quota, an I/O error: vw_blocked), or a read of the disk that fails for
  *    such a reason (vw_read_err: never taken for nothing there): that path keeps B's file
- *    and index entry (a directory M brings may stay, empty: git tracks none), the other
- *    paths are written, and the refresh fails with the reason (a merge says it as stale),
- *    the state untouched; never counted as the person's.
+ *    and index entry (the directories its write made on the way go again, vw_unmake_dirs;
+ *    one a kill left may stay, empty: git tracks none), the other paths are written, and
+ *    the refresh fails with the reason (a merge says it as stale); never counted as the
+ *    person's. Where main was moved by Orket alone, the state's base then becomes what the
+ *    view holds: B with M's side at each path written or removed (vw_partial_base, synced
+ *    before the state names it), its commit M's, marked partial (the view is behind M; the
+ *    last base that was a commit's tree kept beside it), the rest of the state untouched, so
+ *    that the next refresh, to M or past it, takes those for the view's own (from B, a file
+ *    removed for a directory read as a person's deletion once a later merge changed it), and
+ *    a person's move of main back past M (a reset to B, an amend) is theirs (10). Its tree
+ *    is no commit's: gone (a person's gc), the refresh goes from the kept one, guessed (a
+ *    path done since is then recorded, never overwritten). A kill before that leaves B: a
+ *    merge into main first runs the refresh of Orket's last merge again while the view has
+ *    not followed it (gr_view_intent_from), and so does one that answers uptodate.
  * 7. A recorded path stays diverged until the disk holds what main holds there (the person
  *    took main's version, or committed theirs to main); gitrepo_view_status checks each one
  *    again and forgets those that no longer differ.
@@ -79,6 +90,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* what a view with a person's branch (or a detached commit, %s) checked out waits for */
@@ -325,9 +337,10 @@ static int vw_disk_is(const gitapi *g, int root, const char *path, const git_ind
  * or symlink target this file system cannot hold (EINVAL, ENAMETOOLONG, EILSEQ, EOPNOTSUPP).
  * A person's mode, owner, immutable flag, read-only mount or mount point (EACCES, EPERM,
  * EROFS, EBUSY), a directory full of subdirectories or a file too large for the file
- * system (EMLINK, EFBIG). Anything else is the machine's for the moment (no space, a quota,
- * an I/O error, no memory or descriptors, a directory removed meanwhile, a network file
- * system's hiccup, an errno not known here): the path keeps B's and the refresh fails,
+ * system (EMLINK, EFBIG; one over the process's own size limit is retried: vw_over_fsize).
+ * Anything else is the machine's for the moment (no space, a quota, an I/O error, no
+ * memory or descriptors, a directory removed meanwhile, a network file system's hiccup,
+ * an errno not known here): the path keeps B's and the refresh fails,
  * said, to be retried (invariant 6). A closed list, so that what is not known is retried,
  * never taken for the person's: a full disk's paths, taken for theirs, stayed missing for
  * good. Orket's own places never reach here with their errno: the blob lookup fails EIO,
@@ -342,6 +355,22 @@ static int vw_blocked(int err) {
   default:
     return 0;
   }
+}
+
+/* 1 when blob id is larger than the process may write (RLIMIT_FSIZE, finite): an EFBIG
+ * then is that limit's, which a later run without it does not meet, so the path is retried
+ * (invariant 6). Orket sets no such limit on itself, so an EFBIG is otherwise the file
+ * system's lasting limit (a blob over 4 GiB on FAT32): the person's, listed, never retried
+ * for good. */
+static int vw_over_fsize(const gitapi *g, git_repository *repo, const git_oid *id) {
+  struct rlimit rl;
+  git_odb *odb = NULL;
+  size_t len = 0;
+  git_object_t type;
+  if (getrlimit(RLIMIT_FSIZE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+  int known = g->repository_odb(&odb, repo) == 0 && g->odb_read_header(&len, &type, odb, id) == 0;
+  g->odb_free(odb);
+  return known && (uint64_t)len > (uint64_t)rl.rlim_cur;
 }
 
 /* Pass 1, deepest first: what B had and M has not goes, where it still is B's. (A file
@@ -369,6 +398,46 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
   if (dfd >= 0) close(dfd);
 }
 
+/* The length of path's first leading directory missing from the disk (0: none is), so that
+ * a write that fails can take away the directories it made on the way (vw_unmake_dirs).
+ * Each looked up from its parent, opened without following a symlink (vw_parent). */
+static size_t vw_missing(int root, const char *path) {
+  char p[PATH_MAX];
+  const char *leaf;
+  struct stat st;
+  snprintf(p, sizeof p, "%s", path);
+  for (char *slash = strchr(p, '/'); slash; slash = strchr(slash + 1, '/')) {
+    *slash = '\0';
+    int dfd = vw_parent(root, p, 0, &leaf);
+    int there = dfd >= 0 && fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    int err = errno;
+    if (dfd >= 0) close(dfd);
+    if (!there) return err == ENOENT ? strlen(p) : 0;
+    *slash = '/';
+  }
+  return 0;
+}
+
+/* Removes the directories a failed write made for path, deepest first, down to the one of
+ * length top (vw_missing), each only while empty: they are the refresh's own, and left
+ * there a directory where a later merge puts a file read as a person's (it stayed unwritten
+ * once the disk had room again). One not there (its mkdir was the one that failed) is passed
+ * over to its parent; each is removed from its parent's descriptor, opened without following
+ * a symlink (a person's symlink put in place of one is never gone through). */
+static void vw_unmake_dirs(int root, const char *path, size_t top) {
+  char p[PATH_MAX];
+  const char *leaf;
+  snprintf(p, sizeof p, "%s", path);
+  for (char *slash = strrchr(p, '/'); slash && (size_t)(slash - p) >= top; slash = strrchr(p, '/')) {
+    *slash = '\0';
+    int dfd = vw_parent(root, p, 0, &leaf);
+    int gone = dfd >= 0 && unlinkat(dfd, leaf, AT_REMOVEDIR) == 0;
+    int err = errno;
+    if (dfd >= 0) close(dfd);
+    if (!gone && err != ENOENT) break; /* not empty, or not ours to take */
+  }
+}
+
 /* Pass 2, in path order: M's content where the view holds B's. */
 static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, int root, vw_item *it) {
   const char *leaf;
@@ -384,10 +453,16 @@ static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, in
   } else if (!it->index_ok || !vw_holds(g, &d, &it->b, 0)) {
     it->diverged = 1;
   } else {
+    size_t made = dfd < 0 ? vw_missing(root, it->path) : 0;
     if (dfd < 0) dfd = vw_parent(root, it->path, 1, &leaf); /* directories M brings */
-    if (dfd >= 0 && gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC) == 0) it->done = 1;
-    else if (vw_blocked(errno)) it->diverged = 1; /* something of someone's on the way */
-    else it->failed = errno ? errno : EIO;        /* a full disk: B's stays, the next refresh writes it */
+    if (dfd >= 0 && gr_view_put(g, repo, t, dfd, leaf, &it->m.id, it->m.kind == VW_LINK, it->m.kind == VW_EXEC) == 0) {
+      it->done = 1;
+    } else {
+      int err = errno;
+      if (vw_blocked(err) && !(err == EFBIG && vw_over_fsize(g, repo, &it->m.id))) it->diverged = 1; /* someone's on the way */
+      else it->failed = err ? err : EIO; /* a full disk: B's stays, the next refresh writes it */
+    }
+    if (it->failed && made) vw_unmake_dirs(root, it->path, made);
   }
   if (dfd >= 0) close(dfd);
 }
@@ -540,7 +615,10 @@ int gr_view_intent_from(const gitrepo *r, const git_oid *mid, git_oid *from) {
   gr_view_state s;
   git_oid p;
   gr_view_state_head(r, &s); /* its base and commit: the refresh after the move reads the rest */
-  int behind = s.has_base && s.has_commit && !r->git.oid_equal(&s.commit, mid) && gr_view_read_intent(r, mid, &p);
+  /* behind Orket's merge to mid: its refresh failed before the state was written (the
+   * intent names mid), or part-way, its base then short of mid (the state's partial) */
+  int behind = s.has_base && s.has_commit &&
+               (r->git.oid_equal(&s.commit, mid) ? s.partial : gr_view_read_intent(r, mid, &p));
   if (!s.has_base || !vw_merged(r, &s, mid, from)) *from = *mid;
   gr_view_state_free(&s);
   return behind;
@@ -559,6 +637,40 @@ static void vw_prev_base(const gitrepo *r, const git_oid *tip, const git_oid *ti
   *out = *tip_tree;
   if (gr_view_read_intent(r, tip, &p) && g->commit_lookup(&c, r->repo, &p) == 0) *out = *g->commit_tree_id(c);
   g->commit_free(c);
+}
+
+/* The tree the view holds after a refresh from base to M that failed part-way (invariant
+ * 6): base, but M's side at each path it wrote or removed. The next refresh starts from it,
+ * so that what this one did is the view's own there: from base it read as a person's
+ * change (a file removed for a directory as their deletion, a path written with M's entry
+ * staged as neither base's nor the next M's), and main's file was never written. The paths
+ * it recorded or failed at keep base's side (the disk and the index hold base's there). 0
+ * with *out, or -1 (it could not be made: the base stays, as before). */
+static int vw_partial_base(const gitapi *g, git_repository *repo, git_tree *base, const vw_item *items, size_t n,
+                           git_oid *out) {
+  git_index *ix = NULL;
+  int rc = g->index_new(&ix) < 0 || g->index_read_tree(ix, base) < 0 ? -1 : 0;
+  for (int pass = 0; rc == 0 && pass < 2; pass++) /* what goes, then what comes (a file and a directory trade places) */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+      const vw_item *it = &items[i];
+      int gone = it->m.kind == VW_NONE;
+      if (!it->done || it->failed || it->diverged || gone != (pass == 0)) continue;
+      if (gone) {
+        if (g->index_get_bypath(ix, it->path, 0) != NULL && g->index_remove_bypath(ix, it->path) < 0) rc = -1;
+        continue;
+      }
+      if (it->m.kind != VW_FILE && it->m.kind != VW_EXEC && it->m.kind != VW_LINK) continue; /* nothing written */
+      git_index_entry en;
+      memset(&en, 0, sizeof en);
+      en.path = it->path;
+      en.id = it->m.id;
+      en.mode = it->m.kind == VW_LINK ? GIT_FILEMODE_LINK : it->m.kind == VW_EXEC ? GIT_FILEMODE_BLOB_EXECUTABLE
+                                                                                   : GIT_FILEMODE_BLOB;
+      if (g->index_add(ix, &en) < 0) rc = -1;
+    }
+  if (rc == 0 && g->index_write_tree_to(out, ix, repo) < 0) rc = -1;
+  g->index_free(ix);
+  return rc;
 }
 
 /* One refresh (gr_view_refresh). raced: NULL, or set when main's index changed on disk
@@ -615,6 +727,7 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
    * the strength of M's entry alone (a person's unstaged restore of the older version would
    * match the guessed base, and be overwritten) */
   int guessed = 0;
+  int lost = 0; /* the partial base was gone: the guessed one is never kept as a base */
   if (!s.has_base && s.unreadable) {
     /* a state that is there but cannot be read (empty or garbled after a power cut: it is not
      * synced) says nothing of what the view holds: not main's index (vw_prev_base) */
@@ -629,9 +742,12 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
     s.has_base = 1;
   }
   if (g->oid_equal(&s.base, &tip_tree)) {
-    if (!s.has_commit) { /* an older state: its commit is tip's from now on */
+    /* an older state, or a refresh that failed part-way to a commit whose changes a later
+     * merge took back (the view holds main's tree): its commit is tip's from now on */
+    if (!s.has_commit || s.partial) {
       s.commit = tip;
       s.has_commit = 1;
+      s.partial = 0;
     }
     ret = 0;
     goto out;
@@ -642,6 +758,15 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   if (r->view_tip && g->oid_equal(g->tree_id(r->view_tip), &s.base)) {
     base = r->view_tip;
     r->view_tip = NULL;
+  }
+  /* a partial base gone from the object database (its tree no commit's: a person's gc may
+   * take it): the last base that was a commit's tree, guessed, so that a path done since is
+   * written only where main's index holds that older entry, else recorded as the person's */
+  if (!base && s.partial && g->tree_lookup(&base, repo, &s.base) < 0) {
+    base = NULL;
+    s.base = s.partial_from;
+    guessed = 1;
+    lost = 1;
   }
   /* a base gone from the object database (a person's gc): as for a state that cannot be read */
   if (!base && g->tree_lookup(&base, repo, &s.base) < 0) {
@@ -765,7 +890,8 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
   /* the paths a write failed at are the reason said when the index cannot be written either
    * (a full disk fails both; the files are what a person misses) */
-  if (changed && (rc = g->index_write(idx)) < 0 && !failed) {
+  int index_held = !changed || (rc = g->index_write(idx)) >= 0; /* holds what was done (vw_partial_base) */
+  if (!index_held && !failed) {
     gr_git(g, e, rc, "main's index");
     goto out;
   }
@@ -783,6 +909,29 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
       if (items[i].failed == ENOSPC || items[i].failed == EDQUOT) code = "ENOSPC";
     gr_fail(e, code, "cannot write workspace/%.*s%s: %s", 400, first->path, more, strerror(err));
     e->code = code;
+    /* the base becomes what the view holds now, the state otherwise as it was read (what this
+     * refresh recorded, it records again); not made or not written, or main's index not
+     * written (it holds B's entries at the paths done: the next refresh takes up those only
+     * from B): the base stays B, and the next merge's catch-up runs this refresh again */
+    git_oid part;
+    gr_view_state was;
+    gr_err ignored;
+    if (ours && !guessed && index_held && vw_partial_base(g, repo, base, items, n, &part) == 0 &&
+        !g->oid_equal(&part, &s.base) && gr_sync(g, repo, &ignored) == 0) { /* the tree durable before named */
+      gr_view_state_read(r, &was);
+      if (was.has_base && g->oid_equal(&was.base, &s.base) && was.has_commit == s.has_commit &&
+          (!s.has_commit || g->oid_equal(&was.commit, &s.commit))) {
+        /* its commit the refresh's target: the view is on its way to tip, and a person's move
+         * of main back past it (a reset to B, an amend) is theirs, not Orket's (invariant 10) */
+        if (!was.partial) was.partial_from = s.base;
+        was.partial = 1;
+        was.base = part;
+        was.commit = tip;
+        was.has_commit = 1;
+        (void)gr_view_state_write(r, &was, &ignored);
+      }
+      gr_view_state_free(&was);
+    }
     goto out;
   }
   if (!ours) {
@@ -802,10 +951,14 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
   /* a person's move with no merge of Orket's since: nothing written, and the base stays B,
    * so that the next merge still finds their whole move in diff(B, P), any number of moves */
-  if (ours || merged) {
+  /* after a lost partial base, the guessed base is not kept either: saved, a later refresh
+   * would take it for a real one and write over what a person restored at a path the failed
+   * refresh had done; main's tree is the base, the paths listed stay the person's */
+  if (ours || merged || lost) {
     s.base = tip_tree;
     s.commit = tip;
     s.has_commit = 1;
+    s.partial = 0;
   }
   ret = 0;
 out:
@@ -966,7 +1119,8 @@ int gitrepo_view_status(gitrepo *r, gr_view_path **out, size_t *count, char *beh
    * move and the refresh, and `git status` shows the merge as staged reverts until a refresh
    * runs (invariant 6). Nothing here tells the two apart: the words hold for both. */
   git_oid p;
-  int unfollowed = !s.why[0] && s.has_base && !g->oid_equal(&s.base, g->tree_id(tree)) && vw_merged(r, &s, &tip, &p);
+  int unfollowed = !s.why[0] && s.has_base && !g->oid_equal(&s.base, g->tree_id(tree)) &&
+                   ((s.partial && s.has_commit && g->oid_equal(&s.commit, &tip)) || vw_merged(r, &s, &tip, &p));
   if (unfollowed && cap) snprintf(behind, cap, GR_VIEW_UNFOLLOWED);
   const char *wd = g->repository_workdir(r->repo);
   if (wd == NULL || (root = open(wd, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {

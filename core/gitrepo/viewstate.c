@@ -24,6 +24,9 @@
 #define GR_VIEW_WHY_SUFFIX "-why"
 /* records of the state no path can be (vw_read_record) */
 #define GR_VIEW_COMMIT "/base "
+/* right after the commit: the base is short of it, then the last base that was a commit's
+ * tree, hex (gr_view_state.partial) */
+#define GR_VIEW_PARTIAL "/partial "
 #define GR_VIEW_MOVED "/moved "
 #define GR_VIEW_MOVED_PATH "/moved-path " /* then a path that move left listed */
 /* what Orket's merge is about to do (gr_view_intent), beside the state: main's commit it
@@ -62,6 +65,9 @@ static void vw_read_record(const gitrepo *r, gr_view_state *s, const char *rec) 
   if (strncmp(rec, GR_VIEW_COMMIT, cl) == 0 && strlen(rec + cl) == GIT_OID_HEXSZ) {
     memcpy(a, rec + cl, GIT_OID_HEXSZ);
     s->has_commit = r->git.oid_fromstr(&s->commit, a) == 0;
+  } else if (strncmp(rec, GR_VIEW_PARTIAL, strlen(GR_VIEW_PARTIAL)) == 0 &&
+             strlen(rec + strlen(GR_VIEW_PARTIAL)) == GIT_OID_HEXSZ) {
+    s->partial = r->git.oid_fromstr(&s->partial_from, rec + strlen(GR_VIEW_PARTIAL)) == 0;
   } else if (strncmp(rec, GR_VIEW_MOVED, ml) == 0 && strlen(rec + ml) == 2 * GIT_OID_HEXSZ + 1 &&
              rec[ml + GIT_OID_HEXSZ] == ' ') {
     memcpy(a, rec + ml, GIT_OID_HEXSZ);
@@ -165,7 +171,7 @@ void gr_view_state_free(gr_view_state *s) {
  * older writer put it after the paths, or another format) is read whole, and so is one over
  * GR_VIEW_STATE_MAX: one rule for both readers, such a state is unreadable (no base). */
 void gr_view_state_head(const gitrepo *r, gr_view_state *s) {
-  char buf[128], hex[GIT_OID_HEXSZ + 1];
+  char buf[192], hex[GIT_OID_HEXSZ + 1]; /* the header, the commit's record and GR_VIEW_PARTIAL's */
   size_t m = strlen(GR_VIEW_MAGIC), cl = strlen(GR_VIEW_COMMIT), n = 0;
   int fd = vw_state_open(r, s);
   if (fd < 0) return;
@@ -188,6 +194,11 @@ void gr_view_state_head(const gitrepo *r, gr_view_state *s) {
   if (n >= h + cl + GIT_OID_HEXSZ + 1 && memcmp(buf + h, GR_VIEW_COMMIT, cl) == 0 && buf[h + cl + GIT_OID_HEXSZ] == '\0') {
     memcpy(hex, buf + h + cl, GIT_OID_HEXSZ);
     s->has_commit = r->git.oid_fromstr(&s->commit, hex) == 0;
+    size_t at = h + cl + GIT_OID_HEXSZ + 1, pl = strlen(GR_VIEW_PARTIAL);
+    if (n >= at + pl + GIT_OID_HEXSZ + 1 && memcmp(buf + at, GR_VIEW_PARTIAL, pl) == 0 && buf[at + pl + GIT_OID_HEXSZ] == '\0') {
+      memcpy(hex, buf + at + pl, GIT_OID_HEXSZ);
+      s->partial = r->git.oid_fromstr(&s->partial_from, hex) == 0;
+    }
     if (s->has_commit) return;
   }
   gr_view_state_read(r, s);
@@ -260,6 +271,10 @@ static void vw_state_body(const gitrepo *r, FILE *f, const void *arg) {
   if (s->has_commit) {
     r->git.oid_tostr(hex, sizeof hex, &s->commit);
     fprintf(f, "%s%s%c", GR_VIEW_COMMIT, hex, '\0');
+    if (s->partial) { /* in the head too (gr_view_state_head) */
+      r->git.oid_tostr(hex, sizeof hex, &s->partial_from);
+      fprintf(f, "%s%s%c", GR_VIEW_PARTIAL, hex, '\0');
+    }
   }
   /* a person's move, kept while a path its refresh listed is still listed (invariant 10):
    * the move is why those paths are there, and no later merge settles them. Each of its

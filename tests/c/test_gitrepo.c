@@ -705,6 +705,7 @@ static int tg_card_change(gitrepo *r, const char *base, const char *card, const 
   for (size_t i = 0; ops[i]; i += 3) {
     snprintf(p, sizeof p, "%s/%s", wt, ops[i + 1]);
     if (strcmp(ops[i], "rm") == 0) (void)unlink(p);
+    else if (strcmp(ops[i], "rmdir") == 0) (void)rmdir(p);
     else if (strcmp(ops[i], "ln") == 0 && (unlink(p) != 0 && errno != ENOENT)) return -1;
     if (strcmp(ops[i], "ln") == 0 && symlink(ops[i + 2], p) != 0) return -1;
     if (strcmp(ops[i], "dir") == 0 && (unlink(p) != 0 || mkdir(p, 0755) != 0)) return -1;
@@ -1549,6 +1550,79 @@ TEST(test_gitrepo_view_write_eio_code) {
   tg_end(r, base);
 }
 
+/* EFBIG with the process under a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored) the file
+ * is over: that limit's, not the person's, so the path is not counted as diverged and keeps
+ * waiting, and the next refresh without the limit writes it. */
+TEST(test_gitrepo_view_write_efbig) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], p[600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t dv = 0, big = 150000;
+  struct stat st;
+  struct rlimit was, lim;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  char *data = malloc(big + 1);
+  if (data == NULL) return;
+  memset(data, 'x', big);
+  data[big] = '\0';
+  const char *c1[] = {"put", "big.bin", data, NULL};
+  CHECK(t, tg_card_change(r, base, "F1", c1, id) == 0);
+  CHECK(t, getrlimit(RLIMIT_FSIZE, &was) == 0);
+  lim = was;
+  lim.rlim_cur = 100000; /* under the file, over what else the merge writes (compressed objects) */
+  void (*old)(int) = signal(SIGXFSZ, SIG_IGN);
+  CHECK(t, setrlimit(RLIMIT_FSIZE, &lim) == 0);
+  tg_write_fail[0] = "/orket-view-tmp/";
+  tg_write_fail[1] = "/.orket-view-";
+  tg_fail_errno = EFBIG;
+  int rc = gitrepo_merge_to_main(r, "F1", &tg_who, id, &kind, &conf, &e);
+  tg_write_fail[0] = tg_write_fail[1] = NULL;
+  tg_fail_errno = 0;
+  CHECK(t, setrlimit(RLIMIT_FSIZE, &was) == 0);
+  signal(SIGXFSZ, old);
+  CHECK(t, (rc == 1 && strstr(e.msg, strerror(EFBIG))) || !fprintf(stderr, "    rc %d: %s\n", rc, rc ? e.msg : ""));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  snprintf(p, sizeof p, "%s/big.bin", ws);
+  CHECK(t, lstat(p, &st) != 0);
+  CHECK(t, (gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0) || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == big);
+  free(data);
+  tg_end(r, base);
+}
+
+/* EFBIG with no file size limit on the process (Orket sets none on itself): the file
+ * system's own, which lasts (a blob over 4 GiB on FAT32), so the path is the person's to
+ * settle, listed, and the view is not left stale for good retrying it. */
+TEST(test_gitrepo_view_write_efbig_fs) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], p[600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  struct stat st;
+  struct rlimit lim;
+  CHECK(t, getrlimit(RLIMIT_FSIZE, &lim) == 0);
+  if (lim.rlim_cur != RLIM_INFINITY) return; /* the case is a process without a limit */
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "big.bin", "large\n", NULL};
+  CHECK(t, tg_card_change(r, base, "F1", c1, id) == 0);
+  tg_write_fail[0] = "/orket-view-tmp/";
+  tg_write_fail[1] = "/.orket-view-";
+  tg_fail_errno = EFBIG;
+  int rc = gitrepo_merge_to_main(r, "F1", &tg_who, id, &kind, &conf, &e);
+  tg_write_fail[0] = tg_write_fail[1] = NULL;
+  tg_fail_errno = 0;
+  CHECK(t, rc == 0 || !fprintf(stderr, "    rc %d: %s\n", rc, e.msg));
+  CHECK(t, gitrepo_view_last(r) == 1);
+  snprintf(p, sizeof p, "%s/big.bin", ws);
+  CHECK(t, lstat(p, &st) != 0);
+  tg_end(r, base);
+}
+
 /* What `git status --porcelain` says in ws ("" when clean). */
 static const char *tg_porcelain(const char *ws, char *buf, size_t cap) {
   char cmd[700];
@@ -1744,6 +1818,289 @@ TEST(test_gitrepo_view_write_and_index_fail) {
   CHECK(t, unlink(cmd) == 0);
   CHECK(t, gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0);
   CHECK_STR(t, tg_read(ws, "e/y.txt", buf, sizeof buf), "y\n");
+  CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
+  tg_end(r, base);
+}
+
+/* A refresh that failed part-way (no room for e/y.txt's directory) wrote a.txt; the disk
+ * still full, the next merge changes a.txt again and fails too. The view's base then holds
+ * what the first wrote: from main's older tree, a.txt (its index entry the first merge's)
+ * read as the person's change, and the second merge's version was never written once the
+ * disk had room (view.c, invariant 6). */
+TEST(test_gitrepo_view_partial_base) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t dv = 0;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c0[] = {"put", "a.txt", "a1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q0", c0, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "Q0", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c1[] = {"put", "a.txt", "a2\n", "put", "e/y.txt", "y\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q1", c1, id) == 0);
+  tg_mkdir_fail = "e";
+  CHECK(t, gitrepo_merge_to_main(r, "Q1", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a2\n");
+  const char *c2[] = {"put", "a.txt", "a3\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "Q2", &tg_who, id, &kind, &conf, &e) == 1);
+  tg_mkdir_fail = NULL;
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK(t, (gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0) || !fprintf(stderr, "    dv %zu: %s\n", dv, e.msg));
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a3\n");
+  CHECK_STR(t, tg_read(ws, "e/y.txt", buf, sizeof buf), "y\n");
+  CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
+  tg_end(r, base);
+}
+
+/* A file turned directory whose file in it cannot be written (a full disk): the directory
+ * made on its way goes again, so that a later merge turning it back into a file, the disk
+ * still full, does not find a directory there and take it for the person's (the file was
+ * never written once the disk had room). */
+TEST(test_gitrepo_view_failed_dirs_go) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], p[600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t dv = 0;
+  struct stat st;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c0[] = {"put", "t", "t0\n", NULL};
+  CHECK(t, tg_card_change(r, base, "U0", c0, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "U0", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c1[] = {"rm", "t", "", "put", "t/u/v", "v\n", NULL};
+  CHECK(t, tg_card_change(r, base, "U1", c1, id) == 0);
+  tg_write_fail[0] = "/orket-view-tmp/";
+  tg_write_fail[1] = "/.orket-view-";
+  CHECK(t, gitrepo_merge_to_main(r, "U1", &tg_who, id, &kind, &conf, &e) == 1);
+  snprintf(p, sizeof p, "%s/t", ws);
+  CHECK(t, lstat(p, &st) != 0);
+  const char *c2[] = {"rm", "t/u/v", "", "rmdir", "t/u", "", "rmdir", "t", "", "put", "t", "t2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "U2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "U2", &tg_who, id, &kind, &conf, &e) == 1);
+  tg_write_fail[0] = tg_write_fail[1] = NULL;
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK(t, (gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0) || !fprintf(stderr, "    dv %zu: %s\n", dv, e.msg));
+  CHECK_STR(t, tg_read(ws, "t", buf, sizeof buf), "t2\n");
+  CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
+  tg_end(r, base);
+}
+
+/* A person who takes main back past the merge whose refresh failed part-way (a reset to
+ * the commit before it, keeping its change staged or in the files to redo it): main's
+ * move is theirs, not Orket's, so the path that refresh wrote keeps their version at the
+ * next merge (the partial base names the failed refresh's commit, invariant 10). */
+TEST(test_gitrepo_view_partial_reset) {
+  static const char *const modes[] = {"--soft", "--mixed"};
+  for (size_t k = 0; k < 2; k++) {
+    char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], cmd[1400];
+    gr_err e;
+    gr_paths conf;
+    gr_merge_kind kind;
+    gitrepo *r = tg_setup(t, base, ws);
+    if (r == NULL) return;
+    git_libgit2_init();
+    const char *c0[] = {"put", "a.txt", "a1\n", NULL};
+    CHECK(t, tg_card_change(r, base, "Q0", c0, id) == 0);
+    CHECK(t, gitrepo_merge_to_main(r, "Q0", &tg_who, id, &kind, &conf, &e) == 0);
+    snprintf(cmd, sizeof cmd, "git -C %s branch keep0 main", ws);
+    CHECK(t, system(cmd) == 0);
+    const char *c1[] = {"put", "a.txt", "a2\n", "put", "e/y.txt", "y\n", NULL};
+    CHECK(t, tg_card_change(r, base, "Q1", c1, id) == 0);
+    tg_mkdir_fail = "e";
+    CHECK(t, gitrepo_merge_to_main(r, "Q1", &tg_who, id, &kind, &conf, &e) == 1);
+    tg_mkdir_fail = NULL;
+    snprintf(cmd, sizeof cmd, "git -C %s reset -q %s keep0", ws, modes[k]);
+    CHECK(t, system(cmd) == 0);
+    const char *c2[] = {"put", "b.txt", "b\n", NULL};
+    CHECK(t, tg_card_change(r, base, "Q2", c2, id) == 0);
+    CHECK(t, gitrepo_merge_to_main(r, "Q2", &tg_who, id, &kind, &conf, &e) == 0);
+    CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a2\n");
+    CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+    tg_end(r, base);
+  }
+}
+
+/* A mkdir that fails part-way (t made, t/u not: a full disk) takes away what it made, so
+ * that a later merge turning t back into a file finds nothing of the view's there and
+ * writes it once the disk has room (not recorded as the person's). */
+TEST(test_gitrepo_view_failed_mkdir_dirs_go) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], p[600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t dv = 0;
+  struct stat st;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c0[] = {"put", "t", "t0\n", NULL};
+  CHECK(t, tg_card_change(r, base, "U0", c0, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "U0", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c1[] = {"rm", "t", "", "put", "t/u/v", "v\n", NULL};
+  CHECK(t, tg_card_change(r, base, "U1", c1, id) == 0);
+  tg_mkdir_fail = "u";
+  CHECK(t, gitrepo_merge_to_main(r, "U1", &tg_who, id, &kind, &conf, &e) == 1);
+  snprintf(p, sizeof p, "%s/t", ws);
+  CHECK(t, lstat(p, &st) != 0);
+  const char *c2[] = {"rm", "t/u/v", "", "rmdir", "t/u", "", "rmdir", "t", "", "put", "t", "t2\n", NULL};
+  CHECK(t, tg_card_change(r, base, "U2", c2, id) == 0);
+  /* its catch-up fails again (u cannot be made), its own refresh needs no directory */
+  CHECK(t, gitrepo_merge_to_main(r, "U2", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, gitrepo_view_last(r) == 0);
+  tg_mkdir_fail = NULL;
+  CHECK(t, (gitrepo_view_refresh(r, &dv, &e) == 0 && dv == 0) || !fprintf(stderr, "    dv %zu: %s\n", dv, e.msg));
+  CHECK_STR(t, tg_read(ws, "t", buf, sizeof buf), "t2\n");
+  CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
+  tg_end(r, base);
+}
+
+/* A partial base gone from the object database (its tree is no commit's: a person's gc may
+ * prune it) after a person's commit on main: the refresh goes from the last base that is a
+ * commit's tree, guessed, so the path the failed refresh could not write is listed as
+ * diverged rather than the view taken to hold main (where it was never written nor said). */
+TEST(test_gitrepo_view_partial_base_gone) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], cmd[1600];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t dv = 0, n = 0;
+  gr_view_path *v = NULL;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c0[] = {"put", "a.txt", "a1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q0", c0, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "Q0", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c1[] = {"put", "a.txt", "a2\n", "put", "e/y.txt", "y\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q1", c1, id) == 0);
+  tg_mkdir_fail = "e";
+  CHECK(t, gitrepo_merge_to_main(r, "Q1", &tg_who, id, &kind, &conf, &e) == 1);
+  tg_mkdir_fail = NULL;
+  gitrepo_close(r);
+  r = NULL;
+  /* the person's commit on main (main's tree, their index untouched), then the partial
+   * base's loose tree pruned */
+  snprintf(cmd, sizeof cmd,
+           "cd %s && x=$(git -c user.name=p -c user.email=p@p commit-tree -p main -m mine 'main^{tree}') && "
+           "git update-ref refs/heads/main $x && "
+           "g=$(git rev-parse --git-dir) && h=$(head -n 1 \"$g/orket-view\" | cut -d' ' -f3) && "
+           "test -n \"$h\" && test \"$(git cat-file -t $h)\" = tree && "
+           "rm -f \"$g/objects/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-)\" && ! git cat-file -e $h 2>/dev/null",
+           ws);
+  CHECK(t, system(cmd) == 0);
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) return;
+  CHECK(t, gitrepo_view_refresh(r, &dv, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a2\n");
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 0, &e) >= 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_diverged(v, n, "e/y.txt") != NULL || !fprintf(stderr, "    %zu listed\n", n));
+  gr_view_paths_free(v, n);
+  tg_end(r, base);
+}
+
+/* A partial base gone (pruned) after a person put back a path the failed refresh had
+ * written: the next merge's catch-up goes from the guessed base and lists the path, and its
+ * own refresh must not take that guessed base for a real one and write over the person's
+ * content (it keeps main's tree as the base, the path listed). */
+TEST(test_gitrepo_view_partial_base_gone_restore_kept) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], cmd[1200];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  size_t n = 0;
+  gr_view_path *v = NULL;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c0[] = {"put", "a.txt", "a1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R0", c0, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "R0", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c1[] = {"put", "a.txt", "a2\n", "put", "e/y.txt", "y\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R1", c1, id) == 0);
+  tg_mkdir_fail = "e";
+  CHECK(t, gitrepo_merge_to_main(r, "R1", &tg_who, id, &kind, &conf, &e) == 1);
+  tg_mkdir_fail = NULL;
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a2\n");
+  gitrepo_close(r);
+  r = NULL;
+  /* the person puts a1 back, then the partial base's loose tree is pruned */
+  snprintf(cmd, sizeof cmd,
+           "cd %s && printf 'a1\\n' > a.txt && "
+           "g=$(git rev-parse --git-dir) && h=$(head -n 1 \"$g/orket-view\" | cut -d' ' -f3) && "
+           "test -n \"$h\" && test \"$(git cat-file -t $h)\" = tree && "
+           "rm -f \"$g/objects/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-)\" && ! git cat-file -e $h 2>/dev/null",
+           ws);
+  CHECK(t, system(cmd) == 0);
+  CHECK(t, gitrepo_open(ws, &r, &e) == 0);
+  if (r == NULL) return;
+  const char *c2[] = {"put", "b.txt", "b\n", NULL};
+  CHECK(t, tg_card_change(r, base, "R2", c2, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "R2", &tg_who, id, &kind, &conf, &e) == 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a1\n");
+  CHECK_STR(t, tg_read(ws, "b.txt", buf, sizeof buf), "b\n");
+  CHECK(t, gitrepo_view_status(r, &v, &n, NULL, 0, 0, &e) >= 0 || !fprintf(stderr, "    %s\n", e.msg));
+  CHECK(t, tg_diverged(v, n, "a.txt") != NULL || !fprintf(stderr, "    %zu listed\n", n));
+  gr_view_paths_free(v, n);
+  tg_end(r, base);
+}
+
+/* A partial base that a later merge's tip holds (it took back what could not be written):
+ * the view holds main, so an up-to-date merge is cheap again and, with a person's branch
+ * checked out, answers uptodate, not stale (no refresh to catch up). */
+TEST(test_gitrepo_view_partial_base_is_tip) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256], cmd[700];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c0[] = {"put", "a.txt", "a1\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q0", c0, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "Q0", &tg_who, id, &kind, &conf, &e) == 0);
+  const char *c1[] = {"put", "a.txt", "a2\n", "put", "e/y.txt", "y\n", NULL};
+  CHECK(t, tg_card_change(r, base, "Q1", c1, id) == 0);
+  tg_mkdir_fail = "e";
+  CHECK(t, gitrepo_merge_to_main(r, "Q1", &tg_who, id, &kind, &conf, &e) == 1);
+  const char *c2[] = {"rm", "e/y.txt", "", "rmdir", "e", "", NULL};
+  CHECK(t, tg_card_change(r, base, "Q2", c2, id) == 0);
+  (void)gitrepo_merge_to_main(r, "Q2", &tg_who, id, &kind, &conf, &e);
+  tg_mkdir_fail = NULL;
+  CHECK_STR(t, tg_read(ws, "a.txt", buf, sizeof buf), "a2\n");
+  snprintf(cmd, sizeof cmd, "git -C %s checkout -q -b mine", ws);
+  CHECK(t, system(cmd) == 0);
+  CHECK(t, (gitrepo_merge_to_main(r, "Q2", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_UPTODATE) ||
+               !fprintf(stderr, "    %s\n", e.msg));
+  tg_end(r, base);
+}
+
+/* A merge that answers uptodate catches up a view its last merge's refresh left behind (a
+ * full disk since freed), not only the next merge that changes main; with the disk still
+ * full it says stale. */
+TEST(test_gitrepo_view_uptodate_catches_up) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[256];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  const char *c1[] = {"put", "w.txt", "w\n", NULL};
+  CHECK(t, tg_card_change(r, base, "W1", c1, id) == 0);
+  tg_write_fail[0] = "/orket-view-tmp/";
+  tg_write_fail[1] = "/.orket-view-";
+  CHECK(t, gitrepo_merge_to_main(r, "W1", &tg_who, id, &kind, &conf, &e) == 1);
+  CHECK(t, gitrepo_merge_to_main(r, "W1", &tg_who, id, &kind, &conf, &e) == 1 && kind == GR_UPTODATE);
+  tg_write_fail[0] = tg_write_fail[1] = NULL;
+  CHECK(t, (gitrepo_merge_to_main(r, "W1", &tg_who, id, &kind, &conf, &e) == 0 && kind == GR_UPTODATE) ||
+               !fprintf(stderr, "    %s\n", e.msg));
+  CHECK_STR(t, tg_read(ws, "w.txt", buf, sizeof buf), "w\n");
   CHECK_STR(t, tg_porcelain(ws, buf, sizeof buf), "");
   tg_end(r, base);
 }

@@ -99,6 +99,16 @@
   X(test_gitrepo_view_waits_cleared)       \
   X(test_gitrepo_view_write_fails)         \
   X(test_gitrepo_view_write_eio_code)      \
+  X(test_gitrepo_view_write_efbig)         \
+  X(test_gitrepo_view_write_efbig_fs)      \
+  X(test_gitrepo_view_partial_base)        \
+  X(test_gitrepo_view_failed_dirs_go)      \
+  X(test_gitrepo_view_uptodate_catches_up) \
+  X(test_gitrepo_view_partial_reset)       \
+  X(test_gitrepo_view_failed_mkdir_dirs_go) \
+  X(test_gitrepo_view_partial_base_gone)   \
+  X(test_gitrepo_view_partial_base_gone_restore_kept) \
+  X(test_gitrepo_view_partial_base_is_tip) \
   X(test_gitrepo_view_read_fails)          \
   X(test_gitrepo_view_tmp_unwritable)      \
   X(test_gitrepo_view_write_denied)        \
