@@ -299,13 +299,32 @@ function Hub:_check_store()
   for _, x in ipairs(list) do
     local stream, sub = x[1], x[2]
     local key = sub.people and "*" or "-" .. tostring(sub.own)
-    if ids[key] == nil then ids[key] = M.readable_latest(self.db, last, sub) end
-    if self.subs[stream] == sub then
-      sub.cursor = last
-      if not stream:send(M.reset(ids[key])) then self:_drop(stream) end
+    if sub.sid ~= sid then
+      if ids[key] == nil then ids[key] = M.readable_latest(self.db, last, sub) end
+      if self.subs[stream] == sub then
+        sub.sid, sub.cursor = sid, last
+        if not stream:send(M.reset(ids[key])) then self:_drop(stream) end
+      end
+    else
+      -- one that opened on the new id (between the restore and now) follows the new journal
+      -- already, from its own cursor: what came after it, up to the hub's, is its due
+      self:_catch_up(stream, sub, last)
     end
   end
   return true
+end
+
+-- hands sub the rows after its cursor up to id `upto` (it waited for the hub to pass them)
+function Hub:_catch_up(stream, sub, upto)
+  while self.subs[stream] == sub and sub.cursor < upto do
+    local rows = M.fetch(self.db, sub.cursor, sub, BATCH)
+    if #rows == 0 then return end
+    for _, r in ipairs(rows) do
+      if r.id > upto or self.subs[stream] ~= sub then return end
+      if readable(sub, r) and not stream:send(M.message(r, sub.people)) then return self:_drop(stream) end
+      sub.cursor = r.id
+    end
+  end
 end
 
 --- hub:poll([checked]): hands every journal row newer than the hub's cursor to the
@@ -406,11 +425,13 @@ end
 --- the client to take them, REPLAY_HIGH at a time, so a long replay is never queued whole), then subscribes
 --- the stream for live rows. `after` nil: live only, from now. Returns false when the
 --- client left. still() -> whether its caller may still read it, asked at each heartbeat.
---- epoch: hub:epoch() when the caller read the journal's id it passes (default: now); a
---- restore the hub sees after it resets the stream (hub:_check_store), as one it sees
---- while this replays.
-function Hub:follow(stream, filter, after, still, epoch)
+--- epoch: hub:epoch() when the caller read the journal's id it passes (default: now), sid:
+--- the store's id it read before (store_of; default: the hub's): a restore the hub sees
+--- after it resets the stream (hub:_check_store), as one it sees while this replays,
+--- unless the caller read the new id already.
+function Hub:follow(stream, filter, after, still, epoch, sid)
   epoch = epoch or self.restores
+  sid = sid or self.sid
   local cursor = after
   if cursor == nil then
     cursor = M.latest(self.db)
@@ -420,7 +441,7 @@ function Hub:follow(stream, filter, after, still, epoch)
       -- the fetch not see it: register only after a fetch the hub did not move during
       local seen = self.last
       local rows = M.fetch(self.db, cursor, filter, BATCH)
-      if self.restores ~= epoch then break end -- another journal now: reset below
+      if self.restores ~= epoch and sid ~= self.sid then break end -- another journal now: reset below
       if #rows == 0 and self.last == seen then break end
       for _, r in ipairs(rows) do
         if readable(filter, r) then
@@ -433,19 +454,19 @@ function Hub:follow(stream, filter, after, still, epoch)
       if stream:drain() then return false end -- gone
     end
   end
-  if self.restores ~= epoch then
+  if self.restores ~= epoch and sid ~= self.sid then
     -- the store was restored since the caller's read, or during the replay: whatever the
     -- cursor, it is the old journal's
-    local now = self.restores
+    local now, nsid = self.restores, self.sid
     cursor = self.last
     if not stream:send(M.reset(M.readable_latest(self.db, cursor, filter))) then return false end
     -- then what the new journal got while that read waited (another restore meanwhile
     -- resets the stream again)
-    return self:follow(stream, filter, cursor, still, now)
+    return self:follow(stream, filter, cursor, still, now, nsid)
   end
   -- No wait between the last (empty) fetch and here: nothing can slip between the two.
   self.subs[stream] = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = cursor,
-    still = still }
+    still = still, sid = sid }
   return true
 end
 

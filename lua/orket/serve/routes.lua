@@ -216,13 +216,14 @@ local function stream(req, ctx, filter)
   -- whose journal is longer than the id would otherwise replay that journal from an id
   -- that means nothing in it. With no id there is nothing to replay: the stream follows
   -- from the end as always, and a reset would only cost the client a needless board read.
-  -- The hub's count of restores, taken before the reads below: a restore it notices after
-  -- them resets this stream too (as it does every open stream: orket.serve.events).
+  -- The hub's count of restores and the store's id, taken before the reads below: a restore
+  -- the hub notices after them resets this stream too (as it does every open stream:
+  -- orket.serve.events), unless this read the new id already.
   local epoch = ctx.hub:epoch()
+  local own = store_of(ctx.hub.db)
   if after then
-    local own = want ~= nil and store_of(ctx.hub.db)
     local last = events.latest(ctx.hub.db)
-    if (own and own ~= want) or after > last then
+    if (want ~= nil and own and own ~= want) or after > last then
       s:send(events.reset(events.readable_latest(ctx.hub.db, last, filter)))
       after = last
     end
@@ -235,7 +236,7 @@ local function stream(req, ctx, filter)
     local now = srv.auth:check(req)
     return now ~= nil and people_reader(srv, now)
   end
-  if ctx.hub:follow(s, filter, after, still, epoch) then s:wait_gone() end
+  if ctx.hub:follow(s, filter, after, still, epoch, own) then s:wait_gone() end
   ctx.hub:forget(s)
 end
 

@@ -525,6 +525,81 @@ describe("orket.serve limits and messages", function()
     hub:close()
   end)
 
+  -- `orket restore` replaces the journal under an open stream and gives the store a new id
+  -- (orket.store.projects.renew): the hub reads the id as it reads the journal, once per
+  -- poll or wake-up for all its streams, and on a new one resets every stream onto the new
+  -- journal's end. Its rows, which PostgreSQL's notifications carry from id 1, are never
+  -- taken for new events. The store here is a stand-in that counts the id's reads.
+  it("resets its streams when the store's id changes, reading the id once per poll or wake-up", function()
+    local dialect = require "orket.store.dialect"
+    local sid, newest, id_reads, journal = "s1", 20, 0, {}
+    local db = { dialect = dialect.sqlite, backend = "test" }
+    function db:row(sql)
+      if sql:find("store_identity", 1, true) then
+        id_reads = id_reads + 1
+        return { id = sid }
+      end
+      return { id = newest }
+    end
+    function db:rows(_, after, _, _, limit)
+      local out = {}
+      for _, r in ipairs(journal) do if r.id > after and #out < limit then out[#out + 1] = r end end
+      return out
+    end
+    local function row(id) return { id = id, at = "t", kind = "comment", card_id = "A-1", actor = "x", data = "{}" } end
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local sent = {}
+    local stream = { send = function(_, msg) sent[#sent + 1] = msg return true end, close = function() end }
+    hub.subs[stream] = { cursor = 20, people = true }
+    -- a poll with the same id: nothing sent, the id read once
+    id_reads = 0
+    hub:poll()
+    assert.same({ 1, 0 }, { id_reads, #sent })
+    -- restored (SQLite: from another process) to a longer journal: a reset with its
+    -- newest, not its rows past the old cursor; then its new rows
+    sid, newest = "s1-a", 30
+    for id = 1, 30 do journal[id] = row(id) end
+    hub:poll()
+    assert.same({ events.reset(30) }, sent)
+    assert.same({ 30, 30, 1 }, { hub.last, hub.subs[stream].cursor, hub:epoch() })
+    journal[31] = row(31)
+    hub:poll()
+    assert.same({ 2, 31, "userdata" }, { #sent, hub.last, type(sent[2]) }) -- (an event: a shared blob)
+    -- PostgreSQL: the restore's rows come carried by notifications from id 1 (one
+    -- statement each): the first row the hub is past has the id read, once for the wake-up
+    local function note(ids)
+      local list = {}
+      for i, id in ipairs(ids) do
+        list[i] = string.format('{"id":%d,"at":"t","kind":"comment","card_id":"A-1","run_id":null,"actor":"x","data":"{}"}', id)
+      end
+      return { channel = "orket_journal", payload = "[" .. table.concat(list, ",") .. "]" }
+    end
+    sid, newest, journal = "s1-b", 3, { row(1), row(2), row(3) }
+    id_reads, sent = 0, {}
+    hub:_woken({ note { 1 }, note { 2 }, note { 3 } }, {})
+    assert.same({ events.reset(3) }, sent)
+    assert.same({ 1, 3, 2 }, { id_reads, hub.subs[stream].cursor, hub:epoch() })
+    -- and the new journal's next event, carried, follows the reset
+    journal[4], newest = row(4), 4
+    hub:_woken({ note { 4 } }, {})
+    assert.same({ 2, 1, 4 }, { #sent, id_reads, hub.last })
+    -- a carried row the hub is past with the same id (a journal read ran ahead of it): no reset
+    hub:_woken({ note { 4 } }, {})
+    assert.same({ 2, 2 }, { #sent, id_reads })
+    -- a stream that opened on the new id before the hub saw it (its route read it) is not
+    -- reset: it follows the new journal already, and gets the rows up to the hub's cursor
+    local mine = {}
+    local other = { send = function(_, msg) mine[#mine + 1] = msg return true end, close = function() end }
+    sid, newest, journal = "s1-c", 3, { row(1), row(2), row(3) }
+    hub.subs[other] = { cursor = 1, people = true, sid = "s1-c" }
+    sent = {}
+    hub:poll()
+    assert.same({ { events.reset(3) }, 2, 3 }, { sent, #mine, hub.subs[other].cursor })
+    assert.equal("string", type(mine[1])) -- (rows 2 and 3, no reset)
+    assert.is_nil(mine[1]:find("event: reset", 1, true))
+    hub:close()
+  end)
+
   -- Notifications that come close together are delivered in one pass (orket.serve.events,
   -- GATHER_MS): the hub's listener here is a stand-in that answers each wait from a script.
   -- Every stream gets the one encoding of each event; a stream that cannot take one (its
