@@ -112,6 +112,7 @@ function M.new(db, o)
     on_error = o.on_error or function() end,
     reads = { timer = 0, notify = 0, reconnect = 0, fallback = 0 }, carried = 0,
     gather_ms = o.gather_ms or M.GATHER_MS, gather_max = o.gather_max or M.GATHER_MAX }, Hub)
+  self.sid_unread = self.sid == nil
   self.beat_timer = uv.new_timer()
   local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
   self.beat_timer:start(beat_ms, beat_ms, function()
@@ -280,15 +281,42 @@ end
 -- the newest id its caller may read, and follows the new journal from its end. Read in the
 -- task that reads the journal, once per read of it for all streams (SQLite: each poll, one
 -- row of a one-row table, about as cheap as the poll's own seek), so no delivery runs
--- between the check and the cursors it moves. -> whether the store was another.
+-- between the check and the cursors it moves. Read only while a stream is open: one that
+-- opens reads the id itself (its route) and registers with it, and the next check catches
+-- it up or resets it. -> whether the store was another.
 function Hub:_check_store()
+  if next(self.subs) == nil then return false end
   local sid = M.store_of(self.db)
+  -- (a failed read: the next wake-up on PostgreSQL checks again whatever its rows' ids)
+  self.sid_unread = sid == nil
   if sid == nil or sid == self.sid then return false end
-  local before = self.sid
+  local before, last_before = self.sid, self.last
+  -- set before the reads below, which may wait on the store (PostgreSQL): a stream that
+  -- registers meanwhile takes the new id (hub:follow)
   self.sid = sid
-  -- (none read when the hub started: a read that failed then is no restore)
-  if before == nil then return false end
+  -- none read when the hub started (a read that failed then): a restore only if a stream
+  -- registered with another id than the store's now, each stream's own (from its route)
+  if before == nil then
+    local other = false
+    for _, sub in pairs(self.subs) do
+      if sub.sid ~= nil and sub.sid ~= sid then other = true break end
+    end
+    if not other then return false end
+  end
   self.restores = self.restores + 1
+  -- a read below that fails (a locked SQLite, a dropped connection) undoes the check, so
+  -- the next poll or wake-up does it again: the streams reset already carry the new id,
+  -- and are caught up then, not reset twice
+  local ok, err = pcall(self._reset_streams, self, sid)
+  if not ok then
+    self.sid, self.last, self.sid_unread = before, last_before, true
+    error(err, 0)
+  end
+  return true
+end
+
+-- moves the hub and every open stream onto the journal of the store whose id is sid
+function Hub:_reset_streams(sid)
   local last = M.latest(self.db)
   self.last = last
   -- the subscribers as they are now: the reads below may wait on the store (PostgreSQL),
@@ -311,7 +339,6 @@ function Hub:_check_store()
       self:_catch_up(stream, sub, last)
     end
   end
-  return true
 end
 
 -- hands sub the rows after its cursor up to id `upto` (it waited for the hub to pass them)
@@ -376,8 +403,9 @@ function Hub:_woken(notes, info)
     local rows = M.carried(note.payload or "")
     -- a row the hub is past is rare (a read of the journal ran ahead of its note) but is
     -- what a restore's rows look like (it inserts the new journal from id 1): the store's
-    -- id is read then, once per wake-up, before any of them is taken for a new event
-    if rows and not checked and rows[1].id <= self.last then
+    -- id is read then, once per wake-up, before any of them is taken for a new event (and
+    -- at every wake-up after a read of it failed, till one succeeds)
+    if rows and not checked and (rows[1].id <= self.last or self.sid_unread) then
       checked = true
       self:_check_store()
     end
