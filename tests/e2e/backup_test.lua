@@ -167,11 +167,16 @@ db:close()
     ok(H.orket("restore --accept-older-audit --accept-unverified-audit " .. H.quote(long), { cwd = dir }), "restore the longer backup")
     H.wait_for(function() return select(2, ev.text():gsub("\nevent: reset\n", "")) > resets end,
       "the second reset", 5000)
-    local id2 = math.tointeger(tonumber(ev.text():match(".*\nid: (%d+)\nevent: reset\n")))
-    assert.is_true(id2 > id)
     assert.equal(200, (H.api(s, "POST", "/v1/cards/API-1/comments", admin, { body = "after the second" })))
     H.wait_for(function() return ev.text():match(".*\nevent: reset\n(.*)$"):find("\nevent: comment\n", 1, true) end,
       "the comment after the second restore", 5000)
+    -- one reset, or two (docs/serve.md: on SQLite a poll can fall between the restore's
+    -- pages, which carry the backup's id, and its new id); the journal follows the last
+    local text = ev.text()
+    local n = select(2, text:gsub("\nevent: reset\n", "")) - resets
+    assert.is_true(n == 1 or n == 2, "resets: " .. n)
+    local id2 = math.tointeger(tonumber(text:match(".*\nid: (%d+)\nevent: reset\n")))
+    assert.is_true(id2 > id)
     assert.same(journal_from(id2 + 1), after_reset())
     ev.close()
     assert.equal(0, s.stop())
