@@ -12,6 +12,7 @@ local pglisten = require "orket.store.pglisten"
 local httpd = require "orket.c.httpd"
 local rt = require "orket.c.runtime"
 local cjson = require "cjson.safe"
+local store_projects = require "orket.store.projects"
 
 local M = {}
 
@@ -49,12 +50,27 @@ function M.latest(db)
   return sj.latest_id(db)
 end
 
+--- store_of(db) -> the store's id as its journal's (orket.store.projects.journal_store_id:
+--- made with the store, kept by its copies, a word added by each `orket restore`, which
+--- replaces the journal) | nil (a stand-in store that has none, or the read failed)
+function M.store_of(db)
+  local ok, id = pcall(store_projects.journal_store_id, db)
+  return ok and type(id) == "string" and id or nil
+end
+
+--- reset(id) -> the SSE message that tells a client to start over: its journal ids mean
+--- nothing in the journal the stream follows now; id is the newest the caller may read there
+function M.reset(id)
+  return string.format('id: %d\nevent: reset\ndata: {"id":%d}\n\n', id, id)
+end
+
 local Hub = {}
 Hub.__index = Hub
 
 -- How often the journal is read on SQLite. A commit reaches subscribers within one interval (at 250 ms
 -- that was most of the commit-to-receipt time). A poll that finds nothing is one seek on
--- the events' primary key, about 8 us, so 50 a second cost well under 0.1% of a CPU. A
+-- the events' primary key, about 8 us, and a read of the store's id (Hub:_check_store),
+-- about as much, so 50 a second cost under 0.1% of a CPU. A
 -- cheaper wake-up does not pay: PRAGMA data_version costs about as much as that seek
 -- (5 us), and it does not move for this connection's own writes (a comment written through
 -- the API), which would then need a second signal.
@@ -91,9 +107,12 @@ M.REPLAY_HIGH = 64 * 1024
 --- gather_ms=M.GATHER_MS, gather_max=M.GATHER_MAX, on_error=fn(msg)}) -> hub (started)
 function M.new(db, o)
   o = o or {}
-  local self = setmetatable({ db = db, subs = {}, last = M.latest(db), on_error = o.on_error or function() end,
+  -- sid: the store's id when the hub last looked; restores: how many restores it has seen
+  local self = setmetatable({ db = db, subs = {}, sid = M.store_of(db), restores = 0, last = M.latest(db),
+    on_error = o.on_error or function() end,
     reads = { timer = 0, notify = 0, reconnect = 0, fallback = 0 }, carried = 0,
     gather_ms = o.gather_ms or M.GATHER_MS, gather_max = o.gather_max or M.GATHER_MAX }, Hub)
+  self.sid_unread = self.sid == nil
   self.beat_timer = uv.new_timer()
   local poll_ms, beat_ms = o.poll_ms or M.POLL_MS, o.heartbeat_ms or 15000
   self.beat_timer:start(beat_ms, beat_ms, function()
@@ -253,8 +272,92 @@ function Hub:_deliver(r)
   self.last = r.id
 end
 
---- hub:poll(): hands every journal row newer than the hub's cursor to the subscribers
-function Hub:poll()
+-- A restore (`orket restore`, from any process) replaces the journal under the hub: its ids
+-- then name other events, and the hub's cursor and its streams' are of the old journal
+-- (followed on, a shorter new journal sends nothing until it passes them; a longer one
+-- hands on its rows past them as if new). The restore gives the store a new id (on
+-- PostgreSQL in its transaction, on SQLite in the one after the pages): seen, every open
+-- stream gets what a client reconnecting with the old store's id gets, `event: reset` with
+-- the newest id its caller may read, and follows the new journal from its end. Read in the
+-- task that reads the journal, once per read of it for all streams (SQLite: each poll, one
+-- row of a one-row table, about as cheap as the poll's own seek), so no delivery runs
+-- between the check and the cursors it moves. Read only while a stream is open: one that
+-- opens reads the id itself (its route) and registers with it, and the next check catches
+-- it up or resets it. -> whether the store was another.
+function Hub:_check_store()
+  if next(self.subs) == nil then return false end
+  local sid = M.store_of(self.db)
+  -- (a failed read: the next wake-up on PostgreSQL checks again whatever its rows' ids)
+  self.sid_unread = sid == nil
+  if sid == nil or sid == self.sid then return false end
+  local before, last_before = self.sid, self.last
+  -- set before the reads below, which may wait on the store (PostgreSQL): a stream that
+  -- registers meanwhile takes the new id (hub:follow)
+  self.sid = sid
+  -- none read when the hub started (a read that failed then): a restore only if a stream
+  -- registered with another id than the store's now, each stream's own (from its route)
+  if before == nil then
+    local other = false
+    for _, sub in pairs(self.subs) do
+      if sub.sid ~= nil and sub.sid ~= sid then other = true break end
+    end
+    if not other then return false end
+  end
+  self.restores = self.restores + 1
+  -- a read below that fails (a locked SQLite, a dropped connection) undoes the check, so
+  -- the next poll or wake-up does it again: the streams reset already carry the new id,
+  -- and are caught up then, not reset twice
+  local ok, err = pcall(self._reset_streams, self, sid)
+  if not ok then
+    self.sid, self.last, self.sid_unread = before, last_before, true
+    error(err, 0)
+  end
+  return true
+end
+
+-- moves the hub and every open stream onto the journal of the store whose id is sid
+function Hub:_reset_streams(sid)
+  local last = M.latest(self.db)
+  self.last = last
+  -- the subscribers as they are now: the reads below may wait on the store (PostgreSQL),
+  -- while streams open and close
+  local list = {}
+  for stream, sub in pairs(self.subs) do list[#list + 1] = { stream, sub } end
+  local ids = {} -- the newest readable id, once per kind of reader
+  for _, x in ipairs(list) do
+    local stream, sub = x[1], x[2]
+    local key = sub.people and "*" or "-" .. tostring(sub.own)
+    if sub.sid ~= sid then
+      if ids[key] == nil then ids[key] = M.readable_latest(self.db, last, sub) end
+      if self.subs[stream] == sub then
+        sub.sid, sub.cursor = sid, last
+        if not stream:send(M.reset(ids[key])) then self:_drop(stream) end
+      end
+    else
+      -- one that opened on the new id (between the restore and now) follows the new journal
+      -- already, from its own cursor: what came after it, up to the hub's, is its due
+      self:_catch_up(stream, sub, last)
+    end
+  end
+end
+
+-- hands sub the rows after its cursor up to id `upto` (it waited for the hub to pass them)
+function Hub:_catch_up(stream, sub, upto)
+  while self.subs[stream] == sub and sub.cursor < upto do
+    local rows = M.fetch(self.db, sub.cursor, sub, BATCH)
+    if #rows == 0 then return end
+    for _, r in ipairs(rows) do
+      if r.id > upto or self.subs[stream] ~= sub then return end
+      if readable(sub, r) and not stream:send(M.message(r, sub.people)) then return self:_drop(stream) end
+      sub.cursor = r.id
+    end
+  end
+end
+
+--- hub:poll([checked]): hands every journal row newer than the hub's cursor to the
+--- subscribers, the store's id checked first (a restore resets the streams) unless checked
+function Hub:poll(checked)
+  if not checked then self:_check_store() end
   while true do
     local rows = M.fetch(self.db, self.last, {}, BATCH)
     for _, r in ipairs(rows) do self:_deliver(r) end
@@ -295,8 +398,17 @@ function Hub:_woken(notes, info)
     self.reads[why] = self.reads[why] + 1
     return self:poll()
   end
+  local checked = false
   for _, note in ipairs(notes) do
     local rows = M.carried(note.payload or "")
+    -- a row the hub is past is rare (a read of the journal ran ahead of its note) but is
+    -- what a restore's rows look like (it inserts the new journal from id 1): the store's
+    -- id is read then, once per wake-up, before any of them is taken for a new event (and
+    -- at every wake-up after a read of it failed, till one succeeds)
+    if rows and not checked and (rows[1].id <= self.last or self.sid_unread) then
+      checked = true
+      self:_check_store()
+    end
     for _, r in ipairs(rows or {}) do
       if r.id > self.last then
         if r.id ~= self.last + 1 then rows = nil break end
@@ -307,7 +419,8 @@ function Hub:_woken(notes, info)
       self.carried = self.carried + 1
     else
       self.reads.notify = self.reads.notify + 1
-      self:poll()
+      self:poll(checked)
+      checked = true
     end
   end
 end
@@ -340,7 +453,13 @@ end
 --- the client to take them, REPLAY_HIGH at a time, so a long replay is never queued whole), then subscribes
 --- the stream for live rows. `after` nil: live only, from now. Returns false when the
 --- client left. still() -> whether its caller may still read it, asked at each heartbeat.
-function Hub:follow(stream, filter, after, still)
+--- epoch: hub:epoch() when the caller read the journal's id it passes (default: now), sid:
+--- the store's id it read before (store_of; default: the hub's): a restore the hub sees
+--- after it resets the stream (hub:_check_store), as one it sees while this replays,
+--- unless the caller read the new id already.
+function Hub:follow(stream, filter, after, still, epoch, sid)
+  epoch = epoch or self.restores
+  sid = sid or self.sid
   local cursor = after
   if cursor == nil then
     cursor = M.latest(self.db)
@@ -350,6 +469,7 @@ function Hub:follow(stream, filter, after, still)
       -- the fetch not see it: register only after a fetch the hub did not move during
       local seen = self.last
       local rows = M.fetch(self.db, cursor, filter, BATCH)
+      if self.restores ~= epoch and sid ~= self.sid then break end -- another journal now: reset below
       if #rows == 0 and self.last == seen then break end
       for _, r in ipairs(rows) do
         if readable(filter, r) then
@@ -362,13 +482,27 @@ function Hub:follow(stream, filter, after, still)
       if stream:drain() then return false end -- gone
     end
   end
+  if self.restores ~= epoch and sid ~= self.sid then
+    -- the store was restored since the caller's read, or during the replay: whatever the
+    -- cursor, it is the old journal's
+    local now, nsid = self.restores, self.sid
+    cursor = self.last
+    if not stream:send(M.reset(M.readable_latest(self.db, cursor, filter))) then return false end
+    -- then what the new journal got while that read waited (another restore meanwhile
+    -- resets the stream again)
+    return self:follow(stream, filter, cursor, still, now, nsid)
+  end
   -- No wait between the last (empty) fetch and here: nothing can slip between the two.
   self.subs[stream] = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = cursor,
-    still = still }
+    still = still, sid = sid }
   return true
 end
 
 function Hub:forget(stream) self.subs[stream] = nil end
+
+--- hub:epoch() -> how many restores of its store the hub has seen: taken by a stream before
+--- it reads the journal's id, for hub:follow
+function Hub:epoch() return self.restores end
 
 --- hub:journal_reads() -> {timer=, notify=, reconnect=, fallback=}: why the journal was
 --- read, counted since the hub started (/metrics)

@@ -14,7 +14,6 @@ local config = require "orket.config"
 local projects = require "orket.serve.projects"
 local oa = require "orket.serve.openapi"
 local errors = require "orket.errors"
-local store_projects = require "orket.store.projects"
 
 local M = {}
 
@@ -126,10 +125,7 @@ end
 -- (a stand-in store that has none). Journal ids mean something only in the journal of one
 -- store: the board names its store, and a stream asked with ?store= another id is answered
 -- with a reset, whatever the id it replays after.
-local function store_of(db)
-  local ok, id = pcall(store_projects.journal_store_id, db)
-  return ok and type(id) == "string" and id or nil
-end
+local store_of = events.store_of
 
 local function board(req, ctx)
   local db, root = ctx.db, ctx.query.root
@@ -220,12 +216,15 @@ local function stream(req, ctx, filter)
   -- whose journal is longer than the id would otherwise replay that journal from an id
   -- that means nothing in it. With no id there is nothing to replay: the stream follows
   -- from the end as always, and a reset would only cost the client a needless board read.
+  -- The hub's count of restores and the store's id, taken before the reads below: a restore
+  -- the hub notices after them resets this stream too (as it does every open stream:
+  -- orket.serve.events), unless this read the new id already.
+  local epoch = ctx.hub:epoch()
+  local own = store_of(ctx.hub.db)
   if after then
-    local own = want ~= nil and store_of(ctx.hub.db)
     local last = events.latest(ctx.hub.db)
-    if (own and own ~= want) or after > last then
-      local id = events.readable_latest(ctx.hub.db, last, filter)
-      s:send(string.format('id: %d\nevent: reset\ndata: {"id":%d}\n\n', id, id))
+    if (want ~= nil and own and own ~= want) or after > last then
+      s:send(events.reset(events.readable_latest(ctx.hub.db, last, filter)))
       after = last
     end
   end
@@ -237,7 +236,7 @@ local function stream(req, ctx, filter)
     local now = srv.auth:check(req)
     return now ~= nil and people_reader(srv, now)
   end
-  if ctx.hub:follow(s, filter, after, still) then s:wait_gone() end
+  if ctx.hub:follow(s, filter, after, still, epoch, own) then s:wait_gone() end
   ctx.hub:forget(s)
 end
 

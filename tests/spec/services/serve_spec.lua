@@ -525,6 +525,163 @@ describe("orket.serve limits and messages", function()
     hub:close()
   end)
 
+  -- `orket restore` replaces the journal under an open stream and gives the store a new id
+  -- (orket.store.projects.renew): the hub reads the id as it reads the journal, once per
+  -- poll or wake-up for all its streams, and on a new one resets every stream onto the new
+  -- journal's end. Its rows, which PostgreSQL's notifications carry from id 1, are never
+  -- taken for new events. The store here is a stand-in that counts the id's reads.
+  it("resets its streams when the store's id changes, reading the id once per poll or wake-up", function()
+    local dialect = require "orket.store.dialect"
+    local sid, newest, id_reads, journal = "s1", 20, 0, {}
+    local db = { dialect = dialect.sqlite, backend = "test" }
+    function db:row(sql)
+      if sql:find("store_identity", 1, true) then
+        id_reads = id_reads + 1
+        return { id = sid }
+      end
+      return { id = newest }
+    end
+    function db:rows(_, after, _, _, limit)
+      local out = {}
+      for _, r in ipairs(journal) do if r.id > after and #out < limit then out[#out + 1] = r end end
+      return out
+    end
+    local function row(id) return { id = id, at = "t", kind = "comment", card_id = "A-1", actor = "x", data = "{}" } end
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local sent = {}
+    local stream = { send = function(_, msg) sent[#sent + 1] = msg return true end, close = function() end }
+    hub.subs[stream] = { cursor = 20, people = true }
+    -- a poll with the same id: nothing sent, the id read once
+    id_reads = 0
+    hub:poll()
+    assert.same({ 1, 0 }, { id_reads, #sent })
+    -- restored (SQLite: from another process) to a longer journal: a reset with its
+    -- newest, not its rows past the old cursor; then its new rows
+    sid, newest = "s1-a", 30
+    for id = 1, 30 do journal[id] = row(id) end
+    hub:poll()
+    assert.same({ events.reset(30) }, sent)
+    assert.same({ 30, 30, 1 }, { hub.last, hub.subs[stream].cursor, hub:epoch() })
+    journal[31] = row(31)
+    hub:poll()
+    assert.same({ 2, 31, "userdata" }, { #sent, hub.last, type(sent[2]) }) -- (an event: a shared blob)
+    -- PostgreSQL: the restore's rows come carried by notifications from id 1 (one
+    -- statement each): the first row the hub is past has the id read, once for the wake-up
+    local function note(ids)
+      local list = {}
+      for i, id in ipairs(ids) do
+        list[i] = string.format('{"id":%d,"at":"t","kind":"comment","card_id":"A-1","run_id":null,"actor":"x","data":"{}"}', id)
+      end
+      return { channel = "orket_journal", payload = "[" .. table.concat(list, ",") .. "]" }
+    end
+    sid, newest, journal = "s1-b", 3, { row(1), row(2), row(3) }
+    id_reads, sent = 0, {}
+    hub:_woken({ note { 1 }, note { 2 }, note { 3 } }, {})
+    assert.same({ events.reset(3) }, sent)
+    assert.same({ 1, 3, 2 }, { id_reads, hub.subs[stream].cursor, hub:epoch() })
+    -- and the new journal's next event, carried, follows the reset
+    journal[4], newest = row(4), 4
+    hub:_woken({ note { 4 } }, {})
+    assert.same({ 2, 1, 4 }, { #sent, id_reads, hub.last })
+    -- a carried row the hub is past with the same id (a journal read ran ahead of it): no reset
+    hub:_woken({ note { 4 } }, {})
+    assert.same({ 2, 2 }, { #sent, id_reads })
+    -- a stream that opened on the new id before the hub saw it (its route read it) is not
+    -- reset: it follows the new journal already, and gets the rows up to the hub's cursor
+    local mine = {}
+    local other = { send = function(_, msg) mine[#mine + 1] = msg return true end, close = function() end }
+    sid, newest, journal = "s1-c", 3, { row(1), row(2), row(3) }
+    hub.subs[other] = { cursor = 1, people = true, sid = "s1-c" }
+    sent = {}
+    hub:poll()
+    assert.same({ { events.reset(3) }, 2, 3 }, { sent, #mine, hub.subs[other].cursor })
+    assert.equal("string", type(mine[1])) -- (rows 2 and 3, no reset)
+    assert.is_nil(mine[1]:find("event: reset", 1, true))
+    hub:close()
+  end)
+
+  -- The checks of the store's id when a read fails (a locked SQLite, a dropped connection):
+  -- a failed check is done again at the next poll, not lost; a failed id read on
+  -- PostgreSQL has the next wake-up read it, whatever its rows; a hub whose first read
+  -- failed still resets a stream that registered with an older id (its route's read). And
+  -- no stream open, no id read. The store is a stand-in whose reads fail on demand.
+  it("does a check of the store's id that failed again, and reads the id only while a stream is open", function()
+    local dialect = require "orket.store.dialect"
+    local sid, newest, id_reads, id_fail, latest_fail, journal = "s1", 20, 0, 1, 0, {}
+    local db = { dialect = dialect.sqlite, backend = "test" }
+    function db:row(sql)
+      if sql:find("store_identity", 1, true) then
+        id_reads = id_reads + 1
+        if id_fail > 0 then id_fail = id_fail - 1 error("database is locked") end
+        return { id = sid }
+      end
+      if latest_fail > 0 then latest_fail = latest_fail - 1 return nil, "database is locked" end
+      return { id = newest }
+    end
+    function db:rows(_, after, _, _, limit)
+      local out = {}
+      for _, r in ipairs(journal) do if r.id > after and #out < limit then out[#out + 1] = r end end
+      return out
+    end
+    local function row(id) return { id = id, at = "t", kind = "comment", card_id = "A-1", actor = "x", data = "{}" } end
+    -- the hub's first read fails
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    assert.same({ 1 }, { id_reads })
+    assert.is_nil(hub.sid)
+    -- no stream open: no id read
+    id_reads = 0
+    hub:poll()
+    hub:poll()
+    assert.same({ 0 }, { id_reads })
+    -- a stream opens (its route read s1), then a restore to a 5-row journal, and the first
+    -- read of its newest id fails: no reset yet, the next poll does the check again
+    local sent = {}
+    local stream = { send = function(_, msg) sent[#sent + 1] = msg return true end, close = function() end }
+    hub.subs[stream] = { cursor = 20, people = true, sid = "s1" }
+    sid, newest, latest_fail = "s1-a", 5, 1
+    for id = 1, 5 do journal[id] = row(id) end
+    local ok, err = pcall(hub.poll, hub)
+    assert.is_false(ok)
+    assert.matches("database is locked", err)
+    assert.same({ 0, 20 }, { #sent, hub.last })
+    hub:poll()
+    assert.same({ events.reset(5) }, sent)
+    assert.same({ 5, "s1-a" }, { hub.subs[stream].cursor, hub.sid })
+    journal[6], newest = row(6), 6
+    hub:poll()
+    assert.same({ 2, 6, 6 }, { #sent, hub.subs[stream].cursor, hub.last })
+    -- again with the hub's id read: another restore, a failed check, then one reset
+    sid, newest, latest_fail, journal = "s1-b", 3, 1, { row(1), row(2), row(3) }
+    sent = {}
+    assert.is_false((pcall(hub.poll, hub)))
+    hub:poll()
+    hub:poll()
+    assert.same({ { events.reset(3) }, 3, 3 }, { sent, hub.subs[stream].cursor, hub.last })
+    -- PostgreSQL: the wake-up with the restore's rows (to a journal longer than the hub's
+    -- cursor) fails to read the id; the next wake-up reads it, whatever its rows' ids
+    local function note(ids)
+      local list = {}
+      for i, id in ipairs(ids) do
+        list[i] = string.format('{"id":%d,"at":"t","kind":"comment","card_id":"A-1","run_id":null,"actor":"x","data":"{}"}', id)
+      end
+      return { channel = "orket_journal", payload = "[" .. table.concat(list, ",") .. "]" }
+    end
+    sid, newest, id_fail, journal = "s1-c", 5, 1, {}
+    for id = 1, 5 do journal[id] = row(id) end
+    sent = {}
+    hub:_woken({ note { 1 }, note { 2 }, note { 3 }, note { 4 }, note { 5 } }, {})
+    assert.same({ 2, 5 }, { #sent, hub.last }) -- (4 and 5 went out: the id was not known)
+    journal[6], newest = row(6), 6
+    hub:_woken({ note { 6 } }, {})
+    assert.same({ 3, events.reset(6), "s1-c" }, { #sent, sent[3], hub.sid })
+    -- read, the next wake-ups carrying new rows read it no more
+    id_reads = 0
+    journal[7], newest = row(7), 7
+    hub:_woken({ note { 7 } }, {})
+    assert.same({ 0, 4, 7 }, { id_reads, #sent, hub.subs[stream].cursor })
+    hub:close()
+  end)
+
   -- Notifications that come close together are delivered in one pass (orket.serve.events,
   -- GATHER_MS): the hub's listener here is a stand-in that answers each wait from a script.
   -- Every stream gets the one encoding of each event; a stream that cannot take one (its
