@@ -21,7 +21,7 @@ while a run works on the project; stop 'orket serve' and workers first, as their
 continue on cards the restore changed. Refused too while a sandbox of the project runs
 (orket sandbox list): stop it first with 'orket sandbox stop ID'. A SQLite backup restores into SQLite, a PostgreSQL
 export into PostgreSQL. The store gets a new id for its event streams (the id its members
-are bound by kept): a web board whose stream opens after it starts over from the board
+are bound by kept): a web board's stream, open or opened after, starts over from the board
 instead of replaying event ids of the old journal. See docs/guide/deploying.md.
 
 A backup carries no signature: its audit (docs/audit.md) is verified first, every entry's
