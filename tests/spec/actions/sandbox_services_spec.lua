@@ -254,6 +254,24 @@ describe("a repository's compose file", function()
     assert.matches('"migrate":\n        condition: "service_completed_successfully"', written:match('\n  "api":\n.*'), 1, true)
   end)
 
+  it("says which service ended and its status, though it ended before the script began to wait", function()
+    -- a ends at once; its health check takes 0.3 s, so bash has reaped it (and dropped its job)
+    -- before the services' start is done: wait -n named b, 5 s later, with b's status
+    local text = "services:\n  a:\n    command: [sh, -c, 'exit 3']\n    healthcheck:\n      test: [CMD, sleep, '0.3']\n"
+      .. "  b:\n    command: [sleep, '5']\n    depends_on: [a]\n"
+    local p = assert(detect({ ["compose.yaml"] = text }))
+    local script = assert(supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000))
+    local dir = H.tmpdir()
+    H.write(dir .. "/s.sh", script)
+    local t0 = os.time()
+    local f = assert(io.popen("cd " .. H.quote(dir) .. " && bash -c \"$(cat s.sh)\" orket-services 2>&1; echo rc=$?"))
+    local out = f:read("a")
+    f:close()
+    assert.matches("orket: a ended (status 3): the other services are stopped\nrc=3\n", out, 1, true)
+    assert.is_nil(out:find("no such job", 1, true), out)
+    assert.is_true(os.time() - t0 < 4, out)
+  end)
+
   it("names the file and the line of each thing Orket cannot run", function()
     local function refused(text)
       local doc, err = composefile.read(text, "compose.yaml")
