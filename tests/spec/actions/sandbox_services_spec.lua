@@ -974,8 +974,8 @@ describe("orket validate", function()
     assert.matches("problem workspace/compose.yml: services.a.depends_on: no service nope", check(dir), 1, true)
   end)
 
-  it("and sandbox plan name each bad compose file alike: a cycle, an unknown service, an image only, a port twice",
-    function()
+  it("and sandbox plan name each bad compose file alike: a cycle, an unknown service, an image only, a port twice, "
+    .. "a folder the tree has not, an empty file", function()
       local cases = {
         { "services:\n  a:\n    command: [x]\n    depends_on: [b]\n  b:\n    command: [y]\n    depends_on: [a]\n", 7,
           "depends_on goes round in a cycle: a -> b -> a" },
@@ -983,12 +983,27 @@ describe("orket validate", function()
         { "services:\n  q:\n    image: rabbitmq:3\n", 3, "services.q: image rabbitmq:3 only, which Orket cannot run" },
         { "services:\n  a:\n    ports: ['8000:80']\n    command: [x]\n  b:\n    ports: ['8000']\n    command: [y]\n", 6,
           "services a and b both ask for port 8000 (line 3)" },
+        -- a folder that is not there: said with its field's line, not by bash's cd at the start
+        { "services:\n  a:\n    build: nope\n    command: [python3, app.py]\n", 3,
+          "services.a.build: the repository has no folder nope/" },
+        { "services:\n  a:\n    build: {context: ./api/}\n", 3, "services.a.build: the repository has no folder api/" },
+        { "services:\n  a:\n    command: [x]\n    working_dir: srv\n", 4,
+          "services.a.working_dir: the repository has no folder srv/" },
+        { "services:\n  a:\n    build: app.py\n    command: [x]\n", 3, "services.a.build: app.py is a file, not a folder",
+          { ["app.py"] = "" } },
+        -- empty, or only blanks and comments: not taken for no compose file at all
+        { "", 1, "holds no services (it is empty, or only blanks and comments)", { ["api/app.py"] = "" } },
+        { "  \n# services come later\n\n", 1, "holds no services (it is empty, or only blanks and comments)" },
       }
       for _, c in ipairs(cases) do
-        local text, line, message = table.unpack(c)
+        local text, line, message, files = table.unpack(c)
         local dir = H.tmpdir()
         os.execute("mkdir -p " .. H.quote(dir .. "/workspace"))
         H.write(dir .. "/workspace/compose.yaml", text)
+        for fname, ftext in pairs(files or {}) do
+          os.execute("mkdir -p " .. H.quote(dir .. "/workspace/" .. (fname:match("^(.*)/") or ".")))
+          H.write(dir .. "/workspace/" .. fname, ftext)
+        end
         local found
         for _, p in ipairs(require("orket.validate").check(dir)) do
           if p.file == "workspace/compose.yaml" then found = p end
@@ -996,8 +1011,10 @@ describe("orket validate", function()
         assert(found, "orket validate says nothing of: " .. message)
         assert.equal(line, found.line)
         assert.matches(message, found.message, 1, true)
-        local p, err, code = detect { ["compose.yaml"] = text }
-        assert.is_nil(p)
+        local tree = { ["compose.yaml"] = text }
+        for fname, ftext in pairs(files or {}) do tree[fname] = ftext end
+        local p, err, code = detect(tree)
+        assert.is_nil(p, message)
         assert.equal("EINVAL", code)
         assert.matches("compose.yaml:" .. line .. ": " .. message, err, 1, true)
       end
