@@ -359,7 +359,8 @@ function M.folders(services, name, ws)
     if sv.dir_field and sv.dir ~= "" and sv.dir ~= "." then
       local st = ws:stat(sv.dir)
       if not st then
-        return nil, err(name, sv.dir_line, "services.%s.%s: the repository has no folder %s/", sv.name, sv.dir_field, sv.dir)
+        return nil, err(name, sv.dir_line, "services.%s.%s: the repository has no folder %s/", sv.name, sv.dir_field,
+          sv.dir)
       elseif st.type ~= "directory" then
         return nil, err(name, sv.dir_line, "services.%s.%s: %s is %s, not a folder", sv.name, sv.dir_field, sv.dir,
           st.type == "file" and "a file" or st.type == "symlink" and "a symbolic link" or "not a regular file")

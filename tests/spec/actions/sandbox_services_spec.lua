@@ -259,17 +259,25 @@ describe("a repository's compose file", function()
     -- before the services' start is done: wait -n named b, 5 s later, with b's status
     local text = "services:\n  a:\n    command: [sh, -c, 'exit 3']\n    healthcheck:\n      test: [CMD, sleep, '0.3']\n"
       .. "  b:\n    command: [sleep, '5']\n    depends_on: [a]\n"
-    local p = assert(detect({ ["compose.yaml"] = text }))
-    local script = assert(supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000))
-    local dir = H.tmpdir()
-    H.write(dir .. "/s.sh", script)
-    local t0 = os.time()
-    local f = assert(io.popen("cd " .. H.quote(dir) .. " && bash -c \"$(cat s.sh)\" orket-services 2>&1; echo rc=$?"))
-    local out = f:read("a")
-    f:close()
-    assert.matches("orket: a ended (status 3): the other services are stopped\nrc=3\n", out, 1, true)
-    assert.is_nil(out:find("no such job", 1, true), out)
-    assert.is_true(os.time() - t0 < 4, out)
+    local function run(compose)
+      local p = assert(detect({ ["compose.yaml"] = compose }))
+      local script = assert(supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000))
+      local dir = H.tmpdir()
+      H.write(dir .. "/s.sh", script)
+      local t0 = os.time()
+      local f = assert(io.popen("cd " .. H.quote(dir) .. " && bash -c \"$(cat s.sh)\" orket-services 2>&1; echo rc=$?"))
+      local out = f:read("a")
+      f:close()
+      assert.is_nil(out:find("no such job", 1, true), out)
+      assert.is_true(os.time() - t0 < 4, out)
+      return out
+    end
+    assert.matches("orket: a ended (status 3): the other services are stopped\nrc=3\n", run(text), 1, true)
+    -- two ended before the wait: the first of them in the start's order, with its own status
+    local two = "services:\n  a:\n    command: [sh, -c, 'exit 3']\n    healthcheck:\n      test: [CMD, sleep, '0.3']\n"
+      .. "  b:\n    command: [sh, -c, 'exit 4']\n    healthcheck:\n      test: [CMD, sleep, '0.3']\n"
+      .. "  c:\n    command: [sleep, '5']\n    depends_on: [a, b]\n"
+    assert.matches("orket: a ended (status 3): the other services are stopped\nrc=3\n", run(two), 1, true)
   end)
 
   it("names the file and the line of each thing Orket cannot run", function()
@@ -989,8 +997,8 @@ describe("orket validate", function()
         { "services:\n  a:\n    build: {context: ./api/}\n", 3, "services.a.build: the repository has no folder api/" },
         { "services:\n  a:\n    command: [x]\n    working_dir: srv\n", 4,
           "services.a.working_dir: the repository has no folder srv/" },
-        { "services:\n  a:\n    build: app.py\n    command: [x]\n", 3, "services.a.build: app.py is a file, not a folder",
-          { ["app.py"] = "" } },
+        { "services:\n  a:\n    build: app.py\n    command: [x]\n", 3,
+          "services.a.build: app.py is a file, not a folder", { ["app.py"] = "" } },
         -- empty, or only blanks and comments: not taken for no compose file at all
         { "", 1, "holds no services (it is empty, or only blanks and comments)", { ["api/app.py"] = "" } },
         { "  \n# services come later\n\n", 1, "holds no services (it is empty, or only blanks and comments)" },
