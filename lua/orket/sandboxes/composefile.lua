@@ -361,9 +361,10 @@ function M.folders(services, name, ws)
       if not st then
         return nil, err(name, sv.dir_line, "services.%s.%s: the repository has no folder %s/", sv.name, sv.dir_field,
           sv.dir)
-      elseif st.type ~= "directory" then
+      elseif st.type ~= "directory" and st.type ~= "symlink" then
+        -- (a link is left to what reads the folder: each says what it does with one)
         return nil, err(name, sv.dir_line, "services.%s.%s: %s is %s, not a folder", sv.name, sv.dir_field, sv.dir,
-          st.type == "file" and "a file" or st.type == "symlink" and "a symbolic link" or "not a regular file")
+          st.type == "file" and "a file" or "a FIFO, socket or device")
       end
     end
   end
