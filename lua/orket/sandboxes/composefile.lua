@@ -353,14 +353,20 @@ end
 
 --- folders(services, name, ws) -> true | nil, "name:LINE: message": each service's build
 --- or working_dir folder is a folder of the tree ws (orket.workspace) holds, as its start
---- needs: found at plan time, with the field's line, not by bash's cd when it starts
+--- needs: found at plan time, with the field's line, not by bash's cd when it starts. Only
+--- a folder missing (ENOENT) is refused: one reached through a link is left to what reads
+--- it, and a service that waits for another (depends_on: a job may make its folder, a
+--- gitignored build output) is not judged here.
 function M.folders(services, name, ws)
   for _, sv in ipairs(services) do
-    if sv.dir_field and sv.dir ~= "" and sv.dir ~= "." then
-      local st = ws:stat(sv.dir)
+    if sv.dir_field and sv.dir ~= "" and sv.dir ~= "." and #sv.depends_on == 0 then
+      local st, _, code = ws:stat(sv.dir)
       if not st then
-        return nil, err(name, sv.dir_line, "services.%s.%s: the repository has no folder %s/", sv.name, sv.dir_field,
-          sv.dir)
+        if code == "ENOENT" then
+          return nil, err(name, sv.dir_line, "services.%s.%s: the repository has no folder %s/", sv.name,
+            sv.dir_field, sv.dir)
+        end
+        -- (a link on the way, EACCES: left to the start, which says what it does with one)
       elseif st.type ~= "directory" and st.type ~= "symlink" then
         -- (a link is left to what reads the folder: each says what it does with one)
         return nil, err(name, sv.dir_line, "services.%s.%s: %s is %s, not a folder", sv.name, sv.dir_field, sv.dir,

@@ -1027,4 +1027,15 @@ describe("orket validate", function()
         assert.matches("compose.yaml:" .. line .. ": " .. message, err, 1, true)
       end
     end)
+
+  it("and sandbox plan leave alone a folder reached through a link, and one a service it waits for may make", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/workspace/real/api"))
+    assert(os.execute("ln -s real " .. H.quote(dir .. "/workspace/link")))
+    H.write(dir .. "/workspace/compose.yaml", "services:\n  a:\n    build: link/api\n    command: [x]\n"
+      .. "  b:\n    command: [y]\n    working_dir: public/build\n    depends_on: [a]\n")
+    for _, p in ipairs(require("orket.validate").check(dir)) do
+      assert.not_matches("no folder", p.message or "", 1, true)
+    end
+  end)
 end)
