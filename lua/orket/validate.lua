@@ -292,13 +292,16 @@ local function check_compose(dir, out, warnings)
     elseif st then
       local text, info
       if st.size <= composefile.MAX_READ then text, info = ws:read(name, { limit = composefile.MAX_READ }) end
-      ws:close()
       if not text then
+        ws:close()
         out[#out + 1] = { file = file, message = st.size > composefile.MAX_READ
           and string.format("is larger than %d bytes", composefile.MAX_READ) or ("cannot be read: " .. tostring(info)) }
         return
       end
       local ok, err = composefile.read(text, file)
+      -- each service's folder, in the tree as the person's folder holds it
+      if ok then ok, err = composefile.folders(ok.services, file, ws) end
+      ws:close()
       if not ok then
         local efile, line, msg = err:match("^(.-):(%d+): (.*)$")
         out[#out + 1] = efile and { file = efile, line = tonumber(line), message = msg } or { file = file, message = err }

@@ -175,6 +175,7 @@ local function service_of(sname, v, name, line)
       return nil, err(name, yamldoc.line(v, "build"), "services.%s.build: a folder of the repository (no .., no absolute path)", sname)
     end
     sv.dir = ctx:gsub("^%./", ""):gsub("/+$", ""):gsub("^%.$", "")
+    sv.dir_field, sv.dir_line = "build", yamldoc.line(v, "build")
   end
   if v.working_dir ~= nil then
     -- a folder of the tree, as build is (an image's absolute path means nothing here)
@@ -184,6 +185,7 @@ local function service_of(sname, v, name, line)
         .. "no absolute path)", sname)
     end
     sv.dir = wd:gsub("^%./", ""):gsub("/+$", "")
+    sv.dir_field, sv.dir_line = "working_dir", yamldoc.line(v, "working_dir")
   end
   if v.entrypoint ~= nil then
     return nil, err(name, yamldoc.line(v, "entrypoint"), "services.%s.entrypoint: give the whole command in command", sname)
@@ -349,12 +351,44 @@ function M.order(list, name)
   return out
 end
 
+--- folders(services, name, ws) -> true | nil, "name:LINE: message": each service's build
+--- or working_dir folder is a folder of the tree ws (orket.workspace) holds, as its start
+--- needs: found at plan time, with the field's line, not by bash's cd when it starts. Only
+--- a folder missing (ENOENT) is refused: one reached through a link is left to what reads
+--- it, and a service that waits for another (depends_on: a job may make its folder, a
+--- gitignored build output) is not judged here.
+function M.folders(services, name, ws)
+  for _, sv in ipairs(services) do
+    if sv.dir_field and sv.dir ~= "" and sv.dir ~= "." and #sv.depends_on == 0 then
+      local st, _, code = ws:stat(sv.dir)
+      if not st then
+        if code == "ENOENT" then
+          return nil, err(name, sv.dir_line, "services.%s.%s: the repository has no folder %s/", sv.name,
+            sv.dir_field, sv.dir)
+        end
+        -- (a link on the way, EACCES: left to the start, which says what it does with one)
+      elseif st.type ~= "directory" and st.type ~= "symlink" then
+        -- (a link is left to what reads the folder: each says what it does with one)
+        return nil, err(name, sv.dir_line, "services.%s.%s: %s is %s, not a folder", sv.name, sv.dir_field, sv.dir,
+          st.type == "file" and "a file" or "a FIFO, socket or device")
+      end
+    end
+  end
+  return true
+end
+
 --- read(text, name) -> {services = {...} in start order, entry = the name reached from
 --- outside} | nil, "name:LINE: message". A service without a command takes what its
 --- folder's files say (the caller detects it: sv.command nil, sv.dir its folder).
 function M.read(text, name)
   local doc, perr = yamldoc.parse(text, name)
-  if not doc then return nil, perr end
+  if perr then return nil, perr end
+  -- empty, or only blanks and comments: more likely a mistake than a wish to have the
+  -- tree's folders say what runs (that is no compose file at all)
+  if doc == nil then
+    return nil, err(name, 1, "holds no services (it is empty, or only blanks and comments): write them under "
+      .. "services:, or remove the file to have the tree's folders say what runs")
+  end
   if not yamldoc.is_map(doc) or not yamldoc.is_map(doc.services) then
     return nil, err(name, doc and yamldoc.line(doc) or 1, "a compose file needs services: a mapping of services")
   end

@@ -27,6 +27,9 @@ M.PROBE_MS = 10
 -- start by no more than that.
 M.SETTLE_MS = 1000
 
+--- how often the script asks whether a service has ended (its end ends the sandbox)
+M.END_POLL_MS = 100
+
 --- settles(sv) -> whether service sv is up by staying alive SETTLE_MS: its health check is
 --- turned off (healthcheck: {disable: true}, or test: ["NONE"]). Such an entry is the
 --- sandbox's own health only as settles_entry says.
@@ -292,7 +295,16 @@ function M.script(p, ports, base, start_timeout_ms, o)
     end
     for _, post in ipairs(run.after or {}) do step(L, dir, env, sv, post) end
   end
-  L[#L + 1] = "wait -n -p ended $pids; st=$?"
+  -- the services run until one ends: asked every END_POLL_MS with kill -0, which fails once
+  -- bash has reaped it, and its status then from wait PID, which bash keeps for a reaped
+  -- child. Not wait -n: it knows only the jobs still in bash's table, and a service that ended
+  -- during the start is already out of it (reaped and cleaned up): alone, wait -n said "no
+  -- such job" (127); with others, it waited on them and named one of theirs. Several ended
+  -- together: the first of them in the start's order is named.
+  L[#L + 1] = "ended=''"
+  L[#L + 1] = "while [ -z \"$ended\" ] && [ -n \"${pids// /}\" ]; do for p in $pids; do kill -0 \"$p\" 2>/dev/null || "
+    .. string.format("{ ended=$p; break; }; done; [ -n \"$ended\" ] || nap %.3f; done", M.END_POLL_MS / 1000)
+  L[#L + 1] = "st=127; [ -z \"$ended\" ] || { wait \"$ended\" 2>/dev/null; st=$?; }"
   L[#L + 1] = "n=unknown; case \"$ended\" in " .. table.concat(names, " ") .. " esac"
   L[#L + 1] = "say \"$n ended (status $st): the other services are stopped\""
   L[#L + 1] = "stop_all"

@@ -254,6 +254,32 @@ describe("a repository's compose file", function()
     assert.matches('"migrate":\n        condition: "service_completed_successfully"', written:match('\n  "api":\n.*'), 1, true)
   end)
 
+  it("says which service ended and its status, though it ended before the script began to wait", function()
+    -- a ends at once; its health check takes 0.3 s, so bash has reaped it (and dropped its job)
+    -- before the services' start is done: wait -n named b, 5 s later, with b's status
+    local text = "services:\n  a:\n    command: [sh, -c, 'exit 3']\n    healthcheck:\n      test: [CMD, sleep, '0.3']\n"
+      .. "  b:\n    command: [sleep, '5']\n    depends_on: [a]\n"
+    local function run(compose)
+      local p = assert(detect({ ["compose.yaml"] = compose }))
+      local script = assert(supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000))
+      local dir = H.tmpdir()
+      H.write(dir .. "/s.sh", script)
+      local t0 = os.time()
+      local f = assert(io.popen("cd " .. H.quote(dir) .. " && bash -c \"$(cat s.sh)\" orket-services 2>&1; echo rc=$?"))
+      local out = f:read("a")
+      f:close()
+      assert.is_nil(out:find("no such job", 1, true), out)
+      assert.is_true(os.time() - t0 < 4, out)
+      return out
+    end
+    assert.matches("orket: a ended (status 3): the other services are stopped\nrc=3\n", run(text), 1, true)
+    -- two ended before the wait: the first of them in the start's order, with its own status
+    local two = "services:\n  a:\n    command: [sh, -c, 'exit 3']\n    healthcheck:\n      test: [CMD, sleep, '0.3']\n"
+      .. "  b:\n    command: [sh, -c, 'exit 4']\n    healthcheck:\n      test: [CMD, sleep, '0.3']\n"
+      .. "  c:\n    command: [sleep, '5']\n    depends_on: [a, b]\n"
+    assert.matches("orket: a ended (status 3): the other services are stopped\nrc=3\n", run(two), 1, true)
+  end)
+
   it("names the file and the line of each thing Orket cannot run", function()
     local function refused(text)
       local doc, err = composefile.read(text, "compose.yaml")
@@ -956,8 +982,8 @@ describe("orket validate", function()
     assert.matches("problem workspace/compose.yml: services.a.depends_on: no service nope", check(dir), 1, true)
   end)
 
-  it("and sandbox plan name each bad compose file alike: a cycle, an unknown service, an image only, a port twice",
-    function()
+  it("and sandbox plan name each bad compose file alike: a cycle, an unknown service, an image only, a port twice, "
+    .. "a folder the tree has not, an empty file", function()
       local cases = {
         { "services:\n  a:\n    command: [x]\n    depends_on: [b]\n  b:\n    command: [y]\n    depends_on: [a]\n", 7,
           "depends_on goes round in a cycle: a -> b -> a" },
@@ -965,12 +991,27 @@ describe("orket validate", function()
         { "services:\n  q:\n    image: rabbitmq:3\n", 3, "services.q: image rabbitmq:3 only, which Orket cannot run" },
         { "services:\n  a:\n    ports: ['8000:80']\n    command: [x]\n  b:\n    ports: ['8000']\n    command: [y]\n", 6,
           "services a and b both ask for port 8000 (line 3)" },
+        -- a folder that is not there: said with its field's line, not by bash's cd at the start
+        { "services:\n  a:\n    build: nope\n    command: [python3, app.py]\n", 3,
+          "services.a.build: the repository has no folder nope/" },
+        { "services:\n  a:\n    build: {context: ./api/}\n", 3, "services.a.build: the repository has no folder api/" },
+        { "services:\n  a:\n    command: [x]\n    working_dir: srv\n", 4,
+          "services.a.working_dir: the repository has no folder srv/" },
+        { "services:\n  a:\n    build: app.py\n    command: [x]\n", 3,
+          "services.a.build: app.py is a file, not a folder", { ["app.py"] = "" } },
+        -- empty, or only blanks and comments: not taken for no compose file at all
+        { "", 1, "holds no services (it is empty, or only blanks and comments)", { ["api/app.py"] = "" } },
+        { "  \n# services come later\n\n", 1, "holds no services (it is empty, or only blanks and comments)" },
       }
       for _, c in ipairs(cases) do
-        local text, line, message = table.unpack(c)
+        local text, line, message, files = table.unpack(c)
         local dir = H.tmpdir()
         os.execute("mkdir -p " .. H.quote(dir .. "/workspace"))
         H.write(dir .. "/workspace/compose.yaml", text)
+        for fname, ftext in pairs(files or {}) do
+          os.execute("mkdir -p " .. H.quote(dir .. "/workspace/" .. (fname:match("^(.*)/") or ".")))
+          H.write(dir .. "/workspace/" .. fname, ftext)
+        end
         local found
         for _, p in ipairs(require("orket.validate").check(dir)) do
           if p.file == "workspace/compose.yaml" then found = p end
@@ -978,10 +1019,23 @@ describe("orket validate", function()
         assert(found, "orket validate says nothing of: " .. message)
         assert.equal(line, found.line)
         assert.matches(message, found.message, 1, true)
-        local p, err, code = detect { ["compose.yaml"] = text }
-        assert.is_nil(p)
+        local tree = { ["compose.yaml"] = text }
+        for fname, ftext in pairs(files or {}) do tree[fname] = ftext end
+        local p, err, code = detect(tree)
+        assert.is_nil(p, message)
         assert.equal("EINVAL", code)
         assert.matches("compose.yaml:" .. line .. ": " .. message, err, 1, true)
       end
     end)
+
+  it("and sandbox plan leave alone a folder reached through a link, and one a service it waits for may make", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/workspace/real/api"))
+    assert(os.execute("ln -s real " .. H.quote(dir .. "/workspace/link")))
+    H.write(dir .. "/workspace/compose.yaml", "services:\n  a:\n    build: link/api\n    command: [x]\n"
+      .. "  b:\n    command: [y]\n    working_dir: public/build\n    depends_on: [a]\n")
+    for _, p in ipairs(require("orket.validate").check(dir)) do
+      assert.not_matches("no folder", p.message or "", 1, true)
+    end
+  end)
 end)
