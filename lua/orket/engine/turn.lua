@@ -416,7 +416,7 @@ local function execute_tx(run, job, x)
       local stop, kind = call_stop(run, job, req, was_broken)
       if stop then
         x.res, x.open, x.kind = req, stop, kind
-        return nil, stop, "ESTOPPED"
+        return nil, stop, kind == "disk" and "ENOSPC" or "EIO" -- (x.open is what execute reads)
       end
     end
     if effect.outside and (not req or req.ok) then
@@ -439,7 +439,7 @@ local function execute_tx(run, job, x)
       -- the call stopped the run: it is left unrecorded, all it wrote to the store rolled
       -- back, so a resume runs it again (as after a kill before it: docs/engine.md, crash points)
       x.res, x.open, x.kind = res, stop, kind
-      return nil, stop, "ESTOPPED"
+      return nil, stop, kind == "disk" and "ENOSPC" or "EIO" -- (x.open is what execute reads)
     end
     if res.ok and run.count then run.count(x.counters, def, call.arguments) end
   else
