@@ -159,7 +159,7 @@ describe("orket CLI", function()
     local two = "orket: two different directories given, 'p' and 'q': a command works in one; give one -C DIR\n"
     for _, words in ipairs { "-C p board -C q", "board -C p -C q", "-C p sandbox list -C q", "sandbox -C p list -C q",
       "-C p sandbox -C q list", "-C p import q", "import p -C q", "-C p status -C q", "restore -C p -C q b.db",
-      "gate check --role coder --tool read_file -C p --workspace q" } do
+      "gate check --role coder --tool read_file -C p --workspace q", "-C p -C q board", "-C=p -C q sandbox list" } do
       local r = H.orket(words, { cwd = dir })
       assert.equal(2, r.status, words)
       assert.equal(two, r.stderr:sub(1, #two), words)
@@ -168,7 +168,8 @@ describe("orket CLI", function()
     -- the same directory, however spelled, is one
     local board = H.orket("board -C p", { cwd = dir }).stdout
     assert.matches("START%-1", board)
-    for _, words in ipairs { "-C p board -C p", "-C p board -C ./p/", "board -C p -C " .. H.quote(dir .. "/p") } do
+    for _, words in ipairs { "-C p board -C p", "-C p board -C ./p/", "board -C p -C " .. H.quote(dir .. "/p"),
+      "-C p -C ./p board", "-C=p -C p/ -C p board" } do
       local r = H.orket(words, { cwd = dir })
       assert.equal(0, r.status, words .. ": " .. r.stderr)
       assert.equal(board, r.stdout, words)
