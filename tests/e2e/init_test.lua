@@ -120,6 +120,12 @@ describe("orket init", function()
     write(dir .. "/pre/epics/old.json", '{ "id": "OLD", "name": "Old", "issues": [] }')
     r = H.orket("init pre", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
+    -- a failure before anything was made says so, not that it removed what it made
+    write(dir .. "/afile", "mine")
+    r = H.orket("init afile", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: cannot create afile: ./afile is not a directory; nothing was changed\n", r.stderr)
+    assert.equal("mine", H.read(dir .. "/afile"))
   end)
 
   it("undoes a failure at the workspace's repository too, so the run again it offers works", function()

@@ -407,7 +407,10 @@ function cmd.run(args, cli)
   local r, err = create(dir, texts, made, files)
   if not r then
     local left = made.undo()
-    if left then
+    if #made == 0 then
+      -- it failed before making anything (DIR is a file): nothing to have removed
+      cli.err("%s; nothing was changed", err)
+    elseif left then
       cli.err("%s; init could not remove %s, which it had created: remove it before running init again", err, left)
     else
       cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
