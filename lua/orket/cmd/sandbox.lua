@@ -307,8 +307,15 @@ local function owner_row(db, pid, exited)
   end
 end
 
+-- the command line a hint shows for `orket sandbox WORDS` on this project: this binary (orket
+-- need not be on PATH) and the project's -C when it was given, so it runs as printed
+local function again(o, cli, words)
+  local where = (o.dir and o.dir ~= ".") and (" -C " .. cli.shell_quote(o.dir)) or ""
+  return cli.program() .. " sandbox " .. words .. where
+end
+
 -- What a detached `up` says of the sandbox its owner started -> exit status.
-local function say_detached(cli, row, pid, exited, out_path)
+local function say_detached(o, cli, row, pid, exited, out_path)
   if not row or row.status == "starting" then
     local f = io.open(out_path, "r")
     local tail = f and f:read("a") or ""
@@ -326,11 +333,11 @@ local function say_detached(cli, row, pid, exited, out_path)
     local home = service.dir_of(row)
     local tail = home and accept.log_tail(home .. "/app.log", 20, 4000) or ""
     if tail ~= "" then io.stderr:write("the app's last output:\n", tail, "\n") end
-    io.stderr:write("its log: orket sandbox logs ", row.id, "\n")
+    io.stderr:write("its log: ", again(o, cli, "logs " .. row.id), "\n")
     return 1
   end
-  io.stdout:write(string.format("sandbox %d is healthy (port %d, owner pid %d, commit %s)\nreach it: %s\nstop it: orket sandbox stop %d\n",
-    row.id, row.port, pid, tostring(row.commit_id), sock_hint(row), row.id))
+  io.stdout:write(string.format("sandbox %d is healthy (port %d, owner pid %d, commit %s)\nreach it: %s\nstop it: %s\n",
+    row.id, row.port, pid, tostring(row.commit_id), sock_hint(row), again(o, cli, "stop " .. row.id)))
   return 0
 end
 
@@ -352,7 +359,7 @@ local function detach(o, cli)
   end
   local row = owner_row(db, pid, function() return exited end)
   db:close()
-  return say_detached(cli, row, pid, exited, out_path)
+  return say_detached(o, cli, row, pid, exited, out_path)
 end
 
 -- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.
