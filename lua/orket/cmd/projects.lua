@@ -76,9 +76,13 @@ local function own_store(db, o)
   if not cand then return nil end
   local list, opened = {}, { cand }
   for _, p in ipairs(known_projects(o, db) or {}) do
+    -- the very folder added again is the add's to refuse, by its name or its folder (a
+    -- project is one store with itself: that message would name the same project twice)
+    if uv.fs_realpath(p.dir) == real then goto next end
     local pdb = p.name == projects.DEFAULT and db or projects.open(p.dir, true)
     if pdb then list[#list + 1] = { name = p.name, dir = p.dir, db = pdb } end
     if pdb and pdb ~= db then opened[#opened + 1] = pdb end
+    ::next::
   end
   list[#list + 1] = { name = name, dir = real, db = cand }
   local msg = projects.one_store(list)
