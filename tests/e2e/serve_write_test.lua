@@ -199,6 +199,15 @@ describe("orket serve writes", function()
     assert.equal("ready", cjson.decode(H.orket("card API-1 --json", { cwd = dir }).stdout).card.status)
     st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "no_such_status" })
     assert.equal(400, st)
+    -- the remedy is a person's: the route's field is reason (wait_reason, the model's tool
+    -- argument, is refused as an unknown field), and a card already there is no turn to end
+    st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "blocked" })
+    assert.same({ 409, "EREASON_REQUIRED" }, { st, doc.error.code })
+    assert.equal("send the move again with reason set to why the card waits: resource, dependency, review, input "
+      .. "or system", doc.error.remedy)
+    st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "ready" })
+    assert.same({ 409, "ESAME", "nothing to do: the card has that status already" },
+      { st, doc.error.code, doc.error.remedy })
     -- an optional member sent as null is absent (the same 409 as without it); a required
     -- one is refused; the OpenAPI document says which may be null
     st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "done", note = cjson.null, reason = cjson.null })
