@@ -379,6 +379,20 @@ local function utf8_name(s)
   return s
 end
 
+-- A failed create, undone: what was made removed, and said -> exit status 1
+local function undone(cli, dir, made, err)
+  local left = made.undo()
+  if #made == 0 then
+    -- it failed before making anything (DIR is a file): nothing to have removed
+    cli.err("%s; nothing was changed", err)
+  elseif left then
+    cli.err("%s; init could not remove %s, which it had created: remove it before running init again", err, left)
+  else
+    cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
+  end
+  return 1
+end
+
 function cmd.run(args, cli)
   local dir, o = options(args, cli)
   if not dir then return o end
@@ -405,18 +419,7 @@ function cmd.run(args, cli)
   end
   local made = undo_list()
   local r, err = create(dir, texts, made, files)
-  if not r then
-    local left = made.undo()
-    if #made == 0 then
-      -- it failed before making anything (DIR is a file): nothing to have removed
-      cli.err("%s; nothing was changed", err)
-    elseif left then
-      cli.err("%s; init could not remove %s, which it had created: remove it before running init again", err, left)
-    else
-      cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
-    end
-    return 1
-  end
+  if not r then return undone(cli, dir, made, err) end
   say_made(dir, o, texts, r, cli)
   return 0
 end
