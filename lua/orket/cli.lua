@@ -108,9 +108,16 @@ end
 --- ("hint: ..."), from the vocabulary every surface shares (orket.errors), when the code
 --- has a remedy and the message does not already say it. The hint is for a person: only
 --- on a terminal, so that what scripts read of stderr stays the message alone.
+-- The state machine's remedies are told to the model that made a tool call ("end your
+-- turn", "file new work with create_issue"); a person at the CLI gets theirs instead.
+M.PERSON_REMEDY = {
+  ESAME = "nothing to do: the card has that status already",
+  ETERMINAL = "the card is final and stays so: file new work as a new issue in epics/, then orket import",
+}
+
 function M.fail(code, fmt, ...)
   M.err(fmt, ...)
-  local remedy = errors.remedy(code)
+  local remedy = M.PERSON_REMEDY[code] or errors.remedy(code)
   if remedy and uv.guess_handle(2) == "tty" and not string.format(fmt, ...):find(remedy, 1, true) then
     io.stderr:write("hint: ", inert.text(remedy), "\n")
   end

@@ -189,6 +189,16 @@ describe("orket CLI", function()
     assert.matches("hint: " .. require("orket.errors").remedy("ESTATE"), out, 1, true)
     assert.matches("%[ptydrive: FAILED, exit 1%]", out) -- every step seen; the command exits 1
     -- not on a pipe: what scripts read of stderr is the message alone (the test below)
+    -- a state machine's refusal: a person's remedy, not the one told to a model ("end your
+    -- turn", "create_issue")
+    assert.equal(0, H.orket("cancel START-2 done-with-it", { cwd = dir }).status)
+    p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s cancel START-2 again <steps 2>&1",
+      H.quote(dir), H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN)))
+    out = p:read("a")
+    p:close()
+    assert.matches("orket: START-2: the issue is already canceled; nothing to change", out, 1, true)
+    assert.matches("\nhint: nothing to do: the card has that status already", out, 1, true)
+    assert.not_matches("your turn", out, 1, true)
   end)
 
   it("refuses extra runs, unknown answer options, and says when nothing has run yet", function()
