@@ -26,4 +26,45 @@ function M.on_stop(stop)
   return handles
 end
 
+-- ignored_at_start() -> function(signum) -> whether the signal was ignored when this
+-- process started (`nohup`, a script's `&`): the kernel's SigIgn mask (/proc/self/status),
+-- bit N-1 for signal N. Such a signal stays ignored.
+local function ignored_at_start()
+  local f = io.open("/proc/self/status", "r")
+  local text = f and f:read("a") or ""
+  if f then f:close() end
+  local mask = tonumber(text:match("\nSigIgn:%s*(%x+)") or "0", 16) or 0
+  return function(signum) return (mask >> (signum - 1)) & 1 == 1 end
+end
+
+--- hold(fn) -> signal | nil, fn's results: fn run with SIGINT, SIGTERM and SIGHUP (those not
+--- ignored when the process started) held until it returns, so that a short command's
+--- step that writes files (init's project, a backup's copy) ends whole or is undone by its
+--- caller, never cut halfway. signal: "SIGINT", "SIGTERM" or "SIGHUP", the first sent
+--- meanwhile; then each has its default action back.
+function M.hold(fn)
+  local got
+  local handles = {}
+  local ignored = ignored_at_start()
+  for name, signum in pairs { sigint = 2, sigterm = 15, sighup = 1 } do
+    if not ignored(signum) then
+      local h = uv.new_signal()
+      h:start(name, function() got = got or name:upper() end)
+      handles[#handles + 1] = h
+    end
+  end
+  local res = table.pack(fn())
+  -- the loop reads the signals' pipe only when it runs: a command runs it once here, a
+  -- task (the loop already running) waits a moment
+  if not pcall(rt.run, "nowait") then rt.sleep(1) end
+  for _, h in ipairs(handles) do
+    h:stop()
+    h:close()
+  end
+  return got, table.unpack(res, 1, res.n)
+end
+
+--- STATUS: a command a signal stopped exits as the signal would have ended it
+M.STATUS = { SIGINT = 130, SIGTERM = 143, SIGHUP = 129 }
+
 return M

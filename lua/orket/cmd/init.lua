@@ -11,8 +11,8 @@ local import = require "orket.import"
 local project = require "orket.project"
 local gitwork = require "orket.engine.gitwork"
 local rt = require "orket.c.runtime"
-local task = require "orket.task"
 local tree = require "orket.tree"
+local stopsignals = require "orket.stopsignals"
 local ask = require "orket.terminal.ask"
 
 local cmd = { name = "init", summary = "create a new project" }
@@ -381,43 +381,9 @@ local function utf8_name(s)
   return s
 end
 
--- guarded(fn) -> fn's results | nil, "interrupted": fn run with SIGINT, SIGTERM and SIGHUP
--- (those not ignored) held until it returns, so that Ctrl-C halfway through leaves no half-made project (a
--- workspace without its repository, an empty board) that init would then refuse as a project
--- and validate pass; the caller undoes what was made.
--- A signal ignored when init started (`nohup`, a script's `&`) stays ignored: the kernel's
--- SigIgn mask of this process (/proc/self/status), bit N-1 for signal N.
-local function ignored_at_start()
-  local f = io.open("/proc/self/status", "r")
-  local text = f and f:read("a") or ""
-  if f then f:close() end
-  local mask = tonumber(text:match("\nSigIgn:%s*(%x+)") or "0", 16) or 0
-  return function(signum) return (mask >> (signum - 1)) & 1 == 1 end
-end
-
-local function guarded(fn)
-  local got
-  local handles = {}
-  local ignored = ignored_at_start()
-  for name, signum in pairs { sigint = 2, sigterm = 15, sighup = 1 } do
-    if not ignored(signum) then
-      local h = uv.new_signal()
-      h:start(name, function() got = got or name end)
-      handles[#handles + 1] = h
-    end
-  end
-  local res = table.pack(fn())
-  -- a turn of the loop (its poll reads the signals' pipe): a signal sent while fn ran
-  -- reaches its callback
-  task.spawn(rt.sleep, 5):join()
-  for _, h in ipairs(handles) do h:close() end
-  if got then return nil, "interrupted" end
-  return table.unpack(res, 1, res.n)
-end
-
 -- A create interrupted (it may have ended meanwhile), undone: what was made removed, the
 -- workspace's repository too when init made its folder -> exit status 130
-local function interrupted(cli, dir, made)
+local function interrupted(cli, dir, made, signal)
   local ws = uv.fs_realpath(dir .. "/workspace")
   for _, m in ipairs(made) do
     if m.dir and ws and uv.fs_realpath(m.path) == ws then
@@ -431,7 +397,7 @@ local function interrupted(cli, dir, made)
   else
     cli.err("init interrupted; it removed what it had created in %s, so it can be run again", dir)
   end
-  return 130
+  return stopsignals.STATUS[signal]
 end
 
 -- A failed create, undone: what was made removed, and said -> exit status 1
@@ -473,8 +439,10 @@ function cmd.run(args, cli)
     return 1
   end
   local made = undo_list()
-  local r, err = guarded(function() return create(dir, texts, made, files) end)
-  if r == nil and err == "interrupted" then return interrupted(cli, dir, made) end
+  -- Ctrl-C halfway would leave a half-made project (a workspace without its repository, an
+  -- empty board) that init then refused as a project and validate passed: held, and undone
+  local signal, r, err = stopsignals.hold(function() return create(dir, texts, made, files) end)
+  if signal then return interrupted(cli, dir, made, signal) end
   if not r then return undone(cli, dir, made, err) end
   say_made(dir, o, texts, r, cli)
   return 0
