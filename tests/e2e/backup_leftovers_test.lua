@@ -76,5 +76,38 @@ db:close()
       assert.matches("stopped by SIG" .. sig[1] .. " (the store was not changed)", out, 1, true)
       assert.equal("", sealed_dirs(dir))
     end)
+
+    -- a plain backup's copy, FILE.part-PID and its journal beside FILE, was left there by a
+    -- Ctrl-C (tens of megabytes no one removed)
+    it("leaves no copy beside FILE when SIG" .. sig[1] .. " stops a plain backup; the copy ends whole", function()
+      if backends.name() ~= "sqlite" then return end
+      local dir = H.example("webapp")
+      local tmp = H.tmpdir()
+      H.write(tmp .. "/fill.lua", [[
+local db = assert(require("orket.store").open(".orket/orket.db"))
+assert(db:tx(function()
+  for i = 1, 60000 do db:event { kind = "note", actor = "test", data = { i = i, pad = string.rep("x", 1000) } } end
+  return true
+end))
+db:close()
+]])
+      H.ok(H.orket("lua " .. H.quote(tmp .. "/fill.lua"), { cwd = dir }), "fill")
+      local file = tmp .. "/out/b.db"
+      os.execute("mkdir " .. H.quote(tmp .. "/out"))
+      -- (env --default-signal: SIGINT as a command in a terminal has it, not ignored as a
+      -- script's job in the background would have it)
+      local rc, out = H.sh(string.format("cd %s || exit 1; env --default-signal=INT %s backup %s 2>%s/err & P=$!; "
+        .. "i=0; while ! ls %s/b.db.part-* >/dev/null 2>&1 && [ $i -lt 3000 ]; do i=$((i+1)); done; "
+        .. "kill -%s $P; wait $P", H.quote(dir), H.quote(H.BIN), H.quote(file), H.quote(tmp), H.quote(tmp .. "/out"),
+        sig[1]))
+      out = out .. (H.read(tmp .. "/err") or "")
+      assert.equal(sig[2], rc, out)
+      assert.matches("stopped by SIG" .. sig[1] .. " once the copy was whole: " .. file .. " is the backup, kept", out,
+        1, true)
+      local p = io.popen("ls -A " .. H.quote(tmp .. "/out"))
+      assert.equal("b.db\n", p:read("a"))
+      p:close()
+      H.ok(H.orket("restore --check " .. H.quote(file), { cwd = dir }), "restore --check")
+    end)
   end
 end)

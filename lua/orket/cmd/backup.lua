@@ -4,6 +4,7 @@ local backup = require "orket.store.backup"
 local sealed = require "orket.store.sealed"
 local secrets = require "orket.store.secrets"
 local project = require "orket.project"
+local stopsignals = require "orket.stopsignals"
 
 local MIN_PASSPHRASE = 8
 
@@ -120,16 +121,24 @@ function cmd.run(args, cli)
   end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
-  local info, signal
+  local info, signal, held
   if secret then info, err, code, signal = encrypted(db, dir, pos[1], secret)
-  else info, err, code = backup.backup(db, pos[1]) end
+  else
+    -- the copy goes to FILE.part-PID first: Ctrl-C then would leave it (and its journal)
+    -- beside FILE, megabytes no one removes; held, the copy ends whole or is removed
+    held, info, err, code = stopsignals.hold(function() return backup.backup(db, pos[1]) end)
+  end
   db:close()
   if not info then
     cli.fail(code, "backup: %s", as_said(err, code, pos[1], project.db_path(dir)))
-    return backup.STOP_STATUS[signal] or 1
+    return backup.STOP_STATUS[signal] or stopsignals.STATUS[held] or 1
   end
   io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,
     info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", pos[1]))
+  if held then
+    cli.err("stopped by %s once the copy was whole: %s is the backup, kept", held, pos[1])
+    return stopsignals.STATUS[held]
+  end
   return 0
 end
 
