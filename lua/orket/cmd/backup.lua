@@ -95,6 +95,24 @@ local function as_said(err, code, file, store)
   return err
 end
 
+-- plain(db, file) -> the signal held meanwhile | nil, backup.backup's results. The copy goes
+-- to FILE.part-PID first: Ctrl-C then would leave it (and its journal) beside FILE,
+-- megabytes no one removes; held, the copy ends whole or is removed.
+local function plain(db, file)
+  return stopsignals.hold(function() return backup.backup(db, file) end)
+end
+
+-- A backup made, said -> exit status: 0, or the held signal's (the backup kept)
+local function done(cli, info, file, secret, held)
+  io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,
+    info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", file))
+  if held then
+    cli.err("stopped by %s once the copy was whole: %s is the backup, kept", held, file)
+    return stopsignals.STATUS[held]
+  end
+  return 0
+end
+
 function cmd.run(args, cli)
   local opts, encrypt = {}, false
   local dir, pos = cli.words(cmd, args, { ["--encrypt"] = function() encrypt = true end }, "a file name", {
@@ -123,23 +141,13 @@ function cmd.run(args, cli)
   if not db then return 1 end
   local info, signal, held
   if secret then info, err, code, signal = encrypted(db, dir, pos[1], secret)
-  else
-    -- the copy goes to FILE.part-PID first: Ctrl-C then would leave it (and its journal)
-    -- beside FILE, megabytes no one removes; held, the copy ends whole or is removed
-    held, info, err, code = stopsignals.hold(function() return backup.backup(db, pos[1]) end)
-  end
+  else held, info, err, code = plain(db, pos[1]) end
   db:close()
   if not info then
     cli.fail(code, "backup: %s", as_said(err, code, pos[1], project.db_path(dir)))
     return backup.STOP_STATUS[signal] or stopsignals.STATUS[held] or 1
   end
-  io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,
-    info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", pos[1]))
-  if held then
-    cli.err("stopped by %s once the copy was whole: %s is the backup, kept", held, pos[1])
-    return stopsignals.STATUS[held]
-  end
-  return 0
+  return done(cli, info, pos[1], secret, held)
 end
 
 return cmd
