@@ -261,10 +261,21 @@ local function write_compose(o, cli)
   local dir, force, out_dir = o.dir, o.force, o.out
   local p, s = load(dir, cli)
   if not p then return 1 end
+  -- the folder said as given (--out X), not by the temp file a write would have failed on
+  local named = o.out and ("--out " .. o.out) or out_dir or (dir .. "/deploy")
   out_dir = out_dir or (dir .. "/deploy")
-  if not uv.fs_stat(out_dir) then
+  local st = uv.fs_stat(out_dir)
+  if st and st.type ~= "directory" then
+    cli.err("sandbox compose: %s: not a directory; nothing was written", named)
+    return 1
+  end
+  if not st then
     local ok, err = uv.fs_mkdir(out_dir, tonumber("755", 8))
-    if not ok then cli.err("%s: %s", out_dir, err) return 1 end
+    if not ok then
+      cli.err("sandbox compose: %s: cannot make the folder (%s); nothing was written", named,
+        tostring(err):match("^(%u+):") or tostring(err))
+      return 1
+    end
   end
   -- the build context is the tree; a Dockerfile Orket writes goes beside compose.yaml
   local ctx = relative(uv.fs_realpath(out_dir), uv.fs_realpath(dir .. "/workspace"))
