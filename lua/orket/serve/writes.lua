@@ -53,7 +53,8 @@ M.SCHEMAS = {
 -- The state machine's remedies are written for the model that made a tool call ("call
 -- again with wait_reason", "end your turn", "create_issue"): a person sending these routes
 -- gets the same advice in the API's words, where the model's would name a field the route
--- refuses or a tool they do not have. Codes not here keep orket.errors' remedy.
+-- refuses or a tool they do not have (and ESTATE's names a command, not a route). Codes not
+-- here keep orket.errors' remedy.
 local REASONS = "resource, dependency, review, input or system"
 M.PERSON_REMEDY = {
   ESAME = "nothing to do: the card has that status already",
@@ -64,6 +65,8 @@ M.PERSON_REMEDY = {
   EDEPENDENCY = "finish the cards this one depends on first, or move it to blocked with reason dependency",
   EREVIEWER = "an issue reaches done by its review: a run's integrity_guard seat, or an approval or merge of "
     .. "its pull request on the forge (docs/serve.md, Writes to cards)",
+  -- orket.errors' is the CLI's ("`orket card ID` shows where it stands")
+  ESTATE = "GET /v1/cards/{id} shows where it stands",
 }
 
 -- A board refusal as an answer, with the status orket.errors gives its code: unknown card
