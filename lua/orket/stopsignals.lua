@@ -9,12 +9,27 @@ local rt = require "orket.c.runtime"
 
 local M = {}
 
---- on_stop(stop) -> the signal handles: stop(name) on the first SIGINT or SIGTERM, once.
---- Keep the handles open until the process ends (the runtime closes them last): closed,
---- the default action would be back, and a late SIGTERM would end it with 143.
+-- ignored_at_start() -> function(signum) -> whether the signal was ignored when this
+-- process started (`nohup`, a script's `&`): the kernel's SigIgn mask (/proc/self/status),
+-- bit N-1 for signal N. Such a signal stays ignored.
+function M.ignored_at_start()
+  local f = io.open("/proc/self/status", "r")
+  local text = f and f:read("a") or ""
+  if f then f:close() end
+  local mask = tonumber(text:match("\nSigIgn:%s*(%x+)") or "0", 16) or 0
+  return function(signum) return (mask >> (signum - 1)) & 1 == 1 end
+end
+
+--- on_stop(stop) -> the signal handles: stop(name) on the first SIGINT, SIGTERM or SIGHUP
+--- (its terminal closed, as `orket run` takes it; not when SIGHUP was ignored at the start,
+--- as under nohup), once. Keep the handles open until the process ends (the runtime closes
+--- them last): closed, the default action would be back, and a late SIGTERM would end it
+--- with 143.
 function M.on_stop(stop)
   local handles, stopped = {}, false
-  for _, name in ipairs { "sigint", "sigterm" } do
+  local names = { "sigint", "sigterm" }
+  if not M.ignored_at_start()(1) then names[#names + 1] = "sighup" end
+  for _, name in ipairs(names) do
     local h = uv.new_signal()
     h:start(name, function()
       if stopped then return end -- sent before the first was handled
@@ -27,17 +42,6 @@ function M.on_stop(stop)
   return handles
 end
 
--- ignored_at_start() -> function(signum) -> whether the signal was ignored when this
--- process started (`nohup`, a script's `&`): the kernel's SigIgn mask (/proc/self/status),
--- bit N-1 for signal N. Such a signal stays ignored.
-local function ignored_at_start()
-  local f = io.open("/proc/self/status", "r")
-  local text = f and f:read("a") or ""
-  if f then f:close() end
-  local mask = tonumber(text:match("\nSigIgn:%s*(%x+)") or "0", 16) or 0
-  return function(signum) return (mask >> (signum - 1)) & 1 == 1 end
-end
-
 --- hold(fn) -> signal | nil, fn's results: fn run with SIGINT, SIGTERM and SIGHUP (those not
 --- ignored when the process started) held until it returns, so that a short command's
 --- step that writes files (init's project, a backup's copy) ends whole or is undone by its
@@ -46,7 +50,7 @@ end
 function M.hold(fn)
   local got
   local handles = {}
-  local ignored = ignored_at_start()
+  local ignored = M.ignored_at_start()
   for name, signum in pairs { sigint = 2, sigterm = 15, sighup = 1 } do
     if not ignored(signum) then
       local h = uv.new_signal()

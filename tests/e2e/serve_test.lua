@@ -547,6 +547,19 @@ describe("orket serve", function()
     assert.equal("0", rc)
   end)
 
+  -- its terminal closed (SIGHUP) ended it at once with 129, its socket and token file left
+  -- in .orket/ and its runs not stopped as a stop stops them; `orket run` took SIGHUP as a stop
+  it("stops on SIGHUP as on SIGTERM: exit 0, its socket and token removed", function()
+    local dir = project()
+    local s = start(dir)
+    wait_for(function() return H.read(dir .. "/.orket/serve.token") end, "the token file")
+    os.execute("kill -HUP " .. s.pid)
+    local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server's end")
+    assert.equal("0", rc, H.read(dir .. "/serve.err"))
+    assert.is_nil(io.open(dir .. "/.orket/serve.token"))
+    assert.is_nil(uv.fs_lstat(dir .. "/.orket/serve.sock"))
+  end)
+
   it("answers again once a flood past the connection cap has closed", function()
     -- the default limits: 512 connections, 64 per address, headers within 10 s
     local s = start(project())
