@@ -58,7 +58,7 @@ function M.hold(fn)
       handles[#handles + 1] = h
     end
   end
-  local res = table.pack(fn())
+  local res = table.pack(pcall(fn))
   -- the loop reads the signals' pipe only when it runs: a command runs it once here, a
   -- task (the loop already running) waits a moment
   if not pcall(rt.run, "nowait") then rt.sleep(1) end
@@ -66,7 +66,9 @@ function M.hold(fn)
     h:stop()
     h:close()
   end
-  return got, table.unpack(res, 1, res.n)
+  -- fn raised: raised again, the signals given back first (else Ctrl-C would stay held)
+  if not res[1] then error(res[2], 0) end
+  return got, table.unpack(res, 2, res.n)
 end
 
 --- STATUS: a command a signal stopped exits as the signal would have ended it
