@@ -894,6 +894,14 @@ describe("one server, many projects", function()
     assert.matches(" is served already, as project 'second'\n$", r.stderr)
     assert.not_matches("one store", r.stderr, 1, true)
     assert.equal(2, #cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects)
+    -- a folder orket.lua's serve.projects serves: added under another name, the next start
+    -- refused both as one store
+    local conf = H.example("notes")
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nserve = { projects = { web = " .. string.format("%q", conf) .. " } }\n")
+    r = H.orket("projects add " .. H.quote(conf) .. " --name web2", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches(" is served already, as project 'web'\n$", r.stderr)
+    assert.equal(3, #cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects)
   end)
 
   it("starts when sign_in.project_roles maps groups into a project that is gone, that one left out", function()
