@@ -1,6 +1,6 @@
--- orket.stopsignals: SIGINT and SIGTERM for a long-running command (orket serve, orket
+-- orket.stopsignals: SIGINT, SIGTERM and SIGHUP for a long-running command (orket serve, orket
 -- worker), and held around a short command's step that writes files (hold). The first one
--- stops a long-running command; from then on both are ignored, so the kernel drops the
+-- stops a long-running command; from then on all three are ignored, so the kernel drops the
 -- rest as they are sent. Handled one callback each, a storm of them (a supervisor's retry
 -- loop) could be sent faster than the loop ran the callbacks: libuv reads its signal pipe
 -- again while the read comes back full, and the stop never ended.
