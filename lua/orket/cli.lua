@@ -112,7 +112,7 @@ end
 -- turn", "file new work with create_issue"); a person at the CLI gets theirs instead.
 M.PERSON_REMEDY = {
   ESAME = "nothing to do: the card has that status already",
-  ETERMINAL = "the card is final and stays so: file new work as a new issue in epics/, then orket import",
+  ETERMINAL = "the card is final: at most it may be archived; file new work as a new issue in epics/, then orket import",
 }
 
 function M.fail(code, fmt, ...)

@@ -229,6 +229,11 @@ describe("orket serve writes", function()
     assert.equal("canceled", cjson.decode(H.orket("card API-4 --json", { cwd = dir }).stdout).card.status)
     st, doc = call(s, "POST", "/v1/cards/API-4/cancel", op, { reason = "again" })
     assert.equal(409, st)
+    -- a canceled card may still go to archived: its remedy says so, as its message does
+    st, doc = call(s, "POST", "/v1/cards/API-4/move", op, { to = "ready" })
+    assert.same({ 409, "ETERMINAL" }, { st, doc.error.code })
+    assert.matches("it may only go to archived", doc.error.message, 1, true)
+    assert.matches("^the card is final: at most it may be archived; ", doc.error.remedy)
     -- while another process holds the project's run lock (an `orket run`): 409 ELOCKED
     local _, stop = H.hold_lock(dir)
     local lst, ldoc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "in_progress" })
