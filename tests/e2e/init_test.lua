@@ -166,6 +166,31 @@ describe("orket init", function()
     assert.matches("START%-1", H.orket("board", { cwd = dir .. "/pre" }).stdout)
   end)
 
+  -- a workspace/ there before without a repository kept the .git init made in it, while the
+  -- message said all it had made was removed
+  it("when interrupted removes the repository it made in a workspace/ that was there", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/pre/epics") .. " " .. H.quote(dir .. "/pre/workspace"))
+    write(dir .. "/pre/workspace/app.py", "code\n")
+    for f = 1, 40 do
+      local issues = {}
+      for i = 1, 300 do issues[i] = string.format('{"id": "E%d-%d", "summary": "%s"}', f, i, string.rep("s", 40)) end
+      write(string.format("%s/pre/epics/e%02d.json", dir, f),
+        string.format('{"id": "E%d", "name": "e", "issues": [%s]}', f, table.concat(issues, ",")))
+    end
+    local before = tree(dir .. "/pre")
+    local p = io.popen(string.format("cd %s && { env --default-signal=INT %s init pre --yes >out 2>err & pid=$!; "
+      .. "while [ ! -e pre/.orket/orket.db ] && kill -0 $pid 2>/dev/null; do sleep 0.005; done; "
+      .. "kill -INT $pid; wait $pid; echo $?; }", H.quote(dir), H.quote(H.BIN)))
+    local rc = p:read("l")
+    p:close()
+    assert.equal("130", rc, H.read(dir .. "/err"))
+    assert.equal("orket: init interrupted; it removed what it had created in pre, so it can be run again\n",
+      H.read(dir .. "/err"))
+    assert.equal(before, tree(dir .. "/pre"))
+    assert.equal("code\n", H.read(dir .. "/pre/workspace/app.py"))
+  end)
+
   it("undoes a failure at the workspace's repository too, so the run again it offers works", function()
     local dir = H.tmpdir()
     local ws = H.quote(dir .. "/pre/workspace")

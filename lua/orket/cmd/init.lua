@@ -139,6 +139,9 @@ local function create(dir, texts, made, files)
   local git, gerr = gitwork.open(dir .. "/workspace", orket_dir .. "/worktrees")
   if not git then return nil, gerr end
   git.repo:close()
+  -- a repository made here, in a workspace/ made here or there before: an interrupted init
+  -- removes it (interrupted)
+  if git.made then made.repo = dir .. "/workspace/.git" end
   return r
 end
 
@@ -382,15 +385,10 @@ local function utf8_name(s)
 end
 
 -- A create interrupted (it may have ended meanwhile), undone: what was made removed, the
--- workspace's repository too when init made its folder -> exit status 130
+-- workspace's repository too when init made it (in a workspace/ that was there or not)
+-- -> exit status 130
 local function interrupted(cli, dir, made, signal)
-  local ws = uv.fs_realpath(dir .. "/workspace")
-  for _, m in ipairs(made) do
-    if m.dir and ws and uv.fs_realpath(m.path) == ws then
-      tree.remove(ws .. "/.git")
-      break
-    end
-  end
+  if made.repo then tree.remove(made.repo) end
   local left = made.undo()
   if left then
     cli.err("init interrupted; it could not remove %s, which it had created: remove it before running init again", left)
