@@ -139,9 +139,7 @@ local function create(dir, texts, made, files)
   local git, gerr = gitwork.open(dir .. "/workspace", orket_dir .. "/worktrees")
   if not git then return nil, gerr end
   git.repo:close()
-  -- a repository made here, in a workspace/ made here or there before: an interrupted init
-  -- removes it (interrupted)
-  if git.made then made.repo = dir .. "/workspace/.git" end
+  if git.made then made.repo = dir .. "/workspace/.git" end -- init's, in any workspace/: interrupted removes it
   return r
 end
 
