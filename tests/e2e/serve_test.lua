@@ -560,6 +560,25 @@ describe("orket serve", function()
     assert.is_nil(uv.fs_lstat(dir .. "/.orket/serve.sock"))
   end)
 
+  -- under nohup SIGHUP is ignored from the start, and stays so: the server goes on
+  it("keeps serving on SIGHUP when it was ignored at the start, as under nohup", function()
+    local dir = project()
+    local wrap = H.tmpdir() .. "/nohup-orket"
+    H.write(wrap, "#!/bin/sh\ntrap '' HUP\nexec " .. H.quote(H.BIN) .. ' "$@"\n')
+    os.execute("chmod +x " .. H.quote(wrap))
+    local bin = H.BIN
+    H.BIN = wrap
+    local started, s = pcall(start, dir)
+    H.BIN = bin
+    assert(started, s)
+    wait_for(function() return H.read(dir .. "/.orket/serve.token") end, "the token file")
+    os.execute("kill -HUP " .. s.pid)
+    orket.sleep(500)
+    assert.is_nil(H.read(dir .. "/serve.rc"))
+    assert.is_true(H.alive(s.pid))
+    assert.equal(0, s.stop())
+  end)
+
   -- a closed terminal can send SIGHUP twice (the kernel's, then the shell's to its job): only
   -- SIGINT and SIGTERM were ignored once it stopped, and one SIGHUP landing while its
   -- handles closed ended the clean stop with 129
