@@ -115,4 +115,37 @@ db:close()
       assert.equal(before, H.read(file))
     end)
   end
+
+  -- a second signal does not wait for the backup to finish removing its copy and saying so
+  -- (sent a moment after the first: two sent at once may reach the process as one)
+  it("ends at once at a second SIGINT, its copy removed", function()
+    if backends.name() ~= "sqlite" then return end
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    H.write(tmp .. "/fill.lua", [[
+local db = assert(require("orket.store").open(".orket/orket.db"))
+assert(db:tx(function()
+  for i = 1, 60000 do db:event { kind = "note", actor = "test", data = { i = i, pad = string.rep("x", 1000) } } end
+  return true
+end))
+db:close()
+]])
+    H.ok(H.orket("lua " .. H.quote(tmp .. "/fill.lua"), { cwd = dir }), "fill")
+    for _, how in ipairs { "", " --encrypt --passphrase-env BACKUP_PASS" } do
+      local file = tmp .. "/out/b" .. #how
+      os.execute("mkdir -p " .. H.quote(tmp .. "/out"))
+      local rc, out = H.sh(string.format("cd %s || exit 1; BACKUP_PASS=%s env --default-signal=INT %s backup %s%s 2>%s/err & "
+        .. "P=$!; i=0; while ! { ls %s/b*.part-* || ls .orket/sealed-*/plain*; } >/dev/null 2>&1 && [ $i -lt 3000 ]; do i=$((i+1)); "
+        .. "done; kill -INT $P; sleep 0.05; kill -INT $P; wait $P", H.quote(dir), H.quote(PASS.BACKUP_PASS), H.quote(H.BIN),
+        H.quote(file), how, H.quote(tmp), H.quote(tmp .. "/out")))
+      out = out .. (H.read(tmp .. "/err") or "")
+      assert.equal(130, rc, out)
+      assert.matches("backup: SIGINT: stopping; " .. file .. " will not be changed", out, 1, true)
+      assert.not_matches("stopped by", out, 1, true) -- ended before saying it at the end
+      local p = io.popen("ls -A " .. H.quote(tmp .. "/out"))
+      assert.equal("", p:read("a"))
+      p:close()
+      assert.equal("", sealed_dirs(dir))
+    end
+  end)
 end)
