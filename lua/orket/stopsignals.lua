@@ -44,7 +44,7 @@ end
 
 --- hold(fn) -> signal | nil, fn's results: fn run with SIGINT, SIGTERM and SIGHUP (those not
 --- ignored when the process started) held until it returns, so that a short command's
---- step that writes files (init's project, a backup's copy) ends whole or is undone by its
+--- step that writes files (init's project) ends whole or is undone by its
 --- caller, never cut halfway. signal: "SIGINT", "SIGTERM" or "SIGHUP", the first sent
 --- meanwhile; then each has its default action back.
 function M.hold(fn)
