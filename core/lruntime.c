@@ -172,7 +172,7 @@ static int rtl_read_script(lua_State *L) {
   return 3;
 }
 
-/* rt.ignore_stop_signals(): SIGINT and SIGTERM discarded from now on (rt_ignore_stop_signals) */
+/* rt.ignore_stop_signals(): SIGINT, SIGTERM and SIGHUP discarded from now on (rt_ignore_stop_signals) */
 static int rtl_ignore_stop_signals(lua_State *L) {
   (void)L;
   rt_ignore_stop_signals();

@@ -327,9 +327,11 @@ void rt_ignore_stop_signals(void) {
   /* A storm of SIGTERMs against a stopping server (a supervisor's retry loop) could send
    * them faster than the loop ran one callback each: libuv reads its signal pipe again
    * while it comes back full, so the loop never left that read and the stop never ended.
-   * Ignored, a signal is dropped when sent and never reaches the pipe. */
+   * Ignored, a signal is dropped when sent and never reaches the pipe. SIGHUP stops a
+   * server too (lua/orket/stopsignals.lua): a closed terminal can send it twice. */
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
 }
 
 void rt_close(orket_rt *rt) {
@@ -338,19 +340,21 @@ void rt_close(orket_rt *rt) {
   /* luv handles still open are closed while Lua is alive (lua/orket/handles.lua): luv's
    * close callback unrefs them in Lua, which after lua_close would touch freed memory. */
   /* The process is ending, its status decided. Closing the signal handles below gives
-   * SIGINT and SIGTERM their default action back: one arriving then (a second SIGTERM just
-   * after the one that stopped orket serve) would turn a clean exit into 130 or 143. They
-   * are blocked first, so that one stays pending through the close, then ignored, which
-   * discards it. */
+   * SIGINT, SIGTERM and SIGHUP their default action back: one arriving then (a second
+   * SIGTERM just after the one that stopped orket serve, or a closed terminal's second
+   * SIGHUP) would turn a clean exit into 130, 143 or 129. They are blocked first, so that
+   * one stays pending through the close, then ignored, which discards it. */
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
   lua_getfield(rt->L, LUA_REGISTRYINDEX, "orket.close_handles");
   if (lua_type(rt->L, -1) != LUA_TFUNCTION || lua_pcall(rt->L, 0, 0, 0) != LUA_OK) lua_pop(rt->L, 1);
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
   /* Let close callbacks already queued (they may call into Lua) run while Lua is alive. */
   uv_run(&rt->loop, UV_RUN_NOWAIT);
   lua_close(rt->L); /* luv's __gc closes its handles; their callbacks do not touch Lua */

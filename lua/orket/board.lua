@@ -730,7 +730,8 @@ function Board:create(spec)
     local parent = cards.head(db, spec.parent)
     if not parent then return not_found(spec.parent) end
     if parent.type ~= "epic" then
-      return nil, string.format("board: %s is a %s; new issues go under an epic", spec.parent, parent.type), "EINVAL"
+      return nil, string.format("board: %s is %s %s; new issues go under an epic", spec.parent,
+        parent.type == "issue" and "an" or "a", parent.type), "EINVAL"
     end
     -- a finished epic follows no new child: the work would run under an epic that says done
     if FINAL[parent.status] then

@@ -108,9 +108,16 @@ end
 --- ("hint: ..."), from the vocabulary every surface shares (orket.errors), when the code
 --- has a remedy and the message does not already say it. The hint is for a person: only
 --- on a terminal, so that what scripts read of stderr stays the message alone.
+-- The state machine's remedies are told to the model that made a tool call ("end your
+-- turn", "file new work with create_issue"); a person at the CLI gets theirs instead.
+M.PERSON_REMEDY = {
+  ESAME = "nothing to do: the card has that status already",
+  ETERMINAL = "the card is final: at most it may be archived; file new work as a new issue in epics/, then orket import",
+}
+
 function M.fail(code, fmt, ...)
   M.err(fmt, ...)
-  local remedy = errors.remedy(code)
+  local remedy = M.PERSON_REMEDY[code] or errors.remedy(code)
   if remedy and uv.guess_handle(2) == "tty" and not string.format(fmt, ...):find(remedy, 1, true) then
     io.stderr:write("hint: ", inert.text(remedy), "\n")
   end
@@ -415,11 +422,13 @@ function M.main(argv)
     M.usage(io.stderr)
     return M.EXIT.usage
   end
-  -- `orket -C DIR CMD ...`, as git takes it: the same as `orket CMD -C DIR ...`
-  local lead_dir, first = nil, 2
-  if name == "-C" or (type(name) == "string" and name:match("^%-C=")) then
-    lead_dir, first = name:match("^%-C=(.*)$"), 3
-    if not lead_dir then lead_dir, first = argv[2], 4 end
+  -- `orket -C DIR CMD ...`, as git takes it: the same as `orket CMD -C DIR ...`; given
+  -- twice (`orket -C a -C b CMD`), both go to the command's parser, which takes the same
+  -- directory twice as one and refuses two different ones, naming both
+  local lead_dirs, first = {}, 2
+  while name == "-C" or (type(name) == "string" and name:match("^%-C=")) do
+    local lead_dir = name:match("^%-C=(.*)$")
+    if lead_dir then first = first + 1 else lead_dir, first = argv[first], first + 2 end
     name = argv[first - 1]
     if lead_dir == nil or lead_dir == "" then
       M.err("-C needs a directory: orket -C DIR COMMAND ...")
@@ -429,6 +438,7 @@ function M.main(argv)
       M.err("-C %s needs a command after it: orket -C DIR COMMAND ...", lead_dir)
       return M.EXIT.usage
     end
+    lead_dirs[#lead_dirs + 1] = lead_dir
   end
   if name == "--version" or name == "-v" then name = "version" end
   if name == "--help" or name == "-h" then name = "help" end
@@ -439,7 +449,7 @@ function M.main(argv)
   local attached
   args, attached = M.split_values(args, cmd.words_after, cmd.args)
   args.attached = attached
-  if lead_dir then
+  if #lead_dirs > 0 then
     -- the command's own -C, first (before a subcommand's words and any free text); a
     -- command without one (init, lua, help) says so rather than taking DIR for something else
     if not M.help_text(name):find("-C DIR", 1, true) then
@@ -448,10 +458,12 @@ function M.main(argv)
     end
     -- read by the one parser as the command's own: a second, different -C is refused there
     -- (orket.cmdline.one_dir)
-    table.insert(args, 1, lead_dir)
-    table.insert(args, 1, "-C")
+    for i = #lead_dirs, 1, -1 do
+      table.insert(args, 1, lead_dirs[i])
+      table.insert(args, 1, "-C")
+    end
     local moved = {}
-    for i in pairs(args.attached) do moved[i + 2] = true end
+    for i in pairs(args.attached) do moved[i + 2 * #lead_dirs] = true end
     args.attached = moved
   end
   args[0] = argv[0]

@@ -137,10 +137,16 @@ function M.load(files, base)
       name = chunk,
       globals = { deny = adder("deny"), ask = adder("ask"), allow = adder("allow"), glob = cgate.glob },
     }
-    local ok, err, code = scriptfile.run(box, path, { chunk = chunk, result = false })
+    local ok, err, code = scriptfile.run(box, path, { chunk = chunk, result = false, any_result = true })
     -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too
     if not ok then return nil, refused or err, code or "ERUNTIME" end
     if refused then return nil, refused, "EINVAL" end
+    -- a file that returns its rules (as roles and tools return their table) declares none:
+    -- the gate would allow what the operator meant to deny, without a word
+    if err ~= nil then
+      return nil, chunk .. ": returns a " .. err .. ", which a policy file does not: it declares its rules "
+        .. "by calling deny { ... }, ask { ... } or allow { ... } (docs/policies.md)", "EINVAL"
+    end
     set.files[#set.files + 1] = path
   end
   return compiled(set)

@@ -80,7 +80,8 @@ end
 --- script's first result, detached (a copy with raw access, no metatables, functions
 --- kept); a value that cannot be (a cycle, userdata, a key that is a table) is refused.
 --- chunk: the name the script and its errors give (default path; M.name's, for a
---- project's), a file that cannot be read included. result = false: the result is not wanted.
+--- project's), a file that cannot be read included. result = false: the result is not wanted
+--- (with any_result = true, whether there was one: its type's name as value, nothing detached).
 function M.run(box, path, opts)
   opts = opts or {}
   local chunk = opts.chunk or path
@@ -93,7 +94,8 @@ function M.run(box, path, opts)
   if not fn then return false, lerr, lcode end
   local ok, v, pcode = box:pcall(fn)
   if not ok then return false, M.message(v, chunk), pcode or "ERUNTIME" end
-  if opts.result == false or v == nil then return true, nil end
+  if v == nil then return true, nil end
+  if opts.result == false then return true, opts.any_result and type(v) or nil end
   local copy, derr = plain.detach(v)
   if derr then return false, chunk .. ": " .. derr, "EINVAL" end
   return true, copy

@@ -1,5 +1,6 @@
--- orket.stopsignals: SIGINT and SIGTERM for a long-running command (orket serve, orket
--- worker). The first one stops it; from then on both are ignored, so the kernel drops the
+-- orket.stopsignals: SIGINT, SIGTERM and SIGHUP for a long-running command (orket serve, orket
+-- worker), and held around a short command's step that writes files (hold). The first one
+-- stops a long-running command; from then on all three are ignored, so the kernel drops the
 -- rest as they are sent. Handled one callback each, a storm of them (a supervisor's retry
 -- loop) could be sent faster than the loop ran the callbacks: libuv reads its signal pipe
 -- again while the read comes back full, and the stop never ended.
@@ -8,12 +9,27 @@ local rt = require "orket.c.runtime"
 
 local M = {}
 
---- on_stop(stop) -> the signal handles: stop(name) on the first SIGINT or SIGTERM, once.
---- Keep the handles open until the process ends (the runtime closes them last): closed,
---- the default action would be back, and a late SIGTERM would end it with 143.
+-- ignored_at_start() -> function(signum) -> whether the signal was ignored when this
+-- process started (`nohup`, a script's `&`): the kernel's SigIgn mask (/proc/self/status),
+-- bit N-1 for signal N. Such a signal stays ignored.
+function M.ignored_at_start()
+  local f = io.open("/proc/self/status", "r")
+  local text = f and f:read("a") or ""
+  if f then f:close() end
+  local mask = tonumber(text:match("\nSigIgn:%s*(%x+)") or "0", 16) or 0
+  return function(signum) return (mask >> (signum - 1)) & 1 == 1 end
+end
+
+--- on_stop(stop) -> the signal handles: stop(name) on the first SIGINT, SIGTERM or SIGHUP
+--- (its terminal closed, as `orket run` takes it; not when SIGHUP was ignored at the start,
+--- as under nohup), once. Keep the handles open until the process ends (the runtime closes
+--- them last): closed, the default action would be back, and a late SIGTERM would end it
+--- with 143.
 function M.on_stop(stop)
   local handles, stopped = {}, false
-  for _, name in ipairs { "sigint", "sigterm" } do
+  local names = { "sigint", "sigterm" }
+  if not M.ignored_at_start()(1) then names[#names + 1] = "sighup" end
+  for _, name in ipairs(names) do
     local h = uv.new_signal()
     h:start(name, function()
       if stopped then return end -- sent before the first was handled
@@ -25,5 +41,37 @@ function M.on_stop(stop)
   end
   return handles
 end
+
+--- hold(fn) -> signal | nil, fn's results: fn run with SIGINT, SIGTERM and SIGHUP (those not
+--- ignored when the process started) held until it returns, so that a short command's
+--- step that writes files (init's project) ends whole or is undone by its
+--- caller, never cut halfway. signal: "SIGINT", "SIGTERM" or "SIGHUP", the first sent
+--- meanwhile; then each has its default action back.
+function M.hold(fn)
+  local got
+  local handles = {}
+  local ignored = M.ignored_at_start()
+  for name, signum in pairs { sigint = 2, sigterm = 15, sighup = 1 } do
+    if not ignored(signum) then
+      local h = uv.new_signal()
+      h:start(name, function() got = got or name:upper() end)
+      handles[#handles + 1] = h
+    end
+  end
+  local res = table.pack(pcall(fn))
+  -- the loop reads the signals' pipe only when it runs: a command runs it once here, a
+  -- task (the loop already running) waits a moment
+  if not pcall(rt.run, "nowait") then rt.sleep(1) end
+  for _, h in ipairs(handles) do
+    h:stop()
+    h:close()
+  end
+  -- fn raised: raised again, the signals given back first (else Ctrl-C would stay held)
+  if not res[1] then error(res[2], 0) end
+  return got, table.unpack(res, 2, res.n)
+end
+
+--- STATUS: a command a signal stopped exits as the signal would have ended it
+M.STATUS = { SIGINT = 130, SIGTERM = 143, SIGHUP = 129 }
 
 return M

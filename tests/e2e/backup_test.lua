@@ -621,4 +621,45 @@ os.exit(require("orket.cli").main { "restore", %q })
     r = H.orket("restore a b", {})
     assert.equal(2, r.status)
   end)
+
+  -- an export stalled (a lock, a partition) took SIGINT, SIGTERM and SIGHUP only once it
+  -- ended: the first signal now cancels its query, and FILE is left as it was
+  it("stops a stalled PostgreSQL export at the first SIGINT, FILE as it was", function()
+    if backends.name() ~= "pg" then return end
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local file = tmp .. "/b.backup"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "the backup there before")
+    local before = H.read(file)
+    H.write(tmp .. "/lock.lua", string.format([[
+local db = assert(require("orket.project").open_store(".", false))
+assert(db:tx(function()
+  assert(db:exec("LOCK TABLE cards IN ACCESS EXCLUSIVE MODE"))
+  io.open(%q, "w"):close()
+  require("orket.c.runtime").sleep(30000)
+  return true
+end))
+]], tmp .. "/locked"))
+    os.execute(string.format("cd %s && { %s lua %s >%s/lock.out 2>&1 & echo $! >%s/lock.pid; } ",
+      H.quote(dir), H.quote(H.BIN), H.quote(tmp .. "/lock.lua"), H.quote(tmp), H.quote(tmp)))
+    finally(function() os.execute("kill " .. (H.read(tmp .. "/lock.pid") or ""):match("%d+") .. " 2>/dev/null") end)
+    for _ = 1, 1000 do
+      if H.read(tmp .. "/locked") then break end
+      orket.sleep(10)
+    end
+    assert(H.read(tmp .. "/locked"), H.read(tmp .. "/lock.out"))
+    local t0 = os.time()
+    local rc, out = H.sh(string.format("cd %s || exit 1; env --default-signal=INT %s backup %s 2>%s/err & P=$!; "
+      .. "sleep 1.5; kill -0 $P || echo 'ended before the signal'; kill -INT $P; wait $P",
+      H.quote(dir), H.quote(H.BIN), H.quote(file), H.quote(tmp)))
+    out = out .. (H.read(tmp .. "/err") or "")
+    assert.equal(130, rc, out)
+    assert.is_true(os.time() - t0 < 15, out)
+    assert.not_matches("ended before the signal", out, 1, true)
+    assert.matches("stopped by SIGINT; " .. file .. " was not changed", out, 1, true)
+    assert.equal(before, H.read(file))
+    local p = io.popen("ls -A " .. H.quote(tmp))
+    assert.not_matches("part", p:read("a"), 1, true)
+    p:close()
+  end)
 end)

@@ -159,7 +159,7 @@ describe("orket CLI", function()
     local two = "orket: two different directories given, 'p' and 'q': a command works in one; give one -C DIR\n"
     for _, words in ipairs { "-C p board -C q", "board -C p -C q", "-C p sandbox list -C q", "sandbox -C p list -C q",
       "-C p sandbox -C q list", "-C p import q", "import p -C q", "-C p status -C q", "restore -C p -C q b.db",
-      "gate check --role coder --tool read_file -C p --workspace q" } do
+      "gate check --role coder --tool read_file -C p --workspace q", "-C p -C q board", "-C=p -C q sandbox list" } do
       local r = H.orket(words, { cwd = dir })
       assert.equal(2, r.status, words)
       assert.equal(two, r.stderr:sub(1, #two), words)
@@ -168,7 +168,8 @@ describe("orket CLI", function()
     -- the same directory, however spelled, is one
     local board = H.orket("board -C p", { cwd = dir }).stdout
     assert.matches("START%-1", board)
-    for _, words in ipairs { "-C p board -C p", "-C p board -C ./p/", "board -C p -C " .. H.quote(dir .. "/p") } do
+    for _, words in ipairs { "-C p board -C p", "-C p board -C ./p/", "board -C p -C " .. H.quote(dir .. "/p"),
+      "-C p -C ./p board", "-C=p -C p/ -C p board" } do
       local r = H.orket(words, { cwd = dir })
       assert.equal(0, r.status, words .. ": " .. r.stderr)
       assert.equal(board, r.stdout, words)
@@ -188,6 +189,16 @@ describe("orket CLI", function()
     assert.matches("hint: " .. require("orket.errors").remedy("ESTATE"), out, 1, true)
     assert.matches("%[ptydrive: FAILED, exit 1%]", out) -- every step seen; the command exits 1
     -- not on a pipe: what scripts read of stderr is the message alone (the test below)
+    -- a state machine's refusal: a person's remedy, not the one told to a model ("end your
+    -- turn", "create_issue")
+    assert.equal(0, H.orket("cancel START-2 done-with-it", { cwd = dir }).status)
+    p = io.popen(string.format("cd %s && env NO_COLOR=1 TERM=xterm %s -t 30 -- %s cancel START-2 again <steps 2>&1",
+      H.quote(dir), H.quote((H.BIN:gsub("orket$", "ptydrive"))), H.quote(H.BIN)))
+    out = p:read("a")
+    p:close()
+    assert.matches("orket: START-2: the issue is already canceled; nothing to change", out, 1, true)
+    assert.matches("\nhint: nothing to do: the card has that status already", out, 1, true)
+    assert.not_matches("your turn", out, 1, true)
   end)
 
   it("refuses extra runs, unknown answer options, and says when nothing has run yet", function()

@@ -120,6 +120,75 @@ describe("orket init", function()
     write(dir .. "/pre/epics/old.json", '{ "id": "OLD", "name": "Old", "issues": [] }')
     r = H.orket("init pre", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
+    -- a failure before anything was made says so, not that it removed what it made
+    write(dir .. "/afile", "mine")
+    r = H.orket("init afile", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: cannot create afile: ./afile is not a directory; nothing was changed\n", r.stderr)
+    assert.equal("mine", H.read(dir .. "/afile"))
+  end)
+
+  -- Ctrl-C while it made the project left it half made (no repository, an empty board),
+  -- which init then refused as a project and validate passed
+  it("is all or nothing when interrupted too: Ctrl-C midway leaves what was there, exit 130", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/pre/epics"))
+    -- epics enough that their import (after the files and the store are made) takes a while
+    for f = 1, 40 do
+      local issues = {}
+      for i = 1, 300 do issues[i] = string.format('{"id": "E%d-%d", "summary": "%s"}', f, i, string.rep("s", 40)) end
+      write(string.format("%s/pre/epics/e%02d.json", dir, f),
+        string.format('{"id": "E%d", "name": "e", "issues": [%s]}', f, table.concat(issues, ",")))
+    end
+    local before = tree(dir .. "/pre")
+    -- the signal once the store exists: the project's files are written, its import is under way
+    -- (env --default-signal: a job in the background of a script would have SIGINT ignored;
+    -- this one has it as a command in a terminal does)
+    local p = io.popen(string.format("cd %s && { env --default-signal=INT %s init pre --yes >out 2>err & pid=$!; "
+      .. "while [ ! -e pre/.orket/orket.db ] && kill -0 $pid 2>/dev/null; do sleep 0.005; done; "
+      .. "kill -INT $pid; wait $pid; echo $?; }", H.quote(dir), H.quote(H.BIN)))
+    local rc = p:read("l")
+    p:close()
+    assert.equal("130", rc, H.read(dir .. "/err"))
+    assert.equal("orket: init interrupted; it removed what it had created in pre, so it can be run again\n",
+      H.read(dir .. "/err"))
+    assert.equal(before, tree(dir .. "/pre"))
+    local r = H.orket("init pre", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    -- a signal ignored at the start (nohup, a script's job) stays ignored: the project is made
+    p = io.popen(string.format("cd %s && rm -rf pre/orket.lua pre/script.lua pre/.orket pre/workspace "
+      .. "pre/epics/start.json && { (trap '' INT; exec %s init pre --yes >out 2>err) & pid=$!; "
+      .. "while [ ! -e pre/.orket/orket.db ] && kill -0 $pid 2>/dev/null; do sleep 0.005; done; "
+      .. "kill -INT $pid; wait $pid; echo $?; }", H.quote(dir), H.quote(H.BIN)))
+    rc = p:read("l")
+    p:close()
+    assert.equal("0", rc, H.read(dir .. "/err"))
+    assert.matches("START%-1", H.orket("board", { cwd = dir .. "/pre" }).stdout)
+  end)
+
+  -- a workspace/ there before without a repository kept the .git init made in it, while the
+  -- message said all it had made was removed
+  it("when interrupted removes the repository it made in a workspace/ that was there", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/pre/epics") .. " " .. H.quote(dir .. "/pre/workspace"))
+    write(dir .. "/pre/workspace/app.py", "code\n")
+    for f = 1, 40 do
+      local issues = {}
+      for i = 1, 300 do issues[i] = string.format('{"id": "E%d-%d", "summary": "%s"}', f, i, string.rep("s", 40)) end
+      write(string.format("%s/pre/epics/e%02d.json", dir, f),
+        string.format('{"id": "E%d", "name": "e", "issues": [%s]}', f, table.concat(issues, ",")))
+    end
+    local before = tree(dir .. "/pre")
+    local p = io.popen(string.format("cd %s && { env --default-signal=INT %s init pre --yes >out 2>err & pid=$!; "
+      .. "while [ ! -e pre/.orket/orket.db ] && kill -0 $pid 2>/dev/null; do sleep 0.005; done; "
+      .. "kill -INT $pid; wait $pid; echo $?; }", H.quote(dir), H.quote(H.BIN)))
+    local rc = p:read("l")
+    p:close()
+    assert.equal("130", rc, H.read(dir .. "/err"))
+    assert.equal("orket: init interrupted; it removed what it had created in pre, so it can be run again\n",
+      H.read(dir .. "/err"))
+    assert.equal(before, tree(dir .. "/pre"))
+    assert.equal("code\n", H.read(dir .. "/pre/workspace/app.py"))
   end)
 
   it("undoes a failure at the workspace's repository too, so the run again it offers works", function()

@@ -141,6 +141,16 @@ describe("orket sandbox", function()
     assert.equal(1, r.status)
     assert.matches("compose.yaml exists: not replaced (use --force)", r.stderr, 1, true)
     assert.equal(0, H.orket("sandbox compose --force", { cwd = dir }).status)
+    -- an --out that is a file, or whose parent is missing, is named as given (it was the temp
+    -- file a write failed on: "ENOTDIR: not a directory: FILE/Dockerfile.PID-N.tmp")
+    H.write(dir .. "/afile", "x")
+    r = H.orket("sandbox compose --out afile", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: sandbox compose: --out afile: not a directory; nothing was written\n", r.stderr)
+    r = H.orket("sandbox compose --out nowhere/sub", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: sandbox compose: --out nowhere/sub: cannot make the folder (ENOENT); nothing was written\n",
+      r.stderr)
   end)
 
   it("compose's file is accepted by a Compose implementation", function()

@@ -222,6 +222,22 @@ describe("orket sandbox up", function()
     H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")
   end)
 
+  -- the line said "orket sandbox stop N": no -C for a project named with one, and "orket",
+  -- which need not be on PATH
+  it("says how to stop a detached sandbox with a line that runs as printed, -C and binary included", function()
+    if skip then return pending(skip) end
+    local m = mark()
+    local dir = project(m)
+    local parent = dir:match("^(.*)/p$")
+    local r = H.orket("-C p sandbox up --detach", { cwd = parent })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local stop = r.stdout:match("\nstop it: ([^\n]+)\n")
+    assert.equal(require("orket.cli").shell_quote(H.BIN) .. " sandbox stop 1 -C p", stop)
+    assert.is_true(os.execute("cd " .. H.quote(parent) .. " && " .. stop .. " >/dev/null 2>&1"))
+    assert.same({}, list(dir))
+    H.wait_for(function() return #procs(m) == 0 end, "the sandbox's processes to end")
+  end)
+
   it("serves main's tree through its socket until stopped, with its log, and leaves nothing running", function()
     if skip then return pending(skip) end
     local m, dir, r = started()

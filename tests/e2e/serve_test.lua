@@ -525,7 +525,7 @@ describe("orket serve", function()
     end
   end)
 
-  it("ignores SIGINT and SIGTERM from the first one on, while it stops", function()
+  it("ignores SIGINT, SIGTERM and SIGHUP from the first one on, while it stops", function()
     local dir = project()
     local s = start(dir)
     -- a write whose body is half sent: in flight, the stop waits for it (drain_ms, 3 s)
@@ -533,18 +533,63 @@ describe("orket serve", function()
       .. s.token .. "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"te")
     orket.sleep(300)
     os.execute("kill -TERM " .. s.pid)
-    -- both ignored (SigIgn's bits 2 and 15), so the kernel drops the next as they are sent:
+    -- all three ignored (SigIgn's bits 2, 15 and 1), so the kernel drops the next as they are sent:
     -- handled one callback each, a storm of them could outrun the loop
     local function ignored()
       local status = H.read("/proc/" .. s.pid .. "/status")
       local mask = status and tonumber(status:match("\nSigIgn:%s*(%x+)"), 16)
-      return mask and (mask >> 1) & 1 == 1 and (mask >> 14) & 1 == 1
+      return mask and (mask >> 1) & 1 == 1 and (mask >> 14) & 1 == 1 and mask & 1 == 1
     end
-    wait_for(ignored, "SIGINT and SIGTERM ignored")
-    os.execute("kill -INT " .. s.pid .. "; kill -TERM " .. s.pid)
+    wait_for(ignored, "SIGINT, SIGTERM and SIGHUP ignored")
+    os.execute("kill -INT " .. s.pid .. "; kill -TERM " .. s.pid .. "; kill -HUP " .. s.pid)
     c.close()
     local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server's end")
     assert.equal("0", rc)
+  end)
+
+  -- its terminal closed (SIGHUP) ended it at once with 129, its socket and token file left
+  -- in .orket/ and its runs not stopped as a stop stops them; `orket run` took SIGHUP as a stop
+  it("stops on SIGHUP as on SIGTERM: exit 0, its socket and token removed", function()
+    local dir = project()
+    local s = start(dir)
+    wait_for(function() return H.read(dir .. "/.orket/serve.token") end, "the token file")
+    os.execute("kill -HUP " .. s.pid)
+    local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server's end")
+    assert.equal("0", rc, H.read(dir .. "/serve.err"))
+    assert.is_nil(io.open(dir .. "/.orket/serve.token"))
+    assert.is_nil(uv.fs_lstat(dir .. "/.orket/serve.sock"))
+  end)
+
+  -- under nohup SIGHUP is ignored from the start, and stays so: the server goes on
+  it("keeps serving on SIGHUP when it was ignored at the start, as under nohup", function()
+    local dir = project()
+    local wrap = H.tmpdir() .. "/nohup-orket"
+    H.write(wrap, "#!/bin/sh\ntrap '' HUP\nexec " .. H.quote(H.BIN) .. ' "$@"\n')
+    os.execute("chmod +x " .. H.quote(wrap))
+    local bin = H.BIN
+    H.BIN = wrap
+    local started, s = pcall(start, dir)
+    H.BIN = bin
+    assert(started, s)
+    wait_for(function() return H.read(dir .. "/.orket/serve.token") end, "the token file")
+    os.execute("kill -HUP " .. s.pid)
+    orket.sleep(500)
+    assert.is_nil(H.read(dir .. "/serve.rc"))
+    assert.is_true(H.alive(s.pid))
+    assert.equal(0, s.stop())
+  end)
+
+  -- a closed terminal can send SIGHUP twice (the kernel's, then the shell's to its job): only
+  -- SIGINT and SIGTERM were ignored once it stopped, and one SIGHUP landing while its
+  -- handles closed ended the clean stop with 129
+  it("ends with 0 however many SIGHUPs come while it stops", function()
+    for _ = 1, 6 do
+      local dir = project()
+      local s = start(dir)
+      os.execute(string.format("while kill -HUP %d 2>/dev/null; do :; done", s.pid))
+      local rc = wait_for(function() return (H.read(dir .. "/serve.rc") or ""):match("^%d+") end, "the server's end")
+      assert.equal("0", rc)
+    end
   end)
 
   it("answers again once a flood past the connection cap has closed", function()

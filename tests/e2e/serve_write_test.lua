@@ -199,6 +199,15 @@ describe("orket serve writes", function()
     assert.equal("ready", cjson.decode(H.orket("card API-1 --json", { cwd = dir }).stdout).card.status)
     st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "no_such_status" })
     assert.equal(400, st)
+    -- the remedy is a person's: the route's field is reason (wait_reason, the model's tool
+    -- argument, is refused as an unknown field), and a card already there is no turn to end
+    st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "blocked" })
+    assert.same({ 409, "EREASON_REQUIRED" }, { st, doc.error.code })
+    assert.equal("send the move again with reason set to why the card waits: resource, dependency, review, input "
+      .. "or system", doc.error.remedy)
+    st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "ready" })
+    assert.same({ 409, "ESAME", "nothing to do: the card has that status already" },
+      { st, doc.error.code, doc.error.remedy })
     -- an optional member sent as null is absent (the same 409 as without it); a required
     -- one is refused; the OpenAPI document says which may be null
     st, doc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "done", note = cjson.null, reason = cjson.null })
@@ -220,6 +229,11 @@ describe("orket serve writes", function()
     assert.equal("canceled", cjson.decode(H.orket("card API-4 --json", { cwd = dir }).stdout).card.status)
     st, doc = call(s, "POST", "/v1/cards/API-4/cancel", op, { reason = "again" })
     assert.equal(409, st)
+    -- a canceled card may still go to archived: its remedy says so, as its message does
+    st, doc = call(s, "POST", "/v1/cards/API-4/move", op, { to = "ready" })
+    assert.same({ 409, "ETERMINAL" }, { st, doc.error.code })
+    assert.matches("it may only go to archived", doc.error.message, 1, true)
+    assert.matches("^the card is final: at most it may be archived; ", doc.error.remedy)
     -- while another process holds the project's run lock (an `orket run`): 409 ELOCKED
     local _, stop = H.hold_lock(dir)
     local lst, ldoc = call(s, "POST", "/v1/cards/API-1/move", op, { to = "in_progress" })
@@ -330,6 +344,7 @@ describe("orket serve writes", function()
     st, doc = call(s, "POST", "/v1/cards/CLEAN-2/answer", op, { text = "again" })
     assert.equal(409, st)
     assert.equal("ESTATE", doc.error.code)
+    assert.equal("GET /v1/cards/{id} shows where it stands", doc.error.remedy) -- a route, not a command
     st, doc = call(s, "POST", "/v1/cards/CLEAN-3/retry", op, { note = "go on" })
     assert.equal(200, st, cjson.encode(doc))
     conforms(api, "POST", "/v1/cards/{id}/retry", 200, doc)

@@ -880,6 +880,30 @@ describe("one server, many projects", function()
       .. (pg and "PostgreSQL database" or "SQLite file"), r.stderr)
   end)
 
+  -- the same folder added again was "projects 'p' (DIR) and 'p' (DIR) are one store": the
+  -- one project named twice as if two, instead of the add's own refusal
+  it("refuses a folder added again by its name or as served already, not as two projects on one store", function()
+    local dir = H.example("notes")
+    local other = H.example("notes")
+    ok(H.orket("projects add " .. H.quote(other) .. " --name second", { cwd = dir }), "projects add second")
+    local r = H.orket("projects add " .. H.quote(other) .. " --name second", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches("projects: a project named 'second' exists already\n$", r.stderr)
+    r = H.orket("projects add " .. H.quote(other) .. " --name third", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches(" is served already, as project 'second'\n$", r.stderr)
+    assert.not_matches("one store", r.stderr, 1, true)
+    assert.equal(2, #cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects)
+    -- a folder orket.lua's serve.projects serves: added under another name, the next start
+    -- refused both as one store
+    local conf = H.example("notes")
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nserve = { projects = { web = " .. string.format("%q", conf) .. " } }\n")
+    r = H.orket("projects add " .. H.quote(conf) .. " --name web2", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches(" is served already, as project 'web'\n$", r.stderr)
+    assert.equal(3, #cjson.decode(H.orket("projects --json", { cwd = dir }).stdout).projects)
+  end)
+
   it("starts when sign_in.project_roles maps groups into a project that is gone, that one left out", function()
     local dir, gone = H.example("notes"), H.example("notes")
     ok(H.orket("projects add " .. gone .. " --name gone", { cwd = dir }), "projects add gone")

@@ -121,6 +121,8 @@ describe("local accounts", function()
     r = H.orket("users add alice --role operator", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("no terminal", r.stderr, 1, true)
+    -- both ways without a terminal are named, not only the variable
+    assert.matches("give --password-env VAR or --password-stdin\n", r.stderr, 1, true)
     add(dir, "alice", "operator")
     r = H.orket("users add alice --role viewer --password-env PW", { cwd = dir, env = { PW = PASS } })
     assert.equal(1, r.status)

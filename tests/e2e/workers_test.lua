@@ -228,27 +228,30 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     assert.equal("W-1\n", H.read(dir .. "/workspace/W-1.line"))
   end)
 
-  it("stops on SIGTERM releasing its leases, and leaves the run to the other workers", function()
-    local dir = project(fake.url, 10, 300)
-    local pid = start_worker(dir, 1, true)
-    local db = assert(project_mod.open_store(dir, false))
-    H.wait_for(function()
-      orket.sleep(20)
-      return #leases.live(db) > 0
-    end, "a lease", 1000)
-    os.execute("kill -TERM " .. pid)
-    H.wait_for(function() orket.sleep(20) return not alive(pid) end, "the worker to stop", 1000)
-    assert.same({}, leases.live(db))
-    assert.equal("running", require("orket.store.runs").get(db, 1).status)
-    db:close()
-    local out = H.read(dir .. "/w1.out")
-    assert.matches('"type":"worker_end"', out)
-    assert.equal("", H.read(dir .. "/w1.err") or "")
-    -- a worker started later finishes the run
-    local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
-    assert.equal(0, r.status, r.stderr)
-    assert.equal("done", cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].status)
-  end)
+  -- SIGHUP (its terminal closed) stops it as SIGTERM does (docs/workers.md)
+  for _, sig in ipairs { "TERM", "HUP" } do
+    it("stops on SIG" .. sig .. " releasing its leases, and leaves the run to the other workers", function()
+      local dir = project(fake.url, 10, 300)
+      local pid = start_worker(dir, 1, true)
+      local db = assert(project_mod.open_store(dir, false))
+      H.wait_for(function()
+        orket.sleep(20)
+        return #leases.live(db) > 0
+      end, "a lease", 1000)
+      os.execute("kill -" .. sig .. " " .. pid)
+      H.wait_for(function() orket.sleep(20) return not alive(pid) end, "the worker to stop", 1000)
+      assert.same({}, leases.live(db))
+      assert.equal("running", require("orket.store.runs").get(db, 1).status)
+      db:close()
+      local out = H.read(dir .. "/w1.out")
+      assert.matches('"type":"worker_end"', out)
+      assert.equal("", H.read(dir .. "/w1.err") or "")
+      -- a worker started later finishes the run
+      local r = H.orket("worker --drain --lease-ms 2500", { cwd = dir })
+      assert.equal(0, r.status, r.stderr)
+      assert.equal("done", cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1].status)
+    end)
+  end
 
   -- A run left to the workers, ended (orket runs stop, a full disk) and carried on with
   -- `orket resume`, was worked in the resuming process alone and stayed ended in the store:

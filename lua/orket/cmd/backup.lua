@@ -29,12 +29,12 @@ terminal (twice); it has at least 8 bytes. A passphrase is never taken from the 
 line. Without the key or passphrase the backup cannot be restored.]]
 
 -- the plain copy goes to a private directory under .orket/, then is sealed into FILE. A
--- SIGINT or SIGTERM waits for the copy to end, then the copy is removed and the backup
--- ends as the signal would have ended it (128 + its number).
-local function encrypted(db, dir, file, secret)
-  local place, perr, pcode = backup.plain_place(dir)
+-- signal before the seal removes the copy and ends the backup as the signal would have
+-- (128 + its number), FILE not written; said at once, and a second ends it at once.
+local function encrypted(db, dir, file, secret, say)
+  local place, perr, pcode = backup.plain_place(dir, say)
   if not place then return nil, perr, pcode end
-  local info, err, code = backup.backup(db, place.path)
+  local info, err, code = backup.backup(db, place.path, place.guard)
   if info and place.stopped() then info = nil end
   if info then
     local ok
@@ -94,6 +94,23 @@ local function as_said(err, code, file, store)
   return err
 end
 
+-- plain(db, file, say) -> backup.backup's results. The copy goes to FILE.part-PID first: a
+-- signal before it is renamed onto FILE removes it (and its journal) and leaves FILE as it
+-- was, as an encrypted backup does; said at once, and a second ends it at once.
+local function plain(db, file, say)
+  local guard = backup.on_stop(say)
+  local res = table.pack(backup.backup(db, file, guard))
+  guard.close()
+  return table.unpack(res, 1, res.n)
+end
+
+-- A backup made, said -> 0
+local function done(info, file, secret)
+  io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,
+    info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", file))
+  return 0
+end
+
 function cmd.run(args, cli)
   local opts, encrypt = {}, false
   local dir, pos = cli.words(cmd, args, { ["--encrypt"] = function() encrypt = true end }, "a file name", {
@@ -120,17 +137,18 @@ function cmd.run(args, cli)
   end
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
+  local function say(signal)
+    cli.err("backup: %s: stopping; %s will not be changed (send it again to end at once)", signal, pos[1])
+  end
   local info, signal
-  if secret then info, err, code, signal = encrypted(db, dir, pos[1], secret)
-  else info, err, code = backup.backup(db, pos[1]) end
+  if secret then info, err, code, signal = encrypted(db, dir, pos[1], secret, say)
+  else info, err, code, signal = plain(db, pos[1], say) end
   db:close()
   if not info then
     cli.fail(code, "backup: %s", as_said(err, code, pos[1], project.db_path(dir)))
     return backup.STOP_STATUS[signal] or 1
   end
-  io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,
-    info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", pos[1]))
-  return 0
+  return done(info, pos[1], secret)
 end
 
 return cmd

@@ -11,6 +11,8 @@ local import = require "orket.import"
 local project = require "orket.project"
 local gitwork = require "orket.engine.gitwork"
 local rt = require "orket.c.runtime"
+local tree = require "orket.tree"
+local stopsignals = require "orket.stopsignals"
 local ask = require "orket.terminal.ask"
 
 local cmd = { name = "init", summary = "create a new project" }
@@ -137,6 +139,7 @@ local function create(dir, texts, made, files)
   local git, gerr = gitwork.open(dir .. "/workspace", orket_dir .. "/worktrees")
   if not git then return nil, gerr end
   git.repo:close()
+  if git.made then made.repo = dir .. "/workspace/.git" end -- init's, in any workspace/: interrupted removes it
   return r
 end
 
@@ -379,6 +382,34 @@ local function utf8_name(s)
   return s
 end
 
+-- A create interrupted (it may have ended meanwhile), undone: what was made removed, the
+-- workspace's repository too when init made it (in a workspace/ that was there or not)
+-- -> exit status 130
+local function interrupted(cli, dir, made, signal)
+  if made.repo then tree.remove(made.repo) end
+  local left = made.undo()
+  if left then
+    cli.err("init interrupted; it could not remove %s, which it had created: remove it before running init again", left)
+  else
+    cli.err("init interrupted; it removed what it had created in %s, so it can be run again", dir)
+  end
+  return stopsignals.STATUS[signal]
+end
+
+-- A failed create, undone: what was made removed, and said -> exit status 1
+local function undone(cli, dir, made, err)
+  local left = made.undo()
+  if #made == 0 then
+    -- it failed before making anything (DIR is a file): nothing to have removed
+    cli.err("%s; nothing was changed", err)
+  elseif left then
+    cli.err("%s; init could not remove %s, which it had created: remove it before running init again", err, left)
+  else
+    cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
+  end
+  return 1
+end
+
 function cmd.run(args, cli)
   local dir, o = options(args, cli)
   if not dir then return o end
@@ -404,16 +435,11 @@ function cmd.run(args, cli)
     return 1
   end
   local made = undo_list()
-  local r, err = create(dir, texts, made, files)
-  if not r then
-    local left = made.undo()
-    if left then
-      cli.err("%s; init could not remove %s, which it had created: remove it before running init again", err, left)
-    else
-      cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
-    end
-    return 1
-  end
+  -- Ctrl-C halfway would leave a half-made project (a workspace without its repository, an
+  -- empty board) that init then refused as a project and validate passed: held, and undone
+  local signal, r, err = stopsignals.hold(function() return create(dir, texts, made, files) end)
+  if signal then return interrupted(cli, dir, made, signal) end
+  if not r then return undone(cli, dir, made, err) end
   say_made(dir, o, texts, r, cli)
   return 0
 end

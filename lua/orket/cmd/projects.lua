@@ -76,9 +76,18 @@ local function own_store(db, o)
   if not cand then return nil end
   local list, opened = {}, { cand }
   for _, p in ipairs(known_projects(o, db) or {}) do
+    -- the very folder added again is refused by name or by folder (a project is one store
+    -- with itself: that message would name the same project twice); a project orket.lua's
+    -- serve.projects names is not in the table the add looks its folder up in
+    if uv.fs_realpath(p.dir) == real then
+      if p.name == name then goto next end -- the add refuses the name
+      for _, pdb in ipairs(opened) do pdb:close() end
+      return real .. " is served already, as project '" .. p.name .. "'", "EEXIST"
+    end
     local pdb = p.name == projects.DEFAULT and db or projects.open(p.dir, true)
     if pdb then list[#list + 1] = { name = p.name, dir = p.dir, db = pdb } end
     if pdb and pdb ~= db then opened[#opened + 1] = pdb end
+    ::next::
   end
   list[#list + 1] = { name = name, dir = real, db = cand }
   local msg = projects.one_store(list)

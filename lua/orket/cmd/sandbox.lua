@@ -267,10 +267,21 @@ local function write_compose(o, cli)
   local dir, force, out_dir = o.dir, o.force, o.out
   local p, s = load(dir, cli)
   if not p then return 1 end
+  -- the folder said as given (--out X), not by the temp file a write would have failed on
+  local named = o.out and ("--out " .. o.out) or out_dir or (dir .. "/deploy")
   out_dir = out_dir or (dir .. "/deploy")
-  if not uv.fs_stat(out_dir) then
+  local st = uv.fs_stat(out_dir)
+  if st and st.type ~= "directory" then
+    cli.err("sandbox compose: %s: not a directory; nothing was written", named)
+    return 1
+  end
+  if not st then
     local ok, err = uv.fs_mkdir(out_dir, tonumber("755", 8))
-    if not ok then cli.err("%s: %s", out_dir, err) return 1 end
+    if not ok then
+      cli.err("sandbox compose: %s: cannot make the folder (%s); nothing was written", named,
+        tostring(err):match("^(%u+):") or tostring(err))
+      return 1
+    end
   end
   -- the build context is the tree; a Dockerfile Orket writes goes beside compose.yaml
   local ctx = relative(uv.fs_realpath(out_dir), uv.fs_realpath(dir .. "/workspace"))
@@ -316,8 +327,15 @@ end
 
 cmd._owner_row = owner_row -- (for the specs)
 
+-- the command line a hint shows for `orket sandbox WORDS` on this project: this binary (orket
+-- need not be on PATH) and the project's -C when it was given, so it runs as printed
+local function again(o, cli, words)
+  local where = (o.dir and o.dir ~= ".") and (" -C " .. cli.shell_quote(o.dir)) or ""
+  return cli.program() .. " sandbox " .. words .. where
+end
+
 -- What a detached `up` says of the sandbox its owner started -> exit status.
-local function say_detached(cli, row, pid, exited, out_path)
+local function say_detached(o, cli, row, pid, exited, out_path)
   if not row or row.status == "starting" then
     local f = io.open(out_path, "r")
     local tail = f and f:read("a") or ""
@@ -335,11 +353,11 @@ local function say_detached(cli, row, pid, exited, out_path)
     local home = service.dir_of(row)
     local tail = home and accept.log_tail(home .. "/app.log", 20, 4000) or ""
     if tail ~= "" then io.stderr:write("the app's last output:\n", tail, "\n") end
-    io.stderr:write("its log: orket sandbox logs ", row.id, "\n")
+    io.stderr:write("its log: ", again(o, cli, "logs " .. row.id), "\n")
     return 1
   end
-  io.stdout:write(string.format("sandbox %d is healthy (port %d, owner pid %d, commit %s)\nreach it: %s\nstop it: orket sandbox stop %d\n",
-    row.id, row.port, pid, tostring(row.commit_id), sock_hint(row), row.id))
+  io.stdout:write(string.format("sandbox %d is healthy (port %d, owner pid %d, commit %s)\nreach it: %s\nstop it: %s\n",
+    row.id, row.port, pid, tostring(row.commit_id), sock_hint(row), again(o, cli, "stop " .. row.id)))
   return 0
 end
 
@@ -361,7 +379,7 @@ local function detach(o, cli)
   end
   local row = owner_row(db, pid, function() return exited end)
   db:close()
-  return say_detached(cli, row, pid, exited, out_path)
+  return say_detached(o, cli, row, pid, exited, out_path)
 end
 
 -- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.

@@ -44,7 +44,7 @@ local function password(env, stdin)
   end
   local seal = require "orket.c.seal" -- lazy: only add asks
   local p, err = seal.read_tty("password: ")
-  if not p then return nil, err .. ": give --password-env VAR" end
+  if not p then return nil, err .. ": give --password-env VAR or --password-stdin" end
   if seal.read_tty("password again: ") ~= p then return nil, "the two passwords differ" end
   return p
 end

@@ -45,7 +45,8 @@ function M.add_project(db, base, dir, name, actor)
   name = rname
   return db:tx(function()
     if sp.get(db, name) then return nil, "a project named '" .. name .. "' exists already", "EEXIST" end
-    if sp.by_dir(db, real) then return nil, real .. " is served already", "EEXIST" end
+    local same = sp.by_dir(db, real)
+    if same then return nil, real .. " is served already, as project '" .. same.name .. "'", "EEXIST" end
     sp.insert(db, name, real)
     record(db, "project_add", actor, { name = name, dir = real })
     return { name = name, dir = real }

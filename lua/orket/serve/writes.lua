@@ -50,6 +50,25 @@ M.SCHEMAS = {
   cancel = obj({ reason = str(TEXT) }, { "reason" }),
 }
 
+-- The state machine's remedies are written for the model that made a tool call ("call
+-- again with wait_reason", "end your turn", "create_issue"): a person sending these routes
+-- gets the same advice in the API's words, where the model's would name a field the route
+-- refuses or a tool they do not have (and ESTATE's names a command, not a route). Codes not
+-- here keep orket.errors' remedy.
+local REASONS = "resource, dependency, review, input or system"
+M.PERSON_REMEDY = {
+  ESAME = "nothing to do: the card has that status already",
+  ETERMINAL = "the card is final: at most it may be archived; file new work as a new issue (POST /v1/cards)",
+  EREASON_REQUIRED = "send the move again with reason set to why the card waits: " .. REASONS,
+  EREASON_INVALID = "send the move again with reason set to one of " .. REASONS,
+  EREASON_UNEXPECTED = "send the move again without reason: only blocked and waiting_for_developer take one",
+  EDEPENDENCY = "finish the cards this one depends on first, or move it to blocked with reason dependency",
+  EREVIEWER = "an issue reaches done by its review: a run's integrity_guard seat, or an approval or merge of "
+    .. "its pull request on the forge (docs/serve.md, Writes to cards)",
+  -- orket.errors' is the CLI's ("`orket card ID` shows where it stands")
+  ESTATE = "GET /v1/cards/{id} shows where it stands",
+}
+
 -- A board refusal as an answer, with the status orket.errors gives its code: unknown card
 -- 404 (the API's not_found), bad input 400, a card not in a state for that 409 with the
 -- state machine's (or the board's) code.
@@ -57,7 +76,7 @@ local function refused(msg, code)
   msg = (tostring(msg):gsub("^board: ", ""))
   if code == "ENOENT" then return err(404, "not_found", msg) end
   if not code then return err(409, "conflict", msg) end
-  return err(errors.status(code), code, msg)
+  return err(errors.status(code), code, msg, M.PERSON_REMEDY[code])
 end
 
 -- The person a request acts as: its key's id (local use without keys: "local").

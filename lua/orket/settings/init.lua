@@ -33,6 +33,10 @@ local FIELDS = {
   headers = "table", stream = "boolean", file = "string", rules = "table", models = "table",
   default = "table", sequence = "table", cache_marks = "string",
 }
+local FIELD_NAMES = {}
+for k in pairs(FIELDS) do FIELD_NAMES[#FIELD_NAMES + 1] = k end
+table.sort(FIELD_NAMES)
+FIELD_NAMES = table.concat(FIELD_NAMES, ", ")
 -- Explicit prompt-cache marks an OpenAI-compatible server may need (docs/cost.md)
 M.CACHE_MARKS = { cache_prompt = true, cache_control = true }
 local TIMEOUTS = { connect_ms = true, first_byte_ms = true, idle_ms = true, total_ms = true }
@@ -46,7 +50,10 @@ local function check_provider(name, p)
   end
   for k, v in pairs(p) do
     local want = FIELDS[k]
-    if want == nil then return mfail(at .. "." .. tostring(k), "is not a provider setting") end
+    if want == nil then
+      -- in the shape orket.nearest reads, so the error also names the setting nearest to it
+      return mfail(at .. "." .. tostring(k) .. ":", "unknown setting (known: " .. FIELD_NAMES .. ")")
+    end
     if want == "count" then
       if math.type(v) ~= "integer" or v < 1 then return mfail(at .. "." .. k, "must be a positive integer") end
     elseif want == "secret" then

@@ -11,6 +11,8 @@ local lockfile = require "orket.c.lockfile"
 local rt = require "orket.c.runtime"
 local audit_ops = require "orket.store.audit"
 local store_projects = require "orket.store.projects"
+local stopsignals = require "orket.stopsignals"
+local task = require "orket.task"
 
 local M = {}
 
@@ -378,10 +380,26 @@ function M.target(db, path, opts)
   return true
 end
 
---- backup(db, path) -> {format=, version=, cards=} | nil, msg, CODE: the store db copied
---- into path, replaced atomically once the copy is whole and checked; the store keeps
---- serving meanwhile.
-function M.backup(db, path)
+-- copy(db, part, guard) -> true | nil, msg, CODE: the store written into part. On
+-- PostgreSQL, with a guard, in a task of its own that the guard's first signal cancels (its
+-- query cancelled on the server): a stalled export stops there. SQLite's copy is one call
+-- into C, of a local file; a signal is seen once it returns.
+local function copy(db, part, guard)
+  if db.backend ~= "pg" then return db.conn:backup_to(part) end
+  if not guard then return pg_export(db, part) end
+  local t = task.spawn(pg_export, db, part)
+  guard.on_first = function() t:cancel() end
+  local r = table.pack(t:join())
+  guard.on_first = nil
+  if not r[1] then return nil, tostring(r[2]), "EINTERRUPTED" end
+  return table.unpack(r, 2, r.n)
+end
+
+--- backup(db, path[, guard]) -> {format=, version=, cards=} | nil, msg, CODE[, signal]: the
+--- store db copied into path, replaced atomically once the copy is whole and checked; the
+--- store keeps serving meanwhile. guard (on_stop's): a signal sent before the rename
+--- removes the copy and leaves path as it was ("stopped by SIGINT; PATH was not changed").
+function M.backup(db, path, guard)
   local fits, terr, tcode = M.target(db, path)
   if not fits then return nil, terr, tcode end
   local part = part_of(path)
@@ -392,20 +410,25 @@ function M.backup(db, path)
   if not fd then return nil, string.format("cannot create %s: %s", part, tostring(ferr)), "EIO" end
   uv.fs_fchmod(fd, 384)
   uv.fs_close(fd)
-  local ok, err, code
-  if db.backend == "pg" then
-    ok, err, code = pg_export(db, part)
-  else
-    ok, err, code = db.conn:backup_to(part)
+  local function drop()
+    os.remove(part)
+    os.remove(part .. "-journal")
   end
+  if guard then guard.cleanups[#guard.cleanups + 1] = drop end
+  local ok, err, code = copy(db, part, guard)
   local info
   if ok then info, err, code = M.check(part) end
+  local signal = guard and guard.stopped()
+  if signal then
+    drop()
+    return nil, string.format("stopped by %s; %s was not changed", signal, path), "EINTERRUPTED", signal
+  end
   if info then
     ok, err = os.rename(part, path)
     if not ok then err = string.format("cannot replace %s: %s", path, tostring(err)) end
   end
   if not (info and ok) then
-    os.remove(part)
+    drop()
     return nil, err, code or "EIO"
   end
   return info
@@ -467,16 +490,29 @@ local function sweep(dir)
   return n
 end
 
--- on_stop() -> guard: SIGINT and SIGTERM held off while a plain copy exists, so that its
--- owner removes it before it ends. guard.stopped() -> "SIGINT" | "SIGTERM" | nil (a signal
--- sent during a step, seen once the step is over); guard.close() gives the signals their
--- default action back.
-local function on_stop()
-  local g = { handles = {} }
-  for _, name in ipairs { "sigint", "sigterm" } do
-    local h = uv.new_signal()
-    h:start(name, function() g.signal = g.signal or name:upper() end)
-    g.handles[#g.handles + 1] = h
+--- on_stop([say]) -> guard: SIGINT, SIGTERM and SIGHUP (not when ignored at the start, as
+--- under nohup: orket.stopsignals) held off while a copy exists, so that its owner removes it before it ends.
+--- say(signal), if given, is called at the first, and a second then ends the process at
+--- once, guard.cleanups run first (newest first): a copy that does not end is not waited
+--- for. guard.stopped() -> "SIGINT" | "SIGTERM" | "SIGHUP" | nil (a signal sent during a
+--- step, seen once the step is over); guard.close() gives the signals their default action back.
+function M.on_stop(say)
+  local g = { handles = {}, cleanups = {} }
+  local ignored = stopsignals.ignored_at_start()
+  for name, signum in pairs { sigint = 2, sigterm = 15, sighup = 1 } do
+    if signum ~= 1 or not ignored(signum) then
+      local h = uv.new_signal()
+      h:start(name, function()
+        if g.signal and say then
+          for i = #g.cleanups, 1, -1 do pcall(g.cleanups[i]) end
+          os.exit(M.STOP_STATUS[g.signal]) -- the C exit, not from inside the loop's callback a lua_close
+        end
+        g.signal = g.signal or name:upper()
+        if say then say(g.signal) end
+        if g.on_first then g.on_first() end
+      end)
+      g.handles[#g.handles + 1] = h
+    end
   end
   function g.stopped()
     -- the loop reads the signal's pipe only when it runs: a command runs it once here, a
@@ -493,31 +529,34 @@ local function on_stop()
   return g
 end
 
---- plain_place(dir) -> place | nil, msg, CODE: where an encrypted backup or restore makes
---- the store's plain copy: a private directory under DIR/.orket/ this process holds (the
---- ones killed backups and restores left swept first), SIGINT and SIGTERM held off while it
---- exists. place.path: the copy's path; place.stopped() -> the signal sent meanwhile | nil
---- (the loop run to see it, once a step is over); place.signal() -> the signal seen so far
---- | nil; place.close(): the directory removed, the lock released, the signals' default
---- action back.
-function M.plain_place(dir)
+--- plain_place(dir[, say]) -> place | nil, msg, CODE: where an encrypted backup or restore
+--- makes the store's plain copy: a private directory under DIR/.orket/ this process holds
+--- (the ones killed backups and restores left swept first), SIGINT, SIGTERM and SIGHUP held
+--- off while it exists (on_stop(say): with say, a second signal removes it and ends the
+--- process). place.path: the copy's path; place.guard: the guard; place.stopped() -> the
+--- signal sent meanwhile | nil (the loop run to see it, once a step is over);
+--- place.signal() -> the signal seen so far | nil; place.close(): the directory removed,
+--- the lock released, the signals' default action back.
+function M.plain_place(dir, say)
   sweep(dir)
-  local guard = on_stop()
+  local guard = M.on_stop(say)
   local tmp, lock, code = private_dir(dir)
   if not tmp then
     guard.close()
     return nil, lock, code
   end
-  return { path = tmp .. "/plain", stopped = guard.stopped, signal = function() return guard.signal end, close = function()
-    sealed.remove_dir(tmp)
-    lock:release()
-    guard.close()
-  end }
+  guard.cleanups[#guard.cleanups + 1] = function() sealed.remove_dir(tmp) end
+  return { path = tmp .. "/plain", guard = guard, stopped = guard.stopped, signal = function() return guard.signal end,
+    close = function()
+      sealed.remove_dir(tmp)
+      lock:release()
+      guard.close()
+    end }
 end
 
 --- STOP_STATUS: a command stopped by a signal while its plain copy existed exits as the
 --- signal would have ended it (128 + its number)
-M.STOP_STATUS = { SIGINT = 130, SIGTERM = 143 }
+M.STOP_STATUS = stopsignals.STATUS
 
 --- fits(db, path, info) -> true | nil, msg, "EINVAL": whether the backup at path (check's
 --- info) restores into db: a SQLite backup into SQLite, an export into PostgreSQL

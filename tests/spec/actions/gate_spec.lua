@@ -587,6 +587,21 @@ describe("policy.load", function()
     assert.matches("undefined global 'io'", msg)
   end)
 
+  -- a file shaped as a role or tool is (return { deny = {...} }) declared no rule: the gate
+  -- allowed what it meant to deny, and orket validate said ok
+  it("refuses a file that returns a value instead of declaring its rules", function()
+    local msg, code = load_err("return { deny = { { tool = 'write_file' } } }")
+    assert.equal("EINVAL", code)
+    assert.matches("bad.lua: returns a table, which a policy file does not: it declares its rules by calling "
+      .. "deny { ... }, ask { ... } or allow { ... }", msg, 1, true)
+    msg = load_err("deny { tool = 'x' } return true")
+    assert.matches("bad.lua: returns a boolean", msg, 1, true)
+    -- rules and nothing returned (or nil) load as before
+    local dir = H.tmpdir()
+    H.write(dir .. "/ok.lua", "deny { tool = 'x' } return nil")
+    assert.equal(1, #assert(policy.load { dir .. "/ok.lua" }).rules)
+  end)
+
   it("loads the default policy: delete asks, secrets are denied", function()
     local set = assert(policy.load(policy.files_in { H.ROOT .. "/policies" }))
     assert.equal("ask", check { tool = "delete_file", policies = set, args = { path = "x" } }.verdict)

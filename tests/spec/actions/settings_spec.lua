@@ -117,6 +117,16 @@ describe("engine settings", function()
       settings.check({ aaa = 1, teams = {} })[1])
   end)
 
+  -- a provider's unknown setting was "is not a provider setting", naming neither the known
+  -- ones nor the one meant
+  it("name a provider's known settings under an unknown one, and the one nearest it", function()
+    local err = settings.check({ models = { providers = { x = { kind = "scripted", fiel = "s.lua" } } } })[1]
+    assert.equal("orket.lua: models.providers.x.fiel: unknown setting (known: api_key, api_key_env, base_url, "
+      .. "base_url_env, cache_marks, default, file, headers, kind, max_concurrency, max_response_bytes, models, "
+      .. "retry, rules, sequence, stream, timeouts)", err)
+    assert.matches("; did you mean 'file'%?$", require("orket.nearest").hint(err))
+  end)
+
   it("are one schema: check reports every problem of orket.lua at once, resolve the first", function()
     assert.matches("^audit, budgets, bug_fix, concurrency, context, experiments, git, ", settings.list())
     assert.matches(", sandbox, serve, sign_in, store, team, telemetry, updates, verify, vision$", settings.list())

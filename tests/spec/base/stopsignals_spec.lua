@@ -44,4 +44,23 @@ os.exit(0) -- the signal handles stay open until the process ends
     assert.equal("0", H.wait_for(rc, "its end"))
     assert.equal("1", H.read(dir .. "/stops"))
   end)
+
+  it("hold gives fn's results through, and the signals back when fn raises", function()
+    local dir = H.tmpdir()
+    -- SigCgt: the signals this process catches (bit 1 SIGINT, 14 SIGTERM, 0 SIGHUP)
+    H.write(dir .. "/hold.lua", [[
+local ss = require "orket.stopsignals"
+local function caught()
+  local mask = tonumber(io.open("/proc/self/status"):read("a"):match("\nSigCgt:%s*(%x+)"), 16)
+  return (mask >> 1) & 1, (mask >> 14) & 1, mask & 1
+end
+print(select("#", ss.hold(function() return 1, nil, 3 end)), ss.hold(function() return 1, nil, 3 end))
+print(pcall(ss.hold, function() error("boom", 0) end))
+print(caught())
+os.exit(0) -- (a handle left open would keep the loop, and this process, going)
+]])
+    local r = H.orket("lua " .. H.quote(dir .. "/hold.lua"), { wrap = "timeout 30" })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("4\tnil\t1\tnil\t3\nfalse\tboom\n0\t0\t0\n", r.stdout)
+  end)
 end)

@@ -103,6 +103,7 @@ describe("board", function()
     assert.same({ nil, 'board: depends_on[1]: "R" is the rock the new card belongs to; it could never start '
       .. "(depend on that rock's issues instead)", "EINVAL" }, { b:create { parent = "E", summary = "s", depends_on = { "R" } } })
     assert.same({ nil, "board: R is a rock; new issues go under an epic", "EINVAL" }, { b:create { parent = "R", summary = "s" } })
+    assert.same({ nil, "board: E-1 is an issue; new issues go under an epic", "EINVAL" }, { b:create { parent = "E-1", summary = "s" } })
     assert.equal("EINVAL", select(3, b:create { parent = "E", summary = " " }))
     assert.equal("EINVAL", select(3, b:create { parent = "E", summary = "s", priority = "urgent" }))
     -- a fraction reads as neither medium nor high: refused, as import refuses it
