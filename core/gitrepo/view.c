@@ -283,6 +283,15 @@ static int vw_still(const gitapi *g, int root, const vw_item *it) {
   return vw_holds(g, &d, &it->m, 1);
 }
 
+/* main's entry at a written path (a file, an executable or a link), its stat fields zero */
+static void vw_entry(const vw_item *it, git_index_entry *en) {
+  memset(en, 0, sizeof *en);
+  en->path = it->path;
+  en->id = it->m.id;
+  en->mode = it->m.kind == VW_LINK ? GIT_FILEMODE_LINK : it->m.kind == VW_EXEC ? GIT_FILEMODE_BLOB_EXECUTABLE
+                                                                               : GIT_FILEMODE_BLOB;
+}
+
 /* Sets the index entry of it's path to side m (removed when m is nothing), its stat data
  * from the disk when the disk holds m (done), else none: git then compares the content.
  * The content is checked again after the stat (invariant 8): a person's write since pass 2,
@@ -293,11 +302,7 @@ static int vw_index_set(const gitapi *g, git_index *idx, int root, const vw_item
     return g->index_remove_bypath(idx, it->path) < 0 ? -1 : 1;
   }
   git_index_entry en;
-  memset(&en, 0, sizeof en);
-  en.path = it->path;
-  en.id = it->m.id;
-  en.mode = it->m.kind == VW_LINK ? GIT_FILEMODE_LINK : it->m.kind == VW_EXEC ? GIT_FILEMODE_BLOB_EXECUTABLE
-                                                                               : GIT_FILEMODE_BLOB;
+  vw_entry(it, &en);
   struct stat st;
   if (it->done && fstatat(root, it->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && vw_still(g, root, it)) {
     en.ctime.seconds = (int32_t)st.st_ctim.tv_sec;
@@ -661,11 +666,7 @@ static int vw_partial_base(const gitapi *g, git_repository *repo, git_tree *base
       }
       if (it->m.kind != VW_FILE && it->m.kind != VW_EXEC && it->m.kind != VW_LINK) continue; /* nothing written */
       git_index_entry en;
-      memset(&en, 0, sizeof en);
-      en.path = it->path;
-      en.id = it->m.id;
-      en.mode = it->m.kind == VW_LINK ? GIT_FILEMODE_LINK : it->m.kind == VW_EXEC ? GIT_FILEMODE_BLOB_EXECUTABLE
-                                                                                   : GIT_FILEMODE_BLOB;
+      vw_entry(it, &en);
       if (g->index_add(ix, &en) < 0) rc = -1;
     }
   if (rc == 0 && g->index_write_tree_to(out, ix, repo) < 0) rc = -1;
