@@ -580,7 +580,7 @@ describe("orket restore and the audit: what is restored is what was checked", fu
   end)
 
   it("refuses a SQLite backup whose schema is not orket's: a trigger, a view, a table defined otherwise", function()
-    if backends.name() ~= "sqlite" then return end -- an export carries rows, not a schema
+    if backends.name() ~= "sqlite" then return pending("SQLite only: an export carries rows, not a schema") end
     local dir = project(3)
     local tmp = H.tmpdir()
     local file = tmp .. "/b.backup"

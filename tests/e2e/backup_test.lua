@@ -363,7 +363,7 @@ db:close()
   end)
 
   it("restores a backup made at an older schema version and upgrades it (SQLite)", function()
-    if backends.name() ~= "sqlite" then return end -- an export restores only at its own version
+    if backends.name() ~= "sqlite" then return pending("SQLite only: an export restores only at its own version") end
     local dir = H.example("webapp")
     local tmp = H.tmpdir()
     -- a store as an orket of schema version 9 left it: a card, its journal, no api_keys yet
@@ -625,7 +625,7 @@ os.exit(require("orket.cli").main { "restore", %q })
   -- an export stalled (a lock, a partition) took SIGINT, SIGTERM and SIGHUP only once it
   -- ended: the first signal now cancels its query, and FILE is left as it was
   it("stops a stalled PostgreSQL export at the first SIGINT, FILE as it was", function()
-    if backends.name() ~= "pg" then return end
+    if backends.name() ~= "pg" then return pending("PostgreSQL only: the export a lock stalls") end
     local dir = H.example("webapp")
     local tmp = H.tmpdir()
     local file = tmp .. "/b.backup"
