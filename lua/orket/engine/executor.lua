@@ -187,9 +187,12 @@ local function launch(dir, db, e, id, lk)
     local ok, res, report
     while entry.e do
       ok, res, report = pcall(entry.e.execute, entry.e, id)
+      local lost = ok and type(report) == "table" and report.store_lost
+      -- its run_end is journaled: shown as it ended (orket.serve.runs) while its engine,
+      -- lease and lock go, so a client that read run_end on its stream reads the run ended
+      entry.ended = ok and not lost
       entry.watcher:close()
       entry.e.close_all()
-      local lost = ok and type(report) == "table" and report.store_lost
       entry.e = nil
       -- a database server that comes back carries the run on, a few times at most (a store
       -- that answers but refuses every write, its disk full, would stop it again and again);

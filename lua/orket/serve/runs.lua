@@ -30,8 +30,11 @@ local function or_null(v) if v == nil then return null end return v end
 --- doc(db, dir, row) -> RUN: a runs row as the API shows it; live: this server executes it
 function M.doc(db, dir, row)
   local data = cjson.decode(row.data or "{}") or {}
-  local live = M.registry(db).live[row.id] ~= nil
-  local state = live and "running" or claims.state(dir, db, row.status, row.id, data.workers == true)
+  local entry = M.registry(db).live[row.id]
+  local live = entry ~= nil and not entry.ended
+  -- (a run whose engine ended here shows its stored end: its lock is held until it is let go)
+  local state = live and "running" or (entry and row.status ~= "running" and row.status)
+    or claims.state(dir, db, row.status, row.id, data.workers == true)
   -- a resumed run's row keeps the end of its interruption until it ends again
   return { id = row.id, target = row.target, kind = row.kind, state = state, started_at = row.started_at,
     ended_at = state ~= "running" and or_null(row.ended_at) or null, model = or_null(type(data.model) == "string"
