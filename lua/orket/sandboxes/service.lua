@@ -58,6 +58,11 @@ M.REPLACE_WAIT_MS = 25000
 --- how long a deploy waits for the deploy before it (deploy.lock) to end
 M.DEPLOY_LOCK_WAIT_MS = 120000
 
+-- a row's sandbox directory, DIR/.orket/sandboxes/ID, named by its socket | nil
+local function home_of(row)
+  return type(row.socket) == "string" and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$") or nil
+end
+
 --- of_folder(row, dir) -> whether the sandbox of a row is the folder dir's (its real path):
 --- a store several folders share (one PostgreSQL database) holds each folder's sandboxes,
 --- and a row names its folder by its socket, DIR/.orket/sandboxes/ID/app.sock, written with
@@ -69,7 +74,7 @@ function M.of_folder(row, dir)
   local home = M.folder_of(row)
   if home and home ~= dir then return false end
   if M.where(row) ~= "elsewhere" then return true end
-  local sbdir = type(row.socket) == "string" and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
+  local sbdir = home_of(row)
   return sbdir and uv.fs_stat(sbdir) ~= nil or false
 end
 
@@ -148,11 +153,6 @@ end
 --- namespace's), whose owner only that machine can judge: it is shown as it was recorded
 function M.elsewhere_live(row)
   return ops.LIVE[row.status] == true and M.where(row) == "elsewhere"
-end
-
--- a row's sandbox directory, DIR/.orket/sandboxes/ID, named by its socket | nil
-local function home_of(row)
-  return type(row.socket) == "string" and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$") or nil
 end
 
 --- unreachable(row) -> whether a live row's owner can be neither judged nor asked from here:
@@ -327,7 +327,7 @@ function M.reconcile(db)
           tostring(row.owner_pid))
         or string.format("its owner (pid %s) ended, and the sandbox with it", tostring(row.owner_pid))
       -- what its owner would have removed: the tree's copy and the temp dir (the log stays)
-      local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
+      local home = home_of(row)
       if home then
         -- its databases wait for the next sandbox of its target, as at any end (a bug-fix
         -- phase's data is not lost to a killed owner or a restarted machine; without an
@@ -1093,23 +1093,30 @@ end
 
 -- ---- sandboxes another process owns ------------------------------------------------------
 
+-- the row of sandbox id, live | nil, message, CODE (none such, or ended already)
+local function live_row(db, id)
+  local row = ops.get(db, id)
+  if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
+  if not ops.LIVE[row.status] then
+    return nil, string.format("sandbox %d is %s already", row.id, row.status), "EINVAL"
+  end
+  return row
+end
+
 --- stop(db, id [, why [, stopping]]) -> true | nil, message, CODE: asks the owner of a live sandbox to
 --- stop it (through the sandbox's directory: the owner, a background `orket sandbox up` or
 --- `orket serve`, sees the request within 100 ms and records the stop, why its detail), or
 --- marks a sandbox whose owner is gone. stopping(): a reason once the caller was asked to
 --- stop: the wait for the owner ends (nil, that reason, "ECANCELED"), the stop still asked
 function M.stop(db, id, why, stopping)
-  local row = ops.get(db, id)
-  if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
-  if not ops.LIVE[row.status] then
-    return nil, string.format("sandbox %d is %s already", row.id, row.status), "EINVAL"
-  end
+  local row, why_not, code = live_row(db, id)
+  if not row then return nil, why_not, code end
   if not owner_alive(row) then
     M.reconcile(db)
     return true
   end
   -- asked through its directory, never by a signal: the owner may be a server
-  local home = row.socket and row.socket:match("^(/.+/%.orket/sandboxes/%d+)/app%.sock$")
+  local home = home_of(row)
   if not home then return nil, "sandbox " .. id .. ": its directory is not known", "EINVAL" end
   -- another machine's owner sees the request only through a folder both share
   if M.where(row) == "elsewhere" and not uv.fs_stat(home) then
@@ -1146,11 +1153,8 @@ end
 --- can be judged or asked from here is stopped as stop does; one whose owner's lock is
 --- held here is never forced (its owner is alive: its stop answered, or it is refused).
 function M.force_stop(db, id, who, stopping)
-  local row = ops.get(db, id)
-  if not row then return nil, "sandbox " .. tostring(id) .. ": no such sandbox", "ENOENT" end
-  if not ops.LIVE[row.status] then
-    return nil, string.format("sandbox %d is %s already", row.id, row.status), "EINVAL"
-  end
+  local row, why_not, code = live_row(db, id)
+  if not row then return nil, why_not, code end
   if not M.unreachable(row) then
     local ok, err, code = M.stop(db, id, nil, stopping)
     -- a shared folder's owner that did not answer, with no lock to say it is alive (a row
