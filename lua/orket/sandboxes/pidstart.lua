@@ -31,6 +31,9 @@ end
 --- place: this process's place ("<boot id>.<pid ns>[.<time ns>]") | nil (/proc does not say)
 M.place = read_place()
 
+--- boot: the kernel's boot id this process runs under | nil (no place)
+M.boot = M.place and M.place:match("^([%x%-]+)%.") or nil
+
 --- host: this machine's host name
 M.host = uv.os_gethostname() or "localhost"
 

@@ -140,7 +140,7 @@ function M.where(row)
   local host, boot, place = pidstart.parse_machine(machine)
   if not host then return "unknown" end -- (not a machine's text: judged as a row without one)
   if place == pidstart.place then return "here" end
-  if host == pidstart.host and boot ~= pidstart.place:match("^([%x%-]+)%.") then return "rebooted" end
+  if host == pidstart.host and boot ~= pidstart.boot then return "rebooted" end
   return "elsewhere"
 end
 
@@ -195,7 +195,7 @@ end
 -- is a free lock proof that it ended
 local function same_kernel(row)
   local _, boot = pidstart.parse_machine(row.owner_machine)
-  return boot ~= nil and pidstart.place ~= nil and boot == pidstart.place:match("^([%x%-]+)%.")
+  return boot ~= nil and boot == pidstart.boot
 end
 
 -- whether a row's owner is (as far as this process can tell) still running it. The owner's
