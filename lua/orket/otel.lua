@@ -185,6 +185,25 @@ local function count_of(getenv, var, max, default, warnings, min)
   return nil
 end
 
+-- An endpoint variable (OTEL_EXPORTER_OTLP_ENDPOINT, _TRACES_ENDPOINT, _METRICS_ENDPOINT):
+-- its URL | nil (unset or empty). One that is not an http(s) URL ("collector:4318", a
+-- scheme left out, as is common; "grpc://...") is ignored as the specification orders for
+-- a value that cannot be used, and said into warnings: silently dropped, it turned export
+-- off (or sent that signal nowhere) with nothing to say why. The value is said without
+-- what may be a user and password (before an "@").
+local function endpoint_var(getenv, var, warnings)
+  local v = getenv(var)
+  if v == nil or v == "" then return nil end
+  if v:match("^https?://[^/]") then return v end
+  local shown = v:gsub("^([^/]*//)[^/]*@", "%1...@"):gsub("^[^/]*@", "...@")
+  warnings[#warnings + 1] = string.format("%s=%s: not an http:// or https:// URL: ignored%s; set it to the "
+    .. "collector's OTLP/HTTP URL, e.g. http://%s", var, shown,
+    var == "OTEL_EXPORTER_OTLP_ENDPOINT" and " (telemetry.endpoint of orket.lua, when set, is used instead)"
+      or " (the base endpoint's, when there is one, is used instead)",
+    shown:match("^[%w.-]+:%d+") and shown or "127.0.0.1:4318")
+  return nil
+end
+
 --- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=,
 --- max_request_bytes=, schedule_delay_ms=, batch=, metric_interval_ms=, warnings=} | nil
 --- (no export) | {off = true, warnings=} (no export, and warnings to say: an exporter not
@@ -218,16 +237,14 @@ function M.config(getenv, telemetry)
     warnings[1] = string.format("OTEL_SDK_DISABLED=%s: not true or false: taken as false, export stays on; "
       .. "set OTEL_SDK_DISABLED=true to turn it off", disabled)
   end
-  local base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
-  if not base or base == "" then base = telemetry.endpoint end
+  local base = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_ENDPOINT", warnings)
+  if not base then base = telemetry.endpoint end
   if type(base) ~= "string" then base = nil end
   base = base and base:gsub("/+$", "")
-  local url = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-  if not url or url == "" then url = base and (base .. "/v1/traces") end
-  local murl = getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-  if not murl or murl == "" then murl = base and (base .. "/v1/metrics") end
-  if url and not url:match("^https?://[^/]") then url = nil end
-  if murl and not murl:match("^https?://[^/]") then murl = nil end
+  local url = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", warnings)
+  if not url then url = base and (base .. "/v1/traces") end
+  local murl = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", warnings)
+  if not murl then murl = base and (base .. "/v1/metrics") end
   -- a signal's exporter is read only when it has a collector, as its protocol is: a command
   -- that exports nothing never warns of it
   if url and not exporter(getenv, "OTEL_TRACES_EXPORTER", warnings) then url = nil end

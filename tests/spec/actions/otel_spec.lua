@@ -731,6 +731,33 @@ describe("otel's configuration", function()
     assert.is_nil(cfg.metrics_url)
   end)
 
+  -- an endpoint variable without its scheme ("collector:4318", as often written) turned
+  -- export off, or one signal's, with nothing said
+  it("warn of an endpoint variable that is not an http(s) URL, naming it, and ignore it", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "collector:4318" })
+    assert.is_true(cfg.off)
+    assert.same({ "OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318: not an http:// or https:// URL: ignored "
+      .. "(telemetry.endpoint of orket.lua, when set, is used instead); set it to the collector's OTLP/HTTP URL, "
+      .. "e.g. http://collector:4318" }, cfg.warnings)
+    -- orket.lua's endpoint is used instead
+    cfg = assert(otel.config(function(k) return ({ OTEL_EXPORTER_OTLP_ENDPOINT = "collector:4318" })[k] end,
+      { endpoint = BASE }))
+    assert.same({ BASE .. "/v1/traces", BASE .. "/v1/metrics", 1 }, { cfg.url, cfg.metrics_url, #cfg.warnings })
+    -- a signal's own: the base's URL instead, the other signal unchanged
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "collector:4318/v1/traces",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "grpc://collector:4317" })
+    assert.same({ BASE .. "/v1/traces", BASE .. "/v1/metrics" }, { cfg.url, cfg.metrics_url })
+    assert.equal(2, #cfg.warnings)
+    assert.matches("^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector:4318/v1/traces: not an http", cfg.warnings[1])
+    assert.matches("^OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=grpc://collector:4317: not an http", cfg.warnings[2])
+    -- a user and password before an "@" are never said
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "me:s3cret@collector:4318" })
+    assert.not_matches("s3cret", cfg.warnings[1], 1, true)
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "grpcs://me:s3cret@collector:4317" })
+    assert.not_matches("s3cret", cfg.warnings[1], 1, true)
+    assert.matches("grpcs://...@collector:4317", cfg.warnings[1], 1, true)
+  end)
+
   it("turn every signal off for OTEL_SDK_DISABLED=true, case and spaces aside, and warn of another value", function()
     for _, v in ipairs { "true", "TRUE", " True " } do
       assert.is_nil(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_SDK_DISABLED = v }, v)
