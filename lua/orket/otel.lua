@@ -93,6 +93,34 @@ local function pairs_of(text)
   return out
 end
 
+-- An HTTP header's name (RFC 9110's token)
+local TOKEN = "^[%w!#$%%&'*+%-.^_`|~]+$"
+
+-- A headers variable's key=value pairs that make headers, values percent-decoded. An entry
+-- that makes none (no "=", as "Authorization: Bearer ..." written as the header itself; a
+-- name that is no header name; a value holding a line break or another control byte) is
+-- left out and said into warnings by its place, never its text (it may hold the key):
+-- dropped silently, the exports went unauthenticated and the collector's 401 said nothing
+-- of why.
+local function header_pairs(text, var, warnings)
+  local out, i = {}, 0
+  for part in ((text or "") .. ","):gmatch("([^,]*),") do
+    i = i + 1
+    local k, v = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
+    v = v and v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    local why = not k and "is not key=value"
+      or not k:match(TOKEN) and "has a key that is not an HTTP header name"
+      or v:find("[\0-\8\10-\31\127]") and "has a value with a control character (a line break...) after percent-decoding"
+    if why and part:find("%S") then -- (an empty entry, as after a comma at the end, is none)
+      warnings[#warnings + 1] = string.format("%s: entry %d %s: that header is not sent; write the headers as "
+        .. "key=value pairs separated by commas, values percent-encoded (authorization=Bearer%%20...)", var, i, why)
+    elseif not why then
+      out[#out + 1] = { k, v }
+    end
+  end
+  return out
+end
+
 -- A signal's protocol (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, _METRICS_PROTOCOL; else
 -- OTEL_EXPORTER_OTLP_PROTOCOL, as the specification orders them; empty or only spaces is
 -- unset): nil | a warning | nil, why. Orket speaks OTLP/HTTP with JSON (http/json).
@@ -267,11 +295,9 @@ function M.config(getenv, telemetry)
   -- never sent
   local function headers_of(own)
     local headers = { "Content-Type: application/json" }
-    local v = getenv(own)
-    if v == nil or v == "" then v = getenv("OTEL_EXPORTER_OTLP_HEADERS") end -- empty is unset (the spec)
-    for _, kv in ipairs(pairs_of(v)) do
-      if not (kv[1] .. kv[2]):find("[\r\n]") then headers[#headers + 1] = kv[1] .. ": " .. kv[2] end
-    end
+    local var, v = own, getenv(own)
+    if v == nil or v == "" then var, v = "OTEL_EXPORTER_OTLP_HEADERS", getenv("OTEL_EXPORTER_OTLP_HEADERS") end -- empty is unset (the spec)
+    for _, kv in ipairs(header_pairs(v, var, warnings)) do headers[#headers + 1] = kv[1] .. ": " .. kv[2] end
     return headers
   end
   local headers = headers_of("OTEL_EXPORTER_OTLP_TRACES_HEADERS")

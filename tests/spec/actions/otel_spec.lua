@@ -731,6 +731,31 @@ describe("otel's configuration", function()
     assert.is_nil(cfg.metrics_url)
   end)
 
+  -- an entry that makes no header ("Authorization: Bearer ..." written as the header
+  -- itself) was dropped with nothing said: the exports went without it, refused by the
+  -- collector as unauthenticated
+  it("warn of a headers entry that makes no header, by its place and never its text, and send the rest", function()
+    local function warned(var, i, why)
+      return string.format("%s: entry %d %s: that header is not sent; write the headers as key=value pairs "
+        .. "separated by commas, values percent-encoded (authorization=Bearer%%20...)", var, i, why)
+    end
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE,
+      OTEL_EXPORTER_OTLP_HEADERS = "Authorization: Bearer s3cret,x-a=1, bad key=s3cret,x-b=a%0d%0aEvil:%201,x-c = b%09c,=s3cret," })
+    local want = { "Content-Type: application/json", "x-a: 1", "x-c: b\tc" }
+    assert.same(want, cfg.headers)
+    assert.same(want, cfg.metrics_headers)
+    -- once each, though both signals read the shared variable
+    assert.same({ warned("OTEL_EXPORTER_OTLP_HEADERS", 1, "is not key=value"),
+      warned("OTEL_EXPORTER_OTLP_HEADERS", 3, "has a key that is not an HTTP header name"),
+      warned("OTEL_EXPORTER_OTLP_HEADERS", 4, "has a value with a control character (a line break...) after "
+        .. "percent-decoding"),
+      warned("OTEL_EXPORTER_OTLP_HEADERS", 6, "has a key that is not an HTTP header name") }, cfg.warnings)
+    -- a signal's own variable is named as its own
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_METRICS_HEADERS = "api-key" })
+    assert.same({ warned("OTEL_EXPORTER_OTLP_METRICS_HEADERS", 1, "is not key=value") }, cfg.warnings)
+    assert.same({ "Content-Type: application/json" }, cfg.metrics_headers)
+  end)
+
   -- an endpoint variable without its scheme ("collector:4318", as often written) turned
   -- export off, or one signal's, with nothing said
   it("warn of an endpoint variable that is not an http(s) URL, naming it, and ignore it", function()
