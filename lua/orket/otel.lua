@@ -213,22 +213,51 @@ local function count_of(getenv, var, max, default, warnings, min)
   return nil
 end
 
+-- What a warning or message says of an endpoint's value: its scheme and host:port, never
+-- a user, password, path, query or fragment (a key may be in any of them); "..." stands for
+-- each part left out. A password holding "/", "?" or "#" ends the authority early (what
+-- follows its ":" would pass for a port), so a value with an "@" past its authority says no
+-- host at all; without a scheme a host is said only with its port (a lone word may be a
+-- key pasted in the wrong variable). -> text, scheme | nil, host | nil, port | nil (those
+-- said: the scheme in lower case)
+function M.shown_endpoint(v)
+  local scheme, rest = v:match("^(%a[%w+.-]*)://(.*)$")
+  rest = scheme and rest or v
+  local auth = rest:match("^[^/?#]*")
+  local tail = rest:sub(#auth + 1)
+  local user, host = auth:match("^(.*)@(.*)$")
+  host = host or auth
+  local ported = host:match("^[%w._~%%-]+:%d+$") or host:match("^%[[%x:.]+%]:%d+$")
+  local safe = not tail:find("@", 1, true)
+    and (ported or scheme and (host:match("^[%w._~%%-]+$") or host:match("^%[[%x:.]+%]$")))
+  scheme = scheme and scheme:lower()
+  local text = (scheme and scheme .. "://" or "") .. (user and safe and "...@" or "")
+    .. (safe and host or "...") .. (safe and tail ~= "" and tail:sub(1, 1) .. "..." or "")
+  return text, scheme, safe and host or nil, safe and ported and true or nil
+end
+
+local SIGNAL_PATH = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "/v1/traces",
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "/v1/metrics" }
+
 -- An endpoint variable (OTEL_EXPORTER_OTLP_ENDPOINT, _TRACES_ENDPOINT, _METRICS_ENDPOINT):
--- its URL | nil (unset or empty). One that is not an http(s) URL ("collector:4318", a
--- scheme left out, as is common; "grpc://...") is ignored as the specification orders for
--- a value that cannot be used, and said into warnings: silently dropped, it turned export
--- off (or sent that signal nowhere) with nothing to say why. The value is said without
--- what may be a user and password (before an "@").
+-- its URL, the scheme in lower case | nil (unset, empty or only spaces). Spaces around it
+-- are left out and the scheme's case ignored (a URL's scheme is case-insensitive). One
+-- that is not an http(s) URL ("collector:4318", a scheme left out, as is common;
+-- "grpc://...") is ignored as the specification orders for a value that cannot be used,
+-- and said into warnings by shown_endpoint's parts alone: silently dropped, it turned
+-- export off (or sent that signal nowhere) with nothing to say why.
 local function endpoint_var(getenv, var, warnings)
-  local v = getenv(var)
-  if v == nil or v == "" then return nil end
-  if v:match("^https?://[^/]") then return v end
-  local shown = v:gsub("^([^/]*//)[^/]*@", "%1...@"):gsub("^[^/]*@", "...@")
+  local v = (getenv(var) or ""):match("^%s*(.-)%s*$")
+  if v == "" then return nil end
+  local scheme, rest = v:match("^(%a[%w+.-]*)://([^/].*)$")
+  scheme = scheme and scheme:lower()
+  if scheme == "http" or scheme == "https" then return scheme .. "://" .. rest end
+  local shown, given, host, port = M.shown_endpoint(v)
   warnings[#warnings + 1] = string.format("%s=%s: not an http:// or https:// URL: ignored%s; set it to the "
-    .. "collector's OTLP/HTTP URL, e.g. http://%s", var, shown,
+    .. "collector's OTLP/HTTP URL, e.g. http://%s%s", var, shown,
     var == "OTEL_EXPORTER_OTLP_ENDPOINT" and " (telemetry.endpoint of orket.lua, when set, is used instead)"
       or " (the base endpoint's, when there is one, is used instead)",
-    shown:match("^[%w.-]+:%d+") and shown or "127.0.0.1:4318")
+    not given and port and host or "127.0.0.1:4318", SIGNAL_PATH[var] or "")
   return nil
 end
 
@@ -854,11 +883,11 @@ function Tracer:metrics()
 end
 
 -- The endpoint a URL names, for the run's end and its warnings: scheme://host:port, never
--- the user, password or query (a key may be there).
+-- the user, password, path or query (a key may be there): M.shown_endpoint.
 local function endpoint_of(url)
-  local scheme, auth = tostring(url):match("^(%a[%w+.-]*)://([^/?#]*)")
+  local _, scheme, host = M.shown_endpoint(tostring(url))
   if not scheme then return "the collector" end
-  return scheme .. "://" .. auth:gsub("^.*@", "")
+  return scheme .. "://" .. (host or "...")
 end
 
 -- How long the run's end waits for one endpoint, in TIMEOUTS' totals: a backstop for a

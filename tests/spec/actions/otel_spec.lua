@@ -773,14 +773,59 @@ describe("otel's configuration", function()
       OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "grpc://collector:4317" })
     assert.same({ BASE .. "/v1/traces", BASE .. "/v1/metrics" }, { cfg.url, cfg.metrics_url })
     assert.equal(2, #cfg.warnings)
-    assert.matches("^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector:4318/v1/traces: not an http", cfg.warnings[1])
+    assert.matches("^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector:4318/%.%.%.: not an http", cfg.warnings[1])
     assert.matches("^OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=grpc://collector:4317: not an http", cfg.warnings[2])
-    -- a user and password before an "@" are never said
-    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "me:s3cret@collector:4318" })
-    assert.not_matches("s3cret", cfg.warnings[1], 1, true)
-    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "grpcs://me:s3cret@collector:4317" })
-    assert.not_matches("s3cret", cfg.warnings[1], 1, true)
-    assert.matches("grpcs://...@collector:4317", cfg.warnings[1], 1, true)
+  end)
+
+  -- The warning said the value with only a user:password without "/" cut out: a password
+  -- holding "/" ("me:pa/ss@host", where the authority ends early) was said whole, and so
+  -- was a query's key, twice (in the value and in the "e.g." URL made from it)
+  it("say of an endpoint variable's value only its scheme and host:port, never a user, password, path or query", function()
+    local function warning(var, v)
+      local cfg = assert(config { [var] = v })
+      assert.equal(1, #cfg.warnings, v)
+      return cfg.warnings[1]
+    end
+    local B, T = "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    local cases = {
+      { B, "grpc://me:pa/ss@collector:4317", "grpc://...", "127.0.0.1:4318" },
+      { B, "me:pa/ss@collector:4318", "...", "127.0.0.1:4318" },
+      { B, "me:1234/ss@collector:4318", "...", "127.0.0.1:4318" }, -- "me:1234" would pass for host:port
+      { B, "me:pa?ss@collector:4318", "...", "127.0.0.1:4318" },
+      { T, "collector:4318/v1/traces?api_key=SECRET", "collector:4318/...", "collector:4318/v1/traces" },
+      { T, "collector:4318?api_key=SECRET", "collector:4318?...", "collector:4318/v1/traces" },
+      { B, "me:s3cret@collector:4318", "...@collector:4318", "collector:4318" },
+      { B, "grpcs://me:s3cret@collector:4317/x#SECRET", "grpcs://...@collector:4317/...", "127.0.0.1:4318" },
+      { B, "GRPC://[::1]:4317", "grpc://[::1]:4317", "127.0.0.1:4318" },
+      -- a lone word without a scheme may be a key set in the wrong variable
+      { B, "sk-live-SECRET", "...", "127.0.0.1:4318" },
+    }
+    for _, c in ipairs(cases) do
+      local text = warning(c[1], c[2])
+      assert.equal(c[1] .. "=" .. c[3] .. ": not an http:// or https:// URL: ignored", text:match("^.-ignored"), c[2])
+      assert.equal(c[4], text:match("e%.g%. http://(.*)$"), c[2])
+      for _, secret in ipairs { "pa", "ss", "s3cret", "1234", "SECRET", "api_key", "me:" } do
+        assert.is_nil(text:find(secret, 1, true), secret .. " said in " .. text)
+      end
+    end
+  end)
+
+  -- "HTTP://collector:4318" (a scheme is case-insensitive) and a value with spaces around it
+  -- (pasted) were refused as not http(s) URLs
+  it("take an endpoint variable's scheme in any case and leave out the spaces around it", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = " HTTP://collector:4318/ \n" })
+    assert.same({ "http://collector:4318/v1/traces", "http://collector:4318/v1/metrics", {} },
+      { cfg.url, cfg.metrics_url, cfg.warnings })
+    cfg = assert(config { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "\tHttps://collector:4318/v1/traces",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "hTTp://m:4318/v1/metrics  " })
+    assert.same({ "https://collector:4318/v1/traces", "http://m:4318/v1/metrics", {} },
+      { cfg.url, cfg.metrics_url, cfg.warnings })
+    -- only spaces: unset, as empty
+    assert.is_nil(config { OTEL_EXPORTER_OTLP_ENDPOINT = "  " })
+    -- the endpoint a failed export names has the same parts alone
+    assert.same({ "http://...", "http", nil }, { otel.shown_endpoint("HTTP://me:12/ss@collector:4318/v1/traces") })
+    assert.same({ "https://...@collector/...", "https", "collector" },
+      { otel.shown_endpoint("https://me:s3cret@collector/v1/traces?k=SECRET") })
   end)
 
   it("turn every signal off for OTEL_SDK_DISABLED=true, case and spaces aside, and warn of another value", function()
