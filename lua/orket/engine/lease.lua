@@ -150,9 +150,17 @@ end
 --- transaction, so the check and the step's writes are one)
 function Lease:check(card)
   if not self.ops.holds(self.db, card, self.worker) then
-    self.held[card] = nil
+    self:forget(card)
     error(M.LOST, 0)
   end
+end
+
+--- forget(card): drops what this keeper knows of its lease on card (its deadline, mark and
+--- run), the store left as it is: the lease ended otherwise (check found it gone; a turn's
+--- end released it in its own transaction). A long-lived worker kept one entry per card it
+--- ever worked.
+function Lease:forget(card)
+  self.held[card], self.run_of[card], self.marked[card] = nil, nil, nil
 end
 
 --- fresh(card) -> true when the lease on card was renewed recently enough to start an
@@ -167,7 +175,7 @@ end
 function Lease:release(card)
   self.ops.release(self.db, self.worker, card)
   if card then
-    self.held[card], self.run_of[card], self.marked[card] = nil, nil, nil
+    self:forget(card)
   else
     self.held, self.run_of, self.marked = {}, {}, {}
   end

@@ -2,7 +2,8 @@
 -- renewal's statement and its read of namesakes yield, and the worker's scheduling round
 -- may claim a card meanwhile. The renewal did not find that card (it was not leased when
 -- its statement ran), and said it lost: the turn then started on it stopped at its first
--- effect (lease:fresh false), while the worker held the lease in the store.
+-- effect (lease:fresh false), while the worker held the lease in the store. And what the
+-- keeper knows of a card whose lease ended without its release (check, forget).
 local lease_mod = require "orket.engine.lease"
 
 -- a keeper over a store whose operations are the test's: tx runs its function at once
@@ -45,5 +46,34 @@ describe("orket.engine.lease's renewal", function()
     ops.namesakes = function() return 0 end
     assert.same({ C = true }, l:renew())
     assert.is_false(l:fresh("C"))
+  end)
+
+  -- check cleared only the card's deadline when it found the lease gone: its mark and run
+  -- stayed, one entry per such card for the worker's life, and the run's end released it
+  -- again in the store
+  it("forgets a card whose lease a step's check found gone, its mark and run too", function()
+    local released = {}
+    local l = keeper {
+      claim = function(_, o)
+        local out = {}
+        for i, id in ipairs(o.ids) do out[i] = { card = id } end
+        return out
+      end,
+      holds = function(_, card) return card ~= "A" end,
+      release = function(_, _, card) released[#released + 1] = card end,
+    }
+    l:claim(7, { "A", "B" }, 2)
+    assert.same({ false, lease_mod.LOST }, { pcall(l.check, l, "A") })
+    l:check("B")
+    assert.same({ nil, nil, nil }, { l.held.A, l.marked.A, l.run_of.A })
+    assert.same({ true, 7 }, { l:fresh("B"), l.run_of.B })
+    l:release_run(7)
+    assert.same({ "B" }, released)
+    -- forget, as a turn's end whose transaction released the lease calls it: nothing kept,
+    -- the store not asked
+    l:claim(8, { "C" }, 1)
+    l:forget("C")
+    assert.same({ nil, nil, nil }, { l.held.C, l.marked.C, l.run_of.C })
+    assert.same({ "B" }, released)
   end)
 end)
