@@ -91,8 +91,17 @@ describe("deploy/k8s/", function()
     local hex = function(k) local _, o = H.sh("od -An -N" .. k .. " -tx1 /dev/urandom | tr -d ' \\n'") return o end
     local key = "ork_" .. hex(8) .. "_" .. hex(32)
     H.sh("mkdir -p " .. q(dir .. "/secrets"))
-    H.write(dir .. "/secrets/orket_key", key .. "\n") -- as the guide's printf writes it
-    for _, src in ipairs { { H.ROOT .. "/docs/guide/deploying.md", "" }, { K8S .. "/secret.yaml", "#%s*" } } do
+    -- the key file as the guide's printf writes it, and as an editor on Windows saves it
+    -- (the command left the CR in)
+    local runs = {}
+    for _, ending in ipairs { "\n", "\r\n" } do
+      for _, src in ipairs { { H.ROOT .. "/docs/guide/deploying.md", "" }, { K8S .. "/secret.yaml", "#%s*" } } do
+        runs[#runs + 1] = { src, ending }
+      end
+    end
+    for _, r in ipairs(runs) do
+      local src, ending = r[1], r[2]
+      H.write(dir .. "/secrets/orket_key", key .. ending)
       local text = H.read(src[1])
       -- the command: its line, and the lines its backslashes continue
       local lines, on = {}, false
@@ -109,8 +118,9 @@ describe("deploy/k8s/", function()
       local rc, out = H.sh("cd " .. q(dir) .. " && " .. cmd)
       assert.equal(0, rc, src[1] .. ": " .. cmd .. "\n" .. out)
       local _, given = H.sh("printf %s " .. q(cjson.decode(out).data.orket_key) .. " | base64 -d")
-      assert.equal(key, given, src[1])
-      assert(keys.parse(given), src[1])
+      local what = src[1] .. (ending == "\n" and " (LF)" or " (CRLF)")
+      assert.equal(key, given, what)
+      assert(keys.parse(given), what)
     end
   end)
 
