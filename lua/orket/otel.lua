@@ -93,6 +93,34 @@ local function pairs_of(text)
   return out
 end
 
+-- An HTTP header's name (RFC 9110's token)
+local TOKEN = "^[%w!#$%%&'*+%-.^_`|~]+$"
+
+-- A headers variable's key=value pairs that make headers, values percent-decoded. An entry
+-- that makes none (no "=", as "Authorization: Bearer ..." written as the header itself; a
+-- name that is no header name; a value holding a line break or another control byte) is
+-- left out and said into warnings by its place, never its text (it may hold the key):
+-- dropped silently, the exports went unauthenticated and the collector's 401 said nothing
+-- of why.
+local function header_pairs(text, var, warnings)
+  local out, i = {}, 0
+  for part in ((text or "") .. ","):gmatch("([^,]*),") do
+    i = i + 1
+    local k, v = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
+    v = v and v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    local why = not k and "is not key=value"
+      or not k:match(TOKEN) and "has a key that is not an HTTP header name"
+      or v:find("[\0-\8\10-\31\127]") and "has a value with a control character (a line break...) after percent-decoding"
+    if why and part:find("%S") then -- (an empty entry, as after a comma at the end, is none)
+      warnings[#warnings + 1] = string.format("%s: entry %d %s: that header is not sent; write the headers as "
+        .. "key=value pairs separated by commas, values percent-encoded (authorization=Bearer%%20...)", var, i, why)
+    elseif not why then
+      out[#out + 1] = { k, v }
+    end
+  end
+  return out
+end
+
 -- A signal's protocol (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, _METRICS_PROTOCOL; else
 -- OTEL_EXPORTER_OTLP_PROTOCOL, as the specification orders them; empty or only spaces is
 -- unset): nil | a warning | nil, why. Orket speaks OTLP/HTTP with JSON (http/json).
@@ -185,6 +213,54 @@ local function count_of(getenv, var, max, default, warnings, min)
   return nil
 end
 
+-- What a warning or message says of an endpoint's value: its scheme and host:port, never
+-- a user, password, path, query or fragment (a key may be in any of them); "..." stands for
+-- each part left out. A password holding "/", "?" or "#" ends the authority early (what
+-- follows its ":" would pass for a port), so a value with an "@" past its authority says no
+-- host at all; without a scheme a host is said only with its port (a lone word may be a
+-- key pasted in the wrong variable). -> text, scheme | nil, host | nil, port | nil (those
+-- said: the scheme in lower case)
+function M.shown_endpoint(v)
+  local scheme, rest = v:match("^(%a[%w+.-]*)://(.*)$")
+  rest = scheme and rest or v
+  local auth = rest:match("^[^/?#]*")
+  local tail = rest:sub(#auth + 1)
+  local user, host = auth:match("^(.*)@(.*)$")
+  host = host or auth
+  local ported = host:match("^[%w._~%%-]+:%d+$") or host:match("^%[[%x:.]+%]:%d+$")
+  local safe = not tail:find("@", 1, true)
+    and (ported or scheme and (host:match("^[%w._~%%-]+$") or host:match("^%[[%x:.]+%]$")))
+  scheme = scheme and scheme:lower()
+  local text = (scheme and scheme .. "://" or "") .. (user and safe and "...@" or "")
+    .. (safe and host or "...") .. (safe and tail ~= "" and tail:sub(1, 1) .. "..." or "")
+  return text, scheme, safe and host or nil, safe and ported and true or nil
+end
+
+local SIGNAL_PATH = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "/v1/traces",
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "/v1/metrics" }
+
+-- An endpoint variable (OTEL_EXPORTER_OTLP_ENDPOINT, _TRACES_ENDPOINT, _METRICS_ENDPOINT):
+-- its URL, the scheme in lower case | nil (unset, empty or only spaces). Spaces around it
+-- are left out and the scheme's case ignored (a URL's scheme is case-insensitive). One
+-- that is not an http(s) URL ("collector:4318", a scheme left out, as is common;
+-- "grpc://...") is ignored as the specification orders for a value that cannot be used,
+-- and said into warnings by shown_endpoint's parts alone: silently dropped, it turned
+-- export off (or sent that signal nowhere) with nothing to say why.
+local function endpoint_var(getenv, var, warnings)
+  local v = (getenv(var) or ""):match("^%s*(.-)%s*$")
+  if v == "" then return nil end
+  local scheme, rest = v:match("^(%a[%w+.-]*)://([^/].*)$")
+  scheme = scheme and scheme:lower()
+  if scheme == "http" or scheme == "https" then return scheme .. "://" .. rest end
+  local shown, given, host, port = M.shown_endpoint(v)
+  warnings[#warnings + 1] = string.format("%s=%s: not an http:// or https:// URL: ignored%s; set it to the "
+    .. "collector's OTLP/HTTP URL, e.g. http://%s%s", var, shown,
+    var == "OTEL_EXPORTER_OTLP_ENDPOINT" and " (telemetry.endpoint of orket.lua, when set, is used instead)"
+      or " (the base endpoint's, when there is one, is used instead)",
+    not given and port and host or "127.0.0.1:4318", SIGNAL_PATH[var] or "")
+  return nil
+end
+
 --- config(getenv, telemetry) -> {url=, metrics_url=, headers=, metrics_headers=, resource=,
 --- max_request_bytes=, schedule_delay_ms=, batch=, metric_interval_ms=, warnings=} | nil
 --- (no export) | {off = true, warnings=} (no export, and warnings to say: an exporter not
@@ -218,16 +294,14 @@ function M.config(getenv, telemetry)
     warnings[1] = string.format("OTEL_SDK_DISABLED=%s: not true or false: taken as false, export stays on; "
       .. "set OTEL_SDK_DISABLED=true to turn it off", disabled)
   end
-  local base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
-  if not base or base == "" then base = telemetry.endpoint end
+  local base = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_ENDPOINT", warnings)
+  if not base then base = telemetry.endpoint end
   if type(base) ~= "string" then base = nil end
   base = base and base:gsub("/+$", "")
-  local url = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-  if not url or url == "" then url = base and (base .. "/v1/traces") end
-  local murl = getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-  if not murl or murl == "" then murl = base and (base .. "/v1/metrics") end
-  if url and not url:match("^https?://[^/]") then url = nil end
-  if murl and not murl:match("^https?://[^/]") then murl = nil end
+  local url = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", warnings)
+  if not url then url = base and (base .. "/v1/traces") end
+  local murl = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", warnings)
+  if not murl then murl = base and (base .. "/v1/metrics") end
   -- a signal's exporter is read only when it has a collector, as its protocol is: a command
   -- that exports nothing never warns of it
   if url and not exporter(getenv, "OTEL_TRACES_EXPORTER", warnings) then url = nil end
@@ -250,11 +324,9 @@ function M.config(getenv, telemetry)
   -- never sent
   local function headers_of(own)
     local headers = { "Content-Type: application/json" }
-    local v = getenv(own)
-    if v == nil or v == "" then v = getenv("OTEL_EXPORTER_OTLP_HEADERS") end -- empty is unset (the spec)
-    for _, kv in ipairs(pairs_of(v)) do
-      if not (kv[1] .. kv[2]):find("[\r\n]") then headers[#headers + 1] = kv[1] .. ": " .. kv[2] end
-    end
+    local var, v = own, getenv(own)
+    if v == nil or v == "" then var, v = "OTEL_EXPORTER_OTLP_HEADERS", getenv("OTEL_EXPORTER_OTLP_HEADERS") end -- empty is unset (the spec)
+    for _, kv in ipairs(header_pairs(v, var, warnings)) do headers[#headers + 1] = kv[1] .. ": " .. kv[2] end
     return headers
   end
   local headers = headers_of("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
@@ -811,11 +883,11 @@ function Tracer:metrics()
 end
 
 -- The endpoint a URL names, for the run's end and its warnings: scheme://host:port, never
--- the user, password or query (a key may be there).
+-- the user, password, path or query (a key may be there): M.shown_endpoint.
 local function endpoint_of(url)
-  local scheme, auth = tostring(url):match("^(%a[%w+.-]*)://([^/?#]*)")
+  local _, scheme, host = M.shown_endpoint(tostring(url))
   if not scheme then return "the collector" end
-  return scheme .. "://" .. auth:gsub("^.*@", "")
+  return scheme .. "://" .. (host or "...")
 end
 
 -- How long the run's end waits for one endpoint, in TIMEOUTS' totals: a backstop for a

@@ -81,6 +81,49 @@ describe("deploy/k8s/", function()
     end
   end)
 
+  -- The guide's command made the Secret from the key's file, its line end included
+  -- (--from-file keeps every byte): ORKET_KEY then held 86 bytes, and serve refused to
+  -- start ("ORKET_KEY: a key is ork_..."). The kube play test below makes its Secret apart.
+  it("the Secret the guide's and secret.yaml's commands make holds a key orket serve takes", function()
+    if H.sh("command -v kubectl") ~= 0 then return pending("kubectl is not installed (its --dry-run=client runs the command)") end
+    local keys = require "orket.serve.keys"
+    local dir = H.tmpdir()
+    local hex = function(k) local _, o = H.sh("od -An -N" .. k .. " -tx1 /dev/urandom | tr -d ' \\n'") return o end
+    local key = "ork_" .. hex(8) .. "_" .. hex(32)
+    H.sh("mkdir -p " .. q(dir .. "/secrets"))
+    -- the key file as the guide's printf writes it, and as an editor on Windows saves it
+    -- (the command left the CR in)
+    local runs = {}
+    for _, ending in ipairs { "\n", "\r\n" } do
+      for _, src in ipairs { { H.ROOT .. "/docs/guide/deploying.md", "" }, { K8S .. "/secret.yaml", "#%s*" } } do
+        runs[#runs + 1] = { src, ending }
+      end
+    end
+    for _, r in ipairs(runs) do
+      local src, ending = r[1], r[2]
+      H.write(dir .. "/secrets/orket_key", key .. ending)
+      local text = H.read(src[1])
+      -- the command: its line, and the lines its backslashes continue
+      local lines, on = {}, false
+      for line in text:gmatch("[^\n]+") do
+        line = line:gsub("^" .. src[2], "")
+        if not on and line:find("kubectl create secret generic orket", 1, true) then on = true end
+        if on then
+          lines[#lines + 1] = line:gsub("\\$", "")
+          if not line:find("\\$") then break end
+        end
+      end
+      assert(#lines > 0, "no kubectl create secret in " .. src[1])
+      local cmd = table.concat(lines, " ") .. " --dry-run=client -o json"
+      local rc, out = H.sh("cd " .. q(dir) .. " && " .. cmd)
+      assert.equal(0, rc, src[1] .. ": " .. cmd .. "\n" .. out)
+      local _, given = H.sh("printf %s " .. q(cjson.decode(out).data.orket_key) .. " | base64 -d")
+      local what = src[1] .. (ending == "\n" and " (LF)" or " (CRLF)")
+      assert.equal(key, given, what)
+      assert(keys.parse(given), what)
+    end
+  end)
+
   it("runs an epic to done through the serve and worker pods under podman kube play", function()
     local function skip(why) return pending("podman kube play: " .. why) end
     if H.sh("command -v podman") ~= 0 then return skip("podman is not installed (sh scripts/deps.sh --image)") end

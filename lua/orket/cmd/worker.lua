@@ -39,7 +39,7 @@ cmd.args = { extra = "give one project directory",
     help = "turns this worker runs at once, across the runs it works, at most " .. settings.CONCURRENCY_MAX .. "\n"
     .. "(default: orket.lua's)" },
   { "--lease-ms", value = "MS", what = "a value", default = 30000,
-    check = cmdline.at_least(30, "--lease-ms needs an integer of at least 30"),
+    check = function(v) return cmd.lease_ms(v) end,
     help = "how long a lease lives without renewal (renewed every third of it)" },
   { "--name", value = "NAME", what = "a value", help = "this worker's name, in its events and the leases' listings (default HOST:PID)" },
   { "--model", value = "M", what = "a value" },
@@ -61,6 +61,20 @@ SIGTERM or SIGINT stops it cleanly: turns in flight are cancelled where they wai
 recorded steps stay), its leases are released, and the run is left to the other workers.
 Events are printed as JSON Lines.]]
 
+
+-- The longest lease: a day. Longer, a dead worker's cards wait that long for another, and
+-- far longer the store cannot date its end (SQLite's dates stop at the year 9999): the
+-- worker failed at its first claim with the store's own NOT NULL error.
+cmd.LEASE_MS_MAX = 86400000
+
+--- lease_ms(v) -> --lease-ms's integer | nil, message: from 30 to LEASE_MS_MAX
+function cmd.lease_ms(v)
+  local n = cmdline.integer(v)
+  if not n or n < 30 or n > cmd.LEASE_MS_MAX then
+    return nil, "--lease-ms needs an integer of at least 30 and at most " .. cmd.LEASE_MS_MAX .. " (a day)"
+  end
+  return n
+end
 
 -- Leaves a run of target to the workers, unless one is unfinished already: under the
 -- claim section, so two workers started with the same --start make one run.

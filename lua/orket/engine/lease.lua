@@ -36,14 +36,17 @@ function M.new(o)
   if math.type(ttl) ~= "integer" or ttl < 30 then error("bad argument #1 to 'new' (ttl_ms: integer >= 30 expected)", 2) end
   local token = crypto.random_bytes(8):gsub(".", function(c) return string.format("%02x", c:byte()) end)
   return setmetatable({ db = o.db, ops = M.ops(o.db), name = o.worker, worker = o.worker .. "#" .. token, ttl_ms = ttl, held = {}, round = {}, run_of = {},
-    poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end }, Lease)
+    marks = 0, marked = {}, poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end }, Lease)
 end
 
 -- A local deadline a little before the lease's: the clocks of this process and the
 -- database's agree to within the renewal's round trip, so a fifth of the lease is kept
--- as a margin before an effect is started.
+-- as a margin before an effect is started. Each mark is numbered (marked[card]), so that
+-- a renewal judges only the cards marked before it began (renew).
 function Lease:mark(card)
   self.held[card] = rt.now() + self.ttl_ms * 4 // 5
+  self.marks = self.marks + 1
+  self.marked[card] = self.marks
 end
 
 --- claim(run_id, ids, limit) -> array of card ids held (inside the caller's transaction):
@@ -147,9 +150,17 @@ end
 --- transaction, so the check and the step's writes are one)
 function Lease:check(card)
   if not self.ops.holds(self.db, card, self.worker) then
-    self.held[card] = nil
+    self:forget(card)
     error(M.LOST, 0)
   end
+end
+
+--- forget(card): drops what this keeper knows of its lease on card (its deadline, mark and
+--- run), the store left as it is: the lease ended otherwise (check found it gone; a turn's
+--- end released it in its own transaction). A long-lived worker kept one entry per card it
+--- ever worked.
+function Lease:forget(card)
+  self.held[card], self.run_of[card], self.marked[card] = nil, nil, nil
 end
 
 --- fresh(card) -> true when the lease on card was renewed recently enough to start an
@@ -164,9 +175,9 @@ end
 function Lease:release(card)
   self.ops.release(self.db, self.worker, card)
   if card then
-    self.held[card], self.run_of[card] = nil, nil
+    self:forget(card)
   else
-    self.held, self.run_of = {}, {}
+    self.held, self.run_of, self.marked = {}, {}, {}
   end
 end
 
@@ -185,8 +196,13 @@ function Lease:release_run(run_id)
   end))
 end
 
---- renew() -> set of cards lost since the last renewal
+--- renew() -> set of cards lost since the last renewal. A card claimed while the renewal
+--- waited (on PostgreSQL its statement and the namesakes' read yield to the scheduling
+--- round's claims) is not in what the renewal found, but its lease is fresh: only the cards
+--- marked before the renewal began are judged by it (else a card just claimed was said
+--- lost, and its turn stopped at its first effect while the worker still held the lease).
 function Lease:renew()
+  local from = self.marks
   local ok, now = pcall(function()
     return assert(self.db:tx(function() return self.ops.renew(self.db, self.worker, self.ttl_ms) end))
   end)
@@ -194,8 +210,8 @@ function Lease:renew()
   if not ok then return lost end -- the store did not answer: the leases run out unless a later renewal works
   self:warn_namesakes()
   for card in pairs(self.held) do
-    if now[card] then self:mark(card) else
-      self.held[card] = nil
+    if now[card] then self:mark(card) elseif (self.marked[card] or 0) <= from then
+      self.held[card], self.marked[card] = nil, nil
       lost[card] = true
       self.on_event { type = "lease_lost", card = card, run_id = self.run_of[card] }
     end

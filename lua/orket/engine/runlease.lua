@@ -100,7 +100,8 @@ function M.take(db, id)
 end
 
 -- This process's runs, per store: {timer=, runs = {id -> on_lost}, sure = {id -> ms: the
--- monotonic time before the query that last found the lease held}}
+-- monotonic time before the query that last found the lease held}, kept = {id -> the
+-- number of the keep() that kept it}, keeps = that number's last}
 local keepers = setmetatable({}, { __mode = "k" })
 
 local function ms() return uv.hrtime() // 1000000 end
@@ -109,19 +110,21 @@ local function ms() return uv.hrtime() // 1000000 end
 -- (drop's DELETE failed) still names this process, and was kept live with no engine.
 local function renew(db, k)
   local sent = ms()
-  local ids = {}
-  for id in pairs(k.runs) do ids[#ids + 1] = id end
+  local ids, kept = {}, {}
+  for id in pairs(k.runs) do ids[#ids + 1], kept[id] = id, k.kept[id] end
   local ok, held = pcall(function()
     return assert(db:tx(function() return leases.run_renew(db, M.owner(), M.TTL_MS, ids) end))
   end)
   if not ok then return end -- the store away: renewed at the next tick (a lapsed lease nobody took is ours still)
-  -- (the runs asked about only: one kept meanwhile was not asked, and is not lost)
+  -- (the runs asked about only: one kept meanwhile was not asked, and is not lost; nor one
+  -- dropped and kept again meanwhile, a stop and a resume: its lease was taken anew after
+  -- the renewal's statement may have found it dropped)
   for _, id in ipairs(ids) do
-    local on_lost = k.runs[id] -- (nil: dropped meanwhile)
+    local on_lost = k.kept[id] == kept[id] and k.runs[id] or nil -- (nil: dropped meanwhile)
     if on_lost and held[id] then
       k.sure[id] = sent
     elseif on_lost then
-      k.runs[id], k.sure[id] = nil, nil
+      k.runs[id], k.sure[id], k.kept[id] = nil, nil, nil
       on_lost(id)
     end
   end
@@ -180,10 +183,12 @@ end
 function M.keep(db, id, on_lost)
   local k = keepers[db]
   if not k then
-    k = { runs = {}, sure = {} }
+    k = { runs = {}, sure = {}, kept = {}, keeps = 0 }
     keepers[db] = k
   end
   k.runs[id] = on_lost
+  k.keeps = k.keeps + 1
+  k.kept[id] = k.keeps
   if k.timer then return end
   local period = M.TTL_MS // 3
   k.timer = uv.new_timer()
@@ -203,7 +208,7 @@ end
 function M.drop(db, id)
   local k = keepers[db]
   if k then
-    k.runs[id], k.sure[id] = nil, nil
+    k.runs[id], k.sure[id], k.kept[id] = nil, nil, nil
     if not next(k.runs) and k.timer then
       k.timer:close()
       k.timer = nil

@@ -128,8 +128,14 @@ local function settle(run, n)
   run.money_deferred = #keep > 0 and keep or nil
 end
 
---- wait_room(run): suspends the calling turn until a call in flight releases its hold
+--- wait_room(run): suspends the calling turn until a call in flight releases its hold.
+--- When a hold committed meanwhile is kept for a read (committed, during a check: on
+--- PostgreSQL the check that found no room may be the one it was committed under), it
+--- returns at once: that hold goes at the next check's read, which nothing else may make
+--- (the call's turn may have ended), and the wake its commit gave came before this turn
+--- waited, so waiting would be for ever.
 function M.wait_room(run)
+  if run.money_deferred then return end
   local w = run.spend.waiters
   w[#w + 1] = coroutine.running()
   coroutine.yield()

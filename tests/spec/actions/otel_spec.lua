@@ -731,6 +731,103 @@ describe("otel's configuration", function()
     assert.is_nil(cfg.metrics_url)
   end)
 
+  -- an entry that makes no header ("Authorization: Bearer ..." written as the header
+  -- itself) was dropped with nothing said: the exports went without it, refused by the
+  -- collector as unauthenticated
+  it("warn of a headers entry that makes no header, by its place and never its text, and send the rest", function()
+    local function warned(var, i, why)
+      return string.format("%s: entry %d %s: that header is not sent; write the headers as key=value pairs "
+        .. "separated by commas, values percent-encoded (authorization=Bearer%%20...)", var, i, why)
+    end
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE,
+      OTEL_EXPORTER_OTLP_HEADERS = "Authorization: Bearer s3cret,x-a=1, bad key=s3cret,x-b=a%0d%0aEvil:%201,x-c = b%09c,=s3cret," })
+    local want = { "Content-Type: application/json", "x-a: 1", "x-c: b\tc" }
+    assert.same(want, cfg.headers)
+    assert.same(want, cfg.metrics_headers)
+    -- once each, though both signals read the shared variable
+    assert.same({ warned("OTEL_EXPORTER_OTLP_HEADERS", 1, "is not key=value"),
+      warned("OTEL_EXPORTER_OTLP_HEADERS", 3, "has a key that is not an HTTP header name"),
+      warned("OTEL_EXPORTER_OTLP_HEADERS", 4, "has a value with a control character (a line break...) after "
+        .. "percent-decoding"),
+      warned("OTEL_EXPORTER_OTLP_HEADERS", 6, "has a key that is not an HTTP header name") }, cfg.warnings)
+    -- a signal's own variable is named as its own
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_METRICS_HEADERS = "api-key" })
+    assert.same({ warned("OTEL_EXPORTER_OTLP_METRICS_HEADERS", 1, "is not key=value") }, cfg.warnings)
+    assert.same({ "Content-Type: application/json" }, cfg.metrics_headers)
+  end)
+
+  -- an endpoint variable without its scheme ("collector:4318", as often written) turned
+  -- export off, or one signal's, with nothing said
+  it("warn of an endpoint variable that is not an http(s) URL, naming it, and ignore it", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = "collector:4318" })
+    assert.is_true(cfg.off)
+    assert.same({ "OTEL_EXPORTER_OTLP_ENDPOINT=collector:4318: not an http:// or https:// URL: ignored "
+      .. "(telemetry.endpoint of orket.lua, when set, is used instead); set it to the collector's OTLP/HTTP URL, "
+      .. "e.g. http://collector:4318" }, cfg.warnings)
+    -- orket.lua's endpoint is used instead
+    cfg = assert(otel.config(function(k) return ({ OTEL_EXPORTER_OTLP_ENDPOINT = "collector:4318" })[k] end,
+      { endpoint = BASE }))
+    assert.same({ BASE .. "/v1/traces", BASE .. "/v1/metrics", 1 }, { cfg.url, cfg.metrics_url, #cfg.warnings })
+    -- a signal's own: the base's URL instead, the other signal unchanged
+    cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "collector:4318/v1/traces",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "grpc://collector:4317" })
+    assert.same({ BASE .. "/v1/traces", BASE .. "/v1/metrics" }, { cfg.url, cfg.metrics_url })
+    assert.equal(2, #cfg.warnings)
+    assert.matches("^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector:4318/%.%.%.: not an http", cfg.warnings[1])
+    assert.matches("^OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=grpc://collector:4317: not an http", cfg.warnings[2])
+  end)
+
+  -- The warning said the value with only a user:password without "/" cut out: a password
+  -- holding "/" ("me:pa/ss@host", where the authority ends early) was said whole, and so
+  -- was a query's key, twice (in the value and in the "e.g." URL made from it)
+  it("say of an endpoint variable's value only its scheme and host:port, never a user, password, path or query", function()
+    local function warning(var, v)
+      local cfg = assert(config { [var] = v })
+      assert.equal(1, #cfg.warnings, v)
+      return cfg.warnings[1]
+    end
+    local B, T = "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    local cases = {
+      { B, "grpc://me:pa/ss@collector:4317", "grpc://...", "127.0.0.1:4318" },
+      { B, "me:pa/ss@collector:4318", "...", "127.0.0.1:4318" },
+      { B, "me:1234/ss@collector:4318", "...", "127.0.0.1:4318" }, -- "me:1234" would pass for host:port
+      { B, "me:pa?ss@collector:4318", "...", "127.0.0.1:4318" },
+      { T, "collector:4318/v1/traces?api_key=SECRET", "collector:4318/...", "collector:4318/v1/traces" },
+      { T, "collector:4318?api_key=SECRET", "collector:4318?...", "collector:4318/v1/traces" },
+      { B, "me:s3cret@collector:4318", "...@collector:4318", "collector:4318" },
+      { B, "grpcs://me:s3cret@collector:4317/x#SECRET", "grpcs://...@collector:4317/...", "127.0.0.1:4318" },
+      { B, "GRPC://[::1]:4317", "grpc://[::1]:4317", "127.0.0.1:4318" },
+      -- a lone word without a scheme may be a key set in the wrong variable
+      { B, "sk-live-SECRET", "...", "127.0.0.1:4318" },
+    }
+    for _, c in ipairs(cases) do
+      local text = warning(c[1], c[2])
+      assert.equal(c[1] .. "=" .. c[3] .. ": not an http:// or https:// URL: ignored", text:match("^.-ignored"), c[2])
+      assert.equal(c[4], text:match("e%.g%. http://(.*)$"), c[2])
+      for _, secret in ipairs { "pa", "ss", "s3cret", "1234", "SECRET", "api_key", "me:" } do
+        assert.is_nil(text:find(secret, 1, true), secret .. " said in " .. text)
+      end
+    end
+  end)
+
+  -- "HTTP://collector:4318" (a scheme is case-insensitive) and a value with spaces around it
+  -- (pasted) were refused as not http(s) URLs
+  it("take an endpoint variable's scheme in any case and leave out the spaces around it", function()
+    local cfg = assert(config { OTEL_EXPORTER_OTLP_ENDPOINT = " HTTP://collector:4318/ \n" })
+    assert.same({ "http://collector:4318/v1/traces", "http://collector:4318/v1/metrics", {} },
+      { cfg.url, cfg.metrics_url, cfg.warnings })
+    cfg = assert(config { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "\tHttps://collector:4318/v1/traces",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "hTTp://m:4318/v1/metrics  " })
+    assert.same({ "https://collector:4318/v1/traces", "http://m:4318/v1/metrics", {} },
+      { cfg.url, cfg.metrics_url, cfg.warnings })
+    -- only spaces: unset, as empty
+    assert.is_nil(config { OTEL_EXPORTER_OTLP_ENDPOINT = "  " })
+    -- the endpoint a failed export names has the same parts alone
+    assert.same({ "http://...", "http", nil }, { otel.shown_endpoint("HTTP://me:12/ss@collector:4318/v1/traces") })
+    assert.same({ "https://...@collector/...", "https", "collector" },
+      { otel.shown_endpoint("https://me:s3cret@collector/v1/traces?k=SECRET") })
+  end)
+
   it("turn every signal off for OTEL_SDK_DISABLED=true, case and spaces aside, and warn of another value", function()
     for _, v in ipairs { "true", "TRUE", " True " } do
       assert.is_nil(config { OTEL_EXPORTER_OTLP_ENDPOINT = BASE, OTEL_SDK_DISABLED = v }, v)

@@ -78,6 +78,13 @@ describe("money budgets shared by processes (" .. require("tests.backends").name
     costs.approved_marks = marks
     -- 0.003 + A's 0.003 (not in B's read, still held) + B's 0.003 > 0.0085: B waits
     assert.is_true(over and over.room)
+    -- but not for a wake: A's commit gave its wake before B waited, and A's turn may end
+    -- with that call; B's next check's read is what lets A's hold go (the engine's turn
+    -- waited for ever)
+    local co = coroutine.create(function() spend.wait_room(v) end)
+    assert(coroutine.resume(co))
+    require("luv").run("nowait")
+    assert.equal("dead", coroutine.status(co))
     -- the next check's read counts A's row, and A's hold goes: 0.006 spent, and B's 0.003
     -- would pass the budget
     over = spend.check(v, { model = "p:m", card_id = "E-1" }, REQ)

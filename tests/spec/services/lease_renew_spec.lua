@@ -1,0 +1,79 @@
+-- orket.engine.lease's renewal against cards claimed while it waits: on PostgreSQL the
+-- renewal's statement and its read of namesakes yield, and the worker's scheduling round
+-- may claim a card meanwhile. The renewal did not find that card (it was not leased when
+-- its statement ran), and said it lost: the turn then started on it stopped at its first
+-- effect (lease:fresh false), while the worker held the lease in the store. And what the
+-- keeper knows of a card whose lease ended without its release (check, forget).
+local lease_mod = require "orket.engine.lease"
+
+-- a keeper over a store whose operations are the test's: tx runs its function at once
+local function keeper(ops)
+  local events = {}
+  local l = lease_mod.new { db = { tx = function(_, fn) return fn() end }, worker = "w1", ttl_ms = 60000,
+    on_event = function(ev) events[#events + 1] = ev end }
+  l.ops = ops
+  return l, events
+end
+
+describe("orket.engine.lease's renewal", function()
+  it("judges only the cards marked before it began: one claimed while it waited stays held and fresh", function()
+    local l, events
+    local ops = {
+      claim = function(_, o)
+        local out = {}
+        for i, id in ipairs(o.ids) do out[i] = { card = id } end
+        return out
+      end,
+      -- the store renews what the worker held when the statement ran: A, not C (B is gone)
+      renew = function() return { A = true } end,
+      -- while the renewal's next read waits, the scheduling round claims C
+      namesakes = function()
+        l:claim(7, { "C" }, 1)
+        return 0
+      end,
+    }
+    l, events = keeper(ops)
+    l:claim(7, { "A", "B" }, 2)
+    local lost = l:renew()
+    -- B, held before the renewal and not renewed, is lost; C, claimed meanwhile, is not
+    assert.same({ B = true }, lost)
+    assert.is_true(l:fresh("A"))
+    assert.is_true(l:fresh("C"))
+    assert.is_false(l:fresh("B"))
+    assert.same({ { type = "lease_lost", card = "B", run_id = 7 } }, events)
+    -- the next renewal, begun after C's claim, judges C as any card
+    ops.renew = function() return { A = true } end
+    ops.namesakes = function() return 0 end
+    assert.same({ C = true }, l:renew())
+    assert.is_false(l:fresh("C"))
+  end)
+
+  -- check cleared only the card's deadline when it found the lease gone: its mark and run
+  -- stayed, one entry per such card for the worker's life, and the run's end released it
+  -- again in the store
+  it("forgets a card whose lease a step's check found gone, its mark and run too", function()
+    local released = {}
+    local l = keeper {
+      claim = function(_, o)
+        local out = {}
+        for i, id in ipairs(o.ids) do out[i] = { card = id } end
+        return out
+      end,
+      holds = function(_, card) return card ~= "A" end,
+      release = function(_, _, card) released[#released + 1] = card end,
+    }
+    l:claim(7, { "A", "B" }, 2)
+    assert.same({ false, lease_mod.LOST }, { pcall(l.check, l, "A") })
+    l:check("B")
+    assert.same({ nil, nil, nil }, { l.held.A, l.marked.A, l.run_of.A })
+    assert.same({ true, 7 }, { l:fresh("B"), l.run_of.B })
+    l:release_run(7)
+    assert.same({ "B" }, released)
+    -- forget, as a turn's end whose transaction released the lease calls it: nothing kept,
+    -- the store not asked
+    l:claim(8, { "C" }, 1)
+    l:forget("C")
+    assert.same({ nil, nil, nil }, { l.held.C, l.marked.C, l.run_of.C })
+    assert.same({ "B" }, released)
+  end)
+end)
