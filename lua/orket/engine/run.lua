@@ -605,7 +605,7 @@ function Run:finish_turn(job, out)
   end
   -- the lease went with the turn's end (end_turn_records): forgotten before a renewal could
   -- find it gone and call it lost
-  if out.released then self.lease.held[job.card_id] = nil end
+  if out.released then self.lease:forget(job.card_id) end
   -- a turn's end recorded before the run broke is in the store, its block with it: said
   -- as recorded (card_blocked), so the events agree with the store
   if broken and not out.recorded then
