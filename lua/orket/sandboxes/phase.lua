@@ -45,6 +45,25 @@ local function live_ids(db)
   return out
 end
 
+-- The live sandboxes of the folder dir (a real path), ids, and those of the other folders
+-- sharing the store, {id=, folder=} (folder: the path the row names, nil for none). A
+-- phase's end stops only the first: another folder (or another machine's folder at the
+-- same path, not shared here) runs its own sandboxes, and stops them itself.
+local function live_of(db, dir)
+  local mine, left = {}, {}
+  for _, r in ipairs(sandboxes.list(db, false)) do
+    if service.of_folder(r, dir) then
+      mine[#mine + 1] = r.id
+    else
+      local home = service.folder_of(r)
+      left[#left + 1] = { id = r.id, folder = home, machine = home == dir and service.machine_of(r) or nil }
+    end
+  end
+  table.sort(mine)
+  table.sort(left, function(a, b) return a.id < b.id end)
+  return mine, left
+end
+
 --- start(db, rock, {clock=, settings=}) -> phase id | nil when the rock has one already:
 --- opens the rock's phase now (journal: bugfix_start). The sandboxes live now stay up.
 function M.start(db, rock, o)
@@ -118,8 +137,9 @@ end
 
 -- Ends phase p (its status st says why): its open issues move to a new phase-2 rock, with
 -- their ids and history; the epics they left follow. Returns what it did, or nil when
--- another process ended it first.
-local function finish(db, p, st, at)
+-- another process ended it first. dir: the real path of the folder whose tick ends it (its
+-- sandboxes are the ones to stop).
+local function finish(db, p, st, at, dir)
   local b = board_mod.open(db)
   local out
   local ok, err = db:tx(function()
@@ -153,10 +173,12 @@ local function finish(db, p, st, at)
       end
     end
     if epic then b:follow(epic) end
-    local stop = #ops.list(db, true) == 0 and live_ids(db) or {}
-    out = { rock = p.rock_id, phase = p.id, reason = st.reason, next_rock = next_rock, moved = open, sandboxes = stop }
+    local stop, left = {}, {}
+    if #ops.list(db, true) == 0 then stop, left = live_of(db, dir) end
+    out = { rock = p.rock_id, phase = p.id, reason = st.reason, next_rock = next_rock, moved = open, sandboxes = stop,
+      left = left }
     db:event { kind = "bugfix_end", card = p.rock_id, actor = "orket", data = { rock = p.rock_id, phase = p.id,
-      reason = st.reason, ended_at = iso(at), next_rock = next_rock, moved = open, sandboxes = stop } }
+      reason = st.reason, ended_at = iso(at), next_rock = next_rock, moved = open, sandboxes = stop, left = left } }
     return true
   end)
   if ok == nil then error(err, 0) end
@@ -205,13 +227,15 @@ end
 
 --- tick(db, {dir=, settings=, clock=, stop=, recheck=}) -> {started={rock...}, filed={{card=,
 --- duplicate=, rock=, source=}...}, rechecked={...}, ended={{rock=, reason=, next_rock=,
---- moved={...}, sandboxes={...}}...}, phases=status(...)}
+--- moved={...}, sandboxes={...}, left={{id=, folder=, machine=}...}}...}, phases=status(...)}
 --- Opens the phases of rocks done and without one, files the bugs the sandboxes' health
 --- checks found (the newest open phase takes them), runs the open phases' acceptance
 --- checks again when they are due (recheck: orket.sandboxes.recheck's due, given by the
 --- caller), and ends each phase whose time is over: its open bugs move to a phase-2 rock
---- and, when no other phase is open, the live sandboxes stop (stop(db, id), by default
---- orket.sandboxes.service's, which waits: call it in a task). Raises on a store error.
+--- and, when no other phase is open, the live sandboxes of this folder (dir, default the
+--- current one) stop (stop(db, id), by default orket.sandboxes.service's, which waits: call
+--- it in a task); those of other folders sharing the store are left, and said (left).
+--- Raises on a store error.
 function M.tick(db, o)
   check_store(db, "tick")
   o = o or {}
@@ -232,7 +256,7 @@ function M.tick(db, o)
   for _, p in ipairs(ops.list(db, true)) do
     local st = rule.status(p.started_at, ops.times(db, p.id), now, bf)
     if st.ended then
-      local done = finish(db, p, st, now)
+      local done = finish(db, p, st, now, uv.fs_realpath(o.dir or ".") or o.dir or ".")
       if done then report.ended[#report.ended + 1] = done end
     end
   end
@@ -298,7 +322,8 @@ function M.ticker(o)
           for _, f in ipairs(r.filed) do
             o.log { event = "bug_filed", card = f.card, duplicate = f.duplicate, rock = f.rock, source = f.source }
           end
-          for _, e in ipairs(r.ended) do o.log { event = "bugfix_end", rock = e.rock, next_rock = e.next_rock, reason = e.reason } end
+          for _, e in ipairs(r.ended) do o.log { event = "bugfix_end", rock = e.rock, next_rock = e.next_rock, reason = e.reason,
+            stopped = #e.stopped, left = #e.left } end
         end)
         if not ok and not closed then o.log { event = "error", message = "bug-fix phase: " .. tostring(err) } end
         busy = false

@@ -337,6 +337,47 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     stop()
   end)
 
+  -- Two folders share the store: the end of a bug-fix phase whose tick runs in folder A
+  -- stopped folder B's live sandbox too (every live row of the store).
+  it("a bug-fix phase's end stops this folder's sandboxes only, and says those of other folders it left", function()
+    local phase = require "orket.sandboxes.phase"
+    local imports = require "orket.store.imports"
+    local cards = require "orket.store.cards"
+    local clock_mod = require "orket.clock"
+    local db = B.open_store()
+    imports.insert_card(db, { id = "R", type = "rock", name = "rock", priority = 2 })
+    cards.set_status(db, "R", "done", nil, "developer", 0)
+    local a, b = uv.fs_realpath(H.tmpdir()), uv.fs_realpath(H.tmpdir())
+    local function in_folder(dir) return function(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end end
+    local mine = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(a) })
+    local theirs = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(b),
+      port = 8081 })
+    -- another machine's folder at A's path, not shared here: that machine's, left too
+    local far = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = in_folder(a), port = 8082 })
+    local c = clock_mod.new()
+    local stopped = {}
+    local settings = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000 }
+    local function tick()
+      return phase.tick(db, { settings = settings, clock = c, dir = a, stop = function(_, id)
+        stopped[#stopped + 1] = id
+        return true
+      end })
+    end
+    assert.same({ "R" }, tick().started)
+    c:advance(7 * clock_mod.DAY + 1)
+    local r = tick()
+    assert.equal(1, #r.ended)
+    assert.same({ mine }, stopped)
+    assert.same({ mine }, r.ended[1].sandboxes)
+    assert.same({ { id = theirs, folder = b }, { id = far, folder = a, machine = "sbowner-other-host" } }, r.ended[1].left)
+    local ev
+    for _, e in ipairs(db:events {}) do if e.kind == "bugfix_end" then ev = e.data end end
+    assert.same({ mine }, ev.sandboxes)
+    assert.same({ theirs, far }, { ev.left[1].id, ev.left[2].id })
+    assert.equal(b, ev.left[1].folder)
+    db:close()
+  end)
+
   it("the migration adds owner_machine and keeps the rows it finds", function()
     local n_sqlite = #store.migrations
     if B.name() == "sqlite" then
