@@ -85,6 +85,31 @@ describe("orket sandbox", function()
     assert.equal("gone-host", rows[1].machine)
   end)
 
+  -- A sibling container on this host (its host name this one's, as with --network host;
+  -- same boot id, another pid namespace) whose folder is not shared here was listed "live on
+  -- another machine: HOST" with this host's own name.
+  it("list and stop say a sibling container's sandbox is on this host, not another machine of its name", function()
+    local dir = project({ ["app.py"] = "print('x')\n" })
+    local r = H.orket("lua -e " .. H.quote("local ops = require('orket.store.sandboxes'); "
+      .. "local ps = require('orket.sandboxes.pidstart'); "
+      .. "local db = assert(require('orket.project').open_store('.', false)); "
+      .. "local id = ops.insert(db, { target = 'main', port = 8080, socket = '', command = '[]', owner_pid = 4194311, "
+      .. "owner_start = '1', owner_machine = ps.host .. '/' .. ps.boot .. '.1' }); "
+      .. "ops.set_socket(db, id, '/in/the/container/.orket/sandboxes/' .. id .. '/app.sock'); "
+      .. "ops.set_status(db, id, 'healthy'); db:close(); io.stdout:write(id, ' ', ps.host)"), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local id, host = r.stdout:match("^(%d+) (.+)$")
+    r = H.orket("sandbox list", { cwd = dir })
+    assert.matches("(live in another container or pid namespace on this host: " .. host .. ")", r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("another machine", 1, true))
+    r = H.orket("sandbox stop " .. id, { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("runs in another container or pid namespace on this host (" .. host .. ") whose folder",
+      r.stderr, 1, true)
+    local rows = cjson.decode(H.orket("sandbox list --json", { cwd = dir }).stdout)
+    assert.same({ host, true }, { rows[1].machine, rows[1].elsewhere })
+  end)
+
   it("plan says what runs and why, as text and JSON", function()
     local dir = project({ ["app.py"] = "print('hi')\n" })
     local r = H.orket("sandbox plan", { cwd = dir })

@@ -102,6 +102,29 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     db:close()
   end)
 
+  -- A sibling container (this host name and boot, another pid namespace) was said to run
+  -- "on another machine" named as this one.
+  it("says where another's row runs: another machine, or another container on this host", function()
+    local db = B.open_store()
+    local dir = uv.fs_realpath(H.tmpdir())
+    local function at(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
+    local far = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = at })
+    local ns = insert(db, { pid = DEAD_PID, start = "1", machine = other_ns(), socket = at, port = 8081 })
+    assert.equal("on another machine", service.runs_on(service.get(db, far)))
+    assert.equal("in another container or pid namespace on this host", service.runs_on(service.get(db, ns)))
+    assert.is_nil(service.runs_on({ owner_machine = nil }))
+    local _, others = service.pick(service.list(db, false), dir)
+    local why = service.elsewhere(others, dir)
+    assert.matches("sbowner-other-host:" .. dir, why, 1, true)
+    assert.matches(dir .. " in another container or pid namespace on this host", why, 1, true)
+    assert.is_nil(why:find(pidstart.host .. ":", 1, true))
+    local ok, msg = service.stop(db, ns)
+    assert.is_nil(ok)
+    assert.matches("runs in another container or pid namespace on this host (" .. pidstart.host .. ") whose folder",
+      msg, 1, true)
+    db:close()
+  end)
+
   it("this machine's row whose owner is gone is marked exited; a live owner's stays", function()
     local db = B.open_store()
     local gone = insert(db, { pid = DEAD_PID, start = "1", machine = pidstart.machine })
