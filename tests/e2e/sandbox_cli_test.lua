@@ -110,6 +110,35 @@ describe("orket sandbox", function()
     assert.same({ host, true }, { rows[1].machine, rows[1].elsewhere })
   end)
 
+  -- A compose service's folder that is a git submodule (a gitlink: main's export writes an
+  -- empty folder for it, and nothing inside) was refused as "the repository has no folder".
+  it("plan refuses a build folder that is, or lies in, a git submodule, saying so", function()
+    local function with_submodule(compose, gitmodules)
+      local files = { ["compose.yaml"] = compose }
+      if gitmodules then files[".gitmodules"] = '[submodule "app"]\n\tpath = lib/app\n\turl = https://example.invalid/a.git\n' end
+      local dir = project(files)
+      local ws = H.quote(dir .. "/workspace")
+      -- a gitlink naming a commit this repository does not hold, as a submodule's does
+      assert.equal(0, (H.sh("git -C " .. ws .. " update-index --add --cacheinfo 160000,"
+        .. string.rep("1", 40) .. ",lib/app && git -C " .. ws .. " -c user.name=p -c user.email=p@example.invalid "
+        .. "commit -q -m submodule")))
+      return H.orket("sandbox plan", { cwd = dir })
+    end
+    local r = with_submodule("services:\n  app:\n    build: ./lib/app\n    command: python3 app.py\n", true)
+    assert.equal(1, r.status)
+    assert.matches("compose.yaml:3: services.app.build: lib/app/ is a git submodule, whose files a sandbox does not "
+      .. "have", r.stderr, 1, true)
+    assert.matches("commit the service's files into the repository itself", r.stderr, 1, true)
+    r = with_submodule("services:\n  app:\n    build: ./lib/app/server\n", true)
+    assert.equal(1, r.status)
+    assert.matches("compose.yaml:3: services.app.build: lib/app/server/ lies in the git submodule lib/app/", r.stderr,
+      1, true)
+    -- no .gitmodules: the empty folder the export wrote for it says so
+    r = with_submodule("services:\n  app:\n    command: python3 app.py\n    working_dir: lib/app\n", false)
+    assert.equal(1, r.status)
+    assert.matches("compose.yaml:4: services.app.working_dir: lib/app/ is a git submodule", r.stderr, 1, true)
+  end)
+
   it("plan says what runs and why, as text and JSON", function()
     local dir = project({ ["app.py"] = "print('hi')\n" })
     local r = H.orket("sandbox plan", { cwd = dir })

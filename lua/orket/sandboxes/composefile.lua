@@ -351,16 +351,64 @@ function M.order(list, name)
   return out
 end
 
---- folders(services, name, ws) -> true | nil, "name:LINE: message": each service's build
---- or working_dir folder is a folder of the tree ws (orket.workspace) holds, as its start
---- needs: found at plan time, with the field's line, not by bash's cd when it starts. Only
---- a folder missing (ENOENT) is refused: one reached through a link is left to what reads
---- it, and a service that waits for another (depends_on: a job may make its folder, a
---- gitignored build output) is not judged here.
-function M.folders(services, name, ws)
+-- The submodule paths .gitmodules names, {path=true} (an unreadable or missing file: none).
+local function gitmodules(ws)
+  local out = {}
+  local st = ws:stat(".gitmodules")
+  local text = st and st.type == "file" and ws:read(".gitmodules", { limit = 65536 })
+  for p in (text or ""):gmatch("[^\n]*") do
+    local path = p:match("^%s*path%s*=%s*(.-)%s*$")
+    if path and path ~= "" then out[(path:gsub("^%./", ""):gsub("/+$", ""))] = true end
+  end
+  return out
+end
+
+-- submodule(ws, dir, subs, exported) -> the submodule folder dir is or lies in | nil: one
+-- .gitmodules names (subs). A sandbox's tree is main's exported without its submodules'
+-- files, each an empty folder there; in such a tree (exported) an empty folder is one too,
+-- whether .gitmodules names it or not, as git keeps no empty folder. (A person's working
+-- tree may hold an empty folder of their own: there only .gitmodules says.)
+local function submodule(ws, dir, subs, exported)
+  local at, walk = "", exported
+  for part in dir:gmatch("[^/]+") do
+    at = at == "" and part or (at .. "/" .. part)
+    if subs[at] then return at end
+    if walk then
+      local st = ws:stat(at)
+      local entries = st and st.type == "directory" and ws:list(at)
+      if entries and #entries == 0 then return at end
+      walk = entries and true or false -- (past a missing folder or a link, only .gitmodules says)
+    end
+  end
+  return nil
+end
+
+-- the refusal of a service's folder that is (or lies in) submodule sub
+local function submodule_err(name, sv, sub)
+  local what = sub == sv.dir and string.format("%s/ is a git submodule", sv.dir)
+    or string.format("%s/ lies in the git submodule %s/", sv.dir, sub)
+  return err(name, sv.dir_line, "services.%s.%s: %s, whose files a sandbox does not have (it runs main's tree "
+    .. "without its submodules): commit the service's files into the repository itself, not as a submodule, or "
+    .. "point %s at a folder of the repository", sv.name, sv.dir_field, what, sv.dir_field)
+end
+
+--- folders(services, name, ws [, exported]) -> true | nil, "name:LINE: message": each
+--- service's build or working_dir folder is a folder of the tree ws (orket.workspace)
+--- holds, as its start needs: found at plan time, with the field's line, not by bash's cd
+--- when it starts. Refused: a folder missing (ENOENT), and one that is or lies in a git
+--- submodule (.gitmodules names it; in a tree main's export wrote, exported, an empty
+--- folder too), whose files a sandbox never has. One reached through a link is left to
+--- what reads it, and a service that waits for another (depends_on: a job may make its
+--- folder, a gitignored build output) is not judged here.
+function M.folders(services, name, ws, exported)
+  local subs
   for _, sv in ipairs(services) do
     if sv.dir_field and sv.dir ~= "" and sv.dir ~= "." and #sv.depends_on == 0 then
       local st, _, code = ws:stat(sv.dir)
+      subs = subs or gitmodules(ws)
+      local sub = (not st and code == "ENOENT" or st and st.type == "directory")
+        and submodule(ws, sv.dir, subs, exported)
+      if sub then return nil, submodule_err(name, sv, sub) end
       if not st then
         if code == "ENOENT" then
           return nil, err(name, sv.dir_line, "services.%s.%s: the repository has no folder %s/", sv.name,
