@@ -122,13 +122,16 @@ describe("orket sandbox", function()
       assert.equal(0, (H.sh("git -C " .. ws .. " update-index --add --cacheinfo 160000,"
         .. string.rep("1", 40) .. ",lib/app && git -C " .. ws .. " -c user.name=p -c user.email=p@example.invalid "
         .. "commit -q -m submodule")))
-      return H.orket("sandbox plan", { cwd = dir })
+      return H.orket("sandbox plan", { cwd = dir }), dir
     end
-    local r = with_submodule("services:\n  app:\n    build: ./lib/app\n    command: python3 app.py\n", true)
+    local r, dir = with_submodule("services:\n  app:\n    build: ./lib/app\n    command: python3 app.py\n", true)
     assert.equal(1, r.status)
     assert.matches("compose.yaml:3: services.app.build: lib/app/ is a git submodule, whose files a sandbox does not "
       .. "have", r.stderr, 1, true)
     assert.matches("commit the service's files into the repository itself", r.stderr, 1, true)
+    -- validate, on the working tree (the submodule not checked out), by .gitmodules
+    r = H.orket("validate", { cwd = dir })
+    assert.matches("services.app.build: lib/app/ is a git submodule", r.stdout .. r.stderr, 1, true)
     r = with_submodule("services:\n  app:\n    build: ./lib/app/server\n", true)
     assert.equal(1, r.status)
     assert.matches("compose.yaml:3: services.app.build: lib/app/server/ lies in the git submodule lib/app/", r.stderr,
@@ -137,6 +140,35 @@ describe("orket sandbox", function()
     r = with_submodule("services:\n  app:\n    command: python3 app.py\n    working_dir: lib/app\n", false)
     assert.equal(1, r.status)
     assert.matches("compose.yaml:4: services.app.working_dir: lib/app/ is a git submodule", r.stderr, 1, true)
+  end)
+
+  -- A store several folders share: the end of a bug-fix phase whose tick ran here stopped
+  -- (or tried to) every folder's live sandbox; another folder's is left, and said.
+  it("bugfix tick's phase end leaves another folder's sandbox running, and says so", function()
+    local dir = project({ ["app.py"] = "print('x')\n" })
+    local r = H.orket("lua -e " .. H.quote("local ops = require('orket.store.sandboxes'); "
+      .. "local db = assert(require('orket.project').open_store('.', false)); "
+      .. "require('orket.store.imports').insert_card(db, { id = 'R', type = 'rock', name = 'rock', priority = 2 }); "
+      .. "require('orket.store.cards').set_status(db, 'R', 'done', nil, 'developer', 0); "
+      .. "local id = ops.insert(db, { target = 'main', port = 8080, socket = '', command = '[]', owner_pid = 4194311, "
+      .. "owner_start = '1', owner_machine = 'far-host/0123abcd-0000-4000-8000-000000000001.4026531836' }); "
+      .. "ops.set_socket(db, id, '/the/other/folder/.orket/sandboxes/' .. id .. '/app.sock'); "
+      .. "ops.set_status(db, id, 'healthy'); db:close(); io.stdout:write(id)"), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local id = r.stdout
+    local clockfile = H.tmpdir() .. "/offset"
+    H.write(clockfile, "0\n")
+    local env = { ORKET_CLOCK_OFFSET_FILE = clockfile }
+    r = H.orket("bugfix tick", { cwd = dir, env = env })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("R: its bug-fix phase started", r.stdout, 1, true)
+    H.write(clockfile, tostring(8 * 86400) .. "\n")
+    r = H.orket("bugfix tick", { cwd = dir, env = env })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("R: its bug-fix phase ended (bug_fix.days (7) passed); 0 sandbox(es) stopped; left running, other "
+      .. "folders': " .. id .. " (/the/other/folder)\n", r.stdout, 1, true)
+    local rows = cjson.decode(H.orket("sandbox list --json", { cwd = dir }).stdout)
+    assert.equal("healthy", rows[1].status)
   end)
 
   it("plan says what runs and why, as text and JSON", function()
