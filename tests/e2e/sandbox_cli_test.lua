@@ -140,6 +140,13 @@ describe("orket sandbox", function()
     r = with_submodule("services:\n  app:\n    command: python3 app.py\n    working_dir: lib/app\n", false)
     assert.equal(1, r.status)
     assert.matches("compose.yaml:4: services.app.working_dir: lib/app/ is a git submodule", r.stderr, 1, true)
+    -- a .gitmodules left naming a folder that now holds the tree's own files: planned
+    local plain = project({ ["compose.yaml"] = "services:\n  app:\n    build: ./lib/app\n    command: python3 app.py\n",
+      [".gitmodules"] = '[submodule "app"]\n\tpath = lib/app\n\turl = https://example.invalid/a.git\n',
+      ["lib/app/app.py"] = "print('x')\n" })
+    r = H.orket("sandbox plan", { cwd = plain })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("folder:   lib/app/", r.stdout, 1, true)
   end)
 
   -- A store several folders share: the end of a bug-fix phase whose tick ran here stopped

@@ -363,22 +363,22 @@ local function gitmodules(ws)
   return out
 end
 
--- submodule(ws, dir, subs, exported) -> the submodule folder dir is or lies in | nil: one
--- .gitmodules names (subs). A sandbox's tree is main's exported without its submodules'
--- files, each an empty folder there; in such a tree (exported) an empty folder is one too,
--- whether .gitmodules names it or not, as git keeps no empty folder. (A person's working
--- tree may hold an empty folder of their own: there only .gitmodules says.)
+-- submodule(ws, dir, subs, exported) -> the submodule folder dir is or lies in | nil. A
+-- sandbox's tree is main's exported without its submodules' files, each an empty folder
+-- there; a person's working tree holds one empty (not checked out) or with its .git. So a
+-- folder .gitmodules names (subs) is one when it is missing, empty or holds a .git (one
+-- that holds the tree's own files is not: a .gitmodules left behind); in an exported tree
+-- any empty folder is one too, as git keeps no empty folder (a person's may be their own).
 local function submodule(ws, dir, subs, exported)
-  local at, walk = "", exported
+  local at = ""
   for part in dir:gmatch("[^/]+") do
     at = at == "" and part or (at .. "/" .. part)
-    if subs[at] then return at end
-    if walk then
-      local st = ws:stat(at)
-      local entries = st and st.type == "directory" and ws:list(at)
-      if entries and #entries == 0 then return at end
-      walk = entries and true or false -- (past a missing folder or a link, only .gitmodules says)
-    end
+    local st = ws:stat(at)
+    local entries = st and st.type == "directory" and ws:list(at)
+    local empty, dotgit = entries and #entries == 0, false
+    for _, e in ipairs(entries or {}) do dotgit = dotgit or e.name == ".git" end
+    if subs[at] and (not st or empty or dotgit) then return at end
+    if exported and empty then return at end
   end
   return nil
 end
