@@ -505,8 +505,8 @@ local function list(o, cli)
     io.stdout:write(string.format("%-4d %-10s %-6d %-8s %-24s %s\n", r.id, r.status, r.port, (r.commit_id or "-"):sub(1, 7),
       live and (r.healthy_at or r.started_at) or (r.ended_at or ""),
       live and r.socket .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "")
-        .. (service.elsewhere_live(r) and ("  (live " .. (service.runs_on(r) or "elsewhere") .. ": "
-          .. inert.text(tostring(service.machine_of(r))) .. ")") or "")
+        .. (service.elsewhere_live(r) and ("  (live " .. service.runs_on(r) .. ": "
+          .. inert.text(service.machine_of(r) or "?") .. ")") or "")
         or inert.text(r.detail or "")))
   end
   return 0

@@ -114,7 +114,7 @@ function M.elsewhere(rows, dir)
       if home == dir and M.runs_on(r) == "on another machine" then
         home = tostring(M.machine_of(r)) .. ":" .. home
       elseif home == dir then
-        home = home .. " " .. (M.runs_on(r) or "elsewhere")
+        home = home .. " " .. M.runs_on(r)
       end
       ids[#ids + 1] = tostring(math.tointeger(r.id) or r.id)
       if not seen[home] then
@@ -155,17 +155,18 @@ function M.machine_of(row)
 end
 
 --- runs_on(row) -> where another's row runs, said truly, for a row `where` finds
---- "elsewhere" (the caller adds machine_of's host name): "on another machine"; a row of
---- this host name and this boot id runs in another pid (or time) namespace of this very
---- kernel, "in another container or pid namespace on this host", never another machine
---- (it would name this host as another); this host name while this process cannot read
---- its own place, "on a machine of this host's name (this process cannot tell its own
---- place)"; nil for a row that names no machine
+--- "elsewhere" (the caller adds machine_of's host name). The boot id comes first: it is
+--- random per kernel boot and not namespaced, so a row of this boot id runs on this very
+--- kernel, "in another container or pid namespace on this host", whatever host name it
+--- gives (a container has its own by default); else another host name is "on another
+--- machine"; this host name while this process cannot read its own place, "on a machine
+--- of this host's name (this process cannot tell its own place)"; a machine's text that
+--- does not parse (or none), "somewhere this process cannot tell"
 function M.runs_on(row)
   local host, boot = pidstart.parse_machine(row.owner_machine)
-  if not host then return nil end
-  if host ~= pidstart.host then return "on another machine" end
+  if not host then return "somewhere this process cannot tell" end
   if pidstart.boot and boot == pidstart.boot then return "in another container or pid namespace on this host" end
+  if host ~= pidstart.host then return "on another machine" end
   if not pidstart.place then return "on a machine of this host's name (this process cannot tell its own place)" end
   -- (where calls a row of this host name and another boot "rebooted": ended, not elsewhere)
   return "on another boot of this host"
@@ -1144,7 +1145,7 @@ function M.stop(db, id, why, stopping)
   if M.where(row) == "elsewhere" and not uv.fs_stat(home) then
     return nil, string.format("sandbox %d runs %s (%s) whose folder this one does not share: stop it there "
       .. "(orket sandbox stop %d), or, when it is gone, end its row: orket sandbox stop --force %d",
-      row.id, M.runs_on(row) or "elsewhere", tostring(M.machine_of(row)), row.id, row.id), "EINVAL"
+      row.id, M.runs_on(row), M.machine_of(row) or "?", row.id, row.id), "EINVAL"
   end
   local tmp = string.format("%s/%s.%d", home, STOP, uv.os_getpid())
   local f, ferr = io.open(tmp, "w")

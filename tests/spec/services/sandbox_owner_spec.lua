@@ -112,7 +112,6 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     local ns = insert(db, { pid = DEAD_PID, start = "1", machine = other_ns(), socket = at, port = 8081 })
     assert.equal("on another machine", service.runs_on(service.get(db, far)))
     assert.equal("in another container or pid namespace on this host", service.runs_on(service.get(db, ns)))
-    assert.is_nil(service.runs_on({ owner_machine = nil }))
     local _, others = service.pick(service.list(db, false), dir)
     local why = service.elsewhere(others, dir)
     assert.matches("sbowner-other-host:" .. dir, why, 1, true)
@@ -123,6 +122,50 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     assert.matches("runs in another container or pid namespace on this host (" .. pidstart.host .. ") whose folder",
       msg, 1, true)
     db:close()
+  end)
+
+  -- A container has its own host name by default but shares the kernel, whose boot id is
+  -- not namespaced: runs_on compared host names first and said "on another machine".
+  it("a row of this boot id runs on this host, whatever host name it gives", function()
+    local db = B.open_store()
+    local dir = uv.fs_realpath(H.tmpdir())
+    local sib = insert(db, { pid = DEAD_PID, start = "1", machine = "c0ffee123456/" .. pidstart.boot .. ".4026531999",
+      socket = function(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end })
+    local r = service.get(db, sib)
+    assert.equal("elsewhere", service.where(r))
+    assert.equal("in another container or pid namespace on this host", service.runs_on(r))
+    local _, others = service.pick(service.list(db, false), dir)
+    local why = service.elsewhere(others, dir)
+    assert.matches(dir .. " in another container or pid namespace on this host", why, 1, true)
+    assert.is_nil(why:find("c0ffee123456:", 1, true))
+    local ok, msg = service.stop(db, sib)
+    assert.is_nil(ok)
+    assert.matches("runs in another container or pid namespace on this host (c0ffee123456)", msg, 1, true)
+    db:close()
+  end)
+
+  -- A process that cannot read its own place finds every row with a machine "elsewhere";
+  -- one whose machine does not parse was said "elsewhere" with the host name "nil".
+  it("a row whose machine does not parse is said somewhere this process cannot tell, never nil", function()
+    local db = B.open_store()
+    local dir = uv.fs_realpath(H.tmpdir())
+    local odd = insert(db, { pid = DEAD_PID, start = "1", machine = "not a machine",
+      socket = function(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end })
+    local place = pidstart.place
+    pidstart.place = nil
+    local ok, res = pcall(function()
+      local r = service.get(db, odd)
+      assert.equal("elsewhere", service.where(r))
+      assert.equal("somewhere this process cannot tell", service.runs_on(r))
+      assert.equal("somewhere this process cannot tell", service.runs_on({ owner_machine = nil }))
+      local sok, msg = service.stop(db, odd)
+      assert.is_nil(sok)
+      assert.matches("runs somewhere this process cannot tell (?)", msg, 1, true)
+      assert.is_nil(msg:find("nil", 1, true))
+    end)
+    pidstart.place = place
+    db:close()
+    assert(ok, res)
   end)
 
   it("this machine's row whose owner is gone is marked exited; a live owner's stays", function()
