@@ -150,19 +150,35 @@ describe("orket sandbox", function()
   end)
 
   -- A store several folders share: the end of a bug-fix phase whose tick ran here stopped
-  -- (or tried to) every folder's live sandbox; another folder's is left, and said.
+  -- (or asked the owner to stop, through its folder) every folder's live sandbox; another
+  -- folder's is left, and said; a sibling container's at this path is said as such, not as
+  -- another machine's.
   it("bugfix tick's phase end leaves another folder's sandbox running, and says so", function()
     local dir = project({ ["app.py"] = "print('x')\n" })
+    local other = H.tmpdir()
+    -- a live owner of this machine (a sleep), which never answers a stop request itself:
+    -- the request file in its folder tells whether the tick asked for one
+    local sleeper = io.popen("sleep 120 & echo $!")
+    local owner = sleeper:read("l")
     local r = H.orket("lua -e " .. H.quote("local ops = require('orket.store.sandboxes'); "
+      .. "local pidstart = require('orket.sandboxes.pidstart'); "
       .. "local db = assert(require('orket.project').open_store('.', false)); "
       .. "require('orket.store.imports').insert_card(db, { id = 'R', type = 'rock', name = 'rock', priority = 2 }); "
       .. "require('orket.store.cards').set_status(db, 'R', 'done', nil, 'developer', 0); "
-      .. "local id = ops.insert(db, { target = 'main', port = 8080, socket = '', command = '[]', owner_pid = 4194311, "
-      .. "owner_start = '1', owner_machine = 'far-host/0123abcd-0000-4000-8000-000000000001.4026531836' }); "
-      .. "ops.set_socket(db, id, '/the/other/folder/.orket/sandboxes/' .. id .. '/app.sock'); "
-      .. "ops.set_status(db, id, 'healthy'); db:close(); io.stdout:write(id)"), { cwd = dir })
+      .. "local function row(machine, pid, start, home, port) "
+      .. "  local id = ops.insert(db, { target = 'main', port = port, socket = '', command = '[]', owner_pid = pid, "
+      .. "    owner_start = start, owner_machine = machine }); "
+      .. "  ops.set_socket(db, id, home .. '/.orket/sandboxes/' .. id .. '/app.sock'); "
+      .. "  ops.set_status(db, id, 'healthy'); return id end; "
+      .. "local theirs = row(pidstart.machine, " .. owner .. ", pidstart.start_time(" .. owner .. "), "
+      .. string.format("%q", other) .. ", 8080); "
+      .. "os.execute('mkdir -p ' .. " .. string.format("%q", other) .. " .. '/.orket/sandboxes/' .. theirs); "
+      -- (a sibling container's at this very path, its folder not shared: no directory here)
+      .. "local sib = row('c0ffee123456/' .. pidstart.boot .. '.4026531999', 4194311, '1', "
+      .. "require('luv').fs_realpath('.'), 8081); "
+      .. "db:close(); io.stdout:write(theirs, ' ', sib)"), { cwd = dir })
     assert.equal(0, r.status, r.stderr)
-    local id = r.stdout
+    local theirs, sib = r.stdout:match("^(%d+) (%d+)$")
     local clockfile = H.tmpdir() .. "/offset"
     H.write(clockfile, "0\n")
     local env = { ORKET_CLOCK_OFFSET_FILE = clockfile }
@@ -171,11 +187,16 @@ describe("orket sandbox", function()
     assert.matches("R: its bug-fix phase started", r.stdout, 1, true)
     H.write(clockfile, tostring(8 * 86400) .. "\n")
     r = H.orket("bugfix tick", { cwd = dir, env = env })
+    os.execute("kill " .. owner)
+    sleeper:close()
     assert.equal(0, r.status, r.stderr)
+    local real = require("luv").fs_realpath(dir)
     assert.matches("R: its bug-fix phase ended (bug_fix.days (7) passed); 0 sandbox(es) stopped; left running, other "
-      .. "folders': " .. id .. " (/the/other/folder)\n", r.stdout, 1, true)
-    local rows = cjson.decode(H.orket("sandbox list --json", { cwd = dir }).stdout)
-    assert.equal("healthy", rows[1].status)
+      .. "folders': " .. theirs .. " (" .. require("luv").fs_realpath(other) .. "), " .. sib .. " (" .. real
+      .. " in another container or pid namespace on this host: c0ffee123456)\n", r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("c0ffee123456:", 1, true))
+    -- no stop was asked of the other folder's sandbox
+    assert.is_nil(require("luv").fs_stat(other .. "/.orket/sandboxes/" .. theirs .. "/stop"))
   end)
 
   it("plan says what runs and why, as text and JSON", function()

@@ -24,7 +24,8 @@ bug_fix.max_days (docs/sandbox.md). 'status' lists the phases. 'tick' opens the 
 rocks done since, files a bug for each failing health check of the sandboxes (with their last
 log lines; the same failure again is a comment on the open bug), and ends each phase whose
 time is over: this folder's live sandboxes stop (other folders sharing the store are left,
-and said) and its open bugs move to a new rock ROCK-2.
+and said; each stops its own at its next tick, once) and its open bugs move to a new rock
+ROCK-2.
 'orket serve' ticks every bug_fix.check_interval_ms, and each run and worker at its start.
 --json prints the phases (and for tick what it did) as JSON.]]
 
@@ -52,6 +53,8 @@ local function as_arrays(r)
     e.moved, e.sandboxes, e.stopped = jsonout.array(e.moved), jsonout.array(e.sandboxes), jsonout.array(e.stopped)
     e.left = jsonout.array(e.left or {})
   end
+  r.left_stopped = jsonout.array(r.left_stopped or {})
+  for _, g in ipairs(r.left_stopped) do g.ids, g.stopped = jsonout.array(g.ids), jsonout.array(g.stopped) end
   return r
 end
 
@@ -61,7 +64,14 @@ local function left_text(left)
   if #left == 0 then return "" end
   local each = {}
   for i, l in ipairs(left) do
-    each[i] = string.format("%d (%s)", l.id, inert.text((l.machine and (l.machine .. ":") or "") .. (l.folder or "?")))
+    -- (a row at this folder's path runs elsewhere: HOST:/path only on another machine)
+    local where = l.folder or "?"
+    if l.runs_on == "on another machine" or (l.machine and not l.runs_on) then
+      where = l.machine .. ":" .. where
+    elseif l.runs_on then
+      where = string.format("%s %s: %s", where, l.runs_on, l.machine or "?")
+    end
+    each[i] = string.format("%d (%s)", l.id, inert.text(where))
   end
   return string.format("; left running, other folders': %s", table.concat(each, ", "))
 end
@@ -82,6 +92,7 @@ local function print_tick(r)
       e.next_rock and string.format("; %d open bug(s) moved to %s", #e.moved, e.next_rock) or "", #e.stopped,
       left_text(e.left or {})))
   end
+  for _, g in ipairs(r.left_stopped or {}) do io.stdout:write(phase.left_line(g), "\n") end
 end
 
 function cmd.run(args, cli)

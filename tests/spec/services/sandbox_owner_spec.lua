@@ -435,12 +435,89 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     assert.equal(1, #r.ended)
     assert.same({ mine }, stopped)
     assert.same({ mine }, r.ended[1].sandboxes)
-    assert.same({ { id = theirs, folder = b }, { id = far, folder = a, machine = "sbowner-other-host" } }, r.ended[1].left)
+    assert.same({ { id = theirs, folder = b }, { id = far, folder = a, machine = "sbowner-other-host",
+      runs_on = "on another machine" } }, r.ended[1].left)
     local ev
     for _, e in ipairs(db:events {}) do if e.kind == "bugfix_end" then ev = e.data end end
     assert.same({ mine }, ev.sandboxes)
     assert.same({ theirs, far }, { ev.left[1].id, ev.left[2].id })
     assert.equal(b, ev.left[1].folder)
+    db:close()
+  end)
+
+  -- a store with rock R done, and a tick(dir) of its phases on a clock the caller moves,
+  -- whose stops are recorded in stopped (never asked of an owner)
+  local function phase_store()
+    local phase = require "orket.sandboxes.phase"
+    local imports = require "orket.store.imports"
+    local cards = require "orket.store.cards"
+    local clock_mod = require "orket.clock"
+    local db = B.open_store()
+    imports.insert_card(db, { id = "R", type = "rock", name = "rock", priority = 2 })
+    cards.set_status(db, "R", "done", nil, "developer", 0)
+    local c, stopped = clock_mod.new(), {}
+    local settings = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000 }
+    local function tick(dir)
+      return phase.tick(db, { settings = settings, clock = c, dir = dir, stop = function(_, id)
+        stopped[#stopped + 1] = id
+        return true
+      end })
+    end
+    return db, tick, stopped, function() c:advance(7 * clock_mod.DAY + 1) end
+  end
+  local function in_folder(dir) return function(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end end
+
+  -- The rows the rule counts as every folder's (no socket) or judged by pid (no machine),
+  -- and a tick from a link to the folder: each this folder's, stopped.
+  it("a bug-fix phase's end stops a row without a machine, one without a socket, from a linked folder too", function()
+    local db, tick, stopped, over = phase_store()
+    local a, b = uv.fs_realpath(H.tmpdir()), uv.fs_realpath(H.tmpdir())
+    local link = H.tmpdir() .. "/a-link"
+    assert(uv.fs_symlink(a, link))
+    local plain = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(a) })
+    local old = insert(db, { pid = ME, start = MY_START, socket = in_folder(a), port = 8081 })
+    local nosock = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, port = 8082 })
+    local theirs = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(b),
+      port = 8083 })
+    assert.same({ "R" }, tick(link).started)
+    over()
+    local r = tick(link)
+    assert.same({ plain, old, nosock }, stopped)
+    assert.same({ { id = theirs, folder = b } }, r.ended[1].left)
+    db:close()
+  end)
+
+  -- Phases are the store's: once folder A's tick ended the last one, folder B's ticks found
+  -- no open phase, and B's sandboxes (and its kept databases) stayed for good.
+  it("the sandboxes a phase's end left for another folder are stopped by that folder's next tick, once", function()
+    local database = require "orket.sandboxes.database"
+    local db, tick, stopped, over = phase_store()
+    local a, b = uv.fs_realpath(H.tmpdir()), uv.fs_realpath(H.tmpdir())
+    local mine = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(a) })
+    local theirs = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(b),
+      port = 8081 })
+    local kept = database.kept_path(b, "main")
+    assert(os.execute("mkdir -p " .. H.quote(kept) .. " " .. H.quote(b .. "/.orket/sandboxes/" .. theirs)))
+    tick(a)
+    -- (while the phase is open, B's tick takes nothing)
+    assert.same({}, tick(b).left_stopped)
+    over()
+    assert.same({}, tick(a).left_stopped) -- ended here: A's stopped, B's left
+    assert.same({ mine }, stopped)
+    assert.truthy(uv.fs_stat(kept))
+    local r = tick(b)
+    assert.same({ mine, theirs }, stopped)
+    assert.equal(1, #r.left_stopped)
+    assert.same({ rock = "R", ids = { theirs } }, { rock = r.left_stopped[1].rock, ids = r.left_stopped[1].ids })
+    assert.same({ { id = theirs, ok = true } }, r.left_stopped[1].stopped)
+    assert.is_nil(uv.fs_stat(kept))
+    assert.matches("R: the end of its bug-fix phase, ticked in another folder, left 1 of this folder's sandbox(es) "
+      .. "running: stopped here (" .. theirs .. ")", require("orket.sandboxes.phase").left_line(r.left_stopped[1]), 1, true)
+    -- once: the row still reads live here (the stop was only recorded), and is not taken again
+    assert.same({}, tick(b).left_stopped)
+    assert.same({}, tick(a).left_stopped)
+    assert.same({ mine, theirs }, stopped)
+    assert.truthy(uv.fs_stat(b .. "/.orket/sandboxes/" .. theirs .. "/" .. require("orket.sandboxes.phase").LEFT_TAKEN))
     db:close()
   end)
 
