@@ -79,8 +79,8 @@ end
 -- The sandboxes of the folder dir (a real path) that the end of a phase, ticked in another
 -- folder, left running (its bugfix_end's left), still live, still dir's and not taken yet
 -- (LEFT_TAKEN; a row with no directory cannot be marked, and is not taken):
--- {{rock=, phase=, rows={...}}...}, oldest phase first. None while a phase is open: the
--- sandboxes serve it, and its own end lists them again.
+-- {{rock=, phase=, rows={...}}...}, each sandbox with the newest end that left it. None
+-- while a phase is open: the sandboxes serve it, and its own end lists them again.
 local function left_for(db, dir)
   if #ops.list(db, true) > 0 then return {} end
   local mine = {}
@@ -88,8 +88,9 @@ local function left_for(db, dir)
     if service.of_folder(r, dir) and not taken(r) then mine[math.tointeger(r.id)] = r end
   end
   if next(mine) == nil then return {} end
-  local out = {}
-  for _, p in ipairs(ops.list(db, false)) do
+  local out, phases = {}, ops.list(db, false)
+  for i = #phases, 1, -1 do
+    local p = phases[i]
     for _, ev in ipairs(p.status == "ended" and db:events { card = p.rock_id } or {}) do
       local d = ev.data
       if ev.kind == "bugfix_end" and d.phase == p.id and type(d.left) == "table" then
@@ -298,7 +299,8 @@ end
 
 --- tick(db, {dir=, settings=, clock=, stop=, recheck=}) -> {started={rock...}, filed={{card=,
 --- duplicate=, rock=, source=}...}, rechecked={...}, ended={{rock=, reason=, next_rock=,
---- moved={...}, sandboxes={...}, left={{id=, folder=, machine=}...}}...}, phases=status(...)}
+--- moved={...}, sandboxes={...}, stopped={{id=, ok=, error=}...}, left={{id=, folder=, machine=, runs_on=}...}}...},
+--- left_stopped={{rock=, phase=, ids={...}, stopped={...}}...}, phases=status(...)}
 --- Opens the phases of rocks done and without one, files the bugs the sandboxes' health
 --- checks found (the newest open phase takes them), runs the open phases' acceptance
 --- checks again when they are due (recheck: orket.sandboxes.recheck's due, given by the
@@ -306,6 +308,8 @@ end
 --- and, when no other phase is open, the live sandboxes of this folder (dir, default the
 --- current one) stop (stop(db, id), by default orket.sandboxes.service's, which waits: call
 --- it in a task); those of other folders sharing the store are left, and said (left).
+--- Those a phase's end ticked in another folder left of this folder's stop here, once
+--- (left_stopped), and with them this folder's kept databases go.
 --- Raises on a store error.
 function M.tick(db, o)
   check_store(db, "tick")
