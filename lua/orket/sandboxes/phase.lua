@@ -387,7 +387,7 @@ function M.at_start(db, settings, dir, emit, recheck)
   end
   for _, e in ipairs(r.ended) do
     emit { type = "bugfix", action = "end", rock = e.rock, reason = e.reason, next_rock = e.next_rock,
-      moved = #e.moved, stopped = #e.stopped, left = #e.left }
+      moved = #e.moved, stopped = #e.stopped }
   end
   for _, g in ipairs(r.left_stopped) do
     emit { type = "bugfix", action = "left_stopped", rock = g.rock, stopped = #g.stopped, message = M.left_line(g) }
