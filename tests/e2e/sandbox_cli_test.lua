@@ -85,6 +85,120 @@ describe("orket sandbox", function()
     assert.equal("gone-host", rows[1].machine)
   end)
 
+  -- A sibling container on this host (its host name this one's, as with --network host;
+  -- same boot id, another pid namespace) whose folder is not shared here was listed "live on
+  -- another machine: HOST" with this host's own name.
+  it("list and stop say a sibling container's sandbox is on this host, not another machine of its name", function()
+    local dir = project({ ["app.py"] = "print('x')\n" })
+    local r = H.orket("lua -e " .. H.quote("local ops = require('orket.store.sandboxes'); "
+      .. "local ps = require('orket.sandboxes.pidstart'); "
+      .. "local db = assert(require('orket.project').open_store('.', false)); "
+      .. "local id = ops.insert(db, { target = 'main', port = 8080, socket = '', command = '[]', owner_pid = 4194311, "
+      .. "owner_start = '1', owner_machine = ps.host .. '/' .. ps.boot .. '.1' }); "
+      .. "ops.set_socket(db, id, '/in/the/container/.orket/sandboxes/' .. id .. '/app.sock'); "
+      .. "ops.set_status(db, id, 'healthy'); db:close(); io.stdout:write(id, ' ', ps.host)"), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local id, host = r.stdout:match("^(%d+) (.+)$")
+    r = H.orket("sandbox list", { cwd = dir })
+    assert.matches("(live in another container or pid namespace on this host: " .. host .. ")", r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("another machine", 1, true))
+    r = H.orket("sandbox stop " .. id, { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("runs in another container or pid namespace on this host (" .. host .. ") whose folder",
+      r.stderr, 1, true)
+    local rows = cjson.decode(H.orket("sandbox list --json", { cwd = dir }).stdout)
+    assert.same({ host, true }, { rows[1].machine, rows[1].elsewhere })
+  end)
+
+  -- A compose service's folder that is a git submodule (a gitlink: main's export writes an
+  -- empty folder for it, and nothing inside) was refused as "the repository has no folder".
+  it("plan refuses a build folder that is, or lies in, a git submodule, saying so", function()
+    local function with_submodule(compose, gitmodules)
+      local files = { ["compose.yaml"] = compose }
+      if gitmodules then files[".gitmodules"] = '[submodule "app"]\n\tpath = lib/app\n\turl = https://example.invalid/a.git\n' end
+      local dir = project(files)
+      local ws = H.quote(dir .. "/workspace")
+      -- a gitlink naming a commit this repository does not hold, as a submodule's does
+      assert.equal(0, (H.sh("git -C " .. ws .. " update-index --add --cacheinfo 160000,"
+        .. string.rep("1", 40) .. ",lib/app && git -C " .. ws .. " -c user.name=p -c user.email=p@example.invalid "
+        .. "commit -q -m submodule")))
+      return H.orket("sandbox plan", { cwd = dir }), dir
+    end
+    local r, dir = with_submodule("services:\n  app:\n    build: ./lib/app\n    command: python3 app.py\n", true)
+    assert.equal(1, r.status)
+    assert.matches("compose.yaml:3: services.app.build: lib/app/ is a git submodule, whose files a sandbox does not "
+      .. "have", r.stderr, 1, true)
+    assert.matches("commit the service's files into the repository itself", r.stderr, 1, true)
+    -- validate, on the working tree (the submodule not checked out), by .gitmodules
+    r = H.orket("validate", { cwd = dir })
+    assert.matches("services.app.build: lib/app/ is a git submodule", r.stdout .. r.stderr, 1, true)
+    r = with_submodule("services:\n  app:\n    build: ./lib/app/server\n", true)
+    assert.equal(1, r.status)
+    assert.matches("compose.yaml:3: services.app.build: lib/app/server/ lies in the git submodule lib/app/", r.stderr,
+      1, true)
+    -- no .gitmodules: the empty folder the export wrote for it says so
+    r = with_submodule("services:\n  app:\n    command: python3 app.py\n    working_dir: lib/app\n", false)
+    assert.equal(1, r.status)
+    assert.matches("compose.yaml:4: services.app.working_dir: lib/app/ is a git submodule", r.stderr, 1, true)
+    -- a .gitmodules left naming a folder that now holds the tree's own files: planned
+    local plain = project({ ["compose.yaml"] = "services:\n  app:\n    build: ./lib/app\n    command: python3 app.py\n",
+      [".gitmodules"] = '[submodule "app"]\n\tpath = lib/app\n\turl = https://example.invalid/a.git\n',
+      ["lib/app/app.py"] = "print('x')\n" })
+    r = H.orket("sandbox plan", { cwd = plain })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("folder:   lib/app/", r.stdout, 1, true)
+  end)
+
+  -- A store several folders share: the end of a bug-fix phase whose tick ran here stopped
+  -- (or asked the owner to stop, through its folder) every folder's live sandbox; another
+  -- folder's is left, and said; a sibling container's at this path is said as such, not as
+  -- another machine's.
+  it("bugfix tick's phase end leaves another folder's sandbox running, and says so", function()
+    local dir = project({ ["app.py"] = "print('x')\n" })
+    local other = H.tmpdir()
+    -- a live owner of this machine (a sleep), which never answers a stop request itself:
+    -- the request file in its folder tells whether the tick asked for one
+    local sleeper = io.popen("sleep 120 & echo $!")
+    local owner = sleeper:read("l")
+    local r = H.orket("lua -e " .. H.quote("local ops = require('orket.store.sandboxes'); "
+      .. "local pidstart = require('orket.sandboxes.pidstart'); "
+      .. "local db = assert(require('orket.project').open_store('.', false)); "
+      .. "require('orket.store.imports').insert_card(db, { id = 'R', type = 'rock', name = 'rock', priority = 2 }); "
+      .. "require('orket.store.cards').set_status(db, 'R', 'done', nil, 'developer', 0); "
+      .. "local function row(machine, pid, start, home, port) "
+      .. "  local id = ops.insert(db, { target = 'main', port = port, socket = '', command = '[]', owner_pid = pid, "
+      .. "    owner_start = start, owner_machine = machine }); "
+      .. "  ops.set_socket(db, id, home .. '/.orket/sandboxes/' .. id .. '/app.sock'); "
+      .. "  ops.set_status(db, id, 'healthy'); return id end; "
+      .. "local theirs = row(pidstart.machine, " .. owner .. ", pidstart.start_time(" .. owner .. "), "
+      .. string.format("%q", other) .. ", 8080); "
+      .. "os.execute('mkdir -p ' .. " .. string.format("%q", other) .. " .. '/.orket/sandboxes/' .. theirs); "
+      -- (a sibling container's at this very path, its folder not shared: no directory here)
+      .. "local sib = row('c0ffee123456/' .. pidstart.boot .. '.4026531999', 4194311, '1', "
+      .. "require('luv').fs_realpath('.'), 8081); "
+      .. "db:close(); io.stdout:write(theirs, ' ', sib)"), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local theirs, sib = r.stdout:match("^(%d+) (%d+)$")
+    local clockfile = H.tmpdir() .. "/offset"
+    H.write(clockfile, "0\n")
+    local env = { ORKET_CLOCK_OFFSET_FILE = clockfile }
+    r = H.orket("bugfix tick", { cwd = dir, env = env })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("R: its bug-fix phase started", r.stdout, 1, true)
+    H.write(clockfile, tostring(8 * 86400) .. "\n")
+    r = H.orket("bugfix tick", { cwd = dir, env = env })
+    os.execute("kill " .. owner)
+    sleeper:close()
+    assert.equal(0, r.status, r.stderr)
+    local real = require("luv").fs_realpath(dir)
+    assert.matches("R: its bug-fix phase ended (bug_fix.days (7) passed); 0 sandbox(es) stopped; left running, other "
+      .. "folders': " .. theirs .. " (" .. require("luv").fs_realpath(other) .. "), " .. sib .. " (" .. real
+      .. " in another container or pid namespace on this host: c0ffee123456)\n", r.stdout, 1, true)
+    assert.is_nil(r.stdout:find("c0ffee123456:", 1, true))
+    -- no stop was asked of the other folder's sandbox
+    assert.is_nil(require("luv").fs_stat(other .. "/.orket/sandboxes/" .. theirs .. "/stop"))
+  end)
+
   it("plan says what runs and why, as text and JSON", function()
     local dir = project({ ["app.py"] = "print('hi')\n" })
     local r = H.orket("sandbox plan", { cwd = dir })

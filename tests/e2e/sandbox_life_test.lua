@@ -421,7 +421,7 @@ describe("orket sandbox up", function()
     assert.equal("healthy", rows[1].status)
     assert.is_true(rows[1].elsewhere) -- (its pid is that namespace's)
     local r = H.orket("sandbox list", { cwd = dir })
-    assert.matches("(live on another machine: ", r.stdout, 1, true)
+    assert.matches("(live in another container or pid namespace on this host: ", r.stdout, 1, true)
     -- the container goes, and its owner with it
     os.execute("kill -9 " .. pid)
     H.wait_for(function() return #procs(m) == 0 end, "its sandbox to end with its owner")

@@ -2,6 +2,7 @@
 -- shows each phase: its day, its bugs and their rate, when it ends; tick does now what
 -- orket serve's loop and each run do: opens the phases due, files what the sandboxes'
 -- health checks found, ends the phases whose time is over.
+local inert = require "orket.inert"
 local jsonout = require "orket.jsonout"
 local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
@@ -22,7 +23,9 @@ day at a time while more than bug_fix.extend_above bugs came in the last day, up
 bug_fix.max_days (docs/sandbox.md). 'status' lists the phases. 'tick' opens the phases of
 rocks done since, files a bug for each failing health check of the sandboxes (with their last
 log lines; the same failure again is a comment on the open bug), and ends each phase whose
-time is over: the live sandboxes stop and its open bugs move to a new rock ROCK-2.
+time is over: this folder's live sandboxes stop (other folders sharing the store are left,
+and said; each stops its own at its next tick, once) and its open bugs move to a new rock
+ROCK-2.
 'orket serve' ticks every bug_fix.check_interval_ms, and each run and worker at its start.
 --json prints the phases (and for tick what it did) as JSON.]]
 
@@ -48,8 +51,29 @@ local function as_arrays(r)
   for _, x in ipairs(r.rechecked) do x.cards, x.failing = jsonout.array(x.cards), jsonout.array(x.failing) end
   for _, e in ipairs(r.ended) do
     e.moved, e.sandboxes, e.stopped = jsonout.array(e.moved), jsonout.array(e.sandboxes), jsonout.array(e.stopped)
+    e.left = jsonout.array(e.left or {})
   end
+  r.left_stopped = jsonout.array(r.left_stopped or {})
+  for _, g in ipairs(r.left_stopped) do g.ids, g.stopped = jsonout.array(g.ids), jsonout.array(g.stopped) end
   return r
+end
+
+-- The sandboxes of other folders sharing the store a phase's end left running, as a clause
+-- ("" for none): each folder stops its own.
+local function left_text(left)
+  if #left == 0 then return "" end
+  local each = {}
+  for i, l in ipairs(left) do
+    -- (a row at this folder's path runs elsewhere: HOST:/path only on another machine)
+    local where = l.folder or "?"
+    if l.runs_on == "on another machine" or (l.machine and not l.runs_on) then
+      where = l.machine .. ":" .. where
+    elseif l.runs_on then
+      where = string.format("%s %s: %s", where, l.runs_on, l.machine or "?")
+    end
+    each[i] = string.format("%d (%s)", l.id, inert.text(where))
+  end
+  return string.format("; left running, other folders': %s", table.concat(each, ", "))
 end
 
 -- What tick did, a line each.
@@ -64,9 +88,11 @@ local function print_tick(r)
       x.sandbox, #x.failing == 0 and "all pass" or ("failing " .. table.concat(x.failing, " "))))
   end
   for _, e in ipairs(r.ended) do
-    io.stdout:write(string.format("%s: its bug-fix phase ended (%s)%s; %d sandbox(es) stopped\n", e.rock, e.reason,
-      e.next_rock and string.format("; %d open bug(s) moved to %s", #e.moved, e.next_rock) or "", #e.stopped))
+    io.stdout:write(string.format("%s: its bug-fix phase ended (%s)%s; %d sandbox(es) stopped%s\n", e.rock, e.reason,
+      e.next_rock and string.format("; %d open bug(s) moved to %s", #e.moved, e.next_rock) or "", #e.stopped,
+      left_text(e.left or {})))
   end
+  for _, g in ipairs(r.left_stopped or {}) do io.stdout:write(phase.left_line(g), "\n") end
 end
 
 function cmd.run(args, cli)

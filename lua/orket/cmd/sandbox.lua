@@ -56,7 +56,8 @@ up        starts main's tree at a commit (main's head, or --commit ID), written 
 list      the live sandboxes (--all: the ended ones too): id, status, port, commit, socket, since.
           A sandbox of this machine whose owner ended is marked exited first; one another
           machine sharing the store runs is shown as it recorded itself ("live on another
-          machine: HOST"), ended only by that machine's commands.
+          machine: HOST"; another container of this host, "live in another container or
+          pid namespace on this host: HOST"), ended only by its own commands.
 logs      the app's output (stdout and stderr, rotated at sandbox.log_max_bytes);
           --follow keeps printing until the sandbox ends or Ctrl-C.
 check     runs the cards' acceptance checks (an issue's sandbox_checks: HTTP requests
@@ -504,8 +505,8 @@ local function list(o, cli)
     io.stdout:write(string.format("%-4d %-10s %-6d %-8s %-24s %s\n", r.id, r.status, r.port, (r.commit_id or "-"):sub(1, 7),
       live and (r.healthy_at or r.started_at) or (r.ended_at or ""),
       live and r.socket .. (r.detail and ("  (" .. inert.text(r.detail) .. ")") or "")
-        .. (service.elsewhere_live(r) and ("  (live on another machine: " .. inert.text(tostring(service.machine_of(r)))
-          .. ")") or "")
+        .. (service.elsewhere_live(r) and ("  (live " .. service.runs_on(r) .. ": "
+          .. inert.text(service.machine_of(r) or "?") .. ")") or "")
         or inert.text(r.detail or "")))
   end
   return 0

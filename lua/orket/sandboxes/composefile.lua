@@ -351,16 +351,140 @@ function M.order(list, name)
   return out
 end
 
---- folders(services, name, ws) -> true | nil, "name:LINE: message": each service's build
---- or working_dir folder is a folder of the tree ws (orket.workspace) holds, as its start
---- needs: found at plan time, with the field's line, not by bash's cd when it starts. Only
---- a folder missing (ENOENT) is refused: one reached through a link is left to what reads
---- it, and a service that waits for another (depends_on: a job may make its folder, a
---- gitignored build output) is not judged here.
-function M.folders(services, name, ws)
+--- GITMODULES_LINE: the longest .gitmodules line read (bytes, a path of PATH_MAX with its
+--- key). A longer line is skipped whole, and the keys after it up to the next section
+--- header are not taken as a submodule's: it may have been that header.
+M.GITMODULES_LINE = 4096
+
+-- a path as git names it, so that two spellings of one folder compare equal: no empty or
+-- "." segment, no leading "./", no trailing "/" ("lib//./app/" is "lib/app")
+local function norm_path(p)
+  local parts = {}
+  for seg in p:gmatch("[^/]+") do
+    if seg ~= "." then parts[#parts + 1] = seg end
+  end
+  return table.concat(parts, "/")
+end
+
+-- The value of a key's line from byte i, as git's config reads it: blanks around it
+-- dropped, a ';' or '#' outside quotes starts a comment, '"' quotes (and is dropped), '\'
+-- escapes '"', '\', n, t and b | nil (an open quote, another escape, a line-end escape:
+-- git refuses the file; here the value is not taken). One pass over the bytes.
+local ESCAPES = { ['"'] = '"', ["\\"] = "\\", n = "\n", t = "\t", b = "\b" }
+local function config_value(line, i)
+  local out, blanks, quoted = {}, 0, false
+  local n = #line
+  while i <= n do
+    local c = line:sub(i, i)
+    if not quoted and c:match("%s") then
+      if #out > 0 then blanks = blanks + 1 end
+    elseif not quoted and (c == ";" or c == "#") then
+      break
+    else
+      for _ = 1, blanks do out[#out + 1] = " " end
+      blanks = 0
+      if c == "\\" then
+        i = i + 1
+        local e = ESCAPES[line:sub(i, i)]
+        if not e then return nil end
+        out[#out + 1] = e
+      elseif c == '"' then
+        quoted = not quoted
+      else
+        out[#out + 1] = c
+      end
+    end
+    i = i + 1
+  end
+  if quoted then return nil end
+  return table.concat(out)
+end
+
+--- gitmodules_paths(text) -> {path=true}: the submodule paths a .gitmodules text names,
+--- read by git's config syntax as far as a path needs: a `path` key (any case) in a
+--- [submodule "NAME"] section (or the older [submodule.NAME]), its value unquoted and
+--- without a trailing comment, normalised (norm_path). Lines over GITMODULES_LINE bytes
+--- are skipped (above); the work is one pass over each line, whatever the text holds.
+function M.gitmodules_paths(text)
+  local out, in_sub = {}, false
+  for line in text:gmatch("[^\n]*") do
+    if #line > M.GITMODULES_LINE then
+      in_sub = false
+    else
+      local at = line:match("^%s*()")
+      local c = line:sub(at, at)
+      if c == "[" then
+        -- (the section's name ends at a blank, '"', '.' or ']': each pattern item is bounded
+        -- by the next one's class, so none backtracks)
+        local sect, sep = line:match("^([%w%-]*)([%s%.%]]?)", at + 1)
+        sect = sect:lower()
+        in_sub = sect == "submodule" and (sep == "." or (sep:match("%s") and line:find('^%s*"', at + 1 + #sect) ~= nil))
+      elseif in_sub and c:match("%a") then
+        local key, after = line:match("^([%w%-]+)%s*()", at)
+        if key:lower() == "path" and line:sub(after, after) == "=" then
+          local v = config_value(line, after + 1)
+          v = v and norm_path(v)
+          if v and v ~= "" then out[v] = true end
+        end
+      end
+    end
+  end
+  return out
+end
+
+-- The submodule paths the tree's .gitmodules names (an unreadable or missing file: none).
+local function gitmodules(ws)
+  local st = ws:stat(".gitmodules")
+  local text = st and st.type == "file" and ws:read(".gitmodules", { limit = 65536 })
+  return M.gitmodules_paths(text or "")
+end
+
+-- submodule(ws, dir, subs, exported) -> the submodule folder dir is or lies in | nil. A
+-- sandbox's tree is main's exported without its submodules' files, each an empty folder
+-- there; a person's working tree holds one empty (not checked out) or with its .git. So a
+-- folder .gitmodules names (subs) is one when it is missing, empty or holds a .git (one
+-- that holds the tree's own files is not: a .gitmodules left behind); in an exported tree
+-- any empty folder is one too, as git keeps no empty folder (a person's may be their own).
+local function submodule(ws, dir, subs, exported)
+  local at = ""
+  for part in norm_path(dir):gmatch("[^/]+") do
+    at = at == "" and part or (at .. "/" .. part)
+    local st = ws:stat(at)
+    local entries = st and st.type == "directory" and ws:list(at)
+    local empty, dotgit = entries and #entries == 0, false
+    for _, e in ipairs(entries or {}) do dotgit = dotgit or e.name == ".git" end
+    if subs[at] and (not st or empty or dotgit) then return at end
+    if exported and empty then return at end
+  end
+  return nil
+end
+
+-- the refusal of a service's folder that is (or lies in) submodule sub
+local function submodule_err(name, sv, sub)
+  local what = sub == norm_path(sv.dir) and string.format("%s/ is a git submodule", sv.dir)
+    or string.format("%s/ lies in the git submodule %s/", sv.dir, sub)
+  return err(name, sv.dir_line, "services.%s.%s: %s, whose files a sandbox does not have (it runs main's tree "
+    .. "without its submodules): commit the service's files into the repository itself, not as a submodule, or "
+    .. "point %s at a folder of the repository", sv.name, sv.dir_field, what, sv.dir_field)
+end
+
+--- folders(services, name, ws [, exported]) -> true | nil, "name:LINE: message": each
+--- service's build or working_dir folder is a folder of the tree ws (orket.workspace)
+--- holds, as its start needs: found at plan time, with the field's line, not by bash's cd
+--- when it starts. Refused: a folder missing (ENOENT), and one that is or lies in a git
+--- submodule (.gitmodules names it; in a tree main's export wrote, exported, an empty
+--- folder too), whose files a sandbox never has. One reached through a link is left to
+--- what reads it, and a service that waits for another (depends_on: a job may make its
+--- folder, a gitignored build output) is not judged here.
+function M.folders(services, name, ws, exported)
+  local subs
   for _, sv in ipairs(services) do
     if sv.dir_field and sv.dir ~= "" and sv.dir ~= "." and #sv.depends_on == 0 then
       local st, _, code = ws:stat(sv.dir)
+      subs = subs or gitmodules(ws)
+      local sub = (not st and code == "ENOENT" or st and st.type == "directory")
+        and submodule(ws, sv.dir, subs, exported)
+      if sub then return nil, submodule_err(name, sv, sub) end
       if not st then
         if code == "ENOENT" then
           return nil, err(name, sv.dir_line, "services.%s.%s: the repository has no folder %s/", sv.name,

@@ -45,6 +45,87 @@ local function live_ids(db)
   return out
 end
 
+-- The live sandboxes of the folder dir (a real path), ids, and those of the other folders
+-- sharing the store, {id=, folder=} (folder: the path the row names, nil for none). A
+-- phase's end stops only the first: another folder (or another machine's folder at the
+-- same path, not shared here) runs its own sandboxes, and stops them itself.
+local function live_of(db, dir)
+  local mine, left = {}, {}
+  for _, r in ipairs(sandboxes.list(db, false)) do
+    if service.of_folder(r, dir) then
+      mine[#mine + 1] = r.id
+    else
+      -- (a row at this very path runs elsewhere: where it runs is said with it)
+      local home = service.folder_of(r)
+      left[#left + 1] = { id = r.id, folder = home, machine = home == dir and service.machine_of(r) or nil,
+        runs_on = home == dir and service.runs_on(r) or nil }
+    end
+  end
+  table.sort(mine)
+  table.sort(left, function(a, b) return a.id < b.id end)
+  return mine, left
+end
+
+--- LEFT_TAKEN: the file a tick makes (O_EXCL) in the directory of a sandbox of its folder
+--- that a phase's end, ticked in another folder, left running: the tick that makes it stops
+--- the sandbox; any other, in any process that sees the folder, finds it and does not.
+M.LEFT_TAKEN = "bugfix-left-taken"
+
+local function taken(row)
+  local home = service.dir_of(row)
+  return not home or uv.fs_stat(home .. "/" .. M.LEFT_TAKEN) ~= nil
+end
+
+-- The sandboxes of the folder dir (a real path) that the end of a phase, ticked in another
+-- folder, left running (its bugfix_end's left), still live, still dir's and not taken yet
+-- (LEFT_TAKEN; a row with no directory cannot be marked, and is not taken):
+-- {{rock=, phase=, rows={...}}...}, each sandbox with the newest end that left it. None
+-- while a phase is open: the sandboxes serve it, and its own end lists them again.
+local function left_for(db, dir)
+  if #ops.list(db, true) > 0 then return {} end
+  local mine = {}
+  for _, r in ipairs(sandboxes.list(db, false)) do
+    if service.of_folder(r, dir) and not taken(r) then mine[math.tointeger(r.id)] = r end
+  end
+  if next(mine) == nil then return {} end
+  local out, phases = {}, ops.list(db, false)
+  for i = #phases, 1, -1 do
+    local p = phases[i]
+    for _, ev in ipairs(p.status == "ended" and db:events { card = p.rock_id } or {}) do
+      local d = ev.data
+      if ev.kind == "bugfix_end" and d.phase == p.id and type(d.left) == "table" then
+        local rows = {}
+        for _, l in ipairs(d.left) do
+          local id = math.tointeger(l.id)
+          if id and mine[id] then rows[#rows + 1], mine[id] = mine[id], nil end
+        end
+        if #rows > 0 then out[#out + 1] = { rock = p.rock_id, phase = p.id, rows = rows } end
+      end
+    end
+  end
+  return out
+end
+
+-- Takes what left_for finds, each sandbox once: the tick that makes its LEFT_TAKEN file
+-- (an exclusive create: one of several ticks of the folder, whatever their processes) takes
+-- it. Returns {{rock=, phase=, ids={...}}...}, the ids taken here, for the caller to stop.
+local function take_left(db, dir)
+  local out = {}
+  for _, g in ipairs(left_for(db, dir)) do
+    local ids = {}
+    for _, r in ipairs(g.rows) do
+      local fd = uv.fs_open(service.dir_of(r) .. "/" .. M.LEFT_TAKEN, "wx", 384)
+      if fd then
+        uv.fs_write(fd, string.format("%s %s\n", g.rock, tostring(g.phase)))
+        uv.fs_close(fd)
+        ids[#ids + 1] = math.tointeger(r.id)
+      end
+    end
+    if #ids > 0 then out[#out + 1] = { rock = g.rock, phase = g.phase, ids = ids } end
+  end
+  return out
+end
+
 --- start(db, rock, {clock=, settings=}) -> phase id | nil when the rock has one already:
 --- opens the rock's phase now (journal: bugfix_start). The sandboxes live now stay up.
 function M.start(db, rock, o)
@@ -118,8 +199,9 @@ end
 
 -- Ends phase p (its status st says why): its open issues move to a new phase-2 rock, with
 -- their ids and history; the epics they left follow. Returns what it did, or nil when
--- another process ended it first.
-local function finish(db, p, st, at)
+-- another process ended it first. dir: the real path of the folder whose tick ends it (its
+-- sandboxes are the ones to stop).
+local function finish(db, p, st, at, dir)
   local b = board_mod.open(db)
   local out
   local ok, err = db:tx(function()
@@ -153,14 +235,26 @@ local function finish(db, p, st, at)
       end
     end
     if epic then b:follow(epic) end
-    local stop = #ops.list(db, true) == 0 and live_ids(db) or {}
-    out = { rock = p.rock_id, phase = p.id, reason = st.reason, next_rock = next_rock, moved = open, sandboxes = stop }
+    local stop, left = {}, {}
+    if #ops.list(db, true) == 0 then stop, left = live_of(db, dir) end
+    out = { rock = p.rock_id, phase = p.id, reason = st.reason, next_rock = next_rock, moved = open, sandboxes = stop,
+      left = left }
     db:event { kind = "bugfix_end", card = p.rock_id, actor = "orket", data = { rock = p.rock_id, phase = p.id,
-      reason = st.reason, ended_at = iso(at), next_rock = next_rock, moved = open, sandboxes = stop } }
+      reason = st.reason, ended_at = iso(at), next_rock = next_rock, moved = open, sandboxes = stop, left = left } }
     return true
   end)
   if ok == nil then error(err, 0) end
   return ok and out or nil
+end
+
+-- stops the sandboxes ids -> {{id=, ok=, error=}...}
+local function stop_each(db, stop, ids)
+  local out = {}
+  for _, id in ipairs(ids) do
+    local ok, serr = stop(db, id)
+    out[#out + 1] = { id = id, ok = ok and true or false, error = not ok and serr or nil }
+  end
+  return out
 end
 
 local function settings_of(o)
@@ -205,13 +299,18 @@ end
 
 --- tick(db, {dir=, settings=, clock=, stop=, recheck=}) -> {started={rock...}, filed={{card=,
 --- duplicate=, rock=, source=}...}, rechecked={...}, ended={{rock=, reason=, next_rock=,
---- moved={...}, sandboxes={...}}...}, phases=status(...)}
+--- moved={...}, sandboxes={...}, stopped={{id=, ok=, error=}...}, left={{id=, folder=, machine=, runs_on=}...}}...},
+--- left_stopped={{rock=, phase=, ids={...}, stopped={...}}...}, phases=status(...)}
 --- Opens the phases of rocks done and without one, files the bugs the sandboxes' health
 --- checks found (the newest open phase takes them), runs the open phases' acceptance
 --- checks again when they are due (recheck: orket.sandboxes.recheck's due, given by the
 --- caller), and ends each phase whose time is over: its open bugs move to a phase-2 rock
---- and, when no other phase is open, the live sandboxes stop (stop(db, id), by default
---- orket.sandboxes.service's, which waits: call it in a task). Raises on a store error.
+--- and, when no other phase is open, the live sandboxes of this folder (dir, default the
+--- current one) stop (stop(db, id), by default orket.sandboxes.service's, which waits: call
+--- it in a task); those of other folders sharing the store are left, and said (left).
+--- Those a phase's end ticked in another folder left of this folder's stop here, once
+--- (left_stopped), and with them this folder's kept databases go.
+--- Raises on a store error.
 function M.tick(db, o)
   check_store(db, "tick")
   o = o or {}
@@ -229,30 +328,45 @@ function M.tick(db, o)
     report.rechecked = o.recheck(db, open, { settings = bf, project = o.settings and o.settings.bug_fix and o.settings,
       now = now, filed = report.filed, dir = o.dir })
   end
+  local dir = uv.fs_realpath(o.dir or ".") or o.dir or "."
   for _, p in ipairs(ops.list(db, true)) do
     local st = rule.status(p.started_at, ops.times(db, p.id), now, bf)
     if st.ended then
-      local done = finish(db, p, st, now)
+      local done = finish(db, p, st, now, dir)
       if done then report.ended[#report.ended + 1] = done end
     end
   end
   local stop = o.stop or service.stop
-  for _, e in ipairs(report.ended) do
-    e.stopped = {}
-    for _, id in ipairs(e.sandboxes) do
-      local ok, serr = stop(db, id)
-      e.stopped[#e.stopped + 1] = { id = id, ok = ok and true or false, error = not ok and serr or nil }
-    end
+  for _, e in ipairs(report.ended) do e.stopped = stop_each(db, stop, e.sandboxes) end
+  -- what a phase's end ticked in another folder left of this one's: stopped here, once
+  report.left_stopped = take_left(db, dir)
+  for _, g in ipairs(report.left_stopped) do g.stopped = stop_each(db, stop, g.ids) end
+  -- the last phase ended (here, or in another folder that left this one's sandboxes): the
+  -- databases kept for its redeploys are taken by no one now (the sandboxes just stopped
+  -- kept none: no phase was open at their end)
+  if (#report.ended > 0 or #report.left_stopped > 0) and o.dir and #ops.list(db, true) == 0 then
+    database.drop_kept(o.dir)
   end
-  -- the last phase ended: the databases kept for its redeploys are taken by no one now (the
-  -- sandboxes just stopped kept none: no phase was open at their end)
-  if #report.ended > 0 and o.dir and #ops.list(db, true) == 0 then database.drop_kept(o.dir) end
   report.phases = M.status(db, { settings = bf, clock = clk })
   return report
 end
 
+--- left_line(g) -> what a tick said of g, one of its left_stopped: "R: the end of its bug-fix
+--- phase, ticked in another folder, left N of this folder's sandbox(es) running: stopped
+--- here (ids)", with those that failed to stop
+function M.left_line(g)
+  local ids, failed = {}, {}
+  for _, x in ipairs(g.stopped) do
+    ids[#ids + 1] = tostring(x.id)
+    if not x.ok then failed[#failed + 1] = string.format("%s: %s", tostring(x.id), tostring(x.error)) end
+  end
+  return string.format("%s: the end of its bug-fix phase, ticked in another folder, left %d of this folder's "
+    .. "sandbox(es) running: stopped here (%s)%s", g.rock, #g.stopped, table.concat(ids, ", "),
+    #failed > 0 and ("; failed to stop " .. table.concat(failed, "; ")) or "")
+end
+
 --- at_start(db, settings, dir, emit [, recheck]): a tick at a run's or a worker's start, what
---- it did told as events {type="bugfix", action="start"|"bug"|"end"|"error", ...} and
+--- it did told as events {type="bugfix", action="start"|"bug"|"end"|"left_stopped" (with message)|"error", ...} and
 --- {type="sandbox_check_skipped", card=, name=, why=, sandbox=}; a failed
 --- tick is an event too and the run goes on (the phases wait for the next tick)
 function M.at_start(db, settings, dir, emit, recheck)
@@ -274,6 +388,9 @@ function M.at_start(db, settings, dir, emit, recheck)
   for _, e in ipairs(r.ended) do
     emit { type = "bugfix", action = "end", rock = e.rock, reason = e.reason, next_rock = e.next_rock,
       moved = #e.moved, stopped = #e.stopped }
+  end
+  for _, g in ipairs(r.left_stopped) do
+    emit { type = "bugfix", action = "left_stopped", rock = g.rock, stopped = #g.stopped, message = M.left_line(g) }
   end
 end
 
@@ -298,7 +415,11 @@ function M.ticker(o)
           for _, f in ipairs(r.filed) do
             o.log { event = "bug_filed", card = f.card, duplicate = f.duplicate, rock = f.rock, source = f.source }
           end
-          for _, e in ipairs(r.ended) do o.log { event = "bugfix_end", rock = e.rock, next_rock = e.next_rock, reason = e.reason } end
+          for _, e in ipairs(r.ended) do o.log { event = "bugfix_end", rock = e.rock, next_rock = e.next_rock, reason = e.reason,
+            stopped = #e.stopped, left = #e.left } end
+          for _, g in ipairs(r.left_stopped) do
+            o.log { event = "bugfix_left_stopped", rock = g.rock, stopped = #g.stopped }
+          end
         end)
         if not ok and not closed then o.log { event = "error", message = "bug-fix phase: " .. tostring(err) } end
         busy = false

@@ -236,7 +236,8 @@ local function from_compose(ws, why)
   if not text then return nil, string.format("%s: unreadable or larger than %d bytes", name, M.READ_MAX) end
   local doc, err = composefile.read(text, name)
   if not doc then return nil, err end
-  local ok, ferr = composefile.folders(doc.services, name, ws)
+  -- (the plan reads main's exported tree: orket.sandboxes.source)
+  local ok, ferr = composefile.folders(doc.services, name, ws, true)
   if not ok then return nil, ferr end
   why[#why + 1] = string.format("%s: %d service%s, started in the order of their depends_on", name, #doc.services,
     #doc.services == 1 and "" or "s")

@@ -109,8 +109,13 @@ function M.elsewhere(rows, dir)
   for _, r in ipairs(rows) do
     local home = M.folder_of(r)
     if home and not M.of_folder(r, dir) then
-      -- (the same path on another machine is that machine's folder)
-      if home == dir then home = tostring(M.machine_of(r)) .. ":" .. home end
+      -- (the same path on another machine is that machine's folder; in another container
+      -- of this host, that container's, whose host name is this one's)
+      if home == dir and M.runs_on(r) == "on another machine" then
+        home = tostring(M.machine_of(r)) .. ":" .. home
+      elseif home == dir then
+        home = home .. " " .. M.runs_on(r)
+      end
       ids[#ids + 1] = tostring(math.tointeger(r.id) or r.id)
       if not seen[home] then
         seen[home] = true
@@ -147,6 +152,24 @@ end
 --- machine_of(row) -> the host name of the machine a row's owner runs on | nil (not recorded)
 function M.machine_of(row)
   return (pidstart.parse_machine(row.owner_machine))
+end
+
+--- runs_on(row) -> where another's row runs, said truly, for a row `where` finds
+--- "elsewhere" (the caller adds machine_of's host name). The boot id comes first: it is
+--- random per kernel boot and not namespaced, so a row of this boot id runs on this very
+--- kernel, "in another container or pid namespace on this host", whatever host name it
+--- gives (a container has its own by default); else another host name is "on another
+--- machine"; this host name while this process cannot read its own place, "on a machine
+--- of this host's name (this process cannot tell its own place)"; a machine's text that
+--- does not parse (or none), "somewhere this process cannot tell"
+function M.runs_on(row)
+  local host, boot = pidstart.parse_machine(row.owner_machine)
+  if not host then return "somewhere this process cannot tell" end
+  if pidstart.boot and boot == pidstart.boot then return "in another container or pid namespace on this host" end
+  if host ~= pidstart.host then return "on another machine" end
+  if not pidstart.place then return "on a machine of this host's name (this process cannot tell its own place)" end
+  -- (where calls a row of this host name and another boot "rebooted": ended, not elsewhere)
+  return "on another boot of this host"
 end
 
 --- elsewhere_live(row) -> whether a live row is another machine's (or another pid
@@ -1120,9 +1143,9 @@ function M.stop(db, id, why, stopping)
   if not home then return nil, "sandbox " .. id .. ": its directory is not known", "EINVAL" end
   -- another machine's owner sees the request only through a folder both share
   if M.where(row) == "elsewhere" and not uv.fs_stat(home) then
-    return nil, string.format("sandbox %d runs on another machine (%s) whose folder this one does not share: stop "
-      .. "it there (orket sandbox stop %d), or, when that machine is gone, end its row: orket sandbox stop --force %d",
-      row.id, tostring(M.machine_of(row)), row.id, row.id), "EINVAL"
+    return nil, string.format("sandbox %d runs %s (%s) whose folder this one does not share: stop it there "
+      .. "(orket sandbox stop %d), or, when it is gone, end its row: orket sandbox stop --force %d",
+      row.id, M.runs_on(row), M.machine_of(row) or "?", row.id, row.id), "EINVAL"
   end
   local tmp = string.format("%s/%s.%d", home, STOP, uv.os_getpid())
   local f, ferr = io.open(tmp, "w")

@@ -102,6 +102,72 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     db:close()
   end)
 
+  -- A sibling container (this host name and boot, another pid namespace) was said to run
+  -- "on another machine" named as this one.
+  it("says where another's row runs: another machine, or another container on this host", function()
+    local db = B.open_store()
+    local dir = uv.fs_realpath(H.tmpdir())
+    local function at(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
+    local far = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = at })
+    local ns = insert(db, { pid = DEAD_PID, start = "1", machine = other_ns(), socket = at, port = 8081 })
+    assert.equal("on another machine", service.runs_on(service.get(db, far)))
+    assert.equal("in another container or pid namespace on this host", service.runs_on(service.get(db, ns)))
+    local _, others = service.pick(service.list(db, false), dir)
+    local why = service.elsewhere(others, dir)
+    assert.matches("sbowner-other-host:" .. dir, why, 1, true)
+    assert.matches(dir .. " in another container or pid namespace on this host", why, 1, true)
+    assert.is_nil(why:find(pidstart.host .. ":", 1, true))
+    local ok, msg = service.stop(db, ns)
+    assert.is_nil(ok)
+    assert.matches("runs in another container or pid namespace on this host (" .. pidstart.host .. ") whose folder",
+      msg, 1, true)
+    db:close()
+  end)
+
+  -- A container has its own host name by default but shares the kernel, whose boot id is
+  -- not namespaced: runs_on compared host names first and said "on another machine".
+  it("a row of this boot id runs on this host, whatever host name it gives", function()
+    local db = B.open_store()
+    local dir = uv.fs_realpath(H.tmpdir())
+    local sib = insert(db, { pid = DEAD_PID, start = "1", machine = "c0ffee123456/" .. pidstart.boot .. ".4026531999",
+      socket = function(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end })
+    local r = service.get(db, sib)
+    assert.equal("elsewhere", service.where(r))
+    assert.equal("in another container or pid namespace on this host", service.runs_on(r))
+    local _, others = service.pick(service.list(db, false), dir)
+    local why = service.elsewhere(others, dir)
+    assert.matches(dir .. " in another container or pid namespace on this host", why, 1, true)
+    assert.is_nil(why:find("c0ffee123456:", 1, true))
+    local ok, msg = service.stop(db, sib)
+    assert.is_nil(ok)
+    assert.matches("runs in another container or pid namespace on this host (c0ffee123456)", msg, 1, true)
+    db:close()
+  end)
+
+  -- A process that cannot read its own place finds every row with a machine "elsewhere";
+  -- one whose machine does not parse was said "elsewhere" with the host name "nil".
+  it("a row whose machine does not parse is said somewhere this process cannot tell, never nil", function()
+    local db = B.open_store()
+    local dir = uv.fs_realpath(H.tmpdir())
+    local odd = insert(db, { pid = DEAD_PID, start = "1", machine = "not a machine",
+      socket = function(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end })
+    local place = pidstart.place
+    pidstart.place = nil
+    local ok, res = pcall(function()
+      local r = service.get(db, odd)
+      assert.equal("elsewhere", service.where(r))
+      assert.equal("somewhere this process cannot tell", service.runs_on(r))
+      assert.equal("somewhere this process cannot tell", service.runs_on({ owner_machine = nil }))
+      local sok, msg = service.stop(db, odd)
+      assert.is_nil(sok)
+      assert.matches("runs somewhere this process cannot tell (?)", msg, 1, true)
+      assert.is_nil(msg:find("nil", 1, true))
+    end)
+    pidstart.place = place
+    db:close()
+    assert(ok, res)
+  end)
+
   it("this machine's row whose owner is gone is marked exited; a live owner's stays", function()
     local db = B.open_store()
     local gone = insert(db, { pid = DEAD_PID, start = "1", machine = pidstart.machine })
@@ -335,6 +401,124 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     assert.equal("exited", doc.sandbox.status)
     assert.matches("ended by force %(forced through the API by ", doc.sandbox.detail)
     stop()
+  end)
+
+  -- Two folders share the store: the end of a bug-fix phase whose tick runs in folder A
+  -- stopped folder B's live sandbox too (every live row of the store).
+  it("a bug-fix phase's end stops this folder's sandboxes only, and says those of other folders it left", function()
+    local phase = require "orket.sandboxes.phase"
+    local imports = require "orket.store.imports"
+    local cards = require "orket.store.cards"
+    local clock_mod = require "orket.clock"
+    local db = B.open_store()
+    imports.insert_card(db, { id = "R", type = "rock", name = "rock", priority = 2 })
+    cards.set_status(db, "R", "done", nil, "developer", 0)
+    local a, b = uv.fs_realpath(H.tmpdir()), uv.fs_realpath(H.tmpdir())
+    local function in_folder(dir) return function(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end end
+    local mine = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(a) })
+    local theirs = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(b),
+      port = 8081 })
+    -- another machine's folder at A's path, not shared here: that machine's, left too
+    local far = insert(db, { pid = DEAD_PID, start = "1", machine = OTHER_MACHINE, socket = in_folder(a), port = 8082 })
+    local c = clock_mod.new()
+    local stopped = {}
+    local settings = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000 }
+    local function tick()
+      return phase.tick(db, { settings = settings, clock = c, dir = a, stop = function(_, id)
+        stopped[#stopped + 1] = id
+        return true
+      end })
+    end
+    assert.same({ "R" }, tick().started)
+    c:advance(7 * clock_mod.DAY + 1)
+    local r = tick()
+    assert.equal(1, #r.ended)
+    assert.same({ mine }, stopped)
+    assert.same({ mine }, r.ended[1].sandboxes)
+    assert.same({ { id = theirs, folder = b }, { id = far, folder = a, machine = "sbowner-other-host",
+      runs_on = "on another machine" } }, r.ended[1].left)
+    local ev
+    for _, e in ipairs(db:events {}) do if e.kind == "bugfix_end" then ev = e.data end end
+    assert.same({ mine }, ev.sandboxes)
+    assert.same({ theirs, far }, { ev.left[1].id, ev.left[2].id })
+    assert.equal(b, ev.left[1].folder)
+    db:close()
+  end)
+
+  -- a store with rock R done, and a tick(dir) of its phases on a clock the caller moves,
+  -- whose stops are recorded in stopped (never asked of an owner)
+  local function phase_store()
+    local phase = require "orket.sandboxes.phase"
+    local imports = require "orket.store.imports"
+    local cards = require "orket.store.cards"
+    local clock_mod = require "orket.clock"
+    local db = B.open_store()
+    imports.insert_card(db, { id = "R", type = "rock", name = "rock", priority = 2 })
+    cards.set_status(db, "R", "done", nil, "developer", 0)
+    local c, stopped = clock_mod.new(), {}
+    local settings = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000 }
+    local function tick(dir)
+      return phase.tick(db, { settings = settings, clock = c, dir = dir, stop = function(_, id)
+        stopped[#stopped + 1] = id
+        return true
+      end })
+    end
+    return db, tick, stopped, function() c:advance(7 * clock_mod.DAY + 1) end
+  end
+  local function in_folder(dir) return function(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end end
+
+  -- The rows the rule counts as every folder's (no socket) or judged by pid (no machine),
+  -- and a tick from a link to the folder: each this folder's, stopped.
+  it("a bug-fix phase's end stops a row without a machine, one without a socket, from a linked folder too", function()
+    local db, tick, stopped, over = phase_store()
+    local a, b = uv.fs_realpath(H.tmpdir()), uv.fs_realpath(H.tmpdir())
+    local link = H.tmpdir() .. "/a-link"
+    assert(uv.fs_symlink(a, link))
+    local plain = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(a) })
+    local old = insert(db, { pid = ME, start = MY_START, socket = in_folder(a), port = 8081 })
+    local nosock = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, port = 8082 })
+    local theirs = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(b),
+      port = 8083 })
+    assert.same({ "R" }, tick(link).started)
+    over()
+    local r = tick(link)
+    assert.same({ plain, old, nosock }, stopped)
+    assert.same({ { id = theirs, folder = b } }, r.ended[1].left)
+    db:close()
+  end)
+
+  -- Phases are the store's: once folder A's tick ended the last one, folder B's ticks found
+  -- no open phase, and B's sandboxes (and its kept databases) stayed for good.
+  it("the sandboxes a phase's end left for another folder are stopped by that folder's next tick, once", function()
+    local database = require "orket.sandboxes.database"
+    local db, tick, stopped, over = phase_store()
+    local a, b = uv.fs_realpath(H.tmpdir()), uv.fs_realpath(H.tmpdir())
+    local mine = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(a) })
+    local theirs = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine, socket = in_folder(b),
+      port = 8081 })
+    local kept = database.kept_path(b, "main")
+    assert(os.execute("mkdir -p " .. H.quote(kept) .. " " .. H.quote(b .. "/.orket/sandboxes/" .. theirs)))
+    tick(a)
+    -- (while the phase is open, B's tick takes nothing)
+    assert.same({}, tick(b).left_stopped)
+    over()
+    assert.same({}, tick(a).left_stopped) -- ended here: A's stopped, B's left
+    assert.same({ mine }, stopped)
+    assert.truthy(uv.fs_stat(kept))
+    local r = tick(b)
+    assert.same({ mine, theirs }, stopped)
+    assert.equal(1, #r.left_stopped)
+    assert.same({ rock = "R", ids = { theirs } }, { rock = r.left_stopped[1].rock, ids = r.left_stopped[1].ids })
+    assert.same({ { id = theirs, ok = true } }, r.left_stopped[1].stopped)
+    assert.is_nil(uv.fs_stat(kept))
+    assert.matches("R: the end of its bug-fix phase, ticked in another folder, left 1 of this folder's sandbox(es) "
+      .. "running: stopped here (" .. theirs .. ")", require("orket.sandboxes.phase").left_line(r.left_stopped[1]), 1, true)
+    -- once: the row still reads live here (the stop was only recorded), and is not taken again
+    assert.same({}, tick(b).left_stopped)
+    assert.same({}, tick(a).left_stopped)
+    assert.same({ mine, theirs }, stopped)
+    assert.truthy(uv.fs_stat(b .. "/.orket/sandboxes/" .. theirs .. "/" .. require("orket.sandboxes.phase").LEFT_TAKEN))
+    db:close()
   end)
 
   it("the migration adds owner_machine and keeps the rows it finds", function()
