@@ -90,6 +90,7 @@ local function left_for(db, dir)
   if next(mine) == nil then return {} end
   local out, phases = {}, ops.list(db, false)
   for i = #phases, 1, -1 do
+    if next(mine) == nil then break end -- every one found: the older phases are not read
     local p = phases[i]
     for _, ev in ipairs(p.status == "ended" and db:events { card = p.rock_id } or {}) do
       local d = ev.data
