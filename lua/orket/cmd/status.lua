@@ -107,6 +107,22 @@ local function nothing_at(dir)
   return not (uv.fs_stat(dir .. "/orket.lua") or uv.fs_stat(dir .. "/.orket") or uv.fs_stat(dir .. "/workspace"))
 end
 
+-- A project whose workspace/ is gone, or is not a folder: said with what repairs it (the
+-- next run makes workspace/ anew), not as git's "no git repository ... (run orket init)",
+-- which orket init, refusing a folder that holds a project, cannot act on. -> msg, code | nil
+local function workspace_gone(dir, cli)
+  local st, _, code = uv.fs_lstat(dir .. "/workspace")
+  local at = cli.shell_quote(dir .. "/workspace")
+  if not st and code == "ENOENT" then
+    return string.format("%s is missing: the next 'orket run' makes workspace/ anew, an empty repository (main's "
+      .. "history and the done cards' merged work went with the removed one and are not brought back: put a copy "
+      .. "of workspace/ back first to keep them)", at), "ENOENT"
+  elseif st and st.type ~= "directory" and st.type ~= "link" then
+    return string.format("%s is a %s, not a folder: move it aside (mv %s %s.old); the next 'orket run' then makes "
+      .. "workspace/ anew", at, st.type, at, at), "ENOTDIR"
+  end
+end
+
 function cmd.run(args, cli)
   local json = false
   local dir, pos = cli.words(cmd, args, { ["--json"] = function() json = true end }, "no text is taken")
@@ -117,6 +133,8 @@ function cmd.run(args, cli)
     cli.err("no project in %s (orket.lua not found); 'orket init' creates one", dir)
     return 1
   end
+  local gone, gcode = workspace_gone(dir, cli)
+  if gone then return cli.fail(gcode, "%s", gone) or 1 end
   local doc, err, code = status_view.of_project(dir)
   if not doc then return cli.fail(code, "%s", err) or 1 end
   if json then

@@ -26,6 +26,24 @@ describe("orket status", function()
     end
   end)
 
+  it("tells a project whose workspace/ is gone, or is a file, what the next run does, not to run orket init", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", "name = 'x'\n")
+    for _, args in ipairs { "status", "status --json" } do
+      local r = H.orket(args .. " -C " .. H.quote(dir))
+      assert.equal(1, r.status)
+      assert.not_matches("orket init", r.stderr)
+      assert.matches("/workspace is missing: the next 'orket run' makes workspace/ anew", r.stderr, 1, true)
+      assert.matches("not brought back", r.stderr, 1, true)
+    end
+    H.write(dir .. "/workspace", "a file\n")
+    local r = H.orket("status -C " .. H.quote(dir))
+    assert.equal(1, r.status)
+    assert.not_matches("orket init", r.stderr)
+    assert.not_matches("has no git repository", r.stderr)
+    assert.matches("/workspace is a file, not a folder: move it aside (mv ", r.stderr, 1, true)
+  end)
+
   it("quotes a word so that bash, given it back, has those very bytes", function()
     local cli = require "orket.cli"
     local words = { "plain.txt", "it's here", "new\nline.txt", "tab\there", "a\\nb", "esc\27]0;x\7",
