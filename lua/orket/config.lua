@@ -101,10 +101,11 @@ function M.finish(data, dir, getenv)
   return cfg
 end
 
--- A check's message "orket.lua: field.path: text" with the line that sets the field, as
--- `orket validate` gives it (orket.fieldline.place): every command that loads orket.lua says
--- where. Other messages, and a field not found, are left as they are.
-local function placed(dir, err)
+--- placed(dir, msg) -> a check's message "orket.lua: field.path: text" with the line that
+--- sets the field, as `orket validate` gives it (orket.fieldline.place): every command that
+--- loads orket.lua, or runs a team it sets, says where. Other messages, and a field not
+--- found, are left as they are.
+function M.placed(dir, err)
   if type(err) ~= "string" or not err:find("^orket%.lua: ") then return err end
   local file, line, text = fieldline.place(err, function(f) return (scriptfile.read((dir or ".") .. "/" .. f)) end)
   if not line then return err end
@@ -119,11 +120,11 @@ function M.load(dir, getenv)
   if not copy then return nil, err, code end
   local unknown = settings.unknown(copy)
   if #unknown > 0 then
-    return nil, placed(dir, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings.list() .. ")"),
+    return nil, M.placed(dir, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings.list() .. ")"),
       "EINVAL"
   end
   local cfg, ferr, fcode = M.finish(copy, dir, getenv)
-  if not cfg then return nil, placed(dir, ferr), fcode end
+  if not cfg then return nil, M.placed(dir, ferr), fcode end
   -- a price that looks written per 1,000 tokens: said (once a process), not refused;
   -- otel (where warnings go) lazy: loaded only when there is one to say. A project's
   -- directory other than "." named: `orket serve` loads several projects' orket.lua
@@ -180,7 +181,7 @@ function M.settings(dir, defaults)
   if defaults then cfg, err, code = M.load_or_defaults(dir) else cfg, err, code = M.load(dir) end
   if not cfg then return nil, err, code end
   local s, serr, scode = settings.resolve(cfg)
-  if not s then return nil, placed(dir, serr), scode end
+  if not s then return nil, M.placed(dir, serr), scode end
   return cfg, s
 end
 

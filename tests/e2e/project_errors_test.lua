@@ -78,6 +78,42 @@ describe("a model name that names no configured provider", function()
   end)
 end)
 
+-- The team's problems a run finds as it starts (no reviewer, a role no script defines) name
+-- orket.lua's line, as validate does, in `orket run` and `orket worker` alike.
+describe("a team that cannot work", function()
+  after_each(H.cleanup)
+
+  local function line_of(text, pat)
+    local n = 0
+    for l in (text .. "\n"):gmatch("([^\n]*)\n") do
+      n = n + 1
+      if l:find(pat) then return n end
+    end
+  end
+
+  it("with no reviewer seat, or a seat's role unknown, is refused by run and worker naming orket.lua's line", function()
+    local p = project()
+    local orig = H.read(p .. "/orket.lua")
+    local cases = {
+      { orig:gsub("\n  integrity_guard = { roles = { \"integrity_guard\" } },", ""), "^team = {",
+        "team: no seat holds the integrity_guard role" },
+      { orig:gsub('roles = { "coder" }', 'roles = { "codr" }'), "senior_developer = {",
+        'team.senior_developer.roles[1]: no role named "codr"' },
+    }
+    for _, c in ipairs(cases) do
+      H.write(p .. "/orket.lua", c[1])
+      local want = string.format("orket.lua:%d: %s", line_of(c[1], c[2]), c[3])
+      assert.matches(want, H.orket("validate", { cwd = p }).stdout, 1, true)
+      for _, cmd in ipairs { "run START", "worker" } do
+        local r = H.orket(cmd, { cwd = p })
+        assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+        assert.matches("^orket: " .. want:gsub("%p", "%%%0"), r.stderr)
+      end
+    end
+    untouched(p)
+  end)
+end)
+
 describe("orket.lua", function()
   after_each(H.cleanup)
 
@@ -118,14 +154,15 @@ describe("orket.lua", function()
     end
     -- from the project itself, the name it always had
     assert.matches("^orket: orket%.lua:18: budgets%.turn", H.orket("run START", { cwd = p }).stderr)
-    -- a team's error, found once the engine is open (its check), is named the same way
+    -- a team's error, found once the engine is open (its check), is named the same way, with
+    -- the line of the statement in force
     local q = project()
     append(q .. "/orket.lua", 'team.senior_developer = { roles = { "codr" } }\n')
     local qparent, qname = q:match("^(.*)/([^/]+)$")
     for _, cmd in ipairs { "-C " .. qname .. " run START", "-C " .. qname .. " worker" } do
       local r = H.orket(cmd, { cwd = qparent })
       assert.equal(1, r.status, cmd .. ": " .. r.stderr)
-      assert.matches("^orket: " .. qname:gsub("%p", "%%%0") .. '/orket%.lua: team%.senior_developer%.roles%[1%]: no role named "codr"', r.stderr)
+      assert.matches("^orket: " .. qname:gsub("%p", "%%%0") .. '/orket%.lua:18: team%.senior_developer%.roles%[1%]: no role named "codr"', r.stderr)
     end
   end)
 

@@ -21,6 +21,7 @@ local runs = require "orket.store.runs"
 local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
 local settings = require "orket.settings"
+local config = require "orket.config"
 local otel = require "orket.otel"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
@@ -282,7 +283,8 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   end
   if not id then
     warn(nil)
-    cli.fail(scode, "%s", cli.in_dir(o.dir, serr))
+    -- the team's problems name orket.lua's line, as `orket validate` does
+    cli.fail(scode, "%s", cli.in_dir(o.dir, config.placed(o.dir, serr)))
     return nil
   end
   warn(id)

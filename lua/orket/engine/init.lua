@@ -136,7 +136,7 @@ end
 --- check() -> true | nil, msg, CODE: the team can run (a reviewer, known roles)
 function Engine:check()
   if #settings_mod.seats_with(self.settings, "integrity_guard") == 0 then
-    return nil, "no seat holds the integrity_guard role, so nothing could be reviewed; add one to "
+    return nil, "orket.lua: team: no seat holds the integrity_guard role, so nothing could be reviewed; add one to "
       .. "orket.lua's team, e.g. integrity_guard = { roles = { \"integrity_guard\" } }", "ENOREVIEWER"
   end
   for _, seat in ipairs(settings_mod.seats(self.settings)) do
