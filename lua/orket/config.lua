@@ -17,6 +17,16 @@ local M = {}
 M.split_model = settings.split_model
 M.validate_models = settings.validate_models
 
+--- command(word, dir) -> "'orket WORD'", or "'orket WORD DIR'" for a project elsewhere than
+--- ".": a command a message suggests, as a person can type it where they are (init and
+--- import take the project's folder as their argument; without it they would act on ".").
+function M.command(word, dir)
+  if not dir or dir == "." or dir == "" then return "'orket " .. word .. "'" end
+  local q = dir
+  if not dir:match("^[%w%%%+,%-%./:=@_]+$") then q = "\"" .. dir:gsub("[\"\\$`]", "\\%0") .. "\"" end
+  return "'orket " .. word .. " " .. q .. "'"
+end
+
 -- A base URL from the environment: http(s) only, the scheme in any case. OLLAMA_HOST may
 -- also be "host" or "host:port" (Ollama's own convention), the port 11434 by default.
 local function env_url(kind, v)
@@ -142,7 +152,8 @@ function M.read(dir)
   local src, rerr, rcode = scriptfile.read(path)
   if not src then
     if rcode == "ENOENT" then
-      return nil, string.format("no project in %s (orket.lua not found); 'orket init' creates one", dir), rcode
+      return nil, string.format("no project in %s (orket.lua not found); %s creates one", dir,
+        M.command("init", dir)), rcode
     end
     return nil, "orket.lua: " .. rerr:sub(#path + 3), rcode
   end

@@ -41,7 +41,14 @@ local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = tru
 local function list_files(dir)
   local root = dir .. "/epics"
   local st = uv.fs_stat(root)
-  if not st or st.type ~= "directory" then
+  if st and st.type ~= "directory" then
+    return nil, string.format("import: %s: a %s, not a folder: the epics are files in an epics/ folder "
+      .. "(docs/board.md)", root, st.type), "ENOTDIR"
+  elseif not st and uv.fs_stat(dir .. "/orket.lua") then
+    -- the project's own folder: asking for it again would not help
+    return nil, string.format("import: %s: no such folder: write the project's epics there (docs/board.md)", root),
+      "ENOENT"
+  elseif not st then
     return nil, string.format("import: %s: no epics/ folder here (give the project directory)", root), "ENOENT"
   end
   local files = { skipped = {} }

@@ -49,7 +49,7 @@ local exists, names_of = scriptcheck.exists, scriptcheck.names_of
 local function check_config(dir, out)
   local data, err, code = config.read(dir)
   if not data then
-    add(out, dir, code == "ENOENT" and "orket.lua: not found; 'orket init' creates a project" or err, "orket.lua")
+    add(out, dir, code == "ENOENT" and "orket.lua: not found; " .. config.command("init", dir) .. " creates a project" or err, "orket.lua")
     return nil, nil
   end
   for _, p in ipairs(settings.check(data)) do add(out, dir, p) end

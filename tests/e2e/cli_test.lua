@@ -299,7 +299,8 @@ describe("orket CLI", function()
     r = H.orket("status --json -C " .. H.quote(dir .. "/nowhere"), { cwd = dir })
     assert.equal(1, r.status)
     assert.equal("", r.stdout)
-    assert.equal("orket: no project in " .. dir .. "/nowhere (orket.lua not found); 'orket init' creates one\n", r.stderr)
+    assert.equal("orket: no project in " .. dir .. "/nowhere (orket.lua not found); 'orket init " .. dir
+      .. "/nowhere' creates one\n", r.stderr)
   end)
 
   -- run, worker, bugfix, mcp and experiments said "orket.lua: cannot read: Not a directory",

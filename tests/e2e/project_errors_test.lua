@@ -347,12 +347,46 @@ describe("orket run outside a project", function()
 
   it("says that orket init creates one, as the other commands do", function()
     local dir = H.tmpdir()
-    for _, cmd in ipairs { "run X", "run X -C sub" } do
-      local r = H.orket(cmd, { cwd = dir })
+    for _, c in ipairs { { "run X", "orket init" }, { "run X -C sub", "orket init sub" } } do
+      local r = H.orket(c[1], { cwd = dir })
       assert.equal(1, r.status)
-      assert.matches("^orket: no project in %S+ %(orket.lua not found%); 'orket init' creates one\n$", r.stderr)
+      assert.matches("^orket: no project in %S+ %(orket.lua not found%); '" .. c[2] .. "' creates one\n$", r.stderr)
       assert.is_nil(r.stderr:find("cannot open", 1, true))
     end
+  end)
+
+  -- The command a message suggests names the project's folder when it is not ".": a bare
+  -- 'orket init' or 'orket import' would act on the folder the person is in.
+  it("suggests init and import for the folder given with -C DIR, and the suggestion works", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/sub") .. " " .. H.quote(dir .. "/my dir")))
+    local cases = {
+      { "-C sub board", "no orket.lua there either: 'orket init sub' creates a project" },
+      { "-C sub status", "'orket init sub' creates one" },
+      { "-C sub secrets list", "'orket init sub' creates one" },
+      { "validate sub", "orket.lua: not found; 'orket init sub' creates a project" },
+      { "-C 'my dir' board", [['orket init "my dir"' creates a project]] },
+    }
+    for _, c in ipairs(cases) do
+      local r = H.orket(c[1], { cwd = dir })
+      assert.equal(1, r.status, c[1])
+      assert.matches(c[2], r.stdout .. r.stderr, 1, true)
+    end
+    H.write(dir .. "/sub/orket.lua", 'name = "x"\n')
+    local r = H.orket("-C sub board", { cwd = dir })
+    assert.matches("run 'orket import sub' first", r.stderr, 1, true)
+    -- the project's own folder without epics/: told where they go, not to give the project's folder
+    r = H.orket("import sub", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("import: sub/epics: no such folder: write the project's epics there", r.stderr, 1, true)
+    H.write(dir .. "/sub/epics", "")
+    r = H.orket("import sub", { cwd = dir })
+    assert.matches("import: sub/epics: a file, not a folder", r.stderr, 1, true)
+    os.remove(dir .. "/sub/epics")
+    os.remove(dir .. "/sub/orket.lua")
+    assert.equal(0, H.orket("init sub --yes", { cwd = dir }).status)
+    assert.equal(0, H.orket("-C sub board", { cwd = dir }).status)
+    assert.is_nil(H.read(dir .. "/orket.lua")) -- nothing made where the person stood
   end)
 end)
 

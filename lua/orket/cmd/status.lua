@@ -4,6 +4,7 @@ local uv = require "luv"
 local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local status_view = require "orket.views.status"
+local config = require "orket.config"
 
 -- (not every difference from main: a person's edit where no merge changed the path is git's
 -- to show, docs/git.md)
@@ -130,7 +131,7 @@ function cmd.run(args, cli)
   if #pos > 0 then return cli.usage_error(cmd, "unknown argument '%s'", pos[1]) end
   dir = project_of(dir)
   if nothing_at(dir) then
-    cli.err("no project in %s (orket.lua not found); 'orket init' creates one", dir)
+    cli.err("no project in %s (orket.lua not found); %s creates one", dir, config.command("init", dir))
     return 1
   end
   local gone, gcode = workspace_gone(dir, cli)
