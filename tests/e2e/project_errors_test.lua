@@ -365,6 +365,8 @@ describe("orket run outside a project", function()
       { "-C sub status", "'orket init sub' creates one" },
       { "-C sub secrets list", "'orket init sub' creates one" },
       { "validate sub", "orket.lua: not found; 'orket init sub' creates a project" },
+      -- a folder not there: not "not a directory"
+      { "validate nodir", "orket: no project in nodir (no such directory); 'orket init nodir' creates one" },
       { "-C 'my dir' board", [['orket init "my dir"' creates a project]] },
     }
     for _, c in ipairs(cases) do
