@@ -112,6 +112,28 @@ describe("a team that cannot work", function()
     end
     untouched(p)
   end)
+
+  -- resume worked the card into a block no retry lifts ("No seat holding integrity_guard
+  -- other than senior_developer can review this card")
+  it("is refused by resume as by run, the killed run's cards left as they were", function()
+    local p = project()
+    local orig = H.read(p .. "/orket.lua")
+    local r = H.orket("run START", { cwd = p, env = { ORKET_FAULT = "after_model:1" } })
+    assert.equal(137, r.status, r.stderr)
+    local broken = orig:gsub("\n  integrity_guard = { roles = { \"integrity_guard\" } },", "")
+    H.write(p .. "/orket.lua", broken)
+    for _, cmd in ipairs { "resume", "resume 1" } do
+      r = H.orket(cmd, { cwd = p })
+      assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+      assert.matches(string.format("^orket: orket%%.lua:%d: team: no seat holds the integrity_guard role",
+        line_of(broken, "^team = {")), r.stderr)
+    end
+    assert.not_matches("blocked", H.orket("board", { cwd = p }).stdout)
+    H.write(p .. "/orket.lua", orig)
+    r = H.orket("resume", { cwd = p })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("START%-1%s+done", H.orket("board", { cwd = p }).stdout)
+  end)
 end)
 
 describe("orket.lua", function()

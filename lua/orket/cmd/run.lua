@@ -261,6 +261,22 @@ local function keep_lease(e, id, cli)
   end)
 end
 
+-- The claim section is the folder's: a process of the same store in another folder passes
+-- it at once (docs/store.md, "Several servers"). So the question is asked again with the
+-- run's record (a resumed run's: its lease) and its lease in one write transaction, which
+-- the store runs one at a time: two `orket run`s of one target in two folders made two runs
+-- of it, and a resume went beside a new run of its cards. A resumed run's team is checked
+-- as a new run's is (orket.lua may have changed since): without a reviewer seat its cards
+-- were worked into a block no retry lifts. -> run id | nil, msg, CODE
+local function record(e, o, resume_id)
+  if not resume_id then
+    return recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model, own_run_lock = true })
+  end
+  local ok, cerr, ccode = e:check()
+  if not ok then return nil, cerr, ccode end
+  return recorded.resume(o.dir, e.db, e.board, resume_id, { own_run_lock = true })
+end
+
 -- The run itself, in a task: started (or resumed), recorded, worked -> its status, the
 -- view's note for a terminal | nil.
 local function work(e, o, resume_id, lock, claim, emit, cli)
@@ -269,18 +285,7 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   -- filed before the run reads its scope, so this run works them
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
   say_phase_moved(e, o, emit)
-  -- The claim section is the folder's: a process of the same store in another folder
-  -- passes it at once (docs/store.md, "Several servers"). So the question is asked again
-  -- with the run's record (a resumed run's: its lease) and its lease in one write
-  -- transaction, which the store runs one at a time: two `orket run`s of one target in two
-  -- folders made two runs of it, and a resume went beside a new run of its cards.
-  local id, serr, scode
-  if resume_id then
-    id, serr, scode = recorded.resume(o.dir, e.db, e.board, resume_id, { own_run_lock = true })
-  else
-    id, serr, scode = recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model,
-      own_run_lock = true })
-  end
+  local id, serr, scode = record(e, o, resume_id)
   if not id then
     warn(nil)
     -- the team's problems name orket.lua's line, as `orket validate` does
