@@ -20,7 +20,8 @@ cmd.help = [[
 Creates DIR (default: the current directory) with orket.lua, epics/start.json (one epic of
 two issues), script.lua (an offline scripted model), and workspace/ (a git repository on
 branch main; docs/git.md), imports the epic, and prints the command that runs it. Refuses to touch a directory that already holds a project
-(orket.lua, epics/start.json, script.lua or .orket/), naming the file. All or nothing: when
+(orket.lua or .orket/), or a file of the name of one it writes (epics/start.json,
+script.lua), naming the file. All or nothing: when
 a step fails (e.g. a broken file already in DIR/epics/), what init created is removed again
 and files that were there before are left as they were.
 
@@ -410,14 +411,30 @@ local function undone(cli, dir, made, err)
   return 1
 end
 
+-- What in DIR init would not overwrite -> the refusal | nil. orket.lua or .orket/ is a
+-- project; another file of the same name as init's (a person's own script.lua) is only in
+-- the way, and said so rather than taken for a project.
+local function in_the_way(dir)
+  for _, f in ipairs { "orket.lua", ".orket" } do
+    if uv.fs_lstat(dir .. "/" .. f) then
+      return string.format("%s/%s already exists: %s already holds a project; nothing was changed", dir, f, dir)
+    end
+  end
+  for _, f in ipairs { "epics/start.json", "script.lua" } do
+    if uv.fs_lstat(dir .. "/" .. f) then
+      return string.format("%s/%s already exists, and init writes a file of that name: move it aside, or give "
+        .. "init another folder; nothing was changed", dir, f)
+    end
+  end
+end
+
 function cmd.run(args, cli)
   local dir, o = options(args, cli)
   if not dir then return o end
-  for _, f in ipairs { "orket.lua", "epics/start.json", "script.lua", ".orket" } do
-    if uv.fs_stat(dir .. "/" .. f) then
-      cli.err("%s/%s already exists: %s already holds a project; nothing was changed", dir, f, dir)
-      return 1
-    end
+  local refused = in_the_way(dir)
+  if refused then
+    cli.err("%s", refused)
+    return 1
   end
   local name = uv.fs_realpath(".") or "project"
   if dir ~= "." then name = dir end
