@@ -80,7 +80,10 @@ function cmd.run(args, cli)
   cli.say_operator()
   local what = decision == "approve" and "approved" or decision == "deny" and "refused" or "answered"
   if decision then what = string.format("%s request #%d of", what, ok.id) end
-  io.stdout:write(string.format("%s %s; continue with 'orket resume' or 'orket run'\n", what, o.card))
+  -- the commands as typed from here (as orket retry says them)
+  local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
+  io.stdout:write(string.format("%s %s; continue with 'orket resume%s' or 'orket run %s%s'\n", what, o.card, where,
+    cli.shell_quote(o.card), where))
   return 0
 end
 

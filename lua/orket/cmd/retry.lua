@@ -51,7 +51,11 @@ function cmd.run(args, cli)
     return 1
   end
   cli.say_operator()
-  io.stdout:write(string.format("%s is %s; continue with 'orket resume' or 'orket run'\n", card.id, card.status))
+  -- the commands as typed from here: `orket run` alone is a usage error, and without -C DIR
+  -- either would look for a project in the folder the person is in
+  local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
+  io.stdout:write(string.format("%s is %s; continue with 'orket resume%s' or 'orket run %s%s'\n", card.id,
+    card.status, where, cli.shell_quote(card.id), where))
   return 0
 end
 
