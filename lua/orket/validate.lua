@@ -26,6 +26,7 @@ local experiments = require "orket.settings.experiments"
 local secret = require "orket.settings.secret"
 local inert = require "orket.inert"
 local cost = require "orket.cost"
+local uv = require "luv"
 
 local M = {}
 
@@ -312,11 +313,26 @@ local function check_compose(dir, out, warnings)
   ws:close()
 end
 
+-- The project's script folders: one that is a file (or a FIFO, a device) is never read, so
+-- its scripts would silently be the built-in ones: said, as epics/ is (orket.import).
+local FOLDERS = { roles = "roles.md", tools = "tools.md", policies = "policies.md" }
+
+local function check_folders(dir, out)
+  for _, name in ipairs { "roles", "tools", "policies" } do
+    local st = uv.fs_stat(dir .. "/" .. name)
+    if st and st.type ~= "directory" then
+      add(out, dir, string.format("a %s, not a folder: a project's %s are .lua files in a folder %s/ (docs/%s); "
+        .. "none of them is read, the built-in ones are used", st.type, name, name, FOLDERS[name]), name)
+    end
+  end
+end
+
 function M.check(dir)
   dir = dir or "."
   local out, warnings = {}, {}
   local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
   local cfg, team, msection = check_config(dir, out)
+  check_folders(dir, out)
   local by_name, tool_names, sets, broken, half = scriptcheck.check(dir, out, summary)
   local servers = start_mcp(dir, msection)
   summary.mcp = {}

@@ -136,6 +136,25 @@ describe("a team that cannot work", function()
   end)
 end)
 
+-- roles/, tools/ or policies/ written as a file: validate said ok, and a run used the
+-- built-in scripts without a word
+describe("a script folder that is a file", function()
+  after_each(H.cleanup)
+
+  it("is a problem validate names, with the folder it should be", function()
+    local p = project()
+    for _, name in ipairs { "roles", "tools", "policies" } do
+      H.write(p .. "/" .. name, "deny { tool = '*' }\n")
+      local v = H.orket("validate", { cwd = p })
+      assert.equal(1, v.status, name)
+      assert.matches(name .. ": a file, not a folder: a project's " .. name .. " are .lua files in a folder "
+        .. name .. "/", v.stdout, 1, true)
+      os.remove(p .. "/" .. name)
+    end
+    assert.equal(0, H.orket("validate", { cwd = p }).status)
+  end)
+end)
+
 describe("orket.lua", function()
   after_each(H.cleanup)
 
