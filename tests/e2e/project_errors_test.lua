@@ -431,6 +431,26 @@ describe("orket run outside a project", function()
     assert.equal(0, H.orket("-C sub board", { cwd = dir }).status)
     assert.is_nil(H.read(dir .. "/orket.lua")) -- nothing made where the person stood
   end)
+
+  -- board, run's epics warning and bug said 'orket import' and 'orket run ROCK' with no
+  -- folder: from elsewhere, those act on the folder the person is in
+  it("says the commands a board, a run and a bug suggest with the project's folder", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/e/epics")))
+    H.write(dir .. "/e/orket.lua", 'name = "x"\n')
+    assert.equal(0, H.orket("import e", { cwd = dir }).status)
+    local r = H.orket("-C e board", { cwd = dir })
+    assert.equal("the board is empty; put epics in e/epics/ and run 'orket import e'\n", r.stdout)
+    assert.equal(0, H.orket("init p --yes", { cwd = dir }).status)
+    H.write(dir .. "/p/epics/r.json", '{ "id": "R", "type": "rock", "name": "Rock", "epics": [ "START" ] }\n')
+    r = H.orket("-C p run START", { cwd = dir })
+    assert.matches("epics/r.json changed since the last import; this run works the board as imported: run "
+      .. "'orket import p' to apply them", r.stdout, 1, true)
+    assert.equal(0, H.orket("import p", { cwd = dir }).status)
+    r = H.orket("bug R 'it broke' -C p", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("R-bugs-1 filed; 'orket run R -C p' works it\n", r.stdout)
+  end)
 end)
 
 describe("a Lua file nested too deeply to compile", function()

@@ -23,7 +23,7 @@ cmd.help = [[
 A card waiting for input has a question in its comments: answer it with text. A card waiting
 for an approval holds a tool call a policy asked about ('orket card CARD' shows it): --approve
 lets exactly that call run once on the card's next turn (the note is passed on to the model);
---deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run'.
+--deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run CARD'.
 Text that starts with '-' goes after -- (orket answer CARD -- "-1 is fine").]]
 
 -- The words beyond the card, checked -> decision ("approve", "deny" or nil for an answer),

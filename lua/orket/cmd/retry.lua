@@ -25,7 +25,7 @@ it to ready and starts its turn and token budgets and its count of review reject
 still open is archived: the retry answers it. The note, if given, is added to
 the card's comments by the developer, where the next turn's model reads it. A card waiting
 for an approval is decided with 'orket answer CARD --approve' or --deny instead. Refused
-while a run works on the project. Continue with 'orket resume' or 'orket run'.]]
+while a run works on the project. Continue with 'orket resume' or 'orket run CARD'.]]
 
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)

@@ -230,7 +230,7 @@ local function epics_warning(e, o, emit, cli)
   return function(run_id)
     if #changed == 0 then return end
     local msg = string.format("%s changed since the last import; this run works the board as imported: "
-      .. "run 'orket import' to apply them", table.concat(changed, ", "))
+      .. "run %s to apply them", table.concat(changed, ", "), config.command("import", o.dir))
     if o.json then
       emit { type = "epics_changed", run_id = run_id, files = changed, message = msg }
     else
@@ -242,12 +242,12 @@ end
 -- A rock whose bug-fix phase ended has handed its open bugs (and new ones) to a phase-2
 -- rock: said, so a run of the old one that finds nothing to do is not a mystery (the live
 -- view says an event's message as a note).
-local function say_phase_moved(e, o, emit)
+local function say_phase_moved(e, o, emit, cli)
   if not o.target then return end
   local went = bugs.bug_rock(e.db, o.target)
   if went and went ~= o.target then
     local msg = string.format("%s's bug-fix phase has ended; its open bugs and new ones went to %s: "
-      .. "run 'orket run %s'", o.target, went, went)
+      .. "run 'orket run %s%s'", o.target, went, went, o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or "")
     emit { type = "bugfix", action = "moved", rock = o.target, next_rock = went, message = msg }
   end
 end
@@ -284,7 +284,7 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   -- the bug-fix phases (docs/sandbox.md): bugs the sandboxes' health checks found are
   -- filed before the run reads its scope, so this run works them
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
-  say_phase_moved(e, o, emit)
+  say_phase_moved(e, o, emit, cli)
   local id, serr, scode = record(e, o, resume_id)
   if not id then
     warn(nil)
