@@ -22,6 +22,7 @@ local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
 local settings = require "orket.settings"
 local config = require "orket.config"
+local status_cmd = require "orket.cmd.status"
 local otel = require "orket.otel"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
@@ -320,7 +321,7 @@ local function drain_traces(e, cli)
   for _, line in ipairs(lines) do cli.err("warning: %s", line) end
 end
 
-function cmd.execute(o, cli, resume_id)
+local function execute(o, cli, resume_id)
   local held = {}
   local emit, view, stop_view = output(o, cli, held)
   local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
@@ -359,6 +360,18 @@ function cmd.execute(o, cli, resume_id)
     return 1
   end
   return status and EXIT[status] or 1
+end
+
+-- A workspace/ that is a file stops the run before anything is opened, said as `orket status`
+-- says it, with the command that clears the way (the workspace's own message named no fix).
+-- One that is missing is made anew by the run (docs/git.md).
+function cmd.execute(o, cli, resume_id)
+  local gone, code = status_cmd.workspace_gone(o.dir, cli)
+  if gone and code == "ENOTDIR" then
+    cli.fail(code, "%s", gone)
+    return 1
+  end
+  return execute(o, cli, resume_id)
 end
 
 function cmd.run(args, cli)

@@ -124,6 +124,8 @@ local function workspace_gone(dir, cli)
   end
 end
 
+cmd.workspace_gone = workspace_gone -- orket run's and resume's refusal of a workspace that is a file
+
 function cmd.run(args, cli)
   local json = false
   local dir, pos = cli.words(cmd, args, { ["--json"] = function() json = true end }, "no text is taken")

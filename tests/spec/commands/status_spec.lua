@@ -42,6 +42,10 @@ describe("orket status", function()
     assert.not_matches("orket init", r.stderr)
     assert.not_matches("has no git repository", r.stderr)
     assert.matches("/workspace is a file, not a folder: move it aside (mv ", r.stderr, 1, true)
+    -- and orket run says the same, where it said "cannot open root ./workspace: Not a directory"
+    r = H.orket("run X -C " .. H.quote(dir))
+    assert.equal(1, r.status)
+    assert.matches("^orket: %S+/workspace is a file, not a folder: move it aside %(mv ", r.stderr)
   end)
 
   it("quotes a word so that bash, given it back, has those very bytes", function()
