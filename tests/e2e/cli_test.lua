@@ -113,7 +113,7 @@ describe("orket CLI", function()
     assert.equal(0, r.status, r.stderr)
     r = H.orket("validate -C nowhere", { cwd = dir })
     assert.equal(1, r.status)
-    assert.equal("orket: nowhere: not a directory\n", r.stderr)
+    assert.equal("orket: no project in nowhere (no such directory); 'orket init nowhere' creates one\n", r.stderr)
   end)
 
   it("takes -C DIR before the command too, as git does, for every command that takes -C", function()
