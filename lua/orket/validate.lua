@@ -325,6 +325,12 @@ local function check_folders(dir, out)
         .. "none of them is read, the built-in ones are used", st.type, name, name, FOLDERS[name]), name)
     end
   end
+  -- .orket/ holds the store: as a file, every command that opens the board refuses it
+  local st = uv.fs_stat(dir .. "/.orket")
+  if st and st.type ~= "directory" then
+    add(out, dir, string.format("a %s, not a folder: the board lives in .orket/orket.db; move the file away",
+      st.type), ".orket")
+  end
 end
 
 function M.check(dir)

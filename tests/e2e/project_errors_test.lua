@@ -152,6 +152,14 @@ describe("a script folder that is a file", function()
       os.remove(p .. "/" .. name)
     end
     assert.equal(0, H.orket("validate", { cwd = p }).status)
+    -- .orket as a file: board and run refuse it; validate said ok
+    assert(os.execute("mv " .. H.quote(p .. "/.orket") .. " " .. H.quote(p .. "/orket.keep")))
+    H.write(p .. "/.orket", "x\n")
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status)
+    assert.matches(".orket: a file, not a folder: the board lives in .orket/orket.db", v.stdout, 1, true)
+    os.remove(p .. "/.orket")
+    assert(os.execute("mv " .. H.quote(p .. "/orket.keep") .. " " .. H.quote(p .. "/.orket")))
   end)
 end)
 
