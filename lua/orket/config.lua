@@ -22,9 +22,14 @@ M.validate_models = settings.validate_models
 --- import take the project's folder as their argument; without it they would act on ".").
 function M.command(word, dir)
   if not dir or dir == "." or dir == "" then return "'orket " .. word .. "'" end
-  local q = dir
-  if not dir:match("^[%w%%%+,%-%./:=@_]+$") then q = "\"" .. dir:gsub("[\"\\$`]", "\\%0") .. "\"" end
-  return "'orket " .. word .. " " .. q .. "'"
+  return "'orket " .. word .. " " .. M.shell_word(dir) .. "'"
+end
+
+--- shell_word(s) -> s as a shell reads it back: as it is when plain, else double-quoted (a
+--- message puts a suggested command in single quotes)
+function M.shell_word(s)
+  if s:match("^[%w%%%+,%-%./:=@_]+$") then return s end
+  return "\"" .. s:gsub("[\"\\$`]", "\\%0") .. "\""
 end
 
 -- A base URL from the environment: http(s) only, the scheme in any case. OLLAMA_HOST may

@@ -438,6 +438,18 @@ describe("orket run outside a project", function()
     assert.equal(0, H.orket("init sub --yes", { cwd = dir }).status)
     assert.equal(0, H.orket("-C sub board", { cwd = dir }).status)
     assert.is_nil(H.read(dir .. "/orket.lua")) -- nothing made where the person stood
+    -- from inside the project's workspace/ (main's working tree), init would make a project
+    -- in it: the project above is named instead, and the commands given it with -C work
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/sub/workspace/src")))
+    local real = select(2, H.sh("cd " .. H.quote(dir .. "/sub") .. " && pwd -P")):gsub("%s+$", "")
+    for _, cmd in ipairs { "board", "runs" } do
+      r = H.orket(cmd, { cwd = dir .. "/sub/workspace/src" })
+      assert.equal(1, r.status, cmd)
+      assert.matches("this folder is in the workspace/ of the project " .. real .. ": give it with -C " .. real,
+        r.stderr, 1, true)
+      assert.not_matches("orket init", r.stderr)
+      assert.equal(0, H.orket(cmd .. " -C " .. H.quote(real), { cwd = dir .. "/sub/workspace/src" }).status)
+    end
   end)
 
   -- board, run's epics warning and bug said 'orket import' and 'orket run ROCK' with no

@@ -5,6 +5,7 @@ local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local status_view = require "orket.views.status"
 local config = require "orket.config"
+local project = require "orket.project"
 
 -- (not every difference from main: a person's edit where no merge changed the path is git's
 -- to show, docs/git.md)
@@ -38,25 +39,11 @@ local function line(cli, list)
   return inert.line(table.concat(out, " && "))
 end
 
--- The project a person asks from: DIR, or, with no -C (or -C .) and no project here, the
--- project whose workspace/ holds this folder (a person editing main's view asks from inside
--- it): the outermost folder above with orket.lua, .orket/ and workspace/.git, so that an
--- orket.lua the agents committed in the tree is not taken for the project.
-local function is_project(d)
-  return uv.fs_stat(d .. "/orket.lua") and uv.fs_stat(d .. "/.orket") and uv.fs_stat(d .. "/workspace/.git")
-end
-
+-- The project a person asks from: DIR, or, from inside a project's workspace/ with no -C,
+-- that project (orket.project.holding).
 local function project_of(dir)
-  if dir ~= "." or is_project(".") then return dir end
-  local here = uv.fs_realpath(uv.cwd()) or uv.cwd()
-  local at, found = here, nil
-  while at and at ~= "" and at ~= "/" do
-    local up = at:match("^(.*)/[^/]+$")
-    if not up or up == "" then break end
-    if is_project(up) and (here .. "/"):sub(1, #up + 11) == up .. "/workspace/" then found = up end
-    at = up
-  end
-  return found or dir
+  if dir ~= "." then return dir end
+  return project.holding(".") or dir
 end
 
 -- The status as a person reads it -> text
