@@ -317,9 +317,28 @@ end
 -- its scripts would silently be the built-in ones: said, as epics/ is (orket.import).
 local FOLDERS = { roles = "roles.md", tools = "tools.md", policies = "policies.md" }
 
-local function check_folders(dir, out)
+-- A file in a script folder that looks meant as a script but is not named as one read
+-- (orket.scriptfile.list: NAME.lua, NAME of letters, digits, '_' and '-'): said, as a
+-- misnamed epic file is, instead of the built-in script being used unseen.
+local function misnamed(dir, name, warnings)
+  local h = uv.fs_scandir(dir .. "/" .. name)
+  local seen = {}
+  while h do
+    local f = uv.fs_scandir_next(h)
+    if not f then break end
+    if f:lower():find("%.lua$") and not f:match("^[%w_%-]+%.lua$") then seen[#seen + 1] = f end
+  end
+  table.sort(seen)
+  for _, f in ipairs(seen) do
+    add(warnings, dir, string.format("%s/%s: not read: a script is named NAME.lua, NAME of letters, digits, '_' and "
+      .. "'-'", name, inert.line(f)), name .. "/" .. f)
+  end
+end
+
+local function check_folders(dir, out, warnings)
   for _, name in ipairs { "roles", "tools", "policies" } do
     local st = uv.fs_stat(dir .. "/" .. name)
+    if st and st.type == "directory" then misnamed(dir, name, warnings) end
     if st and st.type ~= "directory" then
       add(out, dir, string.format("a %s, not a folder: a project's %s are .lua files in a folder %s/ (docs/%s); "
         .. "none of them is read, the built-in ones are used", st.type, name, name, FOLDERS[name]), name)
@@ -338,7 +357,7 @@ function M.check(dir)
   local out, warnings = {}, {}
   local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
   local cfg, team, msection = check_config(dir, out)
-  check_folders(dir, out)
+  check_folders(dir, out, warnings)
   local by_name, tool_names, sets, broken, half = scriptcheck.check(dir, out, summary)
   local servers = start_mcp(dir, msection)
   summary.mcp = {}

@@ -136,8 +136,8 @@ describe("a team that cannot work", function()
   end)
 end)
 
--- roles/, tools/ or policies/ written as a file: validate said ok, and a run used the
--- built-in scripts without a word
+-- roles/, tools/ or policies/ written as a file, or a script in one under a name no load
+-- reads: validate said ok, and a run used the built-in scripts without a word
 describe("a script folder that is a file", function()
   after_each(H.cleanup)
 
@@ -160,6 +160,16 @@ describe("a script folder that is a file", function()
     assert.matches(".orket: a file, not a folder: the board lives in .orket/orket.db", v.stdout, 1, true)
     os.remove(p .. "/.orket")
     assert(os.execute("mv " .. H.quote(p .. "/orket.keep") .. " " .. H.quote(p .. "/.orket")))
+    -- a script whose file name no load reads (a dot in it, .LUA) was passed over unseen
+    assert(os.execute("mkdir -p " .. H.quote(p .. "/roles") .. " " .. H.quote(p .. "/policies")))
+    H.write(p .. "/roles/code.reviewer.lua", 'return { intent = "x", tools = {}, system = "s" }\n')
+    H.write(p .. "/policies/NoSSH.LUA", 'deny { tool = "*" }\n')
+    H.write(p .. "/policies/notes.txt", "not a script\n")
+    v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    assert.matches("warning: roles/code.reviewer.lua: not read: a script is named NAME.lua", v.stdout, 1, true)
+    assert.matches("warning: policies/NoSSH.LUA: not read", v.stdout, 1, true)
+    assert.not_matches("notes.txt", v.stdout)
   end)
 end)
 
