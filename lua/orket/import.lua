@@ -17,6 +17,7 @@ local jsondup = require "orket.c.jsondup"
 local scriptenv = require "orket.scriptenv"
 local fieldline = require "orket.fieldline"
 local nearest = require "orket.nearest"
+local config = require "orket.config"
 
 local M = {}
 M.MAX_FILE = 16 * 1024 * 1024
@@ -49,7 +50,9 @@ local function list_files(dir)
     return nil, string.format("import: %s: no such folder: write the project's epics there (docs/board.md)", root),
       "ENOENT"
   elseif not st then
-    return nil, string.format("import: %s: no epics/ folder here (give the project directory)", root), "ENOENT"
+    -- inside a project's workspace/, the project above is the one meant (config.no_project)
+    local hint = config.holding(dir) and config.no_project(dir) or "give the project directory"
+    return nil, string.format("import: %s: no epics/ folder here (%s)", root, hint), "ENOENT"
   end
   local files = { skipped = {} }
   local function scan(path, rel, department)

@@ -8,27 +8,6 @@ local lockfile = require "orket.c.lockfile"
 
 local M = {}
 
-local function is_project(d)
-  return uv.fs_stat(d .. "/orket.lua") and uv.fs_stat(d .. "/.orket") and uv.fs_stat(d .. "/workspace/.git")
-end
-
---- holding(dir) -> dir when it is a project, else the project whose workspace/ holds dir (a
---- person editing main's view works inside it), as an absolute path | nil: the outermost
---- folder above with orket.lua, .orket/ and workspace/.git, so that an orket.lua the agents
---- committed in the tree is not taken for the project.
-function M.holding(dir)
-  if is_project(dir) then return dir end
-  local here = uv.fs_realpath(dir)
-  local at, found = here, nil
-  while at and at ~= "" and at ~= "/" do
-    local up = at:match("^(.*)/[^/]+$")
-    if not up or up == "" then break end
-    if is_project(up) and (here .. "/"):sub(1, #up + 11) == up .. "/workspace/" then found = up end
-    at = up
-  end
-  return found
-end
-
 -- In the current directory the path is written as the user would (.orket/orket.db): it
 -- is what error messages show.
 function M.db_path(dir)
@@ -119,12 +98,9 @@ function M.open_store(dir, create, reading, getenv)
     -- (looked at, not opened: opening an orket.lua that is a FIFO would block)
     local f = uv.fs_stat((dir or ".") .. "/orket.lua")
     -- inside a project's workspace/ (main's working tree), init would make a project in it
-    local above = not f and M.holding(dir or ".")
     local advice = f and ("run " .. config.command("import", dir) .. " first")
-      or above and string.format("this folder is in the workspace/ of the project %s: give it with -C %s", above,
-        config.shell_word(above))
-      or ("no orket.lua " .. ((dir or ".") == "." and "here" or "there") .. " either: " .. config.command("init", dir)
-        .. " creates a project")
+      or ("no orket.lua " .. ((dir or ".") == "." and "here" or "there") .. " either: "
+        .. config.no_project(dir, "a project"))
     return nil, string.format("no board in %s (%s not found); %s", dir or ".", path, advice), code
   end
   return db, err, code

@@ -50,7 +50,7 @@ local exists, names_of = scriptcheck.exists, scriptcheck.names_of
 local function check_config(dir, out)
   local data, err, code = config.read(dir)
   if not data then
-    add(out, dir, code == "ENOENT" and "orket.lua: not found; " .. config.command("init", dir) .. " creates a project" or err, "orket.lua")
+    add(out, dir, code == "ENOENT" and "orket.lua: not found; " .. config.no_project(dir, "a project") or err, "orket.lua")
     return nil, nil
   end
   for _, p in ipairs(settings.check(data)) do add(out, dir, p) end
@@ -326,12 +326,16 @@ local function misnamed(dir, name, warnings)
   while h do
     local f = uv.fs_scandir_next(h)
     if not f then break end
-    if f:lower():find("%.lua$") and not f:match("^[%w_%-]+%.lua$") then seen[#seen + 1] = f end
+    -- a name led by '.' is an editor's or the OS's (emacs's .#x.lua lock, macOS's ._x.lua)
+    if f:lower():find("%.lua$") and not f:match("^[%w_%-]+%.lua$") and not f:find("^%.") then
+      seen[#seen + 1] = f
+    end
   end
   table.sort(seen)
   for _, f in ipairs(seen) do
-    add(warnings, dir, string.format("%s/%s: not read: a script is named NAME.lua, NAME of letters, digits, '_' and "
-      .. "'-'", name, inert.line(f)), name .. "/" .. f)
+    -- the file is named once, by add (as FILE: message)
+    add(warnings, dir, "not read: a script is named NAME.lua, NAME of letters, digits, '_' and '-'",
+      name .. "/" .. inert.line(f))
   end
 end
 

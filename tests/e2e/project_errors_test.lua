@@ -426,7 +426,7 @@ describe("orket run outside a project", function()
       { "validate sub", "orket.lua: not found; 'orket init sub' creates a project" },
       -- a folder not there: not "not a directory"
       { "validate nodir", "orket: no project in nodir (no such directory); 'orket init nodir' creates one" },
-      { "-C 'my dir' board", [['orket init "my dir"' creates a project]] },
+      { "-C 'my dir' board", [['orket init 'my dir'' creates a project]] },
     }
     for _, c in ipairs(cases) do
       local r = H.orket(c[1], { cwd = dir })
@@ -452,13 +452,41 @@ describe("orket run outside a project", function()
     -- in it: the project above is named instead, and the commands given it with -C work
     assert(os.execute("mkdir -p " .. H.quote(dir .. "/sub/workspace/src")))
     local real = select(2, H.sh("cd " .. H.quote(dir .. "/sub") .. " && pwd -P")):gsub("%s+$", "")
-    for _, cmd in ipairs { "board", "runs" } do
+    for _, cmd in ipairs { "board", "runs", "run START", "worker", "validate", "import", "secrets list" } do
       r = H.orket(cmd, { cwd = dir .. "/sub/workspace/src" })
       assert.equal(1, r.status, cmd)
       assert.matches("this folder is in the workspace/ of the project " .. real .. ": give it with -C " .. real,
-        r.stderr, 1, true)
-      assert.not_matches("orket init", r.stderr)
-      assert.equal(0, H.orket(cmd .. " -C " .. H.quote(real), { cwd = dir .. "/sub/workspace/src" }).status)
+        r.stdout .. r.stderr, 1, true)
+      assert.not_matches("orket init", r.stdout .. r.stderr)
+      assert.not_matches("give the project directory", r.stdout .. r.stderr)
+    end
+    for _, cmd in ipairs { "board", "runs", "validate", "secrets list" } do
+      assert.equal(0, H.orket(cmd .. " -C " .. H.quote(real), { cwd = dir .. "/sub/workspace/src" }).status, cmd)
+    end
+  end)
+
+  -- A suggested command, pasted into a shell, acts on the folder it names: the folder in
+  -- single quotes (neither bash's history expansion of ! nor $ acts there; double quotes
+  -- gave "event not found"), a leading '-' as ./-x (not an option), a newline as $'...'
+  -- (printed raw, it split the command in two).
+  it("suggests an init that, pasted into sh or an interactive bash, makes the folder named", function()
+    local dir = H.tmpdir()
+    local bash = "HISTFILE=/dev/null bash --norc -i < cmd.txt"
+    for _, c in ipairs {
+      { "-it's !x $HOME", { "sh cmd.txt", bash } },
+      { "a\nb!", { bash } },
+    } do
+      local r = H.orket("validate -- " .. H.quote(c[1]), { cwd = dir })
+      assert.equal(1, r.status)
+      local cmd = r.stderr:match("; '(orket init .*)' creates one\n$")
+      assert(cmd, r.stderr)
+      for _, shell in ipairs(c[2]) do
+        H.write(dir .. "/cmd.txt", H.quote(H.BIN) .. cmd:sub(#"orket" + 1) .. " --yes\n")
+        H.sh("cd " .. H.quote(dir) .. " && " .. shell .. " >/dev/null 2>&1")
+        assert.is_not_nil(H.read(dir .. "/" .. c[1] .. "/orket.lua"), shell .. ": " .. cmd)
+        assert.is_nil(H.read(dir .. "/orket.lua"), shell .. ": " .. cmd)
+        assert(os.execute("rm -rf " .. H.quote(dir .. "/" .. c[1])))
+      end
     end
   end)
 

@@ -4,6 +4,7 @@
 -- goes back to ready in the same transaction, so the next 'orket run' or 'orket resume'
 -- picks it up.
 local board_mod = require "orket.board"
+local config = require "orket.config"
 local approvals = require "orket.actions.approvals"
 local answer = require "orket.actions.answer"
 
@@ -81,7 +82,7 @@ function cmd.run(args, cli)
   local what = decision == "approve" and "approved" or decision == "deny" and "refused" or "answered"
   if decision then what = string.format("%s request #%d of", what, ok.id) end
   -- the commands as typed from here (as orket retry says them)
-  local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
+  local where = config.at(o.dir)
   io.stdout:write(string.format("%s %s; continue with 'orket resume%s' or 'orket run %s%s'\n", what, o.card, where,
     cli.shell_quote(o.card), where))
   return 0

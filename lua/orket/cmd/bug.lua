@@ -2,6 +2,7 @@
 -- bugs epic: orket.actions.bugs.file_bug), counted in the rock's bug-fix phase. Prints
 -- the card's id, or the open bug it was added to when --fingerprint matches one.
 local jsonout = require "orket.jsonout"
+local config = require "orket.config"
 local bugs = require "orket.actions.bugs"
 
 local cmdline = require "orket.cmdline"
@@ -46,7 +47,7 @@ function cmd.run(args, cli)
   end
   cli.say_operator()
   local moved = rock ~= o.rock and string.format(" under %s (%s's bug-fix phase ended)", rock, o.rock) or ""
-  local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or "" -- the run as typed from here
+  local where = config.at(o.dir) -- the run as typed from here
   if o.json then
     io.stdout:write(jsonout.encode { card = id, duplicate = dup, rock = rock }, "\n")
   elseif dup then

@@ -6,6 +6,7 @@
 -- On a terminal and without options it asks first (orket.terminal.ask): name, model,
 -- forge, example or empty.
 local uv = require "luv"
+local config = require "orket.config"
 local json = require "cjson.safe"
 local import = require "orket.import"
 local project = require "orket.project"
@@ -341,8 +342,8 @@ end
 
 -- What init made, and the command to run next.
 local function say_made(dir, o, texts, r, cli)
-  -- a name starting with '-' would be read by cd as its option: "./-x" is the same folder
-  local cd = dir == "." and "" or ("cd " .. shell_quote(dir:find("^%-") and "./" .. dir or dir) .. " && ")
+  -- a name starting with '-' would be read by cd as its option: config.dir_word writes ./-x
+  local cd = dir == "." and "" or ("cd " .. config.dir_word(dir) .. " && ")
   -- START's issues as its file holds them: r.cards counts epics/ files that were there too
   local start = texts["epics/start.json"] and json.decode(texts["epics/start.json"])
   local issues = start and #(start.issues or {}) or 0

@@ -4,6 +4,7 @@
 -- was raised, an issue that was split). The move goes through the state machine as a
 -- person's; board:retry resets the card's rework count and budgets and journals it.
 local board_mod = require "orket.board"
+local config = require "orket.config"
 local approvals = require "orket.actions.approvals"
 local retry = require "orket.actions.retry"
 
@@ -53,7 +54,7 @@ function cmd.run(args, cli)
   cli.say_operator()
   -- the commands as typed from here: `orket run` alone is a usage error, and without -C DIR
   -- either would look for a project in the folder the person is in
-  local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
+  local where = config.at(o.dir)
   io.stdout:write(string.format("%s is %s; continue with 'orket resume%s' or 'orket run %s%s'\n", card.id,
     card.status, where, cli.shell_quote(card.id), where))
   return 0

@@ -22,7 +22,6 @@ local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
 local settings = require "orket.settings"
 local config = require "orket.config"
-local status_cmd = require "orket.cmd.status"
 local otel = require "orket.otel"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
@@ -164,7 +163,7 @@ local function output(o, cli, held)
   end)
   if o.json then return with_skipped(emit) end
   -- the exact line that continues this run: this binary, this project
-  local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
+  local where = config.at(o.dir)
   local view, stop_view = cmd.live(function() return held.e end,
     function(id) return cli.program() .. " resume " .. id .. where end)
   return function(ev) view:event(ev) end, view, stop_view
@@ -243,12 +242,12 @@ end
 -- A rock whose bug-fix phase ended has handed its open bugs (and new ones) to a phase-2
 -- rock: said, so a run of the old one that finds nothing to do is not a mystery (the live
 -- view says an event's message as a note).
-local function say_phase_moved(e, o, emit, cli)
+local function say_phase_moved(e, o, emit)
   if not o.target then return end
   local went = bugs.bug_rock(e.db, o.target)
   if went and went ~= o.target then
     local msg = string.format("%s's bug-fix phase has ended; its open bugs and new ones went to %s: "
-      .. "run 'orket run %s%s'", o.target, went, went, o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or "")
+      .. "run 'orket run %s%s'", o.target, went, went, config.at(o.dir))
     emit { type = "bugfix", action = "moved", rock = o.target, next_rock = went, message = msg }
   end
 end
@@ -273,7 +272,7 @@ local function record(e, o, resume_id)
   if not resume_id then
     return recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model, own_run_lock = true })
   end
-  local ok, cerr, ccode = e:check()
+  local ok, cerr, ccode = setup.resumable(o.dir, e)
   if not ok then return nil, cerr, ccode end
   return recorded.resume(o.dir, e.db, e.board, resume_id, { own_run_lock = true })
 end
@@ -285,7 +284,7 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   -- the bug-fix phases (docs/sandbox.md): bugs the sandboxes' health checks found are
   -- filed before the run reads its scope, so this run works them
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
-  say_phase_moved(e, o, emit, cli)
+  say_phase_moved(e, o, emit)
   local id, serr, scode = record(e, o, resume_id)
   if not id then
     warn(nil)
@@ -366,7 +365,7 @@ end
 -- says it, with the command that clears the way (the workspace's own message named no fix).
 -- One that is missing is made anew by the run (docs/git.md).
 function cmd.execute(o, cli, resume_id)
-  local gone, code = status_cmd.workspace_gone(o.dir, cli)
+  local gone, code = config.workspace_gone(o.dir)
   if gone and code == "ENOTDIR" then
     cli.fail(code, "%s", gone)
     return 1

@@ -81,8 +81,8 @@ local function list(o)
   -- a directory that holds no project (a mistyped -C) has no secrets to list, and saying
   -- "no secrets" there would hide the mistake
   if not uv.fs_stat(o.dir .. "/orket.lua") and not uv.fs_stat(o.dir .. "/.orket") then
-    return nil, string.format("no project in %s (neither orket.lua nor .orket/ there); %s creates one", o.dir,
-      config.command("init", o.dir)),
+    return nil, string.format("no project in %s (neither orket.lua nor .orket/ there); %s", o.dir,
+      config.no_project(o.dir)),
       "ENOENT"
   end
   local store = require "orket.store.secrets" -- lazy: as the store

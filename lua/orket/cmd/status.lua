@@ -5,7 +5,6 @@ local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local status_view = require "orket.views.status"
 local config = require "orket.config"
-local project = require "orket.project"
 
 -- (not every difference from main: a person's edit where no merge changed the path is git's
 -- to show, docs/git.md)
@@ -40,10 +39,10 @@ local function line(cli, list)
 end
 
 -- The project a person asks from: DIR, or, from inside a project's workspace/ with no -C,
--- that project (orket.project.holding).
+-- that project (orket.config.holding).
 local function project_of(dir)
   if dir ~= "." then return dir end
-  return project.holding(".") or dir
+  return config.holding(".") or dir
 end
 
 -- The status as a person reads it -> text
@@ -95,24 +94,6 @@ local function nothing_at(dir)
   return not (uv.fs_stat(dir .. "/orket.lua") or uv.fs_stat(dir .. "/.orket") or uv.fs_stat(dir .. "/workspace"))
 end
 
--- A project whose workspace/ is gone, or is not a folder: said with what repairs it (the
--- next run makes workspace/ anew), not as git's "no git repository ... (run orket init)",
--- which orket init, refusing a folder that holds a project, cannot act on. -> msg, code | nil
-local function workspace_gone(dir, cli)
-  local st, _, code = uv.fs_lstat(dir .. "/workspace")
-  local at = cli.shell_quote(dir .. "/workspace")
-  if not st and code == "ENOENT" then
-    return string.format("%s is missing: the next 'orket run' makes workspace/ anew, an empty repository (main's "
-      .. "history and the done cards' merged work went with the removed one and are not brought back: put a copy "
-      .. "of workspace/ back first to keep them)", at), "ENOENT"
-  elseif st and st.type ~= "directory" and st.type ~= "link" then
-    return string.format("%s is a %s, not a folder: move it aside (mv %s %s.old); the next 'orket run' then makes "
-      .. "workspace/ anew", at, st.type, at, at), "ENOTDIR"
-  end
-end
-
-cmd.workspace_gone = workspace_gone -- orket run's and resume's refusal of a workspace that is a file
-
 function cmd.run(args, cli)
   local json = false
   local dir, pos = cli.words(cmd, args, { ["--json"] = function() json = true end }, "no text is taken")
@@ -120,10 +101,10 @@ function cmd.run(args, cli)
   if #pos > 0 then return cli.usage_error(cmd, "unknown argument '%s'", pos[1]) end
   dir = project_of(dir)
   if nothing_at(dir) then
-    cli.err("no project in %s (orket.lua not found); %s creates one", dir, config.command("init", dir))
+    cli.err("no project in %s (orket.lua not found); %s", dir, config.no_project(dir))
     return 1
   end
-  local gone, gcode = workspace_gone(dir, cli)
+  local gone, gcode = config.workspace_gone(dir)
   if gone then return cli.fail(gcode, "%s", gone) or 1 end
   local doc, err, code = status_view.of_project(dir)
   if not doc then return cli.fail(code, "%s", err) or 1 end

@@ -133,23 +133,33 @@ function Engine:emit(ev)
   if self.emit_fn then self.emit_fn(ev) end
 end
 
---- check() -> true | nil, msg, CODE: the team can run (a reviewer, known roles)
-function Engine:check()
-  if #settings_mod.seats_with(self.settings, "integrity_guard") == 0 then
+--- check_team(settings, roles) -> true | nil, msg, CODE: the team orket.lua sets can work a
+--- run (a seat holding integrity_guard, roles that exist), roles as orket.engine.reload
+--- loads them. The one check of a run's team: a new run's (Engine:start) and a resumed
+--- run's (orket.engine.setup.resumable, for the CLI and the server alike). The message
+--- names orket.lua's field ("orket.lua: team: ..."); config.placed adds its line.
+function M.check_team(settings, roles)
+  if #settings_mod.seats_with(settings, "integrity_guard") == 0 then
     return nil, "orket.lua: team: no seat holds the integrity_guard role, so nothing could be reviewed; add one to "
       .. "orket.lua's team, e.g. integrity_guard = { roles = { \"integrity_guard\" } }", "ENOREVIEWER"
   end
-  for _, seat in ipairs(settings_mod.seats(self.settings)) do
-    for i, r in ipairs(self.settings.team[seat].roles) do
-      if not self.roles.by_name[r] then
+  for _, seat in ipairs(settings_mod.seats(settings)) do
+    for i, r in ipairs(settings.team[seat].roles) do
+      if not roles.by_name[r] then
         return nil, string.format("orket.lua: team.%s.roles[%d]: no role named %q (roles: %s)", seat, i, r,
-          table.concat(self.roles.names, ", ")), "EROLE"
+          table.concat(roles.names, ", ")), "EROLE"
       end
     end
   end
-  local xerr = experiments.check_roles(self.settings.experiments, self.roles.by_name)
-  if xerr then return nil, xerr .. " (roles: " .. table.concat(self.roles.names, ", ") .. ")", "EROLE" end
+  local xerr = experiments.check_roles(settings.experiments, roles.by_name)
+  if xerr then return nil, xerr .. " (roles: " .. table.concat(roles.names, ", ") .. ")", "EROLE" end
   return true
+end
+
+--- check() -> true | nil, msg, CODE: the team can run (M.check_team on the engine's settings
+--- and roles)
+function Engine:check()
+  return M.check_team(self.settings, self.roles)
 end
 
 --- start(target_id, {concurrency=, model=, workers=}) -> run_id | nil, msg, CODE. workers:
