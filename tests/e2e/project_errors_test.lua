@@ -170,6 +170,17 @@ describe("a script folder that is a file", function()
     assert.matches("warning: roles/code.reviewer.lua: not read: a script is named NAME.lua", v.stdout, 1, true)
     assert.matches("warning: policies/NoSSH.LUA: not read", v.stdout, 1, true)
     assert.not_matches("notes.txt", v.stdout)
+    -- a name with a space is said once (it was "roles/a b.lua: roles/a b.lua: not read"); an
+    -- editor's lock (.#coder.lua) and macOS's ._x.lua are no one's scripts: not warned about
+    H.write(p .. "/roles/a b.lua", "return {}\n")
+    H.write(p .. "/roles/.#coder.lua", "x\n")
+    H.write(p .. "/roles/._x.lua", "x\n")
+    v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    assert.matches("warning: roles/a b.lua: not read: a script is named NAME.lua", v.stdout, 1, true)
+    assert.not_matches("a b.lua: roles/", v.stdout, 1, true)
+    assert.not_matches("#coder", v.stdout, 1, true)
+    assert.not_matches("._x", v.stdout, 1, true)
   end)
 end)
 

@@ -33,7 +33,9 @@ describe("orket status", function()
       local r = H.orket(args .. " -C " .. H.quote(dir))
       assert.equal(1, r.status)
       assert.not_matches("orket init", r.stderr)
-      assert.matches("/workspace is missing: the next 'orket run' makes workspace/ anew", r.stderr, 1, true)
+      -- the run that makes it names the project, as typed from where the person is
+      assert.matches("/workspace is missing: the next 'orket run EPIC -C " .. dir .. "' makes workspace/ anew",
+        r.stderr, 1, true)
       assert.matches("not brought back", r.stderr, 1, true)
     end
     H.write(dir .. "/workspace", "a file\n")
@@ -46,6 +48,15 @@ describe("orket status", function()
     r = H.orket("run X -C " .. H.quote(dir))
     assert.equal(1, r.status)
     assert.matches("^orket: %S+/workspace is a file, not a folder: move it aside %(mv ", r.stderr)
+
+    -- a link to nothing: git's "no git repository (run orket init)" from status, EEXIST from run
+    os.remove(dir .. "/workspace")
+    assert(os.execute("ln -s nowhere " .. H.quote(dir .. "/workspace")))
+    for _, args in ipairs { "status", "run X" } do
+      r = H.orket(args .. " -C " .. H.quote(dir))
+      assert.equal(1, r.status, args)
+      assert.matches("/workspace is a link to nothing, not a folder: move it aside (mv ", r.stderr, 1, true)
+    end
   end)
 
   it("quotes a word so that bash, given it back, has those very bytes", function()
