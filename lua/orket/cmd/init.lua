@@ -413,16 +413,17 @@ local function undone(cli, dir, made, err)
 end
 
 -- What in DIR init would not overwrite -> the refusal | nil. orket.lua or .orket/ is a
--- project; another file of the same name as init's (a person's own script.lua) is only in
--- the way, and said so rather than taken for a project.
-local function in_the_way(dir)
-  for _, f in ipairs { "orket.lua", ".orket" } do
+-- project (asked before the questions: texts nil); another file of the same name as one
+-- init writes (texts, after the answers: a person's own script.lua is in the way of the
+-- scripted model, not of a real one) is only in the way, and said so.
+local function in_the_way(dir, texts)
+  for _, f in ipairs(texts and {} or { "orket.lua", ".orket" }) do
     if uv.fs_lstat(dir .. "/" .. f) then
       return string.format("%s/%s already exists: %s already holds a project; nothing was changed", dir, f, dir)
     end
   end
   for _, f in ipairs { "epics/start.json", "script.lua" } do
-    if uv.fs_lstat(dir .. "/" .. f) then
+    if texts and texts[f] and uv.fs_lstat(dir .. "/" .. f) then
       return string.format("%s/%s already exists, and init writes a file of that name: move it aside, or give "
         .. "init another folder; nothing was changed", dir, f)
     end
@@ -448,8 +449,9 @@ function cmd.run(args, cli)
     name = o.name
   end
   local texts, files = project_texts(rt.home(), dir, o, name)
-  if not texts then
-    cli.err("%s", files)
+  refused = texts and in_the_way(dir, texts)
+  if not texts or refused then
+    cli.err("%s", refused or files)
     return 1
   end
   local made = undo_list()
