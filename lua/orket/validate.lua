@@ -327,7 +327,7 @@ local function misnamed(dir, name, warnings)
     local f = uv.fs_scandir_next(h)
     if not f then break end
     -- a name led by '.' is an editor's or the OS's (emacs's .#x.lua lock, macOS's ._x.lua)
-    if f:lower():find("%.lua$") and not f:match("^[%w_%-]+%.lua$") and not f:find("^%.") then
+    if f:lower():find("%.lua$") and not scriptfile.is_name(f) and not f:find("^%.") then
       seen[#seen + 1] = f
     end
   end
