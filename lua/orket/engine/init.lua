@@ -11,6 +11,7 @@ local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
 local experiments = require "orket.settings.experiments"
 local otel = require "orket.otel"
+local config = require "orket.config"
 
 local M = {}
 local Engine = {}
@@ -172,7 +173,8 @@ function Engine:start(target_id, opts)
   local target, err, code = self.board:get(target_id)
   if not target then return nil, err, code end
   local ok, cerr, ccode = self:check()
-  if not ok then return nil, cerr, ccode end
+  -- with orket.lua's line, as a resume's refusal (orket.engine.setup.resumable) and validate say it
+  if not ok then return nil, self.dir and config.placed(self.dir, cerr) or cerr, ccode end
   local id, rerr, rcode = self.db:record_run { target = target.id, kind = target.type,
     data = { concurrency = opts.concurrency, model = opts.model, workers = opts.workers,
       trace_id = otel.new_trace_id() } }
