@@ -330,35 +330,9 @@ function M.split_values(args, upto, decl)
   return out, attached
 end
 
---- shell_quote(s) -> the shell word for s: as is when it is plain, else in single quotes
---- ('my project').
-function M.shell_quote(s)
-  if s:match("^[%w_./+,:@%%=-]+$") then return s end
-  if inert.line(s) == s then return "'" .. s:gsub("'", [['\'']]) .. "'" end
-  -- A word a terminal would show escaped (a newline, a control, a byte that is not UTF-8,
-  -- an invisible character) is written in bash's $'...' (zsh's and ksh's too), those bytes
-  -- as \xHH: single quotes would print them escaped by inert.line, and that text pasted
-  -- names another file, or none.
-  local out, i, n = { "$'" }, 1, #s
-  while i <= n do
-    local b = s:byte(i)
-    local len, cp = 1, nil
-    if b >= 0x80 then len, cp = inert.decode(s, i) end
-    if b == 0x5c or b == 0x27 then
-      out[#out + 1] = "\\" .. string.char(b)
-    elseif b >= 0x20 and b < 0x7f then
-      out[#out + 1] = string.char(b)
-    elseif len and cp and not inert.invisible(cp) then
-      out[#out + 1] = s:sub(i, i + len - 1)
-    else
-      len = len or 1
-      for k = i, i + len - 1 do out[#out + 1] = string.format("\\x%02x", s:byte(k)) end
-    end
-    i = i + (len or 1)
-  end
-  out[#out + 1] = "'"
-  return table.concat(out)
-end
+--- shell_quote(s) -> the shell word for s (orket.inert.shell_word: the one quoting every
+--- suggested command uses)
+M.shell_quote = inert.shell_word
 
 -- Whether the file at path is the executable this process runs (the same file, once
 -- symlinks are resolved).

@@ -9,6 +9,8 @@ local pgurl = require "orket.store.pgurl"
 local fieldline = require "orket.fieldline"
 local secret = require "orket.settings.secret"
 local cost = require "orket.cost"
+local inert = require "orket.inert"
+local uv = require "luv"
 
 local M = {}
 
@@ -16,6 +18,85 @@ local M = {}
 -- these two are the model client's (orket.llm) way in.
 M.split_model = settings.split_model
 M.validate_models = settings.validate_models
+
+--- dir_word(dir) -> the shell word for a folder in a command a message suggests: quoted as
+--- every suggested word is (orket.inert.shell_word), and a relative one starting with '-'
+--- written ./-x, which no command reads as an option.
+function M.dir_word(dir)
+  if dir:sub(1, 1) == "-" then dir = "./" .. dir end
+  return inert.shell_word(dir)
+end
+
+--- at(dir) -> " -C DIR" for a project elsewhere than ".", else "": what a suggested command
+--- needs to act on that project from where the person typed the one that failed.
+function M.at(dir)
+  if not dir or dir == "." or dir == "" then return "" end
+  return " -C " .. M.dir_word(dir)
+end
+
+--- command(word, dir) -> "'orket WORD'", or "'orket WORD DIR'" for a project elsewhere than
+--- ".": a command a message suggests, as a person can type it where they are (init and
+--- import take the project's folder as their argument; without it they would act on ".").
+function M.command(word, dir)
+  if not dir or dir == "." or dir == "" then return "'orket " .. word .. "'" end
+  return "'orket " .. word .. " " .. M.dir_word(dir) .. "'"
+end
+
+local function is_project(d)
+  return uv.fs_stat(d .. "/orket.lua") and uv.fs_stat(d .. "/.orket") and uv.fs_stat(d .. "/workspace/.git")
+end
+
+--- holding(dir) -> dir when it is a project, else the project whose workspace/ holds dir (a
+--- person editing main's view works inside it), as an absolute path | nil: the outermost
+--- folder above with orket.lua, .orket/ and workspace/.git, so that an orket.lua the agents
+--- committed in the tree is not taken for the project.
+function M.holding(dir)
+  if is_project(dir) then return dir end
+  local here = uv.fs_realpath(dir)
+  local at, found = here, nil
+  while at and at ~= "" and at ~= "/" do
+    local up = at:match("^(.*)/[^/]+$")
+    if not up or up == "" then break end
+    if is_project(up) and (here .. "/"):sub(1, #up + 11) == up .. "/workspace/" then found = up end
+    at = up
+  end
+  return found
+end
+
+--- no_project(dir[, noun]) -> what to do where dir holds no project, for every command's
+--- message: inside a project's workspace/ (main's working tree), to name that project with
+--- -C, since an init there would make a project inside main's tree; else the init that
+--- creates one in dir ("'orket init DIR' creates NOUN", NOUN "one" unless given).
+function M.no_project(dir, noun)
+  local above = M.holding(dir or ".")
+  if above then
+    return string.format("this folder is in the workspace/ of the project %s: give it with -C %s", above,
+      M.dir_word(above))
+  end
+  return M.command("init", dir) .. " creates " .. (noun or "one")
+end
+
+--- workspace_gone(dir) -> msg, code | nil: a project whose workspace/ is gone, or is not a
+--- folder (a file, a link to nothing), said with what repairs it (the next run makes
+--- workspace/ anew), not as git's "no git repository ... (run orket init)", which orket
+--- init, refusing a folder that holds a project, cannot act on. For status, run and resume.
+function M.workspace_gone(dir)
+  local path = dir .. "/workspace"
+  local st, _, code = uv.fs_lstat(path)
+  local at = M.dir_word(path)
+  local run = "'orket run EPIC" .. M.at(dir) .. "'"
+  if not st and code == "ENOENT" then
+    return string.format("%s is missing: the next %s makes workspace/ anew, an empty repository (main's history "
+      .. "and the done cards' merged work went with the removed one and are not brought back: put a copy of "
+      .. "workspace/ back first to keep them)", at, run), "ENOENT"
+  end
+  local kind = st and st.type ~= "directory" and st.type
+  if kind == "link" then kind = not uv.fs_stat(path) and "link to nothing" end
+  if kind then
+    return string.format("%s is a %s, not a folder: move it aside (mv %s %s.old); the next %s then makes "
+      .. "workspace/ anew", at, kind, at, at, run), "ENOTDIR"
+  end
+end
 
 -- A base URL from the environment: http(s) only, the scheme in any case. OLLAMA_HOST may
 -- also be "host" or "host:port" (Ollama's own convention), the port 11434 by default.
@@ -101,10 +182,11 @@ function M.finish(data, dir, getenv)
   return cfg
 end
 
--- A check's message "orket.lua: field.path: text" with the line that sets the field, as
--- `orket validate` gives it (orket.fieldline.place): every command that loads orket.lua says
--- where. Other messages, and a field not found, are left as they are.
-local function placed(dir, err)
+--- placed(dir, msg) -> a check's message "orket.lua: field.path: text" with the line that
+--- sets the field, as `orket validate` gives it (orket.fieldline.place): every command that
+--- loads orket.lua, or runs a team it sets, says where. Other messages, and a field not
+--- found, are left as they are.
+function M.placed(dir, err)
   if type(err) ~= "string" or not err:find("^orket%.lua: ") then return err end
   local file, line, text = fieldline.place(err, function(f) return (scriptfile.read((dir or ".") .. "/" .. f)) end)
   if not line then return err end
@@ -119,11 +201,11 @@ function M.load(dir, getenv)
   if not copy then return nil, err, code end
   local unknown = settings.unknown(copy)
   if #unknown > 0 then
-    return nil, placed(dir, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings.list() .. ")"),
+    return nil, M.placed(dir, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings.list() .. ")"),
       "EINVAL"
   end
   local cfg, ferr, fcode = M.finish(copy, dir, getenv)
-  if not cfg then return nil, placed(dir, ferr), fcode end
+  if not cfg then return nil, M.placed(dir, ferr), fcode end
   -- a price that looks written per 1,000 tokens: said (once a process), not refused;
   -- otel (where warnings go) lazy: loaded only when there is one to say. A project's
   -- directory other than "." named: `orket serve` loads several projects' orket.lua
@@ -141,7 +223,7 @@ function M.read(dir)
   local src, rerr, rcode = scriptfile.read(path)
   if not src then
     if rcode == "ENOENT" then
-      return nil, string.format("no project in %s (orket.lua not found); 'orket init' creates one", dir), rcode
+      return nil, string.format("no project in %s (orket.lua not found); %s", dir, M.no_project(dir)), rcode
     end
     return nil, "orket.lua: " .. rerr:sub(#path + 3), rcode
   end
@@ -180,7 +262,7 @@ function M.settings(dir, defaults)
   if defaults then cfg, err, code = M.load_or_defaults(dir) else cfg, err, code = M.load(dir) end
   if not cfg then return nil, err, code end
   local s, serr, scode = settings.resolve(cfg)
-  if not s then return nil, placed(dir, serr), scode end
+  if not s then return nil, M.placed(dir, serr), scode end
   return cfg, s
 end
 

@@ -17,6 +17,7 @@ local jsondup = require "orket.c.jsondup"
 local scriptenv = require "orket.scriptenv"
 local fieldline = require "orket.fieldline"
 local nearest = require "orket.nearest"
+local config = require "orket.config"
 
 local M = {}
 M.MAX_FILE = 16 * 1024 * 1024
@@ -41,8 +42,17 @@ local NOT_READ = { json = true, lua = true, yaml = true, yml = true, jsonc = tru
 local function list_files(dir)
   local root = dir .. "/epics"
   local st = uv.fs_stat(root)
-  if not st or st.type ~= "directory" then
-    return nil, string.format("import: %s: no epics/ folder here (give the project directory)", root), "ENOENT"
+  if st and st.type ~= "directory" then
+    return nil, string.format("import: %s: a %s, not a folder: the epics are files in an epics/ folder "
+      .. "(docs/board.md)", root, st.type), "ENOTDIR"
+  elseif not st and uv.fs_stat(dir .. "/orket.lua") then
+    -- the project's own folder: asking for it again would not help
+    return nil, string.format("import: %s: no such folder: write the project's epics there (docs/board.md)", root),
+      "ENOENT"
+  elseif not st then
+    -- inside a project's workspace/, the project above is the one meant (config.no_project)
+    local hint = config.holding(dir) and config.no_project(dir) or "give the project directory"
+    return nil, string.format("import: %s: no epics/ folder here (%s)", root, hint), "ENOENT"
   end
   local files = { skipped = {} }
   local function scan(path, rel, department)

@@ -127,4 +127,36 @@ function M.copy(v, depth)
   return out
 end
 
+--- shell_word(s) -> the shell word for s, for a command a person may paste: as is when it
+--- is plain, else in single quotes ('my project'), where neither $, ` nor bash's history
+--- expansion (!) acts; a word with a character a terminal would show escaped in $'...'.
+--- A word starting with '-' is the caller's to make safe (./-x, or --).
+function M.shell_word(s)
+  if s:match("^[%w_./+,:@%%=-]+$") then return s end
+  if M.line(s) == s then return "'" .. s:gsub("'", [['\'']]) .. "'" end
+  -- A word a terminal would show escaped (a newline, a control, a byte that is not UTF-8,
+  -- an invisible character) is written in bash's $'...' (zsh's and ksh's too), those bytes
+  -- as \xHH: single quotes would print them escaped by inert.line, and that text pasted
+  -- names another file, or none.
+  local out, i, n = { "$'" }, 1, #s
+  while i <= n do
+    local b = s:byte(i)
+    local len, cp = 1, nil
+    if b >= 0x80 then len, cp = decode(s, i) end
+    if b == 0x5c or b == 0x27 then
+      out[#out + 1] = "\\" .. string.char(b)
+    elseif b >= 0x20 and b < 0x7f then
+      out[#out + 1] = string.char(b)
+    elseif len and cp and not invisible(cp) then
+      out[#out + 1] = s:sub(i, i + len - 1)
+    else
+      len = len or 1
+      for k = i, i + len - 1 do out[#out + 1] = string.format("\\x%02x", s:byte(k)) end
+    end
+    i = i + (len or 1)
+  end
+  out[#out + 1] = "'"
+  return table.concat(out)
+end
+
 return M

@@ -97,7 +97,10 @@ function M.open_store(dir, create, reading, getenv)
     -- no orket.lua either: not a project at all, and importing would not help
     -- (looked at, not opened: opening an orket.lua that is a FIFO would block)
     local f = uv.fs_stat((dir or ".") .. "/orket.lua")
-    local advice = f and "run 'orket import' first" or "no orket.lua here either: 'orket init' creates a project"
+    -- inside a project's workspace/ (main's working tree), init would make a project in it
+    local advice = f and ("run " .. config.command("import", dir) .. " first")
+      or ("no orket.lua " .. ((dir or ".") == "." and "here" or "there") .. " either: "
+        .. config.no_project(dir, "a project"))
     return nil, string.format("no board in %s (%s not found); %s", dir or ".", path, advice), code
   end
   return db, err, code

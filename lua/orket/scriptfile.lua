@@ -19,6 +19,12 @@ function M.read(path, max)
   return rt.read_script(path, max or M.MAX_BYTES)
 end
 
+--- is_name(name) -> whether a file name is a script's: NAME.lua, NAME of letters, digits,
+--- '_' and '-' (what list lists, a hot reload watches and validate says of the others)
+function M.is_name(name)
+  return name:match("^[%w_%-]+%.lua$") ~= nil
+end
+
 --- list(dir) -> sorted paths "dir/name.lua" of dir's entries named like a script, of any
 --- kind: a FIFO or a folder so named is listed, for read to refuse by name (skipped, it
 --- would be a role or policy silently missing). {} when dir does not exist.
@@ -29,7 +35,7 @@ function M.list(dir)
   while true do
     local name = uv.fs_scandir_next(h)
     if not name then break end
-    if name:match("^[%w_%-]+%.lua$") then out[#out + 1] = dir .. "/" .. name end
+    if M.is_name(name) then out[#out + 1] = dir .. "/" .. name end
   end
   table.sort(out)
   return out

@@ -26,6 +26,7 @@ local experiments = require "orket.settings.experiments"
 local secret = require "orket.settings.secret"
 local inert = require "orket.inert"
 local cost = require "orket.cost"
+local uv = require "luv"
 
 local M = {}
 
@@ -49,7 +50,7 @@ local exists, names_of = scriptcheck.exists, scriptcheck.names_of
 local function check_config(dir, out)
   local data, err, code = config.read(dir)
   if not data then
-    add(out, dir, code == "ENOENT" and "orket.lua: not found; 'orket init' creates a project" or err, "orket.lua")
+    add(out, dir, code == "ENOENT" and "orket.lua: not found; " .. config.no_project(dir, "a project") or err, "orket.lua")
     return nil, nil
   end
   for _, p in ipairs(settings.check(data)) do add(out, dir, p) end
@@ -312,11 +313,55 @@ local function check_compose(dir, out, warnings)
   ws:close()
 end
 
+-- The project's script folders: one that is a file (or a FIFO, a device) is never read, so
+-- its scripts would silently be the built-in ones: said, as epics/ is (orket.import).
+local FOLDERS = { roles = "roles.md", tools = "tools.md", policies = "policies.md" }
+
+-- A file in a script folder that looks meant as a script but is not named as one read
+-- (orket.scriptfile.list: NAME.lua, NAME of letters, digits, '_' and '-'): said, as a
+-- misnamed epic file is, instead of the built-in script being used unseen.
+local function misnamed(dir, name, warnings)
+  local h = uv.fs_scandir(dir .. "/" .. name)
+  local seen = {}
+  while h do
+    local f = uv.fs_scandir_next(h)
+    if not f then break end
+    -- a name led by '.' is an editor's or the OS's (emacs's .#x.lua lock, macOS's ._x.lua)
+    if f:lower():find("%.lua$") and not scriptfile.is_name(f) and not f:find("^%.") then
+      seen[#seen + 1] = f
+    end
+  end
+  table.sort(seen)
+  for _, f in ipairs(seen) do
+    -- the file is named once, by add (as FILE: message)
+    add(warnings, dir, "not read: a script is named NAME.lua, NAME of letters, digits, '_' and '-'",
+      name .. "/" .. inert.line(f))
+  end
+end
+
+local function check_folders(dir, out, warnings)
+  for _, name in ipairs { "roles", "tools", "policies" } do
+    local st = uv.fs_stat(dir .. "/" .. name)
+    if st and st.type == "directory" then misnamed(dir, name, warnings) end
+    if st and st.type ~= "directory" then
+      add(out, dir, string.format("a %s, not a folder: a project's %s are .lua files in a folder %s/ (docs/%s); "
+        .. "none of them is read, the built-in ones are used", st.type, name, name, FOLDERS[name]), name)
+    end
+  end
+  -- .orket/ holds the store: as a file, every command that opens the board refuses it
+  local st = uv.fs_stat(dir .. "/.orket")
+  if st and st.type ~= "directory" then
+    add(out, dir, string.format("a %s, not a folder: the board lives in .orket/orket.db; move the file away",
+      st.type), ".orket")
+  end
+end
+
 function M.check(dir)
   dir = dir or "."
   local out, warnings = {}, {}
   local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
   local cfg, team, msection = check_config(dir, out)
+  check_folders(dir, out, warnings)
   local by_name, tool_names, sets, broken, half = scriptcheck.check(dir, out, summary)
   local servers = start_mcp(dir, msection)
   summary.mcp = {}

@@ -113,7 +113,7 @@ describe("orket CLI", function()
     assert.equal(0, r.status, r.stderr)
     r = H.orket("validate -C nowhere", { cwd = dir })
     assert.equal(1, r.status)
-    assert.equal("orket: nowhere: not a directory\n", r.stderr)
+    assert.equal("orket: no project in nowhere (no such directory); 'orket init nowhere' creates one\n", r.stderr)
   end)
 
   it("takes -C DIR before the command too, as git does, for every command that takes -C", function()
@@ -299,7 +299,8 @@ describe("orket CLI", function()
     r = H.orket("status --json -C " .. H.quote(dir .. "/nowhere"), { cwd = dir })
     assert.equal(1, r.status)
     assert.equal("", r.stdout)
-    assert.equal("orket: no project in " .. dir .. "/nowhere (orket.lua not found); 'orket init' creates one\n", r.stderr)
+    assert.equal("orket: no project in " .. dir .. "/nowhere (orket.lua not found); 'orket init " .. dir
+      .. "/nowhere' creates one\n", r.stderr)
   end)
 
   -- run, worker, bugfix, mcp and experiments said "orket.lua: cannot read: Not a directory",

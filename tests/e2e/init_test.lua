@@ -225,6 +225,26 @@ describe("orket init", function()
     f:close()
     assert.equal(2, H.orket("init a b", { cwd = dir }).status)
   end)
+
+  -- a person's own script.lua (or epics/start.json) in a folder was taken for a project
+  it("says a file of the name of one it writes is in the way, not that the folder holds a project", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/mine/epics") .. " " .. H.quote(dir .. "/own"))
+    write(dir .. "/own/script.lua", "print('my script')\n")
+    write(dir .. "/mine/epics/start.json", "{}\n")
+    for _, c in ipairs { { "own", "own/script.lua" }, { "mine", "mine/epics/start.json" } } do
+      local r = H.orket("init " .. c[1], { cwd = dir })
+      assert.equal(1, r.status)
+      assert.matches(c[2] .. " already exists, and init writes a file of that name: move it aside", r.stderr, 1, true)
+      assert.not_matches("holds a project", r.stderr)
+      assert.is_nil(H.read(dir .. "/" .. c[1] .. "/orket.lua"))
+    end
+    assert.equal("print('my script')\n", H.read(dir .. "/own/script.lua"))
+    -- a link named orket.lua that leads nowhere is a project's name taken all the same
+    assert(os.execute("ln -s /nonexistent " .. H.quote(dir .. "/own/orket.lua")))
+    local r = H.orket("init own", { cwd = dir })
+    assert.matches("own/orket.lua already exists: own already holds a project", r.stderr, 1, true)
+  end)
 end)
 
 describe("orket validate", function()

@@ -7,9 +7,10 @@ local PTY = H.BIN:gsub("orket$", "ptydrive")
 
 -- orket init ARGS in a fresh directory holding an empty p/, on a terminal, typed at as the
 -- steps say -> the transcript, the directory
-local function on_tty(args, steps)
+local function on_tty(args, steps, prep)
   local dir = H.tmpdir()
   assert(os.execute("mkdir " .. H.quote(dir .. "/p")))
+  if prep then prep(dir .. "/p") end
   H.write(dir .. "/steps", table.concat(steps, "\n") .. "\n")
   local p = io.popen(string.format("cd %s && env TERM=dumb %s -t 30 -- %s init %s <%s 2>&1",
     H.quote(dir), H.quote(PTY), H.quote(H.BIN), args, H.quote(dir .. "/steps")))
@@ -67,6 +68,39 @@ describe("orket init on a terminal", function()
     assert.equal(0, v.status, v.stdout .. v.stderr)
     assert.matches("^ok: orket.lua, 0 epics", v.stdout)
     assert.matches("the board is empty", H.orket("board", { cwd = p }).stdout)
+  end)
+
+  -- a person's own script.lua or epics/start.json was refused as "init writes a file of that
+  -- name" before the questions, also when the answers (a real model, an empty board) make
+  -- init write no such file
+  it("takes a folder holding a file of a name init writes only when the answers write it", function()
+    local MINE = '{ "id": "MINE", "name": "Mine", "issues": [ { "id": "MINE-1", "summary": "s", "seat": "senior_developer" } ] }\n'
+    local function prep(p)
+      assert(os.execute("mkdir " .. H.quote(p .. "/epics")))
+      H.write(p .. "/script.lua", "mine\n")
+      H.write(p .. "/epics/start.json", MINE)
+    end
+    local out, dir = on_tty("p", {
+      "expect Project name [p]: ", "keys \\n",
+      "expect Model provider", "send ollama",
+      "expect Model [", "keys \\n",
+      "expect Forge", "keys \\n",
+      "expect Start from (example/empty) [example]: ", "send empty",
+      "expect next:",
+    }, prep)
+    assert.matches("%[ptydrive: ok, exit 0%]", out)
+    assert.equal("mine\n", H.read(dir .. "/p/script.lua"))
+    assert.equal(MINE, H.read(dir .. "/p/epics/start.json"))
+    assert.truthy(H.read(dir .. "/p/orket.lua"))
+    -- the scripted model's example writes both: refused, nothing changed
+    out, dir = on_tty("p", {
+      "expect Project name [p]: ", "keys \\n", "expect Model provider", "keys \\n",
+      "expect Forge", "keys \\n", "expect Start from", "keys \\n",
+      "expect start.json already exists, and init writes a file of that name",
+    }, prep)
+    assert.matches("%[ptydrive: FAILED, exit 1%]", out)
+    assert.is_nil(out:find("expected", 1, true), out) -- every step was seen
+    assert.is_nil(H.read(dir .. "/p/orket.lua"))
   end)
 
   it("offers gitea's URL and openai's model, and starts from the example", function()

@@ -78,6 +78,112 @@ describe("a model name that names no configured provider", function()
   end)
 end)
 
+-- The team's problems a run finds as it starts (no reviewer, a role no script defines) name
+-- orket.lua's line, as validate does, in `orket run` and `orket worker` alike.
+describe("a team that cannot work", function()
+  after_each(H.cleanup)
+
+  local function line_of(text, pat)
+    local n = 0
+    for l in (text .. "\n"):gmatch("([^\n]*)\n") do
+      n = n + 1
+      if l:find(pat) then return n end
+    end
+  end
+
+  it("with no reviewer seat, or a seat's role unknown, is refused by run and worker naming orket.lua's line", function()
+    local p = project()
+    local orig = H.read(p .. "/orket.lua")
+    local cases = {
+      { orig:gsub("\n  integrity_guard = { roles = { \"integrity_guard\" } },", ""), "^team = {",
+        "team: no seat holds the integrity_guard role" },
+      { orig:gsub('roles = { "coder" }', 'roles = { "codr" }'), "senior_developer = {",
+        'team.senior_developer.roles[1]: no role named "codr"' },
+    }
+    for _, c in ipairs(cases) do
+      H.write(p .. "/orket.lua", c[1])
+      local want = string.format("orket.lua:%d: %s", line_of(c[1], c[2]), c[3])
+      assert.matches(want, H.orket("validate", { cwd = p }).stdout, 1, true)
+      for _, cmd in ipairs { "run START", "worker" } do
+        local r = H.orket(cmd, { cwd = p })
+        assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+        assert.matches("^orket: " .. want:gsub("%p", "%%%0"), r.stderr)
+      end
+    end
+    untouched(p)
+  end)
+
+  -- resume worked the card into a block no retry lifts ("No seat holding integrity_guard
+  -- other than senior_developer can review this card")
+  it("is refused by resume as by run, the killed run's cards left as they were", function()
+    local p = project()
+    local orig = H.read(p .. "/orket.lua")
+    local r = H.orket("run START", { cwd = p, env = { ORKET_FAULT = "after_model:1" } })
+    assert.equal(137, r.status, r.stderr)
+    local broken = orig:gsub("\n  integrity_guard = { roles = { \"integrity_guard\" } },", "")
+    H.write(p .. "/orket.lua", broken)
+    for _, cmd in ipairs { "resume", "resume 1" } do
+      r = H.orket(cmd, { cwd = p })
+      assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+      assert.matches(string.format("^orket: orket%%.lua:%d: team: no seat holds the integrity_guard role",
+        line_of(broken, "^team = {")), r.stderr)
+    end
+    assert.not_matches("blocked", H.orket("board", { cwd = p }).stdout)
+    H.write(p .. "/orket.lua", orig)
+    r = H.orket("resume", { cwd = p })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("START%-1%s+done", H.orket("board", { cwd = p }).stdout)
+  end)
+end)
+
+-- roles/, tools/ or policies/ written as a file, or a script in one under a name no load
+-- reads: validate said ok, and a run used the built-in scripts without a word
+describe("a script folder that is a file", function()
+  after_each(H.cleanup)
+
+  it("is a problem validate names, with the folder it should be", function()
+    local p = project()
+    for _, name in ipairs { "roles", "tools", "policies" } do
+      H.write(p .. "/" .. name, "deny { tool = '*' }\n")
+      local v = H.orket("validate", { cwd = p })
+      assert.equal(1, v.status, name)
+      assert.matches(name .. ": a file, not a folder: a project's " .. name .. " are .lua files in a folder "
+        .. name .. "/", v.stdout, 1, true)
+      os.remove(p .. "/" .. name)
+    end
+    assert.equal(0, H.orket("validate", { cwd = p }).status)
+    -- .orket as a file: board and run refuse it; validate said ok
+    assert(os.execute("mv " .. H.quote(p .. "/.orket") .. " " .. H.quote(p .. "/orket.keep")))
+    H.write(p .. "/.orket", "x\n")
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status)
+    assert.matches(".orket: a file, not a folder: the board lives in .orket/orket.db", v.stdout, 1, true)
+    os.remove(p .. "/.orket")
+    assert(os.execute("mv " .. H.quote(p .. "/orket.keep") .. " " .. H.quote(p .. "/.orket")))
+    -- a script whose file name no load reads (a dot in it, .LUA) was passed over unseen
+    assert(os.execute("mkdir -p " .. H.quote(p .. "/roles") .. " " .. H.quote(p .. "/policies")))
+    H.write(p .. "/roles/code.reviewer.lua", 'return { intent = "x", tools = {}, system = "s" }\n')
+    H.write(p .. "/policies/NoSSH.LUA", 'deny { tool = "*" }\n')
+    H.write(p .. "/policies/notes.txt", "not a script\n")
+    v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    assert.matches("warning: roles/code.reviewer.lua: not read: a script is named NAME.lua", v.stdout, 1, true)
+    assert.matches("warning: policies/NoSSH.LUA: not read", v.stdout, 1, true)
+    assert.not_matches("notes.txt", v.stdout)
+    -- a name with a space is said once (it was "roles/a b.lua: roles/a b.lua: not read"); an
+    -- editor's lock (.#coder.lua) and macOS's ._x.lua are no one's scripts: not warned about
+    H.write(p .. "/roles/a b.lua", "return {}\n")
+    H.write(p .. "/roles/.#coder.lua", "x\n")
+    H.write(p .. "/roles/._x.lua", "x\n")
+    v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    assert.matches("warning: roles/a b.lua: not read: a script is named NAME.lua", v.stdout, 1, true)
+    assert.not_matches("a b.lua: roles/", v.stdout, 1, true)
+    assert.not_matches("#coder", v.stdout, 1, true)
+    assert.not_matches("._x", v.stdout, 1, true)
+  end)
+end)
+
 describe("orket.lua", function()
   after_each(H.cleanup)
 
@@ -118,14 +224,15 @@ describe("orket.lua", function()
     end
     -- from the project itself, the name it always had
     assert.matches("^orket: orket%.lua:18: budgets%.turn", H.orket("run START", { cwd = p }).stderr)
-    -- a team's error, found once the engine is open (its check), is named the same way
+    -- a team's error, found once the engine is open (its check), is named the same way, with
+    -- the line of the statement in force
     local q = project()
     append(q .. "/orket.lua", 'team.senior_developer = { roles = { "codr" } }\n')
     local qparent, qname = q:match("^(.*)/([^/]+)$")
     for _, cmd in ipairs { "-C " .. qname .. " run START", "-C " .. qname .. " worker" } do
       local r = H.orket(cmd, { cwd = qparent })
       assert.equal(1, r.status, cmd .. ": " .. r.stderr)
-      assert.matches("^orket: " .. qname:gsub("%p", "%%%0") .. '/orket%.lua: team%.senior_developer%.roles%[1%]: no role named "codr"', r.stderr)
+      assert.matches("^orket: " .. qname:gsub("%p", "%%%0") .. '/orket%.lua:18: team%.senior_developer%.roles%[1%]: no role named "codr"', r.stderr)
     end
   end)
 
@@ -310,12 +417,108 @@ describe("orket run outside a project", function()
 
   it("says that orket init creates one, as the other commands do", function()
     local dir = H.tmpdir()
-    for _, cmd in ipairs { "run X", "run X -C sub" } do
-      local r = H.orket(cmd, { cwd = dir })
+    for _, c in ipairs { { "run X", "orket init" }, { "run X -C sub", "orket init sub" } } do
+      local r = H.orket(c[1], { cwd = dir })
       assert.equal(1, r.status)
-      assert.matches("^orket: no project in %S+ %(orket.lua not found%); 'orket init' creates one\n$", r.stderr)
+      assert.matches("^orket: no project in %S+ %(orket.lua not found%); '" .. c[2] .. "' creates one\n$", r.stderr)
       assert.is_nil(r.stderr:find("cannot open", 1, true))
     end
+  end)
+
+  -- The command a message suggests names the project's folder when it is not ".": a bare
+  -- 'orket init' or 'orket import' would act on the folder the person is in.
+  it("suggests init and import for the folder given with -C DIR, and the suggestion works", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/sub") .. " " .. H.quote(dir .. "/my dir")))
+    local cases = {
+      { "-C sub board", "no orket.lua there either: 'orket init sub' creates a project" },
+      { "-C sub status", "'orket init sub' creates one" },
+      { "-C sub secrets list", "'orket init sub' creates one" },
+      { "validate sub", "orket.lua: not found; 'orket init sub' creates a project" },
+      -- a folder not there: not "not a directory"
+      { "validate nodir", "orket: no project in nodir (no such directory); 'orket init nodir' creates one" },
+      { "-C 'my dir' board", [['orket init 'my dir'' creates a project]] },
+    }
+    for _, c in ipairs(cases) do
+      local r = H.orket(c[1], { cwd = dir })
+      assert.equal(1, r.status, c[1])
+      assert.matches(c[2], r.stdout .. r.stderr, 1, true)
+    end
+    H.write(dir .. "/sub/orket.lua", 'name = "x"\n')
+    local r = H.orket("-C sub board", { cwd = dir })
+    assert.matches("run 'orket import sub' first", r.stderr, 1, true)
+    -- the project's own folder without epics/: told where they go, not to give the project's folder
+    r = H.orket("import sub", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("import: sub/epics: no such folder: write the project's epics there", r.stderr, 1, true)
+    H.write(dir .. "/sub/epics", "")
+    r = H.orket("import sub", { cwd = dir })
+    assert.matches("import: sub/epics: a file, not a folder", r.stderr, 1, true)
+    os.remove(dir .. "/sub/epics")
+    os.remove(dir .. "/sub/orket.lua")
+    assert.equal(0, H.orket("init sub --yes", { cwd = dir }).status)
+    assert.equal(0, H.orket("-C sub board", { cwd = dir }).status)
+    assert.is_nil(H.read(dir .. "/orket.lua")) -- nothing made where the person stood
+    -- from inside the project's workspace/ (main's working tree), init would make a project
+    -- in it: the project above is named instead, and the commands given it with -C work
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/sub/workspace/src")))
+    local real = select(2, H.sh("cd " .. H.quote(dir .. "/sub") .. " && pwd -P")):gsub("%s+$", "")
+    for _, cmd in ipairs { "board", "runs", "run START", "worker", "validate", "import", "secrets list" } do
+      r = H.orket(cmd, { cwd = dir .. "/sub/workspace/src" })
+      assert.equal(1, r.status, cmd)
+      assert.matches("this folder is in the workspace/ of the project " .. real .. ": give it with -C " .. real,
+        r.stdout .. r.stderr, 1, true)
+      assert.not_matches("orket init", r.stdout .. r.stderr)
+      assert.not_matches("give the project directory", r.stdout .. r.stderr)
+    end
+    for _, cmd in ipairs { "board", "runs", "validate", "secrets list" } do
+      assert.equal(0, H.orket(cmd .. " -C " .. H.quote(real), { cwd = dir .. "/sub/workspace/src" }).status, cmd)
+    end
+  end)
+
+  -- A suggested command, pasted into a shell, acts on the folder it names: the folder in
+  -- single quotes (neither bash's history expansion of ! nor $ acts there; double quotes
+  -- gave "event not found"), a leading '-' as ./-x (not an option), a newline as $'...'
+  -- (printed raw, it split the command in two).
+  it("suggests an init that, pasted into sh or an interactive bash, makes the folder named", function()
+    local dir = H.tmpdir()
+    local bash = "HISTFILE=/dev/null bash --norc -i < cmd.txt"
+    for _, c in ipairs {
+      { "-it's !x $HOME", { "sh cmd.txt", bash } },
+      { "a\nb!", { bash } },
+    } do
+      local r = H.orket("validate -- " .. H.quote(c[1]), { cwd = dir })
+      assert.equal(1, r.status)
+      local cmd = r.stderr:match("; '(orket init .*)' creates one\n$")
+      assert(cmd, r.stderr)
+      for _, shell in ipairs(c[2]) do
+        H.write(dir .. "/cmd.txt", H.quote(H.BIN) .. cmd:sub(#"orket" + 1) .. " --yes\n")
+        H.sh("cd " .. H.quote(dir) .. " && " .. shell .. " >/dev/null 2>&1")
+        assert.is_not_nil(H.read(dir .. "/" .. c[1] .. "/orket.lua"), shell .. ": " .. cmd)
+        assert.is_nil(H.read(dir .. "/orket.lua"), shell .. ": " .. cmd)
+        assert(os.execute("rm -rf " .. H.quote(dir .. "/" .. c[1])))
+      end
+    end
+  end)
+
+  -- board, run's epics warning and bug said 'orket import' and 'orket run ROCK' with no
+  -- folder: from elsewhere, those act on the folder the person is in
+  it("says the commands a board, a run and a bug suggest with the project's folder", function()
+    local dir = H.tmpdir()
+    assert(os.execute("mkdir -p " .. H.quote(dir .. "/e/epics")))
+    H.write(dir .. "/e/orket.lua", 'name = "x"\n')
+    assert.equal(0, H.orket("import e", { cwd = dir }).status)
+    local r = H.orket("-C e board", { cwd = dir })
+    assert.equal("the board is empty; put epics in e/epics/ and run 'orket import e'\n", r.stdout)
+    assert.equal(0, H.orket("init p --yes", { cwd = dir }).status)
+    H.write(dir .. "/p/epics/r.json", '{ "id": "R", "type": "rock", "name": "Rock", "epics": [ "START" ] }\n')
+    r = H.orket("-C p run START", { cwd = dir })
+    assert.matches("epics/r.json changed since the last import; this run works the board as imported: run "
+      .. "'orket import p' to apply them", r.stdout, 1, true)
+    assert.equal(0, H.orket("import p", { cwd = dir }).status)
+    r = H.orket("bug R 'it broke' -C p", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("R-bugs-1 filed; 'orket run R -C p' works it\n", r.stdout)
   end)
 end)
 

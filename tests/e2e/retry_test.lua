@@ -32,6 +32,22 @@ end
 describe("orket retry", function()
   after_each(H.cleanup)
 
+  -- it said "continue with 'orket resume' or 'orket run'": under -C DIR both looked for a
+  -- project where the person was, and `orket run` alone is a usage error
+  it("under -C DIR says the commands to continue with -C DIR, and the one given works", function()
+    local dir = project()
+    assert.equal(1, H.orket("run R", { cwd = dir }).status)
+    H.write(dir .. "/script.lua", script(false))
+    local parent, name = dir:match("^(.*)/([^/]+)$")
+    local r = H.orket("retry R-1 -C " .. name, { cwd = parent })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(string.format("R-1 is ready; continue with 'orket resume -C %s' or 'orket run R-1 -C %s'\n", name,
+      name), r.stdout)
+    r = H.orket(r.stdout:match("or 'orket ([^']+)'"), { cwd = parent })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("done", card(dir, "R-1").status)
+  end)
+
   it("puts a card a failing model blocked back to ready, and the next run finishes it", function()
     local dir = project()
     local r = H.orket("run R", { cwd = dir })
@@ -46,7 +62,8 @@ describe("orket retry", function()
     H.write(dir .. "/script.lua", script(false)) -- the model works again
     r = H.orket("retry R-1 'the model is back'", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
-    assert.equal("R-1 is ready; continue with 'orket resume' or 'orket run'\n", r.stdout)
+    -- commands that work as given: `orket run` alone is a usage error
+    assert.equal("R-1 is ready; continue with 'orket resume' or 'orket run R-1'\n", r.stdout)
     assert.matches("^orket: acting as the local operator %(local:[%w._-]+%)\n$", r.stderr)
     local c = card(dir, "R-1")
     assert.equal("ready", c.status)

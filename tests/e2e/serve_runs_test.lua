@@ -186,6 +186,39 @@ describe("orket serve runs", function()
     assert.equal(0, s.stop())
   end)
 
+  -- a resume was checked in the CLI alone: the server resumed a run whose team lost its
+  -- reviewer seat into a block no retry lifts
+  it("refuses to resume a run whose team has no reviewer now, naming orket.lua's line, as the CLI does", function()
+    local dir = project { "A-1" }
+    local op = key(dir, "ops", "operator")
+    local s = start(dir, { env = LIMITS })
+    local st, run = call(s, "POST", "/v1/runs", op, { target = "A" })
+    assert.equal(201, st)
+    local id = math.tointeger(run.run.id)
+    assert.equal(202, (call(s, "POST", "/v1/runs/" .. id .. "/stop", op)))
+    wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "interrupted" end,
+      "run " .. id .. " interrupted")
+    local orig = H.read(dir .. "/orket.lua")
+    H.write(dir .. "/orket.lua", (orig:gsub(", integrity_guard = { roles = { \"integrity_guard\" } }", "")))
+    local rst, refused = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)
+    assert.equal(409, rst)
+    assert.matches("^orket%.lua:3: team: no seat holds the integrity_guard role", refused.error.message)
+    assert.equal("interrupted", select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state)
+    -- a new run is refused with the same words and line
+    local nst, ndoc = call(s, "POST", "/v1/runs", op, { target = "B" })
+    assert.equal(409, nst)
+    assert.matches("^orket%.lua:3: team: no seat holds the integrity_guard role", ndoc.error.message)
+    local cli = H.orket("resume " .. id, { cwd = dir })
+    assert.equal(1, cli.status)
+    assert.matches("orket: orket.lua:3: team: no seat holds the integrity_guard role", cli.stderr, 1, true)
+    H.write(dir .. "/orket.lua", orig)
+    H.write(dir .. "/script.lua", script())
+    assert.equal(202, (call(s, "POST", "/v1/runs/" .. id .. "/resume", op)))
+    wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "done" end,
+      "run " .. id .. " done", 3000)
+    assert.equal(0, s.stop())
+  end)
+
   it("runs disjoint epics at once, refuses an overlap here and in orket run, stops and resumes", function()
     local dir = project { "A-1", "B-1" }
     local op = key(dir, "ops", "operator")

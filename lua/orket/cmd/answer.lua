@@ -4,6 +4,7 @@
 -- goes back to ready in the same transaction, so the next 'orket run' or 'orket resume'
 -- picks it up.
 local board_mod = require "orket.board"
+local config = require "orket.config"
 local approvals = require "orket.actions.approvals"
 local answer = require "orket.actions.answer"
 
@@ -23,7 +24,7 @@ cmd.help = [[
 A card waiting for input has a question in its comments: answer it with text. A card waiting
 for an approval holds a tool call a policy asked about ('orket card CARD' shows it): --approve
 lets exactly that call run once on the card's next turn (the note is passed on to the model);
---deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run'.
+--deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run CARD'.
 Text that starts with '-' goes after -- (orket answer CARD -- "-1 is fine").]]
 
 -- The words beyond the card, checked -> decision ("approve", "deny" or nil for an answer),
@@ -80,7 +81,10 @@ function cmd.run(args, cli)
   cli.say_operator()
   local what = decision == "approve" and "approved" or decision == "deny" and "refused" or "answered"
   if decision then what = string.format("%s request #%d of", what, ok.id) end
-  io.stdout:write(string.format("%s %s; continue with 'orket resume' or 'orket run'\n", what, o.card))
+  -- the commands as typed from here (as orket retry says them)
+  local where = config.at(o.dir)
+  io.stdout:write(string.format("%s %s; continue with 'orket resume%s' or 'orket run %s%s'\n", what, o.card, where,
+    cli.shell_quote(o.card), where))
   return 0
 end
 

@@ -5,6 +5,7 @@ local view = require "orket.views.board"
 local inert = require "orket.inert"
 local uv = require "luv"
 local cmdline = require "orket.cmdline"
+local config = require "orket.config"
 
 local cmd = { name = "board", summary = "show the board as a tree", args = {
   extra = "give at most one epic or rock",
@@ -103,7 +104,8 @@ function cmd.run(args, cli)
   end
   local ordered = view.tree(cards)
   if #ordered == 0 then
-    io.stdout:write("the board is empty; put epics in epics/ and run 'orket import'\n")
+    io.stdout:write(string.format("the board is empty; put epics in %s and run %s\n",
+      o.dir == "." and "epics/" or (o.dir:gsub("/+$", "") .. "/epics/"), config.command("import", o.dir)))
     return 0
   end
   io.stdout:write(table.concat(tree_lines(ordered), "\n"), "\n")

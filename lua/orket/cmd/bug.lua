@@ -2,6 +2,7 @@
 -- bugs epic: orket.actions.bugs.file_bug), counted in the rock's bug-fix phase. Prints
 -- the card's id, or the open bug it was added to when --fingerprint matches one.
 local jsonout = require "orket.jsonout"
+local config = require "orket.config"
 local bugs = require "orket.actions.bugs"
 
 local cmdline = require "orket.cmdline"
@@ -46,13 +47,14 @@ function cmd.run(args, cli)
   end
   cli.say_operator()
   local moved = rock ~= o.rock and string.format(" under %s (%s's bug-fix phase ended)", rock, o.rock) or ""
+  local where = config.at(o.dir) -- the run as typed from here
   if o.json then
     io.stdout:write(jsonout.encode { card = id, duplicate = dup, rock = rock }, "\n")
   elseif dup then
     io.stdout:write(string.format("%s is open with the same fingerprint%s; the report is a comment on it; "
-      .. "'orket run %s' works it\n", id, moved, rock))
+      .. "'orket run %s%s' works it\n", id, moved, rock, where))
   else
-    io.stdout:write(string.format("%s filed%s; 'orket run %s' works it\n", id, moved, rock))
+    io.stdout:write(string.format("%s filed%s; 'orket run %s%s' works it\n", id, moved, rock, where))
   end
   return 0
 end

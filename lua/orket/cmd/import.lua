@@ -66,7 +66,7 @@ local function say_gone(gone, dir, cli)
   io.stdout:write(string.format("not in epics/ any more, still on the board (import deletes no card): %s\n"
     .. "  end %s with: %s cancel %s \"reason\"%s%s, or put %s back in epics/\n", table.concat(names, ", "),
     one and "it" or "each", cli.program(), one and gone[1].id or "CARD",
-    dir ~= "." and (" -C " .. cli.shell_quote(dir)) or "",
+    config.at(dir),
     parent and (one and " (the cards under it end with it)" or " (a rock's or epic's cards end with it)") or "",
     one and "it" or "them"))
 end
@@ -79,7 +79,7 @@ local function say_emptied(emptied, dir, cli)
     io.stdout:write(string.format("moved cards left %s %s %s with no %s: it stays so; give it %s in epics/, or "
       .. "end it with: %s cancel %s \"reason\"%s\n", e.type, e.id, e.status, e.type == "rock" and "epics" or "issues",
       e.type == "rock" and "epics" or "issues", cli.program(), e.id,
-      dir ~= "." and (" -C " .. cli.shell_quote(dir)) or ""))
+      config.at(dir)))
   end
 end
 

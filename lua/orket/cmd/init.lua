@@ -6,6 +6,7 @@
 -- On a terminal and without options it asks first (orket.terminal.ask): name, model,
 -- forge, example or empty.
 local uv = require "luv"
+local config = require "orket.config"
 local json = require "cjson.safe"
 local import = require "orket.import"
 local project = require "orket.project"
@@ -20,7 +21,8 @@ cmd.help = [[
 Creates DIR (default: the current directory) with orket.lua, epics/start.json (one epic of
 two issues), script.lua (an offline scripted model), and workspace/ (a git repository on
 branch main; docs/git.md), imports the epic, and prints the command that runs it. Refuses to touch a directory that already holds a project
-(orket.lua, epics/start.json, script.lua or .orket/), naming the file. All or nothing: when
+(orket.lua or .orket/), or a file of the name of one it writes (epics/start.json,
+script.lua), naming the file. All or nothing: when
 a step fails (e.g. a broken file already in DIR/epics/), what init created is removed again
 and files that were there before are left as they were.
 
@@ -340,8 +342,8 @@ end
 
 -- What init made, and the command to run next.
 local function say_made(dir, o, texts, r, cli)
-  -- a name starting with '-' would be read by cd as its option: "./-x" is the same folder
-  local cd = dir == "." and "" or ("cd " .. shell_quote(dir:find("^%-") and "./" .. dir or dir) .. " && ")
+  -- a name starting with '-' would be read by cd as its option: config.dir_word writes ./-x
+  local cd = dir == "." and "" or ("cd " .. config.dir_word(dir) .. " && ")
   -- START's issues as its file holds them: r.cards counts epics/ files that were there too
   local start = texts["epics/start.json"] and json.decode(texts["epics/start.json"])
   local issues = start and #(start.issues or {}) or 0
@@ -410,14 +412,31 @@ local function undone(cli, dir, made, err)
   return 1
 end
 
+-- What in DIR init would not overwrite -> the refusal | nil. orket.lua or .orket/ is a
+-- project (asked before the questions: texts nil); another file of the same name as one
+-- init writes (texts, after the answers: a person's own script.lua is in the way of the
+-- scripted model, not of a real one) is only in the way, and said so.
+local function in_the_way(dir, texts)
+  for _, f in ipairs(texts and {} or { "orket.lua", ".orket" }) do
+    if uv.fs_lstat(dir .. "/" .. f) then
+      return string.format("%s/%s already exists: %s already holds a project; nothing was changed", dir, f, dir)
+    end
+  end
+  for _, f in ipairs { "epics/start.json", "script.lua" } do
+    if texts and texts[f] and uv.fs_lstat(dir .. "/" .. f) then
+      return string.format("%s/%s already exists, and init writes a file of that name: move it aside, or give "
+        .. "init another folder; nothing was changed", dir, f)
+    end
+  end
+end
+
 function cmd.run(args, cli)
   local dir, o = options(args, cli)
   if not dir then return o end
-  for _, f in ipairs { "orket.lua", "epics/start.json", "script.lua", ".orket" } do
-    if uv.fs_stat(dir .. "/" .. f) then
-      cli.err("%s/%s already exists: %s already holds a project; nothing was changed", dir, f, dir)
-      return 1
-    end
+  local refused = in_the_way(dir)
+  if refused then
+    cli.err("%s", refused)
+    return 1
   end
   local name = uv.fs_realpath(".") or "project"
   if dir ~= "." then name = dir end
@@ -430,8 +449,9 @@ function cmd.run(args, cli)
     name = o.name
   end
   local texts, files = project_texts(rt.home(), dir, o, name)
-  if not texts then
-    cli.err("%s", files)
+  refused = texts and in_the_way(dir, texts)
+  if not texts or refused then
+    cli.err("%s", refused or files)
     return 1
   end
   local made = undo_list()

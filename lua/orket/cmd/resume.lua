@@ -1,6 +1,7 @@
 -- orket resume [RUN]: continues a run that was interrupted, killed or stalled (after
 -- 'orket answer'), from its journal: recorded model responses and tool calls are not repeated.
 local run_cmd = require "orket.cmd.run"
+local config = require "orket.config"
 local runs = require "orket.store.runs"
 local cmdline = require "orket.cmdline"
 local recorded = require "orket.engine.recorded"
@@ -97,7 +98,7 @@ end
 
 local function to_workers(o, cli, id)
   local words = { "--resume", tostring(id), o.dir or "." }
-  local where = (o.dir and o.dir ~= ".") and (" -C " .. cli.shell_quote(o.dir)) or ""
+  local where = config.at(o.dir)
   local again = cli.program() .. " resume " .. id .. where
   local inner = { only = id, model = o.model, concurrency = o.concurrency }
   local shown = live(o, inner, again)

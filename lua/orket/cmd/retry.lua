@@ -4,6 +4,7 @@
 -- was raised, an issue that was split). The move goes through the state machine as a
 -- person's; board:retry resets the card's rework count and budgets and journals it.
 local board_mod = require "orket.board"
+local config = require "orket.config"
 local approvals = require "orket.actions.approvals"
 local retry = require "orket.actions.retry"
 
@@ -25,7 +26,7 @@ it to ready and starts its turn and token budgets and its count of review reject
 still open is archived: the retry answers it. The note, if given, is added to
 the card's comments by the developer, where the next turn's model reads it. A card waiting
 for an approval is decided with 'orket answer CARD --approve' or --deny instead. Refused
-while a run works on the project. Continue with 'orket resume' or 'orket run'.]]
+while a run works on the project. Continue with 'orket resume' or 'orket run CARD'.]]
 
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
@@ -51,7 +52,11 @@ function cmd.run(args, cli)
     return 1
   end
   cli.say_operator()
-  io.stdout:write(string.format("%s is %s; continue with 'orket resume' or 'orket run'\n", card.id, card.status))
+  -- the commands as typed from here: `orket run` alone is a usage error, and without -C DIR
+  -- either would look for a project in the folder the person is in
+  local where = config.at(o.dir)
+  io.stdout:write(string.format("%s is %s; continue with 'orket resume%s' or 'orket run %s%s'\n", card.id,
+    card.status, where, cli.shell_quote(card.id), where))
   return 0
 end
 

@@ -21,6 +21,7 @@ local runs = require "orket.store.runs"
 local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
 local settings = require "orket.settings"
+local config = require "orket.config"
 local otel = require "orket.otel"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
@@ -162,7 +163,7 @@ local function output(o, cli, held)
   end)
   if o.json then return with_skipped(emit) end
   -- the exact line that continues this run: this binary, this project
-  local where = o.dir ~= "." and (" -C " .. cli.shell_quote(o.dir)) or ""
+  local where = config.at(o.dir)
   local view, stop_view = cmd.live(function() return held.e end,
     function(id) return cli.program() .. " resume " .. id .. where end)
   return function(ev) view:event(ev) end, view, stop_view
@@ -229,7 +230,7 @@ local function epics_warning(e, o, emit, cli)
   return function(run_id)
     if #changed == 0 then return end
     local msg = string.format("%s changed since the last import; this run works the board as imported: "
-      .. "run 'orket import' to apply them", table.concat(changed, ", "))
+      .. "run %s to apply them", table.concat(changed, ", "), config.command("import", o.dir))
     if o.json then
       emit { type = "epics_changed", run_id = run_id, files = changed, message = msg }
     else
@@ -246,7 +247,7 @@ local function say_phase_moved(e, o, emit)
   local went = bugs.bug_rock(e.db, o.target)
   if went and went ~= o.target then
     local msg = string.format("%s's bug-fix phase has ended; its open bugs and new ones went to %s: "
-      .. "run 'orket run %s'", o.target, went, went)
+      .. "run 'orket run %s%s'", o.target, went, went, config.at(o.dir))
     emit { type = "bugfix", action = "moved", rock = o.target, next_rock = went, message = msg }
   end
 end
@@ -260,6 +261,22 @@ local function keep_lease(e, id, cli)
   end)
 end
 
+-- The claim section is the folder's: a process of the same store in another folder passes
+-- it at once (docs/store.md, "Several servers"). So the question is asked again with the
+-- run's record (a resumed run's: its lease) and its lease in one write transaction, which
+-- the store runs one at a time: two `orket run`s of one target in two folders made two runs
+-- of it, and a resume went beside a new run of its cards. A resumed run's team is checked
+-- as a new run's is (orket.lua may have changed since): without a reviewer seat its cards
+-- were worked into a block no retry lifts. -> run id | nil, msg, CODE
+local function record(e, o, resume_id)
+  if not resume_id then
+    return recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model, own_run_lock = true })
+  end
+  local ok, cerr, ccode = setup.resumable(o.dir, e)
+  if not ok then return nil, cerr, ccode end
+  return recorded.resume(o.dir, e.db, e.board, resume_id, { own_run_lock = true })
+end
+
 -- The run itself, in a task: started (or resumed), recorded, worked -> its status, the
 -- view's note for a terminal | nil.
 local function work(e, o, resume_id, lock, claim, emit, cli)
@@ -268,21 +285,11 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   -- filed before the run reads its scope, so this run works them
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
   say_phase_moved(e, o, emit)
-  -- The claim section is the folder's: a process of the same store in another folder
-  -- passes it at once (docs/store.md, "Several servers"). So the question is asked again
-  -- with the run's record (a resumed run's: its lease) and its lease in one write
-  -- transaction, which the store runs one at a time: two `orket run`s of one target in two
-  -- folders made two runs of it, and a resume went beside a new run of its cards.
-  local id, serr, scode
-  if resume_id then
-    id, serr, scode = recorded.resume(o.dir, e.db, e.board, resume_id, { own_run_lock = true })
-  else
-    id, serr, scode = recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model,
-      own_run_lock = true })
-  end
+  local id, serr, scode = record(e, o, resume_id)
   if not id then
     warn(nil)
-    cli.fail(scode, "%s", cli.in_dir(o.dir, serr))
+    -- the team's problems name orket.lua's line, as `orket validate` does
+    cli.fail(scode, "%s", cli.in_dir(o.dir, config.placed(o.dir, serr)))
     return nil
   end
   warn(id)
@@ -313,7 +320,7 @@ local function drain_traces(e, cli)
   for _, line in ipairs(lines) do cli.err("warning: %s", line) end
 end
 
-function cmd.execute(o, cli, resume_id)
+local function execute(o, cli, resume_id)
   local held = {}
   local emit, view, stop_view = output(o, cli, held)
   local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
@@ -352,6 +359,18 @@ function cmd.execute(o, cli, resume_id)
     return 1
   end
   return status and EXIT[status] or 1
+end
+
+-- A workspace/ that is a file stops the run before anything is opened, said as `orket status`
+-- says it, with the command that clears the way (the workspace's own message named no fix).
+-- One that is missing is made anew by the run (docs/git.md).
+function cmd.execute(o, cli, resume_id)
+  local gone, code = config.workspace_gone(o.dir)
+  if gone and code == "ENOTDIR" then
+    cli.fail(code, "%s", gone)
+    return 1
+  end
+  return execute(o, cli, resume_id)
 end
 
 function cmd.run(args, cli)

@@ -5,6 +5,7 @@
 local jsonout = require "orket.jsonout"
 local cmdline = require "orket.cmdline"
 local uv = require "luv"
+local config = require "orket.config"
 
 local cmd = { name = "secrets", summary = "keep forge tokens, model keys and passwords encrypted, by name" }
 cmd.args = {
@@ -80,7 +81,8 @@ local function list(o)
   -- a directory that holds no project (a mistyped -C) has no secrets to list, and saying
   -- "no secrets" there would hide the mistake
   if not uv.fs_stat(o.dir .. "/orket.lua") and not uv.fs_stat(o.dir .. "/.orket") then
-    return nil, string.format("no project in %s (neither orket.lua nor .orket/ there); 'orket init' creates one", o.dir),
+    return nil, string.format("no project in %s (neither orket.lua nor .orket/ there); %s", o.dir,
+      config.no_project(o.dir)),
       "ENOENT"
   end
   local store = require "orket.store.secrets" -- lazy: as the store

@@ -4,6 +4,7 @@ local uv = require "luv"
 local jsonout = require "orket.jsonout"
 local inert = require "orket.inert"
 local status_view = require "orket.views.status"
+local config = require "orket.config"
 
 -- (not every difference from main: a person's edit where no merge changed the path is git's
 -- to show, docs/git.md)
@@ -37,25 +38,11 @@ local function line(cli, list)
   return inert.line(table.concat(out, " && "))
 end
 
--- The project a person asks from: DIR, or, with no -C (or -C .) and no project here, the
--- project whose workspace/ holds this folder (a person editing main's view asks from inside
--- it): the outermost folder above with orket.lua, .orket/ and workspace/.git, so that an
--- orket.lua the agents committed in the tree is not taken for the project.
-local function is_project(d)
-  return uv.fs_stat(d .. "/orket.lua") and uv.fs_stat(d .. "/.orket") and uv.fs_stat(d .. "/workspace/.git")
-end
-
+-- The project a person asks from: DIR, or, from inside a project's workspace/ with no -C,
+-- that project (orket.config.holding).
 local function project_of(dir)
-  if dir ~= "." or is_project(".") then return dir end
-  local here = uv.fs_realpath(uv.cwd()) or uv.cwd()
-  local at, found = here, nil
-  while at and at ~= "" and at ~= "/" do
-    local up = at:match("^(.*)/[^/]+$")
-    if not up or up == "" then break end
-    if is_project(up) and (here .. "/"):sub(1, #up + 11) == up .. "/workspace/" then found = up end
-    at = up
-  end
-  return found or dir
+  if dir ~= "." then return dir end
+  return config.holding(".") or dir
 end
 
 -- The status as a person reads it -> text
@@ -114,9 +101,11 @@ function cmd.run(args, cli)
   if #pos > 0 then return cli.usage_error(cmd, "unknown argument '%s'", pos[1]) end
   dir = project_of(dir)
   if nothing_at(dir) then
-    cli.err("no project in %s (orket.lua not found); 'orket init' creates one", dir)
+    cli.err("no project in %s (orket.lua not found); %s", dir, config.no_project(dir))
     return 1
   end
+  local gone, gcode = config.workspace_gone(dir)
+  if gone then return cli.fail(gcode, "%s", gone) or 1 end
   local doc, err, code = status_view.of_project(dir)
   if not doc then return cli.fail(code, "%s", err) or 1 end
   if json then

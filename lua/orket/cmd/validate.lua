@@ -2,6 +2,7 @@
 -- routing.lua (orket.validate) and prints every problem as file:line: message. Exit 1 if any.
 local validate = require "orket.validate"
 local uv = require "luv"
+local config = require "orket.config"
 
 local cmd = { name = "validate", summary = "check a project's config, epics, roles, tools and policies",
   args = require("orket.cmdline").dir_args("validate") }
@@ -25,7 +26,11 @@ function cmd.run(args, cli)
   if not o then return st end
   local dir = o.dir
   local st = uv.fs_stat(dir)
-  if not st or st.type ~= "directory" then
+  if not st then
+    -- a folder that is not there is not "not a directory": said as the other commands say it
+    cli.err("no project in %s (no such directory); %s", dir, config.no_project(dir))
+    return 1
+  elseif st.type ~= "directory" then
     cli.err("%s: not a directory", dir)
     return 1
   end

@@ -21,6 +21,7 @@ local recheck = require "orket.sandboxes.recheck"
 
 local cmdline = require "orket.cmdline"
 local settings = require "orket.settings"
+local config = require "orket.config"
 local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "worker", summary = "work the runs left to workers, with other workers, on a shared board" }
@@ -170,7 +171,7 @@ local function open_engine(o, name, emit, cli)
   local ok_check, cherr, chcode = e:check()
   if not ok_check then
     e.close_all()
-    cli.fail(chcode, "%s", cli.in_dir(o.dir, cherr))
+    cli.fail(chcode, "%s", cli.in_dir(o.dir, config.placed(o.dir, cherr)))
     return nil, 1
   end
   -- a PostgreSQL database other roles may still connect to, which Orket could not close

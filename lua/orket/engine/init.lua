@@ -11,6 +11,7 @@ local sj = require "orket.store.journal_reads"
 local runs = require "orket.store.runs"
 local experiments = require "orket.settings.experiments"
 local otel = require "orket.otel"
+local config = require "orket.config"
 
 local M = {}
 local Engine = {}
@@ -133,23 +134,33 @@ function Engine:emit(ev)
   if self.emit_fn then self.emit_fn(ev) end
 end
 
---- check() -> true | nil, msg, CODE: the team can run (a reviewer, known roles)
-function Engine:check()
-  if #settings_mod.seats_with(self.settings, "integrity_guard") == 0 then
-    return nil, "no seat holds the integrity_guard role, so nothing could be reviewed; add one to "
+--- check_team(settings, roles) -> true | nil, msg, CODE: the team orket.lua sets can work a
+--- run (a seat holding integrity_guard, roles that exist), roles as orket.engine.reload
+--- loads them. The one check of a run's team: a new run's (Engine:start) and a resumed
+--- run's (orket.engine.setup.resumable, for the CLI and the server alike). The message
+--- names orket.lua's field ("orket.lua: team: ..."); config.placed adds its line.
+function M.check_team(settings, roles)
+  if #settings_mod.seats_with(settings, "integrity_guard") == 0 then
+    return nil, "orket.lua: team: no seat holds the integrity_guard role, so nothing could be reviewed; add one to "
       .. "orket.lua's team, e.g. integrity_guard = { roles = { \"integrity_guard\" } }", "ENOREVIEWER"
   end
-  for _, seat in ipairs(settings_mod.seats(self.settings)) do
-    for i, r in ipairs(self.settings.team[seat].roles) do
-      if not self.roles.by_name[r] then
+  for _, seat in ipairs(settings_mod.seats(settings)) do
+    for i, r in ipairs(settings.team[seat].roles) do
+      if not roles.by_name[r] then
         return nil, string.format("orket.lua: team.%s.roles[%d]: no role named %q (roles: %s)", seat, i, r,
-          table.concat(self.roles.names, ", ")), "EROLE"
+          table.concat(roles.names, ", ")), "EROLE"
       end
     end
   end
-  local xerr = experiments.check_roles(self.settings.experiments, self.roles.by_name)
-  if xerr then return nil, xerr .. " (roles: " .. table.concat(self.roles.names, ", ") .. ")", "EROLE" end
+  local xerr = experiments.check_roles(settings.experiments, roles.by_name)
+  if xerr then return nil, xerr .. " (roles: " .. table.concat(roles.names, ", ") .. ")", "EROLE" end
   return true
+end
+
+--- check() -> true | nil, msg, CODE: the team can run (M.check_team on the engine's settings
+--- and roles)
+function Engine:check()
+  return M.check_team(self.settings, self.roles)
 end
 
 --- start(target_id, {concurrency=, model=, workers=}) -> run_id | nil, msg, CODE. workers:
@@ -162,7 +173,8 @@ function Engine:start(target_id, opts)
   local target, err, code = self.board:get(target_id)
   if not target then return nil, err, code end
   local ok, cerr, ccode = self:check()
-  if not ok then return nil, cerr, ccode end
+  -- with orket.lua's line, as a resume's refusal (orket.engine.setup.resumable) and validate say it
+  if not ok then return nil, self.dir and config.placed(self.dir, cerr) or cerr, ccode end
   local id, rerr, rcode = self.db:record_run { target = target.id, kind = target.type,
     data = { concurrency = opts.concurrency, model = opts.model, workers = opts.workers,
       trace_id = otel.new_trace_id() } }

@@ -190,6 +190,27 @@ function M.open(dir, opts)
   return e, db
 end
 
+--- resumable(dir[, e]) -> true | nil, msg, CODE: a run of the project may be resumed with the
+--- team its orket.lua sets now, checked as a new run's start checks it (orket.engine's
+--- check_team: a reviewer seat, known roles), since orket.lua may have changed since the
+--- run began: without a reviewer its cards were worked into a block no retry lifts. The
+--- message names orket.lua's line, as `orket validate` does. e: the engine opened for the
+--- run (the CLI's); without it (the server's resume route) the settings and roles are read
+--- here, and a project that cannot be read passes: opening the run's engine says why.
+function M.resumable(dir, e)
+  local ok, err, code
+  if e then
+    ok, err, code = e:check()
+  else
+    local _, s = config.settings(dir)
+    local scripts = s and reload.load(dir)
+    if not scripts then return true end
+    ok, err, code = engine.check_team(s, scripts.roles)
+  end
+  if not ok then return nil, config.placed(dir, err), code end
+  return true
+end
+
 --- lock(dir[, {runs_ok=true}]) -> lock | nil, msg, "ELOCKED"|CODE. One `orket run` at a time
 --- works a project's board: two would pick the same ready cards. The lock is an OFD lock on
 --- DIR/.orket/run.lock, which the kernel drops when the holder dies (even by kill -9), so it

@@ -6,6 +6,7 @@
 local cjson = require "cjson.safe"
 local jsonout = require "orket.jsonout"
 local executor = require "orket.engine.executor"
+local setup = require "orket.engine.setup"
 local claims = require "orket.engine.claims"
 local routes = require "orket.serve.routes"
 local runs_store = require "orket.store.runs"
@@ -91,6 +92,8 @@ local function resume(_, ctx)
   if M.registry(ctx.db).closing then return refused("stopping", "the server is stopping") end
   local row, st, doc = named(ctx)
   if not row then return st, doc end
+  local tok, terr, tcode = setup.resumable(ctx.dir) -- the team, as a new run's (orket.engine.setup)
+  if not tok then return refused(tcode, terr, ctx) end
   local id, go, msg = executor.resume { dir = ctx.dir, db = ctx.db, row = row }
   if not id then return refused(go, msg, ctx) end
   audit(ctx, "resume", row)

@@ -123,7 +123,7 @@ function M.validate_models(models)
   end
   if models.default ~= nil then
     local prov, err = M.split_model(models.default)
-    if not prov then return mfail("models.default", err) end
+    if not prov then return mfail("models.default:", err) end
     if not models.providers[prov] then
       return mfail("models.default", "names provider '" .. prov .. "', which is not configured")
     end

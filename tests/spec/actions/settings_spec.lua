@@ -41,6 +41,12 @@ describe("engine settings", function()
     assert.is_nil(s)
     assert.matches("orket.lua: concurrency: must be an integer from 1 to 64 (got 65)", err, 1, true)
     assert.equal(64, assert(settings.resolve { concurrency = 64 }).concurrency)
+    -- the field and its message apart, as every other field's ("models.default a model is named")
+    for _, v in ipairs { 5, "gpt-4o" } do
+      s, err = settings.validate_models { default = v, providers = {} }
+      assert.is_nil(s)
+      assert.matches('^orket.lua: models.default: a model is named "provider:model"', err)
+    end
   end)
 
   it("verify.commands: a list of program names, checked by name", function()

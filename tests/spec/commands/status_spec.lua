@@ -26,6 +26,39 @@ describe("orket status", function()
     end
   end)
 
+  it("tells a project whose workspace/ is gone, or is a file, what the next run does, not to run orket init", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", "name = 'x'\n")
+    for _, args in ipairs { "status", "status --json" } do
+      local r = H.orket(args .. " -C " .. H.quote(dir))
+      assert.equal(1, r.status)
+      assert.not_matches("orket init", r.stderr)
+      -- the run that makes it names the project, as typed from where the person is
+      assert.matches("/workspace is missing: the next 'orket run EPIC -C " .. dir .. "' makes workspace/ anew",
+        r.stderr, 1, true)
+      assert.matches("not brought back", r.stderr, 1, true)
+    end
+    H.write(dir .. "/workspace", "a file\n")
+    local r = H.orket("status -C " .. H.quote(dir))
+    assert.equal(1, r.status)
+    assert.not_matches("orket init", r.stderr)
+    assert.not_matches("has no git repository", r.stderr)
+    assert.matches("/workspace is a file, not a folder: move it aside (mv ", r.stderr, 1, true)
+    -- and orket run says the same, where it said "cannot open root ./workspace: Not a directory"
+    r = H.orket("run X -C " .. H.quote(dir))
+    assert.equal(1, r.status)
+    assert.matches("^orket: %S+/workspace is a file, not a folder: move it aside %(mv ", r.stderr)
+
+    -- a link to nothing: git's "no git repository (run orket init)" from status, EEXIST from run
+    os.remove(dir .. "/workspace")
+    assert(os.execute("ln -s nowhere " .. H.quote(dir .. "/workspace")))
+    for _, args in ipairs { "status", "run X" } do
+      r = H.orket(args .. " -C " .. H.quote(dir))
+      assert.equal(1, r.status, args)
+      assert.matches("/workspace is a link to nothing, not a folder: move it aside (mv ", r.stderr, 1, true)
+    end
+  end)
+
   it("quotes a word so that bash, given it back, has those very bytes", function()
     local cli = require "orket.cli"
     local words = { "plain.txt", "it's here", "new\nline.txt", "tab\there", "a\\nb", "esc\27]0;x\7",
