@@ -605,7 +605,7 @@ end
 -- that names none (the folder itself), false for nothing to do.
 local function is_script(name)
   if name == nil then return true end
-  return name:match("^[%w_%-]+%.lua$") ~= nil and "file"
+  return scriptfile.is_name(name) and "file"
 end
 
 -- The project folder itself: routing.lua, and script folders created, made again or moved
