@@ -151,11 +151,12 @@ local function running_sandboxes(db)
   for i, row in ipairs(live) do
     -- (another machine's is live as it recorded itself: stopped there, or through a shared folder)
     names[i] = string.format("sandbox %d (%s, %s%s)", math.tointeger(row.id), tostring(row.target), tostring(row.status),
-      service.elsewhere_live(row) and (", on " .. tostring(service.machine_of(row))) or "")
-    -- (another machine's whose folder is not here: asked there, or, that machine gone, forced)
+      service.elsewhere_live(row) and (", " .. service.runs_on(row) .. ": " .. tostring(service.machine_of(row))) or "")
+    -- (another machine's, or another container's, whose folder is not here: asked there,
+    -- or, that gone for good, forced)
     local id = math.tointeger(row.id)
     ids[i] = service.unreachable(row)
-      and string.format("orket sandbox stop %d on %s (that machine gone: orket sandbox stop --force %d)", id,
+      and string.format("orket sandbox stop %d where it runs (%s; gone for good: orket sandbox stop --force %d)", id,
         tostring(service.machine_of(row)), id)
       or ("orket sandbox stop " .. id)
   end

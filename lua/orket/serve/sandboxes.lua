@@ -220,11 +220,12 @@ local function stop_one(ctx, row)
   return service.stop(ctx.db, row.id)
 end
 
--- the 409 of a sandbox another machine runs, whose folder is not shared here
+-- the 409 of a sandbox another machine (or another container of this host) runs, whose
+-- folder is not shared here
 local function elsewhere(row)
-  return err(409, "conflict", string.format("sandbox %d runs on another machine (%s) whose folder this server does "
-    .. "not share", row.id, tostring(service.machine_of(row))),
-    string.format("stop it on that machine; when that machine is gone for good, end its row: POST "
+  return err(409, "conflict", string.format("sandbox %d runs %s (%s) whose folder this server does "
+    .. "not share", row.id, service.runs_on(row), tostring(service.machine_of(row))),
+    string.format("stop it where it runs; when that is gone for good, end its row: POST "
       .. "/v1/sandboxes/%d/stop?force=1 (or orket sandbox stop --force %d)", row.id, row.id))
 end
 
