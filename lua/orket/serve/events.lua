@@ -451,7 +451,8 @@ end
 --- hub:follow(stream, filter, after[, still]): filter {run=, card=, people= whether the
 --- people's rows go too, own= the caller's actor, whose own sign-ins go (M.own_sign)}; replays rows after id `after` (waiting for
 --- the client to take them, REPLAY_HIGH at a time, so a long replay is never queued whole), then subscribes
---- the stream for live rows. `after` nil: live only, from now. Returns false when the
+--- the stream for live rows. `after` nil: live only, from the journal's newest id when it is
+--- read here: every row committed after that read, none before. Returns false when the
 --- client left. still() -> whether its caller may still read it, asked at each heartbeat.
 --- epoch: hub:epoch() when the caller read the journal's id it passes (default: now), sid:
 --- the store's id it read before (store_of; default: the hub's): a restore the hub sees
@@ -460,10 +461,17 @@ end
 function Hub:follow(stream, filter, after, still, epoch, sid)
   epoch = epoch or self.restores
   sid = sid or self.sid
-  local cursor = after
+  local cursor, replay = after, after ~= nil
   if cursor == nil then
+    -- Live only: from the journal's newest id. Its read waits on the store (PostgreSQL),
+    -- and the hub may hand rows on meanwhile, this stream not yet among its subscribers:
+    -- any past the id (committed after the read) are then the stream's, and go as a replay's
+    -- below. With none handed on, the rows past the id are all still the hub's to deliver.
+    local seen, restores = self.last, self.restores
     cursor = M.latest(self.db)
-  else
+    replay = self.last ~= seen or self.restores ~= restores
+  end
+  if replay then
     while true do
       -- the hub may hand a row to its subscribers while this fetch waits on the store, and
       -- the fetch not see it: register only after a fetch the hub did not move during

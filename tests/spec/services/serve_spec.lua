@@ -1038,6 +1038,139 @@ describe("orket.serve.events", function()
   end)
 end)
 
+-- A live-only stream (no id to replay after) starts at the journal's newest id, read from the
+-- store: on PostgreSQL that read waits for its answer, and the hub may hand an event to its
+-- subscribers meanwhile, the stream not yet one of them. The seam here makes that happen on
+-- either backend: an event is committed and the hub passes it on after the read's snapshot
+-- and before its answer; the stream must get it (docs/serve.md, GET /v1/events).
+describe("orket.serve.events live-only streams", function()
+  local B = require "tests.backends"
+  after_each(H.cleanup)
+
+  -- a stand-in for an SSE stream: keeps the ids of the messages it is sent (the hub's shared
+  -- copies, httpd blobs, read through the texts they were made of)
+  local httpd = require "orket.c.httpd"
+  local texts = setmetatable({}, { __mode = "k" })
+  local blob = httpd.blob
+  before_each(function()
+    httpd.blob = function(t)
+      local b = blob(t)
+      texts[b] = t
+      return b
+    end
+  end)
+  after_each(function() httpd.blob = blob end)
+  local function sink()
+    local got = {}
+    return got, { send = function(_, m)
+      got[#got + 1] = math.tointeger(tonumber((texts[m] or m):match("^id: (%d+)\n")))
+      return true
+    end, queued = function() return 0 end, drain = function() return false end, close = function() end }
+  end
+
+  -- a hub that reads the journal only when the test says (hub:poll): on PostgreSQL its
+  -- listener is closed, or it would deliver as notifications come, whenever a read waits
+  local function opened(db)
+    local hub = events.new(db, { poll_ms = 600000, listen_poll_ms = 600000, heartbeat_ms = 600000 })
+    if hub.listener then hub.listener:close() end
+    return hub
+  end
+
+  -- during(): runs between the stream's read of the newest id and its answer
+  local function while_reading(during)
+    local latest = events.latest
+    events.latest = function(d)
+      local id = latest(d)
+      events.latest = latest
+      during()
+      return id
+    end
+    return function() events.latest = latest end
+  end
+
+  it("gets an event the hub hands on while the stream reads the newest id, and none older", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event(kind) return assert(db:event { kind = kind, actor = "t" }) end
+      event("before")
+      hub:poll()
+      event("lagging") -- committed before the stream opens; the hub has not read it yet
+      local mid
+      local undo = while_reading(function()
+        mid = event("during")
+        hub:poll()
+      end)
+      local got, s = sink()
+      local followed = hub:follow(s, {}, nil)
+      undo()
+      assert.is_true(followed)
+      local last = event("after")
+      hub:poll()
+      assert.same({ mid, last }, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  it("gets, of the events handed on while it reads the newest id, those its filter and reader take, once each", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event(kind) return assert(db:event { kind = kind, actor = "t" }) end
+      local want = {}
+      local undo = while_reading(function()
+        want[#want + 1] = event("comment")
+        event("user_add") -- about the server's people: not this reader's
+        hub:poll()
+        want[#want + 1] = event("comment")
+        hub:poll()
+        want[#want + 1] = event("comment") -- committed, not yet read by the hub
+      end)
+      local got, s = sink()
+      local followed = hub:follow(s, {}, nil)
+      undo()
+      assert.is_true(followed)
+      want[#want + 1] = event("comment")
+      hub:poll()
+      hub:poll()
+      assert.same(want, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- the usual case costs no read of the journal's rows: nothing was handed on meanwhile
+  it("reads no rows to open when the hub handed none on while it read the newest id", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local fetch, fetched = events.fetch, 0
+    local ok, e = pcall(function()
+      local function event(kind) return assert(db:event { kind = kind, actor = "t" }) end
+      event("before")
+      hub:poll()
+      event("lagging") -- the hub's to deliver, not this stream's
+      events.fetch = function(...)
+        fetched = fetched + 1
+        return fetch(...)
+      end
+      local got, s = sink()
+      local followed = hub:follow(s, {}, nil)
+      events.fetch = fetch
+      assert.same({ true, 0 }, { followed, fetched })
+      local last = event("after")
+      hub:poll()
+      assert.same({ last }, got)
+    end)
+    events.fetch = fetch
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+end)
+
 -- A stream holds its connection for as long as its client likes: one key may not hold them
 -- all (docs/serve.md, "Limits": max_streams_per_key, max_streams).
 describe("orket.serve streams", function()
