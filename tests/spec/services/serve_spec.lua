@@ -1039,16 +1039,25 @@ describe("orket.serve.events", function()
 end)
 
 -- A live-only stream (no id to replay after) starts at the journal's newest id, read from the
--- store: on PostgreSQL that read waits for its answer, and the hub may hand an event to its
--- subscribers meanwhile, the stream not yet one of them. The seam here makes that happen on
--- either backend: an event is committed and the hub passes it on after the read's snapshot
--- and before its answer; the stream must get it (docs/serve.md, GET /v1/events).
+-- store: on PostgreSQL that read waits for its answer, and the hub may hand events to its
+-- subscribers meanwhile. The stream is one of them before it reads (holding what it is
+-- handed till it knows its start). The seam here makes that happen on either backend: events
+-- are committed and the hub passes them on after the read's snapshot and before its answer;
+-- the stream must get those past the id, once each, and no other (docs/serve.md, GET /v1/events).
 describe("orket.serve.events live-only streams", function()
   local B = require "tests.backends"
   after_each(H.cleanup)
+  -- later(fn): fn runs at the test's end, whatever it raised (busted keeps one finally a test)
+  local undo = {}
+  local function later(fn) undo[#undo + 1] = fn end
+  after_each(function()
+    for i = #undo, 1, -1 do undo[i]() end
+    undo = {}
+  end)
 
-  -- a stand-in for an SSE stream: keeps the ids of the messages it is sent (the hub's shared
-  -- copies, httpd blobs, read through the texts they were made of)
+  -- a stand-in for an SSE stream: keeps the ids of the events it is sent (the hub's shared
+  -- copies, httpd blobs, read through the texts they were made of), "reset N" for a reset,
+  -- the text of any other; closed once closed (sends then fail)
   local httpd = require "orket.c.httpd"
   local texts = setmetatable({}, { __mode = "k" })
   local blob = httpd.blob
@@ -1061,11 +1070,21 @@ describe("orket.serve.events live-only streams", function()
   end)
   after_each(function() httpd.blob = blob end)
   local function sink()
-    local got = {}
-    return got, { send = function(_, m)
-      got[#got + 1] = math.tointeger(tonumber((texts[m] or m):match("^id: (%d+)\n")))
-      return true
-    end, queued = function() return 0 end, drain = function() return false end, close = function() end }
+    local got, s = {}, { closed = false }
+    function s.send(_, m)
+      local t = texts[m] or m
+      local id = t:match("^id: (%d+)\n")
+      if t:find("\nevent: reset\n", 1, true) then
+        got[#got + 1] = "reset " .. id
+      else
+        got[#got + 1] = id and math.tointeger(tonumber(id)) or t
+      end
+      return not s.closed
+    end
+    function s.queued() return 0 end
+    function s.drain() return false end
+    function s.close() s.closed = true end
+    return got, s
   end
 
   -- a hub that reads the journal only when the test says (hub:poll): on PostgreSQL its
@@ -1076,16 +1095,43 @@ describe("orket.serve.events live-only streams", function()
     return hub
   end
 
-  -- during(): runs between the stream's read of the newest id and its answer
+  -- during(): runs once, between the stream's read of the newest id and its answer. The read
+  -- is put back once it ran, and at the test's end whatever it raised (later). -> ran():
+  -- whether it ran
   local function while_reading(during)
-    local latest = events.latest
+    local latest, ran = events.latest, false
     events.latest = function(d)
       local id = latest(d)
       events.latest = latest
+      ran = true
       during()
       return id
     end
-    return function() events.latest = latest end
+    later(function() events.latest = latest end)
+    return function() return ran end
+  end
+
+  -- a stand-in store: its journal (st.journal, rows by id: its newest is #st.journal) and
+  -- id (st.sid) are the test's; st.on_latest(), when set, runs once inside the next read of
+  -- the newest id, after its answer was read
+  local function row(id) return { id = id, at = "t", kind = "comment", card_id = "A-1", actor = "x", data = "{}" } end
+  local function standin()
+    local st = { sid = "s1", journal = {} }
+    for id = 1, 20 do st.journal[id] = row(id) end
+    local db = { dialect = require("orket.store.dialect").sqlite, backend = "test" }
+    function db.row(_, sql)
+      if sql:find("store_identity", 1, true) then return { id = st.sid } end
+      local id, f = #st.journal, st.on_latest
+      st.on_latest = nil
+      if f then f() end
+      return { id = id }
+    end
+    function db.rows(_, _, after, _, _, limit)
+      local out = {}
+      for id = after + 1, math.min(#st.journal, after + limit) do out[#out + 1] = st.journal[id] end
+      return out
+    end
+    return st, db
   end
 
   it("gets an event the hub hands on while the stream reads the newest id, and none older", function()
@@ -1097,14 +1143,13 @@ describe("orket.serve.events live-only streams", function()
       hub:poll()
       event("lagging") -- committed before the stream opens; the hub has not read it yet
       local mid
-      local undo = while_reading(function()
+      local ran = while_reading(function()
         mid = event("during")
         hub:poll()
       end)
       local got, s = sink()
       local followed = hub:follow(s, {}, nil)
-      undo()
-      assert.is_true(followed)
+      assert.same({ true, true }, { ran(), followed })
       local last = event("after")
       hub:poll()
       assert.same({ mid, last }, got)
@@ -1120,7 +1165,7 @@ describe("orket.serve.events live-only streams", function()
     local ok, e = pcall(function()
       local function event(kind) return assert(db:event { kind = kind, actor = "t" }) end
       local want = {}
-      local undo = while_reading(function()
+      local ran = while_reading(function()
         want[#want + 1] = event("comment")
         event("user_add") -- about the server's people: not this reader's
         hub:poll()
@@ -1130,10 +1175,38 @@ describe("orket.serve.events live-only streams", function()
       end)
       local got, s = sink()
       local followed = hub:follow(s, {}, nil)
-      undo()
-      assert.is_true(followed)
+      assert.same({ true, true, 3 }, { ran(), followed, #want })
       want[#want + 1] = event("comment")
       hub:poll()
+      hub:poll()
+      assert.same(want, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  it("gets, of the events handed on while it reads the newest id, those of its run and card alone", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event(run, card) return assert(db:event { kind = "comment", actor = "t", run = run, card = card }) end
+      event(7, "A-1") -- committed before the stream opens, the hub not past it: not the stream's
+      local want = {}
+      local ran = while_reading(function()
+        want[#want + 1] = event(7, "A-1")
+        event(7, "B-2")
+        event(8, "A-1")
+        event(nil, "A-1")
+        hub:poll()
+        want[#want + 1] = event(7, "A-1") -- committed, not yet read by the hub
+        event(7, "B-2")
+      end)
+      local got, s = sink()
+      local followed = hub:follow(s, { run = 7, card = "A-1" }, nil)
+      assert.same({ true, true }, { ran(), followed })
+      event(8, "A-1")
+      want[#want + 1] = event(7, "A-1")
       hub:poll()
       assert.same(want, got)
     end)
@@ -1168,6 +1241,150 @@ describe("orket.serve.events live-only streams", function()
     hub:close()
     db:close()
     assert(ok, e)
+  end)
+
+  -- Under load the hub hands a row on during every read the stream makes, and, with a filter
+  -- nothing matches, the stream's cursor never moves: opening must still end, in a bounded
+  -- number of reads (once, a loop of reads that ended only when the hub had not moved during
+  -- one never did).
+  it("opens while the hub hands a row on during each of its reads", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event(card) return assert(db:event { kind = "comment", actor = "t", card = card }) end
+      local latest, fetch, n = events.latest, events.fetch, 0
+      later(function() events.latest, events.fetch = latest, fetch end)
+      events.latest = function(d)
+        local id = latest(d)
+        event("B-2")
+        hub:poll()
+        return id
+      end
+      events.fetch = function(d, after, f, limit)
+        if f.card then -- the stream's reads (the hub's have no filter)
+          n = n + 1
+          if n > 50 then error("opening did not end after 50 reads of the journal") end
+          local rows = fetch(d, after, f, limit)
+          event("B-2")
+          hub:poll()
+          return rows
+        end
+        return fetch(d, after, f, limit)
+      end
+      local got, s = sink()
+      assert.is_true(hub:follow(s, { card = "A-1" }, nil))
+      events.latest, events.fetch = latest, fetch
+      local mine = event("A-1")
+      hub:poll()
+      assert.same({ mine }, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- What a stream holds while it opens is capped (events.HOLD_BYTES): past the cap it is
+  -- ended as a client fallen behind is, once it has sent what it held past its start; its
+  -- client then replays from the last id it got, or from the reset's when none came.
+  it("ends once what it was handed while it read the newest id passes the cap, giving its client an id", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local cap = events.HOLD_BYTES
+    later(function() events.HOLD_BYTES = cap end)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local function size(id) return #events.message(events.fetch(db, id - 1, {}, 1)[1], false) end
+      -- past the stream's start: the first two go (the cap holds two and a half), then the end
+      local ids = {}
+      local ran = while_reading(function()
+        for i = 1, 3 do ids[i] = event() end
+        events.HOLD_BYTES = size(ids[1]) * 5 // 2
+        hub:poll()
+      end)
+      local got, s = sink()
+      local followed = hub:follow(s, {}, nil)
+      assert.same({ true, false, true }, { ran(), followed, s.closed })
+      assert.same({ ids[1], ids[2] }, got)
+      -- none past its start held (one at its start, then the cap passed): the end, with a reset
+      -- to its start
+      local lagging = event() -- committed before the stream opens; the hub not past it
+      ran = while_reading(function()
+        events.HOLD_BYTES = size(lagging) // 2
+        event()
+        hub:poll()
+      end)
+      got, s = sink()
+      followed = hub:follow(s, {}, nil)
+      assert.same({ true, false, true }, { ran(), followed, s.closed })
+      assert.same({ "reset " .. lagging }, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- An opening stream is a subscriber already: heartbeats reach it, and a hub closed
+  -- meanwhile ends it.
+  it("gets heartbeats while it reads the newest id, and ends with a hub closed meanwhile", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local ran = while_reading(function() hub:broadcast(": heartbeat\n\n") end)
+      local got, s = sink()
+      assert.same({ true, true, { ": heartbeat\n\n" } }, { hub:follow(s, {}, nil), ran(), got })
+      ran = while_reading(function() hub:close() end)
+      got, s = sink()
+      assert.same({ false, true, true, 0 }, { hub:follow(s, {}, nil), ran(), s.closed, hub:count() })
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- A restore the hub sees while the stream reads the newest id resets the stream with the
+  -- others: its start, read meanwhile, may be of the old journal. Its reset comes first, then
+  -- the new journal's events past the reset's id. The store is a stand-in.
+  it("is reset with the others by a restore the hub sees while it reads the newest id", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local got, s = sink()
+    st.on_latest = function()
+      st.sid, st.journal = "s1-a", { row(1), row(2), row(3) }
+      hub:poll()
+      st.journal[4] = row(4)
+      hub:poll()
+    end
+    assert.is_true(hub:follow(s, { people = true }, nil))
+    st.journal[5] = row(5)
+    hub:poll()
+    assert.same({ "reset 3", 4, 5 }, got)
+    hub:close()
+  end)
+
+  -- The hub takes the store's new id before it reads the new journal's end (a read that may
+  -- wait): a stream opening meanwhile, its route's read of the store's id the old one, is
+  -- reset (the store changed since its caller looked), and follows the new journal from its
+  -- end, not from the hub's cursor, which is the old journal's still. Live only, then with an
+  -- id to replay after. The store is a stand-in.
+  it("follows the new journal from its end when it opens while the hub reads that end after a restore", function()
+    for _, after in ipairs { false, 10 } do
+      local st, db = standin()
+      local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+      local _, other = sink()
+      hub.subs[other] = { cursor = 20, people = true, sid = "s1" } -- a stream open: the hub reads the id
+      local epoch = hub:epoch()
+      st.sid, st.journal = "s1-a", { row(1), row(2), row(3) } -- restored
+      local got, s = sink()
+      local followed
+      st.on_latest = function()
+        followed = hub:follow(s, { people = true }, after or nil, nil, epoch, "s1")
+      end
+      hub:poll()
+      st.journal[4] = row(4)
+      hub:poll()
+      assert.same({ true, { "reset 3", 4 } }, { followed, got })
+      hub:close()
+    end
   end)
 end)
 
