@@ -1439,6 +1439,41 @@ describe("orket.serve streams", function()
     stop()
   end)
 
+  -- A live-only stream starts at the journal's newest id, read by its route before it answers:
+  -- an event committed once the client sees the stream open is past the start, and comes.
+  -- The seam holds that read till the client has seen the stream open and committed an event,
+  -- or 300 ms (the client never sees it open before the read is done, as it must not).
+  it("reads a live-only stream's start before its client sees the stream open", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "admin")
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("heartbeat_ms=60000")), log = function() end }
+    local latest, committed, ran = events.latest, nil, false
+    finally(function() events.latest = latest end)
+    events.latest = function(d)
+      events.latest = latest
+      ran = true
+      for _ = 1, 60 do
+        if committed then break end
+        orket.sleep(5)
+      end
+      return latest(d)
+    end
+    local ev = H.stream { url = "http://127.0.0.1:" .. srv:port() .. "/v1/events",
+      headers = { "Authorization: Bearer " .. a }, total_timeout_ms = 30000 }
+    assert.equal(200, ev.status)
+    committed = assert(db:event { kind = "comment", actor = "t" })
+    local last = assert(db:event { kind = "comment", actor = "t" })
+    local function has(id) return ev.text():find("\nid: " .. id .. "\n", 1, true) ~= nil end
+    wait_for(function() return has(last) end, "the events")
+    assert.same({ true, true }, { ran, has(committed) })
+    ev.close()
+    wait_for(function() return srv.nstreams == 0 end, "every stream ended")
+    stop()
+  end)
+
   -- Journal ids are of one store's journal: a project added again from another folder (another
   -- store) with a longer journal would replay it from an id that means nothing there. The
   -- board names its store; a stream asked with ?store= another is answered with a reset.
