@@ -1361,6 +1361,25 @@ describe("orket.serve.events live-only streams", function()
     hub:close()
   end)
 
+  -- A restore the hub saw after the stream's route read the store's id (and before the
+  -- stream opened): the stream is reset first, as every open stream was, then follows the
+  -- new journal. The store is a stand-in.
+  it("is reset when the hub saw a restore after its route read the store's id", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local _, other = sink()
+    hub.subs[other] = { cursor = 20, people = true, sid = "s1" } -- a stream open: the hub reads the id
+    local epoch = hub:epoch() -- the route's reads
+    st.sid, st.journal = "s1-a", { row(1), row(2), row(3) } -- restored, and seen
+    hub:poll()
+    local got, s = sink()
+    assert.is_true(hub:follow(s, { people = true }, nil, nil, epoch, "s1"))
+    st.journal[4] = row(4)
+    hub:poll()
+    assert.same({ "reset 3", 4 }, got)
+    hub:close()
+  end)
+
   -- The hub takes the store's new id before it reads the new journal's end (a read that may
   -- wait): a stream opening meanwhile, its route's read of the store's id the old one, is
   -- reset (the store changed since its caller looked), and follows the new journal from its
