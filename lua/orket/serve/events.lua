@@ -486,13 +486,15 @@ Opening.__index = Opening
 function Opening:send(msg) return self.stream == nil or self.stream:send(msg) end
 function Opening:close() if self.stream then self.stream:close() end end
 
--- runs f(...) for the stream opening as sub under key; if it raises, the stream leaves the
--- subscribers first
+-- runs f(...) for the stream opening as sub under key; if it raises, or the task is closed
+-- while it waits (task.cancel), the stream leaves the subscribers first
 local function opening_read(self, key, sub, f, ...)
-  local ok, v = pcall(f, ...)
-  if ok then return v end
-  if self.subs[key] == sub then self.subs[key] = nil end
-  error(v, 0)
+  local read <close> = setmetatable({}, { __close = function(r)
+    if not r.done and self.subs[key] == sub then self.subs[key] = nil end
+  end })
+  local v = f(...)
+  read.done = true
+  return v
 end
 
 -- registers a stream opening live only under key, holding, then reads its start (the

@@ -210,11 +210,16 @@ local function stream(req, ctx, filter)
   -- live only: the stream's start, read before the client sees it open (an event committed
   -- between the two would be older than the start, and never sent)
   local start = after == nil and ctx.hub:open(filter, own, epoch) or nil
-  local s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
-  if not s then
+  local s
+  -- the stream leaves the hub's subscribers however this ends: a raise (req:sse refuses a
+  -- header it is given) or the request's task closed, while it opens or while it follows
+  local _ <close> = setmetatable({}, { __close = function()
     if start then ctx.hub:forget(start) end
-    return err(500, "internal", serr)
-  end
+    if s then ctx.hub:forget(s) end
+  end })
+  local serr
+  s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
+  if not s then return err(500, "internal", serr) end
   ctx.status = 200
   local srv = ctx.server
   s:send("retry: 2000\n\n")
@@ -243,7 +248,6 @@ local function stream(req, ctx, filter)
     return now ~= nil and people_reader(srv, now)
   end
   if ctx.hub:follow(s, filter, after, still, epoch, own, start) then s:wait_gone() end
-  ctx.hub:forget(start or s)
 end
 
 local function all_events(req, ctx)

@@ -1361,6 +1361,40 @@ describe("orket.serve.events live-only streams", function()
     hub:close()
   end)
 
+  -- A stream whose route read the restored store's id before the hub saw the restore
+  -- registers with the new id and the old journal's cursor; the hub's reset while it reads
+  -- its start must still reset it, not catch it up: the rows past its start it would be
+  -- sent then, before it has a stream, would be lost. The store is a stand-in.
+  it("is reset by a restore the hub sees while it opens, though its route read the new store's id", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    later(function() hub:close() end)
+    st.sid = "s1-a" -- restored (the hub has not looked): a longer journal
+    for id = 21, 25 do st.journal[id] = row(id) end
+    st.on_latest = function() -- its start is 25
+      for id = 26, 30 do st.journal[id] = row(id) end
+      hub:poll()
+    end
+    local got, s = sink()
+    assert.is_true(hub:follow(s, { people = true }, nil, nil, hub:epoch(), "s1-a"))
+    st.journal[31] = row(31)
+    hub:poll()
+    assert.same({ "reset 30", 31 }, got)
+  end)
+
+  -- The stream is among the subscribers while it reads its start: a task closed while the
+  -- read waits (task:cancel) takes it out, as a read that raises does.
+  it("leaves the subscribers when the task reading its start is cancelled", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    later(function() hub:close() end)
+    st.on_latest = function() orket.sleep(600000) end
+    local t = require("orket.task").spawn(function() hub:open({ people = true }, "s1") end)
+    assert.equal(1, hub:count())
+    t:cancel()
+    assert.equal(0, hub:count())
+  end)
+
   -- A restore the hub saw after the stream's route read the store's id (and before the
   -- stream opened): the stream is reset first, as every open stream was, then follows the
   -- new journal. The store is a stand-in.
@@ -1490,6 +1524,30 @@ describe("orket.serve streams", function()
     assert.same({ true, true }, { ran, has(committed) })
     ev.close()
     wait_for(function() return srv.nstreams == 0 end, "every stream ended")
+    stop()
+  end)
+
+  -- A stream opened live only is among the hub's subscribers from its route's read of the
+  -- start: a raise after it (here hub:follow's) must not leave it there (counted, sent
+  -- heartbeats, never freed).
+  it("takes a live-only stream out of the hub's subscribers when its route raises after opening it", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "admin")
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("heartbeat_ms=60000")), log = function() end }
+    local raised = false
+    srv.hub.follow = function()
+      srv.hub.follow = nil -- the class's again
+      raised = true
+      error("follow failed", 0)
+    end
+    local ev = H.stream { url = "http://127.0.0.1:" .. srv:port() .. "/v1/events",
+      headers = { "Authorization: Bearer " .. a }, total_timeout_ms = 30000 }
+    wait_for(function() return raised and srv.nstreams == 0 end, "the stream ended")
+    ev.close()
+    assert.equal(0, srv.hub:count())
     stop()
   end)
 
