@@ -104,10 +104,11 @@ M.GATHER_BYTES = 64 * 1024
 M.REPLAY_HIGH = 64 * 1024
 
 -- A stream opening live only is among the subscribers before it reads the journal's newest
--- id, and holds what the hub hands it meanwhile (hub:open). At most this many bytes are held
--- (a round trip's deliveries are far fewer; well under the stream's queue, which takes them
--- at once): past them the stream is ended once it has sent what it held, as a client fallen
--- behind is, and its client replays by id.
+-- id, and holds what the hub hands it meanwhile (hub:open), older rows than that id too (it
+-- is not known yet). At most this many bytes are held (a round trip's deliveries are far
+-- fewer, unless the hub is catching up a backlog; well under the stream's queue, which takes
+-- them at once): past them it holds no more, and once it has sent what it held past its
+-- start it reads the rest from the journal, as a stream given an id to replay after does.
 M.HOLD_BYTES = 256 * 1024
 
 --- new(db, {poll_ms=M.POLL_MS, listen_poll_ms=M.LISTEN_POLL_MS, heartbeat_ms=15000,
@@ -274,7 +275,7 @@ function Hub:_deliver(r)
       local msg = msgs[people]
       sub.cursor = r.id
       if sub.held then
-        self:_hold(stream, sub, r.id, msg)
+        self:_hold(sub, r.id, msg)
       elseif not stream:send(msg) then
         self:_drop(stream)
       end
@@ -283,13 +284,14 @@ function Hub:_deliver(r)
   self.last = r.id
 end
 
--- keeps a row's message for a stream still opening (hub:open); past HOLD_BYTES the stream
--- leaves the subscribers, and hub:follow ends it
-function Hub:_hold(key, sub, id, msg)
+-- keeps a row's message for a stream still opening (hub:open); past HOLD_BYTES it keeps no
+-- more (hub:_start replays the rest by id), and stays a subscriber (heartbeats, its end, a
+-- restore's reset reach it)
+function Hub:_hold(sub, id, msg)
+  if sub.overflow then return end
   local bytes = sub.held_bytes + #msg
   if bytes > M.HOLD_BYTES then
     sub.overflow = true
-    self.subs[key] = nil
     return
   end
   sub.held_bytes = bytes
@@ -360,6 +362,7 @@ function Hub:_reset_streams(sid)
         if sub.held then
           -- sent as it opens, then what it holds from now on: the new journal's past last
           sub.reset, sub.top, sub.held, sub.held_bytes = M.reset(ids[key]), last, {}, 0
+          sub.overflow, sub.epoch = nil, self.restores
         elseif not stream:send(M.reset(ids[key])) then
           self:_drop(stream)
         end
@@ -502,10 +505,10 @@ end
 function Hub:_open(key, filter, sid, epoch, still)
   epoch, sid = epoch or self.restores, sid or self.sid
   local sub = { run = filter.run, card = filter.card, people = filter.people, own = filter.own,
-    cursor = self.last, still = still, sid = sid, held = {}, held_bytes = 0 }
+    cursor = self.last, still = still, sid = sid, epoch = epoch, held = {}, held_bytes = 0 }
   -- the caller read the store's id before a restore the hub has seen since: the stream
   -- follows the new journal, its client told first (a reset), as every open stream was
-  if self.restores ~= epoch and sid ~= self.sid then sub.sid, sub.stale = self.sid, true end
+  if self.restores ~= epoch and sid ~= self.sid then sub.sid, sub.stale, sub.epoch = self.sid, true, self.restores end
   self.subs[key] = sub
   local top = opening_read(self, key, sub, M.latest, self.db)
   -- (a restore seen meanwhile set where it starts: hub:_reset_streams)
@@ -537,25 +540,42 @@ function Hub:_start(stream, key, sub)
     local id = opening_read(self, key, sub, M.readable_latest, self.db, sub.top, sub)
     if not sub.reset then sub.reset = M.reset(id) end
   end
-  if self.subs[key] ~= sub and not sub.overflow then return false end -- ended meanwhile
+  if self.subs[key] ~= sub then return false end -- ended meanwhile
   local held, top, sent = sub.held, sub.top, sub.reset ~= nil
   sub.held, sub.held_bytes = nil, nil -- live from here: no wait till the end
   if sub.reset and not stream:send(sub.reset) then return ended() end
   sub.reset = nil
+  local last = top -- the newest id it was sent past its start (none: its start)
   for _, h in ipairs(held) do
     if h.id > top then
       if not stream:send(h.msg) then return ended() end
-      sent = true
+      sent, last = true, h.id
     end
   end
-  if sub.overflow then
-    -- its client replays from the last id it got: one is sent if none was
-    if not sent then stream:send(M.reset(M.readable_latest(self.db, top, sub))) end
-    return ended()
-  end
+  if sub.overflow then return self:_resume(stream, key, sub, last, sent) end
   -- (not the cursor it registered with: a restore may have left the hub's stale then)
-  sub.cursor = math.max(top, #held > 0 and held[#held].id or top)
+  sub.cursor = last
   return true
+end
+
+-- has a stream that held all it may (HOLD_BYTES) read the rest from the journal after id
+-- `last`, as one given an id does, then follow live -> false: it ended. A read that fails
+-- ends it (the error raised again): its client reconnects from the last id it got; if it
+-- got none, it is sent a reset to its start's newest id it may read first (its client would
+-- reconnect live only, and miss what was committed since).
+function Hub:_resume(stream, key, sub, last, sent)
+  self.subs[key] = nil -- the hub hands it nothing while it reads: it would come out of order
+  local at = { sent = sent }
+  local filter = { run = sub.run, card = sub.card, people = sub.people, own = sub.own }
+  local ok, v = pcall(self._replay, self, stream, key, filter, last, sub.still, sub.epoch, sub.sid, at)
+  if ok then return v end
+  if not at.sent then
+    local got, id = true, last
+    if not sub.people then got, id = pcall(M.readable_latest, self.db, last, sub) end
+    if got then stream:send(M.reset(id)) end
+  end
+  stream:close()
+  error(v, 0)
 end
 
 --- hub:follow(stream, filter, after[, still, epoch, sid, start]): filter {run=, card=, people=
@@ -575,6 +595,12 @@ function Hub:follow(stream, filter, after, still, epoch, sid, start)
     start.stream, start.sub.still = stream, still
     return self:_start(stream, start, start.sub)
   end
+  return self:_replay(stream, stream, filter, after, still, epoch, sid)
+end
+
+-- hub:follow's replay after id `after`, registered under key once it caught up; at: {sent=}
+-- set once it sent a row (hub:_resume)
+function Hub:_replay(stream, key, filter, after, still, epoch, sid, at)
   epoch = epoch or self.restores
   sid = sid or self.sid
   local cursor = after
@@ -590,6 +616,7 @@ function Hub:follow(stream, filter, after, still, epoch, sid, start)
         local msg = M.message(r, filter.people)
         if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
         if not stream:send(msg) then return false end
+        if at then at.sent = true end
       end
       cursor = r.id
     end
@@ -602,12 +629,13 @@ function Hub:follow(stream, filter, after, still, epoch, sid, start)
     local now, nsid = self.restores, self.sid
     cursor = M.latest(self.db)
     if not stream:send(M.reset(M.readable_latest(self.db, cursor, filter))) then return false end
+    if at then at.sent = true end
     -- then what the new journal got while that read waited (another restore meanwhile
     -- resets the stream again)
-    return self:follow(stream, filter, cursor, still, now, nsid)
+    return self:_replay(stream, key, filter, cursor, still, now, nsid, at)
   end
   -- No wait between the last (empty) fetch and here: nothing can slip between the two.
-  self.subs[stream] = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = cursor,
+  self.subs[key] = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = cursor,
     still = still, sid = sid }
   return true
 end

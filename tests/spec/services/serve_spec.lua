@@ -1283,10 +1283,10 @@ describe("orket.serve.events live-only streams", function()
     assert(ok, e)
   end)
 
-  -- What a stream holds while it opens is capped (events.HOLD_BYTES): past the cap it is
-  -- ended as a client fallen behind is, once it has sent what it held past its start; its
-  -- client then replays from the last id it got, or from the reset's when none came.
-  it("ends once what it was handed while it read the newest id passes the cap, giving its client an id", function()
+  -- What a stream holds while it opens is capped (events.HOLD_BYTES): past the cap it holds
+  -- no more, and once it has sent what it held past its start it reads the rest from the
+  -- journal (as a stream given an id does), then follows live; it stays open.
+  it("reads the rest from the journal once what it was handed while it read the newest id passes the cap", function()
     local db = B.open_store()
     local hub = opened(db)
     local cap = events.HOLD_BYTES
@@ -1294,7 +1294,7 @@ describe("orket.serve.events live-only streams", function()
     local ok, e = pcall(function()
       local function event() return assert(db:event { kind = "comment", actor = "t" }) end
       local function size(id) return #events.message(events.fetch(db, id - 1, {}, 1)[1], false) end
-      -- past the stream's start: the first two go (the cap holds two and a half), then the end
+      -- past the stream's start: the first two held (the cap holds two and a half), the third read
       local ids = {}
       local ran = while_reading(function()
         for i = 1, 3 do ids[i] = event() end
@@ -1303,20 +1303,100 @@ describe("orket.serve.events live-only streams", function()
       end)
       local got, s = sink()
       local followed = hub:follow(s, {}, nil)
-      assert.same({ true, false, true }, { ran(), followed, s.closed })
-      assert.same({ ids[1], ids[2] }, got)
-      -- none past its start held (one at its start, then the cap passed): the end, with a reset
-      -- to its start
+      ids[4] = event()
+      hub:poll()
+      assert.same({ true, true, false }, { ran(), followed, s.closed })
+      assert.same(ids, got)
+      -- none past its start held (one at its start, then the cap passed): what came past it
+      -- is read, and nothing from before it
       local lagging = event() -- committed before the stream opens; the hub not past it
+      local past = {}
       ran = while_reading(function()
         events.HOLD_BYTES = size(lagging) // 2
-        event()
+        past[1] = event()
         hub:poll()
       end)
       got, s = sink()
       followed = hub:follow(s, {}, nil)
-      assert.same({ true, false, true }, { ran(), followed, s.closed })
-      assert.same({ "reset " .. lagging }, got)
+      past[2] = event()
+      hub:poll()
+      assert.same({ true, true, false }, { ran(), followed, s.closed })
+      assert.same(past, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- That read, after the client saw the stream open, may fail: the stream ends, and its client
+  -- reconnects from the last id it got; one that got none is sent a reset to its start first
+  -- (reconnected live only, it would miss what came since).
+  it("ends when the journal's read past the cap fails, its client given an id to reconnect from", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local cap, fetch = events.HOLD_BYTES, events.fetch
+    later(function() events.HOLD_BYTES, events.fetch = cap, fetch end)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local function size(id) return #events.message(fetch(db, id - 1, {}, 1)[1], false) end
+      local function failing() events.fetch = function() events.fetch = fetch error("the store went away", 0) end end
+      for _, people in ipairs { false, true } do
+        local lagging = event()
+        local ran = while_reading(function()
+          events.HOLD_BYTES = size(lagging) // 2
+          event()
+          hub:poll()
+          failing()
+        end)
+        local got, s = sink()
+        local fok, ferr = pcall(hub.follow, hub, s, { people = people }, nil)
+        assert.same({ true, false, "the store went away", true, 0 }, { ran(), fok, ferr, s.closed, hub:count() })
+        assert.same({ "reset " .. lagging }, got)
+        hub:poll() -- (the hub past what it held)
+      end
+      -- the reset's read failing too: the stream ends all the same
+      local readable_latest = events.readable_latest
+      later(function() events.readable_latest = readable_latest end)
+      event()
+      local ran = while_reading(function()
+        event()
+        hub:poll()
+        failing()
+        events.readable_latest = function() error("nor this", 0) end
+      end)
+      local got, s = sink()
+      local fok, ferr = pcall(hub.follow, hub, s, {}, nil)
+      events.readable_latest = readable_latest
+      assert.same({ true, false, "the store went away", true, {} }, { ran(), fok, ferr, s.closed, got })
+      hub:poll()
+      -- a row past its start sent: that id is the client's, no reset
+      local ids = {}
+      ran = while_reading(function()
+        for i = 1, 2 do ids[i] = event() end
+        events.HOLD_BYTES = size(ids[1]) * 3 // 2
+        hub:poll()
+        failing()
+      end)
+      got, s = sink()
+      fok = pcall(hub.follow, hub, s, {}, nil)
+      assert.same({ true, false, true, { ids[1] } }, { ran(), fok, s.closed, got })
+      hub:poll()
+      -- a row past its start read, and sent, before a later read failed: no reset either
+      local lag = event()
+      ran = while_reading(function()
+        events.HOLD_BYTES = size(lag) // 2
+        ids[2] = event()
+        hub:poll()
+        local n = 0
+        events.fetch = function(...)
+          n = n + 1
+          if n == 2 then failing() return events.fetch(...) end
+          return fetch(...)
+        end
+      end)
+      got, s = sink()
+      fok = pcall(hub.follow, hub, s, {}, nil)
+      assert.same({ true, false, true, { ids[2] } }, { ran(), fok, s.closed, got })
     end)
     hub:close()
     db:close()
