@@ -103,6 +103,14 @@ M.GATHER_BYTES = 64 * 1024
 -- client replaying them was disconnected at every reconnect, never catching up.
 M.REPLAY_HIGH = 64 * 1024
 
+-- A stream opening live only is among the subscribers before it reads the journal's newest
+-- id, and holds what the hub hands it meanwhile (hub:open), older rows than that id too (it
+-- is not known yet). At most this many bytes are held (a round trip's deliveries are far
+-- fewer, unless the hub is catching up a backlog; well under the stream's queue, which takes
+-- them at once): past them it holds no more, and once it has sent what it held past its
+-- start it reads the rest from the journal, as a stream given an id to replay after does.
+M.HOLD_BYTES = 256 * 1024
+
 --- new(db, {poll_ms=M.POLL_MS, listen_poll_ms=M.LISTEN_POLL_MS, heartbeat_ms=15000,
 --- gather_ms=M.GATHER_MS, gather_max=M.GATHER_MAX, on_error=fn(msg)}) -> hub (started)
 function M.new(db, o)
@@ -266,10 +274,28 @@ function Hub:_deliver(r)
       msgs[people] = msgs[people] or httpd.blob(M.message(r, people))
       local msg = msgs[people]
       sub.cursor = r.id
-      if not stream:send(msg) then self:_drop(stream) end
+      if sub.held then
+        self:_hold(sub, r.id, msg)
+      elseif not stream:send(msg) then
+        self:_drop(stream)
+      end
     end
   end
   self.last = r.id
+end
+
+-- keeps a row's message for a stream still opening (hub:open); past HOLD_BYTES it keeps no
+-- more (hub:_start replays the rest by id), and stays a subscriber (heartbeats, its end, a
+-- restore's reset reach it)
+function Hub:_hold(sub, id, msg)
+  if sub.overflow then return end
+  local bytes = sub.held_bytes + #msg
+  if bytes > M.HOLD_BYTES then
+    sub.overflow = true
+    return
+  end
+  sub.held_bytes = bytes
+  sub.held[#sub.held + 1] = { id = id, msg = msg }
 end
 
 -- A restore (`orket restore`, from any process) replaces the journal under the hub: its ids
@@ -327,11 +353,19 @@ function Hub:_reset_streams(sid)
   for _, x in ipairs(list) do
     local stream, sub = x[1], x[2]
     local key = sub.people and "*" or "-" .. tostring(sub.own)
-    if sub.sid ~= sid then
+    -- one still opening (hub:open) is reset whatever id it has: the start it reads
+    -- meanwhile may be either journal's
+    if sub.sid ~= sid or sub.held then
       if ids[key] == nil then ids[key] = M.readable_latest(self.db, last, sub) end
       if self.subs[stream] == sub then
         sub.sid, sub.cursor = sid, last
-        if not stream:send(M.reset(ids[key])) then self:_drop(stream) end
+        if sub.held then
+          -- sent as it opens, then what it holds from now on: the new journal's past last
+          sub.reset, sub.top, sub.held, sub.held_bytes = M.reset(ids[key]), last, {}, 0
+          sub.overflow, sub.epoch = nil, self.restores
+        elseif not stream:send(M.reset(ids[key])) then
+          self:_drop(stream)
+        end
       end
     else
       -- one that opened on the new id (between the restore and now) follows the new journal
@@ -448,52 +482,160 @@ function Hub:broadcast(text)
   end
 end
 
---- hub:follow(stream, filter, after[, still]): filter {run=, card=, people= whether the
---- people's rows go too, own= the caller's actor, whose own sign-ins go (M.own_sign)}; replays rows after id `after` (waiting for
---- the client to take them, REPLAY_HIGH at a time, so a long replay is never queued whole), then subscribes
---- the stream for live rows. `after` nil: live only, from now. Returns false when the
---- client left. still() -> whether its caller may still read it, asked at each heartbeat.
---- epoch: hub:epoch() when the caller read the journal's id it passes (default: now), sid:
---- the store's id it read before (store_of; default: the hub's): a restore the hub sees
---- after it resets the stream (hub:_check_store), as one it sees while this replays,
+-- What the hub keeps a stream opened with hub:open under: heartbeats and the end go to the
+-- stream once hub:follow gives it (before, there is nothing to send them to)
+local Opening = {}
+Opening.__index = Opening
+function Opening:send(msg) return self.stream == nil or self.stream:send(msg) end
+function Opening:close() if self.stream then self.stream:close() end end
+
+-- runs f(...) for the stream opening as sub under key; if it raises, or the task is closed
+-- while it waits (task.cancel), the stream leaves the subscribers first
+local function opening_read(self, key, sub, f, ...)
+  local read <close> = setmetatable({}, { __close = function(r)
+    if not r.done and self.subs[key] == sub then self.subs[key] = nil end
+  end })
+  local v = f(...)
+  read.done = true
+  return v
+end
+
+-- registers a stream opening live only under key, holding, then reads its start (the
+-- journal's newest id) -> its record
+function Hub:_open(key, filter, sid, epoch, still)
+  epoch, sid = epoch or self.restores, sid or self.sid
+  local sub = { run = filter.run, card = filter.card, people = filter.people, own = filter.own,
+    cursor = self.last, still = still, sid = sid, epoch = epoch, held = {}, held_bytes = 0 }
+  -- the caller read the store's id before a restore the hub has seen since: the stream
+  -- follows the new journal, its client told first (a reset), as every open stream was
+  if self.restores ~= epoch and sid ~= self.sid then sub.sid, sub.stale, sub.epoch = self.sid, true, self.restores end
+  self.subs[key] = sub
+  local top = opening_read(self, key, sub, M.latest, self.db)
+  -- (a restore seen meanwhile set where it starts: hub:_reset_streams)
+  if not sub.reset then sub.top = top end
+  return sub
+end
+
+--- hub:open(filter[, sid, epoch]) -> a live-only stream's start, for hub:follow: the
+--- journal's newest id is read now, the stream already among the subscribers, holding what
+--- the hub hands it until hub:follow sends that; so every row committed after the read
+--- reaches it once (on PostgreSQL the read waits on the store, and the hub may pass rows on
+--- meanwhile). A route reads it before it answers: its client must not see the stream open
+--- before its start is read. Not followed: hub:forget(start).
+function Hub:open(filter, sid, epoch)
+  local start = setmetatable({}, Opening)
+  start.sub = self:_open(start, filter, sid, epoch)
+  return start
+end
+
+-- sends a stream opened live only (hub:_open, under key) what it held past its start, in
+-- order, then has it follow live -> false: it ended
+function Hub:_start(stream, key, sub)
+  local function ended()
+    if self.subs[key] == sub then self.subs[key] = nil end
+    stream:close()
+    return false
+  end
+  if sub.stale and not sub.reset and self.subs[key] == sub then
+    local id = opening_read(self, key, sub, M.readable_latest, self.db, sub.top, sub)
+    if not sub.reset then sub.reset = M.reset(id) end
+  end
+  if self.subs[key] ~= sub then return false end -- ended meanwhile
+  local held, top, sent = sub.held, sub.top, sub.reset ~= nil
+  sub.held, sub.held_bytes = nil, nil -- live from here: no wait till the end
+  if sub.reset and not stream:send(sub.reset) then return ended() end
+  sub.reset = nil
+  local last = top -- the newest id it was sent past its start (none: its start)
+  for _, h in ipairs(held) do
+    if h.id > top then
+      if not stream:send(h.msg) then return ended() end
+      sent, last = true, h.id
+    end
+  end
+  if sub.overflow then return self:_resume(stream, key, sub, last, sent) end
+  -- (not the cursor it registered with: a restore may have left the hub's stale then)
+  sub.cursor = last
+  return true
+end
+
+-- has a stream that held all it may (HOLD_BYTES) read the rest from the journal after id
+-- `last`, as one given an id does, then follow live -> false: it ended. A read that fails
+-- ends it (the error raised again): its client reconnects from the last id it got; if it
+-- got none, it is sent a reset to its start's newest id it may read first (its client would
+-- reconnect live only, and miss what was committed since).
+function Hub:_resume(stream, key, sub, last, sent)
+  self.subs[key] = nil -- the hub hands it nothing while it reads: it would come out of order
+  local at = { sent = sent }
+  local filter = { run = sub.run, card = sub.card, people = sub.people, own = sub.own }
+  local ok, v = pcall(self._replay, self, stream, key, filter, last, sub.still, sub.epoch, sub.sid, at)
+  if ok then return v end
+  if not at.sent then
+    local got, id = true, last
+    if not sub.people then got, id = pcall(M.readable_latest, self.db, last, sub) end
+    if got then stream:send(M.reset(id)) end
+  end
+  stream:close()
+  error(v, 0)
+end
+
+--- hub:follow(stream, filter, after[, still, epoch, sid, start]): filter {run=, card=, people=
+--- whether the people's rows go too, own= the caller's actor, whose own sign-ins go
+--- (M.own_sign)}; replays rows after id `after` (waiting for the client to take them,
+--- REPLAY_HIGH at a time, so a long replay is never queued whole), then subscribes the stream
+--- for live rows. `after` nil: live only, from start (hub:open; default: one read here):
+--- every row committed after its read, once each and in order, none before. Returns false
+--- when the client left. still() -> whether its caller may still read it, asked at each
+--- heartbeat. epoch: hub:epoch() when the caller read the journal's id it passes (default:
+--- now), sid: the store's id it read before (store_of; default: the hub's): a restore the hub
+--- sees after it resets the stream (hub:_check_store), as one it sees while this replays,
 --- unless the caller read the new id already.
-function Hub:follow(stream, filter, after, still, epoch, sid)
+function Hub:follow(stream, filter, after, still, epoch, sid, start)
+  if after == nil then
+    if not start then return self:_start(stream, stream, self:_open(stream, filter, sid, epoch, still)) end
+    start.stream, start.sub.still = stream, still
+    return self:_start(stream, start, start.sub)
+  end
+  return self:_replay(stream, stream, filter, after, still, epoch, sid)
+end
+
+-- hub:follow's replay after id `after`, registered under key once it caught up; at: {sent=}
+-- set once it sent a row (hub:_resume)
+function Hub:_replay(stream, key, filter, after, still, epoch, sid, at)
   epoch = epoch or self.restores
   sid = sid or self.sid
   local cursor = after
-  if cursor == nil then
-    cursor = M.latest(self.db)
-  else
-    while true do
-      -- the hub may hand a row to its subscribers while this fetch waits on the store, and
-      -- the fetch not see it: register only after a fetch the hub did not move during
-      local seen = self.last
-      local rows = M.fetch(self.db, cursor, filter, BATCH)
-      if self.restores ~= epoch and sid ~= self.sid then break end -- another journal now: reset below
-      if #rows == 0 and self.last == seen then break end
-      for _, r in ipairs(rows) do
-        if readable(filter, r) then
-          local msg = M.message(r, filter.people)
-          if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
-          if not stream:send(msg) then return false end
-        end
-        cursor = r.id
+  while true do
+    -- the hub may hand a row to its subscribers while this fetch waits on the store, and
+    -- the fetch not see it: register only after a fetch the hub did not move during
+    local seen = self.last
+    local rows = M.fetch(self.db, cursor, filter, BATCH)
+    if self.restores ~= epoch and sid ~= self.sid then break end -- another journal now: reset below
+    if #rows == 0 and self.last == seen then break end
+    for _, r in ipairs(rows) do
+      if readable(filter, r) then
+        local msg = M.message(r, filter.people)
+        if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
+        if not stream:send(msg) then return false end
+        if at then at.sent = true end
       end
-      if stream:drain() then return false end -- gone
+      cursor = r.id
     end
+    if stream:drain() then return false end -- gone
   end
   if self.restores ~= epoch and sid ~= self.sid then
     -- the store was restored since the caller's read, or during the replay: whatever the
-    -- cursor, it is the old journal's
+    -- cursor, it is the old journal's. The new journal's end is read here: the hub's own
+    -- cursor is the old journal's until its reset has read it (hub:_check_store)
     local now, nsid = self.restores, self.sid
-    cursor = self.last
+    cursor = M.latest(self.db)
     if not stream:send(M.reset(M.readable_latest(self.db, cursor, filter))) then return false end
+    if at then at.sent = true end
     -- then what the new journal got while that read waited (another restore meanwhile
     -- resets the stream again)
-    return self:follow(stream, filter, cursor, still, now, nsid)
+    return self:_replay(stream, key, filter, cursor, still, now, nsid, at)
   end
   -- No wait between the last (empty) fetch and here: nothing can slip between the two.
-  self.subs[stream] = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = cursor,
+  self.subs[key] = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = cursor,
     still = still, sid = sid }
   return true
 end

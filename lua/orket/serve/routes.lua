@@ -200,12 +200,28 @@ local function stream(req, ctx, filter)
     return err(400, "bad_request", "?store= takes a store's id (the board's store: letters, digits and -)")
   end
   if ctx.server and not ctx.server:take_stream(req, ctx) then return end -- answered 429
-  local s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
+  local f = reader(ctx)
+  filter.people, filter.own = f.people, f.own
+  -- The hub's count of restores and the store's id, taken before the reads below: a restore
+  -- the hub notices after them resets this stream too (as it does every open stream:
+  -- orket.serve.events), unless this read the new id already.
+  local epoch = ctx.hub:epoch()
+  local own = store_of(ctx.hub.db)
+  -- live only: the stream's start, read before the client sees it open (an event committed
+  -- between the two would be older than the start, and never sent)
+  local start = after == nil and ctx.hub:open(filter, own, epoch) or nil
+  local s
+  -- the stream leaves the hub's subscribers however this ends: a raise (req:sse refuses a
+  -- header it is given) or the request's task closed, while it opens or while it follows
+  local _ <close> = setmetatable({}, { __close = function()
+    if start then ctx.hub:forget(start) end
+    if s then ctx.hub:forget(s) end
+  end })
+  local serr
+  s, serr = req:sse { "X-Accel-Buffering: no", table.unpack(ctx.headers or {}) }
   if not s then return err(500, "internal", serr) end
   ctx.status = 200
   local srv = ctx.server
-  local f = reader(ctx)
-  filter.people, filter.own = f.people, f.own
   s:send("retry: 2000\n\n")
   -- An id past the journal's end is another journal's (the server restarted onto a store
   -- restored from a backup, or a project added again from another folder): followed from
@@ -216,11 +232,6 @@ local function stream(req, ctx, filter)
   -- whose journal is longer than the id would otherwise replay that journal from an id
   -- that means nothing in it. With no id there is nothing to replay: the stream follows
   -- from the end as always, and a reset would only cost the client a needless board read.
-  -- The hub's count of restores and the store's id, taken before the reads below: a restore
-  -- the hub notices after them resets this stream too (as it does every open stream:
-  -- orket.serve.events), unless this read the new id already.
-  local epoch = ctx.hub:epoch()
-  local own = store_of(ctx.hub.db)
   if after then
     local last = events.latest(ctx.hub.db)
     if (want ~= nil and own and own ~= want) or after > last then
@@ -236,8 +247,7 @@ local function stream(req, ctx, filter)
     local now = srv.auth:check(req)
     return now ~= nil and people_reader(srv, now)
   end
-  if ctx.hub:follow(s, filter, after, still, epoch, own) then s:wait_gone() end
-  ctx.hub:forget(s)
+  if ctx.hub:follow(s, filter, after, still, epoch, own, start) then s:wait_gone() end
 end
 
 local function all_events(req, ctx)

@@ -1038,6 +1038,489 @@ describe("orket.serve.events", function()
   end)
 end)
 
+-- A live-only stream (no id to replay after) starts at the journal's newest id, read from the
+-- store: on PostgreSQL that read waits for its answer, and the hub may hand events to its
+-- subscribers meanwhile. The stream is one of them before it reads (holding what it is
+-- handed till it knows its start). The seam here makes that happen on either backend: events
+-- are committed and the hub passes them on after the read's snapshot and before its answer;
+-- the stream must get those past the id, once each, and no other (docs/serve.md, GET /v1/events).
+describe("orket.serve.events live-only streams", function()
+  local B = require "tests.backends"
+  after_each(H.cleanup)
+  -- later(fn): fn runs at the test's end, whatever it raised (busted keeps one finally a test)
+  local undo = {}
+  local function later(fn) undo[#undo + 1] = fn end
+  after_each(function()
+    for i = #undo, 1, -1 do undo[i]() end
+    undo = {}
+  end)
+
+  -- a stand-in for an SSE stream: keeps the ids of the events it is sent (the hub's shared
+  -- copies, httpd blobs, read through the texts they were made of), "reset N" for a reset,
+  -- the text of any other; closed once closed (sends then fail)
+  local httpd = require "orket.c.httpd"
+  local texts = setmetatable({}, { __mode = "k" })
+  local blob = httpd.blob
+  before_each(function()
+    httpd.blob = function(t)
+      local b = blob(t)
+      texts[b] = t
+      return b
+    end
+  end)
+  after_each(function() httpd.blob = blob end)
+  local function sink()
+    local got, s = {}, { closed = false }
+    function s.send(_, m)
+      local t = texts[m] or m
+      local id = t:match("^id: (%d+)\n")
+      if t:find("\nevent: reset\n", 1, true) then
+        got[#got + 1] = "reset " .. id
+      else
+        got[#got + 1] = id and math.tointeger(tonumber(id)) or t
+      end
+      return not s.closed
+    end
+    function s.queued() return 0 end
+    function s.drain() return false end
+    function s.close() s.closed = true end
+    return got, s
+  end
+
+  -- a hub that reads the journal only when the test says (hub:poll): on PostgreSQL its
+  -- listener is closed, or it would deliver as notifications come, whenever a read waits
+  local function opened(db)
+    local hub = events.new(db, { poll_ms = 600000, listen_poll_ms = 600000, heartbeat_ms = 600000 })
+    if hub.listener then hub.listener:close() end
+    return hub
+  end
+
+  -- during(): runs once, between the stream's read of the newest id and its answer. The read
+  -- is put back once it ran, and at the test's end whatever it raised (later). -> ran():
+  -- whether it ran
+  local function while_reading(during)
+    local latest, ran = events.latest, false
+    events.latest = function(d)
+      local id = latest(d)
+      events.latest = latest
+      ran = true
+      during()
+      return id
+    end
+    later(function() events.latest = latest end)
+    return function() return ran end
+  end
+
+  -- a stand-in store: its journal (st.journal, rows by id: its newest is #st.journal) and
+  -- id (st.sid) are the test's; st.on_latest(), when set, runs once inside the next read of
+  -- the newest id, after its answer was read
+  local function row(id) return { id = id, at = "t", kind = "comment", card_id = "A-1", actor = "x", data = "{}" } end
+  local function standin()
+    local st = { sid = "s1", journal = {} }
+    for id = 1, 20 do st.journal[id] = row(id) end
+    local db = { dialect = require("orket.store.dialect").sqlite, backend = "test" }
+    function db.row(_, sql)
+      if sql:find("store_identity", 1, true) then return { id = st.sid } end
+      local id, f = #st.journal, st.on_latest
+      st.on_latest = nil
+      if f then f() end
+      return { id = id }
+    end
+    function db.rows(_, _, after, _, _, limit)
+      local out = {}
+      for id = after + 1, math.min(#st.journal, after + limit) do out[#out + 1] = st.journal[id] end
+      return out
+    end
+    return st, db
+  end
+
+  it("gets an event the hub hands on while the stream reads the newest id, and none older", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event(kind) return assert(db:event { kind = kind, actor = "t" }) end
+      event("before")
+      hub:poll()
+      event("lagging") -- committed before the stream opens; the hub has not read it yet
+      local mid
+      local ran = while_reading(function()
+        mid = event("during")
+        hub:poll()
+      end)
+      local got, s = sink()
+      local followed = hub:follow(s, {}, nil)
+      assert.same({ true, true }, { ran(), followed })
+      local last = event("after")
+      hub:poll()
+      assert.same({ mid, last }, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  it("gets, of the events handed on while it reads the newest id, those its filter and reader take, once each", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event(kind) return assert(db:event { kind = kind, actor = "t" }) end
+      local want = {}
+      local ran = while_reading(function()
+        want[#want + 1] = event("comment")
+        event("user_add") -- about the server's people: not this reader's
+        hub:poll()
+        want[#want + 1] = event("comment")
+        hub:poll()
+        want[#want + 1] = event("comment") -- committed, not yet read by the hub
+      end)
+      local got, s = sink()
+      local followed = hub:follow(s, {}, nil)
+      assert.same({ true, true, 3 }, { ran(), followed, #want })
+      want[#want + 1] = event("comment")
+      hub:poll()
+      hub:poll()
+      assert.same(want, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  it("gets, of the events handed on while it reads the newest id, those of its run and card alone", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event(run, card) return assert(db:event { kind = "comment", actor = "t", run = run, card = card }) end
+      event(7, "A-1") -- committed before the stream opens, the hub not past it: not the stream's
+      local want = {}
+      local ran = while_reading(function()
+        want[#want + 1] = event(7, "A-1")
+        event(7, "B-2")
+        event(8, "A-1")
+        event(nil, "A-1")
+        hub:poll()
+        want[#want + 1] = event(7, "A-1") -- committed, not yet read by the hub
+        event(7, "B-2")
+      end)
+      local got, s = sink()
+      local followed = hub:follow(s, { run = 7, card = "A-1" }, nil)
+      assert.same({ true, true }, { ran(), followed })
+      event(8, "A-1")
+      want[#want + 1] = event(7, "A-1")
+      hub:poll()
+      assert.same(want, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- the usual case costs no read of the journal's rows: nothing was handed on meanwhile
+  it("reads no rows to open when the hub handed none on while it read the newest id", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local fetch, fetched = events.fetch, 0
+    local ok, e = pcall(function()
+      local function event(kind) return assert(db:event { kind = kind, actor = "t" }) end
+      event("before")
+      hub:poll()
+      event("lagging") -- the hub's to deliver, not this stream's
+      events.fetch = function(...)
+        fetched = fetched + 1
+        return fetch(...)
+      end
+      local got, s = sink()
+      local followed = hub:follow(s, {}, nil)
+      events.fetch = fetch
+      assert.same({ true, 0 }, { followed, fetched })
+      local last = event("after")
+      hub:poll()
+      assert.same({ last }, got)
+    end)
+    events.fetch = fetch
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- Under load the hub hands a row on during every read the stream makes, and, with a filter
+  -- nothing matches, the stream's cursor never moves: opening must still end, in a bounded
+  -- number of reads (once, a loop of reads that ended only when the hub had not moved during
+  -- one never did).
+  it("opens while the hub hands a row on during each of its reads", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event(card) return assert(db:event { kind = "comment", actor = "t", card = card }) end
+      local latest, fetch, n = events.latest, events.fetch, 0
+      later(function() events.latest, events.fetch = latest, fetch end)
+      events.latest = function(d)
+        local id = latest(d)
+        event("B-2")
+        hub:poll()
+        return id
+      end
+      events.fetch = function(d, after, f, limit)
+        if f.card then -- the stream's reads (the hub's have no filter)
+          n = n + 1
+          if n > 50 then error("opening did not end after 50 reads of the journal") end
+          local rows = fetch(d, after, f, limit)
+          event("B-2")
+          hub:poll()
+          return rows
+        end
+        return fetch(d, after, f, limit)
+      end
+      local got, s = sink()
+      assert.is_true(hub:follow(s, { card = "A-1" }, nil))
+      events.latest, events.fetch = latest, fetch
+      local mine = event("A-1")
+      hub:poll()
+      assert.same({ mine }, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- What a stream holds while it opens is capped (events.HOLD_BYTES): past the cap it holds
+  -- no more, and once it has sent what it held past its start it reads the rest from the
+  -- journal (as a stream given an id does), then follows live; it stays open.
+  it("reads the rest from the journal once what it was handed while it read the newest id passes the cap", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local cap = events.HOLD_BYTES
+    later(function() events.HOLD_BYTES = cap end)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local function size(id) return #events.message(events.fetch(db, id - 1, {}, 1)[1], false) end
+      -- past the stream's start: the first two held (the cap holds two and a half), the third read
+      local ids = {}
+      local ran = while_reading(function()
+        for i = 1, 3 do ids[i] = event() end
+        events.HOLD_BYTES = size(ids[1]) * 5 // 2
+        hub:poll()
+      end)
+      local got, s = sink()
+      local followed = hub:follow(s, {}, nil)
+      ids[4] = event()
+      hub:poll()
+      assert.same({ true, true, false }, { ran(), followed, s.closed })
+      assert.same(ids, got)
+      -- none past its start held (one at its start, then the cap passed): what came past it
+      -- is read, and nothing from before it
+      local lagging = event() -- committed before the stream opens; the hub not past it
+      local past = {}
+      ran = while_reading(function()
+        events.HOLD_BYTES = size(lagging) // 2
+        past[1] = event()
+        hub:poll()
+      end)
+      got, s = sink()
+      followed = hub:follow(s, {}, nil)
+      past[2] = event()
+      hub:poll()
+      assert.same({ true, true, false }, { ran(), followed, s.closed })
+      assert.same(past, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- That read, after the client saw the stream open, may fail: the stream ends, and its client
+  -- reconnects from the last id it got; one that got none is sent a reset to its start first
+  -- (reconnected live only, it would miss what came since).
+  it("ends when the journal's read past the cap fails, its client given an id to reconnect from", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local cap, fetch = events.HOLD_BYTES, events.fetch
+    later(function() events.HOLD_BYTES, events.fetch = cap, fetch end)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local function size(id) return #events.message(fetch(db, id - 1, {}, 1)[1], false) end
+      local function failing() events.fetch = function() events.fetch = fetch error("the store went away", 0) end end
+      for _, people in ipairs { false, true } do
+        local lagging = event()
+        local ran = while_reading(function()
+          events.HOLD_BYTES = size(lagging) // 2
+          event()
+          hub:poll()
+          failing()
+        end)
+        local got, s = sink()
+        local fok, ferr = pcall(hub.follow, hub, s, { people = people }, nil)
+        assert.same({ true, false, "the store went away", true, 0 }, { ran(), fok, ferr, s.closed, hub:count() })
+        assert.same({ "reset " .. lagging }, got)
+        hub:poll() -- (the hub past what it held)
+      end
+      -- the reset's read failing too: the stream ends all the same
+      local readable_latest = events.readable_latest
+      later(function() events.readable_latest = readable_latest end)
+      event()
+      local ran = while_reading(function()
+        event()
+        hub:poll()
+        failing()
+        events.readable_latest = function() error("nor this", 0) end
+      end)
+      local got, s = sink()
+      local fok, ferr = pcall(hub.follow, hub, s, {}, nil)
+      events.readable_latest = readable_latest
+      assert.same({ true, false, "the store went away", true, {} }, { ran(), fok, ferr, s.closed, got })
+      hub:poll()
+      -- a row past its start sent: that id is the client's, no reset
+      local ids = {}
+      ran = while_reading(function()
+        for i = 1, 2 do ids[i] = event() end
+        events.HOLD_BYTES = size(ids[1]) * 3 // 2
+        hub:poll()
+        failing()
+      end)
+      got, s = sink()
+      fok = pcall(hub.follow, hub, s, {}, nil)
+      assert.same({ true, false, true, { ids[1] } }, { ran(), fok, s.closed, got })
+      hub:poll()
+      -- a row past its start read, and sent, before a later read failed: no reset either
+      local lag = event()
+      ran = while_reading(function()
+        events.HOLD_BYTES = size(lag) // 2
+        ids[2] = event()
+        hub:poll()
+        local n = 0
+        events.fetch = function(...)
+          n = n + 1
+          if n == 2 then failing() return events.fetch(...) end
+          return fetch(...)
+        end
+      end)
+      got, s = sink()
+      fok = pcall(hub.follow, hub, s, {}, nil)
+      assert.same({ true, false, true, { ids[2] } }, { ran(), fok, s.closed, got })
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- An opening stream is a subscriber already: heartbeats reach it, and a hub closed
+  -- meanwhile ends it.
+  it("gets heartbeats while it reads the newest id, and ends with a hub closed meanwhile", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local ran = while_reading(function() hub:broadcast(": heartbeat\n\n") end)
+      local got, s = sink()
+      assert.same({ true, true, { ": heartbeat\n\n" } }, { hub:follow(s, {}, nil), ran(), got })
+      ran = while_reading(function() hub:close() end)
+      got, s = sink()
+      assert.same({ false, true, true, 0 }, { hub:follow(s, {}, nil), ran(), s.closed, hub:count() })
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- A restore the hub sees while the stream reads the newest id resets the stream with the
+  -- others: its start, read meanwhile, may be of the old journal. Its reset comes first, then
+  -- the new journal's events past the reset's id. The store is a stand-in.
+  it("is reset with the others by a restore the hub sees while it reads the newest id", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local got, s = sink()
+    st.on_latest = function()
+      st.sid, st.journal = "s1-a", { row(1), row(2), row(3) }
+      hub:poll()
+      st.journal[4] = row(4)
+      hub:poll()
+    end
+    assert.is_true(hub:follow(s, { people = true }, nil))
+    st.journal[5] = row(5)
+    hub:poll()
+    assert.same({ "reset 3", 4, 5 }, got)
+    hub:close()
+  end)
+
+  -- A stream whose route read the restored store's id before the hub saw the restore
+  -- registers with the new id and the old journal's cursor; the hub's reset while it reads
+  -- its start must still reset it, not catch it up: the rows past its start it would be
+  -- sent then, before it has a stream, would be lost. The store is a stand-in.
+  it("is reset by a restore the hub sees while it opens, though its route read the new store's id", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    later(function() hub:close() end)
+    st.sid = "s1-a" -- restored (the hub has not looked): a longer journal
+    for id = 21, 25 do st.journal[id] = row(id) end
+    st.on_latest = function() -- its start is 25
+      for id = 26, 30 do st.journal[id] = row(id) end
+      hub:poll()
+    end
+    local got, s = sink()
+    assert.is_true(hub:follow(s, { people = true }, nil, nil, hub:epoch(), "s1-a"))
+    st.journal[31] = row(31)
+    hub:poll()
+    assert.same({ "reset 30", 31 }, got)
+  end)
+
+  -- The stream is among the subscribers while it reads its start: a task closed while the
+  -- read waits (task:cancel) takes it out, as a read that raises does.
+  it("leaves the subscribers when the task reading its start is cancelled", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    later(function() hub:close() end)
+    st.on_latest = function() orket.sleep(600000) end
+    local t = require("orket.task").spawn(function() hub:open({ people = true }, "s1") end)
+    assert.equal(1, hub:count())
+    t:cancel()
+    assert.equal(0, hub:count())
+  end)
+
+  -- A restore the hub saw after the stream's route read the store's id (and before the
+  -- stream opened): the stream is reset first, as every open stream was, then follows the
+  -- new journal. The store is a stand-in.
+  it("is reset when the hub saw a restore after its route read the store's id", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local _, other = sink()
+    hub.subs[other] = { cursor = 20, people = true, sid = "s1" } -- a stream open: the hub reads the id
+    local epoch = hub:epoch() -- the route's reads
+    st.sid, st.journal = "s1-a", { row(1), row(2), row(3) } -- restored, and seen
+    hub:poll()
+    local got, s = sink()
+    assert.is_true(hub:follow(s, { people = true }, nil, nil, epoch, "s1"))
+    st.journal[4] = row(4)
+    hub:poll()
+    assert.same({ "reset 3", 4 }, got)
+    hub:close()
+  end)
+
+  -- The hub takes the store's new id before it reads the new journal's end (a read that may
+  -- wait): a stream opening meanwhile, its route's read of the store's id the old one, is
+  -- reset (the store changed since its caller looked), and follows the new journal from its
+  -- end, not from the hub's cursor, which is the old journal's still. Live only, then with an
+  -- id to replay after. The store is a stand-in.
+  it("follows the new journal from its end when it opens while the hub reads that end after a restore", function()
+    for _, after in ipairs { false, 10 } do
+      local st, db = standin()
+      local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+      local _, other = sink()
+      hub.subs[other] = { cursor = 20, people = true, sid = "s1" } -- a stream open: the hub reads the id
+      local epoch = hub:epoch()
+      st.sid, st.journal = "s1-a", { row(1), row(2), row(3) } -- restored
+      local got, s = sink()
+      local followed
+      st.on_latest = function()
+        followed = hub:follow(s, { people = true }, after or nil, nil, epoch, "s1")
+      end
+      hub:poll()
+      st.journal[4] = row(4)
+      hub:poll()
+      assert.same({ true, { "reset 3", 4 } }, { followed, got })
+      hub:close()
+    end
+  end)
+end)
+
 -- A stream holds its connection for as long as its client likes: one key may not hold them
 -- all (docs/serve.md, "Limits": max_streams_per_key, max_streams).
 describe("orket.serve streams", function()
@@ -1086,6 +1569,65 @@ describe("orket.serve streams", function()
     assert.equal(2, srv.streams_of[(keys.parse(a))])
     for _, s in ipairs(open) do s.close() end
     wait_for(function() return srv.nstreams == 0 and next(srv.streams_of) == nil end, "every slot given back")
+    stop()
+  end)
+
+  -- A live-only stream starts at the journal's newest id, read by its route before it answers:
+  -- an event committed once the client sees the stream open is past the start, and comes.
+  -- The seam holds that read till the client has seen the stream open and committed an event,
+  -- or 300 ms (the client never sees it open before the read is done, as it must not).
+  it("reads a live-only stream's start before its client sees the stream open", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "admin")
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("heartbeat_ms=60000")), log = function() end }
+    local latest, committed, ran = events.latest, nil, false
+    finally(function() events.latest = latest end)
+    events.latest = function(d)
+      events.latest = latest
+      ran = true
+      for _ = 1, 60 do
+        if committed then break end
+        orket.sleep(5)
+      end
+      return latest(d)
+    end
+    local ev = H.stream { url = "http://127.0.0.1:" .. srv:port() .. "/v1/events",
+      headers = { "Authorization: Bearer " .. a }, total_timeout_ms = 30000 }
+    assert.equal(200, ev.status)
+    committed = assert(db:event { kind = "comment", actor = "t" })
+    local last = assert(db:event { kind = "comment", actor = "t" })
+    local function has(id) return ev.text():find("\nid: " .. id .. "\n", 1, true) ~= nil end
+    wait_for(function() return has(last) end, "the events")
+    assert.same({ true, true }, { ran, has(committed) })
+    ev.close()
+    wait_for(function() return srv.nstreams == 0 end, "every stream ended")
+    stop()
+  end)
+
+  -- A stream opened live only is among the hub's subscribers from its route's read of the
+  -- start: a raise after it (here hub:follow's) must not leave it there (counted, sent
+  -- heartbeats, never freed).
+  it("takes a live-only stream out of the hub's subscribers when its route raises after opening it", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local a = keys.create(db, dir, "a", "admin")
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("heartbeat_ms=60000")), log = function() end }
+    local raised = false
+    srv.hub.follow = function()
+      srv.hub.follow = nil -- the class's again
+      raised = true
+      error("follow failed", 0)
+    end
+    local ev = H.stream { url = "http://127.0.0.1:" .. srv:port() .. "/v1/events",
+      headers = { "Authorization: Bearer " .. a }, total_timeout_ms = 30000 }
+    wait_for(function() return raised and srv.nstreams == 0 end, "the stream ended")
+    ev.close()
+    assert.equal(0, srv.hub:count())
     stop()
   end)
 
