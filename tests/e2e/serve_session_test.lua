@@ -516,6 +516,15 @@ describe("orket serve: CORS", function()
     assert.matches("POST", h["access-control-allow-methods"])
     assert.matches("Authorization", h["access-control-allow-headers"])
     assert.is_nil(h["access-control-allow-credentials"]) -- keys, never cookies, cross-origin
+    -- every method a route takes, as the OpenAPI document lists them (PUT /v1/users/{name}/role, ...)
+    local allowed = {}
+    for m in h["access-control-allow-methods"]:gmatch("[A-Z]+") do allowed[m] = true end
+    local _, doc = req(s, "GET", "/v1/openapi.json", { auth })
+    for path, ops in pairs(json(doc).paths) do
+      for m in pairs(ops) do
+        if m ~= "parameters" then assert.is_true(allowed[m:upper()] == true, m:upper() .. " " .. path) end
+      end
+    end
     -- and from another
     st, _, h = req(s, "OPTIONS", "/v1/board", { "Origin: https://evil.example", "Access-Control-Request-Method: GET" })
     assert.equal(204, st)

@@ -99,7 +99,9 @@ local function static(req, ctx, name)
   return req:respond(200, headers, body)
 end
 
-local METHODS = "GET, HEAD, POST, DELETE"
+-- every method a route takes (the people API's PUTs, an app's PUT and PATCH): a preflight
+-- that left one out kept a listed origin's page from calling that route with its key
+local METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 -- every answer's, and with an allowed origin's (also given to /health's answer in C,
 -- orket.serve and core/health.c)
 M.VARY = "Vary: Origin"
