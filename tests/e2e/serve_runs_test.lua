@@ -157,6 +157,12 @@ describe("orket serve runs", function()
     assert.equal(1, #(select(2, call(s, "GET", "/v1/runs?state=done", viewer))).runs)
     assert.equal(0, #(select(2, call(s, "GET", "/v1/runs?state=running", viewer))).runs)
     assert.equal(400, (call(s, "GET", "/v1/runs?limit=0", viewer)))
+    -- a state no run is ever in is a typo, refused naming the states, not an empty list
+    local bad_st, bad = call(s, "GET", "/v1/runs?state=runing", viewer)
+    assert.equal(400, bad_st)
+    assert.equal("bad_query", bad.error.code)
+    assert.matches("interrupted, killed, queued", bad.error.message)
+    assert.equal(0, #(select(2, call(s, "GET", "/v1/runs?state=queued", viewer))).runs)
     assert.equal(404, (call(s, "GET", "/v1/runs/99", viewer)))
     -- the transcript is what `orket log RUN --json` prints
     local tr

@@ -128,13 +128,22 @@ local function transcript(_, ctx)
   return 200, assert(log_view.json_doc(ctx.db, ctx.dir, row.id))
 end
 
+-- the states a run is shown in (M.doc; orket.project.run_state), in the order the docs give them
+M.STATES = { "running", "done", "failed", "stalled", "interrupted", "killed", "queued" }
+M.SHOWN = {}
+for _, s in ipairs(M.STATES) do M.SHOWN[s] = true end
+
 -- GET /v1/runs[?state=][&limit=]: newest first
 local function list(_, ctx)
   local limit = whole(ctx.query.limit or "50")
   if not limit or limit < 1 then return err(400, "bad_query", "?limit= takes a whole number from 1") end
   if limit > M.LIST_MAX then limit = M.LIST_MAX end
   local want = ctx.query.state
-  if want == "" then return err(400, "bad_query", "?state= takes a state (running, done, failed, ...)") end
+  -- a state no run can be in is refused, not answered with an empty list: a typo
+  -- (?state=runing) would read as "no run is going"
+  if want and not M.SHOWN[want] then
+    return err(400, "bad_query", "?state= takes one of " .. table.concat(M.STATES, ", "))
+  end
   local out = {}
   -- a state filter looks further back: the shown state is worked out per run
   for _, r in ipairs(runs_store.recent(ctx.db, want and 10000 or limit)) do
@@ -183,7 +192,7 @@ M.SCHEMAS = {
 M.RUN = { type = "object", additionalProperties = false,
   required = { "id", "target", "kind", "state", "started_at", "ended_at", "model", "concurrency", "live" },
   properties = { id = { type = "integer" }, target = { type = "string" }, kind = { type = "string" },
-    state = { type = "string", description = "running, done, failed, stalled, interrupted, killed" },
+    state = { type = "string", enum = M.STATES },
     started_at = { type = "string" }, ended_at = { description = "a time, or null while it goes" },
     model = { description = "the model it was started with (null: each seat's)" },
     concurrency = { description = "turns at once it was started with (null: orket.lua's)" },
@@ -206,7 +215,7 @@ function M.add(router)
     name = "run_start", summary = "Start a run of an epic, a rock or a card",
     responses = { [201] = { schema = ONE, description = "the run, started" }, [503] = stopping } })
   router:add("GET", "/v1/runs", { handler = list, role = "viewer", name = "runs", summary = "Runs, newest first",
-    query = { { name = "state", description = "only runs in this state" },
+    query = { { name = "state", enum = M.STATES, description = "only runs in this state" },
       { name = "limit", type = "integer", description = "at most this many (50; 200 at most)" } },
     responses = { [200] = { schema = MANY } } })
   router:add("GET", "/v1/runs/{id}", { handler = get, role = "viewer", name = "run", summary = "One run",
