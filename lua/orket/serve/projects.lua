@@ -124,13 +124,16 @@ function M.changed(db, p)
   return kind and changed_text(p.name, why) or nil
 end
 
---- scope(segs) -> project name, the segments of the route inside it | nil: a path of the
---- form /v1/projects/{p}/REST is REST's route (under /v1 first, else as it is: /mcp)
+--- scope(segs) -> project name, the segments of the route inside it, those of the route
+--- outside /v1 it may be (nil when REST starts with v1) | nil: a path of the form
+--- /v1/projects/{p}/REST is REST's route (under /v1 first, else as it is: /mcp)
 function M.scope(segs)
   if segs[1] ~= "v1" or segs[2] ~= "projects" or #segs < 4 then return nil end
   local rest = { "v1" }
   for i = 4, #segs do rest[#rest + 1] = segs[i] end
-  local bare = { table.unpack(segs, 4) }
+  -- only the routes outside /v1 are taken as they are: /v1/projects/P/v1/board was else
+  -- a second path to P's board, which no document names
+  local bare = segs[4] ~= "v1" and { table.unpack(segs, 4) } or nil
   return segs[3], rest, bare
 end
 

@@ -19,7 +19,18 @@ describe("orket.serve.router", function()
       "v1/board", "/v1/cards/a\\b", "/v1/cards/a\tb", "/v1/cards/a\127b", "/v1/cards/a\0b", "/v1/cards/." } do
       assert.is_nil(router.segments(p), p)
     end
-    assert.is_nil(router.segments("/" .. string.rep("a", 3000)))
+    -- a long path is refused as long, not as one that does not start with /
+    assert.same({ nil, "the path is longer than 2048 bytes" }, { router.segments("/" .. string.rep("a", 3000)) })
+    assert.same({ nil, "the path must start with /" }, { router.segments("v1/board") })
+  end)
+
+  it("takes a project's routes under its prefix, and its /v1 routes only without a second v1", function()
+    local projects = require "orket.serve.projects"
+    assert.same({ "web", { "v1", "board" }, { "board" } }, { projects.scope(router.segments("/v1/projects/web/board")) })
+    assert.same({ "web", { "v1", "mcp" }, { "mcp" } }, { projects.scope(router.segments("/v1/projects/web/mcp")) })
+    -- /v1/projects/web/v1/board is no path of web's board
+    assert.same({ "web", { "v1", "v1", "board" } }, { projects.scope(router.segments("/v1/projects/web/v1/board")) })
+    assert.is_nil(projects.scope(router.segments("/v1/projects/web")))
   end)
 
   it("decodes queries and refuses NUL", function()
