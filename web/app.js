@@ -979,10 +979,11 @@
         el("span", { class: "run-state", text: r.state }));
       const runAct = (what) => async () => {
         $("run-status").textContent = "";
+        $("run-status").className = "";
         try {
           await api("POST", "/v1/runs/" + r.id + "/" + what);
           $("run-status").textContent = "Run " + r.id + (what === "stop" ? " stopping." : " resumed.");
-        } catch (e) { $("run-status").textContent = e.message; }
+        } catch (e) { $("run-status").textContent = e.message; $("run-status").className = "error"; }
         loadRuns();
       };
       if (r.state === "running" && r.live) li.append(el("button", { type: "button", class: "small run-stop", text: "Stop", onclick: runAct("stop") }));
@@ -1325,10 +1326,13 @@
     try {
       const doc = await api("POST", "/v1/runs", body);
       const run = doc.run || {};
-      $("run-status").textContent = "Run " + (run.id ?? "") + " started" + (run.status ? " (" + run.status + ")" : "") + ".";
+      $("run-status").textContent = "Run " + (run.id ?? "") + " started" + (run.state ? " (" + run.state + ")" : "") + ".";
+      $("run-status").className = "";
       loadRuns();
     } catch (e) {
-      $("run-status").textContent = e.message;
+      // shown as the other forms show their errors (the message names the field)
+      $("run-status").textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
+      $("run-status").className = "error";
     }
   });
 
