@@ -1147,6 +1147,14 @@ sign_in = {
     local added = " project 'wiki' was added since this server started: it is served from the server's next start"
     assert.same({ "default:admin", again, "wiki:admin" .. added }, listed(root))
     assert.same({ "default:viewer", "wiki:viewer" .. added }, listed(bob))
+    -- a grant in the project added since, or a person added into it, is refused as the list
+    -- says, not as a project that does not exist
+    local st, doc = req(s, "PUT", "/v1/users/bob/projects/wiki", root, { role = "developer" })
+    assert.same({ 409, "project_changed", added:sub(2) }, { st, doc.error.code, doc.error.message })
+    st, doc = req(s, "POST", "/v1/users", root, { name = "dora", role = "viewer", password = PASS, project = "wiki" })
+    assert.same({ 409, "project_changed" }, { st, doc.error.code })
+    st, doc = req(s, "PUT", "/v1/users/bob/projects/nope", root, { role = "developer" })
+    assert.same({ 404, "no project named 'nope'" }, { st, doc.error.message })
     assert.equal(0, s.stop())
     s = H.serve(dir, ROOMY)
     bob, root = sign_in(s, "bob"), sign_in(s, "root")

@@ -169,9 +169,9 @@ end
 local function add(_, ctx)
   local b = ctx.body
   local known = ctx.server.projects
-  if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
-  local changed = b.project and ctx.server:changed(b.project)
+  local changed = b.project and (ctx.server:changed(b.project) or projects.added_since(ctx.server, b.project))
   if changed then return err(409, "project_changed", changed) end
+  if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
   -- role is the account role: admin makes a server admin, of every project. Sent with
   -- another project it reads as "an admin of that project" and would give all of them
   if b.role == "admin" and b.project and b.project ~= projects.DEFAULT then
@@ -243,7 +243,7 @@ end
 local function grant(_, ctx)
   local p = ctx.params
   -- the name means the project now stored, which this server does not serve until restarted
-  local changed = ctx.server:changed(p.project)
+  local changed = ctx.server:changed(p.project) or projects.added_since(ctx.server, p.project)
   if changed then return err(409, "project_changed", changed) end
   local res, msg, code = admin.in_tx(ctx, "member_grant", function(by)
     return team.grant(ctx.db, ctx.server.projects, p.project, p.name, ctx.body.role, by,
