@@ -191,6 +191,17 @@ describe("orket.serve.body", function()
     assert.equal(408, select(2, body.json(req(nil, "ETIMEDOUT"))))
   end)
 
+  it("says what is wrong with a body that is not JSON in words, and an empty one as empty", function()
+    local empty = "the body is empty: send a JSON object ({} when no field is given)"
+    assert.same({ nil, 400, "bad_json", empty }, { body.json(req("")) })
+    assert.same({ nil, 400, "bad_json", empty }, { body.json(req(" \r\n")) })
+    assert.same({ nil, 400, "bad_json", "the body is not JSON: expected comma or object end but found the end of the "
+      .. "body at byte 12" }, { body.json(req('{"body":"x"')) })
+    local _, _, _, why = body.json(req('{"a" 1}'))
+    assert.is_nil(why:find("T_", 1, true), why)
+    assert.is_nil(why:find("character", 1, true), why)
+  end)
+
   it("takes an optional member sent as null as absent, and leaves a required one", function()
     local cjson = require "cjson"
     local schema = { type = "object", required = { "to" }, properties = { to = { type = "string" },
