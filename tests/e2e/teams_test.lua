@@ -1613,6 +1613,12 @@ db:close()
     local st, doc = req(s, "DELETE", "/v1/users/root/projects/default", root)
     assert.same({ 409, "conflict" }, { st, doc.error.code })
     assert.matches("root is a server admin, an admin of every project", doc.error.message, 1, true)
+    -- the OpenAPI document lists the 409s these routes answer
+    local _, api = req(s, "GET", "/v1/openapi.json", root)
+    for _, op in ipairs { { "delete", "/v1/users/{name}/projects/{project}" }, { "put", "/v1/users/{name}/projects/{project}" },
+        { "post", "/v1/users/{name}/disable" } } do
+      assert.is_table(api.paths[op[2]][op[1]].responses["409"], op[1] .. " " .. op[2])
+    end
     local r = H.orket("projects revoke default root", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("take that away first ('orket users role root operator')", r.stderr, 1, true)
