@@ -559,10 +559,18 @@
 
   // ---- creating a card ----------------------------------------------------------------
 
-  // fillParents(cards): what a new card may go under (epics and rocks), keeping the choice
+  // createParents(cards) -> the cards a new card may go under: POST /v1/cards files an issue
+  // under an epic that is not finished (orket.board's create); a rock or a finished epic,
+  // offered before, was refused every time
+  function createParents(cards) {
+    return cards.filter((c) => c.type === "epic" && c.status !== "done" && c.status !== "canceled"
+      && c.status !== "archived");
+  }
+
+  // fillParents(cards): what a new card may go under, keeping the choice
   function fillParents(cards) {
     const sel = $("create-parent"), keep = sel.value;
-    const parents = cards.filter((c) => c.type === "epic" || c.type === "rock");
+    const parents = createParents(cards);
     sel.replaceChildren(...parents.map((c) => el("option", { value: c.id,
       text: c.id + " (" + c.type + ")" + (c.summary || c.name ? ": " + (c.summary || c.name) : "") })));
     if (keep && parents.some((c) => c.id === keep)) sel.value = keep;

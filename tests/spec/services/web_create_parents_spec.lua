@@ -1,0 +1,48 @@
+-- The web board's New card form offers as parents exactly the cards POST /v1/cards takes
+-- (orket.board's create): web/app.js createParents, run with node, against the board itself.
+local H = require "tests.helpers"
+local B = require "tests.backends"
+local board_mod = require "orket.board"
+local jsonout = require "orket.jsonout"
+
+local STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
+  "done", "canceled", "archived" }
+
+describe("the web board's New card parents", function()
+  it("are the cards the board files a new issue under: epics not finished, never a rock", function()
+    if not os.execute("command -v node >/dev/null 2>&1") then return pending("node is not installed") end
+    finally(H.cleanup)
+    local src = assert(H.read("web/app.js"))
+    local fn = assert(src:match("\n  (function createParents%(cards%) {.-\n  })\n"), "createParents() in web/app.js")
+    local db = B.open_store()
+    local imports = require "orket.store.imports"
+    local cards = {}
+    assert(db:tx(function()
+      imports.insert_card(db, { id = "R", type = "rock", priority = 2 })
+      cards[#cards + 1] = { id = "R", type = "rock", status = "ready" }
+      for i, st in ipairs(STATUSES) do
+        local id = "E" .. i
+        imports.insert_card(db, { id = id, type = "epic", parent = "R", priority = 2 })
+        assert(db:run("UPDATE cards SET status = ? WHERE id = ?", st, id))
+        cards[#cards + 1] = { id = id, type = "epic", status = st }
+      end
+      imports.insert_card(db, { id = "E1-1", type = "issue", parent = "E1", priority = 2, seat = "dev" })
+      cards[#cards + 1] = { id = "E1-1", type = "issue", status = "ready" }
+      return true
+    end))
+    local b = board_mod.open(db)
+    local takes = {}
+    for _, c in ipairs(cards) do
+      if b:create { parent = c.id, summary = "x", actor = { seat = "person" } } then takes[#takes + 1] = c.id end
+    end
+    assert.equal(6, #takes) -- the epics not done, canceled or archived
+    local js = H.tmpdir() .. "/parents.js"
+    H.write(js, fn .. "\nconsole.log(createParents(" .. jsonout.encode(cards) .. ").map((c) => c.id).join(','));\n")
+    local p = assert(io.popen("node " .. H.quote(js)))
+    local offered = p:read("l")
+    assert.is_true(p:close())
+    assert.equal(table.concat(takes, ","), offered)
+    assert.is_nil(offered:find("R", 1, true)) -- (the rock: a refusal every time it was chosen)
+    db:close()
+  end)
+end)
