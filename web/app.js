@@ -559,6 +559,12 @@
 
   // ---- creating a card ----------------------------------------------------------------
 
+  // retryable(card) -> whether POST /v1/cards/{id}/retry takes the card (orket.board's retry:
+  // blocked, waiting, and handed in for testing, which the button left out)
+  function retryable(c) {
+    return c.status === "blocked" || c.status === "waiting_for_developer" || c.status === "ready_for_testing";
+  }
+
   // createParents(cards) -> the cards a new card may go under: POST /v1/cards files an issue
   // under an epic that is not finished (orket.board's create); a rock or a finished epic,
   // offered before, was refused every time
@@ -714,7 +720,7 @@
     // a question is answered; a money budget's wait is approved the same way (docs/cost.md)
     const answerable = c.wait_reason === "input" || c.wait_reason === "budget";
     $("answer-form").hidden = !(isOperator() && waiting && answerable && !held);
-    $("retry-button").parentElement.hidden = !(isOperator() && (c.status === "blocked" || waiting) && !held);
+    $("retry-button").parentElement.hidden = !(isOperator() && retryable(c) && !held);
     $("actions").hidden = !isOperator();
     $("cancel-form").hidden = closed;
     const to = $("move-to"), keep = to.value;

@@ -1,5 +1,6 @@
--- The web board's New card form offers as parents exactly the cards POST /v1/cards takes
--- (orket.board's create): web/app.js createParents, run with node, against the board itself.
+-- The web board offers what the API takes, checked against the board itself: New card's
+-- parents (web/app.js createParents; POST /v1/cards, orket.board's create) and the Retry
+-- button (retryable; POST /v1/cards/{id}/retry, orket.board's retry), run with node.
 local H = require "tests.helpers"
 local B = require "tests.backends"
 local board_mod = require "orket.board"
@@ -8,7 +9,22 @@ local jsonout = require "orket.jsonout"
 local STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
   "done", "canceled", "archived" }
 
-describe("the web board's New card parents", function()
+-- js(fn, call) -> the line node prints for fn's source followed by call
+local function js(fn, call)
+  local path = H.tmpdir() .. "/web.js"
+  H.write(path, fn .. "\nconsole.log(" .. call .. ");\n")
+  local p = assert(io.popen("node " .. H.quote(path)))
+  local out = p:read("l")
+  assert.is_true(p:close())
+  return out
+end
+
+local function app_fn(name)
+  local src = assert(H.read("web/app.js"))
+  return assert(src:match("\n  (function " .. name .. "%(%w+%) {.-\n  })\n"), name .. "() in web/app.js")
+end
+
+describe("the web board's New card parents and Retry button", function()
   it("are the cards the board files a new issue under: epics not finished, never a rock", function()
     if not os.execute("command -v node >/dev/null 2>&1") then return pending("node is not installed") end
     finally(H.cleanup)
@@ -43,6 +59,33 @@ describe("the web board's New card parents", function()
     assert.is_true(p:close())
     assert.equal(table.concat(takes, ","), offered)
     assert.is_nil(offered:find("R", 1, true)) -- (the rock: a refusal every time it was chosen)
+    db:close()
+  end)
+
+  it("shows Retry on the cards the board retries, in every status", function()
+    if not os.execute("command -v node >/dev/null 2>&1") then return pending("node is not installed") end
+    finally(H.cleanup)
+    local fn = app_fn("retryable")
+    local db = B.open_store()
+    local imports = require "orket.store.imports"
+    local cards = {}
+    assert(db:tx(function()
+      imports.insert_card(db, { id = "E", type = "epic", priority = 2 })
+      for i, st in ipairs(STATUSES) do
+        local id = "E-" .. i
+        imports.insert_card(db, { id = id, type = "issue", parent = "E", priority = 2, seat = "dev" })
+        assert(db:run("UPDATE cards SET status = ? WHERE id = ?", st, id))
+        cards[#cards + 1] = { id = id, type = "issue", status = st }
+      end
+      return true
+    end))
+    local b = board_mod.open(db)
+    local takes = {}
+    for _, c in ipairs(cards) do
+      if b:retry(c.id, { actor = { seat = "user:alice", roles = {}, by = "person" } }) then takes[#takes + 1] = c.id end
+    end
+    assert.equal(3, #takes) -- blocked, waiting_for_developer, ready_for_testing
+    assert.equal(table.concat(takes, ","), js(fn, jsonout.encode(cards) .. ".filter(retryable).map((c) => c.id).join(',')"))
     db:close()
   end)
 end)
