@@ -220,6 +220,8 @@ describe("orket serve runs", function()
     assert.equal(409, cst)
     assert.equal("conflict", conflict.error.code)
     assert.matches("run " .. a .. " %(A%) is working", conflict.error.message)
+    -- not "read it again and retry": asked again, the answer would be the same
+    assert.matches("asked again before that changes, the answer is the same", conflict.error.remedy, 1, true)
     local cli = H.orket("run B --json", { cwd = dir })
     assert.equal(1, cli.status)
     assert.matches("run " .. b .. " %(B%) is working on", cli.stderr)

@@ -64,11 +64,16 @@ end
 -- come back (Retry-After), where 409 conflict is an overlap that lasts.
 local STATUS = { stopping = 503, bad_request = 400, project_error = 409, conflict = 409, starting = 503 }
 M.STARTING_RETRY_S = 1
+-- a run's conflict lasts until what the message names ends: the vocabulary's remedy ("read it
+-- again and retry") would only get the same answer
+M.CONFLICT_REMEDY = "the message names the run or state in the way: asked again before that changes, the answer is "
+  .. "the same (GET /v1/runs lists the runs going; POST /v1/runs/{id}/stop ends one this server executes)"
 local function refused(kind, msg, ctx)
   if kind == "starting" and ctx and ctx.headers then
     table.insert(ctx.headers, "Retry-After: " .. M.STARTING_RETRY_S)
   end
-  return err(STATUS[kind] or 409, STATUS[kind] and kind or tostring(kind), tostring(msg))
+  return err(STATUS[kind] or 409, STATUS[kind] and kind or tostring(kind), tostring(msg),
+    kind == "conflict" and M.CONFLICT_REMEDY or nil)
 end
 
 -- POST /v1/runs {target, model?, concurrency?}
