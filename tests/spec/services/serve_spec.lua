@@ -907,7 +907,7 @@ describe("orket.serve limits and messages", function()
     local url = "http://127.0.0.1:" .. srv:port() .. "/health"
     local _, _, h = H.fetch { url = url, headers = { "Origin: https://ok.example" } }
     assert.equal("https://ok.example", h["access-control-allow-origin"])
-    assert.equal("Retry-After, WWW-Authenticate", h["access-control-expose-headers"])
+    assert.equal("Retry-After, WWW-Authenticate, Mcp-Session-Id", h["access-control-expose-headers"])
     assert.equal("Origin", h["vary"])
     local st, _, h2 = H.fetch { url = url, headers = { "Origin: https://evil.example" } }
     assert.equal(200, st)
