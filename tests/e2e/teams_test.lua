@@ -1601,6 +1601,12 @@ db:close()
     -- root, a server admin, reads them all as before
     st, doc = req(s, "GET", "/v1/audit?actor=user:bob", root)
     assert.same({ 200, 3 }, { st, #doc.entries })
+    -- a bare name is no actor: refused, pointing at user:bob, not answered with no entries
+    for _, name in ipairs { "bob", "nobody" } do
+      st, doc = req(s, "GET", "/v1/audit?actor=" .. name, root)
+      assert.same({ 400, "bad_query" }, { st, doc.error.code })
+      assert.matches("(user:" .. name .. "?)", doc.error.message, 1, true)
+    end
     assert.equal(0, s.stop())
   end)
 

@@ -228,6 +228,14 @@ local function audit(_, ctx)
     return err(400, "bad_query", "?actor= takes an actor as the entries name it (user:NAME, the id of a key of no "
       .. "person), 1 to 200 bytes", "for the writes made through a person's key, ?key=ID (docs/serve.md)")
   end
+  -- every actor but local use's "local" and a key's id has its kind before a colon: a bare
+  -- name (?actor=alice) matched nothing and read as "alice wrote nothing"; refused for any
+  -- name alike, so the answer does not tell whether a person of that name exists
+  if actor and not actor:find(":", 1, true) and actor ~= "local" and not (#actor == 16 and actor:match("^%x+$")) then
+    return err(400, "bad_query", string.format("?actor= takes an actor as the entries name it: user:NAME for a "
+      .. "person (user:%s?), the id of a key of no person (16 hex digits), local:USER", actor:sub(1, 64)),
+      "for the writes made through a person's key, ?key=ID (docs/serve.md)")
+  end
   if key and (key == "" or #key > 200) then
     return err(400, "bad_query", "?key= takes the id of a person's key, 1 to 200 bytes")
   end
