@@ -201,7 +201,7 @@ describe("orket mcp serve (stdio)", function()
     -- list_runs says the states it takes (GET /v1/runs refuses any other)
     for _, t in ipairs(a[3].result.tools) do
       if t.name == "list_runs" then
-        assert.same({ "running", "done", "failed", "stalled", "interrupted", "killed", "queued" },
+        assert.same({ "running", "done", "failed", "stalled", "interrupted", "stopped", "killed", "queued" },
           t.inputSchema.properties.state.enum)
       end
     end

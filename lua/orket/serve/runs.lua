@@ -133,8 +133,12 @@ local function transcript(_, ctx)
   return 200, assert(log_view.json_doc(ctx.db, ctx.dir, row.id))
 end
 
--- the states a run is shown in (M.doc; orket.project.run_state), in the order the docs give them
-M.STATES = { "running", "done", "failed", "stalled", "interrupted", "killed", "queued" }
+-- the states a run is shown in (M.doc; orket.project.run_state), in the order the docs give them:
+-- every status it is stored with (orket.store.runs, the one list), and those only shown:
+-- killed (stored as running, its process gone) and queued (left to workers, none working it)
+M.STATES = { table.unpack(runs_store.STATUSES) }
+M.STATES[#M.STATES + 1] = "killed"
+M.STATES[#M.STATES + 1] = "queued"
 M.SHOWN = {}
 for _, s in ipairs(M.STATES) do M.SHOWN[s] = true end
 
