@@ -183,12 +183,18 @@ describe("orket serve runs", function()
     local _, _, metrics = call(s, "GET", "/metrics", viewer)
     assert.equal(tostring(calls), metrics:match('orket_model_call_duration_seconds_count{model="scripted:team"} (%d+)'))
     assert.matches('orket_runs{status="done"} 1\n', metrics, 1, true)
-    -- stop and resume want a run in a state for that
-    st = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    -- stop and resume want a run in a state for that; the start's advice on an overlap
+    -- (asking again gets the same answer, stop the run in the way) is not theirs
+    local sdoc
+    st, sdoc = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
     assert.equal(409, st)
     local dst, ddoc = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)
     assert.equal(409, dst)
     conforms(api, "POST", "/v1/runs/{id}/resume", 409, ddoc)
+    for _, d in ipairs { sdoc, ddoc } do
+      assert.equal("conflict", d.error.code)
+      assert.is_nil(d.error.remedy:find("asked again before that changes", 1, true), d.error.remedy)
+    end
     -- a run a REPL turn ended stopped (orket.terminal.console) is listed by its state, as
     -- the schema says it can be
     local db = assert(require("orket.project").open_store(dir, false))

@@ -64,16 +64,17 @@ end
 -- come back (Retry-After), where 409 conflict is an overlap that lasts.
 local STATUS = { stopping = 503, bad_request = 400, project_error = 409, conflict = 409, starting = 503 }
 M.STARTING_RETRY_S = 1
--- a run's conflict lasts until what the message names ends: the vocabulary's remedy ("read it
--- again and retry") would only get the same answer
+-- a start's conflict lasts until the run or state the message names ends: the vocabulary's
+-- remedy ("read it again and retry") would only get the same answer. Only the start's: a
+-- stop or resume refused is about the run asked for, not one in the way.
 M.CONFLICT_REMEDY = "the message names the run or state in the way: asked again before that changes, the answer is "
   .. "the same (GET /v1/runs lists the runs going; POST /v1/runs/{id}/stop ends one this server executes)"
-local function refused(kind, msg, ctx)
+-- refused(kind, msg, ctx[, remedy]): remedy, else the vocabulary's for the kind
+local function refused(kind, msg, ctx, remedy)
   if kind == "starting" and ctx and ctx.headers then
     table.insert(ctx.headers, "Retry-After: " .. M.STARTING_RETRY_S)
   end
-  return err(STATUS[kind] or 409, STATUS[kind] and kind or tostring(kind), tostring(msg),
-    kind == "conflict" and M.CONFLICT_REMEDY or nil)
+  return err(STATUS[kind] or 409, STATUS[kind] and kind or tostring(kind), tostring(msg), remedy)
 end
 
 -- POST /v1/runs {target, model?, concurrency?}
@@ -84,7 +85,7 @@ local function start(_, ctx)
   if not board.open(ctx.db):get(target) then return err(404, "not_found", 'no card "' .. target .. '"') end
   local id, go, msg = executor.start { dir = ctx.dir, db = ctx.db, target = target, model = model,
     concurrency = body.concurrency }
-  if not id then return refused(go, msg, ctx) end
+  if not id then return refused(go, msg, ctx, go == "conflict" and M.CONFLICT_REMEDY or nil) end
   local row = row_of(ctx.db, id)
   audit(ctx, "run", row)
   if go then go() end -- (else the server's workers, orket.serve.workers, take it up)
