@@ -986,18 +986,42 @@
     }, 200);
   }
 
+  // runSaid(text, error): the runs' status line, its text and its look set together, so
+  // that no refusal's red outlives it ("starting…" after a refused start)
+  function runSaid(text, error) {
+    $("run-status").textContent = text;
+    $("run-status").className = error ? "error" : "";
+  }
+
+  // startRun(ev): the run form's submit, POST /v1/runs
+  async function startRun(ev) {
+    ev.preventDefault();
+    const body = { concurrency: Number($("run-concurrency").value) || 1 };
+    if ($("run-target").value.trim()) body.target = $("run-target").value.trim();
+    if ($("run-model").value.trim()) body.model = $("run-model").value.trim();
+    runSaid("starting…");
+    try {
+      const doc = await api("POST", "/v1/runs", body);
+      const run = doc.run || {};
+      runSaid("Run " + (run.id ?? "") + " started" + (run.state ? " (" + run.state + ")" : "") + ".");
+      loadRuns();
+    } catch (e) {
+      // shown as the other forms show their errors (the message names the field)
+      runSaid(e.status === 429 ? "Too many requests; try again in a moment." : e.message, true);
+    }
+  }
+
   function renderRuns(runs) {
     $("runs").replaceChildren(...runs.map((r) => {
       const li = el("li", { "data-run": String(r.id) },
         el("span", { text: "Run " + r.id + (r.target ? " · " + r.target : "") + " · " }),
         el("span", { class: "run-state", text: r.state }));
       const runAct = (what) => async () => {
-        $("run-status").textContent = "";
-        $("run-status").className = "";
+        runSaid("");
         try {
           await api("POST", "/v1/runs/" + r.id + "/" + what);
-          $("run-status").textContent = "Run " + r.id + (what === "stop" ? " stopping." : " resumed.");
-        } catch (e) { $("run-status").textContent = e.message; $("run-status").className = "error"; }
+          runSaid("Run " + r.id + (what === "stop" ? " stopping." : " resumed."));
+        } catch (e) { runSaid(e.message, true); }
         loadRuns();
       };
       if (r.state === "running" && r.live) li.append(el("button", { type: "button", class: "small run-stop", text: "Stop", onclick: runAct("stop") }));
@@ -1331,24 +1355,7 @@
     act(state.selected, "cancel", { reason }).then((ok) => { if (ok) $("cancel-reason").value = ""; });
   });
 
-  $("run-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const body = { concurrency: Number($("run-concurrency").value) || 1 };
-    if ($("run-target").value.trim()) body.target = $("run-target").value.trim();
-    if ($("run-model").value.trim()) body.model = $("run-model").value.trim();
-    $("run-status").textContent = "starting…";
-    try {
-      const doc = await api("POST", "/v1/runs", body);
-      const run = doc.run || {};
-      $("run-status").textContent = "Run " + (run.id ?? "") + " started" + (run.state ? " (" + run.state + ")" : "") + ".";
-      $("run-status").className = "";
-      loadRuns();
-    } catch (e) {
-      // shown as the other forms show their errors (the message names the field)
-      $("run-status").textContent = e.status === 429 ? "Too many requests; try again in a moment." : e.message;
-      $("run-status").className = "error";
-    }
-  });
+  $("run-form").addEventListener("submit", startRun);
 
   // The server's name, logo and colours (serve.branding, docs/teams.md), on the sign-in page
   // and the board: set as text, an image address and CSS variables, never as markup

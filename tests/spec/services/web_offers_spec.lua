@@ -1,10 +1,12 @@
 -- The web board offers what the API takes, checked against the board itself: New card's
 -- parents (web/app.js createParents; POST /v1/cards, orket.board's create) and the Retry
--- button (retryable; POST /v1/cards/{id}/retry, orket.board's retry), run with node.
+-- button (retryable; POST /v1/cards/{id}/retry, orket.board's retry), run with node; and the
+-- run form's status line (startRun) against the answers of POST /v1/runs, with a stub page.
 local H = require "tests.helpers"
 local B = require "tests.backends"
 local board_mod = require "orket.board"
 local jsonout = require "orket.jsonout"
+local cjson = require "cjson"
 
 local STATUSES = { "ready", "in_progress", "blocked", "waiting_for_developer", "ready_for_testing", "code_review",
   "done", "canceled", "archived" }
@@ -87,5 +89,50 @@ describe("the web board's New card parents and Retry button", function()
     assert.equal(3, #takes) -- blocked, waiting_for_developer, ready_for_testing
     assert.equal(table.concat(takes, ","), js(fn, jsonout.encode(cards) .. ".filter(retryable).map((c) => c.id).join(',')"))
     db:close()
+  end)
+end)
+
+describe("the web board's run form", function()
+  it("says a start as going once a refused start was shown red, and a refusal red", function()
+    if not os.execute("command -v node >/dev/null 2>&1") then return pending("node is not installed") end
+    finally(H.cleanup)
+    local src = assert(H.read("web/app.js"))
+    local fns = {}
+    for _, name in ipairs { "runSaid", "startRun" } do
+      fns[#fns + 1] = assert(src:match("\n  (%s*// " .. name .. "%(.-\n  })\n"), name .. "() in web/app.js")
+    end
+    -- the page's elements and POST /v1/runs stubbed: a refusal (409), then an answer that
+    -- has not come yet, then a run started
+    local page = [[
+const els = {};
+const $ = (id) => (els[id] = els[id] || { textContent: "", className: "", value: "" });
+const said = () => els["run-status"].textContent + "|" + els["run-status"].className;
+let answer;
+const api = () => answer;
+const loadRuns = () => {};
+]] .. table.concat(fns, "\n") .. [[
+
+(async () => {
+  const out = [];
+  const err = new Error("run 1 (A) is working on A-1");
+  err.status = 409;
+  answer = Promise.reject(err);
+  await startRun({ preventDefault() {} });
+  out.push(said());
+  answer = new Promise(() => {});
+  startRun({ preventDefault() {} });
+  out.push(said());
+  answer = Promise.resolve({ run: { id: 2, state: "running" } });
+  await startRun({ preventDefault() {} });
+  out.push(said());
+  console.log(JSON.stringify(out));
+})();
+]]
+    local path = H.tmpdir() .. "/run_form.js"
+    H.write(path, page)
+    local p = assert(io.popen("node " .. H.quote(path)))
+    local out = p:read("l")
+    assert.is_true(p:close())
+    assert.same({ "run 1 (A) is working on A-1|error", "starting…|", "Run 2 started (running).|" }, cjson.decode(out))
   end)
 end)
