@@ -1607,6 +1607,17 @@ db:close()
       assert.same({ 400, "bad_query" }, { st, doc.error.code })
       assert.matches("(user:" .. name .. "?)", doc.error.message, 1, true)
     end
+    -- each refusal of ?actor= names every actor it takes: local (no-key mode) too, and where
+    -- the local operator's local:USER entries are
+    for _, q in ipairs { "bob", "", ("x"):rep(201) } do
+      st, doc = req(s, "GET", "/v1/audit?actor=" .. q, root)
+      assert.same({ 400, "bad_query" }, { st, doc.error.code })
+      for _, form in ipairs { "user:NAME for a person", "the id of a key of no person (16 hex digits)",
+          "local for the server's no-key mode", "(local:USER) is in the audit chain alone" } do
+        assert.matches(form, doc.error.message, 1, true)
+      end
+    end
+    assert.equal(200, (req(s, "GET", "/v1/audit?actor=local", root)))
     assert.equal(0, s.stop())
   end)
 
