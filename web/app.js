@@ -559,10 +559,24 @@
 
   // ---- creating a card ----------------------------------------------------------------
 
-  // fillParents(cards): what a new card may go under (epics and rocks), keeping the choice
+  // retryable(card) -> whether POST /v1/cards/{id}/retry takes the card (orket.board's retry:
+  // blocked, waiting, and handed in for testing, which the button left out)
+  function retryable(c) {
+    return c.status === "blocked" || c.status === "waiting_for_developer" || c.status === "ready_for_testing";
+  }
+
+  // createParents(cards) -> the cards a new card may go under: POST /v1/cards files an issue
+  // under an epic that is not finished (orket.board's create); a rock or a finished epic,
+  // offered before, was refused every time
+  function createParents(cards) {
+    return cards.filter((c) => c.type === "epic" && c.status !== "done" && c.status !== "canceled"
+      && c.status !== "archived");
+  }
+
+  // fillParents(cards): what a new card may go under, keeping the choice
   function fillParents(cards) {
     const sel = $("create-parent"), keep = sel.value;
-    const parents = cards.filter((c) => c.type === "epic" || c.type === "rock");
+    const parents = createParents(cards);
     sel.replaceChildren(...parents.map((c) => el("option", { value: c.id,
       text: c.id + " (" + c.type + ")" + (c.summary || c.name ? ": " + (c.summary || c.name) : "") })));
     if (keep && parents.some((c) => c.id === keep)) sel.value = keep;
@@ -706,7 +720,7 @@
     // a question is answered; a money budget's wait is approved the same way (docs/cost.md)
     const answerable = c.wait_reason === "input" || c.wait_reason === "budget";
     $("answer-form").hidden = !(isOperator() && waiting && answerable && !held);
-    $("retry-button").parentElement.hidden = !(isOperator() && (c.status === "blocked" || waiting) && !held);
+    $("retry-button").parentElement.hidden = !(isOperator() && retryable(c) && !held);
     $("actions").hidden = !isOperator();
     $("cancel-form").hidden = closed;
     const to = $("move-to"), keep = to.value;
@@ -972,17 +986,42 @@
     }, 200);
   }
 
+  // runSaid(text, error): the runs' status line, its text and its look set together, so
+  // that no refusal's red outlives it ("starting…" after a refused start)
+  function runSaid(text, error) {
+    $("run-status").textContent = text;
+    $("run-status").className = error ? "error" : "";
+  }
+
+  // startRun(ev): the run form's submit, POST /v1/runs
+  async function startRun(ev) {
+    ev.preventDefault();
+    const body = { concurrency: Number($("run-concurrency").value) || 1 };
+    if ($("run-target").value.trim()) body.target = $("run-target").value.trim();
+    if ($("run-model").value.trim()) body.model = $("run-model").value.trim();
+    runSaid("starting…");
+    try {
+      const doc = await api("POST", "/v1/runs", body);
+      const run = doc.run || {};
+      runSaid("Run " + (run.id ?? "") + " started" + (run.state ? " (" + run.state + ")" : "") + ".");
+      loadRuns();
+    } catch (e) {
+      // shown as the other forms show their errors (the message names the field)
+      runSaid(e.status === 429 ? "Too many requests; try again in a moment." : e.message, true);
+    }
+  }
+
   function renderRuns(runs) {
     $("runs").replaceChildren(...runs.map((r) => {
       const li = el("li", { "data-run": String(r.id) },
         el("span", { text: "Run " + r.id + (r.target ? " · " + r.target : "") + " · " }),
         el("span", { class: "run-state", text: r.state }));
       const runAct = (what) => async () => {
-        $("run-status").textContent = "";
+        runSaid("");
         try {
           await api("POST", "/v1/runs/" + r.id + "/" + what);
-          $("run-status").textContent = "Run " + r.id + (what === "stop" ? " stopping." : " resumed.");
-        } catch (e) { $("run-status").textContent = e.message; }
+          runSaid("Run " + r.id + (what === "stop" ? " stopping." : " resumed."));
+        } catch (e) { runSaid(e.message, true); }
         loadRuns();
       };
       if (r.state === "running" && r.live) li.append(el("button", { type: "button", class: "small run-stop", text: "Stop", onclick: runAct("stop") }));
@@ -1316,21 +1355,7 @@
     act(state.selected, "cancel", { reason }).then((ok) => { if (ok) $("cancel-reason").value = ""; });
   });
 
-  $("run-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const body = { concurrency: Number($("run-concurrency").value) || 1 };
-    if ($("run-target").value.trim()) body.target = $("run-target").value.trim();
-    if ($("run-model").value.trim()) body.model = $("run-model").value.trim();
-    $("run-status").textContent = "starting…";
-    try {
-      const doc = await api("POST", "/v1/runs", body);
-      const run = doc.run || {};
-      $("run-status").textContent = "Run " + (run.id ?? "") + " started" + (run.status ? " (" + run.status + ")" : "") + ".";
-      loadRuns();
-    } catch (e) {
-      $("run-status").textContent = e.message;
-    }
-  });
+  $("run-form").addEventListener("submit", startRun);
 
   // The server's name, logo and colours (serve.branding, docs/teams.md), on the sign-in page
   // and the board: set as text, an image address and CSS variables, never as markup

@@ -316,6 +316,17 @@ describe("reviews on a forge", function()
     -- (a request's log line is written once its answer is sent: waited for)
     H.wait_for(function() return s.log():find('"note":"ignored: pull request 99 names no card"', 1, true) end,
       "the request's log line")
+    -- what the body leaves out is said so, not as "nil"
+    local norepo = body:gsub('"full_name": "acme/notes"', '"full_name": 7')
+    assert.is_not.equal(body, norepo)
+    code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, norepo), norepo, "x-norepo")
+    assert.same({ 200, "ignored", "the event names no repository (repository.full_name)" },
+      { code, doc.outcome, doc.reason })
+    local nonumber = nocard:gsub('"number": 99,', '')
+    assert.is_not.equal(nocard, nonumber)
+    code, doc = hook("sha256=" .. crypto.hmac_sha256(SECRET, nonumber), nonumber, "x-nonumber")
+    assert.same({ 200, "ignored", "the pull request names no card (and no number: pull_request.number)" },
+      { code, doc.outcome, doc.reason })
     -- 30 MB, signed: 413 (over a plain socket: the server answers and closes while the
     -- client still sends, which an HTTP client reports as a reset)
     local big = string.rep("x", 30 << 20)

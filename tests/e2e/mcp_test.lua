@@ -198,6 +198,13 @@ describe("orket mcp serve (stdio)", function()
     for _, t in ipairs(a[3].result.tools) do names[#names + 1] = t.name end
     table.sort(names)
     assert.same({ "board", "get_card", "get_run", "list_runs", "run_transcript" }, names)
+    -- list_runs says the states it takes (GET /v1/runs refuses any other)
+    for _, t in ipairs(a[3].result.tools) do
+      if t.name == "list_runs" then
+        assert.same({ "running", "done", "failed", "stalled", "interrupted", "stopped", "killed", "queued" },
+          t.inputSchema.properties.state.enum)
+      end
+    end
     assert.is_nil(a[0].result.instructions:find("file issues", 1, true))
     assert.equal("forbidden", a[1].result.structuredContent.error.code)
     -- said as the server's mode, not as a role the local user could have

@@ -157,6 +157,12 @@ describe("orket serve runs", function()
     assert.equal(1, #(select(2, call(s, "GET", "/v1/runs?state=done", viewer))).runs)
     assert.equal(0, #(select(2, call(s, "GET", "/v1/runs?state=running", viewer))).runs)
     assert.equal(400, (call(s, "GET", "/v1/runs?limit=0", viewer)))
+    -- a state no run is ever in is a typo, refused naming the states, not an empty list
+    local bad_st, bad = call(s, "GET", "/v1/runs?state=runing", viewer)
+    assert.equal(400, bad_st)
+    assert.equal("bad_query", bad.error.code)
+    assert.matches("interrupted, stopped, killed, queued", bad.error.message)
+    assert.equal(0, #(select(2, call(s, "GET", "/v1/runs?state=queued", viewer))).runs)
     assert.equal(404, (call(s, "GET", "/v1/runs/99", viewer)))
     -- the transcript is what `orket log RUN --json` prints
     local tr
@@ -177,12 +183,29 @@ describe("orket serve runs", function()
     local _, _, metrics = call(s, "GET", "/metrics", viewer)
     assert.equal(tostring(calls), metrics:match('orket_model_call_duration_seconds_count{model="scripted:team"} (%d+)'))
     assert.matches('orket_runs{status="done"} 1\n', metrics, 1, true)
-    -- stop and resume want a run in a state for that
-    st = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
+    -- stop and resume want a run in a state for that; the start's advice on an overlap
+    -- (asking again gets the same answer, stop the run in the way) is not theirs
+    local sdoc
+    st, sdoc = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
     assert.equal(409, st)
     local dst, ddoc = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)
     assert.equal(409, dst)
     conforms(api, "POST", "/v1/runs/{id}/resume", 409, ddoc)
+    for _, d in ipairs { sdoc, ddoc } do
+      assert.equal("conflict", d.error.code)
+      assert.is_nil(d.error.remedy:find("asked again before that changes", 1, true), d.error.remedy)
+    end
+    -- a run a REPL turn ended stopped (orket.terminal.console) is listed by its state, as
+    -- the schema says it can be
+    local db = assert(require("orket.project").open_store(dir, false))
+    local stopped = assert(db:record_run { target = "B-1", kind = "issue" })
+    assert.is_true(db:finish_run(stopped, "stopped"))
+    db:close()
+    st, list = call(s, "GET", "/v1/runs?state=stopped", viewer)
+    assert.equal(200, st, cjson.encode(list))
+    conforms(api, "GET", "/v1/runs", 200, list)
+    assert.equal(1, #list.runs)
+    assert.same({ stopped, "stopped" }, { math.tointeger(list.runs[1].id), list.runs[1].state })
     assert.equal(0, s.stop())
   end)
 
@@ -247,6 +270,8 @@ describe("orket serve runs", function()
     assert.equal(409, cst)
     assert.equal("conflict", conflict.error.code)
     assert.matches("run " .. a .. " %(A%) is working", conflict.error.message)
+    -- not "read it again and retry": asked again, the answer would be the same
+    assert.matches("asked again before that changes, the answer is the same", conflict.error.remedy, 1, true)
     local cli = H.orket("run B --json", { cwd = dir })
     assert.equal(1, cli.status)
     assert.matches("run " .. b .. " %(B%) is working on", cli.stderr)

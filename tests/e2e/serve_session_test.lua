@@ -516,6 +516,15 @@ describe("orket serve: CORS", function()
     assert.matches("POST", h["access-control-allow-methods"])
     assert.matches("Authorization", h["access-control-allow-headers"])
     assert.is_nil(h["access-control-allow-credentials"]) -- keys, never cookies, cross-origin
+    -- every method a route takes, as the OpenAPI document lists them (PUT /v1/users/{name}/role, ...)
+    local allowed = {}
+    for m in h["access-control-allow-methods"]:gmatch("[A-Z]+") do allowed[m] = true end
+    local _, doc = req(s, "GET", "/v1/openapi.json", { auth })
+    for path, ops in pairs(json(doc).paths) do
+      for m in pairs(ops) do
+        if m ~= "parameters" then assert.is_true(allowed[m:upper()] == true, m:upper() .. " " .. path) end
+      end
+    end
     -- and from another
     st, _, h = req(s, "OPTIONS", "/v1/board", { "Origin: https://evil.example", "Access-Control-Request-Method: GET" })
     assert.equal(204, st)
@@ -534,6 +543,23 @@ describe("orket serve: CORS", function()
       assert.equal(200, st)
       assert.is_nil(h["access-control-allow-origin"], o)
     end
+    -- /mcp from a listed origin's page (docs/mcp.md): the MCP transport's own headers pass
+    -- the preflight, and the session's id is one the page may read
+    st, _, h = req(s, "OPTIONS", "/mcp", { "Origin: https://board.example", "Access-Control-Request-Method: POST",
+      "Access-Control-Request-Headers: authorization, content-type, mcp-protocol-version, mcp-session-id" })
+    assert.equal(204, st)
+    local allowed = {}
+    for name in h["access-control-allow-headers"]:gmatch("[^,%s]+") do allowed[name:lower()] = true end
+    for _, name in ipairs { "authorization", "content-type", "mcp-protocol-version", "mcp-session-id", "last-event-id" } do
+      assert.is_true(allowed[name] == true, name)
+    end
+    local init = '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+      .. '"capabilities":{},"clientInfo":{"name":"page","version":"1"}}}'
+    st, _, h = req(s, "POST", "/mcp", { auth, "Origin: https://board.example", "Content-Type: application/json",
+      "Accept: application/json, text/event-stream" }, init)
+    assert.equal(200, st)
+    assert.is_string(h["mcp-session-id"])
+    assert.matches("Mcp-Session-Id", h["access-control-expose-headers"], 1, true)
     -- the event stream too
     local ev <close> = assert(http.request { url = s.url .. "/v1/events", framing = "sse", total_timeout_ms = 20000,
       headers = { auth, "Origin: http://127.0.0.1:9" } })

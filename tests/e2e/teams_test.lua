@@ -1147,6 +1147,14 @@ sign_in = {
     local added = " project 'wiki' was added since this server started: it is served from the server's next start"
     assert.same({ "default:admin", again, "wiki:admin" .. added }, listed(root))
     assert.same({ "default:viewer", "wiki:viewer" .. added }, listed(bob))
+    -- a grant in the project added since, or a person added into it, is refused as the list
+    -- says, not as a project that does not exist
+    local st, doc = req(s, "PUT", "/v1/users/bob/projects/wiki", root, { role = "developer" })
+    assert.same({ 409, "project_changed", added:sub(2) }, { st, doc.error.code, doc.error.message })
+    st, doc = req(s, "POST", "/v1/users", root, { name = "dora", role = "viewer", password = PASS, project = "wiki" })
+    assert.same({ 409, "project_changed" }, { st, doc.error.code })
+    st, doc = req(s, "PUT", "/v1/users/bob/projects/nope", root, { role = "developer" })
+    assert.same({ 404, "no project named 'nope'" }, { st, doc.error.message })
     assert.equal(0, s.stop())
     s = H.serve(dir, ROOMY)
     bob, root = sign_in(s, "bob"), sign_in(s, "root")
@@ -1593,6 +1601,23 @@ db:close()
     -- root, a server admin, reads them all as before
     st, doc = req(s, "GET", "/v1/audit?actor=user:bob", root)
     assert.same({ 200, 3 }, { st, #doc.entries })
+    -- a bare name is no actor: refused, pointing at user:bob, not answered with no entries
+    for _, name in ipairs { "bob", "nobody" } do
+      st, doc = req(s, "GET", "/v1/audit?actor=" .. name, root)
+      assert.same({ 400, "bad_query" }, { st, doc.error.code })
+      assert.matches("(user:" .. name .. "?)", doc.error.message, 1, true)
+    end
+    -- each refusal of ?actor= names every actor it takes: local (no-key mode) too, and where
+    -- the local operator's local:USER entries are
+    for _, q in ipairs { "bob", "", ("x"):rep(201) } do
+      st, doc = req(s, "GET", "/v1/audit?actor=" .. q, root)
+      assert.same({ 400, "bad_query" }, { st, doc.error.code })
+      for _, form in ipairs { "user:NAME for a person", "the id of a key of no person (16 hex digits)",
+          "local for the server's no-key mode", "(local:USER) is in the audit chain alone" } do
+        assert.matches(form, doc.error.message, 1, true)
+      end
+    end
+    assert.equal(200, (req(s, "GET", "/v1/audit?actor=local", root)))
     assert.equal(0, s.stop())
   end)
 
@@ -1605,6 +1630,12 @@ db:close()
     local st, doc = req(s, "DELETE", "/v1/users/root/projects/default", root)
     assert.same({ 409, "conflict" }, { st, doc.error.code })
     assert.matches("root is a server admin, an admin of every project", doc.error.message, 1, true)
+    -- the OpenAPI document lists the 409s these routes answer
+    local _, api = req(s, "GET", "/v1/openapi.json", root)
+    for _, op in ipairs { { "delete", "/v1/users/{name}/projects/{project}" }, { "put", "/v1/users/{name}/projects/{project}" },
+        { "post", "/v1/users/{name}/disable" } } do
+      assert.is_table(api.paths[op[2]][op[1]].responses["409"], op[1] .. " " .. op[2])
+    end
     local r = H.orket("projects revoke default root", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("take that away first ('orket users role root operator')", r.stderr, 1, true)

@@ -250,6 +250,8 @@ return { rules = { { role = "coder", match = "^Issue ", reply = { content = "Thi
       wd:type(wd:find("#run-target"), "SLOW")
       wd:press("#run-button")
       wd:wait('#runs li[data-run="1"] button.run-stop', "the run's stop button")
+      -- the answer's run has a state (no status): the page says it
+      H.wait_for(function() return wd:text_of("#run-status") == "Run 1 started (running)." end, "the run's start said", 3000)
       H.wait_for(function() return (badge(wd, "SLOW-1") or {})[1] == "in_progress" end, "the card in progress", 5000)
       wd:press('#runs li[data-run="1"] button.run-stop')
       H.wait_for(function()

@@ -14,14 +14,27 @@ M.MAX_DEPTH = 32
 local dec = cjson.new()
 dec.decode_max_depth(M.MAX_DEPTH)
 
+-- cjson's names for what it found, in words: its "found T_END at character 12" told a
+-- client nothing it could act on
+local TOKENS = {
+  T_END = "the end of the body", T_OBJ_BEGIN = "'{'", T_OBJ_END = "'}'", T_ARR_BEGIN = "'['", T_ARR_END = "']'",
+  T_STRING = "a string", T_NUMBER = "a number", T_BOOLEAN = "true or false", T_NULL = "null", T_COLON = "':'",
+  T_COMMA = "','", T_ERROR = "something that is no JSON", T_UNKNOWN = "something that is no JSON",
+}
+
 --- decode(text) -> value | nil, why, too_deep: JSON nested at most MAX_DEPTH deep
 function M.decode(text)
+  -- an empty body (curl -X POST with no -d) is the usual mistake on routes whose fields are
+  -- all optional: said so, with what to send instead
+  if not text:find("%S") then return nil, "the body is empty: send a JSON object ({} when no field is given)" end
   local v, derr = dec.decode(text)
   if v ~= nil then return v end
   if tostring(derr):find("too many nested", 1, true) then
     return nil, "the body nests deeper than " .. M.MAX_DEPTH .. " levels", true
   end
-  return nil, "the body is not JSON: " .. tostring(derr)
+  local why = tostring(derr):gsub("T_[%u_]+", TOKENS):gsub("^Expected", "expected"):gsub(" at character (%d+)$",
+    " at byte %1")
+  return nil, "the body is not JSON: " .. why
 end
 
 -- whether a decoded body holds a NUL byte in a string or a member's name (its depth is

@@ -559,7 +559,7 @@ function Server:_route(req, segs)
     return r, p, a, false, self.projects[projects.DEFAULT]
   end
   local r, p, a = self.router:match(req.method, inner)
-  if not r and p == 404 then r, p, a = self.router:match(req.method, bare) end
+  if not r and p == 404 and bare then r, p, a = self.router:match(req.method, bare) end
   return r, p, a, true, self.projects[pname] or self.unavailable[pname]
 end
 

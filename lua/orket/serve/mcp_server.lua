@@ -58,7 +58,7 @@ local TOOLS = {
     .. "root: an epic or rock to show alone.", nil, { root = str(128, "an epic or rock id") }, true),
   tool("get_card", "card", "One card with its comments, history and what it waits on (orket.card/1).",
     { id = str(128, "the card id") }, nil, true),
-  tool("list_runs", "runs", "Runs, newest first.", nil, { state = str(64, "only runs in this state (running, done, failed, ...)"),
+  tool("list_runs", "runs", "Runs, newest first.", nil, { state = { type = "string", enum = runs.STATES, description = "only runs in this state" },
     limit = { type = "integer", minimum = 1, maximum = 200, description = "at most this many (50)" } }, true),
   tool("get_run", "run", "One run.", { id = { type = "integer", minimum = 1, description = "the run id" } }, nil, true),
   tool("run_transcript", "run_transcript", "A run's transcript: its events and transitions (orket.log/1).",

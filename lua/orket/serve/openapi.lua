@@ -99,7 +99,7 @@ function M.document(router)
     end
     for _, q in ipairs(r.query or {}) do
       params[#params + 1] = { name = q.name, ["in"] = q["in"] or "query", required = q.required or false, description = q.description,
-        schema = { type = q.type or "string" } }
+        schema = { type = q.type or "string", enum = q.enum } }
     end
     if #params > 0 then op.parameters = params end
     if r.schema then

@@ -169,9 +169,9 @@ end
 local function add(_, ctx)
   local b = ctx.body
   local known = ctx.server.projects
-  if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
-  local changed = b.project and ctx.server:changed(b.project)
+  local changed = b.project and (ctx.server:changed(b.project) or projects.added_since(ctx.server, b.project))
   if changed then return err(409, "project_changed", changed) end
+  if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
   -- role is the account role: admin makes a server admin, of every project. Sent with
   -- another project it reads as "an admin of that project" and would give all of them
   if b.role == "admin" and b.project and b.project ~= projects.DEFAULT then
@@ -243,7 +243,7 @@ end
 local function grant(_, ctx)
   local p = ctx.params
   -- the name means the project now stored, which this server does not serve until restarted
-  local changed = ctx.server:changed(p.project)
+  local changed = ctx.server:changed(p.project) or projects.added_since(ctx.server, p.project)
   if changed then return err(409, "project_changed", changed) end
   local res, msg, code = admin.in_tx(ctx, "member_grant", function(by)
     return team.grant(ctx.db, ctx.server.projects, p.project, p.name, ctx.body.role, by,
@@ -340,7 +340,8 @@ function M.add(router)
       password = { type = "string", minLength = 1, maxLength = 1024 }, project = { type = "string", maxLength = 40 } } },
     summary = "Add a person (a member of project, default \"default\", with role)",
     responses = { [201] = { schema = ADDED, description = "the person added" } } })
-  r("POST", "/v1/users/{name}/disable", { handler = set_disabled(true), name = "users_disable",
+  -- 409: the last enabled server admin is kept
+  r("POST", "/v1/users/{name}/disable", { handler = set_disabled(true), name = "users_disable", errors = { 409 },
     summary = "Disable a person: their sessions end at once, their keys stop", responses = ok(SWITCHED) })
   r("POST", "/v1/users/{name}/enable", { handler = set_disabled(false), name = "users_enable",
     summary = "Enable a person again", responses = ok(SWITCHED) })
@@ -356,10 +357,12 @@ function M.add(router)
     schema = { type = "object", additionalProperties = false, required = { "role" }, properties = { role = ROLE } },
     summary = "Set a person's account role: admin makes a server admin (the last one stays)",
     responses = ok(ROLE_SET) })
-  r("PUT", "/v1/users/{name}/projects/{project}", { handler = grant, body = "json", name = "users_grant",
+  -- 409: a project changed or added since the start (project_changed), a role that follows
+  -- sign-in groups; and taking a server admin out of a project
+  r("PUT", "/v1/users/{name}/projects/{project}", { handler = grant, body = "json", name = "users_grant", errors = { 409 },
     schema = { type = "object", additionalProperties = false, required = { "role" }, properties = { role = PROJECT_ROLE } },
     summary = "Give a person a role in a project", responses = ok(MEMBER) })
-  r("DELETE", "/v1/users/{name}/projects/{project}", { handler = revoke, name = "users_revoke",
+  r("DELETE", "/v1/users/{name}/projects/{project}", { handler = revoke, name = "users_revoke", errors = { 409 },
     summary = "Take a person out of a project", responses = ok(MEMBER) })
   r("GET", "/v1/users/{name}/keys", { handler = user_keys, name = "users_keys", query = admin.PAGING,
     summary = "A person's keys, a page at a time",

@@ -124,13 +124,16 @@ function M.changed(db, p)
   return kind and changed_text(p.name, why) or nil
 end
 
---- scope(segs) -> project name, the segments of the route inside it | nil: a path of the
---- form /v1/projects/{p}/REST is REST's route (under /v1 first, else as it is: /mcp)
+--- scope(segs) -> project name, the segments of the route inside it, those of the route
+--- outside /v1 it may be (nil when REST starts with v1) | nil: a path of the form
+--- /v1/projects/{p}/REST is REST's route (under /v1 first, else as it is: /mcp)
 function M.scope(segs)
   if segs[1] ~= "v1" or segs[2] ~= "projects" or #segs < 4 then return nil end
   local rest = { "v1" }
   for i = 4, #segs do rest[#rest + 1] = segs[i] end
-  local bare = { table.unpack(segs, 4) }
+  -- only the routes outside /v1 are taken as they are: /v1/projects/P/v1/board was else
+  -- a second path to P's board, which no document names
+  local bare = segs[4] ~= "v1" and { table.unpack(segs, 4) } or nil
   return segs[3], rest, bare
 end
 
@@ -227,6 +230,19 @@ function M.lower(a, b)
   return (keys.RANK[a] or 0) <= (keys.RANK[b] or 0) and a or b
 end
 
+local function added_text(name)
+  return string.format("project '%s' was added since this server started: it is served from the server's next start",
+    name)
+end
+
+--- added_since(srv, name) -> why | nil: the name is a project stored (orket projects add)
+--- since the server started, which it does not serve until restarted: said so, where a
+--- grant in it was else refused as a project that does not exist
+function M.added_since(srv, name)
+  if type(name) ~= "string" or name == M.DEFAULT or srv.projects[name] or srv.unavailable[name] then return nil end
+  return sp.get(srv.db, name) and added_text(name) or nil
+end
+
 -- GET /v1/projects: the caller's projects as the store names them now, not as the server
 -- opened them at its start: one removed since is left out, and one added (a rename's new
 -- name), added again from another folder or pointed at another store is listed with
@@ -250,8 +266,7 @@ local function list(_, ctx)
   for _, r in ipairs(sp.list(srv.db)) do
     local role = not seen[r.name] and M.role_in(srv.db, who, r.name)
     if role then
-      listed(r.name, role, string.format("project '%s' was added since this server started: it is served from the "
-        .. "server's next start", r.name))
+      listed(r.name, role, added_text(r.name))
     end
   end
   table.sort(out, function(a, b)

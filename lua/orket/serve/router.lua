@@ -26,9 +26,12 @@ function M.plain(path)
   return not path:find("[%%%z\1-\31\127\\]")
 end
 
+M.MAX_PATH = 2048
+
 --- segments(path) -> array of decoded segments | nil, why
 function M.segments(path)
-  if type(path) ~= "string" or path:sub(1, 1) ~= "/" or #path > 2048 then return nil, "the path must start with /" end
+  if type(path) ~= "string" or path:sub(1, 1) ~= "/" then return nil, "the path must start with /" end
+  if #path > M.MAX_PATH then return nil, "the path is longer than " .. M.MAX_PATH .. " bytes" end
   local segs = {}
   local plain = M.plain(path)
   for raw in path:sub(2):gmatch("[^/]*") do

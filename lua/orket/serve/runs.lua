@@ -65,11 +65,17 @@ end
 -- come back (Retry-After), where 409 conflict is an overlap that lasts.
 local STATUS = { stopping = 503, bad_request = 400, project_error = 409, conflict = 409, starting = 503 }
 M.STARTING_RETRY_S = 1
-local function refused(kind, msg, ctx)
+-- a start's conflict lasts until the run or state the message names ends: the vocabulary's
+-- remedy ("read it again and retry") would only get the same answer. Only the start's: a
+-- stop or resume refused is about the run asked for, not one in the way.
+M.CONFLICT_REMEDY = "the message names the run or state in the way: asked again before that changes, the answer is "
+  .. "the same (GET /v1/runs lists the runs going; POST /v1/runs/{id}/stop ends one this server executes)"
+-- refused(kind, msg, ctx[, remedy]): remedy, else the vocabulary's for the kind
+local function refused(kind, msg, ctx, remedy)
   if kind == "starting" and ctx and ctx.headers then
     table.insert(ctx.headers, "Retry-After: " .. M.STARTING_RETRY_S)
   end
-  return err(STATUS[kind] or 409, STATUS[kind] and kind or tostring(kind), tostring(msg))
+  return err(STATUS[kind] or 409, STATUS[kind] and kind or tostring(kind), tostring(msg), remedy)
 end
 
 -- POST /v1/runs {target, model?, concurrency?}
@@ -80,7 +86,7 @@ local function start(_, ctx)
   if not board.open(ctx.db):get(target) then return err(404, "not_found", 'no card "' .. target .. '"') end
   local id, go, msg = executor.start { dir = ctx.dir, db = ctx.db, target = target, model = model,
     concurrency = body.concurrency }
-  if not id then return refused(go, msg, ctx) end
+  if not id then return refused(go, msg, ctx, go == "conflict" and M.CONFLICT_REMEDY or nil) end
   local row = row_of(ctx.db, id)
   audit(ctx, "run", row)
   if go then go() end -- (else the server's workers, orket.serve.workers, take it up)
@@ -131,13 +137,26 @@ local function transcript(_, ctx)
   return 200, assert(log_view.json_doc(ctx.db, ctx.dir, row.id))
 end
 
+-- the states a run is shown in (M.doc; orket.project.run_state), in the order the docs give them:
+-- every status it is stored with (orket.store.runs, the one list), and those only shown:
+-- killed (stored as running, its process gone) and queued (left to workers, none working it)
+M.STATES = { table.unpack(runs_store.STATUSES) }
+M.STATES[#M.STATES + 1] = "killed"
+M.STATES[#M.STATES + 1] = "queued"
+M.SHOWN = {}
+for _, s in ipairs(M.STATES) do M.SHOWN[s] = true end
+
 -- GET /v1/runs[?state=][&limit=]: newest first
 local function list(_, ctx)
   local limit = whole(ctx.query.limit or "50")
   if not limit or limit < 1 then return err(400, "bad_query", "?limit= takes a whole number from 1") end
   if limit > M.LIST_MAX then limit = M.LIST_MAX end
   local want = ctx.query.state
-  if want == "" then return err(400, "bad_query", "?state= takes a state (running, done, failed, ...)") end
+  -- a state no run can be in is refused, not answered with an empty list: a typo
+  -- (?state=runing) would read as "no run is going"
+  if want and not M.SHOWN[want] then
+    return err(400, "bad_query", "?state= takes one of " .. table.concat(M.STATES, ", "))
+  end
   local out = {}
   -- a state filter looks further back: the shown state is worked out per run
   for _, r in ipairs(runs_store.recent(ctx.db, want and 10000 or limit)) do
@@ -186,7 +205,7 @@ M.SCHEMAS = {
 M.RUN = { type = "object", additionalProperties = false,
   required = { "id", "target", "kind", "state", "started_at", "ended_at", "model", "concurrency", "live" },
   properties = { id = { type = "integer" }, target = { type = "string" }, kind = { type = "string" },
-    state = { type = "string", description = "running, done, failed, stalled, interrupted, killed" },
+    state = { type = "string", enum = M.STATES },
     started_at = { type = "string" }, ended_at = { description = "a time, or null while it goes" },
     model = { description = "the model it was started with (null: each seat's)" },
     concurrency = { description = "turns at once it was started with (null: orket.lua's)" },
@@ -209,7 +228,7 @@ function M.add(router)
     name = "run_start", summary = "Start a run of an epic, a rock or a card",
     responses = { [201] = { schema = ONE, description = "the run, started" }, [503] = stopping } })
   router:add("GET", "/v1/runs", { handler = list, role = "viewer", name = "runs", summary = "Runs, newest first",
-    query = { { name = "state", description = "only runs in this state" },
+    query = { { name = "state", enum = M.STATES, description = "only runs in this state" },
       { name = "limit", type = "integer", description = "at most this many (50; 200 at most)" } },
     responses = { [200] = { schema = MANY } } })
   router:add("GET", "/v1/runs/{id}", { handler = get, role = "viewer", name = "run", summary = "One run",

@@ -99,11 +99,18 @@ local function static(req, ctx, name)
   return req:respond(200, headers, body)
 end
 
-local METHODS = "GET, HEAD, POST, DELETE"
+-- every method a route takes (the people API's PUTs, an app's PUT and PATCH): a preflight
+-- that left one out kept a listed origin's page from calling that route with its key
+local METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 -- every answer's, and with an allowed origin's (also given to /health's answer in C,
 -- orket.serve and core/health.c)
 M.VARY = "Vary: Origin"
-M.EXPOSE = "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate"
+-- (Mcp-Session-Id: a page of a listed origin may use /mcp, docs/mcp.md; unexposed, its MCP
+-- client could not read the session it made, and every call after initialize was refused)
+M.EXPOSE = "Access-Control-Expose-Headers: Retry-After, WWW-Authenticate, Mcp-Session-Id"
+-- the request headers a page of a listed origin may send: the API's, and the MCP transport's
+M.ALLOW_HEADERS = "Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID, Mcp-Session-Id, "
+  .. "MCP-Protocol-Version"
 
 --- front(server, req, ctx[, headers, method, path]) -> true when answered here (a file, a
 --- preflight); else it has put the request's CORS headers in ctx.headers for the answer to
@@ -122,7 +129,7 @@ function M.front(server, req, ctx, headers, method, path)
     local h = { "Allow: " .. METHODS .. ", OPTIONS", M.VARY }
     if listed then -- cookies are SameSite=Strict: other origins send keys, never cookies
       for _, x in ipairs { "Access-Control-Allow-Origin: " .. origin, "Access-Control-Allow-Methods: " .. METHODS,
-        "Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID", "Access-Control-Max-Age: 600" } do
+        M.ALLOW_HEADERS, "Access-Control-Max-Age: 600" } do
         h[#h + 1] = x
       end
     end

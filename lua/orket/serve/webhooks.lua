@@ -248,8 +248,9 @@ on_push = function(ctx, name, d, doc, g, settings)
     or login(doc.pusher.name)) or nil
   local why
   if g.forge ~= name then why = "this project's forge is " .. tostring(g.forge or "not set")
-  elseif type(repo_name) ~= "string" or repo_name:lower() ~= (g.repo or ""):lower() then
-    why = "unknown repository " .. tostring(repo_name)
+  elseif type(repo_name) ~= "string" then why = "the event names no repository (repository.full_name)"
+  elseif repo_name:lower() ~= (g.repo or ""):lower() then
+    why = "unknown repository " .. repo_name
   elseif doc.ref ~= "refs/heads/main" then why = "a push to " .. tostring(doc.ref) .. ", not to main"
   elseif not g.remote then why = "no git.remote to fetch main from"
   elseif not (sender or pusher) then why = "the event names no person (a forge login)" end
@@ -403,10 +404,15 @@ local function handle(name)
     local card
     if ev and g.forge ~= name then why, ev = "this project's forge is " .. tostring(g.forge or "not set"), nil end
     -- forges treat owner/name case-insensitively
-    if ev and (ev.repo or ""):lower() ~= (g.repo or ""):lower() then why, ev = "unknown repository " .. tostring(ev.repo), nil end
+    -- (what the body leaves out is said so, not as "nil": the reason is the forge's delivery log's)
+    if ev and not ev.repo then why, ev = "the event names no repository (repository.full_name)", nil end
+    if ev and ev.repo:lower() ~= (g.repo or ""):lower() then why, ev = "unknown repository " .. ev.repo, nil end
     if ev then
       card = forgereview.card_of(db, g, ev, ctx.dir)
-      if not card then why, ev = "pull request " .. tostring(ev.number) .. " names no card", nil end
+      if not card then
+        why, ev = ev.number and ("pull request " .. ev.number .. " names no card")
+          or "the pull request names no card (and no number: pull_request.number)", nil
+      end
     end
     local board = board_mod.open(db)
     local c = card and board:get(card)

@@ -217,16 +217,30 @@ end)
 
 local AUDIT_MAX = 200
 
+-- The actors GET /v1/audit's entries have (principal, the sessions' audited), said alike by
+-- its refusals of ?actor= and by its OpenAPI parameter. local:USER, the local operator's, is
+-- named too: the check takes it, and its entries are in the audit chain alone.
+local ACTORS = "user:NAME for a person (through any of their keys or sessions), the id of a key of no person "
+  .. "(16 hex digits), local for the server's no-key mode; a command run on the server's machine (local:USER) "
+  .. "is in the audit chain alone (orket audit export)"
+
 -- GET /v1/audit[?after=ID][&limit=N][&actor=A][&key=ID]: the writes made through the API, oldest first.
 local function audit(_, ctx)
   local after, limit, bad = routes.page(ctx.query.after, ctx.query.limit, AUDIT_MAX)
   if not after then return limit, bad end
-  -- one actor's writes (`user:alice`, the id of a key of no person, `local:USER`), or those
-  -- made through one person's key (?key=ID: its person is the actor, the key is `key`)
+  -- one actor's writes (ACTORS), or those made through one person's key (?key=ID: its
+  -- person is the actor, the key is `key`)
   local actor, key = ctx.query.actor, ctx.query.key
   if actor and (actor == "" or #actor > 200) then
-    return err(400, "bad_query", "?actor= takes an actor as the entries name it (user:NAME, the id of a key of no "
-      .. "person), 1 to 200 bytes", "for the writes made through a person's key, ?key=ID (docs/serve.md)")
+    return err(400, "bad_query", "?actor= takes an actor as the entries name it, 1 to 200 bytes: " .. ACTORS,
+      "for the writes made through a person's key, ?key=ID (docs/serve.md)")
+  end
+  -- every actor but local use's "local" and a key's id has its kind before a colon: a bare
+  -- name (?actor=alice) matched nothing and read as "alice wrote nothing"; refused for any
+  -- name alike, so the answer does not tell whether a person of that name exists
+  if actor and not actor:find(":", 1, true) and actor ~= "local" and not (#actor == 16 and actor:match("^%x+$")) then
+    return err(400, "bad_query", string.format("?actor= takes an actor as the entries name it (user:%s?): %s",
+      actor:sub(1, 64), ACTORS), "for the writes made through a person's key, ?key=ID (docs/serve.md)")
   end
   if key and (key == "" or #key > 200) then
     return err(400, "bad_query", "?key= takes the id of a person's key, 1 to 200 bytes")
@@ -287,8 +301,7 @@ function M.add(router)
     summary = "The writes made through the API, oldest first",
     query = { { name = "after", type = "integer", description = "entries after this id" },
       { name = "limit", type = "integer", description = "at most this many (100; 200 at most)" },
-      { name = "actor", type = "string", description = "only the writes of this actor, as entries spell it: user:NAME "
-        .. "(a person, through any of their keys or sessions), the id of a key of no person, local:USER" },
+      { name = "actor", type = "string", description = "only the writes of this actor, as entries spell it: " .. ACTORS },
       { name = "key", type = "string", description = "only the writes made through this person's key (its id, "
         .. "an entry's key)" } },
     responses = { [200] = { schema = AUDIT } } })

@@ -7,6 +7,7 @@
 local json = require "cjson.safe"
 local inert = require "orket.inert"
 local text_valid = require("orket.c.inert").valid
+local runs = require "orket.store.runs"
 
 local M = {}
 
@@ -113,15 +114,21 @@ function M.install(DB, sql, bool)
   end
 
   --- db:finish_run(id, status[, {running = true}]) -> true | false, status | nil, msg, CODE
-  --- (status: "done", "failed", ...). running: only a run still running is finished (the
-  --- workers of one run each conclude it: the first one's end is the run's, journaled once,
-  --- and the others get false and the status it ended with, nothing written), except that
-  --- done replaces stalled or failed: a worker's own budget or fault ends it so while the
-  --- others go on working its cards to the end. Without it a run of any status is finished
-  --- (a resumed interrupted or stalled run ends so).
+  --- (status: one of orket.store.runs.ENDS, "done", "failed", ...; another raises). running:
+  --- only a run still running is finished (the workers of one run each conclude it: the
+  --- first one's end is the run's, journaled once, and the others get false and the status
+  --- it ended with, nothing written), except that done replaces stalled or failed: a worker's
+  --- own budget or fault ends it so while the others go on working its cards to the end.
+  --- Without it a run of any status is finished (a resumed interrupted or stalled run ends so).
   function DB:finish_run(id, status, o)
     if math.type(id) ~= "integer" then error("bad argument #1 to 'finish_run' (integer expected)", 2) end
     if type(status) ~= "string" then error("bad argument #2 to 'finish_run' (string expected)", 2) end
+    -- one list of the statuses a run can have (orket.store.runs): what lists or filters runs
+    -- by status is never met by one it does not know
+    if not runs.ENDED[status] then
+      error(string.format("bad argument #2 to 'finish_run' (status %q: one of %s)", status,
+        table.concat(runs.ENDS, ", ")), 2)
+    end
     local only_running = type(o) == "table" and o.running
     return self:tx(function()
       local n = assert(self:run(only_running and FINISH_RUNNING or FINISH_RUN, status, id))

@@ -6,6 +6,16 @@ local one = require("orket.store.backend").row
 
 local M = {}
 
+--- STATUSES: every status a run's row is stored with, the one list of them: running (record_run;
+--- a run handed back to the workers), then its ENDS, which db:finish_run takes (and no other):
+--- done, failed, stalled, interrupted (orket.engine.run; a stop; a run found killed) and stopped
+--- (a REPL turn that left its card unfinished: orket.terminal.console). The API's run states
+--- (orket.serve.runs) are these and those only shown (killed, queued: orket.project.run_state).
+M.ENDS = { "done", "failed", "stalled", "interrupted", "stopped" }
+M.STATUSES = { "running", table.unpack(M.ENDS) }
+M.ENDED = {}
+for _, s in ipairs(M.ENDS) do M.ENDED[s] = true end
+
 -- every column, times as ISO text and data as its JSON text on either backend
 local function all(d)
   return "id, target, kind, status, " .. d.time("started_at") .. ", " .. d.time("ended_at") .. ", " .. d.json("data")

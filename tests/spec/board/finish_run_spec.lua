@@ -46,6 +46,22 @@ describe("finish_run on " .. B.name(), function()
     db:close()
   end)
 
+  it("takes the ends orket.store.runs lists and no other: what lists runs by state knows each one", function()
+    local db = B.open_store()
+    local runs = require "orket.store.runs"
+    local run = assert(db:record_run { target = "E", kind = "epic" })
+    -- a REPL turn's end (orket.terminal.console) among them
+    for _, st in ipairs { "stopped", "done" } do assert.is_true(db:finish_run(run, st)) end
+    for _, bad in ipairs { "running", "stoped", "killed" } do
+      local ok, e = pcall(db.finish_run, db, run, bad)
+      assert.is_false(ok)
+      assert.matches("bad argument #2 to 'finish_run' (status \"" .. bad .. "\": one of " .. table.concat(runs.ENDS, ", ")
+        .. ")", e, 1, true)
+    end
+    assert.equal("done", db:row("SELECT status FROM runs WHERE id = ?", run).status)
+    db:close()
+  end)
+
   it("still ends a run of any status without it (a resumed interrupted run ends so)", function()
     local db = B.open_store()
     local run = assert(db:record_run { target = "E", kind = "epic" })

@@ -19,7 +19,18 @@ describe("orket.serve.router", function()
       "v1/board", "/v1/cards/a\\b", "/v1/cards/a\tb", "/v1/cards/a\127b", "/v1/cards/a\0b", "/v1/cards/." } do
       assert.is_nil(router.segments(p), p)
     end
-    assert.is_nil(router.segments("/" .. string.rep("a", 3000)))
+    -- a long path is refused as long, not as one that does not start with /
+    assert.same({ nil, "the path is longer than 2048 bytes" }, { router.segments("/" .. string.rep("a", 3000)) })
+    assert.same({ nil, "the path must start with /" }, { router.segments("v1/board") })
+  end)
+
+  it("takes a project's routes under its prefix, and its /v1 routes only without a second v1", function()
+    local projects = require "orket.serve.projects"
+    assert.same({ "web", { "v1", "board" }, { "board" } }, { projects.scope(router.segments("/v1/projects/web/board")) })
+    assert.same({ "web", { "v1", "mcp" }, { "mcp" } }, { projects.scope(router.segments("/v1/projects/web/mcp")) })
+    -- /v1/projects/web/v1/board is no path of web's board
+    assert.same({ "web", { "v1", "v1", "board" } }, { projects.scope(router.segments("/v1/projects/web/v1/board")) })
+    assert.is_nil(projects.scope(router.segments("/v1/projects/web")))
   end)
 
   it("decodes queries and refuses NUL", function()
@@ -178,6 +189,17 @@ describe("orket.serve.body", function()
     assert.equal("bad_json", code)
     assert.equal(413, select(2, body.json(req(nil, "E2BIG"))))
     assert.equal(408, select(2, body.json(req(nil, "ETIMEDOUT"))))
+  end)
+
+  it("says what is wrong with a body that is not JSON in words, and an empty one as empty", function()
+    local empty = "the body is empty: send a JSON object ({} when no field is given)"
+    assert.same({ nil, 400, "bad_json", empty }, { body.json(req("")) })
+    assert.same({ nil, 400, "bad_json", empty }, { body.json(req(" \r\n")) })
+    assert.same({ nil, 400, "bad_json", "the body is not JSON: expected comma or object end but found the end of the "
+      .. "body at byte 12" }, { body.json(req('{"body":"x"')) })
+    local _, _, _, why = body.json(req('{"a" 1}'))
+    assert.is_nil(why:find("T_", 1, true), why)
+    assert.is_nil(why:find("character", 1, true), why)
   end)
 
   it("takes an optional member sent as null as absent, and leaves a required one", function()
@@ -885,7 +907,7 @@ describe("orket.serve limits and messages", function()
     local url = "http://127.0.0.1:" .. srv:port() .. "/health"
     local _, _, h = H.fetch { url = url, headers = { "Origin: https://ok.example" } }
     assert.equal("https://ok.example", h["access-control-allow-origin"])
-    assert.equal("Retry-After, WWW-Authenticate", h["access-control-expose-headers"])
+    assert.equal("Retry-After, WWW-Authenticate, Mcp-Session-Id", h["access-control-expose-headers"])
     assert.equal("Origin", h["vary"])
     local st, _, h2 = H.fetch { url = url, headers = { "Origin: https://evil.example" } }
     assert.equal(200, st)
