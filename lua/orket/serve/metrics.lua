@@ -5,7 +5,7 @@
 local cost = require "orket.cost"
 local counts = require "orket.store.metrics"
 local sandboxes = require "orket.store.sandboxes"
-local runs = require "orket.serve.runs"
+local serve_runs = require "orket.serve.runs"
 local errors = require "orket.errors"
 
 local M = {}
@@ -181,7 +181,8 @@ function M.render(db, counters, sse_clients, shown, reads, notified)
       runs[state] = (runs[state] or 0) + n
     end
   end
-  for _, s in ipairs { "running", "done", "failed", "stalled", "interrupted", "killed" } do runs[s] = runs[s] or 0 end
+  -- every state a run can be shown in has its sample, 0 until a run is in it
+  for _, s in ipairs(serve_runs.STATES) do runs[s] = runs[s] or 0 end
   for _, s in ipairs(sorted_keys(runs)) do b.sample("orket_runs", { "status", s }, runs[s]) end
 
   b.family("orket_turns_total", "counter", "Turns worked (distinct card turns).")
@@ -332,7 +333,7 @@ function M.render(db, counters, sse_clients, shown, reads, notified)
 end
 
 local function handler(req, ctx)
-  local shown = runs.shown_states(ctx.db, ctx.dir)
+  local shown = serve_runs.shown_states(ctx.db, ctx.dir)
   local text, rerr = ctx.db:read(M.render, ctx.db, ctx.metrics, ctx.hub:count(), shown, ctx.hub:journal_reads(),
     ctx.db.backend == "pg" and ctx.hub:notified() or nil)
   -- an empty 200 would be a good scrape with no samples: every series would go stale unseen
