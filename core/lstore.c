@@ -63,6 +63,58 @@ static int lst_fail(lua_State *L, store *s) {
   return 3;
 }
 
+/* The process's connections (a table with weak keys in the registry): a write transaction
+ * asks whether one of them holds its file's write lock (lst_held_here). */
+#define LST_OPEN "orket.store.open"
+
+static void lst_register(lua_State *L, int i) {
+  i = lua_absindex(L, i);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LST_OPEN) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LST_OPEN);
+  }
+  lua_pushvalue(L, i);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* 1 when another open connection of this process holds c's file's write lock. SQLite's busy
+ * handler sleeps in this thread, the loop's, where that holder (a task waiting on the loop
+ * with its transaction open) cannot go on: the wait would only block every task for the busy
+ * timeout and then fail. A connection of another process is waited for there as before. */
+static int lst_held_here(lua_State *L, lst_conn *c) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LST_OPEN) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  const char *file = store_file(c->s);
+  int held = 0;
+  lua_pushnil(L);
+  while (!held && lua_next(L, -2) != 0) {
+    lst_conn *o = lua_touserdata(L, -2);
+    held = o != NULL && o != c && o->s != NULL && store_writing(o->s) && file[0] &&
+           strcmp(store_file(o->s), file) == 0;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, held ? 2 : 1); /* lua_next left the key when it stopped early */
+  return held;
+}
+
+/* held_here() -> true while another connection of this process holds this one's file's
+ * write lock: a write transaction begun now would fail at once (EBUSY); store.lua's tx
+ * waits on the loop meanwhile */
+static int lst_held_here_m(lua_State *L) {
+  lua_pushboolean(L, lst_held_here(L, lst_check(L, 1)));
+  return 1;
+}
+
 /* open(path [, create=true [, readonly=false]]) -> conn | nil, msg, CODE. readonly opens
  * without writing anything (create is then ignored). The userdata exists (closed) before
  * the connection does, so an allocation error cannot leak it. */
@@ -88,6 +140,7 @@ static int lst_open(lua_State *L) {
     lua_pushstring(L, code);
     return 3;
   }
+  lst_register(L, -1);
   return 1;
 }
 
@@ -320,6 +373,10 @@ static int lst_row(lua_State *L) {
 static int lst_run_tx(lua_State *L, int write) {
   lst_conn *c = lst_check(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (write && store_depth(c->s) == 0 && lst_held_here(L, c)) {
+    store_held_elsewhere(c->s);
+    return lst_fail(L, c->s);
+  }
   if ((write ? store_begin(c->s) : store_begin_read(c->s)) != 0) return lst_fail(L, c->s);
   int base = 1; /* results start after the connection */
   int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
@@ -454,7 +511,7 @@ static int lst_restore_from(lua_State *L) {
 static const luaL_Reg lst_methods[] = {
     {"exec", lst_exec},       {"run", lst_run},         {"rows", lst_rows},
     {"row", lst_row},         {"tx", lst_tx},           {"depth", lst_depth},
-    {"read", lst_read},
+    {"read", lst_read},       {"held_here", lst_held_here_m},
     {"version", lst_version}, {"set_version", lst_set_version},
     {"cached", lst_cached},   {"changes", lst_changes}, {"close", lst_close},
     {"cards_stamp", lst_cards_stamp}, {"stamp", lst_stamp}, {"rollbacks", lst_rollbacks}, {"now", lst_now},

@@ -592,6 +592,21 @@ int store_failed(store *s) { return store_fail(s, sqlite3_extended_errcode(s->db
 
 int store_depth(store *s) { return s->depth; }
 
+int store_writing(store *s) { return sqlite3_txn_state(s->db, "main") == SQLITE_TXN_WRITE; }
+
+const char *store_file(store *s) {
+  const char *f = sqlite3_db_filename(s->db, "main");
+  return f ? f : "";
+}
+
+int store_held_elsewhere(store *s) {
+  const char *path = s->path && s->path[0] && strcmp(s->path, ":memory:") != 0 ? s->path : "store";
+  snprintf(s->err, sizeof s->err, "%s: database is locked (by another connection of this process)", path);
+  s->code = "EBUSY";
+  s->file_error = 1;
+  return -1;
+}
+
 /* Runs one statement without parameters or rows through the cache: BEGIN, COMMIT and the
  * savepoint statements run several times a step, and sqlite3_exec would parse them every
  * time. 0 or -1 with the error recorded. */

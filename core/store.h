@@ -99,6 +99,16 @@ int store_commit(store *s);
 int store_rollback(store *s);
 int store_depth(store *s);
 
+/* store_writing: 1 while the connection holds its file's write lock (a write transaction
+ * of store_begin's or one a caller began with BEGIN). store_file: the file's full path as
+ * SQLite resolved it ("" in memory), for telling connections of one file from another's.
+ * store_held_elsewhere records the failure of a write transaction that another connection
+ * of this process holds the lock against (EBUSY, a file error as a busy file's): waiting in
+ * SQLite's busy handler would block the very thread that holder needs. Returns -1. */
+int store_writing(store *s);
+const char *store_file(store *s);
+int store_held_elsewhere(store *s);
+
 /* The schema version (PRAGMA user_version). -1 on error. */
 int store_version(store *s);
 int store_set_version(store *s, int version);

@@ -5,6 +5,8 @@
 -- its journal event are written in one transaction.
 local cstore = require "orket.c.store"
 local uv = require "luv"
+local rt = require "orket.c.runtime"
+local task = require "orket.task"
 local json = require "cjson.safe"
 local records = require "orket.store.records"
 local dialect = require "orket.store.dialect"
@@ -135,9 +137,27 @@ function DB:rows(sql, ...) return self.conn:rows(sql, ...) end
 function DB:row(sql, ...) return self.conn:row(sql, ...) end
 function DB:version() return self.conn:version() end
 
+-- How often a write transaction looks again for the write lock another connection of this
+-- process holds (waiting on the loop, for at most the busy timeout)
+M.HELD_POLL_MS = 5
+
 --- db:tx(fn, ...) -> fn's results | nil, msg, CODE. Rolls back when fn raises or returns
---- nil, msg[, CODE]. Nests (savepoints). fn cannot wait on the loop.
-function DB:tx(fn, ...) return self.conn:tx(fn, ...) end
+--- nil, msg[, CODE]. Nests (savepoints). fn cannot wait on the loop. While another
+--- connection of this process holds the file's write lock (a task of the loop with its
+--- transaction open), the outermost one called in a task waits on the loop before it
+--- begins, fn not yet run, for at most the busy timeout; then (or outside a task) it fails
+--- at once, EBUSY, as a lock another process held past the busy timeout does.
+function DB:tx(fn, ...)
+  local conn = self.conn
+  if conn:depth() == 0 and conn:held_here() and coroutine.isyieldable() and task.current() then
+    local waited = 0
+    repeat
+      rt.sleep(M.HELD_POLL_MS)
+      waited = waited + M.HELD_POLL_MS
+    until waited >= cstore.BUSY_TIMEOUT_MS or not conn:held_here()
+  end
+  return conn:tx(fn, ...)
+end
 
 --- db:read(fn, ...) -> fn's results | nil, msg, CODE. As tx, for a group of reads: one
 --- snapshot and one WAL read lock instead of one per statement, and no write lock. fn

@@ -1,0 +1,152 @@
+-- A write transaction while another connection of the same process holds the store's write
+-- lock (serve's API writing, another run of the same server, a script's own BEGIN): SQLite's
+-- busy handler sleeps in the loop's thread, where that holder, a task of the same loop,
+-- cannot go on, so it only blocked every task for the busy timeout and then failed (a run
+-- stopped, journal_error). db:tx waits on the loop instead, before it begins
+-- (docs/store.md, Transactions).
+local H = require "tests.helpers"
+local F = require "tests.engine_fakes"
+local store = require "orket.store"
+local cstore = require "orket.c.store"
+local backends = require "tests.backends"
+local task = require "orket.task"
+local rt = require "orket.c.runtime"
+
+local SQLITE_ONLY = "SQLite only: its write lock and busy handler (PostgreSQL's lock waits on the loop)"
+
+-- A task that holds path's write lock for ms on a connection of its own, with one journal
+-- row written in it: a write transaction opened by hand (db:tx's fn cannot wait on the
+-- loop), as another client of the file in this process could.
+local function hold(path, ms)
+  return task.spawn(function()
+    local other = assert(store.open(path))
+    assert(other:exec("BEGIN IMMEDIATE"))
+    other:event { kind = "holder" }
+    orket.sleep(ms)
+    assert(other:exec("COMMIT"))
+    other:close()
+    return rt.now()
+  end)
+end
+
+local function kinds(db)
+  local out = {}
+  for _, ev in ipairs(db:events()) do
+    if ev.kind ~= "holder" then out[#out + 1] = ev.kind end
+  end
+  return table.concat(out, " ")
+end
+
+describe("db:tx while another connection of this process holds the write lock", function()
+  after_each(H.cleanup)
+
+  it("waits on the loop (other tasks go on), then runs fn once and commits", function()
+    if backends.name() ~= "sqlite" then return pending(SQLITE_ONLY) end
+    local path = H.tmpdir() .. "/o.db"
+    local db = assert(store.open(path))
+    local holder = hold(path, 200)
+    local ticks, ticking = 0, true
+    local ticker = task.spawn(function()
+      while ticking do
+        orket.sleep(10)
+        ticks = ticks + 1
+      end
+    end)
+    local t0, runs = rt.now(), 0
+    local id = assert(db:tx(function()
+      runs = runs + 1
+      return db:event { kind = "mine" }
+    end))
+    local t1 = rt.now()
+    ticking = false
+    ticker:join()
+    local released = select(2, assert(holder:join()))
+    assert.equal(1, runs)
+    assert.is_true(t1 >= released, "began before the holder committed")
+    assert.is_true(t1 - t0 < cstore.BUSY_TIMEOUT_MS)
+    assert.is_true(ticks >= 5, "the loop was blocked: " .. ticks .. " ticks")
+    local evs = db:events()
+    assert.equal("holder", evs[1].kind)
+    assert.equal(id, evs[2].id)
+    db:close()
+  end)
+
+  it("fails at once outside a task (EBUSY, fn not run) instead of blocking the thread the holder needs", function()
+    if backends.name() ~= "sqlite" then return pending(SQLITE_ONLY) end
+    local path = H.tmpdir() .. "/o.db"
+    local db = assert(store.open(path))
+    local other = assert(store.open(path))
+    cstore.clear_file_error()
+    local t0, ran = rt.now(), false
+    -- other's transaction is open while db's begins: no task can wait inside fn
+    local ok, err, code = other:tx(function()
+      other:event { kind = "holder" }
+      local r = table.pack(db:tx(function() ran = true return true end))
+      return r[1] == nil and true or nil, r[2], r[3]
+    end)
+    -- db's failure is returned inside; other's own transaction commits
+    assert.is_true(ok, err)
+    assert.is_false(ran)
+    assert.is_true(rt.now() - t0 < 1000, "waited in SQLite's busy handler")
+    local msg, fcode = cstore.file_error()
+    assert.equal("EBUSY", fcode)
+    assert.matches("another connection of this process", msg, 1, true)
+    assert.equal(1, #db:events())
+    other:close()
+    db:close()
+  end)
+
+  it("fails with EBUSY, fn not run, once the holder holds on past the busy timeout", function()
+    if backends.name() ~= "sqlite" then return pending(SQLITE_ONLY) end
+    local path = H.tmpdir() .. "/o.db"
+    local db = assert(store.open(path))
+    local holder = hold(path, cstore.BUSY_TIMEOUT_MS + 500)
+    local t0, ran = rt.now(), false
+    local ok, err, code = db:tx(function() ran = true return true end)
+    local waited = rt.now() - t0
+    assert.is_nil(ok)
+    assert.equal("EBUSY", code)
+    assert.matches("database is locked", err, 1, true)
+    assert.is_false(ran)
+    assert.is_true(waited >= cstore.BUSY_TIMEOUT_MS and waited < cstore.BUSY_TIMEOUT_MS + 400, tostring(waited))
+    assert.is_true(holder:join())
+    db:close()
+  end)
+end)
+
+describe("a run while another connection of its process holds the store's write lock", function()
+  after_each(H.cleanup)
+
+  it("commits its step once the holder is done: no journal_error, the journal as without the holder", function()
+    if backends.name() ~= "sqlite" then return pending(SQLITE_ONLY) end
+    local function run(path, with_holder)
+      local db, b = F.fixture(path, { { id = "E-1", summary = "design" } })
+      local client = F.llm(b, {})
+      local inner, holder = client.chat, nil
+      function client:chat(req)
+        -- the first answer's step commits while the holder still holds the lock
+        if with_holder and not holder then holder = hold(path, 300) end
+        return inner(self, req)
+      end
+      local e, events = F.engine(db, b, { llm = client })
+      local id = assert(e:start("E"))
+      local status = e:execute(id)
+      for _, ev in ipairs(events) do assert.is_not.equal("journal_error", ev.type, ev.error) end
+      if with_holder then
+        assert.is_truthy(holder, "the model was not asked")
+        assert.is_true(holder:join())
+        local held = 0
+        for _, ev in ipairs(db:events()) do if ev.kind == "holder" then held = held + 1 end end
+        assert.equal(1, held)
+      end
+      local out = { status = status, kinds = kinds(db), board = F.board_state(b) }
+      db:close()
+      return out
+    end
+    local dir = H.tmpdir()
+    local plain = run(dir .. "/plain.db", false)
+    local held = run(dir .. "/held.db", true)
+    assert.equal("done", held.status)
+    assert.same(plain, held)
+  end)
+end)
