@@ -108,10 +108,11 @@ static int lst_held_here(lua_State *L, lst_conn *c) {
 }
 
 /* held_here() -> true while another connection of this process holds this one's file's
- * write lock: a write transaction begun now would fail at once (EBUSY); store.lua's tx
- * waits on the loop meanwhile */
+ * write lock and this one is in no transaction: a write transaction begun now would fail
+ * at once (EBUSY); store.lua's tx waits on the loop meanwhile */
 static int lst_held_here_m(lua_State *L) {
-  lua_pushboolean(L, lst_held_here(L, lst_check(L, 1)));
+  lst_conn *c = lst_check(L, 1);
+  lua_pushboolean(L, store_depth(c->s) == 0 && lst_held_here(L, c));
   return 1;
 }
 

@@ -149,12 +149,11 @@ M.HELD_POLL_MS = 5
 --- at once, EBUSY, as a lock another process held past the busy timeout does.
 function DB:tx(fn, ...)
   local conn = self.conn
-  if conn:depth() == 0 and conn:held_here() and coroutine.isyieldable() and task.current() then
-    local waited = 0
+  if conn:held_here() and coroutine.isyieldable() and task.current() then
+    local deadline = rt.now() + cstore.BUSY_TIMEOUT_MS
     repeat
       rt.sleep(M.HELD_POLL_MS)
-      waited = waited + M.HELD_POLL_MS
-    until waited >= cstore.BUSY_TIMEOUT_MS or not conn:held_here()
+    until not conn:held_here() or rt.now() >= deadline
   end
   return conn:tx(fn, ...)
 end
