@@ -674,6 +674,13 @@ int store_begin(store *s) { return store_open_tx(s, 1); }
 
 int store_begin_read(store *s) { return store_open_tx(s, 0); }
 
+int store_begin_within(store *s, int ms) {
+  sqlite3_busy_timeout(s->db, ms > STORE_BUSY_TIMEOUT_MS ? STORE_BUSY_TIMEOUT_MS : ms);
+  int rc = store_open_tx(s, 1);
+  sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+  return rc;
+}
+
 /* Closes level's share of the savepoints when it has none of its own: -> 1 when it was
  * still waiting for one (it wrote nothing) or rode on an earlier level's, 0 when it owns
  * one (or is past 63). */

@@ -95,6 +95,10 @@ int store_begin(store *s);
 /* store_begin_read: a read transaction (one snapshot, no write lock), closed by
  * store_commit or store_rollback; nested inside any transaction it is a savepoint. */
 int store_begin_read(store *s);
+/* store_begin_within: store_begin, waiting for another process's lock at most ms (0: not
+ * at all; at most STORE_BUSY_TIMEOUT_MS), for a caller that has already waited out part of
+ * the busy timeout for a lock of its own process's. */
+int store_begin_within(store *s, int ms);
 int store_commit(store *s);
 int store_rollback(store *s);
 int store_depth(store *s);
