@@ -1,9 +1,11 @@
 -- A write transaction while another connection of the same process holds the store's write
--- lock (serve's API writing, another run of the same server, a script's own BEGIN): SQLite's
--- busy handler sleeps in the loop's thread, where that holder, a task of the same loop,
--- cannot go on, so it only blocked every task for the busy timeout and then failed (a run
--- stopped, journal_error). db:tx waits on the loop instead, before it begins
--- (docs/store.md, Transactions).
+-- lock: a transaction begun by hand (db:exec("BEGIN ...")) and kept open across a wait on the
+-- loop, as a script or another SQLite client of the process may (Orket's own writes go
+-- through db:tx, whose fn cannot wait, so none of them holds the lock across a loop turn).
+-- SQLite's busy handler sleeps in the loop's thread, where that holder cannot go on, so it
+-- only blocked every task for the busy timeout and then failed (a run stopped,
+-- journal_error). db:tx waits on the loop instead, before it begins (docs/store.md,
+-- Transactions).
 local H = require "tests.helpers"
 local F = require "tests.engine_fakes"
 local store = require "orket.store"
@@ -11,6 +13,7 @@ local cstore = require "orket.c.store"
 local backends = require "tests.backends"
 local task = require "orket.task"
 local rt = require "orket.c.runtime"
+local uv = require "luv"
 
 local SQLITE_ONLY = "SQLite only: its write lock and busy handler (PostgreSQL's lock waits on the loop)"
 
@@ -110,6 +113,87 @@ describe("db:tx while another connection of this process holds the write lock", 
     assert.is_false(ran)
     assert.is_true(waited >= cstore.BUSY_TIMEOUT_MS and waited < cstore.BUSY_TIMEOUT_MS + 400, tostring(waited))
     assert.is_true(holder:join())
+    db:close()
+  end)
+end)
+
+describe("which connections db:tx waits for", function()
+  after_each(H.cleanup)
+
+  it("does not wait for a holder of another file, nor for a connection of its own file that is not writing", function()
+    if backends.name() ~= "sqlite" then return pending(SQLITE_ONLY) end
+    local dir = H.tmpdir()
+    local db = assert(store.open(dir .. "/o.db"))
+    local idle = assert(store.open(dir .. "/o.db")) -- its file's connections are looked at
+    local holder = hold(dir .. "/other.db", 300)
+    assert.is_false(db.conn:held_here())
+    local t0 = rt.now()
+    assert(db:tx(function() return db:event { kind = "mine" } end))
+    assert.is_true(rt.now() - t0 < 100, "waited for another file's holder")
+    assert.is_true(holder:join())
+    idle:close()
+    db:close()
+  end)
+
+  it("finds the holder through a symlink and through a relative path to the file", function()
+    if backends.name() ~= "sqlite" then return pending(SQLITE_ONLY) end
+    local dir = H.tmpdir()
+    local path = dir .. "/o.db"
+    local db = assert(store.open(path))
+    assert(uv.fs_symlink(path, dir .. "/link.db"))
+    assert(uv.fs_mkdir(dir .. "/sub", 448))
+    local cwd = assert(uv.cwd())
+    local up = select(2, cwd:gsub("/[^/]+", ""))
+    local relative = ("../"):rep(up) .. dir:sub(2) .. "/sub/../o.db"
+    for _, other in ipairs { dir .. "/link.db", relative } do
+      local holder = hold(other, 200)
+      assert.is_true(db.conn:held_here(), other)
+      local runs = 0
+      assert(db:tx(function()
+        runs = runs + 1
+        return db:event { kind = "mine" }
+      end))
+      local t1 = rt.now()
+      local released = select(2, assert(holder:join()))
+      assert.equal(1, runs)
+      assert.is_true(t1 >= released, "began before the holder committed: " .. other)
+    end
+    db:close()
+  end)
+
+  -- After the holder of this process lets go, another process may take the lock before
+  -- BEGIN: SQLite's busy handler then waits only for what is left of the busy timeout
+  it("waits for the busy timeout in all when another process takes the lock after this process's holder", function()
+    if backends.name() ~= "sqlite" then return pending(SQLITE_ONLY) end
+    local dir = H.tmpdir()
+    local path = dir .. "/o.db"
+    local db = assert(store.open(path))
+    local holder = hold(path, 1000)
+    -- the other process asks for the lock while this one's holder holds it, and gets it
+    -- once that lets go (its busy handler looks at least every 100 ms), long before db:tx
+    -- looks again
+    local script = string.format("local db = assert(require('orket.store').open(%q)); "
+      .. "assert(db:exec('BEGIN IMMEDIATE')); io.open(%q, 'w'):close(); orket.sleep(15000)",
+      path, dir .. "/locked")
+    os.execute(string.format("%s lua -e %s >/dev/null 2>&1 & echo $! >%s", H.quote(H.BIN), H.quote(script),
+      H.quote(dir .. "/pid")))
+    local pid = assert(tonumber(H.read(dir .. "/pid"):match("%d+")))
+    local poll = store.HELD_POLL_MS
+    finally(function()
+      store.HELD_POLL_MS = poll
+      os.execute("kill -9 " .. pid)
+      H.wait_for(function() return not H.alive(pid) end, "the other process to end")
+    end)
+    store.HELD_POLL_MS = 2000 -- db:tx looks again once the other process holds the lock
+    local t0, ran = rt.now(), false
+    local ok, err, code = db:tx(function() ran = true return true end)
+    local waited = rt.now() - t0
+    assert.is_true(holder:join())
+    assert.is_truthy(H.read(dir .. "/locked"), "the other process never held the lock")
+    assert.is_nil(ok)
+    assert.equal("EBUSY", code, err)
+    assert.is_false(ran)
+    assert.is_true(waited >= cstore.BUSY_TIMEOUT_MS - 100 and waited < cstore.BUSY_TIMEOUT_MS + 400, tostring(waited))
     db:close()
   end)
 end)
