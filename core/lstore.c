@@ -68,7 +68,10 @@ static int lst_fail(lua_State *L, store *s) {
 /* The connections of this process (of this Lua state) to one database file: how many are
  * open, and (its user value) a table of them with weak keys. Every connection keeps its
  * file's as its user value 3, and the registry's LST_FILES table finds it by the file's full
- * path, as SQLite resolved it, with weak values: it goes when its last connection does. A
+ * path, as SQLite resolved it (the record's user value 2). The table holds it strongly and
+ * lst_close takes it out when the last connection closes: a weak value would go as soon as
+ * the GC found a leaked holder unreachable, before its finalizer closed it, and a
+ * connection opened in between would not see that holder. A
  * write transaction asks whether another of them holds the file's write lock
  * (lst_held_here), which costs one comparison while the connection is its file's only one. */
 typedef struct lst_file {
@@ -87,17 +90,15 @@ static void lst_register(lua_State *L, lst_conn *c, int i) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, LST_FILES) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "v");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     lua_setfield(L, LUA_REGISTRYINDEX, LST_FILES);
   }
   if (lua_getfield(L, -1, file) != LUA_TUSERDATA) {
     lua_pop(L, 1);
-    lst_file *nf = lua_newuserdatauv(L, sizeof *nf, 1);
+    lst_file *nf = lua_newuserdatauv(L, sizeof *nf, 2);
     nf->open = 0;
+    lua_pushstring(L, file);
+    lua_setiuservalue(L, -2, 2);
     lua_newtable(L);
     lua_createtable(L, 0, 1);
     lua_pushliteral(L, "k");
@@ -216,10 +217,33 @@ static void lst_reading(lua_State *L, lst_conn *c, store_stmt *st) {
   c->reading = st;
 }
 
+/* The connection at index 1 no longer counts among its file's; the file's record leaves
+ * LST_FILES with its last connection. Nothing here allocates (the path is the record's user
+ * value), so a finalizer cannot fail here. */
+static void lst_unregister(lua_State *L, lst_conn *c) {
+  lst_file *f = c->file;
+  c->file = NULL;
+  if (f == NULL || --f->open > 0) return;
+  lua_getiuservalue(L, 1, 3); /* the record: alive while c is */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LST_FILES) == LUA_TTABLE) {
+    lua_getiuservalue(L, -2, 2);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    int mine = lua_rawequal(L, -1, -4); /* not a newer record of the same path */
+    lua_pop(L, 1);
+    if (mine) {
+      lua_pushnil(L);
+      lua_rawset(L, -3);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 2);
+}
+
 static int lst_close(lua_State *L) {
   lst_conn *c = luaL_checkudata(L, 1, LST_NAME);
-  if (c->file != NULL) c->file->open--; /* the file's stays alive while c does (user value 3) */
-  c->file = NULL;
+  lst_unregister(L, c);
   store_close(c->s);
   c->s = NULL;
   return 0;
@@ -423,30 +447,42 @@ static int lst_run_begun(lua_State *L, lst_conn *c);
  * clock). BEGIN then waits in SQLite's busy handler (for another process's lock) only for
  * what is left of it, so the whole wait stays within the busy timeout. Past it, or where
  * nothing can wait (not yieldable, no wait function, not in a task), it fails at once:
- * EBUSY, a file error as a lock another process held past the busy timeout is. */
+ * EBUSY, a file error as a lock another process held past the busy timeout is. Closed by
+ * another task during the wait, it returns nil, "store: closed while ...", "ESQL". */
 static int lst_tx_held(lua_State *L, int status, lua_KContext deadline) {
-  lst_conn *c = lst_check(L, 1);
-  int64_t now = (int64_t)(budget_now_ns() / 1000000u);
-  if (status != LUA_OK) { /* back from the wait function: its answer is on top */
-    int waited = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (!waited) {
+  /* index 1 was checked by lst_run_tx; it may have been closed during the wait */
+  lst_conn *c = lua_touserdata(L, 1);
+  /* a loop, not a call per look: a wait function that returns without yielding would
+   * otherwise add a C frame per look until the deadline */
+  for (;;) {
+    int64_t now = (int64_t)(budget_now_ns() / 1000000u);
+    if (status != LUA_OK) { /* back from the wait function: its answer is on top */
+      int waited = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      if (c->s == NULL) { /* closed by another task during the wait: nothing began */
+        lua_pushnil(L);
+        lua_pushliteral(L, "store: closed while its transaction waited for the write lock");
+        lua_pushliteral(L, "ESQL");
+        return 3;
+      }
+      if (!waited) {
+        store_held_elsewhere(c->s);
+        return lst_fail(L, c->s);
+      }
+      if (!lst_held_here(L, c, 1)) {
+        int left = now < deadline ? (int)(deadline - now) : 0;
+        if (store_begin_within(c->s, left) != 0) return lst_fail(L, c->s);
+        return lst_run_begun(L, c);
+      }
+    }
+    if (now >= deadline || !lua_isyieldable(L) ||
+        lua_getfield(L, LUA_REGISTRYINDEX, LST_HELD_WAIT) != LUA_TFUNCTION) {
       store_held_elsewhere(c->s);
       return lst_fail(L, c->s);
     }
-    if (!lst_held_here(L, c, 1)) {
-      int left = now < deadline ? (int)(deadline - now) : 0;
-      if (store_begin_within(c->s, left) != 0) return lst_fail(L, c->s);
-      return lst_run_begun(L, c);
-    }
+    lua_callk(L, 0, 1, deadline, lst_tx_held);
+    status = LUA_YIELD; /* it returned without yielding */
   }
-  if (now >= deadline || !lua_isyieldable(L) ||
-      lua_getfield(L, LUA_REGISTRYINDEX, LST_HELD_WAIT) != LUA_TFUNCTION) {
-    store_held_elsewhere(c->s);
-    return lst_fail(L, c->s);
-  }
-  lua_callk(L, 0, 1, deadline, lst_tx_held);
-  return lst_tx_held(L, LUA_YIELD, deadline);
 }
 
 /* tx(fn, ...) -> fn's results | nil, msg, CODE.
