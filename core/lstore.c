@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "budget.h"
 #include "lstore.h"
 #include "modules.h"
 #include "store.h"
@@ -23,6 +24,7 @@ typedef struct lst_conn {
   uint64_t stamps[STORE_CACHE_SIZE];
   unsigned char dups[STORE_CACHE_SIZE]; /* the statement has two columns of one name */
   store_stmt *reading; /* the statement whose rows are being built (lst_reading) */
+  struct lst_file *file; /* the connections to its file (lst_register); NULL when none or closed */
 } lst_conn;
 
 /* The connection's metatable is each method's upvalue 1: compared by identity, without
@@ -63,6 +65,102 @@ static int lst_fail(lua_State *L, store *s) {
   return 3;
 }
 
+/* The connections of this process (of this Lua state) to one database file: how many are
+ * open, and (its user value) a table of them with weak keys. Every connection keeps its
+ * file's as its user value 3, and the registry's LST_FILES table finds it by the file's full
+ * path, as SQLite resolved it (the record's user value 2). The table holds it strongly and
+ * lst_close takes it out when the last connection closes: a weak value would go as soon as
+ * the GC found a leaked holder unreachable, before its finalizer closed it, and a
+ * connection opened in between would not see that holder. A
+ * write transaction asks whether another of them holds the file's write lock
+ * (lst_held_here), which costs one comparison while the connection is its file's only one. */
+typedef struct lst_file {
+  int open;
+} lst_file;
+
+#define LST_FILES "orket.store.files"
+#define LST_HELD_WAIT "orket.store.held_wait"
+
+/* Counts the connection at index i (just opened) among its file's. A file in memory or a
+ * temporary one has no path and no other connection, so it is left out. */
+static void lst_register(lua_State *L, lst_conn *c, int i) {
+  const char *file = store_file(c->s);
+  if (file[0] == '\0') return;
+  i = lua_absindex(L, i);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LST_FILES) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LST_FILES);
+  }
+  if (lua_getfield(L, -1, file) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    lst_file *nf = lua_newuserdatauv(L, sizeof *nf, 2);
+    nf->open = 0;
+    lua_pushstring(L, file);
+    lua_setiuservalue(L, -2, 2);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, file);
+  }
+  lst_file *f = lua_touserdata(L, -1);
+  lua_getiuservalue(L, -1, 1);
+  lua_pushvalue(L, i);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_setiuservalue(L, i, 3);
+  lua_pop(L, 1);
+  /* counted last: an allocation error above leaves the connection uncounted, not the
+   * count one too high for ever */
+  f->open++;
+  c->file = f;
+}
+
+/* 1 when another open connection of this process to c's file (c is at index i) holds its
+ * write lock. SQLite's busy handler sleeps in this thread, the loop's, where that holder (a
+ * task waiting on the loop with a transaction it began by hand) cannot go on: the wait would
+ * only block every task for the busy timeout and then fail. A connection of another process
+ * is waited for there as before. */
+static int lst_held_here(lua_State *L, lst_conn *c, int i) {
+  if (c->file == NULL || c->file->open < 2) return 0;
+  lua_getiuservalue(L, i, 3);
+  lua_getiuservalue(L, -1, 1);
+  int held = 0;
+  lua_pushnil(L);
+  while (!held && lua_next(L, -2) != 0) {
+    lst_conn *o = lua_touserdata(L, -2);
+    held = o != c && o->s != NULL && store_writing(o->s);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, held ? 3 : 2); /* lua_next left the key when it stopped early */
+  return held;
+}
+
+/* held_here() -> true while another connection of this process holds this one's file's
+ * write lock and this one is in no transaction: a write transaction begun now would wait
+ * on the loop (tx) */
+static int lst_held_here_m(lua_State *L) {
+  lst_conn *c = lst_check(L, 1);
+  lua_pushboolean(L, store_depth(c->s) == 0 && lst_held_here(L, c, 1));
+  return 1;
+}
+
+/* set_held_wait(fn): fn() is what tx calls, in a coroutine that can yield, while another
+ * connection of this process holds the write lock: it waits a little on the loop and
+ * returns true, or returns false at once when it cannot wait (not in a task). */
+static int lst_set_held_wait(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, LST_HELD_WAIT);
+  return 0;
+}
+
 /* open(path [, create=true [, readonly=false]]) -> conn | nil, msg, CODE. readonly opens
  * without writing anything (create is then ignored). The userdata exists (closed) before
  * the connection does, so an allocation error cannot leak it. */
@@ -70,7 +168,7 @@ static int lst_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int create = lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2);
   int mode = lua_toboolean(L, 3) ? STORE_OPEN_READONLY : (create ? STORE_OPEN_CREATE : 0);
-  lst_conn *c = lua_newuserdatauv(L, sizeof *c, 2);
+  lst_conn *c = lua_newuserdatauv(L, sizeof *c, 3);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, LST_NAME);
   lua_newtable(L);
@@ -88,6 +186,8 @@ static int lst_open(lua_State *L) {
     lua_pushstring(L, code);
     return 3;
   }
+  /* a read-only connection never holds the write lock nor waits for it */
+  if (!(mode & STORE_OPEN_READONLY)) lst_register(L, c, -1);
   return 1;
 }
 
@@ -117,8 +217,33 @@ static void lst_reading(lua_State *L, lst_conn *c, store_stmt *st) {
   c->reading = st;
 }
 
+/* The connection at index 1 no longer counts among its file's; the file's record leaves
+ * LST_FILES with its last connection. Nothing here allocates (the path is the record's user
+ * value), so a finalizer cannot fail here. */
+static void lst_unregister(lua_State *L, lst_conn *c) {
+  lst_file *f = c->file;
+  c->file = NULL;
+  if (f == NULL || --f->open > 0) return;
+  lua_getiuservalue(L, 1, 3); /* the record: alive while c is */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LST_FILES) == LUA_TTABLE) {
+    lua_getiuservalue(L, -2, 2);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    int mine = lua_rawequal(L, -1, -4); /* not a newer record of the same path */
+    lua_pop(L, 1);
+    if (mine) {
+      lua_pushnil(L);
+      lua_rawset(L, -3);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 2);
+}
+
 static int lst_close(lua_State *L) {
   lst_conn *c = luaL_checkudata(L, 1, LST_NAME);
+  lst_unregister(L, c);
   store_close(c->s);
   c->s = NULL;
   return 0;
@@ -312,15 +437,70 @@ static int lst_row(lua_State *L) {
   return 1;
 }
 
+/* fn run in the transaction just begun, and the transaction closed */
+static int lst_run_begun(lua_State *L, lst_conn *c);
+
+/* A write transaction that another connection of this process holds the lock against waits
+ * on the loop before it begins, fn not yet run: the registered wait function (store.lua's)
+ * sleeps a little at a time, with this call as its continuation, until the lock is free or
+ * the busy timeout has passed since the wait began (ctx: that deadline, ms on the monotonic
+ * clock). BEGIN then waits in SQLite's busy handler (for another process's lock) only for
+ * what is left of it, so the whole wait stays within the busy timeout. Past it, or where
+ * nothing can wait (not yieldable, no wait function, not in a task), it fails at once:
+ * EBUSY, a file error as a lock another process held past the busy timeout is. Closed by
+ * another task during the wait, it returns nil, "store: closed while ...", "ESQL". */
+static int lst_tx_held(lua_State *L, int status, lua_KContext deadline) {
+  /* index 1 was checked by lst_run_tx; it may have been closed during the wait */
+  lst_conn *c = lua_touserdata(L, 1);
+  /* a loop, not a call per look: a wait function that returns without yielding would
+   * otherwise add a C frame per look until the deadline */
+  for (;;) {
+    int64_t now = (int64_t)(budget_now_ns() / 1000000u);
+    if (status != LUA_OK) { /* back from the wait function: its answer is on top */
+      int waited = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      if (c->s == NULL) { /* closed by another task during the wait: nothing began */
+        lua_pushnil(L);
+        lua_pushliteral(L, "store: closed while its transaction waited for the write lock");
+        lua_pushliteral(L, "ESQL");
+        return 3;
+      }
+      if (!waited) {
+        store_held_elsewhere(c->s);
+        return lst_fail(L, c->s);
+      }
+      if (!lst_held_here(L, c, 1)) {
+        int left = now < deadline ? (int)(deadline - now) : 0;
+        if (store_begin_within(c->s, left) != 0) return lst_fail(L, c->s);
+        return lst_run_begun(L, c);
+      }
+    }
+    if (now >= deadline || !lua_isyieldable(L) ||
+        lua_getfield(L, LUA_REGISTRYINDEX, LST_HELD_WAIT) != LUA_TFUNCTION) {
+      store_held_elsewhere(c->s);
+      return lst_fail(L, c->s);
+    }
+    lua_callk(L, 0, 1, deadline, lst_tx_held);
+    status = LUA_YIELD; /* it returned without yielding */
+  }
+}
+
 /* tx(fn, ...) -> fn's results | nil, msg, CODE.
  * Runs fn(...) inside a transaction (a savepoint when nested). Rolls back when fn raises
  * (CODE "ETX", msg the error) or returns nil plus a message (its nil, msg, CODE are passed
  * on), commits otherwise. fn is called without a continuation, so it cannot wait on the
- * loop: a transaction never stays open while other tasks run on the same connection. */
+ * loop: a transaction never stays open while other tasks run on the same connection. An
+ * outermost write transaction may wait on the loop before it begins (lst_tx_held). */
 static int lst_run_tx(lua_State *L, int write) {
   lst_conn *c = lst_check(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (write && store_depth(c->s) == 0 && lst_held_here(L, c, 1))
+    return lst_tx_held(L, LUA_OK, (lua_KContext)(budget_now_ns() / 1000000u) + STORE_BUSY_TIMEOUT_MS);
   if ((write ? store_begin(c->s) : store_begin_read(c->s)) != 0) return lst_fail(L, c->s);
+  return lst_run_begun(L, c);
+}
+
+static int lst_run_begun(lua_State *L, lst_conn *c) {
   int base = 1; /* results start after the connection */
   int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
   if (c->s == NULL) /* fn closed the connection; the close rolled back */
@@ -454,7 +634,7 @@ static int lst_restore_from(lua_State *L) {
 static const luaL_Reg lst_methods[] = {
     {"exec", lst_exec},       {"run", lst_run},         {"rows", lst_rows},
     {"row", lst_row},         {"tx", lst_tx},           {"depth", lst_depth},
-    {"read", lst_read},
+    {"read", lst_read},       {"held_here", lst_held_here_m},
     {"version", lst_version}, {"set_version", lst_set_version},
     {"cached", lst_cached},   {"changes", lst_changes}, {"close", lst_close},
     {"cards_stamp", lst_cards_stamp}, {"stamp", lst_stamp}, {"rollbacks", lst_rollbacks}, {"now", lst_now},
@@ -490,6 +670,7 @@ static int lst_clear_file_error(lua_State *L) {
 
 static const luaL_Reg lst_funcs[] = {
     {"open", lst_open},
+    {"set_held_wait", lst_set_held_wait},
     {"file_error", lst_file_error},
     {"clear_file_error", lst_clear_file_error},
     {NULL, NULL},

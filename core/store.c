@@ -592,6 +592,21 @@ int store_failed(store *s) { return store_fail(s, sqlite3_extended_errcode(s->db
 
 int store_depth(store *s) { return s->depth; }
 
+int store_writing(store *s) { return sqlite3_txn_state(s->db, "main") == SQLITE_TXN_WRITE; }
+
+const char *store_file(store *s) {
+  const char *f = sqlite3_db_filename(s->db, "main");
+  return f ? f : "";
+}
+
+int store_held_elsewhere(store *s) {
+  const char *path = s->path && s->path[0] && strcmp(s->path, ":memory:") != 0 ? s->path : "store";
+  snprintf(s->err, sizeof s->err, "%s: database is locked (by another connection of this process)", path);
+  s->code = "EBUSY";
+  s->file_error = 1;
+  return -1;
+}
+
 /* Runs one statement without parameters or rows through the cache: BEGIN, COMMIT and the
  * savepoint statements run several times a step, and sqlite3_exec would parse them every
  * time. 0 or -1 with the error recorded. */
@@ -658,6 +673,13 @@ static int store_open_tx(store *s, int write) {
 int store_begin(store *s) { return store_open_tx(s, 1); }
 
 int store_begin_read(store *s) { return store_open_tx(s, 0); }
+
+int store_begin_within(store *s, int ms) {
+  sqlite3_busy_timeout(s->db, ms > STORE_BUSY_TIMEOUT_MS ? STORE_BUSY_TIMEOUT_MS : ms);
+  int rc = store_open_tx(s, 1);
+  sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+  return rc;
+}
 
 /* Closes level's share of the savepoints when it has none of its own: -> 1 when it was
  * still waiting for one (it wrote nothing) or rode on an earlier level's, 0 when it owns

@@ -95,9 +95,23 @@ int store_begin(store *s);
 /* store_begin_read: a read transaction (one snapshot, no write lock), closed by
  * store_commit or store_rollback; nested inside any transaction it is a savepoint. */
 int store_begin_read(store *s);
+/* store_begin_within: store_begin, waiting for another process's lock at most ms (0: not
+ * at all; at most STORE_BUSY_TIMEOUT_MS), for a caller that has already waited out part of
+ * the busy timeout for a lock of its own process's. */
+int store_begin_within(store *s, int ms);
 int store_commit(store *s);
 int store_rollback(store *s);
 int store_depth(store *s);
+
+/* store_writing: 1 while the connection holds its file's write lock (a write transaction
+ * of store_begin's or one a caller began with BEGIN). store_file: the file's full path as
+ * SQLite resolved it ("" in memory), for telling connections of one file from another's.
+ * store_held_elsewhere records the failure of a write transaction that another connection
+ * of this process holds the lock against (EBUSY, a file error as a busy file's): waiting in
+ * SQLite's busy handler would block the very thread that holder needs. Returns -1. */
+int store_writing(store *s);
+const char *store_file(store *s);
+int store_held_elsewhere(store *s);
 
 /* The schema version (PRAGMA user_version). -1 on error. */
 int store_version(store *s);

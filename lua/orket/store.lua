@@ -5,6 +5,8 @@
 -- its journal event are written in one transaction.
 local cstore = require "orket.c.store"
 local uv = require "luv"
+local rt = require "orket.c.runtime"
+local task = require "orket.task"
 local json = require "cjson.safe"
 local records = require "orket.store.records"
 local dialect = require "orket.store.dialect"
@@ -135,8 +137,24 @@ function DB:rows(sql, ...) return self.conn:rows(sql, ...) end
 function DB:row(sql, ...) return self.conn:row(sql, ...) end
 function DB:version() return self.conn:version() end
 
+-- How often a write transaction looks again for the write lock another connection of this
+-- process holds (waiting on the loop, for at most the busy timeout: core/lstore.c's tx)
+M.HELD_POLL_MS = 5
+
+-- What such a transaction does meanwhile: it sleeps on the loop when it is called in a
+-- task, and says it cannot wait otherwise (it then fails at once, EBUSY)
+cstore.set_held_wait(function()
+  if not task.current() then return false end
+  rt.sleep(M.HELD_POLL_MS)
+  return true
+end)
+
 --- db:tx(fn, ...) -> fn's results | nil, msg, CODE. Rolls back when fn raises or returns
---- nil, msg[, CODE]. Nests (savepoints). fn cannot wait on the loop.
+--- nil, msg[, CODE]. Nests (savepoints). fn cannot wait on the loop. While another
+--- connection of this process holds the file's write lock (a transaction begun by hand and
+--- kept open across a wait), the outermost one called in a task waits on the loop before
+--- it begins, fn not yet run, for at most the busy timeout in all; then (or outside a
+--- task) it fails, EBUSY, as a lock another process held past the busy timeout does.
 function DB:tx(fn, ...) return self.conn:tx(fn, ...) end
 
 --- db:read(fn, ...) -> fn's results | nil, msg, CODE. As tx, for a group of reads: one
