@@ -40,6 +40,31 @@ TEST(test_gate_glob) {
   CHECK(t, gate_glob("src/**", "srcx/a", 6) == 0);
   CHECK(t, gate_glob("a?c", "abc", 3) == 1);
   CHECK(t, gate_glob("a?c", "a/c", 3) == 0);
+  /* one star, first or last (read without the table): the same answers */
+  CHECK(t, gate_glob("*", "", 0) == 1);
+  CHECK(t, gate_glob("*", "write_file", 10) == 1);
+  CHECK(t, gate_glob("*", "a/b", 3) == 0);
+  CHECK(t, gate_glob("*_file", "write_file", 10) == 1);
+  CHECK(t, gate_glob("*_file", "_file", 5) == 1);
+  CHECK(t, gate_glob("*_file", "file", 4) == 0);
+  CHECK(t, gate_glob("*_file", "write_files", 11) == 0);
+  CHECK(t, gate_glob("*_file", "a/write_file", 12) == 0);
+  CHECK(t, gate_glob("*_file", "update_issue_status", 19) == 0);
+  CHECK(t, gate_glob("src/*", "src/a.c", 7) == 1);
+  CHECK(t, gate_glob("src/*", "src/", 4) == 1);
+  CHECK(t, gate_glob("src/*", "src", 3) == 0);
+  CHECK(t, gate_glob("src/*", "src/a/b.c", 9) == 0);
+  CHECK(t, gate_glob("src/*", "srcx/a", 6) == 0);
+  CHECK(t, gate_glob("*.c", "a.c/", 4) == 0);
+  CHECK(t, gate_glob("*_file", "a_file/x", 6) == 1); /* n bytes only */
+  /* not that shape: the table decides */
+  CHECK(t, gate_glob("a*b", "axxb", 4) == 1);
+  CHECK(t, gate_glob("a*b", "ax/b", 4) == 0);
+  CHECK(t, gate_glob("*a*", "xay", 3) == 1);
+  CHECK(t, gate_glob("?*", "", 0) == 0);
+  CHECK(t, gate_glob("*?", "x", 1) == 1);
+  CHECK(t, gate_glob("**", "a/b", 3) == 1);
+  CHECK(t, gate_glob("a/**", "a", 1) == 1);
   /* no exponential backtracking on a hostile subject */
   char s[4001];
   memset(s, 'a', 4000);
