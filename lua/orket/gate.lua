@@ -97,6 +97,7 @@ function M.check(input)
   list_of_strings(actor.roles, "actor.roles")
   local card = input.card or NO_TABLE
   local tools = input.tools
+  local def = tools and tools:get(input.tool) -- looked up here, before the checks below, as ever
   local args_error = input.args_error
   if args_error ~= nil and type(args_error) ~= "string" then error("bad argument #1 to 'check' (args_error must be a string)", 2) end
   local raw_args = args_error and type(input.raw_args) == "string" and input.raw_args or nil
@@ -107,7 +108,7 @@ function M.check(input)
 
   -- gate.c reads the input where it is (the actor's, the card's and the counters' tables,
   -- the tool's definition, the policy set's rules): nothing is copied for it
-  local d = cgate.check_call(input, tools and tools:get(input.tool), input.policies, M.DEFAULT_LIMITS, predicate)
+  local d = cgate.check_call(input, def, input.policies, M.DEFAULT_LIMITS, predicate)
   local record = input.record
   if record then
     -- args (the arguments' JSON, cut at 500 bytes) is encoded only when the recorder

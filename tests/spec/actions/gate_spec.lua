@@ -550,6 +550,28 @@ describe("gate.check", function()
     assert.same({ calls = 1, bytes = 5, files = 5 }, c.turn)
   end)
 
+  it("reads its input as handed: no actor, card, counters or arguments, a number for a card id", function()
+    -- gate.c reads the caller's tables where they are: an absent one counts as empty
+    local d = gate.check { tool = "read_file", tools = reg }
+    assert.same({ "deny", "ARGS_INVALID" }, { d.verdict, d.code })
+    assert.matches("args.path: required argument is missing", d.reason, 1, true)
+    assert.equal("ALLOWED", gate.check { tool = "read_file", tools = reg, args = { path = "a" }, actor = false,
+      card = false, counters = false, limits = false }.code)
+    local set = policies [[ deny { tool = "read_file", card = "7", reason = "not card 7" } ]]
+    d = gate.check { tool = "read_file", tools = reg, policies = set, args = { path = "a" }, card = { id = 7 } }
+    assert.same({ "deny", "POLICY_DENY" }, { d.verdict, d.code })
+    -- the checks keep their order: the tool's definition is asked for after the actor's
+    local asked = 0
+    local counting = { get = function(_, name) asked = asked + 1 return reg:get(name) end }
+    assert.has_error(function() gate.check { tool = "x", tools = counting, actor = 1, args_error = 1 } end,
+      "bad argument #1 to 'check' (actor must be a table)")
+    assert.equal(0, asked)
+    assert.has_error(function() gate.check { tool = "x", tools = counting, args_error = false } end,
+      "bad argument #1 to 'check' (args_error must be a string)")
+    assert.equal(1, asked)
+    assert.has_error(function() gate.check { tool = "x", limits = "x" } end, "bad argument #1 to 'check' (limits must be a table)")
+  end)
+
   it("rejects misuse with the argument named", function()
     assert.has_error(function() gate.check(nil) end, "bad argument #1 to 'check' (table expected, got nil)")
     assert.has_error(function() gate.check { tool = 5 } end, "bad argument #1 to 'check' (tool must be a string)")
