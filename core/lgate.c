@@ -1,6 +1,7 @@
 /* lgate.c: Lua module `orket.c.gate`: the gate's pure logic (gate.c) for Lua: check(input)
  * -> decision (check_call: the same from orket.gate's own input, read where it is),
- * measure(schema, args, writes) -> bytes, files, compile_schema(schema) and compile_rules(rules) (converted once, for check to reuse) and glob(pattern, s). Lua
+ * measure(schema, args, writes) -> bytes, files, compile_schema(schema) and
+ * compile_rules(rules) (converted once, for check to reuse) and glob(pattern, s). Lua
  * tables become schema.h values through ljv.c, in an arena a userdata owns, so an error
  * half-way leaks nothing. lua/orket/gate.lua and lua/orket/policy.lua build on it. */
 #include <stdio.h>
