@@ -1,6 +1,5 @@
 /* lgate.c: Lua module `orket.c.gate`: the gate's pure logic (gate.c) for Lua: check(input)
- * -> decision (check_call: the same from orket.gate's own input, read where it is),
- * measure(schema, args, writes) -> bytes, files, compile_schema(schema) and
+ * -> decision, measure(schema, args, writes) -> bytes, files, compile_schema(schema) and
  * compile_rules(rules) (converted once, for check to reuse) and glob(pattern, s). Lua
  * tables become schema.h values through ljv.c, in an arena a userdata owns, so an error
  * half-way leaks nothing. lua/orket/gate.lua and lua/orket/policy.lua build on it. */
@@ -77,8 +76,6 @@ static int lg_glob(lua_State *L) {
 typedef struct lg_cb {
   lua_State *L;
   int input; /* stack index of the input table */
-  int pred;  /* check_call: stack index of its predicate function (0: check's input.predicate) */
-  int call;  /* check_call: stack index of the call its predicates share (nil until made) */
 } lg_cb;
 
 static void lg_copy_field(lua_State *L, int idx, char *out, size_t outlen) {
@@ -91,8 +88,7 @@ static void lg_copy_field(lua_State *L, int idx, char *out, size_t outlen) {
 static int lg_predicate(void *ud, size_t rule, gate_decision *d) {
   lg_cb *cb = ud;
   lua_State *L = cb->L;
-  if (cb->pred) lua_pushvalue(L, cb->pred);
-  else lua_getfield(L, cb->input, "predicate");
+  lua_getfield(L, cb->input, "predicate");
   if (lua_type(L, -1) != LUA_TFUNCTION) {
     lua_pop(L, 1);
     snprintf(d->reason, sizeof d->reason, "no predicate function was given");
@@ -100,19 +96,11 @@ static int lg_predicate(void *ud, size_t rule, gate_decision *d) {
   }
   lua_pushinteger(L, (lua_Integer)rule + 1);
   lua_pushvalue(L, cb->input);
-  int nargs = 2;
-  if (cb->pred) {
-    /* check_call's predicate(i, input, call) -> matched | nil, err, call: the call it made
-     * for the first is handed to the next (one per check, as check's input.call) */
-    lua_pushvalue(L, cb->call);
-    nargs = 3;
-  }
-  if (lua_pcall(L, nargs, cb->pred ? 3 : 2, 0) != LUA_OK) {
+  if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
     snprintf(d->reason, sizeof d->reason, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
     lua_pop(L, 1);
     return -1;
   }
-  if (cb->pred) lua_replace(L, cb->call);
   int r;
   if (lua_isnil(L, -2)) {
     lg_copy_field(L, -1, d->reason, sizeof d->reason);
@@ -211,14 +199,13 @@ static void lg_counters(lua_State *L, int t, const char *scope, gate_counters *c
 /* Each limit: limits[k], or default_limits[k] when limits has none (or is absent): the
  * Lua layer hands both rather than merging them into a fresh table at every call, and
  * each table is looked up once here, not once a limit. */
-static void lg_limits(lua_State *L, int t, int defaults, gate_limits *out) {
+static void lg_limits(lua_State *L, int t, gate_limits *out) {
   static const char *const keys[] = {"calls_turn", "calls_run", "bytes_turn", "bytes_run", "files_turn", "files_run"};
   long long *fields[] = {&out->calls_turn, &out->calls_run, &out->bytes_turn,
                          &out->bytes_run, &out->files_turn, &out->files_run};
   int top = lua_gettop(L);
   int lim = lua_getfield(L, t, "limits") == LUA_TTABLE ? top + 1 : 0;
-  int def = (defaults ? lua_pushvalue(L, defaults), lua_type(L, -1) : lua_getfield(L, t, "default_limits")) == LUA_TTABLE
-                ? top + 2 : 0;
+  int def = lua_getfield(L, t, "default_limits") == LUA_TTABLE ? top + 2 : 0;
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     int ty = lim ? lua_getfield(L, lim, keys[i]) : LUA_TNIL;
     if (ty == LUA_TNIL && def) ty = lua_getfield(L, def, keys[i]);
@@ -229,9 +216,6 @@ static void lg_limits(lua_State *L, int t, int defaults, gate_limits *out) {
 }
 
 static const char *const lg_verdicts[] = {"allow", "deny", "ask"};
-
-static int lg_decide(lua_State *L, gate_input *in, jv_arena *a, int pooled, lg_cb *cb);
-static void lg_rules_top(lua_State *L, int t, jv_arena *a, gate_input *in);
 
 /* Converts the rules list at index rt into the arena. The rules point into the list's
  * strings, so whoever keeps the result keeps the list alive. Raises on a malformed rule. */
@@ -365,11 +349,6 @@ static void lg_rules(lua_State *L, int input, jv_arena *a, gate_input *in) {
   in->rules = NULL;
   in->n_rules = 0;
   int t = lua_getfield(L, input, "rules");
-  lg_rules_top(L, t, a, in);
-}
-
-/* The rules value on top of the stack (of type t) into in; popped. */
-static void lg_rules_top(lua_State *L, int t, jv_arena *a, gate_input *in) {
   const lg_compiled *c = t == LUA_TUSERDATA ? lg_tocompiled(L, -1, 1) : NULL;
   if (c) {
     in->rules = c->rules;
@@ -433,36 +412,30 @@ static int lg_check(lua_State *L) {
   lua_pop(L, 1);
   lg_counters(L, 1, "turn", &in.turn);
   lg_counters(L, 1, "run", &in.run);
-  lg_limits(L, 1, 0, &in.limits);
-  lg_rules(L, 1, a, &in);
-  lg_cb cb = {L, 1, 0, 0};
-  lua_getfield(L, 1, "args");
-  return lg_decide(L, &in, a, pooled, &cb);
-}
-
-/* The rest of a check, the same for check and check_call: input.schema_limits (the table at
- * cb->input), the arguments (on top of the stack) converted, the decision made and pushed. */
-static int lg_decide(lua_State *L, gate_input *in, jv_arena *a, int pooled, lg_cb *cb) {
-  int args_at = lua_gettop(L);
-  if (lua_getfield(L, cb->input, "schema_limits") == LUA_TTABLE) {
+  lg_limits(L, 1, &in.limits);
+  if (lua_getfield(L, 1, "schema_limits") == LUA_TTABLE) {
     long long v;
-    if ((v = lg_int_at(L, "max_depth")) > 0) in->schema_limits.max_depth = (int)v;
-    if ((v = lg_int_at(L, "max_string")) > 0) in->schema_limits.max_string = (size_t)v;
-    if ((v = lg_int_at(L, "max_items")) > 0) in->schema_limits.max_items = (size_t)v;
+    if ((v = lg_int_at(L, "max_depth")) > 0) in.schema_limits.max_depth = (int)v;
+    if ((v = lg_int_at(L, "max_string")) > 0) in.schema_limits.max_string = (size_t)v;
+    if ((v = lg_int_at(L, "max_items")) > 0) in.schema_limits.max_items = (size_t)v;
   }
   lua_pop(L, 1);
-  in->predicate = lg_predicate;
-  in->ud = cb;
+  lg_rules(L, 1, a, &in);
+  in.predicate = lg_predicate;
+  lg_cb cb = {L, 1};
+  in.ud = &cb;
 
   gate_decision d;
   ljv_conv c = {a, 0, {0}};
   jv *args = jv_alloc(a, sizeof *args);
+  lua_getfield(L, 1, "args");
   int conv = -1;
-  if (args) conv = ljv_tojv(L, args_at, args, &c, 0, "args");
+  if (args) conv = ljv_tojv(L, -1, args, &c, 0, "args");
   else snprintf(c.err, sizeof c.err, "args: out of memory");
-  in->args = conv == 0 ? args : NULL;
-  if (conv != 0) in->args_bad = c.err; /* gate_check decides where this refusal comes */
-  gate_check(in, &d);
+  lua_pop(L, 1);
+  in.args = conv == 0 ? args : NULL;
+  if (conv != 0) in.args_bad = c.err; /* gate_check decides where this refusal comes */
+  gate_check(&in, &d);
   if (!pooled) jv_arena_free(a); /* the pool is emptied as check returns */
   lua_createtable(L, 0, 5);
   lua_pushstring(L, lg_verdicts[d.verdict]);
@@ -478,90 +451,6 @@ static int lg_decide(lua_State *L, gate_input *in, jv_arena *a, int pooled, lg_c
     lua_setfield(L, -2, "rule");
   }
   return 1;
-}
-
-/* A field of the table at t, or nil when t is not a table: pushed, its type returned. */
-static int lg_field(lua_State *L, int t, const char *k) {
-  if (lua_type(L, t) == LUA_TTABLE) return lua_getfield(L, t, k);
-  lua_pushnil(L);
-  return LUA_TNIL;
-}
-
-/* check_call(input, def, policies, default_limits, predicate) -> decision, as check: the
- * input orket.gate's check was handed (actor {seat, roles}, tool, args, args_error, card
- * {id, status, type, worked_by, deps_done}, counters {turn, run}, limits, schema_limits,
- * allowed, commands), read where it is rather than copied into check's table at every call;
- * def: the tool's definition (nil: unknown tool); policies: the policy set (its compiled
- * rules, else its rules); predicate(i, input, call) -> matched | nil, err, call. orket.gate
- * has checked the input's types (the messages are its own). */
-static int lg_check_call(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 5);
-  int pooled;
-  jv_arena *a = lg_check_arena(L, &pooled); /* [6] */
-  gate_input in;
-  memset(&in, 0, sizeof in);
-  schema_limits lim = SCHEMA_DEFAULT_LIMITS;
-  in.schema_limits = lim;
-  lua_getfield(L, 1, "actor"); /* [7] */
-  lua_getfield(L, 1, "card");  /* [8] */
-  lua_pushnil(L);              /* [9] the call the predicates share */
-  in.seat = lua_type(L, 7) == LUA_TTABLE ? lg_optstr(L, 7, "seat") : NULL;
-  if (lua_type(L, 7) == LUA_TTABLE) in.roles = lg_strlist(L, 7, "roles", a, &in.n_roles);
-  in.tool = lg_optstr(L, 1, "tool");
-  luaL_argcheck(L, in.tool != NULL, 1, "tool must be a string");
-  in.args_error = lg_optstr(L, 1, "args_error");
-  int def = lua_type(L, 2) == LUA_TTABLE ? 2 : 0;
-  in.tool_known = !lua_isnil(L, 2);
-  if (def) {
-    in.fixed_status = lg_optstr(L, def, "status");
-    in.fixed_reason = lg_optstr(L, def, "wait_reason");
-    in.effect = lg_optstr(L, def, "effect");
-    if (lua_getfield(L, def, "compiled_schema") == LUA_TNIL || !lua_toboolean(L, -1)) {
-      lua_pop(L, 1);
-      lua_getfield(L, def, "parameters");
-    }
-  } else {
-    lua_pushnil(L);
-  }
-  in.schema = lg_schema_at(L, -1, a);
-  lua_pop(L, 1); /* a compiled schema stays alive in def */
-  in.commands = lg_input_list(L, 1, "commands", a, &in.n_commands);
-  in.allowed = lg_input_list(L, 1, "allowed", a, &in.n_allowed);
-  in.restrict_tools = in.allowed != NULL;
-  if (lua_type(L, 8) == LUA_TTABLE) {
-    in.card_status = lg_optstr(L, 8, "status");
-    in.card_type = lg_optstr(L, 8, "type");
-    in.card_worked_by = lg_optstr(L, 8, "worked_by");
-    lua_getfield(L, 8, "deps_done");
-    in.card_deps_open = !lua_isnil(L, -1) && !lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    /* tostring(card.id): a string as it is, anything else converted and kept on the stack */
-    int ty = lua_getfield(L, 8, "id");
-    if (ty == LUA_TSTRING) in.card_id = lua_tostring(L, -1);
-    else if (ty != LUA_TNIL) in.card_id = luaL_tolstring(L, -1, NULL);
-    /* left on the stack (below the arguments), so the text lives until check returns */
-  }
-  if (lg_field(L, 1, "counters") == LUA_TTABLE) {
-    lg_counters(L, -1, "turn", &in.turn);
-    lg_counters(L, -1, "run", &in.run);
-  }
-  lua_pop(L, 1);
-  lg_limits(L, 1, 4, &in.limits);
-  in.rules = NULL;
-  in.n_rules = 0;
-  int rt = lg_field(L, 3, "compiled");
-  if (rt == LUA_TNIL || (rt == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
-    lua_pop(L, 1);
-    rt = lg_field(L, 3, "rules");
-  }
-  lg_rules_top(L, rt, a, &in); /* its strings stay alive in policies */
-  lg_cb cb = {L, 1, 5, 9};
-  if (lua_getfield(L, 1, "args") == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_newtable(L); /* no arguments: an empty object */
-  }
-  return lg_decide(L, &in, a, pooled, &cb);
 }
 
 /* measure(schema, args, effect) -> bytes, files: what a call adds to the counters (the
@@ -610,7 +499,6 @@ static void lg_push_effects(lua_State *L) {
 
 static const luaL_Reg lg_funcs[] = {
     {"check", lg_check},
-    {"check_call", lg_check_call},
     {"compile_schema", lg_compile_schema},
     {"compile_rules", lg_compile_rules},
     {"glob", lg_glob},
@@ -644,9 +532,6 @@ int luaopen_orket_gate(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_pushcclosure(L, lg_check, 1);
   lua_setfield(L, -3, "check");
-  lua_pushvalue(L, -1);
-  lua_pushcclosure(L, lg_check_call, 1);
-  lua_setfield(L, -3, "check_call");
   lua_pushcclosure(L, lg_measure, 1);
   lua_setfield(L, -2, "measure");
   lg_push_effects(L);

@@ -15,7 +15,6 @@ local M = {}
 -- recover, declared): core/gate.c's one table, read here by the engine and the registry.
 M.EFFECTS = cgate.effects
 local NO_EFFECT = {}
-local NO_TABLE = {} -- an absent actor or card: only read
 
 --- effect(def) -> the flags of a tool definition's effect kind ({} for none or unknown)
 function M.effect(def)
@@ -53,18 +52,28 @@ local function summarize(args, raw)
 end
 
 -- What a policy predicate is shown, made only when a rule has one and gate.c asks: gate.c
--- calls this with the rule's index, the input check was handed and the call an earlier
--- predicate of the same check was shown (nil for the first), and hands the next the call
--- returned. One function for every check, not a closure (and its upvalues) per call.
-local function predicate(i, input, call)
+-- calls this with the rule's index and the table check handed it. One function for every
+-- check, not a closure (and its upvalues) per call.
+local function predicate(i, t)
+  local call = t.call
   if not call then
-    local actor, card = input.actor or NO_TABLE, input.card or NO_TABLE
-    call = { tool = input.tool, args = input.args, seat = actor.seat, roles = actor.roles or {}, card = card.id,
-      status = card.status }
+    call = { tool = t.tool, args = t.call_args, seat = t.seat, roles = t.roles, card = t.call_card, status = t.card_status }
+    t.call = call
   end
-  local matched, err = input.policies:predicate(i, call)
-  return matched, err, call
+  return t.policies:predicate(i, call)
 end
+
+-- The table check hands gate.c, kept from one check to the next rather than made (a
+-- thousand bytes) for each: every field is written at every check. A check inside another
+-- (from a policy predicate) gets a fresh one.
+local scratch, scratch_busy = {}, false
+-- Released with the call's own values dropped: a call's arguments (a file's whole content)
+-- are not kept alive until the next check.
+local RELEASE = setmetatable({}, { __close = function()
+  scratch.args, scratch.call_args, scratch.call, scratch.schema = nil, nil, nil, nil
+  scratch_busy = false
+end })
+local NO_ARGS = {} -- gate.c only reads it
 
 -- A recorded decision's args, summarized when first read: its metatable holds the input
 -- it came from, and one function serves every decision (a closure per check was a
@@ -92,23 +101,39 @@ end
 function M.check(input)
   if type(input) ~= "table" then error("bad argument #1 to 'check' (table expected, got " .. type(input) .. ")", 2) end
   if type(input.tool) ~= "string" then error("bad argument #1 to 'check' (tool must be a string)", 2) end
-  local actor = input.actor or NO_TABLE
+  local actor = input.actor or {}
   if type(actor) ~= "table" then error("bad argument #1 to 'check' (actor must be a table)", 2) end
-  list_of_strings(actor.roles, "actor.roles")
-  local card = input.card or NO_TABLE
+  local roles = list_of_strings(actor.roles, "actor.roles")
+  local card = input.card or {}
   local tools = input.tools
-  local def = tools and tools:get(input.tool) -- looked up here, before the checks below, as ever
+  local def = tools and tools:get(input.tool)
+  local counters = input.counters or {}
+  local policies = input.policies
   local args_error = input.args_error
   if args_error ~= nil and type(args_error) ~= "string" then error("bad argument #1 to 'check' (args_error must be a string)", 2) end
   local raw_args = args_error and type(input.raw_args) == "string" and input.raw_args or nil
   -- merged over the defaults by gate.c as it reads them (a limit left nil is the default's),
   -- not copied into a fresh table at every call
-  local limits = input.limits
-  if limits and type(limits) ~= "table" then error("bad argument #1 to 'check' (limits must be a table)", 2) end
+  local limits = input.limits or nil -- false: the defaults, as nil
+  if limits ~= nil and type(limits) ~= "table" then error("bad argument #1 to 'check' (limits must be a table)", 2) end
 
-  -- gate.c reads the input where it is (the actor's, the card's and the counters' tables,
-  -- the tool's definition, the policy set's rules): nothing is copied for it
-  local d = cgate.check_call(input, def, input.policies, M.DEFAULT_LIMITS, predicate)
+  local t = scratch
+  if scratch_busy then t = {} else scratch_busy = true end
+  local _ <close> = t == scratch and RELEASE or nil
+  t.seat, t.roles, t.tool = actor.seat, roles, input.tool
+  t.tool_known, t.schema = def ~= nil, def and (def.compiled_schema or def.parameters)
+  -- the lists are gate.c's to check (it walks them anyway): a walk here too was as dear
+  t.effect, t.commands = def and def.effect, input.commands
+  t.fixed_status, t.fixed_reason = def and def.status, def and def.wait_reason
+  t.allowed = input.allowed
+  t.args, t.args_error = input.args == nil and NO_ARGS or input.args, args_error
+  t.card_id, t.card_status, t.card_type = card.id and tostring(card.id), card.status, card.type
+  t.card_worked_by, t.card_deps_done = card.worked_by, card.deps_done
+  t.turn, t.run, t.limits, t.default_limits = counters.turn, counters.run, limits, M.DEFAULT_LIMITS
+  t.schema_limits = input.schema_limits
+  t.rules = policies and (policies.compiled or policies.rules) or nil
+  t.predicate, t.policies, t.call_args, t.call_card, t.call = policies and predicate or nil, policies, input.args, card.id, nil
+  local d = cgate.check(t)
   local record = input.record
   if record then
     -- args (the arguments' JSON, cut at 500 bytes) is encoded only when the recorder

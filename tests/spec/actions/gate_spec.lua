@@ -551,7 +551,7 @@ describe("gate.check", function()
   end)
 
   it("reads its input as handed: no actor, card, counters or arguments, a number for a card id", function()
-    -- gate.c reads the caller's tables where they are: an absent one counts as empty
+    -- an absent actor, card, counters or arguments counts as empty
     local d = gate.check { tool = "read_file", tools = reg }
     assert.same({ "deny", "ARGS_INVALID" }, { d.verdict, d.code })
     assert.matches("args.path: required argument is missing", d.reason, 1, true)
