@@ -572,6 +572,24 @@ describe("gate.check", function()
     assert.has_error(function() gate.check { tool = "x", limits = "x" } end, "bad argument #1 to 'check' (limits must be a table)")
   end)
 
+  it("refuses a tool registry or definition of the wrong type, never counting the tool as known", function()
+    -- false (or any value that is not a registry) made every tool known, so an unknown tool
+    -- was allowed
+    for _, bad in ipairs { false, true, 5, "tools" } do
+      assert.has_error(function() gate.check { tool = "no_such_tool", tools = bad } end,
+        "bad argument #1 to 'check' (tools must be a tool registry, got " .. type(bad) .. ")")
+    end
+    for _, bad in ipairs { false, true, 5, "read_file" } do
+      local odd = { get = function() return bad end }
+      assert.has_error(function() gate.check { tool = "no_such_tool", tools = odd } end,
+        "bad argument #1 to 'check' (tools:get('no_such_tool') must return a tool definition or nil, got "
+        .. type(bad) .. ")")
+    end
+    -- no registry at all: no tool is known
+    assert.equal("TOOL_UNKNOWN", gate.check { tool = "no_such_tool" }.code)
+    assert.equal("TOOL_UNKNOWN", gate.check { tool = "no_such_tool", tools = reg }.code)
+  end)
+
   it("rejects misuse with the argument named", function()
     assert.has_error(function() gate.check(nil) end, "bad argument #1 to 'check' (table expected, got nil)")
     assert.has_error(function() gate.check { tool = 5 } end, "bad argument #1 to 'check' (tool must be a string)")
