@@ -3,6 +3,7 @@
  * compile_rules(rules) (converted once, for check to reuse) and glob(pattern, s). Lua
  * tables become schema.h values through ljv.c, in an arena a userdata owns, so an error
  * half-way leaks nothing. lua/orket/gate.lua and lua/orket/policy.lua build on it. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,6 +64,9 @@ static int lg_glob(lua_State *L) {
   size_t plen, n;
   const char *p = luaL_checklstring(L, 1, &plen);
   const char *s = luaL_checklstring(L, 2, &n);
+  /* read up to its first NUL byte, "*\0.env" would be "*" and match anything (the subject
+   * is matched whole: its length is handed on) */
+  luaL_argcheck(L, memchr(p, '\0', plen) == NULL, 1, "pattern holds a NUL byte");
   if (plen <= 512 && n <= WS_PATH_MAX && senv_thread_budgeted(L))
     senv_charge_call(L, (uint64_t)(plen + 1) * (n + 1) * 2, "glob");
   int m = gate_glob(p, s, n);
@@ -112,17 +116,60 @@ static int lg_predicate(void *ud, size_t rule, gate_decision *d) {
   return r;
 }
 
-static const char *lg_optstr(lua_State *L, int t, const char *k) {
+/* A rule's index and name ("policies/x.lua:3", or NULL) for its messages; 0: check's own
+ * input, not a rule. */
+typedef struct lg_at {
+  int rule;
+  const char *name;
+} lg_at;
+
+static const lg_at LG_INPUT = {0, NULL};
+
+/* Raises when s's n bytes hold a NUL, naming the field (a lua_pushfstring format: "tool",
+ * "paths[2]"). gate.c reads a name, a glob or a list entry as a C string, up to its first
+ * NUL: "admin\0x" would match what "admin" matches, and a glob "*\0.env" anything. */
+static void lg_no_nul(lua_State *L, const char *s, size_t n, lg_at at, const char *field, ...) {
+  if (s == NULL || memchr(s, '\0', n) == NULL) return;
+  va_list ap;
+  va_start(ap, field);
+  const char *f = lua_pushvfstring(L, field, ap);
+  va_end(ap);
+  if (at.rule) lua_pushfstring(L, "%s%sbad gate input (rules[%d].%s holds a NUL byte)", at.name ? at.name : "",
+                               at.name ? ": " : "", at.rule, f);
+  else lua_pushfstring(L, "bad gate input (%s holds a NUL byte)", f);
+  lua_error(L);
+}
+
+/* t[k] when it is a string, else NULL; *n its length (0 for NULL). */
+static const char *lg_optlstr(lua_State *L, int t, const char *k, size_t *n) {
   lua_getfield(L, t, k);
   /* only real strings: they stay alive because the table holds them (a number converted
    * by lua_tostring would live only on the stack) */
-  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  *n = 0;
+  const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, n) : NULL;
   lua_pop(L, 1);
   return s;
 }
 
-/* A list of strings at t[k] -> arena array (pointers into the Lua strings). */
-static const char *const *lg_strlist(lua_State *L, int t, const char *k, jv_arena *a, size_t *n) {
+/* t[k] when it is a string, else NULL: a text only shown (a reason, a rule's name), which a
+ * NUL byte only cuts short. */
+static const char *lg_optstr(lua_State *L, int t, const char *k) {
+  size_t n;
+  return lg_optlstr(L, t, k, &n);
+}
+
+/* t[k] when it is a string, else NULL: a name gate.c matches or compares, refused when it
+ * holds a NUL byte (lg_no_nul). */
+static const char *lg_optname(lua_State *L, int t, const char *k, lg_at at) {
+  size_t n;
+  const char *s = lg_optlstr(L, t, k, &n);
+  lg_no_nul(L, s, n, at, "%s", k);
+  return s;
+}
+
+/* A list of strings at t[k] -> arena array (pointers into the Lua strings), none holding a
+ * NUL byte (as lg_optname). */
+static const char *const *lg_strlist(lua_State *L, int t, const char *k, lg_at at, jv_arena *a, size_t *n) {
   *n = 0;
   if (lua_getfield(L, t, k) != LUA_TTABLE) {
     lua_pop(L, 1);
@@ -133,9 +180,11 @@ static const char *const *lg_strlist(lua_State *L, int t, const char *k, jv_aren
   if (v == NULL) luaL_error(L, "gate: out of memory");
   for (size_t i = 0; i < len; i++) {
     lua_rawgeti(L, -1, (lua_Integer)i + 1);
-    v[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    size_t sl = 0;
+    v[i] = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &sl) : NULL;
     lua_pop(L, 1);
     if (v[i] == NULL) luaL_error(L, "bad gate input (%s[%d] must be a string)", k, (int)i + 1);
+    lg_no_nul(L, v[i], sl, at, "%s[%d]", k, (int)i + 1);
   }
   lua_pop(L, 1);
   *n = len;
@@ -163,11 +212,13 @@ static const char *const *lg_input_list(lua_State *L, int t, const char *k, jv_a
   const char **v = jv_alloc(a, (len ? len : 1) * sizeof *v);
   if (v == NULL) luaL_error(L, "gate: out of memory");
   for (size_t i = 0; i < len; i++) {
-    v[i] = lua_rawgeti(L, -1, (lua_Integer)i + 1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    size_t sl = 0;
+    v[i] = lua_rawgeti(L, -1, (lua_Integer)i + 1) == LUA_TSTRING ? lua_tolstring(L, -1, &sl) : NULL;
     lua_pop(L, 1);
-    if (v[i] == NULL) {
+    if (v[i] == NULL || memchr(v[i], '\0', sl) != NULL) { /* a NUL: as lg_no_nul */
       luaL_where(L, 2);
-      lua_pushfstring(L, "bad argument #1 to 'check' (%s[%d] must be a string)", k, (int)i + 1);
+      lua_pushfstring(L, "bad argument #1 to 'check' (%s[%d] %s)", k, (int)i + 1,
+                      v[i] == NULL ? "must be a string" : "holds a NUL byte");
       lua_concat(L, 2);
       lua_error(L);
     }
@@ -235,15 +286,16 @@ static void lg_rules_of(lua_State *L, int rt, jv_arena *a, const gate_rule **out
     if (levels[l] == NULL) luaL_error(L, "bad gate input (rules[%d].level must be deny, ask or allow)", (int)i + 1);
     g->level = (gate_rule_level)l;
     g->name = lg_optstr(L, r, "name");
-    g->tool = lg_optstr(L, r, "tool");
-    g->role = lg_optstr(L, r, "role");
-    g->seat = lg_optstr(L, r, "seat");
-    g->card = lg_optstr(L, r, "card");
-    g->status = lg_optstr(L, r, "status");
+    lg_at at = {(int)i + 1, g->name};
+    g->tool = lg_optname(L, r, "tool", at);
+    g->role = lg_optname(L, r, "role", at);
+    g->seat = lg_optname(L, r, "seat", at);
+    g->card = lg_optname(L, r, "card", at);
+    g->status = lg_optname(L, r, "status", at);
     g->reason = lg_optstr(L, r, "reason");
     g->remedy = lg_optstr(L, r, "remedy");
-    g->paths = lg_strlist(L, r, "paths", a, &g->n_paths);
-    g->outside = lg_strlist(L, r, "outside", a, &g->n_outside);
+    g->paths = lg_strlist(L, r, "paths", at, a, &g->n_paths);
+    g->outside = lg_strlist(L, r, "outside", at, a, &g->n_outside);
     lua_getfield(L, r, "predicate");
     g->predicate = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -257,10 +309,13 @@ static void lg_rules_of(lua_State *L, int rt, jv_arena *a, const gate_rule **out
       lua_rawgeti(L, -1, (lua_Integer)k + 1);
       lua_rawgeti(L, -1, 1);
       lua_rawgeti(L, -2, 2);
-      keys[k] = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-      globs[k] = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+      size_t kl = 0, gl = 0;
+      keys[k] = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &kl) : NULL;
+      globs[k] = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &gl) : NULL;
       lua_pop(L, 3);
       if (keys[k] == NULL || globs[k] == NULL) luaL_error(L, "bad gate input (rules[%d].args[%d] must be {key, glob})", (int)i + 1, (int)k + 1);
+      lg_no_nul(L, keys[k], kl, at, "args[%d]'s key", (int)k + 1);
+      lg_no_nul(L, globs[k], gl, at, "args[%d]'s glob", (int)k + 1);
     }
     lua_pop(L, 1);
     g->arg_keys = keys;
@@ -386,27 +441,38 @@ static int lg_check(lua_State *L) {
   memset(&in, 0, sizeof in);
   schema_limits lim = SCHEMA_DEFAULT_LIMITS;
   in.schema_limits = lim;
-  in.seat = lg_optstr(L, 1, "seat");
-  in.roles = lg_strlist(L, 1, "roles", a, &in.n_roles);
-  in.tool = lg_optstr(L, 1, "tool");
-  in.fixed_status = lg_optstr(L, 1, "fixed_status");
+  in.seat = lg_optname(L, 1, "seat", LG_INPUT);
+  in.roles = lg_strlist(L, 1, "roles", LG_INPUT, a, &in.n_roles);
+  size_t tlen;
+  in.tool = lg_optlstr(L, 1, "tool", &tlen);
+  in.fixed_status = lg_optname(L, 1, "fixed_status", LG_INPUT);
   in.fixed_reason = lg_optstr(L, 1, "fixed_reason");
   in.args_error = lg_optstr(L, 1, "args_error");
   luaL_argcheck(L, in.tool != NULL, 1, "tool must be a string");
   lua_getfield(L, 1, "tool_known");
   in.tool_known = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  in.effect = lg_optstr(L, 1, "effect");
+  if (memchr(in.tool, '\0', tlen) != NULL) {
+    /* the model's own text: refused as no tool, named with '?' for each NUL, never read
+     * up to its NUL (where "run_command\0x" would be run_command to every rule) */
+    char *shown = jv_alloc(a, tlen + 1);
+    if (shown == NULL) return luaL_error(L, "gate: out of memory");
+    for (size_t i = 0; i < tlen; i++) shown[i] = in.tool[i] ? in.tool[i] : '?';
+    shown[tlen] = '\0';
+    in.tool = shown;
+    in.tool_known = 0;
+  }
+  in.effect = lg_optname(L, 1, "effect", LG_INPUT);
   in.commands = lg_input_list(L, 1, "commands", a, &in.n_commands);
   lua_getfield(L, 1, "schema");
   in.schema = lg_schema_at(L, -1, a);
   lua_pop(L, 1); /* a compiled schema stays alive in input.schema */
   in.allowed = lg_input_list(L, 1, "allowed", a, &in.n_allowed);
   in.restrict_tools = in.allowed != NULL;
-  in.card_id = lg_optstr(L, 1, "card_id");
-  in.card_status = lg_optstr(L, 1, "card_status");
-  in.card_type = lg_optstr(L, 1, "card_type");
-  in.card_worked_by = lg_optstr(L, 1, "card_worked_by");
+  in.card_id = lg_optname(L, 1, "card_id", LG_INPUT);
+  in.card_status = lg_optname(L, 1, "card_status", LG_INPUT);
+  in.card_type = lg_optname(L, 1, "card_type", LG_INPUT);
+  in.card_worked_by = lg_optname(L, 1, "card_worked_by", LG_INPUT);
   lua_getfield(L, 1, "card_deps_done");
   in.card_deps_open = !lua_isnil(L, -1) && !lua_toboolean(L, -1);
   lua_pop(L, 1);

@@ -105,8 +105,17 @@ function M.check(input)
   if type(actor) ~= "table" then error("bad argument #1 to 'check' (actor must be a table)", 2) end
   local roles = list_of_strings(actor.roles, "actor.roles")
   local card = input.card or {}
+  -- a registry of the wrong type, or a definition that is not a table, is refused: counted
+  -- as known (def ~= nil), the tool would pass the first check with no schema or effect
   local tools = input.tools
+  if tools ~= nil and type(tools) ~= "table" then
+    error("bad argument #1 to 'check' (tools must be a tool registry, got " .. type(tools) .. ")", 2)
+  end
   local def = tools and tools:get(input.tool)
+  if def ~= nil and type(def) ~= "table" then
+    error("bad argument #1 to 'check' (tools:get('" .. input.tool .. "') must return a tool definition or nil, got "
+      .. type(def) .. ")", 2)
+  end
   local counters = input.counters or {}
   local policies = input.policies
   local args_error = input.args_error

@@ -40,12 +40,95 @@ TEST(test_gate_glob) {
   CHECK(t, gate_glob("src/**", "srcx/a", 6) == 0);
   CHECK(t, gate_glob("a?c", "abc", 3) == 1);
   CHECK(t, gate_glob("a?c", "a/c", 3) == 0);
+  /* one star, first or last (read without the table): the same answers */
+  CHECK(t, gate_glob("*", "", 0) == 1);
+  CHECK(t, gate_glob("*", "write_file", 10) == 1);
+  CHECK(t, gate_glob("*", "a/b", 3) == 0);
+  CHECK(t, gate_glob("*_file", "write_file", 10) == 1);
+  CHECK(t, gate_glob("*_file", "_file", 5) == 1);
+  CHECK(t, gate_glob("*_file", "file", 4) == 0);
+  CHECK(t, gate_glob("*_file", "write_files", 11) == 0);
+  CHECK(t, gate_glob("*_file", "a/write_file", 12) == 0);
+  CHECK(t, gate_glob("*_file", "update_issue_status", 19) == 0);
+  CHECK(t, gate_glob("src/*", "src/a.c", 7) == 1);
+  CHECK(t, gate_glob("src/*", "src/", 4) == 1);
+  CHECK(t, gate_glob("src/*", "src", 3) == 0);
+  CHECK(t, gate_glob("src/*", "src/a/b.c", 9) == 0);
+  CHECK(t, gate_glob("src/*", "srcx/a", 6) == 0);
+  CHECK(t, gate_glob("*.c", "a.c/", 4) == 0);
+  CHECK(t, gate_glob("*_file", "a_file/x", 6) == 1); /* n bytes only */
+  /* not that shape: the table decides */
+  CHECK(t, gate_glob("a*b", "axxb", 4) == 1);
+  CHECK(t, gate_glob("a*b", "ax/b", 4) == 0);
+  CHECK(t, gate_glob("*a*", "xay", 3) == 1);
+  CHECK(t, gate_glob("?*", "", 0) == 0);
+  CHECK(t, gate_glob("*?", "x", 1) == 1);
+  CHECK(t, gate_glob("**", "a/b", 3) == 1);
+  CHECK(t, gate_glob("a/**", "a", 1) == 1);
   /* no exponential backtracking on a hostile subject */
   char s[4001];
   memset(s, 'a', 4000);
   s[4000] = '\0';
   CHECK(t, gate_glob("*a*a*a*a*a*a*a*a*a*a*b", s, 4000) == 0);
   CHECK(t, gate_glob("x", s, 5000) == -1);
+}
+
+/* Every string of 0 to 4 bytes over alpha (na bytes) into out (lengths in len); returns the
+ * count (1 + na + na^2 + na^3 + na^4). */
+static size_t glob_words(const char *alpha, size_t na, char (*out)[5], size_t *len) {
+  size_t count = 0;
+  for (size_t l = 0; l <= 4; l++) {
+    size_t total = 1;
+    for (size_t i = 0; i < l; i++) total *= na;
+    for (size_t k = 0; k < total; k++) {
+      size_t x = k;
+      for (size_t i = 0; i < l; i++, x /= na) out[count][i] = alpha[x % na];
+      out[count][l] = '\0';
+      len[count++] = l;
+    }
+  }
+  return count;
+}
+
+/* gate_glob's shortcuts (no wildcard; one star, first or last) against the general table,
+ * for every pattern and subject up to 4 bytes: a letter, '/', '*', '?' and a byte of a
+ * multibyte character (0xC3), and in the subject a NUL too (a pattern is a C string, a
+ * subject is counted). */
+TEST(test_gate_glob_shortcuts) {
+  static const char pat_alpha[] = {'a', '/', '*', '?', (char)0xC3};
+  static const char sub_alpha[] = {'a', '/', '*', '?', (char)0xC3, '\0'};
+  char pats[781][5], subs[1555][5];
+  size_t plens[781], slens[1555];
+  size_t np = glob_words(pat_alpha, sizeof pat_alpha, pats, plens);
+  size_t ns = glob_words(sub_alpha, sizeof sub_alpha, subs, slens);
+  CHECK(t, np == 781 && ns == 1555);
+  size_t differ = 0, matched = 0;
+  for (size_t i = 0; i < np; i++)
+    for (size_t j = 0; j < ns; j++) {
+      int fast = gate_glob(pats[i], subs[j], slens[j]), table = gate_glob_table(pats[i], subs[j], slens[j]);
+      matched += fast == 1;
+      if (fast != table && differ++ < 5)
+        fprintf(stderr, "    glob \"%s\" on %zu bytes: %d, the table says %d\n", pats[i], slens[j], fast, table);
+    }
+  CHECK(t, differ == 0);
+  CHECK(t, matched > 0);
+  /* at the limits: a 512-byte pattern, a 4096-byte subject, one byte over either */
+  char big[4098], pat[514];
+  memset(big, 'b', sizeof big);
+  memset(pat, 'b', sizeof pat);
+  pat[0] = '*';
+  pat[512] = '\0';
+  CHECK(t, gate_glob(pat, big, 4096) == 1 && gate_glob_table(pat, big, 4096) == 1);
+  CHECK(t, gate_glob(pat, big, 4097) == -1 && gate_glob_table(pat, big, 4097) == -1);
+  pat[512] = 'b';
+  pat[513] = '\0';
+  CHECK(t, gate_glob(pat, big, 4096) == -1 && gate_glob_table(pat, big, 4096) == -1);
+  pat[0] = 'b';
+  pat[511] = '*';
+  pat[512] = '\0';
+  big[2000] = '/';
+  CHECK(t, gate_glob(pat, big, 4096) == 0 && gate_glob_table(pat, big, 4096) == 0);
+  CHECK(t, gate_glob(pat, big, 1999) == 1 && gate_glob_table(pat, big, 1999) == 1);
 }
 
 TEST(test_schema_validate) {

@@ -40,6 +40,7 @@
   X(test_statemachine_unknown_names)     \
   X(test_statemachine_actors)            \
   X(test_gate_glob)                      \
+  X(test_gate_glob_shortcuts)            \
   X(test_schema_validate)                \
   X(test_gate_order)                     \
   X(test_gate_nested_paths)              \

@@ -550,6 +550,94 @@ describe("gate.check", function()
     assert.same({ calls = 1, bytes = 5, files = 5 }, c.turn)
   end)
 
+  it("reads its input as handed: no actor, card, counters or arguments, a number for a card id", function()
+    -- an absent actor, card, counters or arguments counts as empty
+    local d = gate.check { tool = "read_file", tools = reg }
+    assert.same({ "deny", "ARGS_INVALID" }, { d.verdict, d.code })
+    assert.matches("args.path: required argument is missing", d.reason, 1, true)
+    assert.equal("ALLOWED", gate.check { tool = "read_file", tools = reg, args = { path = "a" }, actor = false,
+      card = false, counters = false, limits = false }.code)
+    local set = policies [[ deny { tool = "read_file", card = "7", reason = "not card 7" } ]]
+    d = gate.check { tool = "read_file", tools = reg, policies = set, args = { path = "a" }, card = { id = 7 } }
+    assert.same({ "deny", "POLICY_DENY" }, { d.verdict, d.code })
+    -- the checks keep their order: the tool's definition is asked for after the actor's
+    local asked = 0
+    local counting = { get = function(_, name) asked = asked + 1 return reg:get(name) end }
+    assert.has_error(function() gate.check { tool = "x", tools = counting, actor = 1, args_error = 1 } end,
+      "bad argument #1 to 'check' (actor must be a table)")
+    assert.equal(0, asked)
+    assert.has_error(function() gate.check { tool = "x", tools = counting, args_error = false } end,
+      "bad argument #1 to 'check' (args_error must be a string)")
+    assert.equal(1, asked)
+    assert.has_error(function() gate.check { tool = "x", limits = "x" } end, "bad argument #1 to 'check' (limits must be a table)")
+  end)
+
+  it("refuses a tool registry or definition of the wrong type, never counting the tool as known", function()
+    -- false (or any value that is not a registry) made every tool known, so an unknown tool
+    -- was allowed
+    for _, bad in ipairs { false, true, 5, "tools" } do
+      assert.has_error(function() gate.check { tool = "no_such_tool", tools = bad } end,
+        "bad argument #1 to 'check' (tools must be a tool registry, got " .. type(bad) .. ")")
+    end
+    for _, bad in ipairs { false, true, 5, "read_file" } do
+      local odd = { get = function() return bad end }
+      assert.has_error(function() gate.check { tool = "no_such_tool", tools = odd } end,
+        "bad argument #1 to 'check' (tools:get('no_such_tool') must return a tool definition or nil, got "
+        .. type(bad) .. ")")
+    end
+    -- no registry at all: no tool is known
+    assert.equal("TOOL_UNKNOWN", gate.check { tool = "no_such_tool" }.code)
+    assert.equal("TOOL_UNKNOWN", gate.check { tool = "no_such_tool", tools = reg }.code)
+  end)
+
+  it("matches names and globs whole: a NUL byte never cuts one short", function()
+    -- a glob is refused, the subject matched whole ("*\0.env" was "*" and matched anything)
+    assert.has_error(function() gate.glob("*\0.env", "abc") end, "bad argument #1 to 'glob' (pattern holds a NUL byte)")
+    assert.is_true(gate.glob("a*", "a\0b"))
+    assert.is_false(gate.glob("a", "a\0"))
+    -- a policy's glob: read to its NUL, this allow rule let every run_command program through
+    local dir = H.tmpdir()
+    H.write(dir .. "/p.lua", 'allow { tool = "run_command\\0 (never)" }')
+    local set, msg = policy.load { dir .. "/p.lua" }
+    assert.is_nil(set)
+    assert.matches("p.lua:1: bad gate input (rules[1].tool holds a NUL byte)", msg, 1, true)
+    local cgate = require "orket.c.gate"
+    for field, rule in pairs {
+      ["rules[1].role"] = { level = "allow", role = "c\0" },
+      ["rules[1].seat"] = { level = "allow", seat = "c\0" },
+      ["rules[1].card"] = { level = "allow", card = "c\0" },
+      ["rules[1].status"] = { level = "allow", status = "c\0" },
+      ["rules[1].paths[2]"] = { level = "allow", paths = { "a", "*\0.env" } },
+      ["rules[1].outside[1]"] = { level = "deny", outside = { "src/**\0" } },
+      ["rules[1].args[1]'s key"] = { level = "allow", args = { { "path\0", "x" } } },
+      ["rules[1].args[1]'s glob"] = { level = "allow", args = { { "path", "x\0" } } },
+    } do
+      assert.has_error(function() cgate.compile_rules { rule } end, "bad gate input (" .. field .. " holds a NUL byte)")
+    end
+    -- the caller's names: "lead\0x" matched what "lead" matches
+    local allow_lead = policies [[ allow { tool = "run_command", seat = "lead", role = "lead", card = "ISS-1", status = "in_progress" } ]]
+    local call = { tool = "run_command", args = { argv = { "rm" } }, policies = allow_lead,
+      actor = { seat = "lead", roles = { "lead" } } }
+    assert.equal("POLICY_ALLOW", check(call).code)
+    for field, input in pairs {
+      seat = { actor = { seat = "lead\0x", roles = { "lead" } } },
+      ["roles[1]"] = { actor = { seat = "lead", roles = { "lead\0x" } } },
+      card_id = { card = { id = "ISS-1\0x", status = "in_progress" } },
+      card_status = { card = { id = "ISS-1", status = "in_progress\0x" } },
+    } do
+      local t = { tool = call.tool, args = call.args, policies = allow_lead, actor = input.actor or call.actor, card = input.card }
+      assert.has_error(function() check(t) end, "bad gate input (" .. field .. " holds a NUL byte)")
+    end
+    assert.has_error(function() check { tool = "read_file", args = { path = "a" }, allowed = { "read_file\0x" } } end,
+      "bad argument #1 to 'check' (allowed[1] holds a NUL byte)")
+    assert.has_error(function() check { tool = "run_command", args = { argv = { "rm" } }, commands = { "rm\0x" } } end,
+      "bad argument #1 to 'check' (commands[1] holds a NUL byte)")
+    -- the model's tool name, even one a registry knows: no tool, never run_command to a rule
+    local lenient = { get = function(_, name) return reg:get((name:gsub("\0.*", ""))) end }
+    local d = check { tool = "run_command\0x", tools = lenient, args = call.args, policies = allow_lead, actor = call.actor }
+    assert.same({ "deny", "TOOL_UNKNOWN", "no tool named 'run_command?x'" }, { d.verdict, d.code, d.reason })
+  end)
+
   it("rejects misuse with the argument named", function()
     assert.has_error(function() gate.check(nil) end, "bad argument #1 to 'check' (table expected, got nil)")
     assert.has_error(function() gate.check { tool = 5 } end, "bad argument #1 to 'check' (tool must be a string)")
