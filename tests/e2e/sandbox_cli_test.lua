@@ -74,9 +74,9 @@ describe("orket sandbox", function()
     assert.matches("orket sandbox stop --force " .. id, r.stderr, 1, true)
     r = H.orket("restore " .. H.quote(bak), { cwd = dir })
     assert.equal(1, r.status)
-    assert.matches("sandbox " .. id .. " (main, healthy, on gone-host) of this project is running; stop it first: "
-      .. "orket sandbox stop " .. id .. " on gone-host (that machine gone: orket sandbox stop --force " .. id .. ")",
-      r.stderr, 1, true)
+    assert.matches("sandbox " .. id .. " (main, healthy, on another machine: gone-host) of this project is running; "
+      .. "stop it first: orket sandbox stop " .. id .. " where it runs (gone-host; gone for good: orket sandbox stop "
+      .. "--force " .. id .. ")", r.stderr, 1, true)
     r = H.orket("sandbox stop --force " .. id, { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     local rows = cjson.decode(H.orket("sandbox list --all --json", { cwd = dir }).stdout)
