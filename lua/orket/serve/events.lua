@@ -269,7 +269,7 @@ function Hub:_deliver(r)
   -- encoded once for each kind of reader, one shared copy queued on every subscriber's stream
   local msgs = {}
   for stream, sub in pairs(self.subs) do
-    if r.id > sub.cursor and matches(sub, r) then
+    if not sub.replaying and r.id > sub.cursor and matches(sub, r) then
       local people = sub.people and true or false
       msgs[people] = msgs[people] or httpd.blob(M.message(r, people))
       local msg = msgs[people]
@@ -348,7 +348,10 @@ function Hub:_reset_streams(sid)
   -- the subscribers as they are now: the reads below may wait on the store (PostgreSQL),
   -- while streams open and close
   local list = {}
-  for stream, sub in pairs(self.subs) do list[#list + 1] = { stream, sub } end
+  -- (a replaying one is not: its replay sees the restore, and resets it itself)
+  for stream, sub in pairs(self.subs) do
+    if not sub.replaying then list[#list + 1] = { stream, sub } end
+  end
   local ids = {} -- the newest readable id, once per kind of reader
   for _, x in ipairs(list) do
     local stream, sub = x[1], x[2]
@@ -564,7 +567,7 @@ end
 -- got none, it is sent a reset to its start's newest id it may read first (its client would
 -- reconnect live only, and miss what was committed since).
 function Hub:_resume(stream, key, sub, last, sent)
-  self.subs[key] = nil -- the hub hands it nothing while it reads: it would come out of order
+  self.subs[key] = nil -- the replay registers it again, replaying (the hub hands it no rows)
   local at = { sent = sent }
   local filter = { run = sub.run, card = sub.card, people = sub.people, own = sub.own }
   local ok, v = pcall(self._replay, self, stream, key, filter, last, sub.still, sub.epoch, sub.sid, at)
@@ -598,46 +601,69 @@ function Hub:follow(stream, filter, after, still, epoch, sid, start)
   return self:_replay(stream, stream, filter, after, still, epoch, sid)
 end
 
--- hub:follow's replay after id `after`, registered under key once it caught up; at: {sent=}
--- set once it sent a row (hub:_resume)
+-- hub:follow's replay after id `after`, under key; at: {sent=} set once it sent a row
+-- (hub:_resume). The stream is a subscriber from the start, marked replaying: counted
+-- (hub:count), given heartbeats, checked with still() (hub:recheck, which ends it) and ended by
+-- hub:close() as a live one is; the hub hands it no rows meanwhile (they would come out of
+-- order) nor resets it (the replay sees a restore itself). Caught up, it follows live.
 function Hub:_replay(stream, key, filter, after, still, epoch, sid, at)
-  epoch = epoch or self.restores
-  sid = sid or self.sid
-  local cursor = after
-  while true do
-    -- the hub may hand a row to its subscribers while this fetch waits on the store, and
-    -- the fetch not see it: register only after a fetch the hub did not move during
-    local seen = self.last
-    local rows = M.fetch(self.db, cursor, filter, BATCH)
-    if self.restores ~= epoch and sid ~= self.sid then break end -- another journal now: reset below
-    if #rows == 0 and self.last == seen then break end
-    for _, r in ipairs(rows) do
-      if readable(filter, r) then
-        local msg = M.message(r, filter.people)
-        if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
-        if not stream:send(msg) then return false end
-        if at then at.sent = true end
-      end
-      cursor = r.id
-    end
-    if stream:drain() then return false end -- gone
+  if self.closed then
+    stream:close()
+    return false
   end
-  if self.restores ~= epoch and sid ~= self.sid then
+  local sub = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = after,
+    still = still, sid = sid or self.sid, epoch = epoch or self.restores, replaying = true }
+  self.subs[key] = sub
+  -- however it ends before it caught up (gone, a read raised, its task closed), it leaves
+  local _ <close> = setmetatable({}, { __close = function()
+    if sub.replaying and self.subs[key] == sub then self.subs[key] = nil end
+  end })
+  while true do
+    local how = self:_replay_rows(stream, key, sub, at)
+    if how == nil then return false end
+    if how == "caught" then break end
     -- the store was restored since the caller's read, or during the replay: whatever the
     -- cursor, it is the old journal's. The new journal's end is read here: the hub's own
-    -- cursor is the old journal's until its reset has read it (hub:_check_store)
+    -- cursor is the old journal's until its reset has read it (hub:_check_store); then the
+    -- replay goes on with what the new journal got while these reads waited
     local now, nsid = self.restores, self.sid
-    cursor = M.latest(self.db)
-    if not stream:send(M.reset(M.readable_latest(self.db, cursor, filter))) then return false end
+    local top = M.latest(self.db)
+    local id = M.readable_latest(self.db, top, sub)
+    if self.subs[key] ~= sub or not stream:send(M.reset(id)) then return false end
     if at then at.sent = true end
-    -- then what the new journal got while that read waited (another restore meanwhile
-    -- resets the stream again)
-    return self:_replay(stream, key, filter, cursor, still, now, nsid, at)
+    sub.cursor, sub.epoch, sub.sid = top, now, nsid
   end
   -- No wait between the last (empty) fetch and here: nothing can slip between the two.
-  self.subs[key] = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = cursor,
-    still = still, sid = sid }
+  sub.replaying = nil
   return true
+end
+
+-- sends a replaying sub the rows after its cursor, REPLAY_HIGH queued at most -> "caught" (a
+-- fetch found none, the hub not moved during it: the hub hands it the rest) | "reset" (the
+-- store was restored) | nil: it ended (its client gone, or the hub dropped it meanwhile:
+-- each wait is followed by a look at whether it is still the hub's)
+function Hub:_replay_rows(stream, key, sub, at)
+  while true do
+    -- the hub may hand a row to its subscribers while this fetch waits on the store, and
+    -- the fetch not see it: caught up only after a fetch the hub did not move during
+    local seen = self.last
+    local rows = M.fetch(self.db, sub.cursor, sub, BATCH)
+    if self.subs[key] ~= sub then return nil end
+    if self.restores ~= sub.epoch and sub.sid ~= self.sid then return "reset" end
+    if #rows == 0 and self.last == seen then return "caught" end
+    for _, r in ipairs(rows) do
+      if readable(sub, r) then
+        local msg = M.message(r, sub.people)
+        if stream:queued() + #msg > M.REPLAY_HIGH and (stream:drain(M.REPLAY_HIGH // 2) or self.subs[key] ~= sub) then
+          return nil
+        end
+        if not stream:send(msg) then return nil end
+        if at then at.sent = true end
+      end
+      sub.cursor = r.id
+    end
+    if stream:drain() or self.subs[key] ~= sub then return nil end
+  end
 end
 
 function Hub:forget(stream) self.subs[stream] = nil end

@@ -1541,6 +1541,109 @@ describe("orket.serve.events live-only streams", function()
       hub:close()
     end
   end)
+
+  -- A stream given an id replays the journal after it before it follows live; it is a
+  -- subscriber meanwhile, as a live one: counted, given heartbeats, checked for permission
+  -- and ended by the hub's end (docs/serve.md, GET /v1/events). during() runs once, inside
+  -- the replay's first read of the journal, after its rows were read; the read is put back
+  -- then, and at the test's end whatever it raised. -> ran(): whether it ran
+  local function while_fetching(during)
+    local fetch, ran = events.fetch, false
+    events.fetch = function(...)
+      local rows = fetch(...)
+      events.fetch = fetch
+      ran = true
+      during()
+      return rows
+    end
+    later(function() events.fetch = fetch end)
+    return function() return ran end
+  end
+
+  it("counts while it replays after an id, gets heartbeats then, and misses no event handed on meanwhile", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local from = event()
+      local ids = { event(), event() }
+      hub:poll()
+      local n
+      local ran = while_fetching(function()
+        n = hub:count()
+        hub:broadcast(": heartbeat\n\n")
+        ids[3] = event()
+        hub:poll()
+      end)
+      local got, s = sink()
+      assert.same({ true, true, 1, 1 }, { hub:follow(s, {}, from), ran(), n, hub:count() })
+      ids[4] = event()
+      hub:poll()
+      assert.same({ ": heartbeat\n\n", ids[1], ids[2], ids[3], ids[4] }, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  it("is ended by a permission check that fails while it replays after an id", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local from = event()
+      event()
+      event()
+      hub:poll()
+      -- still allowed: the check keeps it
+      local allowed = true
+      local function still() return allowed end
+      local ran = while_fetching(function() hub:recheck() end)
+      local got, s = sink()
+      assert.same({ true, true, false, 2, 1 }, { hub:follow(s, {}, from, still), ran(), s.closed, #got, hub:count() })
+      hub:forget(s)
+      -- no longer: it ends, sent nothing more, and leaves the hub
+      ran = while_fetching(function()
+        allowed = false
+        hub:recheck()
+      end)
+      got, s = sink()
+      assert.same({ false, true, true, {}, 0 }, { hub:follow(s, {}, from, still), ran(), s.closed, got, hub:count() })
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  it("ends with a hub closed while it replays after an id, reading or waiting for its client", function()
+    local db = B.open_store()
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local from = event()
+      local ids = { event(), event() }
+      -- while it reads the journal
+      local hub = opened(db)
+      hub:poll()
+      local ran = while_fetching(function() hub:close() end)
+      local got, s = sink()
+      assert.same({ false, true, true, {}, 0 }, { hub:follow(s, {}, from), ran(), s.closed, got, hub:count() })
+      -- while it waits for its client to take what it sent (a wait the stream's close ends,
+      -- with nothing said)
+      hub = opened(db)
+      hub:poll()
+      got, s = sink()
+      function s.drain()
+        hub:close()
+        return nil
+      end
+      assert.same({ false, true, ids, 0 }, { hub:follow(s, {}, from), s.closed, got, hub:count() })
+      -- one given a closed hub ends at once
+      got, s = sink()
+      assert.same({ false, true, {} }, { hub:follow(s, {}, from), s.closed, got })
+    end)
+    db:close()
+    assert(ok, e)
+  end)
 end)
 
 -- A stream holds its connection for as long as its client likes: one key may not hold them
