@@ -269,7 +269,7 @@ function Hub:_deliver(r)
   -- encoded once for each kind of reader, one shared copy queued on every subscriber's stream
   local msgs = {}
   for stream, sub in pairs(self.subs) do
-    if not sub.replaying and r.id > sub.cursor and matches(sub, r) then
+    if r.id > sub.cursor and matches(sub, r) then
       local people = sub.people and true or false
       msgs[people] = msgs[people] or httpd.blob(M.message(r, people))
       local msg = msgs[people]
@@ -332,8 +332,11 @@ function Hub:_check_store()
   self.restores = self.restores + 1
   -- a read below that fails (a locked SQLite, a dropped connection) undoes the check, so
   -- the next poll or wake-up does it again: the streams reset already carry the new id,
-  -- and are caught up then, not reset twice
+  -- and are caught up then, not reset twice. While they run, the hub's cursor may be the
+  -- old journal's (resetting: a replay does not take it for the new one's, Hub:_replay_rows)
+  self.resetting = true
   local ok, err = pcall(self._reset_streams, self, sid)
+  self.resetting = false
   if not ok then
     self.sid, self.last, self.sid_unread = before, last_before, true
     error(err, 0)
@@ -604,15 +607,18 @@ end
 -- hub:follow's replay after id `after`, under key; at: {sent=} set once it sent a row
 -- (hub:_resume). The stream is a subscriber from the start, marked replaying: counted
 -- (hub:count), given heartbeats, checked with still() (hub:recheck, which ends it) and ended by
--- hub:close() as a live one is; the hub hands it no rows meanwhile (they would come out of
--- order) nor resets it (the replay sees a restore itself). Caught up, it follows live.
+-- hub:close() as a live one is. The hub does not send it rows meanwhile (they would come out
+-- of order), nor resets it (the replay sees a restore itself): it holds those it hands on
+-- during each read of the journal and the sends that follow (hub:_hold, HOLD_BYTES at most),
+-- as an opening stream does. Its replay's own place in the journal is sub.pos.
 function Hub:_replay(stream, key, filter, after, still, epoch, sid, at)
   if self.closed then
     stream:close()
     return false
   end
-  local sub = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = after,
-    still = still, sid = sid or self.sid, epoch = epoch or self.restores, replaying = true }
+  local sub = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, pos = after,
+    cursor = self.last, held = {}, held_bytes = 0, still = still, sid = sid or self.sid,
+    epoch = epoch or self.restores, replaying = true }
   self.subs[key] = sub
   -- however it ends before it caught up (gone, a read raised, its task closed), it leaves
   local _ <close> = setmetatable({}, { __close = function()
@@ -623,7 +629,7 @@ function Hub:_replay(stream, key, filter, after, still, epoch, sid, at)
     if how == nil then return false end
     if how == "caught" then break end
     -- the store was restored since the caller's read, or during the replay: whatever the
-    -- cursor, it is the old journal's. The new journal's end is read here: the hub's own
+    -- place, it is the old journal's. The new journal's end is read here: the hub's own
     -- cursor is the old journal's until its reset has read it (hub:_check_store); then the
     -- replay goes on with what the new journal got while these reads waited
     local now, nsid = self.restores, self.sid
@@ -631,26 +637,42 @@ function Hub:_replay(stream, key, filter, after, still, epoch, sid, at)
     local id = M.readable_latest(self.db, top, sub)
     if self.subs[key] ~= sub or not stream:send(M.reset(id)) then return false end
     if at then at.sent = true end
-    sub.cursor, sub.epoch, sub.sid = top, now, nsid
+    sub.pos, sub.epoch, sub.sid = top, now, nsid
   end
-  -- No wait between the last (empty) fetch and here: nothing can slip between the two.
-  sub.replaying = nil
+  -- what the hub handed on past the last read's rows, then live: no wait from that read's
+  -- rows to here, so nothing slips between (at most HOLD_BYTES, queued at once)
+  for _, h in ipairs(sub.held) do
+    if h.id > sub.pos then
+      if not stream:send(h.msg) then return false end
+      if at then at.sent = true end
+      sub.pos = h.id
+    end
+  end
+  -- (the read may have passed the hub's cursor: rows it sent, the hub has yet to hand on)
+  sub.cursor = sub.pos
+  sub.replaying, sub.pos, sub.held, sub.held_bytes, sub.overflow = nil, nil, nil, nil, nil
   return true
 end
 
--- sends a replaying sub the rows after its cursor, REPLAY_HIGH queued at most -> "caught" (a
--- fetch found none, the hub not moved during it: the hub hands it the rest) | "reset" (the
--- store was restored) | nil: it ended (its client gone, or the hub dropped it meanwhile:
--- each wait is followed by a look at whether it is still the hub's)
+-- sends a replaying sub the rows after its place, REPLAY_HIGH queued at most -> "caught" (it
+-- has every row up to where the hub was as its last read began, and holds what the hub
+-- handed on since) | "reset" (the store was restored) | nil: it ended (its client gone, or the
+-- hub dropped it meanwhile: each wait is followed by a look at whether it is still the hub's)
 function Hub:_replay_rows(stream, key, sub, at)
+  local function restored() return self.restores ~= sub.epoch and sub.sid ~= self.sid end
   while true do
-    -- the hub may hand a row to its subscribers while this fetch waits on the store, and
-    -- the fetch not see it: caught up only after a fetch the hub did not move during
-    local seen = self.last
-    local rows = M.fetch(self.db, sub.cursor, sub, BATCH)
+    -- A read that is not a full batch has every row of the sub's up to the journal's end as
+    -- it read it, at or past the hub's cursor when the read began; the hub's, from that
+    -- cursor on, are held. So the replay catches up at the first such read, under sustained
+    -- load too (waiting for a read that finds none, it would chase the load as it lasts).
+    -- (A round that a restore overlaps may not: the hub's cursor was the old journal's, or
+    -- moved to the new one's. It catches up as the replay did before: at a read that finds
+    -- none, the hub not moved during it.)
+    sub.held, sub.held_bytes, sub.overflow, sub.cursor = {}, 0, nil, self.last
+    local seen, restores, trusted = self.last, self.restores, not self.resetting
+    local rows = M.fetch(self.db, sub.pos, sub, BATCH)
     if self.subs[key] ~= sub then return nil end
-    if self.restores ~= sub.epoch and sub.sid ~= self.sid then return "reset" end
-    if #rows == 0 and self.last == seen then return "caught" end
+    if restored() then return "reset" end
     for _, r in ipairs(rows) do
       if readable(sub, r) then
         local msg = M.message(r, sub.people)
@@ -660,8 +682,11 @@ function Hub:_replay_rows(stream, key, sub, at)
         if not stream:send(msg) then return nil end
         if at then at.sent = true end
       end
-      sub.cursor = r.id
+      sub.pos = r.id
     end
+    if restored() then return "reset" end -- (seen while the sends waited)
+    trusted = trusted and self.restores == restores and #rows < BATCH and not sub.overflow
+    if trusted or (#rows == 0 and self.last == seen) then return "caught" end
     if stream:drain() or self.subs[key] ~= sub then return nil end
   end
 end
