@@ -284,9 +284,9 @@ function Hub:_deliver(r)
   self.last = r.id
 end
 
--- keeps a row's message for a stream still opening (hub:open); past HOLD_BYTES it keeps no
--- more (hub:_start replays the rest by id), and stays a subscriber (heartbeats, its end, a
--- restore's reset reach it)
+-- keeps a row's message for a stream still opening (hub:open) or replaying (hub:_replay);
+-- past HOLD_BYTES it keeps no more (hub:_start, hub:_replay_rows read the rest by id), and
+-- stays a subscriber (heartbeats, its end, a restore's reset reach it)
 function Hub:_hold(sub, id, msg)
   if sub.overflow then return end
   local bytes = sub.held_bytes + #msg
