@@ -1672,6 +1672,45 @@ describe("orket.serve.events live-only streams", function()
     assert(ok, e)
   end)
 
+  -- A replay's read that begins while the hub takes in a restore cannot trust the hub's
+  -- cursor (the old journal's still): it catches up only at a read the hub did not move
+  -- during. Here the read waits (a coroutine stands for the store's wait) while the hub ends
+  -- its reset and hands on the new journal's next event, which the read did not see. The
+  -- store is a stand-in.
+  it("misses no event the hub hands on while a read it began during a restore waits", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local _, other = sink()
+    hub.subs[other] = { cursor = 20, people = true, sid = "s1" } -- a stream open: the hub reads the id
+    local epoch = hub:epoch()
+    st.sid, st.journal = "s1-a", { row(1), row(2), row(3) } -- restored
+    local fetch = events.fetch
+    later(function() events.fetch = fetch end)
+    local reads = 0
+    events.fetch = function(d, after, f, limit)
+      local rows = fetch(d, after, f, limit)
+      if next(f) ~= nil then -- the stream's reads (the hub's take no filter)
+        reads = reads + 1
+        if reads == 2 then coroutine.yield() end -- the read after its reset waits
+      end
+      return rows
+    end
+    local got, s = sink()
+    local co, followed
+    st.on_latest = function()
+      co = coroutine.create(function() followed = hub:follow(s, { people = true }, 10, nil, epoch, "s1") end)
+      assert(coroutine.resume(co))
+    end
+    hub:poll() -- the restore seen; the stream opens while the hub reads the new journal's end
+    st.journal[4] = row(4)
+    hub:poll() -- handed on while the stream's read waits
+    assert(coroutine.resume(co))
+    st.journal[5] = row(5)
+    hub:poll()
+    assert.same({ true, { "reset 3", 4, 5 } }, { followed, got })
+    hub:close()
+  end)
+
   it("ends with a hub closed while it replays after an id, reading or waiting for its client", function()
     local db = B.open_store()
     local ok, e = pcall(function()
