@@ -1742,6 +1742,134 @@ describe("orket.serve.events live-only streams", function()
     db:close()
     assert(ok, e)
   end)
+
+  -- The hub may hand on a row the replay's read then returns too (on PostgreSQL, committed
+  -- before the read and notified during it): the stream keeps it, and the read sends it;
+  -- once caught up the stream sends only what it kept past the read's last row.
+  it("sends once an event the hub hands on that the replay's read returns too", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local fetch = events.fetch
+    later(function() events.fetch = fetch end)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local from = event()
+      local ids = { event(), event() }
+      hub:poll()
+      local reads = 0
+      events.fetch = function(d, after, f, limit)
+        if next(f) ~= nil then -- the stream's reads (the hub's take no filter)
+          reads = reads + 1
+          if reads == 1 then
+            ids[3] = event() -- committed and handed on before the read
+            hub:poll()
+          end
+        end
+        return fetch(d, after, f, limit)
+      end
+      local got, s = sink()
+      assert.is_true(hub:follow(s, {}, from))
+      events.fetch = fetch
+      ids[4] = event()
+      hub:poll()
+      assert.same({ 1, ids }, { reads, got })
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- Past events.HOLD_BYTES kept during a read, the stream keeps no more: the read does not
+  -- say it caught up, and it reads again from the last row it sent.
+  it("misses no event when what it keeps while it replays after an id passes the cap", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local cap = events.HOLD_BYTES
+    later(function() events.HOLD_BYTES = cap end)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local function size(id) return #events.message(events.fetch(db, id - 1, {}, 1)[1], false) end
+      local from = event()
+      local ids = { event(), event() }
+      hub:poll()
+      events.HOLD_BYTES = size(ids[1]) * 5 // 2 -- two kept, of the five handed on
+      local ran = while_fetching(function()
+        for _ = 1, 5 do ids[#ids + 1] = event() end
+        hub:poll()
+      end)
+      local got, s = sink()
+      assert.same({ true, true }, { hub:follow(s, {}, from), ran() })
+      ids[#ids + 1] = event()
+      hub:poll()
+      assert.same(ids, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- A restore the hub sees while a replay reads is the replay's to tell its client (a
+  -- reset), not the hub's: the hub moving the stream onto the new journal as an opening
+  -- one would leave its client with the old journal's ids, and no reset. The store is a
+  -- stand-in.
+  it("is sent one reset, then the new journal's events, for a restore the hub sees while it replays", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local epoch = hub:epoch()
+    local fetch = events.fetch
+    later(function() events.fetch = fetch end)
+    local reads = 0
+    events.fetch = function(d, after, f, limit)
+      local rows = fetch(d, after, f, limit)
+      if next(f) ~= nil then -- the stream's reads (the hub's take no filter)
+        reads = reads + 1
+        if reads == 1 then -- restored while it waits, and the hub sees it
+          st.sid, st.journal = "s1-a", { row(1), row(2), row(3) }
+          hub:poll()
+        end
+      end
+      return rows
+    end
+    local got, s = sink()
+    local followed = hub:follow(s, { people = true }, 10, nil, epoch, "s1")
+    st.journal[4] = row(4)
+    hub:poll()
+    assert.same({ true, { "reset 3", 4 } }, { followed, got })
+    hub:close()
+  end)
+
+  -- A stream whose caller read the restored store's id (so it needs no reset) begins its
+  -- replay with the hub's cursor still the old journal's: the hub then takes in the restore
+  -- and hands on a new event, at or below that old cursor, while the replay's read waits.
+  -- The stream keeps nothing (it keeps only rows past its cursor): it must read again, not
+  -- take that read for caught up. The store is a stand-in.
+  it("misses no event the hub hands on when it takes in a restore while a replay on the new journal reads", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local epoch = hub:epoch()
+    st.sid, st.journal = "s1-a", { row(1), row(2), row(3) } -- restored; the hub has not looked
+    local fetch = events.fetch
+    later(function() events.fetch = fetch end)
+    local reads = 0
+    events.fetch = function(d, after, f, limit)
+      local rows = fetch(d, after, f, limit)
+      if next(f) ~= nil then -- the stream's reads (the hub's take no filter)
+        reads = reads + 1
+        if reads == 1 then
+          hub:poll() -- the restore seen, its reset done
+          st.journal[4] = row(4)
+          hub:poll() -- handed on (4: below the old journal's 20)
+        end
+      end
+      return rows
+    end
+    local got, s = sink()
+    local followed = hub:follow(s, { people = true }, 1, nil, epoch, "s1-a")
+    st.journal[5] = row(5)
+    hub:poll()
+    assert.same({ true, { 2, 3, 4, 5 } }, { followed, got })
+    hub:close()
+  end)
 end)
 
 -- A stream holds its connection for as long as its client likes: one key may not hold them
