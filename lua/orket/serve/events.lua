@@ -684,7 +684,10 @@ function Hub:_replay_rows(stream, key, sub, at)
       end
       sub.pos = r.id
     end
-    if restored() then return "reset" end -- (seen while the sends waited)
+    -- a restore seen while the sends waited: this round cannot catch up (the hub's restores
+    -- moved, and it read rows), and the next round's read would reset; resetting here spares
+    -- that round's wait for the client and its read
+    if restored() then return "reset" end
     trusted = trusted and self.restores == restores and #rows < BATCH and not sub.overflow
     if trusted or (#rows == 0 and self.last == seen) then return "caught" end
     if stream:drain() or self.subs[key] ~= sub then return nil end
