@@ -284,9 +284,9 @@ function Hub:_deliver(r)
   self.last = r.id
 end
 
--- keeps a row's message for a stream still opening (hub:open); past HOLD_BYTES it keeps no
--- more (hub:_start replays the rest by id), and stays a subscriber (heartbeats, its end, a
--- restore's reset reach it)
+-- keeps a row's message for a stream still opening (hub:open) or replaying (hub:_replay);
+-- past HOLD_BYTES it keeps no more (hub:_start, hub:_replay_rows read the rest by id), and
+-- stays a subscriber (heartbeats, its end, a restore's reset reach it)
 function Hub:_hold(sub, id, msg)
   if sub.overflow then return end
   local bytes = sub.held_bytes + #msg
@@ -332,8 +332,11 @@ function Hub:_check_store()
   self.restores = self.restores + 1
   -- a read below that fails (a locked SQLite, a dropped connection) undoes the check, so
   -- the next poll or wake-up does it again: the streams reset already carry the new id,
-  -- and are caught up then, not reset twice
+  -- and are caught up then, not reset twice. While they run, the hub's cursor may be the
+  -- old journal's (resetting: a replay does not take it for the new one's, Hub:_replay_rows)
+  self.resetting = true
   local ok, err = pcall(self._reset_streams, self, sid)
+  self.resetting = false
   if not ok then
     self.sid, self.last, self.sid_unread = before, last_before, true
     error(err, 0)
@@ -348,7 +351,10 @@ function Hub:_reset_streams(sid)
   -- the subscribers as they are now: the reads below may wait on the store (PostgreSQL),
   -- while streams open and close
   local list = {}
-  for stream, sub in pairs(self.subs) do list[#list + 1] = { stream, sub } end
+  -- (a replaying one is not: its replay sees the restore, and resets it itself)
+  for stream, sub in pairs(self.subs) do
+    if not sub.replaying then list[#list + 1] = { stream, sub } end
+  end
   local ids = {} -- the newest readable id, once per kind of reader
   for _, x in ipairs(list) do
     local stream, sub = x[1], x[2]
@@ -564,7 +570,7 @@ end
 -- got none, it is sent a reset to its start's newest id it may read first (its client would
 -- reconnect live only, and miss what was committed since).
 function Hub:_resume(stream, key, sub, last, sent)
-  self.subs[key] = nil -- the hub hands it nothing while it reads: it would come out of order
+  self.subs[key] = nil -- the replay registers it again, replaying (the hub hands it no rows)
   local at = { sent = sent }
   local filter = { run = sub.run, card = sub.card, people = sub.people, own = sub.own }
   local ok, v = pcall(self._replay, self, stream, key, filter, last, sub.still, sub.epoch, sub.sid, at)
@@ -598,46 +604,94 @@ function Hub:follow(stream, filter, after, still, epoch, sid, start)
   return self:_replay(stream, stream, filter, after, still, epoch, sid)
 end
 
--- hub:follow's replay after id `after`, registered under key once it caught up; at: {sent=}
--- set once it sent a row (hub:_resume)
+-- hub:follow's replay after id `after`, under key; at: {sent=} set once it sent a row
+-- (hub:_resume). The stream is a subscriber from the start, marked replaying: counted
+-- (hub:count), given heartbeats, checked with still() (hub:recheck, which ends it) and ended by
+-- hub:close() as a live one is. The hub does not send it rows meanwhile (they would come out
+-- of order), nor resets it (the replay sees a restore itself): it holds those it hands on
+-- during each read of the journal and the sends that follow (hub:_hold, HOLD_BYTES at most),
+-- as an opening stream does. Its replay's own place in the journal is sub.pos.
 function Hub:_replay(stream, key, filter, after, still, epoch, sid, at)
-  epoch = epoch or self.restores
-  sid = sid or self.sid
-  local cursor = after
+  if self.closed then
+    stream:close()
+    return false
+  end
+  local sub = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, pos = after,
+    cursor = self.last, held = {}, held_bytes = 0, still = still, sid = sid or self.sid,
+    epoch = epoch or self.restores, replaying = true }
+  self.subs[key] = sub
+  -- however it ends before it caught up (gone, a read raised, its task closed), it leaves
+  local _ <close> = setmetatable({}, { __close = function()
+    if sub.replaying and self.subs[key] == sub then self.subs[key] = nil end
+  end })
   while true do
-    -- the hub may hand a row to its subscribers while this fetch waits on the store, and
-    -- the fetch not see it: register only after a fetch the hub did not move during
-    local seen = self.last
-    local rows = M.fetch(self.db, cursor, filter, BATCH)
-    if self.restores ~= epoch and sid ~= self.sid then break end -- another journal now: reset below
-    if #rows == 0 and self.last == seen then break end
+    local how = self:_replay_rows(stream, key, sub, at)
+    if how == nil then return false end
+    if how == "caught" then break end
+    -- the store was restored since the caller's read, or during the replay: whatever the
+    -- place, it is the old journal's. The new journal's end is read here: the hub's own
+    -- cursor is the old journal's until its reset has read it (hub:_check_store); then the
+    -- replay goes on with what the new journal got while these reads waited
+    local now, nsid = self.restores, self.sid
+    local top = M.latest(self.db)
+    local id = M.readable_latest(self.db, top, sub)
+    if self.subs[key] ~= sub or not stream:send(M.reset(id)) then return false end
+    if at then at.sent = true end
+    sub.pos, sub.epoch, sub.sid = top, now, nsid
+  end
+  -- what the hub handed on past the last read's rows, then live: no wait from that read's
+  -- rows to here, so nothing slips between (at most HOLD_BYTES, queued at once)
+  for _, h in ipairs(sub.held) do
+    if h.id > sub.pos then
+      if not stream:send(h.msg) then return false end
+      if at then at.sent = true end
+      sub.pos = h.id
+    end
+  end
+  -- (the read may have passed the hub's cursor: rows it sent, the hub has yet to hand on)
+  sub.cursor = sub.pos
+  sub.replaying, sub.pos, sub.held, sub.held_bytes, sub.overflow = nil, nil, nil, nil, nil
+  return true
+end
+
+-- sends a replaying sub the rows after its place, REPLAY_HIGH queued at most -> "caught" (it
+-- has every row up to where the hub was as its last read began, and holds what the hub
+-- handed on since) | "reset" (the store was restored) | nil: it ended (its client gone, or the
+-- hub dropped it meanwhile: each wait is followed by a look at whether it is still the hub's)
+function Hub:_replay_rows(stream, key, sub, at)
+  local function restored() return self.restores ~= sub.epoch and sub.sid ~= self.sid end
+  while true do
+    -- A read that is not a full batch has every row of the sub's up to the journal's end as
+    -- it read it, at or past the hub's cursor when the read began; the hub's, from that
+    -- cursor on, are held. So the replay catches up at the first such read, under sustained
+    -- load too (waiting for a read that finds none, it would chase the load as it lasts).
+    -- (A round that a restore overlaps may not: the hub's cursor was the old journal's, or
+    -- moved to the new one's. It catches up as the replay did before: at a read that finds
+    -- none, the hub not moved during it.)
+    sub.held, sub.held_bytes, sub.overflow, sub.cursor = {}, 0, nil, self.last
+    local seen, restores, trusted = self.last, self.restores, not self.resetting
+    local rows = M.fetch(self.db, sub.pos, sub, BATCH)
+    if self.subs[key] ~= sub then return nil end
+    if restored() then return "reset" end
     for _, r in ipairs(rows) do
-      if readable(filter, r) then
-        local msg = M.message(r, filter.people)
-        if stream:queued() + #msg > M.REPLAY_HIGH and stream:drain(M.REPLAY_HIGH // 2) then return false end
-        if not stream:send(msg) then return false end
+      if readable(sub, r) then
+        local msg = M.message(r, sub.people)
+        if stream:queued() + #msg > M.REPLAY_HIGH and (stream:drain(M.REPLAY_HIGH // 2) or self.subs[key] ~= sub) then
+          return nil
+        end
+        if not stream:send(msg) then return nil end
         if at then at.sent = true end
       end
-      cursor = r.id
+      sub.pos = r.id
     end
-    if stream:drain() then return false end -- gone
+    -- a restore seen while the sends waited: this round cannot catch up (the hub's restores
+    -- moved, and it read rows), and the next round's read would reset; resetting here spares
+    -- that round's wait for the client and its read
+    if restored() then return "reset" end
+    trusted = trusted and self.restores == restores and #rows < BATCH and not sub.overflow
+    if trusted or (#rows == 0 and self.last == seen) then return "caught" end
+    if stream:drain() or self.subs[key] ~= sub then return nil end
   end
-  if self.restores ~= epoch and sid ~= self.sid then
-    -- the store was restored since the caller's read, or during the replay: whatever the
-    -- cursor, it is the old journal's. The new journal's end is read here: the hub's own
-    -- cursor is the old journal's until its reset has read it (hub:_check_store)
-    local now, nsid = self.restores, self.sid
-    cursor = M.latest(self.db)
-    if not stream:send(M.reset(M.readable_latest(self.db, cursor, filter))) then return false end
-    if at then at.sent = true end
-    -- then what the new journal got while that read waited (another restore meanwhile
-    -- resets the stream again)
-    return self:_replay(stream, key, filter, cursor, still, now, nsid, at)
-  end
-  -- No wait between the last (empty) fetch and here: nothing can slip between the two.
-  self.subs[key] = { run = filter.run, card = filter.card, people = filter.people, own = filter.own, cursor = cursor,
-    still = still, sid = sid }
-  return true
 end
 
 function Hub:forget(stream) self.subs[stream] = nil end

@@ -1409,11 +1409,18 @@ describe("orket.serve.events live-only streams", function()
         events.HOLD_BYTES = size(lag) // 2
         ids[2] = event()
         hub:poll()
-        local n = 0
+        local n, polling = 0, false
         events.fetch = function(...)
+          if polling then return fetch(...) end -- (the hub's own read)
           n = n + 1
           if n == 2 then failing() return events.fetch(...) end
-          return fetch(...)
+          local rows = fetch(...)
+          -- handed on during the read, past what it may hold: it reads again
+          event()
+          polling = true
+          hub:poll()
+          polling = false
+          return rows
         end
       end)
       got, s = sink()
@@ -1540,6 +1547,328 @@ describe("orket.serve.events live-only streams", function()
       assert.same({ true, { "reset 3", 4 } }, { followed, got })
       hub:close()
     end
+  end)
+
+  -- A stream given an id replays the journal after it before it follows live; it is a
+  -- subscriber meanwhile, as a live one: counted, given heartbeats, checked for permission
+  -- and ended by the hub's end (docs/serve.md, GET /v1/events). during() runs once, inside
+  -- the replay's first read of the journal, after its rows were read; the read is put back
+  -- then, and at the test's end whatever it raised. -> ran(): whether it ran
+  local function while_fetching(during)
+    local fetch, ran = events.fetch, false
+    events.fetch = function(...)
+      local rows = fetch(...)
+      events.fetch = fetch
+      ran = true
+      during()
+      return rows
+    end
+    later(function() events.fetch = fetch end)
+    return function() return ran end
+  end
+
+  it("counts while it replays after an id, gets heartbeats then, and misses no event handed on meanwhile", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local from = event()
+      local ids = { event(), event() }
+      hub:poll()
+      local n
+      local ran = while_fetching(function()
+        n = hub:count()
+        hub:broadcast(": heartbeat\n\n")
+        ids[3] = event()
+        hub:poll()
+      end)
+      local got, s = sink()
+      assert.same({ true, true, 1, 1 }, { hub:follow(s, {}, from), ran(), n, hub:count() })
+      ids[4] = event()
+      hub:poll()
+      assert.same({ ": heartbeat\n\n", ids[1], ids[2], ids[3], ids[4] }, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  it("is ended by a permission check that fails while it replays after an id", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local from = event()
+      event()
+      event()
+      hub:poll()
+      -- still allowed: the check keeps it
+      local allowed = true
+      local function still() return allowed end
+      local ran = while_fetching(function() hub:recheck() end)
+      local got, s = sink()
+      assert.same({ true, true, false, 2, 1 }, { hub:follow(s, {}, from, still), ran(), s.closed, #got, hub:count() })
+      hub:forget(s)
+      -- no longer: it ends, sent nothing more, and leaves the hub
+      ran = while_fetching(function()
+        allowed = false
+        hub:recheck()
+      end)
+      got, s = sink()
+      assert.same({ false, true, true, {}, 0 }, { hub:follow(s, {}, from, still), ran(), s.closed, got, hub:count() })
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- Under sustained load every read of the journal finds a new event: a replay that waited
+  -- for a read to find none would chase them for as long as the load lasts. One read that
+  -- is not a full batch, the hub not moving till its rows are sent, has all the stream is
+  -- owed up to where the hub is: it follows live from there.
+  it("follows live after a replay's read that is not a full batch, though events keep coming", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local fetch = events.fetch
+    later(function() events.fetch = fetch end)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local from = event()
+      local ids = { event(), event() }
+      hub:poll()
+      -- an event committed and handed on during each read of the journal, and each wait for
+      -- the client, 30 in all
+      local loading = false
+      local function load()
+        if #ids < 32 and not loading then
+          loading = true -- (the hub's read is not counted, nor adds load)
+          ids[#ids + 1] = event()
+          hub:poll()
+          loading = false
+        end
+      end
+      local reads = 0
+      events.fetch = function(...)
+        if loading then return fetch(...) end
+        reads = reads + 1
+        local rows = fetch(...)
+        load()
+        return rows
+      end
+      local got, s = sink()
+      s.drain = function()
+        load()
+        return false
+      end
+      assert.is_true(hub:follow(s, {}, from))
+      events.fetch = fetch
+      assert.is_true(reads <= 3, reads .. " reads")
+      ids[#ids + 1] = event()
+      hub:poll()
+      assert.same(ids, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- A replay's read that begins while the hub takes in a restore cannot trust the hub's
+  -- cursor (the old journal's still): it catches up only at a read the hub did not move
+  -- during. Here the read waits (a coroutine stands for the store's wait) while the hub ends
+  -- its reset and hands on the new journal's next event, which the read did not see. The
+  -- store is a stand-in.
+  it("misses no event the hub hands on while a read it began during a restore waits", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local _, other = sink()
+    hub.subs[other] = { cursor = 20, people = true, sid = "s1" } -- a stream open: the hub reads the id
+    local epoch = hub:epoch()
+    st.sid, st.journal = "s1-a", { row(1), row(2), row(3) } -- restored
+    local fetch = events.fetch
+    later(function() events.fetch = fetch end)
+    local reads = 0
+    events.fetch = function(d, after, f, limit)
+      local rows = fetch(d, after, f, limit)
+      if next(f) ~= nil then -- the stream's reads (the hub's take no filter)
+        reads = reads + 1
+        if reads == 2 then coroutine.yield() end -- the read after its reset waits
+      end
+      return rows
+    end
+    local got, s = sink()
+    local co, followed
+    st.on_latest = function()
+      co = coroutine.create(function() followed = hub:follow(s, { people = true }, 10, nil, epoch, "s1") end)
+      assert(coroutine.resume(co))
+    end
+    hub:poll() -- the restore seen; the stream opens while the hub reads the new journal's end
+    st.journal[4] = row(4)
+    hub:poll() -- handed on while the stream's read waits
+    assert(coroutine.resume(co))
+    st.journal[5] = row(5)
+    hub:poll()
+    assert.same({ true, { "reset 3", 4, 5 } }, { followed, got })
+    hub:close()
+  end)
+
+  it("ends with a hub closed while it replays after an id, reading or waiting for its client", function()
+    local db = B.open_store()
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local from = event()
+      event()
+      event()
+      -- while it reads the journal
+      local hub = opened(db)
+      hub:poll()
+      local ran = while_fetching(function() hub:close() end)
+      local got, s = sink()
+      assert.same({ false, true, true, {}, 0 }, { hub:follow(s, {}, from), ran(), s.closed, got, hub:count() })
+      -- while it waits for its client to take what it sent (a wait the stream's close ends,
+      -- with nothing said)
+      hub = opened(db)
+      hub:poll()
+      got, s = sink()
+      function s.queued() return events.REPLAY_HIGH end
+      function s.drain()
+        hub:close()
+        return nil
+      end
+      assert.same({ false, true, {}, 0 }, { hub:follow(s, {}, from), s.closed, got, hub:count() })
+      -- one given a closed hub ends at once
+      got, s = sink()
+      assert.same({ false, true, {} }, { hub:follow(s, {}, from), s.closed, got })
+    end)
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- The hub may hand on a row the replay's read then returns too (on PostgreSQL, committed
+  -- before the read and notified during it): the stream keeps it, and the read sends it;
+  -- once caught up the stream sends only what it kept past the read's last row.
+  it("sends once an event the hub hands on that the replay's read returns too", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local fetch = events.fetch
+    later(function() events.fetch = fetch end)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local from = event()
+      local ids = { event(), event() }
+      hub:poll()
+      local reads = 0
+      events.fetch = function(d, after, f, limit)
+        if next(f) ~= nil then -- the stream's reads (the hub's take no filter)
+          reads = reads + 1
+          if reads == 1 then
+            ids[3] = event() -- committed and handed on before the read
+            hub:poll()
+          end
+        end
+        return fetch(d, after, f, limit)
+      end
+      local got, s = sink()
+      assert.is_true(hub:follow(s, {}, from))
+      events.fetch = fetch
+      ids[4] = event()
+      hub:poll()
+      assert.same({ 1, ids }, { reads, got })
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- Past events.HOLD_BYTES kept during a read, the stream keeps no more: the read does not
+  -- say it caught up, and it reads again from the last row it sent.
+  it("misses no event when what it keeps while it replays after an id passes the cap", function()
+    local db = B.open_store()
+    local hub = opened(db)
+    local cap = events.HOLD_BYTES
+    later(function() events.HOLD_BYTES = cap end)
+    local ok, e = pcall(function()
+      local function event() return assert(db:event { kind = "comment", actor = "t" }) end
+      local function size(id) return #events.message(events.fetch(db, id - 1, {}, 1)[1], false) end
+      local from = event()
+      local ids = { event(), event() }
+      hub:poll()
+      events.HOLD_BYTES = size(ids[1]) * 5 // 2 -- two kept, of the five handed on
+      local ran = while_fetching(function()
+        for _ = 1, 5 do ids[#ids + 1] = event() end
+        hub:poll()
+      end)
+      local got, s = sink()
+      assert.same({ true, true }, { hub:follow(s, {}, from), ran() })
+      ids[#ids + 1] = event()
+      hub:poll()
+      assert.same(ids, got)
+    end)
+    hub:close()
+    db:close()
+    assert(ok, e)
+  end)
+
+  -- A restore the hub sees while a replay reads is the replay's to tell its client (a
+  -- reset), not the hub's: the hub moving the stream onto the new journal as an opening
+  -- one would leave its client with the old journal's ids, and no reset. The store is a
+  -- stand-in.
+  it("is sent one reset, then the new journal's events, for a restore the hub sees while it replays", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local epoch = hub:epoch()
+    local fetch = events.fetch
+    later(function() events.fetch = fetch end)
+    local reads = 0
+    events.fetch = function(d, after, f, limit)
+      local rows = fetch(d, after, f, limit)
+      if next(f) ~= nil then -- the stream's reads (the hub's take no filter)
+        reads = reads + 1
+        if reads == 1 then -- restored while it waits, and the hub sees it
+          st.sid, st.journal = "s1-a", { row(1), row(2), row(3) }
+          hub:poll()
+        end
+      end
+      return rows
+    end
+    local got, s = sink()
+    local followed = hub:follow(s, { people = true }, 10, nil, epoch, "s1")
+    st.journal[4] = row(4)
+    hub:poll()
+    assert.same({ true, { "reset 3", 4 } }, { followed, got })
+    hub:close()
+  end)
+
+  -- A stream whose caller read the restored store's id (so it needs no reset) begins its
+  -- replay with the hub's cursor still the old journal's: the hub then takes in the restore
+  -- and hands on a new event, at or below that old cursor, while the replay's read waits.
+  -- The stream keeps nothing (it keeps only rows past its cursor): it must read again, not
+  -- take that read for caught up. The store is a stand-in.
+  it("misses no event the hub hands on when it takes in a restore while a replay on the new journal reads", function()
+    local st, db = standin()
+    local hub = events.new(db, { poll_ms = 600000, heartbeat_ms = 600000 })
+    local epoch = hub:epoch()
+    st.sid, st.journal = "s1-a", { row(1), row(2), row(3) } -- restored; the hub has not looked
+    local fetch = events.fetch
+    later(function() events.fetch = fetch end)
+    local reads = 0
+    events.fetch = function(d, after, f, limit)
+      local rows = fetch(d, after, f, limit)
+      if next(f) ~= nil then -- the stream's reads (the hub's take no filter)
+        reads = reads + 1
+        if reads == 1 then
+          hub:poll() -- the restore seen, its reset done
+          st.journal[4] = row(4)
+          hub:poll() -- handed on (4: below the old journal's 20)
+        end
+      end
+      return rows
+    end
+    local got, s = sink()
+    local followed = hub:follow(s, { people = true }, 1, nil, epoch, "s1-a")
+    st.journal[5] = row(5)
+    hub:poll()
+    assert.same({ true, { 2, 3, 4, 5 } }, { followed, got })
+    hub:close()
   end)
 end)
 
