@@ -152,6 +152,14 @@ function M.place(msg, read, default_file, anchor)
   -- roles, tools and routing.lua name an unknown field in quotes
   local quoted = text:match("unknown field '([%a_][%w_]*)'")
   if quoted then key = quoted end
+  -- an entry under a quoted key, as models.prices["openai:gpt"].input: the field is sought
+  -- from the entry's `["openai:gpt"] = {` (either quote), the entry itself where it is set
+  local entry, field = text:match('^[%w_%.]+%["([^"]*)"%]%.?([%a_]*[%w_]*)[: ]')
+  if entry and not anchor then
+    entry = "%[%s*[\"']" .. entry:gsub("%p", "%%%0") .. "[\"']%s*%]%s*="
+    anchor = entry .. "%s*{"
+    key, parent = field ~= "" and field or nil, nil
+  end
   -- a card's anchor ({pattern, nth}) already names the object; the value in force is
   -- sought in a settings file, where a later statement replaces an earlier one
   local lua = file and file:match("%.lua$") and type(anchor) ~= "table"
@@ -165,10 +173,12 @@ function M.place(msg, read, default_file, anchor)
     local src = file and read(file)
     if src and lua then src = code_only(src) end
     line = M.of(src, key, anchor)
-    if not line and anchor then line = M.of(src, key) end
+    if not line and anchor and not entry then line = M.of(src, key) end
     local last = src and lua and not quoted and last_statement(src, key, parent)
     if last and (not line or last > line) then line = last end
   end
+  -- a field missing, or the entry no table: the line of the entry
+  if entry and not line and file then line = M.at(read(file), { entry, "last" }) end
   return file, line, text
 end
 

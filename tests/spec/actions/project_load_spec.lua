@@ -108,6 +108,24 @@ describe("import of epics that would lose or stall cards", function()
       function() return epic end, nil, { fieldline.id_set("X-1"), 1 })))
   end)
 
+  it("places a bad price at its model's line in orket.lua, as a bad budget", function()
+    local cost = require "orket.cost"
+    local cfg = table.concat({
+      "models = {", "  prices = {", '    ["a:b"] = { input = 1, output = 1, currency = "USD" },',
+      "    ['a:c'] = {", '      input = "x", output = 1, currency = "USD" },', '    ["a:d"] = 7,',
+      '    ["a:e"] = { output = 1, currency = "USD" },', "  },", "}", "",
+    }, "\n")
+    local function line_of(prices)
+      local _, err = cost.prices(prices)
+      return select(2, fieldline.place("orket.lua: " .. err, function() return cfg end))
+    end
+    assert.equal(5, line_of({ ["a:c"] = { input = "x", output = 1, currency = "USD" } }))
+    assert.equal(6, line_of({ ["a:d"] = 7 }))
+    assert.equal(7, line_of({ ["a:e"] = { output = 1, currency = "USD" } }))
+    assert.equal(3, line_of({ ["a:b"] = { input = 1, output = 1, currency = "XYZ" } }))
+    assert.equal(7, line_of({ ["a:e"] = { input = 1, output = 1, currency = "USD", extra = 1 } }))
+  end)
+
   it("locates a message for a command as validate does: the file from the project, its line, the rest kept", function()
     local files = { ["/p/roles/pilot.lua"] = 'return {\n  intent = "fly",\n  sytem = "s",\n}\n' }
     local function read(path) return files[path] end
