@@ -10,6 +10,7 @@ local fieldline = require "orket.fieldline"
 local secret = require "orket.settings.secret"
 local cost = require "orket.cost"
 local inert = require "orket.inert"
+local otel = require "orket.otel"
 local uv = require "luv"
 
 local M = {}
@@ -101,12 +102,13 @@ end
 -- A base URL from the environment: http(s) only, the scheme in any case. OLLAMA_HOST may
 -- also be "host" or "host:port" (Ollama's own convention), the port 11434 by default.
 local function env_url(kind, v)
+  v = v:match("^%s*(.-)%s*$") -- spaces around it left out, as orket.otel.http_url does
   local scheme = v:match("^(%a[%w+.-]*)://")
   local forms = kind == "ollama" and "host, host:port or an http:// or https:// URL" or "an http:// or https:// URL"
   if scheme then
-    local lower = scheme:lower()
-    if lower ~= "http" and lower ~= "https" then return nil, "must be " .. forms .. " (got " .. v .. ")" end
-    v = lower .. v:sub(#scheme + 1)
+    local url = otel.http_url(v)
+    if not url then return nil, "must be " .. forms .. " (got " .. v .. ")" end
+    v = url
   elseif kind == "ollama" then
     -- a bare IPv6 address ("::1", "fe80::2") is a host: bracket it as a URL needs
     if not v:find("[%[/]") and select(2, v:gsub(":", "")) >= 2 then v = "[" .. v .. "]" end

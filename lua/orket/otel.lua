@@ -236,6 +236,17 @@ function M.shown_endpoint(v)
   return text, scheme, safe and host or nil, safe and ported and true or nil
 end
 
+--- http_url(v) -> v as an http(s) URL with a host, spaces around it left out and its scheme
+--- in lower case (a URL's scheme is case-insensitive: "HTTP://c:4318") | nil: the one check
+--- of a collector's or a provider's URL, for orket.lua's and the environment's alike
+function M.http_url(v)
+  if type(v) ~= "string" then return nil end
+  local scheme, rest = v:match("^%s*(%a[%w+.-]*)://([^/%s].-)%s*$")
+  scheme = scheme and scheme:lower()
+  if scheme == "http" or scheme == "https" then return scheme .. "://" .. rest end
+  return nil
+end
+
 local SIGNAL_PATH = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "/v1/traces",
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "/v1/metrics" }
 
@@ -249,9 +260,8 @@ local SIGNAL_PATH = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "/v1/traces",
 local function endpoint_var(getenv, var, warnings)
   local v = (getenv(var) or ""):match("^%s*(.-)%s*$")
   if v == "" then return nil end
-  local scheme, rest = v:match("^(%a[%w+.-]*)://([^/].*)$")
-  scheme = scheme and scheme:lower()
-  if scheme == "http" or scheme == "https" then return scheme .. "://" .. rest end
+  local url = M.http_url(v)
+  if url then return url end
   local shown, given, host, port = M.shown_endpoint(v)
   warnings[#warnings + 1] = string.format("%s=%s: not an http:// or https:// URL: ignored%s; set it to the "
     .. "collector's OTLP/HTTP URL, e.g. http://%s%s", var, shown,
@@ -295,8 +305,7 @@ function M.config(getenv, telemetry)
       .. "set OTEL_SDK_DISABLED=true to turn it off", disabled)
   end
   local base = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_ENDPOINT", warnings)
-  if not base then base = telemetry.endpoint end
-  if type(base) ~= "string" then base = nil end
+  if not base then base = M.http_url(telemetry.endpoint) end
   base = base and base:gsub("/+$", "")
   local url = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", warnings)
   if not url then url = base and (base .. "/v1/traces") end

@@ -254,6 +254,9 @@ team = { "lead" }
     assert.equal("http://127.0.0.1:9999", cfg.models.providers.ollama.base_url)
     assert.equal("http://127.0.0.1:8080/v1", cfg.models.providers.openai.base_url)
     assert.equal("openai:gpt-4o-mini", cfg.models.default)
+    env.OPENAI_BASE_URL = "  Https://relay:8080/v1\n"
+    cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
+    assert.equal("https://relay:8080/v1", cfg.models.providers.openai.base_url)
     env.OLLAMA_HOST = "gpu-box"
     cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
     assert.equal("http://gpu-box:11434", cfg.models.providers.ollama.base_url)
@@ -262,7 +265,7 @@ team = { "lead" }
     assert.equal("https://gpu-box:11434/", cfg.models.providers.ollama.base_url)
     for v, want in pairs { ["[::1]"] = "http://[::1]:11434", ["::1"] = "http://[::1]:11434",
       ["[::1]:8080"] = "http://[::1]:8080", ["http://[fe80::2]/"] = "http://[fe80::2]:11434/",
-      ["10.0.0.5:99"] = "http://10.0.0.5:99" } do
+      ["10.0.0.5:99"] = "http://10.0.0.5:99", [" HTTP://h:1/ "] = "http://h:1/", ["\th:2 "] = "http://h:2" } do
       env.OLLAMA_HOST = v
       cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
       assert.equal(want, cfg.models.providers.ollama.base_url, v)

@@ -164,6 +164,15 @@ describe("engine settings", function()
     assert.equal((settings.check({ teams = {} })[1]:gsub("^orket%.lua: ", "orket.lua:1: ")), cerr)
   end)
 
+  it("take telemetry.endpoint's scheme in any case and spaces around it left out, as OTEL_EXPORTER_OTLP_ENDPOINT", function()
+    assert.equal("http://c:4318", settings.resolve({ telemetry = { endpoint = " HTTP://c:4318\t" } }).telemetry.endpoint)
+    assert.equal("https://c/otlp", settings.resolve({ telemetry = { endpoint = "Https://c/otlp" } }).telemetry.endpoint)
+    for _, v in ipairs { "ftp://c", "c:4318", "http:///x", "  ", 5 } do
+      assert.same({ "orket.lua: telemetry.endpoint: must be an http:// or https:// URL (the collector's base; "
+        .. "/v1/traces is added)" }, settings.check { telemetry = { endpoint = v } }, tostring(v))
+    end
+  end)
+
   it("take telemetry.max_request_bytes as an integer of 64 KiB or more (orket.otel's cap on a request)", function()
     assert.equal(1048576, settings.resolve({ telemetry = { max_request_bytes = 1048576.0 } }).telemetry.max_request_bytes)
     assert.same({ "orket.lua: telemetry.max_request_bytes: must be an integer from 65536 to 1000000000000 (got 1000)" },
