@@ -80,14 +80,20 @@ local function now_int()
 end
 local function now_ns() return tostring(now_int()) end
 
--- "k1=v1,k2=v2" (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES): values
--- percent-decoded, as the specification writes them
-local function pairs_of(text)
-  local out = {}
-  for part in (text or ""):gmatch("[^,]+") do
+-- OTEL_RESOURCE_ATTRIBUTES' "k1=v1,k2=v2" pairs, values percent-decoded, as the
+-- specification writes them. An entry that is not key=value (no "=", or no key) is left
+-- out and said into warnings by its place, never its text (a value may hold a secret);
+-- dropped silently, an attribute a dashboard filters on went missing with nothing said.
+local function resource_pairs(text, warnings)
+  local out, i = {}, 0
+  for part in ((text or "") .. ","):gmatch("([^,]*),") do
+    i = i + 1
     local k, v = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
     if k and k ~= "" then
       out[#out + 1] = { k, (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) }
+    elseif part:find("%S") then -- (an empty entry, as after a comma at the end, is none)
+      warnings[#warnings + 1] = string.format("OTEL_RESOURCE_ATTRIBUTES: entry %d %s: left out of the resource; "
+        .. "write it as key=value, entries separated by commas", i, k and "has no key" or "is not key=value")
     end
   end
   return out
@@ -341,7 +347,7 @@ function M.config(getenv, telemetry)
   local headers = headers_of("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
   local metrics_headers = headers_of("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
   local resource = {}
-  for _, kv in ipairs(pairs_of(getenv("OTEL_RESOURCE_ATTRIBUTES"))) do resource[kv[1]] = kv[2] end
+  for _, kv in ipairs(resource_pairs(getenv("OTEL_RESOURCE_ATTRIBUTES"), warnings)) do resource[kv[1]] = kv[2] end
   local service = getenv("OTEL_SERVICE_NAME")
   if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
   resource["service.name"] = service

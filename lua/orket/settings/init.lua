@@ -682,7 +682,10 @@ local SCHEMA = {
         t[k] = require("orket.otel").http_url(v)
           or fail("telemetry.endpoint", "must be an http:// or https:// URL (the collector's base; /v1/traces is added)")
       elseif k == "service_name" then
-        text(v, "telemetry.service_name")
+        -- an empty service.name files the traces under no service a backend can show
+        if not text(v, "telemetry.service_name"):find("%S") then
+          fail("telemetry.service_name", "must not be empty or only spaces (leave it out for \"orket\")")
+        end
       elseif k == "max_request_bytes" then -- a request's body at most (orket.otel splits batches)
         t[k] = int(v, "telemetry.max_request_bytes", 65536)
       else

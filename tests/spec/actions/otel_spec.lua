@@ -1103,6 +1103,26 @@ describe("otel's timers", function()
     assert.are_not.equal(mine, ids[1])
   end)
 
+  -- an entry without "=" was dropped with nothing said: an attribute went missing unexplained
+  it("keep OTEL_RESOURCE_ATTRIBUTES' good entries and warn of each bad one by its place, never its text", function()
+    local cfg = otel.config(function(k)
+      return ({ OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
+        OTEL_RESOURCE_ATTRIBUTES = "team=a%20b,tok3n-s3cret, =x,,deployment.environment=prod," })[k]
+    end)
+    assert.equal("a b", cfg.resource.team)
+    assert.equal("prod", cfg.resource["deployment.environment"])
+    local said = {}
+    for _, w in ipairs(cfg.warnings) do
+      if w:find("OTEL_RESOURCE_ATTRIBUTES", 1, true) then said[#said + 1] = w end
+    end
+    assert.same({
+      "OTEL_RESOURCE_ATTRIBUTES: entry 2 is not key=value: left out of the resource; write it as key=value, "
+        .. "entries separated by commas",
+      "OTEL_RESOURCE_ATTRIBUTES: entry 3 has no key: left out of the resource; write it as key=value, "
+        .. "entries separated by commas",
+    }, said)
+  end)
+
   -- a run that died without run_end (a Lua error after run_start) kept its timer ticking for
   -- the life of a server, its turns and run span unsent, its calls never exported
   it("end a run its engine closed without run_end as failed, its spans and metrics sent, its timer stopped", function()

@@ -173,6 +173,21 @@ describe("engine settings", function()
     end
   end)
 
+  it("refuse an empty or blank telemetry.service_name, naming the field and its line", function()
+    for _, v in ipairs { "", "  \t" } do
+      assert.same({ 'orket.lua: telemetry.service_name: must not be empty or only spaces (leave it out for "orket")' },
+        settings.check { telemetry = { service_name = v } })
+    end
+    assert.same({}, settings.check { telemetry = { service_name = "shop" } })
+    local H = require "tests.helpers"
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", 'telemetry = {\n  endpoint = "http://c:4318",\n  service_name = " ",\n}\n')
+    local cfg, err = require("orket.config").settings(dir)
+    H.cleanup()
+    assert.is_nil(cfg)
+    assert.matches("^orket%.lua:3: telemetry%.service_name: must not be empty", err)
+  end)
+
   it("take telemetry.max_request_bytes as an integer of 64 KiB or more (orket.otel's cap on a request)", function()
     assert.equal(1048576, settings.resolve({ telemetry = { max_request_bytes = 1048576.0 } }).telemetry.max_request_bytes)
     assert.same({ "orket.lua: telemetry.max_request_bytes: must be an integer from 65536 to 1000000000000 (got 1000)" },
