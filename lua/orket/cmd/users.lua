@@ -175,7 +175,7 @@ function cmd.run(args, cli)
     db = cli.open_store(o.dir, false)
     if not db then return 1 end
     if not accounts.exists(db, o.name) then
-      local msg = require("orket.store.users").unknown(db, o.name)
+      local msg = require("orket.store.users").unknown(db, o.name) -- lazy: as accounts
       db:close()
       cli.fail("ENOENT", "users: %s", msg)
       return 1

@@ -679,7 +679,7 @@ local SCHEMA = {
     for k, v in pairs(t) do
       if k == "endpoint" then
         -- the scheme in any case, spaces around it left out, as the OTEL_* variables
-        t[k] = require("orket.otel").http_url(v)
+        t[k] = require("orket.otel").http_url(v) -- lazy: the exporter, for a section that has one
           or fail("telemetry.endpoint", "must be an http:// or https:// URL (the collector's base; /v1/traces is added)")
       elseif k == "service_name" then
         -- an empty service.name files the traces under no service a backend can show
