@@ -114,7 +114,6 @@ struct http_req {
   char *err;            /* the message, allocated when the request fails (most never do) */
   char curl_err[CURL_ERROR_SIZE];
   char what[96];        /* "POST http://host:port" for messages; never the query string */
-  int unsure_host;      /* the URL's host may be user info (http_authority_unsure): unsaid */
   int queued;
   int starting;         /* in c->starting, not yet handed to libcurl */
   int draining;         /* released after [DONE]; freed when the transfer ends */
@@ -462,9 +461,7 @@ static void http_complete(http_req *r, CURLcode rc) {
   if (rc == CURLE_OK) {
     http_frame_status(r, frame_finish(&r->fr, http_emit, r));
   } else if (!r->err_code) {
-    /* libcurl's own detail names the host it took ("Could not resolve host: me"): where
-     * that may be user info, its generic text for the code instead */
-    const char *detail = r->curl_err[0] && !r->unsure_host ? r->curl_err : r->c->api.easy_strerror(rc);
+    const char *detail = r->curl_err[0] ? r->curl_err : r->c->api.easy_strerror(rc);
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
       http_set_error(r, HTTP_E_TIMEOUT, r->got_byte ? "total" : "connect", detail);
@@ -841,27 +838,11 @@ int http_is_absolute(const char *url) {
 /* "scheme://host[:port]" from the URL at out + o: the one rule for every message that
  * names a URL (a Location too) -> the new end. (Copied piece by piece, not formatted: it is
  * made for every request, its message for the few that fail.) */
-/* Whether an '@' follows the URL's authority: a password or token holding '/', '?' or '#'
- * ends the authority early (libcurl, as RFC 3986, then takes the user info's start for the
- * host: "http://me:12/ss@h" is host "me", port 12), so nothing of the authority is known
- * not to be user info. A path's '@' (https://h/@owner/x) hides its host too: no text rule
- * tells the two apart. */
-static int http_authority_unsure(const char *url) {
-  const char *p = http_is_absolute(url) ? strstr(url, "://") : NULL;
-  const char *host = p ? p + 3 : url;
-  return strchr(host + strcspn(host, "/?#"), '@') != NULL;
-}
-
 static size_t http_origin_at(char *out, size_t o, size_t n, const char *url) {
   const char *p = http_is_absolute(url) ? strstr(url, "://") : NULL;
   const char *host = p ? p + 3 : url;
-  if (http_authority_unsure(url)) { /* "scheme://...": the scheme alone is said */
-    if (p) o = http_put(out, o, n, url, (size_t)(p - url) + 3);
-    o = http_put(out, o, n, "...", 3);
-    out[o] = '\0';
-    return o;
-  }
-  /* the user info ends at the authority's last '@' (a password may hold one) */
+  /* the user info ends at the authority's last '@' (a password may hold one; a path's
+   * '@', as in https://h/@owner/x, is past the authority) */
   size_t auth = strcspn(host, "/?#");
   for (size_t i = auth; i > 0; i--)
     if (host[i - 1] == '@') {
@@ -901,7 +882,6 @@ http_req *http_start(http_client *c, const http_opts *o, http_notify_fn notify, 
   }
   http_describe(r->what, sizeof r->what, o->method ? o->method : (o->body ? "POST" : "GET"),
                 o->url);
-  r->unsure_host = http_authority_unsure(o->url);
   r->c = c; /* http_setup and the error paths below use its libcurl */
   r->easy = http_easy_get(c);
   if (r->easy == NULL) {

@@ -1382,21 +1382,6 @@ describe("otel's span writer and its buffers", function()
   local httpd = require "orket.c.httpd"
   local task = require "orket.task"
 
-  -- "http://me:12/ss@host" (a password holding '/') was said "POST http://me:12: Could not
-  -- resolve host: me": libcurl takes the user info's start for the host, and both said it
-  it("say nothing of a failed export's host where it may be user info, in the URL or libcurl's detail", function()
-    -- user "127.0.0.1", password "1/ss": libcurl connects to 127.0.0.1 port 1, refused
-    local r = assert(http.request { url = "http://127.0.0.1:1/ss@collector/v1/traces", method = "POST", body = "{}",
-      headers = { "Content-Type: application/json" }, connect_timeout_ms = 2000 })
-    local st, err = r:headers()
-    r:close()
-    assert.is_nil(st)
-    assert.matches("^POST http://%.%.%.: ", err)
-    assert.is_nil(err:find("127.0.0.1", 1, true), err)
-    assert.is_nil(err:find("ss", 1, true), err)
-    assert.is_true(require("orket.llm.common").refused(err), err) -- still known as refused
-  end)
-
   it("refuse to free a batch's buffer while a request sends it, and free it once closed", function()
     local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, max_body_bytes = 1 << 22 })
     task.spawn(function()
