@@ -278,6 +278,13 @@ team = { "lead" }
     assert.equal("OLLAMA_HOST: must be host, host:port or an http:// or https:// URL (got ftp://127.0.0.1)", err)
     _, err = finish { OPENAI_BASE_URL = "localhost:8080" }
     assert.equal("OPENAI_BASE_URL: must be an http:// or https:// URL (got localhost:8080)", err)
+    -- a value that may hold a key is said as an endpoint is: never its user, password or path
+    _, err = finish { OPENAI_BASE_URL = "ftp://me:s3cret@relay/v1/k3y" }
+    assert.equal("OPENAI_BASE_URL: must be an http:// or https:// URL (got ftp://...@relay/...)", err)
+    _, err = finish { OPENAI_BASE_URL = "sk-s3cret" }
+    assert.equal("OPENAI_BASE_URL: must be an http:// or https:// URL (got ...)", err)
+    _, err = finish { OLLAMA_HOST = "ftp://me:s3/cret@gpu" }
+    assert.equal("OLLAMA_HOST: must be host, host:port or an http:// or https:// URL (got ftp://...)", err)
     _, err = finish { ORKET_MODEL = "gpt4" }
     assert.matches('^ORKET_MODEL: a model is named "provider:model"', err)
     _, err = finish { ORKET_MODEL = "nope:x" }
