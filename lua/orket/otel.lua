@@ -253,6 +253,18 @@ function M.http_url(v)
   return nil
 end
 
+-- An http(s) URL with an "@" past its authority: a user or password holding an unencoded
+-- "/", "?" or "#" ends the authority there (RFC 3986), so libcurl sends to a host made of
+-- the user info's start, and its error text names that host: part of the password. Warned
+-- of into warnings by name alone (the value may hold the password), asking for it encoded.
+local function userinfo_warning(name, url, warnings)
+  local rest = url:match("^%a[%w+.-]*://(.*)$") or url
+  if not rest:find("@", #rest:match("^[^/?#]*") + 1, true) then return end
+  warnings[#warnings + 1] = name .. ": has an '@' past its host: where it ends a user or password, write its "
+    .. "'/', '?' and '#' percent-encoded (%2F, %3F, %23), or the export goes to a host made of the user info's "
+    .. "start, and its errors can show part of the password"
+end
+
 local SIGNAL_PATH = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "/v1/traces",
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "/v1/metrics" }
 
@@ -267,7 +279,10 @@ local function endpoint_var(getenv, var, warnings)
   local v = (getenv(var) or ""):match("^%s*(.-)%s*$")
   if v == "" then return nil end
   local url = M.http_url(v)
-  if url then return url end
+  if url then
+    userinfo_warning(var, url, warnings)
+    return url
+  end
   local shown, given, host, port = M.shown_endpoint(v)
   warnings[#warnings + 1] = string.format("%s=%s: not an http:// or https:// URL: ignored%s; set it to the "
     .. "collector's OTLP/HTTP URL, e.g. http://%s%s", var, shown,
@@ -311,7 +326,10 @@ function M.config(getenv, telemetry)
       .. "set OTEL_SDK_DISABLED=true to turn it off", disabled)
   end
   local base = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_ENDPOINT", warnings)
-  if not base then base = M.http_url(telemetry.endpoint) end
+  if not base then
+    base = M.http_url(telemetry.endpoint)
+    if base then userinfo_warning("orket.lua's telemetry.endpoint", base, warnings) end
+  end
   base = base and base:gsub("/+$", "")
   local url = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", warnings)
   if not url then url = base and (base .. "/v1/traces") end

@@ -810,6 +810,27 @@ describe("otel's configuration", function()
     end
   end)
 
+  -- "http://me:pa/ss@collector:4318" (a password holding "/") was taken without a word: libcurl
+  -- sent to host "me", port "pa" and its errors named that host, a part of the password
+  it("warn of an endpoint whose user info may hold an unencoded '/', '?' or '#', by its name alone", function()
+    local B, T = "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    local want = ": has an '@' past its host: where it ends a user or password, write its '/', '?' and '#' "
+      .. "percent-encoded (%2F, %3F, %23), or the export goes to a host made of the user info's start, and its "
+      .. "errors can show part of the password"
+    for _, c in ipairs { { B, "http://me:pa/ss@collector:4318" }, { T, "https://tok/SECRET@collector/v1/traces" },
+      { B, "http://me:pa?ss@collector:4318" }, { B, "HTTP://me:pa#ss@collector:4318" } } do
+      local cfg = assert(config { [c[1]] = c[2] })
+      assert.same({ c[1] .. want }, cfg.warnings, c[2])
+      assert.is_truthy(cfg.url, c[2]) -- still used: a warning, as the value may be a path's "@"
+    end
+    local cfg = assert(otel.config(function() return nil end, { endpoint = "http://me:pa/ss@collector:4318" }))
+    assert.same({ "orket.lua's telemetry.endpoint" .. want }, cfg.warnings)
+    -- encoded, or a user info ending before the host: nothing to say
+    for _, v in ipairs { "http://me:pa%2Fss@collector:4318", "http://me:p@ss@collector:4318/v1", "http://collector:4318" } do
+      assert.same({}, assert(config { [B] = v }).warnings, v)
+    end
+  end)
+
   -- "HTTP://collector:4318" (a scheme is case-insensitive) and a value with spaces around it
   -- (pasted) were refused as not http(s) URLs
   it("take an endpoint variable's scheme in any case and leave out the spaces around it", function()
