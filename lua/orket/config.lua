@@ -101,20 +101,25 @@ end
 -- A base URL from the environment: http(s) only, the scheme in any case. OLLAMA_HOST may
 -- also be "host" or "host:port" (Ollama's own convention), the port 11434 by default.
 local function env_url(kind, v)
+  -- lazy: the URL rules are otel's, needed only when such a variable is set
+  local otel = require "orket.otel"
+  v = v:match("^%s*(.-)%s*$") -- spaces around it left out, as orket.otel.http_url does
   local scheme = v:match("^(%a[%w+.-]*)://")
   local forms = kind == "ollama" and "host, host:port or an http:// or https:// URL" or "an http:// or https:// URL"
+  -- the value said as an endpoint is (a user, password, path or query may hold a key)
+  local bad = "must be " .. forms .. " (got " .. otel.shown_endpoint(v) .. ")"
   if scheme then
-    local lower = scheme:lower()
-    if lower ~= "http" and lower ~= "https" then return nil, "must be " .. forms .. " (got " .. v .. ")" end
-    v = lower .. v:sub(#scheme + 1)
+    local url = otel.http_url(v)
+    if not url then return nil, bad end
+    v = url
   elseif kind == "ollama" then
     -- a bare IPv6 address ("::1", "fe80::2") is a host: bracket it as a URL needs
     if not v:find("[%[/]") and select(2, v:gsub(":", "")) >= 2 then v = "[" .. v .. "]" end
     v = "http://" .. v
   else
-    return nil, "must be " .. forms .. " (got " .. v .. ")"
+    return nil, bad
   end
-  if not v:match("^https?://[^/]") then return nil, "must be " .. forms .. " (got " .. v .. ")" end
+  if not v:match("^https?://[^/]") then return nil, bad end
   if kind == "ollama" then
     local host = v:match("^https?://([^/]*)")
     local has_port = host:match("^%[.*%]:%d+$") or (not host:match("^%[") and host:match(":%d+$"))

@@ -135,6 +135,42 @@ local function last_statement(text, key, parent)
   return found
 end
 
+-- The line where key is set in the table whose '{' is at open in a Lua file's code-only text,
+-- at that table's own level (not in a table inside it), or nil: never past its '}', so a
+-- field missing from one entry never takes a later entry's line. Strings are stepped over.
+local function key_in_table(text, open, key)
+  local depth, i, n = 0, open, #text
+  while i <= n do
+    local c = text:sub(i, i)
+    local eq = c == "[" and text:match("^%[(=*)%[", i)
+    if c == "{" then depth = depth + 1
+    elseif c == "}" then
+      depth = depth - 1
+      if depth == 0 then return nil end
+    elseif c == "'" or c == '"' then i = M.quoted_end(text, i)
+    elseif eq then i = select(2, text:find("]" .. eq .. "]", i, true)) or n
+    elseif c:match("[%w_]") then
+      local word_end = select(2, text:find("^[%w_]+", i))
+      if depth == 1 and text:sub(i, word_end) == key and text:find("^%s*=%f[^=]", word_end + 1) then
+        return line_at(text, i)
+      end
+      i = word_end
+    end
+    i = i + 1
+  end
+  return nil
+end
+
+-- The line of a field of the entry set last as entry_pat (`["openai:gpt"] =`) in a Lua
+-- file's code-only text: where key is set in the entry's own braces, else (no key, a field
+-- missing, an entry that is no table) the entry's own line. -> line | nil (no such entry)
+local function entry_line(text, entry_pat, key)
+  local s, e = find(text, { entry_pat, "last" })
+  if not s then return nil end
+  local open = text:match("^%s*(){", e + 1)
+  return key and open and key_in_table(text, open, key) or line_at(text, s)
+end
+
 --- place(msg, read [, default_file, anchor]) -> file, line | nil, text: where a message
 --- "file:line: text" or "file: field.path: text" points. Without a line, the field's last
 --- name locates it in read(file)'s text, searched from the object where anchor matches or,
@@ -152,6 +188,17 @@ function M.place(msg, read, default_file, anchor)
   -- roles, tools and routing.lua name an unknown field in quotes
   local quoted = text:match("unknown field '([%a_][%w_]*)'")
   if quoted then key = quoted end
+  -- an entry under a quoted key, as models.prices["openai:gpt"].input: the field is sought
+  -- in the entry's own `["openai:gpt"] = {...}` (either quote; the one set last, comments
+  -- left out), else the entry's line (a field missing); nothing outside the entry is taken
+  local entry, field = text:match('^[%w_%.]+%["([^"]*)"%]%.?([%a_]*[%w_]*)[: ]')
+  if entry and not anchor then
+    local src = file and file:match("%.lua$") and read(file)
+    if not src then return file, nil, text end
+    entry = "%[%s*[\"']" .. entry:gsub("%p", "%%%0") .. "[\"']%s*%]%s*="
+    field = field ~= "" and not text:find(" is missing", 1, true) and field or nil
+    return file, entry_line(code_only(src), entry, field), text
+  end
   -- a card's anchor ({pattern, nth}) already names the object; the value in force is
   -- sought in a settings file, where a later statement replaces an earlier one
   local lua = file and file:match("%.lua$") and type(anchor) ~= "table"

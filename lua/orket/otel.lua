@@ -80,14 +80,20 @@ local function now_int()
 end
 local function now_ns() return tostring(now_int()) end
 
--- "k1=v1,k2=v2" (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES): values
--- percent-decoded, as the specification writes them
-local function pairs_of(text)
-  local out = {}
-  for part in (text or ""):gmatch("[^,]+") do
+-- OTEL_RESOURCE_ATTRIBUTES' "k1=v1,k2=v2" pairs, values percent-decoded, as the
+-- specification writes them. An entry that is not key=value (no "=", or no key) is left
+-- out and said into warnings by its place, never its text (a value may hold a secret);
+-- dropped silently, an attribute a dashboard filters on went missing with nothing said.
+local function resource_pairs(text, warnings)
+  local out, i = {}, 0
+  for part in ((text or "") .. ","):gmatch("([^,]*),") do
+    i = i + 1
     local k, v = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
     if k and k ~= "" then
       out[#out + 1] = { k, (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) }
+    elseif part:find("%S") then -- (an empty entry, as after a comma at the end, is none)
+      warnings[#warnings + 1] = string.format("OTEL_RESOURCE_ATTRIBUTES: entry %d %s: left out of the resource; "
+        .. "write it as key=value, entries separated by commas", i, k and "has no key" or "is not key=value")
     end
   end
   return out
@@ -236,6 +242,29 @@ function M.shown_endpoint(v)
   return text, scheme, safe and host or nil, safe and ported and true or nil
 end
 
+--- http_url(v) -> v as an http(s) URL with a host, spaces around it left out and its scheme
+--- in lower case (a URL's scheme is case-insensitive: "HTTP://c:4318") | nil: the one check
+--- of a collector's or a provider's URL, for orket.lua's and the environment's alike
+function M.http_url(v)
+  if type(v) ~= "string" then return nil end
+  local scheme, rest = v:match("^%s*(%a[%w+.-]*)://([^/%s].-)%s*$")
+  scheme = scheme and scheme:lower()
+  if scheme == "http" or scheme == "https" then return scheme .. "://" .. rest end
+  return nil
+end
+
+-- An http(s) URL with an "@" past its authority: a user or password holding an unencoded
+-- "/", "?" or "#" ends the authority there (RFC 3986), so libcurl sends to a host made of
+-- the user info's start, and its error text names that host: part of the password. Warned
+-- of into warnings by name alone (the value may hold the password), asking for it encoded.
+local function userinfo_warning(name, url, warnings)
+  local rest = url:match("^%a[%w+.-]*://(.*)$") or url
+  if not rest:find("@", #rest:match("^[^/?#]*") + 1, true) then return end
+  warnings[#warnings + 1] = name .. ": has an '@' past its host: where it ends a user or password, write its "
+    .. "'/', '?' and '#' percent-encoded (%2F, %3F, %23), or the export goes to a host made of the user info's "
+    .. "start, and its errors can show part of the password"
+end
+
 local SIGNAL_PATH = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "/v1/traces",
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = "/v1/metrics" }
 
@@ -249,9 +278,11 @@ local SIGNAL_PATH = { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "/v1/traces",
 local function endpoint_var(getenv, var, warnings)
   local v = (getenv(var) or ""):match("^%s*(.-)%s*$")
   if v == "" then return nil end
-  local scheme, rest = v:match("^(%a[%w+.-]*)://([^/].*)$")
-  scheme = scheme and scheme:lower()
-  if scheme == "http" or scheme == "https" then return scheme .. "://" .. rest end
+  local url = M.http_url(v)
+  if url then
+    userinfo_warning(var, url, warnings)
+    return url
+  end
   local shown, given, host, port = M.shown_endpoint(v)
   warnings[#warnings + 1] = string.format("%s=%s: not an http:// or https:// URL: ignored%s; set it to the "
     .. "collector's OTLP/HTTP URL, e.g. http://%s%s", var, shown,
@@ -295,8 +326,10 @@ function M.config(getenv, telemetry)
       .. "set OTEL_SDK_DISABLED=true to turn it off", disabled)
   end
   local base = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_ENDPOINT", warnings)
-  if not base then base = telemetry.endpoint end
-  if type(base) ~= "string" then base = nil end
+  if not base then
+    base = M.http_url(telemetry.endpoint)
+    if base then userinfo_warning("orket.lua's telemetry.endpoint", base, warnings) end
+  end
   base = base and base:gsub("/+$", "")
   local url = endpoint_var(getenv, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", warnings)
   if not url then url = base and (base .. "/v1/traces") end
@@ -332,7 +365,7 @@ function M.config(getenv, telemetry)
   local headers = headers_of("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
   local metrics_headers = headers_of("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
   local resource = {}
-  for _, kv in ipairs(pairs_of(getenv("OTEL_RESOURCE_ATTRIBUTES"))) do resource[kv[1]] = kv[2] end
+  for _, kv in ipairs(resource_pairs(getenv("OTEL_RESOURCE_ATTRIBUTES"), warnings)) do resource[kv[1]] = kv[2] end
   local service = getenv("OTEL_SERVICE_NAME")
   if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
   resource["service.name"] = service

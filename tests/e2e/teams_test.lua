@@ -279,6 +279,26 @@ describe("one server, many projects", function()
     assert.matches("no person named 'nobody'", r.stderr, 1, true)
   end)
 
+  -- "NAME|ID is an empty word" said neither what was empty nor what a name may be; passwd
+  -- asked for a password (or complained of stdin) before saying there was no such person
+  it("says an empty key name is one, and that a person is unknown before asking a password", function()
+    local dir = H.example("webapp")
+    local r = H.orket("keys create '' --role viewer", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("orket: keys create: the key's name is empty; a key's name is 1 to 64 letters, digits, "
+      .. "'.', '_' or '-', starting with a letter or digit\n", r.stderr, 1, true)
+    r = H.orket("keys revoke ''", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("orket: keys revoke: the key's id or name is empty\n", r.stderr, 1, true)
+    r = H.orket("users passwd nobody", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("no person named 'nobody'", r.stderr, 1, true)
+    assert.is_nil(r.stderr:find("terminal", 1, true))
+    r = H.orket("users passwd nobody --password-stdin", { cwd = dir, stdin = "\n" })
+    assert.equal(1, r.status)
+    assert.matches("no person named 'nobody'", r.stderr, 1, true)
+  end)
+
   it("gives each person their own keys, and the server's admins the people API", function()
     local dir = two_projects()
     add(dir, "root", "admin")

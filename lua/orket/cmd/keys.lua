@@ -12,7 +12,7 @@ cmd.args = {
   text = "a key's name",
   { "create|list|revoke", key = "sub", missing = "keys needs create, list or revoke",
     check = cmdline.one_of({ "create", "list", "revoke" }, "unknown keys command '%s'") },
-  { "NAME|ID", key = "words", many = true },
+  { "NAME|ID", key = "words", many = true, empty = true }, -- an empty one: misused says which
   -- given twice, the key's power is refused rather than taken from the later word
   { "--role", value = "ROLE", what = "viewer, operator or admin", once = cmdline.one_value("--role"),
     help = "the new key's role: viewer, operator or admin" },
@@ -34,10 +34,15 @@ local function misused(o, cli)
   local n = #(o.words or {})
   if o.sub == "create" then
     if n ~= 1 then return cli.usage_error(cmd, "keys create needs one NAME") end
+    if o.words[1] == "" then
+      return cli.usage_error(cmd, "keys create: the key's name is empty; a key's name is 1 to 64 letters, digits, "
+        .. "'.', '_' or '-', starting with a letter or digit")
+    end
     if not o.role then return cli.usage_error(cmd, "keys create needs --role viewer, operator or admin") end
     if not keys.ROLES[o.role] then return cli.usage_error(cmd, "unknown role '%s': use viewer, operator or admin", o.role) end
   elseif o.sub == "revoke" then
     if n ~= 1 then return cli.usage_error(cmd, "keys revoke needs one key id or name") end
+    if o.words[1] == "" then return cli.usage_error(cmd, "keys revoke: the key's id or name is empty") end
   elseif n ~= 0 then
     return cli.usage_error(cmd, "keys list takes no other word")
   end

@@ -170,12 +170,25 @@ function cmd.run(args, cli)
   local o, st = words(args, cli)
   if not o then return st end
   local accounts = require "orket.serve.accounts" -- lazy: as the store
-  local hash
+  local hash, db
+  if o.sub == "passwd" then -- the person first: a password asked of no one is asked for nothing
+    db = cli.open_store(o.dir, false)
+    if not db then return 1 end
+    if not accounts.exists(db, o.name) then
+      local msg = require("orket.store.users").unknown(db, o.name) -- lazy: as accounts
+      db:close()
+      cli.fail("ENOENT", "users: %s", msg)
+      return 1
+    end
+  end
   if o.sub == "add" or o.sub == "passwd" then
     hash, st = new_password(accounts, o, cli)
-    if not hash then return st end
+    if not hash then
+      if db then db:close() end
+      return st
+    end
   end
-  local db = cli.open_store(o.dir, false, o.sub == "list")
+  db = db or cli.open_store(o.dir, false, o.sub == "list")
   if not db then return 1 end
   if o.sub == "list" then return list_people(accounts, db, o.json) end
   return change(accounts, db, o, hash, cli)

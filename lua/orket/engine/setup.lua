@@ -231,7 +231,8 @@ function M.lock(dir, opts)
   if lk then return lk end
   if code == "EBUSY" then
     return nil, string.format("another orket run is working on this project%s; wait for it to end, or stop it "
-      .. "(Ctrl-C) and continue with 'orket resume'", holder and (" (process " .. holder .. ")") or ""), "ELOCKED"
+      .. "(Ctrl-C) and continue with 'orket resume%s'", holder and (" (process " .. holder .. ")") or "",
+      config.at(dir)), "ELOCKED" -- the folder named, as the command that failed was given it
   end
   return nil, err, code
 end

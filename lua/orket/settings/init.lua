@@ -678,11 +678,14 @@ local SCHEMA = {
     if type(t) ~= "table" then fail("telemetry", "must be a table") end
     for k, v in pairs(t) do
       if k == "endpoint" then
-        if type(v) ~= "string" or not v:match("^https?://[^/]") then
-          fail("telemetry.endpoint", "must be an http:// or https:// URL (the collector's base; /v1/traces is added)")
-        end
+        -- the scheme in any case, spaces around it left out, as the OTEL_* variables
+        t[k] = require("orket.otel").http_url(v) -- lazy: the exporter, for a section that has one
+          or fail("telemetry.endpoint", "must be an http:// or https:// URL (the collector's base; /v1/traces is added)")
       elseif k == "service_name" then
-        text(v, "telemetry.service_name")
+        -- an empty service.name files the traces under no service a backend can show
+        if not text(v, "telemetry.service_name"):find("%S") then
+          fail("telemetry.service_name", "must not be empty or only spaces (leave it out for \"orket\")")
+        end
       elseif k == "max_request_bytes" then -- a request's body at most (orket.otel splits batches)
         t[k] = int(v, "telemetry.max_request_bytes", 65536)
       else

@@ -254,6 +254,9 @@ team = { "lead" }
     assert.equal("http://127.0.0.1:9999", cfg.models.providers.ollama.base_url)
     assert.equal("http://127.0.0.1:8080/v1", cfg.models.providers.openai.base_url)
     assert.equal("openai:gpt-4o-mini", cfg.models.default)
+    env.OPENAI_BASE_URL = "  Https://relay:8080/v1\n"
+    cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
+    assert.equal("https://relay:8080/v1", cfg.models.providers.openai.base_url)
     env.OLLAMA_HOST = "gpu-box"
     cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
     assert.equal("http://gpu-box:11434", cfg.models.providers.ollama.base_url)
@@ -262,7 +265,7 @@ team = { "lead" }
     assert.equal("https://gpu-box:11434/", cfg.models.providers.ollama.base_url)
     for v, want in pairs { ["[::1]"] = "http://[::1]:11434", ["::1"] = "http://[::1]:11434",
       ["[::1]:8080"] = "http://[::1]:8080", ["http://[fe80::2]/"] = "http://[fe80::2]:11434/",
-      ["10.0.0.5:99"] = "http://10.0.0.5:99" } do
+      ["10.0.0.5:99"] = "http://10.0.0.5:99", [" HTTP://h:1/ "] = "http://h:1/", ["\th:2 "] = "http://h:2" } do
       env.OLLAMA_HOST = v
       cfg = assert(config.finish({}, "/x", function(k) return env[k] end))
       assert.equal(want, cfg.models.providers.ollama.base_url, v)
@@ -275,6 +278,13 @@ team = { "lead" }
     assert.equal("OLLAMA_HOST: must be host, host:port or an http:// or https:// URL (got ftp://127.0.0.1)", err)
     _, err = finish { OPENAI_BASE_URL = "localhost:8080" }
     assert.equal("OPENAI_BASE_URL: must be an http:// or https:// URL (got localhost:8080)", err)
+    -- a value that may hold a key is said as an endpoint is: never its user, password or path
+    _, err = finish { OPENAI_BASE_URL = "ftp://me:s3cret@relay/v1/k3y" }
+    assert.equal("OPENAI_BASE_URL: must be an http:// or https:// URL (got ftp://...@relay/...)", err)
+    _, err = finish { OPENAI_BASE_URL = "sk-s3cret" }
+    assert.equal("OPENAI_BASE_URL: must be an http:// or https:// URL (got ...)", err)
+    _, err = finish { OLLAMA_HOST = "ftp://me:s3/cret@gpu" }
+    assert.equal("OLLAMA_HOST: must be host, host:port or an http:// or https:// URL (got ftp://...)", err)
     _, err = finish { ORKET_MODEL = "gpt4" }
     assert.matches('^ORKET_MODEL: a model is named "provider:model"', err)
     _, err = finish { ORKET_MODEL = "nope:x" }

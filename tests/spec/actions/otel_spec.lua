@@ -810,6 +810,27 @@ describe("otel's configuration", function()
     end
   end)
 
+  -- "http://me:pa/ss@collector:4318" (a password holding "/") was taken without a word: libcurl
+  -- sent to host "me", port "pa" and its errors named that host, a part of the password
+  it("warn of an endpoint whose user info may hold an unencoded '/', '?' or '#', by its name alone", function()
+    local B, T = "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    local want = ": has an '@' past its host: where it ends a user or password, write its '/', '?' and '#' "
+      .. "percent-encoded (%2F, %3F, %23), or the export goes to a host made of the user info's start, and its "
+      .. "errors can show part of the password"
+    for _, c in ipairs { { B, "http://me:pa/ss@collector:4318" }, { T, "https://tok/SECRET@collector/v1/traces" },
+      { B, "http://me:pa?ss@collector:4318" }, { B, "HTTP://me:pa#ss@collector:4318" } } do
+      local cfg = assert(config { [c[1]] = c[2] })
+      assert.same({ c[1] .. want }, cfg.warnings, c[2])
+      assert.is_truthy(cfg.url, c[2]) -- still used: a warning, as the value may be a path's "@"
+    end
+    local cfg = assert(otel.config(function() return nil end, { endpoint = "http://me:pa/ss@collector:4318" }))
+    assert.same({ "orket.lua's telemetry.endpoint" .. want }, cfg.warnings)
+    -- encoded, or a user info ending before the host: nothing to say
+    for _, v in ipairs { "http://me:pa%2Fss@collector:4318", "http://me:p@ss@collector:4318/v1", "http://collector:4318" } do
+      assert.same({}, assert(config { [B] = v }).warnings, v)
+    end
+  end)
+
   -- "HTTP://collector:4318" (a scheme is case-insensitive) and a value with spaces around it
   -- (pasted) were refused as not http(s) URLs
   it("take an endpoint variable's scheme in any case and leave out the spaces around it", function()
@@ -1101,6 +1122,26 @@ describe("otel's timers", function()
     end
     assert.are_not.equal(ids[1], ids[2])
     assert.are_not.equal(mine, ids[1])
+  end)
+
+  -- an entry without "=" was dropped with nothing said: an attribute went missing unexplained
+  it("keep OTEL_RESOURCE_ATTRIBUTES' good entries and warn of each bad one by its place, never its text", function()
+    local cfg = otel.config(function(k)
+      return ({ OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:9",
+        OTEL_RESOURCE_ATTRIBUTES = "team=a%20b,tok3n-s3cret, =x,,deployment.environment=prod," })[k]
+    end)
+    assert.equal("a b", cfg.resource.team)
+    assert.equal("prod", cfg.resource["deployment.environment"])
+    local said = {}
+    for _, w in ipairs(cfg.warnings) do
+      if w:find("OTEL_RESOURCE_ATTRIBUTES", 1, true) then said[#said + 1] = w end
+    end
+    assert.same({
+      "OTEL_RESOURCE_ATTRIBUTES: entry 2 is not key=value: left out of the resource; write it as key=value, "
+        .. "entries separated by commas",
+      "OTEL_RESOURCE_ATTRIBUTES: entry 3 has no key: left out of the resource; write it as key=value, "
+        .. "entries separated by commas",
+    }, said)
   end)
 
   -- a run that died without run_end (a Lua error after run_start) kept its timer ticking for

@@ -108,6 +108,52 @@ describe("import of epics that would lose or stall cards", function()
       function() return epic end, nil, { fieldline.id_set("X-1"), 1 })))
   end)
 
+  it("places a bad price at its model's line in orket.lua, as a bad budget", function()
+    local cost = require "orket.cost"
+    local cfg = table.concat({
+      "models = {", "  prices = {", '    ["a:b"] = { input = 1, output = 1, currency = "USD" },',
+      "    ['a:c'] = {", '      input = "x", output = 1, currency = "USD" },', '    ["a:d"] = 7,',
+      '    ["a:e"] = { output = 1, currency = "USD" },', "  },", "}", "",
+    }, "\n")
+    local function line_of(prices)
+      local _, err = cost.prices(prices)
+      return select(2, fieldline.place("orket.lua: " .. err, function() return cfg end))
+    end
+    assert.equal(5, line_of({ ["a:c"] = { input = "x", output = 1, currency = "USD" } }))
+    assert.equal(6, line_of({ ["a:d"] = 7 }))
+    assert.equal(7, line_of({ ["a:e"] = { output = 1, currency = "USD" } }))
+    assert.equal(3, line_of({ ["a:b"] = { input = 1, output = 1, currency = "XYZ" } }))
+    assert.equal(7, line_of({ ["a:e"] = { input = 1, output = 1, currency = "USD", extra = 1 } }))
+  end)
+
+  it("names a price entry's own line, never another entry's: a field missing, a flat file, a commented-out entry", function()
+    local cost = require "orket.cost"
+    local function line_of(cfg, prices)
+      local _, err = cost.prices(prices)
+      return select(2, fieldline.place("orket.lua: " .. err, function() return cfg end))
+    end
+    -- input missing from a:e, set by the next entry: a:e's line, not a:f's
+    local cfg = table.concat({
+      "models = {", "  prices = {", '    ["a:e"] = { output = 1, currency = "USD" },',
+      '    ["a:f"] = { input = 1, output = 1, currency = "USD" },', "  },", "}", "",
+    }, "\n")
+    assert.equal(3, line_of(cfg, { ["a:e"] = { output = 1, currency = "USD" } }))
+    -- a file written flat: the next entry's `input =` at a line's start is not a:e's
+    local flat = table.concat({
+      "models = {", "prices = {", '["a:e"] = {', 'output = 1, currency = "USD",', "input = \"x\",", "},",
+      '["a:f"] = {', "input = 1, output = 1,", 'currency = "USD",', "},", "},", "}", "",
+    }, "\n")
+    assert.equal(5, line_of(flat, { ["a:e"] = { input = "x", output = 1, currency = "USD" } }))
+    assert.equal(3, line_of(flat, { ["a:e"] = { output = 1, currency = "USD" } }))
+    -- a commented-out later entry of the same model is not where it is set
+    local commented = table.concat({
+      "models = {", "  prices = {", '    ["a:d"] = { output = 1, currency = "USD" },',
+      '    -- ["a:d"] = { input = 1, output = 1, currency = "USD" },', "  },", "}", "",
+    }, "\n")
+    assert.equal(3, line_of(commented, { ["a:d"] = { output = 1, currency = "USD" } }))
+    assert.equal(3, line_of(commented, { ["a:d"] = { input = "y", output = 1, currency = "USD" } }))
+  end)
+
   it("locates a message for a command as validate does: the file from the project, its line, the rest kept", function()
     local files = { ["/p/roles/pilot.lua"] = 'return {\n  intent = "fly",\n  sytem = "s",\n}\n' }
     local function read(path) return files[path] end

@@ -164,6 +164,30 @@ describe("engine settings", function()
     assert.equal((settings.check({ teams = {} })[1]:gsub("^orket%.lua: ", "orket.lua:1: ")), cerr)
   end)
 
+  it("take telemetry.endpoint's scheme in any case and spaces around it left out, as OTEL_EXPORTER_OTLP_ENDPOINT", function()
+    assert.equal("http://c:4318", settings.resolve({ telemetry = { endpoint = " HTTP://c:4318\t" } }).telemetry.endpoint)
+    assert.equal("https://c/otlp", settings.resolve({ telemetry = { endpoint = "Https://c/otlp" } }).telemetry.endpoint)
+    for _, v in ipairs { "ftp://c", "c:4318", "http:///x", "  ", 5 } do
+      assert.same({ "orket.lua: telemetry.endpoint: must be an http:// or https:// URL (the collector's base; "
+        .. "/v1/traces is added)" }, settings.check { telemetry = { endpoint = v } }, tostring(v))
+    end
+  end)
+
+  it("refuse an empty or blank telemetry.service_name, naming the field and its line", function()
+    for _, v in ipairs { "", "  \t" } do
+      assert.same({ 'orket.lua: telemetry.service_name: must not be empty or only spaces (leave it out for "orket")' },
+        settings.check { telemetry = { service_name = v } })
+    end
+    assert.same({}, settings.check { telemetry = { service_name = "shop" } })
+    local H = require "tests.helpers"
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", 'telemetry = {\n  endpoint = "http://c:4318",\n  service_name = " ",\n}\n')
+    local cfg, err = require("orket.config").settings(dir)
+    H.cleanup()
+    assert.is_nil(cfg)
+    assert.matches("^orket%.lua:3: telemetry%.service_name: must not be empty", err)
+  end)
+
   it("take telemetry.max_request_bytes as an integer of 64 KiB or more (orket.otel's cap on a request)", function()
     assert.equal(1048576, settings.resolve({ telemetry = { max_request_bytes = 1048576.0 } }).telemetry.max_request_bytes)
     assert.same({ "orket.lua: telemetry.max_request_bytes: must be an integer from 65536 to 1000000000000 (got 1000)" },

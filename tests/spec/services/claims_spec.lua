@@ -24,6 +24,19 @@ local function record(db, target, kind) return assert(db:record_run { target = t
 describe("claims", function()
   after_each(H.cleanup)
 
+  -- 'orket resume' without -C DIR, typed where the person was, resumed nothing (or another project)
+  it("refuses a second run lock naming the folder in the resume command it suggests", function()
+    local dir = project()
+    local setup = require "orket.engine.setup"
+    local held = assert(setup.lock(dir))
+    local lk, err, code = setup.lock(dir)
+    assert.is_nil(lk)
+    assert.equal("ELOCKED", code)
+    assert.matches("continue with 'orket resume -C " .. require("orket.inert").shell_word(dir) .. "'", err, 1, true)
+    held:release()
+    assert(setup.lock(dir)):release()
+  end)
+
   it("lets a worker join a run, and leaves the claim section when the store fails while it asks", function()
     local dir, db = project()
     local id = record(db, "E", "epic")
