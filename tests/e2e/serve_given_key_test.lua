@@ -56,6 +56,20 @@ describe("orket serve with a given key", function()
     assert.equal(0, s.stop())
   end)
 
+  it("takes ORKET_KEY with white space around it, as a Secret made from a file gives it, and not inside", function()
+    local dir = H.example("webapp")
+    -- a CRLF line end (a file written on Windows, then $(cat) or --from-file), a space
+    local s = start(dir, { ORKET_KEY = " " .. KEY .. "\r\n" })
+    assert.equal(200, (H.api(s, "GET", "/v1/board", KEY)))
+    assert.equal(0, s.stop())
+    s = start(dir, { ORKET_KEY = KEY .. "\n" }) -- the same key, adopted once
+    assert.equal(200, (H.api(s, "GET", "/v1/board", KEY)))
+    assert.equal(0, s.stop())
+    local r = H.orket("serve --listen 0.0.0.0:0", { cwd = dir, env = { ORKET_KEY = KEY:sub(1, 30) .. " " .. KEY:sub(31) } })
+    assert.equal(1, r.status)
+    assert.matches("ORKET_KEY: a key is ork_<16 hex digits>_<64 hex digits>", r.stderr, 1, true)
+  end)
+
   it("refuses a malformed key, a missing file, a revoked key and another secret under a stored id", function()
     local dir = H.example("webapp")
     local r = H.orket("serve --listen 0.0.0.0:0", { cwd = dir, env = { ORKET_KEY = "ork_short" } })
