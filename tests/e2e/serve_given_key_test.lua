@@ -1,6 +1,7 @@
 -- orket serve with a key given from outside (ORKET_KEY or ORKET_KEY_FILE, a container's
 -- secret): it may listen on every interface, the key is stored once and works as a Bearer
--- key, and a malformed, revoked or clashing key stops it before it listens.
+-- key, and a malformed, revoked or clashing key, or one whose secret is one digit repeated,
+-- stops it before it listens.
 local H = require "tests.helpers"
 
 local KEY = "ork_0123456789abcdef_" .. string.rep("5a", 32)
@@ -54,6 +55,33 @@ describe("orket serve with a given key", function()
     local s = start(dir, { ORKET_KEY_FILE = dir .. "/secret", ORKET_KEY = "ork_bad" })
     assert.equal(200, (H.api(s, "GET", "/v1/board", KEY)))
     assert.equal(0, s.stop())
+  end)
+
+  it("takes ORKET_KEY with white space around it, as a Secret made from a file gives it, and not inside", function()
+    local dir = H.example("webapp")
+    -- a CRLF line end (a file written on Windows, then $(cat) or --from-file), a space
+    local s = start(dir, { ORKET_KEY = " " .. KEY .. "\r\n" })
+    assert.equal(200, (H.api(s, "GET", "/v1/board", KEY)))
+    assert.equal(0, s.stop())
+    s = start(dir, { ORKET_KEY = KEY .. "\n" }) -- the same key, adopted once
+    assert.equal(200, (H.api(s, "GET", "/v1/board", KEY)))
+    assert.equal(0, s.stop())
+    local r = H.orket("serve --listen 0.0.0.0:0", { cwd = dir, env = { ORKET_KEY = KEY:sub(1, 30) .. " " .. KEY:sub(31) } })
+    assert.equal(1, r.status)
+    assert.matches("ORKET_KEY: a key is ork_<16 hex digits>_<64 hex digits>", r.stderr, 1, true)
+  end)
+
+  it("refuses a key whose secret is one digit repeated, naming the variable", function()
+    local dir = H.example("webapp")
+    for _, d in ipairs { "0", "7", "f" } do
+      -- the timeout: a key taken would make a server that listens instead of failing
+      local r = H.orket("serve --listen 0.0.0.0:0", { cwd = dir, wrap = "timeout 10",
+        env = { ORKET_KEY = KEY:sub(1, 21) .. d:rep(64) } })
+      assert.equal(1, r.status)
+      assert.matches("ORKET_KEY: the key's secret is one digit repeated; make its 64 hex digits from a secure random",
+        r.stderr, 1, true)
+    end
+    assert.matches("^no keys", H.orket("keys list", { cwd = dir }).stdout) -- nothing stored
   end)
 
   it("refuses a malformed key, a missing file, a revoked key and another secret under a stored id", function()

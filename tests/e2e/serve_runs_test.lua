@@ -184,16 +184,19 @@ describe("orket serve runs", function()
     assert.equal(tostring(calls), metrics:match('orket_model_call_duration_seconds_count{model="scripted:team"} (%d+)'))
     assert.matches('orket_runs{status="done"} 1\n', metrics, 1, true)
     -- stop and resume want a run in a state for that; the start's advice on an overlap
-    -- (asking again gets the same answer, stop the run in the way) is not theirs
+    -- (asking again gets the same answer, stop the run in the way) is not theirs, nor the
+    -- vocabulary's "read it again and retry" (the same answer again): a done run has
+    -- nothing to do, and a new run is what can be
     local sdoc
     st, sdoc = call(s, "POST", "/v1/runs/" .. id .. "/stop", op)
     assert.equal(409, st)
     local dst, ddoc = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)
     assert.equal(409, dst)
     conforms(api, "POST", "/v1/runs/{id}/resume", 409, ddoc)
+    conforms(api, "POST", "/v1/runs/{id}/stop", 409, sdoc)
     for _, d in ipairs { sdoc, ddoc } do
       assert.equal("conflict", d.error.code)
-      assert.is_nil(d.error.remedy:find("asked again before that changes", 1, true), d.error.remedy)
+      assert.equal("nothing to do: run " .. id .. " ended done; start a new run with POST /v1/runs", d.error.remedy)
     end
     -- a run a REPL turn ended stopped (orket.terminal.console) is listed by its state, as
     -- the schema says it can be
@@ -272,6 +275,11 @@ describe("orket serve runs", function()
     assert.matches("run " .. a .. " %(A%) is working", conflict.error.message)
     -- not "read it again and retry": asked again, the answer would be the same
     assert.matches("asked again before that changes, the answer is the same", conflict.error.remedy, 1, true)
+    -- a resume of a run going here: nothing to do now
+    local rst, rdoc = call(s, "POST", "/v1/runs/" .. a .. "/resume", op)
+    assert.same({ 409, "conflict" }, { rst, rdoc.error.code })
+    assert.equal("nothing to do: run " .. a .. " is running already; to resume it later, stop it first (POST /v1/runs/"
+      .. a .. "/stop to the server that executes it)", rdoc.error.remedy)
     local cli = H.orket("run B --json", { cwd = dir })
     assert.equal(1, cli.status)
     assert.matches("run " .. b .. " %(B%) is working on", cli.stderr)
@@ -297,6 +305,11 @@ describe("orket serve runs", function()
       wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "interrupted" end,
         "run " .. id .. " interrupted")
     end
+    -- stopped again: nothing to stop, and the refusal says what can be done with it
+    local again, adoc = call(s, "POST", "/v1/runs/" .. a .. "/stop", op)
+    assert.same({ 409, "conflict" }, { again, adoc.error.code })
+    assert.equal("nothing to do: run " .. a .. " ended interrupted; POST /v1/runs/" .. a .. "/resume continues it, "
+      .. "or start a new run with POST /v1/runs", adoc.error.remedy)
     H.write(dir .. "/script.lua", script())
     for _, id in ipairs { a, b } do
       local rst, rdoc = call(s, "POST", "/v1/runs/" .. id .. "/resume", op)

@@ -1627,9 +1627,22 @@ db:close()
       assert.same({ 400, "bad_query" }, { st, doc.error.code })
       assert.matches("(user:" .. name .. "?)", doc.error.message, 1, true)
     end
+    -- an actor of a kind no entry has (another than user:, or user: with no name) is
+    -- refused, not answered with no entries, and alike whether or not the name is a person's
+    local said = {}
+    for _, q in ipairs { "x:bob", "x:nobody", "local:bob", "github:bob", "user:", ":bob", "User:bob" } do
+      st, doc = req(s, "GET", "/v1/audit?actor=" .. q, root)
+      assert.same({ 400, "bad_query" }, { st, doc.error.code }, q)
+      said[q] = doc.error.message
+    end
+    assert.equal(said["x:bob"], said["x:nobody"])
+    assert.matches("no entry's actor is of the kind 'x:'", said["x:bob"], 1, true)
+    assert.matches("no entry's actor is of the kind 'local:'", said["local:bob"], 1, true)
+    assert.matches("user: needs the person's name after it", said["user:"], 1, true)
+    assert.matches("orket audit export", doc.error.remedy, 1, true)
     -- each refusal of ?actor= names every actor it takes: local (no-key mode) too, and where
     -- the local operator's local:USER entries are
-    for _, q in ipairs { "bob", "", ("x"):rep(201) } do
+    for _, q in ipairs { "bob", "", ("x"):rep(201), "x:y" } do
       st, doc = req(s, "GET", "/v1/audit?actor=" .. q, root)
       assert.same({ 400, "bad_query" }, { st, doc.error.code })
       for _, form in ipairs { "user:NAME for a person", "the id of a key of no person (16 hex digits)",

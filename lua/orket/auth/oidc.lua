@@ -10,6 +10,7 @@ local crypto = require "orket.c.crypto"
 local http = require "orket.c.http"
 local jose = require "orket.c.jose"
 local jwt = require "orket.auth.jwt"
+local task = require "orket.task"
 local urlencode = require "orket.urlencode"
 local secret = require "orket.settings.secret"
 local signin = require "orket.settings.signin"
@@ -20,6 +21,7 @@ M.MAX_BYTES = 256 * 1024   -- a discovery document, a JWKS or a token answer: la
 M.TIMEOUT_MS = 5000        -- each fetch from the provider, connect to last byte
 M.KEEP_S = 3600            -- discovery and keys are fetched again after this
 M.REFETCH_S = 60           -- an unknown kid fetches the keys again at most this often
+M.FAILED_S = 10            -- a failed fetch of the keys is answered from memory for this long
 M.PENDING_S = 600          -- a sign-in begun must finish within this
 M.MAX_PENDING = 1024       -- sign-ins begun and not finished, at most (the oldest dropped)
 M.MAX_PENDING_PER_ADDRESS = 32 -- of those, begun from one address (its own oldest dropped)
@@ -136,21 +138,53 @@ function Provider:discover()
   return doc
 end
 
---- provider:keys(again) -> the JWKS's keys | nil, msg, code; again: a token named a kid
---- not in the kept set (the provider may have rotated its keys), so fetch anew; at most once
---- a REFETCH_S, or made-up kids would make every request a fetch
-function Provider:keys(again)
-  local now = self.now()
-  local refetch = again and (self.refetched_at == nil or now >= self.refetched_at + M.REFETCH_S)
-  if self.jwks and now < self.jwks_until and not refetch then return self.jwks end
-  if refetch then self.refetched_at = now end
+-- _fetch_keys() -> keys | nil, msg, code: discovery (when not kept), then the JWKS
+function Provider:_fetch_keys()
   local doc, derr, dcode = self:discover()
   if not doc then return nil, derr, dcode end
   local set, err, code = self:json(doc.jwks_uri)
   if not set then return nil, err, code end
   if type(set.keys) ~= "table" then return nil, "the provider's JWKS has no keys", "EPROTO" end
-  self.jwks, self.jwks_until = set.keys, now + M.KEEP_S
-  return self.jwks
+  return set.keys
+end
+
+-- _fetching() -> the task fetching the keys: the one under way, else a new one. One at a
+-- time, so that concurrent tokens wait for one answer instead of each asking the provider.
+-- Its own task, so that a request cancelled while waiting does not end it for the others.
+function Provider:_fetching()
+  if self.fetching then return self.fetching end
+  local t = task.new(function()
+    local ok, keys, err, code = pcall(self._fetch_keys, self)
+    self.fetching = nil
+    if not ok then error(keys, 0) end
+    local now = self.now()
+    if keys then
+      self.jwks, self.jwks_until, self.failed = keys, now + M.KEEP_S, nil
+    else
+      self.failed = { until_s = now + M.FAILED_S, msg = err, code = code }
+    end
+    return keys, err, code
+  end)
+  self.fetching = t -- before it starts: a fetch that ends without waiting clears it
+  return t:start()
+end
+
+--- provider:keys(again) -> the JWKS's keys | nil, msg, code; again: a token named a kid
+--- not in the kept set (the provider may have rotated its keys), so fetch anew; at most once
+--- a REFETCH_S, or made-up kids would make every request a fetch. A failed fetch is kept for
+--- FAILED_S and answered from memory, or during an outage every token would be a fetch.
+function Provider:keys(again)
+  local now = self.now()
+  local refetch = again and (self.refetched_at == nil or now >= self.refetched_at + M.REFETCH_S)
+  if self.jwks and now < self.jwks_until and not refetch then return self.jwks end
+  if not self.fetching then
+    local f = self.failed
+    if f and now < f.until_s then return nil, f.msg, f.code end
+    if refetch then self.refetched_at = now end
+  end
+  local ok, keys, err, code = self:_fetching():join()
+  if not ok then error(keys, 0) end
+  return keys, err, code
 end
 
 -- check(token, audience, nonce) -> claims | nil, msg, code: against the kept keys, then

@@ -46,10 +46,10 @@ sign-in), /metrics (Prometheus) and /v1/openapi.json. While no API key exists ('
 listens on loopback addresses only, and writes need the unix socket .orket/serve.sock (this
 user only) or the token in .orket/serve.token (made at each start; the web board's address
 with it is printed). A key given in ORKET_KEY, or in the file ORKET_KEY_FILE names (a
-mounted secret), is stored as the operator key 'given' and the default --listen becomes
-0.0.0.0:8765: the way to serve from a container (docs/guide/deploying.md). The address it
-listens on is printed on stdout; one JSON line per request goes to stderr. SIGTERM or
-Ctrl-C stops it, and its runs as Ctrl-C stops
+mounted secret; white space around it is dropped), is stored as the operator key 'given'
+and the default --listen becomes 0.0.0.0:8765: the way to serve from a container
+(docs/guide/deploying.md). The address it listens on is printed on stdout; one JSON line
+per request goes to stderr. SIGTERM or Ctrl-C stops it, and its runs as Ctrl-C stops
 'orket run' ('orket resume' continues them). --workers N starts N 'orket worker'
 processes beside the server (restarted when one dies, stopped with it): POST /v1/runs then
 leaves each run to them instead of executing it in the server; --workers 0 leaves them to
@@ -59,8 +59,11 @@ with 'orket projects add' are served too, each under /v1/projects/NAME/ to its m
 (docs/teams.md).]]
 
 -- The key a container is given (ORKET_KEY, or the file ORKET_KEY_FILE names, such as a
--- mounted secret; the file wins): nil when neither is set | token, the variable's name |
--- nil, message.
+-- mounted secret; the file wins), white space around it dropped in both: a file's line end,
+-- and the variable's when it was made from a file (a Secret made --from-file keeps every
+-- byte; $(cat) keeps a \r) -> nil when neither is set | token, the variable's name | nil,
+-- message. A key with white space inside, or nothing but white space, is left as it came,
+-- for adopt to refuse naming the variable.
 local function given_key()
   local path = os.getenv("ORKET_KEY_FILE")
   if path and path ~= "" then
@@ -71,7 +74,7 @@ local function given_key()
     return (text:match("^%s*(%S+)%s*$") or text), "ORKET_KEY_FILE"
   end
   local key = os.getenv("ORKET_KEY")
-  if key and key ~= "" then return key, "ORKET_KEY" end
+  if key and key ~= "" then return key:match("^%s*(%S+)%s*$") or key, "ORKET_KEY" end
 end
 
 -- The store, with the given key adopted and, before any key, the local token made

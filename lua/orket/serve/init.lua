@@ -353,6 +353,24 @@ local function too_many(req, ctx, retry, what)
     { "Retry-After: " .. retry })
 end
 
+-- A credential refused (401) -> the address's wait, answered 429 instead of the 401, while
+-- its failed authentications are held off (not counted then: a flood of them writes
+-- nothing) | nil, the failure counted. Only a refused credential is held off: a valid key or
+-- session is no guess that came true (each carries 256 random bits: ork_'s secret, ors_'s
+-- token), and checking one costs what the request it came with does (one read by its id or
+-- hash, one BLAKE2b, compared in constant time: orket.serve.keys, session), which the
+-- address's request limit bounds. What keeps a key or session from being guessed is its
+-- bits, not this limit: a held-off guesser learns from 200 or 429 what it would from 200 or
+-- 401, and every refused credential gets the same 429.
+local function refused_credential(self, remote)
+  -- the stamp read again: checking may have waited (a provider's keys), others failed meanwhile
+  local own, dv
+  if self.stamped then own, dv = self.stamped(self.db.conn) end
+  local wait = self.auth_fails:empty(remote, now_ms(), own, dv)
+  if wait then return wait end
+  self.auth_fails:take(remote, now_ms())
+end
+
 -- The caller as a member of the project; local use's is the same for every request: made
 -- once per project
 local function member(proj, who, role)
@@ -421,19 +439,19 @@ function Server:_dispatch(req, ctx)
     if gst then return fail(req, ctx, gst, gcode, gmsg) end
   end
   if need then
-    -- failed authentication is limited apart, and checked before the key is: a guesser
-    -- is slowed down whatever it sends
-    -- the store's stamp (SQLite's; nil on PostgreSQL), read once for both reads below: each
+    -- the store's stamp (SQLite's; nil on PostgreSQL), read once for the key's reads: each
     -- is kept while it stays the same (no write to the store by any connection since)
     local own, dv
     if self.stamped then own, dv = self.stamped(self.db.conn) end
     ctx.own, ctx.dv = own, dv -- the proxy's memory keeps a decision under them (orket.serve.sandboxes)
-    local wait = self.auth_fails:empty(remote, now_ms(), own, dv)
-    if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
+    -- the credential first, the address's failed authentications only for one refused
+    -- (refused_credential): behind a reverse proxy every client has the proxy's address, and
+    -- one guesser must not hold off everyone's valid keys and sessions
     local who, st, code, msg, why, remedy = self.auth:check(req, own, dv)
     if not who then
-      if st == 401 then self.auth_fails:take(remote, now_ms()) end
       ctx.auth = why
+      local wait = st == 401 and refused_credential(self, remote)
+      if wait then return too_many(req, ctx, wait, "failed authentications from this address") end
       return fail(req, ctx, st, code, msg, st == 401 and { 'WWW-Authenticate: Bearer realm="orket"' } or nil, remedy)
     end
     ctx.key, ctx.who = who.key_id or who.id, who

@@ -110,9 +110,15 @@ end
 --- the operator made outside the store (a container's ORKET_KEY or secret file) stored as
 --- create stores one; adopted is false when the store holds that key already. A key whose
 --- id is stored with another secret, or revoked, is refused: it never reopens a server.
+--- So is a secret of one digit repeated (all zeros, say), which anybody would guess.
 function M.adopt(db, dir, token, name, role)
   local id, secret = M.parse(token)
   if not id then return nil, "a key is ork_<16 hex digits>_<64 hex digits>", "EUSAGE" end
+  -- its secret is all that keeps it from being guessed: one plainly not random is refused
+  if secret == secret:sub(1, 1):rep(#secret) then
+    return nil, "the key's secret is one digit repeated; make its 64 hex digits from a secure random source "
+      .. "(docs/guide/deploying.md: od -An -N32 -tx1 /dev/urandom)", "EUSAGE"
+  end
   local pepper, perr, pcode = M.pepper(dir, true)
   if not pepper then return nil, perr, pcode end
   local h, adopted = digest(secret, pepper), false

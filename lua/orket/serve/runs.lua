@@ -66,8 +66,9 @@ end
 local STATUS = { stopping = 503, bad_request = 400, project_error = 409, conflict = 409, starting = 503 }
 M.STARTING_RETRY_S = 1
 -- a start's conflict lasts until the run or state the message names ends: the vocabulary's
--- remedy ("read it again and retry") would only get the same answer. Only the start's: a
--- stop or resume refused is about the run asked for, not one in the way.
+-- remedy ("read it again and retry") would only get the same answer. The start's, and a
+-- resume's that overlaps a live run; a stop or resume refused for the run asked for itself
+-- has its own (refusal_remedy, below).
 M.CONFLICT_REMEDY = "the message names the run or state in the way: asked again before that changes, the answer is "
   .. "the same (GET /v1/runs lists the runs going; POST /v1/runs/{id}/stop ends one this server executes)"
 -- refused(kind, msg, ctx[, remedy]): remedy, else the vocabulary's for the kind
@@ -76,6 +77,31 @@ local function refused(kind, msg, ctx, remedy)
     table.insert(ctx.headers, "Retry-After: " .. M.STARTING_RETRY_S)
   end
   return err(STATUS[kind] or 409, STATUS[kind] and kind or tostring(kind), tostring(msg), remedy)
+end
+
+-- The remedy of a stop or resume refused 409 for the run asked for, by its state now (as GET
+-- /v1/runs/{id} shows it): the vocabulary's ("read it again and retry") would only get the
+-- same answer. An ended run has nothing to stop, a done one nothing to resume; a run going
+-- is stopped where it goes (the message says where); a resume that overlaps a live run
+-- waits for that one, as a start does (M.CONFLICT_REMEDY).
+local function refusal_remedy(db, dir, row, action)
+  local fresh = row_of(db, row.id) or row
+  local state = M.doc(db, dir, fresh).state
+  local id = row.id
+  if state == "done" then
+    return string.format("nothing to do: run %d ended done; start a new run with POST /v1/runs", id)
+  end
+  if runs_store.ENDED[state] or state == "killed" then
+    if action == "resume" then return M.CONFLICT_REMEDY end
+    return string.format("nothing to do: run %d ended %s; POST /v1/runs/%d/resume continues it, or start a new run "
+      .. "with POST /v1/runs", id, state, id)
+  end
+  if action == "resume" then
+    return string.format("nothing to do: run %d is %s already; to resume it later, stop it first (POST "
+      .. "/v1/runs/%d/stop to the server that executes it)", id, state, id)
+  end
+  return string.format("stop it where it goes, as the message says (this server cannot); asked here again, the "
+    .. "answer is the same until run %d ends", id)
 end
 
 -- POST /v1/runs {target, model?, concurrency?}
@@ -101,7 +127,9 @@ local function resume(_, ctx)
   local tok, terr, tcode = setup.resumable(ctx.dir) -- the team, as a new run's (orket.engine.setup)
   if not tok then return refused(tcode, terr, ctx) end
   local id, go, msg = executor.resume { dir = ctx.dir, db = ctx.db, row = row }
-  if not id then return refused(go, msg, ctx) end
+  if not id then
+    return refused(go, msg, ctx, go == "conflict" and refusal_remedy(ctx.db, ctx.dir, row, "resume") or nil)
+  end
   audit(ctx, "resume", row)
   if go then go() end -- (else the server's workers take it up again)
   return 202, { run = M.doc(ctx.db, ctx.dir, row_of(ctx.db, id)) }
@@ -112,7 +140,9 @@ local function stop(_, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
   local ok, kind, msg = executor.stop(ctx.dir, ctx.db, row)
-  if not ok then return refused(kind, msg) end
+  if not ok then
+    return refused(kind, msg, nil, kind == "conflict" and refusal_remedy(ctx.db, ctx.dir, row, "stop") or nil)
+  end
   audit(ctx, "stop", row)
   -- (read again: a run left to the workers that none worked has ended, interrupted)
   return 202, { run = M.doc(ctx.db, ctx.dir, row_of(ctx.db, row.id) or row) }

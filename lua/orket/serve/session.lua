@@ -328,8 +328,17 @@ local function sign_in(req, ctx)
   -- guesser spread over many addresses is held off all the same, and a name held off is
   -- refused even with its right password (else the limit would let the guess through)
   local name = type(b.user) == "string" and M.account_name(b.user) or nil
-  local wait, of = held_off(ctx, req, name)
-  if wait then return limited(ctx, wait, of) end
+  -- a key alone is checked before the address's limit, as a bearer key is (orket.serve's
+  -- refused_credential): a valid one signs in from an address others' failures hold off (a
+  -- reverse proxy's), a wrong one is refused 429 then; a password is held off before its
+  -- check, the right one too (a password can be guessed: a limit that let the right one
+  -- through would tell the guesser)
+  local key_only = b.key ~= nil and b.user == nil and b.password == nil
+  local wait, of
+  if not key_only then
+    wait, of = held_off(ctx, req, name)
+    if wait then return limited(ctx, wait, of) end
+  end
   if (b.key == nil) == (b.user == nil) or (b.user ~= nil) ~= (b.password ~= nil) then
     return err(400, "bad_request", "a sign-in takes an API key or a name and password, one of the two: the body "
       .. "held " .. (b.key ~= nil and b.user ~= nil and "both" or b.user ~= nil and "a name without a password"
@@ -379,8 +388,12 @@ local function sign_in(req, ctx)
     end
   end
   if not who then
-    fails:take(req.remote, now) -- (the name's token was taken before the check)
     ctx.auth = why
+    -- a key refused while the address is held off: 429, not counted (the password's hold
+    -- was asked before its check, and again after it, above)
+    wait = key_only and held_off(ctx, req, nil)
+    if wait then return limited(ctx, wait) end
+    fails:take(req.remote, now) -- (the name's token was taken before the check)
     return err(401, "unauthorized", refusal, remedy)
   end
   ctx.key = who.id

@@ -222,7 +222,8 @@ local AUDIT_MAX = 200
 -- named too: the check takes it, and its entries are in the audit chain alone.
 local ACTORS = "user:NAME for a person (through any of their keys or sessions), the id of a key of no person "
   .. "(16 hex digits), local for the server's no-key mode; a command run on the server's machine (local:USER) "
-  .. "is in the audit chain alone (orket audit export)"
+  .. "is in the audit chain alone (orket audit export), as a forge's person acting through its webhook "
+  .. "(FORGE:LOGIN) is"
 
 -- GET /v1/audit[?after=ID][&limit=N][&actor=A][&key=ID]: the writes made through the API, oldest first.
 local function audit(_, ctx)
@@ -241,6 +242,18 @@ local function audit(_, ctx)
   if actor and not actor:find(":", 1, true) and actor ~= "local" and not (#actor == 16 and actor:match("^%x+$")) then
     return err(400, "bad_query", string.format("?actor= takes an actor as the entries name it (user:%s?): %s",
       actor:sub(1, 64), ACTORS), "for the writes made through a person's key, ?key=ID (docs/serve.md)")
+  end
+  -- a kind before a colon: user: is the only one the journal's entries have (local:USER's
+  -- and a forge's FORGE:LOGIN are the audit chain's alone), and any other, or user: with no
+  -- name, matched nothing and read as "they wrote nothing". Refused by its kind alone,
+  -- whatever the name, so that the answer does not tell which names exist either
+  local kind = actor and actor:match("^([^:]*):")
+  if kind and (kind ~= "user" or actor == "user:") then
+    return err(400, "bad_query", string.format("?actor= takes an actor as the entries name it, and %s: %s",
+      kind == "user" and "user: needs the person's name after it" or ("no entry's actor is of the kind '"
+        .. kind:sub(1, 32) .. ":'"), ACTORS),
+      "for a person's writes ?actor=user:NAME, for local:USER's and FORGE:LOGIN's orket audit export on the "
+        .. "server's machine (docs/audit.md)")
   end
   if key and (key == "" or #key > 200) then
     return err(400, "bad_query", "?key= takes the id of a person's key, 1 to 200 bytes")

@@ -1,7 +1,8 @@
 -- orket.auth.oidc against a provider stand-in served in this process (orket.c.httpd): the
 -- discovery URL of an issuer with a trailing slash, the authorization request it makes, the
 -- state spent once and bound to the browser, a begun sign-in that expires, the cap on begun
--- sign-ins, keys fetched again for an unknown kid but not more than once a minute, answers
+-- sign-ins, keys fetched again for an unknown kid but not more than once a minute, one fetch
+-- of the keys for concurrent tokens and a failed one kept for a while, answers
 -- over the cap, and groups made a role.
 local cjson = require "cjson"
 local httpd = require "orket.c.httpd"
@@ -180,6 +181,39 @@ describe("orket.auth.oidc", function()
     assert.equal(3, asked["/jwks"])
     assert.same({ name = "a", role = "operator", groups = { "devs" } }, p:person { sub = "A", groups = { "devs" } })
     assert.same({ nil, "none of this person's groups has a role on this server", "EAUTH" }, { p:person { sub = "b" } })
+    srv:close()
+  end)
+
+  it("during an outage, fetches the keys once for concurrent tokens, and not again for FAILED_S", function()
+    local key = cjson.decode(jose.keygen("RSA"))
+    local srv, base, asked = provider {
+      ["/.well-known/openid-configuration"] = function() return 503, "{}" end }
+    srv_base = base
+    local clock = os.time()
+    local p = oidc.new(cfg(base), {}, function() return clock end)
+    local token = jose.sign(cjson.encode(key), "RS256", "k1", cjson.encode { iss = base, aud = "orket", sub = "a",
+      exp = clock + 60 })
+    local function burst(n)
+      local ts = {}
+      for i = 1, n do ts[i] = task.spawn(function() return p:bearer(token) end) end
+      for i = 1, n do
+        local ok, c, msg, code = ts[i]:join()
+        assert.is_true(ok)
+        assert.is_nil(c)
+        assert.same({ "the provider refused (HTTP 503)", "EAUTH" }, { msg, code })
+      end
+    end
+    local WELL_KNOWN = "/.well-known/openid-configuration"
+    burst(8)
+    assert.equal(1, asked[WELL_KNOWN])
+    -- within FAILED_S the failure is answered from memory
+    clock = clock + oidc.FAILED_S - 1
+    burst(8)
+    assert.equal(1, asked[WELL_KNOWN])
+    -- after it, one fetch again
+    clock = clock + 1
+    burst(8)
+    assert.equal(2, asked[WELL_KNOWN])
     srv:close()
   end)
 

@@ -2221,6 +2221,89 @@ describe("orket.serve streams", function()
   end)
 end)
 
+-- One address whose failed authentications are used up: a reverse proxy's, whose clients
+-- all come from it, one of them guessing (docs/serve.md, Limits). Its valid keys and
+-- sessions still act; what is refused, and a password, waits.
+describe("orket.serve failed authentications", function()
+  after_each(H.cleanup)
+
+  it("hold off an address's refused credentials and password sign-ins, never its valid keys and sessions", function()
+    local cjson = require "cjson"
+    local accounts = require "orket.serve.accounts"
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local k = assert(keys.create(db, dir, "ci", "viewer"))
+    local PW = "correct horse battery 1"
+    assert(accounts.add(db, "ann", "viewer", assert(accounts.hash("ann", "viewer", PW)), "root"))
+    local lines = {}
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("auth_fail_burst=3,auth_fail_rate=0.001")),
+      log = function(line) lines[#lines + 1] = line end }
+    local url = "http://127.0.0.1:" .. srv:port() .. "/v1/session"
+    local function get(headers)
+      local st, text, h = H.fetch { url = url, headers = headers }
+      return st, cjson.decode(text), h
+    end
+    local function sign_in(body)
+      local st, text, h = H.fetch { url = url, method = "POST", headers = { "Content-Type: application/json" },
+        body = cjson.encode(body) }
+      return st, cjson.decode(text), h
+    end
+    local st, doc, h = sign_in { key = k } -- a session of the board, opened before
+    assert.equal(200, st)
+    local jar = "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);")
+    local wrong = k:sub(1, -2) .. (k:sub(-1) == "0" and "1" or "0")
+    local bearer, refused = function(key) return { "Authorization: Bearer " .. key } end, nil
+    refused = { bearer(wrong), bearer("ork_0000000000000000_" .. ("0"):rep(64)), {},
+      { "Cookie: orket_session=ors_" .. ("0"):rep(64) }, { "Authorization: Basic eDp5" } }
+    for i = 1, 3 do assert.equal(401, (get(refused[i])), i) end -- the burst (3) used up
+    -- a valid key and session act, before and after refused ones; each refused one is 429
+    local was = type(db.conn) == "userdata" and { db.conn:stamp() } -- SQLite's
+    for i = 1, #refused do
+      assert.equal(200, (get(bearer(k))))
+      st, doc = get { jar }
+      assert.same({ 200, "ci" }, { st, doc.key.name })
+      st, doc, h = get(refused[i])
+      assert.same({ 429, "rate_limited" }, { st, doc.error.code }, i)
+      assert.matches("failed authentications from this address", doc.error.message, 1, true)
+      assert.matches("^%d+$", h["retry-after"])
+    end
+    -- held off, a refusal is not counted: the store is not written (a flood writes nothing)
+    if was then assert.same(was, { db.conn:stamp() }) end
+    -- the log says why each was refused
+    local why = cjson.decode(lines[#lines])
+    assert.same({ 429, "malformed" }, { why.status, why.auth })
+    -- a sign-in with the key opens a session; a wrong key's waits
+    st, doc = sign_in { key = k }
+    assert.same({ 200, "viewer" }, { st, doc.role })
+    st, doc = sign_in { key = wrong }
+    assert.same({ 429, "rate_limited" }, { st, doc.error.code })
+    assert.matches("authentications from this address", doc.error.message, 1, true)
+    -- a password waits, the right one too (it is a guess that may come true), and a body
+    -- that is neither way
+    st, doc = sign_in { user = "ann", password = PW }
+    assert.same({ 429, "rate_limited" }, { st, doc.error.code })
+    assert.equal(429, (sign_in { user = "ann", key = k }))
+    stop()
+  end)
+
+  it("counts a refused credential while the address has tokens, and answers it 401", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/.orket"))
+    local db = require("tests.backends").open_store()
+    local k = assert(keys.create(db, dir, "ci", "viewer"))
+    local srv, stop = require("tests.fixtures").served { dir = dir, db = db, host = "127.0.0.1", port = 0,
+      limits = assert(serve.limits("auth_fail_burst=2,auth_fail_rate=0.001")), log = function() end }
+    local url = "http://127.0.0.1:" .. srv:port() .. "/v1/session"
+    local function get(key) return (H.fetch { url = url, headers = { "Authorization: Bearer " .. key } }) end
+    -- valid requests take nothing from the bucket, nor give back to it
+    for _ = 1, 5 do assert.equal(200, get(k)) end
+    assert.same({ 401, 200, 401, 200, 429 }, { get("x"), get(k), get("y"), get(k), get("z") })
+    stop()
+  end)
+end)
+
 describe("orket.serve.mcp_server batches", function()
   local server = require "orket.serve.mcp_server"
   local rpc = require "orket.mcp.jsonrpc"
