@@ -445,9 +445,11 @@ end
 function M.alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")
   if not f then return false end
+  -- a process reaped between the open and the read reads as nothing (ESRCH): gone
   local st = f:read("a")
   f:close()
-  return st:match("^%d+ %b() (%a)") ~= "Z"
+  local state = st and st:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z"
 end
 
 --- serve(dir [, {env=, listen=, args=}]) -> server {port, url, pid, log(), stop() -> exit status,
