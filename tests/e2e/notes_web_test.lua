@@ -247,11 +247,21 @@ describe("examples/notes-web", function()
     assert.equal(0, r.status, r.stdout .. r.stderr)
     assert.equal("done", H.card_json(dir, "NOTESWEB-bugs-1").card.status)
     local second = healthy(dir, { [math.tointeger(first.id)] = true })
-    H.wait_for(function()
-      for _, row in ipairs(H.sandboxes(dir, true)) do
+    -- (the rows as last seen, in the message: a first sandbox that ended otherwise says how)
+    local seen_rows
+    local ok_stop, why_not = pcall(H.wait_for, function()
+      seen_rows = H.sandboxes(dir, true)
+      for _, row in ipairs(seen_rows) do
         if row.id == first.id then return row.status == "stopped" end
       end
     end, "the first sandbox to be stopped by the redeploy")
+    if not ok_stop then
+      local f = io.open(dir .. "/.orket/sandboxes/owner.log")
+      local owners = f and f:read("a") or "(no owner.log)"
+      if f then f:close() end
+      error(string.format("%s: %s\nthe owners' output:\n%s", tostring(why_not), cjson.encode(seen_rows or {}),
+        owners:sub(-6000)), 0)
+    end
     st, text = request(second.socket, "POST", "/notes", { text = "" })
     assert.equal(400, st, text)
     assert.matches("must not be empty", text, 1, true)
