@@ -20,6 +20,7 @@ local database = require "orket.sandboxes.database"
 local pidstart = require "orket.sandboxes.pidstart"
 local bugfix_rows = require "orket.store.bugfix"
 local tree = require "orket.tree"
+local inert = require "orket.inert"
 local lockfile = require "orket.c.lockfile"
 
 local M = {}
@@ -250,6 +251,34 @@ local function record(db, id, status, detail, exit, kind, data)
   end)
   return ok, err
 end
+
+--- END_TRIES, END_PAUSE_MS: how often an owner asks the store to record its sandbox's end,
+--- the pause growing by END_PAUSE_MS after each failure (a connection dropped, a lock wait
+--- cut short). An end left unrecorded is read later, once the owner's lock is free, as the
+--- owner's death ("its owner ended"), not as the stop or exit it was.
+M.END_TRIES, M.END_PAUSE_MS = 4, 250
+
+-- records an owner's end of its sandbox as record does, asking again after a failure (only
+-- in a task, which may wait). One whose first COMMIT failed after the server had it is not
+-- written twice: the row already ended as asked is taken as recorded. A failure that stays
+-- is said on stderr (a detached owner's owner.log), with the store's reason.
+local function record_end(db, id, status, detail, exit, kind, data)
+  local ok, err = record(db, id, status, detail, exit, kind, data)
+  local tries = 1
+  while not ok and tries < M.END_TRIES and coroutine.isyieldable() do
+    rt.sleep(M.END_PAUSE_MS * tries)
+    tries = tries + 1
+    local got, row = pcall(ops.get, db, id)
+    if got and row and row.status == status then return true end
+    ok, err = record(db, id, status, detail, exit, kind, data)
+  end
+  if not ok then
+    io.stderr:write(string.format("sandbox %s: its end (%s) was not recorded after %d tries: %s\n", tostring(id),
+      status, tries, inert.text(tostring(err))))
+  end
+  return ok, err
+end
+M._record_end = record_end
 
 -- A killed owner's helper dies with it and leaves its listening sockets: the entry's
 -- app.sock, its health probe's and each relayed service's. Only sockets are removed.
@@ -1034,7 +1063,7 @@ function Sandbox:_end(status, detail)
   self.ended = true
   self.status = status
   local e = self.exited or {}
-  record(self.db, self.id, status, detail, { code = e.code, signal = e.signal },
+  record_end(self.db, self.id, status, detail, { code = e.code, signal = e.signal },
     status == "stopped" and "sandbox_stop" or "sandbox_exit", { id = self.id, target = self.target, detail = detail,
       code = e.code, signal = e.signal })
   self.emit { type = "sandbox", id = self.id, status = status, detail = detail }

@@ -565,3 +565,100 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     end
   end)
 end)
+
+describe("an owner's record of its sandbox's end (" .. B.name() .. ")", function()
+  local task = require "orket.task"
+  after_each(H.cleanup)
+
+  -- db, whose first `fails` transactions fail as a dropped connection would, and calls(),
+  -- how many were asked
+  local function failing(db, fails)
+    local n = 0
+    local proxy = setmetatable({}, { __index = function(_, k)
+      local v = db[k]
+      if type(v) ~= "function" then return v end
+      return function(_, ...) return v(db, ...) end
+    end })
+    proxy.tx = function(_, fn, ...)
+      n = n + 1
+      if n <= fails then return nil, "the connection was dropped", "EIO" end
+      return db:tx(fn, ...)
+    end
+    return proxy, function() return n end
+  end
+
+  -- what record_end wrote to stderr while fn ran, and fn's results
+  local function said(fn)
+    local saved, text = io.stderr, {}
+    io.stderr = { write = function(_, ...) for _, s in ipairs { ... } do text[#text + 1] = s end end }
+    -- (join: whether the task ended without raising, then its results)
+    local res = table.pack(pcall(function() return fn():join() end))
+    io.stderr = saved
+    assert(res[1], res[2])
+    assert(res[2], res[3])
+    return table.concat(text), table.unpack(res, 3, res.n)
+  end
+
+  local function stop_events(db, id)
+    local n = 0
+    for _, ev in ipairs(db:events()) do
+      if ev.kind == "sandbox_stop" and math.tointeger(ev.data.id) == id then n = n + 1 end
+    end
+    return n
+  end
+
+  it("asks the store again after a failure, and records the end once", function()
+    local db = B.open_store()
+    local id = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine })
+    local flaky, calls = failing(db, 2)
+    local text, ok = said(function()
+      return task.spawn(service._record_end, flaky, id, "stopped", "stopped", {}, "sandbox_stop",
+        { id = id, target = "main", detail = "stopped" })
+    end)
+    assert.is_true(ok)
+    assert.equal(3, calls())
+    assert.equal("", text)
+    assert.equal("stopped", ops.get(db, id).status)
+    assert.equal(1, stop_events(db, id))
+    db:close()
+  end)
+
+  it("says an end it could not record on stderr, with the store's reason, and leaves the row as it was", function()
+    local db = B.open_store()
+    local id = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine })
+    local flaky, calls = failing(db, 1000)
+    local text, ok, err = said(function()
+      return task.spawn(service._record_end, flaky, id, "stopped", "stopped", {}, "sandbox_stop",
+        { id = id, target = "main", detail = "stopped" })
+    end)
+    assert.is_nil(ok)
+    assert.equal("the connection was dropped", err)
+    assert.equal(service.END_TRIES, calls())
+    assert.equal(string.format("sandbox %d: its end (stopped) was not recorded after %d tries: the connection was "
+      .. "dropped\n", id, service.END_TRIES), text)
+    assert.equal("healthy", ops.get(db, id).status)
+    assert.equal(0, stop_events(db, id))
+    db:close()
+  end)
+
+  it("takes an end the store has already (a COMMIT that failed after the server had it) as recorded", function()
+    local db = B.open_store()
+    local id = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine })
+    local committed = setmetatable({ tx = function(_, fn)
+      assert(db:tx(fn))
+      return nil, "the connection was dropped at COMMIT", "EIO"
+    end }, { __index = function(_, k)
+      local v = db[k]
+      if type(v) ~= "function" then return v end
+      return function(_, ...) return v(db, ...) end
+    end })
+    local text, ok = said(function()
+      return task.spawn(service._record_end, committed, id, "stopped", "stopped", {}, "sandbox_stop",
+        { id = id, target = "main", detail = "stopped" })
+    end)
+    assert.is_true(ok)
+    assert.equal("", text)
+    assert.equal(1, stop_events(db, id))
+    db:close()
+  end)
+end)
