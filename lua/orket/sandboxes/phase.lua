@@ -372,7 +372,9 @@ function M.left_line(g)
 end
 
 --- at_start(db, settings, dir, emit [, recheck]): a tick at a run's or a worker's start, what
---- it did told as events {type="bugfix", action="start"|"bug"|"end"|"left_stopped" (with message)|"error", ...} and
+--- it did told as events {type="bugfix", action="start"|"bug"|"end" (stopped, left: the
+--- sandboxes it stopped here and those it left to other folders, counted)|"left_stopped" (with
+--- message)|"error", ...} and
 --- {type="sandbox_check_skipped", card=, name=, why=, sandbox=}; a failed
 --- tick is an event too and the run goes on (the phases wait for the next tick)
 function M.at_start(db, settings, dir, emit, recheck)
@@ -393,7 +395,7 @@ function M.at_start(db, settings, dir, emit, recheck)
   end
   for _, e in ipairs(r.ended) do
     emit { type = "bugfix", action = "end", rock = e.rock, reason = e.reason, next_rock = e.next_rock,
-      moved = #e.moved, stopped = #e.stopped }
+      moved = #e.moved, stopped = #e.stopped, left = #e.left }
   end
   for _, g in ipairs(r.left_stopped) do
     emit { type = "bugfix", action = "left_stopped", rock = g.rock, stopped = #g.stopped, message = M.left_line(g) }

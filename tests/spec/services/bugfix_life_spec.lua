@@ -510,4 +510,22 @@ describe("the bug-fix phase", function()
     assert.equal(2, #ev[1].data.others)
     db:close()
   end)
+
+  -- A run's own tick said how many sandboxes its phase's end stopped, not those it left
+  -- running for other folders to stop.
+  it("ends at a run's start with an event counting the sandboxes stopped and those left to other folders", function()
+    local db = board()
+    local a = two_folders(db)
+    sbops.set_status(db, sandbox_in(db, a, 8083), "exited") -- (not live: neither stopped nor left)
+    local ops = require "orket.store.bugfix"
+    assert(ops.start(db, "R", clock_mod.system():now() - 8 * DAY, ops.last_event(db)))
+    local evs = {}
+    -- (a's own sandbox has no owner: its stop, the service's, only records its end)
+    phase.at_start(db, SETTINGS, a, function(e) evs[#evs + 1] = e end)
+    local ended
+    for _, e in ipairs(evs) do if e.type == "bugfix" and e.action == "end" then ended = e end end
+    assert.same({ type = "bugfix", action = "end", rock = "R", reason = "bug_fix.days (7) passed", moved = 0,
+      stopped = 1, left = 2 }, ended)
+    db:close()
+  end)
 end)
