@@ -290,7 +290,7 @@ http.createServer((req, res) => {
       if e.type == "bugfix" then ev = e end
     end
     assert.same({ type = "bugfix", action = "end", rock = "R", reason = "bug_fix.days (7) passed", moved = 0,
-      stopped = 0 }, ev)
+      stopped = 0, left = 0 }, ev)
     assert.equal("ended", json(dir, "bugfix status", env).phases[1].status)
   end)
 

@@ -47,9 +47,9 @@ end
 --- of main's head now (commit); once healthy, its owner runs the acceptance checks of the
 --- cards it brings (accept_after)
 function M.after_merge_at(dir, settings, board, card_id, run_id)
-  -- the merge that finishes a rock opens its bug-fix phase; a failure waits for the next
-  -- tick (orket serve's, the next run's), which opens it too
-  pcall(phase.after_done, board, card_id, { settings = settings and settings.bug_fix })
+  -- the merge that finishes a rock opens its bug-fix phase, dir's sandboxes its own; a
+  -- failure waits for the next tick (orket serve's, the next run's), which opens it too
+  pcall(phase.after_done, board, card_id, { settings = settings and settings.bug_fix, dir = dir })
   local s = settings and settings.sandbox
   if not s or s.deploy == "manual" or not dir then return nil end
   local why = M.due(s.deploy, board, card_id)

@@ -38,17 +38,12 @@ local check_store, free_id, new_card = filing.check_store, filing.free_id, filin
 
 -- ---- the phase's life ---------------------------------------------------------------------
 
-local function live_ids(db)
-  local out = {}
-  for _, r in ipairs(sandboxes.list(db, false)) do out[#out + 1] = r.id end
-  table.sort(out)
-  return out
-end
-
 -- The live sandboxes of the folder dir (a real path), ids, and those of the other folders
--- sharing the store, {id=, folder=} (folder: the path the row names, nil for none). A
+-- sharing the store, {id=, folder=} (folder: the path the row names, nil for none; with
+-- machine= and runs_on= for a row at dir's path that another machine runs). A
 -- phase's end stops only the first: another folder (or another machine's folder at the
--- same path, not shared here) runs its own sandboxes, and stops them itself.
+-- same path, not shared here) runs its own sandboxes, and stops them itself; a phase's start
+-- journals the first as its own, the others apart.
 local function live_of(db, dir)
   local mine, left = {}, {}
   for _, r in ipairs(sandboxes.list(db, false)) do
@@ -127,24 +122,34 @@ local function take_left(db, dir)
   return out
 end
 
---- start(db, rock, {clock=, settings=}) -> phase id | nil when the rock has one already:
---- opens the rock's phase now (journal: bugfix_start). The sandboxes live now stay up.
+-- the real path of the folder dir (default the current one), as live_of takes it
+local function real(dir)
+  return uv.fs_realpath(dir or ".") or dir or "."
+end
+
+--- start(db, rock, {clock=, settings=, dir=}) -> phase id | nil when the rock has one
+--- already: opens the rock's phase now (journal: bugfix_start, with the live sandboxes of
+--- the folder dir that opens it, default the current one, as the phase's, and those of the
+--- other folders sharing the store apart: others, {id=, folder=, machine=, runs_on=} as a
+--- phase's end's left). The sandboxes live now stay up.
 function M.start(db, rock, o)
   check_store(db, "start")
   o = o or {}
   local at = (o.clock or clock_mod.system()):now()
   local days = o.settings and o.settings.days or DEFAULTS.days
+  local dir = real(o.dir)
   return db:tx(function()
     local id = ops.start(db, rock, at, ops.last_event(db))
     if not id then return false end
+    local mine, others = live_of(db, dir)
     db:event { kind = "bugfix_start", card = rock, actor = "orket", data = { rock = rock, phase = id,
-      started_at = iso(at), ends_at = iso(at + days * clock_mod.DAY), sandboxes = live_ids(db) } }
+      started_at = iso(at), ends_at = iso(at + days * clock_mod.DAY), sandboxes = mine, others = others } }
     return id
   end) or nil
 end
 
---- after_done(board, card_id, {clock=, settings=}) -> phase id | nil: opens the phase of
---- the card's rock when the rock is done now (after a card's merge)
+--- after_done(board, card_id, {clock=, settings=, dir=}) -> phase id | nil: opens the phase
+--- of the card's rock when the rock is done now (after a card's merge in the folder dir)
 function M.after_done(b, card_id, o)
   local c = b:get(card_id)
   c = c and b:ancestor(c, "rock")
@@ -318,8 +323,9 @@ function M.tick(db, o)
   local bf = settings_of(o)
   local clk = o.clock or clock_mod.system()
   local report = { started = {}, filed = {}, ended = {} }
+  local dir = real(o.dir)
   for _, rock in ipairs(ops.unstarted(db)) do
-    if M.start(db, rock, { clock = clk, settings = bf }) then report.started[#report.started + 1] = rock end
+    if M.start(db, rock, { clock = clk, settings = bf, dir = dir }) then report.started[#report.started + 1] = rock end
   end
   local open = ops.list(db, true)
   local now = clk:now()
@@ -329,7 +335,6 @@ function M.tick(db, o)
     report.rechecked = o.recheck(db, open, { settings = bf, project = o.settings and o.settings.bug_fix and o.settings,
       now = now, filed = report.filed, dir = o.dir })
   end
-  local dir = uv.fs_realpath(o.dir or ".") or o.dir or "."
   for _, p in ipairs(ops.list(db, true)) do
     local st = rule.status(p.started_at, ops.times(db, p.id), now, bf)
     if st.ended then
@@ -367,7 +372,9 @@ function M.left_line(g)
 end
 
 --- at_start(db, settings, dir, emit [, recheck]): a tick at a run's or a worker's start, what
---- it did told as events {type="bugfix", action="start"|"bug"|"end"|"left_stopped" (with message)|"error", ...} and
+--- it did told as events {type="bugfix", action="start"|"bug"|"end" (stopped, left: the
+--- sandboxes it stopped here and those it left to other folders, counted)|"left_stopped" (with
+--- message)|"error", ...} and
 --- {type="sandbox_check_skipped", card=, name=, why=, sandbox=}; a failed
 --- tick is an event too and the run goes on (the phases wait for the next tick)
 function M.at_start(db, settings, dir, emit, recheck)
@@ -388,7 +395,7 @@ function M.at_start(db, settings, dir, emit, recheck)
   end
   for _, e in ipairs(r.ended) do
     emit { type = "bugfix", action = "end", rock = e.rock, reason = e.reason, next_rock = e.next_rock,
-      moved = #e.moved, stopped = #e.stopped }
+      moved = #e.moved, stopped = #e.stopped, left = #e.left }
   end
   for _, g in ipairs(r.left_stopped) do
     emit { type = "bugfix", action = "left_stopped", rock = g.rock, stopped = #g.stopped, message = M.left_line(g) }

@@ -10,6 +10,7 @@ local board_mod = require "orket.board"
 local imports = require "orket.store.imports"
 local cards = require "orket.store.cards"
 local sbops = require "orket.store.sandboxes"
+local uv = require "luv"
 
 local DAY = clock_mod.DAY
 local SETTINGS = { days = 7, extend_above = 1.0, max_days = 28, check_interval_ms = 60000 }
@@ -36,6 +37,28 @@ local function kinds(db, kind)
     if ev.kind == kind then out[#out + 1] = ev end
   end
   return out
+end
+
+-- a live sandbox row of the folder dir (its socket names it), another machine's when machine
+-- is given (its owner's pid then no process here)
+local function sandbox_in(db, dir, port, machine)
+  local id = sbops.insert(db, { target = "main", port = port, socket = "", command = "[]",
+    owner_pid = machine and (1 << 22) + 7 or nil, owner_start = machine and "1" or nil, owner_machine = machine })
+  sbops.set_socket(db, id, dir .. "/.orket/sandboxes/" .. id .. "/app.sock")
+  sbops.set_status(db, id, "healthy")
+  return id
+end
+
+local OTHER_MACHINE = "bfl-other-host/0123abcd-0000-4000-8000-000000000001.4026531836"
+
+-- two folders sharing the store, real paths: a's sandbox (mine), b's (theirs), and another
+-- machine's at a's path whose folder is not shared here (far)
+local function two_folders(db)
+  local a, b = uv.fs_realpath(H.tmpdir()), uv.fs_realpath(H.tmpdir())
+  local mine = sandbox_in(db, a, 8080)
+  local theirs = sandbox_in(db, b, 8081)
+  local far = sandbox_in(db, a, 8082, OTHER_MACHINE)
+  return a, b, mine, theirs, far
 end
 
 local function tick(db, c, stopped)
@@ -454,6 +477,55 @@ describe("the bug-fix phase", function()
     assert.is_nil(r.ended[1].next_rock)
     assert.same({}, r.ended[1].moved)
     assert.is_nil(b:get("R-2"))
+    db:close()
+  end)
+
+  -- Several folders share the store and each runs its own sandboxes: bugfix_start listed
+  -- every live sandbox of the store as the phase's, wherever it ran.
+  it("journals its start with the sandboxes of the folder that opened it, the other folders' apart", function()
+    local db = board()
+    local a, b, mine, theirs, far = two_folders(db)
+    local r = phase.tick(db, { settings = SETTINGS, clock = clock_mod.new(), dir = a, stop = function() return true end })
+    assert.same({ "R" }, r.started)
+    local ev = kinds(db, "bugfix_start")
+    assert.equal(1, #ev)
+    assert.same({ mine }, ev[1].data.sandboxes)
+    assert.same({ { id = theirs, folder = b }, { id = far, folder = a, machine = "bfl-other-host",
+      runs_on = "on another machine" } }, ev[1].data.others)
+    db:close()
+  end)
+
+  -- The merge that finishes a rock opens its phase (orket.sandboxes.deploy): the folder is
+  -- the merging run's, not the process's current directory.
+  it("opened by the merge that finishes its rock, takes the merging folder's sandboxes for its own", function()
+    local deploy = require "orket.sandboxes.deploy"
+    local db, b = board(false)
+    local a, other, mine, theirs = two_folders(db)
+    for _, id in ipairs { "E-1", "E-2", "E", "R" } do cards.set_status(db, id, "done", nil, "developer", 0) end
+    assert.is_nil(deploy.after_merge_at(a, { bug_fix = SETTINGS, sandbox = { deploy = "manual" } }, b, "E-1"))
+    local ev = kinds(db, "bugfix_start")
+    assert.equal(1, #ev)
+    assert.same({ mine }, ev[1].data.sandboxes)
+    assert.same({ theirs, other }, { ev[1].data.others[1].id, ev[1].data.others[1].folder })
+    assert.equal(2, #ev[1].data.others)
+    db:close()
+  end)
+
+  -- A run's own tick said how many sandboxes its phase's end stopped, not those it left
+  -- running for other folders to stop.
+  it("ends at a run's start with an event counting the sandboxes stopped and those left to other folders", function()
+    local db = board()
+    local a = two_folders(db)
+    sbops.set_status(db, sandbox_in(db, a, 8083), "exited") -- (not live: neither stopped nor left)
+    local ops = require "orket.store.bugfix"
+    assert(ops.start(db, "R", clock_mod.system():now() - 8 * DAY, ops.last_event(db)))
+    local evs = {}
+    -- (a's own sandbox has no owner: its stop, the service's, only records its end)
+    phase.at_start(db, SETTINGS, a, function(e) evs[#evs + 1] = e end)
+    local ended
+    for _, e in ipairs(evs) do if e.type == "bugfix" and e.action == "end" then ended = e end end
+    assert.same({ type = "bugfix", action = "end", rock = "R", reason = "bug_fix.days (7) passed", moved = 0,
+      stopped = 1, left = 2 }, ended)
     db:close()
   end)
 end)
