@@ -137,7 +137,9 @@ function M.apply_env(cfg, getenv)
   for _, p in pairs(models.providers) do
     local var = p.base_url_env
     local v = var and getenv(var)
-    if v and v ~= "" then
+    -- empty or only spaces is unset, as for the OTEL_* variables (the OpenTelemetry
+    -- specification's rule): `OPENAI_BASE_URL= orket run` keeps orket.lua's base_url
+    if v and v:find("%S") then
       local url, err = env_url(p.kind, v)
       if not url then return nil, var .. ": " .. err, "EINVAL" end
       p.base_url = url

@@ -366,9 +366,15 @@ function M.config(getenv, telemetry)
   local metrics_headers = headers_of("OTEL_EXPORTER_OTLP_METRICS_HEADERS")
   local resource = {}
   for _, kv in ipairs(resource_pairs(getenv("OTEL_RESOURCE_ATTRIBUTES"), warnings)) do resource[kv[1]] = kv[2] end
-  local service = getenv("OTEL_SERVICE_NAME")
-  if not service or service == "" then service = resource["service.name"] or telemetry.service_name or "orket" end
-  resource["service.name"] = service
+  -- empty or only spaces is unset (the specification's rule for every variable), as
+  -- OTEL_RESOURCE_ATTRIBUTES' service.name is: a blank name filed the traces under no
+  -- service a backend can show (orket.lua's telemetry.service_name refuses one)
+  local function named(v)
+    v = type(v) == "string" and v:match("^%s*(.-)%s*$")
+    return v ~= "" and v or nil
+  end
+  resource["service.name"] = named(getenv("OTEL_SERVICE_NAME")) or named(resource["service.name"])
+    or telemetry.service_name or "orket"
   -- the process's own id (the semantic conventions' service.instance.id): each process's
   -- metrics are a stream of their own, never taken for another worker's or run's
   if not resource["service.instance.id"] or resource["service.instance.id"] == "" then

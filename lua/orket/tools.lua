@@ -12,6 +12,7 @@ local cgate = require "orket.c.gate"
 local cschema = require "orket.c.schema"
 local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -64,7 +65,13 @@ local function validate(def, file)
   end
   if not (EFFECTS[def.effect] and EFFECTS[def.effect].declared) then bad("effect must be \"read\", \"write\", \"board\" or \"process\" (runs a program), or \"sandbox\" "
     .. "(reaches the live sandbox)") end
-  if def.status ~= nil and type(def.status) ~= "string" then bad("status must be a string") end
+  if def.status ~= nil and type(def.status) ~= "string" then
+    bad("status must be a string")
+  elseif def.status and def.status:find("%c") then
+    -- no status has one, and the gate refuses a NUL only when the tool is first called
+    bad(string.format("status \"%s\" holds a control character (shown escaped): a status is a card status's "
+      .. "name, as \"waiting_for_developer\"", inert.line(def.status)))
+  end
   if def.wait_reason ~= nil then
     -- the gate asks the state machine about the fixed status with this reason
     if not WAIT_REASONS[def.wait_reason] then

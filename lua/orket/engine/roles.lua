@@ -7,6 +7,7 @@ local prompt = require "orket.engine.prompt"
 local schemas = require "orket.engine.schemas"
 local rt = require "orket.c.runtime"
 local nearest = require "orket.nearest"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -50,7 +51,16 @@ local function validate(def, file, stem)
     tools = {}
   end
   for i, t in ipairs(tools) do
-    if type(t) ~= "string" then bad(string.format("tools[%d] must be a tool name", i)) end
+    if type(t) ~= "string" then
+      bad(string.format("tools[%d] must be a tool name", i))
+    elseif t:find("%c") then
+      -- no tool's name holds one (an MCP server's are refused when it lists them): taken
+      -- on trust as SERVER__TOOL until the server answered, it failed only at its first call
+      local server = t:match("^([a-z][a-z0-9_]-)__")
+      bad(string.format("tools[%d]: the tool name \"%s\" holds a control character (shown escaped), which no tool's "
+        .. "name has: %s", i, inert.line(t), server and ("a tool of the MCP server " .. server .. " is named "
+        .. server .. "__TOOL, TOOL in letters, digits and _") or "a tool's name is letters, digits and _"))
+    end
   end
   local dialect = rawget(def, "dialect") or "native"
   if not DIALECTS[dialect] then bad("dialect must be \"native\" or \"json\"") end
@@ -69,7 +79,9 @@ local function validate(def, file, stem)
   end
   if build == nil and system == nil and not misspelt then bad("give build(ctx) or system (the system prompt)") end
   local t = {}
-  for i, v in ipairs(tools) do t[i] = v end
+  -- (a name said above for its control character is left out of the half-read role's
+  -- list, its place kept: it is not said a second time as a tool that is not there)
+  for i, v in ipairs(tools) do t[i] = not (type(v) == "string" and v:find("%c")) and v end
   if #problems > 0 then return nil, problems[1], problems, { file = file, tools = t } end
   return { name = name, intent = def.intent, tools = t, model = model, dialect = dialect,
     build = build, system = system }

@@ -278,8 +278,9 @@ local function nothing_listening(p)
   local start = p.conf.kind == "ollama" and "Is Ollama running? Start it with 'ollama serve'"
     or "Is the model server running? Start it"
   local env = p.conf.base_url_env
+  -- empty or only spaces is unset, as config.apply_env takes it: not what points here
   local set = env and os.getenv(env)
-  local other = (set and set ~= "" and ("check " .. env .. ", which points here"))
+  local other = (set and set:find("%S") and ("check " .. env .. ", which points here"))
     or (env and ("set " .. env .. " to where it listens"))
     or ("fix models.providers." .. p.name .. ".base_url in orket.lua")
   local where = p.conf.base_url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1") -- never a password in a URL

@@ -18,6 +18,7 @@ local http = require "orket.c.http"
 local rt = require "orket.c.runtime"
 local common = require "orket.llm.common"
 local secret = require "orket.settings.secret"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -114,9 +115,12 @@ local function orket_spelling(tool) return (tool:gsub("[%-%.]", "_")) end
 M.orket_spelling = orket_spelling
 
 --- tools_of(list) -> kept {name=, description=, schema=, compiled=}..., refused {name=, why=}...
+--- A refused name is shown escaped (orket.inert.line: a NUL, a line break, an escape
+--- sequence never reach a log line or a terminal raw), and one refused for its characters
+--- says its place in the listing (its position, from 1, across the pages).
 function M.tools_of(list)
   local kept, refused, seen, cands, count = {}, {}, {}, {}, {}
-  for _, t in ipairs(type(list) == "table" and list or {}) do
+  for i, t in ipairs(type(list) == "table" and list or {}) do
     -- not `t.name or nil`: a name sent as false must be shown false, not as a missing one
     local name = nil
     if type(t) == "table" then name = t.name end
@@ -129,7 +133,12 @@ function M.tools_of(list)
       -- a name that is not a string is shown as the server sent it (42, not Lua's 42.0)
       local ok, shown = true, name
       if type(name) ~= "string" then ok, shown = pcall(jsonout.encode, name) end
-      refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "the name must be letters, digits, _, - or . (64 at most)" }
+      -- a control character (a NUL...) is said as such: read as a C string, or printed,
+      -- the name would be another (cut at the NUL) or break the line it is shown on
+      local control = type(name) == "string" and name:find("%c")
+      refused[#refused + 1] = { name = inert.line(cut(ok and shown or "?", 64)), why = string.format(
+        "the name must be letters, digits, _, - or . (64 at most)%s (tool %d of the server's tools/list)",
+        control and "; this one holds a control character, shown escaped" or "", i) }
     elseif seen[name] then
       refused[#refused + 1] = { name = name, why = "listed twice" }
     else
