@@ -279,7 +279,7 @@ local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, c
 local ROLE = { type = "string", enum = { "viewer", "operator", "admin" } }
 local PROJECT_ROLE = { type = "string", enum = { "viewer", "developer", "operator", "admin" } }
 local KEY_BODY = { type = "object", additionalProperties = false, required = { "name", "role" }, properties = {
-  name = { type = "string", minLength = 1, maxLength = 64 }, role = ROLE } }
+  name = keys.NAME_SCHEMA, role = ROLE } }
 local PERSON = { type = "object", additionalProperties = false, required = { "name", "role", "admin", "created_at",
   "disabled_at", "projects", "first_keys", "key_count", "live_key_count" }, properties = { name = { type = "string" },
   role = ROLE, admin = { type = "boolean" }, created_at = { type = "string" },
