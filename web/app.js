@@ -1105,16 +1105,28 @@
     $("grant-project").replaceChildren(...(doc.projects || []).map((p) => el("option", { value: p, text: p })));
   }
 
+  // peopleSaid(text, error): the people panel's status line, its text and its look set
+  // together, as the other panels show a refusal (red, the error style) and no red outlives it
+  function peopleSaid(text, error) {
+    $("people-status").textContent = text;
+    $("people-status").className = error ? "error" : "hint";
+  }
+
+  // peopleRefused(e): a refusal (403, 409, ...) said in the people panel as the other forms say theirs
+  function peopleRefused(e) {
+    peopleSaid(e.status === 429 ? "Too many requests; try again in a moment." : e.message, true);
+  }
+
   // one change, then the list again; its refusal said in the panel. then(doc): what the
   // change's answer says of state the list does not hold (a shown person's every key)
   async function peopleChange(method, path, body, done, then) {
-    $("people-status").textContent = "";
+    peopleSaid("");
     try {
       const doc = await api(method, path, body);
       if (then) then(doc);
-      $("people-status").textContent = done;
+      peopleSaid(done);
     } catch (e) {
-      $("people-status").textContent = e.message;
+      peopleRefused(e);
     }
     loadPeople();
   }
@@ -1180,7 +1192,7 @@
     let keys = state.allKeys.get(u.name);
     if (!keys || !sameKeys(keys, u)) {
       try { keys = await keysOf(u.name); } catch (e) {
-        $("people-status").textContent = e.message;
+        peopleRefused(e);
         return;
       }
       if (!state.allKeys.has(u.name)) return; // the wish cleared meanwhile (signed out, another project)

@@ -34,10 +34,9 @@ local function misused(o, cli)
   local n = #(o.words or {})
   if o.sub == "create" then
     if n ~= 1 then return cli.usage_error(cmd, "keys create needs one NAME") end
-    if o.words[1] == "" then
-      return cli.usage_error(cmd, "keys create: the key's name is empty; a key's name is 1 to 64 letters, digits, "
-        .. "'.', '_' or '-', starting with a letter or digit")
-    end
+    -- the API's rule and words (orket.serve.keys), said before the store is opened
+    local bad = keys.name_problem(o.words[1])
+    if bad then return cli.usage_error(cmd, "keys create: %s", bad) end
     if not o.role then return cli.usage_error(cmd, "keys create needs --role viewer, operator or admin") end
     if not keys.ROLES[o.role] then return cli.usage_error(cmd, "unknown role '%s': use viewer, operator or admin", o.role) end
   elseif o.sub == "revoke" then

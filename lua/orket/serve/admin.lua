@@ -111,7 +111,7 @@ M.REVOKED = { type = "object", additionalProperties = false, required = { "id", 
     revoked = { type = "boolean" } } }
 
 M.SCHEMA = { type = "object", additionalProperties = false, required = { "name", "role" }, properties = {
-  name = { type = "string", minLength = 1, maxLength = 64 }, role = { type = "string", enum = { "viewer", "operator", "admin" } } } }
+  name = keys.NAME_SCHEMA, role = { type = "string", enum = { "viewer", "operator", "admin" } } } }
 
 --- add(router): the key routes (admin role)
 function M.add(router)

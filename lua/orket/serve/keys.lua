@@ -73,19 +73,36 @@ end
 
 local function digest(secret, pepper) return crypto.hash(secret, 32, pepper) end
 
+--- NAME_MAX: a key's name is at most this many bytes (the API's schemas say so too)
+M.NAME_MAX = 64
+--- NAME_RULE: what a key's name may be, in the words every surface (the CLI, the API) says
+M.NAME_RULE = "a key's name is 1 to " .. M.NAME_MAX .. " letters, digits, '.', '_' or '-', starting with a letter "
+  .. "or digit"
+
+--- NAME_SCHEMA: a key's name in a request's JSON schema (POST /v1/keys, /v1/me/keys,
+--- /v1/users/{name}/keys): its length; create says the rest in NAME_RULE's words
+M.NAME_SCHEMA = { type = "string", minLength = 1, maxLength = M.NAME_MAX, description = M.NAME_RULE
+  .. ", never 16 hex digits (a key's id)" }
+
+--- name_problem(name) -> nil when name may be a key's, else why not: the one rule, which
+--- create applies and `orket keys create` checks before it opens the store
+function M.name_problem(name)
+  if name == "" then return "the key's name is empty; " .. M.NAME_RULE end
+  if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > M.NAME_MAX then return M.NAME_RULE end
+  -- revoke takes an id before a name: a key named as another's id would have that other key
+  -- revoked by whoever meant this one
+  if #name == 16 and name:match("^%x+$") then
+    return "a key's name may not be 16 hex digits, as a key's id is (revoking it by name would find the id)"
+  end
+  return nil
+end
+
 --- create(db, dir, name, role[, actor[, user]]) -> key, {id, name, role, user} | nil, msg,
 --- CODE; actor: who the journal's key_create names ("cli" unless given: the API gives the
 --- caller's); user: the person whose personal key it is (docs/teams.md), who must exist
 function M.create(db, dir, name, role, actor, user)
-  if type(name) ~= "string" or not name:match("^[%w][%w._-]*$") or #name > 64 then
-    return nil, "a key's name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", "EUSAGE"
-  end
-  -- revoke takes an id before a name: a key named as another's id would have that other key
-  -- revoked by whoever meant this one
-  if #name == 16 and name:match("^%x+$") then
-    return nil, "a key's name may not be 16 hex digits, as a key's id is (revoking it by name would find the id)",
-      "EUSAGE"
-  end
+  local bad = M.name_problem(name)
+  if bad then return nil, bad, "EUSAGE" end
   if not M.ROLES[role] then return nil, "the role must be viewer, operator or admin", "EUSAGE" end
   local pepper, perr, pcode = M.pepper(dir, true)
   if not pepper then return nil, perr, pcode end

@@ -13,6 +13,7 @@ local keys = require "orket.serve.keys"
 local team = require "orket.serve.team"
 local admin = require "orket.serve.admin"
 local routes = require "orket.serve.routes"
+local oa = require "orket.serve.openapi"
 local sp = require "orket.store.projects"
 local projects = require "orket.serve.projects"
 local sk = require "orket.store.keys"
@@ -22,9 +23,15 @@ local M = {}
 
 local err = routes.err
 
--- the person a /v1/me route is about | nil, status, doc
+-- the person a /v1/me route is about | nil, status, doc. A server key (or the local token)
+-- is a valid caller with no person: refused as any caller the route is not for (403), the
+-- request itself being well-formed
 local function me(ctx)
-  if not ctx.who.user then return nil, err(400, "bad_request", "only a person has personal keys: sign in as one") end
+  if not ctx.who.user then
+    return nil, err(403, "forbidden", "only a person has personal keys: this caller is not one (a server key, or "
+      .. "local use)", "sign in as a person (POST /v1/session), or use a personal key; the server's keys are "
+      .. "managed under /v1/keys (docs/teams.md#keys)")
+  end
   return ctx.who.user
 end
 
@@ -279,7 +286,7 @@ local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, c
 local ROLE = { type = "string", enum = { "viewer", "operator", "admin" } }
 local PROJECT_ROLE = { type = "string", enum = { "viewer", "developer", "operator", "admin" } }
 local KEY_BODY = { type = "object", additionalProperties = false, required = { "name", "role" }, properties = {
-  name = { type = "string", minLength = 1, maxLength = 64 }, role = ROLE } }
+  name = keys.NAME_SCHEMA, role = ROLE } }
 local PERSON = { type = "object", additionalProperties = false, required = { "name", "role", "admin", "created_at",
   "disabled_at", "projects", "first_keys", "key_count", "live_key_count" }, properties = { name = { type = "string" },
   role = ROLE, admin = { type = "boolean" }, created_at = { type = "string" },
@@ -316,6 +323,12 @@ local MEMBER = { type = "object", additionalProperties = false, required = { "pr
 
 local function ok(schema, description) return { [200] = { schema = schema, description = description } } end
 local function made(schema) return { [201] = { schema = schema, description = "the new key, shown once" } } end
+-- a /v1/me route's answers: its 403 says who it refuses, which the generic one does not
+local function mine(responses, refused)
+  responses[403] = { schema = oa.ERROR, description = "forbidden: the caller is not a person (a server key, "
+    .. "or local use)" .. (refused or "") }
+  return responses
+end
 
 --- add(router): /v1/me/keys (a person) and /v1/users (the server's admins)
 function M.add(router)
@@ -325,11 +338,13 @@ function M.add(router)
   end
   r("GET", "/v1/me/keys", { handler = my_keys, role = "viewer", name = "my_keys", query = admin.PAGING,
     summary = "My personal API keys, a page at a time",
-    responses = ok(admin.LIST) })
+    responses = mine(ok(admin.LIST)) })
   r("POST", "/v1/me/keys", { handler = my_key_create, role = "viewer", body = "json", schema = KEY_BODY, name = "my_keys_create",
-    errors = { 409 }, summary = "Create a personal API key, acting as me (shown once)", responses = made(admin.CREATED) })
+    errors = { 409 }, summary = "Create a personal API key, acting as me (shown once)", responses = mine(made(admin.CREATED),
+      "; or the key asked for is stronger than the asking key or my strongest role, or a provider's person asks "
+        .. "with a key") })
   r("DELETE", "/v1/me/keys/{id}", { handler = my_key_revoke, role = "viewer", name = "my_keys_delete", errors = { 409 },
-    summary = "Revoke one of my keys", responses = ok(admin.REVOKED) })
+    summary = "Revoke one of my keys", responses = mine(ok(admin.REVOKED)) })
   r("GET", "/v1/users", { handler = list, name = "users",
     summary = "The people: their projects, roles and keys, a page at a time by name",
     query = routes.named_query("the people after this name"),

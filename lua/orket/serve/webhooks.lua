@@ -383,7 +383,12 @@ local function handle(name)
       return err(400, "bad_json", "the body is not UTF-8 JSON of reasonable depth")
     end
     if doc == nil then return err(400, "bad_json", tostring(jerr)) end -- body.decode's own words
-    if type(doc) ~= "table" then return err(400, "bad_json", "the body is not a JSON object") end
+    -- cjson decodes [] and {} alike (an empty table): an array is told by its first byte,
+    -- so every JSON value that is not an object is refused the same way
+    if type(doc) ~= "table" or not text:match("^[ \t\r\n]*{") then
+      return err(400, "bad_json", "the body must be a JSON object (the forge's event), not an array, a string, "
+        .. "a number, true, false or null")
+    end
     local db = ctx.db
     d.identity = forge.identity(doc)
     if sf.delivery_seen(db, name, d.id, d.identity) then
