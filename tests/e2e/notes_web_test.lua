@@ -256,11 +256,10 @@ describe("examples/notes-web", function()
       end
     end, "the first sandbox to be stopped by the redeploy")
     if not ok_stop then
-      local f = io.open(dir .. "/.orket/sandboxes/owner.log")
-      local owners = f and f:read("a") or "(no owner.log)"
-      if f then f:close() end
-      error(string.format("%s: %s\nthe owners' output:\n%s", tostring(why_not), cjson.encode(seen_rows or {}),
-        owners:sub(-6000)), 0)
+      local owners = H.read(dir .. "/.orket/sandboxes/owner.log") or "(no owner.log)"
+      local app = H.read(string.format("%s/.orket/sandboxes/%d/app.log", dir, math.tointeger(first.id))) or "(no app.log)"
+      error(string.format("%s: %s\nthe owners' output:\n%s\nthe first sandbox's log:\n%s", tostring(why_not),
+        cjson.encode(seen_rows or {}), owners:sub(-6000), app:sub(-6000)), 0)
     end
     st, text = request(second.socket, "POST", "/notes", { text = "" })
     assert.equal(400, st, text)
