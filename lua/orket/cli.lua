@@ -163,17 +163,24 @@ function M.open_store(dir, create, reading)
 end
 
 --- in_dir(dir, msg) -> msg with the project file it begins with ("orket.lua:3: ...",
---- "roles/coder.lua: ...") named from where the command ran: under `-C DIR`, "DIR/orket.lua:3"
---- is the path the person can open. A message naming no file of the project is left as it is.
+--- "roles/coder.lua: ...", "roles: a file, not a folder") named from where the command ran:
+--- under `-C DIR`, "DIR/orket.lua:3" is the path the person can open. A message naming no
+--- file of the project is left as it is.
 function M.in_dir(dir, msg)
   if type(msg) ~= "string" or not dir or dir == "" or dir == "." then return msg end
   local file = msg:match("^([^%s:]+%.lua):")
+  if not file then
+    local word = msg:match("^(%w+):")
+    for _, name in ipairs(require("orket.config").SCRIPT_FOLDERS) do -- lazy: as open_store's
+      if word == name then file = word end
+    end
+  end
   if not file or file:sub(1, 1) == "/" then return msg end
   local base = dir:gsub("/+$", "")
   if base == "" then base = "/" end
   local prefix = base == "/" and "/" or (base .. "/")
   if file:sub(1, #prefix) == prefix or not uv.fs_stat(prefix .. file) then return msg end
-  return prefix .. msg
+  return inert.line(prefix) .. msg -- (a newline in the folder's name would split the message)
 end
 
 --- project_settings(dir, defaults) -> cfg, settings | nil (the error printed): the project's
@@ -409,7 +416,7 @@ function M.main(argv)
       return M.EXIT.usage
     end
     if name == nil then
-      M.err("-C %s needs a command after it: orket -C DIR COMMAND ...", lead_dir)
+      M.err("-C %s needs a command after it: orket -C DIR COMMAND ...", inert.line(lead_dir))
       return M.EXIT.usage
     end
     lead_dirs[#lead_dirs + 1] = lead_dir

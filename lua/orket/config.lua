@@ -27,6 +27,11 @@ function M.dir_word(dir)
   return inert.shell_word(dir)
 end
 
+--- shown(path) -> a folder's (or a file's) path as a message prints it: on its line, as
+--- orket.inert.line writes a value (a newline in a folder's name is written \n, and cannot
+--- split the message into lines that read as two). Only the message: the path is unchanged.
+function M.shown(path) return inert.line(path) end
+
 --- at(dir) -> " -C DIR" for a project elsewhere than ".", else "": what a suggested command
 --- needs to act on that project from where the person typed the one that failed.
 function M.at(dir)
@@ -70,7 +75,7 @@ end
 function M.no_project(dir, noun)
   local above = M.holding(dir or ".")
   if above then
-    return string.format("this folder is in the workspace/ of the project %s: give it with -C %s", above,
+    return string.format("this folder is in the workspace/ of the project %s: give it with -C %s", M.shown(above),
       M.dir_word(above))
   end
   return M.command("init", dir) .. " creates " .. (noun or "one")
@@ -95,6 +100,32 @@ function M.workspace_gone(dir)
   if kind then
     return string.format("%s is a %s, not a folder: move it aside (mv %s %s.old); the next %s then makes "
       .. "workspace/ anew", at, kind, at, at, run), "ENOTDIR"
+  end
+end
+
+-- The project's script folders and the page of docs/ that says what goes in each.
+M.SCRIPT_FOLDERS = { "roles", "tools", "policies" }
+local FOLDER_DOC = { roles = "roles.md", tools = "tools.md", policies = "policies.md" }
+
+--- not_a_folder(dir, name) -> message | nil: the project's script folder name (roles, tools,
+--- policies) is there and is not a folder (a file, a FIFO, a device). Its scripts would never
+--- be read and the built-in ones silently used: `orket validate` names it as a problem and a
+--- run (orket.engine.setup.open, through M.script_folders) refuses the project, each as
+--- "NAME: message", the form of a message about a project's file.
+function M.not_a_folder(dir, name)
+  local st = uv.fs_stat(dir .. "/" .. name)
+  if not st or st.type == "directory" then return nil end
+  return string.format("a %s, not a folder: a project's %s are .lua files in a folder %s/ (docs/%s); move the %s "
+    .. "away", st.type, name, name, FOLDER_DOC[name], st.type)
+end
+
+--- script_folders(dir) -> "NAME: message", "ENOTDIR" | nil: the first of the script folders
+--- that is not a folder (M.not_a_folder), for a run that refuses the project (cli.in_dir
+--- names it from where the command ran)
+function M.script_folders(dir)
+  for _, name in ipairs(M.SCRIPT_FOLDERS) do
+    local msg = M.not_a_folder(dir, name)
+    if msg then return name .. ": " .. msg, "ENOTDIR" end
   end
 end
 
@@ -230,7 +261,7 @@ function M.read(dir)
   local src, rerr, rcode = scriptfile.read(path)
   if not src then
     if rcode == "ENOENT" then
-      return nil, string.format("no project in %s (orket.lua not found); %s", dir, M.no_project(dir)), rcode
+      return nil, string.format("no project in %s (orket.lua not found); %s", M.shown(dir), M.no_project(dir)), rcode
     end
     return nil, "orket.lua: " .. rerr:sub(#path + 3), rcode
   end

@@ -313,10 +313,6 @@ local function check_compose(dir, out, warnings)
   ws:close()
 end
 
--- The project's script folders: one that is a file (or a FIFO, a device) is never read, so
--- its scripts would silently be the built-in ones: said, as epics/ is (orket.import).
-local FOLDERS = { roles = "roles.md", tools = "tools.md", policies = "policies.md" }
-
 -- A file in a script folder that looks meant as a script but is not named as one read
 -- (orket.scriptfile.list: NAME.lua, NAME of letters, digits, '_' and '-'): said, as a
 -- misnamed epic file is, instead of the built-in script being used unseen.
@@ -340,12 +336,14 @@ local function misnamed(dir, name, warnings)
 end
 
 local function check_folders(dir, out, warnings)
-  for _, name in ipairs { "roles", "tools", "policies" } do
-    local st = uv.fs_stat(dir .. "/" .. name)
-    if st and st.type == "directory" then misnamed(dir, name, warnings) end
-    if st and st.type ~= "directory" then
-      add(out, dir, string.format("a %s, not a folder: a project's %s are .lua files in a folder %s/ (docs/%s); "
-        .. "none of them is read, the built-in ones are used", st.type, name, name, FOLDERS[name]), name)
+  -- a script folder that is a file (or a FIFO, a device) is never read, so its scripts would
+  -- silently be the built-in ones: said as a run refuses it (config.not_a_folder)
+  for _, name in ipairs(config.SCRIPT_FOLDERS) do
+    local msg = config.not_a_folder(dir, name)
+    if msg then
+      add(out, dir, msg, name)
+    elseif uv.fs_stat(dir .. "/" .. name) then
+      misnamed(dir, name, warnings)
     end
   end
   -- .orket/ holds the store: as a file, every command that opens the board refuses it

@@ -97,7 +97,7 @@ local function mkdir_p(path, made)
       if not ok then return nil, err end
       made[#made + 1] = { path = acc, dir = true }
     elseif st.type ~= "directory" then
-      return nil, acc .. " is not a directory"
+      return nil, config.shown(acc) .. " is not a directory"
     end
   end
   return true
@@ -113,16 +113,16 @@ local function create(dir, texts, made, files)
   end
   for _, d in ipairs(dirs) do
     local ok, err = mkdir_p(d, made)
-    if not ok then return nil, string.format("cannot create %s: %s", d, tostring(err)) end
+    if not ok then return nil, string.format("cannot create %s: %s", config.shown(d), tostring(err)) end
   end
   for _, f in ipairs(files) do
     local path = dir .. "/" .. f
     local out, err = io.open(path, "wb")
-    if not out then return nil, string.format("cannot write %s: %s", path, tostring(err)) end
+    if not out then return nil, string.format("cannot write %s: %s", config.shown(path), tostring(err)) end
     made[#made + 1] = { path = path }
     local ok, werr = out:write(texts[f])
     out:close()
-    if not ok then return nil, string.format("cannot write %s: %s", path, tostring(werr)) end
+    if not ok then return nil, string.format("cannot write %s: %s", config.shown(path), tostring(werr)) end
   end
   -- the store: .orket/ (checked absent above) and the database with its WAL files
   local orket_dir = dir .. "/.orket"
@@ -333,7 +333,7 @@ local function project_texts(home, dir, o, name)
     if not extra then return nil, ferr end
     for _, f in ipairs(extra) do
       -- a repository already in workspace/ keeps its own files: nothing is overwritten
-      if uv.fs_stat(dir .. "/" .. f) then return nil, string.format("%s/%s already exists; nothing was changed", dir, f) end
+      if uv.fs_stat(dir .. "/" .. f) then return nil, string.format("%s/%s already exists; nothing was changed", config.shown(dir), f) end
       files[#files + 1] = f
     end
   end
@@ -353,7 +353,7 @@ local function say_made(dir, o, texts, r, cli)
   if others > 0 then said[#said + 1] = string.format("%d more card%s from epics/", others, others == 1 and "" or "s") end
   if texts["script.lua"] then said[#said + 1] = "script.lua (offline model)" end
   said[#said + 1] = "workspace/ (git)"
-  io.stdout:write(string.format("created a project in %s: %s\n", dir, table.concat(said, ", ")))
+  io.stdout:write(string.format("created a project in %s: %s\n", config.shown(dir), table.concat(said, ", ")))
   if o.model then io.stdout:write(string.format("model: %s:%s (docs/llm.md)\n", o.provider, o.model)) end
   if o.forge then
     io.stdout:write(string.format("forge %s: workspace/%s/orket.yml runs workspace/checks.sh on pull requests and "
@@ -366,7 +366,7 @@ local function say_made(dir, o, texts, r, cli)
   -- the binary as run (an absolute path unless `orket` on PATH is this one): the line works
   -- as printed, in a shell where orket is not installed
   if o.empty then
-    io.stdout:write("next: write an epic into " .. (dir == "." and "" or dir .. "/") .. "epics/ (docs/board.md), then "
+    io.stdout:write("next: write an epic into " .. (dir == "." and "" or config.shown(dir) .. "/") .. "epics/ (docs/board.md), then "
       .. cd .. cli.program() .. " import\n")
   else
     io.stdout:write("next: " .. cd .. cli.program() .. " run START\n")
@@ -391,9 +391,10 @@ local function interrupted(cli, dir, made, signal)
   if made.repo then tree.remove(made.repo) end
   local left = made.undo()
   if left then
-    cli.err("init interrupted; it could not remove %s, which it had created: remove it before running init again", left)
+    cli.err("init interrupted; it could not remove %s, which it had created: remove it before running init again",
+      config.shown(left))
   else
-    cli.err("init interrupted; it removed what it had created in %s, so it can be run again", dir)
+    cli.err("init interrupted; it removed what it had created in %s, so it can be run again", config.shown(dir))
   end
   return stopsignals.STATUS[signal]
 end
@@ -405,9 +406,10 @@ local function undone(cli, dir, made, err)
     -- it failed before making anything (DIR is a file): nothing to have removed
     cli.err("%s; nothing was changed", err)
   elseif left then
-    cli.err("%s; init could not remove %s, which it had created: remove it before running init again", err, left)
+    cli.err("%s; init could not remove %s, which it had created: remove it before running init again", err,
+      config.shown(left))
   else
-    cli.err("%s; init removed what it had created in %s, so it can be run again", err, dir)
+    cli.err("%s; init removed what it had created in %s, so it can be run again", err, config.shown(dir))
   end
   return 1
 end
@@ -419,13 +421,14 @@ end
 local function in_the_way(dir, texts)
   for _, f in ipairs(texts and {} or { "orket.lua", ".orket" }) do
     if uv.fs_lstat(dir .. "/" .. f) then
-      return string.format("%s/%s already exists: %s already holds a project; nothing was changed", dir, f, dir)
+      return string.format("%s/%s already exists: %s already holds a project; nothing was changed", config.shown(dir), f,
+        config.shown(dir))
     end
   end
   for _, f in ipairs { "epics/start.json", "script.lua" } do
     if texts and texts[f] and uv.fs_lstat(dir .. "/" .. f) then
       return string.format("%s/%s already exists, and init writes a file of that name: move it aside, or give "
-        .. "init another folder; nothing was changed", dir, f)
+        .. "init another folder; nothing was changed", config.shown(dir), f)
     end
   end
 end

@@ -101,7 +101,7 @@ function cmd.run(args, cli)
   if #pos > 0 then return cli.usage_error(cmd, "unknown argument '%s'", pos[1]) end
   dir = project_of(dir)
   if nothing_at(dir) then
-    cli.err("no project in %s (orket.lua not found); %s", dir, config.no_project(dir))
+    cli.err("no project in %s (orket.lua not found); %s", config.shown(dir), config.no_project(dir))
     return 1
   end
   local gone, gcode = config.workspace_gone(dir)

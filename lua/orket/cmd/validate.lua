@@ -28,10 +28,10 @@ function cmd.run(args, cli)
   local st = uv.fs_stat(dir)
   if not st then
     -- a folder that is not there is not "not a directory": said as the other commands say it
-    cli.err("no project in %s (no such directory); %s", dir, config.no_project(dir))
+    cli.err("no project in %s (no such directory); %s", config.shown(dir), config.no_project(dir))
     return 1
   elseif st.type ~= "directory" then
-    cli.err("%s: not a directory", dir)
+    cli.err("%s: not a directory", config.shown(dir))
     return 1
   end
   local problems, s, warnings = validate.check(dir)

@@ -71,6 +71,10 @@ function M.open(dir, opts)
   pause()
   local scripts = opts.scripts
   if not scripts then
+    -- roles/, tools/ or policies/ that is a file: its scripts never read, the built-in ones
+    -- used unseen; refused as `orket validate` names it (config.not_a_folder)
+    local ferr, fcode = config.script_folders(dir)
+    if ferr then return nil, ferr, fcode end
     local lerr, lcode
     scripts, lerr, lcode = reload.load(dir)
     if not scripts then return nil, located(dir, lerr, lcode) end
