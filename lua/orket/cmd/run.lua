@@ -23,7 +23,6 @@ local cmdline = require "orket.cmdline"
 local settings = require "orket.settings"
 local config = require "orket.config"
 local otel = require "orket.otel"
-local inert = require "orket.inert"
 
 local cmd = { name = "run", summary = "run the team on an epic, a rock or a card" }
 
@@ -87,7 +86,7 @@ function cmd.parse(args, cli, c)
   return o
 end
 
-local EXIT = { done = 0, nothing = 0, failed = 1, stalled = 3, interrupted = 130 }
+local EXIT = { done = 0, failed = 1, stalled = 3, interrupted = 130 }
 
 --- execute(o, cli, run_id_or_nil) -> exit status: starts (or resumes) a run in a task,
 --- stopping gracefully on SIGINT/SIGTERM.
@@ -278,26 +277,6 @@ local function record(e, o, resume_id)
   return recorded.resume(o.dir, e.db, e.board, resume_id, { own_run_lock = true })
 end
 
--- A target with nothing left to work (every issue under it done or canceled: the engine's
--- EALREADY) is said in one line, with how work is added where there is a way, and exits 0
--- as a done run would; no run is recorded. An event with --json, so the stream stays JSON.
-local function say_nothing(e, o, msg, emit)
-  local target = e.board:get(o.target)
-  local kind = target and target.type or "issue"
-  local import = config.command("import", o.dir)
-  local how = kind == "issue" and ("a final card stays so: file new work as a new issue in epics/, then run " .. import)
-    or kind == "epic" and ("to give it more work, add an issue under it in epics/, then run " .. import)
-    or string.format("to give it more work, file a bug with 'orket bug %s \"what goes wrong\"%s', or add issues "
-      .. "under its epics in epics/, then run %s", inert.shell_word(o.target), config.at(o.dir), import)
-  local line = string.format("%s; %s", msg, how)
-  if o.json then
-    emit { type = "nothing_to_run", target = o.target, kind = kind, message = line }
-  else
-    io.stdout:write(inert.line(line), "\n")
-  end
-  return "nothing"
-end
-
 -- The run itself, in a task: started (or resumed), recorded, worked -> its status, the
 -- view's note for a terminal | nil.
 local function work(e, o, resume_id, lock, claim, emit, cli)
@@ -309,7 +288,6 @@ local function work(e, o, resume_id, lock, claim, emit, cli)
   local id, serr, scode = record(e, o, resume_id)
   if not id then
     warn(nil)
-    if scode == "EALREADY" and not resume_id then return say_nothing(e, o, serr, emit) end
     -- the team's problems name orket.lua's line, as `orket validate` does
     cli.fail(scode, "%s", cli.in_dir(o.dir, config.placed(o.dir, serr)))
     return nil

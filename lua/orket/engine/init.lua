@@ -12,7 +12,6 @@ local runs = require "orket.store.runs"
 local experiments = require "orket.settings.experiments"
 local otel = require "orket.otel"
 local config = require "orket.config"
-local scheduler = require "orket.engine.scheduler"
 
 local M = {}
 local Engine = {}
@@ -165,8 +164,7 @@ function Engine:check()
 end
 
 --- start(target_id, {concurrency=, model=, workers=}) -> run_id | nil, msg, CODE. workers:
---- the run is left to `orket worker` processes (data.workers), not executed here. A target
---- with nothing left to work (orket.engine.scheduler.finished) records no run: EALREADY.
+--- the run is left to `orket worker` processes (data.workers), not executed here.
 --- The run's trace id (data.trace_id, orket.otel) is drawn here, where the run is first
 --- recorded, and read back by every start of it (a resume, a worker joining), in any process:
 --- a copy of the store (its id and run ids kept) gives its next runs traces of their own.
@@ -177,10 +175,6 @@ function Engine:start(target_id, opts)
   local ok, cerr, ccode = self:check()
   -- with orket.lua's line, as a resume's refusal (orket.engine.setup.resumable) and validate say it
   if not ok then return nil, self.dir and config.placed(self.dir, cerr) or cerr, ccode end
-  -- a target with nothing left to work is said, not recorded as a run that does nothing
-  -- and ends done (every caller alike: orket run, a server's POST /v1/runs, worker --start)
-  local finished = scheduler.finished(self.board, target)
-  if finished then return nil, finished .. "; nothing to run", "EALREADY" end
   local id, rerr, rcode = self.db:record_run { target = target.id, kind = target.type,
     data = { concurrency = opts.concurrency, model = opts.model, workers = opts.workers,
       trace_id = otel.new_trace_id() } }

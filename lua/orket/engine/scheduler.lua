@@ -21,32 +21,6 @@ function M.scope(board, target)
   return board:list(q)
 end
 
---- finished(board, target) -> why | nil: target leaves a run nothing to do, said ("NOTES is
---- done (its 4 issues are done)"): an issue that is final (done, canceled, archived); an
---- epic or a rock that is final with every issue under it final, or that has no issue at
---- all. A parent not final over final issues (a board from before parents followed their
---- children) is left to a run, whose end brings it in line (Run:settle). nil: work is left.
-function M.finished(board, target)
-  local cards = M.scope(board, target)
-  if target.type == "issue" then
-    return FINAL[cards[1].status] and string.format("%s is %s", target.id, cards[1].status) or nil
-  end
-  if #cards == 0 then return string.format("%s has no issues", target.id) end
-  if not FINAL[target.status] then return nil end
-  local n, order = {}, {}
-  for _, c in ipairs(cards) do
-    if not FINAL[c.status] then return nil end
-    if not n[c.status] then order[#order + 1] = c.status end
-    n[c.status] = (n[c.status] or 0) + 1
-  end
-  table.sort(order, function(a, b) return n[a] > n[b] or (n[a] == n[b] and a < b) end)
-  local parts = {}
-  for i, st in ipairs(order) do parts[i] = string.format("%d %s", n[st], st) end
-  local what = #order == 1 and (#cards == 1 and "its issue is " .. order[1]
-    or string.format("its %d issues are %s", #cards, order[1])) or "its issues: " .. table.concat(parts, ", ")
-  return string.format("%s is %s (%s)", target.id, target.status, what)
-end
-
 local function by_priority(a, b)
   if a.priority ~= b.priority then return a.priority > b.priority end
   if a.created_at ~= b.created_at then return a.created_at < b.created_at end
