@@ -252,6 +252,26 @@ local function record(db, id, status, detail, exit, kind, data)
   return ok, err
 end
 
+-- whether sandbox id is live as the store holds it now (a failed read: taken as live, as
+-- before this second look)
+local function still_live(db, id)
+  local ok, row = pcall(ops.get, db, id)
+  if not ok then return true end
+  return row ~= nil and ops.LIVE[row.status] == true
+end
+
+-- records an end as record does, only while the row is live (read in the same
+-- transaction, which holds the store's write lock): true when it did
+local function record_if_live(db, id, status, detail, kind, data)
+  local ok = db:tx(function()
+    if not still_live(db, id) then return false end
+    ops.set_status(db, id, status, detail)
+    db:event { kind = kind, data = data }
+    return true
+  end)
+  return ok == true
+end
+
 --- END_TRIES, END_PAUSE_MS: how often an owner asks the store to record its sandbox's end,
 --- the pause growing by END_PAUSE_MS after each failure (a connection dropped, a lock wait
 --- cut short). An end left unrecorded is read later, once the owner's lock is free, as the
@@ -373,7 +393,11 @@ M._hands_on, M._mark_side, M._beside, M.SIDE = hands_on, mark_side, beside, SIDE
 function M.reconcile(db)
   local out = {}
   for _, row in ipairs(ops.list(db, false)) do
-    if not owner_alive(row) then
+    -- read again once its owner reads gone: an owner records its end before it lets its
+    -- lock go, so a row read live before that end and judged after it has ended already
+    -- (stopped as asked): marking it exited would overwrite that end, and put its kept
+    -- databases away a second time
+    if not owner_alive(row) and still_live(db, row.id) then
       local why = M.where(row) == "rebooted"
         and string.format("its owner (pid %s) ended with its machine's restart, and the sandbox with it",
           tostring(row.owner_pid))
@@ -394,9 +418,11 @@ function M.reconcile(db)
         remove_sockets(row)
       end
       -- recorded only now: a start meanwhile sees it live (and marks itself side), not an
-      -- ended sandbox whose databases are not yet kept
-      record(db, row.id, "exited", why, nil, "sandbox_exit", { id = row.id, target = row.target, detail = why })
-      out[#out + 1] = row.id
+      -- ended sandbox whose databases are not yet kept. Only while it is live: another look
+      -- (a process of its own) may have recorded the end first
+      if record_if_live(db, row.id, "exited", why, "sandbox_exit", { id = row.id, target = row.target, detail = why }) then
+        out[#out + 1] = row.id
+      end
     end
   end
   return out

@@ -282,6 +282,36 @@ describe("sandbox owners on several machines (" .. B.name() .. ")", function()
     db:close()
   end)
 
+  -- the race a loaded machine showed: a look read the rows while the owner was stopping its
+  -- sandbox, the owner recorded "stopped" and let its lock go, and the look then found the
+  -- lock free and marked the sandbox exited over its recorded stop
+  it("a row that ended after it was read live, its lock then free, keeps the end its owner recorded", function()
+    local db = B.open_store()
+    local dir = H.tmpdir()
+    local id = insert(db, { pid = ME, start = MY_START, machine = pidstart.machine,
+      socket = function(n) return dir .. "/.orket/sandboxes/" .. n .. "/app.sock" end })
+    assert.equal(0, (H.sh("mkdir -p '" .. dir .. "/.orket/sandboxes/" .. id .. "'")))
+    H.write(dir .. "/.orket/sandboxes/" .. id .. "/" .. service.OWNER_LOCK, "")
+    local read_live = ops.list(db, false) -- the look's read, before the owner's end
+    ops.set_status(db, id, "stopped", "stopped by the redeploy", { code = 0 })
+    local events = #db:events()
+    local list = ops.list
+    ops.list = function() return read_live end
+    local ok, ended = pcall(service.reconcile, db)
+    ops.list = list
+    assert(ok, ended)
+    assert.same({}, ended)
+    local row = ops.get(db, id)
+    assert.equal("stopped", row.status)
+    assert.equal("stopped by the redeploy", row.detail)
+    assert.equal(events, #db:events()) -- no sandbox_exit said for it
+    -- a row still live whose lock is free is ended as before
+    ops.set_status(db, id, "healthy")
+    assert.same({ id }, service.reconcile(db))
+    assert.equal("exited", ops.get(db, id).status)
+    db:close()
+  end)
+
   -- a shared file system that does not pass locks on (NFS nolock, most FUSE) shows another
   -- kernel's held lock as free: only the lock of an owner on this kernel is proof it ended
   it("another machine's row whose lock file reads free here is left live, its files untouched", function()
