@@ -43,18 +43,57 @@ static lst_conn *lst_check(lua_State *L, int i) {
 }
 
 #define LST_FILE_ERROR "orket.store.file_error"
+#define LST_BUSY "orket.store.busy"
 
 /* Remembers a failure of a database file (store_file_error) for file_error(): a caller
  * that raises the message (assert(db:rows(...))) loses the code, and the command line
- * still has to tell a damaged or read-only file, which the user fixes, from a bug. */
+ * still has to tell a damaged or read-only file, which the user fixes, from a bug.
+ * A damaged, full, read-only or unreadable file is a fact about the file, kept apart
+ * (fact) so a later busy note cannot hide it. A lock another connection held past the
+ * busy timeout (EBUSY) is a fact about one write only: it is kept by the thread (the task)
+ * that met it, in a table with weak keys, so a run of a process with many tasks (orket
+ * serve) stops only for its own (file_error(owned)). L is the running thread here. */
 static void lst_note(lua_State *L, store *s) {
   if (!store_file_error(s)) return;
+  /* after a transaction's fn, whose results (any number) may fill the stack, and for
+   * lst_fail's three results after it */
+  luaL_checkstack(L, 8, "store: noting a failure");
+  const char *msg = store_error(s), *code = store_code(s);
   lua_createtable(L, 0, 2);
-  lua_pushstring(L, store_error(s));
+  lua_pushstring(L, msg);
   lua_setfield(L, -2, "message");
-  lua_pushstring(L, store_code(s));
+  lua_pushstring(L, code);
   lua_setfield(L, -2, "code");
+  int busy = strcmp(code, "EBUSY") == 0;
+  if (!busy) {
+    lua_pushstring(L, msg);
+    lua_setfield(L, -2, "fact");
+    lua_pushstring(L, code);
+    lua_setfield(L, -2, "fact_code");
+  } else if (lua_getfield(L, LUA_REGISTRYINDEX, LST_FILE_ERROR) == LUA_TTABLE) {
+    /* the fact noted before stays */
+    lua_getfield(L, -1, "fact");
+    lua_setfield(L, -3, "fact");
+    lua_getfield(L, -1, "fact_code");
+    lua_setfield(L, -3, "fact_code");
+  }
+  if (busy) lua_pop(L, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, LST_FILE_ERROR);
+  if (!busy) return;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LST_BUSY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LST_BUSY);
+  }
+  lua_pushthread(L);
+  lua_pushstring(L, msg);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
 }
 
 static int lst_fail(lua_State *L, store *s) {
@@ -650,21 +689,49 @@ static const luaL_Reg lst_meta[] = {
     {NULL, NULL},
 };
 
-/* file_error() -> message, CODE | nil: the last failure of a database file (damaged,
- * read-only, full, I/O, locked) any connection met since the last clear_file_error(). */
+/* file_error([owned]) -> message, CODE | nil: the last failure of a database file (damaged,
+ * read-only, full, I/O, locked) any connection met since the last clear_file_error().
+ * With owned (a table whose keys are threads: a run's tasks): the failure that concerns
+ * them only: the last failure of the file itself, met by any thread, else a lock met by one
+ * of owned's threads (EBUSY; a third result, that thread), else nil. */
 static int lst_file_error(lua_State *L) {
+  int owned = lua_type(L, 1) == LUA_TTABLE;
   if (lua_getfield(L, LUA_REGISTRYINDEX, LST_FILE_ERROR) != LUA_TTABLE) {
     lua_pushnil(L);
     return 1;
   }
-  lua_getfield(L, -1, "message");
-  lua_getfield(L, -2, "code");
-  return 2;
+  if (!owned) {
+    lua_getfield(L, -1, "message");
+    lua_getfield(L, -2, "code");
+    return 2;
+  }
+  if (lua_getfield(L, -1, "fact") == LUA_TSTRING) {
+    lua_getfield(L, -2, "fact_code");
+    return 2;
+  }
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LST_BUSY) == LUA_TTABLE) {
+    int busy = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, busy) != 0) { /* a few threads at most: those that met a lock */
+      lua_pushvalue(L, -2);
+      if (lua_rawget(L, 1) != LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "EBUSY");
+        lua_rotate(L, -3, -1); /* message, CODE, thread */
+        return 3;
+      }
+      lua_pop(L, 2);
+    }
+  }
+  lua_pushnil(L);
+  return 1;
 }
 
 static int lst_clear_file_error(lua_State *L) {
   lua_pushnil(L);
   lua_setfield(L, LUA_REGISTRYINDEX, LST_FILE_ERROR);
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, LST_BUSY);
   return 0;
 }
 

@@ -165,10 +165,14 @@ function DB:read(fn, ...) return self.conn:read(fn, ...) end
 function DB:close() self.conn:close() end
 DB.__close = DB.close
 
---- db:journal_error() -> message, CODE | nil: the last failure of the database file itself
---- (damaged, read-only, full, I/O: orket.c.store's file_error) since clear_journal_error().
---- orket.store.pgdb's answers the same for its server. A run that meets one ends.
-function DB:journal_error() return cstore.file_error() end
+--- db:journal_error([since, owned]) -> message, CODE | nil: the last failure of the database
+--- file itself (damaged, read-only, full, I/O, or locked by another connection past the busy
+--- timeout, EBUSY: orket.c.store's file_error) since clear_journal_error(). since is
+--- PostgreSQL's (orket.store.pgdb answers the same for its server). owned: a set of threads
+--- (a run's tasks, Run:journal_broken): a lock counts only when one of them met it, as the
+--- process's other tasks' writes wait and fail on their own; the file's own failure counts
+--- whoever met it. A run that meets one ends.
+function DB:journal_error(_, owned) return cstore.file_error(owned) end
 function DB:clear_journal_error() cstore.clear_file_error() end
 
 -- built once: a statement is looked up by its text, and a string built per call is

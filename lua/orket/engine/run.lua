@@ -52,7 +52,8 @@ end
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
   "journal_failed", "journal_base", "git_failed", "tokens_used", "card_tokens_used", "spend", "money_checking",
   "money_reads", "money_deferred", "card_clock",
-  "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed" } do
+  "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed",
+  "threads" } do
   FIELDS[k] = true
 end
 
@@ -66,6 +67,10 @@ function M.new(engine, id)
     run_id = id,
     model = engine.model,
     tasks = {},        -- turns in flight: task -> true
+    -- the run's own threads (its loop's and its jobs' tasks' coroutines), weak: a lock met
+    -- by one of them ends the run, one met by another task of the process does not
+    -- (journal_broken)
+    threads = setmetatable({}, { __mode = "k" }),
     run_counters = {}, -- the gate's per-run counters (calls, bytes, files)
     skipped = {},      -- card id -> why it was left as it was this round
     stopping = false,  -- no new turns; execute returns "interrupted" unless halted or journal_failed
@@ -523,15 +528,18 @@ function Run:end_turn_records(job, out)
 end
 
 --- journal_broken([card]) -> true when the store failed during this run (SQLite's file full,
---- read-only, damaged, I/O error; the PostgreSQL server gone, refusing connections, out of
---- disk: db:journal_error()), false otherwise. The first
+--- read-only, damaged, I/O error, or its lock held by another process past the busy timeout
+--- where one of this run's own tasks wrote (EBUSY: a lock another task of the process met,
+--- an API request's or a command's, is that task's failure, and the run goes on); the
+--- PostgreSQL server gone, refusing connections, out of disk: db:journal_error()), false
+--- otherwise. The first
 --- time it says so it ends the run: nothing can go on without the journal (a card whose
 --- step could not be written would be picked again and again), so the run stops, failed,
 --- with the reason (conclude), every card keeping the status the journal holds, and
 --- `orket resume` continues once the store can be written.
 function Run:journal_broken(card)
   if self.journal_failed then return true end
-  local msg = self.db:journal_error(self.journal_base)
+  local msg = self.db:journal_error(self.journal_base, self.threads)
   if not msg then return false end
   self.journal_failed = msg
   self:emit { type = "journal_error", card = card, error = msg }
@@ -832,6 +840,7 @@ function Run:open_execution()
   -- (db:journal_mark), the flag left to the runs that met it
   if self.engine.carry_on and self.db.journal_mark then self.journal_base = self.db:journal_mark()
   elseif not self.share then self.db:clear_journal_error() end
+  self.threads[coroutine.running()] = true -- the run's loop (journal_broken)
   self.model = self.model or data.model
   local st = { conc = self.engine.concurrency or data.concurrency or self.settings.concurrency,
     target = assert(self.board:get(run.target)), busy = {}, inflight = 0, lease = self.lease, share = self.share }
@@ -959,6 +968,9 @@ end
 -- ends. Crash point: none here; each task's writes are its own steps' transactions.
 function Run:start_jobs(st, jobs)
   local function done(t, job)
+    -- a lock its task met after its turn's last look (a worker's lease write) is looked for
+    -- while the task's thread, held weakly (threads), can still be matched
+    self:journal_broken(job.card_id)
     self.tasks[t] = nil
     st.busy[job.card_id] = nil
     st.inflight = st.inflight - 1
@@ -995,6 +1007,7 @@ function Run:start_jobs(st, jobs)
       end)
     end
     self.tasks[t] = true
+    self.threads[t.co] = true -- its writes are the run's own (journal_broken)
     t:start()
   end
 end

@@ -198,7 +198,9 @@ end
 --- db:journal_error([since]) -> message | nil: the first failure of the server itself
 --- (gone, refusing connections, out of disk, an I/O error) since clear_journal_error(), or
 --- with since (a journal_mark()) the last one after that mark; SQLite's store answers the
---- same for its file. A run that meets one ends (Run:journal_broken).
+--- same for its file. A run that meets one ends (Run:journal_broken). A lock wait is never
+--- noted here (store_failure), so SQLite's owned (the threads a lock counts for) is not
+--- needed and a second argument is ignored.
 function DB:journal_error(since)
   if since then return (self.failures or 0) > since and self.last_failure or nil end
   return self.failure
