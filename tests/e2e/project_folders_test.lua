@@ -21,7 +21,7 @@ end
 describe("a script folder that is a file", function()
   after_each(H.cleanup)
 
-  it("is refused by run and resume with validate's message", function()
+  it("is refused by run, resume and gate check with validate's message", function()
     local dir = H.example("notes")
     local parent, name = dir:match("^(.*)/([^/]+)$")
     for _, folder in ipairs { "roles", "tools", "policies" } do
@@ -38,6 +38,13 @@ describe("a script folder that is a file", function()
       -- from elsewhere, the path names the folder from there
       r = H.orket("run NOTES -C " .. H.quote(name), { cwd = parent })
       assert.equal(1, r.status, folder)
+      assert.equal("orket: " .. name .. "/" .. said .. "\n", r.stderr)
+      -- orket gate check too: the built-in scripts alone would decide otherwise
+      r = H.orket("gate check --role coder --tool read_file", { cwd = dir })
+      assert.equal(1, r.status, folder .. ": " .. r.stdout)
+      assert.equal("orket: " .. said .. "\n", r.stderr)
+      assert.equal("", r.stdout)
+      r = H.orket("-C " .. H.quote(name) .. " gate check --role coder --tool read_file", { cwd = parent })
       assert.equal("orket: " .. name .. "/" .. said .. "\n", r.stderr)
       os.remove(dir .. "/" .. folder)
     end
