@@ -93,4 +93,31 @@ describe("a project folder's name in a message", function()
     assert.equal(2, r.status)
     assert.equal("orket: -C " .. base .. "/no\\nproject needs a command after it: orket -C DIR COMMAND ...\n", r.stderr)
   end)
+
+  it("is shown on its line by import, backup, restore and models too", function()
+    local base = H.tmpdir()
+    local odd = base .. "/two\nlines"
+    local shown = base .. "/two\\nlines"
+    assert.equal(0, H.orket("init " .. H.quote(odd) .. " --yes").status)
+    -- backup to a file in it, and restore's check of that file
+    local file = odd .. "/back\nup.db"
+    local r = H.orket("backup " .. H.quote(file) .. " -C " .. H.quote(odd))
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(1, #lines(r.stdout), r.stdout)
+    assert.matches(" to " .. shown .. "/back\\nup.db\n", r.stdout, 1, true)
+    r = H.orket("restore " .. H.quote(file) .. " --check -C " .. H.quote(odd))
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(1, #lines(r.stdout), r.stdout)
+    assert.matches("^" .. (shown .. "/back\\nup.db: a good backup"):gsub("%p", "%%%0"), r.stdout)
+    -- no epics/ folder to import
+    os.execute("rm -rf " .. H.quote(odd .. "/epics"))
+    r = H.orket("import -C " .. H.quote(odd))
+    assert.equal(1, r.status)
+    assert.equal(1, #lines(r.stderr), r.stderr)
+    assert.matches("import: " .. shown .. "/epics: no such folder", r.stderr, 1, true)
+    -- models -C a folder that is not there
+    r = H.orket("models -C " .. H.quote(base .. "/no\nproject"))
+    assert.equal(2, r.status, r.stderr)
+    assert.matches("-C " .. base .. "/no\\nproject: no such directory", lines(r.stderr)[1], 1, true)
+  end)
 end)
