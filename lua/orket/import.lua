@@ -44,15 +44,16 @@ local function list_files(dir)
   local st = uv.fs_stat(root)
   if st and st.type ~= "directory" then
     return nil, string.format("import: %s: a %s, not a folder: the epics are files in an epics/ folder "
-      .. "(docs/board.md)", root, st.type), "ENOTDIR"
+      .. "(docs/board.md)", config.shown(root), st.type), "ENOTDIR"
   elseif not st and uv.fs_stat(dir .. "/orket.lua") then
     -- the project's own folder: asking for it again would not help
-    return nil, string.format("import: %s: no such folder: write the project's epics there (docs/board.md)", root),
+    return nil, string.format("import: %s: no such folder: write the project's epics there (docs/board.md)",
+      config.shown(root)),
       "ENOENT"
   elseif not st then
     -- inside a project's workspace/, the project above is the one meant (config.no_project)
     local hint = config.holding(dir) and config.no_project(dir) or "give the project directory"
-    return nil, string.format("import: %s: no epics/ folder here (%s)", root, hint), "ENOENT"
+    return nil, string.format("import: %s: no epics/ folder here (%s)", config.shown(root), hint), "ENOENT"
   end
   local files = { skipped = {} }
   local function scan(path, rel, department)
@@ -78,7 +79,7 @@ local function list_files(dir)
           -- an epic written as YAML, or saved as WEB.JSON, would be passed over without a
           -- word, its cards missing from the board (other files, a README, are no epics)
           files.skipped[#files.skipped + 1] = string.format("%s/%s: not read: epic files are named *.json or *.lua "
-            .. "(lower case), and YAML is not read", rel, name)
+            .. "(lower case), and YAML is not read", config.shown(rel), config.shown(name))
         end
       end
     end

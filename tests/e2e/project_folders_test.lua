@@ -21,7 +21,7 @@ end
 describe("a script folder that is a file", function()
   after_each(H.cleanup)
 
-  it("is refused by run and resume with validate's message", function()
+  it("is refused by run, resume and gate check with validate's message", function()
     local dir = H.example("notes")
     local parent, name = dir:match("^(.*)/([^/]+)$")
     for _, folder in ipairs { "roles", "tools", "policies" } do
@@ -38,6 +38,13 @@ describe("a script folder that is a file", function()
       -- from elsewhere, the path names the folder from there
       r = H.orket("run NOTES -C " .. H.quote(name), { cwd = parent })
       assert.equal(1, r.status, folder)
+      assert.equal("orket: " .. name .. "/" .. said .. "\n", r.stderr)
+      -- orket gate check too: the built-in scripts alone would decide otherwise
+      r = H.orket("gate check --role coder --tool read_file", { cwd = dir })
+      assert.equal(1, r.status, folder .. ": " .. r.stdout)
+      assert.equal("orket: " .. said .. "\n", r.stderr)
+      assert.equal("", r.stdout)
+      r = H.orket("-C " .. H.quote(name) .. " gate check --role coder --tool read_file", { cwd = parent })
       assert.equal("orket: " .. name .. "/" .. said .. "\n", r.stderr)
       os.remove(dir .. "/" .. folder)
     end
@@ -85,5 +92,32 @@ describe("a project folder's name in a message", function()
     r = H.orket("-C " .. H.quote(none))
     assert.equal(2, r.status)
     assert.equal("orket: -C " .. base .. "/no\\nproject needs a command after it: orket -C DIR COMMAND ...\n", r.stderr)
+  end)
+
+  it("is shown on its line by import, backup, restore and models too", function()
+    local base = H.tmpdir()
+    local odd = base .. "/two\nlines"
+    local shown = base .. "/two\\nlines"
+    assert.equal(0, H.orket("init " .. H.quote(odd) .. " --yes").status)
+    -- backup to a file in it, and restore's check of that file
+    local file = odd .. "/back\nup.db"
+    local r = H.orket("backup " .. H.quote(file) .. " -C " .. H.quote(odd))
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(1, #lines(r.stdout), r.stdout)
+    assert.matches(" to " .. shown .. "/back\\nup.db\n", r.stdout, 1, true)
+    r = H.orket("restore " .. H.quote(file) .. " --check -C " .. H.quote(odd))
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(1, #lines(r.stdout), r.stdout)
+    assert.matches("^" .. (shown .. "/back\\nup.db: a good backup"):gsub("%p", "%%%0"), r.stdout)
+    -- no epics/ folder to import
+    os.execute("rm -rf " .. H.quote(odd .. "/epics"))
+    r = H.orket("import -C " .. H.quote(odd))
+    assert.equal(1, r.status)
+    assert.equal(1, #lines(r.stderr), r.stderr)
+    assert.matches("import: " .. shown .. "/epics: no such folder", r.stderr, 1, true)
+    -- models -C a folder that is not there
+    r = H.orket("models -C " .. H.quote(base .. "/no\nproject"))
+    assert.equal(2, r.status, r.stderr)
+    assert.matches("-C " .. base .. "/no\\nproject: no such directory", lines(r.stderr)[1], 1, true)
   end)
 end)

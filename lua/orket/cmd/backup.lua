@@ -4,6 +4,7 @@ local backup = require "orket.store.backup"
 local sealed = require "orket.store.sealed"
 local secrets = require "orket.store.secrets"
 local project = require "orket.project"
+local config = require "orket.config"
 
 local MIN_PASSPHRASE = 8
 
@@ -86,10 +87,11 @@ end
 local function as_said(err, code, file, store)
   if type(err) ~= "string" then return err end
   local n
-  err, n = err:gsub(file:gsub("%p", "%%%0") .. "%.part%-%d+", (("the copy for " .. file):gsub("%%", "%%%%")))
+  err, n = err:gsub(file:gsub("%p", "%%%0") .. "%.part%-%d+", (("the copy for " .. config.shown(file)):gsub("%%", "%%%%")))
   if n == 0 then return err end
   if code == "ECORRUPT" then
-    err = err .. string.format(" (nothing was written to %s: the store %s may be damaged)", file, store)
+    err = err .. string.format(" (nothing was written to %s: the store %s may be damaged)", config.shown(file),
+      config.shown(store))
   end
   return err
 end
@@ -107,7 +109,7 @@ end
 -- A backup made, said -> 0
 local function done(info, file, secret)
   io.stdout:write(string.format("backed up %d cards (schema version %d, %s%s) to %s\n", info.cards, info.version,
-    info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", file))
+    info.format == "pg" and "PostgreSQL export" or "SQLite store", secret and ", encrypted" or "", config.shown(file)))
   return 0
 end
 
@@ -138,7 +140,7 @@ function cmd.run(args, cli)
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
   local function say(signal)
-    cli.err("backup: %s: stopping; %s will not be changed (send it again to end at once)", signal, pos[1])
+    cli.err("backup: %s: stopping; %s will not be changed (send it again to end at once)", signal, config.shown(pos[1]))
   end
   local info, signal
   if secret then info, err, code, signal = encrypted(db, dir, pos[1], secret, say)

@@ -17,7 +17,8 @@ local cmd = { name = "gate", summary = "ask the tool gate about a call (orket ga
 cmd.help = [[
 Decides one tool call as the gate would during a run, without running it.
 Exit status: 0 allow, 1 deny (or an error, said on stderr: the project's orket.lua does
-not load, its roles, tools or policies do not, or its board cannot be read), 4 ask,
+not load, its roles, tools or policies do not (or one is a file, not a folder), or its
+board cannot be read), 4 ask,
 2 usage error.]]
 cmd.args = {
   usage = "orket gate check --role ROLE --tool TOOL [--args JSON] [--seat SEAT] [--card ID | --card-status S]\n" ..
@@ -63,6 +64,13 @@ local function load_rules(o, cli)
   -- a project's file named as other commands name it: relative to the project (the name
   -- each script is loaded under, given dir), under -C DIR from where the command ran
   local function named(msg) return cli.in_dir(dir, msg) end
+  -- roles/, tools/ or policies/ that is a file: the built-in scripts alone would decide,
+  -- unlike the run, which refuses the project (config.script_folders)
+  local ferr = config.script_folders(dir)
+  if ferr then
+    cli.err("%s", named(ferr))
+    return nil, 1
+  end
   local role_set, rerr = roles_mod.load(roles_mod.dirs(dir), dir)
   if not role_set then
     cli.err("%s", named(rerr))

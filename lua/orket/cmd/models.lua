@@ -6,6 +6,7 @@ local uv = require "luv"
 local llm = require "orket.llm"
 local task = require "orket.task"
 local inert = require "orket.inert"
+local config = require "orket.config"
 local cmdline = require "orket.cmdline"
 
 local cmd = { name = "models", args = {
@@ -94,8 +95,8 @@ function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
   local stat = uv.fs_stat(o.dir)
-  if not stat then return cli.usage_error(cmd, "-C %s: no such directory", o.dir) end
-  if stat.type ~= "directory" then return cli.usage_error(cmd, "-C %s: not a directory", o.dir) end
+  if not stat then return cli.usage_error(cmd, "-C %s: no such directory", config.shown(o.dir)) end
+  if stat.type ~= "directory" then return cli.usage_error(cmd, "-C %s: not a directory", config.shown(o.dir)) end
   -- The engine's sections too (budgets.turn = 4 is refused here as by run and validate).
   local cfg, s = cli.project_settings(o.dir, true)
   if not cfg then return 1 end

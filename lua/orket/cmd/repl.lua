@@ -4,6 +4,7 @@ local console = require "orket.terminal.console"
 local orket_api = require "orket"
 local chat = require "orket.terminal.chat"
 local uv = require "luv"
+local config = require "orket.config"
 local repl = require "orket.terminal.repl"
 local help = require "orket.terminal.help"
 
@@ -40,7 +41,7 @@ function cmd.run(args, cli)
       cli.err("project not opened (the prompt works without it): %s", cli.in_dir(dir, err))
     end
   elseif dir then
-    cli.err("%s has no orket.lua", dir)
+    cli.err("%s has no orket.lua", config.shown(dir))
     return 1
   end
   local status = repl.run()

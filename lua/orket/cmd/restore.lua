@@ -8,6 +8,7 @@ local sealed = require "orket.store.sealed"
 local audit_restore = require "orket.audit.restore"
 local service = require "orket.sandboxes.service"
 local errors = require "orket.errors"
+local config = require "orket.config"
 
 local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [--accept-older-audit] "
   .. "[--accept-unverified-audit] [-C DIR]"
@@ -136,7 +137,7 @@ local function check_only(dir, file, name, accept, cli)
   local v = judged(dir, file, name, live, accept, cli)
   if live then live:close() end
   if not v then return 1 end
-  io.stdout:write(string.format("%s: a good backup of %d cards (schema version %d); %s\n", name, info.cards,
+  io.stdout:write(string.format("%s: a good backup of %d cards (schema version %d); %s\n", config.shown(name), info.cards,
     info.version, audit_restore.summary(v)))
   return 0
 end
@@ -199,7 +200,8 @@ local function recorded(dir, v, name, info, accept, cli)
   local file = uv.fs_realpath(name) or name
   local row, cp, code = audit_restore.record(db, dir, v, { actor = cli.operator().seat, file = file, accept = accept })
   db:close()
-  io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version, name))
+  io.stdout:write(string.format("restored %d cards (schema version %d) from %s\n", info.cards, info.version,
+    config.shown(name)))
   if not row then
     cli.fail(code, "restore: the store was restored, but its audit entry or checkpoint was not written: %s", cp)
     return 1

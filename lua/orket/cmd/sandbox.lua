@@ -12,6 +12,7 @@ local uv = require "luv"
 local ops = require "orket.store.sandboxes"
 local service = require "orket.sandboxes.service"
 local inert = require "orket.inert"
+local config = require "orket.config"
 local board_mod = require "orket.board"
 local deploy = require "orket.sandboxes.deploy"
 local accept = require "orket.sandboxes.accept"
@@ -184,11 +185,11 @@ local function write(cli, dir, name, text, force)
   local path = dir .. "/" .. name
   local st = uv.fs_lstat(path)
   if st and st.type == "link" then
-    cli.err("%s is a symbolic link: not replaced, nor written through", path)
+    cli.err("%s is a symbolic link: not replaced, nor written through", config.shown(path))
     return nil
   end
   if not force and st then
-    cli.err("%s exists: not replaced (use --force)", path)
+    cli.err("%s exists: not replaced (use --force)", config.shown(path))
     return nil
   end
   local tmp = string.format("%s.%d-%d.tmp", path, uv.os_getpid(), uv.hrtime())
@@ -198,12 +199,12 @@ local function write(cli, dir, name, text, force)
   uv.fs_close(fd)
   if n ~= #text then
     uv.fs_unlink(tmp)
-    cli.err("%s: %s", tmp, tostring(werr or "short write"))
+    cli.err("%s: %s", config.shown(tmp), tostring(werr or "short write"))
     return nil
   end
   local ok, rerr = os.rename(tmp, path)
   if not ok then uv.fs_unlink(tmp) cli.err("%s", rerr) return nil end
-  io.stdout:write("wrote ", path, "\n")
+  io.stdout:write("wrote ", config.shown(path), "\n")
   return true
 end
 
@@ -273,7 +274,7 @@ local function write_compose(o, cli)
   out_dir = out_dir or (dir .. "/deploy")
   local st = uv.fs_stat(out_dir)
   if st and st.type ~= "directory" then
-    cli.err("sandbox compose: %s: not a directory; nothing was written", named)
+    cli.err("sandbox compose: %s: not a directory; nothing was written", config.shown(named))
     return 1
   end
   if not st then

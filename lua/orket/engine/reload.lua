@@ -70,12 +70,17 @@ end
 --- load(dir) -> scripts {roles=, tools=, policies=, routing=} | nil, "file[:line]: message", CODE
 --- Compiles every script afresh, each in a new restricted environment: Orket's built-ins
 --- (roles/, tools/, policies/ next to lua/), then the project's, which override by name.
---- Nothing is shared with an earlier set, so a caller can keep using the old one.
+--- Nothing is shared with an earlier set, so a caller can keep using the old one. A script
+--- folder that is a file: nil, "roles: a file, not a folder: ...", "ENOTDIR" (config.script_folders).
 function M.load(dir)
   local home = rt.home()
   -- taken before anything is compiled: an edit made while the set is read, or after it and
   -- before the watch starts, differs from it, and the watch reloads it (M.watch)
   local seen = M.digest(dir)
+  -- roles, tools or policies that is a file: its scripts would never be read and the
+  -- built-in ones silently put in their place; refused as a run's setup refuses it
+  local ferr, fcode = config.script_folders(dir)
+  if ferr then return nil, ferr, fcode end
   -- each of the project's scripts named from dir (scriptfile.name): its errors say
   -- "roles/x.lua:3", at load and in a turn, however the project was given
   local role_set, rerr, rcode = roles.load(roles.dirs(dir), dir)
@@ -136,14 +141,19 @@ local function file_list(files)
   return names
 end
 
---- problems(dir) -> array of "file:line: message" (an array even when empty): every
---- script of the project that is broken on its own, each with its line
---- (orket.engine.scriptcheck, as orket validate reports them)
+--- problems(dir) -> array of "file:line: message" (an array even when empty): each script
+--- folder that is not a folder ("roles: a file, not a folder: ...", config.not_a_folder),
+--- then every script of the project that is broken on its own, each with its line
+--- (orket.engine.scriptcheck), as orket validate reports them
 function M.problems(dir)
+  local out = jsonout.array()
+  for _, name in ipairs(config.SCRIPT_FOLDERS) do
+    local msg = config.not_a_folder(dir, name)
+    if msg then out[#out + 1] = name .. ": " .. msg end
+  end
   local found = {}
   pcall(scriptcheck.check, dir, found, { policies = 0 })
-  local out = jsonout.array()
-  for i, p in ipairs(found) do out[i] = scriptcheck.format(p) end
+  for _, p in ipairs(found) do out[#out + 1] = scriptcheck.format(p) end
   return out
 end
 

@@ -91,6 +91,27 @@ end
 
 function View:note(s) self.notes[#self.notes + 1] = s end
 
+-- A bug-fix phase's event as a note: ticked at the run's start (orket.sandboxes.phase), or
+-- a run of a rock whose phase has ended (its message). The end counts the sandboxes it
+-- stopped here and those it left running to other folders sharing the store, when any.
+local function bugfix_line(ev)
+  local rock = tostring(ev.rock)
+  if ev.action == "start" then return rock .. ": its bug-fix phase started" end
+  if ev.action == "bug" then
+    return string.format("%s: a failing health check %s", tostring(ev.card), ev.duplicate and "seen again" or "filed as a bug")
+  end
+  if ev.action == "end" then
+    local stopped, left = math.tointeger(ev.stopped) or 0, math.tointeger(ev.left) or 0
+    return string.format("%s: its bug-fix phase ended (%s)%s%s%s", rock, tostring(ev.reason),
+      ev.next_rock and ("; open bugs moved to " .. tostring(ev.next_rock)) or "",
+      stopped > 0 and string.format("; %d sandbox(es) stopped", stopped) or "",
+      left > 0 and string.format("; %d left running for other folders sharing the store", left) or "")
+  end
+  -- left_stopped and moved carry their sentence, which names the rock; an error, its message
+  if ev.action == "left_stopped" or ev.action == "moved" then return tostring(ev.message) end
+  return "bug-fix phase: " .. tostring(ev.message)
+end
+
 --- view:event(ev): folds one engine event into the view; draws when a frame is due.
 function View:event(ev)
   -- events carry the model's text, tool names, agents' card ids and servers' error
@@ -154,13 +175,7 @@ function View:event(ev)
     self.skipped_checks[#self.skipped_checks + 1] = line
     self:note("sandbox check skipped: " .. line)
   elseif t == "bugfix" then
-    -- the bug-fix phases ticked at the run's start (orket.sandboxes.phase)
-    self:note(ev.action == "start" and string.format("%s: its bug-fix phase started", tostring(ev.rock))
-      or ev.action == "bug" and string.format("%s: a failing health check %s", tostring(ev.card),
-        ev.duplicate and "seen again" or "filed as a bug")
-      or ev.action == "end" and string.format("%s: its bug-fix phase ended (%s)%s", tostring(ev.rock),
-        tostring(ev.reason), ev.next_rock and ("; open bugs moved to " .. ev.next_rock) or "")
-      or ("bug-fix phase: " .. tostring(ev.message)))
+    self:note(bugfix_line(ev))
   elseif t == "approval_requested" then
     self:note(string.format("%s waits for approval #%s of %s (orket answer %s --approve or --deny)", ev.card,
       tostring(ev.approval), tostring(ev.tool), ev.card))

@@ -150,6 +150,26 @@ describe("live view", function()
       last(t))
   end)
 
+  it("notes a bug-fix phase's end with the sandboxes it stopped and left, and those stopped for another folder", function()
+    local t = fake()
+    local v = t.view
+    v:event { type = "run_start", run_id = 3, target = "N", concurrency = 1 }
+    t.ms = 500
+    v:event { type = "bugfix", action = "end", rock = "R", reason = "no bugs for 3 days", next_rock = "R-2",
+      moved = 2, stopped = 0, left = 0 }
+    assert.matches("^R: its bug%-fix phase ended %(no bugs for 3 days%); open bugs moved to R%-2\norket run 3", last(t))
+    t.ms = 1000
+    v:event { type = "bugfix", action = "end", rock = "S", reason = "r", moved = 0, stopped = 2, left = 1 }
+    assert.matches("^S: its bug%-fix phase ended %(r%); 2 sandbox%(es%) stopped; 1 left running for other folders "
+      .. "sharing the store\norket run 3", last(t))
+    t.ms = 1500
+    v:event { type = "bugfix", action = "left_stopped", rock = "S", stopped = 1,
+      message = "S: the end of its bug-fix phase, ticked in another folder, left 1 of this folder's sandbox(es) "
+        .. "running: stopped here (4)\nsecond line" }
+    assert.matches("^S: the end of its bug%-fix phase, ticked in another folder, left 1 of this folder's "
+      .. "sandbox%(es%) running: stopped here %(4%)\\nsecond line\norket run 3", last(t))
+  end)
+
   it("notes a script folder hot reload cannot watch", function()
     local t = fake()
     local v = t.view

@@ -240,6 +240,28 @@ describe("hot reload", function()
     e.close_all()
   end)
 
+  it("keeps the old set when a script folder becomes a file, and says it", function()
+    local dir = notes_project()
+    H.write(dir .. "/roles/coder.lua", MARKED_CODER)
+    local e, events = open(dir)
+    local kept = e.roles
+    assert.equal("Implement the issue (reloaded version).", e.roles.by_name.coder.intent)
+    os.remove(dir .. "/roles/coder.lua")
+    os.remove(dir .. "/roles")
+    H.write(dir .. "/roles", "not a folder\n")
+    local ok, err, code = reload.apply(e, { ["roles/coder.lua"] = true })
+    assert.is_nil(ok)
+    assert.equal("ENOTDIR", code)
+    assert.matches("^roles: a file, not a folder", err)
+    assert.equal(kept, e.roles) -- not the built-in coder in its place
+    local last = events[#events]
+    assert.equal("reload_error", last.type)
+    assert.matches("^roles: a file, not a folder", last.problems[1])
+    assert.matches("^roles: a file, not a folder",
+      require("cjson").decode(e.db:row("SELECT data FROM events WHERE kind = 'reload_error'").data).error)
+    e.close_all()
+  end)
+
   it("keeps the old role when an edit names a model no provider serves", function()
     local dir = notes_project()
     local e, events = open(dir)
