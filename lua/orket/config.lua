@@ -176,8 +176,8 @@ function M.apply_env(cfg, getenv)
       p.base_url = url
     end
   end
-  local m = getenv("ORKET_MODEL")
-  if m and m ~= "" then
+  local m = settings.env_model(getenv)
+  if m then
     local prov, err = settings.split_model(m)
     if not prov then return nil, "ORKET_MODEL: " .. err, "EINVAL" end
     if not models.providers[prov] then

@@ -122,9 +122,7 @@ end
 --- override_model(run_model) -> the model every turn uses when given (--model, ORKET_MODEL)
 function M.override_model(run_model)
   if run_model and run_model ~= "" then return run_model end
-  local env = os.getenv("ORKET_MODEL")
-  if env and env ~= "" then return env end
-  return nil
+  return settings.env_model() -- blank is unset, as for models.default (orket.config.apply_env)
 end
 
 return M

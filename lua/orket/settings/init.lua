@@ -110,6 +110,15 @@ function M.split_model(spec)
   return p, m
 end
 
+--- env_model([getenv]) -> ORKET_MODEL's model, spaces around it left out | nil when it is
+--- unset, empty or only spaces (as OPENAI_BASE_URL and the OTEL_* variables are): the one
+--- reading of it, for models.default (orket.config.apply_env) and every turn's model
+--- (orket.engine.routing.override_model)
+function M.env_model(getenv)
+  local m = (getenv or os.getenv)("ORKET_MODEL")
+  return type(m) == "string" and m:find("%S") and m:match("^%s*(.-)%s*$") or nil
+end
+
 --- validate_models(models) -> true | nil, message, "EINVAL"
 function M.validate_models(models)
   if type(models) ~= "table" then return mfail("models", "must be a table") end

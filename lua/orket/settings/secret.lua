@@ -9,8 +9,13 @@ local store = require "orket.store.secrets"
 
 local M = {}
 
--- ORKET_SECRET_NAME, when set and not empty, gives secret "NAME" (containers, CI)
+-- ORKET_SECRET_NAME, when set and not blank, gives secret "NAME" (containers, CI)
 M.ENV_PREFIX = "ORKET_SECRET_"
+
+--- given(v) -> whether an environment variable's value v is set: empty or only spaces is
+--- unset, as for OPENAI_BASE_URL and the OTEL_* variables (orket.config.apply_env), never a
+--- blank credential sent (`Authorization: Bearer `) in place of the next source's value
+function M.given(v) return type(v) == "string" and v:find("%S") ~= nil end
 local MAX_DEPTH = 16
 
 local Ref = { __name = "orket.secret" }
@@ -75,7 +80,7 @@ function M.problems(found, dir, getenv)
   local out = {}
   for _, f in ipairs(found) do
     local env = getenv(M.ENV_PREFIX .. f.name)
-    if not env or env == "" then
+    if not M.given(env) then
       local has, err = store.has(dir, f.name)
       if has == nil then
         out[#out + 1] = string.format("orket.lua: %s: secret %q: %s", f.path, f.name, err)
@@ -89,15 +94,15 @@ function M.problems(found, dir, getenv)
 end
 
 --- value(ref, var[, getenv]) -> the credential | nil when neither is given | nil, msg, CODE.
---- The precedence: the environment variable var (a setting's *_env) when set and not empty;
+--- The precedence: the environment variable var (a setting's *_env) when set and not blank;
 --- then ORKET_SECRET_NAME; then the store. ref is a bound reference or nil.
 function M.value(ref, var, getenv)
   getenv = getenv or os.getenv
   local v = var and getenv(var)
-  if v and v ~= "" then return v end
+  if M.given(v) then return v end
   if not ref then return nil end
   v = getenv(M.ENV_PREFIX .. ref.secret)
-  if v and v ~= "" then return v end
+  if M.given(v) then return v end
   return store.reveal(ref.dir or ".", ref.secret, getenv)
 end
 
