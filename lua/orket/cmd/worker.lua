@@ -324,12 +324,13 @@ local function only_mine(queued, only)
 end
 
 --- store_gone(db, set, own) -> the message of the store's failure the worker stops its
---- runs and waits for | nil: one its runs met (set:store_failure(): a lock only where a run's own tasks met
---- it, Run:journal_broken), or one noted for the store (db:journal_error) that concerns own,
---- the worker loop's thread: a failure of the file itself (full, read-only, damaged, I/O),
---- whoever met it, or a lock (EBUSY) the loop's own writes met. A lock another task of the
---- process met (the lease keeper's renewal, which tries again at its next period) neither
---- stops the worker's runs nor keeps it waiting, as it ends no run.
+--- runs and waits for | nil: one its runs met (set:store_failure(): a lock only where a
+--- run's own tasks met it, Run:journal_broken), or one noted for the store
+--- (db:journal_error) that concerns own, the worker loop's thread: a failure of the file
+--- itself (full, read-only, damaged, I/O), whoever met it, or a lock (EBUSY) the loop's
+--- own writes met. A lock another task of the process met (the lease keeper's renewal,
+--- which tries again at its next period) neither stops the worker's runs nor keeps it
+--- waiting, as it ends no run.
 function cmd.store_gone(db, set, own)
   return set:store_failure() or db:journal_error(nil, own)
 end
