@@ -130,14 +130,16 @@ end
 -- a fixed second's wait made the workers' pause several times the database's own (waits
 -- that doubled left it about 2x; growing by half, about 1.5x: bench/failover.lua). A
 -- transaction in flight was rolled back whole; the run is left running for all.
--- st.lost: said already; st.wait: the next wait.
-local function store_lost(e, emit, st, why)
+-- st.lost: said already; st.wait: the next wait. Called once no run is in flight: the
+-- failure noted for the process is cleared, and the runs' (set.lost) with it.
+local function store_lost(e, emit, st, why, set)
   if not st.lost then
     emit { type = "store_lost", error = tostring(why) }
     st.wait = 20
   end
   st.lost = true
   e.db:clear_journal_error()
+  set:forget_failure()
   rt.sleep(st.wait)
   st.wait = math.min(st.wait * 3 // 2, 1000)
 end
@@ -321,6 +323,18 @@ local function only_mine(queued, only)
   return {}
 end
 
+--- store_gone(db, set, own) -> the message of the store's failure the worker stops its
+--- runs and waits for | nil: one its runs met (set:store_failure(): a lock only where a
+--- run's own tasks met it, Run:journal_broken), or one noted for the store
+--- (db:journal_error) that concerns own, the worker loop's thread: a failure of the file
+--- itself (full, read-only, damaged, I/O), whoever met it, or a lock (EBUSY) the loop's
+--- own writes met. A lock another task of the process met (the lease keeper's renewal,
+--- which tries again at its next period) neither stops the worker's runs nor keeps it
+--- waiting, as it ends no run.
+function cmd.store_gone(db, set, own)
+  return set:store_failure() or db:journal_error(nil, own)
+end
+
 -- The worker's loop, in a task: starts each run left to workers that it can join, side by
 -- side (set), until stopped (or, with --drain, none is left and none in flight) -> failure
 -- message[, CODE] | nil. The store lost (a run met it, or the loop's own question): every
@@ -331,8 +345,9 @@ local function work(e, o, emit, state, set)
   local failed, fcode = begin(e, o, emit)
   if failed then return failed, fcode end
   local ops, keeper, st = lease_mod.ops(e.db), e.lease, { lost = false }
+  local own = { [coroutine.running()] = true } -- the loop's task (store_gone)
   while not state.stopping and not set.failed do
-    local queued, gone = nil, e.db:journal_error()
+    local queued, gone = nil, cmd.store_gone(e.db, set, own)
     if not gone then
       local qok, q = pcall(ops.queued, e.db)
       if qok then queued = q else gone = q end
@@ -340,7 +355,7 @@ local function work(e, o, emit, state, set)
     if gone then
       set:stop_all()
       set:wait_all()
-      store_lost(e, emit, st, gone)
+      store_lost(e, emit, st, gone, set)
     else
       if st.lost then emit { type = "store_back" } end
       st.lost = false

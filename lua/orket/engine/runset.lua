@@ -24,7 +24,8 @@ Set.__index = Set
 --- status(id) (optional) -> the run's status now and the journal's end (nil: unknown), read
 --- together, asked once the worker joined and opened it.
 --- set.failed: the first error a run's engine raised (not the store's loss), which stops
---- the worker; set.count: the runs in flight.
+--- the worker; set.lost: the store's failure a run of the set met (store_failure);
+--- set.count: the runs in flight.
 function M.new(o)
   return setmetatable({ db = o.db, keeper = o.keeper, share = o.share, open = o.open, join = o.join, leave = o.leave,
     journal = o.journal, live = {}, count = 0,
@@ -47,7 +48,8 @@ function Set:start(row)
   -- (stop_ended); read after, a stop in between would be missed
   local mark = self.journal and select(2, pcall(self.journal.last))
   if mark ~= nil and math.type(mark) ~= "integer" then return false end -- (the store lost: the loop finds it)
-  -- (a store lost while the worker asks: its loop finds db:journal_error() and waits)
+  -- (a store lost while the worker asks, in its loop's task: the loop finds it, its own
+  -- failure, and waits)
   local jok, hold = pcall(self.join, row)
   if not (jok and hold) then return false end
   local e, err = self.open(row)
@@ -77,7 +79,18 @@ function Set:start(row)
   self.live[row.id] = entry
   self.count = self.count + 1
   entry.task = task.spawn(function()
-    local ok, res = pcall(e.execute, e, row.id)
+    local ok, res, report = pcall(e.execute, e, row.id)
+    -- the store's failure that ended the run: met by its own tasks (its report's
+    -- store_lost: Run:journal_broken), or, when it raised, by its loop, this task (a lock
+    -- met there; a failure of the file itself whoever met it). Any other error is Orket's
+    -- own and stops the worker, as it did when it worked one run; a lock another task of
+    -- the process met (a lease renewal's) is neither. Noted before anything below waits,
+    -- so a wait_all that returned finds it.
+    local lost
+    if ok then lost = type(report) == "table" and report.store_lost or nil
+    else lost = self.db:journal_error(nil, { [coroutine.running()] = true }) end
+    if lost then self.lost = self.lost or lost
+    elseif not ok then self.failed = self.failed or tostring(res) end
     -- (first: whatever fails below, wait_all does not wait for this run again)
     self.live[row.id] = nil
     self.count = self.count - 1
@@ -88,13 +101,26 @@ function Set:start(row)
     entry.watcher:close()
     e.close_all()
     self.leave(hold)
-    -- an error with the store gone is the loss's (the worker waits for the store); any
-    -- other is Orket's own and stops the worker, as it did when it worked one run
-    if not ok and not self.db:journal_error() then self.failed = self.failed or tostring(res) end
     self.waker:wake()
   end)
   return true
 end
+
+--- store_failure() -> the store's failure one of the set's runs met | nil: one that ended
+--- for it or raised with it (set.lost), or one in flight stopping for it (its run's
+--- journal_failed). A lock another task of the process met (SQLite's EBUSY) is not one:
+--- each run counts a lock only where its own tasks met it (Run:journal_broken), and the
+--- worker does the same. forget_failure() drops set.lost, the runs having all ended.
+function Set:store_failure()
+  if self.lost then return self.lost end
+  for _, entry in pairs(self.live) do
+    local run = entry.e.current
+    if run and run.journal_failed then return run.journal_failed end
+  end
+  return nil
+end
+
+function Set:forget_failure() self.lost = nil end
 
 --- stop_all(): every run in flight stops (its turns cancelled where they wait, the run left
 --- running for the workers: Run:conclude)
