@@ -33,6 +33,11 @@ describe("an MCP server's tool named with a control character", function()
 
   it("is logged and listed escaped, naming the server, when a live server lists it", function()
     local SERVER = H.ROOT .. "/tests/mcp/hostile_server.lua"
+    -- a sanitizer build of orket (the test server here) reserves terabytes of shadow memory,
+    -- which no data limit allows: under one, the server runs without it (as mcp_client_spec)
+    local limits = client.LIMITS
+    if H.sanitized() then client.LIMITS = { cpu_seconds = 600, memory = 0 } end
+    finally(function() client.LIMITS = limits end)
     local logs = {}
     local ok, err = task.spawn(function()
       local c = client.new({ name = "h", transport = "stdio", command = { H.BIN, "lua", SERVER, "tool=get\1sum" },
