@@ -68,7 +68,7 @@ describe("orket audit", function()
     assert.equal(0, s.stop())
     local r = ok(verify(dir), "verify")
     -- the key's creation by the local operator (orket keys create), the three comments and a checkpoint
-    assert.matches("audit: 5 entries (1 to 5), 1 signed checkpoints: verified", r.stdout, 1, true)
+    assert.matches("audit: 5 entries (1 to 5), 1 signed checkpoint: verified", r.stdout, 1, true)
     r = ok(H.orket("audit export --since 1d --format jsonl", { cwd = dir }), "export")
     local lines = {}
     for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = require("cjson").decode(l) end
@@ -399,7 +399,7 @@ describe("orket restore and the audit", function()
     r = ok(verify(dir), "verify")
     assert.matches("audit: note: entry 26, cli: restore " .. tmp .. "/stripped, restored a backup accepting its "
       .. "audit as it was (older-audit:unverified-audit)", r.stdout, 1, true)
-    assert.matches("27 entries (1 to 27), 1 signed checkpoints: verified", r.stdout, 1, true)
+    assert.matches("27 entries (1 to 27), 1 signed checkpoint: verified", r.stdout, 1, true)
   end)
 
   it("restores an older backup only with --accept-older-audit, and records the restore in the chain", function()
@@ -694,7 +694,7 @@ io.write(rep.entries, " ", table.concat(rep.problems, "|"))]])
     local r = ok(verify(fresh), "verify")
     assert.matches("audit: note: accepted by entry 14 (cli: restore " .. file .. "), signed by checkpoint 15 under "
       .. ".orket/audit.pub: checkpoint 11 is signed with another key (" .. old_pk .. ")", r.stdout, 1, true)
-    assert.matches("15 entries (1 to 15), 1 signed checkpoints: verified", r.stdout, 1, true)
+    assert.matches("15 entries (1 to 15), 1 signed checkpoint: verified", r.stdout, 1, true)
     -- the new key goes on signing; the chain's hashes are still checked before the restore
     script(fresh, [[assert(db:tx(function() chain.record(db, { actor = "k", action = "comment" }) return true end))
 assert(chain.checkpoint(db, ".", { force = true }).checkpoint)]])

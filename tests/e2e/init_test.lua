@@ -40,7 +40,7 @@ describe("orket init", function()
     end
     local v = H.orket("validate", { cwd = dir .. "/x" })
     assert.equal(0, v.status, v.stdout)
-    assert.matches("^ok: orket.lua, 1 epic %(2 issues%)", v.stdout)
+    assert.matches("^ok: orket.lua, 1 epic %(2 issues%), 3 roles, %d+ tools, 1 policy\n$", v.stdout)
     local run = H.orket("run START", { cwd = dir .. "/x" })
     assert.equal(0, run.status, run.stderr)
     assert.matches('"status":"done","tokens":%d+,"type":"run_end"', run.stdout)

@@ -191,7 +191,8 @@ end
 --- summary(v) -> one line on the backup's audit
 function M.summary(v)
   if v.entries == 0 then return "its audit is empty" end
-  local s = string.format("its audit: %d entries (%d to %d), newest checkpoint %s", v.entries, v.first, v.last,
+  local s = string.format("its audit: %d entr%s (%d to %d), newest checkpoint %s", v.entries,
+    v.entries == 1 and "y" or "ies", v.first, v.last,
     v.checkpoint > 0 and tostring(v.checkpoint) or "none")
   if #v.unverified == 0 and v.pub then s = s .. ", verified under .orket/audit.pub" end
   if v.checkpoint > 0 and v.checkpoint < v.last then

@@ -69,9 +69,10 @@ local function report(rep)
   end
   local tail = rep.last and rep.last > rep.last_signed and string.format("; entries %d to %d are not signed yet",
     rep.last_signed + 1, rep.last) or ""
-  io.stdout:write(string.format("audit: %d entries (%s to %s), %d signed checkpoints%s: %s\n", rep.entries,
-    tostring(rep.first or "-"), tostring(rep.last or "-"), rep.signed, tail,
-    #rep.problems == 0 and "verified" or (#rep.problems .. " problems")))
+  local function n(count, one, many) return string.format("%d %s", count, count == 1 and one or many) end
+  io.stdout:write(string.format("audit: %s (%s to %s), %s%s: %s\n", n(rep.entries, "entry", "entries"),
+    tostring(rep.first or "-"), tostring(rep.last or "-"), n(rep.signed, "signed checkpoint", "signed checkpoints"),
+    tail, #rep.problems == 0 and "verified" or n(#rep.problems, "problem", "problems")))
   return #rep.problems == 0 and 0 or 1
 end
 

@@ -48,9 +48,10 @@ function cmd.run(args, cli)
     io.stdout:write(string.format("%d problem%s\n", #problems, #problems == 1 and "" or "s"))
     return 1
   end
-  io.stdout:write(string.format("ok: orket.lua, %d epic%s (%d issues), %d roles, %d tools, %d policies%s\n",
-    s.epics, s.epics == 1 and "" or "s", s.issues, s.roles, s.tools, s.policies,
-    #warnings > 0 and string.format(" (%d warning%s)", #warnings, #warnings == 1 and "" or "s") or ""))
+  local function n(count, one, many) return string.format("%d %s", count, count == 1 and one or many) end
+  io.stdout:write(string.format("ok: orket.lua, %s (%s), %s, %s, %s%s\n", n(s.epics, "epic", "epics"),
+    n(s.issues, "issue", "issues"), n(s.roles, "role", "roles"), n(s.tools, "tool", "tools"),
+    n(s.policies, "policy", "policies"), #warnings > 0 and string.format(" (%s)", n(#warnings, "warning", "warnings")) or ""))
   return 0
 end
 

@@ -284,10 +284,10 @@ end
 --- view:frame() -> array of lines: the live frame as it stands now
 function View:frame()
   local now = self.now()
-  local head = string.format("%s %s  %s  %s tokens  %d turns",
+  local head = string.format("%s %s  %s  %s tokens  %d turn%s",
     self:paint("orket run" .. (self.run_id and (" " .. self.run_id) or ""), COLORS.bold),
-    self.target or "", clock(now - self.started), thousands(self.tokens), self.turns)
-  if self.retries > 0 then head = head .. string.format("  %d retries", self.retries) end
+    self.target or "", clock(now - self.started), thousands(self.tokens), self.turns, self.turns == 1 and "" or "s")
+  if self.retries > 0 then head = head .. string.format("  %d retr%s", self.retries, self.retries == 1 and "y" or "ies") end
   local lines = { head }
   if self.end_reason then lines[#lines + 1] = self:reason_line() end
   local parts, total = self:counts()
@@ -365,10 +365,10 @@ function View:finish()
   local st = self.end_status or "stopped"
   -- run_end counts the whole run's tokens. After a resume the time and the turns are this
   -- session's, so this session's tokens go with them and the whole run's are said apart.
-  local head = string.format("%s %s %s in %s, %s tokens, %d turns",
+  local head = string.format("%s %s %s in %s, %s tokens, %d turn%s",
     self:paint("run" .. (self.run_id and (" " .. self.run_id) or ""), COLORS.bold), self.target or "",
     self:paint(st, COLORS[st]), clock(now - self.started),
-    thousands(self.resumed and self.tokens or (self.end_tokens or self.tokens)), self.turns)
+    thousands(self.resumed and self.tokens or (self.end_tokens or self.tokens)), self.turns, self.turns == 1 and "" or "s")
   if self.resumed then
     head = head .. string.format(" in this session; %s tokens in the whole run",
       thousands(self.end_tokens or self.tokens))

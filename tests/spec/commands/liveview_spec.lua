@@ -63,7 +63,7 @@ describe("live view", function()
     v:event { type = "turn_end", run_id = 7, card = "N-1", seat = "senior_developer", role = "coder", phase = "work",
       turn = 1, outcome = "handed_in", status = "code_review" }
     local f = last(t)
-    assert.matches("1 turns", f, 1, true)
+    assert.matches("  1 turn\n", f, 1, true)
     assert.matches("cards (3): code_review 2  done 1", f, 1, true)
     assert.matches("  in review:   N-1 N-2", f, 1, true)
     assert.matches("  senior_developer       idle", f, 1, true)
@@ -134,6 +134,12 @@ describe("live view", function()
       attempts = 2, elapsed_ms = 1340, retry = 1, delay_ms = 200 }
     assert.matches("^N%-1 model failed %(transient%) after 2 attempts over 1%.3 s: stream cut; asking again in 200 ms\norket run 3",
       last(t))
+    -- the frame's head counts in the singular until a second one
+    assert.matches("  0 turns  1 retry\n", last(t), 1, true)
+    t.ms = 1500
+    v:event { type = "model_retry", card = "N-1", seat = "s", class = "transient", error = "stream cut",
+      attempts = 3, elapsed_ms = 2000, retry = 2, delay_ms = 200 }
+    assert.matches("  0 turns  2 retries\n", last(t), 1, true)
   end)
 
   it("notes a sandbox deployed after a merge, or why none was", function()
@@ -312,7 +318,7 @@ describe("live view", function()
     v:event { type = "turn_end", card = "N-1", seat = "s", status = "done" }
     t.ms = 2000
     v:event { type = "run_end", run_id = 5, status = "done", tokens = 5320 }
-    assert.matches("^run 5 N done in 00:02, 320 tokens, 1 turns in this session; 5,320 tokens in the whole run\n",
+    assert.matches("^run 5 N done in 00:02, 320 tokens, 1 turn in this session; 5,320 tokens in the whole run\n",
       last(t))
   end)
 
