@@ -36,7 +36,7 @@ function M.new(o)
   if math.type(ttl) ~= "integer" or ttl < 30 then error("bad argument #1 to 'new' (ttl_ms: integer >= 30 expected)", 2) end
   local token = crypto.random_bytes(8):gsub(".", function(c) return string.format("%02x", c:byte()) end)
   return setmetatable({ db = o.db, ops = M.ops(o.db), name = o.worker, worker = o.worker .. "#" .. token, ttl_ms = ttl, held = {}, round = {}, run_of = {},
-    marks = 0, marked = {}, poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end }, Lease)
+    marks = 0, marked = {}, releasing = {}, poll_ms = o.poll_ms or 100, on_event = o.on_event or function() end }, Lease)
 end
 
 -- A local deadline a little before the lease's: the clocks of this process and the
@@ -160,7 +160,7 @@ end
 --- end released it in its own transaction). A long-lived worker kept one entry per card it
 --- ever worked.
 function Lease:forget(card)
-  self.held[card], self.run_of[card], self.marked[card] = nil, nil, nil
+  self.held[card], self.run_of[card], self.marked[card], self.releasing[card] = nil, nil, nil, nil
 end
 
 --- fresh(card) -> true when the lease on card was renewed recently enough to start an
@@ -177,9 +177,24 @@ function Lease:release(card)
   if card then
     self:forget(card)
   else
-    self.held, self.run_of, self.marked = {}, {}, {}
+    self.held, self.run_of, self.marked, self.releasing = {}, {}, {}, {}
   end
 end
+
+--- release_with(card): releases card's lease inside the caller's transaction (a turn's
+--- end), the card still known until the caller sees the commit (forget) or the rollback
+--- (kept). Meanwhile a renewal that no longer finds the lease does not call it lost: on
+--- PostgreSQL the renewal runs on a connection of its own, waits on the release's row lock,
+--- and can be answered before the turn that committed the release; it said a card whose
+--- turn had just ended normally was lost.
+function Lease:release_with(card)
+  self.ops.release(self.db, self.worker, card)
+  self.releasing[card] = true
+end
+
+--- kept(card): the transaction that released card's lease (release_with) rolled back: the
+--- lease is held as before, and judged by renewals again
+function Lease:kept(card) self.releasing[card] = nil end
 
 --- release_run(run_id): drops this worker's leases on run_id's cards (the run ended here;
 --- a card it left in progress, as a full disk leaves one, would otherwise stay held while
@@ -210,7 +225,9 @@ function Lease:renew()
   if not ok then return lost end -- the store did not answer: the leases run out unless a later renewal works
   self:warn_namesakes()
   for card in pairs(self.held) do
-    if now[card] then self:mark(card) elseif (self.marked[card] or 0) <= from then
+    if now[card] then
+      self:mark(card)
+    elseif not self.releasing[card] and (self.marked[card] or 0) <= from then
       self.held[card], self.marked[card] = nil, nil
       lost[card] = true
       self.on_event { type = "lease_lost", card = card, run_id = self.run_of[card] }

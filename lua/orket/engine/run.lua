@@ -521,7 +521,7 @@ function Run:end_turn_records(job, out)
   -- one commit, and other workers woken by it no longer see the card held (after_lease)
   local lease = self.lease
   if lease and not lease.ops.WORKABLE[out.status] then
-    lease.ops.release(self.db, lease.worker, job.card_id)
+    lease:release_with(job.card_id)
     out.released = true
   end
   return true
@@ -600,7 +600,10 @@ function Run:finish_turn(job, out)
       return self:end_turn_records(job, out)
     end)
     -- rolled back with the rest: a block never committed is never announced (card_blocked)
-    if not ok then out.released, out.recorded = nil, nil end
+    if not ok then
+      if out.released then self.lease:kept(job.card_id) end
+      out.released, out.recorded = nil, nil
+    end
     if not ok and job.lease_lost then return self:finish_turn(job, out) end
     -- the run stopped: the turn stays open, its end not recorded (end_turn_records)
     if ok and out.ended == "canceled" then return end

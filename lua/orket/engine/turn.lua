@@ -797,8 +797,12 @@ local function commit_step(run, job, st, n, model, rec)
     local merged, conflict = job.merged, job.conflict
     local ok, err = run.db:tx(step_segment, sp)
     if not ok then
-      -- a move the segment made is rolled back with it (execute)
+      -- a move the segment made is rolled back with it (execute), and the lease's release
       job.merged, job.conflict = merged, conflict
+      if sp.out and sp.out.released then
+        run.lease:kept(job.card_id)
+        sp.out.released = nil
+      end
       -- the first transaction rolled back: the turn's begin and its tokens with it
       if not first_done then
         job.begun = begun

@@ -76,4 +76,37 @@ describe("orket.engine.lease's renewal", function()
     assert.same({ nil, nil, nil }, { l.held.C, l.marked.C, l.run_of.C })
     assert.same({ "B" }, released)
   end)
+
+  -- On PostgreSQL the renewal runs on a connection of its own: its statement waits on the
+  -- row lock of a turn's end that releases the card's lease, and can be answered before the
+  -- turn that committed the release forgets the card. It said that card lost (lease_lost)
+  -- though its turn had ended normally.
+  it("says nothing lost of a card whose release a turn's end is committing, and judges it again after a rollback", function()
+    local released = {}
+    local ops = {
+      claim = function(_, o)
+        local out = {}
+        for i, id in ipairs(o.ids) do out[i] = { card = id } end
+        return out
+      end,
+      release = function(_, _, card) released[#released + 1] = card end,
+      renew = function() return { B = true } end, -- A's row is gone: its release committed
+      namesakes = function() return 0 end,
+    }
+    local l, events = keeper(ops)
+    l:claim(7, { "A", "B" }, 2)
+    l:release_with("A") -- inside the turn's end transaction
+    assert.same({ "A" }, released)
+    assert.same({}, l:renew())
+    assert.same({}, events)
+    l:forget("A") -- the turn saw its commit
+    assert.same({ nil, nil, nil, nil }, { l.held.A, l.marked.A, l.run_of.A, l.releasing.A })
+    assert.same({}, l:renew())
+    -- a release rolled back leaves the lease held: a renewal that does not find it says so
+    l:release_with("B")
+    l:kept("B")
+    ops.renew = function() return {} end
+    assert.same({ B = true }, l:renew())
+    assert.same({ { type = "lease_lost", card = "B", run_id = 7 } }, events)
+  end)
 end)
