@@ -91,7 +91,9 @@ static int vw_tmp_make(int at, const char *name, int link, int exec, const char 
 /* Writes side m's blob at leaf in dfd: a temporary file, then a rename (invariant 5). Made
  * in the refresh's own directory in the gitdir; where that is not on leaf's file system
  * (EXDEV: a mount in workspace/) or not usable, beside leaf under a name of the same kind
- * (.orket-view-PID.N.tmp, O_EXCL), which a kill between the two steps leaves there. 0, or
+ * (.orket-view-PID.N.tmp, O_EXCL), which a kill between the two steps leaves there (the
+ * refresh removes a gone process's from the folders it writes into: view.c's
+ * vw_sweep_beside). 0, or
  * -1 with the errno of the step that failed (the refresh tells a full disk from something
  * of someone's on the way by it: view.c's vw_blocked). */
 int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,

@@ -1132,6 +1132,68 @@ TEST(test_gitrepo_view_tmp_sweep) {
   tg_end(r, base);
 }
 
+/* Written beside their paths (the gitdir's temporary directory cannot be used), the files a
+ * killed refresh left in a folder the next refresh writes into are removed there: a gone
+ * process's file or symlink (the link removed, its target kept), never a live process's or
+ * this one's, nor a directory or another name. Before, they stayed in the person's folder
+ * for good, untracked in git status. */
+TEST(test_gitrepo_view_beside_sweep) {
+  char base[] = "/tmp/orket-git-XXXXXX", ws[512], id[41], buf[64], p[1400];
+  char dead[64], deadlink[64], deaddir[64], odd[64], live[64], self[64];
+  gr_err e;
+  gr_paths conf;
+  gr_merge_kind kind;
+  gitrepo *r = tg_setup(t, base, ws);
+  if (r == NULL) return;
+  git_libgit2_init();
+  pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  CHECK(t, gone > 0 && waitpid(gone, NULL, 0) == gone);
+  snprintf(dead, sizeof dead, "d/.orket-view-%ld.0.tmp", (long)gone);
+  snprintf(deadlink, sizeof deadlink, "d/.orket-view-%ld.1.tmp", (long)gone);
+  snprintf(deaddir, sizeof deaddir, "d/.orket-view-%ld.2.tmp", (long)gone);
+  snprintf(odd, sizeof odd, "d/.orket-view-%ld.3.tmp~", (long)gone);
+  snprintf(live, sizeof live, "d/.orket-view-%ld.0.tmp", (long)getppid());
+  snprintf(self, sizeof self, "d/.orket-view-%ld.0.tmp", (long)getpid());
+  CHECK(t, tg_write(ws, ".git/orket-view-tmp", "a file: no directory can be made there\n") == 0);
+  snprintf(p, sizeof p, "%s/d", ws);
+  CHECK(t, mkdir(p, 0777) == 0);
+  snprintf(p, sizeof p, "%s/%s", ws, deaddir);
+  CHECK(t, mkdir(p, 0777) == 0);
+  snprintf(p, sizeof p, "%s/%s", ws, deadlink);
+  CHECK(t, symlink("keep.txt", p) == 0);
+  CHECK(t, tg_write(ws, "d/keep.txt", "kept\n") == 0 && tg_write(ws, dead, "left by a kill\n") == 0 &&
+               tg_write(ws, odd, "not ours\n") == 0 && tg_write(ws, live, "in flight\n") == 0 &&
+               tg_write(ws, self, "ours\n") == 0);
+  /* each folder written is swept, its subfolder's writes between its own (path order) */
+  char deep[64], top[64];
+  snprintf(deep, sizeof deep, "d/e/.orket-view-%ld.0.tmp", (long)gone);
+  snprintf(top, sizeof top, ".orket-view-%ld.0.tmp", (long)gone);
+  snprintf(p, sizeof p, "%s/d/e", ws);
+  CHECK(t, mkdir(p, 0777) == 0 && tg_write(ws, deep, "left\n") == 0 && tg_write(ws, top, "left\n") == 0);
+  const char *c1[] = {"put", "d/x.txt", "x\n", "put", "d/e/y.txt", "y\n", "put", "d/z.txt", "z\n", "put", "top.txt", "t\n",
+                      NULL};
+  CHECK(t, tg_card_change(r, base, "B1", c1, id) == 0);
+  CHECK(t, gitrepo_merge_to_main(r, "B1", &tg_who, id, &kind, &conf, &e) == 0);
+  CHECK(t, gitrepo_view_last(r) == 0);
+  CHECK_STR(t, tg_read(ws, "d/x.txt", buf, sizeof buf), "x\n");
+  CHECK_STR(t, tg_read(ws, "d/e/y.txt", buf, sizeof buf), "y\n");
+  CHECK_STR(t, tg_read(ws, "top.txt", buf, sizeof buf), "t\n");
+  CHECK_STR(t, tg_read(ws, dead, buf, sizeof buf), "(missing)");
+  CHECK_STR(t, tg_read(ws, deep, buf, sizeof buf), "(missing)");
+  CHECK_STR(t, tg_read(ws, top, buf, sizeof buf), "(missing)");
+  struct stat st;
+  snprintf(p, sizeof p, "%s/%s", ws, deadlink);
+  CHECK(t, lstat(p, &st) != 0 && errno == ENOENT);
+  CHECK_STR(t, tg_read(ws, "d/keep.txt", buf, sizeof buf), "kept\n");
+  snprintf(p, sizeof p, "%s/%s", ws, deaddir);
+  CHECK(t, stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+  CHECK_STR(t, tg_read(ws, odd, buf, sizeof buf), "not ours\n");
+  CHECK_STR(t, tg_read(ws, live, buf, sizeof buf), "in flight\n");
+  CHECK_STR(t, tg_read(ws, self, buf, sizeof buf), "ours\n");
+  tg_end(r, base);
+}
+
 /* main's commit and root tree ids, as git reads them in the repository at ws -> 0 | -1 */
 static int tg_main_ids(const char *ws, char commit[41], char tree[41]) {
   char cmd[700];

@@ -118,6 +118,7 @@
   X(test_gitrepo_view_fail_and_person)     \
   X(test_gitrepo_view_guessed_base_keeps)  \
   X(test_gitrepo_view_tmp_sweep)           \
+  X(test_gitrepo_view_beside_sweep)        \
   X(test_gitrepo_view_state_head)          \
   X(test_gitrepo_view_moved_records)       \
   X(test_gitrepo_view_moved_cap)           \
