@@ -13,15 +13,16 @@ local audit_ops = require "orket.store.audit"
 local store_projects = require "orket.store.projects"
 local stopsignals = require "orket.stopsignals"
 local task = require "orket.task"
-local config = require "orket.config"
+local inert = require "orket.inert"
 
 local M = {}
 
--- A path in a message is printed inert (config.shown: a newline or an escape sequence in a
--- file's name is written escaped, and cannot split the message or reach the terminal raw);
--- an error of the system or of SQLite, which names the path as given, is made inert whole.
--- Both are idempotent: orket backup and restore find a path in the message by its shown form.
-local shown = config.shown
+-- A path in a message is printed inert, as orket.config.shown prints one (the store layer
+-- reads no config): a newline or an escape sequence in a file's name is written escaped,
+-- and cannot split the message or reach the terminal raw. An error of the system or of
+-- SQLite, which names the path as given, is made inert whole. Both are idempotent: orket
+-- backup and restore find a path in the message by its shown form.
+local shown = inert.line
 local function inert_err(err) return shown(tostring(err)) end
 
 -- The tables that make a file an orket store (any schema version has them).
