@@ -163,7 +163,8 @@ local function parse_file(f)
   return copy
 end
 
--- Field checking with paths: ctx = {file=, base=0|1 (index base of the file's language)}
+-- Field checking with paths: ctx = {file=, shown= (file as messages print it), base=0|1
+-- (index base of the file's language)}
 local Ctx = {}
 Ctx.__index = Ctx
 
@@ -573,8 +574,8 @@ end
 -- that is not an object raises. Every field is checked, so that validate reports them all;
 -- a card whose id could not be had is left out, and an epic's issues with it.
 local function shape(f, v)
-  local ctx = setmetatable({ file = f.rel, shown = f.shown, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {}, seen = {}, source = f.text,
-    ignored_seen = {}, errors = {}, problems = {} }, Ctx)
+  local ctx = setmetatable({ file = f.rel, shown = f.shown, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {},
+    seen = {}, source = f.text, ignored_seen = {}, errors = {}, problems = {} }, Ctx)
   if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
   if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
   local cards = {}

@@ -95,8 +95,8 @@ local function compile(level, spec, where)
       for ak, ag in pairs(v) do
         if type(ak) ~= "string" then error(fw .. ": argument names must be strings", 0) end
         if ak:find("\0", 1, true) then
-          error(string.format('%s: the argument name "%s" holds a NUL byte (shown escaped), which no argument\'s name holds',
-            fw, inert.line(ak)), 0)
+          error(string.format('%s: the argument name "%s" holds a NUL byte (shown escaped), which no argument\'s '
+            .. "name holds", fw, inert.line(ak)), 0)
         end
         keys[#keys + 1] = ak
         check_glob(ag, fw .. "." .. ak)

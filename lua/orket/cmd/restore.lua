@@ -52,12 +52,16 @@ local function plain(dir, file, opts)
   if kind == nil then return nil, kerr, kcode end
   if not kind then
     if opts.key_file or opts.passphrase_env then
-      return nil, config.shown(file) .. ": it is not encrypted; --key-file and --passphrase-env are for an encrypted backup", "EINVAL"
+      return nil, config.shown(file) .. ": it is not encrypted; --key-file and --passphrase-env are for an encrypted "
+        .. "backup", "EINVAL"
     end
     return file, function() end
   end
   local secret, serr, scode = sealed.secret(opts, false)
-  if not secret then return nil, string.format("%s is encrypted with a %s: %s", config.shown(file), kind == "key" and "key file" or "passphrase", serr), scode end
+  if not secret then
+    return nil, string.format("%s is encrypted with a %s: %s", config.shown(file),
+      kind == "key" and "key file" or "passphrase", serr), scode
+  end
   -- the opened copy is the store unencrypted: a SIGINT or SIGTERM while it is opened waits
   -- for the opening to end, then removes it; copies of restores and backups stopped harder
   -- (SIGKILL, a crash) are removed here
