@@ -112,9 +112,12 @@ local duplicate_key = jsondup.duplicate_key
 M.duplicate_key = duplicate_key
 
 local function parse_file(f)
-  if not utf8.len(f.rel) then return nil, string.format("%q: the file's name is not valid UTF-8; rename it", f.rel) end
+  -- the file's name as messages print it (config.shown: a newline or an escape sequence in
+  -- it cannot split a message or reach the terminal); f.rel stays the name a card records
+  f.shown = f.shown or config.shown(f.rel)
+  if not utf8.len(f.rel) then return nil, string.format("%s: the file's name is not valid UTF-8; rename it", f.shown) end
   local text, rerr = read_file(f.path)
-  if not text then return nil, f.rel .. rerr:sub(#f.path + 1) end
+  if not text then return nil, f.shown .. rerr:sub(#f.path + 1) end
   f.digest = digest(text)
   -- A UTF-8 byte order mark, as Windows editors save a file, is no text of the file: JSON
   -- allows a reader to skip it, and cjson and Lua's load would refuse its first byte.
@@ -123,51 +126,52 @@ local function parse_file(f)
   -- mark: cjson said "invalid token at character 1", Lua "unexpected symbol near '<\255>'"
   if text:find("^\255\254") or text:find("^\254\255") or text:find("^%z%z\254\255")
       or text:find("^[^%z]%z") or text:find("^%z[^%z]") then
-    return nil, f.rel .. ": is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8"
+    return nil, f.shown .. ": is saved as UTF-16 or UTF-32, not UTF-8; save the file as UTF-8"
   end
   f.text = text -- to find the line of a field (Ctx:unknown)
   if f.rel:match("%.json$") then
     -- cjson would say "Expected value but found T_END", of a file just created or emptied
-    if not text:find("%S") then return nil, f.rel .. ": is empty; it must hold an object (a rock or an epic)" end
+    if not text:find("%S") then return nil, f.shown .. ": is empty; it must hold an object (a rock or an epic)" end
     local v, err = json.decode(text)
-    if v == nil then return nil, string.format("%s:%s", f.rel, json_error(text, err or "not JSON")) end
+    if v == nil then return nil, string.format("%s:%s", f.shown, json_error(text, err or "not JSON")) end
     -- cjson decodes [] and {} alike; an empty array would import as an epic named after the file
     if text:match("^%s*%[") then
-      return nil, string.format("%s: must hold an object (a rock or an epic), not an array", f.rel)
+      return nil, string.format("%s: must hold an object (a rock or an epic), not an array", f.shown)
     end
     local at, key, stop = duplicate_key(text)
     if at == false then
       -- what cjson takes beyond JSON (hex numbers, NaN, Infinity) yajl refuses, as would
       -- any other JSON tool
       local _, nl = text:sub(1, stop):gsub("\n", "")
-      return nil, string.format("%s:%d: not JSON: %s", f.rel, nl + 1, key)
+      return nil, string.format("%s:%d: not JSON: %s", f.shown, nl + 1, key)
     end
     if at then
       local _, nl = text:sub(1, at):gsub("\n", "")
       return nil, string.format("%s:%d: %q is given twice in one object; JSON keeps only the last, and what the first "
-        .. "holds would be dropped: merge them into one", f.rel, nl + 1, key)
+        .. "holds would be dropped: merge them into one", f.shown, nl + 1, key)
     end
     return v
   end
-  local box = scriptenv.new { name = f.rel }
-  local fn, err = box:load(text, f.rel) -- box:load adds the "@"
+  local box = scriptenv.new { name = f.shown }
+  local fn, err = box:load(text, f.shown) -- box:load adds the "@"
   if not fn then return nil, err end
   local ok, v = box:pcall(fn)
-  if not ok then return nil, scriptfile.message(v, f.rel) end
-  if v == nil then return nil, f.rel .. ": returns nothing; return a table (a rock or an epic)" end
+  if not ok then return nil, scriptfile.message(v, f.shown) end
+  if v == nil then return nil, f.shown .. ": returns nothing; return a table (a rock or an epic)" end
   local copy, cerr = scriptenv.copy(v)
-  if copy == nil then return nil, string.format("%s: %s", f.rel, tostring(cerr)) end
+  if copy == nil then return nil, string.format("%s: %s", f.shown, tostring(cerr)) end
   return copy
 end
 
--- Field checking with paths: ctx = {file=, base=0|1 (index base of the file's language)}
+-- Field checking with paths: ctx = {file=, shown= (file as messages print it), base=0|1
+-- (index base of the file's language)}
 local Ctx = {}
 Ctx.__index = Ctx
 
 -- The error carries the anchor of the object being checked (where its id, summary or name
 -- is set), so `orket validate` finds the line of this card's field, not the first one like it.
 function Ctx:fail(path, fmt, ...)
-  error({ import_error = string.format("%s: %s%s", self.file, path ~= "" and (path .. ": ") or "",
+  error({ import_error = string.format("%s: %s%s", self.shown, path ~= "" and (path .. ": ") or "",
     string.format(fmt, ...)), anchor = self.anchor }, 0)
 end
 
@@ -442,7 +446,7 @@ function Ctx:unknown(t, path, kind)
     local where = k:match("^[%a_][%w_]*$") and self:field(path, k) or string.format("%s[%q]", path, k)
     local line = fieldline.of(self.source, k, self.anchor) or fieldline.of(self.source, k)
     local u = { message = string.format("%s%s: %s: unknown field (%s fields: %s)",
-      self.file, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor, field = where }
+      self.shown, line and (":" .. line) or "", where, WHOSE[kind], f.text), anchor = self.anchor, field = where }
     self.unknowns[#self.unknowns + 1] = u
     self.problems[#self.problems + 1] = u
   end
@@ -477,7 +481,7 @@ function Ctx:notes()
   for _, k in ipairs(IGNORED_ORDER) do
     local n = self.ignored_seen[k]
     if n then
-      out[#out + 1] = string.format("%s%s: %s%s: read and ignored, as Orket has no such field (%s)", self.file,
+      out[#out + 1] = string.format("%s%s: %s%s: read and ignored, as Orket has no such field (%s)", self.shown,
         n.line and (":" .. n.line) or "", k, n.count > 1 and string.format(" (%d times)", n.count) or "", M.IGNORED[k])
     end
   end
@@ -519,7 +523,7 @@ local function common(ctx, t, path, card)
     card.priority = ctx:try(ctx.priority, ctx, t, path) or 2
     card.deps = ctx:try(ctx.deps, ctx, t, path) or {}
   end
-  card.file = ctx.file
+  card.file, card.shown = ctx.file, ctx.shown
   card.path = path
   return card
 end
@@ -570,8 +574,8 @@ end
 -- that is not an object raises. Every field is checked, so that validate reports them all;
 -- a card whose id could not be had is left out, and an epic's issues with it.
 local function shape(f, v)
-  local ctx = setmetatable({ file = f.rel, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {}, seen = {}, source = f.text,
-    ignored_seen = {}, errors = {}, problems = {} }, Ctx)
+  local ctx = setmetatable({ file = f.rel, shown = f.shown, base = f.rel:match("%.lua$") and 1 or 0, unknowns = {},
+    seen = {}, source = f.text, ignored_seen = {}, errors = {}, problems = {} }, Ctx)
   if type(v) ~= "table" then ctx:fail("", "must hold an object (a rock or an epic), not %s", type(v)) end
   if v[1] ~= nil then ctx:fail("", "must hold an object (a rock or an epic), not an array") end
   local cards = {}
@@ -672,7 +676,7 @@ function M.link(parsed)
       if prev then
         -- a derived id is mended by giving one; two given ids only by changing one
         bad(c.anchor, "%s: %s: card id %q is already used by %s%s; %s",
-          c.file, c.path ~= "" and c.path or "id", c.id, prev.file, prev.path ~= "" and (" " .. prev.path) or "",
+          c.shown, c.path ~= "" and c.path or "id", c.id, prev.shown, prev.path ~= "" and (" " .. prev.path) or "",
           (c.derived or prev.derived) and "give one of them an explicit id" or "change one of the two ids")
       else
         -- cards become directories and git branches (orket/<id>): on a case-insensitive
@@ -680,8 +684,8 @@ function M.link(parsed)
         -- land in the other's
         local other = folded[c.id:lower()]
         if other then
-          local said = string.format("%s: %s: card id %q differs only in case from %q (%s%s)", c.file,
-            c.path ~= "" and c.path or "id", c.id, other.id, other.file, other.path ~= "" and (" " .. other.path) or "")
+          local said = string.format("%s: %s: card id %q differs only in case from %q (%s%s)", c.shown,
+            c.path ~= "" and c.path or "id", c.id, other.id, other.shown, other.path ~= "" and (" " .. other.path) or "")
           bad(c.anchor, "%s: %s", said, M.CASE_CLASH)
           problems[#problems].case = { c.id, other.id, said = said }
         else
@@ -713,7 +717,7 @@ function M.link(parsed)
               and (e.stem == link.epic or e.card.name == link.epic) then
               if found then
                 also = also or {}
-                also[#also + 1] = string.format("%s in %s", e.card.id, e.card.file)
+                also[#also + 1] = string.format("%s in %s", e.card.id, e.card.shown)
               else
                 found = e.card
               end
@@ -721,14 +725,14 @@ function M.link(parsed)
           end
         end
         if also then
-          bad(r.anchor, "%s: %s.epic: %q names %d epics (%s in %s, %s): give the epic's id%s", r.file, link.path,
-            link.epic, #also + 1, found.id, found.file, table.concat(also, ", "),
+          bad(r.anchor, "%s: %s.epic: %q names %d epics (%s in %s, %s): give the epic's id%s", r.shown, link.path,
+            link.epic, #also + 1, found.id, found.shown, table.concat(also, ", "),
             link.department and "" or ", or its department")
         elseif not found then
-          bad(r.anchor, "%s: %s.epic: unknown epic %q%s", r.file, link.path, link.epic,
+          bad(r.anchor, "%s: %s.epic: unknown epic %q%s", r.shown, link.path, link.epic,
             link.department and (" in department " .. link.department) or "")
         elseif found.parent and found.parent ~= r.id then
-          bad(r.anchor, "%s: %s.epic: epic %q already belongs to rock %q", r.file, link.path, found.id, found.parent)
+          bad(r.anchor, "%s: %s.epic: epic %q already belongs to rock %q", r.shown, link.path, found.id, found.parent)
         else
           found.parent = r.id
         end
@@ -744,7 +748,7 @@ function M.link(parsed)
         if up == d.id then
           local a = by_id[up]
           bad(c.anchor, "%s: %s: %s depends on %q, the %s it belongs to; it could never start",
-            c.file, d.path, c.id, d.id, a and a.type or "card")
+            c.shown, d.path, c.id, d.id, a and a.type or "card")
           break
         end
         seen[up] = true
@@ -791,6 +795,9 @@ local function load_files(dir)
     if v == nil then return nil, perr, "EINVAL" end
     digests[#digests + 1] = { rel = f.rel, digest = f.digest }
     texts[dir .. "/" .. f.rel] = f.text
+    -- a message names the file as shown, and is placed by that name (another file's own
+    -- name kept, should it read the same)
+    if texts[dir .. "/" .. f.shown] == nil then texts[dir .. "/" .. f.shown] = f.text end
     local ok, cards, _, notes, errs, fw = pcall(shape, f, v)
     if not ok then
       if type(cards) == "table" and cards.import_error then return nil, cards.import_error, "EINVAL", cards.anchor end
@@ -828,8 +835,8 @@ end
 -- file and line as validate gives them: an issue's entry at its depends_on key (placed), an
 -- epic's or rock's own at the line of its depends_on (as a cycle is said).
 local function dep_placed(dir, c, text, texts)
-  if c.path == "" and c.deps_line then return string.format("%s:%d: %s", c.file, c.deps_line, text) end
-  return placed(dir, string.format("%s: %s", c.file, text), c.anchor, texts)
+  if c.path == "" and c.deps_line then return string.format("%s:%d: %s", c.shown, c.deps_line, text) end
+  return placed(dir, string.format("%s: %s", c.shown, text), c.anchor, texts)
 end
 
 function M.load(dir)
@@ -847,7 +854,7 @@ function M.unseated(dir, set, seats)
   for _, c in ipairs(set.cards) do
     if c.seat and not has[c.seat] then
       out[#out + 1] = placed(dir, string.format("%s: %s: no seat %q in orket.lua's team, so another seat would work "
-        .. "the card (seats: %s)", c.file, c.path == "" and "seat" or (c.path .. ".seat"), c.seat,
+        .. "the card (seats: %s)", c.shown, c.path == "" and "seat" or (c.path .. ".seat"), c.seat,
         table.concat(seats, ", ")), c.anchor, set.texts)
     end
   end
@@ -867,13 +874,13 @@ function M.cycle_problem(cycle, via, by_id)
       first = first or c
       for _, d in ipairs(c.deps) do
         if d.id == cycle[i + 1] then
-          return string.format("%s%s: %s: dependency cycle: %s", c.file, c.deps_line and (":" .. c.deps_line) or "",
+          return string.format("%s%s: %s: dependency cycle: %s", c.shown, c.deps_line and (":" .. c.deps_line) or "",
             d.path, text), c.anchor
         end
       end
     end
   end
-  return string.format("%s: dependency cycle: %s", first and first.file or "epics", text), first and first.anchor
+  return string.format("%s: dependency cycle: %s", first and first.shown or "epics", text), first and first.anchor
 end
 
 -- The first of the files' cards (nodes, in order; on_files tells a graph node that stands
@@ -974,7 +981,7 @@ local function late_dependency(set, row, had)
         local dst = row[d.id] and row[d.id].status
         if (dst == "canceled" or dst == "archived") and not had[c.id .. "\0" .. d.id] then
           return string.format("%s%s: %s: %s is %s, so %s could never start (a dependency holds back a start until it "
-            .. "is done): drop the dependency, or depend on the card that does its work now", c.file,
+            .. "is done): drop the dependency, or depend on the card that does its work now", c.shown,
             c.path == "" and c.deps_line and (":" .. c.deps_line) or "", d.path, d.id, dst,
             c.type == "issue" and c.id or string.format("the issues of %s %s", c.type, c.id)), c.anchor
         end
@@ -989,7 +996,7 @@ local function late_dependency(set, row, had)
         local started = UNDER_WAY[cur.status] and c.id
         if started then
           local st, who = row[started].status, started
-          local at = string.format("%s%s: %s: ", c.file, c.path == "" and c.deps_line and (":" .. c.deps_line) or "",
+          local at = string.format("%s%s: %s: ", c.shown, c.path == "" and c.deps_line and (":" .. c.deps_line) or "",
             d.path)
           if st == "done" then
             return string.format("%s%s is done, so it was done without the new dependency %s (%s): drop the "
@@ -1057,10 +1064,10 @@ function M.import(db, dir, set)
       local other = twins[c.id]
       if other then
         return nil, at(string.format("%s: %s: card id %q differs only in case from %q on the board: %s",
-          c.file, c.path ~= "" and c.path or "id", c.id, other, M.CASE_CLASH), c.anchor), "EINVAL"
+          c.shown, c.path ~= "" and c.path or "id", c.id, other, M.CASE_CLASH), c.anchor), "EINVAL"
       end
       if existing[c.id] and existing[c.id] ~= c.type then
-        return nil, at(string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.file,
+        return nil, at(string.format("%s: %s: card %q is a%s %s on the board, not a%s %s", c.shown,
           c.path ~= "" and c.path or "id", c.id, existing[c.id] == "epic" and "n" or "",
           existing[c.id], c.type == "rock" and "" or "n", c.type), c.anchor), "EINVAL"
       end
@@ -1070,7 +1077,7 @@ function M.import(db, dir, set)
       if parent and board_mod.FINAL[parent.status] and not (cur and (cur.parent == c.parent
           or board_mod.FINAL[cur.status])) then
         return nil, at(string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s",
-          c.file, c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id,
+          c.shown, c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id,
           parent.type), c.anchor), "EINVAL"
       end
       local ids, listed = {}, {}
@@ -1165,7 +1172,7 @@ function M.import(db, dir, set)
       -- transaction returns nil, so nothing of this import is kept.
       if cur and not cur.source and (c.summary or c.name) ~= (cur.summary or cur.name) then
         return nil, at(string.format("%s: %s: card %q was made on the board, not imported (%q, %s): give this "
-          .. "%s another id; or, to define that card in the file, give it the board's %s", c.file,
+          .. "%s another id; or, to define that card in the file, give it the board's %s", c.shown,
           c.path ~= "" and c.path or "id", c.id, cur.summary or cur.name or "", cur.status, c.type,
           cur.summary and "summary" or "name"), c.anchor), "EINVAL"
       end

@@ -9,6 +9,7 @@ local cgate = require "orket.c.gate"
 local rt = require "orket.c.runtime"
 local detach = require("orket.c.plain").detach
 local nearest = require "orket.nearest"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -19,9 +20,44 @@ local FIELDS = {
 }
 local FIELD_LIST = "tool, role, seat, card, status, path, outside, args, when, reason, remedy"
 
-local function check_glob(g, where)
+-- A tool's name is letters, digits and _: a tool file's, and an MCP server's SERVER__TOOL,
+-- whose - and . read _ (orket.mcp.client.orket_spelling). A tool glob holding another
+-- character outside its wildcards (*, **, **/, ?) matches no tool, so its rule would never
+-- apply: a deny so spelt let the call through, unseen while the server was down (`orket
+-- validate` then takes a glob of its tools on trust). Refused, as a role's tools entry so
+-- spelt is (orket.engine.roles), with the name Orket gives such a tool.
+local function check_tool_glob(g, where)
+  local lits = g:gsub("%*%*+/", ""):gsub("[%*%?]", "")
+  if not lits:find("[^%w_]") then return end
+  local head = string.format('%s "%s" can match no tool, so the rule would never apply: ', where, inert.line(g))
+  local server, tool = g:match("^([a-z][a-z0-9_]-)__(.+)$")
+  local name_is = server and ("a tool of the MCP server " .. server .. " is named " .. server
+    .. "__TOOL, TOOL in letters, digits and _") or "a tool's name is letters, digits and _"
+  if lits:find("%c") then
+    error(head .. "it holds a control character (shown escaped), which no tool's name has: " .. name_is, 0)
+  end
+  local other = lits:match("[^%w_%-%.]")
+  if other then
+    error(head .. "no tool's name holds \"" .. inert.line(other) .. "\": " .. name_is
+      .. " (wildcards: *, **, ?)", 0)
+  end
+  local use = g:gsub("[%-%.]", "_")
+  error(head .. (server and ("Orket names the MCP server " .. server .. "'s tool " .. tool .. " " .. use
+    .. " (a - or . reads _)") or "a tool's name is letters, digits and _ (an MCP tool's - or . reads _)")
+    .. ": write \"" .. use .. "\"", 0)
+end
+
+-- what = "tool" for a rule's tool glob
+local function check_glob(g, where, what)
   if type(g) ~= "string" or g == "" then error(where .. " must be a non-empty glob string", 0) end
   if #g > 512 then error(where .. " is longer than 512 bytes", 0) end
+  if what == "tool" then check_tool_glob(g, where) end
+  -- said here, as the operator wrote the rule: core/gate.c refuses it too (a glob read to
+  -- its NUL, "run_command\0x" was run_command), naming only its place in the whole set
+  if g:find("\0", 1, true) then
+    error(string.format('%s "%s" holds a NUL byte (shown escaped), which a glob may not hold',
+      where, inert.line(g)), 0)
+  end
   return g
 end
 
@@ -46,7 +82,7 @@ local function compile(level, spec, where)
     local kind = FIELDS[k]
     local fw = where .. ": " .. level .. "." .. tostring(k)
     if kind == "glob" then
-      rule[k] = check_glob(v, fw)
+      rule[k] = check_glob(v, fw, k)
     elseif kind == "globs" then
       local list = type(v) == "string" and { v } or v
       if type(list) ~= "table" or #list == 0 then error(fw .. " must be a glob or a list of globs", 0) end
@@ -58,6 +94,10 @@ local function compile(level, spec, where)
       local keys = {}
       for ak, ag in pairs(v) do
         if type(ak) ~= "string" then error(fw .. ": argument names must be strings", 0) end
+        if ak:find("\0", 1, true) then
+          error(string.format('%s: the argument name "%s" holds a NUL byte (shown escaped), which no argument\'s '
+            .. "name holds", fw, inert.line(ak)), 0)
+        end
         keys[#keys + 1] = ak
         check_glob(ag, fw .. "." .. ak)
       end

@@ -362,6 +362,45 @@ db:close()
     end
   end)
 
+  -- a FILE's name was printed as given: a newline in it split the message into two lines
+  -- that each read as orket's, and an escape sequence reached the terminal
+  it("prints FILE's name inert in its messages, escaped, on one line", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local odd = tmp .. "/a\nb\27[31m"
+    local said = tmp .. "/a\\nb\\x1b[31m"
+    assert.is_true(os.execute("mkdir -p " .. H.quote(odd .. "/sub")))
+    H.write(odd .. "/foreign", "hello\n")
+    H.write(odd .. "/f", "x\n")
+    H.write(odd .. "/junk", ("junk "):rep(100))
+    H.write(tmp .. "/k", ("k"):rep(32))
+    assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k")))
+    ok(H.orket("lua -e " .. H.quote(string.format("assert(require('orket.c.seal').seal(%q, %q, %q))",
+      odd .. "/junk", odd .. "/junk.enc", ("k"):rep(32)))), "seal")
+    for _, c in ipairs {
+      { "restore " .. H.quote(odd .. "/none"), "restore: " .. said .. "/none: no such file (the store was not changed)" },
+      { "restore --check " .. H.quote(odd .. "/foreign"), "restore: " .. said .. "/foreign: not an orket backup" },
+      { "restore " .. H.quote(odd .. "/foreign"), "restore: " .. said .. "/foreign: not an orket backup" },
+      { "backup " .. H.quote(odd .. "/sub"), "backup: " .. said .. "/sub: is a directory" },
+      { "backup " .. H.quote(odd .. "/f/b.db"), "backup: cannot create the copy for " .. said .. "/f/b.db: " },
+      { "restore --check " .. H.quote(odd .. "/junk.enc") .. " --key-file " .. H.quote(tmp .. "/k"),
+        "restore: " .. said .. "/junk.enc: not an orket backup" },
+      { "restore " .. H.quote(odd .. "/junk.enc") .. " --key-file " .. H.quote(tmp .. "/k"),
+        "restore: " .. said .. "/junk.enc: not an orket backup" },
+    } do
+      local r = H.orket(c[1], { cwd = dir })
+      assert.equal(1, r.status, c[1])
+      assert.matches("orket: " .. c[2], r.stderr, 1, true)
+      assert.is_nil(r.stderr:find("a\nb", 1, true), r.stderr)
+      assert.is_nil(r.stderr:find("\27", 1, true), r.stderr)
+    end
+    -- a good one: made and checked, named so too
+    local r = ok(H.orket("backup " .. H.quote(odd .. "/good"), { cwd = dir }), "backup")
+    assert.equal(" to " .. said .. "/good\n", r.stdout:sub(-#said - 10))
+    r = ok(H.orket("restore --check " .. H.quote(odd .. "/good"), { cwd = dir }), "check")
+    assert.matches("^" .. said:gsub("%p", "%%%0") .. "/good: a good backup", r.stdout)
+  end)
+
   it("restores a backup made at an older schema version and upgrades it (SQLite)", function()
     if backends.name() ~= "sqlite" then return pending("SQLite only: an export restores only at its own version") end
     local dir = H.example("webapp")

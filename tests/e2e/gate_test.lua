@@ -276,4 +276,28 @@ describe("orket gate check", function()
     r = H.orket("gate frobnicate")
     assert.equal(2, r.status)
   end)
+
+  -- a rule naming an MCP tool as its server spells it (get-sum, Orket's SERVER__get_sum) can
+  -- never match: validate said "ok" while the server was down, and the deny let calls through
+  it("refuses a policy naming a tool in a spelling no tool has, its server down, with the name to write", function()
+    local dir = H.example("webapp")
+    local f = assert(io.open(dir .. "/orket.lua", "a"))
+    f:write('\nmcp = { servers = { down = { command = { "/nonexistent/server" } } } }\n')
+    f:close()
+    os.execute("mkdir -p " .. H.quote(dir .. "/policies"))
+    H.write(dir .. "/policies/mcp.lua", 'deny { tool = "read_file", path = "x" }\nask { tool = "down__get-sum" }\n')
+    local msg = 'policies/mcp.lua:2: ask.tool "down__get-sum" can match no tool, so the rule would never apply: '
+      .. 'Orket names the MCP server down\'s tool get-sum down__get_sum (a - or . reads _): write "down__get_sum"'
+    local v = H.orket("validate", { cwd = dir })
+    assert.equal(1, v.status, v.stdout .. v.stderr)
+    assert.matches(msg, v.stdout, 1, true)
+    local r = H.orket("gate check --role coder --tool read_file --args '{\"path\":\"a\"}'", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("", r.stdout)
+    assert.matches(msg, r.stderr, 1, true)
+    -- in Orket's spelling it loads (the server's tools taken on trust while it is down)
+    H.write(dir .. "/policies/mcp.lua", 'ask { tool = "down__get_sum" }\n')
+    r = H.orket("gate check --role coder --tool read_file --args '{\"path\":\"a\"}'", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+  end)
 end)

@@ -69,7 +69,7 @@ local function key_files(dir, opts)
   local keys = {}
   if opts.key_file then
     keys[#keys + 1] = { path = opts.key_file, what = string.format("the key file it is encrypted with "
-      .. "(--key-file %s): the backup would replace the key that opens it", opts.key_file) }
+      .. "(--key-file %s): the backup would replace the key that opens it", config.shown(opts.key_file)) }
   end
   local named = os.getenv(secrets.KEY_ENV)
   keys[#keys + 1] = { path = select(2, secrets.paths(dir)), what = string.format("the secret store's key file%s: "
@@ -83,11 +83,15 @@ local function key_files(dir, opts)
 end
 
 -- err with the copy's private name (FILE.part-PID, removed, a name the user never gave)
--- said as the copy for FILE; a copy found damaged is the store's damage, copied
+-- said as the copy for FILE; a copy found damaged is the store's damage, copied. FILE is
+-- printed inert (config.shown), as orket.store.backup's messages name it; another
+-- module's (the sealed stream's) may name it as given.
 local function as_said(err, code, file, store)
   if type(err) ~= "string" then return err end
-  local n
-  err, n = err:gsub(file:gsub("%p", "%%%0") .. "%.part%-%d+", (("the copy for " .. config.shown(file)):gsub("%%", "%%%%")))
+  local said = config.shown(file)
+  local n = 0
+  if said ~= file then err = err:gsub(file:gsub("%p", "%%%0"), (said:gsub("%%", "%%%%"))) end
+  err, n = err:gsub(said:gsub("%p", "%%%0") .. "%.part%-%d+", (("the copy for " .. said):gsub("%%", "%%%%")))
   if n == 0 then return err end
   if code == "ECORRUPT" then
     err = err .. string.format(" (nothing was written to %s: the store %s may be damaged)", config.shown(file),

@@ -52,12 +52,16 @@ local function plain(dir, file, opts)
   if kind == nil then return nil, kerr, kcode end
   if not kind then
     if opts.key_file or opts.passphrase_env then
-      return nil, file .. ": it is not encrypted; --key-file and --passphrase-env are for an encrypted backup", "EINVAL"
+      return nil, config.shown(file) .. ": it is not encrypted; --key-file and --passphrase-env are for an encrypted "
+        .. "backup", "EINVAL"
     end
     return file, function() end
   end
   local secret, serr, scode = sealed.secret(opts, false)
-  if not secret then return nil, string.format("%s is encrypted with a %s: %s", file, kind == "key" and "key file" or "passphrase", serr), scode end
+  if not secret then
+    return nil, string.format("%s is encrypted with a %s: %s", config.shown(file),
+      kind == "key" and "key file" or "passphrase", serr), scode
+  end
   -- the opened copy is the store unencrypted: a SIGINT or SIGTERM while it is opened waits
   -- for the opening to end, then removes it; copies of restores and backups stopped harder
   -- (SIGKILL, a crash) are removed here
@@ -73,18 +77,25 @@ local function plain(dir, file, opts)
   return place.path, place.close
 end
 
--- err with the opened copy of an encrypted FILE (file, a private path the user never gave)
--- named as FILE as given (name)
-local function as_given(err, file, name)
-  if file == name or type(err) ~= "string" then return err end
+-- s with each from (plain text, not a pattern) replaced by to
+local function replaced(s, from, to)
   local out, at = {}, 1
   while true do
-    local i, j = err:find(file, at, true)
+    local i, j = s:find(from, at, true)
     if not i then break end
-    out[#out + 1] = err:sub(at, i - 1) .. name
+    out[#out + 1] = s:sub(at, i - 1) .. to
     at = j + 1
   end
-  return table.concat(out) .. err:sub(at)
+  return table.concat(out) .. s:sub(at)
+end
+
+-- err with the opened copy of an encrypted FILE (file, a private path the user never gave)
+-- named as FILE as given (name), and FILE printed inert (config.shown: orket.store.backup's
+-- messages name a path so; another module's may name it as given)
+local function as_given(err, file, name)
+  if type(err) ~= "string" then return err end
+  local said = config.shown(name)
+  return replaced(replaced(err, file, said), config.shown(file), said)
 end
 
 -- each class of the audit's findings that refuses a restore: its code, and why, then what
@@ -107,11 +118,11 @@ local function judged(dir, file, name, live, accept, cli)
   local refused = audit_restore.refused(v, accept)
   for _, class in ipairs { "unverified", "older" } do
     local verb = accept[class] and ("accepted (" .. audit_restore.ACCEPT[class] .. ")") or "refused"
-    for _, p in ipairs(v[class]) do cli.err("restore: %s: %s: %s", name, verb, p) end
+    for _, p in ipairs(v[class]) do cli.err("restore: %s: %s: %s", config.shown(name), verb, p) end
   end
   -- the message says the code's remedy already: no hint under it
   for _, class in ipairs(refused) do
-    cli.fail(CODE[class], "restore: %s: %s (the store was not changed)", name, REFUSAL[class])
+    cli.fail(CODE[class], "restore: %s: %s (the store was not changed)", config.shown(name), REFUSAL[class])
   end
   if #refused > 0 then return nil end
   return v
@@ -220,7 +231,7 @@ end
 -- The store replaced with FILE's content, under the project's lock -> exit status
 local function replace(dir, file, name, accept, cli)
   local db, lock = cli.open_store_locked(dir, function(m)
-    return string.format("restore: %s: %s (the store was not changed)", name, m)
+    return string.format("restore: %s: %s (the store was not changed)", config.shown(name), m)
   end)
   if not db then return 1 end
   local v, checked = ready(dir, db, file, name, accept, cli)
@@ -258,7 +269,7 @@ function cmd.run(args, cli)
   if #pos ~= 1 then return cli.usage_error(cmd, "restore needs one FILE") end
   local file, cleanup, pcode, signal = plain(dir, pos[1], opts)
   if not file then
-    cli.fail(pcode, "restore: %s (the store was not changed)", cleanup)
+    cli.fail(pcode, "restore: %s (the store was not changed)", as_given(cleanup, pos[1], pos[1]))
     return backup.STOP_STATUS[signal] or 1
   end
   local status

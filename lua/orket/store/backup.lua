@@ -13,8 +13,17 @@ local audit_ops = require "orket.store.audit"
 local store_projects = require "orket.store.projects"
 local stopsignals = require "orket.stopsignals"
 local task = require "orket.task"
+local inert = require "orket.inert"
 
 local M = {}
+
+-- A path in a message is printed inert, as orket.config.shown prints one (the store layer
+-- reads no config): a newline or an escape sequence in a file's name is written escaped,
+-- and cannot split the message or reach the terminal raw. An error of the system or of
+-- SQLite, which names the path as given, is made inert whole. Both are idempotent: orket
+-- backup and restore find a path in the message by its shown form.
+local shown = inert.line
+local function inert_err(err) return shown(tostring(err)) end
 
 -- The tables that make a file an orket store (any schema version has them).
 local BOARD_TABLES = { "cards", "dependencies", "comments", "events" }
@@ -25,15 +34,15 @@ local PG_FORMAT = "orket-pg-backup"
 --- format(path) -> "sqlite" | "pg" | nil, msg, CODE: what kind of backup the file is
 local function format_of(path)
   local st = uv.fs_stat(path)
-  if not st then return nil, path .. ": no such file", "ENOENT" end
-  if st.type ~= "file" then return nil, path .. ": not a regular file", "ENOTSTORE" end
+  if not st then return nil, shown(path) .. ": no such file", "ENOENT" end
+  if st.type ~= "file" then return nil, shown(path) .. ": not a regular file", "ENOTSTORE" end
   local f, err = io.open(path, "rb")
-  if not f then return nil, tostring(err), "EACCES" end
+  if not f then return nil, inert_err(err), "EACCES" end
   local head = f:read(16) or ""
   f:close()
   if head == "SQLite format 3\0" then return "sqlite" end
   if head:sub(1, 2) == '{"' then return "pg" end
-  return nil, path .. ": not an orket backup (neither an orket store nor an orket PostgreSQL export)", "ENOTSTORE"
+  return nil, shown(path) .. ": not an orket backup (neither an orket store nor an orket PostgreSQL export)", "ENOTSTORE"
 end
 
 -- The objects a SQLite store's schema holds, by "type name", as sqlite_master lists them.
@@ -78,28 +87,28 @@ end
 -- check of a SQLite file: integrity, schema version, the board's tables; read-only.
 local function check_sqlite(path)
   local conn, err, code = cstore.open(path, false, true)
-  if not conn then return nil, err, code end
+  if not conn then return nil, inert_err(err), code end
   local function fail(msg, c)
     conn:close()
     return nil, msg, c
   end
   local rows, ierr, icode = conn:rows("PRAGMA integrity_check")
-  if not rows then return fail(ierr, icode == "ESQL" and "ECORRUPT" or icode) end
+  if not rows then return fail(inert_err(ierr), icode == "ESQL" and "ECORRUPT" or icode) end
   if #rows ~= 1 or rows[1].integrity_check ~= "ok" then
-    return fail(string.format("%s: damaged: %s", path, tostring(rows[1] and rows[1].integrity_check)), "ECORRUPT")
+    return fail(string.format("%s: damaged: %s", shown(path), inert_err(rows[1] and rows[1].integrity_check)), "ECORRUPT")
   end
   local v = conn:version()
   for _, t in ipairs(BOARD_TABLES) do
     if not conn:row("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?", t) then
-      return fail(string.format("%s: not an orket store (it has no %s table)", path, t), "ENOTSTORE")
+      return fail(string.format("%s: not an orket store (it has no %s table)", shown(path), t), "ENOTSTORE")
     end
   end
   if v < 1 or v > store.latest_version then
     return fail(string.format("%s: schema version %d, which this orket (%d) cannot read; use a newer orket",
-      path, v, store.latest_version), "EVERSION")
+      shown(path), v, store.latest_version), "EVERSION")
   end
   local differs, dcode = M.schema_differs(conn, v)
-  if differs then return fail(string.format("%s: %s", path, differs), dcode) end
+  if differs then return fail(string.format("%s: %s", shown(path), inert_err(differs)), dcode) end
   local n = conn:row("SELECT count(*) AS n FROM cards").n
   conn:close()
   return { format = "sqlite", version = v, cards = n }
@@ -108,11 +117,11 @@ end
 -- check of a PostgreSQL export: every line parses, every table's count matches, it ends.
 local function read_pg(path)
   local f, err = io.open(path, "rb")
-  if not f then return nil, tostring(err), "EACCES" end
+  if not f then return nil, inert_err(err), "EACCES" end
   local head = json.decode(f:read("l") or "")
   if type(head) ~= "table" or head.format ~= PG_FORMAT or not math.tointeger(head.version) then
     f:close()
-    return nil, path .. ": not an orket backup (its first line is no orket PostgreSQL export header)", "ENOTSTORE"
+    return nil, shown(path) .. ": not an orket backup (its first line is no orket PostgreSQL export header)", "ENOTSTORE"
   end
   local tables, cur, ended = {}, nil, false
   local lineno = 1
@@ -121,7 +130,7 @@ local function read_pg(path)
     local x = json.decode(line)
     if type(x) ~= "table" or ended then
       f:close()
-      return nil, string.format("%s:%d: damaged export line", path, lineno), "ECORRUPT"
+      return nil, string.format("%s:%d: damaged export line", shown(path), lineno), "ECORRUPT"
     end
     if x.table then
       cur = { name = x.table, count = x.rows, rows = {} }
@@ -132,25 +141,28 @@ local function read_pg(path)
       cur.rows[#cur.rows + 1] = x.row
     else
       f:close()
-      return nil, string.format("%s:%d: damaged export line", path, lineno), "ECORRUPT"
+      return nil, string.format("%s:%d: damaged export line", shown(path), lineno), "ECORRUPT"
     end
   end
   f:close()
-  if not ended then return nil, path .. ": the export ends early (truncated)", "ECORRUPT" end
+  if not ended then return nil, shown(path) .. ": the export ends early (truncated)", "ECORRUPT" end
   local seen = {}
   for _, t in ipairs(tables) do
     -- a table twice would be imported twice, and judged as one of its sections
     if seen[t.name] then
-      return nil, string.format("%s: table %s appears twice in the export", path, t.name), "ECORRUPT"
+      return nil, string.format("%s: table %s appears twice in the export", shown(path), shown(t.name)), "ECORRUPT"
     end
     if #t.rows ~= t.count then
-      return nil, string.format("%s: table %s holds %d rows, its header says %d", path, t.name, #t.rows, t.count),
+      return nil, string.format("%s: table %s holds %d rows, its header says %d", shown(path), shown(t.name), #t.rows,
+        t.count),
         "ECORRUPT"
     end
     seen[t.name] = t
   end
   for _, t in ipairs(BOARD_TABLES) do
-    if not seen[t] then return nil, string.format("%s: not an orket store (it has no %s table)", path, t), "ENOTSTORE" end
+    if not seen[t] then
+      return nil, string.format("%s: not an orket store (it has no %s table)", shown(path), t), "ENOTSTORE"
+    end
   end
   return { format = "pg", version = math.tointeger(head.version), cards = #seen.cards.rows, tables = tables }
 end
@@ -214,12 +226,12 @@ function M.audit_source(path)
   if not fmt then return nil, err, code end
   if fmt == "sqlite" then
     local conn, cerr, ccode = cstore.open(path, false, true)
-    if not conn then return nil, cerr, ccode end
+    if not conn then return nil, inert_err(cerr), ccode end
     if not conn:row("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'") then
       local v = conn:version()
       conn:close()
       if v >= AUDIT_VERSION then
-        return nil, string.format("%s: not an orket store (schema version %d has no audit_log table)", path, v),
+        return nil, string.format("%s: not an orket store (schema version %d has no audit_log table)", shown(path), v),
           "ENOTSTORE"
       end
       return rows_source({}), function() end
@@ -234,7 +246,7 @@ function M.audit_source(path)
     if t.name == "audit_log" then
       for i, x in ipairs(t.rows) do
         rows[i] = chain_row(x)
-        if not rows[i].seq then return nil, string.format("%s: an audit_log row without a seq", path), "ECORRUPT" end
+        if not rows[i].seq then return nil, string.format("%s: an audit_log row without a seq", shown(path)), "ECORRUPT" end
       end
     end
   end
@@ -257,7 +269,7 @@ local ORDER = { cards = " ORDER BY CASE type WHEN 'rock' THEN 0 WHEN 'epic' THEN
 
 local function pg_export(db, path)
   local out, err = io.open(path, "wb")
-  if not out then return nil, tostring(err), "EACCES" end
+  if not out then return nil, inert_err(err), "EACCES" end
   local ok, rerr, rcode = db:read(function()
     local v = math.tointeger(tonumber(assert(db:version())))
     out:write(json.encode { format = PG_FORMAT, version = v }, "\n")
@@ -271,7 +283,7 @@ local function pg_export(db, path)
   end)
   local cok, cerr = out:close()
   if not ok then return nil, rerr, rcode end
-  if not cok then return nil, tostring(cerr), "EIO" end
+  if not cok then return nil, inert_err(cerr), "EIO" end
   return true
 end
 
@@ -281,12 +293,14 @@ local function pg_import(db, path)
   local v = math.tointeger(tonumber(assert(db:version())))
   if info.version ~= v then
     return nil, string.format("%s: an export of schema version %d; this database is at %d: restore it with the "
-      .. "orket that made it", path, info.version, v), "EVERSION"
+      .. "orket that made it", shown(path), info.version, v), "EVERSION"
   end
   local have = {}
   for _, t in ipairs(pg_tables(db)) do have[t] = true end
   for _, t in ipairs(info.tables) do
-    if not have[t.name] then return nil, string.format("%s: table %s is not in this database", path, t.name), "ENOTSTORE" end
+    if not have[t.name] then
+      return nil, string.format("%s: table %s is not in this database", shown(path), shown(t.name)), "ENOTSTORE"
+    end
   end
   local names = {}
   for t in pairs(have) do names[#names + 1] = string.format("%q", t) end
@@ -348,34 +362,35 @@ function M.target(db, path, opts)
   local st = uv.fs_lstat(path)
   if st and st.type == "link" then
     return nil, string.format("%s: is a symbolic link (to %s): a backup would replace the link, not the file it "
-      .. "leads to; name the file itself", path, tostring(uv.fs_readlink(path))), "EINVAL"
+      .. "leads to; name the file itself", shown(path), shown(tostring(uv.fs_readlink(path)))), "EINVAL"
   end
   if st and st.type == "directory" then
-    return nil, path .. ": is a directory; give the backup's file name (DIR/board.backup)", "EISDIR"
+    return nil, shown(path) .. ": is a directory; give the backup's file name (DIR/board.backup)", "EISDIR"
   end
   if st and st.type ~= "file" then
-    return nil, string.format("%s: not a regular file (a %s): a backup replaces only a regular file", path,
+    return nil, string.format("%s: not a regular file (a %s): a backup replaces only a regular file", shown(path),
       ({ char = "character device", block = "block device" })[st.type] or st.type), "EINVAL"
   end
   local real = resolved(path)
   if not real then return true end -- no such directory: the part file's create says so
   for _, key in ipairs(opts.keys or {}) do
     if real == (uv.fs_realpath(key.path) or resolved(key.path)) then
-      return nil, string.format("%s: is %s; give another FILE", path, key.what), "EINVAL"
+      return nil, string.format("%s: is %s; give another FILE", shown(path), shown(key.what)), "EINVAL"
     end
   end
   local store = opts.store or (db and db.path)
   local store_real = store and uv.fs_realpath(store)
   for _, suffix in ipairs(store_real and STORE_FILES or {}) do
     if real == store_real .. suffix then
-      return nil, string.format("%s: is %s (%s): a backup goes to another file", path, suffix == ""
-        and "the project's store" or ("the project's store's " .. suffix:sub(2) .. " file"), store .. suffix), "EINVAL"
+      return nil, string.format("%s: is %s (%s): a backup goes to another file", shown(path), suffix == ""
+        and "the project's store" or ("the project's store's " .. suffix:sub(2) .. " file"), shown(store .. suffix)),
+        "EINVAL"
     end
   end
   local home = opts.home and uv.fs_realpath(opts.home)
   if home and real:match("^(.*)/[^/]*$") == home then
     return nil, string.format("%s: is in the project's %s, which holds its store and keys: "
-      .. "keep backups elsewhere", path, opts.home), "EINVAL"
+      .. "keep backups elsewhere", shown(path), shown(opts.home)), "EINVAL"
   end
   return true
 end
@@ -391,7 +406,7 @@ local function copy(db, part, guard)
   guard.on_first = function() t:cancel() end
   local r = table.pack(t:join())
   guard.on_first = nil
-  if not r[1] then return nil, tostring(r[2]), "EINTERRUPTED" end
+  if not r[1] then return nil, inert_err(r[2]), "EINTERRUPTED" end
   return table.unpack(r, 2, r.n)
 end
 
@@ -407,7 +422,7 @@ function M.backup(db, path, guard)
   -- made 0600 before anything is written into it, whatever the umask: it holds the
   -- accounts' password hashes (the writers below keep an existing file's mode)
   local fd, ferr = uv.fs_open(part, "wx", 384)
-  if not fd then return nil, string.format("cannot create %s: %s", part, tostring(ferr)), "EIO" end
+  if not fd then return nil, string.format("cannot create %s: %s", shown(part), inert_err(ferr)), "EIO" end
   uv.fs_fchmod(fd, 384)
   uv.fs_close(fd)
   local function drop()
@@ -416,16 +431,17 @@ function M.backup(db, path, guard)
   end
   if guard then guard.cleanups[#guard.cleanups + 1] = drop end
   local ok, err, code = copy(db, part, guard)
+  if not ok then err = inert_err(err) end
   local info
   if ok then info, err, code = M.check(part) end
   local signal = guard and guard.stopped()
   if signal then
     drop()
-    return nil, string.format("stopped by %s; %s was not changed", signal, path), "EINTERRUPTED", signal
+    return nil, string.format("stopped by %s; %s was not changed", signal, shown(path)), "EINTERRUPTED", signal
   end
   if info then
     ok, err = os.rename(part, path)
-    if not ok then err = string.format("cannot replace %s: %s", path, tostring(err)) end
+    if not ok then err = string.format("cannot replace %s: %s", shown(path), inert_err(err)) end
   end
   if not (info and ok) then
     drop()
@@ -449,7 +465,7 @@ local function private_dir(dir)
   local lock, lerr, lcode = lockfile.acquire(tmp .. "/" .. OWNER_LOCK)
   if not lock then
     sealed.remove_dir(tmp)
-    return nil, string.format("cannot lock %s: %s", tmp, tostring(lerr)), lcode or "EIO"
+    return nil, string.format("cannot lock %s: %s", shown(tmp), inert_err(lerr)), lcode or "EIO"
   end
   return tmp, lock
 end
@@ -563,7 +579,7 @@ M.STOP_STATUS = stopsignals.STATUS
 function M.fits(db, path, info)
   local want = db.backend == "pg" and "pg" or "sqlite"
   if info.format == want then return true end
-  return nil, string.format("%s: a %s backup cannot be restored into a %s store", path,
+  return nil, string.format("%s: a %s backup cannot be restored into a %s store", shown(path),
     info.format == "pg" and "PostgreSQL" or "SQLite", want == "pg" and "PostgreSQL" or "SQLite"), "EINVAL"
 end
 
@@ -583,7 +599,7 @@ function M.restore(db, path, checked)
   local want = db.backend == "pg" and "pg" or "sqlite"
   local ok, rerr, rcode
   if want == "pg" then ok, rerr, rcode = pg_import(db, path) else ok, rerr, rcode = db.conn:restore_from(path) end
-  if not ok then return nil, rerr, rcode end
+  if not ok then return nil, inert_err(rerr), rcode end
   if want == "sqlite" then
     -- the pages are copied in a transaction of their own (SQLite's backup API), so the new
     -- id follows in the next: a board read between the two names the old id with the new

@@ -600,7 +600,26 @@ describe("gate.check", function()
     H.write(dir .. "/p.lua", 'allow { tool = "run_command\\0 (never)" }')
     local set, msg = policy.load { dir .. "/p.lua" }
     assert.is_nil(set)
-    assert.matches("p.lua:1: bad gate input (rules[1].tool holds a NUL byte)", msg, 1, true)
+    assert.matches('p.lua:1: allow.tool "run_command\\x00 (never)" can match no tool, so the rule would never '
+      .. "apply: it holds a control character (shown escaped)", msg, 1, true)
+    -- any other glob: named as the operator wrote it, not by its place in the loaded set
+    -- (rules[N].paths[2], N counting Orket's own rules before the file's)
+    H.write(dir .. "/p.lua", 'deny { tool = "read_file" }\nallow { tool = "write_file", path = { "a", "*\\0.env" } }')
+    set, msg = policy.load { dir .. "/p.lua" }
+    assert.is_nil(set)
+    assert.equal('p.lua:2: allow.path[2] "*\\x00.env" holds a NUL byte (shown escaped), which a glob may not hold',
+      msg:match("[^/]*$"))
+    H.write(dir .. "/p.lua", 'ask { args = { ["path\\0"] = "x" } }')
+    set, msg = policy.load { dir .. "/p.lua" }
+    assert.is_nil(set)
+    assert.matches('p.lua:1: ask.args: the argument name "path\\x00" holds a NUL byte (shown escaped)', msg, 1, true)
+    for _, f in ipairs { "role", "seat", "card", "status" } do
+      H.write(dir .. "/p.lua", "\ndeny { " .. f .. ' = "c\\0" }')
+      set, msg = policy.load { dir .. "/p.lua" }
+      assert.is_nil(set)
+      assert.matches("p.lua:2: deny." .. f .. ' "c\\x00" holds a NUL byte', msg, 1, true)
+      assert.is_nil(msg:find("rules[", 1, true))
+    end
     local cgate = require "orket.c.gate"
     for field, rule in pairs {
       ["rules[1].role"] = { level = "allow", role = "c\0" },
@@ -688,6 +707,37 @@ describe("policy.load", function()
     local dir = H.tmpdir()
     H.write(dir .. "/ok.lua", "deny { tool = 'x' } return nil")
     assert.equal(1, #assert(policy.load { dir .. "/ok.lua" }).rules)
+  end)
+
+  -- a tool is named in letters, digits and _ (an MCP server's get-sum is SERVER__get_sum): a
+  -- rule spelling it with a - or . (or a control character) never matched, and while the
+  -- server was down nothing said so
+  it("refuses a tool glob that can match no tool's name, naming the rule and the name to write", function()
+    local msg = load_err("deny { tool = 'read_file' }\n\ndeny { tool = 'srv__get-sum', reason = 'no' }")
+    assert.equal('bad.lua:3: deny.tool "srv__get-sum" can match no tool, so the rule would never apply: Orket '
+      .. "names the MCP server srv's tool get-sum srv__get_sum (a - or . reads _): write \"srv__get_sum\"",
+      msg:match("[^/]*$"))
+    msg = load_err("ask { tool = 'srv__admin.tools.*' }")
+    assert.matches('bad.lua:1: ask.tool "srv__admin.tools.*" can match no tool', msg, 1, true)
+    assert.matches('write "srv__admin_tools_*"', msg, 1, true)
+    msg = load_err("allow { tool = 'get-sum' }")
+    assert.matches("a tool's name is letters, digits and _ (an MCP tool's - or . reads _): write \"get_sum\"", msg, 1, true)
+    -- a control character, shown escaped, and any other character no name holds
+    msg = load_err("deny { tool = 'srv__a\\27[31m\\n' }")
+    assert.matches('bad.lua:1: deny.tool "srv__a\\x1b[31m\\n" can match no tool, so the rule would never apply: it '
+      .. "holds a control character (shown escaped), which no tool's name has: a tool of the MCP server srv is "
+      .. "named srv__TOOL, TOOL in letters, digits and _", msg, 1, true)
+    for _, g in ipairs { "a b", "*/read_file", "read_file/**", "re:ad" } do
+      msg = load_err("deny { tool = '" .. g .. "' }")
+      assert.matches('bad.lua:1: deny.tool "' .. g .. '" can match no tool', msg, 1, true)
+    end
+    -- globs of names load, wildcards and all ("**/" may match no folder at all)
+    local dir = H.tmpdir()
+    H.write(dir .. "/ok.lua", "deny { tool = '*_file' } ask { tool = 'everything__get_*' } allow { tool = '?ead_file' }"
+      .. " deny { tool = '**/read_file' } deny { tool = '***' } deny { tool = 'Srv__Get_Sum2' }")
+    local set = assert(policy.load { dir .. "/ok.lua" })
+    assert.equal(6, #set.rules)
+    assert.equal("deny", check { tool = "read_file", policies = set, args = { path = "x" } }.verdict)
   end)
 
   it("loads the default policy: delete asks, secrets are denied", function()

@@ -336,6 +336,47 @@ describe("import", function()
 
   -- Windows editors save UTF-8 with a byte order mark; cjson refused it as "invalid token
   -- at character 1", and Lua's load as an unexpected symbol
+  -- an epic file's name was printed as it is: a newline in it split the message into lines
+  -- that each read as orket's, and an escape sequence reached the terminal
+  it("names an epic file inert in its messages, its line still found, and records the name as it is", function()
+    local odd = "a\nb\27[31m"
+    local said = "epics/a\\nb\\x1b[31m"
+    for _, c in ipairs {
+      { odd .. ".json", '{"id": ', said .. ".json:1: Expected value" },
+      { odd .. ".json", "", said .. ".json: is empty" },
+      { odd .. ".json", "[]", said .. ".json: must hold an object" },
+      { odd .. ".json", '{"id": "A", "id": "B"}', said .. '.json:1: "id" is given twice' },
+      { odd .. ".lua", "return nil", said .. ".lua: returns nothing" },
+      { odd .. ".lua", "error('no')", said .. ".lua:1: no" },
+      { odd .. ".json", '{"id": "A", "issues": [{"summary": 3}]}', said .. ".json: issues[0].summary: must be a string" },
+      { odd .. ".lua", 'return { id = "A",\n  nmae = "x" }', said .. ".lua:2: nmae: unknown field" },
+      { odd .. ".lua", 'return { id = "A", issues = { { summary = "s",\n  depends_on = { "NOPE" } } } }',
+        said .. '.lua:2: issues[1].depends_on[1]: unknown card "NOPE"' },
+    } do
+      local dir = project { [c[1]] = c[2] }
+      local set, err = import.load(dir)
+      if set then -- a dependency is looked up with the board's cards: by import
+        local db = open(dir)
+        set, err = import.import(db, dir)
+        db:close()
+      end
+      assert.is_nil(set, c[2])
+      assert.matches(c[3], err, 1, true)
+      assert.is_nil(err:find("\n", 1, true), err)
+      assert.is_nil(err:find("\27", 1, true), err)
+    end
+    -- two files: a card's id used twice, each file named so
+    local dir = project { [odd .. ".json"] = '{"id": "A"}', ["core/" .. odd .. ".json"] = '{"id": "A"}' }
+    local _, err = import.load(dir)
+    assert.matches('epics/core/a\\nb\\x1b[31m.json: id: card id "A" is already used by ' .. said .. ".json", err, 1, true)
+    -- imported, the card's source is the file's name as it is
+    dir = project { [odd .. ".json"] = '{"id": "A", "issues": [{"id": "A-1", "summary": "s"}]}' }
+    local db, b = open(dir)
+    assert(import.import(db, dir))
+    assert.equal("epics/" .. odd .. ".json", b:get("A-1").source)
+    db:close()
+  end)
+
   it("reads a file that starts with a UTF-8 byte order mark", function()
     local dir = project { ["a.json"] = '\239\187\191{"id":"A",\r\n"issues":[{"id":"A-1","summary":"one"}]}\r\n',
       ["b.lua"] = '\239\187\191return {id="B", issues={{id="B-1", summary="two"}}}' }
