@@ -103,7 +103,7 @@ describe("orket import, board and card", function()
     local lines = {}
     for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
     assert.equal(3, #lines, r.stdout)
-    assert.equal("imported 2 cards from 1 files: 0 new, 0 updated, 2 unchanged", lines[1])
+    assert.equal("imported 2 cards from 1 file: 0 new, 0 updated, 2 unchanged", lines[1])
     assert.equal("not in epics/ any more, still on the board (import deletes no card): A-2, "
       .. "B (and the 1 unfinished card under it)", lines[2])
     assert.matches('^  end each with: %S*orket cancel CARD "reason" %-C p %(a rock\'s or epic\'s cards end with it%), '
@@ -117,7 +117,7 @@ describe("orket import, board and card", function()
       .. '  end it with: %S*orket cancel A%-2 "reason", or put it back in epics/\n$', r.stdout)
     assert.equal(0, H.orket('cancel A-2 "moved away"', { cwd = dir .. "/p" }).status)
     r = H.orket("import", { cwd = dir .. "/p" })
-    assert.equal("imported 2 cards from 1 files: 0 new, 0 updated, 2 unchanged\n", r.stdout)
+    assert.equal("imported 2 cards from 1 file: 0 new, 0 updated, 2 unchanged\n", r.stdout)
   end)
 
   -- a finished epic takes no work back, so a move that finishes one is said, not only done

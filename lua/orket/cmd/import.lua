@@ -170,8 +170,8 @@ function cmd.run(args, cli)
   if data and ok and s and s.team then
     for _, w in ipairs(import.unseated(dir, set, settings.seats(s))) do cli.err("warning: %s", w) end
   end
-  io.stdout:write(string.format("imported %d cards from %d files: %d new, %d updated, %d unchanged\n",
-    r.cards, r.files, r.created, r.updated, r.unchanged))
+  io.stdout:write(string.format("imported %d card%s from %d file%s: %d new, %d updated, %d unchanged\n",
+    r.cards, r.cards == 1 and "" or "s", r.files, r.files == 1 and "" or "s", r.created, r.updated, r.unchanged))
   -- an epic a move finished takes no work back: said where the summary is read
   for _, f in ipairs(r.followed or {}) do io.stdout:write("moved cards changed ", f, "\n") end
   if r.emptied then say_emptied(r.emptied, dir, cli) end
