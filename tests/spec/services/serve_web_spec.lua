@@ -76,7 +76,7 @@ describe("orket.serve.web", function()
     assert.equal(1, #problems)
     assert.matches("serve.cors[1]", problems[1], 1, true)
     assert.same({ cors = {}, app_origin = "http://{id}.sandbox.localhost:{port}", projects = {},
-      branding = { name = "Orket", colors = {} } }, settings.resolve({}).serve)
+      branding = { name = "Orket", colors = {} }, trusted_proxies = {} }, settings.resolve({}).serve)
     assert.equal("https://{id}.apps.example", settings.resolve({ serve = { app_origin = "https://{id}.Apps.example" } }).serve.app_origin)
     assert.equal("http://{id}.sandbox.localhost:8443",
       settings.resolve({ serve = { app_origin = "http://{id}.sandbox.localhost:8443" } }).serve.app_origin)
