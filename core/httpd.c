@@ -93,6 +93,8 @@ struct httpd {
   uint64_t quick_until;
   char quick_mark; /* its address marks a request offered as quick, between MHD's calls */
   int quick_waiting; /* a quick request was left for the next run */
+  httpd_net *trusted; /* the proxies trusted to name their clients (httpd_remote) */
+  size_t ntrusted;
 };
 
 struct httpd_req {
@@ -110,7 +112,8 @@ struct httpd_req {
   long long content_length;
   int has_body;                 /* a Content-Length above 0, or Transfer-Encoding */
   int awaiting_end;             /* without a body: handed over at MHD's next call */
-  char *info;                   /* method\0path\0remote\0 then header and arg pairs */
+  char *info;                   /* method\0path\0remote\0peer\0 then header and arg pairs */
+  int peer_trusted;             /* the peer is a trusted proxy (httpd_remote) */
   size_t nheaders, nargs;
   const char **hv, **av;        /* name, value pointers into info */
   char *raw_query;              /* after the target's "?", as sent; NULL: no "?" */
@@ -251,6 +254,7 @@ static void hd_resume(httpd_req *r) {
 
 /* The server's memory, once its last handle is closed (libmicrohttpd stays loaded). */
 static void hd_server_free(httpd *h) {
+  free(h->trusted);
   for (size_t i = 0; i < h->nquick; i++) free(h->quick_paths[i]);
   free(h->quick_paths);
   mhdapi_close(&h->mhd);
@@ -435,6 +439,143 @@ static void hd_remote(const mhdapi *mhd, struct MHD_Connection *conn, char *out,
   if (n >= outlen) n = outlen - 1;
   memcpy(out, hc->remote, n);
   out[n] = '\0';
+}
+
+/* ---- the client behind a trusted proxy (httpd_remote) ----------------------------------- */
+
+/* A numeric address into 16 bytes, an IPv4 one IPv4-mapped (*v4 then 1): 0, or -1 when
+ * the text is no address (inet_pton's forms only: no zone, no port, no brackets). */
+static int hd_addr16(const char *s, unsigned char out[16], int *v4) {
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (inet_pton(AF_INET, s, &a4) == 1) {
+    memset(out, 0, 10);
+    out[10] = out[11] = 0xff;
+    memcpy(out + 12, &a4, 4);
+    *v4 = 1;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, s, &a6) != 1) return -1;
+  memcpy(out, a6.s6_addr, 16);
+  *v4 = 0;
+  return 0;
+}
+
+static int hd_net_has(const httpd_net *n, const unsigned char a[16]) {
+  unsigned whole = n->bits / 8, rest = n->bits % 8;
+  if (memcmp(n->addr, a, whole) != 0) return 0;
+  unsigned char mask = (unsigned char)(0xffu << (8 - rest));
+  return rest == 0 || (n->addr[whole] & mask) == (a[whole] & mask);
+}
+
+static int hd_trusted(const httpd *h, const unsigned char a[16]) {
+  for (size_t i = 0; i < h->ntrusted; i++)
+    if (hd_net_has(&h->trusted[i], a)) return 1;
+  return 0;
+}
+
+int httpd_net_parse(const char *s, httpd_net *out, char *err, size_t errlen) {
+  char buf[INET6_ADDRSTRLEN + 1];
+  const char *slash = strchr(s, '/');
+  size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+  int v4 = 0;
+  if (alen < sizeof buf) {
+    memcpy(buf, s, alen);
+    buf[alen] = '\0';
+  }
+  if (alen >= sizeof buf || hd_addr16(buf, out->addr, &v4) != 0) {
+    hd_err(err, errlen, "not a numeric IPv4 or IPv6 address, nor one with a /BITS prefix");
+    return -1;
+  }
+  unsigned max = v4 ? 32 : 128, bits = max;
+  if (slash) {
+    const char *d = slash + 1;
+    size_t nd = strlen(d);
+    bits = nd >= 1 && nd <= 3 && strspn(d, "0123456789") == nd ? (unsigned)strtoul(d, NULL, 10) : 0;
+    /* digits only, no leading zero; /0 would trust every address, which any client could
+     * then claim to be forwarded for */
+    if (bits == 0 || d[0] == '0' || bits > max) {
+      hd_err(err, errlen, "the prefix after '/' must be a number of bits from 1 to %u%s", max,
+             strcmp(d, "0") == 0 ? " (a /0 would trust every address: any client could name its own)" : "");
+      return -1;
+    }
+  }
+  out->bits = bits + (v4 ? 96 : 0);
+  unsigned char net[16];
+  memcpy(net, out->addr, 16);
+  for (unsigned i = out->bits; i < 128; i++) net[i / 8] &= (unsigned char)~(0x80u >> (i % 8));
+  if (memcmp(net, out->addr, 16) != 0) { /* a typo, or a host meant: said, not guessed */
+    char shown[INET6_ADDRSTRLEN];
+    inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? net + 12 : net, shown, sizeof shown);
+    hd_err(err, errlen, "has bits set past its /%u prefix: the network is %s/%u", bits, shown, bits);
+    return -1;
+  }
+  return 0;
+}
+
+/* The X-Forwarded-For lines of a request in order, the last HTTPD_XFF_MAX kept in a ring
+ * (each line has one entry at least, an empty one maybe: the walk reads no more) */
+typedef struct hd_xff {
+  const char *v[HTTPD_XFF_MAX];
+  size_t n;
+} hd_xff;
+
+static enum MHD_Result hd_xff_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
+  (void)kind;
+  hd_xff *x = cls;
+  if (k && v && strcasecmp(k, "X-Forwarded-For") == 0) x->v[x->n++ % HTTPD_XFF_MAX] = v;
+  return MHD_YES;
+}
+
+/* The entry of [a, b) trimmed of white space: 1 and the client in out (untrusted), 0 to
+ * go on (trusted, or empty), -1 (not an address) */
+static int hd_xff_entry(const httpd *h, const char *a, const char *b, char *out, size_t outlen) {
+  while (a < b && (*a == ' ' || *a == '\t')) a++;
+  while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+  if (a == b) return 0;
+  char buf[INET6_ADDRSTRLEN + 1];
+  unsigned char a16[16];
+  int v4;
+  if ((size_t)(b - a) >= sizeof buf) return -1;
+  memcpy(buf, a, (size_t)(b - a));
+  buf[b - a] = '\0';
+  if (hd_addr16(buf, a16, &v4) != 0) return -1;
+  if (hd_trusted(h, a16)) return 0;
+  return inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? a16 + 12 : a16, out, (socklen_t)outlen) ? 1 : -1;
+}
+
+/* The client X-Forwarded-For names (httpd_remote's rule) into out: 0, or -1 (none) */
+static int hd_xff_client(const httpd *h, const hd_xff *x, char *out, size_t outlen) {
+  size_t lines = x->n < HTTPD_XFF_MAX ? x->n : HTTPD_XFF_MAX, read = 0;
+  for (size_t l = 0; l < lines; l++) {
+    const char *v = x->v[(x->n - 1 - l) % HTTPD_XFF_MAX];
+    const char *end = v + strlen(v);
+    for (;;) {
+      const char *start = end;
+      while (start > v && start[-1] != ',') start--;
+      if (++read > HTTPD_XFF_MAX) return -1;
+      int got = hd_xff_entry(h, start, end, out, outlen);
+      if (got != 0) return got == 1 ? 0 : -1;
+      if (start == v) break;
+      end = start - 1; /* before the comma */
+    }
+  }
+  return -1;
+}
+
+/* The request's client (httpd_remote) into out, from its peer's address: whether the peer is
+ * a trusted proxy. */
+static int hd_client(const httpd *h, struct MHD_Connection *conn, const char *peer, char *out, size_t outlen) {
+  unsigned char a16[16];
+  int v4;
+  snprintf(out, outlen, "%s", peer);
+  if (h->ntrusted == 0 || hd_addr16(peer, a16, &v4) != 0 || !hd_trusted(h, a16)) return 0;
+  hd_xff x;
+  x.n = 0;
+  h->mhd.get_connection_values(conn, MHD_HEADER_KIND, hd_xff_pair, &x);
+  char client[INET6_ADDRSTRLEN + 1];
+  if (hd_xff_client(h, &x, client, sizeof client) == 0) snprintf(out, outlen, "%s", client);
+  return 1;
 }
 
 static enum MHD_Result hd_count_pair(void *cls, enum MHD_ValueKind kind, const char *k, const char *v) {
@@ -679,9 +820,12 @@ static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *met
   char err[1];
   hc_target t;
   (void)hc_target_split(url, &t, err, sizeof err); /* sound: hd_target_error passed it */
+  char client[INET6_ADDRSTRLEN + 1];
   hd_remote(&r->h->mhd, conn, addr, sizeof addr);
+  r->peer_trusted = hd_client(r->h, conn, addr, client, sizeof client);
   hd_put(&c, method);
   hd_put(&c, t.path);
+  hd_put(&c, client);
   hd_put(&c, addr);
   c.n = 0;
   c.host = t.absolute ? t.auth : NULL;
@@ -708,7 +852,7 @@ static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *met
   if (r->hv == NULL) return -1;
   r->av = r->hv + 2 * nh;
   const char *p = r->info;
-  for (int i = 0; i < 3; i++) p += strlen(p) + 1;
+  for (int i = 0; i < 4; i++) p += strlen(p) + 1;
   for (size_t i = 0; i < 2 * (nh + na); i++) {
     r->hv[i] = p;
     p += strlen(p) + 1;
@@ -970,8 +1114,9 @@ static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *met
    * it fit, its method and headers, cannot have changed) */
   if (h->quick == NULL || !hd_quick_path(h, url)) return 0;
   if (uv_hrtime() / 1000000 >= h->quick_until) return -1;
-  char addr[INET6_ADDRSTRLEN + 1];
-  hd_remote(&h->mhd, conn, addr, sizeof addr);
+  char peer[INET6_ADDRSTRLEN + 1], addr[INET6_ADDRSTRLEN + 1];
+  hd_remote(&h->mhd, conn, peer, sizeof peer);
+  hd_client(h, conn, peer, addr, sizeof addr);
   httpd_quick q = {method, url, addr,
                    h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
                    h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), NULL};
@@ -1379,17 +1524,24 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
     hd_err(err, errlen, "'%s' is not a numeric IP address", o->host ? o->host : "(null)");
     return NULL;
   }
-  if (o->port > 65535) {
-    hd_err(err, errlen, "port %u is out of range", o->port);
+  if (o->port > 65535 || o->ntrusted > HTTPD_MAX_TRUSTED) {
+    if (o->port > 65535) hd_err(err, errlen, "port %u is out of range", o->port);
+    else hd_err(err, errlen, "more than %d trusted proxies", HTTPD_MAX_TRUSTED);
+    if (ufd >= 0) close(ufd);
     return NULL;
   }
   httpd *h = calloc(1, sizeof *h);
+  if (h && o->ntrusted && (h->trusted = malloc(o->ntrusted * sizeof *h->trusted)) == NULL) {
+    free(h);
+    h = NULL;
+  }
   if (h == NULL) {
     hd_err(err, errlen, "out of memory");
     if (ufd >= 0) close(ufd);
     return NULL;
   }
   if (mhdapi_open(&h->mhd, err, errlen) != 0) {
+    free(h->trusted);
     free(h);
     if (ufd >= 0) close(ufd);
     return NULL;
@@ -1397,6 +1549,9 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   h->loop = loop;
   h->o = *o;
   h->o.host = h->o.unix_path = NULL; /* not kept */
+  h->o.trusted = NULL; /* h->trusted, its copy */
+  if (o->ntrusted) memcpy(h->trusted, o->trusted, o->ntrusted * sizeof *h->trusted);
+  h->ntrusted = o->ntrusted;
   h->is_unix = ufd >= 0;
   if (!h->o.max_header_bytes) h->o.max_header_bytes = HD_DEF_HEADER;
   if (!h->o.max_body_bytes) h->o.max_body_bytes = HD_DEF_BODY;
@@ -1557,6 +1712,11 @@ const char *httpd_remote(const httpd_req *r) {
   const char *p = httpd_path(r);
   return p + strlen(p) + 1;
 }
+const char *httpd_peer(const httpd_req *r) {
+  const char *p = httpd_remote(r);
+  return p + strlen(p) + 1;
+}
+int httpd_peer_trusted(const httpd_req *r) { return r->peer_trusted; }
 
 int httpd_header_at(const httpd_req *r, size_t i, const char **name, const char **value) {
   if (i >= r->nheaders) return -1;

@@ -16,6 +16,19 @@
 typedef struct httpd httpd;
 typedef struct httpd_req httpd_req;
 
+/* A network whose hosts are trusted proxies (httpd_opts.trusted): an address, an IPv4 one
+ * in its IPv4-mapped IPv6 form (so that a dual-stack peer ::ffff:a.b.c.d matches it), and
+ * how many of its leading bits count (an IPv4 prefix plus 96). */
+typedef struct httpd_net {
+  unsigned char addr[16];
+  unsigned bits;
+} httpd_net;
+
+/* At most this many trusted networks, and X-Forwarded-For entries read per request (from
+ * the right: see httpd_remote). */
+#define HTTPD_MAX_TRUSTED 256
+#define HTTPD_XFF_MAX 16
+
 typedef struct httpd_opts {
   const char *host;            /* a numeric IPv4 or IPv6 address (NULL with unix_path) */
   const char *unix_path;       /* instead: a unix socket at this path, mode 0600, that
@@ -34,7 +47,13 @@ typedef struct httpd_opts {
                                   complete headers. 0: 10000 */
   unsigned body_timeout_ms;    /* from httpd_read_body to the body's end. 0: 30000 */
   size_t max_stream_queue;     /* bytes a stream may queue for a slow client. 0: 1 MiB */
+  const httpd_net *trusted;    /* proxies whose X-Forwarded-For names the client (copied; */
+  size_t ntrusted;             /* at most HTTPD_MAX_TRUSTED). None: the header is ignored */
 } httpd_opts;
+
+/* "ADDR" or "ADDR/BITS" (IPv4 or IPv6, numeric) into out: 0, or -1 with why in err (not an
+ * address, a prefix that is not 1 to 32 or 128 bits, host bits set past the prefix). */
+int httpd_net_parse(const char *s, httpd_net *out, char *err, size_t errlen);
 
 /* Called (never from inside libmicrohttpd) when a request is waiting in httpd_next: in the
  * loop's idle pass, at most once per loop iteration. */
@@ -73,7 +92,17 @@ void httpd_set_notify(httpd_req *r, httpd_notify_fn fn, void *ud);
 const char *httpd_method(const httpd_req *r);
 /* The path as sent, still percent-encoded (never decoded by the server). */
 const char *httpd_path(const httpd_req *r);
-const char *httpd_remote(const httpd_req *r); /* numeric address of the client */
+/* The client's numeric address: the connection's peer, unless the peer is a trusted proxy
+ * (httpd_opts.trusted) and X-Forwarded-For names one. Its lines are read as one list in
+ * order, from the right, at most HTTPD_XFF_MAX entries (empty ones skipped, but counted),
+ * each trusted address skipped: the first other one is the client, as inet_ntop writes it.
+ * An entry that is not an address, every entry trusted, the cap reached or no header: the
+ * peer. What the client itself wrote, left of what the proxies added, is never read. */
+const char *httpd_remote(const httpd_req *r);
+/* The connection's peer ("unix" on the unix socket), which the connection caps count, and
+ * whether it is a trusted proxy. */
+const char *httpd_peer(const httpd_req *r);
+int httpd_peer_trusted(const httpd_req *r);
 /* The target's query as sent, after its "?" (order, repeats, "+" and empty pairs kept;
  * "" for a bare "?"), or NULL when the target has no "?" (or memory ran out). */
 const char *httpd_raw_query(const httpd_req *r);
@@ -135,7 +164,7 @@ int httpd_respond_blob(httpd_req *r, unsigned status, const char *const *headers
  * the loop's next turn, after the timers; so a due timer waits for at most one quick
  * answer. */
 typedef struct httpd_quick {
-  const char *method, *path, *remote;
+  const char *method, *path, *remote; /* remote: the client's, as httpd_remote's */
   const char *host, *origin; /* the headers' values, NULL when absent */
   void *priv;                /* the server's */
 } httpd_quick;

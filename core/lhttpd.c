@@ -1062,7 +1062,8 @@ static int lhd_close(lua_State *L) {
 }
 
 /* req.name: the request's fields (its uservalue), else its methods. Fields: method, path
- * (raw, still percent-encoded), remote, headers (lower-cased names, repeated ones joined by
+ * (raw, still percent-encoded), remote (the client's: httpd_remote), peer (the connection's),
+ * trusted_peer (true when the peer is a trusted proxy, else nil), headers (lower-cased names, repeated ones joined by
  * ", "), query (raw names -> raw values, the first of a name wins), raw_query (the text
  * after the target's "?" as sent; nil without one), content_length (nil when none),
  * too_large. Upvalues: the metatable, the methods. A request's fields are read
@@ -1111,6 +1112,12 @@ static void lhd_push_req(lua_State *L, httpd_req *r) {
   lua_setfield(L, -2, "path");
   lua_pushstring(L, httpd_remote(r));
   lua_setfield(L, -2, "remote");
+  lua_pushstring(L, httpd_peer(r));
+  lua_setfield(L, -2, "peer");
+  if (httpd_peer_trusted(r)) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "trusted_peer");
+  }
   /* the tables made at their size: grown one insertion at a time, each rehashed at every
    * power of two */
   const char *k, *v;
@@ -1664,8 +1671,30 @@ static lua_Integer lhd_opt_int(lua_State *L, const char *field, lua_Integer max)
   return v;
 }
 
+/* The trusted_proxies option (an array of "ADDR" or "ADDR/BITS") into nets: their count. A
+ * bad one raises, naming it. */
+static size_t lhd_trusted(lua_State *L, httpd_net *nets) {
+  if (lua_getfield(L, 1, "trusted_proxies") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (!lua_istable(L, -1)) luaL_error(L, "bad argument #1 to 'listen' (trusted_proxies must be an array of strings)");
+  lua_Integer n = luaL_len(L, -1);
+  if (n > HTTPD_MAX_TRUSTED) luaL_error(L, "bad argument #1 to 'listen' (more than %d trusted_proxies)", HTTPD_MAX_TRUSTED);
+  for (lua_Integer i = 1; i <= n; i++) {
+    char err[160];
+    const char *v = lua_rawgeti(L, -1, i) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (v == NULL) luaL_error(L, "bad argument #1 to 'listen' (trusted_proxies[%I] must be a string)", i);
+    if (httpd_net_parse(v, &nets[i - 1], err, sizeof err) != 0)
+      luaL_error(L, "bad argument #1 to 'listen' (trusted_proxies[%I] '%s': %s)", i, v, err);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return (size_t)n;
+}
+
 /* listen{host=, port= | unix=PATH, max_header_bytes=, max_body_bytes=, max_connections=, max_per_ip=,
- *   idle_timeout_s=, header_timeout_ms=, body_timeout_ms=, max_stream_queue=}
+ *   idle_timeout_s=, header_timeout_ms=, body_timeout_ms=, max_stream_queue=, trusted_proxies=}
  *   -> server | nil, message, code (0 in a field: its default, see httpd.h) */
 static int lhd_listen(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -1686,6 +1715,9 @@ static int lhd_listen(lua_State *L) {
   o.header_timeout_ms = (unsigned)lhd_opt_int(L, "header_timeout_ms", 86400000);
   o.body_timeout_ms = (unsigned)lhd_opt_int(L, "body_timeout_ms", 86400000);
   o.max_stream_queue = (size_t)lhd_opt_int(L, "max_stream_queue", (lua_Integer)1 << 30);
+  httpd_net *nets = lua_newuserdatauv(L, HTTPD_MAX_TRUSTED * sizeof *nets, 0); /* collected */
+  o.trusted = nets;
+  o.ntrusted = lhd_trusted(L, nets);
   lhd_srv *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s); /* created closed, then the resource */
   s->w.co_ref = LUA_NOREF;
@@ -1718,6 +1750,20 @@ static int lhd_parse_listen(lua_State *L) {
   lua_pushstring(L, host);
   lua_pushinteger(L, port);
   return 2;
+}
+
+/* trusted_proxy(text) -> true | nil, why: whether text is a trusted_proxies entry of listen's
+ * ("ADDR" or "ADDR/BITS", httpd_net_parse) */
+static int lhd_trusted_proxy(lua_State *L) {
+  httpd_net net;
+  char err[160];
+  if (httpd_net_parse(luaL_checkstring(L, 1), &net, err, sizeof err) != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* is_loopback(host) -> whether the numeric address is a loopback one */
@@ -1796,6 +1842,7 @@ static const luaL_Reg lhd_funcs[] = {
     {"proxy_tally", lhd_tally_new},
     {"parse_listen", lhd_parse_listen},
     {"is_loopback", lhd_is_loopback},
+    {"trusted_proxy", lhd_trusted_proxy},
     {NULL, NULL},
 };
 

@@ -361,6 +361,7 @@ describe("a sandbox's app on an origin of its own", function()
       proxy_set_header Connection "";
       proxy_set_header Host $http_host;
       proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_buffering off;
       proxy_read_timeout 130s;
       client_max_body_size 1m;

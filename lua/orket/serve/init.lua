@@ -54,7 +54,8 @@ M.DEFAULTS = {
   webhook_max_age_s = 3 * 86400, -- orket.serve.webhooks
   -- a sandbox's app's requests in progress at once (0: orket.serve.sandboxes' 32), and of
   -- them from one client address (0: half of those; loopback and unix-socket clients, a
-  -- front end's or this machine's, are held to no share)
+  -- front end's or this machine's, are held to no share). A client's address is the one a
+  -- proxy of serve.trusted_proxies forwards for (X-Forwarded-For, core/httpd.c), everywhere
   app_live_max = 0, app_live_each = 0,
 }
 -- The limits that are counts of requests: whole numbers, at most WHOLE_MAX (more live
@@ -204,7 +205,10 @@ end
 --- unavailable = why} each (their routes answer 503 with why)
 function M.new(o)
   local l = o.limits or M.limits()
-  local srv, err, code = listen(l, { host = o.host, port = o.port })
+  -- read first: the listener is made with the proxies whose X-Forwarded-For it believes
+  local ss, cerr, audit_s = web.settings(o.dir)
+  if not ss then return nil, cerr, "EINVAL" end
+  local srv, err, code = listen(l, { host = o.host, port = o.port, trusted_proxies = ss.trusted_proxies })
   if not srv then return nil, err, code end
   local usrv
   if o.unix then -- without it (a path too long, a file in the way) the token still serves
@@ -234,12 +238,6 @@ function M.new(o)
     self.tallies[route] = httpd.proxy_tally { route = route, buckets = metrics.BUCKETS, log = log_of(self),
       fail_headers = JSON_HEADERS }
     self.metrics:count_elsewhere(route, nil, self.tallies[route])
-  end
-  local ss, cerr, audit_s = web.settings(o.dir)
-  if not ss then
-    srv:close()
-    if usrv then usrv:close() end
-    return nil, cerr, "EINVAL"
   end
   self.audit = audit_s -- checkpoint_every, retention_days (orket.settings.audit)
   self.cors = {}
@@ -445,8 +443,9 @@ function Server:_dispatch(req, ctx)
     if self.stamped then own, dv = self.stamped(self.db.conn) end
     ctx.own, ctx.dv = own, dv -- the proxy's memory keeps a decision under them (orket.serve.sandboxes)
     -- the credential first, the address's failed authentications only for one refused
-    -- (refused_credential): behind a reverse proxy every client has the proxy's address, and
-    -- one guesser must not hold off everyone's valid keys and sessions
+    -- (refused_credential): behind a reverse proxy not in serve.trusted_proxies every client
+    -- has the proxy's address, and one guesser must not hold off everyone's valid keys and
+    -- sessions
     local who, st, code, msg, why, remedy = self.auth:check(req, own, dv)
     if not who then
       ctx.auth = why

@@ -281,9 +281,10 @@ M.PROXY_HEADERS_MS = 120000
 -- that one client holding streams cannot get every other 503: counted by address, not key,
 -- because every request has one (local use and a session have no key), the proxy's memory
 -- starts pumps in C where the address is at hand, and it is what max_per_ip bounds already.
--- An IPv6 address counts by its /64. A loopback or unix-socket client is held to no share:
--- that is a front end (nginx, Caddy), whose users all come from its one address, which the
--- server cannot tell apart (it reads no X-Forwarded-For), or this machine's own use.
+-- An IPv6 address counts by its /64. The address is the client's: behind a proxy listed in
+-- serve.trusted_proxies, the one its X-Forwarded-For names (core/httpd.c). A loopback or
+-- unix-socket client is held to no share: that is a front end (nginx, Caddy) not listed,
+-- whose users all come from its one address, or this machine's own use.
 -- ORKET_SERVE_LIMITS' app_live_max and app_live_each set them (0: these)
 M.PROXY_LIVE_MAX = 32
 M.PROXY_LIVE_EACH = 16

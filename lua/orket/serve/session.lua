@@ -67,11 +67,14 @@ function M.csrf_of(token) return crypto.hash("csrf:" .. token, 32) end
 --- token_of(req) -> the session token the request's Cookie header carries | nil
 function M.token_of(req) return cookie.get(req, M.COOKIE) end
 
--- secure(req): the page came over https through a proxy on this machine. Only a proxy on
--- loopback is believed; anyone else's X-Forwarded-Proto could at worst make their own
--- cookie Secure.
+-- secure(req): the page came over https through a proxy: one on this machine (the
+-- connection's peer on loopback), or one of serve.trusted_proxies (the peer the listener
+-- trusts, whose X-Forwarded-For names the client too). Anyone else's X-Forwarded-Proto
+-- could at worst make their own cookie Secure. The peer, not the client: behind a trusted
+-- proxy the client's address is the one it forwards for.
 local function secure(req)
-  return (req.headers["x-forwarded-proto"] or ""):lower() == "https" and httpd.is_loopback(req.remote or "")
+  return (req.headers["x-forwarded-proto"] or ""):lower() == "https"
+    and (req.trusted_peer == true or httpd.is_loopback(req.peer or req.remote or ""))
 end
 M.secure = secure
 

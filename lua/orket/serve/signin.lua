@@ -70,7 +70,8 @@ local function begin(req, ctx)
     return err(404, "not_found", "sign-in through a provider is not set up: add sign_in.oidc to orket.lua (docs/teams.md)")
   end
   -- each address's begun sign-ins are capped apart, but not a proxy's in front of the
-  -- server (loopback or the unix socket: docs/teams.md): that one is everyone's
+  -- server (loopback or the unix socket: docs/teams.md): that one is everyone's. Behind a
+  -- proxy of serve.trusted_proxies the address is the client's it forwards for (core/httpd.c)
   local remote = req.remote
   local own = not (remote:find("^unix") or httpd.is_loopback(remote)) and remote or nil
   local url, browser, code = p:begin(own)

@@ -5,6 +5,7 @@
 -- problem at once (check); the engine runs with resolve's result. docs/engine.md, docs/llm.md.
 local sandboxes = require "orket.settings.sandbox"
 local proc = require "orket.c.proc"
+local httpd = require "orket.c.httpd"
 local mcp = require "orket.settings.mcp"
 local experiments = require "orket.settings.experiments"
 local audit = require "orket.settings.audit"
@@ -472,37 +473,75 @@ end
 
 -- orket serve's /health keeps an answer made for each (core/health.c, HEALTH_MAX_CORS)
 M.MAX_CORS = 4096
+-- and its listener takes at most this many trusted proxies (core/httpd.h, HTTPD_MAX_TRUSTED)
+M.MAX_TRUSTED_PROXIES = 256
+
+-- An array of nouns, checked to be one (no named fields, at most max) -> v
+local function array_of(v, p, noun, example, max)
+  if type(v) ~= "table" then fail(p, "must be an array of %s, e.g. %s", noun, example) end
+  if #v > max then fail(p, "lists %d %s; at most %d", #v, noun, max) end
+  for i in pairs(v) do
+    if math.type(i) ~= "integer" or i < 1 or i > #v then fail(p, "must be an array (no named fields)") end
+  end
+  return v
+end
+
+local function cors(v, p)
+  local out = {}
+  for i, o in ipairs(array_of(v, p, "origins", "{\"https://board.example\"}", M.MAX_CORS)) do
+    local at = p .. "[" .. i .. "]"
+    -- an origin exactly as a browser sends it: scheme, host, optional port; no path, no "*"
+    if type(o) ~= "string" or not (o:match("^https?://[%w.-]+$") or o:match("^https?://[%w.-]+:%d+$")
+      or o:match("^https?://%[[%x:]+%]:?%d*$")) then
+      fail(at, "must be an origin: http(s)://host[:port], no path or wildcard, e.g. \"https://board.example\" (got %s)",
+        type(o) == "string" and string.format("%q", o) or type(o))
+    end
+    out[i] = o:lower()
+  end
+  return out
+end
+
+-- trusted_proxies: the addresses or networks (IPv4, IPv6, ADDR/BITS) of the reverse proxies
+-- whose X-Forwarded-For names the client (docs/serve.md, "Behind a reverse proxy"), checked
+-- by the listener's own parser (core/httpd.c) so that what passes here is what it takes
+local function trusted_proxies(v, p)
+  local out = {}
+  for i, a in ipairs(array_of(v, p, "addresses or networks", "{\"127.0.0.1\", \"10.0.0.0/8\"}",
+      M.MAX_TRUSTED_PROXIES)) do
+    local at = p .. "[" .. i .. "]"
+    if type(a) ~= "string" then fail(at, "must be a string, an address or ADDR/BITS (got %s)", type(a)) end
+    local ok, why = httpd.trusted_proxy(a)
+    if not ok then
+      fail(at, "%q: %s (an IPv4 or IPv6 address, or a network as ADDR/BITS, e.g. \"127.0.0.1\", \"::1\", "
+        .. "\"10.0.0.0/8\")", a, why)
+    end
+    out[i] = a
+  end
+  return out
+end
+
+local SERVE_KEYS = "cors, app_origin, projects, branding, trusted_proxies"
 
 -- orket serve (docs/serve.md): cors, the origins whose pages may call the API with a key;
--- app_origin, the origin each sandbox's app is served on.
+-- app_origin, the origin each sandbox's app is served on; trusted_proxies, whose
+-- X-Forwarded-For is believed.
 local function serve(d)
-  local src, out = d.serve, { cors = {}, app_origin = M.APP_ORIGIN, projects = {}, branding = serve_team.branding(nil) }
+  local src, out = d.serve, { cors = {}, app_origin = M.APP_ORIGIN, projects = {}, branding = serve_team.branding(nil),
+    trusted_proxies = {} }
   if src == nil then return out end
-  if type(src) ~= "table" then fail("serve", "must be a table (fields: cors, app_origin, projects, branding)") end
+  if type(src) ~= "table" then fail("serve", "must be a table (fields: %s)", SERVE_KEYS) end
   for k, v in pairs(src) do
     local p = "serve." .. tostring(k)
     if k == "app_origin" then
       out.app_origin = app_origin(v, p)
     elseif k == "projects" or k == "branding" then -- docs/teams.md
       out[k] = serve_team[k](v)
-    elseif k ~= "cors" then
-      fail(p, "unknown setting (known: cors, app_origin, projects, branding)")
+    elseif k == "cors" then
+      out.cors = cors(v, p)
+    elseif k == "trusted_proxies" then
+      out.trusted_proxies = trusted_proxies(v, p)
     else
-      if type(v) ~= "table" then fail(p, "must be an array of origins, e.g. {\"https://board.example\"}") end
-      if #v > M.MAX_CORS then fail(p, "lists %d origins; at most %d", #v, M.MAX_CORS) end
-      for i in pairs(v) do
-        if math.type(i) ~= "integer" or i < 1 or i > #v then fail(p, "must be an array (no named fields)") end
-      end
-      for i, o in ipairs(v) do
-        local at = p .. "[" .. i .. "]"
-        -- an origin exactly as a browser sends it: scheme, host, optional port; no path, no "*"
-        if type(o) ~= "string" or not (o:match("^https?://[%w.-]+$") or o:match("^https?://[%w.-]+:%d+$")
-          or o:match("^https?://%[[%x:]+%]:?%d*$")) then
-          fail(at, "must be an origin: http(s)://host[:port], no path or wildcard, e.g. \"https://board.example\" (got %s)",
-            type(o) == "string" and string.format("%q", o) or type(o))
-        end
-        out.cors[i] = o:lower()
-      end
+      fail(p, "unknown setting (known: %s)", SERVE_KEYS)
     end
   end
   return out

@@ -545,8 +545,8 @@ describe("orket.serve's proxied requests", function()
     assert(ok, e)
   end)
 
-  -- Behind a front end (nginx, Caddy) every user comes from its loopback address, which the
-  -- server cannot tell apart (it reads no X-Forwarded-For): a loopback client is held to no
+  -- Behind a front end (nginx, Caddy) not in serve.trusted_proxies every user comes from its
+  -- loopback address, which the server cannot tell apart: a loopback client is held to no
   -- share, only to the whole count, both set by ORKET_SERVE_LIMITS (app_live_max,
   -- app_live_each), which takes whole numbers only
   it("holds a loopback client to no share of an app's places, and takes both limits from ORKET_SERVE_LIMITS", function()

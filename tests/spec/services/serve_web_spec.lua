@@ -58,8 +58,8 @@ describe("orket.serve.web", function()
       assert.is_nil(set, b[1])
       assert.matches("orket.lua: " .. b[2], err, 1, true)
     end
-    for src, msg in pairs { ['serve = "x"'] = "orket.lua: serve: must be a table (fields: cors, app_origin, projects, branding)",
-      ["serve = { cros = {} }"] = "orket.lua: serve.cros: unknown setting (known: cors, app_origin, projects, branding)",
+    for src, msg in pairs { ['serve = "x"'] = "orket.lua: serve: must be a table (fields: cors, app_origin, projects, branding, trusted_proxies)",
+      ["serve = { cros = {} }"] = "orket.lua: serve.cros: unknown setting (known: cors, app_origin, projects, branding, trusted_proxies)",
       ['serve = { app_origin = "https://apps.example" }'] = "orket.lua: serve.app_origin: must be an origin whose host starts with {id}",
       ['serve = { app_origin = "https://{id}.apps.example/x" }'] = "orket.lua: serve.app_origin: must be an origin",
       ['serve = { app_origin = "https://{id}..example" }'] = "orket.lua: serve.app_origin: must be an origin",
@@ -76,7 +76,7 @@ describe("orket.serve.web", function()
     assert.equal(1, #problems)
     assert.matches("serve.cors[1]", problems[1], 1, true)
     assert.same({ cors = {}, app_origin = "http://{id}.sandbox.localhost:{port}", projects = {},
-      branding = { name = "Orket", colors = {} } }, settings.resolve({}).serve)
+      branding = { name = "Orket", colors = {} }, trusted_proxies = {} }, settings.resolve({}).serve)
     assert.equal("https://{id}.apps.example", settings.resolve({ serve = { app_origin = "https://{id}.Apps.example" } }).serve.app_origin)
     assert.equal("http://{id}.sandbox.localhost:8443",
       settings.resolve({ serve = { app_origin = "http://{id}.sandbox.localhost:8443" } }).serve.app_origin)
