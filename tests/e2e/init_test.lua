@@ -319,7 +319,7 @@ describe("orket validate", function()
     r = H.orket("validate p", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("orket.lua:%d+: concurency: unknown setting %(settings: [^\n]*%); did you mean 'concurrency'%?\n", r.stdout)
-    assert.matches("orket.lua:%d+: serve%.cros: unknown setting %(known: cors, app_origin, projects, branding%); did you mean 'cors'%?\n", r.stdout)
+    assert.matches("orket.lua:%d+: serve%.cros: unknown setting %(known: cors, app_origin, projects, branding, trusted_proxies%); did you mean 'cors'%?\n", r.stdout)
     assert.matches("roles/pilot.lua:3: unknown field 'sytem' (fields: name, intent, tools, model, dialect, system, build); "
       .. "did you mean 'system'?\n", r.stdout, 1, true)
     imp = H.orket("models", { cwd = p })
