@@ -21,7 +21,7 @@ M.MAX_BYTES = 256 * 1024   -- a discovery document, a JWKS or a token answer: la
 M.TIMEOUT_MS = 5000        -- each fetch from the provider, connect to last byte
 M.KEEP_S = 3600            -- discovery and keys are fetched again after this
 M.REFETCH_S = 60           -- an unknown kid fetches the keys again at most this often
-M.FAILED_S = 10            -- a failed fetch of the keys is answered from memory for this long
+M.FAILED_S = 10            -- a failed fetch of discovery or the keys is answered from memory for this long
 M.PENDING_S = 600          -- a sign-in begun must finish within this
 M.MAX_PENDING = 1024       -- sign-ins begun and not finished, at most (the oldest dropped)
 M.MAX_PENDING_PER_ADDRESS = 32 -- of those, begun from one address (its own oldest dropped)
@@ -114,11 +114,51 @@ end
 
 local function http_url(v) return type(v) == "string" and v:match("^https?://[^/]") ~= nil and #v <= 2048 end
 
+-- shared(self, slot, fn) -> the task under way in self[slot], else a new one running
+-- fn(self): one fetch at a time, so that concurrent requests wait for one answer instead of
+-- each asking the provider. Its own task, so that a request cancelled while waiting does
+-- not end it for the others.
+local function shared(self, slot, fn)
+  if self[slot] then return self[slot] end
+  local t = task.new(function()
+    local ok, a, b, c = pcall(fn, self)
+    self[slot] = nil
+    if not ok then error(a, 0) end
+    return a, b, c
+  end)
+  self[slot] = t -- before it starts: a fetch that ends without waiting clears it
+  return t:start()
+end
+
+-- _discover() -> the discovery document | nil, msg, code: fetched and checked, kept
+-- KEEP_S, a failure FAILED_S
+function Provider:_discover()
+  local doc, err, code = self:_fetch_discovery()
+  if doc then
+    self.doc, self.doc_until, self.doc_failed = doc, self.now() + M.KEEP_S, nil
+  else
+    self.doc_failed = { until_s = self.now() + M.FAILED_S, msg = err, code = code }
+  end
+  return doc, err, code
+end
+
 --- provider:discover() -> the discovery document | nil, msg, code. Its issuer must be the
---- configured one exactly (OpenID Connect Discovery 4.3), its endpoints http(s) URLs.
+--- configured one exactly (OpenID Connect Discovery 4.3), its endpoints http(s) URLs. A
+--- failure is answered from memory for FAILED_S, and requests arriving while a fetch is
+--- under way wait for it: during the provider's outage every sign-in begun or finished was
+--- a fetch of its own (each up to TIMEOUT_MS), as many as clients asked.
 function Provider:discover()
   local now = self.now()
   if self.doc and now < self.doc_until then return self.doc end
+  local f = self.doc_failed
+  if f and now < f.until_s and not self.discovering then return nil, f.msg, f.code end
+  local ok, doc, err, code = shared(self, "discovering", self._discover):join()
+  if not ok then error(doc, 0) end
+  return doc, err, code
+end
+
+-- _fetch_discovery() -> the discovery document | nil, msg, code
+function Provider:_fetch_discovery()
   -- the issuer's path, its trailing slash removed, then the well-known path (Discovery 4.1)
   local doc, err, code = self:json(self.cfg.issuer:gsub("/$", "") .. "/.well-known/openid-configuration")
   if not doc then return nil, err, code end
@@ -134,7 +174,6 @@ function Provider:discover()
     for _, m in ipairs(methods) do s256 = s256 or m == "S256" end
     if not s256 then return nil, "the provider does not support PKCE with S256", "EPROTO" end
   end
-  self.doc, self.doc_until = doc, now + M.KEEP_S
   return doc
 end
 
@@ -148,26 +187,20 @@ function Provider:_fetch_keys()
   return set.keys
 end
 
--- _fetching() -> the task fetching the keys: the one under way, else a new one. One at a
--- time, so that concurrent tokens wait for one answer instead of each asking the provider.
--- Its own task, so that a request cancelled while waiting does not end it for the others.
-function Provider:_fetching()
-  if self.fetching then return self.fetching end
-  local t = task.new(function()
-    local ok, keys, err, code = pcall(self._fetch_keys, self)
-    self.fetching = nil
-    if not ok then error(keys, 0) end
-    local now = self.now()
-    if keys then
-      self.jwks, self.jwks_until, self.failed = keys, now + M.KEEP_S, nil
-    else
-      self.failed = { until_s = now + M.FAILED_S, msg = err, code = code }
-    end
-    return keys, err, code
-  end)
-  self.fetching = t -- before it starts: a fetch that ends without waiting clears it
-  return t:start()
+-- _keys_fetched() -> keys | nil, msg, code: fetched, kept KEEP_S, a failure FAILED_S
+function Provider:_keys_fetched()
+  local keys, err, code = self:_fetch_keys()
+  local now = self.now()
+  if keys then
+    self.jwks, self.jwks_until, self.failed = keys, now + M.KEEP_S, nil
+  else
+    self.failed = { until_s = now + M.FAILED_S, msg = err, code = code }
+  end
+  return keys, err, code
 end
+
+-- _fetching() -> the task fetching the keys: the one under way, else a new one (shared)
+function Provider:_fetching() return shared(self, "fetching", self._keys_fetched) end
 
 --- provider:keys(again) -> the JWKS's keys | nil, msg, code; again: a token named a kid
 --- not in the kept set (the provider may have rotated its keys), so fetch anew; at most once

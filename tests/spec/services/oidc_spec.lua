@@ -2,7 +2,8 @@
 -- discovery URL of an issuer with a trailing slash, the authorization request it makes, the
 -- state spent once and bound to the browser, a begun sign-in that expires, the cap on begun
 -- sign-ins, keys fetched again for an unknown kid but not more than once a minute, one fetch
--- of the keys for concurrent tokens and a failed one kept for a while, answers
+-- of the keys (and of discovery, for sign-ins begun) for concurrent requests and a failed
+-- one kept for a while, answers
 -- over the cap, and groups made a role.
 local cjson = require "cjson"
 local httpd = require "orket.c.httpd"
@@ -213,6 +214,48 @@ describe("orket.auth.oidc", function()
     -- after it, one fetch again
     clock = clock + 1
     burst(8)
+    assert.equal(2, asked[WELL_KNOWN])
+    srv:close()
+  end)
+
+  -- the browser's paths (begin, finish) read discovery themselves: a failed fetch was not
+  -- remembered, so during an outage every sign-in begun was a fetch of its own
+  it("during an outage, fetches discovery once for concurrent sign-ins begun, and not again for FAILED_S", function()
+    local up = false
+    local srv, base, asked = provider {
+      ["/.well-known/openid-configuration"] = function()
+        if up then return 200, discovery(srv_base, srv_base) end
+        return 503, "{}"
+      end }
+    srv_base = base
+    local clock = os.time()
+    local p = oidc.new(cfg(base), {}, function() return clock end)
+    local function burst(n, want)
+      local ts = {}
+      for i = 1, n do ts[i] = task.spawn(function() return p:begin("192.0.2." .. i) end) end
+      for i = 1, n do
+        local ok, url, msg, code = ts[i]:join()
+        assert.is_true(ok, url)
+        if want then
+          assert.matches("^" .. base:gsub("%p", "%%%0") .. "/auth%?tenant=t1&", url)
+        else
+          assert.is_nil(url)
+          assert.same({ "the provider refused (HTTP 503)", "EAUTH" }, { msg, code })
+        end
+      end
+    end
+    local WELL_KNOWN = "/.well-known/openid-configuration"
+    burst(8)
+    assert.equal(1, asked[WELL_KNOWN])
+    clock = clock + oidc.FAILED_S - 1
+    burst(8)
+    assert.equal(1, asked[WELL_KNOWN])
+    -- after it, one fetch again, which finds the provider back: kept from then on
+    clock = clock + 1
+    up = true
+    burst(8, true)
+    assert.equal(2, asked[WELL_KNOWN])
+    burst(8, true)
     assert.equal(2, asked[WELL_KNOWN])
     srv:close()
   end)
