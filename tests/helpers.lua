@@ -242,6 +242,24 @@ function M.free_port()
   return port
 end
 
+--- front(kind, dir, conf) -> pid: a reverse proxy ("nginx" or "caddy") started in the
+--- background with the configuration text conf, written into dir (which holds its tmp/ and
+--- its output, dir/out); the caller kills pid
+function M.front(kind, dir, conf)
+  assert(os.execute("mkdir -p " .. M.quote(dir .. "/tmp")))
+  local cmd
+  if kind == "nginx" then
+    M.write(dir .. "/nginx.conf", conf)
+    cmd = string.format("nginx -p %s -c %s", M.quote(dir), M.quote(dir .. "/nginx.conf"))
+  else
+    M.write(dir .. "/Caddyfile", conf)
+    cmd = string.format("env HOME=%s XDG_DATA_HOME=%s XDG_CONFIG_HOME=%s caddy run --adapter caddyfile --config %s",
+      M.quote(dir), M.quote(dir), M.quote(dir), M.quote(dir .. "/Caddyfile"))
+  end
+  os.execute(string.format("%s >%s 2>&1 </dev/null & echo $! >%s", cmd, M.quote(dir .. "/out"), M.quote(dir .. "/pid")))
+  return tonumber(M.wait_for(function() return (M.read(dir .. "/pid") or ""):match("%d+") end, kind .. "'s pid"))
+end
+
 --- api_key(dir, name, role) -> key, its id, the command's result: `orket keys create`
 function M.api_key(dir, name, role)
   local r = M.orket("keys create " .. name .. " --role " .. role, { cwd = dir })

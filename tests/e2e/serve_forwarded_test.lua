@@ -135,18 +135,7 @@ describe("orket serve behind a trusted proxy", function()
       end
       local s = served('serve = { trusted_proxies = { "127.0.0.1" } }')
       local pport, pdir = free_port(), H.tmpdir()
-      assert.truthy(os.execute("mkdir -p " .. H.quote(pdir .. "/tmp")))
-      local cmd
-      if front == "nginx" then
-        H.write(pdir .. "/nginx.conf", nginx_conf(pdir, pport, s.port))
-        cmd = string.format("nginx -p %s -c %s", H.quote(pdir), H.quote(pdir .. "/nginx.conf"))
-      else
-        H.write(pdir .. "/Caddyfile", caddy_conf(pport, s.port))
-        cmd = string.format("env HOME=%s XDG_DATA_HOME=%s XDG_CONFIG_HOME=%s caddy run --adapter caddyfile --config %s",
-          H.quote(pdir), H.quote(pdir), H.quote(pdir), H.quote(pdir .. "/Caddyfile"))
-      end
-      os.execute(string.format("%s >%s 2>&1 </dev/null & echo $! >%s", cmd, H.quote(pdir .. "/out"), H.quote(pdir .. "/pid")))
-      local pid = tonumber(H.wait_for(function() return (H.read(pdir .. "/pid") or ""):match("%d+") end, front .. "'s pid"))
+      local pid = H.front(front, pdir, front == "nginx" and nginx_conf(pdir, pport, s.port) or caddy_conf(pport, s.port))
       local ok, err = pcall(function()
         H.wait_for(function()
           return H.fetch { url = "http://127.0.0.1:" .. pport .. "/health", total_timeout_ms = 2000 } == 200
