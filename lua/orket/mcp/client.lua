@@ -426,6 +426,44 @@ local function scratch_dir()
   return uv.fs_mkdtemp(string.format("/tmp/orket-mcp-%d-%d-XXXXXX", uv.os_getpid(), ns and ns.ino or 0))
 end
 
+-- The helper's "E errno program" line as words: "cannot run PROG: no such file or directory"
+local function exec_failure(data)
+  local errno, prog = data:match("E (%d+) ([^\n]*)")
+  if not errno then return nil end
+  local name, msg = uv.translate_sys_error(tonumber(errno))
+  local words = name and msg and not name:find("^Unknown") and name:match("^%u+: (.*)$")
+  return string.format("cannot run %s: %s", prog, words or ("errno " .. errno))
+end
+
+-- How long, once the server exited, the end of its stderr and the helper's report are
+-- waited for (they come on pipes of their own, maybe after the exit is seen; a process it
+-- left behind may hold stderr open)
+M.DRAIN_MS = 500
+
+-- The server exited: the connection closes saying why, once its stderr and the helper's
+-- report have been read to their end (or DRAIN_MS after the exit): what they say is the
+-- reason (a command that could not be run, a traceback), not only the exit status.
+function Conn:_exited()
+  if not self.exit or self.state == "closed" then return end
+  local d = self.drained
+  if not (d.stderr and d.report) and not d.timer then
+    d.timer = uv.new_timer()
+    d.timer:start(M.DRAIN_MS, 0, function()
+      d.timer:close()
+      d.stderr, d.report = true, true
+      self:_exited()
+    end)
+    return
+  end
+  if not (d.stderr and d.report) then return end
+  if d.timer and not d.timer:is_closing() then d.timer:close() end
+  local e = self.exit
+  local why = string.format("the server exited (%s)", e.signal ~= 0 and ("signal " .. e.signal) or ("status " .. e.code))
+  if self.start_failure then why = self.start_failure
+  elseif self.stderr_tail ~= "" then why = why .. ": " .. self.stderr_tail:gsub("%s+$", ""):sub(-400) end
+  self:close(why)
+end
+
 function Conn:_start_stdio()
   local tmp, terr = scratch_dir()
   if not tmp then return nil, "cannot make a temp dir: " .. tostring(terr), "ESPAWN" end
@@ -441,8 +479,7 @@ function Conn:_start_stdio()
     env = henv, detached = true }, function(code, sig)
       self.exit = { code = code, signal = sig }
       if self.proc and not self.proc:is_closing() then self.proc:close() end
-      self:close(string.format("the server exited (%s)%s", sig ~= 0 and ("signal " .. sig) or ("status " .. code),
-        self.stderr_tail ~= "" and (": " .. self.stderr_tail:gsub("%s+$", ""):sub(-400)) or ""))
+      self:_exited()
     end)
   if not handle then
     for _, p in ipairs(self.pipes) do p:close() end
@@ -458,14 +495,21 @@ function Conn:_start_stdio()
   guard:start("sigpipe", function() end)
   guard:unref()
   self.pipes[#self.pipes + 1] = guard
+  self.drained = {}
   perr:read_start(function(_, data)
-    if data then self.stderr_tail = (self.stderr_tail .. data):sub(-M.STDERR_KEEP) end
+    if data then self.stderr_tail = (self.stderr_tail .. data):sub(-M.STDERR_KEEP)
+    else self.drained.stderr = true self:_exited() end
   end)
   prep:read_start(function(_, data)
-    -- the helper's report: "F layer message" when it could not start the program
+    -- the helper's report: "F layer message" when it could not start the program, "E errno
+    -- program" when it could not exec it
     if data then
-      local f = data:match("F %S+ ([^\n]*)") or data:match("E (%d+)")
+      local f = data:match("F %S+ ([^\n]*)")
+      f = f and ("the confinement helper: " .. f) or exec_failure(data)
       if f then self.start_failure = f end
+    else
+      self.drained.report = true
+      self:_exited()
     end
   end)
   self.reader = linestream.reader(pout, rpc.MAX_MESSAGE)
@@ -752,7 +796,7 @@ function Conn:start()
     clientInfo = { name = "orket", version = rt.version() } })
   if not r then
     -- "initialize" said once: a timeout's message says it already
-    local why = self.start_failure and ("the confinement helper: " .. self.start_failure) or M.bare(self.name, err)
+    local why = self.start_failure or M.bare(self.name, err)
     if not why:find("^initialize") then why = "initialize: " .. why end
     self:close(why)
     return nil, M.named(self.name, why), code

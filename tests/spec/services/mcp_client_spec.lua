@@ -1135,6 +1135,22 @@ describe("orket.mcp.client's errors", function()
     end)
   end)
 
+  it("say that a command could not be run, naming it, rather than only its status 127", function()
+    in_task(function()
+      -- a typo in command[1], a program not on the server's PATH: the helper cannot exec it
+      for _, prog in ipairs { "/nonexistent/orket-mcp-nosuch", "orket-mcp-nosuch-program" } do
+        local c = client.new({ name = "h", transport = "stdio", command = { prog, "x" }, timeout_ms = 10000 },
+          { cwd = H.tmpdir(), log = function() end })
+        local ok, err = c:start()
+        assert.is_nil(ok)
+        assert.matches("^mcp%.h: ", err)
+        assert.truthy(err:find("cannot run " .. prog .. ": no such file or directory", 1, true), err)
+        assert.truthy(c.why:find("cannot run " .. prog .. ": no such file or directory", 1, true), c.why)
+        c:close()
+      end
+    end)
+  end)
+
   it("name the server in a result that cannot be read", function()
     local c = client.new { name = "h", transport = "stdio", command = { "x" } }
     c.request = function() return setmetatable({}, { __index = function() return nil end }) and "not a table" end
