@@ -70,6 +70,53 @@ function M.named(name, msg) return "mcp." .. tostring(name) .. ": " .. M.bare(na
 -- A tool's input schema: plain JSON Schema of bounded size and depth, no references (the
 -- gate checks arguments against it and resolves none; a $ref loop could not hurt it, but a
 -- schema it cannot read would let any argument through).
+local TYPES = { string = true, number = true, integer = true, boolean = true, object = true, array = true, null = true }
+
+-- The keywords the gate reads (type, required, and the subschemas it follows: properties,
+-- items, additionalProperties) are well formed: an unknown type made every call with that
+-- argument a denial ("expected nonsense"), and a required that is not a list of names was
+-- skipped, so calls without the argument reached the server unchecked.
+local function check_keywords(v, where)
+  if type(v) ~= "table" then return true end
+  local t = v.type
+  if t ~= nil then
+    local names = type(t) == "table" and t or { t }
+    if type(t) ~= "string" and not (type(t) == "table" and jsonout.is_array(t) and #t > 0) then
+      return nil, where .. ".type must be a type name or a list of them"
+    end
+    for _, n in ipairs(names) do
+      if not TYPES[n] then return nil, where .. ".type: " .. (type(n) == "string" and ("unknown type '" .. n:sub(1, 40) .. "'")
+        or "a type name is a string") end
+    end
+  end
+  local req = v.required
+  if req ~= nil then
+    if type(req) ~= "table" or not jsonout.is_array(req) then return nil, where .. ".required must be a list of property names" end
+    for i, n in ipairs(req) do
+      if type(n) ~= "string" then return nil, where .. ".required[" .. i .. "] must be a string" end
+    end
+  end
+  if v.properties ~= nil then
+    if type(v.properties) ~= "table" or (jsonout.is_array(v.properties) and next(v.properties) ~= nil) then
+      return nil, where .. ".properties must be an object of schemas"
+    end
+    local keys = {}
+    for k in pairs(v.properties) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys) -- the same property named each time
+    for _, k in ipairs(keys) do
+      local ok, err = check_keywords(v.properties[k], where .. ".properties." .. k:sub(1, 64))
+      if not ok then return nil, err end
+    end
+  end
+  for _, k in ipairs { "items", "additionalProperties" } do
+    if type(v[k]) == "table" and not jsonout.is_array(v[k]) then
+      local ok, err = check_keywords(v[k], where .. "." .. k)
+      if not ok then return nil, err end
+    end
+  end
+  return true
+end
+
 local function check_schema(s)
   if type(s) ~= "table" then return nil, "inputSchema is not an object" end
   local nodes = 0
@@ -93,6 +140,8 @@ local function check_schema(s)
   local text = jsonout.encode(s)
   if #text > M.MAX_SCHEMA_BYTES then return nil, "inputSchema is larger than " .. M.MAX_SCHEMA_BYTES .. " bytes" end
   if s.type ~= "object" then return nil, "inputSchema.type must be \"object\"" end
+  local kok, kerr = check_keywords(s, "inputSchema")
+  if not kok then return nil, kerr end
   local cok, compiled = pcall(gate.compile_schema, s)
   if not cok then return nil, "inputSchema: " .. tostring(compiled) end
   return compiled

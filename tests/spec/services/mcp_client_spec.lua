@@ -1240,6 +1240,31 @@ describe("orket.mcp.manager's listings", function()
     end)
   end)
 
+  -- an unknown type made every call with that argument a denial ("expected nonsense"); a
+  -- required that is not a list was skipped, so a call without the argument went through
+  it("refuses a tool whose schema's type or required the gate cannot read, saying where", function()
+    local cjson_ = require "cjson"
+    local function schema(text) return cjson_.decode(text) end
+    local kept, refused = client.tools_of {
+      { name = "bad_type", inputSchema = schema('{"type":"object","properties":{"x":{"type":"nonsense"}}}') },
+      { name = "bad_req", inputSchema = schema('{"type":"object","properties":{"x":{"type":"string"}},"required":"x"}') },
+      { name = "bad_req_item", inputSchema = schema('{"type":"object","required":[5]}') },
+      { name = "bad_items", inputSchema = schema('{"type":"object","properties":{"l":{"type":"array","items":{"type":7}}}}') },
+      { name = "bad_props", inputSchema = schema('{"type":"object","properties":"x"}') },
+      { name = "good", inputSchema = schema('{"type":"object","properties":{"x":{"type":["string","null"],"anyOf":[{"type":"zzz"}]},'
+        .. '"l":{"type":"array","items":{"type":"integer"}}},"required":["x"],"additionalProperties":{"type":"number"}}') },
+      { name = "empty", inputSchema = schema('{"type":"object","properties":{},"required":[]}') },
+    }
+    assert.same({ "good", "empty" }, { kept[1] and kept[1].name, kept[2] and kept[2].name, kept[3] and kept[3].name })
+    local why = {}
+    for _, f in ipairs(refused) do why[f.name] = f.why end
+    assert.equal("inputSchema.properties.x.type: unknown type 'nonsense'", why.bad_type)
+    assert.equal("inputSchema.required must be a list of property names", why.bad_req)
+    assert.equal("inputSchema.required[1] must be a string", why.bad_req_item)
+    assert.equal("inputSchema.properties.l.items.type must be a type name or a list of them", why.bad_items)
+    assert.equal("inputSchema.properties must be an object of schemas", why.bad_props)
+  end)
+
   -- which of a-b and a_b the name SERVER__a_b reached hung on the listing's order (which a
   -- relisting may change): both are refused, as two servers' tools of one name are
   it("refuses every tool of an Orket name several share (a - or . reads _), by name, whatever the order", function()
