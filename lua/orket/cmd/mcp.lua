@@ -12,6 +12,11 @@ local manager = require "orket.mcp.manager"
 local inert = require "orket.inert"
 local cmdline = require "orket.cmdline"
 
+local client = require "orket.mcp.client"
+
+-- why a tool past the cap on a server's tools is refused (orket.mcp.client.tools_of)
+local OVER_CAP = "more than " .. client.MAX_TOOLS .. " tools"
+
 local cmd = { name = "mcp", summary = "serve the board over MCP (stdio), list orket.lua's MCP servers" }
 cmd.args = {
   usage = "orket mcp serve [--read-only] [-C DIR] | orket mcp list [--json] [-C DIR]",
@@ -104,6 +109,26 @@ local function serve(dir, read_only, cli)
   return 0
 end
 
+-- One server's lines of `orket mcp list`. What a server sent (a refused tool's name, why it
+-- went down with its stderr) is shown inert, its newlines escaped, so it cannot make lines of
+-- its own. The tools past the cap are one line, not one each (a server may list thousands),
+-- and a listing stopped before its end says so: the tools shown are not all it has.
+local function print_server(e)
+  io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert.line(tostring(e.why)))
+    or string.format("ready, %d tools", #e.tools)))
+  for _, t in ipairs(e.tools) do io.stdout:write("  ", inert.line(t), "\n") end
+  local over = {}
+  for _, r in ipairs(e.refused) do
+    if r.why == OVER_CAP then over[#over + 1] = r.name
+    else io.stdout:write("  refused ", inert.line(r.name), ": ", inert.line(r.why), "\n") end
+  end
+  if #over > 0 then
+    io.stdout:write(string.format("  refused %d more tools (%s%s): %s\n", #over, inert.line(over[1]),
+      #over > 1 and (" to " .. inert.line(over[#over])) or "", OVER_CAP))
+  end
+  if e.listing then io.stdout:write("  ", inert.line(e.listing), "\n") end
+end
+
 -- list: each server started as a run starts it, then stopped.
 local function list(dir, json, cli)
   local cfg, s = cli.project_settings(dir, false)
@@ -128,14 +153,7 @@ local function list(dir, json, cli)
   local failed = 0
   for _, e in ipairs(status) do
     if e.why then failed = failed + 1 end
-    if not json then
-      -- one line each: what a server sent (a refused tool's name, why it went down with its
-      -- stderr) is shown inert, its newlines escaped, so it cannot make lines of its own
-      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert.line(tostring(e.why)))
-        or string.format("ready, %d tools", #e.tools)))
-      for _, t in ipairs(e.tools) do io.stdout:write("  ", inert.line(t), "\n") end
-      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert.line(r.name), ": ", inert.line(r.why), "\n") end
-    end
+    if not json then print_server(e) end
   end
   return failed > 0 and 1 or 0
 end

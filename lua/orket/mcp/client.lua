@@ -939,9 +939,11 @@ function Conn:list_tools()
     seen[cursor] = true
   end
   if cut_why then
-    cut_why = string.format("tools/list stopped after %d pages: %s; the tools of the pages before are kept, any later ones "
-      .. "are not", pages, cut_why)
+    -- the count, not "the pages before": a page of 5,000 tools had its first 512 kept
+    cut_why = string.format("tools/list stopped after %d page%s: %s; the listing is the %d tools read before that, "
+      .. "any later ones are left out", pages, pages == 1 and "" or "s", cut_why, #all)
   end
+  self.list_cut = cut_why -- for orket mcp list: the tools it shows are not all the server has
   if cut_why ~= self.refusals.cut_said then
     self.refusals.cut_said = cut_why
     if cut_why then self.log { event = "mcp_protocol_error", server = self.name, message = cut_why } end
