@@ -128,6 +128,21 @@ describe("orket mcp serve (stdio)", function()
     assert.equal(-32600, answers[3].error.code) -- an empty batch
   end)
 
+  -- `printf '%s' MSG | orket mcp serve` got no answer and no error: the last message,
+  -- without its newline, was dropped at the end of stdin
+  it("answers a last message stdin ends without its newline; one cut short is a parse error", function()
+    local dir = H.example("notes")
+    local r = H.orket("mcp serve", { cwd = dir, stdin = INIT .. '\n{"jsonrpc":"2.0","id":2,"method":"ping"}' })
+    local a = by_id(lines_of(r.stdout))
+    assert.equal(0, r.status, r.stderr)
+    assert.is_table(a[2], r.stdout)
+    assert.same({}, a[2].result)
+    r = H.orket("mcp serve", { cwd = dir, stdin = INIT .. '\n{"jsonrpc":"2.0","id":3,"meth' })
+    local got = lines_of(r.stdout)
+    assert.equal(2, #got, r.stdout)
+    assert.equal(-32700, got[2].error.code)
+  end)
+
   it("drops a line over the cap with an error and reads the next", function()
     local dir = H.example("notes")
     local huge = '{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"' .. string.rep("a", 5 * 1024 * 1024) .. '"}}'
