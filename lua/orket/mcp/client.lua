@@ -76,9 +76,12 @@ local TYPES = { string = true, number = true, integer = true, boolean = true, ob
 -- items, additionalProperties) are well formed: an unknown type made every call with that
 -- argument a denial ("expected nonsense"), and a required that is not a list of names was
 -- skipped, so calls without the argument reached the server unchecked.
+-- A keyword sent as null is one not sent (a Go server's nil slice or map: "required": null),
+-- as the gate reads it.
 local function check_keywords(v, where)
   if type(v) ~= "table" then return true end
-  local t = v.type
+  local function given(x) if x ~= cjson.null then return x end end
+  local t = given(v.type)
   if t ~= nil then
     local names = type(t) == "table" and t or { t }
     if type(t) ~= "string" and not (type(t) == "table" and jsonout.is_array(t) and #t > 0) then
@@ -89,14 +92,14 @@ local function check_keywords(v, where)
         or "a type name is a string") end
     end
   end
-  local req = v.required
+  local req = given(v.required)
   if req ~= nil then
     if type(req) ~= "table" or not jsonout.is_array(req) then return nil, where .. ".required must be a list of property names" end
     for i, n in ipairs(req) do
       if type(n) ~= "string" then return nil, where .. ".required[" .. i .. "] must be a string" end
     end
   end
-  if v.properties ~= nil then
+  if given(v.properties) ~= nil then
     if type(v.properties) ~= "table" or (jsonout.is_array(v.properties) and next(v.properties) ~= nil) then
       return nil, where .. ".properties must be an object of schemas"
     end

@@ -1254,8 +1254,12 @@ describe("orket.mcp.manager's listings", function()
       { name = "good", inputSchema = schema('{"type":"object","properties":{"x":{"type":["string","null"],"anyOf":[{"type":"zzz"}]},'
         .. '"l":{"type":"array","items":{"type":"integer"}}},"required":["x"],"additionalProperties":{"type":"number"}}') },
       { name = "empty", inputSchema = schema('{"type":"object","properties":{},"required":[]}') },
+      -- null is a keyword not sent, as a Go server writes a nil slice or map
+      { name = "nulls", inputSchema = schema('{"type":"object","properties":{"x":{"type":null}},"required":null}') },
+      { name = "null_props", inputSchema = schema('{"type":"object","properties":null}') },
     }
-    assert.same({ "good", "empty" }, { kept[1] and kept[1].name, kept[2] and kept[2].name, kept[3] and kept[3].name })
+    assert.same({ "good", "empty", "nulls", "null_props" }, { kept[1] and kept[1].name, kept[2] and kept[2].name,
+      kept[3] and kept[3].name, kept[4] and kept[4].name, kept[5] and kept[5].name })
     local why = {}
     for _, f in ipairs(refused) do why[f.name] = f.why end
     assert.equal("inputSchema.properties.x.type: unknown type 'nonsense'", why.bad_type)
