@@ -115,7 +115,7 @@ end
 -- and a listing stopped before its end says so: the tools shown are not all it has.
 local function print_server(e)
   io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert.line(tostring(e.why)))
-    or string.format("ready, %d tools", #e.tools)))
+    or string.format("ready, %d tool%s", #e.tools, #e.tools == 1 and "" or "s")))
   for _, t in ipairs(e.tools) do io.stdout:write("  ", inert.line(t), "\n") end
   local over = {}
   for _, r in ipairs(e.refused) do

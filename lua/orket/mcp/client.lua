@@ -906,6 +906,11 @@ function Conn:list_tools()
       cut_why = string.format("it took more than %d ms", timeout * M.LIST_TIMEOUTS)
       break
     end
+    if not r and code == "EMCP_-32601" and pages == 1 and type(self.capabilities) == "table" and self.capabilities.tools == nil then
+      -- a server that declares no tools (only resources or prompts) may not have the method:
+      -- it has no tools, rather than being down and restarted without end
+      break
+    end
     if not r then
       local why = M.bare(self.name, err)
       return nil, M.named(self.name, why:find("^tools/list") and why or ("tools/list: " .. why)), code

@@ -1151,6 +1151,42 @@ describe("orket.mcp.client's errors", function()
     end)
   end)
 
+  -- a server of resources or prompts only declares no tools and may not have tools/list:
+  -- it was down ("tools/list: Method not found") and restarted without end
+  it("take a server that declares no tools and has no tools/list as one of no tools; one that declares them is down", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/srv.lua", [[
+local cjson = require "cjson"
+local declares = arg[1] == "declares"
+for line in io.lines() do
+  local m = cjson.decode(line)
+  local out
+  if m.method == "initialize" then
+    out = { result = { protocolVersion = "2025-11-25", serverInfo = { name = "r", version = "1" },
+      capabilities = declares and { tools = {} } or { resources = {} } } }
+  elseif m.id then
+    out = { error = { code = -32601, message = "Method not found" } }
+  end
+  if out and m.id then out.jsonrpc, out.id = "2.0", m.id io.stdout:write(cjson.encode(out), "\n") io.stdout:flush() end
+end
+]])
+    in_task(function()
+      for _, mode in ipairs { "resources", "declares" } do
+        local c = client.new({ name = "h", transport = "stdio", command = { H.BIN, "lua", dir .. "/srv.lua", mode },
+          read_only = { H.ROOT, dir }, timeout_ms = 10000 }, { cwd = H.tmpdir(), log = function() end })
+        local ok, err = c:start()
+        if mode == "resources" then
+          assert.is_true(ok, err)
+          assert.same({}, c.tools)
+        else
+          assert.is_nil(ok)
+          assert.equal("mcp.h: tools/list: Method not found", err)
+        end
+        c:close()
+      end
+    end)
+  end)
+
   it("name the server in a result that cannot be read", function()
     local c = client.new { name = "h", transport = "stdio", command = { "x" } }
     c.request = function() return setmetatable({}, { __index = function() return nil end }) and "not a table" end
