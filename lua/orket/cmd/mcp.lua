@@ -53,15 +53,12 @@ end
 
 -- Answers each line of stdin (a JSON-RPC message) on stdout until it ends; an overlong
 -- message is refused, a read error logged.
-local function answer_lines(reader, session, send, log)
+local function answer_lines(reader, session, send, write_line, log)
   while true do
     local line, err = reader:next()
     if line then
       local out = session:handle_text(line)
-      if out then
-        io.stdout:write(out, "\n")
-        io.stdout:flush()
-      end
+      if out then write_line(out) end
     elseif err == "too_long" then
       send(rpc.error(nil, rpc.INVALID_REQUEST, "message longer than " .. rpc.MAX_MESSAGE .. " bytes"))
     else
@@ -69,6 +66,26 @@ local function answer_lines(reader, session, send, log)
       return
     end
   end
+end
+
+-- write_line(text) on stdout, and the SIGPIPE guard to close at the end. A client that
+-- closed its end of stdout (it exited, or crashed) is gone: the session ends as when stdin
+-- closes (runs it started stop, resumable), rather than SIGPIPE killing this process in the
+-- middle of them; nothing more is written.
+local function stdout_writer(reader, log)
+  local guard = uv.new_signal()
+  guard:start("sigpipe", function() end)
+  local gone = false
+  return function(text)
+    if gone then return end
+    local ok, werr = io.stdout:write(text, "\n")
+    if ok then ok, werr = io.stdout:flush() end
+    if not ok then
+      gone = true
+      log { event = "error", message = "stdout: " .. tostring(werr) .. " (the client is gone): the session ends" }
+      reader:close()
+    end
+  end, guard
 end
 
 local function serve(dir, read_only, cli)
@@ -80,23 +97,22 @@ local function serve(dir, read_only, cli)
     cli.err("stdin: %s (mcp serve reads a pipe)", tostring(ierr))
     return 1
   end
-  local function send(msg)
-    io.stdout:write(rpc.encode(msg), "\n")
-    io.stdout:flush()
-  end
   local function log(fields)
     fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
     io.stderr:write(jsonout.encode(fields), "\n")
   end
+  local reader = linestream.reader(input, rpc.MAX_MESSAGE)
+  local write_line, pipe_guard = stdout_writer(reader, log)
+  local function send(msg) write_line(rpc.encode(msg)) end
   local session = server.new { db = db, dir = dir, send = send, log = log, read_only = read_only,
     who = { role = read_only and "viewer" or "admin" } }
   executor.registry(db).log = log
-  local reader = linestream.reader(input, rpc.MAX_MESSAGE)
   local sig = uv.new_signal()
   sig:start("sigterm", function() reader:close() end)
-  local ok, terr = task.spawn(answer_lines, reader, session, send, log):join()
+  local ok, terr = task.spawn(answer_lines, reader, session, send, write_line, log):join()
   reader:close()
   sig:close()
+  pipe_guard:close()
   session:close()
   executor.stop_all(db)
   executor.wait_all(db)
