@@ -200,6 +200,53 @@ return { rules = {
     assert.is_nil(H.store_file_holding(dir, KEY))
   end)
 
+  -- a server listing 600 tools in one page: 256 kept, 256 refused, the rest never read. The
+  -- list printed 256 lines of refusals and nothing of the 88 tools not read; a server whose
+  -- command cannot be run said only "the server exited (status 127)"
+  it("orket mcp list says a listing cut short in one line each, and a command that cannot be run", function()
+    local dir = H.tmpdir()
+    local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
+    local exe = io.open(bin, "rb")
+    if not exe then return pending("the server fixture needs the release build, " .. bin .. " (make)") end
+    exe:close()
+    os.execute("mkdir -p " .. H.quote(dir .. "/srv"))
+    H.write(dir .. "/srv/many.lua", [[
+local cjson = require "cjson"
+for line in io.lines() do
+  local m = cjson.decode(line)
+  local r
+  if m.method == "initialize" then
+    r = { protocolVersion = "2025-11-25", capabilities = { tools = {} }, serverInfo = { name = "many", version = "1" } }
+  elseif m.method == "tools/list" then
+    r = { tools = {} }
+    for i = 1, 600 do r.tools[i] = { name = "t" .. i, inputSchema = { type = "object" } } end
+  end
+  if r and m.id then io.stdout:write(cjson.encode { jsonrpc = "2.0", id = m.id, result = r }, "\n") io.stdout:flush() end
+end
+]])
+    H.write(dir .. "/orket.lua", string.format([[
+name = "mcpmany"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+mcp = { servers = {
+  many = { command = { %q, "lua", %q }, read_only = { %q, %q } },
+  typo = { command = { "orket-mcp-no-such-server", "x" } },
+} }
+]], bin, dir .. "/srv/many.lua", dir .. "/srv", H.ROOT))
+    H.write(dir .. "/script.lua", "return { rules = {} }\n")
+    local l = H.orket("mcp list", { cwd = dir })
+    assert.equal(1, l.status, l.stdout) -- typo is down
+    assert.matches("many             stdio  ready, 256 tools\n", l.stdout, 1, true)
+    assert.matches("\n  refused 256 more tools (t257 to t512): more than 256 tools\n", l.stdout, 1, true)
+    assert.is_nil(l.stdout:find("refused t300", 1, true), l.stdout)
+    assert.matches("\n  tools/list stopped after 1 page: more than 512 tools; the listing is the 512 tools read before that, "
+      .. "any later ones are left out\n", l.stdout, 1, true)
+    assert.matches("typo             stdio  down: cannot run orket-mcp-no-such-server: no such file or directory\n", l.stdout, 1, true)
+    local j = cjson.decode(H.orket("mcp list --json", { cwd = dir }).stdout)
+    local many = j.servers[1].name == "many" and j.servers[1] or j.servers[2]
+    assert.equal(256, #many.refused)
+    assert.matches("^tools/list stopped after 1 page: more than 512 tools", many.listing)
+  end)
+
   it("a name two servers' tools share is refused in both and said everywhere; a server down at the start is EUNAVAILABLE", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " " .. H.quote(dir .. "/roles"))

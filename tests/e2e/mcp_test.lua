@@ -128,6 +128,35 @@ describe("orket mcp serve (stdio)", function()
     assert.equal(-32600, answers[3].error.code) -- an empty batch
   end)
 
+  -- `printf '%s' MSG | orket mcp serve` got no answer and no error: the last message,
+  -- without its newline, was dropped at the end of stdin
+  it("answers a last message stdin ends without its newline; one cut short is a parse error", function()
+    local dir = H.example("notes")
+    local r = H.orket("mcp serve", { cwd = dir, stdin = INIT .. '\n{"jsonrpc":"2.0","id":2,"method":"ping"}' })
+    local a = by_id(lines_of(r.stdout))
+    assert.equal(0, r.status, r.stderr)
+    assert.is_table(a[2], r.stdout)
+    assert.same({}, a[2].result)
+    r = H.orket("mcp serve", { cwd = dir, stdin = INIT .. '\n{"jsonrpc":"2.0","id":3,"meth' })
+    local got = lines_of(r.stdout)
+    assert.equal(2, #got, r.stdout)
+    assert.equal(-32700, got[2].error.code)
+  end)
+
+  -- a client that closed its end of stdout (head -n 1 here) killed the server with SIGPIPE at
+  -- its next answer, runs it started and all (exit 141, nothing said)
+  it("ends its session when the client has closed stdout, saying so, rather than dying of SIGPIPE", function()
+    local dir = H.example("notes")
+    H.write(dir .. "/init.json", INIT .. "\n")
+    -- pings until the server is gone: the first answer written after head has exited fails
+    os.execute(string.format("cd %s && { cat init.json; for i in $(seq 1 120); do "
+      .. "echo '{\"jsonrpc\":\"2.0\",\"id\":'$i',\"method\":\"ping\"}'; sleep 0.5; done; } 2>/dev/null "
+      .. "| { timeout 120 %s mcp serve 2>err; echo $? >rc; } | head -n 1 >out", H.quote(dir), H.quote(H.BIN)))
+    assert.matches('"id":0', H.read(dir .. "/out"))
+    assert.equal("0", (H.read(dir .. "/rc"):gsub("%s", "")), H.read(dir .. "/err"))
+    assert.matches("stdout: Broken pipe (the client is gone): the session ends", H.read(dir .. "/err"), 1, true)
+  end)
+
   it("drops a line over the cap with an error and reads the next", function()
     local dir = H.example("notes")
     local huge = '{"jsonrpc":"2.0","id":1,"method":"ping","params":{"x":"' .. string.rep("a", 5 * 1024 * 1024) .. '"}}'

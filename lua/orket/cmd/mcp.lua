@@ -12,6 +12,11 @@ local manager = require "orket.mcp.manager"
 local inert = require "orket.inert"
 local cmdline = require "orket.cmdline"
 
+local client = require "orket.mcp.client"
+
+-- why a tool past the cap on a server's tools is refused (orket.mcp.client.tools_of)
+local OVER_CAP = "more than " .. client.MAX_TOOLS .. " tools"
+
 local cmd = { name = "mcp", summary = "serve the board over MCP (stdio), list orket.lua's MCP servers" }
 cmd.args = {
   usage = "orket mcp serve [--read-only] [-C DIR] | orket mcp list [--json] [-C DIR]",
@@ -48,15 +53,12 @@ end
 
 -- Answers each line of stdin (a JSON-RPC message) on stdout until it ends; an overlong
 -- message is refused, a read error logged.
-local function answer_lines(reader, session, send, log)
+local function answer_lines(reader, session, send, write_line, log)
   while true do
     local line, err = reader:next()
     if line then
       local out = session:handle_text(line)
-      if out then
-        io.stdout:write(out, "\n")
-        io.stdout:flush()
-      end
+      if out then write_line(out) end
     elseif err == "too_long" then
       send(rpc.error(nil, rpc.INVALID_REQUEST, "message longer than " .. rpc.MAX_MESSAGE .. " bytes"))
     else
@@ -64,6 +66,26 @@ local function answer_lines(reader, session, send, log)
       return
     end
   end
+end
+
+-- write_line(text) on stdout, and the SIGPIPE guard to close at the end. A client that
+-- closed its end of stdout (it exited, or crashed) is gone: the session ends as when stdin
+-- closes (runs it started stop, resumable), rather than SIGPIPE killing this process in the
+-- middle of them; nothing more is written.
+local function stdout_writer(reader, log)
+  local guard = uv.new_signal()
+  guard:start("sigpipe", function() end)
+  local gone = false
+  return function(text)
+    if gone then return end
+    local ok, werr = io.stdout:write(text, "\n")
+    if ok then ok, werr = io.stdout:flush() end
+    if not ok then
+      gone = true
+      log { event = "error", message = "stdout: " .. tostring(werr) .. " (the client is gone): the session ends" }
+      reader:close()
+    end
+  end, guard
 end
 
 local function serve(dir, read_only, cli)
@@ -75,23 +97,22 @@ local function serve(dir, read_only, cli)
     cli.err("stdin: %s (mcp serve reads a pipe)", tostring(ierr))
     return 1
   end
-  local function send(msg)
-    io.stdout:write(rpc.encode(msg), "\n")
-    io.stdout:flush()
-  end
   local function log(fields)
     fields.t = os.date("!%Y-%m-%dT%H:%M:%SZ")
     io.stderr:write(jsonout.encode(fields), "\n")
   end
+  local reader = linestream.reader(input, rpc.MAX_MESSAGE)
+  local write_line, pipe_guard = stdout_writer(reader, log)
+  local function send(msg) write_line(rpc.encode(msg)) end
   local session = server.new { db = db, dir = dir, send = send, log = log, read_only = read_only,
     who = { role = read_only and "viewer" or "admin" } }
   executor.registry(db).log = log
-  local reader = linestream.reader(input, rpc.MAX_MESSAGE)
   local sig = uv.new_signal()
   sig:start("sigterm", function() reader:close() end)
-  local ok, terr = task.spawn(answer_lines, reader, session, send, log):join()
+  local ok, terr = task.spawn(answer_lines, reader, session, send, write_line, log):join()
   reader:close()
   sig:close()
+  pipe_guard:close()
   session:close()
   executor.stop_all(db)
   executor.wait_all(db)
@@ -102,6 +123,26 @@ local function serve(dir, read_only, cli)
     return 1
   end
   return 0
+end
+
+-- One server's lines of `orket mcp list`. What a server sent (a refused tool's name, why it
+-- went down with its stderr) is shown inert, its newlines escaped, so it cannot make lines of
+-- its own. The tools past the cap are one line, not one each (a server may list thousands),
+-- and a listing stopped before its end says so: the tools shown are not all it has.
+local function print_server(e)
+  io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert.line(tostring(e.why)))
+    or string.format("ready, %d tool%s", #e.tools, #e.tools == 1 and "" or "s")))
+  for _, t in ipairs(e.tools) do io.stdout:write("  ", inert.line(t), "\n") end
+  local over = {}
+  for _, r in ipairs(e.refused) do
+    if r.why == OVER_CAP then over[#over + 1] = r.name
+    else io.stdout:write("  refused ", inert.line(r.name), ": ", inert.line(r.why), "\n") end
+  end
+  if #over > 0 then
+    io.stdout:write(string.format("  refused %d more tools (%s%s): %s\n", #over, inert.line(over[1]),
+      #over > 1 and (" to " .. inert.line(over[#over])) or "", OVER_CAP))
+  end
+  if e.listing then io.stdout:write("  ", inert.line(e.listing), "\n") end
 end
 
 -- list: each server started as a run starts it, then stopped.
@@ -128,14 +169,7 @@ local function list(dir, json, cli)
   local failed = 0
   for _, e in ipairs(status) do
     if e.why then failed = failed + 1 end
-    if not json then
-      -- one line each: what a server sent (a refused tool's name, why it went down with its
-      -- stderr) is shown inert, its newlines escaped, so it cannot make lines of its own
-      io.stdout:write(string.format("%-16s %-6s %s\n", e.name, e.transport, e.why and ("down: " .. inert.line(tostring(e.why)))
-        or string.format("ready, %d tools", #e.tools)))
-      for _, t in ipairs(e.tools) do io.stdout:write("  ", inert.line(t), "\n") end
-      for _, r in ipairs(e.refused) do io.stdout:write("  refused ", inert.line(r.name), ": ", inert.line(r.why), "\n") end
-    end
+    if not json then print_server(e) end
   end
   return failed > 0 and 1 or 0
 end

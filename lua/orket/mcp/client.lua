@@ -70,6 +70,56 @@ function M.named(name, msg) return "mcp." .. tostring(name) .. ": " .. M.bare(na
 -- A tool's input schema: plain JSON Schema of bounded size and depth, no references (the
 -- gate checks arguments against it and resolves none; a $ref loop could not hurt it, but a
 -- schema it cannot read would let any argument through).
+local TYPES = { string = true, number = true, integer = true, boolean = true, object = true, array = true, null = true }
+
+-- The keywords the gate reads (type, required, and the subschemas it follows: properties,
+-- items, additionalProperties) are well formed: an unknown type made every call with that
+-- argument a denial ("expected nonsense"), and a required that is not a list of names was
+-- skipped, so calls without the argument reached the server unchecked.
+-- A keyword sent as null is one not sent (a Go server's nil slice or map: "required": null),
+-- as the gate reads it.
+local function check_keywords(v, where)
+  if type(v) ~= "table" then return true end
+  local function given(x) if x ~= cjson.null then return x end end
+  local t = given(v.type)
+  if t ~= nil then
+    local names = type(t) == "table" and t or { t }
+    if type(t) ~= "string" and not (type(t) == "table" and jsonout.is_array(t) and #t > 0) then
+      return nil, where .. ".type must be a type name or a list of them"
+    end
+    for _, n in ipairs(names) do
+      if not TYPES[n] then return nil, where .. ".type: " .. (type(n) == "string" and ("unknown type '" .. n:sub(1, 40) .. "'")
+        or "a type name is a string") end
+    end
+  end
+  local req = given(v.required)
+  if req ~= nil then
+    if type(req) ~= "table" or not jsonout.is_array(req) then return nil, where .. ".required must be a list of property names" end
+    for i, n in ipairs(req) do
+      if type(n) ~= "string" then return nil, where .. ".required[" .. i .. "] must be a string" end
+    end
+  end
+  if given(v.properties) ~= nil then
+    if type(v.properties) ~= "table" or (jsonout.is_array(v.properties) and next(v.properties) ~= nil) then
+      return nil, where .. ".properties must be an object of schemas"
+    end
+    local keys = {}
+    for k in pairs(v.properties) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys) -- the same property named each time
+    for _, k in ipairs(keys) do
+      local ok, err = check_keywords(v.properties[k], where .. ".properties." .. k:sub(1, 64))
+      if not ok then return nil, err end
+    end
+  end
+  for _, k in ipairs { "items", "additionalProperties" } do
+    if type(v[k]) == "table" and not jsonout.is_array(v[k]) then
+      local ok, err = check_keywords(v[k], where .. "." .. k)
+      if not ok then return nil, err end
+    end
+  end
+  return true
+end
+
 local function check_schema(s)
   if type(s) ~= "table" then return nil, "inputSchema is not an object" end
   local nodes = 0
@@ -93,6 +143,8 @@ local function check_schema(s)
   local text = jsonout.encode(s)
   if #text > M.MAX_SCHEMA_BYTES then return nil, "inputSchema is larger than " .. M.MAX_SCHEMA_BYTES .. " bytes" end
   if s.type ~= "object" then return nil, "inputSchema.type must be \"object\"" end
+  local kok, kerr = check_keywords(s, "inputSchema")
+  if not kok then return nil, kerr end
   local cok, compiled = pcall(gate.compile_schema, s)
   if not cok then return nil, "inputSchema: " .. tostring(compiled) end
   return compiled
@@ -426,6 +478,44 @@ local function scratch_dir()
   return uv.fs_mkdtemp(string.format("/tmp/orket-mcp-%d-%d-XXXXXX", uv.os_getpid(), ns and ns.ino or 0))
 end
 
+-- The helper's "E errno program" line as words: "cannot run PROG: no such file or directory"
+local function exec_failure(data)
+  local errno, prog = data:match("E (%d+) ([^\n]*)")
+  if not errno then return nil end
+  local name, msg = uv.translate_sys_error(tonumber(errno))
+  local words = name and msg and not name:find("^Unknown") and name:match("^%u+: (.*)$")
+  return string.format("cannot run %s: %s", prog, words or ("errno " .. errno))
+end
+
+-- How long, once the server exited, the end of its stderr and the helper's report are
+-- waited for (they come on pipes of their own, maybe after the exit is seen; a process it
+-- left behind may hold stderr open)
+M.DRAIN_MS = 500
+
+-- The server exited: the connection closes saying why, once its stderr and the helper's
+-- report have been read to their end (or DRAIN_MS after the exit): what they say is the
+-- reason (a command that could not be run, a traceback), not only the exit status.
+function Conn:_exited()
+  if not self.exit or self.state == "closed" then return end
+  local d = self.drained
+  if not (d.stderr and d.report) and not d.timer then
+    d.timer = uv.new_timer()
+    d.timer:start(M.DRAIN_MS, 0, function()
+      d.timer:close()
+      d.stderr, d.report = true, true
+      self:_exited()
+    end)
+    return
+  end
+  if not (d.stderr and d.report) then return end
+  if d.timer and not d.timer:is_closing() then d.timer:close() end
+  local e = self.exit
+  local why = string.format("the server exited (%s)", e.signal ~= 0 and ("signal " .. e.signal) or ("status " .. e.code))
+  if self.start_failure then why = self.start_failure
+  elseif self.stderr_tail ~= "" then why = why .. ": " .. self.stderr_tail:gsub("%s+$", ""):sub(-400) end
+  self:close(why)
+end
+
 function Conn:_start_stdio()
   local tmp, terr = scratch_dir()
   if not tmp then return nil, "cannot make a temp dir: " .. tostring(terr), "ESPAWN" end
@@ -441,8 +531,7 @@ function Conn:_start_stdio()
     env = henv, detached = true }, function(code, sig)
       self.exit = { code = code, signal = sig }
       if self.proc and not self.proc:is_closing() then self.proc:close() end
-      self:close(string.format("the server exited (%s)%s", sig ~= 0 and ("signal " .. sig) or ("status " .. code),
-        self.stderr_tail ~= "" and (": " .. self.stderr_tail:gsub("%s+$", ""):sub(-400)) or ""))
+      self:_exited()
     end)
   if not handle then
     for _, p in ipairs(self.pipes) do p:close() end
@@ -458,14 +547,21 @@ function Conn:_start_stdio()
   guard:start("sigpipe", function() end)
   guard:unref()
   self.pipes[#self.pipes + 1] = guard
+  self.drained = {}
   perr:read_start(function(_, data)
-    if data then self.stderr_tail = (self.stderr_tail .. data):sub(-M.STDERR_KEEP) end
+    if data then self.stderr_tail = (self.stderr_tail .. data):sub(-M.STDERR_KEEP)
+    else self.drained.stderr = true self:_exited() end
   end)
   prep:read_start(function(_, data)
-    -- the helper's report: "F layer message" when it could not start the program
+    -- the helper's report: "F layer message" when it could not start the program, "E errno
+    -- program" when it could not exec it
     if data then
-      local f = data:match("F %S+ ([^\n]*)") or data:match("E (%d+)")
+      local f = data:match("F %S+ ([^\n]*)")
+      f = f and ("the confinement helper: " .. f) or exec_failure(data)
       if f then self.start_failure = f end
+    else
+      self.drained.report = true
+      self:_exited()
     end
   end)
   self.reader = linestream.reader(pout, rpc.MAX_MESSAGE)
@@ -752,7 +848,7 @@ function Conn:start()
     clientInfo = { name = "orket", version = rt.version() } })
   if not r then
     -- "initialize" said once: a timeout's message says it already
-    local why = self.start_failure and ("the confinement helper: " .. self.start_failure) or M.bare(self.name, err)
+    local why = self.start_failure or M.bare(self.name, err)
     if not why:find("^initialize") then why = "initialize: " .. why end
     self:close(why)
     return nil, M.named(self.name, why), code
@@ -810,6 +906,11 @@ function Conn:list_tools()
       cut_why = string.format("it took more than %d ms", timeout * M.LIST_TIMEOUTS)
       break
     end
+    if not r and code == "EMCP_-32601" and pages == 1 and type(self.capabilities) == "table" and self.capabilities.tools == nil then
+      -- a server that declares no tools (only resources or prompts) may not have the method:
+      -- it has no tools, rather than being down and restarted without end
+      break
+    end
     if not r then
       local why = M.bare(self.name, err)
       return nil, M.named(self.name, why:find("^tools/list") and why or ("tools/list: " .. why)), code
@@ -846,9 +947,11 @@ function Conn:list_tools()
     seen[cursor] = true
   end
   if cut_why then
-    cut_why = string.format("tools/list stopped after %d pages: %s; the tools of the pages before are kept, any later ones "
-      .. "are not", pages, cut_why)
+    -- the count, not "the pages before": a page of 5,000 tools had its first 512 kept
+    cut_why = string.format("tools/list stopped after %d page%s: %s; the listing is the %d tools read before that, "
+      .. "any later ones are left out", pages, pages == 1 and "" or "s", cut_why, #all)
   end
+  self.list_cut = cut_why -- for orket mcp list: the tools it shows are not all the server has
   if cut_why ~= self.refusals.cut_said then
     self.refusals.cut_said = cut_why
     if cut_why then self.log { event = "mcp_protocol_error", server = self.name, message = cut_why } end

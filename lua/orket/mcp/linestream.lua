@@ -98,6 +98,9 @@ function Reader:_start()
       self:_data(chunk)
     else
       self.ended = true
+      -- a last message the stream ends without its newline is still one (`printf '{...}'`,
+      -- a peer that exits after its last write): read as a line, not dropped unsaid
+      self:_data("\n")
       self:_push { err = "eof" }
     end
   end)

@@ -369,7 +369,8 @@ function Manager:release(key)
   for _, name in ipairs(self.names) do close_cards(self.servers[name], key, "the card's turn ended") end
 end
 
---- manager:status() -> {{name=, transport=, state=, why=, tools={names}, refused={{name=, why=}}}...}
+--- manager:status() -> {{name=, transport=, state=, why=, tools={names}, refused={{name=, why=}}, listing=}...}
+--- (listing: why the last tools/list was stopped before its end, when it was)
 function Manager:status()
   local out = {}
   for _, name in ipairs(self.names) do
@@ -379,7 +380,7 @@ function Manager:status()
       for _, f in ipairs(list) do refused[#refused + 1] = f end
     end
     out[#out + 1] = { name = name, transport = s.spec.transport, state = s.state, why = s.why, tools = self:_routed(name),
-      refused = refused, server = s.conn and s.conn.server_info or nil }
+      refused = refused, server = s.conn and s.conn.server_info or nil, listing = s.conn and s.conn.list_cut or nil }
   end
   return out
 end

@@ -1135,6 +1135,58 @@ describe("orket.mcp.client's errors", function()
     end)
   end)
 
+  it("say that a command could not be run, naming it, rather than only its status 127", function()
+    in_task(function()
+      -- a typo in command[1], a program not on the server's PATH: the helper cannot exec it
+      for _, prog in ipairs { "/nonexistent/orket-mcp-nosuch", "orket-mcp-nosuch-program" } do
+        local c = client.new({ name = "h", transport = "stdio", command = { prog, "x" }, timeout_ms = 10000 },
+          { cwd = H.tmpdir(), log = function() end })
+        local ok, err = c:start()
+        assert.is_nil(ok)
+        assert.matches("^mcp%.h: ", err)
+        assert.truthy(err:find("cannot run " .. prog .. ": no such file or directory", 1, true), err)
+        assert.truthy(c.why:find("cannot run " .. prog .. ": no such file or directory", 1, true), c.why)
+        c:close()
+      end
+    end)
+  end)
+
+  -- a server of resources or prompts only declares no tools and may not have tools/list:
+  -- it was down ("tools/list: Method not found") and restarted without end
+  it("take a server that declares no tools and has no tools/list as one of no tools; one that declares them is down", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/srv.lua", [[
+local cjson = require "cjson"
+local declares = arg[1] == "declares"
+for line in io.lines() do
+  local m = cjson.decode(line)
+  local out
+  if m.method == "initialize" then
+    out = { result = { protocolVersion = "2025-11-25", serverInfo = { name = "r", version = "1" },
+      capabilities = declares and { tools = {} } or { resources = {} } } }
+  elseif m.id then
+    out = { error = { code = -32601, message = "Method not found" } }
+  end
+  if out and m.id then out.jsonrpc, out.id = "2.0", m.id io.stdout:write(cjson.encode(out), "\n") io.stdout:flush() end
+end
+]])
+    in_task(function()
+      for _, mode in ipairs { "resources", "declares" } do
+        local c = client.new({ name = "h", transport = "stdio", command = { H.BIN, "lua", dir .. "/srv.lua", mode },
+          read_only = { H.ROOT, dir }, timeout_ms = 10000 }, { cwd = H.tmpdir(), log = function() end })
+        local ok, err = c:start()
+        if mode == "resources" then
+          assert.is_true(ok, err)
+          assert.same({}, c.tools)
+        else
+          assert.is_nil(ok)
+          assert.equal("mcp.h: tools/list: Method not found", err)
+        end
+        c:close()
+      end
+    end)
+  end)
+
   it("name the server in a result that cannot be read", function()
     local c = client.new { name = "h", transport = "stdio", command = { "x" } }
     c.request = function() return setmetatable({}, { __index = function() return nil end }) and "not a table" end
@@ -1222,6 +1274,35 @@ describe("orket.mcp.manager's listings", function()
       assert.is_true(n >= 2 and n <= 5, "listings in a second: " .. n) -- the server asked for one after each
       assert.equal(1, refusals) -- "bad name!", as often as it was listed
     end)
+  end)
+
+  -- an unknown type made every call with that argument a denial ("expected nonsense"); a
+  -- required that is not a list was skipped, so a call without the argument went through
+  it("refuses a tool whose schema's type or required the gate cannot read, saying where", function()
+    local cjson_ = require "cjson"
+    local function schema(text) return cjson_.decode(text) end
+    local kept, refused = client.tools_of {
+      { name = "bad_type", inputSchema = schema('{"type":"object","properties":{"x":{"type":"nonsense"}}}') },
+      { name = "bad_req", inputSchema = schema('{"type":"object","properties":{"x":{"type":"string"}},"required":"x"}') },
+      { name = "bad_req_item", inputSchema = schema('{"type":"object","required":[5]}') },
+      { name = "bad_items", inputSchema = schema('{"type":"object","properties":{"l":{"type":"array","items":{"type":7}}}}') },
+      { name = "bad_props", inputSchema = schema('{"type":"object","properties":"x"}') },
+      { name = "good", inputSchema = schema('{"type":"object","properties":{"x":{"type":["string","null"],"anyOf":[{"type":"zzz"}]},'
+        .. '"l":{"type":"array","items":{"type":"integer"}}},"required":["x"],"additionalProperties":{"type":"number"}}') },
+      { name = "empty", inputSchema = schema('{"type":"object","properties":{},"required":[]}') },
+      -- null is a keyword not sent, as a Go server writes a nil slice or map
+      { name = "nulls", inputSchema = schema('{"type":"object","properties":{"x":{"type":null}},"required":null}') },
+      { name = "null_props", inputSchema = schema('{"type":"object","properties":null}') },
+    }
+    assert.same({ "good", "empty", "nulls", "null_props" }, { kept[1] and kept[1].name, kept[2] and kept[2].name,
+      kept[3] and kept[3].name, kept[4] and kept[4].name, kept[5] and kept[5].name })
+    local why = {}
+    for _, f in ipairs(refused) do why[f.name] = f.why end
+    assert.equal("inputSchema.properties.x.type: unknown type 'nonsense'", why.bad_type)
+    assert.equal("inputSchema.required must be a list of property names", why.bad_req)
+    assert.equal("inputSchema.required[1] must be a string", why.bad_req_item)
+    assert.equal("inputSchema.properties.l.items.type must be a type name or a list of them", why.bad_items)
+    assert.equal("inputSchema.properties must be an object of schemas", why.bad_props)
   end)
 
   -- which of a-b and a_b the name SERVER__a_b reached hung on the listing's order (which a
