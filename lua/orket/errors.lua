@@ -554,7 +554,8 @@ CODES.app_busy = {
   status = 503,
   means = "the sandbox's app already has as many proxied requests in progress as it may (32, on all its routes: "
     .. "streams and slow answers hold theirs as long as they last), or 16 of them are from your address (a client "
-    .. "on loopback, such as a reverse proxy in front, is held to no such share)",
+    .. "on loopback, such as a reverse proxy in front, is held to no such share; behind a proxy listed in "
+    .. "`serve.trusted_proxies`, your address is the one it forwards for)",
   remedy = "retry after its Retry-After; close the app's streams not in use",
 }
 CODES.provider_unavailable = {
