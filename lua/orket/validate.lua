@@ -21,6 +21,7 @@ local board = require "orket.board"
 local project = require "orket.project"
 local cards_store = require "orket.store.cards"
 local manager = require "orket.mcp.manager"
+local mcp_client = require "orket.mcp.client"
 local mcp_settings = require "orket.settings.mcp"
 local experiments = require "orket.settings.experiments"
 local secret = require "orket.settings.secret"
@@ -82,7 +83,7 @@ end
 -- orket.lua's MCP servers, started as a run's listing starts them (a stdio server in a
 -- scratch directory of its own, each request bound by the server's timeout_ms), listed, and stopped: a role or a policy naming SERVER__TOOL
 -- is checked against the tools the server has. -> {name -> {tools = {names}, why = msg,
--- refused = the tools refused for their Orket names}}
+-- refused = the tools it lists that are refused, each {name=, why=, naming=}}}
 -- (why: it could not be started; its tools are then taken on trust, as a run does until
 -- the server answers).
 local function start_mcp(dir, section)
@@ -94,9 +95,7 @@ local function start_mcp(dir, section)
     return out
   end
   for _, e in ipairs(status) do
-    local refused = {}
-    for _, r in ipairs(e.refused or {}) do if r.naming then refused[#refused + 1] = r end end
-    out[e.name] = { tools = e.tools, why = e.why and tostring(e.why) or nil, refused = refused }
+    out[e.name] = { tools = e.tools, why = e.why and tostring(e.why) or nil, refused = e.refused or {} }
   end
   return out
 end
@@ -131,10 +130,17 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
   if xerr then add(out, dir, xerr) end
   -- the MCP servers' tools: a started server's by name; one that could not start, any of
   -- its names (SERVER__*), as a run takes them until the server answers
-  local unlisted = {}
+  local unlisted, refused_as = {}, {}
   for name, sv in pairs(servers) do
     for _, t in ipairs(sv.tools) do tool_names[t] = true end
     if sv.why then unlisted[#unlisted + 1] = name .. "__" end
+    -- a tool the server lists but Orket refuses: its role's line says why, not only "no tool"
+    for _, r in ipairs(sv.refused or {}) do
+      if type(r.name) == "string" and r.name:match("^[%w_%-%.]+$") then
+        refused_as[name .. "__" .. mcp_client.orket_spelling(r.name)] = string.format(
+          "the MCP server %s lists %s, but it is refused: %s", name, r.name, r.why)
+      end
+    end
   end
   table.sort(unlisted)
   local function unlisted_tool(t)
@@ -148,7 +154,8 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
   for _, r in ipairs(with_tools) do
     for i, t in ipairs(r.tools) do
       if type(t) == "string" and not tool_names[t] and not broken[t] and not unlisted_tool(t) then
-        add(out, dir, string.format("%s: tools[%d]: no tool named %q", r.file, i, t), r.file)
+        add(out, dir, string.format("%s: tools[%d]: no tool named %q%s", r.file, i, t,
+          refused_as[t] and ("; " .. refused_as[t]) or ""), r.file)
       end
     end
   end
@@ -371,10 +378,22 @@ function M.check(dir)
     else
       summary.mcp[#summary.mcp + 1] = { name = name, tools = #sv.tools }
     end
-    -- a tool whose Orket name another tool has too (docs/mcp.md): no call reaches it
+    -- a tool the server lists that Orket refuses (docs/mcp.md: its Orket name another tool
+    -- has too, a schema the gate cannot read, a name no tool may have): no call reaches it.
+    -- Those past the cap on a server's tools are one line, as orket mcp list says them.
+    local over = {}
     for _, r in ipairs(sv.refused or {}) do
-      add(warnings, dir, string.format("orket.lua: mcp.servers.%s: its tool %s is refused: %s", name,
-        inert.line(r.name), r.why), nil, fieldline.table_set(name))
+      if r.why == mcp_client.OVER_CAP then
+        over[#over + 1] = r.name
+      else
+        add(warnings, dir, string.format("orket.lua: mcp.servers.%s: its tool %s is refused: %s", name,
+          inert.line(r.name), r.why), nil, fieldline.table_set(name))
+      end
+    end
+    if #over > 0 then
+      add(warnings, dir, string.format("orket.lua: mcp.servers.%s: %d more of its tools are refused (%s%s): %s",
+        name, #over, inert.line(over[1]), #over > 1 and (" to " .. inert.line(over[#over])) or "",
+        mcp_client.OVER_CAP), nil, fieldline.table_set(name))
     end
     -- servers a and a_: a's tool _b (or -b) and a_'s tool b would both be a___b, known
     -- without starting either

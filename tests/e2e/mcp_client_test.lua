@@ -247,6 +247,49 @@ mcp = { servers = {
     assert.matches("^tools/list stopped after 1 page: more than 512 tools", many.listing)
   end)
 
+  -- a role naming a tool the server lists but Orket refuses (its schema): validate said only
+  -- "no tool named", and nothing of the refusal
+  it("orket validate says why a tool a role names is refused, and warns of each refused tool", function()
+    local dir = H.tmpdir()
+    local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
+    local exe = io.open(bin, "rb")
+    if not exe then return pending("the server fixture needs the release build, " .. bin .. " (make)") end
+    exe:close()
+    os.execute("mkdir -p " .. H.quote(dir .. "/srv") .. " " .. H.quote(dir .. "/roles"))
+    H.write(dir .. "/srv/odd.lua", [[
+local cjson = require "cjson"
+for line in io.lines() do
+  local m = cjson.decode(line)
+  local r
+  if m.method == "initialize" then
+    r = { protocolVersion = "2025-11-25", capabilities = { tools = {} }, serverInfo = { name = "odd", version = "1" } }
+  elseif m.method == "tools/list" then
+    r = { tools = { { name = "fine", inputSchema = { type = "object" } },
+      { name = "bad-one", inputSchema = { type = "object", properties = { x = { type = "nonsense" } } } } } }
+  end
+  if r and m.id then io.stdout:write(cjson.encode { jsonrpc = "2.0", id = m.id, result = r }, "\n") io.stdout:flush() end
+end
+]])
+    H.write(dir .. "/orket.lua", string.format([[
+name = "mcpodd"
+models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+mcp = { servers = { odd = { command = { %q, "lua", %q }, read_only = { %q, %q } } } }
+]], bin, dir .. "/srv/odd.lua", dir .. "/srv", H.ROOT))
+    H.write(dir .. "/script.lua", "return { rules = {} }\n")
+    H.write(dir .. "/roles/coder.lua", [[
+return { intent = "Call the tools.", tools = { "update_issue_status", "odd__fine", "odd__bad_one" },
+  system = function(ctx) return "You are " .. ctx.seat .. "." end }
+]])
+    local v = H.orket("validate", { cwd = dir })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches('roles/coder.lua:1: tools[3]: no tool named "odd__bad_one"; the MCP server odd lists bad-one, but it '
+      .. "is refused: inputSchema.properties.x.type: unknown type 'nonsense'\n", v.stdout, 1, true)
+    assert.matches("warning: orket.lua:%d+: mcp.servers.odd: its tool bad%-one is refused: inputSchema%.properties%.x%.type",
+      v.stdout)
+    assert.is_nil(v.stdout:find("odd__fine", 1, true), v.stdout)
+  end)
+
   it("a name two servers' tools share is refused in both and said everywhere; a server down at the start is EUNAVAILABLE", function()
     local dir = H.tmpdir()
     os.execute("mkdir -p " .. H.quote(dir .. "/epics") .. " " .. H.quote(dir .. "/roles"))

@@ -15,7 +15,7 @@ local cmdline = require "orket.cmdline"
 local client = require "orket.mcp.client"
 
 -- why a tool past the cap on a server's tools is refused (orket.mcp.client.tools_of)
-local OVER_CAP = "more than " .. client.MAX_TOOLS .. " tools"
+local OVER_CAP = client.OVER_CAP
 
 local cmd = { name = "mcp", summary = "serve the board over MCP (stdio), list orket.lua's MCP servers" }
 cmd.args = {

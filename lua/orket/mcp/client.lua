@@ -31,6 +31,7 @@ M.ACCEPTED = { ["2025-11-25"] = true, ["2025-06-18"] = true, ["2025-03-26"] = tr
 local BATCHES = { ["2025-03-26"] = true }
 M.MAX_BAD = 50              -- protocol errors (malformed, unknown ids) before disconnecting
 M.MAX_TOOLS = 256           -- tools kept from one server
+M.OVER_CAP = "more than " .. M.MAX_TOOLS .. " tools" -- why each past them is refused
 M.MAX_SCHEMA_BYTES = 65536  -- a tool's input schema, encoded
 M.MAX_SCHEMA_DEPTH = 16
 M.MAX_DESCRIPTION = 2048
@@ -218,7 +219,7 @@ function M.tools_of(list)
       refused[#refused + 1] = { name = c.name, why = "its Orket name is also that of " .. table.concat(others, ", ")
         .. " (a - or . reads _): each of them is refused" }
     elseif #kept >= M.MAX_TOOLS then
-      refused[#refused + 1] = { name = c.name, why = "more than " .. M.MAX_TOOLS .. " tools" }
+      refused[#refused + 1] = { name = c.name, why = M.OVER_CAP }
     else
       kept[#kept + 1] = c
     end
