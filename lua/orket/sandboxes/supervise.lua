@@ -259,7 +259,9 @@ function M.script(p, ports, base, start_timeout_ms, o)
           q(sv.name .. " ended before it was healthy"))
         L[#L + 1] = string.format("say %s", q(string.format("%s(no health check: still running after %d ms)",
           M.up_words(sv.name), M.SETTLE_MS)))
-      elseif test and not sv.entry then
+      elseif test and (not sv.entry or i < #p.services) then
+        -- (the entry is the owner's to probe, through the socket; but one that others start
+        -- after, as they depend on it, is awaited here too, as any service they await)
         local h = sv.health or {}
         -- the check: a TCP connect made by this bash itself (no process started), or the
         -- service's own command in its folder with its environment

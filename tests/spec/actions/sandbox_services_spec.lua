@@ -280,6 +280,31 @@ describe("a repository's compose file", function()
     assert.matches("orket: a ended (status 3): the other services are stopped\nrc=3\n", run(two), 1, true)
   end)
 
+  it("starts a service that depends on the entry only once the entry answers", function()
+    if os.execute("command -v python3 >/dev/null 2>&1") ~= true then return pending("python3 is missing") end
+    -- api is the entry (it publishes a port) and is slow to listen; worker depends on it and
+    -- connects at once: started right after api (the entry's health was the owner's alone),
+    -- it was refused. Neither the owner nor the socket is here: the script alone.
+    local text = "services:\n  api:\n    command: [sh, -c, 'sleep 0.5; exec python3 -m http.server \"$PORT\" --bind 127.0.0.1']\n"
+      .. "    ports: ['8080']\n"
+      .. "  worker:\n    command: [bash, -c, 'if exec 3<>/dev/tcp/127.0.0.1/$API_PORT; then echo connected; else echo refused; fi']\n"
+      .. "    healthcheck: {disable: true}\n    depends_on:\n      api: {condition: service_healthy}\n"
+    local p = assert(detect({ ["compose.yaml"] = text }))
+    assert.same({ "api*", "worker" }, names(p))
+    -- a port of its own: the script runs on the host's loopback, beside other tests
+    local base = 20000 + math.random(0, 20000)
+    local script = assert(supervise.script(p, supervise.ports(p, base), { HOST = "127.0.0.1" }, 60000))
+    local dir = H.tmpdir()
+    H.write(dir .. "/s.sh", script)
+    local f = assert(io.popen("cd " .. H.quote(dir) .. " && bash -c \"$(cat s.sh)\" orket-services 2>&1; echo rc=$?"))
+    local out = f:read("a")
+    f:close()
+    assert.matches("[worker] connected", out, 1, true)
+    assert.is_nil(out:find("refused", 1, true), out)
+    local healthy, starting = out:find("orket: api is healthy", 1, true), out:find("orket: starting worker", 1, true)
+    assert.is_true(healthy ~= nil and starting ~= nil and healthy < starting, out)
+  end)
+
   it("names the file and the line of each thing Orket cannot run", function()
     local function refused(text)
       local doc, err = composefile.read(text, "compose.yaml")
