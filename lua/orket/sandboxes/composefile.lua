@@ -95,10 +95,15 @@ local function port_of(v)
   local body = v:gsub("/tcp$", "")
   local parts = {}
   for x in body:gmatch("[^:]+") do parts[#parts + 1] = x end
-  local inner = tonumber(parts[#parts])
-  local host = #parts >= 2 and tonumber(parts[#parts - 1]) or inner
-  if not inner or inner < 1 or inner > 65535 or math.type(inner) ~= "integer" then return nil end
-  return math.tointeger(inner), math.tointeger(host)
+  local function port(x)
+    local n = type(x) == "string" and x:match("^%d+$") and math.tointeger(tonumber(x))
+    return n and n >= 1 and n <= 65535 and n or nil
+  end
+  local inner = port(parts[#parts])
+  -- a host part that is given must be a port too: "abc:80" was taken for "80:80"
+  local host = #parts >= 2 and port(parts[#parts - 1]) or #parts < 2 and inner
+  if not inner or not host then return nil end
+  return inner, host
 end
 
 -- the health check: test as ["CMD", ...], ["CMD-SHELL", "..."] or a string
@@ -187,6 +192,11 @@ local function service_of(sname, v, name, line)
     sv.dir = wd:gsub("^%./", ""):gsub("/+$", "")
     sv.dir_field, sv.dir_line = "working_dir", yamldoc.line(v, "working_dir")
   end
+  if v.env_file ~= nil then
+    -- never read: passed over, its values were missing from the service without a word
+    return nil, err(name, yamldoc.line(v, "env_file"), "services.%s.env_file: Orket does not read env files, so "
+      .. "their values would be missing: give them in environment", sname)
+  end
   if v.entrypoint ~= nil then
     return nil, err(name, yamldoc.line(v, "entrypoint"), "services.%s.entrypoint: give the whole command in command", sname)
   end
@@ -265,11 +275,15 @@ local function service_of(sname, v, name, line)
     if not yamldoc.is_list(v.ports) or #v.ports == 0 then
       return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports must be a list (\"8000:8000\")", sname)
     end
-    local inner, host = port_of(v.ports[1])
-    if not inner then
-      return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\" or \"8080:8000\")", sname,
-        tostring(v.ports[1]))
+    -- each entry is checked, though the first alone is the service's: a mistake in another
+    -- is not passed over without a word
+    for i = #v.ports, 1, -1 do
+      if not port_of(v.ports[i]) then
+        return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\" or \"8080:8000\")",
+          sname, tostring(v.ports[i]))
+      end
     end
+    local inner, host = port_of(v.ports[1])
     sv.listens, sv.published, sv.ports_line = inner, host, yamldoc.line(v, "ports")
   end
   if v.depends_on ~= nil then
