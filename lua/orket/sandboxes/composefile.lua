@@ -45,16 +45,23 @@ local function duration(v)
 end
 
 -- a command: a list of strings, or a string run by sh -c (Compose splits it like a shell)
+--- dollars(s) -> s with compose's escape $$ read as one $ (a command's or a health check's
+--- "$$PORT" is the service's own variable, left to its shell, as Compose gives it: run as
+--- written, sh read $$ as its pid)
+function M.dollars(s)
+  return (s:gsub("%$%$", "$"))
+end
+
 local function argv_of(v)
   if type(v) == "string" then
     if v:match("^%s*$") then return nil end
-    return { "sh", "-c", v }
+    return { "sh", "-c", M.dollars(v) }
   end
   if not yamldoc.is_list(v) or #v == 0 then return nil end
   local out = {}
   for i, a in ipairs(v) do
     if type(a) ~= "string" then return nil end
-    out[i] = a
+    out[i] = M.dollars(a)
   end
   return out
 end
@@ -119,11 +126,17 @@ local function health_of(h, name, line)
   local t = h.test
   local argv
   if type(t) == "string" then
-    argv = { "sh", "-c", t }
+    argv = { "sh", "-c", M.dollars(t) }
   elseif yamldoc.is_list(t) and #t >= 1 then
     if t[1] == "NONE" then return { kind = "none" } end
-    if t[1] == "CMD-SHELL" and type(t[2]) == "string" then argv = { "sh", "-c", t[2] }
-    elseif t[1] == "CMD" and #t >= 2 then argv = { table.unpack(t, 2) } end
+    if t[1] == "CMD-SHELL" and type(t[2]) == "string" then argv = { "sh", "-c", M.dollars(t[2]) }
+    elseif t[1] == "CMD" and #t >= 2 then
+      argv = {}
+      for i = 2, #t do
+        if type(t[i]) ~= "string" then argv = nil break end
+        argv[i - 1] = M.dollars(t[i])
+      end
+    end
   end
   if not argv then
     return nil, err(name, yamldoc.line(h, "test") or line, "healthcheck.test must be [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or a string")

@@ -114,10 +114,27 @@ function M.handed(p, ports, home)
   end)
 end
 
--- ${NAME} and $NAME in a compose value, for the variables Orket hands over (others stay)
+-- ${NAME} and $NAME in a compose value, for the variables Orket hands over (others stay),
+-- and compose's escape $$ as one $, in one pass: "$$PORT" is the text $PORT, as Compose
+-- gives it, never $ and the port
 local function interpolate(v, known)
-  v = v:gsub("%${([%w_]+)}", function(k) return known[k] end)
-  return (v:gsub("%$([%a_][%w_]*)", function(k) return known[k] end))
+  local out, at = {}, 1
+  while true do
+    local s = v:find("$", at, true)
+    if not s then break end
+    out[#out + 1] = v:sub(at, s - 1)
+    local name, e = v:match("^{([%w_]+)}()", s + 1)
+    if not name then name, e = v:match("^([%a_][%w_]*)()", s + 1) end
+    if v:sub(s + 1, s + 1) == "$" then
+      out[#out + 1], at = "$", s + 2
+    elseif name and known[name] then
+      out[#out + 1], at = known[name], e
+    else
+      out[#out + 1], at = "$", s + 1
+    end
+  end
+  out[#out + 1] = v:sub(at)
+  return table.concat(out)
 end
 
 --- env_of(plan, sv, ports, base [, home]) -> the service's environment: base (orket.lua's env,

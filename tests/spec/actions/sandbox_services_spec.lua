@@ -228,6 +228,34 @@ describe("a repository's compose file", function()
       assert.matches("compose.yaml:4: ", err, 1, true)
     end)
 
+  it("reads compose's $$ as one $, in commands, health checks and environment, as Compose does", function()
+    -- a health check's "$$PORT" (the service's own variable, for its shell) ran as sh's pid
+    -- followed by PORT; an environment value's "$$PORT" was $ and the port
+    local text = "services:\n  api:\n    command: [sh, -c, 'echo \"$$HOME\" $${PORT}']\n"
+      .. "    healthcheck:\n      test: [CMD-SHELL, 'test -n \"$$PORT\"']\n"
+      .. "  job:\n    command: echo $$$$ 5$$\n    healthcheck:\n      test: [CMD, test, -n, $$PORT]\n"
+      .. "  web:\n    command: [w]\n    depends_on: [api, job]\n"
+      .. "    environment:\n      LIT: $$PORT\n      LIT2: $${API_PORT}\n      REF: ${PORT}\n      BOTH: $$$API_PORT-$$${API_PORT}\n      PRICE: 5$$\n"
+    local p = assert(detect({ ["compose.yaml"] = text }))
+    local by = {}
+    for _, sv in ipairs(p.services) do by[sv.name] = sv end
+    assert.same({ "sh", "-c", 'echo "$HOME" ${PORT}' }, by.api.command)
+    assert.same({ "sh", "-c", 'test -n "$PORT"' }, by.api.health.argv)
+    assert.same({ "sh", "-c", "echo $$ 5$" }, by.job.command)
+    assert.same({ "test", "-n", "$PORT" }, by.job.health.argv)
+    local ports = supervise.ports(p, 8080)
+    local env = supervise.env_of(p, by.web, ports, { HOST = "127.0.0.1" })
+    assert.equal("$PORT", env.LIT)
+    assert.equal(tostring(ports.web), env.REF)
+    assert.equal("${API_PORT}", env.LIT2)
+    assert.equal("$" .. ports.api .. "-$" .. ports.api, env.BOTH)
+    assert.equal("5$", env.PRICE)
+    -- written back for Compose with its dollars escaped again
+    local written = require("orket.sandboxes.compose").yaml(p, { context = "../workspace", dockerfiles = {} })
+    assert.matches('"LIT": "$$PORT"', written, 1, true)
+    assert.matches('"PRICE": "5$$"', written, 1, true)
+  end)
+
   it("runs a service awaited with service_completed_successfully as a job: to its end, before its dependants", function()
     local text = "services:\n  migrate:\n    command: [python3, migrate.py]\n  api:\n    command: [python3, api.py]\n"
       .. "    depends_on:\n      migrate: {condition: service_completed_successfully}\n"
