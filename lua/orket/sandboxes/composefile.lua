@@ -98,14 +98,21 @@ end
 
 -- a port entry -> the port the service listens on, the host port asked for | nil
 local function port_of(v)
-  if type(v) ~= "string" then return nil end
-  local body = v:gsub("/tcp$", "")
-  local parts = {}
-  for x in body:gmatch("[^:]+") do parts[#parts + 1] = x end
   local function port(x)
     local n = type(x) == "string" and x:match("^%d+$") and math.tointeger(tonumber(x))
     return n and n >= 1 and n <= 65535 and n or nil
   end
+  if yamldoc.is_map(v) then
+    -- compose's long form: {target: 80, published: 8080} (protocol tcp)
+    local inner = port(v.target)
+    local host = v.published == nil and inner or port(v.published)
+    if not inner or not host or (v.protocol ~= nil and v.protocol ~= "tcp") then return nil end
+    return inner, host
+  end
+  if type(v) ~= "string" then return nil end
+  local body = v:gsub("/tcp$", "")
+  local parts = {}
+  for x in body:gmatch("[^:]+") do parts[#parts + 1] = x end
   local inner = port(parts[#parts])
   -- a host part that is given must be a port too: "abc:80" was taken for "80:80"
   local host = #parts >= 2 and port(parts[#parts - 1]) or #parts < 2 and inner
@@ -292,8 +299,9 @@ local function service_of(sname, v, name, line)
     -- is not passed over without a word
     for i = #v.ports, 1, -1 do
       if not port_of(v.ports[i]) then
-        return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\" or \"8080:8000\")",
-          sname, tostring(v.ports[i]))
+        local shown = yamldoc.is_map(v.ports[i]) and "{target: ..., published: ...}" or tostring(v.ports[i])
+        return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\", \"8080:8000\" "
+          .. "or {target: 8000, published: 8080})", sname, shown)
       end
     end
     local inner, host = port_of(v.ports[1])
