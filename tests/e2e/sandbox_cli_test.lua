@@ -230,6 +230,16 @@ describe("orket sandbox", function()
     assert.matches("sandbox.deploy", r.stdout, 1, true)
   end)
 
+  it("plan says a published service that others start after is checked before they start", function()
+    local dir = project({ ["compose.yaml"] = "services:\n  api:\n    command: [python3, api.py]\n    ports: ['8080']\n"
+      .. "  worker:\n    command: [python3, worker.py]\n    healthcheck: {disable: true}\n    depends_on: [api]\n" })
+    local r = H.orket("sandbox plan", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("  api (reached through the sandbox's socket)\n", r.stdout, 1, true)
+    assert.matches("    health:   TCP connect through the socket, by the sandbox's owner; before the services after it "
+      .. "start, a TCP connect to port 8080\n", r.stdout, 1, true)
+  end)
+
   it("says what to do when nothing in the tree can run", function()
     local dir = project({ ["notes.txt"] = "x" })
     local r = H.orket("sandbox plan", { cwd = dir })

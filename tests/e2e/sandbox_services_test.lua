@@ -393,6 +393,10 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
     assert.equal(0, r.status, r.stdout .. r.stderr .. H.orket("sandbox logs 1", { cwd = dir }).stdout)
     local function sock(id) return dir .. "/.orket/sandboxes/" .. id .. "/app.sock" end
     assert.equal("seeded", select(2, F.sandbox_request(sock(1), "/")))
+    -- the health check asks for a database that is there before the seed makes app's
+    local log1 = H.orket("sandbox logs 1", { cwd = dir }).stdout
+    assert.matches("orket: db is healthy", log1, 1, true)
+    assert.is_nil(log1:find('database "app" does not exist', 1, true), log1)
     -- the seccomp layer is on for every process, PostgreSQL's too (their setsid() passes it)
     assert.equal("postgres=2 self=2", select(2, F.sandbox_request(sock(1), "/layers")))
     -- (the body goes as JSON: the row is the JSON text)

@@ -86,6 +86,15 @@ local function load(dir, cli, rev)
   return p, s, perr
 end
 
+-- an entry that others start after is checked by the services' script too, before they
+-- start (orket.sandboxes.supervise): how
+local function entry_first(one, port)
+  local h = one.health
+  return "; before the services after it start, "
+    .. (h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
+      or ("a TCP connect to port " .. port))
+end
+
 -- The services of a plan as data: each one's name, folder, command, port as planned (the
 -- sandbox's first port, 8080, for the entry), health check and what it starts after.
 local function services_doc(p)
@@ -100,7 +109,8 @@ local function services_doc(p)
         and string.format("none (the compose file turns it off; the last to start, it publishes no port): up once it has run %d ms",
           supervise.SETTLE_MS)
       or one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
-        .. " through the socket, by the sandbox's owner")
+        .. " through the socket, by the sandbox's owner"
+        .. (i < #p.services and entry_first(one, ports[one.name]) or ""))
       or h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
       or h and h.kind == "none" and string.format("none (the compose file turns it off): up once it has run %d ms",
         supervise.SETTLE_MS)

@@ -45,16 +45,23 @@ local function duration(v)
 end
 
 -- a command: a list of strings, or a string run by sh -c (Compose splits it like a shell)
+--- dollars(s) -> s with compose's escape $$ read as one $ (a command's or a health check's
+--- "$$PORT" is the service's own variable, left to its shell, as Compose gives it: run as
+--- written, sh read $$ as its pid)
+function M.dollars(s)
+  return (s:gsub("%$%$", "$"))
+end
+
 local function argv_of(v)
   if type(v) == "string" then
     if v:match("^%s*$") then return nil end
-    return { "sh", "-c", v }
+    return { "sh", "-c", M.dollars(v) }
   end
   if not yamldoc.is_list(v) or #v == 0 then return nil end
   local out = {}
   for i, a in ipairs(v) do
     if type(a) ~= "string" then return nil end
-    out[i] = a
+    out[i] = M.dollars(a)
   end
   return out
 end
@@ -91,14 +98,26 @@ end
 
 -- a port entry -> the port the service listens on, the host port asked for | nil
 local function port_of(v)
+  local function port(x)
+    local n = type(x) == "string" and x:match("^%d+$") and math.tointeger(tonumber(x))
+    return n and n >= 1 and n <= 65535 and n or nil
+  end
+  if yamldoc.is_map(v) then
+    -- compose's long form: {target: 80, published: 8080} (protocol tcp)
+    local inner = port(v.target)
+    local host = v.published == nil and inner or port(v.published)
+    if not inner or not host or (v.protocol ~= nil and v.protocol ~= "tcp") then return nil end
+    return inner, host
+  end
   if type(v) ~= "string" then return nil end
   local body = v:gsub("/tcp$", "")
   local parts = {}
   for x in body:gmatch("[^:]+") do parts[#parts + 1] = x end
-  local inner = tonumber(parts[#parts])
-  local host = #parts >= 2 and tonumber(parts[#parts - 1]) or inner
-  if not inner or inner < 1 or inner > 65535 or math.type(inner) ~= "integer" then return nil end
-  return math.tointeger(inner), math.tointeger(host)
+  local inner = port(parts[#parts])
+  -- a host part that is given must be a port too: "abc:80" was taken for "80:80"
+  local host = #parts >= 2 and port(parts[#parts - 1]) or #parts < 2 and inner
+  if not inner or not host then return nil end
+  return inner, host
 end
 
 -- the health check: test as ["CMD", ...], ["CMD-SHELL", "..."] or a string
@@ -114,11 +133,17 @@ local function health_of(h, name, line)
   local t = h.test
   local argv
   if type(t) == "string" then
-    argv = { "sh", "-c", t }
+    argv = { "sh", "-c", M.dollars(t) }
   elseif yamldoc.is_list(t) and #t >= 1 then
     if t[1] == "NONE" then return { kind = "none" } end
-    if t[1] == "CMD-SHELL" and type(t[2]) == "string" then argv = { "sh", "-c", t[2] }
-    elseif t[1] == "CMD" and #t >= 2 then argv = { table.unpack(t, 2) } end
+    if t[1] == "CMD-SHELL" and type(t[2]) == "string" then argv = { "sh", "-c", M.dollars(t[2]) }
+    elseif t[1] == "CMD" and #t >= 2 then
+      argv = {}
+      for i = 2, #t do
+        if type(t[i]) ~= "string" then argv = nil break end
+        argv[i - 1] = M.dollars(t[i])
+      end
+    end
   end
   if not argv then
     return nil, err(name, yamldoc.line(h, "test") or line, "healthcheck.test must be [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or a string")
@@ -186,6 +211,11 @@ local function service_of(sname, v, name, line)
     end
     sv.dir = wd:gsub("^%./", ""):gsub("/+$", "")
     sv.dir_field, sv.dir_line = "working_dir", yamldoc.line(v, "working_dir")
+  end
+  if v.env_file ~= nil then
+    -- never read: passed over, its values were missing from the service without a word
+    return nil, err(name, yamldoc.line(v, "env_file"), "services.%s.env_file: Orket does not read env files, so "
+      .. "their values would be missing: give them in environment", sname)
   end
   if v.entrypoint ~= nil then
     return nil, err(name, yamldoc.line(v, "entrypoint"), "services.%s.entrypoint: give the whole command in command", sname)
@@ -265,11 +295,16 @@ local function service_of(sname, v, name, line)
     if not yamldoc.is_list(v.ports) or #v.ports == 0 then
       return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports must be a list (\"8000:8000\")", sname)
     end
-    local inner, host = port_of(v.ports[1])
-    if not inner then
-      return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\" or \"8080:8000\")", sname,
-        tostring(v.ports[1]))
+    -- each entry is checked, though the first alone is the service's: a mistake in another
+    -- is not passed over without a word
+    for i = #v.ports, 1, -1 do
+      if not port_of(v.ports[i]) then
+        local shown = yamldoc.is_map(v.ports[i]) and "{target: ..., published: ...}" or tostring(v.ports[i])
+        return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\", \"8080:8000\" "
+          .. "or {target: 8000, published: 8080})", sname, shown)
+      end
     end
+    local inner, host = port_of(v.ports[1])
     sv.listens, sv.published, sv.ports_line = inner, host, yamldoc.line(v, "ports")
   end
   if v.depends_on ~= nil then

@@ -523,7 +523,10 @@ function M.runs(home, tree_dir, sv, port)
     -- no unix socket (the sandbox may not make one there); fsync off: a sandbox's data
     -- outlives a crash only as far as the server's recovery takes it
     argv = { bin .. "/postgres", "-D", d, "-h", "127.0.0.1", "-p", tostring(port), "-k", "", "-c", "fsync=off" },
-    health = { bin .. "/pg_isready", "-q", "-h", "127.0.0.1", "-p", tostring(port), "-U", M.USER },
+    -- asking for the database postgres, which initdb makes: the default, the user's name,
+    -- is made only after this check, and each probe's FATAL "database app does not exist"
+    -- in the log read as the app's database missing
+    health = { bin .. "/pg_isready", "-q", "-h", "127.0.0.1", "-p", tostring(port), "-U", M.USER, "-d", "postgres" },
     after = { { what = "its seed", argv = after } },
   }
 end

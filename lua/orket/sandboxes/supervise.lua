@@ -114,10 +114,27 @@ function M.handed(p, ports, home)
   end)
 end
 
--- ${NAME} and $NAME in a compose value, for the variables Orket hands over (others stay)
+-- ${NAME} and $NAME in a compose value, for the variables Orket hands over (others stay),
+-- and compose's escape $$ as one $, in one pass: "$$PORT" is the text $PORT, as Compose
+-- gives it, never $ and the port
 local function interpolate(v, known)
-  v = v:gsub("%${([%w_]+)}", function(k) return known[k] end)
-  return (v:gsub("%$([%a_][%w_]*)", function(k) return known[k] end))
+  local out, at = {}, 1
+  while true do
+    local s = v:find("$", at, true)
+    if not s then break end
+    out[#out + 1] = v:sub(at, s - 1)
+    local name, e = v:match("^{([%w_]+)}()", s + 1)
+    if not name then name, e = v:match("^([%a_][%w_]*)()", s + 1) end
+    if v:sub(s + 1, s + 1) == "$" then
+      out[#out + 1], at = "$", s + 2
+    elseif name and known[name] then
+      out[#out + 1], at = known[name], e
+    else
+      out[#out + 1], at = "$", s + 1
+    end
+  end
+  out[#out + 1] = v:sub(at)
+  return table.concat(out)
 end
 
 --- env_of(plan, sv, ports, base [, home]) -> the service's environment: base (orket.lua's env,
@@ -259,7 +276,9 @@ function M.script(p, ports, base, start_timeout_ms, o)
           q(sv.name .. " ended before it was healthy"))
         L[#L + 1] = string.format("say %s", q(string.format("%s(no health check: still running after %d ms)",
           M.up_words(sv.name), M.SETTLE_MS)))
-      elseif test and not sv.entry then
+      elseif test and (not sv.entry or i < #p.services) then
+        -- (the entry is the owner's to probe, through the socket; but one that others start
+        -- after, as they depend on it, is awaited here too, as any service they await)
         local h = sv.health or {}
         -- the check: a TCP connect made by this bash itself (no process started), or the
         -- service's own command in its folder with its environment

@@ -228,6 +228,34 @@ describe("a repository's compose file", function()
       assert.matches("compose.yaml:4: ", err, 1, true)
     end)
 
+  it("reads compose's $$ as one $, in commands, health checks and environment, as Compose does", function()
+    -- a health check's "$$PORT" (the service's own variable, for its shell) ran as sh's pid
+    -- followed by PORT; an environment value's "$$PORT" was $ and the port
+    local text = "services:\n  api:\n    command: [sh, -c, 'echo \"$$HOME\" $${PORT}']\n"
+      .. "    healthcheck:\n      test: [CMD-SHELL, 'test -n \"$$PORT\"']\n"
+      .. "  job:\n    command: echo $$$$ 5$$\n    healthcheck:\n      test: [CMD, test, -n, $$PORT]\n"
+      .. "  web:\n    command: [w]\n    depends_on: [api, job]\n"
+      .. "    environment:\n      LIT: $$PORT\n      LIT2: $${API_PORT}\n      REF: ${PORT}\n      BOTH: $$$API_PORT-$$${API_PORT}\n      PRICE: 5$$\n"
+    local p = assert(detect({ ["compose.yaml"] = text }))
+    local by = {}
+    for _, sv in ipairs(p.services) do by[sv.name] = sv end
+    assert.same({ "sh", "-c", 'echo "$HOME" ${PORT}' }, by.api.command)
+    assert.same({ "sh", "-c", 'test -n "$PORT"' }, by.api.health.argv)
+    assert.same({ "sh", "-c", "echo $$ 5$" }, by.job.command)
+    assert.same({ "test", "-n", "$PORT" }, by.job.health.argv)
+    local ports = supervise.ports(p, 8080)
+    local env = supervise.env_of(p, by.web, ports, { HOST = "127.0.0.1" })
+    assert.equal("$PORT", env.LIT)
+    assert.equal(tostring(ports.web), env.REF)
+    assert.equal("${API_PORT}", env.LIT2)
+    assert.equal("$" .. ports.api .. "-$" .. ports.api, env.BOTH)
+    assert.equal("5$", env.PRICE)
+    -- written back for Compose with its dollars escaped again
+    local written = require("orket.sandboxes.compose").yaml(p, { context = "../workspace", dockerfiles = {} })
+    assert.matches('"LIT": "$$PORT"', written, 1, true)
+    assert.matches('"PRICE": "5$$"', written, 1, true)
+  end)
+
   it("runs a service awaited with service_completed_successfully as a job: to its end, before its dependants", function()
     local text = "services:\n  migrate:\n    command: [python3, migrate.py]\n  api:\n    command: [python3, api.py]\n"
       .. "    depends_on:\n      migrate: {condition: service_completed_successfully}\n"
@@ -280,6 +308,31 @@ describe("a repository's compose file", function()
     assert.matches("orket: a ended (status 3): the other services are stopped\nrc=3\n", run(two), 1, true)
   end)
 
+  it("starts a service that depends on the entry only once the entry answers", function()
+    if os.execute("command -v python3 >/dev/null 2>&1") ~= true then return pending("python3 is missing") end
+    -- api is the entry (it publishes a port) and is slow to listen; worker depends on it and
+    -- connects at once: started right after api (the entry's health was the owner's alone),
+    -- it was refused. Neither the owner nor the socket is here: the script alone.
+    local text = "services:\n  api:\n    command: [sh, -c, 'sleep 0.5; exec python3 -m http.server \"$PORT\" --bind 127.0.0.1']\n"
+      .. "    ports: ['8080']\n"
+      .. "  worker:\n    command: [bash, -c, 'if exec 3<>/dev/tcp/127.0.0.1/$API_PORT; then echo connected; else echo refused; fi']\n"
+      .. "    healthcheck: {disable: true}\n    depends_on:\n      api: {condition: service_healthy}\n"
+    local p = assert(detect({ ["compose.yaml"] = text }))
+    assert.same({ "api*", "worker" }, names(p))
+    -- a port of its own: the script runs on the host's loopback, beside other tests
+    local base = 20000 + math.random(0, 20000)
+    local script = assert(supervise.script(p, supervise.ports(p, base), { HOST = "127.0.0.1" }, 60000))
+    local dir = H.tmpdir()
+    H.write(dir .. "/s.sh", script)
+    local f = assert(io.popen("cd " .. H.quote(dir) .. " && bash -c \"$(cat s.sh)\" orket-services 2>&1; echo rc=$?"))
+    local out = f:read("a")
+    f:close()
+    assert.matches("[worker] connected", out, 1, true)
+    assert.is_nil(out:find("refused", 1, true), out)
+    local healthy, starting = out:find("orket: api is healthy", 1, true), out:find("orket: starting worker", 1, true)
+    assert.is_true(healthy ~= nil and starting ~= nil and healthy < starting, out)
+  end)
+
   it("names the file and the line of each thing Orket cannot run", function()
     local function refused(text)
       local doc, err = composefile.read(text, "compose.yaml")
@@ -309,6 +362,28 @@ describe("a repository's compose file", function()
       refused "services:\n  a:\n    ports: ['8000:80']\n    command: [x]\n  b:\n    ports: ['8000']\n    command: [y]\n")
     assert.equal("compose.yaml:3: services.a.comand: not a field Orket reads (it reads command, build, image, ports, "
       .. "environment, depends_on, healthcheck, working_dir, x-orket)", refused "services:\n  a:\n    comand: [x]\n")
+    -- a port's host part, and every entry, is a port: "abc:80" was "80:80", a second entry unread
+    assert.equal('compose.yaml:4: services.a.ports: "abc:80" is not a port ("8000", "8080:8000" or '
+      .. '{target: 8000, published: 8080})',
+      refused "services:\n  a:\n    command: [x]\n    ports: ['abc:80']\n")
+    assert.equal('compose.yaml:4: services.a.ports: "80x" is not a port ("8000", "8080:8000" or '
+      .. '{target: 8000, published: 8080})',
+      refused "services:\n  a:\n    command: [x]\n    ports: ['8080:80', '80x']\n")
+    local ok = assert(composefile.read("services:\n  a:\n    command: [x]\n    ports: ['127.0.0.1:8081:80', '9000']\n",
+      "compose.yaml"))
+    assert.equal(80, ok.services[1].listens)
+    assert.equal(8081, ok.services[1].published)
+    -- compose's long form is read; a wrong one is said as such, not as "table: 0x..."
+    ok = assert(composefile.read("services:\n  a:\n    command: [x]\n    ports:\n      - target: 80\n        published: 8082\n",
+      "compose.yaml"))
+    assert.equal(80, ok.services[1].listens)
+    assert.equal(8082, ok.services[1].published)
+    assert.equal('compose.yaml:4: services.a.ports: "{target: ..., published: ...}" is not a port ("8000", "8080:8000" '
+      .. 'or {target: 8000, published: 8080})',
+      refused "services:\n  a:\n    command: [x]\n    ports:\n      - target: eighty\n")
+    -- an env file is never read: its values would be missing without a word
+    assert.equal("compose.yaml:4: services.a.env_file: Orket does not read env files, so their values would be "
+      .. "missing: give them in environment", refused "services:\n  a:\n    command: [x]\n    env_file: .env\n")
     assert.equal('compose.yaml:3: the key "a" is there twice', refused "services:\n  a: {command: [x]}\n  a: {command: [y]}\n")
     assert.equal("compose.yaml:1: the alias *nope names no anchor", refused "services: *nope\n")
     assert.matches("^compose.yaml:%d+: did not find expected", refused "services:\n  a: [x\n")
