@@ -241,7 +241,7 @@ local function check_epics(dir, out, warnings, summary, team)
     local deps = {}
     for _, d in ipairs(c.deps or {}) do
       if not ids[d.id] then
-        add(out, dir, string.format("%s: %s: unknown card %q", c.file, d.path, d.id), c.file, c.anchor)
+        add(out, dir, string.format("%s: %s: unknown card %q", config.shown(c.file), d.path, d.id), c.file, c.anchor)
       elseif not under(c, d.id) then
         deps[#deps + 1] = d.id
       end
@@ -265,11 +265,11 @@ local function check_epics(dir, out, warnings, summary, team)
     local field = c.path == "" and "seat" or (c.path .. ".seat")
     if c.seat and not team[c.seat] then
       add(out, dir, string.format("%s: %s: no seat %q in orket.lua's team, so another seat would work the card "
-        .. "(seats: %s)", c.file, field, c.seat, table.concat(seats, ", ")), c.file, c.anchor)
+        .. "(seats: %s)", config.shown(c.file), field, c.seat, table.concat(seats, ", ")), c.file, c.anchor)
     elseif c.seat and c.type == "issue" and #reviewers == 1 and reviewers[1] == c.seat then
       add(out, dir, string.format("%s: %s: %q is the only seat holding integrity_guard, and no seat reviews "
         .. "its own work: the card could never be done; seat it elsewhere or add a reviewer seat",
-        c.file, field, c.seat), c.file, c.anchor)
+        config.shown(c.file), field, c.seat), c.file, c.anchor)
     end
   end
 end

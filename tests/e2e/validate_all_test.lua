@@ -36,6 +36,19 @@ describe("orket validate", function()
     assert.matches("\n3 problems\n$", v.stdout)
   end)
 
+  -- validate's own epic messages (an unknown card, a seat) named the file raw: a newline in
+  -- its name split the message, and the first line alone was kept ("epics/a")
+  it("names an epic file whose name holds a newline escaped, on the message's one line", function()
+    local p = project()
+    H.write(p .. "/epics/a\nb.json", '{ "id": "B", "name": "x", "issues": [ { "id": "B-1", "summary": "one", '
+      .. '"seat": "senior_developer", "depends_on": ["Z-9"] }, { "id": "B-2", "summary": "two", "seat": "nobody" } ] }')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches('\nepics/a\\nb.json: issues[0].depends_on[0]: unknown card "Z-9"\n', "\n" .. v.stdout, 1, true)
+    assert.matches('\nepics/a\\nb.json: issues[1].seat: no seat "nobody" in orket.lua\'s team', "\n" .. v.stdout, 1, true)
+    assert.matches("\n2 problems\n$", v.stdout)
+  end)
+
   it("refuses a tool or role file named otherwise than its name, and says which built-ins are replaced", function()
     local p = project()
     os.execute("mkdir -p " .. p .. "/tools")
