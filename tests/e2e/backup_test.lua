@@ -375,6 +375,8 @@ db:close()
     H.write(odd .. "/junk", ("junk "):rep(100))
     H.write(tmp .. "/k", ("k"):rep(32))
     assert.is_true(os.execute("chmod 600 " .. H.quote(tmp .. "/k")))
+    H.write(odd .. "/k-open", ("k"):rep(32)) -- a key file others may read
+    assert.is_true(os.execute("chmod 644 " .. H.quote(odd .. "/k-open")))
     ok(H.orket("lua -e " .. H.quote(string.format("assert(require('orket.c.seal').seal(%q, %q, %q))",
       odd .. "/junk", odd .. "/junk.enc", ("k"):rep(32)))), "seal")
     for _, c in ipairs {
@@ -387,6 +389,11 @@ db:close()
         "restore: " .. said .. "/junk.enc: not an orket backup" },
       { "restore " .. H.quote(odd .. "/junk.enc") .. " --key-file " .. H.quote(tmp .. "/k"),
         "restore: " .. said .. "/junk.enc: not an orket backup" },
+      -- the key file's name too (orket.store.sealed's own messages)
+      { "backup " .. H.quote(tmp .. "/x.enc") .. " --encrypt --key-file " .. H.quote(odd .. "/k-open"),
+        "backup: --key-file " .. said .. "/k-open: its mode lets other users read it; chmod 600 it" },
+      { "backup " .. H.quote(tmp .. "/x.enc") .. " --encrypt --key-file " .. H.quote(odd .. "/k-none"),
+        "backup: --key-file " .. said .. "/k-none: no such file" },
     } do
       local r = H.orket(c[1], { cwd = dir })
       assert.equal(1, r.status, c[1])

@@ -12,6 +12,7 @@ local ops = require "orket.store.audit"
 local key = require "orket.audit.key"
 local verify = require "orket.audit.verify"
 local chain = require "orket.audit.chain"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -160,7 +161,7 @@ function M.judge(dir, path, live)
   local ok, rep = pcall(verify.chain, src, pk, nil)
   if not ok then
     close()
-    return nil, string.format("%s: its audit cannot be read: %s", path, tostring(rep)), "ECORRUPT"
+    return nil, string.format("%s: its audit cannot be read: %s", inert.line(path), tostring(rep)), "ECORRUPT"
   end
   local last, signed = live_marks(live)
   local marks, out, head = marks_of(dir, pk, signed)

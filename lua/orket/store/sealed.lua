@@ -8,6 +8,9 @@ local crypto = require "orket.c.crypto"
 local uv = require "luv"
 local tree = require "orket.tree"
 local read = require("orket.fieldline").read
+-- a path in a message, escaped on its line (the store layer reads no orket.config; its
+-- shown is this)
+local shown = require("orket.inert").line
 
 local M = {}
 
@@ -20,19 +23,20 @@ local KEY_BYTES = 32
 function M.read_key_file(path, what)
   what = what or "--key-file"
   local st = uv.fs_stat(path)
-  if not st then return nil, string.format("%s %s: no such file", what, path), "ENOENT" end
+  local said = shown(path)
+  if not st then return nil, string.format("%s %s: no such file", what, said), "ENOENT" end
   if st.mode & 0x3f ~= 0 then
-    return nil, string.format("%s %s: its mode lets other users read it; chmod 600 it", what, path), "EPERM"
+    return nil, string.format("%s %s: its mode lets other users read it; chmod 600 it", what, said), "EPERM"
   end
   local data = read(path)
-  if not data then return nil, string.format("%s %s: cannot read it", what, path), "EIO" end
+  if not data then return nil, string.format("%s %s: cannot read it", what, said), "EIO" end
   if #data == KEY_BYTES then return data end
   local hex = data:match("^(%x+)\r?\n?$")
   if hex and #hex == 2 * KEY_BYTES then
     return (hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
   end
   return nil, string.format("%s %s: must hold 32 bytes, or 64 hex digits (it has %d bytes); "
-    .. "make one with: head -c 32 /dev/urandom > %s", what, path, #data, path), "EINVAL"
+    .. "make one with: head -c 32 /dev/urandom > %s", what, said, #data, said), "EINVAL"
 end
 
 --- secret(opts, confirm) -> {key=} | {pass=} | nil, msg, CODE: opts.key_file, or
@@ -99,7 +103,7 @@ end
 
 --- is_sealed(path) -> "key" | "passphrase" | false | nil, msg, CODE
 function M.is_sealed(path)
-  if not uv.fs_stat(path) then return nil, path .. ": no such file", "ENOENT" end
+  if not uv.fs_stat(path) then return nil, shown(path) .. ": no such file", "ENOENT" end
   return seal.kind(path)
 end
 
@@ -109,7 +113,7 @@ end
 --- passphrase, or a changed start), ETAMPERED, ETRUNCATED, EPARAMS, EIO.
 function M.open_file(path, secret, into)
   local ok, err, code = seal.open(path, into, secret.key, secret.pass)
-  if not ok then return nil, string.format("%s: %s", path, err), code end
+  if not ok then return nil, string.format("%s: %s", shown(path), err), code end
   return true
 end
 
