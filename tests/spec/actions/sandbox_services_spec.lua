@@ -319,8 +319,21 @@ describe("a repository's compose file", function()
       .. "    healthcheck: {disable: true}\n    depends_on:\n      api: {condition: service_healthy}\n"
     local p = assert(detect({ ["compose.yaml"] = text }))
     assert.same({ "api*", "worker" }, names(p))
-    -- a port of its own: the script runs on the host's loopback, beside other tests
-    local base = 20000 + math.random(0, 20000)
+    -- ports of its own, below the ephemeral range and free just now (H.free_port): the
+    -- script runs on the host's loopback, beside other tests, and a port someone else
+    -- listens on answers the entry's health check in its stead
+    local uv = require "luv"
+    local function free(port)
+      local t = uv.new_tcp()
+      local ok = t:bind("127.0.0.1", port) and t:listen(1, function() end)
+      t:close()
+      return ok
+    end
+    local base = H.free_port()
+    for _ = 1, 50 do
+      if free(base + 1) then break end
+      base = H.free_port()
+    end
     local script = assert(supervise.script(p, supervise.ports(p, base), { HOST = "127.0.0.1" }, 60000))
     local dir = H.tmpdir()
     H.write(dir .. "/s.sh", script)
