@@ -40,3 +40,36 @@ describe("orket runs stop", function()
       .. until_ .. ": then stop the run again", r.stderr, 1, true)
   end)
 end)
+
+describe("orket worker stopped by SIGTERM", function()
+  after_each(H.cleanup)
+
+  -- The run_end a stopping worker printed said "interrupted" and nothing more, though the
+  -- run stays running in the store for the other workers: read as the run's end.
+  it("says in the run's run_end that the run is left running for the workers, and leaves it so", function()
+    local dir = starter()
+    -- the coder's answer waits long: the stop lands mid-turn
+    H.write(dir .. "/script.lua", (H.read(dir .. "/script.lua"):gsub('match = "%^Issue ", reply = {',
+      'match = "^Issue ", reply = { delay_ms = 600000,', 1)))
+    local p = io.popen(string.format("cd %s && exec %s worker --start START --name w --lease-ms 60000 >w.out 2>w.err & echo $!",
+      H.quote(dir), H.quote(H.BIN)))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    finally(function() os.execute("kill -KILL " .. pid .. " 2>/dev/null") end)
+    H.wait_for(function() return (H.read(dir .. "/w.out") or ""):find('"turn_start"', 1, true) end, "a turn", 6000)
+    os.execute("kill -TERM " .. pid)
+    H.wait_for(function() return not H.alive(pid) end, "the worker's exit", 6000)
+    local ends = {}
+    for line in (H.read(dir .. "/w.out") or ""):gmatch("[^\n]+") do
+      local ev = require("cjson").decode(line)
+      if ev.type == "run_end" then ends[#ends + 1] = ev end
+    end
+    assert.equal(1, #ends, H.read(dir .. "/w.out"))
+    assert.equal("interrupted", ends[1].status)
+    assert.equal("the worker stopped; the run is left running for the workers", ends[1].reason)
+    local db = assert(project_mod.open_store(dir, false))
+    assert.equal("running", require("orket.store.runs").get(db, ends[1].run_id).status)
+    assert.equal(0, #require("orket.engine.lease").ops(db).live(db)) -- its leases released
+    db:close()
+  end)
+end)

@@ -187,21 +187,40 @@ local function run_status(db, id)
   return row and row.status
 end
 
+-- The events of run id's open (get_set() -> the runs' set): a run_end "interrupted" that the
+-- worker's own stop made (a signal, --with-parent, another run's error) says that the run
+-- is left running for the workers, as a run ended by the store's loss does. Bare, it read
+-- as the run's end though the store still had it running and the other workers took it
+-- up. A stop of the run itself (orket runs stop: entry.ended) is the run's end, and an
+-- orket resume (o.only) ends the run itself when no other worker holds it.
+local function run_emitter(emit, o, id, get_set)
+  return function(ev)
+    if ev.type == "run_end" and ev.status == "interrupted" and not ev.reason and not o.only then
+      local entry = get_set().live[id]
+      if not (entry and entry.ended) then ev.reason = "the worker stopped; the run is left running for the workers" end
+    end
+    emit(ev)
+  end
+end
+
 -- The runs the worker works side by side: each with an engine of its own over the worker's
 -- store, its lease keeper and its turns at once (--concurrency, else orket.lua's).
 local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
-  return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
+  local set
+  set = runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
     journal = runset.journal(e.db),
     -- (the keeper's holder, not the --name: a worker restarted under the same name is another)
     join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep, e.lease.worker) end,
     open = function(r)
-      local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model, emit = emit,
+      local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model,
+        emit = run_emitter(emit, o, r.id, function() return set end),
         git_lock = git_lock(o), keeper = e.lease, share = share })
       -- a run --start recorded here begins fresh (run_start's resumed = false)
       if re and e.started_runs[r.id] then re.started_runs[r.id] = true end
       return re, err
     end }
+  return set
 end
 
 -- What stops the worker: SIGINT, SIGTERM and, with --with-parent, the end of the process
