@@ -20,6 +20,7 @@ local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
 
 local cmdline = require "orket.cmdline"
+local inert = require "orket.inert"
 local settings = require "orket.settings"
 local config = require "orket.config"
 local run_cmd = require "orket.cmd.run"
@@ -72,7 +73,9 @@ cmd.LEASE_MS_MAX = 86400000
 function cmd.lease_ms(v)
   local n = cmdline.integer(v)
   if not n or n < 30 or n > cmd.LEASE_MS_MAX then
-    return nil, "--lease-ms needs an integer of at least 30 and at most " .. cmd.LEASE_MS_MAX .. " (a day)"
+    -- (the word given is said, as --concurrency's: a typo in a script's flags is found at once)
+    return nil, string.format("--lease-ms needs an integer of at least 30 and at most %d (a day), not '%s'",
+      cmd.LEASE_MS_MAX, inert.line(tostring(v)))
   end
   return n
 end
