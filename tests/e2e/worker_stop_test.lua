@@ -73,3 +73,34 @@ describe("orket worker stopped by SIGTERM", function()
     db:close()
   end)
 end)
+
+describe("orket worker whose SQLite store is removed", function()
+  after_each(H.cleanup)
+
+  -- The worker went on in the file it had open, idle for ever (runs left to the workers in
+  -- a new store never joined), and said nothing.
+  it("stops, saying so, when .orket/orket.db is moved away while it waits", function()
+    if backends.name() == "pg" then
+      pending("a PostgreSQL store has no file to remove")
+      return
+    end
+    local dir = starter()
+    local p = io.popen(string.format("cd %s && { %s worker --lease-ms 3000 >w.out 2>w.err; echo $? >w.rc; } "
+      .. ">/dev/null 2>&1 & echo $!", H.quote(dir), H.quote(H.BIN)))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    -- (the subshell, and the worker, named by its default name HOST:PID once it has started;
+    -- neither once the subshell has written the worker's status)
+    finally(function()
+      if H.read(dir .. "/w.rc") then return end
+      local w = (H.read(dir .. "/w.out") or ""):match('"worker":"[^"]*:(%d+)"')
+      os.execute("kill -KILL " .. pid .. (w and (" " .. w) or "") .. " 2>/dev/null")
+    end)
+    H.wait_for(function() return (H.read(dir .. "/w.out") or ""):find('"worker_start"', 1, true) end, "the worker", 6000)
+    assert(os.rename(dir .. "/.orket", dir .. "/.orket.old"))
+    local rc = H.wait_for(function() return (H.read(dir .. "/w.rc") or ""):match("^(%d+)") end, "the worker's exit", 6000)
+    assert.equal("1", rc)
+    assert.matches("the store .orket/orket.db was removed while the worker ran", H.read(dir .. "/w.err"), 1, true)
+    assert.matches("start the worker again", H.read(dir .. "/w.err"), 1, true)
+  end)
+end)

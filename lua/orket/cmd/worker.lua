@@ -23,6 +23,7 @@ local cmdline = require "orket.cmdline"
 local inert = require "orket.inert"
 local settings = require "orket.settings"
 local config = require "orket.config"
+local project = require "orket.project"
 local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "worker", summary = "work the runs left to workers, with other workers, on a shared board" }
@@ -357,6 +358,24 @@ function cmd.store_gone(db, set, own)
   return set:store_failure() or db:journal_error(nil, own)
 end
 
+--- store_watch(dir) -> fn() -> nil | message: on SQLite, whether the file at the store's
+--- path is still the one the worker opened (by device and inode). Removed or replaced
+--- while the worker ran (rm -rf .orket and an import, a copy restored over it), the worker
+--- went on in the file it had open, unseen by 'orket runs', and never joined the runs
+--- left to the workers in the new one; nothing was said.
+function cmd.store_watch(dir)
+  local ok, url = pcall(project.database_url, dir)
+  local path = project.db_path(dir)
+  if ok and url then return function() end end
+  local st = uv.fs_stat(path) -- (taken once the store is open: gone already, it is said at once)
+  return function()
+    local now = uv.fs_stat(path)
+    if st and now and now.ino == st.ino and now.dev == st.dev then return nil end
+    return string.format("the store %s was %s while the worker ran (it worked the file it had open, which "
+      .. "is no longer the board's): start the worker again", path, now and "replaced" or "removed")
+  end
+end
+
 -- The worker's loop, in a task: starts each run left to workers that it can join, side by
 -- side (set), until stopped (or, with --drain, none is left and none in flight) -> failure
 -- message[, CODE] | nil. The store lost (a run met it, or the loop's own question): every
@@ -368,7 +387,10 @@ local function work(e, o, emit, state, set)
   if failed then return failed, fcode end
   local ops, keeper, st = lease_mod.ops(e.db), e.lease, { lost = false }
   local own = { [coroutine.running()] = true } -- the loop's task (store_gone)
+  local swapped = o.store_watch
   while not state.stopping and not set.failed do
+    set.failed = swapped() -- (its runs stop below, left running in the file they had)
+    if set.failed then break end
     local queued, gone = nil, cmd.store_gone(e.db, set, own)
     if not gone then
       local qok, q = pcall(ops.queued, e.db)
@@ -437,6 +459,7 @@ function cmd.run(args, cli, inner)
   end
   local e, est = open_engine(o, name, emit, cli)
   if not e then return est end
+  o.store_watch = cmd.store_watch(o.dir)
   inner.e = e
   local keeper = e.lease
   keeper:start()
