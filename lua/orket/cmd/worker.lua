@@ -182,6 +182,7 @@ local function open_engine(o, name, emit, cli)
   end
   -- a PostgreSQL database other roles may still connect to, which Orket could not close
   if e.db.public_warning then cli.err("warning: %s", e.db.public_warning) end
+  o.store_watch = cmd.store_watch(o.dir) -- (the file opened: work)
   return e
 end
 
@@ -459,7 +460,6 @@ function cmd.run(args, cli, inner)
   end
   local e, est = open_engine(o, name, emit, cli)
   if not e then return est end
-  o.store_watch = cmd.store_watch(o.dir)
   inner.e = e
   local keeper = e.lease
   keeper:start()
