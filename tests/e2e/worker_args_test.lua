@@ -15,6 +15,12 @@ describe("orket worker's arguments", function()
       assert.equal(2, r.status, v)
       assert.matches("%-%-lease%-ms needs an integer of at least 30 and at most 86400000 %(a day%)", r.stderr, nil, false, "--lease-ms " .. v)
     end
+    -- the word given is said (a typo, a unit: which flag's value was wrong is plain)
+    for _, v in ipairs { "abc", "0", "30s" } do
+      local r = H.orket("worker --start START --drain --lease-ms " .. v, { cwd = dir })
+      assert.equal(2, r.status, v)
+      assert.matches("at most 86400000 (a day), not '" .. v .. "'", r.stderr, 1, true)
+    end
     assert.equal(0, #require("cjson").decode(H.orket("runs --json", { cwd = dir }).stdout).runs)
     -- a day is taken (the worker, alone, works the starter's scripted cards to the end)
     local r = H.orket("worker --start START --drain --lease-ms 86400000", { cwd = dir })

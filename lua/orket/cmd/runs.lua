@@ -81,6 +81,20 @@ local function summaries(dir, db)
   return rows
 end
 
+-- The refusal's word for a worker killed (SIGKILL, its machine lost): it cannot be stopped,
+-- and its lease holds the run until it ends. Without it, the operator was told to stop a
+-- worker that no longer existed, and nothing said the refusal would end by itself.
+local function dead_note(db, id)
+  local ok, live = pcall(lease.ops(db).live, db, id)
+  local last
+  for _, l in ipairs(ok and live or {}) do
+    if not last or l.expires_at > last then last = l.expires_at end
+  end
+  if not last then return "" end
+  return string.format("; a worker that died (SIGKILL, its machine lost) holds its cards until its lease ends, "
+    .. "by %s: then stop the run again", inert.line(last))
+end
+
 -- orket runs stop RUN: a run left to the workers that no worker works, ended (interrupted)
 local function stop(o, cli)
   local words = o.words or {}
@@ -97,6 +111,7 @@ local function stop(o, cli)
     return 1
   end
   local ok, kind, msg = localuse.audited(db, "stop", row.target, function() return recorded.stop_queued(db, id) end)
+  if not ok and kind == "conflict" then msg = msg .. dead_note(db, id) end
   db:close()
   if not ok then
     -- stop_queued's refusals are (nil, kind, message); a transaction that failed is (nil,

@@ -20,8 +20,10 @@ local phase = require "orket.sandboxes.phase"
 local recheck = require "orket.sandboxes.recheck"
 
 local cmdline = require "orket.cmdline"
+local inert = require "orket.inert"
 local settings = require "orket.settings"
 local config = require "orket.config"
+local project = require "orket.project"
 local run_cmd = require "orket.cmd.run"
 
 local cmd = { name = "worker", summary = "work the runs left to workers, with other workers, on a shared board" }
@@ -72,7 +74,9 @@ cmd.LEASE_MS_MAX = 86400000
 function cmd.lease_ms(v)
   local n = cmdline.integer(v)
   if not n or n < 30 or n > cmd.LEASE_MS_MAX then
-    return nil, "--lease-ms needs an integer of at least 30 and at most " .. cmd.LEASE_MS_MAX .. " (a day)"
+    -- (the word given is said, as --concurrency's: a typo in a script's flags is found at once)
+    return nil, string.format("--lease-ms needs an integer of at least 30 and at most %d (a day), not '%s'",
+      cmd.LEASE_MS_MAX, inert.line(tostring(v)))
   end
   return n
 end
@@ -178,6 +182,7 @@ local function open_engine(o, name, emit, cli)
   end
   -- a PostgreSQL database other roles may still connect to, which Orket could not close
   if e.db.public_warning then cli.err("warning: %s", e.db.public_warning) end
+  o.store_watch = cmd.store_watch(o.dir) -- (the file opened: work)
   return e
 end
 
@@ -187,21 +192,40 @@ local function run_status(db, id)
   return row and row.status
 end
 
+-- The events of run id's open (get_set() -> the runs' set): a run_end "interrupted" that the
+-- worker's own stop made (a signal, --with-parent, another run's error) says that the run
+-- is left running for the workers, as a run ended by the store's loss does. Bare, it read
+-- as the run's end though the store still had it running and the other workers took it
+-- up. A stop of the run itself (orket runs stop: entry.ended) is the run's end, and an
+-- orket resume (o.only) ends the run itself when no other worker holds it.
+local function run_emitter(emit, o, id, get_set)
+  return function(ev)
+    if ev.type == "run_end" and ev.status == "interrupted" and not ev.reason and not o.only then
+      local entry = get_set().live[id]
+      if not (entry and entry.ended) then ev.reason = "the worker stopped; the run is left running for the workers" end
+    end
+    emit(ev)
+  end
+end
+
 -- The runs the worker works side by side: each with an engine of its own over the worker's
 -- store, its lease keeper and its turns at once (--concurrency, else orket.lua's).
 local function runs(e, o, emit)
   local share = share_mod.new(o.concurrency or e.settings.concurrency)
-  return runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
+  local set
+  set = runset.new { db = e.db, keeper = e.lease, share = share, leave = claims.release_worker,
     journal = runset.journal(e.db),
     -- (the keeper's holder, not the --name: a worker restarted under the same name is another)
     join = function(r) return claims.join_worker(o.dir, e.db, e.board, r, rt.sleep, e.lease.worker) end,
     open = function(r)
-      local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model, emit = emit,
+      local re, err = setup.open(o.dir, { db = e.db, keep_db = true, model = o.model,
+        emit = run_emitter(emit, o, r.id, function() return set end),
         git_lock = git_lock(o), keeper = e.lease, share = share })
       -- a run --start recorded here begins fresh (run_start's resumed = false)
       if re and e.started_runs[r.id] then re.started_runs[r.id] = true end
       return re, err
     end }
+  return set
 end
 
 -- What stops the worker: SIGINT, SIGTERM and, with --with-parent, the end of the process
@@ -335,6 +359,24 @@ function cmd.store_gone(db, set, own)
   return set:store_failure() or db:journal_error(nil, own)
 end
 
+--- store_watch(dir) -> fn() -> nil | message: on SQLite, whether the file at the store's
+--- path is still the one the worker opened (by device and inode). Removed or replaced
+--- while the worker ran (rm -rf .orket and an import, a copy restored over it), the worker
+--- went on in the file it had open, unseen by 'orket runs', and never joined the runs
+--- left to the workers in the new one; nothing was said.
+function cmd.store_watch(dir)
+  local ok, url = pcall(project.database_url, dir)
+  local path = project.db_path(dir)
+  if ok and url then return function() end end
+  local st = uv.fs_stat(path) -- (taken once the store is open: gone already, it is said at once)
+  return function()
+    local now = uv.fs_stat(path)
+    if st and now and now.ino == st.ino and now.dev == st.dev then return nil end
+    return string.format("the store %s was %s while the worker ran (it worked the file it had open, which "
+      .. "is no longer the board's): start the worker again", path, now and "replaced" or "removed")
+  end
+end
+
 -- The worker's loop, in a task: starts each run left to workers that it can join, side by
 -- side (set), until stopped (or, with --drain, none is left and none in flight) -> failure
 -- message[, CODE] | nil. The store lost (a run met it, or the loop's own question): every
@@ -346,7 +388,10 @@ local function work(e, o, emit, state, set)
   if failed then return failed, fcode end
   local ops, keeper, st = lease_mod.ops(e.db), e.lease, { lost = false }
   local own = { [coroutine.running()] = true } -- the loop's task (store_gone)
+  local swapped = o.store_watch
   while not state.stopping and not set.failed do
+    set.failed = swapped() -- (its runs stop below, left running in the file they had)
+    if set.failed then break end
     local queued, gone = nil, cmd.store_gone(e.db, set, own)
     if not gone then
       local qok, q = pcall(ops.queued, e.db)
