@@ -373,7 +373,7 @@ function cmd.store_watch(dir)
     local now = uv.fs_stat(path)
     if st and now and now.ino == st.ino and now.dev == st.dev then return nil end
     return string.format("the store %s was %s while the worker ran (it worked the file it had open, which "
-      .. "is no longer the board's): start the worker again", path, now and "replaced" or "removed")
+      .. "is no longer the board's): start the worker again", config.shown(path), now and "replaced" or "removed")
   end
 end
 
