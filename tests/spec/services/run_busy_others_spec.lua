@@ -41,30 +41,33 @@ describe("a run of a process whose other task meets the store's lock (EBUSY)", f
     local path = dir .. "/o.db"
     local db, b = F.fixture(path, { { id = "E-1", summary = "design" }, { id = "E-2", summary = "document" } })
     local client = F.llm(b, {})
-    local inner, met, pid = client.chat, nil, nil
+    local inner, met, pid, other = client.chat, nil, nil, nil
     finally(function()
       if pid and H.alive(pid) then os.execute("kill -9 " .. pid) end
     end)
     function client:chat(req)
-      if not met then
+      if not other then
         met = {}
         -- a task of the process that is not the run's (an API request's): its write, on a
         -- connection of its own with a short busy timeout, meets another process's lock
-        local other = task.spawn(function()
+        other = task.spawn(function()
+          local conn = assert(store.open(path)) -- (opened before the lock: the write is what meets it)
           local release
           pid, release = hold_elsewhere(path, dir)
-          local conn = assert(store.open(path))
           assert(conn:exec("PRAGMA busy_timeout = 50"))
           met.ok, met.err, met.code = conn:tx(function() return conn:event { kind = "foreign" } end)
           conn:close()
           release()
           gone(pid)
         end)
-        assert(other:join())
       end
+      -- every call of the run waits until the other process is gone: none of the run's own
+      -- writes may meet its lock (that is the next test's case). A second card's turn asked
+      -- its model while the first waited here, and its step's write met the lock.
+      assert(other:join())
       return inner(self, req)
     end
-    local e, events = F.engine(db, b, { llm = client })
+    local e, events = F.engine(db, b, { llm = client, concurrency = 1 })
     local id = assert(e:start("E"))
     local status = e:execute(id)
     assert.is_truthy(met, "the model was not asked")

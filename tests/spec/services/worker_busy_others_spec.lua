@@ -36,8 +36,8 @@ end
 -- A write on a connection of its own, with a short busy timeout, in the running task, while
 -- another process holds the lock -> its failure (nil, message, CODE)
 local function busy_write(path)
+  local conn = assert(store.open(path)) -- (opened before the lock: the write is what meets it)
   local pid, release = hold_elsewhere(path)
-  local conn = assert(store.open(path))
   assert(conn:exec("PRAGMA busy_timeout = 50"))
   local ok, err, code = conn:tx(function() return conn:event { kind = "foreign" } end)
   conn:close()
