@@ -223,6 +223,11 @@ int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, 
 /* Removes the temporary files gr_view_put's refreshes left in the gitdir when their process
  * was killed (its pid gone); gr_view_refresh calls it once a handle. */
 void gr_view_put_sweep(const gitapi *g, git_repository *repo);
+/* Removes from the directory dfd (not moved: listed through a descriptor of its own) the
+ * files gr_view_put named, in the gitdir's directory or beside a path (beside), that a
+ * process now gone left: a file or a symlink (never followed), never a directory, a live
+ * process's (a run and a server may refresh at once) nor this process's. */
+void gr_view_tmp_sweep(int dfd, int beside);
 
 /* ---- shared between the units (each defined in the unit named) ---- */
 

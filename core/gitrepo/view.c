@@ -85,7 +85,6 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -445,42 +444,6 @@ static void vw_unmake_dirs(int root, const char *path, size_t top) {
   }
 }
 
-/* 1 when name is one gr_view_put makes beside a path: .orket-view-, digits, '.', digits, .tmp */
-static int vw_beside_name(const char *name) {
-  static const char pre[] = ".orket-view-", suf[] = ".tmp";
-  if (strncmp(name, pre, sizeof pre - 1) != 0) return 0;
-  const char *p = name + sizeof pre - 1;
-  size_t a = strspn(p, "0123456789");
-  if (!a || p[a] != '.') return 0;
-  size_t b = strspn(p + a + 1, "0123456789");
-  return b && strcmp(p + a + 1 + b, suf) == 0;
-}
-
-/* Removes from dfd what gr_view_put's writes beside a path left when their process was
- * killed between the making and the rename: names of processes that are gone, each a file
- * or symlink (what the put makes; a symlink removed, never followed), never a live
- * process's (a run and a server may refresh at once) nor this process's. Listed through a
- * descriptor of its own, so that dfd is not moved. */
-static void vw_sweep_dir(int dfd) {
-  int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-  if (d == NULL) {
-    if (fd >= 0) close(fd);
-    return;
-  }
-  long self = (long)getpid();
-  for (struct dirent *de; (de = readdir(d)) != NULL;) {
-    if (!vw_beside_name(de->d_name)) continue;
-    long pid = strtol(de->d_name + strlen(".orket-view-"), NULL, 10);
-    struct stat st;
-    if (pid == self || !gr_pid_gone(pid) || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-        !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
-      continue;
-    (void)unlinkat(dfd, de->d_name, 0); /* never a directory: without AT_REMOVEDIR */
-  }
-  closedir(d);
-}
-
 /* Which directories a refresh sweeps of what killed writes beside a path left (a file in a
  * person's folder, untracked in git status): those the refresh writes into where
  * gr_view_put may go beside, each once a refresh. That is a directory on another file
@@ -516,7 +479,7 @@ static void vw_sweep_beside(const gr_view_tmp *t, vw_sweep *sw, int dfd, const c
     sw->depth--;
   }
   if (sw->depth && sw->len[sw->depth - 1] == n) return; /* swept this refresh */
-  vw_sweep_dir(dfd);
+  gr_view_tmp_sweep(dfd, 1);
   if (n >= sizeof sw->dir || sw->depth == sizeof sw->len / sizeof *sw->len) return;
   memcpy(sw->dir, path, n);
   sw->dir[n] = '\0';

@@ -17,10 +17,41 @@
 #define GR_VIEW_TMPDIR "orket-view-tmp" /* in main's gitdir: the refresh's temporary files */
 
 
-/* 1 when name is one gr_view_put makes in the gitdir's directory: digits, '.', digits. */
-static int vw_tmp_name(const char *name) {
-  size_t a = strspn(name, "0123456789");
-  return a && name[a] == '.' && name[a + 1 + strspn(name + a + 1, "0123456789")] == '\0' && name[a + 1];
+#define GR_VIEW_BESIDE "orket-view-" /* after a dot, the name's start beside a path */
+
+/* The pid in a name gr_view_put makes: "PID.N" in the gitdir's directory, ".orket-view-
+ * PID.N.tmp" beside a path (beside) -> the pid, or -1 for any other name. */
+static long vw_tmp_pid(const char *name, int beside) {
+  static const char pre[] = "." GR_VIEW_BESIDE;
+  const char *p = name;
+  if (beside) {
+    if (strncmp(p, pre, sizeof pre - 1) != 0) return -1;
+    p += sizeof pre - 1;
+  }
+  size_t a = strspn(p, "0123456789");
+  if (!a || p[a] != '.') return -1;
+  size_t b = strspn(p + a + 1, "0123456789");
+  if (!b || strcmp(p + a + 1 + b, beside ? ".tmp" : "") != 0) return -1;
+  return strtol(p, NULL, 10);
+}
+
+void gr_view_tmp_sweep(int dfd, int beside) {
+  int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (d == NULL) {
+    if (fd >= 0) close(fd);
+    return;
+  }
+  long self = (long)getpid();
+  for (struct dirent *de; (de = readdir(d)) != NULL;) {
+    long pid = vw_tmp_pid(de->d_name, beside);
+    struct stat st;
+    if (pid == self || !gr_pid_gone(pid) || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+      continue;
+    (void)unlinkat(dfd, de->d_name, 0); /* never a directory: without AT_REMOVEDIR */
+  }
+  closedir(d);
 }
 
 /* Removes what killed refreshes left in the gitdir's temporary directory: names of processes
@@ -32,17 +63,7 @@ void gr_view_put_sweep(const gitapi *g, git_repository *repo) {
   if ((size_t)snprintf(p, sizeof p, "%s" GR_VIEW_TMPDIR, g->repository_path(repo)) >= sizeof p) return;
   int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return; /* none yet: nothing left in it */
-  int dd = dup(fd);
-  DIR *d = dd >= 0 ? fdopendir(dd) : NULL;
-  if (d == NULL && dd >= 0) close(dd);
-  long self = (long)getpid();
-  for (struct dirent *de; d && (de = readdir(d)) != NULL;) {
-    if (!vw_tmp_name(de->d_name)) continue;
-    long pid = strtol(de->d_name, NULL, 10);
-    if (pid == self || (pid > 0 && pid <= INT_MAX && !gr_pid_gone(pid))) continue;
-    (void)unlinkat(fd, de->d_name, 0);
-  }
-  if (d) closedir(d);
+  gr_view_tmp_sweep(fd, 0);
   close(fd);
 }
 
@@ -92,8 +113,8 @@ static int vw_tmp_make(int at, const char *name, int link, int exec, const char 
  * in the refresh's own directory in the gitdir; where that is not on leaf's file system
  * (EXDEV: a mount in workspace/) or not usable, beside leaf under a name of the same kind
  * (.orket-view-PID.N.tmp, O_EXCL), which a kill between the two steps leaves there (the
- * refresh removes a gone process's from the folders it writes into: view.c's
- * vw_sweep_beside). 0, or
+ * refresh removes a gone process's from the folders it writes into: gr_view_tmp_sweep,
+ * called by view.c's vw_sweep_beside). 0, or
  * -1 with the errno of the step that failed (the refresh tells a full disk from something
  * of someone's on the way by it: view.c's vw_blocked). */
 int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, const char *leaf, const git_oid *id, int link,
@@ -112,7 +133,7 @@ int gr_view_put(const gitapi *g, git_repository *repo, gr_view_tmp *t, int dfd, 
     char name[64];
     int made = -1;
     for (int k = 0; k < 64 && made != 0; k++) {
-      snprintf(name, sizeof name, beside ? ".orket-view-%ld.%lu.tmp" : "%ld.%lu", t->pid, t->n++);
+      snprintf(name, sizeof name, beside ? "." GR_VIEW_BESIDE "%ld.%lu.tmp" : "%ld.%lu", t->pid, t->n++);
       if ((made = vw_tmp_make(at, name, link, exec, data, len)) != 0 && (err = errno) != EEXIST) break;
     }
     /* the gitdir's directory not usable (made read-only by a run under sudo, full on

@@ -345,14 +345,6 @@ describe("a sandbox's app on an origin of its own", function()
 
   -- behind nginx and Caddy as docs/serve.md configures them (plain HTTP on a loopback port
   -- here, the names under localhost: board.localhost, ID.apps.localhost)
-  local function free_port()
-    local t = require("luv").new_tcp()
-    assert(t:bind("127.0.0.1", 0))
-    local port = t:getsockname().port
-    t:close()
-    return port
-  end
-
   local function nginx_conf(dir, port, upstream)
     local loc = string.format([[
     location / {
@@ -423,7 +415,7 @@ http://*.apps.localhost:%d {
       end
       local mark = "sbp" .. math.random(1, 1e9)
       local dir = H.node_project(SERVER, mark)
-      local pport = free_port()
+      local pport = H.free_port()
       H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua")
         .. string.format('\nserve = { app_origin = "http://{id}.apps.localhost:%d" }\n', pport))
       local op = H.api_key(dir, "op", "operator")

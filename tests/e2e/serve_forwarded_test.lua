@@ -50,14 +50,6 @@ local function raw_post(from, port, path, headers, body)
   return tonumber(table.concat(got):match("^HTTP/1%.1 (%d+)"))
 end
 
-local function free_port()
-  local t = require("luv").new_tcp()
-  assert(t:bind("127.0.0.1", 0))
-  local port = t:getsockname().port
-  t:close()
-  return port
-end
-
 -- nginx as docs/serve.md sets it up, the lines that matter here (plain HTTP on a loopback port)
 local function nginx_conf(dir, port, upstream)
   local tmp = dir .. "/tmp"
@@ -134,7 +126,7 @@ describe("orket serve behind a trusted proxy", function()
         return pending(front .. " is not installed (scripts/deps.sh --test installs it)")
       end
       local s = served('serve = { trusted_proxies = { "127.0.0.1" } }')
-      local pport, pdir = free_port(), H.tmpdir()
+      local pport, pdir = H.free_port(), H.tmpdir()
       local pid = H.front(front, pdir, front == "nginx" and nginx_conf(pdir, pport, s.port) or caddy_conf(pport, s.port))
       local ok, err = pcall(function()
         H.wait_for(function()
