@@ -53,7 +53,7 @@ for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skip
   "journal_failed", "journal_base", "git_failed", "tokens_used", "card_tokens_used", "spend", "money_checking",
   "money_reads", "money_deferred", "card_clock",
   "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed",
-  "threads" } do
+  "threads", "began_finished" } do
   FIELDS[k] = true
 end
 
@@ -832,6 +832,33 @@ end
 -- The run's start: its row, the repository settled, the run_start event, the wall clock.
 -- Crash point: a kill before the first round leaves only what gitwork.recover and settle
 -- committed, and a resume does the same again (both are idempotent).
+-- {note = "every issue of E (3) was already done when the run began", ids = {id = true}}:
+-- the target had nothing left to work (every issue in it done or canceled, or none), else nil
+local function finished_at_start(board, target)
+  local cards, done, ids = scheduler.scope(board, target), 0, {}
+  for _, c in ipairs(cards) do
+    if c.status == "done" then done = done + 1
+    elseif c.status ~= "canceled" then return nil end
+    ids[c.id] = true
+  end
+  local what = done == #cards and "done" or done == 0 and "canceled" or "done or canceled"
+  local note
+  if #cards == 0 then note = string.format("%s has no issues to work", target.id)
+  elseif target.type == "issue" then note = string.format("%s was already %s when the run began", target.id, what)
+  else note = string.format("every issue of %s (%d) was already %s when the run began", target.id, #cards, what) end
+  return { note = note, ids = ids, n = #cards }
+end
+
+-- the note of finished_at_start when the target's issues are still those it saw (an import
+-- may have added one the run worked)
+local function still_finished(began, cards)
+  if not began or #cards ~= began.n then return nil end
+  for _, c in ipairs(cards) do
+    if not began.ids[c.id] then return nil end
+  end
+  return began.note
+end
+
 function Run:open_execution()
   local run_id = self.run_id
   local run = store_runs.get(self.db, run_id)
@@ -857,6 +884,11 @@ function Run:open_execution()
   -- what an earlier merge left undone (the remote or the forge was down) is done now
   gitwork.catch_up(self)
   self:settle(st.target)
+  -- a new run of a target with nothing left to work says so at its end (conclude); it is
+  -- not refused, as such a run still settles what main owes (the git steps above)
+  if not st.lease and self.started_runs and self.started_runs[run_id] then
+    self.began_finished = finished_at_start(self.board, st.target)
+  end
   -- a card a money budget stopped goes on when orket.lua raised that budget since;
   -- crash point: one transaction, done again by a resume
   spend.release_raised(self, st.target)
@@ -1159,6 +1191,7 @@ function Run:conclude(target, view)
     local moved = view and left_note(target, view:left())
     if moved and #cards == 0 then moved = string.format("%s has no issues left: %s", target.id, moved) end
     if moved then reason = reason and (reason .. "; " .. moved) or moved end
+    if status == "done" and not reason then reason = still_finished(self.began_finished, cards) end
     self:settle(target)
   end
   -- canceled cards are a person's decision, not work done: the run says which
