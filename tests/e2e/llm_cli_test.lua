@@ -110,3 +110,30 @@ describe("orket repl", function()
     assert.matches("> tok1 tok2 \n> ERR\t", r.stdout, 1, true)
   end)
 end)
+
+describe("orket run --model", function()
+  after_each(H.cleanup)
+
+  -- a typo in --model's model would block each card that reaches the model: refused up
+  -- front, as a provider not configured is
+  it("refuses a model its server does not list, before a card is touched", function()
+    local p = F.initialized()
+    F.append(p .. "/orket.lua", string.format("\nmodels.providers.here = { kind = 'ollama', base_url = %q }\n", fake.url))
+    local r = H.orket("run START --json --model here:llama9", { cwd = p })
+    assert.equal(2, r.status, r.stderr)
+    assert.matches("^orket: %-%-model here:llama9: here %(http://127%.0%.0%.1:%d+%) does not list llama9 among "
+      .. "its 1 model %(fake%-model%); 'orket models' lists them\nusage: orket run ", r.stderr)
+    assert.equal("", r.stdout)
+    assert.matches("START%-1%s+ready", H.orket("board", { cwd = p }).stdout)
+    assert.matches("^no runs yet", H.orket("runs", { cwd = p }).stdout)
+    -- one it lists (Ollama's ":latest" left out as Ollama does) goes on to a run
+    for _, m in ipairs { "here:fake-model", "here:fake-model:latest" } do
+      r = H.orket("run START-1 --json --concurrency 1 --model " .. m, { cwd = p })
+      assert.matches('"type":"run_start"', r.stdout, 1, true, r.stderr)
+    end
+    -- a server that cannot be asked is left to the run's own model calls to say why
+    F.append(p .. "/orket.lua", "\nmodels.providers.down = { kind = 'ollama', base_url = 'http://127.0.0.1:1', retry = { max_attempts = 1 } }\n")
+    r = H.orket("run START-1 --json --model down:x", { cwd = p })
+    assert.matches('"type":"run_start"', r.stdout, 1, true)
+  end)
+end)

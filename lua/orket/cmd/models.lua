@@ -43,20 +43,6 @@ local function check_all(client, names)
   return results
 end
 
--- The models the project asks of a provider that its list lacks, sorted.
-local function missing_models(r, wanted)
-  local served, missing = {}, {}
-  for _, m in ipairs(r.models) do
-    served[m] = true
-    served[(m:gsub(":latest$", ""))] = true -- Ollama's "llama3" is "llama3:latest"
-  end
-  for m in pairs(wanted or {}) do
-    if #r.models > 0 and not served[m] then missing[#missing + 1] = m end
-  end
-  table.sort(missing)
-  return missing
-end
-
 -- What a provider's check adds to its line -> text, failed (a provider the project uses).
 local function health_text(res, wanted)
   if res.ok and res.r.offline then return "  ok (offline)", false end
@@ -65,7 +51,7 @@ local function health_text(res, wanted)
     local line = string.format("  ok (%d ms, %d models%s)", math.floor(r.ms + 0.5), #r.models,
       #r.models > 0 and (": " .. table.concat(r.models, ", ", 1, math.min(5, #r.models))) or "")
     -- a model the project uses that the server does not list would fail every turn
-    local missing = missing_models(r, wanted)
+    local missing = llm.missing(r.models, wanted)
     if #missing == 0 then return line, false end
     return line .. "\n" .. string.format("%-10s FAILED: not served here: %s", "", table.concat(missing, ", ")), true
   end

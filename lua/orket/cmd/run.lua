@@ -320,17 +320,39 @@ local function drain_traces(e, cli)
   for _, line in ipairs(lines) do cli.err("warning: %s", line) end
 end
 
+-- --model's model that its server does not list -> why | nil: refused as a provider not
+-- configured is, before a card is touched, else each card that reaches the model would be
+-- blocked on it (the server asked in a task: client:unserved)
+local function unserved_model(e, o)
+  if not o.model then return nil end
+  local _, why = task.spawn(e.llm.unserved, e.llm, o.model):join()
+  return why
+end
+
+-- The run's engine, its --model checked -> e | nil, the exit status (said)
+local function open_engine(o, cli, emit, stop_view, resume_id)
+  local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
+  if not e then
+    if stop_view then stop_view() end
+    if code == "EUSAGE" then return nil, cli.usage_error(cmd, "%s", err) end -- a bad --model
+    cli.fail(code, "%s", cli.in_dir(o.dir, err))
+    return nil, 1
+  end
+  local unserved = not resume_id and unserved_model(e, o)
+  if unserved then
+    if stop_view then stop_view() end
+    e.close_all()
+    return nil, cli.usage_error(cmd, "--model %s: %s", o.model, unserved)
+  end
+  return e
+end
+
 local function execute(o, cli, resume_id)
   local held = {}
   local emit, view, stop_view = output(o, cli, held)
-  local e, err, code = setup.open(o.dir, { model = o.model, concurrency = o.concurrency, emit = emit })
+  local e, exit = open_engine(o, cli, emit, stop_view, resume_id)
   held.e = e
-  if not e then
-    if stop_view then stop_view() end
-    if code == "EUSAGE" then return cli.usage_error(cmd, "%s", err) end -- a bad --model
-    cli.fail(code, "%s", cli.in_dir(o.dir, err))
-    return 1
-  end
+  if not e then return exit end
   local lock, claim, lcode = take_lock(e, o, resume_id)
   if not lock then
     if stop_view then stop_view() end

@@ -253,6 +253,34 @@ function Client:health(name)
   return transport.health(p)
 end
 
+--- missing(listed, wanted) -> sorted list of the names in wanted (a set) that a server's model
+--- list (listed) lacks; none when the list is empty (such a server says nothing of its models).
+--- Ollama's "llama3" is its "llama3:latest", either way round.
+function M.missing(listed, wanted)
+  local served, out = {}, {}
+  for _, m in ipairs(listed) do served[(m:gsub(":latest$", ""))] = true end
+  for m in pairs(wanted or {}) do
+    if #listed > 0 and not served[(m:gsub(":latest$", ""))] then out[#out + 1] = m end
+  end
+  table.sort(out)
+  return out
+end
+
+--- client:unserved(spec) -> why | nil: the model spec names ("provider:model") is one its
+--- server's model list lacks (it asks the server: client:health). nil when the server says
+--- nothing against it: it lists the model, lists none, is offline (scripted), or cannot be
+--- asked (the first model call says why then).
+function Client:unserved(spec)
+  local pname, model = config.split_model(spec)
+  if not pname then return nil end
+  local r = self:health(pname)
+  if not r or r.offline or #M.missing(r.models, { [model] = true }) == 0 then return nil end
+  local d = self:describe(pname)
+  return string.format("%s (%s) does not list %s among its %d model%s (%s%s); 'orket models' lists them",
+    pname, tostring(d.base_url), model, #r.models, #r.models == 1 and "" or "s",
+    table.concat(r.models, ", ", 1, math.min(5, #r.models)), #r.models > 5 and ", ..." or "")
+end
+
 --- client:provider_names() -> sorted names
 function Client:provider_names() return self.names end
 
