@@ -139,7 +139,7 @@ void health_stats_count(health_stats *s, const double *buckets, size_t nbuckets,
 
 static const char *const health_line_names[HEALTH_LINE_FIELDS] = {
     "\"addr\":", "\"auth\":", "\"key\":", "\"method\":", "\"note\":", "\"route\":", "\"status\":", "\"t\":",
-    "\"us\":"};
+    "\"us\":", "\"via\":"};
 
 int health_line_write(jsonout_buf *b, const health_value *v) {
   int first = 1;
@@ -166,10 +166,11 @@ int health_line_write(jsonout_buf *b, const health_value *v) {
 
 static health_value health_str(const char *s) { return (health_value){HEALTH_STRING, s, strlen(s), 0}; }
 
-/* /health's line: auth and note absent, key null */
-static void health_line(health *hl, jsonout_buf *b, const char *addr, long long us) {
+/* /health's line: auth and note absent, key null, via absent unless through a trusted proxy */
+static void health_line(health *hl, jsonout_buf *b, const httpd_quick *q, long long us) {
   health_value v[HEALTH_LINE_FIELDS] = {{HEALTH_ABSENT, NULL, 0, 0}};
-  v[HEALTH_LINE_ADDR] = health_str(addr);
+  v[HEALTH_LINE_ADDR] = health_str(q->remote);
+  if (q->via) v[HEALTH_LINE_VIA] = health_str(q->via);
   v[HEALTH_LINE_KEY].kind = HEALTH_NULL;
   v[HEALTH_LINE_METHOD] = health_str("GET");
   v[HEALTH_LINE_ROUTE] = health_str("/health");
@@ -202,6 +203,6 @@ int health_answer(health *hl, httpd_quick *q, double now_ms, jsonout_buf *line) 
   if (httpd_quick_respond_kept(q, 200, lines, n, hl->body, &hl->kept[which]) != 0) return 0;
   long long us = (long long)((uv_hrtime() - t0) / 1000);
   health_stats_count(&hl->stats, hl->buckets, hl->nbuckets, (double)us / 1e6);
-  health_line(hl, line, q->remote, us);
+  health_line(hl, line, q, us);
   return 1;
 }

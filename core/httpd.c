@@ -1116,10 +1116,11 @@ static int hd_quick_offer(httpd *h, struct MHD_Connection *conn, const char *met
   if (uv_hrtime() / 1000000 >= h->quick_until) return -1;
   char peer[INET6_ADDRSTRLEN + 1], addr[INET6_ADDRSTRLEN + 1];
   hd_remote(&h->mhd, conn, peer, sizeof peer);
-  hd_client(h, conn, peer, addr, sizeof addr);
+  int via = hd_client(h, conn, peer, addr, sizeof addr);
   httpd_quick q = {method, url, addr,
                    h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST),
-                   h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), NULL};
+                   h->mhd.lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"), NULL,
+                   via ? peer : NULL};
   hd_quick_ctx qc = {h, conn, 0};
   q.priv = &qc;
   h->quick(&q, h->quick_ud);
@@ -1717,6 +1718,7 @@ const char *httpd_peer(const httpd_req *r) {
   return p + strlen(p) + 1;
 }
 int httpd_peer_trusted(const httpd_req *r) { return r->peer_trusted; }
+const char *httpd_via(const httpd_req *r) { return r->peer_trusted ? httpd_peer(r) : NULL; }
 
 int httpd_header_at(const httpd_req *r, size_t i, const char **name, const char **value) {
   if (i >= r->nheaders) return -1;

@@ -103,6 +103,9 @@ const char *httpd_remote(const httpd_req *r);
  * whether it is a trusted proxy. */
 const char *httpd_peer(const httpd_req *r);
 int httpd_peer_trusted(const httpd_req *r);
+/* The peer when it is a trusted proxy, the request having come through it (the log line's
+ * "via"), else NULL. */
+const char *httpd_via(const httpd_req *r);
 /* The target's query as sent, after its "?" (order, repeats, "+" and empty pairs kept;
  * "" for a bare "?"), or NULL when the target has no "?" (or memory ran out). */
 const char *httpd_raw_query(const httpd_req *r);
@@ -167,6 +170,7 @@ typedef struct httpd_quick {
   const char *method, *path, *remote; /* remote: the client's, as httpd_remote's */
   const char *host, *origin; /* the headers' values, NULL when absent */
   void *priv;                /* the server's */
+  const char *via;           /* as httpd_via's */
 } httpd_quick;
 typedef void (*httpd_quick_fn)(httpd_quick *q, void *ud);
 /* Sets the paths (copied; replacing those set before) and fn. 0, or -1 out of memory. */

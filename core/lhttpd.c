@@ -487,6 +487,7 @@ typedef struct lhd_end {
                                     were not complete in time (NULL: timeout_body) */
   size_t headers_len;
   const char *phase;             /* which deadline passed (httpproxy_timeout_phase) */
+  const char *via;               /* the log line's via (httpd_via); NULL: none */
 } lhd_end;
 
 /* The 504's body for the deadline that passed: timeout_body when nothing came (no
@@ -545,6 +546,7 @@ static void lhd_tally_end(lhd_tally *t, httpd_req *r, uint64_t t0, unsigned st, 
   t->by_status[st < LHD_MAX_STATUS ? st : 0]++;
   health_value v[HEALTH_LINE_FIELDS] = {{HEALTH_ABSENT, NULL, 0, 0}};
   if (e->remote) v[HEALTH_LINE_ADDR] = (health_value){HEALTH_STRING, e->remote, strlen(e->remote), 0};
+  if (e->via) v[HEALTH_LINE_VIA] = (health_value){HEALTH_STRING, e->via, strlen(e->via), 0};
   v[HEALTH_LINE_KEY].kind = HEALTH_NULL;
   if (e->key) v[HEALTH_LINE_KEY] = (health_value){HEALTH_STRING, e->key, strlen(e->key), 0};
   if (e->method) v[HEALTH_LINE_METHOD] = (health_value){HEALTH_STRING, e->method, strlen(e->method), 0};
@@ -625,6 +627,7 @@ static void lhd_proxy_ended(httpproxy *px, void *ud) {
   lua_getfield(L, top + 1, "headers_timeout_body"); /* top + 11, a string or nil (checked) */
   e.headers_body = lua_tolstring(L, top + 11, &e.headers_len);
   httpd_req *r = q->r;
+  e.via = r ? httpd_via(r) : NULL; /* the request's, alive until lhd_tally_end releases it */
   q->r = NULL;
   lhd_tally_end(t, r, q->t0, st, note, &e); /* the stack keeps e's strings */
   lhd_tally_drop(L, q);
@@ -1246,7 +1249,7 @@ static void lhd_fast_end(lhd_fast *f, unsigned st, const char *note, int timed_o
   lhd_memo_val *v = f->v;
   lhd_end e = {httpd_remote(f->r), httpd_method(f->r), v->key, (const char *const *)v->more, v->nmore,
                v->fail_body, v->fail_len, v->timeout_body, v->timeout_len, timed_out,
-               v->headers_body, v->headers_len, phase};
+               v->headers_body, v->headers_len, phase, httpd_via(f->r)};
   lhd_tally_end(v->tally, f->r, f->t0, st, note, &e);
   v->tally->active--;
   free(f);
@@ -1477,7 +1480,9 @@ static int lhd_quick_call(lua_State *L) {
   else lua_pushnil(L);
   if (q->origin) lua_pushstring(L, q->origin);
   else lua_pushnil(L);
-  lua_call(L, 5, 3); /* at 2: status, headers, body | nil: declined */
+  if (q->via) lua_pushstring(L, q->via);
+  else lua_pushnil(L);
+  lua_call(L, 6, 3); /* at 2: status, headers, body | nil: declined */
   if (lua_isnil(L, 2)) return 0;
   lhd_answer a;
   lhd_check_answer(L, &a);
@@ -1512,7 +1517,7 @@ static void lhd_on_quick_c(httpd_quick *q, void *ud) {
   s->in_quick = 0;
 }
 
-/* srv:quick({path, ...}, fn): fn(method, path, remote, host, origin) -> status, {"Name:
+/* srv:quick({path, ...}, fn): fn(method, path, remote, host, origin, via) -> status, {"Name:
  * value", ...}, body (a string or a blob) | nil, for a GET on one of the paths with no query
  * and no body, called inside the server's run: it must not wait. nil hands the request
  * over to accept() as any other; so does an error, which is reported. With an empty list,

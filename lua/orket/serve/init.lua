@@ -615,7 +615,7 @@ function Server:_serve(req)
   self.metrics:request(ctx.route, ctx.status or 500, us / 1e6)
   -- the request's line, made in C from its fields (core/health.c: /health's is the same)
   self.log(chealth.line(req.remote, ctx.auth, ctx.key or cjson.null, req.method, ctx.note, ctx.route,
-    ctx.status or 500, self:_stamp(), us))
+    ctx.status or 500, self:_stamp(), us, req.trusted_peer and req.peer or nil))
   req:close()
 end
 

@@ -109,12 +109,13 @@ describe("httpd's trusted proxies", function()
   it("gives a quick answer's function the forwarded address too", function()
     local srv = assert(httpd.listen { host = "127.0.0.1", port = 0, trusted_proxies = { "127.0.0.1" } })
     local got
-    srv:quick({ "/q" }, function(_, _, remote)
-      got = remote
+    local via
+    srv:quick({ "/q" }, function(_, _, remote, _, _, v)
+      got, via = remote, v
       return 200, { "Content-Type: text/plain" }, remote
     end)
     local st, body = H.fetch { url = "http://127.0.0.1:" .. srv:port() .. "/q", headers = { XFF .. "1.2.3.4, 203.0.113.7" } }
-    assert.same({ 200, "203.0.113.7", "203.0.113.7" }, { st, body, got })
+    assert.same({ 200, "203.0.113.7", "203.0.113.7", "127.0.0.1" }, { st, body, got, via })
     srv:close()
   end)
 
@@ -245,13 +246,17 @@ describe("orket.serve behind a trusted proxy", function()
       release = true
       H.wait_for(function() return got[1] and got[2] and got[3] end, "the answers", 10000)
       assert.same({ 200, 200, 200 }, { got[1][1], got[2][1], got[3][1] })
-      -- each log line names the client, not the proxy
-      H.wait_for(function() return #lines >= 4 end, "the log lines")
-      local addrs = {}
+      -- each log line names the client, not the proxy, and the proxy as via: the answers
+      -- ended in C (the app's pump), the refusal in Lua, and /health answered in C
+      assert.equal(200, (H.fetch { url = url:gsub("/v1/sandboxes/.*", "/health"), headers = { XFF .. "203.0.113.9" } }))
+      H.wait_for(function() return #lines >= 5 end, "the log lines")
+      local addrs, vias = {}, {}
       for _, l in ipairs(lines) do
         if l.addr then addrs[l.addr] = (addrs[l.addr] or 0) + 1 end
+        vias[#vias + 1] = l.via
       end
-      assert.same({ ["203.0.113.7"] = 3, ["203.0.113.8"] = 1 }, addrs)
+      assert.same({ ["203.0.113.7"] = 3, ["203.0.113.8"] = 1, ["203.0.113.9"] = 1 }, addrs)
+      assert.same({ "127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1" }, vias)
       stop()
     end)
     sandboxes.PROXY_LIVE_MAX, sandboxes.PROXY_LIVE_EACH = was, was_each

@@ -81,6 +81,7 @@ describe("orket.serve's proxied requests", function()
     local l = proxied(lines)[1]
     assert.same({ "127.0.0.1", cjson.null, "GET", 201 }, { l.addr, l.key, l.method, l.status })
     assert.is_nil(l.auth)
+    assert.is_nil(l.via) -- no trusted proxy: the peer is the client
     assert.equal("number", type(l.us))
     assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", l.t)
     assert.equal(0, srv.tallies[ROUTE]:active())
