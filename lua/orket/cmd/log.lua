@@ -238,7 +238,7 @@ local EVENT = {
     for i = 2, type(d.problems) == "table" and #d.problems or 0 do add(st, "\n   also: " .. clip(d.problems[i])) end
   end,
   watch_error = function(_, d, _, st) add(st, "\n** hot reload: " .. clip(d.error)) end,
-  run_end = function(_, d, _, st) add(st, "\nrun " .. one(d.status)) end,
+  run_end = function(_, d, _, st) add(st, "\nrun " .. one(d.status) .. (d.reason and (": " .. clip(d.reason)) or "")) end,
 }
 
 -- A turn's header: at its turn_begin, and again before a step of a card other than the

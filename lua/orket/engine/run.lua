@@ -1209,7 +1209,7 @@ function Run:conclude(target, view)
   -- without writing it again (ended_by_other: the status it ended with).
   local fok, ferr, ended_by_other = true, nil, nil
   if not (self.lease and (status == "interrupted" or self.journal_failed)) then
-    fok, ferr = self.db:finish_run(self.run_id, status, self.lease and { running = true } or nil)
+    fok, ferr = self.db:finish_run(self.run_id, status, { running = self.lease and true or nil, reason = reason })
     if fok == false then fok, ended_by_other, ferr = true, ferr, nil end
   end
   if not fok then

@@ -113,8 +113,9 @@ function M.install(DB, sql, bool)
       r.target, r.kind, encode(r.data, "run data"))
   end
 
-  --- db:finish_run(id, status[, {running = true}]) -> true | false, status | nil, msg, CODE
-  --- (status: one of orket.store.runs.ENDS, "done", "failed", ...; another raises). running:
+  --- db:finish_run(id, status[, {running = true, reason = text}]) -> true | false, status | nil,
+  --- msg, CODE (status: one of orket.store.runs.ENDS, "done", "failed", ...; another raises).
+  --- reason: why it ended so, journaled with its run_end (orket log shows it). running:
   --- only a run still running is finished (the workers of one run each conclude it: the
   --- first one's end is the run's, journaled once, and the others get false and the status
   --- it ended with, nothing written), except that done replaces stalled or failed: a worker's
@@ -130,6 +131,10 @@ function M.install(DB, sql, bool)
         table.concat(runs.ENDS, ", ")), 2)
     end
     local only_running = type(o) == "table" and o.running
+    local reason = type(o) == "table" and o.reason or nil
+    if reason ~= nil and type(reason) ~= "string" then
+      error("bad argument #3 to 'finish_run' (reason: string expected, got " .. type(reason) .. ")", 2)
+    end
     return self:tx(function()
       local n = assert(self:run(only_running and FINISH_RUNNING or FINISH_RUN, status, id))
       if n == 0 then
@@ -137,7 +142,7 @@ function M.install(DB, sql, bool)
         if r then return false, r.status end
         return nil, "store: no run " .. id, "ENOENT"
       end
-      self:event { kind = "run_end", run = id, data = { status = status } }
+      self:event { kind = "run_end", run = id, data = { status = status, reason = reason } }
       return true
     end)
   end

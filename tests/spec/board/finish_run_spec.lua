@@ -30,6 +30,22 @@ describe("finish_run on " .. B.name(), function()
     db:close()
   end)
 
+  it("journals the reason it is given with the run_end, and refuses one that is not text", function()
+    local db = B.open_store()
+    local run = assert(db:record_run { target = "E", kind = "epic", data = {} })
+    assert.has_error(function() db:finish_run(run, "done", { reason = 7 }) end,
+      "bad argument #3 to 'finish_run' (reason: string expected, got number)")
+    assert.same({ true }, { db:finish_run(run, "done", { reason = "E-1 was already done when the run began" }) })
+    local other = assert(db:record_run { target = "F", kind = "epic", data = {} })
+    assert.same({ true }, { db:finish_run(other, "stalled") })
+    local got = {}
+    for _, e in ipairs(db:events {}) do
+      if e.kind == "run_end" then got[#got + 1] = { e.run, e.data.status, e.data.reason } end
+    end
+    assert.same({ { run, "done", "E-1 was already done when the run began" }, { other, "stalled" } }, got)
+    db:close()
+  end)
+
   it("lets a later done replace a stalled or failed end: one worker's own budget or fault is not the run's", function()
     local db = B.open_store()
     for _, first in ipairs { "stalled", "failed" } do
