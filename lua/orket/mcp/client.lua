@@ -161,15 +161,16 @@ local function cut(s, n)
   return s:sub(1, i)
 end
 
--- s as a message shows it (show(s): escaped, or as JSON), at most n bytes of it (cut as cut
--- does): a longer one is marked cut, as orket.lua's values are in its errors ("...", then
--- its whole length in bytes), after what is shown, so a name cut at 64 never reads as a
--- whole name of 64
+--- clip(s, n [, show]) -> s as a message shows it (show(s): escaped, or as JSON), at most n
+--- bytes of it (cut as cut does): a longer one is marked cut, as orket.lua's values are in
+--- its errors ("...", then its whole length in bytes), after what is shown, so a name cut
+--- at 64 never reads as a whole name of 64, nor a reason cut at 300 as the whole reason
 local function clip(s, n, show)
   show = show or tostring
   if #s <= n then return show(s) end
   return string.format("%s... (%d bytes)", show(cut(s, n)), #s)
 end
+M.clip = clip
 
 --- orket_spelling(tool) -> the tool's name as Orket's tool names spell it: MCP allows "-" and
 --- "." in a tool's name (2025-11-25: "admin.tools.list"), providers' tool names neither of

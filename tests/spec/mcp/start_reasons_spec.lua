@@ -214,3 +214,24 @@ describe("orket.mcp.client's start of a stdio server outside its view", function
     assert.matches('add "' .. dir .. '" to mcp.servers.s.read_only in orket.lua', status[1].why, 1, true)
   end)
 end)
+
+describe("orket.mcp.manager's unavailable calls", function()
+  after_each(H.cleanup)
+
+  -- the reason a server is down reaches the model cut at 300 bytes: marked as cut
+  it("mark the server's reason cut, with its whole length", function()
+    local prog = "/nonexistent/" .. string.rep("d", 400)
+    local m = manager.new { names = { "x" }, servers = { x = { name = "x", transport = "stdio", command = { prog },
+      timeout_ms = 60000 } } }
+    in_task(function()
+      m:start()
+      local r = m:call("x__t", {})
+      assert.equal("EUNAVAILABLE", r.code)
+      local why = m:status()[1].why
+      assert.is_true(#why > 300, why)
+      assert.matches("(" .. client.clip(why, 300) .. ")", r.error, 1, true)
+      assert.matches("... (" .. #why .. " bytes))", r.error, 1, true)
+      m:close()
+    end)
+  end)
+end)
