@@ -20,25 +20,45 @@ local FIELDS = {
 }
 local FIELD_LIST = "tool, role, seat, card, status, path, outside, args, when, reason, remedy"
 
--- A tool's name is letters, digits and _: a tool file's, and an MCP server's SERVER__TOOL,
--- whose - and . read _ (orket.mcp.client.orket_spelling). A tool glob holding another
--- character outside its wildcards (*, **, **/, ?) matches no tool, so its rule would never
--- apply: a deny so spelt let the call through, unseen while the server was down (`orket
--- validate` then takes a glob of its tools on trust). Refused, as a role's tools entry so
--- spelt is (orket.engine.roles), with the name Orket gives such a tool.
-local function check_tool_glob(g, where)
-  local lits = g:gsub("%*%*+/", ""):gsub("[%*%?]", "")
-  if not lits:find("[^%w_]") then return end
-  local head = string.format('%s "%s" can match no tool, so the rule would never apply: ', where, inert.line(g))
+-- The names a tool, role or seat glob is matched against, and what each may hold: a tool's
+-- is letters, digits and _ (a tool file's, and an MCP server's SERVER__TOOL, whose - and .
+-- read _: orket.mcp.client.orket_spelling), a role's too (its file's, orket.engine.roles), a
+-- seat's letters, digits, _ and - (orket.lua's team, orket.settings). A glob holding another
+-- character outside its wildcards (*, **, **/, ?) matches no such name, so its rule would
+-- never apply: a tool deny so spelt let the call through, unseen while the server was down
+-- (`orket validate` then takes a glob of its tools on trust), and a role or seat deny so
+-- spelt let every call through. Refused, as a role's tools entry so spelt is (orket.engine.roles).
+local NAMES = {
+  tool = { bad = "[^%w_]", is = "a tool's name is letters, digits and _" },
+  role = { bad = "[^%w_]", is = "a role is named by its file, roles/NAME.lua, NAME in letters, digits and _" },
+  seat = { bad = "[^%w_%-]", is = "a seat of orket.lua's team is named in letters, digits, _ and -" },
+}
+
+-- what a tool's name is, for a glob g naming one (an MCP server's: SERVER__TOOL) -> words,
+-- server, tool
+local function tool_name_is(g)
   local server, tool = g:match("^([a-z][a-z0-9_]-)__(.+)$")
-  local name_is = server and ("a tool of the MCP server " .. server .. " is named " .. server
-    .. "__TOOL, TOOL in letters, digits and _") or "a tool's name is letters, digits and _"
+  if not server then return NAMES.tool.is end
+  return "a tool of the MCP server " .. server .. " is named " .. server .. "__TOOL, TOOL in letters, digits and _",
+    server, tool
+end
+
+-- A glob of field (tool, role or seat) that can match no name: an error naming the character
+-- no name holds; for a tool's - or ., the spelling Orket gives that MCP tool.
+local function check_name_glob(g, where, field)
+  local names = NAMES[field]
+  local lits = g:gsub("%*%*+/", ""):gsub("[%*%?]", "")
+  if not lits:find(names.bad) then return end
+  local head = string.format('%s "%s" can match no %s, so the rule would never apply: ', where, inert.line(g), field)
+  local name_is, server, tool = names.is, nil, nil
+  if field == "tool" then name_is, server, tool = tool_name_is(g) end
   if lits:find("%c") then
-    error(head .. "it holds a control character (shown escaped), which no tool's name has: " .. name_is, 0)
+    error(head .. "it holds a control character (shown escaped), which no " .. field .. "'s name has: " .. name_is, 0)
   end
-  local other = lits:match("[^%w_%-%.]")
+  -- a tool's - or . is an MCP tool's, spelt otherwise in Orket (below)
+  local other = lits:match(field == "tool" and "[^%w_%-%.]" or names.bad)
   if other then
-    error(head .. "no tool's name holds \"" .. inert.line(other) .. "\": " .. name_is
+    error(head .. "no " .. field .. "'s name holds \"" .. inert.line(other) .. "\": " .. name_is
       .. " (wildcards: *, **, ?)", 0)
   end
   local use = g:gsub("[%-%.]", "_")
@@ -47,11 +67,11 @@ local function check_tool_glob(g, where)
     .. ": write \"" .. use .. "\"", 0)
 end
 
--- what = "tool" for a rule's tool glob
-local function check_glob(g, where, what)
+-- field: "tool", "role" or "seat" for a rule's glob of names, checked against them
+local function check_glob(g, where, field)
   if type(g) ~= "string" or g == "" then error(where .. " must be a non-empty glob string", 0) end
   if #g > 512 then error(where .. " is longer than 512 bytes", 0) end
-  if what == "tool" then check_tool_glob(g, where) end
+  if NAMES[field] then check_name_glob(g, where, field) end
   -- said here, as the operator wrote the rule: core/gate.c refuses it too (a glob read to
   -- its NUL, "run_command\0x" was run_command), naming only its place in the whole set
   if g:find("\0", 1, true) then
@@ -178,9 +198,11 @@ function M.load(files, base)
       globals = { deny = adder("deny"), ask = adder("ask"), allow = adder("allow"), glob = cgate.glob },
     }
     local ok, err, code = scriptfile.run(box, path, { chunk = chunk, result = false, any_result = true })
-    -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too
-    if not ok then return nil, refused or err, code or "ERUNTIME" end
+    -- deny{}/ask{}/allow{} errors already name file:line; Lua errors carry it too. A rule
+    -- refused is bad input (EINVAL), whether the script let its error end the load or caught
+    -- it: only a failure of the script itself is ERUNTIME (or ESYNTAX, EBUDGET)
     if refused then return nil, refused, "EINVAL" end
+    if not ok then return nil, err, code or "ERUNTIME" end
     -- a file that returns its rules (as roles and tools return their table) declares none:
     -- the gate would allow what the operator meant to deny, without a word
     if err ~= nil then

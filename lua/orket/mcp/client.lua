@@ -161,6 +161,17 @@ local function cut(s, n)
   return s:sub(1, i)
 end
 
+--- clip(s, n [, show]) -> s as a message shows it (show(s): escaped, or as JSON), at most n
+--- bytes of it (cut as cut does): a longer one is marked cut, as orket.lua's values are in
+--- its errors ("...", then its whole length in bytes), after what is shown, so a name cut
+--- at 64 never reads as a whole name of 64, nor a reason cut at 300 as the whole reason
+local function clip(s, n, show)
+  show = show or tostring
+  if #s <= n then return show(s) end
+  return string.format("%s... (%d bytes)", show(cut(s, n)), #s)
+end
+M.clip = clip
+
 --- orket_spelling(tool) -> the tool's name as Orket's tool names spell it: MCP allows "-" and
 --- "." in a tool's name (2025-11-25: "admin.tools.list"), providers' tool names neither of
 --- them, so each reads "_"
@@ -181,7 +192,7 @@ function M.tools_of(list)
       -- an entry that is not an object is shown as the server sent it (its JSON: 42, "x",
       -- false, null; escaped), not as Lua's reading of its name
       local ok, shown = pcall(jsonout.encode, t)
-      refused[#refused + 1] = { name = cut(ok and shown or "?", 64), why = "a tool must be an object" }
+      refused[#refused + 1] = { name = clip(ok and shown or "?", 64), why = "a tool must be an object" }
     elseif type(name) ~= "string" or not name:match("^[%w_%-%.]+$") or #name > 64 then
       -- a name that is not a string is shown as the server sent it (42, not Lua's 42.0)
       local ok, shown = true, name
@@ -189,7 +200,7 @@ function M.tools_of(list)
       -- a control character (a NUL...) is said as such: read as a C string, or printed,
       -- the name would be another (cut at the NUL) or break the line it is shown on
       local control = type(name) == "string" and name:find("%c")
-      refused[#refused + 1] = { name = inert.line(cut(ok and shown or "?", 64)), why = string.format(
+      refused[#refused + 1] = { name = clip(ok and shown or "?", 64, inert.line), why = string.format(
         "the name must be letters, digits, _, - or . (64 at most)%s (tool %d of the server's tools/list)",
         control and "; this one holds a control character, shown escaped" or "", i) }
     elseif seen[name] then
@@ -358,7 +369,11 @@ end
 function Conn:_dispatch(msg, kind)
   if kind == "response" then
     local w = self.pending[msg.id]
-    if not w then return self:_protocol_error("a response to id " .. tostring(msg.id) .. ", which was never sent or already ended") end
+    if not w then
+      local asked = self:_retyped(msg.id)
+      if asked then return self:_refuse_retyped(asked, msg.id) end
+      return self:_protocol_error("a response to id " .. tostring(msg.id) .. ", which was never sent or already ended")
+    end
     self.pending[msg.id] = nil
     if msg.error then
       local e = msg.error
@@ -374,6 +389,27 @@ function Conn:_dispatch(msg, kind)
   elseif self.on_notify then
     self.on_notify(self, msg)
   end
+end
+
+-- The id of a waiting request that a response's id is, but of another type: this client
+-- sends integer ids, and a server answering 1 with "1" answers that request | nil
+function Conn:_retyped(id)
+  local n = type(id) == "string" and math.tointeger(tonumber(id))
+  if n and tostring(n) == id and self.pending[n] then return n end
+end
+
+-- A response to request asked whose id came as a string: refused, as JSON-RPC 2.0 asks
+-- (a response's id is the request's, "the same value"). The request fails at once saying
+-- so, rather than wait for an answer that came and time out, which `orket mcp list` and
+-- `orket validate` showed as the server's silence; the stray id is a protocol error too.
+function Conn:_refuse_retyped(asked, id)
+  local w = self.pending[asked]
+  self.pending[asked] = nil
+  self:_protocol_error(string.format("a response to id %s (a string), where request %d (a number) waits",
+    jsonout.encode(id), asked))
+  return w.finish(nil, string.format("mcp.%s: %s: the server answered request %d with the id %s (a string); "
+    .. "JSON-RPC 2.0 requires the id as sent (%d, a number), so the answer is refused", self.name, w.method, asked,
+    jsonout.encode(id), asked), "EPROTO")
 end
 
 -- Why a request from the server is not answered (see SERVER_REQUESTS_PER_S) | nil
@@ -514,7 +550,41 @@ function Conn:_exited()
   local why = string.format("the server exited (%s)", e.signal ~= 0 and ("signal " .. e.signal) or ("status " .. e.code))
   if self.start_failure then why = self.start_failure
   elseif self.stderr_tail ~= "" then why = why .. ": " .. self.stderr_tail:gsub("%s+$", ""):sub(-400) end
+  -- before it answered initialize: maybe it could not read its own program
+  if self.state == "starting" then why = why .. self:_view_hint() end
   self:close(why)
+end
+
+-- The directories a stdio server sees of this machine besides its read_only, its working
+-- directory and its temp dir: the system's (core/confine.c's view, whose /etc files and
+-- devices hold no server's program)
+local SYSTEM_DIRS = { "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32" }
+
+local function under(path, dir) return path == dir or path:sub(1, #dir + 1) == dir .. "/" end
+
+--- conn:_view_hint() -> "; PATH is outside ...: add ... to mcp.servers.NAME.read_only" | "":
+--- for a stdio server that exited, or could not be run, before it answered initialize.
+--- Confined, it sees only the system's directories and its read_only, so a program or
+--- script of its command elsewhere is missing to it, and the interpreter says only "no such
+--- file" (python3: can't open file ...; cannot run /opt/x/server): the first absolute path
+--- of its command that exists here but is outside that view is named, with the setting.
+function Conn:_view_hint()
+  local seen = { table.unpack(SYSTEM_DIRS) }
+  for _, d in ipairs(self.spec.read_only or {}) do seen[#seen + 1] = d end
+  if self.tmpdir then seen[#seen + 1] = self.tmpdir end
+  if self.cwd then seen[#seen + 1] = self.cwd end
+  for _, a in ipairs(self.spec.command or {}) do
+    local st = type(a) == "string" and a:sub(1, 1) == "/" and uv.fs_stat(a)
+    local inside = false
+    for _, d in ipairs(st and seen or {}) do inside = inside or under(a, d) end
+    local dir = st and (st.type == "directory" and a or a:match("^(.+)/[^/]*$"))
+    if dir and not inside then
+      return string.format("; %s is outside what the server sees of this machine (the system's directories and "
+        .. "its read_only): add %s to mcp.servers.%s.read_only in orket.lua (docs/mcp.md)", inert.line(a),
+        jsonout.encode(dir), self.name)
+    end
+  end
+  return ""
 end
 
 function Conn:_start_stdio()
@@ -753,7 +823,7 @@ function Conn:request(method, params, timeout_ms)
   local id = self.next_id
   timeout_ms = timeout_ms or self.spec.timeout_ms
   local co = coroutine.running()
-  local w = { done = false }
+  local w = { done = false, method = method }
   local timer
   local function finish(...)
     if w.done then return end
@@ -849,7 +919,8 @@ function Conn:start()
     clientInfo = { name = "orket", version = rt.version() } })
   if not r then
     -- "initialize" said once: a timeout's message says it already
-    local why = self.start_failure or M.bare(self.name, err)
+    -- a server that exited first has said why it closed (with _view_hint's words)
+    local why = self.state == "closed" and self.why or self.start_failure or M.bare(self.name, err)
     if not why:find("^initialize") then why = "initialize: " .. why end
     self:close(why)
     return nil, M.named(self.name, why), code
@@ -942,7 +1013,7 @@ function Conn:list_tools()
     if not cursor then break end
     -- a cursor given before would list the same pages again
     if seen[cursor] then
-      cut_why = "its cursor " .. jsonout.encode(cut(cursor, 64)) .. " came again"
+      cut_why = "its cursor " .. clip(cursor, 64, jsonout.encode) .. " came again"
       break
     end
     seen[cursor] = true

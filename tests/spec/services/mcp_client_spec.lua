@@ -1357,7 +1357,8 @@ describe("orket.mcp.manager's listings", function()
     _, refused = client.tools_of { 42, false, "a\27[31mb", cjson.null, long }
     assert.same({ "42", "false", '"a\\u001b[31mb"', "null" },
       { refused[1].name, refused[2].name, refused[3].name, refused[4].name })
-    assert.equal('"' .. string.rep("\195\169", 31), refused[5].name) -- 64 bytes at most, on a character's start
+    -- 64 bytes at most, on a character's start, and the cut marked with the whole length
+    assert.equal('"' .. string.rep("\195\169", 31) .. "... (82 bytes)", refused[5].name)
     for _, r in ipairs(refused) do assert.equal("a tool must be an object", r.why) end
   end)
 

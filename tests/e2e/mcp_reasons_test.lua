@@ -1,0 +1,115 @@
+-- What `orket mcp list` and `orket validate` say of a server that cannot start: the cause,
+-- not a symptom of it. A server answering with the request's id as a string ("1" for 1) was
+-- shown as a timeout ("initialize got no answer in N ms"); one whose script lies outside
+-- its read_only showed only the interpreter's "no such file". And a policy whose role or
+-- seat glob can match no name is refused when it loads (`orket gate check`, a run), as a
+-- tool glob is, not only warned of by `orket validate`.
+local H = require "tests.helpers"
+local F = require "tests.fixtures"
+local cjson = require "cjson"
+
+-- the orket binary the servers run on (a sanitizer build's shadow memory fits no rlimit)
+local function server_bin()
+  local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
+  local exe = io.open(bin, "rb")
+  if not exe then return nil, "the server fixture needs the release build, " .. bin .. " (make)" end
+  exe:close()
+  return bin
+end
+
+-- A stdio MCP server in Lua at dir/srv/NAME.lua answering initialize and tools/list, with
+-- each id as a string when retype is true
+local function lua_server(dir, name, retype)
+  os.execute("mkdir -p " .. H.quote(dir .. "/srv"))
+  H.write(dir .. "/srv/" .. name .. ".lua", string.format([[
+local cjson = require "cjson"
+for line in io.lines() do
+  local m = cjson.decode(line)
+  local r
+  if m.method == "initialize" then
+    r = { protocolVersion = "2025-11-25", capabilities = { tools = {} }, serverInfo = { name = "x", version = "1" } }
+  elseif m.method == "tools/list" then
+    r = { tools = { { name = "t", inputSchema = { type = "object" } } } }
+  end
+  local id = m.id
+  if %s and id then id = tostring(math.tointeger(id)) end
+  if r and id then io.stdout:write(cjson.encode { jsonrpc = "2.0", id = id, result = r }, "\n") io.stdout:flush() end
+end
+]], tostring(retype)))
+  return dir .. "/srv/" .. name .. ".lua"
+end
+
+local function project(dir, servers)
+  H.write(dir .. "/orket.lua", 'name = "reasons"\n'
+    .. 'models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }\n'
+    .. "mcp = { servers = { " .. servers .. " } }\n")
+  H.write(dir .. "/script.lua", "return { rules = {} }\n")
+end
+
+describe("orket mcp list and orket validate", function()
+  after_each(H.cleanup)
+
+  it("say that a server answered with the id as a string, not that it timed out", function()
+    local bin, why = server_bin()
+    if not bin then return pending(why) end
+    local dir = H.tmpdir()
+    local script = lua_server(dir, "strid", true)
+    -- a long timeout: the answer is refused when it comes, not waited for
+    project(dir, string.format("strid = { command = { %q, \"lua\", %q }, read_only = { %q, %q }, timeout_ms = 60000 }",
+      bin, script, dir .. "/srv", H.ROOT))
+    local said = 'the server answered request 1 with the id "1" (a string); JSON-RPC 2.0 requires the id as sent '
+      .. "(1, a number), so the answer is refused"
+    local l = H.orket("mcp list", { cwd = dir })
+    assert.equal(1, l.status, l.stdout .. l.stderr)
+    assert.equal("strid            stdio  down: initialize: " .. said .. "\n", l.stdout)
+    local j = cjson.decode(H.orket("mcp list --json", { cwd = dir }).stdout)
+    assert.equal("initialize: " .. said, j.servers[1].why)
+    local v = H.orket("validate", { cwd = dir })
+    assert.matches("mcp.servers.strid: could not be started to list its tools (initialize: " .. said .. ")", v.stdout, 1, true)
+    assert.is_nil(v.stdout:find("no answer", 1, true), v.stdout)
+  end)
+
+  it("name a server's script outside its read_only and the setting to change", function()
+    local bin, why = server_bin()
+    if not bin then return pending(why) end
+    local p = require("orket.c.proc").probe()
+    if not (p.view or p.landlock) then
+      return pending("the kernel offers neither the view nor Landlock here: the server sees every file")
+    end
+    local dir = H.tmpdir()
+    local script = lua_server(dir, "plain", false)
+    project(dir, string.format("plain = { command = { %q, \"lua\", %q }, read_only = { %q } }", bin, script, H.ROOT))
+    local hint = script .. " is outside what the server sees of this machine (the system's directories and its "
+      .. 'read_only): add "' .. dir .. '/srv" to mcp.servers.plain.read_only in orket.lua (docs/mcp.md)'
+    local l = H.orket("mcp list", { cwd = dir })
+    assert.equal(1, l.status, l.stdout .. l.stderr)
+    assert.matches("^plain            stdio  down: the server exited %(status %d+%): ", l.stdout)
+    assert.matches("; " .. hint .. "\n", l.stdout, 1, true)
+    local v = H.orket("validate", { cwd = dir })
+    assert.matches("; " .. hint .. "), so the roles and policies naming them are not checked", v.stdout, 1, true)
+    -- listed in read_only, it starts
+    project(dir, string.format("plain = { command = { %q, \"lua\", %q }, read_only = { %q, %q } }", bin, script, H.ROOT,
+      dir .. "/srv"))
+    l = H.orket("mcp list", { cwd = dir })
+    assert.equal(0, l.status, l.stdout .. l.stderr)
+    assert.equal("plain            stdio  ready, 1 tool\n  plain__t\n", l.stdout)
+  end)
+end)
+
+describe("a policy's role and seat globs", function()
+  after_each(H.cleanup)
+
+  it("that can match no name stop the policies' load", function()
+    local p = F.initialized { "policies" }
+    H.write(p .. "/policies/extra.lua", 'deny { tool = "write_file", role = "senior-dev" }\n')
+    local g = H.orket('gate check --role coder --tool write_file --args \'{"path":"a","content":""}\'', { cwd = p })
+    assert.equal(1, g.status, g.stdout .. g.stderr)
+    assert.matches('policies/extra.lua:1: deny.role "senior-dev" can match no role, so the rule would never apply: '
+      .. "no role's name holds \"-\"", g.stderr, 1, true)
+    H.write(p .. "/policies/extra.lua", 'ask { seat = "lead dev" }\n')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches('policies/extra.lua:1: ask.seat "lead dev" can match no seat, so the rule would never apply: '
+      .. "no seat's name holds \" \": a seat of orket.lua's team is named in letters, digits, _ and -", v.stdout, 1, true)
+  end)
+end)
