@@ -8,6 +8,7 @@ local task = require "orket.task"
 local pretty = require "orket.pretty"
 local help = require "orket.terminal.help"
 local complete = require "orket.terminal.complete"
+local nearest = require "orket.nearest"
 
 local M = {}
 
@@ -18,9 +19,12 @@ function M.compile(text, env)
   -- An expression is evaluated as the arguments of a call, not returned as is: in `return
   -- f(x)` the call is a tail call, the chunk's frame is gone while f runs, and an error f
   -- raises at level 2 ("bad argument ... to 'turn'") would name the REPL's own code.
-  -- Arguments keep every value (`1, 2` prints both); the newline ends a trailing comment.
+  -- Arguments keep every value (`1, 2` prints both); a newline ends a trailing comment, only
+  -- where there may be one: Lua gives an expression's last step the line of the ")" after
+  -- it, so `projet.board` failed at stdin:2 of a one-line chunk.
+  local close = text:find("--", 1, true) and "\n)" or ")"
   local fn = load("return " .. text, "=stdin", "t", env)
-    and load("return (function(...) return ... end)(" .. text .. "\n)", "=stdin", "t", env)
+    and load("return (function(...) return ... end)(" .. text .. close, "=stdin", "t", env)
   if fn then return fn end
   local err
   fn, err = load(text, "=stdin", "t", env)
@@ -53,6 +57,24 @@ function M.trim_traceback(msg)
     end
   end
   return table.concat(lines, "\n")
+end
+
+--- hint(msg, env) -> "(board is project.board here)" | "(did you mean project?)" | nil: for an
+--- error about a nil global (`board:list()`, `projet.board`), what the name likely is: a
+--- field of the project (the help lists them under project.), else a global spelt near it.
+function M.hint(msg, env)
+  local name = tostring(msg):match("^[^\n]-%(global '([%a_][%w_]*)'%)")
+  if not name or rawget(env, name) ~= nil then return nil end
+  local proj = rawget(env, "project")
+  local ok, v = pcall(function() return type(proj) == "table" and proj[name] end)
+  if ok and v ~= nil and v ~= false then return string.format("(%s is project.%s here)", name, name) end
+  local names = {}
+  for k in pairs(env) do
+    if type(k) == "string" and k:match("^[%a_][%w_]*$") then names[#names + 1] = k end
+  end
+  table.sort(names)
+  local near = nearest.nearest(name, names)
+  return near and string.format("(did you mean %s?)", near) or nil
 end
 
 local function history_path()
@@ -132,6 +154,8 @@ function M.run(opts)
             out:write("interrupted\n")
           elseif t.state == "failed" then
             out:write(M.trim_traceback(t.error), "\n")
+            local h = M.hint(t.error, env)
+            if h then out:write(h, "\n") end
           else
             out:write("chunk stopped waiting on nothing (it yielded outside a wait)\n")
             t:cancel()

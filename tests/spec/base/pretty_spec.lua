@@ -80,6 +80,32 @@ describe("orket.terminal.repl.compile", function()
     assert.matches("stdin:1:", err)
   end)
 
+  -- a one-line chunk's error names line 1: the wrapper's ")" is on the line only when no
+  -- comment may need a newline before it
+  it("names line 1 for an error in a one-line expression, and keeps a trailing comment out", function()
+    local fn = assert(repl.compile("nothing_here.x", {}))
+    assert.matches("^stdin:1: attempt to index a nil value %(global 'nothing_here'%)", select(2, pcall(fn)))
+    fn = assert(repl.compile("1, 2 -- both", {}))
+    assert.same({ 1, 2 }, { fn() })
+  end)
+
+  it("hints what a nil global was likely meant to be: a field of the project, a name near it", function()
+    local env = { project = { board = {}, db = {} }, print = print }
+    local function err(text)
+      local ok, e = pcall(assert(repl.compile(text, env)))
+      assert.is_false(ok)
+      return e
+    end
+    assert.equal("(board is project.board here)", repl.hint(err("board:list()"), env))
+    assert.equal("(did you mean project?)", repl.hint(err("projet.board"), env))
+    assert.equal("(did you mean print?)", repl.hint(err("prnt(1)"), env))
+    assert.is_nil(repl.hint(err("zzzzzzzz.x"), env))
+    assert.is_nil(repl.hint(err("project.nope.x"), env)) -- a field, not a global
+    -- a project whose fields raise when unknown gives no hint from them
+    env.project = setmetatable({}, { __index = function() error("no such field") end })
+    assert.is_nil(repl.hint(err("board:list()"), env))
+  end)
+
   it("formats several results tab-separated, nothing for none", function()
     assert.equal('1\t"a"', repl.format_results(2, 1, "a"))
     assert.is_nil(repl.format_results(0))
