@@ -478,8 +478,7 @@ function cmd.run(args, cli, inner)
   keeper:close()
   drain_telemetry(cli, state) -- (before the signals' handles close: drain_telemetry)
   for _, h in ipairs(handles) do h:close() end
-  -- (a worker that failed before its start said none: its end is not said either)
-  if state.started then emit { type = "worker_end" } end
+  if state.started then emit { type = "worker_end" } end -- (none said before its start: begin)
   rt.run("nowait")
   e.close_all()
   cli.flush_unhandled()
