@@ -3,15 +3,28 @@
 -- (--json gives expires_at; the text gave nothing).
 local H = require "tests.helpers"
 local cjson = require "cjson"
+local backends = require "tests.backends"
 local project_mod = require "orket.project"
 local runs_cmd = require "orket.cmd.runs"
+
+-- the starter project (its scripted model, offline), on the backend under test (on
+-- PostgreSQL, tests/with_pg.lua, a fresh database of the test server) -> dir
+local function starter()
+  local dir = H.tmpdir() .. "/p"
+  assert.equal(0, H.orket("init " .. H.quote(dir) .. " --yes").status)
+  if backends.name() == "pg" then
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n",
+      backends.fresh_url()))
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+  end
+  return dir
+end
 
 describe("orket runs", function()
   after_each(H.cleanup)
 
   it("says when each worked card's lease ends", function()
-    local dir = H.tmpdir() .. "/p"
-    assert.equal(0, H.orket("init " .. H.quote(dir) .. " --yes").status)
+    local dir = starter()
     local db = assert(project_mod.open_store(dir, true))
     local id = assert(db:record_run { target = "START", kind = "epic", data = { workers = true } })
     local ops = require("orket.engine.lease").ops(db)

@@ -3,6 +3,7 @@
 -- worker_start); one that started says both, worker_start first and worker_end last.
 local H = require "tests.helpers"
 local cjson = require "cjson"
+local backends = require "tests.backends"
 
 local function events(stdout)
   local out = {}
@@ -10,12 +11,24 @@ local function events(stdout)
   return out
 end
 
+-- the starter project (its scripted model, offline), on the backend under test (on
+-- PostgreSQL, tests/with_pg.lua, a fresh database of the test server) -> dir
+local function starter()
+  local dir = H.tmpdir() .. "/p"
+  assert.equal(0, H.orket("init " .. H.quote(dir) .. " --yes").status)
+  if backends.name() == "pg" then
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n",
+      backends.fresh_url()))
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+  end
+  return dir
+end
+
 describe("orket worker's --start and --resume", function()
   after_each(H.cleanup)
 
   it("name the argument when it names no card or run, and print no event of a start that never was", function()
-    local dir = H.tmpdir() .. "/p"
-    assert.equal(0, H.orket("init " .. H.quote(dir) .. " --yes").status)
+    local dir = starter()
     local r = H.orket("worker --start NOPE --drain", { cwd = dir })
     assert.equal(1, r.status)
     assert.equal("orket: --start: no card \"NOPE\" (see 'orket board')\n", r.stderr)
