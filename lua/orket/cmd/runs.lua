@@ -22,8 +22,9 @@ local cmd = { name = "runs", summary = "list runs and their state; end a run lef
 } }
 cmd.help = [[
 Lists the runs, newest first, with their state and the cards workers work now (each with
-its worker and when its lease ends: a killed worker's runs out unrenewed), the workers of this folder that have a run open between cards, and how to give
-a worker to a run that none of them has. stop RUN ends a run left to the workers
+its worker and when its lease ends: a killed worker's runs out unrenewed), the workers of
+this folder that have a run open between cards, and how to give a worker to a run that
+none of them has. stop RUN ends a run left to the workers
 (orket worker, orket serve --workers) that no worker works now, interrupted, as a stopped
 run ends ('orket resume RUN' carries it on): a run whose workers are gone holds its cards
 against every overlapping run until it ends. One a worker works now is refused, naming the
