@@ -9,6 +9,7 @@ local costs = require "orket.store.costs"
 local cost = require "orket.cost"
 local recorded = require "orket.engine.recorded"
 local localuse = require "orket.serve.localuse"
+local forge = require "orket.forge"
 
 local cmd = { name = "runs", summary = "list runs and their state; end a run left to the workers", args = {
   usage = "orket runs [--json] | runs stop RUN  [-C DIR]",
@@ -21,8 +22,9 @@ local cmd = { name = "runs", summary = "list runs and their state; end a run lef
 } }
 cmd.help = [[
 Lists the runs, newest first, with their state and the cards workers work now (each with
-its worker), the workers of this folder that have a run open between cards, and how to give
-a worker to a run that none of them has. stop RUN ends a run left to the workers
+its worker and when its lease ends: a killed worker's runs out unrenewed), the workers of
+this folder that have a run open between cards, and how to give a worker to a run that
+none of them has. stop RUN ends a run left to the workers
 (orket worker, orket serve --workers) that no worker works now, interrupted, as a stopped
 run ends ('orket resume RUN' carries it on): a run whose workers are gone holds its cards
 against every overlapping run until it ends. One a worker works now is refused, naming the
@@ -128,12 +130,32 @@ local function stop(o, cli)
   return 0
 end
 
+--- lease_words(expires_at, now) -> "lease ends in 23 s" | "lease ends in 10 min" | "lease
+--- expired" | nil (a time not read): when a card's lease ends, by this machine's clock (now,
+--- seconds). A killed worker's card was shown as worked until then with nothing to say so;
+--- a live worker renews its leases as it works, so a countdown that goes on past that
+--- tells a worker that may be gone. expires_at: the store's UTC time as both stores give
+--- it, "YYYY-MM-DDTHH:MM:SS.fffZ" (forge.parse_time reads it, without the time zone
+--- os.time would apply).
+function cmd.lease_words(expires_at, now)
+  local t = forge.parse_time(expires_at)
+  if not t then return nil end
+  local left = t - now
+  if left <= 0 then return "lease expired" end
+  if left < 120 then return string.format("lease ends in %d s", math.ceil(left)) end
+  if left < 7200 then return string.format("lease ends in %d min", (left + 30) // 60) end
+  return string.format("lease ends in %d h", (left + 1800) // 3600)
+end
+
 -- the lines under a run's row: who works it now, who has it open between cards, and how to
 -- give a queued run a worker
 local function worker_lines(out, r)
   if r.leases then
     local held = {}
-    for i, l in ipairs(r.leases) do held[i] = inert.line(l.card) .. " (" .. inert.line(l.worker) .. ")" end
+    for i, l in ipairs(r.leases) do
+      local ends = cmd.lease_words(l.expires_at, os.time())
+      held[i] = inert.line(l.card) .. " (" .. inert.line(l.worker) .. (ends and (", " .. ends) or "") .. ")"
+    end
     out[#out + 1] = "      worked now: " .. table.concat(held, ", ") .. "\n"
   end
   if r.idle then

@@ -324,17 +324,24 @@ local function drain_telemetry(cli, state)
   for _, line in ipairs(lines) do cli.err("warning: %s", line) end
 end
 
--- The worker's start: the run --start names left to workers, said, the bug-fix phases
--- (docs/sandbox.md) ticked -> nil | failure message[, CODE]
-local function begin(e, o, emit)
+-- The worker's start: the run --start names left to workers, said (state.started: its
+-- worker_end is said too), the bug-fix phases (docs/sandbox.md) ticked -> nil | failure
+-- message[, CODE]. A --start or --resume that names nothing is said naming the argument,
+-- as the other commands name a bad one (board's own "board: no card" named none).
+local function begin(e, o, emit, state)
   if o.start then
+    if not e.board:get(o.start) then
+      return string.format("--start: no card %q (see 'orket board')", o.start), "ENOENT"
+    end
     local id, serr, scode = start_run(e, o.dir, o)
     if not id then return serr, scode end
   end
   if o.resume then
     local id, serr, scode = resume_run(e, o.dir, cmdline.integer(o.resume))
-    if not id then return serr, scode end
+    -- (orket resume's own run, o.only, is its argument, not this option)
+    if not id then return (scode == "ENOENT" and not o.only and "--resume: " or "") .. serr, scode end
   end
+  state.started = true
   emit { type = "worker_start", lease_ms = o.lease_ms }
   phase.at_start(e.db, e.settings, o.dir, emit, recheck.due)
 end
@@ -384,7 +391,7 @@ end
 -- is in flight is the failure cleared and the store asked again, so that no run takes a
 -- read that failed for a turn's own failure.
 local function work(e, o, emit, state, set)
-  local failed, fcode = begin(e, o, emit)
+  local failed, fcode = begin(e, o, emit, state)
   if failed then return failed, fcode end
   local ops, keeper, st = lease_mod.ops(e.db), e.lease, { lost = false }
   local own = { [coroutine.running()] = true } -- the loop's task (store_gone)
@@ -471,7 +478,7 @@ function cmd.run(args, cli, inner)
   keeper:close()
   drain_telemetry(cli, state) -- (before the signals' handles close: drain_telemetry)
   for _, h in ipairs(handles) do h:close() end
-  emit { type = "worker_end" }
+  if state.started then emit { type = "worker_end" } end -- (none said before its start: begin)
   rt.run("nowait")
   e.close_all()
   cli.flush_unhandled()

@@ -9,6 +9,7 @@ local cjson = require "cjson"
 local plan_mod = require "orket.sandboxes.plan"
 local supervise = require "orket.sandboxes.supervise"
 local database = require "orket.sandboxes.database"
+local composefile = require "orket.sandboxes.composefile"
 
 local M = {}
 
@@ -215,8 +216,9 @@ function services_yaml(p, o)
         L[#L + 1] = "      context: " .. q(sv.dir ~= "" and (o.context .. "/" .. sv.dir) or o.context)
         local df = o.dockerfiles and o.dockerfiles[sv.name]
         if df then L[#L + 1] = "      dockerfile: " .. q(df) end
-        L[#L + 1] = "    command: " .. flow(plan_mod.argv(sv, "0.0.0.0", M.PORT))
-        env_lines(L, supervise.env_with(p, sv, M.PORT, base, addresses))
+        local given = supervise.env_with(p, sv, M.PORT, base, addresses)
+        L[#L + 1] = "    command: " .. flow(plan_mod.argv(sv, "0.0.0.0", M.PORT, given))
+        env_lines(L, given)
         if sv.entry then
           L[#L + 1] = "    ports:"
           L[#L + 1] = "      - " .. q((o.port or M.PORT) .. ":" .. M.PORT)
@@ -229,7 +231,7 @@ function services_yaml(p, o)
         if sv.job then
           -- a job runs to its end: no health check; the others wait for it to succeed
         elseif h and h.kind == "cmd" then
-          health_lines(L, shell_test(h.argv), h)
+          health_lines(L, shell_test(composefile.fill(h.argv, h.raw, given)), h)
         elseif not h or h.kind ~= "none" then
           -- as in the sandbox: the entry's check is orket.lua's, the others' a TCP connect
           local own = sv.entry and p.health or { kind = "tcp" }

@@ -52,18 +52,54 @@ function M.dollars(s)
   return (s:gsub("%$%$", "$"))
 end
 
+--- interpolate(v, known) -> v with ${NAME} and $NAME filled in for the names known holds
+--- (others stay as written) and compose's escape $$ as one $, in one pass: "$$PORT" is the
+--- text $PORT, as Compose gives it, never $ and the port
+function M.interpolate(v, known)
+  local out, at = {}, 1
+  while true do
+    local s = v:find("$", at, true)
+    if not s then break end
+    out[#out + 1] = v:sub(at, s - 1)
+    local name, e = v:match("^{([%w_]+)}()", s + 1)
+    if not name then name, e = v:match("^([%a_][%w_]*)()", s + 1) end
+    if v:sub(s + 1, s + 1) == "$" then
+      out[#out + 1], at = "$", s + 2
+    elseif name and known[name] then
+      out[#out + 1], at = known[name], e
+    else
+      out[#out + 1], at = "$", s + 1
+    end
+  end
+  out[#out + 1] = v:sub(at)
+  return table.concat(out)
+end
+
+--- fill(argv, raw, env) -> argv (a list command with its $$ read as $) as the service runs
+--- it: raw, its words as written, with the ${NAME} and $NAME its environment env gives
+--- filled in (M.interpolate). No shell reads a list's words, so "--port ${PORT}" was
+--- passed on as those letters; the string form's shell reads them from the same env.
+--- Without raw (a string, or a command not from a compose file) argv as it is.
+function M.fill(argv, raw, env)
+  if not raw or not env then return argv end
+  local out = {}
+  for i, a in ipairs(raw) do out[i] = M.interpolate(a, env) end
+  return out
+end
+
+-- -> argv ($$ read as $), and for a list its words as written (M.fill) | nil
 local function argv_of(v)
   if type(v) == "string" then
     if v:match("^%s*$") then return nil end
     return { "sh", "-c", M.dollars(v) }
   end
   if not yamldoc.is_list(v) or #v == 0 then return nil end
-  local out = {}
+  local out, raw = {}, {}
   for i, a in ipairs(v) do
     if type(a) ~= "string" then return nil end
-    out[i] = M.dollars(a)
+    out[i], raw[i] = M.dollars(a), a
   end
-  return out
+  return out, raw
 end
 
 -- the most bytes (names, values) one service's environment may have: the script that
@@ -131,24 +167,24 @@ local function health_of(h, name, line)
   end
   if h.disable == "true" then return { kind = "none" } end
   local t = h.test
-  local argv
+  local argv, raw
   if type(t) == "string" then
     argv = { "sh", "-c", M.dollars(t) }
   elseif yamldoc.is_list(t) and #t >= 1 then
     if t[1] == "NONE" then return { kind = "none" } end
     if t[1] == "CMD-SHELL" and type(t[2]) == "string" then argv = { "sh", "-c", M.dollars(t[2]) }
     elseif t[1] == "CMD" and #t >= 2 then
-      argv = {}
+      argv, raw = {}, {}
       for i = 2, #t do
         if type(t[i]) ~= "string" then argv = nil break end
-        argv[i - 1] = M.dollars(t[i])
+        argv[i - 1], raw[i - 1] = M.dollars(t[i]), t[i]
       end
     end
   end
   if not argv then
     return nil, err(name, yamldoc.line(h, "test") or line, "healthcheck.test must be [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or a string")
   end
-  local out = { kind = "cmd", argv = argv, interval_ms = 1000, retries = 30 }
+  local out = { kind = "cmd", argv = argv, raw = raw, interval_ms = 1000, retries = 30 }
   for _, k in ipairs { "interval", "timeout", "start_period" } do
     if h[k] ~= nil then
       local ms = duration(h[k])
@@ -176,6 +212,16 @@ local function image_kind(image)
   return M.DATABASES[base]
 end
 
+-- a path of the tree as a field gives it: relative, and no ".." component (which would
+-- lead out of it); ".." inside a name ("a..b", "v1..2") is a name like any other
+local function in_tree(p)
+  if type(p) ~= "string" or p:sub(1, 1) == "/" then return false end
+  for seg in p:gmatch("[^/]+") do
+    if seg == ".." then return false end
+  end
+  return true
+end
+
 -- one service -> {name=, dir=, command=, ports=, env=, depends_on=, health=, line=, reasons=}
 -- depends_on's conditions compose defines
 local CONDITIONS = { service_started = true, service_healthy = true, service_completed_successfully = true }
@@ -196,8 +242,9 @@ local function service_of(sname, v, name, line)
   local ctx = v.build
   if yamldoc.is_map(ctx) then ctx = ctx.context end
   if ctx ~= nil then
-    if type(ctx) ~= "string" or ctx:find("%.%.") or ctx:sub(1, 1) == "/" or ctx:find("://", 1, true) then
-      return nil, err(name, yamldoc.line(v, "build"), "services.%s.build: a folder of the repository (no .., no absolute path)", sname)
+    if not in_tree(ctx) or ctx:find("://", 1, true) then
+      return nil, err(name, yamldoc.line(v, "build"), "services.%s.build: a folder of the repository (no .. component, "
+        .. "no absolute path)", sname)
     end
     sv.dir = ctx:gsub("^%./", ""):gsub("/+$", ""):gsub("^%.$", "")
     sv.dir_field, sv.dir_line = "build", yamldoc.line(v, "build")
@@ -205,9 +252,9 @@ local function service_of(sname, v, name, line)
   if v.working_dir ~= nil then
     -- a folder of the tree, as build is (an image's absolute path means nothing here)
     local wd = v.working_dir
-    if type(wd) ~= "string" or wd:find("%.%.") or wd:sub(1, 1) == "/" then
-      return nil, err(name, yamldoc.line(v, "working_dir"), "services.%s.working_dir: a folder of the repository (no .., "
-        .. "no absolute path)", sname)
+    if not in_tree(wd) then
+      return nil, err(name, yamldoc.line(v, "working_dir"), "services.%s.working_dir: a folder of the repository (no .. "
+        .. "component, no absolute path)", sname)
     end
     sv.dir = wd:gsub("^%./", ""):gsub("/+$", "")
     sv.dir_field, sv.dir_line = "working_dir", yamldoc.line(v, "working_dir")
@@ -236,8 +283,9 @@ local function service_of(sname, v, name, line)
       sv.database = xo.database
     end
     if xo.seed ~= nil then
-      if type(xo.seed) ~= "string" or xo.seed:find("%.%.") or xo.seed:sub(1, 1) == "/" or xo.seed == "" then
-        return nil, err(name, yamldoc.line(xo, "seed"), "services.%s.x-orket.seed: a SQL file of the repository (no .., no absolute path)", sname)
+      if not in_tree(xo.seed) or xo.seed == "" then
+        return nil, err(name, yamldoc.line(xo, "seed"), "services.%s.x-orket.seed: a SQL file of the repository (no .. "
+          .. "component, no absolute path)", sname)
       end
       sv.seed = xo.seed:gsub("^%./", "")
     end
@@ -258,7 +306,7 @@ local function service_of(sname, v, name, line)
     sv.reasons[#sv.reasons + 1] = string.format("%s:%d: x-orket.database: sqlite, a file made fresh%s", name, line,
       sv.seed and (" from " .. sv.seed) or "")
   elseif v.command ~= nil then
-    sv.command = argv_of(v.command)
+    sv.command, sv.command_raw = argv_of(v.command)
     if not sv.command then
       return nil, err(name, yamldoc.line(v, "command"), "services.%s.command must be a string or a list of strings", sname)
     end

@@ -385,13 +385,20 @@ function M.detect(ws, s)
   return p
 end
 
---- argv(plan, host, port) -> the command with {host} and {port} filled in
-function M.argv(p, host, port)
-  local out = {}
-  for i, a in ipairs(p.command) do
-    out[i] = (a:gsub("{(%a+)}", function(k)
+--- argv(plan, host, port [, env]) -> the command with {host} and {port} filled in; with env
+--- (the service's environment), a compose file's list command (command_raw, its words as
+--- written) has its ${NAME} and $NAME filled in from env and its $$ read as one $, as the
+--- string form's shell reads them (orket.sandboxes.composefile.interpolate)
+function M.argv(p, host, port, env)
+  local function braces(a)
+    return (a:gsub("{(%a+)}", function(k)
       if k == "host" then return host elseif k == "port" then return tostring(port) end
     end))
+  end
+  local out = {}
+  for i, a in ipairs(p.command) do out[i] = braces(a) end
+  if env and p.command_raw then
+    for i, a in ipairs(p.command_raw) do out[i] = composefile.interpolate(braces(a), env) end
   end
   return out
 end

@@ -114,28 +114,7 @@ function M.handed(p, ports, home)
   end)
 end
 
--- ${NAME} and $NAME in a compose value, for the variables Orket hands over (others stay),
--- and compose's escape $$ as one $, in one pass: "$$PORT" is the text $PORT, as Compose
--- gives it, never $ and the port
-local function interpolate(v, known)
-  local out, at = {}, 1
-  while true do
-    local s = v:find("$", at, true)
-    if not s then break end
-    out[#out + 1] = v:sub(at, s - 1)
-    local name, e = v:match("^{([%w_]+)}()", s + 1)
-    if not name then name, e = v:match("^([%a_][%w_]*)()", s + 1) end
-    if v:sub(s + 1, s + 1) == "$" then
-      out[#out + 1], at = "$", s + 2
-    elseif name and known[name] then
-      out[#out + 1], at = known[name], e
-    else
-      out[#out + 1], at = "$", s + 1
-    end
-  end
-  out[#out + 1] = v:sub(at)
-  return table.concat(out)
-end
+local interpolate = composefile.interpolate
 
 --- env_of(plan, sv, ports, base [, home]) -> the service's environment: base (orket.lua's env,
 --- HOST), every service's address, its own port in $port_env, then its compose
@@ -194,9 +173,9 @@ end
 
 
 -- the command that tells a started service healthy, run in its folder with its environment
-local function health_argv(sv, port)
+local function health_argv(sv, port, env)
   local h = sv.health
-  if h and h.kind == "cmd" then return h.argv end
+  if h and h.kind == "cmd" then return composefile.fill(h.argv, h.raw, env) end
   if h and h.kind == "none" then return nil end
   -- compose's form ["CMD-SHELL", text]: the text, for /bin/sh
   local test = M.health_test(h and h.kind == "http" and h or { kind = "tcp" }, port)
@@ -247,9 +226,10 @@ function M.script(p, ports, base, start_timeout_ms, o)
   local names = {}
   for i, sv in ipairs(p.services) do
     local port = ports[sv.name]
-    local env = env_words(M.env_of(p, sv, ports, base, o.home))
+    local given = M.env_of(p, sv, ports, base, o.home)
+    local env = env_words(given)
     local dir = sv.dir ~= "" and sv.dir or "."
-    local run = { argv = sv.command and plan_mod.argv(sv, "127.0.0.1", port) }
+    local run = { argv = sv.command and plan_mod.argv(sv, "127.0.0.1", port, given) }
     if sv.database then
       local r, rerr = database.runs(o.home or "", o.tree or ".", sv, port)
       if not r then return nil, rerr end
@@ -268,7 +248,7 @@ function M.script(p, ports, base, start_timeout_ms, o)
       L[#L + 1] = string.format("( cd -- %s && export %s && exec %s {nap}<&- ) > >(sed -u %s) 2>&1 &", q(dir), env,
         words(run.argv), q("s/^/[" .. sv.name .. "] /"))
       L[#L + 1] = string.format("pid_%d=$!; pids=\"$pids $pid_%d\"", i, i)
-      local test = run.health or health_argv(sv, port)
+      local test = run.health or health_argv(sv, port, given)
       if M.settles(sv) then
         -- no check to ask: up once it has stayed alive a moment
         L[#L + 1] = string.format("nap %.3f", M.SETTLE_MS / 1000)

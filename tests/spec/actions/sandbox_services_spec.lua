@@ -131,7 +131,8 @@ describe("a repository's compose file", function()
     assert.equal("postgresql", db.database)
     assert.equal("api", api.dir)
     assert.same({ "sh", "-c", "python3 app.py --port {port}" }, api.command)
-    assert.same({ kind = "cmd", argv = { "python3", "check.py" }, interval_ms = 200, retries = 5 }, api.health)
+    assert.same({ kind = "cmd", argv = { "python3", "check.py" }, raw = { "python3", "check.py" }, interval_ms = 200,
+      retries = 5 }, api.health)
     assert.equal("web", web.dir)
     assert.equal(3000, web.listens)
     assert.equal(8080, web.published)
@@ -401,7 +402,7 @@ describe("a repository's compose file", function()
     assert.equal("compose.yaml:1: the alias *nope names no anchor", refused "services: *nope\n")
     assert.matches("^compose.yaml:%d+: did not find expected", refused "services:\n  a: [x\n")
     assert.equal("compose.yaml:1: a compose file needs services: a mapping of services", refused "version: '3'\n")
-    assert.equal("compose.yaml:4: services.a.working_dir: a folder of the repository (no .., no absolute path)",
+    assert.equal("compose.yaml:4: services.a.working_dir: a folder of the repository (no .. component, no absolute path)",
       refused "services:\n  a:\n    command: [x]\n    working_dir: /etc\n")
     assert.equal("compose.yaml:6: healthcheck.interval must be at least 10 ms",
       refused "services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n      interval: 0s\n")

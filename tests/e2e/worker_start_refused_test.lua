@@ -1,0 +1,49 @@
+-- orket worker --start/--resume naming nothing: the failure names the argument (board's own
+-- message named none), and a worker that never started says no worker_end (it said no
+-- worker_start); one that started says both, worker_start first and worker_end last.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+local backends = require "tests.backends"
+
+local function events(stdout)
+  local out = {}
+  for line in stdout:gmatch("[^\n]+") do out[#out + 1] = cjson.decode(line).type end
+  return out
+end
+
+-- the starter project (its scripted model, offline), on the backend under test (on
+-- PostgreSQL, tests/with_pg.lua, a fresh database of the test server) -> dir
+local function starter()
+  local dir = H.tmpdir() .. "/p"
+  assert.equal(0, H.orket("init " .. H.quote(dir) .. " --yes").status)
+  if backends.name() == "pg" then
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n",
+      backends.fresh_url()))
+    assert.equal(0, H.orket("import", { cwd = dir }).status)
+  end
+  return dir
+end
+
+describe("orket worker's --start and --resume", function()
+  after_each(H.cleanup)
+
+  it("name the argument when it names no card or run, and print no event of a start that never was", function()
+    local dir = starter()
+    local r = H.orket("worker --start NOPE --drain", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: --start: no card \"NOPE\" (see 'orket board')\n", r.stderr)
+    assert.equal("", r.stdout)
+    r = H.orket("worker --resume 999 --drain", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.equal("orket: --resume: no run 999 (see 'orket runs')\n", r.stderr)
+    assert.equal("", r.stdout)
+    -- nothing was left to the workers
+    assert.equal(0, #cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs)
+    -- a worker that starts says so first, and its end last
+    r = H.orket("worker --start START --drain", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local evs = events(r.stdout)
+    assert.equal("worker_start", evs[1])
+    assert.equal("worker_end", evs[#evs])
+  end)
+end)
