@@ -59,7 +59,7 @@ describe("orket run after epics/ changed", function()
     local r = H.orket("run EXTRA --json", { cwd = dir })
     assert.equal(1, r.status)
     assert.same({ "epics/extra.json", "epics/notes.json" }, warnings(r.stdout)[1].files)
-    assert.matches('board: no card "EXTRA"', r.stderr, 1, true)
+    assert.matches('orket: no card "EXTRA" (see \'orket board\')', r.stderr, 1, true)
     -- a file the last import read and is gone is named too
     assert.equal(0, H.orket("import", { cwd = dir }).status)
     os.remove(dir .. "/epics/extra.json")

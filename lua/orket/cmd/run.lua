@@ -270,6 +270,10 @@ end
 -- were worked into a block no retry lifts. -> run id | nil, msg, CODE
 local function record(e, o, resume_id)
   if not resume_id then
+    -- said as the command's own words (the board's named the board: "board: no card")
+    if not e.board:get(o.target) then
+      return nil, string.format("no card %q (see 'orket board')", o.target), "ENOENT"
+    end
     return recorded.start(o.dir, e, o.target, { concurrency = o.concurrency, model = o.model, own_run_lock = true })
   end
   local ok, cerr, ccode = setup.resumable(o.dir, e)
