@@ -131,6 +131,11 @@ describe("orket run --model", function()
       r = H.orket("run START-1 --json --concurrency 1 --model " .. m, { cwd = p })
       assert.matches('"type":"run_start"', r.stdout, 1, true, r.stderr)
     end
+    -- a worker's new run too, before it is left to the workers
+    r = H.orket("worker --start START --drain --model here:llama9", { cwd = p })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("^orket: %-%-model here:llama9: here %(http://127%.0%.0%.1:%d+%) does not list llama9", r.stderr)
+    assert.equal("", r.stdout)
     -- a server that cannot be asked is left to the run's own model calls to say why
     F.append(p .. "/orket.lua", "\nmodels.providers.down = { kind = 'ollama', base_url = 'http://127.0.0.1:1', retry = { max_attempts = 1 } }\n")
     r = H.orket("run START-1 --json --model down:x", { cwd = p })

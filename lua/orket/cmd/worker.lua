@@ -333,6 +333,9 @@ local function begin(e, o, emit, state)
     if not e.board:get(o.start) then
       return string.format("--start: no card %q (see 'orket board')", o.start), "ENOENT"
     end
+    -- a model its server does not list, refused before the run is left to workers (orket run's)
+    local unserved = o.model and e.llm:unserved(o.model)
+    if unserved then return string.format("--model %s: %s", o.model, unserved), "EUSAGE" end
     local id, serr, scode = start_run(e, o.dir, o)
     if not id then return serr, scode end
   end
