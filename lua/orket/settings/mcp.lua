@@ -68,7 +68,11 @@ local function server(name, src)
     local kp = p .. "." .. tostring(k)
     local ok, err = pcall(function()
       if k == "command" then
-        if type(v) ~= "table" or #v == 0 then fail(kp, "must be an argv array, e.g. {\"node\", \"server.js\"}") end
+        if type(v) ~= "table" or #v == 0 then
+          -- the example's script absolute: the server runs in a directory of its own
+          fail(kp, "must be an argv array, e.g. {\"node\", \"/opt/mcp/server.js\"} (the server runs in a directory "
+            .. "of its own: a script by its absolute path)")
+        end
         out.command = {}
         for i, a in ipairs(v) do out.command[i] = str(a, kp .. "[" .. i .. "]") end
         for kk in pairs(v) do

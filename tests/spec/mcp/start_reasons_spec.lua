@@ -235,3 +235,14 @@ describe("orket.mcp.manager's unavailable calls", function()
     end)
   end)
 end)
+
+describe("orket.settings.mcp's command", function()
+  -- its example names the script by its absolute path: a server runs in a directory of its
+  -- own, where a relative "server.js" is missing
+  it("is refused when it is no argv array, with an example whose script is absolute", function()
+    local ok, err = pcall(require("orket.settings.mcp").section, { servers = { files = { command = {} } } })
+    assert.is_false(ok)
+    assert.equal('orket.lua: mcp.servers.files.command: must be an argv array, e.g. {"node", "/opt/mcp/server.js"} '
+      .. "(the server runs in a directory of its own: a script by its absolute path)", err.settings_error)
+  end)
+end)
