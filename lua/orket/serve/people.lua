@@ -43,10 +43,28 @@ local function key_create(ctx, user)
   return 201, { id = info.id, name = info.name, role = info.role, user = user, key = key }
 end
 
-local function key_revoke(ctx, user, id)
-  local row = sk.get(ctx.db, id)
-  if not row or row.user_name ~= user then return err(404, "not_found", "no key " .. tostring(id) .. " of " .. user) end
-  local info, msg, code = admin.in_tx(ctx, "key_revoke", function(by) return keys.revoke(ctx.db, id, by) end,
+-- the person's key that which names: its id, else the name of a key of theirs not revoked
+-- (unique among those), as `orket keys revoke` and /v1/keys take either. 16 hex digits are
+-- an id only: a key named so by an older orket is revoked by its id (docs/teams.md#keys),
+-- and another person's key of that name is never theirs. -> row | nil
+local function their_key(db, user, which)
+  local row = sk.get(db, which)
+  if row and row.user_name == user then return row end
+  if #which == 16 and which:match("^%x+$") then return nil end
+  for _, k in ipairs(sk.active_named(db, which)) do
+    if k.user_name == user then return k end
+  end
+  return nil
+end
+
+-- listing: the route that lists the keys which was looked among, for the 404's remedy
+local function key_revoke(ctx, user, which, listing)
+  local row = their_key(ctx.db, user, which)
+  if not row then
+    return err(404, "not_found", string.format("%s has no key with the id '%s', nor one not revoked named so", user,
+      which), "GET " .. listing .. " lists the keys' ids and names (docs/teams.md#keys)")
+  end
+  local info, msg, code = admin.in_tx(ctx, "key_revoke", function(by) return keys.revoke(ctx.db, row.id, by) end,
     keys.subject)
   if not info then return admin.refused(msg, code) end
   return 200, { id = info.id, name = info.name, role = info.role, revoked = true }
@@ -116,7 +134,7 @@ end
 local function my_key_revoke(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
-  return key_revoke(ctx, user, ctx.params.id)
+  return key_revoke(ctx, user, ctx.params.id, "/v1/me/keys")
 end
 
 --- KEYS_SHOWN: how many of a person's keys GET /v1/users shows, as first_keys (those not
@@ -281,7 +299,9 @@ local function user_keys(_, ctx)
   end
   return admin.list_page(ctx, ctx.params.name)
 end
-local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, ctx.params.id) end
+local function user_key_revoke(_, ctx)
+  return key_revoke(ctx, ctx.params.name, ctx.params.id, "/v1/users/" .. ctx.params.name .. "/keys")
+end
 
 local ROLE = { type = "string", enum = { "viewer", "operator", "admin" } }
 local PROJECT_ROLE = { type = "string", enum = { "viewer", "developer", "operator", "admin" } }
@@ -344,7 +364,7 @@ function M.add(router)
       "; or the key asked for is stronger than the asking key or my strongest role, or a provider's person asks "
         .. "with a key") })
   r("DELETE", "/v1/me/keys/{id}", { handler = my_key_revoke, role = "viewer", name = "my_keys_delete", errors = { 409 },
-    summary = "Revoke one of my keys", responses = mine(ok(admin.REVOKED)) })
+    summary = "Revoke one of my keys, by its id or name", responses = mine(ok(admin.REVOKED)) })
   r("GET", "/v1/users", { handler = list, name = "users",
     summary = "The people: their projects, roles and keys, a page at a time by name",
     query = routes.named_query("the people after this name"),
@@ -385,7 +405,7 @@ function M.add(router)
   r("POST", "/v1/users/{name}/keys", { handler = user_key_create, body = "json", schema = KEY_BODY, errors = { 409 },
     name = "users_keys_create", summary = "Create a key for a person (shown once)", responses = made(admin.CREATED) })
   r("DELETE", "/v1/users/{name}/keys/{id}", { handler = user_key_revoke, name = "users_keys_delete", errors = { 409 },
-    summary = "Revoke a person's key", responses = ok(admin.REVOKED) })
+    summary = "Revoke a person's key, by its id or name", responses = ok(admin.REVOKED) })
 end
 
 return M

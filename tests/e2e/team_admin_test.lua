@@ -1,0 +1,84 @@
+-- A team's administration as its people do it, through the API and the commands
+-- (docs/teams.md): revoking a key by the name its person gave it, what the key refusals
+-- say in the key roles' own words, and the people API's refusals naming their field.
+local H = require "tests.helpers"
+local cjson = require "cjson"
+
+local PASS = "correct horse battery"
+local JSON = "Content-Type: application/json"
+
+local function ok(r, what)
+  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
+  return r
+end
+
+local function add(dir, name, role)
+  return ok(H.orket("users add " .. name .. " --role " .. role .. " --password-env PW", { cwd = dir,
+    env = { PW = PASS } }), "users add " .. name)
+end
+
+local function req(s, method, path, headers, body)
+  local status, text = H.fetch { url = s.url .. path, method = method, headers = headers or {},
+    body = body and cjson.encode(body) or nil, total_timeout_ms = 20000 }
+  return status, text ~= "" and require("cjson.safe").decode(text) or nil
+end
+
+-- a person signed in: {cookie header, csrf header, content type}
+local function sign_in(s, user)
+  local status, text, h = H.fetch { url = s.url .. "/v1/session", method = "POST", headers = { JSON },
+    body = cjson.encode { user = user, password = PASS }, total_timeout_ms = 20000 }
+  assert(status == 200, "sign-in of " .. user .. ": " .. tostring(status))
+  return { "Cookie: " .. h["set-cookie"]:match("^(orket_session=ors_%x+);"), "X-CSRF-Token: " .. cjson.decode(text).csrf,
+    JSON }
+end
+
+describe("a team's administration", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("revokes a person's key by the name they gave it, theirs only, as orket keys revoke does", function()
+    local dir = H.example("webapp")
+    add(dir, "root", "admin")
+    add(dir, "alice", "operator")
+    add(dir, "bob", "operator")
+    local s = H.serve(dir)
+    local root, alice, bob = sign_in(s, "root"), sign_in(s, "alice"), sign_in(s, "bob")
+    -- alice and bob each name a key "ci"
+    local st, a1 = req(s, "POST", "/v1/me/keys", alice, { name = "ci", role = "viewer" })
+    assert.equal(201, st)
+    local b1
+    st, b1 = req(s, "POST", "/v1/me/keys", bob, { name = "ci", role = "viewer" })
+    assert.equal(201, st)
+    -- alice revokes hers by its name: bob's of that name is not touched
+    local doc
+    st, doc = req(s, "DELETE", "/v1/me/keys/ci", alice)
+    assert.same({ 200, a1.id, "ci", true }, { st, doc.id, doc.name, doc.revoked })
+    assert.equal(401, (req(s, "GET", "/v1/projects", { "Authorization: Bearer " .. a1.key })))
+    assert.equal(200, (req(s, "GET", "/v1/projects", { "Authorization: Bearer " .. b1.key })))
+    -- revoked: no key of hers not revoked has the name, and the 404 says where they are listed
+    st, doc = req(s, "DELETE", "/v1/me/keys/ci", alice)
+    assert.equal(404, st)
+    assert.equal("alice has no key with the id 'ci', nor one not revoked named so", doc.error.message)
+    assert.matches("GET /v1/me/keys lists", doc.error.remedy, 1, true)
+    -- another person's key's id is not hers, by id as by name
+    st, doc = req(s, "DELETE", "/v1/me/keys/" .. b1.id, alice)
+    assert.equal(404, st)
+    -- a server admin revokes a person's key by its name too, under /v1/users/NAME/keys
+    st, doc = req(s, "DELETE", "/v1/users/bob/keys/ci", root)
+    assert.same({ 200, b1.id }, { st, doc.id })
+    assert.equal(401, (req(s, "GET", "/v1/projects", { "Authorization: Bearer " .. b1.key })))
+    st, doc = req(s, "DELETE", "/v1/users/bob/keys/ci", root)
+    assert.equal(404, st)
+    assert.matches("GET /v1/users/bob/keys lists", doc.error.remedy, 1, true)
+    -- each revocation audited under who did it, naming the key
+    st, doc = req(s, "GET", "/v1/audit?limit=200", root)
+    local revoked = {}
+    for _, e in ipairs(doc.entries) do
+      if e.action == "key_revoke" then revoked[#revoked + 1] = e.actor .. " " .. e.subject.keyid end
+    end
+    assert.same({ "user:alice " .. a1.id, "user:root " .. b1.id }, revoked)
+    assert.equal(0, s.stop())
+  end)
+end)
