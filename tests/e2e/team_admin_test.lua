@@ -81,4 +81,26 @@ describe("a team's administration", function()
     assert.same({ "user:alice " .. a1.id, "user:root " .. b1.id }, revoked)
     assert.equal(0, s.stop())
   end)
+
+  it("says a key's limit in a key's roles: a developer's key is an operator key", function()
+    local dir = H.example("webapp")
+    add(dir, "alice", "operator")
+    add(dir, "bob", "viewer")
+    local s = H.serve(dir)
+    local alice, bob = sign_in(s, "alice"), sign_in(s, "bob")
+    -- alice develops in the default project: an operator key, named so, never an admin's
+    local st, doc = req(s, "POST", "/v1/me/keys", alice, { name = "k", role = "admin" })
+    assert.same({ 403, "your strongest role is developer: a key of yours may be operator (a developer's) or lower, "
+      .. "not admin" }, { st, doc.error.message })
+    assert.equal(201, (req(s, "POST", "/v1/me/keys", alice, { name = "k", role = "operator" })))
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "k", role = "operator" })
+    assert.same({ 403, "your strongest role is viewer: a key of yours may be viewer or lower, not operator" },
+      { st, doc.error.message })
+    assert.equal(0, s.stop())
+    -- the command names the project role the grant gives (developer), not the key's
+    local r = H.orket("keys create bob-ci --role operator --for bob", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("grant bob the developer role in a project first (orket projects grant PROJECT bob developer)",
+      r.stderr, 1, true)
+  end)
 end)

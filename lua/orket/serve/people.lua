@@ -104,7 +104,8 @@ local function my_key_create(_, ctx)
       .. " ROLE, or PUT /v1/users/" .. user .. "/projects/PROJECT {role}); then make the key (docs/teams.md#roles)")
   end
   if not keys.allows(top, want) then
-    return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be that or lower", top),
+    return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be %s", top,
+      keys.cap_words(top, want)),
       "ask for a role no stronger than your strongest; a stronger one is an admin's to grant (docs/teams.md#roles)")
   end
   return key_create(ctx, user)
@@ -119,14 +120,13 @@ local function user_key_create(_, ctx)
   local top = projects.strongest(ctx.db, { user = user }, user, ctx.server.projects)
   -- a project's role is the grant to name: a project's admin may have an admin key, and a
   -- server admin (who manages people) is far more than a key needs
-  local grant = "grant " .. user .. " that role first (PUT /v1/users/" .. user .. "/projects/PROJECT {role}, a "
-    .. "project's admin for an admin key), or ask for a role no stronger (docs/teams.md#keys)"
+  local grant = keys.grant_words(user, want, "PUT /v1/users/" .. user .. "/projects/PROJECT {\"role\": \"ROLE\"}")
   if not top then
     return err(403, "forbidden", user .. " is a member of no project: a key of theirs would reach nothing", grant)
   end
   if not keys.allows(top, want) then
-    return err(403, "forbidden", string.format("%s's strongest role is %s: a key of theirs may be that or lower",
-      user, top), grant)
+    return err(403, "forbidden", string.format("%s's strongest role is %s: a key of theirs may be %s", user, top,
+      keys.cap_words(top, want)), grant)
   end
   return key_create(ctx, user)
 end
