@@ -103,4 +103,27 @@ describe("a team's administration", function()
     assert.matches("grant bob the developer role in a project first (orket projects grant PROJECT bob developer)",
       r.stderr, 1, true)
   end)
+
+  it("answers a project name that is none with the projects there are, on the command line and the API", function()
+    local dir, other = H.example("webapp"), H.example("notes")
+    ok(H.orket("projects add " .. other .. " --name notes", { cwd = dir }), "projects add")
+    add(dir, "root", "admin")
+    add(dir, "alice", "operator")
+    local r = H.orket("projects grant note alice viewer", { cwd = dir })
+    assert.same({ 1, "orket: projects: no project named 'note' (the projects hosted: default, notes)\n" },
+      { r.status, r.stderr })
+    local s = H.serve(dir)
+    local root = sign_in(s, "root")
+    local st, doc = req(s, "PUT", "/v1/users/alice/projects/note", root, { role = "viewer" })
+    assert.same({ 404, "no project named 'note' (the projects hosted: default, notes)" }, { st, doc.error.message })
+    -- adding a person names the field, and adds no one
+    st, doc = req(s, "POST", "/v1/users", root, { name = "dora", role = "viewer", password = PASS, project = "note" })
+    assert.same({ 404, "body.project: no project named 'note' (the projects hosted: default, notes)" },
+      { st, doc.error.message })
+    st, doc = req(s, "DELETE", "/v1/users/alice/projects/note", root)
+    assert.same({ 404, "no project named 'note' (the projects hosted: default, notes)" }, { st, doc.error.message })
+    st, doc = req(s, "GET", "/v1/users", root)
+    for _, u in ipairs(doc.users) do assert.is_not.equal("dora", u.name) end
+    assert.equal(0, s.stop())
+  end)
 end)

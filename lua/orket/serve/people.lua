@@ -196,7 +196,7 @@ local function add(_, ctx)
   local known = ctx.server.projects
   local changed = b.project and (ctx.server:changed(b.project) or projects.added_since(ctx.server, b.project))
   if changed then return err(409, "project_changed", changed) end
-  if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
+  if b.project and not known[b.project] then return err(404, "not_found", "body.project: " .. team.no_project(b.project, known)) end
   -- role is the account role: admin makes a server admin, of every project. Sent with
   -- another project it reads as "an admin of that project" and would give all of them
   if b.role == "admin" and b.project and b.project ~= projects.DEFAULT then
@@ -287,7 +287,7 @@ local function revoke(_, ctx)
   end,
     accounts.subject)
   if not res and code == "ENOENT" and not ctx.server.projects[p.project] and accounts.exists(ctx.db, p.name) then
-    return err(404, "not_found", "no project named '" .. p.project .. "'")
+    return err(404, "not_found", team.no_project(p.project, ctx.server.projects))
   end
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, revoked = true }

@@ -116,6 +116,16 @@ local function follows(row, project, signin)
 end
 M.follows = follows
 
+--- no_project(name, known) -> the refusal of a project name no hosted project has, naming
+--- those there are (known: a set of names), so a mistyped name is answered with the right
+--- one. Said only to whoever manages projects: an admin, the server's machine.
+function M.no_project(name, known)
+  local names = {}
+  for n in pairs(known or {}) do names[#names + 1] = n end
+  table.sort(names)
+  return string.format("no project named '%s' (the projects hosted: %s)", tostring(name), table.concat(names, ", "))
+end
+
 --- grant(db, known, project, user, role, actor[, signin]) -> {project, user, role,
 --- unchanged} | nil, msg, CODE: the person's role in the project (unchanged: they held that
 --- role there already, and nothing is journaled; the result is marked so, by
@@ -125,7 +135,7 @@ M.follows = follows
 function M.grant(db, known, project, user, role, actor, signin)
   role = M.project_role(role)
   if not M.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, developer or admin", "EUSAGE" end
-  if not known[project] then return nil, "no project named '" .. tostring(project) .. "'", "ENOENT" end
+  if not known[project] then return nil, M.no_project(project, known), "ENOENT" end
   return db:tx(function()
     local row = users.get(db, user)
     if not row then return nil, users.unknown(db, user), "ENOENT" end
