@@ -102,6 +102,12 @@ describe("a team's administration", function()
     assert.equal(1, r.status)
     assert.matches("grant bob the developer role in a project first (orket projects grant PROJECT bob developer)",
       r.stderr, 1, true)
+    -- a person of no project: the grant is the one way, no weaker role would do
+    ok(H.orket("projects revoke default bob", { cwd = dir }), "revoke")
+    r = H.orket("keys create bob-ro --role viewer --for bob", { cwd = dir })
+    assert.same({ 1, "orket: bob is a member of no project: a key of theirs would reach nothing; grant bob the viewer "
+      .. "role in a project first (orket projects grant PROJECT bob viewer) (docs/teams.md#keys)\n" },
+      { r.status, r.stderr })
   end)
 
   it("answers a project name that is none with the projects there are, on the command line and the API", function()

@@ -61,7 +61,7 @@ local function beyond_person(db, o, cli)
     return 1
   end
   local top = projects.strongest(db, { user = o.person }, o.person, known)
-  local grant = keys.grant_words(o.person, o.role, "orket projects grant PROJECT " .. o.person .. " ROLE")
+  local grant = keys.grant_words(o.person, o.role, "orket projects grant PROJECT " .. o.person .. " ROLE", not top)
   if not top then
     cli.err("%s is a member of no project: a key of theirs would reach nothing; %s", o.person, grant)
     return 1

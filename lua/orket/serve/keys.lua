@@ -270,13 +270,14 @@ function M.cap_words(top, want)
   return string.format("%s%s or lower, not %s", as_key, as_key ~= top and (" (a " .. top .. "'s)") or "", want)
 end
 
---- grant_words(person, want, how) -> the grant that would allow a key of role want: the
---- project role it takes (operator: developer), with how, the route or command to grant it
---- (PROJECT and ROLE left as words there)
-function M.grant_words(person, want, how)
+--- grant_words(person, want, how[, none]) -> the grant that would allow a key of role want:
+--- the project role it takes (operator: developer), with how, the route or command to grant
+--- it (PROJECT and ROLE left as words there); none: the person is a member of no project, so
+--- no weaker role would do either, and the remedy offers none
+function M.grant_words(person, want, how, none)
   local role = want == "operator" and "developer" or want
-  return string.format("grant %s the %s role in a project first (%s), or ask for a role no stronger "
-    .. "(docs/teams.md#keys)", person, role, (how:gsub("ROLE", role)))
+  return string.format("grant %s the %s role in a project first (%s)%s (docs/teams.md#keys)", person, role,
+    (how:gsub("ROLE", role)), none and "" or ", or ask for a role no stronger")
 end
 
 return M

@@ -120,7 +120,8 @@ local function user_key_create(_, ctx)
   local top = projects.strongest(ctx.db, { user = user }, user, ctx.server.projects)
   -- a project's role is the grant to name: a project's admin may have an admin key, and a
   -- server admin (who manages people) is far more than a key needs
-  local grant = keys.grant_words(user, want, "PUT /v1/users/" .. user .. "/projects/PROJECT {\"role\": \"ROLE\"}")
+  local how = "PUT /v1/users/" .. user .. "/projects/PROJECT {\"role\": \"ROLE\"}"
+  local grant = keys.grant_words(user, want, how, not top)
   if not top then
     return err(403, "forbidden", user .. " is a member of no project: a key of theirs would reach nothing", grant)
   end
