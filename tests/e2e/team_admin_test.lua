@@ -110,12 +110,19 @@ describe("a team's administration", function()
       { r.status, r.stderr })
   end)
 
-  it("answers a project name that is none with the projects there are, on the command line and the API", function()
+  it("says what a grant gives: a server admin acts as admin whatever it; a project name that is none is answered "
+    .. "with the projects there are, on the command line and the API", function()
     local dir, other = H.example("webapp"), H.example("notes")
     ok(H.orket("projects add " .. other .. " --name notes", { cwd = dir }), "projects add")
     add(dir, "root", "admin")
     add(dir, "alice", "operator")
-    local r = H.orket("projects grant note alice viewer", { cwd = dir })
+    -- a grant to a server admin is kept, and said to be theirs only once they are no admin
+    local r = ok(H.orket("projects grant notes root viewer", { cwd = dir }), "grant root")
+    assert.equal("notes: root is viewer now\nroot is a server admin, and acts as admin in notes while one; the viewer "
+      .. "role is theirs there once they are not ('orket users role root operator')\n", r.stdout)
+    r = ok(H.orket("projects grant notes alice viewer", { cwd = dir }), "grant alice")
+    assert.equal("notes: alice is viewer now\n", r.stdout)
+    r = H.orket("projects grant note alice viewer", { cwd = dir })
     assert.same({ 1, "orket: projects: no project named 'note' (the projects hosted: default, notes)\n" },
       { r.status, r.stderr })
     local s = H.serve(dir)

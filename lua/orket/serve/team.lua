@@ -127,7 +127,8 @@ function M.no_project(name, known)
 end
 
 --- grant(db, known, project, user, role, actor[, signin]) -> {project, user, role,
---- unchanged} | nil, msg, CODE: the person's role in the project (unchanged: they held that
+--- unchanged, server_admin} | nil, msg, CODE: the person's role in the project (server_admin:
+--- they are one, and act as admin there while they are; unchanged: they held that
 --- role there already, and nothing is journaled; the result is marked so, by
 --- orket.audit.chain's unchanged, and the caller audits nothing either) (known: set of project names this
 --- server hosts; signin: the sign_in settings, whose provider or directory sets a federated
@@ -141,13 +142,16 @@ function M.grant(db, known, project, user, role, actor, signin)
     if not row then return nil, users.unknown(db, user), "ENOENT" end
     local why = follows(row, project, signin)
     if why then return nil, why, "EFOLLOWS" end
+    -- a server admin acts as admin in every project whatever the grant: said to the granter
+    -- (the role is kept, theirs once they are no server admin)
+    local admin = row.role == "admin" or nil
     -- a grant of the role held is no change: journaled again it would read as one
     if sp.role_of(db, project, user) == role then
-      return audit_chain.unchanged { project = project, user = user, role = role, unchanged = true }
+      return audit_chain.unchanged { project = project, user = user, role = role, unchanged = true, server_admin = admin }
     end
     sp.set_role(db, project, user, role)
     record(db, "member_grant", actor, { project = project, name = user, role = role })
-    return { project = project, user = user, role = role }
+    return { project = project, user = user, role = role, server_admin = admin }
   end)
 end
 
