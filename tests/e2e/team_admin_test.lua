@@ -72,6 +72,9 @@ describe("a team's administration", function()
     st, doc = req(s, "DELETE", "/v1/users/bob/keys/ci", root)
     assert.equal(404, st)
     assert.matches("GET /v1/users/bob/keys lists", doc.error.remedy, 1, true)
+    -- a name in capitals is no person's, and said so as everywhere else
+    st, doc = req(s, "DELETE", "/v1/users/Bob/keys/" .. b1.id, root)
+    assert.same({ 404, "no person named 'Bob' (a person's name is lower case: 'bob')" }, { st, doc.error.message })
     -- each revocation audited under who did it, naming the key
     st, doc = req(s, "GET", "/v1/audit?limit=200", root)
     local revoked = {}

@@ -301,6 +301,10 @@ local function user_keys(_, ctx)
   return admin.list_page(ctx, ctx.params.name)
 end
 local function user_key_revoke(_, ctx)
+  -- a person who is none is said so (with the lower-case name there is), as the listing does
+  if not accounts.exists(ctx.db, ctx.params.name) then
+    return err(404, "not_found", users.unknown(ctx.db, ctx.params.name))
+  end
   return key_revoke(ctx, ctx.params.name, ctx.params.id, "/v1/users/" .. ctx.params.name .. "/keys")
 end
 
