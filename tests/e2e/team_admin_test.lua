@@ -128,6 +128,10 @@ describe("a team's administration", function()
     r = H.orket("projects grant note alice viewer", { cwd = dir })
     assert.same({ 1, "orket: projects: no project named 'note' (the projects hosted: default, notes)\n" },
       { r.status, r.stderr })
+    -- taking out of it says the same, as the API does, not that alice is no member of it
+    r = H.orket("projects revoke note alice", { cwd = dir })
+    assert.same({ 1, "orket: projects: no project named 'note' (the projects hosted: default, notes)\n" },
+      { r.status, r.stderr })
     local s = H.serve(dir)
     local root = sign_in(s, "root")
     local st, doc = req(s, "PUT", "/v1/users/alice/projects/note", root, { role = "viewer" })

@@ -147,7 +147,7 @@ local function change(db, o, cli)
   local acts = {
     add = function() return team.add_project(db, uv.fs_realpath(o.dir) or o.dir, w[1], o.name, actor) end,
     grant = function() return team.grant(db, known, w[1], w[2], w[3], actor, followed(o.dir)) end,
-    revoke = function() return team.revoke(db, w[1], w[2], actor, followed(o.dir)) end,
+    revoke = function() return team.revoke(db, w[1], w[2], actor, followed(o.dir), known) end,
     remove = function()
       local web = require "orket.serve.web" -- lazy: as known_projects
       return team.remove_project(db, w[1], (web.settings(o.dir) or {}).projects, actor)

@@ -284,12 +284,8 @@ local function revoke(_, ctx)
   -- a membership of a project no longer hosted is taken out too (it would come back with
   -- the project); with no such row, the project's absence is what to say
   local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by)
-    return team.revoke(ctx.db, p.project, p.name, by, ctx.server.signin)
-  end,
-    accounts.subject)
-  if not res and code == "ENOENT" and not ctx.server.projects[p.project] and accounts.exists(ctx.db, p.name) then
-    return err(404, "not_found", team.no_project(p.project, ctx.server.projects))
-  end
+    return team.revoke(ctx.db, p.project, p.name, by, ctx.server.signin, ctx.server.projects)
+  end, accounts.subject)
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, revoked = true }
 end

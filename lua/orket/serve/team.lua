@@ -155,11 +155,13 @@ function M.grant(db, known, project, user, role, actor, signin)
   end)
 end
 
---- revoke(db, project, user, actor[, signin]) -> {project, user} | nil, msg, CODE (ENOENT,
---- EFOLLOWS: as grant's,
+--- revoke(db, project, user, actor[, signin[, known]]) -> {project, user} | nil, msg, CODE
+--- (ENOENT, EFOLLOWS: as grant's,
 --- ESERVERADMIN: a server admin is an admin of every project, member or not, so taking
---- them out of one would change nothing but say it did)
-function M.revoke(db, project, user, actor, signin)
+--- them out of one would change nothing but say it did). known: the set of project names
+--- hosted; a membership of a project no longer hosted is taken out too (it would come back
+--- with the project), and with no such row a name not in known is said to be no project.
+function M.revoke(db, project, user, actor, signin, known)
   return db:tx(function()
     local row = users.get(db, user)
     -- named as grant names it, not as "not a member", which sends one looking for a grant
@@ -171,6 +173,7 @@ function M.revoke(db, project, user, actor, signin)
     local why = follows(row, project, signin)
     if why then return nil, why, "EFOLLOWS" end
     if sp.remove(db, project, user) == 0 then
+      if known and not known[project] then return nil, M.no_project(project, known), "ENOENT" end
       return nil, "'" .. tostring(user) .. "' is not a member of '" .. tostring(project) .. "'", "ENOENT"
     end
     record(db, "member_revoke", actor, { project = project, name = user })
