@@ -258,8 +258,8 @@ describe("one server, many projects", function()
     -- bob develops in notes alone: an operator key at most (a developer's), never an admin's
     local r = H.orket("keys create bob-admin --role admin --for bob", { cwd = dir })
     assert.equal(1, r.status, r.stdout .. r.stderr)
-    assert.matches("bob's strongest role is developer: a key of theirs may be that or lower (not admin); grant bob "
-      .. "that role first (orket projects grant PROJECT bob ROLE", r.stderr, 1, true)
+    assert.matches("bob's strongest role is developer: a key of theirs may be operator (a developer's) or lower, not "
+      .. "admin; grant bob the admin role in a project first (orket projects grant PROJECT bob admin)", r.stderr, 1, true)
     assert.equal("", r.stdout)
     ok(H.orket("keys create bob-ops --role operator --for bob", { cwd = dir }), "an operator key for a developer")
     -- a server admin may have an admin key; a person of no project none at all
@@ -1174,7 +1174,7 @@ sign_in = {
     st, doc = req(s, "POST", "/v1/users", root, { name = "dora", role = "viewer", password = PASS, project = "wiki" })
     assert.same({ 409, "project_changed" }, { st, doc.error.code })
     st, doc = req(s, "PUT", "/v1/users/bob/projects/nope", root, { role = "developer" })
-    assert.same({ 404, "no project named 'nope'" }, { st, doc.error.message })
+    assert.same({ 404, "no project named 'nope' (the projects hosted: default, notes)" }, { st, doc.error.message })
     assert.equal(0, s.stop())
     s = H.serve(dir, ROOMY)
     bob, root = sign_in(s, "bob"), sign_in(s, "root")
@@ -1803,9 +1803,10 @@ db:close()
     -- bob is a developer in notes only: an admin key of his would be a server admin's the day
     -- he were promoted, wherever it had been pasted meanwhile
     local st, doc = req(s, "POST", "/v1/users/bob/keys", root, { name = "bob-admin", role = "admin" })
-    assert.same({ 403, "forbidden", "bob's strongest role is developer: a key of theirs may be that or lower" },
-      { st, doc.error.code, doc.error.message })
-    assert.matches("grant bob that role first (PUT /v1/users/bob/projects/PROJECT {role}", doc.error.remedy, 1, true)
+    assert.same({ 403, "forbidden", "bob's strongest role is developer: a key of theirs may be operator (a "
+      .. "developer's) or lower, not admin" }, { st, doc.error.code, doc.error.message })
+    assert.matches("grant bob the admin role in a project first (PUT /v1/users/bob/projects/PROJECT "
+      .. "{\"role\": \"admin\"})", doc.error.remedy, 1, true)
     assert.equal(201, (req(s, "POST", "/v1/users/bob/keys", root, { name = "bob-ci", role = "operator" })))
     assert.equal(404, (req(s, "POST", "/v1/users/ghost/keys", root, { name = "x", role = "viewer" })))
     -- a server admin's keys may be admin keys; a person of no project gets none
@@ -1831,12 +1832,12 @@ db:close()
     s = H.serve(dir)
     local root = sign_in(s, "root")
     local st, doc = req(s, "POST", "/v1/users/bob/keys", root, { name = "a2", role = "admin" })
-    assert.same({ 403, "bob's strongest role is viewer: a key of theirs may be that or lower" },
+    assert.same({ 403, "bob's strongest role is viewer: a key of theirs may be viewer or lower, not admin" },
       { st, doc.error.message })
     st, doc = req(s, "DELETE", "/v1/users/bob/projects/team", root)
     assert.same({ 200, "team", true }, { st, doc.project, doc.revoked })
     st, doc = req(s, "DELETE", "/v1/users/bob/projects/team", root)
-    assert.same({ 404, "no project named 'team'" }, { st, doc.error.message })
+    assert.same({ 404, "no project named 'team' (the projects hosted: default)" }, { st, doc.error.message })
     assert.equal(0, s.stop())
   end)
 
@@ -1912,7 +1913,7 @@ db:close()
     st, doc = req(s, "DELETE", "/v1/users/ghost/projects/notes", root)
     assert.same({ 404, "no person named 'ghost'" }, { st, doc.error.message })
     st, doc = req(s, "DELETE", "/v1/users/bob/projects/nope", root)
-    assert.same({ 404, "no project named 'nope'" }, { st, doc.error.message })
+    assert.same({ 404, "no project named 'nope' (the projects hosted: default, notes)" }, { st, doc.error.message })
     st, doc = req(s, "DELETE", "/v1/users/alice/projects/notes", root)
     assert.same({ 404, "'alice' is not a member of 'notes'" }, { st, doc.error.message })
     -- an account's admin is a server admin: never made by what reads as a project's admin

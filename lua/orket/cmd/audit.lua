@@ -20,18 +20,32 @@ local ROW = jsonout.shape({ "seq", "at", "kind", "actor", "action", "card", "rou
 
 local PAGE = 1000
 
+-- a date and time that exist: the entries' times are compared as text, so 2026-13-01 or
+-- 24:00:00 would keep a wrong set (none, or a month's too many) without a word
+local function real_time(y, mo, d, h, mi, sec)
+  local days = { 31, (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) and 29 or 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+  return mo >= 1 and mo <= 12 and d >= 1 and d <= days[mo] and h < 24 and mi < 60 and sec < 60
+end
+
 -- --since TIME -> the ISO text entries are compared with | nil
 local function since_time(v, clock)
   local n, unit = v:match("^(%d+)([dh])$")
   if n then
     local t = clock:now() - tonumber(n) * (unit == "d" and 86400 or 3600)
+    -- a span reaching before 1970 keeps every entry (os.date cannot write such a time)
+    if t < 0 then return "0" end
     return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. ".000Z"
   end
-  if v:match("^%d%d%d%d%-%d%d%-%d%d$") then return v .. "T00:00:00.000Z" end
-  local base = v:match("^(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)Z$")
-  if base then return base .. ".000Z" end
-  if v:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$") then return v end
-  return nil
+  local y, mo, d, rest = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+  if not y then return nil end
+  local h, mi, sec, ms = "00", "00", "00", ".000"
+  if rest ~= "" then
+    h, mi, sec, ms = rest:match("^T(%d%d):(%d%d):(%d%d)(%.?%d*)Z$")
+    if not h or not (ms == "" or ms:match("^%.%d%d%d$")) then return nil end
+    if ms == "" then ms = ".000" end
+  end
+  if not real_time(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)) then return nil end
+  return string.format("%s-%s-%sT%s:%s:%s%sZ", y, mo, d, h, mi, sec, ms)
 end
 
 -- the project's audit.checkpoint_every: orket.lua's, else the default (verify runs
@@ -158,7 +172,8 @@ local function words(args, cli)
   if not since then return dir, sub, "0" end
   local at = since_time(since, require("orket.clock").system()) -- lazy: as the store
   if not at then
-    return nil, cli.usage_error(cmd, "--since %s: give a date (2026-11-01), a UTC time (2026-11-01T12:00:00Z) or 7d / 12h", since)
+    return nil, cli.usage_error(cmd, "--since %s: give a date that exists (2026-11-01), a UTC time "
+      .. "(2026-11-01T12:00:00Z) or 7d / 12h", since)
   end
   return dir, sub, at
 end

@@ -61,14 +61,13 @@ local function beyond_person(db, o, cli)
     return 1
   end
   local top = projects.strongest(db, { user = o.person }, o.person, known)
-  local grant = "grant " .. o.person .. " that role first (orket projects grant PROJECT " .. o.person .. " ROLE, a "
-    .. "project's admin for an admin key), or ask for a role no stronger (docs/teams.md#keys)"
+  local grant = keys.grant_words(o.person, o.role, "orket projects grant PROJECT " .. o.person .. " ROLE", not top)
   if not top then
     cli.err("%s is a member of no project: a key of theirs would reach nothing; %s", o.person, grant)
     return 1
   end
   if not keys.allows(top, o.role) then
-    cli.err("%s's strongest role is %s: a key of theirs may be that or lower (not %s); %s", o.person, top, o.role, grant)
+    cli.err("%s's strongest role is %s: a key of theirs may be %s; %s", o.person, top, keys.cap_words(top, o.role), grant)
     return 1
   end
 end

@@ -119,6 +119,23 @@ local function followed(dir)
   return (require("orket.serve.signin").load(dir)) -- lazy: as known_projects
 end
 
+-- what a change did, on stdout -> exit status 0
+local function said(sub, res)
+  local lines = { add = { "added project %s (%s); served from the next start", res.name, res.dir },
+    grant = { "%s: %s is %s " .. (res.unchanged and "already (unchanged)" or "now"), res.project, res.user, res.role },
+    revoke = { "%s: %s is no longer a member", res.project, res.user },
+    remove = { "removed project %s (%s) and its %d membership(s); not served from the next start", res.name, res.dir,
+      res.members } }
+  local s = lines[sub]
+  io.stdout:write(string.format(s[1], table.unpack(s, 2)), "\n")
+  if sub == "grant" and res.server_admin and res.role ~= "admin" then
+    -- the role is recorded, but not what they act with: a server admin is admin everywhere
+    io.stdout:write(string.format("%s is a server admin, and acts as admin in %s while one; the %s role is theirs "
+      .. "there once they are not ('orket users role %s operator')\n", res.user, res.project, res.role, res.user))
+  end
+  return 0
+end
+
 local function change(db, o, cli)
   local team = require "orket.serve.team" -- lazy: as known_projects
   local accounts = require "orket.serve.accounts" -- lazy: as known_projects
@@ -130,7 +147,7 @@ local function change(db, o, cli)
   local acts = {
     add = function() return team.add_project(db, uv.fs_realpath(o.dir) or o.dir, w[1], o.name, actor) end,
     grant = function() return team.grant(db, known, w[1], w[2], w[3], actor, followed(o.dir)) end,
-    revoke = function() return team.revoke(db, w[1], w[2], actor, followed(o.dir)) end,
+    revoke = function() return team.revoke(db, w[1], w[2], actor, followed(o.dir), known) end,
     remove = function()
       local web = require "orket.serve.web" -- lazy: as known_projects
       return team.remove_project(db, w[1], (web.settings(o.dir) or {}).projects, actor)
@@ -150,14 +167,7 @@ local function change(db, o, cli)
     return 1
   end
   cli.say_operator()
-  local said = { add = { "added project %s (%s); served from the next start", res.name, res.dir },
-    grant = { "%s: %s is %s " .. (res.unchanged and "already (unchanged)" or "now"), res.project, res.user, res.role },
-    revoke = { "%s: %s is no longer a member", res.project, res.user },
-    remove = { "removed project %s (%s) and its %d membership(s); not served from the next start", res.name, res.dir,
-      res.members } }
-  local s = said[o.sub]
-  io.stdout:write(string.format(s[1], table.unpack(s, 2)), "\n")
-  return 0
+  return said(o.sub, res)
 end
 
 function cmd.run(args, cli)

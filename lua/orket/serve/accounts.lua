@@ -208,13 +208,16 @@ end
 --- keeps guessing), so the person signs in at once; cleared: whether any were counted. Any
 --- person's name, with an account here or not yet (a directory's person before their first
 --- sign-in), as the count is kept for any name tried; journaled (user_unlock) when cleared.
+--- Nothing counted is no change: the result is marked by orket.audit.chain's unchanged, so
+--- the caller audits nothing either (an entry would say sign-ins were forgotten).
 function M.unlock(db, name, actor)
   local ok, nerr = M.check_name(name)
   if not ok then return nil, nerr, "EUSAGE" end
   return db:tx(function()
     local n = assert(buckets.clear(db, M.FAIL_SCOPE, name))
-    if n > 0 then db:event { kind = "user_unlock", actor = actor or "cli", data = { name = name } } end
-    return { name = name, cleared = n > 0 }
+    if n == 0 then return audit_chain.unchanged { name = name, cleared = false } end
+    db:event { kind = "user_unlock", actor = actor or "cli", data = { name = name } }
+    return { name = name, cleared = true }
   end)
 end
 

@@ -261,4 +261,23 @@ end
 --- allows(role, need) -> whether role may do what need may
 function M.allows(role, need) return (M.RANK[role] or 0) >= (M.RANK[need] or math.huge) end
 
+--- cap_words(top, want) -> what a key of a person whose strongest role is top may be, in
+--- a key's roles (viewer, operator, admin), and the refused want: "operator (a developer's)
+--- or lower, not admin". A project's developer is a key's operator: a refusal that said "a
+--- key may be developer or lower" named a role no key has.
+function M.cap_words(top, want)
+  local as_key = top == "developer" and "operator" or top
+  return string.format("%s%s or lower, not %s", as_key, as_key ~= top and (" (a " .. top .. "'s)") or "", want)
+end
+
+--- grant_words(person, want, how[, none]) -> the grant that would allow a key of role want:
+--- the project role it takes (operator: developer), with how, the route or command to grant
+--- it (PROJECT and ROLE left as words there); none: the person is a member of no project, so
+--- no weaker role would do either, and the remedy offers none
+function M.grant_words(person, want, how, none)
+  local role = want == "operator" and "developer" or want
+  return string.format("grant %s the %s role in a project first (%s)%s (docs/teams.md#keys)", person, role,
+    (how:gsub("ROLE", role)), none and "" or ", or ask for a role no stronger")
+end
+
 return M

@@ -43,10 +43,28 @@ local function key_create(ctx, user)
   return 201, { id = info.id, name = info.name, role = info.role, user = user, key = key }
 end
 
-local function key_revoke(ctx, user, id)
-  local row = sk.get(ctx.db, id)
-  if not row or row.user_name ~= user then return err(404, "not_found", "no key " .. tostring(id) .. " of " .. user) end
-  local info, msg, code = admin.in_tx(ctx, "key_revoke", function(by) return keys.revoke(ctx.db, id, by) end,
+-- the person's key that which names: its id, else the name of a key of theirs not revoked
+-- (unique among those), as `orket keys revoke` and /v1/keys take either. 16 hex digits are
+-- an id only: a key named so by an older orket is revoked by its id (docs/teams.md#keys),
+-- and another person's key of that name is never theirs. -> row | nil
+local function their_key(db, user, which)
+  local row = sk.get(db, which)
+  if row and row.user_name == user then return row end
+  if #which == 16 and which:match("^%x+$") then return nil end
+  for _, k in ipairs(sk.active_named(db, which)) do
+    if k.user_name == user then return k end
+  end
+  return nil
+end
+
+-- listing: the route that lists the keys which was looked among, for the 404's remedy
+local function key_revoke(ctx, user, which, listing)
+  local row = their_key(ctx.db, user, which)
+  if not row then
+    return err(404, "not_found", string.format("%s has no key with the id '%s', nor one not revoked named so", user,
+      which), "GET " .. listing .. " lists the keys' ids and names (docs/teams.md#keys)")
+  end
+  local info, msg, code = admin.in_tx(ctx, "key_revoke", function(by) return keys.revoke(ctx.db, row.id, by) end,
     keys.subject)
   if not info then return admin.refused(msg, code) end
   return 200, { id = info.id, name = info.name, role = info.role, revoked = true }
@@ -86,7 +104,8 @@ local function my_key_create(_, ctx)
       .. " ROLE, or PUT /v1/users/" .. user .. "/projects/PROJECT {role}); then make the key (docs/teams.md#roles)")
   end
   if not keys.allows(top, want) then
-    return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be that or lower", top),
+    return err(403, "forbidden", string.format("your strongest role is %s: a key of yours may be %s", top,
+      keys.cap_words(top, want)),
       "ask for a role no stronger than your strongest; a stronger one is an admin's to grant (docs/teams.md#roles)")
   end
   return key_create(ctx, user)
@@ -101,14 +120,14 @@ local function user_key_create(_, ctx)
   local top = projects.strongest(ctx.db, { user = user }, user, ctx.server.projects)
   -- a project's role is the grant to name: a project's admin may have an admin key, and a
   -- server admin (who manages people) is far more than a key needs
-  local grant = "grant " .. user .. " that role first (PUT /v1/users/" .. user .. "/projects/PROJECT {role}, a "
-    .. "project's admin for an admin key), or ask for a role no stronger (docs/teams.md#keys)"
+  local how = "PUT /v1/users/" .. user .. "/projects/PROJECT {\"role\": \"ROLE\"}"
+  local grant = keys.grant_words(user, want, how, not top)
   if not top then
     return err(403, "forbidden", user .. " is a member of no project: a key of theirs would reach nothing", grant)
   end
   if not keys.allows(top, want) then
-    return err(403, "forbidden", string.format("%s's strongest role is %s: a key of theirs may be that or lower",
-      user, top), grant)
+    return err(403, "forbidden", string.format("%s's strongest role is %s: a key of theirs may be %s", user, top,
+      keys.cap_words(top, want)), grant)
   end
   return key_create(ctx, user)
 end
@@ -116,7 +135,7 @@ end
 local function my_key_revoke(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
-  return key_revoke(ctx, user, ctx.params.id)
+  return key_revoke(ctx, user, ctx.params.id, "/v1/me/keys")
 end
 
 --- KEYS_SHOWN: how many of a person's keys GET /v1/users shows, as first_keys (those not
@@ -178,7 +197,7 @@ local function add(_, ctx)
   local known = ctx.server.projects
   local changed = b.project and (ctx.server:changed(b.project) or projects.added_since(ctx.server, b.project))
   if changed then return err(409, "project_changed", changed) end
-  if b.project and not known[b.project] then return err(404, "not_found", "no project named '" .. b.project .. "'") end
+  if b.project and not known[b.project] then return err(404, "not_found", "body.project: " .. team.no_project(b.project, known)) end
   -- role is the account role: admin makes a server admin, of every project. Sent with
   -- another project it reads as "an admin of that project" and would give all of them
   if b.role == "admin" and b.project and b.project ~= projects.DEFAULT then
@@ -265,12 +284,8 @@ local function revoke(_, ctx)
   -- a membership of a project no longer hosted is taken out too (it would come back with
   -- the project); with no such row, the project's absence is what to say
   local res, msg, code = admin.in_tx(ctx, "member_revoke", function(by)
-    return team.revoke(ctx.db, p.project, p.name, by, ctx.server.signin)
-  end,
-    accounts.subject)
-  if not res and code == "ENOENT" and not ctx.server.projects[p.project] and accounts.exists(ctx.db, p.name) then
-    return err(404, "not_found", "no project named '" .. p.project .. "'")
-  end
+    return team.revoke(ctx.db, p.project, p.name, by, ctx.server.signin, ctx.server.projects)
+  end, accounts.subject)
   if not res then return refused(msg, code) end
   return 200, { project = res.project, user = res.user, revoked = true }
 end
@@ -281,7 +296,13 @@ local function user_keys(_, ctx)
   end
   return admin.list_page(ctx, ctx.params.name)
 end
-local function user_key_revoke(_, ctx) return key_revoke(ctx, ctx.params.name, ctx.params.id) end
+local function user_key_revoke(_, ctx)
+  -- a person who is none is said so (with the lower-case name there is), as the listing does
+  if not accounts.exists(ctx.db, ctx.params.name) then
+    return err(404, "not_found", users.unknown(ctx.db, ctx.params.name))
+  end
+  return key_revoke(ctx, ctx.params.name, ctx.params.id, "/v1/users/" .. ctx.params.name .. "/keys")
+end
 
 local ROLE = { type = "string", enum = { "viewer", "operator", "admin" } }
 local PROJECT_ROLE = { type = "string", enum = { "viewer", "developer", "operator", "admin" } }
@@ -344,7 +365,7 @@ function M.add(router)
       "; or the key asked for is stronger than the asking key or my strongest role, or a provider's person asks "
         .. "with a key") })
   r("DELETE", "/v1/me/keys/{id}", { handler = my_key_revoke, role = "viewer", name = "my_keys_delete", errors = { 409 },
-    summary = "Revoke one of my keys", responses = mine(ok(admin.REVOKED)) })
+    summary = "Revoke one of my keys, by its id or name", responses = mine(ok(admin.REVOKED)) })
   r("GET", "/v1/users", { handler = list, name = "users",
     summary = "The people: their projects, roles and keys, a page at a time by name",
     query = routes.named_query("the people after this name"),
@@ -385,7 +406,7 @@ function M.add(router)
   r("POST", "/v1/users/{name}/keys", { handler = user_key_create, body = "json", schema = KEY_BODY, errors = { 409 },
     name = "users_keys_create", summary = "Create a key for a person (shown once)", responses = made(admin.CREATED) })
   r("DELETE", "/v1/users/{name}/keys/{id}", { handler = user_key_revoke, name = "users_keys_delete", errors = { 409 },
-    summary = "Revoke a person's key", responses = ok(admin.REVOKED) })
+    summary = "Revoke a person's key, by its id or name", responses = ok(admin.REVOKED) })
 end
 
 return M

@@ -116,8 +116,19 @@ local function follows(row, project, signin)
 end
 M.follows = follows
 
+--- no_project(name, known) -> the refusal of a project name no hosted project has, naming
+--- those there are (known: a set of names), so a mistyped name is answered with the right
+--- one. Said only to whoever manages projects: an admin, the server's machine.
+function M.no_project(name, known)
+  local names = {}
+  for n in pairs(known or {}) do names[#names + 1] = n end
+  table.sort(names)
+  return string.format("no project named '%s' (the projects hosted: %s)", tostring(name), table.concat(names, ", "))
+end
+
 --- grant(db, known, project, user, role, actor[, signin]) -> {project, user, role,
---- unchanged} | nil, msg, CODE: the person's role in the project (unchanged: they held that
+--- unchanged, server_admin} | nil, msg, CODE: the person's role in the project (server_admin:
+--- they are one, and act as admin there while they are; unchanged: they held that
 --- role there already, and nothing is journaled; the result is marked so, by
 --- orket.audit.chain's unchanged, and the caller audits nothing either) (known: set of project names this
 --- server hosts; signin: the sign_in settings, whose provider or directory sets a federated
@@ -125,27 +136,32 @@ M.follows = follows
 function M.grant(db, known, project, user, role, actor, signin)
   role = M.project_role(role)
   if not M.ROLES[role] then return nil, "unknown role '" .. tostring(role) .. "': use viewer, developer or admin", "EUSAGE" end
-  if not known[project] then return nil, "no project named '" .. tostring(project) .. "'", "ENOENT" end
+  if not known[project] then return nil, M.no_project(project, known), "ENOENT" end
   return db:tx(function()
     local row = users.get(db, user)
     if not row then return nil, users.unknown(db, user), "ENOENT" end
     local why = follows(row, project, signin)
     if why then return nil, why, "EFOLLOWS" end
+    -- a server admin acts as admin in every project whatever the grant: said to the granter
+    -- (the role is kept, theirs once they are no server admin)
+    local admin = row.role == "admin" or nil
     -- a grant of the role held is no change: journaled again it would read as one
     if sp.role_of(db, project, user) == role then
-      return audit_chain.unchanged { project = project, user = user, role = role, unchanged = true }
+      return audit_chain.unchanged { project = project, user = user, role = role, unchanged = true, server_admin = admin }
     end
     sp.set_role(db, project, user, role)
     record(db, "member_grant", actor, { project = project, name = user, role = role })
-    return { project = project, user = user, role = role }
+    return { project = project, user = user, role = role, server_admin = admin }
   end)
 end
 
---- revoke(db, project, user, actor[, signin]) -> {project, user} | nil, msg, CODE (ENOENT,
---- EFOLLOWS: as grant's,
+--- revoke(db, project, user, actor[, signin[, known]]) -> {project, user} | nil, msg, CODE
+--- (ENOENT, EFOLLOWS: as grant's,
 --- ESERVERADMIN: a server admin is an admin of every project, member or not, so taking
---- them out of one would change nothing but say it did)
-function M.revoke(db, project, user, actor, signin)
+--- them out of one would change nothing but say it did). known: the set of project names
+--- hosted; a membership of a project no longer hosted is taken out too (it would come back
+--- with the project), and with no such row a name not in known is said to be no project.
+function M.revoke(db, project, user, actor, signin, known)
   return db:tx(function()
     local row = users.get(db, user)
     -- named as grant names it, not as "not a member", which sends one looking for a grant
@@ -157,6 +173,7 @@ function M.revoke(db, project, user, actor, signin)
     local why = follows(row, project, signin)
     if why then return nil, why, "EFOLLOWS" end
     if sp.remove(db, project, user) == 0 then
+      if known and not known[project] then return nil, M.no_project(project, known), "ENOENT" end
       return nil, "'" .. tostring(user) .. "' is not a member of '" .. tostring(project) .. "'", "ENOENT"
     end
     record(db, "member_revoke", actor, { project = project, name = user })
