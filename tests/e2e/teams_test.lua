@@ -92,6 +92,9 @@ describe("one server, many projects", function()
 
   it("shows each person only their projects, and every route of another's answers 404", function()
     local dir = two_projects()
+    -- a project added and removed again: its rows say its name, folder and members too
+    ok(H.orket("projects add " .. H.example("adder") .. " --name secret_lab", { cwd = dir }), "projects add")
+    ok(H.orket("projects remove secret_lab", { cwd = dir }), "projects remove")
     -- the commands' writes are in the audit's hash chain, named by the local operator
     local r = ok(H.orket("audit export", { cwd = dir }), "audit export")
     assert.matches('"action":"member_grant","actor":"local:[%w._-]+"', r.stdout)
@@ -151,10 +154,12 @@ describe("one server, many projects", function()
     local seen = ev.text()
     ev.close()
     assert.matches("event: import", seen, 1, true)
-    for _, kind in ipairs { "member_grant", "member_revoke", "project_add", "user_add", "session_start" } do
+    for _, kind in ipairs { "member_grant", "member_revoke", "project_add", "project_remove", "user_add",
+      "session_start" } do
       assert.is_nil(seen:find("event: " .. kind, 1, true), kind)
     end
     assert.is_nil(seen:find('"notes"', 1, true))
+    assert.is_nil(seen:find("secret_lab", 1, true))
     assert.equal(0, s.stop())
   end)
 

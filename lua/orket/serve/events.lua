@@ -212,7 +212,9 @@ function M.people(kind, data)
   -- key, a person) is about people too; a card's write names no subject
   -- (PostgreSQL's jsonb text has a space after the colon)
   if kind == "api_write" then return type(data) == "string" and data:find('"subject"%s*:') ~= nil end
-  return kind == "project_add" or (kind:find("^user_") or kind:find("^member_") or kind:find("^key_")
+  -- a project's own rows (project_add, project_remove, project_rebound) name it, its folder
+  -- and its members' count: a project a viewer of the default one is no member of
+  return (kind:find("^project_") or kind:find("^user_") or kind:find("^member_") or kind:find("^key_")
     or kind:find("^session_")) ~= nil
 end
 

@@ -1020,7 +1020,7 @@ describe("orket.serve.events", function()
   it("tells the rows about the server's people from the project's own", function()
     local events = require "orket.serve.events"
     for _, k in ipairs { "member_grant", "member_revoke", "user_add", "user_disable", "key_create", "key_revoke",
-      "session_start", "project_add" } do
+      "session_start", "project_add", "project_remove", "project_rebound" } do
       assert.is_true(events.people(k), k)
     end
     for _, k in ipairs { "comment", "transition", "import", "turn_begin", "run_start", "projects", "keys", "" } do
