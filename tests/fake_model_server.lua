@@ -61,11 +61,14 @@
 -- GET /__log returns every request seen (path, model, time, authorization present, conn:
 -- the number of the connection it came on; ended: an OpenAI answer's stream was written whole);
 -- POST /__reset forgets the log and the failure counters; any path under /moved/ answers 302
--- to the rest of the path.
+-- to the rest of the path. The model lists (/v1/models, /api/tags) name fake-model, or the
+-- comma-separated names of the second argument (a guide's model: `orket run --model` asks).
 local uv = require "luv"
 local json = require "cjson.safe"
 
 local port = tonumber(arg and arg[1]) or 0
+local listed = {}
+for name in ((arg and arg[2]) or "fake-model"):gmatch("[^,]+") do listed[#listed + 1] = name end
 local started = uv.hrtime()
 local log, counters = {}, {}
 
@@ -343,10 +346,14 @@ local function handle(c, method, path, headers, body)
     return c:send(302, { Location = path:sub(7) }, "")
   end
   if method == "GET" and (path == "/v1/models" or path == "/models") then
-    return c:send(200, {}, json.encode { object = "list", data = { { id = "fake-model", object = "model" } } })
+    local data = {}
+    for i, name in ipairs(listed) do data[i] = { id = name, object = "model" } end
+    return c:send(200, {}, json.encode { object = "list", data = data })
   end
   if method == "GET" and path == "/api/tags" then
-    return c:send(200, {}, json.encode { models = { { name = "fake-model", model = "fake-model" } } })
+    local models = {}
+    for i, name in ipairs(listed) do models[i] = { name = name, model = name } end
+    return c:send(200, {}, json.encode { models = models })
   end
   -- an OTLP/HTTP collector (JSON): logs each export; under /status/CODE/ it answers CODE
   local otlp_status = path:match("^/status/(%d+)/v1/traces$") or path:match("^/status/(%d+)/v1/metrics$")

@@ -1,5 +1,6 @@
 -- Starts tests/fake_model_server.lua as a child process for specs and benchmarks:
---   local fake = require("fake_server").start() -> {url=, port=, pid=, log=fn, reset=fn, stop=fn}
+--   local fake = require("fake_server").start([{models = {NAME, ...}}]) -> {url=, port=, pid=, log=fn,
+--   reset=fn, stop=fn} (models: what its model lists name, fake-model unless given)
 -- Must run inside a task (it waits for the server to print its port).
 local M = {}
 
@@ -8,10 +9,12 @@ local bin = os.getenv("ORKET_BIN") or (root .. "/build/orket")
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-function M.start()
+function M.start(opts)
   local dir = io.popen("mktemp -d /tmp/orket-fake.XXXXXX"):read("l")
   local out = dir .. "/out"
-  local p = io.popen(string.format("cd %s && exec %s lua tests/fake_model_server.lua >%s 2>&1 & echo $!", q(root), q(bin), q(out)))
+  local models = opts and opts.models and (" 0 " .. q(table.concat(opts.models, ","))) or ""
+  local p = io.popen(string.format("cd %s && exec %s lua tests/fake_model_server.lua%s >%s 2>&1 & echo $!", q(root), q(bin),
+    models, q(out)))
   local pid = tonumber(p:read("l"))
   p:close()
   local port

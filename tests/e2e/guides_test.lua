@@ -61,7 +61,9 @@ end
 
 describe("docs/guide", function()
   local fake
-  setup(function() fake = fake_server.start() end)
+  -- the model the Ollama guide pulls is listed, as Ollama lists it once pulled (orket run
+  -- --model asks the server for it)
+  setup(function() fake = fake_server.start { models = { "fake-model", "qwen2.5-coder:7b" } } end)
   teardown(function() fake.stop() end)
   after_each(function()
     H.kill_servers()
