@@ -481,7 +481,7 @@ function M.check(run, job, req)
   -- run's and the day's count from no mark
   local marks
   local est = estimate(price, req)
-  local held, limits, room = {}, {}, false
+  local held, limits, passes, room = {}, {}, {}, false
   local scopes = M.SCOPES
   for i = 1, #scopes do
     local s = scopes[i]
@@ -504,10 +504,20 @@ function M.check(run, job, req)
         run:emit { type = "budget_warning", card = card_id, seat = job.seat, scope = s, id = id, spent = t.micros,
           budget = budget.micros, currency = price.currency }
       end
-      if t.micros + est > budget.micros then
+      -- a person approved going on past this budget and nothing was spent since: the call
+      -- goes even when its estimate alone passes the whole budget. Stopped, it would make
+      -- the card wait again at once, every approval spending a turn and letting no call go.
+      local approved = from[2] > 0 and t.micros == 0
+      if t.micros + est > budget.micros and not approved then
         local detail = string.format("money budget: the %s %s spent %s of its %s (budgets.cost_per_%s); the next call may cost up to %s",
           s, tostring(id), cost.format(t.micros, price.currency), cost.format(budget.micros, price.currency), s,
           cost.format(est, price.currency))
+        if est > budget.micros then
+          -- no call fits the budget whatever was spent: say what bounds the estimate
+          detail = detail .. string.format(", more than the whole budget (%s; budgets.max_output_tokens bounds "
+            .. "the estimate's output)", M.CARD_SCOPES[s] and "each approval lets one such call go"
+            or "raise it")
+        end
         run:emit { type = "budget_reached", card = card_id, seat = job.seat, scope = s, id = id, spent = t.micros,
           estimate = est, budget = budget.micros, currency = price.currency }
         if not M.CARD_SCOPES[s] then
@@ -518,11 +528,15 @@ function M.check(run, job, req)
       end
       held[#held + 1] = t
       limits[#held] = budget.micros
+      passes[#held] = approved
     end
   end
   -- decided here, after the last read or write that may wait (on PostgreSQL): the holds
-  -- other turns took meanwhile count, and taking this one does not wait
-  for i, t in ipairs(held) do room = room or t.micros + t.held + est > limits[i] end
+  -- other turns took meanwhile count, and taking this one does not wait. An approved
+  -- budget nothing was spent from lets one call go: with none in flight, this one.
+  for i, t in ipairs(held) do
+    room = room or (t.micros + t.held + est > limits[i] and not (passes[i] and t.held == 0))
+  end
   if room then return { room = true } end
   if #held > 0 then
     for _, t in ipairs(held) do t.held = t.held + est end
