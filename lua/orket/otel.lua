@@ -831,8 +831,10 @@ local function on_event(self, ev)
     local ms = math.tointeger(ev.latency_ms)
     local input, output = math.tointeger(ev.prompt_tokens), math.tointeger(ev.completion_tokens)
     local v = self.values
+    -- gen_ai.response.model is the model an answer named: a failed call's event names the
+    -- one asked ("provider:model"), which a backend would list as a model of its own
     v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = failed, parent[T_CONV], "chat", parent[T_PROVIDER], parent[T_MODEL],
-      ev.response_model, math.tointeger(ev.cached_tokens), input
+      not failed and ev.response_model or nil, math.tointeger(ev.cached_tokens), input
     v[9], v[10], v[11], v[12], v[13], v[14], v[15] = output, parent[T_CARD], ev.currency, math.tointeger(ev.cost),
       parent[T_PROJECT], parent[T_RUN], ev.step
     self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), failed,
