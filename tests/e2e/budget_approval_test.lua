@@ -1,7 +1,9 @@
 -- A card's money budget smaller than one call's estimate (docs/cost.md, "Money budgets"):
 -- a person's approval lets one call go each time. Before, the check stopped the call
 -- again at once (nothing spent, but the estimate alone passed the budget), so every
--- "go on" spent a turn of the card and let no call go.
+-- "go on" spent a turn of the card and let no call go. And a budget raised or removed in
+-- orket.lua lets the card go on, its move to ready saying which (a removed one was said to
+-- be raised).
 local H = require "tests.helpers"
 local F = require "tests.fixtures"
 local cjson = require "cjson"
@@ -61,5 +63,26 @@ describe("a card's money budget below one call's estimate", function()
     fake.run_events(dir)
     fake.run_events(dir)
     assert.equal(1, requests())
+  end)
+
+  it("goes on when the budget is raised or removed in orket.lua, the card's history saying which", function()
+    local dir = project("0.01 USD")
+    fake.run_events(dir)
+    assert.equal(0, requests())
+    local text = H.read(dir .. "/orket.lua")
+    -- raised, still below the estimate: the card moves to ready, then waits again
+    H.write(dir .. "/orket.lua", (text:gsub('cost_per_card = "0.01 USD"', 'cost_per_card = "0.02 USD"')))
+    fake.run_events(dir)
+    assert.equal(0, requests())
+    local out = H.orket("card M-1", { cwd = dir }).stdout
+    assert.matches("waiting_for_developer %-> ready: budgets.cost_per_card was raised from 0.01 USD to 0.02 USD: going on",
+      out)
+    -- removed: it goes on, and its calls are sent
+    H.write(dir .. "/orket.lua", (text:gsub(', cost_per_card = "0.01 USD"', "")))
+    fake.run_events(dir)
+    assert.is_true(requests() > 0)
+    out = H.orket("card M-1", { cwd = dir }).stdout
+    assert.matches("waiting_for_developer %-> ready: budgets.cost_per_card %(0.02 USD%) was removed: going on", out)
+    assert.is_nil(out:find("was raised from 0.02 USD", 1, true))
   end)
 end)

@@ -571,8 +571,14 @@ function M.release_raised(run, target)
       local now = last and type(last.scope) == "string" and b["cost_per_" .. last.scope]
       if last and type(last.budget) == "number"
         and (not now or now.currency ~= last.currency or now.micros > last.budget) then
-        local note = string.format("budgets.cost_per_%s was raised from %s: going on", last.scope,
-          cost.format(last.budget, tostring(last.currency)))
+        -- what orket.lua says now: raised, removed, or another currency (which no call of
+        -- the one reached counts against)
+        local was = cost.format(last.budget, tostring(last.currency))
+        local note = not now and string.format("budgets.cost_per_%s (%s) was removed: going on", last.scope, was)
+          or now.currency ~= last.currency and string.format("budgets.cost_per_%s is now %s (it was %s): going on",
+            last.scope, cost.format(now.micros, now.currency), was)
+          or string.format("budgets.cost_per_%s was raised from %s to %s: going on", last.scope, was,
+            cost.format(now.micros, now.currency))
         -- another worker opening a run may have moved it first: then it is not waiting
         if run.board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }) then moved[#moved + 1] = c.id end
       end
