@@ -43,7 +43,7 @@ local function fields(w, g)
   -- the same by seat, when more than one seat made them: what the coder's and the
   -- reviewer's calls each cost
   if g.seats and #g.seats > 1 then
-    for _, t in ipairs(g.seats) do line(w, "", inert.line(t.seat) .. ": " .. cost.usage_text(t):gsub("^usage: ", "")) end
+    for _, t in ipairs(g.seats) do line(w, "", t.seat .. ": " .. cost.usage_text(t):gsub("^usage: ", "")) end
   end
   line(w, "retries", c.retries > 0 and c.retries or nil)
   line(w, "depends on", #c.depends_on > 0 and table.concat(c.depends_on, ", ") or nil)
