@@ -96,20 +96,32 @@ M.PLAUSIBLE_MIN = 5000
 local JUDGED = { "input", "output" }
 
 --- price_warnings(models_prices) -> {messages}: for each nonzero input or output amount
---- below PLAUSIBLE_MIN of a price the section's check accepted, a message naming the field
---- (sorted), as "orket.lua: models.prices[...].input is ..."; {} for a section refused.
+--- below PLAUSIBLE_MIN of a price the section's check accepted, and each cached_input above
+--- its input, a message naming the field (sorted), as "orket.lua: models.prices[...].input
+--- is ..."; {} for a section refused.
 function M.price_warnings(t)
   local parsed = M.prices(t)
   local out = {}
   if not parsed then return out end
   for spec, p in pairs(parsed) do
+    local per_1k = false
     for _, k in ipairs(JUDGED) do
       local m = p[k]
       if m > 0 and m < M.PLAUSIBLE_MIN then
+        per_1k = per_1k or k == "input"
         out[#out + 1] = string.format("orket.lua: models.prices[%q].%s is %s per million tokens: it looks "
           .. "like a price per 1,000 tokens; prices are per million (per million it would be %s)", spec, k,
           M.format(m, p.currency), M.format(m * 1000, p.currency))
       end
+    end
+    -- every provider bills a cached prompt token below an uncached one (or alike, without
+    -- a discount): more is a mistake of one of the two, as "cached_input" and "input"
+    -- swapped, and every cached token would be charged more than it cost. Not said again
+    -- of an input already said to be per 1,000 tokens.
+    if p.cached_input > p.input and not per_1k then
+      out[#out + 1] = string.format("orket.lua: models.prices[%q].cached_input is %s per million tokens, more "
+        .. "than its input (%s): providers bill cached prompt tokens below uncached ones (the same when they "
+        .. "give no discount); check the two", spec, M.format(p.cached_input, p.currency), M.format(p.input, p.currency))
     end
   end
   table.sort(out)

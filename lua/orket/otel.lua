@@ -483,7 +483,7 @@ end
 -- each export is the newest value of one stream with one writer. (A tracer's own, as
 -- before, made two runs of a server two writers of one stream, their totals alternating.)
 -- M.meters: by metrics endpoint and resource. A meter: hists (by provider, then model),
--- points (its histograms), start (its first call's time), observed (calls counted), timer
+-- points (its histograms), sums (its cost counters), start (its first call's time), observed (calls counted), timer
 -- (its export's, from its first call), via (the tracer that handed it its latest totals,
 -- whose sender is its transport), live (its tracers not closed), idle (exports since it had
 -- none), body/busy/flusher (its own sender: one slot, one task), exported/dropped/error/
@@ -503,7 +503,7 @@ M.METER_IDLE_EXPORTS = 10
 -- endpoint and a service, both in the key). Keying on them too would make two writers of
 -- one stream, the series a backend reads as resets.
 local function meter_of(cfg)
-  if not cfg.metrics_url then return { hists = {}, points = {}, observed = 0, live = 0 } end -- counted, never sent
+  if not cfg.metrics_url then return { hists = {}, points = {}, sums = {}, observed = 0, live = 0 } end -- counted, never sent
   local names = {}
   for k in pairs(cfg.resource or {}) do names[#names + 1] = tostring(k) end
   table.sort(names)
@@ -512,7 +512,7 @@ local function meter_of(cfg)
   key = table.concat(key, "\0")
   local m = M.meters[key]
   if not m then
-    m = { key = key, hists = {}, points = {}, observed = 0, live = 0,
+    m = { key = key, hists = {}, points = {}, sums = {}, observed = 0, live = 0,
       interval = cfg.metric_interval_ms or M.METRIC_INTERVAL_MS }
     M.meters[key] = m
   end
@@ -671,11 +671,32 @@ local function call_attrs(provider, model, kind)
     ["gen_ai.request.model"] = model, ["gen_ai.token.type"] = kind }
 end
 
+-- The metric of what the calls cost (docs/observability.md): the GenAI conventions have
+-- none, and without it a collector's users saw tokens but no money (GET /metrics had it)
+M.COST_METRIC = "orket.client.cost"
+
+-- Adds a call's cost (micro-units) in currency to its provider and model's counter of it,
+-- made at its first use.
+local function add_cost(m, mh, provider, model, micros, currency)
+  mh.cost = mh.cost or {}
+  local c = mh.cost[currency]
+  if not c then
+    local attrs = call_attrs(provider, model, nil)
+    attrs["orket.cost.currency"] = currency
+    c = { name = M.COST_METRIC, attrs = attrs, value = 0 }
+    mh.cost[currency] = c
+    m.sums[#m.sums + 1] = c
+  end
+  -- a sum that never wraps, as every sum of costs (orket.cost.plus); below 0 counts as 0
+  if micros > 0 then c.value = c.value > math.maxinteger - micros and math.maxinteger or c.value + micros end
+end
+
 -- Adds a model call's tokens (integers or nil) and wall time (seconds or nil) to its
 -- provider and model's histograms, each made at its first use: two lookups a call.
 -- failed: a failed call's class, its duration's `error.type` (the GenAI conventions count a
 -- failed operation's duration, told apart by that attribute); its tokens are never counted.
-function Tracer:observe_call(provider, model, input, output, seconds, failed)
+-- micros, currency: its cost (a failed call's charge too), to the cost counter.
+function Tracer:observe_call(provider, model, input, output, seconds, failed, micros, currency)
   local m = self.meter
   m.observed, m.start, m.via = m.observed + 1, m.start or now_int(), self
   if self.cfg.metrics_url and not m.timer then start_meter(m) end
@@ -713,6 +734,9 @@ function Tracer:observe_call(provider, model, input, output, seconds, failed)
     mh.duration = mh.duration or histogram(m, "gen_ai.client.operation.duration", M.DURATION_BUCKETS,
       call_attrs(provider, model, nil))
     add(mh.duration, seconds)
+  end
+  if math.type(micros) == "integer" and type(currency) == "string" then
+    add_cost(m, mh, provider, model, micros, currency)
   end
 end
 
@@ -831,16 +855,22 @@ local function on_event(self, ev)
     local ms = math.tointeger(ev.latency_ms)
     local input, output = math.tointeger(ev.prompt_tokens), math.tointeger(ev.completion_tokens)
     local v = self.values
+    -- gen_ai.response.model is the model an answer named: a failed call's event names the
+    -- one asked ("provider:model"), which a backend would list as a model of its own
     v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] = failed, parent[T_CONV], "chat", parent[T_PROVIDER], parent[T_MODEL],
-      ev.response_model, math.tointeger(ev.cached_tokens), input
+      not failed and ev.response_model or nil, math.tointeger(ev.cached_tokens), input
     v[9], v[10], v[11], v[12], v[13], v[14], v[15] = output, parent[T_CARD], ev.currency, math.tointeger(ev.cost),
       parent[T_PROJECT], parent[T_RUN], ev.step
     self:write(parent.chat, random_id(self), parent.id, CLIENT, ms and now_int() - ms * 1000000 or now_int(), failed,
       KEYS.chat, v)
     -- the client metrics: a failed call's duration, by its error.type, but never its tokens
     -- (what a cut stream was charged is the span's and docs/cost.md's, not usage)
-    if failed then self:observe_call(parent[T_PROVIDER], parent[T_MODEL], nil, nil, ms and ms / 1000, failed)
-    else self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000) end
+    local micros = math.tointeger(ev.cost)
+    if failed then
+      self:observe_call(parent[T_PROVIDER], parent[T_MODEL], nil, nil, ms and ms / 1000, failed, micros, ev.currency)
+    else
+      self:observe_call(parent[T_PROVIDER], parent[T_MODEL], input, output, ms and ms / 1000, nil, micros, ev.currency)
+    end
   elseif t == "tool" then
     local parent = turn_of(self, ev)
     if not parent then return end
@@ -894,7 +924,7 @@ end
 -- as the newest value of one series, never adding them up.
 function Tracer:metrics()
   local m = self.meter
-  if #m.points == 0 or not self.cfg.metrics_url then return nil end
+  if (#m.points == 0 and #m.sums == 0) or not self.cfg.metrics_url then return nil end
   local start_ns = tostring(m.start)
   local now, by_name, list = now_ns(), {}, {}
   local DESC = { ["gen_ai.client.token.usage"] = { "Measures number of input and output tokens used", "{token}" },
@@ -913,6 +943,18 @@ function Tracer:metrics()
       count = string.format("%d", h.count), sum = h.sum, bucketCounts = counts, explicitBounds = h.buckets,
       min = h.min, max = h.max }
     table.insert(metric.histogram.dataPoints, dp)
+  end
+  -- the calls' cost: a cumulative, monotonic sum in micro-units, by currency
+  local cost_metric
+  for _, c in ipairs(m.sums) do
+    if not cost_metric then
+      cost_metric = { name = M.COST_METRIC, unit = "{micro-unit}", description = "Cost of the model calls, in "
+        .. "millionths of a unit of orket.cost.currency (charged failures included)",
+        sum = { aggregationTemporality = 2, isMonotonic = true, dataPoints = {} } }
+      list[#list + 1] = cost_metric
+    end
+    table.insert(cost_metric.sum.dataPoints, { attributes = attributes(c.attrs), startTimeUnixNano = start_ns,
+      timeUnixNano = now, asInt = string.format("%d", c.value) })
   end
   -- a value JSON cannot hold costs the metrics, never the run
   local ok, body = pcall(jsonout.encode, { resourceMetrics = { {

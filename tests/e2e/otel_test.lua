@@ -231,6 +231,35 @@ budgets = { turns_per_card = 1 }
     assert.same({ ["gen_ai.client.token.usage {token}"] = true, ["gen_ai.client.operation.duration s"] = true }, ms)
   end)
 
+  -- the calls' cost (orket.client.cost, a cumulative monotonic sum): a collector's users saw
+  -- tokens but no money; read back through the same definitions
+  it("send a priced run's cost with the client metrics, read back the same through the OTLP definitions", function()
+    local ndir, why = npm.ensure()
+    if not ndir then return pending("@opentelemetry/otlp-transformer from npm: " .. why) end
+    local dir = fake.one_issue(string.format([[
+name = "traced"
+models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } },
+  prices = { ["fake:%s"] = { input = "2.50", cached_input = "1.25", output = "10", currency = "USD" } } }
+team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
+budgets = { turns_per_card = 1 }
+]], MODEL, fake.url .. "/v1", MODEL))
+    H.orket("run M", { cwd = dir, env = { OTEL_EXPORTER_OTLP_ENDPOINT = fake.url } })
+    local body = exports("metrics")[1].request
+    H.write(dir .. "/bodies.json", cjson.encode { body })
+    local r = npm.node("otel/otlp_check.js", { dir .. "/bodies.json" })
+    assert.equal(0, r.status, r.stderr)
+    local cost
+    for _, m in ipairs(cjson.decode(r.stdout).metrics) do if m.name == "orket.client.cost" then cost = m end end
+    assert(cost, r.stdout)
+    assert.same({ "{micro-unit}", true, 2 }, { cost.unit, cost.monotonic, cost.temporality })
+    table.sort(cost.attributes)
+    assert.same({ "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "orket.cost.currency" },
+      cost.attributes)
+    -- what the journal says the run cost
+    local runs = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs
+    assert.equal(string.format("%d", runs[1].cost.USD), cost.count)
+  end)
+
   -- the traces' own headers (a backend's key) went with the metrics too, to the metrics'
   -- endpoint, and the metrics' own were never sent
   it("send each signal's own headers, the shared ones to a signal without its own", function()

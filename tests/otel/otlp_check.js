@@ -5,7 +5,8 @@
 // into bytes), verified, encoded to protobuf and decoded back, and must come back the same:
 // a field the definitions do not know would be lost on the way and fail the check. Prints
 // {spans: [{name, kind, parent, attributes: [keys]}...], metrics: [{name, unit, count,
-// attributes}...] (a histogram's data points)} or exits 1 with why.
+// attributes}...] (a histogram's data points; a sum's with its value as count, and
+// monotonic)} or exits 1 with why.
 const root = require('@opentelemetry/otlp-transformer/build/src/generated/root');
 const TRACES = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
 const METRICS = root.opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest;
@@ -46,6 +47,13 @@ for (const body of bodies) {
     spans.push({ name: s.name, kind: s.kind, parent: !!s.parentSpanId, attributes: (s.attributes || []).map((x) => x.key) });
   }
   for (const rm of back.resourceMetrics || []) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) {
+    if (m.sum) {
+      for (const dp of m.sum.dataPoints) {
+        metrics.push({ name: m.name, unit: m.unit, count: dp.asInt, monotonic: !!m.sum.isMonotonic,
+          temporality: m.sum.aggregationTemporality, attributes: (dp.attributes || []).map((x) => x.key) });
+      }
+      continue;
+    }
     for (const dp of m.histogram.dataPoints) {
       metrics.push({ name: m.name, unit: m.unit, count: dp.count, attributes: (dp.attributes || []).map((x) => x.key) });
     }

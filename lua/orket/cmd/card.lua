@@ -1,5 +1,6 @@
 -- orket card ID [--json]: one card in full, with its dependencies, comments and history.
 local cost = require "orket.cost"
+local costs = require "orket.store.costs"
 local jsonout = require "orket.jsonout"
 local board_cmd = require "orket.cmd.board"
 local cmdline = require "orket.cmdline"
@@ -19,7 +20,9 @@ cmd.help = "Shows every field of card ID, its comments and its event history (ol
 -- Every field may hold an agent's text: one-line fields stay on their line, long text
 -- keeps its lines, indented; all of it inert on a terminal. Each section below appends
 -- its lines to w.
-local function line(w, k, v) if v ~= nil and v ~= "" then w[#w + 1] = string.format("%-13s %s", k .. ":", inert.line(v)) end end
+local function line(w, k, v)
+  if v ~= nil and v ~= "" then w[#w + 1] = string.format("%-13s %s", k ~= "" and (k .. ":") or "", inert.line(v)) end
+end
 local function body(v, pad) return inert.indented(tostring(v), pad) end
 
 -- The card's own fields, one a line.
@@ -37,6 +40,11 @@ local function fields(w, g)
   line(w, "seat", c.seat)
   line(w, "worked by", c.worked_by)
   if g.usage and g.usage.calls > 0 then line(w, "model", (cost.usage_text(g.usage):gsub("^usage: ", ""))) end
+  -- the same by seat, when more than one seat made them: what the coder's and the
+  -- reviewer's calls each cost
+  if g.seats and #g.seats > 1 then
+    for _, t in ipairs(g.seats) do line(w, "", t.seat .. ": " .. cost.usage_text(t):gsub("^usage: ", "")) end
+  end
   line(w, "retries", c.retries > 0 and c.retries or nil)
   line(w, "depends on", #c.depends_on > 0 and table.concat(c.depends_on, ", ") or nil)
   if #g.kids > 0 then
@@ -167,6 +175,9 @@ function cmd.run(args, cli)
   local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
   local g, gerr = view.gather(db, o.id, o.dir)
+  if g and g.usage and g.usage.calls > 0 and not o.json then
+    g.seats = costs.by_seat(db, { [g.card.type == "issue" and "card" or g.card.type] = g.card.id })
+  end
   db:close()
   if not g then
     cli.err("%s", gerr)

@@ -481,7 +481,7 @@ function M.check(run, job, req)
   -- run's and the day's count from no mark
   local marks
   local est = estimate(price, req)
-  local held, limits, room = {}, {}, false
+  local held, limits, passes, room = {}, {}, {}, false
   local scopes = M.SCOPES
   for i = 1, #scopes do
     local s = scopes[i]
@@ -504,10 +504,20 @@ function M.check(run, job, req)
         run:emit { type = "budget_warning", card = card_id, seat = job.seat, scope = s, id = id, spent = t.micros,
           budget = budget.micros, currency = price.currency }
       end
-      if t.micros + est > budget.micros then
+      -- a person approved going on past this budget and nothing was spent since: the call
+      -- goes even when its estimate alone passes the whole budget. Stopped, it would make
+      -- the card wait again at once, every approval spending a turn and letting no call go.
+      local approved = from[2] > 0 and t.micros == 0
+      if t.micros + est > budget.micros and not approved then
         local detail = string.format("money budget: the %s %s spent %s of its %s (budgets.cost_per_%s); the next call may cost up to %s",
           s, tostring(id), cost.format(t.micros, price.currency), cost.format(budget.micros, price.currency), s,
           cost.format(est, price.currency))
+        if est > budget.micros then
+          -- no call fits the budget whatever was spent: say what bounds the estimate
+          detail = detail .. string.format(", more than the whole budget (%s; budgets.max_output_tokens bounds "
+            .. "the estimate's output)", M.CARD_SCOPES[s] and "each approval lets one such call go"
+            or "raise it")
+        end
         run:emit { type = "budget_reached", card = card_id, seat = job.seat, scope = s, id = id, spent = t.micros,
           estimate = est, budget = budget.micros, currency = price.currency }
         if not M.CARD_SCOPES[s] then
@@ -518,11 +528,15 @@ function M.check(run, job, req)
       end
       held[#held + 1] = t
       limits[#held] = budget.micros
+      passes[#held] = approved
     end
   end
   -- decided here, after the last read or write that may wait (on PostgreSQL): the holds
-  -- other turns took meanwhile count, and taking this one does not wait
-  for i, t in ipairs(held) do room = room or t.micros + t.held + est > limits[i] end
+  -- other turns took meanwhile count, and taking this one does not wait. An approved
+  -- budget nothing was spent from lets one call go: with none in flight, this one.
+  for i, t in ipairs(held) do
+    room = room or (t.micros + t.held + est > limits[i] and not (passes[i] and t.held == 0))
+  end
   if room then return { room = true } end
   if #held > 0 then
     for _, t in ipairs(held) do t.held = t.held + est end
@@ -557,8 +571,14 @@ function M.release_raised(run, target)
       local now = last and type(last.scope) == "string" and b["cost_per_" .. last.scope]
       if last and type(last.budget) == "number"
         and (not now or now.currency ~= last.currency or now.micros > last.budget) then
-        local note = string.format("budgets.cost_per_%s was raised from %s: going on", last.scope,
-          cost.format(last.budget, tostring(last.currency)))
+        -- what orket.lua says now: raised, removed, or another currency (which no call of
+        -- the one reached counts against)
+        local was = cost.format(last.budget, tostring(last.currency))
+        local note = not now and string.format("budgets.cost_per_%s (%s) was removed: going on", last.scope, was)
+          or now.currency ~= last.currency and string.format("budgets.cost_per_%s is now %s (it was %s): going on",
+            last.scope, cost.format(now.micros, now.currency), was)
+          or string.format("budgets.cost_per_%s was raised from %s to %s: going on", last.scope, was,
+            cost.format(now.micros, now.currency))
         -- another worker opening a run may have moved it first: then it is not waiting
         if run.board:transition(c.id, "ready", { actor = board_mod.ENGINE, note = note }) then moved[#moved + 1] = c.id end
       end

@@ -139,8 +139,23 @@ function M.validate_models(models)
     end
   end
   -- prices (docs/cost.md): each "provider:model" priced per million tokens
-  local _, perr = cost.prices(models.prices)
+  local prices, perr = cost.prices(models.prices)
   if perr then return nil, "orket.lua: " .. perr, "EINVAL" end
+  -- a price under a provider no model can be called through (a typo: "opneai:gpt-4o") is
+  -- never used, and its model's calls would go unpriced without a word
+  local specs, names = {}, {}
+  for spec in pairs(prices) do specs[#specs + 1] = spec end
+  table.sort(specs)
+  for _, spec in ipairs(specs) do
+    local prov = spec:match("^([^:]+):")
+    if not models.providers[prov] then
+      for n in pairs(models.providers) do names[#names + 1] = n end
+      table.sort(names)
+      return mfail(string.format("models.prices[%q]", spec), string.format("names provider '%s', which is not "
+        .. "configured (providers: %s): no call is priced by it; write the key as \"provider:model\" with a "
+        .. "provider of models.providers", prov, table.concat(names, ", ")))
+    end
+  end
   return true
 end
 
@@ -278,7 +293,9 @@ local function int(v, path, min)
   return n
 end
 
-local function section(cfg, name, defaults)
+-- also: more names the section knows, checked by its caller (budgets' money ones), for
+-- the list an unknown setting's message gives
+local function section(cfg, name, defaults, also)
   local src = cfg[name]
   local out = {}
   for k, v in pairs(defaults) do out[k] = v end
@@ -288,6 +305,7 @@ local function section(cfg, name, defaults)
     if defaults[k] == nil then
       local names = {}
       for n in pairs(defaults) do names[#names + 1] = n end
+      for n in pairs(also or {}) do names[#names + 1] = n end
       table.sort(names)
       fail(name .. "." .. tostring(k), "unknown setting (known: %s)", table.concat(names, ", "))
     end
@@ -304,6 +322,10 @@ M.MONEY_BUDGETS = { cost_per_card = true, cost_per_epic = true, cost_per_rock = 
 local function money(v, path)
   if type(v) ~= "string" then fail(path, "must be an amount and a currency, e.g. \"5.00 USD\" (got %s)", type(v)) end
   local amount, currency = v:match("^%s*(%S+)%s+(%u%u%u)%s*$")
+  local lamount, lower = v:match("^%s*(%S+)%s+(%a%a%a)%s*$")
+  if not amount and lower and cost.CURRENCIES[lower:upper()] then
+    fail(path, "names %s: write the currency as its ISO 4217 code, in capitals (\"%s %s\")", lower, lamount, lower:upper())
+  end
   if not amount then fail(path, "must be an amount and a currency, e.g. \"5.00 USD\" (got \"%s\")", v) end
   if not cost.CURRENCIES[currency] then fail(path, "names %s, not an ISO 4217 currency such as USD", currency) end
   local m, why = cost.micros(amount)
@@ -312,13 +334,17 @@ local function money(v, path)
   return { micros = m, currency = currency, text = v }
 end
 
--- The currencies models.prices bills in, sorted (its own check reports a bad price).
+-- The currencies models.prices bills in, sorted | nil when a price's currency is missing or
+-- no ISO 4217 code: its own check reports that price, and a budget compared with what it
+-- bills in would be a second, wrong message ("is in USD, but models.prices bills only in
+-- usd").
 local function priced_currencies(cfg)
   local prices = type(cfg.models) == "table" and cfg.models.prices
   local seen, out = {}, {}
   for _, p in pairs(type(prices) == "table" and prices or {}) do
     local c = type(p) == "table" and p.currency
-    if type(c) == "string" and not seen[c] then seen[c], out[#out + 1] = true, c end
+    if not cost.CURRENCIES[c] then return nil end
+    if not seen[c] then seen[c], out[#out + 1] = true, c end
   end
   table.sort(out)
   return seen, out
@@ -326,19 +352,19 @@ end
 
 local function budgets(cfg)
   local src, plain = cfg.budgets, {}
-  if type(src) ~= "table" then return section(cfg, "budgets", M.DEFAULTS.budgets) end
+  if type(src) ~= "table" then return section(cfg, "budgets", M.DEFAULTS.budgets, M.MONEY_BUDGETS) end
   local spent = {}
   local priced, currencies = priced_currencies(cfg)
   for k, v in pairs(src) do
     if M.MONEY_BUDGETS[k] then spent[k] = money(v, "budgets." .. k) else plain[k] = v end
     -- a budget counts only the calls priced in its currency: in another, it never stops one
-    if spent[k] and not priced[spent[k].currency] then
+    if spent[k] and priced and not priced[spent[k].currency] then
       fail("budgets." .. k, "is in %s, but %s, so no call would ever count against it", spent[k].currency,
         #currencies == 0 and "no model has a price (models.prices)"
           or ("models.prices bills only in " .. table.concat(currencies, ", ")))
     end
   end
-  local out = section({ budgets = plain }, "budgets", M.DEFAULTS.budgets)
+  local out = section({ budgets = plain }, "budgets", M.DEFAULTS.budgets, M.MONEY_BUDGETS)
   for k, v in pairs(spent) do out[k] = v end
   return out
 end

@@ -31,8 +31,9 @@ local FILTERS = {
 -- (orket.engine.spend.refused), whose data holds the charged tokens and cost.
 local function sources(d)
   return {
-    { "turns", "(SELECT id, run_id, card_id, created_at AS at, model, data, prompt_tokens, completion_tokens FROM turns)" },
-    { "failures", "(SELECT id, run_id, card_id, at, " .. d.json_text("data", "model") .. " AS model, data, "
+    { "turns", "(SELECT id, run_id, card_id, created_at AS at, model, seat, data, prompt_tokens, completion_tokens "
+      .. "FROM turns)" },
+    { "failures", "(SELECT id, run_id, card_id, at, " .. d.json_text("data", "model") .. " AS model, actor AS seat, data, "
       .. d.json_int("data", "prompt_tokens") .. " AS prompt_tokens, " .. d.json_int("data", "completion_tokens")
       .. " AS completion_tokens FROM events WHERE kind = 'model_failure')" },
   }
@@ -52,9 +53,12 @@ function M.charged_tokens(d, col)
   return "COALESCE(" .. d.json_int(col, "prompt_tokens") .. " + " .. d.json_int(col, "completion_tokens") .. ", 0)"
 end
 
---- query(d, f) -> SQL, args: the statement of rows(db, f) in dialect d (its plan is
---- checked for indexes: a budget reads it before each model call)
-function M.query(d, f)
+--- query(d, f[, by]) -> SQL, args: the statement of rows(db, f) in dialect d (its plan is
+--- checked for indexes: a budget reads it before each model call); by "seat": its rows
+--- by the seat that made the calls (a turns row's seat, a model failure's actor) instead of
+--- by model
+function M.query(d, f, by)
+  local key = by == "seat" and "seat" or "model"
   local parts, args = {}, {}
   for _, src in ipairs(sources(d)) do
     local name, from = src[1], src[2]
@@ -69,12 +73,12 @@ function M.query(d, f)
         for _ = 1, flt[3] do args[#args + 1] = v end
       end
     end
-    parts[#parts + 1] = "SELECT r.model AS model, " .. d.json_text("r.data", "currency") .. " AS currency, "
+    parts[#parts + 1] = "SELECT r." .. key .. " AS " .. key .. ", " .. d.json_text("r.data", "currency") .. " AS currency, "
       .. d.json_int("r.data", "cost") .. " AS cost, " .. M.spent(d, "r.data") .. " AS spent, r.prompt_tokens AS pt, "
       .. d.json_int("r.data", "cached_tokens") .. " AS cached, r.completion_tokens AS ct FROM " .. from
       .. " r WHERE " .. table.concat(where, " AND ")
   end
-  local q = "SELECT model, currency, " .. d.integer("COALESCE(SUM(spent), 0)") .. " AS micros, "
+  local q = "SELECT " .. key .. ", currency, " .. d.integer("COALESCE(SUM(spent), 0)") .. " AS micros, "
     .. d.integer("COUNT(cost)") .. " AS priced, " .. d.integer("COUNT(*)") .. " AS calls, "
     .. d.integer("COALESCE(SUM(pt), 0)") .. " AS input, " .. d.integer("COALESCE(SUM(cached), 0)") .. " AS cached, "
     .. d.integer("COALESCE(SUM(ct), 0)") .. " AS output FROM (" .. table.concat(parts, " UNION ALL ")
@@ -92,14 +96,36 @@ function M.rows(db, f)
   return assert(db:rows(q, table.unpack(args)))
 end
 
+local function totals_of(out, r)
+  for _, k in ipairs { "calls", "priced", "input", "cached", "output" } do out[k] = out[k] + (r[k] or 0) end
+  -- a sum that never wraps to a negative
+  if r.currency and (r.priced or 0) > 0 then cost.add(out.cost, r.currency, r.micros) end
+  return out
+end
+
+local function zero() return { cost = {}, calls = 0, priced = 0, input = 0, cached = 0, output = 0 } end
+
 --- totals(db, f) -> {cost = {currency = micros}, calls=, priced=, input=, cached=, output=}:
 --- rows summed over models
 function M.totals(db, f)
-  local out = { cost = {}, calls = 0, priced = 0, input = 0, cached = 0, output = 0 }
-  for _, r in ipairs(M.rows(db, f)) do
-    for _, k in ipairs { "calls", "priced", "input", "cached", "output" } do out[k] = out[k] + (r[k] or 0) end
-    -- a sum that never wraps to a negative
-    if r.currency and (r.priced or 0) > 0 then cost.add(out.cost, r.currency, r.micros) end
+  local out = zero()
+  for _, r in ipairs(M.rows(db, f)) do totals_of(out, r) end
+  return out
+end
+
+--- by_seat(db, f) -> array of totals (as totals') each with its seat, ordered by seat: the
+--- calls of f's scope by the seat that made them (orket card's lines under its model line)
+function M.by_seat(db, f)
+  local q, args = M.query(db.dialect, f, "seat")
+  local out, at = {}, {}
+  for _, r in ipairs(assert(db:rows(q, table.unpack(args)))) do
+    local seat = r.seat or "-"
+    if not at[seat] then
+      at[seat] = zero()
+      at[seat].seat = seat
+      out[#out + 1] = at[seat]
+    end
+    totals_of(at[seat], r)
   end
   return out
 end
