@@ -193,6 +193,23 @@ describe("a model call's cost", function()
     assert.equal(0, require("orket.store.costs").totals(db, { run = 1 }).calls)
   end)
 
+  -- the review's model unpriced: orket runs' cost is not the run's whole cost, and says so
+  it("is said beside the calls of unknown cost in orket runs", function()
+    local coder, reviewer = "tool=update_issue_status,arg_status=code_review", "tool=update_issue_status,arg_status=done"
+    local dir = fake.one_issue(string.format([[
+models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } },
+  prices = { ["fake:%s"] = %s } }
+team = { senior_developer = { roles = { "coder" } },
+  integrity_guard = { roles = { "integrity_guard" }, model = "fake:%s" } }
+]], coder, fake.url .. "/v1", coder, PRICE, reviewer))
+    local r = H.orket("run M --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local listed = cjson.decode(H.orket("runs --json", { cwd = dir }).stdout).runs[1]
+    assert.is_table(listed.cost)
+    assert.is_true(listed.unpriced_calls >= 1)
+    assert.matches(" USD %+ " .. math.tointeger(listed.unpriced_calls) .. " calls? of unknown cost\n", H.orket("runs", { cwd = dir }).stdout)
+  end)
+
   it("is unknown, not 0, when the model has no price", function()
     local dir = fake.one_issue(string.format([[
 models = { default = "fake:no_usage", providers = { fake = { kind = "openai", base_url = %q } } }

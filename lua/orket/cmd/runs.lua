@@ -71,6 +71,9 @@ local function summaries(dir, db)
     local t = costs.totals(db, { run = r.id })
     -- tokens by kind and the cost by currency in micro-units (docs/cost.md); none known: no cost
     r.tokens_cached, r.cost = t.cached, next(t.cost) and t.cost or nil
+    -- calls of unknown cost (no price, no usage) beside a known cost: said, as orket log
+    -- says them, or the column reads as the run's whole cost
+    r.unpriced_calls = r.cost and t.calls > t.priced and t.calls - t.priced or nil
   end
   local left = {} -- runs left to workers (orket worker)
   for _, r in ipairs(lease.ops(db).queued(db)) do left[r.id] = true end
@@ -186,7 +189,8 @@ local function text_table(rows)
   local out = { string.format(fmt, "RUN", "STATE", "TARGET", "KIND", "STEPS", "TOKENS", "STARTED", "COST") }
   for _, r in ipairs(rows) do
     out[#out + 1] = string.format(fmt, r.id, inert.line(r.status), r.target, inert.line(r.kind), r.steps, r.tokens,
-      inert.line(r.started_at), r.cost and cost.text(r.cost) or "-")
+      inert.line(r.started_at), r.cost and (cost.text(r.cost) .. (r.unpriced_calls and string.format(
+        " + %d call%s of unknown cost", r.unpriced_calls, r.unpriced_calls == 1 and "" or "s") or "")) or "-")
     worker_lines(out, r)
   end
   return table.concat(out)
