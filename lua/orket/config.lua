@@ -239,8 +239,7 @@ function M.load(dir, getenv)
   if not copy then return nil, err, code end
   local unknown = settings.unknown(copy)
   if #unknown > 0 then
-    return nil, M.placed(dir, "orket.lua: " .. unknown[1] .. ": unknown setting (settings: " .. settings.list() .. ")"),
-      "EINVAL"
+    return nil, M.placed(dir, settings.unknown_text(unknown[1], copy[unknown[1]])), "EINVAL"
   end
   local cfg, ferr, fcode = M.finish(copy, dir, getenv)
   if not cfg then return nil, M.placed(dir, ferr), fcode end

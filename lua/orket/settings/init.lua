@@ -121,8 +121,19 @@ function M.env_model(getenv)
 end
 
 --- validate_models(models) -> true | nil, message, "EINVAL"
+local MODELS_KEYS = { default = true, prices = true, providers = true }
+
 function M.validate_models(models)
   if type(models) ~= "table" then return mfail("models", "must be a table") end
+  -- a misspelt key (defualt) was passed over, and the built-in default model used instead
+  local odd = {}
+  for k in pairs(models) do
+    if not MODELS_KEYS[k] then odd[#odd + 1] = tostring(k) end
+  end
+  if #odd > 0 then
+    table.sort(odd)
+    return mfail("models." .. odd[1] .. ":", "unknown setting (known: default, prices, providers)")
+  end
   if type(models.providers) ~= "table" then return mfail("models.providers", "must be a table") end
   for name, p in pairs(models.providers) do
     if type(name) ~= "string" or not name:match("^[%w_%-%.]+$") then
@@ -797,7 +808,38 @@ function M.unknown(data)
   return nearest.ordered(out, M.list())
 end
 
-local function unknown_message(k) return "orket.lua: " .. k .. ": unknown setting (settings: " .. M.list() .. ")" end
+-- whether section entry's check, given {K = v} alone, says K is unknown to it
+local function refuses(entry, k, v)
+  local s = entry[1]
+  local ok, res = pcall(entry[2], { [s] = { [k] = v } })
+  local msg = ok and "" or (type(res) == "table" and res.settings_error) or tostring(res)
+  return msg:find("unknown", 1, true) ~= nil
+end
+
+--- home(k, v) -> the section that has a field k (budgets for cost_per_run, models for
+--- prices) | nil: a field written at the top of orket.lua instead of in its section. Each
+--- section's own check is asked of {k = v} alone: one that says nothing of an unknown
+--- setting knows k (v's own mistakes aside), unless it says nothing of a name no section
+--- has either (team's seats, mcp's servers: names of the operator's). Asked only for a
+--- name that is no setting.
+function M.home(k, v)
+  if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then return nil end
+  for _, entry in ipairs(SCHEMA) do
+    local s = entry[1]
+    if s ~= "name" and s ~= "vision" and not refuses(entry, k, v) and refuses(entry, "no_such_field_here", v) then
+      return s
+    end
+  end
+  return nil
+end
+
+--- unknown_text(k, v) -> "orket.lua: K: unknown setting (settings: ...)", and where k
+--- belongs when a section has it ("; it is a field of budgets: budgets = { K = ... }")
+function M.unknown_text(k, v)
+  local home = M.home(k, v)
+  return "orket.lua: " .. tostring(k) .. ": unknown setting (settings: " .. M.list() .. ")"
+    .. (home and string.format("; it is a field of %s: %s = { %s = ... }", home, home, k) or "")
+end
 
 -- Runs one section's check: value | nil, message, every message (a section may say more than one).
 local function run(entry, data)
@@ -812,7 +854,7 @@ end
 --- all is well. What `orket validate` reports; resolve stops at the first.
 function M.check(data)
   local out = {}
-  for _, k in ipairs(M.unknown(data)) do out[#out + 1] = unknown_message(k) end
+  for _, k in ipairs(M.unknown(data)) do out[#out + 1] = M.unknown_text(k, data[k]) end
   for _, entry in ipairs(SCHEMA) do
     local _, err, all = run(entry, data)
     for _, m in ipairs(all or { err }) do out[#out + 1] = m end

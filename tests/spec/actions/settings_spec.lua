@@ -123,6 +123,32 @@ describe("engine settings", function()
       settings.check({ aaa = 1, teams = {} })[1])
   end)
 
+  -- a section's field written at the top of orket.lua (prices, cost_per_run) was only
+  -- "unknown setting": the section it belongs in is said; a name of the operator's in a
+  -- section of free names (a seat, a server) is no field of it
+  it("say which section a field at the top belongs in", function()
+    local function said(k, v) return settings.check({ [k] = v })[1] end
+    local list = settings.list()
+    assert.equal("orket.lua: cost_per_run: unknown setting (settings: " .. list .. "); it is a field of budgets: "
+      .. "budgets = { cost_per_run = ... }", said("cost_per_run", "1 USD"))
+    assert.matches("; it is a field of models: models = { prices = ... }$", said("prices", {}))
+    assert.matches("; it is a field of review: review = { escalate_after = ... }$", said("escalate_after", 2))
+    assert.matches("; it is a field of serve: serve = { cors = ... }$", said("cors", {}))
+    -- a value the field would refuse still names the field's section
+    assert.matches("; it is a field of budgets:", said("turns_per_card", "many"))
+    for _, k in ipairs { "coder", "files", "zzz", "teams" } do
+      assert.equal("orket.lua: " .. k .. ": unknown setting (settings: " .. list .. ")", said(k, {}), k)
+    end
+  end)
+
+  -- models' keys were passed over unchecked: a misspelt default (defualt) left the built-in
+  -- default model in use without a word
+  it("refuse a key of models that is none of its settings, naming the one nearest it", function()
+    local err = settings.check({ models = { defualt = "scripted:x", providers = {} } })[1]
+    assert.equal("orket.lua: models.defualt: unknown setting (known: default, prices, providers)", err)
+    assert.matches("; did you mean 'default'%?$", require("orket.nearest").hint(err))
+  end)
+
   -- a provider's unknown setting was "is not a provider setting", naming neither the known
   -- ones nor the one meant
   it("name a provider's known settings under an unknown one, and the one nearest it", function()
