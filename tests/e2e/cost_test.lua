@@ -178,6 +178,9 @@ describe("a model call's cost", function()
         assert.equal("USD", d.currency)
         spent, tokens = spent + d.cost, tokens + d.prompt_tokens + d.completion_tokens
       end
+      -- orket log says what each failed call was charged, as the usage line counts it
+      local log = H.orket("log 1", { cwd = dir }).stdout
+      assert.matches("%[model failed%] step 1: [%w_]+: .- %(charged %d+%+4096 tokens, 0%.%d+ USD%)\n", log)
       -- every usage counts each charge as a call of known cost
       local usage = require("orket.store.costs").totals(db, { run = 1 })
       assert.same({ #rows, #rows, tokens, { USD = spent } }, { usage.calls, usage.priced, usage.input + usage.output, usage.cost },

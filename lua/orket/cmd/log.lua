@@ -195,7 +195,13 @@ local EVENT = {
     add(st, string.format("   [result] %s %s %s", one(d.tool), d.ok and "ok" or "failed", clip(plain(ev.result), n)))
   end,
   model_failure = function(_, d, n, st)
-    add(st, string.format("   [model failed] step %s: %s: %s", num(d.step), one(d.class), clip(d.error, n)))
+    -- a call billed though it failed (its usage refused, or cut after it began) says what
+    -- it was charged, as the run's usage line counts it
+    local cost_micros = math.tointeger(d.cost)
+    local charged = math.tointeger(d.prompt_tokens) and string.format(" (charged %s+%s tokens%s)",
+      num(d.prompt_tokens), num(d.completion_tokens or 0),
+      cost_micros and type(d.currency) == "string" and (", " .. cost.format(cost_micros, d.currency)) or "") or ""
+    add(st, string.format("   [model failed] step %s: %s: %s%s", num(d.step), one(d.class), clip(d.error, n), charged))
   end,
   violation = function(_, d, _, st)
     add(st, string.format("   [violation] %s: %s", one(d.rule), clip(d.detail)))
