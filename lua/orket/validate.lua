@@ -77,7 +77,50 @@ local function check_config(dir, out)
       end
     end
   end
-  return cfg, ts and ts.team, mok and msection or nil
+  return cfg, ts and ts.team, mok and msection or nil, data
+end
+
+-- The models a run of the project may call ("provider:model"): the default, each seat's,
+-- each role's, sorted
+local function models_named(cfg, team, by_name)
+  local seen, out = {}, {}
+  local function use(m) if type(m) == "string" and not seen[m] then seen[m] = true; out[#out + 1] = m end end
+  use(cfg.models.default)
+  for _, seat in pairs(team or {}) do use(seat.model) end
+  for _, r in pairs(by_name or {}) do use(r.model) end
+  table.sort(out)
+  return out
+end
+
+-- With a money budget set, a model of the project without a price in a budget's currency
+-- has calls that count against no money budget: said now, as a run says it at the model's
+-- first call (budget_unpriced). Offline models (scripted, replay) cost nothing.
+local function check_unpriced(dir, warnings, data, cfg, team, by_name)
+  local ok, s = pcall(settings.resolve, data)
+  if not ok or not s or not cfg then return end
+  local currencies, first = {}, nil
+  for _, scope in ipairs { "card", "epic", "rock", "run", "day" } do
+    local b = s.budgets["cost_per_" .. scope]
+    if type(b) == "table" and b.currency then
+      currencies[b.currency] = true
+      first = first or ("budgets.cost_per_" .. scope)
+    end
+  end
+  if not first then return end
+  for _, m in ipairs(models_named(cfg, team, by_name)) do
+    local prov = m:match("^([^:]+):")
+    local kind = prov and cfg.models.providers[prov] and cfg.models.providers[prov].kind
+    if kind ~= "scripted" and kind ~= "replay" then
+      local pok, price = pcall(cost.price, (cfg.models.prices or {})[m], "models.prices")
+      local why = not (pok and price) and "has no price in models.prices"
+        or not currencies[price.currency] and string.format("is priced in %s, the currency of no money budget",
+          price.currency)
+      if why then
+        add(warnings, dir, string.format("orket.lua: %s: %s %s, so its calls count against no money budget "
+          .. "(a run says so at its first call: budget_unpriced)", first, inert.line(m), why), "orket.lua")
+      end
+    end
+  end
 end
 
 -- orket.lua's MCP servers, started as a run's listing starts them (a stdio server in a
@@ -365,7 +408,7 @@ function M.check(dir)
   dir = dir or "."
   local out, warnings = {}, {}
   local summary = { epics = 0, issues = 0, roles = 0, tools = 0, policies = 0 }
-  local cfg, team, msection = check_config(dir, out)
+  local cfg, team, msection, data = check_config(dir, out)
   check_folders(dir, out, warnings)
   local by_name, tool_names, sets, broken, half = scriptcheck.check(dir, out, summary)
   local servers = start_mcp(dir, msection)
@@ -407,6 +450,7 @@ function M.check(dir)
   check_links(dir, out, cfg, team, by_name, tool_names, sets, broken, servers, half)
   -- a price that looks written per 1,000 tokens, 1000 times too small (docs/cost.md)
   for _, w in ipairs(cost.price_warnings(cfg and cfg.models.prices)) do add(warnings, dir, w, "orket.lua") end
+  if data then check_unpriced(dir, warnings, data, cfg, team, by_name) end
   check_epics(dir, out, warnings, summary, team)
   check_compose(dir, out, warnings)
   return out, summary, warnings
