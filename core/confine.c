@@ -744,6 +744,8 @@ static const char *const cf_accounts[] = {"/etc/passwd", "/etc/group", NULL};
 static const char *const cf_devs[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
                                       "/dev/tty", NULL};
 
+const char *const *confine_system_dirs(void) { return cf_sys; }
+
 static size_t cf_count(const char *const *l) {
   size_t n = 0;
   while (l[n]) n++;

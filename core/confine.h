@@ -193,6 +193,9 @@ typedef struct confine_mount {
  * lies under it. Returns the count. The strings point into the spec or static text. */
 size_t confine_view_plan(const confine_spec *s, confine_mount *out);
 size_t confine_view_size(const confine_spec *s);
+/* The system's directories every view holds read-only (/usr, /bin, ...), NULL-terminated:
+ * what a confined program sees of the machine besides its own binds and /etc's files. */
+const char *const *confine_system_dirs(void);
 
 /* Copies a passwd or group file's text without secrets: the second field of each line
  * becomes "x". Returns the length written (out has at least len + len/2 + 2 bytes: a line

@@ -607,8 +607,21 @@ static int lp_helper(lua_State *L) {
   return 1;
 }
 
+/* system_dirs() -> {"/usr", "/bin", ...}: the system's directories every confined view
+ * holds (confine_system_dirs), for messages that say what a program sees */
+static int lp_system_dirs(lua_State *L) {
+  const char *const *d = confine_system_dirs();
+  lua_newtable(L);
+  for (lua_Integer i = 0; d[i]; i++) {
+    lua_pushstring(L, d[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 static const luaL_Reg lp_funcs[] = {
     {"run", lp_run},
+    {"system_dirs", lp_system_dirs},
     {"helper", lp_helper},
     {"helper_argv", lp_helper_argv},
     {"probe", lp_probe},

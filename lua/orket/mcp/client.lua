@@ -558,7 +558,7 @@ end
 -- The directories a stdio server sees of this machine besides its read_only, its working
 -- directory and its temp dir: the system's (core/confine.c's view, whose /etc files and
 -- devices hold no server's program)
-local SYSTEM_DIRS = { "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32" }
+local SYSTEM_DIRS = proc.system_dirs()
 
 local function under(path, dir) return path == dir or path:sub(1, #dir + 1) == dir .. "/" end
 

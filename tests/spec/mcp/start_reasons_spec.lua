@@ -246,3 +246,16 @@ describe("orket.settings.mcp's command", function()
       .. "(the server runs in a directory of its own: a script by its absolute path)", err.settings_error)
   end)
 end)
+
+describe("orket.c.proc.system_dirs", function()
+  -- the view's own list (core/confine.c), which the read_only hint names: one list, in C
+  it("lists the system's directories every confined view holds", function()
+    local dirs = require("orket.c.proc").system_dirs()
+    assert.equal("/usr", dirs[1])
+    for _, d in ipairs { "/bin", "/sbin", "/lib", "/lib64" } do
+      local found = false
+      for _, x in ipairs(dirs) do found = found or x == d end
+      assert.is_true(found, d)
+    end
+  end)
+end)
