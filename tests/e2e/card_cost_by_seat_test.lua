@@ -40,6 +40,11 @@ team = { senior_developer = { roles = { "coder" } },
     local epic = H.orket("card M", { cwd = dir }).stdout
     assert.matches("\n" .. pad .. "integrity_guard: 1 call, 2000 prompt tokens, 5 output tokens, cost 0%.000303 USD\n",
       epic)
+    -- --json (and the API's card) the same, as usage_by_seat
+    local doc = require("cjson").decode(H.orket("card M-1 --json", { cwd = dir }).stdout)
+    local by = {}
+    for _, t in ipairs(doc.usage_by_seat) do by[t.seat] = { math.tointeger(t.calls), math.tointeger(t.cost.USD) } end
+    assert.same({ integrity_guard = { 1, 303 }, senior_developer = { 1, 6300 } }, by)
   end)
 
   it("shows no seat lines when one seat made every call", function()

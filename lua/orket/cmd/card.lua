@@ -1,6 +1,5 @@
 -- orket card ID [--json]: one card in full, with its dependencies, comments and history.
 local cost = require "orket.cost"
-local costs = require "orket.store.costs"
 local jsonout = require "orket.jsonout"
 local board_cmd = require "orket.cmd.board"
 local cmdline = require "orket.cmdline"
@@ -175,9 +174,6 @@ function cmd.run(args, cli)
   local db = cli.open_store(o.dir, false, true)
   if not db then return 1 end
   local g, gerr = view.gather(db, o.id, o.dir)
-  if g and g.usage and g.usage.calls > 0 and not o.json then
-    g.seats = costs.by_seat(db, { [g.card.type == "issue" and "card" or g.card.type] = g.card.id })
-  end
   db:close()
   if not g then
     cli.err("%s", gerr)

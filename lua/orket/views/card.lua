@@ -27,9 +27,13 @@ function M.gather(db, id, dir)
     git = gitwork.info(db, repo, c.id)
     repo:close()
   end
+  local scope = { [c.type == "issue" and "card" or c.type] = c.id }
+  local usage = costs.totals(db, scope)
   return { card = c, verifications = verify.results(db, id), comments = b:comments(id), history = b:history(id), kids = b:children(id),
     violations = db:violations(id), asks = approvals.list(db, c.id), git = git,
-    forge = pull_request.info(db, c.id), usage = costs.totals(db, { [c.type == "issue" and "card" or c.type] = c.id }) }
+    forge = pull_request.info(db, c.id), usage = usage,
+    -- by the seat that made the calls: what review cost beside the work (none without calls)
+    seats = usage.calls > 0 and costs.by_seat(db, scope) or {} }
 end
 
 --- doc_of(parts) -> the orket.card/1 document of gathered parts.
@@ -77,8 +81,8 @@ function M.doc_of(g)
       branch = git.branch, merged = git.merged or cjson.null, commits = jsonout.array(git.commits) } or nil,
     forge = g.forge and { pull_request = g.forge.pull_request, reviews = jsonout.array(g.forge.reviews) } or nil,
     -- the model calls of the card (an epic's or a rock's: of the cards under it too), every
-    -- run: tokens by kind, cost by currency in micro-units (docs/cost.md)
-    usage = g.usage }
+    -- run: tokens by kind, cost by currency in micro-units (docs/cost.md); and by seat
+    usage = g.usage, usage_by_seat = jsonout.array(g.seats or {}) }
 end
 
 --- json_doc(db, id [, dir]) -> the orket.card/1 document (what --json prints) | nil, msg
