@@ -32,6 +32,14 @@ local function flow(list)
   return "[" .. table.concat(out, ", ") .. "]"
 end
 
+-- a Dockerfile's exec form (CMD [...]): JSON as it is. Docker replaces no variable in CMD,
+-- so a $ is written once (compose's $$ would reach the program doubled)
+local function exec_form(list)
+  local out = {}
+  for i, a in ipairs(list) do out[i] = (cjson.encode(tostring(a)):gsub("\\/", "/")) end
+  return "[" .. table.concat(out, ", ") .. "]"
+end
+
 -- the health check as a compose file writes it (orket.sandboxes.supervise's, which a
 -- sandbox's services use too)
 local health_test = supervise.health_test
@@ -328,7 +336,7 @@ function M.dockerfile(p)
   end
   lines[#lines + 1] = "USER app"
   lines[#lines + 1] = "EXPOSE " .. M.PORT
-  lines[#lines + 1] = "CMD " .. flow(plan_mod.argv(p, "0.0.0.0", M.PORT))
+  lines[#lines + 1] = "CMD " .. exec_form(plan_mod.argv(p, "0.0.0.0", M.PORT))
   return table.concat(lines, "\n") .. "\n"
 end
 

@@ -183,6 +183,14 @@ describe("the compose file", function()
     assert.is_nil(compose.dockerfile(p))
   end)
 
+  -- Docker replaces no variable in CMD's exec form: a $ of the command is written once
+  -- there (compose's own command: doubles it, as compose reads $$ as $)
+  it("writes a command's $ once in the Dockerfile's CMD, doubled in the compose file", function()
+    local p = assert(detect({}, { command = { "sh", "-c", "echo $HOME/x" } }))
+    assert.matches('CMD ["sh", "-c", "echo $HOME/x"]\n', assert(compose.dockerfile(p)), 1, true)
+    assert.matches('command: ["sh", "-c", "echo $$HOME/x"]', compose.yaml(p), 1, true)
+  end)
+
   it("keeps hostile values inside their strings", function()
     local p = assert(detect({}, { command = { "x", "a\"\nservices: {evil: 1}", "b: c" },
       env = { EVIL = "\n  privileged: true" } }))
