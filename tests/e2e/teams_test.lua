@@ -1790,7 +1790,7 @@ db:close()
     assert.matches("3 keys are named 'ci': revoke one by its id: ", r.stderr, 1, true)
     assert.matches(bob_id .. " (bob)", r.stderr, 1, true)
     r = ok(H.orket("keys revoke " .. bob_id, { cwd = dir }), "revoke by id")
-    assert.matches("revoked key " .. bob_id .. " (ci, viewer)", r.stdout, 1, true)
+    assert.matches("revoked key " .. bob_id .. " (ci, viewer, of bob)\n", r.stdout, 1, true)
     r = ok(H.orket("keys create ci --role viewer --for bob", { cwd = dir }), "bob's ci again")
   end)
 

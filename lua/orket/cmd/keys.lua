@@ -100,7 +100,9 @@ local function revoke(db, o, cli)
     return 1
   end
   cli.say_operator()
-  io.stdout:write(string.format("revoked key %s (%s, %s)\n", info.id, info.name, info.role))
+  -- a person's key says whose it was: one name may be several people's keys
+  io.stdout:write(string.format("revoked key %s (%s, %s%s)\n", info.id, info.name, info.role,
+    info.user and (", of " .. info.user) or ""))
   return 0
 end
 
