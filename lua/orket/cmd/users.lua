@@ -113,8 +113,9 @@ local function list_people(accounts, db, json)
   end
   if #list == 0 then io.stdout:write("no people; add one with 'orket users add NAME --role operator'\n") end
   for _, u in ipairs(list) do
-    io.stdout:write(string.format("%-24s %-8s added %s%s\n", u.name, u.role, u.created_at,
-      u.disabled_at and ("  disabled " .. u.disabled_at) or ""))
+    io.stdout:write(string.format("%-24s %-8s added %s%s%s\n", u.name, u.role, u.created_at,
+      u.disabled_at and ("  disabled " .. u.disabled_at) or "",
+      u.signs_in ~= "password" and ("  signs in through " .. u.signs_in) or ""))
   end
   return 0
 end

@@ -171,7 +171,7 @@ local function list(_, ctx)
   local none = { keys = {}, count = 0, live = 0 }
   for i, u in ipairs(page) do
     local theirs = their_keys[u.name] or none
-    out[i] = { name = u.name, role = u.role, admin = u.role == "admin", created_at = u.created_at,
+    out[i] = { name = u.name, role = u.role, admin = u.role == "admin", signs_in = u.signs_in, created_at = u.created_at,
       disabled_at = u.disabled_at or cjson.null, projects = jsonout.array(projs[u.name] or {}),
       first_keys = jsonout.array(theirs.keys), key_count = theirs.count, live_key_count = theirs.live }
   end

@@ -41,11 +41,15 @@ function M.with_hash(db, hash)
   return r
 end
 
---- list(db[, after, limit]) -> array of {name, role, created_at, disabled_at}, by name:
+--- list(db[, after, limit]) -> array of {name, role, created_at, disabled_at, signs_in =
+--- "password" | "oidc" | "ldap"}, by name:
 --- every person, or (a page) at most limit of those whose name sorts after after
 function M.list(db, after, limit)
   local d = db.dialect
-  local cols = "SELECT name, role, " .. d.time("created_at") .. ", " .. d.time("disabled_at") .. " FROM users"
+  -- how each signs in, from the hash column's mark (orket.serve.identity), never the hash
+  local cols = "SELECT name, role, " .. d.time("created_at") .. ", " .. d.time("disabled_at") .. ", CASE "
+    .. "WHEN hash LIKE '!oidc:%' THEN 'oidc' WHEN hash LIKE '!ldap:%' THEN 'ldap' ELSE 'password' END AS signs_in "
+    .. "FROM users"
   if not limit then return assert(db:rows(cols .. " ORDER BY name")) end
   return assert(db:rows(cols .. " WHERE name > ? ORDER BY name LIMIT ?", after or "", limit))
 end
