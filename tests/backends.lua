@@ -87,6 +87,19 @@ function M.project(dir)
   return dir
 end
 
+--- starter() -> dir: `orket init`'s starter project (its scripted model, offline) in a
+--- fresh temp dir, on the backend under test: on PostgreSQL it names a fresh database of
+--- the test server (M.project) and its board is imported there
+function M.starter()
+  local dir = H.tmpdir() .. "/p"
+  assert(H.orket("init " .. H.quote(dir) .. " --yes").status == 0, "orket init failed")
+  if M.name() == "pg" then
+    M.project(dir)
+    assert(H.orket("import", { cwd = dir }).status == 0, "orket import failed")
+  end
+  return dir
+end
+
 --- cleanup(): drops the databases the tests of this process made so far (H.cleanup calls
 --- it after each test); the template stays for the next test
 function M.cleanup()

@@ -7,18 +7,7 @@ local backends = require "tests.backends"
 local project_mod = require "orket.project"
 local runs_cmd = require "orket.cmd.runs"
 
--- the starter project (its scripted model, offline), on the backend under test (on
--- PostgreSQL, tests/with_pg.lua, a fresh database of the test server) -> dir
-local function starter()
-  local dir = H.tmpdir() .. "/p"
-  assert.equal(0, H.orket("init " .. H.quote(dir) .. " --yes").status)
-  if backends.name() == "pg" then
-    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n",
-      backends.fresh_url()))
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
-  end
-  return dir
-end
+local starter = backends.starter
 
 describe("orket runs", function()
   after_each(H.cleanup)

@@ -11,18 +11,7 @@ local function events(stdout)
   return out
 end
 
--- the starter project (its scripted model, offline), on the backend under test (on
--- PostgreSQL, tests/with_pg.lua, a fresh database of the test server) -> dir
-local function starter()
-  local dir = H.tmpdir() .. "/p"
-  assert.equal(0, H.orket("init " .. H.quote(dir) .. " --yes").status)
-  if backends.name() == "pg" then
-    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n",
-      backends.fresh_url()))
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
-  end
-  return dir
-end
+local starter = backends.starter
 
 describe("orket worker's --start and --resume", function()
   after_each(H.cleanup)

@@ -5,17 +5,7 @@ local H = require "tests.helpers"
 local backends = require "tests.backends"
 local project_mod = require "orket.project"
 
--- the starter project (its scripted model, offline), on the backend under test -> dir
-local function starter()
-  local dir = H.tmpdir() .. "/p"
-  assert.equal(0, H.orket("init " .. H.quote(dir) .. " --yes").status)
-  if backends.name() == "pg" then
-    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. string.format("\nstore = { url = %q }\n",
-      backends.fresh_url()))
-    assert.equal(0, H.orket("import", { cwd = dir }).status)
-  end
-  return dir
-end
+local starter = backends.starter
 
 describe("orket runs stop", function()
   after_each(H.cleanup)
