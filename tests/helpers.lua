@@ -242,6 +242,27 @@ function M.free_port()
   return port
 end
 
+--- raw_http(answer) -> srv, base: a loopback listener that reads each request's head and
+--- writes answer() (the whole HTTP answer's text, as the test wants it, however wrong),
+--- then closes; base is "http://127.0.0.1:PORT". The caller closes srv.
+function M.raw_http(answer)
+  local srv = uv.new_tcp()
+  assert(srv:bind("127.0.0.1", 0))
+  srv:listen(8, function()
+    local sock = uv.new_tcp()
+    srv:accept(sock)
+    local buf = ""
+    sock:read_start(function(_, data)
+      if not data then sock:close() return end
+      buf = buf .. data
+      if not buf:find("\r\n\r\n", 1, true) then return end
+      sock:read_stop()
+      sock:write(answer(), function() sock:close() end)
+    end)
+  end)
+  return srv, "http://127.0.0.1:" .. srv:getsockname().port
+end
+
 --- front(kind, dir, conf) -> pid: a reverse proxy ("nginx" or "caddy") started in the
 --- background with the configuration text conf, written into dir (which holds its tmp/ and
 --- its output, dir/out); the caller kills pid

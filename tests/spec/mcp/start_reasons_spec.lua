@@ -6,7 +6,6 @@ local H = require "tests.helpers"
 local task = require "orket.task"
 local client = require "orket.mcp.client"
 local manager = require "orket.mcp.manager"
-local uv = require "luv"
 
 -- A sanitizer build of orket (the test server here) reserves terabytes of shadow memory,
 -- which no data limit allows: under one, the server runs without it.
@@ -87,22 +86,11 @@ describe("orket.mcp.client, given an answer whose id is the request's as a strin
 
   it("over HTTP too: said as it is, not as an answer without a response", function()
     local body = '{"jsonrpc":"2.0","id":"1","result":{"protocolVersion":"2025-11-25","capabilities":{}}}'
-    local srv = uv.new_tcp()
-    assert(srv:bind("127.0.0.1", 0))
-    srv:listen(8, function()
-      local sock = uv.new_tcp()
-      srv:accept(sock)
-      local buf = ""
-      sock:read_start(function(_, data)
-        if not data then sock:close() return end
-        buf = buf .. data
-        if not buf:find("\r\n\r\n", 1, true) then return end
-        sock:read_stop()
-        sock:write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
-          .. "\r\nConnection: close\r\n\r\n" .. body, function() sock:close() end)
-      end)
+    local srv, base = H.raw_http(function()
+      return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " .. #body
+        .. "\r\nConnection: close\r\n\r\n" .. body
     end)
-    local url = "http://127.0.0.1:" .. srv:getsockname().port .. "/mcp"
+    local url = base .. "/mcp"
     in_task(function()
       local c = client.new({ name = "hh", transport = "http", url = url, timeout_ms = 60000 }, { log = function() end })
       local ok, err, code = c:start()

@@ -195,23 +195,8 @@ describe("orket.mcp.client", function()
   end)
 
   it("over HTTP, says what came instead of an answer to initialize: a redirect, a page, no answer", function()
-    local uv = require "luv"
     local answer
-    local srv = uv.new_tcp()
-    assert(srv:bind("127.0.0.1", 0))
-    srv:listen(8, function()
-      local sock = uv.new_tcp()
-      srv:accept(sock)
-      local buf = ""
-      sock:read_start(function(_, data)
-        if not data then sock:close() return end
-        buf = buf .. data
-        if not buf:find("\r\n\r\n", 1, true) then return end
-        sock:read_stop()
-        sock:write(answer, function() sock:close() end)
-      end)
-    end)
-    local here = "http://127.0.0.1:" .. srv:getsockname().port
+    local srv, here = H.raw_http(function() return answer end)
     local url = here .. "/mcp"
     local page = "<html><body>Sign in</body></html>"
     local function redirect(to, said)
