@@ -58,4 +58,27 @@ end
 
 M.DAY = 86400
 
+--- parse_time("2026-11-22T10:00:00Z" | "...+02:00" | "...123Z") -> seconds since the epoch | nil:
+--- an ISO 8601 time as forges, the stores and the leases write it
+function M.parse_time(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.?%d*(.*)$")
+  if not y then return nil end
+  local off = 0
+  if rest ~= "Z" then
+    local sign, oh, om = rest:match("^([+-])(%d%d):?(%d%d)$")
+    if not sign then return nil end
+    off = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1)
+  end
+  -- days from the civil date (proleptic Gregorian), without the local time zone of os.time
+  y, mo = tonumber(y), tonumber(mo)
+  if mo <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + tonumber(d) - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - off
+end
+
 return M

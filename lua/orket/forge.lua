@@ -9,6 +9,7 @@ local cjson = require "cjson.safe"
 local common = require "orket.llm.common"
 local secret = require "orket.settings.secret"
 local rt = require "orket.c.runtime"
+local clock = require "orket.clock"
 
 local M = {}
 
@@ -441,36 +442,15 @@ function M.identity(doc)
   return nil
 end
 
---- parse_time("2026-11-22T10:00:00Z" | "...+02:00" | "...123Z") -> seconds since the epoch | nil
-function M.parse_time(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)%.?%d*(.*)$")
-  if not y then return nil end
-  local off = 0
-  if rest ~= "Z" then
-    local sign, oh, om = rest:match("^([+-])(%d%d):?(%d%d)$")
-    if not sign then return nil end
-    off = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "-" and -1 or 1)
-  end
-  -- days from the civil date (proleptic Gregorian), without the local time zone of os.time
-  y, mo = tonumber(y), tonumber(mo)
-  if mo <= 2 then y = y - 1 end
-  local era = y // 400
-  local yoe = y - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + tonumber(d) - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) - off
-end
 
 --- event_time(doc) -> when the event happened by its own body (seconds) | nil: a review's
 --- submitted_at, a pull request's updated_at, a push's head commit's timestamp
 function M.event_time(doc)
   if type(doc) ~= "table" then return nil end
   local review, pr, head = doc.review, doc.pull_request, doc.head_commit
-  if type(review) == "table" and review.submitted_at then return M.parse_time(review.submitted_at) end
-  if type(pr) == "table" and pr.updated_at then return M.parse_time(pr.updated_at) end
-  if type(head) == "table" and head.timestamp then return M.parse_time(head.timestamp) end
+  if type(review) == "table" and review.submitted_at then return clock.parse_time(review.submitted_at) end
+  if type(pr) == "table" and pr.updated_at then return clock.parse_time(pr.updated_at) end
+  if type(head) == "table" and head.timestamp then return clock.parse_time(head.timestamp) end
   return nil
 end
 

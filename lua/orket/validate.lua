@@ -15,6 +15,7 @@ local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
 local fieldline = require "orket.fieldline"
 local scriptcheck = require "orket.engine.scriptcheck"
+local spend = require "orket.engine.spend"
 local llm = require "orket.llm"
 local scripted = require "orket.llm.scripted"
 local board = require "orket.board"
@@ -99,7 +100,7 @@ local function check_unpriced(dir, warnings, data, cfg, team, by_name)
   local ok, s = pcall(settings.resolve, data)
   if not ok or not s or not cfg then return end
   local currencies, first = {}, nil
-  for _, scope in ipairs { "card", "epic", "rock", "run", "day" } do
+  for _, scope in ipairs(spend.SCOPES) do
     local b = s.budgets["cost_per_" .. scope]
     if type(b) == "table" and b.currency then
       currencies[b.currency] = true
@@ -107,12 +108,13 @@ local function check_unpriced(dir, warnings, data, cfg, team, by_name)
     end
   end
   if not first then return end
+  local prices = cost.prices(cfg.models.prices) or {}
   for _, m in ipairs(models_named(cfg, team, by_name)) do
     local prov = m:match("^([^:]+):")
     local kind = prov and cfg.models.providers[prov] and cfg.models.providers[prov].kind
     if kind ~= "scripted" and kind ~= "replay" then
-      local pok, price = pcall(cost.price, (cfg.models.prices or {})[m], "models.prices")
-      local why = not (pok and price) and "has no price in models.prices"
+      local price = prices[m]
+      local why = not price and "has no price in models.prices"
         or not currencies[price.currency] and string.format("is priced in %s, the currency of no money budget",
           price.currency)
       if why then

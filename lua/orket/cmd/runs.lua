@@ -9,7 +9,7 @@ local costs = require "orket.store.costs"
 local cost = require "orket.cost"
 local recorded = require "orket.engine.recorded"
 local localuse = require "orket.serve.localuse"
-local forge = require "orket.forge"
+local clock = require "orket.clock"
 
 local cmd = { name = "runs", summary = "list runs and their state; end a run left to the workers", args = {
   usage = "orket runs [--json] | runs stop RUN  [-C DIR]",
@@ -138,10 +138,10 @@ end
 --- seconds). A killed worker's card was shown as worked until then with nothing to say so;
 --- a live worker renews its leases as it works, so a countdown that goes on past that
 --- tells a worker that may be gone. expires_at: the store's UTC time as both stores give
---- it, "YYYY-MM-DDTHH:MM:SS.fffZ" (forge.parse_time reads it, without the time zone
+--- it, "YYYY-MM-DDTHH:MM:SS.fffZ" (clock.parse_time reads it, without the time zone
 --- os.time would apply).
 function cmd.lease_words(expires_at, now)
-  local t = forge.parse_time(expires_at)
+  local t = clock.parse_time(expires_at)
   if not t then return nil end
   local left = t - now
   if left <= 0 then return "lease expired" end

@@ -20,23 +20,20 @@ M.PORT = 8080 -- the port inside the container
 -- database's password, is put in as PASSWORD and made ${...} after the escape.
 local PASSWORD = "\0password\0"
 M.PASSWORD_VAR = "POSTGRES_PASSWORD"
+
+-- s as a JSON string, its / as it is
+local function word(s) return (cjson.encode(tostring(s)):gsub("\\/", "/")) end
+
 local function q(s)
-  local text = cjson.encode((tostring(s):gsub("%$", "$$"))):gsub("\\/", "/")
+  local text = word((tostring(s):gsub("%$", "$$")))
   return (text:gsub("\\u0000password\\u0000", "${" .. M.PASSWORD_VAR .. ":?set " .. M.PASSWORD_VAR
     .. " to the database's password}"))
 end
 
-local function flow(list)
+-- list as a flow sequence of each(item) (q's, the compose file's, unless given)
+local function flow(list, each)
   local out = {}
-  for i, a in ipairs(list) do out[i] = q(a) end
-  return "[" .. table.concat(out, ", ") .. "]"
-end
-
--- a Dockerfile's exec form (CMD [...]): JSON as it is. Docker replaces no variable in CMD,
--- so a $ is written once (compose's $$ would reach the program doubled)
-local function exec_form(list)
-  local out = {}
-  for i, a in ipairs(list) do out[i] = (cjson.encode(tostring(a)):gsub("\\/", "/")) end
+  for i, a in ipairs(list) do out[i] = (each or q)(a) end
   return "[" .. table.concat(out, ", ") .. "]"
 end
 
@@ -336,7 +333,9 @@ function M.dockerfile(p)
   end
   lines[#lines + 1] = "USER app"
   lines[#lines + 1] = "EXPOSE " .. M.PORT
-  lines[#lines + 1] = "CMD " .. exec_form(plan_mod.argv(p, "0.0.0.0", M.PORT))
+  -- the exec form's words as JSON as it is: Docker replaces no variable in CMD, so a $ is
+  -- written once (compose's $$ would reach the program doubled)
+  lines[#lines + 1] = "CMD " .. flow(plan_mod.argv(p, "0.0.0.0", M.PORT), word)
   return table.concat(lines, "\n") .. "\n"
 end
 

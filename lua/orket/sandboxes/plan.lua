@@ -395,11 +395,9 @@ function M.argv(p, host, port, env)
       if k == "host" then return host elseif k == "port" then return tostring(port) end
     end))
   end
+  local raw = env and p.command_raw
   local out = {}
-  for i, a in ipairs(p.command) do out[i] = braces(a) end
-  if env and p.command_raw then
-    for i, a in ipairs(p.command_raw) do out[i] = composefile.interpolate(braces(a), env) end
-  end
+  for i, a in ipairs(raw or p.command) do out[i] = raw and composefile.interpolate(braces(a), env) or braces(a) end
   return out
 end
 

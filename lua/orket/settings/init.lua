@@ -120,9 +120,9 @@ function M.env_model(getenv)
   return type(m) == "string" and m:find("%S") and m:match("^%s*(.-)%s*$") or nil
 end
 
---- validate_models(models) -> true | nil, message, "EINVAL"
 local MODELS_KEYS = { default = true, prices = true, providers = true }
 
+--- validate_models(models) -> true | nil, message, "EINVAL"
 function M.validate_models(models)
   if type(models) ~= "table" then return mfail("models", "must be a table") end
   -- a misspelt key (defualt) was passed over, and the built-in default model used instead
