@@ -34,6 +34,37 @@ return { name = "note", description = %q, effect = "read",
 ]], description))
 end
 
+--- mcp_lua_server(dir, name[, {tools=, string_ids=}]) -> bin, path | nil, why (the test is
+--- pending): a stdio MCP server in Lua at dir/srv/NAME.lua, to be run by bin (the orket
+--- binary: the release build under a sanitizer build, whose shadow memory fits no rlimit),
+--- answering initialize and tools/list with the tools the Lua expression tools makes (one
+--- tool t by default); string_ids: each answer's id as a string ("1" for 1)
+function F.mcp_lua_server(dir, name, o)
+  o = o or {}
+  local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
+  local exe = io.open(bin, "rb")
+  if not exe then return nil, "the server fixture needs the release build, " .. bin .. " (make)" end
+  exe:close()
+  os.execute("mkdir -p " .. H.quote(dir .. "/srv"))
+  local path = dir .. "/srv/" .. name .. ".lua"
+  H.write(path, string.format([[
+local cjson = require "cjson"
+for line in io.lines() do
+  local m = cjson.decode(line)
+  local r
+  if m.method == "initialize" then
+    r = { protocolVersion = "2025-11-25", capabilities = { tools = {} }, serverInfo = { name = %q, version = "1" } }
+  elseif m.method == "tools/list" then
+    r = { tools = %s }
+  end
+  local id = m.id
+  if %s and id then id = tostring(math.tointeger(id)) end
+  if r and id then io.stdout:write(cjson.encode { jsonrpc = "2.0", id = id, result = r }, "\n") io.stdout:flush() end
+end
+]], name, o.tools or "{ { name = 't', inputSchema = { type = 'object' } } }", tostring(o.string_ids == true)))
+  return bin, path
+end
+
 function F.initialized(folders)
   local dir = H.tmpdir()
   local r = H.orket("init p", { cwd = dir })

@@ -4,6 +4,7 @@
 -- the reason, only when npm cannot install the server. Also a misbehaving stdio
 -- server (tests/mcp/hostile_server.lua) whose error quotes the secret it was given.
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 local cjson = require "cjson"
 local npm = require "tests.npm"
 
@@ -200,38 +201,13 @@ return { rules = {
     assert.is_nil(H.store_file_holding(dir, KEY))
   end)
 
-  -- A stdio MCP server in Lua at dir/srv/NAME.lua, run by the orket binary, answering
-  -- initialize and tools/list with the tools the Lua expression tools makes -> that binary |
-  -- nil, why (the test is pending)
-  local function lua_server(dir, name, tools)
-    local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
-    local exe = io.open(bin, "rb")
-    if not exe then return nil, "the server fixture needs the release build, " .. bin .. " (make)" end
-    exe:close()
-    os.execute("mkdir -p " .. H.quote(dir .. "/srv"))
-    H.write(dir .. "/srv/" .. name .. ".lua", string.format([[
-local cjson = require "cjson"
-for line in io.lines() do
-  local m = cjson.decode(line)
-  local r
-  if m.method == "initialize" then
-    r = { protocolVersion = "2025-11-25", capabilities = { tools = {} }, serverInfo = { name = %q, version = "1" } }
-  elseif m.method == "tools/list" then
-    r = { tools = %s }
-  end
-  if r and m.id then io.stdout:write(cjson.encode { jsonrpc = "2.0", id = m.id, result = r }, "\n") io.stdout:flush() end
-end
-]], name, tools))
-    return bin
-  end
-
   -- a server listing 600 tools in one page: 256 kept, 256 refused, the rest never read. The
   -- list printed 256 lines of refusals and nothing of the 88 tools not read; a server whose
   -- command cannot be run said only "the server exited (status 127)"
   it("orket mcp list says a listing cut short in one line each, and a command that cannot be run", function()
     local dir = H.tmpdir()
-    local bin, why = lua_server(dir, "many",
-      "(function() local t = {} for i = 1, 600 do t[i] = { name = 't' .. i, inputSchema = { type = 'object' } } end return t end)()")
+    local bin, why = F.mcp_lua_server(dir, "many", { tools =
+      "(function() local t = {} for i = 1, 600 do t[i] = { name = 't' .. i, inputSchema = { type = 'object' } } end return t end)()" })
     if not bin then return pending(why) end
     H.write(dir .. "/orket.lua", string.format([[
 name = "mcpmany"
@@ -260,8 +236,8 @@ mcp = { servers = {
   -- "no tool named", and nothing of the refusal
   it("orket validate says why a tool a role names is refused, and warns of each refused tool", function()
     local dir = H.tmpdir()
-    local bin, why = lua_server(dir, "odd", "{ { name = 'fine', inputSchema = { type = 'object' } }, "
-      .. "{ name = 'bad-one', inputSchema = { type = 'object', properties = { x = { type = 'nonsense' } } } } }")
+    local bin, why = F.mcp_lua_server(dir, "odd", { tools = "{ { name = 'fine', inputSchema = { type = 'object' } }, "
+      .. "{ name = 'bad-one', inputSchema = { type = 'object', properties = { x = { type = 'nonsense' } } } } }" })
     if not bin then return pending(why) end
     os.execute("mkdir -p " .. H.quote(dir .. "/roles"))
     H.write(dir .. "/orket.lua", string.format([[

@@ -8,37 +8,6 @@ local H = require "tests.helpers"
 local F = require "tests.fixtures"
 local cjson = require "cjson"
 
--- the orket binary the servers run on (a sanitizer build's shadow memory fits no rlimit)
-local function server_bin()
-  local bin = H.BIN:find("asan", 1, true) and H.ROOT .. "/build/orket" or H.BIN
-  local exe = io.open(bin, "rb")
-  if not exe then return nil, "the server fixture needs the release build, " .. bin .. " (make)" end
-  exe:close()
-  return bin
-end
-
--- A stdio MCP server in Lua at dir/srv/NAME.lua answering initialize and tools/list, with
--- each id as a string when retype is true
-local function lua_server(dir, name, retype)
-  os.execute("mkdir -p " .. H.quote(dir .. "/srv"))
-  H.write(dir .. "/srv/" .. name .. ".lua", string.format([[
-local cjson = require "cjson"
-for line in io.lines() do
-  local m = cjson.decode(line)
-  local r
-  if m.method == "initialize" then
-    r = { protocolVersion = "2025-11-25", capabilities = { tools = {} }, serverInfo = { name = "x", version = "1" } }
-  elseif m.method == "tools/list" then
-    r = { tools = { { name = "t", inputSchema = { type = "object" } } } }
-  end
-  local id = m.id
-  if %s and id then id = tostring(math.tointeger(id)) end
-  if r and id then io.stdout:write(cjson.encode { jsonrpc = "2.0", id = id, result = r }, "\n") io.stdout:flush() end
-end
-]], tostring(retype)))
-  return dir .. "/srv/" .. name .. ".lua"
-end
-
 local function project(dir, servers)
   H.write(dir .. "/orket.lua", 'name = "reasons"\n'
     .. 'models = { default = "scripted:team", providers = { scripted = { kind = "scripted", file = "script.lua" } } }\n'
@@ -50,10 +19,9 @@ describe("orket mcp list and orket validate", function()
   after_each(H.cleanup)
 
   it("say that a server answered with the id as a string, not that it timed out", function()
-    local bin, why = server_bin()
-    if not bin then return pending(why) end
     local dir = H.tmpdir()
-    local script = lua_server(dir, "strid", true)
+    local bin, script = F.mcp_lua_server(dir, "strid", { string_ids = true })
+    if not bin then return pending(script) end
     -- a long timeout: the answer is refused when it comes, not waited for
     project(dir, string.format("strid = { command = { %q, \"lua\", %q }, read_only = { %q, %q }, timeout_ms = 60000 }",
       bin, script, dir .. "/srv", H.ROOT))
@@ -70,14 +38,13 @@ describe("orket mcp list and orket validate", function()
   end)
 
   it("name a server's script outside its read_only and the setting to change", function()
-    local bin, why = server_bin()
-    if not bin then return pending(why) end
+    local dir = H.tmpdir()
+    local bin, script = F.mcp_lua_server(dir, "plain")
+    if not bin then return pending(script) end
     local p = require("orket.c.proc").probe()
     if not (p.view or p.landlock) then
       return pending("the kernel offers neither the view nor Landlock here: the server sees every file")
     end
-    local dir = H.tmpdir()
-    local script = lua_server(dir, "plain", false)
     project(dir, string.format("plain = { command = { %q, \"lua\", %q }, read_only = { %q } }", bin, script, H.ROOT))
     local hint = script .. " is outside what the server sees of this machine (the system's directories and its "
       .. 'read_only): add "' .. dir .. '/srv" to mcp.servers.plain.read_only in orket.lua (docs/mcp.md)'

@@ -39,7 +39,7 @@ describe("orket runs", function()
   end)
 
   it("words a lease's end by the time left, and an end passed as expired", function()
-    local at = require("orket.forge").parse_time("2026-11-29T18:00:00Z")
+    local at = require("orket.clock").parse_time("2026-11-29T18:00:00Z")
     assert.equal("lease ends in 23 s", runs_cmd.lease_words("2026-11-29T18:00:23.456Z", at))
     assert.equal("lease ends in 119 s", runs_cmd.lease_words("2026-11-29T18:01:59.000Z", at))
     assert.equal("lease ends in 2 min", runs_cmd.lease_words("2026-11-29T18:02:00.000Z", at))
