@@ -7,20 +7,11 @@ local cjson = require "cjson"
 local PASS = "correct horse battery"
 local JSON = "Content-Type: application/json"
 
-local function ok(r, what)
-  assert(r.status == 0, what .. " failed: " .. tostring(r.stderr) .. tostring(r.stdout))
-  return r
-end
+local ok, req = H.ok, H.request
 
 local function add(dir, name, role)
   return ok(H.orket("users add " .. name .. " --role " .. role .. " --password-env PW", { cwd = dir,
     env = { PW = PASS } }), "users add " .. name)
-end
-
-local function req(s, method, path, headers, body)
-  local status, text = H.fetch { url = s.url .. path, method = method, headers = headers or {},
-    body = body and cjson.encode(body) or nil, total_timeout_ms = 20000 }
-  return status, text ~= "" and require("cjson.safe").decode(text) or nil
 end
 
 -- a person signed in: {cookie header, csrf header, content type}
