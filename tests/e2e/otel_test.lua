@@ -742,9 +742,12 @@ budgets = { turns_per_card = 1 }
         end
         return n
       end
-      -- two turns of each run ended (their calls answered), a third begun
-      H.wait_for(function() return calls("first_byte_ms=300,chunks=2") >= 3 and calls(HOSTED_MODEL) >= 3 end,
-        "three model calls of each run")
+      -- two turns of each run ended (their calls answered and their spans ended: a call
+      -- after each, by the same process). The server's run has one turn at a time, so its
+      -- third call began after its second turn ended; each worker has one of its own
+      -- (concurrency is a worker's), so of four calls begun two at most are still in flight.
+      H.wait_for(function() return calls("first_byte_ms=300,chunks=2") >= 4 and calls(HOSTED_MODEL) >= 3 end,
+        "four model calls of the workers' run and three of the server's")
       local kids = H.wait_for(function()
         local p = io.popen("ps -o pid= --ppid " .. s.pid)
         local out = {}
