@@ -270,6 +270,29 @@ static int rt_setup(lua_State *L) {
   return 0;
 }
 
+static void rt_pool_noop(uv_work_t *w) { (void)w; }
+static void rt_pool_started(uv_work_t *w, int status) {
+  (void)w;
+  (void)status;
+}
+
+/* libuv makes its thread pool's threads at the process's first queued work, and each thread
+ * inherits the signal mask of the one that queued it. Made here, with SIGINT, SIGTERM and
+ * SIGHUP blocked, no pool thread ever takes them: a process-directed one goes to the loop's
+ * thread, whose handler libuv installed, or stays pending while rt_close holds it blocked
+ * (a pool thread taking it in rt_close's window, its default action back, ended a cleanly
+ * stopping server with 143). The pool is the process's: later runtimes find it made. */
+static void rt_start_pool(orket_rt *rt) {
+  sigset_t stop, old;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop, &old);
+  (void)uv_queue_work(&rt->loop, &rt->pool_start, rt_pool_noop, rt_pool_started);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 orket_rt *rt_open(const char *home, char *err, size_t errlen) {
   orket_rt *rt = calloc(1, sizeof *rt);
   if (rt == NULL) {
@@ -315,6 +338,7 @@ orket_rt *rt_open(const char *home, char *err, size_t errlen) {
     rt_close(rt);
     return NULL;
   }
+  rt_start_pool(rt);
   return rt;
 }
 

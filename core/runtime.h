@@ -29,6 +29,7 @@ typedef struct orket_rt {
   /* Cancels every pending wait before the state closes. await.c sets it, so the runtime
    * needs nothing from await.c and the dependency points one way. */
   void (*cancel_waits)(struct orket_rt *rt);
+  uv_work_t pool_start;  /* the no-op that makes libuv's thread pool at the start (rt_open) */
 } orket_rt;
 
 /* Creates the runtime: allocator, loop, Lua state with the standard libraries, luv bound to

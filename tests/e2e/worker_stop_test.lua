@@ -64,6 +64,28 @@ describe("orket worker stopped by SIGTERM", function()
   end)
 end)
 
+describe("orket worker stopped by SIGTERMs", function()
+  after_each(H.cleanup)
+
+  -- It closed its signals' handles itself once stopped, which gave SIGTERM its default
+  -- action back while it still closed its store: a late SIGTERM ended it with 143.
+  it("ends with 0 however many come while it stops", function()
+    for _ = 1, 4 do
+      local dir = starter()
+      os.execute(string.format("cd %s && { %s worker --name w >w.out 2>w.err & echo $! >pid; wait $!; echo $? >rc; } "
+        .. ">/dev/null 2>&1 &", H.quote(dir), H.quote(H.BIN)))
+      local pid = tonumber(H.wait_for(function() return (H.read(dir .. "/pid") or ""):match("^%d+") end, "its pid"))
+      finally(function() os.execute("kill -KILL " .. pid .. " 2>/dev/null") end)
+      H.wait_for(function() return (H.read(dir .. "/w.out") or ""):find('"worker_start"', 1, true) end,
+        "the worker's start", 6000)
+      -- SIGTERM after SIGTERM, as fast as the shell sends them, until it is gone
+      os.execute(string.format("while kill -TERM %d 2>/dev/null; do :; done", pid))
+      local rc = H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("^%d+") end, "the worker's end")
+      assert.equal("0", rc, H.read(dir .. "/w.err"))
+    end
+  end)
+end)
+
 describe("orket worker whose SQLite store is removed", function()
   after_each(H.cleanup)
 

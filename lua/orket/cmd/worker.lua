@@ -231,8 +231,9 @@ end
 -- What stops the worker: SIGINT, SIGTERM and, with --with-parent, the end of the process
 -- that started it (parent: its pid, read first thing) -> the handles; state.stopping is set.
 local function stoppers(e, o, parent, state, set)
-  local function stop()
+  local function stop(signal)
     state.stopping = true
+    state.signal = state.signal or signal -- (nil: its parent's end)
     uv.update_time()
     state.stop_at = uv.now() -- (the stop's budget counts from here: drain_within)
     otel.mark_stop() -- what its runs' ends lose from now on is the stop's to say (as serve's)
@@ -445,6 +446,15 @@ local function budget_handle(o, state, cli)
   return reader
 end
 
+-- The stoppers' handles closed at the worker's end, but a signal's once one stopped it: those
+-- stay open till the runtime closes them last (orket.stopsignals), as closed now they would
+-- give SIGTERM its default action back, and a late one would end the stopped worker with 143.
+local function close_handles(handles, state)
+  for _, h in ipairs(handles) do
+    if not (state.signal and h:get_type() == "signal") then h:close() end
+  end
+end
+
 --- run(args, cli[, inner]) -> exit status. inner, for orket resume of a run left to the
 --- workers (not a command-line word): {only = RUN: work that run alone and exit once it is
 --- no longer left to the workers; model=, concurrency=: resume's own, as --model and
@@ -480,7 +490,7 @@ function cmd.run(args, cli, inner)
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
   keeper:close()
   drain_telemetry(cli, state) -- (before the signals' handles close: drain_telemetry)
-  for _, h in ipairs(handles) do h:close() end
+  close_handles(handles, state)
   if state.started then emit { type = "worker_end" } end -- (none said before its start: begin)
   rt.run("nowait")
   e.close_all()

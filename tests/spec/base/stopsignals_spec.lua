@@ -45,6 +45,44 @@ os.exit(0) -- the signal handles stay open until the process ends
     assert.equal("1", H.read(dir .. "/stops"))
   end)
 
+  -- rt_close gives the signals their default action back for a moment (their handles
+  -- closed), holding them blocked on the loop's thread meanwhile; a thread that did not
+  -- block them would take one then and end a cleanly stopping server with 143
+  it("are taken by the loop's thread alone: libuv's pool threads block SIGINT, SIGTERM and SIGHUP", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/threads.lua", [[
+local uv = require "luv"
+local done = false
+uv.fs_stat(".", function() done = true end) -- work on the pool
+while not done do require("orket.c.runtime").sleep(1) end
+local self = uv.os_getpid()
+local h = assert(uv.fs_scandir("/proc/self/task"))
+local out = {}
+while true do
+  local tid = uv.fs_scandir_next(h)
+  if not tid then break end
+  local st = io.open("/proc/self/task/" .. tid .. "/status"):read("a")
+  local blk = tonumber(st:match("\nSigBlk:%s*(%x+)"), 16)
+  local stop = (blk >> 1) & 1 == 1 and (blk >> 14) & 1 == 1 and blk & 1 == 1
+  out[#out + 1] = (tonumber(tid) == self and "loop:" or "other:") .. tostring(stop)
+end
+table.sort(out)
+print(table.concat(out, " "))
+os.exit(0)
+]])
+    local r = H.orket("lua threads.lua", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local loop, others, blocked = 0, 0, 0
+    for word in r.stdout:gmatch("%S+") do
+      if word == "loop:false" then loop = loop + 1
+      elseif word:match("^other:") then
+        others = others + 1
+        if word == "other:true" then blocked = blocked + 1 end
+      end
+    end
+    assert.same({ 1, true, others }, { loop, others >= 1, blocked }, r.stdout)
+  end)
+
   it("hold gives fn's results through, and the signals back when fn raises", function()
     local dir = H.tmpdir()
     -- SigCgt: the signals this process catches (bit 1 SIGINT, 14 SIGTERM, 0 SIGHUP)
