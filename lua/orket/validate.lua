@@ -133,7 +133,7 @@ end
 -- the server answers).
 local function start_mcp(dir, section)
   if not section or #section.names == 0 then return {} end
-  local status, err = manager.probe(section)
+  local status, err = manager.probe(section, dir)
   local out = {}
   if not status then
     for _, name in ipairs(section.names) do out[name] = { tools = {}, why = tostring(err) } end

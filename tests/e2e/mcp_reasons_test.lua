@@ -1,7 +1,8 @@
 -- What `orket mcp list` and `orket validate` say of a server that cannot start: the cause,
 -- not a symptom of it. A server answering with the request's id as a string ("1" for 1) was
 -- shown as a timeout ("initialize got no answer in N ms"); one whose script lies outside
--- its read_only showed only the interpreter's "no such file". And a policy whose role or
+-- its read_only, or named relative to the project, showed only the interpreter's "no such
+-- file". And a policy whose role or
 -- seat glob can match no name is refused when it loads (`orket gate check`, a run), as a
 -- tool glob is, not only warned of by `orket validate`.
 local H = require "tests.helpers"
@@ -60,6 +61,30 @@ describe("orket mcp list and orket validate", function()
     l = H.orket("mcp list", { cwd = dir })
     assert.equal(0, l.status, l.stdout .. l.stderr)
     assert.equal("plain            stdio  ready, 1 tool\n  plain__t\n", l.stdout)
+  end)
+
+  -- asked from another folder (-C): the relative path is the project's, not the shell's
+  it("name a script given relative to the project, with the absolute path to give", function()
+    local dir = H.tmpdir()
+    local bin, script = F.mcp_lua_server(dir, "rel")
+    if not bin then return pending(script) end
+    local path = require("luv").fs_realpath(script)
+    project(dir, string.format("rel = { command = { %q, \"lua\", \"srv/rel.lua\" }, read_only = { %q } }", bin, H.ROOT))
+    local elsewhere = H.tmpdir()
+    local l = H.orket("mcp list -C " .. H.quote(dir), { cwd = elsewhere })
+    assert.equal(1, l.status, l.stdout .. l.stderr)
+    local hint = 'srv/rel.lua is a relative path, and the server runs in a directory of its own, where there is no '
+      .. 'such file: give it as "' .. path .. '" in mcp.servers.rel.command, and add "' .. path:match("^(.+)/")
+      .. '" to its read_only (docs/mcp.md)'
+    assert.matches("; " .. hint .. "\n", l.stdout, 1, true)
+    local v = H.orket("validate -C " .. H.quote(dir), { cwd = elsewhere })
+    assert.matches("; " .. hint .. "), so the roles", v.stdout, 1, true)
+    -- as the hint says, it starts
+    project(dir, string.format("rel = { command = { %q, \"lua\", %q }, read_only = { %q, %q } }", bin, path, H.ROOT,
+      path:match("^(.+)/")))
+    l = H.orket("mcp list -C " .. H.quote(dir), { cwd = elsewhere })
+    assert.equal(0, l.status, l.stdout .. l.stderr)
+    assert.equal("rel              stdio  ready, 1 tool\n  rel__t\n", l.stdout)
   end)
 end)
 

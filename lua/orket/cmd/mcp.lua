@@ -149,7 +149,7 @@ end
 local function list(dir, json, cli)
   local cfg, s = cli.project_settings(dir, false)
   if not cfg then return 1 end
-  local status, perr = manager.probe(s.mcp)
+  local status, perr = manager.probe(s.mcp, dir)
   if not status then
     cli.err("%s", perr)
     return 1

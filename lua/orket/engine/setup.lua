@@ -141,7 +141,7 @@ function M.open(dir, opts)
   local e
   local mcp
   if s.mcp and #s.mcp.names > 0 then -- orket.lua's MCP servers, started once the engine is made (docs/mcp.md)
-    mcp = manager.new(s.mcp, {
+    mcp = manager.new(s.mcp, { project_dir = dir,
       log = function(f) -- a server ready, down, restarted, misbehaving: in the run's stream
         e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
       end })

@@ -317,10 +317,12 @@ end
 --- directory nothing else reads), env=fn(name) for headers_env, log=fn(fields),
 --- on_notify=fn(conn, msg), on_close=fn(conn, why), limits= the runner's limits instead of
 --- M.LIMITS, refusals= a table the connections of one server share: the refused tools last
---- logged}
+--- logged, project_dir= the folder of orket.lua (a relative path of the command is looked
+--- for there when the server could not start: _view_hint)}
 function M.new(spec, o)
   o = o or {}
   local self = setmetatable({ spec = spec, name = spec.name, cwd = o.cwd, getenv = o.env or os.getenv, limits = o.limits,
+    project_dir = o.project_dir,
     on_notify = o.on_notify, on_close = o.on_close, on_lost = o.on_lost, refusals = o.refusals or {},
     pending = {}, next_id = 0, bad = 0, state = "new", stderr_tail = "" }, Conn)
   local log = o.log or function() end
@@ -562,6 +564,29 @@ local SYSTEM_DIRS = proc.system_dirs()
 
 local function under(path, dir) return path == dir or path:sub(1, #dir + 1) == dir .. "/" end
 
+-- conn:_relative_hint() -> "; PATH is relative ..." | nil: a relative path of the command
+-- (a word past the program, or a program with a slash in it) that names a file in the
+-- project's folder but none in the server's own directory, where the server looks for it.
+function Conn:_relative_hint()
+  local own, base = self.cwd or self.tmpdir, self.project_dir
+  if not base then return nil end
+  for i, a in ipairs(self.spec.command or {}) do
+    if type(a) == "string" and a ~= "" and not a:find("^[/-]") and (i > 1 or a:find("/", 1, true))
+        and not (own and uv.fs_stat(own .. "/" .. a)) then
+      local path = uv.fs_realpath(base .. "/" .. a)
+      local st = path and uv.fs_stat(path)
+      if st and st.type == "file" then
+        local dir, seen = path:match("^(.+)/[^/]*$") or "/", false
+        for _, d in ipairs(self.spec.read_only or {}) do seen = seen or under(path, d) end
+        return string.format("; %s is a relative path, and the server runs in a directory of its own, where there "
+          .. "is no such file: give it as %s in mcp.servers.%s.command%s (docs/mcp.md)", inert.line(a),
+          jsonout.encode(path), self.name, seen and "" or (", and add " .. jsonout.encode(dir) .. " to its read_only"))
+      end
+    end
+  end
+  return nil
+end
+
 --- conn:_view_hint() -> "; PATH is outside ...: add ... to mcp.servers.NAME.read_only" | "":
 --- for a stdio server that exited, or could not be run, before it answered initialize.
 --- Confined, it sees only the system's directories and its read_only, so a program or
@@ -569,6 +594,8 @@ local function under(path, dir) return path == dir or path:sub(1, #dir + 1) == d
 --- file" (python3: can't open file ...; cannot run /opt/x/server): the first absolute path
 --- of its command that exists here but is outside that view is named, with the setting.
 function Conn:_view_hint()
+  local rel = self:_relative_hint()
+  if rel then return rel end
   local seen = { table.unpack(SYSTEM_DIRS) }
   for _, d in ipairs(self.spec.read_only or {}) do seen[#seen + 1] = d end
   if self.tmpdir then seen[#seen + 1] = self.tmpdir end

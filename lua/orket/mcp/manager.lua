@@ -28,11 +28,12 @@ M.LOSSES_SAID = 3
 local Manager = {}
 Manager.__index = Manager
 
---- new(section, {log=}) -> manager (servers not started); section: settings.mcp
+--- new(section, {log=, project_dir=}) -> manager (servers not started); section: settings.mcp;
+--- project_dir: the folder of orket.lua (orket.mcp.client's start hint)
 function M.new(section, o)
   o = o or {}
   local self = setmetatable({ servers = {}, names = {}, log = o.log or function() end, closed = false,
-    by_tool = {}, defs = {} }, Manager)
+    by_tool = {}, defs = {}, project_dir = o.project_dir }, Manager)
   for _, name in ipairs(section and section.names or {}) do
     self.names[#self.names + 1] = name
     self.servers[name] = { spec = section.servers[name], state = "stopped", failures = 0, tools = {}, refusals = {} }
@@ -142,7 +143,7 @@ function Manager:_connect(name)
   local s = self.servers[name]
   if self.closed then return end
   s.state = "starting"
-  local conn = client.new(s.spec, { log = self.log,
+  local conn = client.new(s.spec, { log = self.log, project_dir = self.project_dir,
     refusals = s.refusals,
     on_notify = function(c, msg)
       if msg.method == "notifications/tools/list_changed" and c == s.conn then self:_relist(name) end
@@ -314,7 +315,8 @@ function Manager:_card_conn(s, where)
     c = nil
   end
   if not c then
-    c = client.new(s.spec, { cwd = where.cwd, log = self.log, refusals = s.refusals, on_close = function(conn)
+    c = client.new(s.spec, { cwd = where.cwd, log = self.log, refusals = s.refusals, project_dir = self.project_dir,
+      on_close = function(conn)
       if s.cards and s.cards[where.key] == conn then s.cards[where.key] = nil end
     end })
     s.cards[where.key] = c
@@ -480,19 +482,20 @@ function M.reload(e, s)
   e.settings.mcp = s.mcp
   if not e.mcp then
     if not (s.mcp and #s.mcp.names > 0) then return end
-    e:swap_scripts { mcp = M.new(nil, { log = function(f)
+    e:swap_scripts { mcp = M.new(nil, { project_dir = e.project_dir, log = function(f)
       e:emit { type = "mcp", event = f.event, server = f.server, message = f.message, tool = f.tool, tools = f.tools }
     end }) }
   end
   e.mcp:reconfigure(s.mcp)
 end
 
---- probe(section) -> status (as manager:status()) | nil, error: each server started as a
---- run's listing starts it (a stdio server in a scratch directory of its own), listed, and
---- stopped; outside a task (it runs the loop until done). For `orket mcp list` and `orket
---- validate`.
-function M.probe(section)
-  local m = M.new(section)
+--- probe(section[, project_dir]) -> status (as manager:status()) | nil, error: each server
+--- started as a run's listing starts it (a stdio server in a scratch directory of its own),
+--- listed, and stopped; outside a task (it runs the loop until done). For `orket mcp list`
+--- and `orket validate`. project_dir: the folder of orket.lua (a start's hint reads a
+--- relative path of a command from there: orket.mcp.client).
+function M.probe(section, project_dir)
+  local m = M.new(section, { project_dir = project_dir })
   local ok, status = task.spawn(function()
     m:start()
     local st = m:status()

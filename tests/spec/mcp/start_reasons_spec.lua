@@ -176,6 +176,37 @@ describe("orket.mcp.client's start of a stdio server outside its view", function
     end)
   end)
 
+  -- The server runs in a directory of its own, so a script named relative to the project
+  -- was never found there; the server's "no such file" was all that was said.
+  it("names a relative script found in the project's folder, with the absolute path to give", function()
+    local dir = H.tmpdir()
+    os.execute("mkdir -p " .. H.quote(dir .. "/srv"))
+    H.write(dir .. "/srv/server.sh", "echo never run\n")
+    local path = require("luv").fs_realpath(dir .. "/srv/server.sh")
+    local function started(read_only)
+      local err
+      in_task(function()
+        local c = client.new({ name = "r", transport = "stdio", command = { "/bin/sh", "srv/server.sh" },
+          read_only = read_only, timeout_ms = 60000 }, { log = function() end, project_dir = dir })
+        local ok
+        ok, err = c:start()
+        assert.is_nil(ok)
+      end)
+      return err
+    end
+    local err = started(nil)
+    assert.matches("^mcp%.r: initialize: the server exited %(status %d+%)", err)
+    assert.matches('; srv/server.sh is a relative path, and the server runs in a directory of its own, where there is '
+      .. 'no such file: give it as "' .. path .. '" in mcp.servers.r.command, and add "' .. path:match("^(.+)/")
+      .. '" to its read_only (docs/mcp.md)', err, 1, true)
+    -- its folder already in read_only: the path alone
+    err = started({ (path:match("^(.+)/")) })
+    assert.matches('give it as "' .. path .. '" in mcp.servers.r.command (docs/mcp.md)', err, 1, true)
+    -- not in the project either: the command's own mistake, no hint
+    assert.equal("", client.new({ name = "n", transport = "stdio", command = { "/bin/sh", "srv/none.sh" } },
+      { project_dir = dir }):_view_hint())
+  end)
+
   it("gives no hint when the paths are in its view, and none for a server that ran", function()
     local dir = H.tmpdir()
     server_file(dir)
