@@ -46,7 +46,9 @@ describe("local accounts", function()
     add(dir, "viv", "viewer")
     -- only the Argon2id hash is stored
     local r = ok(H.orket("users list --json", { cwd = dir }), "list")
-    local list = cjson.decode(r.stdout).users
+    local doc = cjson.decode(r.stdout)
+    assert.equal("orket.user_list/1", doc.format)
+    local list = doc.users
     assert.same({ "alice", "viv" }, { list[1].name, list[2].name })
     assert.same({ "operator", "viewer" }, { list[1].role, list[2].role })
     assert.is_nil(r.stdout:find("argon2", 1, true))

@@ -108,7 +108,8 @@ local function list_people(accounts, db, json)
   db:close()
   if json then
     for _, u in ipairs(list) do setmetatable(u, nil) end
-    io.stdout:write(jsonout.encode { users = jsonout.array(list) }, "\n")
+    -- (named, as every --json document is: a reader tells it from GET /v1/users' orket.users/2)
+    io.stdout:write(jsonout.encode { format = "orket.user_list/1", users = jsonout.array(list) }, "\n")
     return 0
   end
   if #list == 0 then io.stdout:write("no people; add one with 'orket users add NAME --role operator'\n") end
