@@ -55,7 +55,7 @@ describe("the web board in Chromium", function()
       wd:wait('#tree li[data-card="CLEAN-1"]', "the board's tree")
       assert.equal("ready", status_of(wd, "CLEAN-1"))
       assert.truthy(wd:find('#tree li[data-card="CLEAN"] > ul > li[data-card="CLEAN-2"]'), "CLEAN-2 under its epic")
-      assert.matches("ops · operator", wd:text_of("#who"))
+      assert.matches("ops · developer", wd:text_of("#who")) -- (its role in the project, by the project's name for it)
       H.wait_for(function() return wd:js("return document.getElementById('live').textContent") == "live" end,
         "the event stream to open", 3000)
       -- the key is not kept by the page; the session is an HttpOnly cookie it cannot read

@@ -252,7 +252,10 @@ local function list(_, ctx)
   local srv, who = ctx.server, ctx.who
   local out, seen = {}, {}
   local function listed(name, role, changed)
-    out[#out + 1] = { name = name, role = role, default = name == M.DEFAULT, changed = changed }
+    -- a project's roles by their names (viewer, developer, admin): a key's "operator" (a
+    -- server key, local use) is a developer's there, as a person's membership says it
+    out[#out + 1] = { name = name, role = role == "operator" and "developer" or role, default = name == M.DEFAULT,
+      changed = changed }
   end
   for _, name in ipairs(srv.project_names) do
     seen[name] = true
@@ -277,7 +280,7 @@ local function list(_, ctx)
 end
 
 local PROJECT = { type = "object", additionalProperties = false, required = { "name", "role", "default" },
-  properties = { name = { type = "string" }, role = { enum = { "viewer", "operator", "developer", "admin" } },
+  properties = { name = { type = "string" }, role = { enum = { "viewer", "developer", "admin" } },
     default = { type = "boolean" }, changed = { type = "string", description = "the name names another project "
       .. "than this server serves (added, or added again, since its start): served from its next start" } } }
 
