@@ -13,6 +13,8 @@
 --                               written (after any chunk_ms pacing)
 --   stall_after=K               send K pieces, then nothing (the connection stays open)
 --   disconnect_after=K          send K pieces, then close the connection
+--   disconnect_times=N          with disconnect_after: only the first N answers to this model
+--                               are cut (the next ones whole: a retry that succeeds)
 --   malformed                   a piece of invalid JSON after the first piece
 --   error_event                 an error event after two pieces, inside the 200 stream
 --   huge=BYTES                  content of about BYTES bytes
@@ -387,6 +389,11 @@ local function handle(c, method, path, headers, body)
     return c:send(400, {}, json.encode { error = { message = "body is not JSON", type = "invalid_request_error" } })
   end
   local s = settings(req.model)
+  if s.disconnect_after and s.disconnect_times then
+    local key = "disconnect:" .. req.model
+    counters[key] = (counters[key] or 0) + 1
+    if counters[key] > s.disconnect_times then s.disconnect_after = nil end
+  end
   if s.echo_key_fields then s.field_echo = headers["authorization"] end
   if s.echo_key then
     if s.tool then s.arg_note = headers["authorization"] else s.echo = headers["authorization"] end

@@ -185,6 +185,10 @@ describe("a model call's cost", function()
       local usage = require("orket.store.costs").totals(db, { run = 1 })
       assert.same({ #rows, #rows, tokens, { USD = spent } }, { usage.calls, usage.priced, usage.input + usage.output, usage.cost },
         case[2])
+      -- by the model's name as an answered call's row gives it, not "fake:MODEL": the sums by
+      -- model count both on one row
+      local by_model = require("orket.store.costs").rows(db, { run = 1 })
+      assert.same({ 1, case[2] }, { #by_model, by_model[1].model }, case[2])
     end
     -- a failure before any answer began (a 500) is not charged
     local dir = project("openai", "fail=500")
@@ -194,6 +198,28 @@ describe("a model call's cost", function()
     assert.is_true(#failed >= 1)
     for _, r in ipairs(failed) do assert.is_nil(cjson.decode(r.data).cost, r.data) end
     assert.equal(0, require("orket.store.costs").totals(db, { run = 1 }).calls)
+  end)
+
+  -- A charge's event named its model "fake:MODEL" where the model's answered calls name it
+  -- MODEL: orket card's model lines showed one model as two.
+  it("counts a charged failure and the model's answered calls on one model's line", function()
+    local model = "prompt=4000,chunks=50,disconnect_after=3,disconnect_times=1"
+    local dir = project("openai", model)
+    local evs = run(dir)
+    assert.equal(1, #(evs.model or {}), "the retry answered")
+    local db <close> = assert(require("orket.project").open_store(dir))
+    assert.equal(1, #db:rows("SELECT id FROM events WHERE kind = 'model_failure'"))
+    local rows = require("orket.store.costs").rows(db, { run = 1 })
+    assert.same({ 1, model, 2, 2 }, { #rows, rows[1].model, rows[1].calls, rows[1].priced })
+    assert.matches("\nmodel: +2 calls, ", H.orket("card M-1", { cwd = dir }).stdout)
+    -- and /metrics: one label, "provider:model", for both
+    local op = H.api_key(dir, "ops", "operator")
+    local s = H.serve(dir)
+    local _, _, text = H.api(s, "GET", "/metrics", op)
+    assert.equal(0, s.stop())
+    local calls = {}
+    for label, n in text:gmatch("\norket_model_calls_total{model=\"([^\"]*)\"} (%d+)") do calls[label] = tonumber(n) end
+    assert.same({ ["fake:" .. model] = 2 }, calls)
   end)
 
   -- the review's model unpriced: orket runs' cost is not the run's whole cost, and says so

@@ -15,6 +15,7 @@
 -- waiting on its budget goes on once a person approves (orket.actions.answer) or raises
 -- the budget (release_raised).
 local cost = require "orket.cost"
+local settings = require "orket.settings"
 local costs = require "orket.store.costs"
 local common = require "orket.llm.common"
 local sj = require "orket.store.journal_reads"
@@ -386,7 +387,11 @@ local function charge(run, job, req, counts)
   local micros = cost.estimate(price, prompt, out)
   hold_cost(job, micros)
   run:add_tokens(prompt + out, job.card_id)
-  return { model = job.model, prompt_tokens = prompt, completion_tokens = out, cost = micros,
+  -- the model and its provider apart, as an answered call's row keeps them (its model
+  -- column, its response's provider): the sums by model (orket.store.costs, /metrics) then
+  -- count the charge on the row of the model's answered calls, not on one of its own
+  local provider, name = settings.split_model(job.model)
+  return { model = name or job.model, provider = name and provider or nil, prompt_tokens = prompt, completion_tokens = out, cost = micros,
     currency = micros and price.currency or nil }
 end
 

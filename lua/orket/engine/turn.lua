@@ -157,7 +157,8 @@ local function record_failure(run, job, req, class, msg, charged)
       data = { turn = job.turn, step = req.meta.step, role = job.role.name, phase = job.phase, class = class,
         error = msg, request = { model = req.model, messages = req.messages },
         -- an answer whose usage was refused, charged (spend.refused): what the sums count
-        model = charged and charged.model, prompt_tokens = charged and charged.prompt_tokens,
+        model = charged and charged.model, provider = charged and charged.provider,
+        prompt_tokens = charged and charged.prompt_tokens,
         completion_tokens = charged and charged.completion_tokens, cost = charged and charged.cost,
         currency = charged and charged.currency, refused_usage = charged and charged.refused_usage,
         cut = charged and charged.cut } }

@@ -28,8 +28,10 @@ local MODEL = [[COALESCE(json_extract(response, '$.provider') || ':', '') || COA
 
 -- The calls answered whose answer's usage was refused and charged (orket.engine.spend.refused:
 -- a model_failure event holding the charge), as every other sum counts them
--- (orket.store.costs): their model is the one asked ("provider:model").
+-- (orket.store.costs): their model as "provider:model" as a turn's (a charge recorded before
+-- the provider was kept apart holds "provider:model" as its model)
 local CHARGED = [[FROM events WHERE kind = 'model_failure' AND json_extract(data, '$.prompt_tokens') IS NOT NULL]]
+local CHARGED_MODEL = [[COALESCE(json_extract(data, '$.provider') || ':', '') || COALESCE(json_extract(data, '$.model'), '')]]
 
 --- models(db, limit) -> {model ("provider:model"; '' when none), n (calls), tin, tout, tcached
 --- (tokens)} by model, charged failures counted
@@ -37,7 +39,7 @@ function M.models(db, limit)
   return db:rows([[SELECT model, COUNT(*) AS n, COALESCE(SUM(pt), 0) AS tin, COALESCE(SUM(ct), 0) AS tout,
     COALESCE(SUM(cached), 0) AS tcached FROM (SELECT ]] .. MODEL .. [[ AS model, prompt_tokens AS pt,
       completion_tokens AS ct, json_extract(data, '$.cached_tokens') AS cached FROM turns
-    UNION ALL SELECT COALESCE(json_extract(data, '$.model'), ''), json_extract(data, '$.prompt_tokens'),
+    UNION ALL SELECT ]] .. CHARGED_MODEL .. [[, json_extract(data, '$.prompt_tokens'),
       json_extract(data, '$.completion_tokens'), NULL ]] .. CHARGED .. [[)
     GROUP BY 1 ORDER BY 1 LIMIT ?]], limit)
 end
@@ -50,7 +52,7 @@ function M.costs(db, limit)
   return db:rows([[SELECT model, currency, SUM(micros) AS micros FROM (SELECT ]] .. MODEL .. [[ AS model,
       json_extract(data, '$.currency') AS currency, ]] .. spent .. [[ AS micros FROM turns
       WHERE json_extract(data, '$.cost') IS NOT NULL
-    UNION ALL SELECT COALESCE(json_extract(data, '$.model'), ''), json_extract(data, '$.currency'), ]] .. spent .. [[
+    UNION ALL SELECT ]] .. CHARGED_MODEL .. [[, json_extract(data, '$.currency'), ]] .. spent .. [[
       ]] .. CHARGED .. [[ AND json_extract(data, '$.cost') IS NOT NULL)
     GROUP BY 1, 2 ORDER BY 1, 2 LIMIT ?]], limit)
 end

@@ -10,14 +10,15 @@ end
 
 local MODEL = [[COALESCE((response->>'provider') || ':', '') || COALESCE(model, '')]]
 
--- charged failures (orket.store.metrics' CHARGED)
+-- charged failures (orket.store.metrics' CHARGED), their model as a turn's (CHARGED_MODEL)
 local CHARGED = [[FROM events WHERE kind = 'model_failure' AND data->>'prompt_tokens' IS NOT NULL]]
+local CHARGED_MODEL = [[COALESCE((data->>'provider') || ':', '') || COALESCE(data->>'model', '')]]
 
 function M.models(db, limit)
   return db:rows([[SELECT model, COUNT(*) AS n, COALESCE(SUM(pt), 0)::int8 AS tin, COALESCE(SUM(ct), 0)::int8 AS tout,
     COALESCE(SUM(cached), 0)::int8 AS tcached FROM (SELECT ]] .. MODEL .. [[ AS model, prompt_tokens::int8 AS pt,
       completion_tokens::int8 AS ct, (data->>'cached_tokens')::int8 AS cached FROM turns
-    UNION ALL SELECT COALESCE(data->>'model', ''), (data->>'prompt_tokens')::int8, (data->>'completion_tokens')::int8,
+    UNION ALL SELECT ]] .. CHARGED_MODEL .. [[, (data->>'prompt_tokens')::int8, (data->>'completion_tokens')::int8,
       NULL::int8 ]] .. CHARGED .. [[) c
     GROUP BY 1 ORDER BY 1 LIMIT $1]], limit)
 end
@@ -26,7 +27,7 @@ function M.costs(db, limit)
   local spent = costs.spent(db.dialect, "data")
   return db:rows([[SELECT model, currency, SUM(micros)::int8 AS micros FROM (SELECT ]] .. MODEL .. [[ AS model,
       data->>'currency' AS currency, ]] .. spent .. [[ AS micros FROM turns WHERE data->>'cost' IS NOT NULL
-    UNION ALL SELECT COALESCE(data->>'model', ''), data->>'currency', ]] .. spent .. [[
+    UNION ALL SELECT ]] .. CHARGED_MODEL .. [[, data->>'currency', ]] .. spent .. [[
       ]] .. CHARGED .. [[ AND data->>'cost' IS NOT NULL) c
     GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $1]], limit)
 end
