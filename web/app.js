@@ -225,6 +225,7 @@
     if (!state.role) return;
     for (const e of document.querySelectorAll(".operator")) e.hidden = !isOperator();
     $("answer-form").hidden = true;
+    $("budget-form").hidden = true;
     state.streams = 0;
     state.asked = new Map();
     // the stream is opened once the board is read, after the board's journal id (loadBoard)
@@ -717,9 +718,10 @@
     const held = pendingOf(doc).length > 0;
     const waiting = c.status === "waiting_for_developer";
     const closed = c.status === "done" || c.status === "canceled" || c.status === "archived";
-    // a question is answered; a money budget's wait is approved the same way (docs/cost.md)
-    const answerable = c.wait_reason === "input" || c.wait_reason === "budget";
-    $("answer-form").hidden = !(isOperator() && waiting && answerable && !held);
+    // a question is answered; a money budget's wait is approved, never answered with text
+    // (docs/cost.md): any text approved it before, a "no" too
+    $("answer-form").hidden = !(isOperator() && waiting && c.wait_reason === "input" && !held);
+    $("budget-form").hidden = !(isOperator() && waiting && c.wait_reason === "budget" && !held);
     $("retry-button").parentElement.hidden = !(isOperator() && retryable(c) && !held);
     $("actions").hidden = !isOperator();
     $("cancel-form").hidden = closed;
@@ -1267,6 +1269,13 @@
   $("signout").addEventListener("click", async () => {
     try { await api("DELETE", "/v1/session"); } catch (e) { /* signed out either way */ }
     showSignin("Signed out.");
+  });
+
+  $("budget-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!state.selected) return;
+    const note = $("budget-note").value.trim();
+    act(state.selected, "approve", note ? { note } : {}).then(() => { $("budget-note").value = ""; });
   });
 
   $("answer-form").addEventListener("submit", (ev) => {

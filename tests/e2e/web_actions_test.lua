@@ -188,7 +188,8 @@ describe("the web board's actions in Chromium", function()
     assert.equal(0, s.stop())
   end)
 
-  it("answers a card a money budget stopped from its pane, approving going on", function()
+  -- (its text answer form approved it, whatever the text said: a button approves it now)
+  it("approves going on for a card a money budget stopped, from its pane's button", function()
     local chromium, why = WD.available()
     if not chromium then return pending("skipped: " .. why) end
     local dir = project()
@@ -209,14 +210,18 @@ describe("the web board's actions in Chromium", function()
       sign_in(wd, s, key, "CLEAN-1")
       wd:press('#tree li[data-card="' .. X .. '"] > .card-link')
       H.wait_for(function() return wd:js("return document.getElementById('detail').dataset.card") == X end, "its pane", 3000)
-      H.wait_for(function() return visible(wd, "#answer-button") end, "the answer form", 3000)
-      wd:type(wd:find("#answer-text"), "Go on, it is worth it.")
-      wd:press("#answer-button")
-      H.wait_for(function() return card(X).card.status == "ready" end, "the answer", 3000)
+      H.wait_for(function() return visible(wd, "#budget-button") end, "the budget's approval", 3000)
+      assert.is_false(visible(wd, "#answer-button"), "no text answer for a budget's wait")
+      wd:type(wd:find("#budget-note"), "Go on, it is worth it.")
+      wd:press("#budget-button")
+      H.wait_for(function() return card(X).card.status == "ready" end, "the approval", 3000)
     end)
     local kinds = {}
     for _, h in ipairs(card(X).history) do kinds[h.kind or h.type or "?"] = true end
-    assert.is_true(kinds.budget_approved, "the answer approved one budget more")
+    assert.is_true(kinds.budget_approved, "the button approved one budget more")
+    local said = card(X).comments
+    assert.matches("Approved going on past the card's money budget: one budget's worth more (Go on, it is worth it.).",
+      said[#said].body, 1, true)
     assert.equal(0, s.stop())
   end)
 

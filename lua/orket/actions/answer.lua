@@ -3,15 +3,12 @@
 -- person is answered on the card it reviews, which starts over. One transaction. The
 -- answer is data; the CLI and the HTTP API say it in their own words. Uses orket.board,
 -- orket.store.journal_reads and orket.actions.approvals (a card waiting for an approval is
--- decided, not answered).
+-- decided, not answered, as is one a money budget stopped: orket.actions.budget_wait).
 local approvals = require "orket.actions.approvals"
+local budget_wait = require "orket.actions.budget_wait"
 local sj = require "orket.store.journal_reads"
-local costs = require "orket.store.costs"
 
 local M = {}
-
--- the money budgets whose reaching makes a card wait (orket.engine.spend.CARD_SCOPES)
-local CARD_SCOPES = { card = true, epic = true, rock = true }
 
 --- reviewed_card(db, id) -> the card a requirements review card reviews | nil
 function M.reviewed_card(db, id)
@@ -33,15 +30,11 @@ end
 -- with the note "requirements review ID").
 local function waits_on_requirements_review(db, id) return waits_with(db, id, "^requirements review ") end
 
---- waits_on_budget(c) -> true when the card waits because a money budget would be passed
---- (its wait reason `budget`): a person's answer approves going on, one budget's worth
---- more (docs/cost.md)
-function M.waits_on_budget(c) return c.status == "waiting_for_developer" and c.wait_reason == "budget" end
-
 --- answer(db, board, card_id, text, actor) -> true | nil, msg, CODE, detail: answers a card
 --- waiting for input (a question, a requirements review) in one transaction. EUSAGE, with
---- detail {approval = the pending request}, when it waits for an approval instead (the
---- caller says how to decide it); ESTATE when it does not wait.
+--- detail {approval = the pending request} or {budget = true}, when it waits for an
+--- approval or on a money budget instead (the caller says how to decide it); ESTATE when
+--- it does not wait.
 function M.answer(db, b, card_id, text, actor)
   local detail
   local ok, err, code = db:tx(function()
@@ -63,20 +56,16 @@ function M.answer(db, b, card_id, text, actor)
       return nil, string.format("%s waits for approval of %s (request #%d), not for text", c.id,
         approvals.describe(p), p.id), "EUSAGE"
     end
+    if budget_wait.waits_on(c) then
+      detail = { budget = true, card = c.id }
+      return nil, budget_wait.not_text(c), "EUSAGE"
+    end
     if waits_on_requirements_review(db, c.id) then
       -- the requirements were reviewed: the card starts over, its rejection count (which
       -- filed the review) and budgets with it, or the next rejection files another at once
       local t, terr, tcode = b:retry(c.id, { actor = actor, note = text })
       if not t then return nil, terr, tcode end
       return true
-    end
-    if M.waits_on_budget(c) then
-      -- the budget that was reached (its last budget_reached event's scope) counts the
-      -- calls after this mark; the card's other budgets go on counting as they were
-      local reached = sj.card_event_data(db, c.id, "budget_reached")
-      local scope = reached[#reached] and reached[#reached].scope
-      db:event { kind = "budget_approved", card = c.id, actor = actor.seat,
-        data = { turn = costs.last_turn(db), note = text, scope = CARD_SCOPES[scope] and scope or nil } }
     end
     assert(b:comment(c.id, { author = actor.seat, body = text }))
     local t, terr, tcode = b:transition(c.id, "ready", { actor = actor, note = "answered" })

@@ -9,6 +9,7 @@ local crypto = require "orket.c.crypto"
 local sa = require "orket.store.approvals"
 local common = require "orket.llm.common"
 local jsonout = require "orket.jsonout"
+local budget_wait = require "orket.actions.budget_wait"
 
 local M = {}
 
@@ -146,10 +147,12 @@ function M.use(db, row, at)
   end)
 end
 
---- decide(db, board, card, {decision="approve"|"deny", note=, by=}) -> request row | nil, msg, CODE
---- The card must wait for an approval (ESTATE otherwise, naming the card and its state).
---- In one transaction: the decision, an "approval_decided" event (in the request's run), a
---- comment telling the model what to do, and the card's move back to ready.
+--- decide(db, board, card, {decision="approve"|"deny", note=, by=}) -> request row | {card=,
+--- scope=} (a money budget's wait approved: orket.actions.budget_wait) | nil, msg, CODE
+--- The card must wait for an approval or on a money budget (ESTATE otherwise, naming the
+--- card and its state; a budget's is approved, never denied: EUSAGE). In one transaction:
+--- the decision, an "approval_decided" event (in the request's run), a comment telling the
+--- model what to do, and the card's move back to ready.
 function M.decide(db, board, card_id, d)
   if type(card_id) ~= "string" then error("bad argument #3 to 'decide' (card id expected)", 2) end
   if type(d) ~= "table" or (d.decision ~= "approve" and d.decision ~= "deny") then
@@ -165,6 +168,10 @@ function M.decide(db, board, card_id, d)
     local c, gerr, gcode = board:get(card_id)
     if not c then return nil, gerr, gcode end
     local p = M.pending(db, c.id)
+    if not p and budget_wait.waits_on(c) then
+      if d.decision == "deny" then return nil, budget_wait.no_deny(c), "EUSAGE" end
+      return budget_wait.approve(db, board, c, note, { seat = by, roles = {}, by = "person" })
+    end
     if not p or c.status ~= "waiting_for_developer" then
       local state = c.status .. (c.wait_reason and (" (" .. c.wait_reason .. ")") or "")
       if c.status == "waiting_for_developer" then

@@ -1,6 +1,7 @@
 -- orket answer CARD "text" | --approve ["note"] | --deny "reason": answers a card waiting
 -- for the developer. A question's answer becomes a comment; an approval request (a tool call
--- a policy asked about, orket.actions.approvals) is approved or refused. Either way the card
+-- a policy asked about, orket.actions.approvals) is approved or refused, and a money budget's
+-- wait approved (orket.actions.budget_wait). Either way the card
 -- goes back to ready in the same transaction, so the next 'orket run' or 'orket resume'
 -- picks it up.
 local board_mod = require "orket.board"
@@ -16,7 +17,8 @@ cmd.args = {
   text = "to answer text that starts with '-'",
   { "CARD", key = "card", missing = "answer needs a card id" },
   { "TEXT", many = true, key = "text", empty = true },
-  { "--approve", help = "let the call the card waits on run once (the note goes to the model)" },
+  { "--approve", help = "let the call the card waits on run once (the note goes to the model),\n"
+    .. "or the card a money budget stopped go on, one budget's worth more" },
   { "--deny", help = "refuse the call, with the reason the model reads" },
   cmdline.DIR,
 }
@@ -24,7 +26,9 @@ cmd.help = [[
 A card waiting for input has a question in its comments: answer it with text. A card waiting
 for an approval holds a tool call a policy asked about ('orket card CARD' shows it): --approve
 lets exactly that call run once on the card's next turn (the note is passed on to the model);
---deny tells the model the call is refused and why. Continue with 'orket resume' or 'orket run CARD'.
+--deny tells the model the call is refused and why. A card a money budget stopped goes on
+with --approve, one budget's worth more (or raise the budget in orket.lua); text does not
+approve it. Continue with 'orket resume' or 'orket run CARD'.
 Text that starts with '-' goes after -- (orket answer CARD -- "-1 is fine").]]
 
 -- The words beyond the card, checked -> decision ("approve", "deny" or nil for an answer),
@@ -60,6 +64,8 @@ local function apply(db, card, decision, text, cli)
   end)
   if detail and detail.approval then
     aerr = string.format("%s; use 'orket answer %s --approve [\"note\"]' or --deny \"reason\"", aerr, detail.card)
+  elseif detail and detail.budget then
+    aerr = string.format("%s; use 'orket answer %s --approve [\"note\"]'", aerr, detail.card)
   end
   return ok, aerr, acode
 end
@@ -80,7 +86,11 @@ function cmd.run(args, cli)
   end
   cli.say_operator()
   local what = decision == "approve" and "approved" or decision == "deny" and "refused" or "answered"
-  if decision then what = string.format("%s request #%d of", what, ok.id) end
+  if decision then
+    -- a held call's request, or a money budget's wait (orket.actions.budget_wait)
+    what = ok.id and string.format("%s request #%d of", what, ok.id)
+      or string.format("%s one budget more (the %s's money budget) for", what, tostring(ok.scope))
+  end
   -- the commands as typed from here (as orket retry says them)
   local where = config.at(o.dir)
   io.stdout:write(string.format("%s %s; continue with 'orket resume%s' or 'orket run %s%s'\n", what, o.card, where,

@@ -217,7 +217,7 @@ local function unstick(board, c)
     if p then return "waiting for approval", string.format("orket answer %s --approve (or --deny \"reason\")", id) end
     if c.wait_reason == "budget" then
       return "waiting for a person: a money budget would be passed (its comment gives the amounts)",
-        string.format("orket answer %s \"go on\" to approve one budget more, or raise it in orket.lua", id)
+        string.format("orket answer %s --approve to approve one budget more, or raise it in orket.lua", id)
     end
     if c.wait_reason == "review" then
       return "waiting for review on the forge", "review its pull request (orket card " .. id .. "); the forge's webhook moves it"

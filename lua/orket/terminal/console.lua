@@ -333,7 +333,8 @@ function Project:approvals(card_id)
 end
 
 --- project:approve(card_id[, note]) / project:deny(card_id, reason) -> request | nil, msg, CODE
---- What `orket answer CARD --approve|--deny` does: decides the card's pending request.
+--- What `orket answer CARD --approve|--deny` does: decides the card's pending request (approve
+--- also lets a card a money budget stopped go on: orket.actions.budget_wait).
 function Project:approve(card_id, note)
   if type(card_id) ~= "string" then return bad_arg(1, "approve", "card id", card_id) end
   if note ~= nil and type(note) ~= "string" then return bad_arg(2, "approve", "note string", note) end
