@@ -12,7 +12,7 @@
 -- its cost is committed, so turns of this process running at once (concurrency) cannot
 -- each pass the check on the same room: a call that fits only once those in flight end
 -- waits for them (wait_room). Another process's calls in flight are not seen. A card
--- waiting on its budget goes on once a person approves (orket.actions.answer) or raises
+-- waiting on its budget goes on once a person approves (orket.actions.budget_wait) or raises
 -- the budget (release_raised).
 local cost = require "orket.cost"
 local settings = require "orket.settings"
