@@ -473,9 +473,10 @@ end
 function Run:end_turn_records(job, out)
   local reason, why, to
   if out.ended == "budget" and out.money then
-    -- a money budget waits for a person: `orket answer` approves going on, a raised
-    -- budget lets it go on at the next run (docs/cost.md); the amounts are journaled with it
-    reason, why, to = "budget", "Turn stopped: " .. out.detail .. ". Answer the card to approve going on, or raise the budget.", "waiting_for_developer"
+    -- a money budget waits for a person: `orket answer --approve` approves going on, a
+    -- raised budget lets it go on at the next run (docs/cost.md); the amounts are journaled with it
+    reason, why, to = "budget", "Turn stopped: " .. out.detail .. string.format(". Approve going on ('orket answer %s "
+      .. "--approve', the web board's button), or raise the budget.", job.card_id), "waiting_for_developer"
   elseif out.ended == "budget" then
     reason, why = "resource", "Turn stopped: " .. out.detail .. "."
   elseif out.ended == "model_error" then
