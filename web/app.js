@@ -683,6 +683,13 @@
     return s;
   }
 
+  // the same by the seat that made the calls, one line each, when more than one seat did
+  // (orket card's lines under its model line: what review cost beside the work)
+  function seatsNode(list) {
+    if (!Array.isArray(list) || list.length < 2) return null;
+    return el("ul", { class: "by-seat" }, ...list.map((t) => el("li", { text: t.seat + ": " + usageText(t) })));
+  }
+
   function renderCard(doc, quiet) {
     const id = doc.card.id;
     if (state.selected !== id) return;
@@ -695,7 +702,8 @@
     $("detail").dataset.card = c.id;
     $("detail-title").textContent = c.id + (c.summary || c.name ? ": " + (c.summary || c.name) : "");
     const rows = [["Status", statusBadge(c)], ["Type", c.type], ["Parent", c.parent], ["Seat", c.seat],
-      ["Worked by", c.worked_by], ["Model use", usageText(doc.usage)], ["Priority", c.priority], ["Description", c.description],
+      ["Worked by", c.worked_by], ["Model use", usageText(doc.usage)], ["By seat", seatsNode(doc.usage_by_seat)],
+      ["Priority", c.priority], ["Description", c.description],
       ["Requirements", c.requirements], ["Acceptance", c.acceptance], ["Note", c.note]];
     const dl = [];
     for (const [k, v] of rows) {

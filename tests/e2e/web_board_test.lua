@@ -167,6 +167,12 @@ describe("the web board in Chromium", function()
       assert.matches("Model use", fields, 1, true)
       assert.matches("%d+ calls?, %d+ prompt tokens, %d+ output tokens", fields)
       assert.is_nil(fields:find("cost", 1, true))
+      -- and by seat, the coder's and the reviewer's (as orket card's lines under its model line)
+      local seats = wd:js("return Array.from(document.querySelectorAll('#fields ul.by-seat li'), "
+        .. "function (e) { return e.textContent; })")
+      assert.equal(2, #seats, fields)
+      assert.matches("^integrity_guard: 1 call, %d+ prompt tokens, %d+ output tokens$", seats[1])
+      assert.matches("^senior_developer: %d+ calls?, %d+ prompt tokens, %d+ output tokens$", seats[2])
 
       -- CHG-1's change: its files against main, the binary one named, the diff, the commit
       wd:wait('#change-files li[data-path="notes.txt"]', "the change's files")
