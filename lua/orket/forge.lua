@@ -3,6 +3,7 @@
 -- read into one shape (event) for orket.serve.webhooks. The token comes from the caller
 -- (the environment variable orket.lua names); it goes into a header and nowhere else.
 -- Contract: docs/git.md ("Pull requests and reviews on a forge").
+local inert = require "orket.inert"
 local http = require "orket.c.http"
 local crypto = require "orket.c.crypto"
 local cjson = require "cjson.safe"
@@ -334,7 +335,8 @@ function M.post_status(g, token, sha, o)
   if not M.STATUS_STATES[o.state] then error("bad argument #4 to 'post_status' (state " .. tostring(o.state) .. ")", 2) end
   if type(sha) ~= "string" or not sha:match("^%x+$") then error("bad argument #3 to 'post_status' (not a commit id)", 2) end
   local desc = o.description
-  if desc and #desc > M.STATUS_DESCRIPTION_MAX then desc = desc:sub(1, M.STATUS_DESCRIPTION_MAX - 3) .. "..." end
+  -- (the forge's cap, "..." within it; cut on a character's start: valid UTF-8)
+  if desc and #desc > M.STATUS_DESCRIPTION_MAX then desc = inert.cut(desc, M.STATUS_DESCRIPTION_MAX - 3) .. "..." end
   local st, err, code = call(g, token, "POST", string.format("/repos/%s/statuses/%s", g.repo, sha),
     { state = o.state, context = o.context, description = desc, target_url = o.target_url })
   if not st then return nil, err, code end

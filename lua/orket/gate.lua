@@ -5,6 +5,7 @@
 -- decision (and every denial as a policy violation) through the record(kind, data)
 -- function it is handed. `orket gate check` and a run both call check. Contract:
 -- docs/policies.md.
+local inert = require "orket.inert"
 local cgate = require "orket.c.gate"
 local cschema = require "orket.c.schema"
 local cjson = require "cjson.safe"
@@ -39,10 +40,7 @@ local function list_of_strings(v, what)
   return v
 end
 
-local function clip(s)
-  if #s > 500 then s = s:sub(1, 500) .. "..." end
-  return s
-end
+local function clip(s) return inert.clip(s, 500) end
 
 -- The arguments as recorded: their JSON, or the model's own text when it did not parse.
 local function summarize(args, raw)

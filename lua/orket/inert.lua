@@ -78,6 +78,27 @@ function M.line(v)
   return render(s, SUSPECT_LINE)
 end
 
+--- cut(s, n) -> the first n bytes of s (s when shorter), cut back to the start of a UTF-8
+--- sequence the cut would split: half a character is invalid UTF-8 (a provider may refuse a
+--- request holding it; a store escapes it).
+function M.cut(s, n)
+  if #s <= n then return s end
+  local i = n
+  while i > 0 and i > n - 3 and (byte(s, i + 1) or 0) & 0xC0 == 0x80 do i = i - 1 end
+  return s:sub(1, i)
+end
+
+--- clip(s, n[, show]) -> s at most n bytes of it (cut as cut does) as show(s) gives it
+--- (tostring by default: an escaping function for a terminal, JSON for a document), a
+--- longer one marked cut after what is shown ("...", then its whole length in bytes), so a
+--- name cut at 64 never reads as a whole name of 64, nor a reason cut at 300 as the whole
+--- reason. The one way hostile text is shortened for a message.
+function M.clip(s, n, show)
+  show = show or tostring
+  if #s <= n then return show(s) end
+  return string.format("%s... (%d bytes)", show(M.cut(s, n)), #s)
+end
+
 --- indented(v, pad) -> text(v) with every line after the first led by pad (empty lines
 --- left empty), so a multi-line value printed after a label reads as one item.
 function M.indented(v, pad)

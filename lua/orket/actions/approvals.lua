@@ -4,6 +4,7 @@
 -- tool and argument digest) through the ask level once. Uses the board, orket.c.crypto and
 -- orket.store.approvals (the rows). Contract: docs/policies.md ("ask") and docs/store.md
 -- (approvals).
+local inert = require "orket.inert"
 local cjson = require "cjson.safe"
 local crypto = require "orket.c.crypto"
 local sa = require "orket.store.approvals"
@@ -76,8 +77,7 @@ end
 --- describe(row) -> "delete_file {"path":"old.txt"}": the call in one line for people
 function M.describe(row)
   local a = row.arguments or ""
-  if #a > M.SHOW_MAX then a = a:sub(1, M.SHOW_MAX) .. "..." end
-  return row.tool .. " " .. a
+  return row.tool .. " " .. inert.clip(a, M.SHOW_MAX)
 end
 
 --- pending(db, card) -> the card's undecided request | nil

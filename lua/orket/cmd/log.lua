@@ -10,8 +10,9 @@ local cmdline = require "orket.cmdline"
 
 local cmd = { name = "log", summary = "print the transcript of a run" }
 cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journal: each turn, the\n"
-  .. "last message and the response of every model step (clipped to 400 characters; --full\n"
-  .. "prints every message in full), tool calls with results, token usage and the board\n"
+  .. "last message and the response of every model step (clipped to 400 bytes, marked\n"
+  .. "'... (N bytes)' with the whole length; --full prints every message in full), tool calls\n"
+  .. "with results, token usage and the board\n"
   .. "moves the run made (transitions). --json prints the same as one JSON document\n"
   .. "(orket.log/1), as GET /v1/runs/RUN/transcript answers. --cache prints, per model call,\n"
   .. "how much of its prompt repeated the start of the call before on the same card and seat\n"
@@ -23,11 +24,7 @@ cmd.help = "Prints run RUN (the latest run when RUN is left out) from the journa
 local PAD = "      "
 local function clip(s, n)
   s = tostring(s or "")
-  if n and #s > n then
-    local cut = n
-    while cut > 0 and (s:byte(cut + 1) or 0) & 0xc0 == 0x80 do cut = cut - 1 end
-    s = s:sub(1, cut) .. "..."
-  end
+  if n then s = inert.clip(s, n) end
   return inert.indented(s, PAD)
 end
 

@@ -3,6 +3,8 @@
 -- steps into one summary message; a step is an assistant message with the tool results
 -- that answer it, so a call is never separated from its result. Recall brings relevant
 -- project memory (FTS5) with its source card and age. Settings: orket.lua `context`.
+local inert = require "orket.inert"
+
 local M = {}
 
 local function size(m)
@@ -34,10 +36,10 @@ local function steps_of(history)
 end
 M.steps_of = steps_of
 
+-- (cut on a character's start: half a character in a request is invalid UTF-8, which a
+-- provider may refuse)
 local function clip(s, n)
-  s = (s or ""):gsub("%s+", " ")
-  if #s > n then return s:sub(1, n) .. "..." end
-  return s
+  return inert.clip((s or ""):gsub("%s+", " "), n)
 end
 
 -- One line per message of a compacted step.

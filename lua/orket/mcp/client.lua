@@ -153,24 +153,7 @@ end
 
 local is_array = jsonout.is_array -- a JSON array as lua-cjson reads one
 
--- the first n bytes of s, cut back to the start of a UTF-8 sequence the cut would split (a
--- provider may refuse a request holding half a character)
-local function cut(s, n)
-  local i = n
-  while i > 0 and i > n - 3 and s:byte(i + 1) and s:byte(i + 1) >= 0x80 and s:byte(i + 1) < 0xC0 do i = i - 1 end
-  return s:sub(1, i)
-end
-
---- clip(s, n [, show]) -> s as a message shows it (show(s): escaped, or as JSON), at most n
---- bytes of it (cut as cut does): a longer one is marked cut, as orket.lua's values are in
---- its errors ("...", then its whole length in bytes), after what is shown, so a name cut
---- at 64 never reads as a whole name of 64, nor a reason cut at 300 as the whole reason
-local function clip(s, n, show)
-  show = show or tostring
-  if #s <= n then return show(s) end
-  return string.format("%s... (%d bytes)", show(cut(s, n)), #s)
-end
-M.clip = clip
+local cut, clip = inert.cut, inert.clip
 
 --- orket_spelling(tool) -> the tool's name as Orket's tool names spell it: MCP allows "-" and
 --- "." in a tool's name (2025-11-25: "admin.tools.list"), providers' tool names neither of

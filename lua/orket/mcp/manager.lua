@@ -12,6 +12,7 @@
 local uv = require "luv"
 local task = require "orket.task"
 local client = require "orket.mcp.client"
+local inert = require "orket.inert"
 local rt = require "orket.c.runtime"
 local gate = require "orket.c.gate"
 local jsonout = require "orket.jsonout"
@@ -267,7 +268,7 @@ function Manager:_unlisted_call(name)
   local s = self.servers[server]
   return { ok = false, code = "EUNAVAILABLE", remedy = M.remedy(server),
     error = string.format("the MCP server %s is %s%s and has not listed its tools, so %s cannot be called until "
-      .. "it is back", server, s.state, s.why and (" (" .. client.clip(tostring(s.why), 300) .. ")") or "", name) }
+      .. "it is back", server, s.state, s.why and (" (" .. inert.clip(tostring(s.why), 300) .. ")") or "", name) }
 end
 
 --- remedy(server) -> what to do when an MCP server's tools are unavailable (the model and
@@ -346,7 +347,7 @@ function Manager:call(name, args, left_ms, where)
     if not c then
       return { ok = false, code = "EUNAVAILABLE", remedy = M.remedy(d.mcp.server), error = string.format("the MCP server "
         .. "%s did not start in %s's directory: %s", d.mcp.server, tostring(where.key),
-        client.clip(client.bare(s.spec.name, why), 300)) }
+        inert.clip(client.bare(s.spec.name, why), 300)) }
     end
     local timeout = s.spec.timeout_ms
     if left_ms and left_ms < timeout then timeout = math.max(1, math.floor(left_ms)) end
@@ -355,7 +356,7 @@ function Manager:call(name, args, left_ms, where)
   if not s.conn or s.state ~= "ready" or s.conn.state ~= "ready" then
     return { ok = false, code = "EUNAVAILABLE", remedy = M.remedy(d.mcp.server), error = string.format("the MCP server "
       .. "%s is %s%s; its tools are unavailable until it is back", d.mcp.server, s.state,
-      s.why and (" (" .. client.clip(tostring(s.why), 300) .. ")") or "") }
+      s.why and (" (" .. inert.clip(tostring(s.why), 300) .. ")") or "") }
   end
   local timeout = s.spec.timeout_ms
   if left_ms and left_ms < timeout then timeout = math.max(1, math.floor(left_ms)) end

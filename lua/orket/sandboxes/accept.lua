@@ -57,7 +57,7 @@ local same = jsonout.same
 
 local function show(v)
   local s = cjson.encode(v) or tostring(v)
-  return #s > 200 and (s:sub(1, 200) .. "...") or s
+  return inert.clip(s, 200)
 end
 
 local function quote_body(body)

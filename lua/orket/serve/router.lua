@@ -2,6 +2,8 @@
 -- parameters. The server hands paths over still percent-encoded; this is the one place
 -- that decodes them, and it refuses what could change which route or file is meant: NUL
 -- and control bytes, "." and ".." segments (also encoded), backslashes, invalid escapes.
+local inert = require "orket.inert"
+
 local M = {}
 
 local function unhex(h) return string.char(tonumber(h, 16)) end
@@ -121,7 +123,7 @@ end
 -- the longest name an answer repeats back (a name is the caller's text)
 local SHOWN = 64
 local function shown(name)
-  return "?" .. (#name > SHOWN and name:sub(1, SHOWN) .. "..." or name) .. "="
+  return "?" .. inert.clip(name, SHOWN) .. "="
 end
 
 --- unknown_query(route, query) -> nil | message: the query's parameters (decoded names) the

@@ -2,6 +2,8 @@
 -- checked and filled with their defaults. Errors are raised as orket.settings expects
 -- them ({settings_error = "orket.lua: field: message"}), so `orket validate` lists them with
 -- every other setting's.
+local inert = require "orket.inert"
+
 local M = {}
 
 M.DEPLOY = { manual = true, merge = true, epic = true, rock = true }
@@ -31,10 +33,9 @@ end
 -- a value from orket.lua as an error shows it: control characters escaped, at most 40
 -- bytes of it (a 100 KB name is not echoed whole)
 local function shown(v)
-  local t = tostring(v)
-  local cut = #t > 40
-  t = t:sub(1, 40):gsub("%c", function(c) return string.format("\\%03d", c:byte()) end)
-  return cut and string.format("%s... (%d bytes)", t, #tostring(v)) or t
+  return inert.clip(tostring(v), 40, function(t)
+    return (t:gsub("%c", function(c) return string.format("\\%03d", c:byte()) end))
+  end)
 end
 
 local function env_name(v, path)

@@ -322,7 +322,11 @@ describe("gate.check", function()
     -- a huge text is cut in the records
     log = {}
     check { tool = "read_file", args = {}, args_error = bad, raw_args = string.rep("[", 5000), record = record }
-    assert.equal(string.rep("[", 500) .. "...", log[1].data.args)
+    assert.equal(string.rep("[", 500) .. "... (5000 bytes)", log[1].data.args)
+    -- cut on a character's start, never through one (invalid UTF-8), and marked so
+    log = {}
+    check { tool = "read_file", args = {}, args_error = bad, raw_args = "a" .. string.rep("\u{e9}", 600), record = record }
+    assert.equal("a" .. string.rep("\u{e9}", 249) .. "... (1201 bytes)", log[1].data.args)
     assert.has_error(function() check { tool = "read_file", args = {}, args_error = 5 } end,
       "bad argument #1 to 'check' (args_error must be a string)")
   end)

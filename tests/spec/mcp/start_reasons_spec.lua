@@ -250,7 +250,7 @@ describe("orket.mcp.manager's unavailable calls", function()
       assert.equal("EUNAVAILABLE", r.code)
       local why = m:status()[1].why
       assert.is_true(#why > 300, why)
-      assert.matches("(" .. client.clip(why, 300) .. ")", r.error, 1, true)
+      assert.matches("(" .. require("orket.inert").clip(why, 300) .. ")", r.error, 1, true)
       assert.matches("... (" .. #why .. " bytes))", r.error, 1, true)
       m:close()
     end)

@@ -41,6 +41,23 @@ end
 describe("the history window", function()
   local opts = { max_chars = 8000, keep_percent = 15, recent_steps = 3 }
 
+  -- The summary cut each message at a byte count, through a character of two bytes or
+  -- more: half a character is invalid UTF-8 in the request, which a provider may refuse.
+  it("cuts the summary's lines on a character's start, marking what was cut", function()
+    local h = {}
+    for i = 1, 12 do
+      h[#h + 1] = { role = "assistant", content = "x" .. string.rep("\u{e9}", 400),
+        tool_calls = { { name = "write_file", raw_arguments = "{" .. string.rep("\u{20ac}", 400) } } }
+      h[#h + 1] = { role = "tool", content = "step " .. i .. " " .. string.rep("\u{1f600}", 300) }
+    end
+    local w, n = context.window(h, opts)
+    assert.is_true(n > 0)
+    local summary = w[1].content
+    assert.truthy(utf8.len(summary), "the summary is valid UTF-8")
+    assert.matches("you said: x" .. string.rep("\u{e9}", 79) .. "... (801 bytes)", summary, 1, true)
+    assert.matches("you called write_file {" .. string.rep("\u{20ac}", 39) .. "... (1201 bytes)", summary, 1, true)
+  end)
+
   it("keeps a history that fits as it is", function()
     local h = history(5, 1000)
     local w, n = context.window(h, opts)
