@@ -65,9 +65,10 @@ local TOOLS = {
     { id = { type = "integer", minimum = 1, description = "the run id" } }, nil, true),
   tool("create_issue", "create", "File a new issue under an epic."),
   tool("comment", "comment", "Comment on a card.", { id = str(128, "the card id") }),
-  tool("answer", "answer", "Answer a card waiting for input; it goes back to ready.", { id = str(128, "the card id") }),
-  tool("approve", "approve", "Approve the tool call a card waits on (it runs once on the card's next turn).",
-    { id = str(128, "the card id") }),
+  tool("answer", "answer", "Answer a card waiting for input; it goes back to ready. (A card a money budget "
+    .. "stopped is approved, not answered.)", { id = str(128, "the card id") }),
+  tool("approve", "approve", "Approve the tool call a card waits on (it runs once on the card's next turn), or "
+    .. "let a card a money budget stopped go on, one budget's worth more.", { id = str(128, "the card id") }),
   tool("deny", "deny", "Refuse the tool call a card waits on, with a reason the model can act on.", { id = str(128, "the card id") }),
   tool("retry", "retry", "Get a blocked or waiting card moving again.", { id = str(128, "the card id") }),
   tool("start_run", "run_start", "Start a run of an epic, a rock or a card in this process."),
