@@ -391,8 +391,8 @@ local function charge(run, job, req, counts)
   -- column, its response's provider): the sums by model (orket.store.costs, /metrics) then
   -- count the charge on the row of the model's answered calls, not on one of its own
   local provider, name = settings.split_model(job.model)
-  return { model = name or job.model, provider = name and provider or nil, prompt_tokens = prompt, completion_tokens = out, cost = micros,
-    currency = micros and price.currency or nil }
+  return { model = name or job.model, provider = name and provider or nil, prompt_tokens = prompt,
+    completion_tokens = out, cost = micros, currency = micros and price.currency or nil }
 end
 
 function M.refused(run, job, req, counts)

@@ -31,7 +31,8 @@ local MODEL = [[COALESCE(json_extract(response, '$.provider') || ':', '') || COA
 -- (orket.store.costs): their model as "provider:model" as a turn's (a charge recorded before
 -- the provider was kept apart holds "provider:model" as its model)
 local CHARGED = [[FROM events WHERE kind = 'model_failure' AND json_extract(data, '$.prompt_tokens') IS NOT NULL]]
-local CHARGED_MODEL = [[COALESCE(json_extract(data, '$.provider') || ':', '') || COALESCE(json_extract(data, '$.model'), '')]]
+local CHARGED_MODEL = [[COALESCE(json_extract(data, '$.provider') || ':', '')
+  || COALESCE(json_extract(data, '$.model'), '')]]
 
 --- models(db, limit) -> {model ("provider:model"; '' when none), n (calls), tin, tout, tcached
 --- (tokens)} by model, charged failures counted
