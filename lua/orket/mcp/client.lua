@@ -89,8 +89,8 @@ local function check_keywords(v, where)
       return nil, where .. ".type must be a type name or a list of them"
     end
     for _, n in ipairs(names) do
-      if not TYPES[n] then return nil, where .. ".type: " .. (type(n) == "string" and ("unknown type '" .. n:sub(1, 40) .. "'")
-        or "a type name is a string") end
+      if not TYPES[n] then return nil, where .. ".type: " .. (type(n) == "string" and ("unknown type '"
+        .. inert.clip(n, 40) .. "'") or "a type name is a string") end
     end
   end
   local req = given(v.required)
@@ -108,7 +108,7 @@ local function check_keywords(v, where)
     for k in pairs(v.properties) do keys[#keys + 1] = tostring(k) end
     table.sort(keys) -- the same property named each time
     for _, k in ipairs(keys) do
-      local ok, err = check_keywords(v.properties[k], where .. ".properties." .. k:sub(1, 64))
+      local ok, err = check_keywords(v.properties[k], where .. ".properties." .. inert.clip(k, 64))
       if not ok then return nil, err end
     end
   end

@@ -1278,6 +1278,9 @@ describe("orket.mcp.manager's listings", function()
       -- null is a keyword not sent, as a Go server writes a nil slice or map
       { name = "nulls", inputSchema = schema('{"type":"object","properties":{"x":{"type":null}},"required":null}') },
       { name = "null_props", inputSchema = schema('{"type":"object","properties":null}') },
+      -- a long type name and a long property key: cut, and marked cut
+      { name = "long", inputSchema = schema('{"type":"object","properties":{"' .. ("k"):rep(70) .. '":{"type":"'
+        .. ("t"):rep(50) .. '"}}}') },
     }
     assert.same({ "good", "empty", "nulls", "null_props" }, { kept[1] and kept[1].name, kept[2] and kept[2].name,
       kept[3] and kept[3].name, kept[4] and kept[4].name, kept[5] and kept[5].name })
@@ -1288,6 +1291,8 @@ describe("orket.mcp.manager's listings", function()
     assert.equal("inputSchema.required[1] must be a string", why.bad_req_item)
     assert.equal("inputSchema.properties.l.items.type must be a type name or a list of them", why.bad_items)
     assert.equal("inputSchema.properties must be an object of schemas", why.bad_props)
+    assert.equal("inputSchema.properties." .. ("k"):rep(64) .. "... (70 bytes).type: unknown type '" .. ("t"):rep(40)
+      .. "... (50 bytes)'", why.long)
   end)
 
   -- which of a-b and a_b the name SERVER__a_b reached hung on the listing's order (which a
