@@ -6,6 +6,7 @@
 -- (orket.workspace: no symlink out, no FIFO waited on), each file capped.
 -- Contract: docs/sandbox.md.
 local cjson = require "cjson.safe"
+local inert = require "orket.inert"
 local composefile = require "orket.sandboxes.composefile"
 
 local M = {}
@@ -374,7 +375,7 @@ function M.detect(ws, s)
         why[#why + 1] = string.format("%s:%s: services.%s.environment.%s (%s) is replaced by the port Orket gives %s, "
           .. "which its health check and the others' %s_URL use", services.from_compose,
           tostring(sv.env_lines and sv.env_lines[pe] or sv.env_line or sv.line), sv.name, pe,
-          v:gsub("%c", " "):sub(1, 40), sv.name, composefile.var(sv.name))
+          inert.clip((v:gsub("%c", " ")), 40), sv.name, composefile.var(sv.name))
       end
     end
   end
