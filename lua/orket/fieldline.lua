@@ -190,14 +190,18 @@ function M.place(msg, read, default_file, anchor)
   if quoted then key = quoted end
   -- an entry under a quoted key, as models.prices["openai:gpt"].input: the field is sought
   -- in the entry's own `["openai:gpt"] = {...}` (either quote; the one set last, comments
-  -- left out), else the entry's line (a field missing); nothing outside the entry is taken
-  local entry, field = text:match('^[%w_%.]+%["([^"]*)"%]%.?([%a_]*[%w_]*)[: ]')
+  -- left out), else the entry's line (a field missing); nothing outside the entry is taken.
+  -- An entry whose key is no literal (`[M] = {...}`, M a variable) is not found: the line of
+  -- its table (`prices = {`, the one set last), rather than none
+  local holder, tbl, entry, field = text:match('^([%w_%.]-)([%a_][%w_]*)%["([^"]*)"%]%.?([%a_]*[%w_]*)[: ]')
   if entry and not anchor then
     local src = file and file:match("%.lua$") and read(file)
     if not src then return file, nil, text end
+    local code = code_only(src)
     entry = "%[%s*[\"']" .. entry:gsub("%p", "%%%0") .. "[\"']%s*%]%s*="
     field = field ~= "" and not text:find(" is missing", 1, true) and field or nil
-    return file, entry_line(code_only(src), entry, field), text
+    local up = holder:match("([%a_][%w_]*)%.$") -- (models, of models.prices)
+    return file, entry_line(code, entry, field) or last_statement(code, tbl, up) or M.of(code, tbl), text
   end
   -- a card's anchor ({pattern, nth}) already names the object; the value in force is
   -- sought in a settings file, where a later statement replaces an earlier one

@@ -152,6 +152,14 @@ describe("import of epics that would lose or stall cards", function()
     }, "\n")
     assert.equal(3, line_of(commented, { ["a:d"] = { output = 1, currency = "USD" } }))
     assert.equal(3, line_of(commented, { ["a:d"] = { input = "y", output = 1, currency = "USD" } }))
+    -- an entry keyed by a variable ([M] = ...) is nowhere as text: the line of its table (it
+    -- was none), and of the statement that set it last
+    local keyed = table.concat({
+      'local M = "a:e"', "models = {", "  default = M,", "  prices = {", '    [M] = { output = 1, currency = "USD" },',
+      "  },", "}", "", 'models.prices = { [M] = { output = 2, currency = "USD" } }', "",
+    }, "\n")
+    assert.equal(4, line_of(keyed:match("^(.-)\n\nmodels"), { ["a:e"] = { output = 1, currency = "USD" } }))
+    assert.equal(9, line_of(keyed, { ["a:e"] = { output = 2, currency = "USD" } }))
   end)
 
   it("locates a message for a command as validate does: the file from the project, its line, the rest kept", function()
