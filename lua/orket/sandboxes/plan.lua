@@ -275,6 +275,17 @@ local function handed(services, env)
   if #dbs == 1 and env.DATABASE_URL ~= nil then return "DATABASE_URL", dbs[1] end
 end
 
+-- Whether the command names the port itself: {port}, which argv fills in, or $NAME / ${NAME}
+-- of the port's variable where a shell or the compose file's own reading fills it in (a
+-- compose service's command, a `sh -c` text); orket.lua's words are given as written.
+local function port_on_line(p, var)
+  local text = table.concat(p.command, " ")
+  if text:find("{port}", 1, true) then return true end
+  local read = (p.command[1] == "sh" and p.command[2] == "-c") or (p.services ~= nil and not p.explicit)
+  local v = var:gsub("%p", "%%%0")
+  return read and (text:find("%${" .. v .. "}") or text:find("%$" .. v .. "%f[^%w_]")) ~= nil
+end
+
 --- detect(ws, sandbox_settings) -> plan | nil, msg, "ENOENT" | "EINVAL"
 --- plan = {stack=, command={argv}, dir= (its folder, "" the root), explicit=bool, port_env=,
 --- health={...}, env={...}, install={argv}|nil, dockerfile=bool, reasons={...},
@@ -381,7 +392,7 @@ function M.detect(ws, s)
   end
   p.dockerfile = exists(ws, "Dockerfile")
   why[#why + 1] = string.format("the port is given in $%s%s; health: %s", s.port_env,
-    table.concat(p.command, " "):find("{port}", 1, true) and " and on the command line" or "",
+    port_on_line(p, s.port_env) and " and on the command line" or "",
     s.health.kind == "http" and ("HTTP GET " .. s.health.path) or "a TCP connect")
   return p
 end

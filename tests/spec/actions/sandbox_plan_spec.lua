@@ -134,6 +134,28 @@ describe("a sandbox's plan", function()
     assert.matches("no run, serve or start target", why[1])
   end)
 
+  -- The reason looked for {port} alone: a compose service's ${PORT} (which compose and
+  -- Orket fill in) was "given in $PORT" only, and orket.lua's words are never read so
+  local function port_reason(p)
+    for _, r in ipairs(p.reasons) do if r:match("^the port is given in ") then return r end end
+  end
+  it("says the port is on the command line when the command names it, as it will be filled in", function()
+    local function compose(cmd) return "services:\n  web:\n    command: " .. cmd .. "\n    ports: [\"80\"]\n" end
+    for _, case in ipairs {
+      { { ["compose.yaml"] = compose('["node", "s.js", "--port", "${PORT}"]') }, nil, true },
+      { { ["compose.yaml"] = compose('node s.js --port $PORT') }, nil, true },
+      { { ["compose.yaml"] = compose('["node", "s.js"]') }, nil, false },
+      { {}, { command = { "./serve", "--port", "{port}" } }, true },
+      { {}, { command = { "./serve", "--port", "$PORT" } }, false }, -- passed as written
+      { {}, { command = { "sh", "-c", "exec ./serve --port ${PORT}" } }, true },
+      { { ["compose.yaml"] = compose('["node", "s.js", "--port", "${PORT}"]') }, { command = { "./x", "$PORT" } }, false },
+    } do
+      local p = assert(detect(case[1], case[2]))
+      assert.equal(case[3] and "the port is given in $PORT and on the command line; health: a TCP connect"
+        or "the port is given in $PORT; health: a TCP connect", port_reason(p), joined(p))
+    end
+  end)
+
   it("always takes orket.lua's command, keeping the stack for the image", function()
     local p = assert(detect({ ["package.json"] = '{"scripts":{"start":"x"}}' }, { command = { "node", "other.js" } }))
     assert.equal("node other.js", joined(p))
