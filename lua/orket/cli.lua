@@ -16,7 +16,7 @@ local cmdline = require "orket.cmdline"
 local M = {}
 
 -- Commands in the order `orket help` lists them.
-M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "board", "card", "gate", "models", "run", "resume", "worker", "runs", "status", "log", "answer", "retry", "cancel", "serve", "keys", "backup", "restore", "sandbox", "bug", "bugfix", "mcp", "audit", "users", "experiments", "secrets", "projects" }
+M.COMMANDS = { "version", "help", "lua", "repl", "init", "validate", "import", "board", "card", "gate", "models", "run", "resume", "worker", "runs", "status", "log", "answer", "comment", "retry", "cancel", "serve", "keys", "backup", "restore", "sandbox", "bug", "bugfix", "mcp", "audit", "users", "experiments", "secrets", "projects" }
 
 M.EXIT = { ok = 0, failed = 1, usage = 2, stalled = 3, internal = 70, interrupted = 130 }
 

@@ -1,0 +1,53 @@
+-- orket comment CARD "text": a person's comment on a card, as orket serve's POST
+-- /v1/cards/{id}/comments takes one: journaled and audited as the local operator's. The
+-- model reads a card's comments on its next turn, so this is how a person gives an agent a
+-- hint before a retry without answering a question the card does not ask.
+local board_mod = require "orket.board"
+
+local cmdline = require "orket.cmdline"
+
+local cmd = { name = "comment", summary = "add a comment to a card, for the people and the agents working it" }
+cmd.args = {
+  usage = "orket comment CARD [--] \"text\" [-C DIR]",
+  text = "for a comment that starts with '-'", extra = "give the comment as one argument (quote it)",
+  { "CARD", key = "card", missing = "comment needs a card id" },
+  { "TEXT", key = "text", optional = true, empty = true },
+  cmdline.DIR,
+}
+cmd.help = [[
+Adds the text to the card's comments as the local operator's (local:USER), journaled and in
+the audit chain, as a comment made on orket serve's board is. The agents working the card read
+its comments on their next turn: a hint before 'orket retry CARD', say. A card waiting for
+an answer is answered with 'orket answer', which also moves it back to ready. At most 64 KiB,
+as the API takes.]]
+
+-- the API's cap on a comment's body (orket.serve.writes' LONG)
+cmd.MAX = 65536
+
+function cmd.run(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return st end
+  if not (o.text and o.text:find("%S")) then
+    return cli.usage_error(cmd, "comment needs the text, e.g. orket comment %s \"use UTC timestamps\"", o.card)
+  end
+  if #o.text > cmd.MAX then
+    return cli.usage_error(cmd, "the comment is %d bytes, over the %d a comment may have", #o.text, cmd.MAX)
+  end
+  local db = cli.open_store(o.dir, false)
+  if not db then return 1 end
+  local b = board_mod.open(db)
+  local actor, localuse = cli.operator()
+  local c, err, code = localuse.audited(db, "comment", o.card, function()
+    return b:comment(o.card, { author = actor.seat, body = o.text })
+  end)
+  db:close()
+  if not c then
+    cli.fail(code, "%s", (tostring(err):gsub("^board: ", "")))
+    return 1
+  end
+  cli.say_operator()
+  io.stdout:write(string.format("commented on %s (comment #%d)\n", o.card, c.id))
+  return 0
+end
+
+return cmd

@@ -1,0 +1,76 @@
+-- orket comment end to end: a person's comment on a card from the command line, as orket
+-- serve's POST /v1/cards/{id}/comments takes one: on the card as the local operator's, in
+-- the audit chain, and read by the model on the card's next turn. Before, only the API and
+-- the web board could comment; a person at the terminal had no way to give an agent a hint.
+local H = require "tests.helpers"
+local F = require "tests.fixtures"
+local cjson = require "cjson"
+
+local SCRIPT = [[
+local function call(name, args) return { name = name, arguments = args } end
+return { rules = {
+  -- the comment is in the brief of the card's turn: the model acts on it
+  { role = "coder", card = "HINT-1", match = "local:[%w._-]+: the port is 8080", reply = { tool_calls = {
+    call("write_file", { path = "port.txt", content = "8080\n" }) } } },
+  { role = "coder", card = "HINT-1", match = "^Issue ", reply = { tool_calls = {
+    call("write_file", { path = "port.txt", content = "no idea\n" }) } } },
+  { role = "coder", match = '"path"', reply = { tool_calls = {
+    call("update_issue_status", { status = "code_review" }) } } },
+  { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = {
+    call("update_issue_status", { status = "done" }) } } },
+}, default = { content = "Nothing more to do." } }
+]]
+
+local function project()
+  return F.scripted_project { name = "hint", script = SCRIPT, epics = { ["hint.json"] = [[
+{ "id": "HINT", "name": "Hints", "issues": [
+  { "id": "HINT-1", "summary": "Write the port to port.txt", "seat": "senior_developer" } ] }
+]] } }
+end
+
+describe("orket comment", function()
+  after_each(H.cleanup)
+
+  it("comments on a card as the local operator, audited, and the model reads it on the card's turn", function()
+    local dir = project()
+    local r = H.orket("comment HINT-1 'the port is 8080'", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("^commented on HINT%-1 %(comment #%d+%)\n$", r.stdout)
+    assert.matches("^orket: acting as the local operator %(local:", r.stderr)
+    local c = H.card_json(dir, "HINT-1")
+    assert.matches("^local:[%w._-]+$", c.comments[1].author)
+    assert.equal("the port is 8080", c.comments[1].body)
+    assert.equal("ready", c.card.status) -- a comment moves nothing
+    -- in the audit chain, as the API's comment is
+    local ex = H.orket("audit export --format jsonl", { cwd = dir })
+    assert.equal(0, ex.status, ex.stderr)
+    local entry
+    for l in ex.stdout:gmatch("[^\n]+") do
+      local e = cjson.decode(l)
+      if e.action == "comment" then entry = e end
+    end
+    assert.same({ "write", "HINT-1", "cli" }, { entry.kind, entry.card, entry.route })
+    assert.matches("^local:", entry.actor)
+    -- the card's turn reads it in its brief
+    r = H.orket("run HINT --json", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("8080\n", H.read(dir .. "/workspace/port.txt"))
+  end)
+
+  it("refuses an empty comment, two words, an unknown card and one over 64 KiB, naming each", function()
+    local dir = project()
+    local r = H.orket("comment HINT-1 ' '", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("comment needs the text, e.g. orket comment HINT-1 ", r.stderr, 1, true)
+    r = H.orket("comment HINT-1 two words", { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("give the comment as one argument (quote it)", r.stderr, 1, true)
+    r = H.orket("comment NOPE-1 hello", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches('no card "NOPE-1"', r.stderr, 1, true)
+    r = H.orket("comment HINT-1 " .. ("x"):rep(65537), { cwd = dir })
+    assert.equal(2, r.status)
+    assert.matches("the comment is 65537 bytes, over the 65536 a comment may have", r.stderr, 1, true)
+    assert.equal(0, #H.card_json(dir, "HINT-1").comments)
+  end)
+end)
