@@ -279,7 +279,8 @@ end
 local SUMMARIES = {
   create = "File a new issue under an epic", move = "Move a card (the state machine decides)",
   comment = "Comment on a card", answer = "Answer a card waiting for input",
-  approve = "Approve the tool call a card waits on", deny = "Refuse the tool call a card waits on",
+  approve = "Approve the tool call a card waits on, or a card a money budget stopped going on",
+  deny = "Refuse the tool call a card waits on",
   retry = "Get a blocked or waiting card moving again", cancel = "Cancel a card (and what is under it)",
 }
 
