@@ -19,6 +19,9 @@ local Board = {}
 Board.__index = Board
 
 M.PRIORITY = { high = 3, medium = 2, low = 1 }
+-- the most bytes a person's long text on a card may have (a description, a comment, an
+-- answer), as orket serve's writes and orket comment take it
+M.TEXT_MAX = 65536
 M.PRIORITY_MIN, M.PRIORITY_MAX = 0, 10
 
 --- ID_RULE: what a card id may be, said by every refusal of one. The work of card ID lives

@@ -164,13 +164,14 @@ function M.decide(db, board, card_id, d)
     return nil, "a refusal needs a reason the model can act on", "EINVAL"
   end
   local by = d.by or "developer"
+  local person = { seat = by, roles = {}, by = "person" } -- (the card's move back to ready is theirs)
   return db:tx(function()
     local c, gerr, gcode = board:get(card_id)
     if not c then return nil, gerr, gcode end
     local p = M.pending(db, c.id)
     if not p and budget_wait.waits_on(c) then
       if d.decision == "deny" then return nil, budget_wait.no_deny(c), "EUSAGE" end
-      return budget_wait.approve(db, board, c, note, { seat = by, roles = {}, by = "person" })
+      return budget_wait.approve(db, board, c, note, person)
     end
     if not p or c.status ~= "waiting_for_developer" then
       local state = c.status .. (c.wait_reason and (" (" .. c.wait_reason .. ")") or "")
@@ -194,7 +195,7 @@ function M.decide(db, board, card_id, d)
     end
     local cm, cerr, ccode = board:comment(c.id, { author = by, body = body })
     if not cm then return nil, cerr, ccode end
-    local t, terr, tcode = board:transition(c.id, "ready", { actor = { seat = by, roles = {}, by = "person" },
+    local t, terr, tcode = board:transition(c.id, "ready", { actor = person,
       note = (d.decision == "approve" and "approved #" or "refused #") .. p.id })
     if not t then return nil, terr, tcode end
     return M.get(db, p.id)

@@ -21,17 +21,14 @@ its comments on their next turn: a hint before 'orket retry CARD', say. A card w
 an answer is answered with 'orket answer', which also moves it back to ready. At most 64 KiB,
 as the API takes.]]
 
--- the API's cap on a comment's body (orket.serve.writes' LONG)
-cmd.MAX = 65536
-
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
   if not (o.text and o.text:find("%S")) then
     return cli.usage_error(cmd, "comment needs the text, e.g. orket comment %s \"use UTC timestamps\"", o.card)
   end
-  if #o.text > cmd.MAX then
-    return cli.usage_error(cmd, "the comment is %d bytes, over the %d a comment may have", #o.text, cmd.MAX)
+  if #o.text > board_mod.TEXT_MAX then
+    return cli.usage_error(cmd, "the comment is %d bytes, over the %d a comment may have", #o.text, board_mod.TEXT_MAX)
   end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end

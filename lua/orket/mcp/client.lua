@@ -20,6 +20,8 @@ local common = require "orket.llm.common"
 local secret = require "orket.settings.secret"
 local inert = require "orket.inert"
 
+local cut, clip = inert.cut, inert.clip
+
 local M = {}
 
 M.PROTOCOL = "2025-11-25"
@@ -90,7 +92,7 @@ local function check_keywords(v, where)
     end
     for _, n in ipairs(names) do
       if not TYPES[n] then return nil, where .. ".type: " .. (type(n) == "string" and ("unknown type '"
-        .. inert.clip(n, 40) .. "'") or "a type name is a string") end
+        .. clip(n, 40) .. "'") or "a type name is a string") end
     end
   end
   local req = given(v.required)
@@ -108,7 +110,7 @@ local function check_keywords(v, where)
     for k in pairs(v.properties) do keys[#keys + 1] = tostring(k) end
     table.sort(keys) -- the same property named each time
     for _, k in ipairs(keys) do
-      local ok, err = check_keywords(v.properties[k], where .. ".properties." .. inert.clip(k, 64))
+      local ok, err = check_keywords(v.properties[k], where .. ".properties." .. clip(k, 64))
       if not ok then return nil, err end
     end
   end
@@ -153,7 +155,6 @@ end
 
 local is_array = jsonout.is_array -- a JSON array as lua-cjson reads one
 
-local cut, clip = inert.cut, inert.clip
 
 --- orket_spelling(tool) -> the tool's name as Orket's tool names spell it: MCP allows "-" and
 --- "." in a tool's name (2025-11-25: "admin.tools.list"), providers' tool names neither of

@@ -27,7 +27,7 @@ local card_view = require "orket.views.card"
 local err = routes.err
 
 local TEXT = 4096     -- a reason, a note, a summary
-local LONG = 65536    -- a description, a comment, an answer
+local LONG = board_mod.TEXT_MAX -- a description, a comment, an answer
 
 local function str(max) return { type = "string", minLength = 1, maxLength = max } end
 local function obj(props, required)
