@@ -15,7 +15,9 @@
 -- orchestration alone, without git's noise. Three rounds, each its own floors; the
 -- targets' figures with min/median/max over them, peak RSS against `orket version` plus
 -- the store's page cache.
---   build/orket lua bench/engine.lua [ISSUES] [nogit|profile|profile-vm|profile-alloc|parts [CONCURRENCY [nogit]]] [money]
+-- Each round's no-git run is also held against its statement floor (bench/statements.lua):
+-- the store calls it made, made again with nothing else; "statements" makes only that.
+--   build/orket lua bench/engine.lua [ISSUES] [nogit|statements|profile|profile-vm|profile-alloc|parts [CONCURRENCY [nogit]]] [money]
 -- "money" (last) prices the two seats' models and sets a run's money budget too high to
 -- reach, so every model call also pays the budget's check (its estimate, its totals).
 -- With "profile" only one run is made (concurrency 1 unless given), under orket.profile
@@ -51,6 +53,12 @@ local FLOOR_DIR = arg and arg[2] == "journal-floor" and arg[3]
 -- "nogit": only the no-git run at concurrency 1 and its journal floor, one line (for
 -- alternating two builds: a cut's before and after)
 local NOGIT_ONLY = arg and arg[2] == "nogit"
+-- "statements": the no-git run at concurrency 1 against its journal floor and its
+-- statement floor (bench/statements.lua: every store call the run made, made again with
+-- nothing else), three rounds; "statement-floor DIR TURNS" is that floor alone, in a
+-- process of its own, printed as "cpu_us_per_turn statements reads writes transactions"
+local STATEMENTS = arg and arg[2] == "statements"
+local STMT_DIR = arg and arg[2] == "statement-floor" and arg[3]
 local MONEY = arg and arg[#arg] == "money"
 local prof
 local journal_floor
@@ -82,7 +90,7 @@ local function status_kb(field)
   return tonumber(s:match(field .. ":%s+(%d+) kB"))
 end
 
-local fake = not FLOOR_DIR and require("tests.fake_server").start()
+local fake = not FLOOR_DIR and not STMT_DIR and require("tests.fake_server").start()
 
 -- What the resident set holds at the end of a run (it has not shrunk from its peak: freed
 -- heap stays mapped): anonymous memory (the C heap, where Lua's and SQLite's caches live,
@@ -234,8 +242,18 @@ end
 
 -- nogit: the workspace as a plain folder (setup's scratch workspace), no repository, so
 -- no git step: the orchestration alone, over the journal floor alone
-local function run(n, conc, nogit)
+-- capture (the statements mode): the store's calls are logged (bench/statements.lua) into
+-- DIR/statements.lua, and the store as imported kept as DIR/before.db to make them again on
+local function run(n, conc, nogit, capture)
   local dir = project(n)
+  local log, stop_capture
+  if capture then
+    assert(not uv.fs_stat(dir .. "/.orket/orket.db-wal"), "statements: the imported store left a WAL")
+    assert(uv.fs_copyfile(dir .. "/.orket/orket.db", dir .. "/before.db"))
+    local probe = assert(require("orket.c.store").open(dir .. "/probe.db", true))
+    log, stop_capture = require("bench.statements").capture(getmetatable(probe).__index)
+    probe:close()
+  end
   local turns, tools, failures = 0, 0, 0
   local e = assert(require("orket.engine.setup").open(dir, { concurrency = conc,
     workspace = nogit and (dir .. "/workspace") or nil, emit = function(ev)
@@ -317,11 +335,13 @@ local function run(n, conc, nogit)
   if PROFILE then
     prof = require("orket.profile").start { vm = arg[2] == "profile-vm", alloc = arg[2] == "profile-alloc" }
   end
+  if log then log.mark() end
   local c0 = cpu_now()
   local t0 = uv.hrtime()
   local status = e:execute(id)
   local wall_ns = uv.hrtime() - t0
   local cpu = cpu_now() - c0
+  if log then log.stop() end
   if prof then prof:stop() end
   local done = e.db:row("SELECT count(*) AS n FROM cards WHERE parent = 'B' AND status = 'done'").n
   local page = e.db:row("PRAGMA page_size").page_size
@@ -332,6 +352,10 @@ local function run(n, conc, nogit)
   local cache_kb = cs < 0 and -cs or cs * page / 1024
   local mem = memory_parts()
   e.close_all()
+  if log then
+    stop_capture()
+    require("bench.statements").save(log, dir .. "/statements.lua")
+  end
   -- the concurrency-1 store is kept for the journal floor (measured in a process of its own)
   local keep = conc == 1 and not PARTS and not PROFILE
   if not keep then os.execute("rm -rf '" .. dir .. "'") end
@@ -388,6 +412,44 @@ if FLOOR_DIR then
   return
 end
 
+if STMT_DIR then
+  local st = require "bench.statements"
+  local path = os.tmpname()
+  assert(uv.fs_copyfile(STMT_DIR .. "/before.db", path, { excl = false }))
+  local db = assert(require("orket.store").open(path, { create = false }))
+  local log = dofile(STMT_DIR .. "/statements.lua")
+  local turns = assert(tonumber(arg[4]), "statement-floor DIR TURNS")
+  local cpu = st.replay(db.conn, log, cpu_now)
+  -- the calls made again wrote what the run wrote: the same journal, records and board
+  local run_db = assert(require("orket.store").open(STMT_DIR .. "/.orket/orket.db", { create = false }))
+  for _, q in ipairs({ "SELECT count(*) AS n FROM events", "SELECT count(*) AS n FROM turns",
+    "SELECT count(*) AS n FROM tool_calls", "SELECT count(*) AS n FROM cards WHERE status = 'done'" }) do
+    local a, b = assert(run_db:row(q)).n, assert(db:row(q)).n
+    if a ~= b then error(string.format("statements: %s gave %d after the run, %d after the replay", q, a, b), 0) end
+  end
+  run_db:close()
+  db:close()
+  os.remove(path)
+  os.remove(path .. "-wal")
+  os.remove(path .. "-shm")
+  local n, reads, writes, txs = st.counts(log)
+  print(string.format("%.3f %.3f %.3f %.3f %.3f", cpu / turns, n / turns, reads / turns, writes / turns, txs / turns))
+  return
+end
+
+-- statement_floor(dir, turns) in a process of its own -> CPU us a turn, statements, reads,
+-- writes and transactions a turn
+local function statement_floor_apart(dir, turns)
+  local p = io.popen(string.format("'%s' lua '%s' %d statement-floor '%s' %d", os.getenv("ORKET_BIN") or "build/orket",
+    package.orket_home .. "/bench/engine.lua", N, dir, turns))
+  local out = p:read("a")
+  p:close()
+  local f = {}
+  for x in out:gmatch("%S+") do f[#f + 1] = tonumber(x) end
+  if #f ~= 5 then error("the statement floor failed: " .. out, 0) end
+  return table.unpack(f)
+end
+
 -- journal_floor(dir) in a process of its own -> us per turn without and with git, writes a
 -- turn, CPU us per turn with git, CPU us per turn without (nogit: the git floor is skipped)
 local function journal_floor_apart(dir, nogit)
@@ -400,6 +462,28 @@ local function journal_floor_apart(dir, nogit)
   return tonumber(us), tonumber(git_us), tonumber(per), tonumber(git_cpu), tonumber(cpu)
 end
 
+-- The statement floor of a no-git run like r0 (whose CPU a turn and journal floor are
+-- known): a second run whose store calls are captured (the capture's wrappers cost its CPU,
+-- so only its log is used), made again apart. -> the statement floor above the journal
+-- floor, the run above the statement floor (CPU us a turn)
+local function statement_round(round, r0, nfloor_cpu)
+  local own = (r0.cpu_us - r0.model_cpu_us) / math.max(1, r0.turns)
+  collectgarbage()
+  local rc = run(N, 1, true, true)
+  assert(rc.turns == r0.turns, "statements: the captured run made another number of turns")
+  local scpu, nst, nr, nw, ntx = statement_floor_apart(rc.dir, rc.turns)
+  os.execute("rm -rf '" .. rc.dir .. "'")
+  print(string.format("round %d, no git: CPU a turn: the run %.0f us (model client excluded), its statement floor "
+    .. "%.0f us (%.1f store calls a turn: %.1f reads, %.1f writes; %.1f transactions), the journal floor %.0f us",
+    round, own, scpu, nst, nr, nw, ntx, nfloor_cpu))
+  return scpu - nfloor_cpu, own - scpu
+end
+
+local function statement_summary(sabove, rabove)
+  print(string.format("no git: the statement floor's CPU above the journal floor's: %s us a turn; the run's above "
+    .. "the statement floor's: %s", spread(sabove, "%.0f"), spread(rabove, "%.0f")))
+end
+
 local t = orket.spawn(function()
   if NOGIT_ONLY then
     local r0 = run(N, 1, true)
@@ -409,6 +493,18 @@ local t = orket.spawn(function()
     local own = (r0.cpu_us - r0.model_cpu_us) / math.max(1, r0.turns)
     print(string.format("no git: floor %.0f us, overhead %.0f us: %.0f above, %.2fx; CPU %.0f us, floor's %.0f: %.0f above, %.2fx",
       nfloor, over, over - nfloor, over / nfloor, own, nfloor_cpu, own - nfloor_cpu, own / nfloor_cpu))
+    return
+  end
+  if STATEMENTS then
+    local sabove, rabove = {}, {}
+    for round = 1, ROUNDS do
+      collectgarbage()
+      local r0 = run(N, 1, true)
+      local _, _, _, _, nfloor_cpu = journal_floor_apart(r0.dir, true)
+      os.execute("rm -rf '" .. r0.dir .. "'")
+      sabove[round], rabove[round] = statement_round(round, r0, nfloor_cpu)
+    end
+    statement_summary(sabove, rabove)
     return
   end
   if PROFILE or PARTS then
@@ -428,6 +524,7 @@ local t = orket.spawn(function()
   -- rounds of: the run at concurrency 1, its journal floor, the run at concurrency 8
   local above, ratio, cpu_ratio, rss_ratio, cpu_above = {}, {}, {}, {}, {}
   local ng_above, ng_ratio, ng_cpu_above = {}, {}, {}
+  local st_above, st_rest = {}, {}
   for round = 1, ROUNDS do
     collectgarbage()
     reset_peak()
@@ -450,6 +547,7 @@ local t = orket.spawn(function()
     print(string.format("round %d, no git: journal floor %.0f us per turn (%.1f writes a turn), overhead %.0f us: %.0f us "
       .. "above the floor, %.2fx; CPU per turn without the model client's %.0f us, the floor's %.0f us: %.0f us above",
       round, nfloor, nper, nover, nover - nfloor, nover / nfloor, nown, nfloor_cpu, nown - nfloor_cpu))
+    st_above[round], st_rest[round] = statement_round(round, r0, nfloor_cpu)
     collectgarbage()
     reset_peak()
     local r8 = run(N, 8)
@@ -487,6 +585,7 @@ local t = orket.spawn(function()
     spread(cpu_above, "%.0f")))
   print(string.format("no git: overhead above the journal floor (us per turn): %s; / floor: %s; CPU above the floor's: %s",
     spread(ng_above, "%.0f"), spread(ng_ratio, "%.2f"), spread(ng_cpu_above, "%.0f")))
+  statement_summary(st_above, st_rest)
   print(string.format("CPU per turn, concurrency 8 / 1: %s; target <= 1 -> %s", spread(cpu_ratio, "%.2f"),
     sorted(cpu_ratio)[(ROUNDS + 1) // 2] <= 1 and "met" or "MISSED"))
   if #rss_ratio > 0 then
