@@ -1,5 +1,6 @@
 -- `orket sandbox plan` and `orket sandbox compose` on a project: what was detected and why,
--- as text and JSON; the compose file and Dockerfile written beside the tree and accepted by
+-- as text and JSON; the compose file and Dockerfile written beside main's tree (at a commit,
+-- never workspace/) and accepted by
 -- a real Compose implementation (Debian's docker-compose, `config`); errors that say what
 -- to do. `stop --force` on another machine's sandbox that cannot be asked.
 local H = require "tests.helpers"
@@ -259,12 +260,16 @@ describe("orket sandbox", function()
     assert.equal(0, r.status, r.stderr)
     local y = assert(H.read(dir .. "/deploy/compose.yaml"))
     local d = assert(H.read(dir .. "/deploy/Dockerfile"))
-    assert.matches('context: "../workspace"', y, 1, true)
+    assert.matches('context: "./src"', y, 1, true)
+    assert.matches('dockerfile: "../Dockerfile"', y, 1, true)
     assert.matches("FROM node:20", d, 1, true)
     r = H.orket("sandbox compose", { cwd = dir })
     assert.equal(1, r.status)
     assert.matches("compose.yaml exists: not replaced (use --force)", r.stderr, 1, true)
     assert.equal(0, H.orket("sandbox compose --force", { cwd = dir }).status)
+    -- no temp folder of an export is left beside the written files
+    local left = io.popen("ls -A " .. H.quote(dir .. "/deploy")):read("a")
+    assert.equal("Dockerfile\ncompose.yaml\nsrc\n", left)
     -- an --out that is a file, or whose parent is missing, is named as given (it was the temp
     -- file a write failed on: "ENOTDIR: not a directory: FILE/Dockerfile.PID-N.tmp")
     H.write(dir .. "/afile", "x")
@@ -275,6 +280,43 @@ describe("orket sandbox", function()
     assert.equal(1, r.status)
     assert.equal("orket: sandbox compose: --out nowhere/sub: cannot make the folder (ENOENT); nothing was written\n",
       r.stderr)
+  end)
+
+  -- main is a commit: the build context is main's tree at the plan's commit, written out of
+  -- the repository, never workspace/ (main's view, which keeps a person's edits and may lag
+  -- behind main), and nothing is written into the view
+  it("compose builds from main's tree at a commit, never from workspace/", function()
+    local dir = node_project()
+    local first = io.popen("git -C " .. H.quote(dir .. "/workspace") .. " rev-parse main"):read("l")
+    H.write(dir .. "/workspace/server.js", "// a person's draft\n")
+    H.write(dir .. "/workspace/notes.txt", "mine\n")
+    local r = H.orket("sandbox compose", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("wrote ./deploy/src (main's tree at " .. first:sub(1, 12) .. ")", r.stdout, 1, true)
+    assert.equal("", H.read(dir .. "/deploy/src/server.js"))
+    assert.is_nil(io.open(dir .. "/deploy/src/notes.txt"))
+    assert.matches("main's tree at commit " .. first, assert(H.read(dir .. "/deploy/compose.yaml")), 1, true)
+    -- the view as the person left it: their edits, and no file of Orket's
+    assert.equal("// a person's draft\n", H.read(dir .. "/workspace/server.js"))
+    assert.is_nil(io.open(dir .. "/workspace/.dockerignore"))
+    local st = io.popen("git -C " .. H.quote(dir .. "/workspace") .. " status --short"):read("a")
+    assert.matches(" M server.js\n", st, 1, true)
+    assert.matches("?? notes.txt\n", st, 1, true)
+    assert.is_nil(st:find("dockerignore", 1, true), st)
+    -- main moves on: --force writes its new tree in src's place; --commit an older one of main's
+    H.write(dir .. "/workspace/server.js", "// merged\n")
+    H.commit_main(dir, "a change merged")
+    r = H.orket("sandbox compose --force", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("// merged\n", H.read(dir .. "/deploy/src/server.js"))
+    r = H.orket("sandbox compose --force --commit " .. first, { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("", H.read(dir .. "/deploy/src/server.js"))
+    -- a folder named src where the tree goes is not replaced unasked
+    os.remove(dir .. "/deploy/compose.yaml")
+    r = H.orket("sandbox compose", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("deploy/src exists: not replaced (use --force)", r.stderr, 1, true)
   end)
 
   it("compose's file is accepted by a Compose implementation", function()
@@ -375,24 +417,28 @@ services:
     local r = H.orket("sandbox compose", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     assert.equal("IMPORTANT CONFIG", H.read(victim .. "/config"))
-    assert.matches(".git\n", assert(H.read(dir .. "/workspace/.dockerignore")), 1, true)
-    -- the ignore file itself a link: refused, never written through
-    os.remove(dir .. "/workspace/.dockerignore")
+    assert.matches(".git\n", assert(H.read(dir .. "/deploy/src/.dockerignore")), 1, true)
+    -- the ignore file itself a link in main's tree: refused, never written through, and
+    -- the tree written before is left as it was
     os.execute("ln -s " .. H.quote(victim .. "/made") .. " " .. H.quote(dir .. "/workspace/.dockerignore"))
+    H.commit_main(dir, "the ignore file a link")
     r = H.orket("sandbox compose --force", { cwd = dir })
     assert.equal(1, r.status)
-    assert.matches("workspace/.dockerignore is a symbolic link: not replaced, nor written through", r.stderr, 1, true)
+    assert.matches("deploy/src/.dockerignore is a symbolic link: not replaced, nor written through", r.stderr, 1, true)
     assert.is_nil(io.open(victim .. "/made"))
+    assert.matches(".git\n", assert(H.read(dir .. "/deploy/src/.dockerignore")), 1, true)
+    assert.equal("Dockerfile\ncompose.yaml\nsrc\n", io.popen("ls -A " .. H.quote(dir .. "/deploy")):read("a"))
     -- a service's folder that is a link to a folder of the host's
     dir = project({ ["compose.yaml"] = "services:\n  backend:\n    build: backend\n    command: [\"python3\", \"app.py\"]\n" })
     os.execute("ln -s " .. H.quote(victim) .. " " .. H.quote(dir .. "/workspace/backend"))
     H.commit_main(dir, "a folder that leads out")
     r = H.orket("sandbox compose", { cwd = dir })
     assert.equal(1, r.status)
-    assert.matches("workspace/backend: the folder of service backend is a symbolic link: Orket neither writes in it "
-      .. "nor builds from it", r.stderr, 1, true)
+    assert.matches("deploy/src/backend: the folder of service backend is a symbolic link in main's tree at ", r.stderr, 1, true)
+    assert.matches(": Orket neither writes in it nor builds from it", r.stderr, 1, true)
     assert.is_nil(io.open(victim .. "/.dockerignore"))
     assert.is_nil(io.open(dir .. "/deploy/compose.yaml"))
+    assert.equal("", io.popen("ls -A " .. H.quote(dir .. "/deploy")):read("a"))
   end)
 
   -- podman-compose (Debian 12's 1.0.3) turns the check into `podman run --healthcheck-command
@@ -448,7 +494,7 @@ services:
     assert.is_truthy(d:find("COPY", 1, true) < d:find("USER app", 1, true))
     -- the files docker-compose sends as the build context (its docker library's reading of
     -- .dockerignore): the tree, not its history
-    local ignore = assert(H.read(dir .. "/workspace/.dockerignore"))
+    local ignore = assert(H.read(dir .. "/deploy/src/.dockerignore"))
     assert.matches("\n.git\n", ignore, 1, true)
     local py = [[
 import os, sys
@@ -457,13 +503,14 @@ root = sys.argv[1]
 pats = [l.strip() for l in open(os.path.join(root, ".dockerignore")) if l.strip() and not l.startswith("#")]
 print("\n".join(sorted(exclude_paths(root, pats))))
 ]]
-    local sent = io.popen("python3 -c " .. H.quote(py) .. " " .. H.quote(dir .. "/workspace") .. " 2>&1"):read("a")
+    local sent = io.popen("python3 -c " .. H.quote(py) .. " " .. H.quote(dir .. "/deploy/src") .. " 2>&1"):read("a")
     if sent:find("No module named", 1, true) then return pending("no python3-docker (it comes with docker-compose)") end
     assert.matches("app.py", sent, 1, true)
     assert.is_nil(sent:find(".git/", 1, true), sent)
-    -- a tree's own ignore file is kept
+    -- main's tree's own ignore file is kept
     H.write(dir .. "/workspace/.dockerignore", "mine\n")
+    H.commit_main(dir, "an ignore file of the tree's")
     assert.equal(0, H.orket("sandbox compose --force", { cwd = dir }).status)
-    assert.equal("mine\n", H.read(dir .. "/workspace/.dockerignore"))
+    assert.equal("mine\n", H.read(dir .. "/deploy/src/.dockerignore"))
   end)
 end)

@@ -21,13 +21,14 @@ local sv = require "orket.store.verifications"
 local supervise = require "orket.sandboxes.supervise"
 local cmdline = require "orket.cmdline"
 local pidstart = require "orket.sandboxes.pidstart"
+local tree = require "orket.tree"
 
 local cmd = { name = "sandbox", summary = "main's tree run as a service: plan, up, list, logs, check, stop, compose" }
 local SUBCOMMANDS = { "plan", "up", "list", "logs", "check", "stop", "compose" }
 -- the subcommand, then its own words, read against its declaration (DECL below)
 cmd.args = {
   usage = "orket sandbox plan [--json] | up [--detach] [--replace] [--commit ID] [--card CARD] | list [--all] [--json] "
-    .. "| logs ID [--follow] | check [ID] [--card CARD] [--json] | stop ID [--force] | compose [--out DIR] [--force]   "
+    .. "| logs ID [--follow] | check [ID] [--card CARD] [--json] | stop ID [--force] | compose [--out DIR] [--force] [--commit ID]   "
     .. "(each takes -C DIR)",
   { "plan|up|list|logs|check|stop|compose", key = "sub", last = true,
     missing = "sandbox needs a subcommand: plan, up, list, logs, check, stop or compose",
@@ -70,7 +71,8 @@ stop      stops a live sandbox: its whole process tree ends, and the stop is jou
           machine's, that machine gone for good): marked exited, naming who forced it;
           no file is touched. A sandbox whose owner can be asked is stopped as without it.
 compose   writes compose.yaml (and a Dockerfile when the tree has none) for the same service
-          into --out DIR (default: the project's deploy/), its build context the project's
+          into --out DIR (default: the project's deploy/), its build context src/ beside it:
+          main's tree at main's head (or --commit ID), written out of the repository, never
           workspace/; existing files are not replaced without --force.]]
 
 -- What a sandbox of main's head (or rev) would run: plan, settings, commit | nil (printed).
@@ -191,15 +193,17 @@ end
 -- Writes name in dir unless it exists (or force): true | nil (printed). dir may be a
 -- folder of the tree, which the agents wrote: a link there is never written through (the
 -- file itself a link is refused; its temp file is new, O_EXCL, so no link is followed).
-local function write(cli, dir, name, text, force)
+-- shown: dir as the messages name it (the export's final place, not its temp folder).
+local function write(cli, dir, name, text, force, shown)
   local path = dir .. "/" .. name
+  local named = (shown or config.shown(dir)) .. "/" .. name
   local st = uv.fs_lstat(path)
   if st and st.type == "link" then
-    cli.err("%s is a symbolic link: not replaced, nor written through", config.shown(path))
+    cli.err("%s is a symbolic link: not replaced, nor written through", named)
     return nil
   end
   if not force and st then
-    cli.err("%s exists: not replaced (use --force)", config.shown(path))
+    cli.err("%s exists: not replaced (use --force)", named)
     return nil
   end
   local tmp = string.format("%s.%d-%d.tmp", path, uv.os_getpid(), uv.hrtime())
@@ -214,101 +218,151 @@ local function write(cli, dir, name, text, force)
   end
   local ok, rerr = os.rename(tmp, path)
   if not ok then uv.fs_unlink(tmp) cli.err("%s", rerr) return nil end
-  io.stdout:write("wrote ", config.shown(path), "\n")
+  if not shown then io.stdout:write("wrote ", named, "\n") end
   return true
 end
 
--- the first of root/rel's folders (below root) that is a symbolic link | nil: a service's
--- folder from the tree that leads elsewhere is neither written in nor built from
+-- the first of root/rel's folders (below root) that is a symbolic link, as rel's prefix |
+-- nil: a service's folder from the tree that leads elsewhere is neither written in nor
+-- built from
 local function link_on_way(root, rel)
-  local at = root
+  local at, seen = root, nil
   for part in rel:gmatch("[^/]+") do
-    at = at .. "/" .. part
+    at, seen = at .. "/" .. part, seen and (seen .. "/" .. part) or part
     local st = uv.fs_lstat(at)
-    if st and st.type == "link" then return at end
+    if st and st.type == "link" then return seen end
   end
   return nil
 end
 
--- relative(from, to) -> the path of directory `to` seen from directory `from` (both absolute)
-local function relative(from, to)
-  local a, b = {}, {}
-  for part in from:gmatch("[^/]+") do a[#a + 1] = part end
-  for part in to:gmatch("[^/]+") do b[#b + 1] = part end
-  local i = 1
-  while a[i] and a[i] == b[i] do i = i + 1 end
-  local out = {}
-  for _ = i, #a do out[#out + 1] = ".." end
-  for j = i, #b do out[#out + 1] = b[j] end
-  return #out == 0 and "." or table.concat(out, "/")
+-- "../.." for a folder rel below the build context, which sits in the folder compose.yaml
+-- is written in: the way back to that folder (where Orket's Dockerfiles go)
+local function up_from(rel)
+  local n = 1
+  for _ in rel:gmatch("[^/]+") do n = n + 1 end
+  return ("../"):rep(n):sub(1, -2)
 end
 
 -- Several services: compose.yaml, and for each service's folder without a Dockerfile one
 -- beside compose.yaml (NAME.Dockerfile) and the folder's .dockerignore when it has none.
-local function write_services(cli, dir, out_dir, ctx, p, force)
-  local dockerfiles, sqlite = {}, false
+-- src: the exported tree (its temp folder); every folder is checked before anything is
+-- written.
+local function write_services(cli, ex, p, force)
+  local sqlite = false
   for _, sv in ipairs(p.services) do sqlite = sqlite or sv.database == "sqlite" end
   for _, sv in ipairs(p.services) do
-    local folder = dir .. "/workspace" .. (sv.dir ~= "" and ("/" .. sv.dir) or "")
-    local link = not sv.database and link_on_way(dir .. "/workspace", sv.dir)
+    local link = not sv.database and link_on_way(ex.src, sv.dir)
     if link then
-      cli.err("%s: the folder of service %s is a symbolic link: Orket neither writes in it nor builds from it", link,
-        sv.name)
+      cli.err("%s/%s: the folder of service %s is a symbolic link in main's tree at %s: Orket neither writes in it "
+        .. "nor builds from it", ex.shown, link, sv.name, ex.short)
       return 1
     end
-    if not sv.database and not uv.fs_stat(folder) then
-      cli.err("%s: the folder of service %s is not in main's tree", folder, sv.name)
+    if not sv.database and not uv.fs_stat(ex.src .. (sv.dir ~= "" and ("/" .. sv.dir) or "")) then
+      cli.err("%s: the folder of service %s is not in main's tree at %s", sv.dir, sv.name, ex.short)
       return 1
     end
+  end
+  local dockerfiles = {}
+  for _, sv in ipairs(p.services) do
+    local folder = ex.src .. (sv.dir ~= "" and ("/" .. sv.dir) or "")
     if not sv.database and not uv.fs_stat(folder .. "/Dockerfile") then
       local name = sv.name .. ".Dockerfile"
       local df = compose.dockerfile { stack = compose.stack_of(sv), command = sv.command, install = sv.install, data = sqlite }
-      if not write(cli, out_dir, name, df, force) then return 1 end
-      dockerfiles[sv.name] = relative(uv.fs_realpath(folder), uv.fs_realpath(out_dir)) .. "/" .. name
-      if not uv.fs_stat(folder .. "/.dockerignore") and not write(cli, folder, ".dockerignore", compose.DOCKERIGNORE) then
+      if not write(cli, ex.out, name, df, force) then return 1 end
+      dockerfiles[sv.name] = up_from(sv.dir) .. "/" .. name
+      if not uv.fs_stat(folder .. "/.dockerignore") and not write(cli, folder, ".dockerignore", compose.DOCKERIGNORE,
+          false, ex.shown .. (sv.dir ~= "" and ("/" .. sv.dir) or "")) then
         return 1
       end
     end
   end
-  local text = compose.yaml(p, { context = ctx, dockerfiles = dockerfiles })
-  if not write(cli, out_dir, "compose.yaml", text, force) then return 1 end
+  local text = compose.yaml(p, { context = "./src", dockerfiles = dockerfiles, commit = ex.commit })
+  if not write(cli, ex.out, "compose.yaml", text, force) then return 1 end
   return 0
 end
 
-local function write_compose(o, cli)
-  local dir, force, out_dir = o.dir, o.force, o.out
-  local p, s = load(dir, cli)
-  if not p then return 1 end
+local function write_single(cli, ex, p, s, force)
+  local text = compose.yaml(p, { name = s.name or "app", context = "./src", commit = ex.commit,
+    dockerfile = not p.dockerfile and "../Dockerfile" or nil })
+  if not write(cli, ex.out, "compose.yaml", text, force) then return 1 end
+  local df = compose.dockerfile(p)
+  if df and not write(cli, ex.out, "Dockerfile", df, force) then return 1 end
+  -- the ignore file must be at the build context's root: the tree's own one is kept
+  if df and not uv.fs_stat(ex.src .. "/.dockerignore")
+      and not write(cli, ex.src, ".dockerignore", compose.DOCKERIGNORE, false, ex.shown) then
+    return 1
+  end
+  return 0
+end
+
+-- The build context: main's tree at the plan's commit, written out of the repository into
+-- OUT/src (never workspace/, main's view, which may hold a person's edits or lag behind
+-- main). It is made in a temp folder beside and takes src's place once every file is
+-- written. -> {src=, out=, shown=, commit=, short=} | nil (printed)
+local function export_src(cli, dir, out_dir, commit, force)
+  local shown = config.shown(out_dir .. "/src")
+  if not force and uv.fs_lstat(out_dir .. "/src") then
+    cli.err("%s exists: not replaced (use --force)", shown)
+    return nil
+  end
+  -- absolute: the export opens the tree's subfolders by their whole path (source.scratch)
+  local tmp = string.format("%s/.src.%d-%d.tmp", uv.fs_realpath(out_dir) or out_dir, uv.os_getpid(), uv.hrtime())
+  local got, err = source.export(dir, commit, tmp)
+  if not got then
+    cli.err("%s", err)
+    return nil
+  end
+  return { src = tmp, out = out_dir, shown = shown, commit = got, short = got:sub(1, 12) }
+end
+
+-- --out DIR (default: the project's deploy/), made when missing -> its path | nil (printed)
+local function out_folder(cli, o)
+  local out_dir = o.out or (o.dir .. "/deploy")
   -- the folder said as given (--out X), not by the temp file a write would have failed on
-  local named = o.out and ("--out " .. o.out) or out_dir or (dir .. "/deploy")
-  out_dir = out_dir or (dir .. "/deploy")
+  local named = o.out and ("--out " .. o.out) or out_dir
   local st = uv.fs_stat(out_dir)
   if st and st.type ~= "directory" then
     cli.err("sandbox compose: %s: not a directory; nothing was written", config.shown(named))
-    return 1
+    return nil
   end
   if not st then
     local ok, err = uv.fs_mkdir(out_dir, tonumber("755", 8))
     if not ok then
       cli.err("sandbox compose: %s: cannot make the folder (%s); nothing was written", named,
         tostring(err):match("^(%u+):") or tostring(err))
-      return 1
+      return nil
     end
   end
-  -- the build context is the tree; a Dockerfile Orket writes goes beside compose.yaml
-  local ctx = relative(uv.fs_realpath(out_dir), uv.fs_realpath(dir .. "/workspace"))
-  if p.services then return write_services(cli, dir, out_dir, ctx, p, force) end
-  local text = compose.yaml(p, { name = s.name or "app", context = ctx,
-    dockerfile = not p.dockerfile and relative(uv.fs_realpath(dir .. "/workspace"), uv.fs_realpath(out_dir)) .. "/Dockerfile" or nil })
-  if not write(cli, out_dir, "compose.yaml", text, force) then return 1 end
-  local df = compose.dockerfile(p)
-  if df and not write(cli, out_dir, "Dockerfile", df, force) then return 1 end
-  -- the ignore file must be at the build context's root: the tree's own one is kept
-  local ignore = dir .. "/workspace/.dockerignore"
-  if df and not uv.fs_stat(ignore) and not write(cli, dir .. "/workspace", ".dockerignore", compose.DOCKERIGNORE) then
+  return out_dir
+end
+
+local function write_compose(o, cli)
+  local dir, force = o.dir, o.force
+  local p, s, commit = load(dir, cli, o.commit)
+  if not p then return 1 end
+  local out_dir = out_folder(cli, o)
+  if not out_dir then return 1 end
+  -- compose.yaml's own refusal first: it is what a second run without --force meets
+  if not force and uv.fs_lstat(out_dir .. "/compose.yaml") then
+    cli.err("%s exists: not replaced (use --force)", config.shown(out_dir .. "/compose.yaml"))
     return 1
   end
-  return 0
+  local ex = export_src(cli, dir, out_dir, commit, force)
+  if not ex then return 1 end
+  local rc
+  if p.services then rc = write_services(cli, ex, p, force) else rc = write_single(cli, ex, p, s, force) end
+  if rc == 0 then
+    tree.remove(out_dir .. "/src")
+    local ok, err = os.rename(ex.src, out_dir .. "/src")
+    if not ok then
+      cli.err("%s: %s", ex.shown, tostring(err))
+      rc = 1
+    else
+      io.stdout:write(string.format("wrote %s (main's tree at %s)\n", ex.shown, ex.short))
+    end
+  end
+  if rc ~= 0 then tree.remove(ex.src) end
+  return rc
 end
 
 -- ---- up, list, logs, stop -------------------------------------------------------------
@@ -711,7 +765,8 @@ end
 
 local DECL = {
   plan = takes("plan", { "--json" }),
-  compose = takes("compose", { "--force" }, { "--out", value = "DIR", what = "a directory" }),
+  compose = takes("compose", { "--force" }, { "--out", value = "DIR", what = "a directory" },
+    { "--commit", value = "ID", what = "a commit id" }),
   up = takes("up", { "--detach", alias = "-d" }, { "--replace" }, { "--card", value = "CARD", what = "a card id" },
     { "--run", value = "RUN", what = "a run number", check = cmdline.at_least(1, "--run needs a run number") },
     { "--commit", value = "ID", what = "a commit id" }),

@@ -46,14 +46,22 @@ local function seconds(ms) return string.format("%ds", math.max(1, (ms + 999) //
 
 local services_yaml -- several services (below)
 
---- yaml(plan [, {name=, port=, context=, dockerfile=, dockerfiles=}]) -> the text of compose.yaml; context
---- is the build context (default "."), dockerfile the Dockerfile's path from it. A plan of
+-- the head's line naming what the build context holds
+local function built_from(o)
+  if not o.commit then return "# Its build context: " .. (o.context or ".") .. "." end
+  return string.format("# Its build context, %s, is main's tree at commit %s, written out of the repository.",
+    o.context or ".", o.commit)
+end
+
+--- yaml(plan [, {name=, port=, context=, dockerfile=, dockerfiles=, commit=}]) -> the text of compose.yaml;
+--- context is the build context (default "."), dockerfile the Dockerfile's path from it,
+--- commit the commit of main's tree written there (named in the file's head). A plan of
 --- several services writes each (dockerfiles: {service name -> its Dockerfile's path from
 --- its folder}), see services_yaml.
 function M.yaml(p, o)
   o = o or {}
   if p.services then
-    return services_yaml(p, { context = o.context or ".", port = o.port, dockerfiles = o.dockerfiles })
+    return services_yaml(p, { context = o.context or ".", port = o.port, dockerfiles = o.dockerfiles, commit = o.commit })
   end
   local port = o.port or M.PORT
   local name = (o.name or "app"):lower():gsub("[^%w_-]", "-")
@@ -67,6 +75,7 @@ function M.yaml(p, o)
   local lines = {
     "# Written by `orket sandbox compose`: the service Orket runs in its sandbox, for deploying",
     "# it elsewhere (`docker-compose up`, `docker compose up` or `podman-compose up`). Stack: " .. p.stack .. ".",
+    built_from(o),
     "services:",
     "  " .. q(name) .. ":",
     "    build:",
@@ -74,7 +83,7 @@ function M.yaml(p, o)
     "    command: " .. flow(plan_mod.argv(p, "0.0.0.0", port)),
     "    environment:",
   }
-  if o.dockerfile then table.insert(lines, 7, "      dockerfile: " .. q(o.dockerfile)) end
+  if o.dockerfile then table.insert(lines, 8, "      dockerfile: " .. q(o.dockerfile)) end -- after the context
   for _, k in ipairs(keys) do lines[#lines + 1] = "      " .. q(k) .. ": " .. q(env[k]) end
   lines[#lines + 1] = "    ports:"
   lines[#lines + 1] = "      - " .. q(port .. ":" .. port)
@@ -202,6 +211,7 @@ function services_yaml(p, o)
     "# Written by `orket sandbox compose`: the services Orket runs in its sandbox, for deploying",
     "# them elsewhere (`docker-compose up`, `docker compose up` or `podman-compose up`). Each",
     "# starts once those it depends on are healthy and finds them in the same variables.",
+    built_from(o),
     "services:",
   }
   local volumes = {}
