@@ -22,6 +22,7 @@ M.PRIORITY = { high = 3, medium = 2, low = 1 }
 -- the most bytes a person's long text on a card may have (a description, a comment, an
 -- answer), as orket serve's writes and orket comment take it
 M.TEXT_MAX = 65536
+M.NOTE_MAX = 4096 -- bytes of a reason or a note (a cancel's, a refusal's, a retry's, an approval's)
 M.PRIORITY_MIN, M.PRIORITY_MAX = 0, 10
 
 --- ID_RULE: what a card id may be, said by every refusal of one. The work of card ID lives

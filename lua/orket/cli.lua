@@ -227,6 +227,19 @@ function M.usage_error(cmd, fmt, ...)
   return M.EXIT.usage
 end
 
+--- bad_text(cmd, text, what, max) -> nil | exit status (a usage error printed): a person's
+--- text for a card (a comment, an answer, a reason, a note) as the API takes it: valid UTF-8
+--- (the models read it, in a JSON request that a byte which is not would break, and the
+--- PostgreSQL store refuses it) and at most max bytes. what names it: "the comment".
+function M.bad_text(cmd, text, what, max)
+  local ok, at = utf8.len(text)
+  if not ok then
+    return M.usage_error(cmd, "%s is not valid UTF-8 text (byte %d of %d is not): give it as UTF-8", what, at, #text)
+  end
+  if #text > max then return M.usage_error(cmd, "%s is %d bytes, over the %d it may have", what, #text, max) end
+  return nil
+end
+
 --- parse(cmd, args [, decl]) -> opts | nil, exit status: args read against the command's
 --- declaration (cmd.args, or decl for a subcommand's), as orket.cmdline.parse; a bad word
 --- is a usage error naming it, with the command's usage.

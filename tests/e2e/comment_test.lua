@@ -70,7 +70,35 @@ describe("orket comment", function()
     assert.matches('no card "NOPE-1"', r.stderr, 1, true)
     r = H.orket("comment HINT-1 " .. ("x"):rep(65537), { cwd = dir })
     assert.equal(2, r.status)
-    assert.matches("the comment is 65537 bytes, over the 65536 a comment may have", r.stderr, 1, true)
+    assert.matches("the comment is 65537 bytes, over the 65536 it may have", r.stderr, 1, true)
     assert.equal(0, #H.card_json(dir, "HINT-1").comments)
+  end)
+
+  -- a person's text reaches the models in JSON requests: a byte that is not UTF-8 was kept
+  -- and sent raw, breaking every request of the card for a strict reader; the reasons and
+  -- notes were not held to the API's caps
+  it("refuses a person's text that is not UTF-8, or over the API's cap, on every command that takes one", function()
+    local dir = project()
+    local bad = H.quote("bad \255 byte")
+    local long = ("x"):rep(4097)
+    for _, case in ipairs {
+      { "comment HINT-1 " .. bad, "the comment is not valid UTF-8 text (byte 5 of 10 is not)" },
+      { "answer HINT-1 " .. bad, "the answer is not valid UTF-8 text (byte 5 of 10 is not)" },
+      { "answer HINT-1 --deny " .. bad, "the reason is not valid UTF-8 text (byte 5 of 10 is not)" },
+      { "answer HINT-1 --approve " .. bad, "the note is not valid UTF-8 text (byte 5 of 10 is not)" },
+      { "cancel HINT-1 " .. bad, "the reason is not valid UTF-8 text (byte 5 of 10 is not)" },
+      { "cancel HINT-1 " .. long, "the reason is 4097 bytes, over the 4096 it may have" },
+      { "retry HINT-1 " .. bad, "the note is not valid UTF-8 text (byte 5 of 10 is not)" },
+      { "retry HINT-1 " .. long, "the note is 4097 bytes, over the 4096 it may have" },
+      { "bug R " .. bad, "the text is not valid UTF-8 text (byte 5 of 10 is not)" },
+      { "bug R ok --body " .. bad, "--body is not valid UTF-8 text (byte 5 of 10 is not)" },
+    } do
+      local r = H.orket(case[1], { cwd = dir })
+      assert.equal(2, r.status, case[1] .. ": " .. r.stderr)
+      assert.matches(case[2], r.stderr, 1, true)
+    end
+    local c = H.card_json(dir, "HINT-1")
+    assert.equal(0, #c.comments)
+    assert.equal("ready", c.card.status)
   end)
 end)

@@ -42,11 +42,16 @@ local function checked(o, cli)
     if decision == "deny" and not (words[1] and words[1]:find("%S")) then
       return nil, nil, cli.usage_error(cmd, "--deny needs a reason the model can act on, e.g. --deny \"keep old.txt, it is still used\"")
     end
+    local bad = words[1] and cli.bad_text(cmd, words[1], decision == "approve" and "the note" or "the reason",
+      board_mod.NOTE_MAX)
+    if bad then return nil, nil, bad end
     return decision, words[1]
   end
   if #words > 1 then return nil, nil, cli.usage_error(cmd, "give the answer text as one argument (quote it)") end
   if #words == 0 then return nil, nil, cli.usage_error(cmd, "answer needs a card id and the answer text") end
   if not words[1]:find("%S") then return nil, nil, cli.usage_error(cmd, "the answer is empty") end
+  local bad = cli.bad_text(cmd, words[1], "the answer", board_mod.TEXT_MAX)
+  if bad then return nil, nil, bad end
   return nil, words[1]
 end
 

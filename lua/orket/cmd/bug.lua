@@ -31,6 +31,8 @@ function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
   if not o.text then return cli.usage_error(cmd, "bug needs the text, e.g. orket bug %s \"saving a note fails\"", o.rock) end
+  local bad = cli.bad_text(cmd, o.text, "the text", bugs.TITLE_MAX) or o.body and cli.bad_text(cmd, o.body, "--body", bugs.BODY_MAX)
+  if bad then return bad end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
   local actor, localuse = cli.operator()

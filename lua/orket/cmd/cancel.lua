@@ -28,6 +28,8 @@ function cmd.run(args, cli)
   if not (o.reason and o.reason:find("%S")) then
     return cli.usage_error(cmd, "cancel needs a reason, e.g. orket cancel %s \"no longer needed\"", o.card)
   end
+  local bad = cli.bad_text(cmd, o.reason, "the reason", board_mod.NOTE_MAX)
+  if bad then return bad end
   local db, lock = cli.open_store_locked(o.dir)
   if not db then return 1 end
   local b = board_mod.open(db)

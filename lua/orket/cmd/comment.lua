@@ -27,9 +27,8 @@ function cmd.run(args, cli)
   if not (o.text and o.text:find("%S")) then
     return cli.usage_error(cmd, "comment needs the text, e.g. orket comment %s \"use UTC timestamps\"", o.card)
   end
-  if #o.text > board_mod.TEXT_MAX then
-    return cli.usage_error(cmd, "the comment is %d bytes, over the %d a comment may have", #o.text, board_mod.TEXT_MAX)
-  end
+  local bad = cli.bad_text(cmd, o.text, "the comment", board_mod.TEXT_MAX)
+  if bad then return bad end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
   local b = board_mod.open(db)

@@ -31,6 +31,8 @@ while a run works on the project. Continue with 'orket resume' or 'orket run CAR
 function cmd.run(args, cli)
   local o, st = cli.parse(cmd, args)
   if not o then return st end
+  local bad = o.note and cli.bad_text(cmd, o.note, "the note", board_mod.NOTE_MAX)
+  if bad then return bad end
   local db, lock = cli.open_store_locked(o.dir)
   if not db then return 1 end
   local b = board_mod.open(db)

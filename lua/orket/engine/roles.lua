@@ -8,6 +8,7 @@ local schemas = require "orket.engine.schemas"
 local rt = require "orket.c.runtime"
 local nearest = require "orket.nearest"
 local inert = require "orket.inert"
+local valid_utf8 = require("orket.c.inert").valid
 
 local M = {}
 
@@ -80,6 +81,9 @@ local function validate(def, file, stem)
   if build ~= nil and type(build) ~= "function" then bad("build must be a function(ctx)") end
   if system ~= nil and type(system) ~= "string" and type(system) ~= "function" then
     bad("system must be a string or a function(ctx)")
+  elseif type(system) == "string" and not valid_utf8(system) then
+    bad(string.format("system is not valid UTF-8 text (byte %d is not): the model reads it as UTF-8",
+      select(2, utf8.len(system))))
   end
   -- (a misspelt system or build is said above, with the field meant: not a second time)
   local misspelt = false
@@ -135,6 +139,13 @@ function M.dirs(project_dir)
   return { home .. "/roles", (project_dir or ".") .. "/roles" }
 end
 
+-- msg named by the role's file: a script's error says its "file:line:" itself, a value
+-- raised that is not a message does not
+local function in_file(file, msg)
+  if msg:sub(1, #file + 1) == file .. ":" then return msg end
+  return file .. ": " .. msg
+end
+
 local function check_messages(msgs, file)
   if type(msgs) ~= "table" or #msgs == 0 then return nil, file .. ": build must return a non-empty array of messages" end
   -- walked as ipairs walks (to the first nil), by index: no C call per message
@@ -147,6 +158,9 @@ local function check_messages(msgs, file)
     if content ~= nil and type(content) ~= "string" then
       return nil, string.format("%s: message %d: content must be a string", file, i)
     end
+    -- the request is JSON, which a byte that is not UTF-8 breaks for any strict reader: a
+    -- card's text stored before it was checked, a role's own, goes as \xNN (msgs is a copy)
+    if content and not valid_utf8(content) then m.content = inert.bytes(content) end
     i = i + 1
     m = msgs[i]
   end
@@ -179,7 +193,7 @@ function M.messages(role, ctx, own_card)
     local sys = role.system
     if type(sys) == "function" then
       ok, sys, code = role.box:pcall(sys, arg)
-      if not ok then return nil, scriptenv.first_line(sys), code end
+      if not ok then return nil, in_file(file, scriptenv.first_line(sys)), code end
       if type(sys) ~= "string" then return nil, file .. ": system(ctx) must return a string", "EINVAL" end
       -- system(ctx) may have left metamethods in arg (ctx.card = a table whose __index
       -- loops): the messages are built from it under the role's budget, as build's are
@@ -194,7 +208,7 @@ function M.messages(role, ctx, own_card)
   end
   -- "file:line: message" alone: the card's comment and the run's events are for the
   -- operator, and the script's frames below it say nothing the line does not
-  if not ok then return nil, scriptenv.first_line(res), code end
+  if not ok then return nil, in_file(file, scriptenv.first_line(res)), code end
   local msgs, cerr = scriptenv.copy(res)
   if cerr then return nil, file .. ": messages are not plain data: " .. cerr, "EINVAL" end
   local m, err = check_messages(msgs, file)

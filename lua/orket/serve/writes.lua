@@ -26,7 +26,7 @@ local routes = require "orket.serve.routes"
 local card_view = require "orket.views.card"
 local err = routes.err
 
-local TEXT = 4096     -- a reason, a note, a summary
+local TEXT = board_mod.NOTE_MAX -- a reason, a note, a summary
 local LONG = board_mod.TEXT_MAX -- a description, a comment, an answer
 
 local function str(max) return { type = "string", minLength = 1, maxLength = max } end

@@ -123,6 +123,30 @@ describe("roles.messages", function()
     end
   end)
 
+  it("names the role's file when what it raised is not a message", function()
+    for _, src in ipairs {
+      [[return { intent = "x", tools = {}, system = function(ctx) error({}) end }]],
+      [[return { intent = "x", tools = {}, build = function(ctx) error(setmetatable({}, {})) end }]],
+    } do
+      local msgs, err = roles.messages(role(src), ctx(registry()))
+      assert.is_nil(msgs)
+      assert.matches("r%.lua: %(a table was raised, not a message%)$", err)
+    end
+  end)
+
+  it("hands the model UTF-8: a byte that is not goes as \\xNN; a role's own system text that is not is refused", function()
+    local r = role([[return { intent = "x", tools = {}, build = function(ctx)
+      return { { role = "system", content = "ok" }, { role = "user", content = "bad \255 byte" } } end }]])
+    local msgs = assert(roles.messages(r, ctx(registry())))
+    assert.equal("ok", msgs[1].content)
+    assert.equal("bad \\xff byte", msgs[2].content)
+    local dir = H.tmpdir()
+    H.write(dir .. "/r.lua", 'return { intent = "x", tools = {}, system = "bad \\254 role" }')
+    local rr, err = roles.load_file(dir .. "/r.lua")
+    assert.is_nil(rr)
+    assert.equal(dir .. "/r.lua: system is not valid UTF-8 text (byte 5 is not): the model reads it as UTF-8", err)
+  end)
+
   it("builds system(ctx)'s messages under the role's budget: what it left in ctx runs there", function()
     -- a trap left in ctx.card: 30 million loops (seconds) that, run by the
     -- host, would pass unbounded; under the budget the role fails with EBUDGET
