@@ -391,6 +391,13 @@ local function watch_stdout()
     if not r and f == io.stdout and not stdout_failed then stdout_failed = { e, n } end
     return r, e, n
   end
+  -- and its flush: a line-by-line writer (orket run's JSON Lines) meets the error there
+  local flush = methods.flush
+  methods.flush = function(f, ...)
+    local r, e, n = flush(f, ...)
+    if not r and f == io.stdout and not stdout_failed then stdout_failed = { e, n } end
+    return r, e, n
+  end
   methods.orket_watched = true
 end
 
@@ -402,7 +409,9 @@ local function output_checked(ok, status)
   local failed = stdout_failed or (not wok and { werr, wn })
   if failed and failed[2] ~= EPIPE then
     M.err("cannot write the output: %s", failed[1])
-    if ok and (status or 0) == 0 then status = M.EXIT.failed end
+    -- a run stops as on SIGINT when its output cannot be written (orket.cmd.run): the
+    -- failure is the output's, not a person's interrupt
+    if ok and ((status or 0) == 0 or status == M.EXIT.interrupted) then status = M.EXIT.failed end
   end
   return status
 end

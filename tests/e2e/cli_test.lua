@@ -394,7 +394,10 @@ int open64(const char *p, int f, ...) { va_list ap; va_start(ap, f); int r = den
     H.write(dir .. "/epics/big.json", '{"id": "BIG", "name": "big", "issues": [' .. table.concat(issues, ",") .. "]}")
     assert.equal(0, H.orket("import", { cwd = dir }).status)
     -- a command's --help too: it went out before the check, exit 0
-    for _, c in ipairs { "version", "runs --json", "board START", "board", "board --json", "board --help", "help board" } do
+    -- and a run's JSON Lines, flushed line by line: it stopped as when its reader went away,
+    -- with exit 0 (or 130 while a model call waited) and not a word
+    for _, c in ipairs { "version", "runs --json", "board START", "board", "board --json", "board --help", "help board",
+      "run START --json" } do
       local p = io.popen(string.format("cd %s && %s %s 2>&1 >/dev/full; echo rc=$?", H.quote(dir), H.quote(H.BIN), c))
       local out = p:read("a")
       p:close()

@@ -61,7 +61,9 @@ or stdout not a terminal, prints the engine's events as JSON Lines instead.]]
 
 -- JSON Lines on stdout. When the reader goes away (`orket run X | head -1`), the write
 -- fails (SIGPIPE is caught while a run goes, so it does not kill the process) and the run
--- stops as on SIGINT: journal consistent, state interrupted, `orket resume` continues.
+-- stops as on SIGINT: journal consistent, state interrupted, `orket resume` continues. Any
+-- other failed write (a full disk) stops it the same way, and the command then says so and
+-- ends with 1 (orket.cli's output check).
 local function json_lines(on_broken)
   local broken = false
   return function(ev)
