@@ -265,17 +265,59 @@ function M.files_in(dirs)
   return M.order(lists)
 end
 
---- unmatched(set, known) -> {"file:line: level.field: message"...}: each tool, role or seat
---- glob of set's rules that matches none of known.tool, known.role or known.seat (arrays of
---- names; a field whose list is not given is not checked; a tool glob beginning with one of
---- known.tool_prefixes, an MCP server's whose tools could not be listed, is taken as
---- matching). Such a rule never applies: a deny for "wirte_file" lets write_file through. For
---- `orket validate`.
+-- unmatched_args(rule, known, out): each of the rule's args that no tool it applies to (known.arguments: tool name -> its arguments' types by name, or true when any may
+-- come) as text: gate.c matches an args glob against a string argument only
+local function unmatched_args(rule, known, out)
+  local prefixes = known.tool_prefixes or {}
+  for _, pair in ipairs(rule.args) do
+    local key, open, takers, other = pair[1], false, {}, nil
+    for _, name in ipairs(known.tool) do
+      if not rule.tool or cgate.glob(rule.tool, name) then
+        local args = known.arguments[name]
+        if args == true or args == nil then open = true break end
+        takers[#takers + 1] = name
+        local t = args[key]
+        if t == true or t == "string" then open = true break end
+        if t then other = other or string.format("%s's %s is %s %s", name, key, t:match("^[aeiou]") and "an" or "a", t) end
+      end
+    end
+    for _, prefix in ipairs(prefixes) do -- an MCP server's tool whose schema was not read
+      if not open and (not rule.tool or rule.tool:sub(1, #prefix) == prefix) then open = true end
+    end
+    if not open and other then
+      out[#out + 1] = string.format("%s: %s.args.%s: an args glob matches text, and no tool the rule applies to "
+        .. "takes %q as text, so the rule never applies (%s)", rule.name, rule.level, key, key, other)
+    elseif not open and #takers > 0 then
+      local said = takers[1]
+      if #takers == 1 then
+        local names = {}
+        for k in pairs(known.arguments[said]) do names[#names + 1] = k end
+        table.sort(names)
+        said = string.format("%s's arguments: %s", said, #names > 0 and table.concat(names, ", ") or "none")
+      else
+        said = string.format("%d tools: %s%s", #takers, table.concat(takers, ", ", 1, math.min(#takers, 5)),
+          #takers > 5 and ", ..." or "")
+      end
+      out[#out + 1] = string.format("%s: %s.args.%s: no tool the rule applies to takes an argument %q, so the rule "
+        .. "never applies (%s)", rule.name, rule.level, key, key, said)
+    end
+  end
+end
+
+--- unmatched(set, known) -> {"file:line: level.field: message"...}: each tool, role, seat or
+--- status glob of set's rules that matches none of known.tool, known.role, known.seat or
+--- known.status (arrays of names; a field whose list is not given is not checked; a tool
+--- glob beginning with one of known.tool_prefixes, an MCP server's whose tools could not be
+--- listed, is taken as matching), and each args key no tool the rule applies to takes (with
+--- known.arguments). Such a rule never applies: a deny for "wirte_file" lets write_file
+--- through, and so does one on args.contnet. For `orket validate`.
 function M.unmatched(set, known)
-  local WHAT = { tool = "tool", role = "role", seat = "seat of the team" }
+  local WHAT = { tool = "tool", role = "role", seat = "seat of the team", status = "card status" }
+  local PLURAL = { tool = "tools", role = "roles", seat = "seats", status = "statuses" }
   local out = {}
   for _, rule in ipairs(set.rules) do
-    for _, field in ipairs { "tool", "role", "seat" } do
+    if rule.args and known.arguments and known.tool then unmatched_args(rule, known, out) end
+    for _, field in ipairs { "tool", "role", "seat", "status" } do
       local g, names = rule[field], known[field]
       if g and names then
         local hit = false
@@ -288,8 +330,8 @@ function M.unmatched(set, known)
           if cgate.glob(g, n) then hit = true break end
         end
         if not hit then
-          out[#out + 1] = string.format("%s: %s.%s: %q matches no %s, so the rule never applies (%ss: %s)",
-            rule.name, rule.level, field, g, WHAT[field], field, table.concat(names, ", "))
+          out[#out + 1] = string.format("%s: %s.%s: %q matches no %s, so the rule never applies (%s: %s)",
+            rule.name, rule.level, field, g, WHAT[field], PLURAL[field], table.concat(names, ", "))
         end
       end
     end

@@ -15,6 +15,7 @@ local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
 local fieldline = require "orket.fieldline"
 local scriptcheck = require "orket.engine.scriptcheck"
+local sm = require "orket.c.statemachine"
 local spend = require "orket.engine.spend"
 local llm = require "orket.llm"
 local scripted = require "orket.llm.scripted"
@@ -206,7 +207,7 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
   end
   -- A broken file's stem stands in for the name it would have had: no second problem.
   local known = { tool = names_of(tool_names), role = names_of(by_name), seat = s and settings.seats(s),
-    tool_prefixes = unlisted }
+    tool_prefixes = unlisted, status = sm.statuses(), arguments = tool_names }
   for stem in pairs(broken) do
     known.tool[#known.tool + 1] = stem
     known.role[#known.role + 1] = stem

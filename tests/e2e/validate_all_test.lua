@@ -36,6 +36,40 @@ describe("orket validate", function()
     assert.matches("\n3 problems\n$", v.stdout)
   end)
 
+  -- a misspelt status or argument passed: a deny on args.contnet let every key through
+  it("reports policy rules naming a card status, or an argument no tool they apply to takes", function()
+    local p = project()
+    H.write(p .. "/policies/extra.lua", table.concat({
+      'deny { tool = "write_file", args = { contnet = "*PRIVATE KEY*" }, reason = "no keys" }',
+      'deny { tool = "write_file", status = "in_progres", reason = "frozen" }',
+      'deny { tool = "*_file", args = { zzz = "*" }, reason = "many" }',
+      'deny { tool = "write_*", args = { path = "*.pem" }, status = "in_*", reason = "fine" }',
+      'deny { args = { body = "*secret*" }, reason = "fine: tools take it" }',
+      'deny { tool = "run_command", args = { argv = "rm" }, reason = "argv is an array" }',
+      "",
+    }, "\n"))
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches('policies/extra.lua:1: deny.args.contnet: no tool the rule applies to takes an argument "contnet", '
+      .. "so the rule never applies (write_file's arguments: content, path)", v.stdout, 1, true)
+    assert.matches('policies/extra.lua:2: deny.status: "in_progres" matches no card status, so the rule never applies '
+      .. "(statuses: ready, in_progress, ", v.stdout, 1, true)
+    assert.matches('policies/extra.lua:3: deny.args.zzz: no tool the rule applies to takes an argument "zzz", so the '
+      .. "rule never applies (4 tools: delete_file, move_file, read_file, write_file)", v.stdout, 1, true)
+    assert.is_nil(v.stdout:find("extra.lua:4", 1, true))
+    assert.is_nil(v.stdout:find("extra.lua:5", 1, true))
+    assert.matches('policies/extra.lua:6: deny.args.argv: an args glob matches text, and no tool the rule applies '
+      .. 'to takes "argv" as text, so the rule never applies (run_command\'s argv is an array)', v.stdout, 1, true)
+    assert.matches("\n4 problems\n$", v.stdout)
+    -- orket gate check refuses such a status too, and an array for --args
+    local r = H.orket("gate check --role coder --tool write_file --card-status in_progres", { cwd = p })
+    assert.equal(2, r.status)
+    assert.matches("--card-status: no card status 'in_progres' (statuses: ready, ", r.stderr, 1, true)
+    r = H.orket("gate check --role coder --tool write_file --args '[1]'", { cwd = p })
+    assert.equal(2, r.status)
+    assert.matches("--args must be a JSON object", r.stderr, 1, true)
+  end)
+
   -- validate's own epic messages (an unknown card, a seat) named the file raw: a newline in
   -- its name split the message, and the first line alone was kept ("epics/a")
   it("names an epic file whose name holds a newline escaped, on the message's one line", function()

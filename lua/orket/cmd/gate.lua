@@ -12,6 +12,7 @@ local board = require "orket.board"
 local config = require "orket.config"
 local jsonout = require "orket.jsonout"
 local cmdline = require "orket.cmdline"
+local sm = require "orket.c.statemachine"
 
 local cmd = { name = "gate", summary = "ask the tool gate about a call (orket gate check ...)" }
 cmd.help = [[
@@ -34,6 +35,8 @@ cmd.args = {
   { "--card", value = "ID", what = "a value", help = "the card being worked, read from the project's board: its status,\n"
     .. "type, who worked it and whether its dependencies are done, as a\nrun would see them" },
   { "--card-status", value = "S", what = "a value", key = "status",
+    check = cmdline.one_of(sm.statuses(), "--card-status: no card status '%s' (statuses: "
+      .. table.concat(sm.statuses(), ", ") .. ")"),
     help = "instead of --card: the status of a card being worked (default\nin_progress)" },
   { "--allow-tools", value = "LIST", what = "a value", key = "allow", empty = true, -- "": no tool at all
     help = "the tools the role may use, comma-separated, instead of the\nrole's own list (\"\": none)" },
@@ -52,7 +55,10 @@ local function checked_words(o, cli)
     local err
     call_args, err = json.decode(o.args)
     if call_args == nil then return nil, cli.usage_error(cmd, "--args is not valid JSON: %s", err) end
-    if type(call_args) ~= "table" then return nil, cli.usage_error(cmd, "--args must be a JSON object") end
+    -- (an array decodes to a table too)
+    if type(call_args) ~= "table" or not o.args:find("^%s*{") then
+      return nil, cli.usage_error(cmd, "--args must be a JSON object")
+    end
   end
   return call_args
 end

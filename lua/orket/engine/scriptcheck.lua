@@ -45,6 +45,23 @@ function M.names_of(set)
 end
 local names_of = M.names_of
 
+--- arguments(tool) -> the names its parameters' schema lets a call give (name -> its
+--- schema's type, true when any), or true when any name may come (no properties listed,
+--- or additionalProperties allowing others): what a policy rule's args may name
+--- (orket.policy.unmatched)
+function M.arguments(def)
+  local p = def and def.parameters
+  if type(p) ~= "table" or type(p.properties) ~= "table" then return true end
+  local extra = p.additionalProperties
+  if extra ~= nil and extra ~= false then return true end
+  local names = {}
+  for k, ps in pairs(p.properties) do
+    local t = type(ps) == "table" and ps.type
+    names[k] = type(t) == "string" and t or true
+  end
+  return names
+end
+
 --- check(dir, out, summary) -> roles by name, tool names (set), policy sets, broken stems,
 --- broken roles' readable parts: every problem appended to out (add); summary's roles,
 --- tools, policies and overrides (the built-ins the project replaces) counted.
@@ -78,11 +95,12 @@ function M.check(dir, out, summary)
     end
   end
   summary.roles = #names_of(by_name)
+  -- tool name -> its arguments' names (a set), or true when any name may come
   local tool_names = {}
   for _, path in ipairs(policy.files_in { home .. "/tools", dir .. "/tools" }) do
     local reg, terr, _, problems = tools.load({ path }, dir)
     if reg then
-      for _, n in ipairs(reg.names) do tool_names[n] = true end
+      for _, n in ipairs(reg.names) do tool_names[n] = M.arguments(reg:get(n)) end
       note_override("tool", path, reg.names[1])
     else
       broken[path:match("([^/]+)%.lua$")] = true
