@@ -1975,6 +1975,10 @@ int httpd_stream(httpd_req *r, unsigned status, const char *const *headers, size
 int httpd_stream_length(httpd_req *r, unsigned status, const char *const *headers, size_t nheaders,
                         uint64_t length) {
   if (r->answered || httpd_gone(r) || !r->suspended) return -1;
+  /* Asked by HEAD, a stream is its headers alone: framed as one, libmicrohttpd would send
+   * the empty last chunk, bytes a client reusing the connection reads as its next answer.
+   * What the handler then writes fails as it does for a client gone. */
+  if (strcmp(httpd_method(r), "HEAD") == 0) return httpd_respond_head(r, status, headers, nheaders, length);
   /* MHD keeps (and touches) a buffer of this size per stream: 1 KiB, not 4, so a thousand
    * idle subscribers cost 3 MB less; an event larger than it is simply read in parts.
    * With a length, MHD frames the body by it (no chunks) and reads no more than it; a

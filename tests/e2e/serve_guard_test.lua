@@ -92,6 +92,38 @@ describe("orket serve's guards", function()
     assert.equal(0, s.stop())
   end)
 
+  -- HEAD on an event stream sent the chunked body's empty last chunk after its headers: a
+  -- client keeping the connection read "0\r\n\r\n" as its next answer (Node's parser
+  -- failed the next request; curl warned of excess bytes)
+  it("answers HEAD on an event stream with its headers alone, no chunk a next request would read", function()
+    local uv = require "luv"
+    local dir = H.example("webapp")
+    local s = H.serve(dir)
+    local c = uv.new_tcp("inet")
+    local got, ended, connected = {}, false, false
+    c:connect("127.0.0.1", s.port, function(err)
+      assert(not err, err)
+      local host = "Host: 127.0.0.1:" .. s.port .. "\r\n"
+      c:write("HEAD /v1/events HTTP/1.1\r\n" .. host .. "\r\nGET /health HTTP/1.1\r\n" .. host .. "\r\n")
+      c:read_start(function(_, d) if d then got[#got + 1] = d else ended = true end end)
+      connected = true
+    end)
+    wait_for(function() return connected end, "the connection")
+    -- the HEAD's answer ends the connection (its length unknown) or the next answer follows
+    wait_for(function() return ended or table.concat(got):find("\r\n\r\n.*\r\n\r\n") end, "the answers", 5000)
+    c:close()
+    local text = table.concat(got)
+    local head, rest = text:match("^(HTTP/1%.%d 200 [^\r]*\r\n.-\r\n\r\n)(.*)$")
+    assert(head, text)
+    assert.matches("[Cc]ontent%-[Tt]ype: text/event%-stream", head)
+    assert.is_nil(head:lower():find("transfer-encoding: chunked", 1, true), head)
+    assert.is_true(rest == "" or rest:sub(1, 5) == "HTTP/", "bytes after the HEAD's headers: " .. rest)
+    -- nothing left counted, and the server answers on
+    wait_for(function() return gauge(s) == 0 end, "the gauge at 0")
+    assert.equal(200, (H.fetch { url = s.url .. "/health" }))
+    assert.equal(0, s.stop())
+  end)
+
   it("answers every error as JSON: 431, 413 declared and streamed, 415 for a form's sign-in", function()
     local dir = H.example("webapp")
     local op = H.api_key(dir, "ops", "operator")
