@@ -76,6 +76,13 @@ describe("orket serve: query parameters", function()
     assert.equal(401, (H.api(s, "GET", "/v1/audit?actr=user:bob")))
     -- the declared ones answer as before
     assert.equal(200, (H.api(s, "GET", "/v1/audit?actor=user:bob&limit=5", viewer)))
+    -- a limit past any integer is taken as the cap, as any larger one is (docs/serve.md)
+    assert.equal(200, (H.api(s, "GET", "/v1/audit?limit=99999999999999999999999", viewer)))
+    -- a flag's value is 1, true, 0 or false: "yes" answered as if it were not given
+    st, doc = H.api(s, "GET", "/v1/sandboxes?all=maybe", viewer)
+    assert.same({ 400, "bad_query", '?all= takes 1 (or true) or 0 (or false), not "maybe"' },
+      { st, doc.error.code, doc.error.message })
+    assert.equal(200, (H.api(s, "GET", "/v1/sandboxes?all=0", viewer)))
     assert.equal(200, (H.api(s, "GET", "/v1/runs?state=done&limit=1", viewer)))
     assert.equal(200, (H.api(s, "GET", "/v1/board?root=API", viewer)))
   end)
@@ -206,8 +213,15 @@ describe("orket serve: query parameters", function()
     assert.equal(all[2], ids("?lastEventId=" .. all[1])[1])
     assert.equal(all[2], ids("?lastEventId=" .. all[1] .. "&after=0")[1])
     local st, doc = H.api(s, "GET", "/v1/events?lastEventId=x", viewer)
-    assert.same({ 400, "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)" },
-      { st, doc.error.message })
+    assert.same({ 400, "bad_query", "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)" },
+      { st, doc.error.code, doc.error.message })
+    -- the header's value without the blanks around it (RFC 9110 5.5)
+    local ev = H.stream { url = s.url .. "/v1/events", headers = { "Authorization: Bearer " .. viewer,
+      "Last-Event-ID: " .. all[1] .. " " }, total_timeout_ms = 60000 }
+    assert.equal(200, ev.status)
+    H.wait_for(function() return ev.text():find("\nid: " .. all[2] .. "\n", 1, true) or ev.text():find("^id: " .. all[2] .. "\n") end,
+      "the event after the header's id")
+    ev.close()
   end)
 
   it("takes any query where it is someone else's: the sandbox's app, the provider's callback, the probes, the board's files", function()

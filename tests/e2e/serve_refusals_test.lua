@@ -175,3 +175,37 @@ describe("the web board's people panel", function()
     assert.equal(0, s.stop())
   end)
 end)
+
+-- A write that takes no body took any: resume's {"model": ...} answered 202 with the model
+-- dropped without a word, and "not json" was never read
+describe("a write route that takes no body", function()
+  after_each(function()
+    H.kill_servers()
+    H.cleanup()
+  end)
+
+  it("refuses a body that says anything, and takes none or {}", function()
+    local dir = H.example("webapp")
+    local op = H.api_key(dir, "op", "operator")
+    local admin = H.api_key(dir, "boss", "admin")
+    H.ok(H.orket("users add ann --role operator --password-env PW", { cwd = dir, env = { PW = PASS } }), "users add")
+    local s = H.serve(dir)
+    for _, case in ipairs {
+      { "POST", "/v1/runs/1/resume", op, '{"model":"nowhere:x"}', "bad_request", 'the field "model" is not one it reads' },
+      { "POST", "/v1/runs/1/stop", op, "this is not json", "bad_json" },
+      { "POST", "/v1/sandboxes", op, '{"card":"NOPE"}', "bad_request", 'the field "card" is not one it reads' },
+      { "POST", "/v1/users/ann/unlock", admin, "[1]", "bad_request", "this route takes no body" },
+      { "DELETE", "/v1/users/ann/keys/nope", admin, '"x"', "bad_request", "this route takes no body" },
+    } do
+      local st, doc, text = H.api(s, case[1], case[2], case[3], case[4])
+      assert.equal(400, st, case[2] .. ": " .. tostring(text))
+      assert.equal(case[5], doc.error.code, text)
+      if case[6] then assert.matches(case[6], doc.error.message, 1, true) end
+    end
+    -- none, or an empty object, is read as before (the run is not there: 404)
+    assert.equal(404, (H.api(s, "POST", "/v1/runs/77/stop", op)))
+    assert.equal(404, (H.api(s, "POST", "/v1/runs/77/stop", op, "{}")))
+    local st, doc = H.api(s, "POST", "/v1/users/ann/unlock", admin, "{ }")
+    assert.equal(200, st, cjson.encode(doc))
+  end)
+end)

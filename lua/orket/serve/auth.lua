@@ -14,6 +14,7 @@ local signin_settings = require "orket.settings.signin"
 local stored_keys = require "orket.store.keys"
 
 local crypto = require "orket.c.crypto"
+local httpd = require "orket.c.httpd"
 
 local M = {}
 
@@ -38,7 +39,8 @@ function M.loopback_host(h)
   -- one pattern a request (each runs the step-counted matcher), chosen by the first byte
   local name = (h:byte(1) == 91 and h:match("^(%[[%x:]+%]):%d+$") or h:match("^([^:]+):%d+$")) or h
   name = name:lower()
-  return LOOPBACK_HOSTS[name] or name:match("^127%.%d+%.%d+%.%d+$") ~= nil
+  -- 127.x.y.z as an address (each part 0-255, no leading zero), not any digits ("127.999.0.1")
+  return LOOPBACK_HOSTS[name] or (name:match("^127%.%d+%.%d+%.%d+$") ~= nil and httpd.is_loopback(name))
 end
 
 --- kept_per_host(owner, host, fn) -> fn(owner, host) (never nil), kept in owner.hosts for

@@ -142,6 +142,11 @@ local function send(req, ctx, status, doc, extra)
   return req:respond(status, headers, body)
 end
 
+-- the methods that write, and the most a write that takes no body may send ({} and such)
+local WRITES = { POST = true, PUT = true, PATCH = true, DELETE = true }
+local NO_BODY_MAX = 4096
+local no_body -- (below)
+
 local function fail(req, ctx, status, code, message, extra, remedy)
   local _, doc = errors.answer(status, code, message, remedy)
   return send(req, ctx, status, doc, extra)
@@ -494,7 +499,8 @@ function Server:_dispatch(req, ctx)
   if unknown then return fail(req, ctx, 400, "bad_query", unknown, nil, QUERY_REMEDY) end
   ctx.query, ctx.params = query, status_or_params
   if proj then ctx.db, ctx.dir, ctx.hub, ctx.project = proj.db, proj.dir, proj.hub, proj.name end
-  if route.media and not (headers["content-type"] or ""):lower():find("^" .. route.media) then
+  -- the media type itself, its parameters (charset) aside: "application/jsonx" is another
+  if route.media and (headers["content-type"] or ""):lower():match("^%s*([^;%s]*)") ~= route.media then
     -- before the body: a form's body is not JSON either, and 415 says what to send
     return fail(req, ctx, 415, "unsupported_media_type", "send the body with Content-Type: " .. route.media)
   end
@@ -505,6 +511,10 @@ function Server:_dispatch(req, ctx)
     ctx.body = value
     local sok, serr = writes.check(route, value)
     if not sok then return fail(req, ctx, 400, "bad_request", serr) end
+  elseif route.body == nil and WRITES[req.method] and (headers["transfer-encoding"]
+      or (headers["content-length"] and headers["content-length"] ~= "0")) then
+    local bst, bcode, bmsg = no_body(req)
+    if bst then return fail(req, ctx, bst, bcode, bmsg) end
   end
   -- no handler without its project's database (every path to here answered an unavailable one)
   assert(not (proj and proj.unavailable), "a route of an unavailable project reached its handler")
@@ -513,6 +523,23 @@ function Server:_dispatch(req, ctx)
   -- set up): its refusal is the one of a bad signature too (the log's note says which)
   if hook and hstatus == 401 and doc.error.code == "no_secret" then hstatus, doc = webhooks.mismatch() end
   if hstatus then return send(req, ctx, hstatus, doc) end
+end
+
+-- A write that takes no body (a run's stop, a sandbox's start, a person's unlock: routes with
+-- no body declared; those that read theirs say body = "raw") sent one: {} passes, as a
+-- client that always sends JSON writes it; anything else is refused, naming what it gave,
+-- so that a field the client believes was honoured (resume's "model") is not dropped
+-- without a word. -> nil | status, code, message
+function no_body(req)
+  local value, bst, bcode, bmsg = body_mod.json(req, NO_BODY_MAX)
+  if value == nil then return bst, bcode, bmsg end
+  if type(value) ~= "table" then return 400, "bad_request", "this route takes no body: send none (or {})" end
+  local keys = {}
+  for k in pairs(value) do keys[#keys + 1] = tostring(k) end
+  if #keys == 0 then return nil end
+  table.sort(keys)
+  return 400, "bad_request", string.format("this route takes no body: the field %s is not one it reads; send none "
+    .. "(or {})", cjson.encode(keys[1]))
 end
 
 -- Whose streams a request's count among: its key's (a session's key, as the log line's

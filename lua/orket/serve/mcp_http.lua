@@ -279,7 +279,7 @@ end
 
 --- add(router): POST, GET and DELETE /mcp (any key; the tools check the key's role)
 function M.add(router)
-  router:add("POST", "/mcp", { handler = post, guard = M.guard, role = "viewer", name = "mcp",
+  router:add("POST", "/mcp", { handler = post, guard = M.guard, role = "viewer", name = "mcp", body = "raw",
     summary = "MCP over Streamable HTTP: one JSON-RPC message (docs/mcp.md)", responses = { [200] = { schema = { type = "object" } },
       [406] = { description = "Accept does not allow application/json, the only type /mcp answers in (a JSON-RPC error)",
         schema = { type = "object" } } } })

@@ -25,12 +25,20 @@ M.err = err
 local function whole(s) return math.tointeger(tonumber(s:match("^%d+$") or "")) end
 M.whole = whole
 
+-- As whole, with digits past what an integer holds read as the largest one: a page's
+-- bound, where "more than any" means as much ("?limit=99999999999999999999" takes the cap)
+local function whole_or_most(s)
+  local n = whole(s)
+  if n == nil and s:match("^%d+$") then return math.maxinteger end
+  return n
+end
+
 --- page(after, limit, max) -> after, limit | nil, status, doc: a listing's ?after=ID (0:
 --- from the first) and ?limit=N (100 when absent, at most max) as the request gave them,
 --- each checked (the route reads them: it declares them)
 function M.page(after, limit, max)
-  after = whole(after or "0")
-  limit = whole(limit or "100")
+  after = whole_or_most(after or "0")
+  limit = whole_or_most(limit or "100")
   if not after then return nil, err(400, "bad_query", "?after= takes an entry's id, a whole number (0: from the first)") end
   if not limit or limit < 1 then
     return nil, err(400, "bad_query", "?limit= takes a whole number from 1 to " .. max .. " (100 when absent)")
@@ -175,11 +183,14 @@ end
 -- The id to replay after: Last-Event-ID, else ?lastEventId= (what EventSource polyfills,
 -- which a cross-origin client with a key needs, add to the URL on each reconnect beside
 -- the header), else ?after=; nil: live only.
+-- The header's value is read without the blanks around it (RFC 9110 5.5: not part of it).
+-- -> id | nil | false, what gave it ("header" or "query")
 local function after_of(req, ctx)
-  local v = req.headers["last-event-id"] or ctx.query.lastEventId or ctx.query.after
+  local h = req.headers["last-event-id"]
+  local v = h and h:match("^[ \t]*(.-)[ \t]*$") or ctx.query.lastEventId or ctx.query.after
   if v == nil then return nil end
   local n = whole(v)
-  if not n then return false end
+  if not n then return false, h and "header" or "query" end
   return n
 end
 
@@ -193,11 +204,15 @@ end
 M.people_reader = people_reader
 
 local function stream(req, ctx, filter)
-  local after = after_of(req, ctx)
-  if after == false then return err(400, "bad_request", "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)") end
+  local after, from = after_of(req, ctx)
+  if after == false then
+    -- a query's value is bad_query, as on every route; the header's is the request's
+    return err(400, from == "query" and "bad_query" or "bad_request",
+      "Last-Event-ID, ?lastEventId= and ?after= take a journal id (a whole number)")
+  end
   local want = ctx.query.store
   if want ~= nil and not (#want <= 128 and want:match("^[%w%-]+$")) then
-    return err(400, "bad_request", "?store= takes a store's id (the board's store: letters, digits and -)")
+    return err(400, "bad_query", "?store= takes a store's id (the board's store: letters, digits and -)")
   end
   if ctx.server and not ctx.server:take_stream(req, ctx) then return end -- answered 429
   local f = reader(ctx)
@@ -254,7 +269,7 @@ local function all_events(req, ctx)
   local filter = { card = ctx.query.card }
   if ctx.query.run then
     filter.run = whole(ctx.query.run)
-    if not filter.run then return err(400, "bad_request", "?run= takes a run id (a whole number)") end
+    if not filter.run then return err(400, "bad_query", "?run= takes a run id (a whole number)") end
   end
   return stream(req, ctx, filter)
 end

@@ -96,8 +96,19 @@ local function audit(ctx, action)
   end)
 end
 
+-- flag(ctx, name) -> whether ?name= is on (1 or true; absent, 0 or false: off) | nil,
+-- status, doc for any other value: "?all=yes" read as off answered something else than asked
+local function flag(ctx, name)
+  local v = ctx.query[name]
+  if v == nil or v == "0" or v == "false" then return false end
+  if v == "1" or v == "true" then return true end
+  return nil, err(400, "bad_query", string.format("?%s= takes 1 (or true) or 0 (or false), not %s", name,
+    cjson.encode(v):gsub("\\/", "/")))
+end
+
 local function list(_, ctx)
-  local all = ctx.query.all == "1" or ctx.query.all == "true"
+  local all, st, doc = flag(ctx, "all")
+  if all == nil then return st, doc end
   local out = {}
   for i, r in ipairs(service.list(ctx.db, all)) do out[i] = M.doc(r) end
   return 200, { sandboxes = jsonout.array(out) }
@@ -177,7 +188,9 @@ local function logs(req, ctx)
   local row, st, doc = named(ctx)
   if not row then return st, doc end
   local path = ctx.dir .. "/.orket/sandboxes/" .. row.id .. "/app.log"
-  if ctx.query.follow == "1" or ctx.query.follow == "true" then return follow(req, ctx, row, path) end
+  local on, fst, fdoc = flag(ctx, "follow")
+  if on == nil then return fst, fdoc end
+  if on then return follow(req, ctx, row, path) end
   local f = io.open(path, "r")
   local text, truncated = "", false
   if f then
@@ -237,7 +250,8 @@ local function stop(_, ctx)
     return err(409, "conflict", string.format("sandbox %d is %s already", row.id, row.status),
       string.format("nothing to stop: it has ended (POST /v1/sandboxes/%d/restart starts main's tree again)", row.id))
   end
-  local force = ctx.query.force == "1" or ctx.query.force == "true"
+  local force, fst, fdoc = flag(ctx, "force")
+  if force == nil then return fst, fdoc end
   -- another machine's, whose folder is not shared here: its owner cannot be asked from here.
   -- A conflict of where it runs, not a failure of a server this one depends on
   if not force and service.unreachable(row) then return elsewhere(row) end
@@ -675,7 +689,7 @@ function M.add(router)
   -- app's, passed on whole (any_query: none is refused here)
   for _, m in ipairs { "GET", "POST", "PUT", "PATCH", "DELETE" } do
     router:add(m, "/v1/sandboxes/{id}/app/{path*}", { handler = proxy, role = m == "GET" and "viewer" or "operator",
-      name = "sandbox_app_" .. m:lower(), errors = { 409, 502, 504 }, any_query = true,
+      name = "sandbox_app_" .. m:lower(), errors = { 409, 502, 504 }, any_query = true, body = "raw",
       summary = "The sandbox's app, through its socket (the rest of the path and the query are passed on)" })
   end
   router:add("POST", "/v1/sandboxes/{id}/restart", { handler = restart, role = "operator", name = "sandbox_restart",

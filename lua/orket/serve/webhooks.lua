@@ -596,7 +596,7 @@ function M.add(router)
     for _, h in ipairs(HEADERS[name]) do
       query[#query + 1] = { name = h[1], ["in"] = "header", description = h[2], required = h[3] }
     end
-    router:add("POST", "/v1/webhooks/" .. name, { handler = handle(name), name = "webhook_" .. name,
+    router:add("POST", "/v1/webhooks/" .. name, { handler = handle(name), name = "webhook_" .. name, body = "raw",
       summary = "A " .. (name == "gitea" and "Gitea/Forgejo" or "GitHub")
         .. " webhook delivery (HMAC-SHA256 signed; docs/git.md)",
       query = query, request = BODY,

@@ -300,12 +300,14 @@ describe("orket.serve.auth", function()
   after_each(H.cleanup)
 
   it("knows loopback host names", function()
-    for _, h in ipairs { "localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765", "LOCALHOST" } do
+    for _, h in ipairs { "localhost", "localhost:8765", "127.0.0.1:1", "[::1]:8765", "LOCALHOST", "127.255.0.254:80" } do
       assert.is_true(auth.loopback_host(h), h)
     end
     -- the server accepts a Host's trailing dot and %XX as sent (docs/serve.md): neither is local use
     for _, h in ipairs { "evil.com", "127.0.0.1.evil.com", "localhost.evil.com:80", "10.0.0.1", "localhost.",
-      "localhost.:8765", "127.0.0.1.", "%6Cocalhost", "localhost%3A8765" } do
+      "localhost.:8765", "127.0.0.1.", "%6Cocalhost", "localhost%3A8765",
+      -- digits that are no address: a browser refuses such a name, and so does the check
+      "127.999.0.1", "127.0000.0.1", "127.0.0.01:80", "127.1" } do
       assert.is_false(auth.loopback_host(h), h)
     end
     assert.is_false(auth.loopback_host(nil))
