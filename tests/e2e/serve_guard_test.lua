@@ -152,6 +152,13 @@ describe("orket serve's guards", function()
     st, body, headers = H.fetch { url = s.url .. "/v1/session", method = "POST",
       headers = { "Content-Type: application/x-www-form-urlencoded" }, body = "key=" .. op }
     json_error(st, body, headers, 415, "unsupported_media_type")
+    -- the media type whole, not a prefix of another; its parameters aside
+    st, body, headers = H.fetch { url = s.url .. "/v1/session", method = "POST",
+      headers = { "Content-Type: application/jsonx" }, body = cjson.encode { key = op } }
+    json_error(st, body, headers, 415, "unsupported_media_type")
+    st = H.fetch { url = s.url .. "/v1/session", method = "POST",
+      headers = { "Content-Type: Application/JSON; charset=utf-8" }, body = cjson.encode { key = "ork_wrong" } }
+    assert.not_equal(415, st)
     assert.equal(0, s.stop())
   end)
 
