@@ -959,6 +959,57 @@ local function cycle_through(graph, nodes, on_files)
   return nil
 end
 
+--- board_waits(db, row, defined, waits) -> had: the board's cards the files do not define
+--- (row: the board's cards by id, as store.imports.cards gives them; defined: the files'
+--- cards by id) appended to waits as the board has them, with their dependencies; had
+--- holds "card\0dependency" for every dependency on the board
+function M.board_waits(db, row, defined, waits)
+  local kept, had = {}, {}
+  for _, r in ipairs(imports.dependencies(db)) do
+    if not defined[r.card_id] then
+      local l = kept[r.card_id]
+      if not l then l = {}; kept[r.card_id] = l end
+      l[#l + 1] = r.depends_on
+    end
+    had[r.card_id .. "\0" .. r.depends_on] = true
+  end
+  local others = {}
+  for id in pairs(row) do
+    if not defined[id] then others[#others + 1] = id end
+  end
+  table.sort(others) -- one order, so one cycle of several is named each time
+  for _, id in ipairs(others) do
+    local r = row[id]
+    waits[#waits + 1] = { id = id, type = r.type, parent = r.parent, deps = kept[id] or {}, status = r.status }
+  end
+  return had
+end
+
+--- cycle_of(waits, nodes, defined) -> cycle | nil, via, old_cycle | nil: the cycle of what
+--- the scheduler would wait for (board.waits_for) that runs through a card the files define
+--- (nodes: their ids; defined: their cards by id), and a cycle of the board's cards alone
+--- met first: there before this import, which neither made it nor can mend it (its cards
+--- go on waiting, and the caller says so)
+function M.cycle_of(waits, nodes, defined)
+  local wgraph, via = board_mod.waits_for(waits)
+  local cycle = board_mod.find_cycle(wgraph, nodes)
+  local function on_files(id) return defined[via[id] or id] ~= nil end
+  local old_cycle
+  if cycle then
+    local ours = false
+    for _, id in ipairs(cycle) do ours = ours or on_files(id) end
+    if not ours then old_cycle, cycle = cycle, cycle_through(wgraph, nodes, on_files) end
+  end
+  return cycle, via, old_cycle
+end
+
+--- old_cycle_warning(cycle) -> what cycle_of's old cycle is said as
+function M.old_cycle_warning(cycle)
+  return string.format("dependency cycle already on the board: %s (no card of epics/ is on it): cards depending "
+    .. "on it wait for ever; to break it, define one of its cards in an epic file without the dependency that "
+    .. "closes it, and import", board_mod.cycle_text(cycle))
+end
+
 -- The statuses from which an issue can be done without starting again: dependencies hold
 -- back only a start (docs/board.md, Guards 3), so one added now would not hold it back.
 local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_testing = true, code_review = true,
@@ -1099,46 +1150,13 @@ function M.import(db, dir, set)
       nodes[#nodes + 1] = c.id
       waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = ids, status = row[c.id] and row[c.id].status }
     end
-    -- the board's cards the files do not define wait as the board has them
-    local kept, had = {}, {}
-    for _, r in ipairs(imports.dependencies(db)) do
-      if not set.by_id[r.card_id] then
-        local l = kept[r.card_id]
-        if not l then l = {}; kept[r.card_id] = l end
-        l[#l + 1] = r.depends_on
-      end
-      had[r.card_id .. "\0" .. r.depends_on] = true
-    end
-    local others = {}
-    for id in pairs(row) do
-      if not set.by_id[id] then others[#others + 1] = id end
-    end
-    table.sort(others) -- one order, so one cycle of several is named each time
-    for _, id in ipairs(others) do
-      local r = row[id]
-      waits[#waits + 1] = { id = id, type = r.type, parent = r.parent, deps = kept[id] or {}, status = r.status }
-    end
-    local wgraph, via = board_mod.waits_for(waits)
-    local cycle = board_mod.find_cycle(wgraph, nodes)
-    local function on_files(id) return set.by_id[via[id] or id] ~= nil end
-    local old_cycle
-    if cycle then
-      local ours = false
-      for _, id in ipairs(cycle) do ours = ours or on_files(id) end
-      -- the board's cards alone, their dependencies and parents as the board has them:
-      -- there before this import, which neither made it nor can mend it; its cards go on
-      -- waiting (said), and the files' cards are looked at for a cycle of their own
-      if not ours then old_cycle, cycle = cycle, cycle_through(wgraph, nodes, on_files) end
-    end
+    local had = M.board_waits(db, row, set.by_id, waits)
+    local cycle, via, old_cycle = M.cycle_of(waits, nodes, set.by_id)
     if cycle then
       local msg, anchor = M.cycle_problem(cycle, via, set.by_id)
       return nil, at(msg, anchor), "ECYCLE"
     end
-    if old_cycle then
-      warnings[#warnings + 1] = string.format("dependency cycle already on the board: %s (no card of epics/ "
-        .. "is on it): cards depending on it wait for ever; to break it, define one of its cards in an epic file "
-        .. "without the dependency that closes it, and import", board_mod.cycle_text(old_cycle))
-    end
+    if old_cycle then warnings[#warnings + 1] = M.old_cycle_warning(old_cycle) end
     local late, lanchor = late_dependency(set, row, had)
     if late then return nil, at(late, lanchor), "EINVAL" end
 

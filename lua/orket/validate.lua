@@ -22,6 +22,7 @@ local scripted = require "orket.llm.scripted"
 local board = require "orket.board"
 local project = require "orket.project"
 local cards_store = require "orket.store.cards"
+local imports_store = require "orket.store.imports"
 local manager = require "orket.mcp.manager"
 local mcp_client = require "orket.mcp.client"
 local mcp_settings = require "orket.settings.mcp"
@@ -234,6 +235,18 @@ local function board_has(dir, problems)
   return function(id) return ids[id] == true end
 end
 
+-- The board's cards by id (store.imports.cards' rows), read only, and the connection, for
+-- import.board_waits (closed by the caller); {} for a project with no board yet, or one
+-- that cannot be opened (validate reads the files alone then)
+local function board_rows(dir)
+  local row = {}
+  if not uv.fs_stat(dir .. "/.orket/orket.db") then return row end
+  local db = project.open_store(dir, false, true)
+  if not db then return row end
+  for _, r in ipairs(imports_store.cards(db)) do row[r.id] = r end
+  return row, db
+end
+
 -- epics/: each file on its own, then the links across files (import.link), dependencies
 -- and their cycles, and the seats cards name against the team.
 local function check_epics(dir, out, warnings, summary, team)
@@ -283,25 +296,33 @@ local function check_epics(dir, out, warnings, summary, team)
     end
     return false
   end
+  -- the board's cards, as import resolves dependencies against them after the files' (a
+  -- card made by create_issue, orket bug or the API, or imported from a file since removed)
+  local row, bdb = board_rows(dir)
   for _, c in ipairs(set.cards) do
     local deps = {}
     for _, d in ipairs(c.deps or {}) do
-      if not ids[d.id] then
+      if not ids[d.id] and not row[d.id] then
         add(out, dir, string.format("%s: %s: unknown card %q", config.shown(c.file), d.path, d.id), c.file, c.anchor)
       elseif not under(c, d.id) then
         deps[#deps + 1] = d.id
       end
     end
     nodes[#nodes + 1] = c.id
-    waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = deps }
+    waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = deps, status = row[c.id] and row[c.id].status }
   end
-  -- what the scheduler waits for (board.waits_for), said at the depends_on that closes it
-  local graph, via = board.waits_for(waits)
-  local cycle = board.find_cycle(graph, nodes)
+  if bdb then
+    import.board_waits(bdb, row, set.by_id, waits)
+    bdb:close()
+  end
+  -- what the scheduler waits for (board.waits_for), said at the depends_on that closes it;
+  -- a cycle of the board's cards alone is import's warning too
+  local cycle, via, old_cycle = import.cycle_of(waits, nodes, set.by_id)
   if cycle then
     local msg, anchor = import.cycle_problem(cycle, via, set.by_id)
     add(out, dir, msg, msg:match("^[^:]*"), anchor)
   end
+  if old_cycle then add(warnings, dir, import.old_cycle_warning(old_cycle), "epics") end
   -- Seats: one the team lacks is worked by another seat unseen; the only reviewer seat
   -- can never review its own work, so its cards would stall.
   if not team then return end

@@ -70,6 +70,37 @@ describe("orket validate", function()
     assert.matches("--args must be a JSON object", r.stderr, 1, true)
   end)
 
+  -- validate read the files alone: a dependency on a card only on the board was "unknown"
+  -- though import took it, and a cycle through such a card passed though import refused it
+  it("resolves dependencies against the board after the files, as import does", function()
+    local p = project()
+    H.write(p .. "/epics/x.json", '{ "id": "X", "name": "X", "issues": [ { "id": "X-1", "summary": "x", '
+      .. '"seat": "senior_developer" }, { "id": "X-2", "summary": "y", "seat": "senior_developer", '
+      .. '"depends_on": ["X-1"] } ] }')
+    H.ok(H.orket("import", { cwd = p }), "import")
+    -- X's file gone: a new epic's card depends on X-2, on the board alone
+    os.remove(p .. "/epics/x.json")
+    H.write(p .. "/epics/n.json", '{ "id": "N", "name": "N", "issues": [ { "id": "N-1", "summary": "n", '
+      .. '"seat": "senior_developer", "depends_on": ["X-2"] } ] }')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(0, v.status, v.stdout)
+    H.ok(H.orket("import", { cwd = p }), "import of n.json")
+    -- X-1 back in a file, depending on X-2, which the board has depending on X-1
+    H.write(p .. "/epics/x.json", '{ "id": "X", "name": "X", "issues": [ { "id": "X-1", "summary": "x", '
+      .. '"seat": "senior_developer", "depends_on": ["X-2"] } ] }')
+    v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches("epics/x.json:1: issues[0].depends_on[0]: dependency cycle: X-2 -> X-1 -> X-2", v.stdout, 1, true)
+    local i = H.orket("import", { cwd = p })
+    assert.equal(1, i.status)
+    assert.matches("dependency cycle: X-2 -> X-1 -> X-2", i.stderr, 1, true)
+    -- an id on neither is still unknown
+    H.write(p .. "/epics/x.json", '{ "id": "X", "name": "X", "issues": [ { "id": "X-1", "summary": "x", '
+      .. '"seat": "senior_developer", "depends_on": ["NOPE-2"] } ] }')
+    v = H.orket("validate", { cwd = p })
+    assert.matches('epics/x.json:1: issues[0].depends_on[0]: unknown card "NOPE-2"', v.stdout, 1, true)
+  end)
+
   -- validate's own epic messages (an unknown card, a seat) named the file raw: a newline in
   -- its name split the message, and the first line alone was kept ("epics/a")
   it("names an epic file whose name holds a newline escaped, on the message's one line", function()
