@@ -212,6 +212,46 @@ db:close()
     end
   end)
 
+  -- a restore is what a lost or damaged store needs, and it refused both: "file is not a
+  -- database", "no board here; run orket import first"
+  it("restores into a store that is missing or no database, keeping the damaged file beside", function()
+    if backends.name() ~= "sqlite" then return pending("a SQLite store's file: PostgreSQL keeps none in the project") end
+    local dir = H.example("webapp")
+    local file = H.tmpdir() .. "/board.backup"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local path = dir .. "/.orket/orket.db"
+    -- damaged: kept as it is, the backup restored in its place
+    local f = assert(io.open(path, "r+b"))
+    f:write("garbage, not a database")
+    f:close()
+    local r = H.orket("restore " .. H.quote(file), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    local kept = r.stderr:match("kept as (%S+), and a new store made for the backup")
+    assert(kept, r.stderr)
+    assert.matches("could not be opened (file is not a database)", r.stderr, 1, true)
+    assert.equal("garbage, not a database", H.read(dir .. "/" .. kept:gsub("^%./", "")):sub(1, 23))
+    assert.equal("ready", status_of(dir, "API-2"))
+    ok(H.orket("audit verify", { cwd = dir }), "audit verify")
+    -- missing: made anew from the backup (an older one than the project's audit is refused
+    -- as ever, and then nothing is left in the store's place)
+    os.remove(path)
+    r = H.orket("restore " .. H.quote(file), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("its audit is older than this project's", r.stderr, 1, true)
+    assert.is_nil(io.open(path))
+    r = H.orket("restore --accept-older-audit " .. H.quote(file), { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal("ready", status_of(dir, "API-2"))
+    -- damaged and refused: the damaged file is put back as it was
+    f = assert(io.open(path, "r+b"))
+    f:write("garbage again")
+    f:close()
+    r = H.orket("restore " .. H.quote(file), { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("the store was not changed", r.stderr, 1, true)
+    assert.equal("garbage again", H.read(path):sub(1, 13))
+  end)
+
   it("refuses a FILE that is a link, no regular file, the store, a key or in .orket/, replacing nothing", function()
     local dir = H.example("webapp")
     local tmp = H.tmpdir()

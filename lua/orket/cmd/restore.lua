@@ -9,12 +9,14 @@ local audit_restore = require "orket.audit.restore"
 local service = require "orket.sandboxes.service"
 local errors = require "orket.errors"
 local config = require "orket.config"
+local project = require "orket.project"
 
 local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [--accept-older-audit] "
   .. "[--accept-unverified-audit] [-C DIR]"
 local cmd = { summary = "replace the project's store with a backup", usage = USAGE }
 cmd.help = [[
-Checks FILE first: that it is undamaged (SQLite's integrity check, or every line and count
+Restores into a project whose store is missing, or is no database any more (damaged): a
+damaged file is kept beside it (.orket/orket.db.damaged-TIME), never removed. Checks FILE first: that it is undamaged (SQLite's integrity check, or every line and count
 of a PostgreSQL export), that it is an orket store, and that its schema version is one this
 orket knows. Only then it replaces the store's whole content, in one transaction: anyone
 reading the board sees the old content or the new, never a mix. --check only checks. Refused
@@ -228,11 +230,75 @@ local function recorded(dir, v, name, info, accept, cli)
   return 0
 end
 
+-- The damaged store at path (and its -wal and -shm) renamed to path.damaged-TIME -> that
+-- name | nil, message
+local function set_aside(path)
+  local kept = path .. ".damaged-" .. os.date("!%Y%m%dT%H%M%SZ")
+  for _, ext in ipairs { "", "-wal", "-shm" } do
+    if uv.fs_lstat(path .. ext) then
+      local ok, rerr = os.rename(path .. ext, kept .. ext)
+      if not ok then return nil, rerr end
+    end
+  end
+  return kept
+end
+
+-- Whether dir's store is a SQLite one that is missing (in a project: its orket.lua, its
+-- epics/ or its .orket/ is there) or no database -> why, ENOENT or ECORRUPT | nil
+local function lost(dir)
+  local db, err, code = project.open_store(dir, false)
+  if db then db:close() end
+  if db or not (code == "ENOENT" or code == "ECORRUPT") or project.database_url(dir) then return nil end
+  local function here(f) return uv.fs_stat((dir or ".") .. "/" .. f) ~= nil end
+  if code == "ENOENT" and not (here("orket.lua") or here("epics") or here(".orket")) then return nil end
+  return err, code
+end
+
+-- A SQLite store that cannot be opened as one, missing or not a database, is what a restore
+-- is for: under the project's lock, a damaged file is kept beside it (its -wal and -shm
+-- too), never removed, and a new empty store made for the backup to fill; undo() (with db
+-- closed) takes the new store away and puts the damaged one back, for a restore refused.
+-- Any other failure to open (a PostgreSQL store's, no project here) is said as it is.
+-- -> db, lock, undo | nil
+local function recovered(dir, name, cli)
+  local say = function(m) return string.format("restore: %s: %s (the store was not changed)", config.shown(name), m) end
+  local err, code = lost(dir)
+  if not err then return cli.open_store_locked(dir, say) end
+  local lock, lerr, lcode = require("orket.engine.setup").lock(dir)
+  if not lock then
+    cli.fail(lcode, "%s", say(lerr))
+    return nil
+  end
+  local path, kept, merr = project.db_path(dir), nil, nil
+  if code == "ECORRUPT" then
+    kept, merr = set_aside(path)
+    if not kept then
+      lock:release()
+      cli.fail("EIO", "%s", say("the damaged store could not be moved aside: " .. tostring(merr)))
+      return nil
+    end
+    cli.err("restore: %s could not be opened (%s): kept as %s, and a new store made for the backup", config.shown(path),
+      tostring(err):gsub("^store: cannot open [^:]*: ", ""), config.shown(kept))
+  end
+  local function undo()
+    for _, ext in ipairs { "", "-wal", "-shm" } do
+      uv.fs_unlink(path .. ext)
+      if kept and uv.fs_lstat(kept .. ext) then os.rename(kept .. ext, path .. ext) end
+    end
+  end
+  local fresh, ferr, fcode = project.open_store(dir, true)
+  if not fresh then
+    undo()
+    lock:release()
+    cli.fail(fcode, "restore: %s", ferr)
+    return nil
+  end
+  return fresh, lock, undo
+end
+
 -- The store replaced with FILE's content, under the project's lock -> exit status
 local function replace(dir, file, name, accept, cli)
-  local db, lock = cli.open_store_locked(dir, function(m)
-    return string.format("restore: %s: %s (the store was not changed)", config.shown(name), m)
-  end)
+  local db, lock, undo = recovered(dir, name, cli)
   if not db then return 1 end
   local v, checked = ready(dir, db, file, name, accept, cli)
   local info, err, code
@@ -240,6 +306,7 @@ local function replace(dir, file, name, accept, cli)
   db:close()
   if not info then
     if v then cli.fail(code, "restore: %s (the store was not changed)", as_given(err, file, name)) end
+    if undo then undo() end
     lock:release()
     return 1
   end
