@@ -8,8 +8,9 @@ local recorded = require "orket.engine.recorded"
 local localuse = require "orket.serve.localuse"
 
 local cmd = { name = "resume", summary = "continue an interrupted or stalled run",
-  args = run_cmd.options { "RUN", optional = true, key = "target",
-    check = function(v) return cmdline.integer(v) and v, "RUN must be a run number (see 'orket runs')" end } }
+  args = run_cmd.options({ "RUN", optional = true, key = "target",
+    check = function(v) return cmdline.integer(v) and v, "RUN must be a run number (see 'orket runs')" end },
+    "give one run") }
 cmd.help = [[
 Continues RUN (default: the latest run that is not done) where it stopped. Model responses
 and tool calls already in the journal are used as recorded, so nothing is asked or done twice.

@@ -36,10 +36,11 @@ function cmd.concurrency(v)
   return n
 end
 
---- options(target) -> the declaration of run's words with target (its positional), which
---- orket resume shares.
-function cmd.options(target)
-  return { extra = "give one target", target,
+--- options(target [, extra]) -> the declaration of run's words with target (its
+--- positional), which orket resume shares; extra: what a second word is told ("give one
+--- target", resume's "give one run")
+function cmd.options(target, extra)
+  return { extra = extra or "give one target", target,
     { "--model", value = "M", what = "a value", help = "every seat's model for this run, as provider:model (as ORKET_MODEL)" },
     { "--json", help = "print the engine's events as JSON Lines (the default when stdout is not a terminal)" },
     { "--concurrency", value = "N", what = "a value", check = cmd.concurrency,

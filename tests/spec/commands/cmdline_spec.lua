@@ -179,6 +179,13 @@ describe("cmdline.parse", function()
     assert.equal("unknown option '--frobnicate'", msg)
   end)
 
+  it("names the choice nearest to an unknown subcommand, when one is near", function()
+    local sub = cmdline.one_of({ "set", "list", "rotate", "rm" }, "unknown secrets command '%s'")
+    assert.same({ nil, "unknown secrets command 'lst'; did you mean 'list'?" }, { sub("lst") })
+    assert.same({ nil, "unknown secrets command 'frobnicate'" }, { sub("frobnicate") })
+    assert.equal("list", sub("list"))
+  end)
+
   it("says how to pass text that starts with '-', refuses words where nothing is declared", function()
     local _, msg = cmdline.parse({ text = "a note", { "NOTE", optional = true } }, { "-x" })
     assert.equal("unknown option '-x' (a note, put -- before it)", msg)
