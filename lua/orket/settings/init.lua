@@ -16,6 +16,7 @@ local pgurl = require "orket.store.pgurl"
 local cost = require "orket.cost"
 local secret = require "orket.settings.secret"
 local nearest = require "orket.nearest"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -391,7 +392,11 @@ local function team(cfg)
   local out = {}
   for seat, s in pairs(src) do
     local p = "team." .. tostring(seat)
-    if type(seat) ~= "string" or not seat:match("^[%w_%-]+$") then fail(p, "seat names are words") end
+    if type(seat) ~= "string" or not seat:match("^[%w_%-]+$") then
+      -- named as written, team["a b"] (which also finds its line), not team.a b
+      fail(type(seat) == "string" and ('team["' .. inert.line(seat) .. '"]') or ("team[" .. tostring(seat) .. "]"),
+        "a seat's name is a word: letters, digits, _ and -")
+    end
     if type(s) == "string" then s = { roles = { s } } end
     if type(s) ~= "table" then fail(p, "must be {roles = {...}, model = ...}") end
     for k in pairs(s) do

@@ -117,6 +117,18 @@ describe("engine settings", function()
     end
   end)
 
+  -- said as team.bad seat, with no line: neither where it is nor which seat was meant
+  it("name a seat whose name is no word as written, team[\"a b\"], which finds its line", function()
+    local _, err = settings.resolve { team = { ["bad seat"] = { roles = { "coder" } } } }
+    assert.equal('orket.lua: team["bad seat"]: a seat\'s name is a word: letters, digits, _ and -', err)
+    local H = require "tests.helpers"
+    local dir = H.tmpdir()
+    H.write(dir .. "/orket.lua", 'team = {\n  coder = { roles = { "coder" } },\n  ["bad seat"] = { roles = { "coder" } },\n}\n')
+    local file, line = require("orket.fieldline").place(err, function(path) return H.read(dir .. "/" .. path) end)
+    assert.same({ "orket.lua", 3 }, { file, line })
+    H.cleanup()
+  end)
+
   it("say a misspelt setting first among unknown ones, whatever the others' names", function()
     assert.same({ "teams", "aaa", "zzz" }, settings.unknown { zzz = 1, teams = {}, aaa = 2, team = {} })
     assert.equal("orket.lua: teams: unknown setting (settings: " .. settings.list() .. ")",
