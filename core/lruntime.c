@@ -196,7 +196,17 @@ static int rtl_cloexec(lua_State *L) {
   return 1;
 }
 
+/* inherited_fd(n) -> whether descriptor n was open when orket started (the caller's);
+ * nil past 66, which the start did not look at */
+static int rtl_inherited_fd(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n > 66) return 0;
+  lua_pushboolean(L, n >= 3 && (rt_get(L)->inherited_fds >> (n - 3)) & 1);
+  return 1;
+}
+
 static const luaL_Reg rtl_funcs[] = {
+    {"inherited_fd", rtl_inherited_fd},
     {"cloexec", rtl_cloexec},
     {"version", rtl_version},
     {"now", rtl_now},

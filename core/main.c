@@ -63,10 +63,21 @@ static int main_std_fds(void) {
   return 0;
 }
 
+/* The descriptors from 3 to 66 the caller left open, before anything here opens one: an
+ * option naming a descriptor (worker --stop-budget-fd) must name one of these, never the
+ * loop's own pipes, which take the first free numbers once it starts. */
+static uint64_t main_inherited_fds(void) {
+  uint64_t mask = 0;
+  for (int fd = 3; fd < 67; fd++)
+    if (fcntl(fd, F_GETFD) != -1) mask |= (uint64_t)1 << (fd - 3);
+  return mask;
+}
+
 int main(int argc, char **argv) {
   /* The process runner's confinement step (core/confine.c): before any Lua, never returns. */
   if (argc > 1 && strcmp(argv[1], CONFINE_ARG) == 0) confine_main(argc, argv);
   if (main_std_fds() != 0) return 1;
+  uint64_t inherited = main_inherited_fds();
   store_process_init();
   char err[PATH_MAX + 512], home[PATH_MAX];
   if (home_locate("/proc/self/exe", argc > 0 ? argv[0] : NULL, getenv("PATH"), ORKET_PREFIX, home,
@@ -79,6 +90,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "orket: %s\n", err);
     return 1;
   }
+  rt->inherited_fds = inherited;
   lua_State *L = rt->L;
   /* ORKET_NO_BYTECODE: load every module from its source, as before the library was
    * precompiled (to compare the two, or to rule the bundle out) */

@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <lua.h>
 #include <uv.h>
@@ -30,6 +31,9 @@ typedef struct orket_rt {
    * needs nothing from await.c and the dependency points one way. */
   void (*cancel_waits)(struct orket_rt *rt);
   uv_work_t pool_start;  /* the no-op that makes libuv's thread pool at the start (rt_open) */
+  /* Bit n - 3: descriptor n (3 to 66) was open when main began, so the caller's, not one
+   * the loop or a library opened since (main.c sets it; 0 in any other embedding) */
+  uint64_t inherited_fds;
 } orket_rt;
 
 /* Creates the runtime: allocator, loop, Lua state with the standard libraries, luv bound to

@@ -64,10 +64,18 @@ describe("orket worker's drain at a stop", function()
   it("refuses --stop-budget-fd of a descriptor that is not a pipe or socket, naming the option", function()
     local dir = H.tmpdir()
     assert.equal(0, H.orket("init " .. dir).status)
-    for _, redirect in ipairs { "3<&-", "3</dev/null", "3<" .. dir .. "/orket.lua" } do
+    for _, redirect in ipairs { "3</dev/null", "3<" .. dir .. "/orket.lua" } do
       local r = H.orket("worker " .. dir .. " --drain --stop-budget-fd 3 " .. redirect)
       assert.equal(2, r.status, redirect .. ": " .. r.stderr)
       assert.matches("%-%-stop%-budget%-fd 3: descriptor 3 is [^\n]*not a pipe or socket", r.stderr, 1)
+    end
+    -- one the caller did not pass: the loop's own descriptors are pipes too (4 to 7 here),
+    -- and a worker reading one heard no SIGTERM (4) or aborted as it stopped (5)
+    for _, fd in ipairs { 3, 4, 5, 6, 7 } do
+      local r = H.orket("worker " .. dir .. " --drain --stop-budget-fd " .. fd .. " " .. fd .. "<&-")
+      assert.equal(2, r.status, fd .. ": " .. r.stderr)
+      assert.matches(string.format("--stop-budget-fd %d: descriptor %d was not open when orket started", fd, fd),
+        r.stderr, 1, true)
     end
     for _, word in ipairs { "2", "x" } do
       local r = H.orket("worker " .. dir .. " --drain --stop-budget-fd " .. word)
