@@ -467,12 +467,25 @@ end
 --- --concurrency; emit = fn(ev): the events, instead of JSON Lines}; the
 --- worker sets inner.e (its engine, once open) and inner.state (state.stopping: a signal
 --- stopped it).
+-- The worker's words read -> o | nil, exit status. --start with --resume is refused: a
+-- resume refused after the start was recorded left that run to the workers, the command
+-- failed, and the run kept every run of its cards out.
+local function words(args, cli)
+  local o, st = cli.parse(cmd, args)
+  if not o then return nil, st end
+  if o.start and o.resume then
+    return nil, cli.usage_error(cmd, "--start and --resume exclude each other: give one (a worker works every "
+      .. "run left to the workers anyway)")
+  end
+  o.dir = o.dir or "."
+  return o
+end
+
 function cmd.run(args, cli, inner)
   -- the parent, read first thing: one that died while this process started is pid 1 already
   local parent = uv.os_getppid()
-  local o, st = cli.parse(cmd, args)
+  local o, st = words(args, cli)
   if not o then return st end
-  o.dir = o.dir or "."
   inner = inner or {}
   o.only = inner.only
   -- (resume's own words, taken as its worker's)

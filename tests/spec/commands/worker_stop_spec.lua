@@ -88,6 +88,19 @@ describe("orket worker's drain at a stop", function()
     assert.matches('"type":"worker_end"', r.stdout, 1, true)
   end)
 
+  -- --start then a --resume refused (no such run, a run done) left the started run to the
+  -- workers though the command failed: every run of its cards was kept out after
+  it("refuses --start with --resume before anything is recorded", function()
+    local dir = H.tmpdir()
+    assert.equal(0, H.orket("init " .. dir).status)
+    local r = H.orket("worker " .. dir .. " --start START --resume 99 --drain")
+    assert.equal(2, r.status, r.stderr)
+    assert.matches("--start and --resume exclude each other", r.stderr, 1, true)
+    r = H.orket("runs -C " .. dir)
+    assert.equal(0, r.status, r.stderr)
+    assert.is_nil(r.stdout:find("START", 1, true), r.stdout)
+  end)
+
   -- The descriptor (its end of the server's socket) is close-on-exec once claimed: a
   -- program the worker starts without a descriptor of its own on 3 (a detached sandbox
   -- helper, a seed shell) kept it open, past the worker's end.
