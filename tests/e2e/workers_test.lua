@@ -483,6 +483,12 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
       orket.sleep(20)
       return H.orket("runs", { cwd = dir }).stdout:find("idle, between cards: between (joined the run ", 1, true)
     end, "the worker between cards", 3000)
+    -- a command changing cards is refused naming that worker: it named orket serve and its
+    -- stop route, which a worker's run refuses
+    local rr = H.orket("retry W-1", { cwd = dir })
+    assert.equal(1, rr.status)
+    assert.matches(string.format("run %d is worked by worker between in process %d (orket worker); wait for it to "
+      .. "end, or stop that worker (SIGTERM", id, pid), rr.stderr, 1, true)
     r = H.orket("runs --json", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     local run = cjson.decode(r.stdout).runs[1]

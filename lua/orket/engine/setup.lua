@@ -226,10 +226,19 @@ function M.lock(dir, opts)
   local lk, err, code, holder = lockfile.acquire(dir .. "/.orket/run.lock")
   if lk and not (opts and opts.runs_ok) then
     local live = claims.live(dir, { own_run_lock = true })
-    if live[1] then
+    local r = live[1]
+    if r and r.by == "worker" then
+      -- a worker's: neither serve nor its stop route holds it (orket runs stop is refused
+      -- while a worker works the run); the worker is what to stop
+      local named = (claims.workers_open(dir)[r.id] or {})[1]
+      lk:release()
+      return nil, string.format("run %d is worked by worker %s in process %s (orket worker); wait for it to end, or "
+        .. "stop that worker (SIGTERM; with orket serve --workers, the server)", r.id,
+        tostring(named and named.name or "?"), tostring(r.pid)), "ELOCKED"
+    elseif r then
       lk:release()
       return nil, string.format("run %d is going in process %s (orket serve); wait for it to end, or stop it "
-        .. "(POST /v1/runs/%d/stop)", live[1].id, tostring(live[1].pid), live[1].id), "ELOCKED"
+        .. "(POST /v1/runs/%d/stop)", r.id, tostring(r.pid), r.id), "ELOCKED"
     end
   end
   if lk then return lk end
