@@ -440,6 +440,8 @@ os.exit(require("orket.cli").main { [0] = "orket", "worker", "--start", "W", "--
     local r = H.orket("runs --json", { cwd = dir })
     assert.equal(0, r.status, r.stderr)
     local run = cjson.decode(r.stdout).runs[1]
+    -- a card of it held: running, not "queued" (no worker has it open and none holds a card)
+    assert.equal("running", run.state or run.status)
     assert.equal(1, #run.leases)
     assert.equal("far", run.leases[1].worker)
     assert.equal("W-2", run.leases[1].card)

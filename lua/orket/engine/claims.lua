@@ -108,10 +108,13 @@ end
 
 --- state(dir, db, status, id[, workers]) -> the state to show for run id
 --- (orket.project.run_state), "running" also when another process of the store, in
---- another folder, holds its lease
+--- another folder, holds its lease, and when a card of a run left to the workers is leased
+--- (a worker of another folder, or one killed whose lease has not run out: docs/workers.md's
+--- queued is a run no worker has open and whose cards none holds)
 function M.state(dir, db, status, id, workers)
   local st = project.run_state(dir, status, id, workers)
   if st == "killed" and runlease.holders(db)[id] then return "running" end
+  if st == "queued" and db and store_leases.live(db, id)[1] then return "running" end
   return st
 end
 
