@@ -352,7 +352,9 @@ end
 function Ctx:id(t, path, derived)
   local v = self:str(t, path, "id")
   if v == nil then
-    if derived == nil or derived == "" then self:fail(self:field(path, "id"), "cannot derive an id; give one") end
+    if derived == nil or derived == "" then
+      self:fail(self:field(path, "id"), "cannot derive an id (no ASCII letter or digit to make one of); give one")
+    end
     if not board_mod.id_ok(derived) then
       self:fail(self:field(path, "id"), "the id derived, %q, is no usable id (an id is %s); give one", derived,
         board_mod.ID_RULE)
@@ -554,7 +556,10 @@ local function issue_of(ctx, t, i, key, epic, cards)
   end
   -- without an id of its own, the issue's is derived from its summary and its epic's id
   if t.id == nil and not (title and epic.id) then return end
-  issue.id, issue.derived = ctx:try(ctx.id, ctx, t, p, title and epic.id and (epic.id .. "-" .. M.slug(title)))
+  -- a summary with no letter or digit of ASCII ("日本語") has no slug: "E-" was derived, and
+  -- a second such issue of the epic clashed with it
+  local slug = title and M.slug(title)
+  issue.id, issue.derived = ctx:try(ctx.id, ctx, t, p, slug ~= "" and epic.id and (epic.id .. "-" .. slug) or nil)
   issue.verification = ctx:try(ctx.checks_text, ctx, t, p)
   issue.anchor = ctx.anchor
   if issue.id and epic.id then cards[#cards + 1] = issue end
@@ -700,6 +705,7 @@ function M.link(parsed)
   -- Rocks name their epics by id, file name or name, optionally within a department.
   for _, r in ipairs(defs) do
     if r.type == "rock" then
+      local listed = {} -- epic id -> the link that named it first
       for _, link in ipairs(r.epics) do
         -- an id names one epic; a file name or a name may name several (epics/web/backend.json
         -- and epics/api/backend.json), and taking the first would put the other's work
@@ -733,9 +739,14 @@ function M.link(parsed)
             link.department and (" in department " .. link.department) or "")
         elseif found.parent and found.parent ~= r.id then
           bad(r.anchor, "%s: %s.epic: epic %q already belongs to rock %q", r.shown, link.path, found.id, found.parent)
+        elseif listed[found.id] then
+          -- (a slip: two lines of a list, one meant for another epic)
+          bad(r.anchor, "%s: %s.epic: epic %q is listed already, as %s; name each epic once", r.shown, link.path,
+            found.id, listed[found.id].path)
         else
           found.parent = r.id
         end
+        if found then listed[found.id] = listed[found.id] or link end
       end
     end
   end
