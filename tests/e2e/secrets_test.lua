@@ -205,6 +205,29 @@ describe("orket secrets", function()
     assert.matches("stdin is empty", r.stderr, 1, true)
   end)
 
+  -- a value copied in the file under another name passed validate: the run's first model
+  -- call was the first to say it
+  it("validate opens each secret orket.lua names, and says one changed or sealed under another name", function()
+    local dir = project()
+    run_ok(H.orket("secrets set MODEL_KEY", { cwd = dir, stdin = VALUE }), "set")
+    run_ok(H.orket("secrets set OTHER", { cwd = dir, stdin = "other" }), "set")
+    use_key(dir, 'api_key = secret "MODEL_KEY"')
+    run_ok(H.orket("validate", { cwd = dir }), "validate")
+    local path = dir .. "/.orket/secrets.json"
+    local doc = cjson.decode(H.read(path))
+    doc.secrets.MODEL_KEY.value = doc.secrets.OTHER.value
+    H.write(path, cjson.encode(doc))
+    local r = H.orket("validate", { cwd = dir })
+    assert.equal(1, r.status, r.stdout)
+    assert.matches('orket.lua:4: models.providers.fake.api_key: secret "MODEL_KEY" cannot be opened: secret MODEL_KEY: '
+      .. "sealed under another name (the store was changed)", r.stdout, 1, true)
+    assert.is_nil(r.stdout:find(VALUE, 1, true))
+    assert.is_nil(r.stdout:find("other\n", 1, true))
+    -- a checkout without the key file: the values are not judged there
+    os.rename(dir .. "/.orket/secrets.key", dir .. "/key.away")
+    run_ok(H.orket("validate", { cwd = dir }), "validate without the key")
+  end)
+
   -- a mistyped -C said "no secrets" and exit 0, as a project without any would
   it("list says there is no project in a directory that holds none, not that it has no secrets", function()
     local tmp = H.tmpdir()
