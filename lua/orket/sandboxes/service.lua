@@ -616,10 +616,7 @@ end
 --- stopped, recorded, and the error carries the log's tail. emit(event) hears each change.
 function M.up(o)
   local dir = uv.fs_realpath(o.dir) or o.dir
-  local s = o.settings.sandbox
-  if s.network then
-    return nil, "orket.lua: sandbox.network = true is not built yet: a sandbox has no outbound network", "EINVAL"
-  end
+  local s = o.settings.sandbox -- (sandbox.network = true is refused with orket.lua: orket.settings.sandbox)
   local offered = kernel()
   if not offered.netns then
     return nil, "sandbox: this kernel refuses a network namespace to this user, and a sandbox needs one (its own "

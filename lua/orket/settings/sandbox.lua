@@ -6,6 +6,10 @@ local inert = require "orket.inert"
 
 local M = {}
 
+-- variables a sandbox's start needs, or Orket sets itself: never the port's (port_env)
+local RESERVED_ENV = { PATH = true, HOME = true, HOST = true, USER = true, SHELL = true, PWD = true, TMPDIR = true,
+  LANG = true, TERM = true, IFS = true }
+
 M.DEPLOY = { manual = true, merge = true, epic = true, rock = true }
 
 M.DEFAULTS = {
@@ -107,7 +111,14 @@ function M.sandbox(d)
     elseif k == "deploy" then
       if not M.DEPLOY[v] then fail(p, "must be \"manual\", \"merge\", \"epic\" or \"rock\" (got %s)", tostring(v)) end
       out.deploy = v
-    elseif k == "port_env" then out.port_env = env_name(v, p)
+    elseif k == "port_env" then
+      out.port_env = env_name(v, p)
+      -- the port replaces the variable's value: PATH so named left nothing to start (bash
+      -- not found), and HOST is Orket's own (where the app listens)
+      if RESERVED_ENV[v] or v:find("^LD_") or v:find("^ORKET_") then
+        fail(p, "%s is a variable the app's start needs or Orket sets, which the port would replace; name another "
+          .. "(PORT, APP_PORT)", v)
+      end
     elseif k == "database" then
       -- a sandbox's databases: made fresh at each deploy, kept across the redeploys of an
       -- open bug-fix phase ("bugfix") or never kept ("fresh")
@@ -127,6 +138,9 @@ function M.sandbox(d)
     elseif k == "log_keep" then out.log_keep = int(v, p, 1, 100)
     elseif k == "network" then
       if type(v) ~= "boolean" then fail(p, "must be true or false (outbound network for the service)") end
+      -- said here, where orket validate and every command reading orket.lua meet it, not
+      -- at the sandbox's start alone
+      if v then fail(p, "= true is not built yet: a sandbox has no outbound network; remove it (or set false)") end
       out.network = v
     else fail(p, "unknown setting (known: %s)", SANDBOX_KEYS) end
   end

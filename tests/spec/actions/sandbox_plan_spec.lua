@@ -66,6 +66,12 @@ describe("orket.lua's sandbox and bug_fix sections", function()
       { { sandbox = { helth = {} } }, "orket.lua: sandbox.helth: unknown setting" },
       { { sandbox = { env = { ["A B"] = "x" } } }, "orket.lua: sandbox.env.A B: must name an environment variable" },
       { { sandbox = { network = "yes" } }, "orket.lua: sandbox.network: must be true or false" },
+      -- refused where every command reading orket.lua meets it (validate passed it, the start refused it)
+      { { sandbox = { network = true } }, "orket.lua: sandbox.network: = true is not built yet" },
+      -- the port replaces the variable: PATH so named left nothing to start, HOST is Orket's
+      { { sandbox = { port_env = "PATH" } }, "orket.lua: sandbox.port_env: PATH is a variable the app's start needs" },
+      { { sandbox = { port_env = "HOST" } }, "orket.lua: sandbox.port_env: HOST is a variable the app's start needs" },
+      { { sandbox = { port_env = "LD_PRELOAD" } }, "orket.lua: sandbox.port_env: LD_PRELOAD is a variable" },
       -- Orket's own variables: a value given would be dropped at the start without a word
       { { sandbox = { env = { PORT = "3000" } } }, "orket.lua: sandbox.env.PORT: is set by Orket when the sandbox starts" },
       { { sandbox = { port_env = "APP_PORT", env = { APP_PORT = "1" } } }, "orket.lua: sandbox.env.APP_PORT: is set by Orket" },
