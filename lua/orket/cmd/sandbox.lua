@@ -401,10 +401,11 @@ local function again(o, cli, words)
 end
 
 -- What a detached `up` says of the sandbox its owner started -> exit status.
-local function say_detached(o, cli, row, pid, exited, out_path)
+local function say_detached(o, cli, row, pid, exited, out_path, from)
   if not row or row.status == "starting" then
+    -- this owner's own output: the log holds every earlier owner's before it
     local f = io.open(out_path, "r")
-    local tail = f and f:read("a") or ""
+    local tail = f and f:seek("set", from or 0) and f:read("a") or ""
     if f then f:close() end
     cli.err("the sandbox's owner (pid %d) %s", pid, exited ~= nil and ("ended (status " .. exited .. ") without a sandbox")
       or "started no sandbox within 30 s")
@@ -436,8 +437,8 @@ local function detach(o, cli)
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
   local exited
-  local pid, out_path = service.start_owner(o.dir, { replace = o.replace, commit = commit, card = o.card, run = o.run,
-    on_exit = function(code) exited = code end })
+  local pid, out_path, from = service.start_owner(o.dir, { replace = o.replace, commit = commit, card = o.card,
+    run = o.run, on_exit = function(code) exited = code end })
   if not pid then
     db:close()
     cli.err("cannot start the sandbox's owner: %s", out_path)
@@ -445,7 +446,7 @@ local function detach(o, cli)
   end
   local row = owner_row(db, pid, function() return exited end)
   db:close()
-  return say_detached(o, cli, row, pid, exited, out_path)
+  return say_detached(o, cli, row, pid, exited, out_path, from)
 end
 
 -- A card's acceptance checks after a deploy (--card): run, journaled, a failure sent back.

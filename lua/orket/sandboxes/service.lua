@@ -1258,8 +1258,8 @@ function M.force_stop(db, id, who, stopping)
   return true
 end
 
---- start_owner(dir, {replace=, commit=, card=, run=, on_exit=}) -> pid, path of its output |
---- nil, message: `orket sandbox up [--replace] [--commit ID] [--card CARD [--run RUN]] -C DIR` in the
+--- start_owner(dir, {replace=, commit=, card=, run=, on_exit=}) -> pid, path of its output,
+--- where its output begins in that file (every owner appends to it) | nil, message: `orket sandbox up [--replace] [--commit ID] [--card CARD [--run RUN]] -C DIR` in the
 --- background, in its own session, its own output (not the app's: that is the sandbox's log)
 --- appended to .orket/sandboxes/owner.log; on_exit(code) hears it end. card: the merged card
 --- whose acceptance checks run once it is healthy (run: the run that merged it, for the
@@ -1271,6 +1271,7 @@ function M.start_owner(dir, o)
   local out_path = home .. "/owner.log"
   local null = uv.fs_open("/dev/null", "r", 0)
   local out = uv.fs_open(out_path, "a", 384)
+  local ost = out and uv.fs_fstat(out)
   local handle, pid
   local args = { "sandbox", "up", "-C", dir }
   if o.replace then args[#args + 1] = "--replace" end
@@ -1295,7 +1296,7 @@ function M.start_owner(dir, o)
   if out then uv.fs_close(out) end
   if not handle then return nil, tostring(pid) end
   handle:unref()
-  return pid, out_path
+  return pid, out_path, ost and ost.size or 0
 end
 
 --- list(db, all) -> the sandboxes (live ones unless all), after reconcile (other machines'
