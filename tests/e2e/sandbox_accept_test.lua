@@ -237,7 +237,9 @@ describe("orket sandbox check", function()
         { browser = { path = "/", selector = "#notes li", text = "first", timeout_ms = 10000 } } } },
       { id = "WEB-2", summary = "broken page", sandbox_checks = {
         { browser = { path = "/broken", selector = "#x" } },
-        { browser = { name = "never", path = "/", selector = "#nothing-like-it", timeout_ms = 3000, screenshot = false } } } },
+        { browser = { name = "never", path = "/", selector = "#nothing-like-it", timeout_ms = 3000, screenshot = false } },
+        -- a selector no browser reads: said so, not "no element matches" after the whole wait
+        { browser = { name = "unreadable", path = "/", selector = "!!!bad[[", timeout_ms = 3000, screenshot = false } } } },
       { id = "WEB-3", summary = "escape", sandbox_checks = {
         { browser = { path = "/escape?port=" .. port, selector = "#reach", text = "blocked", console_errors = true,
           timeout_ms = 10000, screenshot = false } } } } } })
@@ -266,6 +268,8 @@ describe("orket sandbox check", function()
     assert.is_false(res[2].ok)
     assert.matches("no element matches #nothing-like-it within 3000 ms", res[2].detail, 1, true)
     assert.equal(cjson.null, res[2].screenshot)
+    assert.is_false(res[3].ok)
+    assert.matches("browser /: !!!bad[[ is no CSS selector the browser can read (", res[3].detail, 1, true)
     -- the page is kept inside its own network: the host's loopback is out of its reach (and
     -- the console error WEB-2's page logged before is not WEB-3's)
     x = cards["WEB-3"].results[1]

@@ -359,9 +359,13 @@ local function browse(c, d, url, shot_path)
     return res
   end
   -- the element, then its text, within the check's time
-  local el, text
+  local el, text, bad
   while true do
-    local v = wd(d, "POST", d.session .. "/element", { using = "css selector", value = c.selector }, 5000)
+    local v, verr = wd(d, "POST", d.session .. "/element", { using = "css selector", value = c.selector }, 5000)
+    -- a selector the browser cannot read never matches: said as such at once, not retried
+    -- to the check's end and then said as an element not found
+    bad = verr and verr:match("^invalid selector: (.*)")
+    if bad then break end
     el = type(v) == "table" and v[ELEMENT]
     if el then
       text = wd(d, "GET", d.session .. "/element/" .. el .. "/text", nil, 5000)
@@ -383,7 +387,9 @@ local function browse(c, d, url, shot_path)
     end
   end
   res.console = console_errors(d)
-  if not el then
+  if bad then
+    res.detail = string.format("browser %s: %s is no CSS selector the browser can read (%s)", c.path, c.selector, bad)
+  elseif not el then
     res.detail = string.format("browser %s: no element matches %s within %d ms", c.path, c.selector, c.timeout_ms)
   elseif c.text and not (type(text) == "string" and text:find(c.text, 1, true)) then
     res.detail = string.format("browser %s: %s shows %q, not %q", c.path, c.selector,
