@@ -241,6 +241,21 @@ describe("orket sandbox", function()
       .. "start, a TCP connect to port 8080\n", r.stdout, 1, true)
   end)
 
+  -- a job (service_completed_successfully) was said as a service with a port and a TCP
+  -- check, and what waited for it as waiting for it healthy
+  it("plan says a job runs to its end, with no port or check, and what waits for it", function()
+    local dir = project({ ["compose.yaml"] = "services:\n  migrate:\n    command: [sh, -c, 'sleep 1']\n"
+      .. "  web:\n    command: [python3, app.py]\n    depends_on: {migrate: {condition: service_completed_successfully}}\n" })
+    local r = H.orket("sandbox plan", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("  migrate\n    folder:   the root\n    command:  sh -c sleep 1\n    port:     none (a job)\n"
+      .. "    health:   none: a job, run to its end (exit 0) before the services after it start\n", r.stdout, 1, true)
+    assert.matches("    after:    migrate (run to its end)\n", r.stdout, 1, true)
+    local doc = cjson.decode(H.orket("sandbox plan --json", { cwd = dir }).stdout)
+    assert.is_true(doc.services[1].job)
+    assert.is_nil(doc.services[1].port)
+  end)
+
   it("says what to do when nothing in the tree can run", function()
     local dir = project({ ["notes.txt"] = "x" })
     local r = H.orket("sandbox plan", { cwd = dir })

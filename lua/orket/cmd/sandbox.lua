@@ -98,44 +98,60 @@ local function entry_first(one, port)
 end
 
 -- The services of a plan as data: each one's name, folder, command, port as planned (the
--- sandbox's first port, 8080, for the entry), health check and what it starts after.
+-- sandbox's first port, 8080, for the entry; none for a job), health check and what it
+-- starts after; and, by index, what each waits for of those, as the text says it.
+-- What a service's health check is, in the plan's words
+local function health_text(p, one, i, ports)
+  local h = one.health
+  -- a job (service_completed_successfully) runs to its end, with no port and no check
+  return one.job and "none: a job, run to its end (exit 0) before the services after it start"
+    or supervise.settles_entry(one)
+      and string.format("none (the compose file turns it off; the last to start, it publishes no port): up once it has run %d ms",
+        supervise.SETTLE_MS)
+    or one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
+      .. " through the socket, by the sandbox's owner"
+      .. (i < #p.services and entry_first(one, ports[one.name]) or ""))
+    or h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
+    or h and h.kind == "none" and string.format("none (the compose file turns it off): up once it has run %d ms",
+      supervise.SETTLE_MS)
+    -- SQLite is a file Orket makes and seeds before the services start: nothing runs
+    or one.database == "sqlite" and "none: its file is made (and seeded) before the services start"
+    or one.database and "the database answers (pg_isready)"
+    or ("TCP connect to port " .. ports[one.name])
+end
+
+-- A service's reasons, and what it waits for of those it starts after (as the plan's text
+-- says it) -> reasons, waits
+local function waits_of(one, by_name)
+  local reasons, waits = one.reasons, {}
+  for j, d in ipairs(one.depends_on) do
+    local other = by_name[d.name]
+    waits[j] = d.name .. (other and other.job and " (run to its end)" or d.healthy and " (healthy)" or " (started)")
+    -- compose refuses service_healthy on a service without a check; here it is the same
+    -- wait as service_started, and that service is up once it has run SETTLE_MS: said
+    if d.healthy and other and supervise.settles(other) then
+      reasons = reasons == one.reasons and { table.unpack(reasons) } or reasons
+      reasons[#reasons + 1] = string.format("waits for %s's service_healthy, but %s has no health check: it is up "
+        .. "once it has run %d ms, which says nothing of its being ready", d.name, d.name, supervise.SETTLE_MS)
+    end
+  end
+  return reasons, waits
+end
+
 local function services_doc(p)
   local ports = supervise.ports(p, service.PORT_BASE)
-  local out, by_name = {}, {}
+  local out, by_name, said = {}, {}, {}
   for _, one in ipairs(p.services) do by_name[one.name] = one end
   for i, one in ipairs(p.services) do
     local after = {}
     for j, d in ipairs(one.depends_on) do after[j] = d.name end
-    local h = one.health
-    local text = supervise.settles_entry(one)
-        and string.format("none (the compose file turns it off; the last to start, it publishes no port): up once it has run %d ms",
-          supervise.SETTLE_MS)
-      or one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
-        .. " through the socket, by the sandbox's owner"
-        .. (i < #p.services and entry_first(one, ports[one.name]) or ""))
-      or h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
-      or h and h.kind == "none" and string.format("none (the compose file turns it off): up once it has run %d ms",
-        supervise.SETTLE_MS)
-      -- SQLite is a file Orket makes and seeds before the services start: nothing runs
-      or one.database == "sqlite" and "none: its file is made (and seeded) before the services start"
-      or one.database and "the database answers (pg_isready)"
-      or ("TCP connect to port " .. ports[one.name])
-    -- compose refuses service_healthy on a service without a check; here it is the same
-    -- wait as service_started, and that service is up once it has run SETTLE_MS: said
-    local reasons = one.reasons
-    for _, d in ipairs(one.depends_on) do
-      local other = by_name[d.name]
-      if d.healthy and other and supervise.settles(other) then
-        reasons = { table.unpack(reasons) }
-        reasons[#reasons + 1] = string.format("waits for %s's service_healthy, but %s has no health check: it is up "
-          .. "once it has run %d ms, which says nothing of its being ready", d.name, d.name, supervise.SETTLE_MS)
-      end
-    end
+    local reasons, waits = waits_of(one, by_name)
     out[i] = { name = one.name, dir = one.dir, entry = one.entry, command = one.command and jsonout.array(one.command) or nil,
-      database = one.database, port = ports[one.name], health_text = text, depends_on = jsonout.array(after),
-      reasons = jsonout.array(reasons) }
+      database = one.database, job = one.job or nil, port = not one.job and ports[one.name] or nil,
+      health_text = health_text(p, one, i, ports), depends_on = jsonout.array(after), reasons = jsonout.array(reasons) }
+    said[i] = waits
   end
-  return out
+  return out, said
 end
 
 -- The plan as the documented JSON document.
@@ -153,15 +169,16 @@ end
 -- Each service of a plan that has several, in the order they start.
 local function plan_services(out, p)
   out:write("services (in the order they start):\n")
-  for _, d in ipairs(services_doc(p)) do
+  local docs, waits = services_doc(p)
+  for i, d in ipairs(docs) do
     out:write(string.format("  %s%s\n", d.name, d.entry and " (reached through the sandbox's socket)" or ""))
     out:write("    folder:   ", d.dir ~= "" and (d.dir .. "/") or "the root", "\n")
     out:write("    command:  ", d.command and table.concat(d.command, " ")
       or d.database == "sqlite" and "none: a file of Orket's own SQLite, no process"
       or ("Debian's " .. tostring(d.database)), "\n")
-    out:write("    port:     ", d.port, d.entry and " (the sandbox's port)" or "", "\n")
+    out:write("    port:     ", d.port or "none (a job)", d.entry and " (the sandbox's port)" or "", "\n")
     out:write("    health:   ", d.health_text, "\n")
-    if #d.depends_on > 0 then out:write("    after:    ", table.concat(d.depends_on, ", "), " (each healthy first)\n") end
+    if #d.depends_on > 0 then out:write("    after:    ", table.concat(waits[i], ", "), "\n") end
     for _, w in ipairs(d.reasons) do out:write("    - ", w, "\n") end
   end
 end
