@@ -52,9 +52,25 @@ function M.dollars(s)
   return (s:gsub("%$%$", "$"))
 end
 
---- interpolate(v, known) -> v with ${NAME} and $NAME filled in for the names known holds
---- (others stay as written) and compose's escape $$ as one $, in one pass: "$$PORT" is the
---- text $PORT, as Compose gives it, never $ and the port
+-- ${NAME<op>WORD} as Compose (and sh) read it, NAME's value val (nil: unset) -> the text |
+-- nil to leave the reference as written. :- and - give WORD when NAME is unset (:- when
+-- empty too), :+ and + give WORD when it is set (:+ when not empty), else nothing; :? and ?
+-- give the value when there is one, else leave it (Compose would refuse the file: the
+-- app's start says it).
+local function with_default(op, word, val)
+  local has, full = val ~= nil, val ~= nil and val ~= ""
+  if op == ":-" then return full and val or word end
+  if op == "-" then return has and val or word end
+  if op == ":+" then return full and word or "" end
+  if op == "+" then return has and word or "" end
+  if (op == ":?" and full) or (op == "?" and has) then return val end
+  return nil
+end
+
+--- interpolate(v, known) -> v with ${NAME}, $NAME and ${NAME:-WORD} (and -, :+, +, :?, ?
+--- as Compose reads them) filled in from the names known holds (a reference that asks for
+--- nothing more stays as written when the name is unknown) and compose's escape $$ as one
+--- $, in one pass: "$$PORT" is the text $PORT, as Compose gives it, never $ and the port
 function M.interpolate(v, known)
   local out, at = {}, 1
   while true do
@@ -62,10 +78,15 @@ function M.interpolate(v, known)
     if not s then break end
     out[#out + 1] = v:sub(at, s - 1)
     local name, e = v:match("^{([%w_]+)}()", s + 1)
+    local op, word
+    if not name then name, op, word, e = v:match("^{([%a_][%w_]*)([:]?[%-%+%?])([^}]*)}()", s + 1) end
     if not name then name, e = v:match("^([%a_][%w_]*)()", s + 1) end
+    local filled = op and with_default(op, M.dollars(word), known[name])
     if v:sub(s + 1, s + 1) == "$" then
       out[#out + 1], at = "$", s + 2
-    elseif name and known[name] then
+    elseif filled then
+      out[#out + 1], at = filled, e
+    elseif name and not op and known[name] then
       out[#out + 1], at = known[name], e
     else
       out[#out + 1], at = "$", s + 1

@@ -64,6 +64,21 @@ describe("a compose file's list command", function()
     assert.is_nil(script:find("${PORT}", 1, true))
   end)
 
+  -- a common form (["uvicorn", "app:app", "--port", "${PORT:-8000}"]) was passed on as those
+  -- letters: only ${NAME} and $NAME were read
+  it("fills ${NAME:-WORD} and the other forms Compose reads, in a list and in the environment", function()
+    local p = assert(detect { ["compose.yaml"] = "services:\n  api:\n"
+      .. "    command: [app, '${PORT:-8000}', '${NOPE:-dflt}', '${NOPE-x}', '${MODE:+on}', '${NOPE:+on}', '${NOPE:?say}']\n"
+      .. "    environment:\n      MODE: demo\n      X: '${PORT:-1}'\n      Y: '${NOPE:-$$HOME}'\n" })
+    local by = by_name(p)
+    local ports = supervise.ports(p, 8080)
+    local env = supervise.env_of(p, by.api, ports, { HOST = "127.0.0.1" })
+    local port = tostring(ports.api)
+    assert.same({ "app", port, "dflt", "x", "on", "", "${NOPE:?say}" }, plan.argv(by.api, "127.0.0.1", ports.api, env))
+    assert.equal(port, env.X)
+    assert.equal("$HOME", env.Y)
+  end)
+
   it("is written for Compose with the port and addresses filled in, other dollars escaped", function()
     local p = assert(detect { ["compose.yaml"] = TEXT })
     local written = compose.yaml(p, { context = "../workspace", dockerfiles = {} })
