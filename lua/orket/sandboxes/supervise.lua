@@ -185,8 +185,8 @@ end
 -- a step run in the service's folder with its environment; its failure stops the start
 local function step(L, dir, env, sv, st)
   L[#L + 1] = string.format("( cd -- %s && export %s && exec %s {nap}<&- ) > >(sed -u %s) 2>&1 "
-    .. "|| { say %s; stop_all; exit 1; }", q(dir), env, words(st.argv), q("s/^/[" .. sv.name .. "] /"),
-    q(sv.name .. ": " .. st.what .. " failed"))
+    .. "|| { st=$?; say %s\" (status $st)\"; stop_all; exit 1; }", q(dir), env, words(st.argv),
+    q("s/^/[" .. sv.name .. "] /"), q(sv.name .. ": " .. st.what .. " failed"))
 end
 
 --- check_timeout_ms(health, start_timeout_ms) -> how long one health check command may
@@ -212,6 +212,10 @@ function M.script(p, ports, base, start_timeout_ms, o)
       .. "for p in $pids; do kill -KILL \"$p\" 2>/dev/null; done; }",
     "trap 'stop_all; exit 143' TERM INT HUP",
     "say() { printf '" .. M.SAY .. "%s\\n' \"$*\"; }",
+    -- early PID NAME: the service ended before it was healthy, said with its own status
+    -- (wait reads it: bash keeps a reaped child's), not the script's
+    "early() { local st; wait \"$1\" 2>/dev/null; st=$?; say \"$2 ended (status $st) before it was healthy\"; "
+      .. "stop_all; exit 1; }",
     -- within MS NAME CHECK...: the check run in the background, in a process group of its
     -- own (set -m), and that group killed once it has taken MS: a hung check is a failed
     -- one, said in the log, as compose's timeout; the waits are naps, no process. A stop
@@ -252,8 +256,7 @@ function M.script(p, ports, base, start_timeout_ms, o)
       if M.settles(sv) then
         -- no check to ask: up once it has stayed alive a moment
         L[#L + 1] = string.format("nap %.3f", M.SETTLE_MS / 1000)
-        L[#L + 1] = string.format("kill -0 \"$pid_%d\" 2>/dev/null || { say %s; stop_all; exit 1; }", i,
-          q(sv.name .. " ended before it was healthy"))
+        L[#L + 1] = string.format("kill -0 \"$pid_%d\" 2>/dev/null || early \"$pid_%d\" %s", i, i, q(sv.name))
         L[#L + 1] = string.format("say %s", q(string.format("%s(no health check: still running after %d ms)",
           M.up_words(sv.name), M.SETTLE_MS)))
       elseif test and (not sv.entry or i < #p.services) then
@@ -273,8 +276,7 @@ function M.script(p, ports, base, start_timeout_ms, o)
         end
         L[#L + 1] = string.format("n=0; deadline=$(( ${EPOCHREALTIME/./} + %d000 ))", start_timeout_ms)
         L[#L + 1] = string.format("until %s; do", check)
-        L[#L + 1] = string.format("  kill -0 \"$pid_%d\" 2>/dev/null || { say %s; stop_all; exit 1; }", i,
-          q(sv.name .. " ended before it was healthy"))
+        L[#L + 1] = string.format("  kill -0 \"$pid_%d\" 2>/dev/null || early \"$pid_%d\" %s", i, i, q(sv.name))
         if h.kind == "cmd" and h.interval_ms and h.retries then
           -- the compose file's own pace: retries checks, interval apart
           L[#L + 1] = "  n=$((n+1))"

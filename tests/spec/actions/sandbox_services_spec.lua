@@ -269,8 +269,8 @@ describe("a repository's compose file", function()
     assert.same({ "migrate(job)", "api", "worker(entry)" }, names)
     local script = assert(supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000))
     -- in the foreground, its failure stopping the start; not among the services whose end ends the sandbox
-    assert.matches("exec 'python3' 'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 || { say 'migrate: its run "
-      .. "failed'; stop_all; exit 1; }", script, 1, true)
+    assert.matches("exec 'python3' 'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 || { st=$?; say 'migrate: "
+      .. "its run failed'\" (status $st)\"; stop_all; exit 1; }", script, 1, true)
     assert.matches("say 'migrate ran to its end'", script, 1, true)
     assert.is_nil(script:find("'migrate.py' {nap}<&- ) > >(sed -u 's/^/[migrate] /') 2>&1 &", 1, true))
     assert.is_nil(script:find("n='migrate'", 1, true))
@@ -307,6 +307,30 @@ describe("a repository's compose file", function()
       .. "  b:\n    command: [sh, -c, 'exit 4']\n    healthcheck:\n      test: [CMD, sleep, '0.3']\n"
       .. "  c:\n    command: [sleep, '5']\n    depends_on: [a, b]\n"
     assert.matches("orket: a ended (status 3): the other services are stopped\nrc=3\n", run(two), 1, true)
+  end)
+
+  -- a service that ended before it was healthy, or a job that failed, was said without its
+  -- status: 2, 0 and a SIGSEGV read the same
+  it("says a service's own status when it ends before it is healthy, and a failed job's", function()
+    local function run(compose)
+      local p = assert(detect({ ["compose.yaml"] = compose }))
+      local script = assert(supervise.script(p, supervise.ports(p, 8080), { HOST = "127.0.0.1" }, 5000))
+      local dir = H.tmpdir()
+      H.write(dir .. "/s.sh", script)
+      local f = assert(io.popen("cd " .. H.quote(dir) .. " && bash -c \"$(cat s.sh)\" orket-services 2>&1; echo rc=$?"))
+      local out = f:read("a")
+      f:close()
+      return out
+    end
+    local out = run("services:\n  a:\n    command: [sh, -c, 'sleep 0.2; exit 2']\n"
+      .. "  b:\n    command: [sleep, '5']\n    depends_on: [a]\n")
+    assert.matches("orket: a ended (status 2) before it was healthy\n", out, 1, true)
+    out = run("services:\n  a:\n    command: [sh, -c, 'sleep 0.2; exit 0']\n    healthcheck: {disable: true}\n"
+      .. "  b:\n    command: [sleep, '5']\n    depends_on: [a]\n")
+    assert.matches("orket: a ended (status 0) before it was healthy\n", out, 1, true)
+    out = run("services:\n  migrate:\n    command: [sh, -c, 'exit 4']\n"
+      .. "  b:\n    command: [sleep, '5']\n    depends_on: {migrate: {condition: service_completed_successfully}}\n")
+    assert.matches("orket: migrate: its run failed (status 4)\n", out, 1, true)
   end)
 
   it("starts a service that depends on the entry only once the entry answers", function()
