@@ -256,6 +256,17 @@ describe("orket sandbox", function()
     assert.is_nil(doc.services[1].port)
   end)
 
+  -- a compose file that is a link or a folder was passed over without a word: the plan ran
+  -- the folders' services instead, its reasons never naming the file
+  it("plan says a compose file that is no regular file is passed over", function()
+    local dir = project({ ["app.py"] = "print(1)\n" })
+    os.execute("ln -s /etc/passwd " .. H.quote(dir .. "/workspace/compose.yaml"))
+    H.commit_main(dir, "a link where the compose file goes")
+    local r = H.orket("sandbox plan", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("  - compose.yaml is a symbolic link, not a regular file: passed over\n", r.stdout, 1, true)
+  end)
+
   it("says what to do when nothing in the tree can run", function()
     local dir = project({ ["notes.txt"] = "x" })
     local r = H.orket("sandbox plan", { cwd = dir })

@@ -230,7 +230,18 @@ local function pick_entry(list)
 end
 
 -- the repository's compose file, read: services | nil, error | nil (none)
+local KIND = { directory = "a folder", symlink = "a symbolic link", link = "a symbolic link" }
+
 local function from_compose(ws, why)
+  -- one of the names that is no regular file is passed over (a link is never followed:
+  -- the tree is the agents'), and said, as orket validate says it
+  for _, n in ipairs(composefile.NAMES) do
+    local st = ws:stat(n)
+    if st and st.type ~= "file" then
+      why[#why + 1] = string.format("%s is %s, not a regular file: passed over", n,
+        KIND[st.type] or "a FIFO, socket or device")
+    end
+  end
   local name = first_file(ws, composefile.NAMES)
   if not name then return nil end
   local text = read(ws, name)
