@@ -56,7 +56,8 @@ end
 local same = jsonout.same
 
 local function show(v)
-  local s = cjson.encode(v) or tostring(v)
+  -- cjson writes / as \/: "/api/health" was said as "\/api\/health"
+  local s = (cjson.encode(v) or tostring(v)):gsub("\\/", "/")
   return inert.clip(s, 200)
 end
 
