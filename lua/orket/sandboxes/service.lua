@@ -1030,8 +1030,8 @@ end
 -- names it then ("the app exited (status 1): backend ended (status 3)"), not only the
 -- script's own status. Only whole lines beginning with supervise.SAY are the script's: a
 -- service's lines reach the same pipe as "[name] ...".
-local SAID = { "^(.+ ended %(status %d+%))", "^(.+ ended before it was healthy)",
-  "^(.+ was not healthy .+)", "^([%a][%w_-]*: .+ failed)$" }
+local SAID = { "^(.+ ended %(status %d+%) before it was healthy)", "^(.+ ended %(status %d+%))",
+  "^(.+ was not healthy .+)", "^([%a][%w_-]*: .+ failed %(status %d+%))$", "^([%a][%w_-]*: .+ failed)$" }
 
 function Sandbox:_said_line(line)
   if line:sub(1, #supervise.SAY) ~= supervise.SAY then return end
