@@ -105,7 +105,7 @@ function M.one_of(choices, message)
   return function(v)
     for _, c in ipairs(choices) do if c == v then return v end end
     -- a typo of one is named with it, as an option's is (secrets lst: did you mean 'list'?)
-    local near = #v > 1 and require("orket.nearest").nearest(v, choices)
+    local near = #v > 1 and require("orket.nearest").nearest(v, choices) -- lazy: only for a bad word
     return nil, string.format(message, v) .. (near and ("; did you mean '" .. near .. "'?") or "")
   end
 end

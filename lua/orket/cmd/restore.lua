@@ -10,6 +10,7 @@ local service = require "orket.sandboxes.service"
 local errors = require "orket.errors"
 local config = require "orket.config"
 local project = require "orket.project"
+local setup = require "orket.engine.setup"
 
 local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [--accept-older-audit] "
   .. "[--accept-unverified-audit] [-C DIR]"
@@ -264,7 +265,7 @@ local function recovered(dir, name, cli)
   local say = function(m) return string.format("restore: %s: %s (the store was not changed)", config.shown(name), m) end
   local err, code = lost(dir)
   if not err then return cli.open_store_locked(dir, say) end
-  local lock, lerr, lcode = require("orket.engine.setup").lock(dir)
+  local lock, lerr, lcode = setup.lock(dir)
   if not lock then
     cli.fail(lcode, "%s", say(lerr))
     return nil

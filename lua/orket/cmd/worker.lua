@@ -273,7 +273,7 @@ function cmd.budget_fd(v)
   if not n or n < 3 then return nil, "--stop-budget-fd needs a descriptor number of at least 3, not " .. v end
   -- one the caller passed: the loop's own pipes (4 to 7 here) are pipes too, and the worker
   -- reading one as its budget swallowed its signals' wake-ups (SIGTERM unheard) or aborted
-  if require("orket.c.runtime").inherited_fd(n) == false then
+  if rt.inherited_fd(n) == false then
     return nil, string.format("--stop-budget-fd %d: descriptor %d was not open when orket started (the caller "
       .. "passes it open: orket serve does)", n, n)
   end
