@@ -384,20 +384,16 @@ local EPIPE = 32 -- the same number on every Linux architecture
 local function watch_stdout()
   local methods = getmetatable(io.stdout).__index
   if methods.orket_watched then return end
-  local write = methods.write
-  -- every file handle's write: all its results go back (a script's f:write reads the errno)
-  methods.write = function(f, ...)
-    local r, e, n = write(f, ...)
-    if not r and f == io.stdout and not stdout_failed then stdout_failed = { e, n } end
-    return r, e, n
+  local function watched(method)
+    return function(f, ...)
+      local r, e, n = method(f, ...)
+      if not r and f == io.stdout and not stdout_failed then stdout_failed = { e, n } end
+      return r, e, n
+    end
   end
+  -- every file handle's write: all its results go back (a script's f:write reads the errno);
   -- and its flush: a line-by-line writer (orket run's JSON Lines) meets the error there
-  local flush = methods.flush
-  methods.flush = function(f, ...)
-    local r, e, n = flush(f, ...)
-    if not r and f == io.stdout and not stdout_failed then stdout_failed = { e, n } end
-    return r, e, n
-  end
+  methods.write, methods.flush = watched(methods.write), watched(methods.flush)
   methods.orket_watched = true
 end
 
