@@ -559,7 +559,7 @@ local function issue_of(ctx, t, i, key, epic, cards)
   -- a summary with no letter or digit of ASCII ("日本語") has no slug: "E-" was derived, and
   -- a second such issue of the epic clashed with it
   local slug = title and M.slug(title)
-  issue.id, issue.derived = ctx:try(ctx.id, ctx, t, p, slug ~= "" and epic.id and (epic.id .. "-" .. slug) or nil)
+  issue.id, issue.derived = ctx:try(ctx.id, ctx, t, p, slug and slug ~= "" and epic.id and (epic.id .. "-" .. slug) or nil)
   issue.verification = ctx:try(ctx.checks_text, ctx, t, p)
   issue.anchor = ctx.anchor
   if issue.id and epic.id then cards[#cards + 1] = issue end
