@@ -265,8 +265,9 @@ function M.files_in(dirs)
   return M.order(lists)
 end
 
--- unmatched_args(rule, known, out): each of the rule's args that no tool it applies to (known.arguments: tool name -> its arguments' types by name, or true when any may
--- come) as text: gate.c matches an args glob against a string argument only
+-- unmatched_args(rule, known, out): each of the rule's args that no tool it applies to
+-- takes as text (known.arguments: tool name -> its arguments' types by name, or true when
+-- any name may come): gate.c matches an args glob against a string argument only
 local function unmatched_args(rule, known, out)
   local prefixes = known.tool_prefixes or {}
   for _, pair in ipairs(rule.args) do

@@ -21,7 +21,6 @@ local llm = require "orket.llm"
 local scripted = require "orket.llm.scripted"
 local board = require "orket.board"
 local project = require "orket.project"
-local cards_store = require "orket.store.cards"
 local imports_store = require "orket.store.imports"
 local manager = require "orket.mcp.manager"
 local mcp_client = require "orket.mcp.client"
@@ -218,26 +217,10 @@ local function check_links(dir, out, cfg, team, by_name, tool_names, sets, broke
   end
 end
 
--- on_board(id) for import.case_pairs: whether the project's board holds a card of that id.
--- The board is opened (read only) only when the files hold ids differing only in case; a
--- project with no board, or one that cannot be opened, holds none (import would create
--- them: refused).
-local function board_has(dir, problems)
-  local any = false
-  for _, p in ipairs(problems) do any = any or p.case ~= nil end
-  if not any then return function() return false end end
-  local ids = {}
-  local db = project.open_store(dir, false, true)
-  if db then
-    for _, r in ipairs(cards_store.ids(db)) do ids[r.id] = true end
-    db:close()
-  end
-  return function(id) return ids[id] == true end
-end
-
 -- The board's cards by id (store.imports.cards' rows), read only, and the connection, for
 -- import.board_waits (closed by the caller); {} for a project with no board yet, or one
--- that cannot be opened (validate reads the files alone then)
+-- that cannot be opened (validate reads the files alone then: import would create them).
+-- import.case_pairs and the dependencies read the board through it.
 local function board_rows(dir)
   local row = {}
   if not uv.fs_stat(dir .. "/.orket/orket.db") then return row end
@@ -274,7 +257,8 @@ local function check_epics(dir, out, warnings, summary, team)
   end
   -- two ids differing only in case: refused, as import refuses them, unless both cards are
   -- on the board already (import.case_pairs decides for both): then a warning
-  local refused, warned = import.case_pairs(problems, board_has(dir, problems))
+  local row, bdb = board_rows(dir)
+  local refused, warned = import.case_pairs(problems, function(id) return row[id] ~= nil end)
   for _, p in ipairs(refused) do add(out, dir, p.message, "epics", p.anchor) end
   for _, w in ipairs(warned) do add(warnings, dir, w.message, "epics", w.anchor) end
   local ids = {}
@@ -298,7 +282,6 @@ local function check_epics(dir, out, warnings, summary, team)
   end
   -- the board's cards, as import resolves dependencies against them after the files' (a
   -- card made by create_issue, orket bug or the API, or imported from a file since removed)
-  local row, bdb = board_rows(dir)
   for _, c in ipairs(set.cards) do
     local deps = {}
     for _, d in ipairs(c.deps or {}) do

@@ -79,7 +79,7 @@ local function summaries(dir, db)
   for _, r in ipairs(lease.ops(db).queued(db)) do left[r.id] = true end
   local held, open, now = leases_by_run(db), claims.workers_open(dir), os.time()
   for _, r in ipairs(rows) do
-    r.status = claims.state(dir, db, r.status, r.id, left[r.id])
+    r.status = claims.state(dir, db, r.status, r.id, left[r.id], held[r.id] ~= nil)
     r.leases = held[r.id]
     mark_idle(r, open, now)
   end

@@ -97,9 +97,6 @@ local function entry_first(one, port)
       or ("a TCP connect to port " .. port))
 end
 
--- The services of a plan as data: each one's name, folder, command, port as planned (the
--- sandbox's first port, 8080, for the entry; none for a job), health check and what it
--- starts after; and, by index, what each waits for of those, as the text says it.
 -- What a service's health check is, in the plan's words
 local function health_text(p, one, i, ports)
   local h = one.health
@@ -138,6 +135,9 @@ local function waits_of(one, by_name)
   return reasons, waits
 end
 
+-- The services of a plan as data: each one's name, folder, command, port as planned (the
+-- sandbox's first port, 8080, for the entry; none for a job), health check and what it
+-- starts after; and, by index, what each waits for of those, as the text says it.
 local function services_doc(p)
   local ports = supervise.ports(p, service.PORT_BASE)
   local out, by_name, said = {}, {}, {}
@@ -260,10 +260,12 @@ local function up_from(rel)
   return ("../"):rep(n):sub(1, -2)
 end
 
+-- root/rel, rel a service's folder ("" for the root)
+local function below(root, rel) return rel ~= "" and (root .. "/" .. rel) or root end
+
 -- Several services: compose.yaml, and for each service's folder without a Dockerfile one
 -- beside compose.yaml (NAME.Dockerfile) and the folder's .dockerignore when it has none.
--- src: the exported tree (its temp folder); every folder is checked before anything is
--- written.
+-- ex: the exported tree (export_src); every folder is checked before anything is written.
 local function write_services(cli, ex, p, force)
   local sqlite = false
   for _, sv in ipairs(p.services) do sqlite = sqlite or sv.database == "sqlite" end
@@ -274,21 +276,21 @@ local function write_services(cli, ex, p, force)
         .. "nor builds from it", ex.shown, link, sv.name, ex.short)
       return 1
     end
-    if not sv.database and not uv.fs_stat(ex.src .. (sv.dir ~= "" and ("/" .. sv.dir) or "")) then
+    if not sv.database and not uv.fs_stat(below(ex.src, sv.dir)) then
       cli.err("%s: the folder of service %s is not in main's tree at %s", sv.dir, sv.name, ex.short)
       return 1
     end
   end
   local dockerfiles = {}
   for _, sv in ipairs(p.services) do
-    local folder = ex.src .. (sv.dir ~= "" and ("/" .. sv.dir) or "")
+    local folder = below(ex.src, sv.dir)
     if not sv.database and not uv.fs_stat(folder .. "/Dockerfile") then
       local name = sv.name .. ".Dockerfile"
       local df = compose.dockerfile { stack = compose.stack_of(sv), command = sv.command, install = sv.install, data = sqlite }
       if not write(cli, ex.out, name, df, force) then return 1 end
       dockerfiles[sv.name] = up_from(sv.dir) .. "/" .. name
       if not uv.fs_stat(folder .. "/.dockerignore") and not write(cli, folder, ".dockerignore", compose.DOCKERIGNORE,
-          false, ex.shown .. (sv.dir ~= "" and ("/" .. sv.dir) or "")) then
+          false, below(ex.shown, sv.dir)) then
         return 1
       end
     end

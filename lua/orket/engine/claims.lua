@@ -106,15 +106,19 @@ function M.is_live(dir, id, db)
   return db and runlease.holders(db)[id] or nil
 end
 
---- state(dir, db, status, id[, workers]) -> the state to show for run id
+--- state(dir, db, status, id[, workers[, leased]]) -> the state to show for run id
 --- (orket.project.run_state), "running" also when another process of the store, in
 --- another folder, holds its lease, and when a card of a run left to the workers is leased
 --- (a worker of another folder, or one killed whose lease has not run out: docs/workers.md's
---- queued is a run no worker has open and whose cards none holds)
-function M.state(dir, db, status, id, workers)
+--- queued is a run no worker has open and whose cards none holds). leased: whether one is,
+--- from a caller that read the live leases already (else they are read here)
+function M.state(dir, db, status, id, workers, leased)
   local st = project.run_state(dir, status, id, workers)
   if st == "killed" and runlease.holders(db)[id] then return "running" end
-  if st == "queued" and db and store_leases.live(db, id)[1] then return "running" end
+  if st == "queued" and db then
+    if leased == nil then leased = store_leases.live(db, id)[1] ~= nil end
+    if leased then return "running" end
+  end
   return st
 end
 

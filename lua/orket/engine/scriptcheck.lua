@@ -62,8 +62,8 @@ function M.arguments(def)
   return names
 end
 
---- check(dir, out, summary) -> roles by name, tool names (set), policy sets, broken stems,
---- broken roles' readable parts: every problem appended to out (add); summary's roles,
+--- check(dir, out, summary) -> roles by name, tools by name (each its M.arguments), policy
+--- sets, broken stems, broken roles' readable parts: every problem appended to out (add); summary's roles,
 --- tools, policies and overrides (the built-ins the project replaces) counted.
 -- (a project's override the built-ins by name; the broken files' stems are not called
 -- unknown a second time by validate's links, and a broken role's tools are checked too)
@@ -95,7 +95,7 @@ function M.check(dir, out, summary)
     end
   end
   summary.roles = #names_of(by_name)
-  -- tool name -> its arguments' names (a set), or true when any name may come
+  -- tool name -> its arguments' types by name, or true when any name may come (arguments)
   local tool_names = {}
   for _, path in ipairs(policy.files_in { home .. "/tools", dir .. "/tools" }) do
     local reg, terr, _, problems = tools.load({ path }, dir)

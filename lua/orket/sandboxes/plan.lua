@@ -229,9 +229,9 @@ local function pick_entry(list)
   return pool[#pool], #published == 0 and "last" or nil
 end
 
--- the repository's compose file, read: services | nil, error | nil (none)
 local KIND = { directory = "a folder", symlink = "a symbolic link", link = "a symbolic link" }
 
+-- the repository's compose file, read: services | nil, error | nil (none)
 local function from_compose(ws, why)
   -- one of the names that is no regular file is passed over (a link is never followed:
   -- the tree is the agents'), and said, as orket validate says it

@@ -1259,7 +1259,8 @@ function M.force_stop(db, id, who, stopping)
 end
 
 --- start_owner(dir, {replace=, commit=, card=, run=, on_exit=}) -> pid, path of its output,
---- where its output begins in that file (every owner appends to it) | nil, message: `orket sandbox up [--replace] [--commit ID] [--card CARD [--run RUN]] -C DIR` in the
+--- where its output begins in that file (every owner appends to it) | nil, message:
+--- `orket sandbox up [--replace] [--commit ID] [--card CARD [--run RUN]] -C DIR` in the
 --- background, in its own session, its own output (not the app's: that is the sandbox's log)
 --- appended to .orket/sandboxes/owner.log; on_exit(code) hears it end. card: the merged card
 --- whose acceptance checks run once it is healthy (run: the run that merged it, for the

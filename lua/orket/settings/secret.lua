@@ -91,8 +91,7 @@ function M.problems(found, dir, getenv)
         -- opened as a run opens it (the value dropped at once): one sealed under another name
         -- (copied in the file) or changed is said here, not at the run's first model call.
         -- Without the key file (a checkout that holds none) the store's values are not judged.
-        local v, rerr, rcode = store.reveal(dir, f.name, getenv)
-        v = nil
+        local _, rerr, rcode = store.reveal(dir, f.name, getenv)
         if rerr and rcode ~= "ENOENT" then
           out[#out + 1] = string.format("orket.lua: %s: secret %q cannot be opened: %s", f.path, f.name, rerr)
         end
