@@ -219,6 +219,16 @@ function M.place(msg, read, default_file, anchor)
     if not line and anchor then line = M.of(src, key) end
     local last = src and lua and not quoted and last_statement(src, key, parent)
     if last and (not line or last > line) then line = last end
+    -- a field that is missing has no line of its own: the nearest enclosing field that is
+    -- written ({"browser": {}}'s selector is said at "browser")
+    if not line and src and not quoted then
+      local names = {}
+      for name in path:gmatch("[%a_][%w_]*") do names[#names + 1] = name end
+      for i = #names - 1, 1, -1 do
+        line = M.of(src, names[i], anchor)
+        if line then break end
+      end
+    end
   end
   return file, line, text
 end

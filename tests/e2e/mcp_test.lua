@@ -285,6 +285,10 @@ describe("orket mcp serve (stdio)", function()
         .. '"argument":{"name":"id","value":"ZZ"}}}',
       '{"jsonrpc":"2.0","id":9,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"nope"},'
         .. '"argument":{"name":"id","value":""}}}',
+      '{"jsonrpc":"2.0","id":10,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":5},'
+        .. '"argument":{"name":"id","value":""}}}',
+      '{"jsonrpc":"2.0","id":11,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":7},'
+        .. '"argument":{"name":"id","value":""}}}',
     }))
     assert.same({ listChanged = false }, a[0].result.capabilities.prompts)
     assert.same({}, a[0].result.capabilities.completions)
@@ -305,6 +309,10 @@ describe("orket mcp serve (stdio)", function()
     assert.same({ values = { "NOTES-1", "NOTES-2", "NOTES-3", "NOTES-4" }, total = 4, hasMore = false }, a[7].result.completion)
     assert.same({ values = {}, total = 0, hasMore = false }, a[8].result.completion)
     assert.equal(-32602, a[9].error.code)
+    -- a number is said as what it is, never as the float the decoder read (5.0)
+    assert.equal(-32602, a[10].error.code)
+    assert.equal("ref.uri must be a string (a resource template)", a[10].error.message)
+    assert.equal("ref.name must be a string (a prompt's name)", a[11].error.message)
   end)
 
   it("speaks the stateless revision when a request carries its version", function()

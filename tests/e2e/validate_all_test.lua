@@ -306,7 +306,7 @@ describe("orket validate", function()
       'orket.lua:12: team.senior_developer.roles[2]: no role named "pilot"',
       "epics/broken.json:1: issues[0].summary: must be a string, not number",
       'epics/start.json:2: id: card id "START" is already used by epics/again.json',
-      'epics/rock.json: epics[0].epic: unknown epic "NOPE"',
+      'epics/rock.json:1: epics[0].epic: unknown epic "NOPE"',
     }
     for _, w in ipairs(want) do assert.matches(w, v.stdout, 1, true) end
     assert.matches("\n" .. #want .. " problems\n$", v.stdout)

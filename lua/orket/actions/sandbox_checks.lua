@@ -89,6 +89,7 @@ local function opt_str(t, k, max)
   if v == nil or v == cjson.null then return true, nil end
   if type(v) ~= "string" or #v > max then return false, string.format("must be a string of at most %d bytes", max) end
   if not utf8.len(v) then return false, "is not valid UTF-8" end
+  if v == "" then return false, "must not be empty (leave it out for none)" end
   return true, v
 end
 
@@ -131,7 +132,10 @@ local function normalize_http(h)
       return nil, "json", "must be an object {\"dotted.path\": expected value}"
     end
     for k in pairs(h.json) do
-      if type(k) ~= "string" or k == "" or #k > 256 then return nil, "json", "its keys must be dotted paths (\"a.b.0\")" end
+      -- an empty step ("a..b", ".a") names no member: such a check could never pass
+      if type(k) ~= "string" or k == "" or #k > 256 or k:find("^%.") or k:find("%.%.") or k:find("%.$") then
+        return nil, "json", "its keys must be dotted paths (\"a.b.0\"), without an empty step"
+      end
     end
     c.json = h.json
   end

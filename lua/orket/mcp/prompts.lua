@@ -90,11 +90,14 @@ function M.complete(session, ref, argument)
   local cards
   if ref.type == "ref/prompt" then
     local p = BY_NAME[ref.name]
-    if not p then return bad("unknown prompt: " .. tostring(ref.name):sub(1, 128)) end
+    if type(ref.name) ~= "string" then return bad("ref.name must be a string (a prompt's name)") end
+    if not p then return bad("unknown prompt: " .. ref.name:sub(1, 128)) end
     cards = p.name == "review_card" and argument.name == "id"
   elseif ref.type == "ref/resource" then
+    -- (a number is said as a type, never as the float lua-cjson read: 5 is not "5.0")
+    if type(ref.uri) ~= "string" then return bad("ref.uri must be a string (a resource template)") end
     if ref.uri ~= "orket://cards/{id}" and ref.uri ~= "orket://runs/{id}/transcript" then
-      return bad("unknown resource template: " .. tostring(ref.uri):sub(1, 128))
+      return bad("unknown resource template: " .. ref.uri:sub(1, 128))
     end
     cards = ref.uri == "orket://cards/{id}" and argument.name == "id"
   else

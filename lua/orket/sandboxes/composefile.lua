@@ -29,15 +29,16 @@ local function err(name, line, fmt, ...)
   return string.format("%s:%s: %s", name, line and tostring(line) or "?", string.format(fmt, ...))
 end
 
--- a compose duration ("1m30s", "500ms", "10s") -> ms | nil
+-- a compose duration ("1m30s", "500ms", "10s", and Go's ns and us, also written with a micro sign) -> ms | nil
 local function duration(v)
   if type(v) ~= "string" then return nil end
   local total, rest = 0, v
   if rest == "" then return nil end
   while rest ~= "" do
-    local n, unit, more = rest:match("^(%d+%.?%d*)(%a+)(.*)$")
+    local n, unit, more = rest:match("^(%d+%.?%d*)([\xc2\xce][\xb5\xbc]s)(.*)$")
+    if not n then n, unit, more = rest:match("^(%d+%.?%d*)(%a+)(.*)$") end
     if not n then return nil end
-    local mult = ({ ms = 1, s = 1000, m = 60000, h = 3600000 })[unit]
+    local mult = ({ ns = 1e-6, us = 1e-3, ["\u{b5}s"] = 1e-3, ["\u{3bc}s"] = 1e-3, ms = 1, s = 1000, m = 60000, h = 3600000 })[unit]
     if not mult then return nil end
     total, rest = total + tonumber(n) * mult, more
   end
@@ -133,7 +134,7 @@ local function env_of(v)
   local out = {}
   if yamldoc.is_map(v) then
     for _, k in ipairs(yamldoc.keys(v)) do
-      if type(v[k]) ~= "string" then return nil, k end
+      if type(v[k]) ~= "string" then return nil, k, yamldoc.line(v, k) end
       out[k] = v[k]
     end
   elseif yamldoc.is_list(v) then
@@ -148,7 +149,7 @@ local function env_of(v)
     return nil, ""
   end
   for k in pairs(out) do
-    if not k:match("^[%a_][%w_]*$") then return nil, k end
+    if not k:match("^[%a_][%w_]*$") then return nil, k, yamldoc.is_map(v) and yamldoc.line(v, k) or nil end
   end
   return out
 end
@@ -178,11 +179,14 @@ local function port_of(v)
 end
 
 -- the health check: test as ["CMD", ...], ["CMD-SHELL", "..."] or a string
-local function health_of(h, name, line)
-  if not yamldoc.is_map(h) then return nil, err(name, line, "healthcheck must be a mapping (test, interval, timeout, retries, start_period)") end
+local function health_of(h, name, line, sname)
+  local function herr(at, fmt, ...)
+    return nil, err(name, at, "services.%s.healthcheck%s", sname, string.format(fmt, ...))
+  end
+  if not yamldoc.is_map(h) then return herr(line, " must be a mapping (test, interval, timeout, retries, start_period)") end
   for _, k in ipairs(yamldoc.keys(h)) do
     if not M.HEALTH_FIELDS[k] then
-      return nil, err(name, yamldoc.line(h, k), "healthcheck.%s: not a field Orket reads (test, interval, timeout, "
+      return herr(yamldoc.line(h, k), ".%s: not a field Orket reads (test, interval, timeout, "
         .. "retries, start_period, start_interval, disable)", k)
     end
   end
@@ -203,23 +207,23 @@ local function health_of(h, name, line)
     end
   end
   if not argv then
-    return nil, err(name, yamldoc.line(h, "test") or line, "healthcheck.test must be [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or a string")
+    return herr(yamldoc.line(h, "test") or line, ".test must be [\"CMD\", ...], [\"CMD-SHELL\", \"...\"] or a string")
   end
   local out = { kind = "cmd", argv = argv, raw = raw, interval_ms = 1000, retries = 30 }
   for _, k in ipairs { "interval", "timeout", "start_period" } do
     if h[k] ~= nil then
       local ms = duration(h[k])
-      if not ms then return nil, err(name, yamldoc.line(h, k), "healthcheck.%s must be a duration (\"10s\", \"500ms\")", k) end
+      if not ms then return herr(yamldoc.line(h, k), ".%s must be a duration (\"10s\", \"500ms\")", k) end
       -- a check every 0 ms is a busy loop (the script's own TCP check waits 10 ms)
       if k ~= "start_period" and ms < M.HEALTH_MIN_MS then
-        return nil, err(name, yamldoc.line(h, k), "healthcheck.%s must be at least %d ms", k, M.HEALTH_MIN_MS)
+        return herr(yamldoc.line(h, k), ".%s must be at least %d ms", k, M.HEALTH_MIN_MS)
       end
       out[k .. "_ms"] = ms
     end
   end
   if h.retries ~= nil then
     local n = math.tointeger(tonumber(h.retries))
-    if not n or n < 1 then return nil, err(name, yamldoc.line(h, "retries"), "healthcheck.retries must be a positive integer") end
+    if not n or n < 1 then return herr(yamldoc.line(h, "retries"), ".retries must be a positive integer") end
     out.retries = n
   end
   return out
@@ -342,10 +346,10 @@ local function service_of(sname, v, name, line)
       .. "give it a command (and build: its folder), or run it elsewhere", sname, tostring(v.image))
   end
   if v.environment ~= nil then
-    local env, bad = env_of(v.environment)
+    local env, bad, bad_line = env_of(v.environment)
     if not env then
-      return nil, err(name, yamldoc.line(v, "environment"), "services.%s.environment: a mapping of names to strings, or a list of NAME=value (%s)",
-        sname, bad)
+      return nil, err(name, bad_line or yamldoc.line(v, "environment"), "services.%s.environment: a mapping of names to "
+        .. "strings, or a list of NAME=value (%s)", sname, bad)
     end
     local bytes = 0
     for k, val in pairs(env) do bytes = bytes + #k + #val + 2 end
@@ -404,7 +408,7 @@ local function service_of(sname, v, name, line)
     end
   end
   if v.healthcheck ~= nil then
-    local h, herr = health_of(v.healthcheck, name, yamldoc.line(v, "healthcheck"))
+    local h, herr = health_of(v.healthcheck, name, yamldoc.line(v, "healthcheck"), sname)
     if not h then return nil, herr end
     sv.health = h
   end

@@ -86,6 +86,12 @@ function M.parse(text, name)
       local msg = tostring(ev)
       local line = msg:match("line: (%d+)")
       msg = msg:match("^(.-) at document") or msg:match("^[^\n]*")
+      -- LibYAML's reader says a byte that is not UTF-8 with no place: found here
+      local valid, bad = utf8.len(text)
+      if not line and not valid then
+        line = select(2, text:sub(1, bad):gsub("\n", "")) + 1
+        msg = string.format("%s (byte 0x%02X; a compose file is UTF-8)", msg, text:byte(bad))
+      end
       return nil, string.format("%s:%s: %s", name, line or "?", msg)
     end
     if not ev then break end

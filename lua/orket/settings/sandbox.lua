@@ -127,7 +127,10 @@ function M.sandbox(d)
     elseif k == "env" then
       if type(v) ~= "table" then fail(p, "must map variable names to strings") end
       for name, val in pairs(v) do
-        env_name(name, p .. "." .. shown(name))
+        -- the entry as it is written: env.NAME, env["A B"], env[1]
+        local at = type(name) == "string" and (name:match("^[%a_][%w_]*$") and ("." .. name)
+          or ('["' .. shown(name) .. '"]')) or ("[" .. shown(name) .. "]")
+        env_name(name, p .. at)
         if type(val) ~= "string" or val:find("%z") or #val > 4096 then
           fail(p .. "." .. name, "must be a string without NUL, at most 4096 bytes")
         end

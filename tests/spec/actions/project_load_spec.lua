@@ -106,6 +106,12 @@ describe("import of epics that would lose or stall cards", function()
     local epic = '{ id = "X-1",\n  priority = "Soon" },\n{ id = "X-2",\npriority = 2 }\n'
     assert.equal(2, select(2, fieldline.place("epics/x.lua: issues[0].priority: unknown priority",
       function() return epic end, nil, { fieldline.id_set("X-1"), 1 })))
+    -- a field that is missing is placed at the nearest field around it that is written
+    epic = '{"issues": [\n {"id": "X-1",\n  "sandbox_checks": [\n   {"browser": {}}]},\n {"id": "X-2",\n  "sandbox_checks": [{"http": []}]}]}\n'
+    assert.equal(4, select(2, fieldline.place("epics/x.json: issues[0].sandbox_checks[0].browser.selector: is required",
+      function() return epic end, nil, { fieldline.id_set("X-1"), 1 })))
+    assert.equal(6, select(2, fieldline.place("epics/x.json: issues[1].sandbox_checks[0].http.path: must be a string",
+      function() return epic end, nil, { fieldline.id_set("X-2"), 1 })))
   end)
 
   it("places a bad price at its model's line in orket.lua, as a bad budget", function()

@@ -64,7 +64,7 @@ describe("orket.lua's sandbox and bug_fix sections", function()
       { { sandbox = { health = { http = "/h", tcp = true } } }, "orket.lua: sandbox.health: takes http = PATH or tcp = true, not both" },
       { { sandbox = { health = { failures = 0 } } }, "orket.lua: sandbox.health.failures: must be an integer from 1 to 100" },
       { { sandbox = { helth = {} } }, "orket.lua: sandbox.helth: unknown setting" },
-      { { sandbox = { env = { ["A B"] = "x" } } }, "orket.lua: sandbox.env.A B: must name an environment variable" },
+      { { sandbox = { env = { ["A B"] = "x" } } }, 'orket.lua: sandbox.env%["A B"%]: must name an environment variable' },
       { { sandbox = { network = "yes" } }, "orket.lua: sandbox.network: must be true or false" },
       -- refused where every command reading orket.lua meets it (validate passed it, the start refused it)
       { { sandbox = { network = true } }, "orket.lua: sandbox.network: = true is not built yet" },
@@ -87,10 +87,10 @@ describe("orket.lua's sandbox and bug_fix sections", function()
     end
     -- a long or odd name is shown cut and escaped, never whole
     local _, err = settings.resolve { sandbox = { env = { [string.rep("K", 100000) .. " "] = "x" } } }
-    assert.equal("orket.lua: sandbox.env." .. string.rep("K", 40) .. "... (100001 bytes): must name an environment "
+    assert.equal('orket.lua: sandbox.env["' .. string.rep("K", 40) .. '... (100001 bytes)"]: must name an environment '
       .. "variable (letters, digits, _), got " .. string.rep("K", 40) .. "... (100001 bytes)", err)
     _, err = settings.resolve { sandbox = { env = { ["A\nB"] = "x" } } }
-    assert.equal("orket.lua: sandbox.env.A\\010B: must name an environment variable (letters, digits, _), got A\\010B",
+    assert.equal('orket.lua: sandbox.env["A\\010B"]: must name an environment variable (letters, digits, _), got A\\010B',
       err)
     -- validate lists them with every other problem
     local problems = settings.check { sandbox = { deploy = 1 }, bug_fix = { days = 0 } }

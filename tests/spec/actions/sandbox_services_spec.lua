@@ -428,11 +428,25 @@ describe("a repository's compose file", function()
     assert.equal("compose.yaml:1: a compose file needs services: a mapping of services", refused "version: '3'\n")
     assert.equal("compose.yaml:4: services.a.working_dir: a folder of the repository (no .. component, no absolute path)",
       refused "services:\n  a:\n    command: [x]\n    working_dir: /etc\n")
-    assert.equal("compose.yaml:6: healthcheck.interval must be at least 10 ms",
+    assert.equal("compose.yaml:6: services.a.healthcheck.interval must be at least 10 ms",
       refused "services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n      interval: 0s\n")
-    assert.equal("compose.yaml:6: healthcheck.intervall: not a field Orket reads (test, interval, timeout, retries, "
+    assert.equal("compose.yaml:6: services.a.healthcheck.intervall: not a field Orket reads (test, interval, timeout, retries, "
       .. "start_period, start_interval, disable)",
       refused "services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n      intervall: 1s\n")
+    -- Go's units read as Compose reads them: a microsecond is under the least, not "no duration"
+    assert.equal("compose.yaml:7: services.b.healthcheck.interval must be at least 10 ms",
+      refused "services:\n  a:\n    command: [x]\n  b:\n    command: [x]\n    healthcheck: {test: [CMD, x],\n      interval: 1us}\n")
+    assert.equal("compose.yaml:6: services.a.healthcheck.timeout must be at least 10 ms",
+      refused "services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n      timeout: 9ms999\u{b5}s\n")
+    ok = assert(composefile.read("services:\n  a:\n    command: [x]\n    healthcheck:\n      test: [CMD, x]\n"
+      .. "      interval: 1s500000us\n", "compose.yaml"))
+    assert.equal(1500, ok.services[1].health.interval_ms)
+    -- a setting that is no string is placed at its own key, not at environment:
+    assert.equal("compose.yaml:6: services.a.environment: a mapping of names to strings, or a list of NAME=value (B)",
+      refused "services:\n  a:\n    command: [x]\n    environment:\n      A: x\n      B: {c: d}\n")
+    -- LibYAML names no place for a byte that is not UTF-8: its line is found
+    assert.equal("compose.yaml:3: invalid leading UTF-8 octet (byte 0xFF; a compose file is UTF-8)",
+      refused "services:\n  a:\n    command: [\"echo \xff\"]\n")
     local big = string.rep("x", composefile.ENV_MAX)
     assert.equal(string.format("compose.yaml:4: services.a.environment: %d bytes, over the %d a service's environment "
       .. "may have (the services' start is one command line, which the kernel caps at 128 KiB): put large values in a "

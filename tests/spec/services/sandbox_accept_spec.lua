@@ -77,6 +77,14 @@ describe("sandbox checks", function()
       norm_err { http = { path = "/", timeout_ms = 0 } })
     assert.equal("browser.selector: is required: the CSS selector of an element the page must show",
       norm_err { browser = { path = "/" } })
+    -- a JSON path with an empty step, or an empty name, could never be what was meant
+    assert.equal('http.json: its keys must be dotted paths ("a.b.0"), without an empty step',
+      norm_err { http = { path = "/", json = { ["items..title"] = "a" } } })
+    assert.equal('http.json: its keys must be dotted paths ("a.b.0"), without an empty step',
+      norm_err { http = { path = "/", json = { ["n."] = 1 } } })
+    assert.equal("http.name: must not be empty (leave it out for none)", norm_err { http = { path = "/", name = "" } })
+    assert.equal("browser.name: must not be empty (leave it out for none)",
+      norm_err { browser = { selector = "a", name = "" } })
     assert.equal("browser.console_errors: must be true or false", norm_err { browser = { selector = "a", console_errors = "no" } })
     assert.equal(": a check is an object with one key, http or browser (this one has curl)", norm_err { curl = {} })
     assert.equal(": a check is an object with one key, http or browser (this one has browser, http)",
