@@ -21,8 +21,15 @@ M.PORT = 8080 -- the port inside the container
 local PASSWORD = "\0password\0"
 M.PASSWORD_VAR = "POSTGRES_PASSWORD"
 
--- s as a JSON string, its / as it is
-local function word(s) return (cjson.encode(tostring(s)):gsub("\\/", "/")) end
+-- YAML 1.1 readers (PyYAML, so docker-compose v1) take these as line breaks, which a quoted
+-- scalar folds into a space: JSON leaves them raw, so they are written as escapes
+local YAML_BREAKS = { ["\u{85}"] = "\\u0085", ["\u{2028}"] = "\\u2028", ["\u{2029}"] = "\\u2029" }
+
+-- s as a JSON string, its / as it is, the line breaks only YAML has escaped
+local function word(s)
+  local text = cjson.encode(tostring(s)):gsub("\\/", "/")
+  return (text:gsub("\xc2\x85", YAML_BREAKS):gsub("\xe2\x80[\xa8\xa9]", YAML_BREAKS))
+end
 
 local function q(s)
   local text = word((tostring(s):gsub("%$", "$$")))

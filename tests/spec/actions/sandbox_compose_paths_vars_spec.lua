@@ -7,6 +7,7 @@ local plan = require "orket.sandboxes.plan"
 local composefile = require "orket.sandboxes.composefile"
 local supervise = require "orket.sandboxes.supervise"
 local compose = require "orket.sandboxes.compose"
+local yamldoc = require "orket.sandboxes.yamldoc"
 local workspace = require "orket.workspace"
 local H = require "tests.helpers"
 
@@ -86,6 +87,20 @@ describe("a compose file's list command", function()
       .. '"--none", "$${NOPE}"]', written:gsub("command: ", '"command": '), 1, true)
     assert.matches('"--api=http://api:8080/v1", "--mode=prod", "8080"', written, 1, true)
     assert.matches("http://127.0.0.1:8080/health", written, 1, true)
+  end)
+
+  it("is written with the line breaks only YAML has (U+0085, U+2028, U+2029) escaped, so they are read back", function()
+    local odd = "a\u{85}b\u{2028}c\u{2029}d"
+    -- (in the tree's file as YAML's own escapes: written raw, a reader folds them too)
+    local p = assert(detect { ["compose.yaml"] = "services:\n  api:\n    command: [app, \"a\\Nb\\Lc\\Pd\"]\n"
+      .. "    environment:\n      MODE: \"a\\Nb\\Lc\\Pd\"\n" })
+    local written = compose.yaml(p, { context = "../workspace", dockerfiles = {} })
+    assert.is_nil(written:find("\u{85}", 1, true))
+    assert.matches('"a\\u0085b\\u2028c\\u2029d"', written, 1, true)
+    -- LibYAML, a YAML 1.1 reader as PyYAML is, gives each back as it was
+    local doc = assert(yamldoc.parse(written, "written.yaml"))
+    assert.same({ "app", odd }, { doc.services.api.command[1], doc.services.api.command[2] })
+    assert.equal(odd, doc.services.api.environment.MODE)
   end)
 
   it("leaves a string command to its shell, as before", function()
