@@ -15,13 +15,13 @@ after_each(H.cleanup)
 -- whole allowance of output, 4096 tokens, at 10 USD a million): more than the budget
 local MODEL = "prompt=4000,cached=3000,chunks=200"
 
-local function project(budget)
+local function project(budget, turns)
   return fake.one_issue(string.format([[
 models = { default = "fake:%s", providers = { fake = { kind = "openai", base_url = %q } },
   prices = { ["fake:%s"] = { input = "2.50", cached_input = "1.25", output = "10", currency = "USD" } } }
 team = { senior_developer = { roles = { "coder" } }, integrity_guard = { roles = { "integrity_guard" } } }
-budgets = { turns_per_card = 9, cost_per_card = %q }
-]], MODEL, fake.url .. "/v1", MODEL, budget))
+budgets = { turns_per_card = %d, cost_per_card = %q }
+]], MODEL, fake.url .. "/v1", MODEL, turns or 9, budget))
 end
 
 local function requests() return #fake.log() end
@@ -63,6 +63,28 @@ describe("a card's money budget below one call's estimate", function()
     fake.run_events(dir)
     fake.run_events(dir)
     assert.equal(1, requests())
+  end)
+
+  it("counts no turn the budget stopped before its first call against turns_per_card", function()
+    -- (one run, resumed after each approval: turns_per_card counts a run's turns.) Turn 1
+    -- waits at once, with no call; turn 2 makes the approved call and ends (the model
+    -- answers in prose); turn 3 waits at once again. Only turn 2 is counted, so the next
+    -- approval gives turn 4 its call. Before, turns 1 and 2 were two, and the card was
+    -- blocked at turn 3 with one call made.
+    local dir = project("0.01 USD", 2)
+    fake.run_events(dir)
+    assert.equal(0, requests())
+    local function resumed()
+      assert.equal(0, H.orket("answer M-1 --approve", { cwd = dir }).status)
+      H.orket("resume", { cwd = dir })
+    end
+    resumed()
+    assert.equal(1, requests())
+    assert.equal("budget", card(dir, "M-1").wait_reason)
+    resumed()
+    assert.equal(2, requests())
+    assert.equal("blocked", card(dir, "M-1").status)
+    assert.matches("Stopped after 2 work turns", H.orket("card M-1", { cwd = dir }).stdout, 1, true)
   end)
 
   it("goes on when the budget is raised or removed in orket.lua, the card's history saying which", function()

@@ -30,6 +30,7 @@ function M.turns(db, run, card)
     elseif ev.kind == "turn_end" and by_n[ev.data.turn] then
       by_n[ev.data.turn].open = false
       by_n[ev.data.turn].outcome = ev.data.outcome
+      by_n[ev.data.turn].no_call = ev.data.no_call
     end
   end
   return list, merge

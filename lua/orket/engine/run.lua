@@ -176,12 +176,13 @@ end
 -- escalation) and its reviews', counted apart; turns_per_card bounds each. Review turns do
 -- not use up the workers' budget, so a card rejected again and again reaches escalation and
 -- the requirements review with the default budgets; a reviewer that never decides is still
--- bounded. The retry event is read only when a count reaches the budget.
+-- bounded. A turn a money budget stopped before its first call is not counted: it asked
+-- nothing. The retry event is read only when a count reaches the budget.
 local function count_turns(turns, review_phase, since)
   local n = 0
   for i = 1, #turns do
     local t = turns[i]
-    if t.id > since and (t.phase == "review") == review_phase then n = n + 1 end
+    if t.id > since and (t.phase == "review") == review_phase and not t.no_call then n = n + 1 end
   end
   return n
 end
@@ -515,7 +516,7 @@ function Run:end_turn_records(job, out)
   end
   self.db:event { kind = "turn_end", card = job.card_id, run = self.run_id, actor = job.seat,
     data = { turn = job.turn, outcome = out.ended, detail = out.detail, git_error = out.git_error,
-      git_skipped = gok and gerr or nil } }
+      git_skipped = gok and gerr or nil, no_call = out.no_call } }
   out.status = assert(self.board:status(job.card_id))
   out.recorded = true
   -- a worker's card that left the statuses a turn works is released with the turn's end:

@@ -231,6 +231,7 @@ local function call_model(run, job, req)
     end
     if over then return nil, over.detail, "budget", over end
     local sent = rt.now()
+    job.called = true -- (a money budget that stops a turn before any call leaves it uncounted)
     local res, msg, class, failure = run.llm:chat(req)
     if res then return res end
     -- a refused usage's call was billed, and so was an answer cut after it began: charged,
@@ -885,6 +886,9 @@ function M.run(run, job)
       local t0 = rt.now()
       local res, err, class, over = call_model(run, job, req)
       if not res then
+        -- a money budget's wait before the turn's first call: the turn asked nothing, so it
+        -- does not use up budgets.turns_per_card (approving would give the card no call)
+        if over and over.money and step == 1 and not job.called then over.no_call = true end
         if over then return over end
         if class == "canceled" or run.stopping then return { ended = "canceled", detail = err } end
         return { ended = "model_error", detail = err, class = class }
