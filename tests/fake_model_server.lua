@@ -16,6 +16,8 @@
 --   disconnect_times=N          with disconnect_after: only the first N answers to this model
 --                               are cut (the next ones whole: a retry that succeeds)
 --   malformed                   a piece of invalid JSON after the first piece
+--   repeated_key                not streamed (OpenAI): the whole answer, JSON whose "id" is
+--                               there twice, which a strict reader refuses
 --   error_event                 an error event after two pieces, inside the 200 stream
 --   huge=BYTES                  content of about BYTES bytes
 --   tool=NAME                   answer with a call of tool NAME (arguments streamed in parts)
@@ -247,6 +249,7 @@ local function openai_chat(c, req, s)
       choices = { { index = 0, message = msg, finish_reason = finish } },
       usage = not s.no_usage and usage or nil, timings = timings }
     if s.malformed then return c:send(200, base_headers, '{"id": "broken", "choices": [') end
+    if s.repeated_key then return c:send(200, base_headers, '{"id": "one", ' .. json.encode(body):sub(2)) end
     return c:send(200, base_headers, json.encode(body))
   end
   base_headers["Content-Type"] = "text/event-stream"

@@ -179,6 +179,23 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.matches("malformed", msg)
     end)
 
+    -- (the fake server's repeated key is OpenAI's; a streamed answer cut after its first
+    -- piece is delivered too: above)
+    if wire == "oa" then it("says a whole answer it cannot read was billed, and never asks again itself", function()
+      local r, msg, class, failure = client():chat { model = wire .. ":repeated_key", messages = USER, stream = false }
+      assert.is_nil(r)
+      assert.equal("transient", class)
+      assert.matches('repeated key "id"', msg, 1, true)
+      assert.is_true(failure.delivered)
+      assert.is_false(failure.final)
+      assert.equal(1, attempts("repeated_key"))
+      -- a body that is no JSON at all was no answer: retried, not said billed
+      r, msg, class, failure = client():chat { model = wire .. ":malformed", messages = USER, stream = false }
+      assert.is_nil(r)
+      assert.is_nil(failure.delivered)
+      assert.equal(4, attempts("malformed"))
+    end) end
+
     it("says when a 200 was no stream at all", function()
       local r, msg, class = client():chat { model = wire .. ":plain_200", messages = USER }
       assert.is_nil(r)

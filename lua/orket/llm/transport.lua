@@ -232,7 +232,13 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     local text, msg, ecode, ephase = read_all(hr)
     if not text then return nil, transport_error(msg, ecode, ephase) end
     local e = wire.parse(st, text, emit)
-    if e then return nil, e end
+    if e then
+      -- a whole 200 answer of JSON the wire format could not read (a repeated key, a field
+      -- of the wrong type) was the model's work, and billed: charged as a cut answer is,
+      -- never asked again unpaid. A body that is no JSON at all (a proxy's page) was not.
+      if type(json.decode(text)) == "table" then e.billed = true end
+      return nil, e
+    end
   end
   local content, calls, finish, usage, smodel, id = wire.finish(st, stream)
   if content == nil then
@@ -341,12 +347,14 @@ function M.chat(p, model, req)
     local msg = common.redact(err.message, p.secrets)
     if err.refused_local then msg = nothing_listening(p) end
     local elapsed = rt.now() - t0
-    -- delivered: the answer had begun (tokens came) when it failed, so the provider billed it
+    -- delivered: the answer had begun (tokens came) when it failed, or came whole and could
+    -- not be read, so the provider billed it
+    local billed = delivered or err.billed or false
     local failure = { attempts = n, elapsed_ms = elapsed, error = msg, final = false, refused_usage = err.refused_usage,
-      delivered = delivered or nil }
-    -- Retry what may pass next time, unless tokens were already shown to the caller.
-    if not err.retryable or delivered or n >= p.retry.max_attempts then
-      failure.final = err.retryable and not delivered
+      delivered = billed or nil }
+    -- Retry what may pass next time, unless tokens were already shown to the caller or billed.
+    if not err.retryable or billed or n >= p.retry.max_attempts then
+      failure.final = err.retryable and not billed
       if n > 1 then msg = msg .. " (gave up after " .. common.attempts_text(n, elapsed) .. ")" end
       return nil, msg, err.class, failure
     end
