@@ -196,6 +196,17 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.equal(4, attempts("malformed"))
     end) end
 
+    it("keeps the names a server sends short: its model, a call's name", function()
+      local long = string.rep("M", 5000)
+      local r = assert(client():chat { model = wire .. ":chunks=2,pad=" .. long, messages = USER })
+      assert.is_true(#r.model < 300, #r.model)
+      assert.matches("%.%.%. %(%d+ bytes%)$", r.model)
+      r = assert(client():chat { model = wire .. ":tool=" .. long, messages = USER,
+        tools = { { name = "x", description = "x", parameters = { type = "object" } } } })
+      assert.is_true(#r.tool_calls[1].name < 300, #r.tool_calls[1].name)
+      assert.matches("^MMM+%.%.%. %(5000 bytes%)$", r.tool_calls[1].name)
+    end)
+
     it("says when a 200 was no stream at all", function()
       local r, msg, class = client():chat { model = wire .. ":plain_200", messages = USER }
       assert.is_nil(r)

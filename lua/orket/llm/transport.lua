@@ -7,6 +7,7 @@ local rt = require "orket.c.runtime"
 local json = require "cjson.safe"
 local common = require "orket.llm.common"
 local cost = require "orket.cost"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -162,6 +163,15 @@ local function request_text(p, body, tools_text, req, model, stream)
   return '{"messages":' .. text .. tail
 end
 
+-- the most bytes of a name a server gives (its model, a call's id and name, the request's id)
+M.NAME_MAX = 256
+
+-- s cut to NAME_MAX bytes, with how long it was (orket.inert.clip) | s when not a long string
+local function clipped(s)
+  if type(s) ~= "string" or #s <= M.NAME_MAX then return s end
+  return inert.clip(s, M.NAME_MAX)
+end
+
 local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   local url, body, tools_text = wire.build(p.conf, model, req, stream)
   local encoded, jerr = request_text(p, body, tools_text, req, model, stream)
@@ -266,9 +276,15 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
   if usage then usage, note = cost.counted(usage) end
   usage = common.finish_usage(usage, req.messages, content, calls)
   usage.note = note
+  -- names a server sends are kept short: they go into every record, line and span of the
+  -- call (a 300 KB model name was stored and printed whole); content and arguments have
+  -- their own caps
+  for _, c in ipairs(calls) do
+    c.id, c.name = clipped(c.id), clipped(c.name)
+  end
   return {
     content = content, tool_calls = calls, finish_reason = finish, usage = usage,
-    model = smodel or model, request_id = h["x-request-id"] or id,
+    model = clipped(smodel) or model, request_id = clipped(h["x-request-id"] or id),
   }
 end
 
