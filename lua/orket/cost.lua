@@ -8,11 +8,18 @@ local M = {}
 
 M.UNIT = 1000000 -- micro-units in one unit of a currency; also tokens in a price's million
 
--- ISO 4217 codes a price may name: the currencies model providers bill in, and the
--- common ones a team's own accounting may use. Anything else is a typo.
+-- ISO 4217 codes a price may name: the currencies in use (ISO 4217's list one), not its
+-- funds, metals or test codes (CLF, XAU, XTS), which no one is billed in. Anything else is
+-- a typo.
 M.CURRENCIES = {}
-for c in ([[USD EUR GBP JPY CNY CHF CAD AUD NZD INR KRW SEK NOK DKK PLN CZK HUF BRL MXN
-  SGD HKD TWD ZAR ILS TRY AED SAR THB IDR MYR PHP VND]]):gmatch("%u%u%u") do M.CURRENCIES[c] = true end
+for c in ([[AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL
+  BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR
+  FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY
+  KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU
+  MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD
+  RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY
+  TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+  ZWL]]):gmatch("%u%u%u") do M.CURRENCIES[c] = true end
 
 local FIELDS = { input = true, cached_input = true, output = true, currency = true }
 local AMOUNTS = { "input", "cached_input", "output" }
@@ -25,7 +32,7 @@ function M.micros(v)
     s = tostring(v)
   elseif math.type(v) == "float" then
     if v ~= v or v < 0 or v >= 1e9 then return nil, "must be from 0 to 999999999" end
-    s = string.format("%.6f", v)
+    s = string.format("%.6f", v + 0.0) -- (-0.0 + 0.0 is 0.0: a zero, not a negative)
     -- a float written with more than 6 decimals would be silently rounded
     if math.abs(tonumber(s) - v) > 1e-9 * math.max(1, v) then return nil, "has more than 6 decimals" end
   elseif type(v) == "string" then
@@ -33,6 +40,8 @@ function M.micros(v)
   else
     return nil, "must be a number or decimal text such as \"0.15\" (got " .. type(v) .. ")"
   end
+  -- "-0" and "-0.00" are zero, not negative
+  if s:match("^%-%d") and s:match("^%-0*%.?0*$") then s = s:sub(2) end
   if s:sub(1, 1) == "-" then return nil, "must not be negative (got " .. s .. ")" end
   local int, frac = s:match("^(%d+)%.?(%d*)$")
   if not int then return nil, "must be a decimal number (got \"" .. s .. "\")" end
@@ -60,7 +69,8 @@ function M.price(v, at)
   end
   if v.currency == nil then return nil, at .. ".currency is missing (an ISO 4217 code such as \"USD\")" end
   if type(v.currency) ~= "string" or not M.CURRENCIES[v.currency] then
-    return nil, at .. ".currency must be an ISO 4217 code such as \"USD\" (got " .. tostring(v.currency) .. ")"
+    return nil, at .. ".currency must be the ISO 4217 code of a currency in use, such as \"USD\" (got "
+      .. tostring(v.currency) .. ")"
   end
   out.currency = v.currency
   return out
@@ -245,7 +255,11 @@ end
 
 -- The currencies of the list with no minor unit (ISO 4217's exponent 0): their amounts
 -- are written with no decimals unless they have a fraction ("12 JPY", not "12.00 JPY").
-M.NO_MINOR = { JPY = true, KRW = true, VND = true }
+-- Those whose minor unit is a thousandth (exponent 3) are written with three at least.
+M.NO_MINOR = {}
+for c in ("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX VND VUV XAF XOF XPF"):gmatch("%u+") do M.NO_MINOR[c] = true end
+M.THOUSANDTHS = {}
+for c in ("BHD IQD JOD KWD LYD OMR TND"):gmatch("%u+") do M.THOUSANDTHS[c] = true end
 
 --- format(micros[, currency]) -> "0.0042 USD": at most six decimals, at least two (none
 --- for a currency in NO_MINOR, when the amount is whole)
@@ -254,7 +268,7 @@ function M.format(micros, currency)
   local neg = micros < 0 and "-" or ""
   micros = math.abs(micros)
   local frac = string.format("%06d", micros % M.UNIT):gsub("0+$", "")
-  local least = M.NO_MINOR[currency] and 0 or 2
+  local least = M.NO_MINOR[currency] and 0 or M.THOUSANDTHS[currency] and 3 or 2
   if #frac < least then frac = frac .. string.rep("0", least - #frac) end
   return string.format("%s%d%s%s%s", neg, micros // M.UNIT, #frac > 0 and "." or "", frac,
     currency and (" " .. currency) or "")

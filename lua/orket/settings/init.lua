@@ -339,7 +339,7 @@ local function money(v, path)
     fail(path, "names %s: write the currency as its ISO 4217 code, in capitals (\"%s %s\")", lower, lamount, lower:upper())
   end
   if not amount then fail(path, "must be an amount and a currency, e.g. \"5.00 USD\" (got \"%s\")", v) end
-  if not cost.CURRENCIES[currency] then fail(path, "names %s, not an ISO 4217 currency such as USD", currency) end
+  if not cost.CURRENCIES[currency] then fail(path, "names %s, not the ISO 4217 code of a currency in use, such as USD", currency) end
   local m, why = cost.micros(amount)
   if not m then fail(path, "%s", why) end
   if m == 0 then fail(path, "must be more than 0 (leave it out for no budget)") end

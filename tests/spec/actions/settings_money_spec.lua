@@ -26,7 +26,7 @@ describe("orket.lua's money settings", function()
 
   it("say a price's bad currency once, not again as the budget's currency no price bills in", function()
     local bad = { input = "2.50", cached_input = "1.25", output = "10", currency = "usd" }
-    assert.same({ "orket.lua: models.prices[\"fake:m\"].currency must be an ISO 4217 code such as \"USD\" (got usd)" },
+    assert.same({ "orket.lua: models.prices[\"fake:m\"].currency must be the ISO 4217 code of a currency in use, such as \"USD\" (got usd)" },
       settings.check(data({ ["fake:m"] = bad }, { cost_per_card = "1 USD" })))
     -- with every price good, a budget in another currency is still refused
     assert.same({ "orket.lua: budgets.cost_per_card: is in EUR, but models.prices bills only in USD, so no call would "

@@ -86,10 +86,17 @@ describe("a price", function()
       err { input = 1, cached_input = 0, output = 1e-7, currency = "USD" })
     assert.equal("models.prices[\"openai:m\"].cached_input is missing (a price per million tokens)",
       err { input = 1, output = 1, currency = "USD" })
-    assert.equal("models.prices[\"openai:m\"].currency must be an ISO 4217 code such as \"USD\" (got usd)",
+    assert.equal("models.prices[\"openai:m\"].currency must be the ISO 4217 code of a currency in use, such as \"USD\" (got usd)",
       err { input = 1, cached_input = 0, output = 1, currency = "usd" })
-    assert.equal("models.prices[\"openai:m\"].currency must be an ISO 4217 code such as \"USD\" (got XYZ)",
+    assert.equal("models.prices[\"openai:m\"].currency must be the ISO 4217 code of a currency in use, such as \"USD\" (got XYZ)",
       err { input = 1, cached_input = 0, output = 1, currency = "XYZ" })
+    -- every currency in use, a fund, metal or test code not
+    assert.is_table((cost.price({ input = 1, cached_input = 0, output = 1, currency = "BHD" }, "p")))
+    assert.is_table((cost.price({ input = 1, cached_input = 0, output = 1, currency = "ISK" }, "p")))
+    assert.equal("models.prices[\"openai:m\"].currency must be the ISO 4217 code of a currency in use, such as \"USD\" (got XAU)",
+      err { input = 1, cached_input = 0, output = 1, currency = "XAU" })
+    -- minus zero is zero
+    assert.same({ 0, 0, 0 }, { cost.micros("-0"), cost.micros("-0.00"), cost.micros(-0.0) })
     assert.equal("models.prices[\"openai:m\"].currency is missing (an ISO 4217 code such as \"USD\")",
       err { input = 1, cached_input = 0, output = 1 })
     assert.equal("models.prices[\"openai:m\"].per is not a price field (input, cached_input, output, currency)",
@@ -153,6 +160,10 @@ describe("a call's cost", function()
 
   it("is written with no decimals in a currency with no minor unit, when whole", function()
     for c in pairs(cost.NO_MINOR) do assert.is_true(cost.CURRENCIES[c], c) end -- one of the list
+    for c in pairs(cost.THOUSANDTHS) do assert.is_true(cost.CURRENCIES[c], c) end
+    assert.equal("1.500 BHD", cost.format(1500000, "BHD"))
+    assert.equal("0.0042 KWD", cost.format(4200, "KWD"))
+    assert.equal("3 ISK", cost.format(3000000, "ISK"))
     assert.equal("12 JPY", cost.format(12000000, "JPY"))
     assert.equal("0 KRW", cost.format(0, "KRW"))
     assert.equal("12.5 JPY", cost.format(12500000, "JPY"))
@@ -264,7 +275,7 @@ describe("a money budget", function()
       settings.check { budgets = { cost_per_card = "0 USD" } })
     assert.same({ "orket.lua: budgets.cost_per_day: must be an amount and a currency, e.g. \"5.00 USD\" (got number)" },
       settings.check { budgets = { cost_per_day = 5 } })
-    assert.same({ "orket.lua: budgets.cost_per_run: names XYZ, not an ISO 4217 currency such as USD" },
+    assert.same({ "orket.lua: budgets.cost_per_run: names XYZ, not the ISO 4217 code of a currency in use, such as USD" },
       settings.check { budgets = { cost_per_run = "1 XYZ" } })
     assert.same({ "orket.lua: budgets.cost_per_epic: must not be negative (got -1)" },
       settings.check { budgets = { cost_per_epic = "-1 EUR" } })
