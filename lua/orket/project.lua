@@ -16,13 +16,16 @@ function M.db_path(dir)
 end
 
 --- database_url(dir[, getenv]) -> the project's PostgreSQL URL | false (its SQLite file)
---- | nil, msg, "EINVAL": ORKET_DATABASE_URL, else orket.lua's store.url (orket.store.pgurl).
---- An orket.lua that cannot be read names no database (the command reading it says why).
+--- | nil, msg, CODE: ORKET_DATABASE_URL, else orket.lua's store.url (orket.store.pgurl).
+--- Without an orket.lua, the SQLite file. An orket.lua that does not load is its error:
+--- it may name a PostgreSQL database, and a command that took the SQLite file instead
+--- would read, or import into, a board beside the project's.
 function M.database_url(dir, getenv)
   getenv = getenv or os.getenv
   local env = getenv(pgurl.ENV)
   if env and env ~= "" then return pgurl.resolve(nil, getenv) end
-  local data = config.read(dir)
+  local data, err, code = config.read(dir)
+  if not data and code ~= "ENOENT" then return nil, err, code or "EINVAL" end
   return pgurl.resolve(data and data.store, getenv)
 end
 

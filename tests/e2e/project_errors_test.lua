@@ -596,6 +596,23 @@ describe("a wrong setting in orket.lua", function()
     assert.matches("orket: orket.lua:" .. (lines + 2) .. ": verfy: unknown setting", r.stderr, 1, true)
   end)
 
+  -- orket.lua may name a PostgreSQL database: a command that took the SQLite file instead
+  -- made a board beside the project's (import), or said it had none (board, runs)
+  it("that does not load is refused by the commands that only open the store, which open none", function()
+    local p = H.tmpdir() .. "/p"
+    assert.equal(0, H.orket("init " .. H.quote(p)).status)
+    local lines = select(2, H.read(p .. "/orket.lua"):gsub("\n", ""))
+    append(p .. "/orket.lua", '\nconcurrency = tonumber(os.getenv("CONC")) or 3\n')
+    -- a folder without a SQLite store, as a PostgreSQL project's is
+    os.remove(p .. "/.orket/orket.db")
+    for _, c in ipairs { "import", "board", "runs", "backup " .. H.quote(p .. "/b.bak") } do
+      local r = H.orket(c, { cwd = p })
+      assert.equal(1, r.status, c)
+      assert.matches("orket: orket.lua:" .. (lines + 2) .. ": attempt to call a nil value (field 'getenv')", r.stderr, 1, true)
+    end
+    assert.is_nil(io.open(p .. "/.orket/orket.db"))
+  end)
+
   it("an issue's bad priority is refused by import with its line", function()
     local p = project()
     local f = p .. "/epics/start.json"

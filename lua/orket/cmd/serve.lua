@@ -102,7 +102,9 @@ local function open_keyed(dir, host, given, source, cli)
   if keys.total_count(db) > 0 then return db end
   -- a person, or a provider set up, ends local use (orket.serve.auth): a token would be refused
   local section = signin.load(dir)
-  if keys.any_made(db) or (section and section.oidc) then return db, false end
+  local made, merr = keys.any_made(db)
+  if made == nil then return fail("%s", merr) end
+  if made or (section and section.oidc) then return db, false end
   local token, terr = localuse.create_token(dir)
   if not token then return fail("%s", terr) end
   return db, token

@@ -228,8 +228,10 @@ local function current_role(db, a, e)
     local k = keys_store.get(db, e.key)
     if not k or k.revoked_at then return nil, "revoked" end
     return key_role(db, a, k)
-  elseif e.local_use and keys.any_made(db) then
-    return nil, "app_local_ended" -- a key or a person exists now: local use has ended
+  elseif e.local_use and keys.any_made(db) ~= false then
+    -- a key or a person exists now: local use has ended (or the store cannot say: none is
+    -- let in on a guess)
+    return nil, "app_local_ended"
   end
   return e.role
 end

@@ -78,7 +78,10 @@ function Auth:check(req, own, dv)
   -- the same as when the answer was none: no connection wrote to the store since
   if self.loopback and not self.keyed and not (own and own == self.none_own and dv == self.none_dv) then
     -- a provider set up (sign_in.oidc) means people sign in: no local use either
-    self.keyed = self.oidc ~= nil or keys.any_made(self.db)
+    local made, merr = self.oidc ~= nil, nil
+    if not made then made, merr = keys.any_made(self.db) end
+    if made == nil then return session.unavailable(merr) end
+    self.keyed = made
     self.none_own, self.none_dv = own, dv
   end
   if self.loopback and not self.keyed then

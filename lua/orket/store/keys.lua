@@ -79,10 +79,13 @@ function M.total_count(db)
 end
 
 --- any_made(db) -> whether any key or person was ever made, in one read (orket serve asks
---- it on every request until one is: another process may make the first)
+--- it on every request until one is: another process may make the first) | nil, message
+--- (the store could not be read: a server answers 503, never takes it for "none")
 function M.any_made(db)
-  return assert(db:row("SELECT CASE WHEN EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM users)"
-    .. " THEN 1 ELSE 0 END AS n")).n == 1
+  local row, err = db:row("SELECT CASE WHEN EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM users)"
+    .. " THEN 1 ELSE 0 END AS n")
+  if not row then return nil, err end
+  return row.n == 1
 end
 
 --- get(db, id) -> {id, name, role, hash, user_name, revoked_at} | nil
