@@ -450,8 +450,11 @@ static int lp_scrub(lua_State *L) {
   size_t len;
   const char *ci = luaL_checklstring(L, 1, &len);
   luaL_Buffer b;
-  char *out = luaL_buffinitsize(L, &b, len + 4);
-  pg_scrub_conninfo(ci, out, len + 4);
+  /* each secret of one byte or more becomes three: at most three times as long (a
+   * password of one letter cut the text after a second one short) */
+  size_t room = len * 3 + 1;
+  char *out = luaL_buffinitsize(L, &b, room);
+  pg_scrub_conninfo(ci, out, room);
   luaL_pushresultsize(&b, strlen(out));
   return 1;
 }

@@ -4,7 +4,9 @@
  * table (pgapi.h), loaded when it opens. */
 #include "pg.h"
 
+#include <ctype.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +70,44 @@ static int pg_hex(int ch) {
   return -1;
 }
 
-/* Where conninfo writes a password: a URL's user:PASSWORD@host and ?password=PASSWORD, or
- * the value of password= in key=value words. Returns how many spans it found (at most max). */
+/* The length of a URL's scheme and "://" at the start of s (any scheme, any case: a
+ * mistyped one, "mysql://u:pw@h" or "POSTGRESQL://...", is echoed in messages too), or 0. */
+static size_t pg_url_prefix(const char *s) {
+  size_t i = 0;
+  if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return 0;
+  while (s[i] && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.')) i++;
+  return strncmp(s + i, "://", 3) == 0 ? i + 3 : 0;
+}
+
+/* Whether a URL query's key (klen bytes), its percent escapes decoded, names a secret:
+ * libpq decodes the names too, so "%70assword" is the password. */
+static bool pg_secret_key(const char *k, size_t klen) {
+  char dec[32];
+  size_t d = 0;
+  for (size_t j = 0; j < klen; j++) {
+    if (d + 1 >= sizeof dec) return false;
+    int hi, lo;
+    if (k[j] == '%' && j + 2 < klen && (hi = pg_hex(k[j + 1])) >= 0 &&
+        (lo = pg_hex(k[j + 2])) >= 0) {
+      dec[d++] = (char)(hi * 16 + lo);
+      j += 2;
+    } else {
+      dec[d++] = k[j];
+    }
+  }
+  dec[d] = '\0';
+  return strcmp(dec, "password") == 0 || strcmp(dec, "sslpassword") == 0;
+}
+
+/* Where conninfo writes a secret: a URL's user:PASSWORD@host and ?password= or
+ * ?sslpassword= (the key's name percent-encoded or not), or the value of password= and
+ * sslpassword= in key=value words. Returns how many spans it found (at most max). */
 static int pg_password_spans(const char *ci, pg_span *out, int max) {
   int n = 0;
-  if (strncmp(ci, "postgresql://", 13) == 0 || strncmp(ci, "postgres://", 11) == 0) {
-    const char *a = strstr(ci, "://") + 3;
-    size_t alen = strcspn(a, "/?");
+  size_t prefix = pg_url_prefix(ci);
+  if (prefix > 0) {
+    const char *a = ci + prefix;
+    size_t alen = strcspn(a, "/?#");
     const char *at = NULL;
     for (size_t i = 0; i < alen; i++)
       if (a[i] == '@') at = a + i; /* the last @ ends the user info */
@@ -85,13 +118,16 @@ static int pg_password_spans(const char *ci, pg_span *out, int max) {
     const char *q = strchr(a, '?');
     while (q && n < max) {
       q++;
-      if (strncmp(q, "password=", 9) == 0) out[n++] = (pg_span){q + 9, strcspn(q + 9, "&")};
+      size_t klen = strcspn(q, "=&#");
+      if (q[klen] == '=' && pg_secret_key(q, klen)) out[n++] = (pg_span){q + klen + 1, strcspn(q + klen + 1, "&#")};
       q = strchr(q, '&');
     }
     return n;
   }
   for (const char *p = ci; (p = strstr(p, "password")) != NULL && n < max; p += 8) {
-    if (p != ci && !(p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n')) continue;
+    const char *w = p;
+    if (w - ci >= 3 && strncmp(w - 3, "ssl", 3) == 0) w -= 3; /* sslpassword: the key's passphrase */
+    if (w != ci && !(w[-1] == ' ' || w[-1] == '\t' || w[-1] == '\n')) continue;
     const char *v = p + 8;
     while (*v == ' ' || *v == '\t') v++;
     if (*v != '=') continue;

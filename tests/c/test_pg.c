@@ -40,6 +40,21 @@ TEST(test_pg_scrub_conninfo) {
   CHECK_STR(t, out, "postgresql://u@/db?host=/run/pg");
   pg_scrub_conninfo("dbname=x password=secret host=h", out, sizeof out);
   CHECK_STR(t, out, "dbname=x password=*** host=h");
+  /* libpq decodes a parameter's name: %70assword is the password */
+  pg_scrub_conninfo("postgresql://o@/d?%70assword=pw&pass%77ord=p2&x=1", out, sizeof out);
+  CHECK_STR(t, out, "postgresql://o@/d?%70assword=***&pass%77ord=***&x=1");
+  /* the client key's passphrase, in either form */
+  pg_scrub_conninfo("postgresql://o@/d?sslpassword=kk", out, sizeof out);
+  CHECK_STR(t, out, "postgresql://o@/d?sslpassword=***");
+  pg_scrub_conninfo("host=h sslpassword=kk password=pp", out, sizeof out);
+  CHECK_STR(t, out, "host=h sslpassword=*** password=***");
+  pg_scrub_conninfo("host=h mysslpassword=kk", out, sizeof out);
+  CHECK_STR(t, out, "host=h mysslpassword=kk");
+  /* a URL of another scheme, or in capitals, as a mistaken setting is echoed */
+  pg_scrub_conninfo("mysql://orket:hunter2@db/orket", out, sizeof out);
+  CHECK_STR(t, out, "mysql://orket:***@db/orket");
+  pg_scrub_conninfo("POSTGRESQL://orket:hunter2@h/x", out, sizeof out);
+  CHECK_STR(t, out, "POSTGRESQL://orket:***@h/x");
 }
 
 TEST(test_pg_sqlstate_codes) {

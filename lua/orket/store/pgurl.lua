@@ -23,8 +23,18 @@ function M.check(url, where)
   local authority = rest:match("^([^/?]*)")
   local userinfo = authority:match("^(.*)@")
   local query = rest:match("%?(.*)$") or ""
-  if (userinfo and userinfo:find(":", 1, true)) or ("&" .. query):find("&password=", 1, true) then
+  -- (libpq reads a parameter's name with its percent escapes decoded: %70assword is password)
+  local secret
+  for key in ("&" .. query):gmatch("&([^&=]*)=") do
+    key = key:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    if key == "password" or key == "sslpassword" then secret = key end
+  end
+  if (userinfo and userinfo:find(":", 1, true)) or secret == "password" then
     return nil, where .. " must not contain the password: put it in PGPASSWORD or ~/.pgpass"
+  end
+  if secret then
+    return nil, where .. " must not contain sslpassword, a secret: use a client key (sslkey=) without a passphrase, "
+      .. "readable by Orket's user only"
   end
   -- Several hosts (a primary and its standbys): libpq takes the first that answers, and
   -- without target_session_attrs that may be a read-only standby, where every write fails.

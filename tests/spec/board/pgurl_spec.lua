@@ -23,6 +23,19 @@ describe("orket.store.pgurl", function()
     assert.is_nil(ok)
     assert.equal("ORKET_DATABASE_URL must not contain the password: put it in PGPASSWORD or ~/.pgpass", msg)
     assert.is_nil(msg:find("s3cret", 1, true))
+    -- libpq decodes a parameter's name, so a percent-encoded one is the password too
+    for _, u in ipairs { "postgresql://o@/d?%70assword=s3cret", "postgresql://o@/d?host=/x&pass%77ord=s3cret" } do
+      ok, msg = pgurl.resolve(nil, env { ORKET_DATABASE_URL = u })
+      assert.equal("ORKET_DATABASE_URL must not contain the password: put it in PGPASSWORD or ~/.pgpass", msg, u)
+    end
+    ok, msg = pgurl.resolve(nil, env { ORKET_DATABASE_URL = "postgresql://o@/d?sslkey=k&sslpassword=s3cret" })
+    assert.matches("^ORKET_DATABASE_URL must not contain sslpassword, a secret", msg)
+    -- a URL of another scheme is echoed without its password
+    ok, msg = pgurl.resolve({ url = "mysql://orket:s3cret@db/orket" }, env {})
+    assert.matches("(got mysql://orket:***@db/orket)", msg, 1, true)
+    -- secrets of one letter, each said as three: the text after them is not cut short
+    assert.equal("postgresql://u:***@h/d?password=***&x=1",
+      require("orket.c.pg").scrub("postgresql://u:p@h/d?password=q&x=1"))
   end)
 
   it("takes several hosts only with target_session_attrs=read-write (or primary)", function()
