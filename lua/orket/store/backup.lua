@@ -6,6 +6,7 @@ local cstore = require "orket.c.store"
 local json = require "cjson.safe"
 local uv = require "luv"
 local store = require "orket.store"
+local pg_schema = require "orket.store.pg_schema"
 local sealed = require "orket.store.sealed"
 local lockfile = require "orket.c.lockfile"
 local rt = require "orket.c.runtime"
@@ -164,7 +165,14 @@ local function read_pg(path)
       return nil, string.format("%s: not an orket store (it has no %s table)", shown(path), t), "ENOTSTORE"
     end
   end
-  return { format = "pg", version = math.tointeger(head.version), cards = #seen.cards.rows, tables = tables }
+  -- an export this orket's PostgreSQL schema has no version of cannot be restored by it:
+  -- said by the check, not first by the restore
+  local v, latest = math.tointeger(head.version), #pg_schema.migrations
+  if v < 1 or v > latest then
+    return nil, string.format("%s: an export of schema version %d, which this orket (%d) cannot read; use the orket "
+      .. "that made it", shown(path), v, latest), "EVERSION"
+  end
+  return { format = "pg", version = v, cards = #seen.cards.rows, tables = tables }
 end
 
 --- check(path) -> {format=, version=, cards=} | nil, msg, CODE: whether the file is a

@@ -118,5 +118,18 @@ describe("orket.store.backup.check", function()
     H.write(dir .. "/cut.jsonl", '{"format":"orket-pg-backup","version":1}\n{"table":"cards","rows":2}\n{"row":{"id":"A"}}\n')
     _, err, code = backup.check(dir .. "/cut.jsonl")
     assert.equal("ECORRUPT", code, err)
+    -- a whole export of a schema version this orket's PostgreSQL store has none of: said by
+    -- the check, not first by the restore
+    local tables = '{"table":"cards","rows":0}\n{"table":"dependencies","rows":0}\n{"table":"comments","rows":0}\n'
+      .. '{"table":"events","rows":0}\n{"end":true}\n'
+    local latest = #require("orket.store.pg_schema").migrations
+    H.write(dir .. "/ok.jsonl", '{"format":"orket-pg-backup","version":' .. latest .. '}\n' .. tables)
+    assert.equal(latest, assert(backup.check(dir .. "/ok.jsonl")).version)
+    for _, v in ipairs { latest + 1, 0, -1 } do
+      H.write(dir .. "/newer.jsonl", '{"format":"orket-pg-backup","version":' .. v .. '}\n' .. tables)
+      _, err, code = backup.check(dir .. "/newer.jsonl")
+      assert.equal("EVERSION", code, err)
+      assert.matches("an export of schema version " .. v .. ", which this orket (" .. latest .. ") cannot read", err, 1, true)
+    end
   end)
 end)
