@@ -617,6 +617,40 @@ db:close()
     assert.equal("canceled", status_of(dir, "API-2"))
   end)
 
+  -- another folder of the same PostgreSQL database works a run: its leases are in the store,
+  -- and this folder's run lock knows nothing of them (the restore wiped the runs under a
+  -- worker, which then failed on the lost run's foreign key). Here the rows are written as
+  -- that folder's worker and server write them.
+  it("refuses while the store holds a live lease on a run, whatever folder holds it", function()
+    local dir = H.example("webapp")
+    local file = H.tmpdir() .. "/b.db"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local leases = require "orket.store.leases"
+    local db = assert(require("orket.project").open_store(dir, false))
+    local run = assert(db:record_run { target = "API", kind = "epic", data = { workers = true } })
+    assert(db:tx(function() return leases.claim(db, { worker = "far#0123456789abcdef", run = run, ids = { "API-1" },
+      limit = 1, ttl_ms = 60000 }) end))
+    db:close()
+    local r = H.orket("restore " .. H.quote(file), { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("run " .. run .. " is worked by worker far (its lease on API-1 is in the store, so from any folder "
+      .. "of it)", r.stderr, 1, true)
+    assert.matches("(the store was not changed)\n", r.stderr, 1, true)
+    db = assert(require("orket.project").open_store(dir, false))
+    db:tx(function() leases.release(db, "far#0123456789abcdef") end)
+    -- a server's lease on the whole run, from a process of another machine (never known dead here)
+    db:tx(function() assert(leases.run_take(db, run, "elsewhere/-/4242/00ff", 60000) == nil) end)
+    db:close()
+    r = H.orket("restore " .. H.quote(file), { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("run " .. run .. " is going in process elsewhere/-/4242/00ff (orket serve; its lease is in the "
+      .. "store", r.stderr, 1, true)
+    -- the run is there still
+    db = assert(require("orket.project").open_store(dir, false))
+    assert.is_table(require("orket.store.runs").get(db, run))
+    db:close()
+  end)
+
   -- SQLite only: a write lock another connection holds is the file's; PostgreSQL's are rows'
   local sqlite_it = backends.name() == "sqlite" and it
     or function(name) pending(name .. " [SQLite only: its file's own locks]") end

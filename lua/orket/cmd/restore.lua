@@ -11,6 +11,8 @@ local errors = require "orket.errors"
 local config = require "orket.config"
 local project = require "orket.project"
 local setup = require "orket.engine.setup"
+local leases = require "orket.store.leases"
+local runlease = require "orket.engine.runlease"
 
 local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [--accept-older-audit] "
   .. "[--accept-unverified-audit] [-C DIR]"
@@ -179,6 +181,27 @@ local function running_sandboxes(db)
     #live == 1 and "is" or "are", #live == 1 and "it" or "them", table.concat(ids, ", "))
 end
 
+-- A run worked from another folder of the same database (a worker's card leases, a
+-- server's run lease: the store's, which every folder sees) would lose its rows under it:
+-- this folder's run lock only keeps off the processes that share the folder.
+-- -> the refusal's text | nil when none is live
+local function worked_elsewhere(db)
+  local cards = leases.live(db)
+  if cards[1] then
+    local l = cards[1]
+    return string.format("run %s is worked by worker %s (its lease on %s is in the store, so from any folder of "
+      .. "it); wait for the run to end, or stop its workers (SIGTERM) first", tostring(l.run), tostring(l.worker),
+      tostring(l.card))
+  end
+  local runs = runlease.holders(db)
+  local id = next(runs)
+  if id then
+    return string.format("run %s is going in process %s (orket serve; its lease is in the store, so from any "
+      .. "folder of it); wait for it to end, or stop it (POST /v1/runs/%s/stop) first", tostring(id),
+      tostring(runs[id]), tostring(id))
+  end
+end
+
 -- Before the store is replaced: no sandbox runs, FILE is whole, its audit passes, and the
 -- restore's checkpoint can be signed here -> verdict, FILE's check | nil (said)
 local function ready(dir, db, file, name, accept, cli)
@@ -189,6 +212,10 @@ local function ready(dir, db, file, name, accept, cli)
     if fits then
       err = running_sandboxes(db)
       code = err and "ESANDBOXRUNNING"
+    end
+    if fits and not err then
+      err = worked_elsewhere(db)
+      code = err and "ELOCKED"
     end
     if err then info = nil end
   end
