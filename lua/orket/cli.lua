@@ -86,8 +86,11 @@ function M.err(fmt, ...)
   local ferr = cstore.file_error()
   if ferr and msg:find(ferr, 1, true) then
     if reported == ferr then return end
-    reported, msg = ferr, plain(msg)
+    reported = ferr
   end
+  -- a store's failure raised through assert() and caught on its way carries the position
+  -- of Orket's module that raised it: a person reads what failed, not where in Orket
+  msg = plain(msg)
   -- messages quote card ids, model text and servers' error bodies: inert on a terminal
   io.stderr:write("orket: ", inert.text(msg), "\n")
 end

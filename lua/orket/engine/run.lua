@@ -1162,8 +1162,11 @@ function Run:conclude(target, view)
     reason = string.format("the store was lost (%s); the run is left running for the workers", self.journal_failed)
   elseif self.journal_failed then
     status = "failed"
-    reason = string.format("the journal could not be written (%s); once the store can be written "
-      .. "(free space, fix its permissions), 'orket resume %d' carries on", self.journal_failed, self.run_id)
+    -- (a database server's remedy is not a file's)
+    reason = string.format("the journal could not be written (%s); once the store can be written (%s), "
+      .. "'orket resume %d' carries on", self.journal_failed, self.db.dialect.name == "pg"
+      and "its database server reached again, a primary that takes writes" or "free space, fix its permissions",
+      self.run_id)
   elseif self.internal_failed then
     status = "failed"
     reason = string.format("an internal error ended the run (%s; its traceback is on stderr): please report it; "

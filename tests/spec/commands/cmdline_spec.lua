@@ -243,6 +243,17 @@ describe("cmdline.usage and options_help", function()
     end
     -- the library this runs from is the default
     assert.equal(F, plain(package.orket_home .. "/lua/orket/store/cards.lua:34: " .. F))
+    -- and every message said, not only a file's failure: a PostgreSQL standby's refusal,
+    -- raised through assert() and caught on its way, was printed with its position
+    local cli = require "orket.cli"
+    local path = H.tmpdir() .. "/stderr"
+    local real = io.stderr
+    io.stderr = assert(io.open(path, "w"))
+    cli.err("%s", package.orket_home .. "/lua/orket/store/comments.lua:17: pg: cannot execute INSERT in a "
+      .. "read-only transaction (SQLSTATE 25006)")
+    io.stderr:close()
+    io.stderr = real
+    assert.equal("orket: pg: cannot execute INSERT in a read-only transaction (SQLSTATE 25006)\n", H.read(path))
     H.cleanup()
   end)
 end)
