@@ -198,6 +198,13 @@ describe("sign-in through an OpenID Connect provider", function()
     local cookie = "Cookie: " .. sh["set-cookie"]:match("(orket_session=ors_%x+)")
     st = req(s, "POST", "/v1/me/keys", { JSON, cookie, "X-CSRF-Token: " .. sdoc.csrf }, { name = "successor", role = "admin" })
     assert.equal(403, st)
+    -- nor through the admins' routes, for their own name or for the server: each made a key
+    -- of a new lifetime (a server key outliving the person too)
+    for _, path in ipairs { "/v1/users/root/keys", "/v1/keys" } do
+      st, doc = req(s, "POST", path, { JSON, kh[1] }, { name = "successor", role = "admin" })
+      assert.same({ 403, "forbidden" }, { st, doc.error and doc.error.code }, path)
+      assert.matches("key_lifetime_days", doc.error.message, 1, true)
+    end
     made_days_ago(31) -- the default lifetime is 30 days
     st, doc = req(s, "GET", "/v1/users", kh)
     assert.equal(401, st)

@@ -81,7 +81,31 @@ M.PAGING = routes.named_query("the keys after the key of this id")
 
 local function list(_, ctx) return M.list_page(ctx, nil) end
 
+--- maker_refused(ctx, want) -> status, doc | nil: whether the caller may make a key of role
+--- want at all, whoever it is for (their own, a person's, the server's). A provider's person
+--- makes keys only with a sign-in's session or the provider's token: their key ends
+--- sign_in.oidc.key_lifetime_days after it was made, and a key it made would renew it
+--- forever, the provider never asked again (any route that makes keys would do). And a key
+--- makes no key stronger than itself: a viewer key cannot mint an operator key.
+function M.maker_refused(ctx, want)
+  if ctx.who.source == "oidc" and ctx.who.key_id then
+    return err(403, "forbidden", "a person of the identity provider makes keys with a session of a sign-in or the "
+      .. "provider's token, not with a key or its session (keys last sign_in.oidc.key_lifetime_days)",
+      "sign in through the provider, or send its token (Authorization: Bearer), and make the key with that "
+        .. "(docs/teams.md#keys)")
+  end
+  local cap = ctx.who.cap
+  if cap and not keys.allows(cap, want) then
+    return err(403, "forbidden", (cap == "viewer" and "a " or "an ") .. cap .. " key makes keys of its role or lower",
+      "ask for a role no stronger than " .. cap .. ", or make the key with a key of that role or higher "
+        .. "(docs/teams.md#keys)")
+  end
+  return nil
+end
+
 local function create(_, ctx)
+  local rst, rdoc = M.maker_refused(ctx, ctx.body.role)
+  if rst then return rst, rdoc end
   local key, info, code = M.in_tx(ctx, "key_create", function(by)
     return keys.create(ctx.db, ctx.dir, ctx.body.name, ctx.body.role, by)
   end, keys.subject)

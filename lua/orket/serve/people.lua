@@ -79,21 +79,9 @@ end
 local function my_key_create(_, ctx)
   local user, st, doc = me(ctx)
   if not user then return st, doc end
-  local cap, want = ctx.who.cap, ctx.body.role
-  if ctx.who.source == "oidc" and ctx.who.key_id then
-    -- a provider's person's key ends key_lifetime_days after it was made: a key it made
-    -- would renew it forever, the provider never asked again
-    return err(403, "forbidden", "a person of the identity provider makes keys with a session of a sign-in or the "
-      .. "provider's token, not with a key or its session (keys last sign_in.oidc.key_lifetime_days)",
-      "sign in through the provider, or send its token (Authorization: Bearer), and make the key with that "
-        .. "(docs/teams.md#keys)")
-  end
-  if cap and not keys.allows(cap, want) then
-    -- a key makes no key stronger than itself: a viewer key cannot mint an operator key
-    return err(403, "forbidden", (cap == "viewer" and "a " or "an ") .. cap .. " key makes keys of its role or lower",
-      "ask for a role no stronger than " .. cap .. ", or make the key with a key of that role or higher "
-        .. "(docs/teams.md#keys)")
-  end
+  local want = ctx.body.role
+  local rst, rdoc = admin.maker_refused(ctx, want)
+  if rst then return rst, rdoc end
   -- nor a person one stronger than they are anywhere: a key's stored role is what it
   -- would act with the day its person were promoted
   local top = projects.strongest(ctx.db, ctx.who, user, ctx.server.projects)
@@ -116,6 +104,9 @@ end
 -- admin's key the day they were promoted, wherever it had been pasted meanwhile
 local function user_key_create(_, ctx)
   local user, want = ctx.params.name, ctx.body.role
+  -- (the maker's own limits first: an admin's own name here was the way round them)
+  local rst, rdoc = admin.maker_refused(ctx, want)
+  if rst then return rst, rdoc end
   if not accounts.exists(ctx.db, user) then return err(404, "not_found", users.unknown(ctx.db, user)) end
   local top = projects.strongest(ctx.db, { user = user }, user, ctx.server.projects)
   -- a project's role is the grant to name: a project's admin may have an admin key, and a
