@@ -31,7 +31,9 @@ end
 local function since_time(v, clock)
   local n, unit = v:match("^(%d+)([dh])$")
   if n then
-    local t = clock:now() - tonumber(n) * (unit == "d" and 86400 or 3600)
+    -- (in floats: 9223372036854775807h in integers wrapped round to an hour ahead, and the
+    -- export was empty)
+    local t = clock:now() - tonumber(n) * (unit == "d" and 86400.0 or 3600.0)
     -- a span reaching before 1970 keeps every entry (os.date cannot write such a time)
     if t < 0 then return "0" end
     return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. ".000Z"
