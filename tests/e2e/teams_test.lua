@@ -1226,6 +1226,13 @@ sign_in = {
     assert.matches("project 'team' was pointed at another store (orket.lua's serve.projects) since this server started",
       listed.team.changed, 1, true)
     assert.is_nil(listed.default.changed)
+    -- nor does a role granted there now make a key that strong (the command line holds it
+    -- so already): bob's strongest is what this server grants, the default project's viewer
+    ok(H.orket("projects grant team bob admin", { cwd = dir }), "admin in HR's")
+    st, doc = req(s, "POST", "/v1/me/keys", bob, { name = "strong", role = "admin" })
+    assert.same({ 403, "your strongest role is viewer: a key of yours may be viewer or lower, not admin" },
+      { st, doc.error and doc.error.message })
+    assert.equal(201, (req(s, "POST", "/v1/me/keys", bob, { name = "weak", role = "viewer" })))
     assert.equal(0, s.stop())
   end)
 

@@ -159,7 +159,11 @@ function M.strongest(db, who, user, known)
   if M.server_admin(db, who) then return "admin" end
   local best
   for _, m in ipairs(sp.of_user(db, user)) do
-    if known[m.project] and (not best or keys.RANK[m.role] > keys.RANK[best]) then best = m.role end
+    -- a running server's project (its entry, not a name) that changed since it started
+    -- (removed, pointed elsewhere) grants nothing there: nor a key here
+    local p = known[m.project]
+    local held = p and not (type(p) == "table" and m.project ~= M.DEFAULT and change_of(db, p))
+    if held and (not best or keys.RANK[m.role] > keys.RANK[best]) then best = m.role end
   end
   return best
 end
