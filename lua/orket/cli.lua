@@ -89,8 +89,10 @@ function M.err(fmt, ...)
     reported = ferr
   end
   -- a store's failure raised through assert() and caught on its way carries the position
-  -- of Orket's module that raised it: a person reads what failed, not where in Orket
-  msg = plain(msg)
+  -- of Orket's module that raised it: a person reads what failed, not where in Orket (the
+  -- first line only: a script's error keeps its traceback, `orket lua`'s)
+  local first, rest = msg:match("^([^\n]*)(.*)$")
+  msg = plain(first) .. rest
   -- messages quote card ids, model text and servers' error bodies: inert on a terminal
   io.stderr:write("orket: ", inert.text(msg), "\n")
 end

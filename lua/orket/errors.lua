@@ -37,7 +37,7 @@ M.GROUPS = {
     "EFORGE", "EAUTH", "ENOTFOUND", "ERATELIMIT", "EREJECTED", "EALREADY", "EBADPEPPER", "ETIMEDOUT", "EEXIT",
     "ENOTSUP", "ESYNTAX", "ERUNTIME", "EMCP", "EDOWN", "EPROTO", "EHTTP", "ESESSION", "EENGINE", "EFAIL",
     "ELOCKED", "ERUNGOING", "ELEASELOST", "ESTARTING", "ELASTADMIN", "ESERVERADMIN", "EFOLLOWS", "EAUDITKEY", "EAUDITUNVERIFIED", "EAUDITOLDER",
-    "ESANDBOXRUNNING",
+    "EAUDITUNDONE", "ESANDBOXRUNNING",
     "ENOTURN", "ECANCELED", "ETOOBIG", "ESTATE", "EDIRTY", "EINCONSISTENT", "EREMOTE", "ELISTEN", "EPIPE", "ESLOW",
   } },
   { name = "http", title = "The HTTP API (`orket serve`)", codes = {
@@ -437,6 +437,12 @@ CODES.EAUDITOLDER = {
   means = "a backup given to `orket restore` is older than a checkpoint this project signed: restoring it drops "
     .. "the audit's entries after it",
   remedy = "restore it all the same with --accept-older-audit",
+}
+CODES.EAUDITUNDONE = {
+  means = "a backup given to `orket restore` lacks the store's entries of acts that took a power away (a key "
+    .. "revoked, a person disabled, a password, role or membership changed): restoring it would undo them",
+  remedy = "restore a newer backup, or this one with --accept-undone-revocations, then revoke and disable again what "
+    .. "must stay so",
 }
 -- `orket restore` while a sandbox of the project runs: its row would vanish with the old
 -- content, the sandbox running on, owned by nothing the board shows

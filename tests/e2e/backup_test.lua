@@ -651,6 +651,35 @@ db:close()
     db:close()
   end)
 
+  -- a key revoked because it leaked, a person disabled: the command line signs no
+  -- checkpoint for them, so an older backup restored without a word and the leaked key
+  -- worked again
+  it("refuses a backup that would undo a key's revocation or a person's disabling, unless told", function()
+    local dir = H.example("webapp")
+    local made = ok(H.orket("keys create leak --role admin", { cwd = dir }), "key")
+    local id = assert((made.stdout .. made.stderr):match("created key (%x+)"))
+    local function revoked()
+      local doc = require("cjson").decode(ok(H.orket("keys list --json", { cwd = dir }), "list").stdout)
+      return doc.keys[1].revoked_at ~= require("cjson").null
+    end
+    local file = H.tmpdir() .. "/b.db"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    ok(H.orket("keys revoke " .. id, { cwd = dir }), "revoke")
+    local r = H.orket("restore " .. H.quote(file), { cwd = dir })
+    assert.equal(1, r.status, r.stderr)
+    assert.matches("refused: the store's entry %d+, a key revoked %(key_revoke key=leak keyid=" .. id, r.stderr)
+    assert.matches("restore a newer backup, or this one with --accept-undone-revocations", r.stderr, 1, true)
+    assert.is_true(revoked())
+    -- --check says it as the restore would
+    assert.equal(1, H.orket("restore " .. H.quote(file) .. " --check", { cwd = dir }).status)
+    -- told: restored, the flag in the restore's entry
+    r = ok(H.orket("restore " .. H.quote(file) .. " --accept-undone-revocations", { cwd = dir }), "restore")
+    assert.matches("accepted (--accept-undone-revocations)", r.stderr, 1, true)
+    assert.is_false(revoked())
+    local e = H.orket("audit export --format jsonl", { cwd = dir }).stdout
+    assert.matches("accept=undone%-revocations", e)
+  end)
+
   -- SQLite only: a write lock another connection holds is the file's; PostgreSQL's are rows'
   local sqlite_it = backends.name() == "sqlite" and it
     or function(name) pending(name .. " [SQLite only: its file's own locks]") end

@@ -17,7 +17,17 @@ local inert = require "orket.inert"
 local M = {}
 
 --- ACCEPT: each class of finding and the flag that lets a restore through despite it
-M.ACCEPT = { unverified = "--accept-unverified-audit", older = "--accept-older-audit" }
+M.ACCEPT = { unverified = "--accept-unverified-audit", older = "--accept-older-audit",
+  undone = "--accept-undone-revocations" }
+
+--- REVOKING: the acts on people and keys that take a power away. A restore that drops their
+--- entries undoes them: a key revoked because it leaked works again, a disabled person
+--- signs in, an old password opens the account. (A role or grant changed may be a demotion.)
+M.REVOKING = { key_revoke = "a key revoked", user_disable = "a person disabled", user_password = "a password changed",
+  user_role = "a server role changed", member_revoke = "a membership revoked", member_grant = "a project role changed" }
+
+-- the most of the store's dropped entries read for such acts (a longer tail is named whole)
+M.UNDONE_SCAN = 100000
 
 -- The findings that make a backup's audit unverified: the chain's own problems, signed
 -- entries this project cannot check, or none signed where this project signs.
@@ -146,11 +156,49 @@ local function tail(v, src, rep, live)
   if rep.last > through then v.unverified_range = { from = through + 1, to = rep.last } end
 end
 
+-- The store's entries the backup lacks (from where the two chains part, or past the
+-- backup's last) that took a power away: each named in v.undone, which refuses the restore
+-- unless accepted.
+local function undone(v, src, rep, live)
+  v.undone = {}
+  if not live then return end
+  local lfirst, llast = against_live(live)
+  if not llast then return end
+  local from = (rep.last or 0) + 1
+  if rep.last and lfirst then
+    local lo, hi = math.max(lfirst, rep.first), math.min(llast, rep.last)
+    if lo <= hi then
+      local ok, d = pcall(first_difference, src, verify.store_source(live), lo, hi)
+      if ok and d then from = d end
+    end
+  end
+  from = math.max(from, lfirst or from)
+  local ok = pcall(function()
+    local after, seen = from - 1, 0
+    while after < llast and seen < M.UNDONE_SCAN do
+      local rows = live:read(function() return ops.page(live, after, 500) end)
+      if #rows == 0 then break end
+      for _, r in ipairs(rows) do
+        local what = M.REVOKING[r.action]
+        if what then
+          v.undone[#v.undone + 1] = string.format("the store's entry %d, %s (%s%s, by %s at %s), is not in the "
+            .. "backup: restoring it undoes that", int(r.seq), what, tostring(r.action), r.detail and (" " .. inert.line(
+            tostring(r.detail))) or "", inert.line(tostring(r.actor)), tostring(r.at))
+        end
+        after = int(r.seq)
+      end
+      seen = seen + #rows
+    end
+  end)
+  if not ok then v.undone = {} end
+end
+
 --- judge(dir, path, live) -> verdict | nil, msg, CODE: the audit of the backup at path (a
 --- checked plain file) judged for a restore into the project at dir, whose store live is
 --- (nil when it cannot be read). verdict: {entries=, first=, last=, hash= (the last
 --- entry's), checkpoint= (its newest signed seq, 0 when none), checkpoint_hash=, sig_key=,
 --- pub= (whether audit.pub verified it), unverified = {problem, ...}, older = {...},
+--- undone = {...} (acts on people and keys the restore would undo, M.REVOKING),
 --- previous = {seq=, hash=} (the store's newest entry) | nil, dropped = whether the
 --- backup lacks it}.
 function M.judge(dir, path, live)
@@ -169,6 +217,7 @@ function M.judge(dir, path, live)
     checkpoint = rep.last_signed, checkpoint_hash = rep.last_signed_hash, sig_key = rep.sig_key, pub = pk ~= nil }
   unverified(v, rep, pk, perr, pk or perr or head)
   tail(v, src, rep, live)
+  undone(v, src, rep, live)
   older(v, src, rep, marks, out)
   v.problems = table.concat(rep.problems, "\n")
   if last then
@@ -179,11 +228,14 @@ function M.judge(dir, path, live)
   return v
 end
 
---- refused(v, accept) -> the classes ("unverified", "older") of findings that accept
---- ({unverified=, older=}) does not let through, in that order; empty when none
+--- CLASSES: the classes of findings, in the order they are said
+M.CLASSES = { "unverified", "older", "undone" }
+
+--- refused(v, accept) -> the classes (M.CLASSES) of findings that accept ({unverified=,
+--- older=, undone=}) does not let through, in that order; empty when none
 function M.refused(v, accept)
   local out = {}
-  for _, class in ipairs { "unverified", "older" } do
+  for _, class in ipairs(M.CLASSES) do
     if #v[class] > 0 and not accept[class] then out[#out + 1] = class end
   end
   return out
@@ -219,6 +271,7 @@ local function accepted(accept)
   for _, class in ipairs { "older", "unverified" } do
     if accept[class] then t[#t + 1] = class .. "-audit" end
   end
+  if accept.undone then t[#t + 1] = "undone-revocations" end
   return #t > 0 and table.concat(t, ":") or nil
 end
 

@@ -15,7 +15,7 @@ local leases = require "orket.store.leases"
 local runlease = require "orket.engine.runlease"
 
 local USAGE = "orket restore FILE [--check] [--key-file KEYFILE | --passphrase-env NAME] [--accept-older-audit] "
-  .. "[--accept-unverified-audit] [-C DIR]"
+  .. "[--accept-unverified-audit] [--accept-undone-revocations] [-C DIR]"
 local cmd = { summary = "replace the project's store with a backup", usage = USAGE }
 cmd.help = [[
 Restores into a project whose store is missing, or is no database any more (damaged): a
@@ -38,7 +38,11 @@ refused too when it is older than a checkpoint this project signed (.orket/audit
 the store's newest): restoring it would drop the entries after it; --accept-older-audit
 restores it all the same, but not a backup whose entries after its newest checkpoint
 differ from this store's at the same seqs (refused as unverified). Such entries the store
-does not hold cannot be checked: they are restored and named. A SQLite backup whose schema
+does not hold cannot be checked: they are restored and named. It is refused too when the
+store's entries it lacks hold an act that took a power away (a key revoked, a person
+disabled, a password, role or membership changed): restoring it would undo that, a leaked
+key working again; --accept-undone-revocations restores it all the same (then revoke and
+disable again what must stay so). A SQLite backup whose schema
 is not exactly orket's (a trigger, view or table added or changed) is refused. A restore
 checks that the store holds what was judged, appends an entry that records it (the file,
 the backup's last entry and newest checkpoint, who ran it, any flag given, the entries it
@@ -105,11 +109,12 @@ end
 
 -- each class of the audit's findings that refuses a restore: its code, and why, then what
 -- to do (the code's remedy, which names the flag that allows it)
-local CODE = { unverified = "EAUDITUNVERIFIED", older = "EAUDITOLDER" }
+local CODE = { unverified = "EAUDITUNVERIFIED", older = "EAUDITOLDER", undone = "EAUDITUNDONE" }
 local REFUSAL = {
   unverified = "its audit cannot be verified under this project's key: " .. errors.remedy(CODE.unverified),
   older = "its audit is older than this project's: restoring it drops the entries after it; "
     .. errors.remedy(CODE.older),
+  undone = "restoring it undoes what was done since to people and keys (above); " .. errors.remedy(CODE.undone),
 }
 
 -- the backup's audit judged (orket.audit.restore); findings not accepted refuse it, each
@@ -121,7 +126,7 @@ local function judged(dir, file, name, live, accept, cli)
     return nil
   end
   local refused = audit_restore.refused(v, accept)
-  for _, class in ipairs { "unverified", "older" } do
+  for _, class in ipairs(audit_restore.CLASSES) do
     local verb = accept[class] and ("accepted (" .. audit_restore.ACCEPT[class] .. ")") or "refused"
     for _, p in ipairs(v[class]) do cli.err("restore: %s: %s: %s", config.shown(name), verb, p) end
   end
@@ -356,6 +361,7 @@ function cmd.run(args, cli)
     ["--check"] = function() only_check = true end,
     [audit_restore.ACCEPT.older] = function() accept.older = true end,
     [audit_restore.ACCEPT.unverified] = function() accept.unverified = true end,
+    [audit_restore.ACCEPT.undone] = function() accept.undone = true end,
   }, "a file name", {
     ["--key-file"] = { what = "a key file", set = function(v) opts.key_file = v end },
     ["--passphrase-env"] = { what = "the name of an environment variable", set = function(v) opts.passphrase_env = v end },
