@@ -209,6 +209,8 @@ describe("sign-in through an OpenID Connect provider", function()
     st, doc = req(s, "GET", "/v1/users", kh)
     assert.equal(401, st)
     assert.matches("more than 30 days old", doc.error.message, 1, true)
+    -- its remedy is the provider's sign-in, not a key's ("send Authorization: Bearer ork_...")
+    assert.matches("^sign in through the provider", doc.error.remedy)
     -- and so does the session it opened
     assert.equal(401, (req(s, "GET", "/v1/users", { cookie })))
     s.stop()

@@ -1930,9 +1930,11 @@ db:close()
     assert.same({ 403, "an operator key makes keys of its role or lower" }, { st, doc.error.message })
     -- a key's name is never an id's shape: revoking "that name" would revoke the key of that id
     st, doc = req(s, "POST", "/v1/me/keys", root, { name = ro_id, role = "viewer" })
-    assert.same({ 400, "a key's name may not be 16 hex digits, as a key's id is (revoking it by name would find the id)" },
-      { st, doc.error.message })
-    assert.equal(400, (req(s, "POST", "/v1/keys", root, { name = "0123456789abcdef", role = "viewer" })))
+    -- (named body.name, as every other body error)
+    assert.same({ 400, "body.name: a key's name may not be 16 hex digits, as a key's id is (revoking it by name "
+      .. "would find the id)" }, { st, doc.error.message })
+    st, doc = req(s, "POST", "/v1/keys", root, { name = "0123456789abcdef", role = "viewer" })
+    assert.same({ 400, "body.name: a key's name may not be 16 hex digits" }, { st, doc.error.message:sub(1, 48) })
     assert.equal(201, (req(s, "POST", "/v1/keys", root, { name = "0123456789abcdeg", role = "viewer" })))
     -- taking out of a project names what does not exist, as granting does
     st, doc = req(s, "DELETE", "/v1/users/ghost/projects/notes", root)

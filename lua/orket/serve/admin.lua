@@ -103,8 +103,17 @@ function M.maker_refused(ctx, want)
   return nil
 end
 
+--- name_refused(ctx) -> status, doc | nil: the body's key name checked by the one rule
+--- (orket.serve.keys.name_problem), named as every other body error is, body.name
+function M.name_refused(ctx)
+  local why = keys.name_problem(ctx.body.name)
+  if why then return err(400, "bad_request", "body.name: " .. why) end
+  return nil
+end
+
 local function create(_, ctx)
   local rst, rdoc = M.maker_refused(ctx, ctx.body.role)
+  if not rst then rst, rdoc = M.name_refused(ctx) end
   if rst then return rst, rdoc end
   local key, info, code = M.in_tx(ctx, "key_create", function(by)
     return keys.create(ctx.db, ctx.dir, ctx.body.name, ctx.body.role, by)

@@ -106,8 +106,8 @@ function Auth:check(req, own, dv)
   local who, st, code, msg, why, remedy = self:_person(req, own, dv)
   if not who then return nil, st, code, msg, why, remedy end
   local fine
-  fine, st, code, msg, why = self:vouch(who)
-  if not fine then return nil, st, code, msg, why end
+  fine, st, code, msg, why, remedy = self:vouch(who)
+  if not fine then return nil, st, code, msg, why, remedy end
   -- the directory answered: their role as it is now (their groups may have changed; it
   -- may have written them since the stamp was read, so none is passed)
   if st then return self:_person(req) end
@@ -115,15 +115,15 @@ function Auth:check(req, own, dv)
 end
 
 --- auth:vouch(who) -> true[, looked (the directory answered: read their role again)] |
---- nil, status, code, message, why: whether the person a credential names may still act,
+--- nil, status, code, message, why[, remedy]: whether the person a credential names may still act,
 --- beyond the store: a directory's person as the directory says now (orket.serve.directory:
 --- may wait for it), a provider's person's key within its lifetime. Every way a person's
 --- credential is taken asks it (requests here, apps' sessions on their own origins).
 function Auth:vouch(who)
   if who.source == "ldap" and self.directory then return self.directory:check(self.db, who) end
   if who.source == "oidc" and who.key_id then
-    local fine, st, code, msg, why = self:_lasting(who)
-    if not fine then return nil, st, code, msg, why end
+    local fine, st, code, msg, why, remedy = self:_lasting(who)
+    if not fine then return nil, st, code, msg, why, remedy end
   end
   return true
 end
@@ -138,7 +138,9 @@ function Auth:_lasting(who)
   if old == nil then return session.unavailable(serr) end
   if old then
     return nil, 401, "unauthorized", string.format("this key of a person of the identity provider is more than %d "
-      .. "days old (sign_in.oidc.key_lifetime_days): sign in again and make a new one", days), "key_expired"
+      .. "days old (sign_in.oidc.key_lifetime_days): sign in again and make a new one", days), "key_expired",
+      "sign in through the provider (the board's link, or its token as Authorization: Bearer) and make a new key "
+        .. "with that session (POST /v1/me/keys; docs/teams.md#offboarding)"
   end
   return who
 end

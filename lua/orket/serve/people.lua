@@ -36,6 +36,8 @@ local function me(ctx)
 end
 
 local function key_create(ctx, user)
+  local rst, rdoc = admin.name_refused(ctx)
+  if rst then return rst, rdoc end
   local key, info, code = admin.in_tx(ctx, "key_create", function(by)
     return keys.create(ctx.db, ctx.dir, ctx.body.name, ctx.body.role, by, user)
   end, keys.subject)

@@ -133,7 +133,9 @@ function M.bearer(db, provider, token, project_roles)
       return nil, 502, "provider_unavailable", "the identity provider cannot be used just now to check the token",
         "oidc: " .. tostring(msg)
     end
-    return nil, 401, "unauthorized", "the token is not valid: " .. tostring(msg), "jwt: " .. tostring(msg)
+    return nil, 401, "unauthorized", "the token is not valid: " .. tostring(msg), "jwt: " .. tostring(msg),
+      "ask the provider for a new token (its tokens last minutes) and send it as Authorization: Bearer; or sign in "
+        .. "from the board's link to the provider (docs/teams.md#openid-connect)"
   end
   local person, perr = provider:person(claims)
   if not person or not person.name then
@@ -146,7 +148,11 @@ function M.bearer(db, provider, token, project_roles)
   end
   local who, ferr, fcode = identity.federated(db, person, "oidc", provider.cfg.issuer .. " " .. claims.sub, project_roles)
   if not who then
-    if fcode == "EAUTH" then return nil, 401, "unauthorized", tostring(ferr), "jwt: " .. tostring(ferr) end
+    if fcode == "EAUTH" then
+      -- (a disabled person's: who enables them, as for a key of theirs)
+      return nil, 401, "unauthorized", tostring(ferr), "jwt: " .. tostring(ferr),
+        tostring(ferr):find("disabled", 1, true) and session.DISABLED_REMEDY or nil
+    end
     return nil, 503, "unavailable", "the store cannot be reached just now; try again", "store: " .. tostring(ferr)
   end
   return who
