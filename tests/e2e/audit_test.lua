@@ -193,6 +193,17 @@ f = assert(io.open(".orket/audit.pub", "w")); f:write(ach.public_key(seed), "\n"
     assert.matches("verified", r.stdout, 1, true)
   end)
 
+  -- orket serve signs checkpoints in a folder without orket.lua (the defaults); so does the
+  -- command, which said "no project in ." there
+  it("signs a checkpoint in a project folder without orket.lua, with the defaults", function()
+    local dir = H.example("webapp")
+    assert.is_nil(io.open(dir .. "/orket.lua"))
+    ok(H.orket("keys create ci --role viewer", { cwd = dir }), "a write to sign")
+    local r = ok(H.orket("audit checkpoint", { cwd = dir }), "checkpoint")
+    assert.matches("checkpoint", r.stdout, 1, true)
+    ok(verify(dir), "verify")
+  end)
+
   it("removes entries past the retention whole, with a signed record verify accepts", function()
     local dir = project(25)
     H.write(dir .. "/orket.lua", (H.read(dir .. "/orket.lua") or "") .. "\naudit = { retention_days = 30 }\n")

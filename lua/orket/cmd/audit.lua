@@ -185,7 +185,8 @@ function cmd.run(args, cli)
   if not dir then return sub end
   local settings
   if sub == "checkpoint" then
-    local cfg, s = cli.project_settings(dir)
+    -- (a folder without orket.lua takes the defaults, as orket serve there signs with them)
+    local cfg, s = cli.project_settings(dir, true)
     if not cfg then return 1 end
     settings = s.audit
   end
