@@ -20,7 +20,8 @@
  *    (vw_read_record): every orket skips them, and one that drops them leaves a base known
  *    by its tree alone. They come before the paths: a merge's intent reads the head alone.
  * 3. A refresh from base B to main's tip M looks only at the paths of diff(B, M). It writes a
- *    path only where the disk holds what B had there (nothing, where B had nothing) and
+ *    path only where the disk holds what B had there (nothing, where B had nothing; its
+ *    executable bit too, where core.fileMode says the file system keeps it) and
  *    main's index holds B's or M's entry: the view still holds what it last held. A path
  *    that already holds M's is done. So the refresh is idempotent, and costs what the merge
  *    changed, not what main holds.
@@ -239,6 +240,22 @@ static int vw_holds(const gitapi *g, const vw_side *d, const vw_side *s, int exe
   return g->oid_equal(&d->id, &s->id);
 }
 
+/* Whether the view's file system keeps the executable bit: core.fileMode, as git's init
+ * probed it (true when unset). Where it does, a file's mode that is not B's is the person's
+ * (a chmod +x is never undone); where it does not, every file reads alike, and the mode says
+ * nothing of anyone. */
+static int vw_filemode(const gitapi *g, git_repository *repo) {
+  git_config *cfg = NULL;
+  const char *v = NULL;
+  int on = 1;
+  if (g->repository_config_snapshot(&cfg, repo) == 0 && g->config_get_string(&v, cfg, "core.filemode") == 0 && v) {
+    int b;
+    if (g->config_parse_bool(&b, v) == 0) on = b;
+  }
+  if (cfg) g->config_free(cfg);
+  return on;
+}
+
 /* 1 when the index entry ie (NULL: none) is side s's. */
 static int vw_index_is(const gitapi *g, const git_index_entry *ie, const vw_side *s) {
   if (s->kind == VW_NONE) return ie == NULL;
@@ -383,7 +400,7 @@ static int vw_over_fsize(const gitapi *g, git_repository *repo, const git_oid *i
  * turned symlink, or back, is one write in pass 2, a rename over it: removed here and
  * written there, a crash in between would leave nothing, which reads as a person's
  * deletion.) The directories it leaves empty go too, so that a file can take their place. */
-static void vw_clear(const gitapi *g, int root, vw_item *it) {
+static void vw_clear(const gitapi *g, int root, vw_item *it, int filemode) {
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
@@ -392,7 +409,7 @@ static void vw_clear(const gitapi *g, int root, vw_item *it) {
     it->failed = rerr; /* not known to be gone: kept, retried (invariant 6) */
   } else if (d.kind == VW_NONE) {
     vw_prune_dirs(root, it->path);
-  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, 0)) {
+  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, filemode)) {
     it->diverged = 1;
   } else if (unlinkat(dfd, leaf, 0) == 0) {
     vw_prune_dirs(root, it->path);
@@ -487,7 +504,8 @@ static void vw_sweep_beside(const gr_view_tmp *t, vw_sweep *sw, int dfd, const c
 }
 
 /* Pass 2, in path order: M's content where the view holds B's. */
-static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, vw_sweep *sw, int root, vw_item *it) {
+static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, vw_sweep *sw, int root, vw_item *it,
+                       int filemode) {
   const char *leaf;
   int dfd = vw_parent(root, it->path, 0, &leaf);
   vw_side d;
@@ -498,7 +516,7 @@ static void vw_write_m(const gitapi *g, git_repository *repo, gr_view_tmp *t, vw
     it->done = 1;
   } else if (it->m.kind == VW_OTHER) {
     it->done = 1; /* a submodule's commit: nothing to write */
-  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, 0)) {
+  } else if (!it->index_ok || !vw_holds(g, &d, &it->b, filemode)) {
     it->diverged = 1;
   } else {
     size_t made = dfd < 0 ? vw_missing(root, it->path) : 0;
@@ -860,15 +878,16 @@ static int vw_refresh(gitrepo *r, size_t *diverged, int *raced, gr_err *e) {
   }
 
   size_t cleared_failed = 0; /* removals of pass 1 that failed (vw_below_failed) */
+  int filemode = vw_filemode(g, repo);
   for (size_t i = n; i-- > 0;)
     if (items[i].b.kind != VW_NONE && items[i].b.kind != VW_OTHER && items[i].m.kind == VW_NONE) {
-      vw_clear(g, root, &items[i]);
+      vw_clear(g, root, &items[i], filemode);
       cleared_failed += items[i].failed != 0;
     }
   for (size_t i = 0; i < n; i++) {
     if (items[i].diverged || items[i].failed) continue;
     if (items[i].m.kind == VW_NONE) items[i].done = 1;
-    else vw_write_m(g, repo, &tmp, &sweep, root, &items[i]);
+    else vw_write_m(g, repo, &tmp, &sweep, root, &items[i], filemode);
     if (items[i].diverged && cleared_failed) vw_below_failed(items, n, &items[i]);
   }
   int changed = 0;

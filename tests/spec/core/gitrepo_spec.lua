@@ -691,6 +691,31 @@ describe("orket.c.gitrepo", function()
     assert.has_error(function() closed:view_status() end)
   end)
 
+  -- a chmod +x of the person's, not staged, was taken for the view's own file and undone by
+  -- the next merge that changed the file, with not a word
+  it("keeps a person's executable bit on a file a card's merge changes, and names it", function()
+    local p = wt("X1")
+    H.write(p .. "/run.sh", "echo 1\n")
+    assert(repo:commit("X1", { name = WHO.name, email = WHO.email, message = "run.sh" }))
+    assert.equal(0, assert(repo:merge_to_main("X1", GUARD)).diverged)
+    assert(os.execute("chmod +x " .. H.quote(ws .. "/run.sh")))
+    p = wt("X2")
+    H.write(p .. "/run.sh", "echo 2\n")
+    assert(repo:commit("X2", { name = WHO.name, email = WHO.email, message = "run.sh again" }))
+    local m = assert(repo:merge_to_main("X2", GUARD))
+    assert.equal(1, m.diverged)
+    assert.equal("echo 1\n", H.read(ws .. "/run.sh"))
+    assert.equal(tonumber("755", 8), require("luv").fs_stat(ws .. "/run.sh").mode & tonumber("777", 8))
+    local v = assert(repo:view_status())
+    assert.same({ "run.sh", "file", "executable" }, { v[1] and v[1].path, v[1] and v[1].main.kind, v[1] and v[1].view.kind })
+    -- and a merge that deletes it leaves it too
+    p = wt("X3")
+    os.remove(p .. "/run.sh")
+    assert(repo:commit("X3", { name = WHO.name, email = WHO.email, message = "no run.sh" }))
+    assert(repo:merge_to_main("X3", GUARD))
+    assert.equal("echo 1\n", H.read(ws .. "/run.sh"))
+  end)
+
   -- A project as orket makes it (its repository at workspace/, so `orket status -C` reads it)
   -- and a card's directory: proj, its workspace, the repository, the card's directory.
   local function project(card)
