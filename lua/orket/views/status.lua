@@ -28,7 +28,11 @@ local function take_main(path, main, view)
   if main.kind ~= "none" then
     out[#out + 1] = git("checkout", "main", "--", path)
   elseif not aside then
-    out[1] = { "rm", "--", "workspace/" .. path }
+    -- main has nothing there: the person's file goes from the index too, where they staged
+    -- it (only from the disk, the next commit of theirs put it back into main), then from
+    -- the disk where it was never staged (git rm leaves an untracked file)
+    out[1] = git("rm", "-f", "-q", "--ignore-unmatch", "--", path)
+    out[2] = { "rm", "-f", "--", "workspace/" .. path }
   end
   return out
 end

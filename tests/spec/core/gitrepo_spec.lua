@@ -911,6 +911,36 @@ describe("orket.c.gitrepo", function()
     assert.same({}, assert(r:view_status()))
   end)
 
+  -- taking main's nothing where the person had staged their file removed it from the disk
+  -- alone: their next commit put it back into main
+  it("takes main's nothing at a path a person staged, from the index too", function()
+    local proj, pws, r0, p = project("D1")
+    local r <close> = r0
+    H.write(p .. "/x.txt", "the card's\n")
+    assert(r:commit("D1", { name = WHO.name, email = WHO.email, message = "x" }))
+    assert(r:merge_to_main("D1", GUARD))
+    H.write(pws .. "/x.txt", "mine-x\n")
+    sh("git -C " .. H.quote(pws) .. " add x.txt")
+    os.remove(p .. "/x.txt")
+    assert(r:commit("D1", { name = WHO.name, email = WHO.email, message = "no x" }))
+    assert.equal(1, assert(r:merge_to_main("D1", GUARD)).diverged)
+    local doc = assert(require("orket.views.status").of_project(proj))
+    local d = doc.diverged[1]
+    assert.same({ "x.txt", "none" }, { d.path, d.main.kind })
+    for _, argv in ipairs(d.take_main) do
+      local words = {}
+      for i, w in ipairs(argv) do words[i] = H.quote(w) end
+      sh("cd " .. H.quote(proj) .. " && " .. table.concat(words, " "))
+    end
+    assert.is_nil(io.open(pws .. "/x.txt"))
+    assert.same({}, assert(r:view_status()))
+    -- the index no longer holds it: a commit of theirs leaves main without x.txt
+    sh("git -C " .. H.quote(pws) .. " -c user.name=p -c user.email=p@x commit -q --allow-empty -m other")
+    local f = io.popen("git -C " .. H.quote(pws) .. " ls-tree --name-only main")
+    assert.is_nil(f:read("a"):find("x.txt", 1, true))
+    f:close()
+  end)
+
   -- a file over 64 MiB was never hashed: once the person committed theirs it stayed listed
   it("forgets a person's huge file once they commit it to main", function()
     local _, pws, r0, p = project("H1")
