@@ -24,6 +24,10 @@
 #define GR_OPEN_MAX 8
 #define GR_SPARE_MAX 16
 
+/* The largest tree libgit2's object cache keeps (gr_lib_acquire): a directory of about
+ * 100,000 entries */
+#define GR_TREE_CACHE_MAX ((size_t)4 << 20)
+
 typedef struct gr_open {
   git_repository *w; /* NULL: a free slot */
   char card[GR_CARD_MAX + 1];

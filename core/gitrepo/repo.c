@@ -199,6 +199,12 @@ static int gr_lib_acquire(gitapi *api, gr_err *e) {
    * written (or read) by libgit2 here. Strict creation opens each of the tree's objects, so
    * every commit and merge cost as much as main's whole tree held. */
   if (rc == 0) rc = g->libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
+  /* A tree is kept in libgit2's object cache only up to 4 KiB by default (about a hundred
+   * entries): a larger directory's tree was read from its pack, inflated and parsed again at
+   * every lookup of a path in it, so listing the view's paths in a folder of thousands was
+   * quadratic (10,000 diverged files: 30 s). Such trees are kept (the cache's whole size
+   * stays bounded, 256 MiB by default). */
+  if (rc == 0) rc = g->libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)GR_TREE_CACHE_MAX);
   for (size_t i = 0; rc == 0 && i < sizeof levels / sizeof levels[0]; i++)
     rc = g->libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
   if (rc < 0) {
