@@ -1134,6 +1134,16 @@ static int vw_listed(gitrepo *r, git_odb *odb, git_tree *tree, int root, const c
   vw_disk(g, dfd, leaf, d, m, NULL);
   *way = dfd < 0 ? vw_in_way(g, root, path, d, m) : 0; /* else nothing, as far as path goes */
   if (dfd >= 0) close(dfd);
+  if (*way && m->kind == VW_NONE && *way < PATH_MAX) {
+    /* what is in the way is main's own there (the person committed their file at that
+     * shorter path: main has nothing below it): the disk holds main's, as far as path goes */
+    char pre[PATH_MAX];
+    vw_side mp;
+    memcpy(pre, path, *way);
+    pre[*way] = '\0';
+    vw_side_at(g, tree, pre, &mp);
+    if (vw_holds(g, d, &mp, 1)) return 0;
+  }
   return !(vw_holds(g, d, m, 1) || (m->kind == VW_DIR && d->kind == VW_DIR));
 }
 

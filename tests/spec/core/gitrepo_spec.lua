@@ -941,6 +941,33 @@ describe("orket.c.gitrepo", function()
     f:close()
   end)
 
+  -- the person's file in the way of main's path, kept (committed): main then has that file
+  -- and nothing below it, but the path stayed listed, and its take-main command moved
+  -- main's own file aside
+  it("forgets a path once the person's file in the way of it is committed to main", function()
+    local proj, pws, r0, p = project("W1")
+    local r <close> = r0
+    sh("mkdir -p " .. H.quote(p .. "/g"))
+    H.write(p .. "/g/h.txt", "the card's\n")
+    assert(r:commit("W1", { name = WHO.name, email = WHO.email, message = "g/h" }))
+    assert(r:merge_to_main("W1", GUARD))
+    sh("rm -r " .. H.quote(pws .. "/g"))
+    H.write(pws .. "/g", "mine\n")
+    H.write(p .. "/g/h.txt", "the card's again\n")
+    assert(r:commit("W1", { name = WHO.name, email = WHO.email, message = "g/h again" }))
+    assert.equal(1, assert(r:merge_to_main("W1", GUARD)).diverged)
+    local doc = assert(require("orket.views.status").of_project(proj))
+    local d = doc.diverged[1]
+    assert.same({ "g/h.txt", "g" }, { d.path, d.view.at })
+    for _, argv in ipairs(d.keep_view) do
+      local words = {}
+      for i, w in ipairs(argv) do words[i] = H.quote(w) end
+      sh("cd " .. H.quote(proj) .. " && " .. table.concat(words, " ") .. " >/dev/null")
+    end
+    assert.same({}, assert(r:view_status()))
+    assert.equal("mine\n", H.read(pws .. "/g"))
+  end)
+
   -- a file over 64 MiB was never hashed: once the person committed theirs it stayed listed
   it("forgets a person's huge file once they commit it to main", function()
     local _, pws, r0, p = project("H1")
