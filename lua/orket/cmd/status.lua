@@ -109,7 +109,7 @@ function cmd.run(args, cli)
   local doc, err, code = status_view.of_project(dir)
   if not doc then return cli.fail(code, "%s", err) or 1 end
   if json then
-    io.stdout:write(jsonout.encode(doc), "\n")
+    io.stdout:write(jsonout.encode(status_view.as_json(doc)), "\n")
     return 0
   end
   io.stdout:write(shown_text(doc, dir, cli))

@@ -19,7 +19,8 @@ M.STATUS = { type = "object", additionalProperties = true, required = { "format"
   properties = { format = { type = "string", enum = { "orket.status/1" } }, main = { type = "string" },
     diverged = { type = "array", items = { type = "object", required = { "path", "main", "view", "take_main", "keep_view" },
       properties = { path = { type = "string" }, main = { type = "object" }, view = { type = "object" },
-        take_main = { type = "array" }, keep_view = { type = "array" }, keep_warning = { type = "string" } } } } } }
+        take_main = { type = "array" }, keep_view = { type = "array" }, keep_warning = { type = "string" },
+        no_commands = { type = "string", description = "a path that is not UTF-8: why its commands are left out" } } } } } }
 M.BOARD = { type = "object", additionalProperties = true, required = { "format" }, properties = { format = { type = "string", enum = { "orket.board/1" } } } }
 -- an experiment's report (docs/cost.md, "Experiments"): its variant against its control
 local ARM = { type = "object", additionalProperties = true, required = { "cards", "done", "rejections", "turns", "tokens", "cost", "wall" },

@@ -287,7 +287,7 @@ local function view_status(_, ctx)
   local doc, derr, dcode = status_view.of_project(ctx.dir)
   if not doc and dcode == "ENOENT" then return err(404, "not_found", derr) end
   if not doc then return err(500, "internal", derr) end
-  return 200, doc
+  return 200, status_view.as_json(doc)
 end
 
 -- orket.board/1 as the API gives it: with the journal's id it was read at

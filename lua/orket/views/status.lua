@@ -118,6 +118,34 @@ function M.of_repo(repo, forget)
   return { format = M.FORMAT, main = main, diverged = jsonout.array(diverged), behind = behind, moved = moved }
 end
 
+--- NO_COMMANDS: what a JSON document says in place of the commands of a path that is not
+--- UTF-8: JSON carries such bytes only as U+FFFD, so its commands would name another file
+M.NO_COMMANDS = "the path is not UTF-8, which JSON carries only as U+FFFD: its commands are in orket status's text"
+
+-- argv lists without those naming a word that is not UTF-8
+local function utf8_only(list)
+  local out = {}
+  for _, argv in ipairs(list) do
+    local ok = true
+    for _, w in ipairs(argv) do ok = ok and utf8.len(w) ~= nil end
+    if ok then out[#out + 1] = argv end
+  end
+  return jsonout.array(out)
+end
+
+--- as_json(doc) -> doc as `orket status --json` and GET /v1/status give it: a path that is
+--- not UTF-8 has no commands (no_commands says why), and the commands that settle every
+--- path after a person's move leave its out; the text form keeps them all, quoted bytes and all
+function M.as_json(doc)
+  for _, d in ipairs(doc.diverged) do
+    if not utf8.len(d.path) then
+      d.take_main, d.keep_view, d.no_commands = jsonout.array {}, jsonout.array {}, M.NO_COMMANDS
+    end
+  end
+  if doc.moved then doc.moved.take_main, doc.moved.keep_view = utf8_only(doc.moved.take_main), utf8_only(doc.moved.keep_view) end
+  return doc
+end
+
 M.LOCK_MS = 200
 
 --- of_project(dir) -> the document | nil, msg, CODE: the project at dir (ENOENT: its

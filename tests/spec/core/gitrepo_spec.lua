@@ -968,6 +968,24 @@ describe("orket.c.gitrepo", function()
     assert.equal("mine\n", H.read(pws .. "/g"))
   end)
 
+  -- JSON carries a byte that is not UTF-8 as U+FFFD: the commands named another file
+  it("gives no commands in JSON for a path that is not UTF-8, and all of them in the text", function()
+    local proj, pws, r0, p = project("U1")
+    local r <close> = r0
+    local name = "bad\xffname"
+    H.write(p .. "/" .. name, "the card's\n")
+    assert(r:commit("U1", { name = WHO.name, email = WHO.email, message = "bad name" }))
+    H.write(pws .. "/" .. name, "mine\n")
+    assert.equal(1, assert(r:merge_to_main("U1", GUARD)).diverged)
+    local js = H.orket("status --json -C " .. H.quote(proj))
+    assert.equal(0, js.status, js.stderr)
+    local d = require("cjson").decode(js.stdout).diverged[1]
+    assert.same({ 0, 0 }, { #d.take_main, #d.keep_view })
+    assert.equal(require("orket.views.status").NO_COMMANDS, d.no_commands)
+    local txt = H.orket("status -C " .. H.quote(proj))
+    assert.matches("git --literal-pathspecs -C workspace checkout main -- $'bad\\xffname'", txt.stdout, 1, true)
+  end)
+
   -- a file over 64 MiB was never hashed: once the person committed theirs it stayed listed
   it("forgets a person's huge file once they commit it to main", function()
     local _, pws, r0, p = project("H1")
