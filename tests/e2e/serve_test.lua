@@ -125,7 +125,7 @@ describe("orket serve", function()
     assert.equal(503, st, b)
     local doc = cjson.decode(b)
     assert.equal("not_ready", doc.status)
-    assert.matches("^orket.lua: git.remote: is needed with git.forge", doc.problems[1])
+    assert.matches("^orket.lua:%d+: git.remote: is needed with git.forge", doc.problems[1]) -- (at the git table)
     assert.equal(0, s.stop())
   end)
 
