@@ -226,6 +226,23 @@ describe("orket init", function()
     assert.equal(2, H.orket("init a b", { cwd = dir }).status)
   end)
 
+  -- run inside main's view, init made a project in main's tree (the agents' repository)
+  -- without a word, though every other command there names the project above
+  it("refuses a folder in a project's workspace/, naming the project, and changes nothing", function()
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    for _, c in ipairs { { "init", root .. "/p/workspace" }, { "init sub/x", root .. "/p/workspace" },
+      { "init p/workspace/y", root } } do
+      local r = H.orket(c[1], { cwd = c[2] })
+      assert.equal(1, r.status, c[1])
+      assert.matches("is in the workspace/ of the project ", r.stderr, 1, true)
+      assert.matches("give init a folder outside it; nothing was changed", r.stderr, 1, true)
+    end
+    assert.is_nil(io.open(root .. "/p/workspace/orket.lua"))
+    assert.is_nil(io.open(root .. "/p/workspace/sub"))
+    assert.is_nil(io.open(root .. "/p/workspace/y"))
+  end)
+
   -- a person's own script.lua (or epics/start.json) in a folder was taken for a project
   it("says a file of the name of one it writes is in the way, not that the folder holds a project", function()
     local dir = H.tmpdir()

@@ -419,6 +419,18 @@ end
 -- init writes (texts, after the answers: a person's own script.lua is in the way of the
 -- scripted model, not of a real one) is only in the way, and said so.
 local function in_the_way(dir, texts)
+  -- a folder in a project's workspace/ (main's working tree, where a person editing it
+  -- works): a project made there would be files of main's tree, its board inside the agents'
+  -- repository. The nearest folder of dir's that is there is asked (init makes the rest).
+  local probe = dir
+  while not uv.fs_stat(probe) and probe:find("/", 1, true) do probe = probe:match("^(.*)/[^/]*$") end
+  if not uv.fs_stat(probe) then probe = "." end
+  local above = config.holding(probe)
+  if above and uv.fs_realpath(above) ~= uv.fs_realpath(probe) then
+    return string.format("%s is in the workspace/ of the project %s (main's working tree): a project made there "
+      .. "would be files of main's; give init a folder outside it; nothing was changed", config.shown(dir),
+      config.shown(above))
+  end
   for _, f in ipairs(texts and {} or { "orket.lua", ".orket" }) do
     if uv.fs_lstat(dir .. "/" .. f) then
       return string.format("%s/%s already exists: %s already holds a project; nothing was changed", config.shown(dir), f,

@@ -1,4 +1,4 @@
--- orket version: prints the version of Orket and of the libraries it runs on; with --check,
+-- orket version: prints the version of Orket and of the Lua it runs on; with --check,
 -- also asks the forge orket.lua's updates section names whether a newer release is out.
 local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
