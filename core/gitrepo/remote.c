@@ -60,15 +60,30 @@ static int gr_push_ref(const char *refname, const char *status, void *payload) {
   return 0;
 }
 
+/* 1 when url names a folder of this machine that is not there: a path, not a URL
+ * ("scheme://...") nor git's scp form ("host:path", a ':' before any '/'). libgit2 takes a
+ * missing folder for a URL of no protocol it knows, and said only "unsupported URL
+ * protocol", naming neither the path nor what is wrong. */
+static int gr_local_missing(const char *url) {
+  if (strstr(url, "://") != NULL) return 0;
+  const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
+  if (colon && (!slash || colon < slash)) return 0;
+  struct stat st;
+  return stat(url, &st) != 0 && errno == ENOENT;
+}
+
 /* An in-memory remote at url for one push or fetch: nothing is written to the repository's
  * config, and no url.*.insteadOf rewriting (the URL is orket.lua's, as given; libgit2 1.5's
  * rewriting also leaks its pattern matches). 0, or -1 with e set. */
-static int gr_remote_at(gitrepo *r, const char *url, git_remote **remote, gr_err *e) {
+static int gr_remote_at(gitrepo *r, const char *url, const char *doing, git_remote **remote, gr_err *e) {
   const gitapi *g = &r->git;
   git_remote_create_options ro;
   g->remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
   ro.repository = r->repo;
   ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+  if (gr_local_missing(url))
+    return gr_fail(e, "EREMOTE", "%s: the remote %s is no folder here: a remote given as a path is a repository's "
+                   "folder (git.remote), else give its URL", doing, url);
   int rc = g->remote_create_with_opts(remote, url, &ro);
   return rc < 0 ? gr_git(g, e, rc, "remote") : 0;
 }
@@ -85,7 +100,9 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
   snprintf(spec, sizeof spec, "%s%s:%s", force ? "+" : "", ref, ref);
   git_remote *remote = NULL;
   int rc;
-  if (gr_remote_at(r, url, &remote, e) != 0) return -1;
+  char doing[GR_KEY_MAX + 16];
+  snprintf(doing, sizeof doing, "pushing %s", branch);
+  if (gr_remote_at(r, url, doing, &remote, e) != 0) return -1;
   gr_push_state st = {.g = g, .user = user, .password = password, .ref = ref};
   git_push_options po;
   g->push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
@@ -119,7 +136,9 @@ static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char
     return gr_fail(e, "EINVAL", "the remote must be a non-empty URL or path");
   git_remote *remote = NULL;
   int rc;
-  if (gr_remote_at(r, url, &remote, e) != 0) return -1;
+  char doing[GR_KEY_MAX + 16];
+  snprintf(doing, sizeof doing, "fetching %s", what);
+  if (gr_remote_at(r, url, doing, &remote, e) != 0) return -1;
   gr_push_state st = {.g = g, .user = user, .password = password};
   git_fetch_options fo;
   g->fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
