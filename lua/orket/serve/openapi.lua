@@ -20,7 +20,8 @@ M.STATUS = { type = "object", additionalProperties = true, required = { "format"
     diverged = { type = "array", items = { type = "object", required = { "path", "main", "view", "take_main", "keep_view" },
       properties = { path = { type = "string" }, main = { type = "object" }, view = { type = "object" },
         take_main = { type = "array" }, keep_view = { type = "array" }, keep_warning = { type = "string" },
-        no_commands = { type = "string", description = "a path that is not UTF-8: why its commands are left out" } } } } } }
+        no_commands = { type = "string", description = "a path that is not UTF-8: why its commands are left out" } } } },
+    merging = { type = "string", description = "a person's git merge under way in workspace/: the keep commands wait for it" } } }
 M.BOARD = { type = "object", additionalProperties = true, required = { "format" }, properties = { format = { type = "string", enum = { "orket.board/1" } } } }
 -- an experiment's report (docs/cost.md, "Experiments"): its variant against its control
 local ARM = { type = "object", additionalProperties = true, required = { "cards", "done", "rejections", "turns", "tokens", "cost", "wall" },

@@ -165,8 +165,19 @@ function M.of_project(dir)
   local doc, derr, dcode = M.of_repo(repo, lk ~= nil)
   if lk then lk:release() end
   repo:close()
+  -- a person's git merge under way in workspace/: git refuses the keep commands' partial
+  -- commit until it is concluded or aborted
+  local merge_head = doc and #doc.diverged > 0 and io.open(dir .. "/workspace/.git/MERGE_HEAD")
+  if merge_head then
+    merge_head:close()
+    doc.merging = M.MERGING
+  end
   return doc, derr, dcode
 end
+
+--- MERGING: what the document says while a person's git merge is under way in workspace/
+M.MERGING = "a git merge of yours is under way in workspace/: git keeps yours only once it is concluded (git -C "
+  .. "workspace commit) or aborted (git -C workspace merge --abort)"
 
 --- note(doc) -> one line naming the diverged paths, or nil when there are none: what a
 --- run's output says after its merges (a view behind main is said at the merge, by its

@@ -968,6 +968,22 @@ describe("orket.c.gitrepo", function()
     assert.equal("mine\n", H.read(pws .. "/g"))
   end)
 
+  -- git refuses a partial commit during a merge: the keep command failed without a word why
+  it("says a person's git merge under way in workspace/ stops the keep commands until it ends", function()
+    local proj, pws, r0, p = project("M1")
+    local r <close> = r0
+    H.write(p .. "/c.txt", "the card's\n")
+    assert(r:commit("M1", { name = WHO.name, email = WHO.email, message = "c" }))
+    H.write(pws .. "/c.txt", "mine\n")
+    assert.equal(1, assert(r:merge_to_main("M1", GUARD)).diverged)
+    local sv = require "orket.views.status"
+    assert.is_nil(assert(sv.of_project(proj)).merging)
+    H.write(pws .. "/.git/MERGE_HEAD", assert(r:head("main")) .. "\n")
+    assert.equal(sv.MERGING, assert(sv.of_project(proj)).merging)
+    assert.matches("a git merge of yours is under way in workspace/", H.orket("status -C " .. H.quote(proj)).stdout, 1, true)
+    os.remove(pws .. "/.git/MERGE_HEAD")
+  end)
+
   -- JSON carries a byte that is not UTF-8 as U+FFFD: the commands named another file
   it("gives no commands in JSON for a path that is not UTF-8, and all of them in the text", function()
     local proj, pws, r0, p = project("U1")
