@@ -189,6 +189,10 @@ local function undone(v, src, rep, live)
       end
       seen = seen + #rows
     end
+    if seen >= M.UNDONE_SCAN and after < llast then
+      v.undone[#v.undone + 1] = string.format("the store's entries %d to %d, past the %d read, are not in the backup "
+        .. "either: restoring it undoes whatever they did to people and keys", after + 1, llast, M.UNDONE_SCAN)
+    end
   end)
   if not ok then v.undone = {} end
 end
