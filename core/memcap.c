@@ -9,6 +9,7 @@ void memcap_init(memcap *m) {
   m->peak = 0;
   m->limit = SIZE_MAX;
   m->denied = 0;
+  m->settled = 0;
 }
 
 void *memcap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {

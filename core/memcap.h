@@ -11,6 +11,7 @@ typedef struct memcap {
   size_t peak;   /* highest `used` seen */
   size_t limit;  /* allocations that would take `used` above this fail; SIZE_MAX = none */
   size_t denied; /* allocations refused so far (for tests and diagnostics) */
+  size_t settled; /* `used` right after the last full collection a budgeted call asked for (0: none) */
 } memcap;
 
 /* Initialise with no ceiling. */

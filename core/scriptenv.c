@@ -180,6 +180,14 @@ static void senv_begin_chained(lua_State *L, senv_call *c) {
               c->chain_count > 0 && c->chain_count < SENV_HOOK_EVERY ? c->chain_count : SENV_HOOK_EVERY);
 }
 
+/* The growth of the heap since its last full collection that a budgeted call starts
+ * with before one is made first (senv_begin): half the call's budget, at least 32 MiB, so
+ * that the garbage of ordinary work between collections never makes a call pay for one. */
+static size_t senv_slack(size_t memory) {
+  size_t half = memory / 2, floor = (size_t)32 << 20;
+  return half > floor ? half : floor;
+}
+
 void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint64_t timeout_ms,
               size_t memory) {
   idx = lua_absindex(L, idx);
@@ -193,6 +201,17 @@ void senv_begin(lua_State *L, senv_call *c, int idx, uint64_t instructions, uint
   c->prev_mask = lua_gethookmask(L);
   c->prev_count = lua_gethookcount(L);
   c->prev_call = *senv_slot(L);
+  /* The ceiling is what is in use plus the budget, and what is in use counts the garbage
+   * of earlier calls, which an emergency collection inside this call frees: a call stopped
+   * at its cap (a memory bomb) left its budget's worth behind, the next one got twice the
+   * room, and so on, the heap growing by a budget a call without end. Past a slack of
+   * growth since the last such collection, a full one comes first, so the ceiling stands
+   * on what is live (a call's cost only then: a heap that stays near its live size never
+   * pays it). */
+  if (memory && mem->used > mem->settled && mem->used - mem->settled > senv_slack(memory)) {
+    lua_gc(L, LUA_GCCOLLECT);
+    mem->settled = mem->used;
+  }
   c->prev_limit = memory ? memcap_push(mem, memory) : mem->limit;
   c->active = 1;
   *senv_slot(L) = c;

@@ -223,6 +223,25 @@ describe("script environment", function()
     assert.same({ true, "woke on time" }, { waiting:join() })
   end)
 
+  -- the ceiling stood on what was in use, garbage of earlier calls included, which the call's
+  -- own emergency collection freed: each memory bomb stopped at its cap left its budget's
+  -- worth behind, and the heap grew by a budget a call without end
+  it("keeps the heap near its live size across calls stopped at their memory cap", function()
+    local rt = require "orket.c.runtime"
+    local box = scriptenv.new { name = "hog.lua", instructions = 0, timeout_ms = 20000, memory = 64 << 20 }
+    local hog = assert(box:load("local t = {} local i = 0 while true do i = i + 1 t[i] = ('x'):rep(100000) .. i end"))
+    local start, most = rt.stats().memory, 0
+    for _ = 1, 6 do
+      local ok, err = box:pcall(hog)
+      assert.is_false(ok)
+      assert.matches("memory limit exceeded", err)
+      most = math.max(most, rt.stats().memory - start)
+    end
+    -- at most the budget and the slack of garbage a call may start with (32 MiB here)
+    assert.is_true(most < (64 + 32 + 8) << 20, tostring(most >> 20) .. " MiB")
+    assert.is_nil(rt.stats().memory_limit)
+  end)
+
   it("cannot yield the host's task from a script", function()
     local rt = require "orket.c.runtime"
     local box = scriptenv.new { memory = 8 << 20 }
