@@ -50,7 +50,14 @@ local function canon(v, out, depth)
   elseif t == "string" then
     -- cjson writes "/" as "\/"; paths read better without (still valid JSON)
     out[#out + 1] = jsonout.plain(assert(cjson.encode(v)))
-  elseif t == "number" or t == "boolean" then
+  elseif t == "number" then
+    -- every digit: lua-cjson writes 14, so 100000000000001 and ...002 were one digest (an
+    -- approval of one let the other run), as were 0.3 and 0.30000000000000004. A number
+    -- 14 digits say exactly is written as before, so earlier digests hold.
+    local short = assert(cjson.encode(v))
+    if tonumber(short) == v then out[#out + 1] = short
+    else out[#out + 1] = jsonout.encode(v):find("^%-?%d+$") and jsonout.encode(v) or string.format("%.17g", v) end
+  elseif t == "boolean" then
     out[#out + 1] = assert(cjson.encode(v))
   else
     out[#out + 1] = "null" -- nil and cjson.null

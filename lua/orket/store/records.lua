@@ -6,6 +6,7 @@
 -- conn:depth() and conn:run().
 local json = require "cjson.safe"
 local inert = require "orket.inert"
+local jsonout = require "orket.jsonout"
 local text_valid = require("orket.c.inert").valid
 local runs = require "orket.store.runs"
 
@@ -41,6 +42,16 @@ local function encode(v, what)
   return (json.encode(c))
 end
 M.encode = encode
+
+-- encode for a tool call's arguments, with every digit of a number: lua-cjson writes 14,
+-- so a resumed call ran with 1e+14 where the model gave 100000000000001. Text that is not
+-- UTF-8 goes the way encode writes it.
+local function encode_exact(v, what)
+  local s = v ~= nil and json.encode(v)
+  if not (s and text_valid(s)) then return encode(v, what) end
+  local ok, exact = pcall(jsonout.encode, v)
+  return ok and exact or s
+end
 
 local function need(t, fname, k, ty, optional)
   local v = t[k]
@@ -167,7 +178,7 @@ function M.install(DB, sql, bool)
   local function insert_tool_call(db, c, kind, data, result, ok, error_code)
     data.turn, data.tool, data.gate = c.turn, c.tool, c.gate_code
     return db:_record(TOOL_CALL, { kind = kind, run = c.run, card = c.card, actor = c.seat, data = data },
-      c.turn, c.call_id, c.tool, encode(c.arguments, "arguments"), result, ok, error_code, c.gate_code)
+      c.turn, c.call_id, c.tool, encode_exact(c.arguments, "arguments"), result, ok, error_code, c.gate_code)
   end
 
   --- db:record_tool_call{turn=, call_id=, tool=, arguments=, result=, ok=, error_code=,

@@ -36,6 +36,13 @@ describe("approvals", function()
     assert.equal('{"a":[1,2],"b":{"c":null,"d":"x\\"y/z\\\\/"}}',
       approvals.canonical { b = { d = 'x"y/z\\/', c = require("cjson").null }, a = { 1, 2 } })
     assert.has_error(function() approvals.digest(nil, {}) end, "bad argument #1 to 'digest' (string expected, got nil)")
+    -- every digit of a number: with lua-cjson's 14 an approval of one id let another run
+    assert.not_equal(approvals.digest("drop", { id = 100000000000001 }), approvals.digest("drop", { id = 100000000000002 }))
+    assert.not_equal(approvals.digest("t", { x = 0.3 }), approvals.digest("t", { x = 0.30000000000000004 }))
+    assert.equal('{"id":100000000000001,"x":0.30000000000000004}',
+      approvals.canonical { id = 100000000000001.0, x = 0.30000000000000004 })
+    -- numbers 14 digits say exactly are written as before (earlier digests hold)
+    assert.equal('{"a":1.5,"b":3,"c":1e+300}', approvals.canonical { a = 1.5, b = 3, c = 1e300 })
   end)
 
   it("records a request with its comment and the card's wait, and refuses a second one", function()

@@ -406,6 +406,11 @@ describe("store queries and transactions", function()
     assert.equal("ALLOWED", db:events()[n + 2].data.gate)
     local started = assert(db:start_tool_call { turn = turn, tool = "write_file", arguments = {}, gate_code = "POLICY_ALLOW" })
     assert.equal("POLICY_ALLOW", db:row("SELECT gate_code FROM tool_calls WHERE id = ?", started).gate_code)
+    -- a call's arguments keep every digit (lua-cjson's 14 wrote 1e+14: a resumed call ran
+    -- with another id than the model gave)
+    local big = assert(db:start_tool_call { turn = turn, tool = "drop", arguments = { id = 100000000000001.0 } })
+    assert.equal(100000000000001, require("cjson").decode(
+      db:row("SELECT " .. db.dialect.json("arguments") .. " FROM tool_calls WHERE id = ?", big).arguments).id)
     assert.has_error(function() db:record_tool_call { turn = turn, tool = "x", gate_code = 1 } end,
       "bad argument #1 to 'record_tool_call' (field 'gate_code' must be a string)")
   end)
