@@ -13,6 +13,7 @@ local cschema = require "orket.c.schema"
 local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
 local inert = require "orket.inert"
+local json = require "cjson.safe"
 
 local M = {}
 
@@ -456,6 +457,10 @@ function Registry:run(name, args, ctx)
   end
   local plain, perr = scriptenv.copy(res)
   if perr then return { ok = false, error = name .. ": result is not plain data: " .. perr, code = "ETOOL" } end
+  -- plain data JSON cannot hold (a key that is a boolean, an array of holes, NaN or an
+  -- infinity) is the tool's failure too: it failed the turn when the store wrote it
+  local _, jerr = json.encode(plain)
+  if jerr then return { ok = false, error = name .. ": result is not JSON data: " .. jerr, code = "ETOOL" } end
   return { ok = true, result = plain }
 end
 

@@ -158,6 +158,13 @@ local function check_messages(msgs, file)
     if content ~= nil and type(content) ~= "string" then
       return nil, string.format("%s: message %d: content must be a string", file, i)
     end
+    -- a field JSON cannot name (a boolean or a number key) failed the turn when the store
+    -- wrote the request, as the engine's error
+    for k in pairs(m) do
+      if type(k) ~= "string" then
+        return nil, string.format("%s: message %d: a field's name must be a string (got %s)", file, i, type(k))
+      end
+    end
     -- the request is JSON, which a byte that is not UTF-8 breaks for any strict reader: a
     -- card's text stored before it was checked, a role's own, goes as \xNN (msgs is a copy)
     if content and not valid_utf8(content) then m.content = inert.bytes(content) end

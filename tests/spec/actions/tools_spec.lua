@@ -267,6 +267,26 @@ describe("tools", function()
       .. "reference)", r.error)
   end)
 
+  -- plain data JSON cannot hold passed the copy, then failed the turn when the store wrote
+  -- it (an engine error naming Orket's own file): the tool's failure, said as such
+  it("refuse a result JSON cannot hold as the tool's failure: a boolean key, holes, NaN, infinity", function()
+    local dir = H.tmpdir()
+    H.write(dir .. "/odd.lua", [[return { name = "odd", description = "odd results", effect = "read",
+      parameters = { type = "object", properties = { k = { type = "string" } } },
+      handler = function(a)
+        if a.k == "bool" then return { [true] = 1 } end
+        if a.k == "holes" then return { [1] = 1, [100000] = 2 } end
+        if a.k == "nan" then return { x = 0 / 0 } end
+        return { x = math.huge }
+      end }]])
+    local reg = assert(tools.load { dir .. "/odd.lua" })
+    for _, k in ipairs { "bool", "holes", "nan", "inf" } do
+      local r = reg:run("odd", { k = k }, ctx)
+      assert.same({ false, "ETOOL" }, { r.ok, r.code }, k)
+      assert.matches("^odd: result is not JSON data: ", r.error)
+    end
+  end)
+
   it("run a handler on the arguments the gate judged, or not at all (a JSON null)", function()
     local dir = H.tmpdir()
     H.write(dir .. "/echo.lua", [[return { name = "echo", description = "echo", effect = "write",

@@ -123,6 +123,15 @@ describe("roles.messages", function()
     end
   end)
 
+  -- a field JSON cannot name went on to fail the turn when the store wrote the request, as
+  -- the engine's error naming Orket's own file
+  it("refuses a message with a field whose name is no string, naming the role's file", function()
+    local msgs, err = roles.messages(role([[return { intent = "x", tools = {},
+      build = function(ctx) return { { role = "user", content = "a", [true] = 1 } } end }]]), ctx(registry()))
+    assert.is_nil(msgs)
+    assert.matches("r%.lua: message 1: a field's name must be a string %(got boolean%)$", err)
+  end)
+
   it("names the role's file when what it raised is not a message", function()
     for _, src in ipairs {
       [[return { intent = "x", tools = {}, system = function(ctx) error({}) end }]],
