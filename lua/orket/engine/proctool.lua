@@ -8,6 +8,7 @@
 -- runs and its result is journaled before the model reads it. Contract: docs/tools.md.
 local verify = require "orket.engine.verify"
 local proc = require "orket.c.proc"
+local rt = require "orket.c.runtime"
 local M = {}
 
 M.OUTPUT_CAP = 16384 -- bytes of each of stdout and stderr the model reads: head and tail
@@ -40,6 +41,28 @@ local function steps_of(req)
   end
   if #steps == 0 then return nil, "the request has no steps" end
   return steps
+end
+
+--- unjudged(run, def, args, req) -> why | nil: a project's process tool runs only programs
+--- the gate judged or the project allows. The gate's program check (docs/policies.md, check
+--- 9) reads the call's argv; a tool that takes its program from another argument (or makes
+--- one up) passed it unasked. So each step's program must be args.argv[1] (judged: allowed,
+--- a policy's allow, an approval) or one of verify.commands. Orket's own tools (run_tests:
+--- the project's own checks; run_command: argv) are not held to it.
+function M.unjudged(run, def, args, req)
+  local own = def and type(def.file) == "string" and def.file:sub(1, #rt.home() + 7) == rt.home() .. "/tools/"
+  if own or type(req) ~= "table" or type(req.steps) ~= "table" then return nil end
+  local judged = type(args) == "table" and type(args.argv) == "table" and args.argv[1] or nil
+  local allowed = {}
+  for _, c in ipairs((run.settings.verify or {}).commands or {}) do allowed[c] = true end
+  for i, s in ipairs(req.steps) do
+    local prog = type(s) == "table" and type(s.command) == "table" and s.command[1]
+    if type(prog) == "string" and prog ~= judged and not allowed[prog] then
+      return string.format("steps[%d] runs %q, which the gate did not judge (it reads args.argv) and verify.commands "
+        .. "does not list: a project's process tool runs only programs the project allows", i, prog)
+    end
+  end
+  return nil
 end
 
 -- One finished run as the model reads it.

@@ -501,6 +501,8 @@ local function run_effect(run, job, p, counters)
     -- built in the step's transaction (execute_tx), or again when recovering
     local req = p.req or program_request(run, job, call, p.card)
     if not req.ok then return req end
+    local unjudged = proctool.unjudged(run, def, call.arguments, req.result)
+    if unjudged then return { ok = false, error = call.name .. ": " .. unjudged, code = "ETOOL" } end
     local _, left = wall_left(run, job)
     return proctool.run(run, job.card_id, call.name, req.result, left)
   end

@@ -6,7 +6,7 @@
 -- conn:depth() and conn:run().
 local json = require "cjson.safe"
 local inert = require "orket.inert"
-local jsonout = require "orket.jsonout"
+local cjsonout = require "orket.c.jsonout"
 local text_valid = require("orket.c.inert").valid
 local runs = require "orket.store.runs"
 
@@ -45,11 +45,13 @@ M.encode = encode
 
 -- encode for a tool call's arguments, with every digit of a number: lua-cjson writes 14,
 -- so a resumed call ran with 1e+14 where the model gave 100000000000001. Text that is not
--- UTF-8 goes the way encode writes it.
+-- UTF-8 goes the way encode writes it. (orket.jsonout's writer itself: arguments decoded
+-- from a model carry none of its marks, so none are given)
+local NO_MARK = {}
 local function encode_exact(v, what)
   local s = v ~= nil and json.encode(v)
   if not (s and text_valid(s)) then return encode(v, what) end
-  local ok, exact = pcall(jsonout.encode, v)
+  local ok, exact = pcall(cjsonout.encode, v, NO_MARK, NO_MARK)
   return ok and exact or s
 end
 

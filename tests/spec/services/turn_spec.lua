@@ -477,7 +477,9 @@ describe("a tool call that meets a full disk", function()
       return { ok = true, result = { steps = { { command = { "sh", "run.sh" } } } } }
     end
     local client = write_then_say(b)
-    local e, events = F.engine(db, b, { llm = client, tools = tools })
+    -- (sh: a program the project allows, as a project's process tool's steps must run)
+    local config = { verify = { commands = { "sh" } } }
+    local e, events = F.engine(db, b, { llm = client, tools = tools, config = config })
     local id = assert(e:start("E"))
     assert.equal("failed", (e:execute(id)))
     assert.same({}, programs)
@@ -491,7 +493,7 @@ describe("a tool call that meets a full disk", function()
     end
     assert.same({ "write_file:ENOSPC:true", "disk_full" }, order)
     full = false
-    local e2 = F.engine(db, b, { llm = client, tools = tools })
+    local e2 = F.engine(db, b, { llm = client, tools = tools, config = config })
     assert.equal("done", (e2:execute(id)))
     assert.same({ "write_file:sh" }, programs)
     for i = 2, #client.requests do
@@ -1047,5 +1049,28 @@ describe("a turn whose block meets its run's stop", function()
     assert.equal("blocked", b:get("E-1").status)
     assert.equal(1, journaled(db, "escalated"))
     db:close()
+  end)
+end)
+
+-- A project's process tool that takes its program from another argument than argv (or
+-- makes one up): the gate's program check reads argv, so any program ran unasked
+describe("a project's process tool's steps", function()
+  it("run only the program the gate judged (args.argv[1]) or one verify.commands lists", function()
+    local proctool = require "orket.engine.proctool"
+    local rt = require "orket.c.runtime"
+    local run = { settings = { verify = { commands = { "make" } } } }
+    local mine = { name = "probe", effect = "process", file = "/p/tools/probe.lua" }
+    local steps = { steps = { { command = { "sh", "-c", "id" } } } }
+    assert.equal('steps[1] runs "sh", which the gate did not judge (it reads args.argv) and verify.commands does not '
+      .. "list: a project's process tool runs only programs the project allows",
+      proctool.unjudged(run, mine, { program = "sh" }, steps))
+    assert.is_nil(proctool.unjudged(run, mine, { argv = { "sh" } }, steps))
+    assert.is_nil(proctool.unjudged(run, mine, {}, { steps = { { command = { "make", "test" } } } }))
+    -- a second step's program is held to it too
+    assert.matches("^steps%[2%] runs \"rm\"", proctool.unjudged(run, mine, { argv = { "sh" } },
+      { steps = { { command = { "sh" } }, { command = { "rm", "-rf", "x" } } } }))
+    -- Orket's own (run_tests runs the project's own checks) are not held to it
+    local own = { name = "run_tests", effect = "process", file = rt.home() .. "/tools/run_tests.lua" }
+    assert.is_nil(proctool.unjudged(run, own, {}, steps))
   end)
 end)
