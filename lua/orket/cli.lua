@@ -86,13 +86,14 @@ function M.err(fmt, ...)
   local ferr = cstore.file_error()
   if ferr and msg:find(ferr, 1, true) then
     if reported == ferr then return end
-    reported = ferr
+    reported, msg = ferr, plain(msg)
+  else
+    -- a store's failure raised through assert() and caught on its way carries the position
+    -- of Orket's module that raised it: a person reads what failed, not where in Orket (the
+    -- first line only: a script's error keeps its traceback, `orket lua`'s)
+    local first, rest = msg:match("^([^\n]*)(.*)$")
+    msg = plain(first) .. rest
   end
-  -- a store's failure raised through assert() and caught on its way carries the position
-  -- of Orket's module that raised it: a person reads what failed, not where in Orket (the
-  -- first line only: a script's error keeps its traceback, `orket lua`'s)
-  local first, rest = msg:match("^([^\n]*)(.*)$")
-  msg = plain(first) .. rest
   -- messages quote card ids, model text and servers' error bodies: inert on a terminal
   io.stderr:write("orket: ", inert.text(msg), "\n")
 end

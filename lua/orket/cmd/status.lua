@@ -45,6 +45,16 @@ local function project_of(dir)
   return config.holding(".") or dir
 end
 
+-- Why main's view is behind main, as a line | "" when it is not
+local function behind_text(behind)
+  if behind and behind.waits then return inert.line(behind.reason .. "; " .. behind.catch_up) .. "\n" end
+  if behind and behind.unfollowed then
+    return inert.line("workspace/ is behind main: " .. behind.reason .. "; " .. behind.catch_up) .. "\n"
+  end
+  if behind then return inert.line(status_view.behind_line(behind.reason)) .. "\n" end
+  return ""
+end
+
 -- The status as a person reads it -> text
 local function shown_text(doc, dir, cli)
   local out = { string.format("main is at %s\n", doc.main:sub(1, 12)) }
@@ -53,13 +63,7 @@ local function shown_text(doc, dir, cli)
   if #doc.diverged > 0 and real and real ~= cwd then
     out[#out + 1] = "(the commands below run in the project's folder: cd " .. cli.shell_quote(real) .. ")\n"
   end
-  if doc.behind and doc.behind.waits then
-    out[#out + 1] = inert.line(doc.behind.reason .. "; " .. doc.behind.catch_up) .. "\n"
-  elseif doc.behind and doc.behind.unfollowed then
-    out[#out + 1] = inert.line("workspace/ is behind main: " .. doc.behind.reason .. "; " .. doc.behind.catch_up) .. "\n"
-  elseif doc.behind then
-    out[#out + 1] = inert.line(status_view.behind_line(doc.behind.reason)) .. "\n"
-  end
+  out[#out + 1] = behind_text(doc.behind)
   if doc.behind and doc.behind.waits then -- nothing listed: said above
   elseif #doc.diverged == 0 and doc.behind then
     out[#out + 1] = "nothing of yours is recorded where main changed before that\n"
