@@ -657,6 +657,28 @@ describe("orket serve", function()
     end
   end)
 
+  -- a revoked key's open stream ran on to the next heartbeat (15 s), getting what was written
+  -- meanwhile: the revocation's own row has the streams checked before it is delivered
+  it("ends a revoked key's open stream before anything written after the revocation reaches it", function()
+    local dir = project()
+    local admin = key(dir, "admin", "admin")
+    local viewer = key(dir, "watcher", "viewer")
+    local s = start(dir, { env = { ORKET_SERVE_LIMITS = "poll_ms=20,heartbeat_ms=600000" } })
+    local watch = H.stream { url = s.url .. "/v1/events", headers = bearer(viewer), total_timeout_ms = 30000 }
+    local other = H.stream { url = s.url .. "/v1/events", headers = bearer(admin), total_timeout_ms = 30000 }
+    assert.equal(200, watch.status)
+    orket.sleep(50)
+    assert.equal(0, H.orket("keys revoke watcher", { cwd = dir }).status)
+    assert.equal(200, (get(s.url .. "/v1/cards/API-2/comments", { method = "POST", headers = { "Authorization: Bearer "
+      .. admin, "Content-Type: application/json" }, body = '{"body":"after the revocation"}' })))
+    wait_for(function() return other.text():find("event: comment", 1, true) end, "the comment on the other stream")
+    wait_for(watch.done, "the revoked key's stream ended")
+    assert.is_nil(watch.text():find("after the revocation", 1, true))
+    assert.is_nil(watch.text():find("event: comment", 1, true))
+    assert.equal(0, s.stop())
+    for _, st in ipairs { watch, other } do st.close() end
+  end)
+
   -- On PostgreSQL the hub waits on the events trigger's NOTIFY: with the fallback read set
   -- to ten minutes, an event that reaches a stream at all was read because of a notification
   -- (or a reconnect), and the counters in /metrics say which.

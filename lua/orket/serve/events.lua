@@ -265,9 +265,21 @@ function Hub:_drop(stream)
   end
 end
 
+--- REVOKING: the journal's kinds that may take a reader's right away (a key revoked, a
+--- person disabled or demoted, a membership taken, a password changed, a sign-out, a
+--- project removed). Such a row has the streams checked (hub.on_revoke, else hub:recheck)
+--- before it and anything after it is delivered: by the next heartbeat (15 s), a revoked
+--- key's open stream still got what was written meanwhile.
+M.REVOKING = { key_revoke = true, user_disable = true, user_role = true, user_password = true, member_revoke = true,
+  member_grant = true, project_remove = true, session_end = true }
+
 -- hands one journal row to the subscribers that want it (each only rows newer than its own
 -- cursor), and moves the hub's cursor to it
 function Hub:_deliver(r)
+  if M.REVOKING[r.kind] then
+    local ok, err = pcall(self.on_revoke or self.recheck, self)
+    if not ok then self.on_error(tostring(err)) end
+  end
   -- encoded once for each kind of reader, one shared copy queued on every subscriber's stream
   local msgs = {}
   for stream, sub in pairs(self.subs) do

@@ -286,6 +286,11 @@ function M.new(o)
     self.project_names[#self.project_names + 1] = p.name
   end
   table.sort(self.project_names, function(a, b) return a == projects.DEFAULT or (b ~= projects.DEFAULT and a < b) end)
+  -- people and keys live in the default project's store: a revocation journaled there has
+  -- every project's streams checked before anything more is delivered (orket.serve.events)
+  self.hub.on_revoke = function()
+    for _, p in pairs(self.projects) do p.hub:recheck() end
+  end
   -- a group map for a project this server does not host would grant nothing: a mistake;
   -- one whose store did not open is hosted, left out as everywhere else (logged, a 503)
   for name in pairs(self.signin.project_roles or {}) do
