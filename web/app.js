@@ -188,6 +188,8 @@
     delete $("detail").dataset.card;
     $("detail-body").hidden = $("transcript-box").hidden = $("change-box").hidden = true;
     $("detail-none").hidden = false;
+    $("detail-none").textContent = "Choose a card on the board.";
+    $("detail-none").classList.remove("error");
   }
 
   function showSignin(message) {
@@ -655,19 +657,29 @@
   async function showCard(id, quiet) {
     let doc;
     try { doc = await api("GET", "/v1/cards/" + encodeURIComponent(id)); } catch (e) {
-      if (!quiet) $("detail-error").textContent = e.message;
+      // with no card shown yet the card's own error line is hidden with its body: said
+      // where "Choose a card" stands
+      if (!quiet && $("detail-body").hidden) {
+        $("detail-none").textContent = "Card " + id + " could not be shown: " + e.message;
+        $("detail-none").classList.add("error");
+      } else if (!quiet) $("detail-error").textContent = e.message;
       return;
     }
     noteHeld(doc);
     renderCard(doc, quiet);
   }
 
+  const NO_MINOR = ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF",
+    "XOF", "XPF"];
+  const THOUSANDTHS = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+
   // an amount in micro-units of its currency (docs/cost.md), exact: integers, no floats;
   // as orket.cost.format writes it: no decimals for a whole amount in a currency with no
   // minor unit (its NO_MINOR: "12 JPY", not "12.00 JPY")
   function money(micros, currency) {
     let frac = String(micros % 1000000).padStart(6, "0").replace(/0+$/, "");
-    const least = ["JPY", "KRW", "VND"].includes(currency) ? 0 : 2;
+    // (orket.cost's NO_MINOR and THOUSANDTHS: ISO 4217's exponents 0 and 3)
+    const least = NO_MINOR.includes(currency) ? 0 : THOUSANDTHS.includes(currency) ? 3 : 2;
     while (frac.length < least) frac += "0";
     return Math.floor(micros / 1000000) + (frac ? "." + frac : "") + " " + currency;
   }

@@ -60,6 +60,13 @@ describe("the web board in Chromium", function()
         "the event stream to open", 3000)
       -- the key is not kept by the page; the session is an HttpOnly cookie it cannot read
       assert.equal("", wd:js("return document.getElementById('key').value"))
+      -- a card that cannot be read, with none shown yet: its error was written into the
+      -- hidden card's body, and the pane still said "Choose a card"
+      wd:js("window.__fetch = window.fetch; window.fetch = () => Promise.reject(new Error('offline'))")
+      wd:press('#tree li[data-card="CLEAN-2"] > .card-link')
+      H.wait_for(function() return (wd:text_of("#detail-none") or ""):find("could not be shown: offline", 1, true) end,
+        "the card's failure said in the pane", 3000)
+      wd:js("window.fetch = window.__fetch")
       assert.equal("", wd:js("return document.cookie"))
       -- a mark the page would lose if it were loaded again
       wd:js("window.__not_reloaded = true")
@@ -110,6 +117,12 @@ describe("the web board in Chromium", function()
       wd:resize(390, 844)
       H.wait_for(function() return wd:js("return window.innerWidth") < 500 end, "the narrow window", 3000)
       assert.is_true(wd:js("return document.documentElement.scrollWidth <= window.innerWidth"))
+      -- a card's title of one long word (a URL, a path) in the card's heading breaks there:
+      -- the whole page scrolled sideways, the tree's rows under the card's pane
+      local title = wd:js("return document.getElementById('detail-title').textContent")
+      wd:js("document.getElementById('detail-title').textContent = 'CLEAN-1 ' + 'x'.repeat(4000)")
+      assert.is_true(wd:js("return document.documentElement.scrollWidth <= window.innerWidth"))
+      wd:js("document.getElementById('detail-title').textContent = arguments[0]", title)
       assert.truthy(wd:find('#tree li[data-card="CLEAN-1"] > .card-link'))
       local phone = wd:screenshot(art .. "/phone.png")
       assert.is_not_nil(png_size(phone))
