@@ -24,7 +24,17 @@ static void senv_rearm(lua_State *L) { lua_sethook(L, senv_hook, LUA_MASKCOUNT |
 static int senv_raise(lua_State *L, senv_call *c) {
   char buf[160];
   senv_rearm(L);
-  return luaL_error(L, "script: %s", budget_describe(&c->b, buf, sizeof buf));
+  /* where the script was: in a hook, level 0 is the function that was running (a Lua
+   * function's line), which luaL_error's level 1 passes over (its caller, often a C
+   * function with no line: the message named no line of the script) */
+  luaL_where(L, 0);
+  if (lua_rawlen(L, -1) == 0) {
+    lua_pop(L, 1);
+    luaL_where(L, 1);
+  }
+  lua_pushfstring(L, "script: %s", budget_describe(&c->b, buf, sizeof buf));
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 /* Whether the function a call hook reports is the runtime's message handler, or one it

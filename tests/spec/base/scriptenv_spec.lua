@@ -226,6 +226,15 @@ describe("script environment", function()
   -- the ceiling stood on what was in use, garbage of earlier calls included, which the call's
   -- own emergency collection freed: each memory bomb stopped at its cap left its budget's
   -- worth behind, and the heap grew by a budget a call without end
+  -- a hook's error named the caller's place (often a C function: no line), not the script's
+  it("names the line a spent budget stopped the script at, in a function it returned too", function()
+    local box = scriptenv.new { name = "roles/coder.lua", instructions = 100000 }
+    local _, sys = box:pcall(assert(box:load("local function sys()\n  local x = 0\n  while true do x = x + 1 end\nend\nreturn sys")))
+    local ok, err = box:pcall(sys)
+    assert.is_false(ok)
+    assert.matches("^roles/coder%.lua:3: script: instruction budget exceeded", err)
+  end)
+
   it("keeps the heap near its live size across calls stopped at their memory cap", function()
     local rt = require "orket.c.runtime"
     local box = scriptenv.new { name = "hog.lua", instructions = 0, timeout_ms = 20000, memory = 64 << 20 }
