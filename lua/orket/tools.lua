@@ -14,6 +14,7 @@ local policy = require "orket.policy"
 local scriptfile = require "orket.scriptfile"
 local inert = require "orket.inert"
 local json = require "cjson.safe"
+local sm = require "orket.c.statemachine"
 
 local M = {}
 
@@ -25,6 +26,8 @@ M.BUDGET = { instructions = 200000000, timeout_ms = 10000, memory = 256 * 1024 *
 local EFFECTS = cgate.effects
 local KEYS = { name = true, description = true, parameters = true, effect = true, status = true,
   wait_reason = true, handler = true, idempotent = true, recover = true }
+local STATUS_SET = {}
+for _, s in ipairs(sm.statuses()) do STATUS_SET[s] = true end
 local WAIT_REASONS = { resource = true, dependency = true, review = true, input = true, system = true }
 
 local Registry = {}
@@ -72,6 +75,9 @@ local function validate(def, file)
     -- no status has one, and the gate refuses a NUL only when the tool is first called
     bad(string.format("status \"%s\" holds a control character (shown escaped): a status is a card status's "
       .. "name, as \"waiting_for_developer\"", inert.line(def.status)))
+  elseif def.status and not STATUS_SET[def.status] then
+    -- every call of it was refused (ESTATUS), with a remedy the model could not follow
+    bad(string.format("status \"%s\" is no card status (%s)", inert.line(def.status), table.concat(sm.statuses(), ", ")))
   end
   if def.wait_reason ~= nil then
     -- the gate asks the state machine about the fixed status with this reason

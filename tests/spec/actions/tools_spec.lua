@@ -409,6 +409,9 @@ describe("tools", function()
                parameters = { type = "object", properties = { p = { type = "strng" } } } }]], 1, true)
     assert.matches("x.lua: wait_reason must be \"resource\"",
       bad [[return { name = "x", description = "d", effect = "board", handler = pairs, status = "blocked", wait_reason = "lunch" }]], 1, true)
+    -- a status no card has: every call was refused (ESTATUS) with a remedy the model could not follow
+    assert.matches('x.lua: status "nonsense" is no card status (ready, in_progress, ',
+      bad [[return { name = "x", description = "d", effect = "board", handler = pairs, status = "nonsense" }]], 1, true)
     assert.matches("x.lua: wait_reason needs a fixed status",
       bad [[return { name = "x", description = "d", effect = "board", handler = pairs, wait_reason = "input" }]], 1, true)
     assert.matches("x.lua: idempotent must be a boolean",
