@@ -1358,7 +1358,12 @@
   $("create-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = { parent: $("create-parent").value, summary: $("create-summary").value.trim() };
-    if (!body.parent || !body.summary) return;
+    if (!body.parent || !body.summary) {
+      // (blanks pass the field's own required check: said, not a silent nothing)
+      $("create-status").textContent = !body.parent ? "Choose the epic the card goes under." : "Give the card a summary.";
+      $("create-status").className = "error";
+      return;
+    }
     if ($("create-description").value.trim()) body.description = $("create-description").value;
     if ($("create-priority").value) body.priority = $("create-priority").value;
     $("create-status").textContent = "creating…";
