@@ -724,6 +724,11 @@ describe("orket serve's sandbox routes", function()
     assert.equal(200, pst, ptext)
     local echo = cjson.decode(ptext)
     assert.equal("/echo/a%20b?x=1%262", echo.url)
+    -- the query as sent: a name twice, one without "=", an empty pair, "+" (rebuilt from
+    -- the parsed names it was "=&a=1&b=&c=%20%20")
+    pst, ptext = fetch("GET", "/v1/sandboxes/" .. id .. "/app/echo?a=1&a=2&b&&c=%20+", viewer)
+    assert.equal(200, pst, ptext)
+    assert.equal("/echo?a=1&a=2&b&&c=%20+", cjson.decode(ptext).url)
     assert.equal(cjson.null, echo.authorization)
     assert.equal(cjson.null, echo.cookie)
     local hs = {}

@@ -336,7 +336,7 @@ local enc = urlencode.encode
 
 -- (clean: app_route found the whole path plain, nothing to encode in it and no empty
 -- segment: the checks below would say so again)
-local function target_url(path, query, clean)
+local function target_url(path, query, clean, raw)
   path = path or ""
   local url
   if clean or (not path:find("[^%w%-%._~/]") and not path:find("//", 1, true) and path:byte(1) ~= 47
@@ -347,6 +347,10 @@ local function target_url(path, query, clean)
     for seg in path:gmatch("[^/]+") do segs[#segs + 1] = enc(seg) end
     url = "http://sandbox/" .. table.concat(segs, "/")
   end
+  -- the query as the client sent it (its order, repeats, "+", a name without "=", an
+  -- empty pair), as the app's own origin passes it: rebuilt from the parsed names, a repeat
+  -- lost its later values and an empty pair became a name of its own
+  if raw and raw ~= "" then return url .. "?" .. raw end
   if not query or next(query) == nil then return url end
   local names = {}
   for k in pairs(query) do names[#names + 1] = k end
@@ -362,7 +366,7 @@ end
 local function proxy(req, ctx)
   local row, st, doc = named_recent(ctx)
   if not row then return st, doc end
-  return M.forward(req, ctx, row, target_url(ctx.params.path, ctx.query, ctx.params.clean))
+  return M.forward(req, ctx, row, target_url(ctx.params.path, ctx.query, ctx.params.clean, req.raw_query))
 end
 
 local CSP = "Content-Security-Policy: sandbox allow-scripts allow-forms"
