@@ -669,14 +669,13 @@
     renderCard(doc, quiet);
   }
 
-  const NO_MINOR = ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF",
-    "XOF", "XPF"];
-  const THOUSANDTHS = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
-
   // an amount in micro-units of its currency (docs/cost.md), exact: integers, no floats;
   // as orket.cost.format writes it: no decimals for a whole amount in a currency with no
   // minor unit (its NO_MINOR: "12 JPY", not "12.00 JPY")
   function money(micros, currency) {
+    const NO_MINOR = ["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF",
+      "XOF", "XPF"];
+    const THOUSANDTHS = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
     let frac = String(micros % 1000000).padStart(6, "0").replace(/0+$/, "");
     // (orket.cost's NO_MINOR and THOUSANDTHS: ISO 4217's exponents 0 and 3)
     const least = NO_MINOR.includes(currency) ? 0 : THOUSANDTHS.includes(currency) ? 3 : 2;

@@ -179,7 +179,7 @@ describe("a call's cost", function()
     local src = assert(H.read("web/app.js"))
     local fn = assert(src:match("\n  (function money%(micros, currency%) {.-\n  })\n"), "money() in web/app.js")
     local cases = {}
-    for _, c in ipairs { "USD", "EUR", "JPY", "KRW", "VND" } do
+    for _, c in ipairs { "USD", "EUR", "JPY", "KRW", "VND", "ISK", "CLP", "BHD", "KWD" } do
       for _, m in ipairs { 0, 4200, 12000000, 12500000, 10000, 1234567891 } do cases[#cases + 1] = { m, c } end
     end
     local js = H.tmpdir() .. "/money.js"
