@@ -424,6 +424,7 @@ local function in_the_way(dir, texts)
   -- repository. The nearest folder of dir's that is there is asked (init makes the rest).
   local probe = dir
   while not uv.fs_stat(probe) and probe:find("/", 1, true) do probe = probe:match("^(.*)/[^/]*$") end
+  if probe == "" then probe = "/" end -- (an absolute path's first folder missing)
   if not uv.fs_stat(probe) then probe = "." end
   local above = config.holding(probe)
   if above and uv.fs_realpath(above) ~= uv.fs_realpath(probe) then
