@@ -196,6 +196,9 @@ f = assert(io.open(".orket/audit.pub", "w")); f:write(ach.public_key(seed), "\n"
   -- orket serve signs checkpoints in a folder without orket.lua (the defaults); so does the
   -- command, which said "no project in ." there
   it("signs a checkpoint in a project folder without orket.lua, with the defaults", function()
+    if backends.name() ~= "sqlite" then
+      return pending("SQLite only: a PostgreSQL project's folder has the orket.lua that names its database")
+    end
     local dir = H.example("webapp")
     assert.is_nil(io.open(dir .. "/orket.lua"))
     ok(H.orket("keys create ci --role viewer", { cwd = dir }), "a write to sign")
