@@ -79,24 +79,29 @@ static size_t pg_url_prefix(const char *s) {
   return strncmp(s + i, "://", 3) == 0 ? i + 3 : 0;
 }
 
-/* Whether a URL query's key (klen bytes), its percent escapes decoded, names a secret:
- * libpq decodes the names too, so "%70assword" is the password. */
-static bool pg_secret_key(const char *k, size_t klen) {
-  char dec[32];
+/* s (len bytes) with its percent escapes decoded into out (cap bytes, cap > 0, cut short
+ * there), as libpq decodes a URL's names and values -> the decoded length */
+static size_t pg_unescape(const char *s, size_t len, char *out, size_t cap) {
   size_t d = 0;
-  for (size_t j = 0; j < klen; j++) {
-    if (d + 1 >= sizeof dec) return false;
+  for (size_t j = 0; j < len && d + 1 < cap; j++) {
     int hi, lo;
-    if (k[j] == '%' && j + 2 < klen && (hi = pg_hex(k[j + 1])) >= 0 &&
-        (lo = pg_hex(k[j + 2])) >= 0) {
-      dec[d++] = (char)(hi * 16 + lo);
+    if (s[j] == '%' && j + 2 < len && (hi = pg_hex(s[j + 1])) >= 0 && (lo = pg_hex(s[j + 2])) >= 0) {
+      out[d++] = (char)(hi * 16 + lo);
       j += 2;
     } else {
-      dec[d++] = k[j];
+      out[d++] = s[j];
     }
   }
-  dec[d] = '\0';
-  return strcmp(dec, "password") == 0 || strcmp(dec, "sslpassword") == 0;
+  return d;
+}
+
+/* Whether a URL query's key (klen bytes), its percent escapes decoded, names a secret:
+ * libpq decodes the names too, so "%70assword" is the password. (A name cut short at the
+ * buffer is longer than either.) */
+static bool pg_secret_key(const char *k, size_t klen) {
+  char dec[32];
+  size_t d = pg_unescape(k, klen, dec, sizeof dec);
+  return (d == 8 && memcmp(dec, "password", 8) == 0) || (d == 11 && memcmp(dec, "sslpassword", 11) == 0);
 }
 
 /* Where conninfo writes a secret: a URL's user:PASSWORD@host and ?password= or
@@ -181,17 +186,7 @@ void pg_mask_password(const char *conninfo, const char *msg, char *out, size_t o
     pg_mask_in(out, outlen, sp[i].p, sp[i].len);
     /* libpq may quote the decoded form of a percent-encoded password */
     char dec[512];
-    size_t d = 0;
-    for (size_t j = 0; j < sp[i].len && d + 1 < sizeof dec; j++) {
-      int hi, lo;
-      if (sp[i].p[j] == '%' && j + 2 < sp[i].len && (hi = pg_hex(sp[i].p[j + 1])) >= 0 &&
-          (lo = pg_hex(sp[i].p[j + 2])) >= 0) {
-        dec[d++] = (char)(hi * 16 + lo);
-        j += 2;
-      } else {
-        dec[d++] = sp[i].p[j];
-      }
-    }
+    size_t d = pg_unescape(sp[i].p, sp[i].len, dec, sizeof dec);
     pg_mask_in(out, outlen, dec, d);
     /* and the unescaped form of a quoted key=value password ('it\'s') */
     d = 0;

@@ -15,6 +15,7 @@ local task = require "orket.task"
 local rt = require "orket.c.runtime"
 local otlpspan = require "orket.c.otlpspan"
 local inert = require "orket.inert"
+local urlencode = require "orket.urlencode"
 
 local M = {}
 
@@ -90,7 +91,7 @@ local function resource_pairs(text, warnings)
     i = i + 1
     local k, v = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
     if k and k ~= "" then
-      out[#out + 1] = { k, (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)) }
+      out[#out + 1] = { k, urlencode.unescape(v) }
     elseif part:find("%S") then -- (an empty entry, as after a comma at the end, is none)
       warnings[#warnings + 1] = string.format("OTEL_RESOURCE_ATTRIBUTES: entry %d %s: left out of the resource; "
         .. "write it as key=value, entries separated by commas", i, k and "has no key" or "is not key=value")
@@ -113,7 +114,7 @@ local function header_pairs(text, var, warnings)
   for part in ((text or "") .. ","):gmatch("([^,]*),") do
     i = i + 1
     local k, v = part:match("^%s*([^=]-)%s*=%s*(.-)%s*$")
-    v = v and v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    v = v and urlencode.unescape(v)
     local why = not k and "is not key=value"
       or not k:match(TOKEN) and "has a key that is not an HTTP header name"
       or v:find("[\0-\8\10-\31\127]") and "has a value with a control character (a line break...) after percent-decoding"

@@ -8,6 +8,13 @@ function M.encode(s)
   return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
+--- unescape(s) -> s with each %XX read as its byte, and any other "%" left as it is: how
+--- libpq and OpenTelemetry's variables read their values (a route's path is decoded
+--- strictly, refusing what could change it: orket.serve.router's decode)
+function M.unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
 --- form(fields) -> "a=1&b=2": fields (name -> string) encoded as a query or a form body,
 --- in name order
 function M.form(fields)

@@ -55,8 +55,11 @@ local function canon(v, out, depth)
     -- approval of one let the other run), as were 0.3 and 0.30000000000000004. A number
     -- 14 digits say exactly is written as before, so earlier digests hold.
     local short = assert(cjson.encode(v))
-    if tonumber(short) == v then out[#out + 1] = short
-    else out[#out + 1] = jsonout.encode(v):find("^%-?%d+$") and jsonout.encode(v) or string.format("%.17g", v) end
+    if tonumber(short) ~= v then
+      local whole = jsonout.encode(v) -- every digit of a whole number, else 17 significant ones
+      short = whole:find("^%-?%d+$") and whole or string.format("%.17g", v)
+    end
+    out[#out + 1] = short
   elseif t == "boolean" then
     out[#out + 1] = assert(cjson.encode(v))
   else

@@ -134,24 +134,37 @@ end
 -- nothing: each the live store holds must be the store's own (else refused, "unverified");
 -- those it does not hold cannot be checked at all, and the restore's entry names them
 -- (v.unverified_range, {from=, to=}) rather than sign them as if verified.
-local function tail(v, src, rep, live)
+-- The backup's chain against the live store's, read once for tail and undone -> {first=,
+-- last= (the store's seqs), hi= (the end of the two chains' overlap, when they overlap),
+-- read= (whether the overlap was compared), parted= (its first seq where they differ)} |
+-- nil (no store, or its audit empty or unreadable)
+local function against(src, rep, live)
+  if not live then return nil end
+  local lfirst, llast = against_live(live)
+  if not (lfirst and llast) then return nil end
+  local c = { first = lfirst, last = llast }
+  if rep.last then
+    local lo, hi = math.max(lfirst, rep.first), math.min(llast, rep.last)
+    if lo <= hi then
+      local ok, d = pcall(first_difference, src, verify.store_source(live), lo, hi)
+      c.hi, c.read, c.parted = hi, ok, ok and d or nil
+    end
+  end
+  return c
+end
+
+local function tail(v, rep, c)
   local signed = rep.problems[1] and 0 or rep.last_signed
   if not rep.last or rep.last <= signed then return end
   local through = signed
-  local lfirst, llast
-  if live then lfirst, llast = against_live(live) end
-  if lfirst and llast then
-    local lsrc = verify.store_source(live)
-    local lo, hi = math.max(lfirst, rep.first), math.min(llast, rep.last)
-    if lo <= hi then
-      local ok, d = pcall(first_difference, src, lsrc, lo, hi)
-      if ok and d and d > signed then
-        v.unverified[#v.unverified + 1] = string.format("its entry %d is not this store's entry %d, and no "
-          .. "checkpoint in it signs that entry: its entries from %d on are another chain than this store's (a "
-          .. "changed backup, or this store's entries were changed)", d, d, d)
-      end
-      if ok then through = math.max(through, d and d - 1 or hi) end
+  if c and c.read then
+    local d = c.parted
+    if d and d > signed then
+      v.unverified[#v.unverified + 1] = string.format("its entry %d is not this store's entry %d, and no "
+        .. "checkpoint in it signs that entry: its entries from %d on are another chain than this store's (a "
+        .. "changed backup, or this store's entries were changed)", d, d, d)
     end
+    through = math.max(through, d and d - 1 or c.hi)
   end
   if rep.last > through then v.unverified_range = { from = through + 1, to = rep.last } end
 end
@@ -159,20 +172,10 @@ end
 -- The store's entries the backup lacks (from where the two chains part, or past the
 -- backup's last) that took a power away: each named in v.undone, which refuses the restore
 -- unless accepted.
-local function undone(v, src, rep, live)
+local function undone(v, rep, live, c)
   v.undone = {}
-  if not live then return end
-  local lfirst, llast = against_live(live)
-  if not llast then return end
-  local from = (rep.last or 0) + 1
-  if rep.last and lfirst then
-    local lo, hi = math.max(lfirst, rep.first), math.min(llast, rep.last)
-    if lo <= hi then
-      local ok, d = pcall(first_difference, src, verify.store_source(live), lo, hi)
-      if ok and d then from = d end
-    end
-  end
-  from = math.max(from, lfirst or from)
+  if not c then return end
+  local from, llast = math.max(c.parted or (rep.last or 0) + 1, c.first), c.last
   local ok = pcall(function()
     local after, seen = from - 1, 0
     while after < llast and seen < M.UNDONE_SCAN do
@@ -220,8 +223,9 @@ function M.judge(dir, path, live)
   local v = { entries = rep.entries, first = rep.first, last = rep.last, hash = rep.last_hash,
     checkpoint = rep.last_signed, checkpoint_hash = rep.last_signed_hash, sig_key = rep.sig_key, pub = pk ~= nil }
   unverified(v, rep, pk, perr, pk or perr or head)
-  tail(v, src, rep, live)
-  undone(v, src, rep, live)
+  local c = against(src, rep, live)
+  tail(v, rep, c)
+  undone(v, rep, live, c)
   older(v, src, rep, marks, out)
   v.problems = table.concat(rep.problems, "\n")
   if last then

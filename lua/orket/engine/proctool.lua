@@ -50,7 +50,8 @@ end
 --- a policy's allow, an approval) or one of verify.commands. Orket's own tools (run_tests:
 --- the project's own checks; run_command: argv) are not held to it.
 function M.unjudged(run, def, args, req)
-  local own = def and type(def.file) == "string" and def.file:sub(1, #rt.home() + 7) == rt.home() .. "/tools/"
+  local home = rt.home() .. "/tools/"
+  local own = def and type(def.file) == "string" and def.file:sub(1, #home) == home
   if own or type(req) ~= "table" or type(req.steps) ~= "table" then return nil end
   local judged = type(args) == "table" and type(args.argv) == "table" and args.argv[1] or nil
   local allowed = {}

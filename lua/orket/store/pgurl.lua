@@ -3,6 +3,7 @@
 -- from PGPASSWORD or ~/.pgpass (or the file a passfile= parameter names), so it is never
 -- in a project file, the store or a log.
 local pg = require "orket.c.pg"
+local urlencode = require "orket.urlencode"
 
 local M = {}
 
@@ -26,7 +27,7 @@ function M.check(url, where)
   -- (libpq reads a parameter's name with its percent escapes decoded: %70assword is password)
   local secret
   for key in ("&" .. query):gmatch("&([^&=]*)=") do
-    key = key:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    key = urlencode.unescape(key)
     if key == "password" or key == "sslpassword" then secret = key end
   end
   if (userinfo and userinfo:find(":", 1, true)) or secret == "password" then

@@ -49,10 +49,11 @@ M.encode = encode
 -- from a model carry none of its marks, so none are given)
 local NO_MARK = {}
 local function encode_exact(v, what)
-  local s = v ~= nil and json.encode(v)
-  if not (s and text_valid(s)) then return encode(v, what) end
+  -- the writer writes a byte that is not UTF-8 as \ufffd: arguments holding one (or that
+  -- text itself, or what it cannot write) go the way encode writes them
   local ok, exact = pcall(cjsonout.encode, v, NO_MARK, NO_MARK)
-  return ok and exact or s
+  if v == nil or not ok or exact:find("\\ufffd") then return encode(v, what) end
+  return exact
 end
 
 local function need(t, fname, k, ty, optional)
