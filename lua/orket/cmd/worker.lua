@@ -21,6 +21,7 @@ local recheck = require "orket.sandboxes.recheck"
 
 local cmdline = require "orket.cmdline"
 local inert = require "orket.inert"
+local plain = require("orket.cli").plain
 local settings = require "orket.settings"
 local config = require "orket.config"
 local project = require "orket.project"
@@ -138,7 +139,8 @@ end
 -- failure noted for the process is cleared, and the runs' (set.lost) with it.
 local function store_lost(e, emit, st, why, set)
   if not st.lost then
-    emit { type = "store_lost", error = tostring(why) }
+    -- what failed, not where in Orket (the position of the module that raised it)
+    emit { type = "store_lost", error = plain(tostring(why)) }
     st.wait = 20
   end
   st.lost = true
