@@ -9,6 +9,7 @@
 local sm = require "orket.c.statemachine"
 local card_value = require "orket.card"
 local cards = require "orket.store.cards"
+local imports = require "orket.store.imports"
 local comments = require "orket.store.comments"
 local sj = require "orket.store.journal_reads"
 local ready = require "orket.ready"
@@ -637,6 +638,35 @@ function M.find_cycle(graph, nodes)
   return nil
 end
 
+--- cycle_back(graph, from [, within]) -> a shortest cycle through from ({from, ..., from})
+--- | nil: a breadth-first walk from from's edges back to it, through the nodes within(id)
+--- keeps (all when nil)
+function M.cycle_back(graph, from, within)
+  local EMPTY = {}
+  local prev, queue, head = { [from] = false }, { from }, 1
+  while queue[head] do
+    local v = queue[head]
+    head = head + 1
+    for _, w in ipairs(graph[v] or EMPTY) do
+      if w == from then
+        local back = { from }
+        while v do
+          back[#back + 1] = v
+          v = prev[v]
+        end
+        local cyc = {}
+        for i = #back, 1, -1 do cyc[#cyc + 1] = back[i] end
+        return cyc
+      end
+      if prev[w] == nil and (not within or within(w)) then
+        prev[w] = v
+        queue[#queue + 1] = w
+      end
+    end
+  end
+  return nil
+end
+
 --- waits_for(cards) -> graph, via: what each card waits for, the edges a dependency cycle is
 --- looked for in (find_cycle). cards: {{id=, type=, parent=, deps={ids}, status=}...}, every
 --- card the edges may reach (status: the board's, nil for a card not on it yet). The rules
@@ -689,6 +719,34 @@ function M.cycle_text(cycle)
   if n <= 24 then return table.concat(cycle, " -> ") end
   return string.format("%s -> ... (%d more) -> %s", table.concat(cycle, " -> ", 1, 12), n - 18,
     table.concat(cycle, " -> ", n - 5, n))
+end
+
+-- The cycle a new issue's dependencies would close among what the board's cards wait for
+-- (waits_for: as import and validate check a file's cards), through the new card, or nil.
+-- new: {id, parent, deps}. Reads the whole board: a card is made by a person or a tool
+-- call, not in a run's step.
+local function cycle_with(db, new)
+  local deps = {}
+  for _, r in ipairs(imports.dependencies(db)) do
+    local l = deps[r.card_id]
+    if not l then l = {}; deps[r.card_id] = l end
+    l[#l + 1] = r.depends_on
+  end
+  local list = {}
+  for _, r in ipairs(imports.cards(db)) do
+    list[#list + 1] = { id = r.id, type = r.type, parent = r.parent, deps = deps[r.id] or {}, status = r.status }
+  end
+  list[#list + 1] = { id = new.id, type = "issue", parent = new.parent, deps = new.deps, status = "ready" }
+  local graph, via = M.waits_for(list)
+  local cycle = M.cycle_back(graph, new.id)
+  if not cycle then return nil end
+  -- "(epic E)" stands for E's depends_on: said as E, once
+  local out = {}
+  for _, n in ipairs(cycle) do
+    n = via[n] or n
+    if out[#out] ~= n then out[#out + 1] = n end
+  end
+  return out
 end
 
 local TEXT_FIELDS = { "summary", "description", "note", "requirements", "acceptance", "seat", "name" }
@@ -777,13 +835,28 @@ function Board:create(spec)
       up = a.parent
     end
     for i, d in ipairs(deps) do
-      if type(d) ~= "string" or not cards.exists(db, d) then
+      local dc = type(d) == "string" and cards.head(db, d)
+      if not dc then
         return nil, string.format("board: depends_on[%d]: unknown card %q", i, tostring(d)), "ENOENT"
       end
       if ancestors[d] then
         return nil, string.format("board: depends_on[%d]: %q is the %s the new card belongs to; it could never "
           .. "start (depend on that %s's issues instead)", i, d, ancestors[d], ancestors[d]), "EINVAL"
       end
+      -- a dependency holds back a start until it is done, which a canceled card never is
+      -- (as import refuses it: the run would stall on the new card)
+      if dc.status == "canceled" or dc.status == "archived" then
+        return nil, string.format("board: depends_on[%d]: %s is %s, so the new card could never start (a dependency "
+          .. "holds back a start until it is done): drop the dependency, or depend on the card that does its work "
+          .. "now", i, d, dc.status), "EINVAL"
+      end
+    end
+    local cycle = #deps > 0 and cycle_with(db, { id = id, parent = spec.parent, deps = deps })
+    if cycle then
+      local at = 1
+      for i, d in ipairs(deps) do if d == cycle[2] then at = i end end
+      return nil, string.format("board: depends_on[%d]: dependency cycle: %s; the new card and %s would wait for "
+        .. "each other for ever: drop the dependency", at, M.cycle_text(cycle), cycle[2]), "EINVAL"
     end
     cards.insert_issue(db, { id = id, parent = spec.parent, name = spec.name, summary = spec.summary,
       description = spec.description, note = spec.note, requirements = spec.requirements,

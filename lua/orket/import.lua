@@ -944,27 +944,8 @@ local function cycle_through(graph, nodes, on_files)
   end
   for _, f in ipairs(nodes) do
     if on_files(f) and size[comp[f]] > 1 then
-      local prev, queue, head = { [f] = false }, { f }, 1
-      while queue[head] do
-        local v = queue[head]
-        head = head + 1
-        for _, w in ipairs(graph[v] or EMPTY) do
-          if w == f then
-            local back = { f }
-            while v do
-              back[#back + 1] = v
-              v = prev[v]
-            end
-            local cyc = {}
-            for i = #back, 1, -1 do cyc[#cyc + 1] = back[i] end
-            return cyc
-          end
-          if comp[w] == comp[f] and prev[w] == nil then
-            prev[w] = v
-            queue[#queue + 1] = w
-          end
-        end
-      end
+      local cyc = board_mod.cycle_back(graph, f, function(w) return comp[w] == comp[f] end)
+      if cyc then return cyc end
     end
   end
   return nil

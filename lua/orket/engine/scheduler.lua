@@ -241,7 +241,7 @@ local function unstick(board, c)
   elseif c.status == "ready_for_testing" then
     return "handed in for testing", "orket retry " .. id
   elseif c.status == "canceled" or c.status == "archived" then
-    return c.status .. ": it will never be done", nil
+    return "it will never be done", nil
   elseif c.status == "ready" or c.status == "in_progress" or c.status == "code_review" then
     return "not finished", "orket run " .. (c.parent or id)
   end
@@ -307,8 +307,10 @@ function M.stuck(board, cards, why_run)
             local what = unstick(board, dc)
             waits[#waits + 1] = d .. " (" .. dc.status .. (what ~= dc.status and (", " .. what) or "") .. ")"
             if dc.status == "canceled" or dc.status == "archived" then
-              next_step = next_step or string.format("orket cancel %s \"reason\", or drop %s from its depends_on "
-                .. "and orket import", c.id, d)
+              -- a card made on the board (the API, a tool) has no depends_on in a file to drop
+              next_step = next_step or (c.source and string.format("orket cancel %s \"reason\", or drop %s from its "
+                .. "depends_on in %s and orket import", c.id, d, c.source) or string.format("orket cancel %s \"reason\" "
+                .. "(it was made on the board: its dependencies are kept), and file its work again without %s", c.id, d))
             else
               next_step = next_step or first_move(board, dc, { [c.id] = true, [d] = true })
             end

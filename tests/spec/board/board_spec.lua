@@ -112,6 +112,35 @@ describe("board", function()
     assert.has_error(function() b:get(1) end, "bad argument #1 to 'get' (card id string expected, got number)")
   end)
 
+  it("refuses a new card whose dependencies close a cycle or could never be met, as import refuses them", function()
+    local imports = require "orket.store.imports"
+    assert(db:tx(function()
+      imports.insert_card(db, { id = "X", type = "epic", parent = "R", priority = 2 })
+      imports.insert_card(db, { id = "X-1", type = "issue", parent = "X", priority = 2 })
+      imports.insert_card(db, { id = "Y", type = "epic", priority = 2 })
+      imports.insert_card(db, { id = "Y-1", type = "issue", parent = "Y", priority = 2 })
+      imports.add_dependency(db, "X-1", "E", 1) -- X-1 waits for E, so E's new issue cannot wait for X-1
+      imports.add_dependency(db, "Y", "E", 1) -- Y's issues wait for E (through Y's depends_on)
+      return true
+    end))
+    assert(b:create { parent = "E", summary = "first", id = "E-1" })
+    assert.same({ nil, "board: depends_on[2]: dependency cycle: E-2 -> X-1 -> E -> E-2; the new card and X-1 would "
+      .. "wait for each other for ever: drop the dependency", "EINVAL" },
+      { b:create { parent = "E", summary = "s", id = "E-2", depends_on = { "E-1", "X-1" } } })
+    -- through an epic's depends_on, said as that epic
+    assert.same({ nil, "board: depends_on[1]: dependency cycle: E-2 -> Y-1 -> Y -> E -> E-2; the new card and Y-1 "
+      .. "would wait for each other for ever: drop the dependency", "EINVAL" },
+      { b:create { parent = "E", summary = "s", id = "E-2", depends_on = { "Y-1" } } })
+    assert.is_nil(b:get("E-2"))
+    -- the other way round is no cycle
+    assert(b:create { parent = "Y", summary = "after E's first", id = "Y-2", depends_on = { "E-1" } })
+    -- a canceled dependency is never done
+    assert(b:cancel("Y-2", { actor = { seat = "developer", roles = {}, by = "person" }, reason = "not needed" }))
+    assert.same({ nil, "board: depends_on[1]: Y-2 is canceled, so the new card could never start (a dependency holds "
+      .. "back a start until it is done): drop the dependency, or depend on the card that does its work now", "EINVAL" },
+      { b:create { parent = "E", summary = "s", depends_on = { "Y-2" } } })
+  end)
+
   -- A card's id names its directory and git branch: on a case-insensitive filesystem
   -- (macOS, Windows) API-1 and api-1 are one, and one card's work would land in the other's.
   -- The board's one check serves create (POST /v1/cards, a run's follow-up issues) and import.

@@ -786,8 +786,10 @@ describe("engine", function()
         { id = "E-1", summary = "down" }, { id = "E-2", summary = "after down", depends_on = { "E-1" } },
         { id = "E-3", summary = "chain", depends_on = { "E-2" } }, { id = "E-4", summary = "dropped" },
         { id = "E-5", summary = "after dropped", depends_on = { "E-4" } }, { id = "E-6", summary = "tested" },
-        { id = "E-7", summary = "a role that fails" },
+        { id = "E-7", summary = "a role that fails" }, { id = "E-8", summary = "after dropped, from a file", depends_on = { "E-4" } },
       })
+      -- E-8 came from a file, whose depends_on can be edited; E-5 was made on the board
+      assert(db:run("UPDATE cards SET source = 'epics/e.json' WHERE id = 'E-8'"))
       local CODER = { seat = "senior_developer", roles = { "coder" } }
       assert(b:transition("E-1", "in_progress", { actor = CODER }))
       assert(b:transition("E-1", "blocked", { actor = CODER, reason = "system" }))
@@ -798,15 +800,18 @@ describe("engine", function()
       assert(b:transition("E-7", "in_progress", { actor = CODER }))
       assert(b:comment("E-7", { author = "orket", body = "The turn failed: ./roles/coder.lua:1: attempt to index a nil value" }))
       assert(b:transition("E-7", "blocked", { actor = CODER, reason = "system" }))
-      local next_step = {}
+      local next_step, reason = {}, {}
       for _, st in ipairs(scheduler.stuck(b, scheduler.scope(b, { id = "E", type = "epic" }), { run = 4 })) do
-        next_step[st.card] = st.next
+        next_step[st.card], reason[st.card] = st.next, st.reason
       end
+      assert.equal("waits for E-4 (canceled, it will never be done)", reason["E-5"])
       assert.same({
         ["E-1"] = "once the model answers again, orket retry E-1",
         ["E-2"] = "once the model answers again, orket retry E-1",
         ["E-3"] = "once the model answers again, orket retry E-1",
-        ["E-5"] = 'orket cancel E-5 "reason", or drop E-4 from its depends_on and orket import',
+        ["E-5"] = 'orket cancel E-5 "reason" (it was made on the board: its dependencies are kept), and file its work '
+          .. "again without E-4",
+        ["E-8"] = 'orket cancel E-8 "reason", or drop E-4 from its depends_on in epics/e.json and orket import',
         ["E-6"] = "orket retry E-6",
         ["E-7"] = "fix what the card's last comment names (a role, a tool or a script), then orket retry E-7",
       }, next_step)
