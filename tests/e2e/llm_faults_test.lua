@@ -10,7 +10,7 @@ local H = require "tests.helpers"
 local fake = require("tests.fake_server").start()
 local USER = { { role = "user", content = "hello" } }
 
-local function client(over)
+local function client(over, key)
   local function prov(kind, base)
     local p = { kind = kind, base_url = base, api_key_env = "FAKE_LLM_KEY",
       retry = { max_attempts = 4, base_ms = 5, max_ms = 3000 },
@@ -20,7 +20,7 @@ local function client(over)
   end
   return llm.new({ default = "oa:ok", providers = {
     oa = prov("openai", fake.url .. "/v1"), ol = prov("ollama", fake.url) } },
-    { getenv = function(k) if k == "FAKE_LLM_KEY" then return "sk-test-SECRET-0123456789" end end })
+    { getenv = function(k) if k == "FAKE_LLM_KEY" then return key or "sk-test-SECRET-0123456789" end end })
 end
 
 local function attempts(model)
@@ -437,6 +437,17 @@ describe("secrets", function()
     assert.matches("sk%-%[redacted%]", msg) -- the server's echo of a key is masked too
   end)
 
+  -- libcurl sends a base_url's user and password; every message quoting the URL showed them
+  it("masks a password written in base_url in its messages and the client's tables", function()
+    local c = client { base_url = fake.url:gsub("^http://", "http://bob:hunter%%32%%32@") .. "/v1" }
+    local r, msg = c:chat { model = "oa:fail=503", messages = USER }
+    assert.is_nil(r)
+    assert.matches("HTTP 503", msg)
+    assert.is_nil(msg:find("hunter", 1, true), msg)
+    assert.is_nil(c:describe("oa").base_url:find("hunter", 1, true), c:describe("oa").base_url)
+    assert.is_nil(c:describe("oa").base_url:find("bob", 1, true))
+  end)
+
   it("keeps the key out of the client's visible tables", function()
     local c = client()
     assert.is_nil(c:describe("oa").key)
@@ -458,6 +469,31 @@ describe("secrets", function()
         assert.equal("Bearer [redacted]", note)
       end
     end
+  end)
+
+  -- A call's raw_arguments is JSON text: a key holding "/" is written there as "\/" (by the
+  -- server, or by lua-cjson for Ollama's, whose text is made here), which the exact search missed.
+  it("masks the key in a tool call's arguments' text however JSON escapes it", function()
+    local key = "sk-proj/AbC+SECRET/0123456789"
+    for _, wire in ipairs { "oa", "ol" } do
+      for _, stream in ipairs { true, false } do
+        local r = assert(client(nil, key):chat { model = wire .. ":echo_key,tool=add_issue_comment", messages = USER,
+          stream = stream })
+        local call = r.tool_calls[1]
+        assert.is_nil(call.raw_arguments:find("SECRET", 1, true), call.raw_arguments)
+        assert.equal("Bearer [redacted]", require("cjson").decode(call.raw_arguments).note)
+        assert.equal("Bearer [redacted]", call.arguments.note)
+      end
+    end
+    -- any character as \uXXXX, as a server may write it
+    local common = require "orket.llm.common"
+    local calls = { { name = "x", raw_arguments = [[{"note":"Bearer \u0068unter22"}]], arguments = {} } }
+    common.mask_calls(calls, { "hunter22" })
+    assert.equal([[{"note":"Bearer [redacted]"}]], calls[1].raw_arguments)
+    -- text with no secret in it is left as it came, escapes and all
+    calls = { { name = "x", raw_arguments = [[{"note":"a\/b"}]], arguments = {} } }
+    common.mask_calls(calls, { "hunter22" })
+    assert.equal([[{"note":"a\/b"}]], calls[1].raw_arguments)
   end)
 
   it("masks the key a server echoes in any field of its response (model, id)", function()

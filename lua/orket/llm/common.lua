@@ -3,6 +3,7 @@
 local json = require "cjson.safe"
 local http = require "orket.c.http"
 local jsonout = require "orket.jsonout"
+local urlencode = require "orket.urlencode"
 local inert = require "orket.inert"
 
 local M = {}
@@ -375,6 +376,46 @@ function M.mask(value, secrets, seen)
     end
   end
   return value
+end
+
+--- userinfo(url) -> the "user:password" a URL names its server with, as written and
+--- percent-decoded, and the password alone likewise, each 4 bytes or more (the secrets
+--- masked with the key: libcurl sends them, and every message quoting the URL would show
+--- them) | {}
+function M.userinfo(url)
+  local ui = type(url) == "string" and url:match("^%a[%w+.-]*://([^/?#@]*)@") or nil
+  local out = {}
+  if not ui then return out end
+  local pw = ui:match(":(.*)$")
+  for _, s in ipairs { ui, urlencode.unescape(ui), pw, pw and urlencode.unescape(pw) } do
+    if #s >= 4 then out[#out + 1] = s end
+  end
+  return out
+end
+
+--- without_userinfo(url) -> url without its "user:password@": what a message may show
+function M.without_userinfo(url)
+  return (tostring(url):gsub("^(%a[%w+.-]*://)[^/?#@]*@", "%1"))
+end
+
+--- mask_calls(calls, secrets): each tool call's raw_arguments, JSON text, may hold a secret
+--- in an escaped form that mask's exact search misses ("\/" as lua-cjson writes a "/", as
+--- Ollama's arguments are encoded here; any "\u0073" a server chooses): when the decoded
+--- text holds one, it is written again from its masked value (the arguments the gate reads
+--- were masked already). Text that does not decode is left as it came.
+function M.mask_calls(calls, secrets)
+  for _, c in ipairs(calls or {}) do
+    local raw = c.raw_arguments
+    if type(raw) == "string" and raw:find("\\", 1, true) then
+      local v = json.decode(raw)
+      if type(v) == "table" or type(v) == "string" then
+        local before = json.encode(v)
+        v = M.mask(v, secrets)
+        local after = json.encode(v)
+        if after and after ~= before then c.raw_arguments = after end
+      end
+    end
+  end
 end
 
 function M.redact_exact(text, s)

@@ -46,6 +46,8 @@ function M.open(cfg, opts)
       -- the key lives in a closure-private table: not in conf, not in results or errors
       p.key = key
       p.secrets = { key }
+      -- a password in base_url (http://user:pw@host) is a secret as the key is
+      for _, s in ipairs(common.userinfo(conf.base_url)) do p.secrets[#p.secrets + 1] = s end
       p.timeouts = merged(transport.DEFAULT_TIMEOUTS, conf.timeouts)
       p.retry = merged(transport.DEFAULT_RETRY, conf.retry)
       p.retry.max_attempts = math.max(1, math.floor(p.retry.max_attempts))
@@ -288,7 +290,7 @@ function Client:provider_names() return self.names end
 function Client:describe(name)
   local p = self.providers[name]
   if not p then return nil end
-  return { kind = p.kind, base_url = p.conf.base_url, file = p.conf.file, key_env = p.conf.api_key_env,
+  return { kind = p.kind, base_url = p.conf.base_url and common.without_userinfo(p.conf.base_url), file = p.conf.file, key_env = p.conf.api_key_env,
     key_secret = p.conf.api_key and p.conf.api_key.secret,
     key_set = p.key ~= nil, max_concurrency = p.conf.max_concurrency, models = p.conf.models }
 end

@@ -305,7 +305,7 @@ local function nothing_listening(p)
   local other = (set and set:find("%S") and ("check " .. env .. ", which points here"))
     or (env and ("set " .. env .. " to where it listens"))
     or ("fix models.providers." .. p.name .. ".base_url in orket.lua")
-  local where = p.conf.base_url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1") -- never a password in a URL
+  local where = common.without_userinfo(p.conf.base_url) -- never a password in a URL
   return common.redact(string.format("provider %s: nothing is listening at %s (connection refused). %s, or %s.",
     p.name, where, start, other), p.secrets)
 end
@@ -354,7 +354,10 @@ function M.chat(p, model, req)
       -- such as the model name or the response id) must not get it into the journal, the
       -- log or a card: every string of the result is masked, keys included (a provider
       -- without a key has nothing to mask: the walk is skipped)
-      if p.secrets and p.secrets[1] then res = common.mask(res, p.secrets) end
+      if p.secrets and p.secrets[1] then
+        res = common.mask(res, p.secrets)
+        common.mask_calls(res.tool_calls, p.secrets)
+      end
       res.provider = p.name
       res.attempts = n
       res.timings = { first_token_ms = first_token, total_ms = rt.now() - t0 }
