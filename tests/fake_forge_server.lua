@@ -6,14 +6,15 @@
 -- Test controls (never called by Orket):
 --   GET /__log: every API request seen ({method=, path=, query=, authorization=, body=})
 --   GET /__prs, /__comments, /__statuses: what the forge holds
---   POST /__fail?status=N&times=K[&echo=1]: the next K API calls answer N (echo: the error
---     message quotes the Authorization header, as some proxies and forges do)
+--   POST /__fail?status=N&times=K[&echo=1|html=1]: the next K API calls answer N (echo: the error
+--     message quotes the Authorization header, as some proxies and forges do; html: so does
+--     a proxy's HTML page, the header's value starting 180 bytes in)
 --   POST /__hold?ms=N&times=K: the next K API calls are answered after N ms (a slow forge)
 --   POST /__hold?until=unhold&times=K[&ms=N]: the next K API calls are held until POST /__unhold
 --     (at most N ms, 60000 by default: a test that never releases them still ends)
 --   POST /__ratelimit?kind=primary|secondary&times=K[&after=S]: the next K API calls are refused for
 --     the rate limit (primary: 403 with x-ratelimit-remaining 0; secondary: 429, Retry-After: S,
---     7 by default)
+--     7 by default; secondary403: the same as a 403, which GitHub sends too)
 --   POST /__seed?repo=OWNER/NAME&count=N: N open pull requests from other people's branches
 --   POST /__merge?repo=OWNER/NAME&number=N&sha=S: a person merges pull request N as commit S
 --   POST /__head?repo=OWNER/NAME&number=N&sha=S: pull request N's head is now commit S
@@ -163,6 +164,7 @@ local function handle(req)
   if path == "/__fail" then
     fail.status, fail.times = tonumber(query.status) or 500, tonumber(query.times) or 1
     fail.echo = query.echo == "1"
+    fail.html = query.html == "1"
     return reply(req, 200, {})
   end
   if path == "/__hold" then
@@ -229,10 +231,19 @@ local function handle(req)
     fail.times = fail.times - 1
     local m = "the fake forge fails on purpose"
     if fail.echo then m = m .. " (" .. tostring(req.headers.authorization) .. " was sent)" end
+    if fail.html then
+      local head = "<html><body><h1>502 Bad Gateway</h1><pre>request headers:\nAccept: application/json\n"
+      head = head .. string.rep(" ", 180 - #head - #"Authorization: ") .. "Authorization: "
+      return req:respond(fail.status, { "Content-Type: text/html" }, head .. tostring(req.headers.authorization)
+        .. "\n</pre></body></html>")
+    end
     return reply(req, fail.status, { message = m })
   end
   if limited.times > 0 then
     limited.times = limited.times - 1
+    if limited.kind == "secondary403" then
+      return reply(req, 403, { message = "You have exceeded a secondary rate limit." }, { "Retry-After: " .. limited.after })
+    end
     if limited.kind == "secondary" then
       return reply(req, 429, { message = "You have exceeded a secondary rate limit." }, { "Retry-After: " .. limited.after })
     end

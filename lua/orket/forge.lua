@@ -35,12 +35,16 @@ local function headers(g, token)
   return h
 end
 
--- Errors carry a code a caller can act on: ERATELIMIT (403 with no requests left, or 429:
--- wait info.retry_after seconds), EAUTH (401, or 403 otherwise: the token lacks the right),
+-- Errors carry a code a caller can act on: ERATELIMIT (403 with no requests left, or with
+-- Retry-After or a message saying so, as GitHub's secondary limits come; or 429: wait
+-- info.retry_after seconds), EAUTH (401, or 403 otherwise: the token lacks the right),
 -- ENOTFOUND (404), ECONFLICT (409, 405: not mergeable, head moved), EINVAL (422), EFORGE (other
 -- 4xx), EUNAVAILABLE (5xx, or no answer: worth retrying later).
-local function code_of(status, h)
-  if status == 429 or (status == 403 and h["x-ratelimit-remaining"] == "0") then return "ERATELIMIT" end
+local function code_of(status, h, why)
+  if status == 429 or (status == 403 and (h["x-ratelimit-remaining"] == "0" or h["retry-after"]
+      or why:lower():find("rate limit", 1, true))) then
+    return "ERATELIMIT"
+  end
   if status == 401 or status == 403 then return "EAUTH" end
   if status == 404 then return "ENOTFOUND" end
   if status == 405 or status == 409 then return "ECONFLICT" end
@@ -87,8 +91,10 @@ local function request_once(g, token, method, url, body)
   local text = table.concat(parts)
   local doc = cjson.decode(text)
   if status < 200 or status > 299 then
-    local why = type(doc) == "table" and type(doc.message) == "string" and doc.message or text:sub(1, 200)
-    local code = code_of(status, h)
+    -- (masked before it is cut: a cut through the token would leave its start unmasked)
+    local why = type(doc) == "table" and type(doc.message) == "string" and doc.message
+      or common.redact(text, { token }):sub(1, 200)
+    local code = code_of(status, h, why)
     local info = { status = status, retry_after = code == "ERATELIMIT" and (retry_after(h) or 60) or nil }
     local msg = string.format("HTTP %d: %s", status, why)
     if info.retry_after then msg = msg .. string.format(" (rate limited: retry in %d s)", info.retry_after) end
@@ -369,7 +375,10 @@ local function str(v) return type(v) == "string" and v or nil end
 local function sha_of(v) return type(v) == "string" and v:match("^%x+$") and #v <= 64 and v:lower() or nil end
 
 --- event(forge, event_name, doc) -> {kind=, repo=, number=, branch=, reviewer=, author=,
---- body=, commit=} | nil, why-ignored. kind: approved, changes_requested, merged, closed.
+--- body=, commit=, head_repo=, base=, association=} | nil, why-ignored. kind: approved,
+--- changes_requested, merged, closed. head_repo: the repository the pull request's branch is
+--- in (a fork's for a fork's pull request); base: the branch it merges into; association:
+--- GitHub's review.author_association (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE...).
 --- commit: the commit a review was given to (GitHub's review.commit_id; Gitea's review
 --- names none, its pull request's head when the review was submitted), lower case | nil
 function M.event(forge, name, doc)
@@ -381,6 +390,8 @@ function M.event(forge, name, doc)
     number = math.tointeger(pr.number),
     branch = type(pr.head) == "table" and str(pr.head.ref) or nil,
     author = type(pr.user) == "table" and str(pr.user.login) or nil,
+    head_repo = type(pr.head) == "table" and type(pr.head.repo) == "table" and str(pr.head.repo.full_name) or nil,
+    base = type(pr.base) == "table" and str(pr.base.ref) or nil,
   }
   local action = str(doc.action)
   local review = type(doc.review) == "table" and doc.review or nil
@@ -395,6 +406,8 @@ function M.event(forge, name, doc)
     out.body = str(review.body)
     out.reviewer = type(review.user) == "table" and str(review.user.login) or sender
     out.commit = sha_of(review.commit_id)
+    -- (none said reads as no access: GitHub says it on every review)
+    out.association = str(review.author_association) or "NONE"
   elseif forge == "gitea" and (name == "pull_request_review_approved" or name == "pull_request_review_rejected") then
     out.kind = name == "pull_request_review_approved" and "approved" or "changes_requested"
     out.body = review and str(review.content) or nil
@@ -421,7 +434,8 @@ end
 --- body resent under a new delivery id (which no signature covers) is known again. In the
 --- repository: a review by its id (Gitea's reviews have none: their pull request, head
 --- commit, type and text's hash); a pull request's action by its number, action and head
---- commit; a push by its ref and the commit it moved to.
+--- commit, and whether it was merged (a pull request closed, reopened and merged closes
+--- twice on one head); a push by its ref and the commit it moved to.
 function M.identity(doc)
   if type(doc) ~= "table" then return nil end
   local pr, review, repo = doc.pull_request, doc.review, doc.repository
@@ -436,7 +450,8 @@ function M.identity(doc)
       crypto.hash(text, 16))
   end
   if number and type(doc.action) == "string" and #doc.action <= 64 then
-    return string.format("pull_request:%s#%s:%s:%s", repo, number, doc.action, head)
+    return string.format("pull_request:%s#%s:%s:%s%s", repo, number, doc.action, head,
+      pr.merged == true and ":merged" or "")
   end
   if sha_of(doc.after) and type(doc.ref) == "string" and #doc.ref <= 255 then
     return "push:" .. repo .. ":" .. doc.ref .. ":" .. sha_of(doc.after)

@@ -184,6 +184,17 @@ for _, kind in ipairs { "gitea", "github" } do
       assert.equal("ERATELIMIT", code, err)
       assert.equal(7, info.retry_after)
       assert.matches("retry in 7 s", err)
+      -- GitHub sends a secondary limit as a 403 too: a wait, not a missing right
+      f.control("/__ratelimit?kind=secondary403&times=1")
+      _, err, code, info = forge.list(g, TOKEN, "/repos/acme/notes/pulls")
+      assert.equal("ERATELIMIT", code, err)
+      assert.equal(7, info.retry_after)
+      -- a proxy's page quoting the token where its 200 bytes are cut: masked before the cut
+      f.control("/__fail?status=502&times=1&html=1")
+      ok, err = forge.comment(g, TOKEN, 1, "hello")
+      assert.is_nil(ok)
+      assert.matches("Authorization: ", err, 1, true)
+      assert.is_nil(err:find(TOKEN:sub(1, 6), 1, true), err)
       -- nothing was created by the failed calls, and the forge works again
       assert.equal(false, forge.find_pr(g, TOKEN, "orket/X"))
       local _, _, c404 = forge.get_pr(g, TOKEN, 999)

@@ -46,6 +46,11 @@ function M.card_of(db, g, ev, dir)
     local card = sf.card_of_pull_request(db, ev.number, g.repo)
     if card then return found(ev, card, dir) end
   end
+  -- by its branch only a pull request Orket could have opened: from this repository's own
+  -- branch into main. A fork's branch of that name is anyone's, and a pull request into
+  -- another branch (a backport) is no merge into main.
+  if ev.head_repo and ev.head_repo:lower() ~= (g.repo or ""):lower() then return nil end
+  if ev.base and ev.base ~= "main" then return nil end
   local id = ev.branch and ev.branch:match("^orket/(.+)$")
   if id and cards.is_issue(db, id) then return found(ev, id, dir) end
   return nil
@@ -137,6 +142,9 @@ end
 
 local ACTIONS = { approve = approve, changes = changes, closed = closed }
 
+-- GitHub's author_association values of people with access to the repository
+local DECIDES = { OWNER = true, MEMBER = true, COLLABORATOR = true }
+
 --- action_for(card, ev) -> what the forge's event does to the card ("approve": finished,
 --- "changes": back to work, "closed": blocked) | nil, why it changes nothing[, "other_head":
 --- an approval of a commit other than the card's head | "unresolved": the card's head is a
@@ -153,6 +161,13 @@ function M.action_for(c, ev)
   if not REVIEWABLE[c.status] then return nil, "the card is " .. c.status .. ", not in review" end
   if c.status == "waiting_for_developer" and c.wait_reason ~= "review" then
     return nil, "the card waits for " .. tostring(c.wait_reason) .. ", not for a review"
+  end
+  -- GitHub takes an approval or a request for changes from any account that can see the
+  -- pull request, and marks whose: only those with access to the repository decide (as
+  -- branch protection counts them); Orket merges and pushes with its own token's rights.
+  if ev.association and not DECIDES[ev.association] then
+    return nil, string.format("%s is not a member or collaborator of the repository (author_association %s): only "
+      .. "a review by someone with access to it is acted on", tostring(ev.reviewer), ev.association), "no_access"
   end
   if ev.kind == "changes_requested" then return "changes" end
   if ev.kind == "approved" and ev.author and ev.reviewer == ev.author then

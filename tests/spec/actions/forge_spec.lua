@@ -151,7 +151,7 @@ describe("forge webhook payloads", function()
   it("reads Gitea's reviews and pull request events", function()
     local ev = assert(forge.event("gitea", "pull_request_review_rejected", fixture("gitea_review_rejected.json")))
     assert.same({ kind = "changes_requested", repo = "acme/notes", number = 1, branch = "orket/F-1", author = "orket-bot",
-      reviewer = "alice", body = "Please write b.txt as well.", commit = string.rep("0", 40) }, ev)
+      reviewer = "alice", body = "Please write b.txt as well.", commit = string.rep("0", 40), base = "main" }, ev)
     ev = assert(forge.event("gitea", "pull_request_review_approved", fixture("gitea_review_approved.json")))
     assert.equal("approved", ev.kind)
     ev = assert(forge.event("gitea", "pull_request", fixture("gitea_pull_request_closed.json")))
@@ -171,7 +171,8 @@ describe("forge webhook payloads", function()
     local doc = fixture("github_review_submitted.json")
     local ev = assert(forge.event("github", "pull_request_review", doc))
     assert.same({ kind = "changes_requested", repo = "acme/notes", number = 1, branch = "orket/F-1", author = "orket-bot",
-      reviewer = "bob", body = "Please also handle the empty note.", commit = string.rep("0", 40) }, ev)
+      reviewer = "bob", body = "Please also handle the empty note.", commit = string.rep("0", 40), base = "main",
+      association = "COLLABORATOR" }, ev)
     doc.review.state = "APPROVED"
     assert.equal("approved", forge.event("github", "pull_request_review", doc).kind)
     doc.review.state = "commented"
@@ -183,6 +184,67 @@ describe("forge webhook payloads", function()
     assert.equal("bob", ev.reviewer)
     assert.same({ nil, "not a pull request event (push)" }, { forge.event("github", "push", { ref = "refs/heads/main" }) })
     assert.same({ nil, "the body is not a JSON object" }, { forge.event("github", "pull_request", "x") })
+  end)
+
+  -- Any GitHub account that can see a pull request may approve it; Orket merges with its
+  -- own token's rights, past branch protection
+  it("acts on a GitHub review only by someone with access to the repository", function()
+    local fr = require "orket.engine.forgereview"
+    local A = string.rep("a", 40)
+    local doc = fixture("github_review_submitted.json")
+    doc.review.state, doc.review.commit_id = "approved", A
+    local c = { id = "F-1", status = "waiting_for_developer", wait_reason = "review" }
+    for _, who in ipairs { "OWNER", "MEMBER", "COLLABORATOR" } do
+      doc.review.author_association = who
+      local ev = assert(forge.event("github", "pull_request_review", doc))
+      ev.card_head = A
+      assert.same({ "approve" }, { fr.action_for(c, ev) }, who)
+    end
+    for _, state in ipairs { "approved", "changes_requested" } do
+      doc.review.state = state
+      for _, who in ipairs { "NONE", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "READ_ONLY" } do
+        doc.review.author_association = who
+        local ev = assert(forge.event("github", "pull_request_review", doc))
+        ev.card_head = A
+        assert.same({ nil, "bob is not a member or collaborator of the repository (author_association " .. who
+          .. "): only a review by someone with access to it is acted on", "no_access" }, { fr.action_for(c, ev) })
+      end
+      doc.review.author_association = nil -- GitHub says it on every review: none said is none
+      assert.equal("NONE", assert(forge.event("github", "pull_request_review", doc)).association)
+    end
+  end)
+
+  it("takes a pull request by its branch only from the repository's own branch into main", function()
+    local fr = require "orket.engine.forgereview"
+    local B = require "tests.backends"
+    local db = B.open_store()
+    assert(db:tx(function()
+      local imports = require "orket.store.imports"
+      imports.insert_card(db, { id = "F", type = "epic", priority = 2 })
+      imports.insert_card(db, { id = "F-2", type = "issue", parent = "F", priority = 2 })
+      return true
+    end))
+    local g = { forge = "github", repo = "acme/notes" }
+    local doc = fixture("github_pull_request_closed.json")
+    doc.pull_request.number, doc.pull_request.head.ref = 99, "orket/F-2"
+    local function card(d) return fr.card_of(db, g, assert(forge.event("github", "pull_request", d))) end
+    assert.equal("F-2", card(doc))
+    doc.pull_request.head.repo = { full_name = "ACME/notes" }
+    assert.equal("F-2", card(doc))
+    doc.pull_request.head.repo = { full_name = "stranger/notes" } -- a fork's branch of that name
+    assert.is_nil(card(doc))
+    doc.pull_request.head.repo = { full_name = "acme/notes" }
+    doc.pull_request.base.ref = "release-1.0" -- a backport is no merge into main
+    assert.is_nil(card(doc))
+    db:close()
+  end)
+
+  it("tells a pull request's merge from its close on the same head (closed, reopened, merged)", function()
+    local doc = fixture("github_pull_request_closed.json")
+    doc.pull_request.merged = false
+    local closed = assert(forge.identity(doc))
+    doc.pull_request.merged = true
+    assert.are_not.equal(closed, assert(forge.identity(doc)))
   end)
 
   it("reads the commit a review was given to, and approves only the head Orket pushed", function()
