@@ -396,6 +396,19 @@ describe("retry policy", function()
     assert.is_false(failure.final)
   end)
 
+  -- The REPL's llm.chat shows the model's text as it comes: a hostile model's escape
+  -- sequences (a title, a cleared screen, OSC 52's clipboard) are shown, not obeyed
+  it("writes streamed text inert, a character split across pieces whole", function()
+    local f = io.tmpfile()
+    local p = llm.printer(f)
+    for _, piece in ipairs { "hi \27]0;PWNED\7\27[2J", "caf\xC3", "\xA9 \xE2\x82", "\xAC." } do
+      p { type = "content", text = piece }
+    end
+    f:seek("set")
+    assert.equal("hi \\x1b]0;PWNED\\x07\\x1b[2Jcafé €.", f:read("a"))
+    f:close()
+  end)
+
   it("stops retrying when the call's timeout_ms would pass", function()
     local r, msg, class, failure = client():chat { model = "oa:fail=503,retry_after=5", messages = USER, timeout_ms = 1000 }
     assert.is_nil(r)

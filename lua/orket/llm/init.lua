@@ -12,6 +12,7 @@ local secret = require "orket.settings.secret"
 local semaphore = require "orket.semaphore"
 local fieldline = require "orket.fieldline"
 local scriptfile = require "orket.scriptfile"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -297,15 +298,34 @@ end
 
 -- ---- interactive use -----------------------------------------------------------------------
 
---- printer(file) -> an on_delta that writes content tokens to file as they arrive
+-- the length of the UTF-8 sequence a lead byte starts (0 for a continuation byte)
+local function seq_len(b)
+  if b < 0x80 then return 1 elseif b < 0xC0 then return 0 elseif b < 0xE0 then return 2
+  elseif b < 0xF0 then return 3 end
+  return 4
+end
+
+--- printer(file) -> an on_delta that writes content tokens to file as they arrive, inert
+--- (orket.inert.text): a model's escape sequences would clear the screen, retitle it or
+--- write the clipboard. A character split across two pieces waits for its end.
 function M.printer(file)
+  local held = ""
   return function(ev)
     if ev.type == "content" then
-      file:write(ev.text)
+      local text = held .. ev.text
+      held = ""
+      for i = #text, math.max(1, #text - 2), -1 do
+        local n = seq_len(text:byte(i))
+        if n > 0 then
+          if n > #text - i + 1 then text, held = text:sub(1, i - 1), text:sub(i) end
+          break
+        end
+      end
+      file:write(inert.text(text))
       file:flush()
     elseif ev.type == "retry" then
-      file:write(string.format("\n[attempt %d failed (%s) %s into the call: %s; retrying in %s]\n",
-        ev.attempt, tostring(ev.class), common.duration(ev.elapsed_ms), ev.message, common.duration(ev.delay_ms)))
+      file:write(inert.text(string.format("\n[attempt %d failed (%s) %s into the call: %s; retrying in %s]\n",
+        ev.attempt, tostring(ev.class), common.duration(ev.elapsed_ms), ev.message, common.duration(ev.delay_ms))))
     end
   end
 end

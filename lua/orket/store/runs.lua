@@ -3,6 +3,7 @@
 -- a failing read raises, with the store's message (a damaged file: orket.cli names it).
 -- Written once for both backends (orket.store.dialect).
 local one = require("orket.store.backend").row
+local costs = require "orket.store.costs"
 
 local M = {}
 
@@ -86,13 +87,16 @@ function M.any(db)
 end
 
 --- summaries(db) -> every run, newest first: {id, target, kind, status, started_at,
---- ended_at, steps (turns rows), tokens (prompt + completion)} (raises on a store error)
+--- ended_at, steps (turns rows), tokens (prompt + completion, of its charged model failures
+--- too, as journal_reads.run_tokens counts them)} (raises on a store error)
 function M.summaries(db)
   local d = db.dialect
   return assert(db:rows("SELECT r.id, r.target, r.kind, r.status, " .. d.time("r.started_at", "started_at") .. ", "
     .. d.time("r.ended_at", "ended_at") .. [[, (SELECT count(*) FROM turns t WHERE t.run_id = r.id) AS steps,
     (SELECT ]] .. d.integer("COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(completion_tokens,0)), 0)")
-    .. " FROM turns t WHERE t.run_id = r.id) AS tokens FROM runs r ORDER BY r.id DESC"))
+    .. " FROM turns t WHERE t.run_id = r.id) + (SELECT "
+    .. d.integer("COALESCE(SUM(" .. costs.charged_tokens(d, "e.data") .. "), 0)")
+    .. " FROM events e WHERE e.run_id = r.id AND e.kind = 'model_failure') AS tokens FROM runs r ORDER BY r.id DESC"))
 end
 
 return M

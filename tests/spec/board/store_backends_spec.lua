@@ -329,6 +329,13 @@ describe("store on " .. B.name(), function()
     local s = sr.summaries(db)[1]
     assert.same({ run, 1, 5 }, { s.id, s.steps, s.tokens })
     assert.equal("integer", math.type(s.tokens))
+    -- a charged model failure counts, as the run's end and its log count it
+    db:event { kind = "model_failure", card = "E-1", run = run, data = { class = "transient", error = "x" } }
+    db:event { kind = "model_failure", card = "E-1", run = run, data = { class = "bad_request", prompt_tokens = 100,
+      completion_tokens = 20 } }
+    s = sr.summaries(db)[1]
+    assert.same({ 1, 125, 125 }, { s.steps, s.tokens, require("orket.store.journal_reads").run_tokens(db, run) })
+    assert.equal("integer", math.type(s.tokens))
     assert.matches(ISO, s.started_at)
     assert.equal(run, sr.latest_id(db))
     assert.equal("running", sr.running(db)[1].status)
