@@ -19,6 +19,8 @@
 --   repeated_key                not streamed (OpenAI): the whole answer, JSON whose "id" is
 --                               there twice, which a strict reader refuses
 --   error_event                 an error event after two pieces, inside the 200 stream
+--   error_body                  not streamed (OpenAI): a 200 whose body is the server's error
+--                               object ({"error": {...}}), as some relays answer an overload
 --   huge=BYTES                  content of about BYTES bytes
 --   tool=NAME                   answer with a call of tool NAME (arguments streamed in parts)
 --   arg_K=V                     with tool=: the call's arguments are {K = V, ...} instead of
@@ -250,6 +252,9 @@ local function openai_chat(c, req, s)
       usage = not s.no_usage and usage or nil, timings = timings }
     if s.malformed then return c:send(200, base_headers, '{"id": "broken", "choices": [') end
     if s.repeated_key then return c:send(200, base_headers, '{"id": "one", ' .. json.encode(body):sub(2)) end
+    if s.error_body then
+      return c:send(200, base_headers, '{"error": {"message": "model overloaded", "type": "server_error"}}')
+    end
     return c:send(200, base_headers, json.encode(body))
   end
   base_headers["Content-Type"] = "text/event-stream"

@@ -194,6 +194,11 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.is_nil(r)
       assert.is_nil(failure.delivered)
       assert.equal(4, attempts("malformed"))
+      -- nor the server's own error object in a 200: no answer was made
+      r, msg, class, failure = client():chat { model = wire .. ":error_body", messages = USER, stream = false }
+      assert.is_nil(r)
+      assert.matches("model overloaded", msg, 1, true)
+      assert.is_nil(failure.delivered)
     end) end
 
     it("keeps the names a server sends short: its model, a call's name", function()

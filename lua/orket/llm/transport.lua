@@ -245,8 +245,10 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     if e then
       -- a whole 200 answer of JSON the wire format could not read (a repeated key, a field
       -- of the wrong type) was the model's work, and billed: charged as a cut answer is,
-      -- never asked again unpaid. A body that is no JSON at all (a proxy's page) was not.
-      if type(json.decode(text)) == "table" then e.billed = true end
+      -- never asked again unpaid. A body that is no JSON at all (a proxy's page) was not,
+      -- nor the server's own refusal ({"error": ...}: no answer was made).
+      local doc = json.decode(text)
+      if type(doc) == "table" and doc.error == nil then e.billed = true end
       return nil, e
     end
   end
