@@ -358,8 +358,11 @@ static const jv *gate_status_arg(const gate_input *in) {
 static int gate_limit(const gate_input *in, gate_decision *d, const char *what, long long used,
                       long long add, long long limit, const char *scope) {
   if (limit <= 0 || used + add <= limit) return 0;
+  /* a turn's limit is met again by the next turn; a run's stays until the run ends */
   gd_set(d, GATE_DENY, "LIMIT_EXCEEDED",
-         "Finish the turn with what is done (update the issue or add a comment); the limit resets with the next turn or run.",
+         strcmp(scope, "turn") == 0
+             ? "Finish the turn with what is done (update the issue or add a comment); the limit resets with the next turn."
+             : "Finish the turn with what is done; this run can make no more such calls (the limit resets with the next run).",
          "%s: %s limit per %s reached (%lld used, this call adds %lld, limit %lld)", in->tool,
          what, scope, used, add, limit);
   return -1;

@@ -103,6 +103,27 @@ describe("budgets", function()
     assert.equal(want, state(dir))
   end)
 
+  -- The gate refuses every call past limits.calls_run: the run went on, each card left
+  -- spending its turns on refusals and blocked for its own turns' budget
+  it("end the run when limits.calls_run is reached, blocking no card; resume after raising it finishes the run", function()
+    local want = notes_reference()
+    local dir = notes("limits = { calls_run = 3 }\n")
+    local r = H.orket("run NOTES --json", { cwd = dir })
+    assert.equal(3, r.status, r.stderr)
+    local evs = events(r.stdout)
+    local why = "the run's tool call limit (limits.calls_run = 3) was reached"
+    assert.equal("run_end", evs[#evs].type)
+    assert.matches(why, evs[#evs].reason, 1, true)
+    assert.equal(0, #of_type(evs, "card_blocked"))
+    assert.not_matches("blocked", state(dir))
+    local models = #of_type(evs, "model")
+    assert.is_true(models <= 5, tostring(models))
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "limits = { calls_run = 0 }\n")
+    r = H.orket("resume", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.equal(want, state(dir))
+  end)
+
   -- budgets several times what the other cards need on a loaded machine; the slow call
   -- (30 s) is still far beyond them
   it("end the run when wall_ms_per_run runs out, cutting the model call short", function()

@@ -811,6 +811,12 @@ function Run:run_budget_spent(kind)
   if kind == "wall" or (kind == nil and self.run_deadline and rt.now() + 1 >= self.run_deadline) then
     return string.format("the run's time budget (budgets.wall_ms_per_run = %d) ran out", b.wall_ms_per_run)
   end
+  -- the gate refuses every call past the run's limit: each card left would spend its turns
+  -- on refusals and be blocked for a budget of its own
+  local calls = self.settings.limits and self.settings.limits.calls_run
+  if (kind == nil or kind == "calls") and calls and calls > 0 and (self.run_counters.calls or 0) >= calls then
+    return string.format("the run's tool call limit (limits.calls_run = %d) was reached", calls)
+  end
   return nil
 end
 

@@ -594,6 +594,11 @@ local function before_step(run, job, n)
     run.halted = run.halted or run:run_budget_spent("tokens")
     return { ended = "canceled", detail = run.halted }
   end
+  local calls_over = run:run_budget_spent("calls")
+  if calls_over then
+    run.halted = run.halted or calls_over
+    return { ended = "canceled", detail = run.halted }
+  end
   local over = wall_left(run, job)
   if over then return over end
   if b.tokens_per_card > 0 and run:card_tokens(job.card_id, job) >= b.tokens_per_card then
