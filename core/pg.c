@@ -96,12 +96,15 @@ static size_t pg_unescape(const char *s, size_t len, char *out, size_t cap) {
 }
 
 /* Whether a URL query's key (klen bytes), its percent escapes decoded, names a secret:
- * libpq decodes the names too, so "%70assword" is the password. (A name cut short at the
- * buffer is longer than either.) */
+ * libpq decodes the names too, so "%70assword" is the password. Any key holding "password"
+ * in any case counts ("PASSWORD", "password%3D", "%20password"): libpq refuses such a key,
+ * and the message quoting the URL must not show what the person meant as a password. */
 static bool pg_secret_key(const char *k, size_t klen) {
-  char dec[32];
-  size_t d = pg_unescape(k, klen, dec, sizeof dec);
-  return (d == 8 && memcmp(dec, "password", 8) == 0) || (d == 11 && memcmp(dec, "sslpassword", 11) == 0);
+  char dec[64];
+  size_t d = pg_unescape(k, klen, dec, sizeof dec - 1);
+  for (size_t i = 0; i < d; i++) dec[i] = dec[i] == '\0' ? '?' : (char)tolower((unsigned char)dec[i]);
+  dec[d] = '\0';
+  return strstr(dec, "password") != NULL;
 }
 
 /* Where conninfo writes a secret: a URL's user:PASSWORD@host and ?password= or
@@ -249,6 +252,7 @@ const char *pg_code_for_sqlstate(const char *s) {
   if (strncmp(s, "40", 2) == 0) return PG_E_CONFLICT;
   if (strncmp(s, "28", 2) == 0) return PG_E_AUTH;
   if (strcmp(s, "57014") == 0) return PG_E_CANCELED;
+  if (strcmp(s, "55P03") == 0) return PG_E_BUSY;
   if (strncmp(s, "57P", 3) == 0 || strncmp(s, "08", 2) == 0) return PG_E_LOST;
   return PG_E_SQL;
 }

@@ -35,6 +35,7 @@ typedef enum {
 #define PG_E_SQL "ESQL"               /* the statement failed (syntax, type, ...) */
 #define PG_E_CONSTRAINT "ECONSTRAINT" /* SQLSTATE class 23 */
 #define PG_E_CONFLICT "ECONFLICT"     /* class 40: serialization failure, deadlock; retry */
+#define PG_E_BUSY "EBUSY"             /* 55P03: a lock not had within lock_timeout, as SQLite's busy */
 #define PG_E_AUTH "EAUTH"             /* class 28 */
 #define PG_E_TIMEOUT "ETIMEDOUT"      /* our timeout (the query was cancelled) */
 #define PG_E_CANCELED "ECANCELED"     /* cancelled on the server (57014) */

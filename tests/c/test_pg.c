@@ -46,6 +46,9 @@ TEST(test_pg_scrub_conninfo) {
   /* the client key's passphrase, in either form */
   pg_scrub_conninfo("postgresql://o@/d?sslpassword=kk", out, sizeof out);
   CHECK_STR(t, out, "postgresql://o@/d?sslpassword=***");
+  /* a key libpq refuses but the person meant as the password: in capitals, or mangled */
+  pg_scrub_conninfo("postgresql://o@/d?x=1&PASSWORD=S3cret&password%3D=s2&%20password=s3&y=2", out, sizeof out);
+  CHECK_STR(t, out, "postgresql://o@/d?x=1&PASSWORD=***&password%3D=***&%20password=***&y=2");
   pg_scrub_conninfo("host=h sslpassword=kk password=pp", out, sizeof out);
   CHECK_STR(t, out, "host=h sslpassword=*** password=***");
   pg_scrub_conninfo("host=h mysslpassword=kk", out, sizeof out);
@@ -63,6 +66,7 @@ TEST(test_pg_sqlstate_codes) {
   CHECK_STR(t, pg_code_for_sqlstate("40P01"), PG_E_CONFLICT);
   CHECK_STR(t, pg_code_for_sqlstate("28P01"), PG_E_AUTH);
   CHECK_STR(t, pg_code_for_sqlstate("57014"), PG_E_CANCELED);
+  CHECK_STR(t, pg_code_for_sqlstate("55P03"), PG_E_BUSY); /* lock_timeout: busy, as SQLite says it */
   CHECK_STR(t, pg_code_for_sqlstate("57P01"), PG_E_LOST);
   CHECK_STR(t, pg_code_for_sqlstate("08006"), PG_E_LOST);
   CHECK_STR(t, pg_code_for_sqlstate("42601"), PG_E_SQL);
