@@ -80,6 +80,26 @@ describe("orket run", function()
     assert.equal(0, r.status, r.stderr)
   end)
 
+  -- A resumed run is worked again: its row said the end it had before (stalled) while the
+  -- resume worked it, and still after that resume was killed
+  it("shows a resumed run as running while it is worked, and killed when its resume dies", function()
+    local dir = project()
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "budgets = { tokens_per_run = 1500 }\n")
+    local r = H.orket("run NOTES", { cwd = dir })
+    assert.equal(3, r.status, r.stderr)
+    assert.matches('"status":"stalled"', H.orket("runs --json", { cwd = dir }).stdout, 1, true)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "budgets = { tokens_per_run = 0 }\n")
+    r = H.orket("resume", { cwd = dir, env = { ORKET_FAULT = "turn_end:1" } })
+    assert.equal(137, r.status, r.stderr)
+    local runs = H.orket("runs --json", { cwd = dir }).stdout
+    assert.matches('"status":"killed"', runs, 1, true)
+    assert.is_nil(runs:find('"ended_at":"', 1, true), runs)
+    assert.matches("\n%s+1%s+killed%s+NOTES", H.orket("runs", { cwd = dir }).stdout)
+    r = H.orket("resume", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches('"status":"done"', H.orket("runs --json", { cwd = dir }).stdout, 1, true)
+  end)
+
   it("orket log of a killed run shows its own board moves, not a later run's", function()
     local dir = project()
     -- run 1 is killed once NOTES-1 is done: it never ends, so it has no end time

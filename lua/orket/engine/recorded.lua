@@ -138,7 +138,7 @@ function M.start(dir, e, target, o)
 end
 
 --- resume(dir, db, board, id[, {own_run_lock=, held=, expect=}]) -> id | nil, message, CODE, kind: run id
---- (interrupted, stalled or killed) to be carried on by this process: in_the_way asked for
+--- (interrupted, stalled or killed) to be carried on by this process, its row running again: in_the_way asked for
 --- its target (resuming) and its lease taken in one write transaction, as start does. A
 --- resume asked apart from its lease went beside a run of overlapping cards started at the
 --- same time in another folder of the store. held: this process holds the run's lock (and
@@ -165,8 +165,14 @@ function M.resume(dir, db, board, id, o)
       return nil, why
     end
     local lid, lerr = leased(db, id)
-    if not lid then kind = "conflict" end
-    return lid, lerr
+    if not lid then
+      kind = "conflict"
+      return nil, lerr
+    end
+    -- worked again: shown running (and killed, should this process die) until it ends,
+    -- never as the end it had before
+    assert(db:run("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ? AND status <> 'running'", id))
+    return lid
   end)
   if rid then return rid end
   return nil, msg, code, kind

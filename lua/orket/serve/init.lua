@@ -76,12 +76,21 @@ local function floor_ok(k, n)
   return n >= 1
 end
 
+-- Every other limit is a count, a size or a time in whole units, as the listener and the
+-- timers take it (a fraction, or one past an int, raised there at start-up)
+local INT_MAX = 2147483647
+local function whole_ok(k, n)
+  if k:find("_rate$") or k:find("_burst$") or WHOLE[k] then return true end
+  return math.tointeger(n) ~= nil and n >= 0 and n <= (k == "max_connections" and 100000 or INT_MAX)
+end
+
 --- limits(spec) -> limits | nil, msg: the defaults with "name=value,..." applied
 function M.limits(spec)
   local l = {}
   for k, v in pairs(M.DEFAULTS) do l[k] = v end
-  for item in (spec or ""):gmatch("[^,%s]+") do
-    local k, v = item:match("^([%w_]+)=([%d.]+)$")
+  for item in (spec or ""):gmatch("[^,]+") do
+    item = item:match("^%s*(.-)%s*$")
+    local k, v = item:match("^([%w_]+)%s*=%s*([%d.]+)$")
     if not k or M.DEFAULTS[k] == nil or not tonumber(v) then
       return nil, "bad limit '" .. item .. "' (name=number, names: see docs/serve.md)"
     end
@@ -95,7 +104,12 @@ function M.limits(spec)
       return nil, "bad limit '" .. item .. "': " .. k .. " takes " .. FLOORS[k]
         .. "; the failed sign-in limits cannot be turned off (docs/serve.md, Limits)"
     end
-    l[k] = k == "account_fail_names" and math.tointeger(n) or n
+    if not whole_ok(k, n) then
+      return nil, "bad limit '" .. item .. "': " .. k .. " takes a whole number from 0 to "
+        .. (k == "max_connections" and 100000 or INT_MAX)
+    end
+    if math.tointeger(n) and not k:find("_rate$") then n = math.tointeger(n) end
+    l[k] = n
   end
   return l
 end

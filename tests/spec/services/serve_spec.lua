@@ -479,6 +479,17 @@ describe("orket.serve limits and messages", function()
     assert.equal(serve.DEFAULTS.max_connections, l.max_connections)
     assert.matches("bad limit 'nope=1'", select(2, serve.limits("nope=1")))
     assert.matches("bad limit 'x'", select(2, serve.limits("x")))
+    -- a fraction or a number past an int was taken, and raised by the listener or a timer
+    -- at start-up (an internal error with a traceback)
+    for _, spec in ipairs { "poll_ms=0.5", "heartbeat_ms=1.5", "max_connections=1.5", "max_connections=100001",
+      "max_body_bytes=99999999999999999999", "idle_timeout_s=2.5" } do
+      local l, err = serve.limits(spec)
+      assert.is_nil(l, spec)
+      assert.matches("bad limit '" .. spec:gsub("%p", "%%%0") .. "': " .. spec:match("^[%w_]+") .. " takes a whole number", err)
+    end
+    -- spaces around a name or value are the item's, not other items
+    l = assert(serve.limits(" max_body_bytes = 10 , addr_rate=2.5"))
+    assert.same({ 10, "integer", 2.5 }, { l.max_body_bytes, math.type(l.max_body_bytes), l.addr_rate })
   end)
 
   it("refuses a failed sign-in limit that would turn it off, naming what it takes", function()
