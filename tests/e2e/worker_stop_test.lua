@@ -116,3 +116,23 @@ describe("orket worker whose SQLite store is removed", function()
     assert.matches("start the worker again", H.read(dir .. "/w.err"), 1, true)
   end)
 end)
+
+describe("orket worker whose reader goes away", function()
+  after_each(H.cleanup)
+
+  -- `orket worker | head` killed it by SIGPIPE mid-turn: the run stayed held by its lease,
+  -- every other worker kept off its cards until the lease ran out
+  it("stops as on SIGINT, its leases given back, and ends quietly", function()
+    local dir = starter()
+    -- the coder's answer waits: the reader goes while a turn is out
+    H.write(dir .. "/script.lua", (H.read(dir .. "/script.lua"):gsub('match = "%^Issue ", reply = {',
+      'match = "^Issue ", reply = { delay_ms = 1500,', 1)))
+    os.execute(string.format("cd %s && { %s worker --start START --name w --lease-ms 600000 2>w.err; echo $? >rc; } "
+      .. "| head -2 >w.out", H.quote(dir), H.quote(H.BIN)))
+    local rc = H.wait_for(function() return (H.read(dir .. "/rc") or ""):match("%d+") end, "the worker's end", 6000)
+    assert.equal("0", rc, H.read(dir .. "/w.err"))
+    local db = assert(project_mod.open_store(dir, false))
+    assert.equal(0, #require("orket.engine.lease").ops(db).live(db)) -- its leases released
+    db:close()
+  end)
+end)

@@ -150,14 +150,20 @@ local function store_lost(e, emit, st, why, set)
   st.wait = math.min(st.wait * 3 // 2, 1000)
 end
 
--- This worker's events: JSON Lines on stdout, each naming the worker.
-local function emitter(name)
+-- This worker's events: JSON Lines on stdout, each naming the worker. When the reader goes
+-- away (`orket worker | head`), the write fails (SIGPIPE is caught: stoppers) and the worker
+-- stops as on SIGINT, its leases given back (broken.on), as `orket run` does.
+local function emitter(name, broken)
   return function(ev)
     ev.worker = name
     local ok, line = pcall(jsonout.encode, ev)
-    if ok then
-      io.stdout:write(line, "\n")
-      io.stdout:flush()
+    if ok and not broken.gone then
+      local w = io.stdout:write(line, "\n")
+      if w then w = io.stdout:flush() end
+      if not w then
+        broken.gone = true
+        if broken.on then broken.on() end
+      end
     end
   end
 end
@@ -232,7 +238,7 @@ end
 
 -- What stops the worker: SIGINT, SIGTERM and, with --with-parent, the end of the process
 -- that started it (parent: its pid, read first thing) -> the handles; state.stopping is set.
-local function stoppers(e, o, parent, state, set)
+local function stoppers(e, o, parent, state, set, broken)
   local function stop(signal)
     state.stopping = true
     state.signal = state.signal or signal -- (nil: its parent's end)
@@ -243,6 +249,10 @@ local function stoppers(e, o, parent, state, set)
     set:stop_all()
   end
   local handles = stopsignals.on_stop(stop) -- the first one; the next are ignored
+  local pipe = uv.new_signal()
+  pipe:start("sigpipe", function() end) -- a write to a reader gone fails instead (emitter)
+  handles[#handles + 1] = pipe
+  broken.on = function() if not state.stopping then stop("sigpipe") end end
   if o.with_parent then
     local watch = uv.new_timer()
     watch:start(0, 500, function()
@@ -494,7 +504,8 @@ function cmd.run(args, cli, inner)
   o.model = inner.model or o.model
   o.concurrency = inner.concurrency or o.concurrency
   local name = o.name or string.format("%s:%d", uv.os_gethostname(), uv.os_getpid())
-  local emit = emitter(name)
+  local broken = {}
+  local emit = emitter(name, broken)
   if inner.emit then
     local to = inner.emit
     emit = function(ev) ev.worker = name; to(ev) end
@@ -506,7 +517,7 @@ function cmd.run(args, cli, inner)
   keeper:start()
   local state, set = { stopping = false }, runs(e, o, emit)
   inner.state = state
-  local handles = stoppers(e, o, parent, state, set)
+  local handles = stoppers(e, o, parent, state, set, broken)
   handles[#handles + 1] = budget_handle(o, state, cli)
   local ok, failure, fcode = task.spawn(work, e, o, emit, state, set):join()
   keeper:close()
