@@ -164,7 +164,8 @@ function M.open_store(dir, create, reading)
   -- lazy: the store, the settings and the engine load when a command opens them, so
   -- `orket version`, `orket help` and usage errors start without them (make bench: cold start)
   local db, err = require("orket.project").open_store(dir, create, reading)
-  if not db then M.err("%s", err) end
+  -- (a broken orket.lua under -C DIR is DIR/orket.lua, not the one where the command ran)
+  if not db then M.err("%s", M.in_dir(dir, err)) end
   return db
 end
 

@@ -224,6 +224,15 @@ describe("orket.lua", function()
     end
     -- from the project itself, the name it always had
     assert.matches("^orket: orket%.lua:18: budgets%.turn", H.orket("run START", { cwd = p }).stderr)
+    -- one that does not load, refused by the commands that open the store
+    local b = project()
+    append(b .. "/orket.lua", "x = \n")
+    local bparent, bname = b:match("^(.*)/([^/]+)$")
+    for _, cmd in ipairs { "board", "import", "resume" } do
+      local r = H.orket("-C " .. bname .. " " .. cmd, { cwd = bparent })
+      assert.equal(1, r.status, cmd .. ": " .. r.stderr)
+      assert.matches("^orket: " .. bname:gsub("%p", "%%%0") .. "/orket%.lua:%d+: ", r.stderr)
+    end
     -- a team's error, found once the engine is open (its check), is named the same way, with
     -- the line of the statement in force
     local q = project()

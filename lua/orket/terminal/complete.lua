@@ -11,9 +11,15 @@ local MAX = 200 -- a table with more keys than this offers its first MAX, sorted
 
 local IDENT = "^[%a_][%w_]*$"
 
--- What indexing does, without letting an __index function's error reach the prompt.
+-- What indexing does, without letting an __index function's error reach the prompt, nor
+-- one that never returns hang it: completion runs inside the line editor's callback, where
+-- Ctrl-C cannot stop it, so the lookup has a budget of VM instructions.
+local GET_BUDGET = 1000000
 local function get(v, k)
+  local hook, mask, count = debug.gethook()
+  debug.sethook(function() error("completion: an __index function ran too long", 0) end, "", GET_BUDGET)
   local ok, x = pcall(function() return v[k] end)
+  debug.sethook(hook, mask, count)
   if ok then return x end
 end
 

@@ -123,6 +123,10 @@ describe("REPL completion", function()
       local r = complete.complete(env, w)
       if w == "" then assert.is_true(#r > 10) else assert.same({}, r, w) end
     end
+    -- an __index function that never returns is given up, not waited for: the prompt hung
+    env.t = setmetatable({}, { __index = function() while true do end end })
+    assert.same({}, complete.complete(env, "t.y."))
+    assert.is_nil(debug.gethook()) -- and no hook is left behind
   end)
 
   it("offers project's fields, looked up by a function, from what help documents", function()
