@@ -67,6 +67,11 @@ with 'orket projects add' are served too, each under /v1/projects/NAME/ to its m
 local function given_key()
   local path = os.getenv("ORKET_KEY_FILE")
   if path and path ~= "" then
+    local st = uv.fs_stat(path)
+    if st and st.type ~= "file" then
+      return nil, string.format("ORKET_KEY_FILE: %s is a %s, not a key file (name the file that holds the key)",
+        path, st.type == "directory" and "folder" or st.type)
+    end
     local f, err = io.open(path, "rb")
     if not f then return nil, "ORKET_KEY_FILE: " .. err end
     local text = f:read(200) or "" -- a key is 85 bytes; more is not one

@@ -25,6 +25,11 @@ function M.read_key_file(path, what)
   local st = uv.fs_stat(path)
   local said = shown(path)
   if not st then return nil, string.format("%s %s: no such file", what, said), "ENOENT" end
+  -- (a Kubernetes Secret mounted as a volume is a folder of files: name one of them)
+  if st.type ~= "file" then
+    return nil, string.format("%s %s: is a %s, not a key file (name the file that holds the key)", what, said,
+      st.type == "directory" and "folder" or st.type), "EINVAL"
+  end
   if st.mode & 0x3f ~= 0 then
     return nil, string.format("%s %s: its mode lets other users read it; chmod 600 it", what, said), "EPERM"
   end

@@ -63,6 +63,11 @@ describe("the secret store", function()
     assert.same({ nil, "EPERM" }, { v, code })
     assert.equal("the secret key file " .. key .. ": its mode lets other users read it; chmod 600 it", err)
     uv.fs_chmod(key, 384)
+    -- a folder (a Secret mounted as a volume) is said so, never "chmod 600 it"
+    local sealed = require "orket.store.sealed"
+    uv.fs_mkdir(dir .. "/keydir", 448)
+    assert.same({ nil, "--key-file " .. dir .. "/keydir: is a folder, not a key file (name the file that holds the key)",
+      "EINVAL" }, { sealed.read_key_file(dir .. "/keydir") })
     local good = H.read(key)
     H.write(key, "short")
     uv.fs_chmod(key, 384)
