@@ -84,6 +84,19 @@ local function check_readonly_version(conn, path, n)
   return true
 end
 
+-- An empty file where a store was (truncated by a crash, a full disk, a mistaken `: >`) is
+-- refused: SQLite would take it for a new database, and the first command, a reader too,
+-- would make an empty board over it. A file SQLite made and never wrote keeps its first
+-- write in the WAL beside it.
+local function emptied(path)
+  local st = uv.fs_stat(path)
+  if not (st and st.type == "file" and st.size == 0) then return nil end
+  local wal = uv.fs_stat(path .. "-wal")
+  if wal and wal.size > 0 then return nil end
+  return string.format("store: cannot open %s: the file is empty (0 bytes), which no store is: `orket restore` a "
+    .. "backup, or remove the file to start a new board", path)
+end
+
 --- open(path, opts) -> db | nil, msg, CODE
 --- opts.create (default true): create the file and its directory when missing (else ENOENT).
 --- opts.readonly: only read (nothing is created, migrated or written; the file must be at
@@ -96,6 +109,8 @@ function M.open(path, opts)
   if not create and not uv.fs_stat(path) then
     return nil, "store: no database at " .. path, "ENOENT"
   end
+  local empty = emptied(path)
+  if empty then return nil, empty, "ECORRUPT" end
   if opts.readonly then
     local conn, err, code = cstore.open(path, false, true)
     if not conn then return nil, err, code end

@@ -212,6 +212,27 @@ db:close()
     end
   end)
 
+  -- An emptied store file was taken for a new database: the first command, `orket runs`
+  -- too, made an empty board over it, and a run then redid every card
+  it("refuses an empty store file in every command, and restores a backup in its place", function()
+    if backends.name() ~= "sqlite" then return pending("a SQLite store's file: PostgreSQL keeps none in the project") end
+    local dir = H.example("webapp")
+    local file = H.tmpdir() .. "/board.backup"
+    ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local path = dir .. "/.orket/orket.db"
+    H.write(path, "")
+    os.remove(path .. "-wal")
+    os.remove(path .. "-shm")
+    for _, cmd in ipairs { "runs", "board", "import" } do
+      local r = H.orket(cmd, { cwd = dir })
+      assert.equal(1, r.status, cmd)
+      assert.matches("the file is empty (0 bytes), which no store is: `orket restore` a backup", r.stderr, 1, true)
+    end
+    assert.equal("", H.read(path)) -- nothing was written into it
+    ok(H.orket("restore " .. H.quote(file), { cwd = dir }), "restore")
+    assert.equal("ready", status_of(dir, "API-2"))
+  end)
+
   -- a restore is what a lost or damaged store needs, and it refused both: "file is not a
   -- database", "no board here; run orket import first"
   it("restores into a store that is missing or no database, keeping the damaged file beside", function()
