@@ -52,6 +52,8 @@ describe("deploy/", function()
     assert.matches("ORKET_PG_PASSWORD", out, 1, true)
     -- and no secret is written in the file itself
     local text = H.read(H.ROOT .. "/deploy/compose.yaml")
+    -- the runs POST /v1/runs starts are the workers', as the guide says (serve runs none itself)
+    assert.matches('command: ["serve", "/work/project", "--workers", "0"]', text, 1, true)
     assert.is_nil(text:find("PASSWORD: [^$]"), "a literal password in compose.yaml")
     assert.is_nil(text:find("ork_%x"), "a literal key in compose.yaml")
   end)
