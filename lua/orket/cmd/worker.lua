@@ -197,7 +197,8 @@ end
 -- run_status(db, id) -> the run's status now (nil: no such run); raises when the store does
 local function run_status(db, id)
   local row = store_runs.get(db, id)
-  return row and row.status
+  -- (no row: the store was restored from a backup taken before the run, or the run removed)
+  return row and row.status or "gone"
 end
 
 -- The events of run id's open (get_set() -> the runs' set): a run_end "interrupted" that the

@@ -138,7 +138,10 @@ function Set:stop_ended(queued, status_of)
   local left = {}
   for _, r in ipairs(queued) do left[r.id] = true end
   for id, entry in pairs(self.live) do
-    if not left[id] and not entry.ended and status_of(id) == "interrupted" then
+    -- a run whose row is gone (the store restored from an older backup) ends here too: its
+    -- cards' leases could no longer be written
+    local status = not left[id] and not entry.ended and status_of(id)
+    if status == "interrupted" or status == "gone" then
       entry.ended = true
       entry.e:stop()
     end

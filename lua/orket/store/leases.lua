@@ -40,6 +40,9 @@ function M.claim(db, o)
   end
   check_ttl(o.ttl_ms, "claim")
   local out, limit = {}, o.limit or #o.ids
+  -- a run no longer in the store (restored from a backup taken before it) claims nothing:
+  -- its lease would break the store's reference to it (the worker ends the run: runset)
+  if o.run and #o.ids > 0 and not db:row("SELECT 1 AS x FROM runs WHERE id = ?", o.run) then return out end
   for _, id in ipairs(o.ids) do
     if #out >= limit then break end
     local r = db:row([[SELECT c.status, l.worker, l.expires_at > orket_now() AS live

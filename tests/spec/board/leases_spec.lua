@@ -82,6 +82,11 @@ local function cases(make)
     -- a card a worker holds is listed again (and renewed), never twice
     assert.same({ "C-1", "C-3", "C-5" }, cards_of(claim("w1", { "C-1", "C-2", "C-3", "C-5" }, 5)))
     assert.same({}, claim("w1", { "nope" }, 5))
+    -- a run no longer in the store (restored from an older backup) claims nothing, where its
+    -- lease's insert broke the reference to runs and stopped the worker with SQL's error
+    assert.same({}, assert(b.tx(function(q)
+      return b.mod.claim(q, { worker = "w9", run = 99, ids = { "C-6", "C-7" }, limit = 2, ttl_ms = 60000 })
+    end)))
     local live = b.tx(function(q) return b.mod.live(q, 1) end)
     local by = {}
     for _, l in ipairs(live) do by[l.card] = l.worker end

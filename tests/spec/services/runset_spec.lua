@@ -84,6 +84,13 @@ describe("a worker's runs side by side", function()
     local function running() return "running" end
     set:stop_ended(queued, running)
     assert.same({}, stopped)
+    -- a run whose row is gone (the store restored from an older backup) is no longer queued:
+    -- ended here, where its next claim broke the store's reference to it
+    local function gone(id) return id == r1 and "gone" or "running" end
+    set:stop_ended({ { id = r2 } }, gone)
+    assert.same({ [r1] = true }, stopped)
+    stopped[r1] = nil
+    set.live[r1].ended = nil
     -- another worker concludes r2 stalled, and it is resumed: worked on here
     assert.is_true(db:finish_run(r2, "stalled", { running = true }))
     assert.is_true(ops.requeue(db, r2))

@@ -36,6 +36,7 @@ function M.claim(q, o)
       LEFT JOIN leases l ON l.card_id = c.id
       WHERE c.status IN ('ready', 'in_progress', 'code_review', 'ready_for_testing')
         AND (l.card_id IS NULL OR l.expires_at <= now() OR l.worker = $2)
+        AND EXISTS (SELECT 1 FROM runs r WHERE r.id = $3) -- (a run restored away claims nothing)
       ORDER BY u.ord
       LIMIT $4
       FOR UPDATE OF c SKIP LOCKED),
