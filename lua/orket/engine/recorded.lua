@@ -171,7 +171,7 @@ function M.resume(dir, db, board, id, o)
     end
     -- worked again: shown running (and killed, should this process die) until it ends,
     -- never as the end it had before
-    assert(db:run("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ? AND status <> 'running'", id))
+    runs.reopen(db, id)
     return lid
   end)
   if rid then return rid end

@@ -1,5 +1,5 @@
 -- orket.store.runs: reads of the runs table (one row per `orket run`; written by the
--- store's record_run and finish_run) as named operations op(db, ...) -> plain Lua values;
+-- store's record_run and finish_run, and reopen below) as named operations op(db, ...) -> plain Lua values;
 -- a failing read raises, with the store's message (a damaged file: orket.cli names it).
 -- Written once for both backends (orket.store.dialect).
 local one = require("orket.store.backend").row
@@ -79,6 +79,12 @@ end
 --- latest_id(db) -> the newest run's id | nil (no run); raises on a store error
 function M.latest_id(db)
   return assert(db:row("SELECT max(id) AS id FROM runs")).id
+end
+
+--- reopen(db, id): run id, resumed by this process, is running again (its end cleared) until
+--- it ends; one running already is left as it is. Inside the resume's transaction.
+function M.reopen(db, id)
+  assert(db:run("UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ? AND status <> 'running'", id))
 end
 
 --- any(db) -> true when a run was ever recorded; raises on a store error
