@@ -205,8 +205,9 @@ describe("pull requests end", function()
     get(forge.url .. "/__remote?path=" .. dir .. "/remote.git")
     local n = math.tointeger(prs(forge)["orket/F-1"].number)
     local s = H.serve(dir, { env = { FORGE_HOOK_SECRET = SECRET, FORGE_TOKEN = TOKEN } })
-    -- the forge fails the next call: the server's follow-up cannot end the pull request
-    get(forge.url .. "/__fail?status=503&times=1")
+    -- the forge fails the next calls: the server's follow-up cannot end the pull request (its
+    -- read of it is asked three times)
+    get(forge.url .. "/__fail?status=503&times=3")
     local st, doc = hook(s, "pull_request_review_approved", "d-1", approval(n, "F-1", dir))
     assert.equal("done", doc.outcome)
     H.wait_for(function()
@@ -214,6 +215,14 @@ describe("pull requests end", function()
         if req.path:match("/pulls/" .. n .. "$") then return true end
       end
     end, "the failed call")
+    -- said in the server's log: nobody waits for the follow-up, and the pull request stays
+    -- open on the forge while the card is done
+    local line = H.wait_for(function() return s.log():match('[^\n]*"event":"after_merge"[^\n]*') end,
+      "the follow-up's failure in the log")
+    assert.matches('"card":"F-1"', line, 1, true)
+    assert.matches('"code":"failed"', line, 1, true)
+    assert.matches('"step":"pull_request"', line, 1, true)
+    assert.matches("503", line, 1, true)
     assert.equal(0, s.stop())
     assert.is_false(prs(forge)["orket/F-1"].merged)
     assert.equal(0, #ends(dir))

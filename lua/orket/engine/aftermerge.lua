@@ -44,7 +44,9 @@ end
 
 --- later(o): after_merge(o) in a task of its own, so `orket serve` answers the request that
 --- merged at once; o.settings are the project's, read now when not given (orket.lua may
---- change while serving), o.board the store's
+--- change while serving), o.board the store's. o.say(fields), when given, is told each step
+--- that failed ({step=, card=, code=, error=}): nobody waits for the task, and a pull
+--- request left open on the forge, or main not pushed, was said nowhere.
 function M.later(o)
   if not o.settings then
     local cfg, s = config.settings(o.dir)
@@ -52,7 +54,16 @@ function M.later(o)
     o.settings = s
   end
   o.board = o.board or board_mod.open(o.db)
-  return task.spawn(M.after_merge, o)
+  return task.spawn(function()
+    local out = M.after_merge(o)
+    for _, step in ipairs { "pull_request", "push", "deploy" } do
+      local r = out[step]
+      if o.say and type(r) == "table" and (r.code == "failed" or r.code == "diverged") then
+        o.say { event = "after_merge", step = step, card = o.card, code = r.code, error = r.error and tostring(r.error) }
+      end
+    end
+    return out
+  end)
 end
 
 --- end_pull_request{db=, g=, card=, merge_id=, run_id=, by_person=, token= (or token_error=),

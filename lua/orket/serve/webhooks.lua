@@ -107,9 +107,19 @@ end
 -- is answered at once): the card's pull request ends (by_person: merged on the forge), main
 -- is pushed (one push at a time for the server), a sandbox of main is deployed (deploy =
 -- false: not for this card).
+-- A review's event as a card's comment names it: "approval by alice of commit 1a2b...",
+-- "merge by bob", "request for changes by carol", "close by dave"
+local function event_words(ev)
+  if ev.kind == "approved" then return string.format("approval by %s of commit %s", ev.reviewer, tostring(ev.commit)) end
+  if ev.kind == "merged" then return "merge by " .. tostring(ev.reviewer) end
+  if ev.kind == "closed" then return "close by " .. tostring(ev.reviewer) end
+  return "request for changes by " .. tostring(ev.reviewer)
+end
+
 local function after_merge(ctx, settings, card, ev, deploy)
   aftermerge.later { owner = ctx.server, dir = ctx.dir, db = ctx.db, settings = settings, card = card,
-    merge_id = ev.merge_id, by_person = ev.kind == "merged", deploy = deploy }
+    merge_id = ev.merge_id, by_person = ev.kind == "merged", deploy = deploy,
+    say = ctx.server and function(fields) ctx.server:_log(fields) end }
 end
 
 -- The remote's main fetched before the transaction of an event that may merge: finish
@@ -233,7 +243,12 @@ local function post_owed(db, g, name, delivery)
   return true
 end
 
-local function login(v) return type(v) == "string" and v:match("^[%w][%w._%-]*$") and #v <= 100 and v or nil end
+-- A forge's login: a person's, or an app's ("github-merge-queue[bot]", "mergify[bot]": a
+-- merge queue or an auto-merge a team set up, which merges with the rights it was given)
+local function login(v)
+  return type(v) == "string" and #v <= 100 and (v:match("^[%w][%w._%-]*$") or v:match("^[%w][%w._%-]*%[bot%]$"))
+    and v or nil
+end
 
 -- A push to the forge's main (a person merged there, on the forge or by pushing): the
 -- remote's main is fetched, and every card waiting for review whose branch tip it holds is
@@ -422,7 +437,7 @@ local function handle(name)
     local board = board_mod.open(db)
     local c = card and board:get(card)
     local fn, other, refused
-    local function person() return ev.reviewer and ev.reviewer:match("^[%w][%w._%-]*$") and #ev.reviewer <= 100 end
+    local function person() return login(ev.reviewer) ~= nil end
     if ev then
       fn, why, other = forgereview.action_for(c, ev)
       -- a review while the card's new head is verified: commits pushed to its branch taken
@@ -480,10 +495,7 @@ local function handle(name)
     end
     if not fn then
       ctx.note = "ignored: " .. why
-      local what = ev and (ev.kind == "approved"
-        and string.format("approval by %s of commit %s", ev.reviewer, tostring(ev.commit))
-        or ev.kind == "merged" and ("merge by " .. tostring(ev.reviewer))
-        or ("request for changes by " .. tostring(ev.reviewer)))
+      local what = ev and event_words(ev)
       -- what is left as it was: a markers refusal's reason says where the card goes, and a
       -- merge on the forge changed the forge's main (not Orket's)
       local kept = other ~= "unresolved" and "The card stays as it is and main is unchanged."
@@ -541,8 +553,8 @@ local function handle(name)
     if not outcome then
       -- the board refused (a self-review, a state it cannot leave that way): said once, kept
       return refusal(ctx, name, d, card, oerr, ocode, function(msg)
-        assert(board:comment(card, { author = "orket", body = string.format("The forge's %s by %s was not applied: %s",
-          ev.kind, ev.reviewer, msg) }))
+        assert(board:comment(card, { author = "orket", body = string.format("The forge's %s was not applied: %s",
+          event_words(ev), msg) }))
       end, card)
     end
     ctx.note = outcome

@@ -188,7 +188,8 @@ local function move(_, ctx)
   if st ~= 200 then return st, r end
   if r.code == "merge_conflict" then return err(409, "ECONFLICT", r.why) end
   if r.code == "done" then
-    aftermerge.later { owner = ctx.server, dir = ctx.dir, db = ctx.db, card = id, merge_id = r.merge and r.merge.id }
+    aftermerge.later { owner = ctx.server, dir = ctx.dir, db = ctx.db, card = id, merge_id = r.merge and r.merge.id,
+      say = ctx.server and function(fields) ctx.server:_log(fields) end }
   end
   return 200, card_doc(ctx, id)
 end
