@@ -202,12 +202,28 @@ end
 -- a card handed in for testing retried (on to review).
 -- Whether a card's system block was its turn's own failure (a role's, a tool's, a
 -- script's: the engine's comment "The turn failed: ..."), not the model's
-local function turn_failed(board, id)
+local function last_orket_comment(board, id)
   local all = comments.of_card(board.db, id)
   for i = #all, 1, -1 do
-    if all[i].author == "orket" then return all[i].body:find("^The turn failed") ~= nil end
+    if all[i].author == "orket" then return all[i].body end
   end
-  return false
+  return ""
+end
+local function turn_failed(board, id) return last_orket_comment(board, id):find("^The turn failed") ~= nil end
+
+-- What gets a card blocked by the model's failure moving, by the failure's class (the
+-- engine's comment "The model failed (CLASS): ..."): waiting mends a server that is down or
+-- busy, not a key it refuses nor a request it cannot take.
+local function after_model_failure(board, id)
+  local class = last_orket_comment(board, id):match("^The model failed %((%a[%w_]*)%)")
+  if class == "auth" then
+    return string.format("check the key of the model's provider (its api_key_env or api_key in orket.lua; the "
+      .. "card's last comment names the server), then orket retry %s", id)
+  elseif class == "bad_request" then
+    return string.format("fix what the card's last comment names (the model's name, base_url, a request the server "
+      .. "refuses), then orket retry %s", id)
+  end
+  return string.format("once the model answers again, orket retry %s", id)
 end
 
 local function unstick(board, c)
@@ -230,7 +246,7 @@ local function unstick(board, c)
       return "blocked: the turn failed", string.format("fix what the card's last comment names (a role, a tool or "
         .. "a script), then orket retry %s", id)
     elseif c.wait_reason == "system" then
-      return "blocked: the model or a role failed", string.format("once the model answers again, orket retry %s", id)
+      return "blocked: the model or a role failed", after_model_failure(board, id)
     elseif c.wait_reason == "resource" and called_no_tool(board, id) then
       return "blocked: the model called no tool",
         string.format("orket retry %s once the model calls tools (see the card's last comment)", id)

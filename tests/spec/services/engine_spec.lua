@@ -787,6 +787,7 @@ describe("engine", function()
         { id = "E-3", summary = "chain", depends_on = { "E-2" } }, { id = "E-4", summary = "dropped" },
         { id = "E-5", summary = "after dropped", depends_on = { "E-4" } }, { id = "E-6", summary = "tested" },
         { id = "E-7", summary = "a role that fails" }, { id = "E-8", summary = "after dropped, from a file", depends_on = { "E-4" } },
+        { id = "E-9", summary = "a key refused" }, { id = "E-10", summary = "a request refused" },
       })
       -- E-8 came from a file, whose depends_on can be edited; E-5 was made on the board
       assert(db:run("UPDATE cards SET source = 'epics/e.json' WHERE id = 'E-8'"))
@@ -800,6 +801,12 @@ describe("engine", function()
       assert(b:transition("E-7", "in_progress", { actor = CODER }))
       assert(b:comment("E-7", { author = "orket", body = "The turn failed: ./roles/coder.lua:1: attempt to index a nil value" }))
       assert(b:transition("E-7", "blocked", { actor = CODER, reason = "system" }))
+      -- the model's failures: waiting mends neither a key the server refuses nor a request
+      for id, class in pairs { ["E-9"] = "auth", ["E-10"] = "bad_request" } do
+        assert(b:transition(id, "in_progress", { actor = CODER }))
+        assert(b:comment(id, { author = "orket", body = "The model failed (" .. class .. "): http://m: HTTP 4xx" }))
+        assert(b:transition(id, "blocked", { actor = CODER, reason = "system" }))
+      end
       local next_step, reason = {}, {}
       for _, st in ipairs(scheduler.stuck(b, scheduler.scope(b, { id = "E", type = "epic" }), { run = 4 })) do
         next_step[st.card], reason[st.card] = st.next, st.reason
@@ -814,6 +821,10 @@ describe("engine", function()
         ["E-8"] = 'orket cancel E-8 "reason", or drop E-4 from its depends_on in epics/e.json and orket import',
         ["E-6"] = "orket retry E-6",
         ["E-7"] = "fix what the card's last comment names (a role, a tool or a script), then orket retry E-7",
+        ["E-9"] = "check the key of the model's provider (its api_key_env or api_key in orket.lua; the card's last "
+          .. "comment names the server), then orket retry E-9",
+        ["E-10"] = "fix what the card's last comment names (the model's name, base_url, a request the server "
+          .. "refuses), then orket retry E-10",
       }, next_step)
       db:close()
     end)
