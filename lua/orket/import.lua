@@ -589,6 +589,12 @@ local function shape(f, v)
   local function done() return cards, ctx.problems, ctx:notes(), ctx.errors, ctx.unknowns end
   if kind == "rock" or (kind == nil and v.epics ~= nil) then
     ctx:try(ctx.unknown, ctx, v, "", "rock")
+    -- a rock's depends_on was taken and followed nowhere: its epics' issues ran before it
+    -- was met, and the rock itself, held back from in_progress, stayed ready for good
+    if v.depends_on ~= nil then
+      ctx:try(ctx.fail, ctx, "depends_on", "a rock's dependencies are not followed (an epic's and an issue's are): "
+        .. "put the dependency on the epics that need it")
+    end
     local rock = common(ctx, v, "", { type = "rock", department = f.department })
     rock.id, rock.derived = ctx:try(ctx.id, ctx, v, "", f.stem)
     rock.anchor = type(v.id) == "string" and ctx:anchor_of(v) or nil
@@ -734,6 +740,11 @@ function M.link(parsed)
           bad(r.anchor, "%s: %s.epic: %q names %d epics (%s in %s, %s): give the epic's id%s", r.shown, link.path,
             link.epic, #also + 1, found.id, found.shown, table.concat(also, ", "),
             link.department and "" or ", or its department")
+        elseif not found and by_id[link.epic] then
+          -- the card is there, it is just no epic: said so (rocks do not nest, nor hold issues)
+          local other = by_id[link.epic]
+          bad(r.anchor, "%s: %s.epic: %q is %s %s (in %s), not an epic: a rock holds epics, which hold issues",
+            r.shown, link.path, link.epic, other.type == "issue" and "an" or "a", other.type, other.shown)
         elseif not found then
           bad(r.anchor, "%s: %s.epic: unknown epic %q%s", r.shown, link.path, link.epic,
             link.department and (" in department " .. link.department) or "")

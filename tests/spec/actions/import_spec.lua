@@ -261,6 +261,22 @@ describe("import", function()
     db:close()
   end)
 
+  -- A rock's depends_on was taken and followed nowhere: its epics' issues ran before it was
+  -- met, and the rock, held back from in_progress, stayed ready after its work was done
+  it("refuses a rock's depends_on, naming its line and where a dependency goes", function()
+    local dir = project { ["f.json"] = [[{"id":"F","issues":[{"id":"F-1","summary":"first"}]}]],
+      ["e.json"] = [[{"id":"E","issues":[{"id":"E-1","summary":"one"}]}]],
+      ["r.json"] = '{"type":"rock","id":"R",\n"depends_on":["F"],"epics":["E"]}' }
+    local db = open(dir)
+    assert.same({ nil, "epics/r.json:2: depends_on: a rock's dependencies are not followed (an epic's and an issue's "
+      .. "are): put the dependency on the epics that need it", "EINVAL" }, { import.import(db, dir) })
+    -- a rock naming a card that is no epic: said so, not "unknown epic"
+    H.write(dir .. "/epics/r.json", '{"type":"rock","id":"R","epics":["E-1"]}')
+    assert.same({ nil, 'epics/r.json:1: epics[0].epic: "E-1" is an issue (in epics/e.json), not an epic: a rock holds '
+      .. "epics, which hold issues", "EINVAL" }, { import.import(db, dir) })
+    db:close()
+  end)
+
   -- An epic in progress whose issues all moved away stays in progress (a parent with no
   -- children stays as it is): said, for a person to give it work or end it, never ended by
   -- the import; and an epic its last unfinished issue left was done without a word, so that
