@@ -51,21 +51,32 @@ local function is_project(d)
   return uv.fs_stat(d .. "/orket.lua") and uv.fs_stat(d .. "/.orket") and uv.fs_stat(d .. "/workspace/.git")
 end
 
---- holding(dir) -> dir when it is a project, else the project whose workspace/ holds dir (a
---- person editing main's view works inside it), as an absolute path | nil: the outermost
+-- The project's own folders a person works in: main's view, the epic files, the scripts,
+-- the store's. A project made in one of them would be files of the project's (an orket.lua
+-- in epics/ breaks its import).
+local OWN_FOLDERS = { "workspace", "epics", ".orket", "roles", "tools", "policies" }
+
+--- holding(dir) -> dir when it is a project, else the project one of whose own folders holds
+--- dir (workspace/: a person editing main's view works inside it; epics/, roles/, tools/,
+--- policies/, .orket/), as an absolute path, and that folder's name | nil: the outermost
 --- folder above with orket.lua, .orket/ and workspace/.git, so that an orket.lua the agents
 --- committed in the tree is not taken for the project.
 function M.holding(dir)
   if is_project(dir) then return dir end
   local here = uv.fs_realpath(dir)
-  local at, found = here, nil
+  local at, found, folder = here, nil, nil
   while at and at ~= "" and at ~= "/" do
     local up = at:match("^(.*)/[^/]+$")
     if not up or up == "" then break end
-    if is_project(up) and (here .. "/"):sub(1, #up + 11) == up .. "/workspace/" then found = up end
+    if is_project(up) then
+      for _, name in ipairs(OWN_FOLDERS) do
+        local prefix = up .. "/" .. name .. "/"
+        if (here .. "/"):sub(1, #prefix) == prefix then found, folder = up, name end
+      end
+    end
     at = up
   end
-  return found
+  return found, folder
 end
 
 --- no_project(dir[, noun]) -> what to do where dir holds no project, for every command's
@@ -73,10 +84,10 @@ end
 --- -C, since an init there would make a project inside main's tree; else the init that
 --- creates one in dir ("'orket init DIR' creates NOUN", NOUN "one" unless given).
 function M.no_project(dir, noun)
-  local above = M.holding(dir or ".")
+  local above, folder = M.holding(dir or ".")
   if above then
-    return string.format("this folder is in the workspace/ of the project %s: give it with -C %s", M.shown(above),
-      M.dir_word(above))
+    return string.format("this folder is in the %s/ of the project %s: give it with -C %s", folder or "workspace",
+      M.shown(above), M.dir_word(above))
   end
   return M.command("init", dir) .. " creates " .. (noun or "one")
 end

@@ -241,6 +241,15 @@ describe("orket init", function()
     assert.is_nil(io.open(root .. "/p/workspace/orket.lua"))
     assert.is_nil(io.open(root .. "/p/workspace/sub"))
     assert.is_nil(io.open(root .. "/p/workspace/y"))
+    -- nor in its epics/: an orket.lua there broke the project's import
+    for _, c in ipairs { { "init --yes", root .. "/p/epics" }, { "init p/epics/z --yes", root } } do
+      local r = H.orket(c[1], { cwd = c[2] })
+      assert.equal(1, r.status, c[1])
+      assert.matches("is in the epics/ of the project ", r.stderr, 1, true)
+      assert.matches("give init a folder outside it; nothing was changed", r.stderr, 1, true)
+    end
+    assert.is_nil(io.open(root .. "/p/epics/orket.lua"))
+    assert.is_nil(io.open(root .. "/p/epics/z"))
   end)
 
   -- a person's own script.lua (or epics/start.json) in a folder was taken for a project

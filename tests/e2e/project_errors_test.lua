@@ -483,6 +483,10 @@ describe("orket run outside a project", function()
     for _, cmd in ipairs { "board", "runs", "validate", "secrets list" } do
       assert.equal(0, H.orket(cmd .. " -C " .. H.quote(real), { cwd = dir .. "/sub/workspace/src" }).status, cmd)
     end
+    -- from its epics/ the same: 'orket init' there made a project whose files broke the import
+    r = H.orket("board", { cwd = dir .. "/sub/epics" })
+    assert.equal(1, r.status)
+    assert.matches("this folder is in the epics/ of the project " .. real .. ": give it with -C " .. real, r.stderr, 1, true)
   end)
 
   -- A suggested command, pasted into a shell, acts on the folder it names: the folder in

@@ -426,11 +426,16 @@ local function in_the_way(dir, texts)
   while not uv.fs_stat(probe) and probe:find("/", 1, true) do probe = probe:match("^(.*)/[^/]*$") end
   if probe == "" then probe = "/" end -- (an absolute path's first folder missing)
   if not uv.fs_stat(probe) then probe = "." end
-  local above = config.holding(probe)
+  local above, folder = config.holding(probe)
   if above and uv.fs_realpath(above) ~= uv.fs_realpath(probe) then
-    return string.format("%s is in the workspace/ of the project %s (main's working tree): a project made there "
-      .. "would be files of main's; give init a folder outside it; nothing was changed", config.shown(dir),
-      config.shown(above))
+    if folder == "workspace" then
+      return string.format("%s is in the workspace/ of the project %s (main's working tree): a project made there "
+        .. "would be files of main's; give init a folder outside it; nothing was changed", config.shown(dir),
+        config.shown(above))
+    end
+    return string.format("%s is in the %s/ of the project %s: a project made there would be files of that project's "
+      .. "(an orket.lua in epics/ breaks its import); give init a folder outside it; nothing was changed",
+      config.shown(dir), folder, config.shown(above))
   end
   for _, f in ipairs(texts and {} or { "orket.lua", ".orket" }) do
     if uv.fs_lstat(dir .. "/" .. f) then
