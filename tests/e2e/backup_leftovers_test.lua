@@ -57,6 +57,25 @@ lock:release()
     assert.equal("sealed-live1\n", sealed_dirs(dir))
   end)
 
+  -- A backup killed (kill -9) left FILE.part-PID and its -journal beside FILE for good, a whole
+  -- copy of the store each, and later backups to FILE never removed them
+  it("beside FILE, of backups that are gone, are removed by the next backup to FILE, never a live one's", function()
+    local dir = H.example("webapp")
+    local tmp = H.tmpdir()
+    local file = tmp .. "/b.bak"
+    -- a pid no process can have (past the kernel's limit), and a live one's (pid 1, always there)
+    for _, name in ipairs { "b.bak.part-4194305", "b.bak.part-4194305-journal", "b.bak.part-1", "other.part-4194305" } do
+      H.write(tmp .. "/" .. name, "copy")
+    end
+    H.ok(H.orket("backup " .. H.quote(file), { cwd = dir }), "backup")
+    local p = io.popen("ls -A " .. H.quote(tmp) .. " | sort")
+    local left = p:read("a")
+    p:close()
+    assert.equal("b.bak\nb.bak.part-1\nother.part-4194305\n", left)
+    H.ok(H.orket("backup " .. H.quote(tmp .. "/b.enc") .. " --encrypt --passphrase-env BACKUP_PASS", { cwd = dir, env = PASS }),
+      "an encrypted backup")
+  end)
+
   for _, sig in ipairs { { "INT", 130 }, { "TERM", 143 }, { "HUP", 129 } } do
     it("are removed when SIG" .. sig[1] .. " stops a backup or a restore while it makes one", function()
       -- a store big enough that the copy takes a while (a SQLite file grown in place)

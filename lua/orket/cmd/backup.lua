@@ -141,6 +141,7 @@ function cmd.run(args, cli)
     cli.fail(code, "backup: %s", err)
     return 1
   end
+  backup.sweep_parts(pos[1])
   local db = cli.open_store(dir, false, true)
   if not db then return 1 end
   local function say(signal)
