@@ -135,13 +135,19 @@ end
 -- a fixed second's wait made the workers' pause several times the database's own (waits
 -- that doubled left it about 2x; growing by half, about 1.5x: bench/failover.lua). A
 -- transaction in flight was rolled back whole; the run is left running for all.
--- st.lost: said already; st.wait: the next wait. Called once no run is in flight: the
--- failure noted for the process is cleared, and the runs' (set.lost) with it.
+-- st.lost: said already; st.wait: the next wait; st.back_at: when it came back last. A store
+-- that answers on a pooled connection while new ones fail (max_connections reached) comes
+-- back and goes again at once: a loss within FLAP_MS of its return keeps the wait it had,
+-- growing, where starting again at 20 ms made ten losses and returns a second.
+-- Called once no run is in flight: the failure noted for the process is cleared, and the
+-- runs' (set.lost) with it.
+local FLAP_MS = 5000
 local function store_lost(e, emit, st, why, set)
   if not st.lost then
     -- what failed, not where in Orket (the position of the module that raised it)
     emit { type = "store_lost", error = plain(tostring(why)) }
-    st.wait = 20
+    uv.update_time()
+    if not (st.back_at and uv.now() - st.back_at < FLAP_MS and st.wait) then st.wait = 20 end
   end
   st.lost = true
   e.db:clear_journal_error()
@@ -432,7 +438,11 @@ local function work(e, o, emit, state, set)
       set:wait_all()
       store_lost(e, emit, st, gone, set)
     else
-      if st.lost then emit { type = "store_back" } end
+      if st.lost then
+        emit { type = "store_back" }
+        uv.update_time()
+        st.back_at = uv.now()
+      end
       st.lost = false
       queued = only_mine(queued, o.only)
       if #queued == 0 and set.count == 0 and (o.drain or o.only) then break end
