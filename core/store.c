@@ -4,6 +4,7 @@
  * stamps a card cache checks. Used from the loop thread only. */
 #include "store.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,9 +277,15 @@ store *store_open(const char *path, int mode, char *err, size_t errlen, const ch
                       NULL, NULL, NULL);
   }
   if (rc != SQLITE_OK) {
-    snprintf(err, errlen, "store: cannot open %s: %s", path,
-             s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-    *code = store_code_of(rc);
+    /* SQLite says "disk I/O error" for a full disk met while it sets up the WAL's index
+     * (-shm): the system's own error says which, and a full disk is ENOSPC, as a write's */
+    int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+    if ((rc & 0xff) == SQLITE_IOERR && sys != 0)
+      snprintf(err, errlen, "store: cannot open %s: %s (%s)", path, sqlite3_errmsg(s->db), strerror(sys));
+    else
+      snprintf(err, errlen, "store: cannot open %s: %s", path,
+               s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    *code = sys == ENOSPC ? "ENOSPC" : store_code_of(rc);
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s);
