@@ -978,6 +978,11 @@ sign_in = {
     assert.equal(503, st)
     assert.equal("project_unavailable", doc.error.code)
     assert.matches("project 'gone' %(.-%) is unavailable: ", doc.error.message)
+    -- what mends a folder gone (moved): not the store's 'orket init DIR', which would host
+    -- an empty project under the old name
+    assert.matches("its folder is gone (moved or removed); if it moved, 'orket projects remove gone' and "
+      .. "'orket projects add NEW_FOLDER' host it from there", doc.error.message, 1, true)
+    assert.is_nil(doc.error.message:find("orket init", 1, true))
     local _, listed = req(s, "GET", "/v1/projects", alice)
     local names = {}
     for _, p in ipairs(listed.projects) do names[#names + 1] = p.name end

@@ -243,6 +243,12 @@ local function open_projects(dir, db)
   for _, p in ipairs(names) do
     local pdb, perr = projects.open(p.dir)
     if pdb then out[#out + 1] = { name = p.name, dir = p.dir, db = pdb }
+    elseif not uv.fs_stat(p.dir) then
+      -- moved or removed: an init there (the store's own remedy) would host an empty project
+      -- under the old name
+      down[#down + 1] = { name = p.name, dir = p.dir, unavailable = string.format("project '%s' (%s) is unavailable: "
+        .. "its folder is gone (moved or removed); if it moved, 'orket projects remove %s' and 'orket projects add "
+        .. "NEW_FOLDER' host it from there", p.name, p.dir, p.name) }
     else
       down[#down + 1] = { name = p.name, dir = p.dir, unavailable = string.format("project '%s' (%s) is unavailable: %s; "
         .. "the server's log says so at its start (orket projects remove %s stops hosting it)", p.name, p.dir,
