@@ -110,6 +110,8 @@ describe("orket worker", function()
       assert.equal(1, r.status, r.stderr)
       assert.matches("run " .. id .. " (W) is left to the workers and not finished", r.stderr, 1, true)
       assert.matches("'orket runs stop " .. id .. "'", r.stderr, 1, true)
+      -- and what then carries it on, here with the workers (none left, say: its worker stopped)
+      assert.matches("after which 'orket resume " .. id .. "' works it here with the workers", r.stderr, 1, true)
     end
     db = assert(project_mod.open_store(dir, false))
     assert.equal("interrupted", db:row("SELECT status FROM runs WHERE id = ?", old).status)

@@ -67,9 +67,11 @@ end
 function M.queued_overlap(db, board, target)
   for _, r in ipairs(leases.queued(db)) do
     if claims.overlaps(board, target, r.target) then
+      -- (the steps that work when no worker is left: a stop, then a resume hands it back to
+      -- the workers and works it here as one of them)
       return r, string.format("run %d (%s) is left to the workers and not finished, on the same cards: "
-        .. "the workers carry it on (orket worker); to end it, 'orket runs stop %d' or POST /v1/runs/%d/stop",
-        r.id, r.target, r.id, r.id)
+        .. "the workers carry it on (orket worker); to end it, 'orket runs stop %d' or POST /v1/runs/%d/stop, "
+        .. "after which 'orket resume %d' works it here with the workers", r.id, r.target, r.id, r.id, r.id)
     end
   end
   return nil
