@@ -237,6 +237,12 @@ describe("reviews on a forge", function()
     assert.matches("approval is of commit " .. after .. ", not of the card's head " .. unpushed, doc.reason, 1, true)
     assert.equal(main_before, local_head(dir, "main"))
     assert(os.execute("git -C " .. ws .. " update-ref refs/heads/orket/F-1 " .. after))
+    -- an app's approval (NAME[bot]) is no person's review, whatever the forge lets it send
+    local by_bot = of_head(after):gsub('"login": "alice"', '"login": "helper[bot]"')
+    code, doc = gitea(s, "pull_request_review_approved", "d-bot", by_bot)
+    assert.equal(200, code)
+    assert.same({ "ignored", "the event names no person (a forge login)" }, { doc.outcome, doc.reason })
+    assert.equal(main_before, local_head(dir, "main"))
     -- approved: done and merged into main
     local approved = of_head(after:upper()) -- a forge's sha in capitals is the same commit
     -- from Forgejo: its own headers are read first (the Gitea ones it also sends say otherwise)

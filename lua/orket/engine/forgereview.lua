@@ -49,8 +49,9 @@ function M.card_of(db, g, ev, dir)
   -- by its branch only a pull request Orket could have opened: from this repository's own
   -- branch into main. A fork's branch of that name is anyone's, and a pull request into
   -- another branch (a backport) is no merge into main.
-  if ev.head_repo and ev.head_repo:lower() ~= (g.repo or ""):lower() then return nil end
-  if ev.base and ev.base ~= "main" then return nil end
+  -- (none named is none taken: GitHub names no head repository once a fork is deleted)
+  if not (ev.head_repo and ev.head_repo:lower() == (g.repo or ""):lower()) then return nil end
+  if ev.base ~= "main" then return nil end
   local id = ev.branch and ev.branch:match("^orket/(.+)$")
   if id and cards.is_issue(db, id) then return found(ev, id, dir) end
   return nil
@@ -151,6 +152,14 @@ local DECIDES = { OWNER = true, MEMBER = true, COLLABORATOR = true }
 --- take-in's merge with conflict markers never resolved]. An approval acts only when its
 --- commit (ev.commit) is the card's branch head (ev.card_head, card_of).
 function M.action_for(c, ev)
+  -- GitHub takes an approval or a request for changes from any account that can see the
+  -- pull request, and marks whose: only those with access to the repository decide (as
+  -- branch protection counts them); Orket merges and pushes with its own token's rights.
+  -- Asked first: a stranger's review gets no word on the card, whatever its state.
+  if ev.association and not DECIDES[ev.association] then
+    return nil, string.format("%s is not a member or collaborator of the repository (author_association %s): only "
+      .. "a review by someone with access to it is acted on", tostring(ev.reviewer), ev.association), "no_access"
+  end
   if c.status == "done" then return nil, "the card is done already" end
   if ev.kind == "closed" then
     if c.status == "canceled" or c.status == "archived" or c.status == "blocked" then
@@ -161,13 +170,6 @@ function M.action_for(c, ev)
   if not REVIEWABLE[c.status] then return nil, "the card is " .. c.status .. ", not in review" end
   if c.status == "waiting_for_developer" and c.wait_reason ~= "review" then
     return nil, "the card waits for " .. tostring(c.wait_reason) .. ", not for a review"
-  end
-  -- GitHub takes an approval or a request for changes from any account that can see the
-  -- pull request, and marks whose: only those with access to the repository decide (as
-  -- branch protection counts them); Orket merges and pushes with its own token's rights.
-  if ev.association and not DECIDES[ev.association] then
-    return nil, string.format("%s is not a member or collaborator of the repository (author_association %s): only "
-      .. "a review by someone with access to it is acted on", tostring(ev.reviewer), ev.association), "no_access"
   end
   if ev.kind == "changes_requested" then return "changes" end
   if ev.kind == "approved" and ev.author and ev.reviewer == ev.author then

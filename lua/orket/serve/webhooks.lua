@@ -437,7 +437,12 @@ local function handle(name)
     local board = board_mod.open(db)
     local c = card and board:get(card)
     local fn, other, refused
-    local function person() return login(ev.reviewer) ~= nil end
+    -- an app's login (NAME[bot]) counts for a merge or a close, which it made with the
+    -- rights it was given, never for a review: no association sorts the bots out on Gitea
+    local function person()
+      local who = login(ev.reviewer)
+      return who ~= nil and (ev.kind == "merged" or ev.kind == "closed" or not who:find("%[bot%]$"))
+    end
     if ev then
       fn, why, other = forgereview.action_for(c, ev)
       -- a review while the card's new head is verified: commits pushed to its branch taken

@@ -208,6 +208,9 @@ describe("forge webhook payloads", function()
         ev.card_head = A
         assert.same({ nil, "bob is not a member or collaborator of the repository (author_association " .. who
           .. "): only a review by someone with access to it is acted on", "no_access" }, { fr.action_for(c, ev) })
+        -- whatever the card's state: no other reason, which a comment on the card would say
+        local testing = { id = "F-1", status = "ready_for_testing" }
+        assert.equal("no_access", select(3, fr.action_for(testing, ev)))
       end
       doc.review.author_association = nil -- GitHub says it on every review: none said is none
       assert.equal("NONE", assert(forge.event("github", "pull_request_review", doc)).association)
@@ -228,7 +231,8 @@ describe("forge webhook payloads", function()
     local doc = fixture("github_pull_request_closed.json")
     doc.pull_request.number, doc.pull_request.head.ref = 99, "orket/F-2"
     local function card(d) return fr.card_of(db, g, assert(forge.event("github", "pull_request", d))) end
-    assert.equal("F-2", card(doc))
+    doc.pull_request.head.repo = nil -- GitHub names none once a fork is deleted: no card
+    assert.is_nil(card(doc))
     doc.pull_request.head.repo = { full_name = "ACME/notes" }
     assert.equal("F-2", card(doc))
     doc.pull_request.head.repo = { full_name = "stranger/notes" } -- a fork's branch of that name
