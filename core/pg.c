@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct pg_conn {
   pgapi api;              /* libpq, loaded when the connection opens */
@@ -107,6 +108,14 @@ static bool pg_secret_key(const char *k, size_t klen) {
   return strstr(dec, "password") != NULL;
 }
 
+/* The next "password" in s at or after p, in any case (a keyword libpq refuses, but the
+ * person meant a password: "PASSWORD=pp" is echoed by the messages that quote it) | NULL */
+static const char *pg_next_password(const char *p) {
+  for (; *p; p++)
+    if (strncasecmp(p, "password", 8) == 0) return p;
+  return NULL;
+}
+
 /* Where conninfo writes a secret: a URL's user:PASSWORD@host and ?password= or
  * ?sslpassword= (the key's name percent-encoded or not), or the value of password= and
  * sslpassword= in key=value words. Returns how many spans it found (at most max). */
@@ -132,9 +141,9 @@ static int pg_password_spans(const char *ci, pg_span *out, int max) {
     }
     return n;
   }
-  for (const char *p = ci; (p = strstr(p, "password")) != NULL && n < max; p += 8) {
+  for (const char *p = ci; (p = pg_next_password(p)) != NULL && n < max; p += 8) {
     const char *w = p;
-    if (w - ci >= 3 && strncmp(w - 3, "ssl", 3) == 0) w -= 3; /* sslpassword: the key's passphrase */
+    if (w - ci >= 3 && strncasecmp(w - 3, "ssl", 3) == 0) w -= 3; /* sslpassword: the key's passphrase */
     if (w != ci && !(w[-1] == ' ' || w[-1] == '\t' || w[-1] == '\n')) continue;
     const char *v = p + 8;
     while (*v == ' ' || *v == '\t') v++;

@@ -723,8 +723,8 @@ end
 
 -- The cycle a new issue's dependencies would close among what the board's cards wait for
 -- (waits_for: as import and validate check a file's cards), through the new card, or nil.
--- new: {id, parent, deps}. Reads the whole board: a card is made by a person or a tool
--- call, not in a run's step.
+-- new: {id, parent, deps}. Reads the whole board: asked only for a card with dependencies
+-- (a person's, or a turn's create_issue that names some).
 local function cycle_with(db, new)
   local deps = {}
   for _, r in ipairs(imports.dependencies(db)) do
@@ -738,6 +738,9 @@ local function cycle_with(db, new)
   end
   list[#list + 1] = { id = new.id, type = "issue", parent = new.parent, deps = new.deps, status = "ready" }
   local graph, via = M.waits_for(list)
+  -- only through the new card's own dependencies: one through its epic's depends_on ran
+  -- through the epic already, whatever this card does
+  graph[new.id] = new.deps
   local cycle = M.cycle_back(graph, new.id)
   if not cycle then return nil end
   -- "(epic E)" stands for E's depends_on: said as E, once

@@ -740,7 +740,7 @@ function M.link(parsed)
           bad(r.anchor, "%s: %s.epic: %q names %d epics (%s in %s, %s): give the epic's id%s", r.shown, link.path,
             link.epic, #also + 1, found.id, found.shown, table.concat(also, ", "),
             link.department and "" or ", or its department")
-        elseif not found and by_id[link.epic] then
+        elseif not found and by_id[link.epic] and by_id[link.epic].type ~= "epic" then
           -- the card is there, it is just no epic: said so (rocks do not nest, nor hold issues)
           local other = by_id[link.epic]
           bad(r.anchor, "%s: %s.epic: %q is %s %s (in %s), not an epic: a rock holds epics, which hold issues",

@@ -49,6 +49,8 @@ TEST(test_pg_scrub_conninfo) {
   /* a key libpq refuses but the person meant as the password: in capitals, or mangled */
   pg_scrub_conninfo("postgresql://o@/d?x=1&PASSWORD=S3cret&password%3D=s2&%20password=s3&y=2", out, sizeof out);
   CHECK_STR(t, out, "postgresql://o@/d?x=1&PASSWORD=***&password%3D=***&%20password=***&y=2");
+  pg_scrub_conninfo("host=h PASSWORD=pp Password = 'p q'", out, sizeof out);
+  CHECK_STR(t, out, "host=h PASSWORD=*** Password = '***'");
   pg_scrub_conninfo("host=h sslpassword=kk password=pp", out, sizeof out);
   CHECK_STR(t, out, "host=h sslpassword=*** password=***");
   pg_scrub_conninfo("host=h mysslpassword=kk", out, sizeof out);

@@ -240,6 +240,11 @@ describe("orket serve runs", function()
     H.write(dir .. "/orket.lua", orig)
     H.write(dir .. "/script.lua", script())
     assert.equal(202, (call(s, "POST", "/v1/runs/" .. id .. "/resume", op)))
+    -- worked again, its row says so (not its old end), as a command-line resume's does
+    local db = assert(require("orket.project").open_store(dir, false))
+    local now = db:row("SELECT status FROM runs WHERE id = ?", id).status
+    db:close()
+    assert.not_equal("interrupted", now)
     wait_for(function() return select(2, call(s, "GET", "/v1/runs/" .. id, op)).run.state == "done" end,
       "run " .. id .. " done", 3000)
     assert.equal(0, s.stop())

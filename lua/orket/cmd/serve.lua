@@ -68,9 +68,9 @@ local function given_key()
   local path = os.getenv("ORKET_KEY_FILE")
   if path and path ~= "" then
     local st = uv.fs_stat(path)
-    if st and st.type ~= "file" then
-      return nil, string.format("ORKET_KEY_FILE: %s is a %s, not a key file (name the file that holds the key)",
-        path, st.type == "directory" and "folder" or st.type)
+    if st and st.type == "directory" then -- (a pipe or /dev/stdin is read as a file is)
+      return nil, string.format("ORKET_KEY_FILE: %s is a folder, not a key file (name the file that holds the key)",
+        path)
     end
     local f, err = io.open(path, "rb")
     if not f then return nil, "ORKET_KEY_FILE: " .. err end

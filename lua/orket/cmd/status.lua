@@ -38,8 +38,8 @@ local function line(cli, list)
   return inert.line(table.concat(out, " && "))
 end
 
--- The project a person asks from: DIR, or, from inside a project's workspace/ with no -C,
--- that project (orket.config.holding).
+-- The project a person asks from: DIR, or, from inside one of a project's own folders
+-- (workspace/, epics/, ...) with no -C, that project (orket.config.holding).
 local function project_of(dir)
   if dir ~= "." then return dir end
   return config.holding(".") or dir

@@ -200,7 +200,7 @@ local function open_engine(o, name, emit, cli)
   return e
 end
 
--- run_status(db, id) -> the run's status now (nil: no such run); raises when the store does
+-- run_status(db, id) -> the run's status now ("gone": no such run); raises when the store does
 local function run_status(db, id)
   local row = store_runs.get(db, id)
   -- (no row: the store was restored from a backup taken before the run, or the run removed)

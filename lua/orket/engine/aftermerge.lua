@@ -58,8 +58,10 @@ function M.later(o)
     local out = M.after_merge(o)
     for _, step in ipairs { "pull_request", "push", "deploy" } do
       local r = out[step]
-      if o.say and type(r) == "table" and (r.code == "failed" or r.code == "diverged") then
-        o.say { event = "after_merge", step = step, card = o.card, code = r.code, error = r.error and tostring(r.error) }
+      -- (a deploy that failed says only its error)
+      if o.say and type(r) == "table" and (r.code == "failed" or r.code == "diverged" or (not r.code and r.error)) then
+        o.say { event = "after_merge", step = step, card = o.card, code = r.code or "failed",
+          error = r.error and tostring(r.error) }
       end
     end
     return out

@@ -318,6 +318,9 @@ function M.resume(o)
     if to_workers and not leases.requeue(o.db, row.id) then
       return nil, string.format("run %d is %s; not resumed", row.id, tostring(row.status)), "conflict"
     end
+    -- worked again: shown running (and killed, should the server die) until it ends, as a
+    -- command-line resume's (orket.engine.recorded.resume)
+    if not to_workers then store_runs.reopen(o.db, row.id) end
     return row.id
   end, to_workers)
   if not id then return nil, lk, cmsg end

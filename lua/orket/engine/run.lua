@@ -801,7 +801,8 @@ function Run:add_tokens(n, card_id)
 end
 
 --- run_budget_spent([kind]) -> why | nil: the run's own budget that ran out ("tokens":
---- tokens_per_run, "wall": wall_ms_per_run; nil: whichever has). A spent run budget ends
+--- tokens_per_run, "wall": wall_ms_per_run, "calls": the gate's limits.calls_run; nil:
+--- whichever has). A spent run budget ends
 --- the run as stop() does, with this reason (execute, conclude), and blocks no card.
 function Run:run_budget_spent(kind)
   local b = self.settings.budgets

@@ -104,6 +104,14 @@ function M.limits(spec)
       return nil, "bad limit '" .. item .. "': " .. k .. " takes " .. FLOORS[k]
         .. "; the failed sign-in limits cannot be turned off (docs/serve.md, Limits)"
     end
+    -- a rate limiter's rate of 0 or a burst below one token refills nothing: refused, not
+    -- met by the limiter's own check at start-up
+    if k:find("_rate$") and not (n > 0) then
+      return nil, "bad limit '" .. item .. "': " .. k .. " takes a number above 0 (tokens a second)"
+    end
+    if k:find("_burst$") and not (n >= 1) then
+      return nil, "bad limit '" .. item .. "': " .. k .. " takes a number from 1 (tokens)"
+    end
     if not whole_ok(k, n) then
       return nil, "bad limit '" .. item .. "': " .. k .. " takes a whole number from 0 to "
         .. (k == "max_connections" and 100000 or INT_MAX)

@@ -26,9 +26,10 @@ function M.read_key_file(path, what)
   local said = shown(path)
   if not st then return nil, string.format("%s %s: no such file", what, said), "ENOENT" end
   -- (a Kubernetes Secret mounted as a volume is a folder of files: name one of them)
-  if st.type ~= "file" then
-    return nil, string.format("%s %s: is a %s, not a key file (name the file that holds the key)", what, said,
-      st.type == "directory" and "folder" or st.type), "EINVAL"
+  -- (a pipe, as `--key-file <(pass show k)` gives, is read as a file is)
+  if st.type == "directory" then
+    return nil, string.format("%s %s: is a folder, not a key file (name the file that holds the key)", what, said),
+      "EINVAL"
   end
   if st.mode & 0x3f ~= 0 then
     return nil, string.format("%s %s: its mode lets other users read it; chmod 600 it", what, said), "EPERM"

@@ -274,6 +274,10 @@ describe("import", function()
     H.write(dir .. "/epics/r.json", '{"type":"rock","id":"R","epics":["E-1"]}')
     assert.same({ nil, 'epics/r.json:1: epics[0].epic: "E-1" is an issue (in epics/e.json), not an epic: a rock holds '
       .. "epics, which hold issues", "EINVAL" }, { import.import(db, dir) })
+    -- an epic, only in another department: unknown there, as before
+    H.write(dir .. "/epics/r.json", '{"type":"rock","id":"R","epics":[{"epic":"E","department":"web"}]}')
+    assert.same({ nil, 'epics/r.json:1: epics[0].epic: unknown epic "E" in department web', "EINVAL" },
+      { import.import(db, dir) })
     db:close()
   end)
 

@@ -134,6 +134,17 @@ describe("board", function()
     assert.is_nil(b:get("E-2"))
     -- the other way round is no cycle
     assert(b:create { parent = "Y", summary = "after E's first", id = "Y-2", depends_on = { "E-1" } })
+    -- a cycle through the epic's own depends_on, on the board before: no card made under it
+    -- closes it, and a new card whose own dependencies do not is made
+    assert(db:tx(function()
+      imports.insert_card(db, { id = "Z", type = "epic", priority = 2 })
+      imports.insert_card(db, { id = "Z-1", type = "issue", parent = "Z", priority = 2 })
+      imports.insert_card(db, { id = "W", type = "epic", priority = 2 })
+      imports.add_dependency(db, "W", "Z-1", 1)
+      imports.add_dependency(db, "Z-1", "W", 1)
+      return true
+    end))
+    assert(b:create { parent = "W", summary = "unrelated", id = "W-1", depends_on = { "E-1" } })
     -- a canceled dependency is never done
     assert(b:cancel("Y-2", { actor = { seat = "developer", roles = {}, by = "person" }, reason = "not needed" }))
     assert.same({ nil, "board: depends_on[1]: Y-2 is canceled, so the new card could never start (a dependency holds "

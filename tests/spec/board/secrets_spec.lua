@@ -68,6 +68,11 @@ describe("the secret store", function()
     uv.fs_mkdir(dir .. "/keydir", 448)
     assert.same({ nil, "--key-file " .. dir .. "/keydir: is a folder, not a key file (name the file that holds the key)",
       "EINVAL" }, { sealed.read_key_file(dir .. "/keydir") })
+    -- a pipe (--key-file <(pass show k)) is read as a file is
+    local fifo = dir .. "/keypipe"
+    assert(os.execute(string.format("mkfifo -m 600 %s && (printf '%%s' %s > %s &)", H.quote(fifo),
+      string.rep("ab", 32), H.quote(fifo))))
+    assert.equal(string.rep("\171", 32), sealed.read_key_file(fifo))
     local good = H.read(key)
     H.write(key, "short")
     uv.fs_chmod(key, 384)

@@ -487,6 +487,12 @@ describe("orket.serve limits and messages", function()
       assert.is_nil(l, spec)
       assert.matches("bad limit '" .. spec:gsub("%p", "%%%0") .. "': " .. spec:match("^[%w_]+") .. " takes a whole number", err)
     end
+    -- a limiter that refills nothing was refused by the limiter's own assert at start-up
+    for _, spec in ipairs { "addr_rate=0", "key_rate=0", "addr_burst=0", "key_burst=0.5" } do
+      local l, err = serve.limits(spec)
+      assert.is_nil(l, spec)
+      assert.matches("bad limit '" .. spec:gsub("%p", "%%%0") .. "': " .. spec:match("^[%w_]+") .. " takes a number ", err)
+    end
     -- spaces around a name or value are the item's, not other items
     l = assert(serve.limits(" max_body_bytes = 10 , addr_rate=2.5"))
     assert.same({ 10, "integer", 2.5 }, { l.max_body_bytes, math.type(l.max_body_bytes), l.addr_rate })
