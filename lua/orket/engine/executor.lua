@@ -319,8 +319,9 @@ function M.resume(o)
       return nil, string.format("run %d is %s; not resumed", row.id, tostring(row.status)), "conflict"
     end
     -- worked again: shown running (and killed, should the server die) until it ends, as a
-    -- command-line resume's (orket.engine.recorded.resume)
-    if not to_workers then store_runs.reopen(o.db, row.id) end
+    -- command-line resume's (orket.engine.recorded.resume); one begun for the workers keeps
+    -- its end until the server ends it, as running it would be left to the workers again
+    if not recorded.left_to_workers { status = "running", data = row.data } then store_runs.reopen(o.db, row.id) end
     return row.id
   end, to_workers)
   if not id then return nil, lk, cmsg end

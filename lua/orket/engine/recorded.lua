@@ -172,8 +172,9 @@ function M.resume(dir, db, board, id, o)
       return nil, lerr
     end
     -- worked again: shown running (and killed, should this process die) until it ends,
-    -- never as the end it had before
-    runs.reopen(db, id)
+    -- never as the end it had before; one begun for the workers keeps its end, as running
+    -- it would be left to the workers again (orket resume hands those to them: cmd.resume)
+    if not M.left_to_workers { status = "running", data = row.data } then runs.reopen(db, id) end
     return lid
   end)
   if rid then return rid end
