@@ -432,10 +432,12 @@ function M.redact_exact(text, s)
 end
 
 --- name_text(v) -> v as a name: a whole number decoded from JSON as a float is "5", not "5.0"
+--- | nil for what is no name (an object, a list, null: a table's address said nothing)
 function M.name_text(v)
   if math.type(v) == "float" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
     return string.format("%d", v)
   end
+  if type(v) ~= "string" and type(v) ~= "number" then return nil end
   return tostring(v)
 end
 

@@ -86,7 +86,7 @@ function M.health_models(body)
   if type(t) ~= "table" or type(t.models) ~= "table" then return nil end -- not a model list
   local out = {}
   for _, m in ipairs(t.models) do
-    if type(m) == "table" and m.name ~= nil then out[#out + 1] = common.name_text(m.name) end
+    out[#out + 1] = type(m) == "table" and common.name_text(m.name) or nil -- (an entry with no name left out)
   end
   return out
 end

@@ -122,7 +122,7 @@ function M.health_models(body)
   if type(t) ~= "table" or type(t.data) ~= "table" then return nil end -- not a model list
   local out = {}
   for _, m in ipairs(t.data) do
-    if type(m) == "table" and m.id ~= nil then out[#out + 1] = common.name_text(m.id) end
+    out[#out + 1] = type(m) == "table" and common.name_text(m.id) or nil -- (an entry with no name left out)
   end
   return out
 end

@@ -478,6 +478,9 @@ describe("health model lists", function()
     local openai, ollama = require "orket.llm.openai", require "orket.llm.ollama"
     assert.same({ "a", "5" }, openai.health_models('{"data":[{"id":"a"},{"id":5}]}'))
     assert.same({ "m:1" }, ollama.health_models('{"models":[{"name":"m:1"}]}'))
+    -- an entry whose name is no name (an object, a list, null) is left out, not listed as a table's address
+    assert.same({ "m" }, openai.health_models('{"data":[{"id":{"a":1}},{"id":[1]},{"id":null},{"id":"m"}]}'))
+    assert.same({ "m:1" }, ollama.health_models('{"models":[{"name":{"a":1}},{"name":"m:1"}]}'))
     assert.is_nil(openai.health_models("<html>hello</html>"))
     assert.is_nil(openai.health_models(""))
     assert.is_nil(ollama.health_models('{"data":[]}'))
