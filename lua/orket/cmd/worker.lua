@@ -156,6 +156,14 @@ local function store_lost(e, emit, st, why, set)
   st.wait = math.min(st.wait * 3 // 2, 1000)
 end
 
+-- The store answers again after a loss: said once, and when (store_lost's flaps)
+local function store_back(emit, st)
+  if not st.lost then return end
+  emit { type = "store_back" }
+  uv.update_time()
+  st.back_at = uv.now()
+end
+
 -- This worker's events: JSON Lines on stdout, each naming the worker. When the reader goes
 -- away (`orket worker | head`), the write fails (SIGPIPE is caught: stoppers) and the worker
 -- stops as on SIGINT, its leases given back (broken.on), as `orket run` does.
@@ -438,11 +446,7 @@ local function work(e, o, emit, state, set)
       set:wait_all()
       store_lost(e, emit, st, gone, set)
     else
-      if st.lost then
-        emit { type = "store_back" }
-        uv.update_time()
-        st.back_at = uv.now()
-      end
+      store_back(emit, st)
       st.lost = false
       queued = only_mine(queued, o.only)
       if #queued == 0 and set.count == 0 and (o.drain or o.only) then break end

@@ -356,9 +356,8 @@ function M.sweep_parts(path)
       or name:sub(1, #prefix) == prefix and name:sub(#prefix + 1):match("^(%d+)%-journal$")
     pid = pid and math.tointeger(tonumber(pid))
     if pid and kind == "file" and pid ~= uv.os_getpid() then
-      -- (a live one, or another user's, EPERM, is kept)
-      local alive, _, why = uv.kill(pid, 0)
-      if not alive and why == "ESRCH" and os.remove(dir .. "/" .. name) then n = n + 1 end
+      -- (a live process, another user's too, is in /proc)
+      if not uv.fs_stat("/proc/" .. pid) and os.remove(dir .. "/" .. name) then n = n + 1 end
     end
   end
   return n

@@ -135,8 +135,10 @@ describe("engine", function()
     for _, ev in ipairs(events) do if ev.type == "model_retry" and ev.card == "E-2" then retried = true end end
     assert.is_true(retried)
     assert.equal("E-1", report.stuck[1].card)
-    -- a card blocked by a model that is down has a next step
-    assert.equal("once the model answers again, orket retry E-1", report.stuck[1].next)
+    -- a card blocked by a model that refused the request has a next step: what to fix (waiting
+    -- for the model mends no request it refuses)
+    assert.equal("fix what the card's last comment names (the model's name, base_url, a request the server refuses), "
+      .. "then orket retry E-1", report.stuck[1].next)
   end)
 
   describe("asks the model again", function()
