@@ -72,6 +72,20 @@ static int gr_local_missing(const char *url) {
   return stat(url, &st) != 0 && errno == ENOENT;
 }
 
+/* url as a message may show it: without the user and password a URL may carry
+ * (https://user:token@host/...), cut to fit out */
+static void gr_url_shown(const char *url, char *out, size_t outlen) {
+  const char *scheme = strstr(url, "://");
+  const char *host = scheme ? scheme + 3 : url;
+  const char *at = NULL;
+  for (const char *p = host; scheme && *p && *p != '/' && *p != '?' && *p != '#'; p++)
+    if (*p == '@') at = p;
+  if (at)
+    snprintf(out, outlen, "%.*s%s", (int)(host - url), url, at + 1);
+  else
+    snprintf(out, outlen, "%s", url);
+}
+
 /* An in-memory remote at url for one push or fetch: nothing is written to the repository's
  * config, and no url.*.insteadOf rewriting (the URL is orket.lua's, as given; libgit2 1.5's
  * rewriting also leaks its pattern matches). 0, or -1 with e set. */
@@ -119,7 +133,11 @@ int gitrepo_push(gitrepo *r, const char *url, const char *branch, int force, con
      * part of the URL Orket passes) */
     const git_error *le = g->error_last();
     const char *code = rc == GIT_EAUTH ? "EAUTH" : rc == GIT_ENONFASTFORWARD ? "EREJECTED" : "EREMOTE";
-    return gr_fail(e, code, "pushing %s: %s", branch, le && le->message ? le->message : "unknown libgit2 error");
+    /* libgit2's own words name no remote ("unexpected http status code: 404"): which one is said */
+    char shown[512];
+    gr_url_shown(url, shown, sizeof shown);
+    return gr_fail(e, code, "pushing %s: %s (the remote %s: orket.lua's git.remote)", branch,
+                   le && le->message ? le->message : "unknown libgit2 error", shown);
   }
   if (st.rejected[0]) return gr_fail(e, "EREJECTED", "the remote refused %s", st.rejected);
   /* nothing negotiated: the remote's branch already was the local one, read above */
@@ -167,8 +185,10 @@ static int gr_fetch_ref(gitrepo *r, const char *url, const char *src, const char
   }
   if (rc < 0) {
     const git_error *le = g->error_last();
-    gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "fetching %s: %s", what,
-            le && le->message ? le->message : "unknown libgit2 error");
+    char shown[512];
+    gr_url_shown(url, shown, sizeof shown);
+    gr_fail(e, rc == GIT_EAUTH ? "EAUTH" : "EREMOTE", "fetching %s: %s (the remote %s: orket.lua's git.remote)", what,
+            le && le->message ? le->message : "unknown libgit2 error", shown);
     g->remote_free(remote);
     return -1;
   }

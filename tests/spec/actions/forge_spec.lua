@@ -92,6 +92,12 @@ describe("repo:push", function()
     assert.is_nil(ok)
     assert.equal("EREJECTED", code)
     assert.matches("^git: pushing orket/C1: ", err)
+    -- libgit2's own words name no remote: which one, and where it is set, is said
+    assert.matches("(the remote " .. dir .. "/remote.git: orket.lua's git.remote)", err, 1, true)
+    -- a URL's user and password are not in it
+    local _, uerr = repo:push("http://bob:hunter2@127.0.0.1:1/x.git", "orket/C1")
+    assert.matches("(the remote http://127.0.0.1:1/x.git: orket.lua's git.remote)", uerr, 1, true)
+    assert.is_nil(uerr:find("hunter2", 1, true))
     assert.is_string(repo:push(dir .. "/remote.git", "orket/C1", { force = true }))
     assert.equal(second, remote("orket/C1"))
     ok, err, code = repo:push(dir .. "/remote.git", "orket/NOPE")
