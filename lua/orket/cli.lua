@@ -402,6 +402,15 @@ local function watch_stdout()
   -- and its flush: a line-by-line writer (orket run's JSON Lines) meets the error there
   methods.write, methods.flush = watched(methods.write), watched(methods.flush)
   methods.orket_watched = true
+  -- print and io.write write past the handle's methods (print flushes and drops the result):
+  -- a script's output to a full disk was lost with exit 0. Both go through the handle now.
+  print = function(...)
+    local n, parts = select("#", ...), {}
+    for i = 1, n do parts[i] = tostring((select(i, ...))) end
+    io.stdout:write(table.concat(parts, "\t"), "\n")
+    io.stdout:flush()
+  end
+  io.write = function(...) return io.output():write(...) end
 end
 
 -- What was printed and could not be written (a full disk, /dev/full) is a failure, not
