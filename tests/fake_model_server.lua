@@ -22,6 +22,7 @@
 --   error_body                  not streamed (OpenAI): a 200 whose body is the server's error
 --                               object ({"error": {...}}), as some relays answer an overload
 --   huge=BYTES                  content of about BYTES bytes
+--   huge_piece=BYTES            content in one piece of BYTES bytes (one streamed event that long)
 --   tool=NAME                   answer with a call of tool NAME (arguments streamed in parts)
 --   arg_K=V                     with tool=: the call's arguments are {K = V, ...} instead of
 --                               the default {"path": "notes.txt", "text": "hi"}; "%n" in V is
@@ -136,6 +137,7 @@ function Conn:finish() self:write("0\r\n\r\n") end
 local function pieces(s)
   local n = s.chunks or 5
   local out = {}
+  if s.huge_piece then return { string.rep("x", s.huge_piece) } end
   if s.huge then
     local block = string.rep("x", 4096)
     for i = 1, math.ceil(s.huge / 4096) do out[i] = block end

@@ -257,6 +257,17 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.equal("bad_request", class)
       assert.matches("exceeds the 200000%-byte cap", msg)
     end)
+
+    -- one streamed event past the framer's 1 MiB: the cap named, and what takes such answers
+    it("names the streamed event's cap and the provider's setting that takes the answer whole", function()
+      local r, msg, class = client():chat { model = wire .. ":huge_piece=1100000", messages = USER, stream = true }
+      assert.is_nil(r)
+      assert.equal("bad_request", class)
+      assert.matches("a streamed event exceeds the size cap (1 MiB; models.providers." .. wire .. ".stream = false takes "
+        .. "its answers whole, up to max_response_bytes)", msg, 1, true)
+      r = assert(client():chat { model = wire .. ":huge_piece=1100000", messages = USER, stream = false })
+      assert.equal(1100000, #r.content)
+    end)
   end)
 end
 

@@ -228,7 +228,15 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
       -- event after it); on a failure this notes whether pieces had arrived (then it is
       -- not retried)
       st = st or stream_state(hr, wire, started, emit_deltas, emit)
-      if ev == nil then return nil, transport_error(msg, ecode, ephase) end
+      if ev == nil then
+        -- one event past the framer's cap (1 MiB): a whole answer of the same size, not
+        -- streamed, is taken up to max_response_bytes
+        if ecode == "too_large" and tostring(msg):find("streamed event", 1, true) then
+          msg = string.format("%s (1 MiB; models.providers.%s.stream = false takes its answers whole, up to "
+            .. "max_response_bytes)", msg, p.name)
+        end
+        return nil, transport_error(msg, ecode, ephase)
+      end
       for _, data in ipairs(ev) do
         local e = wire.on_event(st, data, emit)
         if e then return nil, e end
