@@ -19,6 +19,7 @@
 --   repeated_key                not streamed (OpenAI): the whole answer, JSON whose "id" is
 --                               there twice, which a strict reader refuses
 --   error_event                 an error event after two pieces, inside the 200 stream
+--   whole                       (OpenAI) the whole answer, not streamed, even when a stream is asked
 --   error_body                  not streamed (OpenAI): a 200 whose body is the server's error
 --                               object ({"error": {...}}), as some relays answer an overload
 --   huge=BYTES                  content of about BYTES bytes
@@ -228,7 +229,7 @@ local function count_as(usage, field, v)
 end
 
 local function openai_chat(c, req, s)
-  local stream = req.stream == true
+  local stream = req.stream == true and not s.whole
   local model = s.field_echo or req.model
   local id = s.field_echo or ("chatcmpl-fake" .. #log)
   local prompt = s.prompt or 11

@@ -258,6 +258,15 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.matches("exceeds the 200000%-byte cap", msg)
     end)
 
+    -- a server that answers whole though a stream was asked: said with the setting that
+    -- fits it, and not asked again (it answers whole again)
+    if wire == "oa" then it("says a whole answer to a streamed request is one, naming stream = false, asked once", function()
+      local r, msg = client():chat { model = wire .. ":whole", messages = USER, stream = true }
+      assert.is_nil(r)
+      assert.matches("a whole answer, not a stream of events: set models.providers.oa.stream = false", msg, 1, true)
+      assert.equal(1, attempts("whole"))
+    end) end
+
     -- one streamed event past the framer's 1 MiB: the cap named, and what takes such answers
     it("names the streamed event's cap and the provider's setting that takes the answer whole", function()
       local r, msg, class = client():chat { model = wire .. ":huge_piece=1100000", messages = USER, stream = true }

@@ -268,6 +268,13 @@ local function attempt(p, wire, model, req, stream, deadline, emit, emit_deltas)
     if stream and ctype and not ctype:find("event%-stream") and not ctype:find("json") and calls and calls.message then
       calls.message = string.format("%s (the server answered 200 with Content-Type %s, not a stream of events: is base_url a model server's API?)",
         calls.message, ctype)
+    elseif stream and ctype and ctype:find("json") and not ctype:find("ndjson") and p.conf.kind == "openai"
+      and calls and calls.message then
+      -- a server (or a proxy before it) that answers whole whatever `stream` says: asked
+      -- again, it answers whole again
+      calls.message = string.format("%s (the server answered 200 with Content-Type %s, a whole answer, not a stream "
+        .. "of events: set models.providers.%s.stream = false)", calls.message, ctype, p.name)
+      calls.retryable = false
     end
     return nil, calls
   end
