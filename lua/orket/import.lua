@@ -1023,6 +1023,19 @@ local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_
 -- depending on work not done. -> message, anchor | nil. (An epic's new dependency holds
 -- back its issues not yet started, which is how the rest of an epic is held: allowed.)
 -- row: the board's cards by id; had: "card\0dependency" of the board's dependencies.
+--- finished_parent(c, row) -> message | nil: a file's card c put under a parent the board has
+--- finished (row: the board's cards by id). A parent follows its children: a finished one
+--- cannot take new work, which would run under a parent that says it is over.
+function M.finished_parent(c, row)
+  local cur, parent = row[c.id], c.parent and row[c.parent]
+  if parent and board_mod.FINAL[parent.status] and not (cur and (cur.parent == c.parent
+      or board_mod.FINAL[cur.status])) then
+    return string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s", c.shown,
+      c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id, parent.type)
+  end
+  return nil
+end
+
 local function late_dependency(set, row, had)
   -- A new dependency on a card canceled or archived: it blocks until it is done, which it
   -- never will be (Guards 3), so the card (an epic: its issues) could never start, and a
@@ -1067,6 +1080,8 @@ local function late_dependency(set, row, had)
   return nil
 end
 
+--- late_dependency(set, row, had) -> message, anchor | nil: as above, for validate too
+M.late_dependency = late_dependency
 -- Whether two JSON texts (or nils) hold the same value: a store gives JSON back in its own
 -- form (PostgreSQL's jsonb orders keys its way), and cjson's object order varies by run.
 local function same_json(a, b)
@@ -1125,15 +1140,8 @@ function M.import(db, dir, set)
           c.path ~= "" and c.path or "id", c.id, existing[c.id] == "epic" and "n" or "",
           existing[c.id], c.type == "rock" and "" or "n", c.type), c.anchor), "EINVAL"
       end
-      -- A parent follows its children: a finished one cannot take new work, which would
-      -- run under a parent that says it is over.
-      local cur, parent = row[c.id], c.parent and row[c.parent]
-      if parent and board_mod.FINAL[parent.status] and not (cur and (cur.parent == c.parent
-          or board_mod.FINAL[cur.status])) then
-        return nil, at(string.format("%s: %s: %s %q is %s, so it cannot take the %s %q; put it in a new %s",
-          c.shown, c.path ~= "" and c.path or "id", parent.type, c.parent, parent.status, c.type, c.id,
-          parent.type), c.anchor), "EINVAL"
-      end
+      local finished = M.finished_parent(c, row)
+      if finished then return nil, at(finished, c.anchor), "EINVAL" end
       local ids, listed = {}, {}
       for _, d in ipairs(c.deps) do
         if not set.by_id[d.id] and not existing[d.id] then

@@ -295,8 +295,17 @@ local function check_epics(dir, out, warnings, summary, team)
     waits[#waits + 1] = { id = c.id, type = c.type, parent = c.parent, deps = deps, status = row[c.id] and row[c.id].status }
   end
   if bdb then
-    import.board_waits(bdb, row, set.by_id, waits)
+    local had = import.board_waits(bdb, row, set.by_id, waits)
     bdb:close()
+    -- what import refuses for the board's state, refused here too: "ok" was said of files the
+    -- import then refused (a new dependency on a canceled card or on an issue under way, a
+    -- new issue in a finished epic)
+    local late, lanchor = import.late_dependency(set, row, had)
+    if late then add(out, dir, late, late:match("^[^:]*"), lanchor) end
+    for _, c in ipairs(set.cards) do
+      local finished = import.finished_parent(c, row)
+      if finished then add(out, dir, finished, c.file, c.anchor) end
+    end
   end
   -- what the scheduler waits for (board.waits_for), said at the depends_on that closes it;
   -- a cycle of the board's cards alone is import's warning too

@@ -101,6 +101,31 @@ describe("orket validate", function()
     assert.matches('epics/x.json:1: issues[0].depends_on[0]: unknown card "NOPE-2"', v.stdout, 1, true)
   end)
 
+  -- validate said "ok" of files import then refused for the board's state
+  it("refuses what import refuses for the board's state: a canceled dependency, a finished epic's new issue", function()
+    local p = project()
+    H.write(p .. "/epics/x.json", '{ "id": "X", "name": "X", "issues": [ { "id": "X-1", "summary": "x", '
+      .. '"seat": "senior_developer" }, { "id": "X-2", "summary": "y", "seat": "senior_developer" } ] }')
+    H.ok(H.orket("import", { cwd = p }), "import")
+    H.ok(H.orket('cancel X-2 "not needed"', { cwd = p }), "cancel")
+    H.write(p .. "/epics/n.json", '{ "id": "N", "name": "N", "issues": [ { "id": "N-1", "summary": "n", '
+      .. '"seat": "senior_developer", "depends_on": ["X-2"] } ] }')
+    local v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches("epics/n.json:1: issues[0].depends_on[0]: X-2 is canceled, so N-1 could never start", v.stdout, 1, true)
+    assert.equal(1, H.orket("import", { cwd = p }).status)
+    os.remove(p .. "/epics/n.json")
+    -- the whole epic canceled: a new issue in it is refused by both
+    H.ok(H.orket('cancel X "not needed"', { cwd = p }), "cancel X")
+    H.write(p .. "/epics/x.json", '{ "id": "X", "name": "X", "issues": [ { "id": "X-1", "summary": "x", '
+      .. '"seat": "senior_developer" }, { "id": "X-2", "summary": "y", "seat": "senior_developer" }, '
+      .. '{ "id": "X-3", "summary": "z", "seat": "senior_developer" } ] }')
+    v = H.orket("validate", { cwd = p })
+    assert.equal(1, v.status, v.stdout)
+    assert.matches('epic "X" is canceled, so it cannot take the issue "X-3"', v.stdout, 1, true)
+    assert.equal(1, H.orket("import", { cwd = p }).status)
+  end)
+
   -- validate's own epic messages (an unknown card, a seat) named the file raw: a newline in
   -- its name split the message, and the first line alone was kept ("epics/a")
   it("names an epic file whose name holds a newline escaped, on the message's one line", function()
