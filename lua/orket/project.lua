@@ -73,9 +73,21 @@ function M.open_store(dir, create, reading, getenv)
   end
   -- the store holds the accounts' password hashes: a new .orket/ is private, and the
   -- store (SQLite gives its -wal/-shm the store's mode) is 0600, an older 0644 one too
+  local dbst = uv.fs_stat(path)
+  if dbst and dbst.type == "directory" then
+    return nil, string.format("store: %s is a folder, not the store; move it away (or 'orket restore' a backup)",
+      path), "EISDIR"
+  end
   if create and not st then uv.fs_mkdir(home, 448) end
   private_home(home, st)
   local db, err, code = store.open(path, { create = create })
+  -- SQLite opens a file it may not write read-only, without a word, and a writer met
+  -- "attempt to write a readonly database" at its first write: said now, as a read-only
+  -- file system is (below)
+  if db and not reading and dbst and not (uv.fs_access(home, "W") and uv.fs_access(path, "W")) then
+    db:close()
+    db, err, code = nil, "unable to open database file", "EREADONLY"
+  end
   if db then
     for _, p in ipairs { path, path .. "-wal", path .. "-shm" } do
       local fst = uv.fs_stat(p)

@@ -645,3 +645,31 @@ describe("a wrong setting in orket.lua", function()
     assert.matches("orket: epics/start.json:" .. line .. ": issues[0].priority: unknown priority", r.stderr, 1, true)
   end)
 end)
+
+describe("a store file the command cannot use", function()
+  after_each(H.cleanup)
+
+  -- SQLite's own words were all a person got: "unable to open database file" for a folder
+  -- where the store should be, "attempt to write a readonly database" at a writer's first
+  -- write to a file it may not write (SQLite opens it read-only without a word)
+  it("is said as a folder, or as a file this command may not write, readers reading it", function()
+    local backends = require "tests.backends"
+    if backends.name() ~= "sqlite" then return pending("a SQLite store's file: PostgreSQL keeps none in the project") end
+    local dir = H.tmpdir() .. "/p"
+    assert.equal(0, H.orket("init " .. H.quote(dir)).status)
+    local db = dir .. "/.orket/orket.db"
+    assert(os.execute(string.format("mv %s %s.kept && mkdir %s", H.quote(db), H.quote(db), H.quote(db))))
+    local r = H.orket("board", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("store: .orket/orket.db is a folder, not the store; move it away", r.stderr, 1, true)
+    assert(os.execute(string.format("rmdir %s && mv %s.kept %s", H.quote(db), H.quote(db), H.quote(db))))
+    -- (root may write any file: the check is a normal user's; CI runs the tests as one too)
+    if H.sh("test $(id -u) -eq 0") == 0 then return pending("run as root, who may write a file of mode 0444") end
+    assert(os.execute("chmod 444 " .. H.quote(db)))
+    finally(function() os.execute("chmod 600 " .. H.quote(db)) end)
+    r = H.orket("import", { cwd = dir })
+    assert.equal(1, r.status)
+    assert.matches("store: .orket/orket.db cannot be written", r.stderr, 1, true)
+    assert.equal(0, H.orket("board", { cwd = dir }).status)
+  end)
+end)
