@@ -107,6 +107,20 @@ describe("orket serve admin routes", function()
       assert.is_nil(t:find(secret, 1, true), f)
     end
   end)
+  -- a second folder of one store made by init has no pepper: every key was "mistyped, cut
+  -- short or revoked", where the pepper was what the folder lacked
+  it("says, in a folder with no pepper, that it cannot check keys and which file it lacks", function()
+    local dir = H.example("notes")
+    local key = H.api_key(dir, "ops", "operator")
+    assert(os.rename(dir .. "/.orket/keys.pepper", dir .. "/.orket/keys.pepper.kept"))
+    local s = H.serve(dir)
+    local st, doc = H.api(s, "GET", "/v1/board", key)
+    assert.equal(401, st)
+    assert.matches("this server cannot check API keys: its folder has no ", doc.error.message, 1, true)
+    assert.matches("copy .orket/keys.pepper (mode 0600) from the folder where the keys were made", doc.error.remedy, 1, true)
+    assert.equal(0, s.stop())
+  end)
+
   it("sees another process's revocation at the very next request of a key it answered from its kept reads", function()
     local dir = H.example("webapp")
     local admin = H.api_key(dir, "boss", "admin")

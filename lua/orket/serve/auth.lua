@@ -202,6 +202,14 @@ function Auth:_person(req, own, dv)
   if not self.pepper then self.pepper = keys.pepper(self.dir, false) end
   local who, why, serr = nil, "no pepper", nil
   if self.pepper then who, why, serr = keys.verify(self.db, self.pepper, token) end
+  -- a folder of the store with no pepper of its own (made by init against a shared store)
+  -- can check no key: said so, not as a key mistyped or revoked
+  if not self.pepper and keys.parse(token) then
+    return nil, 401, "unauthorized", string.format("this server cannot check API keys: its folder has no %s (keys "
+      .. "are checked with the pepper of the folder they were made in)", keys.pepper_path(self.dir)), why,
+      "copy .orket/keys.pepper (mode 0600) from the folder where the keys were made: every folder of one store "
+      .. "shares it (docs/teams.md#keys)"
+  end
   if why == "store" then return session.unavailable(serr) end
   if not who then
     -- the local token of a start before any key or person: not a key, and over now
