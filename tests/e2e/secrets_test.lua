@@ -162,7 +162,8 @@ describe("orket secrets", function()
     local s = H.serve(dir)
     local body = cjson.encode { action = "closed", repository = { full_name = "acme/notes" }, sender = { login = "bob" },
       pull_request = { number = 7, merged = false, updated_at = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-        user = { login = "orket-bot" }, head = { ref = "orket/API-2", sha = ("ab"):rep(20) } } }
+        user = { login = "orket-bot" }, base = { ref = "main" },
+        head = { ref = "orket/API-2", sha = ("ab"):rep(20), repo = { full_name = "acme/notes" } } } }
     local function deliver(key, id)
       local st, text = H.fetch { url = s.url .. "/v1/webhooks/github", method = "POST", body = body,
         headers = { "X-GitHub-Event: pull_request", "X-GitHub-Delivery: " .. id,

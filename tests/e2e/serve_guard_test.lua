@@ -210,7 +210,7 @@ describe("orket serve's guards", function()
     local function closed(updated)
       return cjson.encode { action = "closed", repository = { full_name = "acme/notes" }, sender = { login = "bob" },
         pull_request = { number = 7, merged = false, updated_at = updated, user = { login = "orket-bot" },
-          head = { ref = "orket/API-2", sha = ("ab"):rep(20) } } }
+          base = { ref = "main" }, head = { ref = "orket/API-2", sha = ("ab"):rep(20), repo = { full_name = "acme/notes" } } } }
     end
     local function deliver(body, id)
       local st, text = H.fetch { url = s.url .. "/v1/webhooks/github", method = "POST", body = body,
