@@ -848,7 +848,7 @@ function Board:create(spec)
       end
       -- a dependency holds back a start until it is done, which a canceled card never is
       -- (as import refuses it: the run would stall on the new card)
-      if dc.status == "canceled" or dc.status == "archived" then
+      if GONE[dc.status] then
         return nil, string.format("board: depends_on[%d]: %s is %s, so the new card could never start (a dependency "
           .. "holds back a start until it is done): drop the dependency, or depend on the card that does its work "
           .. "now", i, d, dc.status), "EINVAL"

@@ -1013,16 +1013,6 @@ function M.old_cycle_warning(cycle)
     .. "closes it, and import", board_mod.cycle_text(cycle))
 end
 
--- The statuses from which an issue can be done without starting again: dependencies hold
--- back only a start (docs/board.md, Guards 3), so one added now would not hold it back.
-local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_testing = true, code_review = true,
-  done = true }
-
--- A dependency this import adds, not done, to an issue on the board that is under way or
--- done: the issue would be finished without it, and the board would show done work
--- depending on work not done. -> message, anchor | nil. (An epic's new dependency holds
--- back its issues not yet started, which is how the rest of an epic is held: allowed.)
--- row: the board's cards by id; had: "card\0dependency" of the board's dependencies.
 --- finished_parent(c, row) -> message | nil: a file's card c put under a parent the board has
 --- finished (row: the board's cards by id). A parent follows its children: a finished one
 --- cannot take new work, which would run under a parent that says it is over.
@@ -1036,6 +1026,16 @@ function M.finished_parent(c, row)
   return nil
 end
 
+-- The statuses from which an issue can be done without starting again: dependencies hold
+-- back only a start (docs/board.md, Guards 3), so one added now would not hold it back.
+local UNDER_WAY = { in_progress = true, waiting_for_developer = true, ready_for_testing = true, code_review = true,
+  done = true }
+
+-- A dependency this import adds, not done, to an issue on the board that is under way or
+-- done: the issue would be finished without it, and the board would show done work
+-- depending on work not done. -> message, anchor | nil. (An epic's new dependency holds
+-- back its issues not yet started, which is how the rest of an epic is held: allowed.)
+-- row: the board's cards by id; had: "card\0dependency" of the board's dependencies.
 local function late_dependency(set, row, had)
   -- A new dependency on a card canceled or archived: it blocks until it is done, which it
   -- never will be (Guards 3), so the card (an epic: its issues) could never start, and a

@@ -80,13 +80,19 @@ function M.open_store(dir, create, reading, getenv)
   end
   if create and not st then uv.fs_mkdir(home, 448) end
   private_home(home, st)
+  local function writable() return uv.fs_access(home, "W") and uv.fs_access(path, "W") end
+  local function unwritable()
+    return nil, string.format("store: %s cannot be written (a read-only file system, or no write permission "
+      .. "on it or on %s); this command changes the board: run it where the project is writable "
+      .. "(orket board, card, runs and log only read)", path, home), "EREADONLY"
+  end
   local db, err, code = store.open(path, { create = create })
   -- SQLite opens a file it may not write read-only, without a word, and a writer met
   -- "attempt to write a readonly database" at its first write: said now, as a read-only
   -- file system is (below)
-  if db and not reading and dbst and not (uv.fs_access(home, "W") and uv.fs_access(path, "W")) then
+  if db and not reading and dbst and not writable() then
     db:close()
-    db, err, code = nil, "unable to open database file", "EREADONLY"
+    return unwritable()
   end
   if db then
     for _, p in ipairs { path, path .. "-wal", path .. "-shm" } do
@@ -101,11 +107,7 @@ function M.open_store(dir, create, reading, getenv)
       if rcode == "EVERSION" then err, code = rerr, rcode end
     elseif st then
       -- SQLite only says "unable to open database file": say that it is about writing
-      if not (uv.fs_access(home, "W") and uv.fs_access(path, "W")) then
-        return nil, string.format("store: %s cannot be written (a read-only file system, or no write permission "
-          .. "on it or on %s); this command changes the board: run it where the project is writable "
-          .. "(orket board, card, runs and log only read)", path, home), "EREADONLY"
-      end
+      if not writable() then return unwritable() end
     end
   end
   if not db and code == "ENOENT" then

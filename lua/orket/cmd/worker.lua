@@ -146,8 +146,7 @@ local function store_lost(e, emit, st, why, set)
   if not st.lost then
     -- what failed, not where in Orket (the position of the module that raised it)
     emit { type = "store_lost", error = plain(tostring(why)) }
-    uv.update_time()
-    if not (st.back_at and uv.now() - st.back_at < FLAP_MS and st.wait) then st.wait = 20 end
+    if not (st.back_at and rt.now() - st.back_at < FLAP_MS and st.wait) then st.wait = 20 end
   end
   st.lost = true
   e.db:clear_journal_error()
@@ -160,8 +159,7 @@ end
 local function store_back(emit, st)
   if not st.lost then return end
   emit { type = "store_back" }
-  uv.update_time()
-  st.back_at = uv.now()
+  st.back_at = rt.now()
 end
 
 -- This worker's events: JSON Lines on stdout, each naming the worker. When the reader goes

@@ -318,10 +318,7 @@ function M.resume(o)
     if to_workers and not leases.requeue(o.db, row.id) then
       return nil, string.format("run %d is %s; not resumed", row.id, tostring(row.status)), "conflict"
     end
-    -- worked again: shown running (and killed, should the server die) until it ends, as a
-    -- command-line resume's (orket.engine.recorded.resume); one begun for the workers keeps
-    -- its end until the server ends it, as running it would be left to the workers again
-    if not recorded.left_to_workers { status = "running", data = row.data } then store_runs.reopen(o.db, row.id) end
+    recorded.reopen(o.db, row) -- (as a command-line resume's)
     return row.id
   end, to_workers)
   if not id then return nil, lk, cmsg end

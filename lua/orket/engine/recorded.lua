@@ -171,14 +171,19 @@ function M.resume(dir, db, board, id, o)
       kind = "conflict"
       return nil, lerr
     end
-    -- worked again: shown running (and killed, should this process die) until it ends,
-    -- never as the end it had before; one begun for the workers keeps its end, as running
-    -- it would be left to the workers again (orket resume hands those to them: cmd.resume)
-    if not M.left_to_workers { status = "running", data = row.data } then runs.reopen(db, id) end
+    M.reopen(db, row)
     return lid
   end)
   if rid then return rid end
   return nil, msg, code, kind
+end
+
+--- reopen(db, row): a resumed run, worked again, shown running (and killed, should its process
+--- die) until it ends, never as the end it had before (orket.store.runs.reopen). One begun for
+--- the workers keeps its end: running, it would be left to the workers again (orket resume
+--- hands those to them: cmd.resume). Inside the resume's write transaction.
+function M.reopen(db, row)
+  if not M.left_to_workers { status = "running", data = row.data } then runs.reopen(db, row.id) end
 end
 
 --- left_to_workers(row) -> whether a runs row is a run left to the workers and not finished

@@ -197,11 +197,9 @@ local function called_no_tool(board, id)
   return last ~= nil and last.author == "orket" and last.body:find(M.NO_TOOL, 1, true) ~= nil
 end
 
--- What a card that does not move waits for, in words, and the command that gets it
--- moving: a blocked card is retried (after its cause is fixed), a waiting one answered,
--- a card handed in for testing retried (on to review).
--- Whether a card's system block was its turn's own failure (a role's, a tool's, a
--- script's: the engine's comment "The turn failed: ..."), not the model's
+-- The card's last comment of orket's ("" when none): what says why a system block came,
+-- the turn's own failure ("The turn failed: ...": a role's, a tool's, a script's) or the
+-- model's ("The model failed (CLASS): ...")
 local function last_orket_comment(board, id)
   local all = comments.of_card(board.db, id)
   for i = #all, 1, -1 do
@@ -209,13 +207,13 @@ local function last_orket_comment(board, id)
   end
   return ""
 end
-local function turn_failed(board, id) return last_orket_comment(board, id):find("^The turn failed") ~= nil end
 
 -- What gets a card blocked by the model's failure moving, by the failure's class (the
--- engine's comment "The model failed (CLASS): ..."): waiting mends a server that is down or
--- busy, not a key it refuses nor a request it cannot take.
-local function after_model_failure(board, id)
-  local class = last_orket_comment(board, id):match("^The model failed %((%a[%w_]*)%)")
+-- engine's comment "The model failed (CLASS): ...", last: the card's last comment of
+-- orket's): waiting mends a server that is down or busy, not a key it refuses nor a request
+-- it cannot take.
+local function after_model_failure(last, id)
+  local class = last:match("^The model failed %((%a[%w_]*)%)")
   if class == "auth" then
     return string.format("check the key of the model's provider (its api_key_env or api_key in orket.lua; the "
       .. "card's last comment names the server), then orket retry %s", id)
@@ -226,6 +224,9 @@ local function after_model_failure(board, id)
   return string.format("once the model answers again, orket retry %s", id)
 end
 
+-- What a card that does not move waits for, in words, and the command that gets it
+-- moving: a blocked card is retried (after its cause is fixed), a waiting one answered,
+-- a card handed in for testing retried (on to review).
 local function unstick(board, c)
   local id = c.id
   if c.status == "waiting_for_developer" then
@@ -242,11 +243,12 @@ local function unstick(board, c)
     return "waiting for the developer", string.format("orket answer %s \"your answer\"",
       c.wait_reason == "input" and review.reviewed_card(board.db, id) or id)
   elseif c.status == "blocked" then
-    if c.wait_reason == "system" and turn_failed(board, id) then
+    local last = c.wait_reason == "system" and last_orket_comment(board, id)
+    if last and last:find("^The turn failed") then
       return "blocked: the turn failed", string.format("fix what the card's last comment names (a role, a tool or "
         .. "a script), then orket retry %s", id)
-    elseif c.wait_reason == "system" then
-      return "blocked: the model or a role failed", after_model_failure(board, id)
+    elseif last then
+      return "blocked: the model or a role failed", after_model_failure(last, id)
     elseif c.wait_reason == "resource" and called_no_tool(board, id) then
       return "blocked: the model called no tool",
         string.format("orket retry %s once the model calls tools (see the card's last comment)", id)

@@ -104,14 +104,11 @@ function M.limits(spec)
       return nil, "bad limit '" .. item .. "': " .. k .. " takes " .. FLOORS[k]
         .. "; the failed sign-in limits cannot be turned off (docs/serve.md, Limits)"
     end
-    -- a rate limiter's rate of 0 or a burst below one token refills nothing: refused, not
+    -- every other limiter's rate of 0 or burst below one token refills nothing: refused, not
     -- met by the limiter's own check at start-up
-    if k:find("_rate$") and not (n > 0) then
-      return nil, "bad limit '" .. item .. "': " .. k .. " takes a number above 0 (tokens a second)"
-    end
-    if k:find("_burst$") and not (n >= 1) then
-      return nil, "bad limit '" .. item .. "': " .. k .. " takes a number from 1 (tokens)"
-    end
+    local limiter = k:find("_rate$") and "a number above 0 (tokens a second)"
+      or k:find("_burst$") and "a number from 1 (tokens)"
+    if limiter and not floor_ok(k, n) then return nil, "bad limit '" .. item .. "': " .. k .. " takes " .. limiter end
     if not whole_ok(k, n) then
       return nil, "bad limit '" .. item .. "': " .. k .. " takes a whole number from 0 to "
         .. (k == "max_connections" and 100000 or INT_MAX)

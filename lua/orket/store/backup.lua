@@ -339,22 +339,27 @@ end
 -- path.part-PID beside path: renamed onto it once whole and checked
 local function part_of(path) return string.format("%s.part-%d", path, uv.os_getpid()) end
 
+-- path's folder ("." for a bare name, "/" at the root) and last name
+local function split(path)
+  local dir, base = path:match("^(.*)/([^/]*)$")
+  if not dir then return ".", path end
+  return dir == "" and "/" or dir, base
+end
+
 --- sweep_parts(path) -> n: the copies (path.part-PID and its -journal) that backups to path
 --- killed before their end left beside it, each a whole store (sealed or not), password
 --- hashes and all, removed when no process of that PID lives (a live one's, another backup
 --- going, is left alone)
 function M.sweep_parts(path)
-  local dir, base = path:match("^(.*)/([^/]*)$")
-  if not dir then dir, base = ".", path elseif dir == "" then dir = "/" end
+  local dir, base = split(path)
   local scan = uv.fs_scandir(dir)
   if not scan then return 0 end
   local n, prefix = 0, base .. ".part-"
   while true do
     local name, kind = uv.fs_scandir_next(scan)
     if not name then break end
-    local pid = name:sub(1, #prefix) == prefix and name:sub(#prefix + 1):match("^(%d+)$")
-      or name:sub(1, #prefix) == prefix and name:sub(#prefix + 1):match("^(%d+)%-journal$")
-    pid = pid and math.tointeger(tonumber(pid))
+    local rest = name:sub(1, #prefix) == prefix and name:sub(#prefix + 1)
+    local pid = rest and math.tointeger(tonumber(rest:match("^(%d+)$") or rest:match("^(%d+)%-journal$")))
     if pid and kind == "file" and pid ~= uv.os_getpid() then
       -- (a live process, another user's too, is in /proc)
       if not uv.fs_stat("/proc/" .. pid) and os.remove(dir .. "/" .. name) then n = n + 1 end
@@ -366,8 +371,7 @@ end
 -- path with its directory's symbolic links and dots resolved, its last name kept (target
 -- refuses a link there) | nil when its directory does not exist
 local function resolved(path)
-  local dir, base = path:match("^(.*)/([^/]*)$")
-  if not dir then dir, base = ".", path elseif dir == "" then dir = "/" end
+  local dir, base = split(path)
   local real = uv.fs_realpath(dir)
   return real and (real:gsub("/$", "") .. "/" .. base)
 end
