@@ -138,6 +138,28 @@ describe("workspace/ as a view of main", function()
     assert.matches('"status":"done","tokens"', r.stdout)
   end)
 
+  -- a card in review whose branch went with workspace/'s repository is not merged as
+  -- "uptodate" and finished without its work: it goes back to its coder, who does it again
+  it("sends a card in review back to work when workspace/'s repository went with its branch", function()
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    local dir = backends.project(root .. "/p")
+    if backends.name() == "pg" then assert.equal(0, H.orket("import", { cwd = dir }).status) end
+    -- killed as the reviewer's first turn asks its model: the card is in code_review
+    local r1 = H.orket("run START-1", { cwd = dir, env = { ORKET_FAULT = "before_model:3" } })
+    assert.are_not.equal(0, r1.status)
+    assert.matches("START%-1%s+code_review", H.orket("board", { cwd = dir }).stdout)
+    assert(os.execute("rm -rf " .. H.quote(dir .. "/workspace")))
+    local r = H.orket("resume", { cwd = dir })
+    assert.equal(0, r.status, r.stderr)
+    assert.matches("START%-1%s+done", H.orket("board", { cwd = dir }).stdout)
+    -- the greeting the coder wrote again is main's
+    assert.equal("Hello, and welcome to the project.\n", H.read(dir .. "/workspace/hello.txt"))
+    local log = H.orket("log 1", { cwd = dir })
+    assert.matches("no longer holds the card's work", log.stdout, 1, true)
+    assert.matches("code_review %-> in_progress by integrity_guard", log.stdout)
+  end)
+
   -- the refresh's temporary files take no name a tree can hold: a card's file named as the
   -- old fixed one stays in workspace/, and a directory of that name stops no later write
   it("follows main's files named .orket-view.tmp, and writes beside a directory of that name", function()

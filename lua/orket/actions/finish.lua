@@ -4,6 +4,8 @@
 -- back to in_progress and journals `merge_conflict`. The answer is data ({code = ...}), which
 -- the engine's tools and the webhooks render in their own words. Uses a repository of
 -- orket.c.gitrepo and a board (orket.board). Contract: docs/git.md.
+local sj = require "orket.store.journal_reads"
+
 local M = {}
 
 -- Who the engine's merge commits are by.
@@ -42,6 +44,38 @@ function M.view_data(data, m)
   return data
 end
 
+--- work_lost(db, repo, id) -> the card's newest recorded commit ({id=, turn=}) when neither
+--- its branch nor main holds it | nil | nil, msg, CODE. A branch lost with workspace/'s
+--- repository (removed and made again at the next run, at main's tip) or moved back by a
+--- person would merge as "uptodate" and finish the card without its work.
+function M.work_lost(db, repo, id)
+  local c = sj.last_commit(db, id)
+  if not c or type(c.id) ~= "string" then return nil end
+  for _, ref in ipairs { "refs/heads/orket/" .. id, "refs/heads/main" } do
+    local has, err, code = repo:contains(ref, c.id)
+    if has then return nil end
+    -- a missing branch holds nothing; an id that is no commit id cannot be looked for
+    if has == nil and code == "EINVAL" then return nil end
+    if has == nil and code ~= "ENOENT" then return nil, err, code end
+  end
+  return c
+end
+
+-- The card's work is gone: in the caller's transaction the engine says so on the card, moves
+-- it back to in_progress (its next turn starts from main, the branch made again there when
+-- missing) and journals work_lost. -> why | nil, msg, CODE
+local function send_back_lost(o, lost)
+  local why = string.format("orket/%s no longer holds the card's work: neither it nor main has its last commit "
+    .. "(%s, turn %s), as when workspace/'s repository was removed and made again or the branch was moved back. "
+    .. "The engine sent the card back to in_progress to do the work again.", o.card, lost.id:sub(1, 12),
+    tostring(math.tointeger(lost.turn) or lost.turn or "?"))
+  local ok, err, code = o.board:transition(o.card, "in_progress", { actor = o.conflict_actor, note = "work lost: " .. lost.id })
+  if not ok then return nil, why .. " It could not be moved: " .. tostring(err), code end
+  assert(o.board:comment(o.card, { author = "orket", body = why }))
+  o.db:event { kind = "work_lost", card = o.card, run = o.run_id, data = { id = lost.id, turn = lost.turn } }
+  return why
+end
+
 -- The remote's main, fetched before the transaction (orket.actions.mainline), merged into
 -- main first so the card merges onto what the remote holds. A conflict there is main's, not
 -- the card's: it is journaled (push_failed) and the card merges onto local main; the push
@@ -62,10 +96,13 @@ end
 --- finish{db=, board=, card=, opts=, repo=, remote=, run_id=, event_actor=, conflict_actor=, hit=}
 --- -> {code = "done", card = moved, merge = {id=, kind=, stale=, diverged=, diverged_paths=} | nil}
 ---  | {code = "merge_conflict", paths = {...}, why = text}
+---  | {code = "work_lost", commit = id, why = text} (the card is back in in_progress)
 ---  | nil, msg, CODE (the move refused, a git failure: EAGAIN when main kept moving)
 --- Moves card to done with opts (the board's transition options: actor, note), merging
 --- orket/<card> into main first when repo is given (nil: the card has no branch, only the
---- move). remote: merge the fetched remote main first. On a conflict the card is sent back
+--- move; branch = false: the repository has no branch of it, so only the move, once main is
+--- known to hold its recorded work). remote: merge the fetched remote main first. A card whose
+--- newest recorded commit neither its branch nor main holds is not finished (work_lost). On a conflict the card is sent back
 --- (send_back, by conflict_actor). hit(name): the engine's kill points (orket.engine.fault:
 --- after_git_merge), handed in so this layer needs nothing of the engine's. Call it inside
 --- the caller's transaction.
@@ -75,10 +112,20 @@ function M.finish(o)
   if not ok then return nil, err, code end
   local res, paths
   if o.repo then
+    -- first, so work the forge merged into the remote's main counts as main's
     if o.remote then
       ok, err, code = take_remote(o)
       if not ok then return nil, err, code end
     end
+    local lost, lerr, lcode = M.work_lost(o.db, o.repo, id)
+    if lerr then return nil, lerr, lcode end
+    if lost then
+      local why, serr, scode = send_back_lost(o, lost)
+      if not why then return nil, serr, scode end
+      return { code = "work_lost", commit = lost.id, why = why }
+    end
+  end
+  if o.repo and o.branch ~= false then
     -- main moved meanwhile (a run in another process merged): merge again onto the new tip
     for _ = 1, M.MERGE_TRIES do
       res, err, code, paths = o.repo:merge_to_main(id, M.ENGINE)

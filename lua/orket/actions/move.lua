@@ -25,9 +25,10 @@ function M.move(o)
   local repo = o.workspace and G.open(o.workspace)
   local _ <close> = setmetatable({}, { __close = function() if repo then repo:close() end end })
   local actor = o.opts.actor
-  -- a card without a branch (no repository, or never worked in one) is only moved
-  return finish.finish { db = o.db, board = o.board, card = o.card, opts = o.opts,
-    repo = repo and repo:head("orket/" .. o.card) and repo or nil, remote = o.remote, event_actor = o.event_actor,
+  -- a card without a branch (no repository, or never worked in one) is only moved, once main
+  -- holds what it recorded
+  return finish.finish { db = o.db, board = o.board, card = o.card, opts = o.opts, repo = repo,
+    branch = repo and repo:head("orket/" .. o.card) and true or false, remote = o.remote, event_actor = o.event_actor,
     conflict_actor = { seat = actor.seat, roles = actor.roles, by = "engine" } }
 end
 

@@ -204,7 +204,7 @@ end
 
 
 --- apply(action, {db=, dir=, board=, card= (its row), ev=, actor=, delivery=, settings=}) ->
---- outcome ("done", "merge_conflict", "in_progress", "waiting_for_input", "blocked") | nil,
+--- outcome ("done", "merge_conflict", "work_lost", "in_progress", "waiting_for_input", "blocked") | nil,
 --- msg, CODE: action_for's answer done to the card, inside the caller's transaction; the
 --- decision is recorded in the card's review cycle (ev.merge_id set by a merge)
 function M.apply(action, o)

@@ -561,6 +561,7 @@ function M.mover(run, job)
       job.conflict = res.paths
       return nil, "board: " .. id .. ": " .. res.why, "ECONFLICT"
     end
+    if res.code == "work_lost" then return nil, "board: " .. id .. ": " .. res.why, "ECONFLICT" end
     job.merged = res.merge
     if res.merge and res.merge.stale then -- main moved, its view could not follow: said now
       run:emit { type = "git", card = id, action = "view_stale", error = res.merge.stale }

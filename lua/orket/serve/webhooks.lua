@@ -572,7 +572,8 @@ local REPLY = { type = "object", additionalProperties = false, required = { "del
   delivery = { type = "string" }, card = { type = "string" }, reason = { type = "string" },
   cards = { type = "array", items = { type = "string" }, description = "a push to main: the cards it finished" },
   outcome = { type = "string", description = "done, in_progress, waiting_for_input (sent back once too often: "
-    .. "its requirements wait for a person), blocked, merge_conflict, duplicate, ignored or refused" } } }
+    .. "its requirements wait for a person), blocked, merge_conflict, work_lost (neither the card's branch "
+    .. "nor main holds its last commit: sent back to in_progress), duplicate, ignored or refused" } } }
 
 -- What the OpenAPI document says a delivery carries: each forge's headers, and the body's
 -- fields Orket reads (orket.forge.event, identity, event_time); forges send many more.

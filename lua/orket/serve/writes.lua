@@ -186,7 +186,7 @@ local function move(_, ctx)
       opts = { actor = actor, reason = body.reason, note = body.note }, remote = remote, event_actor = actor.seat }
   end, true)
   if st ~= 200 then return st, r end
-  if r.code == "merge_conflict" then return err(409, "ECONFLICT", r.why) end
+  if r.code == "merge_conflict" or r.code == "work_lost" then return err(409, "ECONFLICT", r.why) end
   if r.code == "done" then
     aftermerge.later { owner = ctx.server, dir = ctx.dir, db = ctx.db, card = id, merge_id = r.merge and r.merge.id,
       say = ctx.server and function(fields) ctx.server:_log(fields) end }

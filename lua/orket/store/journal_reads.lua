@@ -287,6 +287,16 @@ function M.commits(db, card)
   return rows
 end
 
+--- last_commit(db, card) -> the data (decoded, {} when unreadable) of the card's newest
+--- "commit" event | nil: what orket.actions.finish looks for in its branch or main
+local LAST_COMMIT = sql(function(d)
+  return "SELECT " .. d.json("data") .. " FROM events WHERE card_id = ? AND kind = 'commit' ORDER BY id DESC LIMIT 1"
+end)
+function M.last_commit(db, card)
+  local c = one(db, LAST_COMMIT(db), card)
+  return c and (cjson.decode(c.data) or {})
+end
+
 --- last_merge(db, card) -> the data (decoded, {} when unreadable) of the card's last
 --- "merge" event | nil
 local LAST_MERGE = sql(function(d)

@@ -139,4 +139,51 @@ describe("actions.finish", function()
     assert.equal("merge_conflict", k[#k])
     assert.equal(before, repo:head("main"))
   end)
+
+  -- the journal's commit of a turn, as the engine records it
+  local function recorded(card, id, turn)
+    db:event { kind = "commit", card = card, data = { id = id, turn = turn, branch = "orket/" .. card, kind = "commit" } }
+  end
+
+  it("sends back a card whose branch lost its recorded work, merging nothing", function()
+    work(repo, base, "E-1", "card\n")
+    local made = repo:head("orket/E-1")
+    recorded("E-1", made, 3)
+    local before = repo:head("main")
+    -- the branch made again at main's tip (workspace/'s repository removed and made anew)
+    sh("git -C " .. base .. "/ws update-ref refs/heads/orket/E-1 main")
+    local out = assert(in_tx(db, function()
+      return finish.finish { db = db, board = b, card = "E-1", opts = { actor = GUARD }, repo = repo,
+        conflict_actor = { seat = "integrity_guard", roles = { "integrity_guard" }, by = "engine" } }
+    end))
+    assert.equal("work_lost", out.code)
+    assert.equal(made, out.commit)
+    assert.matches("orket/E-1 no longer holds the card's work", out.why, 1, true)
+    assert.matches("(" .. made:sub(1, 12) .. ", turn 3)", out.why, 1, true)
+    assert.equal("in_progress", b:get("E-1").status)
+    assert.equal(out.why, b:comments("E-1")[#b:comments("E-1")].body)
+    local evs = db:events { card = "E-1" }
+    assert.equal("work_lost", evs[#evs].kind)
+    assert.equal(made, evs[#evs].data.id)
+    assert.equal(before, repo:head("main"))
+  end)
+
+  it("finishes a card whose recorded work main already holds, or whose branch holds it", function()
+    work(repo, base, "E-1", "card\n")
+    local made = repo:head("orket/E-1")
+    recorded("E-1", made, 1)
+    assert(repo:merge_to_main("E-1", WHO)) -- merged elsewhere (the forge's main fetched)
+    sh("git -C " .. base .. "/ws update-ref refs/heads/orket/E-1 " .. made .. "~1")
+    local out = assert(in_tx(db, function()
+      return finish.finish { db = db, board = b, card = "E-1", opts = { actor = GUARD }, repo = repo }
+    end))
+    assert.equal("done", out.code)
+    -- a commit id that is no commit id is not looked for
+    work(repo, base, "E-2", "two\n")
+    recorded("E-2", "not-an-id", 1)
+    out = assert(in_tx(db, function()
+      return finish.finish { db = db, board = b, card = "E-2", opts = { actor = GUARD }, repo = repo }
+    end))
+    assert.equal("done", out.code)
+  end)
 end)

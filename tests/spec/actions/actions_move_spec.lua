@@ -47,6 +47,22 @@ describe("actions.move", function()
     end)
   end
 
+  it("does not finish a card without a branch whose recorded work main lacks", function()
+    local repo = worked("E-2")
+    local made = repo:head("orket/E-2")
+    db:event { kind = "commit", card = "E-2", data = { id = made, turn = 2, branch = "orket/E-2", kind = "commit" } }
+    repo:close()
+    -- workspace/'s repository removed and made again: no branch, main without the work
+    sh("rm -rf " .. base .. "/ws/.git " .. base .. "/wt")
+    local again = assert(G.init(base .. "/ws", WHO))
+    again:close()
+    review("E-2")
+    local out = assert(mv("E-2", "done", GUARD, base .. "/ws"))
+    assert.equal("work_lost", out.code)
+    assert.equal("in_progress", b:get("E-2").status)
+    assert.matches("neither it nor main has its last commit", out.why, 1, true)
+  end)
+
   it("leaves any move but done to the board", function()
     local out = assert(mv("E-1", "in_progress", DEV, base .. "/ws"))
     assert.equal("moved", out.code)
