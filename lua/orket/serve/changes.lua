@@ -65,7 +65,7 @@ local NSTR, NINT = { type = { "string", "null" } }, { type = { "integer", "null"
 
 M.CHANGE = { type = "object", required = { "format", "card", "branch", "base", "tip", "commits", "files", "truncated" },
   properties = { format = { type = "string", enum = { "orket.change/1" } }, card = STR, branch = STR, base = STR, tip = STR,
-    base_from = { type = "string", enum = { "main", "merge", "first_turn" } }, merged = NSTR,
+    base_from = { type = "string", enum = { "main", "merge", "main_taken", "first_turn" } }, merged = NSTR,
     commits = { type = "array", items = { type = "object", properties = { id = STR, turn = INT, run = NINT, seat = NSTR } } },
     files = { type = "array", items = { type = "object", required = { "path", "status", "binary" }, properties = {
       path = STR, old_path = NSTR, status = { type = "string", enum = { "A", "D", "M", "R", "T" } },

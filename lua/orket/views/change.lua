@@ -17,7 +17,10 @@ M.MAX_BYTES = 256 * 1024
 -- branch left main (its merge base with main now), so main's later work and what the
 -- branch took from main are not the card's. Merged with a merge commit: the merge base of
 -- that commit's first parent (main before it) and the branch. Merged by a fast-forward:
--- the parent of the card's first turn commit.
+-- main as the branch last took it in (the second parent of the newest merge on the
+-- branch's own line, as merge_from_main makes one after a conflict), else the parent of the
+-- card's first turn commit: what main's other cards merged meanwhile is not the card's.
+M.WALK_MAX = 10000
 local function base_of(g, tip, info)
   local mb, err, code = g:merge_base("refs/heads/main", tip)
   if err then return nil, err, code end
@@ -30,6 +33,14 @@ local function base_of(g, tip, info)
     end
   end
   local first = info.commits[1]
+  local c = tip
+  for _ = 1, M.WALK_MAX do
+    if not first or c == first.id then break end
+    local cps = g:parents(c)
+    if not cps or not cps[1] then break end
+    if cps[2] then return cps[2], "main_taken" end
+    c = cps[1]
+  end
   local ps = first and g:parents(first.id) or {}
   if ps[1] then return ps[1], "first_turn" end
   return mb or tip, "main"
@@ -37,7 +48,7 @@ end
 
 --- of(db, dir, card_id[, {max_files=, max_bytes=}]) -> the orket.change/1 document
 ---   | nil, msg, CODE (ENOENT: no such card, or the card has no branch). dir: the project.
---- doc: {format, card, branch, base, tip, base_from ("main", "merge" or "first_turn"),
+--- doc: {format, card, branch, base, tip, base_from ("main", "merge", "main_taken" or "first_turn"),
 ---   merged (main's commit after the merge, or null), commits = {{id, turn, run, seat}...},
 ---   files = {{path, old_path, status (A D M R T), binary, additions, deletions, patch,
 ---   omitted}...}, changed (files that differ), bytes, truncated}
