@@ -242,8 +242,9 @@ function services_yaml(p, o)
         L[#L + 1] = "    command: " .. flow(plan_mod.argv(sv, "0.0.0.0", M.PORT, given))
         env_lines(L, given)
         if sv.entry then
+          -- on the host IP the project's file binds it to (127.0.0.1 keeps it off the network)
           L[#L + 1] = "    ports:"
-          L[#L + 1] = "      - " .. q((o.port or M.PORT) .. ":" .. M.PORT)
+          L[#L + 1] = "      - " .. q((sv.host_ip and (sv.host_ip .. ":") or "") .. (o.port or M.PORT) .. ":" .. M.PORT)
         end
         if sqlite then
           L[#L + 1] = "    volumes:"

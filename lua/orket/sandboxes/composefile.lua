@@ -9,6 +9,14 @@ local yamldoc = require "orket.sandboxes.yamldoc"
 local M = {}
 
 M.NAMES = { "compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml" }
+-- Compose's override files, which it merges into the file without being asked: never read
+-- here, and the plan says so (orket.sandboxes.plan)
+M.OVERRIDES = { "compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml",
+  "docker-compose.override.yml" }
+-- the top level: services, and what means nothing to a sandbox's processes (a service's own
+-- volumes and networks are passed over too)
+M.TOP_FIELDS = { services = true, name = true, version = true, volumes = true, networks = true, secrets = true,
+  configs = true }
 M.MAX_SERVICES = 16
 M.MAX_READ = 256 * 1024 -- bytes read of the file (yamldoc refuses a larger one)
 M.FIELDS = { command = true, build = true, image = true, ports = true, environment = true, depends_on = true,
@@ -154,29 +162,55 @@ local function env_of(v)
   return out
 end
 
--- a port entry -> the port the service listens on, the host port asked for | nil
+-- a host IP a port entry binds to, as the file gives it (IPv4, or IPv6 in brackets in the
+-- short form, bare in the long form's host_ip) -> the address as a short form writes it | nil
+local function host_ip(x, bracketed)
+  if type(x) ~= "string" then return nil end
+  local a, b, c, d = x:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if a then
+    for _, n in ipairs { a, b, c, d } do if tonumber(n) > 255 then return nil end end
+    return x
+  end
+  local v6 = bracketed and x:match("^%[([%x:%.]+)%]$") or not bracketed and x:match("^([%x:%.]+)$")
+  return v6 and v6:find(":", 1, true) and ("[" .. v6 .. "]") or nil
+end
+
+-- a port entry -> the port the service listens on, the host port asked for, the host IP it
+-- binds to (nil: every interface) | nil. The IP is kept: a project that binds a service to
+-- 127.0.0.1 keeps it off the network, and `orket sandbox compose` writes it back so.
 local function port_of(v)
   local function port(x)
     local n = type(x) == "string" and x:match("^%d+$") and math.tointeger(tonumber(x))
     return n and n >= 1 and n <= 65535 and n or nil
   end
   if yamldoc.is_map(v) then
-    -- compose's long form: {target: 80, published: 8080} (protocol tcp)
+    -- compose's long form: {target: 80, published: 8080, host_ip: 127.0.0.1} (protocol tcp)
     local inner = port(v.target)
     local host = v.published == nil and inner or port(v.published)
-    if not inner or not host or (v.protocol ~= nil and v.protocol ~= "tcp") then return nil end
-    return inner, host
+    local ip = v.host_ip ~= nil and host_ip(v.host_ip, false)
+    if not inner or not host or (v.protocol ~= nil and v.protocol ~= "tcp") or ip == nil then return nil end
+    return inner, host, ip or nil
   end
   if type(v) ~= "string" then return nil end
   local body = v:gsub("/tcp$", "")
+  -- "IP:HOST:INNER": the IP is what comes before the last two parts (an IPv6 one holds colons)
+  local ip_text, rest = body:match("^(.*):([^:]*:[^:]*)$")
+  local ip
+  if ip_text then
+    ip = host_ip(ip_text, true)
+    if not ip then return nil end
+    body = rest
+  end
   local parts = {}
   for x in body:gmatch("[^:]+") do parts[#parts + 1] = x end
   local inner = port(parts[#parts])
   -- a host part that is given must be a port too: "abc:80" was taken for "80:80"
-  local host = #parts >= 2 and port(parts[#parts - 1]) or #parts < 2 and inner
+  local host = #parts >= 2 and port(parts[#parts - 1]) or #parts < 2 and not ip and inner
   if not inner or not host then return nil end
-  return inner, host
+  return inner, host, ip
 end
+
+local BOOLEANS = { ["true"] = true, True = true, TRUE = true, ["false"] = false, False = false, FALSE = false }
 
 -- the health check: test as ["CMD", ...], ["CMD-SHELL", "..."] or a string
 local function health_of(h, name, line, sname)
@@ -185,12 +219,17 @@ local function health_of(h, name, line, sname)
   end
   if not yamldoc.is_map(h) then return herr(line, " must be a mapping (test, interval, timeout, retries, start_period)") end
   for _, k in ipairs(yamldoc.keys(h)) do
-    if not M.HEALTH_FIELDS[k] then
+    if not M.HEALTH_FIELDS[k] and not k:match("^x%-") then
       return herr(yamldoc.line(h, k), ".%s: not a field Orket reads (test, interval, timeout, "
         .. "retries, start_period, start_interval, disable)", k)
     end
   end
-  if h.disable == "true" then return { kind = "none" } end
+  -- a YAML boolean in any of its forms (Compose's reader takes True and TRUE as true)
+  if h.disable ~= nil then
+    local off = BOOLEANS[h.disable]
+    if off == nil then return herr(yamldoc.line(h, "disable"), ".disable must be true or false") end
+    if off then return { kind = "none" } end
+  end
   local t = h.test
   local argv, raw
   if type(t) == "string" then
@@ -247,14 +286,26 @@ local function in_tree(p)
   return true
 end
 
+-- build's keys: context is the service's folder; these only shape an image (its cache, its
+-- labels and tags, the builder's network), which Orket never builds, so they mean nothing in a
+-- sandbox and are passed over; these others choose what the image runs, so passing them over
+-- would run another program: refused
+local BUILD_FIELDS = { context = true, cache_from = true, cache_to = true, labels = true, tags = true, pull = true,
+  no_cache = true, network = true, shm_size = true, platforms = true }
+local BUILD_PASSED_LIST = "cache_from, cache_to, labels, tags, pull, no_cache, network, shm_size and platforms"
+local RUN_BY_IMAGE = { dockerfile = true, dockerfile_inline = true, target = true, args = true }
+
 -- one service -> {name=, dir=, command=, ports=, env=, depends_on=, health=, line=, reasons=}
 -- depends_on's conditions compose defines
 local CONDITIONS = { service_started = true, service_healthy = true, service_completed_successfully = true }
+-- a depends_on entry's keys (above all, a misspelling of condition is not passed over)
+local DEPENDS_FIELDS = { condition = true, required = true, restart = true }
 
 local function service_of(sname, v, name, line)
   if not yamldoc.is_map(v) then return nil, err(name, line, "services.%s must be a mapping", sname) end
   for _, k in ipairs(yamldoc.keys(v)) do
-    if not M.FIELDS[k] then
+    -- (x-*: an extension field, which the Compose spec lets any mapping have)
+    if not M.FIELDS[k] and not k:match("^x%-") then
       return nil, err(name, yamldoc.line(v, k), "services.%s.%s: not a field Orket reads (it reads command, build, "
         .. "image, ports, environment, depends_on, healthcheck, working_dir, x-orket)", sname, k)
     end
@@ -265,7 +316,29 @@ local function service_of(sname, v, name, line)
   end
   -- its folder: the build context (a folder of the tree), else the root
   local ctx = v.build
-  if yamldoc.is_map(ctx) then ctx = ctx.context end
+  if yamldoc.is_map(ctx) then
+    local b = ctx
+    for _, k in ipairs(yamldoc.keys(b)) do
+      if RUN_BY_IMAGE[k] and v.command == nil then
+        -- what the image runs, which Orket never builds: passed over, the service would run
+        -- what its folder's files say, another program than Compose's (two services of one
+        -- context, one with worker.Dockerfile)
+        return nil, err(name, yamldoc.line(b, k), "services.%s.build.%s: Orket runs the service's command as a process "
+          .. "in its build folder, never an image built from a Dockerfile, so %s would not be used and the folder's "
+          .. "files would say what runs: give the service a command (what the Dockerfile's CMD runs)", sname, k,
+          k == "args" and "its build args" or k == "target" and "its build stage" or "its Dockerfile")
+      elseif RUN_BY_IMAGE[k] then
+        -- with a command, what runs is that command, as Compose's; the image's build is not
+        -- Orket's to do, as for the folder's own Dockerfile: said in the plan
+        sv.reasons[#sv.reasons + 1] = string.format("%s:%d: build.%s is passed over: Orket runs the command in the build "
+          .. "folder, never an image built from a Dockerfile", name, yamldoc.line(b, k), k)
+      elseif not BUILD_FIELDS[k] and not k:match("^x%-") then
+        return nil, err(name, yamldoc.line(b, k), "services.%s.build.%s: not a field Orket reads (it reads context; "
+          .. "it passes over %s)", sname, k, BUILD_PASSED_LIST)
+      end
+    end
+    ctx = b.context
+  end
   if ctx ~= nil then
     if not in_tree(ctx) or ctx:find("://", 1, true) then
       return nil, err(name, yamldoc.line(v, "build"), "services.%s.build: a folder of the repository (no .. component, "
@@ -330,6 +403,18 @@ local function service_of(sname, v, name, line)
     end
     sv.reasons[#sv.reasons + 1] = string.format("%s:%d: x-orket.database: sqlite, a file made fresh%s", name, line,
       sv.seed and (" from " .. sv.seed) or "")
+  elseif v.command ~= nil and v.build == nil and type(v.image) == "string" and image_kind(v.image) then
+    -- Orket runs PostgreSQL itself, with its own flags: the command's (a tuned setting,
+    -- -c log_statement=all) would not be honoured, and run as an app it is no database
+    return nil, err(name, yamldoc.line(v, "command"), "services.%s.command: Orket runs image %s's PostgreSQL itself, "
+      .. "as a process with its own settings, so this command's flags would not be honoured: remove command to have "
+      .. "the database, or give build: its folder to run the command as an app", sname, v.image)
+  elseif v.command ~= nil and v.image ~= nil and v.build == nil then
+    -- the command would run on the host, without the image's programs and files: not the
+    -- service the file describes (it once ran the host's binary, or failed at the start)
+    return nil, err(name, yamldoc.line(v, "image"), "services.%s.image: %s with a command: Orket runs the command as "
+      .. "a process, never the image, so the image's programs and files would be missing: give build: the folder "
+      .. "the command runs in (the image is then a name only), or run the service elsewhere", sname, tostring(v.image))
   elseif v.command ~= nil then
     sv.command, sv.command_raw = argv_of(v.command)
     if not sv.command then
@@ -373,12 +458,12 @@ local function service_of(sname, v, name, line)
     for i = #v.ports, 1, -1 do
       if not port_of(v.ports[i]) then
         local shown = yamldoc.is_map(v.ports[i]) and "{target: ..., published: ...}" or tostring(v.ports[i])
-        return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\", \"8080:8000\" "
-          .. "or {target: 8000, published: 8080})", sname, shown)
+        return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\", \"8080:8000\", "
+          .. "\"127.0.0.1:8080:8000\" or {target: 8000, published: 8080, host_ip: 127.0.0.1})", sname, shown)
       end
     end
-    local inner, host = port_of(v.ports[1])
-    sv.listens, sv.published, sv.ports_line = inner, host, yamldoc.line(v, "ports")
+    local inner, host, ip = port_of(v.ports[1])
+    sv.listens, sv.published, sv.host_ip, sv.ports_line = inner, host, ip, yamldoc.line(v, "ports")
   end
   if v.depends_on ~= nil then
     local d = v.depends_on
@@ -395,6 +480,15 @@ local function service_of(sname, v, name, line)
         -- sname starts. Any other word (a misspelling) would be taken for one of them
         -- without a word: refused.
         local c = yamldoc.is_map(d[x]) and d[x].condition
+        for _, k in ipairs(yamldoc.is_map(d[x]) and yamldoc.keys(d[x]) or {}) do
+          -- a misspelt key (conditon) would leave the condition unread without a word.
+          -- required and restart are passed over: every service of the file is started
+          -- (profiles are refused), and a sandbox restarts no service.
+          if not DEPENDS_FIELDS[k] and not k:match("^x%-") then
+            return nil, err(name, yamldoc.line(d[x], k), "services.%s.depends_on.%s.%s: not a field Orket reads (it "
+              .. "reads condition; it passes over required and restart)", sname, x, k)
+          end
+        end
         if c ~= nil and c ~= false and not CONDITIONS[c] then
           return nil, err(name, yamldoc.line(d[x], "condition") or yamldoc.line(d, x),
             "services.%s.depends_on.%s.condition: %s is not one of service_started, service_healthy, "
@@ -623,6 +717,16 @@ function M.read(text, name)
   end
   if not yamldoc.is_map(doc) or not yamldoc.is_map(doc.services) then
     return nil, err(name, doc and yamldoc.line(doc) or 1, "a compose file needs services: a mapping of services")
+  end
+  for _, k in ipairs(yamldoc.keys(doc)) do
+    if k == "include" then
+      -- the included files' services would be missing from the sandbox without a word
+      return nil, err(name, yamldoc.line(doc, k), "include: Orket reads this one file, not the files it includes, "
+        .. "so their services would be missing: write them in this file's services")
+    elseif not M.TOP_FIELDS[k] and not k:match("^x%-") then
+      return nil, err(name, yamldoc.line(doc, k), "%s: not a top-level field Orket reads (it reads services; it passes "
+        .. "over name, version, volumes, networks, secrets, configs and x-*)", k)
+    end
   end
   local list, hosts, vars = {}, {}, {}
   for _, sname in ipairs(yamldoc.keys(doc.services)) do

@@ -253,6 +253,13 @@ local function from_compose(ws, why)
   if not ok then return nil, ferr end
   why[#why + 1] = string.format("%s: %d service%s, started in the order of their depends_on", name, #doc.services,
     #doc.services == 1 and "" or "s")
+  -- Compose merges an override file into the file unasked; a sandbox runs the file alone
+  for _, n in ipairs(composefile.OVERRIDES) do
+    if ws:stat(n) then
+      why[#why + 1] = string.format("%s is not read (Compose merges it into %s; a sandbox runs %s alone): put "
+        .. "what the sandbox needs of it in %s", n, name, name, name)
+    end
+  end
   for _, sv in ipairs(doc.services) do
     if not sv.command and not sv.database then
       local w = {}

@@ -275,13 +275,22 @@ function M.script(p, ports, base, start_timeout_ms, o)
           check = string.format("within %d %s check_%d", M.check_timeout_ms(h, start_timeout_ms), q(sv.name), i)
         end
         L[#L + 1] = string.format("n=0; deadline=$(( ${EPOCHREALTIME/./} + %d000 ))", start_timeout_ms)
+        -- (a compose check's start_period: the time its failures are not counted, below)
+        local grace = h.kind == "cmd" and h.start_period_ms or 0
+        if grace > 0 then L[#L + 1] = string.format("grace_%d=$(( ${EPOCHREALTIME/./} + %d000 ))", i, grace) end
         L[#L + 1] = string.format("until %s; do", check)
         L[#L + 1] = string.format("  kill -0 \"$pid_%d\" 2>/dev/null || early \"$pid_%d\" %s", i, i, q(sv.name))
         if h.kind == "cmd" and h.interval_ms and h.retries then
-          -- the compose file's own pace: retries checks, interval apart
-          L[#L + 1] = "  n=$((n+1))"
+          -- the compose file's own pace: retries checks, interval apart; as in Compose, a
+          -- check that fails within start_period (a slow start's grace) is not counted
+          if grace > 0 then
+            L[#L + 1] = string.format("  [ \"${EPOCHREALTIME/./}\" -lt \"$grace_%d\" ] || n=$((n+1))", i)
+          else
+            L[#L + 1] = "  n=$((n+1))"
+          end
           L[#L + 1] = string.format("  [ \"$n\" -lt %d ] || { say %s; stop_all; exit 1; }", h.retries,
-            q(string.format("%s was not healthy after %d checks, %d ms apart", sv.name, h.retries, h.interval_ms)))
+            q(string.format("%s was not healthy after %d checks, %d ms apart%s", sv.name, h.retries, h.interval_ms,
+              grace > 0 and string.format(" (after its start_period, %d ms)", grace) or "")))
           L[#L + 1] = string.format("  nap %.3f", h.interval_ms / 1000)
         else
           -- every PROBE_MS, within the start's time

@@ -57,23 +57,35 @@ function M.parse(text, name)
       top.node[#top.node + 1] = v
     elseif top.key == nil then
       if type(v) ~= "string" then return false, "a mapping's key must be a plain value" end
-      if l.keys[v] then return false, string.format("the key %q is there twice", v) end
+      -- a key a merge brought in may be given once more, explicitly: that one wins
+      if l.keys[v] and not (l.merged and l.merged[v]) then return false, string.format("the key %q is there twice", v) end
       top.key, top.key_line = v, ev.start_mark.line + 1
     else
       if top.key == "<<" then
-        -- a merge key: the named mapping's entries, where this one has none
-        if not M.is_map(v) then return false, "<< merges a mapping only" end
-        for _, k in ipairs(M.keys(v)) do
-          if top.node[k] == nil then
-            top.node[k] = v[k]
-            l.keys[k] = LINES[v].keys[k]
-            l.order[#l.order + 1] = k
+        -- a merge key: the named mapping's entries (or, for a list of mappings, each one's,
+        -- the earlier first), where this one has none: an explicit key wins wherever it
+        -- stands, as YAML's merge says
+        if not M.is_list(v) and not M.is_map(v) then return false, "<< merges a mapping or a list of mappings only" end
+        local from = M.is_map(v) and { v } or v
+        for _, m in ipairs(from) do
+          if not M.is_map(m) then return false, "<< merges a mapping or a list of mappings only" end
+        end
+        l.merged = l.merged or {}
+        for _, m in ipairs(from) do
+          for _, k in ipairs(M.keys(m)) do
+            if top.node[k] == nil then
+              top.node[k] = m[k]
+              l.keys[k] = LINES[m].keys[k]
+              l.order[#l.order + 1] = k
+              l.merged[k] = true
+            end
           end
         end
       else
+        if top.node[top.key] == nil then l.order[#l.order + 1] = top.key end
         top.node[top.key] = v
         l.keys[top.key] = top.key_line
-        l.order[#l.order + 1] = top.key
+        if l.merged then l.merged[top.key] = nil end
       end
       top.key = nil
     end

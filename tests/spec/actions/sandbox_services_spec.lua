@@ -401,11 +401,11 @@ describe("a repository's compose file", function()
     assert.equal("compose.yaml:3: services.a.comand: not a field Orket reads (it reads command, build, image, ports, "
       .. "environment, depends_on, healthcheck, working_dir, x-orket)", refused "services:\n  a:\n    comand: [x]\n")
     -- a port's host part, and every entry, is a port: "abc:80" was "80:80", a second entry unread
-    assert.equal('compose.yaml:4: services.a.ports: "abc:80" is not a port ("8000", "8080:8000" or '
-      .. '{target: 8000, published: 8080})',
+    assert.equal('compose.yaml:4: services.a.ports: "abc:80" is not a port ("8000", "8080:8000", '
+      .. '"127.0.0.1:8080:8000" or {target: 8000, published: 8080, host_ip: 127.0.0.1})',
       refused "services:\n  a:\n    command: [x]\n    ports: ['abc:80']\n")
-    assert.equal('compose.yaml:4: services.a.ports: "80x" is not a port ("8000", "8080:8000" or '
-      .. '{target: 8000, published: 8080})',
+    assert.equal('compose.yaml:4: services.a.ports: "80x" is not a port ("8000", "8080:8000", '
+      .. '"127.0.0.1:8080:8000" or {target: 8000, published: 8080, host_ip: 127.0.0.1})',
       refused "services:\n  a:\n    command: [x]\n    ports: ['8080:80', '80x']\n")
     local ok = assert(composefile.read("services:\n  a:\n    command: [x]\n    ports: ['127.0.0.1:8081:80', '9000']\n",
       "compose.yaml"))
@@ -416,8 +416,8 @@ describe("a repository's compose file", function()
       "compose.yaml"))
     assert.equal(80, ok.services[1].listens)
     assert.equal(8082, ok.services[1].published)
-    assert.equal('compose.yaml:4: services.a.ports: "{target: ..., published: ...}" is not a port ("8000", "8080:8000" '
-      .. 'or {target: 8000, published: 8080})',
+    assert.equal('compose.yaml:4: services.a.ports: "{target: ..., published: ...}" is not a port ("8000", "8080:8000", '
+      .. '"127.0.0.1:8080:8000" or {target: 8000, published: 8080, host_ip: 127.0.0.1})',
       refused "services:\n  a:\n    command: [x]\n    ports:\n      - target: eighty\n")
     -- an env file is never read: its values would be missing without a word
     assert.equal("compose.yaml:4: services.a.env_file: Orket does not read env files, so their values would be "
