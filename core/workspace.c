@@ -367,6 +367,13 @@ static int ws_parent(ws *w, const char *op, const char *path, size_t len, int fo
   if (ws_path_normalize(path, len, norm, WS_PATH_MAX, e) != 0) return -1;
   if (for_write && ws_path_protected(norm))
     return ws_fail(e, "EPERM", "%s: protected path is read-only to agents: %s", op, norm);
+  /* git opens a file by its whole path (the root's, then this one): longer than the system
+   * allows, the write would succeed and the commit leave the file out */
+  size_t nlen = strlen(norm);
+  if (for_write && w->root_len > 0 && w->root_len + 1 + nlen >= PATH_MAX)
+    return ws_fail(e, "EINVAL", "%s: path of %zu bytes is too long to commit here (at most %zu: the workspace's "
+                   "own path takes %zu of the %d bytes a whole path may have): %.200s...",
+                   op, nlen, (size_t)PATH_MAX - 2 - w->root_len, w->root_len, PATH_MAX - 1, norm);
   if (!allow_root && strcmp(norm, ".") == 0)
     return ws_fail(e, "EPERM", "%s: refusing to act on the workspace root itself", op);
   char dir[WS_PATH_MAX];
@@ -435,6 +442,7 @@ int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e) {
   w->changed = NULL;
   w->nchanged = 0;
   w->changed_over = 0;
+  w->root_len = 0;
   int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ws_fail(e, errno == ENOENT ? "ENOENT" : "EINVAL", "cannot open root %s: %s", root, strerror(errno));
   struct stat st;
@@ -474,6 +482,9 @@ int ws_open(ws *w, const char *root, ws_resolve_mode mode, ws_err *e) {
   w->rootfd = fd;
   w->dev = st.st_dev;
   w->mode = mode;
+  char *abs = realpath(root, NULL);
+  w->root_len = abs ? strlen(abs) : 0;
+  free(abs);
   return 0;
 }
 

@@ -271,9 +271,10 @@ int gitrepo_merge_remote_to_main(gitrepo *r, const gr_sig *who, char *id, gr_mer
   return gr_merge_into_main(r, GR_REMOTE_MAIN, "the remote's " GR_MAIN, who, id, kind, conflicts, e);
 }
 
-/* Replaces each conflict in idx by one entry: the text merged with conflict markers; for a
- * binary file the card's version; when one side deleted the file, the other side's (no
- * modification is dropped: the turn can delete it again). */
+/* Replaces each conflict in idx by one entry: the text merged with conflict markers (a
+ * regular file, when either side was a symlink); for a binary file the card's version; when
+ * one side deleted the file, the other side's (no modification is dropped: the turn can
+ * delete it again). */
 static int gr_resolve_with_markers(const gitapi *g, git_repository *repo, git_index *idx, const gr_paths *paths,
                                    const char *card_label, gr_err *e) {
   for (size_t i = 0; i < paths->n; i++) {
@@ -300,6 +301,9 @@ static int gr_resolve_with_markers(const gitapi *g, git_repository *repo, git_in
       rc = g->blob_create_from_buffer(&entry.id, repo, res.ptr, res.len);
       g->merge_file_result_free(&res);
       if (rc < 0) return gr_git(g, e, rc, paths->v[i]);
+      /* a symlink on either side: the markers are text to resolve, never a link's target
+       * (the agents' file tools refuse symlinks, so a link could only be deleted) */
+      if (ours->mode == GIT_FILEMODE_LINK || theirs->mode == GIT_FILEMODE_LINK) entry.mode = GIT_FILEMODE_BLOB;
     }
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", paths->v[i]);

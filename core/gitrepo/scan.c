@@ -467,6 +467,25 @@ static int gr_stage_one(const gitapi *g, git_repository *repo, git_index *idx, i
   return rc < 0 ? gr_git(g, e, rc, path) : 0;
 }
 
+int gr_note_ignored(const gitapi *g, git_repository *repo, git_index *idx, const gr_paths *only, gr_scan *s,
+                    gr_err *e) {
+  if (only == NULL) return 0;
+  int root = gr_workdir_fd(g, repo, e);
+  if (root < 0) return root == -2 ? 0 : -1;
+  int ret = 0;
+  for (size_t i = 0; ret == 0 && i < only->n && i < GR_ONLY_MAX; i++) {
+    const char *p = only->v[i];
+    struct stat st;
+    int ignored = 0;
+    /* staged (tracked, or added just now) or gone: nothing of the turn's was left out */
+    if (g->index_get_bypath(idx, p, 0) != NULL || fstatat(root, p, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISREG(st.st_mode) || g->ignore_path_is_ignored(&ignored, repo, p) < 0 || !ignored) continue;
+    ret = gr_scan_skip(s, p, "matched by a .gitignore rule: not committed", e);
+  }
+  close(root);
+  return ret;
+}
+
 int gr_stage_paths(const gitapi *g, git_repository *repo, git_index *idx, const gr_paths *only, gr_scan *s,
                           gr_err *e) {
   memset(s, 0, sizeof *s);

@@ -96,6 +96,28 @@ for _, mode in ipairs { "openat2", "walk" } do
       assert.is_nil(H.read(base .. "/newdir/x"))
     end)
 
+    it("refuses to write a path git could not commit beside the root's own path", function()
+      local abs = io.popen("realpath " .. root):read("l")
+      local most = 4096 - 2 - #abs -- PATH_MAX: the root, a '/', the path and its NUL
+      -- folders of 200 bytes (the kernel allows 255 a name), then a file's name of 100 or so
+      local parts = {}
+      while (#parts + 1) * 201 + 120 < most do parts[#parts + 1] = string.rep("d", 200) end
+      local dir = table.concat(parts, "/")
+      local ok_path = dir .. "/" .. string.rep("f", most - #dir - 1)
+      local over = ok_path .. "f"
+      assert.equal(most, #ok_path)
+      assert(ws:mkdir(dir))
+      assert(ws:write(ok_path, "x"))
+      local none, msg, code = ws:write(over, "x")
+      assert.is_nil(none)
+      assert.equal("EINVAL", code)
+      assert.matches("too long to commit here %(at most " .. most .. ":", msg)
+      none, msg, code = ws:move(ok_path, over)
+      assert.equal("EINVAL", code)
+      -- reading such a path is not refused for its length
+      assert.equal("x", ws:read(ok_path))
+    end)
+
     it("refuses the sibling-prefix directory next to the root", function()
       denied(nil, ws:read("../ws-evil/secret"))
       denied(nil, ws:read(base .. "/ws-evil/secret"))

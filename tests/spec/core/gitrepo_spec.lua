@@ -371,6 +371,32 @@ describe("orket.c.gitrepo", function()
       assert.has_error(function() commit("a.txt") end)
     end)
 
+    it("names each file the turn wrote that a .gitignore rule keeps out of the commit", function()
+      local a = assert(att("N2"))
+      local function commit(paths)
+        return repo:commit("N2", { name = WHO.name, email = WHO.email, message = "N2", paths = paths })
+      end
+      local NOTE = " (matched by a .gitignore rule: not committed)"
+      -- the .gitignore written in the same turn: the whole walk, and the file it hides is said
+      H.write(a .. "/.gitignore", "*.secret\n")
+      H.write(a .. "/work.secret", "work\n")
+      H.write(a .. "/kept.txt", "k\n")
+      local _, kind, skipped = assert(commit({ ".gitignore", "work.secret", "kept.txt" }))
+      assert.equal("committed", kind)
+      assert.same({ "work.secret" .. NOTE }, skipped)
+      -- named alone, staged one by one: said too; a deleted or tracked path is not
+      H.write(a .. "/more.secret", "more\n")
+      H.write(a .. "/kept.txt", "k2\n")
+      _, kind, skipped = assert(commit({ "more.secret", "kept.txt", "gone.secret" }))
+      assert.equal("committed", kind)
+      assert.same({ "more.secret" .. NOTE }, skipped)
+      -- the whole walk (no paths named) says nothing of them: the turn did not name them
+      H.write(a .. "/kept.txt", "k3\n")
+      _, kind, skipped = assert(commit(nil))
+      assert.equal("committed", kind)
+      assert.same({}, skipped or {})
+    end)
+
     it("sees another handle's commit and merge in a directory it attached", function()
       local a = assert(att("M1"))
       local function commit(h, msg, paths)
@@ -665,6 +691,25 @@ describe("orket.c.gitrepo", function()
     assert.equal("fastforward", m.kind)
     assert.equal("from A and C\n", H.read(b .. "/a.txt"))
     assert.is_true(repo:check())
+  end)
+
+  it("merges main into a card as a regular file with markers where a symlink and a file clash", function()
+    local s1, s2 = wt("S1"), wt("S2")
+    sh("ln -s /nowhere/target " .. s1 .. "/lf.txt")
+    H.write(s2 .. "/lf.txt", "a file\n")
+    for _, card in ipairs { "S1", "S2" } do
+      assert.equal("committed", select(2, repo:commit(card, { name = WHO.name, email = WHO.email, message = card })))
+    end
+    assert(repo:merge_to_main("S2", GUARD))
+    local m = assert(repo:merge_from_main("S1", WHO))
+    assert.equal("conflict", m.kind)
+    assert.same({ "lf.txt" }, m.conflicts)
+    -- a regular file the turn can read and resolve, not a link whose target is the markers
+    assert.is_nil(io.popen("test -L " .. s1 .. "/lf.txt && echo link"):read("l"))
+    local text = H.read(s1 .. "/lf.txt")
+    assert.matches("<<<<<<< orket/S1\n/nowhere/target", text, 1, true)
+    assert.matches("a file\n>>>>>>> main", text, 1, true)
+    assert.matches("^100644 ", io.popen("git -C " .. ws .. " ls-tree orket/S1 lf.txt"):read("l"))
   end)
 
   it("keeps a person's file in main's view and names it: merge result, view_status, view_refresh", function()
