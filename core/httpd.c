@@ -25,6 +25,7 @@
 
 #define HD_DEF_HEADER ((size_t)16 << 10)
 #define HD_DEF_BODY ((size_t)1 << 20)
+#define HD_DEF_BODIES ((size_t)64 << 20)
 #define HD_DEF_CONNS 512u
 #define HD_DEF_PER_IP 64u
 #define HD_DEF_IDLE_S 30u
@@ -81,6 +82,7 @@ struct httpd {
   httpd_req *reqs;                /* every live request */
   hd_conn *conns;
   size_t live;
+  size_t bodies;                  /* bytes held for request bodies being read, in all */
   unsigned port;
   int is_unix; /* listening on a unix socket: peers are checked by their uid */
   unsigned mhd_conns; /* libmicrohttpd's count of connections after the last run */
@@ -238,9 +240,16 @@ static void hd_req_free(httpd_req *r) {
   free(r->info);
   free(r->hv);
   free(r->raw_query);
+  if (h) h->bodies -= r->body_cap;
   free(r->body);
   hd_q_clear(r);
   free(r);
+}
+
+/* The body was refused while it came (too large, or the server held too many): what still
+ * comes is discarded, then the connection closes. */
+static int hd_body_refused(const httpd_req *r) {
+  return r->body_state == HTTPD_BODY_TOO_LARGE || r->body_state == HTTPD_BODY_BUSY;
 }
 
 static void hd_resume(httpd_req *r) {
@@ -617,7 +626,7 @@ static enum MHD_Result hd_refuse_early(const mhdapi *mhd, struct MHD_Connection 
  * otherwise). */
 typedef struct hd_framing {
   unsigned cl, te;
-  int cl_bad, te_bad, name_bad;
+  int cl_bad, te_bad, te_trail, name_bad;
   const char *cr; /* the name of the first header whose value holds a CR */
 } hd_framing;
 
@@ -673,6 +682,10 @@ static enum MHD_Result hd_count_framing(void *cls, enum MHD_ValueKind kind, cons
   } else if (strcasecmp(k, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
     f->te++;
     if (v == NULL || !hd_token_is(v, "chunked")) f->te_bad = 1;
+    /* RFC 9110 5.5 has "chunked " read as chunked, as a front end reads it; libmicrohttpd
+     * 0.9.75 keeps the trailing space in the value and then reads the body up to the
+     * connection's close, taking the requests after it for this one's body */
+    else if (strchr(" \t", v[strlen(v) - 1])) f->te_trail = 1;
   }
   return MHD_YES;
 }
@@ -702,6 +715,8 @@ static const char *hd_framing_error(const mhdapi *mhd, struct MHD_Connection *co
     return "an HTTP/1.0 request has no Transfer-Encoding (RFC 9112 6.1: its framing is faulty)";
   if (f.cl > 1) return "the request has more than one Content-Length";
   if (f.te > 1) return "the request has more than one Transfer-Encoding";
+  if (f.te_trail) return "the request's Transfer-Encoding has a space or a tab after chunked, which this server "
+                         "would not read as chunked";
   if (f.cl_bad) return "the request's Content-Length is not a number";
   if (f.te_bad) {
     *status = 501;
@@ -866,20 +881,27 @@ static int hd_capture(httpd_req *r, struct MHD_Connection *conn, const char *met
  * cap, named in a 413 as orket serve (this server's one user) names it for a declared
  * length, so a chunked upload is told the same. */
 static void hd_refuse_raw(int fd, unsigned status, size_t cap) {
-  const char *reason = status == 408 ? "Request Timeout" : "Content Too Large";
-  char body[256];
+  const char *reason = status == 408 ? "Request Timeout" : status == 503 ? "Service Unavailable" : "Content Too Large";
+  char body[320];
   if (status == 408)
     snprintf(body, sizeof body, "%s",
              "{\"error\":{\"code\":\"timeout\",\"message\":\"the request body was too slow\"}}");
+  else if (status == 503)
+    snprintf(body, sizeof body,
+             "{\"error\":{\"code\":\"busy\",\"message\":\"the server holds as many request bodies as it takes at "
+             "once (%zu bytes in all: ORKET_SERVE_LIMITS max_bodies_bytes on orket serve sets it); send it again "
+             "shortly\"}}",
+             cap);
   else
     snprintf(body, sizeof body,
              "{\"error\":{\"code\":\"too_large\",\"message\":\"the request body is larger than the server "
              "accepts (at most %zu bytes: ORKET_SERVE_LIMITS max_body_bytes on orket serve sets it)\"}}",
              cap);
   char msg[512];
-  int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\n"
+  int n = snprintf(msg, sizeof msg, "HTTP/1.1 %u %s\r\nConnection: close\r\n%s"
                    "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-store\r\n"
-                   "Content-Length: %zu\r\n\r\n%s", status, reason, strlen(body), body);
+                   "Content-Length: %zu\r\n\r\n%s", status, reason, status == 503 ? "Retry-After: 1\r\n" : "",
+                   strlen(body), body);
   if (n > 0 && (size_t)n < sizeof msg) {
     ssize_t rc = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT); /* best effort */
     (void)rc;
@@ -1191,7 +1213,7 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
     hd_hand_over(r);
     return MHD_YES;
   }
-  if (r->body_state == HTTPD_BODY_TOO_LARGE) { /* refused already: discard, then close */
+  if (hd_body_refused(r)) { /* refused already: discard, then close */
     if (*upload_size == 0) return MHD_NO;
     *upload_size = 0;
     return MHD_YES;
@@ -1203,28 +1225,37 @@ static enum MHD_Result hd_on_request(void *cls, struct MHD_Connection *conn, con
   if (*upload_size > 0) {
     size_t n = *upload_size;
     *upload_size = 0;
-    if (r->body_len + n > r->h->o.max_body_bytes) {
+    size_t cap = r->body_cap;
+    if (r->body_len + n > cap) {
+      cap = cap ? cap : 4096;
+      while (cap < r->body_len + n) cap *= 2;
+      if (cap > r->h->o.max_body_bytes) cap = r->h->o.max_body_bytes;
+    }
+    /* every body in flight is held whole: many connections each sending the most one may
+     * send would hold all of them at once (a key is not needed to send a webhook's) */
+    int busy = r->body_len + n <= r->h->o.max_body_bytes && r->h->bodies - r->body_cap + cap > r->h->o.max_bodies_bytes;
+    if (r->body_len + n > r->h->o.max_body_bytes || busy) {
       /* endless or lying: refuse now, then discard what still comes for a moment so the
        * client reads the refusal (closing at once would reset it) */
-      r->body_state = HTTPD_BODY_TOO_LARGE;
+      r->body_state = busy ? HTTPD_BODY_BUSY : HTTPD_BODY_TOO_LARGE;
       r->answered = 1;
       if (r->hc) {
-        hd_refuse_raw(r->hc->fd, 413, r->h->o.max_body_bytes);
+        if (busy) hd_refuse_raw(r->hc->fd, 503, r->h->o.max_bodies_bytes);
+        else hd_refuse_raw(r->hc->fd, 413, r->h->o.max_body_bytes);
         r->hc->deadline = uv_now(r->h->loop) + HD_LINGER_MS;
         r->hc->body_phase = 0;
       }
+      r->h->bodies -= r->body_cap;
       free(r->body);
       r->body = NULL;
       r->body_len = r->body_cap = 0;
       hd_news(r);
       return MHD_YES;
     }
-    if (r->body_len + n > r->body_cap) {
-      size_t cap = r->body_cap ? r->body_cap : 4096;
-      while (cap < r->body_len + n) cap *= 2;
-      if (cap > r->h->o.max_body_bytes) cap = r->h->o.max_body_bytes;
+    if (cap != r->body_cap) {
       char *nb = realloc(r->body, cap);
       if (nb == NULL) return MHD_NO;
+      r->h->bodies += cap - r->body_cap;
       r->body = nb;
       r->body_cap = cap;
     }
@@ -1268,7 +1299,7 @@ static void hd_on_completed(void *cls, struct MHD_Connection *conn, void **con_c
   *con_cls = NULL;
   hd_conn *hc = hd_conn_of(&h->mhd, conn);
   if (hc && hc->req == r) { /* a kept-alive connection waits for the next request's headers */
-    if (r == NULL || r->body_state != HTTPD_BODY_TOO_LARGE) hc->deadline = uv_now(h->loop) + h->o.header_timeout_ms;
+    if (r == NULL || !hd_body_refused(r)) hc->deadline = uv_now(h->loop) + h->o.header_timeout_ms;
     hc->body_phase = 0;
     hc->req = NULL;
   }
@@ -1556,6 +1587,7 @@ httpd *httpd_new(uv_loop_t *loop, const httpd_opts *o, httpd_accept_fn on_accept
   h->is_unix = ufd >= 0;
   if (!h->o.max_header_bytes) h->o.max_header_bytes = HD_DEF_HEADER;
   if (!h->o.max_body_bytes) h->o.max_body_bytes = HD_DEF_BODY;
+  if (!h->o.max_bodies_bytes) h->o.max_bodies_bytes = HD_DEF_BODIES;
   if (!h->o.max_connections) h->o.max_connections = HD_DEF_CONNS;
   if (!h->o.max_per_ip) h->o.max_per_ip = HD_DEF_PER_IP;
   if (!h->o.idle_timeout_s) h->o.idle_timeout_s = HD_DEF_IDLE_S;
@@ -1825,7 +1857,7 @@ static int hd_queue(httpd_req *r, unsigned status, struct MHD_Response *resp,
 
 static int hd_answer(httpd_req *r, unsigned status, struct MHD_Response *resp, const char *const *headers,
                      size_t nheaders) {
-  if (r->body_state == HTTPD_BODY_NONE || r->body_state == HTTPD_BODY_TOO_LARGE) {
+  if (r->body_state == HTTPD_BODY_NONE || hd_body_refused(r)) {
     /* the body was not read: MHD closes the connection after the answer */
     r->h->mhd.add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   }

@@ -39,6 +39,8 @@ typedef struct httpd_opts {
   size_t max_header_bytes;     /* request line + headers (MHD's per-connection memory);
                                   larger gets 431 from MHD. 0: 16 KiB */
   size_t max_body_bytes;       /* 0: 1 MiB */
+  size_t max_bodies_bytes;     /* the bodies being read, held whole, in all; one that would
+                                  pass it gets 503 busy and a close. 0: 64 MiB */
   unsigned max_connections;    /* 0: 512 */
   unsigned max_per_ip;         /* 0: 64. Near either cap (a sixteenth of it left), a new
                                   connection closes the oldest one idle between requests */
@@ -128,9 +130,10 @@ int httpd_answered(const httpd_req *r);
  * does without those bytes). 0, or -1 when it cannot watch. */
 int httpd_watch_gone(httpd_req *r);
 
-/* Body state: HTTPD_BODY_NONE until asked for, then READING, then one of the rest. */
+/* Body state: HTTPD_BODY_NONE until asked for, then READING, then one of the rest (BUSY: the
+ * server held max_bodies_bytes of bodies already; refused as TOO_LARGE is, with a 503). */
 enum { HTTPD_BODY_NONE, HTTPD_BODY_READING, HTTPD_BODY_DONE, HTTPD_BODY_TOO_LARGE,
-       HTTPD_BODY_TIMEOUT, HTTPD_BODY_GONE };
+       HTTPD_BODY_TIMEOUT, HTTPD_BODY_GONE, HTTPD_BODY_BUSY };
 /* Starts reading the body (a no-op once started); notify says when it ends. */
 int httpd_read_body(httpd_req *r);
 int httpd_body_state(const httpd_req *r);

@@ -101,6 +101,11 @@ static int lhd_push_body(lua_State *L, void *ud) {
     lua_pushliteral(L, "the request body is larger than the server accepts");
     lua_pushliteral(L, "E2BIG");
     return 3;
+  case HTTPD_BODY_BUSY:
+    lua_pushnil(L);
+    lua_pushliteral(L, "the server holds as many request bodies as it takes at once");
+    lua_pushliteral(L, "EBUSY");
+    return 3;
   case HTTPD_BODY_TIMEOUT:
     lua_pushnil(L);
     lua_pushliteral(L, "the request body did not arrive in time");
@@ -1698,7 +1703,7 @@ static size_t lhd_trusted(lua_State *L, httpd_net *nets) {
   return (size_t)n;
 }
 
-/* listen{host=, port= | unix=PATH, max_header_bytes=, max_body_bytes=, max_connections=, max_per_ip=,
+/* listen{host=, port= | unix=PATH, max_header_bytes=, max_body_bytes=, max_bodies_bytes=, max_connections=, max_per_ip=,
  *   idle_timeout_s=, header_timeout_ms=, body_timeout_ms=, max_stream_queue=, trusted_proxies=}
  *   -> server | nil, message, code (0 in a field: its default, see httpd.h) */
 static int lhd_listen(lua_State *L) {
@@ -1714,6 +1719,7 @@ static int lhd_listen(lua_State *L) {
   o.port = (unsigned)lhd_opt_int(L, "port", 65535);
   o.max_header_bytes = (size_t)lhd_opt_int(L, "max_header_bytes", 1 << 24);
   o.max_body_bytes = (size_t)lhd_opt_int(L, "max_body_bytes", (lua_Integer)1 << 32);
+  o.max_bodies_bytes = (size_t)lhd_opt_int(L, "max_bodies_bytes", (lua_Integer)1 << 40);
   o.max_connections = (unsigned)lhd_opt_int(L, "max_connections", 100000);
   o.max_per_ip = (unsigned)lhd_opt_int(L, "max_per_ip", 100000);
   o.idle_timeout_s = (unsigned)lhd_opt_int(L, "idle_timeout_s", 86400);

@@ -57,6 +57,7 @@ function M.json(req, max)
   local text, err, code = req:body()
   if not text then
     if code == "E2BIG" then return nil, 413, "too_large", err end
+    if code == "EBUSY" then return nil, 503, "busy", err end
     if code == "ETIMEDOUT" then return nil, 408, "timeout", err end
     return nil, 400, "bad_request", err
   end

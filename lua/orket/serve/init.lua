@@ -42,6 +42,7 @@ local M = {}
 -- Tunable limits (docs/serve.md); ORKET_SERVE_LIMITS="name=value,..." overrides them.
 M.DEFAULTS = {
   max_header_bytes = 16384, max_body_bytes = 1048576, max_connections = 512, max_per_ip = 64,
+  max_bodies_bytes = 64 * 1048576, -- the bodies being read at once, in all (core/httpd.c)
   idle_timeout_s = 30, header_timeout_ms = 10000, body_timeout_ms = 30000,
   max_stream_queue = 1048576, heartbeat_ms = 15000,
   -- streams (event streams, logs followed) open at once: in all (0: three quarters of
@@ -173,6 +174,7 @@ end
 
 local function listen(l, where)
   local opts = { max_header_bytes = l.max_header_bytes, max_body_bytes = l.max_body_bytes,
+    max_bodies_bytes = l.max_bodies_bytes,
     max_connections = l.max_connections, max_per_ip = l.max_per_ip, idle_timeout_s = l.idle_timeout_s,
     header_timeout_ms = l.header_timeout_ms, body_timeout_ms = l.body_timeout_ms, max_stream_queue = l.max_stream_queue }
   for k, v in pairs(where) do opts[k] = v end

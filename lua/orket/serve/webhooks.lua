@@ -343,6 +343,7 @@ local function read_delivery(name, req)
   local text, berr, bcode = req:body()
   if not text then
     if bcode == "E2BIG" then return nil, err(413, "too_large", berr) end
+    if bcode == "EBUSY" then return nil, err(503, "busy", berr) end
     if bcode == "ETIMEDOUT" then return nil, err(408, "timeout", berr) end
     return nil, err(400, "bad_request", berr)
   end
