@@ -208,20 +208,57 @@ static const char *pp_own_rest(const httpproxy_kept *k, const char *value, size_
   return rest && !pp_names_host(rest, end) ? rest : NULL;
 }
 
+/* 1 or 2 when a path segment (n bytes at s) is "." or ".." as a browser reads one (WHATWG
+ * URL: "%2e" is a dot too), else 0. */
+static int pp_dots(const char *s, size_t n) {
+  int dots = 0;
+  for (size_t i = 0; i < n; dots++) {
+    if (dots == 2) return 0;
+    if (s[i] == '.') i++;
+    else if (i + 3 <= n && s[i] == '%' && s[i + 1] == '2' && (s[i + 2] | 0x20) == 'e') i += 3;
+    else return 0;
+  }
+  return dots;
+}
+
+/* A rest (len bytes at rest, after loc_to) at out with its path's dot segments removed (RFC
+ * 3986 5.2.4), never climbing above the app's root, and a backslash read as a browser reads
+ * it, as "/": put after loc_to as it was, "../../v1/keys" led a browser out of the app onto
+ * the API's routes. No separator is left at its start (after loc_to "/" it would name a
+ * host). The query and fragment follow as they are. -> the bytes written (no more than len). */
+static size_t pp_clean_rest(const char *rest, size_t len, char *out) {
+  size_t path = 0, o = 0;
+  while (path < len && rest[path] != '?' && rest[path] != '#') path++;
+  for (size_t i = 0;;) {
+    size_t j = i;
+    while (j < path && rest[j] != '/' && rest[j] != '\\') j++;
+    int end = j >= path, d = pp_dots(rest + i, j - i);
+    if (d == 2 && o > 0) { /* the segment before goes: out ends with its '/' */
+      o--;
+      while (o > 0 && out[o - 1] != '/') o--;
+    } else if (d == 0 && (j > i || o > 0)) {
+      memcpy(out + o, rest + i, j - i);
+      o += j - i;
+      if (!end) out[o++] = '/';
+    }
+    if (end) break;
+    i = j + 1;
+  }
+  memcpy(out + o, rest + path, len - path);
+  return o + len - path;
+}
+
 /* A URL of the upstream's (len bytes at v) at out as the client's: loc_to then its rest,
- * or as it is. -> the bytes written. */
+ * cleaned (pp_clean_rest), or as it is. -> the bytes written. */
 static size_t pp_own_url(const httpproxy_kept *k, const char *v, size_t len, char *out) {
   const char *rest = pp_own_rest(k, v, len);
-  size_t o = 0;
-  if (rest) {
-    size_t tl = strlen(k->loc_to);
-    memcpy(out, k->loc_to, tl);
-    o = tl;
-    len -= (size_t)(rest - v);
-    v = rest;
+  if (rest == NULL) {
+    memcpy(out, v, len);
+    return len;
   }
-  memcpy(out + o, v, len);
-  return o + len;
+  size_t tl = strlen(k->loc_to);
+  memcpy(out, k->loc_to, tl);
+  return tl + pp_clean_rest(rest, len - (size_t)(rest - v), out + tl);
 }
 
 /* A quoted string's content (len bytes at v, between its quotes) holding one of the
@@ -385,7 +422,7 @@ static size_t pp_answer_lines(httpproxy *p, const char **out, char **owned) {
         if (!pp_link_value(p->k, value, at + nl + 2)) continue;
       } else if (rest) {
         memcpy(at + nl + 2, p->k->loc_to, more);
-        memcpy(at + nl + 2 + more, rest, strlen(rest) + 1);
+        at[nl + 2 + more + pp_clean_rest(rest, strlen(rest), at + nl + 2 + more)] = '\0';
       } else {
         memcpy(at + nl + 2, value, vl + 1);
       }

@@ -242,7 +242,13 @@ describe("req:proxy", function()
       ["http://sandbox//evil.example/"] = "http://sandbox//evil.example/",
       ["http://sandbox/\\evil.example/"] = "http://sandbox/\\evil.example/",
       ["http://sandbox/\t/evil.example/"] = "http://sandbox/\t/evil.example/",
-      ["/\t/evil.example/"] = "/\t/evil.example/" } do
+      ["/\t/evil.example/"] = "/\t/evil.example/",
+      -- dot segments are removed and never climb above the app's root, so that a browser
+      -- following the Location stays with the app (a backslash and "%2e" read as it reads them)
+      ["/../../../../v1/keys"] = "/p/3/app/v1/keys", ["http://sandbox/./../../v1/board?x=/../"] = "/p/3/app/v1/board?x=/../",
+      ["/a/b/../c/./d"] = "/p/3/app/a/c/d", ["/a/.."] = "/p/3/app/", ["/a/."] = "/p/3/app/a/",
+      ["/a\\..\\..\\v1"] = "/p/3/app/v1", ["/%2e%2E/%2e./.%2E/v1#/../x"] = "/p/3/app/v1#/../x",
+      ["/x/..//evil.example/"] = "/p/3/app/evil.example/", ["/a//b/...x/..."] = "/p/3/app/a//b/...x/..." } do
       local app, sock = raw_upstream("HTTP/1.1 302 Found\r\nLocation: " .. given .. "\r\nContent-Length: 0\r\n\r\n")
       local srv, base = front(sock, opts)
       local status, headers = fetch(base .. "/")
