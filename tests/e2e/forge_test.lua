@@ -386,6 +386,14 @@ describe("reviews on a forge", function()
     code, doc = hook("sha256=" .. mac, body, "x-7")
     assert.equal(401, code)
     assert.equal("no_secret", doc.error.code)
+    -- before its body is read: a delivery declaring 1 MB that never sends it is answered at
+    -- once (not after the body's 30 s deadline), and nothing of it is held
+    local t0 = require("luv").hrtime()
+    local got = raw(s.port, "POST /v1/webhooks/github HTTP/1.1\r\nHost: localhost\r\nX-GitHub-Event: push\r\n"
+      .. "X-GitHub-Delivery: x-8\r\nX-Hub-Signature-256: sha256=" .. mac .. "\r\nContent-Length: 1000000\r\n\r\n")
+    assert.matches("^HTTP/1.1 401", got)
+    assert.matches('"no_secret"', got, 1, true)
+    assert.is_true((require("luv").hrtime() - t0) < 10e9)
     assert.equal(0, s.stop())
   end)
 

@@ -452,6 +452,7 @@ function Server:_dispatch(req, ctx)
   -- authentication): in a project that does not exist or did not open, it is refused as
   -- one whose signature does not match, so that a name cannot be probed through it
   local hook = scoped and not need and HOOKS[route.name]
+  ctx.scoped_hook = hook and true or nil -- (its refusals are a stand-in's: orket.serve.webhooks)
   local handler = route.handler
   -- a project removed or added again since the start: its members are told (below), a
   -- stranger's request answered as for one that does not exist

@@ -332,13 +332,18 @@ on_push = function(ctx, name, d, doc, g, settings)
 end
 
 -- A delivery's headers, its signature in the forge's form and its body, read -> d, sig,
--- text | nil, status, doc (the refusal)
-local function read_delivery(name, req)
+-- text | nil, status, doc (the refusal). before(): a refusal due before the body is read
+-- (status, doc), or nil.
+local function read_delivery(name, req, before)
   local d = forge.delivery(name, req.headers)
   local sig = signature_form(name, d.signature)
   if not sig then
     return nil, err(401, "bad_signature", "the delivery has no signature in this forge's form ("
       .. (name == "github" and "X-Hub-Signature-256: sha256=<hex>" or "X-Gitea-Signature: <hex>") .. ")")
+  end
+  if before then
+    local status, doc = before()
+    if status then return nil, status, doc end
   end
   local text, berr, bcode = req:body()
   if not text then
@@ -373,20 +378,27 @@ end
 
 local function handle(name)
   return function(req, ctx)
-    local d, sig, text = read_delivery(name, req)
+    local g, gerr, settings, secret, serr
+    -- the settings and the secret before the body: with no secret every delivery is refused,
+    -- and a body that needs no key to send is not held for nothing. Not under a project's
+    -- prefix, where a refusal must cost what a stand-in's does (the body read): there the
+    -- HMAC says NO_SECRET and the answer is a mismatch's
+    local d, sig, text = read_delivery(name, req, function()
+      g, gerr, settings = git_settings(ctx.dir)
+      if not g then return err(500, "internal", gerr) end
+      -- git.webhook_secret_env's variable, else git.webhook_secret's (orket.settings.secret)
+      secret, serr = secret_setting.value(g.webhook_secret, g.webhook_secret_env)
+      if serr then return err(500, "internal", "webhooks: the webhook secret cannot be read: " .. serr) end
+      if (secret == nil or secret == "") and not ctx.scoped_hook then
+        ctx.note = "NO_SECRET"
+        return err(401, "no_secret", "webhooks are refused: no secret is set (git.webhook_secret or git.webhook_secret_env in orket.lua)")
+      end
+    end)
     if not d then return sig, text end -- the refusal's status and document
-    local g, gerr, settings = git_settings(ctx.dir)
-    if not g then return err(500, "internal", gerr) end
-    -- git.webhook_secret_env's variable, else git.webhook_secret's (orket.settings.secret)
-    local secret, serr = secret_setting.value(g.webhook_secret, g.webhook_secret_env)
-    if serr then return err(500, "internal", "webhooks: the webhook secret cannot be read: " .. serr) end
     local ok, verr, vcode = crypto.verify_webhook(secret, text, sig)
     secret = nil
     if not ok then
       ctx.note = vcode
-      if vcode == "NO_SECRET" then
-        return err(401, "no_secret", "webhooks are refused: no secret is set (git.webhook_secret or git.webhook_secret_env in orket.lua)")
-      end
       return mismatch()
     end
     -- signed: now the body may be read
