@@ -219,6 +219,16 @@ static void gw_pop(gate_walk *w, size_t old) {
   w->where[old] = '\0';
 }
 
+/* The remedy for a path ws_path_normalize refused as malformed (EINVAL), by the same
+ * checks in the same order, so that it names what to fix. */
+_Static_assert(WS_PATH_MAX == 4096 && WS_NAME_MAX == 255, "gate_path_remedy states these limits");
+static const char *gate_path_remedy(const char *path, size_t len) {
+  if (len == 0) return "Give a non-empty path (\".\" is the workspace root), or leave out an optional path.";
+  if (memchr(path, '\0', len) != NULL) return "Remove the NUL byte: a path cannot hold one.";
+  if (len >= WS_PATH_MAX) return "Use a shorter path: at most 4095 bytes.";
+  return "Use shorter file and directory names: at most 255 bytes each.";
+}
+
 /* One path value: confined, not protected for writers, at most GATE_MAX_PATHS per call. */
 static int gw_path(gate_walk *w, const jv *s) {
   const gate_input *in = w->in;
@@ -230,8 +240,12 @@ static int gw_path(gate_walk *w, const jv *s) {
   }
   ws_err e;
   if (ws_path_normalize(s->u.s, s->n, p->norm[p->n], WS_PATH_MAX, &e) != 0) {
-    gd_set(w->d, GATE_DENY, "PATH_ESCAPE",
-           "Name files with paths relative to the workspace root, without '..' (e.g. \"src/main.c\").",
+    /* only a way out (absolute, "..": the workspace's EPERM) is an escape; a path that is
+     * malformed (EINVAL) is a bad argument, and its remedy must say what to fix, not '..' */
+    int escape = strcmp(e.code, "EPERM") == 0;
+    gd_set(w->d, GATE_DENY, escape ? "PATH_ESCAPE" : "ARGS_INVALID",
+           escape ? "Name files with paths relative to the workspace root, without '..' (e.g. \"src/main.c\")."
+                  : gate_path_remedy(s->u.s, s->n),
            "%s: argument '%s' %s", in->tool, w->where, e.msg + strlen("workspace: "));
     return -1;
   }

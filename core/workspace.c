@@ -592,9 +592,23 @@ static int ws_check_target(const ws *w, int dfd, const char *leaf, const char *o
   return 0;
 }
 
+/* A path ending in "/" or "/." has a directory's form: normalized to "dir", a write would
+ * make a file of what was asked for as a directory. Refused before any lookup, so that the
+ * reason is this one whether or not the directory exists; a path the lexical checks refuse
+ * gets their reason. */
+static int ws_refuse_dir_form(const char *op, const char *path, size_t len, ws_err *e) {
+  char norm[WS_PATH_MAX];
+  if (ws_path_normalize(path, len, norm, sizeof norm, e) != 0) return -1;
+  if (len >= 2 && (path[len - 1] == '/' || (path[len - 1] == '.' && path[len - 2] == '/')))
+    return ws_fail(e, "EINVAL", "%s: a file's path cannot end in '/' or '/.' (that names a directory): %.*s",
+                   op, (int)len, path);
+  return 0;
+}
+
 int ws_write(ws *w, const char *path, size_t len, const char *data, size_t datalen, ws_err *e) {
   char norm[WS_PATH_MAX];
   const char *leaf;
+  if (ws_refuse_dir_form("write", path, len, e) != 0) return -1;
   int dfd = ws_parent(w, "write", path, len, 1, 0, norm, &leaf, O_RDONLY, e);
   if (dfd < 0) return -1;
   mode_t mode;
@@ -658,6 +672,7 @@ int ws_write(ws *w, const char *path, size_t len, const char *data, size_t datal
 int ws_append(ws *w, const char *path, size_t len, const char *data, size_t datalen, ws_err *e) {
   char norm[WS_PATH_MAX];
   const char *leaf;
+  if (ws_refuse_dir_form("append", path, len, e) != 0) return -1;
   int dfd = ws_parent(w, "append", path, len, 1, 0, norm, &leaf, O_PATH, e);
   if (dfd < 0) return -1;
   mode_t mode;
@@ -819,6 +834,13 @@ int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, w
     close(ffd);
     return -1;
   }
+  /* the kernel's EINVAL for this says neither what is wrong nor the target */
+  size_t fl = strlen(nfrom);
+  if (strncmp(nto, nfrom, fl) == 0 && nto[fl] == '/') {
+    close(ffd);
+    close(tfd);
+    return ws_fail(e, "EINVAL", "move: cannot move a directory into itself: %s -> %s", nfrom, nto);
+  }
   struct stat st;
   int r = ws_leaf_stat(w, ffd, lfrom, &st);
   if (r == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1) {
@@ -836,5 +858,7 @@ int ws_move(ws *w, const char *from, size_t flen, const char *to, size_t tlen, w
   close(ffd);
   close(tfd);
   if (r == 0) return 0;
+  if (err == EINVAL) /* another way into itself (a case-insensitive file system): name both */
+    return ws_fail(e, "EINVAL", "move: the system refused to move %s to %s (invalid argument)", nfrom, nto);
   return ws_errno(e, err, "move", err == EEXIST ? nto : nfrom);
 }

@@ -15,7 +15,11 @@ return {
     local parent = args.to:match("^(.*)/[^/]*$")
     if parent and parent ~= "" then
       local ok, err, code = ctx.fs:mkdir(parent)
-      if not ok then return nil, err, code end
+      -- the model asked for a move: name it and both ends, not this internal step
+      if not ok then
+        local why = err:gsub("^workspace: mkdir: ", "")
+        return nil, ("workspace: move: %s -> %s: cannot make the destination's folder: %s"):format(args.from, args.to, why), code
+      end
     end
     local ok, err, code = ctx.fs:move(args.from, args.to)
     if not ok then return nil, err, code end

@@ -13,8 +13,9 @@ return {
     required = { "path", "content" },
   },
   handler = function(args, ctx)
-    local parent = args.path:match("^(.*)/[^/]*$")
-    if parent and parent ~= "" then
+    -- "dir/" or "dir/." names no file: the write refuses it, so make no folder for it first
+    local parent, leaf = args.path:match("^(.*)/([^/]*)$")
+    if parent and parent ~= "" and leaf ~= "" and leaf ~= "." then
       local ok, err, code = ctx.fs:mkdir(parent)
       if not ok then return nil, err, code end
     end

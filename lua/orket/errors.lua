@@ -79,8 +79,9 @@ CODES.ARGS_MALFORMED = {
 }
 CODES.ARGS_INVALID = {
   verdict = "deny",
-  means = "the arguments do not match the tool's schema",
-  remedy = "the reason names the field; the model usually corrects itself",
+  means = "the arguments do not match the tool's schema, or a path in them is malformed (empty, a NUL byte, "
+    .. "a name or path too long)",
+  remedy = "the reason names the field and what to fix; the model usually corrects itself",
 }
 CODES.PATH_ESCAPE = {
   verdict = "deny",

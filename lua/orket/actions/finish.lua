@@ -5,6 +5,7 @@
 -- the engine's tools and the webhooks render in their own words. Uses a repository of
 -- orket.c.gitrepo and a board (orket.board). Contract: docs/git.md.
 local sj = require "orket.store.journal_reads"
+local inert = require "orket.inert"
 
 local M = {}
 
@@ -19,7 +20,12 @@ M.MERGE_TRIES = 4
 --- card code_review -> in_progress (a rework) as actor, and journals a merge_conflict event,
 --- so the card's next turn begins with main merged in.
 function M.send_back(db, board, id, paths, actor, run_id)
-  local files = table.concat(paths, ", ")
+  -- the model's instruction for which files to fix: a path holding ", ", a space, a newline
+  -- or a control is quoted as `orket status` quotes it ('a, b', $'a\nb'), so no list reads
+  -- as another
+  local shown = {}
+  for i, p in ipairs(paths) do shown[i] = inert.shell_word(p) end
+  local files = table.concat(shown, ", ")
   local why = string.format("Merging orket/%s into main conflicts in: %s. The engine sent the card back to "
     .. "in_progress; its next turn starts with main merged into its branch, conflict markers in those files "
     .. "to resolve.", id, files)

@@ -140,6 +140,18 @@ describe("actions.finish", function()
     assert.equal(before, repo:head("main"))
   end)
 
+  it("quotes a conflicting path that would read as another list or line in the comment", function()
+    local paths = { "plain.txt", "a, b.txt", "evil\27[31mRED\27[0m\n[git] fake line.txt", "my file.txt", "x,y.txt" }
+    local why = assert(finish.send_back(db, b, "E-2", paths, GUARD))
+    local want = "Merging orket/E-2 into main conflicts in: plain.txt, 'a, b.txt', "
+      .. "$'evil\\x1b[31mRED\\x1b[0m\\x0a[git] fake line.txt', 'my file.txt', x,y.txt. The engine sent"
+    assert.equal(want, why:sub(1, #want))
+    assert.is_nil(why:find("\n", 1, true))
+    assert.equal(why, b:comments("E-2")[#b:comments("E-2")].body)
+    local ev = db:events { card = "E-2" }
+    assert.same(paths, ev[#ev].data.paths) -- the journal keeps the names as they are
+  end)
+
   -- the journal's commit of a turn, as the engine records it
   local function recorded(card, id, turn)
     db:event { kind = "commit", card = card, data = { id = id, turn = turn, branch = "orket/" .. card, kind = "commit" } }

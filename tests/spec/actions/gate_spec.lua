@@ -66,6 +66,31 @@ describe("gate.check", function()
     end
   end)
 
+  it("tells a malformed path from an escape, with a remedy for what is wrong", function()
+    local cases = {
+      { "write_file", string.rep("M", 252) .. "xxxx.txt", "path component longer than 255 bytes in MMM", "at most 255 bytes each" },
+      { "write_file", "a\0b.txt", "path contains a NUL byte", "Remove the NUL byte" },
+      { "write_file", string.rep("a/", 2048), "path longer than 4095 bytes", "at most 4095 bytes" },
+      { "list_directory", "", "argument 'path' empty path", '"." is the workspace root), or leave out an optional path' },
+    }
+    for _, c in ipairs(cases) do
+      local d = check { tool = c[1], args = { path = c[2], content = c[1] == "write_file" and "x" or nil } }
+      assert.equal("deny", d.verdict)
+      assert.equal("ARGS_INVALID", d.code, c[3])
+      assert.matches(c[3], d.reason, 1, true)
+      assert.matches(c[4], d.remedy, 1, true)
+      assert.is_nil(d.remedy:find("..", 1, true), d.remedy)
+    end
+    -- an escape stays one, with its own remedy
+    for _, p in ipairs { "../x", "/etc/passwd", "a/../../b" } do
+      local d = check { tool = "write_file", args = { path = p, content = "x" } }
+      assert.equal("PATH_ESCAPE", d.code, p)
+      assert.matches("without '..'", d.remedy, 1, true)
+    end
+    -- list_directory without a path lists the root
+    assert.equal("ALLOWED", check { tool = "list_directory", args = {} }.code)
+  end)
+
   it("reads protected paths but does not write them", function()
     assert.equal("allow", check { tool = "read_file", args = { path = "roles/coder.lua" } }.verdict)
     assert.equal("PATH_PROTECTED", check { tool = "delete_file", args = { path = "orket.lua" } }.code)

@@ -193,6 +193,45 @@ describe("tools", function()
     assert.equal("ENOENT", r.code)
   end)
 
+  it("create_directory says whether it made the directory", function()
+    assert.same({ path = ".", created = false }, reg:run("create_directory", { path = "." }, ctx).result)
+    assert.same({ path = "n/d", created = true }, reg:run("create_directory", { path = "n/d" }, ctx).result)
+    assert.same({ path = "n/d", created = false }, reg:run("create_directory", { path = "n/d" }, ctx).result)
+    assert(ctx.fs:write("f", "x"))
+    assert.equal("ENOTDIR", reg:run("create_directory", { path = "f/x" }, ctx).code) -- failures still fail
+  end)
+
+  it("write_file refuses a path ending in '/' before making any folder", function()
+    for _, p in ipairs { "dir/", "sub/dir/", "sub/dir/." } do
+      local r = reg:run("write_file", { path = p, content = "x" }, ctx)
+      assert.is_false(r.ok, p)
+      assert.equal("EINVAL", r.code)
+      assert.equal("workspace: write: a file's path cannot end in '/' or '/.' (that names a directory): " .. p, r.error)
+    end
+    local _, _, code = ctx.fs:stat("dir")
+    assert.equal("ENOENT", code)
+    _, _, code = ctx.fs:stat("sub")
+    assert.equal("ENOENT", code)
+  end)
+
+  it("move_file names the move and both ends when it cannot be done", function()
+    assert(ctx.fs:write("a.txt", "a"))
+    assert(ctx.fs:mkdir("dd/sub"))
+    local r = reg:run("move_file", { from = "dd", to = "dd/inner" }, ctx)
+    assert.same({ ok = false, code = "EINVAL", error = "workspace: move: cannot move a directory into itself: dd -> dd/inner" },
+      { ok = r.ok, code = r.code, error = r.error })
+    assert(ctx.fs:mkdir("real"))
+    assert(os.execute("ln -s real " .. root .. "/sl"))
+    r = reg:run("move_file", { from = "a.txt", to = "sl/a.txt" }, ctx)
+    assert.equal("EPERM", r.code)
+    assert.equal("workspace: move: a.txt -> sl/a.txt: cannot make the destination's folder: path goes through a symlink: sl",
+      r.error)
+    r = reg:run("move_file", { from = "a.txt", to = "sl/deeper/a.txt" }, ctx)
+    assert.equal("EPERM", r.code)
+    assert.matches("^workspace: move: a%.txt %-> sl/deeper/a%.txt: cannot make the destination's folder: ", r.error)
+    assert.equal("a", ctx.fs:read("a.txt"))
+  end)
+
   it("get_issue_context returns the card, dependency states and history", function()
     local r = reg:run("get_issue_context", {}, ctx)
     assert.equal("ISS-1", r.result.card.id)

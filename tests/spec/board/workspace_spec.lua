@@ -230,6 +230,34 @@ for _, mode in ipairs { "openat2", "walk" } do
       assert.equal("EINVAL", code)
     end)
 
+    it("refuses to write a file at a path of a directory's form, making nothing", function()
+      for _, p in ipairs { "dir/", "dir/.", "src/", "a//" } do
+        local ok, msg, code = ws:write(p, "x")
+        assert.is_nil(ok, p)
+        assert.equal("EINVAL", code, p)
+        assert.equal("workspace: write: a file's path cannot end in '/' or '/.' (that names a directory): " .. p, msg)
+        ok, msg, code = ws:append(p, "x")
+        assert.equal("EINVAL", code, p)
+        assert.matches("^workspace: append: a file's path cannot end", msg)
+      end
+      assert.is_nil(H.read(root .. "/dir")) -- "dir/" did not become a file named dir
+      assert.is_nil(H.read(root .. "/a"))
+    end)
+
+    it("refuses to move a directory into itself, naming both", function()
+      assert(ws:mkdir("dd/sub"))
+      for _, to in ipairs { "dd/inner", "dd/sub/inner", "./dd//x" } do
+        local ok, msg, code = ws:move("dd", to)
+        assert.is_nil(ok)
+        assert.equal("EINVAL", code)
+        assert.equal("workspace: move: cannot move a directory into itself: dd -> " .. to:gsub("^%./", ""):gsub("//", "/"), msg)
+      end
+      -- a sibling whose name starts alike is no subdirectory
+      assert(ws:move("dd", "dd2/x") == nil) -- dd2 is missing: ENOENT, not EINVAL
+      assert(ws:mkdir("dd2"))
+      assert.is_true(ws:move("dd", "dd2/x"))
+    end)
+
     it("never replaces on move, and reports what exists", function()
       ws:write("a", "1")
       ws:write("b", "2")
