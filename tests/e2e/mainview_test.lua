@@ -160,6 +160,56 @@ describe("workspace/ as a view of main", function()
     assert.matches("code_review %-> in_progress by integrity_guard", log.stdout)
   end)
 
+  -- libgit2 finds the repository by its path: a project moved while its run works made every
+  -- later git step fail ("no branch main") and blocked each card it touched
+  it("stops a run whose project folder is moved, blocking no card, and resumes in the new place", function()
+    local root = H.tmpdir()
+    assert.equal(0, H.orket("init p", { cwd = root }).status)
+    local dir = backends.project(root .. "/p")
+    if backends.name() == "pg" then assert.equal(0, H.orket("import", { cwd = dir }).status) end
+    H.write(dir .. "/script.lua", [[
+local function call(name, args) return { name = name, arguments = args } end
+local function work(card, path)
+  return { role = "coder", card = card, match = "^Issue ", reply = { tool_calls = {
+    call("run_command", { argv = { "sh", "-c", "sleep 3; echo ok" } }),
+    call("write_file", { path = path, content = card .. "\n" }),
+    call("add_issue_comment", { body = "Wrote " .. path .. "." }) } } }
+end
+return {
+  rules = {
+    work("START-1", "one.txt"), work("START-2", "two.txt"),
+    { match = '"author"', reply = { tool_calls = { call("update_issue_status", { status = "code_review" }) } } },
+    { role = "integrity_guard", match = "^Issue ", reply = { tool_calls = { call("update_issue_status", { status = "done" }) } } },
+  },
+  default = { content = "Nothing more to do." },
+}
+]])
+    local f = assert(io.open(dir .. "/orket.lua", "a"))
+    f:write('\nverify = { commands = { "sh" } }\n')
+    f:close()
+    os.execute(string.format("cd %s && { %s run START >%s/run.out 2>&1 & echo $! >%s/run.pid; wait $!; echo $? >%s/run.rc; } &",
+      H.quote(dir), H.quote(H.BIN), H.quote(root), H.quote(root), H.quote(root)))
+    finally(function() H.end_started(root, "run.pid", "run.rc", true) end)
+    -- the coder's first turn has begun (its command sleeps): the folder moves under it
+    H.wait_for(function() return (H.read(root .. "/run.out") or ""):find('"type":"turn_start"', 1, true) end,
+      "the first turn")
+    assert(os.rename(root .. "/p", root .. "/q"))
+    H.wait_for(function() return (H.read(root .. "/run.rc") or ""):match("%d") end, "the run's end")
+    local out = H.read(root .. "/run.out")
+    assert.equal("1", H.read(root .. "/run.rc"):match("%d+"), out)
+    assert.matches('"action":"project_moved"', out, 1, true)
+    assert.matches("the project's folder was moved or removed while the run went on; 'orket resume 1' in its new "
+      .. "place carries on", out, 1, true)
+    assert.is_nil(out:find('"card_blocked"', 1, true), out)
+    local moved = root .. "/q"
+    assert.is_nil(H.orket("board", { cwd = moved }).stdout:find("blocked", 1, true))
+    local r = H.orket("resume", { cwd = moved })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    assert.matches("START%-1%s+done", H.orket("board", { cwd = moved }).stdout)
+    assert.equal("START-1\n", H.read(moved .. "/workspace/one.txt"))
+    assert.equal("START-2\n", H.read(moved .. "/workspace/two.txt"))
+  end)
+
   -- the refresh's temporary files take no name a tree can hold: a card's file named as the
   -- old fixed one stays in workspace/, and a directory of that name stops no later write
   it("follows main's files named .orket-view.tmp, and writes beside a directory of that name", function()

@@ -180,7 +180,22 @@ function M.open(ws_dir, worktrees)
   end
   if not repo and code == "ENOENT" then repo, err, code = G.init(ws_dir, ENGINE) end
   if not repo then return nil, err, code end
-  return { repo = repo, dir = worktrees, state = state, made = made, aside = aside }
+  local st = uv.fs_stat(repo:path())
+  return { repo = repo, dir = worktrees, state = state, made = made, aside = aside,
+    ino = st and st.ino, dev = st and st.dev }
+end
+
+--- moved(git) -> why | nil: why git work fails for good in this process: the repository
+--- is no longer where it was opened (the project's folder moved or removed while a run
+--- went on). libgit2 finds it by its path, so every later operation would fail ("no branch
+--- main") and block each card it touched; the run stops instead (Run:git_moved).
+function M.moved(git)
+  if not git or not git.ino then return nil end
+  local path = git.repo:path()
+  local st = uv.fs_stat(path)
+  if st and st.ino == git.ino and st.dev == git.dev then return nil end
+  return string.format("the project's repository is no longer at %s: the project's folder was moved or removed "
+    .. "while the run went on", path)
 end
 
 -- The git section when main has a remote to be pushed to.

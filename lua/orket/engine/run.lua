@@ -50,7 +50,7 @@ end
 
 -- every field of a run: those new sets and those it leaves nil until the run needs them
 for _, k in ipairs { "engine", "run_id", "model", "tasks", "run_counters", "skipped", "stopping", "halted",
-  "journal_failed", "journal_base", "git_failed", "tokens_used", "card_tokens_used", "spend", "money_checking",
+  "journal_failed", "journal_base", "git_failed", "git_moved_away", "tokens_used", "card_tokens_used", "spend", "money_checking",
   "money_reads", "money_deferred", "card_clock",
   "run_deadline", "round_after", "waker", "main_push", "forge_publishing", "forge_failed", "verify_held", "git_known", "deploys", "internal_failed",
   "threads", "began_finished" } do
@@ -77,7 +77,8 @@ function M.new(engine, id)
     halted = nil,      -- the run budget that ended the run (run_budget_spent)
     journal_failed = nil, -- the store's file error that ended the run (journal_broken)
     journal_base = nil, -- a carried-on run's mark of the store's failures at its start (db:journal_mark)
-    git_failed = nil, -- the repository's disk full, which ended the run (git_broken)
+    git_failed = nil, -- the repository's disk full, which ended the run (git_broken), or gone (git_moved)
+    git_moved_away = nil, -- true when git_failed says the project moved (git_moved)
     internal_failed = nil, -- an error in Orket's own code that ended a turn's task (start_jobs)
     tokens_used = nil, -- the run's tokens, a tally (run_tokens)
     card_tokens_used = nil, -- card id -> its tokens since its last retry, a tally (card_tokens)
@@ -563,6 +564,22 @@ function Run:git_broken(card, msg, code)
   return true
 end
 
+--- git_moved(card, out) -> true when a turn that failed (out) failed because the project's
+--- repository is no longer where the run opened it (gitwork.moved): that ends the run the
+--- first time, failed, with the reason, as a full disk does (git_broken): no card blocked
+--- for it, and `orket resume` in the project's new place carries on. A turn that ended well
+--- costs no look.
+function Run:git_moved(card, out)
+  if self.git_failed then return true end
+  if out.ended ~= "engine_error" and out.ended ~= "role_error" and not out.git_error then return false end
+  local why = gitwork.moved(self.git)
+  if not why then return false end
+  self.git_failed, self.git_moved_away = why, true
+  self:emit { type = "git", card = card, action = "project_moved", error = why }
+  self:stop()
+  return true
+end
+
 --- check_lease(job): in a worker (engine.lease set), raises unless the worker's lease on
 --- job's card is live, marking job.lease_lost; called first in each transaction that writes
 --- for a turn, so a worker that lost its card writes nothing more for it. A run whose
@@ -594,7 +611,7 @@ function Run:finish_turn(job, out)
   end
   -- a step of this turn (or of another) could not be written: the turn ends unrecorded,
   -- not blocked for it, so a resume takes it up again
-  local broken = self:journal_broken(job.card_id) or self.git_failed ~= nil
+  local broken = self:journal_broken(job.card_id) or self.git_failed ~= nil or self:git_moved(job.card_id, out)
   if not broken and not out.recorded then
     local begun = job.begun
     local ok, err = self.db:tx(function()
@@ -1178,6 +1195,9 @@ function Run:conclude(target, view)
     status = "failed"
     reason = string.format("an internal error ended the run (%s; its traceback is on stderr): please report it; "
       .. "'orket resume %d' carries on", self.internal_failed, self.run_id)
+  elseif self.git_moved_away then
+    status = "failed"
+    reason = string.format("%s; 'orket resume %d' in its new place carries on", self.git_failed, self.run_id)
   elseif self.git_failed then
     status = "failed"
     -- a file a tool wrote into a card's directory (the workspace layer's error) or git's
