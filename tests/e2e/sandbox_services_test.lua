@@ -313,6 +313,37 @@ services:
     H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
   end)
 
+  it("is healthy only once the services started after the entry are healthy, and fails when one of them ends", function()
+    if skip then return pending(skip) end
+    local mark = "svc" .. math.random(1, 1e9)
+    -- api is the entry (it publishes a port); the worker, started after it as it depends on
+    -- it, listens only 1.5 s later: `up` said healthy once api answered, before the worker
+    -- was healthy, and one that then failed ended a sandbox already said healthy
+    local dir = project({
+      ["compose.yaml"] = "services:\n  api:\n    build: api\n    command: [python3, app.py, m]\n    ports: [\"8000:8000\"]\n"
+        .. "  worker:\n    command: [python3, w.py]\n    depends_on: [api]\n",
+      ["api/app.py"] = BACKEND,
+      ["w.py"] = "import time\ntime.sleep(1.5)\n" .. BACKEND,
+    }, mark)
+    H.write(dir .. "/orket.lua", H.read(dir .. "/orket.lua") .. "\nsandbox.health = { start_timeout_ms = 15000 }\n")
+    local r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(0, r.status, r.stdout .. r.stderr)
+    local logs = H.orket("sandbox logs 1", { cwd = dir }).stdout
+    assert.matches("orket: worker is healthy\norket: every service is started\n", logs, 1, true)
+    assert.equal(0, H.orket("sandbox stop 1", { cwd = dir }).status)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+    -- a worker that ends before it is healthy fails the start: never said healthy first
+    H.write(dir .. "/workspace/compose.yaml", (H.read(dir .. "/workspace/compose.yaml")
+      :gsub("command: %[python3, w.py%]", 'command: [sh, -c, "sleep 0.5; echo cannot reach the queue; exit 3"]')))
+    H.commit_main(dir, "a worker that fails")
+    r = H.orket("sandbox up --detach", { cwd = dir })
+    assert.equal(1, r.status, r.stdout .. r.stderr)
+    assert.not_matches("is healthy", r.stdout, 1, true)
+    assert.matches("worker ended (status 3) before it was healthy", r.stdout .. r.stderr, 1, true)
+    assert.matches("[worker] cannot reach the queue", r.stdout .. r.stderr, 1, true)
+    H.wait_for(function() return #procs(mark) == 0 end, "no service left running")
+  end)
+
   it("names the service that ended in the sandbox's detail, not only the script's status", function()
     if skip then return pending(skip) end
     local mark = "svc" .. math.random(1, 1e9)

@@ -108,12 +108,13 @@ local function health_text(p, one, i, ports)
     or one.entry and ((p.health.kind == "http" and ("HTTP GET " .. p.health.path) or "TCP connect")
       .. " through the socket, by the sandbox's owner"
       .. (i < #p.services and entry_first(one, ports[one.name]) or ""))
+    -- a database's own check is what runs, whatever the compose file's healthcheck says
+    -- (SQLite is a file Orket makes and seeds before the services start: nothing runs)
+    or one.database == "sqlite" and "none: its file is made (and seeded) before the services start"
+    or one.database and "the database answers (pg_isready)"
     or h and h.kind == "cmd" and ("the compose file's test: " .. table.concat(h.argv, " "))
     or h and h.kind == "none" and string.format("none (the compose file turns it off): up once it has run %d ms",
       supervise.SETTLE_MS)
-    -- SQLite is a file Orket makes and seeds before the services start: nothing runs
-    or one.database == "sqlite" and "none: its file is made (and seeded) before the services start"
-    or one.database and "the database answers (pg_isready)"
     or ("TCP connect to port " .. ports[one.name])
 end
 

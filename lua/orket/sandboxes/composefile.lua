@@ -105,6 +105,26 @@ function M.interpolate(v, known)
   return table.concat(out)
 end
 
+--- references(v) -> what v's ${NAME}, $NAME and ${NAME<op>WORD} read, in order: {name=,
+--- op=} (op "" for none, ":-", "-", ":+", "+", ":?", "?"); $$ reads nothing (M.interpolate)
+function M.references(v)
+  local out, at = {}, 1
+  while true do
+    local s = v:find("$", at, true)
+    if not s then break end
+    local name, op, e = v:match("^{([%a_][%w_]*)(:?[%-%+%?]?)[^}]*}()", s + 1)
+    if not name then name, e = v:match("^([%a_][%w_]*)()", s + 1) end
+    if v:sub(s + 1, s + 1) == "$" then
+      at = s + 2
+    elseif name then
+      out[#out + 1], at = { name = name, op = op or "" }, e
+    else
+      at = s + 1
+    end
+  end
+  return out
+end
+
 --- fill(argv, raw, env) -> argv (a list command with its $$ read as $) as the service runs
 --- it: raw, its words as written, with the ${NAME} and $NAME its environment env gives
 --- filled in (M.interpolate). No shell reads a list's words, so "--port ${PORT}" was
@@ -137,29 +157,35 @@ end
 -- 128 KiB (the kernel's MAX_ARG_STRLEN; orket.sandboxes.supervise.argv)
 M.ENV_MAX = 16 * 1024
 
--- environment: a mapping, or a list of KEY=VALUE
+-- environment: a mapping, or a list of KEY=VALUE -> {NAME=value}, {NAME=its line} | nil,
+-- what is wrong, its line
 local function env_of(v)
-  local out = {}
+  local out, lines = {}, {}
   if yamldoc.is_map(v) then
     for _, k in ipairs(yamldoc.keys(v)) do
       if type(v[k]) ~= "string" then return nil, k, yamldoc.line(v, k) end
-      out[k] = v[k]
+      out[k], lines[k] = v[k], yamldoc.line(v, k)
     end
   elseif yamldoc.is_list(v) then
-    for _, kv in ipairs(v) do
+    for i, kv in ipairs(v) do
       -- (apart from the test: `x and s:match()` would keep the name and drop the value)
       local k, val
       if type(kv) == "string" then k, val = kv:match("^([%w_]+)=(.*)$") end
-      if not k then return nil, tostring(kv) end
-      out[k] = val
+      -- (an item without =, Compose's pass-through of the host's value, named at its own line)
+      if not k then
+        return nil, type(kv) == "string" and kv:match("^[%a_][%w_]*$")
+          and (kv .. ": Compose passes the host's value on, Orket does not: give it as " .. kv .. "=value")
+          or tostring(kv), yamldoc.line(v, i)
+      end
+      out[k], lines[k] = val, yamldoc.line(v, i)
     end
   else
     return nil, ""
   end
   for k in pairs(out) do
-    if not k:match("^[%a_][%w_]*$") then return nil, k, yamldoc.is_map(v) and yamldoc.line(v, k) or nil end
+    if not k:match("^[%a_][%w_]*$") then return nil, k, lines[k] end
   end
-  return out
+  return out, lines
 end
 
 -- a host IP a port entry binds to, as the file gives it (IPv4, or IPv6 in brackets in the
@@ -175,7 +201,8 @@ local function host_ip(x, bracketed)
   return v6 and v6:find(":", 1, true) and ("[" .. v6 .. "]") or nil
 end
 
--- a port entry -> the port the service listens on, the host port asked for, the host IP it
+-- a port entry -> the port the service listens on, the host port asked for (false: none,
+-- "8000" or "127.0.0.1::8000", which Compose fills with a random free one), the host IP it
 -- binds to (nil: every interface) | nil. The IP is kept: a project that binds a service to
 -- 127.0.0.1 keeps it off the network, and `orket sandbox compose` writes it back so.
 local function port_of(v)
@@ -186,9 +213,9 @@ local function port_of(v)
   if yamldoc.is_map(v) then
     -- compose's long form: {target: 80, published: 8080, host_ip: 127.0.0.1} (protocol tcp)
     local inner = port(v.target)
-    local host = v.published == nil and inner or port(v.published)
+    local host = v.published ~= nil and port(v.published)
     local ip = v.host_ip ~= nil and host_ip(v.host_ip, false)
-    if not inner or not host or (v.protocol ~= nil and v.protocol ~= "tcp") or ip == nil then return nil end
+    if not inner or host == nil or (v.protocol ~= nil and v.protocol ~= "tcp") or ip == nil then return nil end
     return inner, host, ip or nil
   end
   if type(v) ~= "string" then return nil end
@@ -201,12 +228,14 @@ local function port_of(v)
     if not ip then return nil end
     body = rest
   end
-  local parts = {}
-  for x in body:gmatch("[^:]+") do parts[#parts + 1] = x end
-  local inner = port(parts[#parts])
+  local host_text, inner_text = body:match("^([^:]*):([^:]*)$")
+  local inner = port(host_text and inner_text or body)
+  if not inner then return nil end
+  -- no host port: a random one (two services' "8000" clash on none); an IP with none is "IP::8000"
+  if not host_text or (host_text == "" and ip) then return inner, false, ip end
   -- a host part that is given must be a port too: "abc:80" was taken for "80:80"
-  local host = #parts >= 2 and port(parts[#parts - 1]) or #parts < 2 and not ip and inner
-  if not inner or not host then return nil end
+  local host = port(host_text)
+  if not host then return nil end
   return inner, host, ip
 end
 
@@ -301,13 +330,58 @@ local CONDITIONS = { service_started = true, service_healthy = true, service_com
 -- a depends_on entry's keys (above all, a misspelling of condition is not passed over)
 local DEPENDS_FIELDS = { condition = true, required = true, restart = true }
 
+-- The postgres image's settings Orket's PostgreSQL does not take (orket.sandboxes.database
+-- makes user and database app, trust on its loopback, no password)
+local PG_SETTINGS = { POSTGRES_USER = true, POSTGRES_PASSWORD = true, POSTGRES_DB = true,
+  POSTGRES_PASSWORD_FILE = true, POSTGRES_USER_FILE = true, POSTGRES_DB_FILE = true, POSTGRES_INITDB_ARGS = true,
+  POSTGRES_INITDB_WALDIR = true, POSTGRES_HOST_AUTH_METHOD = true, PGDATA = true }
+M.INITDB_D = "/docker-entrypoint-initdb.d"
+
+-- pg_notes(sv, v, name): what of a PostgreSQL service's file its Orket-run server passes
+-- over, said in the plan at its line: the image's settings (the others would connect as a
+-- user that does not exist), an init script mounted where the image runs it (its tables
+-- would be missing: x-orket.seed is the way), and a health check (pg_isready runs instead)
+local function pg_notes(sv, v, name)
+  local keys = {}
+  for k in pairs(sv.env) do if PG_SETTINGS[k] then keys[#keys + 1] = k end end
+  table.sort(keys, function(a, b) return (sv.env_lines[a] or 0) < (sv.env_lines[b] or 0) end)
+  for _, k in ipairs(keys) do
+    -- (app: orket.sandboxes.database's USER, not required here: this module is pure data)
+    sv.reasons[#sv.reasons + 1] = string.format("%s:%s: environment.%s is not used: Orket's PostgreSQL has its own "
+      .. "user and database, app, with no password; the others find it in %s_URL (and DATABASE_URL beside one "
+      .. "database)", name, tostring(sv.env_lines[k] or sv.env_line), k, M.var(sv.name))
+  end
+  if yamldoc.is_list(v.volumes) then
+    for i, m in ipairs(v.volumes) do
+      local src, dst
+      if type(m) == "string" then
+        src, dst = m:match("^([^:]*):([^:]*)")
+      elseif yamldoc.is_map(m) then
+        src, dst = m.source, m.target
+      end
+      if type(dst) == "string" and dst:sub(1, #M.INITDB_D) == M.INITDB_D then
+        sv.reasons[#sv.reasons + 1] = string.format("%s:%s: volumes: %s mounted in %s is not run (Orket passes volumes "
+          .. "over, and runs no image): give a SQL file as x-orket.seed (x-orket: {seed: %s}), or x-orket.seed_command",
+          name, tostring(yamldoc.line(v.volumes, i) or yamldoc.line(v, "volumes")), tostring(src), M.INITDB_D,
+          type(src) == "string" and src:match("%.sql$") and src:gsub("^%./", "") or "db/init.sql")
+      end
+    end
+  end
+  if v.healthcheck ~= nil then
+    sv.reasons[#sv.reasons + 1] = string.format("%s:%d: healthcheck is passed over: Orket's PostgreSQL is healthy "
+      .. "when pg_isready says so", name, yamldoc.line(v, "healthcheck"))
+  end
+end
+
 local function service_of(sname, v, name, line)
   if not yamldoc.is_map(v) then return nil, err(name, line, "services.%s must be a mapping", sname) end
   for _, k in ipairs(yamldoc.keys(v)) do
     -- (x-*: an extension field, which the Compose spec lets any mapping have)
     if not M.FIELDS[k] and not k:match("^x%-") then
+      -- (what it passes over named too: a field in neither list is to be removed)
       return nil, err(name, yamldoc.line(v, k), "services.%s.%s: not a field Orket reads (it reads command, build, "
-        .. "image, ports, environment, depends_on, healthcheck, working_dir, x-orket)", sname, k)
+        .. "image, ports, environment, depends_on, healthcheck, working_dir, x-orket; it passes over restart, volumes, "
+        .. "networks, labels, expose, container_name and x-*)", sname, k)
     end
   end
   local sv = { name = sname, line = line, dir = "", env = {}, depends_on = {}, reasons = {} }
@@ -431,10 +505,10 @@ local function service_of(sname, v, name, line)
       .. "give it a command (and build: its folder), or run it elsewhere", sname, tostring(v.image))
   end
   if v.environment ~= nil then
-    local env, bad, bad_line = env_of(v.environment)
+    local env, got, bad_line = env_of(v.environment)
     if not env then
       return nil, err(name, bad_line or yamldoc.line(v, "environment"), "services.%s.environment: a mapping of names to "
-        .. "strings, or a list of NAME=value (%s)", sname, bad)
+        .. "strings, or a list of NAME=value (%s)", sname, got)
     end
     local bytes = 0
     for k, val in pairs(env) do bytes = bytes + #k + #val + 2 end
@@ -443,11 +517,8 @@ local function service_of(sname, v, name, line)
         .. "environment may have (the services' start is one command line, which the kernel caps at 128 KiB): put "
         .. "large values in a file of the tree and name the file", sname, bytes, M.ENV_MAX)
     end
-    sv.env, sv.env_line, sv.env_lines = env, yamldoc.line(v, "environment"), {}
-    -- each setting's own line (a mapping's; a list's items are the list's line)
-    if yamldoc.is_map(v.environment) then
-      for k in pairs(env) do sv.env_lines[k] = yamldoc.line(v.environment, k) end
-    end
+    -- each setting's own line (a mapping's key, a list's item)
+    sv.env, sv.env_line, sv.env_lines = env, yamldoc.line(v, "environment"), got
   end
   if v.ports ~= nil then
     if not yamldoc.is_list(v.ports) or #v.ports == 0 then
@@ -458,12 +529,18 @@ local function service_of(sname, v, name, line)
     for i = #v.ports, 1, -1 do
       if not port_of(v.ports[i]) then
         local shown = yamldoc.is_map(v.ports[i]) and "{target: ..., published: ...}" or tostring(v.ports[i])
-        return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a port (\"8000\", \"8080:8000\", "
-          .. "\"127.0.0.1:8080:8000\" or {target: 8000, published: 8080, host_ip: 127.0.0.1})", sname, shown)
+        -- a variable (${WEB_PORT:-8080}) is Compose's, filled in from .env: said, else the
+        -- message reads as if the port were mistyped
+        local var = type(v.ports[i]) == "string" and v.ports[i]:find("$", 1, true)
+          and "; variables are not filled in here (Orket reads no .env file): write the port" or ""
+        return nil, err(name, yamldoc.line(v, "ports"), "services.%s.ports: %q is not a "
+          .. "port (\"8000\", \"8080:8000\", \"127.0.0.1:8080:8000\" or {target: 8000, published: 8080, host_ip: "
+          .. "127.0.0.1})%s", sname, shown, var)
       end
     end
     local inner, host, ip = port_of(v.ports[1])
-    sv.listens, sv.published, sv.host_ip, sv.ports_line = inner, host, ip, yamldoc.line(v, "ports")
+    -- (published true: on a random host port, which clashes with no other's)
+    sv.listens, sv.published, sv.host_ip, sv.ports_line = inner, host or true, ip, yamldoc.line(v, "ports")
   end
   if v.depends_on ~= nil then
     local d = v.depends_on
@@ -506,6 +583,7 @@ local function service_of(sname, v, name, line)
     if not h then return nil, herr end
     sv.health = h
   end
+  if sv.database == "postgresql" then pg_notes(sv, v, name) end
   return sv
 end
 
@@ -740,13 +818,17 @@ function M.read(text, name)
         .. "%s_HOST: rename one", same.name, sname, same.line, v, v, v)
     end
     vars[v] = sv
-    if sv.published then
-      local other = hosts[sv.published]
-      if other then
-        return nil, err(name, sv.ports_line, "services %s and %s both ask for port %d (line %d)", other.name, sname,
-          sv.published, other.ports_line)
+    if math.type(sv.published) == "integer" then
+      -- one host port twice clashes on one IP, or when either binds every interface
+      -- (127.0.0.1:8000 beside 127.0.0.2:8000 does not)
+      for _, other in ipairs(hosts[sv.published] or {}) do
+        if not other.host_ip or not sv.host_ip or other.host_ip == sv.host_ip then
+          return nil, err(name, sv.ports_line, "services %s and %s both ask for port %d (line %d)", other.name, sname,
+            sv.published, other.ports_line)
+        end
       end
-      hosts[sv.published] = sv
+      hosts[sv.published] = hosts[sv.published] or {}
+      table.insert(hosts[sv.published], sv)
     end
     list[#list + 1] = sv
     if #list > M.MAX_SERVICES then return nil, err(name, sv.line, "more than %d services", M.MAX_SERVICES) end

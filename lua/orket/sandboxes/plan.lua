@@ -293,6 +293,85 @@ local function handed(services, env)
   if #dbs == 1 and env.DATABASE_URL ~= nil then return "DATABASE_URL", dbs[1] end
 end
 
+-- names_service(value, key, sname) -> how an environment value names service sname by its
+-- Compose host name: "url" as a URL's host (http://api:8000, postgres://u:p@db:5432/x),
+-- "hostport" as a HOST:PORT of its own or in a list (redis:6379, a:1,b:2), "host" as the
+-- whole value of a *HOST* setting | nil. A longer name (api.example.com, api-gw) is not it.
+local function names_service(val, key, sname)
+  if val == sname then return key:find("HOST", 1, true) and "host" or nil end
+  local e = sname:gsub("%p", "%%%0")
+  for at, after in val:gmatch("()" .. e .. "()") do
+    local next_c = val:sub(after, after)
+    if val:sub(at - 2, at - 1) == "//" or val:sub(at - 1, at - 1) == "@" then
+      if next_c == "" or next_c:match("[:/?#]") then return "url" end
+    elseif (at == 1 or val:sub(at - 1, at - 1):match("[%s,;=]")) and val:sub(after):match("^:%d") then
+      return "hostport"
+    end
+  end
+  return nil
+end
+
+-- env_notes(services, s, name, why): what a compose environment value holds that reaches
+-- nothing in a sandbox, said in the plan at its line (the file's value wins, as written,
+-- docs/sandbox.md). A service named by its Compose host name: no name resolves in the
+-- sandbox's network but localhost, and each service listens on 127.0.0.1 at the port
+-- Orket gives it, so the variable that holds its address is named. A ${NAME} Compose would
+-- fill in from .env or the host's environment: only the variables Orket gives are read.
+local function env_notes(services, s, name, why)
+  local known, dbs = { HOST = true, [s.port_env] = true }, {}
+  for k in pairs(s.env or {}) do known[k] = true end
+  for _, sv in ipairs(services) do
+    local v = composefile.var(sv.name)
+    known[v .. "_URL"], known[v .. "_HOST"], known[v .. "_PORT"] = true, true, true
+    if sv.database then dbs[#dbs + 1] = sv end
+  end
+  if #dbs == 1 then known.DATABASE_URL = true end
+  for _, sv in ipairs(services) do
+    local keys = {}
+    for k in pairs(sv.env or {}) do keys[#keys + 1] = k end
+    local function line_of(k) return sv.env_lines and sv.env_lines[k] or sv.env_line or sv.line end
+    table.sort(keys, function(a, b)
+      if line_of(a) ~= line_of(b) then return line_of(a) < line_of(b) end
+      return a < b
+    end)
+    for _, k in ipairs(keys) do
+      local val = sv.env[k]
+      local at = string.format("%s:%s: services.%s.environment.%s (%s)", name, tostring(line_of(k)), sv.name, k,
+        inert.clip((val:gsub("%c", " ")), 60))
+      for _, other in ipairs(services) do
+        local how = names_service(val, k, other.name)
+        if how then
+          local v = composefile.var(other.name)
+          local url = other.database and #dbs == 1 and "DATABASE_URL" or (v .. "_URL")
+          -- what to write instead: the variable of the same form
+          local own = how == "url" and url or (v .. "_HOST")
+          local write = how == "url" and ("${" .. url .. "}") or how == "hostport"
+            and ("${" .. v .. "_HOST}:${" .. v .. "_PORT}") or ("${" .. v .. "_HOST}")
+          why[#why + 1] = string.format("%s names service %s by its Compose host name, which nothing resolves in a "
+            .. "sandbox (each service listens on 127.0.0.1 at the port Orket gives it): Orket gives %s's %s in %s "
+            .. "(and %s_HOST, %s_PORT)%s; %s", at, other.name, other.name,
+            other.database and "connection string" or "address", url, v, v,
+            other.database and ", with its own user and database" or "",
+            k == own and ("remove this setting to have Orket's " .. k) or ("write " .. write .. " in its place"))
+        end
+      end
+      local unread = {}
+      for _, r in ipairs(composefile.references(val)) do
+        if not known[r.name] then
+          local what = (r.op == ":-" or r.op == "-") and "takes its default"
+            or (r.op == ":+" or r.op == "+") and "is empty" or "stays as written"
+          unread[#unread + 1] = string.format("${%s%s} %s", r.name, r.op ~= "" and (r.op .. "...") or "", what)
+        end
+      end
+      if #unread > 0 then
+        why[#why + 1] = string.format("%s: %s: Orket reads no .env file and not the host's environment (Compose fills "
+          .. "these in from them); it fills in only the variables it gives (NAME_URL, NAME_HOST, NAME_PORT, $%s, "
+          .. "DATABASE_URL beside one database) and orket.lua's sandbox.env", at, table.concat(unread, ", "), s.port_env)
+      end
+    end
+  end
+end
+
 -- Whether the command names the port itself: {port}, which argv fills in, or $NAME / ${NAME}
 -- of the port's variable where a shell or the compose file's own reading fills it in (a
 -- compose service's command, a `sh -c` text); orket.lua's words are given as written.
@@ -407,6 +486,7 @@ function M.detect(ws, s)
           inert.clip((v:gsub("%c", " ")), 40), sv.name, composefile.var(sv.name))
       end
     end
+    if services.from_compose then env_notes(services, s, services.from_compose, why) end
   end
   p.dockerfile = exists(ws, "Dockerfile")
   why[#why + 1] = string.format("the port is given in $%s%s; health: %s", s.port_env,

@@ -778,6 +778,10 @@ function M.up(o)
     return nil, msg, code, sb.log and sb.log.tail or "", id
   end
   if p.services then
+    -- healthy only once the script says every service is started (and those it checks
+    -- healthy), not when the entry answers: services started after it (a worker that
+    -- depends_on the api) may still fail to start
+    sb.all_mark = supervise.SAY .. supervise.ALL_WORDS
     -- the entry's port is probed only once the script says the entry starts: before that, a
     -- service listening on the entry's port (one that ignores $PORT) would pass for it
     for _, sv in ipairs(p.services) do
@@ -906,28 +910,40 @@ function Sandbox:_await_healthy(stopping, h)
       fast_until, next_probe = uv.now() + M.START_FAST_MS, math.min(next_probe, uv.now() + 10)
     end
     if self.settle_mark then
-      -- probed by nothing: up once the script says it stayed alive
-      if self.settled then return nil end
+      -- probed by nothing: up once the script says it stayed alive (and, the last to
+      -- start, every service is started)
+      if self.settled and not self.all_mark then return nil end
+    elseif self.answered then
+      -- the entry answered: healthy once the script has started (and checked) every service
+      if not self.all_mark then return nil end
     elseif self.relay_ready and not self.entry_mark and uv.now() >= next_probe then
       local good, why, silent = probe(self, true)
-      if good then return nil end
+      if good and not self.all_mark then return nil end
+      -- (answered, it is not asked again while the services after it start)
+      if good then self.answered, next_probe = true, math.huge end
       last, unanswered = why, silent
       pause = M.start_pause(pause, uv.now() < fast_until)
       next_probe = uv.now() + math.min(pause, h.interval_ms) -- (or the interval, when shorter)
     end
     if uv.now() - t0 >= h.start_timeout_ms then
       if unanswered then last = no_answer(self.socket, h.path, last, h.timeout_ms) end
-      if self.entry_mark then
-        local hint, job = "", false
-        for _, sv in ipairs(self.plan.services or {}) do
-          if sv.name == self.starting_name then
-            hint, job = supervise.tcp_hint(sv, self.starting_port, self.plan.port_env), sv.job
-          end
+      local hint, job = "", false
+      for _, sv in ipairs(self.plan.services or {}) do
+        if sv.name == self.starting_name then
+          hint, job = supervise.tcp_hint(sv, self.starting_port, self.plan.port_env), sv.job
         end
+      end
+      if self.entry_mark then
         -- a job (service_completed_successfully) is awaited to its end, not to be healthy
         last = string.format("%s was not started yet: %s", self.entry_name, self.starting_name
           and (job and (self.starting_name .. ", a job run before it, had not ended yet")
             or (self.starting_name .. ", started before it, was not healthy yet" .. hint)) or "no service had started")
+      elseif self.answered or (self.settle_mark and self.settled) then
+        -- the entry was up, a service after it (or the script's own check of the entry) not yet
+        last = self.starting_name == self.entry_name
+          and string.format("%s answered, but its own health check had not passed yet%s", self.entry_name, hint)
+          or string.format("%s answered, but %s, %s", self.entry_name, tostring(self.starting_name),
+            job and "a job run after it, had not ended yet" or ("started after it, was not healthy yet" .. hint))
       end
       return "failed", string.format("sandbox %d: not healthy within %d ms (health.start_timeout_ms)%s", self.id,
         h.start_timeout_ms, last and (": " .. last) or ""), "ETIMEDOUT"
@@ -1039,6 +1055,7 @@ function Sandbox:_said_line(line)
   if self.settle_mark and not self.entry_mark and line:sub(1, #self.settle_mark) == self.settle_mark then
     self.settled = true
   end
+  if self.all_mark and line == self.all_mark then self.all_mark = nil end
   local words = line:sub(#supervise.SAY + 1)
   local name, port = words:match("^starting (%S+) on port (%d+)")
   if name then self.starting_name, self.starting_port = name, port

@@ -60,6 +60,12 @@ function M.start_words(name)
   return "starting " .. name .. " "
 end
 
+--- ALL_WORDS: the script's line, after SAY, once it has started every service and every
+--- one it checks (all but an entry started last, which the owner probes) is healthy. The
+--- sandbox is healthy only from it on: a worker started after the entry (depends_on: [api])
+--- once failed seconds after `up` had said healthy, before it had even started.
+M.ALL_WORDS = "every service is started"
+
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
@@ -305,6 +311,7 @@ function M.script(p, ports, base, start_timeout_ms, o)
     end
     for _, post in ipairs(run.after or {}) do step(L, dir, env, sv, post) end
   end
+  L[#L + 1] = string.format("say %s", q(M.ALL_WORDS))
   -- the services run until one ends: asked every END_POLL_MS with kill -0, which fails once
   -- bash has reaped it, and its status then from wait PID, which bash keeps for a reaped
   -- child. Not wait -n: it knows only the jobs still in bash's table, and a service that ended

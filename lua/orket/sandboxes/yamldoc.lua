@@ -15,7 +15,7 @@ M.MAX_DEPTH = 64
 -- the line (1-based) a key of mapping t was on, or its own line
 local LINES = setmetatable({}, { __mode = "k" })
 
---- line(t [, key]) -> the line of key in mapping t (or of t itself), 1-based | nil
+--- line(t [, key]) -> the line of key in mapping t (of item key in list t; or of t itself), 1-based | nil
 function M.line(t, key)
   local l = LINES[t]
   if not l then return nil end
@@ -55,6 +55,8 @@ function M.parse(text, name)
     local l = LINES[top.node]
     if l.kind == "list" then
       top.node[#top.node + 1] = v
+      -- each item's line too, so an error names the item's own (line(list, i))
+      l.keys[#top.node] = ev.start_mark.line + 1
     elseif top.key == nil then
       if type(v) ~= "string" then return false, "a mapping's key must be a plain value" end
       -- a key a merge brought in may be given once more, explicitly: that one wins

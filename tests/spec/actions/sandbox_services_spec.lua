@@ -226,7 +226,8 @@ describe("a repository's compose file", function()
       local doc, err = composefile.read("services:\n  a:\n    command: [x]\n    environment:\n      - NOVALUE\n",
         "compose.yaml")
       assert.is_nil(doc)
-      assert.matches("compose.yaml:4: ", err, 1, true)
+      -- (at the item's own line, not the environment's)
+      assert.matches("compose.yaml:5: ", err, 1, true)
     end)
 
   it("reads compose's $$ as one $, in commands, health checks and environment, as Compose does", function()
@@ -397,9 +398,10 @@ describe("a repository's compose file", function()
     assert.equal("compose.yaml:3: services.q: image rabbitmq:3 only, which Orket cannot run as a process: give it a "
       .. "command (and build: its folder), or run it elsewhere", refused "services:\n  q:\n    image: rabbitmq:3\n")
     assert.equal("compose.yaml:6: services a and b both ask for port 8000 (line 3)",
-      refused "services:\n  a:\n    ports: ['8000:80']\n    command: [x]\n  b:\n    ports: ['8000']\n    command: [y]\n")
+      refused "services:\n  a:\n    ports: ['8000:80']\n    command: [x]\n  b:\n    ports: ['8000:8080']\n    command: [y]\n")
     assert.equal("compose.yaml:3: services.a.comand: not a field Orket reads (it reads command, build, image, ports, "
-      .. "environment, depends_on, healthcheck, working_dir, x-orket)", refused "services:\n  a:\n    comand: [x]\n")
+      .. "environment, depends_on, healthcheck, working_dir, x-orket; it passes over restart, volumes, networks, labels, "
+      .. "expose, container_name and x-*)", refused "services:\n  a:\n    comand: [x]\n")
     -- a port's host part, and every entry, is a port: "abc:80" was "80:80", a second entry unread
     assert.equal('compose.yaml:4: services.a.ports: "abc:80" is not a port ("8000", "8080:8000", '
       .. '"127.0.0.1:8080:8000" or {target: 8000, published: 8080, host_ip: 127.0.0.1})',
@@ -1117,7 +1119,7 @@ describe("orket validate", function()
           "depends_on goes round in a cycle: a -> b -> a" },
         { "services:\n  a:\n    command: [x]\n    depends_on: [cache]\n", 4, "services.a.depends_on: no service cache" },
         { "services:\n  q:\n    image: rabbitmq:3\n", 3, "services.q: image rabbitmq:3 only, which Orket cannot run" },
-        { "services:\n  a:\n    ports: ['8000:80']\n    command: [x]\n  b:\n    ports: ['8000']\n    command: [y]\n", 6,
+        { "services:\n  a:\n    ports: ['8000:80']\n    command: [x]\n  b:\n    ports: ['8000:8080']\n    command: [y]\n", 6,
           "services a and b both ask for port 8000 (line 3)" },
         -- a folder that is not there: said with its field's line, not by bash's cd at the start
         { "services:\n  a:\n    build: nope\n    command: [python3, app.py]\n", 3,
