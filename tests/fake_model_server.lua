@@ -21,6 +21,8 @@
 --   error_event                 an error event after two pieces, inside the 200 stream
 --   whole                       (OpenAI) the whole answer, not streamed, even when a stream is asked
 --   error_body                  not streamed (OpenAI): a 200 whose body is the server's error
+--   no_choice                   not streamed (OpenAI): a 200 whose body holds no choice
+--                               ({"choices": []}, with usage)
 --                               object ({"error": {...}}), as some relays answer an overload
 --   huge=BYTES                  content of about BYTES bytes
 --   huge_piece=BYTES            content in one piece of BYTES bytes (one streamed event that long)
@@ -257,6 +259,10 @@ local function openai_chat(c, req, s)
     if s.repeated_key then return c:send(200, base_headers, '{"id": "one", ' .. json.encode(body):sub(2)) end
     if s.error_body then
       return c:send(200, base_headers, '{"error": {"message": "model overloaded", "type": "server_error"}}')
+    end
+    if s.no_choice then
+      return c:send(200, base_headers, '{"id": "' .. id .. '", "object": "chat.completion", "choices": [], '
+        .. '"usage": {"prompt_tokens": 5, "completion_tokens": 0, "total_tokens": 5}}')
     end
     return c:send(200, base_headers, json.encode(body))
   end

@@ -199,6 +199,14 @@ for _, wire in ipairs { "oa", "ol" } do
       assert.is_nil(r)
       assert.matches("model overloaded", msg, 1, true)
       assert.is_nil(failure.delivered)
+      -- an answer without a choice is no empty answer: malformed, retried
+      do
+        r, msg, class = client():chat { model = wire .. ":no_choice", messages = USER, stream = false }
+        assert.is_nil(r)
+        assert.equal("transient", class)
+        assert.matches("the answer holds no choice", msg, 1, true)
+        assert.equal(4, attempts("no_choice"))
+      end
     end) end
 
     it("keeps the names a server sends short: its model, a call's name", function()

@@ -108,6 +108,11 @@ function M.finish(st, streamed)
     local c = dcalls[i]
     if c.name then calls[#calls + 1] = common.tool_call(c.id, c.name, c.arguments) end
   end
+  -- a whole answer without a choice ({}, {"choices": []}): no model answered, a broken server
+  -- or proxy did; taken as an empty answer, it cost the card a turn in which nothing was said
+  if not streamed and d.finish == nil and #calls == 0 and (d.content == nil or d.content == "") then
+    return nil, common.malformed("openai", "the answer holds no choice (choices is missing or empty)")
+  end
   local finish = d.finish or (#calls > 0 and "tool_calls" or "stop")
   local u = d.usage and { prompt_tokens = d.usage.prompt, completion_tokens = d.usage.completion,
     cached_tokens = d.usage.cached }
