@@ -45,8 +45,11 @@ local function too_new(path, v, n)
     .. "use a newer orket", path, v, n), "EVERSION"
 end
 
--- Applies migrations newer than the file's version, each in its own transaction; the
--- version is re-read inside it so two processes opening a new file do not both apply it.
+-- Applies the migrations newer than the file's version, all in one transaction: an upgrade
+-- that fails part way leaves the file at the version it had, which the orket that made it
+-- still opens (one saved step before a failing one left a version no orket could open, nor
+-- restore a backup into). The version is re-read inside it so two processes opening a new
+-- file do not both apply them.
 local function migrate(conn, path, list, upto)
   for i, m in ipairs(list) do
     assert(m.version == i, "store migrations must be numbered 1, 2, 3, ...")
@@ -55,18 +58,21 @@ local function migrate(conn, path, list, upto)
   local v, err, code = conn:version()
   if not v then return nil, err, code end
   if v > #list then return too_new(path, v, #list) end
-  for i = v + 1, latest do
-    local m = list[i]
-    local ok, merr, mcode = conn:tx(function()
-      if conn:version() >= m.version then return true end
+  if v >= latest then return true end
+  local m
+  local ok, merr, mcode = conn:tx(function()
+    for i = conn:version() + 1, latest do
+      m = list[i]
       if m.apply then m.apply(conn) else assert(conn:exec(m.sql)) end
-      assert(conn:set_version(m.version))
-      return true
-    end)
-    if not ok then
-      return nil, string.format("store: %s: migration %d (%s) failed: %s", path, m.version,
-        m.name, merr), mcode
     end
+    m = nil
+    assert(conn:set_version(latest))
+    return true
+  end)
+  if not ok then
+    return nil, string.format("store: %s: migration %d (%s) failed: %s; nothing of the upgrade was kept (the "
+      .. "file is at schema version %d, as before)", path, m and m.version or latest, m and m.name or "its version",
+      merr, v), mcode
   end
   return true
 end

@@ -7,7 +7,7 @@ describe("orket CLI", function()
   it("prints its version", function()
     local r = H.orket("version")
     assert.equal(0, r.status)
-    assert.matches("^orket %d+%.%d+%.%d+ %(Lua 5%.4%)\n$", r.stdout)
+    assert.matches("^orket %d+%.%d+%.%d+ %(Lua 5%.4; store schema %d+, PostgreSQL schema %d+%)\n$", r.stdout)
     assert.equal(r.stdout, H.orket("--version").stdout)
   end)
 

@@ -31,13 +31,13 @@ describe("orket without /proc", function()
       return pending("skipped: cannot hide /proc here")
     end
     assert.equal(0, status, out)
-    assert.matches("^orket %S+ %(Lua 5%.4%)\n$", out)
+    assert.matches("^orket %S+ %(Lua 5%.4; store schema %d+, PostgreSQL schema %d+%)\n$", out)
     -- an installed layout, found by name on PATH
     local prefix = H.tmpdir()
     os.execute(string.format("mkdir -p %s/bin %s/share/orket && cp %s %s/bin/orket && cp -R %s/lua %s/share/orket/",
       H.quote(prefix), H.quote(prefix), H.quote(H.BIN), H.quote(prefix), H.quote(H.ROOT), H.quote(prefix)))
     out, status = without_proc("cd / && PATH=/nonexistent:" .. H.quote(prefix .. "/bin") .. ":/usr/bin:/bin exec orket version")
     assert.equal(0, status, out)
-    assert.matches("^orket %S+ %(Lua 5%.4%)\n$", out)
+    assert.matches("^orket %S+ %(Lua 5%.4; store schema %d+, PostgreSQL schema %d+%)\n$", out)
   end)
 end)

@@ -1,4 +1,5 @@
--- orket version: prints the version of Orket and of the Lua it runs on; with --check,
+-- orket version: prints the version of Orket, of the Lua it runs on and of the store
+-- schemas it knows; with --check,
 -- also asks the forge orket.lua's updates section names whether a newer release is out.
 local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
@@ -19,7 +20,11 @@ See docs/guide/deploying.md, "Update checks".]],
   run = function(args, cli)
     local o, st = cli.parse(version, args)
     if not o then return st end
-    io.stdout:write("orket ", rt.version(), " (", _VERSION, ")\n")
+    -- the schemas too: two builds of one release tell apart by them, and a store refused as
+    -- "newer than this orket knows (N)" names the same numbers
+    local schema = require "orket.store.schema_versions"
+    io.stdout:write("orket ", rt.version(), " (", _VERSION, "; store schema ", schema.sqlite, ", PostgreSQL schema ",
+      schema.pg, ")\n")
     if not o.check then return 0 end
     return version.check(o.dir, cli)
   end,

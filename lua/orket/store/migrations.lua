@@ -1,6 +1,6 @@
 -- orket.store.migrations: the schema, as forward-only numbered migrations. store.open
--- applies every migration newer than the file's PRAGMA user_version, each in its own
--- transaction. Never edit a released migration: append a new one (version = #list + 1).
+-- applies every migration newer than the file's PRAGMA user_version, all in one transaction
+-- (a failing one keeps none of them). Never edit a released migration: append a new one (version = #list + 1).
 -- Timestamps are ISO 8601 UTC text with milliseconds; `data` columns hold JSON objects.
 -- A migration is `sql`, or `apply(conn)` for what SQL alone cannot say.
 

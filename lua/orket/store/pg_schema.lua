@@ -695,9 +695,10 @@ function M.foreign(pool)
 end
 
 --- migrate(pool[, list]) -> version[, warning] | nil, message, code
---- Applies each migration newer than the database's version, each in its own transaction
---- that also records the version, under an advisory lock so concurrent workers wait for
---- each other instead of applying one twice. A database newer than the list: EVERSION; one
+--- Applies the migrations newer than the database's version in one transaction that also
+--- records the version (a failing one keeps none of them: the database stays at the version
+--- the orket that made it opens), under an advisory lock so concurrent workers wait for each
+--- other instead of applying one twice. A database newer than the list: EVERSION; one
 --- that cannot be reached: its connection's error; one of another application: EFOREIGNDB.
 --- Then closes the database to PUBLIC (close_to_public; its warning when it cannot).
 function M.migrate(pool, list)
@@ -718,29 +719,35 @@ function M.migrate(pool, list)
     if foreign == nil then return nil, "store: " .. tostring(ferr), fcode end
     if foreign then return nil, foreign, "EFOREIGNDB" end
   end
-  for _, m in ipairs(list) do
-    local applied, err, code = pool:tx(function(tx)
-      assert(tx:query("SELECT pg_advisory_xact_lock($1)", M.LOCK))
-      assert(tx:query("CREATE TABLE IF NOT EXISTS orket_schema (version bigint NOT NULL)"))
-      local row = tx:row("SELECT version FROM orket_schema")
-      local v = row and row.version or 0
-      if v > #list then
-        return nil, string.format("store: the database has schema version %d, newer than this orket knows (%d); "
-          .. "use a newer orket", v, #list), "EVERSION"
-      end
-      if v >= m.version then return false end
+  local m, from
+  local applied, err, code = pool:tx(function(tx)
+    assert(tx:query("SELECT pg_advisory_xact_lock($1)", M.LOCK))
+    assert(tx:query("CREATE TABLE IF NOT EXISTS orket_schema (version bigint NOT NULL)"))
+    local row = tx:row("SELECT version FROM orket_schema")
+    local v = row and row.version or 0
+    from = v
+    if v > #list then
+      return nil, string.format("store: the database has schema version %d, newer than this orket knows (%d); "
+        .. "use a newer orket", v, #list), "EVERSION"
+    end
+    if v >= #list then return false end
+    for i = v + 1, #list do
+      m = list[i]
       if m.sql then -- a migration with no sql only moves the version
         local ok, merr, mcode = tx:exec(m.sql)
         if not ok then return nil, merr, mcode end
       end
-      if row then assert(tx:query("UPDATE orket_schema SET version = $1", m.version))
-      else assert(tx:query("INSERT INTO orket_schema (version) VALUES ($1)", m.version)) end
-      return true
-    end)
-    if applied == nil then
-      if code == "EVERSION" then return nil, err, code end
-      return nil, string.format("store: pg migration %d (%s) failed: %s", m.version, m.name, tostring(err)), code
     end
+    m = nil
+    if row then assert(tx:query("UPDATE orket_schema SET version = $1", #list))
+    else assert(tx:query("INSERT INTO orket_schema (version) VALUES ($1)", #list)) end
+    return true
+  end)
+  if applied == nil then
+    if code == "EVERSION" then return nil, err, code end
+    return nil, string.format("store: pg migration %d (%s) failed: %s; nothing of the upgrade was kept (the database "
+      .. "is at schema version %d, as before)", m and m.version or #list, m and m.name or "its version", tostring(err),
+      from or 0), code
   end
   return #list, M.close_to_public(pool)
 end

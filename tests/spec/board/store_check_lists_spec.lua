@@ -153,4 +153,28 @@ describe("store migration 25: CHECK lists", function()
     assert.equal(edited, db:row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'cards'").sql)
     db:close()
   end)
+
+  -- an upgrade is all or nothing: a file two versions behind whose second step fails keeps
+  -- neither, so the orket that made it still opens it (one saved step left a version no
+  -- orket could open, nor restore a backup into)
+  it("keeps none of an upgrade's steps when a later one fails", function()
+    local path = H.tmpdir() .. "/orket.db"
+    local db = assert(store.open(path, { upto = 23 }))
+    local sql = db:row("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'cards'").sql
+    local cookie = db:row("PRAGMA schema_version").schema_version
+    assert(db:exec("PRAGMA writable_schema = ON"))
+    assert(db:run("UPDATE sqlite_schema SET sql = ? WHERE type = 'table' AND name = 'cards'",
+      (sql:gsub("'done', 'canceled'", "'done', 'shelved', 'canceled'"))))
+    assert(db:exec("PRAGMA schema_version = " .. (cookie + 1)))
+    assert(db:exec("PRAGMA writable_schema = OFF"))
+    db:close()
+    local none, err = store.open(path)
+    assert.is_nil(none)
+    assert.matches("migration 25 %(.-%) failed: .*nothing of the upgrade was kept %(the file is at schema version 23, "
+      .. "as before%)", err)
+    db = assert(store.open(path, { upto = 23 }))
+    assert.equal(23, db:version())
+    assert.is_nil(db:row("SELECT name FROM sqlite_master WHERE name = 'projects'")) -- migration 24's table
+    db:close()
+  end)
 end)

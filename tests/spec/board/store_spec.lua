@@ -27,6 +27,9 @@ describe("store.open", function()
     local db = assert(store.open(path))
     assert.equal(store.latest_version, db:version())
     assert.equal(#require("orket.store.migrations"), store.latest_version)
+    -- what `orket version` says the stores' schemas are
+    assert.same({ sqlite = store.latest_version, pg = #require("orket.store.pg_schema").migrations },
+      require "orket.store.schema_versions")
     assert.equal("wal", db:row("PRAGMA journal_mode").journal_mode)
     assert.equal(1, db:row("PRAGMA foreign_keys").foreign_keys)
     assert.equal(cstore.BUSY_TIMEOUT_MS, db:row("PRAGMA busy_timeout").timeout)

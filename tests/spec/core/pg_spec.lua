@@ -700,6 +700,7 @@ print(table.concat(seen, " "))
 
     it("reaches SQLite's latest schema version", function()
       assert.equal(#store.migrations, pg_schema.migrations[#pg_schema.migrations].sqlite)
+
     end)
 
     it("migrates an empty database once, also when two tasks start at once", function()
@@ -714,6 +715,20 @@ print(table.concat(seen, " "))
       local ok, msg, code = pg_schema.migrate(pool)
       assert.is_nil(ok); assert.equal("EVERSION", code)
       assert.matches("schema version 99, newer than this orket knows", msg)
+    end)
+
+    -- all or nothing: a later step that fails keeps none of the upgrade's steps
+    it("keeps none of an upgrade's steps when a later one fails", function()
+      local old = { pg_schema.migrations[1] }
+      assert.equal(1, assert(pg_schema.migrate(pool, old)))
+      local list = { pg_schema.migrations[1], pg_schema.migrations[2],
+        { version = 3, name = "broken", sql = "CREATE TABLE broken (x no_such_type)" } }
+      local ok, msg = pg_schema.migrate(pool, list)
+      assert.is_nil(ok)
+      assert.matches("pg migration 3 %(broken%) failed: .*nothing of the upgrade was kept %(the database is at schema "
+        .. "version 1, as before%)", msg)
+      assert.equal(1, pg_schema.version(pool))
+      assert.equal(#pg_schema.migrations, assert(pg_schema.migrate(pool)))
     end)
 
     it("upgrades a database made by an older schema, keeping its rows", function()
