@@ -3,6 +3,7 @@
 -- also asks the forge orket.lua's updates section names whether a newer release is out.
 local rt = require "orket.c.runtime"
 local cmdline = require "orket.cmdline"
+local schema = require "orket.store.schema_versions"
 
 local version
 version = {
@@ -22,7 +23,6 @@ See docs/guide/deploying.md, "Update checks".]],
     if not o then return st end
     -- the schemas too: two builds of one release tell apart by them, and a store refused as
     -- "newer than this orket knows (N)" names the same numbers
-    local schema = require "orket.store.schema_versions"
     io.stdout:write("orket ", rt.version(), " (", _VERSION, "; store schema ", schema.sqlite, ", PostgreSQL schema ",
       schema.pg, ")\n")
     if not o.check then return 0 end
