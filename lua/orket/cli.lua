@@ -210,7 +210,7 @@ function M.open_store_locked(dir, say)
     M.err("%s", say(err))
     return nil
   end
-  local lock, lerr, lcode = require("orket.engine.setup").lock(dir) -- lazy: as open_store's
+  local lock, lerr, lcode = require("orket.engine.setup").lock(dir, { db = db }) -- lazy: as open_store's
   if not lock then
     db:close()
     M.fail(lcode, "%s", say(lerr))

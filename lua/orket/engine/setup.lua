@@ -19,6 +19,7 @@ local toolcalls = require "orket.toolcalls"
 local manager = require "orket.mcp.manager"
 local lockfile = require "orket.c.lockfile"
 local claims = require "orket.engine.claims"
+local runlease = require "orket.engine.runlease"
 local lease_mod = require "orket.engine.lease"
 
 local otel = require "orket.otel"
@@ -215,13 +216,15 @@ function M.resumable(dir, e)
   return true
 end
 
---- lock(dir[, {runs_ok=true}]) -> lock | nil, msg, "ELOCKED"|CODE. One `orket run` at a time
---- works a project's board: two would pick the same ready cards. The lock is an OFD lock on
---- DIR/.orket/run.lock, which the kernel drops when the holder dies (even by kill -9), so it
---- never goes stale; `lock:release()` or garbage collection frees it. `orket answer`,
+--- lock(dir[, {runs_ok=true, db=}]) -> lock | nil, msg, "ELOCKED"|CODE. One `orket run` at a
+--- time works a project's board: two would pick the same ready cards. The lock is an OFD lock
+--- on DIR/.orket/run.lock, which the kernel drops when the holder dies (even by kill -9), so
+--- it never goes stale; `lock:release()` or garbage collection frees it. `orket answer`,
 --- `orket board` and the other readers do not take it. A command changing cards is refused
---- too while `orket serve` executes a run (orket.engine.claims); runs_ok: the caller is a
---- run, which orket.engine.claims keeps off the cards of those runs instead.
+--- too while `orket serve` executes a run (orket.engine.claims), and, given the project's
+--- store (db), while a run of another folder of that store goes (its live run lease: that
+--- folder's lock files are not this one's); runs_ok: the caller is a run, which
+--- orket.engine.claims keeps off the cards of those runs instead.
 function M.lock(dir, opts)
   local lk, err, code, holder = lockfile.acquire(dir .. "/.orket/run.lock")
   if lk and not (opts and opts.runs_ok) then
@@ -239,6 +242,15 @@ function M.lock(dir, opts)
       lk:release()
       return nil, string.format("run %d is going in process %s (orket serve); wait for it to end, or stop it "
         .. "(POST /v1/runs/%d/stop)", r.id, tostring(r.pid), r.id), "ELOCKED"
+    end
+  end
+  if lk and opts and opts.db and not opts.runs_ok then
+    -- not seen above: a run whose lock files are another folder's, known here by its lease
+    local id, owner = next(runlease.holders(opts.db))
+    if id then
+      lk:release()
+      return nil, string.format("run %d is going in process %s, in another folder of this project's store (known from "
+        .. "its lease there); wait for it to end, or stop it there", id, tostring(owner)), "ELOCKED"
     end
   end
   if lk then return lk end

@@ -116,7 +116,7 @@ local function do_write(ctx, action, card_id, fn, locked)
   local lock
   if locked then
     local lerr, lcode
-    lock, lerr, lcode = setup.lock(ctx.dir)
+    lock, lerr, lcode = setup.lock(ctx.dir, { db = ctx.db })
     if lcode == "ELOCKED" then return err(409, lcode, lerr) end
     if not lock then -- the lock's file cannot be had: the server's failure, its path for the log only
       ctx.note = "the run lock: " .. tostring(lerr)

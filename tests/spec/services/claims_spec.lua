@@ -152,6 +152,29 @@ describe("claims", function()
     assert.matches("is working on the same target now (process another-host.example/4242/00ff, a server); ", why, 1, true)
   end)
 
+  -- a command changing cards (cancel, retry, the API's moves) took only this folder's run
+  -- lock: a run of another folder of the same store went on while its cards were moved
+  it("refuses a command changing cards while a run of another folder of the store goes", function()
+    local dir, db = project()
+    local setup = require "orket.engine.setup"
+    local leases = require "orket.store.leases"
+    local id = record(db, "E", "epic")
+    assert(setup.lock(dir, { db = db })):release() -- no run: taken
+    local far = "another-host.example/4242/00ff"
+    assert(db:tx(function() return leases.run_take(db, id, far, 60000) == nil end))
+    local lk, err, code = setup.lock(dir, { db = db })
+    assert.is_nil(lk)
+    assert.equal("ELOCKED", code)
+    assert.matches("run " .. id .. " is going in process another-host.example/4242/00ff, in another folder of this "
+      .. "project's store", err, 1, true)
+    -- the run's own lock (runs_ok) and a reader without the store are as before
+    assert(setup.lock(dir, { db = db, runs_ok = true })):release()
+    assert(setup.lock(dir)):release()
+    assert(db:tx(function() leases.run_drop(db, id, far) return true end))
+    assert(setup.lock(dir, { db = db })):release()
+    db:close()
+  end)
+
   it("sees a run leased in the store by a process elsewhere (another host, another pid namespace) as live, and one of this pid namespace whose process is gone as not", function()
     local dir, db, b = project()
     local runlease = require "orket.engine.runlease"
