@@ -208,23 +208,31 @@ static const char *pp_own_rest(const httpproxy_kept *k, const char *value, size_
   return rest && !pp_names_host(rest, end) ? rest : NULL;
 }
 
+/* A tab or line break: a browser drops them from a URL before it reads it (WHATWG URL). */
+static int pp_dropped(char c) { return c == '\t' || c == '\r' || c == '\n'; }
+
 /* 1 or 2 when a path segment (n bytes at s) is "." or ".." as a browser reads one (WHATWG
- * URL: "%2e" is a dot too), else 0. */
+ * URL: "%2e" is a dot too, and tabs and line breaks are not there), else 0. */
 static int pp_dots(const char *s, size_t n) {
   int dots = 0;
-  for (size_t i = 0; i < n; dots++) {
+  for (size_t i = 0; i < n;) {
+    if (pp_dropped(s[i])) {
+      i++;
+      continue;
+    }
     if (dots == 2) return 0;
     if (s[i] == '.') i++;
     else if (i + 3 <= n && s[i] == '%' && s[i + 1] == '2' && (s[i + 2] | 0x20) == 'e') i += 3;
     else return 0;
+    dots++;
   }
   return dots;
 }
 
 /* A rest (len bytes at rest, after loc_to) at out with its path's dot segments removed (RFC
  * 3986 5.2.4), never climbing above the app's root, and a backslash read as a browser reads
- * it, as "/": put after loc_to as it was, "../../v1/keys" led a browser out of the app onto
- * the API's routes. No separator is left at its start (after loc_to "/" it would name a
+ * it, as "/", and its tabs and line breaks left out, as a browser leaves them: put after loc_to
+ * as it was, "../../v1/keys" (or ".<TAB>.") led a browser out of the app onto the API's routes. No separator is left at its start (after loc_to "/" it would name a
  * host). The query and fragment follow as they are. -> the bytes written (no more than len). */
 static size_t pp_clean_rest(const char *rest, size_t len, char *out) {
   size_t path = 0, o = 0;
@@ -237,8 +245,8 @@ static size_t pp_clean_rest(const char *rest, size_t len, char *out) {
       o--;
       while (o > 0 && out[o - 1] != '/') o--;
     } else if (d == 0 && (j > i || o > 0)) {
-      memcpy(out + o, rest + i, j - i);
-      o += j - i;
+      for (size_t k = i; k < j; k++)
+        if (!pp_dropped(rest[k])) out[o++] = rest[k];
       if (!end) out[o++] = '/';
     }
     if (end) break;

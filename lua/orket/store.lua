@@ -61,7 +61,10 @@ local function migrate(conn, path, list, upto)
   if v >= latest then return true end
   local m
   local ok, merr, mcode = conn:tx(function()
-    for i = conn:version() + 1, latest do
+    -- another process may have upgraded it meanwhile (further, even): never lowered here
+    local at = conn:version()
+    if at >= latest then return true end
+    for i = at + 1, latest do
       m = list[i]
       if m.apply then m.apply(conn) else assert(conn:exec(m.sql)) end
     end

@@ -111,7 +111,8 @@ function M.finish(st, streamed)
   -- a whole answer without a choice ({}, {"choices": []}): no model answered, a broken server
   -- or proxy did; taken as an empty answer, it cost the card a turn in which nothing was said
   if not streamed and d.finish == nil and #calls == 0 and (d.content == nil or d.content == "") then
-    return nil, common.malformed("openai", "the answer holds no choice (choices is missing or empty)")
+    return nil, common.malformed("openai", "the answer holds no choice (choices is missing or empty), or one with "
+      .. "no content, no tool call and no finish_reason")
   end
   local finish = d.finish or (#calls > 0 and "tool_calls" or "stop")
   local u = d.usage and { prompt_tokens = d.usage.prompt, completion_tokens = d.usage.completion,

@@ -48,6 +48,15 @@ local function has_nul(v)
   return false
 end
 
+--- failure(code, message) -> status, code, message: req:body()'s failure as the answer (its
+--- refusal was sent already when the body was refused while it came: this is the log's)
+function M.failure(code, message)
+  if code == "E2BIG" then return 413, "too_large", message end
+  if code == "EBUSY" then return 503, "busy", message end
+  if code == "ETIMEDOUT" then return 408, "timeout", message end
+  return 400, "bad_request", message
+end
+
 --- json(req[, max]) -> value | nil, status, code, message: waits for the body (req:body()),
 --- at most max bytes when given (413 past it). A
 --- text holding a NUL byte ("\u0000") is refused here, the same on both backends:
@@ -55,12 +64,7 @@ end
 --- server's failure.
 function M.json(req, max)
   local text, err, code = req:body()
-  if not text then
-    if code == "E2BIG" then return nil, 413, "too_large", err end
-    if code == "EBUSY" then return nil, 503, "busy", err end
-    if code == "ETIMEDOUT" then return nil, 408, "timeout", err end
-    return nil, 400, "bad_request", err
-  end
+  if not text then return nil, M.failure(code, err) end
   -- a route's own cap (its documents are small): over it, never decoded
   if max and #text > max then return nil, 413, "too_large", "the body is larger than this route takes (" .. max .. " bytes)" end
   if not utf8.len(text) then return nil, 400, "bad_json", "the body is not valid UTF-8" end

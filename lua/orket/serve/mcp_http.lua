@@ -17,6 +17,7 @@ local server = require "orket.serve.mcp_server"
 local jsonout = require "orket.jsonout"
 local auth = require "orket.serve.auth"
 local routes = require "orket.serve.routes"
+local body_answer = require "orket.serve.body"
 local uv = require "luv"
 local rt = require "orket.c.runtime"
 
@@ -211,8 +212,8 @@ local function post(req, ctx)
     return rpc_reply(req, ctx, 400, rpc.error(nil, rpc.INVALID_REQUEST, "unsupported MCP-Protocol-Version: " .. quoted(pv, 32)
       .. " (this server speaks " .. table.concat(server.VERSIONS, ", ") .. ")"))
   end
-  local text, berr = req:body()
-  if not text then return err(400, "bad_request", tostring(berr)) end
+  local text, berr, bcode = req:body()
+  if not text then return err(body_answer.failure(bcode, tostring(berr))) end
   if #text > rpc.MAX_MESSAGE then return err(413, "too_large", "the message is too large") end
   if rpc.is_batch(text) then return batch(req, ctx, text) end
   local msg, kind = rpc.decode(text)

@@ -6,6 +6,7 @@ local service = require "orket.sandboxes.service"
 local ops = require "orket.store.sandboxes"
 local jsonout = require "orket.jsonout"
 local routes = require "orket.serve.routes"
+local body_answer = require "orket.serve.body"
 local router_mod = require "orket.serve.router"
 local urlencode = require "orket.urlencode"
 local writes = require "orket.serve.writes"
@@ -520,8 +521,8 @@ function M.forward(req, ctx, row, url, own)
   end
   local body, typeless
   if method ~= "GET" and method ~= "HEAD" then
-    local text, berr = req:body()
-    if not text then return err(400, "bad_request", tostring(berr)) end
+    local text, berr, bcode = req:body()
+    if not text then return err(body_answer.failure(bcode, tostring(berr))) end
     local rh = req.headers
     -- a DELETE or OPTIONS sent without a body goes on without one, not with a length of 0
     if text ~= "" or not BODILESS[method] or rh["content-length"] or rh["transfer-encoding"] then body = text end

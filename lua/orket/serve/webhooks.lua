@@ -346,12 +346,7 @@ local function read_delivery(name, req, before)
     if status then return nil, status, doc end
   end
   local text, berr, bcode = req:body()
-  if not text then
-    if bcode == "E2BIG" then return nil, err(413, "too_large", berr) end
-    if bcode == "EBUSY" then return nil, err(503, "busy", berr) end
-    if bcode == "ETIMEDOUT" then return nil, err(408, "timeout", berr) end
-    return nil, err(400, "bad_request", berr)
-  end
+  if not text then return nil, err(body.failure(bcode, berr)) end
   return d, sig, text
 end
 

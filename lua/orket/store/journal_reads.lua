@@ -287,6 +287,21 @@ function M.commits(db, card)
   return rows
 end
 
+--- main_merges(db, card) -> set of the commits by which main was merged into the card's
+--- branch (its "merge_main" events' ids): orket.views.change tells them from a merge of the
+--- remote's copy of the branch, whose work is the card's
+local MAIN_MERGES = sql(function(d)
+  return "SELECT " .. d.json("data") .. " FROM events WHERE card_id = ? AND kind = 'merge_main'"
+end)
+function M.main_merges(db, card)
+  local out = {}
+  for _, r in ipairs(assert(db:rows(MAIN_MERGES(db), card))) do
+    local d = cjson.decode(r.data)
+    if type(d) == "table" and type(d.id) == "string" then out[d.id] = true end
+  end
+  return out
+end
+
 --- last_commit(db, card) -> the data (decoded, {} when unreadable) of the card's newest
 --- "commit" event | nil: what orket.actions.finish looks for in its branch or main
 local LAST_COMMIT = sql(function(d)

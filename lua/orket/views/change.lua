@@ -7,6 +7,7 @@ local gitrepo = require "orket.c.gitrepo"
 local gitwork = require "orket.engine.gitwork"
 local jsonout = require "orket.jsonout"
 local cjson = require "cjson"
+local sj = require "orket.store.journal_reads"
 
 local M = {}
 
@@ -17,15 +18,17 @@ M.MAX_BYTES = 256 * 1024
 -- branch left main (its merge base with main now), so main's later work and what the
 -- branch took from main are not the card's. Merged with a merge commit: the merge base of
 -- that commit's first parent (main before it) and the branch. Merged by a fast-forward:
--- main as the branch last took it in (the second parent of the newest merge on the
--- branch's own line, as merge_from_main makes one after a conflict), else the parent of the
+-- main as the branch last took it in (the second parent of the newest merge of main on the
+-- branch's own line, as merge_from_main makes one after a conflict, journaled merge_main; a
+-- merge of the remote's copy of the branch is the card's own work), else the parent of the
 -- card's first turn commit: what main's other cards merged meanwhile is not the card's.
 M.WALK_MAX = 10000
 local function base_of(g, tip, info)
   local mb, err, code = g:merge_base("refs/heads/main", tip)
   if err then return nil, err, code end
   if mb and mb ~= tip then return mb, "main" end
-  if info.merged then
+  -- (a fast-forward leaves main at the branch's tip, which may be a merge of the branch's own)
+  if info.merged and info.merged ~= tip then
     local ps = g:parents(info.merged) or {}
     if #ps >= 2 then
       local b = g:merge_base(ps[1], tip)
@@ -38,7 +41,9 @@ local function base_of(g, tip, info)
     if not first or c == first.id then break end
     local cps = g:parents(c)
     if not cps or not cps[1] then break end
-    if cps[2] then return cps[2], "main_taken" end
+    -- main's (merge_from_main, journaled as merge_main), not the remote's copy of the card's
+    -- own branch (a hand-in's merge_remote_to_card), whose work is the card's
+    if cps[2] and info.main_merges[c] then return cps[2], "main_taken" end
     c = cps[1]
   end
   local ps = first and g:parents(first.id) or {}
@@ -59,6 +64,7 @@ function M.of(db, dir, card_id, caps)
   local info = gitwork.info(db, repo, card_id)
   repo:close()
   if not info then return nil, card_id .. " has no branch: no turn has worked it", "ENOENT" end
+  info.main_merges = sj.main_merges(db, card_id)
   local g, err, code = gitdiff.open(dir .. "/workspace")
   if not g then return nil, err, code end
   local _ <close> = g

@@ -248,7 +248,9 @@ describe("req:proxy", function()
       ["/../../../../v1/keys"] = "/p/3/app/v1/keys", ["http://sandbox/./../../v1/board?x=/../"] = "/p/3/app/v1/board?x=/../",
       ["/a/b/../c/./d"] = "/p/3/app/a/c/d", ["/a/.."] = "/p/3/app/", ["/a/."] = "/p/3/app/a/",
       ["/a\\..\\..\\v1"] = "/p/3/app/v1", ["/%2e%2E/%2e./.%2E/v1#/../x"] = "/p/3/app/v1#/../x",
-      ["/x/..//evil.example/"] = "/p/3/app/evil.example/", ["/a//b/...x/..."] = "/p/3/app/a//b/...x/..." } do
+      ["/x/..//evil.example/"] = "/p/3/app/evil.example/", ["/a//b/...x/..."] = "/p/3/app/a//b/...x/...",
+      -- a browser drops a URL's tabs before it reads it: ".<TAB>." is ".."
+      ["/.\t./.\t./v1/keys"] = "/p/3/app/v1/keys", ["/%2e\t%2E/x\ty"] = "/p/3/app/xy" } do
       local app, sock = raw_upstream("HTTP/1.1 302 Found\r\nLocation: " .. given .. "\r\nContent-Length: 0\r\n\r\n")
       local srv, base = front(sock, opts)
       local status, headers = fetch(base .. "/")
