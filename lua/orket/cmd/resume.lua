@@ -5,6 +5,7 @@ local config = require "orket.config"
 local runs = require "orket.store.runs"
 local cmdline = require "orket.cmdline"
 local recorded = require "orket.engine.recorded"
+local claims = require "orket.engine.claims"
 local localuse = require "orket.serve.localuse"
 
 local cmd = { name = "resume", summary = "continue an interrupted or stalled run",
@@ -12,21 +13,31 @@ local cmd = { name = "resume", summary = "continue an interrupted or stalled run
     check = function(v) return cmdline.integer(v) and v, "RUN must be a run number (see 'orket runs')" end },
     "give one run") }
 cmd.help = [[
-Continues RUN (default: the latest run that is not done) where it stopped. Model responses
+Continues RUN (default: the latest run that is not done and that no process executes now, such
+as a server's run going beside one killed here) where it stopped. Model responses
 and tool calls already in the journal are used as recorded, so nothing is asked or done twice.
 A run left to the workers (orket worker --start, orket serve --workers) is left to them
 again, as when it started: this process works it, that run alone, as a worker does
 ('orket worker --resume RUN'), and every idle worker of the store joins it; it exits when
 the run ends. Ctrl-C ends the run (interrupted) unless another worker works it now.]]
 
--- The run to resume: target's, else the latest not done -> row | nil, message. A store that
--- cannot be read gives its own message (ECORRUPT: the file is damaged), never "no run".
-local function find_run(db, target)
+-- The run to resume: target's, else the latest not done that no process is executing now
+-- (a server's run going beside one killed here is not the one to carry on; when every one
+-- is going, the latest, whose refusal says so) -> row | nil, message. A store that cannot be
+-- read gives its own message (ECORRUPT: the file is damaged), never "no run".
+local function find_run(dir, db, target)
   local row, err
   if target then
     row, err = runs.get(db, cmdline.integer(target))
   else
-    row, err = runs.latest_not_done(db)
+    local candidates = runs.not_done(db, 20)
+    for _, r in ipairs(candidates) do
+      if not claims.is_live(dir, r.id, db) then
+        row = r
+        break
+      end
+    end
+    row = row or candidates[1]
   end
   if row or err then return row, err end
   if target then return nil, "no run " .. target .. " (see 'orket runs')" end
@@ -136,7 +147,7 @@ function cmd.run(args, cli)
   if not o then return st end
   local db = cli.open_store(o.dir, false)
   if not db then return 1 end
-  local row, err = find_run(db, o.target)
+  local row, err = find_run(o.dir, db, o.target)
   db:close()
   if not row then
     cli.err("%s", err)

@@ -71,9 +71,12 @@ function M.unfinished(db)
   return assert(db:rows("SELECT id, target, status FROM runs WHERE status IN ('running', 'interrupted') ORDER BY id DESC"))
 end
 
---- latest_not_done(db) -> {id, status} of the newest run not done | nil
-function M.latest_not_done(db)
-  return one(db, "SELECT id, status FROM runs WHERE status IS NULL OR status <> 'done' ORDER BY id DESC LIMIT 1")
+
+--- not_done(db, limit) -> the newest runs that are not done ({id, status} each), newest
+--- first, at most limit; raises on a store error
+function M.not_done(db, limit)
+  return assert(db:rows("SELECT id, status FROM runs WHERE status IS NULL OR status <> 'done' ORDER BY id DESC LIMIT ?",
+    limit))
 end
 
 --- latest_id(db) -> the newest run's id | nil (no run); raises on a store error
