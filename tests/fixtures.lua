@@ -260,6 +260,21 @@ end
 F.ROOMY = { env = { ORKET_SERVE_LIMITS = "addr_rate=100000,addr_burst=100000,key_rate=100000,key_burst=100000,"
   .. "auth_fail_rate=100,auth_fail_burst=1000" } }
 
+--- sandbox_detect(files[, sandbox]) -> plan.detect's answer for a tree holding files ({name =
+--- text}, folders made as needed) under orket.lua's sandbox section sandbox (default none)
+function F.sandbox_detect(files, sandbox)
+  local dir = H.tmpdir()
+  for name, text in pairs(files) do
+    os.execute("mkdir -p " .. H.quote(dir .. "/" .. (name:match("^(.*)/") or ".")))
+    H.write(dir .. "/" .. name, text)
+  end
+  local ws = assert(require("orket.workspace").open(dir))
+  local p, err, code, why = require("orket.sandboxes.plan").detect(ws, require("orket.settings.sandbox").sandbox {
+    sandbox = sandbox })
+  ws:close()
+  return p, err, code, why
+end
+
 --- board_cards(wd) -> "ID ID ...": the cards the web board's tree shows in browser session wd
 function F.board_cards(wd)
   return wd:js("return [...document.querySelectorAll('#tree li[data-card]')].map(e => e.dataset.card).join(' ')")

@@ -3,25 +3,13 @@
 -- services*): a port's host IP kept, an image with a command, build's and depends_on's
 -- keys, the top level and override files, YAML merge keys, healthcheck start_period and
 -- disable, x-* fields.
-local ss = require "orket.settings.sandbox"
-local plan = require "orket.sandboxes.plan"
 local composefile = require "orket.sandboxes.composefile"
 local supervise = require "orket.sandboxes.supervise"
 local compose = require "orket.sandboxes.compose"
-local workspace = require "orket.workspace"
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
-local function detect(files)
-  local dir = H.tmpdir()
-  for name, text in pairs(files) do
-    os.execute("mkdir -p " .. H.quote(dir .. "/" .. (name:match("^(.*)/") or ".")))
-    H.write(dir .. "/" .. name, text)
-  end
-  local ws = assert(workspace.open(dir))
-  local p, err, code, why = plan.detect(ws, ss.sandbox {})
-  ws:close()
-  return p, err, code, why
-end
+local detect = F.sandbox_detect
 
 local function read(text) return composefile.read(text, "compose.yaml") end
 

@@ -3,23 +3,11 @@
 -- services*): another service's Compose host name and ${VAR}s from .env in an environment
 -- value, a postgres image's settings, a lone container port, and the messages of a
 -- variable in ports, an unknown field and an environment item without =.
-local ss = require "orket.settings.sandbox"
-local plan = require "orket.sandboxes.plan"
 local composefile = require "orket.sandboxes.composefile"
-local workspace = require "orket.workspace"
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
-local function detect(files)
-  local dir = H.tmpdir()
-  for name, text in pairs(files) do
-    os.execute("mkdir -p " .. H.quote(dir .. "/" .. (name:match("^(.*)/") or ".")))
-    H.write(dir .. "/" .. name, text)
-  end
-  local ws = assert(workspace.open(dir))
-  local p, err, code, why = plan.detect(ws, ss.sandbox {})
-  ws:close()
-  return p, err, code, why
-end
+local detect = F.sandbox_detect
 
 local function read(text) return composefile.read(text, "compose.yaml") end
 

@@ -2,24 +2,16 @@
 -- "${PORT}" in a list command is the service's port (no shell reads a list's words, so it
 -- was passed on as those letters), and a folder named "a..b" is a folder of the tree, while
 -- a ".." path component, which leads out of it, is still refused.
-local ss = require "orket.settings.sandbox"
 local plan = require "orket.sandboxes.plan"
 local composefile = require "orket.sandboxes.composefile"
 local supervise = require "orket.sandboxes.supervise"
 local compose = require "orket.sandboxes.compose"
 local yamldoc = require "orket.sandboxes.yamldoc"
-local workspace = require "orket.workspace"
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
 local function detect(files)
-  local dir = H.tmpdir()
-  for name, text in pairs(files) do
-    os.execute("mkdir -p " .. H.quote(dir .. "/" .. (name:match("^(.*)/") or ".")))
-    H.write(dir .. "/" .. name, text)
-  end
-  local ws = assert(workspace.open(dir))
-  local p, err = plan.detect(ws, ss.sandbox {})
-  ws:close()
+  local p, err = F.sandbox_detect(files)
   return p, err
 end
 

@@ -2,23 +2,12 @@
 -- the repository's compose file (orket.sandboxes.plan, composefile, yamldoc), each error
 -- naming the file and line, and what each service is told (orket.sandboxes.supervise).
 local ss = require "orket.settings.sandbox"
-local plan = require "orket.sandboxes.plan"
 local composefile = require "orket.sandboxes.composefile"
 local supervise = require "orket.sandboxes.supervise"
-local workspace = require "orket.workspace"
 local H = require "tests.helpers"
+local F = require "tests.fixtures"
 
-local function detect(files, sandbox)
-  local dir = H.tmpdir()
-  for name, text in pairs(files) do
-    os.execute("mkdir -p " .. H.quote(dir .. "/" .. (name:match("^(.*)/") or ".")))
-    H.write(dir .. "/" .. name, text)
-  end
-  local ws = assert(workspace.open(dir))
-  local p, err, code, why = plan.detect(ws, ss.sandbox { sandbox = sandbox })
-  ws:close()
-  return p, err, code, why
-end
+local detect = F.sandbox_detect
 
 local function names(p)
   local out = {}

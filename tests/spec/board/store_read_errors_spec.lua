@@ -48,7 +48,7 @@ describe("store reads that fail", function()
       get = function() return runs.get(bad, run) end,
       recent = function() return runs.recent(bad, 5) end,
       running = function() return runs.running(bad) end,
-      latest_not_done = function() return runs.latest_not_done(bad) end,
+      not_done = function() return runs.not_done(bad, 5) end,
       status_and_end = function() return runs.status_and_end(bad, run) end,
     }
     -- and a store that answers still tells "none" from a failure
